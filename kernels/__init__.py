@@ -1,0 +1,1 @@
+"""Triton kernels (importable as motif_lite.kernels)."""

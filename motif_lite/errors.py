@@ -1,0 +1,18 @@
+"""User-facing errors.
+
+Everything a user can cause (a bad path, a corrupt file, an impossible size) raises a subclass of
+`MotifLiteError` with a message that says what is wrong and what to do. The CLI prints these without a
+traceback; anything else is a bug and keeps its traceback.
+"""
+
+
+class MotifLiteError(Exception):
+    """An error caused by user input or files, reported without a traceback."""
+
+
+class ConfigError(MotifLiteError, ValueError):
+    """A config.json value (or a value inferred from weights) is invalid."""
+
+
+class CheckpointError(MotifLiteError):
+    """A checkpoint is missing, corrupt, truncated, foreign, or does not match the model."""

@@ -1,0 +1,71 @@
+"""The seams where kernels plug in.
+
+The model math calls every fused or performance-critical operation through an `Ops` instance held by the
+transformer. `TORCH_OPS` holds the pure-torch references that run everywhere; `motif_lite.runtime.kernels`
+builds an `Ops` with Triton kernels behind the same signatures. The model never imports kernels.
+
+Layouts: attention tensors are heads-first, `[B, H, L, D]`; token tensors are `[B, L, C]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Softmax attention. q: [B, H, Lq, D], k/v: [B, H, Lk, D], mask: bool [B, 1, 1, Lk] (True = attend)."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def layer_norm_modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """LayerNorm without affine, then AdaLN modulation. x: [B, L, C], shift/scale: [B, C]."""
+    x = F.layer_norm(x, x.shape[-1:], eps=eps)
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate interleaved pairs (2i, 2i+1). x: [B, H, L, D], cos/sin: [L, D] float32."""
+    x_even, x_odd = x.unflatten(-1, (-1, 2)).unbind(-1)
+    rotated = torch.stack([-x_odd, x_even], dim=-1).flatten(-2)
+    return (x.float() * cos + rotated.float() * sin).to(x.dtype)
+
+
+def rms_norm_rope(
+    x: torch.Tensor,
+    weight: torch.Tensor | None,
+    eps: float,
+    cos: torch.Tensor | None = None,
+    sin: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per-head RMSNorm, then RoPE on the first `cos.shape[0]` tokens (the rest, e.g. text, unrotated).
+
+    x: [B, H, L, D]; weight: [D]; cos/sin: [N, D] with N <= L, or None for no rotation.
+    """
+    x = F.rms_norm(x, x.shape[-1:], weight, eps)
+    if cos is None:
+        return x
+    n = cos.shape[0]
+    if n == x.shape[2]:
+        return apply_rope(x, cos, sin)
+    return torch.cat([apply_rope(x[:, :, :n], cos, sin), x[:, :, n:]], dim=2)
+
+
+AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Ops:
+    """One implementation of each seam. `decoder_attention` is the DDT decoder's 2N-token self-attention,
+    separate so that a sparse pattern can be chosen for it alone."""
+
+    attention: AttentionFn = sdpa_attention
+    decoder_attention: AttentionFn = sdpa_attention
+    layer_norm_modulate: Callable[..., torch.Tensor] = layer_norm_modulate
+    rms_norm_rope: Callable[..., torch.Tensor] = rms_norm_rope
+
+
+TORCH_OPS = Ops()

@@ -1,0 +1,1 @@
+"""The GGUF quantize tool (python -m motif_lite.quantize)."""
