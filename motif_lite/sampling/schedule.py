@@ -1,0 +1,131 @@
+"""Noise schedules for flow matching: sigma tables and the timesteps the transformer sees.
+
+Two schedules exist because the two reference schedulers build different tables:
+- `flow_schedule` = MotifVideoPipeline + FlowMatchEulerDiscreteScheduler (`set_timesteps(sigmas=linspace(1, 1/N, N))`).
+- `dpm_schedule` = DPMSolverMultistepScheduler(use_flow_sigmas=True, final_sigmas_type="zero").
+Both shift once with `s·σ / (1 + (s−1)·σ)` and end in σ = 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from motif_lite.errors import ConfigError, MotifLiteError
+
+TRAIN_TIMESTEPS = 1000  # scheduler_config `num_train_timesteps` of Motif-Video (and every diffusers default)
+
+
+class SamplingSettingsError(MotifLiteError, ValueError):
+    """A sampling setting (steps, shift, guidance, solver) has an impossible value."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The sigma table of one run and the timestep fed to the transformer at each step.
+
+    `sigmas` is float32 of length steps + 1 and ends in 0; step i moves from sigmas[i] to sigmas[i + 1].
+    `timesteps` has length steps: float32 σ·1000 for the flow schedule, int64 trunc(σ·1000) for DPM++.
+    """
+
+    sigmas: torch.Tensor
+    timesteps: torch.Tensor
+
+    @property
+    def steps(self) -> int:
+        return len(self.timesteps)
+
+
+def _check(steps: int, shift: float) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise SamplingSettingsError(f"steps must be a positive integer, got {steps!r}")
+    if not math.isfinite(shift) or shift <= 0:
+        raise SamplingSettingsError(f"shift must be a positive finite number, got {shift!r}")
+
+
+def flow_sigmas(steps: int, shift: float) -> torch.Tensor:
+    """Sigmas of the reference pipeline with FlowMatchEulerDiscreteScheduler: float32, length steps + 1, ends in 0."""
+    _check(steps, shift)
+    # The pipeline builds float64 linspace; the scheduler casts it to float32 *before* shifting and shifts in
+    # float32 numpy. Doing the same ops in numpy keeps the table bit-identical.
+    shift = float(shift)  # a numpy float64 scalar would promote the float32 table
+    sigmas = np.linspace(1.0, 1 / steps, steps).astype(np.float32)
+    sigmas = shift * sigmas / (1 + (shift - 1) * sigmas)
+    return torch.cat([torch.from_numpy(sigmas).to(torch.float32), torch.zeros(1)])
+
+
+def flow_schedule(steps: int, shift: float) -> Schedule:
+    """The FlowMatchEuler schedule; timesteps are float32 σ·1000 (no rounding), as the pipeline passes them."""
+    sigmas = flow_sigmas(steps, shift)
+    return Schedule(sigmas=sigmas, timesteps=sigmas[:-1] * TRAIN_TIMESTEPS)
+
+
+def _dpm_table(steps: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    # DPMSolverMultistepScheduler(use_flow_sigmas=True): the grid starts one training step below σ = 1
+    # (σ = 1 − 1/1000 before shifting), all in float64; the trailing σ = 0 point is dropped.
+    alphas = np.linspace(1, 1 / TRAIN_TIMESTEPS, steps + 1)
+    sigmas = 1.0 - alphas
+    sigmas = np.flip(shift * sigmas / (1 + (shift - 1) * sigmas))[:-1].copy()
+    return sigmas, sigmas * TRAIN_TIMESTEPS
+
+
+def dpm_sigmas(steps: int, shift: float) -> torch.Tensor:
+    """Sigmas of DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=shift, final_sigmas_type="zero")."""
+    _check(steps, shift)
+    sigmas, _ = _dpm_table(steps, shift)
+    return torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32))
+
+
+def dpm_schedule(steps: int, shift: float) -> Schedule:
+    """The DPM++ schedule; timesteps are int64, truncated from float64 σ·1000 like the scheduler's."""
+    sigmas = dpm_sigmas(steps, shift)
+    _, timesteps = _dpm_table(steps, shift)
+    return Schedule(sigmas=sigmas, timesteps=torch.from_numpy(timesteps).to(torch.int64))
+
+
+def batch_timestep(timestep: torch.Tensor, batch: int) -> torch.Tensor:
+    """The reference passes the step's scalar timestep to the transformer as `t.expand(batch)` (same dtype)."""
+    return timestep.expand(batch)
+
+
+# scheduler class -> config key holding the shift it actually uses (the other key is ignored by that class).
+_SHIFT_KEYS = {
+    "FlowMatchEulerDiscreteScheduler": "shift",
+    "DPMSolverMultistepScheduler": "flow_shift",
+    "UniPCMultistepScheduler": "flow_shift",
+}
+
+
+def shift_from_scheduler_config(path: str | Path) -> float | None:
+    """The shift a checkpoint's scheduler config applies, or None if the file or the key is absent.
+
+    `path` is `scheduler/scheduler_config.json` or the `scheduler/` folder. None means the reference would fall
+    back to the class default 1.0 (a known pitfall): callers should then use the recommended shift.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "scheduler_config.json"
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: not a readable JSON scheduler config ({e})") from e
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    class_name = config.get("_class_name", "FlowMatchEulerDiscreteScheduler")
+    if class_name not in _SHIFT_KEYS:
+        raise ConfigError(f"{path}: unsupported scheduler {class_name!r}; expected one of {sorted(_SHIFT_KEYS)}")
+    if config.get("use_dynamic_shifting", False):
+        raise ConfigError(f"{path}: use_dynamic_shifting=true (resolution-dependent shift) is not supported")
+    value = config.get(_SHIFT_KEYS[class_name])
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{path}: {_SHIFT_KEYS[class_name]} must be a positive number, got {value!r}")
+    return float(value)
