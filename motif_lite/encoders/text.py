@@ -1,0 +1,172 @@
+"""The T5Gemma2 text encoder (and the SigLIP image tower inside it) behind one small wrapper.
+
+The official checkpoint stores the encoder in `text_encoder/` (transformers' `T5Gemma2Encoder`), the Gemma
+tokenizer in `tokenizer/` and the SigLIP preprocessing settings in `feature_extractor/`. The reference pipeline
+pads every prompt to 512 tokens and masks the pads; we encode at the true length instead (the batch is padded
+only to its longest prompt). This is exact, not an approximation:
+- the encoder is bidirectional and pad *keys* are masked, so pads never change a valid token's output;
+- padding is on the right, so valid tokens keep positions 0..n-1 (RoPE only sees relative offsets anyway,
+  so even a left-padding tokenizer gives the same result);
+- the two-sided sliding window is relative (|q - k|), so it selects the same valid keys either way.
+`tests/test_text_encoder.py` checks this against the diffusers pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, SiglipImageProcessor, T5Gemma2Encoder
+
+from motif_lite.errors import CheckpointError, ConfigError
+
+MAX_PROMPT_TOKENS = 512  # the reference pipeline's max_sequence_length
+
+_REQUIRED_FILES = ("text_encoder/config.json", "tokenizer/tokenizer_config.json", "tokenizer/tokenizer.json")
+
+
+class TextEncoder:
+    """Prompt and first-frame encoder for Motif-Video (T5Gemma2 text model + its SigLIP vision tower)."""
+
+    def __init__(
+        self,
+        model: T5Gemma2Encoder,
+        tokenizer: PreTrainedTokenizerBase,
+        image_processor: SiglipImageProcessor | None = None,
+    ) -> None:
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def to(self, device: torch.device | str) -> TextEncoder:
+        """Move the encoder weights to `device` (returns self)."""
+        self.model.to(device)
+        return self
+
+    def offload(self) -> TextEncoder:
+        """Move the weights to the CPU and give the freed accelerator memory back (returns self)."""
+        was_cuda = self.device.type == "cuda"
+        self.model.to("cpu")
+        if was_cuda:
+            # Without this the caching allocator keeps the ~8 GB of encoder weights reserved for the DiT's rival.
+            torch.cuda.empty_cache()
+        return self
+
+    @torch.inference_mode()
+    def encode(
+        self, prompts: list[str] | str, max_length: int = MAX_PROMPT_TOKENS
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode prompts to `(embeds [B, T, D_text], mask [B, T] bool)`, T = longest prompt in tokens.
+
+        Prompts longer than `max_length` tokens are truncated like the reference pipeline (with a warning).
+        Rows shorter than T are right-padded; their pad positions are False in `mask` and hold unspecified values.
+        """
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise ConfigError(f"prompts must be a non-empty list of strings, got {prompts!r}")
+        if max_length < 1:
+            raise ConfigError(f"max_length must be >= 1, got {max_length}")
+        token_ids = _tokenize(self.tokenizer, prompts, max_length)
+        input_ids, mask = _pad_right(token_ids, self.tokenizer.pad_token_id)
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        embeds = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        return embeds, mask.bool()
+
+    @torch.inference_mode()
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Encode first frames `[B, 3, H, W]` in [-1, 1] (as prepared for the VAE) to SigLIP tokens `[B, I, D_img]`.
+
+        Same as the reference I2V pipeline: (x + 1) / 2 clamped to [0, 1], resized and normalized by the
+        checkpoint's `SiglipImageProcessor`, then the last hidden state of the vision tower (no projector).
+        """
+        if self.image_processor is None:
+            raise CheckpointError("image conditioning needs feature_extractor/preprocessor_config.json")
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ConfigError(f"images must be [B, 3, H, W], got shape {tuple(images.shape)}")
+        pixels = ((images.float() + 1) / 2).clamp(0, 1)
+        batch = self.image_processor.preprocess(
+            images=pixels.cpu(),
+            do_resize=True,
+            do_rescale=False,  # already in [0, 1]
+            do_normalize=True,
+            do_convert_rgb=True,
+            return_tensors="pt",
+        )
+        pixel_values = batch["pixel_values"].to(device=self.device, dtype=self.dtype)
+        return self.model.vision_tower(pixel_values=pixel_values).last_hidden_state
+
+
+def _tokenize(tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_length: int) -> list[list[int]]:
+    # padding=False also switches off the fixed 512 padding baked into the official tokenizer.json.
+    full = tokenizer(prompts, padding=False, truncation=False, add_special_tokens=True)["input_ids"]
+    if all(len(ids) <= max_length for ids in full):
+        return full
+    # Let the tokenizer truncate (it keeps room for special tokens exactly as the reference call does).
+    kept = tokenizer(prompts, padding=False, truncation=True, max_length=max_length, add_special_tokens=True)
+    for i, (before, after) in enumerate(zip(full, kept["input_ids"], strict=True)):
+        if len(before) > len(after):
+            warnings.warn(
+                f"prompt {i} is {len(before)} tokens; dropped the last {len(before) - len(after)} (limit {max_length})",
+                stacklevel=3,
+            )
+    return kept["input_ids"]
+
+
+def _pad_right(token_ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    longest = max(len(ids) for ids in token_ids)
+    input_ids = torch.full((len(token_ids), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(token_ids), longest), dtype=torch.long)
+    for row, ids in enumerate(token_ids):
+        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        mask[row, : len(ids)] = 1
+    return input_ids, mask
+
+
+def load_text_encoder(
+    source: str | Path, dtype: torch.dtype = torch.bfloat16, device: torch.device | str = "cpu"
+) -> TextEncoder:
+    """Load `text_encoder/`, `tokenizer/` and (if present) `feature_extractor/` from a checkpoint.
+
+    `source` is a local checkpoint directory in the official layout or a Hugging Face repo id
+    (resolved through the local cache, see `motif_lite.io.hub.resolve_checkpoint`).
+    """
+    from motif_lite.io.hub import resolve_checkpoint
+
+    root = resolve_checkpoint(str(source), allow_patterns=["text_encoder/*", "tokenizer/*", "feature_extractor/*"])
+    _check_layout(root)
+    try:
+        model = T5Gemma2Encoder.from_pretrained(root / "text_encoder", dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"cannot load the text encoder from {root}: {exc}") from exc
+    image_processor = None
+    if (root / "feature_extractor" / "preprocessor_config.json").is_file():
+        image_processor = SiglipImageProcessor.from_pretrained(root / "feature_extractor")
+    return TextEncoder(model.to(device), tokenizer, image_processor)
+
+
+def _check_layout(root: Path) -> None:
+    for name in _REQUIRED_FILES:
+        if not (root / name).is_file():
+            raise CheckpointError(f"missing {root / name} (expected the official Motif-Video checkpoint layout)")
+    weights = list((root / "text_encoder").glob("*.safetensors"))
+    if not weights:
+        raise CheckpointError(f"no *.safetensors weights in {root / 'text_encoder'}")
+    try:
+        model_type = json.loads((root / "text_encoder/config.json").read_text()).get("model_type")
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"unreadable {root / 'text_encoder/config.json'}: {exc}") from exc
+    if model_type != "t5gemma2_encoder":
+        raise CheckpointError(
+            f"{root / 'text_encoder/config.json'} has model_type {model_type!r}, expected 't5gemma2_encoder'"
+        )

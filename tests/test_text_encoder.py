@@ -1,0 +1,168 @@
+"""TextEncoder parity with the diffusers Motif-Video pipelines on a tiny random T5Gemma2 checkpoint (fp32)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import pytest
+import torch
+from tiny_text import TINY_IMAGE_TOKENS, TINY_TEXT_HIDDEN, TINY_VISION_HIDDEN, make_tiny_text_encoder
+
+from motif_lite.encoders.text import TextEncoder, load_text_encoder
+from motif_lite.errors import CheckpointError, ConfigError
+
+# Longer than the tiny sliding window (6) so the window really cuts keys; different lengths so one row pads.
+PROMPTS = ["a red fox jumps over a sleeping dog, cinematic", "snow at dusk"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_text")
+    make_tiny_text_encoder(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def encoder(ckpt) -> TextEncoder:
+    return load_text_encoder(ckpt, dtype=torch.float32, device="cpu")
+
+
+def _reference_pipeline(ckpt, image2video: bool):
+    """The diffusers pipeline built around our tiny text encoder (tiny transformer and VAE, never run)."""
+    from diffusers import (
+        AutoencoderKLWan,
+        ClassifierFreeGuidance,
+        FlowMatchEulerDiscreteScheduler,
+        MotifVideoImage2VideoPipeline,
+        MotifVideoPipeline,
+        MotifVideoTransformer3DModel,
+    )
+    from transformers import AutoTokenizer, SiglipImageProcessor, T5Gemma2Encoder
+
+    transformer = MotifVideoTransformer3DModel(
+        num_attention_heads=2,
+        attention_head_dim=8,
+        num_layers=1,
+        num_single_layers=1,
+        text_embed_dim=TINY_TEXT_HIDDEN,
+        image_embed_dim=TINY_VISION_HIDDEN,
+        rope_axes_dim=(2, 2, 4),
+    )
+    vae = AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1)
+    cls = MotifVideoImage2VideoPipeline if image2video else MotifVideoPipeline
+    return cls(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=15.0),
+        vae=vae,
+        text_encoder=T5Gemma2Encoder.from_pretrained(ckpt / "text_encoder", dtype=torch.float32).eval(),
+        tokenizer=AutoTokenizer.from_pretrained(ckpt / "tokenizer"),
+        transformer=transformer,
+        guider=ClassifierFreeGuidance(guidance_scale=5.0),
+        feature_extractor=SiglipImageProcessor.from_pretrained(ckpt / "feature_extractor"),
+    )
+
+
+@pytest.mark.parametrize("image2video", [False, True])
+def test_encode_matches_reference_padded_and_masked(ckpt, encoder, image2video):
+    pipe = _reference_pipeline(ckpt, image2video)
+    with torch.no_grad():
+        ref, _, ref_mask, _ = pipe.encode_prompt(PROMPTS, negative_prompt=None, device=torch.device("cpu"))
+    embeds, mask = encoder.encode(PROMPTS)
+
+    assert ref.shape[1] == 512 and ref_mask.shape == (2, 512)
+    lengths = mask.sum(1).tolist()
+    assert lengths == ref_mask.sum(1).tolist()
+    assert embeds.shape == (2, max(lengths), TINY_TEXT_HIDDEN) and mask.dtype == torch.bool
+    assert lengths[0] != lengths[1] and lengths[0] > 12  # one row is padded; the window (6) truncates keys
+    torch.testing.assert_close(mask, ref_mask[:, : max(lengths)])
+    for row, n in enumerate(lengths):
+        torch.testing.assert_close(embeds[row, :n], ref[row, :n], rtol=1e-5, atol=1e-5)
+
+
+def test_single_prompt_equals_its_row_in_a_batch(encoder):
+    batch, mask = encoder.encode(PROMPTS)
+    alone, alone_mask = encoder.encode(PROMPTS[1])
+    n = int(mask[1].sum())
+    assert alone.shape[1] == n and bool(alone_mask.all())
+    torch.testing.assert_close(alone[0], batch[1, :n], rtol=1e-5, atol=1e-5)
+
+
+def test_long_prompt_truncated_like_reference(ckpt, encoder):
+    pipe = _reference_pipeline(ckpt, image2video=False)
+    long_prompt = "abc " * 10  # 40 characters -> 41 tokens with <bos>
+    with torch.no_grad():
+        ref, _, ref_mask, _ = pipe.encode_prompt(long_prompt, max_sequence_length=16, device=torch.device("cpu"))
+    with pytest.warns(UserWarning, match="dropped the last 25"):
+        embeds, mask = encoder.encode([long_prompt], max_length=16)
+    assert bool(ref_mask.all()) and embeds.shape[1] == 16 and bool(mask.all())
+    torch.testing.assert_close(embeds, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_short_prompts_do_not_warn(encoder):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encoder.encode(PROMPTS)
+
+
+def test_image_embeds_match_reference(ckpt, encoder):
+    pipe = _reference_pipeline(ckpt, image2video=True)
+    gen = torch.Generator().manual_seed(0)
+    # A first frame as the pipeline prepares it for the VAE: [B, 3, H, W] in [-1, 1], slightly out of range
+    # so the clamp matters.
+    frames = torch.rand(2, 3, 40, 56, generator=gen) * 2.2 - 1.1
+    with torch.no_grad():
+        ref = pipe._get_image_embeds(
+            image_encoder=pipe.text_encoder.vision_tower,
+            feature_extractor=pipe.feature_extractor,
+            image=((frames + 1) / 2).clamp(0, 1),
+            device=torch.device("cpu"),
+        )
+    embeds = encoder.encode_image(frames)
+    assert embeds.shape == (2, TINY_IMAGE_TOKENS, TINY_VISION_HIDDEN)
+    torch.testing.assert_close(embeds, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_to_and_offload_move_weights(ckpt):
+    fresh = load_text_encoder(ckpt, dtype=torch.float32)
+    assert fresh.offload() is fresh and fresh.device.type == "cpu"
+    assert fresh.to("meta") is fresh and fresh.device.type == "meta"  # every weight moved, none left behind
+    assert all(p.device.type == "meta" for p in fresh.model.parameters())
+
+
+def test_bad_inputs_raise_config_errors(encoder):
+    with pytest.raises(ConfigError, match="non-empty list"):
+        encoder.encode([])
+    with pytest.raises(ConfigError, match="max_length"):
+        encoder.encode(["x"], max_length=0)
+    with pytest.raises(ConfigError, match=r"\[B, 3, H, W\]"):
+        encoder.encode_image(torch.zeros(3, 8, 8))
+
+
+@pytest.mark.parametrize(
+    "remove", ["text_encoder/config.json", "tokenizer/tokenizer.json", "tokenizer/tokenizer_config.json"]
+)
+def test_missing_file_is_named(ckpt, tmp_path, remove):
+    broken = tmp_path / "ckpt"
+    shutil.copytree(ckpt, broken)
+    (broken / remove).unlink()
+    with pytest.raises(CheckpointError, match=remove):
+        load_text_encoder(broken, dtype=torch.float32)
+
+
+def test_missing_weights_and_foreign_config(ckpt, tmp_path):
+    broken = tmp_path / "ckpt"
+    shutil.copytree(ckpt, broken)
+    (broken / "text_encoder/model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="safetensors"):
+        load_text_encoder(broken)
+    shutil.copy(ckpt / "text_encoder/model.safetensors", broken / "text_encoder")
+    config = broken / "text_encoder/config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "model_type": "t5"}))
+    with pytest.raises(CheckpointError, match="model_type"):
+        load_text_encoder(broken)
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint directory"):
+        load_text_encoder(tmp_path / "nope")
