@@ -1,0 +1,113 @@
+"""The three kinds of transformer block."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from motif_lite.config import TransformerConfig
+from motif_lite.model.attention import (
+    BlockContext,
+    CrossAttention,
+    JointAttention,
+    QKVProjection,
+    SharedCrossAttention,
+    SingleAttention,
+)
+from motif_lite.model.layers import FeedForward, Modulation
+
+
+def make_cross_attention(cfg: TransformerConfig) -> nn.Module:
+    if cfg.cross_attention_layout == "diffusers":
+        return CrossAttention(cfg.hidden_size, cfg.num_attention_heads, cfg.attention_head_dim)
+    return SharedCrossAttention(
+        cfg.hidden_size, cfg.num_attention_heads, apply_query_norm=cfg.cross_attention_layout == "original"
+    )
+
+
+def text_cross_attention(
+    cross: nn.Module,
+    attn_out: torch.Tensor,
+    text: torch.Tensor,
+    shared_kv: tuple[torch.Tensor, torch.Tensor] | None,
+    block_attn: QKVProjection,
+    ctx: BlockContext,
+) -> torch.Tensor:
+    """The residual text cross-attention of a block, whichever layout it has.
+
+    text: [B, T, C] normalized text tokens (image tokens excluded). shared_kv: the text K/V the block's own
+    attention computed with its to_k/to_v (reused by the shared layouts), or None to project them here.
+    """
+    if isinstance(cross, CrossAttention):
+        return cross(attn_out, text, ctx)
+    if shared_kv is None:
+        shared_kv = block_attn.project_kv(text, ctx, rope=False)
+    return cross(attn_out, shared_kv, block_attn.norm_q, ctx)
+
+
+class DualStreamBlock(nn.Module):
+    """MMDiT block: video and context streams with their own AdaLN, projections and feed-forward, one joint
+    attention, and optionally the text cross-attention on the video stream (added ungated)."""
+
+    def __init__(self, cfg: TransformerConfig, cross_attention: bool) -> None:
+        super().__init__()
+        hidden = cfg.hidden_size
+        self.norm1 = Modulation(hidden, 6)
+        self.norm1_context = Modulation(hidden, 6)
+        self.attn = JointAttention(hidden, cfg.num_attention_heads, cfg.attention_head_dim)
+        self.cross_attn = make_cross_attention(cfg) if cross_attention else None
+        self.ff = FeedForward(hidden, int(hidden * cfg.mlp_ratio))
+        self.ff_context = FeedForward(hidden, int(hidden * cfg.mlp_ratio))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext) -> tuple[torch.Tensor, torch.Tensor]:
+        # x: [B, N, C] video tokens; context: [B, T', C] image + text tokens
+        modulate = ctx.ops.layer_norm_modulate
+        shift, scale, gate, shift_ff, scale_ff, gate_ff = self.norm1(ctx.temb)
+        c_shift, c_scale, c_gate, c_shift_ff, c_scale_ff, c_gate_ff = self.norm1_context(ctx.temb)
+
+        norm_context = modulate(context, c_shift, c_scale)
+        attn_out, context_attn_out = self.attn(modulate(x, shift, scale), norm_context, ctx)
+        x = x + gate[:, None] * attn_out
+        if self.cross_attn is not None:
+            text = norm_context[:, ctx.image_len :]
+            x = x + text_cross_attention(self.cross_attn, attn_out, text, None, self.attn, ctx)
+        context = context + c_gate[:, None] * context_attn_out
+
+        x = x + gate_ff[:, None] * self.ff(modulate(x, shift_ff, scale_ff))
+        context = context + c_gate_ff[:, None] * self.ff_context(modulate(context, c_shift_ff, c_scale_ff))
+        return x, context
+
+
+class SingleStreamBlock(nn.Module):
+    """Single-stream block over [x; context]: shared AdaLN, attention in parallel with the MLP, one output
+    projection. In the encoder, x is the video and context the image + text tokens, and the text
+    cross-attention (if any) is added to the video part of the attention output before `proj_out` (so it is
+    gated). In the DDT decoder, x is the decoder stream and context the encoder's video output."""
+
+    def __init__(self, cfg: TransformerConfig, cross_attention: bool) -> None:
+        super().__init__()
+        hidden = cfg.hidden_size
+        mlp = int(hidden * cfg.mlp_ratio)
+        self.norm = Modulation(hidden, 3)
+        self.attn = SingleAttention(hidden, cfg.num_attention_heads, cfg.attention_head_dim)
+        self.cross_attn = make_cross_attention(cfg) if cross_attention else None
+        self.proj_mlp = nn.Linear(hidden, mlp)
+        self.proj_out = nn.Linear(hidden + mlp, hidden)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext) -> tuple[torch.Tensor, torch.Tensor]:
+        n = x.shape[1]
+        shift, scale, gate = self.norm(ctx.temb)
+        tokens = torch.cat([x, context], dim=1)  # [B, N + T', C]
+        normed = ctx.ops.layer_norm_modulate(tokens, shift, scale)
+        mlp_out = F.gelu(self.proj_mlp(normed), approximate="tanh")
+        attn_out, (k, v) = self.attn(normed, ctx)
+        if self.cross_attn is not None:
+            text_start = n + ctx.image_len
+            text_kv = (k[:, :, text_start:], v[:, :, text_start:])
+            cross = text_cross_attention(
+                self.cross_attn, attn_out[:, :n], normed[:, text_start:], text_kv, self.attn, ctx
+            )
+            attn_out = torch.cat([attn_out[:, :n] + cross, attn_out[:, n:]], dim=1)
+        tokens = tokens + gate[:, None] * self.proj_out(torch.cat([attn_out, mlp_out], dim=-1))
+        return tokens[:, :n], tokens[:, n:]

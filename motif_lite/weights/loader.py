@@ -1,0 +1,112 @@
+"""`load_transformer`: official checkpoint files -> a ready `MotifVideoTransformer`.
+
+The model is built on the `meta` device, every tensor is checked against it before any data is read (one error
+lists all missing, unexpected and wrongly shaped tensors), then the tensors are read from the memory-mapped
+files and assigned in place: no random init, no second copy, never a silent partial load.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from motif_lite.config import TransformerConfig, config_from_weights
+from motif_lite.errors import CheckpointError
+from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.weights.keymap import detect_layout, to_model_name
+from motif_lite.weights.safetensors_files import find_weight_files, read_tensor_refs, shard_files
+
+MAX_LISTED = 20
+
+
+def load_transformer(
+    source: str | Path, dtype: torch.dtype = torch.bfloat16, device: torch.device | str = "cpu"
+) -> MotifVideoTransformer:
+    """Load the transformer from a checkpoint directory (uses `transformer/`), a `transformer/` folder, one
+    `.safetensors` file, a sharded set's `.index.json`, or a `.gguf` file (weights stay packed)."""
+    path = Path(source)
+    if path.suffix == ".gguf":
+        from motif_lite.weights.gguf_loader import load_gguf_transformer
+
+        return load_gguf_transformer(path, dtype=dtype, device=device)
+    files, config_path = locate_safetensors(path)
+    # Zero-size tensors are placeholders some exporters write for absent layers.
+    refs = {name: ref for name, ref in read_tensor_refs(files).items() if 0 not in ref.shape}
+    layout = detect_layout(refs)
+    refs = {to_model_name(name, layout): ref for name, ref in refs.items()}
+    shapes = {name: ref.shape for name, ref in refs.items()}
+    config = resolve_config(shapes, layout, json.loads(config_path.read_text()) if config_path else None, path)
+    model = build_model(config)
+    check_tensors(model, shapes, str(path))
+    state = {name: ref.load().to(device=device, dtype=dtype) for name, ref in refs.items()}
+    return assign_weights(model, state)
+
+
+def locate_safetensors(path: Path) -> tuple[list[Path], Path | None]:
+    """The weight files and the config.json (if any) for a user-given source."""
+    if not path.exists():
+        raise CheckpointError(f"model path does not exist: {path}")
+    if path.is_dir():
+        folder = path / "transformer" if (path / "transformer").is_dir() else path
+        config = folder / "config.json"
+        return find_weight_files(folder), config if config.is_file() else None
+    if path.name.endswith(".index.json"):
+        files = shard_files(path)
+    elif path.suffix == ".safetensors":
+        files = [path]
+    else:
+        raise CheckpointError(f"unsupported model file {path}: expected a folder, .safetensors, .index.json or .gguf")
+    config = path.parent / "config.json"
+    return files, config if config.is_file() else None
+
+
+def resolve_config(
+    shapes: Mapping[str, tuple[int, ...]], layout: str, config_json: dict | None, source: Path
+) -> TransformerConfig:
+    """config.json when there is one (with the detected layout), else inferred from the weights."""
+    if config_json is None:
+        return config_from_weights(shapes, layout)
+    return TransformerConfig.from_dict(config_json, source=str(source)).replace(cross_attention_layout=layout)
+
+
+def build_model(config: TransformerConfig) -> MotifVideoTransformer:
+    """The model with every parameter on `meta`: no memory, no random init."""
+    with torch.device("meta"):
+        return MotifVideoTransformer(config)
+
+
+def check_tensors(model: torch.nn.Module, shapes: Mapping[str, tuple[int, ...]], source: str) -> None:
+    """Raise one `CheckpointError` listing every missing, unexpected or wrongly shaped tensor."""
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    missing = sorted(expected.keys() - shapes.keys())
+    unexpected = sorted(shapes.keys() - expected.keys())
+    wrong = sorted(
+        f"{n}: checkpoint {list(shapes[n])}, model {list(expected[n])}"
+        for n in expected.keys() & shapes.keys()
+        if tuple(shapes[n]) != expected[n]
+    )
+    problems = [
+        _listing("missing tensors", missing),
+        _listing("unexpected tensors", unexpected),
+        _listing("tensors with the wrong shape", wrong),
+    ]
+    problems = [p for p in problems if p]
+    if problems:
+        raise CheckpointError(f"{source} does not match the transformer config:\n" + "\n".join(problems))
+
+
+def assign_weights(model: MotifVideoTransformer, state: dict[str, torch.Tensor]) -> MotifVideoTransformer:
+    """Put the checked tensors in place of the meta parameters (no copies)."""
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.requires_grad_(False).eval()
+
+
+def _listing(title: str, items: list[str]) -> str:
+    if not items:
+        return ""
+    shown = "\n".join(f"  {item}" for item in items[:MAX_LISTED])
+    more = f"\n  ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
+    return f"{len(items)} {title}:\n{shown}{more}"
