@@ -69,15 +69,18 @@ def _as_gguf_array(data: Any, qtype: GGMLQuantizationType, shape: Sequence[int])
 def write_test_gguf(
     path: str | Path,
     tensors: Mapping[str, tuple[Any, GGMLQuantizationType, Sequence[int]]],
-    arch: str = "motif_video",
+    arch: str | None = "motif_video",
     extra_metadata: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a small GGUF file. `tensors`: name -> (float ndarray | packed bytes/uint8, qtype, logical shape).
 
-    Metadata values may be str, int (written as uint32), float or bool.
+    Metadata values may be str, int (written as uint32), float or bool. `arch=None` writes no
+    general.architecture at all.
     """
     path = Path(path)
-    writer = gguf.GGUFWriter(path, arch)
+    writer = gguf.GGUFWriter(path, arch or "none")
+    if arch is None:
+        writer.kv_data[0].pop("general.architecture")  # GGUFWriter always adds it
     for key, value in (extra_metadata or {}).items():
         if isinstance(value, bool):
             writer.add_bool(key, value)

@@ -12,6 +12,7 @@ from gguf_helpers import random_packed
 
 from motif_lite.errors import CheckpointError
 from motif_lite.weights.dequant import DEQUANTIZERS, FLOAT_TYPES, dequantize
+from motif_lite.weights.quant_linear import QuantizedLinear
 
 Q = GGMLQuantizationType
 ALL_TYPES = [*FLOAT_TYPES, *DEQUANTIZERS]
@@ -88,3 +89,66 @@ def test_dequantize_full_size_weight_is_bit_exact() -> None:
     raw = random_packed(Q.Q4_K, shape, np.random.default_rng(2))
     expected = torch.from_numpy(_reference(raw, Q.Q4_K, shape))
     assert torch.equal(dequantize(torch.from_numpy(raw.copy()), Q.Q4_K, shape), expected)
+
+
+# --- QuantizedLinear ------------------------------------------------------------------------------------------
+
+
+def _layer(qtype: GGMLQuantizationType, out_f: int, in_f: int, bias: bool, seed: int = 0) -> QuantizedLinear:
+    rng = np.random.default_rng(seed)
+    packed = torch.from_numpy(random_packed(qtype, (out_f, in_f), rng).copy())
+    b = torch.from_numpy(rng.standard_normal(out_f).astype(np.float32)) if bias else None
+    return QuantizedLinear.from_packed(packed, qtype, in_f, bias=b)
+
+
+@pytest.mark.parametrize("qtype", [Q.Q4_K, Q.Q8_0, Q.Q5_1, Q.Q6_K, Q.IQ4_XS], ids=lambda t: t.name)
+@pytest.mark.parametrize("bias", [True, False])
+def test_quantized_linear_equals_f_linear(qtype: GGMLQuantizationType, bias: bool) -> None:
+    in_f = 2 * GGML_QUANT_SIZES[qtype][0]
+    layer = _layer(qtype, 24, in_f, bias)
+    x = torch.randn(2, 5, in_f)
+    weight = dequantize(layer.packed, qtype, (24, in_f))
+    expected = F.linear(x, weight, layer.bias)
+    assert torch.equal(layer(x), expected)
+    assert torch.equal(layer.dequantized_weight(), weight)
+
+
+def test_quantized_linear_resident_bytes_equal_packed_size() -> None:
+    layer = _layer(Q.Q4_K, 64, 512, bias=True)
+    packed_size = 64 * 512 // 256 * 144
+    buffers = sum(b.numel() * b.element_size() for b in layer.buffers())
+    assert buffers == packed_size == layer.weight_nbytes()
+    params = sum(p.numel() * p.element_size() for p in layer.parameters())
+    assert params == 64 * 4  # only the float32 bias
+
+
+def test_quantized_linear_bf16_input_and_to() -> None:
+    layer = _layer(Q.Q8_0, 16, 64, bias=True).to(torch.bfloat16)
+    assert layer.packed.dtype == torch.uint8 and layer.bias.dtype == torch.bfloat16
+    x = torch.randn(3, 64, dtype=torch.bfloat16)
+    expected = F.linear(x, dequantize(layer.packed, Q.Q8_0, (16, 64)).to(torch.bfloat16), layer.bias)
+    assert torch.equal(layer(x), expected)
+    moved = layer.to("meta")
+    assert moved.packed.device.type == "meta" and moved.packed.dtype == torch.uint8
+
+
+def test_quantized_linear_uses_kernel_when_set() -> None:
+    layer = _layer(Q.Q4_0, 8, 64, bias=True)
+    calls = []
+
+    def kernel(x, packed, qtype, out_features, in_features, bias):
+        calls.append((qtype, out_features, in_features))
+        return F.linear(x, dequantize(packed, qtype, (out_features, in_features)), bias) + 1
+
+    x = torch.randn(2, 64)
+    plain = layer(x)
+    layer.kernel = kernel
+    assert torch.equal(layer(x), plain + 1)
+    assert calls == [(Q.Q4_0, 8, 64)]
+
+
+def test_quantized_linear_repr_and_bad_packed() -> None:
+    layer = _layer(Q.Q4_K, 8, 256, bias=False)
+    assert "qtype=Q4_K" in repr(layer) and "packed_bytes=1152" in repr(layer)
+    with pytest.raises(CheckpointError, match="uint8"):
+        QuantizedLinear.from_packed(torch.zeros(8, 100, dtype=torch.uint8), Q.Q4_K, 256)

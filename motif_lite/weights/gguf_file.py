@@ -1,0 +1,250 @@
+"""Read Motif-Video GGUF files: metadata as plain Python values, tensors kept packed over the memory map.
+
+gguf-py's `GGUFReader` trusts the header: a corrupt one can make it fail with an unnamed error, or loop for a
+very long time on an absurd array length. So `read_gguf` first walks the header itself (bounds-checked, a few
+microseconds per entry) and only then hands the file to `GGUFReader`. Every problem becomes a
+`CheckpointError` that names the file and, where there is one, the tensor.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gguf
+import torch
+from gguf import GGUFValueType
+
+from motif_lite.errors import CheckpointError
+from motif_lite.weights.dequant import FLOAT_TYPES, check_supported, dequantize, packed_nbytes, qtype_name
+
+EXPECTED_ARCH = "motif_video"
+SUPPORTED_VERSIONS = (2, 3)
+_MAX_DIMS = 4  # GGML_MAX_DIMS
+_MAX_NESTING = 4  # arrays of arrays in metadata; real files use at most 1
+_SCALAR_SIZES = {
+    GGUFValueType.UINT8: 1,
+    GGUFValueType.INT8: 1,
+    GGUFValueType.BOOL: 1,
+    GGUFValueType.UINT16: 2,
+    GGUFValueType.INT16: 2,
+    GGUFValueType.UINT32: 4,
+    GGUFValueType.INT32: 4,
+    GGUFValueType.FLOAT32: 4,
+    GGUFValueType.UINT64: 8,
+    GGUFValueType.INT64: 8,
+    GGUFValueType.FLOAT64: 8,
+}
+
+
+@dataclass(frozen=True)
+class PackedTensor:
+    """One tensor as stored in the file.
+
+    `data` is a uint8 view `[*shape[:-1], bytes_per_row]` of the packed blocks for quantized types, or an
+    ordinary float32/float16/bfloat16 tensor of `shape` for float types. `shape` is the logical shape in
+    PyTorch order (GGUF stores dims reversed), e.g. `[out, in]` for a linear weight.
+    """
+
+    data: torch.Tensor
+    qtype: gguf.GGMLQuantizationType
+    shape: tuple[int, ...]
+    name: str
+
+    @property
+    def is_quantized(self) -> bool:
+        return self.qtype not in FLOAT_TYPES
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.numel() * self.data.element_size()
+
+    def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The values as a float tensor of `shape` (a copy; the packed data stays untouched)."""
+        return dequantize(self.data, self.qtype, self.shape, dtype, name=self.name)
+
+
+@dataclass
+class GGUFCheckpoint:
+    """A read GGUF file: `metadata` (key -> str/int/float/bool/list) and `tensors` (name -> PackedTensor)."""
+
+    path: Path
+    metadata: dict[str, Any]
+    tensors: dict[str, PackedTensor] = field(default_factory=dict)
+
+    @property
+    def architecture(self) -> str:
+        return self.metadata["general.architecture"]
+
+    def qtype_counts(self) -> dict[str, int]:
+        """How many tensors of each type, e.g. {"Q4_K": 300, "F32": 500}."""
+        return dict(Counter(t.qtype.name for t in self.tensors.values()))
+
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors.values())
+
+
+def read_gguf(path: str | Path, expected_arch: str = EXPECTED_ARCH) -> GGUFCheckpoint:
+    """Open a GGUF file (memory-mapped), validate it, and return its metadata and packed tensors."""
+    path = Path(path)
+    _check_file(path)
+    _validate_header(path)
+    try:
+        reader = gguf.GGUFReader(path, mode="c")  # copy-on-write: torch gets writable views, the file stays intact
+        metadata = _metadata(reader)
+    except Exception as exc:  # gguf-py raises ValueError, KeyError, IndexError, ... on bad input
+        raise CheckpointError(
+            f"{path}: corrupt GGUF file, gguf could not read it ({type(exc).__name__}: {exc})"
+        ) from exc
+    _check_architecture(path, metadata, expected_arch)
+    tensors = {t.name: _packed_tensor(path, t) for t in reader.tensors}
+    return GGUFCheckpoint(path=path, metadata=metadata, tensors=tensors)
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise CheckpointError(f"GGUF file not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"{path} is not a file (expected a .gguf file)")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (expected a .gguf file)")
+
+
+def _metadata(reader: gguf.GGUFReader) -> dict[str, Any]:
+    # "GGUF.*" are the reader's own pseudo-fields (version, counts), not file metadata.
+    return {key: f.contents() for key, f in reader.fields.items() if not key.startswith("GGUF.")}
+
+
+def _check_architecture(path: Path, metadata: dict[str, Any], expected: str) -> None:
+    arch = metadata.get("general.architecture")
+    if arch is None:
+        raise CheckpointError(f"{path} has no general.architecture; expected {expected!r} (a Motif-Video GGUF)")
+    if arch != expected:
+        raise CheckpointError(
+            f"{path} is a GGUF for architecture {arch!r}, but motif-lite expects {expected!r} "
+            "(the Motif-Video 2B transformer GGUF)"
+        )
+
+
+def _packed_tensor(path: Path, t: Any) -> PackedTensor:
+    """Wrap a gguf `ReaderTensor` (numpy view over the mmap) without copying."""
+    qtype = check_supported(int(t.tensor_type), t.name)
+    shape = tuple(int(d) for d in reversed(t.shape.tolist()))
+    data = torch.from_numpy(t.data)
+    if qtype == gguf.GGMLQuantizationType.BF16:
+        data = data.view(torch.bfloat16)  # gguf-py gives BF16 as raw bytes
+    expected = packed_nbytes(qtype, shape, t.name)
+    if data.numel() * data.element_size() != expected:
+        raise CheckpointError(f"{path}: tensor {t.name} has {data.nbytes} bytes, expected {expected} for {shape}")
+    return PackedTensor(data=data, qtype=qtype, shape=shape, name=t.name)
+
+
+class _Cursor:
+    """Bounds-checked little-endian reads from the start of a file."""
+
+    def __init__(self, buf: mmap.mmap, path: Path) -> None:
+        self.buf, self.path, self.pos = buf, path, 0
+
+    def take(self, n: int, what: str) -> int:
+        """Advance over `n` bytes; return where they start."""
+        if n < 0 or self.pos + n > len(self.buf):
+            raise CheckpointError(f"{self.path}: file is truncated or corrupt (it ends inside {what})")
+        start, self.pos = self.pos, self.pos + n
+        return start
+
+    def u32(self, what: str) -> int:
+        return struct.unpack_from("<I", self.buf, self.take(4, what))[0]
+
+    def u64(self, what: str) -> int:
+        return struct.unpack_from("<Q", self.buf, self.take(8, what))[0]
+
+    def string(self, what: str) -> str:
+        n = self.u64(what)
+        raw = self.buf[self.take(n, what) : self.pos]
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CheckpointError(f"{self.path}: {what} is not valid UTF-8") from exc
+
+
+def _validate_header(path: Path) -> None:
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        cur = _Cursor(buf, path)
+        _check_magic_and_version(cur)
+        n_tensors, n_kv = cur.u64("the tensor count"), cur.u64("the metadata count")
+        # Each metadata entry takes >= 13 bytes and each tensor entry >= 24, so absurd counts are corrupt.
+        if 13 * n_kv + 24 * n_tensors > len(buf):
+            raise CheckpointError(
+                f"{path}: corrupt GGUF header ({n_kv} metadata entries and {n_tensors} tensors cannot fit "
+                f"in {len(buf)} bytes)"
+            )
+        alignment = _skip_metadata(cur, n_kv)
+        infos = [_tensor_info(cur) for _ in range(n_tensors)]
+        data_start = -(-cur.pos // alignment) * alignment
+        for name, offset, nbytes in infos:
+            if data_start + offset + nbytes > len(buf):
+                raise CheckpointError(
+                    f"{path}: file is truncated: tensor {name} needs bytes up to {data_start + offset + nbytes}, "
+                    f"but the file has {len(buf)} bytes"
+                )
+
+
+def _check_magic_and_version(cur: _Cursor) -> None:
+    magic = cur.buf[cur.take(4, "the GGUF magic") : cur.pos]
+    if magic != b"GGUF":
+        raise CheckpointError(f"{cur.path} is not a GGUF file (it starts with {magic!r}, not b'GGUF')")
+    version = cur.u32("the GGUF version")
+    if version & 0xFFFF == 0 and version:
+        raise CheckpointError(f"{cur.path} is a big-endian GGUF file; only little-endian files are supported")
+    if version not in SUPPORTED_VERSIONS:
+        raise CheckpointError(f"{cur.path} has GGUF version {version}; motif-lite reads versions 2 and 3")
+
+
+def _skip_metadata(cur: _Cursor, n_kv: int) -> int:
+    """Walk the key/value entries; return the data alignment (general.alignment, default 32)."""
+    alignment = gguf.GGUF_DEFAULT_ALIGNMENT
+    for i in range(n_kv):
+        key = cur.string(f"metadata key #{i}")
+        vtype = cur.u32(f"the type of metadata {key!r}")
+        if key == "general.alignment" and vtype == GGUFValueType.UINT32:
+            alignment = struct.unpack_from("<I", cur.buf, cur.pos)[0] if cur.pos + 4 <= len(cur.buf) else 0
+            if alignment == 0 or alignment & (alignment - 1):
+                raise CheckpointError(f"{cur.path}: general.alignment = {alignment} is not a power of two")
+        _skip_value(cur, vtype, key, depth=0)
+    return alignment
+
+
+def _skip_value(cur: _Cursor, vtype: int, key: str, depth: int) -> None:
+    what = f"the value of metadata {key!r}"
+    if vtype in _SCALAR_SIZES:
+        cur.take(_SCALAR_SIZES[vtype], what)
+    elif vtype == GGUFValueType.STRING:
+        cur.take(cur.u64(what), what)
+    elif vtype == GGUFValueType.ARRAY and depth < _MAX_NESTING:
+        item_type, count = cur.u32(what), cur.u64(what)
+        if item_type in _SCALAR_SIZES:
+            cur.take(count * _SCALAR_SIZES[item_type], what)
+            return
+        for _ in range(count):  # each item takes >= 8 bytes, so a bad count runs into the end of the file
+            _skip_value(cur, item_type, key, depth + 1)
+    else:
+        raise CheckpointError(f"{cur.path}: metadata {key!r} has an unknown value type (id {vtype})")
+
+
+def _tensor_info(cur: _Cursor) -> tuple[str, int, int]:
+    """Read one tensor entry and check its type and shape; return (name, data offset, byte size)."""
+    name = cur.string("a tensor name")
+    n_dims = cur.u32(f"the header of tensor {name}")
+    if not 1 <= n_dims <= _MAX_DIMS:
+        raise CheckpointError(f"{cur.path}: tensor {name} has {n_dims} dimensions (GGUF allows 1 to {_MAX_DIMS})")
+    dims = [cur.u64(f"the shape of tensor {name}") for _ in range(n_dims)]
+    qtype = cur.u32(f"the type of tensor {name}")
+    offset = cur.u64(f"the data offset of tensor {name}")
+    if qtype not in gguf.GGML_QUANT_SIZES:
+        raise CheckpointError(f"{cur.path}: tensor {name} has {qtype_name(qtype)}, which no GGUF reader knows")
+    shape = tuple(reversed(dims))  # GGUF lists the fastest-varying dim first
+    return name, offset, packed_nbytes(qtype, shape, f"{cur.path}: tensor {name}")

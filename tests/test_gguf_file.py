@@ -1,0 +1,256 @@
+"""read_gguf round trips, error paths, header fuzzing, and loading a model through QuantizedLinear swaps."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+import torch
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+from gguf_helpers import GGUF_PY_QUANTIZABLE, random_packed, write_test_gguf
+from torch import nn
+
+from motif_lite.errors import CheckpointError
+from motif_lite.weights.gguf_file import read_gguf
+from motif_lite.weights.quant_linear import QuantizedLinear, quantized_state_dict, replace_linears
+
+Q = GGMLQuantizationType
+RAW_TYPES = (Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K, Q.IQ4_NL, Q.IQ4_XS)  # gguf-py cannot quantize these
+
+
+def _shape(qtype: GGMLQuantizationType, rows: int = 3, blocks: int = 2) -> tuple[int, int]:
+    return (rows, GGML_QUANT_SIZES[qtype][0] * blocks)
+
+
+@pytest.fixture(scope="module")
+def mixed_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One file with every supported type: float data quantized by gguf-py, K-quants as random packed blocks."""
+    rng = np.random.default_rng(0)
+    spec = {}
+    for qtype in (*GGUF_PY_QUANTIZABLE, Q.F32):
+        spec[f"blocks.{qtype.name}.weight"] = (
+            rng.standard_normal(_shape(qtype)).astype(np.float32),
+            qtype,
+            _shape(qtype),
+        )
+    for qtype in RAW_TYPES:
+        spec[f"blocks.{qtype.name}.weight"] = (random_packed(qtype, _shape(qtype), rng).tobytes(), qtype, _shape(qtype))
+    spec["norm.bias"] = (rng.standard_normal(7).astype(np.float32), Q.F32, (7,))
+    meta = {"motif_video.num_layers": 12, "general.file_type": 15, "general.quantization_version": 2}
+    path = write_test_gguf(tmp_path_factory.mktemp("gguf") / "mixed.gguf", spec, extra_metadata=meta)
+    return path, spec
+
+
+def _expected(data, qtype: GGMLQuantizationType, shape: tuple[int, ...]) -> np.ndarray:
+    """What gguf-py reads back for what the helper wrote."""
+    if isinstance(data, bytes):
+        return gguf.quants.dequantize(np.frombuffer(data, np.uint8).reshape(shape[0], -1), qtype)
+    if qtype == Q.F32:
+        return data
+    packed = gguf.quants.quantize(data, qtype)
+    return gguf.quants.dequantize(packed.view(np.uint8) if qtype != Q.F16 else packed, qtype)
+
+
+def test_round_trip_every_type(mixed_file: tuple[Path, dict]) -> None:
+    path, spec = mixed_file
+    ckpt = read_gguf(path)
+    assert set(ckpt.tensors) == set(spec)
+    for name, (data, qtype, shape) in spec.items():
+        t = ckpt.tensors[name]
+        assert (t.qtype, t.shape, t.name) == (qtype, tuple(shape), name)
+        expected = torch.from_numpy(np.asarray(_expected(data, qtype, tuple(shape)), dtype=np.float32))
+        assert torch.equal(t.dequantize(), expected.reshape(shape)), name
+
+
+def test_float_tensors_are_plain_torch_tensors(mixed_file: tuple[Path, dict]) -> None:
+    ckpt = read_gguf(mixed_file[0])
+    for qtype, dtype in ((Q.F32, torch.float32), (Q.F16, torch.float16), (Q.BF16, torch.bfloat16)):
+        t = ckpt.tensors[f"blocks.{qtype.name}.weight"]
+        assert not t.is_quantized and t.data.dtype == dtype and tuple(t.data.shape) == t.shape
+        assert t.nbytes == t.data.numel() * dtype.itemsize
+    q4k = ckpt.tensors["blocks.Q4_K.weight"]
+    assert q4k.is_quantized and q4k.data.dtype == torch.uint8
+    assert q4k.nbytes == 3 * 2 * 144 and tuple(q4k.data.shape) == (3, 2 * 144)
+
+
+def test_metadata_is_plain_python(mixed_file: tuple[Path, dict]) -> None:
+    ckpt = read_gguf(mixed_file[0])
+    assert ckpt.architecture == "motif_video"
+    assert ckpt.metadata["motif_video.num_layers"] == 12
+    assert ckpt.metadata["general.file_type"] == 15
+    assert ckpt.metadata["general.quantization_version"] == 2
+    assert not any(k.startswith("GGUF.") for k in ckpt.metadata)
+    assert ckpt.qtype_counts()["Q4_K"] == 1 and ckpt.qtype_counts()["F32"] == 2
+
+
+# --- error paths ----------------------------------------------------------------------------------------------
+
+
+def _small_file(tmp_path: Path, **kwargs) -> Path:
+    spec = {"lin.weight": (np.ones((2, 64), np.float32), Q.Q8_0, (2, 64)), "lin.bias": (np.ones(2), Q.F32, (2,))}
+    return write_test_gguf(tmp_path / "small.gguf", spec, **kwargs)
+
+
+def _patched(path: Path, offset: int, new: bytes) -> Path:
+    data = bytearray(path.read_bytes())
+    data[offset : offset + len(new)] = new
+    out = path.with_name("patched.gguf")
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found.*nope.gguf"):
+        read_gguf(tmp_path / "nope.gguf")
+    with pytest.raises(CheckpointError, match="not a file"):
+        read_gguf(tmp_path)
+    (tmp_path / "empty.gguf").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        read_gguf(tmp_path / "empty.gguf")
+
+
+def test_not_a_gguf(tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    with pytest.raises(CheckpointError, match="not a GGUF file"):
+        read_gguf(path)
+
+
+@pytest.mark.parametrize("version", [1, 4, 0x01000000])
+def test_unsupported_version(tmp_path: Path, version: int) -> None:
+    path = _patched(_small_file(tmp_path), 4, struct.pack("<I", version))
+    with pytest.raises(CheckpointError, match=f"version {version}|big-endian"):
+        read_gguf(path)
+
+
+def test_big_endian_rejected(tmp_path: Path) -> None:
+    path = _patched(_small_file(tmp_path), 4, struct.pack(">I", 3))
+    with pytest.raises(CheckpointError, match="big-endian"):
+        read_gguf(path)
+
+
+def test_truncated_file(tmp_path: Path) -> None:
+    full = _small_file(tmp_path).read_bytes()
+    for cut in (10, 40, len(full) - 100, len(full) - 30):  # the last 32 bytes: 8 of bias, then padding
+        path = tmp_path / f"cut{cut}.gguf"
+        path.write_bytes(full[:cut])
+        with pytest.raises(CheckpointError, match="truncated"):
+            read_gguf(path)
+
+
+def test_wrong_and_missing_architecture(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="'llama'.*expects 'motif_video'"):
+        read_gguf(_small_file(tmp_path, arch="llama"))
+    with pytest.raises(CheckpointError, match="no general.architecture"):
+        read_gguf(_small_file(tmp_path, arch=None))
+
+
+def test_unsupported_quant_type_names_tensor(tmp_path: Path) -> None:
+    raw = bytes(66 * 2)  # two IQ2_XXS blocks
+    path = write_test_gguf(tmp_path / "iq2.gguf", {"blocks.0.attn.to_q.weight": (raw, Q.IQ2_XXS, (2, 256))})
+    with pytest.raises(CheckpointError, match=r"blocks\.0\.attn\.to_q\.weight.*IQ2_XXS"):
+        read_gguf(path)
+
+
+def test_shape_not_matching_type_names_tensor(tmp_path: Path) -> None:
+    path = _small_file(tmp_path)
+    header = path.read_bytes()
+    dims_at = header.index(b"lin.weight") + len(b"lin.weight") + 4  # after the name and n_dims
+    bad = _patched(path, dims_at, struct.pack("<Q", 48))  # row of 48 is not whole Q8_0 blocks
+    with pytest.raises(CheckpointError, match=r"lin\.weight.*multiple of the block size 32"):
+        read_gguf(bad)
+
+
+def test_header_fuzz_only_raises_checkpoint_error(tmp_path: Path) -> None:
+    path = _small_file(tmp_path, extra_metadata={"motif_video.note": "fuzz", "motif_video.layers": 3})
+    valid = path.read_bytes()
+    header_len = gguf.GGUFReader(path).data_offset  # everything before the tensor data
+    rng = np.random.default_rng(1234)
+    outcomes = {"ok": 0, "error": 0}
+    for i in range(200):
+        data = bytearray(valid)
+        for _ in range(int(rng.integers(1, 5))):
+            pos = int(rng.integers(0, header_len))
+            data[pos] = int(rng.integers(0, 256)) if rng.random() < 0.7 else data[pos] ^ (1 << int(rng.integers(8)))
+        if rng.random() < 0.1:
+            data = data[: int(rng.integers(1, len(data)))]
+        mutated = tmp_path / f"m{i}.gguf"
+        mutated.write_bytes(bytes(data))
+        try:
+            for t in read_gguf(mutated).tensors.values():
+                t.dequantize()
+            outcomes["ok"] += 1
+        except CheckpointError:
+            outcomes["error"] += 1
+        mutated.unlink()
+    assert outcomes["error"] > 50  # the mutations really hit the header
+
+
+# --- loading a model through replace_linears ------------------------------------------------------------------
+
+
+class TinyNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(2, 4, kernel_size=32)  # quantized in the file: dequantized at load
+        self.proj = nn.Linear(256, 64)  # Q4_K with bias
+        self.blocks = nn.ModuleList([nn.Linear(64, 64, bias=False), nn.Linear(64, 32)])  # Q8_0, F32
+        self.norm = nn.LayerNorm(32)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.proj(x) + self.conv(y).flatten(1)[:, :64]
+        for block in self.blocks:
+            h = torch.nn.functional.gelu(block(h))
+        return self.norm(h)
+
+
+def _tiny_checkpoint(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(7)
+    f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    spec = {
+        "conv.weight": (f32(4, 2, 32), Q.Q8_0, (4, 2, 32)),
+        "conv.bias": (f32(4), Q.F32, (4,)),
+        "proj.weight": (random_packed(Q.Q4_K, (64, 256), rng), Q.Q4_K, (64, 256)),
+        "proj.bias": (f32(64), Q.F32, (64,)),
+        "blocks.0.weight": (f32(64, 64), Q.Q8_0, (64, 64)),
+        "blocks.1.weight": (f32(32, 64), Q.F32, (32, 64)),
+        "blocks.1.bias": (f32(32), Q.F16, (32,)),
+        "norm.weight": (f32(32), Q.F32, (32,)),
+        "norm.bias": (f32(32), Q.BF16, (32,)),
+    }
+    return write_test_gguf(tmp_path / "tiny.gguf", spec)
+
+
+def test_meta_model_loads_strictly_and_matches_dequantized_reference(tmp_path: Path) -> None:
+    ckpt = read_gguf(_tiny_checkpoint(tmp_path))
+    with torch.device("meta"):
+        model = TinyNet()
+    replace_linears(model, ckpt.tensors)
+    assert isinstance(model.proj, QuantizedLinear) and isinstance(model.blocks[0], QuantizedLinear)
+    assert type(model.blocks[1]) is nn.Linear and type(model.conv) is nn.Conv1d
+    model.load_state_dict(
+        quantized_state_dict(model, ckpt.tensors, float_dtype=torch.float32), strict=True, assign=True
+    )
+    assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
+    assert model.proj.packed.data_ptr() == ckpt.tensors["proj.weight"].data.data_ptr()  # zero-copy
+
+    reference = TinyNet()
+    reference.load_state_dict({k: t.dequantize() for k, t in ckpt.tensors.items()}, strict=True)
+    x, y = torch.randn(3, 256), torch.randn(3, 2, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x, y), reference(x, y))
+
+    quantized = [m for m in model.modules() if isinstance(m, QuantizedLinear)]
+    assert sum(m.packed.nbytes for m in quantized) == 64 * 144 + 64 * 2 * 34
+
+
+def test_replace_linears_rejects_shape_mismatch(tmp_path: Path) -> None:
+    ckpt = read_gguf(_tiny_checkpoint(tmp_path))
+    with torch.device("meta"):
+        model = TinyNet()
+    model.proj = nn.Linear(512, 64, device="meta")
+    with pytest.raises(CheckpointError, match=r"proj\.weight.*\(64, 256\)"):
+        replace_linears(model, ckpt.tensors)
