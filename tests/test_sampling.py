@@ -1,0 +1,299 @@
+"""Parity of motif_lite.sampling schedules, solvers and the denoise loop with diffusers 0.42.1."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler
+from diffusers.guiders import AdaptiveProjectedGuidance, ClassifierFreeGuidance
+from diffusers.pipelines.motif_video.pipeline_motif_video import (
+    MotifVideoPipeline,
+    calculate_shift,
+    retrieve_timesteps,
+)
+
+from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.sampling import (
+    RECOMMENDED_APG,
+    APGConfig,
+    CFGConfig,
+    DPMpp2M,
+    Euler,
+    denoise,
+    dpm_schedule,
+    dpm_sigmas,
+    flow_schedule,
+    flow_sigmas,
+    schedule_for,
+    shift_from_scheduler_config,
+)
+
+
+def reference_flow_scheduler(steps: int, shift: float, seq_len: int = 1000) -> FlowMatchEulerDiscreteScheduler:
+    """The scheduler after MotifVideoPipeline's set-up of step 5 ("Prepare timesteps")."""
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=shift)
+    sigmas = np.linspace(1.0, 1 / steps, steps)
+    mu = calculate_shift(seq_len, 256, 4096, 0.5, 1.15)
+    retrieve_timesteps(scheduler, steps, "cpu", None, sigmas=sigmas, mu=mu)
+    return scheduler
+
+
+def reference_dpm_scheduler(steps: int, shift: float) -> DPMSolverMultistepScheduler:
+    scheduler = DPMSolverMultistepScheduler(
+        algorithm_type="dpmsolver++",
+        solver_order=2,
+        prediction_type="flow_prediction",
+        use_flow_sigmas=True,
+        flow_shift=shift,
+    )
+    scheduler.set_timesteps(steps)
+    return scheduler
+
+
+@pytest.mark.parametrize("steps", [1, 2, 7, 30, 50])
+@pytest.mark.parametrize("shift", [1.0, 2.5, 8.0, 15.0])
+def test_flow_schedule_equals_pipeline_scheduler(steps: int, shift: float) -> None:
+    ref = reference_flow_scheduler(steps, shift)
+    ours = flow_schedule(steps, shift)
+    assert ours.sigmas.dtype == ref.sigmas.dtype == torch.float32
+    assert torch.equal(ours.sigmas, ref.sigmas)
+    assert torch.equal(flow_sigmas(steps, shift), ref.sigmas)
+    assert ours.timesteps.dtype == ref.timesteps.dtype
+    assert torch.equal(ours.timesteps, ref.timesteps)
+    assert ours.steps == steps and ours.sigmas[-1] == 0
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5, 14, 15, 30, 50])
+@pytest.mark.parametrize("shift", [1.0, 5.0, 15.0])
+def test_dpm_schedule_equals_dpm_scheduler(steps: int, shift: float) -> None:
+    ref = reference_dpm_scheduler(steps, shift)
+    ours = dpm_schedule(steps, shift)
+    assert ours.sigmas.dtype == ref.sigmas.dtype
+    assert torch.equal(ours.sigmas, ref.sigmas)
+    assert torch.equal(dpm_sigmas(steps, shift), ref.sigmas)
+    assert ours.timesteps.dtype == ref.timesteps.dtype == torch.int64
+    assert torch.equal(ours.timesteps, ref.timesteps)
+    assert torch.equal(schedule_for("dpmpp_2m", steps, shift).sigmas, ref.sigmas)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_euler_steps_equal_flow_match_scheduler(dtype: torch.dtype) -> None:
+    steps, gen = 6, torch.Generator().manual_seed(0)
+    ref = reference_flow_scheduler(steps, 15.0)
+    schedule = flow_schedule(steps, 15.0)
+    x_ref = x_ours = torch.randn(2, 4, 3, 4, 6, generator=gen).to(dtype)
+    for i, t in enumerate(ref.timesteps):
+        v = torch.randn(x_ref.shape, generator=gen).to(dtype)
+        x_ref = ref.step(v, t, x_ref, return_dict=False)[0]
+        x_ours = Euler().step(x_ours, v, schedule.sigmas[i], schedule.sigmas[i + 1])
+        assert x_ours.dtype == x_ref.dtype == dtype
+        assert torch.equal(x_ours, x_ref), f"step {i}"
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 10, 16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dpmpp_2m_steps_equal_dpm_scheduler(steps: int, dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(steps)
+    ref = reference_dpm_scheduler(steps, 15.0)
+    schedule = dpm_schedule(steps, 15.0)
+    solver = DPMpp2M()
+    x_ref = x_ours = torch.randn(2, 4, 3, 4, 6, generator=gen).to(dtype)
+    for i, t in enumerate(ref.timesteps):
+        v = torch.randn(x_ref.shape, generator=gen).to(dtype)
+        x_ref = ref.step(v, t, x_ref, return_dict=False)[0]
+        x_ours = solver.step(x_ours, v, schedule.sigmas[i], schedule.sigmas[i + 1])
+        assert x_ours.dtype == x_ref.dtype
+        torch.testing.assert_close(x_ours, x_ref, rtol=1e-6, atol=1e-6, msg=f"step {i}")
+
+
+def test_dpmpp_2m_last_step_returns_denoised_estimate() -> None:
+    # Into σ = 0 the update is first order and lands exactly on x0 = x − σ·v.
+    x, v = torch.randn(1, 2, 1, 2, 2), torch.randn(1, 2, 1, 2, 2)
+    sigma = torch.tensor(0.3)
+    torch.testing.assert_close(DPMpp2M().step(x, v, sigma, torch.tensor(0.0)), x - sigma * v)
+
+
+def test_bad_settings_raise_user_errors() -> None:
+    for bad in [lambda: flow_sigmas(0, 15.0), lambda: dpm_sigmas(3, -1.0), lambda: schedule_for("heun", 5, 1.0)]:
+        with pytest.raises(MotifLiteError):
+            bad()
+    with pytest.raises(MotifLiteError, match="latents"):
+        denoise(lambda x, t, c: x, torch.zeros(2, 3), flow_schedule(2, 1.0))
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 15.0, "flow_shift": 3.0}, "shift"),
+        ({"_class_name": "DPMSolverMultistepScheduler", "shift": 3.0, "flow_shift": 15.0}, "flow_shift"),
+    ],
+)
+def test_shift_from_scheduler_config_reads_the_active_key(tmp_path, config: dict, key: str) -> None:
+    (tmp_path / "scheduler_config.json").write_text(json.dumps(config))
+    cls = FlowMatchEulerDiscreteScheduler if key == "shift" else DPMSolverMultistepScheduler
+    active = getattr(cls.from_config(config).config, key)
+    assert shift_from_scheduler_config(tmp_path) == active
+    assert shift_from_scheduler_config(tmp_path / "scheduler_config.json") == active
+
+
+def test_shift_from_scheduler_config_absent_and_invalid(tmp_path) -> None:
+    assert shift_from_scheduler_config(tmp_path / "nope") is None
+    path = tmp_path / "scheduler_config.json"
+    path.write_text(json.dumps({"_class_name": "FlowMatchEulerDiscreteScheduler"}))
+    assert shift_from_scheduler_config(path) is None
+    for bad in ["{", "[]", json.dumps({"shift": 3.0, "use_dynamic_shifting": True}), json.dumps({"shift": "x"})]:
+        path.write_text(bad)
+        with pytest.raises(ConfigError):
+            shift_from_scheduler_config(path)
+
+
+# --- whole loops: the real MotifVideoPipeline with a fake transformer vs motif_lite.sampling.denoise ---
+
+C, F, H, W, B = 4, 3, 4, 6, 2  # latent channels/frames/height/width and batch
+
+
+class FakeTransformer(torch.nn.Module):
+    """A cheap nonlinear velocity model with the reference transformer's call signature; logs its calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = SimpleNamespace(patch_size=2, patch_size_t=1)
+        self.weight = torch.nn.Parameter(torch.linspace(-1.0, 1.0, 2 * C + 1), requires_grad=False)
+        self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    @property
+    def device(self) -> torch.device:
+        return self.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.weight.dtype
+
+    def cache_context(self, name: str) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def forward(self, hidden_states, timestep, encoder_hidden_states, encoder_attention_mask, **kwargs):
+        self.calls.append((timestep.clone(), encoder_hidden_states[:, 0, 0].clone()))
+        mixed = torch.einsum("bcfhw,c->bfhw", hidden_states, self.weight)[:, None]
+        text = encoder_hidden_states.mean(dim=(1, 2))[:, None, None, None, None]
+        t = timestep[:, None, None, None, None] / 1000
+        return (torch.tanh(hidden_states[:, :C] * (1 + t) + mixed * text) - t * hidden_states[:, :C],)
+
+
+class FakeVae(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = SimpleNamespace(z_dim=C, scale_factor_temporal=4, scale_factor_spatial=8)
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+
+def run_reference(guider, steps: int, shift: float, latents, embeds, transformer) -> torch.Tensor:
+    pipe = MotifVideoPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=shift),
+        vae=FakeVae(),
+        text_encoder=None,
+        tokenizer=None,
+        transformer=transformer,
+        guider=guider,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    pos, neg = embeds
+    mask = torch.ones(pos.shape[:2], dtype=torch.long)
+    out = pipe(
+        prompt_embeds=pos,
+        prompt_attention_mask=mask,
+        negative_prompt_embeds=neg,
+        negative_prompt_attention_mask=mask,
+        height=H * 8,
+        width=W * 8,
+        num_frames=(F - 1) * 4 + 1,
+        num_inference_steps=steps,
+        latents=latents,
+        output_type="latent",
+        return_dict=False,
+    )
+    return out[0]
+
+
+def run_ours(guidance, solver: str, steps: int, shift: float, latents, embeds, transformer) -> torch.Tensor:
+    pos, neg = embeds
+    condition = torch.zeros(B, C, F, H, W)  # T2V: no first-frame latents, mask all zero
+    mask = torch.zeros(B, 1, F, H, W)
+
+    def predict_velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
+        text = pos if conditional else neg
+        return transformer(torch.cat([x, condition, mask], dim=1), t, text, None)[0]
+
+    return denoise(predict_velocity, latents, schedule_for(solver, steps, shift), solver, guidance)
+
+
+GUIDES = {
+    "apg_recommended": (
+        RECOMMENDED_APG,
+        lambda: AdaptiveProjectedGuidance(
+            guidance_scale=8.0,
+            adaptive_projected_guidance_rescale=12.0,
+            adaptive_projected_guidance_momentum=0.1,
+            use_original_formulation=True,
+            adaptive_projected_guidance_norm_dim=[-1, -2, -4],
+        ),
+    ),
+    "apg_eta0_stop": (
+        APGConfig(scale=5.0, norm_threshold=0.5, momentum=-0.5, eta=0.0, stop=0.6),
+        lambda: AdaptiveProjectedGuidance(
+            guidance_scale=5.0,
+            adaptive_projected_guidance_rescale=0.5,
+            adaptive_projected_guidance_momentum=-0.5,
+            eta=0.0,
+            stop=0.6,
+        ),
+    ),
+    "cfg": (CFGConfig(scale=4.0), lambda: ClassifierFreeGuidance(guidance_scale=4.0)),
+    "cfg_scale1": (CFGConfig(scale=1.0), lambda: ClassifierFreeGuidance(guidance_scale=1.0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GUIDES))
+def test_denoise_equals_reference_pipeline_loop(name: str) -> None:
+    ours_guidance, make_guider = GUIDES[name]
+    steps, shift, gen = 5, 8.0, torch.Generator().manual_seed(1)
+    latents = torch.randn(B, C, F, H, W, generator=gen)
+    embeds = (torch.randn(B, 7, 8, generator=gen), torch.randn(B, 7, 8, generator=gen))
+    ref_model, our_model = FakeTransformer(), FakeTransformer()
+    expected = run_reference(make_guider(), steps, shift, latents, embeds, ref_model)
+    got = run_ours(ours_guidance, "euler", steps, shift, latents, embeds, our_model)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    # Same transformer calls in the same order (cond first, then uncond), same timestep dtype and values.
+    assert len(our_model.calls) == len(ref_model.calls)
+    for (t_ours, text_ours), (t_ref, text_ref) in zip(our_model.calls, ref_model.calls, strict=True):
+        assert t_ours.dtype == t_ref.dtype and t_ours.shape == t_ref.shape == (B,)
+        assert torch.equal(t_ours, t_ref) and torch.equal(text_ours, text_ref)
+    if name == "cfg_scale1":
+        assert len(our_model.calls) == steps  # scale 1: no unconditional pass at all
+
+
+def test_dpmpp_2m_denoise_equals_scheduler_guider_loop() -> None:
+    # The 0.42.1 pipeline refuses DPMSolver (it always passes sigmas=), so replay its loop by hand.
+    steps, shift, gen = 6, 15.0, torch.Generator().manual_seed(2)
+    latents = torch.randn(B, C, F, H, W, generator=gen)
+    embeds = (torch.randn(B, 7, 8, generator=gen), torch.randn(B, 7, 8, generator=gen))
+    model = FakeTransformer()
+    scheduler, guider = reference_dpm_scheduler(steps, shift), GUIDES["apg_recommended"][1]()
+    zeros, x = torch.zeros(B, C + 1, F, H, W), latents
+    for i, t in enumerate(scheduler.timesteps):
+        guider.set_state(step=i, num_inference_steps=steps, timestep=t)
+        batches = guider.prepare_inputs({"encoder_hidden_states": embeds})
+        for batch in batches:
+            inputs = torch.cat([x, zeros], dim=1)
+            batch.noise_pred = model(inputs, t.expand(B), batch.encoder_hidden_states, None)[0]
+        x = scheduler.step(guider(batches)[0], t, x, return_dict=False)[0]
+    got = run_ours(RECOMMENDED_APG, "dpmpp_2m", steps, shift, latents, embeds, FakeTransformer())
+    torch.testing.assert_close(got, x, rtol=1e-6, atol=1e-6)
