@@ -74,7 +74,7 @@ def write_test_gguf(
 ) -> Path:
     """Write a small GGUF file. `tensors`: name -> (float ndarray | packed bytes/uint8, qtype, logical shape).
 
-    Metadata values may be str, int (written as uint32), float or bool. `arch=None` writes no
+    Metadata values may be str, int (written as uint32), float, bool or a list. `arch=None` writes no
     general.architecture at all.
     """
     path = Path(path)
@@ -82,7 +82,9 @@ def write_test_gguf(
     if arch is None:
         writer.kv_data[0].pop("general.architecture")  # GGUFWriter always adds it
     for key, value in (extra_metadata or {}).items():
-        if isinstance(value, bool):
+        if isinstance(value, list):
+            writer.add_array(key, value)
+        elif isinstance(value, bool):
             writer.add_bool(key, value)
         elif isinstance(value, int):
             writer.add_uint32(key, value)

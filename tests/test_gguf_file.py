@@ -86,6 +86,31 @@ def test_metadata_is_plain_python(mixed_file: tuple[Path, dict]) -> None:
     assert ckpt.qtype_counts()["Q4_K"] == 1 and ckpt.qtype_counts()["F32"] == 2
 
 
+def test_five_dim_and_recorded_original_shapes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    conv = rng.standard_normal((8, 3, 1, 2, 2)).astype(np.float32)
+    flat = rng.standard_normal((4, 64)).astype(np.float32)
+    spec = {
+        "x_embedder.proj.weight": (conv, Q.F32, conv.shape),  # written with 5 dims, as gguf-py allows
+        "flat.weight": (flat.reshape(8, 32), Q.F16, (8, 32)),
+        "flat_q.weight": (flat, Q.Q8_0, (4, 64)),
+    }
+    meta = {"comfy.gguf.orig_shape.flat.weight": [2, 4, 32], "comfy.gguf.orig_shape.flat_q.weight": [4, 2, 32]}
+    ckpt = read_gguf(write_test_gguf(tmp_path / "shapes.gguf", spec, extra_metadata=meta))
+    assert torch.equal(ckpt.tensors["x_embedder.proj.weight"].data, torch.from_numpy(conv))
+    flat_t = ckpt.tensors["flat.weight"]
+    assert flat_t.shape == (2, 4, 32) and torch.equal(
+        flat_t.dequantize(), torch.from_numpy(flat).half().float().view(2, 4, 32)
+    )
+    flat_q = ckpt.tensors["flat_q.weight"]
+    expected = gguf.quants.dequantize(gguf.quants.quantize(flat, Q.Q8_0), Q.Q8_0).reshape(4, 2, 32)
+    assert flat_q.shape == (4, 2, 32) and torch.equal(flat_q.dequantize(), torch.from_numpy(expected))
+
+    meta_bad = {"comfy.gguf.orig_shape.flat.weight": [3, 4, 32]}
+    with pytest.raises(CheckpointError, match="orig_shape.flat.weight"):
+        read_gguf(write_test_gguf(tmp_path / "bad_shape.gguf", spec, extra_metadata=meta_bad))
+
+
 # --- error paths ----------------------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ microseconds per entry) and only then hands the file to `GGUFReader`. Every prob
 
 from __future__ import annotations
 
+import math
 import mmap
 import struct
 from collections import Counter
@@ -24,7 +25,10 @@ from motif_lite.weights.dequant import FLOAT_TYPES, check_supported, dequantize,
 
 EXPECTED_ARCH = "motif_video"
 SUPPORTED_VERSIONS = (2, 3)
-_MAX_DIMS = 4  # GGML_MAX_DIMS
+# ggml itself stops at 4 dims, but gguf-py writes any count (a Conv3d weight has 5); 8 only bounds corruption.
+_MAX_DIMS = 8
+# ComfyUI-GGUF's convert tool flattens some tensors and records the real shape under this key prefix.
+ORIG_SHAPE_KEY = "comfy.gguf.orig_shape."
 _MAX_NESTING = 4  # arrays of arrays in metadata; real files use at most 1
 _SCALAR_SIZES = {
     GGUFValueType.UINT8: 1,
@@ -102,6 +106,7 @@ def read_gguf(path: str | Path, expected_arch: str = EXPECTED_ARCH) -> GGUFCheck
         ) from exc
     _check_architecture(path, metadata, expected_arch)
     tensors = {t.name: _packed_tensor(path, t) for t in reader.tensors}
+    tensors = {name: _restore_shape(path, t, metadata) for name, t in tensors.items()}
     return GGUFCheckpoint(path=path, metadata=metadata, tensors=tensors)
 
 
@@ -140,6 +145,22 @@ def _packed_tensor(path: Path, t: Any) -> PackedTensor:
     expected = packed_nbytes(qtype, shape, t.name)
     if data.numel() * data.element_size() != expected:
         raise CheckpointError(f"{path}: tensor {t.name} has {data.nbytes} bytes, expected {expected} for {shape}")
+    return PackedTensor(data=data, qtype=qtype, shape=shape, name=t.name)
+
+
+def _restore_shape(path: Path, t: PackedTensor, metadata: dict[str, Any]) -> PackedTensor:
+    """Apply a recorded `comfy.gguf.orig_shape.<name>`; quantized ones are dequantized (they are tiny)."""
+    orig = metadata.get(ORIG_SHAPE_KEY + t.name)
+    if orig is None:
+        return t
+    is_shape = isinstance(orig, list) and all(isinstance(d, int) for d in orig)
+    shape = tuple(orig) if is_shape else ()
+    if not shape or math.prod(shape) != math.prod(t.shape):
+        raise CheckpointError(f"{path}: {ORIG_SHAPE_KEY}{t.name} = {orig!r} does not fit the stored shape {t.shape}")
+    if t.is_quantized:
+        data, qtype = t.dequantize().reshape(shape), gguf.GGMLQuantizationType.F32
+    else:
+        data, qtype = t.data.reshape(shape), t.qtype
     return PackedTensor(data=data, qtype=qtype, shape=shape, name=t.name)
 
 
