@@ -1,0 +1,37 @@
+"""Input images for image-to-video: loading and the reference's VAE preprocessing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+
+from motif_lite.errors import ConfigError, MotifLiteError
+
+
+def load_image(path: str | Path) -> PIL.Image.Image:
+    """Open an image file as an RGB `PIL.Image` (alpha is dropped, palettes and grayscale are expanded)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MotifLiteError(f"input image not found: {path}")
+    try:
+        with PIL.Image.open(path) as image:
+            return image.convert("RGB")  # convert() loads the pixels, so the file can be closed here
+    except (OSError, ValueError, PIL.Image.DecompressionBombError) as exc:
+        raise MotifLiteError(f"cannot read image {path}: {exc}") from exc
+
+
+def preprocess_image(image: PIL.Image.Image, height: int, width: int) -> torch.Tensor:
+    """Resize and scale an RGB image to `[1, 3, height, width]` float32 in [-1, 1], like the reference I2V pipeline.
+
+    diffusers' `VideoProcessor.preprocess_video` (default config) resizes PIL images straight to the target size
+    with Lanczos (aspect ratio not kept, no crop), divides by 255 in float32, and maps [0, 1] to [-1, 1].
+    """
+    if height < 1 or width < 1:
+        raise ConfigError(f"image size must be positive, got {height}x{width}")
+    resized = image.convert("RGB").resize((width, height), resample=PIL.Image.Resampling.LANCZOS)
+    pixels = np.asarray(resized).astype(np.float32) / 255.0  # [H, W, 3]
+    tensor = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
+    return 2.0 * tensor - 1.0

@@ -1,0 +1,170 @@
+"""Write generated frames as .mp4, .webm, animated .webp / .gif, or a lossless PNG sequence.
+
+Frames arrive as chunks (the VAE decoder streams them): each chunk is a uint8 `[F, H, W, 3]` array/tensor or a
+float `[3, F, H, W]` tensor in [-1, 1] (as decoded). Chunks are converted and written one frame at a time, so a
+whole float video never sits in memory next to its uint8 copy. mp4/webm go through the ffmpeg binary of
+imageio-ffmpeg (a pipe, fully streamed); gif/webp through Pillow, which keeps one uint8 copy of the frames.
+The generation settings are stored as one JSON string in each format's comment field.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import PIL.Image
+import torch
+from PIL.PngImagePlugin import PngInfo
+
+from motif_lite.errors import ConfigError, MotifLiteError
+
+Chunk = torch.Tensor | np.ndarray
+FrameSource = Chunk | Iterable[Chunk]
+
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".webp", ".gif", ".png")
+_FRAME_PATTERN = re.compile(r"%0?\d*d")
+_EXIF_IMAGE_DESCRIPTION = 0x010E
+# ffmpeg settings per container: H.264 at CRF 18 ("visually lossless") and VP9 constant quality.
+_FFMPEG = {
+    ".mp4": ("libx264", ["-crf", "18", "-preset", "medium", "-movflags", "+faststart"]),
+    ".webm": ("libvpx-vp9", ["-crf", "30", "-b:v", "0", "-row-mt", "1"]),
+}
+
+
+def check_output_path(path: str | Path) -> None:
+    """Fail early (`MotifLiteError`) for outputs `write_video` cannot produce: bad extension, pattern, directory."""
+    path = Path(path).expanduser()
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_EXTENSIONS:
+        raise MotifLiteError(
+            f"unsupported output format {suffix or '(none)'!r} for {path}; use one of {VIDEO_EXTENSIONS}"
+        )
+    patterns = _FRAME_PATTERN.findall(path.name)
+    if suffix == ".png" and (len(patterns) != 1 or path.name.count("%") != 1):
+        raise MotifLiteError(
+            f"PNG output is a frame sequence: put one frame-number pattern in {path.name!r}, e.g. out_%03d.png"
+        )
+    if suffix != ".png" and patterns:
+        raise MotifLiteError(f"frame-number patterns are only for .png sequences, got {path.name!r}")
+    if path.is_dir():
+        raise MotifLiteError(f"output path {path} is a directory; give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        raise MotifLiteError(f"output directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise MotifLiteError(f"output directory {parent} is not writable")
+
+
+def to_uint8_frames(chunk: Chunk) -> np.ndarray:
+    """Convert one chunk to uint8 `[F, H, W, 3]`, matching diffusers' postprocessing bit for bit.
+
+    Float input (`[3, F, H, W]` or `[1, 3, F, H, W]`, in [-1, 1]) follows `VideoProcessor.postprocess_video`
+    with `output_type="pil"` (the pipeline default): `(x * 0.5 + 0.5).clamp(0, 1)` in the input dtype, then
+    float32, `* 255`, round half to even, uint8. (diffusers' `export_to_video` on `output_type="np"` frames
+    truncates instead of rounding, so it can be one level darker.)
+    """
+    if isinstance(chunk, np.ndarray):
+        chunk = torch.from_numpy(chunk)
+    if not isinstance(chunk, torch.Tensor):
+        raise ConfigError(f"frames must be tensors or numpy arrays, got {type(chunk).__name__}")
+    if chunk.dtype == torch.uint8:
+        if chunk.ndim != 4 or chunk.shape[-1] != 3:
+            raise ConfigError(f"uint8 frames must be [F, H, W, 3], got shape {tuple(chunk.shape)}")
+        return chunk.cpu().numpy()
+    if chunk.ndim == 5 and chunk.shape[0] == 1:
+        chunk = chunk[0]
+    if not chunk.is_floating_point() or chunk.ndim != 4 or chunk.shape[0] != 3:
+        raise ConfigError(f"float frames must be [3, F, H, W] in [-1, 1], got {chunk.dtype} {tuple(chunk.shape)}")
+    unit = (chunk * 0.5 + 0.5).clamp(0, 1)
+    return (unit.permute(1, 2, 3, 0).cpu().float() * 255).round().to(torch.uint8).numpy()
+
+
+def _frames(source: FrameSource) -> Iterator[np.ndarray]:
+    chunks = [source] if isinstance(source, (torch.Tensor, np.ndarray)) else source
+    for chunk in chunks:
+        yield from to_uint8_frames(chunk)  # converts one chunk at a time
+
+
+def write_video(frames: FrameSource, path: str | Path, fps: float, metadata: dict | None = None) -> Path:
+    """Write frames to `path` (format from the extension) and return the path.
+
+    `frames` is one chunk or an iterable of chunks (see the module doc). `metadata` (prompt, seed, settings)
+    is stored as JSON in the container's comment (mp4/webm), the GIF comment, the WebP EXIF description,
+    or a `comment` text chunk of every PNG.
+    """
+    check_output_path(path)
+    if not fps > 0:
+        raise ConfigError(f"fps must be > 0, got {fps}")
+    path = Path(path).expanduser()
+    stream = _frames(frames)
+    first = next(stream, None)
+    if first is None:
+        raise ConfigError(f"no frames to write to {path}")
+    stream = itertools.chain([first], stream)
+    comment = json.dumps(metadata or {}, sort_keys=True, default=str)
+    suffix = path.suffix.lower()
+    if suffix in _FFMPEG:
+        _write_ffmpeg(stream, path, fps, comment, first.shape)
+    elif suffix == ".png":
+        _write_png_sequence(stream, path, fps, comment)
+    else:
+        _write_pillow_animation(stream, path, fps, comment)
+    return path
+
+
+def _write_ffmpeg(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str, shape: tuple) -> None:
+    codec, params = _FFMPEG[path.suffix.lower()]
+    height, width = shape[0], shape[1]
+    if height % 2 or width % 2:
+        raise ConfigError(f"{path.suffix} (yuv420p) needs an even width and height, got {width}x{height}")
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        size=(width, height),
+        fps=fps,
+        codec=codec,
+        pix_fmt_out="yuv420p",
+        quality=None,  # the CRF in `params` sets quality
+        macro_block_size=1,  # never rescale: sizes are even already
+        output_params=[*params, "-metadata", f"comment={comment}"],
+    )
+    try:
+        writer.send(None)  # start ffmpeg
+        for frame in stream:
+            if frame.shape != shape:
+                raise ConfigError(f"frame size changed mid-video: {frame.shape} after {shape}")
+            writer.send(np.ascontiguousarray(frame))
+    except OSError as exc:  # ffmpeg died: disk full, bad codec build, ...
+        raise MotifLiteError(f"ffmpeg could not write {path}: {exc}") from exc
+    finally:
+        writer.close()
+
+
+def _write_png_sequence(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
+    info = PngInfo()
+    info.add_text("comment", comment)
+    info.add_text("fps", str(fps))
+    for index, frame in enumerate(stream):
+        file = path.parent / (path.name % index)
+        PIL.Image.fromarray(frame).save(file, pnginfo=info, compress_level=6)
+
+
+def _write_pillow_animation(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
+    images = [PIL.Image.fromarray(frame) for frame in stream]  # one uint8 copy; float chunks are gone
+    duration = 1000.0 / fps  # ms per frame; GIF stores 10 ms units, so it rounds (24 fps -> 40 ms)
+    options: dict = {"save_all": True, "append_images": images[1:], "duration": duration, "loop": 0}
+    if path.suffix.lower() == ".gif":
+        options["comment"] = comment
+    else:
+        exif = PIL.Image.Exif()
+        exif[_EXIF_IMAGE_DESCRIPTION] = comment
+        options.update(lossless=False, quality=90, exif=exif.tobytes())
+    try:
+        images[0].save(path, **options)
+    except OSError as exc:
+        raise MotifLiteError(f"cannot write {path}: {exc}") from exc

@@ -1,0 +1,260 @@
+"""Video/image I/O and Hub resolution: round trips, parity with diffusers' processors, error paths."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import imageio_ffmpeg
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from huggingface_hub import constants
+
+from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
+from motif_lite.io import hub
+from motif_lite.io import video as video_module
+from motif_lite.io.image import load_image, preprocess_image
+from motif_lite.io.video import check_output_path, to_uint8_frames, write_video
+
+F, H, W = 5, 32, 48
+META = {"prompt": 'a "quoted" fox\nsecond line', "seed": 42, "steps": 50}
+
+
+def _video(seed: int = 0) -> torch.Tensor:
+    """A float [3, F, H, W] video in [-1, 1] with smooth content (lossy codecs keep it close) and overshoot."""
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.linspace(-1, 1, H).view(1, 1, H, 1)
+    x = torch.linspace(-1, 1, W).view(1, 1, 1, W)
+    t = torch.arange(F).view(1, F, 1, 1) / F
+    phase = torch.rand(3, 1, 1, 1, generator=gen) * 6
+    return (0.3 * torch.sin(x + 1.5 * y + 2 * t + phase) + 0.8 * torch.sin(3 * x - 2 * y + 5 * t)).float()
+
+
+def _chunks(video: torch.Tensor, size: int = 2):
+    for start in range(0, video.shape[1], size):
+        yield video[:, start : start + size]
+
+
+# ---------------------------------------------------------------- frame conversion
+
+
+def test_uint8_conversion_matches_diffusers_postprocess():
+    from diffusers.video_processor import VideoProcessor
+
+    video = _video()
+    # Include exact half-steps so the rounding rule is exercised.
+    video[0, 0, 0, :4] = torch.tensor([2 * (k + 0.5) / 255 - 1 for k in (10, 11, 100, 201)])
+    for dtype in (torch.float32, torch.bfloat16):
+        ours = to_uint8_frames(video.to(dtype))
+        pil = VideoProcessor(vae_scale_factor=8).postprocess_video(video.to(dtype)[None], output_type="pil")[0]
+        ref = np.stack([np.asarray(img) for img in pil])
+        assert ours.dtype == np.uint8 and ours.shape == (F, H, W, 3)
+        np.testing.assert_array_equal(ours, ref)
+
+
+def test_uint8_input_passes_through_and_bad_shapes_fail():
+    frames = np.random.default_rng(0).integers(0, 256, (F, H, W, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(to_uint8_frames(frames), frames)
+    np.testing.assert_array_equal(to_uint8_frames(torch.from_numpy(frames)), frames)
+    np.testing.assert_array_equal(to_uint8_frames(_video()[None]), to_uint8_frames(_video()))
+    with pytest.raises(ConfigError, match=r"\[F, H, W, 3\]"):
+        to_uint8_frames(frames[..., :2])
+    with pytest.raises(ConfigError, match=r"\[3, F, H, W\]"):
+        to_uint8_frames(torch.zeros(F, H, W, 3))
+    with pytest.raises(ConfigError, match="tensors or numpy"):
+        to_uint8_frames([1, 2, 3])
+
+
+# ---------------------------------------------------------------- writing and reading back
+
+
+def _ffprobe_comment(path) -> str:
+    # imageio-ffmpeg ships ffmpeg but not ffprobe; `ffmpeg -i` prints the container metadata on stderr.
+    result = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True)
+    return result.stderr.decode()
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+def test_ffmpeg_formats_round_trip(tmp_path, suffix):
+    video = _video()
+    path = write_video(_chunks(video), tmp_path / f"out{suffix}", fps=24, metadata=META)
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    frames = [np.frombuffer(f, np.uint8).reshape(H, W, 3) for f in reader]
+    assert len(frames) == F and tuple(meta["size"]) == (W, H) and meta["fps"] == pytest.approx(24)
+    assert np.abs(np.stack(frames).astype(int) - to_uint8_frames(video).astype(int)).mean() < 4  # lossy
+    info = _ffprobe_comment(path)
+    assert ("h264" if suffix == ".mp4" else "vp9") in info and "yuv420p" in info
+    assert '"seed": 42' in info and "quoted" in info
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp"])
+def test_pillow_formats_round_trip(tmp_path, suffix):
+    video = _video()
+    path = write_video(_chunks(video), tmp_path / f"out{suffix}", fps=25, metadata=META)
+    with PIL.Image.open(path) as image:
+        assert image.n_frames == F and image.size == (W, H) and image.is_animated
+        stored = image.info["comment"].decode() if suffix == ".gif" else image.getexif()[0x010E]  # description
+        image.seek(F - 1)
+        last = np.asarray(image.convert("RGB")).astype(int)
+        assert image.info["duration"] == pytest.approx(40, abs=1)  # 25 fps
+    assert json.loads(stored) == META
+    assert np.abs(last - to_uint8_frames(video)[-1].astype(int)).mean() < 8  # palette / lossy
+
+
+def test_png_sequence_is_lossless(tmp_path):
+    video = _video()
+    write_video(_chunks(video, 3), tmp_path / "out_%03d.png", fps=24, metadata=META)
+    files = sorted(tmp_path.glob("out_*.png"))
+    assert [f.name for f in files] == [f"out_{i:03d}.png" for i in range(F)]
+    expected = to_uint8_frames(video)
+    for index, file in enumerate(files):
+        with PIL.Image.open(file) as image:
+            np.testing.assert_array_equal(np.asarray(image), expected[index])
+            assert json.loads(image.text["comment"]) == META and float(image.text["fps"]) == 24
+
+
+def test_uint8_frames_and_single_tensor_accepted(tmp_path):
+    frames = to_uint8_frames(_video())
+    write_video(frames, tmp_path / "a_%d.png", fps=8)
+    assert len(list(tmp_path.glob("a_*.png"))) == F
+
+
+def test_write_errors(tmp_path):
+    with pytest.raises(ConfigError, match="no frames"):
+        write_video(iter([]), tmp_path / "x.mp4", fps=24)
+    with pytest.raises(ConfigError, match="fps"):
+        write_video(_video(), tmp_path / "x.mp4", fps=0)
+    with pytest.raises(ConfigError, match="even"):
+        write_video(_video()[:, :, :31], tmp_path / "x.mp4", fps=24)
+    with pytest.raises(ConfigError, match="changed"):
+        write_video([_video()[:, :2], _video()[:, :2, :16]], tmp_path / "x.mp4", fps=24)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("out.avi", "unsupported output format"),
+        ("out", "unsupported output format"),
+        ("out.png", "frame sequence"),
+        ("out_%d_%d.png", "frame sequence"),
+        ("50%_%d.png", "frame sequence"),
+        ("out_%03d.mp4", "only for .png"),
+        ("missing/out.mp4", "does not exist"),
+    ],
+)
+def test_check_output_path_errors(tmp_path, name, message):
+    with pytest.raises(MotifLiteError, match=message):
+        check_output_path(tmp_path / name)
+
+
+def test_check_output_path_directory_cases(tmp_path, monkeypatch):
+    (tmp_path / "clip.mp4").mkdir()
+    with pytest.raises(MotifLiteError, match="is a directory"):
+        check_output_path(tmp_path / "clip.mp4")
+    # Permission bits do not bind root (as in CI containers), so simulate a read-only directory.
+    monkeypatch.setattr(video_module.os, "access", lambda path, mode: False)
+    with pytest.raises(MotifLiteError, match=f"{tmp_path} is not writable"):
+        check_output_path(tmp_path / "out.mp4")
+
+
+def test_check_output_path_accepts_supported(tmp_path):
+    for name in ["a.mp4", "a.MP4", "a.webm", "a.webp", "a.gif", "a_%05d.png"]:
+        check_output_path(tmp_path / name)
+
+
+# ---------------------------------------------------------------- input images
+
+
+def test_load_image_converts_to_rgb(tmp_path):
+    rgba = PIL.Image.new("RGBA", (7, 5), (10, 20, 30, 128))
+    rgba.save(tmp_path / "a.png")
+    image = load_image(tmp_path / "a.png")
+    assert image.mode == "RGB" and image.size == (7, 5) and image.getpixel((0, 0)) == (10, 20, 30)
+
+
+def test_load_image_errors(tmp_path):
+    with pytest.raises(MotifLiteError, match="not found.*nope.png"):
+        load_image(tmp_path / "nope.png")
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    with pytest.raises(MotifLiteError, match="cannot read image.*bad.jpg"):
+        load_image(tmp_path / "bad.jpg")
+
+
+def test_preprocess_matches_diffusers_video_processor():
+    from diffusers.video_processor import VideoProcessor
+
+    rng = np.random.default_rng(0)
+    image = PIL.Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    ours = preprocess_image(image, height=48, width=64)
+    # As the I2V pipeline does it: a one-frame video, then [B, C, T, H, W] -> frame 0.
+    ref = VideoProcessor(vae_scale_factor=8).preprocess_video([image], height=48, width=64)[:, :, 0]
+    assert ours.shape == (1, 3, 48, 64) and ours.dtype == torch.float32
+    torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+    with pytest.raises(ConfigError):
+        preprocess_image(image, 0, 64)
+
+
+# ---------------------------------------------------------------- hub resolution (offline)
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """HF offline mode with an empty private cache: nothing can be found, nothing is fetched."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # read once at import by huggingface_hub
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    return tmp_path / "hf-cache"
+
+
+def test_local_directory_returned_as_is(tmp_path, offline):
+    assert hub.resolve_checkpoint(str(tmp_path)) == tmp_path
+
+
+def test_missing_local_path_and_file(tmp_path, offline):
+    with pytest.raises(CheckpointError, match="no such checkpoint directory"):
+        hub.resolve_checkpoint(str(tmp_path / "nope"))
+    (tmp_path / "f.bin").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="is a file"):
+        hub.resolve_checkpoint(str(tmp_path / "f.bin"))
+
+
+def test_offline_repo_names_repo_files_and_command(offline):
+    with pytest.raises(CheckpointError) as err:
+        hub.resolve_checkpoint(hub.MOTIF_REPO, allow_patterns=["text_encoder/*", "tokenizer/*"])
+    message = str(err.value)
+    assert hub.MOTIF_REPO in message and "HF_HUB_OFFLINE" in message
+    assert f"hf download {hub.MOTIF_REPO} --include 'text_encoder/*' --include 'tokenizer/*'" in message
+    assert "huggingface-cli download" in message and str(offline) in message
+
+
+def test_cached_snapshot_is_used_offline(offline):
+    repo_dir = offline / "models--Motif-Technologies--Motif-Video-2B"
+    commit = "0" * 40
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    snapshot = repo_dir / "snapshots" / commit
+    (snapshot / "text_encoder").mkdir(parents=True)
+    (snapshot / "text_encoder" / "config.json").write_text("{}")
+    assert hub.resolve_checkpoint(hub.MOTIF_REPO) == snapshot
+
+
+def test_gguf_path_and_variant(tmp_path, offline):
+    gguf = tmp_path / "model-Q8_0.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert hub.resolve_gguf(str(gguf)) == gguf
+    with pytest.raises(CheckpointError, match="no such GGUF file"):
+        hub.resolve_gguf(str(tmp_path / "other.gguf"))
+    with pytest.raises(CheckpointError) as err:
+        hub.resolve_gguf("Q4_K_M")
+    assert hub.GGUF_REPO in str(err.value) and "--include '*Q4_K_M*.gguf'" in str(err.value)
+
+
+def test_variant_matching_is_whole_token():
+    names = ["motif-video-2b-Q4_K_M.gguf", "motif-video-2b-Q4_K.gguf", "motif-video-2b-Q8_0.gguf"]
+    assert hub._pick_variant(names, "Q4_K") == "motif-video-2b-Q4_K.gguf"
+    assert hub._pick_variant(names, "q8_0") == "motif-video-2b-Q8_0.gguf"
+    with pytest.raises(CheckpointError, match="available: motif-video-2b-Q4_K.gguf"):
+        hub._pick_variant(names, "Q5_K_S")
