@@ -1,0 +1,101 @@
+"""Fused LayerNorm+modulation and QK RMSNorm+RoPE kernels vs the torch references in motif_lite.model.ops."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+from kernels_interp import DEVICE, KernelCall, kernel_runner
+from motif_lite.kernels import KernelInputError
+
+from motif_lite.model import ops
+
+
+@pytest.fixture(scope="module")
+def kernel() -> Iterator[KernelCall]:
+    yield from kernel_runner()
+
+
+def adaln_chunks(bsz: int, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """shift/scale as the model makes them: strided chunks of one AdaLN linear output."""
+    shift, scale, _gate = torch.randn(bsz, 3 * channels, device=DEVICE).chunk(3, dim=1)
+    return shift, scale
+
+
+@pytest.mark.parametrize(("bsz", "length", "channels"), [(2, 7, 96), (1, 3, 1536)])
+def test_layer_norm_modulate(kernel, bsz: int, length: int, channels: int) -> None:
+    x = torch.randn(length, bsz, channels, device=DEVICE).transpose(0, 1) * 3 + 1  # non-contiguous [B, L, C]
+    shift, scale = adaln_chunks(bsz, channels)
+    y = kernel("norm.layer_norm_modulate", x, shift, scale, 1e-6)
+    torch.testing.assert_close(y, ops.layer_norm_modulate(x, shift, scale, 1e-6), rtol=1e-5, atol=1e-5)
+
+
+def test_layer_norm_modulate_promotes_like_torch(kernel) -> None:
+    x = torch.randn(1, 4, 32, device=DEVICE, dtype=torch.float16)
+    shift, scale = adaln_chunks(1, 32)
+    y = kernel("norm.layer_norm_modulate", x, shift, scale, 1e-6)
+    ref = ops.layer_norm_modulate(x.float(), shift, scale, 1e-6)
+    assert y.dtype == torch.float32  # fp16 tokens with fp32 modulation -> fp32, as in the reference
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+
+
+def heads_view(bsz: int, length: int, heads: int, dim: int) -> torch.Tensor:
+    """[B, H, L, D] the way the model gets it: `view(B, L, H, D).transpose(1, 2)` of a [B, L, C] projection."""
+    return torch.randn(bsz, length, heads * dim, device=DEVICE).view(bsz, length, heads, dim).transpose(1, 2)
+
+
+@pytest.mark.parametrize(
+    ("rotated", "with_weight"),
+    [(7, True), (11, True), (0, True), (7, False)],
+    ids=["first-7-of-11", "all-rotated", "no-rope", "no-weight"],
+)
+def test_rms_norm_rope(kernel, rotated: int, with_weight: bool) -> None:
+    x = heads_view(2, 11, 3, 16)
+    weight = torch.randn(16, device=DEVICE) if with_weight else None
+    cos = torch.randn(rotated, 16, device=DEVICE) if rotated else None
+    sin = torch.randn(rotated, 16, device=DEVICE) if rotated else None
+    y = kernel("norm.rms_norm_rope", x, weight, 1e-6, cos, sin)
+    assert y.shape == x.shape
+    torch.testing.assert_close(y, ops.rms_norm_rope(x, weight, 1e-6, cos, sin), rtol=1e-5, atol=1e-5)
+
+
+def test_rms_norm_rope_motif_head_dim(kernel) -> None:
+    x = heads_view(1, 5, 2, 128)
+    weight = torch.rand(128, device=DEVICE) + 0.5
+    angles = torch.rand(4, 64, device=DEVICE).repeat_interleave(2, dim=1) * 6.3  # real RoPE: pairs share angles
+    y = kernel("norm.rms_norm_rope", x, weight, 1e-6, angles.cos(), angles.sin())
+    ref = ops.rms_norm_rope(x, weight, 1e-6, angles.cos(), angles.sin())
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("shape", "rope_shape", "match"),
+    [
+        ((1, 2, 4, 15), None, "even D"),
+        ((1, 2, 4, 16), (5, 16), "5 rotary positions for only 4"),
+        ((1, 2, 4, 16), (3, 8), "must be"),
+    ],
+)
+def test_rms_norm_rope_rejects_bad_shapes(kernel, shape, rope_shape, match) -> None:
+    cos = torch.ones(rope_shape) if rope_shape else None
+    with pytest.raises(KernelInputError, match=match):
+        kernel("norm.rms_norm_rope", torch.randn(shape), None, 1e-6, cos, cos)
+
+
+def test_layer_norm_modulate_rejects_bad_shapes(kernel) -> None:
+    with pytest.raises(KernelInputError, match="shift/scale"):
+        kernel("norm.layer_norm_modulate", torch.randn(2, 3, 8), torch.randn(1, 8), torch.randn(1, 8))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 kernels need CUDA")
+def test_bf16_on_cuda(kernel) -> None:
+    x = torch.randn(2, 300, 12 * 128, device="cuda", dtype=torch.bfloat16)
+    shift, scale = (t.bfloat16() for t in adaln_chunks(2, 12 * 128))
+    ref = ops.layer_norm_modulate(x.float(), shift.float(), scale.float())
+    torch.testing.assert_close(kernel("norm.layer_norm_modulate", x, shift, scale).float(), ref, rtol=2e-2, atol=5e-2)
+    q = x.view(2, 300, 12, 128).transpose(1, 2)
+    angles = torch.rand(200, 128, device="cuda")
+    ref = ops.rms_norm_rope(q.float(), None, 1e-6, angles.cos(), angles.sin())
+    y = kernel("norm.rms_norm_rope", q, None, 1e-6, angles.cos(), angles.sin())
+    torch.testing.assert_close(y.float(), ref, rtol=2e-2, atol=5e-2)
