@@ -99,6 +99,22 @@ def test_long_prompt_truncated_like_reference(ckpt, encoder):
     torch.testing.assert_close(embeds, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_tokenizer_loads_as_gemma_and_adds_only_bos(ckpt, encoder):
+    from transformers import GemmaTokenizer
+
+    # model_index.json-style loading names the class directly; it must agree with AutoTokenizer.
+    gemma = GemmaTokenizer.from_pretrained(ckpt / "tokenizer")
+    ids = gemma(PROMPTS[1], padding=False)["input_ids"]
+    assert ids == encoder.tokenizer(PROMPTS[1], padding=False)["input_ids"]
+    assert ids[0] == 2 and 1 not in ids and 0 not in ids and gemma.padding_side == "right"
+
+
+def test_outputs_are_ordinary_tensors(encoder):
+    embeds, mask = encoder.encode(PROMPTS)
+    embeds[~mask] = 0  # callers may zero pads in place; inference-mode tensors would refuse this
+    assert not embeds.requires_grad
+
+
 def test_short_prompts_do_not_warn(encoder):
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -21,6 +21,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, SiglipImageProcessor, T5Gemma2Encoder
 
 from motif_lite.errors import CheckpointError, ConfigError
+from motif_lite.io.hub import resolve_checkpoint
 
 MAX_PROMPT_TOKENS = 512  # the reference pipeline's max_sequence_length
 
@@ -62,7 +63,7 @@ class TextEncoder:
             torch.cuda.empty_cache()
         return self
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode(
         self, prompts: list[str] | str, max_length: int = MAX_PROMPT_TOKENS
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,7 +83,7 @@ class TextEncoder:
         embeds = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
         return embeds, mask.bool()
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Encode first frames `[B, 3, H, W]` in [-1, 1] (as prepared for the VAE) to SigLIP tokens `[B, I, D_img]`.
 
@@ -140,8 +141,6 @@ def load_text_encoder(
     `source` is a local checkpoint directory in the official layout or a Hugging Face repo id
     (resolved through the local cache, see `motif_lite.io.hub.resolve_checkpoint`).
     """
-    from motif_lite.io.hub import resolve_checkpoint
-
     root = resolve_checkpoint(str(source), allow_patterns=["text_encoder/*", "tokenizer/*", "feature_extractor/*"])
     _check_layout(root)
     try:
