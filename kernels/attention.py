@@ -91,11 +91,9 @@ def _block_mask_arg(block_mask: torch.Tensor | None, shape: tuple[int, ...], dev
 
 def _tile_sizes(block_size: int, head_dim: int) -> tuple[int, int]:
     """Kernel tiles that divide the mask's block size (so no tile straddles two mask blocks)."""
-    block_m = min(block_size, 128 if head_dim <= 64 else 64)
-    block_n = min(block_size, 64)
-    if block_size % block_m or block_size % block_n or block_size < 16:
+    if block_size < 16 or block_size & (block_size - 1):
         raise KernelInputError(f"attention: block_size must be a power of two >= 16, got {block_size}")
-    return block_m, block_n
+    return min(block_size, 128 if head_dim <= 64 else 64), min(block_size, 64)
 
 
 def block_sparse_attention(
