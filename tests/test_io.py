@@ -258,3 +258,44 @@ def test_variant_matching_is_whole_token():
     assert hub._pick_variant(names, "q8_0") == "motif-video-2b-Q8_0.gguf"
     with pytest.raises(CheckpointError, match="available: motif-video-2b-Q4_K.gguf"):
         hub._pick_variant(names, "Q5_K_S")
+
+
+@pytest.fixture
+def online_without_network(monkeypatch, tmp_path):
+    """Offline mode off, empty cache, and every Hub request fails as it does without a network."""
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    real_snapshot_download = hub.snapshot_download
+
+    def snapshot_download(repo_id, **kwargs):
+        if kwargs.get("local_files_only"):
+            return real_snapshot_download(repo_id, **kwargs)  # a real cache miss
+        raise ConnectionError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(hub, "snapshot_download", snapshot_download)
+
+
+def test_download_failure_is_a_checkpoint_error(online_without_network):
+    with pytest.raises(CheckpointError, match=r"(?s)download failed: ConnectionError.*hf download Motif-Tech"):
+        hub.resolve_checkpoint(hub.MOTIF_REPO, allow_patterns=["vae/*"])
+
+
+def test_gguf_variant_found_by_listing_the_repo(online_without_network, monkeypatch, tmp_path):
+    names = ["README.md", "motif-video-2b-Q4_K_M.gguf", "motif-video-2b-Q8_0.gguf"]
+    downloads = []
+
+    class FakeApi:
+        def list_repo_files(self, repo_id):
+            assert repo_id == hub.GGUF_REPO
+            return names
+
+    def fake_download(repo_id, filename):
+        downloads.append((repo_id, filename))
+        return str(tmp_path / filename)
+
+    monkeypatch.setattr(hub, "HfApi", FakeApi)
+    monkeypatch.setattr(hub, "hf_hub_download", fake_download)
+    assert hub.resolve_gguf("Q8_0") == tmp_path / "motif-video-2b-Q8_0.gguf"
+    assert downloads == [(hub.GGUF_REPO, "motif-video-2b-Q8_0.gguf")]
+    with pytest.raises(CheckpointError, match="no file in .* match variant 'Q5_K_M'"):
+        hub.resolve_gguf("Q5_K_M")
