@@ -1,0 +1,155 @@
+"""Backend selection, the warn-once torch fallback, sparse decoder attention and apply_kernels (all in-process)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from gguf import GGMLQuantizationType as Q
+from motif_lite.kernels import patterns
+from motif_lite.kernels.reference import expand_block_mask
+from torch import nn
+
+from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.model.ops import TORCH_OPS, Ops
+from motif_lite.runtime import kernels as rt
+
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
+
+
+def test_torch_backend_is_the_reference() -> None:
+    assert rt.select_ops("torch") is TORCH_OPS
+
+
+@no_cuda
+def test_auto_without_cuda_is_torch() -> None:
+    assert rt.select_ops("auto") is TORCH_OPS
+
+
+@no_cuda
+def test_triton_without_cuda_is_a_clear_error() -> None:
+    with pytest.raises(rt.KernelBackendError, match="no CUDA device"):
+        rt.select_ops("triton")
+
+
+def test_unknown_backend_names_the_value() -> None:
+    with pytest.raises(ConfigError, match="'cuda-fast'"):
+        rt.select_ops("cuda-fast")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_triton_on_cuda_wraps_every_op() -> None:
+    ops = rt.select_ops("triton")
+    assert all(isinstance(op, rt.FallbackOp) for op in vars(ops).values())
+
+
+def test_triton_ops_fall_back_on_cpu_with_one_warning() -> None:
+    pytest.importorskip("triton")
+    ops = rt.triton_ops()
+    q, k, v = torch.randn(3, 1, 2, 9, 8).unbind(0)
+    with pytest.warns(RuntimeWarning, match="attention falls back to torch: the inputs are not CUDA"):
+        out = ops.attention(q, k, v, None)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the second call must not warn again
+        ops.attention(q, k, v, None)
+    x, shift, scale = torch.randn(1, 4, 8), torch.randn(1, 8), torch.randn(1, 8)
+    with pytest.warns(RuntimeWarning, match="layer_norm_modulate"):
+        torch.testing.assert_close(
+            ops.layer_norm_modulate(x, shift, scale), TORCH_OPS.layer_norm_modulate(x, shift, scale)
+        )
+
+
+def test_failing_kernel_falls_back_once() -> None:
+    def broken(a: int, b: int) -> int:
+        raise RuntimeError("no PTX for this card")
+
+    # Arguments with no tensors take the kernel path, which lets this run without CUDA.
+    op = rt.FallbackOp("add", broken, lambda a, b: a + b)
+    with pytest.warns(RuntimeWarning, match="kernel failed .RuntimeError: no PTX for this card"):
+        assert op(2, 3) == 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert op(4, 3) == 7
+    assert op.warned and not rt.FallbackOp("add", broken, lambda a, b: a + b).warned  # the flag is per object
+
+
+def sparse_inputs(frames: int, per_frame: int) -> tuple[torch.Tensor, ...]:
+    return torch.randn(3, 1, 2, 2 * frames * per_frame, 16).unbind(0)
+
+
+def test_sparse_decoder_attention_matches_its_element_mask() -> None:
+    config = rt.SparsityConfig(latent_frames=6, window=1, block_size=16)
+    ops = rt.select_ops("torch", sparse=config)
+    assert ops.attention is TORCH_OPS.attention  # only the decoder attention is made sparse
+    q, k, v = sparse_inputs(6, 16)
+    out = ops.decoder_attention(q, k, v, None)
+    tiles = patterns.ddt_decoder_local_temporal(6, 16, 1, True, 16).mask
+    assert tiles.float().mean() < 1
+    elements = expand_block_mask(tiles, 16, q.shape[2], k.shape[2])
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=elements))
+
+
+def test_sparse_with_window_over_all_frames_is_dense() -> None:
+    ops = rt.select_ops("torch", sparse=rt.SparsityConfig(latent_frames=4, window=3, block_size=16))
+    q, k, v = sparse_inputs(4, 12)
+    torch.testing.assert_close(ops.decoder_attention(q, k, v, None), F.scaled_dot_product_attention(q, k, v))
+
+
+def test_sparse_length_mismatch_names_latent_frames() -> None:
+    ops = rt.select_ops("torch", sparse=rt.SparsityConfig(latent_frames=5, block_size=16))
+    q, k, v = sparse_inputs(4, 12)
+    with pytest.raises(ConfigError, match="latent_frames"):
+        ops.decoder_attention(q, k, v, None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"latent_frames": 0}, "latent_frames >= 1"), ({"latent_frames": 3, "block_size": 100}, "block_size")],
+)
+def test_sparsity_config_validates(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        rt.SparsityConfig(**kwargs)
+
+
+class TinyModel(nn.Module):
+    def __init__(self, linear: nn.Module) -> None:
+        super().__init__()
+        self.ops: Ops = TORCH_OPS
+        self.proj = linear
+
+
+def q8_linear() -> nn.Module:
+    quant_linear = pytest.importorskip("motif_lite.weights.quant_linear")
+    blocks = torch.randint(0, 256, (8, 34), dtype=torch.uint8)
+    blocks[:, :2] = torch.full((8, 1), 0.01, dtype=torch.float16).view(torch.uint8)
+    return quant_linear.QuantizedLinear.from_packed(blocks, Q.Q8_0, 32, torch.randn(8))
+
+
+def test_apply_kernels_torch_sets_reference_everywhere() -> None:
+    model = TinyModel(q8_linear())
+    model.proj.kernel = lambda *args: None
+    sparse = rt.SparsityConfig(latent_frames=2, block_size=16)
+    assert rt.apply_kernels(model, "torch", sparse) is model
+    assert model.proj.kernel is None
+    assert isinstance(model.ops.decoder_attention, rt.SparseDecoderAttention)
+
+
+def test_dequant_kernel_wrapper_falls_back_on_cpu() -> None:
+    pytest.importorskip("triton")
+    from motif_lite.kernels.dequant_matmul import dequant_matmul
+    from motif_lite.kernels.reference import dequant_linear_torch
+
+    layer = q8_linear()
+    x = torch.randn(3, 32)
+    expected = layer(x)
+    layer.kernel = rt.FallbackOp("dequant_matmul", dequant_matmul, dequant_linear_torch)
+    with pytest.warns(RuntimeWarning, match="dequant_matmul falls back"):
+        torch.testing.assert_close(layer(x), expected)
+
+
+def test_apply_kernels_needs_the_transformer() -> None:
+    with pytest.raises(MotifLiteError, match="has no `ops`"):
+        rt.apply_kernels(nn.Linear(2, 2), "torch")
