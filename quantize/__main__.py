@@ -1,5 +1,5 @@
-def main():
-    print("quantize")
+import sys
 
-if __name__ == "__main__":
-    main()
+from .cli import main
+
+sys.exit(main())

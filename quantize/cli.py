@@ -1,0 +1,62 @@
+"""`python -m motif_lite.quantize SRC -o OUT.gguf --type Q4_K_M [--keep PATTERN=TYPE ...] [--force]`."""
+
+import argparse
+import sys
+
+from motif_lite.errors import MotifLiteError
+
+from .convert import quantize_checkpoint
+from .recipes import RECIPES, get_recipe, parse_keep
+from .sources import open_source
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m motif_lite.quantize",
+        description="Quantize a Motif-Video transformer checkpoint to GGUF (K-quants included).",
+    )
+    parser.add_argument("src", help="checkpoint folder, transformer/ folder, .safetensors, .index.json or .gguf")
+    parser.add_argument("-o", "--output", required=True, help="output .gguf path")
+    parser.add_argument("--type", default="Q4_K_M", help=f"recipe: {', '.join(RECIPES)} (default Q4_K_M)")
+    parser.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="PATTERN=TYPE",
+        help="force a tensor type for names matching an fnmatch pattern, e.g. 'transformer_blocks.0.*=Q8_0'; "
+        "repeatable, later rules win",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    parser.add_argument("--device", default="cpu", help="torch device for the K-quant search (e.g. cuda)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    recipe = get_recipe(args.type)
+    keep = parse_keep(args.keep)
+    source = open_source(args.src)
+    try:
+        if source.is_gguf:
+            print(
+                "warning: requantizing an already quantized GGUF loses quality; quantize from the original "
+                "safetensors when you can",
+                file=sys.stderr,
+            )
+        summary = quantize_checkpoint(
+            source, args.output, recipe, keep, force=args.force, device=args.device, progress=not args.quiet
+        )
+    finally:
+        source.close()
+    print("\n".join(summary.lines()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; user errors print `error: ...` and exit with status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except MotifLiteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

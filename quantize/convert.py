@@ -1,0 +1,140 @@
+"""Source checkpoint -> quantized GGUF, streamed one tensor at a time."""
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from gguf import GGMLQuantizationType, GGUFWriter
+from gguf import quants as gguf_quants
+from tqdm import tqdm
+
+from motif_lite.errors import CheckpointError, ConfigError
+
+from .recipes import Recipe, file_type, plan_types, tensor_class
+from .sources import ARCH, CONFIG_KEY, GGUFSource, SafetensorsSource
+from .tensor import byte_shape, quantize_tensor
+
+# ggml's quantization format version (GGML_QNT_VERSION); llama.cpp writes it into every quantized file.
+QUANT_VERSION = 2
+
+
+@dataclass
+class _ErrorSums:
+    err2: float = 0.0
+    ref2: float = 0.0
+
+    def add(self, ref: np.ndarray, approx: np.ndarray) -> None:
+        self.err2 += float(np.square(approx - ref, dtype=np.float64).sum())
+        self.ref2 += float(np.square(ref, dtype=np.float64).sum())
+
+    @property
+    def rel_rmse(self) -> float:
+        return math.sqrt(self.err2 / self.ref2) if self.ref2 > 0 else 0.0
+
+
+@dataclass
+class Summary:
+    """What `quantize_checkpoint` wrote: sizes, type counts and weight-space error per tensor class."""
+
+    path: Path
+    n_params: int = 0
+    data_bytes: int = 0
+    types: Counter = field(default_factory=Counter)
+    errors: dict[str, _ErrorSums] = field(default_factory=dict)
+
+    @property
+    def bits_per_weight(self) -> float:
+        return 8 * self.data_bytes / max(self.n_params, 1)
+
+    def lines(self) -> list[str]:
+        size = self.path.stat().st_size if self.path.exists() else self.data_bytes
+        out = [
+            f"wrote {self.path} ({size / 2**20:.1f} MiB, {self.n_params:,} weights, "
+            f"{self.bits_per_weight:.2f} bits/weight)",
+            "tensor types: " + ", ".join(f"{name} x{n}" for name, n in self.types.most_common()),
+            "relative RMSE per tensor class (weight space):",
+        ]
+        out += [f"  {cls:<16} {sums.rel_rmse:.4f}" for cls, sums in sorted(self.errors.items())]
+        return out
+
+
+def _new_writer(tmp: Path, source, recipe: Recipe, keep_specs: list[str], name: str) -> GGUFWriter:
+    writer = GGUFWriter(tmp, ARCH)
+    writer.add_name(name)
+    if (ftype := file_type(recipe)) is not None:
+        writer.add_file_type(ftype)
+    writer.add_quantization_version(QUANT_VERSION)
+    writer.add_string("motif_lite.quantize.source", str(source.path))
+    writer.add_string("motif_lite.quantize.type", recipe.name)
+    writer.add_string("motif_lite.quantize.recipe", json.dumps(keep_specs))
+    if source.config_json is not None:
+        writer.add_string(CONFIG_KEY, source.config_json)
+    return writer
+
+
+def _encode(values: torch.Tensor, qtype: GGMLQuantizationType, name: str, device: str) -> np.ndarray:
+    if not bool(torch.isfinite(values).all()):
+        raise CheckpointError(f"tensor {name!r} contains NaN or infinite values")
+    return quantize_tensor(values, qtype, device=device)
+
+
+def quantize_checkpoint(
+    source: SafetensorsSource | GGUFSource,
+    out: str | Path,
+    recipe: Recipe,
+    keep: list[tuple[str, GGMLQuantizationType]] | None = None,
+    *,
+    force: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+) -> Summary:
+    """Quantize every tensor of `source` with `recipe` (+ `keep` rules from `parse_keep`) into `out`.
+
+    Writes `out.tmp` and renames it at the end, so a failure never leaves a half-written `out`.
+    Refuses to replace an existing `out` unless `force`.
+    """
+    out = Path(out)
+    if out.exists() and not force:
+        raise ConfigError(f"{out} already exists; pass --force to overwrite it")
+    if not out.parent.is_dir():
+        raise ConfigError(f"output folder {out.parent} does not exist")
+    keep = list(keep or [])
+    plan = plan_types(source.shapes, recipe, keep)
+    tmp = out.with_name(out.name + ".tmp")
+    name = source.path.parent.name if source.path.name == "transformer" else source.path.stem
+    writer = _new_writer(tmp, source, recipe, [f"{p}={t.name}" for p, t in keep], name)
+    try:
+        summary = _write_tensors(writer, source, plan, device, progress)
+        writer.close()
+        tmp.replace(out)
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    summary.path = out
+    return summary
+
+
+def _write_tensors(writer: GGUFWriter, source, plan, device: str, progress: bool) -> Summary:
+    for name, qtype in plan.items():
+        shape = byte_shape(source.shapes[name], qtype)
+        writer.add_tensor_info(name, shape, np.dtype(np.uint8), math.prod(shape), raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    summary = Summary(path=Path(writer.path))
+    for name, qtype in tqdm(plan.items(), desc="quantizing", unit="tensor", disable=not progress):
+        values = source.read(name)
+        packed = _encode(values, qtype, name, device)
+        writer.write_tensor_data(packed)
+        approx = gguf_quants.dequantize(packed, qtype).reshape(values.shape)
+        cls = tensor_class(name, source.shapes[name])
+        summary.errors.setdefault(cls, _ErrorSums()).add(values.numpy(), approx)
+        summary.n_params += values.numel()
+        summary.data_bytes += packed.nbytes
+        summary.types[qtype.name] += 1
+    return summary

@@ -1,0 +1,169 @@
+"""Quantization recipes: which GGML type each Motif-Video transformer tensor gets.
+
+A recipe (Q4_K_M, Q5_K_S, ...) assigns a type per tensor *class* (see `tensor_class`), bumps the
+first and last dual-stream and single-stream blocks, then applies the user's `--keep PATTERN=TYPE`
+overrides. Types that need rows of 256 fall back to a 32-block type for tensors whose rows are not a
+multiple of 256; rows that are not a multiple of 32 stay F16. docs/quantize.md gives the rationale.
+"""
+
+import re
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
+
+from motif_lite.errors import ConfigError
+
+from .tensor import SUPPORTED_TYPES
+
+Q = GGMLQuantizationType
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Per-class types. `sensitive` = attention value projections and FF down projections."""
+
+    name: str
+    base: GGMLQuantizationType
+    sensitive: GGMLQuantizationType
+    modulation: GGMLQuantizationType
+    edge: GGMLQuantizationType  # every matrix of the first/last dual block and first/last single block
+    embed: GGMLQuantizationType  # x/context/image/time embedders and the output head
+
+
+def _r(name, base, sensitive=None, modulation=None, edge=None, embed=Q.Q8_0):
+    return Recipe(name, base, sensitive or base, modulation or base, edge or base, embed)
+
+
+RECIPES = {
+    r.name: r
+    for r in (
+        _r("F32", Q.F32, embed=Q.F32),
+        _r("F16", Q.F16, embed=Q.F16),
+        _r("BF16", Q.BF16, embed=Q.BF16),
+        _r("Q8_0", Q.Q8_0),
+        _r("Q6_K", Q.Q6_K),
+        _r("Q5_K_M", Q.Q5_K, sensitive=Q.Q6_K, edge=Q.Q6_K),
+        _r("Q5_K_S", Q.Q5_K, edge=Q.Q6_K),
+        _r("Q5_1", Q.Q5_1),
+        _r("Q5_0", Q.Q5_0),
+        _r("Q4_K_M", Q.Q4_K, sensitive=Q.Q5_K, modulation=Q.Q5_K, edge=Q.Q6_K),
+        _r("Q4_K_S", Q.Q4_K, modulation=Q.Q5_K, edge=Q.Q5_K),
+        _r("Q4_1", Q.Q4_1),
+        _r("Q4_0", Q.Q4_0),
+        _r("Q3_K_L", Q.Q3_K, sensitive=Q.Q5_K, modulation=Q.Q5_K, edge=Q.Q5_K),
+        _r("Q3_K_M", Q.Q3_K, sensitive=Q.Q4_K, modulation=Q.Q4_K, edge=Q.Q5_K),
+        _r("Q3_K_S", Q.Q3_K, modulation=Q.Q4_K, edge=Q.Q4_K, embed=Q.Q6_K),
+        _r("Q2_K", Q.Q2_K, sensitive=Q.Q3_K, modulation=Q.Q4_K, edge=Q.Q4_K, embed=Q.Q6_K),
+    )
+}
+
+# Fallbacks for rows that are not a multiple of 256 (llama.cpp's choices, minus IQ4_NL which gguf-py
+# cannot encode).
+_ROW_FALLBACK = {Q.Q2_K: Q.Q4_0, Q.Q3_K: Q.Q4_0, Q.Q4_K: Q.Q5_0, Q.Q5_K: Q.Q5_1, Q.Q6_K: Q.Q8_0}
+
+_EMBED_PREFIXES = ("x_embedder.", "context_embedder.", "image_embedder.", "time_text_embed.", "norm_out.", "proj_out.")
+_BLOCK_RE = re.compile(r"^(transformer_blocks|single_transformer_blocks)\.(\d+)\.")
+_MODULATION_RE = re.compile(r"\.norm1?(_context)?\.linear\.weight$")
+_SENSITIVE_RE = re.compile(
+    r"\.(to_v|add_v_proj)\.weight$|\.net\.2\.weight$|^single_transformer_blocks\.\d+\.proj_out\."
+)
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called `name` (case-insensitive); `ConfigError` listing the choices otherwise."""
+    recipe = RECIPES.get(name.upper())
+    if recipe is None:
+        raise ConfigError(f"unknown quantization type {name!r}; choose one of: {', '.join(RECIPES)}")
+    return recipe
+
+
+def file_type(recipe: Recipe) -> int | None:
+    """The llama.cpp `general.file_type` value for this recipe, or None if none matches."""
+    member = "ALL_F32" if recipe.name == "F32" else f"MOSTLY_{recipe.name}"
+    return LlamaFileType[member].value if member in LlamaFileType.__members__ else None
+
+
+def tensor_class(name: str, shape: tuple[int, ...]) -> str:
+    """Coarse role of a tensor, used for type rules and error reports."""
+    if len(shape) != 2:
+        return "vector/conv"
+    if name.startswith(_EMBED_PREFIXES):
+        return "embed/head"
+    if _MODULATION_RE.search(name):
+        return "modulation"
+    if _SENSITIVE_RE.search(name):
+        return "attn_v/ff_down"
+    if ".to_out." in name or ".to_add_out." in name:
+        return "attn_out"
+    if ".ff" in name or ".proj_mlp." in name:
+        return "ff_up"
+    return "attn_qk"
+
+
+def _bits(qtype: GGMLQuantizationType) -> tuple[float, bool]:
+    """Sort key: bits per weight, then K-quant over legacy at equal size."""
+    block_size, type_size = GGML_QUANT_SIZES[qtype]
+    return type_size * 8 / block_size, qtype.name.endswith("_K")
+
+
+def parse_keep(specs: list[str]) -> list[tuple[str, GGMLQuantizationType]]:
+    """Parse `--keep PATTERN=TYPE` values (fnmatch pattern on tensor names, a GGML tensor type)."""
+    rules = []
+    for spec in specs:
+        pattern, sep, type_name = spec.rpartition("=")
+        if not sep or not pattern.strip():
+            raise ConfigError(f"bad --keep {spec!r}: expected PATTERN=TYPE, e.g. 'transformer_blocks.0.*=Q8_0'")
+        qtype = Q.__members__.get(type_name.strip().upper())
+        if qtype not in SUPPORTED_TYPES:
+            names = ", ".join(t.name for t in SUPPORTED_TYPES)
+            raise ConfigError(f"bad --keep {spec!r}: unknown tensor type {type_name!r}; choose one of: {names}")
+        rules.append((pattern.strip(), qtype))
+    return rules
+
+
+def _edge_blocks(names: list[str]) -> set[tuple[str, int]]:
+    """The first and last block index of each block stack present in `names`."""
+    indices: dict[str, set[int]] = {}
+    for name in names:
+        if m := _BLOCK_RE.match(name):
+            indices.setdefault(m.group(1), set()).add(int(m.group(2)))
+    return {(stack, i) for stack, found in indices.items() for i in (min(found), max(found))}
+
+
+def _recipe_type(recipe: Recipe, name: str, shape: tuple[int, ...], edges) -> GGMLQuantizationType:
+    cls = tensor_class(name, shape)
+    if cls == "vector/conv":
+        return Q.F32
+    if cls == "embed/head":
+        return recipe.embed
+    chosen = {"modulation": recipe.modulation, "attn_v/ff_down": recipe.sensitive}.get(cls, recipe.base)
+    m = _BLOCK_RE.match(name)
+    if m and (m.group(1), int(m.group(2))) in edges:
+        chosen = max(chosen, recipe.edge, key=_bits)
+    return chosen
+
+
+def fit_row(qtype: GGMLQuantizationType, row: int) -> GGMLQuantizationType:
+    """`qtype`, or the fallback type when a row of `row` values is not a whole number of its blocks."""
+    if row % GGML_QUANT_SIZES[qtype][0] == 0:
+        return qtype
+    fallback = _ROW_FALLBACK.get(qtype, Q.F16)
+    return fallback if row % GGML_QUANT_SIZES[fallback][0] == 0 else Q.F16
+
+
+def plan_types(
+    shapes: dict[str, tuple[int, ...]], recipe: Recipe, keep: list[tuple[str, GGMLQuantizationType]] = ()
+) -> dict[str, GGMLQuantizationType]:
+    """Type for every tensor: recipe class rules, then edge-block bumps, then `keep` (last match wins).
+
+    Raises `ConfigError` for a keep pattern that matches no tensor (almost always a typo).
+    """
+    edges = _edge_blocks(list(shapes))
+    plan = {name: _recipe_type(recipe, name, shape, edges) for name, shape in shapes.items()}
+    for pattern, qtype in keep:
+        matched = [name for name in shapes if fnmatchcase(name, pattern)]
+        if not matched:
+            raise ConfigError(f"--keep pattern {pattern!r} matches no tensor (names look like {next(iter(shapes))!r})")
+        plan.update(dict.fromkeys(matched, qtype))
+    return {name: fit_row(qtype, shapes[name][-1] if shapes[name] else 1) for name, qtype in plan.items()}

@@ -1,0 +1,184 @@
+"""K-quant encoders and recipes: round trips through gguf-py's decoder (the format's ground truth)."""
+
+import numpy as np
+import pytest
+import torch
+from gguf import GGML_QUANT_SIZES
+from gguf import GGMLQuantizationType as Q
+from gguf import quants as gguf_quants
+
+from motif_lite.errors import ConfigError
+from motif_lite.quantize import get_recipe, parse_keep, plan_types, quantize_tensor, tensor_class
+from motif_lite.quantize.recipes import fit_row
+
+# Relative RMSE bounds, a few % above what these encoders measure on the fixed data below
+# (gaussian, Student-t with 3 dof). K-quant figures match llama.cpp's reference quantizers.
+BOUNDS = {
+    Q.Q2_K: (0.31, 0.37),
+    Q.Q3_K: (0.157, 0.196),
+    Q.Q4_K: (0.075, 0.097),
+    Q.Q5_K: (0.038, 0.049),
+    Q.Q6_K: (0.0185, 0.027),
+    Q.Q8_0: (0.0057, 0.0089),
+    Q.Q4_0: (0.090, 0.134),
+    Q.Q4_1: (0.080, 0.125),
+    Q.Q5_0: (0.045, 0.070),
+    Q.Q5_1: (0.040, 0.065),
+    Q.F16: (0.0003, 0.0003),
+    Q.BF16: (0.0025, 0.0025),
+}
+K_QUANTS = [Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K]
+# (bits, group size) of a naive symmetric absmax round-to-nearest code with the same level count.
+NAIVE = {Q.Q2_K: (2, 16), Q.Q3_K: (3, 16), Q.Q4_K: (4, 32), Q.Q5_K: (5, 32), Q.Q6_K: (6, 16)}
+
+
+def _data(kind: str) -> np.ndarray:
+    rng = np.random.default_rng(1234)
+    if kind == "gauss":
+        return rng.standard_normal((32, 4096)).astype(np.float32)
+    return (0.02 * rng.standard_t(3, (32, 4096))).astype(np.float32)  # heavy tails, weight-like scale
+
+
+def _rel_rmse(ref: np.ndarray, approx: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((approx - ref) ** 2) / np.mean(ref**2)))
+
+
+def _naive_rtn(x: np.ndarray, bits: int, group: int) -> np.ndarray:
+    blocks = x.reshape(-1, group)
+    amax = np.abs(blocks).max(1, keepdims=True)
+    top = 2 ** (bits - 1) - 1
+    return (np.round(blocks / amax * top) * amax / top).reshape(x.shape)
+
+
+@pytest.mark.parametrize("kind", ["gauss", "student_t"])
+@pytest.mark.parametrize("qtype", list(BOUNDS), ids=lambda q: q.name)
+def test_round_trip_error(qtype, kind):
+    x = _data(kind)
+    packed = quantize_tensor(x, qtype)
+    block_size, type_size = GGML_QUANT_SIZES[qtype]
+    assert packed.dtype == np.uint8
+    assert packed.shape == (32, 4096 // block_size * type_size)
+    approx = gguf_quants.dequantize(packed, qtype)
+    assert approx.shape == x.shape
+    assert _rel_rmse(x, approx) < BOUNDS[qtype][kind != "gauss"]
+
+
+@pytest.mark.parametrize("kind", ["gauss", "student_t"])
+@pytest.mark.parametrize("qtype", K_QUANTS, ids=lambda q: q.name)
+def test_k_quants_beat_naive_round_to_nearest(qtype, kind):
+    x = _data(kind)
+    approx = gguf_quants.dequantize(quantize_tensor(x, qtype), qtype)
+    assert _rel_rmse(x, approx) < _rel_rmse(x, _naive_rtn(x, *NAIVE[qtype]))
+
+
+def test_k_quant_ladder_is_monotonic():
+    x = _data("gauss")
+    errors = [_rel_rmse(x, gguf_quants.dequantize(quantize_tensor(x, q), q)) for q in K_QUANTS]
+    assert errors == sorted(errors, reverse=True)
+
+
+@pytest.mark.parametrize("qtype", K_QUANTS + [Q.Q8_0, Q.Q4_0], ids=lambda q: q.name)
+def test_matches_motif_lite_dequantizer(qtype):
+    dequant = pytest.importorskip("motif_lite.weights.dequant")
+    x = _data("student_t")[:4]
+    packed = quantize_tensor(x, qtype)
+    ours = dequant.dequantize(torch.from_numpy(packed), qtype, x.shape)
+    np.testing.assert_array_equal(ours.numpy(), gguf_quants.dequantize(packed, qtype))
+
+
+@pytest.mark.parametrize("qtype", K_QUANTS, ids=lambda q: q.name)
+def test_degenerate_blocks(qtype):
+    x = np.zeros((4, 512), np.float32)
+    x[1] = 0.5  # constant
+    x[2, :256] = -0.25  # constant negative super-block
+    x[3, 7] = 1e3  # one outlier among zeros
+    approx = gguf_quants.dequantize(quantize_tensor(x, qtype), qtype)
+    assert np.isfinite(approx).all()
+    np.testing.assert_array_equal(approx[0], 0.0)
+    assert np.abs(approx[3, 7] - 1e3) < 0.05 * 1e3
+    assert np.abs(approx[1] - 0.5).max() < 0.05
+    assert np.abs(approx[2, :256] + 0.25).max() < 0.05
+
+
+def test_torch_bf16_input_matches_float32_numpy():
+    x = torch.from_numpy(_data("gauss")[:2]).bfloat16()
+    np.testing.assert_array_equal(quantize_tensor(x, Q.Q4_K), quantize_tensor(x.float().numpy(), Q.Q4_K))
+
+
+def test_bad_shape_and_type_raise_config_error():
+    with pytest.raises(ConfigError, match="multiple of 256"):
+        quantize_tensor(np.zeros((2, 320), np.float32), Q.Q4_K)
+    with pytest.raises(ConfigError, match="IQ2_XXS"):
+        quantize_tensor(np.zeros((2, 256), np.float32), Q.IQ2_XXS)
+
+
+def _arch_shapes() -> dict[str, tuple[int, ...]]:
+    from diffusers import MotifVideoTransformer3DModel
+
+    with torch.device("meta"):
+        model = MotifVideoTransformer3DModel(
+            num_attention_heads=12,
+            attention_head_dim=128,
+            num_layers=12,
+            num_single_layers=24,
+            num_decoder_layers=8,
+            text_embed_dim=2560,
+            image_embed_dim=1152,
+            enable_text_cross_attention_single=True,
+        )
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def arch_shapes():
+    return _arch_shapes()
+
+
+def test_q4_k_m_plan_on_the_2b_architecture(arch_shapes):
+    plan = plan_types(arch_shapes, get_recipe("q4_k_m"))
+    assert len(plan) == 902
+    for name, shape in arch_shapes.items():
+        if len(shape) != 2:
+            assert plan[name] == Q.F32, name
+    assert plan["context_embedder.linear_1.weight"] == Q.Q8_0
+    assert plan["proj_out.weight"] == Q.Q8_0
+    assert plan["transformer_blocks.5.norm1.linear.weight"] == Q.Q5_K
+    assert plan["single_transformer_blocks.5.norm.linear.weight"] == Q.Q5_K
+    assert plan["transformer_blocks.5.attn.to_q.weight"] == Q.Q4_K
+    assert plan["transformer_blocks.5.attn.to_v.weight"] == Q.Q5_K
+    assert plan["single_transformer_blocks.5.proj_out.weight"] == Q.Q5_K
+    for edge in ("transformer_blocks.0.", "transformer_blocks.11.", "single_transformer_blocks.23."):
+        assert plan[edge + "attn.to_q.weight"] == Q.Q6_K
+    assert tensor_class("single_transformer_blocks.5.cross_attn.to_v.weight", (1536, 1536)) == "attn_v/ff_down"
+
+
+def test_keep_overrides_last_rule_wins_and_falls_back_by_row(arch_shapes):
+    keep = parse_keep(["transformer_blocks.*=Q8_0", "transformer_blocks.3.*=f16", "image_embedder.*=Q4_K"])
+    plan = plan_types(arch_shapes, get_recipe("Q4_K_S"), keep)
+    assert plan["transformer_blocks.4.ff.net.2.weight"] == Q.Q8_0
+    assert plan["transformer_blocks.3.ff.net.2.weight"] == Q.F16
+    assert plan["transformer_blocks.3.ff.net.2.bias"] == Q.F16
+    assert plan["image_embedder.linear_1.weight"] == Q.Q5_0  # rows of 1152 cannot hold 256-blocks
+    assert plan["image_embedder.linear_2.weight"] == Q.Q5_0
+    assert plan["x_embedder.proj.weight"] == Q.F32
+
+
+def test_fit_row_fallbacks():
+    assert fit_row(Q.Q4_K, 4096) == Q.Q4_K
+    assert fit_row(Q.Q4_K, 1152) == Q.Q5_0
+    assert fit_row(Q.Q6_K, 1152) == Q.Q8_0
+    assert fit_row(Q.Q2_K, 1152) == Q.Q4_0
+    assert fit_row(Q.Q8_0, 132) == Q.F16
+
+
+@pytest.mark.parametrize("spec", ["no_equals", "=Q8_0", "a.*=Q9_K", "a.*=IQ2_XXS"])
+def test_bad_keep_specs(spec):
+    with pytest.raises(ConfigError, match="--keep"):
+        parse_keep([spec])
+
+
+def test_keep_pattern_matching_nothing_and_unknown_recipe(arch_shapes):
+    with pytest.raises(ConfigError, match="matches no tensor"):
+        plan_types(arch_shapes, get_recipe("Q8_0"), parse_keep(["blocks.0.*=Q8_0"]))
+    with pytest.raises(ConfigError, match="Q4_K_M"):
+        get_recipe("Q4_K_X")
