@@ -7,7 +7,6 @@ files and assigned in place: no random init, no second copy, never a silent part
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -38,7 +37,7 @@ def load_transformer(
     layout = detect_layout(refs)
     refs = {to_model_name(name, layout): ref for name, ref in refs.items()}
     shapes = {name: ref.shape for name, ref in refs.items()}
-    config = resolve_config(shapes, layout, json.loads(config_path.read_text()) if config_path else None, path)
+    config = resolve_config(shapes, layout, config_path)
     model = build_model(config)
     check_tensors(model, shapes, str(path))
     state = {name: ref.load().to(device=device, dtype=dtype) for name, ref in refs.items()}
@@ -63,13 +62,11 @@ def locate_safetensors(path: Path) -> tuple[list[Path], Path | None]:
     return files, config if config.is_file() else None
 
 
-def resolve_config(
-    shapes: Mapping[str, tuple[int, ...]], layout: str, config_json: dict | None, source: Path
-) -> TransformerConfig:
+def resolve_config(shapes: Mapping[str, tuple[int, ...]], layout: str, config_path: Path | None) -> TransformerConfig:
     """config.json when there is one (with the detected layout), else inferred from the weights."""
-    if config_json is None:
+    if config_path is None:
         return config_from_weights(shapes, layout)
-    return TransformerConfig.from_dict(config_json, source=str(source)).replace(cross_attention_layout=layout)
+    return TransformerConfig.from_json(config_path).replace(cross_attention_layout=layout)
 
 
 def build_model(config: TransformerConfig) -> MotifVideoTransformer:

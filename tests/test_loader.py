@@ -1,0 +1,155 @@
+"""Loader and config: every source form, strictness, clear errors, config inference from weights."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from tiny_transformer import TINY, assert_close_to_reference, inputs, make_reference, reference_forward, save_official
+
+from motif_lite import TransformerConfig, load_transformer
+from motif_lite.config import config_from_weights, default_rope_axes
+from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
+
+WEIGHTS = "transformer/diffusion_pytorch_model.safetensors"
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return make_reference()
+
+
+@pytest.fixture
+def checkpoint(tmp_path, reference):
+    return save_official(reference, tmp_path)
+
+
+def _forward(model, x):
+    with torch.no_grad():
+        return model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
+
+
+def test_every_source_form_loads_the_same_model(tmp_path, checkpoint, reference):
+    sharded = tmp_path / "sharded"
+    reference.save_pretrained(sharded, max_shard_size="40KB")
+    index = next(sharded.glob("*.index.json"))
+    assert len(json.loads(index.read_text())["weight_map"]) > 0 and len(list(sharded.glob("*.safetensors"))) > 2
+    x = inputs(image=3)
+    expected = reference_forward(reference, x)
+    for source in (checkpoint, checkpoint / "transformer", checkpoint / WEIGHTS, sharded, index):
+        model = load_transformer(source, dtype=torch.float32)
+        assert_close_to_reference(_forward(model, x), expected)
+
+
+def test_weights_are_assigned_not_copied_into_random_init(checkpoint):
+    model = load_transformer(checkpoint, dtype=torch.float32)
+    stored = load_file(checkpoint / WEIGHTS)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, stored[name]), name
+    assert not any(p.requires_grad for p in model.parameters())
+    assert not any(p.is_meta for p in model.parameters())
+
+
+def _rewrite(checkpoint, edit):
+    state = load_file(checkpoint / WEIGHTS)
+    edit(state)
+    save_file(state, checkpoint / WEIGHTS)
+
+
+def test_one_error_lists_missing_unexpected_and_misshapen_tensors(checkpoint):
+    def edit(state):
+        del state["proj_out.bias"]
+        state["extra.weight"] = torch.zeros(2)
+        state["context_embedder.linear_1.weight"] = torch.zeros(64, 25)
+
+    _rewrite(checkpoint, edit)
+    with pytest.raises(CheckpointError) as err:
+        load_transformer(checkpoint, dtype=torch.float32)
+    message = str(err.value)
+    assert "1 missing tensors" in message and "proj_out.bias" in message
+    assert "1 unexpected tensors" in message and "extra.weight" in message
+    assert "context_embedder.linear_1.weight: checkpoint [64, 25], model [64, 24]" in message
+
+
+def test_config_flags_must_match_the_weights(checkpoint):
+    config = json.loads((checkpoint / "transformer/config.json").read_text())
+    config["enable_text_cross_attention_single"] = False
+    (checkpoint / "transformer/config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="unexpected tensors"):
+        load_transformer(checkpoint)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupt_files_give_a_clear_error(checkpoint, damage):
+    path = checkpoint / WEIGHTS
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00not safetensors" * 10, "empty": b""}[damage])
+    with pytest.raises(CheckpointError, match="safetensors"):
+        load_transformer(checkpoint)
+
+
+def test_missing_paths_and_wrong_files(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_transformer(tmp_path / "nowhere")
+    with pytest.raises(CheckpointError, match="no diffusion_pytorch_model.safetensors"):
+        load_transformer(tmp_path)
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="unsupported model file"):
+        load_transformer(tmp_path / "weights.bin")
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "shard-1.safetensors"}}))
+    with pytest.raises(CheckpointError, match="shards that do not exist"):
+        load_transformer(tmp_path)
+
+
+def test_bad_config_values_are_named(checkpoint):
+    path = checkpoint / "transformer/config.json"
+    good = json.loads(path.read_text())
+    for key, value, expected in [
+        ("num_attention_heads", 0, "num_attention_heads"),
+        ("rope_axes_dim", [8, 12, 10], "rope_axes_dim"),
+        ("num_decoder_layers", 9, "num_decoder_layers"),
+        ("qk_norm", "layer_norm", "qk_norm"),
+        ("rope_theta", -1, "rope_theta"),
+    ]:
+        path.write_text(json.dumps({**good, key: value}))
+        with pytest.raises(ConfigError, match=expected):
+            load_transformer(checkpoint)
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_transformer(checkpoint)
+
+
+def test_config_reads_like_the_reference():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = TransformerConfig.from_dict({"_class_name": "X", "num_layers": 3, "something_new": 1})
+    assert any("something_new" in str(w.message) for w in caught)
+    # Keys a config.json leaves out take the reference's class defaults, as diffusers reads them.
+    assert config.num_layers == 3 and config.rope_theta == 256.0 and config.num_attention_heads == 24
+    assert TransformerConfig().hidden_size == 1536 and TransformerConfig().num_encoder_single_layers == 16
+
+
+def test_user_errors_share_one_base_class():
+    assert issubclass(CheckpointError, MotifLiteError) and issubclass(ConfigError, MotifLiteError)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [dict(), dict(enable_text_cross_attention_dual=True, image_embed_dim=None), dict(num_decoder_layers=2)],
+)
+def test_config_inferred_from_weights(overrides):
+    reference = make_reference(**{**overrides, "rope_axes_dim": default_rope_axes(32)})
+    shapes = {name: tuple(t.shape) for name, t in reference.state_dict().items()}
+    inferred = config_from_weights(shapes)
+    expected = TransformerConfig.from_dict(dict(reference.config))
+    assert inferred == expected
+
+
+def test_inference_without_cross_attention_falls_back_to_the_official_decoder_count():
+    reference = make_reference(enable_text_cross_attention_single=False, num_single_layers=10, num_decoder_layers=8)
+    shapes = {name: tuple(t.shape) for name, t in reference.state_dict().items()}
+    assert config_from_weights(shapes).num_decoder_layers == 8
+    assert TINY["num_decoder_layers"] == 1  # the tiny default is not what the fallback gives
