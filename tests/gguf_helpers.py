@@ -33,10 +33,13 @@ FP16_FIELDS: dict[GGMLQuantizationType, tuple[int, ...]] = {
 GGUF_PY_QUANTIZABLE = (Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.BF16, Q.F16)
 
 
-def random_packed(qtype: GGMLQuantizationType, shape: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+def random_packed(
+    qtype: GGMLQuantizationType, shape: Sequence[int], rng: np.random.Generator, scale: float = 0.05
+) -> np.ndarray:
     """Random raw data for a tensor of logical `shape`, as uint8 `[*shape[:-1], bytes_per_row]`.
 
-    Quantized types: random bytes with finite random fp16 scales. Float types: finite random values.
+    Quantized types: random bytes with finite random fp16 scales of std `scale`. Float types: finite random
+    values.
     """
     if qtype in (Q.F32, Q.F16, Q.BF16):
         values = rng.standard_normal(tuple(shape)).astype(np.float32)
@@ -49,8 +52,8 @@ def random_packed(qtype: GGMLQuantizationType, shape: Sequence[int], rng: np.ran
     n_blocks = int(np.prod(shape)) // block_size
     blocks = rng.integers(0, 256, size=(n_blocks, type_size), dtype=np.uint8)
     for offset in FP16_FIELDS[qtype]:
-        scale = (rng.standard_normal(n_blocks) * 0.05).astype(np.float16)
-        blocks[:, offset : offset + 2] = scale.view(np.uint8).reshape(n_blocks, 2)
+        d = (rng.standard_normal(n_blocks) * scale).astype(np.float16)
+        blocks[:, offset : offset + 2] = d.view(np.uint8).reshape(n_blocks, 2)
     return blocks.reshape(*shape[:-1], -1)
 
 

@@ -40,9 +40,10 @@ def _unpack(x: torch.Tensor, group: int, bits: int) -> torch.Tensor:
 
     x: uint8 [n, B] -> uint8 [n, B * 8 // bits].
     """
-    shifts = torch.arange(0, 8, bits, dtype=torch.uint8, device=x.device)
-    x = x.reshape(x.shape[0], -1, 1, group) >> shifts.view(1, 1, -1, 1)  # [n, B/group, 8/bits, group]
-    return (x & ((1 << bits) - 1)).reshape(x.shape[0], -1)
+    x = x.reshape(x.shape[0], -1, 1, group)
+    # Python-int shifts: a shift by a broadcast shift tensor has no fast CPU kernel (~50x slower).
+    planes = torch.cat([x >> shift for shift in range(0, 8, bits)], dim=2)  # [n, B/group, 8/bits, group]
+    return (planes & ((1 << bits) - 1)).reshape(x.shape[0], -1)
 
 
 def _as_int(x: torch.Tensor) -> torch.Tensor:

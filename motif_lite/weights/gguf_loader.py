@@ -1,0 +1,47 @@
+"""`load_gguf_transformer`: a Motif-Video GGUF file -> a `MotifVideoTransformer` whose linears stay packed.
+
+The same steps as the safetensors path in loader.py (build on meta, check every tensor, assign strictly), with
+one extra step: `replace_linears` swaps each linear whose weight is quantized for a `QuantizedLinear`, so the
+GGUF blocks are assigned as they are (memory-mapped on CPU, copied once to an accelerator) and dequantized on
+the fly in `forward`. Float tensors (biases, norms, unquantized weights) are cast to `dtype`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.weights.gguf_file import PackedTensor, read_gguf
+from motif_lite.weights.keymap import detect_layout, to_model_name
+from motif_lite.weights.loader import assign_weights, build_model, check_tensors, resolve_config
+from motif_lite.weights.quant_linear import quantized_state_dict, replace_linears
+
+
+def load_gguf_transformer(
+    path: str | Path, dtype: torch.dtype = torch.bfloat16, device: torch.device | str = "cpu"
+) -> MotifVideoTransformer:
+    """Load the transformer from a `.gguf` file; quantized linear weights stay packed.
+
+    The config is inferred from the tensor shapes, or read from a `config.json` next to the file if there is
+    one (weights cannot tell `rope_theta`; see motif_lite/config.py).
+    """
+    path = Path(path)
+    ckpt = read_gguf(path)
+    # Zero-size tensors are placeholders some exporters write for absent layers.
+    tensors = {name: t for name, t in ckpt.tensors.items() if 0 not in t.shape}
+    layout = detect_layout(tensors)
+    tensors = {to_model_name(name, layout): _renamed(t, to_model_name(name, layout)) for name, t in tensors.items()}
+    shapes = {name: t.shape for name, t in tensors.items()}
+    sidecar = path.parent / "config.json"
+    config = resolve_config(shapes, layout, sidecar if sidecar.is_file() else None)
+    model = build_model(config)
+    check_tensors(model, shapes, str(path))
+    replace_linears(model, tensors)
+    state = quantized_state_dict(model, tensors, float_dtype=dtype)
+    return assign_weights(model, {name: t.to(device) for name, t in state.items()})
+
+
+def _renamed(t: PackedTensor, name: str) -> PackedTensor:
+    return t if t.name == name else PackedTensor(data=t.data, qtype=t.qtype, shape=t.shape, name=name)
