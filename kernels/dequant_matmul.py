@@ -31,17 +31,21 @@ def _byte(ptr, mask):
     return tl.load(ptr, mask=mask, other=0).to(tl.int32)
 
 
+# Each helper dequantizes one group of 32 consecutive values per row: `row` are [BN, 1] byte pointers to the
+# weight rows, `k0` is the group's first column (a multiple of 32), `j` = arange(32)[None, :]. Per-row scales
+# are loaded once as [BN, 1] and broadcast; only the quant bits are gathered per element. -> float32 [BN, 32]
+
+
 @triton.jit
-def _q8_0(row, k, mask):
-    blk = row + (k // 32) * 34  # block: d f16 | 32 x int8
-    q = tl.load(blk + 2 + k % 32, mask=mask, other=0).to(tl.int8, bitcast=True).to(tl.float32)
+def _q8_0(row, k0, j, mask):
+    blk = row + (k0 // 32) * 34  # block: d f16 | 32 x int8
+    q = tl.load(blk + 2 + j, mask=mask, other=0).to(tl.int8, bitcast=True).to(tl.float32)
     return _f16(blk, mask) * q
 
 
 @triton.jit
-def _q4_0(row, k, mask):
-    blk = row + (k // 32) * 18  # block: d f16 | 16 bytes; value j is nibble j//16 of byte j%16
-    j = k % 32
+def _q4_0(row, k0, j, mask):
+    blk = row + (k0 // 32) * 18  # block: d f16 | 16 bytes; value j is nibble j//16 of byte j%16
     q = (_byte(blk + 2 + j % 16, mask) >> ((j // 16) * 4)) & 0xF
     return _f16(blk, mask) * (q - 8).to(tl.float32)
 
@@ -52,58 +56,56 @@ def _kquant_scale_min(scales, s, mask):
     a = _byte(scales + s % 4, mask)
     b = _byte(scales + 4 + s % 4, mask)
     c = _byte(scales + 8 + s % 4, mask)
-    sc = tl.where(s < 4, a & 63, (c & 0xF) | ((a >> 2) & 0x30))
-    mn = tl.where(s < 4, b & 63, (c >> 4) | ((b >> 2) & 0x30))
+    if s < 4:
+        sc, mn = a & 63, b & 63
+    else:
+        sc, mn = (c & 0xF) | ((a >> 2) & 0x30), (c >> 4) | ((b >> 2) & 0x30)
     return sc.to(tl.float32), mn.to(tl.float32)
 
 
 @triton.jit
-def _q4_k(row, k, mask):
-    blk = row + (k // 256) * 144  # d f16 | dmin f16 | 12 scale bytes | 128 bytes of nibbles
-    j = k % 256
-    s = j // 32  # sub-block: low nibbles of 32-byte run s//2 when s is even, high nibbles when odd
+def _q4_k(row, k0, j, mask):
+    blk = row + (k0 // 256) * 144  # d f16 | dmin f16 | 12 scale bytes | 128 bytes of nibbles
+    s = (k0 % 256) // 32  # sub-block: low nibbles of 32-byte run s//2 when s is even, high nibbles when odd
     sc, mn = _kquant_scale_min(blk + 4, s, mask)
-    q = (_byte(blk + 16 + (s // 2) * 32 + j % 32, mask) >> ((s % 2) * 4)) & 0xF
+    q = (_byte(blk + 16 + (s // 2) * 32 + j, mask) >> ((s % 2) * 4)) & 0xF
     return (_f16(blk, mask) * sc) * q.to(tl.float32) - _f16(blk + 2, mask) * mn
 
 
 @triton.jit
-def _q5_k(row, k, mask):
-    blk = row + (k // 256) * 176  # d | dmin | 12 scale bytes | 32 bytes qh (bit s = 5th bit) | 128 bytes qs
-    j = k % 256
-    s = j // 32
+def _q5_k(row, k0, j, mask):
+    blk = row + (k0 // 256) * 176  # d | dmin | 12 scale bytes | 32 bytes qh (bit s = 5th bit) | 128 bytes qs
+    s = (k0 % 256) // 32
     sc, mn = _kquant_scale_min(blk + 4, s, mask)
-    low = (_byte(blk + 48 + (s // 2) * 32 + j % 32, mask) >> ((s % 2) * 4)) & 0xF
-    high = (_byte(blk + 16 + j % 32, mask) >> s) & 1
+    low = (_byte(blk + 48 + (s // 2) * 32 + j, mask) >> ((s % 2) * 4)) & 0xF
+    high = (_byte(blk + 16 + j, mask) >> s) & 1
     q = low | (high << 4)
     return (_f16(blk, mask) * sc) * q.to(tl.float32) - _f16(blk + 2, mask) * mn
 
 
 @triton.jit
-def _q6_k(row, k, mask):
-    blk = row + (k // 256) * 210  # 128 bytes ql | 64 bytes qh | 16 int8 scales | d f16
-    j = k % 256
-    half = j // 128  # each 128-value half uses 64 ql bytes and 32 qh bytes
-    low = (_byte(blk + half * 64 + j % 64, mask) >> (((j // 64) % 2) * 4)) & 0xF
-    high = (_byte(blk + 128 + half * 32 + j % 32, mask) >> (((j // 32) % 4) * 2)) & 3
+def _q6_k(row, k0, j, mask):
+    blk = row + (k0 // 256) * 210  # 128 bytes ql | 64 bytes qh | 16 int8 scales (one per 16 values) | d f16
+    g = (k0 % 256) // 32  # group 0..7; each 128-value half uses 64 ql bytes and 32 qh bytes
+    low = (_byte(blk + (g // 4) * 64 + (g % 2) * 32 + j, mask) >> (((g // 2) % 2) * 4)) & 0xF
+    high = (_byte(blk + 128 + (g // 4) * 32 + j, mask) >> ((g % 4) * 2)) & 3
     q = (low | (high << 4)) - 32
-    sc = tl.load(blk + 192 + j // 16, mask=mask, other=0).to(tl.int8, bitcast=True).to(tl.float32)
+    sc = tl.load(blk + 192 + 2 * g + j // 16, mask=mask, other=0).to(tl.int8, bitcast=True).to(tl.float32)
     return (_f16(blk + 208, mask) * sc) * q.to(tl.float32)
 
 
 @triton.jit
-def _dequant_tile(row, k, mask, QTYPE: tl.constexpr):
-    """row: [BN, 1] byte pointers to weight rows; k: [1, BK] column indices -> float32 [BN, BK]."""
+def _dequant_group(row, k0, j, mask, QTYPE: tl.constexpr):
     if QTYPE == 8:
-        w = _q8_0(row, k, mask)
+        w = _q8_0(row, k0, j, mask)
     elif QTYPE == 2:
-        w = _q4_0(row, k, mask)
+        w = _q4_0(row, k0, j, mask)
     elif QTYPE == 12:
-        w = _q4_k(row, k, mask)
+        w = _q4_k(row, k0, j, mask)
     elif QTYPE == 13:
-        w = _q5_k(row, k, mask)
+        w = _q5_k(row, k0, j, mask)
     else:
-        w = _q6_k(row, k, mask)
+        w = _q6_k(row, k0, j, mask)
     return w
 
 
@@ -116,16 +118,15 @@ def _dequant_matmul_kernel(
 ):  # fmt: skip
     offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_k = tl.arange(0, BLOCK_K)
+    offs_k = tl.arange(0, BLOCK_K)  # BLOCK_K = 32: one quant group (one scale) per step
     m_mask = offs_m[:, None] < M
     n_mask = offs_n[:, None] < N
     w_rows = w_ptr + offs_n[:, None].to(tl.int64) * stride_wn
     x_rows = x_ptr + offs_m[:, None].to(tl.int64) * stride_xm
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):  # K is a multiple of BLOCK_K (checked on the host)
-        k = k0 + offs_k
-        x = tl.load(x_rows + k[None, :] * stride_xk, mask=m_mask, other=0.0)  # [BM, BK]
-        w = _dequant_tile(w_rows, k[None, :], n_mask, QTYPE)  # [BN, BK] fp32
+    for k0 in range(0, K, BLOCK_K):  # K is a multiple of 32 (checked on the host)
+        x = tl.load(x_rows + (k0 + offs_k)[None, :] * stride_xk, mask=m_mask, other=0.0)  # [BM, BK]
+        w = _dequant_group(w_rows, k0, offs_k[None, :], n_mask, QTYPE)  # [BN, BK] fp32
         acc = tl.dot(x, tl.trans(w.to(x.dtype)), acc, input_precision=PRECISION)
     if HAS_BIAS:
         acc += tl.load(b_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
@@ -170,12 +171,11 @@ def dequant_matmul(
     y = torch.empty(m, out_features, device=x.device, dtype=x.dtype)
     block_m = 16 if m <= 16 else 32 if m <= 32 else 64
     block_n = 64
-    block_k = 32 if GGML_QUANT_SIZES[qtype][0] == 32 else 64
     grid = (triton.cdiv(m, block_m), triton.cdiv(out_features, block_n))
     _dequant_matmul_kernel[grid](
         x2, packed, bias if bias is not None else y, y, m, out_features, in_features,
         x2.stride(0), x2.stride(1), packed.stride(0), y.stride(0),
         QTYPE=int(qtype), HAS_BIAS=bias is not None, PRECISION="ieee" if x.dtype == torch.float32 else "tf32",
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
+        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=32,
     )  # fmt: skip
     return y.reshape(*x.shape[:-1], out_features)
