@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import pytest
@@ -153,3 +154,52 @@ def test_dequant_kernel_wrapper_falls_back_on_cpu() -> None:
 def test_apply_kernels_needs_the_transformer() -> None:
     with pytest.raises(MotifLiteError, match="has no `ops`"):
         rt.apply_kernels(nn.Linear(2, 2), "torch")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """Our transformer loaded from a random diffusers reference (1 DDT decoder block), and that reference."""
+    tiny = pytest.importorskip("tiny_transformer")
+    from motif_lite import load_transformer
+
+    ref = tiny.make_reference()
+    return load_transformer(tiny.save_official(ref, tmp_path_factory.mktemp("tiny")), dtype=torch.float32), ref
+
+
+def forward(model: nn.Module, x: dict) -> torch.Tensor:
+    with torch.no_grad():
+        return model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
+
+
+def test_model_with_triton_ops_on_cpu_equals_reference(tiny_model) -> None:
+    pytest.importorskip("triton")
+    tiny = pytest.importorskip("tiny_transformer")
+    model, ref = tiny_model
+    x = tiny.inputs(batch=2, frames=3, height=8, width=8)
+    model.ops = rt.triton_ops()  # every op falls back to torch on CPU tensors
+    with pytest.warns(RuntimeWarning, match="falls back"):
+        out = forward(model, x)
+    model.ops = TORCH_OPS
+    tiny.assert_close_to_reference(out, tiny.reference_forward(ref, x))
+
+
+def test_model_sparse_decoder_uses_the_pattern(tiny_model) -> None:
+    tiny = pytest.importorskip("tiny_transformer")
+    model, ref = tiny_model
+    x = tiny.inputs(batch=1, frames=3, height=8, width=8)  # N = 3 frames x 16 tokens; decoder attends 2N = 96
+    rt.apply_kernels(model, "torch", rt.SparsityConfig(latent_frames=3, window=2, block_size=16))
+    tiny.assert_close_to_reference(forward(model, x), tiny.reference_forward(ref, x))  # window covers all frames
+
+    rt.apply_kernels(
+        model, "torch", rt.SparsityConfig(latent_frames=3, window=0, global_first_frame=False, block_size=16)
+    )
+    sparse = forward(model, x)
+    tiles = patterns.ddt_decoder_local_temporal(3, 16, 0, False, 16).mask
+
+    def masked_sdpa(q, k, v, mask):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=expand_block_mask(tiles, 16, 96, 96))
+
+    model.ops = dataclasses.replace(TORCH_OPS, decoder_attention=masked_sdpa)
+    torch.testing.assert_close(sparse, forward(model, x))
+    model.ops = TORCH_OPS
+    assert (sparse - tiny.reference_forward(ref, x)).abs().max() > 1e-3  # the decoder really went sparse
