@@ -181,7 +181,7 @@ class FakeTransformer(torch.nn.Module):
         self.calls.append((timestep.clone(), encoder_hidden_states[:, 0, 0].clone()))
         mixed = torch.einsum("bcfhw,c->bfhw", hidden_states, self.weight)[:, None]
         text = encoder_hidden_states.mean(dim=(1, 2))[:, None, None, None, None]
-        t = timestep[:, None, None, None, None] / 1000
+        t = (timestep[:, None, None, None, None] / 1000).to(hidden_states.dtype)
         return (torch.tanh(hidden_states[:, :C] * (1 + t) + mixed * text) - t * hidden_states[:, :C],)
 
 
@@ -225,8 +225,8 @@ def run_reference(guider, steps: int, shift: float, latents, embeds, transformer
 
 def run_ours(guidance, solver: str, steps: int, shift: float, latents, embeds, transformer) -> torch.Tensor:
     pos, neg = embeds
-    condition = torch.zeros(B, C, F, H, W)  # T2V: no first-frame latents, mask all zero
-    mask = torch.zeros(B, 1, F, H, W)
+    condition = torch.zeros(B, C, F, H, W, dtype=latents.dtype)  # T2V: no first-frame latents, mask all zero
+    mask = torch.zeros(B, 1, F, H, W, dtype=latents.dtype)
 
     def predict_velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
         text = pos if conditional else neg
@@ -270,7 +270,7 @@ def test_denoise_equals_reference_pipeline_loop(name: str) -> None:
     ref_model, our_model = FakeTransformer(), FakeTransformer()
     expected = run_reference(make_guider(), steps, shift, latents, embeds, ref_model)
     got = run_ours(ours_guidance, "euler", steps, shift, latents, embeds, our_model)
-    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    assert torch.equal(got, expected)
     # Same transformer calls in the same order (cond first, then uncond), same timestep dtype and values.
     assert len(our_model.calls) == len(ref_model.calls)
     for (t_ours, text_ours), (t_ref, text_ref) in zip(our_model.calls, ref_model.calls, strict=True):
@@ -297,3 +297,15 @@ def test_dpmpp_2m_denoise_equals_scheduler_guider_loop() -> None:
         x = scheduler.step(guider(batches)[0], t, x, return_dict=False)[0]
     got = run_ours(RECOMMENDED_APG, "dpmpp_2m", steps, shift, latents, embeds, FakeTransformer())
     torch.testing.assert_close(got, x, rtol=1e-6, atol=1e-6)
+
+
+def test_denoise_equals_reference_pipeline_loop_in_bfloat16() -> None:
+    # The reference keeps latents, velocity and guidance in the transformer dtype; so must we, bit for bit.
+    steps, shift, gen = 4, 15.0, torch.Generator().manual_seed(3)
+    latents = torch.randn(B, C, F, H, W, generator=gen).to(torch.bfloat16)
+    embeds = tuple(torch.randn(B, 7, 8, generator=gen).to(torch.bfloat16) for _ in range(2))
+    ref_model, our_model = FakeTransformer().to(torch.bfloat16), FakeTransformer().to(torch.bfloat16)
+    expected = run_reference(GUIDES["apg_recommended"][1](), steps, shift, latents, embeds, ref_model)
+    got = run_ours(RECOMMENDED_APG, "euler", steps, shift, latents, embeds, our_model)
+    assert got.dtype == expected.dtype == torch.bfloat16
+    assert torch.equal(got, expected)
