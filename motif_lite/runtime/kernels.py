@@ -99,29 +99,37 @@ class SparseDecoderAttention:
         return self.attend(q, k, v, mask, block_mask, self.config.block_size)
 
 
-def _triton_importable() -> bool:
+def _triton_import_error() -> str | None:
+    """Why the kernel modules cannot be imported, or None when they can."""
     try:
         for name in ("attention", "norm", "dequant_matmul"):
             importlib.import_module(f"motif_lite.kernels.{name}")
-    except Exception:  # ImportError, or a triton install that fails at import
-        return False
-    return True
+    except Exception as exc:  # ImportError, or a triton install that fails at import
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def use_triton(backend: str) -> bool:
     """Resolve a backend name: True for Triton kernels, False for the torch references."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown kernel backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "torch":
+    if backend == "torch" or (backend == "auto" and not torch.cuda.is_available()):
         return False
-    possible = torch.cuda.is_available() and _triton_importable()
-    if backend == "triton" and not possible:
-        why = "no CUDA device is available" if not torch.cuda.is_available() else "triton cannot be imported"
-        raise KernelBackendError(f"kernel backend 'triton' is not possible here: {why}; use 'auto' or 'torch'")
-    return possible
+    if not torch.cuda.is_available():
+        raise KernelBackendError("kernel backend 'triton' is not possible here: no CUDA device; use 'auto' or 'torch'")
+    error = _triton_import_error()
+    if error is None:
+        return True
+    if backend == "triton":
+        raise KernelBackendError(f"kernel backend 'triton' is not possible here: triton cannot be imported ({error})")
+    warnings.warn(
+        f"motif-lite: Triton kernels unavailable ({error}); using the torch ops", RuntimeWarning, stacklevel=2
+    )
+    return False
 
 
-def _triton_ops() -> Ops:
+def triton_ops() -> Ops:
+    """The Triton `Ops`, whatever the device: each op still falls back to torch per call off-CUDA."""
     from motif_lite.kernels import attention, norm  # imported only once triton is known to work
 
     return Ops(
@@ -136,7 +144,7 @@ def select_ops(backend: str = "auto", sparse: SparsityConfig | None = None) -> O
     """The `Ops` for a backend ("auto": Triton on CUDA when importable, else torch; "torch"; "triton"),
     with the DDT decoder attention made block-sparse when `sparse` is given."""
     triton_on = use_triton(backend)
-    ops = _triton_ops() if triton_on else TORCH_OPS
+    ops = triton_ops() if triton_on else TORCH_OPS
     if sparse is None:
         return ops
     attend = block_sparse_attention_torch
