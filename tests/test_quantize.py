@@ -6,10 +6,10 @@ import torch
 from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as Q
 from gguf import quants as gguf_quants
-
-from motif_lite.errors import ConfigError
 from motif_lite.quantize import get_recipe, parse_keep, plan_types, quantize_tensor, tensor_class
 from motif_lite.quantize.recipes import fit_row
+
+from motif_lite.errors import ConfigError
 
 # Relative RMSE bounds, a few % above what these encoders measure on the fixed data below
 # (gaussian, Student-t with 3 dof). K-quant figures match llama.cpp's reference quantizers.
@@ -21,11 +21,11 @@ BOUNDS = {
     Q.Q6_K: (0.0185, 0.027),
     Q.Q8_0: (0.0057, 0.0089),
     Q.Q4_0: (0.090, 0.134),
-    Q.Q4_1: (0.080, 0.125),
+    Q.Q4_1: (0.080, 0.105),
     Q.Q5_0: (0.045, 0.070),
-    Q.Q5_1: (0.040, 0.065),
+    Q.Q5_1: (0.040, 0.051),
     Q.F16: (0.0003, 0.0003),
-    Q.BF16: (0.0025, 0.0025),
+    Q.BF16: (0.0019, 0.0019),
 }
 K_QUANTS = [Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K]
 # (bits, group size) of a naive symmetric absmax round-to-nearest code with the same level count.

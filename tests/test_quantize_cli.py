@@ -1,0 +1,177 @@
+"""`python -m motif_lite.quantize` end to end on tiny diffusers checkpoints (inner dim 256 so K-quants apply)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from gguf import GGMLQuantizationType as Q
+from gguf import GGUFReader
+from gguf import quants as gguf_quants
+from motif_lite.quantize import get_recipe, parse_keep, plan_types
+from motif_lite.quantize.cli import main
+from safetensors.torch import save_file
+
+TINY = dict(
+    num_attention_heads=2,
+    attention_head_dim=128,
+    num_layers=3,
+    num_single_layers=3,
+    num_decoder_layers=1,
+    mlp_ratio=1.0,
+    text_embed_dim=256,
+    image_embed_dim=256,
+    rope_axes_dim=(32, 48, 48),
+    enable_text_cross_attention_single=True,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(checkpoint folder with transformer/, the diffusers model, its state dict)."""
+    from diffusers import MotifVideoTransformer3DModel
+
+    torch.manual_seed(0)
+    model = MotifVideoTransformer3DModel(**TINY).eval()
+    root = tmp_path_factory.mktemp("ckpt")
+    model.save_pretrained(root / "transformer")
+    model.save_pretrained(root / "sharded", max_shard_size="2MB")
+    return root, model, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _fields(reader: GGUFReader) -> dict:
+    return {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
+
+
+def _dequantized(reader: GGUFReader) -> dict[str, torch.Tensor]:
+    out = {}
+    for t in reader.tensors:
+        shape = tuple(int(d) for d in reversed(t.shape.tolist()))
+        out[t.name] = torch.from_numpy(np.array(gguf_quants.dequantize(t.data, t.tensor_type)).reshape(shape))
+    return out
+
+
+@pytest.fixture(scope="module")
+def q4km(tiny, tmp_path_factory):
+    root, _, _ = tiny
+    out = tmp_path_factory.mktemp("out") / "tiny-Q4_K_M.gguf"
+    assert main([str(root), "-o", str(out), "--type", "Q4_K_M", "--keep", "proj_out.*=F16", "--quiet"]) == 0
+    return out
+
+
+def test_k_quant_file_structure(tiny, q4km):
+    root, _, state = tiny
+    reader = GGUFReader(q4km)
+    fields = _fields(reader)
+    assert fields["general.architecture"] == "motif_video"
+    assert fields["general.file_type"] == 15  # LLAMA_FTYPE_MOSTLY_Q4_K_M
+    assert fields["motif_lite.quantize.type"] == "Q4_K_M"
+    assert json.loads(fields["motif_lite.quantize.recipe"]) == ["proj_out.*=F16"]
+    assert fields["motif_video.config_json"] == (root / "transformer" / "config.json").read_text()
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    plan = plan_types(shapes, get_recipe("Q4_K_M"), parse_keep(["proj_out.*=F16"]))
+    assert sorted(t.name for t in reader.tensors) == sorted(state)
+    for t in reader.tensors:
+        assert tuple(int(d) for d in reversed(t.shape.tolist())) == shapes[t.name]
+        assert t.tensor_type == plan[t.name], t.name
+    types = {t.tensor_type for t in reader.tensors}
+    assert {Q.Q4_K, Q.Q5_K, Q.Q6_K, Q.Q8_0, Q.F16, Q.F32} <= types
+    assert not q4km.with_name(q4km.name + ".tmp").exists()
+
+
+def test_k_quant_file_values_and_model_output(tiny, q4km):
+    from diffusers import MotifVideoTransformer3DModel
+
+    _, model, state = tiny
+    weights = _dequantized(GGUFReader(q4km))
+    for name, ref in state.items():
+        err = (weights[name] - ref).norm() / ref.norm().clamp(min=1e-12)
+        assert err < 0.06, name  # Q4_K on uniform-init weights: ~0.055; F32/F16 tensors ~0
+    quantized = MotifVideoTransformer3DModel(**TINY).eval()
+    quantized.load_state_dict(weights, strict=True)
+    g = torch.Generator().manual_seed(1)
+    inputs = dict(
+        hidden_states=torch.randn(1, 33, 2, 4, 4, generator=g),
+        timestep=torch.tensor([500.0]),
+        encoder_hidden_states=torch.randn(1, 6, 256, generator=g),
+    )
+    with torch.no_grad():
+        ref_out, q_out = model(**inputs).sample, quantized(**inputs).sample
+    rel = ((q_out - ref_out).norm() / ref_out.norm()).item()
+    assert 0 < rel < 0.05
+
+
+def test_overwrite_refused_then_forced(tiny, tmp_path, capsys):
+    root, _, _ = tiny
+    out = tmp_path / "o.gguf"
+    out.write_bytes(b"keep me")
+    assert main([str(root), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert out.read_bytes() == b"keep me"
+    assert main([str(root), "-o", str(out), "--type", "Q8_0", "--quiet", "--force"]) == 0
+    assert len(GGUFReader(out).tensors) == len(tiny[2])
+
+
+def test_sharded_index_and_single_file_give_identical_tensors(tiny, tmp_path):
+    root, _, _ = tiny
+    (index,) = (root / "sharded").glob("*.index.json")
+    assert len(list((root / "sharded").glob("*.safetensors"))) > 1
+    single = root / "transformer" / "diffusion_pytorch_model.safetensors"
+    a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    assert main([str(index), "-o", str(a), "--type", "Q4_0", "--quiet"]) == 0
+    assert main([str(single), "-o", str(b), "--type", "Q4_0", "--quiet"]) == 0
+    tensors_a = {t.name: t.data.tobytes() for t in GGUFReader(a).tensors}
+    tensors_b = {t.name: t.data.tobytes() for t in GGUFReader(b).tensors}
+    assert tensors_a == tensors_b
+
+
+def test_requantize_gguf_warns_and_keeps_config(tiny, q4km, tmp_path, capsys):
+    root, _, state = tiny
+    out = tmp_path / "re.gguf"
+    assert main([str(q4km), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 0
+    assert "requantizing" in capsys.readouterr().err
+    reader = GGUFReader(out)
+    assert _fields(reader)["motif_video.config_json"] == (root / "transformer" / "config.json").read_text()
+    assert {t.tensor_type for t in reader.tensors} == {Q.Q8_0, Q.F32}
+    w = _dequantized(reader)["transformer_blocks.1.attn.to_q.weight"]
+    ref = state["transformer_blocks.1.attn.to_q.weight"]
+    assert (w - ref).norm() / ref.norm() < 0.06  # dominated by the first Q4_K pass (~0.055)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--type", "Q9_K"], "unknown quantization type"),
+        (["--keep", "nothing.*=Q8_0"], "matches no tensor"),
+        (["--keep", "proj_out.weight"], "PATTERN=TYPE"),
+    ],
+)
+def test_user_errors_exit_2(tiny, tmp_path, capsys, args, message):
+    root, _, _ = tiny
+    out = tmp_path / "x.gguf"
+    assert main([str(root), "-o", str(out), "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_bad_sources_exit_2(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("hi")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 16)
+    (tmp_path / "bad.gguf").write_bytes(b"GGUX" + b"\x00" * 32)
+    (tmp_path / "empty").mkdir()
+    cases = {"missing": "does not exist", "notes.txt": "unsupported source", "bad.safetensors": "cannot read"}
+    cases.update({"bad.gguf": "cannot read GGUF", "empty": "no .safetensors"})
+    for name, message in cases.items():
+        assert main([str(tmp_path / name), "-o", str(tmp_path / "o.gguf"), "--quiet"]) == 2
+        assert message in capsys.readouterr().err, name
+
+
+def test_failure_midway_leaves_no_output(tmp_path, capsys):
+    tensors = {"a.weight": torch.randn(4, 256), "b.weight": torch.full((4, 256), math.nan)}
+    save_file(tensors, tmp_path / "m.safetensors")
+    out = tmp_path / "o.gguf"
+    assert main([str(tmp_path / "m.safetensors"), "-o", str(out), "--type", "Q4_K_S", "--quiet"]) == 2
+    assert "b.weight" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [tmp_path / "m.safetensors"]
