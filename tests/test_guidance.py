@@ -180,3 +180,6 @@ def test_bad_guidance_values_raise_user_errors() -> None:
         CFGConfig(start=1.0)
     with pytest.raises(MotifLiteError, match="eta"):
         APGConfig(eta=float("nan"))
+    with pytest.raises(MotifLiteError, match="norm_dims"):
+        APGConfig(norm_dims=["-1"])
+    assert APGConfig(norm_dims=[-1, -2]).norm_dims == (-1, -2) and APGConfig(norm_dims=-1).norm_dims == (-1,)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -74,10 +74,13 @@ class APGConfig:
         if self.momentum is not None:
             _check_numbers(self, ("momentum",))
         _check_range(self.start, self.stop)
-        if isinstance(self.norm_dims, int):
-            object.__setattr__(self, "norm_dims", (self.norm_dims,))
-        elif self.norm_dims is not None:
-            object.__setattr__(self, "norm_dims", tuple(self.norm_dims))
+        # Accept an int or a list (as diffusers configs store it); keep a hashable tuple.
+        dims = (self.norm_dims,) if isinstance(self.norm_dims, int) else self.norm_dims
+        if dims is not None:
+            dims = tuple(dims)
+            if not dims or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
+                raise SamplingSettingsError(f"APG norm_dims must be None or a list of ints, got {self.norm_dims!r}")
+        object.__setattr__(self, "norm_dims", dims)
 
 
 Guidance = CFGConfig | APGConfig
@@ -93,7 +96,7 @@ RECOMMENDED_APG = APGConfig(
 class APGState:
     """APG's momentum buffer (running average of cond − uncond); one per run, starts empty."""
 
-    running: torch.Tensor | None = field(default=None)
+    running: torch.Tensor | None = None
 
 
 def needs_uncond(guidance: Guidance | None) -> bool:
