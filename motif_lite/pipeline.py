@@ -1,0 +1,315 @@
+"""`load_pipeline` and `MotifVideoPipeline.generate`: encode -> denoise -> decode, nothing else.
+
+    pipe = load_pipeline("Motif-Technologies/Motif-Video-2B", gguf="Q4_K_M")
+    result = pipe.generate(GenerationRequest("a red fox runs through snow", output="fox.mp4"))
+
+Same seed, same settings -> the same video as the diffusers `MotifVideoPipeline` / `MotifVideoImage2VideoPipeline`:
+the noise and the VAE posterior sample are drawn from one CPU `torch.Generator` in the reference's order, the
+sampling loop is `motif_lite.sampling.denoise` (tested step by step against the reference's scheduler and guider).
+The pipeline only orchestrates: model math, sampling, weights, memory placement and file formats live elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import resource
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from motif_lite.encoders.text import TextEncoder, load_text_encoder
+from motif_lite.errors import CheckpointError
+from motif_lite.io.hub import MOTIF_REPO, resolve_checkpoint, resolve_gguf
+from motif_lite.io.image import load_image, preprocess_image
+from motif_lite.io.video import write_video
+from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.request import GenerationRequest
+from motif_lite.runtime.kernels import apply_kernels
+from motif_lite.sampling import Schedule, denoise, needs_uncond, schedule_for, shift_from_scheduler_config
+from motif_lite.vae import WanVAE, load_vae
+from motif_lite.weights.loader import load_transformer
+
+# (stage, done, total): stage is "encode", "denoise" or "decode"; called with done = 0 when a stage starts.
+ProgressFn = Callable[[str, int, int], None]
+
+# Files every checkpoint needs; `transformer/` only when no GGUF replaces it.
+_REQUIRED = {
+    "text_encoder": ("text_encoder/config.json", "text_encoder/*.safetensors"),
+    "tokenizer": ("tokenizer/tokenizer_config.json", "tokenizer/tokenizer.json"),
+    "vae": ("vae/config.json", "vae/diffusion_pytorch_model.safetensors*"),
+    "transformer": ("transformer/config.json", "transformer/*.safetensors*"),
+}
+_OPTIONAL_PATTERNS = ["model_index.json", "scheduler/*", "feature_extractor/*"]
+
+
+@dataclass
+class GenerationResult:
+    """What `generate` produced: the file, the settings actually used, time per stage, peak memory."""
+
+    output: Path
+    request: GenerationRequest  # resolved: normalized frames, the seed that was used
+    shift: float
+    timings: dict[str, float]  # seconds per stage ("encode", "denoise", "decode") and "total"
+    peak_rss_bytes: int  # peak resident memory of this process so far
+    peak_device_bytes: int | None  # peak CUDA memory allocated during this generation (None on CPU)
+    notes: list[str] = field(default_factory=list)  # settings that were normalized (e.g. frames)
+
+
+@dataclass
+class _Conditioning:
+    """Everything the transformer sees besides the noisy latents (see docs/sampling.md)."""
+
+    text: tuple[torch.Tensor, torch.Tensor | None]
+    negative: tuple[torch.Tensor, torch.Tensor | None] | None
+    latents: torch.Tensor  # [B, 16, F, h, w]: the first-frame latent at frame 0 for I2V, else zeros
+    mask: torch.Tensor  # [B, 1, F, h, w]: 1 at frame 0 for I2V, else zeros
+    image_embeds: torch.Tensor | None
+
+
+class MotifVideoPipeline:
+    """The loaded components plus the defaults read from the checkpoint; `generate` makes one video."""
+
+    def __init__(
+        self,
+        transformer: MotifVideoTransformer,
+        text_encoder: TextEncoder,
+        vae: WanVAE,
+        device: torch.device,
+        dtype: torch.dtype,
+        scheduler_shift: float | None = None,
+    ) -> None:
+        self.transformer = transformer
+        self.text_encoder = text_encoder
+        self.vae = vae
+        self.device = torch.device(device)
+        self.dtype = dtype  # the transformer's compute dtype; the initial noise is drawn in it, like the reference
+        self.scheduler_shift = scheduler_shift  # scheduler_config.json's shift (None if absent)
+        self.vae_tile = None  # VAETile for the decoder; a memory plan may set it
+
+    def shift_for(self, request: GenerationRequest) -> float:
+        """The request's flow shift, else the checkpoint's scheduler config, else 15 (T2V) / 8 (I2V)."""
+        if request.flow_shift is not None:
+            return float(request.flow_shift)
+        return self.scheduler_shift if self.scheduler_shift is not None else request.default_shift()
+
+    def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None) -> GenerationResult:
+        """Generate one video and write it to `request.output`; nothing is left behind if it fails."""
+        request, notes = request.resolve()
+        if request.image is not None and self.text_encoder.image_processor is None:
+            raise CheckpointError("image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint")
+        progress = on_progress or (lambda stage, done, total: None)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        shift = self.shift_for(request)
+        generator = torch.Generator().manual_seed(request.seed)
+        with _timed(timings, "encode"):
+            noise = self.initial_noise(request, generator)  # first draw, as in both reference pipelines
+            cond = self.encode(request, noise, generator, progress)
+        with _timed(timings, "denoise"):
+            latents = self.sample(request, noise, cond, shift, progress)
+        with _timed(timings, "decode"):
+            output = self.decode(request, latents, shift, progress)
+        timings["total"] = time.perf_counter() - start
+        return GenerationResult(output, request, shift, timings, _peak_rss(), self._peak_device(), notes)
+
+    def initial_noise(self, request: GenerationRequest, generator: torch.Generator) -> torch.Tensor:
+        """randn [1, 16, (F-1)//4+1, H/8, W/8] drawn on the CPU in the transformer dtype (diffusers' randn_tensor)."""
+        z, s = self.vae.config.z_dim, self.vae.config.spatial_factor
+        shape = (1, z, request.latent_frames, request.height // s, request.width // s)
+        return torch.randn(shape, generator=generator, dtype=self.dtype).to(self.device)
+
+    def encode(
+        self, request: GenerationRequest, noise: torch.Tensor, generator: torch.Generator, progress: ProgressFn
+    ) -> _Conditioning:
+        """Prompts (and for I2V the first frame) -> conditioning; the text encoder leaves the device afterwards."""
+        guided = needs_uncond(request.guidance_config())
+        conditioned = request.image is not None and request.latent_frames > 1  # one latent frame: plain T2V
+        total = 1 + guided + conditioned
+        progress("encode", 0, total)
+        with _on_device(self.text_encoder, self.device):
+            text = self._encode_prompt(request.prompt)
+            progress("encode", 1, total)
+            negative = self._encode_prompt(request.negative_prompt) if guided else None
+            progress("encode", 1 + guided, total)
+            cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])
+            image_embeds = None
+            if conditioned:
+                pixels = self._first_frame(request)
+                cond_latents[:, :, :1] = self._first_frame_latents(pixels, generator).to(noise.dtype)
+                mask[:, :, 0] = 1.0
+                image_embeds = self.text_encoder.encode_image(pixels)
+                progress("encode", total, total)
+        return _Conditioning(text, negative, cond_latents, mask, image_embeds)
+
+    def _encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        embeds, mask = self.text_encoder.encode([prompt])
+        # One prompt per call is never padded, so its mask is all ones; None lets attention take its fast path.
+        return embeds, None if bool(mask.all()) else mask
+
+    def _first_frame(self, request: GenerationRequest) -> torch.Tensor:
+        image = load_image(request.image)
+        # The reference casts the preprocessed video to the transformer dtype before the VAE and SigLIP see it.
+        return preprocess_image(image, request.height, request.width).to(self.device, self.dtype)
+
+    def _first_frame_latents(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        # The posterior *sample* (not its mean), from the same generator right after the noise: reference order.
+        latents = self.vae.encode(pixels[:, :, None]).sample(generator)
+        return self.vae.normalize_latents(latents)
+
+    def sample(
+        self,
+        request: GenerationRequest,
+        noise: torch.Tensor,
+        cond: _Conditioning,
+        shift: float,
+        progress: ProgressFn,
+    ) -> torch.Tensor:
+        """The denoising loop from pure noise to clean latents (model space)."""
+        schedule = schedule_for(request.solver, request.steps, shift)
+        schedule = Schedule(schedule.sigmas.to(self.device), schedule.timesteps.to(self.device))
+
+        @torch.no_grad()
+        def predict_velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
+            text, text_mask = cond.text if conditional else cond.negative
+            hidden = torch.cat([x, cond.latents, cond.mask], dim=1)  # [B, 16 + 16 + 1, F, h, w]
+            return self.transformer(hidden, t, text, text_mask, cond.image_embeds)
+
+        progress("denoise", 0, request.steps)
+        return denoise(
+            predict_velocity,
+            noise,
+            schedule,
+            request.solver,
+            request.guidance_config(),
+            on_step=lambda i, _: progress("denoise", i + 1, request.steps),
+        )
+
+    def decode(self, request: GenerationRequest, latents: torch.Tensor, shift: float, progress: ProgressFn) -> Path:
+        """Stream decoded frames straight into the video file (one latent frame of pixels alive at a time)."""
+        vae_dtype = self.vae.post_quant_conv.weight.dtype
+        z = self.vae.denormalize_latents(latents.to(vae_dtype))
+        total = z.shape[2]
+
+        def chunks() -> Iterator[torch.Tensor]:
+            progress("decode", 0, total)
+            for i, pixels in enumerate(self.vae.decode_frames(z, self.vae_tile)):
+                yield pixels[0]  # [3, n, H, W]
+                progress("decode", i + 1, total)
+
+        output = Path(request.output).expanduser()
+        with staged_output(output, request.frames) as partial:
+            write_video(chunks(), partial, request.fps, _metadata(request, shift))
+        return output
+
+    def _peak_device(self) -> int | None:
+        return torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None
+
+
+def load_pipeline(
+    model: str | Path = MOTIF_REPO,
+    gguf: str | Path | None = None,
+    dtype: torch.dtype = torch.bfloat16,
+    device: str | torch.device = "auto",
+    kernels: str = "auto",
+) -> MotifVideoPipeline:
+    """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
+
+    `gguf`: a `.gguf` file or a variant name of the official GGUF repo (e.g. "Q4_K_M") that replaces the
+    checkpoint's `transformer/`. Every required file is checked before any weights are read. The text encoder
+    is loaded on the CPU and visits `device` only while prompts are encoded.
+    """
+    target = resolve_device(device)
+    root = locate_checkpoint(model, with_transformer=gguf is None)
+    scheduler_shift = shift_from_scheduler_config(root / "scheduler")
+    transformer_source = resolve_gguf(str(gguf)) if gguf is not None else root
+    text_encoder = load_text_encoder(root, dtype=dtype, device="cpu")
+    vae = load_vae(root, dtype=dtype, device=target)
+    transformer = load_transformer(transformer_source, dtype=dtype, device=target)
+    apply_kernels(transformer, kernels)
+    return MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, scheduler_shift)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """ "auto" = the first CUDA device if there is one, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise CheckpointError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise CheckpointError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    return resolved
+
+
+def locate_checkpoint(model: str | Path, with_transformer: bool = True) -> Path:
+    """The local checkpoint folder for a path or repo id, after checking every file the pipeline will read."""
+    groups = [g for g in _REQUIRED if with_transformer or g != "transformer"]
+    patterns = [f"{g}/*" for g in groups] + _OPTIONAL_PATTERNS
+    root = resolve_checkpoint(str(model), allow_patterns=patterns)
+    missing = [p for g in groups for p in _REQUIRED[g] if not any(root.glob(p))]
+    if missing:
+        raise CheckpointError(
+            f"incomplete checkpoint {root}: missing {', '.join(missing)} "
+            f"(expected the layout of {MOTIF_REPO}; re-download the missing files)"
+        )
+    return root
+
+
+@contextlib.contextmanager
+def staged_output(path: Path, frames: int) -> Iterator[Path]:
+    """Yield a hidden sibling path to write to; move the result to `path` on success, delete it on any failure.
+
+    A crash or Ctrl-C mid-write never leaves a truncated video under the requested name. For PNG sequences
+    (`out_%03d.png`) every frame file is staged and moved.
+    """
+    partial = path.with_name(f".partial-{os.getpid()}-{path.name}")
+    pairs = _staged_files(partial, path, frames)
+    try:
+        yield partial
+    except BaseException:
+        for staged, _ in pairs:
+            staged.unlink(missing_ok=True)
+        raise
+    for staged, final in pairs:
+        os.replace(staged, final)
+
+
+def _staged_files(partial: Path, final: Path, frames: int) -> list[tuple[Path, Path]]:
+    if final.suffix.lower() != ".png":
+        return [(partial, final)]
+    return [(partial.with_name(partial.name % i), final.with_name(final.name % i)) for i in range(frames)]
+
+
+@contextlib.contextmanager
+def _on_device(text_encoder: TextEncoder, device: torch.device) -> Iterator[None]:
+    # The 4B-parameter encoder is needed for a few seconds per video: give the device back before the transformer.
+    text_encoder.to(device)
+    try:
+        yield
+    finally:
+        text_encoder.offload()
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[stage] = time.perf_counter() - start
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _metadata(request: GenerationRequest, shift: float) -> dict:
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request).items()}
+    settings.pop("output")
+    return {"software": "motif-lite", **settings, "flow_shift": shift, "guidance_config": request.guidance_config()}

@@ -1,0 +1,163 @@
+"""`GenerationRequest`: everything one video needs, shared by the Python API and the CLI.
+
+Defaults are the official recommended settings (model card / diffusers pipeline): 1280x736, 121 frames at 24 fps,
+50 steps, adaptive projected guidance (scale 8, norm threshold 12, momentum 0.1) and the negative prompt the model
+was trained against. `resolve()` validates a request before any model is loaded and returns a normalized copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from motif_lite.errors import MotifLiteError
+from motif_lite.io.image import load_image
+from motif_lite.io.video import check_output_path
+from motif_lite.sampling import RECOMMENDED_APG, CFGConfig, Guidance
+
+# The negative prompt of the official ComfyUI workflows and the Replicate wrapper ("the model was trained against").
+OFFICIAL_NEGATIVE_PROMPT = (
+    "text overlay, graphic overlay, watermark, logo, subtitles, timestamp, broadcast graphics, UI elements, random "
+    "letters, frozen pose, rigid, static expression, jerky motion, mechanical motion, discontinuous motion, flat "
+    "framing, depthless, dull lighting, monotone, crushed shadows, blown-out highlights, shifting background, fading "
+    "background, poor continuity, identity drift, deformation, flickering, ghosting, smearing, duplication, mutated "
+    "proportions, inconsistent clothing, flat colors, desaturated, tonally compressed, poor background separation, "
+    "exposure shift, uneven brightness, color balance shift"
+)
+T2V_SHIFT = 15.0  # model card / ComfyUI T2V workflow
+I2V_SHIFT = 8.0  # ComfyUI I2V README and workflow
+SIZE_MULTIPLE = 16  # VAE downsampling 8 x transformer patch 2
+TEMPORAL_FACTOR = 4  # the VAE compresses 4 frames into one latent frame (plus the first)
+GUIDANCE_METHODS = ("apg", "cfg")
+SAMPLERS = {"euler": "euler", "dpm++2m": "dpmpp_2m"}  # user-facing name -> motif_lite.sampling solver name
+MAX_SEED = 2**32 - 1
+
+
+class RequestError(MotifLiteError, ValueError):
+    """A generation setting is invalid (reported before any model is loaded)."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One text-to-video (or image-to-video, with `image`) generation.
+
+    guidance: "apg" (official) or "cfg" (classic classifier-free guidance); `cfg_scale` is its scale and
+    `cfg_scale == 1` switches guidance off (no negative-prompt pass, half the transformer calls).
+    flow_shift: None = the checkpoint's scheduler_config.json value, else 15 (T2V) / 8 (I2V).
+    seed: None or -1 = a random seed (chosen by `resolve()` and reported in the result).
+    """
+
+    prompt: str
+    negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
+    width: int = 1280
+    height: int = 736
+    frames: int = 121
+    fps: float = 24.0
+    steps: int = 50
+    guidance: str = "apg"
+    cfg_scale: float = 8.0
+    flow_shift: float | None = None
+    sampler: str = "euler"
+    seed: int | None = None
+    image: str | Path | None = None
+    output: str | Path = "output.mp4"
+
+    @property
+    def latent_frames(self) -> int:
+        return (self.frames - 1) // TEMPORAL_FACTOR + 1
+
+    @property
+    def solver(self) -> str:
+        """The `motif_lite.sampling` solver name of `sampler`."""
+        return SAMPLERS[self.sampler]
+
+    def guidance_config(self) -> Guidance | None:
+        """The sampling guidance: official APG or CFG at `cfg_scale`; None (unguided) when the scale is 1."""
+        if math.isclose(self.cfg_scale, 1.0):
+            return None
+        if self.guidance == "apg":
+            return dataclasses.replace(RECOMMENDED_APG, scale=float(self.cfg_scale))
+        return CFGConfig(scale=float(self.cfg_scale))
+
+    def default_shift(self) -> float:
+        return I2V_SHIFT if self.image is not None else T2V_SHIFT
+
+    def resolve(self) -> tuple[GenerationRequest, list[str]]:
+        """Validate every setting and return (normalized copy, notes on what was changed).
+
+        Frames are rounded to the nearest 4k+1 (reported in the notes, as stable-diffusion.cpp does) and a
+        random seed is drawn; everything else that is wrong raises `RequestError` (or the I/O module's
+        `MotifLiteError` for an unwritable output or an unreadable image).
+        """
+        _check_text(self.prompt, "prompt", allow_empty=False)
+        _check_text(self.negative_prompt, "negative prompt", allow_empty=True)
+        _check_size(self.width, "width")
+        _check_size(self.height, "height")
+        frames, notes = _normalize_frames(self.frames)
+        _check_positive_int(self.steps, "steps")
+        _check_number(self.fps, "fps", positive=True)
+        _check_number(self.cfg_scale, "cfg scale", positive=False)
+        if self.flow_shift is not None:
+            _check_number(self.flow_shift, "flow shift", positive=True)
+        _check_choice(self.guidance, "guidance", GUIDANCE_METHODS)
+        _check_choice(self.sampler, "sampler", tuple(SAMPLERS))
+        seed = _resolve_seed(self.seed)
+        check_output_path(self.output)
+        if self.image is not None:
+            load_image(self.image)  # raises a MotifLiteError naming the file if it cannot be read
+        return dataclasses.replace(self, frames=frames, seed=seed), notes
+
+
+def nearest_multiple(value: int, multiple: int = SIZE_MULTIPLE) -> int:
+    return max(multiple, round(value / multiple) * multiple)
+
+
+def _check_size(value: int, name: str) -> None:
+    _check_positive_int(value, name)
+    if value % SIZE_MULTIPLE:
+        raise RequestError(
+            f"{name} {value} is not a multiple of {SIZE_MULTIPLE}; nearest valid {name}: {nearest_multiple(value)}"
+        )
+
+
+def _normalize_frames(frames: int) -> tuple[int, list[str]]:
+    _check_positive_int(frames, "frames")
+    valid = max(1, round((frames - 1) / TEMPORAL_FACTOR) * TEMPORAL_FACTOR + 1)
+    if valid == frames:
+        return frames, []
+    return valid, [f"frames {frames} is not 4k+1; using {valid}"]
+
+
+def _resolve_seed(seed: int | None) -> int:
+    if seed is None or seed == -1:
+        return secrets.randbelow(MAX_SEED + 1)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise RequestError(f"seed must be an integer in [0, {MAX_SEED}] or -1 (random), got {seed!r}")
+    return seed
+
+
+def _check_text(value: object, name: str, allow_empty: bool) -> None:
+    if not isinstance(value, str):
+        raise RequestError(f"{name} must be a string, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise RequestError(f"{name} is empty")
+
+
+def _check_positive_int(value: object, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RequestError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_number(value: object, name: str, positive: bool) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    if not ok or (positive and value <= 0) or (not positive and value < 0):
+        bound = "> 0" if positive else ">= 0"
+        raise RequestError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
+def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise RequestError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
