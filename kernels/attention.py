@@ -18,12 +18,37 @@ from . import KernelInputError
 
 
 @triton.jit
+def _load_kv(k_base, v_base, kmask_row, start_n, offs_d, d_mask, LK, skn, skd, svn, svd, BLOCK_N: tl.constexpr):
+    """One key tile: k, v [BN, BD] and `keep` [BN] (in range and not padded)."""
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    kv_mask = (offs_n[:, None] < LK) & d_mask
+    k = tl.load(k_base + offs_n[:, None] * skn + offs_d[None, :] * skd, mask=kv_mask, other=0.0)
+    v = tl.load(v_base + offs_n[:, None] * svn + offs_d[None, :] * svd, mask=kv_mask, other=0.0)
+    keep = (offs_n < LK) & (tl.load(kmask_row + offs_n, mask=offs_n < LK, other=0) != 0)
+    return k, v, keep
+
+
+@triton.jit
+def _online_softmax_step(q, k, v, keep, m_i, l_i, acc, qk_scale, PRECISION: tl.constexpr):
+    """Fold one key tile into the running row max m_i, normalizer l_i and output acc (all fp32)."""
+    s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale  # [BM, BN], log2 units
+    s = tl.where(keep[None, :], s, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(s, axis=1))
+    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows with no key yet: avoid inf - inf
+    p = tl.exp2(s - m_safe[:, None])
+    alpha = tl.exp2(m_i - m_safe)
+    l_i = l_i * alpha + tl.sum(p, axis=1)
+    acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+    return m_new, l_i, acc
+
+
+@triton.jit
 def _attention_kernel(
     q_ptr, k_ptr, v_ptr, o_ptr, kmask_ptr, bmask_ptr, qk_scale, H, LQ, LK, D,
     sqb, sqh, sqm, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
     skm_b, sbm_b, sbm_h, sbm_m, sbm_n,
-    MASK_BLOCK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-    PRECISION: tl.constexpr,
+    HAS_BLOCK_MASK: tl.constexpr, MASK_BLOCK: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     pid_m = tl.program_id(0)
     b, h = tl.program_id(1) // H, tl.program_id(1) % H
@@ -34,27 +59,21 @@ def _attention_kernel(
     q = tl.load(q_base + offs_m[:, None] * sqm + offs_d[None, :] * sqd, mask=(offs_m[:, None] < LQ) & d_mask, other=0.0)
     k_base = k_ptr + b.to(tl.int64) * skb + h.to(tl.int64) * skh
     v_base = v_ptr + b.to(tl.int64) * svb + h.to(tl.int64) * svh
-    # The block-mask row of this query tile; masks absent on the host are 1-element ones with zero strides.
+    kmask_row = kmask_ptr + b * skm_b  # a missing key mask is all ones with batch stride 0
     bmask_row = bmask_ptr + b * sbm_b + h * sbm_h + (pid_m * BLOCK_M // MASK_BLOCK) * sbm_m
     m_i = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
     l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
     for start_n in range(0, LK, BLOCK_N):
-        if tl.load(bmask_row + (start_n // MASK_BLOCK) * sbm_n) != 0:
-            offs_n = start_n + tl.arange(0, BLOCK_N)
-            kv_mask = (offs_n[:, None] < LK) & d_mask
-            k = tl.load(k_base + offs_n[:, None] * skn + offs_d[None, :] * skd, mask=kv_mask, other=0.0)
-            v = tl.load(v_base + offs_n[:, None] * svn + offs_d[None, :] * svd, mask=kv_mask, other=0.0)
-            keep = (offs_n < LK) & (tl.load(kmask_ptr + b * skm_b + offs_n, mask=offs_n < LK, other=0) != 0)
-            s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale  # [BM, BN], log2 units
-            s = tl.where(keep[None, :], s, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(s, axis=1))
-            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows with no key yet: avoid inf - inf
-            p = tl.exp2(s - m_safe[:, None])
-            alpha = tl.exp2(m_i - m_safe)
-            l_i = l_i * alpha + tl.sum(p, axis=1)
-            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
-            m_i = m_new
+        if HAS_BLOCK_MASK:  # compile-time: the dense kernel has no branch in its loop
+            if tl.load(bmask_row + (start_n // MASK_BLOCK) * sbm_n) != 0:
+                k, v, keep = _load_kv(
+                    k_base, v_base, kmask_row, start_n, offs_d, d_mask, LK, skn, skd, svn, svd, BLOCK_N
+                )
+                m_i, l_i, acc = _online_softmax_step(q, k, v, keep, m_i, l_i, acc, qk_scale, PRECISION)
+        else:
+            k, v, keep = _load_kv(k_base, v_base, kmask_row, start_n, offs_d, d_mask, LK, skn, skd, svn, svd, BLOCK_N)
+            m_i, l_i, acc = _online_softmax_step(q, k, v, keep, m_i, l_i, acc, qk_scale, PRECISION)
     out = acc / tl.where(l_i == 0.0, 1.0, l_i)[:, None]
     o_ptrs = o_ptr + ((b * H + h).to(tl.int64) * LQ + offs_m[:, None]) * D + offs_d[None, :]
     tl.store(o_ptrs, out.to(o_ptr.dtype.element_ty), mask=(offs_m[:, None] < LQ) & d_mask)
@@ -124,7 +143,8 @@ def block_sparse_attention(
     _attention_kernel[grid](
         q, k, v, out, km, bm, qk_scale, heads, lq, lk, dim,
         *q.stride(), *k.stride(), *v.stride(), skm_b, *bm_strides,
-        MASK_BLOCK=block_size, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=max(16, triton.next_power_of_2(dim)),
+        HAS_BLOCK_MASK=block_mask is not None, MASK_BLOCK=block_size,
+        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=max(16, triton.next_power_of_2(dim)),
         PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
     )  # fmt: skip
     return out
