@@ -1,0 +1,234 @@
+"""Block streaming and token-chunked feed-forward equal the plain model, and leave nothing behind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gguf import GGMLQuantizationType as Q
+from gguf_helpers import random_packed
+from tiny_transformer import inputs
+from torch import nn
+
+from motif_lite.config import TransformerConfig
+from motif_lite.errors import ConfigError
+from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.runtime.chunking import ChunkedFeedForward, apply_ff_chunking
+from motif_lite.runtime.streaming import (
+    StreamingConfig,
+    TextEncoderPlacement,
+    apply_block_streaming,
+    apply_layer_streaming,
+    place_text_encoder,
+)
+from motif_lite.weights.quant_linear import QuantizedLinear
+
+TINY = TransformerConfig(
+    num_attention_heads=2,
+    attention_head_dim=32,
+    num_layers=2,
+    num_single_layers=3,
+    num_decoder_layers=1,
+    text_embed_dim=24,
+    image_embed_dim=20,
+    rope_axes_dim=(8, 12, 12),
+)
+NUM_BLOCKS = TINY.num_layers + TINY.num_single_layers
+
+
+def tiny_model(seed: int = 0, quantized: bool = False) -> MotifVideoTransformer:
+    """Random tiny transformer; with `quantized`, the feed-forward and MLP linears hold packed Q8_0 bytes."""
+    torch.manual_seed(seed)
+    model = MotifVideoTransformer(TINY).eval().requires_grad_(False)
+    for p in model.parameters():
+        p.normal_(0, 0.15)
+    if quantized:
+        rng = np.random.default_rng(seed)
+        for name, module in list(model.named_modules()):
+            if isinstance(module, nn.Linear) and (".ff" in name or "proj_mlp" in name):
+                packed = torch.from_numpy(random_packed(Q.Q8_0, module.weight.shape, rng))
+                layer = QuantizedLinear.from_packed(packed, Q.Q8_0, module.in_features, module.bias.data)
+                parent, _, child = name.rpartition(".")
+                setattr(model.get_submodule(parent), child, layer)
+    return model
+
+
+def forward(model: MotifVideoTransformer, x: dict) -> torch.Tensor:
+    with torch.no_grad():
+        return model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
+
+
+def storage_ptrs(module: nn.Module) -> list[int]:
+    return [t.data_ptr() for t in [*module.parameters(), *module.buffers()]]
+
+
+@pytest.mark.parametrize(
+    ("quantized", "resident", "prefetch"), [(False, 0, True), (True, 2, True), (True, 0, False), (False, 2, False)]
+)
+def test_streaming_is_bit_identical_and_restores(quantized, resident, prefetch):
+    model = tiny_model(quantized=quantized)
+    x = inputs(image=3, frames=2, height=4, width=6)
+    plain = forward(model, x)
+    before = storage_ptrs(model)
+    handle = apply_block_streaming(model, StreamingConfig("cpu", resident_blocks=resident, prefetch=prefetch))
+    for _ in range(2):  # a second forward must work the same (nothing left over from the first)
+        assert torch.equal(forward(model, x), plain)
+    streamed = NUM_BLOCKS - resident
+    assert handle.stats.loads == handle.stats.releases == 2 * streamed
+    # Every streamed block after the first is served from a prefetch (including the first when resident > 0).
+    assert handle.stats.prefetch_hits == (2 * (streamed - (resident == 0)) if prefetch else 0)
+    handle.remove()
+    assert storage_ptrs(model) == before
+    assert torch.equal(forward(model, x), plain)
+
+
+def test_hooks_swap_weights_in_and_out_in_order():
+    model = tiny_model(quantized=True)
+    handle = apply_block_streaming(model, StreamingConfig("cpu", resident_blocks=1))
+    blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
+    homes = [storage_ptrs(b) for b in blocks]
+    events = []
+
+    def check_in(i):  # registered after ours: runs once our pre-hook has swapped the block in
+        def hook(module, args):
+            live = storage_ptrs(module)
+            swapped = [a != b for a, b in zip(live, homes[i], strict=True)]
+            events.append(("in", i, all(swapped) if i >= 1 else not any(swapped)))
+
+        return hook
+
+    def check_out(i):
+        def hook(module, args, output):
+            events.append(("out", i, storage_ptrs(module) == homes[i]))
+
+        return hook
+
+    for i, block in enumerate(blocks):
+        block.register_forward_pre_hook(check_in(i))
+        block.register_forward_hook(check_out(i))
+    forward(model, inputs())
+    expected = [e for i in range(NUM_BLOCKS) for e in (("in", i, True), ("out", i, i >= 1))]
+    # Resident block 0 is never swapped (always on the device; here device == home == cpu, so "out" is ptr-equal
+    # only by accident of placement: we check it was not swapped in).
+    assert [(k, i, ok) for k, i, ok in events if not (k == "out" and i == 0)] == [
+        e for e in expected if not (e[0] == "out" and e[1] == 0)
+    ]
+    handle.remove()
+
+
+def test_streamed_weights_are_not_the_parameters_between_forwards():
+    model = tiny_model()
+    params = {name: p for name, p in model.named_parameters()}
+    handle = apply_block_streaming(model, StreamingConfig("cpu"))
+    # The Parameter objects are unchanged (optimizers, state_dict keys and references stay valid).
+    assert {name: p for name, p in model.named_parameters()} == params
+    assert handle.streamers[0]._pending is None
+    forward(model, inputs())
+    assert handle.streamers[0]._pending is None  # no prefetched copy survives the forward
+    handle.remove()
+
+
+def test_too_many_resident_blocks_is_an_error():
+    with pytest.raises(ConfigError, match="resident_blocks"):
+        apply_block_streaming(tiny_model(), StreamingConfig("cpu", resident_blocks=NUM_BLOCKS + 1))
+    with pytest.raises(ConfigError, match="resident_blocks"):
+        StreamingConfig("cpu", resident_blocks=-1)
+
+
+def test_layer_streaming_on_a_plain_module_list():
+    torch.manual_seed(0)
+    layers = nn.ModuleList(nn.Sequential(nn.Linear(8, 8), nn.GELU()) for _ in range(4))
+    x = torch.randn(3, 8)
+
+    def run():
+        h = x
+        for layer in layers:
+            h = layer(h)
+        return h
+
+    plain = run()
+    handle = apply_layer_streaming(layers, StreamingConfig("cpu"))
+    assert torch.equal(run(), plain)
+    assert handle.stats.loads == 4 and handle.stats.prefetch_hits == 3
+    handle.remove()
+    assert torch.equal(run(), plain)
+
+
+def test_text_encoder_streamed_equals_plain(tmp_path):
+    from tiny_text import make_tiny_text_encoder
+
+    from motif_lite.encoders.text import load_text_encoder
+
+    make_tiny_text_encoder(tmp_path)
+    encoder = load_text_encoder(tmp_path, dtype=torch.float32)
+    plain, mask = encoder.encode(["a red fox", "snow"])
+    handle = place_text_encoder(encoder.model, TextEncoderPlacement.STREAMED, StreamingConfig("cpu"))
+    streamed, _ = encoder.encode(["a red fox", "snow"])
+    assert torch.equal(streamed[mask], plain[mask])
+    text_layers = len(encoder.model.text_model.layers)
+    assert handle.stats.loads >= text_layers  # the text layers ran through the streamer
+    handle.remove()
+    assert place_text_encoder(encoder.model, TextEncoderPlacement.CPU, StreamingConfig("cpu")) is None
+
+
+def assert_rounding_equal(a: torch.Tensor, b: torch.Tensor) -> None:
+    # Same math per token; only the GEMM's M-dependent kernel choice may round differently (see chunking.py).
+    err = (a - b).abs().max().item()
+    assert err <= 1e-6 * b.abs().max().item(), err
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 10_000])
+def test_chunked_ff_equals_plain(chunk):
+    model = tiny_model(quantized=True)
+    x = inputs(frames=3, height=8, width=10)  # 60 video tokens
+    plain = forward(model, x)
+    handle = apply_ff_chunking(model, chunk)
+    assert isinstance(model.transformer_blocks[0].ff, ChunkedFeedForward)
+    out = forward(model, x)
+    assert_rounding_equal(out, plain)
+    if chunk >= 60:
+        assert torch.equal(out, plain)  # one chunk: the inner module itself
+    handle.remove()
+    assert not isinstance(model.transformer_blocks[0].ff, ChunkedFeedForward)
+    assert torch.equal(forward(model, x), plain)
+
+
+def test_chunked_ff_really_chunks():
+    calls = []
+    ff = nn.Linear(4, 6)
+    ff.register_forward_hook(lambda m, a, out: calls.append(a[0].shape[1]))
+    x = torch.randn(2, 10, 4)
+    assert_rounding_equal(ChunkedFeedForward(ff, 4)(x), ff(x))
+    assert calls[:3] == [4, 4, 2]
+
+
+def test_chunking_and_streaming_compose():
+    model = tiny_model(quantized=True)
+    x = inputs()
+    plain = forward(model, x)
+    chunks = apply_ff_chunking(model, 5)
+    stream = apply_block_streaming(model, StreamingConfig("cpu", resident_blocks=1))
+    assert_rounding_equal(forward(model, x), plain)
+    stream.remove()
+    chunks.remove()
+    with pytest.raises(ConfigError):
+        apply_ff_chunking(model, 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_streaming_matches_and_frees_memory():
+    model = tiny_model(quantized=True)
+    x = inputs()
+    plain = forward(model, x)
+    cuda_x = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in x.items()}
+    baseline = torch.cuda.memory_allocated()
+    handle = apply_block_streaming(model, StreamingConfig("cuda", resident_blocks=0))
+    with_rest = torch.cuda.memory_allocated()  # embedders and head only
+    out = forward(model, cuda_x)
+    torch.cuda.synchronize()
+    torch.testing.assert_close(out.cpu(), plain, rtol=1e-4, atol=1e-4)  # CUDA vs CPU kernels
+    del out
+    assert torch.cuda.memory_allocated() == with_rest
+    assert all(p.device.type == "cpu" and p.is_pinned() for b in model.transformer_blocks for p in b.parameters())
+    handle.remove()
+    assert torch.cuda.memory_allocated() == baseline
