@@ -22,8 +22,9 @@ def _load_kv(k_base, v_base, kmask_row, start_n, offs_d, d_mask, LK, skn, skd, s
     """One key tile: k, v [BN, BD] and `keep` [BN] (in range and not padded)."""
     offs_n = start_n + tl.arange(0, BLOCK_N)
     kv_mask = (offs_n[:, None] < LK) & d_mask
-    k = tl.load(k_base + offs_n[:, None] * skn + offs_d[None, :] * skd, mask=kv_mask, other=0.0)
-    v = tl.load(v_base + offs_n[:, None] * svn + offs_d[None, :] * svd, mask=kv_mask, other=0.0)
+    rows = offs_n[:, None].to(tl.int64)  # 2N tokens x a fused-QKV row stride can pass 2**31
+    k = tl.load(k_base + rows * skn + offs_d[None, :] * skd, mask=kv_mask, other=0.0)
+    v = tl.load(v_base + rows * svn + offs_d[None, :] * svd, mask=kv_mask, other=0.0)
     keep = (offs_n < LK) & (tl.load(kmask_row + offs_n, mask=offs_n < LK, other=0) != 0)
     return k, v, keep
 
@@ -56,7 +57,11 @@ def _attention_kernel(
     offs_d = tl.arange(0, BLOCK_D)
     d_mask = offs_d[None, :] < D
     q_base = q_ptr + b.to(tl.int64) * sqb + h.to(tl.int64) * sqh
-    q = tl.load(q_base + offs_m[:, None] * sqm + offs_d[None, :] * sqd, mask=(offs_m[:, None] < LQ) & d_mask, other=0.0)
+    q = tl.load(
+        q_base + offs_m[:, None].to(tl.int64) * sqm + offs_d[None, :] * sqd,
+        mask=(offs_m[:, None] < LQ) & d_mask,
+        other=0.0,
+    )
     k_base = k_ptr + b.to(tl.int64) * skb + h.to(tl.int64) * skh
     v_base = v_ptr + b.to(tl.int64) * svb + h.to(tl.int64) * svh
     kmask_row = kmask_ptr + b * skm_b  # a missing key mask is all ones with batch stride 0
