@@ -116,3 +116,24 @@ def test_foreign_gguf_is_rejected(tmp_path: Path) -> None:
     path = write_test_gguf(tmp_path / "llm.gguf", spec, arch="llama")
     with pytest.raises(CheckpointError, match="'llama'"):
         load_transformer(path)
+
+
+def test_quantize_tool_output_loads_with_its_embedded_config(tmp_path: Path) -> None:
+    # rope_axes_dim (32, 48, 48) is not what the weights imply: only the embedded config.json can say so.
+    from motif_lite.quantize.cli import main as quantize_main
+
+    config = {**WIDE, "rope_axes_dim": (32, 48, 48), "mlp_ratio": 1.0}
+    reference = make_reference(**config)
+    reference.save_pretrained(tmp_path / "transformer")
+    path = tmp_path / "tiny-Q4_0.gguf"  # Q4_0 keeps the tool fast (its K-quant search takes a minute here)
+    assert quantize_main([str(tmp_path), "-o", str(path), "--type", "Q4_0", "--quiet"]) == 0
+    assert "motif_video.config_json" in read_gguf(path).metadata
+    _check_parity(path, config, inputs(image=3, text_dim=256, image_dim=256, height=4, width=4))
+
+
+def test_bad_embedded_config_is_a_checkpoint_error(tmp_path: Path) -> None:
+    state = make_reference(**INFERRED).state_dict()
+    spec = {name: (t.numpy(), Q.F32, tuple(t.shape)) for name, t in state.items()}
+    path = write_test_gguf(tmp_path / "bad.gguf", spec, extra_metadata={"motif_video.config_json": "{oops"})
+    with pytest.raises(CheckpointError, match="config_json is not valid JSON"):
+        load_gguf_transformer(path)

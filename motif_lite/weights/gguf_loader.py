@@ -8,15 +8,21 @@ the fly in `forward`. Float tensors (biases, norms, unquantized weights) are cas
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 
+from motif_lite.config import TransformerConfig
+from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.weights.gguf_file import PackedTensor, read_gguf
 from motif_lite.weights.keymap import detect_layout, to_model_name
 from motif_lite.weights.loader import assign_weights, build_model, check_tensors, resolve_config
 from motif_lite.weights.quant_linear import quantized_state_dict, replace_linears
+
+# The transformer's config.json, stored as a string by `python -m motif_lite.quantize`.
+CONFIG_KEY = "motif_video.config_json"
 
 
 def load_gguf_transformer(
@@ -24,8 +30,8 @@ def load_gguf_transformer(
 ) -> MotifVideoTransformer:
     """Load the transformer from a `.gguf` file; quantized linear weights stay packed.
 
-    The config is inferred from the tensor shapes, or read from a `config.json` next to the file if there is
-    one (weights cannot tell `rope_theta`; see motif_lite/config.py).
+    The config comes from the file's `motif_video.config_json` metadata, else from a `config.json` next to the
+    file, else it is inferred from the tensor shapes (weights cannot tell `rope_theta`; see motif_lite/config.py).
     """
     path = Path(path)
     ckpt = read_gguf(path)
@@ -34,13 +40,29 @@ def load_gguf_transformer(
     layout = detect_layout(tensors)
     tensors = {to_model_name(name, layout): _renamed(t, to_model_name(name, layout)) for name, t in tensors.items()}
     shapes = {name: t.shape for name, t in tensors.items()}
-    sidecar = path.parent / "config.json"
-    config = resolve_config(shapes, layout, sidecar if sidecar.is_file() else None)
+    config = _config(ckpt.metadata, shapes, layout, path)
     model = build_model(config)
     check_tensors(model, shapes, str(path))
     replace_linears(model, tensors)
     state = quantized_state_dict(model, tensors, float_dtype=dtype)
     return assign_weights(model, {name: t.to(device) for name, t in state.items()})
+
+
+def _config(metadata: dict, shapes: dict[str, tuple[int, ...]], layout: str, path: Path) -> TransformerConfig:
+    """The config embedded in the file (motif-lite's quantize tool writes one), else a config.json next to
+    the file, else inferred from the shapes."""
+    embedded = metadata.get(CONFIG_KEY)
+    if embedded is None:
+        sidecar = path.parent / "config.json"
+        return resolve_config(shapes, layout, sidecar if sidecar.is_file() else None)
+    try:
+        values = json.loads(embedded)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: metadata {CONFIG_KEY} is not valid JSON ({exc})") from None
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{path}: metadata {CONFIG_KEY} must hold a JSON object")
+    config = TransformerConfig.from_dict(values, source=f"{path} ({CONFIG_KEY})")
+    return config.replace(cross_attention_layout=layout)
 
 
 def _renamed(t: PackedTensor, name: str) -> PackedTensor:

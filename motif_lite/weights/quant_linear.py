@@ -63,7 +63,7 @@ class QuantizedLinear(nn.Module):
         layer = cls(in_features, out_features, qtype, bias=bias is not None, device="meta")
         if packed.dtype != torch.uint8 or tuple(packed.shape) != tuple(layer.packed.shape):
             raise CheckpointError(
-                f"packed weight for a {qtype.name} [{out_features}, {in_features}] linear must be uint8 "
+                f"packed weight for a {layer.qtype.name} [{out_features}, {in_features}] linear must be uint8 "
                 f"{tuple(layer.packed.shape)}, got {packed.dtype} {tuple(packed.shape)}"
             )
         layer.packed = packed
