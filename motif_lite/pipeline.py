@@ -44,6 +44,7 @@ _REQUIRED = {
     "vae": ("vae/config.json", "vae/diffusion_pytorch_model.safetensors*"),
     "transformer": ("transformer/config.json", "transformer/*.safetensors*"),
 }
+UNSHIFTED = 1.0  # FlowMatchEulerDiscreteScheduler's default shift
 _OPTIONAL_PATTERNS = ["model_index.json", "scheduler/*", "feature_extractor/*"]
 
 
@@ -92,14 +93,24 @@ class MotifVideoPipeline:
         self.vae_tile = None  # VAETile for the decoder; a memory plan may set it
 
     def shift_for(self, request: GenerationRequest) -> float:
-        """The request's flow shift, else the checkpoint's scheduler config, else 15 (T2V) / 8 (I2V)."""
+        """The request's flow shift, else the checkpoint's scheduler config, else 15 (T2V) / 8 (I2V).
+
+        A config shift of 1.0 is diffusers' class default (no shift), never a Motif setting: with it the
+        reference gives noisy backgrounds (model-facts §7), so it counts as absent.
+        """
         if request.flow_shift is not None:
             return float(request.flow_shift)
-        return self.scheduler_shift if self.scheduler_shift is not None else request.default_shift()
+        if self.scheduler_shift is None or self.scheduler_shift == UNSHIFTED:
+            return request.default_shift()
+        return self.scheduler_shift
 
     def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None) -> GenerationResult:
         """Generate one video and write it to `request.output`; nothing is left behind if it fails."""
         request, notes = request.resolve()
+        if request.flow_shift is None and self.scheduler_shift == UNSHIFTED:
+            notes.append(
+                f"ignoring shift 1.0 of scheduler_config.json (diffusers' default); using {request.default_shift():g}"
+            )
         if request.image is not None and self.text_encoder.image_processor is None:
             raise CheckpointError("image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint")
         progress = on_progress or (lambda stage, done, total: None)

@@ -111,16 +111,18 @@ class GenerationRequest:
         return dataclasses.replace(self, frames=frames, seed=seed), notes
 
 
-def nearest_multiple(value: int, multiple: int = SIZE_MULTIPLE) -> int:
-    return max(multiple, round(value / multiple) * multiple)
-
-
 def _check_size(value: int, name: str) -> None:
     _check_positive_int(value, name)
     if value % SIZE_MULTIPLE:
-        raise RequestError(
-            f"{name} {value} is not a multiple of {SIZE_MULTIPLE}; nearest valid {name}: {nearest_multiple(value)}"
-        )
+        below = value // SIZE_MULTIPLE * SIZE_MULTIPLE
+        above = below + SIZE_MULTIPLE
+        if below == 0 or value - below > above - value:
+            nearest = f"{above}"
+        elif value - below < above - value:
+            nearest = f"{below}"
+        else:
+            nearest = f"{below} or {above}"
+        raise RequestError(f"{name} {value} is not a multiple of {SIZE_MULTIPLE}; nearest valid {name}: {nearest}")
 
 
 def _normalize_frames(frames: int) -> tuple[int, list[str]]:

@@ -1,0 +1,277 @@
+"""The whole pipeline vs diffusers' MotifVideoPipeline / MotifVideoImage2VideoPipeline on a tiny checkpoint that
+diffusers itself saved: same seed and settings -> the same frames (fp32, at most 1/255 apart), for Euler + APG,
+Euler + CFG, image-to-video and DPM++ 2M; plus request validation, output formats and failure clean-up."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+from diffusers import DPMSolverMultistepScheduler  # noqa: E402
+from tiny_pipeline import cfg_guider, image_to_video, make_tiny_checkpoint  # noqa: E402
+
+from motif_lite import load_pipeline  # noqa: E402
+from motif_lite.errors import CheckpointError, MotifLiteError  # noqa: E402
+from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest  # noqa: E402
+
+PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
+SIZE = dict(width=48, height=32, frames=9, steps=3)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> tuple[Path, object]:
+    root = tmp_path_factory.mktemp("ckpt")
+    return root, make_tiny_checkpoint(root)  # official APG guider, FlowMatchEuler shift 15
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    return load_pipeline(checkpoint[0], dtype=torch.float32, device="cpu", kernels="torch")
+
+
+def reference_frames(reference, seed: int = 0, **kwargs) -> np.ndarray:
+    kwargs = {"prompt": PROMPT, "negative_prompt": NEGATIVE, **kwargs}
+    video = reference(
+        height=SIZE["height"],
+        width=SIZE["width"],
+        num_frames=SIZE["frames"],
+        num_inference_steps=SIZE["steps"],
+        generator=torch.Generator().manual_seed(seed),
+        **kwargs,
+    ).frames[0]
+    return np.stack([np.asarray(frame) for frame in video])
+
+
+def read_png_sequence(folder: Path, stem: str = "out") -> np.ndarray:
+    files = sorted(folder.glob(f"{stem}_*.png"))
+    return np.stack([np.asarray(PIL.Image.open(f).convert("RGB")) for f in files])
+
+
+def ours(pipe, tmp_path: Path, **overrides) -> np.ndarray:
+    settings = {"prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": 0, **SIZE, **overrides}
+    pipe.generate(GenerationRequest(output=tmp_path / "out_%03d.png", **settings))
+    return read_png_sequence(tmp_path)
+
+
+def subdir(parent: Path, name: str) -> Path:
+    (parent / name).mkdir()
+    return parent / name
+
+
+def assert_same_video(ours: np.ndarray, ref: np.ndarray) -> None:
+    assert ours.shape == ref.shape == (SIZE["frames"], SIZE["height"], SIZE["width"], 3)
+    assert ref.std() > 10, "degenerate reference video: the comparison would prove nothing"
+    assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1  # 1/255 on [0, 1] frames
+
+
+# ------------------------------------------------------------------------------------------- parity
+
+
+def test_euler_apg_equals_reference(pipe, checkpoint, tmp_path):
+    assert_same_video(ours(pipe, tmp_path), reference_frames(checkpoint[1]))
+
+
+def test_euler_cfg_equals_reference(pipe, checkpoint, tmp_path):
+    reference = type(checkpoint[1])(**{**checkpoint[1].components, "guider": cfg_guider(4.0)})
+    reference.set_progress_bar_config(disable=True)
+    frames = ours(pipe, tmp_path, guidance="cfg", cfg_scale=4.0, seed=3)
+    assert_same_video(frames, reference_frames(reference, seed=3))
+
+
+def test_image_to_video_equals_reference(pipe, checkpoint, tmp_path):
+    rng = np.random.default_rng(0)
+    image = PIL.Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))  # resized to 48x32 by both
+    image.save(tmp_path / "first.png")
+    expected = reference_frames(image_to_video(checkpoint[1]), seed=5, image=image)
+    assert_same_video(ours(pipe, tmp_path, image=tmp_path / "first.png", seed=5), expected)
+    # The conditioning matters: the same seed without the image gives another video.
+    assert np.abs(expected.astype(int) - reference_frames(checkpoint[1], seed=5).astype(int)).max() > 10
+
+
+class FlowDPMSolver(DPMSolverMultistepScheduler):
+    """The model card's DPM++ 2M scheduler, minus 0.42.1's refusal of the pipeline's `sigmas=` argument: the
+    scheduler builds its own flow-sigma table (as the original custom pipeline let it), everything else is the
+    unmodified reference pipeline."""
+
+    def set_timesteps(self, num_inference_steps=None, device=None, sigmas=None, mu=None, timesteps=None):
+        super().set_timesteps(len(sigmas), device=device)
+
+
+def test_dpmpp_2m_equals_reference_pipeline_with_dpm_solver(pipe, checkpoint, tmp_path):
+    settings = dict(algorithm_type="dpmsolver++", solver_order=2, prediction_type="flow_prediction")
+    stock = DPMSolverMultistepScheduler(**settings, use_flow_sigmas=True, flow_shift=15.0)
+    with pytest.raises(ValueError, match="custom sigmas"):  # why the subclass above exists
+        reference_frames(type(checkpoint[1])(**{**checkpoint[1].components, "scheduler": stock}))
+    scheduler = FlowDPMSolver(**settings, use_flow_sigmas=True, flow_shift=15.0)
+    reference = type(checkpoint[1])(**{**checkpoint[1].components, "scheduler": scheduler})
+    reference.set_progress_bar_config(disable=True)
+    frames = ours(pipe, tmp_path, sampler="dpm++2m", seed=2)
+    assert_same_video(frames, reference_frames(reference, seed=2))
+    euler = ours(pipe, subdir(tmp_path, "euler"), seed=2)
+    assert np.abs(frames.astype(int) - euler.astype(int)).max() > 1  # the sampler really changed
+
+
+def test_cfg_scale_one_skips_the_negative_prompt(pipe, tmp_path, monkeypatch):
+    prompts = []
+    encode = pipe.text_encoder.encode
+    monkeypatch.setattr(pipe.text_encoder, "encode", lambda p, **kw: prompts.append(p) or encode(p, **kw))
+    calls = []
+    forward = pipe.transformer.forward
+    monkeypatch.setattr(pipe.transformer, "forward", lambda *a, **kw: calls.append(1) or forward(*a, **kw))
+    ours(pipe, tmp_path, cfg_scale=1.0, steps=2, frames=5)
+    assert prompts == [[PROMPT]] and len(calls) == 2
+    prompts.clear(), calls.clear()
+    ours(pipe, subdir(tmp_path, "guided"), steps=2, frames=5)
+    assert prompts == [[PROMPT], [NEGATIVE]] and len(calls) == 4
+
+
+def test_text_encoder_leaves_the_device_and_result_reports(pipe, tmp_path, monkeypatch):
+    moves = []
+    monkeypatch.setattr(pipe.text_encoder, "offload", lambda: moves.append("offload") or pipe.text_encoder)
+    stages = []
+    result = pipe.generate(
+        GenerationRequest(PROMPT, NEGATIVE, seed=1, output=tmp_path / "v.gif", **{**SIZE, "frames": 5, "steps": 2}),
+        on_progress=lambda stage, done, total: stages.append((stage, done, total)),
+    )
+    assert moves == ["offload"]
+    # Encoding is finished (and the encoder offloaded) before the first denoising step.
+    assert stages.index(("encode", 2, 2)) < stages.index(("denoise", 0, 2))
+    assert stages[-1] == ("decode", 2, 2) and ("denoise", 2, 2) in stages
+    assert set(result.timings) == {"encode", "denoise", "decode", "total"} and result.peak_rss_bytes > 0
+    assert result.output == tmp_path / "v.gif" and result.request.seed == 1 and result.shift == 15.0
+
+
+# ------------------------------------------------------------------------------------- outputs
+
+
+def read_back(path: Path) -> np.ndarray:
+    if path.suffix in (".mp4", ".webm"):
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        width, height = meta["size"]
+        return np.stack([np.frombuffer(f, np.uint8).reshape(height, width, 3) for f in reader])
+    with PIL.Image.open(path) as image:
+        frames = []
+        for i in range(image.n_frames):
+            image.seek(i)
+            frames.append(np.asarray(image.convert("RGB")))
+    return np.stack(frames)
+
+
+FORMAT_RUN = dict(prompt=PROMPT, negative_prompt=NEGATIVE, seed=4, width=48, height=32, frames=5, steps=1, fps=12)
+
+
+@pytest.fixture(scope="module")
+def lossless(pipe, tmp_path_factory) -> np.ndarray:
+    folder = tmp_path_factory.mktemp("lossless")
+    pipe.generate(GenerationRequest(output=folder / "out_%03d.png", **FORMAT_RUN))
+    return read_png_sequence(folder)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".webp", ".gif"])
+def test_every_output_format_reads_back(pipe, lossless, tmp_path, suffix):
+    result = pipe.generate(GenerationRequest(output=tmp_path / f"video{suffix}", **FORMAT_RUN))
+    frames = read_back(result.output)
+    assert frames.shape == lossless.shape == (5, 32, 48, 3)
+    # Lossy codecs on a tiny, noisy video (chroma subsampling, GIF palette): check they carry the same picture
+    # (measured 0.88-0.98).
+    correlation = np.corrcoef(frames.ravel().astype(float), lossless.ravel().astype(float))[0, 1]
+    assert correlation > 0.8
+    assert [p.name for p in tmp_path.iterdir()] == [f"video{suffix}"]  # no staging leftovers
+
+
+def test_png_sequence_carries_the_settings(pipe, tmp_path):
+    ours(pipe, tmp_path, frames=5, steps=1)
+    with PIL.Image.open(tmp_path / "out_000.png") as image:
+        meta = json.loads(image.text["comment"])
+    assert meta["prompt"] == PROMPT and meta["seed"] == 0 and meta["flow_shift"] == 15.0 and meta["steps"] == 1
+
+
+def test_failed_run_leaves_no_output(pipe, tmp_path):
+    def cancel(stage, done, total):
+        if stage == "decode" and done == 1:  # one latent frame already written
+            raise KeyboardInterrupt
+
+    for name in ("fox.mp4", "fox_%03d.png"):
+        with pytest.raises(KeyboardInterrupt):
+            pipe.generate(GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / name, **SIZE), on_progress=cancel)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------- validation
+
+
+def test_request_defaults_are_the_official_settings():
+    request = GenerationRequest("x")
+    assert (request.width, request.height, request.frames, request.fps, request.steps) == (1280, 736, 121, 24, 50)
+    assert request.negative_prompt == OFFICIAL_NEGATIVE_PROMPT and request.sampler == "euler"
+    apg = request.guidance_config()
+    assert (apg.scale, apg.norm_threshold, apg.momentum, apg.norm_dims) == (8.0, 12.0, 0.1, (-1, -2, -4))
+    assert apg.original_formulation and request.default_shift() == 15.0
+    assert GenerationRequest("x", image="a.png").default_shift() == 8.0
+    assert GenerationRequest("x", cfg_scale=1).guidance_config() is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(width=1000), "width 1000 is not a multiple of 16; nearest valid width: 992 or 1008"),
+        (dict(height=730), "height 730 is not a multiple of 16; nearest valid height: 736"),
+        (dict(width=8), "nearest valid width: 16"),
+        (dict(steps=0), "steps must be a positive integer"),
+        (dict(prompt=" "), "prompt is empty"),
+        (dict(sampler="dpm"), "unknown sampler 'dpm'"),
+        (dict(guidance="pag"), "unknown guidance 'pag'"),
+        (dict(seed=2**40), "seed must be"),
+        (dict(flow_shift=0), "flow shift must be"),
+        (dict(output="fox.avi"), "unsupported output format"),
+        (dict(output="/no/such/dir/fox.mp4"), "does not exist"),
+        (dict(image="/no/such/image.png"), "input image not found"),
+    ],
+)
+def test_bad_requests_fail_before_loading(change, message, tmp_path):
+    request = GenerationRequest(**{"prompt": "x", "output": tmp_path / "a.mp4", **change})
+    with pytest.raises(MotifLiteError, match=message.replace("(", r"\(")):
+        request.resolve()
+
+
+def test_frames_round_to_nearest_4k_plus_1_and_seed_is_drawn(tmp_path):
+    for frames, expected in [(121, 121), (120, 121), (10, 9), (11, 13), (2, 1), (64, 65)]:
+        resolved, notes = GenerationRequest("x", frames=frames, output=tmp_path / "a.mp4").resolve()
+        assert resolved.frames == expected and bool(notes) == (frames != expected)
+    resolved, _ = GenerationRequest("x", seed=-1, output=tmp_path / "a.mp4").resolve()
+    assert 0 <= resolved.seed < 2**32
+
+
+def test_unreadable_image(tmp_path):
+    (tmp_path / "broken.png").write_text("not an image")
+    with pytest.raises(MotifLiteError, match="cannot read image"):
+        GenerationRequest("x", image=tmp_path / "broken.png", output=tmp_path / "a.mp4").resolve()
+
+
+@pytest.mark.parametrize(
+    "remove", ["vae/diffusion_pytorch_model.safetensors", "tokenizer/tokenizer.json", "transformer/config.json"]
+)
+def test_incomplete_checkpoint_names_the_missing_file(checkpoint, tmp_path, remove):
+    root = tmp_path / "ckpt"
+    shutil.copytree(checkpoint[0], root)
+    (root / remove).unlink()
+    with pytest.raises(CheckpointError, match=remove.split("/")[0] + "/"):
+        load_pipeline(root, dtype=torch.float32, device="cpu")
+
+
+def test_gguf_checkpoint_needs_no_transformer_folder(checkpoint, tmp_path):
+    root = tmp_path / "ckpt"
+    shutil.copytree(checkpoint[0], root, ignore=shutil.ignore_patterns("transformer"))
+    with pytest.raises(CheckpointError, match="no such GGUF file"):  # the folder check passed; the GGUF is next
+        load_pipeline(root, gguf=tmp_path / "missing.gguf", dtype=torch.float32, device="cpu")
+    with pytest.raises(CheckpointError, match="missing transformer/config.json"):
+        load_pipeline(root, dtype=torch.float32, device="cpu")
