@@ -1,0 +1,412 @@
+"""VRAM planner: estimate the peak device memory of each stage of a generation and pick the fastest runtime setup
+that fits a budget.
+
+Stable API (used by the CLI's `--vram GB` and `--dry-run`):
+
+    plan = plan_memory(width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config,
+                       budget_bytes, cfg_batch=2)        # budget_bytes None: no limit (CPU) -> all resident
+    print(plan.describe())                               # the --dry-run table
+    handle = apply_plan(transformer, text_encoder, vae, plan)
+    vae.decode(z, tile=handle.vae_tile)                  # the VAE tile is an argument of decode, not a hook
+    budget = default_budget("cuda")                      # free bytes on the CUDA device, None on CPU
+
+Candidates are tried from fastest to slowest (a fixed ladder, so more budget never gives a slower plan):
+    1. everything resident on the device;
+    2. the text encoder's layers streamed;
+    3. + the transformer's blocks streamed, keeping k = 35 .. 0 blocks resident;
+    4. + the dual blocks' feed-forward in smaller token chunks;
+    5. + the VAE decoding in smaller spatial tiles;
+    6. the text encoder run on the CPU, with the smallest settings of 3-5.
+Every constant below is explained where it is defined; docs/memory.md derives the formulas.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from motif_lite.config import TransformerConfig
+from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.runtime.chunking import ChunkingHandle, apply_ff_chunking
+from motif_lite.runtime.streaming import (
+    StreamingConfig,
+    StreamingHandle,
+    TextEncoderPlacement,
+    apply_block_streaming,
+    place_text_encoder,
+)
+from motif_lite.vae.config import WanVAEConfig
+from motif_lite.vae.tiling import VAETile
+
+GiB = 1024**3
+ACT_BYTES = 2  # activations are bf16
+# Tokens of the context stream: the reference pads prompts to 512 text tokens; I2V adds 729 SigLIP tokens.
+CONTEXT_TOKENS = 512 + 729
+# Live activation elements per token, in units of the hidden size D and the MLP width F (derived in docs/memory.md
+# from what each block's forward keeps alive at its peak):
+#   attention phase: block inputs, normalized input, q/k/v, RoPE's float32 temporaries ............ 12 D
+#   dual-block FF phase: inputs, residual, attention output, FF input, GELU in + out (2 F), output ... 5 D + 2 F
+#   single block: the attention phase plus its already computed MLP branch (F) ......................... 12 D + F
+#                 or, at proj_out, [attn; mlp] concat (D + F), mlp (F), attn, k, v, tokens, normed, inputs,
+#                 output ....................................................................... 8 D + 2 F
+ATTN_PHASE_D = 12
+# Attention itself is O(L) with SDPA's flash / memory-efficient kernels: no L x L term.
+# T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like: hidden 2560, MLP 10240, 34 layers):
+# the token embedding (262144 x 2560 = 0.67 B) is ~16 % of the parameters; one text layer ~94 M (~2.2 %).
+TEXT_NON_LAYER_FRACTION = 0.16
+TEXT_LAYER_FRACTION = 0.022
+TEXT_HIDDEN, TEXT_MLP, TEXT_HEADS, TEXT_TOKENS = 2560, 10240, 8, 512
+# Wan2.1 VAE decode (base_dim 96), per output pixel of one frame, in elements of the VAE dtype:
+# - causal caches: every 3-tap temporal conv keeps its last 2 input frames; summed over the decoder's convs at
+#   their resolutions (1/8: 4240 channels, 1/4: 2496, 1/2: 1152, full: 672) -> 2 * (4240/64 + 2496/16 + 1152/4
+#   + 672) = 2365. With tiles, every tile keeps its own caches (tiling.py), so this term covers the whole frame
+#   (times the tiles' overlap) whatever the tile size;
+# - working tensors of the frame being decoded: measured total 4510 (bench/bench_memory.py --vae: 17.6 KiB per
+#   pixel in float32, peak RSS, at 128x128 and 256x256) minus the caches -> 2145; with tiles, per tile pixel.
+VAE_CACHE_ELEMS_PER_PIXEL = 2365
+VAE_WORK_ELEMS_PER_PIXEL = 2145
+# A quantized linear dequantizes its weight per call: float32 values then the bf16 copy (4 + 2 bytes per weight).
+DEQUANT_BYTES_PER_WEIGHT = 6
+# Not modelled in detail: allocator fragmentation (x1.10) and cuBLAS/cuDNN workspaces, RoPE tables, latents (0.5 GiB).
+FRAGMENTATION = 1.10
+RESERVE_BYTES = GiB // 2
+FF_CHUNKS = (16384, 4096)
+VAE_TILES = (VAETile(32, 8), VAETile(16, 4))
+
+
+@dataclass(frozen=True)
+class StageEstimate:
+    """Estimated device memory of one stage (bytes) and what runs off the device during it."""
+
+    name: str
+    peak_bytes: int
+    weight_bytes: int
+    activation_bytes: int
+    streamed: str
+    chunks: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A runtime setup and its estimates. `resident_blocks=None` means no block streaming (all resident)."""
+
+    width: int
+    height: int
+    frames: int
+    video_tokens: int
+    device: str
+    text_placement: TextEncoderPlacement
+    resident_blocks: int | None
+    ff_chunk_tokens: int | None
+    vae_tile: VAETile | None
+    stages: tuple[StageEstimate, ...]
+    budget_bytes: int | None
+    rank: int  # position in the ladder: 0 is the fastest
+    ladder_size: int
+
+    @property
+    def peak_bytes(self) -> int:
+        return max(stage.peak_bytes for stage in self.stages)
+
+    def describe(self) -> str:
+        """A human-readable table of the plan (the CLI's --dry-run output)."""
+        budget = "none" if self.budget_bytes is None else f"{self.budget_bytes / GiB:.2f} GiB"
+        lines = [
+            f"Memory plan for {self.width}x{self.height}x{self.frames}: N = {self.video_tokens:,} video tokens "
+            f"(2N = {2 * self.video_tokens:,} in the DDT decoder), budget {budget}, "
+            f"plan {self.rank + 1} of {self.ladder_size} (1 = fastest)",
+            f"{'stage':<9} {'est. peak':>10} {'weights':>10} {'activations':>12}  {'streamed':<34} chunks",
+        ]
+        for s in self.stages:
+            lines.append(
+                f"{s.name:<9} {_gib(s.peak_bytes):>10} {_gib(s.weight_bytes):>10} {_gib(s.activation_bytes):>12}  "
+                f"{s.streamed:<34} {s.chunks}"
+            )
+        lines.append(
+            f"peak {_gib(self.peak_bytes)} (includes x{FRAGMENTATION:.2f} fragmentation and "
+            f"{RESERVE_BYTES / GiB:.1f} GiB reserve)"
+        )
+        return "\n".join(lines)
+
+
+def _gib(n: int) -> str:
+    return f"{n / GiB:.2f} GiB"
+
+
+def default_budget(device: torch.device | str) -> int | None:
+    """Free memory of a CUDA device in bytes (what other processes and this one already hold is excluded);
+    None on other devices, meaning "no limit"."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
+@dataclass(frozen=True)
+class _Sizes:
+    """What the estimates need to know about the models, in bytes and tokens."""
+
+    video_tokens: int
+    config: TransformerConfig
+    block_bytes: tuple[int, ...]  # the streamable blocks in execution order
+    non_block_bytes: int
+    largest_linear: int  # weights of the largest linear (dequantized per call when quantized)
+    quantized: bool
+    text_bytes: int
+    vae_bytes: int
+    vae_element_bytes: int
+    vae_pixels: int  # output pixels of one frame
+    vae_latent_hw: tuple[int, int]
+    vae_spatial: int
+    vae_scale: float  # channel width relative to the Wan2.1 base_dim 96
+
+
+def video_tokens(width: int, height: int, frames: int, config: TransformerConfig, vae_config: WanVAEConfig) -> int:
+    """N = latent frames x (H / 16) x (W / 16) for Motif (VAE /4 in time, /8 in space; patch 1x2x2)."""
+    space = vae_config.spatial_factor * config.patch_size
+    if width <= 0 or height <= 0 or width % space or height % space:
+        raise ConfigError(f"width and height must be positive multiples of {space}, got {width}x{height}")
+    if frames < 1 or (frames - 1) % vae_config.temporal_factor:
+        raise ConfigError(f"frames must be 1 + {vae_config.temporal_factor}k, got {frames}")
+    latent_frames = (frames - 1) // vae_config.temporal_factor + 1
+    return latent_frames // config.patch_size_t * (height // space) * (width // space)
+
+
+def _sizes(width, height, frames, config, weight_bytes, text_bytes, vae_config, vae_dtype) -> _Sizes:
+    block_numels, total, largest_linear = _transformer_numels(config)
+    per_param = weight_bytes / total  # average bytes per parameter of the given weights (e.g. ~0.56 for Q4_K_M)
+    block_bytes = tuple(math.ceil(n * per_param) for n in block_numels)
+    s = vae_config.spatial_factor
+    return _Sizes(
+        video_tokens=video_tokens(width, height, frames, config, vae_config),
+        config=config,
+        block_bytes=block_bytes,
+        non_block_bytes=max(0, weight_bytes - sum(block_bytes)),
+        largest_linear=largest_linear,
+        quantized=per_param < 2,
+        text_bytes=text_bytes,
+        vae_bytes=_vae_numel(vae_config) * vae_dtype.itemsize,
+        vae_element_bytes=vae_dtype.itemsize,
+        vae_pixels=width * height,
+        vae_latent_hw=(height // s, width // s),
+        vae_spatial=s,
+        vae_scale=(vae_config.decoder_base_dim or vae_config.base_dim) / 96,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _transformer_numels(config: TransformerConfig) -> tuple[tuple[int, ...], int, int]:
+    """(elements per block in execution order, total elements, largest linear weight), from a meta-device build."""
+    from motif_lite.model.transformer import MotifVideoTransformer
+
+    with torch.device("meta"):  # shapes only: no memory, no init
+        model = MotifVideoTransformer(config)
+    blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
+    linears = [m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear)]
+    return tuple(_numel(b) for b in blocks), _numel(model), max(linears)
+
+
+_VAE_NUMELS: dict[str, int] = {}  # WanVAEConfig holds lists (unhashable): keyed by its repr
+
+
+def _vae_numel(vae_config: WanVAEConfig) -> int:
+    key = repr(vae_config)
+    if key not in _VAE_NUMELS:
+        from motif_lite.vae.model import WanVAE
+
+        with torch.device("meta"):
+            _VAE_NUMELS[key] = _numel(WanVAE(vae_config))
+    return _VAE_NUMELS[key]
+
+
+def _numel(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters()) + sum(b.numel() for b in module.buffers())
+
+
+@dataclass(frozen=True)
+class _Choice:
+    text: TextEncoderPlacement
+    resident_blocks: int | None
+    ff_chunk: int | None
+    vae_tile: VAETile | None
+
+
+def _ladder(num_blocks: int) -> list[_Choice]:
+    """Every candidate, fastest first (see the module docstring)."""
+    dev, stream, cpu = TextEncoderPlacement.DEVICE, TextEncoderPlacement.STREAMED, TextEncoderPlacement.CPU
+    ladder = [_Choice(dev, None, None, None), _Choice(stream, None, None, None)]
+    ladder += [_Choice(stream, k, None, None) for k in range(num_blocks - 1, -1, -1)]
+    ladder += [_Choice(stream, 0, chunk, None) for chunk in FF_CHUNKS]
+    ladder += [_Choice(stream, 0, FF_CHUNKS[-1], tile) for tile in VAE_TILES]
+    ladder += [_Choice(cpu, 0, FF_CHUNKS[-1], tile) for tile in (None, *VAE_TILES)]
+    return ladder
+
+
+def transformer_activation_bytes(n: int, config: TransformerConfig, batch: int, ff_chunk: int | None) -> int:
+    """Peak activation bytes of one transformer forward over n video tokens (the formulas at the top)."""
+    d = config.hidden_size
+    f = int(d * config.mlp_ratio)
+    joint = n + CONTEXT_TOKENS
+    dual_ff = 5 * d if ff_chunk else 5 * d + 2 * f
+    dual = joint * max(ATTN_PHASE_D * d, dual_ff) + (min(ff_chunk, joint) * (2 * f + d) if ff_chunk else 0)
+    single_per_token = max(ATTN_PHASE_D * d + f, 8 * d + 2 * f)
+    single = joint * single_per_token
+    # While the encoder runs, the decoder's copy of the patch-embedded input (n x D) is held for later.
+    held = n * d if config.num_decoder_layers else 0
+    decoder = 2 * n * single_per_token if config.num_decoder_layers else 0
+    return batch * ACT_BYTES * max(dual + held, single + held, decoder)
+
+
+def text_activation_bytes(batch: int) -> int:
+    """T5Gemma2 over TEXT_TOKENS: ~6 hidden-size tensors and 3 MLP-size ones, plus eager fp32 attention scores."""
+    per_token = 6 * TEXT_HIDDEN + 3 * TEXT_MLP
+    return batch * (TEXT_TOKENS * per_token * ACT_BYTES + TEXT_HEADS * TEXT_TOKENS**2 * 4)
+
+
+def vae_decode_bytes(sizes: _Sizes, tile: VAETile | None) -> int:
+    """Causal caches over the whole frame (times the tiles' overlap) plus one tile's working tensors."""
+    h, w = sizes.vae_latent_hw
+    coverage, tile_pixels = 1.0, sizes.vae_pixels
+    if tile is not None:
+        from motif_lite.vae.tiling import tile_spans
+
+        spans_h, spans_w = tile_spans(h, tile), tile_spans(w, tile)
+        coverage = sum(b - a for a, b in spans_h) * sum(b - a for a, b in spans_w) / (h * w)
+        tile_pixels = (spans_h[0][1] - spans_h[0][0]) * (spans_w[0][1] - spans_w[0][0]) * sizes.vae_spatial**2
+    elems = VAE_CACHE_ELEMS_PER_PIXEL * sizes.vae_pixels * coverage + VAE_WORK_ELEMS_PER_PIXEL * tile_pixels
+    return int(elems * sizes.vae_scale * sizes.vae_element_bytes)
+
+
+def _resident_weights(sizes: _Sizes, choice: _Choice) -> int:
+    """Bytes that stay on the device for the whole run."""
+    text = {
+        TextEncoderPlacement.DEVICE: sizes.text_bytes,
+        TextEncoderPlacement.STREAMED: int(sizes.text_bytes * TEXT_NON_LAYER_FRACTION),
+        TextEncoderPlacement.CPU: 0,
+    }[choice.text]
+    if choice.resident_blocks is None:
+        transformer = sizes.non_block_bytes + sum(sizes.block_bytes)
+    else:
+        transformer = sizes.non_block_bytes + sum(sizes.block_bytes[: choice.resident_blocks])
+    return text + transformer + sizes.vae_bytes
+
+
+def _stage_estimates(sizes: _Sizes, choice: _Choice, batch: int) -> tuple[StageEstimate, ...]:
+    resident = _resident_weights(sizes, choice)
+    text_weights = resident
+    if choice.text is TextEncoderPlacement.STREAMED:
+        text_weights += int(2 * TEXT_LAYER_FRACTION * sizes.text_bytes)  # the running layer + the prefetched one
+    text_acts = 0 if choice.text is TextEncoderPlacement.CPU else text_activation_bytes(batch)
+    dit_weights = resident
+    if choice.resident_blocks is not None and choice.resident_blocks < len(sizes.block_bytes):
+        dit_weights += 2 * max(sizes.block_bytes[choice.resident_blocks :])  # current + prefetched block
+    if sizes.quantized:
+        dit_weights += sizes.largest_linear * DEQUANT_BYTES_PER_WEIGHT
+    dit_acts = transformer_activation_bytes(sizes.video_tokens, sizes.config, batch, choice.ff_chunk)
+    vae_acts = vae_decode_bytes(sizes, choice.vae_tile)
+    blocks = len(sizes.block_bytes)
+    streamed_blocks = "none" if choice.resident_blocks is None else f"{blocks - choice.resident_blocks} of {blocks}"
+    stages = [
+        ("text", text_weights, text_acts, f"text encoder: {choice.text.value}", "-"),
+        ("denoise", dit_weights, dit_acts, f"transformer blocks: {streamed_blocks}", _ff_label(choice.ff_chunk)),
+        ("decode", resident, vae_acts, "-", _tile_label(choice.vae_tile)),
+    ]
+    return tuple(
+        StageEstimate(name, int((weights + acts) * FRAGMENTATION) + RESERVE_BYTES, weights, acts, streamed, chunks)
+        for name, weights, acts, streamed, chunks in stages
+    )
+
+
+def _ff_label(chunk: int | None) -> str:
+    return "ff: whole sequence" if chunk is None else f"ff: {chunk} tokens"
+
+
+def _tile_label(tile: VAETile | None) -> str:
+    return "vae: whole frame" if tile is None else f"vae tile {tile.size} (overlap {tile.overlap}) latent px"
+
+
+def plan_memory(
+    width: int,
+    height: int,
+    frames: int,
+    transformer_config: TransformerConfig,
+    weight_bytes: int,
+    text_encoder_bytes: int,
+    vae_config: WanVAEConfig,
+    budget_bytes: int | None,
+    cfg_batch: int = 2,
+    device: str = "cuda",
+    vae_dtype: torch.dtype = torch.float32,
+) -> Plan:
+    """The fastest plan whose estimated peak fits `budget_bytes` (None: no limit, everything resident).
+
+    weight_bytes: the transformer's weights as loaded (packed GGUF bytes count as stored); text_encoder_bytes:
+    the T5Gemma2 encoder's. cfg_batch: rows per transformer forward (motif_lite's denoise runs the conditional
+    and unconditional passes as separate calls, so 1 there; 2 for a runner that batches them). vae_dtype: the
+    dtype the VAE is loaded in (`load_vae`'s default float32 doubles the decode memory of bfloat16).
+    Raises MotifLiteError naming the smallest peak when no plan fits.
+    """
+    if cfg_batch < 1 or weight_bytes <= 0 or text_encoder_bytes < 0:
+        raise ConfigError(f"bad sizes: cfg_batch={cfg_batch}, weight_bytes={weight_bytes}, text={text_encoder_bytes}")
+    sizes = _sizes(width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype)
+    ladder = _ladder(len(sizes.block_bytes))
+    plans = []
+    for rank, choice in enumerate(ladder):
+        stages = _stage_estimates(sizes, choice, cfg_batch)
+        plan = Plan(
+            width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
+            choice.ff_chunk, choice.vae_tile, stages, budget_bytes, rank, len(ladder),
+        )  # fmt: skip
+        if budget_bytes is None or plan.peak_bytes <= budget_bytes:
+            return plan
+        plans.append(plan)
+    smallest = min(plans, key=lambda p: p.peak_bytes)
+    raise MotifLiteError(
+        f"{width}x{height}x{frames} needs at least {_gib(smallest.peak_bytes)} of device memory (plan "
+        f"{smallest.rank + 1}: everything streamed, text encoder on {smallest.text_placement.value}), but the "
+        f"budget is {_gib(budget_bytes)}. Lower the resolution or frame count, or allow more memory.\n"
+        + smallest.describe()
+    )
+
+
+@dataclass
+class PlanHandle:
+    """What `apply_plan` installed. `vae_tile` is for `vae.decode(z, tile=...)`; `remove()` takes the hooks and
+    wrappers off (weights stay where the plan put them)."""
+
+    vae_tile: VAETile | None
+    handles: list[StreamingHandle | ChunkingHandle] = field(default_factory=list)
+
+    def remove(self) -> None:
+        for handle in reversed(self.handles):
+            handle.remove()
+        self.handles.clear()
+
+
+def apply_plan(transformer: nn.Module, text_encoder: object | None, vae: nn.Module | None, plan: Plan) -> PlanHandle:
+    """Install the plan's runtime features on loaded models.
+
+    transformer: a MotifVideoTransformer; text_encoder: a `motif_lite.encoders.text.TextEncoder` (or its
+    `.model`), or None if already used; vae: a WanVAE or None. Everything not streamed is moved to `plan.device`.
+    """
+    handle = PlanHandle(plan.vae_tile)
+    if plan.ff_chunk_tokens is not None:
+        handle.handles.append(apply_ff_chunking(transformer, plan.ff_chunk_tokens))
+    if plan.resident_blocks is None:
+        transformer.to(plan.device)
+    else:
+        config = StreamingConfig(plan.device, resident_blocks=plan.resident_blocks)
+        handle.handles.append(apply_block_streaming(transformer, config))
+    if text_encoder is not None:
+        module = getattr(text_encoder, "model", text_encoder)
+        text = place_text_encoder(module, plan.text_placement, StreamingConfig(plan.device))
+        if text is not None:
+            handle.handles.append(text)
+    if vae is not None:
+        vae.to(plan.device)
+    return handle
