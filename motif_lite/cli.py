@@ -1,0 +1,203 @@
+"""`motif-lite run`: the command line over `GenerationRequest` and `load_pipeline`, with stable-diffusion.cpp flags.
+
+    motif-lite run --gguf Q4_K_M -p "a red fox runs through snow" -o fox.mp4
+
+User mistakes (`MotifLiteError`) print `error: ...` and exit with code 2, Ctrl-C exits with 130; neither prints a
+traceback nor leaves a half-written output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+import torch
+from tqdm import tqdm
+
+from motif_lite.errors import MotifLiteError
+from motif_lite.io.hub import MOTIF_REPO
+from motif_lite.pipeline import GenerationResult, load_pipeline
+from motif_lite.request import GUIDANCE_METHODS, SAMPLERS, GenerationRequest
+from motif_lite.runtime.kernels import BACKENDS
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+DEFAULTS = GenerationRequest(prompt="-")
+
+EPILOG = """\
+examples:
+  motif-lite run -p "a red fox runs through snow" -o fox.mp4
+  motif-lite run --gguf Q4_K_M -p "a red fox runs through snow" -o fox.mp4
+  motif-lite run -i first_frame.png -p "the fox turns its head" -o fox_i2v.mp4          (image-to-video)
+  motif-lite run -W 832 -H 480 --video-frames 65 --steps 30 -p "..." -o fast.mp4        (faster, unofficial)
+
+Defaults are the official settings: 1280x736, 121 frames at 24 fps, 50 Euler steps, APG scale 8
+(norm threshold 12, momentum 0.1), flow shift from the checkpoint (else 15 T2V / 8 I2V) and the official
+negative prompt. See docs/usage.md.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="motif-lite",
+        description="Lean, quantized, low-VRAM runtime for Motif-Video 2B (text/image-to-video).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="generate a video from a prompt (and optionally a first-frame image)",
+        description="Generate a video with Motif-Video 2B.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_generation_flags(run)
+    _add_model_flags(run)
+    return parser
+
+
+def _add_generation_flags(run: argparse.ArgumentParser) -> None:
+    d = DEFAULTS
+    g = run.add_argument_group("generation")
+    g.add_argument("-p", "--prompt", required=True, help="what the video shows")
+    g.add_argument(
+        "-n",
+        "--negative-prompt",
+        default=d.negative_prompt,
+        help="what to avoid (default: the official negative prompt)",
+    )
+    g.add_argument("-i", "--image", "--init-img", help="first frame for image-to-video (png, jpg, webp, ...)")
+    g.add_argument(
+        "-W", "--width", type=int, default=d.width, help=f"width in pixels, multiple of 16 (default {d.width})"
+    )
+    g.add_argument("-H", "--height", type=int, default=d.height, help=f"height, multiple of 16 (default {d.height})")
+    g.add_argument(
+        "--video-frames", type=int, default=d.frames, help=f"frames, 4k+1; others are rounded (default {d.frames})"
+    )
+    g.add_argument("--fps", type=float, default=d.fps, help=f"frames per second of the file (default {d.fps:g})")
+    g.add_argument("--steps", type=int, default=d.steps, help=f"sampling steps (default {d.steps})")
+    g.add_argument(
+        "--cfg-scale",
+        type=float,
+        default=d.cfg_scale,
+        help=f"guidance scale; 1 = no guidance (default {d.cfg_scale:g})",
+    )
+    g.add_argument(
+        "--guidance", choices=GUIDANCE_METHODS, default=d.guidance, help="apg (official) or classic cfg (default apg)"
+    )
+    g.add_argument(
+        "--flow-shift", type=float, default=None, help="flow shift (default: checkpoint's, else 15 T2V / 8 I2V)"
+    )
+    g.add_argument(
+        "--sampling-method", choices=tuple(SAMPLERS), default=d.sampler, help=f"sampler (default {d.sampler})"
+    )
+    g.add_argument("-s", "--seed", type=int, default=-1, help="random seed; -1 = random, printed (default -1)")
+    g.add_argument(
+        "-o",
+        "--output",
+        default=str(d.output),
+        help="output: .mp4 .webm .webp .gif or out_%%03d.png (default output.mp4)",
+    )
+
+
+def _add_model_flags(run: argparse.ArgumentParser) -> None:
+    m = run.add_argument_group("model and runtime")
+    m.add_argument("-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})")
+    m.add_argument("--gguf", help="quantized transformer: a .gguf file or a variant of the GGUF repo, e.g. Q4_K_M")
+    m.add_argument("--dtype", choices=tuple(DTYPES), default="bf16", help="compute dtype (default bf16)")
+    m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    m.add_argument("--kernels", choices=BACKENDS, default="auto", help="kernel backend (default auto)")
+
+
+def request_from_args(args: argparse.Namespace) -> GenerationRequest:
+    return GenerationRequest(
+        prompt=args.prompt,
+        negative_prompt=args.negative_prompt,
+        width=args.width,
+        height=args.height,
+        frames=args.video_frames,
+        fps=args.fps,
+        steps=args.steps,
+        guidance=args.guidance,
+        cfg_scale=args.cfg_scale,
+        flow_shift=args.flow_shift,
+        sampler=args.sampling_method,
+        seed=args.seed,
+        image=args.image,
+        output=args.output,
+    )
+
+
+class StageProgress:
+    """One tqdm bar per stage (encode, denoise with s/it, decode), fed by `generate`'s on_progress."""
+
+    UNITS = {"encode": "input", "denoise": "step", "decode": "latent frame"}
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.bar: tqdm | None = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=total, desc=f"{stage:>7}", unit=self.UNITS.get(stage, "it"), file=sys.stderr)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.stage, self.bar = None, None
+
+
+def run(args: argparse.Namespace) -> int:
+    request, notes = request_from_args(args).resolve()  # every setting checked before anything loads
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"seed: {request.seed}", file=sys.stderr)
+    start = time.perf_counter()
+    pipe = load_pipeline(args.model, gguf=args.gguf, dtype=DTYPES[args.dtype], device=args.device, kernels=args.kernels)
+    load_seconds = time.perf_counter() - start
+    progress = StageProgress()
+    try:
+        result = pipe.generate(request, on_progress=progress)
+    finally:
+        progress.close()
+    print(summary(result, load_seconds))
+    return 0
+
+
+def summary(result: GenerationResult, load_seconds: float) -> str:
+    t = result.timings
+    r = result.request
+    lines = [
+        f"done: {r.width}x{r.height}, {r.frames} frames, {r.steps} steps, seed {r.seed}, shift {result.shift:g}",
+        f"time: load {load_seconds:.1f}s | encode {t['encode']:.1f}s | denoise {t['denoise']:.1f}s "
+        f"({t['denoise'] / r.steps:.2f} s/step) | decode {t['decode']:.1f}s | total {t['total']:.1f}s",
+        f"peak memory: RSS {result.peak_rss_bytes / 2**30:.2f} GiB"
+        + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
+        f"output: {result.output}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return run(args)
+    except MotifLiteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

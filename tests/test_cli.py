@@ -1,0 +1,149 @@
+"""`motif-lite run`: same frames as the diffusers pipeline, helpful help, and user mistakes as one-line errors
+(exit code 2, no traceback, no output file)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
+
+from motif_lite import cli  # noqa: E402
+
+PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> tuple[Path, object]:
+    root = tmp_path_factory.mktemp("ckpt")
+    return root, make_tiny_checkpoint(root)
+
+
+def run_args(root: Path, output: Path, *extra: str) -> list[str]:
+    return [
+        "run",
+        *("-m", str(root), "-p", PROMPT, "-n", NEGATIVE, "-o", str(output)),
+        *("-W", "48", "-H", "32", "--steps", "2", "-s", "7"),
+        *("--dtype", "fp32", "--device", "cpu", "--kernels", "torch"),
+        *extra,
+    ]
+
+
+def assert_user_error(capsys, code: int, *needles: str) -> str:
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_run_equals_reference_pipeline_and_normalizes_frames(checkpoint, tmp_path, capsys):
+    root, reference = checkpoint
+    code = cli.main(run_args(root, tmp_path / "fox_%03d.png", "--video-frames", "10"))  # -> 9 frames
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "frames 10 is not 4k+1; using 9" in captured.err and "seed: 7" in captured.err
+    assert "denoise" in captured.err and "s/step" in captured.out and "output:" in captured.out
+    ours = np.stack([np.asarray(PIL.Image.open(tmp_path / f"fox_{i:03d}.png")) for i in range(9)])
+    video = reference(
+        PROMPT,
+        negative_prompt=NEGATIVE,
+        height=32,
+        width=48,
+        num_frames=9,
+        num_inference_steps=2,
+        generator=torch.Generator().manual_seed(7),
+    ).frames[0]
+    expected = np.stack([np.asarray(frame) for frame in video])
+    assert expected.std() > 10 and np.abs(ours.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_help_lists_every_flag(capsys):
+    with pytest.raises(SystemExit) as top:
+        cli.main(["--help"])
+    with pytest.raises(SystemExit) as run:
+        cli.main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert top.value.code == 0 and run.value.code == 0
+    flags = "--prompt --negative-prompt --width --height --video-frames --fps --steps --cfg-scale --guidance "
+    flags += "--flow-shift --sampling-method --seed --output --image --model --gguf --kernels --dtype --device"
+    for flag in flags.split():
+        assert flag in out, flag
+    assert "motif-lite run --gguf Q4_K_M" in out and "1280x736" in out
+
+
+def test_no_command_prints_help(capsys):
+    assert cli.main([]) == cli.EXIT_USER_ERROR
+    assert "run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (("-W", "1000"), ("error: width 1000 is not a multiple of 16; nearest valid width: 992 or 1008",)),
+        (("-o", "/no/such/dir/fox.mp4"), ("error: output directory /no/such/dir does not exist",)),
+        (("-o", "fox.avi"), ("error: unsupported output format '.avi'",)),
+        (("-i", "/no/such/first.png"), ("error: input image not found: /no/such/first.png",)),
+        (("--steps", "0"), ("error: steps must be a positive integer",)),
+    ],
+)
+def test_bad_settings_fail_before_loading(tmp_path, capsys, monkeypatch, extra, needles):
+    monkeypatch.setattr(cli, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
+    args = run_args(tmp_path / "no-model", tmp_path / "fox.mp4")
+    code = cli.main([*args, *extra])
+    assert_user_error(capsys, code, *needles)
+    assert not (tmp_path / "fox.mp4").exists()
+
+
+def test_unreadable_image(tmp_path, capsys):
+    (tmp_path / "first.png").write_bytes(b"\x89PNG but not really")
+    code = cli.main([*run_args(tmp_path, tmp_path / "fox.mp4"), "-i", str(tmp_path / "first.png")])
+    assert_user_error(capsys, code, "error: cannot read image", "first.png")
+
+
+def test_missing_model_file_is_named(checkpoint, tmp_path, capsys):
+    root = tmp_path / "ckpt"
+    shutil.copytree(checkpoint[0], root)
+    (root / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    code = cli.main(run_args(root, tmp_path / "fox.mp4"))
+    assert_user_error(capsys, code, "error: incomplete checkpoint", "vae/diffusion_pytorch_model.safetensors")
+    code = cli.main(run_args(tmp_path / "nowhere", tmp_path / "fox.mp4"))
+    assert_user_error(capsys, code, "error: no such checkpoint directory")
+
+
+def test_bad_flag_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "x", "--sampling-method", "ddim"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "invalid choice: 'ddim'" in err and "Traceback" not in err
+
+
+def test_ctrl_c_exits_130_and_leaves_no_file(checkpoint, tmp_path, capsys, monkeypatch):
+    real = cli.StageProgress.__call__
+
+    def interrupt_in_decode(self, stage, done, total):
+        real(self, stage, done, total)
+        if stage == "decode" and done == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.StageProgress, "__call__", interrupt_in_decode)
+    code = cli.main(run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "5", "--steps", "1"))
+    assert code == cli.EXIT_INTERRUPTED and "interrupted" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_console_script_reports_errors_without_traceback(tmp_path):
+    # A real process, as a user runs it: the exit code comes from main's return value.
+    command = [sys.executable, "-m", "motif_lite.cli"]
+    args = ["run", "-p", "x", "-W", "1000", "-o", str(tmp_path / "a.mp4")]
+    result = subprocess.run([*command, *args], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2 and "error: width 1000" in result.stderr and "Traceback" not in result.stderr
