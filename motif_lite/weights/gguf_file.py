@@ -193,25 +193,33 @@ class _Cursor:
 
 
 def _validate_header(path: Path) -> None:
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        cur = _Cursor(buf, path)
-        _check_magic_and_version(cur)
-        n_tensors, n_kv = cur.u64("the tensor count"), cur.u64("the metadata count")
-        # Each metadata entry takes >= 13 bytes and each tensor entry >= 24, so absurd counts are corrupt.
-        if 13 * n_kv + 24 * n_tensors > len(buf):
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            _walk_header(_Cursor(buf, path))
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _walk_header(cur: _Cursor) -> None:
+    """Check magic, version, counts, every metadata entry and tensor entry, and that all data is present."""
+    buf, path = cur.buf, cur.path
+    _check_magic_and_version(cur)
+    n_tensors, n_kv = cur.u64("the tensor count"), cur.u64("the metadata count")
+    # Each metadata entry takes >= 13 bytes and each tensor entry >= 24, so absurd counts are corrupt.
+    if 13 * n_kv + 24 * n_tensors > len(buf):
+        raise CheckpointError(
+            f"{path}: corrupt GGUF header ({n_kv} metadata entries and {n_tensors} tensors cannot fit "
+            f"in {len(buf)} bytes)"
+        )
+    alignment = _skip_metadata(cur, n_kv)
+    infos = [_tensor_info(cur) for _ in range(n_tensors)]
+    data_start = -(-cur.pos // alignment) * alignment
+    for name, offset, nbytes in infos:
+        if data_start + offset + nbytes > len(buf):
             raise CheckpointError(
-                f"{path}: corrupt GGUF header ({n_kv} metadata entries and {n_tensors} tensors cannot fit "
-                f"in {len(buf)} bytes)"
+                f"{path}: file is truncated: tensor {name} needs bytes up to {data_start + offset + nbytes}, "
+                f"but the file has {len(buf)} bytes"
             )
-        alignment = _skip_metadata(cur, n_kv)
-        infos = [_tensor_info(cur) for _ in range(n_tensors)]
-        data_start = -(-cur.pos // alignment) * alignment
-        for name, offset, nbytes in infos:
-            if data_start + offset + nbytes > len(buf):
-                raise CheckpointError(
-                    f"{path}: file is truncated: tensor {name} needs bytes up to {data_start + offset + nbytes}, "
-                    f"but the file has {len(buf)} bytes"
-                )
 
 
 def _check_magic_and_version(cur: _Cursor) -> None:
