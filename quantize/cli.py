@@ -3,7 +3,9 @@
 import argparse
 import sys
 
-from motif_lite.errors import MotifLiteError
+import torch
+
+from motif_lite.errors import ConfigError, MotifLiteError
 
 from .convert import quantize_checkpoint
 from .recipes import RECIPES, get_recipe, parse_keep
@@ -11,6 +13,7 @@ from .sources import open_source
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `python -m motif_lite.quantize`."""
     parser = argparse.ArgumentParser(
         prog="python -m motif_lite.quantize",
         description="Quantize a Motif-Video transformer checkpoint to GGUF (K-quants included).",
@@ -28,12 +31,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     parser.add_argument("--device", default="cpu", help="torch device for the K-quant search (e.g. cuda)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice); use 1 on a busy machine, where extra threads "
+        "slow the K-quant search down many times",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
+    """Quantize as `args` say and print the summary; user errors raise `MotifLiteError`."""
     recipe = get_recipe(args.type)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)  # this process is ours: the CLI owns its thread setting
     keep = parse_keep(args.keep)
     source = open_source(args.src)
     try:

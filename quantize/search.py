@@ -65,16 +65,24 @@ def affine_scale_min(
     span = x.amax(1, keepdim=True) - lo
     flat = span == 0
     span = torch.where(flat, torch.ones_like(span), span)
-    sum_w = w.sum(1, keepdim=True)
-    sum_x = (w * x).sum(1, keepdim=True)
+    shifted = x - lo  # levels are round(shifted * candidate inverse scale)
+    wx = w * x
+    sum_w, sum_x, sum_x2 = w.sum(1, keepdim=True), wx.sum(1, keepdim=True), (wx * x).sum(1, keepdim=True)
 
     scale, offset = span / nmax, lo
-    levels = torch.round((x - lo) * (nmax / span)).clamp_(0, nmax)
+    levels = torch.round(shifted * (nmax / span)).clamp_(0, nmax)
     best = _weighted_error(scale * levels + offset - x, w, use_mad)
     for step in range(nstep + 1):
-        levels = torch.round((x - lo) * ((rmin + rdelta * step + nmax) / span)).clamp_(0, nmax)
-        cand_scale, cand_offset = _least_squares_affine(x, w, levels, sum_w, sum_x)
-        err = _weighted_error(cand_scale * levels + cand_offset - x, w, use_mad)
+        levels = torch.round(shifted * ((rmin + rdelta * step + nmax) / span)).clamp_(0, nmax)
+        wl = w * levels
+        sum_l, sum_l2, sum_xl = wl.sum(1, keepdim=True), (wl * levels).sum(1, keepdim=True), (wx * levels).sum(1, True)
+        cand_scale, cand_offset = _least_squares_affine(sum_w, sum_x, sum_l, sum_l2, sum_xl)
+        if use_mad:
+            err = _weighted_error(cand_scale * levels + cand_offset - x, w, use_mad)
+        else:
+            # sum w*(s*l + o - x)^2 expanded into the sums we already have: no pass over the values.
+            s, o = cand_scale, cand_offset
+            err = s * s * sum_l2 + 2 * s * o * sum_l + o * o * sum_w - 2 * s * sum_xl - 2 * o * sum_x + sum_x2
         better = torch.isfinite(cand_scale) & (err < best)
         scale = torch.where(better, cand_scale, scale)
         offset = torch.where(better, cand_offset, offset)
@@ -83,12 +91,9 @@ def affine_scale_min(
     return torch.where(flat, zeros, scale), torch.where(flat, -lo, -offset)
 
 
-def _least_squares_affine(x, w, levels, sum_w, sum_x):
-    """Weighted LS fit x ~ scale*levels + offset with offset <= 0; NaN scale where unsolvable."""
-    wl = w * levels
-    sum_l = wl.sum(1, keepdim=True)
-    sum_l2 = (wl * levels).sum(1, keepdim=True)
-    sum_xl = (wl * x).sum(1, keepdim=True)
+def _least_squares_affine(sum_w, sum_x, sum_l, sum_l2, sum_xl):
+    """Weighted LS fit x ~ scale*levels + offset (offset <= 0) from the weighted sums; NaN scale where
+    the system is singular. All arguments and results are [G, 1]."""
     det = sum_w * sum_l2 - sum_l * sum_l
     solvable = det > 0
     det = torch.where(solvable, det, torch.ones_like(det))

@@ -22,8 +22,9 @@ K_QUANTIZERS = {
 GGUF_PY_TYPES = (Q.F32, Q.F16, Q.BF16, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0)
 SUPPORTED_TYPES = tuple(K_QUANTIZERS) + GGUF_PY_TYPES
 
-# Super-blocks per chunk: bounds the search temporaries to a few tens of MB whatever the tensor size.
-_CHUNK_BLOCKS = 8192
+# Super-blocks per chunk: 128K values keeps the search temporaries (~0.5 MB each) in cache; measured
+# 2x faster than 2M-value chunks.
+_CHUNK_BLOCKS = 512
 
 
 def byte_shape(shape: tuple[int, ...], qtype: GGMLQuantizationType) -> tuple[int, ...]:

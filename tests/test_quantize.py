@@ -32,6 +32,16 @@ K_QUANTS = [Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K]
 NAIVE = {Q.Q2_K: (2, 16), Q.Q3_K: (3, 16), Q.Q4_K: (4, 32), Q.Q5_K: (5, 32), Q.Q6_K: (6, 16)}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """The K-quant search runs many small ops; on a shared 2-core runner torch's second thread makes them
+    many times slower, so these tests use one thread and restore the setting afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _data(kind: str) -> np.ndarray:
     rng = np.random.default_rng(1234)
     if kind == "gauss":
