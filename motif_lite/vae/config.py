@@ -1,0 +1,118 @@
+"""The Wan2.1 VAE config, read from a diffusers `vae/config.json` and validated."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from motif_lite.errors import CheckpointError, ConfigError
+
+# The official Wan2.1 per-channel latent statistics (also diffusers' defaults).
+WAN21_LATENTS_MEAN = [
+    -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
+    0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
+]  # fmt: skip
+WAN21_LATENTS_STD = [
+    2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
+    3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WanVAEConfig:
+    """Hyper-parameters of `AutoencoderKLWan` (Wan2.1 layout), same names as its config.json."""
+
+    base_dim: int = 96
+    decoder_base_dim: int | None = None
+    z_dim: int = 16
+    dim_mult: list[int] = field(default_factory=lambda: [1, 2, 4, 4])
+    num_res_blocks: int = 2
+    temperal_downsample: list[bool] = field(default_factory=lambda: [False, True, True])
+    latents_mean: list[float] = field(default_factory=lambda: list(WAN21_LATENTS_MEAN))
+    latents_std: list[float] = field(default_factory=lambda: list(WAN21_LATENTS_STD))
+    in_channels: int = 3
+    out_channels: int = 3
+    # Kept for completeness; only the Wan2.1 values are supported (checked in `validate`).
+    attn_scales: list[float] = field(default_factory=list)
+    is_residual: bool = False
+    patch_size: int | None = None
+    dropout: float = 0.0
+    scale_factor_temporal: int | None = 4
+    scale_factor_spatial: int | None = 8
+
+    @property
+    def spatial_factor(self) -> int:
+        return 2 ** (len(self.dim_mult) - 1)
+
+    @property
+    def temporal_factor(self) -> int:
+        return 2 ** sum(bool(t) for t in self.temperal_downsample)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> WanVAEConfig:
+        """Build and validate a config; keys starting with '_' and unknown keys are ignored."""
+        class_name = raw.get("_class_name", "AutoencoderKLWan")
+        if class_name != "AutoencoderKLWan":
+            raise ConfigError(f"{source}: _class_name is {class_name!r}, expected 'AutoencoderKLWan'")
+        known = {f.name for f in fields(cls)}
+        config = cls(**{k: v for k, v in raw.items() if k in known})
+        config.validate(source)
+        return config
+
+    @classmethod
+    def from_json(cls, path: Path) -> WanVAEConfig:
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError as e:
+            raise CheckpointError(f"VAE config not found: {path}") from e
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"VAE config {path} is not valid JSON: {e}") from e
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+        return cls.from_dict(raw, source=str(path))
+
+    def validate(self, source: str = "config") -> None:
+        """Raise ConfigError naming the first bad value."""
+
+        def bad(key: str, why: str) -> ConfigError:
+            return ConfigError(f"{source}: {key}={getattr(self, key)!r} {why}")
+
+        for key in ("base_dim", "z_dim", "num_res_blocks", "in_channels", "out_channels"):
+            if not _is_positive_int(getattr(self, key)):
+                raise bad(key, "must be a positive integer")
+        if self.decoder_base_dim is not None and not _is_positive_int(self.decoder_base_dim):
+            raise bad("decoder_base_dim", "must be a positive integer or null")
+        if not isinstance(self.dim_mult, list) or not self.dim_mult or not all(map(_is_positive_int, self.dim_mult)):
+            raise bad("dim_mult", "must be a non-empty list of positive integers")
+        td = self.temperal_downsample
+        if not isinstance(td, list) or len(td) != len(self.dim_mult) - 1 or not all(isinstance(t, bool) for t in td):
+            raise bad("temperal_downsample", f"must be a list of {len(self.dim_mult) - 1} booleans")
+        for key in ("latents_mean", "latents_std"):
+            values = getattr(self, key)
+            if not isinstance(values, list) or len(values) != self.z_dim or not all(map(_is_number, values)):
+                raise bad(key, f"must be a list of z_dim={self.z_dim} numbers")
+        if any(s <= 0 for s in self.latents_std):
+            raise bad("latents_std", "must be positive")
+        self._validate_wan21_only(bad)
+
+    def _validate_wan21_only(self, bad) -> None:
+        if self.attn_scales:
+            raise bad("attn_scales", "is not supported (Wan2.1 uses [])")
+        if self.is_residual:
+            raise bad("is_residual", "is not supported (that is the Wan2.2 VAE; Motif-Video uses Wan2.1)")
+        if self.patch_size is not None:
+            raise bad("patch_size", "is not supported (Wan2.1 uses null)")
+        if self.scale_factor_spatial not in (None, self.spatial_factor):
+            raise bad("scale_factor_spatial", f"does not match dim_mult (expected {self.spatial_factor})")
+        if self.scale_factor_temporal not in (None, self.temporal_factor):
+            raise bad("scale_factor_temporal", f"does not match temperal_downsample (expected {self.temporal_factor})")
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

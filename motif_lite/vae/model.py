@@ -1,0 +1,196 @@
+"""The Wan2.1 VAE: encoder, decoder and the `WanVAE` API the pipeline uses.
+
+Shapes: pixels `[B, 3, F, H, W]` in [-1, 1]; latents `[B, z, 1 + (F - 1) / 4, H / 8, W / 8]` (Wan2.1 factors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import pairwise
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from motif_lite.errors import ConfigError
+from motif_lite.vae.config import WanVAEConfig
+from motif_lite.vae.layers import CausalConv3d, CausalState, Downsample, MidBlock, ResidualBlock, RMSNorm, Upsample
+from motif_lite.vae.posterior import DiagonalGaussian
+from motif_lite.vae.tiling import VAETile, decode_tiled_step, tile_spans
+
+
+class Encoder(nn.Module):
+    """Pixels -> 2*z channels (posterior mean and log-variance). A flat list of down blocks, as in diffusers."""
+
+    def __init__(self, cfg: WanVAEConfig) -> None:
+        super().__init__()
+        dims = [cfg.base_dim * m for m in [1, *cfg.dim_mult]]
+        self.conv_in = CausalConv3d(cfg.in_channels, dims[0], 3, padding=1)
+        blocks: list[nn.Module] = []
+        for level, (in_dim, out_dim) in enumerate(pairwise(dims)):
+            for _ in range(cfg.num_res_blocks):
+                blocks.append(ResidualBlock(in_dim, out_dim))
+                in_dim = out_dim
+            if level < len(cfg.dim_mult) - 1:
+                blocks.append(Downsample(out_dim, temporal=cfg.temperal_downsample[level]))
+        self.down_blocks = nn.ModuleList(blocks)
+        self.mid_block = MidBlock(dims[-1])
+        self.norm_out = RMSNorm(dims[-1])
+        self.conv_out = CausalConv3d(dims[-1], 2 * cfg.z_dim, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, state: CausalState) -> torch.Tensor:
+        x = self.conv_in(x, state)
+        for block in self.down_blocks:
+            x = block(x, state)
+        x = self.mid_block(x, state)
+        return self.conv_out(F.silu(self.norm_out(x)), state)
+
+
+class UpBlock(nn.Module):
+    """num_res_blocks + 1 residual blocks, then an optional (spatial, maybe temporal) upsampler."""
+
+    def __init__(self, in_dim: int, out_dim: int, num_resnets: int, upsample: str | None) -> None:
+        super().__init__()
+        dims = [in_dim] + [out_dim] * num_resnets
+        self.resnets = nn.ModuleList(ResidualBlock(a, b) for a, b in pairwise(dims))
+        up = None if upsample is None else Upsample(out_dim, temporal=upsample == "3d")
+        self.upsamplers = None if up is None else nn.ModuleList([up])
+
+    def forward(self, x: torch.Tensor, state: CausalState) -> torch.Tensor:
+        for resnet in self.resnets:
+            x = resnet(x, state)
+        return x if self.upsamplers is None else self.upsamplers[0](x, state)
+
+
+class Decoder(nn.Module):
+    """z channels -> pixels, on a chunk of latent frames (one at a time when streaming)."""
+
+    def __init__(self, cfg: WanVAEConfig) -> None:
+        super().__init__()
+        base = cfg.decoder_base_dim or cfg.base_dim
+        dims = [base * m for m in [cfg.dim_mult[-1], *cfg.dim_mult[::-1]]]
+        temporal_up = cfg.temperal_downsample[::-1]
+        self.conv_in = CausalConv3d(cfg.z_dim, dims[0], 3, padding=1)
+        self.mid_block = MidBlock(dims[0])
+        blocks = []
+        for level, (in_dim, out_dim) in enumerate(pairwise(dims)):
+            # Every upsampler halves the channels, so each level after the first gets in_dim // 2.
+            in_dim = in_dim if level == 0 else in_dim // 2
+            last = level == len(cfg.dim_mult) - 1
+            upsample = None if last else ("3d" if temporal_up[level] else "2d")
+            blocks.append(UpBlock(in_dim, out_dim, cfg.num_res_blocks + 1, upsample))
+        self.up_blocks = nn.ModuleList(blocks)
+        self.norm_out = RMSNorm(dims[-1])
+        self.conv_out = CausalConv3d(dims[-1], cfg.out_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, state: CausalState) -> torch.Tensor:
+        """[B, z, T, h, w] -> [B, 3, T', 8h, 8w]; T' = 1 + 4(T - 1) at the start of a stream, else 4T."""
+        x = self.mid_block(self.conv_in(x, state), state)
+        for block in self.up_blocks:
+            x = block(x, state)
+        return self._head(x, state)
+
+    def _head(self, x: torch.Tensor, state: CausalState) -> torch.Tensor:
+        return self.conv_out(F.silu(self.norm_out(x), inplace=True), state)
+
+
+class WanVAE(nn.Module):
+    """The Wan2.1 video VAE. Build with `load_vae`; all methods run without autograd."""
+
+    def __init__(self, config: WanVAEConfig) -> None:
+        super().__init__()
+        self.config = config
+        z = config.z_dim
+        self.encoder = Encoder(config)
+        self.quant_conv = CausalConv3d(2 * z, 2 * z, 1)
+        self.post_quant_conv = CausalConv3d(z, z, 1)
+        self.decoder = Decoder(config)
+
+    # -- latent normalization (model space <-> VAE space), exactly as the diffusers Motif pipelines do it --
+
+    def normalize_latents(self, z: torch.Tensor) -> torch.Tensor:
+        """VAE latents -> model space: (z - mean) / std per channel."""
+        mean, std = self._latent_stats(z)
+        return (z - mean) / std
+
+    def denormalize_latents(self, x: torch.Tensor) -> torch.Tensor:
+        """Model space -> VAE latents: x * std + mean per channel."""
+        mean, std = self._latent_stats(x)
+        return x * std + mean
+
+    def _latent_stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Built in float32 then cast to the latents' dtype, like the pipelines (same rounding).
+        mean = torch.tensor(self.config.latents_mean).view(1, -1, 1, 1, 1).to(like.device, like.dtype)
+        std = torch.tensor(self.config.latents_std).view(1, -1, 1, 1, 1).to(like.device, like.dtype)
+        return mean, std
+
+    # -- encode --
+
+    @torch.no_grad()
+    def encode(self, video: torch.Tensor) -> DiagonalGaussian:
+        """Encode pixels [B, 3, F, H, W] in [-1, 1] (F = 1 + 4k, H and W multiples of 8) into a posterior.
+
+        Frames go through in causal chunks (1, then 4 at a time), so memory does not grow with F.
+        """
+        self._check_video(video)
+        video = video.to(self.quant_conv.weight.dtype)
+        state = CausalState()
+        chunks = [video[:, :, :1], *video[:, :, 1:].split(self.config.temporal_factor, dim=2)]
+        chunks = [c for c in chunks if c.shape[2] > 0]  # a single image has no later chunks
+        latents = torch.cat([self.encoder(chunk, state) for chunk in chunks], dim=2)
+        return DiagonalGaussian(self.quant_conv(latents, state))
+
+    def _check_video(self, video: torch.Tensor) -> None:
+        cfg = self.config
+        if video.dim() != 5 or video.shape[1] != cfg.in_channels:
+            raise ConfigError(f"video must be [B, {cfg.in_channels}, F, H, W], got {list(video.shape)}")
+        frames, height, width = video.shape[2:]
+        if (frames - 1) % cfg.temporal_factor != 0:
+            raise ConfigError(f"video has {frames} frames; the VAE needs 1 + {cfg.temporal_factor}k frames")
+        if height % cfg.spatial_factor or width % cfg.spatial_factor:
+            raise ConfigError(f"video size {height}x{width} must be a multiple of {cfg.spatial_factor}")
+
+    # -- decode --
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, tile: VAETile | None = None) -> torch.Tensor:
+        """Decode raw (denormalized) latents [B, z, T, h, w] into pixels [B, 3, 1 + 4(T-1), 8h, 8w] in [-1, 1]."""
+        self._check_latents(z)
+        b, _, t, h, w = z.shape
+        s = self.config.spatial_factor
+        frames = 1 + self.config.temporal_factor * (t - 1)
+        dtype = self.post_quant_conv.weight.dtype
+        out = torch.empty(b, self.config.out_channels, frames, h * s, w * s, dtype=dtype, device=z.device)
+        done = 0
+        for chunk in self.decode_frames(z, tile):
+            out[:, :, done : done + chunk.shape[2]] = chunk
+            done += chunk.shape[2]
+        return out
+
+    @torch.no_grad()
+    def decode_frames(self, z: torch.Tensor, tile: VAETile | None = None) -> Iterator[torch.Tensor]:
+        """Decode latent frame by latent frame, yielding pixel chunks [B, 3, n, 8h, 8w] in [-1, 1].
+
+        Latent frame 0 gives n = 1 frame, every later latent frame n = 4. Only one chunk of pixels (plus the
+        causal caches) is alive at a time. `tile` splits each frame into overlapping spatial tiles.
+        """
+        self._check_latents(z)
+        z = z.to(self.post_quant_conv.weight.dtype)
+        spans = (1, 1) if tile is None else (len(tile_spans(z.shape[3], tile)), len(tile_spans(z.shape[4], tile)))
+        state, tile_states = CausalState(), {}
+        for t in range(z.shape[2]):
+            frame = z[:, :, t : t + 1]
+            if spans == (1, 1):
+                pixels = self._decode_step(frame, state)
+            else:
+                pixels = decode_tiled_step(self._decode_step, frame, tile_states, tile, self.config.spatial_factor)
+            yield pixels.clamp_(-1.0, 1.0)
+
+    def _decode_step(self, z: torch.Tensor, state: CausalState) -> torch.Tensor:
+        # [B, z, 1, h, w] -> [B, 3, n, 8h, 8w], n = 1 for the first latent frame of the stream, else 4.
+        # One latent frame per call, exactly the chunking of the reference, so results match it bit for bit.
+        return self.decoder(self.post_quant_conv(z, state), state)
+
+    def _check_latents(self, z: torch.Tensor) -> None:
+        if z.dim() != 5 or z.shape[1] != self.config.z_dim or z.shape[2] == 0:
+            raise ConfigError(f"latents must be [B, {self.config.z_dim}, T>=1, h, w], got {list(z.shape)}")

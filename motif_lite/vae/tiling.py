@@ -1,0 +1,87 @@
+"""Spatial tiling for the streamed decoder: overlapping latent tiles, blended linearly in the overlaps.
+
+Each tile is decoded as if it were the whole picture (its own causal state, zero padding at its borders and
+attention only over its own pixels), so tiled output differs from untiled output near tile borders; the linear
+blend hides the seams. Memory per decode step then scales with the tile size instead of the frame size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from motif_lite.errors import ConfigError
+from motif_lite.vae.layers import CausalState
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class VAETile:
+    """Tile size and overlap in latent units (1 latent unit = 8 pixels for Wan2.1)."""
+
+    size: int = 32
+    overlap: int = 8
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.size, int) or self.size < 2:
+            raise ConfigError(f"VAETile.size={self.size!r} must be an integer >= 2 (latent units)")
+        if not isinstance(self.overlap, int) or not 0 <= self.overlap <= self.size // 2:
+            raise ConfigError(f"VAETile.overlap={self.overlap!r} must be an integer in [0, size // 2]")
+
+
+def tile_spans(length: int, tile: VAETile) -> list[Span]:
+    """Evenly spaced [start, end) spans of `tile.size` covering `length`, overlapping by at least `tile.overlap`."""
+    if length <= tile.size:
+        return [(0, length)]
+    count = math.ceil((length - tile.size) / (tile.size - tile.overlap)) + 1
+    starts = [round(k * (length - tile.size) / (count - 1)) for k in range(count)]
+    return [(s, s + tile.size) for s in starts]
+
+
+def blend_weights(spans: list[Span], index: int, scale: int) -> torch.Tensor:
+    """1D weights over tile `index` in pixels: linear ramps where it overlaps its neighbours, 1 elsewhere."""
+    start, end = spans[index]
+    weights = torch.ones((end - start) * scale)
+    if index > 0:
+        ramp = _ramp((spans[index - 1][1] - start) * scale)
+        weights[: len(ramp)] = torch.minimum(weights[: len(ramp)], ramp)
+    if index < len(spans) - 1:
+        ramp = _ramp((end - spans[index + 1][0]) * scale).flip(0)
+        weights[len(weights) - len(ramp) :] = torch.minimum(weights[len(weights) - len(ramp) :], ramp)
+    return weights
+
+
+def _ramp(length: int) -> torch.Tensor:
+    # Strictly positive, so every pixel keeps a non-zero total weight.
+    return (torch.arange(max(length, 0)) + 0.5) / max(length, 1)
+
+
+def decode_tiled_step(
+    step: Callable[[torch.Tensor, CausalState], torch.Tensor],
+    z: torch.Tensor,
+    states: dict[tuple[int, int], CausalState],
+    tile: VAETile,
+    scale: int,
+) -> torch.Tensor:
+    """Decode one latent frame [B, z, 1, h, w] tile by tile with `step`, blending into [B, 3, n, h*s, w*s].
+
+    `states` keeps one causal state per tile across calls, so each tile streams through time on its own.
+    """
+    spans_h, spans_w = tile_spans(z.shape[3], tile), tile_spans(z.shape[4], tile)
+    out = weight_sum = None
+    for i, (h0, h1) in enumerate(spans_h):
+        for j, (w0, w1) in enumerate(spans_w):
+            pixels = step(z[:, :, :, h0:h1, w0:w1], states.setdefault((i, j), CausalState()))
+            if out is None:
+                b, c, n = pixels.shape[:3]
+                out = pixels.new_zeros(b, c, n, z.shape[3] * scale, z.shape[4] * scale)
+                weight_sum = pixels.new_zeros(z.shape[3] * scale, z.shape[4] * scale)
+            weight = blend_weights(spans_h, i, scale)[:, None] * blend_weights(spans_w, j, scale)[None, :]
+            weight = weight.to(pixels)
+            out[..., h0 * scale : h1 * scale, w0 * scale : w1 * scale] += pixels * weight
+            weight_sum[h0 * scale : h1 * scale, w0 * scale : w1 * scale] += weight
+    return out.div_(weight_sum)

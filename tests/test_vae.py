@@ -1,0 +1,259 @@
+"""Parity of motif_lite.vae with diffusers' AutoencoderKLWan on random weights (fp32), and loader errors."""
+
+from __future__ import annotations
+
+import json
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from motif_lite.errors import CheckpointError, ConfigError
+from motif_lite.vae import VAETile, load_vae
+from motif_lite.vae.layers import CausalState
+from motif_lite.vae.tiling import blend_weights, tile_spans
+
+diffusers = pytest.importorskip("diffusers")
+from diffusers import AutoencoderKLWan  # noqa: E402
+from diffusers.pipelines.motif_video.pipeline_motif_video import MotifVideoPipeline  # noqa: E402
+
+TINY = dict(
+    base_dim=8,
+    z_dim=4,
+    dim_mult=[1, 2, 2, 2],
+    num_res_blocks=1,
+    temperal_downsample=[False, True, True],
+    latents_mean=[0.1, -0.2, 0.3, 0.0],
+    latents_std=[1.0, 2.0, 0.5, 1.5],
+)
+WAN21 = dict(base_dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, temperal_downsample=[False, True, True])
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+
+def make_reference(tmp_path: Path, seed: int = 0, **config) -> tuple[AutoencoderKLWan, Path]:
+    """A random-weight diffusers VAE saved in the official layout: <tmp>/ckpt/vae/{config.json, weights}."""
+    torch.manual_seed(seed)
+    ref = AutoencoderKLWan(**config).eval()
+    with torch.no_grad():  # default init leaves every RMSNorm gain at 1; randomize those too
+        for name, p in ref.named_parameters():
+            if name.endswith("gamma"):
+                p.uniform_(0.5, 1.5)
+    folder = tmp_path / "ckpt" / "vae"
+    ref.save_pretrained(folder)
+    return ref, folder
+
+
+def assert_close(ours: torch.Tensor, ref: torch.Tensor, rel: float = 1e-5) -> None:
+    assert ours.shape == ref.shape
+    err, tol = (ours - ref).abs().max().item(), rel * ref.std().item()
+    assert err <= tol, f"max|diff| {err:.3g} > {tol:.3g}"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    ref, folder = make_reference(tmp_path_factory.mktemp("tiny"), **TINY)
+    return ref, load_vae(folder.parent)
+
+
+# -- decode --
+
+
+def test_decode_matches_reference(tiny):
+    ref, vae = tiny
+    z = torch.randn(1, 4, 3, 4, 6, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = ref.decode(z).sample
+    assert_close(vae.decode(z), expected)
+
+
+def test_decode_frames_streams_frame_groups(tiny):
+    _, vae = tiny
+    z = torch.randn(1, 4, 3, 4, 6, generator=torch.Generator().manual_seed(2))
+    chunks = list(vae.decode_frames(z))
+    assert [c.shape[2] for c in chunks] == [1, 4, 4]
+    # Whole clip: every layer sees all frames at once (no causal caching across calls) -> same math.
+    state = CausalState()
+    with torch.no_grad():
+        whole = vae.decoder(vae.post_quant_conv(z, state), state).clamp(-1, 1)
+    assert_close(torch.cat(chunks, dim=2), whole)
+
+
+def test_tiled_decode(tiny):
+    _, vae = tiny
+    z = torch.randn(1, 4, 2, 8, 10, generator=torch.Generator().manual_seed(3))
+    plain = vae.decode(z)
+    # A tile that covers the frame is the untiled decode, bit for bit.
+    assert torch.equal(vae.decode(z, tile=VAETile(size=10, overlap=4)), plain)
+    # Real tiles: each tile sees zero padding at its borders and attends only over itself, so pixels near the
+    # borders differ. With 48-pixel tiles and random weights (which spread border effects far) the mean error
+    # measures ~0.16 std; a misplaced tile would be several times worse.
+    tiled = torch.cat(list(vae.decode_frames(z, tile=VAETile(size=6, overlap=2))), dim=2)
+    assert tiled.shape == plain.shape
+    assert (tiled - plain).abs().mean() < 0.25 * plain.std()
+    misplaced = torch.cat([tiled[..., 8:], tiled[..., :8]], dim=-1)  # shift by one latent column
+    assert (misplaced - plain).abs().mean() > 2 * (tiled - plain).abs().mean()
+
+
+def test_tile_blend_weights_sum_to_one():
+    for length, tile in [(40, VAETile(16, 4)), (33, VAETile(8, 3)), (12, VAETile(12, 6))]:
+        spans = tile_spans(length, tile)
+        assert spans[0][0] == 0 and spans[-1][1] == length
+        assert all(b[0] - a[1] <= -tile.overlap for a, b in pairwise(spans))
+        total = torch.zeros(length * 8)
+        for i, (start, end) in enumerate(spans):
+            total[start * 8 : end * 8] += blend_weights(spans, i, 8)
+        assert torch.allclose(total, torch.ones_like(total), atol=1e-6), (length, tile)
+
+
+def test_bad_tile_and_latents(tiny):
+    _, vae = tiny
+    with pytest.raises(ConfigError, match="overlap"):
+        VAETile(size=8, overlap=5)
+    with pytest.raises(ConfigError, match="latents must be"):
+        vae.decode(torch.zeros(1, 3, 2, 4, 4))
+
+
+# -- encode and latent normalization --
+
+
+def test_encode_matches_reference(tiny):
+    ref, vae = tiny
+    video = torch.rand(2, 3, 9, 16, 24, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    with torch.no_grad():
+        expected = ref.encode(video).latent_dist
+    posterior = vae.encode(video)
+    assert_close(posterior.mean, expected.mean)
+    assert_close(posterior.mode(), expected.mode())
+    assert_close(posterior.std, expected.std)
+    for seeds in ([7], [7, 8]):  # one generator, and one per batch item
+        ours = posterior.sample([torch.Generator().manual_seed(s) for s in seeds])
+        theirs = expected.sample([torch.Generator().manual_seed(s) for s in seeds])
+        assert_close(ours, theirs)
+    assert posterior.sample(torch.Generator().manual_seed(1)).shape == (2, 4, 3, 2, 3)
+
+
+def test_encode_first_frame_like_i2v(tiny):
+    ref, vae = tiny
+    frame = torch.rand(1, 3, 1, 24, 32, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    with torch.no_grad():
+        expected = ref.encode(frame).latent_dist.sample(torch.Generator().manual_seed(0))
+    assert_close(vae.encode(frame).sample(torch.Generator().manual_seed(0)), expected)
+    with pytest.raises(ConfigError, match="frames"):
+        vae.encode(torch.zeros(1, 3, 3, 24, 32))
+    with pytest.raises(ConfigError, match="multiple of 8"):
+        vae.encode(torch.zeros(1, 3, 1, 20, 32))
+
+
+def test_latent_normalization_matches_pipeline(tiny):
+    ref, vae = tiny
+    z = torch.randn(1, 4, 2, 3, 3)
+    mean, std = ref.config.latents_mean, ref.config.latents_std
+    assert torch.equal(vae.normalize_latents(z), MotifVideoPipeline._normalize_latents(z, mean, std))
+    assert torch.equal(vae.denormalize_latents(z), MotifVideoPipeline._denormalize_latents(z, mean, std))
+    half = z.to(torch.bfloat16)
+    assert torch.equal(vae.normalize_latents(half), MotifVideoPipeline._normalize_latents(half, mean, std))
+
+
+# -- loading --
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A tiny checkpoint's vae/ folder that a test may damage."""
+    return make_reference(tmp_path, seed=1, **TINY)[1]
+
+
+def rewrite_weights(folder: Path, edit) -> None:
+    state = load_file(folder / WEIGHTS)
+    edit(state)
+    save_file(state, folder / WEIGHTS, metadata={"format": "pt"})
+
+
+def test_loads_vae_folder_sharded_and_bf16(tmp_path):
+    ref, folder = make_reference(tmp_path, **TINY)
+    sharded = tmp_path / "sharded"
+    ref.save_pretrained(sharded, max_shard_size="20KB")
+    assert (sharded / (WEIGHTS + ".index.json")).is_file()
+    z = torch.randn(1, 4, 2, 4, 4)
+    expected = load_vae(folder).decode(z)  # the vae/ folder itself
+    assert torch.equal(load_vae(sharded).decode(z), expected)
+    half = load_vae(folder, dtype=torch.bfloat16)
+    assert half.decoder.conv_in.weight.dtype == torch.bfloat16
+    assert (half.decode(z).float() - expected).abs().max() < 0.1
+
+
+def test_missing_and_unexpected_tensors_listed_together(saved):
+    def edit(state):
+        del state["decoder.conv_in.weight"]
+        state["decoder.extra.weight"] = torch.zeros(2)
+
+    rewrite_weights(saved, edit)
+    with pytest.raises(CheckpointError) as info:
+        load_vae(saved)
+    assert "missing tensor decoder.conv_in.weight" in str(info.value)
+    assert "unexpected tensor decoder.extra.weight" in str(info.value)
+
+
+def test_wrong_shape(saved):
+    rewrite_weights(saved, lambda state: state.update({"quant_conv.bias": torch.zeros(5)}))
+    with pytest.raises(CheckpointError, match=r"wrong shape for quant_conv.bias: \[5\], expected \[8\]"):
+        load_vae(saved)
+
+
+def test_truncated_file(saved):
+    data = (saved / WEIGHTS).read_bytes()
+    (saved / WEIGHTS).write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_vae(saved)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("z_dim", 0, "z_dim=0"),
+        ("dim_mult", [1, 2], "temperal_downsample"),
+        ("latents_std", [1.0, 2.0], "latents_std"),
+        ("is_residual", True, "Wan2.2"),
+        ("_class_name", "AutoencoderKL", "_class_name"),
+    ],
+)
+def test_bad_config_value(saved, key, value, message):
+    config = json.loads((saved / "config.json").read_text())
+    config[key] = value
+    (saved / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=message):
+        load_vae(saved)
+
+
+def test_missing_folder_and_files(tmp_path, saved):
+    with pytest.raises(CheckpointError, match="not a folder"):
+        load_vae(tmp_path / "nope")
+    with pytest.raises(CheckpointError, match="config.json"):
+        load_vae(tmp_path)
+    (saved / WEIGHTS).unlink()
+    with pytest.raises(CheckpointError, match="has neither"):
+        load_vae(saved)
+    (saved / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_vae(saved)
+
+
+# -- the real architecture --
+
+
+@pytest.mark.slow
+def test_full_wan21_config_parity(tmp_path):
+    # ~25 s on an idle 2-core CPU, ~60 s under load; 64x64x5 pixels, about 1.1 GB peak RSS.
+    ref, folder = make_reference(tmp_path, **WAN21)
+    vae = load_vae(folder)
+    video = torch.rand(1, 3, 5, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        expected = ref.encode(video).latent_dist
+    posterior = vae.encode(video)
+    assert_close(posterior.mean, expected.mean)
+    z = expected.mean
+    with torch.no_grad():
+        decoded = ref.decode(z).sample
+    assert_close(vae.decode(z), decoded)
