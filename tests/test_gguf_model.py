@@ -13,10 +13,12 @@ from gguf_helpers import random_packed, write_test_gguf
 from tiny_transformer import assert_close_to_reference, inputs, make_reference, reference_forward
 
 from motif_lite import load_transformer
+from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError
-from motif_lite.weights.gguf_file import read_gguf
+from motif_lite.weights.gguf_file import PackedTensor, read_gguf
 from motif_lite.weights.gguf_loader import load_gguf_transformer
-from motif_lite.weights.quant_linear import QuantizedLinear
+from motif_lite.weights.loader import build_model
+from motif_lite.weights.quant_linear import QuantizedLinear, quantized_state_dict, replace_linears
 
 Q = GGMLQuantizationType
 K_QUANTS = (Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K, Q.IQ4_XS)
@@ -137,3 +139,24 @@ def test_bad_embedded_config_is_a_checkpoint_error(tmp_path: Path) -> None:
     path = write_test_gguf(tmp_path / "bad.gguf", spec, extra_metadata={"motif_video.config_json": "{oops"})
     with pytest.raises(CheckpointError, match="config_json is not valid JSON"):
         load_gguf_transformer(path)
+
+
+def test_every_linear_of_the_official_architecture_can_be_packed() -> None:
+    # Full 2B architecture on meta (no memory): every nn.Linear becomes a QuantizedLinear and a strict load of
+    # the renamed keys fills the model. 1152-wide rows (image_embedder) are not whole K-blocks: Q8_0 there.
+    model = build_model(TransformerConfig())
+    linears = {name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    tensors = {}
+    for name, t in model.state_dict().items():
+        qtype = Q.F32
+        if name.removesuffix(".weight") in linears and name.endswith(".weight"):
+            qtype = Q.Q4_K if t.shape[1] % 256 == 0 else Q.Q8_0
+        block, size = GGML_QUANT_SIZES[qtype]
+        data_shape = (*t.shape[:-1], t.shape[-1] // block * size) if qtype != Q.F32 else t.shape
+        data = torch.empty(data_shape, dtype=torch.uint8 if qtype != Q.F32 else torch.float32, device="meta")
+        tensors[name] = PackedTensor(data=data, qtype=qtype, shape=tuple(t.shape), name=name)
+    replace_linears(model, tensors)
+    packed = [m for m in model.modules() if isinstance(m, QuantizedLinear)]
+    assert len(packed) == len(linears) == 384
+    assert not any(type(m) is torch.nn.Linear for m in model.modules())
+    model.load_state_dict(quantized_state_dict(model, tensors), strict=True, assign=True)
