@@ -179,6 +179,10 @@ def test_loads_vae_folder_sharded_and_bf16(tmp_path):
     z = torch.randn(1, 4, 2, 4, 4)
     expected = load_vae(folder).decode(z)  # the vae/ folder itself
     assert torch.equal(load_vae(sharded).decode(z), expected)
+    decode_only = load_vae(folder, encoder=False)
+    assert decode_only.encoder is None and torch.equal(decode_only.decode(z), expected)
+    with pytest.raises(ConfigError, match="encoder=False"):
+        decode_only.encode(torch.zeros(1, 3, 1, 16, 16))
     half = load_vae(folder, dtype=torch.bfloat16)
     assert half.decoder.conv_in.weight.dtype == torch.bfloat16
     assert (half.decode(z).float() - expected).abs().max() < 0.1
@@ -194,6 +198,8 @@ def test_missing_and_unexpected_tensors_listed_together(saved):
         load_vae(saved)
     assert "missing tensor decoder.conv_in.weight" in str(info.value)
     assert "unexpected tensor decoder.extra.weight" in str(info.value)
+    with pytest.raises(CheckpointError, match="missing tensor decoder.conv_in.weight"):
+        load_vae(saved, encoder=False)
 
 
 def test_wrong_shape(saved):

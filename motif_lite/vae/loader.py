@@ -14,20 +14,31 @@ from motif_lite.vae.model import WanVAE
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 INDEX_NAME = WEIGHTS_NAME + ".index.json"
+ENCODER_PREFIXES = ("encoder.", "quant_conv.")
 
 
-def load_vae(source: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> WanVAE:
+def load_vae(
+    source: str | Path,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+    encoder: bool = True,
+) -> WanVAE:
     """Load the VAE from a checkpoint dir (uses its `vae/` subfolder) or from the `vae/` folder itself.
 
     The model is built on the meta device and its tensors are read from memory-mapped safetensors, cast to
     `dtype` and placed on `device`. Missing, unexpected or wrongly shaped tensors raise one `CheckpointError`.
+    `encoder=False` (text-to-video needs no encoder) still checks the encoder tensors but never reads them,
+    saving ~40% of the VAE weights' memory; `encode` then raises.
     """
     folder = _vae_folder(Path(source))
     config = WanVAEConfig.from_json(folder / "config.json")
     with torch.device("meta"):
         model = WanVAE(config)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    state = _read_tensors(_weight_files(folder), expected, dtype, torch.device(device))
+    wanted = {name for name in expected if encoder or not name.startswith(ENCODER_PREFIXES)}
+    state = _read_tensors(_weight_files(folder), expected, wanted, dtype, torch.device(device))
+    if not encoder:
+        model.drop_encoder()
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval()
 
@@ -60,9 +71,15 @@ def _weight_files(folder: Path) -> list[Path]:
 
 
 def _read_tensors(
-    files: list[Path], expected: dict[str, tuple[int, ...]], dtype: torch.dtype, device: torch.device
+    files: list[Path],
+    expected: dict[str, tuple[int, ...]],
+    wanted: set[str],
+    dtype: torch.dtype,
+    device: torch.device,
 ) -> dict[str, torch.Tensor]:
+    """Read the `wanted` tensors; check every tensor's name and shape against `expected`."""
     state: dict[str, torch.Tensor] = {}
+    seen: set[str] = set()
     problems: list[str] = []
     for path in files:
         try:
@@ -74,10 +91,12 @@ def _read_tensors(
                     elif shape != expected[name]:
                         problems.append(f"wrong shape for {name}: {list(shape)}, expected {list(expected[name])}")
                     else:
-                        state[name] = f.get_tensor(name).to(device=device, dtype=dtype)
+                        seen.add(name)
+                        if name in wanted:
+                            state[name] = f.get_tensor(name).to(device=device, dtype=dtype)
         except Exception as e:  # safetensors raises its own error types for corrupt/truncated files
             raise CheckpointError(f"cannot read {path} (corrupt or truncated safetensors?): {e}") from e
-    problems += [f"missing tensor {name} {list(shape)}" for name, shape in expected.items() if name not in state]
+    problems += [f"missing tensor {name} {list(shape)}" for name, shape in expected.items() if name not in seen]
     if problems:
         shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
         raise CheckpointError(f"VAE weights in {files[0].parent} do not match the config:\n  {shown}")

@@ -106,6 +106,11 @@ class WanVAE(nn.Module):
         self.post_quant_conv = CausalConv3d(z, z, 1)
         self.decoder = Decoder(config)
 
+    def drop_encoder(self) -> None:
+        """Free the encoder (decode-only use); `encode` raises afterwards."""
+        self.encoder = None
+        self.quant_conv = None
+
     # -- latent normalization (model space <-> VAE space), exactly as the diffusers Motif pipelines do it --
 
     def normalize_latents(self, z: torch.Tensor) -> torch.Tensor:
@@ -132,6 +137,8 @@ class WanVAE(nn.Module):
 
         Frames go through in causal chunks (1, then 4 at a time), so memory does not grow with F.
         """
+        if self.encoder is None:
+            raise ConfigError("this VAE was loaded with encoder=False; load it with encoder=True to encode")
         self._check_video(video)
         video = video.to(self.quant_conv.weight.dtype)
         state = CausalState()
