@@ -192,3 +192,22 @@ def test_keep_pattern_matching_nothing_and_unknown_recipe(arch_shapes):
         plan_types(arch_shapes, get_recipe("Q8_0"), parse_keep(["blocks.0.*=Q8_0"]))
     with pytest.raises(ConfigError, match="Q4_K_M"):
         get_recipe("Q4_K_X")
+
+
+# (levels, group, affine): values already on such a grid must be found by the scale search.
+GRIDS = {Q.Q2_K: (4, 16, True), Q.Q3_K: (8, 16, False), Q.Q4_K: (16, 32, True), Q.Q5_K: (32, 32, True)}
+GRIDS[Q.Q6_K] = (64, 16, False)
+
+
+@pytest.mark.parametrize("qtype", K_QUANTS, ids=lambda q: q.name)
+def test_values_on_a_grid_come_back_exactly(qtype):
+    n_levels, group, affine = GRIDS[qtype]
+    rng = np.random.default_rng(7)
+    levels = rng.integers(0, n_levels, (64, group))
+    levels[:, 0], levels[:, 1] = 0, n_levels - 1  # every sub-block spans the whole grid
+    step = 2.0**-6
+    # affine: x = step*l - 0.125 (a min to subtract); symmetric: x = step*(l - n/2), the extreme is -n/2
+    x = step * levels - 0.125 if affine else step * (levels - n_levels // 2)
+    x = x.astype(np.float32).reshape(-1, 256)
+    approx = gguf_quants.dequantize(quantize_tensor(x, qtype), qtype)
+    assert _rel_rmse(x, approx) < 1e-3

@@ -1,0 +1,116 @@
+"""Quantizer benchmark on the Motif-Video 2B (2.04B) tensor shapes with random weights.
+
+Run: pytest bench/bench_quantize.py --benchmark-enable -s
+
+Sizes are exact for the full architecture (computed from the recipe plan). Time and weight-space error
+are measured on a representative subset: the embedders and head, one middle dual-stream block and one
+middle single-stream (encoder, with cross-attention) block, each matrix cut to its first 256 rows;
+time is extrapolated to the full model by weight count. The reference in the same run is gguf-py's own
+encoder (Q8_0, Q4_0), the only quantizers it has for these bit widths. One torch thread (see below).
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from gguf import GGML_QUANT_SIZES
+from gguf import GGMLQuantizationType as Q
+from gguf import quants as gguf_quants
+from motif_lite.quantize import get_recipe, plan_types, quantize_tensor, tensor_class
+
+VARIANTS = ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_K_S", "Q4_0", "Q3_K_M", "Q2_K"]
+SUBSET_PREFIXES = (
+    "x_embedder.",
+    "context_embedder.",
+    "image_embedder.",
+    "time_text_embed.",
+    "norm_out.",
+    "proj_out.",
+    "transformer_blocks.5.",
+    "single_transformer_blocks.5.",
+)
+MAX_ROWS = 256
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Like `--threads 1`: on the shared 2-core box a second torch thread slows the search many times."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def arch_shapes() -> dict[str, tuple[int, ...]]:
+    from diffusers import MotifVideoTransformer3DModel
+
+    with torch.device("meta"):
+        model = MotifVideoTransformer3DModel(
+            num_attention_heads=12,
+            attention_head_dim=128,
+            num_layers=12,
+            num_single_layers=24,
+            num_decoder_layers=8,
+            text_embed_dim=2560,
+            image_embed_dim=1152,
+            enable_text_cross_attention_single=True,
+        )
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module", params=["student_t", "gauss"])
+def subset(request, arch_shapes) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, shape in arch_shapes.items():
+        if name.startswith(SUBSET_PREFIXES):
+            shape = (min(shape[0], MAX_ROWS), *shape[1:])
+            draw = rng.standard_t(4, shape) if request.param == "student_t" else rng.standard_normal(shape)
+            out[name] = (0.02 * draw).astype(np.float32)
+    return out
+
+
+def _bytes(shape, qtype) -> float:
+    block_size, type_size = GGML_QUANT_SIZES[qtype]
+    return math.prod(shape) / block_size * type_size
+
+
+def _class_errors(subset, packed, plan, arch_shapes) -> dict[str, float]:
+    sums: dict[str, list[float]] = {}
+    for name, x in subset.items():
+        approx = gguf_quants.dequantize(packed[name], plan[name]).reshape(x.shape)
+        acc = sums.setdefault(tensor_class(name, arch_shapes[name]), [0.0, 0.0])
+        acc[0] += float(np.square(approx - x, dtype=np.float64).sum())
+        acc[1] += float(np.square(x, dtype=np.float64).sum())
+    return {cls: math.sqrt(e / r) for cls, (e, r) in sorted(sums.items())}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_quantize_variant(benchmark, arch_shapes, subset, variant):
+    plan = plan_types(arch_shapes, get_recipe(variant))
+    packed = benchmark.pedantic(
+        lambda: {name: quantize_tensor(x, plan[name]) for name, x in subset.items()}, rounds=1, iterations=1
+    )
+    n_total = sum(math.prod(s) for s in arch_shapes.values())
+    n_subset = sum(x.size for x in subset.values())
+    size = sum(_bytes(arch_shapes[name], plan[name]) for name in arch_shapes)
+    seconds = benchmark.stats.stats.mean * n_total / n_subset
+    errors = _class_errors(subset, packed, plan, arch_shapes)
+    benchmark.extra_info.update(size_gb=size / 1e9, bpw=8 * size / n_total, est_full_s=seconds, rel_rmse=errors)
+    print(
+        f"\n{variant}: {size / 1e9:.3f} GB, {8 * size / n_total:.2f} bpw, est. full-model time {seconds:.0f} s; "
+        + ", ".join(f"{cls} {e:.4f}" for cls, e in errors.items())
+    )
+    assert all(e < 0.4 for e in errors.values())
+
+
+@pytest.mark.parametrize("qtype", [Q.Q8_0, Q.Q4_0], ids=lambda q: q.name)
+def test_reference_gguf_py(benchmark, arch_shapes, subset, qtype):
+    """gguf-py's own encoder on every matrix of the subset (the reference speed for a plain format)."""
+    matrices = {name: x for name, x in subset.items() if x.ndim == 2 and x.shape[-1] % 32 == 0}
+    benchmark.pedantic(lambda: [gguf_quants.quantize(x, qtype) for x in matrices.values()], rounds=1, iterations=1)
+    n_total = sum(math.prod(s) for s in arch_shapes.values())
+    seconds = benchmark.stats.stats.mean * n_total / sum(x.size for x in matrices.values())
+    print(f"\nreference gguf-py {qtype.name}: est. full-model time {seconds:.0f} s")
