@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.hub import MOTIF_REPO
-from motif_lite.pipeline import GenerationResult, load_pipeline
+from motif_lite.pipeline import GenerationResult, load_pipeline, plan_generation, resolve_device
 from motif_lite.request import GUIDANCE_METHODS, SAMPLERS, GenerationRequest
 from motif_lite.runtime.kernels import BACKENDS
 
@@ -109,6 +109,13 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m.add_argument("--dtype", choices=tuple(DTYPES), default="bf16", help="compute dtype (default bf16)")
     m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     m.add_argument("--kernels", choices=BACKENDS, default="auto", help="kernel backend (default auto)")
+    m.add_argument(
+        "--vram",
+        type=float,
+        metavar="GiB",
+        help="device memory budget: stream/chunk/tile to fit it (default: the GPU's free memory; CPU: no limit)",
+    )
+    m.add_argument("--dry-run", action="store_true", help="print the memory plan and exit without loading weights")
 
 
 def request_from_args(args: argparse.Namespace) -> GenerationRequest:
@@ -156,9 +163,16 @@ def run(args: argparse.Namespace) -> int:
     request, notes = request_from_args(args).resolve()  # every setting checked before anything loads
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+    plan = None
+    model = dict(model=args.model, gguf=args.gguf, dtype=DTYPES[args.dtype], device=args.device)
+    if args.dry_run or args.vram is not None or resolve_device(args.device).type == "cuda":
+        plan = plan_generation(request, **model, vram_gib=args.vram)  # raises if nothing fits, before loading
+        if args.dry_run:
+            print(plan.describe())
+            return 0
     print(f"seed: {request.seed}", file=sys.stderr)
     start = time.perf_counter()
-    pipe = load_pipeline(args.model, gguf=args.gguf, dtype=DTYPES[args.dtype], device=args.device, kernels=args.kernels)
+    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan)
     load_seconds = time.perf_counter() - start
     progress = StageProgress()
     try:

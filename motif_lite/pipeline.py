@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import resource
 import time
@@ -21,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
+from motif_lite.config import TransformerConfig
 from motif_lite.encoders.text import TextEncoder, load_text_encoder
 from motif_lite.errors import CheckpointError
 from motif_lite.io.hub import MOTIF_REPO, resolve_checkpoint, resolve_gguf
@@ -30,8 +33,11 @@ from motif_lite.io.video import write_video
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.kernels import apply_kernels
+from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory
+from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.sampling import Schedule, denoise, needs_uncond, schedule_for, shift_from_scheduler_config
-from motif_lite.vae import WanVAE, load_vae
+from motif_lite.vae import WanVAE, WanVAEConfig, load_vae
+from motif_lite.weights.gguf_file import read_gguf
 from motif_lite.weights.loader import load_transformer
 
 # (stage, done, total): stage is "encode", "denoise" or "decode"; called with done = 0 when a stage starts.
@@ -91,6 +97,11 @@ class MotifVideoPipeline:
         self.dtype = dtype  # the transformer's compute dtype; the initial noise is drawn in it, like the reference
         self.scheduler_shift = scheduler_shift  # scheduler_config.json's shift (None if absent)
         self.vae_tile = None  # VAETile for the decoder; a memory plan may set it
+        # What a memory plan installed (streaming hooks, chunking); None = everything resident on `device`.
+        self.plan_handle: PlanHandle | None = None
+        # Without a plan, or when the plan keeps it whole on the device, the text encoder visits the device only
+        # while encoding; a plan that streams it or keeps it on the CPU owns its placement.
+        self.moves_text_encoder = True
 
     def shift_for(self, request: GenerationRequest) -> float:
         """The request's flow shift, else the checkpoint's scheduler config, else 15 (T2V) / 8 (I2V).
@@ -144,7 +155,8 @@ class MotifVideoPipeline:
         conditioned = request.image is not None and request.latent_frames > 1  # one latent frame: plain T2V
         total = 1 + guided + conditioned
         progress("encode", 0, total)
-        with _on_device(self.text_encoder, self.device):
+        placement = _on_device(self.text_encoder, self.device) if self.moves_text_encoder else contextlib.nullcontext()
+        with placement:
             text = self._encode_prompt(request.prompt)
             progress("encode", 1, total)
             negative = self._encode_prompt(request.negative_prompt) if guided else None
@@ -229,22 +241,78 @@ def load_pipeline(
     dtype: torch.dtype = torch.bfloat16,
     device: str | torch.device = "auto",
     kernels: str = "auto",
+    plan: Plan | None = None,
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
 
     `gguf`: a `.gguf` file or a variant name of the official GGUF repo (e.g. "Q4_K_M") that replaces the
     checkpoint's `transformer/`. Every required file is checked before any weights are read. The text encoder
-    is loaded on the CPU and visits `device` only while prompts are encoded.
+    is loaded on the CPU and visits `device` only while prompts are encoded. `plan` (from `plan_generation`):
+    load on the CPU, then stream / chunk / tile as the memory plan says instead of putting everything on `device`.
     """
     target = resolve_device(device)
     root = locate_checkpoint(model, with_transformer=gguf is None)
     scheduler_shift = shift_from_scheduler_config(root / "scheduler")
     transformer_source = resolve_gguf(str(gguf)) if gguf is not None else root
+    load_device = "cpu" if plan is not None else target  # the plan moves what fits
     text_encoder = load_text_encoder(root, dtype=dtype, device="cpu")
-    vae = load_vae(root, dtype=dtype, device=target)
-    transformer = load_transformer(transformer_source, dtype=dtype, device=target)
+    vae = load_vae(root, dtype=dtype, device=load_device)
+    transformer = load_transformer(transformer_source, dtype=dtype, device=load_device)
     apply_kernels(transformer, kernels)
-    return MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, scheduler_shift)
+    pipe = MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, scheduler_shift)
+    if plan is not None:
+        pipe.moves_text_encoder = plan.text_placement is TextEncoderPlacement.DEVICE
+        pipe.plan_handle = apply_plan(transformer, None if pipe.moves_text_encoder else text_encoder, vae, plan)
+        pipe.vae_tile = pipe.plan_handle.vae_tile
+    return pipe
+
+
+def plan_generation(
+    request: GenerationRequest,
+    model: str | Path = MOTIF_REPO,
+    gguf: str | Path | None = None,
+    dtype: torch.dtype = torch.bfloat16,
+    device: str | torch.device = "auto",
+    vram_gib: float | None = None,
+) -> Plan:
+    """The memory plan for a (resolved) request, from configs and file headers only: no weights are loaded.
+
+    The budget is `vram_gib`, else the device's free memory (no limit on the CPU). Raises a `MotifLiteError`
+    naming the smallest possible peak when nothing fits.
+    """
+    target = resolve_device(device)
+    root = locate_checkpoint(model, with_transformer=gguf is None)
+    budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target)
+    config, weight_bytes = _transformer_size(root, gguf, dtype)
+    text_bytes = _stored_numel(sorted(root.glob("text_encoder/*.safetensors"))) * dtype.itemsize
+    vae_config = WanVAEConfig.from_json(root / "vae" / "config.json")
+    # cfg_batch=1: `denoise` runs the conditional and unconditional predictions as separate calls.
+    return plan_memory(
+        request.width, request.height, request.frames, config, weight_bytes, text_bytes, vae_config, budget,
+        cfg_batch=1, device=str(target), vae_dtype=dtype,
+    )  # fmt: skip
+
+
+def _transformer_size(root: Path, gguf: str | Path | None, dtype: torch.dtype) -> tuple[TransformerConfig, int]:
+    config_path = root / "transformer" / "config.json"
+    # An official GGUF has the official architecture: the config defaults when no config.json is at hand.
+    config = TransformerConfig.from_json(config_path) if config_path.is_file() else TransformerConfig()
+    if gguf is not None:
+        return config, read_gguf(resolve_gguf(str(gguf))).nbytes()  # packed bytes, memory-mapped header read
+    return config, _stored_numel(sorted(root.glob("transformer/*.safetensors"))) * dtype.itemsize
+
+
+def _stored_numel(files: list[Path]) -> int:
+    """Elements in safetensors files, from their headers (no tensor data is read)."""
+    total = 0
+    for path in files:
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                    total += math.prod(f.get_slice(name).get_shape())
+        except Exception as exc:  # safetensors raises its own error types for corrupt files
+            raise CheckpointError(f"cannot read {path} (corrupt or truncated safetensors?): {exc}") from exc
+    return total
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

@@ -127,7 +127,8 @@ def _check_size(value: int, name: str) -> None:
 
 def _normalize_frames(frames: int) -> tuple[int, list[str]]:
     _check_positive_int(frames, "frames")
-    valid = max(1, round((frames - 1) / TEMPORAL_FACTOR) * TEMPORAL_FACTOR + 1)
+    # Nearest 4k+1; a tie (e.g. 11: 9 or 13) goes up.
+    valid = (frames - 1 + TEMPORAL_FACTOR // 2) // TEMPORAL_FACTOR * TEMPORAL_FACTOR + 1
     if valid == frames:
         return frames, []
     return valid, [f"frames {frames} is not 4k+1; using {valid}"]

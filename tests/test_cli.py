@@ -67,6 +67,16 @@ def test_run_equals_reference_pipeline_and_normalizes_frames(checkpoint, tmp_pat
     assert expected.std() > 10 and np.abs(ours.astype(int) - expected.astype(int)).max() <= 1
 
 
+def test_dry_run_prints_the_plan_without_loading(checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "load_pipeline", lambda *a, **kw: pytest.fail("--dry-run loaded the model"))
+    code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--dry-run", "--vram", "0.52"])
+    out = capsys.readouterr().out
+    assert code == 0 and "Memory plan for 48x32x121" in out and "budget 0.52 GiB" in out and "text encoder: cpu" in out
+    assert list(tmp_path.iterdir()) == []
+    code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--dry-run", "--vram", "0.1"])
+    assert_user_error(capsys, code, "error: 48x32x121 needs at least")
+
+
 def test_help_lists_every_flag(capsys):
     with pytest.raises(SystemExit) as top:
         cli.main(["--help"])
@@ -75,7 +85,8 @@ def test_help_lists_every_flag(capsys):
     out = capsys.readouterr().out
     assert top.value.code == 0 and run.value.code == 0
     flags = "--prompt --negative-prompt --width --height --video-frames --fps --steps --cfg-scale --guidance "
-    flags += "--flow-shift --sampling-method --seed --output --image --model --gguf --kernels --dtype --device"
+    flags += "--flow-shift --sampling-method --seed --output --image --model --gguf --kernels --dtype --device "
+    flags += "--vram --dry-run"
     for flag in flags.split():
         assert flag in out, flag
     assert "motif-lite run --gguf Q4_K_M" in out and "1280x736" in out

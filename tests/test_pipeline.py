@@ -20,7 +20,9 @@ from tiny_pipeline import cfg_guider, image_to_video, make_tiny_checkpoint  # no
 
 from motif_lite import load_pipeline  # noqa: E402
 from motif_lite.errors import CheckpointError, MotifLiteError  # noqa: E402
+from motif_lite.pipeline import plan_generation  # noqa: E402
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest  # noqa: E402
+from motif_lite.runtime.streaming import TextEncoderPlacement  # noqa: E402
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 SIZE = dict(width=48, height=32, frames=9, steps=3)
@@ -75,8 +77,25 @@ def assert_same_video(ours: np.ndarray, ref: np.ndarray) -> None:
 # ------------------------------------------------------------------------------------------- parity
 
 
-def test_euler_apg_equals_reference(pipe, checkpoint, tmp_path):
-    assert_same_video(ours(pipe, tmp_path), reference_frames(checkpoint[1]))
+@pytest.fixture(scope="module")
+def reference_apg(checkpoint) -> np.ndarray:
+    return reference_frames(checkpoint[1])
+
+
+def test_euler_apg_equals_reference(pipe, reference_apg, tmp_path):
+    assert_same_video(ours(pipe, tmp_path), reference_apg)
+
+
+def test_memory_plan_streams_and_gives_the_same_video(checkpoint, reference_apg, tmp_path):
+    request, _ = GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / "a.mp4", **SIZE).resolve()
+    plan = plan_generation(request, checkpoint[0], dtype=torch.float32, device="cpu", vram_gib=0.52)
+    # The tightest plan: text encoder on the CPU, every transformer block streamed, feed-forward chunked.
+    assert plan.text_placement is TextEncoderPlacement.CPU and plan.resident_blocks == 0 and plan.ff_chunk_tokens
+    streamed = load_pipeline(checkpoint[0], dtype=torch.float32, device="cpu", kernels="torch", plan=plan)
+    assert streamed.plan_handle is not None and not streamed.moves_text_encoder
+    assert_same_video(ours(streamed, tmp_path), reference_apg)
+    with pytest.raises(MotifLiteError, match="needs at least"):
+        plan_generation(request, checkpoint[0], dtype=torch.float32, device="cpu", vram_gib=0.1)
 
 
 def test_euler_cfg_equals_reference(pipe, checkpoint, tmp_path):
