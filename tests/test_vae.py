@@ -91,6 +91,7 @@ def test_tiled_decode(tiny):
     # measures ~0.16 std; a misplaced tile would be several times worse.
     tiled = torch.cat(list(vae.decode_frames(z, tile=VAETile(size=6, overlap=2))), dim=2)
     assert tiled.shape == plain.shape
+    assert torch.equal(vae.decode(z, tile=VAETile(size=6, overlap=2)), tiled)  # tiles-outer path, same blend
     assert (tiled - plain).abs().mean() < 0.25 * plain.std()
     misplaced = torch.cat([tiled[..., 8:], tiled[..., :8]], dim=-1)  # shift by one latent column
     assert (misplaced - plain).abs().mean() > 2 * (tiled - plain).abs().mean()

@@ -16,7 +16,7 @@ from motif_lite.errors import ConfigError
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.layers import CausalConv3d, CausalState, Downsample, MidBlock, ResidualBlock, RMSNorm, Upsample
 from motif_lite.vae.posterior import DiagonalGaussian
-from motif_lite.vae.tiling import VAETile, decode_tiled_step, tile_spans
+from motif_lite.vae.tiling import VAETile, decode_tiled_step, tile_grid
 
 
 class Encoder(nn.Module):
@@ -161,18 +161,39 @@ class WanVAE(nn.Module):
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, tile: VAETile | None = None) -> torch.Tensor:
-        """Decode raw (denormalized) latents [B, z, T, h, w] into pixels [B, 3, 1 + 4(T-1), 8h, 8w] in [-1, 1]."""
+        """Decode raw (denormalized) latents [B, z, T, h, w] into pixels [B, 3, 1 + 4(T-1), 8h, 8w] in [-1, 1].
+
+        With `tile`, tiles are decoded one after another through all frames, so only one tile's causal caches
+        exist at a time: the lowest-memory way to decode a whole clip.
+        """
         self._check_latents(z)
         b, _, t, h, w = z.shape
         s = self.config.spatial_factor
         frames = 1 + self.config.temporal_factor * (t - 1)
         dtype = self.post_quant_conv.weight.dtype
         out = torch.empty(b, self.config.out_channels, frames, h * s, w * s, dtype=dtype, device=z.device)
+        if tile is not None and len(tile_grid(h, w, tile, s)) > 1:
+            return self._decode_tiles_into(z, tile, out)
         done = 0
-        for chunk in self.decode_frames(z, tile):
+        for chunk in self.decode_frames(z):
             out[:, :, done : done + chunk.shape[2]] = chunk
             done += chunk.shape[2]
         return out
+
+    def _decode_tiles_into(self, z: torch.Tensor, tile: VAETile, out: torch.Tensor) -> torch.Tensor:
+        # Tiles outer, time inner: only one tile's causal caches are alive at a time (the caches, not the
+        # output, dominate memory at 720p). Same blending as `decode_frames(z, tile)`, same numbers.
+        z = z.to(out.dtype)
+        out.zero_()
+        weight_sum = out.new_zeros(out.shape[-2:])
+        for place in tile_grid(z.shape[3], z.shape[4], tile, self.config.spatial_factor):
+            state, weight, done = CausalState(), place.weight.to(out), 0
+            for t in range(z.shape[2]):
+                pixels = self._decode_step(z[:, :, t : t + 1, place.latent[0], place.latent[1]], state)
+                out[:, :, done : done + pixels.shape[2], place.pixels[0], place.pixels[1]] += pixels * weight
+                done += pixels.shape[2]
+            weight_sum[place.pixels] += weight
+        return out.div_(weight_sum).clamp_(-1.0, 1.0)
 
     @torch.no_grad()
     def decode_frames(self, z: torch.Tensor, tile: VAETile | None = None) -> Iterator[torch.Tensor]:
@@ -183,11 +204,11 @@ class WanVAE(nn.Module):
         """
         self._check_latents(z)
         z = z.to(self.post_quant_conv.weight.dtype)
-        spans = (1, 1) if tile is None else (len(tile_spans(z.shape[3], tile)), len(tile_spans(z.shape[4], tile)))
+        tiled = tile is not None and len(tile_grid(z.shape[3], z.shape[4], tile, 1)) > 1
         state, tile_states = CausalState(), {}
         for t in range(z.shape[2]):
             frame = z[:, :, t : t + 1]
-            if spans == (1, 1):
+            if not tiled:
                 pixels = self._decode_step(frame, state)
             else:
                 pixels = decode_tiled_step(self._decode_step, frame, tile_states, tile, self.config.spatial_factor)

@@ -60,6 +60,28 @@ def _ramp(length: int) -> torch.Tensor:
     return (torch.arange(max(length, 0)) + 0.5) / max(length, 1)
 
 
+@dataclass(frozen=True)
+class TilePlacement:
+    """One tile: its index, latent slices [h0:h1, w0:w1], and its blend weights in pixels [8(h1-h0), 8(w1-w0)]."""
+
+    key: tuple[int, int]
+    latent: tuple[slice, slice]
+    pixels: tuple[slice, slice]
+    weight: torch.Tensor
+
+
+def tile_grid(height: int, width: int, tile: VAETile, scale: int) -> list[TilePlacement]:
+    """All tiles covering a latent frame of height x width, row by row."""
+    spans_h, spans_w = tile_spans(height, tile), tile_spans(width, tile)
+    grid = []
+    for i, (h0, h1) in enumerate(spans_h):
+        for j, (w0, w1) in enumerate(spans_w):
+            weight = blend_weights(spans_h, i, scale)[:, None] * blend_weights(spans_w, j, scale)[None, :]
+            pixels = (slice(h0 * scale, h1 * scale), slice(w0 * scale, w1 * scale))
+            grid.append(TilePlacement((i, j), (slice(h0, h1), slice(w0, w1)), pixels, weight))
+    return grid
+
+
 def decode_tiled_step(
     step: Callable[[torch.Tensor, CausalState], torch.Tensor],
     z: torch.Tensor,
@@ -71,17 +93,13 @@ def decode_tiled_step(
 
     `states` keeps one causal state per tile across calls, so each tile streams through time on its own.
     """
-    spans_h, spans_w = tile_spans(z.shape[3], tile), tile_spans(z.shape[4], tile)
     out = weight_sum = None
-    for i, (h0, h1) in enumerate(spans_h):
-        for j, (w0, w1) in enumerate(spans_w):
-            pixels = step(z[:, :, :, h0:h1, w0:w1], states.setdefault((i, j), CausalState()))
-            if out is None:
-                b, c, n = pixels.shape[:3]
-                out = pixels.new_zeros(b, c, n, z.shape[3] * scale, z.shape[4] * scale)
-                weight_sum = pixels.new_zeros(z.shape[3] * scale, z.shape[4] * scale)
-            weight = blend_weights(spans_h, i, scale)[:, None] * blend_weights(spans_w, j, scale)[None, :]
-            weight = weight.to(pixels)
-            out[..., h0 * scale : h1 * scale, w0 * scale : w1 * scale] += pixels * weight
-            weight_sum[h0 * scale : h1 * scale, w0 * scale : w1 * scale] += weight
+    for place in tile_grid(z.shape[3], z.shape[4], tile, scale):
+        pixels = step(z[:, :, :, place.latent[0], place.latent[1]], states.setdefault(place.key, CausalState()))
+        if out is None:
+            out = pixels.new_zeros(*pixels.shape[:3], z.shape[3] * scale, z.shape[4] * scale)
+            weight_sum = pixels.new_zeros(z.shape[3] * scale, z.shape[4] * scale)
+        weight = place.weight.to(pixels)
+        out[..., place.pixels[0], place.pixels[1]] += pixels * weight
+        weight_sum[place.pixels] += weight
     return out.div_(weight_sum)
