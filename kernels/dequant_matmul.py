@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
-from . import KernelInputError
+from .errors import KernelInputError
 
 Q = GGMLQuantizationType
 SUPPORTED_QTYPES = (Q.Q8_0, Q.Q4_0, Q.Q4_K, Q.Q5_K, Q.Q6_K)

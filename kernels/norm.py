@@ -10,7 +10,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import KernelInputError
+from .errors import KernelInputError
 
 
 @triton.jit

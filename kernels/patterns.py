@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import KernelInputError
+from .errors import KernelInputError
 
 GLOBAL = -1
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from kernels_interp import DEVICE, KernelCall, kernel_runner
-from motif_lite.kernels import KernelInputError, patterns
+from motif_lite.kernels import patterns
+from motif_lite.kernels.errors import KernelInputError
 from motif_lite.kernels.reference import block_sparse_attention_torch, expand_block_mask
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
