@@ -18,6 +18,7 @@ from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as Q
 from gguf import quants as gguf_quants
 from motif_lite.quantize import get_recipe, plan_types, quantize_tensor, tensor_class
+from motif_lite.quantize.recipes import fit_row
 
 VARIANTS = ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_K_S", "Q4_0", "Q3_K_M", "Q2_K"]
 SUBSET_PREFIXES = (
@@ -114,3 +115,73 @@ def test_reference_gguf_py(benchmark, arch_shapes, subset, qtype):
     n_total = sum(math.prod(s) for s in arch_shapes.values())
     seconds = benchmark.stats.stats.mean * n_total / sum(x.size for x in matrices.values())
     print(f"\nreference gguf-py {qtype.name}: est. full-model time {seconds:.0f} s")
+
+
+# Output error at a small size: the diffusers reference with dequantized weights vs the same model in fp32.
+SMALL = dict(
+    num_attention_heads=4,
+    attention_head_dim=128,
+    num_layers=4,
+    num_single_layers=4,
+    num_decoder_layers=2,
+    text_embed_dim=512,
+    image_embed_dim=512,
+    rope_axes_dim=(32, 48, 48),
+    enable_text_cross_attention_single=True,
+)
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    """A small Motif-Video (inner dim 512) whose matrices are redrawn heavy-tailed, with its fp32 output."""
+    from diffusers import MotifVideoTransformer3DModel
+
+    torch.manual_seed(0)
+    model = MotifVideoTransformer3DModel(**SMALL).eval()
+    state = model.state_dict()
+    for t in state.values():
+        if t.ndim == 2:  # Student-t(4) rows scaled like the default init
+            t.copy_(torch.distributions.StudentT(4.0).sample(t.shape) / math.sqrt(2 * t.shape[1]))
+    g = torch.Generator().manual_seed(1)
+    inputs = dict(
+        hidden_states=torch.randn(1, 33, 2, 8, 8, generator=g),
+        timestep=torch.tensor([600.0]),
+        encoder_hidden_states=torch.randn(1, 16, 512, generator=g),
+    )
+    with torch.no_grad():
+        reference = model(**inputs).sample
+    return model, {k: v.clone() for k, v in state.items()}, inputs, reference
+
+
+def _output_error(small_model, plan) -> float:
+    model, state, inputs, reference = small_model
+    weights = {}
+    for name, x in state.items():
+        packed = quantize_tensor(x, plan[name])
+        weights[name] = torch.from_numpy(np.array(gguf_quants.dequantize(packed, plan[name]))).reshape(x.shape)
+    model.load_state_dict(weights)
+    with torch.no_grad():
+        out = model(**inputs).sample
+    model.load_state_dict(state)
+    return ((out - reference).norm() / reference.norm()).item()
+
+
+@pytest.mark.parametrize("variant", ["BF16", *VARIANTS])
+def test_output_error_small_model(small_model, variant):
+    shapes = {name: tuple(t.shape) for name, t in small_model[1].items()}
+    error = _output_error(small_model, plan_types(shapes, get_recipe(variant)))
+    print(f"\noutput rel. error, small model, {variant}: {error:.4f}")
+    assert error < 0.5
+
+
+@pytest.mark.parametrize("cls", ["modulation", "attn_v/ff_down", "attn_qk", "attn_out", "ff_up", "embed/head"])
+def test_output_sensitivity_per_class(small_model, cls):
+    """Only one tensor class at Q3_K (rest fp32): output error per share of the weights in that class."""
+    shapes = {name: tuple(t.shape) for name, t in small_model[1].items()}
+    chosen = [name for name, shape in shapes.items() if tensor_class(name, shape) == cls]
+    plan = {name: (Q.Q3_K if name in chosen else Q.F32) for name in shapes}
+    plan = {name: fit_row(q, shapes[name][-1]) for name, q in plan.items()}
+    share = sum(math.prod(shapes[n]) for n in chosen) / sum(math.prod(s) for s in shapes.values())
+    error = _output_error(small_model, plan)
+    print(f"\nQ3_K on {cls} only: {share:.1%} of weights, output rel. error {error:.4f}")
+    assert error > 0
