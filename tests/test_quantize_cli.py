@@ -145,6 +145,8 @@ def test_overwrite_refused_then_forced(tiny, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert out.read_bytes() == b"keep me"
     assert main([str(root), "-o", str(out), "--type", "Q8_0", "--quiet", "--force"]) == 0
+    summary = capsys.readouterr().out
+    assert "bits/weight" in summary and "modulation" in summary and "embed/head" in summary
     assert len(GGUFReader(out).tensors) == len(tiny[2])
 
 
@@ -180,6 +182,7 @@ def test_requantize_gguf_warns_and_keeps_config(tiny, q4km, tmp_path, capsys):
         (["--type", "Q9_K"], "unknown quantization type"),
         (["--keep", "nothing.*=Q8_0"], "matches no tensor"),
         (["--keep", "proj_out.weight"], "PATTERN=TYPE"),
+        (["--threads", "0"], "--threads must be"),
     ],
 )
 def test_user_errors_exit_2(tiny, tmp_path, capsys, args, message):
