@@ -105,27 +105,18 @@ class SingleAttention(QKVProjection):
         return merge_heads(ctx.attention(q, k, v, ctx.mask)), (k, v)
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(QKVProjection):
     """Text cross-attention, diffusers layout: its own Q/K/V/out projections and QK norms.
 
     Query = the block's video attention output (RoPE applied); keys/values = the text tokens.
     """
 
     def __init__(self, hidden: int, heads: int, head_dim: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.to_q = nn.Linear(hidden, hidden)
-        self.to_k = nn.Linear(hidden, hidden)
-        self.to_v = nn.Linear(hidden, hidden)
-        self.norm_q = qk_norm(1e-6, head_dim)
-        self.norm_k = qk_norm(1e-6, head_dim)
+        super().__init__(hidden, heads, head_dim)
         self.to_out = nn.ModuleList([nn.Linear(hidden, hidden)])
 
     def forward(self, attn_out: torch.Tensor, text: torch.Tensor, ctx: BlockContext) -> torch.Tensor:
-        norm = ctx.ops.rms_norm_rope
-        q = norm(split_heads(self.to_q(attn_out), self.heads), self.norm_q.weight, self.norm_q.eps, ctx.cos, ctx.sin)
-        k = norm(split_heads(self.to_k(text), self.heads), self.norm_k.weight, self.norm_k.eps)
-        v = split_heads(self.to_v(text), self.heads)
+        q, (k, v) = self.project_q(attn_out, ctx), self.project_kv(text, ctx, rope=False)
         return self.to_out[0](merge_heads(ctx.ops.attention(q, k, v, ctx.text_mask)))
 
 
