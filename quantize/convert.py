@@ -121,6 +121,8 @@ def quantize_checkpoint(
 
 def _write_tensors(writer: GGUFWriter, source, plan, device: str, progress: bool) -> Summary:
     for name, qtype in plan.items():
+        if not source.shapes[name]:
+            raise CheckpointError(f"tensor {name!r} is a scalar; GGUF cannot store 0-d tensors")
         shape = byte_shape(source.shapes[name], qtype)
         writer.add_tensor_info(name, shape, np.dtype(np.uint8), math.prod(shape), raw_dtype=qtype)
     writer.write_header_to_file()

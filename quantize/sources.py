@@ -31,6 +31,13 @@ class SafetensorsSource:
         self._stack = ExitStack()
         self._handles: dict[str, object] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}
+        try:
+            self._index(files)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _index(self, files: list[Path]) -> None:
         for file in files:
             handle = self._open(file)
             for name in handle.keys():  # noqa: SIM118 (safe_open handles are not iterable)
@@ -132,4 +139,6 @@ def _index_files(index: Path) -> list[Path]:
         weight_map = json.loads(index.read_text())["weight_map"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"cannot read shard index {index}: {exc!r}") from None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"shard index {index} has an empty or invalid weight_map")
     return [index.parent / name for name in dict.fromkeys(weight_map.values())]

@@ -199,8 +199,11 @@ def test_bad_sources_exit_2(tmp_path, capsys):
     (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 16)
     (tmp_path / "bad.gguf").write_bytes(b"GGUX" + b"\x00" * 32)
     (tmp_path / "empty").mkdir()
+    (tmp_path / "gone.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "gone-1.safetensors"}}))
+    (tmp_path / "void.safetensors.index.json").write_text(json.dumps({"weight_map": {}}))
     cases = {"missing": "does not exist", "notes.txt": "unsupported source", "bad.safetensors": "cannot read"}
     cases.update({"bad.gguf": "cannot read GGUF", "empty": "no .safetensors"})
+    cases.update({"gone.safetensors.index.json": "missing safetensors file", "void.safetensors.index.json": "empty"})
     for name, message in cases.items():
         assert main([str(tmp_path / name), "-o", str(tmp_path / "o.gguf"), "--quiet"]) == 2
         assert message in capsys.readouterr().err, name
