@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> None:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)  # this process is ours: the CLI owns its thread setting
     keep = parse_keep(args.keep)
+    _check_device(args.device)
     source = open_source(args.src)
     try:
         if source.is_gguf:
@@ -64,6 +65,15 @@ def run(args: argparse.Namespace) -> None:
     finally:
         source.close()
     print("\n".join(summary.lines()))
+
+
+def _check_device(name: str) -> None:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"bad --device {name!r}; use cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name!r}: no CUDA GPU is available")
 
 
 def main(argv: list[str] | None = None) -> int:

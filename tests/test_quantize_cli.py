@@ -183,6 +183,7 @@ def test_requantize_gguf_warns_and_keeps_config(tiny, q4km, tmp_path, capsys):
         (["--keep", "nothing.*=Q8_0"], "matches no tensor"),
         (["--keep", "proj_out.weight"], "PATTERN=TYPE"),
         (["--threads", "0"], "--threads must be"),
+        (["--device", "nonsense"], "bad --device"),
     ],
 )
 def test_user_errors_exit_2(tiny, tmp_path, capsys, args, message):
