@@ -143,10 +143,8 @@ class LayerStreamer:
 
     def _load(self, index: int) -> None:
         layer = self._layers[index]
-        pending, self._pending = self._pending, None  # a prefetch for another layer is dropped (freed)
+        pending = self._take_pending()
         if pending is not None and pending.index == index:
-            if pending.event is not None:
-                torch.cuda.current_stream(self.device).wait_event(pending.event)
             copies = pending.copies
             self.stats.prefetch_hits += 1
         else:
@@ -154,6 +152,14 @@ class LayerStreamer:
         for t, copy in zip(layer.slots, copies, strict=True):
             t.data = copy
         self.stats.loads += 1
+
+    def _take_pending(self) -> _Prefetch | None:
+        pending, self._pending = self._pending, None
+        if pending is not None and pending.event is not None:
+            # Also when the prefetch is dropped: its memory returns to the compute stream's pool, which must not
+            # reuse it before the side stream's copy into it has finished.
+            torch.cuda.current_stream(self.device).wait_event(pending.event)
+        return pending
 
     def _prefetch(self, index: int) -> None:
         if index >= len(self._layers) or self._layers[index] is None:
@@ -185,7 +191,7 @@ class LayerStreamer:
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()
-        self._pending = None
+        self._take_pending()
         for layer in self._layers:
             if layer is not None:
                 for t, home, device in zip(layer.slots, layer.homes, layer.original_devices, strict=True):
