@@ -1,0 +1,223 @@
+"""End to end, ours vs the diffusers MotifVideoPipeline: per-stage time, total time and peak RSS, same machine,
+same checkpoint, same seed and settings, each implementation in its own subprocess.
+
+    python bench/bench_pipeline.py                       # 128x128x9, 2 steps, APG, fp32 on the CPU
+    python bench/bench_pipeline.py --size 256x256x9 --steps 4
+
+The checkpoint (written once to --workdir) has the full-size 2.04B transformer and the full-size Wan2.1 VAE with
+random weights, and a small random T5Gemma2 whose output width is the real 2560 (a random 4.3B encoder does not
+fit next to the rest on a 24 GB machine). Its tokenizer is character level, so the prompt lengths are set to
+about what the real Gemma tokenizer gives (prompt ~30 tokens, negative prompt 150); the reference pads both to 512.
+Both runs write a PNG sequence, and the parent compares the frames (max difference in uint8 levels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+PROMPT = "a red fox runs through snow"
+NEGATIVE_CHARS = 150  # characters = tokens with the bench's character-level tokenizer
+SEED = 0
+
+
+# ---------------------------------------------------------------------------------------------- checkpoint
+
+
+def build_checkpoint(root: Path) -> Path:
+    """Full-size transformer (bf16 shards) and VAE, a narrow-but-2560-wide text encoder, scheduler, guider."""
+    if (root / "done").is_file():
+        return root
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler
+    from full_size import write_random_checkpoint
+    from tiny_pipeline import official_apg
+    from tiny_text import _save_feature_extractor, _save_tokenizer, _tiny_config, _tiny_vocab
+    from transformers import T5Gemma2Encoder
+
+    root.mkdir(parents=True, exist_ok=True)
+    write_random_checkpoint(root)
+    torch.manual_seed(0)
+    AutoencoderKLWan().eval().save_pretrained(root / "vae")  # the Wan2.1 defaults are Motif's VAE config
+    config = _tiny_config(len(_tiny_vocab()))
+    config.text_config.hidden_size = 2560  # the transformer's text_embed_dim
+    encoder = T5Gemma2Encoder(config).eval()
+    with torch.no_grad():
+        for param in encoder.parameters():
+            param.normal_(0.0, 0.3)
+    encoder.save_pretrained(root / "text_encoder")
+    _save_tokenizer(root / "tokenizer")
+    _save_feature_extractor(root / "feature_extractor")
+    FlowMatchEulerDiscreteScheduler(shift=15.0).save_pretrained(root / "scheduler")
+    official_apg().save_config(root / "guider")
+    (root / "done").write_text("ok")
+    return root
+
+
+# ------------------------------------------------------------------------------------------------ children
+
+
+def _reset_peak_rss() -> None:
+    # Linux: writing 5 to clear_refs resets VmHWM, so the peak below covers generation only.
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _rss_kib(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def _negative() -> str:
+    from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT
+
+    return OFFICIAL_NEGATIVE_PROMPT[:NEGATIVE_CHARS]
+
+
+def run_ours(root: Path, out: Path, width: int, height: int, frames: int, steps: int) -> dict:
+    from motif_lite import load_pipeline
+    from motif_lite.request import GenerationRequest
+
+    start = time.perf_counter()
+    pipe = load_pipeline(root, dtype=torch.float32, device="cpu", kernels="auto")
+    load = time.perf_counter() - start
+    loaded_rss = _rss_kib("VmRSS")
+    _reset_peak_rss()
+    request = GenerationRequest(PROMPT, _negative(), width, height, frames, steps=steps, seed=SEED, output=out)
+    result = pipe.generate(request)
+    return {"load": load, **result.timings, "loaded_rss_kib": loaded_rss, "peak_rss_kib": _rss_kib("VmHWM")}
+
+
+def _reference_pipeline(root: Path):
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, MotifVideoPipeline
+    from diffusers.guiders import AdaptiveProjectedGuidance
+    from diffusers.models import MotifVideoTransformer3DModel
+    from transformers import AutoTokenizer, SiglipImageProcessor, T5Gemma2Encoder
+
+    pipe = MotifVideoPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(root / "scheduler"),
+        vae=AutoencoderKLWan.from_pretrained(root / "vae", torch_dtype=torch.float32),
+        text_encoder=T5Gemma2Encoder.from_pretrained(root / "text_encoder", dtype=torch.float32),
+        tokenizer=AutoTokenizer.from_pretrained(root / "tokenizer"),
+        transformer=MotifVideoTransformer3DModel.from_pretrained(root / "transformer", torch_dtype=torch.float32),
+        guider=AdaptiveProjectedGuidance.from_config(AdaptiveProjectedGuidance.load_config(root / "guider")),
+        feature_extractor=SiglipImageProcessor.from_pretrained(root / "feature_extractor"),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _timed_method(obj, name: str, timings: dict, stage: str) -> None:
+    # Wrap a bound method on the instance so the reference's monolithic __call__ reports its stages.
+    method = getattr(obj, name)
+
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+
+    setattr(obj, name, wrapper)
+
+
+def run_reference(root: Path, out: Path, width: int, height: int, frames: int, steps: int) -> dict:
+    start = time.perf_counter()
+    pipe = _reference_pipeline(root)
+    load = time.perf_counter() - start
+    loaded_rss = _rss_kib("VmRSS")
+    timings: dict[str, float] = {}
+    _timed_method(pipe, "encode_prompt", timings, "encode")
+    _timed_method(pipe.vae, "decode", timings, "decode")
+    _timed_method(pipe.video_processor, "postprocess_video", timings, "decode")
+    _reset_peak_rss()
+    start = time.perf_counter()
+    video = pipe(
+        PROMPT,
+        negative_prompt=_negative(),
+        height=height,
+        width=width,
+        num_frames=frames,
+        num_inference_steps=steps,
+        generator=torch.Generator().manual_seed(SEED),
+    ).frames[0]
+    write = time.perf_counter()
+    for i, frame in enumerate(video):  # the same lossless output as ours (PNG per frame)
+        frame.save(out.parent / (out.name % i))
+    end = time.perf_counter()
+    timings["decode"] += end - write  # postprocess is inside __call__; add the file writing
+    timings["total"] = end - start
+    timings["denoise"] = timings["total"] - timings["encode"] - timings["decode"]
+    return {"load": load, **timings, "loaded_rss_kib": loaded_rss, "peak_rss_kib": _rss_kib("VmHWM")}
+
+
+# ------------------------------------------------------------------------------------------------ parent
+
+
+def child(impl: str, root: Path, out: Path, size: tuple[int, int, int], steps: int) -> dict:
+    command = [sys.executable, __file__, "--child", impl, "--workdir", str(root.parent), "--steps", str(steps)]
+    command += ["--size", "x".join(map(str, size)), "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{impl} failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def read_frames(folder: Path) -> np.ndarray:
+    return np.stack([np.asarray(PIL.Image.open(f).convert("RGB")) for f in sorted(folder.glob("f_*.png"))])
+
+
+def report(results: dict[str, dict], size: tuple[int, int, int], steps: int, max_diff: int) -> str:
+    w, h, f = size
+    lines = [f"{w}x{h}x{f}, {steps} steps, APG, fp32, CPU ({torch.get_num_threads()} threads)"]
+    lines.append(f"{'':<10}" + "".join(f"{k:>10}" for k in ("load", "encode", "denoise", "decode", "total")))
+    for impl, r in results.items():
+        row = "".join(f"{r[k]:>9.1f}s" for k in ("load", "encode", "denoise", "decode", "total"))
+        peak, loaded = r["peak_rss_kib"] / 2**20, r["loaded_rss_kib"] / 2**20
+        lines.append(f"{impl:<10}{row}   peak RSS {peak:.2f} GiB (after load {loaded:.2f})")
+    ours, ref = results["ours"], results["diffusers"]
+    ratios = "  ".join(f"{k} {ours[k] / ref[k]:.2f}x" for k in ("encode", "denoise", "decode", "total"))
+    lines.append(f"ours / diffusers: {ratios}; peak RSS {ours['peak_rss_kib'] / ref['peak_rss_kib']:.2f}x")
+    lines.append(f"frames: max |ours - diffusers| = {max_diff} uint8 levels")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="128x128x9", help="WxHxF")
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/motif-lite-bench"))
+    parser.add_argument("--child", choices=["ours", "diffusers"], help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    size = tuple(int(v) for v in args.size.split("x"))
+    root = args.workdir / "checkpoint"
+    if args.child:
+        run = run_ours if args.child == "ours" else run_reference
+        print(json.dumps(run(root, args.out, *size, args.steps)))
+        return
+    build_checkpoint(root)
+    results = {}
+    for impl in ("ours", "diffusers"):
+        folder = args.workdir / f"out-{impl}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.png"):
+            old.unlink()
+        results[impl] = child(impl, root, folder / "f_%03d.png", size, args.steps)
+        print(impl, json.dumps(results[impl]), flush=True)
+    frames = {impl: read_frames(args.workdir / f"out-{impl}").astype(int) for impl in results}
+    print(report(results, size, args.steps, int(np.abs(frames["ours"] - frames["diffusers"]).max())))
+
+
+if __name__ == "__main__":
+    main()
