@@ -4,7 +4,9 @@ that fits a budget.
 Stable API (used by the CLI's `--vram GB` and `--dry-run`):
 
     plan = plan_memory(width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config,
-                       budget_bytes, cfg_batch=2)        # budget_bytes None: no limit (CPU) -> all resident
+                       budget_bytes, cfg_batch=2, device="cuda", vae_dtype=torch.float32)
+                                                         # budget_bytes None: no limit (CPU) -> all resident
+                                                         # cfg_batch: rows per forward (1 for motif_lite's denoise)
     print(plan.describe())                               # the --dry-run table
     handle = apply_plan(transformer, text_encoder, vae, plan)
     vae.decode(z, tile=handle.vae_tile)                  # the VAE tile is an argument of decode, not a hook
@@ -177,7 +179,16 @@ def video_tokens(width: int, height: int, frames: int, config: TransformerConfig
     return latent_frames // config.patch_size_t * (height // space) * (width // space)
 
 
-def _sizes(width, height, frames, config, weight_bytes, text_bytes, vae_config, vae_dtype) -> _Sizes:
+def _sizes(
+    width: int,
+    height: int,
+    frames: int,
+    config: TransformerConfig,
+    weight_bytes: int,
+    text_bytes: int,
+    vae_config: WanVAEConfig,
+    vae_dtype: torch.dtype,
+) -> _Sizes:
     block_numels, total, largest_linear = _transformer_numels(config)
     per_param = weight_bytes / total  # average bytes per parameter of the given weights (e.g. ~0.56 for Q4_K_M)
     block_bytes = tuple(math.ceil(n * per_param) for n in block_numels)
