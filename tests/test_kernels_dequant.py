@@ -46,7 +46,9 @@ def test_matches_reference(kernel, qtype: Q) -> None:
     blocks = random_blocks(qtype, out_features, in_features)
     x = torch.randn(2, 3, in_features, device=DEVICE)
     bias = torch.randn(out_features, device=DEVICE)
-    y = kernel("dequant_matmul.dequant_matmul", x, torch.from_numpy(blocks), qtype, out_features, in_features, bias)
+    y = kernel(
+        "dequant_matmul.dequant_matmul", x, torch.from_numpy(blocks).to(DEVICE), qtype, out_features, in_features, bias
+    )
     assert y.shape == (2, 3, out_features) and y.dtype == torch.float32
     torch.testing.assert_close(y, reference(x, blocks, qtype, bias), rtol=1e-5, atol=1e-4)
 
@@ -56,14 +58,16 @@ def test_many_tokens_strided_input_no_bias(kernel, qtype: Q) -> None:
     out_features, in_features = 72, 256
     blocks = random_blocks(qtype, out_features, in_features, seed=1)
     x = torch.randn(in_features, 70, device=DEVICE).T  # 70 tokens (> one M tile), column-major view
-    y = kernel("dequant_matmul.dequant_matmul", x, torch.from_numpy(blocks), qtype, out_features, in_features)
+    y = kernel(
+        "dequant_matmul.dequant_matmul", x, torch.from_numpy(blocks).to(DEVICE), qtype, out_features, in_features
+    )
     torch.testing.assert_close(y, reference(x, blocks, qtype, None), rtol=1e-5, atol=1e-4)
 
 
 def test_single_token(kernel) -> None:
     blocks = random_blocks(Q.Q4_K, 16, 256, seed=2)
     x = torch.randn(1, 256, device=DEVICE)
-    y = kernel("dequant_matmul.dequant_matmul", x, torch.from_numpy(blocks), Q.Q4_K, 16, 256, None)
+    y = kernel("dequant_matmul.dequant_matmul", x, torch.from_numpy(blocks).to(DEVICE), Q.Q4_K, 16, 256, None)
     torch.testing.assert_close(y, reference(x, blocks, Q.Q4_K, None), rtol=1e-5, atol=1e-4)
 
 
@@ -86,7 +90,7 @@ def test_rejects_bad_inputs(kernel, qtype, packed_shape, in_features, x_features
 def test_torch_fallback_matches_reference(qtype: Q) -> None:
     blocks = random_blocks(qtype, 24, 256, seed=3)
     x, bias = torch.randn(5, 256), torch.randn(24)
-    y = dequant_linear_torch(x, torch.from_numpy(blocks), qtype, 24, 256, bias)
+    y = dequant_linear_torch(x, torch.from_numpy(blocks).to(DEVICE), qtype, 24, 256, bias)
     torch.testing.assert_close(y, reference(x, blocks, qtype, bias), rtol=1e-5, atol=1e-4)
 
 

@@ -41,21 +41,23 @@ def test_unknown_backend_names_the_value() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_triton_on_cuda_wraps_every_op() -> None:
+def test_triton_on_cuda_wraps_the_fused_norms_and_keeps_sdpa_for_dense_attention() -> None:
     ops = rt.select_ops("triton")
-    assert all(isinstance(op, rt.FallbackOp) for op in vars(ops).values())
+    assert isinstance(ops.layer_norm_modulate, rt.FallbackOp) and isinstance(ops.rms_norm_rope, rt.FallbackOp)
+    assert ops.attention is TORCH_OPS.attention and ops.decoder_attention is TORCH_OPS.decoder_attention
 
 
 def test_triton_ops_fall_back_on_cpu_with_one_warning() -> None:
     pytest.importorskip("triton")
     ops = rt.triton_ops()
-    q, k, v = torch.randn(3, 1, 2, 9, 8).unbind(0)
-    with pytest.warns(RuntimeWarning, match="attention falls back to torch: the inputs are not CUDA"):
-        out = ops.attention(q, k, v, None)
-    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v))
+    q, cos, sin = torch.randn(1, 2, 9, 8), torch.randn(5, 8), torch.randn(5, 8)
+    weight = torch.randn(8)
+    with pytest.warns(RuntimeWarning, match="rms_norm_rope falls back to torch: the inputs are not CUDA"):
+        out = ops.rms_norm_rope(q, weight, 1e-6, cos, sin)
+    torch.testing.assert_close(out, TORCH_OPS.rms_norm_rope(q, weight, 1e-6, cos, sin))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the second call must not warn again
-        ops.attention(q, k, v, None)
+        ops.rms_norm_rope(q, weight, 1e-6, cos, sin)
     x, shift, scale = torch.randn(1, 4, 8), torch.randn(1, 8), torch.randn(1, 8)
     with pytest.warns(RuntimeWarning, match="layer_norm_modulate"):
         torch.testing.assert_close(

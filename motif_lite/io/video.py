@@ -16,7 +16,6 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 import PIL.Image
 import torch
@@ -123,6 +122,8 @@ def _write_ffmpeg(stream: Iterator[np.ndarray], path: Path, fps: float, comment:
     height, width = shape[0], shape[1]
     if height % 2 or width % 2:
         raise ConfigError(f"{path.suffix} (yuv420p) needs an even width and height, got {width}x{height}")
+    import imageio_ffmpeg  # only needed for .mp4/.webm; keeps `import motif_lite` light
+
     writer = imageio_ffmpeg.write_frames(
         str(path),
         size=(width, height),

@@ -129,12 +129,16 @@ def use_triton(backend: str) -> bool:
 
 
 def triton_ops() -> Ops:
-    """The Triton `Ops`, whatever the device: each op still falls back to torch per call off-CUDA."""
-    from motif_lite.kernels import attention, norm  # imported only once triton is known to work
+    """The Triton `Ops`, whatever the device: each op still falls back to torch per call off-CUDA.
+
+    Dense attention stays on PyTorch's SDPA: on an H100 it measured 585 TFLOP/s against 348 for our dense
+    Triton kernel (docs/benchmarks.md); our kernel earns its place only with a block mask (`SparsityConfig`).
+    """
+    from motif_lite.kernels import norm  # imported only once triton is known to work
 
     return Ops(
-        attention=FallbackOp("attention", attention.attention, TORCH_OPS.attention),
-        decoder_attention=FallbackOp("decoder attention", attention.attention, TORCH_OPS.decoder_attention),
+        attention=TORCH_OPS.attention,
+        decoder_attention=TORCH_OPS.decoder_attention,
         layer_norm_modulate=FallbackOp("layer_norm_modulate", norm.layer_norm_modulate, TORCH_OPS.layer_norm_modulate),
         rms_norm_rope=FallbackOp("rms_norm_rope", norm.rms_norm_rope, TORCH_OPS.rms_norm_rope),
     )
@@ -165,10 +169,14 @@ def _quantized_linear_class() -> type | None:
     return module.QuantizedLinear
 
 
-def apply_kernels(model: nn.Module, backend: str = "auto", sparse: SparsityConfig | None = None) -> nn.Module:
+def apply_kernels(
+    model: nn.Module, backend: str = "auto", sparse: SparsityConfig | None = None, fused_dequant: bool = False
+) -> nn.Module:
     """Set `model.ops` and the `kernel` of every `QuantizedLinear` in `model` for `backend`; returns `model`.
 
-    With the torch backend the quantized layers get `kernel = None` (their own dequantize + linear)."""
+    The quantized layers get the fused Triton dequant-matmul only with `fused_dequant`: at video token counts
+    dequantizing once per call and running cuBLAS measured 2-3x faster on an H100 (docs/benchmarks.md), so by
+    default they keep `kernel = None` (their own dequantize + linear)."""
     if not hasattr(model, "ops"):
         raise ConfigError(f"apply_kernels: {type(model).__name__} has no `ops` attribute (expected the transformer)")
     model.ops = select_ops(backend, sparse)
@@ -176,7 +184,7 @@ def apply_kernels(model: nn.Module, backend: str = "auto", sparse: SparsityConfi
     if linear_cls is None:
         return model
     kernel = None
-    if use_triton(backend):
+    if fused_dequant and use_triton(backend):
         from motif_lite.kernels.dequant_matmul import dequant_matmul
 
         kernel = FallbackOp("dequant_matmul", dequant_matmul, dequant_linear_torch)
