@@ -202,10 +202,11 @@ def test_chunked_ff_equals_plain(chunk):
     assert isinstance(model.transformer_blocks[0].ff, ChunkedFeedForward)
     out = forward(model, x)
     assert_rounding_equal(out, plain)
-    if chunk >= 60:
-        assert torch.equal(out, plain)  # one chunk: the inner module itself
+    if chunk >= 2 * 60:
+        assert torch.equal(out, plain)  # one chunk everywhere (the decoder's 2N tokens included)
     handle.remove()
     assert not isinstance(model.transformer_blocks[0].ff, ChunkedFeedForward)
+    assert all(block.token_chunk is None for block in model.single_transformer_blocks)
     assert torch.equal(forward(model, x), plain)
 
 
@@ -216,6 +217,15 @@ def test_chunked_ff_really_chunks():
     x = torch.randn(2, 10, 4)
     assert_rounding_equal(ChunkedFeedForward(ff, 4)(x), ff(x))
     assert calls[:3] == [4, 4, 2]
+
+
+def test_single_blocks_chunk_their_mlp_and_projection():
+    model = tiny_model(quantized=False)
+    rows = []
+    model.single_transformer_blocks[-1].proj_mlp.register_forward_hook(lambda m, a, out: rows.append(a[0].shape[1]))
+    apply_ff_chunking(model, 16)
+    forward(model, inputs(frames=3, height=8, width=10))  # the decoder block sees 2 x 60 tokens
+    assert rows == [16] * 7 + [8]
 
 
 def test_chunking_and_streaming_compose():

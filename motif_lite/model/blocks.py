@@ -94,13 +94,14 @@ class SingleStreamBlock(nn.Module):
         self.cross_attn = make_cross_attention(cfg) if cross_attention else None
         self.proj_mlp = nn.Linear(hidden, mlp)
         self.proj_out = nn.Linear(hidden + mlp, hidden)
+        # Tokens per chunk for the MLP + output projection (None = all at once); set by runtime.chunking.
+        self.token_chunk: int | None = None
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext) -> tuple[torch.Tensor, torch.Tensor]:
         n = x.shape[1]
         shift, scale, gate = self.norm(ctx.temb)
         tokens = torch.cat([x, context], dim=1)  # [B, N + T', C]
         normed = ctx.ops.layer_norm_modulate(tokens, shift, scale)
-        mlp_out = F.gelu(self.proj_mlp(normed), approximate="tanh")
         attn_out, (k, v) = self.attn(normed, ctx)
         if self.cross_attn is not None:
             text_start = n + ctx.image_len
@@ -109,5 +110,15 @@ class SingleStreamBlock(nn.Module):
                 self.cross_attn, attn_out[:, :n], normed[:, text_start:], text_kv, self.attn, ctx
             )
             attn_out = torch.cat([attn_out[:, :n] + cross, attn_out[:, n:]], dim=1)
-        tokens = tokens + gate[:, None] * self.proj_out(torch.cat([attn_out, mlp_out], dim=-1))
+        tokens = tokens + gate[:, None] * self.mlp_and_project(normed, attn_out)
         return tokens[:, :n], tokens[:, n:]
+
+    def mlp_and_project(self, normed: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
+        """proj_out([attn_out | gelu(proj_mlp(normed))]), token by token: in chunks of `token_chunk` tokens the
+        [L, 6144] MLP activation and the [L, 7680] concatenation never exist whole."""
+        chunk = self.token_chunk or normed.shape[1]
+        out = []
+        for start in range(0, normed.shape[1], chunk):
+            mlp = F.gelu(self.proj_mlp(normed[:, start : start + chunk]), approximate="tanh")
+            out.append(self.proj_out(torch.cat([attn_out[:, start : start + chunk], mlp], dim=-1)))
+        return out[0] if len(out) == 1 else torch.cat(out, dim=1)
