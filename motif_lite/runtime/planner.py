@@ -52,9 +52,10 @@ CONTEXT_TOKENS = 512 + 729
 # from what each block's forward keeps alive at its peak):
 #   attention phase: block inputs, normalized input, q/k/v, RoPE's float32 temporaries ............ 12 D
 #   dual-block FF phase: inputs, residual, attention output, FF input, GELU in + out (2 F), output ... 5 D + 2 F
-#   single block: the attention phase plus its already computed MLP branch (F) ......................... 12 D + F
+#   single block: the attention phase (its MLP branch runs after attention) ................................ 12 D
 #                 or, at proj_out, [attn; mlp] concat (D + F), mlp (F), attn, k, v, tokens, normed, inputs,
 #                 output ....................................................................... 8 D + 2 F
+#                 with `token_chunk` c (FF chunking): tokens, normed, attn, output ... 5 D, plus c (3 F + 2 D)
 ATTN_PHASE_D = 12
 # Attention itself is O(L) with SDPA's flash / memory-efficient kernels: no L x L term.
 # T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like: hidden 2560, MLP 10240, 34 layers):
@@ -265,11 +266,16 @@ def transformer_activation_bytes(n: int, config: TransformerConfig, batch: int, 
     joint = n + CONTEXT_TOKENS
     dual_ff = 5 * d if ff_chunk else 5 * d + 2 * f
     dual = joint * max(ATTN_PHASE_D * d, dual_ff) + (min(ff_chunk, joint) * (2 * f + d) if ff_chunk else 0)
-    single_per_token = max(ATTN_PHASE_D * d + f, 8 * d + 2 * f)
-    single = joint * single_per_token
+
+    def single_block(length: int) -> int:
+        if ff_chunk:
+            return length * max(ATTN_PHASE_D * d, 5 * d) + min(ff_chunk, length) * (3 * f + 2 * d)
+        return length * max(ATTN_PHASE_D * d, 8 * d + 2 * f)
+
+    single = single_block(joint)
     # While the encoder runs, the decoder's copy of the patch-embedded input (n x D) is held for later.
     held = n * d if config.num_decoder_layers else 0
-    decoder = 2 * n * single_per_token if config.num_decoder_layers else 0
+    decoder = single_block(2 * n) if config.num_decoder_layers else 0
     return batch * ACT_BYTES * max(dual + held, single + held, decoder)
 
 
