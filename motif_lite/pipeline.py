@@ -122,7 +122,7 @@ class MotifVideoPipeline:
             notes.append(
                 f"ignoring shift 1.0 of scheduler_config.json (diffusers' default); using {request.default_shift():g}"
             )
-        if request.image is not None and self.text_encoder.image_processor is None:
+        if request.image is not None and not self.text_encoder.can_encode_images:
             raise CheckpointError("image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint")
         progress = on_progress or (lambda stage, done, total: None)
         if self.device.type == "cuda":

@@ -16,12 +16,16 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, SiglipImageProcessor, T5Gemma2Encoder
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Gemma2Encoder
 
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.hub import resolve_checkpoint
+
+if TYPE_CHECKING:  # importing it warns when torchvision is missing: load it only for image-to-video
+    from transformers import SiglipImageProcessor
 
 MAX_PROMPT_TOKENS = 512  # the reference pipeline's max_sequence_length
 
@@ -36,10 +40,16 @@ class TextEncoder:
         model: T5Gemma2Encoder,
         tokenizer: PreTrainedTokenizerBase,
         image_processor: SiglipImageProcessor | None = None,
+        feature_extractor_dir: Path | None = None,
     ) -> None:
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.image_processor = image_processor
+        self.feature_extractor_dir = feature_extractor_dir  # loaded on the first encode_image
+
+    @property
+    def can_encode_images(self) -> bool:
+        return self.image_processor is not None or self.feature_extractor_dir is not None
 
     @property
     def device(self) -> torch.device:
@@ -90,6 +100,10 @@ class TextEncoder:
         Same as the reference I2V pipeline: (x + 1) / 2 clamped to [0, 1], resized and normalized by the
         checkpoint's `SiglipImageProcessor`, then the last hidden state of the vision tower (no projector).
         """
+        if self.image_processor is None and self.feature_extractor_dir is not None:
+            from transformers import SiglipImageProcessor
+
+            self.image_processor = SiglipImageProcessor.from_pretrained(self.feature_extractor_dir)
         if self.image_processor is None:
             raise CheckpointError("image conditioning needs feature_extractor/preprocessor_config.json")
         if images.ndim != 4 or images.shape[1] != 3:
@@ -148,10 +162,9 @@ def load_text_encoder(
         tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise CheckpointError(f"cannot load the text encoder from {root}: {exc}") from exc
-    image_processor = None
-    if (root / "feature_extractor" / "preprocessor_config.json").is_file():
-        image_processor = SiglipImageProcessor.from_pretrained(root / "feature_extractor")
-    return TextEncoder(model.to(device), tokenizer, image_processor)
+    processor_dir = root / "feature_extractor"
+    has_processor = (processor_dir / "preprocessor_config.json").is_file()
+    return TextEncoder(model.to(device), tokenizer, feature_extractor_dir=processor_dir if has_processor else None)
 
 
 def _check_layout(root: Path) -> None:
