@@ -121,7 +121,7 @@ def stage_q4k(ours, x) -> None:
 def stage_720p(ours) -> None:
     x = inputs(31, 92, 160)
     apply_kernels(ours, "triton")
-    for plan in ("resident", "streamed+ff-chunks"):
+    for plan in ("resident", "streamed+ff-chunks-16384"):
         if time.perf_counter() - START > BUDGET:
             emit(stage="720p", skipped=plan)
             return
