@@ -107,12 +107,12 @@ def stage_bf16(ours, reference, x) -> None:
 
 def stage_q4k(ours, x) -> None:
     quantize_linears(ours, GGMLQuantizationType.Q4_K, "cuda")
-    for backend in ("torch", "triton"):
-        apply_kernels(ours, backend)
+    for backend, fused in (("torch", False), ("triton", False), ("triton", True)):
+        apply_kernels(ours, backend, fused_dequant=fused)
         seconds, _ = timed(lambda: ours(x["latents"], x["timestep"], x["text_embeds"]))
         emit(
             stage="Q4_K 832x480x49",
-            impl=f"ours-{backend}",
+            impl=f"ours-{backend}" + ("-fused-dequant" if fused else ""),
             seconds=round(seconds, 3),
             weights_gib=round(torch.cuda.memory_allocated() / 2**30, 2),
         )

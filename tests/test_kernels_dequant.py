@@ -89,7 +89,7 @@ def test_rejects_bad_inputs(kernel, qtype, packed_shape, in_features, x_features
 @pytest.mark.parametrize("qtype", QTYPES, ids=lambda q: q.name)
 def test_torch_fallback_matches_reference(qtype: Q) -> None:
     blocks = random_blocks(qtype, 24, 256, seed=3)
-    x, bias = torch.randn(5, 256), torch.randn(24)
+    x, bias = torch.randn(5, 256, device=DEVICE), torch.randn(24, device=DEVICE)
     y = dequant_linear_torch(x, torch.from_numpy(blocks).to(DEVICE), qtype, 24, 256, bias)
     torch.testing.assert_close(y, reference(x, blocks, qtype, bias), rtol=1e-5, atol=1e-4)
 

@@ -254,7 +254,12 @@ def test_cuda_streaming_matches_and_frees_memory():
     torch.cuda.synchronize()
     torch.testing.assert_close(out.cpu(), plain, rtol=1e-4, atol=1e-4)  # CUDA vs CPU kernels
     del out
-    assert torch.cuda.memory_allocated() == with_rest
+    # The first forward leaves only cuBLAS workspaces (held by PyTorch per stream, ~32 MiB each on Hopper) ...
+    after_first = torch.cuda.memory_allocated()
+    assert after_first - with_rest < 128 * 2**20
     assert all(p.device.type == "cpu" and p.is_pinned() for b in model.transformer_blocks for p in b.parameters())
+    # ... and later forwards leave nothing at all: no block stays on the device.
+    forward(model, cuda_x)  # result dropped at once
+    assert torch.cuda.memory_allocated() == after_first
     handle.remove()
-    assert torch.cuda.memory_allocated() == baseline
+    assert torch.cuda.memory_allocated() - baseline == after_first - with_rest
