@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as Q
+
 from motif_lite.kernels import patterns
 from motif_lite.kernels.reference import dequant_linear_torch
-
 from motif_lite.model import ops
 
 CUDA = torch.cuda.is_available()

@@ -17,6 +17,7 @@ import torch
 from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as Q
 from gguf import quants as gguf_quants
+
 from motif_lite.quantize import get_recipe, plan_types, quantize_tensor, tensor_class
 from motif_lite.quantize.recipes import fit_row
 

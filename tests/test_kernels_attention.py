@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from kernels_interp import DEVICE, KernelCall, kernel_runner
+
 from motif_lite.kernels import patterns
 from motif_lite.kernels.errors import KernelInputError
 from motif_lite.kernels.reference import block_sparse_attention_torch, expand_block_mask

@@ -9,10 +9,11 @@ from __future__ import annotations
 import pytest
 
 triton = pytest.importorskip("triton")
-from motif_lite.kernels import attention, dequant_matmul, norm  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 from triton.runtime.jit import JITFunction  # noqa: E402
+
+from motif_lite.kernels import attention, dequant_matmul, norm  # noqa: E402
 
 H100 = GPUTarget("cuda", 90, 32)
 

@@ -11,6 +11,7 @@ import torch
 from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as Q
 from kernels_interp import DEVICE, KernelCall, kernel_runner
+
 from motif_lite.kernels.errors import KernelInputError
 from motif_lite.kernels.reference import dequant_linear_torch
 

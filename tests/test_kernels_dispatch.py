@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from gguf import GGMLQuantizationType as Q
-from motif_lite.kernels import patterns
-from motif_lite.kernels.reference import expand_block_mask
 from torch import nn
 
 from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.kernels import patterns
+from motif_lite.kernels.reference import expand_block_mask
 from motif_lite.model.ops import TORCH_OPS, Ops
 from motif_lite.runtime import kernels as rt
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 from kernels_interp import DEVICE, KernelCall, kernel_runner
-from motif_lite.kernels.errors import KernelInputError
 
+from motif_lite.kernels.errors import KernelInputError
 from motif_lite.model import ops
 
 

@@ -6,10 +6,10 @@ import torch
 from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as Q
 from gguf import quants as gguf_quants
-from motif_lite.quantize import get_recipe, parse_keep, plan_types, quantize_tensor, tensor_class
-from motif_lite.quantize.recipes import fit_row
 
 from motif_lite.errors import ConfigError
+from motif_lite.quantize import get_recipe, parse_keep, plan_types, quantize_tensor, tensor_class
+from motif_lite.quantize.recipes import fit_row
 
 # Relative RMSE bounds, a few % above what these encoders measure on the fixed data below
 # (gaussian, Student-t with 3 dof). K-quant figures match llama.cpp's reference quantizers.

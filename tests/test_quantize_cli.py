@@ -9,9 +9,10 @@ import torch
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader
 from gguf import quants as gguf_quants
+from safetensors.torch import save_file
+
 from motif_lite.quantize import get_recipe, parse_keep, plan_types
 from motif_lite.quantize.cli import main
-from safetensors.torch import save_file
 
 TINY = dict(
     num_attention_heads=2,
