@@ -10,7 +10,6 @@ Mirrors diffusers 0.42.1 `guiders.ClassifierFreeGuidance` and `guiders.AdaptiveP
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from motif_lite.errors import ConfigError
-from motif_lite.sampling.schedule import SamplingSettingsError
+from motif_lite.sampling.schedule import SamplingSettingsError, read_json_object
 
 
 def _check_numbers(config: object, names: tuple[str, ...]) -> None:
@@ -200,16 +199,6 @@ _GUIDER_KEYS = {
 }
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path}: not a readable JSON guider config ({e})") from e
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: expected a JSON object, got {type(config).__name__}")
-    return config
-
-
 def guidance_from_guider_config(path: str | Path) -> Guidance | None:
     """Guidance from a checkpoint's `guider/` folder (diffusers `guider_config.json`).
 
@@ -221,7 +210,7 @@ def guidance_from_guider_config(path: str | Path) -> Guidance | None:
         path = path / "guider_config.json"
     if not path.is_file():
         return None
-    config = _read_json(path)
+    config = read_json_object(path, "guider config")
     class_name = config.get("_class_name")
     if class_name not in _GUIDER_KEYS:
         raise ConfigError(f"{path}: unsupported guider {class_name!r}; expected one of {sorted(_GUIDER_KEYS)}")

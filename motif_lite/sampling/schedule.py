@@ -101,6 +101,17 @@ _SHIFT_KEYS = {
 }
 
 
+def read_json_object(path: Path, what: str) -> dict:
+    """The JSON object in `path` (a checkpoint's `what`, e.g. "scheduler config"); ConfigError if unreadable."""
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: not a readable JSON {what} ({e})") from e
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    return config
+
+
 def shift_from_scheduler_config(path: str | Path) -> float | None:
     """The shift a checkpoint's scheduler config applies, or None if the file or the key is absent.
 
@@ -112,12 +123,7 @@ def shift_from_scheduler_config(path: str | Path) -> float | None:
         path = path / "scheduler_config.json"
     if not path.is_file():
         return None
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path}: not a readable JSON scheduler config ({e})") from e
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    config = read_json_object(path, "scheduler config")
     class_name = config.get("_class_name", "FlowMatchEulerDiscreteScheduler")
     if class_name not in _SHIFT_KEYS:
         raise ConfigError(f"{path}: unsupported scheduler {class_name!r}; expected one of {sorted(_SHIFT_KEYS)}")
