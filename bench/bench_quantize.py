@@ -13,10 +13,12 @@ import math
 
 import numpy as np
 import pytest
+import quantize_helpers
 import torch
 from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as Q
 from gguf import quants as gguf_quants
+from quantize_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from motif_lite.quantize import get_recipe, plan_types, quantize_tensor, tensor_class
 from motif_lite.quantize.recipes import fit_row
@@ -35,31 +37,9 @@ SUBSET_PREFIXES = (
 MAX_ROWS = 256
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Like `--threads 1`: on the shared 2-core box a second torch thread slows the search many times."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def arch_shapes() -> dict[str, tuple[int, ...]]:
-    from diffusers import MotifVideoTransformer3DModel
-
-    with torch.device("meta"):
-        model = MotifVideoTransformer3DModel(
-            num_attention_heads=12,
-            attention_head_dim=128,
-            num_layers=12,
-            num_single_layers=24,
-            num_decoder_layers=8,
-            text_embed_dim=2560,
-            image_embed_dim=1152,
-            enable_text_cross_attention_single=True,
-        )
-    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    return quantize_helpers.arch_shapes()
 
 
 @pytest.fixture(scope="module", params=["student_t", "gauss"])

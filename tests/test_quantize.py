@@ -2,10 +2,12 @@
 
 import numpy as np
 import pytest
+import quantize_helpers
 import torch
 from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as Q
 from gguf import quants as gguf_quants
+from quantize_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from motif_lite.errors import ConfigError
 from motif_lite.quantize import get_recipe, parse_keep, plan_types, quantize_tensor, tensor_class
@@ -30,16 +32,6 @@ BOUNDS = {
 K_QUANTS = [Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K]
 # (bits, group size) of a naive symmetric absmax round-to-nearest code with the same level count.
 NAIVE = {Q.Q2_K: (2, 16), Q.Q3_K: (3, 16), Q.Q4_K: (4, 32), Q.Q5_K: (5, 32), Q.Q6_K: (6, 16)}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The K-quant search runs many small ops; on a shared 2-core runner torch's second thread makes them
-    many times slower, so these tests use one thread and restore the setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _data(kind: str) -> np.ndarray:
@@ -122,26 +114,9 @@ def test_bad_shape_and_type_raise_config_error():
         quantize_tensor(np.zeros((2, 256), np.float32), Q.IQ2_XXS)
 
 
-def _arch_shapes() -> dict[str, tuple[int, ...]]:
-    from diffusers import MotifVideoTransformer3DModel
-
-    with torch.device("meta"):
-        model = MotifVideoTransformer3DModel(
-            num_attention_heads=12,
-            attention_head_dim=128,
-            num_layers=12,
-            num_single_layers=24,
-            num_decoder_layers=8,
-            text_embed_dim=2560,
-            image_embed_dim=1152,
-            enable_text_cross_attention_single=True,
-        )
-    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
-
-
 @pytest.fixture(scope="module")
 def arch_shapes():
-    return _arch_shapes()
+    return quantize_helpers.arch_shapes()
 
 
 def test_q4_k_m_plan_on_the_2b_architecture(arch_shapes):

@@ -9,6 +9,7 @@ import torch
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader
 from gguf import quants as gguf_quants
+from quantize_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from safetensors.torch import save_file
 
 from motif_lite.quantize import get_recipe, parse_keep, plan_types
@@ -26,16 +27,6 @@ TINY = dict(
     rope_axes_dim=(32, 48, 48),
     enable_text_cross_attention_single=True,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The K-quant search runs many small ops; on a shared 2-core runner torch's second thread makes them
-    many times slower, so these tests use one thread and restore the setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
