@@ -16,13 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from bench_gguf_full import quantized_copy, swap  # noqa: E402
 from full_size import random_tensor, reference_on_meta, reference_sharing  # noqa: E402
 from gguf import GGMLQuantizationType  # noqa: E402
-from gguf_helpers import random_packed  # noqa: E402
 
 from motif_lite.config import TransformerConfig  # noqa: E402
 from motif_lite.model.ops import TORCH_OPS  # noqa: E402
@@ -30,7 +29,6 @@ from motif_lite.runtime.chunking import apply_ff_chunking  # noqa: E402
 from motif_lite.runtime.kernels import apply_kernels  # noqa: E402
 from motif_lite.runtime.streaming import StreamingConfig, apply_block_streaming  # noqa: E402
 from motif_lite.weights.loader import assign_weights, build_model  # noqa: E402
-from motif_lite.weights.quant_linear import QuantizedLinear  # noqa: E402
 
 START = time.perf_counter()
 OUT = Path(sys.argv[1] if len(sys.argv) > 1 else "gpu_check.jsonl")
@@ -75,19 +73,6 @@ def bf16_models():
     return ours, reference_sharing(state)
 
 
-def quantize_linears(model: torch.nn.Module, qtype: GGMLQuantizationType, device: str) -> None:
-    """Swap every block linear for a QuantizedLinear holding random packed blocks (timing only)."""
-    rng = np.random.default_rng(0)
-    for name, module in list(model.named_modules()):
-        if isinstance(module, torch.nn.Linear) and "blocks" in name and module.in_features % 256 == 0:
-            packed = torch.from_numpy(random_packed(qtype, module.weight.shape, rng, scale=0.002)).to(device)
-            bias = None if module.bias is None else module.bias.detach().to(device)
-            parent, _, child = name.rpartition(".")
-            setattr(
-                model.get_submodule(parent), child, QuantizedLinear.from_packed(packed, qtype, module.in_features, bias)
-            )
-
-
 def stage_bf16(ours, reference, x) -> None:
     seconds_ref, ref_out = timed(lambda: reference(x["latents"], x["timestep"], x["text_embeds"]).sample)
     emit(stage="bf16 832x480x49", impl="diffusers", seconds=round(seconds_ref, 3))
@@ -106,7 +91,7 @@ def stage_bf16(ours, reference, x) -> None:
 
 
 def stage_q4k(ours, x) -> None:
-    quantize_linears(ours, GGMLQuantizationType.Q4_K, "cuda")
+    swap(ours, quantized_copy(ours, GGMLQuantizationType.Q4_K, "cuda"))
     for backend, fused in (("torch", False), ("triton", False), ("triton", True)):
         apply_kernels(ours, backend, fused_dequant=fused)
         seconds, _ = timed(lambda: ours(x["latents"], x["timestep"], x["text_embeds"]))
