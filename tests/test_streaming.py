@@ -7,6 +7,7 @@ import pytest
 import torch
 from gguf import GGMLQuantizationType as Q
 from gguf_helpers import random_packed
+from tiny_config import TINY as TINY_KWARGS
 from torch import nn
 
 from motif_lite.config import TransformerConfig
@@ -22,16 +23,7 @@ from motif_lite.runtime.streaming import (
 )
 from motif_lite.weights.quant_linear import QuantizedLinear
 
-TINY = TransformerConfig(
-    num_attention_heads=2,
-    attention_head_dim=32,
-    num_layers=2,
-    num_single_layers=3,
-    num_decoder_layers=1,
-    text_embed_dim=24,
-    image_embed_dim=20,
-    rope_axes_dim=(8, 12, 12),
-)
+TINY = TransformerConfig(**TINY_KWARGS)
 NUM_BLOCKS = TINY.num_layers + TINY.num_single_layers
 
 

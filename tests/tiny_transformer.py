@@ -8,22 +8,7 @@ from pathlib import Path
 import torch
 from diffusers import MotifVideoTransformer3DModel
 from safetensors.torch import save_file
-
-TINY = dict(
-    in_channels=33,
-    out_channels=16,
-    num_attention_heads=2,
-    attention_head_dim=32,
-    num_layers=2,
-    num_single_layers=3,
-    num_decoder_layers=1,
-    text_embed_dim=24,
-    image_embed_dim=20,
-    rope_theta=10000.0,
-    rope_axes_dim=(8, 12, 12),
-    enable_text_cross_attention_dual=False,
-    enable_text_cross_attention_single=True,
-)
+from tiny_config import TINY
 
 
 def make_reference(seed: int = 0, **overrides) -> MotifVideoTransformer3DModel:
