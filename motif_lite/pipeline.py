@@ -171,10 +171,9 @@ class MotifVideoPipeline:
                 progress("encode", total, total)
         return _Conditioning(text, negative, cond_latents, mask, image_embeds)
 
-    def _encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-        embeds, mask = self.text_encoder.encode([prompt])
-        # One prompt per call is never padded, so its mask is all ones; None lets attention take its fast path.
-        return embeds, None if bool(mask.all()) else mask
+    def _encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+        # One prompt per call is never padded; the transformer drops an all-true mask (attention's fast path).
+        return self.text_encoder.encode([prompt])
 
     def _first_frame(self, request: GenerationRequest) -> torch.Tensor:
         image = load_image(request.image)
