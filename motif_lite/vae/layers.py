@@ -84,9 +84,12 @@ class RMSNorm(nn.Module):
         self.scale = dim**0.5
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        low_precision = x.dtype in (torch.float16, torch.bfloat16)
-        out = F.normalize(x.float() if low_precision else x, dim=1).to(x.dtype)
-        return out.mul_(self.scale).mul_(self.gamma)
+        # F.normalize(x.float(), dim=1) as the reference computes it (same reduction, same division), but for
+        # half-precision inputs the float32 copy is divided in place: one float32 temporary instead of two.
+        xf = x.float()
+        denom = xf.norm(2, dim=1, keepdim=True).clamp_min_(1e-12)
+        out = xf / denom if xf is x else xf.div_(denom)
+        return out.to(x.dtype).mul_(self.scale).mul_(self.gamma)
 
 
 class ResidualBlock(nn.Module):

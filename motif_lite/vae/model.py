@@ -6,6 +6,7 @@ Shapes: pixels `[B, 3, F, H, W]` in [-1, 1]; latents `[B, z, 1 + (F - 1) / 4, H 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from itertools import pairwise
 
 import torch
@@ -83,12 +84,27 @@ class Decoder(nn.Module):
         self.norm_out = RMSNorm(dims[-1])
         self.conv_out = CausalConv3d(dims[-1], cfg.out_channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, state: CausalState) -> torch.Tensor:
-        """[B, z, T, h, w] -> [B, 3, T', 8h, 8w]; T' = 1 + 4(T - 1) at the start of a stream, else 4T."""
+    def forward(self, x: torch.Tensor, state: CausalState, frame_by_frame: bool = False) -> torch.Tensor:
+        """[B, z, T, h, w] -> [B, 3, T', 8h, 8w]; T' = 1 + 4(T - 1) at the start of a stream, else 4T.
+
+        `frame_by_frame` takes the frames that the temporal upsamplers make through the higher levels one at a
+        time: the same math (rounding may differ in the last bits), a quarter of the full-resolution memory.
+        """
         x = self.mid_block(self.conv_in(x, state), state)
-        for block in self.up_blocks:
-            x = block(x, state)
-        return self._head(x, state)
+        if not frame_by_frame:
+            for block in self.up_blocks:
+                x = block(x, state)
+            return self._head(x, state)
+        return self._up_from(0, x, state)
+
+    def _up_from(self, level: int, x: torch.Tensor, state: CausalState) -> torch.Tensor:
+        # Depth first: every frame goes through all the remaining levels before the next one starts. Time order
+        # per layer is all the causal caches need, so the result equals the chunk-at-once decode.
+        if x.shape[2] > 1:
+            return torch.cat([self._up_from(level, x[:, :, t : t + 1], state) for t in range(x.shape[2])], dim=2)
+        if level == len(self.up_blocks):
+            return self._head(x, state)
+        return self._up_from(level + 1, self.up_blocks[level](x, state), state)
 
     def _head(self, x: torch.Tensor, state: CausalState) -> torch.Tensor:
         return self.conv_out(F.silu(self.norm_out(x), inplace=True), state)
@@ -160,11 +176,11 @@ class WanVAE(nn.Module):
     # -- decode --
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, tile: VAETile | None = None) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, tile: VAETile | None = None, frame_by_frame: bool = True) -> torch.Tensor:
         """Decode raw (denormalized) latents [B, z, T, h, w] into pixels [B, 3, 1 + 4(T-1), 8h, 8w] in [-1, 1].
 
         With `tile`, tiles are decoded one after another through all frames, so only one tile's causal caches
-        exist at a time: the lowest-memory way to decode a whole clip.
+        exist at a time: the lowest-memory way to decode a whole clip. `frame_by_frame`: see `decode_frames`.
         """
         self._check_latents(z)
         b, _, t, h, w = z.shape
@@ -173,14 +189,16 @@ class WanVAE(nn.Module):
         dtype = self.post_quant_conv.weight.dtype
         out = torch.empty(b, self.config.out_channels, frames, h * s, w * s, dtype=dtype, device=z.device)
         if tile is not None and len(tile_grid(h, w, tile, s)) > 1:
-            return self._decode_tiles_into(z, tile, out)
+            return self._decode_tiles_into(z, tile, out, frame_by_frame)
         done = 0
-        for chunk in self.decode_frames(z):
+        for chunk in self.decode_frames(z, frame_by_frame=frame_by_frame):
             out[:, :, done : done + chunk.shape[2]] = chunk
             done += chunk.shape[2]
         return out
 
-    def _decode_tiles_into(self, z: torch.Tensor, tile: VAETile, out: torch.Tensor) -> torch.Tensor:
+    def _decode_tiles_into(
+        self, z: torch.Tensor, tile: VAETile, out: torch.Tensor, frame_by_frame: bool
+    ) -> torch.Tensor:
         # Tiles outer, time inner: only one tile's causal caches are alive at a time (the caches, not the
         # output, dominate memory at 720p). Same blending as `decode_frames(z, tile)`, same numbers.
         z = z.to(out.dtype)
@@ -189,19 +207,26 @@ class WanVAE(nn.Module):
         for place in tile_grid(z.shape[3], z.shape[4], tile, self.config.spatial_factor):
             state, weight, done = CausalState(), place.weight.to(out), 0
             for t in range(z.shape[2]):
-                pixels = self._decode_step(z[:, :, t : t + 1, place.latent[0], place.latent[1]], state)
+                tile_z = z[:, :, t : t + 1, place.latent[0], place.latent[1]]
+                pixels = self._decode_step(tile_z, state, frame_by_frame)
                 out[:, :, done : done + pixels.shape[2], place.pixels[0], place.pixels[1]] += pixels * weight
                 done += pixels.shape[2]
             weight_sum[place.pixels] += weight
         return out.div_(weight_sum).clamp_(-1.0, 1.0)
 
     @torch.no_grad()
-    def decode_frames(self, z: torch.Tensor, tile: VAETile | None = None) -> Iterator[torch.Tensor]:
+    def decode_frames(
+        self, z: torch.Tensor, tile: VAETile | None = None, frame_by_frame: bool = True
+    ) -> Iterator[torch.Tensor]:
         """Decode latent frame by latent frame, yielding pixel chunks [B, 3, n, 8h, 8w] in [-1, 1].
 
         Latent frame 0 gives n = 1 frame, every later latent frame n = 4. Only one chunk of pixels (plus the
         causal caches) is alive at a time. `tile` splits each frame into overlapping spatial tiles.
+        `frame_by_frame` (default) also takes the 4 frames of a chunk through the upper decoder levels one at a
+        time, which quarters the working memory at full resolution; `False` runs the chunk at once, exactly the
+        reference's computation (bit-identical to diffusers; the default differs from it by float rounding).
         """
+        step = partial(self._decode_step, frame_by_frame=frame_by_frame)
         self._check_latents(z)
         z = z.to(self.post_quant_conv.weight.dtype)
         tiled = tile is not None and len(tile_grid(z.shape[3], z.shape[4], tile, 1)) > 1
@@ -209,15 +234,15 @@ class WanVAE(nn.Module):
         for t in range(z.shape[2]):
             frame = z[:, :, t : t + 1]
             if not tiled:
-                pixels = self._decode_step(frame, state)
+                pixels = step(frame, state)
             else:
-                pixels = decode_tiled_step(self._decode_step, frame, tile_states, tile, self.config.spatial_factor)
+                pixels = decode_tiled_step(step, frame, tile_states, tile, self.config.spatial_factor)
             yield pixels.clamp_(-1.0, 1.0)
 
-    def _decode_step(self, z: torch.Tensor, state: CausalState) -> torch.Tensor:
+    def _decode_step(self, z: torch.Tensor, state: CausalState, frame_by_frame: bool) -> torch.Tensor:
         # [B, z, 1, h, w] -> [B, 3, n, 8h, 8w], n = 1 for the first latent frame of the stream, else 4.
-        # One latent frame per call, exactly the chunking of the reference, so results match it bit for bit.
-        return self.decoder(self.post_quant_conv(z, state), state)
+        # One latent frame per call, the chunking of the reference.
+        return self.decoder(self.post_quant_conv(z, state), state, frame_by_frame)
 
     def _check_latents(self, z: torch.Tensor) -> None:
         if z.dim() != 5 or z.shape[1] != self.config.z_dim or z.shape[2] == 0:
