@@ -21,6 +21,7 @@ from motif_lite.io.hub import MOTIF_REPO
 from motif_lite.pipeline import GenerationResult, load_pipeline, plan_generation, resolve_device
 from motif_lite.request import GUIDANCE_METHODS, SAMPLERS, GenerationRequest
 from motif_lite.runtime.kernels import BACKENDS
+from motif_lite.runtime.planner import Plan
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 EXIT_USER_ERROR = 2
@@ -166,10 +167,12 @@ def run(args: argparse.Namespace) -> int:
     plan = None
     model = dict(model=args.model, gguf=args.gguf, dtype=DTYPES[args.dtype], device=args.device)
     if args.dry_run or args.vram is not None or resolve_device(args.device).type == "cuda":
-        plan = plan_generation(request, **model, vram_gib=args.vram)  # raises if nothing fits, before loading
+        # Raises if nothing fits, before anything loads.
+        plan = plan_generation(request, **model, vram_gib=args.vram, kernels=args.kernels)
         if args.dry_run:
             print(plan.describe())
             return 0
+        print(plan.describe(), file=sys.stderr)
     print(f"seed: {request.seed}", file=sys.stderr)
     start = time.perf_counter()
     pipe = load_pipeline(**model, kernels=args.kernels, plan=plan)
@@ -179,11 +182,11 @@ def run(args: argparse.Namespace) -> int:
         result = pipe.generate(request, on_progress=progress)
     finally:
         progress.close()
-    print(summary(result, load_seconds))
+    print(summary(result, load_seconds, plan))
     return 0
 
 
-def summary(result: GenerationResult, load_seconds: float) -> str:
+def summary(result: GenerationResult, load_seconds: float, plan: Plan | None = None) -> str:
     t = result.timings
     r = result.request
     lines = [
@@ -194,6 +197,12 @@ def summary(result: GenerationResult, load_seconds: float) -> str:
         + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
         f"output: {result.output}",
     ]
+    if result.stage_peaks:
+        planned = {stage.name: stage.peak_bytes for stage in plan.stages} if plan is not None else {}
+        lines.insert(-1, "device peak per stage: " + " | ".join(
+            f"{name} {peak / 2**30:.2f} GiB" + (f" (planned {planned[name] / 2**30:.2f})" if name in planned else "")
+            for name, peak in result.stage_peaks.items()
+        ))  # fmt: skip
     return "\n".join(lines)
 
 

@@ -32,9 +32,9 @@ from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.video import write_video
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.request import GenerationRequest
-from motif_lite.runtime.kernels import apply_kernels
+from motif_lite.runtime.kernels import apply_kernels, use_triton
 from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory
-from motif_lite.runtime.streaming import TextEncoderPlacement
+from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
 from motif_lite.sampling import Schedule, denoise, needs_uncond, schedule_for, shift_from_scheduler_config
 from motif_lite.vae import WanVAE, WanVAEConfig, load_vae
 from motif_lite.weights.gguf_file import read_gguf
@@ -65,6 +65,7 @@ class GenerationResult:
     peak_rss_bytes: int  # peak resident memory of this process so far
     peak_device_bytes: int | None  # peak CUDA memory allocated during this generation (None on CPU)
     notes: list[str] = field(default_factory=list)  # settings that were normalized (e.g. frames)
+    stage_peaks: dict[str, int] = field(default_factory=dict)  # peak CUDA bytes per stage (empty on CPU)
 
 
 @dataclass
@@ -99,9 +100,9 @@ class MotifVideoPipeline:
         self.vae_tile = None  # VAETile for the decoder; a memory plan may set it
         # What a memory plan installed (streaming hooks, chunking); None = everything resident on `device`.
         self.plan_handle: PlanHandle | None = None
-        # Without a plan, or when the plan keeps it whole on the device, the text encoder visits the device only
-        # while encoding; a plan that streams it or keeps it on the CPU owns its placement.
-        self.moves_text_encoder = True
+        # How the text encoder runs while prompts are encoded (whole on the device, layers streamed to it, or on
+        # the CPU). In every case it holds no device memory before or after encoding.
+        self.text_placement = TextEncoderPlacement.DEVICE
 
     def shift_for(self, request: GenerationRequest) -> float:
         """The request's flow shift, else the checkpoint's scheduler config, else 15 (T2V) / 8 (I2V).
@@ -125,21 +126,33 @@ class MotifVideoPipeline:
         if request.image is not None and not self.text_encoder.can_encode_images:
             raise CheckpointError("image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint")
         progress = on_progress or (lambda stage, done, total: None)
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
         timings: dict[str, float] = {}
+        peaks: dict[str, int] = {}
         start = time.perf_counter()
         shift = self.shift_for(request)
         generator = torch.Generator().manual_seed(request.seed)
-        with _timed(timings, "encode"):
+        with self._stage("encode", timings, peaks):
             noise = self.initial_noise(request, generator)  # first draw, as in both reference pipelines
             cond = self.encode(request, noise, generator, progress)
-        with _timed(timings, "denoise"):
+        with self._stage("denoise", timings, peaks):
             latents = self.sample(request, noise, cond, shift, progress)
-        with _timed(timings, "decode"):
+        with self._stage("decode", timings, peaks):
             output = self.decode(request, latents, shift, progress)
         timings["total"] = time.perf_counter() - start
-        return GenerationResult(output, request, shift, timings, _peak_rss(), self._peak_device(), notes)
+        peak = max(peaks.values()) if peaks else None
+        return GenerationResult(output, request, shift, timings, _peak_rss(), peak, notes, peaks)
+
+    @contextlib.contextmanager
+    def _stage(self, name: str, timings: dict[str, float], peaks: dict[str, int]) -> Iterator[None]:
+        """Time a stage and, on CUDA, record its own peak of allocated memory."""
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+        start = time.perf_counter()
+        yield
+        timings[name] = time.perf_counter() - start
+        if cuda:
+            peaks[name] = torch.cuda.max_memory_allocated(self.device)
 
     def initial_noise(self, request: GenerationRequest, generator: torch.Generator) -> torch.Tensor:
         """randn [1, 16, (F-1)//4+1, H/8, W/8] drawn on the CPU in the transformer dtype (diffusers' randn_tensor)."""
@@ -155,8 +168,7 @@ class MotifVideoPipeline:
         conditioned = request.image is not None and request.latent_frames > 1  # one latent frame: plain T2V
         total = 1 + guided + conditioned
         progress("encode", 0, total)
-        placement = _on_device(self.text_encoder, self.device) if self.moves_text_encoder else contextlib.nullcontext()
-        with placement:
+        with _text_encoder_placed(self.text_encoder, self.text_placement, self.device):
             text = self._encode_prompt(request.prompt)
             progress("encode", 1, total)
             negative = self._encode_prompt(request.negative_prompt) if guided else None
@@ -167,13 +179,14 @@ class MotifVideoPipeline:
                 pixels = self._first_frame(request)
                 cond_latents[:, :, :1] = self._first_frame_latents(pixels, generator).to(noise.dtype)
                 mask[:, :, 0] = 1.0
-                image_embeds = self.text_encoder.encode_image(pixels)
+                image_embeds = self.text_encoder.encode_image(pixels).to(self.device)
                 progress("encode", total, total)
         return _Conditioning(text, negative, cond_latents, mask, image_embeds)
 
     def _encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
         # One prompt per call is never padded; the transformer drops an all-true mask (attention's fast path).
-        return self.text_encoder.encode([prompt])
+        embeds, mask = self.text_encoder.encode([prompt])
+        return embeds.to(self.device), mask.to(self.device)
 
     def _first_frame(self, request: GenerationRequest) -> torch.Tensor:
         image = load_image(request.image)
@@ -230,9 +243,6 @@ class MotifVideoPipeline:
             write_video(chunks(), partial, request.fps, _metadata(request, shift))
         return output
 
-    def _peak_device(self) -> int | None:
-        return torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None
-
 
 def load_pipeline(
     model: str | Path = MOTIF_REPO,
@@ -260,8 +270,8 @@ def load_pipeline(
     apply_kernels(transformer, kernels)
     pipe = MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, scheduler_shift)
     if plan is not None:
-        pipe.moves_text_encoder = plan.text_placement is TextEncoderPlacement.DEVICE
-        pipe.plan_handle = apply_plan(transformer, None if pipe.moves_text_encoder else text_encoder, vae, plan)
+        pipe.text_placement = plan.text_placement
+        pipe.plan_handle = apply_plan(transformer, vae, plan)
         pipe.vae_tile = pipe.plan_handle.vae_tile
     return pipe
 
@@ -273,6 +283,7 @@ def plan_generation(
     dtype: torch.dtype = torch.bfloat16,
     device: str | torch.device = "auto",
     vram_gib: float | None = None,
+    kernels: str = "auto",
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights are loaded.
 
@@ -288,7 +299,7 @@ def plan_generation(
     # cfg_batch=1: `denoise` runs the conditional and unconditional predictions as separate calls.
     return plan_memory(
         request.width, request.height, request.frames, config, weight_bytes, text_bytes, vae_config, budget,
-        cfg_batch=1, device=str(target), vae_dtype=dtype,
+        cfg_batch=1, device=str(target), vae_dtype=dtype, fused_norms=target.type == "cuda" and use_triton(kernels),
     )  # fmt: skip
 
 
@@ -367,20 +378,21 @@ def _staged_files(partial: Path, final: Path, frames: int) -> list[tuple[Path, P
 
 
 @contextlib.contextmanager
-def _on_device(text_encoder: TextEncoder, device: torch.device) -> Iterator[None]:
-    # The 4B-parameter encoder is needed for a few seconds per video: give the device back before the transformer.
-    text_encoder.to(device)
+def _text_encoder_placed(
+    text_encoder: TextEncoder, placement: TextEncoderPlacement, device: torch.device
+) -> Iterator[None]:
+    # The 4B-parameter encoder is needed for a few seconds per video: it gives the device back before the
+    # transformer runs, whole or streamed (its embedding table alone is 1.3 GB in bf16).
+    if placement is TextEncoderPlacement.CPU:
+        yield
+        return
+    handle = place_text_encoder(text_encoder.model, placement, StreamingConfig(device))
     try:
         yield
     finally:
+        if handle is not None:
+            handle.remove()
         text_encoder.offload()
-
-
-@contextlib.contextmanager
-def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
-    start = time.perf_counter()
-    yield
-    timings[stage] = time.perf_counter() - start
 
 
 def _peak_rss() -> int:

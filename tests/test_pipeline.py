@@ -92,7 +92,7 @@ def test_memory_plan_streams_and_gives_the_same_video(checkpoint, reference_apg,
     # The tightest plan: text encoder on the CPU, every transformer block streamed, feed-forward chunked.
     assert plan.text_placement is TextEncoderPlacement.CPU and plan.resident_blocks == 0 and plan.ff_chunk_tokens
     streamed = load_pipeline(checkpoint[0], dtype=torch.float32, device="cpu", kernels="torch", plan=plan)
-    assert streamed.plan_handle is not None and not streamed.moves_text_encoder
+    assert streamed.plan_handle is not None and streamed.text_placement is TextEncoderPlacement.CPU
     assert_same_video(ours(streamed, tmp_path), reference_apg)
     with pytest.raises(MotifLiteError, match="needs at least"):
         plan_generation(request, checkpoint[0], dtype=torch.float32, device="cpu", vram_gib=0.1)

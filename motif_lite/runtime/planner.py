@@ -8,7 +8,7 @@ Stable API (used by the CLI's `--vram GB` and `--dry-run`):
                                                          # budget_bytes None: no limit (CPU) -> all resident
                                                          # cfg_batch: rows per forward (1 for motif_lite's denoise)
     print(plan.describe())                               # the --dry-run table
-    handle = apply_plan(transformer, text_encoder, vae, plan)
+    handle = apply_plan(transformer, vae, plan)          # the pipeline places the text encoder while encoding
     vae.decode(z, tile=handle.vae_tile)                  # the VAE tile is an argument of decode, not a hook
     budget = default_budget("cuda")                      # free bytes on the CUDA device, None on CPU
 
@@ -39,7 +39,6 @@ from motif_lite.runtime.streaming import (
     StreamingHandle,
     TextEncoderPlacement,
     apply_block_streaming,
-    place_text_encoder,
 )
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAETile
@@ -50,13 +49,17 @@ ACT_BYTES = 2  # activations are bf16
 CONTEXT_TOKENS = 512 + 729
 # Live activation elements per token, in units of the hidden size D and the MLP width F (derived in docs/memory.md
 # from what each block's forward keeps alive at its peak):
-#   attention phase: block inputs, normalized input, q/k/v, RoPE's float32 temporaries ............ 12 D
+#   attention phase, torch ops: block inputs, normalized input, q/k/v, RoPE's float32 temporaries ..... 12 D
+#   attention phase, fused Triton norms (the CUDA default): RoPE writes q/k in bf16, no float32 copies. Measured
+#                 on an H100 at 1280x736x121, all blocks streamed, FF chunks of 16384 (bench/gpu_check.py): peak
+#                 6.00 GiB = ~0.45 weights + chunk and held terms below + 7.0 D per decoder token .......... 7 D
 #   dual-block FF phase: inputs, residual, attention output, FF input, GELU in + out (2 F), output ... 5 D + 2 F
-#   single block: the attention phase (its MLP branch runs after attention) ................................ 12 D
+#   single block: the attention phase (its MLP branch runs after attention)
 #                 or, at proj_out, [attn; mlp] concat (D + F), mlp (F), attn, k, v, tokens, normed, inputs,
 #                 output ....................................................................... 8 D + 2 F
 #                 with `token_chunk` c (FF chunking): tokens, normed, attn, output ... 5 D, plus c (3 F + 2 D)
 ATTN_PHASE_D = 12
+ATTN_PHASE_D_FUSED = 7
 # Attention itself is O(L) with SDPA's flash / memory-efficient kernels: no L x L term.
 # T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like: hidden 2560, MLP 10240, 34 layers):
 # the token embedding (262144 x 2560 = 0.67 B) is ~16 % of the parameters; one text layer ~94 M (~2.2 %).
@@ -68,10 +71,11 @@ TEXT_HIDDEN, TEXT_MLP, TEXT_HEADS, TEXT_TOKENS = 2560, 10240, 8, 512
 #   their resolutions (1/8: 4240 channels, 1/4: 2496, 1/2: 1152, full: 672) -> 2 * (4240/64 + 2496/16 + 1152/4
 #   + 672) = 2365. With tiles, every tile keeps its own caches (tiling.py), so this term covers the whole frame
 #   (times the tiles' overlap) whatever the tile size;
-# - working tensors of the frame being decoded: measured total 4510 (bench/bench_memory.py --vae: 17.6 KiB per
-#   pixel in float32, peak RSS, at 128x128 and 256x256) minus the caches -> 2145; with tiles, per tile pixel.
+# - working tensors while one frame goes through the full-resolution levels (`decode_frames` is frame by frame
+#   there): input, its float32 norm, the padded conv input (3 frames), the output, the upsampled input -> ~800;
+#   with tiles, per tile pixel. (Decoding 4 frames at once measured 2145 on the CPU.)
 VAE_CACHE_ELEMS_PER_PIXEL = 2365
-VAE_WORK_ELEMS_PER_PIXEL = 2145
+VAE_WORK_ELEMS_PER_PIXEL = 800
 # A quantized linear dequantizes its weight per call: float32 values then the bf16 copy (4 + 2 bytes per weight).
 DEQUANT_BYTES_PER_WEIGHT = 6
 # Not modelled in detail: allocator fragmentation (x1.10) and cuBLAS/cuDNN workspaces, RoPE tables, latents (0.5 GiB).
@@ -259,18 +263,21 @@ def _ladder(num_blocks: int) -> list[_Choice]:
     return ladder
 
 
-def transformer_activation_bytes(n: int, config: TransformerConfig, batch: int, ff_chunk: int | None) -> int:
+def transformer_activation_bytes(
+    n: int, config: TransformerConfig, batch: int, ff_chunk: int | None, fused_norms: bool = False
+) -> int:
     """Peak activation bytes of one transformer forward over n video tokens (the formulas at the top)."""
+    attn_phase_d = ATTN_PHASE_D_FUSED if fused_norms else ATTN_PHASE_D
     d = config.hidden_size
     f = int(d * config.mlp_ratio)
     joint = n + CONTEXT_TOKENS
     dual_ff = 5 * d if ff_chunk else 5 * d + 2 * f
-    dual = joint * max(ATTN_PHASE_D * d, dual_ff) + (min(ff_chunk, joint) * (2 * f + d) if ff_chunk else 0)
+    dual = joint * max(attn_phase_d * d, dual_ff) + (min(ff_chunk, joint) * (2 * f + d) if ff_chunk else 0)
 
     def single_block(length: int) -> int:
         if ff_chunk:
-            return length * max(ATTN_PHASE_D * d, 5 * d) + min(ff_chunk, length) * (3 * f + 2 * d)
-        return length * max(ATTN_PHASE_D * d, 8 * d + 2 * f)
+            return length * max(attn_phase_d * d, 5 * d) + min(ff_chunk, length) * (3 * f + 2 * d)
+        return length * max(attn_phase_d * d, 8 * d + 2 * f)
 
     single = single_block(joint)
     # While the encoder runs, the decoder's copy of the patch-embedded input (n x D) is held for later.
@@ -300,31 +307,34 @@ def vae_decode_bytes(sizes: _Sizes, tile: VAETile | None) -> int:
 
 
 def _resident_weights(sizes: _Sizes, choice: _Choice) -> int:
-    """Bytes that stay on the device for the whole run."""
-    text = {
-        TextEncoderPlacement.DEVICE: sizes.text_bytes,
-        TextEncoderPlacement.STREAMED: int(sizes.text_bytes * TEXT_NON_LAYER_FRACTION),
-        TextEncoderPlacement.CPU: 0,
-    }[choice.text]
+    """Bytes that stay on the device for the whole run: the transformer's resident part and the VAE. (The text
+    encoder holds device memory only while it encodes.)"""
     if choice.resident_blocks is None:
         transformer = sizes.non_block_bytes + sum(sizes.block_bytes)
     else:
         transformer = sizes.non_block_bytes + sum(sizes.block_bytes[: choice.resident_blocks])
-    return text + transformer + sizes.vae_bytes
+    return transformer + sizes.vae_bytes
 
 
-def _stage_estimates(sizes: _Sizes, choice: _Choice, batch: int) -> tuple[StageEstimate, ...]:
+def _text_weights(sizes: _Sizes, choice: _Choice) -> int:
+    """The text encoder's bytes on the device while it encodes."""
+    if choice.text is TextEncoderPlacement.DEVICE:
+        return sizes.text_bytes
+    if choice.text is TextEncoderPlacement.STREAMED:  # embeddings and norms + the running and prefetched layers
+        return int((TEXT_NON_LAYER_FRACTION + 2 * TEXT_LAYER_FRACTION) * sizes.text_bytes)
+    return 0
+
+
+def _stage_estimates(sizes: _Sizes, choice: _Choice, batch: int, fused_norms: bool) -> tuple[StageEstimate, ...]:
     resident = _resident_weights(sizes, choice)
-    text_weights = resident
-    if choice.text is TextEncoderPlacement.STREAMED:
-        text_weights += int(2 * TEXT_LAYER_FRACTION * sizes.text_bytes)  # the running layer + the prefetched one
+    text_weights = resident + _text_weights(sizes, choice)
     text_acts = 0 if choice.text is TextEncoderPlacement.CPU else text_activation_bytes(batch)
     dit_weights = resident
     if choice.resident_blocks is not None and choice.resident_blocks < len(sizes.block_bytes):
         dit_weights += 2 * max(sizes.block_bytes[choice.resident_blocks :])  # current + prefetched block
     if sizes.quantized:
         dit_weights += sizes.largest_linear * DEQUANT_BYTES_PER_WEIGHT
-    dit_acts = transformer_activation_bytes(sizes.video_tokens, sizes.config, batch, choice.ff_chunk)
+    dit_acts = transformer_activation_bytes(sizes.video_tokens, sizes.config, batch, choice.ff_chunk, fused_norms)
     vae_acts = vae_decode_bytes(sizes, choice.vae_tile)
     blocks = len(sizes.block_bytes)
     streamed_blocks = "none" if choice.resident_blocks is None else f"{blocks - choice.resident_blocks} of {blocks}"
@@ -359,6 +369,7 @@ def plan_memory(
     cfg_batch: int = 2,
     device: str = "cuda",
     vae_dtype: torch.dtype = torch.float32,
+    fused_norms: bool = False,
 ) -> Plan:
     """The fastest plan whose estimated peak fits `budget_bytes` (None: no limit, everything resident).
 
@@ -366,6 +377,7 @@ def plan_memory(
     the T5Gemma2 encoder's. cfg_batch: rows per transformer forward (motif_lite's denoise runs the conditional
     and unconditional passes as separate calls, so 1 there; 2 for a runner that batches them). vae_dtype: the
     dtype the VAE is loaded in (`load_vae`'s default float32 doubles the decode memory of bfloat16).
+    fused_norms: the transformer runs the fused Triton norm kernels (no float32 RoPE temporaries).
     Raises MotifLiteError naming the smallest peak when no plan fits.
     """
     if cfg_batch < 1 or weight_bytes <= 0 or text_encoder_bytes < 0:
@@ -374,7 +386,7 @@ def plan_memory(
     ladder = _ladder(len(sizes.block_bytes))
     plans = []
     for rank, choice in enumerate(ladder):
-        stages = _stage_estimates(sizes, choice, cfg_batch)
+        stages = _stage_estimates(sizes, choice, cfg_batch, fused_norms)
         plan = Plan(
             width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
             choice.ff_chunk, choice.vae_tile, stages, budget_bytes, rank, len(ladder),
@@ -405,11 +417,11 @@ class PlanHandle:
         self.handles.clear()
 
 
-def apply_plan(transformer: nn.Module, text_encoder: object | None, vae: nn.Module | None, plan: Plan) -> PlanHandle:
+def apply_plan(transformer: nn.Module, vae: nn.Module | None, plan: Plan) -> PlanHandle:
     """Install the plan's runtime features on loaded models.
 
-    transformer: a MotifVideoTransformer; text_encoder: a `motif_lite.encoders.text.TextEncoder` (or its
-    `.model`), or None if already used; vae: a WanVAE or None. Everything not streamed is moved to `plan.device`.
+    transformer: a MotifVideoTransformer; vae: a WanVAE or None. Everything not streamed is moved to
+    `plan.device`. The text encoder is placed by the pipeline only while it encodes (`plan.text_placement`).
     """
     handle = PlanHandle(plan.vae_tile)
     if plan.ff_chunk_tokens is not None:
@@ -419,11 +431,6 @@ def apply_plan(transformer: nn.Module, text_encoder: object | None, vae: nn.Modu
     else:
         config = StreamingConfig(plan.device, resident_blocks=plan.resident_blocks)
         handle.handles.append(apply_block_streaming(transformer, config))
-    if text_encoder is not None:
-        module = getattr(text_encoder, "model", text_encoder)
-        text = place_text_encoder(module, plan.text_placement, StreamingConfig(plan.device))
-        if text is not None:
-            handle.handles.append(text)
     if vae is not None:
         vae.to(plan.device)
     return handle
