@@ -1,14 +1,23 @@
 """FlashAttention-style forward with an optional key-padding mask and an optional block mask.
 
 Online softmax (base 2) with fp32 accumulators. A block mask `[B or 1, H or 1, ceil(Lq/S), ceil(Lk/S)]` (S =
-`block_size`) says which (query tile, key tile) pairs to compute; skipped tiles cost one byte load. With no
-block mask the result is exact softmax attention (SDPA with the same boolean key mask). Query rows that see no
-key at all (every tile skipped or every key padded) return zeros, where SDPA would return NaN.
+`block_size`) says which (query tile, key tile) pairs to compute; the kernel loops over a compacted list of
+the computed key blocks per query block, so skipped tiles cost nothing in the loop. With no block mask the
+result is exact softmax attention (SDPA with the same boolean key mask). Query rows that see no key at all
+(every tile skipped or every key padded) return zeros, where SDPA would return NaN.
+
+Speed (bf16/fp16 on CUDA): tiles, warps and pipeline stages come from `triton.autotune` over `_CONFIGS`, keyed
+on the (bucketed) lengths, head dim and which masks are present. The key loop is split into full key tiles,
+which load k/v without bounds masks and, without a key mask, apply no mask at all, and one partial tail tile.
+The softmax scale (times log2 e) is folded into the exp2 argument (one FMA per score) instead of rounding a
+pre-scaled q to bf16. fp32 inputs (exact `ieee` dots), the CPU interpreter and block sizes below 128 use one
+fixed small config.
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import triton
@@ -16,44 +25,69 @@ import triton.language as tl
 
 from .errors import KernelInputError
 
-
-@triton.jit
-def _load_kv(k_base, v_base, kmask_row, start_n, offs_d, d_mask, LK, skn, skd, svn, svd, BLOCK_N: tl.constexpr):
-    """One key tile: k, v [BN, BD] and `keep` [BN] (in range and not padded)."""
-    offs_n = start_n + tl.arange(0, BLOCK_N)
-    kv_mask = (offs_n[:, None] < LK) & d_mask
-    rows = offs_n[:, None].to(tl.int64)  # 2N tokens x a fused-QKV row stride can pass 2**31
-    k = tl.load(k_base + rows * skn + offs_d[None, :] * skd, mask=kv_mask, other=0.0)
-    v = tl.load(v_base + rows * svn + offs_d[None, :] * svd, mask=kv_mask, other=0.0)
-    keep = (offs_n < LK) & (tl.load(kmask_row + offs_n, mask=offs_n < LK, other=0) != 0)
-    return k, v, keep
+_INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 
 @triton.jit
-def _online_softmax_step(q, k, v, keep, m_i, l_i, acc, qk_scale, PRECISION: tl.constexpr):
-    """Fold one key tile into the running row max m_i, normalizer l_i and output acc (all fp32)."""
-    s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale  # [BM, BN], log2 units
-    s = tl.where(keep[None, :], s, float("-inf"))
-    m_new = tl.maximum(m_i, tl.max(s, axis=1))
-    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows with no key yet: avoid inf - inf
-    p = tl.exp2(s - m_safe[:, None])
-    alpha = tl.exp2(m_i - m_safe)
+def _attend_tile(
+    acc, l_i, m_i, q, k_base, v_base, kmask_row, start_n, offs_n, offs_d, LK, D, skn, skd, svn, svd, qk_scale,
+    HAS_KEY_MASK: tl.constexpr, TAIL: tl.constexpr, EVEN_D: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    """Fold key tile [start_n, start_n + BLOCK_N) into the running row max m_i (log2 units), normalizer l_i
+    and output acc (all fp32). TAIL: the tile runs past LK (bounds-masked loads, out-of-range keys -inf)."""
+    cols = start_n + offs_n
+    rows = cols[:, None].to(tl.int64)  # 2N tokens x a fused-QKV row stride can pass 2**31
+    k_ptrs = k_base + rows * skn + offs_d[None, :] * skd
+    v_ptrs = v_base + rows * svn + offs_d[None, :] * svd
+    if TAIL:
+        kv_mask = (cols[:, None] < LK) & (offs_d[None, :] < D)
+        k = tl.load(k_ptrs, mask=kv_mask, other=0.0)
+    elif EVEN_D:
+        k = tl.load(k_ptrs)
+    else:
+        k = tl.load(k_ptrs, mask=offs_d[None, :] < D, other=0.0)
+    qk = tl.dot(q, tl.trans(k), input_precision=PRECISION)  # [BM, BN] raw scores
+    if HAS_KEY_MASK:
+        keep = tl.load(kmask_row + cols, mask=cols < LK, other=0) != 0
+        qk = tl.where(keep[None, :], qk, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(qk, axis=1) * qk_scale)
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows with no key yet: avoid inf - inf
+    else:
+        if TAIL:
+            qk = tl.where((cols < LK)[None, :], qk, float("-inf"))
+        # Without a key mask every computed tile holds at least one real key, so m_new is finite.
+        m_new = tl.maximum(m_i, tl.max(qk, axis=1) * qk_scale)
+        m_safe = m_new
+    p = tl.math.exp2(qk * qk_scale - m_safe[:, None])  # the scale rides on the subtraction's FMA
+    alpha = tl.math.exp2(m_i - m_safe)
     l_i = l_i * alpha + tl.sum(p, axis=1)
-    acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
-    return m_new, l_i, acc
+    if TAIL:
+        v = tl.load(v_ptrs, mask=kv_mask, other=0.0)
+    elif EVEN_D:
+        v = tl.load(v_ptrs)
+    else:
+        v = tl.load(v_ptrs, mask=offs_d[None, :] < D, other=0.0)
+    acc = acc * alpha[:, None]
+    acc = tl.dot(p.to(v.dtype), v, acc, input_precision=PRECISION)
+    return acc, l_i, m_new
 
 
 @triton.jit
 def _attention_kernel(
     q_ptr, k_ptr, v_ptr, o_ptr, kmask_ptr, bmask_ptr, qk_scale, H, LQ, LK, D,
     sqb, sqh, sqm, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
-    skm_b, sbm_b, sbm_h, sbm_m, sbm_n,
+    skm_b, sbm_b, sbm_h, sbm_m, LQ_BUCKET, LK_BUCKET,
     HAS_BLOCK_MASK: tl.constexpr, MASK_BLOCK: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
+    HAS_KEY_MASK: tl.constexpr = True, EVEN_D: tl.constexpr = False,
 ):  # fmt: skip
+    """bmask_ptr: the block mask as an int32 table (see `_block_table`), one row per (batch, head, query
+    block): [number of computed full key blocks, last key block is partial and computed, their indices...].
+    LQ_BUCKET, LK_BUCKET: unused here; they are the autotuner's key."""
     pid_m = tl.program_id(0)
     b, h = tl.program_id(1) // H, tl.program_id(1) % H
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     d_mask = offs_d[None, :] < D
     q_base = q_ptr + b.to(tl.int64) * sqb + h.to(tl.int64) * sqh
@@ -64,30 +98,49 @@ def _attention_kernel(
     )
     k_base = k_ptr + b.to(tl.int64) * skb + h.to(tl.int64) * skh
     v_base = v_ptr + b.to(tl.int64) * svb + h.to(tl.int64) * svh
-    kmask_row = kmask_ptr + b * skm_b  # a missing key mask is all ones with batch stride 0
-    bmask_row = bmask_ptr + b * sbm_b + h * sbm_h + (pid_m * BLOCK_M // MASK_BLOCK) * sbm_m
+    kmask_row = kmask_ptr + b * skm_b  # read only when HAS_KEY_MASK
     m_i = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
     l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
-    for start_n in range(0, LK, BLOCK_N):
-        if HAS_BLOCK_MASK:  # compile-time: the dense kernel has no branch in its loop
-            if tl.load(bmask_row + (start_n // MASK_BLOCK) * sbm_n) != 0:
-                k, v, keep = _load_kv(
-                    k_base, v_base, kmask_row, start_n, offs_d, d_mask, LK, skn, skd, svn, svd, BLOCK_N
-                )
-                m_i, l_i, acc = _online_softmax_step(q, k, v, keep, m_i, l_i, acc, qk_scale, PRECISION)
-        else:
-            k, v, keep = _load_kv(k_base, v_base, kmask_row, start_n, offs_d, d_mask, LK, skn, skd, svn, svd, BLOCK_N)
-            m_i, l_i, acc = _online_softmax_step(q, k, v, keep, m_i, l_i, acc, qk_scale, PRECISION)
+    if HAS_BLOCK_MASK:  # compile-time
+        # Loop over the computed key tiles only (MASK_BLOCK // BLOCK_N kernel tiles per mask block): no branch
+        # in the loop, so the k/v loads software-pipeline like the dense loop's.
+        table = bmask_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
+        row = table + b.to(tl.int64) * sbm_b + h.to(tl.int64) * sbm_h + (pid_m * BLOCK_M // MASK_BLOCK) * sbm_m
+        SUB: tl.constexpr = MASK_BLOCK // BLOCK_N
+        for it in range(0, tl.load(row) * SUB):
+            start_n = tl.load(row + 2 + it // SUB) * MASK_BLOCK + (it % SUB) * BLOCK_N
+            acc, l_i, m_i = _attend_tile(
+                acc, l_i, m_i, q, k_base, v_base, kmask_row, start_n, offs_n, offs_d, LK, D,
+                skn, skd, svn, svd, qk_scale, HAS_KEY_MASK, False, EVEN_D, PRECISION,
+            )  # fmt: skip
+        if tl.load(row + 1) != 0:  # the partial last key block, bounds-masked
+            for start_n in range((LK // MASK_BLOCK) * MASK_BLOCK, LK, BLOCK_N):
+                acc, l_i, m_i = _attend_tile(
+                    acc, l_i, m_i, q, k_base, v_base, kmask_row, start_n, offs_n, offs_d, LK, D,
+                    skn, skd, svn, svd, qk_scale, HAS_KEY_MASK, True, EVEN_D, PRECISION,
+                )  # fmt: skip
+    else:
+        lk_full = (LK // BLOCK_N) * BLOCK_N
+        for start_n in range(0, lk_full, BLOCK_N):  # full key tiles: no bounds masks
+            acc, l_i, m_i = _attend_tile(
+                acc, l_i, m_i, q, k_base, v_base, kmask_row, start_n, offs_n, offs_d, LK, D,
+                skn, skd, svn, svd, qk_scale, HAS_KEY_MASK, False, EVEN_D, PRECISION,
+            )  # fmt: skip
+        if lk_full < LK:  # the partial last key tile
+            acc, l_i, m_i = _attend_tile(
+                acc, l_i, m_i, q, k_base, v_base, kmask_row, lk_full, offs_n, offs_d, LK, D,
+                skn, skd, svn, svd, qk_scale, HAS_KEY_MASK, True, EVEN_D, PRECISION,
+            )  # fmt: skip
     out = acc / tl.where(l_i == 0.0, 1.0, l_i)[:, None]
     o_ptrs = o_ptr + ((b * H + h).to(tl.int64) * LQ + offs_m[:, None]) * D + offs_d[None, :]
     tl.store(o_ptrs, out.to(o_ptr.dtype.element_ty), mask=(offs_m[:, None] < LQ) & d_mask)
 
 
 def _key_mask_arg(mask: torch.Tensor | None, bsz: int, lk: int, device: torch.device) -> tuple[torch.Tensor, int]:
-    """Bool [B or 1, 1, 1, Lk] -> (uint8 [B or 1, Lk], batch stride)."""
+    """Bool [B or 1, 1, 1, Lk] -> (uint8 [B or 1, Lk], batch stride); a 1-byte dummy when there is no mask."""
     if mask is None:
-        return torch.ones(1, lk, dtype=torch.uint8, device=device), 0
+        return torch.ones(1, dtype=torch.uint8, device=device), 0
     if mask.dtype != torch.bool or mask.dim() != 4 or mask.shape[1:3] != (1, 1) or mask.shape[3] != lk:
         raise KernelInputError(f"attention: key mask must be bool [B, 1, 1, {lk}], got {mask.dtype} {list(mask.shape)}")
     if mask.shape[0] not in (1, bsz):
@@ -96,10 +149,13 @@ def _key_mask_arg(mask: torch.Tensor | None, bsz: int, lk: int, device: torch.de
     return km, (lk if mask.shape[0] == bsz and bsz > 1 else 0)
 
 
-def _block_mask_arg(block_mask: torch.Tensor | None, shape: tuple[int, ...], device: torch.device) -> tuple:
-    """Bool [B or 1, H or 1, nq, nk] -> (uint8 tensor, strides with 0 on broadcast dims)."""
+def _block_table(block_mask: torch.Tensor | None, shape: tuple[int, ...], lk: int, block_size: int, device) -> tuple:
+    """Bool [B or 1, H or 1, nq, nk] -> (int32 [B or 1, H or 1, nq, 2 + nk'], strides with 0 on broadcast dims).
+
+    Row (b, h, i): [c, t, j_1 .. j_c, padding]: the c computed key blocks j that lie wholly inside Lk, ascending,
+    and t = 1 when the partial last key block (Lk not a multiple of block_size) is computed."""
     if block_mask is None:
-        return torch.ones(1, dtype=torch.uint8, device=device), (0, 0, 0, 0)
+        return torch.zeros(1, dtype=torch.int32, device=device), (0, 0, 0)
     bsz, heads, nq, nk = shape
     ok = block_mask.dim() == 4 and block_mask.shape[2:] == (nq, nk)
     ok = ok and block_mask.shape[0] in (1, bsz) and block_mask.shape[1] in (1, heads)
@@ -108,16 +164,56 @@ def _block_mask_arg(block_mask: torch.Tensor | None, shape: tuple[int, ...], dev
             f"attention: block mask must be bool [{bsz} or 1, {heads} or 1, {nq}, {nk}], "
             f"got {block_mask.dtype} {list(block_mask.shape)}"
         )
-    bm = block_mask.to(device=device, dtype=torch.uint8).contiguous()
-    strides = tuple(0 if bm.shape[i] == 1 else bm.stride(i) for i in range(4))
-    return bm, strides
+    bm = block_mask.to(device)
+    n_full = lk // block_size
+    full = bm[..., :n_full]
+    cols = torch.arange(n_full, device=device, dtype=torch.int32).expand(full.shape)
+    indices = torch.where(full, cols, n_full).sort(dim=-1).values  # computed blocks first, ascending
+    partial = bm[..., n_full:].any(-1, keepdim=True)  # nk == n_full + 1 exactly when Lk is ragged
+    table = torch.cat([full.sum(-1, keepdim=True, dtype=torch.int32), partial.to(torch.int32), indices], -1)
+    table = table.contiguous()
+    return table, tuple(0 if table.shape[i] == 1 else table.stride(i) for i in range(3))
 
 
 def _tile_sizes(block_size: int, head_dim: int) -> tuple[int, int]:
-    """Kernel tiles that divide the mask's block size (so no tile straddles two mask blocks)."""
+    """Fixed kernel tiles that divide the mask's block size (so no tile straddles two mask blocks)."""
     if block_size < 16 or block_size & (block_size - 1):
         raise KernelInputError(f"attention: block_size must be a power of two >= 16, got {block_size}")
     return min(block_size, 128 if head_dim <= 64 else 64), min(block_size, 64)
+
+
+# Autotuned configs for 16-bit inputs on CUDA (head_dim <= 128). Every tile is <= 128, so each divides any
+# power-of-two block mask size >= 128. 128-row query tiles on 8 warps (two warpgroups of 64 rows) are the usual
+# Hopper FlashAttention shape; 128- vs 64-key tiles trade the [BM, BN] fp32 score tile's registers (~250 vs
+# ~185 per thread at head_dim 128, no spills in ptxas for sm_90) against loop overhead; 2-4 stages trade
+# shared memory (q + stages x k/v tiles: 160-224 KiB for 128 x 128) for hiding load latency. 64 x 64 on 4
+# warps (the old fixed tiles, two CTAs per SM) is the fallback for short sequences. 128 x 64 on 4 warps and
+# 64 x 128 spill registers, 128 x 128 with 4 stages does not fit shared memory: left out.
+_CONFIGS = [
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 128}, num_warps=8, num_stages=2),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 128}, num_warps=8, num_stages=3),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=8, num_stages=3),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=8, num_stages=4),
+    triton.Config({"BLOCK_M": 64, "BLOCK_N": 64}, num_warps=4, num_stages=3),
+]
+_TUNE_KEY = ["LQ_BUCKET", "LK_BUCKET", "D", "HAS_BLOCK_MASK", "HAS_KEY_MASK"]
+_attention_autotuned = None if _INTERPRET else triton.autotune(configs=_CONFIGS, key=_TUNE_KEY)(_attention_kernel)
+
+
+def _length_bucket(n: int) -> int:
+    """Autotune key for a sequence length: the next power of two, capped at 16384. Past a few waves of
+    128-row tiles the best config no longer depends on the length, so every long (Motif-size) sequence shares
+    one tuning run instead of re-tuning, seconds each, at every new resolution."""
+    return min(triton.next_power_of_2(max(n, 1)), 16384)
+
+
+def _use_autotune(dtype: torch.dtype, block_d: int, block_mask: torch.Tensor | None, block_size: int) -> bool:
+    return (
+        _attention_autotuned is not None
+        and dtype in (torch.bfloat16, torch.float16)
+        and block_d <= 128
+        and (block_mask is None or block_size >= 128)
+    )
 
 
 def block_sparse_attention(
@@ -137,21 +233,32 @@ def block_sparse_attention(
         raise KernelInputError(f"attention: q {list(q.shape)}, k {list(k.shape)}, v {list(v.shape)} do not match")
     block_m, block_n = _tile_sizes(block_size, dim)
     km, skm_b = _key_mask_arg(key_mask, bsz, lk, q.device)
-    bm, bm_strides = _block_mask_arg(
-        block_mask, (bsz, heads, triton.cdiv(lq, block_size), triton.cdiv(lk, block_size)), q.device
+    bm, bm_strides = _block_table(
+        block_mask, (bsz, heads, triton.cdiv(lq, block_size), triton.cdiv(lk, block_size)), lk, block_size, q.device
     )
     out = torch.empty(bsz, heads, lq, dim, device=q.device, dtype=q.dtype)
     if out.numel() == 0:
         return out
     qk_scale = 1.0 / math.sqrt(dim) * math.log2(math.e)  # SDPA's default scale, in exp2 units
-    grid = (triton.cdiv(lq, block_m), bsz * heads)
-    _attention_kernel[grid](
+    block_d = max(16, triton.next_power_of_2(dim))
+    args = (
         q, k, v, out, km, bm, qk_scale, heads, lq, lk, dim,
-        *q.stride(), *k.stride(), *v.stride(), skm_b, *bm_strides,
-        HAS_BLOCK_MASK=block_mask is not None, MASK_BLOCK=block_size,
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=max(16, triton.next_power_of_2(dim)),
-        PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+        *q.stride(), *k.stride(), *v.stride(), skm_b, *bm_strides, _length_bucket(lq), _length_bucket(lk),
     )  # fmt: skip
+    flags = dict(
+        HAS_BLOCK_MASK=block_mask is not None,
+        # The dense kernel never reads MASK_BLOCK: one fixed value, so block_size does not recompile it.
+        MASK_BLOCK=block_size if block_mask is not None else 128,
+        BLOCK_D=block_d,
+        PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+        HAS_KEY_MASK=key_mask is not None,
+        EVEN_D=block_d == dim,
+    )
+    if _use_autotune(q.dtype, block_d, block_mask, block_size):
+        _attention_autotuned[lambda meta: (triton.cdiv(lq, meta["BLOCK_M"]), bsz * heads)](*args, **flags)
+    else:
+        grid = (triton.cdiv(lq, block_m), bsz * heads)
+        _attention_kernel[grid](*args, **flags, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
 
