@@ -1,137 +1,239 @@
 """y = x @ dequant(W)ᵀ + b, reading GGUF blocks straight from the packed weight.
 
-The weight stays packed (`[N, bytes_per_row]` uint8, raw ggml blocks) in memory; each program dequantizes one
-`[BLOCK_N, BLOCK_K]` tile inside the K loop and feeds it to `tl.dot` with an fp32 accumulator. Block layouts
-follow gguf-py's `gguf/quants.py` (ggml's `block_*` structs); fp16 fields are little-endian.
+The weight stays packed (`[N, bytes_per_row]` uint8, raw ggml blocks) in memory. The kernel is a tiled GEMM:
+each program owns a `[BLOCK_M, BLOCK_N]` output tile and, inside the K loop, dequantizes one `[BLOCK_N, BLOCK_K]`
+weight tile (BLOCK_K spans several 32-value quant groups) straight to x's dtype and feeds it to `tl.dot` with an
+fp32 accumulator. Block layouts follow gguf-py's `gguf/quants.py` (ggml's `block_*` structs); fp16 fields are
+little-endian.
+
+The product is computed transposed, `yᵀ tile = W tile @ xᵀ tile`: on Hopper the wgmma A operand may live in
+registers, so the dequantized weight goes to the tensor cores from registers (only the raw quant bytes change
+layout through shared memory), while the x tile, a plain load pipelined with cp.async over `num_stages`, is the
+shared-memory B operand. It also makes BLOCK_M the wgmma N dimension (up to 256 tokens), so each dequantized
+weight value serves many tokens. (The other orientation, W as the B operand, spilled registers on sm_90.)
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import os
+
 import torch
 import triton
 import triton.language as tl
+import triton.testing
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from .errors import KernelInputError
 
 Q = GGMLQuantizationType
 SUPPORTED_QTYPES = (Q.Q8_0, Q.Q4_0, Q.Q4_K, Q.Q5_K, Q.Q6_K)
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+GROUP_M = tl.constexpr(8)  # M tiles per group in the program ordering (L2 reuse of the x rows)
 
 
 @triton.jit
-def _f16(ptr, mask):
+def _f16(ptr):
     """Little-endian fp16 at byte pointers `ptr` -> float32."""
-    lo = tl.load(ptr, mask=mask, other=0).to(tl.uint16)
-    hi = tl.load(ptr + 1, mask=mask, other=0).to(tl.uint16)
+    lo = tl.load(ptr).to(tl.uint16)
+    hi = tl.load(ptr + 1).to(tl.uint16)
     return (lo | (hi << 8)).to(tl.float16, bitcast=True).to(tl.float32)
 
 
 @triton.jit
-def _byte(ptr, mask):
-    return tl.load(ptr, mask=mask, other=0).to(tl.int32)
-
-
-# Each helper dequantizes one group of 32 consecutive values per row: `row` are [BN, 1] byte pointers to the
-# weight rows, `k0` is the group's first column (a multiple of 32), `j` = arange(32)[None, :]. Per-row scales
-# are loaded once as [BN, 1] and broadcast; only the quant bits are gathered per element. -> float32 [BN, 32]
+def _byte(ptr):
+    return tl.load(ptr).to(tl.int32)
 
 
 @triton.jit
-def _q8_0(row, k0, j, mask):
-    blk = row + (k0 // 32) * 34  # block: d f16 | 32 x int8
-    q = tl.load(blk + 2 + j, mask=mask, other=0).to(tl.int8, bitcast=True).to(tl.float32)
-    return _f16(blk, mask) * q
+def _int_to_f32(q, offset: tl.constexpr):
+    """`q - offset` as float32, for int32 `q` in [0, 2^23): the float with bit pattern 0x4B000000 | q is 2^23 + q,
+    so one OR and one exact subtraction replace an int->float conversion. (`.to(tl.float32)` on byte-sized
+    values compiles to the slow 8/16-bit I2F instructions: LLVM narrows the conversion to the bytes' width.)"""
+    return (q | 0x4B000000).to(tl.float32, bitcast=True) - (8388608.0 + offset)
+
+
+# Each helper dequantizes the BLOCK_K columns k0 .. k0 + BLOCK_K of BLOCK_N weight rows, in float32.
+# `row` are [BLOCK_N, 1, 1] byte pointers to the weight rows (rows past N point at row 0, so no load needs a
+# mask). The tile is built as [BLOCK_N, groups, values per group]:
+# scales and mins are loaded once per (row, group) as [BLOCK_N, groups, 1] and broadcast over the group; only
+# the quant bits are gathered per element. The last two axes are then merged into [BLOCK_N, BLOCK_K].
+# For the K-quants BLOCK_K divides 256, so a tile never leaves its 256-value super-block.
 
 
 @triton.jit
-def _q4_0(row, k0, j, mask):
-    blk = row + (k0 // 32) * 18  # block: d f16 | 16 bytes; value j is nibble j//16 of byte j%16
-    q = (_byte(blk + 2 + j % 16, mask) >> ((j // 16) * 4)) & 0xF
-    return _f16(blk, mask) * (q - 8).to(tl.float32)
+def _q8_0(row, k0, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    g = tl.arange(0, BLOCK_K // 32)[None, :, None]
+    j = tl.arange(0, 32)[None, None, :]
+    blk = row + (k0 // 32 + g) * 34  # block: d f16 | 32 x int8
+    q = _int_to_f32(_byte(blk + 2 + j) ^ 0x80, 128)  # int8 = (byte ^ 0x80) - 128
+    return tl.reshape(_f16(blk) * q, (BLOCK_N, BLOCK_K))
 
 
 @triton.jit
-def _kquant_scale_min(scales, s, mask):
-    """6-bit scale and min of sub-block s (0..7) from the 12 packed bytes (gguf Q4_K.get_scale_min)."""
-    a = _byte(scales + s % 4, mask)
-    b = _byte(scales + 4 + s % 4, mask)
-    c = _byte(scales + 8 + s % 4, mask)
-    if s < 4:
-        sc, mn = a & 63, b & 63
-    else:
-        sc, mn = (c & 0xF) | ((a >> 2) & 0x30), (c >> 4) | ((b >> 2) & 0x30)
+def _q4_0(row, k0, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    g = tl.arange(0, BLOCK_K // 32)[None, :, None]
+    j = tl.arange(0, 32)[None, None, :]
+    blk = row + (k0 // 32 + g) * 18  # block: d f16 | 16 bytes; value j is nibble j//16 of byte j%16
+    q = (_byte(blk + 2 + j % 16) >> ((j // 16) * 4)) & 0xF
+    return tl.reshape(_f16(blk) * _int_to_f32(q, 8), (BLOCK_N, BLOCK_K))
+
+
+@triton.jit
+def _kquant_scale_min(scales, s):
+    """6-bit scale and min of sub-blocks s (0..7) from the 12 packed bytes (gguf Q4_K.get_scale_min)."""
+    a = _byte(scales + s % 4)
+    b = _byte(scales + 4 + s % 4)
+    c = _byte(scales + 8 + s % 4)
+    sc = tl.where(s < 4, a & 63, (c & 0xF) | ((a >> 2) & 0x30))
+    mn = tl.where(s < 4, b & 63, (c >> 4) | ((b >> 2) & 0x30))
     return sc.to(tl.float32), mn.to(tl.float32)
 
 
 @triton.jit
-def _q4_k(row, k0, j, mask):
+def _q4_k(row, k0, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     blk = row + (k0 // 256) * 144  # d f16 | dmin f16 | 12 scale bytes | 128 bytes of nibbles
-    s = (k0 % 256) // 32  # sub-block: low nibbles of 32-byte run s//2 when s is even, high nibbles when odd
-    sc, mn = _kquant_scale_min(blk + 4, s, mask)
-    q = (_byte(blk + 16 + (s // 2) * 32 + j, mask) >> ((s % 2) * 4)) & 0xF
-    return (_f16(blk, mask) * sc) * q.to(tl.float32) - _f16(blk + 2, mask) * mn
+    # sub-blocks of 32: sub-block s is the low nibbles of 32-byte run s//2 when s is even, high nibbles when odd
+    s = (k0 % 256) // 32 + tl.arange(0, BLOCK_K // 32)[None, :, None]
+    j = tl.arange(0, 32)[None, None, :]
+    sc, mn = _kquant_scale_min(blk + 4, s)
+    q = (_byte(blk + 16 + (s // 2) * 32 + j) >> ((s % 2) * 4)) & 0xF
+    w = (_f16(blk) * sc) * _int_to_f32(q, 0) - _f16(blk + 2) * mn
+    return tl.reshape(w, (BLOCK_N, BLOCK_K))
 
 
 @triton.jit
-def _q5_k(row, k0, j, mask):
+def _q5_k(row, k0, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     blk = row + (k0 // 256) * 176  # d | dmin | 12 scale bytes | 32 bytes qh (bit s = 5th bit) | 128 bytes qs
-    s = (k0 % 256) // 32
-    sc, mn = _kquant_scale_min(blk + 4, s, mask)
-    low = (_byte(blk + 48 + (s // 2) * 32 + j, mask) >> ((s % 2) * 4)) & 0xF
-    high = (_byte(blk + 16 + j, mask) >> s) & 1
+    s = (k0 % 256) // 32 + tl.arange(0, BLOCK_K // 32)[None, :, None]
+    j = tl.arange(0, 32)[None, None, :]
+    sc, mn = _kquant_scale_min(blk + 4, s)
+    low = (_byte(blk + 48 + (s // 2) * 32 + j) >> ((s % 2) * 4)) & 0xF
+    high = (_byte(blk + 16 + j) >> s) & 1
     q = low | (high << 4)
-    return (_f16(blk, mask) * sc) * q.to(tl.float32) - _f16(blk + 2, mask) * mn
+    w = (_f16(blk) * sc) * _int_to_f32(q, 0) - _f16(blk + 2) * mn
+    return tl.reshape(w, (BLOCK_N, BLOCK_K))
 
 
 @triton.jit
-def _q6_k(row, k0, j, mask):
+def _q6_k(row, k0, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     blk = row + (k0 // 256) * 210  # 128 bytes ql | 64 bytes qh | 16 int8 scales (one per 16 values) | d f16
-    g = (k0 % 256) // 32  # group 0..7; each 128-value half uses 64 ql bytes and 32 qh bytes
-    low = (_byte(blk + (g // 4) * 64 + (g % 2) * 32 + j, mask) >> (((g // 2) % 2) * 4)) & 0xF
-    high = (_byte(blk + 128 + (g // 4) * 32 + j, mask) >> ((g % 4) * 2)) & 3
-    q = (low | (high << 4)) - 32
-    sc = tl.load(blk + 192 + 2 * g + j // 16, mask=mask, other=0).to(tl.int8, bitcast=True).to(tl.float32)
-    return (_f16(blk + 208, mask) * sc) * q.to(tl.float32)
+    # units of 16 values (one scale each): unit u is half u%2 of 32-value group g = u//2; each 128-value half
+    # of the super-block (g//4) uses 64 ql bytes and 32 qh bytes
+    u = (k0 % 256) // 16 + tl.arange(0, BLOCK_K // 16)[None, :, None]
+    g = u // 2
+    j = (u % 2) * 16 + tl.arange(0, 16)[None, None, :]
+    low = (_byte(blk + (g // 4) * 64 + (g % 2) * 32 + j) >> (((g // 2) % 2) * 4)) & 0xF
+    high = (_byte(blk + 128 + (g // 4) * 32 + j) >> ((g % 4) * 2)) & 3
+    q = _int_to_f32(low | (high << 4), 32)
+    sc = _int_to_f32(_byte(blk + 192 + u) ^ 0x80, 128)  # int8
+    return tl.reshape((_f16(blk + 208) * sc) * q, (BLOCK_N, BLOCK_K))
 
 
 @triton.jit
-def _dequant_group(row, k0, j, mask, QTYPE: tl.constexpr):
+def _dequant_tile(row, k0, QTYPE: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     if QTYPE == 8:
-        w = _q8_0(row, k0, j, mask)
+        w = _q8_0(row, k0, BLOCK_N, BLOCK_K)
     elif QTYPE == 2:
-        w = _q4_0(row, k0, j, mask)
+        w = _q4_0(row, k0, BLOCK_N, BLOCK_K)
     elif QTYPE == 12:
-        w = _q4_k(row, k0, j, mask)
+        w = _q4_k(row, k0, BLOCK_N, BLOCK_K)
     elif QTYPE == 13:
-        w = _q5_k(row, k0, j, mask)
+        w = _q5_k(row, k0, BLOCK_N, BLOCK_K)
     else:
-        w = _q6_k(row, k0, j, mask)
+        w = _q6_k(row, k0, BLOCK_N, BLOCK_K)
     return w
 
 
 @triton.jit
 def _dequant_matmul_kernel(
-    x_ptr, w_ptr, b_ptr, y_ptr, M, N, K,
+    x_ptr, w_ptr, b_ptr, y_ptr, M, N, K, m_bucket,
     stride_xm, stride_xk, stride_wn, stride_ym,
     QTYPE: tl.constexpr, HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
-    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_k = tl.arange(0, BLOCK_K)  # BLOCK_K = 32: one quant group (one scale) per step
-    m_mask = offs_m[:, None] < M
-    n_mask = offs_n[:, None] < N
-    w_rows = w_ptr + offs_n[:, None].to(tl.int64) * stride_wn
-    x_rows = x_ptr + offs_m[:, None].to(tl.int64) * stride_xm
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):  # K is a multiple of 32 (checked on the host)
-        x = tl.load(x_rows + (k0 + offs_k)[None, :] * stride_xk, mask=m_mask, other=0.0)  # [BM, BK]
-        w = _dequant_group(w_rows, k0, offs_k[None, :], n_mask, QTYPE)  # [BN, BK] fp32
-        acc = tl.dot(x, tl.trans(w.to(x.dtype)), acc, input_precision=PRECISION)
+    # m_bucket is only the autotuner's key (M rounded to a power of two); K is a multiple of BLOCK_K (host).
+    # Grouped ordering: GROUP_M consecutive M tiles per N tile, so programs running together share x rows in L2.
+    pid = tl.program_id(0)
+    num_pid_m = tl.cdiv(M, BLOCK_M)
+    num_pid_n = tl.cdiv(N, BLOCK_N)
+    width = GROUP_M * num_pid_n
+    first_m = (pid // width) * GROUP_M
+    group_m = min(num_pid_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % width) % group_m
+    pid_n = (pid % width) // group_m
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    # Rows past M / N read row 0 instead (their results are never stored): the loads need no masks.
+    rm = tl.where(offs_m < M, offs_m, 0).to(tl.int64)
+    rn = tl.where(offs_n < N, offs_n, 0).to(tl.int64)
+    xt_ptrs = x_ptr + rm[None, :] * stride_xm + offs_k[:, None] * stride_xk  # xᵀ tile [BK, BM]
+    w_rows = (w_ptr + rn * stride_wn)[:, None, None]  # [BN, 1, 1]
+    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)  # yᵀ tile
+    for k0 in range(0, K, BLOCK_K):
+        xt = tl.load(xt_ptrs)
+        w = _dequant_tile(w_rows, k0, QTYPE, BLOCK_N, BLOCK_K)  # [BN, BK] fp32
+        acc = tl.dot(w.to(xt.dtype), xt, acc, input_precision=PRECISION)
+        xt_ptrs += BLOCK_K * stride_xk
     if HAS_BIAS:
-        acc += tl.load(b_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
+        acc += tl.load(b_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[:, None]
     y_ptrs = y_ptr + offs_m[:, None].to(tl.int64) * stride_ym + offs_n[None, :]
-    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=m_mask & n_mask.reshape(1, BLOCK_N))
+    mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
+    tl.store(y_ptrs, tl.trans(acc).to(y_ptr.dtype.element_ty), mask=mask)
+
+
+# Autotuned configs (CUDA). BLOCK_N is the wgmma M side (64 weight rows per warpgroup), BLOCK_M the wgmma N side
+# (≤ 256 tokens): a big BLOCK_M amortizes each dequantized weight value over more tokens. BLOCK_K is 64 or 32:
+# BLOCK_K = 128 spilled registers (or overflowed shared memory) at these tile sizes for most quant types when
+# compiled for sm_90. None of these spills for any quant type, and all use ≤ 132 KiB of shared memory. The
+# 64-token and 64-row tiles give the N = 1536 outputs (a short grid with big tiles) more programs, and two
+# resident programs per SM, so one program's dequantization can overlap the other's tensor-core work.
+CONFIGS = [
+    triton.Config({"BLOCK_M": 256, "BLOCK_N": 128, "BLOCK_K": 64}, num_warps=8, num_stages=3),
+    triton.Config({"BLOCK_M": 256, "BLOCK_N": 128, "BLOCK_K": 32}, num_warps=8, num_stages=4),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 32}, num_warps=8, num_stages=4),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64}, num_warps=8, num_stages=4),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 64}, num_warps=4, num_stages=4),
+    triton.Config({"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 64}, num_warps=4, num_stages=4),
+]
+SMALL_M = 64  # up to this many rows: one fixed narrow config, no autotuning
+
+
+def _block_k(k: int) -> int:
+    """64, or 32 when K is an odd multiple of 32 (Q8_0 / Q4_0 only: the K-quants have K % 256 == 0)."""
+    return 64 if k % 64 == 0 else 32
+
+
+def _fixed_config(m: int, k: int, fp32: bool = False) -> triton.Config:
+    """The config used without autotuning: small M, the interpreter, fp32 inputs. BLOCK_M just covers M (16..64).
+    fp32 is the accuracy path (an exact FMA dot, not tensor cores): smaller K steps keep its registers in check."""
+    block_m = min(max(16, triton.next_power_of_2(m)), 64)
+    block_k = 32 if fp32 else _block_k(k)
+    return triton.Config(
+        {"BLOCK_M": block_m, "BLOCK_N": 64, "BLOCK_K": block_k}, num_warps=4, num_stages=2 if fp32 else 3
+    )
+
+
+def _prune(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+    """Drop configs whose BLOCK_K does not divide K (only Q8_0 / Q4_0 with K = 32·odd can hit this)."""
+    k = {**named_args, **kwargs}["K"]
+    kept = [c for c in configs if k % c.kwargs["BLOCK_K"] == 0]
+    return kept or [_fixed_config(SMALL_M, k)]
+
+
+# Tuning runs once per (M bucket, N, K, quant type, dtypes). 10 ms warm-up + 40 ms of timed runs per config
+# (Triton's default is 25 + 100) keeps the first call at a new shape short; the do_bench hook is Triton ≥ 3.2.
+_TUNING = (
+    {"do_bench": functools.partial(triton.testing.do_bench, warmup=10, rep=40)}
+    if "do_bench" in inspect.signature(triton.autotune).parameters
+    else {}
+)
+_autotuned_kernel = triton.autotune(
+    configs=CONFIGS, key=["m_bucket", "N", "K", "QTYPE"], prune_configs_by={"early_config_prune": _prune}, **_TUNING
+)(_dequant_matmul_kernel)
 
 
 def _check_inputs(x: torch.Tensor, packed: torch.Tensor, qtype: int, out_features: int, in_features: int) -> Q:
@@ -169,13 +271,23 @@ def dequant_matmul(
     x2 = x.reshape(-1, in_features)  # [M, K]; a view when possible, any strides are fine
     m = x2.shape[0]
     y = torch.empty(m, out_features, device=x.device, dtype=x.dtype)
-    block_m = 16 if m <= 16 else 32 if m <= 32 else 64
-    block_n = 64
-    grid = (triton.cdiv(m, block_m), triton.cdiv(out_features, block_n))
-    _dequant_matmul_kernel[grid](
+    if m == 0:
+        return y.reshape(*x.shape[:-1], out_features)
+    args = (
         x2, packed, bias if bias is not None else y, y, m, out_features, in_features,
-        x2.stride(0), x2.stride(1), packed.stride(0), y.stride(0),
-        QTYPE=int(qtype), HAS_BIAS=bias is not None, PRECISION="ieee" if x.dtype == torch.float32 else "tf32",
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=32,
+        min(triton.next_power_of_2(m), 32768), x2.stride(0), x2.stride(1), packed.stride(0), y.stride(0),
     )  # fmt: skip
+    flags = dict(QTYPE=int(qtype), HAS_BIAS=bias is not None, PRECISION="ieee" if x.dtype == torch.float32 else "tf32")
+
+    def grid(meta: dict) -> tuple[int]:
+        return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(out_features, meta["BLOCK_N"]),)
+
+    fp32 = x.dtype == torch.float32
+    if INTERPRET or m <= SMALL_M or fp32:
+        config = _fixed_config(m, in_features, fp32=fp32 and not INTERPRET)
+        _dequant_matmul_kernel[grid](
+            *args, **flags, **config.kwargs, num_warps=config.num_warps, num_stages=config.num_stages
+        )
+    else:
+        _autotuned_kernel[grid](*args, **flags)
     return y.reshape(*x.shape[:-1], out_features)

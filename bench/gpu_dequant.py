@@ -1,0 +1,193 @@
+"""Fused Triton dequant-matmul vs the bf16 GEMM at video token counts (not a pytest file).
+
+    python bench/gpu_dequant.py OUT.jsonl                          # CUDA, bf16; about 1-2 minutes on an H100
+    python bench/gpu_dequant.py OUT.jsonl --cpu-smoke              # CPU: tiny shapes, Triton's interpreter
+
+Most of a CUDA run is Triton compiling the autotuner's configs (6 per quant type, Q6_K twice: its row stride
+at K = 1536 is not a multiple of 16) and tuning each new shape; cases still left after --budget=SECONDS
+(default 200) are reported as skipped.
+
+For M in (4096, 16384, 114080) tokens, (N, K) in ((6144, 1536), (1536, 6144), (4608, 1536)) and Q8_0 / Q4_K /
+Q6_K (Q4_0 and Q5_K at M = 16384 only), times (CUDA events, warm-up first, median):
+  triton_ms        motif_lite.kernels.dequant_matmul (autotuned on the first call at each shape, untimed)
+  gemm_ms          bf16 F.linear with a dense weight of the same shape (the target: ratio_vs_gemm ≤ 1.2)
+  dequant_gemm_ms  dequant_linear_torch: dequantize the whole weight, then F.linear
+and checks the Triton result against F.linear(x, dequantized weight) (rel_err = max |diff| / max |ref|). One
+JSON line per case is printed and appended to OUT; a failing case prints its error as a JSON line and the run
+goes on. Weights are random packed blocks with finite fp16 scales; operands stay warm in L2 between reps, for
+the GEMM as for the kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
+
+SMOKE = "--cpu-smoke" in sys.argv
+if SMOKE:
+    os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from gguf import GGML_QUANT_SIZES  # noqa: E402
+from gguf import GGMLQuantizationType as Q  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+START = time.perf_counter()
+# --budget=SECONDS (default 200): cases left when it is spent are reported as skipped, not run
+BUDGET_S = float(next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--budget=")), 200))
+
+if SMOKE:  # fp32: the interpreter has no working bf16
+    DEVICE, DTYPE, REPS, WARMUP = "cpu", torch.float32, {16: 2, 80: 2}, 1
+    SHAPES = ((64, 256), (32, 512))
+    MAIN_QTYPES, EXTRA_QTYPES, EXTRA_M = (Q.Q8_0, Q.Q4_K, Q.Q6_K), (Q.Q4_0, Q.Q5_K), 80
+else:
+    DEVICE, DTYPE, REPS, WARMUP = "cuda", torch.bfloat16, {4096: 20, 16384: 10, 114080: 10}, 3
+    SHAPES = ((6144, 1536), (1536, 6144), (4608, 1536))
+    MAIN_QTYPES, EXTRA_QTYPES, EXTRA_M = (Q.Q8_0, Q.Q4_K, Q.Q6_K), (Q.Q4_0, Q.Q5_K), 16384
+F16_FIELDS = {Q.Q8_0: [0], Q.Q4_0: [0], Q.Q4_K: [0, 2], Q.Q5_K: [0, 2], Q.Q6_K: [208]}  # byte offsets of fp16s
+
+
+def import_kernels() -> tuple[types.ModuleType, types.ModuleType, types.ModuleType]:
+    """dequant_matmul, reference, weights.dequant. motif_lite.kernels is this checkout's kernels/ folder
+    (pyproject's package-dir); where motif_lite is not installed, map both packages from the checkout."""
+    try:
+        from motif_lite.kernels import dequant_matmul, reference
+        from motif_lite.weights import dequant
+    except ImportError:
+        for name in [m for m in sys.modules if m == "motif_lite" or m.startswith("motif_lite.")]:
+            del sys.modules[name]
+        for name, folder in (("motif_lite", "motif_lite"), ("motif_lite.kernels", "kernels")):
+            package = types.ModuleType(name)
+            package.__path__ = [str(ROOT / folder)]
+            sys.modules[name] = package
+        from motif_lite.kernels import dequant_matmul, reference
+        from motif_lite.weights import dequant
+    return dequant_matmul, reference, dequant
+
+
+dm, reference, dequant = import_kernels()
+
+
+def emit(out: Path, **record) -> None:
+    line = json.dumps(record)
+    print(line, flush=True)
+    with out.open("a") as f:
+        f.write(line + "\n")
+
+
+def packed_weight(qtype: Q, rows: int, cols: int, seed: int = 0) -> torch.Tensor:
+    """Random ggml blocks `[rows, bytes_per_row]`: random quant bits, every fp16 scale field set to 0.01."""
+    block_size, type_size = GGML_QUANT_SIZES[qtype]
+    blocks = np.random.default_rng(seed).integers(0, 256, (rows, cols // block_size, type_size), dtype=np.uint8)
+    for offset in F16_FIELDS[qtype]:
+        blocks[..., offset : offset + 2] = np.full((1, 1, 1), 0.01, np.float16).view(np.uint8)
+    return torch.from_numpy(blocks.reshape(rows, -1)).to(DEVICE)
+
+
+def time_ms(fn, reps: int) -> float:
+    """Median milliseconds of `reps` calls after WARMUP untimed ones."""
+    for _ in range(WARMUP):
+        fn()
+    if DEVICE == "cpu":
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - start) * 1e3)
+        return statistics.median(times)
+    torch.cuda.synchronize()
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
+    for start, end in events:
+        start.record()
+        fn()
+        end.record()
+    torch.cuda.synchronize()
+    return statistics.median(start.elapsed_time(end) for start, end in events)
+
+
+def config_of(config) -> dict | None:
+    """The autotuner's choice as a dict (None: the call took the fixed small-M / fp32 / interpreter config)."""
+    if config is None:
+        return None
+    return {**config.kwargs, "num_warps": config.num_warps, "num_stages": config.num_stages}
+
+
+def run_case(qtype: Q, x: torch.Tensor, n: int, k: int, gemm_ms: float, reps: int) -> dict:
+    m = x.shape[0]
+    packed = packed_weight(qtype, n, k)
+    weight = dequant.dequantize(packed, qtype, (n, k), DTYPE)
+    dm._autotuned_kernel.best_config = None  # set again by the autotuned path only
+
+    def triton_fn() -> torch.Tensor:
+        return dm.dequant_matmul(x, packed, qtype, n, k)
+
+    y = triton_fn()  # first call: autotuning and compilation, untimed
+    best = config_of(dm._autotuned_kernel.best_config)
+    ref = F.linear(x, weight)
+    rel_err = ((y.float() - ref.float()).abs().max() / ref.float().abs().max()).item()
+    del y, ref
+    triton_ms = time_ms(triton_fn, reps)
+    dequant_gemm_ms = time_ms(lambda: reference.dequant_linear_torch(x, packed, qtype, n, k), reps)
+    return dict(
+        qtype=qtype.name, M=m, N=n, K=k,
+        triton_ms=round(triton_ms, 4), gemm_ms=round(gemm_ms, 4), dequant_gemm_ms=round(dequant_gemm_ms, 4),
+        ratio_vs_gemm=round(triton_ms / gemm_ms, 3), tflops=round(2 * m * n * k / (triton_ms * 1e-3) / 1e12, 1),
+        rel_err=float(f"{rel_err:.3g}"), best_config=best,
+    )  # fmt: skip
+
+
+def run_shape(out: Path, m: int, n: int, k: int, reps: int, qtypes: tuple[Q, ...]) -> int:
+    """All quant types at one (M, N, K), sharing x and the dense GEMM's time. -> number of cases that ran."""
+    try:
+        g = torch.Generator(device=DEVICE).manual_seed(m + n)
+        x = torch.randn(m, k, device=DEVICE, dtype=DTYPE, generator=g)
+        dense = torch.randn(n, k, device=DEVICE, dtype=DTYPE, generator=g) / k**0.5
+        gemm_ms = time_ms(lambda: F.linear(x, dense), reps)
+    except Exception as exc:  # report and go on
+        for qtype in qtypes:
+            emit(out, qtype=qtype.name, M=m, N=n, K=k, error=f"setup: {type(exc).__name__}: {exc}"[:500])
+        return 0
+    ok = 0
+    for qtype in qtypes:
+        try:
+            emit(out, **run_case(qtype, x, n, k, gemm_ms, reps))
+            ok += 1
+        except Exception as exc:
+            emit(out, qtype=qtype.name, M=m, N=n, K=k, error=f"{type(exc).__name__}: {exc}"[:500])
+    return ok
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    out = Path(args[0] if args else "gpu_dequant.jsonl")
+    if not SMOKE and not torch.cuda.is_available():
+        sys.exit("gpu_dequant: no CUDA device (use --cpu-smoke to check the script on CPU)")
+    device = "cpu (Triton interpreter)" if SMOKE else torch.cuda.get_device_name()
+    cases = 0
+    for m, reps in REPS.items():
+        for n, k in SHAPES:
+            qtypes = MAIN_QTYPES + (EXTRA_QTYPES if m == EXTRA_M else ())
+            if time.perf_counter() - START > BUDGET_S:
+                for qtype in qtypes:
+                    emit(out, qtype=qtype.name, M=m, N=n, K=k, skipped=f"time budget of {BUDGET_S:.0f} s spent")
+                continue
+            cases += run_shape(out, m, n, k, reps, qtypes)
+            if DEVICE == "cuda":
+                torch.cuda.empty_cache()
+    import triton
+
+    emit(
+        out, summary=f"{cases} cases ok", device=device, dtype=str(DTYPE), triton=triton.__version__,
+        torch=torch.__version__, elapsed_s=round(time.perf_counter() - START, 1),
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
