@@ -1,8 +1,11 @@
-"""One-shot GPU check of the VAE (not a pytest file): python bench/bench_vae_gpu.py [frames]
+"""One-shot GPU check of the VAE (not a pytest file): python bench/bench_vae_gpu.py [frames] [--tiled]
 
 Full Wan2.1 config with random weights on CUDA: fp32 parity with diffusers at 64x64x5, then bf16 decode of
-1280x736 x frames (default 33) with diffusers and ours, untiled and tiled; prints time and peak CUDA memory
-(torch.cuda.max_memory_allocated, weights included) as JSON lines.
+1280x736 x frames (default 33) with diffusers and ours; prints time and peak CUDA memory
+(torch.cuda.max_memory_allocated, weights included) as JSON lines. Ours runs three ways: `decode` (frame by frame
+through the upper levels, the whole clip returned on the GPU like diffusers'), `decode_frames` with every chunk
+copied to the CPU as it comes (what the pipeline does: the clip never sits on the GPU), and `decode` with
+frame_by_frame=False (the reference's chunking). --tiled adds the tiled decodes of both.
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ def measure(name: str, decode) -> torch.Tensor:
     return out
 
 
-def main(frames: int) -> None:
+def streamed_to_cpu(vae, z: torch.Tensor) -> torch.Tensor:
+    return torch.cat([chunk.cpu() for chunk in vae.decode_frames(z)], dim=2)
+
+
+def main(frames: int, tiled: bool) -> None:
     torch.manual_seed(0)
     folder = tempfile.mkdtemp()
     AutoencoderKLWan().save_pretrained(folder)
@@ -39,21 +46,34 @@ def main(frames: int) -> None:
     z = torch.randn(1, 16, 2, 8, 8, device="cuda")
     with torch.no_grad():
         expected = ref.decode(z).sample
-    err = (ours.decode(z) - expected).abs().max().item()
-    print(json.dumps({"run": "fp32 parity 64x64x5", "max_abs": err, "ref_std": expected.std().item()}))
+    for frame_by_frame in (False, True):
+        err = (ours.decode(z, frame_by_frame=frame_by_frame) - expected).abs().max().item()
+        print(json.dumps({"run": f"fp32 parity 64x64x5, frame_by_frame={frame_by_frame}", "max_abs": err,
+                          "ref_std": expected.std().item()}))  # fmt: skip
     del ref, ours
     ref = AutoencoderKLWan.from_pretrained(folder, torch_dtype=torch.bfloat16).eval().cuda()
     z = torch.randn(1, 16, (frames - 1) // 4 + 1, 92, 160, device="cuda", dtype=torch.bfloat16)
-    theirs = measure(f"diffusers bf16 1280x736x{frames}", lambda: ref.decode(z).sample).float().cpu()
-    ref.enable_tiling()  # its defaults: 256-pixel tiles, 192-pixel stride (= our VAETile(32, 8))
-    measure(f"diffusers tiled bf16 1280x736x{frames}", lambda: ref.decode(z).sample)
+    size = f"1280x736x{frames}"
+    theirs = measure(f"diffusers bf16 {size}", lambda: ref.decode(z).sample).float().cpu()
+    if tiled:
+        ref.enable_tiling()  # its defaults: 256-pixel tiles, 192-pixel stride (= our VAETile(32, 8))
+        measure(f"diffusers tiled bf16 {size}", lambda: ref.decode(z).sample)
     ref = None  # free its weights before loading ours
     torch.cuda.empty_cache()
     ours = load_vae(folder, dtype=torch.bfloat16, device="cuda", encoder=False)
-    mine = measure(f"motif_lite bf16 1280x736x{frames}", lambda: ours.decode(z)).float().cpu()
-    print(json.dumps({"run": "bf16 ours vs diffusers", "max_abs": (mine - theirs).abs().max().item()}))
-    measure(f"motif_lite tiled(32,8) bf16 1280x736x{frames}", lambda: ours.decode(z, tile=VAETile(32, 8)))
+    mine = measure(f"motif_lite bf16 {size} decode (frame by frame)", lambda: ours.decode(z)).float().cpu()
+    print(json.dumps({"run": "bf16 ours (frame by frame) vs diffusers", "max_abs": (mine - theirs).abs().max().item(),
+                      "mean_abs": (mine - theirs).abs().mean().item()}))  # fmt: skip
+    del mine
+    measure(f"motif_lite bf16 {size} decode_frames -> CPU (the pipeline's path)", lambda: streamed_to_cpu(ours, z))
+    exact = measure(f"motif_lite bf16 {size} decode frame_by_frame=False", lambda: ours.decode(z, frame_by_frame=False))
+    print(json.dumps({"run": "bf16 ours (chunk at once) vs diffusers",
+                      "max_abs": (exact.float().cpu() - theirs).abs().max().item()}))  # fmt: skip
+    del exact
+    if tiled:
+        measure(f"motif_lite tiled(32,8) bf16 {size}", lambda: ours.decode(z, tile=VAETile(32, 8)))
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 33)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(int(args[0]) if args else 33, "--tiled" in sys.argv)
