@@ -5,7 +5,8 @@ Full Wan2.1 config with random weights on CUDA: fp32 parity with diffusers at 64
 (torch.cuda.max_memory_allocated, weights included) as JSON lines. Ours runs three ways: `decode` (frame by frame
 through the upper levels, the whole clip returned on the GPU like diffusers'), `decode_frames` with every chunk
 copied to the CPU as it comes (what the pipeline does: the clip never sits on the GPU), and `decode` with
-frame_by_frame=False (the reference's chunking). --tiled adds the tiled decodes of both.
+frame_by_frame=False (the reference's chunking). --tiled adds the tiled decodes of both; --variants adds
+cuDNN-autotuned runs and a split at the top level only (experiments behind the chosen defaults).
 """
 
 from __future__ import annotations
@@ -23,21 +24,24 @@ from motif_lite.vae import VAETile, load_vae
 
 def measure(name: str, decode) -> torch.Tensor:
     torch.cuda.synchronize()
+    torch.cuda.empty_cache()  # so the reserved peak is this run's
     torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     with torch.no_grad():
         out = decode()
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() / 2**30
-    print(json.dumps({"run": name, "seconds": round(time.perf_counter() - start, 2), "peak_gib": round(peak, 2)}))
+    reserved = torch.cuda.max_memory_reserved() / 2**30
+    seconds = round(time.perf_counter() - start, 2)
+    print(json.dumps({"run": name, "seconds": seconds, "peak_gib": round(peak, 2), "reserved_gib": round(reserved, 2)}))
     return out
 
 
-def streamed_to_cpu(vae, z: torch.Tensor) -> torch.Tensor:
-    return torch.cat([chunk.cpu() for chunk in vae.decode_frames(z)], dim=2)
+def streamed_to_cpu(vae, z: torch.Tensor, frame_by_frame: bool = True) -> torch.Tensor:
+    return torch.cat([chunk.cpu() for chunk in vae.decode_frames(z, frame_by_frame=frame_by_frame)], dim=2)
 
 
-def main(frames: int, tiled: bool) -> None:
+def main(frames: int, tiled: bool, variants: bool) -> None:
     torch.manual_seed(0)
     folder = tempfile.mkdtemp()
     AutoencoderKLWan().save_pretrained(folder)
@@ -72,8 +76,28 @@ def main(frames: int, tiled: bool) -> None:
     del exact
     if tiled:
         measure(f"motif_lite tiled(32,8) bf16 {size}", lambda: ours.decode(z, tile=VAETile(32, 8)))
+    if variants:
+        # Experiments for choosing defaults: cuDNN's autotuned algorithms, and splitting frames only at the top
+        # level (the decoder's own _up_from, told to keep whole chunks below the last level).
+        with torch.backends.cudnn.flags(enabled=True, benchmark=True):
+            for fbf in (True, False):
+                ours.decode(z[:, :, :3], frame_by_frame=fbf)  # let cuDNN pick per shape first
+                measure(f"motif_lite bf16 {size} decode_frames -> CPU, frame_by_frame={fbf}, cudnn.benchmark",
+                        lambda fbf=fbf: streamed_to_cpu(ours, z, fbf))  # fmt: skip
+        decoder = ours.decoder
+        top = len(decoder.up_blocks) - 1
+        whole_below = type(decoder)._up_from
+
+        def split_at_top(level, x, state):
+            if level < top:
+                return decoder._up_from(level + 1, decoder.up_blocks[level](x, state), state)
+            return whole_below(decoder, level, x, state)
+
+        decoder._up_from = split_at_top
+        measure(f"motif_lite bf16 {size} decode_frames -> CPU, split at the top level only",
+                lambda: streamed_to_cpu(ours, z))  # fmt: skip
 
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    main(int(args[0]) if args else 33, "--tiled" in sys.argv)
+    main(int(args[0]) if args else 33, "--tiled" in sys.argv, "--variants" in sys.argv)

@@ -141,6 +141,7 @@ def main() -> None:
         seconds={k: round(v, 2) for k, v in result.timings.items()},
         seconds_per_step=round(result.timings["denoise"] / args.steps, 2),
         peak_gib={k: round(v / GiB, 2) for k, v in result.stage_peaks.items()},
+        decode_reserved_gib=round(torch.cuda.max_memory_reserved() / GiB, 2) if DEVICE == "cuda" else None,
         planned_gib=planned,
         frames_written=len(list(out_dir.glob("f_*.png"))),
     )

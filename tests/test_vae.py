@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.vae import VAETile, load_vae
-from motif_lite.vae.layers import CausalState
+from motif_lite.vae import layers as vae_layers
+from motif_lite.vae.layers import CausalState, RMSNorm
 from motif_lite.vae.tiling import blend_weights, tile_spans
 
 diffusers = pytest.importorskip("diffusers")
@@ -277,3 +279,14 @@ def test_full_wan21_config_parity(tmp_path):
     assert_close(vae.decode(z, frame_by_frame=False), decoded)
     # Frame by frame, CPU convolutions over 1 frame instead of 4 round differently: measured 1.2e-5 std.
     assert_close(vae.decode(z), decoded, rel=1e-4)
+
+
+def test_half_precision_norm_in_bands_is_the_reference_formula(monkeypatch):
+    # The band loop bounds the float32 temporary; per-pixel math, so any band height gives identical bits.
+    norm = RMSNorm(8).to(torch.bfloat16)
+    with torch.no_grad():
+        norm.gamma.uniform_(0.5, 1.5)
+    x = torch.randn(2, 8, 3, 7, 5).to(torch.bfloat16)
+    expected = F.normalize(x.float(), dim=1).to(torch.bfloat16) * norm.scale * norm.gamma  # diffusers' formula
+    monkeypatch.setattr(vae_layers, "FLOAT32_BAND_ELEMENTS", 2 * 8 * 3 * 5 * 2)  # two rows per band
+    assert torch.equal(norm(x), expected)

@@ -72,10 +72,11 @@ TEXT_HIDDEN, TEXT_MLP, TEXT_HEADS, TEXT_TOKENS = 2560, 10240, 8, 512
 #   + 672) = 2365. With tiles, every tile keeps its own caches (tiling.py), so this term covers the whole frame
 #   (times the tiles' overlap) whatever the tile size;
 # - working tensors while one frame goes through the full-resolution levels (`decode_frames` is frame by frame
-#   there): input, its float32 norm, the padded conv input (3 frames), the output, the upsampled input -> ~800;
-#   with tiles, per tile pixel. (Decoding 4 frames at once measured 2145 on the CPU.)
+#   there: input, float32 norm band, padded conv input of 3 frames, new cache, output, cuDNN workspace): measured
+#   on an H200 at 1280x736x121 in bf16 (bench/bench_vae_gpu.py) as peak - weights - caches -> 1500; with tiles,
+#   per tile pixel. (Decoding 4 frames at once measured 2145 on the CPU.)
 VAE_CACHE_ELEMS_PER_PIXEL = 2365
-VAE_WORK_ELEMS_PER_PIXEL = 800
+VAE_WORK_ELEMS_PER_PIXEL = 1500
 # A quantized linear dequantizes its weight per call: float32 values then the bf16 copy (4 + 2 bytes per weight).
 DEQUANT_BYTES_PER_WEIGHT = 6
 # Not modelled in detail: allocator fragmentation (x1.10) and cuBLAS/cuDNN workspaces, RoPE tables, latents (0.5 GiB).
