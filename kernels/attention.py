@@ -8,10 +8,14 @@ result is exact softmax attention (SDPA with the same boolean key mask). Query r
 
 Speed (bf16/fp16 on CUDA): tiles, warps and pipeline stages come from `triton.autotune` over `_CONFIGS`, keyed
 on the (bucketed) lengths, head dim and which masks are present. The key loop is split into full key tiles,
-which load k/v without bounds masks and, without a key mask, apply no mask at all, and one partial tail tile.
-The softmax scale (times log2 e) is folded into the exp2 argument (one FMA per score) instead of rounding a
-pre-scaled q to bf16. fp32 inputs (exact `ieee` dots), the CPU interpreter and block sizes below 128 use one
-fixed small config.
+which load k/v without bounds masks and apply no mask at all, and one partial tail tile. With a key mask, the
+full tiles before each row's first masked key (all but the last one or two for the model's trailing text
+padding) take that mask-free path too; only the tiles from there on read the mask. k/v tile pointers are
+built once and advanced by one scalar step per tile (no per-element 64-bit row math in the loop); the JIT
+specializes the head dim's unit stride to a constant, so full tiles load as 16-byte cp.async copies that the
+loop software-pipelines into Hopper wgmma. The softmax scale (times log2 e) is folded into the exp2 argument
+(one FMA per score) instead of rounding a pre-scaled q to bf16. fp32 inputs (exact `ieee` dots), the CPU
+interpreter and block sizes below 128 use one fixed small config.
 """
 
 from __future__ import annotations
@@ -30,15 +34,14 @@ _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 @triton.jit
 def _attend_tile(
-    acc, l_i, m_i, q, k_base, v_base, kmask_row, start_n, offs_n, offs_d, LK, D, skn, skd, svn, svd, qk_scale,
+    acc, l_i, m_i, q, k_ptrs, v_ptrs, kmask_row, start_n, offs_n, offs_d, LK, D, qk_scale,
     HAS_KEY_MASK: tl.constexpr, TAIL: tl.constexpr, EVEN_D: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     """Fold key tile [start_n, start_n + BLOCK_N) into the running row max m_i (log2 units), normalizer l_i
-    and output acc (all fp32). TAIL: the tile runs past LK (bounds-masked loads, out-of-range keys -inf)."""
+    and output acc (all fp32). k_ptrs/v_ptrs: the tile's [BLOCK_N, BLOCK_D] k/v pointers. TAIL: the tile runs
+    past LK (bounds-masked loads, out-of-range keys -inf). HAS_KEY_MASK: apply the per-key mask (bytes at
+    kmask_row[start_n:]); False on tiles whose keys are all kept."""
     cols = start_n + offs_n
-    rows = cols[:, None].to(tl.int64)  # 2N tokens x a fused-QKV row stride can pass 2**31
-    k_ptrs = k_base + rows * skn + offs_d[None, :] * skd
-    v_ptrs = v_base + rows * svn + offs_d[None, :] * svd
     if TAIL:
         kv_mask = (cols[:, None] < LK) & (offs_d[None, :] < D)
         k = tl.load(k_ptrs, mask=kv_mask, other=0.0)
@@ -96,9 +99,16 @@ def _attention_kernel(
         mask=(offs_m[:, None] < LQ) & d_mask,
         other=0.0,
     )
-    k_base = k_ptr + b.to(tl.int64) * skb + h.to(tl.int64) * skh
-    v_base = v_ptr + b.to(tl.int64) * svb + h.to(tl.int64) * svh
-    kmask_row = kmask_ptr + b * skm_b  # read only when HAS_KEY_MASK
+    # Tile pointers at key 0, hoisted out of the loops: a tile at start_n adds one scalar int64 offset
+    # (start_n * stride, 2N tokens x a fused-QKV row stride can pass 2**31) instead of per-element row math.
+    k_tile = k_ptr + b.to(tl.int64) * skb + h.to(tl.int64) * skh + offs_n[:, None].to(tl.int64) * skn
+    k_tile += offs_d[None, :] * skd
+    v_tile = v_ptr + b.to(tl.int64) * svb + h.to(tl.int64) * svh + offs_n[:, None].to(tl.int64) * svn
+    v_tile += offs_d[None, :] * svd
+    # Key mask rows: [int32 index of the first masked key (LK if none), LK mask bytes, padding]; see
+    # `_key_mask_arg`. Read only when HAS_KEY_MASK.
+    kmask_head = kmask_ptr + b * skm_b
+    kmask_row = kmask_head + 4
     m_i = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
     l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
@@ -110,27 +120,49 @@ def _attention_kernel(
         SUB: tl.constexpr = MASK_BLOCK // BLOCK_N
         for it in range(0, tl.load(row) * SUB):
             start_n = tl.load(row + 2 + it // SUB) * MASK_BLOCK + (it % SUB) * BLOCK_N
+            n64 = tl.cast(start_n, tl.int64)
             acc, l_i, m_i = _attend_tile(
-                acc, l_i, m_i, q, k_base, v_base, kmask_row, start_n, offs_n, offs_d, LK, D,
-                skn, skd, svn, svd, qk_scale, HAS_KEY_MASK, False, EVEN_D, PRECISION,
+                acc, l_i, m_i, q, k_tile + n64 * skn, v_tile + n64 * svn, kmask_row, start_n, offs_n, offs_d,
+                LK, D, qk_scale, HAS_KEY_MASK, False, EVEN_D, PRECISION,
             )  # fmt: skip
         if tl.load(row + 1) != 0:  # the partial last key block, bounds-masked
             for start_n in range((LK // MASK_BLOCK) * MASK_BLOCK, LK, BLOCK_N):
+                n64 = tl.cast(start_n, tl.int64)
                 acc, l_i, m_i = _attend_tile(
-                    acc, l_i, m_i, q, k_base, v_base, kmask_row, start_n, offs_n, offs_d, LK, D,
-                    skn, skd, svn, svd, qk_scale, HAS_KEY_MASK, True, EVEN_D, PRECISION,
+                    acc, l_i, m_i, q, k_tile + n64 * skn, v_tile + n64 * svn, kmask_row, start_n, offs_n,
+                    offs_d, LK, D, qk_scale, HAS_KEY_MASK, True, EVEN_D, PRECISION,
                 )  # fmt: skip
     else:
         lk_full = (LK // BLOCK_N) * BLOCK_N
-        for start_n in range(0, lk_full, BLOCK_N):  # full key tiles: no bounds masks
+        if HAS_KEY_MASK:
+            # Full tiles before the first masked key need no mask (all of them for trailing text padding).
+            first_masked = tl.load(kmask_head.to(tl.pointer_type(tl.int32), bitcast=True))
+            lk_clean = (tl.minimum(first_masked, lk_full) // BLOCK_N) * BLOCK_N
+        else:
+            lk_clean = lk_full
+        k_ptrs = k_tile
+        v_ptrs = v_tile
+        k_step = tl.cast(skn, tl.int64) * BLOCK_N
+        v_step = tl.cast(svn, tl.int64) * BLOCK_N
+        for start_n in range(0, lk_clean, BLOCK_N):  # full, unmasked key tiles: no bounds or key masks
             acc, l_i, m_i = _attend_tile(
-                acc, l_i, m_i, q, k_base, v_base, kmask_row, start_n, offs_n, offs_d, LK, D,
-                skn, skd, svn, svd, qk_scale, HAS_KEY_MASK, False, EVEN_D, PRECISION,
+                acc, l_i, m_i, q, k_ptrs, v_ptrs, kmask_row, start_n, offs_n, offs_d, LK, D, qk_scale,
+                False, False, EVEN_D, PRECISION,
             )  # fmt: skip
+            k_ptrs += k_step
+            v_ptrs += v_step
+        if HAS_KEY_MASK:
+            for start_n in range(lk_clean, lk_full, BLOCK_N):  # full tiles from the first masked key on
+                n64 = tl.cast(start_n, tl.int64)
+                acc, l_i, m_i = _attend_tile(
+                    acc, l_i, m_i, q, k_tile + n64 * skn, v_tile + n64 * svn, kmask_row, start_n, offs_n,
+                    offs_d, LK, D, qk_scale, True, False, EVEN_D, PRECISION,
+                )  # fmt: skip
         if lk_full < LK:  # the partial last key tile
+            n64 = tl.cast(lk_full, tl.int64)  # LK may be a specialized constant
             acc, l_i, m_i = _attend_tile(
-                acc, l_i, m_i, q, k_base, v_base, kmask_row, lk_full, offs_n, offs_d, LK, D,
-                skn, skd, svn, svd, qk_scale, HAS_KEY_MASK, True, EVEN_D, PRECISION,
+                acc, l_i, m_i, q, k_tile + n64 * skn, v_tile + n64 * svn, kmask_row, lk_full, offs_n, offs_d,
+                LK, D, qk_scale, HAS_KEY_MASK, True, EVEN_D, PRECISION,
             )  # fmt: skip
     out = acc / tl.where(l_i == 0.0, 1.0, l_i)[:, None]
     o_ptrs = o_ptr + ((b * H + h).to(tl.int64) * LQ + offs_m[:, None]) * D + offs_d[None, :]
@@ -138,15 +170,23 @@ def _attention_kernel(
 
 
 def _key_mask_arg(mask: torch.Tensor | None, bsz: int, lk: int, device: torch.device) -> tuple[torch.Tensor, int]:
-    """Bool [B or 1, 1, 1, Lk] -> (uint8 [B or 1, Lk], batch stride); a 1-byte dummy when there is no mask."""
+    """Bool [B or 1, 1, 1, Lk] -> (uint8 [B or 1, 4 + Lk rounded up to 4], batch stride); a dummy when there is
+    no mask. Each row: the index of its first False key (Lk if none) as an int32, then the mask as bytes, so
+    the dense kernel runs the key tiles before the first masked key without the mask."""
     if mask is None:
-        return torch.ones(1, dtype=torch.uint8, device=device), 0
+        return torch.zeros(4, dtype=torch.uint8, device=device), 0
     if mask.dtype != torch.bool or mask.dim() != 4 or mask.shape[1:3] != (1, 1) or mask.shape[3] != lk:
         raise KernelInputError(f"attention: key mask must be bool [B, 1, 1, {lk}], got {mask.dtype} {list(mask.shape)}")
     if mask.shape[0] not in (1, bsz):
         raise KernelInputError(f"attention: key mask batch {mask.shape[0]} does not match batch {bsz}")
-    km = mask.reshape(mask.shape[0], lk).to(torch.uint8).contiguous()
-    return km, (lk if mask.shape[0] == bsz and bsz > 1 else 0)
+    rows = mask.shape[0]
+    keep = mask.reshape(rows, lk).to(device)
+    positions = torch.arange(lk, device=device, dtype=torch.int32)
+    first_masked = torch.where(keep, lk, positions).amin(-1) if lk else torch.zeros(rows, dtype=torch.int32)
+    km = torch.zeros(rows, 4 + (lk + 3) // 4 * 4, dtype=torch.uint8, device=device)
+    km[:, :4] = first_masked.to(device=device, dtype=torch.int32).contiguous().view(torch.uint8).view(rows, 4)
+    km[:, 4 : 4 + lk] = keep
+    return km, (km.shape[1] if rows == bsz and bsz > 1 else 0)
 
 
 def _block_table(block_mask: torch.Tensor | None, shape: tuple[int, ...], lk: int, block_size: int, device) -> tuple:
@@ -184,10 +224,12 @@ def _tile_sizes(block_size: int, head_dim: int) -> tuple[int, int]:
 
 # Autotuned configs for 16-bit inputs on CUDA (head_dim <= 128). Every tile is <= 128, so each divides any
 # power-of-two block mask size >= 128. 128-row query tiles on 8 warps (two warpgroups of 64 rows) are the usual
-# Hopper FlashAttention shape; 128- vs 64-key tiles trade the [BM, BN] fp32 score tile's registers (~250 vs
-# ~185 per thread at head_dim 128, no spills in ptxas for sm_90) against loop overhead; 2-4 stages trade
-# shared memory (q + stages x k/v tiles: 160-224 KiB for 128 x 128) for hiding load latency. 64 x 64 on 4
-# warps (the old fixed tiles, two CTAs per SM) is the fallback for short sequences. 128 x 64 on 4 warps and
+# Hopper FlashAttention shape; 128- vs 64-key tiles trade the [BM, BN] fp32 score tile's registers (~254 vs
+# ~215 per thread at head_dim 128 for sm_90; no spills inside the key loop, a 40-byte stack outside it for
+# 128 x 128) against loop overhead (~540 vs ~380 SASS instructions per key tile, i.e. 128 x 64 issues ~40 %
+# more per key); 2-4 stages trade shared memory (q + stages x k/v tiles: 160-224 KiB for 128 x 128) for
+# hiding load latency. 64 x 64 on 4 warps (the old fixed tiles, two CTAs per SM) is the fallback for short
+# sequences. 128 x 64 on 4 warps and
 # 64 x 128 spill registers, 128 x 128 with 4 stages does not fit shared memory: left out.
 _CONFIGS = [
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 128}, num_warps=8, num_stages=2),
