@@ -1,21 +1,26 @@
-"""Fused Triton dequant-matmul vs the bf16 GEMM at video token counts (not a pytest file).
+"""Triton dequant-matmul paths vs the bf16 GEMM at video token counts (not a pytest file).
 
-    python bench/gpu_dequant.py OUT.jsonl                          # CUDA, bf16; about 1-2 minutes on an H100
+    python bench/gpu_dequant.py OUT.jsonl                          # CUDA, bf16; about 1-1.5 minutes on an H100
     python bench/gpu_dequant.py OUT.jsonl --cpu-smoke              # CPU: tiny shapes, Triton's interpreter
 
-Most of a CUDA run is Triton compiling the autotuner's configs (6 per quant type, Q6_K twice: its row stride
-at K = 1536 is not a multiple of 16) and tuning each new shape; cases still left after --budget=SECONDS
-(default 200) are reported as skipped.
+Most of a CUDA run is Triton compiling the fused kernel's autotuner configs (6 per quant type, Q6_K twice: its
+row stride at K = 1536 is not a multiple of 16) and tuning each new shape; cases still left after --budget=SECONDS
+(default 150) are reported as skipped. The threshold sweep (M = 256, 1024) runs last.
 
-For M in (4096, 16384, 114080) tokens, (N, K) in ((6144, 1536), (1536, 6144), (4608, 1536)) and Q8_0 / Q4_K /
-Q6_K (Q4_0 and Q5_K at M = 16384 only), times (CUDA events, warm-up first, median):
-  triton_ms        motif_lite.kernels.dequant_matmul (autotuned on the first call at each shape, untimed)
-  gemm_ms          bf16 F.linear with a dense weight of the same shape (the target: ratio_vs_gemm ≤ 1.2)
-  dequant_gemm_ms  dequant_linear_torch: dequantize the whole weight, then F.linear
-and checks the Triton result against F.linear(x, dequantized weight) (rel_err = max |diff| / max |ref|). One
-JSON line per case is printed and appended to OUT; a failing case prints its error as a JSON line and the run
-goes on. Weights are random packed blocks with finite fp16 scales; operands stay warm in L2 between reps, for
-the GEMM as for the kernel.
+For M in (4096, 16384, 114080, 256, 1024) tokens, (N, K) in ((6144, 1536), (1536, 6144), (4608, 1536)) and
+Q8_0 / Q4_K / Q6_K (Q4_0 and Q5_K at M = 16384 only), times (CUDA events, warm-up first, median):
+  split_ms         dequant_matmul(path="split"): Triton `dequantize` to bf16, then F.linear (what "auto" runs
+                   from SPLIT_MIN_M tokens on); split_ratio_vs_gemm = split_ms / gemm_ms (target ≤ 1.2)
+  dequant_ms       `dequantize` alone (dequant_gbps: packed bytes read + bf16 bytes written per second)
+  triton_ms        dequant_matmul(path="fused"), the fused GEMM (autotuned on the first call at each shape,
+                   untimed); only for Q8_0 / Q4_K / Q6_K at M ≤ 16384 (FUSED_M), else null
+  gemm_ms          bf16 F.linear with a dense weight of the same shape (the target: ratio ≤ 1.2)
+  dequant_gemm_ms  dequant_linear_torch: dequantize the whole weight with torch ops, then F.linear
+and checks: rel_err / split_rel_err = max |y - ref| / max |ref| against F.linear(x, torch-dequantized weight);
+dequant_exact: `dequantize` equals the torch dequantizer bit for bit (bf16). auto_path is what
+dequant_matmul(path="auto") runs at this M. One JSON line per case is printed and appended to OUT; a failing
+case prints its error as a JSON line and the run goes on. Weights are random packed blocks with finite fp16
+scales; operands stay warm in L2 between reps, for the GEMM as for the kernels.
 """
 
 from __future__ import annotations
@@ -40,17 +45,21 @@ from gguf import GGMLQuantizationType as Q  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 START = time.perf_counter()
-# --budget=SECONDS (default 200): cases left when it is spent are reported as skipped, not run
-BUDGET_S = float(next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--budget=")), 200))
+# --budget=SECONDS (default 150): cases left when it is spent are reported as skipped, not run
+BUDGET_S = float(next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--budget=")), 150))
 
 if SMOKE:  # fp32: the interpreter has no working bf16
     DEVICE, DTYPE, REPS, WARMUP = "cpu", torch.float32, {16: 2, 80: 2}, 1
     SHAPES = ((64, 256), (32, 512))
     MAIN_QTYPES, EXTRA_QTYPES, EXTRA_M = (Q.Q8_0, Q.Q4_K, Q.Q6_K), (Q.Q4_0, Q.Q5_K), 80
-else:
-    DEVICE, DTYPE, REPS, WARMUP = "cuda", torch.bfloat16, {4096: 20, 16384: 10, 114080: 10}, 3
+    FUSED_M = (16, 80)
+else:  # M -> timed reps, in run order: the video token counts first, then the threshold sweep
+    DEVICE, DTYPE, REPS, WARMUP = "cuda", torch.bfloat16, {4096: 20, 16384: 10, 114080: 10, 256: 50, 1024: 30}, 3
     SHAPES = ((6144, 1536), (1536, 6144), (4608, 1536))
     MAIN_QTYPES, EXTRA_QTYPES, EXTRA_M = (Q.Q8_0, Q.Q4_K, Q.Q6_K), (Q.Q4_0, Q.Q5_K), 16384
+    # the fused kernel (compiling and tuning it is most of the run): main types only, and not at 114080 tokens
+    # (3-5.5x the GEMM there when last measured; each new M bucket re-tunes)
+    FUSED_M = (256, 1024, 4096, 16384)
 F16_FIELDS = {Q.Q8_0: [0], Q.Q4_0: [0], Q.Q4_K: [0, 2], Q.Q5_K: [0, 2], Q.Q6_K: [208]}  # byte offsets of fp16s
 
 
@@ -119,28 +128,50 @@ def config_of(config) -> dict | None:
     return {**config.kwargs, "num_warps": config.num_warps, "num_stages": config.num_stages}
 
 
+def rel_err(y: torch.Tensor, ref: torch.Tensor) -> float:
+    return float(f"{((y.float() - ref.float()).abs().max() / ref.float().abs().max()).item():.3g}")
+
+
 def run_case(qtype: Q, x: torch.Tensor, n: int, k: int, gemm_ms: float, reps: int) -> dict:
     m = x.shape[0]
     packed = packed_weight(qtype, n, k)
     weight = dequant.dequantize(packed, qtype, (n, k), DTYPE)
-    dm._autotuned_kernel.best_config = None  # set again by the autotuned path only
-
-    def triton_fn() -> torch.Tensor:
-        return dm.dequant_matmul(x, packed, qtype, n, k)
-
-    y = triton_fn()  # first call: autotuning and compilation, untimed
-    best = config_of(dm._autotuned_kernel.best_config)
     ref = F.linear(x, weight)
-    rel_err = ((y.float() - ref.float()).abs().max() / ref.float().abs().max()).item()
-    del y, ref
-    triton_ms = time_ms(triton_fn, reps)
-    dequant_gemm_ms = time_ms(lambda: reference.dequant_linear_torch(x, packed, qtype, n, k), reps)
-    return dict(
-        qtype=qtype.name, M=m, N=n, K=k,
-        triton_ms=round(triton_ms, 4), gemm_ms=round(gemm_ms, 4), dequant_gemm_ms=round(dequant_gemm_ms, 4),
-        ratio_vs_gemm=round(triton_ms / gemm_ms, 3), tflops=round(2 * m * n * k / (triton_ms * 1e-3) / 1e12, 1),
-        rel_err=float(f"{rel_err:.3g}"), best_config=best,
+    record = dict(qtype=qtype.name, M=m, N=n, K=k, gemm_ms=round(gemm_ms, 4))
+
+    # split path: Triton dequantize + cuBLAS
+    dequant_exact = torch.equal(dm.dequantize(packed, qtype, n, k, DTYPE), weight)  # first call compiles
+    split_err = rel_err(dm.dequant_matmul(x, packed, qtype, n, k, path="split"), ref)
+    dequant_ms = time_ms(lambda: dm.dequantize(packed, qtype, n, k, DTYPE), reps)
+    split_ms = time_ms(lambda: dm.dequant_matmul(x, packed, qtype, n, k, path="split"), reps)
+    moved = packed.numel() + n * k * weight.element_size()  # bytes read + written by dequantize
+    record.update(
+        split_ms=round(split_ms, 4), dequant_ms=round(dequant_ms, 4), split_ratio_vs_gemm=round(split_ms / gemm_ms, 3),
+        split_tflops=round(2 * m * n * k / (split_ms * 1e-3) / 1e12, 1),
+        dequant_gbps=round(moved / (dequant_ms * 1e-3) / 1e9), split_rel_err=split_err, dequant_exact=dequant_exact,
+        auto_path="split" if m >= dm.SPLIT_MIN_M else "fused",
     )  # fmt: skip
+
+    # fused GEMM, forced (autotuned on the first call at a new shape)
+    triton_ms = best = err = None
+    if m in FUSED_M and qtype in MAIN_QTYPES:
+        dm._autotuned_kernel.best_config = None  # set again by the autotuned path only
+
+        def fused_fn() -> torch.Tensor:
+            return dm.dequant_matmul(x, packed, qtype, n, k, path="fused")
+
+        err = rel_err(fused_fn(), ref)  # first call: autotuning and compilation, untimed
+        best = config_of(dm._autotuned_kernel.best_config)
+        triton_ms = time_ms(fused_fn, reps)
+    del ref
+    dequant_gemm_ms = time_ms(lambda: reference.dequant_linear_torch(x, packed, qtype, n, k), reps)
+    record.update(
+        triton_ms=None if triton_ms is None else round(triton_ms, 4),
+        ratio_vs_gemm=None if triton_ms is None else round(triton_ms / gemm_ms, 3),
+        tflops=None if triton_ms is None else round(2 * m * n * k / (triton_ms * 1e-3) / 1e12, 1),
+        rel_err=err, best_config=best, dequant_gemm_ms=round(dequant_gemm_ms, 4),
+    )  # fmt: skip
+    return record
 
 
 def run_shape(out: Path, m: int, n: int, k: int, reps: int, qtypes: tuple[Q, ...]) -> int:

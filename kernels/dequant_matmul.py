@@ -1,6 +1,6 @@
-"""y = x @ dequant(W)ᵀ + b, reading GGUF blocks straight from the packed weight.
+"""y = x @ dequant(W)ᵀ + b with the weight kept packed (GGUF blocks); `dequantize` for the weight alone.
 
-The weight stays packed (`[N, bytes_per_row]` uint8, raw ggml blocks) in memory. The kernel is a tiled GEMM:
+The weight stays packed (`[N, bytes_per_row]` uint8, raw ggml blocks) in memory. The fused kernel is a tiled GEMM:
 each program owns a `[BLOCK_M, BLOCK_N]` output tile and, inside the K loop, dequantizes one `[BLOCK_N, BLOCK_K]`
 weight tile (BLOCK_K spans several 32-value quant groups) straight to x's dtype and feeds it to `tl.dot` with an
 fp32 accumulator. Block layouts follow gguf-py's `gguf/quants.py` (ggml's `block_*` structs); fp16 fields are
@@ -11,6 +11,20 @@ registers, so the dequantized weight goes to the tensor cores from registers (on
 layout through shared memory), while the x tile, a plain load pipelined with cp.async over `num_stages`, is the
 shared-memory B operand. It also makes BLOCK_M the wgmma N dimension (up to 256 tokens), so each dequantized
 weight value serves many tokens. (The other orientation, W as the B operand, spilled registers on sm_90.)
+
+Two paths, chosen by the token count M (rows of x), `SPLIT_MIN_M`:
+  * M < SPLIT_MIN_M — the fused GEMM above. Few tokens make the product memory-bound: reading the packed
+    bytes (0.56-1.06 bytes per weight) instead of a bf16 weight (2 bytes) is what saves time there.
+  * M ≥ SPLIT_MIN_M — split: `dequantize` (a Triton kernel, one memory pass over the packed blocks, writing
+    the weight in x's dtype) and then cuBLAS via `F.linear`. At video token counts the product is
+    compute-bound, and the fused kernel, which spends issue slots and registers on dequantization inside its
+    K loop, measured 3-5.5x slower than the bf16 cuBLAS GEMM on an H200, while the dequantization pass should
+    cost about one read of the packed weight and one write of a bf16 one (microseconds against a GEMM of
+    ≥ 0.1 ms; bench/gpu_dequant.py reports dequant_ms and split_ms). The dense weight exists only during
+    that one call (one layer: ≤ 19 MB for Motif); what stays resident is the packed weight.
+`dequantize` reuses the fused kernel's per-type tile helpers, so each block layout is written down once. It is
+bit-exact against the torch dequantizer (`motif_lite.weights.dequant.dequantize`): the helpers repeat its
+float operations in order, and the kernel is compiled with fp fusion off (no mul+add -> FMA contraction).
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ import inspect
 import os
 
 import torch
+import torch.nn.functional as F
 import triton
 import triton.language as tl
 import triton.testing
@@ -185,6 +200,30 @@ def _dequant_matmul_kernel(
     tl.store(y_ptrs, tl.trans(acc).to(y_ptr.dtype.element_ty), mask=mask)
 
 
+@triton.jit
+def _dequantize_kernel(
+    w_ptr, out_ptr, N, num_pid_k, stride_wn, stride_on,
+    QTYPE: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BF16_BY_BITS: tl.constexpr,
+):  # fmt: skip
+    # One [BLOCK_N, BLOCK_K] tile of the weight per program; the K tiles of a row band are consecutive programs,
+    # so neighbouring programs read and write neighbouring bytes. K is a multiple of BLOCK_K (host).
+    pid = tl.program_id(0)
+    pid_n = pid // num_pid_k
+    k0 = (pid % num_pid_k) * BLOCK_K
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rn = tl.where(offs_n < N, offs_n, 0).to(tl.int64)  # rows past N read row 0 (not stored): no load masks
+    w = _dequant_tile((w_ptr + rn * stride_wn)[:, None, None], k0, QTYPE, BLOCK_N, BLOCK_K)  # [BN, BK] fp32
+    offs_k = k0 + tl.arange(0, BLOCK_K)
+    out_ptrs = out_ptr + offs_n.to(tl.int64)[:, None] * stride_on + offs_k[None, :]
+    if BF16_BY_BITS:  # interpreter only: its fp32 -> bf16 cast truncates; round to nearest even on the bits
+        bits = w.to(tl.uint32, bitcast=True)
+        bits += 0x7FFF + ((bits >> 16) & 1)
+        out = (bits >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+    else:  # compiled: cvt.rn (round to nearest even), like torch's cast
+        out = w.to(out_ptr.dtype.element_ty)
+    tl.store(out_ptrs, out, mask=(offs_n < N)[:, None])
+
+
 # Autotuned configs (CUDA). BLOCK_N is the wgmma M side (64 weight rows per warpgroup), BLOCK_M the wgmma N side
 # (≤ 256 tokens): a big BLOCK_M amortizes each dequantized weight value over more tokens. BLOCK_K is 64 or 32:
 # BLOCK_K = 128 spilled registers (or overflowed shared memory) at these tile sizes for most quant types when
@@ -236,23 +275,106 @@ _autotuned_kernel = triton.autotune(
 )(_dequant_matmul_kernel)
 
 
-def _check_inputs(x: torch.Tensor, packed: torch.Tensor, qtype: int, out_features: int, in_features: int) -> Q:
+# Token count from which `dequant_matmul` dequantizes the weight (Triton, one pass) and calls cuBLAS instead of
+# running the fused GEMM. From a few hundred tokens the GEMM is compute-bound and cuBLAS beats the fused kernel
+# by more than the dequantization pass costs (H200, bf16: fused 3-5.5x the bf16 GEMM at M ≥ 4096, dequantize +
+# cuBLAS 1.2-1.8x even with the torch dequantizer); below it, reading the packed bytes in the GEMM wins.
+# 256 is a starting point: bench/gpu_dequant.py times both paths (split_ms vs triton_ms) to place it.
+SPLIT_MIN_M = 256
+PATHS = ("auto", "fused", "split")
+DEQUANT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+DEQUANT_TILE = 4096  # weight values per `dequantize` program (BLOCK_N x BLOCK_K); 32 per thread at 4 warps
+# Launch options of `dequantize`. enable_fp_fusion=False: no mul + sub -> FMA contraction (Q4_K / Q5_K compute
+# d·sc·q - dmin·m), which would change last bits against the torch dequantizer.
+DEQUANTIZE_OPTIONS = dict(num_warps=4, enable_fp_fusion=False)
+
+
+def _dequantize_blocks(k: int) -> tuple[int, int]:
+    """(BLOCK_N, BLOCK_K) of `dequantize`: BLOCK_K is the largest power of two ≤ 256 dividing K (≥ 32: K is whole
+    32-value blocks; for the K-quants 256, so a tile stays inside one super-block), BLOCK_N fills the tile."""
+    block_k = min(256, k & -k)
+    return DEQUANT_TILE // block_k, block_k
+
+
+def _check_packed(packed: torch.Tensor, qtype: int, out_features: int, in_features: int, who: str) -> Q:
     if qtype not in SUPPORTED_QTYPES:
         names = ", ".join(t.name for t in SUPPORTED_QTYPES)
-        raise KernelInputError(f"dequant_matmul: quant type {Q(qtype).name} is not supported (supported: {names})")
+        raise KernelInputError(f"{who}: quant type {Q(qtype).name} is not supported (supported: {names})")
     qtype = Q(qtype)
     block_size, type_size = GGML_QUANT_SIZES[qtype]
     if in_features % block_size:
-        raise KernelInputError(f"dequant_matmul: in_features={in_features} is not a multiple of {block_size}")
+        raise KernelInputError(f"{who}: in_features={in_features} is not a multiple of {block_size}")
     row_bytes = in_features // block_size * type_size
     if packed.dtype != torch.uint8 or tuple(packed.shape) != (out_features, row_bytes) or packed.stride(1) != 1:
         raise KernelInputError(
-            f"dequant_matmul: packed must be uint8 [{out_features}, {row_bytes}] with contiguous rows for "
+            f"{who}: packed must be uint8 [{out_features}, {row_bytes}] with contiguous rows for "
             f"{qtype.name}, got {packed.dtype} {list(packed.shape)}"
         )
+    return qtype
+
+
+def _check_inputs(x: torch.Tensor, packed: torch.Tensor, qtype: int, out_features: int, in_features: int) -> Q:
+    qtype = _check_packed(packed, qtype, out_features, in_features, "dequant_matmul")
     if x.shape[-1] != in_features:
         raise KernelInputError(f"dequant_matmul: x has {x.shape[-1]} features, the weight expects {in_features}")
     return qtype
+
+
+def dequantize(
+    packed: torch.Tensor,
+    qtype: int,
+    out_features: int,
+    in_features: int,
+    dtype: torch.dtype = torch.bfloat16,
+) -> torch.Tensor:
+    """The weight `[out_features, in_features]` in `dtype` from its packed GGUF blocks, in one Triton pass.
+
+    Equal to `motif_lite.weights.dequant.dequantize(packed, qtype, (out, in), dtype)`: the same float32 values
+    (bit for bit), rounded to nearest-even for fp16 / bf16. Supports the quant types of `dequant_matmul`.
+    """
+    qtype = _check_packed(packed, qtype, out_features, in_features, "dequantize")
+    if dtype not in DEQUANT_DTYPES:
+        raise KernelInputError(f"dequantize: dtype must be float32, float16 or bfloat16, got {dtype}")
+    out = torch.empty(out_features, in_features, device=packed.device, dtype=dtype)
+    if out.numel() == 0:
+        return out
+    block_n, block_k = _dequantize_blocks(in_features)
+    num_pid_k = in_features // block_k
+    grid = (triton.cdiv(out_features, block_n) * num_pid_k,)
+    _dequantize_kernel[grid](
+        packed, out, out_features, num_pid_k, packed.stride(0), out.stride(0),
+        QTYPE=int(qtype), BLOCK_N=block_n, BLOCK_K=block_k, BF16_BY_BITS=INTERPRET and dtype == torch.bfloat16,
+        **DEQUANTIZE_OPTIONS,
+    )  # fmt: skip
+    return out
+
+
+def _fused_matmul(
+    x2: torch.Tensor, packed: torch.Tensor, qtype: Q, out_features: int, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """The fused GEMM kernel on x2 [M, K] -> [M, out_features]."""
+    m, in_features = x2.shape
+    y = torch.empty(m, out_features, device=x2.device, dtype=x2.dtype)
+    if m == 0:
+        return y
+    args = (
+        x2, packed, bias if bias is not None else y, y, m, out_features, in_features,
+        min(triton.next_power_of_2(m), 32768), x2.stride(0), x2.stride(1), packed.stride(0), y.stride(0),
+    )  # fmt: skip
+    flags = dict(QTYPE=int(qtype), HAS_BIAS=bias is not None, PRECISION="ieee" if x2.dtype == torch.float32 else "tf32")
+
+    def grid(meta: dict) -> tuple[int]:
+        return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(out_features, meta["BLOCK_N"]),)
+
+    fp32 = x2.dtype == torch.float32
+    if INTERPRET or m <= SMALL_M or fp32:
+        config = _fixed_config(m, in_features, fp32=fp32 and not INTERPRET)
+        _dequant_matmul_kernel[grid](
+            *args, **flags, **config.kwargs, num_warps=config.num_warps, num_stages=config.num_stages
+        )
+    else:
+        _autotuned_kernel[grid](*args, **flags)
+    return y
 
 
 def dequant_matmul(
@@ -262,32 +384,20 @@ def dequant_matmul(
     out_features: int,
     in_features: int,
     bias: torch.Tensor | None = None,
+    *,
+    path: str = "auto",
 ) -> torch.Tensor:
-    """`x @ dequantize(packed)ᵀ + bias` without materializing the weight. x: [..., in] -> [..., out] in x.dtype.
+    """`x @ dequantize(packed)ᵀ + bias`, the weight kept packed. x: [..., in] -> [..., out] in x.dtype.
 
-    Signature of `QuantizedLinear.kernel`. Supports Q8_0, Q4_0, Q4_K, Q5_K and Q6_K.
+    Signature of `QuantizedLinear.kernel`. Supports Q8_0, Q4_0, Q4_K, Q5_K and Q6_K. `path`: "auto" runs the
+    fused GEMM below `SPLIT_MIN_M` tokens and `dequantize` + `F.linear` from there on (module docstring);
+    "fused" / "split" force one (benchmarks, tests).
     """
     qtype = _check_inputs(x, packed, qtype, out_features, in_features)
+    if path not in PATHS:
+        raise KernelInputError(f"dequant_matmul: path must be one of {', '.join(PATHS)}, got {path!r}")
     x2 = x.reshape(-1, in_features)  # [M, K]; a view when possible, any strides are fine
-    m = x2.shape[0]
-    y = torch.empty(m, out_features, device=x.device, dtype=x.dtype)
-    if m == 0:
-        return y.reshape(*x.shape[:-1], out_features)
-    args = (
-        x2, packed, bias if bias is not None else y, y, m, out_features, in_features,
-        min(triton.next_power_of_2(m), 32768), x2.stride(0), x2.stride(1), packed.stride(0), y.stride(0),
-    )  # fmt: skip
-    flags = dict(QTYPE=int(qtype), HAS_BIAS=bias is not None, PRECISION="ieee" if x.dtype == torch.float32 else "tf32")
-
-    def grid(meta: dict) -> tuple[int]:
-        return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(out_features, meta["BLOCK_N"]),)
-
-    fp32 = x.dtype == torch.float32
-    if INTERPRET or m <= SMALL_M or fp32:
-        config = _fixed_config(m, in_features, fp32=fp32 and not INTERPRET)
-        _dequant_matmul_kernel[grid](
-            *args, **flags, **config.kwargs, num_warps=config.num_warps, num_stages=config.num_stages
-        )
-    else:
-        _autotuned_kernel[grid](*args, **flags)
-    return y.reshape(*x.shape[:-1], out_features)
+    if path == "split" or (path == "auto" and x2.shape[0] >= SPLIT_MIN_M):
+        weight = dequantize(packed, qtype, out_features, in_features, x.dtype)  # transient: this call only
+        return F.linear(x, weight, None if bias is None else bias.to(x.dtype))
+    return _fused_matmul(x2, packed, qtype, out_features, bias).reshape(*x.shape[:-1], out_features)

@@ -18,17 +18,23 @@ from motif_lite.kernels import attention, dequant_matmul, norm  # noqa: E402
 H100 = GPUTarget("cuda", 90, 32)
 
 
-def compile_for_h100(kernel: JITFunction, pointers: dict[str, str], constexprs: dict[str, object]) -> None:
-    """Compile with the given pointer/float argument types (other arguments i32) and constexpr values."""
+def compile_for_h100(
+    kernel: JITFunction, pointers: dict[str, str], constexprs: dict[str, object], **options: object
+) -> dict[str, object]:
+    """Compile with the given pointer/float argument types (other arguments i32), constexpr values and compiler
+    options (e.g. enable_fp_fusion). -> the compiled kernel's `asm` (ptx, cubin, ...)."""
     if not isinstance(kernel, JITFunction):
         pytest.skip("kernels were built for the interpreter (TRITON_INTERPRET=1)")
     signature = {name: "constexpr" if name in constexprs else pointers.get(name, "i32") for name in kernel.arg_names}
     values = {(kernel.arg_names.index(name),): value for name, value in constexprs.items()}
     try:
-        compiled = triton.compile(ASTSource(kernel, signature, values), target=H100, options={"num_warps": 4})
+        compiled = triton.compile(
+            ASTSource(kernel, signature, values), target=H100, options={"num_warps": 4, **options}
+        )
     except FileNotFoundError as exc:  # no ptxas shipped with this triton
         pytest.skip(f"cannot build cubins here: {exc}")
     assert compiled.asm["cubin"]
+    return compiled.asm
 
 
 @pytest.mark.parametrize("block_mask", [False, True], ids=["dense", "block-sparse"])
@@ -44,6 +50,20 @@ def test_dequant_matmul_compiles(qtype) -> None:
     pointers = dict(x_ptr="*bf16", w_ptr="*u8", b_ptr="*bf16", y_ptr="*bf16")
     constexprs = dict(QTYPE=int(qtype), HAS_BIAS=True, PRECISION="tf32", BLOCK_M=64, BLOCK_N=64, BLOCK_K=32)
     compile_for_h100(dequant_matmul._dequant_matmul_kernel, pointers, constexprs)
+
+
+@pytest.mark.parametrize("qtype", dequant_matmul.SUPPORTED_QTYPES, ids=lambda q: q.name)
+def test_dequantize_compiles_without_fma(qtype) -> None:
+    """With `dequantize`'s launch options (fp fusion off) no mul + sub is contracted to an FMA, which would break
+    its bit-exactness against the torch dequantizer (Q4_K / Q5_K compute d·sc·q - dmin·m)."""
+    block_n, block_k = dequant_matmul._dequantize_blocks(1536)  # Motif's K = 1536 (and 6144: the same tile)
+    constexprs = dict(QTYPE=int(qtype), BLOCK_N=block_n, BLOCK_K=block_k, BF16_BY_BITS=False)
+    for out in ("*bf16", "*fp32"):
+        pointers = dict(w_ptr="*u8", out_ptr=out)
+        asm = compile_for_h100(
+            dequant_matmul._dequantize_kernel, pointers, constexprs, **dequant_matmul.DEQUANTIZE_OPTIONS
+        )
+        assert "fma." not in asm["ptx"]
 
 
 def test_norm_kernels_compile() -> None:
