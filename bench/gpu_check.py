@@ -92,12 +92,12 @@ def stage_bf16(ours, reference, x) -> None:
 
 def stage_q4k(ours, x) -> None:
     swap(ours, quantized_copy(ours, GGMLQuantizationType.Q4_K, "cuda"))
-    for backend, fused in (("torch", False), ("triton", False), ("triton", True)):
-        apply_kernels(ours, backend, fused_dequant=fused)
+    for backend, fused in (("torch", False), ("triton", False), ("triton", True)):  # fused: Triton dequant_matmul
+        apply_kernels(ours, backend, triton_dequant=fused)
         seconds, _ = timed(lambda: ours(x["latents"], x["timestep"], x["text_embeds"]))
         emit(
             stage="Q4_K 832x480x49",
-            impl=f"ours-{backend}" + ("-fused-dequant" if fused else ""),
+            impl=f"ours-{backend}" + ("-triton-dequant" if fused else "-torch-dequant"),
             seconds=round(seconds, 3),
             weights_gib=round(torch.cuda.memory_allocated() / 2**30, 2),
         )

@@ -123,6 +123,7 @@ def main() -> None:
     pipe.text_placement = plan.text_placement
     pipe.plan_handle = apply_plan(transformer, vae, plan)
     pipe.vae_tile = pipe.plan_handle.vae_tile
+    pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
     out_dir = folder / "frames"
     out_dir.mkdir()
     request = GenerationRequest(

@@ -98,6 +98,7 @@ class MotifVideoPipeline:
         self.dtype = dtype  # the transformer's compute dtype; the initial noise is drawn in it, like the reference
         self.scheduler_shift = scheduler_shift  # scheduler_config.json's shift (None if absent)
         self.vae_tile = None  # VAETile for the decoder; a memory plan may set it
+        self.vae_frame_by_frame = True  # the decoder's upper levels one frame at a time; a plan may say 4 at once
         # What a memory plan installed (streaming hooks, chunking); None = everything resident on `device`.
         self.plan_handle: PlanHandle | None = None
         # How the text encoder runs while prompts are encoded (whole on the device, layers streamed to it, or on
@@ -231,10 +232,12 @@ class MotifVideoPipeline:
         vae_dtype = self.vae.post_quant_conv.weight.dtype
         z = self.vae.denormalize_latents(latents.to(vae_dtype))
         total = z.shape[2]
+        if z.is_cuda:  # hand the denoiser's cached blocks back first: fewer fragments next to the VAE's caches
+            torch.cuda.empty_cache()
 
         def chunks() -> Iterator[torch.Tensor]:
             progress("decode", 0, total)
-            for i, pixels in enumerate(self.vae.decode_frames(z, self.vae_tile)):
+            for i, pixels in enumerate(self.vae.decode_frames(z, self.vae_tile, self.vae_frame_by_frame)):
                 yield pixels[0]  # [3, n, H, W]
                 progress("decode", i + 1, total)
 
@@ -273,6 +276,7 @@ def load_pipeline(
         pipe.text_placement = plan.text_placement
         pipe.plan_handle = apply_plan(transformer, vae, plan)
         pipe.vae_tile = pipe.plan_handle.vae_tile
+        pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
     return pipe
 
 

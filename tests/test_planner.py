@@ -56,6 +56,7 @@ def test_80_gb_keeps_everything_resident():
     p = plan(1280, 736, 121, 80, weights=BF16, cfg_batch=2, vae_dtype=torch.float32)
     assert p.rank == 0 and p.resident_blocks is None and p.text_placement is TextEncoderPlacement.DEVICE
     assert p.ff_chunk_tokens is None and p.vae_tile is None and p.peak_bytes <= 80 * GiB
+    assert not p.vae_frame_by_frame  # the faster decode (4 frames at once) when memory allows
 
 
 def test_no_budget_means_all_resident():
@@ -78,6 +79,7 @@ def test_8_gb_at_720p_121_frames_fits_with_the_fused_norms():
     # over 2N = 228,160 tokens once the fused QK-norm + RoPE kernel drops RoPE's float32 temporaries.
     p = plan(1280, 736, 121, 8, fused=True)
     assert p.resident_blocks == 0 and p.ff_chunk_tokens and p.text_placement is TextEncoderPlacement.STREAMED
+    assert p.vae_frame_by_frame and p.vae_tile is None
     assert p.peak_bytes <= 8 * GiB
     # The text encoder holds no device memory after encoding: later stages count only the transformer and VAE.
     text, denoise, decode = p.stages
@@ -139,3 +141,14 @@ def test_apply_plan_on_a_tiny_model_equals_plain():
     handle.remove()
     assert not isinstance(model.transformer_blocks[0].ff, ChunkedFeedForward)
     assert torch.equal(forward(model, x), expected)
+
+
+def test_vae_decodes_one_frame_at_a_time_before_anything_is_streamed():
+    # A single 720p frame: tiny denoise, so the VAE's decode sets the peak. Between "all resident, 4 frames at
+    # once" and streaming the text encoder comes the frame-by-frame decode.
+    fast = plan(1280, 736, 1, None)
+    assert not fast.vae_frame_by_frame and fast.peak_bytes == fast.stages[2].peak_bytes
+    p = plan(1280, 736, 1, (fast.peak_bytes - 1) / GiB)
+    assert p.rank == 1 and p.vae_frame_by_frame
+    assert p.text_placement is TextEncoderPlacement.DEVICE and p.resident_blocks is None
+    assert p.stages[2].peak_bytes < fast.stages[2].peak_bytes

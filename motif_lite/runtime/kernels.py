@@ -170,13 +170,14 @@ def _quantized_linear_class() -> type | None:
 
 
 def apply_kernels(
-    model: nn.Module, backend: str = "auto", sparse: SparsityConfig | None = None, fused_dequant: bool = False
+    model: nn.Module, backend: str = "auto", sparse: SparsityConfig | None = None, triton_dequant: bool = True
 ) -> nn.Module:
     """Set `model.ops` and the `kernel` of every `QuantizedLinear` in `model` for `backend`; returns `model`.
 
-    The quantized layers get the fused Triton dequant-matmul only with `fused_dequant`: at video token counts
-    dequantizing once per call and running cuBLAS measured 2-3x faster on an H100 (docs/benchmarks.md), so by
-    default they keep `kernel = None` (their own dequantize + linear)."""
+    With Triton, quantized layers run `dequant_matmul` (unless `triton_dequant=False`): a one-pass Triton
+    dequantization of the packed blocks into a transient bf16 weight + cuBLAS from 256 tokens up (within 1.07x of
+    the bf16 GEMM at 16k+ tokens on an H200), the fused dequant-GEMM kernel below. Without it, each layer's own
+    torch dequantization runs (1.2-2x slower at video token counts, docs/benchmarks.md)."""
     if not hasattr(model, "ops"):
         raise ConfigError(f"apply_kernels: {type(model).__name__} has no `ops` attribute (expected the transformer)")
     model.ops = select_ops(backend, sparse)
@@ -184,7 +185,7 @@ def apply_kernels(
     if linear_cls is None:
         return model
     kernel = None
-    if fused_dequant and use_triton(backend):
+    if triton_dequant and use_triton(backend):
         from motif_lite.kernels.dequant_matmul import dequant_matmul
 
         kernel = FallbackOp("dequant_matmul", dequant_matmul, dequant_linear_torch)

@@ -9,12 +9,12 @@ Stable API (used by the CLI's `--vram GB` and `--dry-run`):
                                                          # cfg_batch: rows per forward (1 for motif_lite's denoise)
     print(plan.describe())                               # the --dry-run table
     handle = apply_plan(transformer, vae, plan)          # the pipeline places the text encoder while encoding
-    vae.decode(z, tile=handle.vae_tile)                  # the VAE tile is an argument of decode, not a hook
+    vae.decode_frames(z, handle.vae_tile, handle.vae_frame_by_frame)   # VAE settings are arguments, not hooks
     budget = default_budget("cuda")                      # free bytes on the CUDA device, None on CPU
 
 Candidates are tried from fastest to slowest (a fixed ladder, so more budget never gives a slower plan):
-    1. everything resident on the device;
-    2. the text encoder's layers streamed;
+    1. everything resident on the device (the VAE decoding 4 frames at once, then one at a time);
+    2. the text encoder's layers streamed (likewise);
     3. + the transformer's blocks streamed, keeping k = 35 .. 0 blocks resident;
     4. + the dual blocks' feed-forward in smaller token chunks;
     5. + the VAE decoding in smaller spatial tiles;
@@ -71,15 +71,18 @@ TEXT_HIDDEN, TEXT_MLP, TEXT_HEADS, TEXT_TOKENS = 2560, 10240, 8, 512
 #   their resolutions (1/8: 4240 channels, 1/4: 2496, 1/2: 1152, full: 672) -> 2 * (4240/64 + 2496/16 + 1152/4
 #   + 672) = 2365. With tiles, every tile keeps its own caches (tiling.py), so this term covers the whole frame
 #   (times the tiles' overlap) whatever the tile size;
-# - working tensors while one frame goes through the full-resolution levels (`decode_frames` is frame by frame
-#   there: input, float32 norm band, padded conv input of 3 frames, new cache, output, cuDNN workspace): measured
-#   on an H200 at 1280x736x121 in bf16 (bench/bench_vae_gpu.py) as peak - weights - caches -> 1500; with tiles,
-#   per tile pixel. (Decoding 4 frames at once measured 2145 on the CPU.)
+# - working tensors (input, float32 norm band, padded conv input, new cache, output, cuDNN's workspace), measured
+#   on an H200 at 1280x736x121 in bf16 (bench/bench_vae_gpu.py, `decode_frames` into CPU memory) as peak - weights
+#   - caches: 6.59 GiB -> 1311 when the 4 frames of a latent frame go through the upper levels one at a time
+#   (`frame_by_frame`, the default), 10.39 GiB -> 3480 when they go together (the reference's chunking, 5-20 %
+#   faster). With tiles, per tile pixel.
 VAE_CACHE_ELEMS_PER_PIXEL = 2365
-VAE_WORK_ELEMS_PER_PIXEL = 1500
+VAE_WORK_ELEMS_PER_PIXEL = 1350
+VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK = 3500
 # A quantized linear dequantizes its weight per call: float32 values then the bf16 copy (4 + 2 bytes per weight).
 DEQUANT_BYTES_PER_WEIGHT = 6
-# Not modelled in detail: allocator fragmentation (x1.10) and cuBLAS/cuDNN workspaces, RoPE tables, latents (0.5 GiB).
+# Not modelled in detail: allocator fragmentation (x1.10) and cuBLAS/cuDNN workspaces, RoPE tables, latents (0.5 GiB;
+# not added to the decode stage, whose measured VAE terms include cuDNN's workspace).
 FRAGMENTATION = 1.10
 RESERVE_BYTES = GiB // 2
 FF_CHUNKS = (16384, 4096)
@@ -111,6 +114,7 @@ class Plan:
     resident_blocks: int | None
     ff_chunk_tokens: int | None
     vae_tile: VAETile | None
+    vae_frame_by_frame: bool  # the VAE's upper levels one frame at a time (less memory) or 4 at once (faster)
     stages: tuple[StageEstimate, ...]
     budget_bytes: int | None
     rank: int  # position in the ladder: 0 is the fastest
@@ -135,7 +139,7 @@ class Plan:
                 f"{s.streamed:<34} {s.chunks}"
             )
         lines.append(
-            f"peak {_gib(self.peak_bytes)} (includes x{FRAGMENTATION:.2f} fragmentation and "
+            f"peak {_gib(self.peak_bytes)} (includes x{FRAGMENTATION:.2f} fragmentation and, for text and denoise, "
             f"{RESERVE_BYTES / GiB:.1f} GiB reserve)"
         )
         return "\n".join(lines)
@@ -251,12 +255,16 @@ class _Choice:
     resident_blocks: int | None
     ff_chunk: int | None
     vae_tile: VAETile | None
+    vae_frame_by_frame: bool = True
 
 
 def _ladder(num_blocks: int) -> list[_Choice]:
     """Every candidate, fastest first (see the module docstring)."""
     dev, stream, cpu = TextEncoderPlacement.DEVICE, TextEncoderPlacement.STREAMED, TextEncoderPlacement.CPU
-    ladder = [_Choice(dev, None, None, None), _Choice(stream, None, None, None)]
+    # Decoding 4 frames at once saves ~1-2 s per video; streaming anything costs more, so it goes first.
+    ladder = [
+        _Choice(text, None, None, None, vae_frame_by_frame=fbf) for text in (dev, stream) for fbf in (False, True)
+    ]
     ladder += [_Choice(stream, k, None, None) for k in range(num_blocks - 1, -1, -1)]
     ladder += [_Choice(stream, 0, chunk, None) for chunk in FF_CHUNKS]
     ladder += [_Choice(stream, 0, FF_CHUNKS[-1], tile) for tile in VAE_TILES]
@@ -293,7 +301,7 @@ def text_activation_bytes(batch: int) -> int:
     return batch * (TEXT_TOKENS * per_token * ACT_BYTES + TEXT_HEADS * TEXT_TOKENS**2 * 4)
 
 
-def vae_decode_bytes(sizes: _Sizes, tile: VAETile | None) -> int:
+def vae_decode_bytes(sizes: _Sizes, tile: VAETile | None, frame_by_frame: bool = True) -> int:
     """Causal caches over the whole frame (times the tiles' overlap) plus one tile's working tensors."""
     h, w = sizes.vae_latent_hw
     coverage, tile_pixels = 1.0, sizes.vae_pixels
@@ -303,7 +311,8 @@ def vae_decode_bytes(sizes: _Sizes, tile: VAETile | None) -> int:
         spans_h, spans_w = tile_spans(h, tile), tile_spans(w, tile)
         coverage = sum(b - a for a, b in spans_h) * sum(b - a for a, b in spans_w) / (h * w)
         tile_pixels = (spans_h[0][1] - spans_h[0][0]) * (spans_w[0][1] - spans_w[0][0]) * sizes.vae_spatial**2
-    elems = VAE_CACHE_ELEMS_PER_PIXEL * sizes.vae_pixels * coverage + VAE_WORK_ELEMS_PER_PIXEL * tile_pixels
+    work = VAE_WORK_ELEMS_PER_PIXEL if frame_by_frame else VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK
+    elems = VAE_CACHE_ELEMS_PER_PIXEL * sizes.vae_pixels * coverage + work * tile_pixels
     return int(elems * sizes.vae_scale * sizes.vae_element_bytes)
 
 
@@ -336,26 +345,33 @@ def _stage_estimates(sizes: _Sizes, choice: _Choice, batch: int, fused_norms: bo
     if sizes.quantized:
         dit_weights += sizes.largest_linear * DEQUANT_BYTES_PER_WEIGHT
     dit_acts = transformer_activation_bytes(sizes.video_tokens, sizes.config, batch, choice.ff_chunk, fused_norms)
-    vae_acts = vae_decode_bytes(sizes, choice.vae_tile)
+    vae_acts = vae_decode_bytes(sizes, choice.vae_tile, choice.vae_frame_by_frame)
     blocks = len(sizes.block_bytes)
     streamed_blocks = "none" if choice.resident_blocks is None else f"{blocks - choice.resident_blocks} of {blocks}"
     stages = [
         ("text", text_weights, text_acts, f"text encoder: {choice.text.value}", "-"),
         ("denoise", dit_weights, dit_acts, f"transformer blocks: {streamed_blocks}", _ff_label(choice.ff_chunk)),
-        ("decode", resident, vae_acts, "-", _tile_label(choice.vae_tile)),
+        ("decode", resident, vae_acts, "-", _vae_label(choice)),
     ]
     return tuple(
-        StageEstimate(name, int((weights + acts) * FRAGMENTATION) + RESERVE_BYTES, weights, acts, streamed, chunks)
+        StageEstimate(name, _with_margins(name, weights + acts), weights, acts, streamed, chunks)
         for name, weights, acts, streamed, chunks in stages
     )
+
+
+def _with_margins(stage: str, nbytes: int) -> int:
+    return int(nbytes * FRAGMENTATION) + (0 if stage == "decode" else RESERVE_BYTES)
 
 
 def _ff_label(chunk: int | None) -> str:
     return "ff: whole sequence" if chunk is None else f"ff: {chunk} tokens"
 
 
-def _tile_label(tile: VAETile | None) -> str:
-    return "vae: whole frame" if tile is None else f"vae tile {tile.size} (overlap {tile.overlap}) latent px"
+def _vae_label(choice: _Choice) -> str:
+    frames = "1 frame" if choice.vae_frame_by_frame else "4 frames"
+    tile = choice.vae_tile
+    where = "whole frame" if tile is None else f"tile {tile.size} (overlap {tile.overlap}) latent px"
+    return f"vae: {where}, {frames} at a time"
 
 
 def plan_memory(
@@ -390,7 +406,7 @@ def plan_memory(
         stages = _stage_estimates(sizes, choice, cfg_batch, fused_norms)
         plan = Plan(
             width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
-            choice.ff_chunk, choice.vae_tile, stages, budget_bytes, rank, len(ladder),
+            choice.ff_chunk, choice.vae_tile, choice.vae_frame_by_frame, stages, budget_bytes, rank, len(ladder),
         )  # fmt: skip
         if budget_bytes is None or plan.peak_bytes <= budget_bytes:
             return plan
@@ -406,10 +422,12 @@ def plan_memory(
 
 @dataclass
 class PlanHandle:
-    """What `apply_plan` installed. `vae_tile` is for `vae.decode(z, tile=...)`; `remove()` takes the hooks and
+    """What `apply_plan` installed. `vae_tile` and `vae_frame_by_frame` are for `vae.decode_frames(z, ...)`;
+    `remove()` takes the hooks and
     wrappers off (weights stay where the plan put them)."""
 
     vae_tile: VAETile | None
+    vae_frame_by_frame: bool = True
     handles: list[StreamingHandle | ChunkingHandle] = field(default_factory=list)
 
     def remove(self) -> None:
@@ -424,7 +442,7 @@ def apply_plan(transformer: nn.Module, vae: nn.Module | None, plan: Plan) -> Pla
     transformer: a MotifVideoTransformer; vae: a WanVAE or None. Everything not streamed is moved to
     `plan.device`. The text encoder is placed by the pipeline only while it encodes (`plan.text_placement`).
     """
-    handle = PlanHandle(plan.vae_tile)
+    handle = PlanHandle(plan.vae_tile, plan.vae_frame_by_frame)
     if plan.ff_chunk_tokens is not None:
         handle.handles.append(apply_ff_chunking(transformer, plan.ff_chunk_tokens))
     if plan.resident_blocks is None:
