@@ -5,10 +5,15 @@ same checkpoint, same seed and settings, each implementation in its own subproce
     python bench/bench_pipeline.py --size 256x256x9 --steps 4 --repeat 3
 
 The checkpoint (written once to --workdir) has the full-size 2.04B transformer and the full-size Wan2.1 VAE with
-random weights, and a small random T5Gemma2 whose output width is the real 2560 (a random 4.3B encoder does not
-fit next to the rest on a 24 GB machine). Its tokenizer is character level, so the prompt lengths are set to
-about what the real Gemma tokenizer gives (prompt ~30 tokens, negative prompt 150); the reference pads both to 512.
-Both runs write a PNG sequence, and the parent compares the frames (max difference in uint8 levels).
+random weights (float32 in both runs), and a random T5Gemma2 encoder with the official text stack (34 layers,
+hidden 2560, MLP 10240, 8 heads / 4 KV heads of 256, sliding window 1024) in bfloat16, the checkpoint's own dtype,
+in both runs (in float32 it would not fit next to the rest on a 24 GB machine). Two parts that do no work for
+text-to-video are small: the token embedding (the tokenizer is character level, ~330 tokens instead of 262,144)
+and the SigLIP tower. The prompt lengths are set to about what the real Gemma tokenizer gives (prompt ~30 tokens,
+negative prompt 150); the reference pads both to 512. The reference's float32 transformer gets its bfloat16
+text features through a cast at its context embedder (a forward pre-hook; its pipeline has no option for mixed
+dtypes); ours passes `text_encoder_dtype=torch.bfloat16` to `load_pipeline`. Both runs write a PNG sequence,
+and the parent compares the frames (max difference in uint8 levels).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ SEED = 0
 
 
 def build_checkpoint(root: Path) -> Path:
-    """Full-size transformer (bf16 shards) and VAE, a narrow-but-2560-wide text encoder, scheduler, guider."""
+    """Full-size transformer (bf16 shards) and VAE, the full-depth text encoder (bf16), scheduler, guider."""
     if (root / "done").is_file():
         return root
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler
@@ -48,12 +53,15 @@ def build_checkpoint(root: Path) -> Path:
     write_random_checkpoint(root)
     torch.manual_seed(0)
     AutoencoderKLWan().eval().save_pretrained(root / "vae")  # the Wan2.1 defaults are Motif's VAE config
-    config = _tiny_config(len(_tiny_vocab()))
-    config.text_config.hidden_size = 2560  # the transformer's text_embed_dim
-    encoder = T5Gemma2Encoder(config).eval()
-    with torch.no_grad():
-        for param in encoder.parameters():
-            param.normal_(0.0, 0.3)
+    config = _tiny_config(len(_tiny_vocab()))  # tiny vocabulary and SigLIP tower; the text stack made official:
+    official = dict(
+        hidden_size=2560, intermediate_size=10240, num_hidden_layers=34, num_attention_heads=8, num_key_value_heads=4,
+        head_dim=256, query_pre_attn_scalar=256, sliding_window=1024, max_position_embeddings=131072,
+        layer_types=["full_attention" if i % 6 == 5 else "sliding_attention" for i in range(34)],
+    )  # fmt: skip
+    for key, value in official.items():
+        setattr(config.text_config, key, value)
+    encoder = T5Gemma2Encoder._from_config(config, dtype=torch.bfloat16).eval()  # transformers' own init
     encoder.save_pretrained(root / "text_encoder")
     _save_tokenizer(root / "tokenizer")
     _save_feature_extractor(root / "feature_extractor")
@@ -89,7 +97,7 @@ def run_ours(root: Path, out: Path, width: int, height: int, frames: int, steps:
     from motif_lite.request import GenerationRequest
 
     start = time.perf_counter()
-    pipe = load_pipeline(root, dtype=torch.float32, device="cpu", kernels="auto")
+    pipe = load_pipeline(root, dtype=torch.float32, device="cpu", kernels="auto", text_encoder_dtype=torch.bfloat16)
     load = time.perf_counter() - start
     loaded_rss = _rss_kib("VmRSS")
     _reset_peak_rss()
@@ -107,13 +115,15 @@ def _reference_pipeline(root: Path):
     pipe = MotifVideoPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(root / "scheduler"),
         vae=AutoencoderKLWan.from_pretrained(root / "vae", torch_dtype=torch.float32),
-        text_encoder=T5Gemma2Encoder.from_pretrained(root / "text_encoder", dtype=torch.float32),
+        text_encoder=T5Gemma2Encoder.from_pretrained(root / "text_encoder", dtype=torch.bfloat16),
         tokenizer=AutoTokenizer.from_pretrained(root / "tokenizer"),
         transformer=MotifVideoTransformer3DModel.from_pretrained(root / "transformer", torch_dtype=torch.float32),
         guider=AdaptiveProjectedGuidance.from_config(AdaptiveProjectedGuidance.load_config(root / "guider")),
         feature_extractor=SiglipImageProcessor.from_pretrained(root / "feature_extractor"),
     )
     pipe.set_progress_bar_config(disable=True)
+    # Its encode_prompt keeps the text encoder's dtype; the float32 transformer needs float32 inputs.
+    pipe.transformer.context_embedder.register_forward_pre_hook(lambda _, args: tuple(a.float() for a in args))
     return pipe
 
 
@@ -179,7 +189,8 @@ def read_frames(folder: Path) -> np.ndarray:
 
 def report(results: dict[str, dict], size: tuple[int, int, int], steps: int, max_diff: int) -> str:
     w, h, f = size
-    lines = [f"{w}x{h}x{f}, {steps} steps, APG, fp32, CPU ({torch.get_num_threads()} threads); best of the repeats"]
+    lines = [f"{w}x{h}x{f}, {steps} steps, APG, fp32 (text encoder bf16), CPU ({torch.get_num_threads()} threads); "
+             "best of the repeats"]  # fmt: skip
     lines.append(f"{'':<10}" + "".join(f"{k:>10}" for k in ("load", "encode", "denoise", "decode", "total")))
     for impl, r in results.items():
         row = "".join(f"{r[k]:>9.1f}s" for k in ("load", "encode", "denoise", "decode", "total"))
@@ -197,7 +208,7 @@ def main() -> None:
     parser.add_argument("--size", default="128x128x9", help="WxHxF")
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1, help="alternate ours/diffusers N times; report the best")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/motif-lite-bench"))
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/motif-lite-bench-full-text"))
     parser.add_argument("--child", choices=["ours", "diffusers"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -180,14 +180,14 @@ class MotifVideoPipeline:
                 pixels = self._first_frame(request)
                 cond_latents[:, :, :1] = self._first_frame_latents(pixels, generator).to(noise.dtype)
                 mask[:, :, 0] = 1.0
-                image_embeds = self.text_encoder.encode_image(pixels).to(self.device)
+                image_embeds = self.text_encoder.encode_image(pixels).to(self.device, self.dtype)
                 progress("encode", total, total)
         return _Conditioning(text, negative, cond_latents, mask, image_embeds)
 
     def _encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
         # One prompt per call is never padded; the transformer drops an all-true mask (attention's fast path).
         embeds, mask = self.text_encoder.encode([prompt])
-        return embeds.to(self.device), mask.to(self.device)
+        return embeds.to(self.device, self.dtype), mask.to(self.device)
 
     def _first_frame(self, request: GenerationRequest) -> torch.Tensor:
         image = load_image(request.image)
@@ -254,6 +254,7 @@ def load_pipeline(
     device: str | torch.device = "auto",
     kernels: str = "auto",
     plan: Plan | None = None,
+    text_encoder_dtype: torch.dtype | None = None,
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
 
@@ -261,13 +262,15 @@ def load_pipeline(
     checkpoint's `transformer/`. Every required file is checked before any weights are read. The text encoder
     is loaded on the CPU and visits `device` only while prompts are encoded. `plan` (from `plan_generation`):
     load on the CPU, then stream / chunk / tile as the memory plan says instead of putting everything on `device`.
+    `text_encoder_dtype` (default `dtype`): e.g. bfloat16 (the checkpoint's own dtype) next to a float32
+    transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
     """
     target = resolve_device(device)
     root = locate_checkpoint(model, with_transformer=gguf is None)
     scheduler_shift = shift_from_scheduler_config(root / "scheduler")
     transformer_source = resolve_gguf(str(gguf)) if gguf is not None else root
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
-    text_encoder = load_text_encoder(root, dtype=dtype, device="cpu")
+    text_encoder = load_text_encoder(root, dtype=text_encoder_dtype or dtype, device="cpu")
     vae = load_vae(root, dtype=dtype, device=load_device)
     transformer = load_transformer(transformer_source, dtype=dtype, device=load_device)
     apply_kernels(transformer, kernels)

@@ -98,6 +98,16 @@ def test_memory_plan_streams_and_gives_the_same_video(checkpoint, reference_apg,
         plan_generation(request, checkpoint[0], dtype=torch.float32, device="cpu", vram_gib=0.1)
 
 
+def test_bf16_text_encoder_next_to_a_float32_transformer(checkpoint, reference_apg, tmp_path):
+    # The checkpoint's own dtype for the 4.3B encoder halves its CPU memory; its outputs are cast to float32.
+    mixed = load_pipeline(checkpoint[0], dtype=torch.float32, device="cpu", kernels="torch",
+                          text_encoder_dtype=torch.bfloat16)  # fmt: skip
+    assert mixed.text_encoder.dtype == torch.bfloat16 and mixed.dtype == torch.float32
+    frames = ours(mixed, tmp_path).astype(int)
+    diff = np.abs(frames - reference_apg.astype(int))
+    assert frames.shape == reference_apg.shape and diff.mean() < 1.0  # bf16 text features, otherwise the same
+
+
 def test_euler_cfg_equals_reference(pipe, checkpoint, tmp_path):
     reference = type(checkpoint[1])(**{**checkpoint[1].components, "guider": cfg_guider(4.0)})
     reference.set_progress_bar_config(disable=True)
