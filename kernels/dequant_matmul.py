@@ -18,10 +18,10 @@ Two paths, chosen by the token count M (rows of x), `SPLIT_MIN_M`:
   * M ≥ SPLIT_MIN_M — split: `dequantize` (a Triton kernel, one memory pass over the packed blocks, writing
     the weight in x's dtype) and then cuBLAS via `F.linear`. At video token counts the product is
     compute-bound, and the fused kernel, which spends issue slots and registers on dequantization inside its
-    K loop, measured 3-5.5x slower than the bf16 cuBLAS GEMM on an H200, while the dequantization pass should
-    cost about one read of the packed weight and one write of a bf16 one (microseconds against a GEMM of
-    ≥ 0.1 ms; bench/gpu_dequant.py reports dequant_ms and split_ms). The dense weight exists only during
-    that one call (one layer: ≤ 19 MB for Motif); what stays resident is the packed weight.
+    K loop, measured 3-5.5x slower than the bf16 cuBLAS GEMM on an H200, while the split path measured
+    1.00-1.07x of it at 16,384 and 114,080 tokens and 1.09-1.68x at 4,096 (`dequantize`: 40-80 µs per layer;
+    bench/gpu_dequant.py, docs/benchmarks.md). The dense weight exists only during that one call (one layer:
+    ≤ 19 MB for Motif); what stays resident is the packed weight.
 `dequantize` reuses the fused kernel's per-type tile helpers, so each block layout is written down once. It is
 bit-exact against the torch dequantizer (`motif_lite.weights.dequant.dequantize`): the helpers repeat its
 float operations in order, and the kernel is compiled with fp fusion off (no mul+add -> FMA contraction).
