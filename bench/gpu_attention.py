@@ -21,7 +21,6 @@ import statistics
 import sys
 import time
 import traceback
-import types
 from pathlib import Path
 
 CPU_SMOKE = "--cpu-smoke" in sys.argv
@@ -31,26 +30,7 @@ if CPU_SMOKE:
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def import_kernels() -> tuple[types.ModuleType, types.ModuleType, types.ModuleType]:
-    """motif_lite.kernels.{attention, patterns, reference}; if the installed package cannot provide them (no or
-    a stale editable install), map motif_lite and motif_lite.kernels onto this checkout by hand."""
-    try:
-        from motif_lite.kernels import attention, patterns, reference
-    except ModuleNotFoundError:
-        for name in [m for m in sys.modules if m == "motif_lite" or m.startswith("motif_lite.")]:
-            del sys.modules[name]
-        for name, folder in (("motif_lite", "motif_lite"), ("motif_lite.kernels", "kernels")):
-            package = types.ModuleType(name)
-            package.__path__ = [str(REPO / folder)]
-            sys.modules[name] = package
-        from motif_lite.kernels import attention, patterns, reference
-    return attention, patterns, reference
-
-
-attention, patterns, reference = import_kernels()
+from motif_lite.kernels import attention, patterns, reference  # noqa: E402
 
 CUDA = torch.cuda.is_available() and not CPU_SMOKE
 DEVICE, DTYPE = ("cuda", torch.bfloat16) if CUDA else ("cpu", torch.float32)

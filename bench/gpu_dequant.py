@@ -30,7 +30,6 @@ import os
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 
 SMOKE = "--cpu-smoke" in sys.argv
@@ -43,7 +42,6 @@ import torch.nn.functional as F  # noqa: E402
 from gguf import GGML_QUANT_SIZES  # noqa: E402
 from gguf import GGMLQuantizationType as Q  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 START = time.perf_counter()
 # --budget=SECONDS (default 150): cases left when it is spent are reported as skipped, not run
 BUDGET_S = float(next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--budget=")), 150))
@@ -63,25 +61,9 @@ else:  # M -> timed reps, in run order: the video token counts first, then the t
 F16_FIELDS = {Q.Q8_0: [0], Q.Q4_0: [0], Q.Q4_K: [0, 2], Q.Q5_K: [0, 2], Q.Q6_K: [208]}  # byte offsets of fp16s
 
 
-def import_kernels() -> tuple[types.ModuleType, types.ModuleType, types.ModuleType]:
-    """dequant_matmul, reference, weights.dequant. motif_lite.kernels is this checkout's kernels/ folder
-    (pyproject's package-dir); where motif_lite is not installed, map both packages from the checkout."""
-    try:
-        from motif_lite.kernels import dequant_matmul, reference
-        from motif_lite.weights import dequant
-    except ImportError:
-        for name in [m for m in sys.modules if m == "motif_lite" or m.startswith("motif_lite.")]:
-            del sys.modules[name]
-        for name, folder in (("motif_lite", "motif_lite"), ("motif_lite.kernels", "kernels")):
-            package = types.ModuleType(name)
-            package.__path__ = [str(ROOT / folder)]
-            sys.modules[name] = package
-        from motif_lite.kernels import dequant_matmul, reference
-        from motif_lite.weights import dequant
-    return dequant_matmul, reference, dequant
-
-
-dm, reference, dequant = import_kernels()
+from motif_lite.kernels import dequant_matmul as dm  # noqa: E402
+from motif_lite.kernels import reference  # noqa: E402
+from motif_lite.weights import dequant  # noqa: E402
 
 
 def emit(out: Path, **record) -> None:
