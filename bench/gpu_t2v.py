@@ -19,13 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from gguf import GGMLQuantizationType
 from transformers import T5Gemma2Encoder, T5Gemma2EncoderConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from gguf_helpers import random_packed  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_gguf_full, also under `python -P`
+from bench_gguf_full import quantized_copy, swap  # noqa: E402
+from full_size import random_tensor  # noqa: E402
 from tiny_text import _save_tokenizer  # noqa: E402
 
 from motif_lite.config import TransformerConfig  # noqa: E402
@@ -36,7 +37,6 @@ from motif_lite.runtime.kernels import apply_kernels  # noqa: E402
 from motif_lite.runtime.planner import GiB, apply_plan, plan_memory  # noqa: E402
 from motif_lite.vae import WanVAE, WanVAEConfig  # noqa: E402
 from motif_lite.weights.loader import assign_weights, build_model  # noqa: E402
-from motif_lite.weights.quant_linear import QuantizedLinear  # noqa: E402
 
 START = time.perf_counter()
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -51,23 +51,14 @@ def emit(out: Path, **record) -> None:
 
 
 def transformer_q4k() -> tuple[torch.nn.Module, int]:
-    """The full architecture: random bf16 tensors made on the GPU, block linears swapped for random Q4_K."""
-    config = TransformerConfig()
-    model = build_model(config)
+    """The full architecture: random bf16 tensors made on DEVICE, block linears swapped for random Q4_K (on the CPU,
+    where the plan streams them from)."""
+    model = build_model(TransformerConfig())
     g = torch.Generator(device=DEVICE).manual_seed(0)
-    state = {}
-    for name, t in model.state_dict().items():
-        values = torch.randn(t.shape, generator=g, device=DEVICE)
-        scale_one = t.dim() == 1 and "norm" in name
-        state[name] = ((1 + 0.02 * values) if scale_one else 0.02 * values).bfloat16().cpu()
+    with torch.device(DEVICE):
+        state = {n: random_tensor(n, t.shape, g).bfloat16().cpu() for n, t in model.state_dict().items()}
     model = assign_weights(model, state)
-    rng = np.random.default_rng(0)
-    for name, module in list(model.named_modules()):
-        if isinstance(module, torch.nn.Linear) and "blocks" in name:
-            packed = torch.from_numpy(random_packed(GGMLQuantizationType.Q4_K, module.weight.shape, rng, scale=0.002))
-            parent, _, child = name.rpartition(".")
-            quantized = QuantizedLinear.from_packed(packed, GGMLQuantizationType.Q4_K, module.in_features, module.bias)
-            setattr(model.get_submodule(parent), child, quantized)
+    swap(model, quantized_copy(model, GGMLQuantizationType.Q4_K, "cpu"))
     nbytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
     return model.eval(), nbytes
 

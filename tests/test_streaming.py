@@ -8,6 +8,7 @@ import torch
 from gguf import GGMLQuantizationType as Q
 from gguf_helpers import random_packed
 from tiny_config import TINY as TINY_KWARGS
+from tiny_config import inputs
 from torch import nn
 
 from motif_lite.config import TransformerConfig
@@ -42,23 +43,6 @@ def tiny_model(seed: int = 0, quantized: bool = False) -> MotifVideoTransformer:
                 parent, _, child = name.rpartition(".")
                 setattr(model.get_submodule(parent), child, layer)
     return model
-
-
-def inputs(
-    batch: int = 2, frames: int = 3, height: int = 6, width: int = 10, text: int = 7, image: int = 0, seed: int = 1
-) -> dict:
-    """Model inputs (as tests/tiny_transformer.inputs, without importing diffusers); row r masks 2r+1 text tokens."""
-    g = torch.Generator().manual_seed(seed)
-    mask = torch.ones(batch, text, dtype=torch.bool)
-    for row in range(batch):
-        mask[row, text - row * 2 - 1 :] = False
-    return dict(
-        latents=torch.randn(batch, 33, frames, height, width, generator=g),
-        timestep=torch.rand(batch, generator=g) * 1000,
-        text_embeds=torch.randn(batch, text, TINY.text_embed_dim, generator=g),
-        text_mask=mask,
-        image_embeds=torch.randn(batch, image, TINY.image_embed_dim, generator=g) if image else None,
-    )
 
 
 def forward(model: MotifVideoTransformer, x: dict) -> torch.Tensor:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from diffusers import MotifVideoTransformer3DModel
 from safetensors.torch import save_file
-from tiny_config import TINY
+from tiny_config import TINY, inputs  # noqa: F401 (inputs: re-exported for the tests)
 
 
 def make_reference(seed: int = 0, **overrides) -> MotifVideoTransformer3DModel:
@@ -66,34 +66,6 @@ def save_shared_layout(model: MotifVideoTransformer3DModel, root: Path, layout: 
     save_file({k: v.contiguous() for k, v in state.items()}, folder / "diffusion_pytorch_model.safetensors")
     (folder / "config.json").write_text(json.dumps(dict(model.config)))
     return root
-
-
-def inputs(
-    batch: int = 2,
-    frames: int = 3,
-    height: int = 6,
-    width: int = 10,
-    text: int = 7,
-    image: int = 0,
-    masked: bool = True,
-    seed: int = 1,
-    text_dim: int = 24,
-    image_dim: int = 20,
-) -> dict:
-    """Model inputs; with `masked`, each batch row has a different number of valid text tokens."""
-    g = torch.Generator().manual_seed(seed)
-    mask = None
-    if masked:
-        mask = torch.ones(batch, text, dtype=torch.bool)
-        for row in range(batch):
-            mask[row, text - row * 2 - 1 :] = False
-    return dict(
-        latents=torch.randn(batch, 33, frames, height, width, generator=g),
-        timestep=torch.rand(batch, generator=g) * 1000,
-        text_embeds=torch.randn(batch, text, text_dim, generator=g),
-        text_mask=mask,
-        image_embeds=torch.randn(batch, image, image_dim, generator=g) if image else None,
-    )
 
 
 @torch.no_grad()

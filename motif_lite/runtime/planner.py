@@ -348,19 +348,17 @@ def _stage_estimates(sizes: _Sizes, choice: _Choice, batch: int, fused_norms: bo
     vae_acts = vae_decode_bytes(sizes, choice.vae_tile, choice.vae_frame_by_frame)
     blocks = len(sizes.block_bytes)
     streamed_blocks = "none" if choice.resident_blocks is None else f"{blocks - choice.resident_blocks} of {blocks}"
+    # The VAE's measured terms already contain cuDNN's workspace: no workspace reserve for the decode stage.
     stages = [
-        ("text", text_weights, text_acts, f"text encoder: {choice.text.value}", "-"),
-        ("denoise", dit_weights, dit_acts, f"transformer blocks: {streamed_blocks}", _ff_label(choice.ff_chunk)),
-        ("decode", resident, vae_acts, "-", _vae_label(choice)),
-    ]
+        ("text", text_weights, text_acts, RESERVE_BYTES, f"text encoder: {choice.text.value}", "-"),
+        ("denoise", dit_weights, dit_acts, RESERVE_BYTES, f"transformer blocks: {streamed_blocks}",
+         _ff_label(choice.ff_chunk)),
+        ("decode", resident, vae_acts, 0, "-", _vae_label(choice)),
+    ]  # fmt: skip
     return tuple(
-        StageEstimate(name, _with_margins(name, weights + acts), weights, acts, streamed, chunks)
-        for name, weights, acts, streamed, chunks in stages
+        StageEstimate(name, int((weights + acts) * FRAGMENTATION) + reserve, weights, acts, streamed, chunks)
+        for name, weights, acts, reserve, streamed, chunks in stages
     )
-
-
-def _with_margins(stage: str, nbytes: int) -> int:
-    return int(nbytes * FRAGMENTATION) + (0 if stage == "decode" else RESERVE_BYTES)
 
 
 def _ff_label(chunk: int | None) -> str:
