@@ -98,6 +98,17 @@ def test_memory_plan_streams_and_gives_the_same_video(checkpoint, reference_apg,
         plan_generation(request, checkpoint[0], dtype=torch.float32, device="cpu", vram_gib=0.1)
 
 
+def test_streamed_text_encoder_gives_the_same_video_and_unhooks(pipe, reference_apg, tmp_path):
+    # STREAMED placement is installed for the encoding only: same frames, and no hooks left on the encoder after.
+    pipe.text_placement = TextEncoderPlacement.STREAMED
+    try:
+        assert_same_video(ours(pipe, tmp_path), reference_apg)
+    finally:
+        pipe.text_placement = TextEncoderPlacement.DEVICE
+    layers = [m for m in pipe.text_encoder.model.modules() if isinstance(m, torch.nn.ModuleList)]
+    assert layers and all(not m._forward_hooks and not m._forward_pre_hooks for ml in layers for m in ml)
+
+
 def test_bf16_text_encoder_next_to_a_float32_transformer(checkpoint, reference_apg, tmp_path):
     # The checkpoint's own dtype for the 4.3B encoder halves its CPU memory; its outputs are cast to float32.
     mixed = load_pipeline(checkpoint[0], dtype=torch.float32, device="cpu", kernels="torch",
