@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from itertools import pairwise
 from pathlib import Path
@@ -14,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.vae import VAETile, load_vae
 from motif_lite.vae import layers as vae_layers
+from motif_lite.vae.bands import LevelShape, plan_bands
 from motif_lite.vae.layers import CausalState, RMSNorm
 from motif_lite.vae.tiling import blend_weights, tile_spans
 
@@ -110,6 +112,77 @@ def test_tiled_decode(tiny):
     assert (misplaced - plain).abs().mean() > 2 * (tiled - plain).abs().mean()
 
 
+@pytest.fixture(scope="module")
+def tiny64(tiny):
+    # float64: the band decode is then bit-equal to the whole-frame decode (float32 convs over other shapes
+    # round differently in the last bits).
+    return copy.deepcopy(tiny[1]).to(torch.float64)
+
+
+@pytest.mark.parametrize("shape", [(2, 12, 7), (3, 6, 11)])  # taller than wide (row bands), wider (columns)
+def test_bands_are_exact(tiny, tiny64, shape):
+    ref, vae = tiny
+    t, h, w = shape
+    z = torch.randn(1, 4, t, h, w, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    whole = tiny64.decode(z, frame_by_frame=False)
+    for count in (2, 3, max(h, w)):
+        for frame_by_frame in (False, True):
+            assert torch.equal(tiny64.decode(z, frame_by_frame=frame_by_frame, bands=count), whole), count
+    with torch.no_grad():
+        expected = ref.decode(z.float()).sample
+    assert_close(vae.decode(z.float(), bands=3), expected)
+
+
+def test_band_halo_is_needed(tiny64):
+    # The halo is not slack: a band one conv short of it gets wrong pixels next to the cut.
+    z = torch.randn(1, 4, 1, 8, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    decoder = tiny64.decoder
+    shapes = [LevelShape(2 * len(b.resnets), b.upsamplers is not None) for b in decoder.up_blocks]
+    with torch.no_grad():
+        state = CausalState()
+        mid = decoder.lower(tiny64.post_quant_conv(z, state), state)
+    for head_convs, exact in ((1, True), (0, False)):
+        band = plan_bands(shapes, head_convs, 8, 2)[0]
+        with torch.no_grad():
+            banded = decoder.upper(mid, CausalState(), band=band)
+            whole = decoder.upper(mid, CausalState())[..., : band.out_rows[1], :]
+        assert torch.equal(banded, whole) == exact
+
+
+def test_bands_partition_the_frame():
+    shapes = [LevelShape(6, True), LevelShape(6, True), LevelShape(6, True), LevelShape(6, False)]
+    for latent, count in ((92, 2), (92, 3), (160, 7), (5, 5)):
+        bands = plan_bands(shapes, 1, latent, count)
+        assert [b.out_rows[0] for b in bands[1:]] == [b.out_rows[1] for b in bands[:-1]]
+        assert bands[0].out_rows[0] == 0 and bands[-1].out_rows[1] == latent * 8
+        for band in bands:
+            heights = [latent, 2 * latent, 4 * latent, 8 * latent]
+            assert all(0 <= a < b <= n for (a, b), n in zip(band.level_rows, heights, strict=True))
+            assert band.head_rows[0] <= band.out_rows[0] < band.out_rows[1] <= band.head_rows[1]
+
+
+def test_bands_stream_with_progress_and_keep_one_band_of_caches(tiny):
+    _, vae = tiny
+    z = torch.randn(1, 4, 3, 8, 6, generator=torch.Generator().manual_seed(9))
+    steps = []
+    chunks = list(vae.decode_frames(z, bands=2, on_step=lambda done, total: steps.append((done, total))))
+    assert [c.shape[2] for c in chunks] == [1, 4, 4] and chunks[0].device.type == "cpu"
+    assert torch.equal(torch.cat(chunks, dim=2), vae.decode(z, bands=2))
+    assert steps == [(i, 6) for i in range(1, 7)]
+
+    # The causal caches of one band against the whole frame's: the memory the bands save.
+    def cache_elements(band):
+        state = CausalState()
+        with torch.no_grad():
+            mid = vae.decoder.lower(vae.post_quant_conv(z[:, :, :1], state), state)
+            for _ in range(2):
+                vae.decoder.upper(mid, state, band=band)
+        return sum(v.numel() for k, v in state.frames.items() if k not in (vae.decoder.conv_in,))
+
+    whole, half = cache_elements(None), max(cache_elements(b) for b in vae.decoder.plan_bands((8, 6), 2))
+    assert half < 0.8 * whole
+
+
 def test_tile_blend_weights_sum_to_one():
     for length, tile in [(40, VAETile(16, 4)), (33, VAETile(8, 3)), (12, VAETile(12, 6))]:
         spans = tile_spans(length, tile)
@@ -127,6 +200,12 @@ def test_bad_tile_and_latents(tiny):
         VAETile(size=8, overlap=5)
     with pytest.raises(ConfigError, match="latents must be"):
         vae.decode(torch.zeros(1, 3, 2, 4, 4))
+    z = torch.zeros(1, 4, 2, 4, 6)
+    for bands, message in ((0, "integer >= 1"), (True, "integer >= 1"), (7, "more than the 6")):
+        with pytest.raises(ConfigError, match=message):
+            vae.decode(z, bands=bands)
+    with pytest.raises(ConfigError, match="not both"):
+        list(vae.decode_frames(z, tile=VAETile(4, 1), bands=2))
 
 
 # -- encode and latent normalization --
@@ -279,6 +358,7 @@ def test_full_wan21_config_parity(tmp_path):
     assert_close(vae.decode(z, frame_by_frame=False), decoded)
     # Frame by frame, CPU convolutions over 1 frame instead of 4 round differently: measured 1.2e-5 std.
     assert_close(vae.decode(z), decoded, rel=1e-4)
+    assert_close(vae.decode(z, bands=2), decoded, rel=1e-4)
 
 
 def test_half_precision_norm_in_bands_is_the_reference_formula(monkeypatch):

@@ -5,7 +5,7 @@ Shapes: pixels `[B, 3, F, H, W]` in [-1, 1]; latents `[B, z, 1 + (F - 1) / 4, H 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from itertools import pairwise
 
@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from motif_lite.errors import ConfigError
+from motif_lite.vae.bands import Band, LevelShape, crop_rows, plan_bands
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.layers import CausalConv3d, CausalState, Downsample, MidBlock, ResidualBlock, RMSNorm, Upsample
 from motif_lite.vae.posterior import DiagonalGaussian
@@ -84,30 +85,65 @@ class Decoder(nn.Module):
         self.norm_out = RMSNorm(dims[-1])
         self.conv_out = CausalConv3d(dims[-1], cfg.out_channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, state: CausalState, frame_by_frame: bool = False) -> torch.Tensor:
-        """[B, z, T, h, w] -> [B, 3, T', 8h, 8w]; T' = 1 + 4(T - 1) at the start of a stream, else 4T.
+    def forward(
+        self, x: torch.Tensor, state: CausalState, frame_by_frame: bool = False, band: Band | None = None
+    ) -> torch.Tensor:
+        """[B, z, T, h, w] -> [B, 3, T', 8h, 8w]; T' = 1 + 4(T - 1) at the start of a stream, else 4T."""
+        return self.upper(self.lower(x, state), state, frame_by_frame, band)
+
+    def lower(self, x: torch.Tensor, state: CausalState) -> torch.Tensor:
+        """conv_in and the mid block, always on whole frames: the mid block's attention sees the whole frame."""
+        return self.mid_block(self.conv_in(x, state), state)
+
+    def upper(
+        self, x: torch.Tensor, state: CausalState, frame_by_frame: bool = False, band: Band | None = None
+    ) -> torch.Tensor:
+        """The up levels and the output head on the mid block's output.
 
         `frame_by_frame` takes the frames that the temporal upsamplers make through the higher levels one at a
         time: the same math (rounding may differ in the last bits), a quarter of the full-resolution memory.
+        `band` computes only the rows one output band needs (`bands.py`); its caches are its own.
         """
-        x = self.mid_block(self.conv_in(x, state), state)
         if not frame_by_frame:
-            for block in self.up_blocks:
-                x = block(x, state)
-            return self._head(x, state)
-        return self._up_from(0, x, state)
+            for level, block in enumerate(self.up_blocks):
+                x = block(self._enter(level, x, band), state)
+            return self._head(self._enter(len(self.up_blocks), x, band), state, band)
+        return self._up_from(0, x, state, band)
 
-    def _up_from(self, level: int, x: torch.Tensor, state: CausalState) -> torch.Tensor:
+    def _up_from(self, level: int, x: torch.Tensor, state: CausalState, band: Band | None) -> torch.Tensor:
         # Depth first: every frame goes through all the remaining levels before the next one starts. Time order
         # per layer is all the causal caches need, so the result equals the chunk-at-once decode.
         if x.shape[2] > 1:
-            return torch.cat([self._up_from(level, x[:, :, t : t + 1], state) for t in range(x.shape[2])], dim=2)
+            frames = [self._up_from(level, x[:, :, t : t + 1], state, band) for t in range(x.shape[2])]
+            return torch.cat(frames, dim=2)
+        x = self._enter(level, x, band)
         if level == len(self.up_blocks):
-            return self._head(x, state)
-        return self._up_from(level + 1, self.up_blocks[level](x, state), state)
+            return self._head(x, state, band)
+        return self._up_from(level + 1, self.up_blocks[level](x, state), state, band)
 
-    def _head(self, x: torch.Tensor, state: CausalState) -> torch.Tensor:
-        return self.conv_out(F.silu(self.norm_out(x), inplace=True), state)
+    def _enter(self, level: int, x: torch.Tensor, band: Band | None) -> torch.Tensor:
+        # The rows of `x` that up level `level` (the head when level == len(up_blocks)) computes from for `band`.
+        if band is None:
+            return x
+        if level == 0:
+            have = (0, x.shape[band.dim])  # the mid block's output: whole frames
+        else:
+            start, end = band.level_rows[level - 1]
+            factor = 1 if self.up_blocks[level - 1].upsamplers is None else 2
+            have = (start * factor, end * factor)
+        want = band.head_rows if level == len(self.up_blocks) else band.level_rows[level]
+        return crop_rows(x, have, want, band.dim)
+
+    def _head(self, x: torch.Tensor, state: CausalState, band: Band | None = None) -> torch.Tensor:
+        x = self.conv_out(F.silu(self.norm_out(x), inplace=True), state)
+        return x if band is None else crop_rows(x, band.head_rows, band.out_rows, band.dim)
+
+    def plan_bands(self, latent_hw: tuple[int, int], count: int) -> list[Band]:
+        """`count` output bands across the longer side and what every up level computes for each (`bands.py`)."""
+        # Each residual block has two 3x3 convs (its 1x1 shortcut needs no halo); the head has one.
+        shapes = [LevelShape(2 * len(block.resnets), block.upsamplers is not None) for block in self.up_blocks]
+        height, width = latent_hw
+        return plan_bands(shapes, 1, max(height, width), count, dim=-1 if width > height else -2)
 
 
 class WanVAE(nn.Module):
@@ -176,25 +212,34 @@ class WanVAE(nn.Module):
     # -- decode --
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, tile: VAETile | None = None, frame_by_frame: bool = True) -> torch.Tensor:
+    def decode(
+        self, z: torch.Tensor, tile: VAETile | None = None, frame_by_frame: bool = True, bands: int = 1
+    ) -> torch.Tensor:
         """Decode raw (denormalized) latents [B, z, T, h, w] into pixels [B, 3, 1 + 4(T-1), 8h, 8w] in [-1, 1].
 
         With `tile`, tiles are decoded one after another through all frames, so only one tile's causal caches
-        exist at a time: the lowest-memory way to decode a whole clip. `frame_by_frame`: see `decode_frames`.
+        exist at a time: the lowest-memory way to decode a whole clip. `frame_by_frame` and `bands`: see
+        `decode_frames`.
         """
         self._check_latents(z)
-        b, _, t, h, w = z.shape
-        s = self.config.spatial_factor
-        frames = 1 + self.config.temporal_factor * (t - 1)
-        dtype = self.post_quant_conv.weight.dtype
-        out = torch.empty(b, self.config.out_channels, frames, h * s, w * s, dtype=dtype, device=z.device)
-        if tile is not None and len(tile_grid(h, w, tile, s)) > 1:
+        self._check_modes(z, tile, bands)
+        out = self._empty_video(z, z.device)
+        if tile is not None and len(tile_grid(z.shape[3], z.shape[4], tile, self.config.spatial_factor)) > 1:
             return self._decode_tiles_into(z, tile, out, frame_by_frame)
+        if bands > 1:
+            return self._decode_bands_into(z, bands, out, frame_by_frame)
         done = 0
         for chunk in self.decode_frames(z, frame_by_frame=frame_by_frame):
             out[:, :, done : done + chunk.shape[2]] = chunk
             done += chunk.shape[2]
         return out
+
+    def _empty_video(self, z: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+        b, _, t, h, w = z.shape
+        s = self.config.spatial_factor
+        frames = 1 + self.config.temporal_factor * (t - 1)
+        dtype = self.post_quant_conv.weight.dtype
+        return torch.empty(b, self.config.out_channels, frames, h * s, w * s, dtype=dtype, device=device)
 
     def _decode_tiles_into(
         self, z: torch.Tensor, tile: VAETile, out: torch.Tensor, frame_by_frame: bool
@@ -214,9 +259,39 @@ class WanVAE(nn.Module):
             weight_sum[place.pixels] += weight
         return out.div_(weight_sum).clamp_(-1.0, 1.0)
 
+    def _decode_bands_into(
+        self,
+        z: torch.Tensor,
+        count: int,
+        out: torch.Tensor,
+        frame_by_frame: bool,
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> torch.Tensor:
+        # Bands outer, time inner, like tiles, but exact. The mid block runs once per latent frame on whole
+        # frames; its outputs (384 x h x w per latent frame, 11 MB at 720p in bf16) are kept for the bands.
+        z = z.to(self.post_quant_conv.weight.dtype)
+        state = CausalState()
+        mids = [self.decoder.lower(self.post_quant_conv(z[:, :, t : t + 1], state), state) for t in range(z.shape[2])]
+        bands = self.decoder.plan_bands(z.shape[3:], count)
+        for index, band in enumerate(bands):
+            state, done = CausalState(), 0
+            place = crop_rows(out, (0, out.shape[band.dim]), band.out_rows, band.dim)  # this band's pixels
+            for t, mid in enumerate(mids):
+                pixels = self.decoder.upper(mid, state, frame_by_frame, band).clamp_(-1.0, 1.0)
+                place[:, :, done : done + pixels.shape[2]] = pixels
+                done += pixels.shape[2]
+                if on_step is not None:
+                    on_step(index * len(mids) + t + 1, len(bands) * len(mids))
+        return out
+
     @torch.no_grad()
     def decode_frames(
-        self, z: torch.Tensor, tile: VAETile | None = None, frame_by_frame: bool = True
+        self,
+        z: torch.Tensor,
+        tile: VAETile | None = None,
+        frame_by_frame: bool = True,
+        bands: int = 1,
+        on_step: Callable[[int, int], None] | None = None,
     ) -> Iterator[torch.Tensor]:
         """Decode latent frame by latent frame, yielding pixel chunks [B, 3, n, 8h, 8w] in [-1, 1].
 
@@ -225,9 +300,18 @@ class WanVAE(nn.Module):
         `frame_by_frame` (default) also takes the 4 frames of a chunk through the upper decoder levels one at a
         time, which quarters the working memory at full resolution; `False` runs the chunk at once, exactly the
         reference's computation (bit-identical to diffusers; the default differs from it by float rounding).
+        `bands` > 1 decodes the clip in that many horizontal bands, one after another through all frames, so
+        only one band's causal caches and working tensors are alive: exact (not blended like tiles), a few
+        percent more work for the halo rows. The whole video then collects in CPU memory before the first
+        chunk is yielded. `on_step(done, total)` is called after every decode step (latent frame, per band).
         """
-        step = partial(self._decode_step, frame_by_frame=frame_by_frame)
         self._check_latents(z)
+        self._check_modes(z, tile, bands)
+        if bands > 1:
+            video = self._decode_bands_into(z, bands, self._empty_video(z, "cpu"), frame_by_frame, on_step)
+            yield from video.split([1] + [self.config.temporal_factor] * (z.shape[2] - 1), dim=2)
+            return
+        step = partial(self._decode_step, frame_by_frame=frame_by_frame)
         z = z.to(self.post_quant_conv.weight.dtype)
         tiled = tile is not None and len(tile_grid(z.shape[3], z.shape[4], tile, 1)) > 1
         state, tile_states = CausalState(), {}
@@ -238,6 +322,16 @@ class WanVAE(nn.Module):
             else:
                 pixels = decode_tiled_step(step, frame, tile_states, tile, self.config.spatial_factor)
             yield pixels.clamp_(-1.0, 1.0)
+            if on_step is not None:
+                on_step(t + 1, z.shape[2])
+
+    def _check_modes(self, z: torch.Tensor, tile: VAETile | None, bands: int) -> None:
+        if not isinstance(bands, int) or isinstance(bands, bool) or bands < 1:
+            raise ConfigError(f"VAE bands={bands!r} must be an integer >= 1")
+        if bands > 1 and tile is not None:
+            raise ConfigError("choose VAE bands or VAE tiles, not both (tiles already bound the memory more)")
+        if bands > max(z.shape[3:]):
+            raise ConfigError(f"VAE bands={bands} is more than the {max(z.shape[3:])} latents across the frame")
 
     def _decode_step(self, z: torch.Tensor, state: CausalState, frame_by_frame: bool) -> torch.Tensor:
         # [B, z, 1, h, w] -> [B, 3, n, 8h, 8w], n = 1 for the first latent frame of the stream, else 4.
