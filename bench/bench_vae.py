@@ -22,7 +22,18 @@ from pathlib import Path
 
 import pytest
 
+from motif_lite.vae import VAETile
+
 SIZE = os.environ.get("VAE_BENCH_SIZE", "128x128x9")
+# Our runs: the decode options of each, and whether the encoder is loaded (the pipeline loads it only for I2V).
+VARIANTS = {
+    "motif_lite": {"encoder": True},  # default decode: frame by frame through the upper levels
+    "motif_lite_decoder_only": {},
+    "motif_lite_chunk": {"frame_by_frame": False},  # the reference's chunking (4 frames at once)
+    "motif_lite_bands2": {"bands": 2},  # exact bands: one band's caches at a time
+    "motif_lite_bands3": {"bands": 3},
+    "motif_lite_tiled": {"tile": VAETile(8, 2)},  # 64x64-pixel tiles, blended (approximate)
+}
 
 
 def _worker(impl: str, folder: str, size: str) -> None:
@@ -38,14 +49,13 @@ def _worker(impl: str, folder: str, size: str) -> None:
         def decode():
             return model.decode(z).sample
     else:
-        from motif_lite.vae import VAETile, load_vae
+        from motif_lite.vae import load_vae
 
-        # "motif_lite_decoder_only" skips the encoder; "motif_lite_tiled" decodes 64x64-pixel tiles one by one.
-        model = load_vae(folder, encoder=impl == "motif_lite")
-        tile = VAETile(size=8, overlap=2) if impl == "motif_lite_tiled" else None
+        options = dict(VARIANTS[impl])
+        model = load_vae(folder, encoder=options.pop("encoder", False))
 
         def decode():
-            return model.decode(z, tile=tile)
+            return model.decode(z, **options)
 
     for weight in model.parameters():  # page in memory-mapped weights, so loaded_mb counts them
         weight.sum()
@@ -84,7 +94,7 @@ def _run_worker(impl: str, folder: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("impl", ["diffusers", "motif_lite", "motif_lite_decoder_only", "motif_lite_tiled"])
+@pytest.mark.parametrize("impl", ["diffusers", *VARIANTS])
 def test_decode(benchmark, checkpoint, impl):
     result = benchmark.pedantic(_run_worker, args=(impl, checkpoint), rounds=1, iterations=1)
     benchmark.extra_info.update(result, size=SIZE)

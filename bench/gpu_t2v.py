@@ -115,6 +115,7 @@ def main() -> None:
     pipe.plan_handle = apply_plan(transformer, vae, plan)
     pipe.vae_tile = pipe.plan_handle.vae_tile
     pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
+    pipe.vae_bands = pipe.plan_handle.vae_bands
     out_dir = folder / "frames"
     out_dir.mkdir()
     request = GenerationRequest(

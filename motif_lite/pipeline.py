@@ -99,6 +99,7 @@ class MotifVideoPipeline:
         self.scheduler_shift = scheduler_shift  # scheduler_config.json's shift (None if absent)
         self.vae_tile = None  # VAETile for the decoder; a memory plan may set it
         self.vae_frame_by_frame = True  # the decoder's upper levels one frame at a time; a plan may say 4 at once
+        self.vae_bands = 1  # exact bands of the decoder's upper levels, one after another; a plan may set more
         # What a memory plan installed (streaming hooks, chunking); None = everything resident on `device`.
         self.plan_handle: PlanHandle | None = None
         # How the text encoder runs while prompts are encoded (whole on the device, layers streamed to it, or on
@@ -236,10 +237,14 @@ class MotifVideoPipeline:
             torch.cuda.empty_cache()
 
         def chunks() -> Iterator[torch.Tensor]:
-            progress("decode", 0, total)
-            for i, pixels in enumerate(self.vae.decode_frames(z, self.vae_tile, self.vae_frame_by_frame)):
+            progress("decode", 0, total * self.vae_bands)
+
+            def on_step(done: int, steps: int) -> None:  # per latent frame, of every band
+                progress("decode", done, steps)
+
+            decoded = self.vae.decode_frames(z, self.vae_tile, self.vae_frame_by_frame, self.vae_bands, on_step)
+            for pixels in decoded:
                 yield pixels[0]  # [3, n, H, W]
-                progress("decode", i + 1, total)
 
         output = Path(request.output).expanduser()
         with staged_output(output, request.frames) as partial:
@@ -280,6 +285,7 @@ def load_pipeline(
         pipe.plan_handle = apply_plan(transformer, vae, plan)
         pipe.vae_tile = pipe.plan_handle.vae_tile
         pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
+        pipe.vae_bands = pipe.plan_handle.vae_bands
     return pipe
 
 

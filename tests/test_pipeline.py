@@ -109,6 +109,23 @@ def test_streamed_text_encoder_gives_the_same_video_and_unhooks(pipe, reference_
     assert layers and all(not m._forward_hooks and not m._forward_pre_hooks for ml in layers for m in ml)
 
 
+def test_vae_bands_give_the_same_video_with_progress(pipe, reference_apg, tmp_path):
+    # A plan may decode in exact bands: the frames reach the file only after the last band, progress runs per
+    # band and latent frame.
+    steps = []
+    pipe.vae_bands = 2
+    try:
+        settings = {"prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": 0, **SIZE}
+        request = GenerationRequest(output=tmp_path / "out_%03d.png", **settings)
+        pipe.generate(request, on_progress=lambda stage, done, total: steps.append((stage, done, total)))
+    finally:
+        pipe.vae_bands = 1
+    assert_same_video(read_png_sequence(tmp_path), reference_apg)
+    latent_frames = (SIZE["frames"] - 1) // 4 + 1
+    decode = [(done, total) for stage, done, total in steps if stage == "decode"]
+    assert decode == [(i, 2 * latent_frames) for i in range(2 * latent_frames + 1)]
+
+
 def test_bf16_text_encoder_next_to_a_float32_transformer(checkpoint, reference_apg, tmp_path):
     # The checkpoint's own dtype for the 4.3B encoder halves its CPU memory; its outputs are cast to float32.
     mixed = load_pipeline(checkpoint[0], dtype=torch.float32, device="cpu", kernels="torch",

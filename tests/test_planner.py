@@ -152,3 +152,29 @@ def test_vae_decodes_one_frame_at_a_time_before_anything_is_streamed():
     assert p.rank == 1 and p.vae_frame_by_frame
     assert p.text_placement is TextEncoderPlacement.DEVICE and p.resident_blocks is None
     assert p.stages[2].peak_bytes < fast.stages[2].peak_bytes
+
+
+def test_vae_bands_come_before_streaming():
+    # Still one 720p frame, the text encoder streamed: below the frame-by-frame decode's peak, exact bands fit
+    # before any block is streamed, each band count a step down in memory.
+    previous = plan(1280, 736, 1, 9)
+    assert (
+        previous.vae_bands == 1 and previous.vae_frame_by_frame and previous.peak_bytes == previous.stages[2].peak_bytes
+    )
+    for bands in (2, 3, 4):
+        p = plan(1280, 736, 1, (previous.stages[2].peak_bytes - 1) / GiB)
+        assert p.vae_bands == bands and p.vae_frame_by_frame and p.vae_tile is None
+        assert p.text_placement is TextEncoderPlacement.STREAMED and p.resident_blocks is None
+        assert p.stages[2].peak_bytes < previous.stages[2].peak_bytes and p.rank == previous.rank + 1
+        assert f"{bands} exact bands" in p.describe()
+        previous = p
+
+
+def test_vae_band_estimate_follows_the_decoder_plan():
+    # Caches scale with the largest band's share of each level; the halo makes 2 bands more than half.
+    from motif_lite.runtime.planner import _band_shares
+
+    shares = _band_shares(VAE, (92, 160), 2)
+    assert len(shares) == 4 and all(0.5 < s < 0.65 for s in shares)
+    assert shares[-1] < shares[0]  # the halo is a larger share of the coarse levels
+    assert _band_shares(VAE, (92, 160), 4)[-1] < 0.3

@@ -9,16 +9,18 @@ Stable API (used by the CLI's `--vram GB` and `--dry-run`):
                                                          # cfg_batch: rows per forward (1 for motif_lite's denoise)
     print(plan.describe())                               # the --dry-run table
     handle = apply_plan(transformer, vae, plan)          # the pipeline places the text encoder while encoding
-    vae.decode_frames(z, handle.vae_tile, handle.vae_frame_by_frame)   # VAE settings are arguments, not hooks
+    vae.decode_frames(z, handle.vae_tile, handle.vae_frame_by_frame, handle.vae_bands)  # arguments, not hooks
     budget = default_budget("cuda")                      # free bytes on the CUDA device, None on CPU
 
 Candidates are tried from fastest to slowest (a fixed ladder, so more budget never gives a slower plan):
-    1. everything resident on the device (the VAE decoding 4 frames at once, then one at a time);
-    2. the text encoder's layers streamed (likewise);
+    1. everything resident on the device;
+    2. the text encoder's layers streamed;
     3. + the transformer's blocks streamed, keeping k = 35 .. 0 blocks resident;
     4. + the dual blocks' feed-forward in smaller token chunks;
     5. + the VAE decoding in smaller spatial tiles;
     6. the text encoder run on the CPU, with the smallest settings of 3-5.
+Within each untiled candidate the VAE tries its modes, fastest first: 4 frames at once through the upper levels,
+one frame at a time, then 2, 3 or 4 exact bands (a few percent more VAE work each: far cheaper than streaming).
 Every constant below is explained where it is defined; docs/memory.md derives the formulas.
 """
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -70,13 +72,19 @@ TEXT_HIDDEN, TEXT_MLP, TEXT_HEADS, TEXT_TOKENS = 2560, 10240, 8, 512
 # - causal caches: every 3-tap temporal conv keeps its last 2 input frames; summed over the decoder's convs at
 #   their resolutions (1/8: 4240 channels, 1/4: 2496, 1/2: 1152, full: 672) -> 2 * (4240/64 + 2496/16 + 1152/4
 #   + 672) = 2365. With tiles, every tile keeps its own caches (tiling.py), so this term covers the whole frame
-#   (times the tiles' overlap) whatever the tile size;
+#   (times the tiles' overlap) whatever the tile size; with bands (bands.py) only one band's caches exist, each
+#   level's term times the largest band's share of that level's rows (halo included). The 1/8 term is mostly
+#   the up path's first level (conv_in and the mid block, 1552 channels, run on whole frames before the bands
+#   and are freed); the bands keep the mid block's output of every latent frame instead (384 channels at 1/8);
 # - working tensors (input, float32 norm band, padded conv input, new cache, output, cuDNN's workspace), measured
 #   on an H200 at 1280x736x121 in bf16 (bench/bench_vae_gpu.py, `decode_frames` into CPU memory) as peak - weights
 #   - caches: 6.59 GiB -> 1311 when the 4 frames of a latent frame go through the upper levels one at a time
 #   (`frame_by_frame`, the default), 10.39 GiB -> 3480 when they go together (the reference's chunking, 5-20 %
 #   faster). With tiles, per tile pixel.
-VAE_CACHE_ELEMS_PER_PIXEL = 2365
+VAE_CACHE_CHANNELS = (4240, 2496, 1152, 672)  # at 1/8, 1/4, 1/2 and full resolution
+VAE_CACHE_ELEMS_PER_PIXEL = round(2 * sum(c / 4 ** (3 - i) for i, c in enumerate(VAE_CACHE_CHANNELS)))  # 2365
+VAE_LOWER_CACHE_CHANNELS = 1552  # conv_in (16) and the mid block (4 x 384): whole frames, before the bands
+VAE_MID_CHANNELS = 384
 VAE_WORK_ELEMS_PER_PIXEL = 1350
 VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK = 3500
 # A quantized linear dequantizes its weight per call: float32 values then the bf16 copy (4 + 2 bytes per weight).
@@ -87,6 +95,7 @@ FRAGMENTATION = 1.10
 RESERVE_BYTES = GiB // 2
 FF_CHUNKS = (16384, 4096)
 VAE_TILES = (VAETile(32, 8), VAETile(16, 4))
+VAE_BANDS = (2, 3, 4)  # exact bands: ~3.6 %, 7 %, 11 % more VAE work at 720p (halo rows); tiles cost ~2x
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,7 @@ class Plan:
     ff_chunk_tokens: int | None
     vae_tile: VAETile | None
     vae_frame_by_frame: bool  # the VAE's upper levels one frame at a time (less memory) or 4 at once (faster)
+    vae_bands: int  # the VAE's upper levels in this many exact bands, one after another (1: whole frames)
     stages: tuple[StageEstimate, ...]
     budget_bytes: int | None
     rank: int  # position in the ladder: 0 is the fastest
@@ -174,6 +184,8 @@ class _Sizes:
     vae_element_bytes: int
     vae_pixels: int  # output pixels of one frame
     vae_latent_hw: tuple[int, int]
+    vae_latent_frames: int
+    vae_config: WanVAEConfig
     vae_spatial: int
     vae_scale: float  # channel width relative to the Wan2.1 base_dim 96
 
@@ -215,6 +227,8 @@ def _sizes(
         vae_element_bytes=vae_dtype.itemsize,
         vae_pixels=width * height,
         vae_latent_hw=(height // s, width // s),
+        vae_latent_frames=(frames - 1) // vae_config.temporal_factor + 1,
+        vae_config=vae_config,
         vae_spatial=s,
         vae_scale=(vae_config.decoder_base_dim or vae_config.base_dim) / 96,
     )
@@ -256,20 +270,25 @@ class _Choice:
     ff_chunk: int | None
     vae_tile: VAETile | None
     vae_frame_by_frame: bool = True
+    vae_bands: int = 1
 
 
 def _ladder(num_blocks: int) -> list[_Choice]:
     """Every candidate, fastest first (see the module docstring)."""
     dev, stream, cpu = TextEncoderPlacement.DEVICE, TextEncoderPlacement.STREAMED, TextEncoderPlacement.CPU
-    # Decoding 4 frames at once saves ~1-2 s per video; streaming anything costs more, so it goes first.
-    ladder = [
-        _Choice(text, None, None, None, vae_frame_by_frame=fbf) for text in (dev, stream) for fbf in (False, True)
+    outer = [_Choice(text, None, None, None) for text in (dev, stream)]
+    outer += [_Choice(stream, k, None, None) for k in range(num_blocks - 1, -1, -1)]
+    outer += [_Choice(stream, 0, chunk, None) for chunk in FF_CHUNKS]
+    outer += [_Choice(stream, 0, FF_CHUNKS[-1], tile) for tile in VAE_TILES]
+    outer += [_Choice(cpu, 0, FF_CHUNKS[-1], tile) for tile in (None, *VAE_TILES)]
+    # Within each, the untiled VAE modes, fastest first: they cost far less than streaming more of anything.
+    # Decoding 4 frames at once saves ~1-2 s per video at 720p, every band adds ~3.6 % to the decode.
+    vae_modes = [(False, 1), (True, 1), *((True, bands) for bands in VAE_BANDS)]
+    return [
+        replace(choice, vae_frame_by_frame=fbf, vae_bands=bands)
+        for choice in outer
+        for fbf, bands in (vae_modes if choice.vae_tile is None else [(True, 1)])
     ]
-    ladder += [_Choice(stream, k, None, None) for k in range(num_blocks - 1, -1, -1)]
-    ladder += [_Choice(stream, 0, chunk, None) for chunk in FF_CHUNKS]
-    ladder += [_Choice(stream, 0, FF_CHUNKS[-1], tile) for tile in VAE_TILES]
-    ladder += [_Choice(cpu, 0, FF_CHUNKS[-1], tile) for tile in (None, *VAE_TILES)]
-    return ladder
 
 
 def transformer_activation_bytes(
@@ -301,8 +320,9 @@ def text_activation_bytes(batch: int) -> int:
     return batch * (TEXT_TOKENS * per_token * ACT_BYTES + TEXT_HEADS * TEXT_TOKENS**2 * 4)
 
 
-def vae_decode_bytes(sizes: _Sizes, tile: VAETile | None, frame_by_frame: bool = True) -> int:
-    """Causal caches over the whole frame (times the tiles' overlap) plus one tile's working tensors."""
+def vae_decode_bytes(sizes: _Sizes, tile: VAETile | None, frame_by_frame: bool = True, bands: int = 1) -> int:
+    """Causal caches over the whole frame (times the tiles' overlap) or one band, plus one tile's or band's
+    working tensors."""
     h, w = sizes.vae_latent_hw
     coverage, tile_pixels = 1.0, sizes.vae_pixels
     if tile is not None:
@@ -312,8 +332,35 @@ def vae_decode_bytes(sizes: _Sizes, tile: VAETile | None, frame_by_frame: bool =
         coverage = sum(b - a for a, b in spans_h) * sum(b - a for a, b in spans_w) / (h * w)
         tile_pixels = (spans_h[0][1] - spans_h[0][0]) * (spans_w[0][1] - spans_w[0][0]) * sizes.vae_spatial**2
     work = VAE_WORK_ELEMS_PER_PIXEL if frame_by_frame else VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK
-    elems = VAE_CACHE_ELEMS_PER_PIXEL * sizes.vae_pixels * coverage + work * tile_pixels
+    if bands > 1:
+        shares = _band_shares(sizes.vae_config, sizes.vae_latent_hw, bands)
+        channels = (VAE_CACHE_CHANNELS[0] - VAE_LOWER_CACHE_CHANNELS, *VAE_CACHE_CHANNELS[1:])
+        caches = 2 * sum(c / 4 ** (3 - i) * share for i, (c, share) in enumerate(zip(channels, shares, strict=True)))
+        mids = VAE_MID_CHANNELS / 64 * sizes.vae_latent_frames
+        elems = (caches + mids + work * shares[-1]) * sizes.vae_pixels
+    else:
+        elems = VAE_CACHE_ELEMS_PER_PIXEL * sizes.vae_pixels * coverage + work * tile_pixels
     return int(elems * sizes.vae_scale * sizes.vae_element_bytes)
+
+
+_BAND_SHARES: dict[tuple[str, tuple[int, int], int], tuple[float, ...]] = {}
+
+
+def _band_shares(vae_config: WanVAEConfig, latent_hw: tuple[int, int], bands: int) -> tuple[float, ...]:
+    """The largest band's share of the rows of each up level (halo included), from the decoder's own plan."""
+    key = (repr(vae_config), latent_hw, bands)
+    if key not in _BAND_SHARES:
+        from motif_lite.vae.model import Decoder
+
+        with torch.device("meta"):
+            decoder = Decoder(vae_config)
+        plan = decoder.plan_bands(latent_hw, bands)
+        rows, shares = max(latent_hw), []
+        for level, block in enumerate(decoder.up_blocks):
+            shares.append(max((b.level_rows[level][1] - b.level_rows[level][0]) / rows for b in plan))
+            rows *= 1 if block.upsamplers is None else 2
+        _BAND_SHARES[key] = tuple(shares)
+    return _BAND_SHARES[key]
 
 
 def _resident_weights(sizes: _Sizes, choice: _Choice) -> int:
@@ -345,7 +392,7 @@ def _stage_estimates(sizes: _Sizes, choice: _Choice, batch: int, fused_norms: bo
     if sizes.quantized:
         dit_weights += sizes.largest_linear * DEQUANT_BYTES_PER_WEIGHT
     dit_acts = transformer_activation_bytes(sizes.video_tokens, sizes.config, batch, choice.ff_chunk, fused_norms)
-    vae_acts = vae_decode_bytes(sizes, choice.vae_tile, choice.vae_frame_by_frame)
+    vae_acts = vae_decode_bytes(sizes, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands)
     blocks = len(sizes.block_bytes)
     streamed_blocks = "none" if choice.resident_blocks is None else f"{blocks - choice.resident_blocks} of {blocks}"
     # The VAE's measured terms already contain cuDNN's workspace: no workspace reserve for the decode stage.
@@ -369,6 +416,8 @@ def _vae_label(choice: _Choice) -> str:
     frames = "1 frame" if choice.vae_frame_by_frame else "4 frames"
     tile = choice.vae_tile
     where = "whole frame" if tile is None else f"tile {tile.size} (overlap {tile.overlap}) latent px"
+    if choice.vae_bands > 1:
+        where = f"{choice.vae_bands} exact bands"
     return f"vae: {where}, {frames} at a time"
 
 
@@ -404,7 +453,8 @@ def plan_memory(
         stages = _stage_estimates(sizes, choice, cfg_batch, fused_norms)
         plan = Plan(
             width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
-            choice.ff_chunk, choice.vae_tile, choice.vae_frame_by_frame, stages, budget_bytes, rank, len(ladder),
+            choice.ff_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages, budget_bytes, rank,
+            len(ladder),
         )  # fmt: skip
         if budget_bytes is None or plan.peak_bytes <= budget_bytes:
             return plan
@@ -420,12 +470,13 @@ def plan_memory(
 
 @dataclass
 class PlanHandle:
-    """What `apply_plan` installed. `vae_tile` and `vae_frame_by_frame` are for `vae.decode_frames(z, ...)`;
-    `remove()` takes the hooks and
-    wrappers off (weights stay where the plan put them)."""
+    """What `apply_plan` installed. `vae_tile`, `vae_frame_by_frame` and `vae_bands` are for
+    `vae.decode_frames(z, ...)`; `remove()` takes the hooks and wrappers off (weights stay where the plan put
+    them)."""
 
     vae_tile: VAETile | None
     vae_frame_by_frame: bool = True
+    vae_bands: int = 1
     handles: list[StreamingHandle | ChunkingHandle] = field(default_factory=list)
 
     def remove(self) -> None:
@@ -440,7 +491,7 @@ def apply_plan(transformer: nn.Module, vae: nn.Module | None, plan: Plan) -> Pla
     transformer: a MotifVideoTransformer; vae: a WanVAE or None. Everything not streamed is moved to
     `plan.device`. The text encoder is placed by the pipeline only while it encodes (`plan.text_placement`).
     """
-    handle = PlanHandle(plan.vae_tile, plan.vae_frame_by_frame)
+    handle = PlanHandle(plan.vae_tile, plan.vae_frame_by_frame, plan.vae_bands)
     if plan.ff_chunk_tokens is not None:
         handle.handles.append(apply_ff_chunking(transformer, plan.ff_chunk_tokens))
     if plan.resident_blocks is None:
