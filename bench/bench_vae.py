@@ -7,8 +7,9 @@ Each decode runs once in a fresh subprocess (this file in worker mode). Memory i
 to /proc/self/clear_refs) and `peak_mb` = VmHWM, the peak RSS of the process during the decode, so
 `decode_extra_mb` = peak_mb - loaded_mb is what the decode itself needs. (`ru_maxrss` is not used: it carries
 the parent's peak over fork/exec.) The worker also times the decode alone; pytest-benchmark's own timing
-includes process start and loading. Size: VAE_BENCH_SIZE (default 128x128x9
-pixels; the issue's 256x256x17 takes minutes per decode on a shared 2-core CPU).
+includes process start and loading. Size: VAE_BENCH_SIZE as HxWxF (default 128x128x9 pixels; the issue's
+256x256x17 takes ~1.5 min per decode on an idle 2-core CPU). Runs: diffusers, then ours in the decode modes of
+VARIANTS (select with -k, e.g. -k "diffusers or bands").
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ FRAGMENTATION = 1.10
 RESERVE_BYTES = GiB // 2
 FF_CHUNKS = (16384, 4096)
 VAE_TILES = (VAETile(32, 8), VAETile(16, 4))
-VAE_BANDS = (2, 3, 4)  # exact bands: ~3.6 %, 7 %, 11 % more VAE work at 720p (halo rows); tiles cost ~2x
+VAE_BANDS = (2, 3, 4)  # exact bands: 3.8 %, 7.5 %, 11.3 % more VAE work at 720p (bench/vae_band_work.py)
 
 
 @dataclass(frozen=True)
@@ -282,7 +282,7 @@ def _ladder(num_blocks: int) -> list[_Choice]:
     outer += [_Choice(stream, 0, FF_CHUNKS[-1], tile) for tile in VAE_TILES]
     outer += [_Choice(cpu, 0, FF_CHUNKS[-1], tile) for tile in (None, *VAE_TILES)]
     # Within each, the untiled VAE modes, fastest first: they cost far less than streaming more of anything.
-    # Decoding 4 frames at once saves ~1-2 s per video at 720p, every band adds ~3.6 % to the decode.
+    # Decoding 4 frames at once saves ~1-2 s per video at 720p, every band adds ~3.8 % to the decode.
     vae_modes = [(False, 1), (True, 1), *((True, bands) for bands in VAE_BANDS)]
     return [
         replace(choice, vae_frame_by_frame=fbf, vae_bands=bands)
