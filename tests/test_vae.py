@@ -95,6 +95,21 @@ def test_frame_by_frame_keeps_causal_order(tiny):
     assert (plain[:, :, 5:] - plain[:, :, 4:-1]).abs().max() > 100 * (one_by_one - plain).abs().max()
 
 
+def test_causal_caches_hold_only_real_frames(tiny):
+    # After the first frame a conv's past is one real frame: no cached zeros (half the first step's caches).
+    _, vae = tiny
+    z = torch.randn(1, 4, 2, 4, 6, generator=torch.Generator().manual_seed(6))
+    state = CausalState()
+    with torch.no_grad():
+        vae._decode_step(z[:, :, :1], state, frame_by_frame=True)
+        first = {conv: cache.shape[2] for conv, cache in state.frames.items()}
+        vae._decode_step(z[:, :, 1:], state, frame_by_frame=True)
+    convs = [m for m in vae.decoder.modules() if getattr(m, "past_frames", 0) == 2]
+    assert convs and all(first.get(conv) == 1 for conv in convs if conv in first)
+    top = [m for m in vae.decoder.up_blocks[-1].modules() if m in convs]  # these have seen 1 + 4 frames now
+    assert top and all(state.frames[conv].shape[2] == 2 for conv in top)
+
+
 def test_tiled_decode(tiny):
     _, vae = tiny
     z = torch.randn(1, 4, 2, 8, 10, generator=torch.Generator().manual_seed(3))

@@ -53,11 +53,14 @@ class CausalConv3d(nn.Conv3d):
             return super().forward(x)
         # The old cache is released once copied into `padded`, before the new one is cut: at full resolution
         # each cache is hundreds of MB, and holding both would add one to the peak.
-        padded = self._pad(x, state.frames.pop(self, None) if keep else None)
+        past = state.frames.pop(self, None) if keep else None
+        padded = self._pad(x, past)
         if keep:
-            # The last `keep` input frames (past included), cloned so the cache does not pin `padded`.
+            # The last `keep` real input frames (past included; the zeros before frame 0 are made again by the
+            # next `_pad`, so the first frame's caches are half size), cloned so they do not pin `padded`.
             pw, _, ph, _ = self.spatial_padding
-            state.frames[self] = padded[:, :, -keep:, ph : ph + x.shape[3], pw : pw + x.shape[4]].clone()
+            real = min(keep, x.shape[2] + (0 if past is None else past.shape[2]))
+            state.frames[self] = padded[:, :, -real:, ph : ph + x.shape[3], pw : pw + x.shape[4]].clone()
         return super().forward(padded)
 
     def _pad(self, x: torch.Tensor, past: torch.Tensor | None) -> torch.Tensor:
