@@ -85,8 +85,7 @@ def main(frames: int, tiled: bool, variants: bool) -> None:
     if tiled:
         measure(f"motif_lite tiled(32,8) bf16 {size}", lambda: ours.decode(z, tile=VAETile(32, 8)))
     if variants:
-        # Experiments for choosing defaults: cuDNN's autotuned algorithms, and splitting frames only at the top
-        # level (the decoder's own _up_from, told to keep whole chunks below the last level).
+        # An experiment behind the chosen defaults: cuDNN's autotuned algorithms.
         with torch.backends.cudnn.flags(enabled=True, benchmark=True):
             for fbf in (True, False):
                 ours.decode(z[:, :, :3], frame_by_frame=fbf)  # let cuDNN pick per shape first

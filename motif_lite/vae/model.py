@@ -108,18 +108,24 @@ class Decoder(nn.Module):
             for level, block in enumerate(self.up_blocks):
                 x = block(self._enter(level, x, band), state)
             return self._head(self._enter(len(self.up_blocks), x, band), state, band)
-        return self._up_from(0, x, state, band)
+        return self._up_depth_first(x, state, band)
 
-    def _up_from(self, level: int, x: torch.Tensor, state: CausalState, band: Band | None) -> torch.Tensor:
-        # Depth first: every frame goes through all the remaining levels before the next one starts. Time order
-        # per layer is all the causal caches need, so the result equals the chunk-at-once decode.
-        if x.shape[2] > 1:
-            frames = [self._up_from(level, x[:, :, t : t + 1], state, band) for t in range(x.shape[2])]
-            return torch.cat(frames, dim=2)
-        x = self._enter(level, x, band)
-        if level == len(self.up_blocks):
-            return self._head(x, state, band)
-        return self._up_from(level + 1, self.up_blocks[level](x, state), state, band)
+    def _up_depth_first(self, x: torch.Tensor, state: CausalState, band: Band | None) -> torch.Tensor:
+        # Every frame goes through all the remaining levels before the next one starts. Time order per layer is
+        # all the causal caches need, so the result equals the chunk-at-once decode. A stack instead of recursion,
+        # so that no level's input stays referenced while the levels above it run (at 720p in fp32 that held
+        # 0.6 GB more: the inputs of the 1/4, 1/2 and full-resolution levels).
+        pending, frames = [(0, x)], []
+        del x
+        while pending:
+            level, x = pending.pop()
+            if x.shape[2] > 1:  # split into frames, frame 0 on top of the stack
+                pending += [(level, x[:, :, t : t + 1]) for t in reversed(range(x.shape[2]))]
+            elif level == len(self.up_blocks):
+                frames.append(self._head(self._enter(level, x, band), state, band))
+            else:
+                pending.append((level + 1, self.up_blocks[level](self._enter(level, x, band), state)))
+        return torch.cat(frames, dim=2)
 
     def _enter(self, level: int, x: torch.Tensor, band: Band | None) -> torch.Tensor:
         # The rows of `x` that up level `level` (the head when level == len(up_blocks)) computes from for `band`.
