@@ -117,10 +117,13 @@ class ResidualBlock(nn.Module):
         self.conv_shortcut = CausalConv3d(in_dim, out_dim, 1) if in_dim != out_dim else None
 
     def forward(self, x: torch.Tensor, state: CausalState) -> torch.Tensor:
-        y = self.conv1(F.silu(self.norm1(x), inplace=True), state)
-        y = self.conv2(F.silu(self.norm2(y), inplace=True), state)
+        # `h` is rebound at every step, so conv1's output is freed once normalized, before conv2 runs.
+        h = F.silu(self.norm1(x), inplace=True)
+        h = self.conv1(h, state)
+        h = F.silu(self.norm2(h), inplace=True)
+        h = self.conv2(h, state)
         shortcut = x if self.conv_shortcut is None else self.conv_shortcut(x, state)
-        return y.add_(shortcut)
+        return h.add_(shortcut)
 
 
 class AttentionBlock(nn.Module):
