@@ -306,9 +306,9 @@ class WanVAE(nn.Module):
         `frame_by_frame` (default) also takes the 4 frames of a chunk through the upper decoder levels one at a
         time, which quarters the working memory at full resolution; `False` runs the chunk at once, exactly the
         reference's computation (bit-identical to diffusers; the default differs from it by float rounding).
-        `bands` > 1 decodes the clip in that many horizontal bands, one after another through all frames, so
-        only one band's causal caches and working tensors are alive: exact (not blended like tiles), a few
-        percent more work for the halo rows. The whole video then collects in CPU memory before the first
+        `bands` > 1 decodes the clip in that many bands across its longer side, one after another through all
+        frames, so only one band's causal caches and working tensors are alive: exact (not blended like tiles),
+        a few percent more work for the halo rows. The whole video then collects in CPU memory before the first
         chunk is yielded. `on_step(done, total)` is called after every decode step (latent frame, per band).
         """
         self._check_latents(z)
