@@ -38,9 +38,7 @@ def main(height: int, width: int, frames: int) -> None:
     whole = conv_macs(vae, z, 1)
     print(f"{width}x{height}x{frames}: whole-frame decode {whole / 1e12:.2f} T conv MACs")
     for bands in (2, 3, 4):
-        plan = vae.decoder.plan_bands(z.shape[3:], bands)
-        rows = [max(z.shape[3:]) * 2**level for level in range(len(plan[0].level_rows))]
-        shares = [max(b.level_rows[i][1] - b.level_rows[i][0] for b in plan) / n for i, n in enumerate(rows)]
+        shares = vae.decoder.band_shares(z.shape[3:], bands)
         extra = conv_macs(vae, z, bands) / whole - 1
         print(f"{bands} bands: +{100 * extra:.1f} % work; largest band's share of the rows of up levels 0-3:",
               " / ".join(f"{s:.2f}" for s in shares))  # fmt: skip

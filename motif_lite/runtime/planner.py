@@ -353,13 +353,7 @@ def _band_shares(vae_config: WanVAEConfig, latent_hw: tuple[int, int], bands: in
         from motif_lite.vae.model import Decoder
 
         with torch.device("meta"):
-            decoder = Decoder(vae_config)
-        plan = decoder.plan_bands(latent_hw, bands)
-        rows, shares = max(latent_hw), []
-        for level, block in enumerate(decoder.up_blocks):
-            shares.append(max((b.level_rows[level][1] - b.level_rows[level][0]) / rows for b in plan))
-            rows *= 1 if block.upsamplers is None else 2
-        _BAND_SHARES[key] = tuple(shares)
+            _BAND_SHARES[key] = Decoder(vae_config).band_shares(latent_hw, bands)
     return _BAND_SHARES[key]
 
 

@@ -42,10 +42,10 @@ class Band:
 
 def plan_bands(levels: list[LevelShape], head_convs: int, latent_height: int, count: int, dim: int = -2) -> list[Band]:
     """Split the output into `count` bands on latent-row boundaries and find each band's rows at every level."""
-    if not isinstance(count, int) or count < 1:
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ConfigError(f"VAE bands={count!r} must be an integer >= 1")
     if count > latent_height:
-        raise ConfigError(f"VAE bands={count} is more than the {latent_height} latent rows")
+        raise ConfigError(f"VAE bands={count} is more than the {latent_height} latents across the frame")
     scale = 2 ** sum(level.upsample for level in levels)
     cuts = [round(k * latent_height / count) * scale for k in range(count + 1)]
     height = latent_height * scale
@@ -65,6 +65,15 @@ def _band(levels: list[LevelShape], head_convs: int, height: int, out_rows: Span
         need = _widen(need, level.convs, height)
         level_rows.append(need)
     return Band(tuple(reversed(level_rows)), head_rows, out_rows, dim)
+
+
+def largest_band_shares(levels: list[LevelShape], latent_height: int, bands: list[Band]) -> tuple[float, ...]:
+    """The largest band's share of the rows of every up level, halo included: what one band's caches cost."""
+    heights, rows = [], latent_height
+    for level in levels:
+        heights.append(rows)
+        rows *= 2 if level.upsample else 1
+    return tuple(max(b.level_rows[i][1] - b.level_rows[i][0] for b in bands) / n for i, n in enumerate(heights))
 
 
 def _widen(rows: Span, by: int, height: int) -> Span:

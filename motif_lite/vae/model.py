@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from motif_lite.errors import ConfigError
-from motif_lite.vae.bands import Band, LevelShape, crop_rows, plan_bands
+from motif_lite.vae.bands import Band, LevelShape, crop_rows, largest_band_shares, plan_bands
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.layers import CausalConv3d, CausalState, Downsample, MidBlock, ResidualBlock, RMSNorm, Upsample
 from motif_lite.vae.posterior import DiagonalGaussian
@@ -144,12 +144,18 @@ class Decoder(nn.Module):
         x = self.conv_out(F.silu(self.norm_out(x), inplace=True), state)
         return x if band is None else crop_rows(x, band.head_rows, band.out_rows, band.dim)
 
+    def level_shapes(self) -> list[LevelShape]:
+        """How each up level changes rows: two 3x3 convs per residual block (the 1x1 shortcut needs no halo)."""
+        return [LevelShape(2 * len(block.resnets), block.upsamplers is not None) for block in self.up_blocks]
+
     def plan_bands(self, latent_hw: tuple[int, int], count: int) -> list[Band]:
         """`count` output bands across the longer side and what every up level computes for each (`bands.py`)."""
-        # Each residual block has two 3x3 convs (its 1x1 shortcut needs no halo); the head has one.
-        shapes = [LevelShape(2 * len(block.resnets), block.upsamplers is not None) for block in self.up_blocks]
-        height, width = latent_hw
-        return plan_bands(shapes, 1, max(height, width), count, dim=-1 if width > height else -2)
+        height, width = latent_hw  # the head (norm_out, conv_out) adds one 3x3 conv
+        return plan_bands(self.level_shapes(), 1, max(height, width), count, dim=-1 if width > height else -2)
+
+    def band_shares(self, latent_hw: tuple[int, int], count: int) -> tuple[float, ...]:
+        """The largest of `count` bands' share of each up level's rows (halo included)."""
+        return largest_band_shares(self.level_shapes(), max(latent_hw), self.plan_bands(latent_hw, count))
 
 
 class WanVAE(nn.Module):
@@ -228,12 +234,12 @@ class WanVAE(nn.Module):
         `decode_frames`.
         """
         self._check_latents(z)
-        self._check_modes(z, tile, bands)
+        band_plan = self._band_plan(z, tile, bands)
         out = self._empty_video(z, z.device)
         if tile is not None and len(tile_grid(z.shape[3], z.shape[4], tile, self.config.spatial_factor)) > 1:
             return self._decode_tiles_into(z, tile, out, frame_by_frame)
-        if bands > 1:
-            return self._decode_bands_into(z, bands, out, frame_by_frame)
+        if len(band_plan) > 1:
+            return self._decode_bands_into(z, band_plan, out, frame_by_frame)
         done = 0
         for chunk in self.decode_frames(z, frame_by_frame=frame_by_frame):
             out[:, :, done : done + chunk.shape[2]] = chunk
@@ -268,7 +274,7 @@ class WanVAE(nn.Module):
     def _decode_bands_into(
         self,
         z: torch.Tensor,
-        count: int,
+        bands: list[Band],
         out: torch.Tensor,
         frame_by_frame: bool,
         on_step: Callable[[int, int], None] | None = None,
@@ -278,7 +284,6 @@ class WanVAE(nn.Module):
         z = z.to(self.post_quant_conv.weight.dtype)
         state = CausalState()
         mids = [self.decoder.lower(self.post_quant_conv(z[:, :, t : t + 1], state), state) for t in range(z.shape[2])]
-        bands = self.decoder.plan_bands(z.shape[3:], count)
         for index, band in enumerate(bands):
             state, done = CausalState(), 0
             place = crop_rows(out, (0, out.shape[band.dim]), band.out_rows, band.dim)  # this band's pixels
@@ -312,9 +317,9 @@ class WanVAE(nn.Module):
         chunk is yielded. `on_step(done, total)` is called after every decode step (latent frame, per band).
         """
         self._check_latents(z)
-        self._check_modes(z, tile, bands)
-        if bands > 1:
-            video = self._decode_bands_into(z, bands, self._empty_video(z, "cpu"), frame_by_frame, on_step)
+        band_plan = self._band_plan(z, tile, bands)
+        if len(band_plan) > 1:
+            video = self._decode_bands_into(z, band_plan, self._empty_video(z, "cpu"), frame_by_frame, on_step)
             yield from video.split([1] + [self.config.temporal_factor] * (z.shape[2] - 1), dim=2)
             return
         step = partial(self._decode_step, frame_by_frame=frame_by_frame)
@@ -331,13 +336,11 @@ class WanVAE(nn.Module):
             if on_step is not None:
                 on_step(t + 1, z.shape[2])
 
-    def _check_modes(self, z: torch.Tensor, tile: VAETile | None, bands: int) -> None:
-        if not isinstance(bands, int) or isinstance(bands, bool) or bands < 1:
-            raise ConfigError(f"VAE bands={bands!r} must be an integer >= 1")
-        if bands > 1 and tile is not None:
+    def _band_plan(self, z: torch.Tensor, tile: VAETile | None, bands: int) -> list[Band]:
+        # Planned (and so checked) before any decoding; one band is the whole frame.
+        if bands != 1 and tile is not None:
             raise ConfigError("choose VAE bands or VAE tiles, not both (tiles already bound the memory more)")
-        if bands > max(z.shape[3:]):
-            raise ConfigError(f"VAE bands={bands} is more than the {max(z.shape[3:])} latents across the frame")
+        return self.decoder.plan_bands(z.shape[3:], bands)
 
     def _decode_step(self, z: torch.Tensor, state: CausalState, frame_by_frame: bool) -> torch.Tensor:
         # [B, z, 1, h, w] -> [B, 3, n, 8h, 8w], n = 1 for the first latent frame of the stream, else 4.
