@@ -1,8 +1,32 @@
-"""motif-lite: a lean, quantized, low-VRAM runtime for Motif-Video 2B."""
+"""motif-lite: a lean, quantized, low-VRAM runtime for Motif-Video 2B.
 
-from motif_lite.config import TransformerConfig
-from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.pipeline import load_pipeline
-from motif_lite.weights.loader import load_transformer
+The public names are imported on first use, so that `import motif_lite.cli` (and `motif-lite --help`) does not
+pay for torch and transformers.
+"""
 
-__all__ = ["MotifVideoTransformer", "TransformerConfig", "load_pipeline", "load_transformer"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "MotifVideoTransformer": "motif_lite.model.transformer",
+    "TransformerConfig": "motif_lite.config",
+    "load_pipeline": "motif_lite.pipeline",
+    "load_transformer": "motif_lite.weights.loader",
+}
+__all__ = ["MotifVideoTransformer", "TransformerConfig", "__version__", "load_pipeline", "load_transformer"]
+
+if TYPE_CHECKING:
+    from motif_lite.config import TransformerConfig
+    from motif_lite.model.transformer import MotifVideoTransformer
+    from motif_lite.pipeline import load_pipeline
+    from motif_lite.weights.loader import load_transformer
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'motif_lite' has no attribute {name!r}")

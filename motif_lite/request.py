@@ -12,11 +12,13 @@ import math
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from motif_lite.choices import GUIDANCE_METHODS, SAMPLERS
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.image import load_image
-from motif_lite.io.video import check_output_path
-from motif_lite.sampling import RECOMMENDED_APG, CFGConfig, Guidance
+
+if TYPE_CHECKING:
+    from motif_lite.sampling import Guidance
 
 # The negative prompt of the official ComfyUI workflows and the Replicate wrapper ("the model was trained against").
 OFFICIAL_NEGATIVE_PROMPT = (
@@ -31,8 +33,6 @@ T2V_SHIFT = 15.0  # model card / ComfyUI T2V workflow
 I2V_SHIFT = 8.0  # ComfyUI I2V README and workflow
 SIZE_MULTIPLE = 16  # VAE downsampling 8 x transformer patch 2
 TEMPORAL_FACTOR = 4  # the VAE compresses 4 frames into one latent frame (plus the first)
-GUIDANCE_METHODS = ("apg", "cfg")
-SAMPLERS = {"euler": "euler", "dpm++2m": "dpmpp_2m"}  # user-facing name -> motif_lite.sampling solver name
 MAX_SEED = 2**32 - 1
 
 
@@ -76,6 +76,8 @@ class GenerationRequest:
 
     def guidance_config(self) -> Guidance | None:
         """The sampling guidance: official APG or CFG at `cfg_scale`; None (unguided) when the scale is 1."""
+        from motif_lite.sampling import RECOMMENDED_APG, CFGConfig
+
         if math.isclose(self.cfg_scale, 1.0):
             return None
         if self.guidance == "apg":
@@ -105,6 +107,9 @@ class GenerationRequest:
         _check_choice(self.guidance, "guidance", GUIDANCE_METHODS)
         _check_choice(self.sampler, "sampler", tuple(SAMPLERS))
         seed = _resolve_seed(self.seed)
+        from motif_lite.io.image import load_image  # torch and Pillow: only once a request is resolved
+        from motif_lite.io.video import check_output_path
+
         check_output_path(self.output)
         if self.image is not None:
             load_image(self.image)  # raises a MotifLiteError naming the file if it cannot be read

@@ -16,7 +16,8 @@ import torch
 pytest.importorskip("diffusers")
 from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
 
-from motif_lite import cli  # noqa: E402
+from motif_lite import cli, pipeline  # noqa: E402
+from motif_lite.cli import run as run_command  # noqa: E402
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 
@@ -68,7 +69,7 @@ def test_run_equals_reference_pipeline_and_normalizes_frames(checkpoint, tmp_pat
 
 
 def test_dry_run_prints_the_plan_without_loading(checkpoint, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "load_pipeline", lambda *a, **kw: pytest.fail("--dry-run loaded the model"))
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("--dry-run loaded the model"))
     code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--dry-run", "--vram", "0.52"])
     out = capsys.readouterr().out
     assert code == 0 and "Memory plan for 48x32x121" in out and "budget 0.52 GiB" in out and "text encoder: cpu" in out
@@ -108,7 +109,7 @@ def test_no_command_prints_help(capsys):
     ],
 )
 def test_bad_settings_fail_before_loading(tmp_path, capsys, monkeypatch, extra, needles):
-    monkeypatch.setattr(cli, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
     args = run_args(tmp_path / "no-model", tmp_path / "fox.mp4")
     code = cli.main([*args, *extra])
     assert_user_error(capsys, code, *needles)
@@ -139,14 +140,14 @@ def test_bad_flag_is_a_usage_error(capsys):
 
 
 def test_ctrl_c_exits_130_and_leaves_no_file(checkpoint, tmp_path, capsys, monkeypatch):
-    real = cli.StageProgress.__call__
+    real = run_command.StageProgress.__call__
 
     def interrupt_in_decode(self, stage, done, total):
         real(self, stage, done, total)
         if stage == "decode" and done == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.StageProgress, "__call__", interrupt_in_decode)
+    monkeypatch.setattr(run_command.StageProgress, "__call__", interrupt_in_decode)
     code = cli.main(run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "5", "--steps", "1"))
     assert code == cli.EXIT_INTERRUPTED and "interrupted" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
@@ -158,3 +159,12 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     args = ["run", "-p", "x", "-W", "1000", "-o", str(tmp_path / "a.mp4")]
     result = subprocess.run([*command, *args], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2 and "error: width 1000" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_and_version_do_not_import_torch():
+    # --help must answer at once: building the parser may not pull in torch (seconds to import).
+    code = "import sys; from motif_lite.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+    version = subprocess.run([sys.executable, "-m", "motif_lite", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("motif-lite ")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
 
+from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError
 
-MOTIF_REPO = "Motif-Technologies/Motif-Video-2B"
-GGUF_REPO = "Motif-Technologies/Motif-Video-2B-GGUF"
+__all__ = ["GGUF_REPO", "MOTIF_REPO", "resolve_checkpoint", "resolve_gguf"]
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _VARIANT = re.compile(r"^[A-Za-z0-9_]+$")  # Q4_K_M, Q8_0, BF16, ...

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from motif_lite.choices import KERNEL_BACKENDS
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.kernels import patterns
 from motif_lite.kernels.reference import block_sparse_attention_torch, dequant_linear_torch
 from motif_lite.model.ops import TORCH_OPS, Ops
 
-BACKENDS = ("auto", "torch", "triton")
+BACKENDS = KERNEL_BACKENDS
 
 
 class KernelBackendError(MotifLiteError, RuntimeError):

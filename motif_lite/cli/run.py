@@ -2,8 +2,7 @@
 
     motif-lite run --gguf Q4_K_M -p "a red fox runs through snow" -o fox.mp4
 
-User mistakes (`MotifLiteError`) print `error: ...` and exit with code 2, Ctrl-C exits with 130; neither prints a
-traceback nor leaves a half-written output file.
+A failed or interrupted run never leaves a half-written output file (see `motif_lite.pipeline.staged_output`).
 """
 
 from __future__ import annotations
@@ -11,21 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from tqdm import tqdm
+from motif_lite.choices import DTYPE_NAMES, GUIDANCE_METHODS, KERNEL_BACKENDS, MOTIF_REPO, SAMPLERS
+from motif_lite.request import GenerationRequest
 
-from motif_lite.errors import MotifLiteError
-from motif_lite.io.hub import MOTIF_REPO
-from motif_lite.pipeline import GenerationResult, load_pipeline, plan_generation, resolve_device
-from motif_lite.request import GUIDANCE_METHODS, SAMPLERS, GenerationRequest
-from motif_lite.runtime.kernels import BACKENDS
-from motif_lite.runtime.planner import Plan
+if TYPE_CHECKING:
+    from motif_lite.pipeline import GenerationResult
+    from motif_lite.runtime.planner import Plan
 
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
 DEFAULTS = GenerationRequest(prompt="-")
 
 EPILOG = """\
@@ -41,12 +34,8 @@ negative prompt. See docs/usage.md.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="motif-lite",
-        description="Lean, quantized, low-VRAM runtime for Motif-Video 2B (text/image-to-video).",
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add `run` to the `motif-lite` subcommands."""
     run = commands.add_parser(
         "run",
         help="generate a video from a prompt (and optionally a first-frame image)",
@@ -56,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_generation_flags(run)
     _add_model_flags(run)
-    return parser
+    run.set_defaults(handler=main)
 
 
 def _add_generation_flags(run: argparse.ArgumentParser) -> None:
@@ -107,9 +96,9 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m = run.add_argument_group("model and runtime")
     m.add_argument("-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})")
     m.add_argument("--gguf", help="quantized transformer: a .gguf file or a variant of the GGUF repo, e.g. Q4_K_M")
-    m.add_argument("--dtype", choices=tuple(DTYPES), default="bf16", help="compute dtype (default bf16)")
+    m.add_argument("--dtype", choices=DTYPE_NAMES, default="bf16", help="compute dtype (default bf16)")
     m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    m.add_argument("--kernels", choices=BACKENDS, default="auto", help="kernel backend (default auto)")
+    m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
     m.add_argument(
         "--vram",
         type=float,
@@ -145,12 +134,14 @@ class StageProgress:
 
     def __init__(self) -> None:
         self.stage: str | None = None
-        self.bar: tqdm | None = None
+        self.bar = None  # tqdm of the current stage
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if stage != self.stage:
             self.close()
             self.stage = stage
+            from tqdm import tqdm
+
             self.bar = tqdm(total=total, desc=f"{stage:>7}", unit=self.UNITS.get(stage, "it"), file=sys.stderr)
         self.bar.update(done - self.bar.n)
 
@@ -160,12 +151,18 @@ class StageProgress:
         self.stage, self.bar = None, None
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
+    """The `run` handler: check every setting, plan, load, generate, print a summary."""
+    import torch  # the heavy imports happen here, not when --help builds the parser
+
+    from motif_lite.pipeline import load_pipeline, plan_generation, resolve_device
+
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
     request, notes = request_from_args(args).resolve()  # every setting checked before anything loads
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     plan = None
-    model = dict(model=args.model, gguf=args.gguf, dtype=DTYPES[args.dtype], device=args.device)
+    model = dict(model=args.model, gguf=args.gguf, dtype=dtypes[args.dtype], device=args.device)
     if args.dry_run or args.vram is not None or resolve_device(args.device).type == "cuda":
         # Raises if nothing fits, before anything loads.
         plan = plan_generation(request, **model, vram_gib=args.vram, kernels=args.kernels)
@@ -204,23 +201,3 @@ def summary(result: GenerationResult, load_seconds: float, plan: Plan | None = N
             for name, peak in result.stage_peaks.items()
         ))  # fmt: skip
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return EXIT_USER_ERROR
-    try:
-        return run(args)
-    except MotifLiteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
-
-if __name__ == "__main__":
-    sys.exit(main())

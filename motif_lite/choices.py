@@ -1,0 +1,11 @@
+"""The names users choose from on the command line and in requests, importable without torch.
+
+`motif-lite --help` builds its parser from these, so it must not pay for importing torch and transformers.
+"""
+
+MOTIF_REPO = "Motif-Technologies/Motif-Video-2B"
+GGUF_REPO = "Motif-Technologies/Motif-Video-2B-GGUF"
+DTYPE_NAMES = ("bf16", "fp16", "fp32")
+KERNEL_BACKENDS = ("auto", "torch", "triton")
+GUIDANCE_METHODS = ("apg", "cfg")
+SAMPLERS = {"euler": "euler", "dpm++2m": "dpmpp_2m"}  # user-facing name -> motif_lite.sampling solver name

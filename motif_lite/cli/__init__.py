@@ -1,0 +1,48 @@
+"""The `motif-lite` command: one subcommand per module of this package.
+
+Each subcommand module adds its parser with `register(commands)` and imports torch and the pipeline only inside its
+handler, so that `motif-lite --help` answers at once. User mistakes (`MotifLiteError`) print `error: ...` and exit
+with code 2, Ctrl-C exits with 130; neither prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from motif_lite import __version__
+from motif_lite.cli import run
+from motif_lite.errors import MotifLiteError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+SUBCOMMANDS = (run,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="motif-lite",
+        description="Lean, quantized, low-VRAM runtime for Motif-Video 2B (text/image-to-video).",
+    )
+    parser.add_argument("--version", action="version", version=f"motif-lite {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return args.handler(args)
+    except MotifLiteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
