@@ -3,6 +3,8 @@ blocks -> AdaLN output head -> unpatchify."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,6 +15,17 @@ from motif_lite.model.blocks import DualStreamBlock, SingleStreamBlock
 from motif_lite.model.layers import ImageProjection, MLPEmbedder, Modulation, PatchEmbed, TimestepEmbedder
 from motif_lite.model.ops import TORCH_OPS, Ops
 from motif_lite.model.rope import rope_3d
+
+
+@dataclass
+class Embedded:
+    """The output of `MotifVideoTransformer.embed`: the token streams and what every block needs."""
+
+    x: torch.Tensor  # [B, N, C] patch-embedded video tokens (also the DDT decoder's input)
+    context: torch.Tensor  # [B, I + T, C] image + text tokens
+    ctx: BlockContext  # for the encoder blocks (joint-attention mask, text mask)
+    decoder_ctx: BlockContext  # for the DDT decoder (no mask, its own attention op)
+    grid: tuple[int, int, int]  # latent tokens along (frames, height, width)
 
 
 class MotifVideoTransformer(nn.Module):
@@ -63,9 +76,26 @@ class MotifVideoTransformer(nn.Module):
         image_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """latents [B, 33, F, H, W], timestep [B] (0..1000), text_embeds [B, T, 2560], text_mask [B, T] bool,
-        image_embeds [B, I, 1152] (I2V) -> velocity [B, 16, F, H, W]."""
+        image_embeds [B, I, 1152] (I2V) -> velocity [B, 16, F, H, W].
+
+        The stages are public so that runtime features (step caching, sequence parallelism) can compose them
+        without changing this math: embed -> encoder blocks -> DDT decoder blocks -> head."""
+        s = self.embed(latents, timestep, text_embeds, text_mask, image_embeds)
+        x = self.run_encoder(s.x, s.context, s.ctx)
+        x = self.run_decoder(s.x, x, s.decoder_ctx)
+        return self.head(x, s)
+
+    def embed(
+        self,
+        latents: torch.Tensor,
+        timestep: torch.Tensor,
+        text_embeds: torch.Tensor,
+        text_mask: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+    ) -> Embedded:
+        """Patch-embed the latents, project the text (and image) tokens, build RoPE, masks and `temb`."""
         cfg = self.config
-        batch, _, frames, height, width = latents.shape
+        _, _, frames, height, width = latents.shape
         grid = (frames // cfg.patch_size_t, height // cfg.patch_size, width // cfg.patch_size)
         dtype = self.x_embedder.proj.weight.dtype  # the compute dtype (never quantized)
 
@@ -78,8 +108,9 @@ class MotifVideoTransformer(nn.Module):
 
         cos, sin = rope_3d(grid, cfg.rope_axes_dim, cfg.rope_theta, latents.device)
         text_mask = None if text_mask is None or bool(text_mask.all()) else text_mask.bool()
+        temb = self.time_text_embed(timestep, dtype)
         ctx = BlockContext(
-            temb=self.time_text_embed(timestep, dtype),
+            temb=temb,
             cos=cos,
             sin=sin,
             mask=None
@@ -90,21 +121,31 @@ class MotifVideoTransformer(nn.Module):
             ops=self.ops,
             attention=self.ops.attention,
         )
+        decoder_ctx = BlockContext(temb, cos, sin, None, None, 0, self.ops, self.ops.decoder_attention)
+        return Embedded(x, context, ctx, decoder_ctx, grid)
 
-        decoder_x = x  # the DDT decoder starts again from the patch-embedded input
-        for block in self.transformer_blocks:
+    def run_encoder(self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext, first: int = 0) -> torch.Tensor:
+        """The dual-stream then the encoder's single-stream blocks, from block `first` of that sequence on;
+        returns the video stream [B, N, C] (the context stream ends here)."""
+        blocks = [*self.transformer_blocks, *self.encoder_single_blocks]
+        for block in blocks[first:]:
             x, context = block(x, context, ctx)
-        for block in self.encoder_single_blocks:
-            x, context = block(x, context, ctx)
-        if cfg.num_decoder_layers:
-            decoder_ctx = BlockContext(ctx.temb, cos, sin, None, None, 0, self.ops, self.ops.decoder_attention)
-            for block in self.decoder_blocks:
-                decoder_x, x = block(decoder_x, x, decoder_ctx)  # attends over [decoder; encoder output], 2N
-            x = decoder_x
+        return x
 
-        scale, shift = self.norm_out(ctx.temb)
+    def run_decoder(self, decoder_x: torch.Tensor, encoded: torch.Tensor, ctx: BlockContext) -> torch.Tensor:
+        """The DDT decoder: it starts again from the patch-embedded input `decoder_x` and attends over
+        [decoder; encoder output], 2N tokens. Without decoder blocks the encoder output is the result."""
+        if not self.config.num_decoder_layers:
+            return encoded
+        for block in self.decoder_blocks:
+            decoder_x, encoded = block(decoder_x, encoded, ctx)
+        return decoder_x
+
+    def head(self, x: torch.Tensor, s: Embedded) -> torch.Tensor:
+        """AdaLN output norm, projection to patches, unpatchify: [B, N, C] -> velocity [B, 16, F, H, W]."""
+        scale, shift = self.norm_out(s.ctx.temb)
         x = self.proj_out(self.ops.layer_norm_modulate(x, shift, scale))
-        return self.unpatchify(x, grid)
+        return self.unpatchify(x, s.grid)
 
     def unpatchify(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
         """[B, N, pt*p*p*C] -> [B, C, F, H, W]"""
