@@ -25,7 +25,7 @@ import torch
 
 from motif_lite.config import TransformerConfig
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.runtime.chunking import apply_ff_chunking
+from motif_lite.runtime.chunking import apply_token_chunking
 from motif_lite.runtime.streaming import StreamingConfig, apply_block_streaming
 
 CASES = ("resident", "streamed-0", "streamed-18", "ff-chunk-256", "diffusers", "diffusers-group-offload")
@@ -75,7 +75,7 @@ def build(case: str, device: str):
         return lambda x: ref(x["latents"], x["timestep"], x["text_embeds"]).sample
     model = build_in_bf16(lambda: MotifVideoTransformer(TransformerConfig()))
     if case == "ff-chunk-256":
-        apply_ff_chunking(model, 256)
+        apply_token_chunking(model, 256)
     if case.startswith("streamed-"):
         apply_block_streaming(model, StreamingConfig(device, resident_blocks=int(case.split("-")[1])))
     else:

@@ -25,7 +25,7 @@ from gguf import GGMLQuantizationType  # noqa: E402
 
 from motif_lite.config import TransformerConfig  # noqa: E402
 from motif_lite.model.ops import TORCH_OPS  # noqa: E402
-from motif_lite.runtime.chunking import apply_ff_chunking  # noqa: E402
+from motif_lite.runtime.chunking import apply_token_chunking  # noqa: E402
 from motif_lite.runtime.kernels import apply_kernels  # noqa: E402
 from motif_lite.runtime.streaming import StreamingConfig, apply_block_streaming  # noqa: E402
 from motif_lite.weights.loader import assign_weights, build_model  # noqa: E402
@@ -114,7 +114,7 @@ def stage_720p(ours) -> None:
         if plan != "resident":
             ours.cpu()
             torch.cuda.empty_cache()
-            handles = [apply_ff_chunking(ours, 16384), apply_block_streaming(ours, StreamingConfig("cuda"))]
+            handles = [apply_token_chunking(ours, 16384), apply_block_streaming(ours, StreamingConfig("cuda"))]
         torch.cuda.reset_peak_memory_stats()
         seconds, _ = timed(lambda: ours(x["latents"], x["timestep"], x["text_embeds"]), reps=1)
         emit(

@@ -14,7 +14,7 @@ from torch import nn
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.runtime.chunking import ChunkedFeedForward, apply_ff_chunking
+from motif_lite.runtime.chunking import ChunkedFeedForward, apply_token_chunking
 from motif_lite.runtime.streaming import (
     StreamingConfig,
     TextEncoderPlacement,
@@ -174,7 +174,7 @@ def test_chunked_ff_equals_plain(chunk):
     model = tiny_model(quantized=True)
     x = inputs(frames=3, height=8, width=10)  # 60 video tokens
     plain = forward(model, x)
-    handle = apply_ff_chunking(model, chunk)
+    handle = apply_token_chunking(model, chunk)
     assert isinstance(model.transformer_blocks[0].ff, ChunkedFeedForward)
     out = forward(model, x)
     assert_rounding_equal(out, plain)
@@ -195,26 +195,29 @@ def test_chunked_ff_really_chunks():
     assert calls[:3] == [4, 4, 2]
 
 
-def test_single_blocks_chunk_their_mlp_and_projection():
+def test_single_blocks_chunk_their_mlp_and_projections():
     model = tiny_model(quantized=False)
-    rows = []
-    model.single_transformer_blocks[-1].proj_mlp.register_forward_hook(lambda m, a, out: rows.append(a[0].shape[1]))
-    apply_ff_chunking(model, 16)
+    decoder = model.single_transformer_blocks[-1]
+    rows = {"mlp": [], "q": []}
+    decoder.proj_mlp.register_forward_hook(lambda m, a, out: rows["mlp"].append(a[0].shape[1]))
+    decoder.attn.to_q.register_forward_hook(lambda m, a, out: rows["q"].append(a[0].shape[1]))
+    apply_token_chunking(model, 16)
     forward(model, inputs(frames=3, height=8, width=10))  # the decoder block sees 2 x 60 tokens
-    assert rows == [16] * 7 + [8]
+    # Pieces never straddle the two streams (decoder tokens | encoder output): 60 = 16 + 16 + 16 + 12 each.
+    assert rows["mlp"] == rows["q"] == [16, 16, 16, 12] * 2
 
 
 def test_chunking_and_streaming_compose():
     model = tiny_model(quantized=True)
     x = inputs()
     plain = forward(model, x)
-    chunks = apply_ff_chunking(model, 5)
+    chunks = apply_token_chunking(model, 5)
     stream = apply_block_streaming(model, StreamingConfig("cpu", resident_blocks=1))
     assert_rounding_equal(forward(model, x), plain)
     stream.remove()
     chunks.remove()
     with pytest.raises(ConfigError):
-        apply_ff_chunking(model, 0)
+        apply_token_chunking(model, 0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -2,11 +2,18 @@
 
 Every softmax goes through `ctx.attention` / `ctx.ops.attention` and every QK norm (+ RoPE) through
 `ctx.ops.rms_norm_rope`: the seams where kernels plug in.
+
+Memory: Q, K and V of a long sequence are projected a piece of at most `token_chunk` tokens at a time (set by
+`motif_lite.runtime.chunking`; None = each stream in one piece) straight into one buffer each, around a single
+attention call. So each of them is held once, never concatenated, and the projections' temporaries exist for one
+piece only (docs/memory.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 
 import torch
 from torch import nn
@@ -42,8 +49,41 @@ def qk_norm(eps: float, head_dim: int) -> nn.RMSNorm:
     return nn.RMSNorm(head_dim, eps=eps)
 
 
+QKV = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def token_chunks(x: torch.Tensor, chunk: int | None, offset: int = 0) -> Iterator[tuple[int, torch.Tensor]]:
+    """(offset + start, x[:, start : start + chunk]) over the tokens of x [B, L, C]; one piece when chunk is None."""
+    size = chunk or max(1, x.shape[1])
+    for start in range(0, x.shape[1], size):
+        yield offset + start, x[:, start : start + size]
+
+
+def gather_qkv(pieces: Iterable[tuple[int, QKV]], length: int) -> QKV:
+    """Write (start, (q, k, v)) pieces [B, H, l, D] into one [B, H, length, D] buffer each, in piece order: only
+    the current piece's projections exist besides the three buffers. (An 8-bit K/V attention would allocate its
+    K and V buffers here.)"""
+    buffers = None
+    for start, piece in pieces:
+        if buffers is None:
+            buffers = tuple(p.new_empty(*p.shape[:2], length, p.shape[3]) for p in piece)
+        for buffer, p in zip(buffers, piece, strict=True):
+            buffer[:, :, start : start + p.shape[2]] = p
+    return buffers
+
+
+def rope_rows(ctx: BlockContext, start: int, length: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The RoPE tables for tokens start .. start + length of the attended sequence (None past the rotated ones)."""
+    if start >= ctx.cos.shape[0]:
+        return None, None
+    return ctx.cos[start : start + length], ctx.sin[start : start + length]
+
+
 class QKVProjection(nn.Module):
-    """to_q/to_k/to_v with per-head RMSNorm on Q and K."""
+    """to_q/to_k/to_v with per-head RMSNorm on Q and K.
+
+    `start` is the position of x's first token in the attended sequence (for RoPE) when x is one piece of it.
+    """
 
     def __init__(self, hidden: int, heads: int, head_dim: int) -> None:
         super().__init__()
@@ -53,17 +93,24 @@ class QKVProjection(nn.Module):
         self.to_v = nn.Linear(hidden, hidden)
         self.norm_q = qk_norm(1e-6, head_dim)
         self.norm_k = qk_norm(1e-6, head_dim)
+        # Tokens per projection piece (None = a stream at once); set by runtime.chunking.
+        self.token_chunk: int | None = None
 
-    def project_q(self, x: torch.Tensor, ctx: BlockContext, rope: bool = True) -> torch.Tensor:
-        cos, sin = (ctx.cos, ctx.sin) if rope else (None, None)
+    def project_q(self, x: torch.Tensor, ctx: BlockContext, rope: bool = True, start: int = 0) -> torch.Tensor:
+        cos, sin = rope_rows(ctx, start, x.shape[1]) if rope else (None, None)
         q = split_heads(self.to_q(x), self.heads)
         return ctx.ops.rms_norm_rope(q, self.norm_q.weight, self.norm_q.eps, cos, sin)
 
-    def project_kv(self, x: torch.Tensor, ctx: BlockContext, rope: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        cos, sin = (ctx.cos, ctx.sin) if rope else (None, None)
+    def project_kv(
+        self, x: torch.Tensor, ctx: BlockContext, rope: bool = True, start: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        cos, sin = rope_rows(ctx, start, x.shape[1]) if rope else (None, None)
         k = split_heads(self.to_k(x), self.heads)
         k = ctx.ops.rms_norm_rope(k, self.norm_k.weight, self.norm_k.eps, cos, sin)
         return k, split_heads(self.to_v(x), self.heads)
+
+    def project_qkv(self, x: torch.Tensor, ctx: BlockContext, start: int = 0) -> QKV:
+        return self.project_q(x, ctx, start=start), *self.project_kv(x, ctx, start=start)
 
 
 class JointAttention(QKVProjection):
@@ -83,15 +130,23 @@ class JointAttention(QKVProjection):
         self.to_add_out = nn.Linear(hidden, hidden)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext) -> tuple[torch.Tensor, torch.Tensor]:
-        # x: [B, N, C] video, context: [B, T', C] image + text
+        # x: [B, N, C] video, context: [B, T', C] image + text; attended as one sequence [x; context]
+        n = x.shape[1]
+        video = ((start, self.project_qkv(piece, ctx, start)) for start, piece in token_chunks(x, self.token_chunk))
+        context_pieces = token_chunks(context, self.token_chunk, offset=n)
+        added = ((start, self.project_added_qkv(piece, ctx)) for start, piece in context_pieces)
+        q, k, v = gather_qkv(chain(video, added), n + context.shape[1])
+        heads_out = ctx.attention(q, k, v, ctx.mask)
+        del q, k, v  # before the heads are merged (a copy with some attention kernels)
+        out = merge_heads(heads_out)
+        return self.to_out[0](out[:, :n]), self.to_add_out(out[:, n:])
+
+    def project_added_qkv(self, context: torch.Tensor, ctx: BlockContext) -> QKV:
+        """The context stream's Q, K, V (its own projections and norms, no RoPE)."""
         norm = ctx.ops.rms_norm_rope
-        q, (k, v) = self.project_q(x, ctx), self.project_kv(x, ctx)
         cq = norm(split_heads(self.add_q_proj(context), self.heads), self.norm_added_q.weight, self.norm_added_q.eps)
         ck = norm(split_heads(self.add_k_proj(context), self.heads), self.norm_added_k.weight, self.norm_added_k.eps)
-        cv = split_heads(self.add_v_proj(context), self.heads)
-        out = merge_heads(ctx.attention(torch.cat([q, cq], 2), torch.cat([k, ck], 2), torch.cat([v, cv], 2), ctx.mask))
-        n = x.shape[1]
-        return self.to_out[0](out[:, :n]), self.to_add_out(out[:, n:])
+        return cq, ck, split_heads(self.add_v_proj(context), self.heads)
 
 
 class SingleAttention(QKVProjection):
@@ -101,8 +156,13 @@ class SingleAttention(QKVProjection):
     """
 
     def forward(self, x: torch.Tensor, ctx: BlockContext) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        q, (k, v) = self.project_q(x, ctx), self.project_kv(x, ctx)
+        q, k, v = self.project(token_chunks(x, self.token_chunk), x.shape[1], ctx)
         return merge_heads(ctx.attention(q, k, v, ctx.mask)), (k, v)
+
+    def project(self, pieces: Iterable[tuple[int, torch.Tensor]], length: int, ctx: BlockContext) -> QKV:
+        """Q, K, V [B, H, length, D] of a sequence given as (start, normalized tokens [B, l, C]) pieces in order;
+        a generator of pieces lets the caller normalize each piece only when it is projected."""
+        return gather_qkv(((start, self.project_qkv(piece, ctx, start)) for start, piece in pieces), length)
 
 
 class CrossAttention(QKVProjection):
@@ -115,8 +175,9 @@ class CrossAttention(QKVProjection):
         super().__init__(hidden, heads, head_dim)
         self.to_out = nn.ModuleList([nn.Linear(hidden, hidden)])
 
-    def forward(self, attn_out: torch.Tensor, text: torch.Tensor, ctx: BlockContext) -> torch.Tensor:
-        q, (k, v) = self.project_q(attn_out, ctx), self.project_kv(text, ctx, rope=False)
+    def forward(self, attn_out: torch.Tensor, text: torch.Tensor, ctx: BlockContext, start: int = 0) -> torch.Tensor:
+        # start: position of attn_out's first token in the video (RoPE), when it is one piece of it
+        q, (k, v) = self.project_q(attn_out, ctx, start=start), self.project_kv(text, ctx, rope=False)
         return self.to_out[0](merge_heads(ctx.ops.attention(q, k, v, ctx.text_mask)))
 
 
@@ -142,9 +203,11 @@ class SharedCrossAttention(nn.Module):
         text_kv: tuple[torch.Tensor, torch.Tensor],
         norm_q: nn.RMSNorm,
         ctx: BlockContext,
+        start: int = 0,
     ) -> torch.Tensor:
         q = self.query_proj(attn_out)
         if self.apply_query_norm:
             q = self.query_norm(q)
-        q = ctx.ops.rms_norm_rope(split_heads(q, self.heads), norm_q.weight, norm_q.eps, ctx.cos, ctx.sin)
+        cos, sin = rope_rows(ctx, start, attn_out.shape[1])
+        q = ctx.ops.rms_norm_rope(split_heads(q, self.heads), norm_q.weight, norm_q.eps, cos, sin)
         return self.out_proj(merge_heads(ctx.ops.attention(q, *text_kv, ctx.text_mask)))

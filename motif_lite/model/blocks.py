@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,6 +16,8 @@ from motif_lite.model.attention import (
     QKVProjection,
     SharedCrossAttention,
     SingleAttention,
+    merge_heads,
+    token_chunks,
 )
 from motif_lite.model.layers import FeedForward, Modulation
 
@@ -33,17 +37,19 @@ def text_cross_attention(
     shared_kv: tuple[torch.Tensor, torch.Tensor] | None,
     block_attn: QKVProjection,
     ctx: BlockContext,
+    start: int = 0,
 ) -> torch.Tensor:
     """The residual text cross-attention of a block, whichever layout it has.
 
     text: [B, T, C] normalized text tokens (image tokens excluded). shared_kv: the text K/V the block's own
     attention computed with its to_k/to_v (reused by the shared layouts), or None to project them here.
+    start: the position of attn_out's first token in the video, when it is one piece of it (for RoPE).
     """
     if isinstance(cross, CrossAttention):
-        return cross(attn_out, text, ctx)
+        return cross(attn_out, text, ctx, start)
     if shared_kv is None:
         shared_kv = block_attn.project_kv(text, ctx, rope=False)
-    return cross(attn_out, shared_kv, block_attn.norm_q, ctx)
+    return cross(attn_out, shared_kv, block_attn.norm_q, ctx, start)
 
 
 class DualStreamBlock(nn.Module):
@@ -94,24 +100,54 @@ class SingleStreamBlock(nn.Module):
         self.cross_attn = make_cross_attention(cfg) if cross_attention else None
         self.proj_mlp = nn.Linear(hidden, mlp)
         self.proj_out = nn.Linear(hidden + mlp, hidden)
-        # Tokens per chunk for the MLP + output projection (None = all at once); set by runtime.chunking.
+        # Tokens per piece for the normalization, Q/K/V projections, MLP and output projection (None = each
+        # stream at once); set by runtime.chunking.
         self.token_chunk: int | None = None
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext) -> tuple[torch.Tensor, torch.Tensor]:
+        # x: [B, N, C], context: [B, T', C], attended as one sequence [x; context] of L = N + T' tokens. All
+        # per-token work runs on pieces of at most `token_chunk` tokens of one stream, so only the attention's
+        # Q, K, V and output exist for all L tokens at once (docs/memory.md).
         n = x.shape[1]
         shift, scale, gate = self.norm(ctx.temb)
-        tokens = torch.cat([x, context], dim=1)  # [B, N + T', C]
-        normed = ctx.ops.layer_norm_modulate(tokens, shift, scale)
-        attn_out, (k, v) = self.attn(normed, ctx)
+        pieces = [*token_chunks(x, self.token_chunk), *token_chunks(context, self.token_chunk, offset=n)]
+
+        def normalize(tokens: torch.Tensor) -> torch.Tensor:
+            return ctx.ops.layer_norm_modulate(tokens, shift, scale)
+
+        attn_out = self.attend(pieces, normalize, n, context, ctx)  # [B, L, C]
+        out = x.new_empty(x.shape[0], n + context.shape[1], x.shape[2])
+        for start, tokens in pieces:
+            rows = slice(start, start + tokens.shape[1])
+            out[:, rows] = tokens + gate[:, None] * self.mlp_and_project(normalize(tokens), attn_out[:, rows])
+        return out[:, :n], out[:, n:]
+
+    def attend(
+        self,
+        pieces: list[tuple[int, torch.Tensor]],
+        normalize: Callable[[torch.Tensor], torch.Tensor],
+        n: int,
+        context: torch.Tensor,
+        ctx: BlockContext,
+    ) -> torch.Tensor:
+        """Self-attention over the (start, tokens) pieces of [x; context] (x has n tokens), each piece normalized
+        when projected, with the text cross-attention (if any) added to the video part. Q, K and V are freed right
+        after the attention call; only the text part of K and V is kept, for the shared cross-attention."""
+        length = n + context.shape[1]
+        q, k, v = self.attn.project(((start, normalize(tokens)) for start, tokens in pieces), length, ctx)
+        text_start = n + ctx.image_len
+        text_kv = None if self.cross_attn is None else (k[:, :, text_start:].clone(), v[:, :, text_start:].clone())
+        heads_out = ctx.attention(q, k, v, ctx.mask)
+        del q, k, v  # before the heads are merged (a copy with some attention kernels): one full tensor less
+        attn_out = merge_heads(heads_out)
         if self.cross_attn is not None:
-            text_start = n + ctx.image_len
-            text_kv = (k[:, :, text_start:], v[:, :, text_start:])
-            cross = text_cross_attention(
-                self.cross_attn, attn_out[:, :n], normed[:, text_start:], text_kv, self.attn, ctx
-            )
-            attn_out = torch.cat([attn_out[:, :n] + cross, attn_out[:, n:]], dim=1)
-        tokens = tokens + gate[:, None] * self.mlp_and_project(normed, attn_out)
-        return tokens[:, :n], tokens[:, n:]
+            # Query pieces of the video part, each added in place: attn_out is this call's own tensor, and every
+            # piece reads only its own rows (so the result is the whole-sequence one).
+            text = normalize(context[:, ctx.image_len :])
+            for start, piece in token_chunks(attn_out[:, :n], self.token_chunk):
+                cross = text_cross_attention(self.cross_attn, piece, text, text_kv, self.attn, ctx, start)
+                attn_out[:, start : start + piece.shape[1]] += cross
+        return attn_out
 
     def mlp_and_project(self, normed: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
         """proj_out([attn_out | gelu(proj_mlp(normed))]), token by token: in chunks of `token_chunk` tokens the

@@ -1,14 +1,15 @@
-"""Token-chunked feed-forward: bound the per-token MLP activations at long sequences.
+"""Token chunking: bound the per-token activations of long sequences to a chunk of tokens at a time.
 
-    handle = apply_ff_chunking(transformer, chunk_tokens=8192)
+    handle = apply_token_chunking(transformer, chunk_tokens=16384)
     handle.remove()
 
+- Attention (every block): Q, K and V are projected (and normalized, RoPE applied) a chunk at a time into one
+  buffer each, around a single attention call (`QKVProjection.token_chunk`, model/attention.py).
 - Dual-stream blocks: `ff` / `ff_context` are wrapped in `ChunkedFeedForward`, which runs them over slices of
   the sequence, so the [B, N, 6144] hidden activation exists for `chunk_tokens` tokens at a time.
-- Single-stream blocks (and the DDT decoder, whose 2N tokens set the peak at 720p): their MLP branch is
-  concatenated with the attention output before `proj_out`, inside the block, so a module wrapper bounds nothing;
-  the block itself computes `proj_out([attn | gelu(proj_mlp(x))])` in chunks of its `token_chunk` tokens, which
-  this feature sets.
+- Single-stream blocks (and the DDT decoder, whose 2N tokens set the peak at 720p): the block itself runs the
+  input norm, the Q/K/V projections, the MLP branch and `proj_out([attn | gelu(proj_mlp(x))])` on pieces of its
+  `token_chunk` tokens, which this feature sets; only Q, K, V and the attention output exist for all tokens.
 
 Every op here acts on each token independently, so chunking gives the same numbers up to the matmul's rounding
 for a different row count (tests: relative error <= 1e-6 in fp32).
@@ -22,6 +23,8 @@ import torch
 from torch import nn
 
 from motif_lite.errors import ConfigError
+from motif_lite.model.attention import QKVProjection
+from motif_lite.model.blocks import SingleStreamBlock
 
 
 class ChunkedFeedForward(nn.Module):
@@ -57,23 +60,23 @@ class ChunkingHandle:
     """Undo record: (parent, attribute name, original module) for every wrapped module."""
 
     swapped: list[tuple[nn.Module, str, nn.Module]] = field(default_factory=list)
-    single_blocks: list[nn.Module] = field(default_factory=list)
+    chunked: list[nn.Module] = field(default_factory=list)  # modules whose `token_chunk` was set
 
     def remove(self) -> None:
         for parent, name, original in self.swapped:
             setattr(parent, name, original)
-        for block in self.single_blocks:
-            block.token_chunk = None
+        for module in self.chunked:
+            module.token_chunk = None
         self.swapped.clear()
-        self.single_blocks.clear()
+        self.chunked.clear()
 
 
 FF_NAMES = ("ff", "ff_context")
 
 
-def apply_ff_chunking(model: nn.Module, chunk_tokens: int) -> ChunkingHandle:
-    """Chunk the feed-forward of every block of a `MotifVideoTransformer`: wrap the dual-stream blocks' `ff` and
-    `ff_context` in `ChunkedFeedForward`, and set the single-stream blocks' `token_chunk`."""
+def apply_token_chunking(model: nn.Module, chunk_tokens: int) -> ChunkingHandle:
+    """Chunk every per-token step of a `MotifVideoTransformer`: wrap the dual-stream blocks' `ff` and
+    `ff_context` in `ChunkedFeedForward`, and set `token_chunk` on every attention and single-stream block."""
     if not isinstance(chunk_tokens, int) or chunk_tokens < 1:
         raise ConfigError(f"chunk_tokens={chunk_tokens!r} must be a positive integer")
     handle = ChunkingHandle()
@@ -81,10 +84,11 @@ def apply_ff_chunking(model: nn.Module, chunk_tokens: int) -> ChunkingHandle:
         for name in FF_NAMES:
             original = getattr(block, name)
             if isinstance(original, ChunkedFeedForward):
-                raise ConfigError("feed-forward chunking is already applied to this model; remove() it first")
+                raise ConfigError("token chunking is already applied to this model; remove() it first")
             setattr(block, name, ChunkedFeedForward(original, chunk_tokens))
             handle.swapped.append((block, name, original))
-    for block in model.single_transformer_blocks:
-        block.token_chunk = chunk_tokens
-        handle.single_blocks.append(block)
+    for module in model.modules():
+        if isinstance(module, QKVProjection | SingleStreamBlock):
+            module.token_chunk = chunk_tokens
+            handle.chunked.append(module)
     return handle

@@ -35,7 +35,7 @@ from torch import nn
 
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
-from motif_lite.runtime.chunking import ChunkingHandle, apply_ff_chunking
+from motif_lite.runtime.chunking import ChunkingHandle, apply_token_chunking
 from motif_lite.runtime.streaming import (
     StreamingConfig,
     StreamingHandle,
@@ -487,7 +487,7 @@ def apply_plan(transformer: nn.Module, vae: nn.Module | None, plan: Plan) -> Pla
     """
     handle = PlanHandle(plan.vae_tile, plan.vae_frame_by_frame, plan.vae_bands)
     if plan.ff_chunk_tokens is not None:
-        handle.handles.append(apply_ff_chunking(transformer, plan.ff_chunk_tokens))
+        handle.handles.append(apply_token_chunking(transformer, plan.ff_chunk_tokens))
     if plan.resident_blocks is None:
         transformer.to(plan.device)
     else:

@@ -248,7 +248,7 @@ def apply_block_streaming(model: nn.Module, config: StreamingConfig) -> Streamin
     """Stream a `MotifVideoTransformer`'s blocks in execution order (12 dual, then 16 encoder single + 8 decoder).
 
     The first `config.resident_blocks` of that sequence stay on the device, the embedders and the output head go
-    there once. Apply after loading; `apply_ff_chunking` may come before or after.
+    there once. Apply after loading; `apply_token_chunking` may come before or after.
     """
     blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
     if config.resident_blocks > len(blocks):

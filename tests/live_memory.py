@@ -1,0 +1,57 @@
+"""Peak bytes of the tensors a piece of code keeps alive at once, counted exactly on any device (CPU included).
+
+    with LiveTensors() as live:
+        model(x)
+    live.peak_bytes   # the most bytes of tensor storage created inside the block that were alive together
+
+Every op output that owns new storage is counted until the last tensor sharing that storage dies; views and
+in-place results of existing storage are not new memory. Tensors that existed before (weights, inputs) are not
+counted. This is what a perfect allocator would need: no fragmentation, no rounding, no workspaces, so it checks
+the planner's activation formulas on a CPU exactly (the GPU bench measures the allocator's real peak).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+
+class LiveTensors(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: dict[int, int] = {}  # storage pointer -> tensors alive on it
+        self.sizes: dict[int, int] = {}
+        self.current = 0
+        self.peak_bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        existing = {_key(t) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and t.device.type != "meta":
+                self._track(t, new=_key(t) not in existing)
+        return out
+
+    def _track(self, t: torch.Tensor, new: bool) -> None:
+        key = _key(t)
+        if key not in self.refs:
+            if not new:
+                return  # a view or in-place result of a tensor from before: not ours
+            self.refs[key], self.sizes[key] = 0, t.untyped_storage().nbytes()
+            self.current += self.sizes[key]
+            self.peak_bytes = max(self.peak_bytes, self.current)
+        self.refs[key] += 1
+        weakref.finalize(t, self._release, key)
+
+    def _release(self, key: int) -> None:
+        self.refs[key] -= 1
+        if self.refs[key] == 0:
+            del self.refs[key]
+            self.current -= self.sizes.pop(key)
+
+
+def _key(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()
