@@ -46,23 +46,28 @@ from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAETile
 
 GiB = 1024**3
+MiB = 1024**2
 ACT_BYTES = 2  # activations are bf16
 # Tokens of the context stream: the reference pads prompts to 512 text tokens; I2V adds 729 SigLIP tokens.
 CONTEXT_TOKENS = 512 + 729
-# Live activation elements per token, in units of the hidden size D and the MLP width F (derived in docs/memory.md
-# from what each block's forward keeps alive at its peak):
-#   attention phase, torch ops: block inputs, normalized input, q/k/v, RoPE's float32 temporaries ..... 12 D
-#   attention phase, fused Triton norms (the CUDA default): RoPE writes q/k in bf16, no float32 copies. Measured
-#                 on an H100 at 1280x736x121, all blocks streamed, FF chunks of 16384 (bench/gpu_check.py): peak
-#                 6.00 GiB = ~0.45 weights + chunk and held terms below + 7.0 D per decoder token .......... 7 D
-#   dual-block FF phase: inputs, residual, attention output, FF input, GELU in + out (2 F), output ... 5 D + 2 F
-#   single block: the attention phase (its MLP branch runs after attention)
-#                 or, at proj_out, [attn; mlp] concat (D + F), mlp (F), attn, k, v, tokens, normed, inputs,
-#                 output ....................................................................... 8 D + 2 F
-#                 with `token_chunk` c (FF chunking): tokens, normed, attn, output ... 5 D, plus c (3 F + 2 D)
-ATTN_PHASE_D = 12
-ATTN_PHASE_D_FUSED = 7
-# Attention itself is O(L) with SDPA's flash / memory-efficient kernels: no L x L term.
+# Live activations of one transformer forward, in elements of the activation dtype, counted from the model code
+# (what is alive together at each phase of a block) and checked against a tensor-lifetime tracker, exactly, in
+# bench/bench_planner.py. L: the tokens a block attends over; c: the tokens of one piece (`token_chunk`; a whole
+# stream without chunking); D hidden size, F MLP width. docs/memory.md derives each term.
+#   attention call: Q, K, V and the output over all L tokens ........................... ATTENTION_L = 4 (x L D)
+#                   a dual block also holds its two normalized inputs .................. + 1 L D
+#   projection:     the Q, K, V buffers while pieces are projected into them ............ 3 L D
+#                   + one piece's temporaries (normalized piece, projection, norm, its Q/K/V) .. P c, with
+#                   P = 5 D with the fused Triton norms, 14 D with the torch ops (RoPE's float32 copies)
+#   output pass:    attention output + block output 2 L D, + one piece of MLP and projection ... (2 F + 3 D) c
+#   dual-block FF:  x, attention output, FF input and output 4 L D + one piece's GELU in/out .... (2 F + D) c
+#                   (without chunks: 2 L D + (2 F + D) N)
+# Held outside the blocks: each block's inputs (L D), the decoder's copy of the patch-embedded video while the
+# encoder runs (N D), the context while the decoder runs (T' D), and the float32 RoPE tables (2 N head_dim).
+# An 8-bit K/V attention would store K and V in half the bytes: ATTENTION_L and the buffers' 3 become 3 and 2.
+ATTENTION_L = 4
+PIECE_PROJECTION_D_FUSED = 5
+PIECE_PROJECTION_D_TORCH = 14
 # T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like: hidden 2560, MLP 10240, 34 layers):
 # the token embedding (262144 x 2560 = 0.67 B) is ~16 % of the parameters; one text layer ~94 M (~2.2 %).
 TEXT_NON_LAYER_FRACTION = 0.16
@@ -89,11 +94,16 @@ VAE_WORK_ELEMS_PER_PIXEL = 1350
 VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK = 3500
 # A quantized linear dequantizes its weight per call: float32 values then the bf16 copy (4 + 2 bytes per weight).
 DEQUANT_BYTES_PER_WEIGHT = 6
-# Not modelled in detail: allocator fragmentation (x1.10) and cuBLAS/cuDNN workspaces, RoPE tables, latents (0.5 GiB;
-# not added to the decode stage, whose measured VAE terms include cuDNN's workspace).
-FRAGMENTATION = 1.10
-RESERVE_BYTES = GiB // 2
-FF_CHUNKS = (16384, 4096)
+# What the formulas leave out: the caching allocator's 512-byte rounding and small temporaries (x1.05), cuBLAS
+# workspaces (32 MiB per stream; 64 MiB counted), and in the denoise stage the latent-sized tensors of the
+# sampler (noise, conditioning, model input with 33 channels, velocities, guidance state: 12 latents counted).
+ESTIMATE_MARGIN = 1.05
+WORKSPACE_BYTES = 64 * MiB
+SAMPLER_LATENTS = 12
+# The caching allocator reserves more than it hands out; with expandable segments (set by `motif-lite run`) the
+# gap stays small. An estimate, unmeasured on a GPU since the attention-phase chunking (docs/memory.md).
+RESERVED_RATIO = 1.08
+TOKEN_CHUNKS = (16384, 4096)
 VAE_TILES = (VAETile(32, 8), VAETile(16, 4))
 VAE_BANDS = (2, 3, 4)  # exact bands: 3.8 %, 7.5 %, 11.3 % more VAE work at 720p (bench/vae_band_work.py)
 

@@ -85,3 +85,65 @@ def crop_rows(x: torch.Tensor, have: Span, want: Span, dim: int = -2) -> torch.T
     if not have[0] <= want[0] <= want[1] <= have[1]:
         raise ValueError(f"rows {want} are not inside {have}")
     return x.narrow(dim, want[0] - have[0], want[1] - want[0])
+
+
+# -- the encoder: bands of latent rows, each from a band of pixel rows --
+#
+# The encoder's down path (conv_in, residual blocks, stride-2 downsamplers) is local too, up to the mid block,
+# which runs on whole latent frames after the bands. Each band runs the down path on a crop of the input rows and
+# keeps the latent rows it owns; the crop reaches far enough past the band that the rows spoiled by the crop's
+# edge (its zero padding) never reach them. Crops start and end on multiples of the downsampling factor, so every
+# stride-2 conv sees the same even/odd row grid as on the whole frame.
+
+
+@dataclass(frozen=True)
+class DownLevel:
+    """What one down level does to rows: `convs` 3x3 convs, then (if `downsample`) a stride-2 3x3 conv whose
+    input is zero-padded by one row at the bottom."""
+
+    convs: int
+    downsample: bool
+
+
+@dataclass(frozen=True)
+class EncoderBand:
+    """The input rows one band encodes from and the latent rows it owns (latent = input / factor)."""
+
+    in_rows: Span
+    out_rows: Span
+    dim: int = -2
+
+
+def spoiled_rows(levels: list[DownLevel]) -> tuple[int, int]:
+    """How many latent rows next to a crop's top and bottom edge come out wrong, from the level shapes.
+
+    Each 3x3 conv spoils one more row; a stride-2 conv halves the count: output row r reads input rows 2r..2r+2,
+    so w spoiled rows at the top spoil ceil(w / 2), and at the bottom (where the zero pad row stands in for a
+    real one) w // 2 + 1.
+    """
+    top = bottom = 0
+    for level in levels:
+        top, bottom = top + level.convs, bottom + level.convs
+        if level.downsample:
+            top, bottom = (top + 1) // 2, bottom // 2 + 1
+    return top, bottom
+
+
+def plan_encoder_bands(
+    levels: list[DownLevel], latent_height: int, count: int, dim: int = -2, reach: tuple[int, int] | None = None
+) -> list[EncoderBand]:
+    """Split the latent rows into `count` bands and find the input rows each needs. `reach` overrides the spoiled
+    rows (tests use it to show the margin is needed)."""
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ConfigError(f"VAE bands={count!r} must be an integer >= 1")
+    if count > latent_height:
+        raise ConfigError(f"VAE bands={count} is more than the {latent_height} latents across the frame")
+    top, bottom = spoiled_rows(levels) if reach is None else reach
+    factor = 2 ** sum(level.downsample for level in levels)
+    cuts = [round(k * latent_height / count) for k in range(count + 1)]
+    bands = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        start = 0 if a == 0 else max(0, a - top)
+        end = latent_height if b == latent_height else min(latent_height, b + bottom)
+        bands.append(EncoderBand((start * factor, end * factor), (a, b), dim))
+    return bands

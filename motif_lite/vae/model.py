@@ -14,7 +14,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from motif_lite.errors import ConfigError
-from motif_lite.vae.bands import Band, LevelShape, crop_rows, largest_band_shares, plan_bands
+from motif_lite.vae.bands import (
+    Band,
+    DownLevel,
+    EncoderBand,
+    LevelShape,
+    crop_rows,
+    largest_band_shares,
+    plan_bands,
+    plan_encoder_bands,
+)
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.layers import CausalConv3d, CausalState, Downsample, MidBlock, ResidualBlock, RMSNorm, Upsample
 from motif_lite.vae.posterior import DiagonalGaussian
@@ -41,11 +50,40 @@ class Encoder(nn.Module):
         self.conv_out = CausalConv3d(dims[-1], 2 * cfg.z_dim, 3, padding=1)
 
     def forward(self, x: torch.Tensor, state: CausalState) -> torch.Tensor:
+        return self.head(self.down(x, state), state)
+
+    def down(self, x: torch.Tensor, state: CausalState) -> torch.Tensor:
+        """conv_in and the down blocks: local layers only, so they can run on bands of rows (`bands.py`)."""
         x = self.conv_in(x, state)
         for block in self.down_blocks:
             x = block(x, state)
+        return x
+
+    def head(self, x: torch.Tensor, state: CausalState) -> torch.Tensor:
+        """The mid block (attention over whole frames) and the output head, at the latent resolution."""
         x = self.mid_block(x, state)
         return self.conv_out(F.silu(self.norm_out(x)), state)
+
+    def level_shapes(self) -> list[DownLevel]:
+        """How each down level changes rows: conv_in and two 3x3 convs per residual block, then a downsampler."""
+        levels, convs = [], 1  # conv_in
+        for block in self.down_blocks:
+            if isinstance(block, Downsample):
+                levels.append(DownLevel(convs, True))
+                convs = 0
+            else:
+                convs += 2
+        return [*levels, DownLevel(convs, False)]
+
+    def plan_bands(self, latent_hw: tuple[int, int], count: int) -> list[EncoderBand]:
+        """`count` bands of latent rows (columns when wider than tall) and the input rows each encodes from."""
+        height, width = latent_hw
+        return plan_encoder_bands(self.level_shapes(), max(height, width), count, dim=-1 if width > height else -2)
+
+    def band_share(self, latent_hw: tuple[int, int], count: int) -> float:
+        """The largest band's share of the input rows (what one band's full-resolution tensors cost)."""
+        bands = self.plan_bands(latent_hw, count)
+        return max(b.in_rows[1] - b.in_rows[0] for b in bands) / bands[-1].in_rows[1]
 
 
 class UpBlock(nn.Module):
@@ -196,20 +234,47 @@ class WanVAE(nn.Module):
     # -- encode --
 
     @torch.no_grad()
-    def encode(self, video: torch.Tensor) -> DiagonalGaussian:
+    def encode(self, video: torch.Tensor, bands: int = 1) -> DiagonalGaussian:
         """Encode pixels [B, 3, F, H, W] in [-1, 1] (F = 1 + 4k, H and W multiples of 8) into a posterior.
 
-        Frames go through in causal chunks (1, then 4 at a time), so memory does not grow with F.
+        Frames go through in causal chunks (1, then 4 at a time), so memory does not grow with F. `bands` > 1
+        runs the encoder's down path in that many bands across the longer side, one after another, so only one
+        band's full-resolution tensors are alive: exact (the same latents), more work for the overlap.
         """
         if self.encoder is None:
             raise ConfigError("this VAE was loaded with encoder=False; load it with encoder=True to encode")
         self._check_video(video)
         video = video.to(self.quant_conv.weight.dtype)
-        state = CausalState()
+        s = self.config.spatial_factor
+        band_plan = self.encoder.plan_bands((video.shape[3] // s, video.shape[4] // s), bands)  # checked first
         chunks = [video[:, :, :1], *video[:, :, 1:].split(self.config.temporal_factor, dim=2)]
         chunks = [c for c in chunks if c.shape[2] > 0]  # a single image has no later chunks
-        latents = torch.cat([self.encoder(chunk, state) for chunk in chunks], dim=2)
+        if len(band_plan) == 1:
+            state = CausalState()
+            latents = torch.cat([self.encoder(chunk, state) for chunk in chunks], dim=2)
+        else:
+            state = CausalState()  # the head's own caches; every band has its own for the down path
+            features = self._encode_bands_down(chunks, band_plan)
+            latents = torch.cat([self.encoder.head(f, state) for f in features.split(1, dim=2)], dim=2)
         return DiagonalGaussian(self.quant_conv(latents, state))
+
+    def _encode_bands_down(self, chunks: list[torch.Tensor], bands: list[EncoderBand]) -> torch.Tensor:
+        # Bands outer, time inner: one band's causal caches at a time. Each chunk of 1 or 4 frames gives one
+        # latent frame of features; every band writes the latent rows it owns.
+        features = None
+        for band in bands:
+            state = CausalState()
+            for t, chunk in enumerate(chunks):
+                rows = crop_rows(chunk, (0, chunk.shape[band.dim]), band.in_rows, band.dim)
+                s = self.config.spatial_factor
+                part = self.encoder.down(rows, state)
+                part = crop_rows(part, (band.in_rows[0] // s, band.in_rows[1] // s), band.out_rows, band.dim)
+                if features is None:
+                    b, c, _, h, w = chunks[0].shape
+                    features = part.new_empty(b, part.shape[1], len(chunks), h // s, w // s)
+                place = crop_rows(features[:, :, t : t + 1], (0, features.shape[band.dim]), band.out_rows, band.dim)
+                place.copy_(part)
+        return features
 
     def _check_video(self, video: torch.Tensor) -> None:
         cfg = self.config
