@@ -20,6 +20,7 @@ from motif_lite.runtime.streaming import (
     TextEncoderPlacement,
     apply_block_streaming,
     apply_layer_streaming,
+    layer_nbytes,
     place_text_encoder,
 )
 from motif_lite.weights.quant_linear import QuantizedLinear
@@ -72,6 +73,27 @@ def test_streaming_is_bit_identical_and_restores(quantized, resident, prefetch):
     handle.remove()
     assert storage_ptrs(model) == before
     assert torch.equal(forward(model, x), plain)
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_staging_keeps_the_weights_where_they_are(prefetch):
+    # Homes are the loaded tensors themselves (no copy, memory-mapped stays memory-mapped); every layer goes
+    # through one of two staging buffers sized to the largest layer.
+    model = tiny_model(quantized=True)
+    x = inputs(image=3, frames=2, height=4, width=6)
+    plain = forward(model, x)
+    blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
+    before = storage_ptrs(model)
+    handle = apply_block_streaming(model, StreamingConfig("cpu", resident_blocks=1, prefetch=prefetch, staging=True))
+    staging = handle.streamers[0].staging
+    largest = max(layer_nbytes([*b.parameters(), *b.buffers()]) for b in blocks[1:])
+    assert [b.numel() for b in staging.buffers] == [largest, largest]
+    for _ in range(2):
+        assert torch.equal(forward(model, x), plain)
+        assert storage_ptrs(model) == before  # between forwards the parameters are their own storage again
+    assert handle.stats.loads == 2 * (NUM_BLOCKS - 1)
+    handle.remove()
+    assert storage_ptrs(model) == before and torch.equal(forward(model, x), plain)
 
 
 def test_hooks_swap_weights_in_and_out_in_order():
@@ -221,13 +243,14 @@ def test_chunking_and_streaming_compose():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_streaming_matches_and_frees_memory():
+@pytest.mark.parametrize("staging", [False, True])
+def test_cuda_streaming_matches_and_frees_memory(staging):
     model = tiny_model(quantized=True)
     x = inputs()
     plain = forward(model, x)
     cuda_x = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in x.items()}
     baseline = torch.cuda.memory_allocated()
-    handle = apply_block_streaming(model, StreamingConfig("cuda", resident_blocks=0))
+    handle = apply_block_streaming(model, StreamingConfig("cuda", resident_blocks=0, staging=staging))
     with_rest = torch.cuda.memory_allocated()  # embedders and head only
     out = forward(model, cuda_x)
     torch.cuda.synchronize()
@@ -236,7 +259,9 @@ def test_cuda_streaming_matches_and_frees_memory():
     # The first forward leaves only cuBLAS workspaces (held by PyTorch per stream, ~32 MiB each on Hopper) ...
     after_first = torch.cuda.memory_allocated()
     assert after_first - with_rest < 128 * 2**20
-    assert all(p.device.type == "cpu" and p.is_pinned() for b in model.transformer_blocks for p in b.parameters())
+    # Pinned homes, or with staging the loaded (pageable) tensors themselves.
+    homes = [p for b in model.transformer_blocks for p in b.parameters()]
+    assert all(p.device.type == "cpu" and p.is_pinned() != staging for p in homes)
     # ... and later forwards leave nothing at all: no block stays on the device.
     forward(model, cuda_x)  # result dropped at once
     assert torch.cuda.memory_allocated() == after_first

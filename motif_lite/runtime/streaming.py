@@ -7,7 +7,9 @@ before it runs, releasing it right after.
 
 Mechanism (the same for the transformer's blocks and any `nn.ModuleList`, e.g. T5Gemma2's layers):
 - every streamed tensor (parameter or buffer, float or packed GGUF bytes) gets a CPU "home" copy, pinned when the
-  device is CUDA so host->device copies can run asynchronously;
+  device is CUDA so host->device copies can run asynchronously; or, with `staging`, the tensors stay where they
+  are (pageable, memory-mapped where the loader mapped the file) and each layer is copied through one of two
+  page-locked staging buffers sized to the largest layer (host memory: the weights once, plus two layers);
 - a forward pre-hook swaps each tensor's `.data` to a device copy, a forward hook swaps it back to the home copy,
   so the device copy is freed as soon as the layer returns (the Parameter objects never change);
 - on CUDA the pre-hook of layer i also starts copying layer i+1 on a side stream; the compute stream waits on an
@@ -31,12 +33,16 @@ from motif_lite.errors import ConfigError
 @dataclass(frozen=True)
 class StreamingConfig:
     """device: where layers compute. resident_blocks: the first k layers stay on the device (no copies).
-    prefetch: copy layer i+1 while layer i computes (CUDA side stream). pin_memory: page-locked CPU homes (CUDA)."""
+    prefetch: copy layer i+1 while layer i computes (CUDA side stream). pin_memory: page-locked CPU homes (CUDA).
+    staging: leave the homes as loaded and copy through two page-locked buffers of the largest layer's size
+    instead (PyTorch rounds every pinned allocation up to a power of two, so pinned homes cost up to twice the
+    weights; staging costs one host memcpy per layer, done while the device computes)."""
 
     device: torch.device | str
     resident_blocks: int = 0
     prefetch: bool = True
     pin_memory: bool = True
+    staging: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.resident_blocks, int) or self.resident_blocks < 0:
@@ -79,6 +85,42 @@ def _home_copy(t: torch.Tensor, pin: bool) -> torch.Tensor:
     return home.pin_memory() if pin and not home.is_pinned() else home
 
 
+STAGING_ALIGNMENT = 256  # bytes: every tensor in a staging buffer starts aligned for any dtype view
+
+
+def layer_nbytes(tensors: Sequence[torch.Tensor]) -> int:
+    """Bytes a layer's tensors take in a staging buffer (each aligned)."""
+    return sum(-(-t.numel() * t.element_size() // STAGING_ALIGNMENT) * STAGING_ALIGNMENT for t in tensors)
+
+
+class StagingBuffers:
+    """Two page-locked byte buffers of `nbytes`: a layer is copied into one (a host memcpy) and from there to the
+    device (an asynchronous copy) while the other one's copy may still be in flight."""
+
+    def __init__(self, nbytes: int, pin: bool) -> None:
+        self.buffers = [torch.empty(nbytes, dtype=torch.uint8, pin_memory=pin) for _ in range(2)]
+        self.events: list[torch.cuda.Event | None] = [None, None]
+        self.next = 0
+
+    def stage(self, homes: list[torch.Tensor]) -> tuple[list[torch.Tensor], int]:
+        """Copy `homes` into the next buffer (after its previous device copy has finished); returns views of
+        them there and the buffer's index, for `copied`."""
+        index, self.next = self.next, 1 - self.next
+        if self.events[index] is not None:
+            self.events[index].synchronize()
+        views, offset = [], 0
+        for home in homes:
+            nbytes = home.numel() * home.element_size()
+            view = self.buffers[index][offset : offset + nbytes].view(home.dtype).view(home.shape)
+            views.append(view.copy_(home))
+            offset += layer_nbytes([home])
+        return views, index
+
+    def copied(self, index: int, event: torch.cuda.Event | None) -> None:
+        """The device copy out of buffer `index` is queued; `event` marks its end (None: already done)."""
+        self.events[index] = event
+
+
 class LayerStreamer:
     """Streams an ordered sequence of layers (see the module docstring). Use through the `apply_*` functions."""
 
@@ -96,7 +138,11 @@ class LayerStreamer:
             if index < config.resident_blocks:
                 self._add_resident(index, layer)
             else:
-                self._add_streamed(index, layer, pin=config.pin_memory and cuda)
+                self._add_streamed(index, layer, pin=config.pin_memory and cuda and not config.staging)
+        streamed = [layer.homes for layer in self._layers if layer is not None]
+        self.staging = None
+        if config.staging and streamed:
+            self.staging = StagingBuffers(max(layer_nbytes(homes) for homes in streamed), pin=cuda)
 
     def _add_resident(self, index: int, layer: nn.Module) -> None:
         slots = _tensor_slots(layer)
@@ -139,7 +185,19 @@ class LayerStreamer:
 
     def _copy_to_device(self, homes: list[torch.Tensor]) -> list[torch.Tensor]:
         # Always a fresh tensor (even for device == cpu), so the CPU tests exercise the real swap.
-        return [torch.empty_like(h, device=self.device).copy_(h, non_blocking=h.is_pinned()) for h in homes]
+        sources, index = self.staging.stage(homes) if self.staging is not None else (homes, None)
+        copies = [torch.empty_like(h, device=self.device).copy_(h, non_blocking=h.is_pinned()) for h in sources]
+        if index is not None:
+            self.staging.copied(index, self._event_on(None))
+        return copies
+
+    def _event_on(self, stream: torch.cuda.Stream | None) -> torch.cuda.Event | None:
+        """An event recorded now on `stream` (None: the current stream); None off CUDA (copies are done)."""
+        if self.device.type != "cuda":
+            return None
+        event = torch.cuda.Event()
+        event.record(stream if stream is not None else torch.cuda.current_stream(self.device))
+        return event
 
     def _load(self, index: int) -> None:
         layer = self._layers[index]
@@ -172,12 +230,14 @@ class LayerStreamer:
         # Destinations are allocated on the compute stream (so the allocator frees them in its order); the side
         # stream first waits for the work already queued there, which may still read memory being reused.
         copies = [torch.empty_like(h, device=self.device) for h in homes]
+        sources, staged = self.staging.stage(homes) if self.staging is not None else (homes, None)
         self._stream.wait_stream(compute)
         with torch.cuda.stream(self._stream):
-            for copy, home in zip(copies, homes, strict=True):
-                copy.copy_(home, non_blocking=True)
-            event = torch.cuda.Event()
-            event.record(self._stream)
+            for copy, source in zip(copies, sources, strict=True):
+                copy.copy_(source, non_blocking=True)
+            event = self._event_on(self._stream)
+        if staged is not None:
+            self.staging.copied(staged, event)
         self._pending = _Prefetch(index, copies, event)
 
     def _release(self, index: int) -> None:
@@ -200,6 +260,7 @@ class LayerStreamer:
             _move_slots(slots, devices)
         self._layers.clear()
         self._resident.clear()
+        self.staging = None
 
 
 def _move_slots(slots: list[torch.Tensor], devices: torch.device | list[torch.device]) -> None:
