@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import gguf
 import torch
 from safetensors import safe_open
 
 from motif_lite.config import TransformerConfig
 from motif_lite.encoders.text import TextEncoder, load_text_encoder
-from motif_lite.errors import CheckpointError
+from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.hub import MOTIF_REPO, resolve_checkpoint, resolve_gguf
 from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.video import write_video
@@ -99,7 +100,7 @@ class MotifVideoPipeline:
         self.scheduler_shift = scheduler_shift  # scheduler_config.json's shift (None if absent)
         self.vae_tile = None  # VAETile for the decoder; a memory plan may set it
         self.vae_frame_by_frame = True  # the decoder's upper levels one frame at a time; a plan may say 4 at once
-        self.vae_bands = 1  # exact bands of the decoder's upper levels, one after another; a plan may set more
+        self.vae_bands = 1  # exact bands of the VAE (decoder's upper levels, encoder's down path); a plan may set more
         # What a memory plan installed (streaming hooks, chunking); None = everything resident on `device`.
         self.plan_handle: PlanHandle | None = None
         # How the text encoder runs while prompts are encoded (whole on the device, layers streamed to it, or on
@@ -170,19 +171,20 @@ class MotifVideoPipeline:
         conditioned = request.image is not None and request.latent_frames > 1  # one latent frame: plain T2V
         total = 1 + guided + conditioned
         progress("encode", 0, total)
+        cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])
+        image_embeds = pixels = None
         with _text_encoder_placed(self.text_encoder, self.text_placement, self.device):
             text = self._encode_prompt(request.prompt)
             progress("encode", 1, total)
             negative = self._encode_prompt(request.negative_prompt) if guided else None
             progress("encode", 1 + guided, total)
-            cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])
-            image_embeds = None
             if conditioned:
                 pixels = self._first_frame(request)
-                cond_latents[:, :, :1] = self._first_frame_latents(pixels, generator).to(noise.dtype)
-                mask[:, :, 0] = 1.0
                 image_embeds = self.text_encoder.encode_image(pixels).to(self.device, self.dtype)
-                progress("encode", total, total)
+        if conditioned:  # the VAE encodes the first frame once the text encoder has left the device
+            cond_latents[:, :, :1] = self._first_frame_latents(pixels, generator).to(noise.dtype)
+            mask[:, :, 0] = 1.0
+            progress("encode", total, total)
         return _Conditioning(text, negative, cond_latents, mask, image_embeds)
 
     def _encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,7 +199,7 @@ class MotifVideoPipeline:
 
     def _first_frame_latents(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         # The posterior *sample* (not its mean), from the same generator right after the noise: reference order.
-        latents = self.vae.encode(pixels[:, :, None]).sample(generator)
+        latents = self.vae.encode(pixels[:, :, None], bands=self.vae_bands).sample(generator)
         return self.vae.normalize_latents(latents)
 
     def sample(
@@ -297,23 +299,58 @@ def plan_generation(
     device: str | torch.device = "auto",
     vram_gib: float | None = None,
     kernels: str = "auto",
+    *,
+    ram_gib: float | None = None,
+    text_encoder_dtype: torch.dtype | None = None,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights are loaded.
 
-    The budget is `vram_gib`, else the device's free memory (no limit on the CPU). Raises a `MotifLiteError`
-    naming the smallest possible peak when nothing fits.
+    The device budget is `vram_gib`, else the device's free memory (no limit on the CPU); the host budget is
+    `ram_gib` (None: no limit; page-locked block homes are then used only if they fit the memory available now).
+    Raises a `MotifLiteError` naming what is needed when nothing fits.
     """
+    for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
+        if gib is not None and not gib > 0:
+            raise ConfigError(f"--{name} must be a positive number of GiB, got {gib}")
     target = resolve_device(device)
     root = locate_checkpoint(model, with_transformer=gguf is None)
     budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target)
     config, weight_bytes = _transformer_size(root, gguf, dtype)
-    text_bytes = _stored_numel(sorted(root.glob("text_encoder/*.safetensors"))) * dtype.itemsize
+    text_bytes = stored_bytes(sorted(root.glob("text_encoder/*.safetensors")), text_encoder_dtype or dtype)
     vae_config = WanVAEConfig.from_json(root / "vae" / "config.json")
+    image = request.image is not None and request.latent_frames > 1  # the first frame goes through the VAE
     # cfg_batch=1: `denoise` runs the conditional and unconditional predictions as separate calls.
     return plan_memory(
         request.width, request.height, request.frames, config, weight_bytes, text_bytes, vae_config, budget,
         cfg_batch=1, device=str(target), vae_dtype=dtype, fused_norms=target.type == "cuda" and use_triton(kernels),
+        image=image, ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30),
     )  # fmt: skip
+
+
+def stored_bytes(files: list[Path], dtype: torch.dtype) -> int:
+    """Bytes of weight files as they will be loaded, from their headers: a GGUF file's tensors as stored
+    (packed), a safetensors file's floating-point tensors in `dtype` and the others as stored."""
+    total = 0
+    for path in files:
+        if path.suffix == ".gguf":
+            total += sum(int(t.n_bytes) for t in gguf.GGUFReader(path).tensors)
+            continue
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                    tensor = f.get_slice(name)
+                    stored = _SAFETENSORS_DTYPES.get(tensor.get_dtype())
+                    itemsize = dtype.itemsize if stored is None or stored.is_floating_point else stored.itemsize
+                    total += math.prod(tensor.get_shape()) * itemsize
+        except Exception as exc:  # safetensors raises its own error types for corrupt files
+            raise CheckpointError(f"cannot read {path} (corrupt or truncated safetensors?): {exc}") from exc
+    return total
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
+    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
+}  # fmt: skip
 
 
 def _transformer_size(root: Path, gguf: str | Path | None, dtype: torch.dtype) -> tuple[TransformerConfig, int]:
@@ -399,7 +436,9 @@ def _text_encoder_placed(
     if placement is TextEncoderPlacement.CPU:
         yield
         return
-    handle = place_text_encoder(text_encoder.model, placement, StreamingConfig(device))
+    # Streamed through two staging buffers: it runs once per video, so page-locking its 4-8 GB would cost more
+    # time and host memory than the asynchronous copies save.
+    handle = place_text_encoder(text_encoder.model, placement, StreamingConfig(device, staging=True))
     try:
         yield
     finally:

@@ -8,6 +8,7 @@ A failed or interrupted run never leaves a half-written output file (see `motif_
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -105,6 +106,13 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
         metavar="GiB",
         help="device memory budget: stream/chunk/tile to fit it (default: the GPU's free memory; CPU: no limit)",
     )
+    m.add_argument(
+        "--ram",
+        type=float,
+        metavar="GiB",
+        help="host memory budget: refuse before loading if the run would need more; decides whether streamed "
+        "weights are page-locked (default: no limit)",
+    )
     m.add_argument("--dry-run", action="store_true", help="print the memory plan and exit without loading weights")
 
 
@@ -153,6 +161,9 @@ class StageProgress:
 
 def main(args: argparse.Namespace) -> int:
     """The `run` handler: check every setting, plan, load, generate, print a summary."""
+    # Before torch starts CUDA: growable allocator segments keep what is reserved close to what is allocated
+    # (docs/memory.md). A value the user set wins.
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     import torch  # the heavy imports happen here, not when --help builds the parser
 
     from motif_lite.pipeline import load_pipeline, plan_generation, resolve_device
@@ -163,9 +174,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     plan = None
     model = dict(model=args.model, gguf=args.gguf, dtype=dtypes[args.dtype], device=args.device)
-    if args.dry_run or args.vram is not None or resolve_device(args.device).type == "cuda":
+    if args.dry_run or args.vram is not None or args.ram is not None or resolve_device(args.device).type == "cuda":
         # Raises if nothing fits, before anything loads.
-        plan = plan_generation(request, **model, vram_gib=args.vram, kernels=args.kernels)
+        plan = plan_generation(request, **model, vram_gib=args.vram, kernels=args.kernels, ram_gib=args.ram)
         if args.dry_run:
             print(plan.describe())
             return 0
@@ -191,6 +202,7 @@ def summary(result: GenerationResult, load_seconds: float, plan: Plan | None = N
         f"time: load {load_seconds:.1f}s | encode {t['encode']:.1f}s | denoise {t['denoise']:.1f}s "
         f"({t['denoise'] / r.steps:.2f} s/step) | decode {t['decode']:.1f}s | total {t['total']:.1f}s",
         f"peak memory: RSS {result.peak_rss_bytes / 2**30:.2f} GiB"
+        + ("" if plan is None or plan.host is None else f" (planned {plan.host.peak_bytes / 2**30:.2f})")
         + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
         f"output: {result.output}",
     ]

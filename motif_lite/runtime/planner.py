@@ -1,13 +1,14 @@
-"""VRAM planner: estimate the peak device memory of each stage of a generation and pick the fastest runtime setup
-that fits a budget.
+"""Memory planner: estimate the peak device memory of each stage of a generation (and the host memory of the
+process), and pick the fastest runtime setup that fits the budgets.
 
-Stable API (used by the CLI's `--vram GB` and `--dry-run`):
+Stable API (used by the CLI's `--vram GiB`, `--ram GiB` and `--dry-run`):
 
     plan = plan_memory(width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config,
-                       budget_bytes, cfg_batch=2, device="cuda", vae_dtype=torch.float32)
+                       budget_bytes, cfg_batch=2, device="cuda", vae_dtype=torch.float32, fused_norms=False,
+                       image=False, ram_budget_bytes=None)
                                                          # budget_bytes None: no limit (CPU) -> all resident
                                                          # cfg_batch: rows per forward (1 for motif_lite's denoise)
-    print(plan.describe())                               # the --dry-run table
+    print(plan.describe())                               # the --dry-run table, host memory included
     handle = apply_plan(transformer, vae, plan)          # the pipeline places the text encoder while encoding
     vae.decode_frames(z, handle.vae_tile, handle.vae_frame_by_frame, handle.vae_bands)  # arguments, not hooks
     budget = default_budget("cuda")                      # free bytes on the CUDA device, None on CPU
@@ -15,12 +16,15 @@ Stable API (used by the CLI's `--vram GB` and `--dry-run`):
 Candidates are tried from fastest to slowest (a fixed ladder, so more budget never gives a slower plan):
     1. everything resident on the device;
     2. the text encoder's layers streamed;
-    3. + the transformer's blocks streamed, keeping k = 35 .. 0 blocks resident;
-    4. + the dual blocks' feed-forward in smaller token chunks;
-    5. + the VAE decoding in smaller spatial tiles;
-    6. the text encoder run on the CPU, with the smallest settings of 3-5.
+    3. + the transformer's per-token steps in pieces of 16384 tokens (attention projections, MLPs: near free);
+    4. + the transformer's blocks streamed, keeping k = 35 .. 0 blocks resident;
+    5. + pieces of 4096 tokens; then no prefetch (one streamed block on the device instead of two);
+    6. + the VAE decoding in smaller spatial tiles;
+    7. the text encoder run on the CPU, with the smallest settings of 3-6.
 Within each untiled candidate the VAE tries its modes, fastest first: 4 frames at once through the upper levels,
 one frame at a time, then 2, 3 or 4 exact bands (a few percent more VAE work each: far cheaper than streaming).
+The host memory (runtime/host_memory.py) then decides whether streamed blocks get page-locked homes or go
+through staging buffers, and refuses the plan before anything loads if even staging exceeds `ram_budget_bytes`.
 Every constant below is explained where it is defined; docs/memory.md derives the formulas.
 """
 
@@ -36,6 +40,7 @@ from torch import nn
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.runtime.chunking import ChunkingHandle, apply_token_chunking
+from motif_lite.runtime.host_memory import HostEstimate, HostNeeds, available_ram, plan_host, staging_bytes
 from motif_lite.runtime.streaming import (
     StreamingConfig,
     StreamingHandle,
@@ -92,6 +97,10 @@ VAE_LOWER_CACHE_CHANNELS = 1552  # conv_in (16) and the mid block (4 x 384): who
 VAE_MID_CHANNELS = 384
 VAE_WORK_ELEMS_PER_PIXEL = 1350
 VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK = 3500
+# Wan2.1 VAE encode of one frame (image-to-video), per input pixel, in elements of the VAE dtype: conv_in and the
+# full-resolution residual blocks' tensors (input, normalized copy, zero-padded conv input of 3 frames, causal
+# caches, output), counted with the tensor-lifetime tracker on the CPU in bf16 (bench/bench_planner.py).
+VAE_ENCODE_ELEMS_PER_PIXEL = 1000
 # A quantized linear dequantizes its weight per call: float32 values then the bf16 copy (4 + 2 bytes per weight).
 DEQUANT_BYTES_PER_WEIGHT = 6
 # What the formulas leave out: the caching allocator's 512-byte rounding and small temporaries (x1.05), cuBLAS
@@ -110,7 +119,7 @@ VAE_BANDS = (2, 3, 4)  # exact bands: 3.8 %, 7.5 %, 11.3 % more VAE work at 720p
 
 @dataclass(frozen=True)
 class StageEstimate:
-    """Estimated device memory of one stage (bytes) and what runs off the device during it."""
+    """Estimated peak of allocated device memory in one stage (bytes) and what runs off the device during it."""
 
     name: str
     peak_bytes: int
@@ -122,7 +131,12 @@ class StageEstimate:
 
 @dataclass(frozen=True)
 class Plan:
-    """A runtime setup and its estimates. `resident_blocks=None` means no block streaming (all resident)."""
+    """A runtime setup and its estimates. `resident_blocks=None` means no block streaming (all resident).
+
+    `token_chunk`: tokens per piece of every per-token step of the transformer (None: a stream at once).
+    `prefetch`: copy the next streamed block while one computes (one block more on the device).
+    `host`: the host memory estimate, with whether streamed blocks get page-locked homes or go through staging.
+    """
 
     width: int
     height: int
@@ -131,18 +145,25 @@ class Plan:
     device: str
     text_placement: TextEncoderPlacement
     resident_blocks: int | None
-    ff_chunk_tokens: int | None
+    token_chunk: int | None
     vae_tile: VAETile | None
     vae_frame_by_frame: bool  # the VAE's upper levels one frame at a time (less memory) or 4 at once (faster)
-    vae_bands: int  # the VAE's upper levels in this many exact bands, one after another (1: whole frames)
+    vae_bands: int  # the VAE (decoder, and encoder for I2V) in this many exact bands, one after another
     stages: tuple[StageEstimate, ...]
     budget_bytes: int | None
     rank: int  # position in the ladder: 0 is the fastest
     ladder_size: int
+    prefetch: bool = True
+    host: HostEstimate | None = None
 
     @property
     def peak_bytes(self) -> int:
         return max(stage.peak_bytes for stage in self.stages)
+
+    @property
+    def reserved_bytes(self) -> int:
+        """What the caching allocator is expected to reserve at the peak (an estimate, see RESERVED_RATIO)."""
+        return int(self.peak_bytes * RESERVED_RATIO)
 
     def describe(self) -> str:
         """A human-readable table of the plan (the CLI's --dry-run output)."""
@@ -159,9 +180,11 @@ class Plan:
                 f"{s.streamed:<34} {s.chunks}"
             )
         lines.append(
-            f"peak {_gib(self.peak_bytes)} (includes x{FRAGMENTATION:.2f} fragmentation and, for text and denoise, "
-            f"{RESERVE_BYTES / GiB:.1f} GiB reserve)"
+            f"device peak {_gib(self.peak_bytes)} allocated (x{ESTIMATE_MARGIN:.2f} margin and workspaces included), "
+            f"~{_gib(self.reserved_bytes)} reserved"
         )
+        if self.host is not None:
+            lines.append(self.host.describe())
         return "\n".join(lines)
 
 
@@ -170,13 +193,13 @@ def _gib(n: int) -> str:
 
 
 def default_budget(device: torch.device | str) -> int | None:
-    """Free memory of a CUDA device in bytes (what other processes and this one already hold is excluded);
-    None on other devices, meaning "no limit"."""
+    """The device memory a plan may allocate: the CUDA device's free memory (what other processes and this one
+    already hold is excluded) less the allocator's expected reserve on top; None on other devices ("no limit")."""
     device = torch.device(device)
     if device.type != "cuda":
         return None
     free, _total = torch.cuda.mem_get_info(device)
-    return int(free)
+    return int(free / RESERVED_RATIO)
 
 
 @dataclass(frozen=True)
@@ -186,6 +209,7 @@ class _Sizes:
     video_tokens: int
     config: TransformerConfig
     block_bytes: tuple[int, ...]  # the streamable blocks in execution order
+    block_pinned_bytes: tuple[int, ...]  # the same, each tensor rounded up as a pinned home
     non_block_bytes: int
     largest_linear: int  # weights of the largest linear (dequantized per call when quantized)
     quantized: bool
@@ -198,6 +222,8 @@ class _Sizes:
     vae_config: WanVAEConfig
     vae_spatial: int
     vae_scale: float  # channel width relative to the Wan2.1 base_dim 96
+    frames: int
+    image: bool  # image-to-video: the first frame is VAE-encoded in the encode stage
 
 
 def video_tokens(width: int, height: int, frames: int, config: TransformerConfig, vae_config: WanVAEConfig) -> int:
@@ -220,15 +246,18 @@ def _sizes(
     text_bytes: int,
     vae_config: WanVAEConfig,
     vae_dtype: torch.dtype,
+    image: bool,
 ) -> _Sizes:
     block_numels, total, largest_linear = _transformer_numels(config)
     per_param = weight_bytes / total  # average bytes per parameter of the given weights (e.g. ~0.56 for Q4_K_M)
-    block_bytes = tuple(math.ceil(n * per_param) for n in block_numels)
+    block_bytes = tuple(math.ceil(sum(numels) * per_param) for numels in block_numels)
+    pinned = tuple(sum(_pinned_size(math.ceil(n * per_param)) for n in numels) for numels in block_numels)
     s = vae_config.spatial_factor
     return _Sizes(
         video_tokens=video_tokens(width, height, frames, config, vae_config),
         config=config,
         block_bytes=block_bytes,
+        block_pinned_bytes=pinned,
         non_block_bytes=max(0, weight_bytes - sum(block_bytes)),
         largest_linear=largest_linear,
         quantized=per_param < 2,
@@ -241,19 +270,28 @@ def _sizes(
         vae_config=vae_config,
         vae_spatial=s,
         vae_scale=(vae_config.decoder_base_dim or vae_config.base_dim) / 96,
+        frames=frames,
+        image=image,
     )
 
 
+def _pinned_size(nbytes: int) -> int:
+    """PyTorch's pinned-memory allocator rounds every allocation up to a power of two."""
+    return 1 << max(0, nbytes - 1).bit_length() if nbytes else 0
+
+
 @functools.lru_cache(maxsize=8)
-def _transformer_numels(config: TransformerConfig) -> tuple[tuple[int, ...], int, int]:
-    """(elements per block in execution order, total elements, largest linear weight), from a meta-device build."""
+def _transformer_numels(config: TransformerConfig) -> tuple[tuple[tuple[int, ...], ...], int, int]:
+    """(the tensor sizes of every block in execution order, total elements, largest linear weight), from a
+    meta-device build."""
     from motif_lite.model.transformer import MotifVideoTransformer
 
     with torch.device("meta"):  # shapes only: no memory, no init
         model = MotifVideoTransformer(config)
     blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
     linears = [m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear)]
-    return tuple(_numel(b) for b in blocks), _numel(model), max(linears)
+    numels = tuple(tuple(t.numel() for t in [*b.parameters(), *b.buffers()]) for b in blocks)
+    return numels, _numel(model), max(linears)
 
 
 _VAE_NUMELS: dict[str, int] = {}  # WanVAEConfig holds lists (unhashable): keyed by its repr
@@ -277,20 +315,23 @@ def _numel(module: nn.Module) -> int:
 class _Choice:
     text: TextEncoderPlacement
     resident_blocks: int | None
-    ff_chunk: int | None
+    token_chunk: int | None
     vae_tile: VAETile | None
     vae_frame_by_frame: bool = True
     vae_bands: int = 1
+    prefetch: bool = True
 
 
 def _ladder(num_blocks: int) -> list[_Choice]:
     """Every candidate, fastest first (see the module docstring)."""
     dev, stream, cpu = TextEncoderPlacement.DEVICE, TextEncoderPlacement.STREAMED, TextEncoderPlacement.CPU
+    large, small = TOKEN_CHUNKS
     outer = [_Choice(text, None, None, None) for text in (dev, stream)]
-    outer += [_Choice(stream, k, None, None) for k in range(num_blocks - 1, -1, -1)]
-    outer += [_Choice(stream, 0, chunk, None) for chunk in FF_CHUNKS]
-    outer += [_Choice(stream, 0, FF_CHUNKS[-1], tile) for tile in VAE_TILES]
-    outer += [_Choice(cpu, 0, FF_CHUNKS[-1], tile) for tile in (None, *VAE_TILES)]
+    outer += [_Choice(stream, None, large, None)]  # token chunks cost next to nothing: before any streaming
+    outer += [_Choice(stream, k, large, None) for k in range(num_blocks - 1, -1, -1)]
+    outer += [_Choice(stream, 0, small, None), _Choice(stream, 0, small, None, prefetch=False)]
+    outer += [_Choice(stream, 0, small, tile, prefetch=False) for tile in VAE_TILES]
+    outer += [_Choice(cpu, 0, small, tile, prefetch=False) for tile in (None, *VAE_TILES)]
     # Within each, the untiled VAE modes, fastest first: they cost far less than streaming more of anything.
     # Decoding 4 frames at once saves ~1-2 s per video at 720p, every band adds ~3.8 % to the decode.
     vae_modes = [(False, 1), (True, 1), *((True, bands) for bands in VAE_BANDS)]
@@ -302,26 +343,53 @@ def _ladder(num_blocks: int) -> list[_Choice]:
 
 
 def transformer_activation_bytes(
-    n: int, config: TransformerConfig, batch: int, ff_chunk: int | None, fused_norms: bool = False
+    n: int,
+    config: TransformerConfig,
+    batch: int,
+    token_chunk: int | None,
+    fused_norms: bool = False,
+    context_tokens: int = CONTEXT_TOKENS,
 ) -> int:
-    """Peak activation bytes of one transformer forward over n video tokens (the formulas at the top)."""
-    attn_phase_d = ATTN_PHASE_D_FUSED if fused_norms else ATTN_PHASE_D
-    d = config.hidden_size
-    f = int(d * config.mlp_ratio)
-    joint = n + CONTEXT_TOKENS
-    dual_ff = 5 * d if ff_chunk else 5 * d + 2 * f
-    dual = joint * max(attn_phase_d * d, dual_ff) + (min(ff_chunk, joint) * (2 * f + d) if ff_chunk else 0)
+    """Peak activation bytes of one transformer forward over n video tokens (the formulas at the top): the
+    largest of the dual, encoder single-stream and DDT decoder blocks, each with what is held around it."""
+    d, f = config.hidden_size, int(config.hidden_size * config.mlp_ratio)
+    piece = (PIECE_PROJECTION_D_FUSED if fused_norms else PIECE_PROJECTION_D_TORCH) * d
+    t = context_tokens
+    decoder_input = n * d if config.num_decoder_layers else 0  # kept for the DDT decoder while the encoder runs
+    rope = 2 * n * config.attention_head_dim * 4 // ACT_BYTES  # cos and sin tables, float32
+    blocks = [
+        _dual_block(n, t, token_chunk, d, f, piece) + decoder_input if config.num_layers else 0,
+        _single_block(n, t, token_chunk, d, f, piece) + decoder_input if config.num_encoder_single_layers else 0,
+        _single_block(n, n, token_chunk, d, f, piece) + t * d if config.num_decoder_layers else 0,
+    ]
+    return batch * ACT_BYTES * (max(blocks) + rope)
 
-    def single_block(length: int) -> int:
-        if ff_chunk:
-            return length * max(attn_phase_d * d, 5 * d) + min(ff_chunk, length) * (3 * f + 2 * d)
-        return length * max(attn_phase_d * d, 8 * d + 2 * f)
 
-    single = single_block(joint)
-    # While the encoder runs, the decoder's copy of the patch-embedded input (n x D) is held for later.
-    held = n * d if config.num_decoder_layers else 0
-    decoder = single_block(2 * n) if config.num_decoder_layers else 0
-    return batch * ACT_BYTES * max(dual + held, single + held, decoder)
+def _pieces(first: int, second: int, chunk: int | None) -> tuple[int, int]:
+    """(a piece projected while the Q/K/V buffers exist, the widest piece) of a sequence of two streams."""
+    head = min(chunk or first, first)
+    later = head if head < first else min(chunk or second, second)  # the first piece runs before the buffers
+    return later, max(head, min(chunk or second, second))
+
+
+def _single_block(first: int, second: int, chunk: int | None, d: int, f: int, piece: int) -> int:
+    """A single-stream block over [first; second] tokens, its inputs included (elements)."""
+    length = first + second
+    later, widest = _pieces(first, second, chunk)
+    attention = ATTENTION_L * length * d
+    projection = 3 * length * d + piece * later
+    output = 2 * length * d + (2 * f + 3 * d) * widest
+    return length * d + max(attention, projection, output)
+
+
+def _dual_block(n: int, t: int, chunk: int | None, d: int, f: int, piece: int) -> int:
+    """A dual-stream block over n video and t context tokens, its inputs included (elements)."""
+    length = n + t
+    later, _ = _pieces(n, t, chunk)
+    attention = (ATTENTION_L + 1) * length * d  # + the normalized inputs it projects from
+    projection = 4 * length * d + (piece - d) * later  # its pieces are views of the normalized inputs
+    ff = 4 * length * d + (2 * f + d) * min(chunk, n) if chunk else 2 * length * d + (2 * f + d) * n
+    return length * d + max(attention, projection, ff)
 
 
 def text_activation_bytes(batch: int) -> int:
@@ -351,6 +419,28 @@ def vae_decode_bytes(sizes: _Sizes, tile: VAETile | None, frame_by_frame: bool =
     else:
         elems = VAE_CACHE_ELEMS_PER_PIXEL * sizes.vae_pixels * coverage + work * tile_pixels
     return int(elems * sizes.vae_scale * sizes.vae_element_bytes)
+
+
+def vae_encode_bytes(sizes: _Sizes, bands: int = 1) -> int:
+    """Image-to-video's first frame through the VAE encoder: its full-resolution working set times the largest
+    band's share of the input rows (the lower levels are smaller and come after)."""
+    share = _encoder_band_share(sizes.vae_config, sizes.vae_latent_hw, bands)
+    scale = sizes.vae_config.base_dim / 96
+    return int(VAE_ENCODE_ELEMS_PER_PIXEL * sizes.vae_pixels * share * scale * sizes.vae_element_bytes)
+
+
+_ENCODER_SHARES: dict[tuple[str, tuple[int, int], int], float] = {}
+
+
+def _encoder_band_share(vae_config: WanVAEConfig, latent_hw: tuple[int, int], bands: int) -> float:
+    """The largest encoder band's share of the input rows, from the encoder's own band plan."""
+    key = (repr(vae_config), latent_hw, bands)
+    if key not in _ENCODER_SHARES:
+        from motif_lite.vae.model import Encoder
+
+        with torch.device("meta"):
+            _ENCODER_SHARES[key] = Encoder(vae_config).band_share(latent_hw, bands)
+    return _ENCODER_SHARES[key]
 
 
 _BAND_SHARES: dict[tuple[str, tuple[int, int], int], tuple[float, ...]] = {}
@@ -386,34 +476,47 @@ def _text_weights(sizes: _Sizes, choice: _Choice) -> int:
     return 0
 
 
+def _streamed_in_flight(sizes: _Sizes, choice: _Choice) -> int:
+    """Streamed blocks on the device at once: the running one and, with prefetch, the next."""
+    if choice.resident_blocks is None or choice.resident_blocks >= len(sizes.block_bytes):
+        return 0
+    return (2 if choice.prefetch else 1) * max(sizes.block_bytes[choice.resident_blocks :])
+
+
 def _stage_estimates(sizes: _Sizes, choice: _Choice, batch: int, fused_norms: bool) -> tuple[StageEstimate, ...]:
     resident = _resident_weights(sizes, choice)
-    text_weights = resident + _text_weights(sizes, choice)
+    # Encode: the text encoder's pass; for image-to-video then the first frame through the VAE encoder, after
+    # the text encoder has left the device.
     text_acts = 0 if choice.text is TextEncoderPlacement.CPU else text_activation_bytes(batch)
-    dit_weights = resident
-    if choice.resident_blocks is not None and choice.resident_blocks < len(sizes.block_bytes):
-        dit_weights += 2 * max(sizes.block_bytes[choice.resident_blocks :])  # current + prefetched block
+    encode = (resident + _text_weights(sizes, choice), text_acts)
+    if sizes.image:
+        encode = max(encode, (resident, vae_encode_bytes(sizes, choice.vae_bands)), key=sum)
+    dit_weights = resident + _streamed_in_flight(sizes, choice)
     if sizes.quantized:
         dit_weights += sizes.largest_linear * DEQUANT_BYTES_PER_WEIGHT
-    dit_acts = transformer_activation_bytes(sizes.video_tokens, sizes.config, batch, choice.ff_chunk, fused_norms)
+    dit_acts = transformer_activation_bytes(sizes.video_tokens, sizes.config, batch, choice.token_chunk, fused_norms)
+    dit_acts += SAMPLER_LATENTS * sizes.config.out_channels * sizes.video_tokens * 4 * ACT_BYTES  # 2x2 patches
     vae_acts = vae_decode_bytes(sizes, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands)
     blocks = len(sizes.block_bytes)
     streamed_blocks = "none" if choice.resident_blocks is None else f"{blocks - choice.resident_blocks} of {blocks}"
-    # The VAE's measured terms already contain cuDNN's workspace: no workspace reserve for the decode stage.
+    if choice.resident_blocks is not None and not choice.prefetch:
+        streamed_blocks += ", no prefetch"
+    encode_chunks = f"vae encode: {choice.vae_bands} bands" if sizes.image and choice.vae_bands > 1 else "-"
+    # The VAE's measured terms already contain cuDNN's workspace: no workspace counted for the decode stage.
     stages = [
-        ("text", text_weights, text_acts, RESERVE_BYTES, f"text encoder: {choice.text.value}", "-"),
-        ("denoise", dit_weights, dit_acts, RESERVE_BYTES, f"transformer blocks: {streamed_blocks}",
-         _ff_label(choice.ff_chunk)),
+        ("encode", *encode, WORKSPACE_BYTES, f"text encoder: {choice.text.value}", encode_chunks),
+        ("denoise", dit_weights, dit_acts, WORKSPACE_BYTES, f"transformer blocks: {streamed_blocks}",
+         _chunk_label(choice.token_chunk)),
         ("decode", resident, vae_acts, 0, "-", _vae_label(choice)),
     ]  # fmt: skip
     return tuple(
-        StageEstimate(name, int((weights + acts) * FRAGMENTATION) + reserve, weights, acts, streamed, chunks)
-        for name, weights, acts, reserve, streamed, chunks in stages
+        StageEstimate(name, int((weights + acts) * ESTIMATE_MARGIN) + workspace, weights, acts, streamed, chunks)
+        for name, weights, acts, workspace, streamed, chunks in stages
     )
 
 
-def _ff_label(chunk: int | None) -> str:
-    return "ff: whole sequence" if chunk is None else f"ff: {chunk} tokens"
+def _chunk_label(chunk: int | None) -> str:
+    return "tokens: whole streams" if chunk is None else f"tokens: {chunk} per piece"
 
 
 def _vae_label(choice: _Choice) -> str:
@@ -423,6 +526,30 @@ def _vae_label(choice: _Choice) -> str:
     if choice.vae_bands > 1:
         where = f"{choice.vae_bands} exact bands"
     return f"vae: {where}, {frames} at a time"
+
+
+def _host_needs(sizes: _Sizes, choice: _Choice, device: str, stages: tuple[StageEstimate, ...]) -> HostNeeds:
+    cuda = torch.device(device).type == "cuda"
+    streamed = [] if choice.resident_blocks is None else list(range(choice.resident_blocks, len(sizes.block_bytes)))
+    text_layer = int(TEXT_LAYER_FRACTION * sizes.text_bytes)  # + the SigLIP tower's list, ~1/6 of a text layer
+    text_staging = staging_bytes(text_layer) + staging_bytes(text_layer // 6)
+    pixels_per_frame = 3 * sizes.vae_pixels * sizes.vae_element_bytes
+    held_frames = sizes.frames if choice.vae_bands > 1 else sizes.vae_config.temporal_factor  # clip or one chunk
+    host_acts = max(s.activation_bytes for s in stages) if not cuda else 0
+    if cuda and choice.text is TextEncoderPlacement.CPU:
+        host_acts = text_activation_bytes(1)
+    return HostNeeds(
+        cuda=cuda,
+        text_bytes=sizes.text_bytes,
+        text_staging_bytes=text_staging if choice.text is TextEncoderPlacement.STREAMED else 0,
+        transformer_bytes=sizes.non_block_bytes + sum(sizes.block_bytes),
+        streamed_bytes=sum(sizes.block_bytes[i] for i in streamed),
+        streamed_pinned_bytes=sum(sizes.block_pinned_bytes[i] for i in streamed),
+        block_staging_bytes=staging_bytes(max((sizes.block_bytes[i] for i in streamed), default=0)),
+        vae_bytes=sizes.vae_bytes,
+        video_bytes=held_frames * pixels_per_frame,
+        activation_bytes=host_acts,
+    )
 
 
 def plan_memory(
@@ -438,30 +565,38 @@ def plan_memory(
     device: str = "cuda",
     vae_dtype: torch.dtype = torch.float32,
     fused_norms: bool = False,
+    image: bool = False,
+    ram_budget_bytes: int | None = None,
 ) -> Plan:
-    """The fastest plan whose estimated peak fits `budget_bytes` (None: no limit, everything resident).
+    """The fastest plan whose estimated device peak fits `budget_bytes` (None: no limit, everything resident), with
+    its host memory checked against `ram_budget_bytes` (None: no limit).
 
     weight_bytes: the transformer's weights as loaded (packed GGUF bytes count as stored); text_encoder_bytes:
-    the T5Gemma2 encoder's. cfg_batch: rows per transformer forward (motif_lite's denoise runs the conditional
-    and unconditional passes as separate calls, so 1 there; 2 for a runner that batches them). vae_dtype: the
-    dtype the VAE is loaded in (`load_vae`'s default float32 doubles the decode memory of bfloat16).
-    fused_norms: the transformer runs the fused Triton norm kernels (no float32 RoPE temporaries).
-    Raises MotifLiteError naming the smallest peak when no plan fits.
+    the text encoder's as loaded (any dtype or quantization: only its size matters). cfg_batch: rows per
+    transformer forward (motif_lite's denoise runs the conditional and unconditional passes as separate calls, so
+    1 there; 2 for a runner that batches them). vae_dtype: the dtype the VAE is loaded in (`load_vae`'s default
+    float32 doubles the decode memory of bfloat16). fused_norms: the transformer runs the fused Triton norm
+    kernels (no float32 RoPE temporaries). image: image-to-video (the first frame is VAE-encoded).
+    Raises MotifLiteError naming the smallest peak when no plan fits the device, or the host need when the host
+    memory does not fit.
     """
     if cfg_batch < 1 or weight_bytes <= 0 or text_encoder_bytes < 0:
         raise ConfigError(f"bad sizes: cfg_batch={cfg_batch}, weight_bytes={weight_bytes}, text={text_encoder_bytes}")
-    sizes = _sizes(width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype)
+    sizes = _sizes(
+        width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype, image
+    )
     ladder = _ladder(len(sizes.block_bytes))
     plans = []
     for rank, choice in enumerate(ladder):
         stages = _stage_estimates(sizes, choice, cfg_batch, fused_norms)
         plan = Plan(
             width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
-            choice.ff_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages, budget_bytes, rank,
-            len(ladder),
+            choice.token_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages, budget_bytes,
+            rank, len(ladder), choice.prefetch,
         )  # fmt: skip
         if budget_bytes is None or plan.peak_bytes <= budget_bytes:
-            return plan
+            host = plan_host(_host_needs(sizes, choice, device, stages), ram_budget_bytes, available_ram())
+            return replace(plan, host=host)
         plans.append(plan)
     smallest = min(plans, key=lambda p: p.peak_bytes)
     raise MotifLiteError(
@@ -475,8 +610,8 @@ def plan_memory(
 @dataclass
 class PlanHandle:
     """What `apply_plan` installed. `vae_tile`, `vae_frame_by_frame` and `vae_bands` are for
-    `vae.decode_frames(z, ...)`; `remove()` takes the hooks and wrappers off (weights stay where the plan put
-    them)."""
+    `vae.decode_frames(z, ...)` (and `vae_bands` for `vae.encode`); `remove()` takes the hooks and wrappers off
+    (weights stay where the plan put them)."""
 
     vae_tile: VAETile | None
     vae_frame_by_frame: bool = True
@@ -496,12 +631,13 @@ def apply_plan(transformer: nn.Module, vae: nn.Module | None, plan: Plan) -> Pla
     `plan.device`. The text encoder is placed by the pipeline only while it encodes (`plan.text_placement`).
     """
     handle = PlanHandle(plan.vae_tile, plan.vae_frame_by_frame, plan.vae_bands)
-    if plan.ff_chunk_tokens is not None:
-        handle.handles.append(apply_token_chunking(transformer, plan.ff_chunk_tokens))
+    if plan.token_chunk is not None:
+        handle.handles.append(apply_token_chunking(transformer, plan.token_chunk))
     if plan.resident_blocks is None:
         transformer.to(plan.device)
     else:
-        config = StreamingConfig(plan.device, resident_blocks=plan.resident_blocks)
+        staging = plan.host is not None and plan.host.pinned_blocks is False
+        config = StreamingConfig(plan.device, plan.resident_blocks, prefetch=plan.prefetch, staging=staging)
         handle.handles.append(apply_block_streaming(transformer, config))
     if vae is not None:
         vae.to(plan.device)

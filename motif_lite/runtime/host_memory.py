@@ -1,0 +1,117 @@
+"""Host memory (resident set size) of a generation: what `--ram GiB` is checked against, from the components'
+sizes as loaded and the memory plan. No weights are read.
+
+    needs = HostNeeds(...)                    # built by the planner from file sizes and the device plan
+    estimate = plan_host(needs, ram_budget)   # page-locked block homes if they fit, else staging; or MotifLiteError
+
+What lives in host memory (docs/memory.md):
+- after loading (a plan loads everything on the CPU first): every component's weights, once;
+- during the generation: the text encoder (it visits the device only while it encodes; streamed, its layers go
+  through two page-locked staging buffers), the transformer blocks that are streamed (as page-locked homes, each
+  tensor rounded up to a power of two by PyTorch's pinned allocator, or as loaded plus two staging buffers), the
+  decoded clip when the VAE decodes in bands (it collects on the host), and everything when the device is the CPU;
+- the process itself: Python, torch and the libraries, and with CUDA the context and the kernels' host side.
+Weights read from GGUF files are memory-mapped: they count as resident once touched, but the kernel can drop
+them again (they are file pages, not anonymous memory).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from motif_lite.errors import MotifLiteError
+
+GiB = 1024**3
+# The process before any weights: Python, torch, transformers, motif_lite and the run's thread pools. Measured on
+# this project's CPU machine (torch 2.13 CPU, 2026-11-30): 0.46 GiB after the imports; 0.6 GiB counted.
+BASE_RSS_BYTES = int(0.6 * GiB)
+# With CUDA: the driver context and the host side of cuBLAS, cuDNN and Triton. NOT MEASURED in this session
+# (no GPU); an assumption until bench/bench_planner.py runs on a GPU.
+CUDA_RSS_BYTES = int(2.0 * GiB)
+
+
+@dataclass(frozen=True)
+class HostNeeds:
+    """The bytes that decide host memory, from the planner (sizes as loaded)."""
+
+    cuda: bool  # the device is a GPU (else everything lives in host memory)
+    text_bytes: int  # the text encoder: it stays in host memory between its visits to the device
+    text_staging_bytes: int  # staging buffers while its layers stream (0 when not streamed)
+    transformer_bytes: int
+    streamed_bytes: int  # transformer blocks that stay on the host and stream to the device
+    streamed_pinned_bytes: int  # the same as page-locked homes (each tensor rounded up to a power of two)
+    block_staging_bytes: int  # two staging buffers of the largest streamed block
+    vae_bytes: int
+    video_bytes: int  # decoded pixels held on the host
+    activation_bytes: int  # activations computed on the host (all of them when the device is the CPU)
+
+
+@dataclass(frozen=True)
+class HostEstimate:
+    """The host memory a plan needs: after loading, and while generating."""
+
+    load_bytes: int
+    run_bytes: int
+    pinned_bytes: int  # page-locked: can be neither swapped nor reclaimed
+    pinned_blocks: bool | None  # streamed blocks: page-locked homes, or staging (False); None: none streamed
+    budget_bytes: int | None
+
+    @property
+    def peak_bytes(self) -> int:
+        return max(self.load_bytes, self.run_bytes)
+
+    def describe(self) -> str:
+        budget = "no limit" if self.budget_bytes is None else f"budget {self.budget_bytes / GiB:.2f} GiB"
+        blocks = {True: "page-locked homes", False: "staged", None: "none"}[self.pinned_blocks]
+        return (
+            f"host peak {self.peak_bytes / GiB:.2f} GiB RSS ({budget}): loading {self.load_bytes / GiB:.2f}, "
+            f"generating {self.run_bytes / GiB:.2f}, of which page-locked {self.pinned_bytes / GiB:.2f}; "
+            f"streamed blocks: {blocks}"
+        )
+
+
+def host_estimate(needs: HostNeeds, pinned_blocks: bool, budget_bytes: int | None = None) -> HostEstimate:
+    """The host memory of a plan, with the streamed blocks' homes page-locked or staged."""
+    base = BASE_RSS_BYTES + (CUDA_RSS_BYTES if needs.cuda else 0)
+    load = base + needs.text_bytes + needs.transformer_bytes + needs.vae_bytes
+    if not needs.cuda:  # the CPU is the device: every weight stays where it was loaded
+        return HostEstimate(load, load + needs.video_bytes + needs.activation_bytes, 0, None, budget_bytes)
+    blocks = needs.streamed_pinned_bytes if pinned_blocks else needs.streamed_bytes + needs.block_staging_bytes
+    pinned = needs.text_staging_bytes + (needs.streamed_pinned_bytes if pinned_blocks else needs.block_staging_bytes)
+    run = base + needs.text_bytes + needs.text_staging_bytes + blocks + needs.video_bytes + needs.activation_bytes
+    return HostEstimate(load, run, pinned, pinned_blocks if needs.streamed_bytes else None, budget_bytes)
+
+
+def plan_host(needs: HostNeeds, budget_bytes: int | None, available_bytes: int | None = None) -> HostEstimate:
+    """Page-locked block homes (the fastest copies) when they fit the budget (or, without one, the memory
+    available now), else staging; a `MotifLiteError` before anything loads when neither fits the budget."""
+    limit = budget_bytes if budget_bytes is not None else available_bytes
+    pinned = host_estimate(needs, pinned_blocks=True, budget_bytes=budget_bytes)
+    if needs.cuda and needs.streamed_bytes and (limit is None or pinned.peak_bytes <= limit):
+        return pinned
+    staged = host_estimate(needs, pinned_blocks=False, budget_bytes=budget_bytes)
+    if budget_bytes is not None and staged.peak_bytes > budget_bytes:
+        raise MotifLiteError(
+            f"this run needs about {staged.peak_bytes / GiB:.2f} GiB of host memory, but --ram is "
+            f"{budget_bytes / GiB:.2f} GiB ({staged.describe()}). Use a quantized text encoder or transformer, "
+            "a smaller video, or allow more memory."
+        )
+    return staged
+
+
+def staging_bytes(layer_bytes: int) -> int:
+    """Two page-locked staging buffers for a layer of `layer_bytes` (each rounded up to a power of two)."""
+    return 2 * (1 << max(0, math.ceil(layer_bytes) - 1).bit_length()) if layer_bytes else 0
+
+
+def available_ram() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), in bytes; None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
