@@ -72,10 +72,15 @@ def test_dry_run_prints_the_plan_without_loading(checkpoint, tmp_path, capsys, m
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("--dry-run loaded the model"))
     code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--dry-run", "--vram", "0.52"])
     out = capsys.readouterr().out
-    assert code == 0 and "Memory plan for 48x32x121" in out and "budget 0.52 GiB" in out and "text encoder: cpu" in out
+    assert code == 0 and "Memory plan for 48x32x121" in out and "budget 0.52 GiB" in out and "text encoder:" in out
+    assert "host peak" in out
     assert list(tmp_path.iterdir()) == []
-    code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--dry-run", "--vram", "0.1"])
+    code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--dry-run", "--vram", "0.01"])
     assert_user_error(capsys, code, "error: 48x32x121 needs at least")
+    code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--dry-run", "--ram", "0.1"])
+    assert_user_error(capsys, code, "GiB of host memory, but --ram is 0.10 GiB")
+    code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--dry-run", "--ram", "-2"])
+    assert_user_error(capsys, code, "--ram must be a positive number")
 
 
 def test_help_lists_every_flag(capsys):

@@ -5,6 +5,7 @@ Euler + CFG, image-to-video and DPM++ 2M; plus request validation, output format
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -88,14 +89,16 @@ def test_euler_apg_equals_reference(pipe, reference_apg, tmp_path):
 
 def test_memory_plan_streams_and_gives_the_same_video(checkpoint, reference_apg, tmp_path):
     request, _ = GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / "a.mp4", **SIZE).resolve()
-    plan = plan_generation(request, checkpoint[0], dtype=torch.float32, device="cpu", vram_gib=0.52)
-    # The tightest plan: text encoder on the CPU, every transformer block streamed, feed-forward chunked.
-    assert plan.text_placement is TextEncoderPlacement.CPU and plan.resident_blocks == 0 and plan.ff_chunk_tokens
+    with pytest.raises(MotifLiteError, match="needs at least") as err:
+        plan_generation(request, checkpoint[0], dtype=torch.float32, device="cpu", vram_gib=0.01)
+    smallest = float(re.search(r"needs at least (\d+\.\d\d) GiB", str(err.value)).group(1))
+    plan = plan_generation(request, checkpoint[0], dtype=torch.float32, device="cpu", vram_gib=smallest + 0.005)
+    # The tightest plan: text encoder on the CPU, every transformer block streamed, token chunks, no prefetch.
+    assert plan.text_placement is TextEncoderPlacement.CPU and plan.resident_blocks == 0 and plan.token_chunk
+    assert not plan.prefetch
     streamed = load_pipeline(checkpoint[0], dtype=torch.float32, device="cpu", kernels="torch", plan=plan)
     assert streamed.plan_handle is not None and streamed.text_placement is TextEncoderPlacement.CPU
     assert_same_video(ours(streamed, tmp_path), reference_apg)
-    with pytest.raises(MotifLiteError, match="needs at least"):
-        plan_generation(request, checkpoint[0], dtype=torch.float32, device="cpu", vram_gib=0.1)
 
 
 def test_streamed_text_encoder_gives_the_same_video_and_unhooks(pipe, reference_apg, tmp_path):
