@@ -323,7 +323,7 @@ def plan_generation(
     return plan_memory(
         request.width, request.height, request.frames, config, weight_bytes, text_bytes, vae_config, budget,
         cfg_batch=1, device=str(target), vae_dtype=dtype, fused_norms=target.type == "cuda" and use_triton(kernels),
-        image=image, ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30),
+        image=image, ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30), activation_dtype=dtype,
     )  # fmt: skip
 
 

@@ -67,8 +67,9 @@ def gather_qkv(pieces: Iterable[tuple[int, QKV]], length: int) -> QKV:
     for start, piece in pieces:
         if buffers is None:
             buffers = tuple(p.new_empty(*p.shape[:2], length, p.shape[3]) for p in piece)
-        for buffer, p in zip(buffers, piece, strict=True):
-            buffer[:, :, start : start + p.shape[2]] = p
+        for buffer, part in zip(buffers, piece, strict=True):
+            buffer[:, :, start : start + part.shape[2]] = part
+        del piece, part  # released before the next piece is projected
     return buffers
 
 

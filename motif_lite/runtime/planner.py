@@ -63,7 +63,9 @@ CONTEXT_TOKENS = 512 + 729
 #                   a dual block also holds its two normalized inputs .................. + 1 L D
 #   projection:     the Q, K, V buffers while pieces are projected into them ............ 3 L D
 #                   + one piece's temporaries (normalized piece, projection, norm, its Q/K/V) .. P c, with
-#                   P = 5 D with the fused Triton norms, 14 D with the torch ops (RoPE's float32 copies)
+#                   P = 5 D with the fused Triton norms; with the torch ops 11 D for pieces with RoPE (its
+#                   float32 copies), 9 D without; the first piece runs before the buffers exist
+#                   and never sets the peak
 #   output pass:    attention output + block output 2 L D, + one piece of MLP and projection ... (2 F + 3 D) c
 #   dual-block FF:  x, attention output, FF input and output 4 L D + one piece's GELU in/out .... (2 F + D) c
 #                   (without chunks: 2 L D + (2 F + D) N)
@@ -71,8 +73,8 @@ CONTEXT_TOKENS = 512 + 729
 # encoder runs (N D), the context while the decoder runs (T' D), and the float32 RoPE tables (2 N head_dim).
 # An 8-bit K/V attention would store K and V in half the bytes: ATTENTION_L and the buffers' 3 become 3 and 2.
 ATTENTION_L = 4
-PIECE_PROJECTION_D_FUSED = 5
-PIECE_PROJECTION_D_TORCH = 14
+PIECE_PROJECTION_D_FUSED = (5, 5)  # (pieces with RoPE, pieces without)
+PIECE_PROJECTION_D_TORCH = (11, 9)
 # T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like: hidden 2560, MLP 10240, 34 layers):
 # the token embedding (262144 x 2560 = 0.67 B) is ~16 % of the parameters; one text layer ~94 M (~2.2 %).
 TEXT_NON_LAYER_FRACTION = 0.16
@@ -224,6 +226,7 @@ class _Sizes:
     vae_scale: float  # channel width relative to the Wan2.1 base_dim 96
     frames: int
     image: bool  # image-to-video: the first frame is VAE-encoded in the encode stage
+    act_bytes: int  # bytes per element of the transformer's activations
 
 
 def video_tokens(width: int, height: int, frames: int, config: TransformerConfig, vae_config: WanVAEConfig) -> int:
@@ -247,6 +250,7 @@ def _sizes(
     vae_config: WanVAEConfig,
     vae_dtype: torch.dtype,
     image: bool,
+    activation_dtype: torch.dtype,
 ) -> _Sizes:
     block_numels, total, largest_linear = _transformer_numels(config)
     per_param = weight_bytes / total  # average bytes per parameter of the given weights (e.g. ~0.56 for Q4_K_M)
@@ -272,6 +276,7 @@ def _sizes(
         vae_scale=(vae_config.decoder_base_dim or vae_config.base_dim) / 96,
         frames=frames,
         image=image,
+        act_bytes=activation_dtype.itemsize,
     )
 
 
@@ -349,45 +354,46 @@ def transformer_activation_bytes(
     token_chunk: int | None,
     fused_norms: bool = False,
     context_tokens: int = CONTEXT_TOKENS,
+    act_bytes: int = ACT_BYTES,
 ) -> int:
     """Peak activation bytes of one transformer forward over n video tokens (the formulas at the top): the
     largest of the dual, encoder single-stream and DDT decoder blocks, each with what is held around it."""
     d, f = config.hidden_size, int(config.hidden_size * config.mlp_ratio)
-    piece = (PIECE_PROJECTION_D_FUSED if fused_norms else PIECE_PROJECTION_D_TORCH) * d
+    piece = tuple(p * d for p in (PIECE_PROJECTION_D_FUSED if fused_norms else PIECE_PROJECTION_D_TORCH))
     t = context_tokens
     decoder_input = n * d if config.num_decoder_layers else 0  # kept for the DDT decoder while the encoder runs
-    rope = 2 * n * config.attention_head_dim * 4 // ACT_BYTES  # cos and sin tables, float32
+    rope = 2 * n * config.attention_head_dim * 4 // act_bytes  # cos and sin tables, float32
     blocks = [
         _dual_block(n, t, token_chunk, d, f, piece) + decoder_input if config.num_layers else 0,
         _single_block(n, t, token_chunk, d, f, piece) + decoder_input if config.num_encoder_single_layers else 0,
         _single_block(n, n, token_chunk, d, f, piece) + t * d if config.num_decoder_layers else 0,
     ]
-    return batch * ACT_BYTES * (max(blocks) + rope)
+    return batch * act_bytes * (max(blocks) + rope)
 
 
-def _pieces(first: int, second: int, chunk: int | None) -> tuple[int, int]:
-    """(a piece projected while the Q/K/V buffers exist, the widest piece) of a sequence of two streams."""
+def _projection(first: int, second: int, chunk: int | None, d: int, piece: tuple[int, int]) -> int:
+    """The projection phase over [first; second] tokens (RoPE on the first stream): the Q/K/V buffers and the
+    largest piece projected while they exist (the first piece comes before them)."""
     head = min(chunk or first, first)
-    later = head if head < first else min(chunk or second, second)  # the first piece runs before the buffers
-    return later, max(head, min(chunk or second, second))
+    rope_rest, plain = min(head, first - head), min(chunk or second, second)
+    return 3 * (first + second) * d + max(piece[0] * rope_rest, piece[1] * plain)
 
 
-def _single_block(first: int, second: int, chunk: int | None, d: int, f: int, piece: int) -> int:
+def _single_block(first: int, second: int, chunk: int | None, d: int, f: int, piece: tuple[int, int]) -> int:
     """A single-stream block over [first; second] tokens, its inputs included (elements)."""
     length = first + second
-    later, widest = _pieces(first, second, chunk)
+    widest = max(min(chunk or first, first), min(chunk or second, second))
     attention = ATTENTION_L * length * d
-    projection = 3 * length * d + piece * later
     output = 2 * length * d + (2 * f + 3 * d) * widest
-    return length * d + max(attention, projection, output)
+    return length * d + max(attention, _projection(first, second, chunk, d, piece), output)
 
 
-def _dual_block(n: int, t: int, chunk: int | None, d: int, f: int, piece: int) -> int:
+def _dual_block(n: int, t: int, chunk: int | None, d: int, f: int, piece: tuple[int, int]) -> int:
     """A dual-stream block over n video and t context tokens, its inputs included (elements)."""
     length = n + t
-    later, _ = _pieces(n, t, chunk)
     attention = (ATTENTION_L + 1) * length * d  # + the normalized inputs it projects from
-    projection = 4 * length * d + (piece - d) * later  # its pieces are views of the normalized inputs
+    # Its pieces are views of the normalized inputs (one D less each), which stay held (+ L D).
+    projection = length * d + _projection(n, t, chunk, d, (piece[0] - d, piece[1] - d))
     ff = 4 * length * d + (2 * f + d) * min(chunk, n) if chunk else 2 * length * d + (2 * f + d) * n
     return length * d + max(attention, projection, ff)
 
@@ -494,8 +500,10 @@ def _stage_estimates(sizes: _Sizes, choice: _Choice, batch: int, fused_norms: bo
     dit_weights = resident + _streamed_in_flight(sizes, choice)
     if sizes.quantized:
         dit_weights += sizes.largest_linear * DEQUANT_BYTES_PER_WEIGHT
-    dit_acts = transformer_activation_bytes(sizes.video_tokens, sizes.config, batch, choice.token_chunk, fused_norms)
-    dit_acts += SAMPLER_LATENTS * sizes.config.out_channels * sizes.video_tokens * 4 * ACT_BYTES  # 2x2 patches
+    dit_acts = transformer_activation_bytes(
+        sizes.video_tokens, sizes.config, batch, choice.token_chunk, fused_norms, act_bytes=sizes.act_bytes
+    )
+    dit_acts += SAMPLER_LATENTS * sizes.config.out_channels * sizes.video_tokens * 4 * sizes.act_bytes  # 2x2 patches
     vae_acts = vae_decode_bytes(sizes, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands)
     blocks = len(sizes.block_bytes)
     streamed_blocks = "none" if choice.resident_blocks is None else f"{blocks - choice.resident_blocks} of {blocks}"
@@ -567,6 +575,7 @@ def plan_memory(
     fused_norms: bool = False,
     image: bool = False,
     ram_budget_bytes: int | None = None,
+    activation_dtype: torch.dtype = torch.bfloat16,
 ) -> Plan:
     """The fastest plan whose estimated device peak fits `budget_bytes` (None: no limit, everything resident), with
     its host memory checked against `ram_budget_bytes` (None: no limit).
@@ -577,14 +586,16 @@ def plan_memory(
     1 there; 2 for a runner that batches them). vae_dtype: the dtype the VAE is loaded in (`load_vae`'s default
     float32 doubles the decode memory of bfloat16). fused_norms: the transformer runs the fused Triton norm
     kernels (no float32 RoPE temporaries). image: image-to-video (the first frame is VAE-encoded).
+    activation_dtype: the transformer's compute dtype.
     Raises MotifLiteError naming the smallest peak when no plan fits the device, or the host need when the host
     memory does not fit.
     """
     if cfg_batch < 1 or weight_bytes <= 0 or text_encoder_bytes < 0:
         raise ConfigError(f"bad sizes: cfg_batch={cfg_batch}, weight_bytes={weight_bytes}, text={text_encoder_bytes}")
     sizes = _sizes(
-        width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype, image
-    )
+        width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype, image,
+        activation_dtype,
+    )  # fmt: skip
     ladder = _ladder(len(sizes.block_bytes))
     plans = []
     for rank, choice in enumerate(ladder):
