@@ -129,7 +129,7 @@ def main() -> None:
         stage=f"T2V {width}x{height}x{frames}, {args.steps} steps (Euler + APG), budget {args.vram} GiB, {DEVICE}",
         plan_rank=plan.rank + 1,
         resident_blocks=plan.resident_blocks,
-        ff_chunk=plan.ff_chunk_tokens,
+        token_chunk=plan.token_chunk,
         text=plan.text_placement.value,
         seconds={k: round(v, 2) for k, v in result.timings.items()},
         seconds_per_step=round(result.timings["denoise"] / args.steps, 2),
