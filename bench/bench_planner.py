@@ -163,9 +163,10 @@ def test_host_rss(kind, tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"\nhost RSS {kind} {SIZES[kind]}: estimate {result['estimate'] / GiB:.3f} GiB (load "
-          f"{result['load'] / GiB:.3f}, run {result['run'] / GiB:.3f}), measured peak {result['measured'] / GiB:.3f} "
-          f"GiB (after loading {result['loaded'] / GiB:.3f}), ratio {result['estimate'] / result['measured']:.3f}")  # fmt: skip
+    gib = {key: f"{value / GiB:.3f}" for key, value in result.items()}
+    print(f"\nhost RSS {kind} {SIZES[kind]}: estimate {gib['estimate']} GiB (load {gib['load']}, run {gib['run']}), "
+          f"measured peak {gib['measured']} GiB (after loading {gib['loaded']}), "
+          f"ratio {result['estimate'] / result['measured']:.3f}")  # fmt: skip
     assert within(result["estimate"], result["measured"])
 
 
