@@ -58,6 +58,9 @@ RECIPES = {
     )
 }
 
+# llama.cpp's `llama-quantize` takes the bare K names as their _M recipes; sd.cpp users type lower case.
+ALIASES = {"Q3_K": "Q3_K_M", "Q4_K": "Q4_K_M", "Q5_K": "Q5_K_M"}
+
 # Fallbacks for rows that are not a multiple of 256 (llama.cpp's choices, minus IQ4_NL which gguf-py
 # cannot encode).
 _ROW_FALLBACK = {Q.Q2_K: Q.Q4_0, Q.Q3_K: Q.Q4_0, Q.Q4_K: Q.Q5_0, Q.Q5_K: Q.Q5_1, Q.Q6_K: Q.Q8_0}
@@ -71,11 +74,19 @@ _SENSITIVE_RE = re.compile(
 
 
 def get_recipe(name: str) -> Recipe:
-    """The recipe called `name` (case-insensitive); `ConfigError` listing the choices otherwise."""
-    recipe = RECIPES.get(name.upper())
+    """The recipe called `name` in any letter case, or one of its `ALIASES` (Q4_K = Q4_K_M); `ConfigError` listing
+    the choices otherwise."""
+    upper = name.strip().upper()
+    recipe = RECIPES.get(ALIASES.get(upper, upper))
     if recipe is None:
-        raise ConfigError(f"unknown quantization type {name!r}; choose one of: {', '.join(RECIPES)}")
+        raise ConfigError(f"unknown quantization type {name!r}; choose one of: {recipe_names()}")
     return recipe
+
+
+def recipe_names() -> str:
+    """The recipe names and aliases, for help texts and errors."""
+    aliases = ", ".join(f"{alias} = {target}" for alias, target in ALIASES.items())
+    return f"{', '.join(RECIPES)} (aliases: {aliases}; any letter case)"
 
 
 def file_type(recipe: Recipe) -> int | None:
