@@ -6,6 +6,7 @@ overrides. Types that need rows of 256 fall back to a 32-block type for tensors 
 multiple of 256; rows that are not a multiple of 32 stay F16. docs/quantize.md gives the rationale.
 """
 
+import math
 import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -178,3 +179,12 @@ def plan_types(
             raise ConfigError(f"--keep pattern {pattern!r} matches no tensor (names look like {next(iter(shapes))!r})")
         plan.update(dict.fromkeys(matched, qtype))
     return {name: fit_row(qtype, shapes[name][-1] if shapes[name] else 1) for name, qtype in plan.items()}
+
+
+def packed_bytes(shapes: dict[str, tuple[int, ...]], recipe: Recipe) -> int:
+    """The tensor data bytes of the GGUF file `recipe` makes of tensors with these shapes (before any quantizing)."""
+    total = 0
+    for name, qtype in plan_types(shapes, recipe).items():
+        block_size, type_size = GGML_QUANT_SIZES[qtype]
+        total += math.prod(shapes[name]) // block_size * type_size
+    return total

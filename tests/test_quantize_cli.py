@@ -213,7 +213,14 @@ def test_failure_midway_leaves_no_output(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("typed", "recipe"),
-    [("Q4_K", "Q4_K_M"), ("q4_K", "Q4_K_M"), ("Q5_K", "Q5_K_M"), ("q3_k", "Q3_K_M"), ("q8_0", "Q8_0"), ("bf16", "BF16")],
+    [
+        ("Q4_K", "Q4_K_M"),
+        ("q4_K", "Q4_K_M"),
+        ("Q5_K", "Q5_K_M"),
+        ("q3_k", "Q3_K_M"),
+        ("q8_0", "Q8_0"),
+        ("bf16", "BF16"),
+    ],  # noqa: E501
 )
 def test_recipe_names_take_llama_cpp_aliases_in_any_case(typed, recipe):
     assert get_recipe(typed).name == recipe
