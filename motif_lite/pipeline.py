@@ -393,9 +393,13 @@ class ModelSizes:
     def lines(self) -> list[str]:
         sizes = {"transformer": self.transformer_bytes, "text encoder": self.text_encoder_bytes}
         return ["sizes:"] + [
-            f"  {name:<12} {f'{sizes[name] / 1e9:.2f} GB' if name in sizes else 'Wan2.1':>8}  ({origin})"
+            f"  {name:<12} {_human_bytes(sizes[name]) if name in sizes else 'Wan2.1':>10}  ({origin})"
             for name, origin in self.origins.items()
         ]
+
+
+def _human_bytes(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def model_sizes(sources: ModelSources, dtype: torch.dtype) -> ModelSizes:

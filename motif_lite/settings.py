@@ -199,7 +199,7 @@ def resolve_sampler(request: GenerationRequest, scheduler: dict[str, Any] | None
     if sampler is None:
         notes.append(f"the checkpoint's scheduler {class_name} (as configured) is not implemented; using Euler")
         return default
-    return Setting(sampler, CHECKPOINT, f"scheduler/scheduler_config.json ({class_name})")
+    return Setting(sampler, CHECKPOINT, f"scheduler/scheduler_config.json: {class_name}")
 
 
 def resolve_guidance(request: GenerationRequest, guider: GuiderConfig | None) -> Setting[Guidance | None]:

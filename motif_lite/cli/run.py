@@ -251,7 +251,7 @@ def _generate(args: argparse.Namespace, request: GenerationRequest, dtype: torch
 def rerun_command(argv: list[str] | None, error: MissingFilesError) -> str:
     """The user's command with -m / --gguf pointing at the folders the download commands fill."""
     tokens = list(argv or ["run", "-p", "..."])
-    for flags, key in ((("-m", "--model"), "model"), (("--gguf",), "gguf")):
+    for flags, key in (((("--gguf",), "gguf")), (("-m", "--model"), "model")):  # each goes first: -m ends first
         if key in error.replacements:
             tokens = _replace_flag(tokens, flags, error.replacements[key])
     return "motif-lite " + shlex.join(tokens)

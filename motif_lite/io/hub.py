@@ -57,10 +57,10 @@ class HubAccess:
         return self.download and self.offline_reason is None
 
     def failed(self, what: str, exc: BaseException) -> str:
-        """Record a failed Hub call (no further calls in this request) and return the reason, in words."""
+        """Record a failed Hub call (no further calls in this request) and return its reason, in words."""
         first_line = str(exc).splitlines()[0] if str(exc) else ""
-        self.offline_reason = f"{what} failed: {type(exc).__name__}: {first_line}".rstrip(": ")
-        return self.offline_reason
+        self.offline_reason = "not tried: an earlier Hub call of this request failed"
+        return f"{what} failed: {type(exc).__name__}: {first_line}".rstrip(": ")
 
 
 @dataclass(frozen=True)
