@@ -17,11 +17,12 @@ import math
 import os
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from safetensors import safe_open
 
@@ -32,16 +33,18 @@ from motif_lite.io.hub import MOTIF_REPO, MissingFilesError, find_checkpoint
 from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.video import write_video
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.request import GenerationRequest
+from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.runtime.kernels import KernelBackendError, apply_kernels, use_triton
 from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
-from motif_lite.sampling import Schedule, denoise, needs_uncond, schedule_for
+from motif_lite.sampling import Schedule, StepCallback, denoise, needs_uncond, schedule_for
 from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, resolve_settings
 from motif_lite.vae import WanVAE, WanVAEConfig, load_vae
+from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
 from motif_lite.weights.gguf_file import read_gguf
-from motif_lite.weights.gguf_loader import load_gguf_transformer
-from motif_lite.weights.loader import load_transformer
+from motif_lite.weights.gguf_loader import load_gguf_transformer, meta_gguf_transformer
+from motif_lite.weights.loader import load_transformer, meta_transformer
+from motif_lite.weights.lora import AppliedLoRAs, LoRAFile, LoRASpec, apply_loras, linear_shapes, read_loras
 
 if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
     from motif_lite.encoders.text import TextEncoder
@@ -52,6 +55,9 @@ AT_HAND = {"download": False, "require_weights": False}
 
 # (stage, done, total): stage is "encode", "denoise" or "decode"; called with done = 0 when a stage starts.
 ProgressFn = Callable[[str, int, int], None]
+# (steps done, steps, frames): a preview of the clip after that many steps, uint8 [latent frames, H, W, 3].
+PreviewFn = Callable[[int, int, np.ndarray], None]
+PREVIEWS_PER_RUN = 4  # the default spacing of previews: about this many per run
 
 # The T5Gemma2 encoder of the official checkpoint (with its SigLIP tower), counted by building transformers'
 # T5Gemma2Encoder from the official text_encoder/config.json on the meta device; used only to plan a dry run
@@ -115,6 +121,8 @@ class MotifVideoPipeline:
         # How the text encoder runs while prompts are encoded (whole on the device, layers streamed to it, or on
         # the CPU). In every case it holds no device memory before or after encoding.
         self.text_placement = TextEncoderPlacement.DEVICE
+        self.loras: AppliedLoRAs | None = None  # the LoRAs `load_pipeline` applied to the transformer
+        self.preview_projection: LatentRGB | None = None  # fitted to the VAE on the first run with previews
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -128,8 +136,17 @@ class MotifVideoPipeline:
             return resolve_settings(request, CheckpointConfigs(), given)
         return resolve_settings(request, self.sources.configs, self.sources.transformer)
 
-    def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None) -> GenerationResult:
-        """Generate one video and write it to `request.output`; nothing is left behind if it fails."""
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_progress: ProgressFn | None = None,
+        on_preview: PreviewFn | None = None,
+        preview_every: int | None = None,
+    ) -> GenerationResult:
+        """Generate one video and write it to `request.output`; nothing is left behind if it fails.
+
+        `on_preview(done, steps, frames)` gets a cheap preview of the clip (vae/preview.py) every `preview_every`
+        steps (default: about 4 per run), not after the last step."""
         request, notes = request.resolve()
         settings = self.settings_for(request)
         notes += [*self.notes, *settings.notes]
@@ -143,8 +160,9 @@ class MotifVideoPipeline:
         with self._stage("encode", timings, peaks):
             noise = self.initial_noise(request, generator)  # first draw, as in both reference pipelines
             cond = self.encode(request, noise, generator, progress, guided=needs_uncond(settings.guidance.value))
+            on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
         with self._stage("denoise", timings, peaks):
-            latents = self.sample(request, noise, cond, settings, progress)
+            latents = self.sample(request, noise, cond, settings, progress, on_denoised)
         with self._stage("decode", timings, peaks):
             output = self.decode(request, latents, settings, progress)
         timings["total"] = time.perf_counter() - start
@@ -214,6 +232,24 @@ class MotifVideoPipeline:
         latents = self.vae.encode(pixels[:, :, None]).sample(generator)
         return self.vae.normalize_latents(latents)
 
+    def _preview_callback(self, steps: int, on_preview: PreviewFn | None, every: int | None) -> StepCallback | None:
+        """The denoise loop's `on_denoised` that turns every `every`-th clean-latent estimate into a preview."""
+        if on_preview is None:
+            return None
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+            raise RequestError(f"preview_every must be a positive integer, got {every!r}")
+        every = every or max(1, math.ceil(steps / PREVIEWS_PER_RUN))
+        if self.preview_projection is None:
+            self.preview_projection = fit_latent_rgb(self.vae)
+        projection = self.preview_projection
+
+        def on_denoised(step: int, denoised: torch.Tensor) -> None:
+            done = step + 1
+            if done % every == 0 and done < steps:
+                on_preview(done, steps, projection.preview(self.vae.denormalize_latents(denoised)))
+
+        return on_denoised
+
     def sample(
         self,
         request: GenerationRequest,
@@ -221,6 +257,7 @@ class MotifVideoPipeline:
         cond: _Conditioning,
         settings: Settings,
         progress: ProgressFn,
+        on_denoised: StepCallback | None = None,
     ) -> torch.Tensor:
         """The denoising loop from pure noise to clean latents (model space), with the effective settings."""
         schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value)
@@ -240,6 +277,7 @@ class MotifVideoPipeline:
             settings.solver,
             settings.guidance.value,
             on_step=lambda i, _: progress("denoise", i + 1, request.steps),
+            on_denoised=on_denoised,
         )
 
     def decode(
@@ -276,6 +314,7 @@ def load_pipeline(
     kernels: str = "auto",
     plan: Plan | None = None,
     text_encoder_dtype: torch.dtype | None = None,
+    loras: Sequence[tuple[str | Path, float]] = (),
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
 
@@ -287,10 +326,13 @@ def load_pipeline(
     (from `plan_generation`): load on the CPU, then stream / chunk / tile as the memory plan says instead of
     putting everything on `device`. `text_encoder_dtype` (default `dtype`): e.g. bfloat16 (the checkpoint's own
     dtype) next to a float32 transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
+    `loras`: (file, strength) pairs, checked against the transformer before any weight is read, then merged into
+    its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py).
     """
     from motif_lite.encoders.text import load_text_encoder
 
     sources, target = preflight(model, gguf, device, kernels)
+    lora_files = _check_loras(loras, sources)
     root = sources.root
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
     text_encoder = load_text_encoder(root, dtype=text_encoder_dtype or dtype, device="cpu")
@@ -300,8 +342,10 @@ def load_pipeline(
         transformer = load_gguf_transformer(sources.gguf, dtype=dtype, device=load_device, config=config)
     else:
         transformer = load_transformer(root, dtype=dtype, device=load_device)
+    applied_loras = apply_loras(transformer, lora_files, dtype) if lora_files else None
     apply_kernels(transformer, kernels)
     pipe = MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, sources)
+    pipe.loras = applied_loras
     if plan is not None:
         pipe.text_placement = plan.text_placement
         pipe.plan_handle = apply_plan(transformer, vae, plan)
@@ -348,6 +392,18 @@ def check_kernels(kernels: str, device: torch.device) -> None:
         raise KernelBackendError(f"--kernels triton needs a CUDA device, but the device is {device}; use auto or torch")
     if kernels != "auto":
         use_triton(kernels)  # an unknown backend, or triton that cannot be imported
+
+
+def _check_loras(loras: Sequence[tuple[str | Path, float]], sources: ModelSources) -> list[LoRAFile]:
+    """Read the LoRA files and check them against the transformer's layers, from file headers only."""
+    if not loras:
+        return []
+    if sources.gguf is not None:
+        model = meta_gguf_transformer(sources.gguf, sources.transformer.value)
+    else:
+        model = meta_transformer(sources.root)
+    targets = linear_shapes(model)
+    return read_loras([LoRASpec(Path(path), float(strength)) for path, strength in loras], targets)
 
 
 def plan_generation(

@@ -11,6 +11,8 @@ import argparse
 import shlex
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.choices import DTYPE_NAMES, GUIDANCE_METHODS, KERNEL_BACKENDS, MOTIF_REPO, SAMPLERS
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from motif_lite.io.hub import MissingFilesError
     from motif_lite.pipeline import GenerationResult
     from motif_lite.runtime.planner import Plan
+    from motif_lite.weights.lora import AppliedLoRAs
 
 DEFAULTS = GenerationRequest(prompt="-")
 DRY_RUN_PROMPT = "(dry run)"  # a dry run needs no prompt: it encodes nothing
@@ -52,6 +55,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     _add_generation_flags(run)
     _add_guidance_flags(run)
     _add_model_flags(run)
+    _add_lora_flags(run)
     run.set_defaults(handler=main)
 
 
@@ -137,6 +141,36 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_lora_flags(run: argparse.ArgumentParser) -> None:
+    g = run.add_argument_group("LoRA and previews")
+    g.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="FILE[:STRENGTH]",
+        help="a LoRA for the transformer (diffusers/PEFT or kohya/ComfyUI .safetensors), strength default 1; "
+        "repeat for several",
+    )
+    g.add_argument(
+        "--preview",
+        metavar="FILE",
+        help="while sampling, keep rewriting a cheap preview: .png (middle frame) or .webp (every latent frame)",
+    )
+    g.add_argument(
+        "--preview-every",
+        type=_positive_int,
+        metavar="K",
+        help="steps between previews (default: about 4 per run)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def request_from_args(args: argparse.Namespace) -> GenerationRequest:
     """The request the flags describe; flags left out stay None so that the checkpoint decides."""
     return GenerationRequest(
@@ -195,11 +229,13 @@ def main(args: argparse.Namespace) -> int:
         raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run runs without one)')
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
     request, notes = request_from_args(args).resolve()  # every setting checked before anything loads
+    loras = _lora_args(args.lora)
+    on_preview = _preview_writer(args.preview, request.fps) if args.preview else None
     _print_notes(notes)
     if args.dry_run:
         return dry_run(args, request, dtype)
     try:
-        return _generate(args, request, dtype)
+        return _generate(args, request, dtype, loras, on_preview)
     except MissingFilesError as exc:
         exc.run_command = rerun_command(getattr(args, "argv", None), exc)
         raise
@@ -224,7 +260,13 @@ def dry_run(args: argparse.Namespace, request: GenerationRequest, dtype: torch.d
     return 0
 
 
-def _generate(args: argparse.Namespace, request: GenerationRequest, dtype: torch.dtype) -> int:
+def _generate(
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    dtype: torch.dtype,
+    loras: list[tuple[Path, float]],
+    on_preview: Callable | None,
+) -> int:
     from motif_lite.pipeline import load_pipeline, plan_generation, preflight
     from motif_lite.settings import resolve_settings
 
@@ -237,14 +279,14 @@ def _generate(args: argparse.Namespace, request: GenerationRequest, dtype: torch
         print(plan.describe(), file=sys.stderr)
     print(f"seed: {request.seed}", file=sys.stderr)
     start = time.perf_counter()
-    pipe = load_pipeline(sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan)
+    pipe = load_pipeline(sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras)
     load_seconds = time.perf_counter() - start
     progress = StageProgress()
     try:
-        result = pipe.generate(request, on_progress=progress)
+        result = pipe.generate(request, progress, on_preview, args.preview_every)
     finally:
         progress.close()
-    print(summary(result, load_seconds, plan))
+    print(summary(result, load_seconds, plan, pipe.loras))
     return 0
 
 
@@ -277,7 +319,33 @@ def _print_notes(notes) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
-def summary(result: GenerationResult, load_seconds: float, plan: Plan | None = None) -> str:
+def _preview_writer(path: str, fps: float):
+    """The `on_preview` callback writing `path` (checked now, before anything loads)."""
+    from motif_lite.io.preview import check_preview_path, write_preview
+
+    target = check_preview_path(path)
+    latent_fps = fps / 4  # one preview frame per latent frame, i.e. per 4 video frames
+
+    def on_preview(done: int, steps: int, frames) -> None:
+        write_preview(frames, target, latent_fps)
+
+    return on_preview
+
+
+def _lora_args(values: list[str]) -> list[tuple[Path, float]]:
+    """`--lora FILE[:STRENGTH]` values as (path, strength), each file checked to exist before anything loads."""
+    from motif_lite.weights.lora import LoRAError, LoRASpec
+
+    specs = [LoRASpec.parse(value) for value in values]
+    for spec in specs:
+        if not spec.path.is_file():
+            raise LoRAError(f"LoRA file not found: {spec.path}")
+    return [(spec.path, spec.strength) for spec in specs]
+
+
+def summary(
+    result: GenerationResult, load_seconds: float, plan: Plan | None = None, loras: AppliedLoRAs | None = None
+) -> str:
     t = result.timings
     r = result.request
     lines = [
@@ -289,6 +357,8 @@ def summary(result: GenerationResult, load_seconds: float, plan: Plan | None = N
         + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
         f"output: {result.output}",
     ]
+    if loras is not None:
+        lines.insert(-1, f"loras: {loras.describe()}")
     if result.stage_peaks:
         planned = {stage.name: stage.peak_bytes for stage in plan.stages} if plan is not None else {}
         lines.insert(-1, "device peak per stage: " + " | ".join(

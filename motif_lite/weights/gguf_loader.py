@@ -50,20 +50,33 @@ def load_gguf_transformer(
     tensor shapes with a warning naming every assumed value (`choose_gguf_config`). Every tensor is checked
     against the config before any is read.
     """
-    path = Path(path)
+    model, tensors = _build(Path(path), config)
+    replace_linears(model, tensors)
+    state = quantized_state_dict(model, tensors, float_dtype=dtype)
+    return assign_weights(model, {name: t.to(device) for name, t in state.items()})
+
+
+def meta_gguf_transformer(path: str | Path, config: TransformerConfig | None = None) -> MotifVideoTransformer:
+    """The model `load_gguf_transformer(path, config=config)` builds, on the meta device, before any packed tensor
+    is assigned."""
+    model, tensors = _build(Path(path), config)
+    replace_linears(model, tensors)
+    return model
+
+
+def _build(path: Path, config: TransformerConfig | None) -> tuple[MotifVideoTransformer, dict[str, PackedTensor]]:
+    """The checked meta model and the file's tensors under our names (memory-mapped, not read)."""
     ckpt = read_gguf(path)
     tensors, layout = model_tensors(ckpt)
     shapes = {name: t.shape for name, t in tensors.items()}
     if config is None:
         choice = choose_gguf_config(ckpt, shapes, layout)
         for note in choice.notes:
-            warnings.warn(note, UserWarning, stacklevel=2)
+            warnings.warn(note, UserWarning, stacklevel=3)
         config = choice.config
     model = build_model(config.replace(cross_attention_layout=layout))
     check_tensors(model, shapes, str(path))
-    replace_linears(model, tensors)
-    state = quantized_state_dict(model, tensors, float_dtype=dtype)
-    return assign_weights(model, {name: t.to(device) for name, t in state.items()})
+    return model, tensors
 
 
 def model_tensors(ckpt: GGUFCheckpoint) -> tuple[dict[str, PackedTensor], str]:
