@@ -290,3 +290,26 @@ def test_gguf_tensor_that_does_not_fit_the_checkpoint_config_fails_before_loadin
     err = capsys.readouterr().err
     assert code == cli.EXIT_USER_ERROR and "Traceback" not in err
     assert "proj_out.bias: checkpoint [8], model [64]" in err and "bad.gguf" in err
+
+
+def test_scheduler_config_sets_sampler_and_shift_unless_a_flag_does(tmp_path):
+    from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+
+    def settings(scheduler, **request):
+        scheduler.save_config(tmp_path / "scheduler")
+        return resolve_settings(GenerationRequest("x", **request), CheckpointConfigs.read(tmp_path))
+
+    dpm = settings(DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0, prediction_type="flow_prediction"))
+    assert (dpm.sampler.value, dpm.sampler.source, dpm.flow_shift.value, dpm.flow_shift.source) == (
+        "dpm++2m", CHECKPOINT, 8.0, CHECKPOINT,
+    )  # fmt: skip
+    flags = settings(DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0), sampler="euler", flow_shift=5)
+    assert (flags.sampler.value, flags.flow_shift.value, flags.sampler.source, flags.flow_shift.source) == (
+        "euler", 5.0, FLAG, FLAG,
+    )  # fmt: skip
+    unshifted = settings(FlowMatchEulerDiscreteScheduler())  # diffusers' class default 1.0: a known pitfall
+    assert unshifted.flow_shift.value == 15.0 and unshifted.flow_shift.source == DEFAULT
+    assert any("ignoring shift 1.0" in note for note in unshifted.notes)
+    unipc = settings(UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0))
+    assert unipc.sampler.value == "euler" and any("UniPCMultistepScheduler" in note for note in unipc.notes)
+    assert settings(FlowMatchEulerDiscreteScheduler(shift=8.0), image="a.png").flow_shift.value == 8.0

@@ -255,6 +255,8 @@ def dry_run(args: argparse.Namespace, request: GenerationRequest, dtype: torch.d
     device = parse_device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available() and args.vram is None:
         _print_notes(["no CUDA device on this machine: planned without a budget; give --vram GiB to plan for yours"])
+    if str(args.device) == "auto" and device.type == "cpu":
+        _print_notes(["no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU"])
     plan = plan_generation(request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels)
     print("\n".join([*settings.lines(), *model_sizes(sources, dtype).lines(), plan.describe()]))
     return 0
