@@ -33,6 +33,7 @@ from motif_lite.io.video import write_video
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.kernels import apply_kernels, use_triton
+from motif_lite.runtime.parallel import Parallel
 from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
 from motif_lite.sampling import Schedule, denoise, needs_uncond, schedule_for, shift_from_scheduler_config
@@ -66,6 +67,7 @@ class GenerationResult:
     peak_device_bytes: int | None  # peak CUDA memory allocated during this generation (None on CPU)
     notes: list[str] = field(default_factory=list)  # settings that were normalized (e.g. frames)
     stage_peaks: dict[str, int] = field(default_factory=dict)  # peak CUDA bytes per stage (empty on CPU)
+    parallel: str | None = None  # the layout of a parallel run, e.g. "cfg 2 x sp 2 on 4 ranks (nccl)"
 
 
 @dataclass
@@ -85,7 +87,7 @@ class MotifVideoPipeline:
     def __init__(
         self,
         transformer: MotifVideoTransformer,
-        text_encoder: TextEncoder,
+        text_encoder: TextEncoder | None,
         vae: WanVAE,
         device: torch.device,
         dtype: torch.dtype,
@@ -105,6 +107,9 @@ class MotifVideoPipeline:
         # How the text encoder runs while prompts are encoded (whole on the device, layers streamed to it, or on
         # the CPU). In every case it holds no device memory before or after encoding.
         self.text_placement = TextEncoderPlacement.DEVICE
+        # A parallel run (runtime/parallel.py): rank 0 encodes and writes, every rank denoises and decodes its share.
+        # The text encoder is None on the other ranks.
+        self.parallel: Parallel | None = None
 
     def shift_for(self, request: GenerationRequest) -> float:
         """The request's flow shift, else the checkpoint's scheduler config, else 15 (T2V) / 8 (I2V).
@@ -125,8 +130,6 @@ class MotifVideoPipeline:
             notes.append(
                 f"ignoring shift 1.0 of scheduler_config.json (diffusers' default); using {request.default_shift():g}"
             )
-        if request.image is not None and not self.text_encoder.can_encode_images:
-            raise CheckpointError("image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint")
         progress = on_progress or (lambda stage, done, total: None)
         timings: dict[str, float] = {}
         peaks: dict[str, int] = {}
@@ -134,15 +137,15 @@ class MotifVideoPipeline:
         shift = self.shift_for(request)
         generator = torch.Generator().manual_seed(request.seed)
         with self._stage("encode", timings, peaks):
-            noise = self.initial_noise(request, generator)  # first draw, as in both reference pipelines
-            cond = self.encode(request, noise, generator, progress)
+            noise, cond = self._inputs(request, generator, progress)
         with self._stage("denoise", timings, peaks):
             latents = self.sample(request, noise, cond, shift, progress)
         with self._stage("decode", timings, peaks):
             output = self.decode(request, latents, shift, progress)
         timings["total"] = time.perf_counter() - start
         peak = max(peaks.values()) if peaks else None
-        return GenerationResult(output, request, shift, timings, _peak_rss(), peak, notes, peaks)
+        layout = None if self.parallel is None else self.parallel.describe()
+        return GenerationResult(output, request, shift, timings, _peak_rss(), peak, notes, peaks, layout)
 
     @contextlib.contextmanager
     def _stage(self, name: str, timings: dict[str, float], peaks: dict[str, int]) -> Iterator[None]:
@@ -155,6 +158,22 @@ class MotifVideoPipeline:
         timings[name] = time.perf_counter() - start
         if cuda:
             peaks[name] = torch.cuda.max_memory_allocated(self.device)
+
+    def _inputs(
+        self, request: GenerationRequest, generator: torch.Generator, progress: ProgressFn
+    ) -> tuple[torch.Tensor, _Conditioning]:
+        """The initial noise (the generator's first draw, as in both reference pipelines), then the conditioning.
+        In a parallel run rank 0 makes both and the other ranks receive them (an error there reaches them all)."""
+
+        def make() -> tuple[torch.Tensor, _Conditioning]:
+            if request.image is not None and not self.text_encoder.can_encode_images:
+                raise CheckpointError(
+                    "image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint"
+                )
+            noise = self.initial_noise(request, generator)
+            return noise, self.encode(request, noise, generator, progress)
+
+        return make() if self.parallel is None else self.parallel.share(make)
 
     def initial_noise(self, request: GenerationRequest, generator: torch.Generator) -> torch.Tensor:
         """randn [1, 16, (F-1)//4+1, H/8, W/8] drawn on the CPU in the transformer dtype (diffusers' randn_tensor)."""
@@ -212,15 +231,17 @@ class MotifVideoPipeline:
         schedule = schedule_for(request.solver, request.steps, shift)
         schedule = Schedule(schedule.sigmas.to(self.device), schedule.timesteps.to(self.device))
 
+        forward = self.transformer if self.parallel is None else self.parallel.transformer(self.transformer)
+
         @torch.no_grad()
         def predict_velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
             text, text_mask = cond.text if conditional else cond.negative
             hidden = torch.cat([x, cond.latents, cond.mask], dim=1)  # [B, 16 + 16 + 1, F, h, w]
-            return self.transformer(hidden, t, text, text_mask, cond.image_embeds)
+            return forward(hidden, t, text, text_mask, cond.image_embeds)
 
         progress("denoise", 0, request.steps)
         return denoise(
-            predict_velocity,
+            predict_velocity if self.parallel is None else self.parallel.velocity(predict_velocity),
             noise,
             schedule,
             request.solver,
@@ -239,14 +260,22 @@ class MotifVideoPipeline:
         def chunks() -> Iterator[torch.Tensor]:
             progress("decode", 0, total * self.vae_bands)
 
-            def on_step(done: int, steps: int) -> None:  # per latent frame, of every band
+            def on_step(done: int, steps: int) -> None:  # per latent frame, of every band (of this rank)
                 progress("decode", done, steps)
 
-            decoded = self.vae.decode_frames(z, self.vae_tile, self.vae_frame_by_frame, self.vae_bands, on_step)
+            settings = (z, self.vae_tile, self.vae_frame_by_frame, self.vae_bands, on_step)
+            if self.parallel is None:
+                decoded = self.vae.decode_frames(*settings)
+            else:  # exact bands split across the ranks, gathered on rank 0
+                decoded = self.parallel.decode_frames(self.vae, *settings)
             for pixels in decoded:
                 yield pixels[0]  # [3, n, H, W]
 
         output = Path(request.output).expanduser()
+        if self.parallel is not None and not self.parallel.is_main:
+            for _ in chunks():  # this rank's bands go to rank 0, which writes the file
+                pass
+            return output
         with staged_output(output, request.frames) as partial:
             write_video(chunks(), partial, request.fps, _metadata(request, shift))
         return output
@@ -260,6 +289,8 @@ def load_pipeline(
     kernels: str = "auto",
     plan: Plan | None = None,
     text_encoder_dtype: torch.dtype | None = None,
+    *,
+    parallel: Parallel | None = None,
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
 
@@ -269,17 +300,22 @@ def load_pipeline(
     load on the CPU, then stream / chunk / tile as the memory plan says instead of putting everything on `device`.
     `text_encoder_dtype` (default `dtype`): e.g. bfloat16 (the checkpoint's own dtype) next to a float32
     transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
+    `parallel`: this process's part of a parallel run (`runtime.parallel`): only its main rank loads the text
+    encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself.
     """
     target = resolve_device(device)
     root = locate_checkpoint(model, with_transformer=gguf is None)
     scheduler_shift = shift_from_scheduler_config(root / "scheduler")
     transformer_source = resolve_gguf(str(gguf)) if gguf is not None else root
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
-    text_encoder = load_text_encoder(root, dtype=text_encoder_dtype or dtype, device="cpu")
+    text_encoder = None
+    if parallel is None or parallel.is_main:
+        text_encoder = load_text_encoder(root, dtype=text_encoder_dtype or dtype, device="cpu")
     vae = load_vae(root, dtype=dtype, device=load_device)
     transformer = load_transformer(transformer_source, dtype=dtype, device=load_device)
     apply_kernels(transformer, kernels)
     pipe = MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, scheduler_shift)
+    pipe.parallel = parallel
     if plan is not None:
         pipe.text_placement = plan.text_placement
         pipe.plan_handle = apply_plan(transformer, vae, plan)
@@ -297,11 +333,14 @@ def plan_generation(
     device: str | torch.device = "auto",
     vram_gib: float | None = None,
     kernels: str = "auto",
+    *,
+    sequence_parallel: int = 1,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights are loaded.
 
     The budget is `vram_gib`, else the device's free memory (no limit on the CPU). Raises a `MotifLiteError`
-    naming the smallest possible peak when nothing fits.
+    naming the smallest possible peak when nothing fits. `sequence_parallel`: plan for one of that many ranks
+    sharing the video tokens (runtime/parallel.py).
     """
     target = resolve_device(device)
     root = locate_checkpoint(model, with_transformer=gguf is None)
@@ -313,13 +352,23 @@ def plan_generation(
     return plan_memory(
         request.width, request.height, request.frames, config, weight_bytes, text_bytes, vae_config, budget,
         cfg_batch=1, device=str(target), vae_dtype=dtype, fused_norms=target.type == "cuda" and use_triton(kernels),
+        sequence_parallel=sequence_parallel,
     )  # fmt: skip
 
 
-def _transformer_size(root: Path, gguf: str | Path | None, dtype: torch.dtype) -> tuple[TransformerConfig, int]:
+def transformer_config(model: str | Path = MOTIF_REPO, gguf: str | Path | None = None) -> TransformerConfig:
+    """The transformer's architecture from the checkpoint's config (no weights are read)."""
+    return _transformer_config(locate_checkpoint(model, with_transformer=gguf is None))
+
+
+def _transformer_config(root: Path) -> TransformerConfig:
     config_path = root / "transformer" / "config.json"
     # An official GGUF has the official architecture: the config defaults when no config.json is at hand.
-    config = TransformerConfig.from_json(config_path) if config_path.is_file() else TransformerConfig()
+    return TransformerConfig.from_json(config_path) if config_path.is_file() else TransformerConfig()
+
+
+def _transformer_size(root: Path, gguf: str | Path | None, dtype: torch.dtype) -> tuple[TransformerConfig, int]:
+    config = _transformer_config(root)
     if gguf is not None:
         return config, read_gguf(resolve_gguf(str(gguf))).nbytes()  # packed bytes, memory-mapped header read
     return config, _stored_numel(sorted(root.glob("transformer/*.safetensors"))) * dtype.itemsize

@@ -8,6 +8,7 @@ A failed or interrupted run never leaves a half-written output file (see `motif_
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
     from motif_lite.pipeline import GenerationResult
+    from motif_lite.runtime.parallel import ParallelLayout, Session
     from motif_lite.runtime.planner import Plan
 
 DEFAULTS = GenerationRequest(prompt="-")
@@ -27,6 +29,9 @@ examples:
   motif-lite run --gguf Q4_K_M -p "a red fox runs through snow" -o fox.mp4
   motif-lite run -i first_frame.png -p "the fox turns its head" -o fox_i2v.mp4          (image-to-video)
   motif-lite run -W 832 -H 480 --video-frames 65 --steps 30 -p "..." -o fast.mp4        (faster, unofficial)
+  motif-lite run --gpus 4 -p "a red fox runs through snow" -o fox.mp4                    (4 GPUs: cfg 2 x sp 2)
+  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \
+      -m motif_lite run -p "..." -o fox.mp4                                              (2 machines, 16 GPUs)
 
 Defaults are the official settings: 1280x736, 121 frames at 24 fps, 50 Euler steps, APG scale 8
 (norm threshold 12, momentum 0.1), flow shift from the checkpoint (else 15 T2V / 8 I2V) and the official
@@ -45,6 +50,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     _add_generation_flags(run)
     _add_model_flags(run)
+    _add_parallel_flags(run)
     run.set_defaults(handler=main)
 
 
@@ -108,6 +114,39 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m.add_argument("--dry-run", action="store_true", help="print the memory plan and exit without loading weights")
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _add_parallel_flags(run: argparse.ArgumentParser) -> None:
+    p = run.add_argument_group("several GPUs (docs/parallel.md; under torchrun every process runs this command)")
+    p.add_argument(
+        "--gpus",
+        type=_positive_int,
+        metavar="N",
+        help="run on N GPUs of this machine: starts N processes as torchrun --nproc-per-node N -m motif_lite run "
+        "does (with --device cpu: N CPU processes, for testing)",
+    )
+    p.add_argument(
+        "--sp",
+        type=_positive_int,
+        metavar="N",
+        help="sequence-parallel degree: ranks sharing the video tokens, a divisor of the 12 attention heads "
+        "(default: half the ranks with guidance on an even count, the other half runs the unconditional "
+        "branch; else all ranks)",
+    )
+    p.add_argument(
+        "--comm-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="seconds a rank waits for the others during generation before it gives up (default 600)",
+    )
+
+
 def request_from_args(args: argparse.Namespace) -> GenerationRequest:
     return GenerationRequest(
         prompt=args.prompt,
@@ -152,35 +191,97 @@ class StageProgress:
 
 
 def main(args: argparse.Namespace) -> int:
-    """The `run` handler: check every setting, plan, load, generate, print a summary."""
+    """The `run` handler: check every setting, plan, load, generate, print a summary. With `--gpus N` (outside
+    torchrun) it checks the settings, then starts N processes that each run this handler under torchrun."""
+    torchrun_world = int(os.environ.get("WORLD_SIZE", "1"))
+    if torchrun_world == 1 and args.gpus is not None and args.gpus > 1 and not args.dry_run:
+        return _launch(args)
+    if torchrun_world == 1:
+        return _generate(args)
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.runtime import parallel
+
+    session = parallel.start(args.device)
+    try:
+        return _generate(args, session)
+    except Exception as exc:  # user errors print "[rank r] error: ..." in cli.main; anything else is logged here
+        if not isinstance(exc, MotifLiteError):
+            print(f"[rank {session.rank}] failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        raise
+    finally:
+        parallel.stop()
+
+
+def _generate(args: argparse.Namespace, session: Session | None = None) -> int:
     import torch  # the heavy imports happen here, not when --help builds the parser
 
     from motif_lite.pipeline import load_pipeline, plan_generation, resolve_device
+    from motif_lite.runtime.parallel import Parallel
 
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
     request, notes = request_from_args(args).resolve()  # every setting checked before anything loads
+    device = args.device if session is None else session.device
+    world = session.world if session is not None else args.gpus or 1
+    layout = _layout(args, request, world) if world > 1 or args.sp not in (None, 1) else None
+    parallel = None
+    if session is not None:
+        parallel = Parallel.create(layout, session.device, args.comm_timeout)
+        request, notes = parallel.share(lambda: (request, notes))  # rank 0's seed
+    say = print if parallel is None or parallel.is_main else _quiet
     for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+        say(f"note: {note}", file=sys.stderr)
     plan = None
-    model = dict(model=args.model, gguf=args.gguf, dtype=dtypes[args.dtype], device=args.device)
-    if args.dry_run or args.vram is not None or resolve_device(args.device).type == "cuda":
-        # Raises if nothing fits, before anything loads.
-        plan = plan_generation(request, **model, vram_gib=args.vram, kernels=args.kernels)
+    model = dict(model=args.model, gguf=args.gguf, dtype=dtypes[args.dtype], device=device)
+    if args.dry_run or args.vram is not None or resolve_device(device).type == "cuda":
+        # Raises if nothing fits, before anything loads. In a parallel run: the plan of one rank.
+        sp = layout.sp if layout is not None else 1
+        plan = plan_generation(request, **model, vram_gib=args.vram, kernels=args.kernels, sequence_parallel=sp)
         if args.dry_run:
-            print(plan.describe())
+            say(plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}")
             return 0
-        print(plan.describe(), file=sys.stderr)
-    print(f"seed: {request.seed}", file=sys.stderr)
+        say(plan.describe(), file=sys.stderr)
+    say(f"seed: {request.seed}", file=sys.stderr)
     start = time.perf_counter()
-    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan)
+    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan, parallel=parallel)
     load_seconds = time.perf_counter() - start
-    progress = StageProgress()
+    progress = StageProgress() if parallel is None or parallel.is_main else None
     try:
         result = pipe.generate(request, on_progress=progress)
     finally:
-        progress.close()
-    print(summary(result, load_seconds, plan))
+        if progress is not None:
+            progress.close()
+    say(summary(result, load_seconds, plan))
     return 0
+
+
+def _layout(args: argparse.Namespace, request: GenerationRequest, world: int) -> ParallelLayout:
+    """How `world` ranks split the work; a layout that cannot work is an error before anything loads."""
+    from motif_lite.pipeline import transformer_config
+    from motif_lite.runtime.parallel import choose_layout
+    from motif_lite.sampling import needs_uncond
+
+    heads = transformer_config(args.model, args.gguf).num_attention_heads
+    return choose_layout(world, needs_uncond(request.guidance_config()), heads, args.sp)
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """Check the settings and the GPUs, then start `args.gpus` processes with torch's elastic launcher."""
+    import torch
+
+    from motif_lite.runtime.parallel import ParallelError, launch
+
+    request, _ = request_from_args(args).resolve()
+    _layout(args, request, args.gpus)
+    if args.device != "cpu" and torch.cuda.device_count() < args.gpus:
+        found = torch.cuda.device_count()
+        raise ParallelError(
+            f"--gpus {args.gpus}: this machine has {found} CUDA device(s) (--device cpu: CPU processes)"
+        )
+    return launch(args.gpus, args.argv)
+
+
+def _quiet(*values: object, **kwargs: object) -> None:
+    """Ranks other than 0 print nothing but errors."""
 
 
 def summary(result: GenerationResult, load_seconds: float, plan: Plan | None = None) -> str:
@@ -194,6 +295,8 @@ def summary(result: GenerationResult, load_seconds: float, plan: Plan | None = N
         + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
         f"output: {result.output}",
     ]
+    if result.parallel is not None:
+        lines.insert(-1, f"parallel: {result.parallel}")
     if result.stage_peaks:
         planned = {stage.name: stage.peak_bytes for stage in plan.stages} if plan is not None else {}
         lines.insert(-1, "device peak per stage: " + " | ".join(
