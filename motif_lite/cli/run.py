@@ -30,8 +30,8 @@ examples:
   motif-lite run -i first_frame.png -p "the fox turns its head" -o fox_i2v.mp4          (image-to-video)
   motif-lite run -W 832 -H 480 --video-frames 65 --steps 30 -p "..." -o fast.mp4        (faster, unofficial)
   motif-lite run --gpus 4 -p "a red fox runs through snow" -o fox.mp4                    (4 GPUs: cfg 2 x sp 2)
-  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \
-      -m motif_lite run -p "..." -o fox.mp4                                              (2 machines, 16 GPUs)
+  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m motif_lite run ...
+                                                           (2 machines x 8 GPUs; see docs/parallel.md)
 
 Defaults are the official settings: 1280x736, 121 frames at 24 fps, 50 Euler steps, APG scale 8
 (norm threshold 12, momentum 0.1), flow shift from the checkpoint (else 15 T2V / 8 I2V) and the official
