@@ -27,6 +27,7 @@ from tiny_config import TINY, inputs
 
 from motif_lite.cli import main as cli_main
 from motif_lite.config import TransformerConfig
+from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime.parallel import (
     Parallel,
@@ -36,6 +37,7 @@ from motif_lite.runtime.parallel import (
     choose_layout,
     split_tokens,
 )
+from motif_lite.runtime.planner import transformer_activation_bytes
 
 SIX_HEADS = {**TINY, "num_attention_heads": 6, "attention_head_dim": 16, "rope_axes_dim": (4, 6, 6)}
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
@@ -69,6 +71,13 @@ def test_default_layout_splits_guidance_then_tokens():
 def test_impossible_layouts_are_clear_errors(world, guided, sp, message):
     with pytest.raises(ParallelError, match=message.replace("(", r"\(")):
         choose_layout(world, guided, heads=12, sp=sp)
+
+
+def test_the_planner_plans_one_rank_of_the_sequence():
+    config, tokens = TransformerConfig(), 114080  # 720p
+    whole = transformer_activation_bytes(tokens, config, 1, None)
+    quarter = transformer_activation_bytes(tokens, config, 1, None, sequence_parallel=4)
+    assert whole / 4 < quarter < whole / 2  # a quarter of the tokens, plus the all-to-all buffers
 
 
 def test_tokens_split_contiguously_and_nearly_evenly():
@@ -148,6 +157,10 @@ class _LocalPositions(SequenceParallel):
         return super()._sharded(ctx, slice(0, mine.stop - mine.start), counts, copies)
 
 
+def _fail_on_rank_0() -> None:
+    raise CheckpointError("cannot read first_frame.png")
+
+
 def _worker(rank: int, world: int, port: int, checkpoint: Path, out: Path) -> None:
     from motif_lite import load_pipeline
     from motif_lite.request import GenerationRequest
@@ -156,6 +169,10 @@ def _worker(rank: int, world: int, port: int, checkpoint: Path, out: Path) -> No
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
+        try:  # an error while rank 0 produces what the others wait for reaches all of them
+            Parallel.create(ParallelLayout(2, 2), torch.device("cpu"), 60).share(_fail_on_rank_0)
+        except MotifLiteError as exc:
+            (out / f"share_error{rank}.txt").write_text(f"{type(exc).__name__}: {exc}")
         # The transformer alone, on text of two lengths (masked), image tokens and 2 x 3 x 5 = 30 video tokens.
         model, x = _six_head_model(), inputs(frames=2, height=6, width=10, image=5)
         for sp in (2, 3):
@@ -194,6 +211,13 @@ def four_processes(checkpoint, tmp_path_factory) -> Path:
                 process.kill()
             pytest.fail("the 4 processes did not finish in time")
     return out
+
+
+def test_an_error_on_rank_0_reaches_every_rank(four_processes):
+    assert (four_processes / "share_error0.txt").read_text() == "CheckpointError: cannot read first_frame.png"
+    for rank in (1, 2, 3):
+        message = (four_processes / f"share_error{rank}.txt").read_text()
+        assert message == "ParallelError: rank 0 failed: cannot read first_frame.png"
 
 
 def test_sequence_parallel_forward_equals_the_model(four_processes):

@@ -219,14 +219,16 @@ def _generate(args: argparse.Namespace, session: Session | None = None) -> int:
     from motif_lite.runtime.parallel import Parallel
 
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-    request, notes = request_from_args(args).resolve()  # every setting checked before anything loads
+    unresolved = request_from_args(args)
     device = args.device if session is None else session.device
     world = session.world if session is not None else args.gpus or 1
-    layout = _layout(args, request, world) if world > 1 or args.sp not in (None, 1) else None
+    layout = _layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
     parallel = None
-    if session is not None:
+    if session is None:
+        request, notes = unresolved.resolve()  # every setting checked before anything loads
+    else:  # rank 0 checks the settings (its output folder, its image) and draws the seed for all ranks
         parallel = Parallel.create(layout, session.device, args.comm_timeout)
-        request, notes = parallel.share(lambda: (request, notes))  # rank 0's seed
+        request, notes = parallel.share(unresolved.resolve)
     say = print if parallel is None or parallel.is_main else _quiet
     for note in notes:
         say(f"note: {note}", file=sys.stderr)
