@@ -106,11 +106,6 @@ class Session:
     device: torch.device
 
 
-def torchrun_world() -> int:
-    """WORLD_SIZE as torchrun sets it (1 outside torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def start(device: str) -> Session:
     """Join the torchrun job of this process: cuda:LOCAL_RANK with NCCL, or the CPU with gloo."""
     rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
@@ -129,6 +124,7 @@ def start(device: str) -> Session:
 
 
 def stop() -> None:
+    """Leave the job (after success or failure)."""
     if dist.is_initialized():
         dist.destroy_process_group()
 
