@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.choices import DTYPE_NAMES, GUIDANCE_METHODS, KERNEL_BACKENDS, MOTIF_REPO, SAMPLERS
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from motif_lite.pipeline import GenerationResult
     from motif_lite.runtime.parallel import ParallelLayout, Session
     from motif_lite.runtime.planner import Plan
+    from motif_lite.weights.lora import AppliedLoRAs
 
 DEFAULTS = GenerationRequest(prompt="-")
 
@@ -50,6 +52,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     _add_generation_flags(run)
     _add_model_flags(run)
+    _add_lora_flags(run)
     _add_parallel_flags(run)
     run.set_defaults(handler=main)
 
@@ -112,6 +115,29 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
         help="device memory budget: stream/chunk/tile to fit it (default: the GPU's free memory; CPU: no limit)",
     )
     m.add_argument("--dry-run", action="store_true", help="print the memory plan and exit without loading weights")
+
+
+def _add_lora_flags(run: argparse.ArgumentParser) -> None:
+    g = run.add_argument_group("LoRA and previews")
+    g.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="FILE[:STRENGTH]",
+        help="a LoRA for the transformer (diffusers/PEFT or kohya/ComfyUI .safetensors), strength default 1; "
+        "repeat for several",
+    )
+    g.add_argument(
+        "--preview",
+        metavar="FILE",
+        help="while sampling, keep rewriting a cheap preview: .png (middle frame) or .webp (every latent frame)",
+    )
+    g.add_argument(
+        "--preview-every",
+        type=_positive_int,
+        metavar="K",
+        help="steps between previews (default: about 4 per run)",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -234,6 +260,10 @@ def _generate(args: argparse.Namespace, session: Session | None = None) -> int:
         say(f"note: {note}", file=sys.stderr)
     plan = None
     model = dict(model=args.model, gguf=args.gguf, dtype=dtypes[args.dtype], device=device)
+    loras = _lora_args(args.lora)
+    on_preview = None
+    if args.preview and (parallel is None or parallel.is_main):
+        on_preview = _preview_writer(args.preview, request.fps)
     if args.dry_run or args.vram is not None or resolve_device(device).type == "cuda":
         # Raises if nothing fits, before anything loads. In a parallel run: the plan of one rank.
         sp = layout.sp if layout is not None else 1
@@ -244,15 +274,15 @@ def _generate(args: argparse.Namespace, session: Session | None = None) -> int:
         say(plan.describe(), file=sys.stderr)
     say(f"seed: {request.seed}", file=sys.stderr)
     start = time.perf_counter()
-    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan, parallel=parallel)
+    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan, loras=loras, parallel=parallel)
     load_seconds = time.perf_counter() - start
     progress = StageProgress() if parallel is None or parallel.is_main else None
     try:
-        result = pipe.generate(request, on_progress=progress)
+        result = pipe.generate(request, progress, on_preview, args.preview_every)
     finally:
         if progress is not None:
             progress.close()
-    say(summary(result, load_seconds, plan))
+    say(summary(result, load_seconds, plan, pipe.loras))
     return 0
 
 
@@ -286,7 +316,33 @@ def _quiet(*values: object, **kwargs: object) -> None:
     """Ranks other than 0 print nothing but errors."""
 
 
-def summary(result: GenerationResult, load_seconds: float, plan: Plan | None = None) -> str:
+def _preview_writer(path: str, fps: float):
+    """The `on_preview` callback writing `path` (checked now, before anything loads)."""
+    from motif_lite.io.preview import check_preview_path, write_preview
+
+    target = check_preview_path(path)
+    latent_fps = fps / 4  # one preview frame per latent frame, i.e. per 4 video frames
+
+    def on_preview(done: int, steps: int, frames) -> None:
+        write_preview(frames, target, latent_fps)
+
+    return on_preview
+
+
+def _lora_args(values: list[str]) -> list[tuple[Path, float]]:
+    """`--lora FILE[:STRENGTH]` values as (path, strength), each file checked to exist before anything loads."""
+    from motif_lite.weights.lora import LoRAError, LoRASpec
+
+    specs = [LoRASpec.parse(value) for value in values]
+    for spec in specs:
+        if not spec.path.is_file():
+            raise LoRAError(f"LoRA file not found: {spec.path}")
+    return [(spec.path, spec.strength) for spec in specs]
+
+
+def summary(
+    result: GenerationResult, load_seconds: float, plan: Plan | None = None, loras: AppliedLoRAs | None = None
+) -> str:
     t = result.timings
     r = result.request
     lines = [
@@ -297,6 +353,8 @@ def summary(result: GenerationResult, load_seconds: float, plan: Plan | None = N
         + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
         f"output: {result.output}",
     ]
+    if loras is not None:
+        lines.insert(-1, f"loras: {loras.describe()}")
     if result.parallel is not None:
         lines.insert(-1, f"parallel: {result.parallel}")
     if result.stage_peaks:
