@@ -35,6 +35,7 @@ from motif_lite.io.video import write_video
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.runtime.kernels import KernelBackendError, apply_kernels, use_triton
+from motif_lite.runtime.parallel import Parallel
 from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
 from motif_lite.sampling import Schedule, StepCallback, denoise, needs_uncond, schedule_for
@@ -78,6 +79,7 @@ class GenerationResult:
     notes: list[str] = field(default_factory=list)  # settings that were normalized (e.g. frames)
     stage_peaks: dict[str, int] = field(default_factory=dict)  # peak CUDA bytes per stage (empty on CPU)
     settings: Settings | None = None  # every effective setting and where it came from (flag / checkpoint / default)
+    parallel: str | None = None  # the layout of a parallel run, e.g. "cfg 2 x sp 2 on 4 ranks (nccl)"
 
 
 @dataclass
@@ -101,7 +103,7 @@ class MotifVideoPipeline:
     def __init__(
         self,
         transformer: MotifVideoTransformer,
-        text_encoder: TextEncoder,
+        text_encoder: TextEncoder | None,
         vae: WanVAE,
         device: torch.device,
         dtype: torch.dtype,
@@ -123,6 +125,9 @@ class MotifVideoPipeline:
         self.text_placement = TextEncoderPlacement.DEVICE
         self.loras: AppliedLoRAs | None = None  # the LoRAs `load_pipeline` applied to the transformer
         self.preview_projection: LatentRGB | None = None  # fitted to the VAE on the first run with previews
+        # A parallel run (runtime/parallel.py): rank 0 encodes and writes, every rank denoises and decodes its share.
+        # The text encoder is None on the other ranks.
+        self.parallel: Parallel | None = None
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -150,16 +155,13 @@ class MotifVideoPipeline:
         request, notes = request.resolve()
         settings = self.settings_for(request)
         notes += [*self.notes, *settings.notes]
-        if request.image is not None and not self.text_encoder.can_encode_images:
-            raise CheckpointError("image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint")
         progress = on_progress or (lambda stage, done, total: None)
         timings: dict[str, float] = {}
         peaks: dict[str, int] = {}
         start = time.perf_counter()
         generator = torch.Generator().manual_seed(request.seed)
         with self._stage("encode", timings, peaks):
-            noise = self.initial_noise(request, generator)  # first draw, as in both reference pipelines
-            cond = self.encode(request, noise, generator, progress, guided=needs_uncond(settings.guidance.value))
+            noise, cond = self._inputs(request, generator, progress, guided=needs_uncond(settings.guidance.value))
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
         with self._stage("denoise", timings, peaks):
             latents = self.sample(request, noise, cond, settings, progress, on_denoised)
@@ -168,7 +170,8 @@ class MotifVideoPipeline:
         timings["total"] = time.perf_counter() - start
         peak = max(peaks.values()) if peaks else None
         shift = settings.flow_shift.value
-        return GenerationResult(output, request, shift, timings, _peak_rss(), peak, notes, peaks, settings)
+        layout = None if self.parallel is None else self.parallel.describe()
+        return GenerationResult(output, request, shift, timings, _peak_rss(), peak, notes, peaks, settings, layout)
 
     @contextlib.contextmanager
     def _stage(self, name: str, timings: dict[str, float], peaks: dict[str, int]) -> Iterator[None]:
@@ -181,6 +184,22 @@ class MotifVideoPipeline:
         timings[name] = time.perf_counter() - start
         if cuda:
             peaks[name] = torch.cuda.max_memory_allocated(self.device)
+
+    def _inputs(
+        self, request: GenerationRequest, generator: torch.Generator, progress: ProgressFn, guided: bool
+    ) -> tuple[torch.Tensor, _Conditioning]:
+        """The initial noise (the generator's first draw, as in both reference pipelines), then the conditioning.
+        In a parallel run rank 0 makes both and the other ranks receive them (an error there reaches them all)."""
+
+        def make() -> tuple[torch.Tensor, _Conditioning]:
+            if request.image is not None and not self.text_encoder.can_encode_images:
+                raise CheckpointError(
+                    "image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint"
+                )
+            noise = self.initial_noise(request, generator)
+            return noise, self.encode(request, noise, generator, progress, guided)
+
+        return make() if self.parallel is None else self.parallel.share(make)
 
     def initial_noise(self, request: GenerationRequest, generator: torch.Generator) -> torch.Tensor:
         """randn [1, 16, (F-1)//4+1, H/8, W/8] drawn on the CPU in the transformer dtype (diffusers' randn_tensor)."""
@@ -263,15 +282,17 @@ class MotifVideoPipeline:
         schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value)
         schedule = Schedule(schedule.sigmas.to(self.device), schedule.timesteps.to(self.device))
 
+        forward = self.transformer if self.parallel is None else self.parallel.transformer(self.transformer)
+
         @torch.no_grad()
         def predict_velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
             text, text_mask = cond.text if conditional else cond.negative
             hidden = torch.cat([x, cond.latents, cond.mask], dim=1)  # [B, 16 + 16 + 1, F, h, w]
-            return self.transformer(hidden, t, text, text_mask, cond.image_embeds)
+            return forward(hidden, t, text, text_mask, cond.image_embeds)
 
         progress("denoise", 0, request.steps)
         return denoise(
-            predict_velocity,
+            predict_velocity if self.parallel is None else self.parallel.velocity(predict_velocity),
             noise,
             schedule,
             settings.solver,
@@ -293,14 +314,22 @@ class MotifVideoPipeline:
         def chunks() -> Iterator[torch.Tensor]:
             progress("decode", 0, total * self.vae_bands)
 
-            def on_step(done: int, steps: int) -> None:  # per latent frame, of every band
+            def on_step(done: int, steps: int) -> None:  # per latent frame, of every band (of this rank)
                 progress("decode", done, steps)
 
-            decoded = self.vae.decode_frames(z, self.vae_tile, self.vae_frame_by_frame, self.vae_bands, on_step)
+            plan = (z, self.vae_tile, self.vae_frame_by_frame, self.vae_bands, on_step)
+            if self.parallel is None:
+                decoded = self.vae.decode_frames(*plan)
+            else:  # exact bands split across the ranks, gathered on rank 0
+                decoded = self.parallel.decode_frames(self.vae, *plan)
             for pixels in decoded:
                 yield pixels[0]  # [3, n, H, W]
 
         output = Path(request.output).expanduser()
+        if self.parallel is not None and not self.parallel.is_main:
+            for _ in chunks():  # this rank's bands go to rank 0, which writes the file
+                pass
+            return output
         with staged_output(output, request.frames) as partial:
             write_video(chunks(), partial, request.fps, _metadata(request, settings))
         return output
@@ -315,6 +344,8 @@ def load_pipeline(
     plan: Plan | None = None,
     text_encoder_dtype: torch.dtype | None = None,
     loras: Sequence[tuple[str | Path, float]] = (),
+    *,
+    parallel: Parallel | None = None,
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
 
@@ -328,6 +359,8 @@ def load_pipeline(
     dtype) next to a float32 transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
     `loras`: (file, strength) pairs, checked against the transformer before any weight is read, then merged into
     its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py).
+    `parallel`: this process's part of a parallel run (`runtime.parallel`): only its main rank loads the text
+    encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself.
     """
     from motif_lite.encoders.text import load_text_encoder
 
@@ -335,7 +368,9 @@ def load_pipeline(
     lora_files = _check_loras(loras, sources)
     root = sources.root
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
-    text_encoder = load_text_encoder(root, dtype=text_encoder_dtype or dtype, device="cpu")
+    text_encoder = None
+    if parallel is None or parallel.is_main:
+        text_encoder = load_text_encoder(root, dtype=text_encoder_dtype or dtype, device="cpu")
     vae = load_vae(root, dtype=dtype, device=load_device)
     if sources.gguf is not None:
         config = sources.transformer.value
@@ -346,6 +381,7 @@ def load_pipeline(
     apply_kernels(transformer, kernels)
     pipe = MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, sources)
     pipe.loras = applied_loras
+    pipe.parallel = parallel
     if plan is not None:
         pipe.text_placement = plan.text_placement
         pipe.plan_handle = apply_plan(transformer, vae, plan)
@@ -414,6 +450,8 @@ def plan_generation(
     device: str | torch.device = "auto",
     vram_gib: float | None = None,
     kernels: str = "auto",
+    *,
+    sequence_parallel: int = 1,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
@@ -421,7 +459,8 @@ def plan_generation(
     not at hand is planned from the official architecture (`model_sizes` says where each size came from). The
     device need not exist here: `device="cuda"` plans for a CUDA GPU with the CUDA kernels on any machine. The
     budget is `vram_gib`, else the device's free memory (no limit on the CPU, or for a GPU this machine lacks).
-    Raises a `MotifLiteError` naming the smallest possible peak when nothing fits.
+    Raises a `MotifLiteError` naming the smallest possible peak when nothing fits. `sequence_parallel`: plan
+    for one of that many ranks sharing the video tokens (runtime/parallel.py).
     """
     sources = model if isinstance(model, ModelSources) else locate_sources(model, gguf, **AT_HAND)
     target = parse_device(device)
@@ -433,7 +472,7 @@ def plan_generation(
     return plan_memory(
         request.width, request.height, request.frames, sources.transformer.value, sizes.transformer_bytes,
         sizes.text_encoder_bytes, sizes.vae_config, budget, cfg_batch=1, device=str(target), vae_dtype=dtype,
-        fused_norms=fused_norms,
+        fused_norms=fused_norms, sequence_parallel=sequence_parallel,
     )  # fmt: skip
 
 
@@ -500,6 +539,11 @@ def estimated_gguf_bytes(config: TransformerConfig, variant: str) -> tuple[int, 
 def _numel(config: TransformerConfig) -> int:
     with torch.device("meta"):
         return sum(t.numel() for t in MotifVideoTransformer(config).state_dict().values())
+
+
+def transformer_config(model: str | Path = MOTIF_REPO, gguf: str | Path | None = None) -> TransformerConfig:
+    """The transformer's architecture from the checkpoint's config at hand, else the official one (no weights)."""
+    return locate_sources(model, gguf, **AT_HAND).transformer.value
 
 
 def _stored_numel(files: list[Path]) -> int:

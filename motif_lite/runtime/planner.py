@@ -62,6 +62,10 @@ CONTEXT_TOKENS = 512 + 729
 #                 with `token_chunk` c (FF chunking): tokens, normed, attn, output ... 5 D, plus c (3 F + 2 D)
 ATTN_PHASE_D = 12
 ATTN_PHASE_D_FUSED = 7
+# Sequence parallel (runtime/parallel.py) over sp ranks: each rank holds 1/sp of the video tokens (the context stays
+# whole); around attention its all-to-all holds a send copy, then the received tensor and the reassembled q/k/v
+# (3 D each) next to the q/k/v it started from: up to 6 D more per local token in the attention phase.
+SP_EXCHANGE_D = 6
 # Attention itself is O(L) with SDPA's flash / memory-efficient kernels: no L x L term.
 # T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like: hidden 2560, MLP 10240, 34 layers):
 # the token embedding (262144 x 2560 = 0.67 B) is ~16 % of the parameters; one text layer ~94 M (~2.2 %).
@@ -292,10 +296,18 @@ def _ladder(num_blocks: int) -> list[_Choice]:
 
 
 def transformer_activation_bytes(
-    n: int, config: TransformerConfig, batch: int, ff_chunk: int | None, fused_norms: bool = False
+    n: int,
+    config: TransformerConfig,
+    batch: int,
+    ff_chunk: int | None,
+    fused_norms: bool = False,
+    sequence_parallel: int = 1,
 ) -> int:
-    """Peak activation bytes of one transformer forward over n video tokens (the formulas at the top)."""
+    """Peak activation bytes of one transformer forward over n video tokens (the formulas at the top), on each
+    of `sequence_parallel` ranks sharing them."""
     attn_phase_d = ATTN_PHASE_D_FUSED if fused_norms else ATTN_PHASE_D
+    if sequence_parallel > 1:
+        n, attn_phase_d = -(-n // sequence_parallel), attn_phase_d + SP_EXCHANGE_D
     d = config.hidden_size
     f = int(d * config.mlp_ratio)
     joint = n + CONTEXT_TOKENS
@@ -376,7 +388,9 @@ def _text_weights(sizes: _Sizes, choice: _Choice) -> int:
     return 0
 
 
-def _stage_estimates(sizes: _Sizes, choice: _Choice, batch: int, fused_norms: bool) -> tuple[StageEstimate, ...]:
+def _stage_estimates(
+    sizes: _Sizes, choice: _Choice, batch: int, fused_norms: bool, sequence_parallel: int = 1
+) -> tuple[StageEstimate, ...]:
     resident = _resident_weights(sizes, choice)
     text_weights = resident + _text_weights(sizes, choice)
     text_acts = 0 if choice.text is TextEncoderPlacement.CPU else text_activation_bytes(batch)
@@ -385,7 +399,9 @@ def _stage_estimates(sizes: _Sizes, choice: _Choice, batch: int, fused_norms: bo
         dit_weights += 2 * max(sizes.block_bytes[choice.resident_blocks :])  # current + prefetched block
     if sizes.quantized:
         dit_weights += sizes.largest_linear * DEQUANT_BYTES_PER_WEIGHT
-    dit_acts = transformer_activation_bytes(sizes.video_tokens, sizes.config, batch, choice.ff_chunk, fused_norms)
+    dit_acts = transformer_activation_bytes(
+        sizes.video_tokens, sizes.config, batch, choice.ff_chunk, fused_norms, sequence_parallel
+    )
     vae_acts = vae_decode_bytes(sizes, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands)
     blocks = len(sizes.block_bytes)
     streamed_blocks = "none" if choice.resident_blocks is None else f"{blocks - choice.resident_blocks} of {blocks}"
@@ -428,6 +444,7 @@ def plan_memory(
     device: str = "cuda",
     vae_dtype: torch.dtype = torch.float32,
     fused_norms: bool = False,
+    sequence_parallel: int = 1,
 ) -> Plan:
     """The fastest plan whose estimated peak fits `budget_bytes` (None: no limit, everything resident).
 
@@ -436,6 +453,7 @@ def plan_memory(
     and unconditional passes as separate calls, so 1 there; 2 for a runner that batches them). vae_dtype: the
     dtype the VAE is loaded in (`load_vae`'s default float32 doubles the decode memory of bfloat16).
     fused_norms: the transformer runs the fused Triton norm kernels (no float32 RoPE temporaries).
+    sequence_parallel: the ranks sharing the video tokens (runtime/parallel.py); the plan is for one of them.
     Raises MotifLiteError naming the smallest peak when no plan fits.
     """
     if cfg_batch < 1 or weight_bytes <= 0 or text_encoder_bytes < 0:
@@ -444,7 +462,7 @@ def plan_memory(
     ladder = _ladder(len(sizes.block_bytes))
     plans = []
     for rank, choice in enumerate(ladder):
-        stages = _stage_estimates(sizes, choice, cfg_batch, fused_norms)
+        stages = _stage_estimates(sizes, choice, cfg_batch, fused_norms, sequence_parallel)
         plan = Plan(
             width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
             choice.ff_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages, budget_bytes, rank,
