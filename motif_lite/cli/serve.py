@@ -84,7 +84,7 @@ def parse_max_video(text: str) -> tuple[int, int, int]:
 
 
 def _check_server_extra() -> None:
-    for module in ("fastapi", "uvicorn", "multipart"):
+    for module in ("fastapi", "uvicorn", "python_multipart"):
         try:
             __import__(module)
         except ImportError as exc:
@@ -149,6 +149,7 @@ def _serve(args: argparse.Namespace, sock, store, max_video: tuple[int, int, int
     )
     server = VideoServer(pipe, store, config)
     counts = ", ".join(f"{n} {status}" for status, n in sorted(store.counts().items())) or "no jobs"
+    sock.listen(128)  # from here on a connection waits for uvicorn instead of being refused
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
     interrupted = f"; {len(server.interrupted)} failed as interrupted by the last stop" if server.interrupted else ""
