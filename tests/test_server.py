@@ -166,6 +166,18 @@ def test_invalid_settings_are_400_with_the_cli_message(server, body, message, pa
     assert server.request("GET", "/v1/videos")[1]["data"] == []  # nothing was queued
 
 
+def test_null_is_the_default_and_the_memory_plan_caps_the_size(pipe, tmp_path):
+    with InProcessServer(pipe, tmp_path / "data", max_video=(48, 32, 5)) as server:
+        body = {"prompt": PROMPT, **LONG, "steps": None, "seed": None, "flow_shift": None}
+        code, video, _ = server.request("POST", "/v1/videos", body)
+        assert code == 200 and video["settings"]["steps"] == 50 and 0 <= video["settings"]["seed"] < 2**32
+        assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+        for extra, param in ((dict(size="64x32"), "size"), (dict(num_frames=9), "num_frames")):
+            code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, **extra})
+            assert code == 400 and error["error"]["param"] == param
+            assert "than the 48x32x5 this server planned its memory for" in error["error"]["message"]
+
+
 def test_form_values_are_parsed_and_checked(server):
     body, headers = multipart({"prompt": PROMPT, "size": "48x32", "steps": "two"}, {})
     code, error, _ = server.request("POST", "/v1/videos", body, headers)

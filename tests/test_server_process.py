@@ -86,7 +86,11 @@ def test_restart_keeps_finished_jobs_sigkill_interrupts_sigterm_requeues(checkpo
 
 
 def test_50_concurrent_status_polls_while_a_job_runs(checkpoint, tmp_path, record_property, capsys):
-    with process_server(checkpoint, tmp_path / "data") as server:
+    # With a memory budget the server plans for --max-video and refuses larger videos.
+    with process_server(checkpoint, tmp_path / "data", "--vram", "4", "--max-video", "48x32x9") as server:
+        code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "size": "64x32"})
+        assert code == 400 and "than the 48x32x9 this server planned its memory for" in error["error"]["message"]
+        assert "Memory plan for 48x32x9" in server.output()
         video = create(server, **LONG)
         wait_status(server, video["id"], "in_progress")
         latencies: list[float] = []

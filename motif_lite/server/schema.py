@@ -71,7 +71,8 @@ def parse_create(fields: Mapping[str, Any], image: bytes | None, from_form: bool
     if unknown:
         names = ", ".join(OPENAI_FIELDS + tuple(MOTIF_FIELDS))
         raise ApiError(400, f"unknown parameter {unknown[0]!r}; known: {names}", unknown[0], "unknown_parameter")
-    given = {k: v for k, v in fields.items() if not (from_form and v == "")}  # the SDK sends None as ""
+    # Absent, null, or in a form "" (the SDK's None): the request's default.
+    given = {k: v for k, v in fields.items() if v is not None and not (from_form and v == "")}
     prompt = given.get("prompt")
     if prompt is None:
         raise ApiError(400, "prompt is required", "prompt", "missing_required_parameter")
