@@ -42,6 +42,7 @@ class InProcessServer:
         self.log: list[str] = []
         self.store = JobStore(data)
         self.server = VideoServer(pipe, self.store, ServerConfig(model_name="tiny", **config), self.log.append)
+        self.worker = self.server.worker
         self.sock = bind(HOST, 0)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://{HOST}:{self.port}"

@@ -22,7 +22,8 @@ from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
 
 from motif_lite import cli, load_pipeline  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
-from motif_lite.server.jobs import QUEUED, DataFolderBusy, JobStore  # noqa: E402
+from motif_lite.server.jobs import QUEUED, DataFolderBusy, JobStore, new_job_id  # noqa: E402
+from motif_lite.server.schema import stored_settings  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
 PROMPT = "a red fox runs through snow"
@@ -306,6 +307,17 @@ def test_orderly_stop_queues_the_running_job_again(pipe, tmp_path):
     with InProcessServer(pipe, data) as server:
         server.wait_status(video["id"], ("in_progress",))  # picked up again after the restart
         assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+
+
+def test_a_job_that_cannot_run_fails_and_the_worker_goes_on(server):
+    # Settings a future version might store: this job fails, the next one runs.
+    settings = {**stored_settings(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1)), "bogus": 1}
+    bad = server.store.add(new_job_id(), "tiny", settings, False, max_active=10)
+    server.worker.notify()
+    good = server.client().videos.create_and_poll(prompt=PROMPT, poll_interval_ms=100, extra_body=TINY)
+    failed = server.wait_status(bad.id, ("failed",))
+    assert failed["error"]["code"] == "generation_failed" and "bogus" in failed["error"]["message"]
+    assert good.status == "completed"
 
 
 def test_one_server_per_data_folder(tmp_path):

@@ -82,10 +82,12 @@ class Worker:
     def run_job(self, job: Job) -> None:
         image = self.store.input_path(job.id) if job.has_image else None
         output = self.store.video_path(job.id)
-        request = GenerationRequest(**job.settings, image=image, output=output)
-        self.log(f"{job.id}: started ({job.settings['width']}x{job.settings['height']}, "
-                 f"{job.settings['frames']} frames, {job.settings['steps']} steps)")  # fmt: skip
+        s = job.settings
+        self.log(f"{job.id}: started ({s.get('width')}x{s.get('height')}, {s.get('frames')} frames, "
+                 f"{s.get('steps')} steps)")  # fmt: skip
         try:
+            # Inside the try: settings stored by another version of motif-lite fail this job, not the worker.
+            request = GenerationRequest(**s, image=image, output=output)
             self.pipe.generate(request, on_progress=self._progress(job.id))
         except JobDeleted:
             self.log(f"{job.id}: deleted, stopped")
