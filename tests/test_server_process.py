@@ -169,3 +169,10 @@ def test_bad_flags_are_one_line_errors(flags, needle, capsys):
     assert cli.main(["serve", *flags]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
+
+
+def test_missing_lora_is_a_one_line_error(checkpoint, tmp_path, capsys):
+    flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--dtype", "fp32"]
+    assert cli.main(["serve", "-m", str(checkpoint), *flags, "--lora", str(tmp_path / "no.safetensors:0.5")]) == 2
+    err = capsys.readouterr().err
+    assert f"error: LoRA file not found: {tmp_path / 'no.safetensors'}" in err and "Traceback" not in err

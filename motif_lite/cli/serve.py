@@ -74,6 +74,8 @@ def _add_model_flags(serve: argparse.ArgumentParser) -> None:
     m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
     m.add_argument("--vram", type=float, metavar="GiB", help="device memory budget (default: the GPU's free memory)")
+    m.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
+                   help="a LoRA applied to the transformer for every job, as for run (repeatable)")  # fmt: skip
 
 
 def parse_max_video(text: str) -> tuple[int, int, int]:
@@ -136,8 +138,13 @@ def _serve(args: argparse.Namespace, sock, store, max_video: tuple[int, int, int
         largest = GenerationRequest("-", width=width, height=height, frames=frames)
         plan = plan_generation(largest, **model, vram_gib=args.vram, kernels=args.kernels)
         print(plan.describe(), file=sys.stderr)
+    from motif_lite.weights.lora import LoRASpec
+
+    loras = [(spec.path, spec.strength) for spec in map(LoRASpec.parse, args.lora)]
     print(f"loading {args.model}" + (f" with {args.gguf}" if args.gguf else "") + " ...", file=sys.stderr)
-    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan)
+    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan, loras=loras)
+    if pipe.loras is not None:
+        print(f"loras: {pipe.loras.describe()}", file=sys.stderr)
     config = ServerConfig(
         model_name=served_model_name(args.model, args.gguf),
         api_key=api_key,
