@@ -309,6 +309,24 @@ def test_orderly_stop_queues_the_running_job_again(pipe, tmp_path):
         assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
 
 
+def test_previews_while_denoising(server):
+    video = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "steps": 40})[1]
+    code, error, _ = server.request("GET", f"/v1/videos/{video['id']}/content?variant=preview")
+    assert code == 404 and error["error"]["code"] == "preview_not_ready"  # queued: nothing to show yet
+
+    def preview():
+        code, data, headers = server.request("GET", f"/v1/videos/{video['id']}/content?variant=preview")
+        return code == 200 and (data, headers)
+
+    data, headers = wait_for(preview, 120, "a preview", interval=0.2)  # after 10 of the 40 steps
+    assert headers["content-type"] == "image/webp" and headers["cache-control"] == "no-store"
+    image = PIL.Image.open(io.BytesIO(data))
+    assert (image.size, image.n_frames) == ((12, 8), 2)  # 2x the 6x4 latents, one frame per latent frame
+    assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+    wait_for(lambda: f"{video['id']}: deleted, stopped" in server.log, 60, "the worker to stop the job")
+    assert list((server.store.root / "videos").iterdir()) == []
+
+
 def test_a_job_that_cannot_run_fails_and_the_worker_goes_on(server):
     # Settings a future version might store: this job fails, the next one runs.
     settings = {**stored_settings(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1)), "bogus": 1}

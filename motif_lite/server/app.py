@@ -25,13 +25,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import GenerationRequest
-from motif_lite.server.jobs import COMPLETED, JOB_ID, Job, JobStore, new_job_id
+from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, Job, JobStore, new_job_id
 from motif_lite.server.schema import ApiError, CreateBody, decode_image, parse_create, stored_settings, video_object
 from motif_lite.server.worker import Worker
 
 MiB = 2**20
 STATIC = Path(__file__).parent / "static"
-MEDIA_TYPES = {"video": ("video/mp4", ".mp4"), "thumbnail": ("image/webp", ".webp")}
+# variant -> (media type, suffix). `preview` (motif-lite's own): a running job's latest preview, animated WebP.
+MEDIA_TYPES = {"video": ("video/mp4", ".mp4"), "thumbnail": ("image/webp", ".webp"), "preview": ("image/webp", ".webp")}
 
 
 @dataclass(frozen=True)
@@ -112,10 +113,12 @@ def _api_router(store: JobStore, worker: Worker, config: ServerConfig) -> APIRou
         return {"id": job.id, "object": "video.deleted", "deleted": True}
 
     @api.get("/videos/{video_id}/content")
-    def download_video(video_id: str, variant: str = "video") -> FileResponse:
+    def download_video(video_id: str, variant: str = "video") -> Response:
         if variant not in MEDIA_TYPES:
             raise ApiError(400, f"variant must be one of {', '.join(MEDIA_TYPES)}, got {variant!r}", "variant")
         job = _job(store, video_id)
+        if variant == "preview":
+            return _preview(store, job)
         if job.status != COMPLETED:
             raise ApiError(409, f"video {video_id} is {job.status}, not completed", None, "video_not_ready")
         media_type, suffix = MEDIA_TYPES[variant]
@@ -165,6 +168,18 @@ def _submitter(store: JobStore, worker: Worker, config: ServerConfig) -> Callabl
         return job
 
     return submit
+
+
+def _preview(store: JobStore, job: Job) -> Response:
+    """The latest preview of a running job (read at once: the worker replaces the file as it goes)."""
+    try:
+        data = store.preview_path(job.id).read_bytes() if job.status == IN_PROGRESS else None
+    except FileNotFoundError:
+        data = None
+    if data is None:
+        raise ApiError(404, f"no preview of {job.id} (yet): previews exist while a job is denoising", None,
+                       "preview_not_ready")  # fmt: skip
+    return Response(data, media_type="image/webp", headers={"Cache-Control": "no-store"})
 
 
 def _check_planned_size(request: GenerationRequest, max_video: tuple[int, int, int] | None) -> None:

@@ -3,6 +3,7 @@
     DATA/jobs.sqlite3        one row per job: status, progress, times, the resolved settings (JSON), error
     DATA/videos/ID.mp4       finished videos (written under a `.partial-*` name, renamed when complete)
     DATA/videos/ID.webp      their first frame (the `thumbnail` variant)
+    DATA/videos/ID.preview.webp  a running job's latest preview (the `preview` variant), removed when it ends
     DATA/inputs/ID.png       the first frame of an image-to-video job, kept until the job ends
 
 Job ids are drawn at random (`video_` + 32 hex digits) and every file name is derived from one; nothing a client
@@ -120,6 +121,9 @@ class JobStore:
     def thumbnail_path(self, job_id: str) -> Path:
         return self.videos / f"{_checked(job_id)}.webp"
 
+    def preview_path(self, job_id: str) -> Path:
+        return self.videos / f"{_checked(job_id)}.preview.webp"
+
     def input_path(self, job_id: str) -> Path:
         return self.inputs / f"{_checked(job_id)}.png"
 
@@ -216,8 +220,9 @@ class JobStore:
         return job
 
     def remove_files(self, job_id: str) -> None:
-        for path in (self.video_path(job_id), self.thumbnail_path(job_id), self.input_path(job_id)):
+        for path in (self.video_path(job_id), self.thumbnail_path(job_id), self.preview_path(job_id)):
             path.unlink(missing_ok=True)
+        self.input_path(job_id).unlink(missing_ok=True)
 
     def recover(self) -> list[str]:
         """After a restart: fail the jobs that were running (returned), remove files of no finished job."""
@@ -233,7 +238,7 @@ class JobStore:
             waiting = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ? AND has_image", (QUEUED,))}
         for path in self.videos.iterdir():
             if path.stem not in finished or path.suffix not in (".mp4", ".webp"):
-                path.unlink()  # partial writes, thumbnails of deleted jobs, a video renamed just before a crash
+                path.unlink()  # partial writes, previews, files of deleted jobs, a video renamed just before a crash
         for path in self.inputs.iterdir():
             if path.stem not in waiting:
                 path.unlink()

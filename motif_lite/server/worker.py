@@ -1,6 +1,7 @@
 """The worker: one thread that runs the queued jobs in submission order on the one loaded pipeline.
 
-Progress comes from `MotifVideoPipeline.generate(request, on_progress=...)` and goes to the store. The same
+Progress comes from `MotifVideoPipeline.generate(request, on_progress=...)` and goes to the store; its previews
+(`on_preview`, a cheap look at the clip every quarter of the steps) go to a file the API serves. The progress
 callback is where a job stops between steps, the way Ctrl-C stops `motif-lite run`: it raises when the job was
 deleted (the store no longer has it running) or the server is shutting down (the job goes back to the queue).
 `generate` writes the video under a temporary name and renames it only once it is complete, so a stopped or
@@ -16,8 +17,10 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from motif_lite.errors import MotifLiteError
-from motif_lite.request import GenerationRequest
+from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.jobs import Job, JobStore
 
 # Share of the progress bar per stage (percent at its start and end); "completed" is 100.
@@ -88,7 +91,8 @@ class Worker:
         try:
             # Inside the try: settings stored by another version of motif-lite fail this job, not the worker.
             request = GenerationRequest(**s, image=image, output=output)
-            self.pipe.generate(request, on_progress=self._progress(job.id))
+            preview = self._preview_writer(self.store.preview_path(job.id), request.fps)
+            self.pipe.generate(request, on_progress=self._progress(job.id), on_preview=preview)
         except JobDeleted:
             self.log(f"{job.id}: deleted, stopped")
             self.store.remove_files(job.id)
@@ -110,6 +114,19 @@ class Worker:
                 self.log(f"{job.id}: completed")
             else:  # deleted after its last progress report
                 self.store.remove_files(job.id)
+        finally:
+            self.store.preview_path(job.id).unlink(missing_ok=True)
+
+    def _preview_writer(self, path: Path, fps: float) -> Callable[[int, int, np.ndarray], None]:
+        from motif_lite.io.preview import write_preview
+
+        def write(done: int, steps: int, frames: np.ndarray) -> None:
+            try:
+                write_preview(frames, path, fps / TEMPORAL_FACTOR)  # one preview frame per latent frame
+            except MotifLiteError as exc:  # a preview is a courtesy: never the reason a job fails
+                self.log(f"{path.name}: {exc}")
+
+        return write
 
     def _progress(self, job_id: str) -> Callable[[str, int, int], None]:
         last = [0]

@@ -81,7 +81,29 @@ function updateCard(li, video) {
     actions.dataset.status = running ? "running" : video.status;
     actions.replaceChildren(button(running ? "Cancel" : "Delete", () => remove(video.id)));
   }
+  if (video.status === "in_progress") showPreview(li, video);
   if (video.status === "completed") showVideo(li, video);
+}
+
+async function showPreview(li, video) {
+  // The server rewrites the preview about every quarter of the steps; looking again when the progress moved is enough.
+  if (li.dataset.previewAt === String(video.progress)) return;
+  li.dataset.previewAt = String(video.progress);
+  let blob;
+  try {
+    blob = await (await api("/v1/videos/" + video.id + "/content?variant=preview")).blob();
+  } catch (_) {
+    return; // none yet
+  }
+  let image = li.querySelector("img.preview");
+  if (!image) {
+    image = document.createElement("img");
+    image.className = "preview";
+    image.alt = "preview of the video being generated";
+    li.querySelector(".media").append(image);
+  }
+  if (image.src) URL.revokeObjectURL(image.src);
+  image.src = URL.createObjectURL(blob);
 }
 
 function button(label, onClick) {
@@ -98,7 +120,9 @@ async function showVideo(li, video) {
   const player = document.createElement("video");
   player.className = "result";
   Object.assign(player, { controls: true, autoplay: true, loop: true, muted: true, playsInline: true });
-  li.querySelector(".media").append(player);
+  const preview = li.querySelector("img.preview");
+  if (preview) URL.revokeObjectURL(preview.src);
+  li.querySelector(".media").replaceChildren(player);
   try {
     if (!blobs.has(video.id)) {
       const response = await api("/v1/videos/" + video.id + "/content");
