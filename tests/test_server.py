@@ -230,6 +230,18 @@ def test_api_key_is_required_on_every_api_route(pipe, tmp_path):
         assert code == 200 and b"<title>motif-lite</title>" in page
 
 
+def test_no_cors_unless_asked(server, pipe, tmp_path):
+    preflight = {"Origin": "http://page.test", "Access-Control-Request-Method": "POST"}
+    code, _, headers = server.request("OPTIONS", "/v1/videos", headers=preflight)
+    assert "access-control-allow-origin" not in headers
+    assert "access-control-allow-origin" not in server.request("GET", "/v1/videos", headers=preflight)[2]
+    with InProcessServer(pipe, tmp_path / "cors", cors_origins=("http://page.test",)) as allowing:
+        code, _, headers = allowing.request("OPTIONS", "/v1/videos", headers=preflight)
+        assert code == 200 and headers["access-control-allow-origin"] == "http://page.test"
+        other = {**preflight, "Origin": "http://elsewhere.test"}
+        assert "access-control-allow-origin" not in allowing.request("OPTIONS", "/v1/videos", headers=other)[2]
+
+
 def test_oversized_bodies_and_images_are_413(pipe, tmp_path):
     limits = dict(max_upload_bytes=64 * 1024, max_image_pixels=200 * 200)
     with InProcessServer(pipe, tmp_path / "data", **limits) as server:
