@@ -42,8 +42,6 @@ _INT = re.compile(r"^\s*[+-]?\d+\s*$")
 class ApiError(Exception):
     """An error response in OpenAI's shape."""
 
-    TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error"}
-
     def __init__(
         self, status: int, message: str, param: str | None = None, code: str | None = None, headers: dict | None = None
     ) -> None:
@@ -51,7 +49,7 @@ class ApiError(Exception):
         self.status, self.message, self.param, self.code, self.headers = status, message, param, code, headers
 
     def body(self) -> dict[str, Any]:
-        kind = self.TYPES.get(self.status, "server_error" if self.status >= 500 else "invalid_request_error")
+        kind = "server_error" if self.status >= 500 else "invalid_request_error"
         return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
 
 
