@@ -74,7 +74,8 @@ def test_restart_keeps_finished_jobs_sigkill_interrupts_sigterm_requeues(checkpo
         requeued = create(second, **LONG)
         wait_status(second, requeued["id"], "in_progress")
         assert second.signal(signal.SIGTERM) == 130  # an orderly stop, like Ctrl-C
-        assert "queued again" in second.output() and "Traceback" not in second.output()
+        assert "stops after its current step" in second.output() and "queued again" in second.output()
+        assert "Traceback" not in second.output()
 
     store = JobStore(data)
     try:

@@ -58,6 +58,7 @@ class Worker:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="motif-lite-worker", daemon=True)
+        self.current: str | None = None  # the id of the job running now
 
     def start(self) -> None:
         self._thread.start()
@@ -68,6 +69,8 @@ class Worker:
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop after the current step; the running job goes back to the queue."""
+        if self.current is not None:
+            self.log(f"stopping: {self.current} stops after its current step (Ctrl-C again to quit at once)")
         self._stopping.set()
         self._wake.set()
         if self._thread.is_alive():
@@ -80,7 +83,11 @@ class Worker:
             if job is None:
                 self._wake.wait(IDLE_WAIT_SECONDS)
                 continue
-            self.run_job(job)
+            self.current = job.id
+            try:
+                self.run_job(job)
+            finally:
+                self.current = None
 
     def run_job(self, job: Job) -> None:
         image = self.store.input_path(job.id) if job.has_image else None
