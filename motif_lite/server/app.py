@@ -80,6 +80,9 @@ def create_app(store: JobStore, worker: Worker, config: ServerConfig) -> FastAPI
 
 
 def _api_router(store: JobStore, worker: Worker, config: ServerConfig) -> APIRouter:
+    # The handlers run on the event loop: each store call is a short SQLite statement, and a hop to a thread per
+    # request (FastAPI's way with plain functions) cost more than the work under load. Creating a job decodes an
+    # image and so goes to a thread.
     api = APIRouter(prefix="/v1", dependencies=[Depends(_key_checker(config.api_key))])
     submit = _submitter(store, worker, config)
 
@@ -90,7 +93,7 @@ def _api_router(store: JobStore, worker: Worker, config: ServerConfig) -> APIRou
         return video_object(job)
 
     @api.get("/videos")
-    def list_videos(request: Request) -> dict[str, Any]:
+    async def list_videos(request: Request) -> dict[str, Any]:
         after, limit, descending = _page_params(request.query_params)
         page = store.page(after, limit, descending)
         if page is None:
@@ -101,19 +104,19 @@ def _api_router(store: JobStore, worker: Worker, config: ServerConfig) -> APIRou
         return {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": has_more}
 
     @api.get("/videos/{video_id}")
-    def retrieve_video(video_id: str, response: Response) -> dict[str, Any]:
+    async def retrieve_video(video_id: str, response: Response) -> dict[str, Any]:
         response.headers["openai-poll-after-ms"] = str(config.poll_after_ms)
         return video_object(_job(store, video_id))
 
     @api.delete("/videos/{video_id}")
-    def delete_video(video_id: str) -> dict[str, Any]:
+    async def delete_video(video_id: str) -> dict[str, Any]:
         job = store.delete(video_id) if JOB_ID.match(video_id) else None
         if job is None:
             raise _not_found(video_id)
         return {"id": job.id, "object": "video.deleted", "deleted": True}
 
     @api.get("/videos/{video_id}/content")
-    def download_video(video_id: str, variant: str = "video") -> Response:
+    async def download_video(video_id: str, variant: str = "video") -> Response:
         if variant not in MEDIA_TYPES:
             raise ApiError(400, f"variant must be one of {', '.join(MEDIA_TYPES)}, got {variant!r}", "variant")
         job = _job(store, video_id)
@@ -130,7 +133,7 @@ def _api_router(store: JobStore, worker: Worker, config: ServerConfig) -> APIRou
         )
 
     @api.get("/models")
-    def list_models() -> dict[str, Any]:
+    async def list_models() -> dict[str, Any]:
         model = {"id": config.model_name, "object": "model", "created": 0, "owned_by": "motif-lite"}
         return {"object": "list", "data": [model]}
 
@@ -247,10 +250,10 @@ def _not_found(video_id: str) -> ApiError:
     return ApiError(404, f"no video with id {video_id!r}", None, "not_found")
 
 
-def _key_checker(api_key: str | None) -> Callable[[Request], None]:
+def _key_checker(api_key: str | None) -> Callable[[Request], Awaitable[None]]:
     expected = None if api_key is None else api_key.encode()
 
-    def check_key(request: Request) -> None:
+    async def check_key(request: Request) -> None:
         if expected is None:
             return
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
