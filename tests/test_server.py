@@ -78,6 +78,11 @@ def test_sdk_end_to_end_equals_motif_lite_run(server, checkpoint, tmp_path):
     assert video.status == "completed" and video.progress == 100 and video.error is None
     assert (video.object, video.size, video.prompt, video.model) == ("video", "48x32", PROMPT, "tiny")
     assert video.completed_at >= video.created_at and video.settings["seed"] == 7
+    # What the request left open, as the checkpoint decides it (its APG guider and scheduler shift 15).
+    effective = {k: video.settings[k] for k in ("guidance_method", "guidance_scale", "apg_norm_threshold",
+                                                "apg_momentum", "flow_shift", "sampling_method")}  # fmt: skip
+    assert effective == dict(guidance_method="apg", guidance_scale=8.0, apg_norm_threshold=12.0, apg_momentum=0.1,
+                             flow_shift=15.0, sampling_method="euler")  # fmt: skip
     assert client.videos.retrieve(video.id).model_dump() == video.model_dump()
     assert [v.id for v in client.videos.list()] == [video.id]
     served = client.videos.download_content(video.id).content
@@ -147,6 +152,7 @@ BAD_BODIES = [
     ({"prompt": PROMPT, "guidance_scale": -1}, "cfg scale must be a finite number >= 0, got -1", None),
     ({"prompt": PROMPT, "fps": 0}, "fps must be a finite number > 0", None),
     ({"prompt": "  "}, "prompt is empty", None),
+    ({"prompt": PROMPT, "guidance_method": "cfg", "apg_momentum": 0.2}, "apply to APG guidance, not CFG", None),
     ({"prompt": PROMPT, "step": 2}, "unknown parameter 'step'", "step"),
     ({"negative_prompt": "x"}, "prompt is required", "prompt"),
     ({"prompt": PROMPT, "size": "big"}, "size must be 'WIDTHxHEIGHT'", "size"),
@@ -172,6 +178,12 @@ def test_null_is_the_default_and_the_memory_plan_caps_the_size(pipe, tmp_path):
         body = {"prompt": PROMPT, **LONG, "steps": None, "seed": None, "flow_shift": None}
         code, video, _ = server.request("POST", "/v1/videos", body)
         assert code == 200 and video["settings"]["steps"] == 50 and 0 <= video["settings"]["seed"] < 2**32
+        body = {"prompt": PROMPT, **LONG, "guidance_scale": 1, "flow_shift": 5, "sampling_method": "dpm++2m"}
+        code, given, _ = server.request("POST", "/v1/videos", body)  # given values win over the checkpoint's
+        settings = given["settings"]
+        assert (settings["guidance_scale"], settings["guidance_method"], settings["apg_momentum"]) == (1, None, None)
+        assert (settings["flow_shift"], settings["sampling_method"]) == (5, "dpm++2m")
+        assert server.request("DELETE", f"/v1/videos/{given['id']}")[0] == 200
         assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
         for extra, param in ((dict(size="64x32"), "size"), (dict(num_frames=9), "num_frames")):
             code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, **extra})
@@ -185,7 +197,7 @@ def test_form_values_are_parsed_and_checked(server):
     assert code == 400 and error["error"]["message"] == "steps must be an integer, got 'two'"
     body, headers = multipart({"prompt": PROMPT, "size": "48x32", "steps": "3", "flow_shift": ""}, {})
     code, video, _ = server.request("POST", "/v1/videos", body, headers)  # "" = not given (the SDK's None)
-    assert code == 200 and video["settings"]["steps"] == 3 and video["settings"]["flow_shift"] is None
+    assert code == 200 and video["settings"]["steps"] == 3 and video["settings"]["flow_shift"] == 15.0  # checkpoint
     assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
     body, headers = multipart({"prompt": PROMPT}, {"input_reference": ("x.png", b"not an image", "image/png")})
     code, error, _ = server.request("POST", "/v1/videos", body, headers)

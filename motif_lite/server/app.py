@@ -26,7 +26,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import GenerationRequest
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, Job, JobStore, new_job_id
-from motif_lite.server.schema import ApiError, CreateBody, decode_image, parse_create, stored_settings, video_object
+from motif_lite.server.schema import (
+    ApiError,
+    CreateBody,
+    decode_image,
+    effective_settings,
+    parse_create,
+    stored_settings,
+    video_object,
+)
 from motif_lite.server.worker import Worker
 
 MiB = 2**20
@@ -156,10 +164,12 @@ def _submitter(store: JobStore, worker: Worker, config: ServerConfig) -> Callabl
             request = GenerationRequest(**body.request_fields, image=image_path, output=store.video_path(job_id))
             try:
                 resolved, _notes = request.resolve()
+                effective = effective_settings(worker.pipe.settings_for(resolved))  # as the worker will see them
             except MotifLiteError as exc:  # a RequestError: the same message as `motif-lite run`
                 raise ApiError(400, str(exc), None, "invalid_value") from exc
             _check_planned_size(resolved, config.max_video)
-            job = store.add(job_id, config.model_name, stored_settings(resolved), image is not None, config.max_queue)
+            settings = stored_settings(resolved)
+            job = store.add(job_id, config.model_name, settings, image is not None, config.max_queue, effective)
             if job is None:
                 raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
                                None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip

@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     completed_at INTEGER,
     model TEXT NOT NULL,
     settings TEXT NOT NULL,                 -- JSON: GenerationRequest fields, resolved (seed drawn, frames 4k+1)
+    effective TEXT NOT NULL DEFAULT '{}',   -- JSON: what the checkpoint decides for the fields left open (display)
     has_image INTEGER NOT NULL DEFAULT 0,
     error_code TEXT,
     error_message TEXT
@@ -69,6 +70,7 @@ class Job:
     completed_at: int | None
     model: str
     settings: dict[str, Any]  # GenerationRequest fields except `image` and `output`
+    effective: dict[str, Any]  # API name -> the checkpoint's (or official) value of a field left open
     has_image: bool  # image-to-video: the first frame waits in inputs/ID.png
     error_code: str | None
     error_message: str | None
@@ -77,6 +79,7 @@ class Job:
     def from_row(cls, row: sqlite3.Row) -> Job:
         values = dict(row)
         values["settings"] = json.loads(values["settings"])
+        values["effective"] = json.loads(values["effective"])
         values["has_image"] = bool(values["has_image"])
         return cls(**values)
 
@@ -127,16 +130,26 @@ class JobStore:
     def input_path(self, job_id: str) -> Path:
         return self.inputs / f"{_checked(job_id)}.png"
 
-    def add(self, job_id: str, model: str, settings: dict[str, Any], has_image: bool, max_active: int) -> Job | None:
+    def add(
+        self,
+        job_id: str,
+        model: str,
+        settings: dict[str, Any],
+        has_image: bool,
+        max_active: int,
+        effective: dict[str, Any] | None = None,
+    ) -> Job | None:
         """Queue a new job; None when `max_active` jobs are already queued or running."""
         with self._lock:
             active = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", (QUEUED, IN_PROGRESS))
             if active.fetchone()[0] >= max_active:
                 return None
             self._db.execute(
-                "INSERT INTO jobs (id, status, created_at, model, settings, has_image) VALUES (?, ?, ?, ?, ?, ?)",
-                (_checked(job_id), QUEUED, int(time.time()), model, json.dumps(settings), int(has_image)),
-            )
+                "INSERT INTO jobs (id, status, created_at, model, settings, effective, has_image) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (_checked(job_id), QUEUED, int(time.time()), model, json.dumps(settings), json.dumps(effective or {}),
+                 int(has_image)),
+            )  # fmt: skip
             return self._get(job_id)
 
     def get(self, job_id: str) -> Job | None:

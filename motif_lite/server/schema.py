@@ -20,6 +20,7 @@ from typing import Any
 
 from motif_lite.request import GenerationRequest
 from motif_lite.server.jobs import Job
+from motif_lite.settings import Settings
 
 REQUEST_DEFAULTS = GenerationRequest(prompt="-")
 # API field -> (GenerationRequest field, type of a form value). `num_frames` wins over `seconds`.
@@ -30,6 +31,9 @@ MOTIF_FIELDS: dict[str, tuple[str, type]] = {
     "seed": ("seed", int),
     "guidance_scale": ("cfg_scale", float),
     "guidance_method": ("guidance", str),
+    "apg_eta": ("apg_eta", float),
+    "apg_norm_threshold": ("apg_norm_threshold", float),
+    "apg_momentum": ("apg_momentum", float),
     "flow_shift": ("flow_shift", float),
     "sampling_method": ("sampler", str),
     "fps": ("fps", float),
@@ -171,12 +175,29 @@ def stored_settings(request: GenerationRequest) -> dict[str, Any]:
     return settings
 
 
+def effective_settings(settings: Settings) -> dict[str, Any]:
+    """The values the checkpoint (or the official defaults) decide, in API names, for what a request leaves open."""
+    from motif_lite.sampling import APGConfig
+
+    guidance = settings.guidance.value
+    apg = guidance if isinstance(guidance, APGConfig) else None
+    return {
+        "sampling_method": settings.sampler.value,
+        "flow_shift": settings.flow_shift.value,
+        "guidance_method": None if guidance is None else "apg" if apg else "cfg",
+        "guidance_scale": 1.0 if guidance is None else guidance.scale,  # 1: guidance off
+        "apg_eta": None if apg is None else apg.eta,
+        "apg_norm_threshold": None if apg is None else apg.norm_threshold,
+        "apg_momentum": None if apg is None else apg.momentum,
+    }
+
+
 def video_object(job: Job) -> dict[str, Any]:
-    """A job as the OpenAI `Video` object, plus `settings`: the Motif settings in API names (null: the
-    checkpoint's own)."""
+    """A job as the OpenAI `Video` object, plus `settings`: every Motif setting in API names, as given or else as
+    the checkpoint (or the official default) decides it."""
     s = job.settings
     error = None if job.error_code is None else {"code": job.error_code, "message": job.error_message}
-    settings = {name: s.get(field) for name, (field, _) in MOTIF_FIELDS.items()}
+    settings = {name: _given_or(s.get(field), job.effective.get(name)) for name, (field, _) in MOTIF_FIELDS.items()}
     settings["image_to_video"] = job.has_image
     return {
         "id": job.id,
@@ -194,3 +215,7 @@ def video_object(job: Job) -> dict[str, Any]:
         "error": error,
         "settings": settings,
     }
+
+
+def _given_or(given: Any, effective: Any) -> Any:
+    return effective if given is None else given
