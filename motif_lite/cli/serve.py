@@ -145,6 +145,7 @@ def _serve(args: argparse.Namespace, sock, store, max_video: tuple[int, int, int
     pipe = load_pipeline(**model, kernels=args.kernels, plan=plan, loras=loras)
     if pipe.loras is not None:
         print(f"loras: {pipe.loras.describe()}", file=sys.stderr)
+    print("\n".join(pipe.settings_for(GenerationRequest("-")).lines()), file=sys.stderr)  # what jobs get by default
     config = ServerConfig(
         model_name=served_model_name(args.model, args.gguf),
         api_key=api_key,
