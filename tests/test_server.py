@@ -27,9 +27,9 @@ from motif_lite.server.schema import stored_settings  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
 PROMPT = "a red fox runs through snow"
-LONG = dict(
-    size="48x32", num_frames=5, steps=1000, seed=1, negative_prompt="blurry"
-)  # minutes of work: cancelled by every test using it
+# Minutes of work: every test that queues it deletes it again.
+LONG = dict(size="48x32", num_frames=5, steps=1000, seed=1, negative_prompt="blurry")
+SDK_SIZES = ("720x1280", "1280x720", "1024x1792", "1792x1024")  # openai.types.VideoSize
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,9 @@ def test_seconds_map_to_frames_at_the_requested_fps(server):
     assert code == 200 and other["settings"]["num_frames"] == 33 and other["size"] == "1280x736"
     code, both, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "seconds": "4", "num_frames": 10})
     assert code == 200 and both["settings"]["num_frames"] == 9 and both["seconds"] == "0.33"  # 10 -> 4k+1 = 9
-    for job in (video, other, both):
+    presets = [server.request("POST", "/v1/videos", {"prompt": PROMPT, "size": size})[1] for size in SDK_SIZES]
+    assert [v["size"] for v in presets] == list(SDK_SIZES)  # every size the SDK offers is valid
+    for job in reversed((video, other, both, *presets)):  # the queued (large) ones before the running one
         assert server.request("DELETE", f"/v1/videos/{job['id']}")[0] == 200
 
 
