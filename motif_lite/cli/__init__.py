@@ -13,12 +13,12 @@ import sys
 from collections.abc import Sequence
 
 from motif_lite import __version__
-from motif_lite.cli import run
+from motif_lite.cli import run, serve
 from motif_lite.errors import MotifLiteError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-SUBCOMMANDS = (run,)
+SUBCOMMANDS = (run, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
