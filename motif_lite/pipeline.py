@@ -32,8 +32,8 @@ from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.video import write_video
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.request import GenerationRequest
-from motif_lite.runtime.kernels import apply_kernels, use_triton
-from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory
+from motif_lite.runtime.kernels import FallbackOp, apply_kernels, attention_workspace_bytes, use_triton
+from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory, video_tokens
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
 from motif_lite.sampling import Schedule, denoise, needs_uncond, schedule_for, shift_from_scheduler_config
 from motif_lite.vae import WanVAE, WanVAEConfig, load_vae
@@ -66,6 +66,7 @@ class GenerationResult:
     peak_device_bytes: int | None  # peak CUDA memory allocated during this generation (None on CPU)
     notes: list[str] = field(default_factory=list)  # settings that were normalized (e.g. frames)
     stage_peaks: dict[str, int] = field(default_factory=dict)  # peak CUDA bytes per stage (empty on CPU)
+    attention: str = "exact"  # the attention that ran: "exact", "int8", or "exact (int8 fell back)"
 
 
 @dataclass
@@ -142,7 +143,14 @@ class MotifVideoPipeline:
             output = self.decode(request, latents, shift, progress)
         timings["total"] = time.perf_counter() - start
         peak = max(peaks.values()) if peaks else None
-        return GenerationResult(output, request, shift, timings, _peak_rss(), peak, notes, peaks)
+        return GenerationResult(output, request, shift, timings, _peak_rss(), peak, notes, peaks, self.attention_used())
+
+    def attention_used(self) -> str:
+        """ "int8" while the 8-bit kernel runs, "exact (int8 fell back)" once it could not (warned), else "exact"."""
+        op = self.transformer.ops.attention
+        if not isinstance(op, FallbackOp) or op.name != "int8 attention":
+            return "exact"
+        return "exact (int8 fell back)" if op.warned else "int8"
 
     @contextlib.contextmanager
     def _stage(self, name: str, timings: dict[str, float], peaks: dict[str, int]) -> Iterator[None]:
@@ -260,6 +268,7 @@ def load_pipeline(
     kernels: str = "auto",
     plan: Plan | None = None,
     text_encoder_dtype: torch.dtype | None = None,
+    attention: str = "exact",
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
 
@@ -268,7 +277,9 @@ def load_pipeline(
     is loaded on the CPU and visits `device` only while prompts are encoded. `plan` (from `plan_generation`):
     load on the CPU, then stream / chunk / tile as the memory plan says instead of putting everything on `device`.
     `text_encoder_dtype` (default `dtype`): e.g. bfloat16 (the checkpoint's own dtype) next to a float32
-    transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
+    transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`. `attention`: "exact" or
+    "int8" (8-bit attention on GPUs with INT8 tensor cores, lossy; elsewhere exact attention with one warning;
+    docs/kernels.md).
     """
     target = resolve_device(device)
     root = locate_checkpoint(model, with_transformer=gguf is None)
@@ -278,7 +289,7 @@ def load_pipeline(
     text_encoder = load_text_encoder(root, dtype=text_encoder_dtype or dtype, device="cpu")
     vae = load_vae(root, dtype=dtype, device=load_device)
     transformer = load_transformer(transformer_source, dtype=dtype, device=load_device)
-    apply_kernels(transformer, kernels)
+    apply_kernels(transformer, kernels, attention=attention)
     pipe = MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, scheduler_shift)
     if plan is not None:
         pipe.text_placement = plan.text_placement
@@ -297,6 +308,7 @@ def plan_generation(
     device: str | torch.device = "auto",
     vram_gib: float | None = None,
     kernels: str = "auto",
+    attention: str = "exact",
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights are loaded.
 
@@ -309,10 +321,12 @@ def plan_generation(
     config, weight_bytes = _transformer_size(root, gguf, dtype)
     text_bytes = _stored_numel(sorted(root.glob("text_encoder/*.safetensors"))) * dtype.itemsize
     vae_config = WanVAEConfig.from_json(root / "vae" / "config.json")
+    tokens = video_tokens(request.width, request.height, request.frames, config, vae_config)
     # cfg_batch=1: `denoise` runs the conditional and unconditional predictions as separate calls.
     return plan_memory(
         request.width, request.height, request.frames, config, weight_bytes, text_bytes, vae_config, budget,
         cfg_batch=1, device=str(target), vae_dtype=dtype, fused_norms=target.type == "cuda" and use_triton(kernels),
+        attention_workspace_bytes=attention_workspace_bytes(attention, config, tokens),
     )  # fmt: skip
 
 

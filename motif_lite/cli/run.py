@@ -12,7 +12,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from motif_lite.choices import DTYPE_NAMES, GUIDANCE_METHODS, KERNEL_BACKENDS, MOTIF_REPO, SAMPLERS
+from motif_lite.choices import ATTENTION_MODES, DTYPE_NAMES, GUIDANCE_METHODS, KERNEL_BACKENDS, MOTIF_REPO, SAMPLERS
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     _add_generation_flags(run)
     _add_model_flags(run)
+    _add_attention_flags(run)
     run.set_defaults(handler=main)
 
 
@@ -108,6 +109,18 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m.add_argument("--dry-run", action="store_true", help="print the memory plan and exit without loading weights")
 
 
+def _add_attention_flags(run: argparse.ArgumentParser) -> None:
+    a = run.add_argument_group("attention")
+    a.add_argument(
+        "--attention",
+        choices=ATTENTION_MODES,
+        default="exact",
+        help="exact (default) or int8: 8-bit attention (INT8 QK; FP8 P·V on RTX 40xx/H100 and newer) for GPUs "
+        "with INT8 tensor cores (RTX 30xx/A100 and newer): faster, slightly lossy. Elsewhere (CPU, --kernels "
+        "torch, older GPUs) exact attention with one warning. See docs/kernels.md",
+    )
+
+
 def request_from_args(args: argparse.Namespace) -> GenerationRequest:
     return GenerationRequest(
         prompt=args.prompt,
@@ -165,14 +178,14 @@ def main(args: argparse.Namespace) -> int:
     model = dict(model=args.model, gguf=args.gguf, dtype=dtypes[args.dtype], device=args.device)
     if args.dry_run or args.vram is not None or resolve_device(args.device).type == "cuda":
         # Raises if nothing fits, before anything loads.
-        plan = plan_generation(request, **model, vram_gib=args.vram, kernels=args.kernels)
+        plan = plan_generation(request, **model, vram_gib=args.vram, kernels=args.kernels, attention=args.attention)
         if args.dry_run:
             print(plan.describe())
             return 0
         print(plan.describe(), file=sys.stderr)
     print(f"seed: {request.seed}", file=sys.stderr)
     start = time.perf_counter()
-    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan)
+    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan, attention=args.attention)
     load_seconds = time.perf_counter() - start
     progress = StageProgress()
     try:
@@ -192,6 +205,7 @@ def summary(result: GenerationResult, load_seconds: float, plan: Plan | None = N
         f"({t['denoise'] / r.steps:.2f} s/step) | decode {t['decode']:.1f}s | total {t['total']:.1f}s",
         f"peak memory: RSS {result.peak_rss_bytes / 2**30:.2f} GiB"
         + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
+        f"attention: {result.attention}",
         f"output: {result.output}",
     ]
     if result.stage_peaks:
