@@ -26,22 +26,28 @@ def dit_like_qkv(
     Each token's features get per-channel offsets shared by all tokens (N(0, offset) in every channel, and
     ±outlier_offset in a few outlier channels that q and k share) before the RMSNorm, whose weights are in
     [0.5, 2] and 3 on the outlier channels. Keys share `share` of their own query's features, so attention
-    peaks near the diagonal; v has per-channel offsets too."""
-    gen = torch.Generator().manual_seed(seed)
-    tokens = torch.randn(batch, heads, length, dim, generator=gen)
-    channels = torch.randperm(dim, generator=gen)[:outlier_channels]
+    peaks near the diagonal; v has per-channel offsets too. Drawn on `device` (the same seed gives other numbers
+    on a GPU than on the CPU)."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(shape, generator=gen, device=device)
+
+    tokens = randn(batch, heads, length, dim)
+    channels = torch.randperm(dim, generator=gen, device=device)[:outlier_channels]
 
     def qk_norm(x: torch.Tensor) -> torch.Tensor:
-        bias = torch.randn(heads, 1, dim, generator=gen) * offset
-        bias[..., channels] = outlier_offset * torch.sign(torch.randn(outlier_channels, generator=gen))
-        weight = 0.5 + 1.5 * torch.rand(dim, generator=gen)
+        bias = randn(heads, 1, dim) * offset
+        bias[..., channels] = outlier_offset * torch.sign(randn(outlier_channels))
+        weight = 0.5 + 1.5 * torch.rand(dim, generator=gen, device=device)
         weight[channels] = 3.0
-        return F.rms_norm(x + bias, (dim,), eps=1e-6) * weight
+        return F.rms_norm(x + bias, (dim,), eps=1e-6).mul_(weight).to(dtype)
 
     q = qk_norm(tokens)
-    k = qk_norm(share * tokens + math.sqrt(1 - share**2) * torch.randn(tokens.shape, generator=gen))
-    v = torch.randn(batch, heads, length, dim, generator=gen) + torch.randn(heads, 1, dim, generator=gen)
-    return tuple(t.to(device=device, dtype=dtype) for t in (q, k, v))
+    k = qk_norm(tokens.mul_(share).add_(randn(batch, heads, length, dim), alpha=math.sqrt(1 - share**2)))
+    del tokens
+    v = (randn(batch, heads, length, dim) + randn(heads, 1, dim)).to(dtype)
+    return q, k, v
 
 
 def trailing_padding(batch: int, length: int, padded: int, device: str | torch.device = "cpu") -> torch.Tensor:

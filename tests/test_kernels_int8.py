@@ -42,7 +42,8 @@ def key_padding(bsz: int, lk: int, valid: list[int]) -> torch.Tensor:
 
 
 def dit_inputs() -> tuple[torch.Tensor, ...]:
-    q, k, v = dit_like_qkv(1, 2, 200, 128, DIT_SEED, device=DEVICE)  # 200 keys: 3 full tiles and a partial one
+    # Drawn on the CPU (the same numbers on every machine), 200 keys: 3 full tiles and a partial one.
+    q, k, v = (t.to(DEVICE) for t in dit_like_qkv(1, 2, 200, 128, DIT_SEED))
     mask = trailing_padding(1, 200, 37, DEVICE)
     return q, k, v, mask, F.scaled_dot_product_attention(q.double(), k.double(), v.double(), attn_mask=mask)
 
