@@ -5,23 +5,23 @@
 Same arguments, layouts and masks as `attention.block_sparse_attention`; the scheme and its float64 emulation are
 in `int8_scheme`. Three kernels per group of heads:
 
-1. `_kv_stats_kernel` (one program per 1024 keys): per-channel sums of K and max |V| over the unmasked keys, as
-   partials that torch adds in a fixed order (deterministic, no atomics). Reads K (and V for FP8) once.
+1. `_kv_stats_kernel` (one program per 1024 keys): per-channel K sums (and V sum, max, min for FP8) over the
+   unmasked keys, as partials that torch adds in a fixed order (deterministic, no atomics). Reads K (and V) once.
 2. `_quantize_kv_kernel` (one program per 64 keys): K - mean -> INT8 with one scale per 64 keys, and for FP8 P·V,
-   V -> e4m3 with per-channel scales, written transposed (`Vᵀ`, keys contiguous: Hopper's FP8 wgmma needs both
+   V - mean -> e4m3 with per-channel scales, written transposed (`Vᵀ`, keys contiguous: Hopper's FP8 wgmma needs both
    operands K-major). Masked and padding keys become zeros. Reads K (and V), writes 1 byte per element.
 3. `_int8_attention_kernel` (one program per query tile): loads its Q tile once in the input dtype and quantizes
    it to INT8 in registers with one scale per row (no pass over HBM for Q: the exact kernel reads the same bytes),
    then runs the online softmax over INT8 K tiles (int32 accumulation on the tensor cores) and P·V in FP8 (P x
    448 -> e4m3, fp32 accumulation promoted every key tile) or in the input's 16-bit type.
 
-Memory traffic per head with L keys and D = 128, in bytes, bf16 inputs, FP8 P·V (16-bit P·V: no V terms in 1-2):
-the prepass reads K twice and V twice and writes L·D each (~10 L·D). The attention kernel reads every K and V
-tile once per 128-row query tile: 2 L·D bytes per query tile against 4 L·D for the exact kernel. At 720p (the DDT
-decoder, L = 228,160) the prepass moves ~0.6 GB per forward step's attention call (~0.2 ms on an H100) against an
-attention of ~0.3 s: 0.1 %. Fusing the quantization into the RMSNorm+RoPE kernel that writes K would save that
-pass but cannot smooth (the mean needs every key before the first is quantized) and would put an INT8 layout into
-the model's `Ops.rms_norm_rope` seam; Q is fused into the attention kernel itself. The copies exist for
+Memory traffic per head with L keys and D channels, in bytes, bf16 inputs, FP8 P·V (16-bit P·V: no V terms in
+1-2): the prepass reads K twice and V twice and writes L·D each (10 L·D). The attention kernel reads every K and
+V tile once per 128-row query tile: 2 L·D bytes per query tile against 4 L·D for the exact kernel. At 720p (the
+DDT decoder, L = 228,160, 12 heads of 128) the prepass moves ~3.5 GB per call (~1 ms at an H100's 3.35 TB/s)
+against an attention of 0.3-0.6 s: < 0.4 %. Fusing the quantization into the RMSNorm+RoPE kernel that writes K
+would save that pass but cannot smooth (the mean needs every key before the first is quantized) and would put an
+INT8 layout into the model's `Ops.rms_norm_rope` seam; Q is fused into the attention kernel itself. The copies exist for
 `int8_scheme.heads_per_launch` heads at a time (<= `WORKSPACE_BYTES`, at least one head), so the extra memory is
 bounded, whatever the length.
 
