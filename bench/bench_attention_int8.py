@@ -1,15 +1,16 @@
 """8-bit attention against SDPA and SageAttention 1.x (its Triton kernels) at Motif-Video 2B shapes (CUDA, bf16).
 
-    pytest bench/bench_attention_int8.py --benchmark-enable -s      # on a CUDA machine; skips without one
+    pytest bench/bench_attention_int8.py -s     # on a CUDA machine (skipped without one); -m "not slow": no forward
 
 Targets on an H100/H200 (docs/benchmarks.md): int8 >= 1.8x SDPA and >= 1.0x sageattention at equal or better
 accuracy; one whole 1280x736x121 transformer forward with int8 <= 0.6x the exact one (`test_720p_forward`).
 
 Cases: the DDT decoder's self-attention over 2N tokens and the joint attention over video + text (the last 100
 text keys padding), at 1280x736x121 and 832x480x49; 12 heads of 128. Inputs are DiT-like (tests/attention_inputs).
-Each row records ms, TFLOP/s (4·H·Lq·Lk·D / time), `speed_vs_sdpa` (measured in the same run) and its accuracy
-against fp32 SDPA on three query blocks (cosine, relative L1). `sageattention` (pip install sageattention==1.0.6)
-is imported only here and skipped when absent; it has no key mask, so it runs the unmasked cases only.
+Rows of the report's tables: ms, TFLOP/s (4·H·Lq·Lk·D / time), `speed_vs_sdpa` and `speed_vs_sageattention`
+(measured in the same run) and the accuracy against fp32 SDPA on three query blocks (cosine, relative L1).
+`sageattention` (pip install sageattention==1.0.6) is imported only here and skipped when absent; it has no key
+mask, so it runs the unmasked cases only.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from attention_inputs import attention_error, dit_like_qkv, trailing_padding
+from helpers import median_seconds
 
-CUDA = torch.cuda.is_available()
-pytestmark = pytest.mark.skipif(not CUDA, reason="needs CUDA")
+pytestmark = pytest.mark.cuda
+TABLE = "8-bit attention vs SDPA and sageattention (bf16, 12 heads x 128)"
+FORWARD = "Whole transformer forward at 1280x736x121, exact vs int8 attention (random bf16 weights)"
 HEADS, HEAD_DIM, PADDED_TEXT = 12, 128, 100
 # name -> (query/key tokens, text tokens among them): N = latent frames x (H/16) x (W/16)
 CASES = {
@@ -29,7 +32,7 @@ CASES = {
     "decoder-832x480x49": (2 * 13 * 30 * 52, 0),
     "joint-832x480x49": (13 * 30 * 52 + 128, 128),
 }
-IMPLS = ["sdpa", "int8", "int8-16bit", "sageattention"]
+IMPLS = ["sdpa", "sageattention", "int8", "int8-16bit"]  # baselines first: the int8 rows carry the ratios
 RESULTS: dict[str, dict[str, float]] = {}  # case -> impl -> median seconds
 
 
@@ -71,35 +74,28 @@ def implementation(impl: str, mask: torch.Tensor | None):
     return lambda q, k, v: sage.sageattn(q, k.clone(), v, tensor_layout="HND", is_causal=False)
 
 
-@pytest.mark.benchmark(group="int8-attention")
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("case", CASES)
-def test_attention(benchmark, inputs, case: str, impl: str) -> None:
+def test_attention(bench_report, inputs, case: str, impl: str) -> None:
     q, k, v, mask, rows, reference = inputs(case)
     fn = implementation(impl, mask)
     out = fn(q, k, v)  # compile, autotune
     errors = [attention_error(out[:, :, r], ref) for r, ref in zip(rows, reference, strict=True)]
     del out
-
-    def call() -> None:
-        fn(q, k, v)
-        torch.cuda.synchronize()
-
-    benchmark.pedantic(call, rounds=5 if q.shape[2] > 100_000 else 20, warmup_rounds=1)
-    seconds = benchmark.stats.stats.median
+    seconds = median_seconds(lambda: fn(q, k, v), reps=5 if q.shape[2] > 100_000 else 20)
     RESULTS.setdefault(case, {})[impl] = seconds
-    info = benchmark.extra_info
-    info.update(tflops=4 * HEADS * q.shape[2] ** 2 * HEAD_DIM / seconds / 1e12, device=torch.cuda.get_device_name())
-    info.update(cosine=min(c for c, _ in errors), rel_l1=max(r for _, r in errors))
-    for baseline in ("sdpa", "sageattention"):
+    row = dict(case=case, impl=impl, ms=seconds * 1e3, tflops=4 * HEADS * q.shape[2] ** 2 * HEAD_DIM / seconds / 1e12)
+    row.update(cosine=min(c for c, _ in errors), rel_l1=max(r for _, r in errors))
+    for baseline in ("sdpa", "sageattention"):  # the baselines run first in each case
         if baseline in RESULTS[case] and impl != baseline:
-            info[f"speed_vs_{baseline}"] = RESULTS[case][baseline] / seconds
-    print(f"\n{case} {impl}: {seconds * 1e3:.1f} ms {info}")
+            row[f"speed_vs_{baseline}"] = RESULTS[case][baseline] / seconds
+    bench_report.add(TABLE, **row)
+    print(f"\n{row}")
 
 
-@pytest.mark.benchmark(group="int8-attention-step")
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", ["exact", "int8"])
-def test_720p_forward(benchmark, attention: str) -> None:
+def test_720p_forward(bench_report, attention: str) -> None:
     """One full-size transformer forward (random bf16 weights, 1280x736x121, 512 text tokens) per attention."""
     from motif_lite.config import TransformerConfig
     from motif_lite.runtime.kernels import apply_kernels
@@ -119,12 +115,12 @@ def test_720p_forward(benchmark, attention: str) -> None:
     def forward() -> None:
         with torch.no_grad():
             model(latents, timestep, text)
-        torch.cuda.synchronize()
 
-    forward()  # compile, autotune
-    benchmark.pedantic(forward, rounds=3, warmup_rounds=0)
-    RESULTS.setdefault("forward-1280x736x121", {})[attention] = benchmark.stats.stats.median
-    if attention == "int8" and "exact" in RESULTS["forward-1280x736x121"]:
-        ratio = benchmark.stats.stats.median / RESULTS["forward-1280x736x121"]["exact"]
-        benchmark.extra_info["int8_over_exact"] = ratio  # target <= 0.6
-        print(f"\n720p forward: int8 / exact = {ratio:.3f}")
+    seconds = median_seconds(forward, reps=3, warmup=1)  # the warm-up call compiles and autotunes
+    times = RESULTS.setdefault("forward-1280x736x121", {})
+    times[attention] = seconds
+    row = dict(attention=attention, seconds=seconds)
+    if attention == "int8" and "exact" in times:
+        row["int8_over_exact"] = seconds / times["exact"]  # target <= 0.6
+    bench_report.add(FORWARD, **row)
+    print(f"\n{row}")

@@ -78,6 +78,7 @@ def test_unknown_attention_names_the_choices() -> None:
         rt.select_ops("torch", attention="fp4")
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(
     not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 0), reason="needs INT8 tensor cores"
 )

@@ -158,3 +158,23 @@ def test_workspace_is_bounded() -> None:
     assert 1 <= group < 12 and group * head_workspace_bytes(1, at_720p, 128, True) <= 128 * 2**20
     assert heads_per_launch(1, 12, 4096, 128, fp8_v=True) == 12
     assert heads_per_launch(1, 12, 10**7, 128, fp8_v=True) == 1
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 0), reason="needs INT8 tensor cores"
+)
+@pytest.mark.parametrize("pv", ["auto", "16bit"])
+def test_gpu_bf16_accuracy_and_emulation(pv: str) -> None:
+    """Compiled, bf16, on the GPU's own INT8/FP8 tensor cores: the target, and the emulation of the same format."""
+    from motif_lite.kernels.attention_int8 import int8_attention
+
+    q, k, v = (t.to("cuda", torch.bfloat16) for t in dit_like_qkv(1, 4, 1000, 128, 0))
+    mask = trailing_padding(1, 1000, 100, "cuda")
+    out = int8_attention(q, k, v, mask, pv=pv)
+    reference = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), attn_mask=mask)
+    cos, rel_l1 = attention_error(out, reference)
+    assert cos >= COSINE and rel_l1 <= REL_L1, (cos, rel_l1)
+    fp8 = pv == "auto" and torch.cuda.get_device_capability() >= (8, 9)
+    emulated = emulate_int8_attention(q, k, v, mask, pv="fp8" if fp8 else "16bit")
+    torch.testing.assert_close(out.float(), emulated.float(), atol=3e-2, rtol=2e-2)  # bf16 output rounding
