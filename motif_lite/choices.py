@@ -7,5 +7,6 @@ MOTIF_REPO = "Motif-Technologies/Motif-Video-2B"
 GGUF_REPO = "Motif-Technologies/Motif-Video-2B-GGUF"
 DTYPE_NAMES = ("bf16", "fp16", "fp32")
 KERNEL_BACKENDS = ("auto", "torch", "triton")
+ATTENTION_MODES = ("exact", "int8")  # --attention: exact softmax attention, or 8-bit (INT8 QKᵀ, FP8/16-bit P·V)
 GUIDANCE_METHODS = ("apg", "cfg")
 SAMPLERS = {"euler": "euler", "dpm++2m": "dpmpp_2m"}  # user-facing name -> motif_lite.sampling solver name

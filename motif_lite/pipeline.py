@@ -34,9 +34,15 @@ from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.video import write_video
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.request import GenerationRequest, RequestError
-from motif_lite.runtime.kernels import KernelBackendError, apply_kernels, use_triton
+from motif_lite.runtime.kernels import (
+    FallbackOp,
+    KernelBackendError,
+    apply_kernels,
+    attention_workspace_bytes,
+    use_triton,
+)
 from motif_lite.runtime.parallel import Parallel
-from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory
+from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory, video_tokens
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
 from motif_lite.sampling import Schedule, StepCallback, denoise, needs_uncond, schedule_for
 from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, resolve_settings
@@ -80,6 +86,7 @@ class GenerationResult:
     stage_peaks: dict[str, int] = field(default_factory=dict)  # peak CUDA bytes per stage (empty on CPU)
     settings: Settings | None = None  # every effective setting and where it came from (flag / checkpoint / default)
     parallel: str | None = None  # the layout of a parallel run, e.g. "cfg 2 x sp 2 on 4 ranks (nccl)"
+    attention: str = "exact"  # the attention that ran: "exact", "int8", or "exact (int8 fell back)"
 
 
 @dataclass
@@ -171,7 +178,16 @@ class MotifVideoPipeline:
         peak = max(peaks.values()) if peaks else None
         shift = settings.flow_shift.value
         layout = None if self.parallel is None else self.parallel.describe()
-        return GenerationResult(output, request, shift, timings, _peak_rss(), peak, notes, peaks, settings, layout)
+        return GenerationResult(
+            output, request, shift, timings, _peak_rss(), peak, notes, peaks, settings, layout, self.attention_used()
+        )
+
+    def attention_used(self) -> str:
+        """ "int8" while the 8-bit kernel runs, "exact (int8 fell back)" once it could not (warned), else "exact"."""
+        op = self.transformer.ops.attention
+        if not isinstance(op, FallbackOp) or op.name != "int8 attention":
+            return "exact"
+        return "exact (int8 fell back)" if op.warned else "int8"
 
     @contextlib.contextmanager
     def _stage(self, name: str, timings: dict[str, float], peaks: dict[str, int]) -> Iterator[None]:
@@ -344,6 +360,7 @@ def load_pipeline(
     plan: Plan | None = None,
     text_encoder_dtype: torch.dtype | None = None,
     loras: Sequence[tuple[str | Path, float]] = (),
+    attention: str = "exact",
     *,
     parallel: Parallel | None = None,
 ) -> MotifVideoPipeline:
@@ -361,6 +378,9 @@ def load_pipeline(
     its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py).
     `parallel`: this process's part of a parallel run (`runtime.parallel`): only its main rank loads the text
     encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself.
+    its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py). `attention`: "exact" or
+    "int8" (8-bit attention on GPUs with INT8 tensor cores, lossy; elsewhere exact attention with one warning;
+    docs/kernels.md).
     """
     from motif_lite.encoders.text import load_text_encoder
 
@@ -378,7 +398,7 @@ def load_pipeline(
     else:
         transformer = load_transformer(root, dtype=dtype, device=load_device)
     applied_loras = apply_loras(transformer, lora_files, dtype) if lora_files else None
-    apply_kernels(transformer, kernels)
+    apply_kernels(transformer, kernels, attention=attention)
     pipe = MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, sources)
     pipe.loras = applied_loras
     pipe.parallel = parallel
@@ -450,6 +470,7 @@ def plan_generation(
     device: str | torch.device = "auto",
     vram_gib: float | None = None,
     kernels: str = "auto",
+    attention: str = "exact",
     *,
     sequence_parallel: int = 1,
 ) -> Plan:
@@ -468,11 +489,14 @@ def plan_generation(
     budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target) if here else None
     sizes = model_sizes(sources, dtype)
     fused_norms = target.type == "cuda" and (use_triton(kernels) if here else kernels != "torch")
+    config = sources.transformer.value
+    tokens = video_tokens(request.width, request.height, request.frames, config, sizes.vae_config)
     # cfg_batch=1: `denoise` runs the conditional and unconditional predictions as separate calls.
     return plan_memory(
         request.width, request.height, request.frames, sources.transformer.value, sizes.transformer_bytes,
         sizes.text_encoder_bytes, sizes.vae_config, budget, cfg_batch=1, device=str(target), vae_dtype=dtype,
         fused_norms=fused_norms, sequence_parallel=sequence_parallel,
+        attention_workspace_bytes=attention_workspace_bytes(attention, config, tokens),
     )  # fmt: skip
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.choices import DTYPE_NAMES, GUIDANCE_METHODS, KERNEL_BACKENDS, MOTIF_REPO, SAMPLERS
+from motif_lite.choices import ATTENTION_MODES, DTYPE_NAMES, GUIDANCE_METHODS, KERNEL_BACKENDS, MOTIF_REPO, SAMPLERS
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     _add_guidance_flags(run)
     _add_model_flags(run)
     _add_lora_flags(run)
+    _add_attention_flags(run)
     _add_parallel_flags(run)
     run.set_defaults(handler=main)
 
@@ -175,6 +176,18 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def _add_attention_flags(run: argparse.ArgumentParser) -> None:
+    a = run.add_argument_group("attention")
+    a.add_argument(
+        "--attention",
+        choices=ATTENTION_MODES,
+        default="exact",
+        help="exact (default) or int8: 8-bit attention (INT8 QK; FP8 P·V on RTX 40xx/H100 and newer) for GPUs "
+        "with INT8 tensor cores (RTX 30xx/A100 and newer): faster, slightly lossy. Elsewhere (CPU, --kernels "
+        "torch, older GPUs) exact attention with one warning. See docs/kernels.md",
+    )
 
 
 def _add_parallel_flags(run: argparse.ArgumentParser) -> None:
@@ -327,8 +340,9 @@ def dry_run(
         _print_notes(["no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU"])
     sp = layout.sp if layout is not None else 1
     plan = plan_generation(
-        request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels, sequence_parallel=sp
-    )
+        request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
+        attention=args.attention, sequence_parallel=sp,
+    )  # fmt: skip
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
     print("\n".join([*settings.lines(), *model_sizes(sources, dtype).lines(), described]))
     return 0
@@ -355,13 +369,20 @@ def _generate(
         sp = parallel.layout.sp if parallel is not None else 1
         plan = plan_generation(
             request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
-            sequence_parallel=sp,
+            attention=args.attention, sequence_parallel=sp,
         )  # fmt: skip
         say(plan.describe(), file=sys.stderr)
     say(f"seed: {request.seed}", file=sys.stderr)
     start = time.perf_counter()
     pipe = load_pipeline(
-        sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras, parallel=parallel
+        sources,
+        dtype=dtype,
+        device=device,
+        kernels=args.kernels,
+        plan=plan,
+        loras=loras,
+        attention=args.attention,
+        parallel=parallel,
     )
     load_seconds = time.perf_counter() - start
     progress = StageProgress() if parallel is None or parallel.is_main else None
@@ -472,6 +493,7 @@ def summary(
         f"({t['denoise'] / r.steps:.2f} s/step) | decode {t['decode']:.1f}s | total {t['total']:.1f}s",
         f"peak memory: RSS {result.peak_rss_bytes / 2**30:.2f} GiB"
         + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
+        f"attention: {result.attention}",
         f"output: {result.output}",
     ]
     if loras is not None:

@@ -389,7 +389,12 @@ def _text_weights(sizes: _Sizes, choice: _Choice) -> int:
 
 
 def _stage_estimates(
-    sizes: _Sizes, choice: _Choice, batch: int, fused_norms: bool, sequence_parallel: int = 1
+    sizes: _Sizes,
+    choice: _Choice,
+    batch: int,
+    fused_norms: bool,
+    sequence_parallel: int = 1,
+    attention_workspace: int = 0,
 ) -> tuple[StageEstimate, ...]:
     resident = _resident_weights(sizes, choice)
     text_weights = resident + _text_weights(sizes, choice)
@@ -402,6 +407,7 @@ def _stage_estimates(
     dit_acts = transformer_activation_bytes(
         sizes.video_tokens, sizes.config, batch, choice.ff_chunk, fused_norms, sequence_parallel
     )
+    dit_acts += attention_workspace
     vae_acts = vae_decode_bytes(sizes, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands)
     blocks = len(sizes.block_bytes)
     streamed_blocks = "none" if choice.resident_blocks is None else f"{blocks - choice.resident_blocks} of {blocks}"
@@ -445,6 +451,7 @@ def plan_memory(
     vae_dtype: torch.dtype = torch.float32,
     fused_norms: bool = False,
     sequence_parallel: int = 1,
+    attention_workspace_bytes: int = 0,
 ) -> Plan:
     """The fastest plan whose estimated peak fits `budget_bytes` (None: no limit, everything resident).
 
@@ -454,6 +461,8 @@ def plan_memory(
     dtype the VAE is loaded in (`load_vae`'s default float32 doubles the decode memory of bfloat16).
     fused_norms: the transformer runs the fused Triton norm kernels (no float32 RoPE temporaries).
     sequence_parallel: the ranks sharing the video tokens (runtime/parallel.py); the plan is for one of them.
+    attention_workspace_bytes: device memory the attention kernel adds inside each call (8-bit attention's
+    quantized K/V, `runtime.kernels.attention_workspace_bytes`), counted in the denoise stage.
     Raises MotifLiteError naming the smallest peak when no plan fits.
     """
     if cfg_batch < 1 or weight_bytes <= 0 or text_encoder_bytes < 0:
@@ -462,7 +471,7 @@ def plan_memory(
     ladder = _ladder(len(sizes.block_bytes))
     plans = []
     for rank, choice in enumerate(ladder):
-        stages = _stage_estimates(sizes, choice, cfg_batch, fused_norms, sequence_parallel)
+        stages = _stage_estimates(sizes, choice, cfg_batch, fused_norms, sequence_parallel, attention_workspace_bytes)
         plan = Plan(
             width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
             choice.ff_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages, budget_bytes, rank,
