@@ -9,3 +9,5 @@ DTYPE_NAMES = ("bf16", "fp16", "fp32")
 KERNEL_BACKENDS = ("auto", "torch", "triton")
 GUIDANCE_METHODS = ("apg", "cfg")
 SAMPLERS = {"euler": "euler", "dpm++2m": "dpmpp_2m"}  # user-facing name -> motif_lite.sampling solver name
+# The exact attention kernel (`--attention-backend`): auto = a timed trial on the GPU (docs/kernels.md).
+ATTENTION_BACKENDS = ("auto", "sdpa", "flash", "cudnn", "efficient", "triton")

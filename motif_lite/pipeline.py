@@ -16,6 +16,7 @@ import dataclasses
 import math
 import os
 import resource
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,8 +33,12 @@ from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.video import write_video
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.request import GenerationRequest
+from motif_lite.runtime.attention import AttentionBackend, apply_attention_backend
+from motif_lite.runtime.attention import attention_backend as attention_backend_for
+from motif_lite.runtime.compile import CompileConfig, CompileHandle, apply_compile, check_compile_possible
 from motif_lite.runtime.kernels import apply_kernels, use_triton
 from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory
+from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
 from motif_lite.sampling import Schedule, denoise, needs_uncond, schedule_for, shift_from_scheduler_config
 from motif_lite.vae import WanVAE, WanVAEConfig, load_vae
@@ -66,6 +71,28 @@ class GenerationResult:
     peak_device_bytes: int | None  # peak CUDA memory allocated during this generation (None on CPU)
     notes: list[str] = field(default_factory=list)  # settings that were normalized (e.g. frames)
     stage_peaks: dict[str, int] = field(default_factory=dict)  # peak CUDA bytes per stage (empty on CPU)
+    step_seconds: list[float] = field(default_factory=list)  # wall time of each denoising step
+    guidance_batch: int = 1  # rows per transformer forward on guided steps: 2 = cond + uncond batched
+    step_cache: tuple[int, int] | None = None  # (reused, made) transformer predictions with a step cache
+    compile_seconds: float | None = None  # with compiled blocks: first step minus the median later step
+    attention: str | None = None  # the exact attention backend used (with `auto`: what it chose and why)
+
+
+@dataclass
+class _DenoiseRecord:
+    """What one sampling loop did: rows per guided forward, the step cache it used, each step's seconds."""
+
+    guidance_batch: int
+    cache: StepCache | None
+    step_seconds: list[float] = field(default_factory=list)
+
+
+def first_step_overhead(step_seconds: list[float]) -> float | None:
+    """The first step's extra time over the median later step (compiling happens on first use); None with fewer
+    than two steps."""
+    if len(step_seconds) < 2:
+        return None
+    return max(0.0, step_seconds[0] - statistics.median(step_seconds[1:]))
 
 
 @dataclass
@@ -77,6 +104,30 @@ class _Conditioning:
     latents: torch.Tensor  # [B, 16, F, h, w]: the first-frame latent at frame 0 for I2V, else zeros
     mask: torch.Tensor  # [B, 1, F, h, w]: 1 at frame 0 for I2V, else zeros
     image_embeds: torch.Tensor | None
+
+    def inputs(self, x: torch.Tensor, branches: tuple[bool, ...]) -> tuple[torch.Tensor, ...]:
+        """The transformer's inputs (hidden, text, text mask, image embeds) for the noisy latents `x` once per
+        branch (True: the prompt, False: the negative prompt), stacked along the batch in that order."""
+        hidden = torch.cat([x, self.latents, self.mask], dim=1)  # [B, 16 + 16 + 1, F, h, w]
+        text, text_mask = pad_prompts([self.text if branch else self.negative for branch in branches])
+        n = len(branches)
+        image = None if self.image_embeds is None else self.image_embeds.repeat(n, 1, 1)
+        return hidden.repeat(n, 1, 1, 1, 1), text, text_mask, image
+
+
+def pad_prompts(prompts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Stack encoded prompts ([1, T_i, D] and masks [1, T_i] or None) along the batch, right-padding each to the
+    longest with zeros that its mask hides; exactly what the transformer computes for each prompt alone."""
+    if len(prompts) == 1:
+        return prompts[0]
+    longest = max(embeds.shape[1] for embeds, _ in prompts)
+    rows, masks = [], []
+    for embeds, mask in prompts:
+        pad = longest - embeds.shape[1]
+        valid = torch.ones(embeds.shape[:2], dtype=torch.bool, device=embeds.device) if mask is None else mask.bool()
+        rows.append(torch.nn.functional.pad(embeds, (0, 0, 0, pad)))
+        masks.append(torch.nn.functional.pad(valid, (0, pad), value=False))
+    return torch.cat(rows), torch.cat(masks)
 
 
 class MotifVideoPipeline:
@@ -105,6 +156,12 @@ class MotifVideoPipeline:
         # How the text encoder runs while prompts are encoded (whole on the device, layers streamed to it, or on
         # the CPU). In every case it holds no device memory before or after encoding.
         self.text_placement = TextEncoderPlacement.DEVICE
+        # Speed features (load_pipeline sets them): the guided steps' two predictions as one batch-2 forward, a
+        # step cache, compiled blocks, the attention backend in use.
+        self.batch_guidance = False
+        self.step_cache: StepCacheConfig | None = None
+        self.compile_handle: CompileHandle | None = None
+        self.attention: AttentionBackend | None = None
 
     def shift_for(self, request: GenerationRequest) -> float:
         """The request's flow shift, else the checkpoint's scheduler config, else 15 (T2V) / 8 (I2V).
@@ -137,12 +194,19 @@ class MotifVideoPipeline:
             noise = self.initial_noise(request, generator)  # first draw, as in both reference pipelines
             cond = self.encode(request, noise, generator, progress)
         with self._stage("denoise", timings, peaks):
-            latents = self.sample(request, noise, cond, shift, progress)
+            latents, record = self.sample(request, noise, cond, shift, progress)
         with self._stage("decode", timings, peaks):
             output = self.decode(request, latents, shift, progress)
         timings["total"] = time.perf_counter() - start
         peak = max(peaks.values()) if peaks else None
-        return GenerationResult(output, request, shift, timings, _peak_rss(), peak, notes, peaks)
+        return GenerationResult(
+            output, request, shift, timings, _peak_rss(), peak, notes, peaks,
+            step_seconds=record.step_seconds,
+            guidance_batch=record.guidance_batch,
+            step_cache=None if record.cache is None else (record.cache.reused, record.cache.calls),
+            compile_seconds=first_step_overhead(record.step_seconds) if self.compile_handle is not None else None,
+            attention=self.attention.describe() if self.attention is not None else None,
+        )  # fmt: skip
 
     @contextlib.contextmanager
     def _stage(self, name: str, timings: dict[str, float], peaks: dict[str, int]) -> Iterator[None]:
@@ -207,26 +271,43 @@ class MotifVideoPipeline:
         cond: _Conditioning,
         shift: float,
         progress: ProgressFn,
-    ) -> torch.Tensor:
-        """The denoising loop from pure noise to clean latents (model space)."""
+    ) -> tuple[torch.Tensor, _DenoiseRecord]:
+        """The denoising loop from pure noise to clean latents (model space), and a record of its steps."""
         schedule = schedule_for(request.solver, request.steps, shift)
         schedule = Schedule(schedule.sigmas.to(self.device), schedule.timesteps.to(self.device))
+        guidance = request.guidance_config()
+        cache = None if self.step_cache is None else StepCache(self.transformer, self.step_cache, request.steps)
+        record = _DenoiseRecord(2 if self.batch_guidance and needs_uncond(guidance) else 1, cache)
+        last = time.perf_counter()
 
         @torch.no_grad()
-        def predict_velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
-            text, text_mask = cond.text if conditional else cond.negative
-            hidden = torch.cat([x, cond.latents, cond.mask], dim=1)  # [B, 16 + 16 + 1, F, h, w]
-            return self.transformer(hidden, t, text, text_mask, cond.image_embeds)
+        def forward(x: torch.Tensor, t: torch.Tensor, branches: tuple[bool, ...]) -> torch.Tensor:
+            hidden, text, text_mask, image_embeds = cond.inputs(x, branches)
+            t = t.repeat(len(branches))
+            if cache is None:
+                return self.transformer(hidden, t, text, text_mask, image_embeds)
+            names = tuple("cond" if branch else "uncond" for branch in branches)
+            return cache(len(record.step_seconds), hidden, t, text, text_mask, image_embeds, names)
+
+        def on_step(i: int, _: torch.Tensor) -> None:
+            nonlocal last
+            if self.device.type == "cuda":  # step times of the device's work, not of the kernel launches
+                torch.cuda.synchronize(self.device)
+            record.step_seconds.append(time.perf_counter() - last)
+            last = time.perf_counter()
+            progress("denoise", i + 1, request.steps)
 
         progress("denoise", 0, request.steps)
-        return denoise(
-            predict_velocity,
+        latents = denoise(
+            lambda x, t, conditional: forward(x, t, (conditional,)),
             noise,
             schedule,
             request.solver,
-            request.guidance_config(),
-            on_step=lambda i, _: progress("denoise", i + 1, request.steps),
+            guidance,
+            on_step,
+            predict_guided=(lambda x, t: forward(x, t, (True, False)).chunk(2)) if record.guidance_batch == 2 else None,
         )
+        return latents, record
 
     def decode(self, request: GenerationRequest, latents: torch.Tensor, shift: float, progress: ProgressFn) -> Path:
         """Stream decoded frames straight into the video file (one latent frame of pixels alive at a time)."""
@@ -260,6 +341,11 @@ def load_pipeline(
     kernels: str = "auto",
     plan: Plan | None = None,
     text_encoder_dtype: torch.dtype | None = None,
+    *,
+    batch_guidance: bool | None = None,
+    compile: bool | CompileConfig = False,
+    attention_backend: str = "auto",
+    step_cache: float | StepCacheConfig | None = None,
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
 
@@ -269,8 +355,19 @@ def load_pipeline(
     load on the CPU, then stream / chunk / tile as the memory plan says instead of putting everything on `device`.
     `text_encoder_dtype` (default `dtype`): e.g. bfloat16 (the checkpoint's own dtype) next to a float32
     transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
+
+    Speed (docs/usage.md, "Going faster"): `batch_guidance` runs a guided step's two predictions as one batch-2
+    forward (None: as the plan says, else yes; the same numbers either way). `compile`: torch.compile every
+    block (or a `CompileConfig`). `attention_backend`: "auto" (timed trial on the GPU) or a fixed exact kernel
+    (`motif_lite.choices.ATTENTION_BACKENDS`). `step_cache`: a threshold (lossy, opt-in; 0 = exact) or a
+    `StepCacheConfig`.
     """
     target = resolve_device(device)
+    # The speed settings are checked before anything loads.
+    cache_config = StepCacheConfig(step_cache) if isinstance(step_cache, int | float) else step_cache
+    attention = attention_backend_for(attention_backend, target, use_triton(kernels))
+    if compile:
+        check_compile_possible(target)
     root = locate_checkpoint(model, with_transformer=gguf is None)
     scheduler_shift = shift_from_scheduler_config(root / "scheduler")
     transformer_source = resolve_gguf(str(gguf)) if gguf is not None else root
@@ -286,6 +383,11 @@ def load_pipeline(
         pipe.vae_tile = pipe.plan_handle.vae_tile
         pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
         pipe.vae_bands = pipe.plan_handle.vae_bands
+    pipe.batch_guidance = batch_guidance if batch_guidance is not None else plan is None or plan.cfg_batch > 1
+    pipe.step_cache, pipe.attention = cache_config, attention
+    apply_attention_backend(transformer, attention)
+    if compile:
+        pipe.compile_handle = apply_compile(transformer, compile if isinstance(compile, CompileConfig) else None)
     return pipe
 
 
@@ -297,11 +399,16 @@ def plan_generation(
     device: str | torch.device = "auto",
     vram_gib: float | None = None,
     kernels: str = "auto",
+    *,
+    batch_guidance: bool | None = None,
+    step_cache: bool = False,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights are loaded.
 
     The budget is `vram_gib`, else the device's free memory (no limit on the CPU). Raises a `MotifLiteError`
-    naming the smallest possible peak when nothing fits.
+    naming the smallest possible peak when nothing fits. With guidance, each memory plan is tried with both
+    guidance predictions in one batch-2 forward first (unless `batch_guidance=False`); `step_cache`: reserve
+    the step cache's tensors.
     """
     target = resolve_device(device)
     root = locate_checkpoint(model, with_transformer=gguf is None)
@@ -309,10 +416,11 @@ def plan_generation(
     config, weight_bytes = _transformer_size(root, gguf, dtype)
     text_bytes = _stored_numel(sorted(root.glob("text_encoder/*.safetensors"))) * dtype.itemsize
     vae_config = WanVAEConfig.from_json(root / "vae" / "config.json")
-    # cfg_batch=1: `denoise` runs the conditional and unconditional predictions as separate calls.
+    batch = 2 if needs_uncond(request.guidance_config()) and batch_guidance is not False else 1
     return plan_memory(
         request.width, request.height, request.frames, config, weight_bytes, text_bytes, vae_config, budget,
-        cfg_batch=1, device=str(target), vae_dtype=dtype, fused_norms=target.type == "cuda" and use_triton(kernels),
+        cfg_batch=batch, device=str(target), vae_dtype=dtype,
+        fused_norms=target.type == "cuda" and use_triton(kernels), step_cache=step_cache,
     )  # fmt: skip
 
 
