@@ -12,7 +12,14 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from motif_lite.choices import DTYPE_NAMES, GUIDANCE_METHODS, KERNEL_BACKENDS, MOTIF_REPO, SAMPLERS
+from motif_lite.choices import (
+    ATTENTION_BACKENDS,
+    DTYPE_NAMES,
+    GUIDANCE_METHODS,
+    KERNEL_BACKENDS,
+    MOTIF_REPO,
+    SAMPLERS,
+)
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -45,6 +52,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     _add_generation_flags(run)
     _add_model_flags(run)
+    _add_speed_flags(run)
     run.set_defaults(handler=main)
 
 
@@ -108,6 +116,36 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m.add_argument("--dry-run", action="store_true", help="print the memory plan and exit without loading weights")
 
 
+def _add_speed_flags(run: argparse.ArgumentParser) -> None:
+    s = run.add_argument_group("speed (docs/usage.md, Going faster)")
+    s.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile every transformer block; the first step compiles (minutes), later steps run faster",
+    )
+    s.add_argument(
+        "--attention-backend",
+        choices=ATTENTION_BACKENDS,
+        default="auto",
+        help="exact attention kernel; auto = time the candidates at this run's shapes on the GPU (default auto)",
+    )
+    s.add_argument(
+        "--step-cache",
+        type=float,
+        metavar="THRESHOLD",
+        help="lossy: reuse most of the transformer on steps whose first block changed less than THRESHOLD "
+        "(relative L1); 0 = exact; try 0.05-0.1 (default off)",
+    )
+    s.add_argument(
+        "--no-batch-guidance",
+        dest="batch_guidance",
+        action="store_false",
+        default=None,
+        help="run the conditional and unconditional predictions as two calls (default: one batch-2 forward "
+        "when the memory plan allows; same result)",
+    )
+
+
 def request_from_args(args: argparse.Namespace) -> GenerationRequest:
     return GenerationRequest(
         prompt=args.prompt,
@@ -163,16 +201,23 @@ def main(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     plan = None
     model = dict(model=args.model, gguf=args.gguf, dtype=dtypes[args.dtype], device=args.device)
+    if args.step_cache is not None:
+        from motif_lite.runtime.step_cache import StepCacheConfig
+
+        StepCacheConfig(args.step_cache)  # a bad threshold fails here, before any planning or loading
+    speed = dict(batch_guidance=args.batch_guidance)
     if args.dry_run or args.vram is not None or resolve_device(args.device).type == "cuda":
         # Raises if nothing fits, before anything loads.
-        plan = plan_generation(request, **model, vram_gib=args.vram, kernels=args.kernels)
+        cache = bool(args.step_cache)
+        plan = plan_generation(request, **model, vram_gib=args.vram, kernels=args.kernels, **speed, step_cache=cache)
         if args.dry_run:
             print(plan.describe())
             return 0
         print(plan.describe(), file=sys.stderr)
     print(f"seed: {request.seed}", file=sys.stderr)
     start = time.perf_counter()
-    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan)
+    speed.update(compile=args.compile, attention_backend=args.attention_backend, step_cache=args.step_cache)
+    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan, **speed)
     load_seconds = time.perf_counter() - start
     progress = StageProgress()
     try:
@@ -194,6 +239,7 @@ def summary(result: GenerationResult, load_seconds: float, plan: Plan | None = N
         + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
         f"output: {result.output}",
     ]
+    lines[-1:-1] = speed_lines(result)
     if result.stage_peaks:
         planned = {stage.name: stage.peak_bytes for stage in plan.stages} if plan is not None else {}
         lines.insert(-1, "device peak per stage: " + " | ".join(
@@ -201,3 +247,18 @@ def summary(result: GenerationResult, load_seconds: float, plan: Plan | None = N
             for name, peak in result.stage_peaks.items()
         ))  # fmt: skip
     return "\n".join(lines)
+
+
+def speed_lines(result: GenerationResult) -> list[str]:
+    """One summary line per speed feature that was in use."""
+    lines = []
+    if result.attention is not None:
+        lines.append(f"attention: {result.attention}")
+    if result.guidance_batch > 1:
+        lines.append("guidance: conditional + unconditional predictions in one batch-2 forward per guided step")
+    if result.compile_seconds is not None:
+        lines.append(f"compile: ~{result.compile_seconds:.1f}s, the first step's extra time (compiling the blocks)")
+    if result.step_cache is not None:
+        reused, calls = result.step_cache
+        lines.append(f"step cache: {reused} of {calls} transformer calls reused")
+    return lines
