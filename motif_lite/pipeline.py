@@ -357,10 +357,10 @@ def load_pipeline(
     transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
 
     Speed (docs/usage.md, "Going faster"): `batch_guidance` runs a guided step's two predictions as one batch-2
-    forward (None: as the plan says, else yes; the same numbers either way). `compile`: torch.compile every
-    block (or a `CompileConfig`). `attention_backend`: "auto" (timed trial on the GPU) or a fixed exact kernel
-    (`motif_lite.choices.ATTENTION_BACKENDS`). `step_cache`: a threshold (lossy, opt-in; 0 = exact) or a
-    `StepCacheConfig`.
+    forward (None: as the memory plan says, else on CUDA only; the same numbers either way). `compile`:
+    torch.compile every block (or a `CompileConfig`). `attention_backend`: "auto" (timed trial on the GPU) or a
+    fixed exact kernel (`motif_lite.choices.ATTENTION_BACKENDS`). `step_cache`: a threshold (lossy, opt-in; 0 =
+    exact) or a `StepCacheConfig`.
     """
     target = resolve_device(device)
     # The speed settings are checked before anything loads.
@@ -383,7 +383,9 @@ def load_pipeline(
         pipe.vae_tile = pipe.plan_handle.vae_tile
         pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
         pipe.vae_bands = pipe.plan_handle.vae_bands
-    pipe.batch_guidance = batch_guidance if batch_guidance is not None else plan is None or plan.cfg_batch > 1
+    if batch_guidance is None:  # measured 3-10 % slower on the CPU (docs/benchmarks.md): batched on CUDA only
+        batch_guidance = plan.cfg_batch > 1 if plan is not None else target.type == "cuda"
+    pipe.batch_guidance = batch_guidance
     pipe.step_cache, pipe.attention = cache_config, attention
     apply_attention_backend(transformer, attention)
     if compile:

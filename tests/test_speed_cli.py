@@ -31,13 +31,13 @@ def run_args(root: Path, output: Path, *extra: str) -> list[str]:
 
 
 def test_speed_flags_reach_the_pipeline_and_the_summary(checkpoint, tmp_path, capsys):
-    extra = ("--step-cache", "1e9", "--attention-backend", "flash")
+    extra = ("--step-cache", "1e9", "--attention-backend", "flash", "--batch-guidance")
     code = cli.main(run_args(checkpoint, tmp_path / "fox.gif", *extra))
     out = capsys.readouterr().out
     assert code == 0
     assert "step cache: 4 of 8 transformer calls reused" in out  # steps 1 and 2 of 0..3, both branches
     assert "attention: flash" in out and "one batch-2 forward" in out and "compile:" not in out
-    code = cli.main(run_args(checkpoint, tmp_path / "plain.gif", "--no-batch-guidance"))
+    code = cli.main(run_args(checkpoint, tmp_path / "plain.gif"))  # on the CPU: two calls per guided step
     out = capsys.readouterr().out
     assert code == 0 and "batch-2" not in out and "step cache" not in out and "attention: sdpa" in out
 
@@ -68,5 +68,5 @@ def test_help_lists_the_speed_flags(capsys):
     with pytest.raises(SystemExit):
         cli.main(["run", "--help"])
     out = capsys.readouterr().out
-    for flag in ("--compile", "--attention-backend", "--step-cache", "--no-batch-guidance", "cudnn"):
+    for flag in ("--compile", "--attention-backend", "--step-cache", "--batch-guidance", "--no-batch-guidance"):
         assert flag in out

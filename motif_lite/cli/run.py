@@ -137,12 +137,11 @@ def _add_speed_flags(run: argparse.ArgumentParser) -> None:
         "(relative L1); 0 = exact; try 0.05-0.1 (default off)",
     )
     s.add_argument(
-        "--no-batch-guidance",
-        dest="batch_guidance",
-        action="store_false",
+        "--batch-guidance",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="run the conditional and unconditional predictions as two calls (default: one batch-2 forward "
-        "when the memory plan allows; same result)",
+        help="the conditional and unconditional predictions as one batch-2 forward (same result; default: on a GPU "
+        "when the memory plan allows, off on the CPU where it is slower)",
     )
 
 
