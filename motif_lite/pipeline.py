@@ -83,7 +83,7 @@ class _DenoiseRecord:
     """What one sampling loop did: rows per guided forward, the step cache it used, each step's seconds."""
 
     guidance_batch: int
-    cache: StepCache | None
+    step_cache: tuple[int, int] | None  # (reused, made) predictions; the cache's tensors are freed after the loop
     step_seconds: list[float] = field(default_factory=list)
 
 
@@ -203,7 +203,7 @@ class MotifVideoPipeline:
             output, request, shift, timings, _peak_rss(), peak, notes, peaks,
             step_seconds=record.step_seconds,
             guidance_batch=record.guidance_batch,
-            step_cache=None if record.cache is None else (record.cache.reused, record.cache.calls),
+            step_cache=record.step_cache,
             compile_seconds=first_step_overhead(record.step_seconds) if self.compile_handle is not None else None,
             attention=self.attention.describe() if self.attention is not None else None,
         )  # fmt: skip
@@ -277,7 +277,7 @@ class MotifVideoPipeline:
         schedule = Schedule(schedule.sigmas.to(self.device), schedule.timesteps.to(self.device))
         guidance = request.guidance_config()
         cache = None if self.step_cache is None else StepCache(self.transformer, self.step_cache, request.steps)
-        record = _DenoiseRecord(2 if self.batch_guidance and needs_uncond(guidance) else 1, cache)
+        record = _DenoiseRecord(2 if self.batch_guidance and needs_uncond(guidance) else 1, None)
         last = time.perf_counter()
 
         @torch.no_grad()
@@ -307,6 +307,8 @@ class MotifVideoPipeline:
             on_step,
             predict_guided=(lambda x, t: forward(x, t, (True, False)).chunk(2)) if record.guidance_batch == 2 else None,
         )
+        if cache is not None:
+            record.step_cache = (cache.reused, cache.calls)
         return latents, record
 
     def decode(self, request: GenerationRequest, latents: torch.Tensor, shift: float, progress: ProgressFn) -> Path:
