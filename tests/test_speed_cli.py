@@ -70,3 +70,21 @@ def test_help_lists_the_speed_flags(capsys):
     out = capsys.readouterr().out
     for flag in ("--compile", "--attention-backend", "--step-cache", "--batch-guidance", "--no-batch-guidance"):
         assert flag in out
+
+
+def test_summary_has_one_line_per_feature_in_use(tmp_path):
+    from motif_lite.cli.run import speed_lines
+    from motif_lite.pipeline import GenerationResult
+    from motif_lite.request import GenerationRequest
+
+    def result(**speed) -> GenerationResult:
+        return GenerationResult(tmp_path / "v.mp4", GenerationRequest("fox"), 15.0, {}, 0, None, **speed)
+
+    assert speed_lines(result()) == []
+    lines = speed_lines(result(guidance_batch=2, step_cache=(37, 100), compile_seconds=84.2, attention="flash"))
+    assert lines == [
+        "attention: flash",
+        "guidance: conditional + unconditional predictions in one batch-2 forward per guided step",
+        "compile: ~84.2s, the first step's extra time (compiling the blocks)",
+        "step cache: 37 of 100 transformer calls reused",
+    ]
