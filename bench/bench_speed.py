@@ -1,21 +1,23 @@
 """Seconds per sampling step and peak GPU memory, ours vs the diffusers pipeline, in one run (issue #17's table).
 
-    pytest bench/bench_speed.py -s                          # on a CUDA machine: the table (~20-30 min on an H100)
-    MOTIF_BENCH_SIZES=832x480x49 pytest bench/bench_speed.py -s      # one size only
-    MOTIF_BENCH_SMOKE=1 pytest bench/bench_speed.py -s      # CPU check of this file: tiny model, tiny video
-    MOTIF_BENCH_SMOKE=1 MOTIF_BENCH_MODEL=small MOTIF_BENCH_SIZES=256x256x17 MOTIF_BENCH_ROWS=ours,ours-separate \
-        pytest bench/bench_speed.py -s                      # CPU measurement on a reduced model (fp32)
+    pytest bench/bench_speed.py -m cuda -s                  # on a CUDA machine: the table (~20-30 min on an H100)
+    MOTIF_BENCH_SIZES=832x480x49 pytest bench/bench_speed.py -m cuda -s      # one size only
+    TRITON_INTERPRET=1 pytest bench/bench_speed.py -m cuda -s               # CPU smoke: tiny model, tiny video
+    pytest bench/bench_speed.py -k cpu_ratios -s            # CPU seconds per call on a reduced model (slow)
     python bench/bench_speed.py ROW WxHxF [--steps N]      # one row, one JSON line (what each test runs)
 
-Without CUDA (and without MOTIF_BENCH_SMOKE) every test skips. Each row runs in its own process, so its peak
-`torch.cuda.max_memory_allocated` (weights included; reset after the model is built) is its own.
+The rows are `cuda` (skipped without CUDA; `TRITON_INTERPRET=1` runs them on the CPU with a tiny model to prove
+the code runs, the times mean nothing) and `slow`. They go to the session report as the table "Speed per
+step (issue #17)". Each row runs in its own process, so its peak `torch.cuda.max_memory_allocated` (weights
+included; reset after the model is built) is its own.
 
 What is timed: the denoising loop alone, 1280x736x121 or 832x480x49, official sampling (Euler, APG scale 8,
 two predictions per step), prompt 30 tokens and negative prompt 150 tokens of random text features (the text
 encoder and the VAE are not part of the per-step cost). s/step is the median of the steps after the first; the
-first step (attention trial, compilation, autotuning) is reported separately. Weights: the full 2.04B
-architecture with random values, bf16 on CUDA (fp32 on the CPU), the same values in both implementations; our
-Q4_K rows replace every block linear with random Q4_K blocks (about Q4_K_M's size). Attention: `auto`.
+first step (attention trial, compilation, autotuning) is reported separately and amortized over 50 steps. Weights:
+the full 2.04B architecture with random values, bf16 on CUDA (fp32 on the CPU), the same values in both
+implementations; our Q4_K rows replace every block linear with random Q4_K blocks (about Q4_K_M's size).
+Attention: `auto`.
 
 Rows: diffusers resident | diffusers with group offload (its block streaming to the GPU, at 720p only) |
 ours resident | ours with the two predictions as separate calls | ours Q4_K resident | ours Q4_K in
@@ -47,7 +49,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 CUDA = torch.cuda.is_available()
-SMOKE = os.environ.get("MOTIF_BENCH_SMOKE") == "1"
+SMOKE = not CUDA  # the rows run without CUDA only as the TRITON_INTERPRET=1 smoke run (bench/conftest.py)
 DEVICE = "cuda" if CUDA else "cpu"
 DTYPE = torch.bfloat16 if CUDA else torch.float32
 SIZES = os.environ.get("MOTIF_BENCH_SIZES", "64x64x9" if SMOKE else "832x480x49,1280x736x121").split(",")
@@ -100,8 +102,8 @@ def random_state() -> dict[str, torch.Tensor]:
 
 
 def ours_model(quantized: bool) -> torch.nn.Module:
-    from bench_gguf_full import quantized_copy, swap
     from gguf import GGMLQuantizationType
+    from helpers import quantized_copy, swap
 
     from motif_lite.config import TransformerConfig
     from motif_lite.weights.loader import assign_weights, build_model
@@ -247,7 +249,7 @@ def run_ours(row: str, size: tuple[int, int, int], steps: int) -> dict:
         notes.append(f"plan {plan.rank + 1}: blocks streamed {streamed}, ff chunk {plan.ff_chunk_tokens}")
     if row == "ours-q4k-compile":
         apply_compile(model)
-    pipe = MotifVideoPipeline(model, None, None, torch.device(DEVICE), DTYPE, 15.0)
+    pipe = MotifVideoPipeline(model, None, None, torch.device(DEVICE), DTYPE)
     pipe.batch_guidance = row != "ours-separate" and (plan is None or plan.cfg_batch > 1)
     pipe.step_cache = StepCacheConfig(1e9) if row == "ours-q4k-cache" else None
     g = torch.Generator().manual_seed(0)
@@ -256,9 +258,10 @@ def run_ours(row: str, size: tuple[int, int, int], steps: int) -> dict:
     noise = torch.randn(latent_shape(*size), generator=g).to(DEVICE, DTYPE)
     zeros = torch.zeros_like(noise)
     cond = _Conditioning(prompt, negative, zeros, zeros[:, :1], None)
-    request = GenerationRequest("-", width=size[0], height=size[1], frames=size[2], steps=steps, seed=0)
+    request, _ = GenerationRequest("-", width=size[0], height=size[1], frames=size[2], steps=steps, seed=0).resolve()
+    settings = pipe.settings_for(request)  # the official sampling: Euler, shift 15, APG
     clock = reset_peak()
-    _, record = pipe.sample(request, noise, cond, 15.0, lambda *a: None)
+    _, record = pipe.sample(request, noise, cond, settings, lambda *a: None)
     clock.seconds = record.step_seconds
     extra = dict(guidance_batch=record.guidance_batch, attention=getattr(model.ops.attention, "describe", str)())
     if record.step_cache is not None:  # reused steps: 1 .. N-2
@@ -298,79 +301,74 @@ def run_row(row: str, size: tuple[int, int, int], steps: int) -> dict:
 
 # ------------------------------------------------------------------------------------------------- pytest
 
+TABLE = "Speed per step (issue #17)"
 RESULTS: dict[tuple[str, str], dict] = {}
-needs_device = pytest.mark.skipif(not (CUDA or SMOKE), reason="needs CUDA (or MOTIF_BENCH_SMOKE=1 for a CPU check)")
 
 
 def skip_reason(row: str, size: str) -> str | None:
+    if os.environ.get("MOTIF_BENCH_ROWS") and row not in os.environ["MOTIF_BENCH_ROWS"].split(","):
+        return "not in MOTIF_BENCH_ROWS"
     if row == "diffusers-offload" and not (size.startswith("1280") or SMOKE):
         return "diffusers' offload is measured at 720p only"
     if row == "ours-q4k-int8" and not int8_available():
         return "int8 attention (branch int8) is not in this tree"
+    if row == "ours-q4k-compile" and SMOKE:
+        return "compiling takes minutes on the CPU (tests/test_compile.py covers it there)"
     return None
 
 
-@pytest.fixture(scope="module", autouse=True)
-def table():
-    yield
-    if RESULTS:
-        print("\n" + markdown_table(RESULTS))
+def amortized(row: dict, steps: int = 50) -> float:
+    """s/step of a `steps`-step run: the first step's extra cost (trial, compilation) spread over the run."""
+    return round((row["first_step_s"] + (steps - 1) * row["s_per_step"]) / steps, 3)
 
 
-def markdown_table(results: dict[tuple[str, str], dict]) -> str:
-    lines = [
-        "| size | row | s/step | first step s | s/step over 50 steps | peak GiB | notes |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for (size, row), r in results.items():
-        notes = "; ".join(str(r[k]) for k in ("notes", "attention") if r.get(k))
-        if "reused" in r:
-            notes += f"; {r['reused']} of {r['calls']} calls reused, full step {r['full_step_s']} s"
-        amortized = round((r["first_step_s"] + 49 * r["s_per_step"]) / 50, 3)  # first step's extra cost spread
-        lines.append(
-            f"| {size} | {row} | {r['s_per_step']} | {r['first_step_s']} | {amortized} | {r['peak_gib']} | {notes} |"
-        )
-    return "\n".join(lines)
+def run_subprocess(*args: str, env: dict | None = None) -> dict:
+    command = [sys.executable, __file__, *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, env={**os.environ, **(env or {})})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@needs_device
+@pytest.mark.cuda(smoke=True)
+@pytest.mark.slow
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("row", ROWS)
-def test_row(row: str, size: str) -> None:
-    if os.environ.get("MOTIF_BENCH_ROWS") and row not in os.environ["MOTIF_BENCH_ROWS"].split(","):
-        pytest.skip("not in MOTIF_BENCH_ROWS")
+def test_row(row: str, size: str, bench_report) -> None:
     reason = skip_reason(row, size)
     if reason:
         pytest.skip(reason)
-    command = [sys.executable, __file__, row, size, "--steps", str(STEPS)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    RESULTS[(size, row)] = json.loads(done.stdout.strip().splitlines()[-1])
-    print(json.dumps({"size": size, "row": row, **RESULTS[(size, row)]}))
+    result = RESULTS[(size, row)] = run_subprocess(row, size, "--steps", str(STEPS))
+    extra = {k: result[k] for k in ("reused", "calls", "full_step_s", "guidance_batch", "notes") if k in result}
+    bench_report.add(
+        TABLE, size=size, row=row, s_per_step=result["s_per_step"], first_step_s=result["first_step_s"],
+        s_per_step_50_steps=amortized(result), peak_gib=result["peak_gib"], attention=result.get("attention"),
+        **extra, smoke=SMOKE,
+    )  # fmt: skip
+    print(json.dumps({"size": size, "row": row, **result}))
 
 
-@needs_device
-def test_targets() -> None:
-    """Issue #17's targets from the rows above (skips the ones whose rows did not run)."""
-    found = []
+@pytest.mark.cuda
+@pytest.mark.slow
+def test_targets(bench_report) -> None:
+    """Issue #17's targets from the rows above (skips when the rows it needs did not run)."""
 
     def speed(size: str, row: str) -> float | None:
         return RESULTS.get((size, row), {}).get("s_per_step")
 
     ours_720, q4k_720, plan_720 = (speed("1280x736x121", r) for r in ("ours", "ours-q4k", "ours-q4k-8gb"))
     ours_480, ref_480 = speed("832x480x49", "ours"), speed("832x480x49", "diffusers")
-    if SMOKE or not any((ours_720, ours_480)):
-        pytest.skip("no full-size rows measured")
+    if not any((ours_720, ours_480)):
+        pytest.skip("no full-size rows measured in this session")
+    checks = []
     if ours_720 is not None:
-        found.append(f"exact 720p {min(ours_720, q4k_720 or ours_720):.2f} s/step (target <= 15.5)")
+        checks.append(("exact 720p s/step (APG)", min(ours_720, q4k_720 or ours_720), 15.5))
     if ours_480 is not None and ref_480 is not None:
-        found.append(f"832x480x49 ours / diffusers = {ours_480 / ref_480:.2f} (target <= 0.7)")
+        checks.append(("832x480x49 ours / diffusers s/step", ours_480 / ref_480, 0.7))
     if plan_720 is not None and q4k_720 is not None:
-        found.append(f"8 GiB plan / resident at 720p = {plan_720 / q4k_720:.2f} (target <= 1.15)")
-    print("\n".join(found))
-    assert ours_720 is None or min(ours_720, q4k_720 or ours_720) <= 15.5
-    assert ours_480 is None or ref_480 is None or ours_480 / ref_480 <= 0.7
-    assert plan_720 is None or q4k_720 is None or plan_720 / q4k_720 <= 1.15
+        checks.append(("720p 8 GiB plan / resident s/step", plan_720 / q4k_720, 1.15))
+    for name, value, target in checks:
+        bench_report.add("Issue #17 targets", target=name, value=round(value, 3), limit=target, met=value <= target)
+    assert all(value <= target for _, value, target in checks), checks
 
 
 def process_seconds(call, reps: int = 3) -> float:
@@ -413,20 +411,21 @@ def cpu_ratios(size: tuple[int, int, int]) -> dict:
     return {k: round(v, 3) for k, v in seconds.items()}
 
 
-@pytest.mark.skipif(CUDA or not SMOKE, reason="a CPU measurement (MOTIF_BENCH_SMOKE=1 without CUDA)")
-def test_cpu_ratios() -> None:
-    size = tuple(int(v) for v in SIZES[0].split("x"))
-    command = [sys.executable, __file__, "cpu-ratios", SIZES[0]]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    seconds = json.loads(done.stdout.strip().splitlines()[-1])
-    print(json.dumps({"model": MODEL, "size": size, "cpu_seconds_per_call": seconds}))
+@pytest.mark.slow
+def test_cpu_ratios(bench_report) -> None:
+    """CPU seconds per call on the reduced model at 256x256x17 (1,280 video tokens), one thread."""
+    seconds = run_subprocess("cpu-ratios", "256x256x17", env={"MOTIF_BENCH_MODEL": "small", "OMP_NUM_THREADS": "1"})
+    print(json.dumps({"model": "small", "size": "256x256x17", "cpu_seconds_per_call": seconds}))
     ratios = dict(
         batched_vs_separate=seconds["batched"] / seconds["separate"],
         reused_vs_full_call=seconds["reused_call"] / seconds["full_call"],
         compiled_vs_eager=seconds["compiled"] / seconds["batched"],
     )
     print(", ".join(f"{name} {ratio:.2f}x" for name, ratio in ratios.items()))
+    for call, cpu_seconds in seconds.items():
+        bench_report.add("Speed features, CPU seconds per call (reduced model)", call=call, cpu_seconds=cpu_seconds)
+    for name, ratio in ratios.items():
+        bench_report.add("Speed features, CPU ratios (reduced model)", ratio=name, value=round(ratio, 3))
 
 
 def main() -> None:

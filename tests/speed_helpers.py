@@ -3,15 +3,16 @@ attention backends): no diffusers, no checkpoint files."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import torch
 from tiny_config import TINY
 
+from motif_lite.choices import SAMPLERS
 from motif_lite.config import TransformerConfig
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.pipeline import MotifVideoPipeline, _Conditioning
+from motif_lite.request import GenerationRequest
 from motif_lite.sampling import RECOMMENDED_APG
+from motif_lite.settings import FLAG, Setting, Settings
 
 # Latent video of the tests: 3 latent frames of 6 x 10 (2 x 3 x 5 = 30 video tokens with the 1x2x2 patch).
 LATENT = (1, 16, 3, 6, 10)
@@ -58,17 +59,20 @@ def noise(seed: int = 2) -> torch.Tensor:
 
 def pipeline(transformer: MotifVideoTransformer) -> MotifVideoPipeline:
     """A pipeline around `transformer` alone (no text encoder or VAE): enough for `sample`."""
-    return MotifVideoPipeline(transformer, None, None, torch.device("cpu"), torch.float32, 15.0)
+    return MotifVideoPipeline(transformer, None, None, torch.device("cpu"), torch.float32)
 
 
-def sampling_request(steps: int = 5, solver: str = "euler", guidance=RECOMMENDED_APG) -> SimpleNamespace:
-    """What `MotifVideoPipeline.sample` reads from a request, with any guidance (windows included)."""
-    return SimpleNamespace(steps=steps, solver=solver, guidance_config=lambda: guidance)
+def sampling_request(steps: int = 5, solver: str = "euler", guidance=RECOMMENDED_APG) -> Settings:
+    """The settings `MotifVideoPipeline.sample` runs with: any solver and guidance (windows included), shift 8."""
+    request, _ = GenerationRequest("-", steps=steps).resolve()
+    sampler = {solver: name for name, solver in SAMPLERS.items()}[solver]
+    config = Setting(TransformerConfig(**TINY), FLAG)
+    return Settings(request, Setting(sampler, FLAG), Setting(8.0, FLAG), Setting(guidance, FLAG), config)
 
 
-def sample(pipe: MotifVideoPipeline, cond: _Conditioning, request: SimpleNamespace, shift: float = 8.0):
+def sample(pipe: MotifVideoPipeline, cond: _Conditioning, settings: Settings):
     """(latents, record) of one sampling run."""
-    return pipe.sample(request, noise(), cond, shift, lambda stage, done, total: None)
+    return pipe.sample(settings.request, noise(), cond, settings, lambda stage, done, total: None)
 
 
 def forward_batches(model: torch.nn.Module) -> tuple[list[int], object]:

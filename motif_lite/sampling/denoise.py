@@ -28,6 +28,7 @@ def denoise(
     solver: str = "euler",
     guidance: Guidance | None = None,
     on_step: StepCallback | None = None,
+    on_denoised: StepCallback | None = None,
     predict_guided: GuidedVelocityFn | None = None,
 ) -> torch.Tensor:
     """Integrate `latents` (pure noise at schedule.sigmas[0]) down to σ = 0 and return them.
@@ -36,6 +37,7 @@ def denoise(
     unconditional one, in that order and as two separate batch-B calls like the reference pipeline. With
     `predict_guided`, guided steps make one call that returns both predictions instead (batched guidance);
     unguided steps still call `predict_velocity` for the conditional prediction alone.
+    `on_denoised(i, x0)` gets each step's clean-latent estimate x0 = x − σ·v (for previews).
     """
     if latents.ndim != 5:
         raise SamplingSettingsError(f"latents must be [B, C, F, H, W], got shape {tuple(latents.shape)}")
@@ -51,6 +53,8 @@ def denoise(
         else:
             cond, uncond = predict_velocity(latents, timestep, True), predict_velocity(latents, timestep, False)
         velocity = guide(guidance, cond, uncond, apg_state, i, steps)
+        if on_denoised is not None:
+            on_denoised(i, latents - schedule.sigmas[i] * velocity)
         latents = stepper.step(latents, velocity, schedule.sigmas[i], schedule.sigmas[i + 1])
         if on_step is not None:
             on_step(i, latents)
