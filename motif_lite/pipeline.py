@@ -427,11 +427,7 @@ def load_pipeline(
     from motif_lite.encoders.text import load_text_encoder
 
     sources, target = preflight(model, gguf, device, kernels)
-    # The speed settings are checked before any weights load.
-    cache_config = StepCacheConfig(step_cache) if isinstance(step_cache, int | float) else step_cache
-    attention = attention_backend_for(attention_backend, target, use_triton(kernels))
-    if compile:
-        check_compile_possible(target)
+    cache_config, attention = _check_speed(target, kernels, compile, attention_backend, step_cache)
     lora_files = _check_loras(loras, sources)
     root = sources.root
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
@@ -452,14 +448,40 @@ def load_pipeline(
         pipe.vae_tile = pipe.plan_handle.vae_tile
         pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
         pipe.vae_bands = pipe.plan_handle.vae_bands
+    _install_speed(pipe, plan, batch_guidance, compile, cache_config, attention)
+    return pipe
+
+
+def _check_speed(
+    target: torch.device,
+    kernels: str,
+    compile: bool | CompileConfig,
+    attention_backend: str,
+    step_cache: float | StepCacheConfig | None,
+) -> tuple[StepCacheConfig | None, AttentionBackend]:
+    """`load_pipeline`'s speed settings, checked before any weights load: the step cache, the attention backend."""
+    cache_config = StepCacheConfig(step_cache) if isinstance(step_cache, int | float) else step_cache
+    attention = attention_backend_for(attention_backend, target, use_triton(kernels))
+    if compile:
+        check_compile_possible(target)
+    return cache_config, attention
+
+
+def _install_speed(
+    pipe: MotifVideoPipeline,
+    plan: Plan | None,
+    batch_guidance: bool | None,
+    compile: bool | CompileConfig,
+    cache_config: StepCacheConfig | None,
+    attention: AttentionBackend,
+) -> None:
     if batch_guidance is None:  # measured 3-10 % slower on the CPU (docs/benchmarks.md): batched on CUDA only
-        batch_guidance = plan.cfg_batch > 1 if plan is not None else target.type == "cuda"
+        batch_guidance = plan.cfg_batch > 1 if plan is not None else pipe.device.type == "cuda"
     pipe.batch_guidance = batch_guidance
     pipe.step_cache, pipe.attention = cache_config, attention
-    apply_attention_backend(transformer, attention)
+    apply_attention_backend(pipe.transformer, attention)
     if compile:
-        pipe.compile_handle = apply_compile(transformer, compile if isinstance(compile, CompileConfig) else None)
-    return pipe
+        pipe.compile_handle = apply_compile(pipe.transformer, compile if isinstance(compile, CompileConfig) else None)
 
 
 def preflight(
