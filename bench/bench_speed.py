@@ -371,6 +371,49 @@ def test_targets(bench_report) -> None:
     assert all(value <= target for _, value, target in checks), checks
 
 
+# (name, batch, query tokens, key tokens, valid keys of the last row or None for no mask) at Motif's shapes:
+# 832x480x49 = 13 x 30 x 52 = 20,280 video tokens, 720p x 121 = 114,080; prompt 30 / negative prompt 150 tokens.
+ATTENTION_SHAPES = (
+    [
+        ("joint 480p, batched guidance (prompt padded)", 2, 20430, 20430, 20280 + 30),
+        ("joint 480p, one prompt", 1, 20430, 20430, None),
+        ("text cross-attention 480p, batched guidance", 2, 20280, 150, 30),
+        ("DDT decoder 480p, batch 2", 2, 40560, 40560, None),
+        ("DDT decoder 720p, batch 1", 1, 228160, 228160, None),
+    ]
+    if CUDA
+    else [("joint smoke, padded", 2, 96, 96, 70), ("decoder smoke", 1, 128, 128, None)]
+)
+
+
+@pytest.mark.cuda(smoke=True)
+@pytest.mark.parametrize("shape", ATTENTION_SHAPES, ids=lambda shape: shape[0])
+def test_attention_backends(shape, bench_report) -> None:
+    """Every exact backend `auto` chooses from, timed by `auto`'s own trial at one of the model's shapes."""
+    from motif_lite.runtime.attention import AutoAttention, auto_candidates
+    from motif_lite.runtime.kernels import use_triton
+
+    name, batch, lq, lk, valid = shape
+    heads, head_dim = (12, 128) if CUDA else (2, 32)
+    g = torch.Generator(device=DEVICE).manual_seed(0)
+    q, k, v = (torch.randn(batch, heads, n, head_dim, generator=g, device=DEVICE, dtype=DTYPE) for n in (lq, lk, lk))
+    mask = None
+    if valid is not None:  # the last row is the shorter prompt: its trailing keys are padding
+        mask = torch.ones(batch, 1, 1, lk, dtype=torch.bool, device=DEVICE)
+        mask[-1, ..., valid:] = False
+    trial = AutoAttention(auto_candidates(CUDA and use_triton("auto"))).trial(q, k, v, mask)
+    flops = 4 * batch * heads * lq * lk * head_dim
+    for backend, seconds in sorted(trial.seconds.items(), key=lambda item: item[1]):
+        bench_report.add(
+            "Exact attention backends at Motif's shapes", shape=name, backend=backend, ms=round(seconds * 1e3, 3),
+            tflops=round(flops / seconds / 1e12, 1), chosen=backend == trial.best, smoke=SMOKE,
+        )  # fmt: skip
+    for backend, reason in trial.dropped.items():
+        bench_report.add("Exact attention backends at Motif's shapes", shape=name, backend=backend, dropped=reason)
+    print(name, trial.describe())
+    assert trial.seconds, trial.dropped
+
+
 def process_seconds(call, reps: int = 3) -> float:
     """Median CPU time of the process per call (robust to other processes sharing the cores), after a warm-up."""
     call()

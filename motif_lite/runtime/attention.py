@@ -12,11 +12,12 @@ Every backend computes the same exact softmax attention (no approximation; they 
   the model's masks only ever hide keys at the end of the sequence (padded text), so this is the same math.
   cuDNN goes the same way (its mask support varies across versions);
 - `triton`: motif-lite's dense Triton kernel (`motif_lite.kernels.attention`), with a bool key mask;
-- `auto`: on CUDA, a timed trial of every candidate at each new attention shape of the run, on the run's own
-  tensors, the first time that shape is seen (one warm-up and two timed calls each: milliseconds to a few seconds
-  against minutes of sampling); a candidate that fails, or whose output on the first query rows differs from
-  SDPA's by more than rounding, is dropped. The choice is kept for the rest of the process and reported by
-  `describe()`. On the CPU `auto` is `sdpa` (no trial: there is one CPU kernel worth having).
+- `auto`: on CUDA, a timed trial of every candidate above (`sdpa` included, so `auto` is never slower than
+  PyTorch's own pick) at each new attention shape of the run, on the run's own tensors, the first time that shape
+  is seen (one warm-up and two timed calls each: milliseconds to a few seconds against minutes of sampling); a
+  candidate that fails, or whose output on the first query rows differs from SDPA's by more than rounding, is
+  dropped. The choice is kept for the rest of the process and reported by `describe()`. On the CPU `auto` is
+  `sdpa` (no trial: there is one CPU kernel worth having).
 """
 
 from __future__ import annotations
@@ -100,14 +101,19 @@ def candidate(name: str) -> AttentionFn:
     raise ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def cuda_timer(name: str, call: Callable[[], torch.Tensor], reps: int = 2) -> float:
-    """Seconds per call after one warm-up call (which may compile or autotune), synchronized."""
+def synchronized_timer(name: str, call: Callable[[], torch.Tensor], reps: int = 2) -> float:
+    """Seconds per call after one warm-up call (which may compile or autotune), the GPU synchronized."""
+
+    def sync() -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
     call()
-    torch.cuda.synchronize()
+    sync()
     start = time.perf_counter()
     for _ in range(reps):
         call()
-    torch.cuda.synchronize()
+    sync()
     return (time.perf_counter() - start) / reps
 
 
@@ -138,7 +144,7 @@ def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
 class AutoAttention:
     """Times the candidates on the first call of each attention shape and uses the fastest from then on."""
 
-    def __init__(self, candidates: dict[str, AttentionFn], timer: Timer = cuda_timer) -> None:
+    def __init__(self, candidates: dict[str, AttentionFn], timer: Timer = synchronized_timer) -> None:
         self.candidates, self.timer = candidates, timer
         self.trials: dict[tuple, Trial] = {}
 
@@ -187,7 +193,8 @@ AttentionBackend = AutoAttention | FixedAttention
 
 
 def auto_candidates(triton_ok: bool) -> dict[str, AttentionFn]:
-    names = [*_SDPA_KERNELS, *(["triton"] if triton_ok else [])]
+    """PyTorch's own pick (the baseline `auto` can only beat), each SDPA kernel, and our Triton kernel."""
+    names = ["sdpa", *_SDPA_KERNELS, *(["triton"] if triton_ok else [])]
     return {name: candidate(name) for name in names}
 
 
