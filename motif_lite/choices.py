@@ -10,3 +10,5 @@ KERNEL_BACKENDS = ("auto", "torch", "triton")
 ATTENTION_MODES = ("exact", "int8")  # --attention: exact softmax attention, or 8-bit (INT8 QKᵀ, FP8/16-bit P·V)
 GUIDANCE_METHODS = ("apg", "cfg")
 SAMPLERS = {"euler": "euler", "dpm++2m": "dpmpp_2m"}  # user-facing name -> motif_lite.sampling solver name
+# The exact attention kernel (`--attention-backend`): auto = a timed trial on the GPU (docs/kernels.md).
+ATTENTION_BACKENDS = ("auto", "sdpa", "flash", "cudnn", "efficient", "triton")

@@ -16,7 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.choices import ATTENTION_MODES, DTYPE_NAMES, GUIDANCE_METHODS, KERNEL_BACKENDS, MOTIF_REPO, SAMPLERS
+from motif_lite.choices import (
+    ATTENTION_BACKENDS,
+    ATTENTION_MODES,
+    DTYPE_NAMES,
+    GUIDANCE_METHODS,
+    KERNEL_BACKENDS,
+    MOTIF_REPO,
+    SAMPLERS,
+)
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -62,6 +70,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     _add_model_flags(run)
     _add_lora_flags(run)
     _add_attention_flags(run)
+    _add_speed_flags(run)
     _add_parallel_flags(run)
     run.set_defaults(handler=main)
 
@@ -216,6 +225,35 @@ def _add_parallel_flags(run: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_speed_flags(run: argparse.ArgumentParser) -> None:
+    s = run.add_argument_group("speed (docs/usage.md, Going faster)")
+    s.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile every transformer block; the first step compiles (minutes), later steps run faster",
+    )
+    s.add_argument(
+        "--attention-backend",
+        choices=ATTENTION_BACKENDS,
+        default="auto",
+        help="exact attention kernel; auto = time the candidates at this run's shapes on the GPU (default auto)",
+    )
+    s.add_argument(
+        "--step-cache",
+        type=float,
+        metavar="THRESHOLD",
+        help="lossy: reuse most of the transformer on steps whose first block changed less than THRESHOLD "
+        "(relative L1); 0 = exact; try 0.05-0.1 (default off)",
+    )
+    s.add_argument(
+        "--batch-guidance",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the conditional and unconditional predictions as one batch-2 forward (same result; default: on a GPU "
+        "when the memory plan allows, off on the CPU where it is slower)",
+    )
+
+
 def request_from_args(args: argparse.Namespace) -> GenerationRequest:
     """The request the flags describe; flags left out stay None so that the checkpoint decides."""
     return GenerationRequest(
@@ -309,6 +347,10 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     on_preview = None
     if args.preview and (parallel is None or parallel.is_main):
         on_preview = _preview_writer(args.preview, request.fps)
+    if args.step_cache is not None:
+        from motif_lite.runtime.step_cache import StepCacheConfig
+
+        StepCacheConfig(args.step_cache)  # a bad threshold fails here, before any planning or loading
     _print_notes(notes, say)
     if args.dry_run:
         return dry_run(args, request, dtype, layout)
@@ -341,7 +383,7 @@ def dry_run(
     sp = layout.sp if layout is not None else 1
     plan = plan_generation(
         request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
-        attention=args.attention, sequence_parallel=sp,
+        attention=args.attention, sequence_parallel=sp, **_plan_speed(args),
     )  # fmt: skip
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
     print("\n".join([*settings.lines(), *model_sizes(sources, dtype).lines(), described]))
@@ -369,21 +411,21 @@ def _generate(
         sp = parallel.layout.sp if parallel is not None else 1
         plan = plan_generation(
             request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
-            attention=args.attention, sequence_parallel=sp,
+            attention=args.attention, sequence_parallel=sp, **_plan_speed(args),
         )  # fmt: skip
         say(plan.describe(), file=sys.stderr)
     say(f"seed: {request.seed}", file=sys.stderr)
     start = time.perf_counter()
-    pipe = load_pipeline(
-        sources,
-        dtype=dtype,
-        device=device,
-        kernels=args.kernels,
-        plan=plan,
-        loras=loras,
-        attention=args.attention,
-        parallel=parallel,
+    speed = dict(
+        batch_guidance=args.batch_guidance,
+        compile=args.compile,
+        attention_backend=args.attention_backend,
+        step_cache=args.step_cache,
     )
+    pipe = load_pipeline(
+        sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
+        attention=args.attention, parallel=parallel, **speed,
+    )  # fmt: skip
     load_seconds = time.perf_counter() - start
     progress = StageProgress() if parallel is None or parallel.is_main else None
     try:
@@ -393,6 +435,11 @@ def _generate(
             progress.close()
     say(summary(result, load_seconds, plan, pipe.loras))
     return 0
+
+
+def _plan_speed(args: argparse.Namespace) -> dict:
+    """What the memory plan needs to know of the speed flags."""
+    return dict(batch_guidance=args.batch_guidance, step_cache=bool(args.step_cache))
 
 
 def rerun_command(argv: list[str] | None, error: MissingFilesError) -> str:
@@ -493,13 +540,14 @@ def summary(
         f"({t['denoise'] / r.steps:.2f} s/step) | decode {t['decode']:.1f}s | total {t['total']:.1f}s",
         f"peak memory: RSS {result.peak_rss_bytes / 2**30:.2f} GiB"
         + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
-        f"attention: {result.attention}",
+        f"attention: {result.attention}" + (f", {result.attention_backend}" if result.attention_backend else ""),
         f"output: {result.output}",
     ]
     if loras is not None:
         lines.insert(-1, f"loras: {loras.describe()}")
     if result.parallel is not None:
         lines.insert(-1, f"parallel: {result.parallel}")
+    lines[-1:-1] = speed_lines(result)
     if result.stage_peaks:
         planned = {stage.name: stage.peak_bytes for stage in plan.stages} if plan is not None else {}
         lines.insert(-1, "device peak per stage: " + " | ".join(
@@ -507,3 +555,16 @@ def summary(
             for name, peak in result.stage_peaks.items()
         ))  # fmt: skip
     return "\n".join(lines)
+
+
+def speed_lines(result: GenerationResult) -> list[str]:
+    """One summary line per speed feature that was in use."""
+    lines = []
+    if result.guidance_batch > 1:
+        lines.append("guidance: conditional + unconditional predictions in one batch-2 forward per guided step")
+    if result.compile_seconds is not None:
+        lines.append(f"compile: ~{result.compile_seconds:.1f}s, the first step's extra time (compiling the blocks)")
+    if result.step_cache is not None:
+        reused, calls = result.step_cache
+        lines.append(f"step cache: {reused} of {calls} transformer calls reused")
+    return lines

@@ -6,7 +6,7 @@ Stable API (used by the CLI's `--vram GB` and `--dry-run`):
     plan = plan_memory(width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config,
                        budget_bytes, cfg_batch=2, device="cuda", vae_dtype=torch.float32)
                                                          # budget_bytes None: no limit (CPU) -> all resident
-                                                         # cfg_batch: rows per forward (1 for motif_lite's denoise)
+                                                         # cfg_batch: most rows per forward (2: batched guidance)
     print(plan.describe())                               # the --dry-run table
     handle = apply_plan(transformer, vae, plan)          # the pipeline places the text encoder while encoding
     vae.decode_frames(z, handle.vae_tile, handle.vae_frame_by_frame, handle.vae_bands)  # arguments, not hooks
@@ -97,6 +97,8 @@ DEQUANT_BYTES_PER_WEIGHT = 6
 # not added to the decode stage, whose measured VAE terms include cuDNN's workspace).
 FRAGMENTATION = 1.10
 RESERVE_BYTES = GiB // 2
+# The step cache keeps, per guidance branch, the first block's effect and the skipped blocks' residual: N x D each.
+STEP_CACHE_TENSORS = 4
 FF_CHUNKS = (16384, 4096)
 VAE_TILES = (VAETile(32, 8), VAETile(16, 4))
 VAE_BANDS = (2, 3, 4)  # exact bands: 3.8 %, 7.5 %, 11.3 % more VAE work at 720p (bench/bench_vae_band_work.py)
@@ -133,6 +135,7 @@ class Plan:
     budget_bytes: int | None
     rank: int  # position in the ladder: 0 is the fastest
     ladder_size: int
+    cfg_batch: int = 1  # rows per transformer forward the estimates allow: 2 = guidance branches batched
 
     @property
     def peak_bytes(self) -> int:
@@ -144,7 +147,8 @@ class Plan:
         lines = [
             f"Memory plan for {self.width}x{self.height}x{self.frames}: N = {self.video_tokens:,} video tokens "
             f"(2N = {2 * self.video_tokens:,} in the DDT decoder), budget {budget}, "
-            f"plan {self.rank + 1} of {self.ladder_size} (1 = fastest)",
+            f"plan {self.rank + 1} of {self.ladder_size} (1 = fastest), "
+            f"{self.cfg_batch} row{'s' if self.cfg_batch > 1 else ''} per transformer forward",
             f"{'stage':<9} {'est. peak':>10} {'weights':>10} {'activations':>12}  {'streamed':<34} chunks",
         ]
         for s in self.stages:
@@ -395,6 +399,7 @@ def _stage_estimates(
     fused_norms: bool,
     sequence_parallel: int = 1,
     attention_workspace: int = 0,
+    step_cache: bool = False,
 ) -> tuple[StageEstimate, ...]:
     resident = _resident_weights(sizes, choice)
     text_weights = resident + _text_weights(sizes, choice)
@@ -408,6 +413,9 @@ def _stage_estimates(
         sizes.video_tokens, sizes.config, batch, choice.ff_chunk, fused_norms, sequence_parallel
     )
     dit_acts += attention_workspace
+    if step_cache:
+        tokens = math.ceil(sizes.video_tokens / sequence_parallel)
+        dit_acts += STEP_CACHE_TENSORS * tokens * sizes.config.hidden_size * ACT_BYTES
     vae_acts = vae_decode_bytes(sizes, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands)
     blocks = len(sizes.block_bytes)
     streamed_blocks = "none" if choice.resident_blocks is None else f"{blocks - choice.resident_blocks} of {blocks}"
@@ -452,17 +460,20 @@ def plan_memory(
     fused_norms: bool = False,
     sequence_parallel: int = 1,
     attention_workspace_bytes: int = 0,
+    step_cache: bool = False,
 ) -> Plan:
     """The fastest plan whose estimated peak fits `budget_bytes` (None: no limit, everything resident).
 
     weight_bytes: the transformer's weights as loaded (packed GGUF bytes count as stored); text_encoder_bytes:
-    the T5Gemma2 encoder's. cfg_batch: rows per transformer forward (motif_lite's denoise runs the conditional
-    and unconditional passes as separate calls, so 1 there; 2 for a runner that batches them). vae_dtype: the
+    the T5Gemma2 encoder's. cfg_batch: the most rows per transformer forward the runner can use (2 when it can
+    batch the conditional and unconditional predictions, 1 without guidance); each ladder candidate is tried
+    with cfg_batch rows, then with 1, and `Plan.cfg_batch` says which fitted. vae_dtype: the
     dtype the VAE is loaded in (`load_vae`'s default float32 doubles the decode memory of bfloat16).
     fused_norms: the transformer runs the fused Triton norm kernels (no float32 RoPE temporaries).
     sequence_parallel: the ranks sharing the video tokens (runtime/parallel.py); the plan is for one of them.
     attention_workspace_bytes: device memory the attention kernel adds inside each call (8-bit attention's
     quantized K/V, `runtime.kernels.attention_workspace_bytes`), counted in the denoise stage.
+    step_cache: a step cache (runtime/step_cache.py) holds its tensors through the denoise stage.
     Raises MotifLiteError naming the smallest peak when no plan fits.
     """
     if cfg_batch < 1 or weight_bytes <= 0 or text_encoder_bytes < 0:
@@ -470,12 +481,17 @@ def plan_memory(
     sizes = _sizes(width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype)
     ladder = _ladder(len(sizes.block_bytes))
     plans = []
-    for rank, choice in enumerate(ladder):
-        stages = _stage_estimates(sizes, choice, cfg_batch, fused_norms, sequence_parallel, attention_workspace_bytes)
+    # Batching the guidance branches halves the weight traffic of a streamed plan, so at every rung it comes first.
+    batches = dict.fromkeys((cfg_batch, 1))  # cfg_batch, then 1 (once when cfg_batch is 1)
+    candidates = [(rank, choice, batch) for rank, choice in enumerate(ladder) for batch in batches]
+    for rank, choice, batch in candidates:
+        stages = _stage_estimates(
+            sizes, choice, batch, fused_norms, sequence_parallel, attention_workspace_bytes, step_cache
+        )
         plan = Plan(
             width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
             choice.ff_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages, budget_bytes, rank,
-            len(ladder),
+            len(ladder), batch,
         )  # fmt: skip
         if budget_bytes is None or plan.peak_bytes <= budget_bytes:
             return plan
