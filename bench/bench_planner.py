@@ -1,7 +1,8 @@
 """Planner accuracy: every estimate against what a run really uses (docs/memory.md, "Planner accuracy").
 
-    pytest bench/bench_planner.py -s -k "not cuda"     # CPU: activation formulas, VAE encode, host RSS (~5 min)
-    pytest bench/bench_planner.py -s -k cuda           # GPU: whole T2V per stage, the 6 GB plan vs resident
+    pytest bench/bench_planner.py -m "not slow"        # CPU, quick: one case of each check (~2 min)
+    pytest bench/bench_planner.py -m "not cuda"        # CPU: every case (~10 min on 2 busy cores)
+    pytest bench/bench_planner.py -m cuda              # GPU: whole T2V per stage, the 6 GB plan vs resident
 
 CPU parts (any machine):
 - transformer and VAE-encode activations: the planner's formula against the bytes of tensors a forward keeps
@@ -12,7 +13,8 @@ GPU part (skips without CUDA): the whole text-to-video at PLANNER_BENCH_SIZE (de
 full-size weights (Q4_K transformer, T5Gemma2 with the official config, bf16 VAE; bench/gpu_t2v.py builds them),
 PLANNER_BENCH_STEPS steps (default 1), once with the plan for PLANNER_BENCH_VRAM GiB (default 6) and once all
 resident: per stage the peak allocated and reserved memory against the plan, and the time of a 50-step run
-projected from the stage times. Each estimate must be within 10 % of its measurement.
+projected from the stage times. Each estimate must be within 10 % of its measurement. Every row goes to the shared
+benchmark report (bench/conftest.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 
 os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")  # as `motif-lite run` sets it
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # also when run as the host worker
+SLOW = pytest.mark.slow
 
 from live_memory import LiveTensors  # noqa: E402
 
@@ -41,6 +44,7 @@ from motif_lite.runtime.chunking import apply_token_chunking  # noqa: E402
 GiB = 1024**3
 TOLERANCE = 0.10
 RESULTS: dict[str, dict] = {}
+ACCURACY = "Planner accuracy: estimate vs measured"
 
 
 def within(estimate: float, measured: float) -> bool:
@@ -71,9 +75,12 @@ def wide_model():
     return MotifVideoTransformer(WIDE).eval().requires_grad_(False).to(torch.bfloat16)
 
 
-@pytest.mark.parametrize("chunk", [None, 1024, 256])
-@pytest.mark.parametrize("ops", ["fused", "torch"])
-def test_transformer_activations(wide_model, chunk, ops):
+@pytest.mark.parametrize(
+    ("chunk", "ops"),
+    [(256, "fused"), *(pytest.param(c, o, marks=SLOW) for c, o in [(None, "fused"), (1024, "fused"),
+                                                                  (None, "torch"), (1024, "torch"), (256, "torch")])],
+)  # fmt: skip
+def test_transformer_activations(bench_report, wide_model, chunk, ops):
     model = wide_model
     model.ops = _fused_like_ops() if ops == "fused" else TORCH_OPS
     handle = apply_token_chunking(model, chunk) if chunk else None
@@ -88,13 +95,13 @@ def test_transformer_activations(wide_model, chunk, ops):
             handle.remove()
     estimate = planner.transformer_activation_bytes(1152, WIDE, 1, chunk, fused_norms=ops == "fused", context_tokens=64)
     ratio = estimate / live.peak_bytes
-    print(f"\ntransformer N=1152 T'=64 chunk={chunk} {ops}: estimate {estimate / 2**20:.1f} MiB, "
-          f"live {live.peak_bytes / 2**20:.1f} MiB, ratio {ratio:.3f}")  # fmt: skip
+    bench_report.add(ACCURACY, check=f"transformer, D 1536, N 1152, T' 64, chunk {chunk}, {ops} norms",
+                     estimate_mib=estimate / 2**20, measured_mib=live.peak_bytes / 2**20, ratio=ratio)  # fmt: skip
     assert within(estimate, live.peak_bytes)
 
 
-@pytest.mark.parametrize("bands", [1, 2, 3, 4])
-def test_vae_encode_activations(bands):
+@pytest.mark.parametrize("bands", [2, *(pytest.param(b, marks=SLOW) for b in (1, 3, 4))])
+def test_vae_encode_activations(bench_report, bands):
     from motif_lite.vae.config import WanVAEConfig
     from motif_lite.vae.model import WanVAE
 
@@ -107,8 +114,9 @@ def test_vae_encode_activations(bands):
         del posterior
     share = vae.encoder.band_share((height // 8, width // 8), bands)
     estimate = planner.VAE_ENCODE_ELEMS_PER_PIXEL * height * width * share * 4
-    print(f"\nVAE encode {height}x{width} bands={bands} (share {share:.2f}): estimate {estimate / 2**20:.1f} MiB, "
-          f"live {live.peak_bytes / 2**20:.1f} MiB, ratio {estimate / live.peak_bytes:.3f}")  # fmt: skip
+    bench_report.add(ACCURACY, check=f"VAE encode, one {height}x{width} frame, fp32, {bands} band(s)",
+                     estimate_mib=estimate / 2**20, measured_mib=live.peak_bytes / 2**20,
+                     ratio=estimate / live.peak_bytes)  # fmt: skip
     assert within(estimate, live.peak_bytes)
 
 
@@ -155,18 +163,18 @@ def _status_bytes(field: str) -> int:
     return int(Path("/proc/self/status").read_text().split(f"{field}:")[1].split()[0]) * 1024
 
 
-@pytest.mark.parametrize("kind", list(SIZES))
-def test_host_rss(kind, tmp_path):
+@pytest.mark.parametrize("kind", ["tiny", pytest.param("moderate", marks=SLOW)])
+def test_host_rss(bench_report, kind, tmp_path):
     pytest.importorskip("diffusers")
     _make_checkpoint(kind, tmp_path)
     command = [sys.executable, __file__, "--host-worker", str(tmp_path), kind]
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    gib = {key: f"{value / GiB:.3f}" for key, value in result.items()}
-    print(f"\nhost RSS {kind} {SIZES[kind]}: estimate {gib['estimate']} GiB (load {gib['load']}, run {gib['run']}), "
-          f"measured peak {gib['measured']} GiB (after loading {gib['loaded']}), "
-          f"ratio {result['estimate'] / result['measured']:.3f}")  # fmt: skip
+    bench_report.add(ACCURACY, check=f"host peak RSS, {kind} checkpoint, {'x'.join(map(str, SIZES[kind]))}, CPU",
+                     estimate_mib=result["estimate"] / 2**20, measured_mib=result["measured"] / 2**20,
+                     ratio=result["estimate"] / result["measured"],
+                     note=f"RSS after loading {result['loaded'] / GiB:.2f} GiB")  # fmt: skip
     assert within(result["estimate"], result["measured"])
 
 
@@ -180,7 +188,7 @@ OFFICIAL_STEPS = 50
 
 @pytest.fixture(scope="module")
 def full_components(tmp_path_factory):
-    from gpu_t2v import text_encoder_full, transformer_q4k
+    from bench_gpu_t2v import text_encoder_full, transformer_q4k
 
     from motif_lite.runtime.kernels import apply_kernels
     from motif_lite.vae import WanVAE, WanVAEConfig
@@ -192,9 +200,9 @@ def full_components(tmp_path_factory):
     return transformer, weight_bytes, text_encoder, text_bytes, vae
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 @pytest.mark.parametrize("setup", ["planned", "resident"])
-def test_cuda_whole_t2v(full_components, setup, tmp_path):
+def test_cuda_whole_t2v(bench_report, full_components, setup, tmp_path):
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.request import GenerationRequest
 
@@ -233,13 +241,18 @@ def test_cuda_whole_t2v(full_components, setup, tmp_path):
     rss = _status_bytes("VmHWM")
     RESULTS[setup] = dict(seconds=total, projected_50_steps=projected, timings=t)
     rows = []
+    run = f"{'x'.join(map(str, GPU_SIZE))}, {setup} (budget {GPU_VRAM if budget else 'none'} GiB, plan {plan.rank + 1})"
     for stage in plan.stages:
         measured = result.stage_peaks[stage.name]
         rows.append((stage.name, stage.peak_bytes, measured, reserved.get(stage.name, 0)))
-        print(f"{setup} {stage.name}: estimate {stage.peak_bytes / GiB:.2f} GiB, allocated {measured / GiB:.2f}, "
-              f"reserved {reserved.get(stage.name, 0) / GiB:.2f}, {t[stage.name]:.1f} s")  # fmt: skip
-    print(f"{setup}: {total:.1f} s for {GPU_STEPS} step(s), projected 50 steps {projected:.0f} s; host RSS peak "
-          f"{rss / GiB:.2f} GiB (estimate {plan.host.peak_bytes / GiB:.2f})")  # fmt: skip
+        bench_report.add("Planner accuracy on the GPU: whole T2V per stage", run=run, stage=stage.name,
+                         estimate_gib=stage.peak_bytes / GiB, allocated_gib=measured / GiB,
+                         reserved_gib=reserved.get(stage.name, 0) / GiB, ratio=stage.peak_bytes / measured,
+                         seconds=t[stage.name])  # fmt: skip
+    bench_report.add("Planner accuracy on the GPU: whole T2V per stage", run=run, stage="host RSS",
+                     estimate_gib=plan.host.peak_bytes / GiB, rss_gib=rss / GiB,
+                     ratio=plan.host.peak_bytes / rss, seconds=total,
+                     note=f"50 steps projected: {projected:.0f} s")  # fmt: skip
     if setup == "planned":
         assert max(m for _, _, m, _ in rows) <= budget, "the run allocated more than the budget"
         assert all(within(est, measured) for _, est, measured, _ in rows), rows
@@ -247,12 +260,13 @@ def test_cuda_whole_t2v(full_components, setup, tmp_path):
         assert max(r for *_, r in rows) <= GPU_VRAM * GiB * 6.5 / 6.0
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_planned_is_at_most_15_percent_slower_than_resident():
+@pytest.mark.cuda
+def test_cuda_planned_is_at_most_15_percent_slower_than_resident(bench_report):
     if set(RESULTS) != {"planned", "resident"}:
         pytest.skip("run test_cuda_whole_t2v for both setups first (same session)")
     ratio = RESULTS["planned"]["projected_50_steps"] / RESULTS["resident"]["projected_50_steps"]
-    print(f"\nplanned / resident, 50 steps projected: {ratio:.3f}")
+    bench_report.add("Planner accuracy on the GPU: whole T2V per stage", run="planned / resident, 50 steps projected",
+                     ratio=ratio)  # fmt: skip
     assert ratio <= 1.15
 
 

@@ -16,43 +16,66 @@ import dataclasses
 import math
 import os
 import resource
+import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gguf
+import numpy as np
 import torch
 from safetensors import safe_open
 
+from motif_lite.checkpoint import ModelSources, download_patterns, locate_sources, required_files
 from motif_lite.config import TransformerConfig
-from motif_lite.encoders.text import TextEncoder, load_text_encoder
-from motif_lite.errors import CheckpointError, ConfigError
-from motif_lite.io.hub import MOTIF_REPO, resolve_checkpoint, resolve_gguf
+from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
+from motif_lite.io.hub import MOTIF_REPO, MissingFilesError, find_checkpoint
 from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.video import write_video
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.request import GenerationRequest
-from motif_lite.runtime.kernels import apply_kernels, use_triton
-from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory
+from motif_lite.request import GenerationRequest, RequestError
+from motif_lite.runtime.attention import AttentionBackend, apply_attention_backend
+from motif_lite.runtime.attention import attention_backend as attention_backend_for
+from motif_lite.runtime.compile import CompileConfig, CompileHandle, apply_compile, check_compile_possible
+from motif_lite.runtime.kernels import (
+    FallbackOp,
+    KernelBackendError,
+    apply_kernels,
+    attention_workspace_bytes,
+    use_triton,
+)
+from motif_lite.runtime.parallel import Parallel
+from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory, video_tokens
+from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
-from motif_lite.sampling import Schedule, denoise, needs_uncond, schedule_for, shift_from_scheduler_config
+from motif_lite.sampling import Schedule, StepCallback, denoise, needs_uncond, schedule_for
+from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, resolve_settings
 from motif_lite.vae import WanVAE, WanVAEConfig, load_vae
+from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
 from motif_lite.weights.gguf_file import read_gguf
-from motif_lite.weights.loader import load_transformer
+from motif_lite.weights.gguf_loader import load_gguf_transformer, meta_gguf_transformer
+from motif_lite.weights.loader import load_transformer, meta_transformer
+from motif_lite.weights.lora import AppliedLoRAs, LoRAFile, LoRASpec, apply_loras, linear_shapes, read_loras
+
+if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
+    from motif_lite.encoders.text import TextEncoder
+
+# `locate_sources` for plans: what is on disk or in the cache, never a download, never an error for absent weights.
+AT_HAND = {"download": False, "require_weights": False}
+
 
 # (stage, done, total): stage is "encode", "denoise" or "decode"; called with done = 0 when a stage starts.
 ProgressFn = Callable[[str, int, int], None]
+# (steps done, steps, frames): a preview of the clip after that many steps, uint8 [latent frames, H, W, 3].
+PreviewFn = Callable[[int, int, np.ndarray], None]
+PREVIEWS_PER_RUN = 4  # the default spacing of previews: about this many per run
 
-# Files every checkpoint needs; `transformer/` only when no GGUF replaces it.
-_REQUIRED = {
-    "text_encoder": ("text_encoder/config.json", "text_encoder/*.safetensors"),
-    "tokenizer": ("tokenizer/tokenizer_config.json", "tokenizer/tokenizer.json"),
-    "vae": ("vae/config.json", "vae/diffusion_pytorch_model.safetensors*"),
-    "transformer": ("transformer/config.json", "transformer/*.safetensors*"),
-}
-UNSHIFTED = 1.0  # FlowMatchEulerDiscreteScheduler's default shift
-_OPTIONAL_PATTERNS = ["model_index.json", "scheduler/*", "feature_extractor/*"]
+# The T5Gemma2 encoder of the official checkpoint (with its SigLIP tower), counted by building transformers'
+# T5Gemma2Encoder from the official text_encoder/config.json on the meta device; used only to plan a dry run
+# when the encoder's safetensors are not at hand (docs/usage.md).
+OFFICIAL_TEXT_ENCODER_PARAMS = 4_299_918_192
 
 
 @dataclass
@@ -67,6 +90,31 @@ class GenerationResult:
     peak_device_bytes: int | None  # peak CUDA memory allocated during this generation (None on CPU)
     notes: list[str] = field(default_factory=list)  # settings that were normalized (e.g. frames)
     stage_peaks: dict[str, int] = field(default_factory=dict)  # peak CUDA bytes per stage (empty on CPU)
+    settings: Settings | None = None  # every effective setting and where it came from (flag / checkpoint / default)
+    parallel: str | None = None  # the layout of a parallel run, e.g. "cfg 2 x sp 2 on 4 ranks (nccl)"
+    attention: str = "exact"  # the attention that ran: "exact", "int8", or "exact (int8 fell back)"
+    step_seconds: list[float] = field(default_factory=list)  # wall time of each denoising step
+    guidance_batch: int = 1  # rows per transformer forward on guided steps: 2 = cond + uncond batched
+    step_cache: tuple[int, int] | None = None  # (reused, made) transformer predictions with a step cache
+    compile_seconds: float | None = None  # with compiled blocks: first step minus the median later step
+    attention_backend: str | None = None  # the exact attention kernel used (with `auto`: what it chose and why)
+
+
+@dataclass
+class _DenoiseRecord:
+    """What one sampling loop did: rows per guided forward, the step cache's counts, each step's seconds."""
+
+    guidance_batch: int
+    step_cache: tuple[int, int] | None  # (reused, made) predictions; the cache's tensors are freed after the loop
+    step_seconds: list[float] = field(default_factory=list)
+
+
+def first_step_overhead(step_seconds: list[float]) -> float | None:
+    """The first step's extra time over the median later step (compiling happens on first use); None with fewer
+    than two steps."""
+    if len(step_seconds) < 2:
+        return None
+    return max(0.0, step_seconds[0] - statistics.median(step_seconds[1:]))
 
 
 @dataclass
@@ -79,25 +127,53 @@ class _Conditioning:
     mask: torch.Tensor  # [B, 1, F, h, w]: 1 at frame 0 for I2V, else zeros
     image_embeds: torch.Tensor | None
 
+    def inputs(self, x: torch.Tensor, branches: tuple[bool, ...]) -> tuple[torch.Tensor, ...]:
+        """The transformer's inputs (hidden, text, text mask, image embeds) for the noisy latents `x` once per
+        branch (True: the prompt, False: the negative prompt), stacked along the batch in that order."""
+        hidden = torch.cat([x, self.latents, self.mask], dim=1)  # [B, 16 + 16 + 1, F, h, w]
+        text, text_mask = pad_prompts([self.text if branch else self.negative for branch in branches])
+        n = len(branches)
+        image = None if self.image_embeds is None else self.image_embeds.repeat(n, 1, 1)
+        return hidden.repeat(n, 1, 1, 1, 1), text, text_mask, image
+
+
+def pad_prompts(prompts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Stack encoded prompts ([1, T_i, D] and masks [1, T_i] or None) along the batch, right-padding each to the
+    longest with zeros that its mask hides; exactly what the transformer computes for each prompt alone."""
+    if len(prompts) == 1:
+        return prompts[0]
+    longest = max(embeds.shape[1] for embeds, _ in prompts)
+    rows, masks = [], []
+    for embeds, mask in prompts:
+        pad = longest - embeds.shape[1]
+        valid = torch.ones(embeds.shape[:2], dtype=torch.bool, device=embeds.device) if mask is None else mask.bool()
+        rows.append(torch.nn.functional.pad(embeds, (0, 0, 0, pad)))
+        masks.append(torch.nn.functional.pad(valid, (0, pad), value=False))
+    return torch.cat(rows), torch.cat(masks)
+
 
 class MotifVideoPipeline:
-    """The loaded components plus the defaults read from the checkpoint; `generate` makes one video."""
+    """The loaded components plus what the checkpoint's configs say; `generate` makes one video.
+
+    `sources` (from `locate_sources`, as `load_pipeline` passes it): the checkpoint's configs, which decide every
+    setting a request leaves open (`motif_lite.settings`); without it the official values do.
+    """
 
     def __init__(
         self,
         transformer: MotifVideoTransformer,
-        text_encoder: TextEncoder,
+        text_encoder: TextEncoder | None,
         vae: WanVAE,
         device: torch.device,
         dtype: torch.dtype,
-        scheduler_shift: float | None = None,
+        sources: ModelSources | None = None,
     ) -> None:
         self.transformer = transformer
         self.text_encoder = text_encoder
         self.vae = vae
         self.device = torch.device(device)
         self.dtype = dtype  # the transformer's compute dtype; the initial noise is drawn in it, like the reference
-        self.scheduler_shift = scheduler_shift  # scheduler_config.json's shift (None if absent)
+        self.sources = sources
         self.vae_tile = None  # VAETile for the decoder; a memory plan may set it
         self.vae_frame_by_frame = True  # the decoder's upper levels one frame at a time; a plan may say 4 at once
         self.vae_bands = 1  # exact bands of the VAE (decoder's upper levels, encoder's down path); a plan may set more
@@ -106,44 +182,75 @@ class MotifVideoPipeline:
         # How the text encoder runs while prompts are encoded (whole on the device, layers streamed to it, or on
         # the CPU). In every case it holds no device memory before or after encoding.
         self.text_placement = TextEncoderPlacement.DEVICE
+        self.loras: AppliedLoRAs | None = None  # the LoRAs `load_pipeline` applied to the transformer
+        self.preview_projection: LatentRGB | None = None  # fitted to the VAE on the first run with previews
+        # A parallel run (runtime/parallel.py): rank 0 encodes and writes, every rank denoises and decodes its share.
+        # The text encoder is None on the other ranks.
+        self.parallel: Parallel | None = None
+        # Speed features (load_pipeline sets them): the guided steps' two predictions as one batch-2 forward, a
+        # step cache, compiled blocks, the attention backend in use.
+        self.batch_guidance = False
+        self.step_cache: StepCacheConfig | None = None
+        self.compile_handle: CompileHandle | None = None
+        self.attention_backend: AttentionBackend | None = None
 
-    def shift_for(self, request: GenerationRequest) -> float:
-        """The request's flow shift, else the checkpoint's scheduler config, else 15 (T2V) / 8 (I2V).
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What loading found worth knowing (e.g. a GGUF's embedded config disagreeing with the checkpoint's)."""
+        return self.sources.notes if self.sources is not None else ()
 
-        A config shift of 1.0 is diffusers' class default (no shift), never a Motif setting: with it the
-        reference gives noisy backgrounds (model-facts §7), so it counts as absent.
-        """
-        if request.flow_shift is not None:
-            return float(request.flow_shift)
-        if self.scheduler_shift is None or self.scheduler_shift == UNSHIFTED:
-            return request.default_shift()
-        return self.scheduler_shift
+    def settings_for(self, request: GenerationRequest) -> Settings:
+        """The effective settings of `request` on this checkpoint (flag, else checkpoint config, else official)."""
+        if self.sources is None:
+            given = Setting(self.transformer.config, FLAG, "the transformer given to MotifVideoPipeline")
+            return resolve_settings(request, CheckpointConfigs(), given)
+        return resolve_settings(request, self.sources.configs, self.sources.transformer)
 
-    def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None) -> GenerationResult:
-        """Generate one video and write it to `request.output`; nothing is left behind if it fails."""
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_progress: ProgressFn | None = None,
+        on_preview: PreviewFn | None = None,
+        preview_every: int | None = None,
+    ) -> GenerationResult:
+        """Generate one video and write it to `request.output`; nothing is left behind if it fails.
+
+        `on_preview(done, steps, frames)` gets a cheap preview of the clip (vae/preview.py) every `preview_every`
+        steps (default: about 4 per run), not after the last step."""
         request, notes = request.resolve()
-        if request.flow_shift is None and self.scheduler_shift == UNSHIFTED:
-            notes.append(
-                f"ignoring shift 1.0 of scheduler_config.json (diffusers' default); using {request.default_shift():g}"
-            )
-        if request.image is not None and not self.text_encoder.can_encode_images:
-            raise CheckpointError("image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint")
+        settings = self.settings_for(request)
+        notes += [*self.notes, *settings.notes]
         progress = on_progress or (lambda stage, done, total: None)
         timings: dict[str, float] = {}
         peaks: dict[str, int] = {}
         start = time.perf_counter()
-        shift = self.shift_for(request)
         generator = torch.Generator().manual_seed(request.seed)
         with self._stage("encode", timings, peaks):
-            noise = self.initial_noise(request, generator)  # first draw, as in both reference pipelines
-            cond = self.encode(request, noise, generator, progress)
+            noise, cond = self._inputs(request, generator, progress, guided=needs_uncond(settings.guidance.value))
+            on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
         with self._stage("denoise", timings, peaks):
-            latents = self.sample(request, noise, cond, shift, progress)
+            latents, record = self.sample(request, noise, cond, settings, progress, on_denoised)
         with self._stage("decode", timings, peaks):
-            output = self.decode(request, latents, shift, progress)
+            output = self.decode(request, latents, settings, progress)
         timings["total"] = time.perf_counter() - start
         peak = max(peaks.values()) if peaks else None
-        return GenerationResult(output, request, shift, timings, _peak_rss(), peak, notes, peaks)
+        shift = settings.flow_shift.value
+        layout = None if self.parallel is None else self.parallel.describe()
+        return GenerationResult(
+            output, request, shift, timings, _peak_rss(), peak, notes, peaks, settings, layout, self.attention_used(),
+            step_seconds=record.step_seconds,
+            guidance_batch=record.guidance_batch,
+            step_cache=record.step_cache,
+            compile_seconds=first_step_overhead(record.step_seconds) if self.compile_handle is not None else None,
+            attention_backend=None if self.attention_backend is None else self.attention_backend.describe(),
+        )  # fmt: skip
+
+    def attention_used(self) -> str:
+        """ "int8" while the 8-bit kernel runs, "exact (int8 fell back)" once it could not (warned), else "exact"."""
+        op = self.transformer.ops.attention
+        if not isinstance(op, FallbackOp) or op.name != "int8 attention":
+            return "exact"
+        return "exact (int8 fell back)" if op.warned else "int8"
 
     @contextlib.contextmanager
     def _stage(self, name: str, timings: dict[str, float], peaks: dict[str, int]) -> Iterator[None]:
@@ -157,6 +264,22 @@ class MotifVideoPipeline:
         if cuda:
             peaks[name] = torch.cuda.max_memory_allocated(self.device)
 
+    def _inputs(
+        self, request: GenerationRequest, generator: torch.Generator, progress: ProgressFn, guided: bool
+    ) -> tuple[torch.Tensor, _Conditioning]:
+        """The initial noise (the generator's first draw, as in both reference pipelines), then the conditioning.
+        In a parallel run rank 0 makes both and the other ranks receive them (an error there reaches them all)."""
+
+        def make() -> tuple[torch.Tensor, _Conditioning]:
+            if request.image is not None and not self.text_encoder.can_encode_images:
+                raise CheckpointError(
+                    "image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint"
+                )
+            noise = self.initial_noise(request, generator)
+            return noise, self.encode(request, noise, generator, progress, guided)
+
+        return make() if self.parallel is None else self.parallel.share(make)
+
     def initial_noise(self, request: GenerationRequest, generator: torch.Generator) -> torch.Tensor:
         """randn [1, 16, (F-1)//4+1, H/8, W/8] drawn on the CPU in the transformer dtype (diffusers' randn_tensor)."""
         z, s = self.vae.config.z_dim, self.vae.config.spatial_factor
@@ -164,10 +287,16 @@ class MotifVideoPipeline:
         return torch.randn(shape, generator=generator, dtype=self.dtype).to(self.device)
 
     def encode(
-        self, request: GenerationRequest, noise: torch.Tensor, generator: torch.Generator, progress: ProgressFn
+        self,
+        request: GenerationRequest,
+        noise: torch.Tensor,
+        generator: torch.Generator,
+        progress: ProgressFn,
+        guided: bool = True,
     ) -> _Conditioning:
-        """Prompts (and for I2V the first frame) -> conditioning; the text encoder leaves the device afterwards."""
-        guided = needs_uncond(request.guidance_config())
+        """Prompts (and for I2V the first frame) -> conditioning; the text encoder leaves the device afterwards.
+
+        guided: whether the guidance needs the negative prompt's embeddings."""
         conditioned = request.image is not None and request.latent_frames > 1  # one latent frame: plain T2V
         total = 1 + guided + conditioned
         progress("encode", 0, total)
@@ -202,35 +331,83 @@ class MotifVideoPipeline:
         latents = self.vae.encode(pixels[:, :, None], bands=self.vae_bands).sample(generator)
         return self.vae.normalize_latents(latents)
 
+    def _preview_callback(self, steps: int, on_preview: PreviewFn | None, every: int | None) -> StepCallback | None:
+        """The denoise loop's `on_denoised` that turns every `every`-th clean-latent estimate into a preview."""
+        if on_preview is None:
+            return None
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+            raise RequestError(f"preview_every must be a positive integer, got {every!r}")
+        every = every or max(1, math.ceil(steps / PREVIEWS_PER_RUN))
+        if self.preview_projection is None:
+            self.preview_projection = fit_latent_rgb(self.vae)
+        projection = self.preview_projection
+
+        def on_denoised(step: int, denoised: torch.Tensor) -> None:
+            done = step + 1
+            if done % every == 0 and done < steps:
+                on_preview(done, steps, projection.preview(self.vae.denormalize_latents(denoised)))
+
+        return on_denoised
+
     def sample(
         self,
         request: GenerationRequest,
         noise: torch.Tensor,
         cond: _Conditioning,
-        shift: float,
+        settings: Settings,
         progress: ProgressFn,
-    ) -> torch.Tensor:
-        """The denoising loop from pure noise to clean latents (model space)."""
-        schedule = schedule_for(request.solver, request.steps, shift)
+        on_denoised: StepCallback | None = None,
+    ) -> tuple[torch.Tensor, _DenoiseRecord]:
+        """The denoising loop from pure noise to clean latents (model space), with the effective settings, and a
+        record of its steps."""
+        schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value)
         schedule = Schedule(schedule.sigmas.to(self.device), schedule.timesteps.to(self.device))
+        guidance = settings.guidance.value
+        cache = None if self.step_cache is None else StepCache(self.transformer, self.step_cache, request.steps)
+        record = _DenoiseRecord(2 if self.batch_guidance and needs_uncond(guidance) else 1, None)
+        last = time.perf_counter()
+
+        # A parallel run splits each forward over the ranks (no step cache, no batched guidance there: load_pipeline).
+        model = self.transformer if self.parallel is None else self.parallel.transformer(self.transformer)
 
         @torch.no_grad()
+        def forward(x: torch.Tensor, t: torch.Tensor, branches: tuple[bool, ...]) -> torch.Tensor:
+            hidden, text, text_mask, image_embeds = cond.inputs(x, branches)
+            t = t.repeat(len(branches))
+            if cache is None:
+                return model(hidden, t, text, text_mask, image_embeds)
+            names = tuple("cond" if branch else "uncond" for branch in branches)
+            return cache(len(record.step_seconds), hidden, t, text, text_mask, image_embeds, names)
+
+        def on_step(i: int, _: torch.Tensor) -> None:
+            nonlocal last
+            if self.device.type == "cuda":  # step times of the device's work, not of the kernel launches
+                torch.cuda.synchronize(self.device)
+            record.step_seconds.append(time.perf_counter() - last)
+            last = time.perf_counter()
+            progress("denoise", i + 1, request.steps)
+
         def predict_velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
-            text, text_mask = cond.text if conditional else cond.negative
-            hidden = torch.cat([x, cond.latents, cond.mask], dim=1)  # [B, 16 + 16 + 1, F, h, w]
-            return self.transformer(hidden, t, text, text_mask, cond.image_embeds)
+            return forward(x, t, (conditional,))
 
         progress("denoise", 0, request.steps)
-        return denoise(
-            predict_velocity,
+        latents = denoise(
+            predict_velocity if self.parallel is None else self.parallel.velocity(predict_velocity),
             noise,
             schedule,
-            request.solver,
-            request.guidance_config(),
-            on_step=lambda i, _: progress("denoise", i + 1, request.steps),
+            settings.solver,
+            guidance,
+            on_step,
+            on_denoised,
+            predict_guided=(lambda x, t: forward(x, t, (True, False)).chunk(2)) if record.guidance_batch == 2 else None,
         )
+        if cache is not None:
+            record.step_cache = (cache.reused, cache.calls)
+        return latents, record
 
-    def decode(self, request: GenerationRequest, latents: torch.Tensor, shift: float, progress: ProgressFn) -> Path:
+    def decode(
+        self, request: GenerationRequest, latents: torch.Tensor, settings: Settings, progress: ProgressFn
+    ) -> Path:
         """Stream decoded frames straight into the video file (one latent frame of pixels alive at a time)."""
         vae_dtype = self.vae.post_quant_conv.weight.dtype
         z = self.vae.denormalize_latents(latents.to(vae_dtype))
@@ -241,90 +418,311 @@ class MotifVideoPipeline:
         def chunks() -> Iterator[torch.Tensor]:
             progress("decode", 0, total * self.vae_bands)
 
-            def on_step(done: int, steps: int) -> None:  # per latent frame, of every band
+            def on_step(done: int, steps: int) -> None:  # per latent frame, of every band (of this rank)
                 progress("decode", done, steps)
 
-            decoded = self.vae.decode_frames(z, self.vae_tile, self.vae_frame_by_frame, self.vae_bands, on_step)
+            plan = (z, self.vae_tile, self.vae_frame_by_frame, self.vae_bands, on_step)
+            if self.parallel is None:
+                decoded = self.vae.decode_frames(*plan)
+            else:  # exact bands split across the ranks, gathered on rank 0
+                decoded = self.parallel.decode_frames(self.vae, *plan)
             for pixels in decoded:
                 yield pixels[0]  # [3, n, H, W]
 
         output = Path(request.output).expanduser()
+        if self.parallel is not None and not self.parallel.is_main:
+            for _ in chunks():  # this rank's bands go to rank 0, which writes the file
+                pass
+            return output
         with staged_output(output, request.frames) as partial:
-            write_video(chunks(), partial, request.fps, _metadata(request, shift))
+            write_video(chunks(), partial, request.fps, _metadata(request, settings))
         return output
 
 
 def load_pipeline(
-    model: str | Path = MOTIF_REPO,
+    model: str | Path | ModelSources = MOTIF_REPO,
     gguf: str | Path | None = None,
     dtype: torch.dtype = torch.bfloat16,
     device: str | torch.device = "auto",
     kernels: str = "auto",
     plan: Plan | None = None,
     text_encoder_dtype: torch.dtype | None = None,
+    loras: Sequence[tuple[str | Path, float]] = (),
+    attention: str = "exact",
+    *,
+    parallel: Parallel | None = None,
+    batch_guidance: bool | None = None,
+    compile: bool | CompileConfig = False,
+    attention_backend: str = "auto",
+    step_cache: float | StepCacheConfig | None = None,
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
 
-    `gguf`: a `.gguf` file or a variant name of the official GGUF repo (e.g. "Q4_K_M") that replaces the
-    checkpoint's `transformer/`. Every required file is checked before any weights are read. The text encoder
-    is loaded on the CPU and visits `device` only while prompts are encoded. `plan` (from `plan_generation`):
-    load on the CPU, then stream / chunk / tile as the memory plan says instead of putting everything on `device`.
-    `text_encoder_dtype` (default `dtype`): e.g. bfloat16 (the checkpoint's own dtype) next to a float32
-    transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
+    `gguf`: a `.gguf` file, a folder holding one, or a variant name of the official GGUF repo (e.g. "Q4_K_M") that
+    replaces the checkpoint's transformer weights; the transformer config still comes from the checkpoint's
+    `transformer/config.json`. `model` may also be the `ModelSources` that `preflight` / `locate_sources` found
+    (then `gguf` is ignored). Every check that needs no weights runs first (`preflight`): one error lists every
+    problem. The text encoder is loaded on the CPU and visits `device` only while prompts are encoded. `plan`
+    (from `plan_generation`): load on the CPU, then stream / chunk / tile as the memory plan says instead of
+    putting everything on `device`. `text_encoder_dtype` (default `dtype`): e.g. bfloat16 (the checkpoint's own
+    dtype) next to a float32 transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
+    `loras`: (file, strength) pairs, checked against the transformer before any weight is read, then merged into
+    its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py).
+    its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py). `attention`: "exact" or
+    "int8" (8-bit attention on GPUs with INT8 tensor cores, lossy; elsewhere exact attention with one warning;
+    docs/kernels.md).
+    `parallel`: this process's part of a parallel run (`runtime.parallel`): only its main rank loads the text
+    encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself.
+
+    Speed (docs/usage.md, "Going faster"): `batch_guidance` runs a guided step's two predictions as one batch-2
+    forward (None: as the memory plan says, else on CUDA only; the same numbers either way; never in a parallel
+    run). `compile`: torch.compile every block (or a `CompileConfig`). `attention_backend`: "auto" (timed trial on
+    the GPU) or a fixed exact kernel (`motif_lite.choices.ATTENTION_BACKENDS`); with `attention="int8"` the exact
+    kernel only serves where int8 falls back. `step_cache`: a threshold (lossy, opt-in; 0 = exact) or a
+    `StepCacheConfig` (not in a parallel run).
     """
-    target = resolve_device(device)
-    root = locate_checkpoint(model, with_transformer=gguf is None)
-    scheduler_shift = shift_from_scheduler_config(root / "scheduler")
-    transformer_source = resolve_gguf(str(gguf)) if gguf is not None else root
+    from motif_lite.encoders.text import load_text_encoder
+
+    sources, target = preflight(model, gguf, device, kernels)
+    cache_config, backend = _check_speed(target, kernels, compile, attention_backend, step_cache, parallel)
+    lora_files = _check_loras(loras, sources)
+    root = sources.root
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
-    text_encoder = load_text_encoder(root, dtype=text_encoder_dtype or dtype, device="cpu")
+    text_encoder = None
+    if parallel is None or parallel.is_main:
+        text_encoder = load_text_encoder(root, dtype=text_encoder_dtype or dtype, device="cpu")
     vae = load_vae(root, dtype=dtype, device=load_device)
-    transformer = load_transformer(transformer_source, dtype=dtype, device=load_device)
-    apply_kernels(transformer, kernels)
-    pipe = MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, scheduler_shift)
+    if sources.gguf is not None:
+        config = sources.transformer.value
+        transformer = load_gguf_transformer(sources.gguf, dtype=dtype, device=load_device, config=config)
+    else:
+        transformer = load_transformer(root, dtype=dtype, device=load_device)
+    applied_loras = apply_loras(transformer, lora_files, dtype) if lora_files else None
+    apply_kernels(transformer, kernels, attention=attention)
+    pipe = MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, sources)
+    pipe.loras = applied_loras
+    pipe.parallel = parallel
     if plan is not None:
         pipe.text_placement = plan.text_placement
         pipe.plan_handle = apply_plan(transformer, vae, plan)
         pipe.vae_tile = pipe.plan_handle.vae_tile
         pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
         pipe.vae_bands = pipe.plan_handle.vae_bands
+    _install_speed(pipe, plan, batch_guidance, compile, cache_config, None if attention == "int8" else backend)
     return pipe
+
+
+def _check_speed(
+    target: torch.device,
+    kernels: str,
+    compile: bool | CompileConfig,
+    attention_backend: str,
+    step_cache: float | StepCacheConfig | None,
+    parallel: Parallel | None = None,
+) -> tuple[StepCacheConfig | None, AttentionBackend]:
+    """`load_pipeline`'s speed settings, checked before any weights load: the step cache, the attention backend."""
+    cache_config = StepCacheConfig(step_cache) if isinstance(step_cache, int | float) else step_cache
+    if cache_config is not None and parallel is not None:
+        raise ConfigError("a step cache is not supported in a parallel run (--gpus / torchrun) yet")
+    attention = attention_backend_for(attention_backend, target, use_triton(kernels))
+    if compile:
+        check_compile_possible(target)
+    return cache_config, attention
+
+
+def _install_speed(
+    pipe: MotifVideoPipeline,
+    plan: Plan | None,
+    batch_guidance: bool | None,
+    compile: bool | CompileConfig,
+    cache_config: StepCacheConfig | None,
+    attention: AttentionBackend | None,
+) -> None:
+    """Install the speed settings; `attention` None leaves the attention op `apply_kernels` chose (int8)."""
+    if batch_guidance is None:  # measured 3-10 % slower on the CPU (docs/benchmarks.md): batched on CUDA only
+        batch_guidance = plan.cfg_batch > 1 if plan is not None else pipe.device.type == "cuda"
+    # A parallel run splits the two guidance predictions over rank groups (runtime/parallel.py): one call each.
+    pipe.batch_guidance = batch_guidance and pipe.parallel is None
+    pipe.step_cache, pipe.attention_backend = cache_config, attention
+    if attention is not None:
+        apply_attention_backend(pipe.transformer, attention)
+    if compile:
+        pipe.compile_handle = apply_compile(pipe.transformer, compile if isinstance(compile, CompileConfig) else None)
+
+
+def preflight(
+    model: str | Path | ModelSources = MOTIF_REPO,
+    gguf: str | Path | None = None,
+    device: str | torch.device = "auto",
+    kernels: str = "auto",
+) -> tuple[ModelSources, torch.device]:
+    """Every check a run can make before reading weights: the device, the kernel backend, the checkpoint and GGUF
+    files (found, fetched if missing, headers and architecture read, every transformer tensor against the config).
+
+    Raises one `MotifLiteError` listing every problem (a `MissingFilesError`, with the download commands, when files
+    are missing); returns what was found and the device.
+    """
+    problems: list[str] = []
+    target = None
+    try:
+        target = resolve_device(device)
+        check_kernels(kernels, target)
+    except MotifLiteError as exc:
+        problems.append(str(exc))
+    try:
+        sources = model if isinstance(model, ModelSources) else locate_sources(model, gguf)
+    except MissingFilesError as exc:
+        exc.problems[:0] = problems
+        raise
+    except MotifLiteError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise CheckpointError("\n".join(problems))
+    return sources, target
+
+
+def check_kernels(kernels: str, device: torch.device) -> None:
+    """Raise `KernelBackendError` when the backend cannot run on `device` (e.g. triton without CUDA)."""
+    if kernels == "triton" and device.type != "cuda":
+        raise KernelBackendError(f"--kernels triton needs a CUDA device, but the device is {device}; use auto or torch")
+    if kernels != "auto":
+        use_triton(kernels)  # an unknown backend, or triton that cannot be imported
+
+
+def _check_loras(loras: Sequence[tuple[str | Path, float]], sources: ModelSources) -> list[LoRAFile]:
+    """Read the LoRA files and check them against the transformer's layers, from file headers only."""
+    if not loras:
+        return []
+    if sources.gguf is not None:
+        model = meta_gguf_transformer(sources.gguf, sources.transformer.value)
+    else:
+        model = meta_transformer(sources.root)
+    targets = linear_shapes(model)
+    return read_loras([LoRASpec(Path(path), float(strength)) for path, strength in loras], targets)
 
 
 def plan_generation(
     request: GenerationRequest,
-    model: str | Path = MOTIF_REPO,
+    model: str | Path | ModelSources = MOTIF_REPO,
     gguf: str | Path | None = None,
     dtype: torch.dtype = torch.bfloat16,
     device: str | torch.device = "auto",
     vram_gib: float | None = None,
     kernels: str = "auto",
+    attention: str = "exact",
     *,
+    sequence_parallel: int = 1,
+    batch_guidance: bool | None = None,
+    step_cache: bool = False,
     ram_gib: float | None = None,
     text_encoder_dtype: torch.dtype | None = None,
 ) -> Plan:
-    """The memory plan for a (resolved) request, from configs and file headers only: no weights are loaded.
+    """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
-    The device budget is `vram_gib`, else the device's free memory (no limit on the CPU); the host budget is
-    `ram_gib` (None: no limit; page-locked block homes are then used only if they fit the memory available now).
-    Raises a `MotifLiteError` naming what is needed when nothing fits.
+    `model` / `gguf` are looked up on disk and in the Hugging Face cache only (or given as `ModelSources`); what is
+    not at hand is planned from the official architecture (`model_sizes` says where each size came from). The
+    device need not exist here: `device="cuda"` plans for a CUDA GPU with the CUDA kernels on any machine. The
+    budget is `vram_gib`, else the device's free memory (no limit on the CPU, or for a GPU this machine lacks).
+    Raises a `MotifLiteError` naming the smallest possible peak when nothing fits. `sequence_parallel`: plan
+    for one of that many ranks sharing the video tokens (runtime/parallel.py). With guidance, each memory plan
+    is tried with both guidance predictions in one batch-2 forward first (unless `batch_guidance=False`);
+    `step_cache`: reserve the step cache's tensors. The host budget is `ram_gib` (None: no limit; page-locked
+    block homes are then used only if they fit the memory available now); `text_encoder_dtype`: the dtype the
+    text encoder is loaded in (default `dtype`).
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not gib > 0:
             raise ConfigError(f"--{name} must be a positive number of GiB, got {gib}")
-    target = resolve_device(device)
-    root = locate_checkpoint(model, with_transformer=gguf is None)
-    budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target)
-    config, weight_bytes = _transformer_size(root, gguf, dtype)
-    text_bytes = stored_bytes(sorted(root.glob("text_encoder/*.safetensors")), text_encoder_dtype or dtype)
-    vae_config = WanVAEConfig.from_json(root / "vae" / "config.json")
-    image = request.image is not None and request.latent_frames > 1  # the first frame goes through the VAE
-    # cfg_batch=1: `denoise` runs the conditional and unconditional predictions as separate calls.
+    sources = model if isinstance(model, ModelSources) else locate_sources(model, gguf, **AT_HAND)
+    target = parse_device(device)
+    here = target.type == "cuda" and torch.cuda.is_available()
+    budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target) if here else None
+    sizes = model_sizes(sources, dtype, text_encoder_dtype)
+    fused_norms = target.type == "cuda" and (use_triton(kernels) if here else kernels != "torch")
+    config = sources.transformer.value
+    tokens = video_tokens(request.width, request.height, request.frames, config, sizes.vae_config)
+    guided = needs_uncond(resolve_settings(request, sources.configs, sources.transformer).guidance.value)
+    # A parallel run computes the two guidance predictions in separate calls (on separate ranks when it can).
+    batched = guided and batch_guidance is not False and sequence_parallel == 1
     return plan_memory(
-        request.width, request.height, request.frames, config, weight_bytes, text_bytes, vae_config, budget,
-        cfg_batch=1, device=str(target), vae_dtype=dtype, fused_norms=target.type == "cuda" and use_triton(kernels),
-        image=image, ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30), activation_dtype=dtype,
+        request.width, request.height, request.frames, config, sizes.transformer_bytes, sizes.text_encoder_bytes,
+        sizes.vae_config, budget, cfg_batch=2 if batched else 1, device=str(target), vae_dtype=dtype,
+        fused_norms=fused_norms, step_cache=step_cache, sequence_parallel=sequence_parallel,
+        attention_workspace_bytes=attention_workspace_bytes(attention, config, tokens),
+        image=request.image is not None and request.latent_frames > 1,  # the first frame goes through the VAE
+        ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30), activation_dtype=dtype,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ModelSizes:
+    """The sizes a memory plan needs, and where each came from (printed by `--dry-run`)."""
+
+    transformer_bytes: int
+    text_encoder_bytes: int
+    vae_config: WanVAEConfig
+    origins: dict[str, str]  # "transformer", "text encoder", "vae" -> where the size came from
+
+    def lines(self) -> list[str]:
+        sizes = {"transformer": self.transformer_bytes, "text encoder": self.text_encoder_bytes}
+        return ["sizes:"] + [
+            f"  {name:<12} {_human_bytes(sizes[name]) if name in sizes else 'Wan2.1':>10}  ({origin})"
+            for name, origin in self.origins.items()
+        ]
+
+
+def _human_bytes(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: torch.dtype | None = None) -> ModelSizes:
+    """Weight sizes from file headers when the files are at hand, else from the configs (official built-ins when
+    those are absent): an official GGUF variant's size is counted from our quantizer's recipe for it. The text
+    encoder counts as loaded (`stored_bytes`), in `text_encoder_dtype` (default `dtype`)."""
+    config = sources.transformer.value
+    origins = {}
+    if sources.gguf is not None:
+        transformer_bytes = read_gguf(sources.gguf).nbytes()  # packed bytes: memory-mapped header read
+        origins["transformer"] = f"{sources.gguf.name}, packed"
+    elif sources.gguf_variant is not None:
+        transformer_bytes, recipe = estimated_gguf_bytes(config, sources.gguf_variant)
+        origins["transformer"] = (
+            f"estimated from our quantizer's {recipe} recipe over this architecture; the official file may differ"
+        )
+    else:
+        transformer_bytes = _numel(config) * dtype.itemsize
+        origins["transformer"] = f"transformer config, {str(dtype).removeprefix('torch.')}"
+    files = sorted(sources.root.glob("text_encoder/*.safetensors")) if sources.root is not None else []
+    if files:
+        text_bytes = stored_bytes(files, text_encoder_dtype or dtype)
+        origins["text encoder"] = "text_encoder/*.safetensors headers"
+    else:
+        text_bytes = OFFICIAL_TEXT_ENCODER_PARAMS * (text_encoder_dtype or dtype).itemsize
+        origins["text encoder"] = "official T5Gemma2 size (built-in), weights not at hand"
+    vae = sources.configs.vae
+    origins["vae"] = "vae/config.json" if vae is not None else "official Wan2.1 config (built-in)"
+    return ModelSizes(transformer_bytes, text_bytes, vae or WanVAEConfig(), origins)
+
+
+def estimated_gguf_bytes(config: TransformerConfig, variant: str) -> tuple[int, str]:
+    """Packed bytes of a GGUF file that `python -m motif_lite.quantize --type VARIANT` makes of this architecture,
+    counted tensor by tensor on the meta device (no weights); and the recipe's name."""
+    from motif_lite.quantize.recipes import get_recipe, packed_bytes
+
+    recipe = get_recipe(variant)
+    with torch.device("meta"):
+        shapes = {name: tuple(t.shape) for name, t in MotifVideoTransformer(config).state_dict().items()}
+    return packed_bytes(shapes, recipe), recipe.name
+
+
+def _numel(config: TransformerConfig) -> int:
+    with torch.device("meta"):
+        return sum(t.numel() for t in MotifVideoTransformer(config).state_dict().values())
+
+
+def transformer_config(model: str | Path = MOTIF_REPO, gguf: str | Path | None = None) -> TransformerConfig:
+    """The transformer's architecture from the checkpoint's config at hand, else the official one (no weights)."""
+    return locate_sources(model, gguf, **AT_HAND).transformer.value
 
 
 def stored_bytes(files: list[Path], dtype: torch.dtype) -> int:
@@ -353,15 +751,6 @@ _SAFETENSORS_DTYPES = {
 }  # fmt: skip
 
 
-def _transformer_size(root: Path, gguf: str | Path | None, dtype: torch.dtype) -> tuple[TransformerConfig, int]:
-    config_path = root / "transformer" / "config.json"
-    # An official GGUF has the official architecture: the config defaults when no config.json is at hand.
-    config = TransformerConfig.from_json(config_path) if config_path.is_file() else TransformerConfig()
-    if gguf is not None:
-        return config, read_gguf(resolve_gguf(str(gguf))).nbytes()  # packed bytes, memory-mapped header read
-    return config, _stored_numel(sorted(root.glob("transformer/*.safetensors"))) * dtype.itemsize
-
-
 def _stored_numel(files: list[Path]) -> int:
     """Elements in safetensors files, from their headers (no tensor data is read)."""
     total = 0
@@ -375,31 +764,29 @@ def _stored_numel(files: list[Path]) -> int:
     return total
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """ "auto" = the first CUDA device if there is one, else the CPU."""
+def parse_device(device: str | torch.device) -> torch.device:
+    """ "auto" = the first CUDA device if there is one, else the CPU; other names as torch reads them (a device
+    this machine lacks is fine: plans are made for it)."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        resolved = torch.device(device)
+        return torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise CheckpointError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from exc
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """`parse_device`, and a device that runs here: CUDA must be available for a CUDA device."""
+    resolved = parse_device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise CheckpointError(f"device {device!r} requested but CUDA is not available; use --device cpu")
     return resolved
 
 
 def locate_checkpoint(model: str | Path, with_transformer: bool = True) -> Path:
-    """The local checkpoint folder for a path or repo id, after checking every file the pipeline will read."""
-    groups = [g for g in _REQUIRED if with_transformer or g != "transformer"]
-    patterns = [f"{g}/*" for g in groups] + _OPTIONAL_PATTERNS
-    root = resolve_checkpoint(str(model), allow_patterns=patterns)
-    missing = [p for g in groups for p in _REQUIRED[g] if not any(root.glob(p))]
-    if missing:
-        raise CheckpointError(
-            f"incomplete checkpoint {root}: missing {', '.join(missing)} "
-            f"(expected the layout of {MOTIF_REPO}; re-download the missing files)"
-        )
-    return root
+    """The local checkpoint folder for a path or repo id, after checking every file the pipeline will read
+    (`locate_sources` also reads and checks the configs and the transformer's tensors)."""
+    return find_checkpoint(str(model), required_files(not with_transformer), download_patterns(not with_transformer))
 
 
 @contextlib.contextmanager
@@ -451,7 +838,10 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def _metadata(request: GenerationRequest, shift: float) -> dict:
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request).items()}
-    settings.pop("output")
-    return {"software": "motif-lite", **settings, "flow_shift": shift, "guidance_config": request.guidance_config()}
+def _metadata(request: GenerationRequest, settings: Settings) -> dict:
+    values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request).items()}
+    values.pop("output")
+    effective = {"sampler": settings.sampler.value, "flow_shift": settings.flow_shift.value}
+    guidance = settings.guidance.value
+    effective["guidance_config"] = None if guidance is None else {"method": type(guidance).__name__, **vars(guidance)}
+    return {"software": "motif-lite", **values, **effective}

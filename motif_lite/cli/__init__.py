@@ -8,16 +8,17 @@ with code 2, Ctrl-C exits with 130; neither prints a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from motif_lite import __version__
-from motif_lite.cli import run
+from motif_lite.cli import run, serve
 from motif_lite.errors import MotifLiteError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-SUBCOMMANDS = (run,)
+SUBCOMMANDS = (run, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,15 +35,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # the command as typed: for hints that repeat it, and what `run --gpus N` starts
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
     try:
         return args.handler(args)
     except MotifLiteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{_rank_prefix()}error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        print(f"\n{_rank_prefix()}interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _rank_prefix() -> str:
+    """The "[rank r] " prefix of messages in a process of a torchrun job (several ranks), else nothing."""
+    return f"[rank {os.environ.get('RANK', '?')}] " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""

@@ -7,7 +7,7 @@ Stable API (used by the CLI's `--vram GiB`, `--ram GiB` and `--dry-run`):
                        budget_bytes, cfg_batch=2, device="cuda", vae_dtype=torch.float32, fused_norms=False,
                        image=False, ram_budget_bytes=None)
                                                          # budget_bytes None: no limit (CPU) -> all resident
-                                                         # cfg_batch: rows per forward (1 for motif_lite's denoise)
+                                                         # cfg_batch: most rows per forward (2: batched guidance)
     print(plan.describe())                               # the --dry-run table, host memory included
     handle = apply_plan(transformer, vae, plan)          # the pipeline places the text encoder while encoding
     vae.decode_frames(z, handle.vae_tile, handle.vae_frame_by_frame, handle.vae_bands)  # arguments, not hooks
@@ -73,6 +73,10 @@ CONTEXT_TOKENS = 512 + 729
 # encoder runs (N D), the context while the decoder runs (T' D), and the float32 RoPE tables (2 N head_dim).
 # An 8-bit K/V attention would store K and V in half the bytes: ATTENTION_L and the buffers' 3 become 3 and 2.
 ATTENTION_L = 4
+# Sequence parallel (runtime/parallel.py) over sp ranks: each rank holds 1/sp of the video tokens (the context stays
+# whole); around attention its all-to-all holds a send copy, then the received tensor and the reassembled q/k/v
+# (3 D each) next to the q/k/v it started from: up to 6 D more per local token in the attention phase.
+SP_EXCHANGE_D = 6
 PIECE_PROJECTION_D_FUSED = (5, 5)  # (pieces with RoPE, pieces without)
 PIECE_PROJECTION_D_TORCH = (11, 9)
 # T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like: hidden 2560, MLP 10240, 34 layers):
@@ -111,12 +115,14 @@ DEQUANT_BYTES_PER_WEIGHT = 6
 ESTIMATE_MARGIN = 1.05
 WORKSPACE_BYTES = 64 * MiB
 SAMPLER_LATENTS = 12
+# The step cache keeps, per guidance branch, the first block's effect and the skipped blocks' residual: N x D each.
+STEP_CACHE_TENSORS = 4
 # The caching allocator reserves more than it hands out; with expandable segments (set by `motif-lite run`) the
 # gap stays small. An estimate, unmeasured on a GPU since the attention-phase chunking (docs/memory.md).
 RESERVED_RATIO = 1.08
 TOKEN_CHUNKS = (16384, 4096)
 VAE_TILES = (VAETile(32, 8), VAETile(16, 4))
-VAE_BANDS = (2, 3, 4)  # exact bands: 3.8 %, 7.5 %, 11.3 % more VAE work at 720p (bench/vae_band_work.py)
+VAE_BANDS = (2, 3, 4)  # exact bands: 3.8 %, 7.5 %, 11.3 % more VAE work at 720p (bench/bench_vae_band_work.py)
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,7 @@ class Plan:
     ladder_size: int
     prefetch: bool = True
     host: HostEstimate | None = None
+    cfg_batch: int = 1  # rows per transformer forward the estimates allow: 2 = guidance branches batched
 
     @property
     def peak_bytes(self) -> int:
@@ -173,7 +180,8 @@ class Plan:
         lines = [
             f"Memory plan for {self.width}x{self.height}x{self.frames}: N = {self.video_tokens:,} video tokens "
             f"(2N = {2 * self.video_tokens:,} in the DDT decoder), budget {budget}, "
-            f"plan {self.rank + 1} of {self.ladder_size} (1 = fastest)",
+            f"plan {self.rank + 1} of {self.ladder_size} (1 = fastest), "
+            f"{self.cfg_batch} row{'s' if self.cfg_batch > 1 else ''} per transformer forward",
             f"{'stage':<9} {'est. peak':>10} {'weights':>10} {'activations':>12}  {'streamed':<34} chunks",
         ]
         for s in self.stages:
@@ -355,18 +363,25 @@ def transformer_activation_bytes(
     fused_norms: bool = False,
     context_tokens: int = CONTEXT_TOKENS,
     act_bytes: int = ACT_BYTES,
+    sequence_parallel: int = 1,
 ) -> int:
     """Peak activation bytes of one transformer forward over n video tokens (the formulas at the top): the
-    largest of the dual, encoder single-stream and DDT decoder blocks, each with what is held around it."""
+    largest of the dual, encoder single-stream and DDT decoder blocks, each with what is held around it; on each of
+    `sequence_parallel` ranks sharing the video tokens."""
     d, f = config.hidden_size, int(config.hidden_size * config.mlp_ratio)
+    exchange = 0
+    if sequence_parallel > 1:
+        n, exchange = -(-n // sequence_parallel), SP_EXCHANGE_D
     piece = tuple(p * d for p in (PIECE_PROJECTION_D_FUSED if fused_norms else PIECE_PROJECTION_D_TORCH))
     t = context_tokens
     decoder_input = n * d if config.num_decoder_layers else 0  # kept for the DDT decoder while the encoder runs
     rope = 2 * n * config.attention_head_dim * 4 // act_bytes  # cos and sin tables, float32
     blocks = [
-        _dual_block(n, t, token_chunk, d, f, piece) + decoder_input if config.num_layers else 0,
-        _single_block(n, t, token_chunk, d, f, piece) + decoder_input if config.num_encoder_single_layers else 0,
-        _single_block(n, n, token_chunk, d, f, piece) + t * d if config.num_decoder_layers else 0,
+        _dual_block(n, t, token_chunk, d, f, piece, exchange) + decoder_input if config.num_layers else 0,
+        _single_block(n, t, token_chunk, d, f, piece, exchange) + decoder_input
+        if config.num_encoder_single_layers
+        else 0,
+        _single_block(n, n, token_chunk, d, f, piece, exchange) + t * d if config.num_decoder_layers else 0,
     ]
     return batch * act_bytes * (max(blocks) + rope)
 
@@ -379,19 +394,22 @@ def _projection(first: int, second: int, chunk: int | None, d: int, piece: tuple
     return 3 * (first + second) * d + max(piece[0] * rope_rest, piece[1] * plain)
 
 
-def _single_block(first: int, second: int, chunk: int | None, d: int, f: int, piece: tuple[int, int]) -> int:
-    """A single-stream block over [first; second] tokens, its inputs included (elements)."""
+def _single_block(
+    first: int, second: int, chunk: int | None, d: int, f: int, piece: tuple[int, int], exchange: int = 0
+) -> int:
+    """A single-stream block over [first; second] tokens, its inputs included (elements); `exchange`: the
+    sequence-parallel all-to-all's extra D per token around the attention call."""
     length = first + second
     widest = max(min(chunk or first, first), min(chunk or second, second))
-    attention = ATTENTION_L * length * d
+    attention = (ATTENTION_L + exchange) * length * d
     output = 2 * length * d + (2 * f + 3 * d) * widest
     return length * d + max(attention, _projection(first, second, chunk, d, piece), output)
 
 
-def _dual_block(n: int, t: int, chunk: int | None, d: int, f: int, piece: tuple[int, int]) -> int:
+def _dual_block(n: int, t: int, chunk: int | None, d: int, f: int, piece: tuple[int, int], exchange: int = 0) -> int:
     """A dual-stream block over n video and t context tokens, its inputs included (elements)."""
     length = n + t
-    attention = (ATTENTION_L + 1) * length * d  # + the normalized inputs it projects from
+    attention = (ATTENTION_L + 1 + exchange) * length * d  # + the normalized inputs it projects from
     # Its pieces are views of the normalized inputs (one D less each), which stay held (+ L D).
     projection = length * d + _projection(n, t, chunk, d, (piece[0] - d, piece[1] - d))
     ff = 4 * length * d + (2 * f + d) * min(chunk, n) if chunk else 2 * length * d + (2 * f + d) * n
@@ -489,7 +507,15 @@ def _streamed_in_flight(sizes: _Sizes, choice: _Choice) -> int:
     return (2 if choice.prefetch else 1) * max(sizes.block_bytes[choice.resident_blocks :])
 
 
-def _stage_estimates(sizes: _Sizes, choice: _Choice, batch: int, fused_norms: bool) -> tuple[StageEstimate, ...]:
+def _stage_estimates(
+    sizes: _Sizes,
+    choice: _Choice,
+    batch: int,
+    fused_norms: bool,
+    sequence_parallel: int = 1,
+    attention_workspace: int = 0,
+    step_cache: bool = False,
+) -> tuple[StageEstimate, ...]:
     resident = _resident_weights(sizes, choice)
     # Encode: the text encoder's pass; for image-to-video then the first frame through the VAE encoder, after
     # the text encoder has left the device.
@@ -501,9 +527,14 @@ def _stage_estimates(sizes: _Sizes, choice: _Choice, batch: int, fused_norms: bo
     if sizes.quantized:
         dit_weights += sizes.largest_linear * DEQUANT_BYTES_PER_WEIGHT
     dit_acts = transformer_activation_bytes(
-        sizes.video_tokens, sizes.config, batch, choice.token_chunk, fused_norms, act_bytes=sizes.act_bytes
-    )
-    dit_acts += SAMPLER_LATENTS * sizes.config.out_channels * sizes.video_tokens * 4 * sizes.act_bytes  # 2x2 patches
+        sizes.video_tokens, sizes.config, batch, choice.token_chunk, fused_norms, act_bytes=sizes.act_bytes,
+        sequence_parallel=sequence_parallel,
+    )  # fmt: skip
+    latent_elements = sizes.config.out_channels * sizes.video_tokens * 4  # 2x2 patches per token
+    dit_acts += batch * SAMPLER_LATENTS * latent_elements * sizes.act_bytes + attention_workspace
+    if step_cache:
+        tokens = math.ceil(sizes.video_tokens / sequence_parallel)
+        dit_acts += STEP_CACHE_TENSORS * tokens * sizes.config.hidden_size * sizes.act_bytes
     vae_acts = vae_decode_bytes(sizes, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands)
     blocks = len(sizes.block_bytes)
     streamed_blocks = "none" if choice.resident_blocks is None else f"{blocks - choice.resident_blocks} of {blocks}"
@@ -576,17 +607,25 @@ def plan_memory(
     image: bool = False,
     ram_budget_bytes: int | None = None,
     activation_dtype: torch.dtype = torch.bfloat16,
+    sequence_parallel: int = 1,
+    attention_workspace_bytes: int = 0,
+    step_cache: bool = False,
 ) -> Plan:
     """The fastest plan whose estimated device peak fits `budget_bytes` (None: no limit, everything resident), with
     its host memory checked against `ram_budget_bytes` (None: no limit).
 
     weight_bytes: the transformer's weights as loaded (packed GGUF bytes count as stored); text_encoder_bytes:
-    the text encoder's as loaded (any dtype or quantization: only its size matters). cfg_batch: rows per
-    transformer forward (motif_lite's denoise runs the conditional and unconditional passes as separate calls, so
-    1 there; 2 for a runner that batches them). vae_dtype: the dtype the VAE is loaded in (`load_vae`'s default
+    the text encoder's as loaded (any dtype or quantization: only its size matters). cfg_batch: the most rows per
+    transformer forward the runner can use (2 when it can batch the conditional and unconditional predictions, 1
+    without guidance); each ladder candidate is tried with cfg_batch rows, then with 1, and `Plan.cfg_batch` says
+    which fitted. vae_dtype: the dtype the VAE is loaded in (`load_vae`'s default
     float32 doubles the decode memory of bfloat16). fused_norms: the transformer runs the fused Triton norm
     kernels (no float32 RoPE temporaries). image: image-to-video (the first frame is VAE-encoded).
     activation_dtype: the transformer's compute dtype.
+    sequence_parallel: the ranks sharing the video tokens (runtime/parallel.py); the plan is for one of them.
+    attention_workspace_bytes: device memory the attention kernel adds inside each call (8-bit attention's
+    quantized K/V, `runtime.kernels.attention_workspace_bytes`), counted in the denoise stage.
+    step_cache: a step cache (runtime/step_cache.py) holds its tensors through the denoise stage.
     Raises MotifLiteError naming the smallest peak when no plan fits the device, or the host need when the host
     memory does not fit.
     """
@@ -598,12 +637,17 @@ def plan_memory(
     )  # fmt: skip
     ladder = _ladder(len(sizes.block_bytes))
     plans = []
-    for rank, choice in enumerate(ladder):
-        stages = _stage_estimates(sizes, choice, cfg_batch, fused_norms)
+    # Batching the guidance branches halves the weight traffic of a streamed plan, so at every rung it comes first.
+    batches = dict.fromkeys((cfg_batch, 1))  # cfg_batch, then 1 (once when cfg_batch is 1)
+    candidates = [(rank, choice, batch) for rank, choice in enumerate(ladder) for batch in batches]
+    for rank, choice, batch in candidates:
+        stages = _stage_estimates(
+            sizes, choice, batch, fused_norms, sequence_parallel, attention_workspace_bytes, step_cache
+        )
         plan = Plan(
             width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
             choice.token_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages, budget_bytes,
-            rank, len(ladder), choice.prefetch,
+            rank, len(ladder), choice.prefetch, cfg_batch=batch,
         )  # fmt: skip
         if budget_bytes is None or plan.peak_bytes <= budget_bytes:
             host = plan_host(_host_needs(sizes, choice, device, stages), ram_budget_bytes, available_ram())

@@ -1,18 +1,20 @@
 """Sampling: noise schedules, flow-matching solvers, CFG/APG guidance and the denoising loop."""
 
-from motif_lite.sampling.denoise import StepCallback, VelocityFn, denoise
+from motif_lite.sampling.denoise import GuidedVelocityFn, StepCallback, VelocityFn, denoise
 from motif_lite.sampling.guidance import (
     RECOMMENDED_APG,
     APGConfig,
     APGState,
     CFGConfig,
     Guidance,
+    GuiderConfig,
     apg,
     cfg,
     guidance_active,
     guidance_from_guider_config,
     guide,
     needs_uncond,
+    read_guider_config,
 )
 from motif_lite.sampling.schedule import (
     SamplingSettingsError,
@@ -35,6 +37,8 @@ __all__ = [
     "DPMpp2M",
     "Euler",
     "Guidance",
+    "GuidedVelocityFn",
+    "GuiderConfig",
     "SamplingSettingsError",
     "Schedule",
     "StepCallback",
@@ -53,6 +57,7 @@ __all__ = [
     "guide",
     "make_solver",
     "needs_uncond",
+    "read_guider_config",
     "schedule_for",
     "shift_from_scheduler_config",
 ]
