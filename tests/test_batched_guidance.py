@@ -95,13 +95,17 @@ def test_planner_batches_guidance_only_where_it_fits():
     from motif_lite.runtime.planner import GiB, plan_memory
     from motif_lite.vae import WanVAEConfig
 
+    import torch
+
     args = (1280, 736, 121, TransformerConfig(), int(1.2 * GiB), int(8.6 * GiB), WanVAEConfig())
-    roomy = plan_memory(*args, None, cfg_batch=2)
+    bf16 = dict(vae_dtype=torch.bfloat16)  # a float32 VAE's decode would set both peaks
+    roomy = plan_memory(*args, None, cfg_batch=2, **bf16)
     assert roomy.cfg_batch == 2 and roomy.resident_blocks is None
     # A budget between the two resident peaks: the same (resident) plan with one row per forward, not streaming.
-    one_row = plan_memory(*args, None, cfg_batch=1)
+    one_row = plan_memory(*args, None, cfg_batch=1, **bf16)
+    assert one_row.peak_bytes < roomy.peak_bytes
     budget = (one_row.peak_bytes + roomy.peak_bytes) // 2
-    tight = plan_memory(*args, budget, cfg_batch=2)
+    tight = plan_memory(*args, budget, cfg_batch=2, **bf16)
     assert tight.cfg_batch == 1 and tight.rank == one_row.rank
     assert plan_memory(*args, None, cfg_batch=1).cfg_batch == 1
     assert "2 rows per transformer forward" in roomy.describe()
