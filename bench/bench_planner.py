@@ -151,7 +151,9 @@ def _host_worker(root: str, kind: str) -> None:
     out = Path(root) / "out.mp4"
     request = GenerationRequest("a red fox", width=width, height=height, frames=frames, steps=1, output=out)
     request, _ = request.resolve()
-    plan = plan_generation(request, root, dtype=torch.float32, device="cpu", vram_gib=64.0, kernels="torch")
+    plan = plan_generation(
+        request, root, dtype=torch.float32, device="cpu", vram_gib=64.0, kernels="torch", batch_guidance=False
+    )  # the CPU runs the guidance branches one at a time
     pipe = load_pipeline(root, dtype=torch.float32, device="cpu", kernels="torch", plan=plan)
     loaded = _status_bytes("VmRSS")
     pipe.generate(request)
@@ -165,16 +167,23 @@ def _status_bytes(field: str) -> int:
 
 @pytest.mark.parametrize("kind", ["tiny", pytest.param("moderate", marks=SLOW)])
 def test_host_rss(bench_report, kind, tmp_path):
+    # Two fresh processes, the higher peak counts: on a shared machine the kernel may drop pages of the
+    # memory-mapped weight files under pressure, which lowers one run's RSS (not what the run needs).
     pytest.importorskip("diffusers")
     _make_checkpoint(kind, tmp_path)
     command = [sys.executable, __file__, "--host-worker", str(tmp_path), kind]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    runs = []
+    for _ in range(2):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    result = max(runs, key=lambda run: run["measured"])
+    peaks = ", ".join(f"{run['measured'] / GiB:.2f}" for run in runs)
     bench_report.add(ACCURACY, check=f"host peak RSS, {kind} checkpoint, {'x'.join(map(str, SIZES[kind]))}, CPU",
                      estimate_mib=result["estimate"] / 2**20, measured_mib=result["measured"] / 2**20,
                      ratio=result["estimate"] / result["measured"],
-                     note=f"RSS after loading {result['loaded'] / GiB:.2f} GiB")  # fmt: skip
+                     note=f"runs {peaks} GiB; "
+                     f"RSS after loading {result['loaded'] / GiB:.2f} GiB")  # fmt: skip
     assert within(result["estimate"], result["measured"])
 
 

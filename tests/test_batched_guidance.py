@@ -91,11 +91,11 @@ def test_pad_prompts_pads_right_and_masks():
 
 
 def test_planner_batches_guidance_only_where_it_fits():
+    import torch
+
     from motif_lite.config import TransformerConfig
     from motif_lite.runtime.planner import GiB, plan_memory
     from motif_lite.vae import WanVAEConfig
-
-    import torch
 
     args = (1280, 736, 121, TransformerConfig(), int(1.2 * GiB), int(8.6 * GiB), WanVAEConfig())
     bf16 = dict(vae_dtype=torch.bfloat16)  # a float32 VAE's decode would set both peaks
