@@ -32,7 +32,7 @@ from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.video import write_video
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.request import GenerationRequest
-from motif_lite.runtime.kernels import apply_kernels, use_triton
+from motif_lite.runtime.kernels import apply_kernels, fallbacks, use_triton
 from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
 from motif_lite.sampling import Schedule, denoise, needs_uncond, schedule_for, shift_from_scheduler_config
@@ -66,6 +66,8 @@ class GenerationResult:
     peak_device_bytes: int | None  # peak CUDA memory allocated during this generation (None on CPU)
     notes: list[str] = field(default_factory=list)  # settings that were normalized (e.g. frames)
     stage_peaks: dict[str, int] = field(default_factory=dict)  # peak CUDA bytes per stage (empty on CPU)
+    # Triton ops that ran torch's version instead ("auto" falls back when a kernel fails): {op: first reason}
+    kernel_fallbacks: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -142,7 +144,9 @@ class MotifVideoPipeline:
             output = self.decode(request, latents, shift, progress)
         timings["total"] = time.perf_counter() - start
         peak = max(peaks.values()) if peaks else None
-        return GenerationResult(output, request, shift, timings, _peak_rss(), peak, notes, peaks)
+        result = GenerationResult(output, request, shift, timings, _peak_rss(), peak, notes, peaks)
+        result.kernel_fallbacks = fallbacks(self.transformer)
+        return result
 
     @contextlib.contextmanager
     def _stage(self, name: str, timings: dict[str, float], peaks: dict[str, int]) -> Iterator[None]:
