@@ -42,7 +42,7 @@ def test_unknown_backend_names_the_value() -> None:
         rt.select_ops("cuda-fast")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_triton_on_cuda_wraps_the_fused_norms_and_keeps_sdpa_for_dense_attention() -> None:
     ops = rt.select_ops("triton")
     assert isinstance(ops.layer_norm_modulate, rt.FallbackOp) and isinstance(ops.rms_norm_rope, rt.FallbackOp)

@@ -214,7 +214,7 @@ def test_chunking_and_streaming_compose():
         apply_ff_chunking(model, 0)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_streaming_matches_and_frees_memory():
     model = tiny_model(quantized=True)
     x = inputs()
