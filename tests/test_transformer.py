@@ -119,7 +119,8 @@ def test_bfloat16_equals_the_reference_in_bfloat16(tmp_path, config):
     ours = load_transformer(save_official(ref, tmp_path), dtype=torch.bfloat16)
     assert all(p.dtype == torch.bfloat16 for p in ours.parameters())
     ref_bf16 = copy.deepcopy(ref).to(torch.bfloat16)
-    for case, kwargs in CASES.items():
+    for case in ("masked-batch2", "i2v-masked-batch2", "odd-latent-size"):
+        kwargs = CASES[case]
         if kwargs.get("image") and ref.config.image_embed_dim is None:
             continue
         x = to_bf16(inputs(**kwargs))

@@ -8,18 +8,26 @@ A failed or interrupted run never leaves a half-written output file (see `motif_
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.choices import DTYPE_NAMES, GUIDANCE_METHODS, KERNEL_BACKENDS, MOTIF_REPO, SAMPLERS
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
+    import torch
+
+    from motif_lite.io.hub import MissingFilesError
     from motif_lite.pipeline import GenerationResult
     from motif_lite.runtime.planner import Plan
+    from motif_lite.weights.lora import AppliedLoRAs
 
 DEFAULTS = GenerationRequest(prompt="-")
+DRY_RUN_PROMPT = "(dry run)"  # a dry run needs no prompt: it encodes nothing
 
 EPILOG = """\
 examples:
@@ -28,9 +36,10 @@ examples:
   motif-lite run -i first_frame.png -p "the fox turns its head" -o fox_i2v.mp4          (image-to-video)
   motif-lite run -W 832 -H 480 --video-frames 65 --steps 30 -p "..." -o fast.mp4        (faster, unofficial)
 
-Defaults are the official settings: 1280x736, 121 frames at 24 fps, 50 Euler steps, APG scale 8
-(norm threshold 12, momentum 0.1), flow shift from the checkpoint (else 15 T2V / 8 I2V) and the official
-negative prompt. See docs/usage.md.
+Defaults are the official settings: 1280x736, 121 frames at 24 fps, 50 steps and the official negative
+prompt; sampler, flow shift and guidance come from the checkpoint's scheduler and guider configs (else Euler,
+shift 15 T2V / 8 I2V, APG scale 8 with norm threshold 12 and momentum 0.1). A flag always wins; --dry-run and
+the final summary list every setting with its source. See docs/usage.md.
 """
 
 
@@ -44,14 +53,16 @@ def register(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_generation_flags(run)
+    _add_guidance_flags(run)
     _add_model_flags(run)
+    _add_lora_flags(run)
     run.set_defaults(handler=main)
 
 
 def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     d = DEFAULTS
     g = run.add_argument_group("generation")
-    g.add_argument("-p", "--prompt", required=True, help="what the video shows")
+    g.add_argument("-p", "--prompt", help="what the video shows (required, except for --dry-run)")
     g.add_argument(
         "-n",
         "--negative-prompt",
@@ -69,19 +80,13 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument("--fps", type=float, default=d.fps, help=f"frames per second of the file (default {d.fps:g})")
     g.add_argument("--steps", type=int, default=d.steps, help=f"sampling steps (default {d.steps})")
     g.add_argument(
-        "--cfg-scale",
-        type=float,
-        default=d.cfg_scale,
-        help=f"guidance scale; 1 = no guidance (default {d.cfg_scale:g})",
-    )
-    g.add_argument(
-        "--guidance", choices=GUIDANCE_METHODS, default=d.guidance, help="apg (official) or classic cfg (default apg)"
-    )
-    g.add_argument(
         "--flow-shift", type=float, default=None, help="flow shift (default: checkpoint's, else 15 T2V / 8 I2V)"
     )
     g.add_argument(
-        "--sampling-method", choices=tuple(SAMPLERS), default=d.sampler, help=f"sampler (default {d.sampler})"
+        "--sampling-method",
+        choices=tuple(SAMPLERS),
+        default=None,
+        help="sampler (default: the checkpoint's scheduler, else euler)",
     )
     g.add_argument("-s", "--seed", type=int, default=-1, help="random seed; -1 = random, printed (default -1)")
     g.add_argument(
@@ -92,12 +97,36 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
+    g = run.add_argument_group(
+        "guidance",
+        "Default: the checkpoint's guider/guider_config.json (method and every parameter; enabled: false = none), "
+        "else the official APG (scale 8, norm threshold 12, momentum 0.1). A flag changes only what it names.",
+    )
+    g.add_argument("--cfg-scale", type=float, help="guidance scale; 1 = no guidance (default: the guider's, else 8)")
+    g.add_argument(
+        "--guidance",
+        choices=GUIDANCE_METHODS,
+        help="apg or classic cfg (default: the guider's method); another method than the guider's takes its "
+        "official parameters",
+    )
+    g.add_argument("--apg-eta", type=float, help="APG: weight of the update parallel to the prediction (0..1)")
+    g.add_argument("--apg-norm-threshold", type=float, help="APG: clip the guidance norm to this (0 = off)")
+    g.add_argument("--apg-momentum", type=float, help="APG: momentum of the running guidance average (0 = off)")
+
+
 def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m = run.add_argument_group("model and runtime")
     m.add_argument("-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})")
-    m.add_argument("--gguf", help="quantized transformer: a .gguf file or a variant of the GGUF repo, e.g. Q4_K_M")
+    m.add_argument(
+        "--gguf",
+        help="quantized transformer: a .gguf file, a folder holding one, or a variant of the GGUF repo, e.g. Q4_K_M "
+        "(the transformer config still comes from -m)",
+    )
     m.add_argument("--dtype", choices=DTYPE_NAMES, default="bf16", help="compute dtype (default bf16)")
-    m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    m.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto); a dry run may plan for any"
+    )
     m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
     m.add_argument(
         "--vram",
@@ -105,12 +134,47 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
         metavar="GiB",
         help="device memory budget: stream/chunk/tile to fit it (default: the GPU's free memory; CPU: no limit)",
     )
-    m.add_argument("--dry-run", action="store_true", help="print the memory plan and exit without loading weights")
+    m.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the settings and the memory plan, then exit: reads no weights, downloads nothing, needs no -p",
+    )
+
+
+def _add_lora_flags(run: argparse.ArgumentParser) -> None:
+    g = run.add_argument_group("LoRA and previews")
+    g.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="FILE[:STRENGTH]",
+        help="a LoRA for the transformer (diffusers/PEFT or kohya/ComfyUI .safetensors), strength default 1; "
+        "repeat for several",
+    )
+    g.add_argument(
+        "--preview",
+        metavar="FILE",
+        help="while sampling, keep rewriting a cheap preview: .png (middle frame) or .webp (every latent frame)",
+    )
+    g.add_argument(
+        "--preview-every",
+        type=_positive_int,
+        metavar="K",
+        help="steps between previews (default: about 4 per run)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
 
 
 def request_from_args(args: argparse.Namespace) -> GenerationRequest:
+    """The request the flags describe; flags left out stay None so that the checkpoint decides."""
     return GenerationRequest(
-        prompt=args.prompt,
+        prompt=args.prompt if args.prompt is not None else DRY_RUN_PROMPT,
         negative_prompt=args.negative_prompt,
         width=args.width,
         height=args.height,
@@ -119,6 +183,9 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
         steps=args.steps,
         guidance=args.guidance,
         cfg_scale=args.cfg_scale,
+        apg_eta=args.apg_eta,
+        apg_norm_threshold=args.apg_norm_threshold,
+        apg_momentum=args.apg_momentum,
         flow_shift=args.flow_shift,
         sampler=args.sampling_method,
         seed=args.seed,
@@ -152,41 +219,139 @@ class StageProgress:
 
 
 def main(args: argparse.Namespace) -> int:
-    """The `run` handler: check every setting, plan, load, generate, print a summary."""
+    """The `run` handler: check every setting and file, plan, load, generate, print a summary."""
     import torch  # the heavy imports happen here, not when --help builds the parser
 
-    from motif_lite.pipeline import load_pipeline, plan_generation, resolve_device
+    from motif_lite.io.hub import MissingFilesError
+    from motif_lite.request import RequestError
 
-    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    if args.prompt is None and not args.dry_run:
+        raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run runs without one)')
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
     request, notes = request_from_args(args).resolve()  # every setting checked before anything loads
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-    plan = None
-    model = dict(model=args.model, gguf=args.gguf, dtype=dtypes[args.dtype], device=args.device)
-    if args.dry_run or args.vram is not None or resolve_device(args.device).type == "cuda":
-        # Raises if nothing fits, before anything loads.
-        plan = plan_generation(request, **model, vram_gib=args.vram, kernels=args.kernels)
-        if args.dry_run:
-            print(plan.describe())
-            return 0
-        print(plan.describe(), file=sys.stderr)
-    print(f"seed: {request.seed}", file=sys.stderr)
-    start = time.perf_counter()
-    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan)
-    load_seconds = time.perf_counter() - start
-    progress = StageProgress()
+    loras = _lora_args(args.lora)
+    on_preview = _preview_writer(args.preview, request.fps) if args.preview else None
+    _print_notes(notes)
+    if args.dry_run:
+        return dry_run(args, request, dtype)
     try:
-        result = pipe.generate(request, on_progress=progress)
-    finally:
-        progress.close()
-    print(summary(result, load_seconds, plan))
+        return _generate(args, request, dtype, loras, on_preview)
+    except MissingFilesError as exc:
+        exc.run_command = rerun_command(getattr(args, "argv", None), exc)
+        raise
+
+
+def dry_run(args: argparse.Namespace, request: GenerationRequest, dtype: torch.dtype) -> int:
+    """Print the effective settings, the sizes and the memory plan; reads no weights and never downloads."""
+    import torch
+
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.pipeline import AT_HAND, model_sizes, parse_device, plan_generation
+    from motif_lite.settings import resolve_settings
+
+    sources = locate_sources(args.model, args.gguf, **AT_HAND)
+    settings = resolve_settings(request, sources.configs, sources.transformer)
+    _print_notes([*sources.notes, *settings.notes])
+    device = parse_device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available() and args.vram is None:
+        _print_notes(["no CUDA device on this machine: planned without a budget; give --vram GiB to plan for yours"])
+    if str(args.device) == "auto" and device.type == "cpu":
+        _print_notes(["no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU"])
+    plan = plan_generation(request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels)
+    print("\n".join([*settings.lines(), *model_sizes(sources, dtype).lines(), plan.describe()]))
     return 0
 
 
-def summary(result: GenerationResult, load_seconds: float, plan: Plan | None = None) -> str:
+def _generate(
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    dtype: torch.dtype,
+    loras: list[tuple[Path, float]],
+    on_preview: Callable | None,
+) -> int:
+    from motif_lite.pipeline import load_pipeline, plan_generation, preflight
+    from motif_lite.settings import resolve_settings
+
+    sources, device = preflight(args.model, args.gguf, args.device, args.kernels)  # every check, before any weights
+    _print_notes([*sources.notes, *resolve_settings(request, sources.configs, sources.transformer).notes])
+    plan = None
+    if args.vram is not None or device.type == "cuda":
+        # Raises if nothing fits, before anything loads.
+        plan = plan_generation(request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels)
+        print(plan.describe(), file=sys.stderr)
+    print(f"seed: {request.seed}", file=sys.stderr)
+    start = time.perf_counter()
+    pipe = load_pipeline(sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras)
+    load_seconds = time.perf_counter() - start
+    progress = StageProgress()
+    try:
+        result = pipe.generate(request, progress, on_preview, args.preview_every)
+    finally:
+        progress.close()
+    print(summary(result, load_seconds, plan, pipe.loras))
+    return 0
+
+
+def rerun_command(argv: list[str] | None, error: MissingFilesError) -> str:
+    """The user's command with -m / --gguf pointing at the folders the download commands fill."""
+    tokens = list(argv or ["run", "-p", "..."])
+    for flags, key in (((("--gguf",), "gguf")), (("-m", "--model"), "model")):  # each goes first: -m ends first
+        if key in error.replacements:
+            tokens = _replace_flag(tokens, flags, error.replacements[key])
+    return "motif-lite " + shlex.join(tokens)
+
+
+def _replace_flag(tokens: list[str], flags: tuple[str, ...], value: str) -> list[str]:
+    out, i = [], 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token in flags and i + 1 < len(tokens):
+            i += 2
+            continue
+        if any(token.startswith(f"{flag}=") for flag in flags if flag.startswith("--")):
+            i += 1
+            continue
+        out.append(token)
+        i += 1
+    return [*out[:1], flags[0], value, *out[1:]]
+
+
+def _print_notes(notes) -> None:
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def _preview_writer(path: str, fps: float):
+    """The `on_preview` callback writing `path` (checked now, before anything loads)."""
+    from motif_lite.io.preview import check_preview_path, write_preview
+
+    target = check_preview_path(path)
+    latent_fps = fps / 4  # one preview frame per latent frame, i.e. per 4 video frames
+
+    def on_preview(done: int, steps: int, frames) -> None:
+        write_preview(frames, target, latent_fps)
+
+    return on_preview
+
+
+def _lora_args(values: list[str]) -> list[tuple[Path, float]]:
+    """`--lora FILE[:STRENGTH]` values as (path, strength), each file checked to exist before anything loads."""
+    from motif_lite.weights.lora import LoRAError, LoRASpec
+
+    specs = [LoRASpec.parse(value) for value in values]
+    for spec in specs:
+        if not spec.path.is_file():
+            raise LoRAError(f"LoRA file not found: {spec.path}")
+    return [(spec.path, spec.strength) for spec in specs]
+
+
+def summary(
+    result: GenerationResult, load_seconds: float, plan: Plan | None = None, loras: AppliedLoRAs | None = None
+) -> str:
     t = result.timings
     r = result.request
     lines = [
+        *(result.settings.lines() if result.settings is not None else []),
         f"done: {r.width}x{r.height}, {r.frames} frames, {r.steps} steps, seed {r.seed}, shift {result.shift:g}",
         f"time: load {load_seconds:.1f}s | encode {t['encode']:.1f}s | denoise {t['denoise']:.1f}s "
         f"({t['denoise'] / r.steps:.2f} s/step) | decode {t['decode']:.1f}s | total {t['total']:.1f}s",
@@ -194,6 +359,8 @@ def summary(result: GenerationResult, load_seconds: float, plan: Plan | None = N
         + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
         f"output: {result.output}",
     ]
+    if loras is not None:
+        lines.insert(-1, f"loras: {loras.describe()}")
     if result.stage_peaks:
         planned = {stage.name: stage.peak_bytes for stage in plan.stages} if plan is not None else {}
         lines.insert(-1, "device peak per stage: " + " | ".join(

@@ -7,12 +7,13 @@ files and assigned in place: no random init, no second copy, never a silent part
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from motif_lite.config import TransformerConfig, config_from_weights
+from motif_lite.config import TransformerConfig, assumed_values, config_from_weights
 from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.weights.keymap import detect_layout, to_model_name
@@ -44,6 +45,21 @@ def load_transformer(
     return assign_weights(model, state)
 
 
+def meta_transformer(source: str | Path) -> MotifVideoTransformer:
+    """The transformer `load_transformer(source)` would build, on the meta device: its config and layer shapes
+    from the file headers, no tensor data read (for checks that must run before any weight is loaded)."""
+    path = Path(source)
+    if path.suffix == ".gguf":
+        from motif_lite.weights.gguf_loader import meta_gguf_transformer
+
+        return meta_gguf_transformer(path)
+    files, config_path = locate_safetensors(path)
+    refs = {name: ref for name, ref in read_tensor_refs(files).items() if 0 not in ref.shape}
+    layout = detect_layout(refs)
+    shapes = {to_model_name(name, layout): ref.shape for name, ref in refs.items()}
+    return build_model(resolve_config(shapes, layout, config_path))
+
+
 def locate_safetensors(path: Path) -> tuple[list[Path], Path | None]:
     """The weight files and the config.json (if any) for a user-given source."""
     if not path.exists():
@@ -63,9 +79,13 @@ def locate_safetensors(path: Path) -> tuple[list[Path], Path | None]:
 
 
 def resolve_config(shapes: Mapping[str, tuple[int, ...]], layout: str, config_path: Path | None) -> TransformerConfig:
-    """config.json when there is one (with the detected layout), else inferred from the weights."""
+    """config.json when there is one (with the detected layout), else inferred from the weights with a warning
+    naming the values the weights cannot show (`assumed_values`)."""
     if config_path is None:
-        return config_from_weights(shapes, layout)
+        config = config_from_weights(shapes, layout)
+        assumed = ", ".join(f"{k}={v}" for k, v in assumed_values(config).items())
+        warnings.warn(f"no transformer config.json: {assumed} are assumed (weights cannot show them)", stacklevel=3)
+        return config
     return TransformerConfig.from_json(config_path).replace(cross_attention_layout=layout)
 
 
