@@ -43,6 +43,7 @@ from motif_lite.runtime.kernels import (
     KernelBackendError,
     apply_kernels,
     attention_workspace_bytes,
+    fallbacks,
     use_triton,
 )
 from motif_lite.runtime.parallel import Parallel
@@ -97,6 +98,9 @@ class GenerationResult:
     step_cache: tuple[int, int] | None = None  # (reused, made) transformer predictions with a step cache
     compile_seconds: float | None = None  # with compiled blocks: first step minus the median later step
     attention_backend: str | None = None  # the exact attention kernel used (with `auto`: what it chose and why)
+
+    # Triton ops that ran torch's version instead ("auto" falls back when a kernel fails): {op: first reason}
+    kernel_fallbacks: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -242,6 +246,7 @@ class MotifVideoPipeline:
             step_cache=record.step_cache,
             compile_seconds=first_step_overhead(record.step_seconds) if self.compile_handle is not None else None,
             attention_backend=None if self.attention_backend is None else self.attention_backend.describe(),
+            kernel_fallbacks=fallbacks(self.transformer),
         )  # fmt: skip
 
     def attention_used(self) -> str:

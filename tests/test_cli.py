@@ -12,12 +12,10 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from tiny_pipeline import make_tiny_checkpoint
 
-pytest.importorskip("diffusers")
-from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
-
-from motif_lite import cli, pipeline  # noqa: E402
-from motif_lite.cli import run as run_command  # noqa: E402
+from motif_lite import cli, pipeline
+from motif_lite.cli import run as run_command
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 

@@ -554,6 +554,10 @@ def summary(
             f"{name} {peak / 2**30:.2f} GiB" + (f" (planned {planned[name] / 2**30:.2f})" if name in planned else "")
             for name, peak in result.stage_peaks.items()
         ))  # fmt: skip
+    if result.kernel_fallbacks:
+        lines.insert(-1, "kernels: fell back to torch (slower, same math): " + "; ".join(
+            f"{op} ({reason})" for op, reason in result.kernel_fallbacks.items()
+        ))  # fmt: skip
     return "\n".join(lines)
 
 
