@@ -101,11 +101,22 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
     m.add_argument(
         "--vram",
-        type=float,
+        type=_gib,
         metavar="GiB",
         help="device memory budget: stream/chunk/tile to fit it (default: the GPU's free memory; CPU: no limit)",
     )
     m.add_argument("--dry-run", action="store_true", help="print the memory plan and exit without loading weights")
+
+
+def _gib(text: str) -> float:
+    """A memory budget in GiB: a finite number > 0 (argparse reports anything else as a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of GiB > 0, got {text}")
+    return value
 
 
 def request_from_args(args: argparse.Namespace) -> GenerationRequest:
