@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from motif_lite.config import TransformerConfig
+from motif_lite.devices import checked_device
 from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.weights.gguf_file import PackedTensor, read_gguf
@@ -34,6 +35,7 @@ def load_gguf_transformer(
     file, else it is inferred from the tensor shapes (weights cannot tell `rope_theta`; see motif_lite/config.py).
     """
     path = Path(path)
+    device = checked_device(device)
     ckpt = read_gguf(path)
     # Zero-size tensors are placeholders some exporters write for absent layers.
     tensors = {name: t for name, t in ckpt.tensors.items() if 0 not in t.shape}
