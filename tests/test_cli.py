@@ -95,7 +95,8 @@ def test_help_lists_every_flag(capsys):
 
 def test_no_command_prints_help(capsys):
     assert cli.main([]) == cli.EXIT_USER_ERROR
-    assert "run" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "run" in out and "check" in out
 
 
 @pytest.mark.parametrize(
