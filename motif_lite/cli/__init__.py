@@ -14,12 +14,12 @@ import sys
 from collections.abc import Iterator, Sequence
 
 from motif_lite import __version__
-from motif_lite.cli import check, run
+from motif_lite.cli import check, run, verify
 from motif_lite.errors import MotifLiteError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-SUBCOMMANDS = (run, check)
+SUBCOMMANDS = (run, check, verify)
 
 
 def build_parser() -> argparse.ArgumentParser:
