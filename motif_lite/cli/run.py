@@ -16,10 +16,13 @@ from motif_lite.choices import DTYPE_NAMES, GUIDANCE_METHODS, KERNEL_BACKENDS, M
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
+    import torch
+
     from motif_lite.pipeline import GenerationResult
     from motif_lite.runtime.planner import Plan
 
 DEFAULTS = GenerationRequest(prompt="-")
+LONG_CPU_RUN_SECONDS = 600  # a CPU run estimated longer than this asks first (--yes skips the question)
 
 EPILOG = """\
 examples:
@@ -45,6 +48,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     _add_generation_flags(run)
     _add_model_flags(run)
+    _add_confirmation_flags(run)
     run.set_defaults(handler=main)
 
 
@@ -108,6 +112,17 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m.add_argument("--dry-run", action="store_true", help="print the memory plan and exit without loading weights")
 
 
+def _add_confirmation_flags(run: argparse.ArgumentParser) -> None:
+    c = run.add_argument_group("long runs")
+    c.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help=f"start a CPU run estimated at over {LONG_CPU_RUN_SECONDS // 60} minutes without asking "
+        "(without a terminal to ask on, such a run is refused unless --yes is given)",
+    )
+
+
 def _gib(text: str) -> float:
     """A memory budget in GiB: a finite number > 0 (argparse reports anything else as a usage error)."""
     try:
@@ -136,6 +151,52 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
         image=args.image,
         output=args.output,
     )
+
+
+def confirm_cpu_time(request: GenerationRequest, model: str, dtype: torch.dtype, yes: bool) -> None:
+    """Ask before a CPU run estimated at more than LONG_CPU_RUN_SECONDS (see motif_lite.runtime.cost): the CPU is
+    for tests and tiny sizes. `yes` starts it anyway; without a terminal to ask on, it is refused."""
+    import torch
+
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.runtime import cost
+
+    config, vae_config, text_shape = cost.checkpoint_shapes(model)
+    prompts = (request.prompt, request.negative_prompt) if request.guidance_config() else (request.prompt,)
+    size = (request.width, request.height, request.frames, request.steps)
+    estimate = cost.generation_cost(config, vae_config, text_shape, *size, prompts)
+    if estimate.total < LONG_CPU_RUN_SECONDS * cost.SLOWEST_CPU_FLOPS:
+        return  # short on any CPU: not worth measuring this one
+    throughput = cost.measure_matmul_flops(dtype)
+    seconds = estimate.seconds(throughput)
+    if seconds <= LONG_CPU_RUN_SECONDS:
+        return
+    kind = str(dtype).split(".")[-1]
+    message = (
+        f"on the CPU this run ({request.width}x{request.height}x{request.frames}, {request.steps} steps) is "
+        f"{estimate.total:.2g} FLOPs: about {_duration(seconds)} at the {throughput / 1e9:.0f} GFLOP/s this CPU "
+        f"does now ({kind} matrix multiply)"
+    )
+    if dtype != torch.float32 and (fp32 := cost.measure_matmul_flops(torch.float32)) > 1.5 * throughput:
+        message += f"; in float32 it does {fp32 / 1e9:.0f} GFLOP/s (--dtype fp32)"
+    message += (
+        ". The CPU is meant for tests: use a GPU, or a small size such as -W 256 -H 256 --video-frames 9 --steps 2"
+    )
+    if yes:
+        print(f"note: {message}; starting it (--yes)", file=sys.stderr)
+        return
+    if not sys.stdin.isatty():
+        raise MotifLiteError(f"{message}. Pass --yes to start it anyway.")
+    if input(f"{message}.\nStart it anyway? [y/N] ").strip().lower() not in ("y", "yes"):
+        raise MotifLiteError("not started")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} minutes"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 86400:.0f} days"
 
 
 class StageProgress:
@@ -172,6 +233,8 @@ def main(args: argparse.Namespace) -> int:
     request, notes = request_from_args(args).resolve()  # every setting checked before anything loads
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+    if not args.dry_run and resolve_device(args.device).type == "cpu":
+        confirm_cpu_time(request, args.model, dtypes[args.dtype], args.yes)  # before anything is read or fetched
     plan = None
     model = dict(model=args.model, gguf=args.gguf, dtype=dtypes[args.dtype], device=args.device)
     if args.dry_run or args.vram is not None or resolve_device(args.device).type == "cuda":
