@@ -64,7 +64,7 @@ def transformer_q4k() -> tuple[torch.nn.Module, int]:
 
 
 def text_encoder_full(folder: Path, text_layers: int = 34, vision_layers: int = 27) -> tuple[TextEncoder, int]:
-    """T5Gemma2Encoder with the official config (../shared/model-facts.md 1.5), random init on the GPU."""
+    """T5Gemma2Encoder with the official text_encoder/config.json's sizes, random init on the GPU."""
     layer_types = [("full_attention" if i % 6 == 5 else "sliding_attention") for i in range(text_layers)]
     text = dict(
         vocab_size=262144, hidden_size=2560, intermediate_size=10240, num_hidden_layers=text_layers,

@@ -2,8 +2,9 @@
 
 The keys are diffusers' `MotifVideoTransformer3DModel` arguments. When there is no config.json (GGUF files),
 `config_from_weights` infers every value from tensor names and shapes, except two that weights cannot show:
-`rope_theta` (10000, the value the official ComfyUI nodes force; see shared/model-facts.md §1.2) and, when no
-block has cross-attention, `num_decoder_layers` (8, the official count).
+`rope_theta` (10000, the value the official ComfyUI nodes set for this model; diffusers' class default is 256) and,
+when no block has cross-attention, `num_decoder_layers` (8, the official count). `motif-lite verify` on the real
+weights settles rope_theta.
 """
 
 from __future__ import annotations

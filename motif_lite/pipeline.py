@@ -110,7 +110,7 @@ class MotifVideoPipeline:
         """The request's flow shift, else the checkpoint's scheduler config, else 15 (T2V) / 8 (I2V).
 
         A config shift of 1.0 is diffusers' class default (no shift), never a Motif setting: with it the
-        reference gives noisy backgrounds (model-facts §7), so it counts as absent.
+        reference gives distorted, noisy backgrounds (reported by users of the hosted demo), so it counts as absent.
         """
         if request.flow_shift is not None:
             return float(request.flow_shift)
