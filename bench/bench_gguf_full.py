@@ -1,110 +1,66 @@
-"""GGUF at the full 2.04B architecture: per quant type, weight bytes (file and resident) and forward time vs bf16.
+"""GGUF at the full 2.04B architecture: per quant type, weight bytes (resident) and forward time vs bf16.
 
-    python bench/bench_gguf_full.py [--tokens 2x8x8] [--device cpu|cuda]
+    pytest bench/bench_gguf_full.py -s                          # slow: ~3 min and ~6 GB on a 2-core CPU
+    GGUF_FULL_TOKENS=13x60x104 pytest bench/bench_gguf_full.py -s    # latent frames x height x width (on a GPU)
 
 Every block linear holds random packed blocks of the type under test (`QuantizedLinear`, dequantized per call);
 embedders, norms and biases stay bf16, as the quantize tool's recipes keep them at higher precision. Input: one
 latent of the given frames x height x width (default 2 x 8 x 8 = 32 video tokens) + 16 text tokens, bf16
-compute, median of 3 forwards after a warm-up. Prints one line per type.
+compute, median of 3 forwards after a warm-up, on CUDA when available, else the CPU. Rows: the report's table
+"GGUF types at the full architecture".
 """
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import sys
-import time
-from pathlib import Path
+import os
 
-import numpy as np
+import pytest
 import torch
+from full_size import random_tensor, reference_on_meta
 from gguf import GGMLQuantizationType
+from helpers import GiB, median_seconds, quantized_copy, swap, weight_bytes
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from full_size import random_tensor, reference_on_meta  # noqa: E402
-from gguf_helpers import random_packed  # noqa: E402
-
-from motif_lite.config import TransformerConfig  # noqa: E402
-from motif_lite.weights.loader import assign_weights, build_model  # noqa: E402
-from motif_lite.weights.quant_linear import QuantizedLinear  # noqa: E402
+from motif_lite.config import TransformerConfig
+from motif_lite.weights.loader import assign_weights, build_model
 
 Q = GGMLQuantizationType
-TYPES = [Q.Q8_0, Q.Q6_K, Q.Q5_K, Q.Q4_K, Q.Q4_0]
+TYPES = [Q.BF16, Q.Q8_0, Q.Q6_K, Q.Q5_K, Q.Q4_K, Q.Q4_0]
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+TOKENS = os.environ.get("GGUF_FULL_TOKENS", "2x8x8")
+pytestmark = pytest.mark.slow
+BF16_SECONDS: list[float] = []
 
 
-def bf16_model(device: str):
+@pytest.fixture(scope="module")
+def model():
     generator = torch.Generator().manual_seed(0)
     meta = reference_on_meta()
-    state = {n: random_tensor(n, t.shape, generator).to(device, torch.bfloat16) for n, t in meta.state_dict().items()}
+    state = {n: random_tensor(n, t.shape, generator).to(DEVICE, torch.bfloat16) for n, t in meta.state_dict().items()}
     return assign_weights(build_model(TransformerConfig.from_dict(dict(meta.config))), state)
 
 
-def quantized_copy(model: torch.nn.Module, qtype: GGMLQuantizationType, device: str) -> dict[str, torch.nn.Module]:
-    """{name: QuantizedLinear} for every block linear (the bf16 originals stay untouched in `model`)."""
-    rng = np.random.default_rng(0)
-    swaps = {}
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and "blocks" in name:
-            packed = torch.from_numpy(random_packed(qtype, module.weight.shape, rng, scale=0.002)).to(device)
-            swaps[name] = QuantizedLinear.from_packed(packed, qtype, module.in_features, module.bias)
-    return swaps
-
-
-def swap(model: torch.nn.Module, modules: dict[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:
-    """Install `modules` by name; returns the modules they replaced."""
-    old = {}
-    for name, module in modules.items():
-        parent, _, child = name.rpartition(".")
-        old[name] = getattr(model.get_submodule(parent), child)
-        setattr(model.get_submodule(parent), child, module)
-    return old
-
-
-def median_forward(model, x, reps: int = 3) -> float:
-    times = []
-    with torch.no_grad():
-        model(*x)
-        for _ in range(reps):
-            if x[0].is_cuda:
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            model(*x)
-            if x[0].is_cuda:
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def weight_bytes(model: torch.nn.Module) -> int:
-    return sum(t.nbytes for t in [*model.parameters(), *model.buffers()])
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokens", default="2x8x8", help="latent frames x height x width")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    f, h, w = (int(v) for v in args.tokens.split("x"))
+@pytest.fixture(scope="module")
+def x() -> list[torch.Tensor]:
+    f, h, w = (int(v) for v in TOKENS.split("x"))
     g = torch.Generator().manual_seed(1)
-    x = [
-        torch.randn(1, 33, f, h, w, generator=g).to(args.device, torch.bfloat16),
-        torch.tensor([700.0], device=args.device),
-        torch.randn(1, 16, 2560, generator=g).to(args.device, torch.bfloat16),
+    return [
+        torch.randn(1, 33, f, h, w, generator=g).to(DEVICE, torch.bfloat16),
+        torch.tensor([700.0], device=DEVICE),
+        torch.randn(1, 16, 2560, generator=g).to(DEVICE, torch.bfloat16),
     ]
-    model = bf16_model(args.device)
-    base = median_forward(model, x)
-    print(f"BF16    weights {weight_bytes(model) / 2**30:.2f} GiB   forward {base:.3f} s   1.00x")
-    for qtype in TYPES:
-        modules = quantized_copy(model, qtype, args.device)
-        originals = swap(model, modules)
-        seconds = median_forward(model, x)
-        print(
-            f"{qtype.name:<7} weights {weight_bytes(model) / 2**30:.2f} GiB   forward {seconds:.3f} s   "
-            f"{seconds / base:.2f}x"
-        )
+
+
+@pytest.mark.parametrize("qtype", TYPES, ids=lambda t: t.name)
+def test_forward_per_type(bench_report, model, x, qtype: GGMLQuantizationType) -> None:
+    originals = swap(model, quantized_copy(model, qtype, DEVICE)) if qtype != Q.BF16 else {}
+    try:
+        with torch.no_grad():
+            seconds = median_seconds(lambda: model(*x), reps=3)
+        resident = weight_bytes(model)
+    finally:
         swap(model, originals)
-        del modules
-
-
-if __name__ == "__main__":
-    main()
+    if qtype == Q.BF16:
+        BF16_SECONDS.append(seconds)
+    bench_report.add(f"GGUF types at the full architecture ({TOKENS} latent + 16 text tokens, bf16 compute, {DEVICE})",
+                     type=qtype.name, resident_weights_gib=resident / GiB, seconds_per_forward=seconds,
+                     vs_bf16=seconds / BF16_SECONDS[0] if BF16_SECONDS else None)  # fmt: skip

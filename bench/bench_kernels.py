@@ -1,15 +1,15 @@
 """Triton kernels vs their torch baselines at Motif-Video 2B shapes (CUDA, bf16).
 
-    pytest bench/bench_kernels.py --benchmark-enable                      # on a CUDA machine
-    TRITON_INTERPRET=1 pytest bench/bench_kernels.py --benchmark-enable   # CPU smoke: tiny shapes, interpreted
+    pytest bench/bench_kernels.py                       # on a CUDA machine
+    TRITON_INTERPRET=1 pytest bench/bench_kernels.py    # CPU smoke: tiny shapes, interpreted
 
-Each benchmark records `tflops` (or `gbps` for the memory-bound norms) in `extra_info`; groups put a kernel next
-to its baseline. TRITON_INTERPRET must be set before triton is imported, hence on the command line.
+Each benchmark adds a row (mean ms, `tflops`, or `gbps` for the memory-bound norms) to the report's table "Kernels
+vs torch baselines"; pytest-benchmark's groups put a kernel next to its baseline. TRITON_INTERPRET must be set
+before triton is imported, hence on the command line.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import numpy as np
@@ -24,9 +24,7 @@ from motif_lite.kernels.reference import dequant_linear_torch
 from motif_lite.model import ops
 
 CUDA = torch.cuda.is_available()
-pytestmark = pytest.mark.skipif(
-    not CUDA and os.environ.get("TRITON_INTERPRET") != "1", reason="needs CUDA, or TRITON_INTERPRET=1 for a smoke run"
-)
+pytestmark = pytest.mark.cuda(smoke=True)
 DEVICE, DTYPE = ("cuda", torch.bfloat16) if CUDA else ("cpu", torch.float32)
 # Real shapes: 4096-token chunks of the hidden/FF linears; 832x480x49 video = 13 latent frames x 30 x 52 tokens.
 TOKENS, HIDDEN, FF, HEADS, HEAD_DIM = (4096, 1536, 6144, 12, 128) if CUDA else (8, 256, 64, 2, 32)
@@ -34,7 +32,10 @@ FRAMES, PER_FRAME = (13, 30 * 52) if CUDA else (4, 16)
 BLOCK = 128 if CUDA else 16
 
 
-def run(benchmark, fn: Callable[[], object], flops: float = 0.0, nbytes: float = 0.0) -> None:
+TABLE = "Kernels vs torch baselines" + ("" if CUDA else " (CPU interpreter smoke run: times mean nothing)")
+
+
+def run(benchmark, report, fn: Callable[[], object], flops: float = 0.0, nbytes: float = 0.0) -> None:
     def call() -> None:
         fn()
         if CUDA:
@@ -46,6 +47,8 @@ def run(benchmark, fn: Callable[[], object], flops: float = 0.0, nbytes: float =
         benchmark.pedantic(call, rounds=1, iterations=1)  # the interpreter proves the kernel runs, nothing more
     mean = benchmark.stats.stats.mean
     benchmark.extra_info.update({"tflops": flops / mean / 1e12, "gbps": nbytes / mean / 1e9})
+    report.add(TABLE, benchmark=benchmark.name, mean_ms=mean * 1e3, tflops=flops / mean / 1e12 if flops else None,
+               gbps=nbytes / mean / 1e9 if nbytes else None)  # fmt: skip
 
 
 def packed_weight(qtype: Q, rows: int, cols: int) -> torch.Tensor:
@@ -60,7 +63,7 @@ def packed_weight(qtype: Q, rows: int, cols: int) -> torch.Tensor:
 @pytest.mark.benchmark(group="dequant_matmul")
 @pytest.mark.parametrize("qtype", [Q.Q8_0, Q.Q4_K, Q.Q6_K], ids=lambda q: q.name)
 @pytest.mark.parametrize("impl", ["triton", "torch-dequant+linear", "bf16-linear"])
-def test_dequant_matmul(benchmark, impl: str, qtype: Q) -> None:
+def test_dequant_matmul(benchmark, bench_report, impl: str, qtype: Q) -> None:
     from motif_lite.kernels.dequant_matmul import dequant_matmul
 
     x, packed = torch.randn(TOKENS, HIDDEN, device=DEVICE, dtype=DTYPE), packed_weight(qtype, FF, HIDDEN)
@@ -70,23 +73,23 @@ def test_dequant_matmul(benchmark, impl: str, qtype: Q) -> None:
         "torch-dequant+linear": lambda: dequant_linear_torch(x, packed, qtype, FF, HIDDEN),
         "bf16-linear": lambda: F.linear(x, dense),
     }
-    run(benchmark, fns[impl], flops=2 * TOKENS * FF * HIDDEN)
+    run(benchmark, bench_report, fns[impl], flops=2 * TOKENS * FF * HIDDEN)
 
 
 @pytest.mark.benchmark(group="layer_norm_modulate")
 @pytest.mark.parametrize("impl", ["triton", "torch"])
-def test_layer_norm_modulate(benchmark, impl: str) -> None:
+def test_layer_norm_modulate(benchmark, bench_report, impl: str) -> None:
     from motif_lite.kernels import norm
 
     x = torch.randn(1, 8 * TOKENS, HIDDEN, device=DEVICE, dtype=DTYPE)
     shift, scale = torch.randn(2, 1, HIDDEN, device=DEVICE, dtype=DTYPE).unbind(0)
     fn = norm.layer_norm_modulate if impl == "triton" else ops.layer_norm_modulate
-    run(benchmark, lambda: fn(x, shift, scale), nbytes=2 * x.numel() * x.element_size())
+    run(benchmark, bench_report, lambda: fn(x, shift, scale), nbytes=2 * x.numel() * x.element_size())
 
 
 @pytest.mark.benchmark(group="rms_norm_rope")
 @pytest.mark.parametrize("impl", ["triton", "torch"])
-def test_rms_norm_rope(benchmark, impl: str) -> None:
+def test_rms_norm_rope(benchmark, bench_report, impl: str) -> None:
     from motif_lite.kernels import norm
 
     length = 8 * TOKENS
@@ -95,7 +98,12 @@ def test_rms_norm_rope(benchmark, impl: str) -> None:
     weight = torch.ones(HEAD_DIM, device=DEVICE, dtype=DTYPE)
     angles = torch.rand(length - 64, HEAD_DIM, device=DEVICE)  # the last 64 tokens (text) unrotated
     fn = norm.rms_norm_rope if impl == "triton" else ops.rms_norm_rope
-    run(benchmark, lambda: fn(x, weight, 1e-6, angles.cos(), angles.sin()), nbytes=2 * x.numel() * x.element_size())
+    run(
+        benchmark,
+        bench_report,
+        lambda: fn(x, weight, 1e-6, angles.cos(), angles.sin()),
+        nbytes=2 * x.numel() * x.element_size(),
+    )
 
 
 def decoder_qkv() -> tuple[torch.Tensor, ...]:
@@ -105,7 +113,7 @@ def decoder_qkv() -> tuple[torch.Tensor, ...]:
 
 @pytest.mark.benchmark(group="attention")
 @pytest.mark.parametrize("impl", ["triton-dense", "triton-sparse-w2", "sdpa"])
-def test_decoder_attention(benchmark, impl: str) -> None:
+def test_decoder_attention(benchmark, bench_report, impl: str) -> None:
     from motif_lite.kernels.attention import block_sparse_attention
 
     q, k, v = decoder_qkv()
@@ -116,5 +124,5 @@ def test_decoder_attention(benchmark, impl: str) -> None:
         "sdpa": lambda: F.scaled_dot_product_attention(q, k, v),
     }
     # Dense-equivalent FLOPs, so the sparse row's tflops reads as an effective speed.
-    run(benchmark, fns[impl], flops=4 * HEADS * q.shape[2] * k.shape[2] * HEAD_DIM)
+    run(benchmark, bench_report, fns[impl], flops=4 * HEADS * q.shape[2] * k.shape[2] * HEAD_DIM)
     benchmark.extra_info["tile_density"] = tiles.float().mean().item() if "sparse" in impl else 1.0

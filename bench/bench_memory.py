@@ -1,6 +1,7 @@
 """Peak memory and time per forward of each runtime plan, at the full Motif-Video 2B architecture (random weights).
 
-    python bench/bench_memory.py                      # all cases, each in a fresh process (peak RSS is per process)
+    pytest bench/bench_memory.py -s                   # slow: all cases, each in a fresh process, default sizes
+    python bench/bench_memory.py                      # the same from the command line (takes the options below)
     python bench/bench_memory.py --case streamed-0    # one case
     python bench/bench_memory.py --vae 16 2 [TILE]    # Wan VAE decode peak per pixel (calibrates the planner)
     python bench/bench_memory.py --frames 31 --height 92 --width 160   # the 1280x736x121 latent (GPU only)
@@ -10,6 +11,7 @@ on CPU "device" and "storage" are the same memory, so the numbers show the mecha
 every streamed block per forward, done synchronously) and activation peaks (RSS), not a VRAM saving.
 Cases named diffusers-* run diffusers' MotifVideoTransformer3DModel at the same shapes, plain and with its
 block-level group offloading (the closest thing to our streaming; model-level cpu offload is a no-op on CPU).
+Under pytest each case adds a row to the report's table "Runtime plans at the full architecture".
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from motif_lite.config import TransformerConfig
@@ -122,6 +125,22 @@ def vae_probe(latent_side: int, latent_frames: int, tile: int) -> dict:
     return dict(latent_side=latent_side, tile=tile, kib_per_pixel=round((rss_peak() - before) / pixels / 1024, 2))
 
 
+def child(case: str, options: list[str]) -> dict:
+    """Run one case in a fresh process (peak RSS is per process); its JSON line, or the error."""
+    out = subprocess.run([sys.executable, __file__, "--case", case, *options], capture_output=True, text=True)
+    if out.returncode != 0:
+        return dict(case=case, error=out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES)
+def test_plan_case(bench_report, case: str) -> None:
+    result = child(case, [])
+    bench_report.add("Runtime plans at the full architecture (bf16, 64 video + 32 text tokens, one forward)", **result)
+    assert "error" not in result or case == "diffusers-group-offload", result["error"]  # fails on CPU (see docs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--case", choices=CASES)
@@ -138,10 +157,7 @@ def main() -> None:
         print(json.dumps(run_case(args.case, args)))
     else:
         for case in CASES:
-            command = [sys.executable, __file__, "--case", case, *sys.argv[1:]]
-            out = subprocess.run(command, capture_output=True, text=True)
-            failed = f"{case} failed: {out.stderr[-2000:]}"
-            print(out.stdout.strip().splitlines()[-1] if out.returncode == 0 else failed, flush=True)
+            print(json.dumps(child(case, sys.argv[1:])), flush=True)
 
 
 if __name__ == "__main__":

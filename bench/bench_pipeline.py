@@ -1,7 +1,8 @@
 """End to end, ours vs the diffusers MotifVideoPipeline: per-stage time, total time and peak RSS, same machine,
 same checkpoint, same seed and settings, each implementation in its own subprocess.
 
-    python bench/bench_pipeline.py                       # 128x128x9, 2 steps, APG, fp32 on the CPU
+    pytest bench/bench_pipeline.py -s                    # slow: 128x128x9, 2 steps, APG, fp32 on the CPU (~15 GB)
+    python bench/bench_pipeline.py                       # the same from the command line, which takes options:
     python bench/bench_pipeline.py --size 256x256x9 --steps 4 --repeat 3
 
 The checkpoint (written once to --workdir) has the full-size 2.04B transformer and the full-size Wan2.1 VAE with
@@ -13,7 +14,8 @@ and the SigLIP tower. The prompt lengths are set to about what the real Gemma to
 negative prompt 150); the reference pads both to 512. The reference's float32 transformer gets its bfloat16
 text features through a cast at its context embedder (a forward pre-hook; its pipeline has no option for mixed
 dtypes); ours passes `text_encoder_dtype=torch.bfloat16` to `load_pipeline`. Both runs write a PNG sequence,
-and the parent compares the frames (max difference in uint8 levels).
+and the parent compares the frames (max difference in uint8 levels). Under pytest the per-stage figures go to the
+report's table "End to end (CPU)".
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import PIL.Image
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -203,6 +206,40 @@ def report(results: dict[str, dict], size: tuple[int, int, int], steps: int, max
     return "\n".join(lines)
 
 
+def run_both(workdir: Path, size: tuple[int, int, int], steps: int, repeat: int) -> tuple[dict, int]:
+    """{impl: best figures of `repeat` alternating runs}, and max |ours - diffusers| over the frames (uint8)."""
+    root = workdir / "checkpoint"
+    build_checkpoint(root)
+    # On a shared machine single runs swing by 2x: alternate the two and keep each one's least disturbed figures.
+    runs: dict[str, list[dict]] = {"ours": [], "diffusers": []}
+    for _ in range(repeat):
+        for impl in runs:
+            folder = workdir / f"out-{impl}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for old in folder.glob("*.png"):
+                old.unlink()
+            runs[impl].append(child(impl, root, folder / "f_%03d.png", size, steps))
+            print(impl, json.dumps(runs[impl][-1]), flush=True)
+    results = {impl: {k: min(r[k] for r in rs) for k in rs[0]} for impl, rs in runs.items()}
+    frames = {impl: read_frames(workdir / f"out-{impl}").astype(int) for impl in results}
+    return results, int(np.abs(frames["ours"] - frames["diffusers"]).max())
+
+
+@pytest.mark.slow
+def test_end_to_end(bench_report) -> None:
+    size, steps = (128, 128, 9), 2
+    results, max_diff = run_both(Path("/tmp/motif-lite-bench-full-text"), size, steps, repeat=1)
+    print(report(results, size, steps, max_diff))
+    table = "End to end (CPU): 128x128x9, 2 steps, APG, fp32 (text encoder bf16), full-size random components"
+    for impl, r in results.items():
+        bench_report.add(table, impl=impl, **{k: r[k] for k in ("load", "encode", "denoise", "decode", "total")},
+                         peak_rss_gib=r["peak_rss_kib"] / 2**20, max_frame_diff_uint8=max_diff)  # fmt: skip
+    ours, ref = results["ours"], results["diffusers"]
+    bench_report.add(table, impl="ours / diffusers", **{k: ours[k] / ref[k] for k in ("encode", "denoise", "decode",
+                     "total")}, peak_rss_gib=ours["peak_rss_kib"] / ref["peak_rss_kib"])  # fmt: skip
+    assert max_diff <= 2
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="128x128x9", help="WxHxF")
@@ -218,20 +255,8 @@ def main() -> None:
         run = run_ours if args.child == "ours" else run_reference
         print(json.dumps(run(root, args.out, *size, args.steps)))
         return
-    build_checkpoint(root)
-    # On a shared machine single runs swing by 2x: alternate the two and keep each one's least disturbed figures.
-    runs: dict[str, list[dict]] = {"ours": [], "diffusers": []}
-    for _ in range(args.repeat):
-        for impl in runs:
-            folder = args.workdir / f"out-{impl}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for old in folder.glob("*.png"):
-                old.unlink()
-            runs[impl].append(child(impl, root, folder / "f_%03d.png", size, args.steps))
-            print(impl, json.dumps(runs[impl][-1]), flush=True)
-    results = {impl: {k: min(r[k] for r in rs) for k in rs[0]} for impl, rs in runs.items()}
-    frames = {impl: read_frames(args.workdir / f"out-{impl}").astype(int) for impl in results}
-    print(report(results, size, args.steps, int(np.abs(frames["ours"] - frames["diffusers"]).max())))
+    results, max_diff = run_both(args.workdir, size, args.steps, args.repeat)
+    print(report(results, size, args.steps, max_diff))
 
 
 if __name__ == "__main__":

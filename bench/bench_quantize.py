@@ -1,12 +1,13 @@
 """Quantizer benchmark on the Motif-Video 2B (2.04B) tensor shapes with random weights.
 
-Run: pytest bench/bench_quantize.py --benchmark-enable -s
+Run: pytest bench/bench_quantize.py -s
 
 Sizes are exact for the full architecture (computed from the recipe plan). Time and weight-space error
 are measured on a representative subset: the embedders and head, one middle dual-stream block and one
 middle single-stream (encoder, with cross-attention) block, each matrix cut to its first 256 rows;
 time is extrapolated to the full model by weight count. The reference in the same run is gguf-py's own
-encoder (Q8_0, Q4_0), the only quantizers it has for these bit widths. One torch thread (see below).
+encoder (Q8_0, Q4_0), the only quantizers it has for these bit widths. One torch thread (see below). Rows: the
+report's tables "Quantizer recipes", "Quantizer output error (small model)" and "Quantizer sensitivity per class".
 """
 
 import math
@@ -35,6 +36,13 @@ SUBSET_PREFIXES = (
     "single_transformer_blocks.5.",
 )
 MAX_ROWS = 256
+RECIPES = "Quantizer recipes (full-model size; time and weight-space rel. RMSE on a subset)"
+
+
+class Subset(dict):
+    """{name: array} of the subset, with the distribution it was drawn from."""
+
+    kind: str
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +50,11 @@ def arch_shapes() -> dict[str, tuple[int, ...]]:
     return quantize_helpers.arch_shapes()
 
 
-@pytest.fixture(scope="module", params=["student_t", "gauss"])
+@pytest.fixture(scope="module", params=["gauss", pytest.param("student_t", marks=pytest.mark.slow)])
 def subset(request, arch_shapes) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    out = {}
+    out = Subset()
+    out.kind = request.param
     for name, shape in arch_shapes.items():
         if name.startswith(SUBSET_PREFIXES):
             shape = (min(shape[0], MAX_ROWS), *shape[1:])
@@ -70,7 +79,7 @@ def _class_errors(subset, packed, plan, arch_shapes) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_quantize_variant(benchmark, arch_shapes, subset, variant):
+def test_quantize_variant(benchmark, bench_report, arch_shapes, subset, variant):
     plan = plan_types(arch_shapes, get_recipe(variant))
     packed = benchmark.pedantic(
         lambda: {name: quantize_tensor(x, plan[name]) for name, x in subset.items()}, rounds=1, iterations=1
@@ -81,6 +90,8 @@ def test_quantize_variant(benchmark, arch_shapes, subset, variant):
     seconds = benchmark.stats.stats.mean * n_total / n_subset
     errors = _class_errors(subset, packed, plan, arch_shapes)
     benchmark.extra_info.update(size_gb=size / 1e9, bpw=8 * size / n_total, est_full_s=seconds, rel_rmse=errors)
+    bench_report.add(RECIPES, recipe=variant, weights=subset.kind, size_gb=size / 1e9, bpw=8 * size / n_total,
+                     est_full_s=seconds, **{f"rel_rmse {cls}": e for cls, e in errors.items()})  # fmt: skip
     print(
         f"\n{variant}: {size / 1e9:.3f} GB, {8 * size / n_total:.2f} bpw, est. full-model time {seconds:.0f} s; "
         + ", ".join(f"{cls} {e:.4f}" for cls, e in errors.items())
@@ -89,13 +100,14 @@ def test_quantize_variant(benchmark, arch_shapes, subset, variant):
 
 
 @pytest.mark.parametrize("qtype", [Q.Q8_0, Q.Q4_0], ids=lambda q: q.name)
-def test_reference_gguf_py(benchmark, arch_shapes, subset, qtype):
+def test_reference_gguf_py(benchmark, bench_report, arch_shapes, subset, qtype):
     """gguf-py's own encoder on every matrix of the subset (the reference speed for a plain format)."""
     matrices = {name: x for name, x in subset.items() if x.ndim == 2 and x.shape[-1] % 32 == 0}
     benchmark.pedantic(lambda: [gguf_quants.quantize(x, qtype) for x in matrices.values()], rounds=1, iterations=1)
     n_total = sum(math.prod(s) for s in arch_shapes.values())
     seconds = benchmark.stats.stats.mean * n_total / sum(x.size for x in matrices.values())
     print(f"\nreference gguf-py {qtype.name}: est. full-model time {seconds:.0f} s")
+    bench_report.add(RECIPES, recipe=f"reference gguf-py {qtype.name}", weights=subset.kind, est_full_s=seconds)
 
 
 # Output error at a small size: the diffusers reference with dequantized weights vs the same model in fp32.
@@ -148,15 +160,16 @@ def _output_error(small_model, plan) -> float:
 
 
 @pytest.mark.parametrize("variant", ["BF16", *VARIANTS])
-def test_output_error_small_model(small_model, variant):
+def test_output_error_small_model(bench_report, small_model, variant):
     shapes = {name: tuple(t.shape) for name, t in small_model[1].items()}
     error = _output_error(small_model, plan_types(shapes, get_recipe(variant)))
     print(f"\noutput rel. error, small model, {variant}: {error:.4f}")
+    bench_report.add("Quantizer output error (small model, velocity vs fp32)", recipe=variant, rel_error=error)
     assert error < 0.5
 
 
 @pytest.mark.parametrize("cls", ["modulation", "attn_v/ff_down", "attn_qk", "attn_out", "ff_up", "embed/head"])
-def test_output_sensitivity_per_class(small_model, cls):
+def test_output_sensitivity_per_class(bench_report, small_model, cls):
     """Only one tensor class at Q3_K (rest fp32): output error per share of the weights in that class."""
     shapes = {name: tuple(t.shape) for name, t in small_model[1].items()}
     chosen = [name for name, shape in shapes.items() if tensor_class(name, shape) == cls]
@@ -165,4 +178,6 @@ def test_output_sensitivity_per_class(small_model, cls):
     share = sum(math.prod(shapes[n]) for n in chosen) / sum(math.prod(s) for s in shapes.values())
     error = _output_error(small_model, plan)
     print(f"\nQ3_K on {cls} only: {share:.1%} of weights, output rel. error {error:.4f}")
+    bench_report.add("Quantizer sensitivity per class (Q3_K on one class, rest fp32)", tensor_class=cls,
+                     share_of_weights=share, rel_error=error)  # fmt: skip
     assert error > 0

@@ -1,6 +1,6 @@
 """VAE decode: motif_lite.vae vs diffusers' AutoencoderKLWan, full Wan2.1 config, random weights, fp32, CPU.
 
-Run: pytest bench/bench_vae.py --benchmark-enable
+Run: pytest bench/bench_vae.py -s          (slow: ~5 min at the default size on 2 cores)
 
 Each decode runs once in a fresh subprocess (this file in worker mode). Memory is read from Linux
 /proc/self/status: `loaded_mb` = VmRSS after loading (libraries + weights); then the peak is reset (write "5"
@@ -9,7 +9,7 @@ to /proc/self/clear_refs) and `peak_mb` = VmHWM, the peak RSS of the process dur
 the parent's peak over fork/exec.) The worker also times the decode alone; pytest-benchmark's own timing
 includes process start and loading. Size: VAE_BENCH_SIZE as HxWxF (default 128x128x9 pixels; the issue's
 256x256x17 takes ~1.5 min per decode on an idle 2-core CPU). Runs: diffusers, then ours in the decode modes of
-VARIANTS (select with -k, e.g. -k "diffusers or bands").
+VARIANTS (select with -k, e.g. -k "diffusers or bands"). Rows: the report's table "VAE decode (CPU)".
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import pytest
 from motif_lite.vae import VAETile
 
 SIZE = os.environ.get("VAE_BENCH_SIZE", "128x128x9")
+pytestmark = pytest.mark.slow
 # Our runs: the decode options of each, and whether the encoder is loaded (the pipeline loads it only for I2V).
 VARIANTS = {
     "motif_lite": {"encoder": True},  # default decode: frame by frame through the upper levels
@@ -96,9 +97,11 @@ def _run_worker(impl: str, folder: Path) -> dict:
 
 
 @pytest.mark.parametrize("impl", ["diffusers", *VARIANTS])
-def test_decode(benchmark, checkpoint, impl):
+def test_decode(benchmark, bench_report, checkpoint, impl):
     result = benchmark.pedantic(_run_worker, args=(impl, checkpoint), rounds=1, iterations=1)
     benchmark.extra_info.update(result, size=SIZE)
+    row = {k: v for k, v in result.items() if k != "shape"}
+    bench_report.add("VAE decode (CPU, full Wan2.1, fp32, one decode per fresh process)", impl=impl, size=SIZE, **row)
     print(f"\n{impl} {SIZE}: {json.dumps(result)}")
 
 

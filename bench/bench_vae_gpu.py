@@ -1,39 +1,47 @@
-"""One-shot GPU check of the VAE (not a pytest file): python bench/bench_vae_gpu.py [frames] [--tiled]
+"""The VAE on a GPU: motif_lite.vae vs diffusers' AutoencoderKLWan, full Wan2.1 config, random weights (CUDA only).
 
-Full Wan2.1 config with random weights on CUDA: fp32 parity with diffusers at 64x64x5, then bf16 decode of
-1280x736 x frames (default 33) with diffusers and ours; prints time and peak CUDA memory
-(torch.cuda.max_memory_allocated, weights included) as JSON lines. Ours runs three ways: `decode` (frame by frame
+    pytest bench/bench_vae_gpu.py -s                          # 1280x736x121, bf16 (~3 min on an H200)
+    VAE_GPU_FRAMES=33 pytest bench/bench_vae_gpu.py -s        # fewer frames
+    pytest bench/bench_vae_gpu.py -s -k "not tiled and not cudnn"   # without the slower extra variants
+
+fp32 parity with diffusers at 64x64x5 first, then bf16 decodes of 1280x736 x frames with diffusers and ours. Time
+and peak CUDA memory (`max_memory_allocated` and `max_memory_reserved`, weights included) go to the report's table
+"VAE decode on the GPU", with the max |ours - diffusers| of each decode. Ours runs as `decode` (frame by frame
 through the upper levels, the whole clip returned on the GPU like diffusers'), `decode_frames` with every chunk
-copied to the CPU as it comes (what the pipeline does: the clip never sits on the GPU), and `decode` with
-frame_by_frame=False (the reference's chunking), then in 2 and 3 exact bands both ways. --tiled adds the tiled
-decodes of both; --variants adds cuDNN-autotuned runs (an experiment behind the chosen defaults).
+copied to the CPU as it comes (what the pipeline does: the clip never sits on the GPU), `decode` with
+frame_by_frame=False (the reference's chunking), 2 and 3 exact bands both ways, tiled, and with cuDNN's autotuned
+algorithms (an experiment behind the chosen defaults).
 """
 
 from __future__ import annotations
 
-import json
-import sys
-import tempfile
+import os
 import time
 
+import pytest
 import torch
-from diffusers import AutoencoderKLWan
+from helpers import peak_gib, reset_peak, sync
 
 from motif_lite.vae import VAETile, load_vae
 
+pytestmark = pytest.mark.cuda
+FRAMES = int(os.environ.get("VAE_GPU_FRAMES", "121"))
+SIZE = f"1280x736x{FRAMES}"
+TABLE = "VAE decode on the GPU (full Wan2.1, random weights)"
 
-def measure(name: str, decode) -> torch.Tensor:
-    torch.cuda.synchronize()
-    torch.cuda.empty_cache()  # so the reserved peak is this run's
-    torch.cuda.reset_peak_memory_stats()
+
+def measure(bench_report, run: str, decode, reference: torch.Tensor | None = None) -> torch.Tensor:
+    """Time one decode with its peak memory; the row gets max |out - reference| when a reference is given."""
+    reset_peak()
     start = time.perf_counter()
     with torch.no_grad():
         out = decode()
-    torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated() / 2**30
-    reserved = torch.cuda.max_memory_reserved() / 2**30
-    seconds = round(time.perf_counter() - start, 2)
-    print(json.dumps({"run": name, "seconds": seconds, "peak_gib": round(peak, 2), "reserved_gib": round(reserved, 2)}))
+    sync()
+    row = dict(run=run, seconds=time.perf_counter() - start, **peak_gib())
+    out = out.float().cpu()
+    if reference is not None:
+        row["max_abs_vs_diffusers"] = (out - reference).abs().max().item()
+    bench_report.add(TABLE, **row)
     return out
 
 
@@ -42,57 +50,81 @@ def streamed_to_cpu(vae, z: torch.Tensor, frame_by_frame: bool = True, bands: in
     return torch.cat([chunk.cpu() for chunk in chunks], dim=2)
 
 
-def main(frames: int, tiled: bool, variants: bool) -> None:
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    from diffusers import AutoencoderKLWan
+
     torch.manual_seed(0)
-    folder = tempfile.mkdtemp()
-    AutoencoderKLWan().save_pretrained(folder)
+    path = tmp_path_factory.mktemp("wan21")
+    AutoencoderKLWan().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def latents() -> torch.Tensor:
+    g = torch.Generator("cuda").manual_seed(0)
+    return torch.randn(1, 16, (FRAMES - 1) // 4 + 1, 92, 160, device="cuda", generator=g).bfloat16()
+
+
+@pytest.fixture(scope="module")
+def diffusers_bf16(bench_report, folder, latents) -> torch.Tensor:
+    """diffusers' bf16 decode of the latents (on the CPU, float32), timed; tiled too."""
+    from diffusers import AutoencoderKLWan
+
+    ref = AutoencoderKLWan.from_pretrained(folder, torch_dtype=torch.bfloat16).eval().cuda()
+    out = measure(bench_report, f"diffusers bf16 {SIZE}", lambda: ref.decode(latents).sample)
+    ref.enable_tiling()  # its defaults: 256-pixel tiles, 192-pixel stride (= our VAETile(32, 8))
+    measure(bench_report, f"diffusers tiled bf16 {SIZE}", lambda: ref.decode(latents).sample)
+    ref = None  # free its weights before ours load
+    torch.cuda.empty_cache()
+    return out
+
+
+@pytest.fixture(scope="module")
+def ours_bf16(folder):
+    return load_vae(folder, dtype=torch.bfloat16, device="cuda", encoder=False)
+
+
+def test_fp32_parity_64x64x5(bench_report, folder) -> None:
+    from diffusers import AutoencoderKLWan
+
     ref = AutoencoderKLWan.from_pretrained(folder).eval().cuda()
     ours = load_vae(folder, device="cuda")
-    z = torch.randn(1, 16, 2, 8, 8, device="cuda")
+    z = torch.randn(1, 16, 2, 8, 8, device="cuda", generator=torch.Generator("cuda").manual_seed(1))
     with torch.no_grad():
         expected = ref.decode(z).sample
-    for frame_by_frame in (False, True):
-        err = (ours.decode(z, frame_by_frame=frame_by_frame) - expected).abs().max().item()
-        print(json.dumps({"run": f"fp32 parity 64x64x5, frame_by_frame={frame_by_frame}", "max_abs": err,
-                          "ref_std": expected.std().item()}))  # fmt: skip
-    del ref, ours
-    ref = AutoencoderKLWan.from_pretrained(folder, torch_dtype=torch.bfloat16).eval().cuda()
-    z = torch.randn(1, 16, (frames - 1) // 4 + 1, 92, 160, device="cuda", dtype=torch.bfloat16)
-    size = f"1280x736x{frames}"
-    theirs = measure(f"diffusers bf16 {size}", lambda: ref.decode(z).sample).float().cpu()
-    if tiled:
-        ref.enable_tiling()  # its defaults: 256-pixel tiles, 192-pixel stride (= our VAETile(32, 8))
-        measure(f"diffusers tiled bf16 {size}", lambda: ref.decode(z).sample)
-    ref = None  # free its weights before loading ours
-    torch.cuda.empty_cache()
-    ours = load_vae(folder, dtype=torch.bfloat16, device="cuda", encoder=False)
-    mine = measure(f"motif_lite bf16 {size} decode (frame by frame)", lambda: ours.decode(z)).float().cpu()
-    print(json.dumps({"run": "bf16 ours (frame by frame) vs diffusers", "max_abs": (mine - theirs).abs().max().item(),
-                      "mean_abs": (mine - theirs).abs().mean().item()}))  # fmt: skip
-    del mine
-    measure(f"motif_lite bf16 {size} decode_frames -> CPU (the pipeline's path)", lambda: streamed_to_cpu(ours, z))
-    exact = measure(f"motif_lite bf16 {size} decode frame_by_frame=False", lambda: ours.decode(z, frame_by_frame=False))
-    print(json.dumps({"run": "bf16 ours (chunk at once) vs diffusers",
-                      "max_abs": (exact.float().cpu() - theirs).abs().max().item()}))  # fmt: skip
-    del exact
-    for bands in (2, 3):  # exact bands, one band's caches at a time; frames collect in CPU memory
-        for fbf in (True, False):
-            banded = measure(f"motif_lite bf16 {size} decode_frames -> CPU, {bands} bands, frame_by_frame={fbf}",
-                             lambda bands=bands, fbf=fbf: streamed_to_cpu(ours, z, fbf, bands))  # fmt: skip
-            print(json.dumps({"run": f"bf16 ours ({bands} bands, frame_by_frame={fbf}) vs diffusers",
-                              "max_abs": (banded.float() - theirs).abs().max().item()}))  # fmt: skip
-            del banded
-    if tiled:
-        measure(f"motif_lite tiled(32,8) bf16 {size}", lambda: ours.decode(z, tile=VAETile(32, 8)))
-    if variants:
-        # An experiment behind the chosen defaults: cuDNN's autotuned algorithms.
-        with torch.backends.cudnn.flags(enabled=True, benchmark=True):
-            for fbf in (True, False):
-                ours.decode(z[:, :, :3], frame_by_frame=fbf)  # let cuDNN pick per shape first
-                measure(f"motif_lite bf16 {size} decode_frames -> CPU, frame_by_frame={fbf}, cudnn.benchmark",
-                        lambda fbf=fbf: streamed_to_cpu(ours, z, fbf))  # fmt: skip
+        for frame_by_frame in (False, True):
+            err = (ours.decode(z, frame_by_frame=frame_by_frame) - expected).abs().max().item()
+            bench_report.add(TABLE, run=f"fp32 parity 64x64x5, frame_by_frame={frame_by_frame}",
+                             max_abs_vs_diffusers=err, reference_std=expected.std().item())  # fmt: skip
 
 
-if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    main(int(args[0]) if args else 33, "--tiled" in sys.argv, "--variants" in sys.argv)
+VARIANTS = {
+    "decode (frame by frame)": lambda vae, z: vae.decode(z),
+    "decode_frames -> CPU (the pipeline's path)": lambda vae, z: streamed_to_cpu(vae, z),
+    "decode frame_by_frame=False": lambda vae, z: vae.decode(z, frame_by_frame=False),
+    **{
+        f"decode_frames -> CPU, {bands} bands, frame_by_frame={fbf}": (
+            lambda vae, z, bands=bands, fbf=fbf: streamed_to_cpu(vae, z, fbf, bands)
+        )
+        for bands in (2, 3)
+        for fbf in (True, False)
+    },
+    "tiled VAETile(32, 8)": lambda vae, z: vae.decode(z, tile=VAETile(32, 8)),
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bf16_decode(bench_report, diffusers_bf16, ours_bf16, latents, variant: str) -> None:
+    out = measure(bench_report, f"motif_lite bf16 {SIZE} {variant}", lambda: VARIANTS[variant](ours_bf16, latents),
+                  diffusers_bf16)  # fmt: skip
+    assert out.shape == diffusers_bf16.shape
+
+
+@pytest.mark.parametrize("frame_by_frame", [True, False])
+def test_bf16_decode_cudnn_benchmark(bench_report, diffusers_bf16, ours_bf16, latents, frame_by_frame: bool) -> None:
+    """An experiment behind the chosen defaults: cuDNN's autotuned algorithms."""
+    with torch.backends.cudnn.flags(enabled=True, benchmark=True):
+        ours_bf16.decode(latents[:, :, :3], frame_by_frame=frame_by_frame)  # let cuDNN pick per shape first
+        run = f"motif_lite bf16 {SIZE} decode_frames -> CPU, frame_by_frame={frame_by_frame}, cudnn.benchmark"
+        measure(bench_report, run, lambda: streamed_to_cpu(ours_bf16, latents, frame_by_frame), diffusers_bf16)

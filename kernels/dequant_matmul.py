@@ -20,7 +20,7 @@ Two paths, chosen by the token count M (rows of x), `SPLIT_MIN_M`:
     compute-bound, and the fused kernel, which spends issue slots and registers on dequantization inside its
     K loop, measured 3-5.5x slower than the bf16 cuBLAS GEMM on an H200, while the split path measured
     1.00-1.07x of it at 16,384 and 114,080 tokens and 1.09-1.68x at 4,096 (`dequantize`: 40-80 µs per layer;
-    bench/gpu_dequant.py, docs/benchmarks.md). The dense weight exists only during that one call (one layer:
+    bench/bench_gpu_dequant.py, docs/benchmarks.md). The dense weight exists only during that one call (one layer:
     ≤ 19 MB for Motif); what stays resident is the packed weight.
 `dequantize` reuses the fused kernel's per-type tile helpers, so each block layout is written down once. It is
 bit-exact against the torch dequantizer (`motif_lite.weights.dequant.dequantize`): the helpers repeat its
@@ -279,7 +279,7 @@ _autotuned_kernel = triton.autotune(
 # running the fused GEMM. From a few hundred tokens the GEMM is compute-bound and cuBLAS beats the fused kernel
 # by more than the dequantization pass costs (H200, bf16: fused 3-5.5x the bf16 GEMM at M ≥ 4096, dequantize +
 # cuBLAS 1.2-1.8x even with the torch dequantizer); below it, reading the packed bytes in the GEMM wins.
-# 256 is a starting point: bench/gpu_dequant.py times both paths (split_ms vs triton_ms) to place it.
+# 256 is a starting point: bench/bench_gpu_dequant.py times both paths (split_ms vs triton_ms) to place it.
 SPLIT_MIN_M = 256
 PATHS = ("auto", "fused", "split")
 DEQUANT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)

@@ -17,10 +17,11 @@ import math
 import os
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import safe_open
 
@@ -31,17 +32,22 @@ from motif_lite.io.hub import MOTIF_REPO, resolve_checkpoint, resolve_gguf
 from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.video import write_video
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.request import GenerationRequest
+from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.runtime.kernels import apply_kernels, use_triton
 from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
-from motif_lite.sampling import Schedule, denoise, needs_uncond, schedule_for, shift_from_scheduler_config
+from motif_lite.sampling import Schedule, StepCallback, denoise, needs_uncond, schedule_for, shift_from_scheduler_config
 from motif_lite.vae import WanVAE, WanVAEConfig, load_vae
+from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
 from motif_lite.weights.gguf_file import read_gguf
-from motif_lite.weights.loader import load_transformer
+from motif_lite.weights.loader import load_transformer, meta_transformer
+from motif_lite.weights.lora import AppliedLoRAs, LoRAFile, LoRASpec, apply_loras, linear_shapes, read_loras
 
 # (stage, done, total): stage is "encode", "denoise" or "decode"; called with done = 0 when a stage starts.
 ProgressFn = Callable[[str, int, int], None]
+# (steps done, steps, frames): a preview of the clip after that many steps, uint8 [latent frames, H, W, 3].
+PreviewFn = Callable[[int, int, np.ndarray], None]
+PREVIEWS_PER_RUN = 4  # the default spacing of previews: about this many per run
 
 # Files every checkpoint needs; `transformer/` only when no GGUF replaces it.
 _REQUIRED = {
@@ -105,6 +111,8 @@ class MotifVideoPipeline:
         # How the text encoder runs while prompts are encoded (whole on the device, layers streamed to it, or on
         # the CPU). In every case it holds no device memory before or after encoding.
         self.text_placement = TextEncoderPlacement.DEVICE
+        self.loras: AppliedLoRAs | None = None  # the LoRAs `load_pipeline` applied to the transformer
+        self.preview_projection: LatentRGB | None = None  # fitted to the VAE on the first run with previews
 
     def shift_for(self, request: GenerationRequest) -> float:
         """The request's flow shift, else the checkpoint's scheduler config, else 15 (T2V) / 8 (I2V).
@@ -118,8 +126,17 @@ class MotifVideoPipeline:
             return request.default_shift()
         return self.scheduler_shift
 
-    def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None) -> GenerationResult:
-        """Generate one video and write it to `request.output`; nothing is left behind if it fails."""
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_progress: ProgressFn | None = None,
+        on_preview: PreviewFn | None = None,
+        preview_every: int | None = None,
+    ) -> GenerationResult:
+        """Generate one video and write it to `request.output`; nothing is left behind if it fails.
+
+        `on_preview(done, steps, frames)` gets a cheap preview of the clip (vae/preview.py) every `preview_every`
+        steps (default: about 4 per run), not after the last step."""
         request, notes = request.resolve()
         if request.flow_shift is None and self.scheduler_shift == UNSHIFTED:
             notes.append(
@@ -136,8 +153,9 @@ class MotifVideoPipeline:
         with self._stage("encode", timings, peaks):
             noise = self.initial_noise(request, generator)  # first draw, as in both reference pipelines
             cond = self.encode(request, noise, generator, progress)
+            on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
         with self._stage("denoise", timings, peaks):
-            latents = self.sample(request, noise, cond, shift, progress)
+            latents = self.sample(request, noise, cond, shift, progress, on_denoised)
         with self._stage("decode", timings, peaks):
             output = self.decode(request, latents, shift, progress)
         timings["total"] = time.perf_counter() - start
@@ -200,6 +218,24 @@ class MotifVideoPipeline:
         latents = self.vae.encode(pixels[:, :, None]).sample(generator)
         return self.vae.normalize_latents(latents)
 
+    def _preview_callback(self, steps: int, on_preview: PreviewFn | None, every: int | None) -> StepCallback | None:
+        """The denoise loop's `on_denoised` that turns every `every`-th clean-latent estimate into a preview."""
+        if on_preview is None:
+            return None
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+            raise RequestError(f"preview_every must be a positive integer, got {every!r}")
+        every = every or max(1, math.ceil(steps / PREVIEWS_PER_RUN))
+        if self.preview_projection is None:
+            self.preview_projection = fit_latent_rgb(self.vae)
+        projection = self.preview_projection
+
+        def on_denoised(step: int, denoised: torch.Tensor) -> None:
+            done = step + 1
+            if done % every == 0 and done < steps:
+                on_preview(done, steps, projection.preview(self.vae.denormalize_latents(denoised)))
+
+        return on_denoised
+
     def sample(
         self,
         request: GenerationRequest,
@@ -207,6 +243,7 @@ class MotifVideoPipeline:
         cond: _Conditioning,
         shift: float,
         progress: ProgressFn,
+        on_denoised: StepCallback | None = None,
     ) -> torch.Tensor:
         """The denoising loop from pure noise to clean latents (model space)."""
         schedule = schedule_for(request.solver, request.steps, shift)
@@ -226,6 +263,7 @@ class MotifVideoPipeline:
             request.solver,
             request.guidance_config(),
             on_step=lambda i, _: progress("denoise", i + 1, request.steps),
+            on_denoised=on_denoised,
         )
 
     def decode(self, request: GenerationRequest, latents: torch.Tensor, shift: float, progress: ProgressFn) -> Path:
@@ -260,6 +298,7 @@ def load_pipeline(
     kernels: str = "auto",
     plan: Plan | None = None,
     text_encoder_dtype: torch.dtype | None = None,
+    loras: Sequence[tuple[str | Path, float]] = (),
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
 
@@ -269,17 +308,22 @@ def load_pipeline(
     load on the CPU, then stream / chunk / tile as the memory plan says instead of putting everything on `device`.
     `text_encoder_dtype` (default `dtype`): e.g. bfloat16 (the checkpoint's own dtype) next to a float32
     transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
+    `loras`: (file, strength) pairs, checked against the transformer before any weight is read, then merged into
+    its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py).
     """
     target = resolve_device(device)
     root = locate_checkpoint(model, with_transformer=gguf is None)
     scheduler_shift = shift_from_scheduler_config(root / "scheduler")
     transformer_source = resolve_gguf(str(gguf)) if gguf is not None else root
+    lora_files = _check_loras(loras, transformer_source)
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
     text_encoder = load_text_encoder(root, dtype=text_encoder_dtype or dtype, device="cpu")
     vae = load_vae(root, dtype=dtype, device=load_device)
     transformer = load_transformer(transformer_source, dtype=dtype, device=load_device)
+    applied_loras = apply_loras(transformer, lora_files, dtype) if lora_files else None
     apply_kernels(transformer, kernels)
     pipe = MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, scheduler_shift)
+    pipe.loras = applied_loras
     if plan is not None:
         pipe.text_placement = plan.text_placement
         pipe.plan_handle = apply_plan(transformer, vae, plan)
@@ -287,6 +331,14 @@ def load_pipeline(
         pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
         pipe.vae_bands = pipe.plan_handle.vae_bands
     return pipe
+
+
+def _check_loras(loras: Sequence[tuple[str | Path, float]], transformer_source: Path) -> list[LoRAFile]:
+    """Read the LoRA files and check them against the transformer's layers, from file headers only."""
+    if not loras:
+        return []
+    targets = linear_shapes(meta_transformer(transformer_source))
+    return read_loras([LoRASpec(Path(path), float(strength)) for path, strength in loras], targets)
 
 
 def plan_generation(

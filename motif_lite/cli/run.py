@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.choices import DTYPE_NAMES, GUIDANCE_METHODS, KERNEL_BACKENDS, MOTIF_REPO, SAMPLERS
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
     from motif_lite.pipeline import GenerationResult
     from motif_lite.runtime.planner import Plan
+    from motif_lite.weights.lora import AppliedLoRAs
 
 DEFAULTS = GenerationRequest(prompt="-")
 LONG_CPU_RUN_SECONDS = 600  # a CPU run estimated longer than this asks first (--yes skips the question)
@@ -49,6 +51,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     _add_generation_flags(run)
     _add_model_flags(run)
     _add_confirmation_flags(run)
+    _add_lora_flags(run)
     run.set_defaults(handler=main)
 
 
@@ -131,6 +134,36 @@ def _gib(text: str) -> float:
         value = float("nan")
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number of GiB > 0, got {text}")
+    return value
+
+
+def _add_lora_flags(run: argparse.ArgumentParser) -> None:
+    g = run.add_argument_group("LoRA and previews")
+    g.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="FILE[:STRENGTH]",
+        help="a LoRA for the transformer (diffusers/PEFT or kohya/ComfyUI .safetensors), strength default 1; "
+        "repeat for several",
+    )
+    g.add_argument(
+        "--preview",
+        metavar="FILE",
+        help="while sampling, keep rewriting a cheap preview: .png (middle frame) or .webp (every latent frame)",
+    )
+    g.add_argument(
+        "--preview-every",
+        type=_positive_int,
+        metavar="K",
+        help="steps between previews (default: about 4 per run)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
@@ -237,6 +270,8 @@ def main(args: argparse.Namespace) -> int:
         confirm_cpu_time(request, args.model, dtypes[args.dtype], args.yes)  # before anything is read or fetched
     plan = None
     model = dict(model=args.model, gguf=args.gguf, dtype=dtypes[args.dtype], device=args.device)
+    loras = _lora_args(args.lora)
+    on_preview = _preview_writer(args.preview, request.fps) if args.preview else None
     if args.dry_run or args.vram is not None or resolve_device(args.device).type == "cuda":
         # Raises if nothing fits, before anything loads.
         plan = plan_generation(request, **model, vram_gib=args.vram, kernels=args.kernels)
@@ -246,18 +281,44 @@ def main(args: argparse.Namespace) -> int:
         print(plan.describe(), file=sys.stderr)
     print(f"seed: {request.seed}", file=sys.stderr)
     start = time.perf_counter()
-    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan)
+    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan, loras=loras)
     load_seconds = time.perf_counter() - start
     progress = StageProgress()
     try:
-        result = pipe.generate(request, on_progress=progress)
+        result = pipe.generate(request, progress, on_preview, args.preview_every)
     finally:
         progress.close()
-    print(summary(result, load_seconds, plan))
+    print(summary(result, load_seconds, plan, pipe.loras))
     return 0
 
 
-def summary(result: GenerationResult, load_seconds: float, plan: Plan | None = None) -> str:
+def _preview_writer(path: str, fps: float):
+    """The `on_preview` callback writing `path` (checked now, before anything loads)."""
+    from motif_lite.io.preview import check_preview_path, write_preview
+
+    target = check_preview_path(path)
+    latent_fps = fps / 4  # one preview frame per latent frame, i.e. per 4 video frames
+
+    def on_preview(done: int, steps: int, frames) -> None:
+        write_preview(frames, target, latent_fps)
+
+    return on_preview
+
+
+def _lora_args(values: list[str]) -> list[tuple[Path, float]]:
+    """`--lora FILE[:STRENGTH]` values as (path, strength), each file checked to exist before anything loads."""
+    from motif_lite.weights.lora import LoRAError, LoRASpec
+
+    specs = [LoRASpec.parse(value) for value in values]
+    for spec in specs:
+        if not spec.path.is_file():
+            raise LoRAError(f"LoRA file not found: {spec.path}")
+    return [(spec.path, spec.strength) for spec in specs]
+
+
+def summary(
+    result: GenerationResult, load_seconds: float, plan: Plan | None = None, loras: AppliedLoRAs | None = None
+) -> str:
     t = result.timings
     r = result.request
     lines = [
@@ -268,6 +329,8 @@ def summary(result: GenerationResult, load_seconds: float, plan: Plan | None = N
         + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
         f"output: {result.output}",
     ]
+    if loras is not None:
+        lines.insert(-1, f"loras: {loras.describe()}")
     if result.stage_peaks:
         planned = {stage.name: stage.peak_bytes for stage in plan.stages} if plan is not None else {}
         lines.insert(-1, "device peak per stage: " + " | ".join(

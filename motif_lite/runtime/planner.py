@@ -53,7 +53,7 @@ CONTEXT_TOKENS = 512 + 729
 # from what each block's forward keeps alive at its peak):
 #   attention phase, torch ops: block inputs, normalized input, q/k/v, RoPE's float32 temporaries ..... 12 D
 #   attention phase, fused Triton norms (the CUDA default): RoPE writes q/k in bf16, no float32 copies. Measured
-#                 on an H100 at 1280x736x121, all blocks streamed, FF chunks of 16384 (bench/gpu_check.py): peak
+#                 on an H100 at 1280x736x121, all blocks streamed, FF chunks of 16384 (bench_gpu_transformer.py): peak
 #                 6.00 GiB = ~0.45 weights + chunk and held terms below + 7.0 D per decoder token .......... 7 D
 #   dual-block FF phase: inputs, residual, attention output, FF input, GELU in + out (2 F), output ... 5 D + 2 F
 #   single block: the attention phase (its MLP branch runs after attention)
@@ -95,7 +95,7 @@ FRAGMENTATION = 1.10
 RESERVE_BYTES = GiB // 2
 FF_CHUNKS = (16384, 4096)
 VAE_TILES = (VAETile(32, 8), VAETile(16, 4))
-VAE_BANDS = (2, 3, 4)  # exact bands: 3.8 %, 7.5 %, 11.3 % more VAE work at 720p (bench/vae_band_work.py)
+VAE_BANDS = (2, 3, 4)  # exact bands: 3.8 %, 7.5 %, 11.3 % more VAE work at 720p (bench/bench_vae_band_work.py)
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,13 @@ def denoise(
     solver: str = "euler",
     guidance: Guidance | None = None,
     on_step: StepCallback | None = None,
+    on_denoised: StepCallback | None = None,
 ) -> torch.Tensor:
     """Integrate `latents` (pure noise at schedule.sigmas[0]) down to σ = 0 and return them.
 
     Each step calls `predict_velocity` for the conditional prediction, then (on guided steps) for the
     unconditional one, in that order and as two separate batch-B calls like the reference pipeline.
+    `on_denoised(i, x0)` gets each step's clean-latent estimate x0 = x − σ·v (for previews).
     """
     if latents.ndim != 5:
         raise SamplingSettingsError(f"latents must be [B, C, F, H, W], got shape {tuple(latents.shape)}")
@@ -41,6 +43,8 @@ def denoise(
         cond = predict_velocity(latents, timestep, True)
         uncond = predict_velocity(latents, timestep, False) if guidance_active(guidance, i, steps) else None
         velocity = guide(guidance, cond, uncond, apg_state, i, steps)
+        if on_denoised is not None:
+            on_denoised(i, latents - schedule.sigmas[i] * velocity)
         latents = stepper.step(latents, velocity, schedule.sigmas[i], schedule.sigmas[i + 1])
         if on_step is not None:
             on_step(i, latents)

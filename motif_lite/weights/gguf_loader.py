@@ -34,20 +34,31 @@ def load_gguf_transformer(
     The config comes from the file's `motif_video.config_json` metadata, else from a `config.json` next to the
     file, else it is inferred from the tensor shapes (weights cannot tell `rope_theta`; see motif_lite/config.py).
     """
-    path = Path(path)
-    device = checked_device(device)
+    device = checked_device(device)  # before any file is read
+    model, tensors = _build(Path(path))
+    replace_linears(model, tensors)
+    state = quantized_state_dict(model, tensors, float_dtype=dtype)
+    return assign_weights(model, {name: t.to(device) for name, t in state.items()})
+
+
+def meta_gguf_transformer(path: str | Path) -> MotifVideoTransformer:
+    """The model `load_gguf_transformer(path)` builds, on the meta device, before any packed tensor is assigned."""
+    model, tensors = _build(Path(path))
+    replace_linears(model, tensors)
+    return model
+
+
+def _build(path: Path) -> tuple[MotifVideoTransformer, dict[str, PackedTensor]]:
+    """The checked meta model and the file's tensors under our names (memory-mapped, not read)."""
     ckpt = read_gguf(path)
     # Zero-size tensors are placeholders some exporters write for absent layers.
     tensors = {name: t for name, t in ckpt.tensors.items() if 0 not in t.shape}
     layout = detect_layout(tensors)
     tensors = {to_model_name(name, layout): _renamed(t, to_model_name(name, layout)) for name, t in tensors.items()}
     shapes = {name: t.shape for name, t in tensors.items()}
-    config = _config(ckpt.metadata, shapes, layout, path)
-    model = build_model(config)
+    model = build_model(_config(ckpt.metadata, shapes, layout, path))
     check_tensors(model, shapes, str(path))
-    replace_linears(model, tensors)
-    state = quantized_state_dict(model, tensors, float_dtype=dtype)
-    return assign_weights(model, {name: t.to(device) for name, t in state.items()})
+    return model, tensors
 
 
 def _config(metadata: dict, shapes: dict[str, tuple[int, ...]], layout: str, path: Path) -> TransformerConfig:

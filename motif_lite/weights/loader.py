@@ -46,6 +46,21 @@ def load_transformer(
     return assign_weights(model, state)
 
 
+def meta_transformer(source: str | Path) -> MotifVideoTransformer:
+    """The transformer `load_transformer(source)` would build, on the meta device: its config and layer shapes
+    from the file headers, no tensor data read (for checks that must run before any weight is loaded)."""
+    path = Path(source)
+    if path.suffix == ".gguf":
+        from motif_lite.weights.gguf_loader import meta_gguf_transformer
+
+        return meta_gguf_transformer(path)
+    files, config_path = locate_safetensors(path)
+    refs = {name: ref for name, ref in read_tensor_refs(files).items() if 0 not in ref.shape}
+    layout = detect_layout(refs)
+    shapes = {to_model_name(name, layout): ref.shape for name, ref in refs.items()}
+    return build_model(resolve_config(shapes, layout, config_path))
+
+
 def locate_safetensors(path: Path) -> tuple[list[Path], Path | None]:
     """The weight files and the config.json (if any) for a user-given source."""
     if not path.exists():

@@ -1,4 +1,7 @@
-"""What Motif-Video 2B needs, computed from the official architecture (not a pytest file): python bench/sizes.py
+"""What Motif-Video 2B needs, computed from the official architecture (counted, not timed; ~10 s):
+
+    pytest bench/bench_sizes.py -s      # report tables "Sizes: ..."
+    python bench/bench_sizes.py         # the same, printed
 
 Prints the parameter count and size of each component (models built on the `meta` device: no memory, no weights),
 the size of our GGUF recipes (exact, from the recipe's type per tensor), and the memory planner's estimated GPU
@@ -7,8 +10,6 @@ These are the README's "What you need" figures; docs/benchmarks.md compares the 
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from transformers import T5Gemma2Encoder, T5Gemma2EncoderConfig
@@ -49,43 +50,65 @@ def numel(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def main() -> None:
+def sizes() -> dict[str, list[dict]]:
+    """Rows of the three tables: components, GGUF recipes, estimated GPU peaks."""
     with torch.device("meta"):
         transformer = MotifVideoTransformer(TransformerConfig())
         vae = WanVAE(WanVAEConfig())
-    text = official_text_encoder()
-    counts = {"transformer": numel(transformer), "text encoder": numel(text), "VAE": numel(vae)}
-    print("component      parameters   bf16 GB  bf16 GiB  fp32 GB")
-    for name, n in counts.items():
-        print(f"{name:<13} {n:>12,} {2 * n / 1e9:>8.2f} {2 * n / GiB:>8.2f} {4 * n / 1e9:>8.2f}")
+    counts = {"transformer": numel(transformer), "text encoder": numel(official_text_encoder()), "VAE": numel(vae)}
+    components = [
+        dict(component=name, parameters=n, bf16_GB=round(2 * n / 1e9, 2), bf16_GiB=round(2 * n / GiB, 2),
+             fp32_GB=round(4 * n / 1e9, 2))
+        for name, n in counts.items()
+    ]  # fmt: skip
     shapes = {name: tuple(t.shape) for name, t in transformer.state_dict().items()}
-    print("\nGGUF recipe   file GB (tensor data)")
     recipe_bytes = {}
     for recipe in RECIPES:
         plan = plan_types(shapes, get_recipe(recipe), [])
         recipe_bytes[recipe] = sum(packed_nbytes(qtype, shapes[name]) for name, qtype in plan.items())
-        print(f"{recipe:<13} {recipe_bytes[recipe] / 1e9:.2f}")
-    print("\nestimated GPU peak, GiB: all resident (fastest plan) / smallest plan (everything streamed)")
-    weights = {"bf16": 2 * counts["transformer"], "Q4_K_M": recipe_bytes["Q4_K_M"]}
+    recipes = [dict(recipe=r, file_GB=round(b / 1e9, 2)) for r, b in recipe_bytes.items()]
+    weights = {"Q4_K_M": recipe_bytes["Q4_K_M"], "bf16": 2 * counts["transformer"]}
+    peaks = []
     for width, height, frames in PRESETS:
-        cells = [f"{kind} {_peak(width, height, frames, w, 2 * counts['text encoder'])}" for kind, w in weights.items()]
-        print(f"{width}x{height}x{frames}: " + " | ".join(cells))
+        for kind, weight_bytes in weights.items():
+            resident, smallest = _peak(width, height, frames, weight_bytes, 2 * counts["text encoder"])
+            row = dict(size=f"{width}x{height}x{frames}", transformer=kind, all_resident_GiB=round(resident, 2))
+            peaks.append({**row, "smallest_plan_GiB": round(smallest, 2)})
+    return {"Sizes: components": components, "Sizes: GGUF recipes": recipes, "Sizes: estimated GPU peak": peaks}
 
 
-def _peak(width: int, height: int, frames: int, weight_bytes: int, text_bytes: int) -> str:
+def test_sizes(bench_report):
+    tables = sizes()
+    for title, rows in tables.items():
+        for row in rows:
+            bench_report.add(title, **row)
+    print_tables(tables)
+
+
+def print_tables(tables: dict[str, list[dict]]) -> None:
+    for title, rows in tables.items():
+        print(f"\n{title}")
+        for row in rows:
+            cells = (f"{key} {value:,}" if isinstance(value, int) else f"{key} {value}" for key, value in row.items())
+            print("  " + ", ".join(cells))
+
+
+def _peak(width: int, height: int, frames: int, weight_bytes: int, text_bytes: int) -> tuple[float, float]:
+    """The planner's estimated peak in GiB with everything resident, and of its smallest plan."""
+
     def plan(budget: int | None):
         return plan_memory(
             width, height, frames, TransformerConfig(), weight_bytes, text_bytes, WanVAEConfig(), budget,
             cfg_batch=1, device="cuda", vae_dtype=torch.bfloat16, fused_norms=True,
         )  # fmt: skip
 
-    resident = plan(None).peak_bytes
+    resident = plan(None).peak_bytes / GiB
     try:
         plan(1)
     except MotifLiteError as exc:  # names the smallest possible peak
-        smallest = float(str(exc).split("needs at least ")[1].split(" GiB")[0])
-    return f"{resident / GiB:.2f} / {smallest:.2f}" if math.isfinite(smallest) else f"{resident / GiB:.2f}"
+        return resident, float(str(exc).split("needs at least ")[1].split(" GiB")[0])
+    raise AssertionError("a 1-byte budget cannot fit")
 
 
 if __name__ == "__main__":
-    main()
+    print_tables(sizes())

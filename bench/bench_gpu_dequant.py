@@ -1,52 +1,44 @@
-"""Triton dequant-matmul paths vs the bf16 GEMM at video token counts (not a pytest file).
+"""Triton dequant-matmul paths vs the bf16 GEMM at video token counts.
 
-    python bench/gpu_dequant.py OUT.jsonl                          # CUDA, bf16; about 1-1.5 minutes on an H100
-    python bench/gpu_dequant.py OUT.jsonl --cpu-smoke              # CPU: tiny shapes, Triton's interpreter
+    pytest bench/bench_gpu_dequant.py -s                      # CUDA, bf16; about 1-1.5 minutes on an H100
+    TRITON_INTERPRET=1 pytest bench/bench_gpu_dequant.py      # CPU: tiny shapes, Triton's interpreter
 
 Most of a CUDA run is Triton compiling the fused kernel's autotuner configs (6 per quant type, Q6_K twice: its
-row stride at K = 1536 is not a multiple of 16) and tuning each new shape; cases still left after --budget=SECONDS
-(default 150) are reported as skipped. The threshold sweep (M = 256, 1024) runs last.
+row stride at K = 1536 is not a multiple of 16) and tuning each new shape.
 
 For M in (4096, 16384, 114080, 256, 1024) tokens, (N, K) in ((6144, 1536), (1536, 6144), (4608, 1536)) and
-Q8_0 / Q4_K / Q6_K (Q4_0 and Q5_K at M = 16384 only), times (CUDA events, warm-up first, median):
+Q8_0 / Q4_K / Q6_K (Q4_0 and Q5_K at M = 16384 only), times (CUDA events, warm-up first, median), one row per
+case in the report's table "Dequant-matmul":
   split_ms         dequant_matmul(path="split"): Triton `dequantize` to bf16, then F.linear (what "auto" runs
-                   from SPLIT_MIN_M tokens on); split_ratio_vs_gemm = split_ms / gemm_ms (target ≤ 1.2)
+                   from SPLIT_MIN_M tokens on); split_ratio_vs_gemm = split_ms / gemm_ms (target <= 1.2)
   dequant_ms       `dequantize` alone (dequant_gbps: packed bytes read + bf16 bytes written per second)
   triton_ms        dequant_matmul(path="fused"), the fused GEMM (autotuned on the first call at each shape,
-                   untimed); only for Q8_0 / Q4_K / Q6_K at M ≤ 16384 (FUSED_M), else null
-  gemm_ms          bf16 F.linear with a dense weight of the same shape (the target: ratio ≤ 1.2)
+                   untimed); only for Q8_0 / Q4_K / Q6_K at M <= 16384 (FUSED_M), else empty
+  gemm_ms          bf16 F.linear with a dense weight of the same shape (the target: ratio <= 1.2)
   dequant_gemm_ms  dequant_linear_torch: dequantize the whole weight with torch ops, then F.linear
 and checks: rel_err / split_rel_err = max |y - ref| / max |ref| against F.linear(x, torch-dequantized weight);
 dequant_exact: `dequantize` equals the torch dequantizer bit for bit (bf16). auto_path is what
-dequant_matmul(path="auto") runs at this M. One JSON line per case is printed and appended to OUT; a failing
-case prints its error as a JSON line and the run goes on. Weights are random packed blocks with finite fp16
-scales; operands stay warm in L2 between reps, for the GEMM as for the kernels.
+dequant_matmul(path="auto") runs at this M. Weights are random packed blocks with finite fp16 scales; operands
+stay warm in L2 between reps, for the GEMM as for the kernels.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-SMOKE = "--cpu-smoke" in sys.argv
-if SMOKE:
-    os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from gguf import GGML_QUANT_SIZES
+from gguf import GGMLQuantizationType as Q
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from gguf import GGML_QUANT_SIZES  # noqa: E402
-from gguf import GGMLQuantizationType as Q  # noqa: E402
+from motif_lite.kernels import reference
+from motif_lite.weights import dequant
 
-START = time.perf_counter()
-# --budget=SECONDS (default 150): cases left when it is spent are reported as skipped, not run
-BUDGET_S = float(next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--budget=")), 150))
-
-if SMOKE:  # fp32: the interpreter has no working bf16
+CUDA = torch.cuda.is_available()
+if not CUDA:  # fp32: the interpreter has no working bf16
     DEVICE, DTYPE, REPS, WARMUP = "cpu", torch.float32, {16: 2, 80: 2}, 1
     SHAPES = ((64, 256), (32, 512))
     MAIN_QTYPES, EXTRA_QTYPES, EXTRA_M = (Q.Q8_0, Q.Q4_K, Q.Q6_K), (Q.Q4_0, Q.Q5_K), 80
@@ -59,18 +51,8 @@ else:  # M -> timed reps, in run order: the video token counts first, then the t
     # (3-5.5x the GEMM there when last measured; each new M bucket re-tunes)
     FUSED_M = (256, 1024, 4096, 16384)
 F16_FIELDS = {Q.Q8_0: [0], Q.Q4_0: [0], Q.Q4_K: [0, 2], Q.Q5_K: [0, 2], Q.Q6_K: [208]}  # byte offsets of fp16s
-
-
-from motif_lite.kernels import dequant_matmul as dm  # noqa: E402
-from motif_lite.kernels import reference  # noqa: E402
-from motif_lite.weights import dequant  # noqa: E402
-
-
-def emit(out: Path, **record) -> None:
-    line = json.dumps(record)
-    print(line, flush=True)
-    with out.open("a") as f:
-        f.write(line + "\n")
+TABLE = "Dequant-matmul vs the bf16 GEMM" + ("" if CUDA else " (CPU interpreter smoke run: times mean nothing)")
+pytestmark = pytest.mark.cuda(smoke=True)
 
 
 def packed_weight(qtype: Q, rows: int, cols: int, seed: int = 0) -> torch.Tensor:
@@ -86,7 +68,7 @@ def time_ms(fn, reps: int) -> float:
     """Median milliseconds of `reps` calls after WARMUP untimed ones."""
     for _ in range(WARMUP):
         fn()
-    if DEVICE == "cpu":
+    if not CUDA:
         times = []
         for _ in range(reps):
             start = time.perf_counter()
@@ -115,6 +97,8 @@ def rel_err(y: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def run_case(qtype: Q, x: torch.Tensor, n: int, k: int, gemm_ms: float, reps: int) -> dict:
+    from motif_lite.kernels import dequant_matmul as dm
+
     m = x.shape[0]
     packed = packed_weight(qtype, n, k)
     weight = dequant.dequantize(packed, qtype, (n, k), DTYPE)
@@ -156,51 +140,19 @@ def run_case(qtype: Q, x: torch.Tensor, n: int, k: int, gemm_ms: float, reps: in
     return record
 
 
-def run_shape(out: Path, m: int, n: int, k: int, reps: int, qtypes: tuple[Q, ...]) -> int:
-    """All quant types at one (M, N, K), sharing x and the dense GEMM's time. -> number of cases that ran."""
-    try:
-        g = torch.Generator(device=DEVICE).manual_seed(m + n)
-        x = torch.randn(m, k, device=DEVICE, dtype=DTYPE, generator=g)
-        dense = torch.randn(n, k, device=DEVICE, dtype=DTYPE, generator=g) / k**0.5
-        gemm_ms = time_ms(lambda: F.linear(x, dense), reps)
-    except Exception as exc:  # report and go on
-        for qtype in qtypes:
-            emit(out, qtype=qtype.name, M=m, N=n, K=k, error=f"setup: {type(exc).__name__}: {exc}"[:500])
-        return 0
-    ok = 0
-    for qtype in qtypes:
-        try:
-            emit(out, **run_case(qtype, x, n, k, gemm_ms, reps))
-            ok += 1
-        except Exception as exc:
-            emit(out, qtype=qtype.name, M=m, N=n, K=k, error=f"{type(exc).__name__}: {exc}"[:500])
-    return ok
-
-
-def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    out = Path(args[0] if args else "gpu_dequant.jsonl")
-    if not SMOKE and not torch.cuda.is_available():
-        sys.exit("gpu_dequant: no CUDA device (use --cpu-smoke to check the script on CPU)")
-    device = "cpu (Triton interpreter)" if SMOKE else torch.cuda.get_device_name()
-    cases = 0
-    for m, reps in REPS.items():
-        for n, k in SHAPES:
-            qtypes = MAIN_QTYPES + (EXTRA_QTYPES if m == EXTRA_M else ())
-            if time.perf_counter() - START > BUDGET_S:
-                for qtype in qtypes:
-                    emit(out, qtype=qtype.name, M=m, N=n, K=k, skipped=f"time budget of {BUDGET_S:.0f} s spent")
-                continue
-            cases += run_shape(out, m, n, k, reps, qtypes)
-            if DEVICE == "cuda":
-                torch.cuda.empty_cache()
-    import triton
-
-    emit(
-        out, summary=f"{cases} cases ok", device=device, dtype=str(DTYPE), triton=triton.__version__,
-        torch=torch.__version__, elapsed_s=round(time.perf_counter() - START, 1),
-    )  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()
+@pytest.mark.parametrize(("m", "n", "k"), [(m, n, k) for m in REPS for n, k in SHAPES], ids=lambda v: str(v))
+def test_dequant_matmul_paths(bench_report, m: int, n: int, k: int) -> None:
+    """All quant types at one (M, N, K), sharing x and the dense GEMM's time."""
+    reps = REPS[m]
+    g = torch.Generator(device=DEVICE).manual_seed(m + n)
+    x = torch.randn(m, k, device=DEVICE, dtype=DTYPE, generator=g)
+    dense = torch.randn(n, k, device=DEVICE, dtype=DTYPE, generator=g) / k**0.5
+    gemm_ms = time_ms(lambda: F.linear(x, dense), reps)
+    for qtype in MAIN_QTYPES + (EXTRA_QTYPES if m == EXTRA_M else ()):
+        record = run_case(qtype, x, n, k, gemm_ms, reps)
+        record["best_config"] = str(record["best_config"]) if record["best_config"] else None
+        bench_report.add(TABLE, **record)
+        assert record["dequant_exact"], record
+        assert record["split_rel_err"] < 2e-2 and (record["rel_err"] is None or record["rel_err"] < 2e-2), record
+    if CUDA:
+        torch.cuda.empty_cache()

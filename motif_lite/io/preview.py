@@ -1,0 +1,40 @@
+"""Preview files: the middle frame as PNG or every frame as an animated WebP, replaced atomically so that an image
+viewer watching the file never reads half of one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+
+from motif_lite.errors import MotifLiteError
+
+PREVIEW_EXTENSIONS = (".png", ".webp")
+
+
+def check_preview_path(path: str | Path) -> Path:
+    """The preview path, after checking its format and folder (a `MotifLiteError` otherwise)."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() not in PREVIEW_EXTENSIONS:
+        raise MotifLiteError(f"preview must be a .png (middle frame) or .webp (every frame) file, got {path}")
+    if path.is_dir() or not path.parent.is_dir():
+        raise MotifLiteError(f"preview {path}: the folder {path.parent} does not exist or the path is a folder")
+    return path
+
+
+def write_preview(frames: np.ndarray, path: Path, fps: float) -> None:
+    """frames: uint8 [F, H, W, 3]. PNG gets the middle frame; WebP all frames at `fps` (fast, lossy settings)."""
+    partial = path.with_name(f".{path.name}.partial")
+    images = [PIL.Image.fromarray(frame) for frame in frames]
+    try:
+        if path.suffix.lower() == ".png":
+            images[len(images) // 2].save(partial, format="PNG", compress_level=1)
+        else:
+            options = dict(save_all=True, append_images=images[1:], duration=1000.0 / fps, loop=0)
+            images[0].save(partial, format="WEBP", quality=75, method=0, **options)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise MotifLiteError(f"cannot write preview {path}: {exc}") from exc

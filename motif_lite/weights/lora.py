@@ -1,0 +1,317 @@
+"""LoRA adapters for the transformer: read diffusers/PEFT and kohya/ComfyUI files, then merge or attach them.
+
+    files = read_loras([LoRASpec.parse("style.safetensors:0.8")], linear_shapes(meta_model))  # checked, no weights
+    applied = apply_loras(transformer, files, dtype=torch.bfloat16)
+
+A LoRA adds `scale · B·A` to the weight W of a linear layer (A: `[rank, in]`, "lora_A" / "lora_down"; B:
+`[out, rank]`, "lora_B" / "lora_up"), with scale = strength × alpha / rank (alpha from the file; without one the
+scale is the strength alone). A float layer gets the update merged into its weight (the forward stays one GEMM);
+a `QuantizedLinear`, whose packed blocks cannot absorb it, is wrapped in `LoRALinear`, which computes
+`W·x + B·(A·x)` with the scale folded into B. The adapter tensors are buffers of the layer's block, so block
+streaming moves them with the block.
+
+Formats (detected from the tensor names):
+- "peft" (diffusers/PEFT): `[transformer.]<module>.lora_A.weight` / `.lora_B.weight`; alpha from `.alpha`
+  tensors or from the `lora_adapter_metadata` JSON that diffusers writes (`lora_alpha`, `alpha_pattern`,
+  `use_rslora`: scale alpha / sqrt(rank)).
+- "kohya" (kohya-ss, ComfyUI): `diffusion_model.<module>.lora_down.weight` / `.lora_up.weight` / `.alpha`, or the
+  same under `lora_unet_<module with "_" for ".">`.
+Module names may use any of the three text cross-attention layouts (weights/keymap.py); they are mapped to the
+loaded model's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from torch import nn
+
+from motif_lite.errors import MotifLiteError
+from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_model_name
+from motif_lite.weights.quant_linear import QuantizedLinear
+
+MAX_LISTED = 20
+_PEFT = re.compile(
+    r"^(?:transformer\.|base_model\.model\.)?(?P<module>.+?)\.(?:lora_(?P<part>A|B)\.weight|(?P<alpha>alpha))$"
+)
+_KOHYA = re.compile(
+    r"^(?P<prefix>diffusion_model\.|lora_unet_)(?P<module>.+?)\.(?:lora_(?P<part>down|up)\.weight|(?P<alpha>alpha))$"
+)
+# The same cross-attention projection under the diffusers layout and under the two shared layouts.
+_CROSS_ALIASES = {"cross_attn.to_q": "cross_attn.query_proj", "cross_attn.to_out.0": "cross_attn.out_proj"}
+
+
+class LoRAError(MotifLiteError, ValueError):
+    """A LoRA file cannot be read or does not fit the transformer."""
+
+
+@dataclass(frozen=True)
+class LoRASpec:
+    """A LoRA file and its strength (1.0 = as trained; 0 = no effect; negative inverts it)."""
+
+    path: Path
+    strength: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str) -> LoRASpec:
+        """`FILE[:STRENGTH]`, as `--lora` takes it (the strength is what follows the last colon, if a number)."""
+        path, sep, tail = text.rpartition(":")
+        if sep:
+            try:
+                strength = float(tail)
+            except ValueError:
+                return cls(Path(text))
+            if not math.isfinite(strength):
+                raise LoRAError(f"LoRA strength must be a finite number, got {tail!r} in {text!r}")
+            return cls(Path(path), strength)
+        return cls(Path(text))
+
+
+@dataclass
+class LoRAUpdate:
+    """One module's low-rank update from one file."""
+
+    module: str  # our module name
+    down: torch.Tensor  # A: [rank, in]
+    up: torch.Tensor  # B: [out, rank]
+    scale: float  # strength x alpha / rank (or the strength alone)
+
+
+@dataclass
+class LoRAFile:
+    """A checked LoRA file: every update names a linear of the model with matching shapes."""
+
+    spec: LoRASpec
+    format: str
+    updates: list[LoRAUpdate]
+
+
+@dataclass
+class AppliedLoRAs:
+    """What `apply_loras` did, for the run summary."""
+
+    files: list[LoRAFile] = field(default_factory=list)
+    merged: int = 0  # float layers whose weight absorbed the updates
+    wrapped: int = 0  # packed layers computing the update beside the weight
+
+    def describe(self) -> str:
+        parts = [f"{f.spec.path.name} x{f.spec.strength:g} ({f.format}, {len(f.updates)} layers)" for f in self.files]
+        return f"{', '.join(parts)}; {self.merged} layers merged, {self.wrapped} unmerged (packed)"
+
+
+class LoRALinear(nn.Module):
+    """`base(x) + up·(down·x)`: a low-rank update beside a layer whose weight cannot absorb it (packed blocks).
+
+    `down` [rank, in] and `up` [out, rank] (the scales folded into `up`) are buffers of this module, so they move
+    wherever the layer's block is placed or streamed."""
+
+    def __init__(self, base: nn.Module, down: torch.Tensor, up: torch.Tensor) -> None:
+        super().__init__()
+        self.base = base
+        self.register_buffer("down", down)
+        self.register_buffer("up", up)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + F.linear(F.linear(x, self.down.to(x.dtype)), self.up.to(x.dtype))
+
+    def extra_repr(self) -> str:
+        return f"rank={self.down.shape[0]}"
+
+
+def linear_shapes(model: nn.Module) -> dict[str, tuple[int, int]]:
+    """{module name: (out_features, in_features)} of every linear layer (float or packed) — the LoRA targets.
+    Works on a model built on the meta device."""
+    return {
+        name: (module.out_features, module.in_features)
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear | QuantizedLinear)
+    }
+
+
+def read_loras(specs: Iterable[LoRASpec], targets: Mapping[str, tuple[int, int]]) -> list[LoRAFile]:
+    """Read and check LoRA files against the model's linears (`linear_shapes`); raises `LoRAError` naming every
+    key that matches no module, every shape mismatch, or an unknown format — before any model weight is read."""
+    return [_read_lora(spec, targets) for spec in specs]
+
+
+def apply_loras(model: nn.Module, files: list[LoRAFile], dtype: torch.dtype | None = None) -> AppliedLoRAs:
+    """Add the files' updates to `model` (after loading, before kernels and memory plans are applied): merged into
+    float weights, `LoRALinear` around packed ones. `dtype`: the adapters' compute dtype (default: float32)."""
+    per_module: dict[str, list[LoRAUpdate]] = defaultdict(list)
+    for file in files:
+        for update in file.updates:
+            per_module[update.module].append(update)
+    applied = AppliedLoRAs(files=list(files))
+    for name, updates in per_module.items():
+        layer = model.get_submodule(name)
+        if isinstance(layer, nn.Linear):
+            _merge(layer, updates)
+            applied.merged += 1
+        else:
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, _wrap(layer, updates, dtype or torch.float32))
+            applied.wrapped += 1
+    return applied
+
+
+def _merge(layer: nn.Linear, updates: list[LoRAUpdate]) -> None:
+    weight = layer.weight.detach().float()
+    for u in updates:
+        weight = weight + u.scale * (u.up.float() @ u.down.float())
+    # A new tensor rather than an in-place add: the loaded weight may share memory with the checkpoint file.
+    layer.weight = nn.Parameter(weight.to(layer.weight.dtype), requires_grad=False)
+
+
+def _wrap(layer: QuantizedLinear, updates: list[LoRAUpdate], dtype: torch.dtype) -> LoRALinear:
+    # Several files on one layer: one adapter of the summed rank, [A1; A2] and [s1·B1, s2·B2].
+    device = layer.packed.device
+    down = torch.cat([u.down.float() for u in updates]).to(device, dtype)
+    up = torch.cat([u.scale * u.up.float() for u in updates], dim=1).to(device, dtype)
+    return LoRALinear(layer, down, up)
+
+
+def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFile:
+    tensors, metadata = _read_safetensors(spec.path)
+    fmt, parsed = _parse_keys(spec.path, tensors)
+    module_names = _module_names(targets)
+    pairs: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
+    unmatched = []
+    for key, (module, part) in parsed.items():
+        ours = _our_module(module, module_names, targets)
+        if ours is None:
+            unmatched.append(key)
+        else:
+            pairs[ours][part] = tensors[key]
+    if unmatched:
+        raise LoRAError(f"{spec.path}: {_listing('keys match no linear layer of the transformer', sorted(unmatched))}")
+    alphas = _peft_alphas(metadata) if fmt == "peft" else None
+    updates = [_update(spec, module, parts, targets[module], alphas) for module, parts in sorted(pairs.items())]
+    return LoRAFile(spec, fmt, updates)
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if not path.is_file():
+        raise LoRAError(f"LoRA file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}  # noqa: SIM118
+    except (SafetensorError, OSError) as exc:
+        raise LoRAError(f"{path} is not a readable safetensors LoRA file: {exc}") from None
+
+
+def _parse_keys(path: Path, tensors: Mapping[str, torch.Tensor]) -> tuple[str, dict[str, tuple[str, str]]]:
+    """(format, {key: (module, part)}) with part "down", "up" or "alpha"."""
+    for fmt, pattern, parts in (
+        ("peft", _PEFT, {"A": "down", "B": "up"}),
+        ("kohya", _KOHYA, {"down": "down", "up": "up"}),
+    ):
+        matches = {k: pattern.match(k) for k in tensors}
+        if matches and all(matches.values()):
+            return fmt, {k: (m["module"], "alpha" if m["alpha"] else parts[m["part"]]) for k, m in matches.items()}
+    known = [k for k in tensors if _PEFT.match(k) or _KOHYA.match(k)]
+    if known:
+        others = sorted(set(tensors) - set(known))
+        title = "tensors are not LoRA down/up/alpha weights (LoHa, LoKr, DoRA, ... are not supported)"
+        raise LoRAError(f"{path}: {_listing(title, others)}")
+    raise LoRAError(
+        f"{path}: unknown LoRA format (first keys: {sorted(tensors)[:3]}); supported: diffusers/PEFT "
+        "(`transformer.<module>.lora_A.weight` / `lora_B.weight`) and kohya/ComfyUI "
+        "(`diffusion_model.<module>.lora_down.weight` / `lora_up.weight` / `alpha`, or `lora_unet_...`)"
+    )
+
+
+def _module_names(targets: Mapping[str, tuple[int, int]]) -> dict[str, str]:
+    """Every spelling a LoRA file may use for our modules -> our name: dotted, and kohya's underscored."""
+    names = {name: name for name in targets}
+    names.update({name.replace(".", "_"): name for name in targets})
+    return names
+
+
+def _our_module(module: str, names: Mapping[str, str], targets: Mapping[str, tuple[int, int]]) -> str | None:
+    if module in names:
+        return names[module]
+    # Another cross-attention layout than the model's: map to ours through the shared-layout names.
+    for layout, pattern in LAYOUT_PATTERNS.items():
+        if layout != "diffusers" and pattern.match(f"{module}."):
+            module = to_model_name(f"{module}.weight", layout).removesuffix(".weight")
+            break
+    for diffusers_name, shared_name in _CROSS_ALIASES.items():
+        for a, b in ((diffusers_name, shared_name), (shared_name, diffusers_name)):
+            if module.endswith(a) and module.removesuffix(a) + b in targets:
+                return module.removesuffix(a) + b
+    return module if module in targets else None
+
+
+def _update(
+    spec: LoRASpec, module: str, parts: dict[str, torch.Tensor], shape: tuple[int, int], alphas: _Alphas | None
+) -> LoRAUpdate:
+    if "down" not in parts or "up" not in parts:
+        missing = "down (lora_A)" if "down" not in parts else "up (lora_B)"
+        raise LoRAError(f"{spec.path}: the LoRA of {module} has no {missing} weight")
+    down, up = parts["down"], parts["up"]
+    out_features, in_features = shape
+    if (
+        down.ndim != 2
+        or up.ndim != 2
+        or down.shape[1] != in_features
+        or up.shape[0] != out_features
+        or (up.shape[1] != down.shape[0])
+    ):
+        raise LoRAError(
+            f"{spec.path}: LoRA shapes for {module} do not fit: down {list(down.shape)}, up {list(up.shape)}; "
+            f"the layer is [{out_features}, {in_features}] (down must be [rank, {in_features}], "
+            f"up [{out_features}, rank])"
+        )
+    rank = down.shape[0]
+    alpha = float(parts["alpha"]) if "alpha" in parts else alphas.alpha_for(module) if alphas else None
+    factor = 1.0 if alpha is None else alpha / (math.sqrt(rank) if alphas and alphas.rslora else rank)
+    return LoRAUpdate(module, down, up, spec.strength * factor)
+
+
+@dataclass(frozen=True)
+class _Alphas:
+    """PEFT's alpha settings from diffusers' `lora_adapter_metadata`."""
+
+    alpha: float | None
+    patterns: dict[str, float]
+    rslora: bool
+
+    def alpha_for(self, module: str) -> float | None:
+        # As PEFT matches `alpha_pattern` keys: a regex that must match the end of the module name, at a dot.
+        for pattern, value in self.patterns.items():
+            if re.match(rf"(.*\.)?({pattern})$", module):
+                return float(value)
+        return self.alpha
+
+
+def _peft_alphas(metadata: Mapping[str, str]) -> _Alphas | None:
+    raw = metadata.get("lora_adapter_metadata")
+    if raw is None:
+        return None
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise LoRAError(f"lora_adapter_metadata is not valid JSON: {exc}") from None
+    if config.get("use_dora"):
+        raise LoRAError("DoRA adapters (use_dora) are not supported")
+    return _Alphas(config.get("lora_alpha"), dict(config.get("alpha_pattern") or {}), bool(config.get("use_rslora")))
+
+
+def _listing(title: str, items: list[str]) -> str:
+    shown = "\n".join(f"  {item}" for item in items[:MAX_LISTED])
+    more = f"\n  ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
+    return f"{len(items)} {title}:\n{shown}{more}"
+
+
+def lora_bytes(files: Iterable[LoRAFile]) -> int:
+    """Bytes the adapters add when kept unmerged (float32), an upper bound for memory plans."""
+    return sum(u.down.numel() * 4 + u.up.numel() * 4 for f in files for u in f.updates)

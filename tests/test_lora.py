@@ -1,0 +1,317 @@
+"""LoRA adapters: every supported file format, at two strengths, gives the frames of the diffusers pipeline whose
+transformer carries the same adapter through PEFT (the reference's own LoRA implementation), on safetensors
+weights (merged) and on GGUF weights (kept unmerged beside the packed blocks); clear errors before any weight is
+read."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import MotifVideoPipeline
+from peft import LoraConfig
+from peft.tuners.lora import LoraLayer
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tiny_config import TINY
+from tiny_pipeline import make_tiny_checkpoint
+from tiny_transformer import inputs, make_reference, save_shared_layout, tie_cross_attention_to_block
+
+from motif_lite import load_pipeline, load_transformer
+from motif_lite.cli import main as cli_main
+from motif_lite.config import TransformerConfig
+from motif_lite.quantize.convert import quantize_checkpoint
+from motif_lite.quantize.recipes import get_recipe
+from motif_lite.quantize.sources import open_source
+from motif_lite.request import GenerationRequest
+from motif_lite.weights.loader import build_model
+from motif_lite.weights.lora import LoRAError, LoRALinear, LoRASpec, apply_loras, linear_shapes, read_loras
+from motif_lite.weights.quant_linear import QuantizedLinear
+
+PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
+SIZE = dict(width=48, height=32, frames=9, steps=2)
+RANK, ALPHA = 4, 8.0
+# Every kind of linear: joint and single attention, cross-attention, feed-forward, MLP branch, output projections.
+TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "to_add_out", "proj_mlp", "proj_out", "ff.net.2"]
+FORMATS = ("peft", "diffusers-pipeline", "kohya", "kohya-underscore")
+
+
+def add_random_lora(transformer, seed: int = 0, targets=TARGETS) -> None:
+    """A PEFT LoRA (adapter "default") with random A and B large enough to change the video visibly."""
+    transformer.add_adapter(LoraConfig(r=RANK, lora_alpha=ALPHA, target_modules=targets, init_lora_weights=False))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in transformer.named_parameters():
+            if ".lora_" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+
+
+def set_strength(transformer, strength: float) -> None:
+    for module in transformer.modules():
+        if isinstance(module, LoraLayer):
+            module.set_scale("default", strength)  # scaling = strength * alpha / r, PEFT's own rule
+
+
+def write_formats(transformer, folder: Path) -> dict[str, Path]:
+    """The adapter saved by diffusers/PEFT, then the same tensors renamed into each other supported format."""
+    transformer.save_lora_adapter(folder / "peft")
+    peft_file = next((folder / "peft").glob("*.safetensors"))
+    with safe_open(str(peft_file), "pt") as f:
+        tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()  # noqa: SIM118
+    files = {"peft": peft_file}
+    files["diffusers-pipeline"] = folder / "pipeline.safetensors"  # MotifVideoPipeline-level keys: "transformer."
+    save_file({f"transformer.{k}": v for k, v in tensors.items()}, files["diffusers-pipeline"], metadata=metadata)
+    for fmt, prefix, dots in (("kohya", "diffusion_model.", True), ("kohya-underscore", "lora_unet_", False)):
+        renamed = {}
+        for key, value in tensors.items():
+            module, part = key.rsplit(".lora_", 1)
+            module = prefix + (module if dots else module.replace(".", "_"))
+            renamed[f"{module}.lora_{'down' if part.startswith('A') else 'up'}.weight"] = value
+            renamed[f"{module}.alpha"] = torch.tensor(ALPHA)
+        files[fmt] = folder / f"{fmt}.safetensors"
+        save_file(renamed, files[fmt])
+    return files
+
+
+def frames(pipe_or_reference, tmp_path: Path | None = None) -> np.ndarray:
+    if tmp_path is None:  # the diffusers pipeline
+        video = pipe_or_reference(
+            prompt=PROMPT,
+            negative_prompt=NEGATIVE,
+            height=SIZE["height"],
+            width=SIZE["width"],
+            num_frames=SIZE["frames"],
+            num_inference_steps=SIZE["steps"],
+            generator=torch.Generator().manual_seed(0),
+        ).frames[0]
+        return np.stack([np.asarray(frame) for frame in video])
+    out = tmp_path / "out.png"  # one lossless frame file per frame
+    pipe_or_reference.generate(
+        GenerationRequest(PROMPT, negative_prompt=NEGATIVE, seed=0, output=tmp_path / "out_%03d.png", **SIZE)
+    )
+    del out
+    import PIL.Image
+
+    return np.stack([np.asarray(PIL.Image.open(p).convert("RGB")) for p in sorted(tmp_path.glob("out_*.png"))])
+
+
+def assert_same_video(ours: np.ndarray, ref: np.ndarray) -> None:
+    assert ours.shape == ref.shape and ref.std() > 10
+    assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A tiny checkpoint (the diffusers reference pipeline), the LoRA in every format, the frames without it."""
+    root = tmp_path_factory.mktemp("ckpt")
+    reference = make_tiny_checkpoint(root)
+    plain = frames(reference)
+    add_random_lora(reference.transformer)
+    files = write_formats(reference.transformer, tmp_path_factory.mktemp("loras"))
+    return root, reference, files, plain
+
+
+@pytest.fixture(scope="module")
+def reference_frames(setup):
+    _, reference, _, plain = setup
+    result = {}
+    for strength in (1.0, -0.6):
+        set_strength(reference.transformer, strength)
+        result[strength] = frames(reference)
+        # The adapter must matter: otherwise the comparisons below would prove nothing.
+        assert np.abs(result[strength].astype(int) - plain.astype(int)).max() > 20
+    set_strength(reference.transformer, 1.0)
+    return result
+
+
+@pytest.mark.parametrize("strength", [1.0, -0.6])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_format_gives_the_reference_frames(setup, reference_frames, tmp_path, fmt, strength):
+    root, _, files, _ = setup
+    pipe = load_pipeline(root, dtype=torch.float32, device="cpu", kernels="torch", loras=[(files[fmt], strength)])
+    assert pipe.loras.merged > 0 and pipe.loras.wrapped == 0  # float weights: merged
+    assert not any(isinstance(m, LoRALinear) for m in pipe.transformer.modules())
+    assert_same_video(frames(pipe, tmp_path), reference_frames[strength])
+
+
+def test_two_files_add_up(setup, reference_frames, tmp_path):
+    # 0.4 + 0.6 of the same LoRA (in two formats) is the LoRA at 1.0.
+    root, _, files, _ = setup
+    loras = [(files["kohya"], 0.4), (files["peft"], 0.6)]
+    pipe = load_pipeline(root, dtype=torch.float32, device="cpu", kernels="torch", loras=loras)
+    assert len(pipe.loras.files) == 2
+    assert_same_video(frames(pipe, tmp_path), reference_frames[1.0])
+
+
+@pytest.fixture(scope="module")
+def gguf_setup(setup, tmp_path_factory):
+    """The transformer quantized to Q8_0 in a folder of its own, and the reference pipeline on its dequantized
+    weights carrying the same LoRA."""
+    root, reference, files, _ = setup
+    out = tmp_path_factory.mktemp("gguf") / "tiny-Q8_0.gguf"
+    quantize_checkpoint(open_source(root / "transformer"), out, get_recipe("Q8_0"), progress=False)
+    packed = load_transformer(out, dtype=torch.float32)
+    state = {}
+    for name, module in packed.named_modules():
+        if isinstance(module, QuantizedLinear):
+            state[f"{name}.weight"] = module.dequantized_weight(torch.float32)
+    state.update({k: v for k, v in packed.state_dict().items() if not k.endswith(".packed")})
+    dequantized = copy.deepcopy(reference.transformer)  # the same adapter, on the dequantized base weights
+    keys = set(dequantized.state_dict())
+    peft_names = {
+        k: k if k in keys else k.replace(".weight", ".base_layer.weight").replace(".bias", ".base_layer.bias")
+        for k in state
+    }
+    missing, unexpected = dequantized.load_state_dict({peft_names[k]: v for k, v in state.items()}, strict=False)
+    assert not unexpected and all(".lora_" in k for k in missing)
+    ref = MotifVideoPipeline(**{**reference.components, "transformer": dequantized})
+    ref.set_progress_bar_config(disable=True)
+    return out, ref
+
+
+@pytest.mark.parametrize("fmt", ["peft", "kohya"])
+def test_gguf_weights_keep_the_adapter_unmerged(setup, gguf_setup, tmp_path, fmt):
+    root, _, files, _ = setup
+    gguf, ref = gguf_setup
+    pipe = load_pipeline(root, gguf=gguf, dtype=torch.float32, device="cpu", kernels="torch", loras=[(files[fmt], 0.7)])
+    wrapped = [m for m in pipe.transformer.modules() if isinstance(m, LoRALinear)]
+    assert wrapped and pipe.loras.wrapped == len(wrapped) and all(isinstance(m.base, QuantizedLinear) for m in wrapped)
+    set_strength(ref.transformer, 0.7)
+    assert_same_video(frames(pipe, tmp_path), frames(ref))
+
+
+@pytest.mark.parametrize("layout", ["original", "pr"])
+def test_cross_attention_layouts(tmp_path, layout):
+    # A checkpoint in a shared cross-attention layout and a LoRA on its cross-attention query/output projections,
+    # written with that layout's names: the same outputs as the checkpoint with the LoRA merged into its weights.
+    reference = make_reference(3)
+    tie_cross_attention_to_block(reference)
+    hidden = reference.config.num_attention_heads * reference.config.attention_head_dim
+    blocks = [
+        f"single_transformer_blocks.{i}" for i, b in enumerate(reference.single_transformer_blocks) if b.cross_attn
+    ]
+    g = torch.Generator().manual_seed(5)
+    query_norm = {
+        b: (1 + 0.1 * torch.randn(hidden, generator=g), 0.1 * torch.randn(hidden, generator=g)) for b in blocks
+    }
+    infix = "cross_attn_" if layout == "original" else "attn.cross_attn_"
+    lora, merged = {}, copy.deepcopy(reference)  # merged: the checkpoint with the LoRA in its weights
+    for ours, theirs in (("query_proj", "to_q"), ("out_proj", "to_out.0")):
+        down, up = torch.randn(RANK, hidden, generator=g) * 0.2, torch.randn(hidden, RANK, generator=g) * 0.2
+        lora[f"diffusion_model.{blocks[0]}.{infix}{ours}.lora_down.weight"] = down
+        lora[f"diffusion_model.{blocks[0]}.{infix}{ours}.lora_up.weight"] = up
+        with torch.no_grad():  # no alpha in the file: scale 1
+            merged.get_parameter(f"{blocks[0]}.cross_attn.{theirs}.weight").add_(up @ down)
+    save_file(lora, tmp_path / "lora.safetensors")
+    save_shared_layout(reference, tmp_path / "base", layout, query_norm)
+    save_shared_layout(merged, tmp_path / "merged", layout, query_norm)
+    model = load_transformer(tmp_path / "base", dtype=torch.float32)
+    files = read_loras([LoRASpec(tmp_path / "lora.safetensors")], linear_shapes(model))
+    x = inputs()
+    run = lambda m: m(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])  # noqa: E731
+    before = run(model)
+    apply_loras(model, files)
+    expected = run(load_transformer(tmp_path / "merged", dtype=torch.float32))
+    ours = run(model)
+    assert (ours - before).abs().max() > 0.05  # the LoRA changes the output
+    assert torch.allclose(ours, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_diffusers_layout_lora_on_a_shared_layout_checkpoint():
+    # cross_attn.to_q / to_out.0 have equivalents in the shared layouts; cross_attn.to_k does not (it is the
+    # block's own attn.to_k there, which a cross-attention LoRA must not change).
+    targets = linear_shapes(build_model(TransformerConfig.from_dict({**TINY, "cross_attention_layout": "original"})))
+    hidden = TINY["num_attention_heads"] * TINY["attention_head_dim"]
+    lora = {
+        "single_transformer_blocks.0.cross_attn.to_q.lora_A.weight": torch.zeros(2, hidden),
+        "single_transformer_blocks.0.cross_attn.to_q.lora_B.weight": torch.zeros(hidden, 2),
+    }
+    path = Path(pytest.importorskip("tempfile").mkdtemp()) / "q.safetensors"
+    save_file(lora, path)
+    (file,) = read_loras([LoRASpec(path)], targets)
+    assert [u.module for u in file.updates] == ["single_transformer_blocks.0.cross_attn.query_proj"]
+    lora = {k.replace("to_q", "to_k"): v for k, v in lora.items()}
+    save_file(lora, path)
+    with pytest.raises(LoRAError, match="cross_attn.to_k"):
+        read_loras([LoRASpec(path)], targets)
+    shutil.rmtree(path.parent)
+
+
+# ------------------------------------------------------------------------------------------- errors
+
+
+def _write(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
+    save_file(tensors, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def targets():
+    return linear_shapes(make_reference())
+
+
+def test_keys_matching_no_module_are_listed(tmp_path, targets):
+    path = _write(
+        tmp_path / "x.safetensors",
+        {
+            "transformer.blocks.7.attn.to_q.lora_A.weight": torch.zeros(2, 64),
+            "transformer.blocks.7.attn.to_q.lora_B.weight": torch.zeros(64, 2),
+        },
+    )
+    with pytest.raises(LoRAError, match=r"2 keys match no linear layer(.|\n)*blocks\.7\.attn\.to_q\.lora_A"):
+        read_loras([LoRASpec(path)], targets)
+
+
+def test_shape_mismatch_names_the_module(tmp_path, targets):
+    path = _write(
+        tmp_path / "x.safetensors",
+        {
+            "transformer_blocks.0.attn.to_q.lora_A.weight": torch.zeros(2, 63),
+            "transformer_blocks.0.attn.to_q.lora_B.weight": torch.zeros(64, 2),
+        },
+    )
+    with pytest.raises(LoRAError, match=r"transformer_blocks\.0\.attn\.to_q do not fit"):
+        read_loras([LoRASpec(path)], targets)
+
+
+def test_unknown_and_unsupported_formats(tmp_path, targets):
+    path = _write(tmp_path / "x.safetensors", {"model.diffusion.weird": torch.zeros(2)})
+    with pytest.raises(LoRAError, match="unknown LoRA format.*supported: diffusers/PEFT.*kohya"):
+        read_loras([LoRASpec(path)], targets)
+    loha = {"diffusion_model.proj_out.hada_w1_a": torch.zeros(2), "diffusion_model.proj_out.alpha": torch.tensor(1.0)}
+    with pytest.raises(LoRAError, match="LoHa"):
+        read_loras([LoRASpec(_write(tmp_path / "y.safetensors", loha))], targets)
+    with pytest.raises(LoRAError, match="not a readable safetensors"):
+        (tmp_path / "z.safetensors").write_bytes(b"nope")
+        read_loras([LoRASpec(tmp_path / "z.safetensors")], targets)
+
+
+def test_spec_parsing():
+    assert LoRASpec.parse("a/b.safetensors") == LoRASpec(Path("a/b.safetensors"), 1.0)
+    assert LoRASpec.parse("a/b.safetensors:0.5") == LoRASpec(Path("a/b.safetensors"), 0.5)
+    assert LoRASpec.parse("C:/x/b.safetensors:-1") == LoRASpec(Path("C:/x/b.safetensors"), -1.0)
+    assert LoRASpec.parse("C:/x/b.safetensors") == LoRASpec(Path("C:/x/b.safetensors"), 1.0)
+    with pytest.raises(LoRAError, match="finite"):
+        LoRASpec.parse("b.safetensors:nan")
+
+
+def test_cli_checks_loras_before_loading_and_lists_them(setup, tmp_path, capsys, monkeypatch):
+    root, _, files, _ = setup
+    base = ["run", "-m", str(root), "-p", PROMPT, "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1"]
+    base += ["--dtype", "fp32", "--device", "cpu", "--kernels", "torch", "-o", str(tmp_path / "out.mp4")]
+    import motif_lite.encoders.text as text
+
+    monkeypatch.setattr(text, "load_text_encoder", lambda *a, **k: pytest.fail("loaded weights for a bad LoRA"))
+    assert cli_main([*base, "--lora", str(tmp_path / "missing.safetensors")]) == 2
+    assert "LoRA file not found" in capsys.readouterr().err
+    bad = _write(tmp_path / "bad.safetensors", {"diffusion_model.nope.lora_down.weight": torch.zeros(2, 3)})
+    assert cli_main([*base, "--lora", f"{bad}:0.5"]) == 2
+    assert "match no linear layer" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert cli_main([*base, "--lora", f"{files['kohya']}:0.8"]) == 0
+    out = capsys.readouterr().out
+    assert "loras: kohya.safetensors x0.8 (kohya," in out and "merged" in out

@@ -1,0 +1,125 @@
+"""Previews while sampling: the latent -> RGB fit, the clean-latent estimate, the callbacks and the files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from tiny_pipeline import make_tiny_checkpoint
+
+from motif_lite import load_pipeline
+from motif_lite.cli import main as cli_main
+from motif_lite.io.preview import check_preview_path, write_preview
+from motif_lite.request import GenerationRequest
+from motif_lite.sampling import denoise, flow_schedule
+from motif_lite.vae.posterior import DiagonalGaussian
+from motif_lite.vae.preview import color_chart, fit_latent_rgb
+
+SIZE = dict(width=48, height=32, frames=9, steps=4)
+
+
+class LinearEncoderVAE(torch.nn.Module):
+    """A stand-in VAE whose encoder is exactly linear in the colour of each 8x8 patch: the fit must invert it."""
+
+    class config:  # noqa: N801 (mimics WanVAEConfig's attribute)
+        spatial_factor = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.mix = torch.nn.Parameter(torch.randn(16, 3, generator=g), requires_grad=False)
+        self.offset = torch.randn(16, generator=g)
+
+    def encode(self, video: torch.Tensor) -> DiagonalGaussian:
+        pooled = torch.nn.functional.avg_pool3d(video, (1, 8, 8))  # [B, 3, F, h, w]
+        mean = torch.einsum("zc,bcfhw->bzfhw", self.mix, pooled) + self.offset.view(1, 16, 1, 1, 1)
+        return DiagonalGaussian(torch.cat([mean, torch.zeros_like(mean)], dim=1))
+
+
+def test_fit_inverts_a_linear_encoder():
+    vae = LinearEncoderVAE()
+    projection = fit_latent_rgb(vae)
+    image = torch.rand(1, 3, 1, 64, 96) * 2 - 1  # not the chart the fit saw
+    colours = torch.nn.functional.avg_pool3d(image, (1, 8, 8))
+    assert torch.allclose(projection(vae.encode(image).mode()), colours, atol=1e-4)
+    # Negative control: a projection fitted to another encoder does not invert this one.
+    other = LinearEncoderVAE()
+    other.mix.data = other.mix.data.flip(0)
+    assert not torch.allclose(fit_latent_rgb(other)(vae.encode(image).mode()), colours, atol=0.1)
+
+
+def test_chart_is_fixed_and_covers_colours():
+    chart = color_chart()
+    assert torch.equal(chart, color_chart()) and chart.shape == (1, 3, 1, 256, 256)
+    assert chart.amin() < -0.8 and chart.amax() > 0.8
+
+
+def test_denoised_estimate_of_the_last_euler_step_is_the_result():
+    # With Euler, the last step jumps to σ = 0 along the velocity: x_N = x - σ·v, the step's clean estimate.
+    torch.manual_seed(0)
+    estimates = {}
+    result = denoise(
+        lambda x, t, cond: torch.sin(x) + t[:, None, None, None, None] / 1000,
+        torch.randn(1, 16, 2, 4, 6),
+        flow_schedule(5, 3.0),
+        on_denoised=lambda i, x0: estimates.__setitem__(i, x0),
+    )
+    assert sorted(estimates) == list(range(5)) and torch.equal(estimates[4], result)
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpt")
+    make_tiny_checkpoint(root)
+    return load_pipeline(root, dtype=torch.float32, device="cpu", kernels="torch"), root
+
+
+def _request(tmp_path: Path, name: str) -> GenerationRequest:
+    return GenerationRequest(
+        "a red fox", negative_prompt="blurry", seed=3, output=tmp_path / f"{name}_%03d.png", **SIZE
+    )
+
+
+def _video(tmp_path: Path, name: str) -> np.ndarray:
+    return np.stack([np.asarray(PIL.Image.open(p)) for p in sorted(tmp_path.glob(f"{name}_*.png"))])
+
+
+def test_previews_arrive_every_k_steps_and_change_nothing(pipe, tmp_path):
+    pipe, _ = pipe
+    calls = []
+    pipe.generate(_request(tmp_path, "with"), on_preview=lambda *call: calls.append(call), preview_every=1)
+    pipe.generate(_request(tmp_path, "without"))
+    assert [(done, steps) for done, steps, _ in calls] == [(1, 4), (2, 4), (3, 4)]  # never after the last step
+    latent_frames, h, w = 3, SIZE["height"] // 8, SIZE["width"] // 8
+    assert all(f.dtype == np.uint8 and f.shape == (latent_frames, 2 * h, 2 * w, 3) for _, _, f in calls)
+    assert np.array_equal(_video(tmp_path, "with"), _video(tmp_path, "without"))
+    calls.clear()
+    pipe.generate(_request(tmp_path, "default"), on_preview=lambda *call: calls.append(call))
+    assert [done for done, _, _ in calls] == [1, 2, 3]  # ceil(4 / 4) = every step
+
+
+def test_preview_files(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 255, (5, 8, 12, 3), dtype=np.uint8)
+    write_preview(frames, tmp_path / "p.webp", fps=6.0)
+    write_preview(frames, tmp_path / "p.png", fps=6.0)
+    with PIL.Image.open(tmp_path / "p.webp") as webp:
+        assert webp.n_frames == 5 and webp.size == (12, 8)
+    assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / "p.png")), frames[2])  # the middle frame
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png", "p.webp"]  # no partial files left
+    for bad in ("p.jpg", "missing/p.png"):
+        with pytest.raises(Exception, match="preview"):
+            check_preview_path(tmp_path / bad)
+
+
+def test_cli_preview(pipe, tmp_path, capsys):
+    _, root = pipe
+    args = ["run", "-m", str(root), "-p", "a red fox", "-W", "48", "-H", "32", "--video-frames", "9", "--steps", "4"]
+    args += ["--dtype", "fp32", "--device", "cpu", "--kernels", "torch", "-o", str(tmp_path / "out.webm")]
+    assert cli_main([*args, "--preview", str(tmp_path / "nowhere" / "p.webp")]) == 2
+    assert "preview" in capsys.readouterr().err and not (tmp_path / "out.webm").exists()
+    assert cli_main([*args, "--preview", str(tmp_path / "p.webp"), "--preview-every", "2"]) == 0
+    with PIL.Image.open(tmp_path / "p.webp") as webp:
+        assert webp.n_frames == 3 and webp.size == (12, 8)
