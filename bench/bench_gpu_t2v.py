@@ -96,7 +96,7 @@ def test_t2v_720p_in_budget(bench_report, components, vram: float, steps: int) -
         cfg_batch=1, device=DEVICE, vae_dtype=torch.bfloat16, fused_norms=True,
     )  # fmt: skip
     print(plan.describe(), flush=True)
-    pipe = MotifVideoPipeline(transformer, text_encoder, vae, torch.device(DEVICE), torch.bfloat16, 15.0)
+    pipe = MotifVideoPipeline(transformer, text_encoder, vae, torch.device(DEVICE), torch.bfloat16)  # official settings
     pipe.text_placement = plan.text_placement
     pipe.plan_handle = apply_plan(transformer, vae, plan)
     pipe.vae_tile = pipe.plan_handle.vae_tile

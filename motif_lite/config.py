@@ -1,10 +1,10 @@
 """The transformer's configuration: a dataclass read from the official `transformer/config.json`.
 
-The keys are diffusers' `MotifVideoTransformer3DModel` arguments. When there is no config.json (GGUF files),
-`config_from_weights` infers every value from tensor names and shapes, except two that weights cannot show:
-`rope_theta` (10000, the value the official ComfyUI nodes set for this model; diffusers' class default is 256) and,
-when no block has cross-attention, `num_decoder_layers` (8, the official count). `motif-lite verify` on the real
-weights settles rope_theta.
+The keys are diffusers' `MotifVideoTransformer3DModel` arguments. When there is no config.json anywhere (a GGUF
+file alone), `config_from_weights` infers every value from tensor names and shapes, except what weights cannot
+show (`assumed_values`): `rope_theta` (10000, the value the official ComfyUI nodes set for this model; diffusers'
+class default is 256), the RoPE split, and, when no block has cross-attention, `num_decoder_layers` (8, the
+official count). `motif-lite verify` on the real weights settles rope_theta.
 """
 
 from __future__ import annotations
@@ -223,6 +223,20 @@ def config_from_weights(shapes: Mapping[str, tuple[int, ...]], layout: str = "di
         enable_text_cross_attention_single=bool(single_cross),
         cross_attention_layout=layout,
     )
+
+
+def assumed_values(config: TransformerConfig) -> dict[str, Any]:
+    """The values of an inferred config (`config_from_weights`) that the weights could not show: assumed."""
+    assumed = {"rope_theta": config.rope_theta, "rope_axes_dim": list(config.rope_axes_dim)}
+    if not config.enable_text_cross_attention_single:  # otherwise the decoder blocks are those without it
+        assumed["num_decoder_layers"] = config.num_decoder_layers
+    return assumed
+
+
+def config_differences(a: TransformerConfig, b: TransformerConfig) -> dict[str, tuple[Any, Any]]:
+    """{key: (a's value, b's value)} for every config.json key where `a` and `b` differ."""
+    keys = [f.name for f in fields(TransformerConfig) if f.name != "cross_attention_layout"]
+    return {k: (getattr(a, k), getattr(b, k)) for k in keys if getattr(a, k) != getattr(b, k)}
 
 
 def default_rope_axes(head_dim: int) -> tuple[int, int, int]:

@@ -20,28 +20,38 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from safetensors import safe_open
 
+from motif_lite.checkpoint import ModelSources, download_patterns, locate_sources, required_files
 from motif_lite.config import TransformerConfig
-from motif_lite.encoders.text import TextEncoder, load_text_encoder
-from motif_lite.errors import CheckpointError
-from motif_lite.io.hub import MOTIF_REPO, resolve_checkpoint, resolve_gguf
+from motif_lite.errors import CheckpointError, MotifLiteError
+from motif_lite.io.hub import MOTIF_REPO, MissingFilesError, find_checkpoint
 from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.video import write_video
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.request import GenerationRequest, RequestError
-from motif_lite.runtime.kernels import apply_kernels, use_triton
+from motif_lite.runtime.kernels import KernelBackendError, apply_kernels, use_triton
 from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
-from motif_lite.sampling import Schedule, StepCallback, denoise, needs_uncond, schedule_for, shift_from_scheduler_config
+from motif_lite.sampling import Schedule, StepCallback, denoise, needs_uncond, schedule_for
+from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, resolve_settings
 from motif_lite.vae import WanVAE, WanVAEConfig, load_vae
 from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
 from motif_lite.weights.gguf_file import read_gguf
+from motif_lite.weights.gguf_loader import load_gguf_transformer, meta_gguf_transformer
 from motif_lite.weights.loader import load_transformer, meta_transformer
 from motif_lite.weights.lora import AppliedLoRAs, LoRAFile, LoRASpec, apply_loras, linear_shapes, read_loras
+
+if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
+    from motif_lite.encoders.text import TextEncoder
+
+# `locate_sources` for plans: what is on disk or in the cache, never a download, never an error for absent weights.
+AT_HAND = {"download": False, "require_weights": False}
+
 
 # (stage, done, total): stage is "encode", "denoise" or "decode"; called with done = 0 when a stage starts.
 ProgressFn = Callable[[str, int, int], None]
@@ -49,15 +59,10 @@ ProgressFn = Callable[[str, int, int], None]
 PreviewFn = Callable[[int, int, np.ndarray], None]
 PREVIEWS_PER_RUN = 4  # the default spacing of previews: about this many per run
 
-# Files every checkpoint needs; `transformer/` only when no GGUF replaces it.
-_REQUIRED = {
-    "text_encoder": ("text_encoder/config.json", "text_encoder/*.safetensors"),
-    "tokenizer": ("tokenizer/tokenizer_config.json", "tokenizer/tokenizer.json"),
-    "vae": ("vae/config.json", "vae/diffusion_pytorch_model.safetensors*"),
-    "transformer": ("transformer/config.json", "transformer/*.safetensors*"),
-}
-UNSHIFTED = 1.0  # FlowMatchEulerDiscreteScheduler's default shift
-_OPTIONAL_PATTERNS = ["model_index.json", "scheduler/*", "feature_extractor/*"]
+# The T5Gemma2 encoder of the official checkpoint (with its SigLIP tower), counted by building transformers'
+# T5Gemma2Encoder from the official text_encoder/config.json on the meta device; used only to plan a dry run
+# when the encoder's safetensors are not at hand (docs/usage.md).
+OFFICIAL_TEXT_ENCODER_PARAMS = 4_299_918_192
 
 
 @dataclass
@@ -72,6 +77,7 @@ class GenerationResult:
     peak_device_bytes: int | None  # peak CUDA memory allocated during this generation (None on CPU)
     notes: list[str] = field(default_factory=list)  # settings that were normalized (e.g. frames)
     stage_peaks: dict[str, int] = field(default_factory=dict)  # peak CUDA bytes per stage (empty on CPU)
+    settings: Settings | None = None  # every effective setting and where it came from (flag / checkpoint / default)
 
 
 @dataclass
@@ -86,7 +92,11 @@ class _Conditioning:
 
 
 class MotifVideoPipeline:
-    """The loaded components plus the defaults read from the checkpoint; `generate` makes one video."""
+    """The loaded components plus what the checkpoint's configs say; `generate` makes one video.
+
+    `sources` (from `locate_sources`, as `load_pipeline` passes it): the checkpoint's configs, which decide every
+    setting a request leaves open (`motif_lite.settings`); without it the official values do.
+    """
 
     def __init__(
         self,
@@ -95,14 +105,14 @@ class MotifVideoPipeline:
         vae: WanVAE,
         device: torch.device,
         dtype: torch.dtype,
-        scheduler_shift: float | None = None,
+        sources: ModelSources | None = None,
     ) -> None:
         self.transformer = transformer
         self.text_encoder = text_encoder
         self.vae = vae
         self.device = torch.device(device)
         self.dtype = dtype  # the transformer's compute dtype; the initial noise is drawn in it, like the reference
-        self.scheduler_shift = scheduler_shift  # scheduler_config.json's shift (None if absent)
+        self.sources = sources
         self.vae_tile = None  # VAETile for the decoder; a memory plan may set it
         self.vae_frame_by_frame = True  # the decoder's upper levels one frame at a time; a plan may say 4 at once
         self.vae_bands = 1  # exact bands of the decoder's upper levels, one after another; a plan may set more
@@ -114,17 +124,17 @@ class MotifVideoPipeline:
         self.loras: AppliedLoRAs | None = None  # the LoRAs `load_pipeline` applied to the transformer
         self.preview_projection: LatentRGB | None = None  # fitted to the VAE on the first run with previews
 
-    def shift_for(self, request: GenerationRequest) -> float:
-        """The request's flow shift, else the checkpoint's scheduler config, else 15 (T2V) / 8 (I2V).
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What loading found worth knowing (e.g. a GGUF's embedded config disagreeing with the checkpoint's)."""
+        return self.sources.notes if self.sources is not None else ()
 
-        A config shift of 1.0 is diffusers' class default (no shift), never a Motif setting: with it the
-        reference gives distorted, noisy backgrounds (reported by users of the hosted demo), so it counts as absent.
-        """
-        if request.flow_shift is not None:
-            return float(request.flow_shift)
-        if self.scheduler_shift is None or self.scheduler_shift == UNSHIFTED:
-            return request.default_shift()
-        return self.scheduler_shift
+    def settings_for(self, request: GenerationRequest) -> Settings:
+        """The effective settings of `request` on this checkpoint (flag, else checkpoint config, else official)."""
+        if self.sources is None:
+            given = Setting(self.transformer.config, FLAG, "the transformer given to MotifVideoPipeline")
+            return resolve_settings(request, CheckpointConfigs(), given)
+        return resolve_settings(request, self.sources.configs, self.sources.transformer)
 
     def generate(
         self,
@@ -138,29 +148,27 @@ class MotifVideoPipeline:
         `on_preview(done, steps, frames)` gets a cheap preview of the clip (vae/preview.py) every `preview_every`
         steps (default: about 4 per run), not after the last step."""
         request, notes = request.resolve()
-        if request.flow_shift is None and self.scheduler_shift == UNSHIFTED:
-            notes.append(
-                f"ignoring shift 1.0 of scheduler_config.json (diffusers' default); using {request.default_shift():g}"
-            )
+        settings = self.settings_for(request)
+        notes += [*self.notes, *settings.notes]
         if request.image is not None and not self.text_encoder.can_encode_images:
             raise CheckpointError("image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint")
         progress = on_progress or (lambda stage, done, total: None)
         timings: dict[str, float] = {}
         peaks: dict[str, int] = {}
         start = time.perf_counter()
-        shift = self.shift_for(request)
         generator = torch.Generator().manual_seed(request.seed)
         with self._stage("encode", timings, peaks):
             noise = self.initial_noise(request, generator)  # first draw, as in both reference pipelines
-            cond = self.encode(request, noise, generator, progress)
+            cond = self.encode(request, noise, generator, progress, guided=needs_uncond(settings.guidance.value))
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
         with self._stage("denoise", timings, peaks):
-            latents = self.sample(request, noise, cond, shift, progress, on_denoised)
+            latents = self.sample(request, noise, cond, settings, progress, on_denoised)
         with self._stage("decode", timings, peaks):
-            output = self.decode(request, latents, shift, progress)
+            output = self.decode(request, latents, settings, progress)
         timings["total"] = time.perf_counter() - start
         peak = max(peaks.values()) if peaks else None
-        return GenerationResult(output, request, shift, timings, _peak_rss(), peak, notes, peaks)
+        shift = settings.flow_shift.value
+        return GenerationResult(output, request, shift, timings, _peak_rss(), peak, notes, peaks, settings)
 
     @contextlib.contextmanager
     def _stage(self, name: str, timings: dict[str, float], peaks: dict[str, int]) -> Iterator[None]:
@@ -181,10 +189,16 @@ class MotifVideoPipeline:
         return torch.randn(shape, generator=generator, dtype=self.dtype).to(self.device)
 
     def encode(
-        self, request: GenerationRequest, noise: torch.Tensor, generator: torch.Generator, progress: ProgressFn
+        self,
+        request: GenerationRequest,
+        noise: torch.Tensor,
+        generator: torch.Generator,
+        progress: ProgressFn,
+        guided: bool = True,
     ) -> _Conditioning:
-        """Prompts (and for I2V the first frame) -> conditioning; the text encoder leaves the device afterwards."""
-        guided = needs_uncond(request.guidance_config())
+        """Prompts (and for I2V the first frame) -> conditioning; the text encoder leaves the device afterwards.
+
+        guided: whether the guidance needs the negative prompt's embeddings."""
         conditioned = request.image is not None and request.latent_frames > 1  # one latent frame: plain T2V
         total = 1 + guided + conditioned
         progress("encode", 0, total)
@@ -241,12 +255,12 @@ class MotifVideoPipeline:
         request: GenerationRequest,
         noise: torch.Tensor,
         cond: _Conditioning,
-        shift: float,
+        settings: Settings,
         progress: ProgressFn,
         on_denoised: StepCallback | None = None,
     ) -> torch.Tensor:
-        """The denoising loop from pure noise to clean latents (model space)."""
-        schedule = schedule_for(request.solver, request.steps, shift)
+        """The denoising loop from pure noise to clean latents (model space), with the effective settings."""
+        schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value)
         schedule = Schedule(schedule.sigmas.to(self.device), schedule.timesteps.to(self.device))
 
         @torch.no_grad()
@@ -260,13 +274,15 @@ class MotifVideoPipeline:
             predict_velocity,
             noise,
             schedule,
-            request.solver,
-            request.guidance_config(),
+            settings.solver,
+            settings.guidance.value,
             on_step=lambda i, _: progress("denoise", i + 1, request.steps),
             on_denoised=on_denoised,
         )
 
-    def decode(self, request: GenerationRequest, latents: torch.Tensor, shift: float, progress: ProgressFn) -> Path:
+    def decode(
+        self, request: GenerationRequest, latents: torch.Tensor, settings: Settings, progress: ProgressFn
+    ) -> Path:
         """Stream decoded frames straight into the video file (one latent frame of pixels alive at a time)."""
         vae_dtype = self.vae.post_quant_conv.weight.dtype
         z = self.vae.denormalize_latents(latents.to(vae_dtype))
@@ -286,12 +302,12 @@ class MotifVideoPipeline:
 
         output = Path(request.output).expanduser()
         with staged_output(output, request.frames) as partial:
-            write_video(chunks(), partial, request.fps, _metadata(request, shift))
+            write_video(chunks(), partial, request.fps, _metadata(request, settings))
         return output
 
 
 def load_pipeline(
-    model: str | Path = MOTIF_REPO,
+    model: str | Path | ModelSources = MOTIF_REPO,
     gguf: str | Path | None = None,
     dtype: torch.dtype = torch.bfloat16,
     device: str | torch.device = "auto",
@@ -302,27 +318,33 @@ def load_pipeline(
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
 
-    `gguf`: a `.gguf` file or a variant name of the official GGUF repo (e.g. "Q4_K_M") that replaces the
-    checkpoint's `transformer/`. Every required file is checked before any weights are read. The text encoder
-    is loaded on the CPU and visits `device` only while prompts are encoded. `plan` (from `plan_generation`):
-    load on the CPU, then stream / chunk / tile as the memory plan says instead of putting everything on `device`.
-    `text_encoder_dtype` (default `dtype`): e.g. bfloat16 (the checkpoint's own dtype) next to a float32
-    transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
+    `gguf`: a `.gguf` file, a folder holding one, or a variant name of the official GGUF repo (e.g. "Q4_K_M") that
+    replaces the checkpoint's transformer weights; the transformer config still comes from the checkpoint's
+    `transformer/config.json`. `model` may also be the `ModelSources` that `preflight` / `locate_sources` found
+    (then `gguf` is ignored). Every check that needs no weights runs first (`preflight`): one error lists every
+    problem. The text encoder is loaded on the CPU and visits `device` only while prompts are encoded. `plan`
+    (from `plan_generation`): load on the CPU, then stream / chunk / tile as the memory plan says instead of
+    putting everything on `device`. `text_encoder_dtype` (default `dtype`): e.g. bfloat16 (the checkpoint's own
+    dtype) next to a float32 transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
     `loras`: (file, strength) pairs, checked against the transformer before any weight is read, then merged into
     its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py).
     """
-    target = resolve_device(device)
-    root = locate_checkpoint(model, with_transformer=gguf is None)
-    scheduler_shift = shift_from_scheduler_config(root / "scheduler")
-    transformer_source = resolve_gguf(str(gguf)) if gguf is not None else root
-    lora_files = _check_loras(loras, transformer_source)
+    from motif_lite.encoders.text import load_text_encoder
+
+    sources, target = preflight(model, gguf, device, kernels)
+    lora_files = _check_loras(loras, sources)
+    root = sources.root
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
     text_encoder = load_text_encoder(root, dtype=text_encoder_dtype or dtype, device="cpu")
     vae = load_vae(root, dtype=dtype, device=load_device)
-    transformer = load_transformer(transformer_source, dtype=dtype, device=load_device)
+    if sources.gguf is not None:
+        config = sources.transformer.value
+        transformer = load_gguf_transformer(sources.gguf, dtype=dtype, device=load_device, config=config)
+    else:
+        transformer = load_transformer(root, dtype=dtype, device=load_device)
     applied_loras = apply_loras(transformer, lora_files, dtype) if lora_files else None
     apply_kernels(transformer, kernels)
-    pipe = MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, scheduler_shift)
+    pipe = MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, sources)
     pipe.loras = applied_loras
     if plan is not None:
         pipe.text_placement = plan.text_placement
@@ -333,48 +355,151 @@ def load_pipeline(
     return pipe
 
 
-def _check_loras(loras: Sequence[tuple[str | Path, float]], transformer_source: Path) -> list[LoRAFile]:
+def preflight(
+    model: str | Path | ModelSources = MOTIF_REPO,
+    gguf: str | Path | None = None,
+    device: str | torch.device = "auto",
+    kernels: str = "auto",
+) -> tuple[ModelSources, torch.device]:
+    """Every check a run can make before reading weights: the device, the kernel backend, the checkpoint and GGUF
+    files (found, fetched if missing, headers and architecture read, every transformer tensor against the config).
+
+    Raises one `MotifLiteError` listing every problem (a `MissingFilesError`, with the download commands, when files
+    are missing); returns what was found and the device.
+    """
+    problems: list[str] = []
+    target = None
+    try:
+        target = resolve_device(device)
+        check_kernels(kernels, target)
+    except MotifLiteError as exc:
+        problems.append(str(exc))
+    try:
+        sources = model if isinstance(model, ModelSources) else locate_sources(model, gguf)
+    except MissingFilesError as exc:
+        exc.problems[:0] = problems
+        raise
+    except MotifLiteError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise CheckpointError("\n".join(problems))
+    return sources, target
+
+
+def check_kernels(kernels: str, device: torch.device) -> None:
+    """Raise `KernelBackendError` when the backend cannot run on `device` (e.g. triton without CUDA)."""
+    if kernels == "triton" and device.type != "cuda":
+        raise KernelBackendError(f"--kernels triton needs a CUDA device, but the device is {device}; use auto or torch")
+    if kernels != "auto":
+        use_triton(kernels)  # an unknown backend, or triton that cannot be imported
+
+
+def _check_loras(loras: Sequence[tuple[str | Path, float]], sources: ModelSources) -> list[LoRAFile]:
     """Read the LoRA files and check them against the transformer's layers, from file headers only."""
     if not loras:
         return []
-    targets = linear_shapes(meta_transformer(transformer_source))
+    if sources.gguf is not None:
+        model = meta_gguf_transformer(sources.gguf, sources.transformer.value)
+    else:
+        model = meta_transformer(sources.root)
+    targets = linear_shapes(model)
     return read_loras([LoRASpec(Path(path), float(strength)) for path, strength in loras], targets)
 
 
 def plan_generation(
     request: GenerationRequest,
-    model: str | Path = MOTIF_REPO,
+    model: str | Path | ModelSources = MOTIF_REPO,
     gguf: str | Path | None = None,
     dtype: torch.dtype = torch.bfloat16,
     device: str | torch.device = "auto",
     vram_gib: float | None = None,
     kernels: str = "auto",
 ) -> Plan:
-    """The memory plan for a (resolved) request, from configs and file headers only: no weights are loaded.
+    """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
-    The budget is `vram_gib`, else the device's free memory (no limit on the CPU). Raises a `MotifLiteError`
-    naming the smallest possible peak when nothing fits.
+    `model` / `gguf` are looked up on disk and in the Hugging Face cache only (or given as `ModelSources`); what is
+    not at hand is planned from the official architecture (`model_sizes` says where each size came from). The
+    device need not exist here: `device="cuda"` plans for a CUDA GPU with the CUDA kernels on any machine. The
+    budget is `vram_gib`, else the device's free memory (no limit on the CPU, or for a GPU this machine lacks).
+    Raises a `MotifLiteError` naming the smallest possible peak when nothing fits.
     """
-    target = resolve_device(device)
-    root = locate_checkpoint(model, with_transformer=gguf is None)
-    budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target)
-    config, weight_bytes = _transformer_size(root, gguf, dtype)
-    text_bytes = _stored_numel(sorted(root.glob("text_encoder/*.safetensors"))) * dtype.itemsize
-    vae_config = WanVAEConfig.from_json(root / "vae" / "config.json")
+    sources = model if isinstance(model, ModelSources) else locate_sources(model, gguf, **AT_HAND)
+    target = parse_device(device)
+    here = target.type == "cuda" and torch.cuda.is_available()
+    budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target) if here else None
+    sizes = model_sizes(sources, dtype)
+    fused_norms = target.type == "cuda" and (use_triton(kernels) if here else kernels != "torch")
     # cfg_batch=1: `denoise` runs the conditional and unconditional predictions as separate calls.
     return plan_memory(
-        request.width, request.height, request.frames, config, weight_bytes, text_bytes, vae_config, budget,
-        cfg_batch=1, device=str(target), vae_dtype=dtype, fused_norms=target.type == "cuda" and use_triton(kernels),
+        request.width, request.height, request.frames, sources.transformer.value, sizes.transformer_bytes,
+        sizes.text_encoder_bytes, sizes.vae_config, budget, cfg_batch=1, device=str(target), vae_dtype=dtype,
+        fused_norms=fused_norms,
     )  # fmt: skip
 
 
-def _transformer_size(root: Path, gguf: str | Path | None, dtype: torch.dtype) -> tuple[TransformerConfig, int]:
-    config_path = root / "transformer" / "config.json"
-    # An official GGUF has the official architecture: the config defaults when no config.json is at hand.
-    config = TransformerConfig.from_json(config_path) if config_path.is_file() else TransformerConfig()
-    if gguf is not None:
-        return config, read_gguf(resolve_gguf(str(gguf))).nbytes()  # packed bytes, memory-mapped header read
-    return config, _stored_numel(sorted(root.glob("transformer/*.safetensors"))) * dtype.itemsize
+@dataclass(frozen=True)
+class ModelSizes:
+    """The sizes a memory plan needs, and where each came from (printed by `--dry-run`)."""
+
+    transformer_bytes: int
+    text_encoder_bytes: int
+    vae_config: WanVAEConfig
+    origins: dict[str, str]  # "transformer", "text encoder", "vae" -> where the size came from
+
+    def lines(self) -> list[str]:
+        sizes = {"transformer": self.transformer_bytes, "text encoder": self.text_encoder_bytes}
+        return ["sizes:"] + [
+            f"  {name:<12} {_human_bytes(sizes[name]) if name in sizes else 'Wan2.1':>10}  ({origin})"
+            for name, origin in self.origins.items()
+        ]
+
+
+def _human_bytes(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def model_sizes(sources: ModelSources, dtype: torch.dtype) -> ModelSizes:
+    """Weight sizes from file headers when the files are at hand, else from the configs (official built-ins when
+    those are absent): an official GGUF variant's size is counted from our quantizer's recipe for it."""
+    config = sources.transformer.value
+    origins = {}
+    if sources.gguf is not None:
+        transformer_bytes = read_gguf(sources.gguf).nbytes()  # packed bytes: memory-mapped header read
+        origins["transformer"] = f"{sources.gguf.name}, packed"
+    elif sources.gguf_variant is not None:
+        transformer_bytes, recipe = estimated_gguf_bytes(config, sources.gguf_variant)
+        origins["transformer"] = (
+            f"estimated from our quantizer's {recipe} recipe over this architecture; the official file may differ"
+        )
+    else:
+        transformer_bytes = _numel(config) * dtype.itemsize
+        origins["transformer"] = f"transformer config, {str(dtype).removeprefix('torch.')}"
+    files = sorted(sources.root.glob("text_encoder/*.safetensors")) if sources.root is not None else []
+    if files:
+        text_bytes = _stored_numel(files) * dtype.itemsize
+        origins["text encoder"] = "text_encoder/*.safetensors headers"
+    else:
+        text_bytes = OFFICIAL_TEXT_ENCODER_PARAMS * dtype.itemsize
+        origins["text encoder"] = "official T5Gemma2 size (built-in), weights not at hand"
+    vae = sources.configs.vae
+    origins["vae"] = "vae/config.json" if vae is not None else "official Wan2.1 config (built-in)"
+    return ModelSizes(transformer_bytes, text_bytes, vae or WanVAEConfig(), origins)
+
+
+def estimated_gguf_bytes(config: TransformerConfig, variant: str) -> tuple[int, str]:
+    """Packed bytes of a GGUF file that `python -m motif_lite.quantize --type VARIANT` makes of this architecture,
+    counted tensor by tensor on the meta device (no weights); and the recipe's name."""
+    from motif_lite.quantize.recipes import get_recipe, packed_bytes
+
+    recipe = get_recipe(variant)
+    with torch.device("meta"):
+        shapes = {name: tuple(t.shape) for name, t in MotifVideoTransformer(config).state_dict().items()}
+    return packed_bytes(shapes, recipe), recipe.name
+
+
+def _numel(config: TransformerConfig) -> int:
+    with torch.device("meta"):
+        return sum(t.numel() for t in MotifVideoTransformer(config).state_dict().values())
 
 
 def _stored_numel(files: list[Path]) -> int:
@@ -390,31 +515,29 @@ def _stored_numel(files: list[Path]) -> int:
     return total
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """ "auto" = the first CUDA device if there is one, else the CPU."""
+def parse_device(device: str | torch.device) -> torch.device:
+    """ "auto" = the first CUDA device if there is one, else the CPU; other names as torch reads them (a device
+    this machine lacks is fine: plans are made for it)."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        resolved = torch.device(device)
+        return torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise CheckpointError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from exc
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """`parse_device`, and a device that runs here: CUDA must be available for a CUDA device."""
+    resolved = parse_device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise CheckpointError(f"device {device!r} requested but CUDA is not available; use --device cpu")
     return resolved
 
 
 def locate_checkpoint(model: str | Path, with_transformer: bool = True) -> Path:
-    """The local checkpoint folder for a path or repo id, after checking every file the pipeline will read."""
-    groups = [g for g in _REQUIRED if with_transformer or g != "transformer"]
-    patterns = [f"{g}/*" for g in groups] + _OPTIONAL_PATTERNS
-    root = resolve_checkpoint(str(model), allow_patterns=patterns)
-    missing = [p for g in groups for p in _REQUIRED[g] if not any(root.glob(p))]
-    if missing:
-        raise CheckpointError(
-            f"incomplete checkpoint {root}: missing {', '.join(missing)} "
-            f"(expected the layout of {MOTIF_REPO}; re-download the missing files)"
-        )
-    return root
+    """The local checkpoint folder for a path or repo id, after checking every file the pipeline will read
+    (`locate_sources` also reads and checks the configs and the transformer's tensors)."""
+    return find_checkpoint(str(model), required_files(not with_transformer), download_patterns(not with_transformer))
 
 
 @contextlib.contextmanager
@@ -464,7 +587,10 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def _metadata(request: GenerationRequest, shift: float) -> dict:
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request).items()}
-    settings.pop("output")
-    return {"software": "motif-lite", **settings, "flow_shift": shift, "guidance_config": request.guidance_config()}
+def _metadata(request: GenerationRequest, settings: Settings) -> dict:
+    values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request).items()}
+    values.pop("output")
+    effective = {"sampler": settings.sampler.value, "flow_shift": settings.flow_shift.value}
+    guidance = settings.guidance.value
+    effective["guidance_config"] = None if guidance is None else {"method": type(guidance).__name__, **vars(guidance)}
+    return {"software": "motif-lite", **values, **effective}

@@ -1,8 +1,10 @@
 """`GenerationRequest`: everything one video needs, shared by the Python API and the CLI.
 
 Defaults are the official recommended settings (model card / diffusers pipeline): 1280x736, 121 frames at 24 fps,
-50 steps, adaptive projected guidance (scale 8, norm threshold 12, momentum 0.1) and the negative prompt the model
-was trained against. `resolve()` validates a request before any model is loaded and returns a normalized copy.
+50 steps and the negative prompt the model was trained against. Settings a checkpoint can decide (guidance, flow
+shift, sampler) default to None, "not given": `motif_lite.settings.resolve_settings` then takes the checkpoint's
+config, else the official value (APG scale 8, norm threshold 12, momentum 0.1; shift 15 T2V / 8 I2V; Euler).
+`resolve()` validates a request before any model is loaded and returns a normalized copy.
 """
 
 from __future__ import annotations
@@ -13,13 +15,10 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from motif_lite.choices import GUIDANCE_METHODS, SAMPLERS
 from motif_lite.errors import MotifLiteError
-
-if TYPE_CHECKING:
-    from motif_lite.sampling import Guidance
 
 # The negative prompt of the official ComfyUI workflows and the Replicate wrapper ("the model was trained against").
 OFFICIAL_NEGATIVE_PROMPT = (
@@ -46,9 +45,10 @@ class RequestError(MotifLiteError, ValueError):
 class GenerationRequest:
     """One text-to-video (or image-to-video, with `image`) generation.
 
-    guidance: "apg" (official) or "cfg" (classic classifier-free guidance); `cfg_scale` is its scale and
-    `cfg_scale == 1` switches guidance off (no negative-prompt pass, half the transformer calls).
-    flow_shift: None = the checkpoint's scheduler_config.json value, else 15 (T2V) / 8 (I2V).
+    None means "not given": the checkpoint's config decides, else the official value (motif_lite.settings).
+    guidance: "apg" or "cfg" (the method); cfg_scale: its scale, 1 switches guidance off (no negative-prompt
+    pass, half the transformer calls); apg_eta / apg_norm_threshold / apg_momentum: one APG parameter each.
+    flow_shift: the schedule's shift. sampler: "euler" or "dpm++2m".
     seed: None or -1 = a random seed (chosen by `resolve()` and reported in the result).
     """
 
@@ -59,10 +59,13 @@ class GenerationRequest:
     frames: int = 121
     fps: float = 24.0
     steps: int = 50
-    guidance: str = "apg"
-    cfg_scale: float = 8.0
+    guidance: str | None = None
+    cfg_scale: float | None = None
+    apg_eta: float | None = None
+    apg_norm_threshold: float | None = None
+    apg_momentum: float | None = None
     flow_shift: float | None = None
-    sampler: str = "euler"
+    sampler: str | None = None
     seed: int | None = None
     image: str | Path | None = None
     output: str | Path = "output.mp4"
@@ -70,24 +73,6 @@ class GenerationRequest:
     @property
     def latent_frames(self) -> int:
         return (self.frames - 1) // TEMPORAL_FACTOR + 1
-
-    @property
-    def solver(self) -> str:
-        """The `motif_lite.sampling` solver name of `sampler`."""
-        return SAMPLERS[self.sampler]
-
-    def guidance_config(self) -> Guidance | None:
-        """The sampling guidance: official APG or CFG at `cfg_scale`; None (unguided) when the scale is 1."""
-        from motif_lite.sampling import RECOMMENDED_APG, CFGConfig
-
-        if math.isclose(self.cfg_scale, 1.0):
-            return None
-        if self.guidance == "apg":
-            return dataclasses.replace(RECOMMENDED_APG, scale=float(self.cfg_scale))
-        return CFGConfig(scale=float(self.cfg_scale))
-
-    def default_shift(self) -> float:
-        return I2V_SHIFT if self.image is not None else T2V_SHIFT
 
     def resolve(self) -> tuple[GenerationRequest, list[str]]:
         """Validate every setting and return (normalized copy, notes on what was changed).
@@ -115,11 +100,13 @@ class GenerationRequest:
         normalized = check(_normalize_frames, self.frames)
         check(_check_positive_int, self.steps, "steps")
         check(_check_number, self.fps, "fps", True)
-        check(_check_number, self.cfg_scale, "cfg scale", False)
-        if self.flow_shift is not None:
-            check(_check_number, self.flow_shift, "flow shift", True)
-        check(_check_choice, self.guidance, "guidance", GUIDANCE_METHODS)
-        check(_check_choice, self.sampler, "sampler", tuple(SAMPLERS))
+        for name, what, positive in _OPTIONAL_NUMBERS:
+            if getattr(self, name) is not None:
+                check(_check_number, getattr(self, name), what, positive)
+        if self.guidance is not None:
+            check(_check_choice, self.guidance, "guidance", GUIDANCE_METHODS)
+        if self.sampler is not None:
+            check(_check_choice, self.sampler, "sampler", tuple(SAMPLERS))
         seed = check(_resolve_seed, self.seed)
         check(check_output_path, self.output)
         if self.image is not None:
@@ -128,6 +115,16 @@ class GenerationRequest:
             raise RequestError("\n".join(problems))
         frames, notes = normalized
         return dataclasses.replace(self, frames=frames, seed=seed), notes
+
+
+# (field, name in messages, must be > 0): numbers that may be None (not given).
+_OPTIONAL_NUMBERS = (
+    ("cfg_scale", "cfg scale", False),
+    ("apg_eta", "APG eta", False),
+    ("apg_norm_threshold", "APG norm threshold", False),
+    ("apg_momentum", "APG momentum", False),
+    ("flow_shift", "flow shift", True),
+)
 
 
 def _check_size(value: int, name: str) -> None:

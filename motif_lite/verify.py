@@ -55,7 +55,6 @@ TOLERANCES = {
 # diffusers' GGUF layers dequantize in float16 before casting to the compute dtype (ggml uses float32): at float32
 # the two transformers then differ by ~5e-4, which says nothing about the layout.
 GGUF_TRANSFORMER_TOLERANCE = 3e-3
-SAMPLERS = {"FlowMatchEulerDiscreteScheduler": "euler", "DPMSolverMultistepScheduler": "dpm++2m"}
 
 
 class VerifyError(MotifLiteError):
@@ -80,7 +79,7 @@ class ForcedSettings:
     """Deliberately wrong settings on our side, to see verify catch them (negative controls)."""
 
     rope_theta: float | None = None  # our transformer's RoPE base
-    apg_eta: float | None = None  # our APG's eta (guidance stage)
+    apg_eta: float | None = None  # our APG's eta (as --apg-eta would set it: guidance stage and frames)
     latents_mean_shift: float | None = None  # added to our VAE's latents_mean (every channel)
     max_prompt_tokens: int | None = None  # our text encoder's token limit (text stage)
 
@@ -171,7 +170,7 @@ def verify(
         f"verify: motif-lite vs diffusers MotifVideoPipeline on {source}; {target}, {str(dtype).split('.')[-1]}, "
         f"{settings.width}x{settings.height}x{settings.frames}, {settings.steps} steps, seed {settings.seed}"
     )
-    request = _request_for(reference, settings, result)
+    request = _request_for(ours, reference, settings, forced, result)
     comparison = _Comparison(ours, reference, request, forced, target, tolerances)
 
     def record(stage: StageResult) -> None:
@@ -232,24 +231,30 @@ def _reference_gguf_transformer(diffusers: Any, root: Path, gguf: str | Path, dt
         ) from exc
 
 
-def _request_for(reference: Any, settings: VerifySettings, result: VerifyResult) -> GenerationRequest:
-    """Our request for the reference's settings: its scheduler's shift and sampler, the chosen size and seed."""
-    scheduler = type(reference.scheduler).__name__
-    if scheduler not in SAMPLERS:
-        raise VerifyError(f"the checkpoint's scheduler {scheduler} has no counterpart in motif-lite")
-    config = reference.scheduler.config
-    shift = float(config.get("shift", config.get("flow_shift", 1.0)))
-    if shift == 1.0:
-        result.notes.append(
-            "the checkpoint's scheduler has no shift (diffusers' default 1.0); motif-lite run would use 15 "
-            "(text-to-video): both sides are compared at 1.0"
-        )
+def _request_for(
+    ours: Any, reference: Any, settings: VerifySettings, forced: ForcedSettings, result: VerifyResult
+) -> GenerationRequest:
+    """Our request: the chosen size and seed; everything else as our pipeline resolves it from the checkpoint,
+    except the flow shift when the reference's scheduler applies another one (both sides then use the reference's:
+    a different default is a choice, not a bug, and a note says so)."""
     s = settings
     request = GenerationRequest(
         s.prompt, s.negative_prompt, width=s.width, height=s.height, frames=s.frames, steps=s.steps, seed=s.seed,
-        flow_shift=shift, sampler=SAMPLERS[scheduler], output=Path(tempfile.gettempdir()) / "verify_%03d.png",
+        apg_eta=forced.apg_eta, output=Path(tempfile.gettempdir()) / "verify_%03d.png",
     )  # fmt: skip
-    return request.resolve()[0]  # validated; the frames stage writes into a folder of its own
+    request = request.resolve()[0]  # validated; the frames stage writes into a folder of its own
+    config = reference.scheduler.config
+    reference_shift = float(config.get("shift", config.get("flow_shift", 1.0)))
+    ours_settings = ours.settings_for(request)
+    result.notes.extend(ours_settings.notes)
+    shift = ours_settings.flow_shift
+    if shift.value != reference_shift:
+        result.notes.append(
+            f"the reference's scheduler shifts by {reference_shift:g}, motif-lite by {shift.value:g} "
+            f"({shift.origin or shift.source}): both sides use {reference_shift:g}"
+        )
+        request = dataclasses.replace(request, flow_shift=reference_shift)
+    return request
 
 
 def _apply_forced(ours: Any, forced: ForcedSettings) -> None:
@@ -302,7 +307,8 @@ class _Comparison:
         generator = torch.Generator().manual_seed(request.seed)
         noise = torch.randn(latent_shape, generator=generator, dtype=self.ours.dtype).to(self.device)
         hidden = torch.cat([noise, torch.zeros_like(noise), torch.zeros_like(noise[:, :1])], dim=1)
-        schedule = schedule_for(request.solver, request.steps, float(request.flow_shift))
+        settings = self.ours.settings_for(request)
+        schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value)
         self.timestep = schedule.timesteps[:1].to(self.device)
         e = self.embeds
 
@@ -316,7 +322,7 @@ class _Comparison:
 
     def guidance(self) -> StageResult:
         request = self.request
-        ours_guidance = _our_guidance(request, self.forced)
+        ours_guidance = self.ours.settings_for(request).guidance.value
         ours = guide(ours_guidance, self.cond, self.uncond, APGState(), 0, request.steps)
         guider, e = self.reference.guider, self.embeds
         guider.set_state(step=0, num_inference_steps=request.steps, timestep=self.timestep[0])
@@ -357,14 +363,6 @@ class _Comparison:
         ours = ours.double()
         levels = int((ours - expected).abs().max()) if ours.shape == expected.shape else -1
         return self.stage("frames", ours, expected, f"max difference {levels}/255" if levels >= 0 else "")
-
-
-def _our_guidance(request: GenerationRequest, forced: ForcedSettings) -> Guidance | None:
-    """The guidance our pipeline runs for `request`, with a forced eta if any."""
-    guidance = request.guidance_config()
-    if forced.apg_eta is not None and isinstance(guidance, APGConfig):
-        guidance = dataclasses.replace(guidance, eta=forced.apg_eta)
-    return guidance
 
 
 def _describe(guidance: Guidance | None) -> str:

@@ -1,11 +1,12 @@
 """The GGUF quantizer (`python -m motif_lite.quantize`): K-quants, recipes and the conversion tool."""
 
 from .convert import Summary, quantize_checkpoint
-from .recipes import RECIPES, Recipe, get_recipe, parse_keep, plan_types, tensor_class
+from .recipes import ALIASES, RECIPES, Recipe, get_recipe, parse_keep, plan_types, recipe_names, tensor_class
 from .sources import open_source
 from .tensor import SUPPORTED_TYPES, quantize_tensor
 
 __all__ = [
+    "ALIASES",
     "RECIPES",
     "SUPPORTED_TYPES",
     "Recipe",
@@ -16,5 +17,6 @@ __all__ = [
     "plan_types",
     "quantize_checkpoint",
     "quantize_tensor",
+    "recipe_names",
     "tensor_class",
 ]

@@ -8,7 +8,7 @@ import torch
 from motif_lite.errors import ConfigError, MotifLiteError
 
 from .convert import quantize_checkpoint
-from .recipes import RECIPES, get_recipe, parse_keep
+from .recipes import get_recipe, parse_keep, recipe_names
 from .sources import open_source
 
 
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("src", help="checkpoint folder, transformer/ folder, .safetensors, .index.json or .gguf")
     parser.add_argument("-o", "--output", required=True, help="output .gguf path")
-    parser.add_argument("--type", default="Q4_K_M", help=f"recipe: {', '.join(RECIPES)} (default Q4_K_M)")
+    parser.add_argument("--type", default="Q4_K_M", help=f"recipe: {recipe_names()}; default Q4_K_M")
     parser.add_argument(
         "--keep",
         action="append",

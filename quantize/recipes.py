@@ -6,6 +6,7 @@ overrides. Types that need rows of 256 fall back to a 32-block type for tensors 
 multiple of 256; rows that are not a multiple of 32 stay F16. docs/quantize.md gives the rationale.
 """
 
+import math
 import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -58,6 +59,9 @@ RECIPES = {
     )
 }
 
+# llama.cpp's `llama-quantize` takes the bare K names as their _M recipes; sd.cpp users type lower case.
+ALIASES = {"Q3_K": "Q3_K_M", "Q4_K": "Q4_K_M", "Q5_K": "Q5_K_M"}
+
 # Fallbacks for rows that are not a multiple of 256 (llama.cpp's choices, minus IQ4_NL which gguf-py
 # cannot encode).
 _ROW_FALLBACK = {Q.Q2_K: Q.Q4_0, Q.Q3_K: Q.Q4_0, Q.Q4_K: Q.Q5_0, Q.Q5_K: Q.Q5_1, Q.Q6_K: Q.Q8_0}
@@ -71,11 +75,19 @@ _SENSITIVE_RE = re.compile(
 
 
 def get_recipe(name: str) -> Recipe:
-    """The recipe called `name` (case-insensitive); `ConfigError` listing the choices otherwise."""
-    recipe = RECIPES.get(name.upper())
+    """The recipe called `name` in any letter case, or one of its `ALIASES` (Q4_K = Q4_K_M); `ConfigError` listing
+    the choices otherwise."""
+    upper = name.strip().upper()
+    recipe = RECIPES.get(ALIASES.get(upper, upper))
     if recipe is None:
-        raise ConfigError(f"unknown quantization type {name!r}; choose one of: {', '.join(RECIPES)}")
+        raise ConfigError(f"unknown quantization type {name!r}; choose one of: {recipe_names()}")
     return recipe
+
+
+def recipe_names() -> str:
+    """The recipe names and aliases, for help texts and errors."""
+    aliases = ", ".join(f"{alias} = {target}" for alias, target in ALIASES.items())
+    return f"{', '.join(RECIPES)} (aliases: {aliases}; any letter case)"
 
 
 def file_type(recipe: Recipe) -> int | None:
@@ -167,3 +179,12 @@ def plan_types(
             raise ConfigError(f"--keep pattern {pattern!r} matches no tensor (names look like {next(iter(shapes))!r})")
         plan.update(dict.fromkeys(matched, qtype))
     return {name: fit_row(qtype, shapes[name][-1] if shapes[name] else 1) for name, qtype in plan.items()}
+
+
+def packed_bytes(shapes: dict[str, tuple[int, ...]], recipe: Recipe) -> int:
+    """The tensor data bytes of the GGUF file `recipe` makes of tensors with these shapes (before any quantizing)."""
+    total = 0
+    for name, qtype in plan_types(shapes, recipe).items():
+        block_size, type_size = GGML_QUANT_SIZES[qtype]
+        total += math.prod(shapes[name]) // block_size * type_size
+    return total

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from types import SimpleNamespace
 
 import imageio_ffmpeg
 import numpy as np
@@ -285,9 +286,9 @@ def test_gguf_variant_found_by_listing_the_repo(online_without_network, monkeypa
     downloads = []
 
     class FakeApi:
-        def list_repo_files(self, repo_id):
+        def model_info(self, repo_id):
             assert repo_id == hub.GGUF_REPO
-            return names
+            return SimpleNamespace(siblings=[SimpleNamespace(rfilename=name) for name in names])
 
     def fake_download(repo_id, filename):
         downloads.append((repo_id, filename))

@@ -23,6 +23,7 @@ from motif_lite.errors import CheckpointError, MotifLiteError  # noqa: E402
 from motif_lite.pipeline import plan_generation  # noqa: E402
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest  # noqa: E402
 from motif_lite.runtime.streaming import TextEncoderPlacement  # noqa: E402
+from motif_lite.settings import CheckpointConfigs, resolve_settings  # noqa: E402
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 SIZE = dict(width=48, height=32, frames=9, steps=3)
@@ -269,12 +270,15 @@ def test_failed_run_leaves_no_output(pipe, tmp_path):
 def test_request_defaults_are_the_official_settings():
     request = GenerationRequest("x")
     assert (request.width, request.height, request.frames, request.fps, request.steps) == (1280, 736, 121, 24, 50)
-    assert request.negative_prompt == OFFICIAL_NEGATIVE_PROMPT and request.sampler == "euler"
-    apg = request.guidance_config()
+    assert request.negative_prompt == OFFICIAL_NEGATIVE_PROMPT
+    # Without a checkpoint config, the settings a checkpoint could decide take the official values.
+    settings = resolve_settings(request, CheckpointConfigs())
+    apg = settings.guidance.value
     assert (apg.scale, apg.norm_threshold, apg.momentum, apg.norm_dims) == (8.0, 12.0, 0.1, (-1, -2, -4))
-    assert apg.original_formulation and request.default_shift() == 15.0
-    assert GenerationRequest("x", image="a.png").default_shift() == 8.0
-    assert GenerationRequest("x", cfg_scale=1).guidance_config() is None
+    assert apg.original_formulation and settings.flow_shift.value == 15.0 and settings.sampler.value == "euler"
+    assert {settings.guidance.source, settings.flow_shift.source, settings.sampler.source} == {"default"}
+    assert resolve_settings(GenerationRequest("x", image="a.png"), CheckpointConfigs()).flow_shift.value == 8.0
+    assert resolve_settings(GenerationRequest("x", cfg_scale=1), CheckpointConfigs()).guidance.value is None
 
 
 @pytest.mark.parametrize(

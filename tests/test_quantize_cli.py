@@ -228,3 +228,26 @@ def test_failure_midway_leaves_no_output(tmp_path, capsys):
     assert main([str(tmp_path / "m.safetensors"), "-o", str(out), "--type", "Q4_K_S", "--quiet"]) == 2
     assert "b.weight" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == [tmp_path / "m.safetensors"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "recipe"),
+    [
+        ("Q4_K", "Q4_K_M"),
+        ("q4_K", "Q4_K_M"),
+        ("Q5_K", "Q5_K_M"),
+        ("q3_k", "Q3_K_M"),
+        ("q8_0", "Q8_0"),
+        ("bf16", "BF16"),
+    ],  # noqa: E501
+)
+def test_recipe_names_take_llama_cpp_aliases_in_any_case(typed, recipe):
+    assert get_recipe(typed).name == recipe
+
+
+def test_help_lists_the_recipes_and_aliases(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "Q4_K_M" in out and "Q2_K" in out and "Q4_K = Q4_K_M" in out and "Q3_K = Q3_K_M" in out
+    assert "any letter case" in out

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("diffusers")
 from quantize_helpers import one_torch_thread  # noqa: E402, F401 (autouse: a busy 2-core machine)
-from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
+from tiny_pipeline import make_tiny_checkpoint, official_apg  # noqa: E402
 
 from motif_lite import cli  # noqa: E402
 from motif_lite.quantize.cli import main as quantize  # noqa: E402
@@ -47,6 +47,14 @@ def test_tiny_checkpoint_matches_at_every_stage(tiny, capsys):
     assert code == 0 and lines[-1] == "verdict: match", lines
     assert list(stages) == list(STAGES) and all(" match " in line for line in stages.values())
     assert "max difference" in stages["frames"]
+
+
+def test_the_checkpoints_own_guider_matches(tmp_path, capsys):
+    # A guider unlike the built-in APG (eta 0, base uncond): ours reads it from guider/guider_config.json.
+    make_tiny_checkpoint(tmp_path, guider=official_apg(eta=0.0, use_original_formulation=False, guidance_scale=5.0))
+    code, lines = run_verify(capsys, "-m", str(tmp_path))
+    assert code == 0 and lines[-1] == "verdict: match", lines
+    assert "eta 0" in stage_lines(lines)["guidance"]
 
 
 @pytest.mark.parametrize(

@@ -53,31 +53,35 @@ def tiny_vae(seed: int = 0) -> AutoencoderKLWan:
     return vae
 
 
-def tiny_components(seed: int = 0) -> dict:
-    """Text encoder, tokenizer, feature extractor (via tests/tiny_text.py), VAE and transformer, all fp32."""
+def tiny_components(seed: int = 0, transformer: dict | None = None) -> dict:
+    """Text encoder, tokenizer, feature extractor (via tests/tiny_text.py), VAE and transformer, all fp32.
+
+    transformer: overrides of the tiny transformer config (tests/tiny_config.py), e.g. another rope_theta."""
     with tempfile.TemporaryDirectory() as tmp:
         make_tiny_text_encoder(tmp, seed=seed)
         text_encoder = T5Gemma2Encoder.from_pretrained(Path(tmp) / "text_encoder").eval()
         tokenizer = AutoTokenizer.from_pretrained(Path(tmp) / "tokenizer")
         feature_extractor = SiglipImageProcessor.from_pretrained(Path(tmp) / "feature_extractor")
-    transformer = make_reference(seed, text_embed_dim=TINY_TEXT_HIDDEN, image_embed_dim=TINY_VISION_HIDDEN)
+    dims = dict(text_embed_dim=TINY_TEXT_HIDDEN, image_embed_dim=TINY_VISION_HIDDEN)
     return dict(
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         feature_extractor=feature_extractor,
         vae=tiny_vae(seed),
-        transformer=transformer,
+        transformer=make_reference(seed, **{**dims, **(transformer or {})}),
     )
 
 
 def make_tiny_checkpoint(
-    root: str | Path, guider=None, shift: float = 15.0, scheduler=None, seed: int = 0
+    root: str | Path, guider=None, shift: float = 15.0, scheduler=None, seed: int = 0, transformer: dict | None = None
 ) -> MotifVideoPipeline:
-    """Save a tiny random T2V pipeline under `root` (official layout) and return it (the reference)."""
+    """Save a tiny random T2V pipeline under `root` (official layout) and return it (the reference).
+
+    transformer: overrides of the tiny transformer config (e.g. `rope_theta=256.0`)."""
     pipe = MotifVideoPipeline(
         scheduler=scheduler or FlowMatchEulerDiscreteScheduler(shift=shift),
         guider=guider or official_apg(),
-        **tiny_components(seed),
+        **tiny_components(seed, transformer),
     )
     pipe.set_progress_bar_config(disable=True)
     pipe.save_pretrained(root)

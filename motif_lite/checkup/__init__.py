@@ -66,10 +66,17 @@ def _local_checkpoint(model: str, report: Checkup) -> CheckpointFiles | None:
 
 def _local_gguf(gguf: str, report: Checkup) -> Path | None:
     path = Path(gguf).expanduser()
+    if path.is_dir():  # a folder holding one .gguf file
+        found = sorted(path.glob("*.gguf"))
+        if len(found) == 1:
+            return found[0]
+        report.problem(gguf, f"holds {len(found)} .gguf files", "pass the path of one .gguf file")
+        return None
     if path.suffix.lower() == ".gguf" or path.exists() or not _VARIANT.match(gguf):
         if path.is_file():
             return path
-        report.problem(gguf, "no such GGUF file", "pass the path of a .gguf file, or a variant name such as Q4_K_M")
+        fix = "pass the path of a .gguf file (or its folder), or a variant name such as Q4_K_M"
+        report.problem(gguf, "no such GGUF file", fix)
         return None
     snapshot = _cached_snapshot(GGUF_REPO, [f"*{gguf}*.gguf"])
     variant = re.compile(rf"(?<![A-Za-z0-9]){re.escape(gguf)}(?![A-Za-z0-9_])", re.IGNORECASE)

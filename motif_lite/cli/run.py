@@ -8,8 +8,10 @@ A failed or interrupted run never leaves a half-written output file (see `motif_
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,12 +21,15 @@ from motif_lite.request import GenerationRequest
 if TYPE_CHECKING:
     import torch
 
+    from motif_lite.io.hub import MissingFilesError
     from motif_lite.pipeline import GenerationResult
     from motif_lite.runtime.planner import Plan
+    from motif_lite.settings import CheckpointConfigs, Settings
     from motif_lite.weights.lora import AppliedLoRAs
 
 DEFAULTS = GenerationRequest(prompt="-")
 LONG_CPU_RUN_SECONDS = 600  # a CPU run estimated longer than this asks first (--yes skips the question)
+DRY_RUN_PROMPT = "(dry run)"  # a dry run needs no prompt: it encodes nothing
 
 EPILOG = """\
 examples:
@@ -33,9 +38,10 @@ examples:
   motif-lite run -i first_frame.png -p "the fox turns its head" -o fox_i2v.mp4          (image-to-video)
   motif-lite run -W 832 -H 480 --video-frames 65 --steps 30 -p "..." -o fast.mp4        (faster, unofficial)
 
-Defaults are the official settings: 1280x736, 121 frames at 24 fps, 50 Euler steps, APG scale 8
-(norm threshold 12, momentum 0.1), flow shift from the checkpoint (else 15 T2V / 8 I2V) and the official
-negative prompt. See docs/usage.md.
+Defaults are the official settings: 1280x736, 121 frames at 24 fps, 50 steps and the official negative
+prompt; sampler, flow shift and guidance come from the checkpoint's scheduler and guider configs (else Euler,
+shift 15 T2V / 8 I2V, APG scale 8 with norm threshold 12 and momentum 0.1). A flag always wins; --dry-run and
+the final summary list every setting with its source. See docs/usage.md.
 """
 
 
@@ -49,6 +55,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_generation_flags(run)
+    _add_guidance_flags(run)
     _add_model_flags(run)
     _add_confirmation_flags(run)
     _add_lora_flags(run)
@@ -58,7 +65,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     d = DEFAULTS
     g = run.add_argument_group("generation")
-    g.add_argument("-p", "--prompt", required=True, help="what the video shows")
+    g.add_argument("-p", "--prompt", help="what the video shows (required, except for --dry-run)")
     g.add_argument(
         "-n",
         "--negative-prompt",
@@ -76,19 +83,13 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument("--fps", type=float, default=d.fps, help=f"frames per second of the file (default {d.fps:g})")
     g.add_argument("--steps", type=int, default=d.steps, help=f"sampling steps (default {d.steps})")
     g.add_argument(
-        "--cfg-scale",
-        type=float,
-        default=d.cfg_scale,
-        help=f"guidance scale; 1 = no guidance (default {d.cfg_scale:g})",
-    )
-    g.add_argument(
-        "--guidance", choices=GUIDANCE_METHODS, default=d.guidance, help="apg (official) or classic cfg (default apg)"
-    )
-    g.add_argument(
         "--flow-shift", type=float, default=None, help="flow shift (default: checkpoint's, else 15 T2V / 8 I2V)"
     )
     g.add_argument(
-        "--sampling-method", choices=tuple(SAMPLERS), default=d.sampler, help=f"sampler (default {d.sampler})"
+        "--sampling-method",
+        choices=tuple(SAMPLERS),
+        default=None,
+        help="sampler (default: the checkpoint's scheduler, else euler)",
     )
     g.add_argument("-s", "--seed", type=int, default=-1, help="random seed; -1 = random, printed (default -1)")
     g.add_argument(
@@ -99,12 +100,36 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
+    g = run.add_argument_group(
+        "guidance",
+        "Default: the checkpoint's guider/guider_config.json (method and every parameter; enabled: false = none), "
+        "else the official APG (scale 8, norm threshold 12, momentum 0.1). A flag changes only what it names.",
+    )
+    g.add_argument("--cfg-scale", type=float, help="guidance scale; 1 = no guidance (default: the guider's, else 8)")
+    g.add_argument(
+        "--guidance",
+        choices=GUIDANCE_METHODS,
+        help="apg or classic cfg (default: the guider's method); another method than the guider's takes its "
+        "official parameters",
+    )
+    g.add_argument("--apg-eta", type=float, help="APG: weight of the update parallel to the prediction (0..1)")
+    g.add_argument("--apg-norm-threshold", type=float, help="APG: clip the guidance norm to this (0 = off)")
+    g.add_argument("--apg-momentum", type=float, help="APG: momentum of the running guidance average (0 = off)")
+
+
 def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m = run.add_argument_group("model and runtime")
     m.add_argument("-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})")
-    m.add_argument("--gguf", help="quantized transformer: a .gguf file or a variant of the GGUF repo, e.g. Q4_K_M")
+    m.add_argument(
+        "--gguf",
+        help="quantized transformer: a .gguf file, a folder holding one, or a variant of the GGUF repo, e.g. Q4_K_M "
+        "(the transformer config still comes from -m)",
+    )
     m.add_argument("--dtype", choices=DTYPE_NAMES, default="bf16", help="compute dtype (default bf16)")
-    m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    m.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto); a dry run may plan for any"
+    )
     m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
     m.add_argument(
         "--vram",
@@ -112,7 +137,11 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
         metavar="GiB",
         help="device memory budget: stream/chunk/tile to fit it (default: the GPU's free memory; CPU: no limit)",
     )
-    m.add_argument("--dry-run", action="store_true", help="print the memory plan and exit without loading weights")
+    m.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the settings and the memory plan, then exit: reads no weights, downloads nothing, needs no -p",
+    )
 
 
 def _add_confirmation_flags(run: argparse.ArgumentParser) -> None:
@@ -168,8 +197,9 @@ def _positive_int(text: str) -> int:
 
 
 def request_from_args(args: argparse.Namespace) -> GenerationRequest:
+    """The request the flags describe; flags left out stay None so that the checkpoint decides."""
     return GenerationRequest(
-        prompt=args.prompt,
+        prompt=args.prompt if args.prompt is not None else DRY_RUN_PROMPT,
         negative_prompt=args.negative_prompt,
         width=args.width,
         height=args.height,
@@ -178,6 +208,9 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
         steps=args.steps,
         guidance=args.guidance,
         cfg_scale=args.cfg_scale,
+        apg_eta=args.apg_eta,
+        apg_norm_threshold=args.apg_norm_threshold,
+        apg_momentum=args.apg_momentum,
         flow_shift=args.flow_shift,
         sampler=args.sampling_method,
         seed=args.seed,
@@ -186,18 +219,23 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
     )
 
 
-def confirm_cpu_time(request: GenerationRequest, model: str, dtype: torch.dtype, yes: bool) -> None:
+def confirm_cpu_time(
+    request: GenerationRequest, settings: Settings, configs: CheckpointConfigs, dtype: torch.dtype, yes: bool
+) -> None:
     """Ask before a CPU run estimated at more than LONG_CPU_RUN_SECONDS (see motif_lite.runtime.cost): the CPU is
-    for tests and tiny sizes. `yes` starts it anyway; without a terminal to ask on, it is refused."""
+    for tests and tiny sizes. `yes` starts it anyway; without a terminal to ask on, it is refused. Counts with the
+    checkpoint's configs (`settings`, `configs`), the official architecture standing in for a missing one."""
     import torch
 
     from motif_lite.errors import MotifLiteError
     from motif_lite.runtime import cost
+    from motif_lite.vae.config import WanVAEConfig
 
-    config, vae_config, text_shape = cost.checkpoint_shapes(model)
-    prompts = (request.prompt, request.negative_prompt) if request.guidance_config() else (request.prompt,)
+    prompts = (request.prompt, request.negative_prompt) if settings.guidance.value is not None else (request.prompt,)
     size = (request.width, request.height, request.frames, request.steps)
-    estimate = cost.generation_cost(config, vae_config, text_shape, *size, prompts)
+    text_shape = cost.text_encoder_shape(configs.root)
+    vae_config = configs.vae or WanVAEConfig()
+    estimate = cost.generation_cost(settings.transformer.value, vae_config, text_shape, *size, prompts)
     if estimate.total < LONG_CPU_RUN_SECONDS * cost.SLOWEST_CPU_FLOPS:
         return  # short on any CPU: not worth measuring this one
     throughput = cost.measure_matmul_flops(dtype)
@@ -257,31 +295,72 @@ class StageProgress:
 
 
 def main(args: argparse.Namespace) -> int:
-    """The `run` handler: check every setting, plan, load, generate, print a summary."""
+    """The `run` handler: check every setting and file, plan, load, generate, print a summary."""
     import torch  # the heavy imports happen here, not when --help builds the parser
 
-    from motif_lite.pipeline import load_pipeline, plan_generation, resolve_device
+    from motif_lite.io.hub import MissingFilesError
+    from motif_lite.request import RequestError
 
-    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    if args.prompt is None and not args.dry_run:
+        raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run runs without one)')
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
     request, notes = request_from_args(args).resolve()  # every setting checked before anything loads
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-    if not args.dry_run and resolve_device(args.device).type == "cpu":
-        confirm_cpu_time(request, args.model, dtypes[args.dtype], args.yes)  # before anything is read or fetched
-    plan = None
-    model = dict(model=args.model, gguf=args.gguf, dtype=dtypes[args.dtype], device=args.device)
     loras = _lora_args(args.lora)
     on_preview = _preview_writer(args.preview, request.fps) if args.preview else None
-    if args.dry_run or args.vram is not None or resolve_device(args.device).type == "cuda":
+    _print_notes(notes)
+    if args.dry_run:
+        return dry_run(args, request, dtype)
+    try:
+        return _generate(args, request, dtype, loras, on_preview)
+    except MissingFilesError as exc:
+        exc.run_command = rerun_command(getattr(args, "argv", None), exc)
+        raise
+
+
+def dry_run(args: argparse.Namespace, request: GenerationRequest, dtype: torch.dtype) -> int:
+    """Print the effective settings, the sizes and the memory plan; reads no weights and never downloads."""
+    import torch
+
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.pipeline import AT_HAND, model_sizes, parse_device, plan_generation
+    from motif_lite.settings import resolve_settings
+
+    sources = locate_sources(args.model, args.gguf, **AT_HAND)
+    settings = resolve_settings(request, sources.configs, sources.transformer)
+    _print_notes([*sources.notes, *settings.notes])
+    device = parse_device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available() and args.vram is None:
+        _print_notes(["no CUDA device on this machine: planned without a budget; give --vram GiB to plan for yours"])
+    if str(args.device) == "auto" and device.type == "cpu":
+        _print_notes(["no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU"])
+    plan = plan_generation(request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels)
+    print("\n".join([*settings.lines(), *model_sizes(sources, dtype).lines(), plan.describe()]))
+    return 0
+
+
+def _generate(
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    dtype: torch.dtype,
+    loras: list[tuple[Path, float]],
+    on_preview: Callable | None,
+) -> int:
+    from motif_lite.pipeline import load_pipeline, plan_generation, preflight
+    from motif_lite.settings import resolve_settings
+
+    sources, device = preflight(args.model, args.gguf, args.device, args.kernels)  # every check, before any weights
+    settings = resolve_settings(request, sources.configs, sources.transformer)
+    _print_notes([*sources.notes, *settings.notes])
+    if device.type == "cpu":
+        confirm_cpu_time(request, settings, sources.configs, dtype, args.yes)
+    plan = None
+    if args.vram is not None or device.type == "cuda":
         # Raises if nothing fits, before anything loads.
-        plan = plan_generation(request, **model, vram_gib=args.vram, kernels=args.kernels)
-        if args.dry_run:
-            print(plan.describe())
-            return 0
+        plan = plan_generation(request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels)
         print(plan.describe(), file=sys.stderr)
     print(f"seed: {request.seed}", file=sys.stderr)
     start = time.perf_counter()
-    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan, loras=loras)
+    pipe = load_pipeline(sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras)
     load_seconds = time.perf_counter() - start
     progress = StageProgress()
     try:
@@ -290,6 +369,35 @@ def main(args: argparse.Namespace) -> int:
         progress.close()
     print(summary(result, load_seconds, plan, pipe.loras))
     return 0
+
+
+def rerun_command(argv: list[str] | None, error: MissingFilesError) -> str:
+    """The user's command with -m / --gguf pointing at the folders the download commands fill."""
+    tokens = list(argv or ["run", "-p", "..."])
+    for flags, key in (((("--gguf",), "gguf")), (("-m", "--model"), "model")):  # each goes first: -m ends first
+        if key in error.replacements:
+            tokens = _replace_flag(tokens, flags, error.replacements[key])
+    return "motif-lite " + shlex.join(tokens)
+
+
+def _replace_flag(tokens: list[str], flags: tuple[str, ...], value: str) -> list[str]:
+    out, i = [], 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token in flags and i + 1 < len(tokens):
+            i += 2
+            continue
+        if any(token.startswith(f"{flag}=") for flag in flags if flag.startswith("--")):
+            i += 1
+            continue
+        out.append(token)
+        i += 1
+    return [*out[:1], flags[0], value, *out[1:]]
+
+
+def _print_notes(notes) -> None:
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _preview_writer(path: str, fps: float):
@@ -322,6 +430,7 @@ def summary(
     t = result.timings
     r = result.request
     lines = [
+        *(result.settings.lines() if result.settings is not None else []),
         f"done: {r.width}x{r.height}, {r.frames} frames, {r.steps} steps, seed {r.seed}, shift {result.shift:g}",
         f"time: load {load_seconds:.1f}s | encode {t['encode']:.1f}s | denoise {t['denoise']:.1f}s "
         f"({t['denoise'] / r.steps:.2f} s/step) | decode {t['decode']:.1f}s | total {t['total']:.1f}s",

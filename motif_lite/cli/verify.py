@@ -22,7 +22,8 @@ mismatch names the part that differs. On real weights this settles the checkpoin
 settings and VAE statistics, and a GGUF file's tensor layout.
 
 --force NAME=VALUE sets one of ours deliberately wrong (a negative control: verify must name its stage):
-  rope_theta=1 (transformer), apg_eta=0 (guidance), latents_mean_shift=0.5 (vae), max_prompt_tokens=4 (text)
+  rope_theta=1 (transformer), apg_eta=0 (guidance, as --apg-eta 0), latents_mean_shift=0.5 (vae),
+  max_prompt_tokens=4 (text)
 """
 
 

@@ -1,21 +1,41 @@
-"""Find checkpoints: a local directory, the Hugging Face cache, or a download.
+"""Find checkpoints and GGUF files: a local path, the Hugging Face cache, or a download.
 
-Resolution order for `resolve_checkpoint`: an existing local directory as is; else a Hub repo id looked up in
-the local HF cache (no network); else downloaded (unless `HF_HUB_OFFLINE=1`). Every failure ends in a
-`CheckpointError` that says which files to fetch and how, so offline machines get a command to run elsewhere.
+A Hub repo id is looked up in the local HF cache first (no network); only files that are not there are downloaded
+(never with `HF_HUB_OFFLINE=1`). One `HubAccess` serves a whole request: after the first failed Hub call it stops
+trying, so an unreachable Hub costs one fast failure rather than one retry loop per file. What could not be found
+is reported as `MissingFiles`, and `MissingFilesError` turns every missing piece of a request into one message: what
+is missing, the `hf download` commands to fetch it on a connected machine, and the `motif-lite run` command to
+type afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
+import shlex
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
+from huggingface_hub.file_download import repo_folder_name
 
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError
 
-__all__ = ["GGUF_REPO", "MOTIF_REPO", "resolve_checkpoint", "resolve_gguf"]
+__all__ = [
+    "GGUF_REPO",
+    "MOTIF_REPO",
+    "HubAccess",
+    "MissingFiles",
+    "MissingFilesError",
+    "find_checkpoint",
+    "find_gguf",
+    "resolve_checkpoint",
+    "resolve_gguf",
+]
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _VARIANT = re.compile(r"^[A-Za-z0-9_]+$")  # Q4_K_M, Q8_0, BF16, ...
@@ -24,75 +44,255 @@ _VARIANT = re.compile(r"^[A-Za-z0-9_]+$")  # Q4_K_M, Q8_0, BF16, ...
 _HUB_ERRORS = (Exception,)
 
 
-def resolve_checkpoint(source_or_repo: str, allow_patterns: list[str] | None = None) -> Path:
-    """Return a local checkpoint directory for a path or a Hub repo id (cache first, then download).
+class HubAccess:
+    """How one request may use the Hub: downloads allowed (`download`) until a Hub call fails or when
+    `HF_HUB_OFFLINE=1`; `offline_reason` then says why every later lookup stays in the cache."""
 
-    `allow_patterns` limits what is fetched from the Hub (e.g. `["text_encoder/*", "tokenizer/*"]`).
-    Raises `CheckpointError` naming the repo, the files and a download command when nothing usable is found.
+    def __init__(self, download: bool = True) -> None:
+        self.download = download
+        self.offline_reason: str | None = "HF_HUB_OFFLINE=1 is set" if constants.HF_HUB_OFFLINE else None
+
+    @property
+    def online(self) -> bool:
+        return self.download and self.offline_reason is None
+
+    def failed(self, what: str, exc: BaseException) -> str:
+        """Record a failed Hub call (no further calls in this request) and return its reason, in words."""
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        self.offline_reason = "not tried: an earlier Hub call of this request failed"
+        return f"{what} failed: {type(exc).__name__}: {first_line}".rstrip(": ")
+
+
+@dataclass(frozen=True)
+class MissingFiles:
+    """Files of a Hub repo that a request needs and cannot have: not in the local checkpoint folder (`in_folder`),
+    or, for a repo id, neither in the cache nor downloadable (`reason` says why).
+
+    missing: the patterns (or files) not found; include: what the download command fetches (for a repo id,
+    everything the request reads from it, so that the downloaded folder is complete); local_dir: where the command
+    puts them.
     """
-    path = Path(source_or_repo).expanduser()
+
+    repo: str
+    missing: tuple[str, ...]
+    include: tuple[str, ...]
+    local_dir: str
+    reason: str
+    in_folder: bool = False  # missing from a local checkpoint folder (else: from the cache of a Hub repo id)
+
+    def describe(self) -> str:
+        if self.in_folder:
+            return f"incomplete checkpoint {self.local_dir}: missing {', '.join(self.missing)}"
+        return f"{self.repo}: {', '.join(self.missing)} ({self.reason})"
+
+    def command(self) -> str:
+        includes = [f"--include {shlex.quote(p)}" for p in self.include]
+        return " ".join(["hf download", self.repo, *includes, "--local-dir", shlex.quote(self.local_dir)])
+
+
+@dataclass(eq=False)
+class MissingFilesError(CheckpointError):
+    """Everything a request needs that is not on this machine, with the commands that fetch it.
+
+    `problems` are other errors of the same request (e.g. a bad `--gguf` path), listed first so that one run
+    reports them all. `run_command` is the command to type once the files are downloaded; the CLI sets it to the
+    user's own command line with the new local paths (`replacements`).
+    """
+
+    missing: list[MissingFiles]
+    problems: list[str] = field(default_factory=list)
+    run_command: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    @property
+    def replacements(self) -> dict[str, str]:
+        """{"model": local folder, "gguf": local folder} for the repos whose files are missing."""
+        out = {}
+        for item in self.missing:
+            out["gguf" if item.repo == GGUF_REPO else "model"] = item.local_dir
+        return out
+
+    def default_run_command(self) -> str:
+        parts = ["motif-lite run"]
+        if "model" in self.replacements:
+            parts.append(f"-m {shlex.quote(self.replacements['model'])}")
+        if "gguf" in self.replacements:
+            parts.append(f"--gguf {shlex.quote(self.replacements['gguf'])}")
+        return " ".join([*parts, '-p "..."'])
+
+    def __str__(self) -> str:
+        lines = list(self.problems)
+        if self.missing:
+            hub = [item for item in self.missing if not item.in_folder]
+            lines += [item.describe() for item in self.missing if item.in_folder]
+            if hub:
+                lines.append(f"missing files, not in the Hugging Face cache ({constants.HF_HUB_CACHE}):")
+                lines += [f"  {item.describe()}" for item in hub]
+            lines.append("Download them (on a machine with network access if this one has none):")
+            lines += [f"  {item.command()}" for item in self.missing]
+            lines.append("(older huggingface_hub: `huggingface-cli download` takes the same arguments), then run:")
+            lines.append(f"  {self.run_command or self.default_run_command()}")
+        return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def quiet_hub() -> Iterator[None]:
+    """Silence huggingface_hub's log lines (retry notices, warnings) during our calls: we report failures
+    ourselves, in one message. Download progress bars stay."""
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def cached_snapshot(repo_id: str) -> Path | None:
+    """The cached snapshot folder of `repo_id`'s main revision (the HF cache layout), or None; no network."""
+    folder = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model")
+    ref = folder / "refs" / "main"
+    if not ref.is_file():
+        return None
+    snapshot = folder / "snapshots" / ref.read_text().strip()
+    return snapshot if snapshot.is_dir() else None
+
+
+def missing_patterns(root: Path | None, patterns: Sequence[str]) -> list[str]:
+    """The patterns that match no file under `root` (all of them when there is no root)."""
+    return [p for p in patterns if root is None or not any(f.is_file() for f in root.glob(p))]
+
+
+def local_dir_for(repo_id: str) -> str:
+    return f"./{repo_id.split('/')[-1]}"
+
+
+def find_checkpoint(
+    source: str | Path, required: Sequence[str] = (), download: Sequence[str] = (), hub: HubAccess | None = None
+) -> Path:
+    """A checkpoint folder for a local path or a Hub repo id, holding a file for every `required` pattern.
+
+    A local folder is used as is. A repo id: its cached snapshot when that holds every required pattern, else a
+    download of the `download` patterns (which should cover the required ones; e.g. `vae/*`). Raises
+    `MissingFilesError` (what is missing and how to get it) or `CheckpointError` (a path that is not a folder).
+    """
+    hub = hub or HubAccess()
+    text = str(source)
+    path = Path(text).expanduser()
     if path.is_dir():
+        missing = missing_patterns(path, required)
+        if missing:
+            item = MissingFiles(MOTIF_REPO, tuple(missing), _covering(missing, download), text, "", in_folder=True)
+            raise MissingFilesError([item])
         return path
     if path.exists():
         raise CheckpointError(f"{path} is a file; expected a checkpoint directory (or a Hub repo id)")
-    if not _REPO_ID.match(source_or_repo):
+    if not _REPO_ID.match(text):
         raise CheckpointError(f"no such checkpoint directory: {path}")
-    cached = _cached_snapshot(source_or_repo, allow_patterns)
-    if cached is not None:
+    cached = cached_snapshot(text)
+    if cached is not None and not missing_patterns(cached, required):
         return cached
-    if constants.HF_HUB_OFFLINE:
-        raise CheckpointError(_download_hint(source_or_repo, allow_patterns, "HF_HUB_OFFLINE=1 is set"))
+    include = tuple(dict.fromkeys([*download, *_uncovered(required, download)]))
+
+    def unavailable(reason: str) -> MissingFilesError:
+        absent = missing_patterns(cached, include)
+        return MissingFilesError([MissingFiles(text, tuple(absent), include, local_dir_for(text), reason)])
+
+    if not hub.online:
+        raise unavailable(hub.offline_reason or "downloads are off")
     try:
-        return Path(snapshot_download(source_or_repo, allow_patterns=allow_patterns))
+        with quiet_hub():
+            root = Path(snapshot_download(text, allow_patterns=list(include) or None))
     except _HUB_ERRORS as exc:
-        reason = f"download failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        raise CheckpointError(_download_hint(source_or_repo, allow_patterns, reason)) from exc
+        raise unavailable(hub.failed("download", exc)) from exc
+    still = missing_patterns(root, required)
+    if still:
+        reason = f"{text} has no files matching {', '.join(still)}"
+        raise MissingFilesError([MissingFiles(text, tuple(still), include, local_dir_for(text), reason)])
+    return root
 
 
-def _cached_snapshot(repo_id: str, allow_patterns: list[str] | None) -> Path | None:
+def _covering(files: Sequence[str], download: Sequence[str]) -> tuple[str, ...]:
+    """The download patterns that fetch `files` (e.g. `vae/*` for a missing VAE file), plus any file none covers."""
+    covering = [d for d in download if any(fnmatchcase(f, d) for f in files)]
+    return tuple(dict.fromkeys([*covering, *_uncovered(files, download)]))
+
+
+def _uncovered(files: Sequence[str], download: Sequence[str]) -> list[str]:
+    return [f for f in files if not any(fnmatchcase(f, d) for d in download)]
+
+
+def resolve_checkpoint(source_or_repo: str, allow_patterns: list[str] | None = None) -> Path:
+    """A local checkpoint directory for a path or a Hub repo id (cache first, then download of `allow_patterns`).
+
+    The caller checks the files it needs; see `find_checkpoint` for a version that checks them.
+    """
+    return find_checkpoint(source_or_repo, download=allow_patterns or ())
+
+
+def is_gguf_variant(variant_or_path: str | Path) -> bool:
+    """Whether `--gguf` names a variant of the official GGUF repo (e.g. Q4_K_M) rather than a file or folder."""
+    text = str(variant_or_path)
+    path = Path(text).expanduser()
+    return not (path.suffix.lower() == ".gguf" or path.exists() or not _VARIANT.match(text))
+
+
+def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path:
+    """A local `.gguf` file for a path, a folder holding exactly one, or a variant name of the official GGUF repo.
+
+    A variant such as `Q4_K_M` is looked up in the cache of `Motif-Technologies/Motif-Video-2B-GGUF`, then (online)
+    in the repo's file list, and the one file whose name carries the variant as a whole token is downloaded.
+    Raises `MissingFilesError` when it cannot be had, `CheckpointError` for a wrong path.
+    """
+    hub = hub or HubAccess()
+    text = str(variant_or_path)
+    if not is_gguf_variant(text):
+        return _local_gguf(Path(text).expanduser())
+    cached = cached_snapshot(GGUF_REPO)
+    if cached is not None:
+        found = _match_variant([str(p.relative_to(cached)) for p in cached.rglob("*.gguf")], text)
+        if len(found) == 1:
+            return cached / found[0]
+    pattern = f"*{text}*.gguf"
+    missing = MissingFiles(GGUF_REPO, (pattern,), (pattern,), local_dir_for(GGUF_REPO), "")
+    if not hub.online:
+        reason = hub.offline_reason or "downloads are off"
+        raise MissingFilesError([_with_reason(missing, reason)])
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=allow_patterns, local_files_only=True))
-    except _HUB_ERRORS:
-        return None  # not (fully) in the cache
-
-
-def _download_hint(repo_id: str, allow_patterns: list[str] | None, reason: str) -> str:
-    include = " ".join(f"--include '{p}'" for p in allow_patterns or [])
-    target = f"./{repo_id.split('/')[-1]}"
-    command = f"hf download {repo_id} {include} --local-dir {target}".replace("  ", " ")
-    files = ", ".join(allow_patterns) if allow_patterns else "the whole repo"
-    return (
-        f"cannot get {files} of Hugging Face repo {repo_id} ({reason}) and it is not in the local cache "
-        f"({constants.HF_HUB_CACHE}).\nDownload it on a machine with network access:\n  {command}\n"
-        f"(older huggingface_hub: `huggingface-cli download` with the same arguments), then pass {target} "
-        "as the checkpoint path."
-    )
+        with quiet_hub():
+            names = [s.rfilename for s in HfApi().model_info(GGUF_REPO).siblings or () if s.rfilename.endswith(".gguf")]
+    except _HUB_ERRORS as exc:
+        raise MissingFilesError([_with_reason(missing, hub.failed("listing the GGUF repo", exc))]) from exc
+    name = _pick_variant(names, text)
+    try:
+        with quiet_hub():
+            return Path(hf_hub_download(GGUF_REPO, name))
+    except _HUB_ERRORS as exc:
+        raise MissingFilesError([_with_reason(missing, hub.failed("download", exc))]) from exc
 
 
 def resolve_gguf(variant_or_path: str) -> Path:
-    """Return a local `.gguf` file for a path or a quantization variant name of the official GGUF repo.
+    """A local `.gguf` file for a path, a folder with one `.gguf`, or a variant of the official GGUF repo."""
+    return find_gguf(variant_or_path)
 
-    A variant such as `Q4_K_M` is looked up in the local cache of `Motif-Technologies/Motif-Video-2B-GGUF`,
-    then (online) by listing the repo's files and downloading the one whose name carries the variant.
-    """
-    path = Path(variant_or_path).expanduser()
-    if path.suffix.lower() == ".gguf" or path.exists() or not _VARIANT.match(variant_or_path):
-        if not path.is_file():
-            raise CheckpointError(f"no such GGUF file: {path}")
-        return path
-    cached = _cached_snapshot(GGUF_REPO, [f"*{variant_or_path}*.gguf"])
-    if cached is not None:
-        found = _match_variant([p.name for p in cached.rglob("*.gguf")], variant_or_path)
-        if len(found) == 1:
-            return next(cached.rglob(found[0]))
-    patterns = [f"*{variant_or_path}*.gguf"]
-    if constants.HF_HUB_OFFLINE:
-        raise CheckpointError(_download_hint(GGUF_REPO, patterns, "HF_HUB_OFFLINE=1 is set"))
-    try:
-        names = [n for n in HfApi().list_repo_files(GGUF_REPO) if n.endswith(".gguf")]
-    except _HUB_ERRORS as exc:
-        raise CheckpointError(_download_hint(GGUF_REPO, patterns, f"cannot list the repo: {exc!r}")) from exc
-    return Path(hf_hub_download(GGUF_REPO, _pick_variant(names, variant_or_path)))
+
+def _with_reason(missing: MissingFiles, reason: str) -> MissingFiles:
+    return MissingFiles(missing.repo, missing.missing, missing.include, missing.local_dir, reason)
+
+
+def _local_gguf(path: Path) -> Path:
+    if path.is_dir():
+        # A folder `hf download ... --local-dir` filled with one variant; its .cache/ holds no weights.
+        files = sorted(p for p in path.rglob("*.gguf") if ".cache" not in p.relative_to(path).parts)
+        if len(files) == 1:
+            return files[0]
+        listed = ", ".join(str(f.relative_to(path)) for f in files) or "none"
+        raise CheckpointError(f"--gguf folder {path} must hold exactly one .gguf file (found: {listed}); pass the file")
+    if not path.is_file():
+        raise CheckpointError(f"no such GGUF file: {path}")
+    return path
 
 
 def _match_variant(names: list[str], variant: str) -> list[str]:

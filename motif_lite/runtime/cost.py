@@ -180,20 +180,10 @@ def generation_cost(
     )
 
 
-def checkpoint_shapes(model: str | Path) -> tuple[TransformerConfig, WanVAEConfig, TextEncoderShape]:
-    """The configs of a local checkpoint folder where it has them, else the official architecture's (a Hub repo
-    id, or a folder without them): enough to count FLOPs before anything is downloaded or loaded."""
-    root = Path(model).expanduser()
-
-    def read(relative: str, parse, default):  # noqa: ANN001, ANN202 (a config class and its default)
-        path = root / relative
-        return parse(path) if root.is_dir() and path.is_file() else default
-
-    return (
-        read("transformer/config.json", TransformerConfig.from_json, TransformerConfig()),
-        read("vae/config.json", WanVAEConfig.from_json, WanVAEConfig()),
-        read("text_encoder/config.json", TextEncoderShape.from_json, TextEncoderShape()),
-    )
+def text_encoder_shape(root: str | Path | None) -> TextEncoderShape:
+    """The text stack of a checkpoint folder's `text_encoder/config.json`, else the official one."""
+    path = None if root is None else Path(root) / "text_encoder" / "config.json"
+    return TextEncoderShape.from_json(path) if path is not None and path.is_file() else TextEncoderShape()
 
 
 def measure_matmul_flops(dtype: torch.dtype = torch.float32, seconds: float = 0.3) -> float:

@@ -7,12 +7,14 @@ from motif_lite.sampling.guidance import (
     APGState,
     CFGConfig,
     Guidance,
+    GuiderConfig,
     apg,
     cfg,
     guidance_active,
     guidance_from_guider_config,
     guide,
     needs_uncond,
+    read_guider_config,
 )
 from motif_lite.sampling.schedule import (
     SamplingSettingsError,
@@ -35,6 +37,7 @@ __all__ = [
     "DPMpp2M",
     "Euler",
     "Guidance",
+    "GuiderConfig",
     "SamplingSettingsError",
     "Schedule",
     "StepCallback",
@@ -53,6 +56,7 @@ __all__ = [
     "guide",
     "make_solver",
     "needs_uncond",
+    "read_guider_config",
     "schedule_for",
     "shift_from_scheduler_config",
 ]

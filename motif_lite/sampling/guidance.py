@@ -199,11 +199,23 @@ _GUIDER_KEYS = {
 }
 
 
-def guidance_from_guider_config(path: str | Path) -> Guidance | None:
-    """Guidance from a checkpoint's `guider/` folder (diffusers `guider_config.json`).
+@dataclass(frozen=True)
+class GuiderConfig:
+    """A checkpoint's `guider/guider_config.json`: its guidance, and whether the guider is enabled.
 
-    Returns None when the folder has no guider config or the guider is disabled (`enabled: false`). Missing
-    keys take diffusers' class defaults.
+    A disabled guider (`enabled: false`) means unguided sampling, as in diffusers; its parameters are kept so
+    that a user who turns guidance back on (e.g. `--cfg-scale 6`) gets the checkpoint's method and parameters.
+    """
+
+    guidance: Guidance
+    enabled: bool = True
+    class_name: str = ""
+
+
+def read_guider_config(path: str | Path) -> GuiderConfig | None:
+    """The guider of a checkpoint's `guider/` folder (diffusers `guider_config.json`), None when absent.
+
+    Missing keys take diffusers' class defaults; an unknown class or key, or a bad value, is a `ConfigError`.
     """
     path = Path(path)
     if path.is_dir():
@@ -215,13 +227,21 @@ def guidance_from_guider_config(path: str | Path) -> Guidance | None:
     if class_name not in _GUIDER_KEYS:
         raise ConfigError(f"{path}: unsupported guider {class_name!r}; expected one of {sorted(_GUIDER_KEYS)}")
     cls, key_map = _GUIDER_KEYS[class_name]
-    if config.get("enabled", True) is False:
-        return None
     unknown = sorted(k for k in config if not k.startswith("_") and k != "enabled" and k not in key_map)
     if unknown:
         raise ConfigError(f"{path}: unknown {class_name} keys {unknown}")
+    enabled = config.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{path}: enabled must be true or false, got {enabled!r}")
     kwargs = {key_map[k]: v for k, v in config.items() if k in key_map}
     try:
-        return cls(**kwargs)
+        return GuiderConfig(cls(**kwargs), enabled, class_name)
     except (SamplingSettingsError, TypeError) as e:
         raise ConfigError(f"{path}: {e}") from e
+
+
+def guidance_from_guider_config(path: str | Path) -> Guidance | None:
+    """The guidance a checkpoint's `guider/` folder sets: None when there is no guider config or the guider is
+    disabled (`enabled: false`, unguided as in diffusers)."""
+    guider = read_guider_config(path)
+    return guider.guidance if guider is not None and guider.enabled else None

@@ -9,73 +9,138 @@ the fly in `forward`. Float tensors (biases, norms, unquantized weights) are cas
 from __future__ import annotations
 
 import json
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from motif_lite.config import TransformerConfig
+from motif_lite.config import TransformerConfig, assumed_values, config_differences, config_from_weights
 from motif_lite.devices import checked_device
 from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.weights.gguf_file import PackedTensor, read_gguf
+from motif_lite.weights.gguf_file import GGUFCheckpoint, PackedTensor, read_gguf
 from motif_lite.weights.keymap import detect_layout, to_model_name
-from motif_lite.weights.loader import assign_weights, build_model, check_tensors, resolve_config
+from motif_lite.weights.loader import assign_weights, build_model, check_tensors
 from motif_lite.weights.quant_linear import quantized_state_dict, replace_linears
 
 # The transformer's config.json, stored as a string by `python -m motif_lite.quantize`.
 CONFIG_KEY = "motif_video.config_json"
 
 
+@dataclass(frozen=True)
+class ConfigChoice:
+    """The transformer config a GGUF file is built with, where it came from, and what the user should know."""
+
+    config: TransformerConfig
+    origin: str  # in words: "transformer/config.json of the checkpoint", "X.gguf (motif_video.config_json)", ...
+    inferred: bool  # no config anywhere: read from the tensor shapes, with assumed values
+    notes: tuple[str, ...] = ()
+
+
 def load_gguf_transformer(
-    path: str | Path, dtype: torch.dtype = torch.bfloat16, device: torch.device | str = "cpu"
+    path: str | Path,
+    dtype: torch.dtype = torch.bfloat16,
+    device: torch.device | str = "cpu",
+    config: TransformerConfig | None = None,
 ) -> MotifVideoTransformer:
     """Load the transformer from a `.gguf` file; quantized linear weights stay packed.
 
-    The config comes from the file's `motif_video.config_json` metadata, else from a `config.json` next to the
-    file, else it is inferred from the tensor shapes (weights cannot tell `rope_theta`; see motif_lite/config.py).
+    `config`: the config to build (`load_pipeline` passes the checkpoint's `transformer/config.json`). Without it:
+    the file's `motif_video.config_json` metadata, else a `config.json` next to the file, else inferred from the
+    tensor shapes with a warning naming every assumed value (`choose_gguf_config`). Every tensor is checked
+    against the config before any is read.
     """
     device = checked_device(device)  # before any file is read
-    model, tensors = _build(Path(path))
+    model, tensors = _build(Path(path), config)
     replace_linears(model, tensors)
     state = quantized_state_dict(model, tensors, float_dtype=dtype)
     return assign_weights(model, {name: t.to(device) for name, t in state.items()})
 
 
-def meta_gguf_transformer(path: str | Path) -> MotifVideoTransformer:
-    """The model `load_gguf_transformer(path)` builds, on the meta device, before any packed tensor is assigned."""
-    model, tensors = _build(Path(path))
+def meta_gguf_transformer(path: str | Path, config: TransformerConfig | None = None) -> MotifVideoTransformer:
+    """The model `load_gguf_transformer(path, config=config)` builds, on the meta device, before any packed tensor
+    is assigned."""
+    model, tensors = _build(Path(path), config)
     replace_linears(model, tensors)
     return model
 
 
-def _build(path: Path) -> tuple[MotifVideoTransformer, dict[str, PackedTensor]]:
+def _build(path: Path, config: TransformerConfig | None) -> tuple[MotifVideoTransformer, dict[str, PackedTensor]]:
     """The checked meta model and the file's tensors under our names (memory-mapped, not read)."""
     ckpt = read_gguf(path)
-    # Zero-size tensors are placeholders some exporters write for absent layers.
-    tensors = {name: t for name, t in ckpt.tensors.items() if 0 not in t.shape}
-    layout = detect_layout(tensors)
-    tensors = {to_model_name(name, layout): _renamed(t, to_model_name(name, layout)) for name, t in tensors.items()}
+    tensors, layout = model_tensors(ckpt)
     shapes = {name: t.shape for name, t in tensors.items()}
-    model = build_model(_config(ckpt.metadata, shapes, layout, path))
+    if config is None:
+        choice = choose_gguf_config(ckpt, shapes, layout)
+        for note in choice.notes:
+            warnings.warn(note, UserWarning, stacklevel=3)
+        config = choice.config
+    model = build_model(config.replace(cross_attention_layout=layout))
     check_tensors(model, shapes, str(path))
     return model, tensors
 
 
-def _config(metadata: dict, shapes: dict[str, tuple[int, ...]], layout: str, path: Path) -> TransformerConfig:
-    """The config embedded in the file (motif-lite's quantize tool writes one), else a config.json next to
-    the file, else inferred from the shapes."""
-    embedded = metadata.get(CONFIG_KEY)
+def model_tensors(ckpt: GGUFCheckpoint) -> tuple[dict[str, PackedTensor], str]:
+    """The file's tensors under our parameter names, and the cross-attention layout they were stored in."""
+    # Zero-size tensors are placeholders some exporters write for absent layers.
+    tensors = {name: t for name, t in ckpt.tensors.items() if 0 not in t.shape}
+    layout = detect_layout(tensors)
+    renamed = {to_model_name(name, layout): t for name, t in tensors.items()}
+    return {name: _renamed(t, name) for name, t in renamed.items()}, layout
+
+
+def choose_gguf_config(
+    ckpt: GGUFCheckpoint,
+    shapes: dict[str, tuple[int, ...]],
+    layout: str,
+    checkpoint: tuple[TransformerConfig, str] | None = None,
+) -> ConfigChoice:
+    """The config for a GGUF file, first found of: `checkpoint` (the checkpoint's config and where it is), the
+    config embedded by our quantizer, a `config.json` next to the file; else inferred from the tensor shapes.
+
+    Any other config that disagrees with the chosen one is reported in the notes, key by key; an inferred config
+    gets one note naming every assumed value.
+    """
+    sidecar = ckpt.path.parent / "config.json"
+    candidates = [
+        checkpoint,
+        _embedded(ckpt),
+        (TransformerConfig.from_json(sidecar), f"{sidecar}") if sidecar.is_file() else None,
+    ]
+    found = [c for c in candidates if c is not None]
+    if not found:
+        config = config_from_weights(shapes, layout)
+        assumed = ", ".join(f"{k}={v}" for k, v in assumed_values(config).items())
+        note = (
+            f"no transformer config for {ckpt.path.name} (no transformer/config.json in the checkpoint, none "
+            f"embedded in the file, no config.json beside it): the architecture is read from the tensor shapes and "
+            f"{assumed} are assumed (weights cannot show them); give the checkpoint's transformer/config.json "
+            "(-m FOLDER) if the video looks wrong"
+        )
+        return ConfigChoice(config, "inferred from the GGUF tensor shapes", True, (note,))
+    (config, origin), others = found[0], found[1:]
+    notes = []
+    for other, other_origin in others:
+        diff = config_differences(other, config)
+        if diff:
+            listed = ", ".join(f"{k} {a!r} there vs {b!r}" for k, (a, b) in diff.items())
+            notes.append(f"the transformer config {other_origin} disagrees with {origin}: {listed}; using {origin}")
+    return ConfigChoice(config.replace(cross_attention_layout=layout), origin, False, tuple(notes))
+
+
+def _embedded(ckpt: GGUFCheckpoint) -> tuple[TransformerConfig, str] | None:
+    embedded = ckpt.metadata.get(CONFIG_KEY)
     if embedded is None:
-        sidecar = path.parent / "config.json"
-        return resolve_config(shapes, layout, sidecar if sidecar.is_file() else None)
+        return None
     try:
         values = json.loads(embedded)
     except (TypeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: metadata {CONFIG_KEY} is not valid JSON ({exc})") from None
+        raise CheckpointError(f"{ckpt.path}: metadata {CONFIG_KEY} is not valid JSON ({exc})") from None
     if not isinstance(values, dict):
-        raise CheckpointError(f"{path}: metadata {CONFIG_KEY} must hold a JSON object")
-    config = TransformerConfig.from_dict(values, source=f"{path} ({CONFIG_KEY})")
-    return config.replace(cross_attention_layout=layout)
+        raise CheckpointError(f"{ckpt.path}: metadata {CONFIG_KEY} must hold a JSON object")
+    origin = f"embedded in {ckpt.path.name} ({CONFIG_KEY})"
+    return TransformerConfig.from_dict(values, source=origin), origin
 
 
 def _renamed(t: PackedTensor, name: str) -> PackedTensor:

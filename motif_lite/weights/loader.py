@@ -7,12 +7,13 @@ files and assigned in place: no random init, no second copy, never a silent part
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from motif_lite.config import TransformerConfig, config_from_weights
+from motif_lite.config import TransformerConfig, assumed_values, config_from_weights
 from motif_lite.devices import checked_device
 from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
@@ -80,9 +81,13 @@ def locate_safetensors(path: Path) -> tuple[list[Path], Path | None]:
 
 
 def resolve_config(shapes: Mapping[str, tuple[int, ...]], layout: str, config_path: Path | None) -> TransformerConfig:
-    """config.json when there is one (with the detected layout), else inferred from the weights."""
+    """config.json when there is one (with the detected layout), else inferred from the weights with a warning
+    naming the values the weights cannot show (`assumed_values`)."""
     if config_path is None:
-        return config_from_weights(shapes, layout)
+        config = config_from_weights(shapes, layout)
+        assumed = ", ".join(f"{k}={v}" for k, v in assumed_values(config).items())
+        warnings.warn(f"no transformer config.json: {assumed} are assumed (weights cannot show them)", stacklevel=3)
+        return config
     return TransformerConfig.from_json(config_path).replace(cross_attention_layout=layout)
 
 

@@ -1,0 +1,213 @@
+"""What one run reads from disk, found and checked before any weights load: the checkpoint folder, the GGUF file,
+their configs, and the transformer config that every transformer tensor is checked against.
+
+    sources = locate_sources("Motif-Technologies/Motif-Video-2B", gguf="Q4_K_M")  # fetches what is missing
+    sources.root, sources.gguf          # the checkpoint folder, the .gguf file
+    sources.configs                     # CheckpointConfigs: transformer, scheduler, guider, VAE, ... configs
+    sources.transformer                 # Setting[TransformerConfig]: the config and where it came from
+    at_hand = locate_sources(model, gguf, download=False, require_weights=False)  # dry runs: no network, no weights
+
+With `--gguf`, the transformer config is the checkpoint's `transformer/config.json` (only that file is fetched
+from the Hub, never the transformer's safetensors), else the one our quantizer embeds in the file, else a
+`config.json` beside the file, else it is inferred from the tensor shapes with one note naming every assumed
+value (`weights.gguf_loader.choose_gguf_config`). Every problem of a request (a bad `--gguf` path next to missing
+checkpoint files, a foreign GGUF, a tensor whose shape does not fit the config) is collected and raised as one
+error, with the download commands for whatever is missing (`io.hub.MissingFilesError`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from motif_lite.choices import MOTIF_REPO
+from motif_lite.config import TransformerConfig
+from motif_lite.errors import CheckpointError, MotifLiteError
+from motif_lite.io.hub import HubAccess, MissingFilesError, find_checkpoint, find_gguf, is_gguf_variant
+from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting
+
+T = TypeVar("T")
+
+# Files every run needs; `transformer/` only when no GGUF replaces it.
+REQUIRED = {
+    "text_encoder": ("text_encoder/config.json", "text_encoder/*.safetensors"),
+    "tokenizer": ("tokenizer/tokenizer_config.json", "tokenizer/tokenizer.json"),
+    "vae": ("vae/config.json", "vae/diffusion_pytorch_model.safetensors*"),
+    "transformer": ("transformer/config.json", "transformer/*.safetensors*"),
+}
+# What a download fetches besides the required folders: small configs the settings come from.
+OPTIONAL = ("model_index.json", "scheduler/*", "guider/*", "feature_extractor/*")
+# Components a diffusers `model_index.json` may list, and the config file each one must then have.
+LISTED_CONFIGS = {
+    "scheduler": "scheduler/scheduler_config.json",
+    "guider": "guider/guider_config.json",
+    "feature_extractor": "feature_extractor/preprocessor_config.json",
+}
+TRANSFORMER_CONFIG = "transformer/config.json"
+CHECKPOINT_CONFIG_ORIGIN = "transformer/config.json of the checkpoint"
+
+
+@dataclass(frozen=True)
+class ModelSources:
+    """Everything on disk one run reads, found and checked (`locate_sources`); no weights read."""
+
+    model: str  # -m as given: a folder or a Hub repo id
+    root: Path | None  # the checkpoint folder; None when not at hand (dry runs only)
+    gguf: Path | None  # the .gguf file; None without --gguf, or when not at hand (dry runs only)
+    gguf_request: str | None  # --gguf as given: a path or a variant name of the official GGUF repo
+    configs: CheckpointConfigs
+    transformer: Setting[TransformerConfig]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def gguf_variant(self) -> str | None:
+        """The official variant name (e.g. "Q4_K_M") when --gguf gave one."""
+        return self.gguf_request if self.gguf_request is not None and is_gguf_variant(self.gguf_request) else None
+
+
+def required_files(gguf: bool) -> list[str]:
+    """The file patterns a run needs from the checkpoint (without its transformer when a GGUF replaces it)."""
+    return [p for group, patterns in REQUIRED.items() if not (gguf and group == "transformer") for p in patterns]
+
+
+def download_patterns(gguf: bool) -> list[str]:
+    """What to fetch from the checkpoint's Hub repo for a run (with a GGUF: the transformer's config.json only)."""
+    groups = [f"{group}/*" for group in REQUIRED if group != "transformer"]
+    return [*groups, TRANSFORMER_CONFIG if gguf else "transformer/*", *OPTIONAL]
+
+
+def locate_sources(
+    model: str | Path = MOTIF_REPO,
+    gguf: str | Path | None = None,
+    *,
+    download: bool = True,
+    require_weights: bool = True,
+) -> ModelSources:
+    """Find and check everything a run reads, without reading any weights; one error lists every problem.
+
+    download=False: the local folder and the Hugging Face cache only, no network. require_weights=False (dry runs):
+    files that are not at hand become notes instead of errors, and the configs fall back to the official built-in
+    values. Raises `MissingFilesError` (with the download commands) or `CheckpointError`.
+    """
+    hub = HubAccess(download)
+    problems: list[str] = []
+    missing: list = []
+    notes: list[str] = []
+    root = _collect(lambda: _find_root(str(model), gguf is not None, hub, require_weights, notes), problems, missing)
+    gguf_path = None
+    if gguf is not None:
+        gguf_path = _collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes), problems, missing)
+    _raise_if(problems, missing)
+    configs = _collect(lambda: CheckpointConfigs.read(root), problems, missing)
+    _raise_if(problems, missing)
+    transformer = _collect(lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes), problems, [])
+    _raise_if(problems, missing)
+    return ModelSources(
+        str(model), root, gguf_path, None if gguf is None else str(gguf), configs, transformer, tuple(notes)
+    )
+
+
+def _find_root(model: str, gguf: bool, hub: HubAccess, require_weights: bool, notes: list[str]) -> Path | None:
+    if not require_weights:
+        try:
+            return find_checkpoint(model, hub=hub)
+        except MissingFilesError:
+            notes.append(
+                f"the checkpoint {model} is not at hand (not in the Hugging Face cache; a dry run downloads nothing): "
+                "planned with the official architecture's built-in values"
+            )
+            return None
+    required = required_files(gguf)
+    if not Path(model).expanduser().is_dir():  # a Hub repo has both: fetch them if an older run's cache lacks them
+        required += ["model_index.json", TRANSFORMER_CONFIG] if gguf else ["model_index.json"]
+    root = find_checkpoint(model, required, download_patterns(gguf), hub)
+    listed = _listed_configs(root)
+    if listed:  # model_index.json names a component whose config is not here: fetch it, or report it
+        root = find_checkpoint(model, required + listed, download_patterns(gguf), hub)
+    return root
+
+
+def _listed_configs(root: Path) -> list[str]:
+    """The config files of the components `model_index.json` lists that are missing under `root`."""
+    index = root / "model_index.json"
+    if not index.is_file():
+        return []
+    try:
+        components = json.loads(index.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{index} is not valid JSON: {exc}") from None
+    listed = [
+        file
+        for name, file in LISTED_CONFIGS.items()
+        if isinstance(components, dict) and isinstance(components.get(name), list) and None not in components[name]
+    ]
+    return [file for file in listed if not (root / file).is_file()]
+
+
+def _find_gguf(gguf: str, hub: HubAccess, require_weights: bool, notes: list[str]) -> Path | None:
+    if require_weights or not is_gguf_variant(gguf):
+        return find_gguf(gguf, hub)
+    try:
+        return find_gguf(gguf, hub)
+    except MissingFilesError:
+        notes.append(f"the GGUF file of variant {gguf} is not at hand (not in the Hugging Face cache)")
+        return None
+
+
+def _transformer_setting(
+    root: Path | None, configs: CheckpointConfigs, gguf: Path | None, require_weights: bool, notes: list[str]
+) -> Setting[TransformerConfig]:
+    """The transformer config, where it came from, and every transformer tensor at hand checked against it."""
+    from motif_lite.weights.gguf_file import read_gguf  # torch: only once the files are known to exist
+    from motif_lite.weights.gguf_loader import choose_gguf_config, model_tensors
+    from motif_lite.weights.loader import build_model, check_tensors
+
+    if gguf is not None:
+        ckpt = read_gguf(gguf)  # header, architecture and tensor types: memory-mapped, no tensor data read
+        tensors, layout = model_tensors(ckpt)
+        shapes = {name: t.shape for name, t in tensors.items()}
+        ours = (configs.transformer, CHECKPOINT_CONFIG_ORIGIN) if configs.transformer is not None else None
+        choice = choose_gguf_config(ckpt, shapes, layout, ours)
+        notes.extend(choice.notes)
+        check_tensors(build_model(choice.config), shapes, str(gguf))
+        return Setting(choice.config, DEFAULT if choice.inferred else CHECKPOINT, choice.origin)
+    if configs.transformer is None:
+        return Setting(TransformerConfig(), DEFAULT, "official architecture (built-in)")
+    if root is not None and require_weights:
+        check_safetensors(root, configs.transformer)
+    return Setting(configs.transformer, CHECKPOINT, TRANSFORMER_CONFIG)
+
+
+def check_safetensors(root: Path, config: TransformerConfig) -> None:
+    """Every tensor of the checkpoint's `transformer/` safetensors against `config`, from the headers only."""
+    from motif_lite.weights.keymap import detect_layout, to_model_name
+    from motif_lite.weights.loader import build_model, check_tensors
+    from motif_lite.weights.safetensors_files import find_weight_files, read_tensor_refs
+
+    refs = read_tensor_refs(find_weight_files(root / "transformer"))
+    shapes = {name: ref.shape for name, ref in refs.items() if 0 not in ref.shape}
+    layout = detect_layout(shapes)
+    shapes = {to_model_name(name, layout): shape for name, shape in shapes.items()}
+    check_tensors(build_model(config.replace(cross_attention_layout=layout)), shapes, str(root / "transformer"))
+
+
+def _collect(step: Callable[[], T], problems: list[str], missing: list) -> T | None:
+    """Run one check; its failure becomes an entry of `problems` (or `missing`) so that the next still runs."""
+    try:
+        return step()
+    except MissingFilesError as exc:
+        problems.extend(exc.problems)
+        missing.extend(exc.missing)
+    except MotifLiteError as exc:
+        problems.append(str(exc))
+    return None
+
+
+def _raise_if(problems: list[str], missing: list) -> None:
+    if missing:
+        raise MissingFilesError(missing, problems)
+    if problems:
+        raise CheckpointError("\n".join(problems))

@@ -1,0 +1,311 @@
+"""Where every generation setting comes from: the user's flag (or Python argument), else the checkpoint's config
+files, else the official recommended value. This one order of precedence is implemented here, once, and used by
+`motif-lite run`, its `--dry-run`, the run summary and the Python API (`MotifVideoPipeline.generate`).
+
+    configs = CheckpointConfigs.read(root)          # the checkpoint's small JSON files, never its weights
+    settings = resolve_settings(request, configs)   # every value with its source
+    settings.guidance.value                         # APGConfig(...), CFGConfig(...) or None (unguided)
+    settings.guidance.source                        # "flag", "checkpoint" or "default"
+    print("\\n".join(settings.lines()))
+
+The checkpoint decides (when the user does not):
+- guidance: `guider/guider_config.json` (diffusers' APG or CFG guider, all its parameters; `enabled: false` is
+  unguided, as in diffusers);
+- flow shift and sampler: `scheduler/scheduler_config.json` (its shift, 1.0 excepted; its scheduler class);
+- the transformer, VAE, text encoder and tokenizer: their config files (no flags exist for those).
+
+How guidance flags combine with the checkpoint's guider:
+- `cfg_scale` (`--cfg-scale S`): the guider's method and parameters at scale S; S = 1 switches guidance off;
+- `guidance` (`--guidance M`): method M; the guider's own parameters if it is the guider's method, else M's
+  official ones (APG: norm threshold 12, momentum 0.1, per-frame norms, original formulation; CFG: classic
+  uncond + s·(cond − uncond)), at the guider's scale;
+- `apg_eta`, `apg_norm_threshold`, `apg_momentum` (`--apg-eta` ...): that one APG parameter;
+- any of them turns a disabled guider back on (except a scale of 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from motif_lite.choices import SAMPLERS
+from motif_lite.config import TransformerConfig
+from motif_lite.request import I2V_SHIFT, OFFICIAL_NEGATIVE_PROMPT, T2V_SHIFT, GenerationRequest, RequestError
+from motif_lite.sampling.guidance import (
+    RECOMMENDED_APG,
+    APGConfig,
+    CFGConfig,
+    Guidance,
+    GuiderConfig,
+    read_guider_config,
+)
+from motif_lite.sampling.schedule import read_json_object, shift_from_scheduler_config
+from motif_lite.vae.config import WanVAEConfig
+
+T = TypeVar("T")
+
+FLAG, CHECKPOINT, DEFAULT = "flag", "checkpoint", "default"
+UNSHIFTED = 1.0  # FlowMatchEulerDiscreteScheduler's class default: no shift, never a Motif setting
+# The sampler each reference scheduler class runs (DPM++ 2M only as the model card's flow-sigma dpmsolver++ order 2).
+_SCHEDULER_SAMPLERS = {"FlowMatchEulerDiscreteScheduler": "euler", "DPMSolverMultistepScheduler": "dpm++2m"}
+_DPM_SETTINGS = {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_flow_sigmas": True}
+_PLAIN_DEFAULTS = GenerationRequest(prompt="-")
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One effective setting: its value, its source (FLAG, CHECKPOINT or DEFAULT) and, in words, which flag, file
+    or official value it is (e.g. "guider/guider_config.json")."""
+
+    value: T
+    source: str
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class CheckpointConfigs:
+    """What the checkpoint's config files say; None (or False) where a file is absent. Reads no weights.
+
+    Every file is parsed and validated when read, so a broken config fails before anything loads.
+    """
+
+    root: Path | None = None
+    transformer: TransformerConfig | None = None
+    scheduler: dict[str, Any] | None = None  # scheduler/scheduler_config.json as saved
+    scheduler_shift: float | None = None  # the shift its scheduler class applies (None: not set)
+    guider: GuiderConfig | None = None
+    vae: WanVAEConfig | None = None
+    text_encoder: bool = False  # text_encoder/config.json is present
+    tokenizer: bool = False  # tokenizer/tokenizer_config.json is present
+
+    @classmethod
+    def read(cls, root: str | Path | None) -> CheckpointConfigs:
+        """Read the configs under a checkpoint folder (the official layout); an empty result for None."""
+        if root is None:
+            return cls()
+        root = Path(root)
+        transformer = root / "transformer" / "config.json"
+        scheduler = root / "scheduler" / "scheduler_config.json"
+        vae = root / "vae" / "config.json"
+        return cls(
+            root=root,
+            transformer=TransformerConfig.from_json(transformer) if transformer.is_file() else None,
+            scheduler=read_json_object(scheduler, "scheduler config") if scheduler.is_file() else None,
+            scheduler_shift=shift_from_scheduler_config(scheduler),
+            guider=read_guider_config(root / "guider"),
+            vae=WanVAEConfig.from_json(vae) if vae.is_file() else None,
+            text_encoder=(root / "text_encoder" / "config.json").is_file(),
+            tokenizer=(root / "tokenizer" / "tokenizer_config.json").is_file(),
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings of one generation, each with its source (`resolve_settings` builds it)."""
+
+    request: GenerationRequest  # as given (after `GenerationRequest.resolve`)
+    sampler: Setting[str]  # user-facing name, a key of motif_lite.choices.SAMPLERS
+    flow_shift: Setting[float]
+    guidance: Setting[Guidance | None]  # None: unguided (no negative-prompt pass)
+    transformer: Setting[TransformerConfig]
+    components: tuple[tuple[str, Setting[str]], ...] = ()  # VAE, text encoder, tokenizer: where their configs are
+    notes: tuple[str, ...] = ()  # what the user should know (a checkpoint value ignored, ...)
+
+    @property
+    def solver(self) -> str:
+        """The `motif_lite.sampling` solver name of the sampler."""
+        return SAMPLERS[self.sampler.value]
+
+    def table(self) -> list[tuple[str, str, Setting]]:
+        """(name, value in words, setting) for every setting, in the order a user reads them."""
+        r = self.request
+        size = _plain(r, "width", "height", "frames", "fps")
+        rows = [
+            ("size", f"{r.width}x{r.height}, {r.frames} frames at {r.fps:g} fps", size),
+            ("steps", str(r.steps), _plain(r, "steps")),
+            ("sampler", self.sampler.value, self.sampler),
+            ("flow shift", f"{self.flow_shift.value:g}", self.flow_shift),
+            ("guidance", describe_guidance(self.guidance.value), self.guidance),
+            ("negative", _describe_negative(r.negative_prompt, self.guidance.value), _plain(r, "negative_prompt")),
+            ("transformer", describe_transformer(self.transformer.value), self.transformer),
+        ]  # fmt: skip
+        rows += [(name, setting.value, setting) for name, setting in self.components]
+        return rows
+
+    def lines(self) -> list[str]:
+        """The settings table for `--dry-run` and the run summary: name, source, value (and which file or flag)."""
+        head = "settings (flag: given by you; checkpoint: its config files; default: the official value):"
+        rows = [
+            f"  {name:<12} {s.source:<10} {value}" + (f"  ({s.origin})" if s.origin else "")
+            for name, value, s in self.table()
+        ]
+        return [head, *rows]
+
+
+def resolve_settings(
+    request: GenerationRequest, configs: CheckpointConfigs, transformer: Setting[TransformerConfig] | None = None
+) -> Settings:
+    """The effective settings of `request` on a checkpoint whose configs are `configs`.
+
+    `transformer`: where the transformer config came from when the caller resolved it (e.g. for a GGUF file);
+    by default the checkpoint's `transformer/config.json`, else the official architecture.
+    """
+    notes: list[str] = []
+    shift = resolve_flow_shift(request, configs.scheduler_shift, notes)
+    sampler = resolve_sampler(request, configs.scheduler, notes)
+    guidance = resolve_guidance(request, configs.guider)
+    if transformer is None:
+        transformer = (
+            Setting(configs.transformer, CHECKPOINT, "transformer/config.json")
+            if configs.transformer is not None
+            else Setting(TransformerConfig(), DEFAULT, "official architecture (built-in)")
+        )
+    return Settings(request, sampler, shift, guidance, transformer, _components(configs), tuple(notes))
+
+
+def resolve_flow_shift(request: GenerationRequest, scheduler_shift: float | None, notes: list[str]) -> Setting[float]:
+    """The flow shift: the request's, else the scheduler config's, else 15 (T2V) / 8 (I2V).
+
+    A config shift of 1.0 is diffusers' class default (no shift), never a Motif setting: with it the reference gives
+    noisy backgrounds (a known pitfall of early wrappers), so it counts as absent and a note says so.
+    """
+    if request.flow_shift is not None:
+        return Setting(float(request.flow_shift), FLAG, "--flow-shift")
+    default = I2V_SHIFT if request.image is not None else T2V_SHIFT
+    what = "image-to-video" if request.image is not None else "text-to-video"
+    if scheduler_shift is None or scheduler_shift == UNSHIFTED:
+        if scheduler_shift == UNSHIFTED:
+            notes.append(
+                f"ignoring shift 1.0 of scheduler_config.json (diffusers' default: no shift); using {default:g}"
+            )
+        return Setting(default, DEFAULT, f"official {what} shift" + (", not 1.0" if scheduler_shift else ""))
+    return Setting(float(scheduler_shift), CHECKPOINT, "scheduler/scheduler_config.json")
+
+
+def resolve_sampler(request: GenerationRequest, scheduler: dict[str, Any] | None, notes: list[str]) -> Setting[str]:
+    """The sampler: the request's, else the one the checkpoint's scheduler class runs, else Euler."""
+    if request.sampler is not None:
+        return Setting(request.sampler, FLAG, "--sampling-method")
+    default = Setting("euler", DEFAULT, "FlowMatchEuler, as the diffusers pipeline")
+    if scheduler is None:
+        return default
+    class_name = scheduler.get("_class_name", "FlowMatchEulerDiscreteScheduler")
+    sampler = _SCHEDULER_SAMPLERS.get(class_name)
+    if sampler == "dpm++2m" and any(scheduler.get(k, v) != v for k, v in _DPM_SETTINGS.items()):
+        sampler = None
+    if sampler is None:
+        notes.append(f"the checkpoint's scheduler {class_name} (as configured) is not implemented; using Euler")
+        return default
+    return Setting(sampler, CHECKPOINT, f"scheduler/scheduler_config.json: {class_name}")
+
+
+def resolve_guidance(request: GenerationRequest, guider: GuiderConfig | None) -> Setting[Guidance | None]:
+    """The guidance: the checkpoint's guider (or the official APG) with the request's guidance settings applied.
+
+    See the module docstring for how each setting combines with the guider.
+    """
+    if guider is not None:
+        base, enabled, origin = guider.guidance, guider.enabled, "guider/guider_config.json"
+        base_source = CHECKPOINT
+    else:
+        base, enabled, origin = RECOMMENDED_APG, True, "official APG"
+        base_source = DEFAULT
+    given = _guidance_flags(request)
+    if not given:
+        return Setting(base if enabled else None, base_source, origin + ("" if enabled else " (enabled: false)"))
+    if request.cfg_scale is not None and math.isclose(request.cfg_scale, 1.0):
+        return Setting(None, FLAG, "--cfg-scale 1: no guidance")
+    method = request.guidance or _method(base)
+    if method != _method(base):
+        official = RECOMMENDED_APG if method == "apg" else CFGConfig()
+        base = dataclasses.replace(official, scale=base.scale)
+        origin = f"official {method.upper()} at the scale of {origin}"
+    changes = {"scale": request.cfg_scale}
+    if method == "apg":
+        changes.update(eta=request.apg_eta, norm_threshold=request.apg_norm_threshold, momentum=request.apg_momentum)
+    elif given & {"apg_eta", "apg_norm_threshold", "apg_momentum"}:
+        raise RequestError("--apg-eta, --apg-norm-threshold and --apg-momentum apply to APG guidance, not CFG")
+    value = dataclasses.replace(base, **{k: float(v) for k, v in changes.items() if v is not None})
+    flags = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(given))
+    return Setting(value, FLAG, f"{flags} over {origin}")
+
+
+def describe_guidance(guidance: Guidance | None) -> str:
+    """One line naming the method and every parameter that matters."""
+    if guidance is None:
+        return "off (no negative-prompt pass)"
+    base = "cond" if guidance.original_formulation else "uncond"
+    if isinstance(guidance, APGConfig):
+        dims = {None: "all", (-1, -2, -4): "per frame"}.get(guidance.norm_dims, str(guidance.norm_dims))
+        momentum = "off" if guidance.momentum is None else f"{guidance.momentum:g}"
+        text = (
+            f"APG scale {guidance.scale:g}, eta {guidance.eta:g}, norm threshold {guidance.norm_threshold:g}, "
+            f"momentum {momentum}, norms {dims}, base {base}"
+        )  # fmt: skip
+    else:
+        text = f"CFG scale {guidance.scale:g}, base {base}"
+    if guidance.guidance_rescale:
+        text += f", rescale {guidance.guidance_rescale:g}"
+    if (guidance.start, guidance.stop) != (0.0, 1.0):
+        text += f", on {guidance.start:g}-{guidance.stop:g} of the steps"
+    return text
+
+
+def describe_transformer(config: TransformerConfig) -> str:
+    return (
+        f"{config.num_layers} dual + {config.num_encoder_single_layers} single + {config.num_decoder_layers} "
+        f"decoder blocks, {config.num_attention_heads}x{config.attention_head_dim} heads, rope_theta "
+        f"{config.rope_theta:g}, rope axes {list(config.rope_axes_dim)}"
+    )
+
+
+def _guidance_flags(request: GenerationRequest) -> set[str]:
+    names = ("guidance", "cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum")
+    return {name for name in names if getattr(request, name) is not None}
+
+
+def _method(guidance: Guidance) -> str:
+    return "apg" if isinstance(guidance, APGConfig) else "cfg"
+
+
+def _plain(request: GenerationRequest, *names: str) -> Setting:
+    """Settings the checkpoint never decides: a flag when they differ from the official default."""
+    changed = any(getattr(request, n) != getattr(_PLAIN_DEFAULTS, n) for n in names)
+    return Setting(None, FLAG) if changed else Setting(None, DEFAULT)
+
+
+def _describe_negative(prompt: str, guidance: Guidance | None) -> str:
+    if guidance is None:
+        return "unused (no guidance)"
+    if prompt == OFFICIAL_NEGATIVE_PROMPT:
+        return "the official negative prompt"
+    return repr(prompt if len(prompt) <= 40 else prompt[:37] + "...")
+
+
+def _components(configs: CheckpointConfigs) -> tuple[tuple[str, Setting[str]], ...]:
+    def component(present: bool, what: str, file: str, builtin: str) -> Setting[str]:
+        return Setting(what, CHECKPOINT, file) if present else Setting(what, DEFAULT, f"{builtin} (built-in)")
+
+    return (
+        ("vae", component(configs.vae is not None, "Wan2.1", "vae/config.json", "official Wan2.1")),
+        ("text encoder", component(configs.text_encoder, "T5Gemma2", "text_encoder/config.json", "official size")),
+    )
+
+
+__all__ = [
+    "CHECKPOINT",
+    "DEFAULT",
+    "FLAG",
+    "CheckpointConfigs",
+    "Setting",
+    "Settings",
+    "describe_guidance",
+    "describe_transformer",
+    "resolve_flow_shift",
+    "resolve_guidance",
+    "resolve_sampler",
+    "resolve_settings",
+]

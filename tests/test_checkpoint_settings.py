@@ -1,0 +1,315 @@
+"""The checkpoint decides: a tiny checkpoint saved by diffusers with a non-default guider (APG eta 0, diffusers
+formulation, scale 6), non-default rope_theta and decoder depth gives the reference pipeline's frames (fp32, at most
+1/255 apart) through `motif-lite run`, through `run --gguf` with the GGUF file in another folder and no config beside
+it, and through the Python API; CFG and disabled guiders too; flags override the checkpoint as documented. Negative
+controls measure that ignoring the guider or the transformer config moves the frames far beyond the tolerance."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+from gguf import GGMLQuantizationType  # noqa: E402
+from gguf_helpers import write_test_gguf  # noqa: E402
+from tiny_pipeline import cfg_guider, make_tiny_checkpoint, official_apg  # noqa: E402
+
+from motif_lite import cli, load_pipeline  # noqa: E402
+from motif_lite.checkpoint import locate_sources  # noqa: E402
+from motif_lite.request import GenerationRequest, RequestError  # noqa: E402
+from motif_lite.sampling import APGConfig, CFGConfig, read_guider_config  # noqa: E402
+from motif_lite.settings import CHECKPOINT, DEFAULT, FLAG, CheckpointConfigs, resolve_settings  # noqa: E402
+
+PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
+SIZE = dict(width=48, height=32, frames=9, steps=3)
+SEED = 11
+# Everything an inferred config would get wrong: rope_theta (10000 assumed), the RoPE split (4, 14, 14 assumed for
+# head dim 32) and, with no cross-attention to tell the decoder blocks apart, the decoder depth (all 3 assumed).
+TRANSFORMER = dict(
+    rope_theta=256.0, num_single_layers=3, num_decoder_layers=2, enable_text_cross_attention_single=False
+)
+GUIDER = dict(guidance_scale=6.0, eta=0.0, use_original_formulation=False)  # the official APG, otherwise
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> tuple[Path, object]:
+    root = tmp_path_factory.mktemp("ckpt")
+    return root, make_tiny_checkpoint(root, guider=official_apg(**GUIDER), transformer=TRANSFORMER, seed=3)
+
+
+def reference_frames(reference, **replace) -> np.ndarray:
+    if replace:
+        reference = type(reference)(**{**reference.components, **replace})
+        reference.set_progress_bar_config(disable=True)
+    video = reference(
+        PROMPT,
+        negative_prompt=NEGATIVE,
+        height=SIZE["height"],
+        width=SIZE["width"],
+        num_frames=SIZE["frames"],
+        num_inference_steps=SIZE["steps"],
+        generator=torch.Generator().manual_seed(SEED),
+    ).frames[0]
+    return np.stack([np.asarray(frame) for frame in video])
+
+
+@pytest.fixture(scope="module")
+def reference(checkpoint) -> np.ndarray:
+    return reference_frames(checkpoint[1])
+
+
+@pytest.fixture(scope="module")
+def gguf_file(checkpoint, tmp_path_factory) -> Path:
+    """The reference transformer's weights as an F32 GGUF (exact), alone in a folder: no config beside it."""
+    folder = tmp_path_factory.mktemp("elsewhere")
+    state = checkpoint[1].transformer.state_dict()
+    spec = {name: (t.numpy(), GGMLQuantizationType.F32, tuple(t.shape)) for name, t in state.items()}
+    return write_test_gguf(folder / "tiny-F32.gguf", spec)
+
+
+@pytest.fixture(scope="module")
+def weightless(checkpoint, tmp_path_factory) -> Path:
+    """The checkpoint without the transformer's weights: with --gguf only its transformer/config.json is needed."""
+    root = tmp_path_factory.mktemp("weightless") / "ckpt"
+    shutil.copytree(checkpoint[0], root)
+    for file in (root / "transformer").glob("*.safetensors"):
+        file.unlink()
+    return root
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    return load_pipeline(checkpoint[0], dtype=torch.float32, device="cpu", kernels="torch")
+
+
+def generate(pipe, folder: Path, **overrides):
+    settings = dict(prompt=PROMPT, negative_prompt=NEGATIVE, seed=SEED, **SIZE, **overrides)
+    result = pipe.generate(GenerationRequest(output=folder / "out_%03d.png", **settings))
+    return read_frames(folder), result
+
+
+def read_frames(folder: Path, stem: str = "out") -> np.ndarray:
+    files = sorted(folder.glob(f"{stem}_*.png"))
+    return np.stack([np.asarray(PIL.Image.open(f).convert("RGB")) for f in files])
+
+
+def max_diff(a: np.ndarray, b: np.ndarray) -> int:
+    assert a.shape == b.shape == (SIZE["frames"], SIZE["height"], SIZE["width"], 3)
+    return int(np.abs(a.astype(int) - b.astype(int)).max())
+
+
+def assert_same_video(ours: np.ndarray, ref: np.ndarray) -> None:
+    assert ref.std() > 10, "degenerate reference video: the comparison would prove nothing"
+    assert max_diff(ours, ref) <= 1  # 1/255
+
+
+def run_cli(capsys, model: Path, output: Path, *extra: str) -> str:
+    args = ["run", "-m", str(model), "-p", PROMPT, "-n", NEGATIVE, "-o", str(output), "-W", str(SIZE["width"])]
+    args += ["-H", str(SIZE["height"]), "--video-frames", str(SIZE["frames"]), "--steps", str(SIZE["steps"])]
+    args += ["-s", str(SEED), "--dtype", "fp32", "--device", "cpu", "--kernels", "torch", *extra]
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return captured.out
+
+
+def setting_line(out: str, name: str) -> str:
+    return next(line for line in out.splitlines() if line.strip().startswith(name + " "))
+
+
+# ------------------------------------------------------------------------------ the reference's frames, three ways
+
+
+def test_run_follows_the_checkpoint_guider_and_transformer_config(checkpoint, reference, tmp_path, capsys):
+    out = run_cli(capsys, checkpoint[0], tmp_path / "out_%03d.png")
+    assert_same_video(read_frames(tmp_path), reference)
+    guidance = setting_line(out, "guidance")
+    assert "checkpoint" in guidance and "eta 0" in guidance and "base uncond" in guidance and "scale 6" in guidance
+    assert "guider/guider_config.json" in guidance
+    assert "rope_theta 256" in setting_line(out, "transformer") and "2 decoder" in setting_line(out, "transformer")
+
+
+def test_run_gguf_takes_the_transformer_config_from_the_checkpoint(weightless, gguf_file, reference, tmp_path, capsys):
+    assert not (gguf_file.parent / "config.json").exists() and not list((weightless / "transformer").glob("*.st*"))
+    out = run_cli(capsys, weightless, tmp_path / "out_%03d.png", "--gguf", str(gguf_file))
+    assert_same_video(read_frames(tmp_path), reference)
+    transformer = setting_line(out, "transformer")
+    assert "checkpoint" in transformer and "transformer/config.json of the checkpoint" in transformer
+    assert "rope_theta 256" in transformer and "eta 0" in setting_line(out, "guidance")
+
+
+def test_python_api_follows_the_checkpoint(pipe, reference, tmp_path):
+    frames, result = generate(pipe, tmp_path)
+    assert_same_video(frames, reference)
+    guidance = result.settings.guidance
+    assert guidance.source == CHECKPOINT and isinstance(guidance.value, APGConfig)
+    assert (guidance.value.eta, guidance.value.original_formulation, guidance.value.scale) == (0.0, False, 6.0)
+    assert result.settings.transformer.source == CHECKPOINT and result.settings.transformer.value.rope_theta == 256
+
+
+# ------------------------------------------------------------------------------------------- negative controls
+
+
+def test_ignoring_the_guider_config_changes_the_video_far_beyond_the_tolerance(checkpoint, reference, tmp_path):
+    # The same checkpoint without guider/: the official APG (eta 1, original formulation, scale 8) runs instead.
+    root = tmp_path / "ckpt"
+    shutil.copytree(checkpoint[0], root, ignore=shutil.ignore_patterns("guider"))
+    index = json.loads((root / "model_index.json").read_text())
+    del index["guider"]  # model_index.json lists the guider: without this its absence is an incomplete checkpoint
+    (root / "model_index.json").write_text(json.dumps(index))
+    (tmp_path / "frames").mkdir()
+    pipe = load_pipeline(root, dtype=torch.float32, device="cpu", kernels="torch")
+    frames, result = generate(pipe, tmp_path / "frames")
+    assert result.settings.guidance.source == DEFAULT
+    assert max_diff(frames, reference) > 20  # measured 39/255: the tests above would fail if the guider were ignored
+
+
+def test_ignoring_the_transformer_config_changes_the_video_far_beyond_the_tolerance(
+    weightless, gguf_file, reference, tmp_path
+):
+    # The GGUF with no config anywhere: the architecture is read from the shapes and the rest assumed (one note).
+    root = tmp_path / "ckpt"
+    shutil.copytree(weightless, root)
+    (root / "transformer" / "config.json").unlink()
+    pipe = load_pipeline(root, gguf=gguf_file, dtype=torch.float32, device="cpu", kernels="torch")
+    assert pipe.sources.transformer.source == DEFAULT
+    (note,) = pipe.notes
+    assert "rope_theta=10000.0" in note and "rope_axes_dim=[4, 14, 14]" in note and "num_decoder_layers=3" in note
+    (tmp_path / "frames").mkdir()
+    frames, _ = generate(pipe, tmp_path / "frames")
+    assert max_diff(frames, reference) > 20  # measured 121/255: the GGUF test would fail if the config were ignored
+
+
+# ------------------------------------------------------------------------------- other guiders, flags over them
+
+
+def with_guider(checkpoint, folder: Path, guider) -> Path:
+    root = folder / "ckpt"
+    shutil.copytree(checkpoint[0], root)
+    shutil.rmtree(root / "guider")
+    guider.save_config(root / "guider")
+    (folder / "frames").mkdir()
+    return root
+
+
+def test_cfg_guider_checkpoint_equals_reference(checkpoint, tmp_path):
+    guider = cfg_guider(4.0)
+    root = with_guider(checkpoint, tmp_path, guider)
+    pipe = load_pipeline(root, dtype=torch.float32, device="cpu", kernels="torch")
+    frames, result = generate(pipe, tmp_path / "frames")
+    assert isinstance(result.settings.guidance.value, CFGConfig) and result.settings.guidance.source == CHECKPOINT
+    assert_same_video(frames, reference_frames(checkpoint[1], guider=guider))
+
+
+def test_disabled_guider_is_unguided_like_diffusers(checkpoint, tmp_path, monkeypatch):
+    guider = official_apg(**GUIDER, enabled=False)
+    root = with_guider(checkpoint, tmp_path, guider)
+    pipe = load_pipeline(root, dtype=torch.float32, device="cpu", kernels="torch")
+    prompts = []
+    encode = pipe.text_encoder.encode
+    monkeypatch.setattr(pipe.text_encoder, "encode", lambda p, **kw: prompts.append(p) or encode(p, **kw))
+    frames, result = generate(pipe, tmp_path / "frames")
+    assert result.settings.guidance.value is None and prompts == [[PROMPT]]  # no negative-prompt pass
+    assert_same_video(frames, reference_frames(checkpoint[1], guider=guider))
+
+
+def test_cfg_scale_flag_keeps_the_checkpoint_method_and_parameters(pipe, checkpoint, tmp_path):
+    frames, result = generate(pipe, tmp_path, cfg_scale=3.0)
+    assert result.settings.guidance.source == FLAG and result.settings.guidance.value.eta == 0.0
+    assert_same_video(frames, reference_frames(checkpoint[1], guider=official_apg(**{**GUIDER, "guidance_scale": 3.0})))
+
+
+def test_guidance_flags_combine_with_the_checkpoint_guider():
+    official = CheckpointConfigs.read(None)  # no checkpoint: the official APG is the base
+    guider = official_apg(**GUIDER)
+    configs = CheckpointConfigs(guider=_guider_config(guider))
+    settings = resolve_settings(GenerationRequest("x"), configs)
+    assert settings.guidance.value == APGConfig(6.0, 12.0, 0.1, 0.0, (-1, -2, -4), False)
+    # --guidance cfg: classic CFG at the guider's scale; --guidance apg on a CFG guider: the official APG.
+    cfg = resolve_settings(GenerationRequest("x", guidance="cfg"), configs).guidance
+    assert cfg.value == CFGConfig(scale=6.0) and cfg.source == FLAG and "guider/guider_config.json" in cfg.origin
+    on_cfg = CheckpointConfigs(guider=_guider_config(cfg_guider(4.0)))
+    to_apg = resolve_settings(GenerationRequest("x", guidance="apg"), on_cfg).guidance.value
+    assert to_apg.scale == 4.0 and to_apg.eta == 1.0 and to_apg.original_formulation
+    # One APG parameter; scale 1 = off; APG parameters refused for CFG.
+    eta = resolve_settings(GenerationRequest("x", apg_eta=0.5), official).guidance.value
+    assert eta.eta == 0.5 and eta.scale == 8.0 and eta.original_formulation
+    assert resolve_settings(GenerationRequest("x", cfg_scale=1.0), configs).guidance.value is None
+    with pytest.raises(RequestError, match="apply to APG"):
+        resolve_settings(GenerationRequest("x", guidance="cfg", apg_eta=0.0), configs)
+    # A disabled guider is unguided; any guidance flag turns it back on with its parameters.
+    off = CheckpointConfigs(guider=_guider_config(official_apg(**GUIDER, enabled=False)))
+    assert resolve_settings(GenerationRequest("x"), off).guidance.value is None
+    assert resolve_settings(GenerationRequest("x", cfg_scale=2.0), off).guidance.value.eta == 0.0
+
+
+def _guider_config(guider):
+    with tempfile.TemporaryDirectory() as folder:
+        guider.save_config(folder)
+        return read_guider_config(folder)
+
+
+# ------------------------------------------------------------------------- GGUF configs reported and checked
+
+
+def test_embedded_config_that_disagrees_with_the_checkpoint_is_reported(checkpoint, weightless, tmp_path):
+    state = checkpoint[1].transformer.state_dict()
+    spec = {name: (t.numpy(), GGMLQuantizationType.F32, tuple(t.shape)) for name, t in state.items()}
+    embedded = {**dict(checkpoint[1].transformer.config), "rope_theta": 10000.0}
+    meta = {"motif_video.config_json": json.dumps(embedded)}
+    path = write_test_gguf(tmp_path / "ours.gguf", spec, extra_metadata=meta)
+    sources = locate_sources(weightless, path)
+    assert sources.transformer.value.rope_theta == 256.0  # the checkpoint decides
+    (note,) = sources.notes
+    assert "disagrees" in note and "rope_theta 10000.0 there vs 256.0" in note and "ours.gguf" in note
+    # Without a checkpoint config, the embedded one is used, silently.
+    root = tmp_path / "ckpt"
+    shutil.copytree(weightless, root)
+    (root / "transformer" / "config.json").unlink()
+    sources = locate_sources(root, path)
+    assert sources.transformer.value.rope_theta == 10000.0 and sources.notes == ()
+    assert "embedded in ours.gguf" in sources.transformer.origin
+
+
+def test_gguf_tensor_that_does_not_fit_the_checkpoint_config_fails_before_loading(
+    checkpoint, weightless, tmp_path, capsys, monkeypatch
+):
+    state = dict(checkpoint[1].transformer.state_dict())
+    state["proj_out.bias"] = torch.zeros(8)
+    spec = {name: (t.numpy(), GGMLQuantizationType.F32, tuple(t.shape)) for name, t in state.items()}
+    path = write_test_gguf(tmp_path / "bad.gguf", spec)
+    monkeypatch.setattr("motif_lite.encoders.text.load_text_encoder", lambda *a, **k: pytest.fail("loaded weights"))
+    code = cli.main(["run", "-m", str(weightless), "--gguf", str(path), "-p", "x", "-o", str(tmp_path / "a.mp4")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err
+    assert "proj_out.bias: checkpoint [8], model [64]" in err and "bad.gguf" in err
+
+
+def test_scheduler_config_sets_sampler_and_shift_unless_a_flag_does(tmp_path):
+    from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+
+    def settings(scheduler, **request):
+        scheduler.save_config(tmp_path / "scheduler")
+        return resolve_settings(GenerationRequest("x", **request), CheckpointConfigs.read(tmp_path))
+
+    dpm = settings(DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0, prediction_type="flow_prediction"))
+    assert (dpm.sampler.value, dpm.sampler.source, dpm.flow_shift.value, dpm.flow_shift.source) == (
+        "dpm++2m", CHECKPOINT, 8.0, CHECKPOINT,
+    )  # fmt: skip
+    flags = settings(DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0), sampler="euler", flow_shift=5)
+    assert (flags.sampler.value, flags.flow_shift.value, flags.sampler.source, flags.flow_shift.source) == (
+        "euler", 5.0, FLAG, FLAG,
+    )  # fmt: skip
+    unshifted = settings(FlowMatchEulerDiscreteScheduler())  # diffusers' class default 1.0: a known pitfall
+    assert unshifted.flow_shift.value == 15.0 and unshifted.flow_shift.source == DEFAULT
+    assert any("ignoring shift 1.0" in note for note in unshifted.notes)
+    unipc = settings(UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0))
+    assert unipc.sampler.value == "euler" and any("UniPCMultistepScheduler" in note for note in unipc.notes)
+    assert settings(FlowMatchEulerDiscreteScheduler(shift=8.0), image="a.png").flow_shift.value == 8.0

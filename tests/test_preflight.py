@@ -1,0 +1,228 @@
+"""Before any weights load: dry runs need no weights and no network, every check that needs no weights runs first
+and reports every problem at once, and missing files end in one download hint (no Hub retries, no log noise)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import constants
+
+pytest.importorskip("diffusers")
+from gguf import GGMLQuantizationType  # noqa: E402
+from gguf_helpers import write_test_gguf  # noqa: E402
+from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
+
+from motif_lite import cli, pipeline  # noqa: E402
+from motif_lite.checkpoint import locate_sources  # noqa: E402
+from motif_lite.config import TransformerConfig  # noqa: E402
+from motif_lite.errors import CheckpointError  # noqa: E402
+from motif_lite.io import hub  # noqa: E402
+from motif_lite.pipeline import AT_HAND, estimated_gguf_bytes, plan_generation  # noqa: E402
+from motif_lite.request import GenerationRequest  # noqa: E402
+from motif_lite.weights.gguf_file import read_gguf  # noqa: E402
+
+CHECKPOINT_PATTERNS = "text_encoder/*, tokenizer/*, vae/*, transformer/config.json, model_index.json, scheduler/*, "
+CHECKPOINT_PATTERNS += "guider/*, feature_extractor/*"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> tuple[Path, object]:
+    root = tmp_path_factory.mktemp("ckpt")
+    return root, make_tiny_checkpoint(root)
+
+
+@pytest.fixture
+def no_network(monkeypatch, tmp_path):
+    """HF offline mode, an empty private cache, and every Hub call a test failure: nothing may be fetched."""
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    for name in ("snapshot_download", "hf_hub_download", "HfApi"):
+        monkeypatch.setattr(hub, name, lambda *a, **k: pytest.fail("a Hub call was made"))
+    return tmp_path / "hf-cache"
+
+
+@pytest.fixture
+def no_weights(monkeypatch):
+    """Any weight load is a test failure."""
+    for target in ("encoders.text.load_text_encoder", "pipeline.load_vae", "pipeline.load_transformer"):
+        monkeypatch.setattr(f"motif_lite.{target}", lambda *a, **k: pytest.fail("weights were loaded"))
+    monkeypatch.setattr(pipeline, "load_gguf_transformer", lambda *a, **k: pytest.fail("weights were loaded"))
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli.main(["run", *args])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out, captured.err
+
+
+# ------------------------------------------------------------------------------------------------- dry runs
+
+
+def test_dry_run_with_nothing_at_hand_plans_the_official_gguf_for_cuda(no_network, no_weights, capsys):
+    code, out, err = run(capsys, "--dry-run", "--gguf", "Q4_K_M", "--device", "cuda", "--vram", "8")
+    assert code == 0, err
+    assert "not at hand" in err and "downloads nothing" in err  # says what it planned from
+    assert "official architecture (built-in)" in out and "official Wan2.1" in out and "official T5Gemma2 size" in out
+    assert "estimated from our quantizer's Q4_K_M recipe" in out and "budget 8.00 GiB" in out
+    assert "Memory plan for 1280x736x121" in out  # no prompt needed
+
+
+def test_dry_run_plans_cuda_with_the_fused_norms_on_any_machine(no_network):
+    request, _ = GenerationRequest("x", output="a.mp4").resolve()
+    sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
+    cuda = plan_generation(request, sources, device="cuda", vram_gib=8)
+    cpu = plan_generation(request, sources, device="cpu", vram_gib=None)
+    cuda_act = next(s.activation_bytes for s in cuda.stages if s.name == "denoise")
+    cpu_act = next(s.activation_bytes for s in cpu.stages if s.name == "denoise")
+    assert cuda.device == "cuda" and cuda_act < cpu_act  # no float32 RoPE temporaries with the fused norms
+    if not torch.cuda.is_available():
+        with pytest.raises(CheckpointError, match="CUDA is not available"):
+            pipeline.resolve_device("cuda")  # a real run still needs the device
+
+
+def test_dry_run_reads_the_checkpoint_configs_and_headers_only(checkpoint, no_network, no_weights, capsys):
+    code, out, err = run(capsys, "-m", str(checkpoint[0]), "--dry-run", "-W", "48", "-H", "32", "--vram", "1")
+    assert code == 0, err
+    table = out.split("sizes:")[0].splitlines()
+    settings = {line.split()[0]: line for line in table if line.startswith("  ")}
+    assert "checkpoint" in settings["guidance"] and "guider/guider_config.json" in settings["guidance"]
+    assert "checkpoint" in settings["transformer"] and "scheduler/scheduler_config.json" in settings["flow"]
+    assert "text_encoder/*.safetensors headers" in out and "vae/config.json" in out
+
+
+def test_official_variant_size_is_what_the_quantizer_writes(checkpoint, tmp_path):
+    # The count on the meta device against a real quantizer run on the same architecture (Q4_0/Q8_0: fast).
+    from motif_lite.quantize.cli import main as quantize_main
+
+    config = TransformerConfig.from_json(checkpoint[0] / "transformer" / "config.json")
+    for variant in ("Q4_0", "q8_0"):
+        out = tmp_path / f"tiny-{variant}.gguf"
+        assert quantize_main([str(checkpoint[0]), "-o", str(out), "--type", variant, "--quiet"]) == 0
+        estimate, recipe = estimated_gguf_bytes(config, variant)
+        assert estimate == read_gguf(out).nbytes() and recipe == variant.upper()
+
+
+# --------------------------------------------------------------------------------- checks before any weights
+
+
+def test_triton_without_cuda_fails_before_loading(checkpoint, no_weights, capsys, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    code, _, err = run(
+        capsys, "-m", str(checkpoint[0]), "-p", "x", "-o", str(tmp_path / "a.mp4"), "--kernels", "triton"
+    )
+    assert code == cli.EXIT_USER_ERROR and "--kernels triton needs a CUDA device" in err
+
+
+def test_foreign_gguf_fails_before_loading(checkpoint, no_weights, capsys, tmp_path):
+    spec = {"tok.weight": (torch.ones(2, 32).numpy(), GGMLQuantizationType.F32, (2, 32))}
+    path = write_test_gguf(tmp_path / "llm.gguf", spec, arch="llama")
+    code, _, err = run(capsys, "-m", str(checkpoint[0]), "--gguf", str(path), "-p", "x", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR and "'llama'" in err
+
+
+def test_bad_gguf_path_is_not_hidden_behind_the_missing_checkpoint(no_network, no_weights, capsys, tmp_path):
+    code, _, err = run(capsys, "--gguf", str(tmp_path / "typo.gguf"), "-p", "x", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR
+    assert f"no such GGUF file: {tmp_path / 'typo.gguf'}" in err  # both problems, in one message
+    assert "hf download Motif-Technologies/Motif-Video-2B --include" in err
+
+
+def test_every_problem_is_reported_at_once(no_network, no_weights, capsys, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    args = ["--gguf", str(tmp_path / "typo.gguf"), "--device", "cuda", "-p", "x", "-o", str(tmp_path / "a.mp4")]
+    code, _, err = run(capsys, *args)
+    assert code == cli.EXIT_USER_ERROR
+    assert "CUDA is not available" in err and "no such GGUF file" in err and "hf download" in err
+
+
+def test_prompt_is_required_except_for_a_dry_run(capsys):
+    code, _, err = run(capsys, "-o", "a.mp4")
+    assert code == cli.EXIT_USER_ERROR and "a prompt is required" in err
+
+
+# ------------------------------------------------------------------------------------------ download hints
+
+
+def test_missing_files_are_listed_exactly_with_the_commands(no_network, monkeypatch):
+    # Part of the checkpoint is cached: only the rest is missing, but the command fetches a complete folder.
+    snapshot = no_network / "models--Motif-Technologies--Motif-Video-2B" / "snapshots" / ("0" * 40)
+    for file in ("text_encoder/config.json", "text_encoder/model.safetensors", "tokenizer/tokenizer.json"):
+        (snapshot / file).parent.mkdir(parents=True, exist_ok=True)
+        (snapshot / file).write_text("{}")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    with pytest.raises(hub.MissingFilesError) as err:
+        locate_sources(gguf="Q4_K_M")
+    text = str(err.value)
+    assert "Motif-Technologies/Motif-Video-2B: vae/*, transformer/config.json, model_index.json" in text
+    assert "text_encoder/*," not in text.split("Download")[0] and "*Q4_K_M*.gguf (HF_HUB_OFFLINE=1 is set)" in text
+    assert "--include 'text_encoder/*' --include 'tokenizer/*' --include 'vae/*'" in text
+    assert "motif-lite run -m ./Motif-Video-2B --gguf ./Motif-Video-2B-GGUF" in text
+
+
+def test_gguf_folder_holding_one_file(tmp_path):
+    folder = tmp_path / "Motif-Video-2B-GGUF"
+    (folder / ".cache").mkdir(parents=True)
+    (folder / ".cache" / "x.gguf").write_text("lock")  # huggingface_hub's bookkeeping is not a weight file
+    (folder / "motif-video-2b-Q4_K_M.gguf").write_bytes(b"GGUF")
+    assert hub.find_gguf(str(folder)) == folder / "motif-video-2b-Q4_K_M.gguf"
+    (folder / "motif-video-2b-Q8_0.gguf").write_bytes(b"GGUF")
+    with pytest.raises(CheckpointError, match="exactly one .gguf file.*Q4_K_M.gguf, motif-video-2b-Q8_0.gguf"):
+        hub.find_gguf(str(folder))
+
+
+HINT_SCRIPT = """
+import sys, time
+import motif_lite.pipeline  # the handler's imports (torch, ...): not what the bound is about
+from motif_lite.cli import main
+start = time.perf_counter()
+code = main(sys.argv[1:])
+print(f"elapsed {time.perf_counter() - start:.2f}", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("network", ["HF_HUB_OFFLINE=1", "HF_ENDPOINT=http://127.0.0.1:9"])
+def test_one_download_hint_without_retries(tmp_path, network):
+    # A real process, as a user runs it on a machine whose Hub is off or unreachable (port 9: connection refused).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    key, value = network.split("=", 1)
+    env.update({"HF_HOME": str(tmp_path / "hf-home"), key: value})
+    args = ["run", "--gguf", "Q4_K_M", "-p", "a red fox", "-o", str(tmp_path / "fox.mp4")]
+    result = subprocess.run(
+        [sys.executable, "-c", HINT_SCRIPT, *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+    err = result.stderr
+    assert result.returncode == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+    assert f"Motif-Technologies/Motif-Video-2B: {CHECKPOINT_PATTERNS}" in err
+    assert "Motif-Technologies/Motif-Video-2B-GGUF: *Q4_K_M*.gguf" in err
+    assert "hf download Motif-Technologies/Motif-Video-2B --include 'text_encoder/*'" in err
+    assert "--include 'feature_extractor/*' --local-dir ./Motif-Video-2B" in err
+    assert (
+        "hf download Motif-Technologies/Motif-Video-2B-GGUF --include '*Q4_K_M*.gguf' --local-dir ./Motif-Video-2B-GGUF"
+        in err
+    )
+    rerun = f"motif-lite run -m ./Motif-Video-2B --gguf ./Motif-Video-2B-GGUF -p 'a red fox' -o {tmp_path / 'fox.mp4'}"
+    assert rerun in err
+    assert "Retry" not in err and "retry" not in err and err.count("error:") == 1  # nothing else from the Hub
+    elapsed = float(err.rsplit("elapsed ", 1)[1])
+    assert elapsed < 10, f"{elapsed:.1f} s"  # measured: under 0.2 s either way (the Hub retries took ~23 s)
+
+
+def test_hint_for_an_incomplete_local_folder_fetches_into_it(checkpoint, tmp_path, capsys):
+    root = tmp_path / "ckpt"
+    shutil.copytree(checkpoint[0], root)
+    (root / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    code, _, err = run(capsys, "-m", str(root), "-p", "x", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR
+    assert f"incomplete checkpoint {root}: missing vae/diffusion_pytorch_model.safetensors*" in err
+    assert f"hf download Motif-Technologies/Motif-Video-2B --include 'vae/*' --local-dir {root}" in err
