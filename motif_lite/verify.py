@@ -35,7 +35,8 @@ import torch
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
-from motif_lite.sampling import APGConfig, APGState, Guidance, guide, schedule_for
+from motif_lite.sampling import APGState, guide, schedule_for
+from motif_lite.settings import describe_guidance
 
 INSTALL_HINT = 'pip install -e ".[verify]" (diffusers, and accelerate for GGUF files)'
 STAGES = {
@@ -332,7 +333,7 @@ class _Comparison:
         for batch in batches:
             batch.noise_pred = predictions[getattr(batch, guider._identifier_key)]
         reference = guider(batches).pred
-        return self.stage("guidance", ours, reference, f"ours: {_describe(ours_guidance)}")
+        return self.stage("guidance", ours, reference, f"ours: {describe_guidance(ours_guidance)}")
 
     def vae(self) -> StageResult:
         request = self.request
@@ -363,11 +364,3 @@ class _Comparison:
         ours = ours.double()
         levels = int((ours - expected).abs().max()) if ours.shape == expected.shape else -1
         return self.stage("frames", ours, expected, f"max difference {levels}/255" if levels >= 0 else "")
-
-
-def _describe(guidance: Guidance | None) -> str:
-    if guidance is None:
-        return "unguided"
-    if isinstance(guidance, APGConfig):
-        return f"APG scale {guidance.scale:g}, eta {guidance.eta:g}"
-    return f"CFG scale {guidance.scale:g}"
