@@ -1,6 +1,6 @@
 """The declared dependencies are exactly what the code imports: every third-party import of the installed packages
-is declared, every declared runtime dependency is imported, and diffusers (the test oracle) is imported only by
-`motif_lite/verify.py`, under the `verify` extra."""
+is declared, every declared runtime dependency is imported, and an optional extra's packages (diffusers, the test
+oracle, for `motif-lite verify`; FastAPI for `motif-lite serve`) are imported only by the modules of that feature."""
 
 from __future__ import annotations
 
@@ -45,13 +45,24 @@ def _imports() -> dict[str, set[Path]]:
     return found
 
 
+# Optional features: their extra, and the only modules that may import its packages.
+EXTRAS = {"verify": ("motif_lite/verify.py",), "server": ("motif_lite/server/",)}
+# Imported through a declared package that depends on it and exposes its API (fastapi is built on starlette).
+COMES_WITH = {"starlette": "fastapi"}
+
+
 def test_declared_dependencies_match_the_imports():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     runtime = {_requirement_name(r) for r in project["dependencies"]}
-    verify_extra = {_requirement_name(r) for r in project["optional-dependencies"]["verify"]}
     imports = _imports()
-    assert imports.pop("diffusers") == {ROOT / "motif_lite" / "verify.py"}  # never imported at run time
-    assert "diffusers" in verify_extra
+    for extra, homes in EXTRAS.items():
+        declared = {_requirement_name(r) for r in project["optional-dependencies"][extra]}
+        for name in sorted(set(imports) - runtime):
+            if name in declared or COMES_WITH.get(name) in declared:
+                files = {str(path.relative_to(ROOT)) for path in imports.pop(name)}
+                outside = sorted(f for f in files if not f.startswith(homes))
+                assert not outside, f"{name} ({extra} extra) imported outside {homes}: {outside}"
+    assert "diffusers" not in runtime  # the test oracle: only motif-lite verify imports it
     undeclared = sorted(set(imports) - runtime)
     unused = sorted(runtime - set(imports))
     assert not undeclared, f"imported but not declared: {undeclared}"

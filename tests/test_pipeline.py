@@ -181,14 +181,14 @@ def test_cfg_scale_one_skips_the_negative_prompt(pipe, tmp_path, monkeypatch):
     prompts = []
     encode = pipe.text_encoder.encode
     monkeypatch.setattr(pipe.text_encoder, "encode", lambda p, **kw: prompts.append(p) or encode(p, **kw))
-    calls = []
+    calls = []  # the batch of every transformer forward
     forward = pipe.transformer.forward
-    monkeypatch.setattr(pipe.transformer, "forward", lambda *a, **kw: calls.append(1) or forward(*a, **kw))
+    monkeypatch.setattr(pipe.transformer, "forward", lambda *a, **kw: calls.append(len(a[0])) or forward(*a, **kw))
     ours(pipe, tmp_path, cfg_scale=1.0, steps=2, frames=5)
-    assert prompts == [[PROMPT]] and len(calls) == 2
+    assert prompts == [[PROMPT]] and calls == [1, 1]
     prompts.clear(), calls.clear()
     ours(pipe, subdir(tmp_path, "guided"), steps=2, frames=5)
-    assert prompts == [[PROMPT], [NEGATIVE]] and len(calls) == 4
+    assert prompts == [[PROMPT], [NEGATIVE]] and calls == [1, 1, 1, 1]  # on the CPU: two calls per guided step
 
 
 def test_text_encoder_leaves_the_device_and_result_reports(pipe, tmp_path, monkeypatch):

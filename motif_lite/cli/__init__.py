@@ -10,16 +10,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 
 from motif_lite import __version__
-from motif_lite.cli import check, run, verify
+from motif_lite.cli import check, run, serve, verify
 from motif_lite.errors import MotifLiteError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-SUBCOMMANDS = (run, check, verify)
+SUBCOMMANDS = (run, check, verify, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as typed, for hints that repeat it
+    args.argv = argv  # the command as typed: for hints that repeat it, and what `run --gpus N` starts
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
@@ -45,10 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _warnings_to_stderr():
             return args.handler(args)
     except MotifLiteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{_rank_prefix()}error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        print(f"\n{_rank_prefix()}interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
@@ -74,3 +76,8 @@ def _warnings_to_stderr() -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
+
+
+def _rank_prefix() -> str:
+    """The "[rank r] " prefix of messages in a process of a torchrun job (several ranks), else nothing."""
+    return f"[rank {os.environ.get('RANK', '?')}] " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""

@@ -3,9 +3,11 @@
     ops = select_ops("auto")                          # Triton on CUDA when importable, else the torch references
     apply_kernels(model, "auto")                      # model.ops = ..., and QuantizedLinear.kernel on every layer
     apply_kernels(model, "auto", SparsityConfig(latent_frames=31, window=2))   # opt-in sparse DDT decoder
+    apply_kernels(model, "auto", attention="int8")    # 8-bit attention (lossy, ~2x attention throughput)
 
 Every Triton op falls back to its torch reference, with one warning per op, on non-CUDA inputs or when the
-kernel raises: a missing or broken Triton never stops a run.
+kernel raises: a missing or broken Triton never stops a run. 8-bit attention falls back to exact attention the
+same way (the CPU, the torch backend, GPUs without INT8 tensor cores), with one warning for all its seams.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from motif_lite.choices import KERNEL_BACKENDS
+from motif_lite.choices import ATTENTION_MODES, KERNEL_BACKENDS
+from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
-from motif_lite.kernels import patterns
+from motif_lite.kernels import int8_scheme, patterns
 from motif_lite.kernels.reference import block_sparse_attention_torch, dequant_linear_torch
 from motif_lite.model.ops import TORCH_OPS, Ops
+from motif_lite.runtime.planner import CONTEXT_TOKENS
 
 BACKENDS = KERNEL_BACKENDS
 
@@ -145,18 +149,51 @@ def triton_ops() -> Ops:
     )
 
 
-def select_ops(backend: str = "auto", sparse: SparsityConfig | None = None) -> Ops:
+def _int8_unavailable(reason: str) -> Callable[..., torch.Tensor]:
+    def kernel(*args, **kwargs) -> torch.Tensor:
+        raise KernelBackendError(reason)
+
+    return kernel
+
+
+def int8_attention_op(triton_on: bool) -> FallbackOp:
+    """8-bit attention (`motif_lite.kernels.attention_int8`) behind every attention seam, dense or block-sparse,
+    with exact attention as its reference: one op, so a fallback (CPU tensors, the torch backend, a GPU below
+    compute capability 8.0) warns once for the whole model."""
+    kernel = _int8_unavailable("int8 attention is a Triton kernel and the torch kernel backend was chosen")
+    if triton_on:
+        from motif_lite.kernels.attention_int8 import int8_attention as kernel
+    return FallbackOp("int8 attention", kernel, block_sparse_attention_torch)
+
+
+def attention_workspace_bytes(attention: str, config: TransformerConfig, video_tokens: int, batch: int = 1) -> int:
+    """Device bytes the attention adds inside its longest call (the DDT decoder's 2N tokens, else the joint
+    attention's N + text): 0 for exact; for int8 its quantized K/V copies, bounded by
+    `int8_scheme.WORKSPACE_BYTES` (heads go in groups that fit)."""
+    if attention != "int8":
+        return 0
+    length = 2 * video_tokens if config.num_decoder_layers else video_tokens + CONTEXT_TOKENS
+    return int8_scheme.workspace_bytes(batch, config.num_attention_heads, length, config.attention_head_dim)
+
+
+def select_ops(backend: str = "auto", sparse: SparsityConfig | None = None, attention: str = "exact") -> Ops:
     """The `Ops` for a backend ("auto": Triton on CUDA when importable, else torch; "torch"; "triton"),
-    with the DDT decoder attention made block-sparse when `sparse` is given."""
+    with the DDT decoder attention made block-sparse when `sparse` is given, and every attention 8-bit with
+    `attention="int8"` (else "exact")."""
+    if attention not in ATTENTION_MODES:
+        raise ConfigError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTION_MODES)}")
     triton_on = use_triton(backend)
     ops = triton_ops() if triton_on else TORCH_OPS
-    if sparse is None:
-        return ops
     attend = block_sparse_attention_torch
-    if triton_on:
+    if attention == "int8":
+        attend = int8_attention_op(triton_on)
+        ops = dataclasses.replace(ops, attention=attend, decoder_attention=attend)
+    elif triton_on and sparse is not None:
         from motif_lite.kernels.attention import block_sparse_attention
 
         attend = FallbackOp("sparse attention", block_sparse_attention, block_sparse_attention_torch)
+    if sparse is None:
+        return ops
     return dataclasses.replace(ops, decoder_attention=SparseDecoderAttention(sparse, attend))
 
 
@@ -171,9 +208,14 @@ def _quantized_linear_class() -> type | None:
 
 
 def apply_kernels(
-    model: nn.Module, backend: str = "auto", sparse: SparsityConfig | None = None, triton_dequant: bool = True
+    model: nn.Module,
+    backend: str = "auto",
+    sparse: SparsityConfig | None = None,
+    triton_dequant: bool = True,
+    attention: str = "exact",
 ) -> nn.Module:
     """Set `model.ops` and the `kernel` of every `QuantizedLinear` in `model` for `backend`; returns `model`.
+    `attention`: "exact" or "int8" (8-bit attention, see `select_ops`).
 
     With Triton, quantized layers run `dequant_matmul` (unless `triton_dequant=False`): a one-pass Triton
     dequantization of the packed blocks into a transient bf16 weight + cuBLAS from 256 tokens up (within 1.07x of
@@ -181,7 +223,7 @@ def apply_kernels(
     torch dequantization runs (1.2-2x slower at video token counts, docs/benchmarks.md)."""
     if not hasattr(model, "ops"):
         raise ConfigError(f"apply_kernels: {type(model).__name__} has no `ops` attribute (expected the transformer)")
-    model.ops = select_ops(backend, sparse)
+    model.ops = select_ops(backend, sparse, attention)
     linear_cls = _quantized_linear_class()
     if linear_cls is None:
         return model
