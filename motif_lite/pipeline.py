@@ -305,9 +305,9 @@ class MotifVideoPipeline:
         total = 1 + guided + conditioned
         progress("encode", 0, total)
         with _text_encoder_placed(self.text_encoder, self.text_placement, self.device):
-            text = self._encode_prompt(request.prompt)
+            text = self._encode_prompt(request.prompt, "prompt")
             progress("encode", 1, total)
-            negative = self._encode_prompt(request.negative_prompt) if guided else None
+            negative = self._encode_prompt(request.negative_prompt, "negative prompt") if guided else None
             progress("encode", 1 + guided, total)
             cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])
             image_embeds = None
@@ -319,9 +319,9 @@ class MotifVideoPipeline:
                 progress("encode", total, total)
         return _Conditioning(text, negative, cond_latents, mask, image_embeds)
 
-    def _encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _encode_prompt(self, prompt: str, label: str) -> tuple[torch.Tensor, torch.Tensor]:
         # One prompt per call is never padded; the transformer drops an all-true mask (attention's fast path).
-        embeds, mask = self.text_encoder.encode([prompt])
+        embeds, mask = self.text_encoder.encode([prompt], labels=[label])
         return embeds.to(self.device, self.dtype), mask.to(self.device)
 
     def _first_frame(self, request: GenerationRequest) -> torch.Tensor:

@@ -355,6 +355,14 @@ def test_bad_requests_fail_before_loading(change, message, tmp_path):
         request.resolve()
 
 
+def test_every_bad_setting_is_reported_at_once(tmp_path):
+    request = GenerationRequest(" ", width=1000, height=730, steps=0, output=tmp_path / "fox.avi")
+    with pytest.raises(MotifLiteError) as info:
+        request.resolve()
+    lines = str(info.value).splitlines()
+    assert [line.split()[0] for line in lines] == ["prompt", "width", "height", "steps", "unsupported"], lines
+
+
 def test_frames_round_to_nearest_4k_plus_1_and_seed_is_drawn(tmp_path):
     for frames, expected in [(121, 121), (120, 121), (10, 9), (11, 13), (2, 1), (64, 65)]:
         resolved, notes = GenerationRequest("x", frames=frames, output=tmp_path / "a.mp4").resolve()

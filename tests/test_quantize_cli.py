@@ -291,6 +291,25 @@ def test_bad_sources_exit_2(tmp_path, capsys):
         assert message in capsys.readouterr().err, name
 
 
+def test_partial_or_truncated_gguf_source_is_refused(tiny, q4km, tmp_path, capsys):
+    from gguf_helpers import write_test_gguf
+
+    root, _, state = tiny
+    config = (root / "transformer" / "config.json").read_text()
+    two = {name: (state[name].numpy(), Q.F32, state[name].shape) for name in ("proj_out.weight", "proj_out.bias")}
+    write_test_gguf(tmp_path / "two.gguf", two, extra_metadata={"motif_video.config_json": config})
+    write_test_gguf(tmp_path / "two-no-config.gguf", two)
+    data = q4km.read_bytes()
+    (tmp_path / "cut.gguf").write_bytes(data[: len(data) // 2])
+    cases = {"two.gguf": "missing tensors", "two-no-config.gguf": "cannot infer the transformer config"}
+    cases["cut.gguf"] = "truncated"
+    for name, message in cases.items():
+        out = tmp_path / f"out-{name}"
+        assert main([str(tmp_path / name), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and not out.exists(), (name, err)
+
+
 def test_failure_midway_leaves_no_output(tmp_path, capsys):
     tensors = {"a.weight": torch.randn(4, 256), "b.weight": torch.full((4, 256), math.nan)}
     save_file(tensors, tmp_path / "m.safetensors")
