@@ -44,6 +44,7 @@ from motif_lite.runtime.kernels import (
     KernelBackendError,
     apply_kernels,
     attention_workspace_bytes,
+    fallbacks,
     use_triton,
 )
 from motif_lite.runtime.parallel import Parallel
@@ -98,6 +99,9 @@ class GenerationResult:
     step_cache: tuple[int, int] | None = None  # (reused, made) transformer predictions with a step cache
     compile_seconds: float | None = None  # with compiled blocks: first step minus the median later step
     attention_backend: str | None = None  # the exact attention kernel used (with `auto`: what it chose and why)
+
+    # Triton ops that ran torch's version instead ("auto" falls back when a kernel fails): {op: first reason}
+    kernel_fallbacks: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -243,6 +247,7 @@ class MotifVideoPipeline:
             step_cache=record.step_cache,
             compile_seconds=first_step_overhead(record.step_seconds) if self.compile_handle is not None else None,
             attention_backend=None if self.attention_backend is None else self.attention_backend.describe(),
+            kernel_fallbacks=fallbacks(self.transformer),
         )  # fmt: skip
 
     def attention_used(self) -> str:
@@ -303,9 +308,9 @@ class MotifVideoPipeline:
         cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])
         image_embeds = pixels = None
         with _text_encoder_placed(self.text_encoder, self.text_placement, self.device):
-            text = self._encode_prompt(request.prompt)
+            text = self._encode_prompt(request.prompt, "prompt")
             progress("encode", 1, total)
-            negative = self._encode_prompt(request.negative_prompt) if guided else None
+            negative = self._encode_prompt(request.negative_prompt, "negative prompt") if guided else None
             progress("encode", 1 + guided, total)
             if conditioned:
                 pixels = self._first_frame(request)
@@ -316,9 +321,9 @@ class MotifVideoPipeline:
             progress("encode", total, total)
         return _Conditioning(text, negative, cond_latents, mask, image_embeds)
 
-    def _encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _encode_prompt(self, prompt: str, label: str) -> tuple[torch.Tensor, torch.Tensor]:
         # One prompt per call is never padded; the transformer drops an all-true mask (attention's fast path).
-        embeds, mask = self.text_encoder.encode([prompt])
+        embeds, mask = self.text_encoder.encode([prompt], labels=[label])
         return embeds.to(self.device, self.dtype), mask.to(self.device)
 
     def _first_frame(self, request: GenerationRequest) -> torch.Tensor:

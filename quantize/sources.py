@@ -8,13 +8,14 @@ import json
 from contextlib import ExitStack
 from pathlib import Path
 
-import numpy as np
 import torch
-from gguf import GGUFReader
-from gguf import quants as gguf_quants
 from safetensors import safe_open
 
+from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError
+from motif_lite.weights.gguf_file import read_gguf
+from motif_lite.weights.keymap import detect_layout, to_model_name
+from motif_lite.weights.loader import build_model, check_tensors, resolve_config
 
 ARCH = "motif_video"
 CONFIG_KEY = f"{ARCH}.config_json"
@@ -66,39 +67,48 @@ class SafetensorsSource:
 
 
 class GGUFSource:
-    """Tensors of an existing motif_video GGUF, dequantized on read (for requantizing)."""
+    """Tensors of an existing motif_video GGUF, dequantized on read (for requantizing).
+
+    Opened like the runtime opens a GGUF (header walked and bounds-checked, every tensor's data present, the
+    architecture and quant types known) and checked to hold the whole transformer its config describes, so a
+    truncated or partial file is refused before anything is written.
+    """
 
     is_gguf = True
 
     def __init__(self, path: Path):
         self.path = path
         try:
-            self._reader = GGUFReader(path)
-        except Exception as exc:  # gguf-py raises ValueError/struct errors on bad magic or truncation
-            raise CheckpointError(f"cannot read GGUF {path}: {exc}") from None
-        arch = self._string("general.architecture")
-        if arch != ARCH:
-            raise CheckpointError(f"{path} is a GGUF for architecture {arch!r}, not {ARCH!r}")
-        self.config_json = self._string(CONFIG_KEY)
-        self._tensors = {t.name: t for t in self._reader.tensors}
-        # GGUF stores dims fastest-first; PyTorch order is the reverse.
-        self.shapes = {t.name: tuple(int(d) for d in reversed(t.shape.tolist())) for t in self._reader.tensors}
-
-    def _string(self, key: str) -> str | None:
-        field = self._reader.fields.get(key)
-        return None if field is None else str(field.contents())
+            self._checkpoint = read_gguf(path, expected_arch=ARCH)
+        except CheckpointError as exc:
+            raise CheckpointError(f"cannot read GGUF source: {exc}") from None
+        self.config_json = self._checkpoint.metadata.get(CONFIG_KEY)
+        self.shapes = {name: t.shape for name, t in self._checkpoint.tensors.items()}
+        _check_whole_transformer(path, self.shapes, self.config_json)
 
     def read(self, name: str) -> torch.Tensor:
-        t = self._tensors[name]
-        try:
-            values = gguf_quants.dequantize(t.data, t.tensor_type)
-        except NotImplementedError:
-            raise CheckpointError(f"tensor {name!r} has type {t.tensor_type.name}, which cannot be decoded") from None
-        # A private copy: the reader's buffers are read-only memory maps.
-        return torch.from_numpy(np.array(values, dtype=np.float32).reshape(self.shapes[name]))
+        return self._checkpoint.tensors[name].dequantize(torch.float32)
 
     def close(self) -> None:
-        self._reader = None
+        self._checkpoint = None
+
+
+def _check_whole_transformer(path: Path, shapes: dict[str, tuple[int, ...]], config_json: str | None) -> None:
+    """Raise a `MotifLiteError` unless `shapes` are exactly the transformer's tensors (as the runtime checks)."""
+    shapes = {name: shape for name, shape in shapes.items() if 0 not in shape}  # exporters' placeholders
+    layout = detect_layout(shapes)
+    shapes = {to_model_name(name, layout): shape for name, shape in shapes.items()}
+    if config_json is None:
+        config = resolve_config(shapes, layout, None)  # inferred: fails naming the first missing tensor
+    else:
+        try:
+            values = json.loads(config_json)
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{path}: metadata {CONFIG_KEY} is not valid JSON ({exc})") from None
+        config = TransformerConfig.from_dict(values, source=f"{path} ({CONFIG_KEY})").replace(
+            cross_attention_layout=layout
+        )
+    check_tensors(build_model(config), shapes, str(path))
 
 
 def open_source(path: str | Path) -> SafetensorsSource | GGUFSource:

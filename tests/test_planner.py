@@ -176,6 +176,7 @@ def test_every_step_down_the_ladder_is_used_before_giving_up():
     minimum = float(re.search(r"needs at least (\d+\.\d\d) GiB", str(err.value)).group(1))
     # The floor at 720p: the DDT decoder's attention phase (inputs, Q, K, V, output over 2N tokens: 3.3 GiB).
     assert 3.5 < minimum < 5 and "budget is 1.50 GiB" in str(err.value) and "denoise" in str(err.value)
+    assert "everything streamed, text encoder streamed)" in str(err.value)  # in words, not "on streamed"
 
 
 def test_no_prefetch_holds_one_streamed_block_less():

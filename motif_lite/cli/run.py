@@ -34,9 +34,11 @@ if TYPE_CHECKING:
     from motif_lite.pipeline import GenerationResult
     from motif_lite.runtime.parallel import Parallel, ParallelLayout, Session
     from motif_lite.runtime.planner import Plan
+    from motif_lite.settings import CheckpointConfigs, Settings
     from motif_lite.weights.lora import AppliedLoRAs
 
 DEFAULTS = GenerationRequest(prompt="-")
+LONG_CPU_RUN_SECONDS = 600  # a CPU run estimated longer than this asks first (--yes skips the question)
 DRY_RUN_PROMPT = "(dry run)"  # a dry run needs no prompt: it encodes nothing
 
 EPILOG = """\
@@ -68,6 +70,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     _add_generation_flags(run)
     _add_guidance_flags(run)
     _add_model_flags(run)
+    _add_confirmation_flags(run)
     _add_lora_flags(run)
     _add_attention_flags(run)
     _add_speed_flags(run)
@@ -146,7 +149,7 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
     m.add_argument(
         "--vram",
-        type=float,
+        type=_gib,
         metavar="GiB",
         help="device memory budget: stream/chunk/tile to fit it (default: the GPU's free memory; CPU: no limit)",
     )
@@ -162,6 +165,28 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the settings and the memory plan, then exit: reads no weights, downloads nothing, needs no -p",
     )
+
+
+def _add_confirmation_flags(run: argparse.ArgumentParser) -> None:
+    c = run.add_argument_group("long runs")
+    c.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help=f"start a CPU run estimated at over {LONG_CPU_RUN_SECONDS // 60} minutes without asking "
+        "(without a terminal to ask on, such a run is refused unless --yes is given)",
+    )
+
+
+def _gib(text: str) -> float:
+    """A memory budget in GiB: a finite number > 0 (argparse reports anything else as a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of GiB > 0, got {text}")
+    return value
 
 
 def _add_lora_flags(run: argparse.ArgumentParser) -> None:
@@ -282,6 +307,57 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
         image=args.image,
         output=args.output,
     )
+
+
+def confirm_cpu_time(
+    request: GenerationRequest, settings: Settings, configs: CheckpointConfigs, dtype: torch.dtype, yes: bool
+) -> None:
+    """Ask before a CPU run estimated at more than LONG_CPU_RUN_SECONDS (see motif_lite.runtime.cost): the CPU is
+    for tests and tiny sizes. `yes` starts it anyway; without a terminal to ask on, it is refused. Counts with the
+    checkpoint's configs (`settings`, `configs`), the official architecture standing in for a missing one."""
+    import torch
+
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.runtime import cost
+    from motif_lite.vae.config import WanVAEConfig
+
+    prompts = (request.prompt, request.negative_prompt) if settings.guidance.value is not None else (request.prompt,)
+    size = (request.width, request.height, request.frames, request.steps)
+    text_shape = cost.text_encoder_shape(configs.root)
+    vae_config = configs.vae or WanVAEConfig()
+    estimate = cost.generation_cost(settings.transformer.value, vae_config, text_shape, *size, prompts)
+    if estimate.total < LONG_CPU_RUN_SECONDS * cost.SLOWEST_CPU_FLOPS:
+        return  # short on any CPU: not worth measuring this one
+    throughput = cost.measure_matmul_flops(dtype)
+    seconds = estimate.seconds(throughput)
+    if seconds <= LONG_CPU_RUN_SECONDS:
+        return
+    kind = str(dtype).split(".")[-1]
+    message = (
+        f"on the CPU this run ({request.width}x{request.height}x{request.frames}, {request.steps} steps) is "
+        f"{estimate.total:.2g} FLOPs: about {_duration(seconds)} at the {throughput / 1e9:.0f} GFLOP/s this CPU "
+        f"does now ({kind} matrix multiply)"
+    )
+    if dtype != torch.float32 and (fp32 := cost.measure_matmul_flops(torch.float32)) > 1.5 * throughput:
+        message += f"; in float32 it does {fp32 / 1e9:.0f} GFLOP/s (--dtype fp32)"
+    message += (
+        ". The CPU is meant for tests: use a GPU, or a small size such as -W 256 -H 256 --video-frames 9 --steps 2"
+    )
+    if yes:
+        print(f"note: {message}; starting it (--yes)", file=sys.stderr)
+        return
+    if not sys.stdin.isatty():
+        raise MotifLiteError(f"{message}. Pass --yes to start it anyway.")
+    if input(f"{message}.\nStart it anyway? [y/N] ").strip().lower() not in ("y", "yes"):
+        raise MotifLiteError("not started")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} minutes"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 86400:.0f} days"
 
 
 class StageProgress:
@@ -414,7 +490,10 @@ def _generate(
     from motif_lite.settings import resolve_settings
 
     sources, device = preflight(args.model, args.gguf, device, args.kernels)  # every check, before any weights
-    _print_notes([*sources.notes, *resolve_settings(request, sources.configs, sources.transformer).notes], say)
+    settings = resolve_settings(request, sources.configs, sources.transformer)
+    _print_notes([*sources.notes, *settings.notes], say)
+    if device.type == "cpu" and parallel is None:
+        confirm_cpu_time(request, settings, sources.configs, dtype, args.yes)
     plan = None
     if args.vram is not None or args.ram is not None or device.type == "cuda":
         # Raises if nothing fits, before anything loads. In a parallel run: the plan of one rank.
@@ -564,6 +643,10 @@ def summary(
         lines.insert(-1, "device peak per stage: " + " | ".join(
             f"{name} {peak / 2**30:.2f} GiB" + (f" (planned {planned[name] / 2**30:.2f})" if name in planned else "")
             for name, peak in result.stage_peaks.items()
+        ))  # fmt: skip
+    if result.kernel_fallbacks:
+        lines.insert(-1, "kernels: fell back to torch (slower, same math): " + "; ".join(
+            f"{op} ({reason})" for op, reason in result.kernel_fallbacks.items()
         ))  # fmt: skip
     return "\n".join(lines)
 

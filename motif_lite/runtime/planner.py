@@ -554,6 +554,13 @@ def _stage_estimates(
     )
 
 
+_TEXT_PLACES = {
+    TextEncoderPlacement.DEVICE: "text encoder on the device",
+    TextEncoderPlacement.STREAMED: "text encoder streamed",
+    TextEncoderPlacement.CPU: "text encoder on the CPU",
+}
+
+
 def _chunk_label(chunk: int | None) -> str:
     return "tokens: whole streams" if chunk is None else f"tokens: {chunk} per piece"
 
@@ -656,7 +663,7 @@ def plan_memory(
     smallest = min(plans, key=lambda p: p.peak_bytes)
     raise MotifLiteError(
         f"{width}x{height}x{frames} needs at least {_gib(smallest.peak_bytes)} of device memory (plan "
-        f"{smallest.rank + 1}: everything streamed, text encoder on {smallest.text_placement.value}), but the "
+        f"{smallest.rank + 1}: everything streamed, {_TEXT_PLACES[smallest.text_placement]}), but the "
         f"budget is {_gib(budget_bytes)}. Lower the resolution or frame count, or allow more memory.\n"
         + smallest.describe()
     )
