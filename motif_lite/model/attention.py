@@ -66,6 +66,8 @@ def gather_qkv(pieces: Iterable[tuple[int, QKV]], length: int) -> QKV:
     buffers = None
     for start, piece in pieces:
         if buffers is None:
+            if piece[0].shape[2] == length:  # one piece covers the sequence: it is the buffer
+                return piece
             buffers = tuple(p.new_empty(*p.shape[:2], length, p.shape[3]) for p in piece)
         for buffer, part in zip(buffers, piece, strict=True):
             buffer[:, :, start : start + part.shape[2]] = part

@@ -105,12 +105,15 @@ class SingleStreamBlock(nn.Module):
         self.token_chunk: int | None = None
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext) -> tuple[torch.Tensor, torch.Tensor]:
-        # x: [B, N, C], context: [B, T', C], attended as one sequence [x; context] of L = N + T' tokens. All
-        # per-token work runs on pieces of at most `token_chunk` tokens of one stream, so only the attention's
-        # Q, K, V and output exist for all L tokens at once (docs/memory.md).
+        # x: [B, N, C], context: [B, T', C], attended as one sequence [x; context] of L = N + T' tokens. With a
+        # `token_chunk`, all per-token work runs on pieces of at most that many tokens of one stream, so only the
+        # attention's Q, K, V and output exist for all L tokens at once (docs/memory.md).
         n = x.shape[1]
         shift, scale, gate = self.norm(ctx.temb)
-        pieces = [*token_chunks(x, self.token_chunk), *token_chunks(context, self.token_chunk, offset=n)]
+        if self.token_chunk is None:  # one piece, [x; context]: the reference's computation, bit for bit
+            pieces = [(0, torch.cat([x, context], dim=1))]
+        else:
+            pieces = [*token_chunks(x, self.token_chunk), *token_chunks(context, self.token_chunk, offset=n)]
 
         def normalize(tokens: torch.Tensor) -> torch.Tensor:
             return ctx.ops.layer_norm_modulate(tokens, shift, scale)
@@ -143,7 +146,10 @@ class SingleStreamBlock(nn.Module):
         if self.cross_attn is not None:
             # Query pieces of the video part, each added in place: attn_out is this call's own tensor, and every
             # piece reads only its own rows (so the result is the whole-sequence one).
-            text = normalize(context[:, ctx.image_len :])
+            # One piece (no chunking): the text as a slice of the whole normalized sequence, the reference's layout,
+            # so the block rounds exactly like it in bf16; with pieces only the text tokens are normalized.
+            whole = pieces[0][1] if len(pieces) == 1 else None
+            text = normalize(whole)[:, text_start:] if whole is not None else normalize(context[:, ctx.image_len :])
             for start, piece in token_chunks(attn_out[:, :n], self.token_chunk):
                 cross = text_cross_attention(self.cross_attn, piece, text, text_kv, self.attn, ctx, start)
                 attn_out[:, start : start + piece.shape[1]] += cross

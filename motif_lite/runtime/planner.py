@@ -400,8 +400,10 @@ def _single_block(
     """A single-stream block over [first; second] tokens, its inputs included (elements); `exchange`: the
     sequence-parallel all-to-all's extra D per token around the attention call."""
     length = first + second
-    widest = max(min(chunk or first, first), min(chunk or second, second))
     attention = (ATTENTION_L + exchange) * length * d
+    if chunk is None:  # one piece: the concatenated tokens, held through the block (the reference's layout)
+        return 2 * length * d + max(attention, piece[0] * length, 2 * length * d + (2 * f + 3 * d) * length)
+    widest = max(min(chunk, first), min(chunk, second))
     output = 2 * length * d + (2 * f + 3 * d) * widest
     return length * d + max(attention, _projection(first, second, chunk, d, piece), output)
 
