@@ -34,7 +34,7 @@ from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.video import write_video
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.request import GenerationRequest, RequestError
-from motif_lite.runtime.kernels import KernelBackendError, apply_kernels, use_triton
+from motif_lite.runtime.kernels import KernelBackendError, apply_dequant_kernels, apply_kernels, use_triton
 from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
 from motif_lite.sampling import Schedule, StepCallback, denoise, needs_uncond, schedule_for
@@ -315,6 +315,7 @@ def load_pipeline(
     plan: Plan | None = None,
     text_encoder_dtype: torch.dtype | None = None,
     loras: Sequence[tuple[str | Path, float]] = (),
+    text_encoder_gguf: str | Path | None = None,
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
 
@@ -327,15 +328,20 @@ def load_pipeline(
     putting everything on `device`. `text_encoder_dtype` (default `dtype`): e.g. bfloat16 (the checkpoint's own
     dtype) next to a float32 transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
     `loras`: (file, strength) pairs, checked against the transformer before any weight is read, then merged into
-    its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py).
+    its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py). `text_encoder_gguf`: a text
+    encoder GGUF (`python -m motif_lite.quantize CKPT --component text_encoder`) replacing `text_encoder/`'s weights;
+    its quantized layers stay packed, memory-mapped on the CPU (ignored when `model` is `ModelSources`, which says it).
     """
     from motif_lite.encoders.text import load_text_encoder
 
-    sources, target = preflight(model, gguf, device, kernels)
+    sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf)
     lora_files = _check_loras(loras, sources)
     root = sources.root
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
-    text_encoder = load_text_encoder(root, dtype=text_encoder_dtype or dtype, device="cpu")
+    text_dtype = text_encoder_dtype or dtype
+    text_encoder = load_text_encoder(root, dtype=text_dtype, device="cpu", gguf=sources.text_encoder_gguf)
+    if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers compute where it visits
+        apply_dequant_kernels(text_encoder.model, kernels)
     vae = load_vae(root, dtype=dtype, device=load_device)
     if sources.gguf is not None:
         config = sources.transformer.value
@@ -360,9 +366,11 @@ def preflight(
     gguf: str | Path | None = None,
     device: str | torch.device = "auto",
     kernels: str = "auto",
+    text_encoder_gguf: str | Path | None = None,
 ) -> tuple[ModelSources, torch.device]:
     """Every check a run can make before reading weights: the device, the kernel backend, the checkpoint and GGUF
-    files (found, fetched if missing, headers and architecture read, every transformer tensor against the config).
+    files (found, fetched if missing, headers and architecture read, every transformer tensor against the config,
+    a text encoder GGUF's config and tensors against the checkpoint's text encoder config).
 
     Raises one `MotifLiteError` listing every problem (a `MissingFilesError`, with the download commands, when files
     are missing); returns what was found and the device.
@@ -375,7 +383,7 @@ def preflight(
     except MotifLiteError as exc:
         problems.append(str(exc))
     try:
-        sources = model if isinstance(model, ModelSources) else locate_sources(model, gguf)
+        sources = model if isinstance(model, ModelSources) else locate_sources(model, gguf, text_encoder_gguf)
     except MissingFilesError as exc:
         exc.problems[:0] = problems
         raise
@@ -414,6 +422,7 @@ def plan_generation(
     device: str | torch.device = "auto",
     vram_gib: float | None = None,
     kernels: str = "auto",
+    text_encoder_gguf: str | Path | None = None,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
@@ -423,7 +432,7 @@ def plan_generation(
     budget is `vram_gib`, else the device's free memory (no limit on the CPU, or for a GPU this machine lacks).
     Raises a `MotifLiteError` naming the smallest possible peak when nothing fits.
     """
-    sources = model if isinstance(model, ModelSources) else locate_sources(model, gguf, **AT_HAND)
+    sources = model if isinstance(model, ModelSources) else locate_sources(model, gguf, text_encoder_gguf, **AT_HAND)
     target = parse_device(device)
     here = target.type == "cuda" and torch.cuda.is_available()
     budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target) if here else None
@@ -475,7 +484,10 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype) -> ModelSizes:
         transformer_bytes = _numel(config) * dtype.itemsize
         origins["transformer"] = f"transformer config, {str(dtype).removeprefix('torch.')}"
     files = sorted(sources.root.glob("text_encoder/*.safetensors")) if sources.root is not None else []
-    if files:
+    if sources.text_encoder_gguf is not None:  # packed bytes as stored, from the header
+        text_bytes = sources.text_encoder_gguf.nbytes
+        origins["text encoder"] = f"{sources.text_encoder_gguf.path.name}, packed"
+    elif files:
         text_bytes = _stored_numel(files) * dtype.itemsize
         origins["text encoder"] = "text_encoder/*.safetensors headers"
     else:

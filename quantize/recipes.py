@@ -167,12 +167,21 @@ def fit_row(qtype: GGMLQuantizationType, row: int) -> GGMLQuantizationType:
 def plan_types(
     shapes: dict[str, tuple[int, ...]], recipe: Recipe, keep: list[tuple[str, GGMLQuantizationType]] = ()
 ) -> dict[str, GGMLQuantizationType]:
-    """Type for every tensor: recipe class rules, then edge-block bumps, then `keep` (last match wins).
-
-    Raises `ConfigError` for a keep pattern that matches no tensor (almost always a typo).
-    """
+    """Type for every tensor: recipe class rules, then edge-block bumps, then `finish_plan` (`keep`, row fallback)."""
     edges = _edge_blocks(list(shapes))
     plan = {name: _recipe_type(recipe, name, shape, edges) for name, shape in shapes.items()}
+    return finish_plan(plan, shapes, keep)
+
+
+def finish_plan(
+    plan: dict[str, GGMLQuantizationType],
+    shapes: dict[str, tuple[int, ...]],
+    keep: list[tuple[str, GGMLQuantizationType]] = (),
+) -> dict[str, GGMLQuantizationType]:
+    """A recipe's `plan` with the `keep` rules applied (last match wins), then the row fallback (`fit_row`).
+
+    Raises `ConfigError` for a keep pattern that matches no tensor (almost always a typo)."""
+    plan = dict(plan)
     for pattern, qtype in keep:
         matched = [name for name in shapes if fnmatchcase(name, pattern)]
         if not matched:
@@ -183,8 +192,13 @@ def plan_types(
 
 def packed_bytes(shapes: dict[str, tuple[int, ...]], recipe: Recipe) -> int:
     """The tensor data bytes of the GGUF file `recipe` makes of tensors with these shapes (before any quantizing)."""
+    return plan_bytes(shapes, plan_types(shapes, recipe))
+
+
+def plan_bytes(shapes: dict[str, tuple[int, ...]], plan: dict[str, GGMLQuantizationType]) -> int:
+    """The tensor data bytes of tensors with these shapes stored with these types."""
     total = 0
-    for name, qtype in plan_types(shapes, recipe).items():
+    for name, qtype in plan.items():
         block_size, type_size = GGML_QUANT_SIZES[qtype]
         total += math.prod(shapes[name]) // block_size * type_size
     return total

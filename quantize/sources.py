@@ -5,6 +5,7 @@ at a time as float32, so peak memory stays near the size of the largest tensor.
 """
 
 import json
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -16,35 +17,39 @@ from safetensors import safe_open
 
 from motif_lite.errors import CheckpointError
 
-ARCH = "motif_video"
-CONFIG_KEY = f"{ARCH}.config_json"
+from .components import TRANSFORMER, Component
+
+ARCH = TRANSFORMER.arch
+CONFIG_KEY = TRANSFORMER.config_key
 
 
 class SafetensorsSource:
-    """Tensors from one or more .safetensors files (a diffusers `transformer/` folder or shards)."""
+    """Tensors from one or more .safetensors files (a diffusers `transformer/` folder or shards), under the names
+    `rename` gives them (the component's GGUF tensor names)."""
 
     is_gguf = False
 
-    def __init__(self, files: list[Path], config_path: Path | None):
+    def __init__(self, files: list[Path], config_path: Path | None, rename: Callable[[str], str] = str):
         self.path = files[0].parent
         self.config_json = config_path.read_text() if config_path and config_path.is_file() else None
         self._stack = ExitStack()
-        self._handles: dict[str, object] = {}
+        self._handles: dict[str, tuple[object, str]] = {}  # our name -> (file handle, the name in the file)
         self.shapes: dict[str, tuple[int, ...]] = {}
         try:
-            self._index(files)
+            self._index(files, rename)
         except BaseException:
             self._stack.close()
             raise
 
-    def _index(self, files: list[Path]) -> None:
+    def _index(self, files: list[Path], rename: Callable[[str], str]) -> None:
         for file in files:
             handle = self._open(file)
-            for name in handle.keys():  # noqa: SIM118 (safe_open handles are not iterable)
+            for stored in handle.keys():  # noqa: SIM118 (safe_open handles are not iterable)
+                name = rename(stored)
                 if name in self.shapes:
-                    raise CheckpointError(f"tensor {name!r} appears in more than one shard (again in {file})")
-                self._handles[name] = handle
-                self.shapes[name] = tuple(handle.get_slice(name).get_shape())
+                    raise CheckpointError(f"tensor {name!r} appears more than once (again as {stored!r} in {file})")
+                self._handles[name] = (handle, stored)
+                self.shapes[name] = tuple(handle.get_slice(stored).get_shape())
 
     def _open(self, file: Path):
         if not file.is_file():
@@ -56,7 +61,8 @@ class SafetensorsSource:
 
     def read(self, name: str) -> torch.Tensor:
         """One tensor as float32 (bf16/f16 upcast)."""
-        tensor = self._handles[name].get_tensor(name)
+        handle, stored = self._handles[name]
+        tensor = handle.get_tensor(stored)
         if not tensor.is_floating_point():
             raise CheckpointError(f"tensor {name!r} has dtype {tensor.dtype}; only float tensors can be quantized")
         return tensor.float()
@@ -66,20 +72,20 @@ class SafetensorsSource:
 
 
 class GGUFSource:
-    """Tensors of an existing motif_video GGUF, dequantized on read (for requantizing)."""
+    """Tensors of an existing GGUF of architecture `arch` (ours), dequantized on read (for requantizing)."""
 
     is_gguf = True
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, arch: str = ARCH, config_key: str = CONFIG_KEY):
         self.path = path
         try:
             self._reader = GGUFReader(path)
         except Exception as exc:  # gguf-py raises ValueError/struct errors on bad magic or truncation
             raise CheckpointError(f"cannot read GGUF {path}: {exc}") from None
-        arch = self._string("general.architecture")
-        if arch != ARCH:
-            raise CheckpointError(f"{path} is a GGUF for architecture {arch!r}, not {ARCH!r}")
-        self.config_json = self._string(CONFIG_KEY)
+        found = self._string("general.architecture")
+        if found != arch:
+            raise CheckpointError(f"{path} is a GGUF for architecture {found!r}, not {arch!r}")
+        self.config_json = self._string(config_key)
         self._tensors = {t.name: t for t in self._reader.tensors}
         # GGUF stores dims fastest-first; PyTorch order is the reverse.
         self.shapes = {t.name: tuple(int(d) for d in reversed(t.shape.tolist())) for t in self._reader.tensors}
@@ -101,34 +107,43 @@ class GGUFSource:
         self._reader = None
 
 
-def open_source(path: str | Path) -> SafetensorsSource | GGUFSource:
-    """Open SRC: a checkpoint folder (uses `transformer/`), a folder of safetensors, a `.safetensors`
-    file, a sharded `.safetensors.index.json`, or a `.gguf` file. Raises `CheckpointError` otherwise.
+def open_source(path: str | Path, component: Component = TRANSFORMER) -> SafetensorsSource | GGUFSource:
+    """Open SRC: a checkpoint folder (uses the component's folder, e.g. `transformer/`), a folder of safetensors, a
+    `.safetensors` file, a sharded `.safetensors.index.json`, or a `.gguf` file of the component. Raises
+    `CheckpointError` otherwise; the component's `check` runs on the names and shapes before any tensor is read.
     """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"source {path} does not exist")
     if path.is_dir():
-        return _open_folder(path / "transformer" if (path / "transformer").is_dir() else path)
-    if path.suffix == ".gguf":
-        return GGUFSource(path)
-    if path.name.endswith(".index.json"):
-        return SafetensorsSource(_index_files(path), path.parent / "config.json")
-    if path.suffix == ".safetensors":
-        return SafetensorsSource([path], path.parent / "config.json")
-    raise CheckpointError(
-        f"unsupported source {path}: expected a folder, .safetensors, .safetensors.index.json or .gguf"
-    )
+        source = _open_folder(path / component.folder if (path / component.folder).is_dir() else path, component)
+    elif path.suffix == ".gguf":
+        source = GGUFSource(path, component.arch, component.config_key)
+    elif path.name.endswith(".index.json"):
+        source = SafetensorsSource(_index_files(path), path.parent / "config.json", component.tensor_name)
+    elif path.suffix == ".safetensors":
+        source = SafetensorsSource([path], path.parent / "config.json", component.tensor_name)
+    else:
+        raise CheckpointError(
+            f"unsupported source {path}: expected a folder, .safetensors, .safetensors.index.json or .gguf"
+        )
+    if component.check is not None:
+        try:
+            component.check(source.config_json, source.shapes)
+        except BaseException:
+            source.close()
+            raise
+    return source
 
 
-def _open_folder(folder: Path) -> SafetensorsSource:
+def _open_folder(folder: Path, component: Component) -> SafetensorsSource:
     indexes = sorted(folder.glob("*.safetensors.index.json"))
     files = sorted(folder.glob("*.safetensors"))
     config = folder / "config.json"
     if len(indexes) == 1:
-        return SafetensorsSource(_index_files(indexes[0]), config)
+        return SafetensorsSource(_index_files(indexes[0]), config, component.tensor_name)
     if len(files) == 1:
-        return SafetensorsSource(files, config)
+        return SafetensorsSource(files, config, component.tensor_name)
     if not files:
         raise CheckpointError(f"no .safetensors files in {folder}")
     raise CheckpointError(f"{folder} has {len(files)} .safetensors files and no single .index.json; pass one file")

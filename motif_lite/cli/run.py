@@ -56,6 +56,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     _add_guidance_flags(run)
     _add_model_flags(run)
     _add_lora_flags(run)
+    _add_text_encoder_flags(run)
     run.set_defaults(handler=main)
 
 
@@ -164,6 +165,17 @@ def _add_lora_flags(run: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_text_encoder_flags(run: argparse.ArgumentParser) -> None:
+    g = run.add_argument_group("text encoder")
+    g.add_argument(
+        "--text-encoder-gguf",
+        metavar="FILE",
+        help="quantized T5Gemma2 text encoder (python -m motif_lite.quantize CKPT --component text_encoder -o "
+        "te-Q8_0.gguf --type Q8_0), used instead of -m's text_encoder/ weights: 4.7 GB in Q8_0 instead of 8.6 GB, "
+        "memory-mapped; its config must match -m's text_encoder/config.json",
+    )
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -249,7 +261,7 @@ def dry_run(args: argparse.Namespace, request: GenerationRequest, dtype: torch.d
     from motif_lite.pipeline import AT_HAND, model_sizes, parse_device, plan_generation
     from motif_lite.settings import resolve_settings
 
-    sources = locate_sources(args.model, args.gguf, **AT_HAND)
+    sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, **AT_HAND)
     settings = resolve_settings(request, sources.configs, sources.transformer)
     _print_notes([*sources.notes, *settings.notes])
     device = parse_device(args.device)
@@ -272,7 +284,8 @@ def _generate(
     from motif_lite.pipeline import load_pipeline, plan_generation, preflight
     from motif_lite.settings import resolve_settings
 
-    sources, device = preflight(args.model, args.gguf, args.device, args.kernels)  # every check, before any weights
+    # Every check, before any weights.
+    sources, device = preflight(args.model, args.gguf, args.device, args.kernels, args.text_encoder_gguf)
     _print_notes([*sources.notes, *resolve_settings(request, sources.configs, sources.transformer).notes])
     plan = None
     if args.vram is not None or device.type == "cuda":
@@ -288,7 +301,8 @@ def _generate(
         result = pipe.generate(request, progress, on_preview, args.preview_every)
     finally:
         progress.close()
-    print(summary(result, load_seconds, plan, pipe.loras))
+    text_encoder = sources.text_encoder_gguf.describe() if sources.text_encoder_gguf is not None else None
+    print(summary(result, load_seconds, plan, pipe.loras, text_encoder))
     return 0
 
 
@@ -346,8 +360,13 @@ def _lora_args(values: list[str]) -> list[tuple[Path, float]]:
 
 
 def summary(
-    result: GenerationResult, load_seconds: float, plan: Plan | None = None, loras: AppliedLoRAs | None = None
+    result: GenerationResult,
+    load_seconds: float,
+    plan: Plan | None = None,
+    loras: AppliedLoRAs | None = None,
+    text_encoder: str | None = None,
 ) -> str:
+    """The final report of a run; `text_encoder`: the text encoder GGUF in words, when one was used."""
     t = result.timings
     r = result.request
     lines = [
@@ -361,6 +380,8 @@ def summary(
     ]
     if loras is not None:
         lines.insert(-1, f"loras: {loras.describe()}")
+    if text_encoder is not None:
+        lines.insert(-1, f"text encoder: {text_encoder}")
     if result.stage_peaks:
         planned = {stage.name: stage.peak_bytes for stage in plan.stages} if plan is not None else {}
         lines.insert(-1, "device peak per stage: " + " | ".join(
