@@ -8,9 +8,9 @@ Tensor names are the `T5Gemma2Encoder` state-dict keys. Classes (`text_tensor_cl
   on the first and last eighth of the layers and on every third layer between (`more_bits_layer`), else the base.
 - `text_linear`: the other text-layer linears (q/k/o projections, gate and up projections): the base type.
 - `vision`: the SigLIP tower's linears. Its widths (1152, 4304) are not multiples of 256, so K-quants cannot apply;
-  every quantized recipe stores them Q8_0 (rows of 4304 are not whole 32-blocks either: those stay F16).
+  every quantized recipe stores them Q8_0 (rows of 4304 are not whole 32-blocks either: those stay BF16).
 - `float`: other matrices that no linear layer multiplies (SigLIP's position embedding, the unused image
-  projector): F16, like llama.cpp keeps positional embeddings.
+  projector): BF16 (the checkpoint's own dtype), as llama.cpp keeps positional embeddings unquantized.
 - `vector/conv`: norms, biases, the patch-embedding convolution, the end-of-image embedding: F32.
 
 docs/quantize.md gives the sizes and the measured errors.
@@ -97,6 +97,8 @@ def plan_text_types(
     """Type for every text encoder tensor: the class rules, then `keep` (last match wins), then the row fallback."""
     layers = {int(m.group(1)) for name in shapes if (m := _LAYER_RE.match(name))}
     n_layers = max(layers) + 1 if layers else 0
+    # The checkpoint is bf16: BF16 keeps what no block type fits exactly, and a bf16 run maps it without a copy.
+    float_2d = recipe.base if recipe.base in (Q.F32, Q.F16, Q.BF16) else Q.BF16
     plan = {}
     for name, shape in shapes.items():
         cls = text_tensor_class(name, shape)
@@ -104,7 +106,6 @@ def plan_text_types(
             bumped = more_bits_layer(int(_LAYER_RE.match(name).group(1)), n_layers)
             plan[name] = recipe.more_bits if bumped else recipe.base
         else:
-            float_2d = recipe.base if recipe.base in (Q.F32, Q.F16, Q.BF16) else Q.F16
             types = {"token_embd": recipe.token_embd, "text_linear": recipe.base, "vision": recipe.vision}
             plan[name] = types.get(cls, Q.F32 if cls == "vector/conv" else float_2d)
-    return finish_plan(plan, shapes, keep)
+    return finish_plan(plan, shapes, keep, float_2d)

@@ -114,12 +114,12 @@ def test_recipes_at_the_official_architecture():
         plan = plan_text_types(shapes, get_text_recipe(name))
         sizes[name] = plan_bytes(shapes, plan) / 1e9
         assert plan["text_model.layers.0.pre_self_attn_layernorm.weight"] == Q.F32
-        assert plan["vision_tower.embeddings.position_embedding.weight"] in (Q.F16, Q.BF16)
+        assert plan["vision_tower.embeddings.position_embedding.weight"] == Q.BF16
         if name == "BF16":
             continue
         assert plan["text_model.embed_tokens.weight"] == (Q.Q8_0 if name == "Q8_0" else Q.Q6_K)
         assert plan["vision_tower.encoder.layers.0.self_attn.q_proj.weight"] == Q.Q8_0  # 1152-wide rows
-        assert plan["vision_tower.encoder.layers.0.mlp.fc2.weight"] == Q.F16  # 4304 inputs: not whole 32-blocks
+        assert plan["vision_tower.encoder.layers.0.mlp.fc2.weight"] == Q.BF16  # 4304 inputs: not whole 32-blocks
         base = plan["text_model.layers.4.mlp.up_proj.weight"]
         assert base == {"Q8_0": Q.Q8_0, "Q6_K": Q.Q6_K, "Q5_K_M": Q.Q5_K, "Q4_K_M": Q.Q4_K}[name]
         bumped = Q.Q6_K if name.endswith("_M") else base
@@ -161,7 +161,7 @@ def test_tiny_rows_fall_back_like_the_transformer_quantizer(tiny_files):
     types = {t.name: t.tensor_type for t in GGUFReader(tiny_files["Q4_K_M"]).tensors}
     assert types["text_model.layers.0.mlp.up_proj.weight"] == Q.Q5_0  # Q4_K needs rows of 256: 32 -> Q5_0
     assert types["text_model.embed_tokens.weight"] == Q.Q8_0  # Q6_K -> Q8_0
-    assert types["vision_tower.encoder.layers.0.mlp.fc1.weight"] == Q.F16  # 24 inputs: no 32-block fits
+    assert types["vision_tower.encoder.layers.0.mlp.fc1.weight"] == Q.BF16  # 24 inputs: no 32-block fits
 
 
 def test_requantizing_a_text_encoder_gguf(tiny_files, tmp_path):
@@ -219,7 +219,7 @@ def test_quantized_layers_stay_packed_in_the_memory_mapped_file(wide, wide_files
     packed = [m for m in model.modules() if isinstance(m, QuantizedLinear)]
     plain = [name for name, m in model.named_modules() if type(m) is torch.nn.Linear]
     assert isinstance(model.text_model.embed_tokens, QuantizedScaledEmbedding)
-    # Every text linear packed; the tiny SigLIP's 24-wide rows fit no block: F16, plain linears.
+    # Every text linear packed; the tiny SigLIP's 24-wide rows fit no block: BF16, plain linears.
     assert len(packed) == 7 * 3 and len(plain) == 6 * 2 and all(name.startswith("vision_tower.") for name in plain)
     mapped = _mapped_ranges(wide_files["Q4_K_M"].resolve())
     tensors = [m.packed for m in [*packed, model.text_model.embed_tokens]]
