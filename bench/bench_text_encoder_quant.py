@@ -197,9 +197,12 @@ class RandomSource:
         _save_tokenizer(folder / "tokenizer")
         _save_feature_extractor(folder / "feature_extractor")
 
-    def read(self, name: str) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-        return _gaussian(self.shapes[name], generator, name)
+    def read(self, name: str, rows: slice | None = None) -> torch.Tensor:
+        shape = self.shapes[name]
+        if rows is not None:
+            shape = (len(range(*rows.indices(shape[0]))), *shape[1:])
+        seed = zlib.crc32(f"{name}:{rows.start if rows is not None else 0}".encode())
+        return _gaussian(shape, torch.Generator().manual_seed(seed), name)
 
     def close(self) -> None:
         pass

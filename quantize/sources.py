@@ -59,10 +59,10 @@ class SafetensorsSource:
         except Exception as exc:  # safetensors raises its own error type for corrupt headers
             raise CheckpointError(f"cannot read {file}: {exc}") from None
 
-    def read(self, name: str) -> torch.Tensor:
-        """One tensor as float32 (bf16/f16 upcast)."""
+    def read(self, name: str, rows: slice | None = None) -> torch.Tensor:
+        """One tensor (or the slice `rows` of its first dimension) as float32 (bf16/f16 upcast)."""
         handle, stored = self._handles[name]
-        tensor = handle.get_tensor(stored)
+        tensor = handle.get_tensor(stored) if rows is None else handle.get_slice(stored)[rows]
         if not tensor.is_floating_point():
             raise CheckpointError(f"tensor {name!r} has dtype {tensor.dtype}; only float tensors can be quantized")
         return tensor.float()
@@ -94,14 +94,19 @@ class GGUFSource:
         field = self._reader.fields.get(key)
         return None if field is None else str(field.contents())
 
-    def read(self, name: str) -> torch.Tensor:
+    def read(self, name: str, rows: slice | None = None) -> torch.Tensor:
+        """One tensor (or the slice `rows` of its first dimension), dequantized to float32."""
         t = self._tensors[name]
+        data = t.data if rows is None else t.data[rows]  # packed rows are whole rows of blocks
         try:
-            values = gguf_quants.dequantize(t.data, t.tensor_type)
+            values = gguf_quants.dequantize(data, t.tensor_type)
         except NotImplementedError:
             raise CheckpointError(f"tensor {name!r} has type {t.tensor_type.name}, which cannot be decoded") from None
+        shape = self.shapes[name]
+        if rows is not None:
+            shape = (len(range(*rows.indices(shape[0]))), *shape[1:])
         # A private copy: the reader's buffers are read-only memory maps.
-        return torch.from_numpy(np.array(values, dtype=np.float32).reshape(self.shapes[name]))
+        return torch.from_numpy(np.array(values, dtype=np.float32).reshape(shape))
 
     def close(self) -> None:
         self._reader = None

@@ -172,6 +172,19 @@ def test_requantizing_a_text_encoder_gguf(tiny_files, tmp_path):
     assert read_text_encoder_gguf(out).recipe == "Q8_0"
 
 
+def test_large_tensors_are_quantized_in_row_slices_to_the_same_bytes(wide, wide_files, tmp_path, monkeypatch):
+    from motif_lite.quantize import convert
+
+    monkeypatch.setattr(convert, "CHUNK_VALUES", 1000)  # every matrix in several slices
+    assert len(convert.row_slices((356, 256))) == 119 and convert.row_slices((256,)) == [slice(None)]
+    sliced = quantize(wide, tmp_path / "sliced.gguf", "Q4_K_M")
+    assert sliced.read_bytes() == wide_files["Q4_K_M"].read_bytes()
+    requantized = quantize(wide_files["Q8_0"], tmp_path / "requantized.gguf", "Q8_0")  # GGUF source slices
+    monkeypatch.setattr(convert, "CHUNK_VALUES", 1 << 24)
+    whole = quantize(wide_files["Q8_0"], tmp_path / "whole.gguf", "Q8_0")
+    assert requantized.read_bytes() == whole.read_bytes()
+
+
 def test_quantizer_refuses_before_writing(tiny, tmp_path, capsys):
     from tiny_pipeline import make_tiny_checkpoint  # the transformer/ of a whole checkpoint
 
@@ -419,3 +432,31 @@ def test_run_flag_summary_dry_run_and_errors(checkpoint, checkpoint_files, tmp_p
     err = capsys.readouterr().err
     assert code == cli.EXIT_USER_ERROR and "Traceback" not in err and not (tmp_path / "c.gif").exists()
     assert "vae/diffusion_pytorch_model.safetensors" in err and "the Motif-Video transformer, for --gguf" in err
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("placement", ["device", "streamed"])
+def test_packed_encoder_on_cuda_runs_the_triton_kernel_and_leaves_nothing(wide, wide_files, placement):
+    from motif_lite.runtime.kernels import FallbackOp, apply_dequant_kernels
+    from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
+
+    expected, mask = load_text_encoder(wide, dtype=torch.float32, gguf=wide_files["Q4_K_M"]).encode(PROMPTS)
+    encoder = load_text_encoder(wide, dtype=torch.bfloat16, gguf=wide_files["Q4_K_M"])
+    apply_dequant_kernels(encoder.model, "auto")
+    kernels = {m.kernel for m in encoder.model.modules() if isinstance(m, QuantizedLinear)}
+    assert len(kernels) == 1 and isinstance(next(iter(kernels)), FallbackOp)
+    pointers = [m.packed.data_ptr() for m in encoder.model.modules() if isinstance(m, QuantizedLinear)]
+    baseline = torch.cuda.memory_allocated()
+    handle = place_text_encoder(encoder.model, TextEncoderPlacement(placement), StreamingConfig("cuda"))
+    embeds, cuda_mask = encoder.encode(PROMPTS)
+    if handle is not None:
+        handle.remove()
+    encoder.offload()
+    assert not next(iter(kernels)).warned  # the Triton kernel ran; no fallback to torch
+    assert torch.equal(cuda_mask.cpu(), mask)
+    error = float((embeds.float().cpu() - expected)[mask].norm() / expected[mask].norm())
+    assert error < 0.03, error  # bf16 compute over the same packed weights
+    del embeds, cuda_mask
+    assert torch.cuda.memory_allocated() == baseline
+    assert [m.packed.data_ptr() for m in encoder.model.modules() if isinstance(m, QuantizedLinear)] == pointers
