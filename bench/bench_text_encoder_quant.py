@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import zlib
@@ -247,6 +248,8 @@ def test_text_encoder_gguf_rss(tmp_path_factory, bench_report) -> None:
     for step, values in measured.items():
         row.update({f"{step}_{k}_gib": v / 2**20 for k, v in values.items() if k in ("RssAnon", "RssFile")})
     row.update(peak_gib=encoded["VmHWM"] / 2**20, full_depth_rss_gib_extrapolated=extrapolated_kb / 2**20)
+    # This process's peak so far: the quantizer's, with the full 262144-row table read in row slices.
+    row["quantizer_process_peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     bench_report.add("Text encoder GGUF host memory (Q8_0, CPU encode, random weights)", **row)
     print(json.dumps(row, indent=1))
 
