@@ -2,8 +2,9 @@
 
 The keys are diffusers' `MotifVideoTransformer3DModel` arguments. When there is no config.json anywhere (a GGUF
 file alone), `config_from_weights` infers every value from tensor names and shapes, except what weights cannot
-show (`assumed_values`): `rope_theta` (10000, the value the official ComfyUI nodes force), the RoPE split, and,
-when no block has cross-attention, `num_decoder_layers` (8, the official count).
+show (`assumed_values`): `rope_theta` (10000, the value the official ComfyUI nodes set for this model; diffusers'
+class default is 256), the RoPE split, and, when no block has cross-attention, `num_decoder_layers` (8, the
+official count). `motif-lite verify` on the real weights settles rope_theta.
 """
 
 from __future__ import annotations

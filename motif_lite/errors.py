@@ -16,3 +16,7 @@ class ConfigError(MotifLiteError, ValueError):
 
 class CheckpointError(MotifLiteError):
     """A checkpoint is missing, corrupt, truncated, foreign, or does not match the model."""
+
+
+class DeviceError(MotifLiteError):
+    """The requested device does not exist or cannot be used on this machine."""

@@ -16,6 +16,7 @@ import dataclasses
 import math
 import os
 import resource
+import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,14 +29,27 @@ from safetensors import safe_open
 
 from motif_lite.checkpoint import ModelSources, download_patterns, locate_sources, required_files
 from motif_lite.config import TransformerConfig
-from motif_lite.errors import CheckpointError, MotifLiteError
+from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.hub import MOTIF_REPO, MissingFilesError, find_checkpoint
 from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.video import write_video
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.request import GenerationRequest, RequestError
-from motif_lite.runtime.kernels import KernelBackendError, apply_dequant_kernels, apply_kernels, use_triton
-from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory
+from motif_lite.runtime.attention import AttentionBackend, apply_attention_backend
+from motif_lite.runtime.attention import attention_backend as attention_backend_for
+from motif_lite.runtime.compile import CompileConfig, CompileHandle, apply_compile, check_compile_possible
+from motif_lite.runtime.kernels import (
+    FallbackOp,
+    KernelBackendError,
+    apply_dequant_kernels,
+    apply_kernels,
+    attention_workspace_bytes,
+    fallbacks,
+    use_triton,
+)
+from motif_lite.runtime.parallel import Parallel
+from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory, video_tokens
+from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
 from motif_lite.sampling import Schedule, StepCallback, denoise, needs_uncond, schedule_for
 from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, resolve_settings
@@ -78,6 +92,33 @@ class GenerationResult:
     notes: list[str] = field(default_factory=list)  # settings that were normalized (e.g. frames)
     stage_peaks: dict[str, int] = field(default_factory=dict)  # peak CUDA bytes per stage (empty on CPU)
     settings: Settings | None = None  # every effective setting and where it came from (flag / checkpoint / default)
+    parallel: str | None = None  # the layout of a parallel run, e.g. "cfg 2 x sp 2 on 4 ranks (nccl)"
+    attention: str = "exact"  # the attention that ran: "exact", "int8", or "exact (int8 fell back)"
+    step_seconds: list[float] = field(default_factory=list)  # wall time of each denoising step
+    guidance_batch: int = 1  # rows per transformer forward on guided steps: 2 = cond + uncond batched
+    step_cache: tuple[int, int] | None = None  # (reused, made) transformer predictions with a step cache
+    compile_seconds: float | None = None  # with compiled blocks: first step minus the median later step
+    attention_backend: str | None = None  # the exact attention kernel used (with `auto`: what it chose and why)
+
+    # Triton ops that ran torch's version instead ("auto" falls back when a kernel fails): {op: first reason}
+    kernel_fallbacks: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _DenoiseRecord:
+    """What one sampling loop did: rows per guided forward, the step cache's counts, each step's seconds."""
+
+    guidance_batch: int
+    step_cache: tuple[int, int] | None  # (reused, made) predictions; the cache's tensors are freed after the loop
+    step_seconds: list[float] = field(default_factory=list)
+
+
+def first_step_overhead(step_seconds: list[float]) -> float | None:
+    """The first step's extra time over the median later step (compiling happens on first use); None with fewer
+    than two steps."""
+    if len(step_seconds) < 2:
+        return None
+    return max(0.0, step_seconds[0] - statistics.median(step_seconds[1:]))
 
 
 @dataclass
@@ -90,6 +131,30 @@ class _Conditioning:
     mask: torch.Tensor  # [B, 1, F, h, w]: 1 at frame 0 for I2V, else zeros
     image_embeds: torch.Tensor | None
 
+    def inputs(self, x: torch.Tensor, branches: tuple[bool, ...]) -> tuple[torch.Tensor, ...]:
+        """The transformer's inputs (hidden, text, text mask, image embeds) for the noisy latents `x` once per
+        branch (True: the prompt, False: the negative prompt), stacked along the batch in that order."""
+        hidden = torch.cat([x, self.latents, self.mask], dim=1)  # [B, 16 + 16 + 1, F, h, w]
+        text, text_mask = pad_prompts([self.text if branch else self.negative for branch in branches])
+        n = len(branches)
+        image = None if self.image_embeds is None else self.image_embeds.repeat(n, 1, 1)
+        return hidden.repeat(n, 1, 1, 1, 1), text, text_mask, image
+
+
+def pad_prompts(prompts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Stack encoded prompts ([1, T_i, D] and masks [1, T_i] or None) along the batch, right-padding each to the
+    longest with zeros that its mask hides; exactly what the transformer computes for each prompt alone."""
+    if len(prompts) == 1:
+        return prompts[0]
+    longest = max(embeds.shape[1] for embeds, _ in prompts)
+    rows, masks = [], []
+    for embeds, mask in prompts:
+        pad = longest - embeds.shape[1]
+        valid = torch.ones(embeds.shape[:2], dtype=torch.bool, device=embeds.device) if mask is None else mask.bool()
+        rows.append(torch.nn.functional.pad(embeds, (0, 0, 0, pad)))
+        masks.append(torch.nn.functional.pad(valid, (0, pad), value=False))
+    return torch.cat(rows), torch.cat(masks)
+
 
 class MotifVideoPipeline:
     """The loaded components plus what the checkpoint's configs say; `generate` makes one video.
@@ -101,7 +166,7 @@ class MotifVideoPipeline:
     def __init__(
         self,
         transformer: MotifVideoTransformer,
-        text_encoder: TextEncoder,
+        text_encoder: TextEncoder | None,
         vae: WanVAE,
         device: torch.device,
         dtype: torch.dtype,
@@ -123,6 +188,15 @@ class MotifVideoPipeline:
         self.text_placement = TextEncoderPlacement.DEVICE
         self.loras: AppliedLoRAs | None = None  # the LoRAs `load_pipeline` applied to the transformer
         self.preview_projection: LatentRGB | None = None  # fitted to the VAE on the first run with previews
+        # A parallel run (runtime/parallel.py): rank 0 encodes and writes, every rank denoises and decodes its share.
+        # The text encoder is None on the other ranks.
+        self.parallel: Parallel | None = None
+        # Speed features (load_pipeline sets them): the guided steps' two predictions as one batch-2 forward, a
+        # step cache, compiled blocks, the attention backend in use.
+        self.batch_guidance = False
+        self.step_cache: StepCacheConfig | None = None
+        self.compile_handle: CompileHandle | None = None
+        self.attention_backend: AttentionBackend | None = None
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -150,25 +224,44 @@ class MotifVideoPipeline:
         request, notes = request.resolve()
         settings = self.settings_for(request)
         notes += [*self.notes, *settings.notes]
-        if request.image is not None and not self.text_encoder.can_encode_images:
-            raise CheckpointError("image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint")
         progress = on_progress or (lambda stage, done, total: None)
         timings: dict[str, float] = {}
         peaks: dict[str, int] = {}
         start = time.perf_counter()
         generator = torch.Generator().manual_seed(request.seed)
         with self._stage("encode", timings, peaks):
-            noise = self.initial_noise(request, generator)  # first draw, as in both reference pipelines
-            cond = self.encode(request, noise, generator, progress, guided=needs_uncond(settings.guidance.value))
+            noise, cond = self._inputs(request, generator, progress, guided=needs_uncond(settings.guidance.value))
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
         with self._stage("denoise", timings, peaks):
-            latents = self.sample(request, noise, cond, settings, progress, on_denoised)
+            latents, record = self.sample(request, noise, cond, settings, progress, on_denoised)
         with self._stage("decode", timings, peaks):
             output = self.decode(request, latents, settings, progress)
         timings["total"] = time.perf_counter() - start
         peak = max(peaks.values()) if peaks else None
         shift = settings.flow_shift.value
-        return GenerationResult(output, request, shift, timings, _peak_rss(), peak, notes, peaks, settings)
+        layout = None if self.parallel is None else self.parallel.describe()
+        return GenerationResult(
+            output, request, shift, timings, _peak_rss(), peak, notes, peaks, settings, layout, self.attention_used(),
+            step_seconds=record.step_seconds,
+            guidance_batch=record.guidance_batch,
+            step_cache=record.step_cache,
+            compile_seconds=first_step_overhead(record.step_seconds) if self.compile_handle is not None else None,
+            attention_backend=None if self.attention_backend is None else self.attention_backend.describe(),
+            kernel_fallbacks=self.kernel_fallbacks(),
+        )  # fmt: skip
+
+    def kernel_fallbacks(self) -> dict[str, str]:
+        """{op: first reason} for every Triton op that ran torch's version: the transformer's, and the text encoder's
+        packed linears (with a text encoder GGUF)."""
+        text = fallbacks(self.text_encoder.model) if self.text_encoder is not None else {}
+        return {**fallbacks(self.transformer), **{f"text encoder {op}": why for op, why in text.items()}}
+
+    def attention_used(self) -> str:
+        """ "int8" while the 8-bit kernel runs, "exact (int8 fell back)" once it could not (warned), else "exact"."""
+        op = self.transformer.ops.attention
+        if not isinstance(op, FallbackOp) or op.name != "int8 attention":
+            return "exact"
+        return "exact (int8 fell back)" if op.warned else "int8"
 
     @contextlib.contextmanager
     def _stage(self, name: str, timings: dict[str, float], peaks: dict[str, int]) -> Iterator[None]:
@@ -181,6 +274,22 @@ class MotifVideoPipeline:
         timings[name] = time.perf_counter() - start
         if cuda:
             peaks[name] = torch.cuda.max_memory_allocated(self.device)
+
+    def _inputs(
+        self, request: GenerationRequest, generator: torch.Generator, progress: ProgressFn, guided: bool
+    ) -> tuple[torch.Tensor, _Conditioning]:
+        """The initial noise (the generator's first draw, as in both reference pipelines), then the conditioning.
+        In a parallel run rank 0 makes both and the other ranks receive them (an error there reaches them all)."""
+
+        def make() -> tuple[torch.Tensor, _Conditioning]:
+            if request.image is not None and not self.text_encoder.can_encode_images:
+                raise CheckpointError(
+                    "image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint"
+                )
+            noise = self.initial_noise(request, generator)
+            return noise, self.encode(request, noise, generator, progress, guided)
+
+        return make() if self.parallel is None else self.parallel.share(make)
 
     def initial_noise(self, request: GenerationRequest, generator: torch.Generator) -> torch.Tensor:
         """randn [1, 16, (F-1)//4+1, H/8, W/8] drawn on the CPU in the transformer dtype (diffusers' randn_tensor)."""
@@ -203,9 +312,9 @@ class MotifVideoPipeline:
         total = 1 + guided + conditioned
         progress("encode", 0, total)
         with _text_encoder_placed(self.text_encoder, self.text_placement, self.device):
-            text = self._encode_prompt(request.prompt)
+            text = self._encode_prompt(request.prompt, "prompt")
             progress("encode", 1, total)
-            negative = self._encode_prompt(request.negative_prompt) if guided else None
+            negative = self._encode_prompt(request.negative_prompt, "negative prompt") if guided else None
             progress("encode", 1 + guided, total)
             cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])
             image_embeds = None
@@ -217,9 +326,9 @@ class MotifVideoPipeline:
                 progress("encode", total, total)
         return _Conditioning(text, negative, cond_latents, mask, image_embeds)
 
-    def _encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _encode_prompt(self, prompt: str, label: str) -> tuple[torch.Tensor, torch.Tensor]:
         # One prompt per call is never padded; the transformer drops an all-true mask (attention's fast path).
-        embeds, mask = self.text_encoder.encode([prompt])
+        embeds, mask = self.text_encoder.encode([prompt], labels=[label])
         return embeds.to(self.device, self.dtype), mask.to(self.device)
 
     def _first_frame(self, request: GenerationRequest) -> torch.Tensor:
@@ -258,27 +367,53 @@ class MotifVideoPipeline:
         settings: Settings,
         progress: ProgressFn,
         on_denoised: StepCallback | None = None,
-    ) -> torch.Tensor:
-        """The denoising loop from pure noise to clean latents (model space), with the effective settings."""
+    ) -> tuple[torch.Tensor, _DenoiseRecord]:
+        """The denoising loop from pure noise to clean latents (model space), with the effective settings, and a
+        record of its steps."""
         schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value)
         schedule = Schedule(schedule.sigmas.to(self.device), schedule.timesteps.to(self.device))
+        guidance = settings.guidance.value
+        cache = None if self.step_cache is None else StepCache(self.transformer, self.step_cache, request.steps)
+        record = _DenoiseRecord(2 if self.batch_guidance and needs_uncond(guidance) else 1, None)
+        last = time.perf_counter()
+
+        # A parallel run splits each forward over the ranks (no step cache, no batched guidance there: load_pipeline).
+        model = self.transformer if self.parallel is None else self.parallel.transformer(self.transformer)
 
         @torch.no_grad()
+        def forward(x: torch.Tensor, t: torch.Tensor, branches: tuple[bool, ...]) -> torch.Tensor:
+            hidden, text, text_mask, image_embeds = cond.inputs(x, branches)
+            t = t.repeat(len(branches))
+            if cache is None:
+                return model(hidden, t, text, text_mask, image_embeds)
+            names = tuple("cond" if branch else "uncond" for branch in branches)
+            return cache(len(record.step_seconds), hidden, t, text, text_mask, image_embeds, names)
+
+        def on_step(i: int, _: torch.Tensor) -> None:
+            nonlocal last
+            if self.device.type == "cuda":  # step times of the device's work, not of the kernel launches
+                torch.cuda.synchronize(self.device)
+            record.step_seconds.append(time.perf_counter() - last)
+            last = time.perf_counter()
+            progress("denoise", i + 1, request.steps)
+
         def predict_velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
-            text, text_mask = cond.text if conditional else cond.negative
-            hidden = torch.cat([x, cond.latents, cond.mask], dim=1)  # [B, 16 + 16 + 1, F, h, w]
-            return self.transformer(hidden, t, text, text_mask, cond.image_embeds)
+            return forward(x, t, (conditional,))
 
         progress("denoise", 0, request.steps)
-        return denoise(
-            predict_velocity,
+        latents = denoise(
+            predict_velocity if self.parallel is None else self.parallel.velocity(predict_velocity),
             noise,
             schedule,
             settings.solver,
-            settings.guidance.value,
-            on_step=lambda i, _: progress("denoise", i + 1, request.steps),
-            on_denoised=on_denoised,
+            guidance,
+            on_step,
+            on_denoised,
+            predict_guided=(lambda x, t: forward(x, t, (True, False)).chunk(2)) if record.guidance_batch == 2 else None,
         )
+        if cache is not None:
+            record.step_cache = (cache.reused, cache.calls)
+        return latents, record
 
     def decode(
         self, request: GenerationRequest, latents: torch.Tensor, settings: Settings, progress: ProgressFn
@@ -293,14 +428,22 @@ class MotifVideoPipeline:
         def chunks() -> Iterator[torch.Tensor]:
             progress("decode", 0, total * self.vae_bands)
 
-            def on_step(done: int, steps: int) -> None:  # per latent frame, of every band
+            def on_step(done: int, steps: int) -> None:  # per latent frame, of every band (of this rank)
                 progress("decode", done, steps)
 
-            decoded = self.vae.decode_frames(z, self.vae_tile, self.vae_frame_by_frame, self.vae_bands, on_step)
+            plan = (z, self.vae_tile, self.vae_frame_by_frame, self.vae_bands, on_step)
+            if self.parallel is None:
+                decoded = self.vae.decode_frames(*plan)
+            else:  # exact bands split across the ranks, gathered on rank 0
+                decoded = self.parallel.decode_frames(self.vae, *plan)
             for pixels in decoded:
                 yield pixels[0]  # [3, n, H, W]
 
         output = Path(request.output).expanduser()
+        if self.parallel is not None and not self.parallel.is_main:
+            for _ in chunks():  # this rank's bands go to rank 0, which writes the file
+                pass
+            return output
         with staged_output(output, request.frames) as partial:
             write_video(chunks(), partial, request.fps, _metadata(request, settings))
         return output
@@ -315,7 +458,14 @@ def load_pipeline(
     plan: Plan | None = None,
     text_encoder_dtype: torch.dtype | None = None,
     loras: Sequence[tuple[str | Path, float]] = (),
+    attention: str = "exact",
+    *,
     text_encoder_gguf: str | Path | None = None,
+    parallel: Parallel | None = None,
+    batch_guidance: bool | None = None,
+    compile: bool | CompileConfig = False,
+    attention_backend: str = "auto",
+    step_cache: float | StepCacheConfig | None = None,
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
 
@@ -328,20 +478,34 @@ def load_pipeline(
     putting everything on `device`. `text_encoder_dtype` (default `dtype`): e.g. bfloat16 (the checkpoint's own
     dtype) next to a float32 transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
     `loras`: (file, strength) pairs, checked against the transformer before any weight is read, then merged into
-    its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py). `text_encoder_gguf`: a text
-    encoder GGUF (`python -m motif_lite.quantize CKPT --component text_encoder`) replacing `text_encoder/`'s weights;
-    its quantized layers stay packed, memory-mapped on the CPU (ignored when `model` is `ModelSources`, which says it).
+    its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py). `attention`: "exact" or
+    "int8" (8-bit attention on GPUs with INT8 tensor cores, lossy; elsewhere exact attention with one warning;
+    docs/kernels.md). `text_encoder_gguf`: a text encoder GGUF (`python -m motif_lite.quantize CKPT --component
+    text_encoder`) replacing `text_encoder/`'s weights; its quantized layers stay packed, memory-mapped on the CPU
+    (ignored when `model` is `ModelSources`, which says it).
+    `parallel`: this process's part of a parallel run (`runtime.parallel`): only its main rank loads the text
+    encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself.
+
+    Speed (docs/usage.md, "Going faster"): `batch_guidance` runs a guided step's two predictions as one batch-2
+    forward (None: as the memory plan says, else on CUDA only; the same numbers either way; never in a parallel
+    run). `compile`: torch.compile every block (or a `CompileConfig`). `attention_backend`: "auto" (timed trial on
+    the GPU) or a fixed exact kernel (`motif_lite.choices.ATTENTION_BACKENDS`); with `attention="int8"` the exact
+    kernel only serves where int8 falls back. `step_cache`: a threshold (lossy, opt-in; 0 = exact) or a
+    `StepCacheConfig` (not in a parallel run).
     """
     from motif_lite.encoders.text import load_text_encoder
 
     sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf)
+    cache_config, backend = _check_speed(target, kernels, compile, attention_backend, step_cache, parallel)
     lora_files = _check_loras(loras, sources)
     root = sources.root
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
-    text_dtype = text_encoder_dtype or dtype
-    text_encoder = load_text_encoder(root, dtype=text_dtype, device="cpu", gguf=sources.text_encoder_gguf)
-    if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers compute where it visits
-        apply_dequant_kernels(text_encoder.model, kernels)
+    text_encoder = None
+    if parallel is None or parallel.is_main:
+        text_dtype = text_encoder_dtype or dtype
+        text_encoder = load_text_encoder(root, dtype=text_dtype, device="cpu", gguf=sources.text_encoder_gguf)
+        if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers run where it visits
+            apply_dequant_kernels(text_encoder.model, kernels)
     vae = load_vae(root, dtype=dtype, device=load_device)
     if sources.gguf is not None:
         config = sources.transformer.value
@@ -349,16 +513,56 @@ def load_pipeline(
     else:
         transformer = load_transformer(root, dtype=dtype, device=load_device)
     applied_loras = apply_loras(transformer, lora_files, dtype) if lora_files else None
-    apply_kernels(transformer, kernels)
+    apply_kernels(transformer, kernels, attention=attention)
     pipe = MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, sources)
     pipe.loras = applied_loras
+    pipe.parallel = parallel
     if plan is not None:
         pipe.text_placement = plan.text_placement
         pipe.plan_handle = apply_plan(transformer, vae, plan)
         pipe.vae_tile = pipe.plan_handle.vae_tile
         pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
         pipe.vae_bands = pipe.plan_handle.vae_bands
+    _install_speed(pipe, plan, batch_guidance, compile, cache_config, None if attention == "int8" else backend)
     return pipe
+
+
+def _check_speed(
+    target: torch.device,
+    kernels: str,
+    compile: bool | CompileConfig,
+    attention_backend: str,
+    step_cache: float | StepCacheConfig | None,
+    parallel: Parallel | None = None,
+) -> tuple[StepCacheConfig | None, AttentionBackend]:
+    """`load_pipeline`'s speed settings, checked before any weights load: the step cache, the attention backend."""
+    cache_config = StepCacheConfig(step_cache) if isinstance(step_cache, int | float) else step_cache
+    if cache_config is not None and parallel is not None:
+        raise ConfigError("a step cache is not supported in a parallel run (--gpus / torchrun) yet")
+    attention = attention_backend_for(attention_backend, target, use_triton(kernels))
+    if compile:
+        check_compile_possible(target)
+    return cache_config, attention
+
+
+def _install_speed(
+    pipe: MotifVideoPipeline,
+    plan: Plan | None,
+    batch_guidance: bool | None,
+    compile: bool | CompileConfig,
+    cache_config: StepCacheConfig | None,
+    attention: AttentionBackend | None,
+) -> None:
+    """Install the speed settings; `attention` None leaves the attention op `apply_kernels` chose (int8)."""
+    if batch_guidance is None:  # measured 3-10 % slower on the CPU (docs/benchmarks.md): batched on CUDA only
+        batch_guidance = plan.cfg_batch > 1 if plan is not None else pipe.device.type == "cuda"
+    # A parallel run splits the two guidance predictions over rank groups (runtime/parallel.py): one call each.
+    pipe.batch_guidance = batch_guidance and pipe.parallel is None
+    pipe.step_cache, pipe.attention_backend = cache_config, attention
+    if attention is not None:
+        apply_attention_backend(pipe.transformer, attention)
+    if compile:
+        pipe.compile_handle = apply_compile(pipe.transformer, compile if isinstance(compile, CompileConfig) else None)
 
 
 def preflight(
@@ -422,6 +626,11 @@ def plan_generation(
     device: str | torch.device = "auto",
     vram_gib: float | None = None,
     kernels: str = "auto",
+    attention: str = "exact",
+    *,
+    sequence_parallel: int = 1,
+    batch_guidance: bool | None = None,
+    step_cache: bool = False,
     text_encoder_gguf: str | Path | None = None,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
@@ -430,7 +639,10 @@ def plan_generation(
     not at hand is planned from the official architecture (`model_sizes` says where each size came from). The
     device need not exist here: `device="cuda"` plans for a CUDA GPU with the CUDA kernels on any machine. The
     budget is `vram_gib`, else the device's free memory (no limit on the CPU, or for a GPU this machine lacks).
-    Raises a `MotifLiteError` naming the smallest possible peak when nothing fits.
+    Raises a `MotifLiteError` naming the smallest possible peak when nothing fits. `sequence_parallel`: plan
+    for one of that many ranks sharing the video tokens (runtime/parallel.py). With guidance, each memory plan
+    is tried with both guidance predictions in one batch-2 forward first (unless `batch_guidance=False`);
+    `step_cache`: reserve the step cache's tensors.
     """
     sources = model if isinstance(model, ModelSources) else locate_sources(model, gguf, text_encoder_gguf, **AT_HAND)
     target = parse_device(device)
@@ -438,11 +650,16 @@ def plan_generation(
     budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target) if here else None
     sizes = model_sizes(sources, dtype)
     fused_norms = target.type == "cuda" and (use_triton(kernels) if here else kernels != "torch")
-    # cfg_batch=1: `denoise` runs the conditional and unconditional predictions as separate calls.
+    config = sources.transformer.value
+    tokens = video_tokens(request.width, request.height, request.frames, config, sizes.vae_config)
+    guided = needs_uncond(resolve_settings(request, sources.configs, sources.transformer).guidance.value)
+    # A parallel run computes the two guidance predictions in separate calls (on separate ranks when it can).
+    batched = guided and batch_guidance is not False and sequence_parallel == 1
     return plan_memory(
-        request.width, request.height, request.frames, sources.transformer.value, sizes.transformer_bytes,
-        sizes.text_encoder_bytes, sizes.vae_config, budget, cfg_batch=1, device=str(target), vae_dtype=dtype,
-        fused_norms=fused_norms,
+        request.width, request.height, request.frames, config, sizes.transformer_bytes, sizes.text_encoder_bytes,
+        sizes.vae_config, budget, cfg_batch=2 if batched else 1, device=str(target), vae_dtype=dtype,
+        fused_norms=fused_norms, step_cache=step_cache, sequence_parallel=sequence_parallel,
+        attention_workspace_bytes=attention_workspace_bytes(attention, config, tokens),
     )  # fmt: skip
 
 
@@ -512,6 +729,11 @@ def estimated_gguf_bytes(config: TransformerConfig, variant: str) -> tuple[int, 
 def _numel(config: TransformerConfig) -> int:
     with torch.device("meta"):
         return sum(t.numel() for t in MotifVideoTransformer(config).state_dict().values())
+
+
+def transformer_config(model: str | Path = MOTIF_REPO, gguf: str | Path | None = None) -> TransformerConfig:
+    """The transformer's architecture from the checkpoint's config at hand, else the official one (no weights)."""
+    return locate_sources(model, gguf, **AT_HAND).transformer.value
 
 
 def _stored_numel(files: list[Path]) -> int:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from motif_lite.choices import GUIDANCE_METHODS, SAMPLERS
 from motif_lite.errors import MotifLiteError
@@ -32,6 +34,7 @@ I2V_SHIFT = 8.0  # ComfyUI I2V README and workflow
 SIZE_MULTIPLE = 16  # VAE downsampling 8 x transformer patch 2
 TEMPORAL_FACTOR = 4  # the VAE compresses 4 frames into one latent frame (plus the first)
 MAX_SEED = 2**32 - 1
+T = TypeVar("T")
 
 
 class RequestError(MotifLiteError, ValueError):
@@ -75,30 +78,42 @@ class GenerationRequest:
         """Validate every setting and return (normalized copy, notes on what was changed).
 
         Frames are rounded to the nearest 4k+1 (reported in the notes, as stable-diffusion.cpp does) and a
-        random seed is drawn; everything else that is wrong raises `RequestError` (or the I/O module's
-        `MotifLiteError` for an unwritable output or an unreadable image).
+        random seed is drawn. Everything else that is wrong is reported at once: one `RequestError` with a line
+        per invalid setting (an unwritable output or an unreadable image included).
         """
-        _check_text(self.prompt, "prompt", allow_empty=False)
-        _check_text(self.negative_prompt, "negative prompt", allow_empty=True)
-        _check_size(self.width, "width")
-        _check_size(self.height, "height")
-        frames, notes = _normalize_frames(self.frames)
-        _check_positive_int(self.steps, "steps")
-        _check_number(self.fps, "fps", positive=True)
-        for name, what, positive in _OPTIONAL_NUMBERS:
-            if getattr(self, name) is not None:
-                _check_number(getattr(self, name), what, positive)
-        if self.guidance is not None:
-            _check_choice(self.guidance, "guidance", GUIDANCE_METHODS)
-        if self.sampler is not None:
-            _check_choice(self.sampler, "sampler", tuple(SAMPLERS))
-        seed = _resolve_seed(self.seed)
         from motif_lite.io.image import load_image  # torch and Pillow: only once a request is resolved
         from motif_lite.io.video import check_output_path
 
-        check_output_path(self.output)
+        problems: list[str] = []
+
+        def check(fn: Callable[..., T], *args: object) -> T | None:
+            try:
+                return fn(*args)
+            except MotifLiteError as exc:
+                problems.append(str(exc))
+                return None
+
+        check(_check_text, self.prompt, "prompt", False)
+        check(_check_text, self.negative_prompt, "negative prompt", True)
+        check(_check_size, self.width, "width")
+        check(_check_size, self.height, "height")
+        normalized = check(_normalize_frames, self.frames)
+        check(_check_positive_int, self.steps, "steps")
+        check(_check_number, self.fps, "fps", True)
+        for name, what, positive in _OPTIONAL_NUMBERS:
+            if getattr(self, name) is not None:
+                check(_check_number, getattr(self, name), what, positive)
+        if self.guidance is not None:
+            check(_check_choice, self.guidance, "guidance", GUIDANCE_METHODS)
+        if self.sampler is not None:
+            check(_check_choice, self.sampler, "sampler", tuple(SAMPLERS))
+        seed = check(_resolve_seed, self.seed)
+        check(check_output_path, self.output)
         if self.image is not None:
-            load_image(self.image)  # raises a MotifLiteError naming the file if it cannot be read
+            check(load_image, self.image)  # names the file if it cannot be read
+        if problems:
+            raise RequestError("\n".join(problems))
+        frames, notes = normalized
         return dataclasses.replace(self, frames=frames, seed=seed), notes
 
 

@@ -1,7 +1,7 @@
 """Quantizer inputs: safetensors (single, sharded, diffusers folder) or an existing GGUF, read lazily.
 
-Every source exposes the tensor names and shapes up front (from headers only) and reads one tensor
-at a time as float32, so peak memory stays near the size of the largest tensor.
+Every source exposes the tensor names and shapes up front (from headers only) and reads one tensor (or one slice of
+its rows) at a time as float32, so peak memory stays near the size of the largest slice.
 """
 
 import json
@@ -9,13 +9,15 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-import numpy as np
 import torch
-from gguf import GGUFReader
-from gguf import quants as gguf_quants
 from safetensors import safe_open
 
+from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError
+from motif_lite.weights.dequant import dequantize
+from motif_lite.weights.gguf_file import read_gguf
+from motif_lite.weights.keymap import detect_layout, to_model_name
+from motif_lite.weights.loader import build_model, check_tensors, resolve_config
 
 from .components import TRANSFORMER, Component
 
@@ -72,44 +74,55 @@ class SafetensorsSource:
 
 
 class GGUFSource:
-    """Tensors of an existing GGUF of architecture `arch` (ours), dequantized on read (for requantizing)."""
+    """Tensors of an existing GGUF of one of our components, dequantized on read (for requantizing).
+
+    Opened like the runtime opens a GGUF (header walked and bounds-checked, every tensor's data present, the
+    architecture and quant types known) and checked to hold the whole component its config describes (the
+    transformer here, the text encoder by its component's `check` in `open_source`), so a truncated or partial file
+    is refused before anything is written.
+    """
 
     is_gguf = True
 
-    def __init__(self, path: Path, arch: str = ARCH, config_key: str = CONFIG_KEY):
+    def __init__(self, path: Path, component: Component = TRANSFORMER):
         self.path = path
         try:
-            self._reader = GGUFReader(path)
-        except Exception as exc:  # gguf-py raises ValueError/struct errors on bad magic or truncation
-            raise CheckpointError(f"cannot read GGUF {path}: {exc}") from None
-        found = self._string("general.architecture")
-        if found != arch:
-            raise CheckpointError(f"{path} is a GGUF for architecture {found!r}, not {arch!r}")
-        self.config_json = self._string(config_key)
-        self._tensors = {t.name: t for t in self._reader.tensors}
-        # GGUF stores dims fastest-first; PyTorch order is the reverse.
-        self.shapes = {t.name: tuple(int(d) for d in reversed(t.shape.tolist())) for t in self._reader.tensors}
-
-    def _string(self, key: str) -> str | None:
-        field = self._reader.fields.get(key)
-        return None if field is None else str(field.contents())
+            self._checkpoint = read_gguf(path, expected_arch=component.arch)
+        except CheckpointError as exc:
+            raise CheckpointError(f"cannot read GGUF source: {exc}") from None
+        self.config_json = self._checkpoint.metadata.get(component.config_key)
+        self.shapes = {name: t.shape for name, t in self._checkpoint.tensors.items()}
+        if component.name == TRANSFORMER.name:
+            _check_whole_transformer(path, self.shapes, self.config_json)
 
     def read(self, name: str, rows: slice | None = None) -> torch.Tensor:
         """One tensor (or the slice `rows` of its first dimension), dequantized to float32."""
-        t = self._tensors[name]
-        data = t.data if rows is None else t.data[rows]  # packed rows are whole rows of blocks
-        try:
-            values = gguf_quants.dequantize(data, t.tensor_type)
-        except NotImplementedError:
-            raise CheckpointError(f"tensor {name!r} has type {t.tensor_type.name}, which cannot be decoded") from None
-        shape = self.shapes[name]
-        if rows is not None:
-            shape = (len(range(*rows.indices(shape[0]))), *shape[1:])
-        # A private copy: the reader's buffers are read-only memory maps.
-        return torch.from_numpy(np.array(values, dtype=np.float32).reshape(shape))
+        t = self._checkpoint.tensors[name]
+        if rows is None:
+            return t.dequantize(torch.float32)
+        data = t.data[rows]  # packed rows are whole rows of blocks
+        return dequantize(data, t.qtype, (data.shape[0], *t.shape[1:]), torch.float32, name=name)
 
     def close(self) -> None:
-        self._reader = None
+        self._checkpoint = None
+
+
+def _check_whole_transformer(path: Path, shapes: dict[str, tuple[int, ...]], config_json: str | None) -> None:
+    """Raise a `MotifLiteError` unless `shapes` are exactly the transformer's tensors (as the runtime checks)."""
+    shapes = {name: shape for name, shape in shapes.items() if 0 not in shape}  # exporters' placeholders
+    layout = detect_layout(shapes)
+    shapes = {to_model_name(name, layout): shape for name, shape in shapes.items()}
+    if config_json is None:
+        config = resolve_config(shapes, layout, None)  # inferred: fails naming the first missing tensor
+    else:
+        try:
+            values = json.loads(config_json)
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{path}: metadata {CONFIG_KEY} is not valid JSON ({exc})") from None
+        config = TransformerConfig.from_dict(values, source=f"{path} ({CONFIG_KEY})").replace(
+            cross_attention_layout=layout
+        )
+    check_tensors(build_model(config), shapes, str(path))
 
 
 def open_source(path: str | Path, component: Component = TRANSFORMER) -> SafetensorsSource | GGUFSource:
@@ -123,7 +136,7 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
     if path.is_dir():
         source = _open_folder(path / component.folder if (path / component.folder).is_dir() else path, component)
     elif path.suffix == ".gguf":
-        source = GGUFSource(path, component.arch, component.config_key)
+        source = GGUFSource(path, component)
     elif path.name.endswith(".index.json"):
         source = SafetensorsSource(_index_files(path), path.parent / "config.json", component.tensor_name)
     elif path.suffix == ".safetensors":

@@ -15,17 +15,15 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from gguf import GGMLQuantizationType
+from gguf_helpers import write_test_gguf
+from tiny_pipeline import cfg_guider, make_tiny_checkpoint, official_apg
 
-pytest.importorskip("diffusers")
-from gguf import GGMLQuantizationType  # noqa: E402
-from gguf_helpers import write_test_gguf  # noqa: E402
-from tiny_pipeline import cfg_guider, make_tiny_checkpoint, official_apg  # noqa: E402
-
-from motif_lite import cli, load_pipeline  # noqa: E402
-from motif_lite.checkpoint import locate_sources  # noqa: E402
-from motif_lite.request import GenerationRequest, RequestError  # noqa: E402
-from motif_lite.sampling import APGConfig, CFGConfig, read_guider_config  # noqa: E402
-from motif_lite.settings import CHECKPOINT, DEFAULT, FLAG, CheckpointConfigs, resolve_settings  # noqa: E402
+from motif_lite import cli, load_pipeline
+from motif_lite.checkpoint import locate_sources
+from motif_lite.request import GenerationRequest, RequestError
+from motif_lite.sampling import APGConfig, CFGConfig, read_guider_config
+from motif_lite.settings import CHECKPOINT, DEFAULT, FLAG, CheckpointConfigs, resolve_settings
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 SIZE = dict(width=48, height=32, frames=9, steps=3)

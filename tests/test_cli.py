@@ -12,12 +12,10 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from tiny_pipeline import make_tiny_checkpoint
 
-pytest.importorskip("diffusers")
-from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
-
-from motif_lite import cli, pipeline  # noqa: E402
-from motif_lite.cli import run as run_command  # noqa: E402
+from motif_lite import cli, pipeline
+from motif_lite.cli import run as run_command
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 
@@ -95,7 +93,8 @@ def test_help_lists_every_flag(capsys):
 
 def test_no_command_prints_help(capsys):
     assert cli.main([]) == cli.EXIT_USER_ERROR
-    assert "run" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "run" in out and "check" in out
 
 
 @pytest.mark.parametrize(
@@ -106,6 +105,7 @@ def test_no_command_prints_help(capsys):
         (("-o", "fox.avi"), ("error: unsupported output format '.avi'",)),
         (("-i", "/no/such/first.png"), ("error: input image not found: /no/such/first.png",)),
         (("--steps", "0"), ("error: steps must be a positive integer",)),
+        (("-W", "1000", "-H", "730", "-o", "fox.avi"), ("error: width 1000", "\nheight 730", "\nunsupported output")),
     ],
 )
 def test_bad_settings_fail_before_loading(tmp_path, capsys, monkeypatch, extra, needles):
@@ -114,6 +114,25 @@ def test_bad_settings_fail_before_loading(tmp_path, capsys, monkeypatch, extra, 
     code = cli.main([*args, *extra])
     assert_user_error(capsys, code, *needles)
     assert not (tmp_path / "fox.mp4").exists()
+
+
+@pytest.mark.parametrize("vram", ["-1", "0", "nan", "inf", "lots"])
+def test_vram_must_be_a_positive_number(capsys, vram):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "x", "--vram", vram])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"--vram: must be a number of GiB > 0, got {vram}" in err
+
+
+def test_truncated_negative_prompt_is_named_in_one_warning_line(checkpoint, tmp_path, capsys):
+    # The tiny tokenizer reads ~1 token per character: 600 characters are over the 512-token limit.
+    args = run_args(checkpoint[0], tmp_path / "fox.gif", "--video-frames", "1", "--steps", "1")
+    code = cli.main([*args, "-n", "blurry " * 86])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "tokens" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: negative prompt is "), err
+    assert "dropped the last" in warnings[0] and ".py" not in err
 
 
 def test_unreadable_image(tmp_path, capsys):

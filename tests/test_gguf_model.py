@@ -95,14 +95,23 @@ def test_linears_stay_packed_and_resident_bytes_equal_file(tmp_path: Path) -> No
     assert not any(p.requires_grad for p in model.parameters())
 
 
-def test_bf16_model_casts_float_tensors_only(tmp_path: Path) -> None:
-    path = write_model_gguf(make_reference().state_dict(), tmp_path / "tiny.gguf", Q.Q8_0)
+@pytest.mark.parametrize(("qtype", "config"), [(Q.Q8_0, INFERRED), (Q.Q4_K, WIDE)], ids=["Q8_0", "Q4_K"])
+def test_bf16_model_equals_the_reference_in_bf16(tmp_path: Path, qtype: GGMLQuantizationType, config: dict) -> None:
+    """Packed weights stay packed, every float tensor becomes bf16, and the forward gives what diffusers in bf16
+    holding the dequantized weights gives, bit for bit (CPU)."""
+    path = write_model_gguf(make_reference(**config).state_dict(), tmp_path / "tiny.gguf", qtype)
     model = load_gguf_transformer(path, dtype=torch.bfloat16)
     floats = {t.dtype for t in model.state_dict().values() if t.dtype != torch.uint8}
     assert floats == {torch.bfloat16}
-    x = {k: v.bfloat16() if v is not None and v.is_floating_point() else v for k, v in inputs().items()}
+    reference = make_reference(**config)
+    reference.load_state_dict({name: t.dequantize() for name, t in read_gguf(path).tensors.items()}, strict=True)
+    dims = dict(text_dim=reference.config.text_embed_dim, image_dim=reference.config.image_embed_dim)
+    x = inputs(image=3, height=4, width=4, **dims)
+    expected = reference_forward(reference, x)
+    x = {k: v.bfloat16() if v is not None and v.is_floating_point() and k != "timestep" else v for k, v in x.items()}
     out = _forward(model, x)
-    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    assert out.dtype == torch.bfloat16 and torch.equal(out, reference_forward(reference.to(torch.bfloat16), x))
+    assert 0 < ((out.float() - expected).norm() / expected.norm()).item() < 0.02  # bf16 rounding (~0.007)
 
 
 def test_missing_tensor_is_listed(tmp_path: Path) -> None:

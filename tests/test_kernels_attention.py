@@ -163,7 +163,7 @@ def test_patterns_reject_bad_arguments() -> None:
         patterns.local_temporal(3, 10, 1, block_size=48)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 attention needs CUDA")
+@pytest.mark.cuda
 def test_bf16_sparse_on_cuda(kernel) -> None:
     q, k, v = (t.bfloat16() for t in qkv(1, 12, 2 * 4 * 200, 2 * 4 * 200, 128))
     block_mask = patterns.ddt_decoder_local_temporal(4, 200, window=1, block_size=128).mask.cuda()

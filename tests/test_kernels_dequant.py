@@ -105,7 +105,9 @@ def test_torch_fallback_matches_reference(qtype: Q) -> None:
 
 def dequant_module():
     """motif_lite.kernels.dequant_matmul in this process (its constants; monkeypatching in-process tests)."""
-    return pytest.importorskip("motif_lite.kernels.dequant_matmul")
+    from motif_lite.kernels import dequant_matmul
+
+    return dequant_matmul
 
 
 def odd_k(qtype: Q) -> int:
@@ -221,7 +223,7 @@ def test_path_choice_follows_the_threshold(monkeypatch) -> None:
             assert_fp32_close(y, reference(x, blocks, Q.Q8_0, bias))  # bias cast to x.dtype first
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 tensor-core path needs CUDA")
+@pytest.mark.cuda
 @pytest.mark.parametrize("path", ["fused", "split"])
 @pytest.mark.parametrize("qtype", QTYPES, ids=lambda q: q.name)
 def test_bf16_on_cuda(kernel, qtype: Q, path: str) -> None:
@@ -232,7 +234,7 @@ def test_bf16_on_cuda(kernel, qtype: Q, path: str) -> None:
     torch.testing.assert_close(y.float(), ref, rtol=2e-2, atol=2e-2 * ref.abs().max().item())
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="the compiled dequantize kernel needs CUDA")
+@pytest.mark.cuda
 @pytest.mark.parametrize("qtype", QTYPES, ids=lambda q: q.name)
 def test_dequantize_exact_on_cuda(kernel, qtype: Q) -> None:
     """Compiled (fp fusion off, hardware rounding to bf16 / fp16): bit-exact at Motif's K and an odd N."""

@@ -6,6 +6,7 @@ import dataclasses
 import warnings
 
 import pytest
+import tiny_transformer as tiny
 import torch
 import torch.nn.functional as F
 from gguf import GGMLQuantizationType as Q
@@ -16,6 +17,7 @@ from motif_lite.kernels import patterns
 from motif_lite.kernels.reference import expand_block_mask
 from motif_lite.model.ops import TORCH_OPS, Ops
 from motif_lite.runtime import kernels as rt
+from motif_lite.weights.quant_linear import QuantizedLinear
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
 
@@ -40,7 +42,7 @@ def test_unknown_backend_names_the_value() -> None:
         rt.select_ops("cuda-fast")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_triton_on_cuda_wraps_the_fused_norms_and_keeps_sdpa_for_dense_attention() -> None:
     ops = rt.select_ops("triton")
     assert isinstance(ops.layer_norm_modulate, rt.FallbackOp) and isinstance(ops.rms_norm_rope, rt.FallbackOp)
@@ -65,18 +67,61 @@ def test_triton_ops_fall_back_on_cpu_with_one_warning() -> None:
         )
 
 
-def test_failing_kernel_falls_back_once() -> None:
-    def broken(a: int, b: int) -> int:
-        raise RuntimeError("no PTX for this card")
+def broken_kernel(*args, **kwargs):
+    raise RuntimeError("no PTX for this card")
 
+
+def test_failing_kernel_falls_back_once_and_remembers_why() -> None:
     # Arguments with no tensors take the kernel path, which lets this run without CUDA.
-    op = rt.FallbackOp("add", broken, lambda a, b: a + b)
+    op = rt.FallbackOp("add", broken_kernel, lambda a, b: a + b)
+    assert op.fallback_reason is None and not op.warned
     with pytest.warns(RuntimeWarning, match="kernel failed .RuntimeError: no PTX for this card"):
         assert op(2, 3) == 5
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert op(4, 3) == 7
-    assert op.warned and not rt.FallbackOp("add", broken, lambda a, b: a + b).warned  # the flag is per object
+    assert op.warned and not rt.FallbackOp("add", broken_kernel, lambda a, b: a + b).warned  # the flag is per object
+    assert op.fallback_reason == "the kernel failed (RuntimeError: no PTX for this card)" and op.fallback_calls == 2
+
+
+def test_strict_op_fails_with_the_kernels_error() -> None:
+    op = rt.FallbackOp("add", broken_kernel, lambda a, b: a + b, strict=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning, no fallback
+        with pytest.raises(rt.KernelFailedError, match="Triton add failed .RuntimeError: no PTX for this card") as err:
+            op(2, 3)
+    assert isinstance(err.value, MotifLiteError) and isinstance(err.value.__cause__, RuntimeError)
+    assert op.fallback_reason is None
+    # Strict means the kernel runs whatever the inputs: CPU tensors reach it too.
+    seen = []
+    strict = rt.FallbackOp("neg", lambda x: seen.append(x.device.type) or -x, lambda x: x, strict=True)
+    assert torch.equal(strict(torch.ones(2)), -torch.ones(2)) and seen == ["cpu"]
+
+
+def test_working_kernel_is_not_a_fallback() -> None:
+    op = rt.FallbackOp("add", lambda a, b: a + b, broken_kernel)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert op(2, 3) == 5
+    assert op.fallback_reason is None and op.fallback_calls == 0
+
+
+@pytest.fixture
+def pretend_cuda(monkeypatch):
+    """`use_triton` as on a CUDA machine with a working triton (the ops are built, not run)."""
+    pytest.importorskip("triton")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+
+
+@pytest.mark.parametrize(("backend", "strict"), [("auto", False), ("triton", True)])
+def test_only_the_triton_backend_is_strict(pretend_cuda, backend: str, strict: bool) -> None:
+    model = TinyModel(q8_linear())
+    rt.apply_kernels(model, backend, rt.SparsityConfig(latent_frames=2, block_size=16))
+    ops = rt.kernel_ops(model)
+    names = {op.name for op in ops}
+    assert names == {"layer_norm_modulate", "rms_norm_rope", "sparse attention", "dequant_matmul"}
+    assert all(op.strict is strict for op in ops)
+    assert rt.fallbacks(model) == {}
 
 
 def sparse_inputs(frames: int, per_frame: int) -> tuple[torch.Tensor, ...]:
@@ -125,10 +170,9 @@ class TinyModel(nn.Module):
 
 
 def q8_linear() -> nn.Module:
-    quant_linear = pytest.importorskip("motif_lite.weights.quant_linear")
     blocks = torch.randint(0, 256, (8, 34), dtype=torch.uint8)
     blocks[:, :2] = torch.full((8, 1), 0.01, dtype=torch.float16).view(torch.uint8)
-    return quant_linear.QuantizedLinear.from_packed(blocks, Q.Q8_0, 32, torch.randn(8))
+    return QuantizedLinear.from_packed(blocks, Q.Q8_0, 32, torch.randn(8))
 
 
 def test_apply_kernels_torch_sets_reference_everywhere() -> None:
@@ -161,7 +205,6 @@ def test_apply_kernels_needs_the_transformer() -> None:
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """Our transformer loaded from a random diffusers reference (1 DDT decoder block), and that reference."""
-    tiny = pytest.importorskip("tiny_transformer")
     from motif_lite import load_transformer
 
     ref = tiny.make_reference()
@@ -173,20 +216,54 @@ def forward(model: nn.Module, x: dict) -> torch.Tensor:
         return model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
 
 
-def test_model_with_triton_ops_on_cpu_equals_reference(tiny_model) -> None:
+def test_model_with_triton_ops_on_cpu_equals_reference_and_lists_the_fallbacks(tiny_model) -> None:
     pytest.importorskip("triton")
-    tiny = pytest.importorskip("tiny_transformer")
     model, ref = tiny_model
     x = tiny.inputs(batch=2, frames=3, height=8, width=8)
     model.ops = rt.triton_ops()  # every op falls back to torch on CPU tensors
     with pytest.warns(RuntimeWarning, match="falls back"):
         out = forward(model, x)
+    fell_back = rt.fallbacks(model)
     model.ops = TORCH_OPS
     tiny.assert_close_to_reference(out, tiny.reference_forward(ref, x))
+    assert fell_back == dict.fromkeys(["layer_norm_modulate", "rms_norm_rope"], "the inputs are not CUDA tensors")
+    assert rt.fallbacks(model) == {}
+
+
+class AnyDeviceOp(rt.FallbackOp):
+    """A FallbackOp that calls its kernel on CPU tensors too, so that a kernel failure is reached without CUDA."""
+
+    @staticmethod
+    def kernel_can_run(tensors: list[torch.Tensor]) -> bool:
+        return True
+
+
+def test_model_with_a_failing_kernel(tiny_model) -> None:
+    """A kernel that raises inside the whole model: "auto" runs torch's op, warns once and lists it; "triton" stops
+    with the kernel's error."""
+    model, ref = tiny_model
+    x = tiny.inputs(batch=1, frames=2, height=4, width=4)
+    for strict in (False, True):
+        op = AnyDeviceOp("rms_norm_rope", broken_kernel, TORCH_OPS.rms_norm_rope, strict=strict)
+        model.ops = dataclasses.replace(TORCH_OPS, rms_norm_rope=op)
+        try:
+            if strict:
+                with pytest.raises(rt.KernelFailedError, match="rms_norm_rope failed .RuntimeError: no PTX"):
+                    forward(model, x)
+                assert rt.fallbacks(model) == {}
+            else:
+                with pytest.warns(RuntimeWarning, match="rms_norm_rope falls back") as caught:
+                    out = forward(model, x)
+                assert len(caught) == 1 and op.fallback_calls > 1  # once per op, not per call
+                assert rt.fallbacks(model) == {
+                    "rms_norm_rope": "the kernel failed (RuntimeError: no PTX for this card)"
+                }
+                tiny.assert_close_to_reference(out, tiny.reference_forward(ref, x))
+        finally:
+            model.ops = TORCH_OPS
 
 
 def test_model_sparse_decoder_uses_the_pattern(tiny_model) -> None:
-    tiny = pytest.importorskip("tiny_transformer")
     model, ref = tiny_model
     x = tiny.inputs(batch=1, frames=3, height=8, width=8)  # N = 3 frames x 16 tokens; decoder attends 2N = 96
     rt.apply_kernels(model, "torch", rt.SparsityConfig(latent_frames=3, window=2, block_size=16))

@@ -88,7 +88,7 @@ def test_layer_norm_modulate_rejects_bad_shapes(kernel) -> None:
         kernel("norm.layer_norm_modulate", torch.randn(2, 3, 8), torch.randn(1, 8), torch.randn(1, 8))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 kernels need CUDA")
+@pytest.mark.cuda
 def test_bf16_on_cuda(kernel) -> None:
     x = torch.randn(2, 300, 12 * 128, device="cuda", dtype=torch.bfloat16)
     shift, scale = (t.bfloat16() for t in adaln_chunks(2, 12 * 128))

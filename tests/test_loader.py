@@ -104,6 +104,20 @@ def test_missing_paths_and_wrong_files(tmp_path):
         load_transformer(tmp_path)
 
 
+@pytest.mark.parametrize("cuda_build", [None, "12.8"])
+def test_unusable_cuda_device_is_a_user_error(checkpoint, monkeypatch, cuda_build):
+    # As on a machine without a GPU: a CPU-only torch build, or a CUDA build without an NVIDIA driver (torch then
+    # raises its own AssertionError / RuntimeError from deep inside `.to("cuda")`).
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", cuda_build)
+    why = "no CUDA" if cuda_build is None else "no NVIDIA driver"
+    for source in (checkpoint, checkpoint / WEIGHTS):
+        with pytest.raises(MotifLiteError, match=f"'cuda' requested but CUDA is not available .*{why}"):
+            load_transformer(source, device="cuda")
+    with pytest.raises(MotifLiteError, match="unknown device 'gpu'"):
+        load_transformer(checkpoint, device="gpu")
+
+
 def test_bad_config_values_are_named(checkpoint):
     path = checkpoint / "transformer/config.json"
     good = json.loads(path.read_text())

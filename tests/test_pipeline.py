@@ -4,6 +4,8 @@ Euler + CFG, image-to-video and DPM++ 2M; plus request validation, output format
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -13,17 +15,18 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from diffusers import DPMSolverMultistepScheduler
+from tiny_pipeline import cfg_guider, image_to_video, make_tiny_checkpoint
 
-pytest.importorskip("diffusers")
-from diffusers import DPMSolverMultistepScheduler  # noqa: E402
-from tiny_pipeline import cfg_guider, image_to_video, make_tiny_checkpoint  # noqa: E402
-
-from motif_lite import load_pipeline  # noqa: E402
-from motif_lite.errors import CheckpointError, MotifLiteError  # noqa: E402
-from motif_lite.pipeline import plan_generation  # noqa: E402
-from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest  # noqa: E402
-from motif_lite.runtime.streaming import TextEncoderPlacement  # noqa: E402
-from motif_lite.settings import CheckpointConfigs, resolve_settings  # noqa: E402
+from motif_lite import load_pipeline
+from motif_lite.cli.run import summary
+from motif_lite.errors import CheckpointError, MotifLiteError
+from motif_lite.model.ops import TORCH_OPS
+from motif_lite.pipeline import plan_generation
+from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
+from motif_lite.runtime.kernels import FallbackOp
+from motif_lite.runtime.streaming import TextEncoderPlacement
+from motif_lite.settings import CheckpointConfigs, resolve_settings
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 SIZE = dict(width=48, height=32, frames=9, steps=3)
@@ -85,6 +88,34 @@ def reference_apg(checkpoint) -> np.ndarray:
 
 def test_euler_apg_equals_reference(pipe, reference_apg, tmp_path):
     assert_same_video(ours(pipe, tmp_path), reference_apg)
+
+
+@pytest.mark.parametrize("change", [dict(cfg_scale=7.5), dict(flow_shift=12.0), dict(negative_prompt="")], ids=str)
+def test_parity_check_rejects_a_wrong_setting(pipe, reference_apg, tmp_path, change):
+    """Negative controls: one setting off (guidance scale, shift, negative prompt) and the parity check fails."""
+    with pytest.raises(AssertionError):
+        assert_same_video(ours(pipe, tmp_path, **change), reference_apg)
+
+
+def mean_abs(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(float) - b.astype(float)).mean())
+
+
+def test_bf16_pipeline_error_is_no_larger_than_the_references(checkpoint, tmp_path):
+    """bf16 end to end over three seeds: our bf16 video and diffusers' bf16 video, each against diffusers' fp32
+    video (mean |difference| in uint8 levels). Ours may not be worse (5 % slack for bf16 CPU kernels of other torch
+    builds; measured 1.74 vs 1.79). Negative control: a bf16 run with a wrong shift fails the same check."""
+    reference = checkpoint[1]
+    reference_bf16 = copy.deepcopy(reference).to(torch.bfloat16)
+    pipe_bf16 = load_pipeline(checkpoint[0], dtype=torch.bfloat16, device="cpu", kernels="torch")
+    exact = {seed: reference_frames(reference, seed) for seed in (0, 1, 2)}
+    ref_error = np.mean([mean_abs(reference_frames(reference_bf16, seed), exact[seed]) for seed in exact])
+    our_error = np.mean(
+        [mean_abs(ours(pipe_bf16, subdir(tmp_path, f"s{seed}"), seed=seed), exact[seed]) for seed in exact]
+    )
+    assert 0 < our_error <= 1.05 * ref_error, (our_error, ref_error)
+    wrong = mean_abs(ours(pipe_bf16, subdir(tmp_path, "shift"), seed=0, flow_shift=12.0), exact[0])
+    assert wrong > 1.05 * ref_error, (wrong, ref_error)
 
 
 def test_memory_plan_streams_and_gives_the_same_video(checkpoint, reference_apg, tmp_path):
@@ -181,14 +212,14 @@ def test_cfg_scale_one_skips_the_negative_prompt(pipe, tmp_path, monkeypatch):
     prompts = []
     encode = pipe.text_encoder.encode
     monkeypatch.setattr(pipe.text_encoder, "encode", lambda p, **kw: prompts.append(p) or encode(p, **kw))
-    calls = []
+    calls = []  # the batch of every transformer forward
     forward = pipe.transformer.forward
-    monkeypatch.setattr(pipe.transformer, "forward", lambda *a, **kw: calls.append(1) or forward(*a, **kw))
+    monkeypatch.setattr(pipe.transformer, "forward", lambda *a, **kw: calls.append(len(a[0])) or forward(*a, **kw))
     ours(pipe, tmp_path, cfg_scale=1.0, steps=2, frames=5)
-    assert prompts == [[PROMPT]] and len(calls) == 2
+    assert prompts == [[PROMPT]] and calls == [1, 1]
     prompts.clear(), calls.clear()
     ours(pipe, subdir(tmp_path, "guided"), steps=2, frames=5)
-    assert prompts == [[PROMPT], [NEGATIVE]] and len(calls) == 4
+    assert prompts == [[PROMPT], [NEGATIVE]] and calls == [1, 1, 1, 1]  # on the CPU: two calls per guided step
 
 
 def test_text_encoder_leaves_the_device_and_result_reports(pipe, tmp_path, monkeypatch):
@@ -205,6 +236,26 @@ def test_text_encoder_leaves_the_device_and_result_reports(pipe, tmp_path, monke
     assert stages[-1] == ("decode", 2, 2) and ("denoise", 2, 2) in stages
     assert set(result.timings) == {"encode", "denoise", "decode", "total"} and result.peak_rss_bytes > 0
     assert result.output == tmp_path / "v.gif" and result.request.seed == 1 and result.shift == 15.0
+    assert result.kernel_fallbacks == {}  # torch ops: nothing could fall back
+    assert "fell back" not in summary(result, 0.0)
+
+
+def test_a_kernel_that_fell_back_is_in_the_result_and_the_summary(pipe, tmp_path):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no PTX for this card")
+
+    op = FallbackOp("layer_norm_modulate", broken, TORCH_OPS.layer_norm_modulate)
+    pipe.transformer.ops = dataclasses.replace(TORCH_OPS, layer_norm_modulate=op)
+    request = GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / "v.gif", **{**SIZE, "frames": 5, "steps": 1})
+    try:
+        with pytest.warns(RuntimeWarning, match="layer_norm_modulate falls back to torch"):
+            result = pipe.generate(request)
+    finally:
+        pipe.transformer.ops = TORCH_OPS
+    assert result.kernel_fallbacks == {"layer_norm_modulate": "the inputs are not CUDA tensors"}
+    assert "kernels: fell back to torch (slower, same math): layer_norm_modulate (the inputs are not CUDA" in (
+        summary(result, 0.0)
+    )
 
 
 # ------------------------------------------------------------------------------------- outputs
@@ -302,6 +353,14 @@ def test_bad_requests_fail_before_loading(change, message, tmp_path):
     request = GenerationRequest(**{"prompt": "x", "output": tmp_path / "a.mp4", **change})
     with pytest.raises(MotifLiteError, match=message.replace("(", r"\(")):
         request.resolve()
+
+
+def test_every_bad_setting_is_reported_at_once(tmp_path):
+    request = GenerationRequest(" ", width=1000, height=730, steps=0, output=tmp_path / "fox.avi")
+    with pytest.raises(MotifLiteError) as info:
+        request.resolve()
+    lines = str(info.value).splitlines()
+    assert [line.split()[0] for line in lines] == ["prompt", "width", "height", "steps", "unsupported"], lines
 
 
 def test_frames_round_to_nearest_4k_plus_1_and_seed_is_drawn(tmp_path):

@@ -94,6 +94,7 @@ def test_8_gb_at_720p_121_frames_is_refused_with_torch_ops():
     minimum = float(re.search(r"needs at least (\d+\.\d\d) GiB", str(err.value)).group(1))
     assert 8 < minimum < 12
     assert "budget is 8.00 GiB" in str(err.value) and "denoise" in str(err.value)
+    assert "everything streamed, text encoder streamed)" in str(err.value)  # in words, not "on streamed"
 
 
 def test_more_budget_never_gives_a_slower_plan():

@@ -11,21 +11,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from gguf import GGMLQuantizationType
+from gguf_helpers import write_test_gguf
 from huggingface_hub import constants
+from tiny_pipeline import make_tiny_checkpoint
 
-pytest.importorskip("diffusers")
-from gguf import GGMLQuantizationType  # noqa: E402
-from gguf_helpers import write_test_gguf  # noqa: E402
-from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
-
-from motif_lite import cli, pipeline  # noqa: E402
-from motif_lite.checkpoint import locate_sources  # noqa: E402
-from motif_lite.config import TransformerConfig  # noqa: E402
-from motif_lite.errors import CheckpointError  # noqa: E402
-from motif_lite.io import hub  # noqa: E402
-from motif_lite.pipeline import AT_HAND, estimated_gguf_bytes, plan_generation  # noqa: E402
-from motif_lite.request import GenerationRequest  # noqa: E402
-from motif_lite.weights.gguf_file import read_gguf  # noqa: E402
+from motif_lite import cli, pipeline
+from motif_lite.checkpoint import locate_sources
+from motif_lite.config import TransformerConfig
+from motif_lite.errors import CheckpointError
+from motif_lite.io import hub
+from motif_lite.pipeline import AT_HAND, estimated_gguf_bytes, plan_generation
+from motif_lite.request import GenerationRequest
+from motif_lite.weights.gguf_file import read_gguf
 
 CHECKPOINT_PATTERNS = "text_encoder/*, tokenizer/*, vae/*, transformer/config.json, model_index.json, scheduler/*, "
 CHECKPOINT_PATTERNS += "guider/*, feature_extractor/*"

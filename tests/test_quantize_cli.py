@@ -1,4 +1,9 @@
-"""`python -m motif_lite.quantize` end to end on tiny diffusers checkpoints (inner dim 256 so K-quants apply)."""
+"""`python -m motif_lite.quantize` end to end on tiny diffusers checkpoints (inner dim 256 so K-quants apply).
+
+The model's weights are random at a scale where every block matters (`tiny_config.randomize_`): with diffusers'
+default init, zeroing every block linear moved the output by only 0.019, so an output check could not tell a
+working quantizer from one that writes zeros. The broken-quantizer tests below prove that each check fails when
+the file is wrong."""
 
 import json
 import math
@@ -11,6 +16,7 @@ from gguf import GGUFReader
 from gguf import quants as gguf_quants
 from quantize_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from safetensors.torch import save_file
+from tiny_config import randomize_
 
 from motif_lite.quantize import get_recipe, parse_keep, plan_types
 from motif_lite.quantize.cli import main
@@ -35,7 +41,7 @@ def tiny(tmp_path_factory):
     from diffusers import MotifVideoTransformer3DModel
 
     torch.manual_seed(0)
-    model = MotifVideoTransformer3DModel(**TINY).eval()
+    model = randomize_(MotifVideoTransformer3DModel(**TINY).eval())
     root = tmp_path_factory.mktemp("ckpt")
     model.save_pretrained(root / "transformer")
     model.save_pretrained(root / "sharded", max_shard_size="2MB")
@@ -52,6 +58,30 @@ def _dequantized(reader: GGUFReader) -> dict[str, torch.Tensor]:
         shape = tuple(int(d) for d in reversed(t.shape.tolist()))
         out[t.name] = torch.from_numpy(np.array(gguf_quants.dequantize(t.data, t.tensor_type)).reshape(shape))
     return out
+
+
+# Largest relative RMSE per tensor each type may give on N(0, 1/fan_in) weights (measured: Q4_K 0.072, Q5_K
+# 0.036, Q6_K 0.018, Q8_0 0.0054, F16 2e-4); a tensor stored in a coarser type than its plan says fails.
+WEIGHT_ERROR = {Q.Q4_K: 0.085, Q.Q5_K: 0.045, Q.Q6_K: 0.025, Q.Q8_0: 0.008, Q.F16: 1e-3, Q.F32: 0.0}
+OUTPUT_ERROR = 0.08  # the Q4_K_M model's velocity vs fp32 (measured 0.048); a zeroed block moves it by >= 0.2
+
+
+def check_weights(weights: dict[str, torch.Tensor], state: dict[str, torch.Tensor], plan: dict) -> None:
+    for name, ref in state.items():
+        err = ((weights[name] - ref).norm() / ref.norm().clamp(min=1e-12)).item()
+        assert err <= WEIGHT_ERROR[plan[name]], f"{name} ({plan[name].name}): relative RMSE {err:.4f}"
+
+
+def check_output(weights: dict[str, torch.Tensor], model) -> float:
+    """The velocity of the model holding `weights` against the original model's; returns the relative error."""
+    from diffusers import MotifVideoTransformer3DModel
+
+    quantized = MotifVideoTransformer3DModel(**TINY).eval()
+    quantized.load_state_dict(weights, strict=True)
+    with torch.no_grad():
+        rel = _rel(quantized(**_inputs()).sample, model(**_inputs()).sample)
+    assert 0 < rel < OUTPUT_ERROR, f"output relative error {rel:.4f}"
+    return rel
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +122,24 @@ def _inputs() -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def dequantized_model(tiny, q4km):
+def q4km_weights(q4km) -> dict[str, torch.Tensor]:
+    """The Q4_K_M file's tensors, dequantized by gguf-py."""
+    return _dequantized(GGUFReader(q4km))
+
+
+@pytest.fixture(scope="module")
+def q4km_plan(tiny) -> dict:
+    shapes = {k: tuple(v.shape) for k, v in tiny[2].items()}
+    return plan_types(shapes, get_recipe("Q4_K_M"), parse_keep(["proj_out.*=F16"]))
+
+
+@pytest.fixture(scope="module")
+def dequantized_model(q4km_weights):
     """The diffusers model with the Q4_K_M file's dequantized weights."""
     from diffusers import MotifVideoTransformer3DModel
 
     model = MotifVideoTransformer3DModel(**TINY).eval()
-    model.load_state_dict(_dequantized(GGUFReader(q4km)), strict=True)
+    model.load_state_dict(q4km_weights, strict=True)
     return model
 
 
@@ -105,19 +147,66 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
 
 
-def test_k_quant_file_values_and_model_output(tiny, dequantized_model):
+def test_k_quant_file_values_and_model_output(tiny, q4km_weights, q4km_plan):
     _, model, state = tiny
-    weights = dequantized_model.state_dict()
-    for name, ref in state.items():
-        err = (weights[name] - ref).norm() / ref.norm().clamp(min=1e-12)
-        assert err < 0.06, name  # Q4_K on uniform-init weights: ~0.055; F32/F16 tensors ~0
-    with torch.no_grad():
-        rel = _rel(dequantized_model(**_inputs()).sample, model(**_inputs()).sample)
-    assert 0 < rel < 0.05
+    check_weights(q4km_weights, state, q4km_plan)
+    check_output(q4km_weights, model)
+
+
+def _block_linears(weights: dict) -> list[str]:
+    return [name for name, t in weights.items() if "blocks." in name and t.ndim == 2]
+
+
+def _requantized(weights: dict, name: str, qtype: Q) -> dict:
+    """`name` stored in `qtype` instead of its planned type (a quantizer that ignores the recipe)."""
+    x = weights[name].numpy()
+    values = gguf_quants.dequantize(gguf_quants.quantize(x, qtype), qtype).reshape(x.shape)
+    return {**weights, name: torch.from_numpy(np.array(values))}
+
+
+BROKEN = {
+    # every block linear written as zeros: both checks fail (output error ~0.93)
+    "zeros-everywhere": (lambda w: {**w, **{n: torch.zeros_like(w[n]) for n in _block_linears(w)}}, "both"),
+    # one tensor redrawn at the same scale: its weight error is ~1.4
+    "one-tensor-redrawn": (
+        lambda w: {
+            **w,
+            "transformer_blocks.1.attn.to_q.weight": torch.randn_like(w["transformer_blocks.1.attn.to_q.weight"]) / 16,
+        },
+        "weights",
+    ),
+    # one Q6_K tensor stored as Q4_0 (error ~0.09 > the Q6_K bound)
+    "coarser-type": (lambda w: _requantized(w, "transformer_blocks.1.attn.to_v.weight", Q.Q4_0), "weights"),
+    # one block's output projection zeroed: the velocity moves by ~0.26
+    "block-output-zeroed": (
+        lambda w: {
+            **w,
+            "single_transformer_blocks.1.proj_out.weight": torch.zeros_like(
+                w["single_transformer_blocks.1.proj_out.weight"]
+            ),
+        },
+        "output",
+    ),
+}
+
+
+@pytest.mark.parametrize("broken", BROKEN)
+def test_checks_fail_for_a_broken_quantizer(tiny, q4km_weights, q4km_plan, broken):
+    """Negative controls: the file a broken quantizer would write fails the check that guards against it."""
+    _, model, state = tiny
+    corrupt, fails = BROKEN[broken]
+    weights = corrupt(q4km_weights)
+    if fails in ("weights", "both"):
+        with pytest.raises(AssertionError, match="relative RMSE"):
+            check_weights(weights, state, q4km_plan)
+    if fails in ("output", "both"):
+        with pytest.raises(AssertionError, match="output relative error"):
+            check_output(weights, model)
 
 
 def test_file_loads_in_the_motif_lite_runtime(tiny, q4km, dequantized_model):
-    loader = pytest.importorskip("motif_lite.weights.gguf_loader")
+    from motif_lite.weights import gguf_loader as loader
+
     _, model, _ = tiny
     runtime = loader.load_gguf_transformer(q4km, dtype=torch.float32)
     x = _inputs()
@@ -126,7 +215,7 @@ def test_file_loads_in_the_motif_lite_runtime(tiny, q4km, dequantized_model):
         same_weights = dequantized_model(**x).sample
         reference = model(**x).sample
     assert _rel(out, same_weights) < 1e-4  # packed weights decode to exactly what gguf-py reads
-    assert _rel(out, reference) < 0.05
+    assert _rel(out, reference) < OUTPUT_ERROR
 
 
 def test_overwrite_refused_then_forced(tiny, tmp_path, capsys):
@@ -165,7 +254,7 @@ def test_requantize_gguf_warns_and_keeps_config(tiny, q4km, tmp_path, capsys):
     assert {t.tensor_type for t in reader.tensors} == {Q.Q8_0, Q.F32}
     w = _dequantized(reader)["transformer_blocks.1.attn.to_q.weight"]
     ref = state["transformer_blocks.1.attn.to_q.weight"]
-    assert (w - ref).norm() / ref.norm() < 0.06  # dominated by the first Q4_K pass (~0.055)
+    assert (w - ref).norm() / ref.norm() < WEIGHT_ERROR[Q.Q4_K]  # dominated by the first Q4_K pass (~0.072)
 
 
 @pytest.mark.parametrize(
@@ -200,6 +289,25 @@ def test_bad_sources_exit_2(tmp_path, capsys):
     for name, message in cases.items():
         assert main([str(tmp_path / name), "-o", str(tmp_path / "o.gguf"), "--quiet"]) == 2
         assert message in capsys.readouterr().err, name
+
+
+def test_partial_or_truncated_gguf_source_is_refused(tiny, q4km, tmp_path, capsys):
+    from gguf_helpers import write_test_gguf
+
+    root, _, state = tiny
+    config = (root / "transformer" / "config.json").read_text()
+    two = {name: (state[name].numpy(), Q.F32, state[name].shape) for name in ("proj_out.weight", "proj_out.bias")}
+    write_test_gguf(tmp_path / "two.gguf", two, extra_metadata={"motif_video.config_json": config})
+    write_test_gguf(tmp_path / "two-no-config.gguf", two)
+    data = q4km.read_bytes()
+    (tmp_path / "cut.gguf").write_bytes(data[: len(data) // 2])
+    cases = {"two.gguf": "missing tensors", "two-no-config.gguf": "cannot infer the transformer config"}
+    cases["cut.gguf"] = "truncated"
+    for name, message in cases.items():
+        out = tmp_path / f"out-{name}"
+        assert main([str(tmp_path / name), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and not out.exists(), (name, err)
 
 
 def test_failure_midway_leaves_no_output(tmp_path, capsys):

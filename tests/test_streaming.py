@@ -8,7 +8,7 @@ import torch
 from gguf import GGMLQuantizationType as Q
 from gguf_helpers import random_packed
 from tiny_config import TINY as TINY_KWARGS
-from tiny_config import inputs
+from tiny_config import inputs, randomize_
 from torch import nn
 
 from motif_lite.config import TransformerConfig
@@ -30,10 +30,7 @@ NUM_BLOCKS = TINY.num_layers + TINY.num_single_layers
 
 def tiny_model(seed: int = 0, quantized: bool = False) -> MotifVideoTransformer:
     """Random tiny transformer; with `quantized`, the feed-forward and MLP linears hold packed Q8_0 bytes."""
-    torch.manual_seed(seed)
-    model = MotifVideoTransformer(TINY).eval().requires_grad_(False)
-    for p in model.parameters():
-        p.normal_(0, 0.15)
+    model = randomize_(MotifVideoTransformer(TINY).eval().requires_grad_(False), seed)
     if quantized:
         rng = np.random.default_rng(seed)
         for name, module in list(model.named_modules()):
@@ -217,7 +214,7 @@ def test_chunking_and_streaming_compose():
         apply_ff_chunking(model, 0)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_streaming_matches_and_frees_memory():
     model = tiny_model(quantized=True)
     x = inputs()

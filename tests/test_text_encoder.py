@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -88,15 +91,29 @@ def test_single_prompt_equals_its_row_in_a_batch(encoder):
     torch.testing.assert_close(alone[0], batch[1, :n], rtol=1e-5, atol=1e-5)
 
 
-def test_long_prompt_truncated_like_reference(ckpt, encoder):
+def test_long_prompt_truncated_like_reference(ckpt, encoder, caplog):
     pipe = _reference_pipeline(ckpt, image2video=False)
     long_prompt = "abc " * 10  # 40 characters -> 41 tokens with <bos>
     with torch.no_grad():
         ref, _, ref_mask, _ = pipe.encode_prompt(long_prompt, max_sequence_length=16, device=torch.device("cpu"))
-    with pytest.warns(UserWarning, match="dropped the last 25"):
-        embeds, mask = encoder.encode([long_prompt], max_length=16)
+    embeds, mask = encoder.encode([long_prompt], max_length=16, labels=["negative prompt"])
+    assert caplog.messages == ["negative prompt is 41 tokens; dropped the last 25 (limit 16)"]
     assert bool(ref_mask.all()) and embeds.shape[1] == 16 and bool(mask.all())
     torch.testing.assert_close(embeds, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_image_preprocessor_loads_without_the_torchvision_warning(ckpt):
+    # transformers warns when its default SiglipImageProcessor cannot find torchvision; we name the class it
+    # would fall back to, so image-to-video prints nothing. A fresh process: the warning is given once per process.
+    code = (
+        "import sys; from motif_lite.encoders.text import _siglip_processor_class as c; "
+        "print(type(c().from_pretrained(sys.argv[1])).__name__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(ckpt / "feature_extractor")], capture_output=True, text=True, check=True
+    )
+    expected = "SiglipImageProcessor" if importlib.util.find_spec("torchvision") else "SiglipImageProcessorPil"
+    assert result.stdout.strip() == expected and "torchvision" not in result.stderr, result.stderr
 
 
 def test_tokenizer_loads_as_gemma_and_adds_only_bos(ckpt, encoder):
@@ -115,10 +132,11 @@ def test_outputs_are_ordinary_tensors(encoder):
     assert not embeds.requires_grad
 
 
-def test_short_prompts_do_not_warn(encoder):
+def test_short_prompts_do_not_warn(encoder, caplog):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         encoder.encode(PROMPTS)
+    assert caplog.records == []
 
 
 def test_image_embeds_match_reference(ckpt, encoder):

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from diffusers import AutoencoderKLWan
+from diffusers.pipelines.motif_video.pipeline_motif_video import MotifVideoPipeline
 from safetensors.torch import load_file, save_file
 
 from motif_lite.errors import CheckpointError, ConfigError
@@ -20,10 +22,6 @@ from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.layers import CausalState, RMSNorm
 from motif_lite.vae.model import WanVAE
 from motif_lite.vae.tiling import blend_weights, tile_spans
-
-diffusers = pytest.importorskip("diffusers")
-from diffusers import AutoencoderKLWan  # noqa: E402
-from diffusers.pipelines.motif_video.pipeline_motif_video import MotifVideoPipeline  # noqa: E402
 
 TINY = dict(
     base_dim=8,

@@ -8,20 +8,14 @@ from pathlib import Path
 import torch
 from diffusers import MotifVideoTransformer3DModel
 from safetensors.torch import save_file
-from tiny_config import TINY, inputs  # noqa: F401 (inputs: re-exported for the tests)
+from tiny_config import TINY, inputs, randomize_  # noqa: F401 (inputs: re-exported for the tests)
 
 
 def make_reference(seed: int = 0, **overrides) -> MotifVideoTransformer3DModel:
-    """A diffusers transformer with every parameter random (its zero-init layers would hide bugs)."""
+    """A diffusers transformer with every parameter random at a scale where each block and input matters
+    (`tiny_config.randomize_`; its zero-init layers would hide bugs)."""
     torch.manual_seed(seed)
-    model = MotifVideoTransformer3DModel(**{**TINY, **overrides}).eval()
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith("norm_q.weight") or name.endswith("norm_k.weight") or ".norm_" in name:
-                param.copy_(1 + 0.1 * torch.randn_like(param))
-            else:
-                param.normal_(0, 0.15)
-    return model
+    return randomize_(MotifVideoTransformer3DModel(**{**TINY, **overrides}).eval(), seed)
 
 
 def save_official(model: MotifVideoTransformer3DModel, root: Path) -> Path:

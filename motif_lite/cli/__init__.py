@@ -8,16 +8,19 @@ with code 2, Ctrl-C exits with 130; neither prints a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from motif_lite import __version__
-from motif_lite.cli import run
+from motif_lite.cli import check, run, serve, verify
 from motif_lite.errors import MotifLiteError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-SUBCOMMANDS = (run,)
+SUBCOMMANDS = (run, check, verify, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,16 +37,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as typed, for hints that repeat it
+    args.argv = argv  # the command as typed: for hints that repeat it, and what `run --gpus N` starts
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
     try:
-        return args.handler(args)
+        with _warnings_to_stderr():
+            return args.handler(args)
     except MotifLiteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{_rank_prefix()}error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        print(f"\n{_rank_prefix()}interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever `sys.stderr` is when a record arrives (so redirected or captured streams see it), on a
+    line of its own above any progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """motif_lite's logged warnings (e.g. a truncated prompt) as `warning: ...` lines while a command runs."""
+    logger = logging.getLogger("motif_lite")
+    handler = _StderrHandler(logging.WARNING)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False  # printed once, here
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _rank_prefix() -> str:
+    """The "[rank r] " prefix of messages in a process of a torchrun job (several ranks), else nothing."""
+    return f"[rank {os.environ.get('RANK', '?')}] " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""

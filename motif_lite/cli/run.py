@@ -8,6 +8,7 @@ A failed or interrupted run never leaves a half-written output file (see `motif_
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -15,7 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.choices import DTYPE_NAMES, GUIDANCE_METHODS, KERNEL_BACKENDS, MOTIF_REPO, SAMPLERS
+from motif_lite.choices import (
+    ATTENTION_BACKENDS,
+    ATTENTION_MODES,
+    DTYPE_NAMES,
+    GUIDANCE_METHODS,
+    KERNEL_BACKENDS,
+    MOTIF_REPO,
+    SAMPLERS,
+)
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -23,10 +32,13 @@ if TYPE_CHECKING:
 
     from motif_lite.io.hub import MissingFilesError
     from motif_lite.pipeline import GenerationResult
+    from motif_lite.runtime.parallel import Parallel, ParallelLayout, Session
     from motif_lite.runtime.planner import Plan
+    from motif_lite.settings import CheckpointConfigs, Settings
     from motif_lite.weights.lora import AppliedLoRAs
 
 DEFAULTS = GenerationRequest(prompt="-")
+LONG_CPU_RUN_SECONDS = 600  # a CPU run estimated longer than this asks first (--yes skips the question)
 DRY_RUN_PROMPT = "(dry run)"  # a dry run needs no prompt: it encodes nothing
 
 EPILOG = """\
@@ -35,6 +47,9 @@ examples:
   motif-lite run --gguf Q4_K_M -p "a red fox runs through snow" -o fox.mp4
   motif-lite run -i first_frame.png -p "the fox turns its head" -o fox_i2v.mp4          (image-to-video)
   motif-lite run -W 832 -H 480 --video-frames 65 --steps 30 -p "..." -o fast.mp4        (faster, unofficial)
+  motif-lite run --gpus 4 -p "a red fox runs through snow" -o fox.mp4                    (4 GPUs: cfg 2 x sp 2)
+  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m motif_lite run ...
+                                                           (2 machines x 8 GPUs; see docs/parallel.md)
 
 Defaults are the official settings: 1280x736, 121 frames at 24 fps, 50 steps and the official negative
 prompt; sampler, flow shift and guidance come from the checkpoint's scheduler and guider configs (else Euler,
@@ -55,7 +70,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     _add_generation_flags(run)
     _add_guidance_flags(run)
     _add_model_flags(run)
+    _add_confirmation_flags(run)
     _add_lora_flags(run)
+    _add_attention_flags(run)
+    _add_speed_flags(run)
+    _add_parallel_flags(run)
     _add_text_encoder_flags(run)
     run.set_defaults(handler=main)
 
@@ -131,7 +150,7 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
     m.add_argument(
         "--vram",
-        type=float,
+        type=_gib,
         metavar="GiB",
         help="device memory budget: stream/chunk/tile to fit it (default: the GPU's free memory; CPU: no limit)",
     )
@@ -140,6 +159,28 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the settings and the memory plan, then exit: reads no weights, downloads nothing, needs no -p",
     )
+
+
+def _add_confirmation_flags(run: argparse.ArgumentParser) -> None:
+    c = run.add_argument_group("long runs")
+    c.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help=f"start a CPU run estimated at over {LONG_CPU_RUN_SECONDS // 60} minutes without asking "
+        "(without a terminal to ask on, such a run is refused unless --yes is given)",
+    )
+
+
+def _gib(text: str) -> float:
+    """A memory budget in GiB: a finite number > 0 (argparse reports anything else as a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of GiB > 0, got {text}")
+    return value
 
 
 def _add_lora_flags(run: argparse.ArgumentParser) -> None:
@@ -183,6 +224,73 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_attention_flags(run: argparse.ArgumentParser) -> None:
+    a = run.add_argument_group("attention")
+    a.add_argument(
+        "--attention",
+        choices=ATTENTION_MODES,
+        default="exact",
+        help="exact (default) or int8: 8-bit attention (INT8 QK; FP8 P·V on RTX 40xx/H100 and newer) for GPUs "
+        "with INT8 tensor cores (RTX 30xx/A100 and newer): faster, slightly lossy. Elsewhere (CPU, --kernels "
+        "torch, older GPUs) exact attention with one warning. See docs/kernels.md",
+    )
+
+
+def _add_parallel_flags(run: argparse.ArgumentParser) -> None:
+    p = run.add_argument_group("several GPUs (docs/parallel.md; under torchrun every process runs this command)")
+    p.add_argument(
+        "--gpus",
+        type=_positive_int,
+        metavar="N",
+        help="run on N GPUs of this machine: starts N processes as torchrun --nproc-per-node N -m motif_lite run "
+        "does (with --device cpu: N CPU processes, for testing)",
+    )
+    p.add_argument(
+        "--sp",
+        type=_positive_int,
+        metavar="N",
+        help="sequence-parallel degree: ranks sharing the video tokens, a divisor of the 12 attention heads "
+        "(default: half the ranks with guidance on an even count, the other half runs the unconditional "
+        "branch; else all ranks)",
+    )
+    p.add_argument(
+        "--comm-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="seconds a rank waits for the others during generation before it gives up (default 600)",
+    )
+
+
+def _add_speed_flags(run: argparse.ArgumentParser) -> None:
+    s = run.add_argument_group("speed (docs/usage.md, Going faster)")
+    s.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile every transformer block; the first step compiles (minutes), later steps run faster",
+    )
+    s.add_argument(
+        "--attention-backend",
+        choices=ATTENTION_BACKENDS,
+        default="auto",
+        help="exact attention kernel; auto = time the candidates at this run's shapes on the GPU (default auto)",
+    )
+    s.add_argument(
+        "--step-cache",
+        type=float,
+        metavar="THRESHOLD",
+        help="lossy: reuse most of the transformer on steps whose first block changed less than THRESHOLD "
+        "(relative L1); 0 = exact; try 0.05-0.1 (default off)",
+    )
+    s.add_argument(
+        "--batch-guidance",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the conditional and unconditional predictions as one batch-2 forward (same result; default: on a GPU "
+        "when the memory plan allows, off on the CPU where it is slower)",
+    )
+
+
 def request_from_args(args: argparse.Namespace) -> GenerationRequest:
     """The request the flags describe; flags left out stay None so that the checkpoint decides."""
     return GenerationRequest(
@@ -204,6 +312,57 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
         image=args.image,
         output=args.output,
     )
+
+
+def confirm_cpu_time(
+    request: GenerationRequest, settings: Settings, configs: CheckpointConfigs, dtype: torch.dtype, yes: bool
+) -> None:
+    """Ask before a CPU run estimated at more than LONG_CPU_RUN_SECONDS (see motif_lite.runtime.cost): the CPU is
+    for tests and tiny sizes. `yes` starts it anyway; without a terminal to ask on, it is refused. Counts with the
+    checkpoint's configs (`settings`, `configs`), the official architecture standing in for a missing one."""
+    import torch
+
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.runtime import cost
+    from motif_lite.vae.config import WanVAEConfig
+
+    prompts = (request.prompt, request.negative_prompt) if settings.guidance.value is not None else (request.prompt,)
+    size = (request.width, request.height, request.frames, request.steps)
+    text_shape = cost.text_encoder_shape(configs.root)
+    vae_config = configs.vae or WanVAEConfig()
+    estimate = cost.generation_cost(settings.transformer.value, vae_config, text_shape, *size, prompts)
+    if estimate.total < LONG_CPU_RUN_SECONDS * cost.SLOWEST_CPU_FLOPS:
+        return  # short on any CPU: not worth measuring this one
+    throughput = cost.measure_matmul_flops(dtype)
+    seconds = estimate.seconds(throughput)
+    if seconds <= LONG_CPU_RUN_SECONDS:
+        return
+    kind = str(dtype).split(".")[-1]
+    message = (
+        f"on the CPU this run ({request.width}x{request.height}x{request.frames}, {request.steps} steps) is "
+        f"{estimate.total:.2g} FLOPs: about {_duration(seconds)} at the {throughput / 1e9:.0f} GFLOP/s this CPU "
+        f"does now ({kind} matrix multiply)"
+    )
+    if dtype != torch.float32 and (fp32 := cost.measure_matmul_flops(torch.float32)) > 1.5 * throughput:
+        message += f"; in float32 it does {fp32 / 1e9:.0f} GFLOP/s (--dtype fp32)"
+    message += (
+        ". The CPU is meant for tests: use a GPU, or a small size such as -W 256 -H 256 --video-frames 9 --steps 2"
+    )
+    if yes:
+        print(f"note: {message}; starting it (--yes)", file=sys.stderr)
+        return
+    if not sys.stdin.isatty():
+        raise MotifLiteError(f"{message}. Pass --yes to start it anyway.")
+    if input(f"{message}.\nStart it anyway? [y/N] ").strip().lower() not in ("y", "yes"):
+        raise MotifLiteError("not started")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} minutes"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 86400:.0f} days"
 
 
 class StageProgress:
@@ -231,29 +390,69 @@ class StageProgress:
 
 
 def main(args: argparse.Namespace) -> int:
-    """The `run` handler: check every setting and file, plan, load, generate, print a summary."""
+    """The `run` handler: check every setting and file, plan, load, generate, print a summary. With `--gpus N`
+    (outside torchrun) it checks the settings, then starts N processes that each run this handler under torchrun."""
+    torchrun_world = int(os.environ.get("WORLD_SIZE", "1"))
+    if torchrun_world == 1 and args.gpus is not None and args.gpus > 1 and not args.dry_run:
+        return _launch(args)
+    if torchrun_world == 1:
+        return _run(args)
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.runtime import parallel
+
+    session = parallel.start(args.device)
+    try:
+        return _run(args, session)
+    except Exception as exc:  # user errors print "[rank r] error: ..." in cli.main; anything else is logged here
+        if not isinstance(exc, MotifLiteError):
+            print(f"[rank {session.rank}] failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        raise
+    finally:
+        parallel.stop()
+
+
+def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     import torch  # the heavy imports happen here, not when --help builds the parser
 
     from motif_lite.io.hub import MissingFilesError
     from motif_lite.request import RequestError
+    from motif_lite.runtime.parallel import Parallel
 
     if args.prompt is None and not args.dry_run:
         raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run runs without one)')
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
-    request, notes = request_from_args(args).resolve()  # every setting checked before anything loads
+    unresolved = request_from_args(args)
+    world = session.world if session is not None else args.gpus or 1
+    layout = _layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
+    parallel = None
+    if session is None:
+        request, notes = unresolved.resolve()  # every setting checked before anything loads
+    else:  # rank 0 checks the settings (its output folder, its image) and draws the seed for all ranks
+        parallel = Parallel.create(layout, session.device, args.comm_timeout)
+        request, notes = parallel.share(unresolved.resolve)
+    say = print if parallel is None or parallel.is_main else _quiet
     loras = _lora_args(args.lora)
-    on_preview = _preview_writer(args.preview, request.fps) if args.preview else None
-    _print_notes(notes)
+    on_preview = None
+    if args.preview and (parallel is None or parallel.is_main):
+        on_preview = _preview_writer(args.preview, request.fps)
+    if args.step_cache is not None:
+        from motif_lite.runtime.step_cache import StepCacheConfig
+
+        StepCacheConfig(args.step_cache)  # a bad threshold fails here, before any planning or loading
+    _print_notes(notes, say)
     if args.dry_run:
-        return dry_run(args, request, dtype)
+        return dry_run(args, request, dtype, layout)
+    device = args.device if session is None else session.device
     try:
-        return _generate(args, request, dtype, loras, on_preview)
+        return _generate(args, request, dtype, device, loras, on_preview, parallel, say)
     except MissingFilesError as exc:
         exc.run_command = rerun_command(getattr(args, "argv", None), exc)
         raise
 
 
-def dry_run(args: argparse.Namespace, request: GenerationRequest, dtype: torch.dtype) -> int:
+def dry_run(
+    args: argparse.Namespace, request: GenerationRequest, dtype: torch.dtype, layout: ParallelLayout | None = None
+) -> int:
     """Print the effective settings, the sizes and the memory plan; reads no weights and never downloads."""
     import torch
 
@@ -269,8 +468,13 @@ def dry_run(args: argparse.Namespace, request: GenerationRequest, dtype: torch.d
         _print_notes(["no CUDA device on this machine: planned without a budget; give --vram GiB to plan for yours"])
     if str(args.device) == "auto" and device.type == "cpu":
         _print_notes(["no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU"])
-    plan = plan_generation(request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels)
-    print("\n".join([*settings.lines(), *model_sizes(sources, dtype).lines(), plan.describe()]))
+    sp = layout.sp if layout is not None else 1
+    plan = plan_generation(
+        request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
+        attention=args.attention, sequence_parallel=sp, **_plan_speed(args),
+    )  # fmt: skip
+    described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
+    print("\n".join([*settings.lines(), *model_sizes(sources, dtype).lines(), described]))
     return 0
 
 
@@ -278,32 +482,57 @@ def _generate(
     args: argparse.Namespace,
     request: GenerationRequest,
     dtype: torch.dtype,
+    device: str | torch.device,
     loras: list[tuple[Path, float]],
     on_preview: Callable | None,
+    parallel: Parallel | None,
+    say: Callable,
 ) -> int:
     from motif_lite.pipeline import load_pipeline, plan_generation, preflight
     from motif_lite.settings import resolve_settings
 
     # Every check, before any weights.
-    sources, device = preflight(args.model, args.gguf, args.device, args.kernels, args.text_encoder_gguf)
-    _print_notes([*sources.notes, *resolve_settings(request, sources.configs, sources.transformer).notes])
+    sources, device = preflight(args.model, args.gguf, device, args.kernels, args.text_encoder_gguf)
+    settings = resolve_settings(request, sources.configs, sources.transformer)
+    _print_notes([*sources.notes, *settings.notes], say)
+    if device.type == "cpu" and parallel is None:
+        confirm_cpu_time(request, settings, sources.configs, dtype, args.yes)
     plan = None
     if args.vram is not None or device.type == "cuda":
-        # Raises if nothing fits, before anything loads.
-        plan = plan_generation(request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels)
-        print(plan.describe(), file=sys.stderr)
-    print(f"seed: {request.seed}", file=sys.stderr)
+        # Raises if nothing fits, before anything loads. In a parallel run: the plan of one rank.
+        sp = parallel.layout.sp if parallel is not None else 1
+        plan = plan_generation(
+            request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
+            attention=args.attention, sequence_parallel=sp, **_plan_speed(args),
+        )  # fmt: skip
+        say(plan.describe(), file=sys.stderr)
+    say(f"seed: {request.seed}", file=sys.stderr)
     start = time.perf_counter()
-    pipe = load_pipeline(sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras)
+    speed = dict(
+        batch_guidance=args.batch_guidance,
+        compile=args.compile,
+        attention_backend=args.attention_backend,
+        step_cache=args.step_cache,
+    )
+    pipe = load_pipeline(
+        sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
+        attention=args.attention, parallel=parallel, **speed,
+    )  # fmt: skip
     load_seconds = time.perf_counter() - start
-    progress = StageProgress()
+    progress = StageProgress() if parallel is None or parallel.is_main else None
     try:
         result = pipe.generate(request, progress, on_preview, args.preview_every)
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
     text_encoder = sources.text_encoder_gguf.describe() if sources.text_encoder_gguf is not None else None
-    print(summary(result, load_seconds, plan, pipe.loras, text_encoder))
+    say(summary(result, load_seconds, plan, pipe.loras, text_encoder))
     return 0
+
+
+def _plan_speed(args: argparse.Namespace) -> dict:
+    """What the memory plan needs to know of the speed flags."""
+    return dict(batch_guidance=args.batch_guidance, step_cache=bool(args.step_cache))
 
 
 def rerun_command(argv: list[str] | None, error: MissingFilesError) -> str:
@@ -330,9 +559,42 @@ def _replace_flag(tokens: list[str], flags: tuple[str, ...], value: str) -> list
     return [*out[:1], flags[0], value, *out[1:]]
 
 
-def _print_notes(notes) -> None:
+def _print_notes(notes, say: Callable = print) -> None:
     for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+        say(f"note: {note}", file=sys.stderr)
+
+
+def _layout(args: argparse.Namespace, request: GenerationRequest, world: int) -> ParallelLayout:
+    """How `world` ranks split the work; a layout that cannot work is an error before anything loads."""
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.pipeline import AT_HAND
+    from motif_lite.runtime.parallel import choose_layout
+    from motif_lite.sampling import needs_uncond
+    from motif_lite.settings import resolve_guidance
+
+    sources = locate_sources(args.model, args.gguf, **AT_HAND)  # configs at hand, else the official ones
+    guided = needs_uncond(resolve_guidance(request, sources.configs.guider).value)
+    return choose_layout(world, guided, sources.transformer.value.num_attention_heads, args.sp)
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """Check the settings and the GPUs, then start `args.gpus` processes with torch's elastic launcher."""
+    import torch
+
+    from motif_lite.runtime.parallel import ParallelError, launch
+
+    request, _ = request_from_args(args).resolve()
+    _layout(args, request, args.gpus)
+    if args.device != "cpu" and torch.cuda.device_count() < args.gpus:
+        found = torch.cuda.device_count()
+        raise ParallelError(
+            f"--gpus {args.gpus}: this machine has {found} CUDA device(s) (--device cpu: CPU processes)"
+        )
+    return launch(args.gpus, args.argv)
+
+
+def _quiet(*values: object, **kwargs: object) -> None:
+    """Ranks other than 0 print nothing but errors."""
 
 
 def _preview_writer(path: str, fps: float):
@@ -376,16 +638,37 @@ def summary(
         f"({t['denoise'] / r.steps:.2f} s/step) | decode {t['decode']:.1f}s | total {t['total']:.1f}s",
         f"peak memory: RSS {result.peak_rss_bytes / 2**30:.2f} GiB"
         + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
+        f"attention: {result.attention}" + (f", {result.attention_backend}" if result.attention_backend else ""),
         f"output: {result.output}",
     ]
     if loras is not None:
         lines.insert(-1, f"loras: {loras.describe()}")
     if text_encoder is not None:
         lines.insert(-1, f"text encoder: {text_encoder}")
+    if result.parallel is not None:
+        lines.insert(-1, f"parallel: {result.parallel}")
+    lines[-1:-1] = speed_lines(result)
     if result.stage_peaks:
         planned = {stage.name: stage.peak_bytes for stage in plan.stages} if plan is not None else {}
         lines.insert(-1, "device peak per stage: " + " | ".join(
             f"{name} {peak / 2**30:.2f} GiB" + (f" (planned {planned[name] / 2**30:.2f})" if name in planned else "")
             for name, peak in result.stage_peaks.items()
         ))  # fmt: skip
+    if result.kernel_fallbacks:
+        lines.insert(-1, "kernels: fell back to torch (slower, same math): " + "; ".join(
+            f"{op} ({reason})" for op, reason in result.kernel_fallbacks.items()
+        ))  # fmt: skip
     return "\n".join(lines)
+
+
+def speed_lines(result: GenerationResult) -> list[str]:
+    """One summary line per speed feature that was in use."""
+    lines = []
+    if result.guidance_batch > 1:
+        lines.append("guidance: conditional + unconditional predictions in one batch-2 forward per guided step")
+    if result.compile_seconds is not None:
+        lines.append(f"compile: ~{result.compile_seconds:.1f}s, the first step's extra time (compiling the blocks)")
+    if result.step_cache is not None:
+        reused, calls = result.step_cache
+        lines.append(f"step cache: {reused} of {calls} transformer calls reused")
+    return lines

@@ -13,8 +13,9 @@ only to its longest prompt). This is exact, not an approximation:
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import warnings
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,10 @@ if TYPE_CHECKING:  # importing it warns when torchvision is missing: load it onl
     from transformers import SiglipImageProcessor
 
 MAX_PROMPT_TOKENS = 512  # the reference pipeline's max_sequence_length
+
+# User-facing notes (a truncated prompt) go through logging: a plain message, no source line; the CLI prints them
+# as "warning: ...".
+log = logging.getLogger(__name__)
 
 _TOKENIZER_FILES = ("tokenizer/tokenizer_config.json", "tokenizer/tokenizer.json")
 _REQUIRED_FILES = ("text_encoder/config.json", *_TOKENIZER_FILES)
@@ -86,11 +91,12 @@ class TextEncoder:
 
     @torch.no_grad()
     def encode(
-        self, prompts: list[str] | str, max_length: int = MAX_PROMPT_TOKENS
+        self, prompts: list[str] | str, max_length: int = MAX_PROMPT_TOKENS, labels: list[str] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode prompts to `(embeds [B, T, D_text], mask [B, T] bool)`, T = longest prompt in tokens.
 
-        Prompts longer than `max_length` tokens are truncated like the reference pipeline (with a warning).
+        Prompts longer than `max_length` tokens are truncated like the reference pipeline, with a logged warning
+        that calls each prompt by its entry in `labels` (default "prompt", or "prompt i" in a batch).
         Rows shorter than T are right-padded; their pad positions are False in `mask` and hold unspecified values.
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -98,7 +104,11 @@ class TextEncoder:
             raise ConfigError(f"prompts must be a non-empty list of strings, got {prompts!r}")
         if max_length < 1:
             raise ConfigError(f"max_length must be >= 1, got {max_length}")
-        token_ids = _tokenize(self.tokenizer, prompts, max_length)
+        if labels is None:
+            labels = ["prompt"] if len(prompts) == 1 else [f"prompt {i}" for i in range(len(prompts))]
+        if len(labels) != len(prompts):
+            raise ConfigError(f"{len(labels)} labels for {len(prompts)} prompts")
+        token_ids = _tokenize(self.tokenizer, prompts, max_length, labels)
         input_ids, mask = _pad_right(token_ids, self.tokenizer.pad_token_id)
         input_ids, mask = input_ids.to(self.device), mask.to(self.device)
         embeds = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
@@ -112,9 +122,7 @@ class TextEncoder:
         checkpoint's `SiglipImageProcessor`, then the last hidden state of the vision tower (no projector).
         """
         if self.image_processor is None and self.feature_extractor_dir is not None:
-            from transformers import SiglipImageProcessor
-
-            self.image_processor = SiglipImageProcessor.from_pretrained(self.feature_extractor_dir)
+            self.image_processor = _siglip_processor_class().from_pretrained(self.feature_extractor_dir)
         if self.image_processor is None:
             raise CheckpointError("image conditioning needs feature_extractor/preprocessor_config.json")
         if images.ndim != 4 or images.shape[1] != 3:
@@ -153,19 +161,30 @@ def _restore_homes(homes: list[_Home]) -> None:
             setattr(module, name, home)  # `module.to` replaces buffer objects, so the module's slot is set
 
 
-def _tokenize(tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_length: int) -> list[list[int]]:
+def _siglip_processor_class() -> type:
+    """The SigLIP preprocessor transformers itself would pick: the torchvision one when torchvision is installed,
+    else the Pillow one (naming it directly avoids transformers' warning about the missing torchvision)."""
+    import transformers
+
+    pil = getattr(transformers, "SiglipImageProcessorPil", None)  # transformers >= 5.x splits the backends
+    if pil is not None and importlib.util.find_spec("torchvision") is None:
+        return pil
+    return transformers.SiglipImageProcessor
+
+
+def _tokenize(
+    tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_length: int, labels: list[str]
+) -> list[list[int]]:
     # padding=False also switches off the fixed 512 padding baked into the official tokenizer.json.
     full = tokenizer(prompts, padding=False, truncation=False, add_special_tokens=True)["input_ids"]
     if all(len(ids) <= max_length for ids in full):
         return full
     # Let the tokenizer truncate (it keeps room for special tokens exactly as the reference call does).
     kept = tokenizer(prompts, padding=False, truncation=True, max_length=max_length, add_special_tokens=True)
-    for i, (before, after) in enumerate(zip(full, kept["input_ids"], strict=True)):
+    for label, before, after in zip(labels, full, kept["input_ids"], strict=True):
         if len(before) > len(after):
-            warnings.warn(
-                f"prompt {i} is {len(before)} tokens; dropped the last {len(before) - len(after)} (limit {max_length})",
-                stacklevel=3,
-            )
+            dropped = len(before) - len(after)
+            log.warning("%s is %d tokens; dropped the last %d (limit %d)", label, len(before), dropped, max_length)
     return kept["input_ids"]
 
 

@@ -127,10 +127,17 @@ class MotifVideoTransformer(nn.Module):
     def run_encoder(self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext, first: int = 0) -> torch.Tensor:
         """The dual-stream then the encoder's single-stream blocks, from block `first` of that sequence on;
         returns the video stream [B, N, C] (the context stream ends here)."""
+        return self.run_encoder_blocks(x, context, ctx, first)[0]
+
+    def run_encoder_blocks(
+        self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext, first: int = 0, stop: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Blocks `first` to `stop` (exclusive; None = all) of the encoder sequence (dual-stream, then the
+        encoder's single-stream blocks); returns both streams, so that a later call can continue from `stop`."""
         blocks = [*self.transformer_blocks, *self.encoder_single_blocks]
-        for block in blocks[first:]:
+        for block in blocks[first:stop]:
             x, context = block(x, context, ctx)
-        return x
+        return x, context
 
     def run_decoder(self, decoder_x: torch.Tensor, encoded: torch.Tensor, ctx: BlockContext) -> torch.Tensor:
         """The DDT decoder: it starts again from the patch-embedded input `decoder_x` and attends over

@@ -3,9 +3,13 @@
     ops = select_ops("auto")                          # Triton on CUDA when importable, else the torch references
     apply_kernels(model, "auto")                      # model.ops = ..., and QuantizedLinear.kernel on every layer
     apply_kernels(model, "auto", SparsityConfig(latent_frames=31, window=2))   # opt-in sparse DDT decoder
+    apply_kernels(model, "auto", attention="int8")    # 8-bit attention (lossy, ~2x attention throughput)
 
-Every Triton op falls back to its torch reference, with one warning per op, on non-CUDA inputs or when the
-kernel raises: a missing or broken Triton never stops a run.
+With "auto", a Triton op falls back to its torch reference on non-CUDA inputs or when the kernel raises, with one
+warning per op, and the op remembers it: `fallbacks(model)` names every op that fell back (the run summary prints
+them). With "triton" nothing falls back: a failing kernel stops the run with its own error.
+8-bit attention falls back to exact attention the same way (the CPU, the torch backend, GPUs without INT8
+tensor cores), with one warning for all its seams.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from motif_lite.choices import KERNEL_BACKENDS
+from motif_lite.choices import ATTENTION_MODES, KERNEL_BACKENDS
+from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
-from motif_lite.kernels import patterns
+from motif_lite.kernels import int8_scheme, patterns
 from motif_lite.kernels.reference import block_sparse_attention_torch, dequant_linear_torch
 from motif_lite.model.ops import TORCH_OPS, Ops
+from motif_lite.runtime.planner import CONTEXT_TOKENS
 
 BACKENDS = KERNEL_BACKENDS
 
@@ -50,27 +56,76 @@ class SparsityConfig:
             raise ConfigError(f"SparsityConfig: block_size must be a power of two >= 16, got {self.block_size}")
 
 
-class FallbackOp:
-    """Runs `kernel` when every tensor argument is on CUDA; otherwise, or if the kernel raises, runs
-    `reference` and warns once (the flag lives on this object)."""
+class KernelFailedError(KernelBackendError):
+    """A Triton kernel raised under `--kernels triton` (which never falls back); the kernel's error is the cause."""
 
-    def __init__(self, name: str, kernel: Callable[..., torch.Tensor], reference: Callable[..., torch.Tensor]):
-        self.name, self.kernel, self.reference = name, kernel, reference
-        self.warned = False
+
+class FallbackOp:
+    """Runs `kernel` when every tensor argument is on CUDA; otherwise, or if the kernel raises, runs `reference`,
+    warns once and keeps the first reason in `fallback_reason` (`fallback_calls` counts the calls).
+
+    `strict` (what `--kernels triton` sets): always run the kernel and let its failure stop the run.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        kernel: Callable[..., torch.Tensor],
+        reference: Callable[..., torch.Tensor],
+        *,
+        strict: bool = False,
+    ):
+        self.name, self.kernel, self.reference, self.strict = name, kernel, reference, strict
+        self.fallback_reason: str | None = None
+        self.fallback_calls = 0
+
+    @property
+    def warned(self) -> bool:
+        return self.fallback_reason is not None
+
+    @staticmethod
+    def kernel_can_run(tensors: list[torch.Tensor]) -> bool:
+        """Triton kernels take CUDA tensors only."""
+        return all(t.is_cuda for t in tensors)
 
     def __call__(self, *args, **kwargs) -> torch.Tensor:
+        if self.strict:
+            try:
+                return self.kernel(*args, **kwargs)
+            except Exception as exc:
+                raise KernelFailedError(
+                    f"Triton {self.name} failed ({type(exc).__name__}: {exc}); --kernels triton never falls back, "
+                    "--kernels auto would run torch's version of this op instead"
+                ) from exc
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
-        if all(t.is_cuda for t in tensors):
+        if self.kernel_can_run(tensors):
             try:
                 return self.kernel(*args, **kwargs)
             except Exception as exc:  # any kernel failure: the reference still gives the right answer
                 reason = f"the kernel failed ({type(exc).__name__}: {exc})"
         else:
             reason = "the inputs are not CUDA tensors"
-        if not self.warned:
-            self.warned = True
+        self.fallback_calls += 1
+        if self.fallback_reason is None:
+            self.fallback_reason = reason
             warnings.warn(f"motif-lite: Triton {self.name} falls back to torch: {reason}", RuntimeWarning, stacklevel=2)
         return self.reference(*args, **kwargs)
+
+
+def kernel_ops(model: nn.Module) -> list[FallbackOp]:
+    """Every Triton op installed in `model`: its `Ops` (sparse decoder attention included) and the `kernel` of
+    its quantized linears (one entry per distinct op object)."""
+    ops = getattr(model, "ops", None)
+    found = [getattr(ops, f.name) for f in dataclasses.fields(ops)] if dataclasses.is_dataclass(ops) else []
+    found = [getattr(op, "attend", op) for op in found]  # SparseDecoderAttention wraps its kernel
+    found += [getattr(module, "kernel", None) for module in model.modules()]
+    unique = {id(op): op for op in found if isinstance(op, FallbackOp)}
+    return list(unique.values())
+
+
+def fallbacks(model: nn.Module) -> dict[str, str]:
+    """{op name: first reason} for every Triton op in `model` that ran torch's version instead (empty: none)."""
+    return {op.name: op.fallback_reason for op in kernel_ops(model) if op.fallback_reason is not None}
 
 
 class SparseDecoderAttention:
@@ -129,8 +184,8 @@ def use_triton(backend: str) -> bool:
     return False
 
 
-def triton_ops() -> Ops:
-    """The Triton `Ops`, whatever the device: each op still falls back to torch per call off-CUDA.
+def triton_ops(strict: bool = False) -> Ops:
+    """The Triton `Ops`, whatever the device: each op falls back to torch per call off-CUDA unless `strict`.
 
     Dense attention stays on PyTorch's SDPA: on an H100 it measured 585 TFLOP/s against 348 for our dense
     Triton kernel (docs/benchmarks.md); our kernel earns its place only with a block mask (`SparsityConfig`).
@@ -140,23 +195,59 @@ def triton_ops() -> Ops:
     return Ops(
         attention=TORCH_OPS.attention,
         decoder_attention=TORCH_OPS.decoder_attention,
-        layer_norm_modulate=FallbackOp("layer_norm_modulate", norm.layer_norm_modulate, TORCH_OPS.layer_norm_modulate),
-        rms_norm_rope=FallbackOp("rms_norm_rope", norm.rms_norm_rope, TORCH_OPS.rms_norm_rope),
+        layer_norm_modulate=FallbackOp(
+            "layer_norm_modulate", norm.layer_norm_modulate, TORCH_OPS.layer_norm_modulate, strict=strict
+        ),
+        rms_norm_rope=FallbackOp("rms_norm_rope", norm.rms_norm_rope, TORCH_OPS.rms_norm_rope, strict=strict),
     )
 
 
-def select_ops(backend: str = "auto", sparse: SparsityConfig | None = None) -> Ops:
-    """The `Ops` for a backend ("auto": Triton on CUDA when importable, else torch; "torch"; "triton"),
-    with the DDT decoder attention made block-sparse when `sparse` is given."""
-    triton_on = use_triton(backend)
-    ops = triton_ops() if triton_on else TORCH_OPS
-    if sparse is None:
-        return ops
-    attend = block_sparse_attention_torch
+def _int8_unavailable(reason: str) -> Callable[..., torch.Tensor]:
+    def kernel(*args, **kwargs) -> torch.Tensor:
+        raise KernelBackendError(reason)
+
+    return kernel
+
+
+def int8_attention_op(triton_on: bool, strict: bool = False) -> FallbackOp:
+    """8-bit attention (`motif_lite.kernels.attention_int8`) behind every attention seam, dense or block-sparse,
+    with exact attention as its reference: one op, so a fallback (CPU tensors, the torch backend, a GPU below
+    compute capability 8.0) warns once for the whole model."""
+    kernel = _int8_unavailable("int8 attention is a Triton kernel and the torch kernel backend was chosen")
     if triton_on:
+        from motif_lite.kernels.attention_int8 import int8_attention as kernel
+    return FallbackOp("int8 attention", kernel, block_sparse_attention_torch, strict=strict)
+
+
+def attention_workspace_bytes(attention: str, config: TransformerConfig, video_tokens: int, batch: int = 1) -> int:
+    """Device bytes the attention adds inside its longest call (the DDT decoder's 2N tokens, else the joint
+    attention's N + text): 0 for exact; for int8 its quantized K/V copies, bounded by
+    `int8_scheme.WORKSPACE_BYTES` (heads go in groups that fit)."""
+    if attention != "int8":
+        return 0
+    length = 2 * video_tokens if config.num_decoder_layers else video_tokens + CONTEXT_TOKENS
+    return int8_scheme.workspace_bytes(batch, config.num_attention_heads, length, config.attention_head_dim)
+
+
+def select_ops(backend: str = "auto", sparse: SparsityConfig | None = None, attention: str = "exact") -> Ops:
+    """The `Ops` for a backend ("auto": Triton on CUDA when importable, else torch; "torch"; "triton": Triton and
+    never a fallback), with the DDT decoder attention made block-sparse when `sparse` is given, and every
+    attention 8-bit with `attention="int8"` (else "exact")."""
+    if attention not in ATTENTION_MODES:
+        raise ConfigError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTION_MODES)}")
+    triton_on = use_triton(backend)
+    strict = backend == "triton"
+    ops = triton_ops(strict) if triton_on else TORCH_OPS
+    attend = block_sparse_attention_torch
+    if attention == "int8":
+        attend = int8_attention_op(triton_on, strict)
+        ops = dataclasses.replace(ops, attention=attend, decoder_attention=attend)
+    elif triton_on and sparse is not None:
         from motif_lite.kernels.attention import block_sparse_attention
 
-        attend = FallbackOp("sparse attention", block_sparse_attention, block_sparse_attention_torch)
+        attend = FallbackOp("sparse attention", block_sparse_attention, block_sparse_attention_torch, strict=strict)
+    if sparse is None:
+        return ops
     return dataclasses.replace(ops, decoder_attention=SparseDecoderAttention(sparse, attend))
 
 
@@ -171,17 +262,23 @@ def _quantized_linear_class() -> type | None:
 
 
 def apply_kernels(
-    model: nn.Module, backend: str = "auto", sparse: SparsityConfig | None = None, triton_dequant: bool = True
+    model: nn.Module,
+    backend: str = "auto",
+    sparse: SparsityConfig | None = None,
+    triton_dequant: bool = True,
+    attention: str = "exact",
 ) -> nn.Module:
     """Set `model.ops` and the `kernel` of every `QuantizedLinear` in `model` for `backend`; returns `model`.
+    `attention`: "exact" or "int8" (8-bit attention, see `select_ops`).
 
     With Triton, quantized layers run `dequant_matmul` (unless `triton_dequant=False`): a one-pass Triton
     dequantization of the packed blocks into a transient bf16 weight + cuBLAS from 256 tokens up (within 1.07x of
     the bf16 GEMM at 16k+ tokens on an H200), the fused dequant-GEMM kernel below. Without it, each layer's own
-    torch dequantization runs (1.2-2x slower at video token counts, docs/benchmarks.md)."""
+    torch dequantization runs (1.2-2x slower at video token counts, docs/benchmarks.md). `fallbacks(model)` says
+    afterwards which of these ops fell back to torch ("auto"); with "triton" a failing kernel raises instead."""
     if not hasattr(model, "ops"):
         raise ConfigError(f"apply_kernels: {type(model).__name__} has no `ops` attribute (expected the transformer)")
-    model.ops = select_ops(backend, sparse)
+    model.ops = select_ops(backend, sparse, attention)
     return apply_dequant_kernels(model, backend if triton_dequant else "torch")
 
 
@@ -196,7 +293,7 @@ def apply_dequant_kernels(model: nn.Module, backend: str = "auto") -> nn.Module:
     if use_triton(backend):
         from motif_lite.kernels.dequant_matmul import dequant_matmul
 
-        kernel = FallbackOp("dequant_matmul", dequant_matmul, dequant_linear_torch)
+        kernel = FallbackOp("dequant_matmul", dequant_matmul, dequant_linear_torch, strict=backend == "triton")
     for module in model.modules():
         if isinstance(module, linear_cls):
             module.kernel = kernel

@@ -6,7 +6,7 @@ Stable API (used by the CLI's `--vram GB` and `--dry-run`):
     plan = plan_memory(width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config,
                        budget_bytes, cfg_batch=2, device="cuda", vae_dtype=torch.float32)
                                                          # budget_bytes None: no limit (CPU) -> all resident
-                                                         # cfg_batch: rows per forward (1 for motif_lite's denoise)
+                                                         # cfg_batch: most rows per forward (2: batched guidance)
     print(plan.describe())                               # the --dry-run table
     handle = apply_plan(transformer, vae, plan)          # the pipeline places the text encoder while encoding
     vae.decode_frames(z, handle.vae_tile, handle.vae_frame_by_frame, handle.vae_bands)  # arguments, not hooks
@@ -62,6 +62,10 @@ CONTEXT_TOKENS = 512 + 729
 #                 with `token_chunk` c (FF chunking): tokens, normed, attn, output ... 5 D, plus c (3 F + 2 D)
 ATTN_PHASE_D = 12
 ATTN_PHASE_D_FUSED = 7
+# Sequence parallel (runtime/parallel.py) over sp ranks: each rank holds 1/sp of the video tokens (the context stays
+# whole); around attention its all-to-all holds a send copy, then the received tensor and the reassembled q/k/v
+# (3 D each) next to the q/k/v it started from: up to 6 D more per local token in the attention phase.
+SP_EXCHANGE_D = 6
 # Attention itself is O(L) with SDPA's flash / memory-efficient kernels: no L x L term.
 # T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like: hidden 2560, MLP 10240, 34 layers):
 # the token embedding (262144 x 2560 = 0.67 B) is ~16 % of the parameters; one text layer ~94 M (~2.2 %).
@@ -93,6 +97,8 @@ DEQUANT_BYTES_PER_WEIGHT = 6
 # not added to the decode stage, whose measured VAE terms include cuDNN's workspace).
 FRAGMENTATION = 1.10
 RESERVE_BYTES = GiB // 2
+# The step cache keeps, per guidance branch, the first block's effect and the skipped blocks' residual: N x D each.
+STEP_CACHE_TENSORS = 4
 FF_CHUNKS = (16384, 4096)
 VAE_TILES = (VAETile(32, 8), VAETile(16, 4))
 VAE_BANDS = (2, 3, 4)  # exact bands: 3.8 %, 7.5 %, 11.3 % more VAE work at 720p (bench/bench_vae_band_work.py)
@@ -129,6 +135,7 @@ class Plan:
     budget_bytes: int | None
     rank: int  # position in the ladder: 0 is the fastest
     ladder_size: int
+    cfg_batch: int = 1  # rows per transformer forward the estimates allow: 2 = guidance branches batched
 
     @property
     def peak_bytes(self) -> int:
@@ -140,7 +147,8 @@ class Plan:
         lines = [
             f"Memory plan for {self.width}x{self.height}x{self.frames}: N = {self.video_tokens:,} video tokens "
             f"(2N = {2 * self.video_tokens:,} in the DDT decoder), budget {budget}, "
-            f"plan {self.rank + 1} of {self.ladder_size} (1 = fastest)",
+            f"plan {self.rank + 1} of {self.ladder_size} (1 = fastest), "
+            f"{self.cfg_batch} row{'s' if self.cfg_batch > 1 else ''} per transformer forward",
             f"{'stage':<9} {'est. peak':>10} {'weights':>10} {'activations':>12}  {'streamed':<34} chunks",
         ]
         for s in self.stages:
@@ -292,10 +300,18 @@ def _ladder(num_blocks: int) -> list[_Choice]:
 
 
 def transformer_activation_bytes(
-    n: int, config: TransformerConfig, batch: int, ff_chunk: int | None, fused_norms: bool = False
+    n: int,
+    config: TransformerConfig,
+    batch: int,
+    ff_chunk: int | None,
+    fused_norms: bool = False,
+    sequence_parallel: int = 1,
 ) -> int:
-    """Peak activation bytes of one transformer forward over n video tokens (the formulas at the top)."""
+    """Peak activation bytes of one transformer forward over n video tokens (the formulas at the top), on each
+    of `sequence_parallel` ranks sharing them."""
     attn_phase_d = ATTN_PHASE_D_FUSED if fused_norms else ATTN_PHASE_D
+    if sequence_parallel > 1:
+        n, attn_phase_d = -(-n // sequence_parallel), attn_phase_d + SP_EXCHANGE_D
     d = config.hidden_size
     f = int(d * config.mlp_ratio)
     joint = n + CONTEXT_TOKENS
@@ -376,7 +392,15 @@ def _text_weights(sizes: _Sizes, choice: _Choice) -> int:
     return 0
 
 
-def _stage_estimates(sizes: _Sizes, choice: _Choice, batch: int, fused_norms: bool) -> tuple[StageEstimate, ...]:
+def _stage_estimates(
+    sizes: _Sizes,
+    choice: _Choice,
+    batch: int,
+    fused_norms: bool,
+    sequence_parallel: int = 1,
+    attention_workspace: int = 0,
+    step_cache: bool = False,
+) -> tuple[StageEstimate, ...]:
     resident = _resident_weights(sizes, choice)
     text_weights = resident + _text_weights(sizes, choice)
     text_acts = 0 if choice.text is TextEncoderPlacement.CPU else text_activation_bytes(batch)
@@ -385,7 +409,13 @@ def _stage_estimates(sizes: _Sizes, choice: _Choice, batch: int, fused_norms: bo
         dit_weights += 2 * max(sizes.block_bytes[choice.resident_blocks :])  # current + prefetched block
     if sizes.quantized:
         dit_weights += sizes.largest_linear * DEQUANT_BYTES_PER_WEIGHT
-    dit_acts = transformer_activation_bytes(sizes.video_tokens, sizes.config, batch, choice.ff_chunk, fused_norms)
+    dit_acts = transformer_activation_bytes(
+        sizes.video_tokens, sizes.config, batch, choice.ff_chunk, fused_norms, sequence_parallel
+    )
+    dit_acts += attention_workspace
+    if step_cache:
+        tokens = math.ceil(sizes.video_tokens / sequence_parallel)
+        dit_acts += STEP_CACHE_TENSORS * tokens * sizes.config.hidden_size * ACT_BYTES
     vae_acts = vae_decode_bytes(sizes, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands)
     blocks = len(sizes.block_bytes)
     streamed_blocks = "none" if choice.resident_blocks is None else f"{blocks - choice.resident_blocks} of {blocks}"
@@ -400,6 +430,13 @@ def _stage_estimates(sizes: _Sizes, choice: _Choice, batch: int, fused_norms: bo
         StageEstimate(name, int((weights + acts) * FRAGMENTATION) + reserve, weights, acts, streamed, chunks)
         for name, weights, acts, reserve, streamed, chunks in stages
     )
+
+
+_TEXT_PLACES = {
+    TextEncoderPlacement.DEVICE: "text encoder on the device",
+    TextEncoderPlacement.STREAMED: "text encoder streamed",
+    TextEncoderPlacement.CPU: "text encoder on the CPU",
+}
 
 
 def _ff_label(chunk: int | None) -> str:
@@ -428,14 +465,22 @@ def plan_memory(
     device: str = "cuda",
     vae_dtype: torch.dtype = torch.float32,
     fused_norms: bool = False,
+    sequence_parallel: int = 1,
+    attention_workspace_bytes: int = 0,
+    step_cache: bool = False,
 ) -> Plan:
     """The fastest plan whose estimated peak fits `budget_bytes` (None: no limit, everything resident).
 
     weight_bytes: the transformer's weights as loaded (packed GGUF bytes count as stored); text_encoder_bytes:
-    the T5Gemma2 encoder's. cfg_batch: rows per transformer forward (motif_lite's denoise runs the conditional
-    and unconditional passes as separate calls, so 1 there; 2 for a runner that batches them). vae_dtype: the
+    the T5Gemma2 encoder's. cfg_batch: the most rows per transformer forward the runner can use (2 when it can
+    batch the conditional and unconditional predictions, 1 without guidance); each ladder candidate is tried
+    with cfg_batch rows, then with 1, and `Plan.cfg_batch` says which fitted. vae_dtype: the
     dtype the VAE is loaded in (`load_vae`'s default float32 doubles the decode memory of bfloat16).
     fused_norms: the transformer runs the fused Triton norm kernels (no float32 RoPE temporaries).
+    sequence_parallel: the ranks sharing the video tokens (runtime/parallel.py); the plan is for one of them.
+    attention_workspace_bytes: device memory the attention kernel adds inside each call (8-bit attention's
+    quantized K/V, `runtime.kernels.attention_workspace_bytes`), counted in the denoise stage.
+    step_cache: a step cache (runtime/step_cache.py) holds its tensors through the denoise stage.
     Raises MotifLiteError naming the smallest peak when no plan fits.
     """
     if cfg_batch < 1 or weight_bytes <= 0 or text_encoder_bytes < 0:
@@ -443,12 +488,17 @@ def plan_memory(
     sizes = _sizes(width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype)
     ladder = _ladder(len(sizes.block_bytes))
     plans = []
-    for rank, choice in enumerate(ladder):
-        stages = _stage_estimates(sizes, choice, cfg_batch, fused_norms)
+    # Batching the guidance branches halves the weight traffic of a streamed plan, so at every rung it comes first.
+    batches = dict.fromkeys((cfg_batch, 1))  # cfg_batch, then 1 (once when cfg_batch is 1)
+    candidates = [(rank, choice, batch) for rank, choice in enumerate(ladder) for batch in batches]
+    for rank, choice, batch in candidates:
+        stages = _stage_estimates(
+            sizes, choice, batch, fused_norms, sequence_parallel, attention_workspace_bytes, step_cache
+        )
         plan = Plan(
             width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
             choice.ff_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages, budget_bytes, rank,
-            len(ladder),
+            len(ladder), batch,
         )  # fmt: skip
         if budget_bytes is None or plan.peak_bytes <= budget_bytes:
             return plan
@@ -456,7 +506,7 @@ def plan_memory(
     smallest = min(plans, key=lambda p: p.peak_bytes)
     raise MotifLiteError(
         f"{width}x{height}x{frames} needs at least {_gib(smallest.peak_bytes)} of device memory (plan "
-        f"{smallest.rank + 1}: everything streamed, text encoder on {smallest.text_placement.value}), but the "
+        f"{smallest.rank + 1}: everything streamed, {_TEXT_PLACES[smallest.text_placement]}), but the "
         f"budget is {_gib(budget_bytes)}. Lower the resolution or frame count, or allow more memory.\n"
         + smallest.describe()
     )

@@ -12,7 +12,10 @@ Mechanism (the same for the transformer's blocks and any `nn.ModuleList`, e.g. T
   so the device copy is freed as soon as the layer returns (the Parameter objects never change);
 - on CUDA the pre-hook of layer i also starts copying layer i+1 on a side stream; the compute stream waits on an
   event recorded after that copy, so layer i+1's math never reads a half-copied weight. On CPU the same steps run
-  synchronously, with no stream.
+  synchronously, with no stream;
+- the hooks are excluded from `torch.compile` (`torch.compiler.disable`): a block compiled in place
+  (`block.compile()`, runtime/compile.py) compiles its `__call__`, hooks included, and Dynamo must not trace the
+  `.data` swaps; they run eagerly around the compiled forward.
 Nothing here is called from the model's math or the sampling loop: the hooks are the only entry points.
 """
 
@@ -118,12 +121,14 @@ class LayerStreamer:
         self._hooks.append(layer.register_forward_hook(self._make_post_hook(index)))
 
     def _make_prefetch_hook(self, index: int):
+        @torch.compiler.disable
         def prefetch_hook(module: nn.Module, args: tuple) -> None:
             self._prefetch(index)
 
         return prefetch_hook
 
     def _make_pre_hook(self, index: int):
+        @torch.compiler.disable
         def pre_hook(module: nn.Module, args: tuple) -> None:
             self._load(index)
             if self.config.prefetch:
@@ -132,6 +137,7 @@ class LayerStreamer:
         return pre_hook
 
     def _make_post_hook(self, index: int):
+        @torch.compiler.disable
         def post_hook(module: nn.Module, args: tuple, output: object) -> None:
             self._release(index)
 

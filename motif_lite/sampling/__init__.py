@@ -1,6 +1,6 @@
 """Sampling: noise schedules, flow-matching solvers, CFG/APG guidance and the denoising loop."""
 
-from motif_lite.sampling.denoise import StepCallback, VelocityFn, denoise
+from motif_lite.sampling.denoise import GuidedVelocityFn, StepCallback, VelocityFn, denoise
 from motif_lite.sampling.guidance import (
     RECOMMENDED_APG,
     APGConfig,
@@ -37,6 +37,7 @@ __all__ = [
     "DPMpp2M",
     "Euler",
     "Guidance",
+    "GuidedVelocityFn",
     "GuiderConfig",
     "SamplingSettingsError",
     "Schedule",

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from motif_lite.devices import checked_device
 from motif_lite.errors import CheckpointError
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.model import WanVAE
@@ -30,13 +31,14 @@ def load_vae(
     `encoder=False` (text-to-video needs no encoder) still checks the encoder tensors but never reads them,
     saving ~40% of the VAE weights' memory; `encode` then raises.
     """
+    device = checked_device(device)
     folder = _vae_folder(Path(source))
     config = WanVAEConfig.from_json(folder / "config.json")
     with torch.device("meta"):
         model = WanVAE(config)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     wanted = {name for name in expected if encoder or not name.startswith(ENCODER_PREFIXES)}
-    state = _read_tensors(_weight_files(folder), expected, wanted, dtype, torch.device(device))
+    state = _read_tensors(_weight_files(folder), expected, wanted, dtype, device)
     if not encoder:
         model.drop_encoder()
     model.load_state_dict(state, strict=True, assign=True)

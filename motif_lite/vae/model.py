@@ -279,21 +279,55 @@ class WanVAE(nn.Module):
         frame_by_frame: bool,
         on_step: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
-        # Bands outer, time inner, like tiles, but exact. The mid block runs once per latent frame on whole
-        # frames; its outputs (384 x h x w per latent frame, 11 MB at 720p in bf16) are kept for the bands.
+        for index, done, pixels in self._band_chunks(z, bands, frame_by_frame, on_step):
+            band = bands[index]
+            place = crop_rows(out, (0, out.shape[band.dim]), band.out_rows, band.dim)  # this band's pixels
+            place[:, :, done : done + pixels.shape[2]] = pixels
+        return out
+
+    @torch.no_grad()
+    def decode_bands(
+        self,
+        z: torch.Tensor,
+        bands: list[Band],
+        frame_by_frame: bool = True,
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> list[torch.Tensor]:
+        """Decode only `bands` (some of `decoder.plan_bands(z.shape[3:], count)`) through all frames: one CPU
+        tensor per band, [B, 3, F, its rows, W] (or [B, 3, F, H, its columns]). The ranks of a parallel run
+        each decode their share of the bands this way; the pixels equal those of a whole-frame decode."""
+        self._check_latents(z)
+        shape = self._empty_video(z, "meta").shape
+        outs = []
+        for band in bands:
+            rows = list(shape)
+            rows[band.dim] = band.out_rows[1] - band.out_rows[0]
+            outs.append(torch.empty(rows, dtype=self.post_quant_conv.weight.dtype))
+        for index, done, pixels in self._band_chunks(z, bands, frame_by_frame, on_step):
+            outs[index][:, :, done : done + pixels.shape[2]] = pixels
+        return outs
+
+    def _band_chunks(
+        self,
+        z: torch.Tensor,
+        bands: list[Band],
+        frame_by_frame: bool,
+        on_step: Callable[[int, int], None] | None,
+    ) -> Iterator[tuple[int, int, torch.Tensor]]:
+        # (band index, its first frame, pixels) per band and latent frame. Bands outer, time inner, like tiles, but
+        # exact. The mid block runs once per latent frame on whole frames; its outputs (384 x h x w per latent
+        # frame, 11 MB at 720p in bf16) are kept for the bands.
         z = z.to(self.post_quant_conv.weight.dtype)
         state = CausalState()
         mids = [self.decoder.lower(self.post_quant_conv(z[:, :, t : t + 1], state), state) for t in range(z.shape[2])]
         for index, band in enumerate(bands):
             state, done = CausalState(), 0
-            place = crop_rows(out, (0, out.shape[band.dim]), band.out_rows, band.dim)  # this band's pixels
             for t, mid in enumerate(mids):
                 pixels = self.decoder.upper(mid, state, frame_by_frame, band).clamp_(-1.0, 1.0)
-                place[:, :, done : done + pixels.shape[2]] = pixels
+                yield index, done, pixels
                 done += pixels.shape[2]
                 if on_step is not None:
                     on_step(index * len(mids) + t + 1, len(bands) * len(mids))
-        return out
 
     @torch.no_grad()
     def decode_frames(

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from motif_lite.config import TransformerConfig, assumed_values, config_differences, config_from_weights
+from motif_lite.devices import checked_device
 from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.weights.gguf_file import GGUFCheckpoint, PackedTensor, read_gguf
@@ -50,6 +51,7 @@ def load_gguf_transformer(
     tensor shapes with a warning naming every assumed value (`choose_gguf_config`). Every tensor is checked
     against the config before any is read.
     """
+    device = checked_device(device)  # before any file is read
     model, tensors = _build(Path(path), config)
     replace_linears(model, tensors)
     state = quantized_state_dict(model, tensors, float_dtype=dtype)

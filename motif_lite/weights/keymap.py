@@ -1,7 +1,8 @@
 """Checkpoint key names -> our parameter names.
 
 Our modules are named like the diffusers checkpoint, so the map is the identity except for the text
-cross-attention, which exists in three layouts in the wild (shared/model-facts.md §6.1):
+cross-attention, which exists in three layouts in the wild (which one the official GGUF files use is not known
+here; `motif-lite verify --gguf` on a real file shows it):
 
 - "diffusers" (0.42): `<block>.cross_attn.{to_q,to_k,to_v,norm_q,norm_k,to_out.0}` — identity.
 - "original" (official ComfyUI nodes): `<block>.cross_attn_{query_proj,query_norm,out_proj}`, reusing the

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from motif_lite.config import TransformerConfig, assumed_values, config_from_weights
+from motif_lite.devices import checked_device
 from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.weights.keymap import detect_layout, to_model_name
@@ -28,6 +29,7 @@ def load_transformer(
     """Load the transformer from a checkpoint directory (uses `transformer/`), a `transformer/` folder, one
     `.safetensors` file, a sharded set's `.index.json`, or a `.gguf` file (weights stay packed)."""
     path = Path(source)
+    device = checked_device(device)  # before any file is read
     if path.suffix == ".gguf":
         from motif_lite.weights.gguf_loader import load_gguf_transformer
 

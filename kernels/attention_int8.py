@@ -1,0 +1,475 @@
+"""8-bit attention: INT8 QKᵀ with K smoothing, FP8 or 16-bit P·V, dense or block-sparse (SageAttention's scheme).
+
+    out = int8_attention(q, k, v, key_mask=None, block_mask=None, block_size=128)
+
+Same arguments, layouts and masks as `attention.block_sparse_attention`; the scheme and its float64 emulation are
+in `int8_scheme`. Three kernels per group of heads:
+
+1. `_kv_stats_kernel` (one program per 1024 keys): per-channel K sums (and V sum, max, min for FP8) over the
+   unmasked keys, as partials that torch adds in a fixed order (deterministic, no atomics). Reads K (and V) once.
+2. `_quantize_kv_kernel` (one program per 64 keys): K - mean -> INT8 with one scale per 64 keys, and for FP8 P·V,
+   V - mean -> e4m3 with per-channel scales, written transposed (`Vᵀ`, keys contiguous: Hopper's FP8 wgmma needs both
+   operands K-major). Masked and padding keys become zeros. Reads K (and V), writes 1 byte per element.
+3. `_int8_attention_kernel` (one program per query tile): loads its Q tile once in the input dtype and quantizes
+   it to INT8 in registers with one scale per row (no pass over HBM for Q: the exact kernel reads the same bytes),
+   then runs the online softmax over INT8 K tiles (int32 accumulation on the tensor cores) and P·V in FP8 (P x
+   448 -> e4m3, fp32 accumulation promoted every key tile) or in the input's 16-bit type.
+
+Memory traffic per head with L keys and D channels, in bytes, bf16 inputs, FP8 P·V (16-bit P·V: no V terms in
+1-2): the prepass reads K twice and V twice and writes L·D each (10 L·D). The attention kernel reads every K and
+V tile once per 128-row query tile: 2 L·D bytes per query tile against 4 L·D for the exact kernel. At 720p (the
+DDT decoder, L = 228,160, 12 heads of 128) the prepass moves ~3.5 GB per call (~1 ms at an H100's 3.35 TB/s)
+against an attention of 0.3-0.6 s: < 0.4 %. Fusing the quantization into the RMSNorm+RoPE kernel that writes K
+would save that pass but cannot smooth (the mean needs every key before the first is quantized) and would put an
+INT8 layout into the model's `Ops.rms_norm_rope` seam; Q is fused into the attention kernel itself. The copies exist for
+`int8_scheme.heads_per_launch` heads at a time (<= `WORKSPACE_BYTES`, at least one head), so the extra memory is
+bounded, whatever the length.
+
+Scores: the int32 dot times (q row scale x k tile scale x softmax scale x log2 e), one factor per row, folded into
+the exp2 argument's FMA as the exact kernel folds its softmax scale. Needs INT8 tensor cores (sm_80+); FP8 P·V
+needs sm_89+ (`pv="auto"` picks it there). Under TRITON_INTERPRET=1 the e4m3 casts round in fp32 first: the CPU
+interpreter's fp8 cast drops the carry of a rounded-up mantissa (1.94 -> 1.0); compiled code casts directly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from .attention import _block_table, _key_mask_arg, _length_bucket
+from .errors import KernelInputError
+from .int8_scheme import E4M3_MAX, K_BLOCK, PV_FORMATS, WORKSPACE_BYTES, heads_per_launch, padded_keys
+
+_INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+_STATS_ROWS = 1024  # keys per statistics program
+MIN_CAPABILITY = (8, 0)  # INT8 tensor cores (mma.s8)
+FP8_CAPABILITY = (8, 9)  # FP8 e4m3 tensor cores (Ada, Hopper and later)
+
+
+@triton.jit
+def _round_int8(x):
+    """x in [-127, 127] -> the nearest int8, halves away from zero (float-to-int casts truncate)."""
+    return (x + tl.where(x >= 0, 0.5, -0.5)).to(tl.int8)
+
+
+@triton.jit
+def _to_e4m3(x, INTERPRETED: tl.constexpr):
+    """fp32 -> float8 e4m3 (round to nearest even; |x| <= 448)."""
+    if INTERPRETED:  # round in fp32 so the interpreter's cast only sees representable values
+        bits = x.to(tl.int32, bitcast=True)
+        normal = ((bits + 0x7FFFF + ((bits >> 20) & 1)) & -0x100000).to(tl.float32, bitcast=True)
+        subnormal = ((x * 512.0 + 12582912.0) - 12582912.0) / 512.0  # multiples of 2**-9, ties to even
+        x = tl.where(tl.abs(x) < 0.015625, subnormal, normal)
+    return x.to(tl.float8e4nv)
+
+
+@triton.jit
+def _kv_stats_kernel(
+    k_ptr, v_ptr, kmask_ptr, stats_ptr, H, L, D,
+    skb, skh, skn, skd, svb, svh, svn, svd, skm_b,
+    HAS_KEY_MASK: tl.constexpr, SMOOTH: tl.constexpr, V_STATS: tl.constexpr,
+    ROWS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    """Program (chunk, b·H + h) writes its chunk's per-channel [K sum, V sum, V max, V min] over the unmasked
+    keys to stats [B·H, chunks, 4, BLOCK_D] (float32; V terms 0 without V_STATS, max/min ∓inf if no key)."""
+    chunk, pid_bh = tl.program_id(0), tl.program_id(1)
+    b, h = pid_bh // H, pid_bh % H
+    cols = tl.arange(0, BLOCK_D)
+    k_sum = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    v_sum = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    v_max = tl.full((BLOCK_D,), float("-inf"), dtype=tl.float32)
+    v_min = tl.full((BLOCK_D,), float("inf"), dtype=tl.float32)
+    for start in range(chunk * ROWS, chunk * ROWS + ROWS, BLOCK_N):
+        rows = start + tl.arange(0, BLOCK_N)
+        keep = (rows[:, None] < L) & (cols[None, :] < D)
+        if HAS_KEY_MASK:
+            keep &= (tl.load(kmask_ptr + b * skm_b + 4 + rows, mask=rows < L, other=0) != 0)[:, None]
+        if SMOOTH:
+            k_rows = k_ptr + b.to(tl.int64) * skb + h.to(tl.int64) * skh + rows[:, None].to(tl.int64) * skn
+            k_sum += tl.sum(tl.load(k_rows + cols[None, :] * skd, mask=keep, other=0.0).to(tl.float32), axis=0)
+        if V_STATS:
+            v_rows = v_ptr + b.to(tl.int64) * svb + h.to(tl.int64) * svh + rows[:, None].to(tl.int64) * svn
+            v = tl.load(v_rows + cols[None, :] * svd, mask=keep, other=0.0).to(tl.float32)
+            v_sum += tl.sum(v, axis=0)
+            v_max = tl.maximum(v_max, tl.max(tl.where(keep, v, float("-inf")), axis=0))
+            v_min = tl.minimum(v_min, tl.min(tl.where(keep, v, float("inf")), axis=0))
+    out = stats_ptr + (pid_bh * tl.num_programs(0) + chunk) * 4 * BLOCK_D + cols
+    tl.store(out, k_sum)
+    tl.store(out + BLOCK_D, v_sum)
+    tl.store(out + 2 * BLOCK_D, v_max)
+    tl.store(out + 3 * BLOCK_D, v_min)
+
+
+@triton.jit
+def _quantize_kv_kernel(
+    k_ptr, v_ptr, kmean_ptr, vmean_ptr, vinv_ptr, kmask_ptr, k8_ptr, kscale_ptr, v8_ptr, H, L, D, LPAD,
+    skb, skh, skn, skd, svb, svh, svn, svd, skm_b,
+    HAS_KEY_MASK: tl.constexpr, QUANT_V: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    INTERPRETED: tl.constexpr,
+):  # fmt: skip
+    """Program (key block, b·H + h): K - mean -> INT8 k8 [B·H, LPAD, BLOCK_D] with its scale in kscale
+    [B·H, LPAD / BLOCK_N]; with QUANT_V, (V - mean) x 448 / max|V - mean| -> e4m3 v8 = Vᵀ [B·H, BLOCK_D, LPAD].
+    Keys past L or masked out are written as zeros."""
+    pid_n, pid_bh = tl.program_id(0), tl.program_id(1)
+    b, h = pid_bh // H, pid_bh % H
+    rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    cols = tl.arange(0, BLOCK_D)
+    keep = (rows[:, None] < L) & (cols[None, :] < D)
+    if HAS_KEY_MASK:
+        keep &= (tl.load(kmask_ptr + b * skm_b + 4 + rows, mask=rows < L, other=0) != 0)[:, None]
+    k_rows = k_ptr + b.to(tl.int64) * skb + h.to(tl.int64) * skh + rows[:, None].to(tl.int64) * skn
+    k = tl.load(k_rows + cols[None, :] * skd, mask=keep, other=0.0).to(tl.float32)
+    k = tl.where(keep, k - tl.load(kmean_ptr + pid_bh * BLOCK_D + cols)[None, :], 0.0)
+    amax = tl.max(tl.max(tl.abs(k), axis=1), axis=0)
+    scale = tl.where(amax > 0, amax / 127.0, 1.0)
+    out_rows = pid_bh.to(tl.int64) * LPAD + rows
+    tl.store(k8_ptr + out_rows[:, None] * BLOCK_D + cols[None, :], _round_int8(k / scale))
+    tl.store(kscale_ptr + pid_bh * (LPAD // BLOCK_N) + pid_n, scale)
+    if QUANT_V:
+        v_rows = v_ptr + b.to(tl.int64) * svb + h.to(tl.int64) * svh + rows[:, None].to(tl.int64) * svn
+        v = tl.load(v_rows + cols[None, :] * svd, mask=keep, other=0.0).to(tl.float32)
+        channel = pid_bh * BLOCK_D + cols
+        v = (v - tl.load(vmean_ptr + channel)[None, :]) * tl.load(vinv_ptr + channel)[None, :]
+        v8 = _to_e4m3(tl.where(keep, v, 0.0), INTERPRETED)
+        vt_ptrs = v8_ptr + (pid_bh.to(tl.int64) * BLOCK_D + cols[:, None]) * LPAD + rows[None, :]
+        tl.store(vt_ptrs, tl.trans(v8))
+
+
+@triton.jit
+def _attend_tile_int8(
+    acc, l_i, m_i, q8, q_scale, k_ptrs, kscale_ptrs, v_ptrs, kmask_row, start_n, offs_n, offs_d, LK, D,
+    HAS_KEY_MASK: tl.constexpr, TAIL: tl.constexpr, EVEN_D: tl.constexpr, PV_FP8: tl.constexpr,
+    PV_FP16: tl.constexpr, BLOCK_N: tl.constexpr, INTERPRETED: tl.constexpr,
+):  # fmt: skip
+    """Fold key tile [start_n, start_n + BLOCK_N) into the running row max m_i (log2 units), sum l_i and output
+    acc (fp32). q8: [BM, BD] int8; q_scale: [BM] (q scale x softmax scale x log2 e); k_ptrs: the tile's INT8
+    [BN, BD] (zero-padded: no bounds); v_ptrs: its [BN, BD] V (e4m3 from Vᵀ, zero-padded, or the 16-bit input,
+    bounds-masked on the TAIL tile). HAS_KEY_MASK: read the key mask (kmask_row[start_n:])."""
+    cols = start_n + offs_n
+    qk = tl.dot(q8, tl.trans(tl.load(k_ptrs))).to(tl.float32)  # [BM, BN]: int32 accumulation
+    row_scale = q_scale * tl.load(kscale_ptrs)
+    if HAS_KEY_MASK:
+        keep = tl.load(kmask_row + cols, mask=cols < LK, other=0) != 0
+        qk = tl.where(keep[None, :], qk, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(qk, axis=1) * row_scale)
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows with no key yet: avoid inf - inf
+    else:
+        if TAIL:
+            qk = tl.where((cols < LK)[None, :], qk, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(qk, axis=1) * row_scale)  # finite: every computed tile has a key
+        m_safe = m_new
+    p = tl.math.exp2(qk * row_scale[:, None] - m_safe[:, None])
+    alpha = tl.math.exp2(m_i - m_safe)
+    l_i = l_i * alpha + tl.sum(p, axis=1)
+    acc = acc * alpha[:, None]
+    if PV_FP8:
+        # max_num_imprecise_acc: Hopper's FP8 wgmma accumulates in reduced precision; promote into the fp32 acc
+        # after every key tile (SageAttention2's two-level accumulation).
+        v = tl.load(v_ptrs)
+        acc = tl.dot(_to_e4m3(p * 448.0, INTERPRETED), v, acc, max_num_imprecise_acc=BLOCK_N)
+    else:
+        if TAIL:
+            v = tl.load(v_ptrs, mask=(cols[:, None] < LK) & (offs_d[None, :] < D), other=0.0)
+        elif EVEN_D:
+            v = tl.load(v_ptrs)
+        else:
+            v = tl.load(v_ptrs, mask=offs_d[None, :] < D, other=0.0)
+        pv_type = tl.float16 if PV_FP16 else tl.bfloat16
+        acc = tl.dot(p.to(pv_type), v.to(pv_type), acc)
+    return acc, l_i, m_new
+
+
+@triton.jit
+def _int8_attention_kernel(
+    q_ptr, k8_ptr, kscale_ptr, v_ptr, vscale_ptr, vmean_ptr, o_ptr, kmask_ptr, bmask_ptr, sm_scale_log2,
+    H, LQ, LK, D, LPAD,
+    sqb, sqh, sqm, sqd, svb, svh, svn, svd, sob, soh, som,
+    skm_b, sbm_b, sbm_h, sbm_m, LQ_BUCKET, LK_BUCKET,
+    HAS_BLOCK_MASK: tl.constexpr, MASK_BLOCK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr, HAS_KEY_MASK: tl.constexpr, PV_FP8: tl.constexpr, PV_FP16: tl.constexpr,
+    EVEN_D: tl.constexpr, INTERPRETED: tl.constexpr,
+):  # fmt: skip
+    """The loop structure of `attention._attention_kernel` (same key-mask and block-table arguments) over INT8 K.
+    V is addressed by strides (svn = 1, svd = LPAD for the e4m3 Vᵀ). LQ_BUCKET, LK_BUCKET: autotune key."""
+    pid_m, pid_bh = tl.program_id(0), tl.program_id(1)
+    b, h = pid_bh // H, pid_bh % H
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    q_rows = q_ptr + b.to(tl.int64) * sqb + h.to(tl.int64) * sqh + offs_m[:, None].to(tl.int64) * sqm
+    q = tl.load(q_rows + offs_d[None, :] * sqd, mask=(offs_m[:, None] < LQ) & (offs_d[None, :] < D), other=0.0)
+    q = q.to(tl.float32)
+    q_amax = tl.max(tl.abs(q), axis=1)
+    q_scale = tl.where(q_amax > 0, q_amax / 127.0, 1.0)
+    q8 = _round_int8(q / q_scale[:, None])
+    q_scale *= sm_scale_log2
+    k_tile = k8_ptr + pid_bh.to(tl.int64) * LPAD * BLOCK_D + offs_n[:, None] * BLOCK_D + offs_d[None, :]
+    kscale_row = kscale_ptr + pid_bh * (LPAD // BLOCK_N)
+    v_tile = v_ptr + b.to(tl.int64) * svb + h.to(tl.int64) * svh + offs_n[:, None].to(tl.int64) * svn
+    v_tile += offs_d[None, :] * svd
+    kmask_head = kmask_ptr + b * skm_b
+    kmask_row = kmask_head + 4
+    m_i = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
+    if HAS_BLOCK_MASK:  # compile-time: loop over the computed key tiles only
+        table = bmask_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
+        row = table + b.to(tl.int64) * sbm_b + h.to(tl.int64) * sbm_h + (pid_m * BLOCK_M // MASK_BLOCK) * sbm_m
+        SUB: tl.constexpr = MASK_BLOCK // BLOCK_N
+        for it in range(0, tl.load(row) * SUB):
+            start_n = tl.load(row + 2 + it // SUB) * MASK_BLOCK + (it % SUB) * BLOCK_N
+            n64 = tl.cast(start_n, tl.int64)
+            acc, l_i, m_i = _attend_tile_int8(
+                acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, kscale_row + start_n // BLOCK_N,
+                v_tile + n64 * svn, kmask_row, start_n, offs_n, offs_d, LK, D,
+                HAS_KEY_MASK, False, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
+            )  # fmt: skip
+        if tl.load(row + 1) != 0:  # the partial last key block
+            for start_n in range((LK // MASK_BLOCK) * MASK_BLOCK, LK, BLOCK_N):
+                n64 = tl.cast(start_n, tl.int64)
+                acc, l_i, m_i = _attend_tile_int8(
+                    acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, kscale_row + start_n // BLOCK_N,
+                    v_tile + n64 * svn, kmask_row, start_n, offs_n, offs_d, LK, D,
+                    HAS_KEY_MASK, True, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
+                )  # fmt: skip
+    else:
+        lk_full = (LK // BLOCK_N) * BLOCK_N
+        lk_clean = lk_full
+        if HAS_KEY_MASK:  # full tiles before the first masked key need no mask
+            first_masked = tl.load(kmask_head.to(tl.pointer_type(tl.int32), bitcast=True))
+            lk_clean = (tl.minimum(first_masked, lk_full) // BLOCK_N) * BLOCK_N
+        k_ptrs, kscale_ptrs, v_ptrs = k_tile, kscale_row, v_tile
+        for start_n in range(0, lk_clean, BLOCK_N):
+            acc, l_i, m_i = _attend_tile_int8(
+                acc, l_i, m_i, q8, q_scale, k_ptrs, kscale_ptrs, v_ptrs, kmask_row, start_n, offs_n, offs_d,
+                LK, D, False, False, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
+            )  # fmt: skip
+            k_ptrs += BLOCK_N * BLOCK_D
+            kscale_ptrs += 1
+            v_ptrs += tl.cast(svn, tl.int64) * BLOCK_N
+        for start_n in range(lk_clean, LK, BLOCK_N):  # from the first masked key on, and the partial tail
+            n64 = tl.cast(start_n, tl.int64)
+            acc, l_i, m_i = _attend_tile_int8(
+                acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, kscale_row + start_n // BLOCK_N,
+                v_tile + n64 * svn, kmask_row, start_n, offs_n, offs_d, LK, D,
+                HAS_KEY_MASK, True, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
+            )  # fmt: skip
+    out = acc / tl.where(l_i == 0.0, 1.0, l_i)[:, None]
+    if PV_FP8:  # P was scaled by 448 and V smoothed and scaled per channel; the weights sum to 1: add the mean back
+        v_stats = pid_bh * BLOCK_D + offs_d
+        out *= tl.load(vscale_ptr + v_stats)[None, :] * (1.0 / 448.0)
+        out += tl.where(l_i > 0.0, 1.0, 0.0)[:, None] * tl.load(vmean_ptr + v_stats)[None, :]
+    o_rows = o_ptr + b.to(tl.int64) * sob + h.to(tl.int64) * soh + offs_m[:, None].to(tl.int64) * som
+    tl.store(
+        o_rows + offs_d[None, :], out.to(o_ptr.dtype.element_ty), mask=(offs_m[:, None] < LQ) & (offs_d[None, :] < D)
+    )
+
+
+# Autotuned configs for CUDA: the key tile is fixed at K_BLOCK (the K scales are per 64 keys), so only the query
+# tile, warps and pipeline depth vary. 128 x 64 on 8 warps with 3-4 stages is SageAttention's Triton choice for
+# head dim 128; 64-row tiles on 4 warps for short sequences.
+_CONFIGS = [
+    triton.Config({"BLOCK_M": 128}, num_warps=8, num_stages=3),
+    triton.Config({"BLOCK_M": 128}, num_warps=8, num_stages=4),
+    triton.Config({"BLOCK_M": 128}, num_warps=4, num_stages=3),
+    triton.Config({"BLOCK_M": 64}, num_warps=4, num_stages=3),
+]
+_TUNE_KEY = ["LQ_BUCKET", "LK_BUCKET", "D", "HAS_BLOCK_MASK", "HAS_KEY_MASK", "PV_FP8"]
+_int8_attention_autotuned = (
+    None if _INTERPRET else triton.autotune(configs=_CONFIGS, key=_TUNE_KEY)(_int8_attention_kernel)
+)
+
+
+@dataclass
+class _QuantizedKV:
+    """One head group's quantized K (and V), as `_int8_attention_kernel` reads them."""
+
+    k8: torch.Tensor  # int8 [B·G, LPAD, BLOCK_D]
+    k_scale: torch.Tensor  # float32 [B·G, LPAD / BLOCK_N]
+    v: torch.Tensor  # e4m3 Vᵀ [B, G, BLOCK_D, LPAD], or the 16-bit/fp32 input V [B, G, L, D]
+    v_scale: torch.Tensor  # float32 [B·G, BLOCK_D]: V ≈ v8 x v_scale + v_mean (FP8 only)
+    v_mean: torch.Tensor
+
+
+def _capability(device: torch.device) -> tuple[int, int] | None:
+    """The CUDA compute capability, None under the interpreter; raises where the kernel cannot run."""
+    if _INTERPRET:
+        return None
+    if device.type != "cuda":
+        raise KernelInputError("int8 attention: needs CUDA tensors (or TRITON_INTERPRET=1)")
+    capability = torch.cuda.get_device_capability(device)
+    if capability < MIN_CAPABILITY:
+        version = ".".join(map(str, capability))
+        raise KernelInputError(
+            f"int8 attention: needs INT8 tensor cores (compute capability 8.0+), this GPU is {version}"
+        )
+    return capability
+
+
+def _use_fp8(pv: str, device: torch.device) -> bool:
+    if pv not in ("auto", *PV_FORMATS):
+        raise KernelInputError(f"int8 attention: pv must be auto, {' or '.join(PV_FORMATS)}; got {pv!r}")
+    capability = _capability(device)
+    fp8_ok = capability is None or capability >= FP8_CAPABILITY
+    if pv == "fp8" and not fp8_ok:
+        raise KernelInputError(f"int8 attention: FP8 P·V needs compute capability 8.9+, this GPU is {capability}")
+    return pv == "fp8" or (pv == "auto" and capability is not None and fp8_ok)
+
+
+@dataclass
+class _Stats:
+    """Per-channel statistics over the unmasked keys, float32 [B·G, BLOCK_D] each."""
+
+    k_mean: torch.Tensor  # zeros without smoothing
+    v_mean: torch.Tensor  # FP8 only (else zeros)
+    v_scale: torch.Tensor  # max|V - mean| / 448 (FP8 only, else ones)
+
+
+def _kv_stats(k, v, km, skm_b, has_mask: bool, smooth: bool, fp8: bool, block_d: int) -> _Stats:
+    bsz, heads, length, dim = k.shape
+    rows = bsz * heads
+    zeros = torch.zeros(rows, block_d, device=k.device)
+    if not (smooth or fp8):
+        return _Stats(zeros, zeros, zeros + 1)
+    chunks = triton.cdiv(length, _STATS_ROWS)
+    stats = torch.empty(rows, chunks, 4, block_d, device=k.device)
+    _kv_stats_kernel[(chunks, rows)](
+        k, v, km, stats, heads, length, dim, *k.stride(), *v.stride(), skm_b,
+        HAS_KEY_MASK=has_mask, SMOOTH=smooth, V_STATS=fp8, ROWS=_STATS_ROWS, BLOCK_N=64, BLOCK_D=block_d,
+    )  # fmt: skip
+    kept = torch.full((bsz,), float(length), device=k.device)
+    if has_mask:  # mask bytes follow each row's 4-byte header; one row broadcasts over the batch
+        kept = km[:, 4 : 4 + length].sum(-1).float().clamp_min(1).expand(bsz)
+    k_sum, v_sum = stats[:, :, 0].sum(1), stats[:, :, 1].sum(1)
+    kept = kept.repeat_interleave(heads)[:, None]
+    v_mean = v_sum / kept
+    v_amax = torch.maximum(stats[:, :, 2].amax(1) - v_mean, v_mean - stats[:, :, 3].amin(1))
+    v_amax = torch.where(torch.isfinite(v_amax) & (v_amax > 0), v_amax, E4M3_MAX)  # no key, or constant channels
+    return _Stats(k_sum / kept, v_mean, v_amax / E4M3_MAX)
+
+
+def _quantize_kv(k, v, km, skm_b, has_mask: bool, smooth: bool, fp8: bool, block_n: int, block_d: int):
+    """-> `_QuantizedKV` for k/v [B, G, L, D] (one head group)."""
+    bsz, heads, length, dim = k.shape
+    lpad = padded_keys(length, block_n)
+    stats = _kv_stats(k, v, km, skm_b, has_mask, smooth, fp8, block_d)
+    k8 = torch.empty(bsz * heads, lpad, block_d, device=k.device, dtype=torch.int8)
+    k_scale = torch.empty(bsz * heads, lpad // block_n, device=k.device)
+    v8 = torch.empty(bsz, heads, block_d, lpad, device=k.device, dtype=torch.float8_e4m3fn) if fp8 else k8
+    _quantize_kv_kernel[(lpad // block_n, bsz * heads)](
+        k, v, stats.k_mean, stats.v_mean, 1.0 / stats.v_scale, km, k8, k_scale, v8, heads, length, dim, lpad,
+        *k.stride(), *v.stride(), skm_b,
+        HAS_KEY_MASK=has_mask, QUANT_V=fp8, BLOCK_N=block_n, BLOCK_D=block_d, INTERPRETED=_INTERPRET,
+    )  # fmt: skip
+    return _QuantizedKV(k8, k_scale, v8 if fp8 else v, stats.v_scale, stats.v_mean)
+
+
+def _tile_sizes(block_size: int) -> tuple[int, int]:
+    """Fixed (query, key) tiles for the interpreter and small block masks; keys: K_BLOCK or the mask block."""
+    if block_size < 16 or block_size & (block_size - 1):
+        raise KernelInputError(f"int8 attention: block_size must be a power of two >= 16, got {block_size}")
+    return min(block_size, 64), min(block_size, K_BLOCK)
+
+
+def _check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    bsz, heads, lq, dim = q.shape
+    lk = k.shape[2]
+    if k.shape != (bsz, heads, lk, dim) or v.shape != k.shape:
+        raise KernelInputError(f"int8 attention: q {list(q.shape)}, k {list(k.shape)}, v {list(v.shape)} do not match")
+    if q.dtype not in (torch.float32, torch.float16, torch.bfloat16) or k.dtype != q.dtype or v.dtype != q.dtype:
+        raise KernelInputError(f"int8 attention: q/k/v must share one float dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if dim > 256:
+        raise KernelInputError(f"int8 attention: head dim {dim} > 256")
+
+
+def int8_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    key_mask: torch.Tensor | None = None,
+    block_mask: torch.Tensor | None = None,
+    block_size: int = 128,
+    *,
+    pv: str = "auto",
+    smooth_k: bool = True,
+    workspace_bytes: int = WORKSPACE_BYTES,
+) -> torch.Tensor:
+    """Softmax attention with INT8 QKᵀ, like `attention.block_sparse_attention` (same arguments, layouts, masks
+    and zeros for rows that see no key). q: [B, H, Lq, D], k/v: [B, H, Lk, D], any strides, fp32/fp16/bf16.
+    pv: "fp8" (sm_89+), "16bit", or "auto" (fp8 where the GPU has it). smooth_k=False skips the K smoothing (for
+    comparison only: much less accurate on DiT keys). workspace_bytes: the most the quantized K/V copies may
+    take (heads are processed in groups that fit; at least one head). Returns contiguous [B, H, Lq, D] in
+    q.dtype."""
+    _check_inputs(q, k, v)
+    bsz, heads, lq, dim = q.shape
+    lk = k.shape[2]
+    fp8 = _use_fp8(pv, q.device)
+    block_m, block_n = _tile_sizes(block_size)
+    km, skm_b = _key_mask_arg(key_mask, bsz, lk, q.device)
+    nq, nk = triton.cdiv(lq, block_size), triton.cdiv(lk, block_size)
+    table, table_strides = _block_table(block_mask, (bsz, heads, nq, nk), lk, block_size, q.device)
+    out = torch.empty(bsz, heads, lq, dim, device=q.device, dtype=q.dtype)
+    if out.numel() == 0 or lk == 0:
+        return out.zero_()
+    block_d = max(16, triton.next_power_of_2(dim))
+    group = heads_per_launch(bsz, heads, lk, dim, fp8, block_n, workspace_bytes)
+    for h0 in range(0, heads, group):
+        heads_here = slice(h0, min(heads, h0 + group))
+        k_g, v_g = k[:, heads_here], v[:, heads_here]
+        quantized = _quantize_kv(k_g, v_g, km, skm_b, key_mask is not None, smooth_k, fp8, block_n, block_d)
+        group_table = table[:, heads_here] if table.dim() == 4 and table.shape[1] > 1 else table
+        _launch(
+            q[:, heads_here],
+            quantized,
+            out[:, heads_here],
+            km,
+            skm_b,
+            group_table,
+            table_strides,
+            lk,
+            key_mask is not None,
+            block_mask is not None,
+            block_size,
+            fp8,
+            (block_m, block_n, block_d),
+        )
+    return out
+
+
+def _launch(q, kv: _QuantizedKV, out, km, skm_b, table, table_strides, lk, has_mask, has_blocks, block_size, fp8,
+            tiles) -> None:  # fmt: skip
+    bsz, heads, lq, dim = q.shape
+    block_m, block_n, block_d = tiles
+    lpad = kv.k8.shape[1]
+    v_strides = (kv.v.stride(0), kv.v.stride(1), 1, lpad) if fp8 else kv.v.stride()
+    args = (
+        q, kv.k8, kv.k_scale, kv.v, kv.v_scale, kv.v_mean, out, km, table, 1.0 / math.sqrt(dim) * math.log2(math.e),
+        heads, lq, lk, dim, lpad, *q.stride(), *v_strides, *out.stride()[:3], skm_b, *table_strides,
+        _length_bucket(lq), _length_bucket(lk),
+    )  # fmt: skip
+    flags = dict(
+        HAS_BLOCK_MASK=has_blocks,
+        MASK_BLOCK=block_size if has_blocks else 128,
+        BLOCK_N=block_n,
+        BLOCK_D=block_d,
+        HAS_KEY_MASK=has_mask,
+        PV_FP8=fp8,
+        PV_FP16=kv.v.dtype != torch.bfloat16,
+        EVEN_D=block_d == dim,
+        INTERPRETED=_INTERPRET,
+    )
+    tuned = _int8_attention_autotuned is not None and block_d <= 128 and (not has_blocks or block_size >= 128)
+    if tuned:
+        _int8_attention_autotuned[lambda meta: (triton.cdiv(lq, meta["BLOCK_M"]), bsz * heads)](*args, **flags)
+    else:
+        _int8_attention_kernel[(triton.cdiv(lq, block_m), bsz * heads)](*args, **flags, BLOCK_M=block_m)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Dense 8-bit attention with the `Ops.attention` signature (mask: bool [B, 1, 1, Lk] or None)."""
+    return int8_attention(q, k, v, key_mask=mask)

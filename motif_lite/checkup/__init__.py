@@ -1,0 +1,118 @@
+"""`motif-lite check`: is everything a run needs on disk, complete and consistent, and what can this machine do?
+
+    report = check_setup("Motif-Video-2B/", gguf="motif-video-2b-Q4_K_M.gguf")
+    print("\\n".join(report.lines())); exit(0 if report.passed else 2)
+
+No weights are loaded: safetensors and GGUF files are checked from their headers, each component's tensor names
+and shapes against a model built from its config on the `meta` device, every config parsed as a run parses it
+(`checkpoint.py`); the machine's GPU, Triton and ffmpeg (`environment.py`); and the memory plan of a default
+request. A Hub repo id is looked up in the local Hugging Face cache only: checking never downloads.
+
+Findings have three levels: `ok`; `warning`, for what this machine or checkpoint cannot do while a run still works
+(no GPU, no image-to-video); `problem`, for what makes a run fail or go wrong, each naming its file and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from motif_lite.checkup.checkpoint import check_checkpoint, check_gguf
+from motif_lite.checkup.environment import check_environment
+from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_line
+from motif_lite.choices import GGUF_REPO, MOTIF_REPO
+from motif_lite.errors import MotifLiteError
+
+__all__ = ["CheckpointFiles", "Checkup", "Finding", "check_setup"]
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_VARIANT = re.compile(r"^[A-Za-z0-9_]+$")  # Q4_K_M, Q8_0, BF16, ...
+
+
+def check_setup(model: str | Path = MOTIF_REPO, gguf: str | Path | None = None) -> Checkup:
+    """Check the machine, the checkpoint (its `transformer/` only without `gguf`), the GGUF file and the memory
+    plan of a default request; see the module docstring."""
+    report = Checkup()
+    check_environment(report)
+    files = _local_checkpoint(str(model), report)
+    gguf_path = _local_gguf(str(gguf), report) if gguf is not None else None
+    if files is not None:
+        check_checkpoint(report, files, with_transformer=gguf is None)
+    if gguf_path is not None:
+        check_gguf(report, gguf_path, None if files is None else files.root)
+    if files is not None and not report.problems:
+        _check_default_plan(report, files.root, gguf_path)
+    return report
+
+
+def _local_checkpoint(model: str, report: Checkup) -> CheckpointFiles | None:
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return CheckpointFiles(path)
+    if path.exists() or not _REPO_ID.match(model):
+        report.problem(
+            model, "no such checkpoint folder", f"pass the folder that holds model_index.json, or {MOTIF_REPO}"
+        )
+        return None
+    snapshot = _cached_snapshot(model, None)
+    if snapshot is None:
+        fix = f"download it: hf download {model} --local-dir ./{model.split('/')[-1]}"
+        report.problem(model, "not in the local Hugging Face cache (check never downloads)", fix)
+        return None
+    return CheckpointFiles(snapshot, model)
+
+
+def _local_gguf(gguf: str, report: Checkup) -> Path | None:
+    path = Path(gguf).expanduser()
+    if path.is_dir():  # a folder holding one .gguf file
+        found = sorted(path.glob("*.gguf"))
+        if len(found) == 1:
+            return found[0]
+        report.problem(gguf, f"holds {len(found)} .gguf files", "pass the path of one .gguf file")
+        return None
+    if path.suffix.lower() == ".gguf" or path.exists() or not _VARIANT.match(gguf):
+        if path.is_file():
+            return path
+        fix = "pass the path of a .gguf file (or its folder), or a variant name such as Q4_K_M"
+        report.problem(gguf, "no such GGUF file", fix)
+        return None
+    snapshot = _cached_snapshot(GGUF_REPO, [f"*{gguf}*.gguf"])
+    variant = re.compile(rf"(?<![A-Za-z0-9]){re.escape(gguf)}(?![A-Za-z0-9_])", re.IGNORECASE)
+    found = [] if snapshot is None else sorted(p for p in snapshot.rglob("*.gguf") if variant.search(p.name))
+    if len(found) == 1:
+        return found[0]
+    fix = f"download it: hf download {GGUF_REPO} --include '*{gguf}*.gguf'"
+    report.problem(gguf, f"no single file of variant {gguf} in the local cache of {GGUF_REPO}", fix)
+    return None
+
+
+def _cached_snapshot(repo: str, patterns: list[str] | None) -> Path | None:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo, allow_patterns=patterns, local_files_only=True))
+    except Exception:  # not in the cache: huggingface_hub raises several error types for that
+        return None
+
+
+def _check_default_plan(report: Checkup, root: Path, gguf: Path | None) -> None:
+    """The memory plan of a default `motif-lite run` (official size and settings) on this machine."""
+    from motif_lite.pipeline import plan_generation
+    from motif_lite.request import GenerationRequest
+
+    request = GenerationRequest("check")
+    size = f"{request.width}x{request.height}x{request.frames}"
+    try:
+        plan = plan_generation(request, root, gguf=gguf, dtype=torch.bfloat16, device="auto")
+    except MotifLiteError as exc:
+        report.warning("memory plan", f"the default {size} does not fit here: {first_line(exc)}")
+        return
+    report.plan = plan
+    budget = "none on the CPU" if plan.budget_bytes is None else f"{plan.budget_bytes / 2**30:.2f} GiB free"
+    report.ok(
+        "memory plan",
+        f"default {size}: plan {plan.rank + 1} of {plan.ladder_size} (1 = fastest), estimated peak "
+        f"{plan.peak_bytes / 2**30:.2f} GiB, budget {budget}",
+    )

@@ -1,0 +1,333 @@
+"""The checkpoint's files, component by component, and a GGUF transformer: present, complete (from the headers:
+no tensor data is read) and consistent with their configs (names and shapes against a model built on the `meta`
+device), every config parsed the way a run parses it."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+
+from motif_lite.checkup.report import CheckpointFiles, Checkup, first_line
+from motif_lite.choices import GGUF_REPO
+from motif_lite.errors import MotifLiteError
+from motif_lite.weights.safetensors_header import SafetensorsHeader, read_header
+
+Shapes = Mapping[str, tuple[int, ...]]
+MAX_NAMED = 3  # mismatched tensors named per problem line
+FAILED = object()  # what `_parsed` returns when the file could not be read (None can be a parsed value)
+
+
+def check_checkpoint(report: Checkup, source: CheckpointFiles, with_transformer: bool = True) -> None:
+    """Every file a run reads from the checkpoint folder, component by component."""
+    _check_model_index(report, source)
+    _check_text_encoder(report, source)
+    _check_tokenizer(report, source)
+    _check_vae(report, source)
+    if with_transformer:
+        _check_transformer(report, source)
+    _check_scheduler(report, source)
+    _check_guider(report, source)
+    _check_feature_extractor(report, source)
+
+
+def _json(report: Checkup, source: CheckpointFiles, rel: str, missing: str | None = None) -> dict | None:
+    """The JSON object in `rel`; a problem if it is unreadable, and if it is absent: a problem, or with
+    `missing` (what its absence limits) a warning."""
+    path = source.root / rel
+    if not path.is_file():
+        if missing is None:
+            report.problem(rel, "missing", source.fetch(rel))
+        else:
+            report.warning(rel, f"absent: {missing}")
+        return None
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        report.problem(rel, f"not valid JSON ({exc})", source.fetch(rel, again=True))
+        return None
+    if not isinstance(value, dict):
+        report.problem(rel, f"holds a JSON {type(value).__name__}, not an object", source.fetch(rel, again=True))
+        return None
+    return value
+
+
+def _parsed(report: Checkup, source: CheckpointFiles, rel: str, parse: Callable[[], object], what: str) -> object:
+    """`parse()` (reads `rel` as a run would), or `FAILED` after reporting its error as a problem naming `rel`."""
+    try:
+        value = parse()
+    except Exception as exc:  # MotifLiteError, or whatever transformers raises for a config it rejects
+        report.problem(rel, f"cannot be read as {what}: {first_line(exc)}", source.fetch(rel, again=True))
+        return FAILED
+    report.ok(rel, f"parses as {what}")
+    return value
+
+
+def _check_model_index(report: Checkup, source: CheckpointFiles) -> None:
+    index = _json(report, source, "model_index.json", "not needed to run; `motif-lite verify` (diffusers) needs it")
+    if index is not None:
+        report.ok("model_index.json", f"{index.get('_class_name', 'no _class_name')}")
+
+
+def _check_text_encoder(report: Checkup, source: CheckpointFiles) -> None:
+    if _json(report, source, "text_encoder/config.json") is None:
+        return
+
+    def parse() -> object:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(source.root / "text_encoder")
+        if config.model_type != "t5gemma2_encoder":
+            raise MotifLiteError(f"model_type {config.model_type!r}, expected 't5gemma2_encoder'")
+        return config
+
+    config = _parsed(report, source, "text_encoder/config.json", parse, "a T5Gemma2 encoder config")
+    headers = _weights(report, source, "text_encoder", "model.safetensors")
+    if config is FAILED or headers is None:
+        return
+    from transformers import T5Gemma2Encoder
+
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in T5Gemma2Encoder(config).state_dict().items()}
+    found = {name: t.shape for h in headers for name, t in h.tensors.items()}
+    # transformers renames the encoder's keys on load ("encoder." in the checkpoint, "text_model." in the module):
+    # compare without those prefixes, and by shapes alone if the names still differ.
+    problems = _mismatches(_strip(expected), _strip(found))
+    if problems and Counter(expected.values()) == Counter(found.values()):
+        problems = []
+    _report_weights(report, source, "text_encoder", headers, problems, "text_encoder/config.json")
+
+
+def _strip(shapes: Shapes) -> dict[str, tuple[int, ...]]:
+    return {re.sub(r"^(encoder\.)?(text_model\.)?", "", name): shape for name, shape in shapes.items()}
+
+
+def _check_tokenizer(report: Checkup, source: CheckpointFiles) -> None:
+    config = _json(report, source, "tokenizer/tokenizer_config.json")
+    vocabulary = _json(report, source, "tokenizer/tokenizer.json")
+    if config is None or vocabulary is None:
+        return
+
+    def parse() -> object:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(source.root / "tokenizer")
+
+    _parsed(report, source, "tokenizer/tokenizer.json", parse, "a tokenizer")
+
+
+def _check_vae(report: Checkup, source: CheckpointFiles) -> None:
+    from motif_lite.vae.config import WanVAEConfig
+    from motif_lite.vae.model import WanVAE
+
+    if _json(report, source, "vae/config.json") is None:
+        return
+    config = _parsed(
+        report,
+        source,
+        "vae/config.json",
+        lambda: WanVAEConfig.from_json(source.root / "vae/config.json"),
+        "a Wan2.1 VAE config",
+    )
+    headers = _weights(report, source, "vae", "diffusion_pytorch_model.safetensors")
+    if config is FAILED or headers is None:
+        return
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in WanVAE(config).state_dict().items()}
+    found = {name: t.shape for h in headers for name, t in h.tensors.items()}
+    _report_weights(report, source, "vae", headers, _mismatches(expected, found), "vae/config.json")
+
+
+def _check_transformer(report: Checkup, source: CheckpointFiles) -> None:
+    from motif_lite.config import TransformerConfig
+
+    if _json(report, source, "transformer/config.json") is None:
+        return
+    config = _parsed(
+        report,
+        source,
+        "transformer/config.json",
+        lambda: TransformerConfig.from_json(source.root / "transformer/config.json"),
+        "a Motif-Video transformer config",
+    )
+    headers = _weights(report, source, "transformer", "diffusion_pytorch_model.safetensors")
+    if config is FAILED or headers is None:
+        return
+    found = {name: t.shape for h in headers for name, t in h.tensors.items()}
+    problems = _transformer_mismatches(config, found)
+    _report_weights(report, source, "transformer", headers, problems, "transformer/config.json")
+
+
+def _transformer_mismatches(config: object, found: Shapes) -> list[str]:
+    """Our loader's comparison: checkpoint names in our layout against the model built from `config`."""
+    from motif_lite.weights.keymap import detect_layout, to_model_name
+    from motif_lite.weights.loader import build_model
+
+    found = {name: shape for name, shape in found.items() if 0 not in shape}  # exporters' placeholders
+    try:
+        layout = detect_layout(found)
+    except MotifLiteError as exc:
+        return [str(exc)]
+    found = {to_model_name(name, layout): shape for name, shape in found.items()}
+    model = build_model(config.replace(cross_attention_layout=layout))
+    return _mismatches({name: tuple(t.shape) for name, t in model.state_dict().items()}, found)
+
+
+def _check_scheduler(report: Checkup, source: CheckpointFiles) -> None:
+    from motif_lite.sampling import shift_from_scheduler_config
+
+    rel = "scheduler/scheduler_config.json"
+    if _json(report, source, rel, "the flow shift defaults to 15 (text-to-video) / 8 (image-to-video)") is None:
+        return
+    shift = _parsed(report, source, rel, lambda: shift_from_scheduler_config(source.root / rel), "a scheduler config")
+    if shift is None or shift == 1.0:  # (FAILED was reported already)
+        report.warning(rel, "no shift (or diffusers' default 1.0): runs use 15 (text-to-video) / 8 (image-to-video)")
+
+
+def _check_guider(report: Checkup, source: CheckpointFiles) -> None:
+    from motif_lite.sampling import guidance_from_guider_config
+
+    rel = "guider/guider_config.json"
+    if (
+        _json(report, source, rel, "the official APG guidance (scale 8, norm threshold 12, momentum 0.1) is used")
+        is None
+    ):
+        return
+    guidance = _parsed(report, source, rel, lambda: guidance_from_guider_config(source.root / rel), "a guider config")
+    if guidance is None:
+        report.warning(rel, "guidance disabled (enabled: false): one transformer call per step, no negative prompt")
+
+
+def _check_feature_extractor(report: Checkup, source: CheckpointFiles) -> None:
+    rel = "feature_extractor/preprocessor_config.json"
+    if _json(report, source, rel, "image-to-video (-i) is not possible with this checkpoint; text-to-video is"):
+        report.ok(rel, "image-to-video possible")
+
+
+# ------------------------------------------------------------------------------------------- weights
+
+
+def _weights(report: Checkup, source: CheckpointFiles, folder: str, single: str) -> list[SafetensorsHeader] | None:
+    """The headers of a component's safetensors files (an index's shards, else `single`, else the one file)."""
+    directory = source.root / folder
+    indexes = sorted(directory.glob("*.safetensors.index.json"))
+    if indexes:
+        rel = f"{folder}/{indexes[0].name}"
+        index = _json(report, source, rel)
+        weight_map = None if index is None else index.get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            if index is not None:
+                report.problem(rel, "has no weight_map", source.fetch(rel, again=True))
+            return None
+        files = [directory / name for name in sorted(set(weight_map.values()))]
+    else:
+        candidates = sorted(directory.glob("*.safetensors"))
+        files = [directory / single] if (directory / single).is_file() or len(candidates) != 1 else candidates
+    headers, complete = [], True
+    for path in files:
+        rel = f"{folder}/{path.name}"
+        if not path.is_file():
+            report.problem(rel, "missing", source.fetch(f"{folder}/*.safetensors*"))
+            complete = False
+            continue
+        try:
+            headers.append(read_header(path))
+        except MotifLiteError as exc:
+            report.problem(rel, first_line(exc).replace(f"{path}: ", ""), source.fetch(rel, again=True))
+            complete = False
+    return headers if complete else None
+
+
+def _mismatches(expected: Shapes, found: Shapes) -> list[str]:
+    missing = sorted(expected.keys() - found.keys())
+    unexpected = sorted(found.keys() - expected.keys())
+    wrong = sorted(n for n in expected.keys() & found.keys() if tuple(found[n]) != tuple(expected[n]))
+    return (
+        [f"missing {n}" for n in missing]
+        + [f"unexpected {n}" for n in unexpected]
+        + [f"{n}: file {list(found[n])}, config {list(expected[n])}" for n in wrong]
+    )
+
+
+def _report_weights(
+    report: Checkup,
+    source: CheckpointFiles,
+    folder: str,
+    headers: list[SafetensorsHeader],
+    problems: list[str],
+    config: str,
+) -> None:
+    files = ", ".join(f"{folder}/{h.path.name}" for h in headers)
+    if problems:
+        named = "; ".join(problems[:MAX_NAMED]) + (
+            f"; and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
+        )
+        report.problem(
+            files,
+            f"{len(problems)} tensor(s) do not match {config}: {named}",
+            f"the weights and the config come from different models: {source.fetch(folder + '/*', again=True)}",
+        )
+        return
+    count = sum(len(h.tensors) for h in headers)
+    size = sum(h.data_bytes for h in headers)
+    report.ok(files, f"complete, {count} tensors ({_size(size)}), names and shapes match {config}")
+
+
+def check_gguf(report: Checkup, path: Path, root: Path | None) -> None:
+    """A GGUF transformer: readable, complete, known quant types, and every tensor as its config says.
+
+    The config is the checkpoint's `transformer/config.json` when there is one, else the one our quantizer embeds,
+    else inferred from the tensor shapes (which cannot show rope_theta: a warning says so)."""
+    from motif_lite.config import TransformerConfig
+    from motif_lite.weights.gguf_file import read_gguf
+    from motif_lite.weights.gguf_loader import CONFIG_KEY
+
+    subject = str(path)
+    try:
+        checkpoint = read_gguf(path)
+    except MotifLiteError as exc:
+        report.problem(subject, first_line(exc).replace(f"{path}: ", "").replace(f"{path} ", ""), _gguf_fix(path))
+        return
+    types = ", ".join(f"{name} x{n}" for name, n in sorted(checkpoint.qtype_counts().items()))
+    report.ok(
+        subject, f"complete GGUF, {len(checkpoint.tensors)} tensors ({types}), {checkpoint.nbytes() / 1e9:.2f} GB"
+    )
+    shapes = {name: t.shape for name, t in checkpoint.tensors.items()}
+    config_path = None if root is None else root / "transformer" / "config.json"
+    try:
+        if config_path is not None and config_path.is_file():
+            config, origin = TransformerConfig.from_json(config_path), "transformer/config.json"
+        elif CONFIG_KEY in checkpoint.metadata:
+            values = json.loads(checkpoint.metadata[CONFIG_KEY])
+            config, origin = TransformerConfig.from_dict(values, source=f"{path} ({CONFIG_KEY})"), f"its {CONFIG_KEY}"
+        else:
+            from motif_lite.config import config_from_weights
+
+            config, origin = config_from_weights(shapes), "its tensor shapes"
+            report.warning(subject, f"no transformer config at hand: rope_theta {config.rope_theta:g} is assumed")
+    except (MotifLiteError, json.JSONDecodeError) as exc:
+        report.problem(subject, f"no usable transformer config: {first_line(exc)}", _gguf_fix(path))
+        return
+    problems = _transformer_mismatches(config, shapes)
+    if problems:
+        named = "; ".join(problems[:MAX_NAMED]) + (
+            f"; and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
+        )
+        report.problem(subject, f"{len(problems)} tensor(s) do not match {origin}: {named}", _gguf_fix(path))
+    else:
+        report.ok(subject, f"names and shapes match {origin}")
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.1f} MB"
+
+
+def _gguf_fix(path: Path) -> str:
+    return (
+        f"download the file again (hf download {GGUF_REPO} --include '{path.name}'), or make one from the "
+        "checkpoint: python -m motif_lite.quantize CHECKPOINT -o FILE.gguf --type Q4_K_M"
+    )

@@ -1,0 +1,57 @@
+"""The machine: torch, the GPU and its free memory, Triton, ffmpeg. What is missing limits a run, so it is a
+warning, never a problem."""
+
+from __future__ import annotations
+
+import torch
+
+from motif_lite.checkup.report import Checkup, first_line
+from motif_lite.errors import MotifLiteError
+
+
+def check_environment(report: Checkup) -> None:
+    report.ok("torch", f"{torch.__version__} (CUDA {torch.version.cuda or 'none in this build'})")
+    _check_gpu(report)
+    _check_triton(report)
+    _check_ffmpeg(report)
+
+
+def _check_gpu(report: Checkup) -> None:
+    if not torch.cuda.is_available():
+        reason = "this torch build has no CUDA" if torch.version.cuda is None else "no NVIDIA driver or GPU found"
+        report.warning(
+            "GPU",
+            f"none usable ({reason}): runs use the CPU, which is for tests and tiny sizes (a default 720p video "
+            "would take weeks); motif-lite run asks before starting anything longer than ~10 minutes",
+        )
+        return
+    for index in range(torch.cuda.device_count()):
+        free, total = torch.cuda.mem_get_info(index)
+        name = torch.cuda.get_device_name(index)
+        report.ok(f"GPU cuda:{index}", f"{name}, {free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB")
+
+
+def _check_triton(report: Checkup) -> None:
+    from motif_lite.runtime.kernels import use_triton
+
+    try:
+        use_triton("triton")
+    except MotifLiteError as exc:
+        report.warning("Triton", f"kernels unavailable, the torch ops run instead ({first_line(exc)})")
+        return
+    report.ok("Triton", "kernels importable: fused norms, attention and dequantizing matmuls on the GPU")
+
+
+def _check_ffmpeg(report: Checkup) -> None:
+    import imageio_ffmpeg
+
+    try:
+        path = imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as exc:
+        report.warning(
+            "ffmpeg",
+            f"not found ({first_line(exc)}): .mp4 and .webm output are not possible (.gif, .webp and PNG "
+            "sequences are); reinstall imageio-ffmpeg or set IMAGEIO_FFMPEG_EXE",
+        )
+        return
+    report.ok("ffmpeg", f"{path} (.mp4, .webm)")

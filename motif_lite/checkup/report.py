@@ -1,0 +1,73 @@
+"""What a check found: findings at three levels, and where the checked checkpoint's files come from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from motif_lite.choices import MOTIF_REPO
+
+if TYPE_CHECKING:
+    from motif_lite.runtime.planner import Plan
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # "ok", "warning" or "problem"
+    subject: str  # a file (relative to the checkpoint) or a part of the machine
+    message: str  # what was found; a problem ends with "; fix: ..."
+
+    def line(self) -> str:
+        return f"{self.level:<8} {self.subject}: {self.message}"
+
+
+@dataclass
+class Checkup:
+    """Everything a check found, in the order it looked; `plan` is the default request's memory plan."""
+
+    findings: list[Finding] = field(default_factory=list)
+    plan: Plan | None = None
+
+    def ok(self, subject: str, message: str) -> None:
+        self.findings.append(Finding("ok", subject, message))
+
+    def warning(self, subject: str, message: str) -> None:
+        self.findings.append(Finding("warning", subject, message))
+
+    def problem(self, subject: str, message: str, fix: str) -> None:
+        self.findings.append(Finding("problem", subject, f"{message}; fix: {fix}"))
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "problem"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "warning"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        return [f.line() for f in self.findings]
+
+
+@dataclass(frozen=True)
+class CheckpointFiles:
+    """A checkpoint folder on disk and how to fetch a file it lacks."""
+
+    root: Path
+    repo: str | None = None  # the Hub repo when `root` is its snapshot in the Hugging Face cache
+
+    def fetch(self, pattern: str, again: bool = False) -> str:
+        """The fix for missing (or, `again`, damaged) files: the command that downloads them to where they belong."""
+        target = "" if self.repo else f" --local-dir {self.root}"
+        command = f"hf download {self.repo or MOTIF_REPO} --include '{pattern}'{target}"
+        return f"download it again: {command}" if again else f"download it: {command}"
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,168 @@
+"""`motif-lite serve`: the OpenAI Videos API, a persistent job queue and a web page over one loaded model.
+
+    motif-lite serve --gguf Q4_K_M --data ~/motif-videos
+
+FastAPI and uvicorn come with the `server` extra and are imported only when the command runs (see
+docs/server.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+from motif_lite.choices import DTYPE_NAMES, KERNEL_BACKENDS, MOTIF_REPO
+from motif_lite.errors import MotifLiteError
+
+OFFICIAL_VIDEO = (1280, 736, 121)
+API_KEY_VARIABLE = "MOTIF_LITE_API_KEY"
+
+EPILOG = f"""\
+examples:
+  motif-lite serve                                     (http://127.0.0.1:8080/: the page and the API)
+  motif-lite serve --gguf Q4_K_M --data ~/motif-videos
+  motif-lite serve --host 0.0.0.0 --api-key "$(openssl rand -hex 16)"
+
+API: POST/GET /v1/videos, GET/DELETE /v1/videos/ID, GET /v1/videos/ID/content, as the openai SDK's
+client.videos calls them. The key can also come from ${API_KEY_VARIABLE}. See docs/server.md.
+"""
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add `serve` to the `motif-lite` subcommands."""
+    serve = commands.add_parser(
+        "serve",
+        help="serve an OpenAI-compatible video API with a job queue and a web page",
+        description="Serve Motif-Video 2B: the OpenAI Videos API, a persistent job queue and a web page.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_server_flags(serve)
+    _add_model_flags(serve)
+    serve.set_defaults(handler=main)
+
+
+def _add_server_flags(serve: argparse.ArgumentParser) -> None:
+    s = serve.add_argument_group("server")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8080, help="port; 0 = any free port, printed (default 8080)")
+    s.add_argument("--api-key", help=f"require 'Authorization: Bearer KEY' on the API (default: ${API_KEY_VARIABLE})")
+    s.add_argument("--data", default="motif-lite-data", help="folder for the job database and the videos "
+                   "(default ./motif-lite-data)")  # fmt: skip
+    s.add_argument("--max-queue", type=int, default=100, help="jobs queued or running before 429 (default 100)")
+    s.add_argument("--max-upload-mb", type=float, default=20, help="largest first-frame image in MiB (default 20)")
+    s.add_argument(
+        "--max-video",
+        metavar="WxHxF",
+        help="largest video a job may ask for; the memory plan is made for it "
+        "(default with a plan, i.e. on CUDA or with --vram: 1280x736x121; otherwise no limit)",
+    )
+    s.add_argument("--cors-origin", action="append", metavar="ORIGIN", help="allow browser pages from ORIGIN to "
+                   "call the API (repeatable; default: none)")  # fmt: skip
+
+
+def _add_model_flags(serve: argparse.ArgumentParser) -> None:
+    m = serve.add_argument_group("model and runtime")
+    m.add_argument("-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})")
+    m.add_argument("--gguf", help="quantized transformer: a .gguf file or a variant of the GGUF repo, e.g. Q4_K_M")
+    m.add_argument("--dtype", choices=DTYPE_NAMES, default="bf16", help="compute dtype (default bf16)")
+    m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
+    m.add_argument("--vram", type=float, metavar="GiB", help="device memory budget (default: the GPU's free memory)")
+    m.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
+                   help="a LoRA applied to the transformer for every job, as for run (repeatable)")  # fmt: skip
+
+
+def parse_max_video(text: str) -> tuple[int, int, int]:
+    match = re.fullmatch(r"(\d+)x(\d+)x(\d+)", text.strip())
+    if match is None or min(int(g) for g in match.groups()) < 1:
+        raise MotifLiteError(f"--max-video must look like 1280x736x121 (width x height x frames), got {text!r}")
+    return int(match[1]), int(match[2]), int(match[3])
+
+
+def _check_server_extra() -> None:
+    for module in ("fastapi", "uvicorn", "python_multipart"):
+        try:
+            __import__(module)
+        except ImportError as exc:
+            raise MotifLiteError(
+                f"motif-lite serve needs the server extra ({module} is not installed): "
+                'pip install -e ".[server]" in a clone, or pip install "motif-lite[server]"'
+            ) from exc
+
+
+def main(args: argparse.Namespace) -> int:
+    """The `serve` handler: check the flags and the port, open the data folder, load the model once, serve."""
+    _check_server_extra()
+    from motif_lite.server.jobs import JobStore
+    from motif_lite.server.runner import bind, is_loopback
+
+    max_video = parse_max_video(args.max_video) if args.max_video else None
+    api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
+    if args.max_queue < 1 or args.max_upload_mb <= 0:
+        raise MotifLiteError("--max-queue and --max-upload-mb must be positive")
+    if not is_loopback(args.host) and api_key is None:
+        print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
+              "the server", file=sys.stderr)  # fmt: skip
+    sock = bind(args.host, args.port)  # a busy port fails now, not after the model has loaded
+    try:
+        try:
+            store = JobStore(args.data)
+        except (OSError, sqlite3.Error) as exc:
+            raise MotifLiteError(f"cannot use the data folder {args.data}: {exc}") from exc
+        _serve(args, sock, store, max_video, api_key)
+    finally:
+        sock.close()
+    return 0
+
+
+def _serve(args: argparse.Namespace, sock, store, max_video: tuple[int, int, int] | None, api_key: str | None):
+    import torch
+
+    from motif_lite.pipeline import load_pipeline, plan_generation, resolve_device
+    from motif_lite.request import GenerationRequest
+    from motif_lite.server.app import MiB, ServerConfig
+    from motif_lite.server.runner import VideoServer, served_model_name
+
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    model = dict(model=args.model, gguf=args.gguf, dtype=dtypes[args.dtype], device=args.device)
+    plan = None
+    if args.vram is not None or resolve_device(args.device).type == "cuda":
+        max_video = max_video or OFFICIAL_VIDEO
+        width, height, frames = max_video
+        largest = GenerationRequest("-", width=width, height=height, frames=frames)
+        plan = plan_generation(largest, **model, vram_gib=args.vram, kernels=args.kernels)
+        print(plan.describe(), file=sys.stderr)
+    from motif_lite.weights.lora import LoRASpec
+
+    loras = [(spec.path, spec.strength) for spec in map(LoRASpec.parse, args.lora)]
+    print(f"loading {args.model}" + (f" with {args.gguf}" if args.gguf else "") + " ...", file=sys.stderr)
+    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan, loras=loras)
+    if pipe.loras is not None:
+        print(f"loras: {pipe.loras.describe()}", file=sys.stderr)
+    print("\n".join(pipe.settings_for(GenerationRequest("-")).lines()), file=sys.stderr)  # what jobs get by default
+    config = ServerConfig(
+        model_name=served_model_name(args.model, args.gguf),
+        api_key=api_key,
+        max_queue=args.max_queue,
+        max_upload_bytes=int(args.max_upload_mb * MiB),
+        max_video=max_video,
+        image_to_video=pipe.text_encoder.can_encode_images,
+        cors_origins=tuple(args.cors_origin or ()),
+    )
+    server = VideoServer(pipe, store, config)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(store.counts().items())) or "no jobs"
+    sock.listen(128)  # from here on a connection waits for uvicorn instead of being refused
+    host, port = sock.getsockname()[:2]
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    interrupted = f"; {len(server.interrupted)} failed as interrupted by the last stop" if server.interrupted else ""
+    print(f"data: {Path(args.data).expanduser().resolve()} ({counts}{interrupted})", file=sys.stderr)
+    print(f"serving {config.model_name} on {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    # SIGTERM stops like Ctrl-C: uvicorn shuts down, then the running job goes back to the queue.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    server.serve(sock)

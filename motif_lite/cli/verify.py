@@ -1,0 +1,77 @@
+"""`motif-lite verify`: our pipeline against diffusers' on the same weights, stage by stage (see motif_lite.verify).
+
+    motif-lite verify -m ./Motif-Video-2B --gguf ./motif-video-2b-Q4_K_M.gguf
+
+Prints one line per stage with its relative difference, then `verdict: match` (exit 0) or `verdict: mismatch at
+STAGE` (exit 1). Without diffusers it says how to install it (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from motif_lite.choices import DTYPE_NAMES, MOTIF_REPO
+
+EXIT_MISMATCH = 1
+
+EPILOG = """\
+stages: text (prompt embeddings), transformer (one forward), guidance (the guided velocity of step 0), vae
+(one decode), frames (both pipelines end to end). Each stage gets the same inputs on both sides, so the first
+mismatch names the part that differs. On real weights this settles the checkpoint's rope_theta, guidance
+settings and VAE statistics, and a GGUF file's tensor layout.
+
+--force NAME=VALUE sets one of ours deliberately wrong (a negative control: verify must name its stage):
+  rope_theta=1 (transformer), apg_eta=0 (guidance, as --apg-eta 0), latents_mean_shift=0.5 (vae),
+  max_prompt_tokens=4 (text)
+"""
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add `verify` to the `motif-lite` subcommands."""
+    verify = commands.add_parser(
+        "verify",
+        help="compare motif-lite with the diffusers pipeline on the same weights, stage by stage",
+        description=(
+            "Run motif-lite and diffusers' MotifVideoPipeline on the same checkpoint at a small size and compare "
+            'them stage by stage. Needs the verify extra: pip install -e ".[verify]".'
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verify.add_argument(
+        "-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})"
+    )
+    verify.add_argument("--gguf", help="quantized transformer: a .gguf file or a variant of the GGUF repo, e.g. Q4_K_M")
+    verify.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    verify.add_argument("--dtype", choices=DTYPE_NAMES, help="compute dtype (default fp32 on the CPU, bf16 on a GPU)")
+    verify.add_argument("-W", "--width", type=int, default=256, help="width (default 256)")
+    verify.add_argument("-H", "--height", type=int, default=256, help="height (default 256)")
+    verify.add_argument("--video-frames", type=int, default=9, help="frames (default 9)")
+    verify.add_argument("--steps", type=int, default=2, help="sampling steps (default 2)")
+    verify.add_argument("-s", "--seed", type=int, default=0, help="seed (default 0)")
+    verify.add_argument("-p", "--prompt", help="prompt (default: a short fixed one)")
+    verify.add_argument("-n", "--negative-prompt", help="negative prompt (default: the official one)")
+    verify.add_argument(
+        "--force", action="append", default=[], metavar="NAME=VALUE", help="set one of ours wrong (see below)"
+    )
+    verify.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import torch
+
+    from motif_lite.verify import ForcedSettings, VerifySettings, verify
+
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    forced = ForcedSettings.parse(args.force)  # a bad --force fails before anything loads
+    settings = VerifySettings(args.width, args.height, args.video_frames, args.steps, args.seed)
+    texts = {"prompt": args.prompt, "negative_prompt": args.negative_prompt}
+    settings = dataclasses.replace(settings, **{k: v for k, v in texts.items() if v is not None})
+    dtype = dtypes[args.dtype] if args.dtype else None
+    print(f"verify: loading both pipelines from {args.model} ...", file=sys.stderr)
+    result = verify(args.model, args.gguf, args.device, dtype, settings, forced)
+    print("\n".join(result.lines()))
+    return 0 if result.mismatch is None else EXIT_MISMATCH

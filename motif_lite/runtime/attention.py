@@ -1,0 +1,229 @@
+"""The exact attention backend behind the model's `Ops.attention` seam, chosen per GPU.
+
+    backend = attention_backend("auto", device)        # or "sdpa", "flash", "cudnn", "efficient", "triton"
+    handle = apply_attention_backend(transformer, backend)
+    ...                                                 # generate
+    print(backend.describe())                           # "auto: flash at 40,560 keys (flash 8.1 ms, ...)"
+
+Every backend computes the same exact softmax attention (no approximation; they differ in rounding only):
+- `sdpa`: PyTorch's `scaled_dot_product_attention` with its own choice of kernel (the plain path);
+- `flash`, `cudnn`, `efficient`: SDPA restricted to one kernel. FlashAttention takes no mask, so a masked call
+  (batched guidance pads the shorter prompt) runs one unmasked call per batch row over that row's valid keys:
+  the model's masks only ever hide keys at the end of the sequence (padded text), so this is the same math.
+  cuDNN goes the same way (its mask support varies across versions);
+- `triton`: motif-lite's dense Triton kernel (`motif_lite.kernels.attention`), with a bool key mask;
+- `auto`: on CUDA, a timed trial of every candidate above (`sdpa` included, so `auto` is never slower than
+  PyTorch's own pick) at each new attention shape of the run, on the run's own tensors, the first time that shape
+  is seen (one warm-up and two timed calls each: milliseconds to a few seconds against minutes of sampling); a
+  candidate that fails, or whose output on the first query rows differs from SDPA's by more than rounding, is
+  dropped. The choice is kept for the rest of the process and reported by `describe()`. On the CPU `auto` is
+  `sdpa` (no trial: there is one CPU kernel worth having).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from motif_lite.choices import ATTENTION_BACKENDS
+from motif_lite.errors import ConfigError
+from motif_lite.model.ops import AttentionFn, sdpa_attention
+
+BACKENDS = ATTENTION_BACKENDS
+_SDPA_KERNELS = {
+    "flash": SDPBackend.FLASH_ATTENTION,
+    "cudnn": SDPBackend.CUDNN_ATTENTION,
+    "efficient": SDPBackend.EFFICIENT_ATTENTION,
+}
+_NO_MASK = ("flash", "cudnn")  # masked calls go row by row over each row's valid keys
+CHECK_ROWS = 256  # query rows compared against SDPA's output when a candidate is tried
+# Timer: (candidate name, a call of it) -> seconds per call. Injected by the tests.
+Timer = Callable[[str, Callable[[], torch.Tensor]], float]
+
+
+def valid_key_lengths(mask: torch.Tensor) -> list[int]:
+    """Valid keys per batch row of a bool key mask [B, 1, 1, Lk] (True = attend) whose False entries are all at
+    the end of each row (trailing padding); raises ConfigError for any other mask. One host sync."""
+    rows = mask.reshape(mask.shape[0], -1).cpu()
+    lengths = rows.sum(-1).tolist()
+    for row, length in zip(rows, lengths, strict=True):
+        if not bool(row[:length].all()):
+            raise ConfigError("attention mask is not trailing key padding; use --attention-backend sdpa")
+    return lengths
+
+
+@torch.compiler.disable  # host sync and a Python loop: kept out of compiled graphs
+def attend_by_rows(attend: AttentionFn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor):
+    """Masked attention through an unmasked kernel: each batch row over its own valid keys (trailing padding)."""
+    lengths = valid_key_lengths(mask)
+    if len(set(lengths)) == 1:
+        n = lengths[0]
+        return attend(q, k[:, :, :n], v[:, :, :n], None)
+    rows = [attend(q[i : i + 1], k[i : i + 1, :, :n], v[i : i + 1, :, :n], None) for i, n in enumerate(lengths)]
+    return torch.cat(rows)
+
+
+def sdpa_with(kernel: SDPBackend, split_masked: bool) -> AttentionFn:
+    """SDPA restricted to one kernel; with `split_masked`, masked calls go row by row (`attend_by_rows`)."""
+
+    def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if mask is not None and split_masked:
+            return attend_by_rows(attend, q, k, v, mask)
+        with sdpa_kernel(kernel):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+    return attend
+
+
+def triton_attention() -> AttentionFn:
+    """Our dense Triton kernel, falling back to SDPA (with a warning) off-CUDA or if it fails."""
+    from motif_lite.kernels.attention import attention
+    from motif_lite.runtime.kernels import FallbackOp
+
+    return FallbackOp("attention", attention, sdpa_attention)
+
+
+def candidate(name: str) -> AttentionFn:
+    """The attention function of one fixed backend."""
+    if name == "sdpa":
+        return sdpa_attention
+    if name == "triton":
+        return triton_attention()
+    if name in _SDPA_KERNELS:
+        return sdpa_with(_SDPA_KERNELS[name], split_masked=name in _NO_MASK)
+    raise ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def synchronized_timer(name: str, call: Callable[[], torch.Tensor], reps: int = 2) -> float:
+    """Seconds per call after one warm-up call (which may compile or autotune), the GPU synchronized."""
+
+    def sync() -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    call()
+    sync()
+    start = time.perf_counter()
+    for _ in range(reps):
+        call()
+    sync()
+    return (time.perf_counter() - start) / reps
+
+
+@dataclass
+class Trial:
+    """The outcome of one timed trial: seconds per candidate (None = dropped, with the reason)."""
+
+    keys: int  # key length of the trial's shape
+    seconds: dict[str, float] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def best(self) -> str:
+        return min(self.seconds, key=self.seconds.get) if self.seconds else "sdpa"
+
+    def describe(self) -> str:
+        timed = ", ".join(f"{n} {s * 1e3:.1f} ms" for n, s in sorted(self.seconds.items(), key=lambda kv: kv[1]))
+        dropped = "".join(f"; {n} dropped: {why}" for n, why in self.dropped.items())
+        return f"{self.best} at {self.keys:,} keys ({timed}{dropped})"
+
+
+def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
+    """Equal up to the rounding of the dtype (exact kernels differ only there)."""
+    tolerance = 1e-4 if got.dtype == torch.float32 else 2e-2
+    return bool(((got.float() - want.float()).abs().max() <= tolerance * want.float().abs().max().clamp(min=1)).item())
+
+
+class AutoAttention:
+    """Times the candidates on the first call of each attention shape and uses the fastest from then on."""
+
+    def __init__(self, candidates: dict[str, AttentionFn], timer: Timer = synchronized_timer) -> None:
+        self.candidates, self.timer = candidates, timer
+        self.trials: dict[tuple, Trial] = {}
+
+    @torch.compiler.disable  # the trial syncs and times: eager, also inside compiled blocks
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        key = (tuple(q.shape), tuple(k.shape), q.dtype, q.device, None if mask is None else tuple(mask.shape))
+        if key not in self.trials:
+            self.trials[key] = self.trial(q, k, v, mask)
+        return self.candidates[self.trials[key].best](q, k, v, mask)
+
+    def trial(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> Trial:
+        """Time every candidate on these tensors; drop the ones that fail or disagree with SDPA."""
+        result = Trial(keys=k.shape[2])
+        head = q[:, :, :CHECK_ROWS]
+        expected = sdpa_attention(head, k, v, mask)
+        for name, attend in self.candidates.items():
+            try:
+                if not _close(attend(head, k, v, mask), expected):
+                    result.dropped[name] = "output differs from SDPA's"
+                    continue
+                result.seconds[name] = self.timer(name, lambda attend=attend: attend(q, k, v, mask))
+            except Exception as exc:  # no kernel for this dtype/GPU/shape, out of memory, a Triton error...
+                result.dropped[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}"
+        return result
+
+    def describe(self) -> str:
+        if not self.trials:
+            return "auto (no attention call yet)"
+        return "auto: " + "; ".join(trial.describe() for trial in self.trials.values())
+
+
+class FixedAttention:
+    """A named fixed backend (the `Ops.attention` callable plus its name for the run summary)."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.attend = name, candidate(name)
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return self.attend(q, k, v, mask)
+
+    def describe(self) -> str:
+        return self.name
+
+
+AttentionBackend = AutoAttention | FixedAttention
+
+
+def auto_candidates(triton_ok: bool) -> dict[str, AttentionFn]:
+    """PyTorch's own pick (the baseline `auto` can only beat), each SDPA kernel, and our Triton kernel."""
+    names = ["sdpa", *_SDPA_KERNELS, *(["triton"] if triton_ok else [])]
+    return {name: candidate(name) for name in names}
+
+
+def attention_backend(name: str, device: torch.device | str, triton_ok: bool = False) -> AttentionBackend:
+    """The backend for `--attention-backend NAME` on `device`; `triton_ok`: our Triton kernels can run here."""
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name != "auto":
+        return FixedAttention(name)
+    if torch.device(device).type != "cuda":
+        return FixedAttention("sdpa")
+    return AutoAttention(auto_candidates(triton_ok))
+
+
+@dataclass
+class AttentionHandle:
+    """What `apply_attention_backend` replaced; `remove()` puts it back."""
+
+    model: nn.Module
+    previous: object
+
+    def remove(self) -> None:
+        self.model.ops = self.previous
+
+
+def apply_attention_backend(model: nn.Module, backend: AttentionFn) -> AttentionHandle:
+    """Put `backend` behind `model.ops.attention`, and behind `decoder_attention` too unless a different op (a
+    sparse pattern) was installed there."""
+    ops = model.ops
+    decoder = backend if ops.decoder_attention is ops.attention else ops.decoder_attention
+    model.ops = dataclasses.replace(ops, attention=backend, decoder_attention=decoder)
+    return AttentionHandle(model, ops)

@@ -1,0 +1,79 @@
+"""Regional compilation: `torch.compile` each transformer block in place (opt-in, `--compile`).
+
+    handle = apply_compile(transformer, CompileConfig())
+    ...                                   # the first forward at a new shape compiles; later ones run compiled code
+    handle.remove()                       # back to eager
+
+Why per block: the 36 blocks are three kinds of the same code, so Dynamo traces a handful of graphs (one per
+block kind, batch size and mask presence) instead of one huge model graph, and every block of a kind reuses its
+kind's compiled code (parameters are graph inputs). `nn.Module.compile()` compiles the block in place: the module
+tree and state-dict keys stay as they are (no `_orig_mod` wrapper), and forward hooks stay installed. The hooks
+are inside the compiled `__call__`, so the ones that must stay eager — block streaming's weight swaps — are
+marked `torch.compiler.disable` (runtime/streaming.py) and run around the compiled forward. Code that syncs with
+the host (the `auto` attention trial, row-split masked attention) is marked the same way and runs eagerly between
+compiled pieces.
+
+Shapes are static (`dynamic=False`): each request's sizes compile once, on the first denoising step (the run
+summary reports that step's extra time); another resolution in the same process compiles again. Dynamo keeps at
+most `torch._dynamo.config.recompile_limit` (8) versions per code object and falls back to eager beyond that,
+which matters only for a long-lived process serving many sizes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from motif_lite.errors import MotifLiteError
+
+
+class CompileUnavailableError(MotifLiteError, RuntimeError):
+    """torch.compile cannot work on this machine (no C++ compiler for the CPU, no Triton for CUDA)."""
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    """mode: torch.compile's mode (None = default; "max-autotune-no-cudagraphs" tunes GEMMs longer). CUDA graphs
+    ("reduce-overhead") are not offered: block streaming changes weight storage between calls."""
+
+    mode: str | None = None
+    dynamic: bool = False
+
+
+@dataclass
+class CompileHandle:
+    """The blocks that `apply_compile` compiled; `remove()` makes them eager again."""
+
+    blocks: list[nn.Module] = field(default_factory=list)
+
+    def remove(self) -> None:
+        for block in self.blocks:
+            # nn.Module.compile() stores the compiled __call__ here; there is no public "uncompile".
+            block._compiled_call_impl = None
+        self.blocks.clear()
+
+
+def check_compile_possible(device: torch.device | str) -> None:
+    """Raise CompileUnavailableError before any long work when inductor cannot build kernels for `device`."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        try:
+            import triton  # noqa: F401
+        except ImportError as exc:
+            raise CompileUnavailableError(f"--compile on CUDA needs triton ({exc}); run without --compile") from exc
+    elif not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
+        raise CompileUnavailableError("--compile on the CPU needs a C++ compiler (g++ or clang++); none found")
+
+
+def apply_compile(model: nn.Module, config: CompileConfig | None = None) -> CompileHandle:
+    """Compile every block of a `MotifVideoTransformer` in place (dual-stream, single-stream and decoder blocks).
+    Apply before or after block streaming; the embedders and the head stay eager (a few small ops)."""
+    config = config or CompileConfig()
+    handle = CompileHandle()
+    for block in [*model.transformer_blocks, *model.single_transformer_blocks]:
+        block.compile(mode=config.mode, dynamic=config.dynamic)
+        handle.blocks.append(block)
+    return handle

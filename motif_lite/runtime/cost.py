@@ -1,0 +1,205 @@
+"""The arithmetic of one generation and the time it takes on this CPU: what `motif-lite run` tells a user before a
+long CPU run.
+
+FLOPs are counted from the architecture, 2 per multiply-accumulate (MAC):
+- transformer, per call: every token through every block's linear layers (dual-stream blocks: the video and the
+  text stream through their own weights; encoder single-stream blocks: both through shared weights; DDT decoder
+  blocks: 2N tokens), attention (QK^T and PV: 2 L_q L_k hidden MACs) and the text cross-attention. Embedders, the
+  per-sample modulation and the head are left out (well under 1 % at video token counts).
+- text encoder: each weight of its layers once per token (the embedding table is a lookup) and the attention.
+- VAE decode: every convolution's MACs (weights x output pixels x output frames, at its level's size) plus the mid
+  block's attention.
+`tests/test_cost.py` checks the three counts against torch's FLOP counter on real (tiny) models.
+
+Time = FLOPs / throughput, where the throughput is this CPU's measured rate for a transformer-shaped `F.linear` in
+the run's dtype, at the moment of the run (a busy machine measures slower). It is an estimate, not a bound: on an
+idle 2-core machine the measured runs in docs/benchmarks.md reached 0.6-2x the matrix-multiply rate (convolutions
+and large matmuls run faster than this probe, attention and small ops slower).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from motif_lite.config import TransformerConfig
+from motif_lite.vae.config import WanVAEConfig
+
+SLOWEST_CPU_FLOPS = 1e9  # below FLOPs / this many seconds a run is short on any CPU (no need to measure)
+CHARS_PER_TOKEN = 4  # English text through the Gemma tokenizer, roughly; prompts are capped at 512 tokens
+MAX_PROMPT_TOKENS = 512
+
+
+@dataclass(frozen=True)
+class TextEncoderShape:
+    """The matmul sizes of the T5Gemma2 text stack (defaults: the official encoder's text_config)."""
+
+    hidden: int = 2560
+    intermediate: int = 10240
+    layers: int = 34
+    heads: int = 8
+    kv_heads: int = 4
+    head_dim: int = 256
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TextEncoderShape:
+        """From a checkpoint's `text_encoder/config.json` (its `text_config`); missing keys keep the defaults."""
+        text = json.loads(Path(path).read_text()).get("text_config", {})
+        keys = {
+            "hidden": "hidden_size",
+            "intermediate": "intermediate_size",
+            "layers": "num_hidden_layers",
+            "heads": "num_attention_heads",
+            "kv_heads": "num_key_value_heads",
+            "head_dim": "head_dim",
+        }
+        return cls(**{ours: text[theirs] for ours, theirs in keys.items() if theirs in text})
+
+    @property
+    def layer_weights(self) -> int:
+        """Weights of the attention (q, k, v, o) and gated MLP (gate, up, down) projections of all layers."""
+        attention = self.hidden * self.head_dim * (2 * self.heads + 2 * self.kv_heads)
+        return self.layers * (attention + 3 * self.hidden * self.intermediate)
+
+
+@dataclass(frozen=True)
+class GenerationCost:
+    """FLOPs per stage of one generation."""
+
+    text: float
+    denoise: float
+    decode: float
+
+    @property
+    def total(self) -> float:
+        return self.text + self.denoise + self.decode
+
+    def seconds(self, flops_per_second: float) -> float:
+        return self.total / flops_per_second
+
+
+def transformer_flops(config: TransformerConfig, video_tokens: int, text_tokens: int) -> float:
+    """FLOPs of one transformer call over `video_tokens` (N) and `text_tokens` (T)."""
+    d, m = config.hidden_size, int(config.hidden_size * config.mlp_ratio)
+    n, t = video_tokens, text_tokens
+    per_token = 4 * d * d + 2 * d * m  # q, k, v, out + the MLP (single-stream: proj_mlp and the wide proj_out)
+    cross = 2 * n * d * d + 2 * t * d * d + 2 * n * t * d  # q and out on video, k and v on text, attention
+    dual = config.num_layers * ((n + t) * per_token + 2 * (n + t) ** 2 * d)
+    dual += config.num_layers * cross * config.enable_text_cross_attention_dual
+    single = config.num_encoder_single_layers * ((n + t) * per_token + 2 * (n + t) ** 2 * d)
+    single += config.num_encoder_single_layers * cross * config.enable_text_cross_attention_single
+    decoder = config.num_decoder_layers * (2 * n * per_token + 2 * (2 * n) ** 2 * d)
+    return 2.0 * (dual + single + decoder)
+
+
+def text_encoder_flops(shape: TextEncoderShape, tokens: int) -> float:
+    """Every layer weight once per token, plus attention over the prompt (QK^T and PV per head)."""
+    attention = shape.layers * 2 * tokens**2 * shape.heads * shape.head_dim
+    return 2.0 * (shape.layer_weights * tokens + attention)
+
+
+def vae_decode_flops(vae_config: WanVAEConfig, width: int, height: int, frames: int) -> float:
+    """FLOPs of decoding `frames` (4k+1) output frames at `width` x `height` with the Wan2.1 decoder.
+
+    Each convolution costs (its weights) x (output pixels) x (output frames) MACs at its level's size: the first
+    latent frame becomes one frame at every level, each later one 2 and then 4 frames after the temporal
+    upsamplers. The mid block's attention adds 2 (h w)^2 C MACs per latent frame."""
+    from motif_lite.vae.model import WanVAE
+
+    with torch.device("meta"):  # shapes only
+        vae = WanVAE(vae_config)
+    s = vae_config.spatial_factor
+    latent_pixels = (height // s) * (width // s)
+    first, later = _decoder_macs(vae.post_quant_conv, vae.decoder, latent_pixels)
+    latent_frames = (frames - 1) // vae_config.temporal_factor + 1
+    return 2.0 * (first + later * (latent_frames - 1))
+
+
+def _decoder_macs(post_quant_conv: nn.Module, decoder: nn.Module, latent_pixels: int) -> tuple[int, int]:
+    """(MACs of the first latent frame, MACs of each later one) of `post_quant_conv` and then the decoder
+    (`motif_lite.vae.model.Decoder`)."""
+    first = later = 0
+
+    def add(module: nn.Module, area: int, frames: int, first_frames: int = 1) -> None:
+        nonlocal first, later
+        weights = sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Conv2d | nn.Conv3d))
+        first += weights * latent_pixels * area * first_frames
+        later += weights * latent_pixels * area * frames
+
+    add(post_quant_conv, 1, 1)
+    add(decoder.conv_in, 1, 1)
+    add(decoder.mid_block, 1, 1)
+    channels = decoder.conv_in.weight.shape[0]
+    attention = 2 * latent_pixels**2 * channels * len(decoder.mid_block.attentions)
+    first, later = first + attention, later + attention
+    area, frames = 1, 1  # the current level's area (in latent pixels) and frames per later latent frame
+    for block in decoder.up_blocks:
+        add(block.resnets, area, frames)
+        upsampler = None if block.upsamplers is None else block.upsamplers[0]
+        if upsampler is None:
+            continue
+        if upsampler.time_conv is not None:  # the first frame passes it untouched; later frames double
+            add(upsampler.time_conv, area, frames, first_frames=0)
+            frames *= 2
+        area *= 4
+        add(upsampler.resample, area, frames)
+    add(decoder.conv_out, area, frames)
+    return first, later
+
+
+def prompt_tokens(text: str) -> int:
+    """A rough token count (no tokenizer needed): <bos> + one token per CHARS_PER_TOKEN characters, capped."""
+    return min(MAX_PROMPT_TOKENS, 1 + -(-len(text) // CHARS_PER_TOKEN))
+
+
+def generation_cost(
+    config: TransformerConfig,
+    vae_config: WanVAEConfig,
+    text_shape: TextEncoderShape,
+    width: int,
+    height: int,
+    frames: int,
+    steps: int,
+    prompts: tuple[str, ...],
+) -> GenerationCost:
+    """FLOPs of a text-to-video generation; `prompts` are the prompt and, when guided, the negative prompt (each
+    step then calls the transformer once per prompt)."""
+    space = vae_config.spatial_factor * config.patch_size
+    latent_frames = (frames - 1) // vae_config.temporal_factor + 1
+    n = latent_frames // config.patch_size_t * (height // space) * (width // space)
+    tokens = [prompt_tokens(p) for p in prompts]
+    return GenerationCost(
+        text=sum(text_encoder_flops(text_shape, t) for t in tokens),
+        denoise=steps * sum(transformer_flops(config, n, t) for t in tokens),
+        decode=vae_decode_flops(vae_config, width, height, frames),
+    )
+
+
+def text_encoder_shape(root: str | Path | None) -> TextEncoderShape:
+    """The text stack of a checkpoint folder's `text_encoder/config.json`, else the official one."""
+    path = None if root is None else Path(root) / "text_encoder" / "config.json"
+    return TextEncoderShape.from_json(path) if path is not None and path.is_file() else TextEncoderShape()
+
+
+def measure_matmul_flops(dtype: torch.dtype = torch.float32, seconds: float = 0.3) -> float:
+    """This CPU's matrix-multiply rate in FLOP/s: the best of repeated `F.linear` calls of a transformer linear's
+    shape (512 tokens, 1536 -> 1536) for about `seconds` (`F.linear`, as our layers call it: on some CPUs torch's
+    plain bfloat16 `mm` is ten times slower than its bfloat16 linear)."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 1536, generator=generator).to(dtype)
+    weight = torch.randn(1536, 1536, generator=generator).to(dtype)
+    flops = 2.0 * x.shape[0] * x.shape[1] * weight.shape[0]
+    best = float("inf")
+    torch.nn.functional.linear(x, weight)  # warm-up: thread pool, first-call dispatch
+    deadline = time.perf_counter() + seconds
+    while True:
+        start = time.perf_counter()
+        torch.nn.functional.linear(x, weight)
+        best = min(best, time.perf_counter() - start)
+        if time.perf_counter() > deadline:
+            return flops / best

@@ -1,0 +1,444 @@
+"""Generation on several processes: guidance parallel and Ulysses sequence parallel on torch.distributed.
+
+    torchrun --nproc-per-node 4 -m motif_lite run -p "..." -o out.mp4      # or: motif-lite run --gpus 4 ...
+
+W = cfg x sp ranks (NCCL on CUDA, gloo on the CPU), started by torchrun or by `launch` (torch's own elastic
+launcher, what `torchrun --standalone` runs):
+
+- guidance parallel (cfg 2): ranks [0, sp) predict the conditional velocity while ranks [sp, 2 sp) predict the
+  unconditional one; partners r and r + sp swap their predictions (one all-gather of the velocity) before the
+  APG/CFG combination, which every rank then computes identically, so the latents stay the same everywhere;
+- Ulysses sequence parallel (sp ranks per branch): after `embed` each rank keeps a contiguous 1/sp of the video
+  tokens and their RoPE rows (global positions). Around each attention one all-to-all trades tokens for heads
+  (every rank then attends over all tokens with H/sp heads), and one trades them back. The image + text context
+  is replicated: a rank takes its heads' slice and all-gathers the context outputs. The text cross-attention
+  (video queries, text keys) needs no communication; the tokens are gathered again before `head`;
+- the main rank (0) encodes the prompts and broadcasts noise and conditioning; the VAE decode is split into exact
+  bands across all ranks and gathered on rank 0, which alone prints and writes.
+
+Every rank loads the transformer and the VAE itself (memory-mapped files: one read from disk per machine); only
+rank 0 loads the text encoder. See docs/parallel.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from motif_lite.errors import MotifLiteError
+from motif_lite.model.ops import AttentionFn
+from motif_lite.model.transformer import Embedded
+from motif_lite.vae.bands import crop_rows
+
+T = TypeVar("T")
+# Waits outside the denoising loop: the other ranks wait while rank 0 loads and runs the text encoder.
+SETUP_TIMEOUT = timedelta(minutes=30)
+DEFAULT_STEP_TIMEOUT_S = 600.0  # torch's own NCCL default; a rank waiting longer for its group gives up
+
+
+class ParallelError(MotifLiteError):
+    """A parallel layout that cannot work, or a failure reported by another rank."""
+
+
+# ------------------------------------------------------------------------------------------------ layout
+
+
+@dataclass(frozen=True)
+class ParallelLayout:
+    """`cfg` rank groups (1, or 2 = one per guidance branch) of `sp` ranks sharing the video tokens."""
+
+    cfg: int
+    sp: int
+
+    @property
+    def world(self) -> int:
+        return self.cfg * self.sp
+
+    def describe(self) -> str:
+        return f"cfg {self.cfg} x sp {self.sp} on {self.world} ranks"
+
+
+def choose_layout(world: int, guided: bool, heads: int, sp: int | None = None) -> ParallelLayout:
+    """The layout for `world` ranks: `sp` if given, else cfg 2 x sp world/2 with guidance on an even world,
+    else sp = world. Raises ParallelError (before anything loads) for a layout that cannot work."""
+    if sp is None:
+        sp = world // 2 if guided and world % 2 == 0 else world
+    if sp < 1 or world % sp:
+        raise ParallelError(f"--sp {sp} does not divide the {world} ranks")
+    cfg = world // sp
+    if cfg > 2 or (cfg == 2 and not guided):
+        fix = world // 2 if guided and world % 2 == 0 else world
+        why = "at most 2 (conditional, unconditional) can work" if guided else "guidance is off (cfg scale 1)"
+        raise ParallelError(f"--sp {sp} on {world} ranks makes {cfg} guidance groups, but {why}: use --sp {fix}")
+    if heads % sp:
+        degrees = ", ".join(str(d) for d in range(1, heads + 1) if heads % d == 0)
+        hint = " (twice that many ranks with guidance)" if guided else ""
+        raise ParallelError(
+            f"sequence-parallel degree {sp} does not divide the transformer's {heads} attention heads; "
+            f"possible degrees: {degrees}{hint}"
+        )
+    return ParallelLayout(cfg, sp)
+
+
+def split_tokens(n: int, parts: int) -> tuple[int, ...]:
+    """Contiguous shares of n tokens, the first n % parts one token longer."""
+    return tuple(n // parts + (i < n % parts) for i in range(parts))
+
+
+# ------------------------------------------------------------------------------------------- processes
+
+
+@dataclass(frozen=True)
+class Session:
+    """This process in a torchrun job: its global rank, the world size, and the device it computes on."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+
+def start(device: str) -> Session:
+    """Join the torchrun job of this process: cuda:LOCAL_RANK with NCCL, or the CPU with gloo."""
+    rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    if device not in ("auto", "cuda", "cpu"):
+        raise ParallelError(f"--device {device}: in a parallel run rank r uses cuda:LOCAL_RANK; use auto, cuda or cpu")
+    cuda = device != "cpu" and torch.cuda.is_available()
+    if device == "cuda" and not cuda:
+        raise ParallelError("--device cuda requested but CUDA is not available; use --device cpu")
+    if cuda and local >= torch.cuda.device_count():
+        raise ParallelError(f"local rank {local} has no GPU: this machine has {torch.cuda.device_count()}")
+    target = torch.device("cuda", local) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(target)
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=SETUP_TIMEOUT)  # torchrun's env:// rendezvous
+    return Session(rank, world, target)
+
+
+def stop() -> None:
+    """Leave the job (after success or failure)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def launch(nproc: int, argv: Sequence[str]) -> int:
+    """Run `python -m motif_lite *argv` in `nproc` processes on this machine through torch's elastic launcher
+    (`torchrun --standalone --nproc-per-node nproc`); it stops every rank as soon as one fails. Returns the
+    exit code of the first rank that failed (0 when all succeeded)."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    try:
+        run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module", "motif_lite", *argv]))
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()
+        code = failure.exitcode if failure.exitcode > 0 else 1  # negative: killed by a signal
+        print(
+            f"error: rank {rank} failed (exit code {failure.exitcode}); the other ranks were stopped", file=sys.stderr
+        )
+        return code
+    except SignalException:
+        return 130
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- groups
+
+
+@dataclass
+class Parallel:
+    """The process groups of one layout and what the pipeline composes from them. `rank` is this process's
+    index among the members: branch = rank // sp (0 conditional, 1 unconditional), sp_rank = rank % sp."""
+
+    layout: ParallelLayout
+    rank: int
+    device: torch.device
+    members: tuple[int, ...]  # global ranks; members[0] is the main rank
+    group: Any  # all members (conditioning broadcast, decode gather)
+    sp_group: Any  # the sp ranks of this branch
+    pair_group: Any  # this rank and its partner in the other branch (cfg 2), else None
+
+    @classmethod
+    def create(
+        cls,
+        layout: ParallelLayout,
+        device: torch.device,
+        step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S,
+        ranks: Sequence[int] | None = None,
+    ) -> Parallel | None:
+        """Create the groups on `ranks` (default: every rank). Every process of the job must call this; those
+        outside `ranks` get None."""
+        members = tuple(range(dist.get_world_size()) if ranks is None else ranks)
+        if len(members) != layout.world:
+            raise ParallelError(f"{layout.describe()} needs {layout.world} ranks, got {len(members)}")
+        cfg, sp, timeout = layout.cfg, layout.sp, timedelta(seconds=step_timeout_s)
+        group = dist.new_group(list(members), timeout=SETUP_TIMEOUT)
+        sp_groups = [dist.new_group(list(members[b * sp : (b + 1) * sp]), timeout=timeout) for b in range(cfg)]
+        pairs = [dist.new_group([members[j], members[sp + j]], timeout=timeout) for j in range(sp)] if cfg == 2 else []
+        if dist.get_rank() not in members:
+            return None
+        rank = members.index(dist.get_rank())
+        pair = pairs[rank % sp] if pairs else None
+        return cls(layout, rank, torch.device(device), members, group, sp_groups[rank // sp], pair)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def branch(self) -> int:
+        return self.rank // self.layout.sp
+
+    @property
+    def sp_rank(self) -> int:
+        return self.rank % self.layout.sp
+
+    def describe(self) -> str:
+        return f"{self.layout.describe()} ({dist.get_backend(self.group)})"
+
+    def share(self, produce: Callable[[], T]) -> T:
+        """`produce()` on the main rank; every rank gets its result (on its own device). An error there is
+        raised on every rank, with the main rank's message, instead of leaving the others waiting."""
+        payload: list[Any] = [None]
+        if self.is_main:
+            try:
+                result = produce()
+            except Exception as exc:
+                failure = _Failure(f"{type(exc).__name__}: {exc}" if not isinstance(exc, MotifLiteError) else str(exc))
+                dist.broadcast_object_list([failure], src=self.members[0], group=self.group)
+                raise
+            payload = [_moved(result, torch.device("cpu"))]
+        dist.broadcast_object_list(payload, src=self.members[0], group=self.group)
+        if self.is_main:
+            return result
+        if isinstance(payload[0], _Failure):
+            raise ParallelError(f"rank {self.members[0]} failed: {payload[0].message}")
+        return _moved(payload[0], self.device)
+
+    def transformer(self, model: nn.Module) -> Callable[..., torch.Tensor]:
+        """The transformer's forward for this rank: the model itself, or its sequence-parallel composition."""
+        if self.layout.sp == 1:
+            return model
+        return SequenceParallel(model, self.sp_group, self.sp_rank, self.layout.sp)
+
+    def velocity(self, predict: VelocityFn) -> VelocityFn:
+        """The sampling loop's velocity callback: `predict` itself, or split across the two guidance groups."""
+        return predict if self.layout.cfg == 1 else SplitGuidance(predict, self.pair_group, self.branch)
+
+    def decode_frames(
+        self,
+        vae: nn.Module,
+        z: torch.Tensor,
+        tile: Any,
+        frame_by_frame: bool,
+        bands: int,
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """The VAE decode split into exact bands across the ranks: on the main rank, the pixel chunks
+        [B, 3, n, H, W] per latent frame as `vae.decode_frames` gives them; the other ranks decode and send their
+        bands and get nothing. Each rank decodes `bands` bands (its memory plan's count; the ranks use the
+        largest). When any rank's plan needs VAE tiles, rank 0 decodes alone, as its own plan says."""
+        agreed = torch.tensor([int(tile is not None), bands], device=self._comm_device)
+        dist.all_reduce(agreed, op=dist.ReduceOp.MAX, group=self.group)
+        if agreed[0]:
+            return vae.decode_frames(z, tile, frame_by_frame, bands, on_step) if self.is_main else iter(())
+        world = self.layout.world
+        plan = vae.decoder.plan_bands(tuple(z.shape[3:]), min(world * int(agreed[1]), max(z.shape[3:])))
+        mine = list(range(self.rank, len(plan), world))
+        pixels = vae.decode_bands(z, [plan[k] for k in mine], frame_by_frame, on_step)
+        if not self.is_main:
+            for band_pixels in pixels:
+                dist.send(band_pixels.to(self._comm_device), self.members[0], group=self.group)
+            return iter(())
+        shape = list(pixels[0].shape)
+        shape[plan[0].dim] = plan[-1].out_rows[1]
+        video = torch.empty(shape, dtype=pixels[0].dtype)
+        for k, band in enumerate(plan):
+            place = crop_rows(video, (0, shape[band.dim]), band.out_rows, band.dim)
+            if k % world == 0:
+                place.copy_(pixels[mine.index(k)])
+                continue
+            received = torch.empty(place.shape, dtype=video.dtype, device=self._comm_device)
+            dist.recv(received, self.members[k % world], group=self.group)
+            place.copy_(received)
+        return iter(video.split([1] + [vae.config.temporal_factor] * (z.shape[2] - 1), dim=2))
+
+    @property
+    def _comm_device(self) -> torch.device:
+        return self.device if dist.get_backend(self.group) == "nccl" else torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class _Failure:
+    message: str
+
+
+def _moved(obj: Any, device: torch.device) -> Any:
+    """`obj` with every tensor in it (through tuples, lists, dicts and dataclasses) moved to `device`."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, tuple | list):
+        return type(obj)(_moved(x, device) for x in obj)
+    if isinstance(obj, dict):
+        return {k: _moved(v, device) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(
+            obj, **{f.name: _moved(getattr(obj, f.name), device) for f in dataclasses.fields(obj)}
+        )
+    return obj
+
+
+# ------------------------------------------------------------------------------------ guidance parallel
+
+VelocityFn = Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor]
+
+
+class SplitGuidance:
+    """A velocity callback for two rank groups. `denoise` asks for the conditional prediction, then (on guided
+    steps) the unconditional one: the first call predicts this group's branch and swaps it with the partner
+    rank's (one all-gather), the second returns the partner's prediction of the same step."""
+
+    def __init__(self, predict: VelocityFn, pair_group: Any, branch: int) -> None:
+        self.predict, self.pair_group, self.branch = predict, pair_group, branch
+        self._unconditional: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def __call__(self, latents: torch.Tensor, timestep: torch.Tensor, conditional: bool) -> torch.Tensor:
+        if not conditional:
+            if self._unconditional is None or self._unconditional[0] is not latents:
+                raise RuntimeError("SplitGuidance: the unconditional prediction is asked before the conditional one")
+            prediction = self._unconditional[2]
+            self._unconditional = None
+            return prediction
+        mine = self.predict(latents, timestep, self.branch == 0).contiguous()
+        both = [torch.empty_like(mine) for _ in range(2)]
+        dist.all_gather(both, mine, group=self.pair_group)  # [conditional, unconditional]
+        self._unconditional = (latents, timestep, both[1])
+        return both[0]
+
+
+# ------------------------------------------------------------------------------------ sequence parallel
+
+
+class SequenceParallel:
+    """The transformer's forward (same arguments and result) with this rank holding 1/sp of the video tokens:
+    `embed` -> shard -> `run_encoder` -> `run_decoder` -> gather -> `head`, with Ulysses attention."""
+
+    def __init__(self, model: nn.Module, group: Any, rank: int, sp: int) -> None:
+        self.model, self.group, self.rank, self.sp = model, group, rank, sp
+
+    def __call__(
+        self,
+        latents: torch.Tensor,
+        timestep: torch.Tensor,
+        text_embeds: torch.Tensor,
+        text_mask: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        s = self.model.embed(latents, timestep, text_embeds, text_mask, image_embeds)
+        counts = split_tokens(s.x.shape[1], self.sp)
+        if min(counts) == 0:
+            raise ParallelError(f"{s.x.shape[1]} video tokens are fewer than the {self.sp} sequence-parallel ranks")
+        start = sum(counts[: self.rank])
+        mine = slice(start, start + counts[self.rank])
+        local = Embedded(
+            x=s.x[:, mine].clone(),  # [B, n_r, C]; the clone lets the whole [B, N, C] go
+            context=s.context,
+            ctx=self._sharded(s.ctx, mine, counts, copies=1),  # [video (sharded); image + text (replicated)]
+            decoder_ctx=self._sharded(s.decoder_ctx, mine, counts, copies=2),  # [decoder; encoder], both sharded
+            grid=s.grid,
+        )
+        del s
+        encoded = self.model.run_encoder(local.x, local.context, local.ctx)
+        decoded = self.model.run_decoder(local.x, encoded, local.decoder_ctx)
+        return self.model.head(gather_tokens(decoded, counts, self.group), local)
+
+    def _sharded(self, ctx: Any, mine: slice, counts: tuple[int, ...], copies: int) -> Any:
+        attention = UlyssesAttention(ctx.attention, self.group, self.rank, counts, copies)
+        return dataclasses.replace(ctx, cos=ctx.cos[mine], sin=ctx.sin[mine], attention=attention)
+
+
+class UlyssesAttention:
+    """An `AttentionFn` over a sequence that is, on this rank, `copies` runs of its share of tokens
+    (counts[rank] each: the video tokens, or the DDT decoder's two copies) followed by tokens every rank holds
+    whole (the image + text context, possibly none).
+
+    Before attending, one all-to-all gives every rank all tokens of its H/sp heads, assembled in the
+    single-process order [run 1 of ranks 0..sp-1; run 2 ...; replicated], so the mask (text keys) and any
+    pattern of the inner attention see the usual sequence. After, one all-to-all sends each rank's queries
+    back, and an all-gather over heads completes the replicated tokens' outputs.
+    """
+
+    def __init__(self, attend: AttentionFn, group: Any, rank: int, counts: tuple[int, ...], copies: int) -> None:
+        self.attend, self.group, self.rank, self.counts, self.copies = attend, group, rank, counts, copies
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        # q, k, v: [B, H, copies * n_r + R, D]
+        sp, heads = len(self.counts), q.shape[1]
+        sharded = self.copies * self.counts[self.rank]
+        mine = slice(self.rank * heads // sp, (self.rank + 1) * heads // sp)
+        full = self._to_heads([t[:, :, :sharded] for t in (q, k, v)])  # 3 x [B, H/sp, copies * N, D]
+        if q.shape[2] > sharded:
+            full = [torch.cat([f, t[:, mine, sharded:]], dim=2) for f, t in zip(full, (q, k, v), strict=True)]
+        out = self.attend(*full, mask)  # [B, H/sp, copies * N + R, D]
+        del full
+        total = self.copies * sum(self.counts)
+        local = self._to_tokens(out[:, :, :total])  # [B, H, copies * n_r, D]
+        if out.shape[2] == total:
+            return local
+        rest = [torch.empty_like(out[:, :, total:]) for _ in range(sp)]
+        dist.all_gather(rest, out[:, :, total:].contiguous(), group=self.group)
+        return torch.cat([local, torch.cat(rest, dim=1)], dim=2)
+
+    def _to_heads(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        """[B, H, copies * n_r, D] each (this rank's tokens, all heads) -> [B, H/sp, copies * N, D] each (all
+        tokens, this rank's heads), in the single-process token order."""
+        sp, counts, copies = len(self.counts), self.counts, self.copies
+        b, h, n, d = tensors[0].shape
+        send = tensors[0].new_empty(sp, len(tensors), b, h // sp, n, d)  # [destination, tensor, B, H/sp, n, D]
+        for i, t in enumerate(tensors):
+            send[:, i] = t.unflatten(1, (sp, h // sp)).movedim(1, 0)
+        sizes = [len(tensors) * b * (h // sp) * copies * c * d for c in counts]
+        received = send.new_empty(sum(sizes))
+        dist.all_to_all_single(received, send.flatten(), sizes, [send[0].numel()] * sp, group=self.group)
+        del send
+        chunks = [
+            r.view(len(tensors), b, h // sp, copies * c, d) for r, c in zip(received.split(sizes), counts, strict=True)
+        ]
+        runs = [
+            chunk[..., j * c : (j + 1) * c, :] for j in range(copies) for chunk, c in zip(chunks, counts, strict=True)
+        ]
+        return list(torch.cat(runs, dim=-2).unbind(0))
+
+    def _to_tokens(self, out: torch.Tensor) -> torch.Tensor:
+        """[B, H/sp, copies * N, D] (all tokens, this rank's heads) -> [B, H, copies * n_r, D]."""
+        sp, counts, copies = len(self.counts), self.counts, self.copies
+        total, starts = sum(counts), [sum(counts[:i]) for i in range(sp)]
+        # Per destination rank, its tokens of every run: [B, H/sp, copies * n_i, D], flattened one after another.
+        send = torch.cat([
+            torch.cat([out[:, :, j * total + s : j * total + s + c] for j in range(copies)], dim=2).flatten()
+            for s, c in zip(starts, counts, strict=True)
+        ])  # fmt: skip
+        b, h, _, d = out.shape
+        mine = copies * counts[self.rank]
+        sizes = [b * h * copies * c * d for c in counts]
+        received = out.new_empty(sp * b * h * mine * d)
+        dist.all_to_all_single(received, send, [received.numel() // sp] * sp, sizes, group=self.group)
+        return received.view(sp, b, h, mine, d).movedim(0, 1).flatten(1, 2)
+
+
+def gather_tokens(x: torch.Tensor, counts: tuple[int, ...], group: Any) -> torch.Tensor:
+    """[B, n_r, C] on each rank -> [B, N, C] on every rank (shares padded to the longest for the all-gather)."""
+    longest = max(counts)
+    padded = torch.nn.functional.pad(x, (0, 0, 0, longest - x.shape[1])).contiguous()
+    parts = [torch.empty_like(padded) for _ in counts]
+    dist.all_gather(parts, padded, group=group)
+    return torch.cat([p[:, :c] for p, c in zip(parts, counts, strict=True)], dim=1)

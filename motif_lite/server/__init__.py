@@ -1,0 +1,12 @@
+"""`motif-lite serve`: the OpenAI Videos API over one loaded pipeline, a persistent job queue and a web page.
+
+    jobs.py    the job store: SQLite (WAL) plus the job files under one data folder
+    schema.py  the API's shapes: a create body -> GenerationRequest, a job -> video object, errors
+    worker.py  the one thread that runs jobs in order, reports progress, stops between steps
+    app.py     the FastAPI routes, authentication, size limits
+    runner.py  the composition the CLI (and the tests) start
+    static/    the web page at `/` (plain HTML, JS and CSS)
+
+Everything here needs the `server` extra (FastAPI, uvicorn, python-multipart); `motif_lite.cli.serve` imports
+it only when the command runs.
+"""

@@ -1,0 +1,355 @@
+"""The FastAPI app: the OpenAI Videos API under /v1, the web page at /.
+
+Every /v1 route asks for `Authorization: Bearer KEY` when the server has a key (compared in constant time). The
+page and its files are public: they hold no data, and a browser cannot send a bearer header when it opens a page;
+the page asks for the key and sends it with each API call. Bodies over the limit get 413 before they are parsed
+to the end, a full queue 429, and every error has OpenAI's JSON shape.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from motif_lite.errors import MotifLiteError
+from motif_lite.request import GenerationRequest
+from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, Job, JobStore, new_job_id
+from motif_lite.server.schema import (
+    ApiError,
+    CreateBody,
+    decode_image,
+    effective_settings,
+    parse_create,
+    stored_settings,
+    video_object,
+)
+from motif_lite.server.worker import Worker
+
+MiB = 2**20
+STATIC = Path(__file__).parent / "static"
+# variant -> (media type, suffix). `preview` (motif-lite's own): a running job's latest preview, animated WebP.
+MEDIA_TYPES = {"video": ("video/mp4", ".mp4"), "thumbnail": ("image/webp", ".webp"), "preview": ("image/webp", ".webp")}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """What `motif-lite serve`'s flags decide about the API."""
+
+    model_name: str
+    api_key: str | None = None
+    max_queue: int = 100  # queued + running jobs; more gets 429
+    max_upload_bytes: int = 20 * MiB  # the first-frame image
+    max_image_pixels: int = 40_000_000
+    # (width, height, frames): the largest video the memory plan covers (None: no plan, no limit).
+    max_video: tuple[int, int, int] | None = None
+    image_to_video: bool = True  # the checkpoint has the image encoder
+    cors_origins: tuple[str, ...] = ()
+    poll_after_ms: int = 1000  # the SDK's `poll` waits this long between retrieves
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The image as a base64 data URL in JSON (4/3 of its size) plus 1 MiB for the other fields."""
+        return self.max_upload_bytes * 4 // 3 + MiB
+
+
+def create_app(store: JobStore, worker: Worker, config: ServerConfig) -> FastAPI:
+    app = FastAPI(title="motif-lite", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(_api_router(store, worker, config))
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    _add_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    return app
+
+
+def _api_router(store: JobStore, worker: Worker, config: ServerConfig) -> APIRouter:
+    # The handlers run on the event loop: each store call is a short SQLite statement, and a hop to a thread per
+    # request (FastAPI's way with plain functions) cost more than the work under load. Creating a job decodes an
+    # image and so goes to a thread.
+    api = APIRouter(prefix="/v1", dependencies=[Depends(_key_checker(config.api_key))])
+    submit = _submitter(store, worker, config)
+
+    @api.post("/videos")
+    async def create_video(request: Request) -> dict[str, Any]:
+        fields, image, from_form = await read_create_body(request)
+        job = await run_in_threadpool(submit, parse_create(fields, image, from_form))
+        return video_object(job)
+
+    @api.get("/videos")
+    async def list_videos(request: Request) -> dict[str, Any]:
+        after, limit, descending = _page_params(request.query_params)
+        page = store.page(after, limit, descending)
+        if page is None:
+            raise ApiError(400, f"after: no video {after!r}", "after", "invalid_value")
+        jobs, has_more = page
+        data = [video_object(job) for job in jobs]
+        first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+        return {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": has_more}
+
+    @api.get("/videos/{video_id}")
+    async def retrieve_video(video_id: str, response: Response) -> dict[str, Any]:
+        response.headers["openai-poll-after-ms"] = str(config.poll_after_ms)
+        return video_object(_job(store, video_id))
+
+    @api.delete("/videos/{video_id}")
+    async def delete_video(video_id: str) -> dict[str, Any]:
+        job = store.delete(video_id) if JOB_ID.match(video_id) else None
+        if job is None:
+            raise _not_found(video_id)
+        return {"id": job.id, "object": "video.deleted", "deleted": True}
+
+    @api.get("/videos/{video_id}/content")
+    async def download_video(video_id: str, variant: str = "video") -> Response:
+        if variant not in MEDIA_TYPES:
+            raise ApiError(400, f"variant must be one of {', '.join(MEDIA_TYPES)}, got {variant!r}", "variant")
+        job = _job(store, video_id)
+        if variant == "preview":
+            return _preview(store, job)
+        if job.status != COMPLETED:
+            raise ApiError(409, f"video {video_id} is {job.status}, not completed", None, "video_not_ready")
+        media_type, suffix = MEDIA_TYPES[variant]
+        path = store.video_path(job.id) if variant == "video" else store.thumbnail_path(job.id)
+        if not path.is_file():
+            raise ApiError(404, f"the {variant} of {video_id} is missing from the data folder", None, "not_found")
+        return FileResponse(
+            path, media_type=media_type, filename=f"{job.id}{suffix}", content_disposition_type="inline"
+        )
+
+    @api.get("/models")
+    async def list_models() -> dict[str, Any]:
+        model = {"id": config.model_name, "object": "model", "created": 0, "owned_by": "motif-lite"}
+        return {"object": "list", "data": [model]}
+
+    return api
+
+
+def _submitter(store: JobStore, worker: Worker, config: ServerConfig) -> Callable[[CreateBody], Job]:
+    def submit(body: CreateBody) -> Job:
+        """Validate like `motif-lite run`, store, queue (runs in a thread: decoding an image takes a while)."""
+        job_id = new_job_id()
+        image = None if body.image is None else decode_image(body.image, config.max_upload_bytes,
+                                                               config.max_image_pixels)  # fmt: skip
+        if image is not None and not config.image_to_video:
+            raise ApiError(400, "this checkpoint has no image encoder (feature_extractor/): text-to-video only",
+                           "input_reference", "invalid_value")  # fmt: skip
+        image_path = None if image is None else store.input_path(job_id)
+        try:
+            if image is not None:
+                image.save(image_path, "PNG")
+            request = GenerationRequest(**body.request_fields, image=image_path, output=store.video_path(job_id))
+            try:
+                resolved, _notes = request.resolve()
+                effective = effective_settings(worker.pipe.settings_for(resolved))  # as the worker will see them
+            except MotifLiteError as exc:  # a RequestError: the same message as `motif-lite run`
+                raise ApiError(400, str(exc), None, "invalid_value") from exc
+            _check_planned_size(resolved, config.max_video)
+            settings = stored_settings(resolved)
+            job = store.add(job_id, config.model_name, settings, image is not None, config.max_queue, effective)
+            if job is None:
+                raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
+                               None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip
+        except BaseException:
+            if image_path is not None:
+                image_path.unlink(missing_ok=True)
+            raise
+        worker.notify()
+        return job
+
+    return submit
+
+
+def _preview(store: JobStore, job: Job) -> Response:
+    """The latest preview of a running job (read at once: the worker replaces the file as it goes)."""
+    try:
+        data = store.preview_path(job.id).read_bytes() if job.status == IN_PROGRESS else None
+    except FileNotFoundError:
+        data = None
+    if data is None:
+        raise ApiError(404, f"no preview of {job.id} (yet): previews exist while a job is denoising", None,
+                       "preview_not_ready")  # fmt: skip
+    return Response(data, media_type="image/webp", headers={"Cache-Control": "no-store"})
+
+
+def _check_planned_size(request: GenerationRequest, max_video: tuple[int, int, int] | None) -> None:
+    if max_video is None:
+        return
+    width, height, frames = max_video
+    if request.width * request.height > width * height or request.frames > frames:
+        raise ApiError(
+            400,
+            f"{request.width}x{request.height}x{request.frames} is larger than the {width}x{height}x{frames} this "
+            "server planned its memory for; ask for less, or restart it with a larger --max-video",
+            "size" if request.frames <= frames else "num_frames",
+            "invalid_value",
+        )
+
+
+async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | None, bool]:
+    """(fields, uploaded first frame, whether the fields are form strings) of a JSON or multipart body."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        form = await request.form(max_files=1, max_fields=64, max_part_size=2 * MiB)
+        fields: dict[str, Any] = {}
+        image = None
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if key != "input_reference":
+                    raise ApiError(400, f"unexpected file field {key!r}; the first frame goes in input_reference", key)
+                image = await value.read()
+            elif key == "input_reference[image_url]":  # the SDK's form encoding of {"image_url": ...}
+                fields["input_reference"] = {"image_url": value}
+            elif key in fields:
+                raise ApiError(400, f"{key} was sent twice", key, "invalid_value")
+            else:
+                fields[key] = value
+        return fields, image, True
+    if content_type not in ("application/json", ""):
+        raise ApiError(400, f"send application/json or multipart/form-data, not {content_type}")
+    try:
+        body = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body, None, False
+
+
+def _page_params(query) -> tuple[str | None, int, bool]:
+    limit_text = query.get("limit", "20")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
+        raise ApiError(400, f"limit must be an integer from 1 to 100, got {limit_text!r}", "limit", "invalid_value")
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise ApiError(400, f"order must be asc or desc, got {order!r}", "order", "invalid_value")
+    return query.get("after") or None, int(limit_text), order == "desc"
+
+
+def _job(store: JobStore, video_id: str) -> Job:
+    job = store.get(video_id) if JOB_ID.match(video_id) else None
+    if job is None:
+        raise _not_found(video_id)
+    return job
+
+
+def _not_found(video_id: str) -> ApiError:
+    return ApiError(404, f"no video with id {video_id!r}", None, "not_found")
+
+
+def _key_checker(api_key: str | None) -> Callable[[Request], Awaitable[None]]:
+    expected = None if api_key is None else api_key.encode()
+
+    async def check_key(request: Request) -> None:
+        if expected is None:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+            raise ApiError(
+                401, "missing or incorrect API key (send Authorization: Bearer KEY)", None, "invalid_api_key"
+            )
+
+    return check_key
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return api_error(request, ApiError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}",
+                                           None, code))  # fmt: skip
+
+    def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return api_error(request, ApiError(400, str(exc.errors()), None, "invalid_value"))
+
+    def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        return api_error(request, ApiError(500, f"internal error: {type(exc).__name__}: {exc}", None, "server_error"))
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, internal_error)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over `max_bytes`, by its Content-Length or by counting what arrives.
+
+    A body a little over the limit is read to its end and dropped, so that the client sees the 413 rather than
+    a connection closed in the middle of its upload; a declared length far over it is refused at once.
+    """
+
+    DRAIN_FACTOR = 4
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send, drain=int(declared) <= self.DRAIN_FACTOR * self.max_bytes)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send, drain=True)
+
+    async def _refuse(self, scope: dict, receive, send, drain: bool) -> None:
+        drained = 0
+        while drain and drained <= self.DRAIN_FACTOR * self.max_bytes:
+            message = await receive()
+            drained += len(message.get("body", b""))
+            drain = message["type"] == "http.request" and message.get("more_body", False)
+        error = ApiError(413, f"the request body is larger than {self.max_bytes:,} bytes", None, "request_too_large")
+        response = JSONResponse(error.body(), status_code=413, headers={"Connection": "close"})
+        await response(scope, receive, send)

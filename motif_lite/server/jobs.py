@@ -1,0 +1,264 @@
+"""The job store: every video job with its settings in SQLite (WAL), its files in one data folder.
+
+    DATA/jobs.sqlite3        one row per job: status, progress, times, the resolved settings (JSON), error
+    DATA/videos/ID.mp4       finished videos (written under a `.partial-*` name, renamed when complete)
+    DATA/videos/ID.webp      their first frame (the `thumbnail` variant)
+    DATA/videos/ID.preview.webp  a running job's latest preview (the `preview` variant), removed when it ends
+    DATA/inputs/ID.png       the first frame of an image-to-video job, kept until the job ends
+
+Job ids are drawn at random (`video_` + 32 hex digits) and every file name is derived from one; nothing a client
+sends becomes a path. `recover()` runs once at start: a job that was running when the process died is failed
+with code `interrupted` (a crash that repeats must not loop), queued jobs stay queued, files that belong to no
+finished job are removed. One connection, guarded by a lock, serves the API threads and the worker: every
+statement is short, and WAL keeps a reader from waiting for the worker's progress writes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from motif_lite.errors import MotifLiteError
+
+QUEUED, IN_PROGRESS, COMPLETED, FAILED = "queued", "in_progress", "completed", "failed"
+INTERRUPTED = "interrupted"  # error code of a job that was running when the server died
+JOB_ID = re.compile(r"^video_[0-9a-f]{32}$")
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- submission order: the queue order and the list order
+    id TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    progress INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    completed_at INTEGER,
+    model TEXT NOT NULL,
+    settings TEXT NOT NULL,                 -- JSON: GenerationRequest fields, resolved (seed drawn, frames 4k+1)
+    effective TEXT NOT NULL DEFAULT '{}',   -- JSON: what the checkpoint decides for the fields left open (display)
+    has_image INTEGER NOT NULL DEFAULT 0,
+    error_code TEXT,
+    error_message TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
+"""
+
+
+def new_job_id() -> str:
+    return f"video_{secrets.token_hex(16)}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the store."""
+
+    id: str
+    seq: int
+    status: str
+    progress: int  # 0-100
+    created_at: int  # unix seconds
+    started_at: int | None
+    completed_at: int | None
+    model: str
+    settings: dict[str, Any]  # GenerationRequest fields except `image` and `output`
+    effective: dict[str, Any]  # API name -> the checkpoint's (or official) value of a field left open
+    has_image: bool  # image-to-video: the first frame waits in inputs/ID.png
+    error_code: str | None
+    error_message: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        values = dict(row)
+        values["settings"] = json.loads(values["settings"])
+        values["effective"] = json.loads(values["effective"])
+        values["has_image"] = bool(values["has_image"])
+        return cls(**values)
+
+
+class DataFolderBusy(MotifLiteError):
+    """Another process serves from the same data folder."""
+
+
+class JobStore:
+    """Jobs in `root/jobs.sqlite3`, their files under `root`; safe to call from any thread. One process at a time
+    owns a data folder (a second one would take the first one's running job for a crashed one)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser()
+        self.videos = self.root / "videos"
+        self.inputs = self.root / "inputs"
+        for folder in (self.root, self.videos, self.inputs):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._owner = open(self.root / "lock", "w")  # noqa: SIM115 (held, and so locked, until close())
+        try:
+            fcntl.flock(self._owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._owner.close()
+            raise DataFolderBusy(f"another motif-lite serve is using the data folder {self.root}") from exc
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.root / "jobs.sqlite3", check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash; WAL commits stay cheap
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+        self._owner.close()
+
+    # Paths: only ever from ids this store drew.
+    def video_path(self, job_id: str) -> Path:
+        return self.videos / f"{_checked(job_id)}.mp4"
+
+    def thumbnail_path(self, job_id: str) -> Path:
+        return self.videos / f"{_checked(job_id)}.webp"
+
+    def preview_path(self, job_id: str) -> Path:
+        return self.videos / f"{_checked(job_id)}.preview.webp"
+
+    def input_path(self, job_id: str) -> Path:
+        return self.inputs / f"{_checked(job_id)}.png"
+
+    def add(
+        self,
+        job_id: str,
+        model: str,
+        settings: dict[str, Any],
+        has_image: bool,
+        max_active: int,
+        effective: dict[str, Any] | None = None,
+    ) -> Job | None:
+        """Queue a new job; None when `max_active` jobs are already queued or running."""
+        with self._lock:
+            active = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", (QUEUED, IN_PROGRESS))
+            if active.fetchone()[0] >= max_active:
+                return None
+            self._db.execute(
+                "INSERT INTO jobs (id, status, created_at, model, settings, effective, has_image) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (_checked(job_id), QUEUED, int(time.time()), model, json.dumps(settings), json.dumps(effective or {}),
+                 int(has_image)),
+            )  # fmt: skip
+            return self._get(job_id)
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._get(job_id)
+
+    def _get(self, job_id: str) -> Job | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else Job.from_row(row)
+
+    def page(self, after: str | None, limit: int, descending: bool) -> tuple[list[Job], bool] | None:
+        """Up to `limit` jobs after the job `after` in submission order; (jobs, has_more), None if `after` is
+        unknown."""
+        order, compare = ("DESC", "<") if descending else ("ASC", ">")
+        with self._lock:
+            bounds: tuple[int, ...] = ()
+            if after is not None:
+                row = self._db.execute("SELECT seq FROM jobs WHERE id = ?", (after,)).fetchone()
+                if row is None:
+                    return None
+                bounds = (row[0],)
+            where = f"WHERE seq {compare} ?" if bounds else ""
+            query = f"SELECT * FROM jobs {where} ORDER BY seq {order} LIMIT ?"
+            rows = self._db.execute(query, (*bounds, limit + 1)).fetchall()
+        return [Job.from_row(r) for r in rows[:limit]], len(rows) > limit
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per status."""
+        with self._lock:
+            return dict(self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+
+    def claim_next(self) -> Job | None:
+        """The oldest queued job, now marked in progress (None if the queue is empty)."""
+        with self._lock:
+            row = self._db.execute("SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1", (QUEUED,)).fetchone()
+            if row is None:
+                return None
+            self._db.execute(
+                "UPDATE jobs SET status = ?, started_at = ?, progress = 0 WHERE id = ?",
+                (IN_PROGRESS, int(time.time()), row[0]),
+            )
+            return self._get(row[0])
+
+    def set_progress(self, job_id: str, progress: int) -> bool:
+        """Record progress; False when the job is no longer running here (deleted meanwhile)."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE jobs SET progress = ? WHERE id = ? AND status = ?", (progress, job_id, IN_PROGRESS)
+            )
+            return cursor.rowcount == 1
+
+    def finish(self, job_id: str, error: tuple[str, str] | None = None) -> bool:
+        """Mark a running job completed (or failed with (code, message)); False if it was deleted meanwhile."""
+        status, code, message = (COMPLETED, None, None) if error is None else (FAILED, *error)
+        with self._lock:  # a failed job keeps the progress it had reached
+            cursor = self._db.execute(
+                "UPDATE jobs SET status = ?, progress = CASE WHEN ? THEN 100 ELSE progress END, completed_at = ?, "
+                "error_code = ?, error_message = ? WHERE id = ? AND status = ?",
+                (status, error is None, int(time.time()), code, message, job_id, IN_PROGRESS),
+            )
+            done = cursor.rowcount == 1
+        self.input_path(job_id).unlink(missing_ok=True)
+        return done
+
+    def requeue(self, job_id: str) -> None:
+        """Put a running job back at its place in the queue (the server is stopping in an orderly way)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET status = ?, progress = 0, started_at = NULL WHERE id = ? AND status = ?",
+                (QUEUED, job_id, IN_PROGRESS),
+            )
+
+    def delete(self, job_id: str) -> Job | None:
+        """Remove a job and its files; the worker notices a running one at its next progress report."""
+        with self._lock:
+            job = self._get(job_id)
+            if job is not None:
+                self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        if job is not None:
+            self.remove_files(job_id)
+        return job
+
+    def remove_files(self, job_id: str) -> None:
+        for path in (self.video_path(job_id), self.thumbnail_path(job_id), self.preview_path(job_id)):
+            path.unlink(missing_ok=True)
+        self.input_path(job_id).unlink(missing_ok=True)
+
+    def recover(self) -> list[str]:
+        """After a restart: fail the jobs that were running (returned), remove files of no finished job."""
+        now = int(time.time())
+        message = "the server stopped while this video was being generated; submit it again"
+        with self._lock:
+            interrupted = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (IN_PROGRESS,))]
+            self._db.execute(
+                "UPDATE jobs SET status = ?, completed_at = ?, error_code = ?, error_message = ? WHERE status = ?",
+                (FAILED, now, INTERRUPTED, message, IN_PROGRESS),
+            )
+            finished = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (COMPLETED,))}
+            waiting = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ? AND has_image", (QUEUED,))}
+        for path in self.videos.iterdir():
+            if path.stem not in finished or path.suffix not in (".mp4", ".webp"):
+                path.unlink()  # partial writes, previews, files of deleted jobs, a video renamed just before a crash
+        for path in self.inputs.iterdir():
+            if path.stem not in waiting:
+                path.unlink()
+        return interrupted
+
+
+def _checked(job_id: str) -> str:
+    if not JOB_ID.match(job_id):
+        raise ValueError(f"not a job id: {job_id!r}")
+    return job_id

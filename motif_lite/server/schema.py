@@ -1,0 +1,221 @@
+"""The shapes of the OpenAI Videos API as motif-lite serves them.
+
+A create body (JSON, or multipart form fields where every value is a string) becomes the keyword arguments of a
+`GenerationRequest`: only the fields the client sent, so that everything else keeps the request's own defaults
+(and `resolve()` validates all of it exactly as it does for `motif-lite run`). A stored `Job` becomes a video
+object. Errors are `ApiError`s, rendered as `{"error": {"message", "type", "param", "code"}}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import io
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from motif_lite.request import GenerationRequest
+from motif_lite.server.jobs import Job
+from motif_lite.settings import Settings
+
+REQUEST_DEFAULTS = GenerationRequest(prompt="-")
+# API field -> (GenerationRequest field, type of a form value). `num_frames` wins over `seconds`.
+MOTIF_FIELDS: dict[str, tuple[str, type]] = {
+    "negative_prompt": ("negative_prompt", str),
+    "num_frames": ("frames", int),
+    "steps": ("steps", int),
+    "seed": ("seed", int),
+    "guidance_scale": ("cfg_scale", float),
+    "guidance_method": ("guidance", str),
+    "apg_eta": ("apg_eta", float),
+    "apg_norm_threshold": ("apg_norm_threshold", float),
+    "apg_momentum": ("apg_momentum", float),
+    "flow_shift": ("flow_shift", float),
+    "sampling_method": ("sampler", str),
+    "fps": ("fps", float),
+}
+OPENAI_FIELDS = ("prompt", "model", "size", "seconds", "input_reference")
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+_INT = re.compile(r"^\s*[+-]?\d+\s*$")
+
+
+class ApiError(Exception):
+    """An error response in OpenAI's shape."""
+
+    def __init__(
+        self, status: int, message: str, param: str | None = None, code: str | None = None, headers: dict | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.headers = status, message, param, code, headers
+
+    def body(self) -> dict[str, Any]:
+        kind = "server_error" if self.status >= 500 else "invalid_request_error"
+        return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
+
+
+@dataclass(frozen=True)
+class CreateBody:
+    """A parsed create request: GenerationRequest keyword arguments (prompt included) and the first frame, if any."""
+
+    request_fields: dict[str, Any]
+    image: bytes | None
+
+
+def parse_create(fields: Mapping[str, Any], image: bytes | None, from_form: bool) -> CreateBody:
+    """Map the body of `POST /v1/videos` onto GenerationRequest fields; raises `ApiError` (400) for what is
+    malformed here (unknown fields, size, seconds, form values that are not numbers). The values themselves are
+    checked by `GenerationRequest.resolve()`."""
+    unknown = sorted(set(fields) - set(OPENAI_FIELDS) - set(MOTIF_FIELDS))
+    if unknown:
+        names = ", ".join(OPENAI_FIELDS + tuple(MOTIF_FIELDS))
+        raise ApiError(400, f"unknown parameter {unknown[0]!r}; known: {names}", unknown[0], "unknown_parameter")
+    # Absent, null, or in a form "" (the SDK's None): the request's default.
+    given = {k: v for k, v in fields.items() if v is not None and not (from_form and v == "")}
+    prompt = given.get("prompt")
+    if prompt is None:
+        raise ApiError(400, "prompt is required", "prompt", "missing_required_parameter")
+    if "model" in given and not isinstance(given["model"], str):
+        raise ApiError(400, "model must be a string", "model", "invalid_type")
+    request_fields: dict[str, Any] = {"prompt": prompt}
+    for name, (field, kind) in MOTIF_FIELDS.items():
+        if name in given:
+            request_fields[field] = _form_value(given[name], kind, name) if from_form else given[name]
+    if "size" in given:
+        request_fields["width"], request_fields["height"] = parse_size(given["size"])
+    if "seconds" in given and "frames" not in request_fields:
+        request_fields["frames"] = frames_for_seconds(given["seconds"], request_fields.get("fps", REQUEST_DEFAULTS.fps))
+    if "input_reference" in given:
+        if image is not None:
+            raise ApiError(400, "input_reference was sent twice", "input_reference", "invalid_value")
+        image = image_from_reference(given["input_reference"])
+    return CreateBody(request_fields, image)
+
+
+def _form_value(value: Any, kind: type, name: str) -> Any:
+    if kind is str or not isinstance(value, str):
+        return value
+    if kind is int and _INT.match(value):
+        return int(value)
+    if kind is float:
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ApiError(400, f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}", name)
+
+
+def parse_size(size: Any) -> tuple[int, int]:
+    match = _SIZE.match(size) if isinstance(size, str) else None
+    if match is None:
+        raise ApiError(400, f"size must be 'WIDTHxHEIGHT' (e.g. '1280x736'), got {size!r}", "size", "invalid_value")
+    return int(match[1]), int(match[2])
+
+
+def frames_for_seconds(seconds: Any, fps: Any) -> int:
+    """Seconds of video at `fps` as a frame count: seconds * fps + 1 (121 frames at 24 fps = 5 s); `resolve()`
+    rounds it to 4k+1 as for any frame count."""
+    try:
+        value = float(seconds)
+        rate = float(fps)
+    except (TypeError, ValueError):
+        value = rate = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ApiError(400, f"seconds must be a positive number, got {seconds!r}", "seconds", "invalid_value")
+    if not (math.isfinite(rate) and rate > 0):
+        raise ApiError(400, f"fps must be a positive number, got {fps!r}", "fps", "invalid_value")
+    return round(value * rate) + 1
+
+
+def image_from_reference(reference: Any) -> bytes:
+    """A JSON `input_reference`: `{"image_url": "data:image/...;base64,..."}`. The server fetches no URLs."""
+    url = reference.get("image_url") if isinstance(reference, Mapping) else None
+    if not isinstance(url, str):
+        raise ApiError(
+            400,
+            "input_reference must be an uploaded image (multipart) or {'image_url': 'data:image/png;base64,...'}",
+            "input_reference",
+            "invalid_value",
+        )
+    header, _, data = url.partition(",")
+    if not (header.startswith("data:image/") and header.endswith(";base64")):
+        raise ApiError(400, "input_reference.image_url must be a base64 data URL; this server fetches no URLs",
+                       "input_reference", "invalid_value")  # fmt: skip
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, f"input_reference: invalid base64 ({exc})", "input_reference", "invalid_value") from exc
+
+
+def decode_image(data: bytes, max_bytes: int, max_pixels: int):  # -> PIL.Image.Image
+    """The uploaded first frame as RGB pixels: 413 beyond the size limits, 400 if it is not an image."""
+    import PIL.Image
+
+    if len(data) > max_bytes:
+        raise ApiError(413, f"input_reference is {len(data):,} bytes; the limit is {max_bytes:,}",
+                       "input_reference", "image_too_large")  # fmt: skip
+    try:
+        with PIL.Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > max_pixels:  # checked from the header, before decoding the pixels
+                raise ApiError(413, f"input_reference is {image.width}x{image.height}; the limit is "
+                               f"{max_pixels:,} pixels", "input_reference", "image_too_large")  # fmt: skip
+            return image.convert("RGB")
+    except (OSError, ValueError, PIL.Image.DecompressionBombError) as exc:
+        raise ApiError(400, f"input_reference is not a readable image ({exc})", "input_reference",
+                       "invalid_image") from exc  # fmt: skip
+
+
+def stored_settings(request: GenerationRequest) -> dict[str, Any]:
+    """What the store keeps of a resolved request: every field but the paths, which come from the job id."""
+    settings = dataclasses.asdict(request)
+    del settings["image"], settings["output"]
+    return settings
+
+
+def effective_settings(settings: Settings) -> dict[str, Any]:
+    """The values the checkpoint (or the official defaults) decide, in API names, for what a request leaves open."""
+    from motif_lite.sampling import APGConfig
+
+    guidance = settings.guidance.value
+    apg = guidance if isinstance(guidance, APGConfig) else None
+    return {
+        "sampling_method": settings.sampler.value,
+        "flow_shift": settings.flow_shift.value,
+        "guidance_method": None if guidance is None else "apg" if apg else "cfg",
+        "guidance_scale": 1.0 if guidance is None else guidance.scale,  # 1: guidance off
+        "apg_eta": None if apg is None else apg.eta,
+        "apg_norm_threshold": None if apg is None else apg.norm_threshold,
+        "apg_momentum": None if apg is None else apg.momentum,
+    }
+
+
+def video_object(job: Job) -> dict[str, Any]:
+    """A job as the OpenAI `Video` object, plus `settings`: every Motif setting in API names, as given or else as
+    the checkpoint (or the official default) decides it."""
+    s = job.settings
+    error = None if job.error_code is None else {"code": job.error_code, "message": job.error_message}
+    settings = {name: _given_or(s.get(field), job.effective.get(name)) for name, (field, _) in MOTIF_FIELDS.items()}
+    settings["image_to_video"] = job.has_image
+    return {
+        "id": job.id,
+        "object": "video",
+        "status": job.status,
+        "progress": job.progress,
+        "created_at": job.created_at,
+        "completed_at": job.completed_at,
+        "expires_at": None,
+        "model": job.model,
+        "prompt": s["prompt"],
+        "size": f"{s['width']}x{s['height']}",
+        "seconds": f"{round((s['frames'] - 1) / s['fps'], 2):g}",
+        "remixed_from_video_id": None,
+        "error": error,
+        "settings": settings,
+    }
+
+
+def _given_or(given: Any, effective: Any) -> Any:
+    return effective if given is None else given

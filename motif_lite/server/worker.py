@@ -1,0 +1,176 @@
+"""The worker: one thread that runs the queued jobs in submission order on the one loaded pipeline.
+
+Progress comes from `MotifVideoPipeline.generate(request, on_progress=...)` and goes to the store; its previews
+(`on_preview`, a cheap look at the clip every quarter of the steps) go to a file the API serves. The progress
+callback is where a job stops between steps, the way Ctrl-C stops `motif-lite run`: it raises when the job was
+deleted (the store no longer has it running) or the server is shutting down (the job goes back to the queue).
+`generate` writes the video under a temporary name and renames it only once it is complete, so a stopped or
+failed job leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from motif_lite.errors import MotifLiteError
+from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
+from motif_lite.server.jobs import Job, JobStore
+
+# Share of the progress bar per stage (percent at its start and end); "completed" is 100.
+STAGE_SPANS = {"encode": (0, 5), "denoise": (5, 90), "decode": (90, 99)}
+IDLE_WAIT_SECONDS = 5.0  # the worker also looks at the queue this often without being woken
+
+
+class JobStopped(Exception):
+    """Raised from the progress callback to stop the running job between steps."""
+
+
+class JobDeleted(JobStopped):
+    pass
+
+
+class ShuttingDown(JobStopped):
+    pass
+
+
+def percent(stage: str, done: int, total: int) -> int | None:
+    span = STAGE_SPANS.get(stage)
+    if span is None:
+        return None
+    start, end = span
+    return start + (end - start) * min(done, total) // max(total, 1)
+
+
+class Worker:
+    """Runs jobs from `store` with `pipe` (a `MotifVideoPipeline`, or anything with its `generate`)."""
+
+    def __init__(self, store: JobStore, pipe, log: Callable[[str], None] | None = None) -> None:
+        self.store = store
+        self.pipe = pipe
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="motif-lite-worker", daemon=True)
+        self.current: str | None = None  # the id of the job running now
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def notify(self) -> None:
+        """A job was queued: look now instead of at the next idle check."""
+        self._wake.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop after the current step; the running job goes back to the queue."""
+        if self.current is not None:
+            self.log(f"stopping: {self.current} stops after its current step (Ctrl-C again to quit at once)")
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()  # before looking, so that a job queued meanwhile is not missed
+            job = self.store.claim_next()
+            if job is None:
+                self._wake.wait(IDLE_WAIT_SECONDS)
+                continue
+            self.current = job.id
+            try:
+                self.run_job(job)
+            finally:
+                self.current = None
+
+    def run_job(self, job: Job) -> None:
+        image = self.store.input_path(job.id) if job.has_image else None
+        output = self.store.video_path(job.id)
+        s = job.settings
+        self.log(f"{job.id}: started ({s.get('width')}x{s.get('height')}, {s.get('frames')} frames, "
+                 f"{s.get('steps')} steps)")  # fmt: skip
+        try:
+            # Inside the try: settings stored by another version of motif-lite fail this job, not the worker.
+            request = GenerationRequest(**s, image=image, output=output)
+            preview = self._preview_writer(self.store.preview_path(job.id), request.fps)
+            self.pipe.generate(request, on_progress=self._progress(job.id), on_preview=preview)
+        except JobDeleted:
+            self.log(f"{job.id}: deleted, stopped")
+            self.store.remove_files(job.id)
+        except ShuttingDown:
+            self.log(f"{job.id}: stopped by shutdown, queued again")
+            self.store.requeue(job.id)
+        except Exception as exc:  # one failed job must not stop the server
+            code, message = failure(exc)
+            self.log(f"{job.id}: failed: {message}")
+            if code == "generation_failed":
+                traceback.print_exc(file=sys.stderr)
+            self.store.finish(job.id, (code, message))
+        else:
+            try:
+                write_thumbnail(output, self.store.thumbnail_path(job.id))
+            except Exception as exc:  # the video is fine; only the thumbnail variant will be missing
+                self.log(f"{job.id}: no thumbnail: {exc!r}")
+            if self.store.finish(job.id):
+                self.log(f"{job.id}: completed")
+            else:  # deleted after its last progress report
+                self.store.remove_files(job.id)
+        finally:
+            self.store.preview_path(job.id).unlink(missing_ok=True)
+
+    def _preview_writer(self, path: Path, fps: float) -> Callable[[int, int, np.ndarray], None]:
+        from motif_lite.io.preview import write_preview
+
+        def write(done: int, steps: int, frames: np.ndarray) -> None:
+            try:
+                write_preview(frames, path, fps / TEMPORAL_FACTOR)  # one preview frame per latent frame
+            except MotifLiteError as exc:  # a preview is a courtesy: never the reason a job fails
+                self.log(f"{path.name}: {exc}")
+
+        return write
+
+    def _progress(self, job_id: str) -> Callable[[str, int, int], None]:
+        last = [0]
+
+        def report(stage: str, done: int, total: int) -> None:
+            if self._stopping.is_set():
+                raise ShuttingDown
+            value = percent(stage, done, total)
+            last[0] = last[0] if value is None else value  # a stage this worker does not know keeps the last value
+            if not self.store.set_progress(job_id, last[0]):
+                raise JobDeleted
+
+        return report
+
+
+def failure(exc: Exception) -> tuple[str, str]:
+    """(error code, message) of a failed job."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return "out_of_memory", f"out of device memory: {str(exc).splitlines()[0]} (try a smaller size or fewer frames)"
+    if isinstance(exc, MotifLiteError):
+        return "invalid_request", str(exc)
+    return "generation_failed", f"{type(exc).__name__}: {exc}"
+
+
+def write_thumbnail(video: Path, thumbnail: Path) -> None:
+    """The first frame of the finished video as WebP, written under a temporary name and renamed."""
+    import imageio_ffmpeg
+    import PIL.Image
+
+    frames = imageio_ffmpeg.read_frames(str(video))
+    try:
+        meta = next(frames)
+        first = next(frames)
+    finally:
+        frames.close()
+    partial = thumbnail.with_name(f".partial-{os.getpid()}-{thumbnail.name}")
+    PIL.Image.frombytes("RGB", tuple(meta["size"]), first).save(partial, "WEBP", quality=85)
+    os.replace(partial, thumbnail)

@@ -1,0 +1,366 @@
+"""`motif-lite verify`: our pipeline against diffusers' `MotifVideoPipeline` on the same weights, stage by stage.
+
+    result = verify("Motif-Video-2B/", gguf="motif-video-2b-Q4_K_M.gguf")
+    print("\\n".join(result.lines()))  # one line per stage, then "verdict: match" or "verdict: mismatch at STAGE"
+
+This is how a machine with the real weights settles what no random-weight test can: the checkpoint's own configs
+(rope_theta, the guider's settings, the VAE's latent statistics) and the GGUF files' tensor layout. Each stage gets
+the same inputs on both sides, so a difference points at one part:
+
+- text: the prompt and negative prompt embeddings (our unpadded encoding vs the reference's 512-token padding,
+  compared on the valid tokens);
+- transformer: one forward on the same noise, timestep and (reference) text embeddings;
+- guidance: the guided velocity of step 0 from the same two predictions (our guidance vs the checkpoint's guider);
+- vae: the decode of the same latents, each side denormalizing them with its own latent statistics;
+- frames: both whole pipelines at the same seed and settings, as uint8 frames.
+
+The difference of a stage is relative: ||ours - reference|| / ||reference||, against a tolerance that depends on
+the dtype. The text encoder module is shared by both pipelines (loaded once; its code is transformers' in both);
+everything else is loaded twice. diffusers is imported here only (the `verify` extra): never at run time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+
+from motif_lite.errors import MotifLiteError
+from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
+from motif_lite.sampling import APGState, guide, schedule_for
+from motif_lite.settings import describe_guidance
+
+INSTALL_HINT = 'pip install -e ".[verify]" (diffusers, and accelerate for GGUF files)'
+STAGES = {
+    "text": "prompt and negative prompt embeddings (valid tokens)",
+    "transformer": "one forward: same noise, timestep and text embeddings",
+    "guidance": "guided velocity of step 0 from the same two predictions",
+    "vae": "decode of the same latents, each side denormalizing them",
+    "frames": "both pipelines end to end, uint8 frames",
+}
+# Relative differences allowed. float32: summation order only (tests measure ~1e-7 per stage; frames round to
+# uint8, where a value near a rounding edge flips one level). bfloat16: 8 mantissa bits, ~0.4 % per rounding, and
+# GPU kernels differ in summation order (a 2B transformer forward differs ~1 % between implementations).
+TOLERANCES = {
+    torch.float32: {"text": 1e-4, "transformer": 1e-4, "guidance": 1e-4, "vae": 1e-4, "frames": 5e-3},
+    torch.bfloat16: {"text": 2e-2, "transformer": 3e-2, "guidance": 3e-2, "vae": 2e-2, "frames": 5e-2},
+}
+# diffusers' GGUF layers dequantize in float16 before casting to the compute dtype (ggml uses float32): at float32
+# the two transformers then differ by ~5e-4, which says nothing about the layout.
+GGUF_TRANSFORMER_TOLERANCE = 3e-3
+
+
+class VerifyError(MotifLiteError):
+    """verify cannot run: diffusers missing, or the reference cannot load these files."""
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """The request both pipelines run: small, so that the real 2B weights take minutes, not hours."""
+
+    width: int = 256
+    height: int = 256
+    frames: int = 9
+    steps: int = 2
+    seed: int = 0
+    prompt: str = "a red fox runs through snow, cinematic lighting"
+    negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
+
+
+@dataclass(frozen=True)
+class ForcedSettings:
+    """Deliberately wrong settings on our side, to see verify catch them (negative controls)."""
+
+    rope_theta: float | None = None  # our transformer's RoPE base
+    apg_eta: float | None = None  # our APG's eta (as --apg-eta would set it: guidance stage and frames)
+    latents_mean_shift: float | None = None  # added to our VAE's latents_mean (every channel)
+    max_prompt_tokens: int | None = None  # our text encoder's token limit (text stage)
+
+    @classmethod
+    def parse(cls, items: list[str]) -> ForcedSettings:
+        """From `NAME=VALUE` strings (the CLI's --force)."""
+        kinds = {f.name: (int if f.name == "max_prompt_tokens" else float) for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for item in items:
+            name, _, text = item.partition("=")
+            if name not in kinds or not text:
+                raise VerifyError(f"--force {item!r}: use NAME=VALUE with NAME one of {', '.join(kinds)}")
+            try:
+                values[name] = kinds[name](text)
+            except ValueError:
+                raise VerifyError(f"--force {item!r}: {text!r} is not a number") from None
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class StageResult:
+    stage: str
+    difference: float  # relative L2 difference (inf when the shapes differ)
+    tolerance: float
+    note: str = ""
+
+    @property
+    def matches(self) -> bool:
+        return self.difference <= self.tolerance
+
+    def line(self) -> str:
+        verdict = "match" if self.matches else "MISMATCH"
+        note = f" ({self.note})" if self.note else ""
+        numbers = f"{self.difference:>10.3g} {self.tolerance:>10.0e}"
+        return f"{self.stage:<12} {numbers}  {verdict:<9} {STAGES[self.stage]}{note}"
+
+
+@dataclass
+class VerifyResult:
+    header: str
+    stages: list[StageResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def mismatch(self) -> str | None:
+        """The first stage that does not match (stages run in pipeline order), or None."""
+        return next((s.stage for s in self.stages if not s.matches), None)
+
+    def lines(self) -> list[str]:
+        table = [f"{'stage':<12} {'rel. diff':>10} {'tolerance':>10}  verdict"] + [s.line() for s in self.stages]
+        verdict = "verdict: match" if self.mismatch is None else f"verdict: mismatch at {self.mismatch}"
+        return [self.header, *(f"note: {n}" for n in self.notes), *table, verdict]
+
+
+def relative_difference(ours: torch.Tensor, reference: torch.Tensor) -> float:
+    if ours.shape != reference.shape:
+        return math.inf
+    ours, reference = ours.detach().double().cpu(), reference.detach().double().cpu()
+    return float((ours - reference).norm() / reference.norm().clamp_min(1e-30))
+
+
+def verify(
+    model: str | Path,
+    gguf: str | Path | None = None,
+    device: str = "auto",
+    dtype: torch.dtype | None = None,
+    settings: VerifySettings = VerifySettings(),
+    forced: ForcedSettings = ForcedSettings(),
+    on_stage: Callable[[StageResult], None] | None = None,
+) -> VerifyResult:
+    """Run both pipelines on the checkpoint `model` (and `gguf`) and compare them stage by stage.
+
+    dtype: float32 on the CPU, bfloat16 on a GPU unless given. `on_stage` sees each result as it is ready."""
+    from motif_lite.pipeline import load_pipeline, locate_checkpoint, resolve_device
+
+    diffusers = _import_diffusers()
+    target = resolve_device(device)
+    dtype = dtype or (torch.float32 if target.type == "cpu" else torch.bfloat16)
+    root = locate_checkpoint(model, with_transformer=gguf is None)
+    ours = load_pipeline(root, gguf=gguf, dtype=dtype, device=target)
+    reference = _reference_pipeline(diffusers, root, ours, gguf, dtype, target)
+    _apply_forced(ours, forced)
+    tolerances = dict(TOLERANCES.get(dtype, TOLERANCES[torch.bfloat16]))
+    if gguf is not None:
+        tolerances["transformer"] = max(tolerances["transformer"], GGUF_TRANSFORMER_TOLERANCE)
+    source = f"{root}" + (f" with transformer {gguf}" if gguf is not None else "")
+    result = VerifyResult(
+        f"verify: motif-lite vs diffusers MotifVideoPipeline on {source}; {target}, {str(dtype).split('.')[-1]}, "
+        f"{settings.width}x{settings.height}x{settings.frames}, {settings.steps} steps, seed {settings.seed}"
+    )
+    request = _request_for(ours, reference, settings, forced, result)
+    comparison = _Comparison(ours, reference, request, forced, target, tolerances)
+
+    def record(stage: StageResult) -> None:
+        result.stages.append(stage)
+        if on_stage is not None:
+            on_stage(stage)
+
+    with torch.no_grad():
+        for run_stage in (comparison.text, comparison.transformer, comparison.guidance, comparison.vae):
+            record(run_stage())
+        record(comparison.frames())
+    return result
+
+
+def _import_diffusers() -> Any:
+    try:
+        import diffusers
+    except ImportError:
+        raise VerifyError(f"verify compares against diffusers, which is not installed: {INSTALL_HINT}") from None
+    return diffusers
+
+
+def _reference_pipeline(
+    diffusers: Any, root: Path, ours: Any, gguf: str | Path | None, dtype: torch.dtype, device: torch.device
+) -> Any:
+    """diffusers' pipeline from the same files; it borrows our text encoder module (the same transformers class)."""
+    components: dict[str, Any] = {"text_encoder": ours.text_encoder.model}
+    if gguf is not None:
+        components["transformer"] = _reference_gguf_transformer(diffusers, root, gguf, dtype)
+    try:
+        reference = diffusers.MotifVideoPipeline.from_pretrained(root, dtype=dtype, **components)
+    except Exception as exc:  # diffusers raises many types for files it cannot use
+        raise VerifyError(f"diffusers cannot load the checkpoint {root}: {type(exc).__name__}: {exc}") from exc
+    reference.transformer.to(device)
+    reference.vae.to(device)
+    reference.set_progress_bar_config(disable=True)
+    return reference
+
+
+def _reference_gguf_transformer(diffusers: Any, root: Path, gguf: str | Path, dtype: torch.dtype) -> Any:
+    from motif_lite.io.hub import resolve_gguf
+
+    path = resolve_gguf(str(gguf))
+    if not (root / "transformer" / "config.json").is_file():
+        raise VerifyError(f"diffusers reads a GGUF transformer with the checkpoint's transformer/config.json: {root}")
+    try:
+        return diffusers.MotifVideoTransformer3DModel.from_single_file(
+            str(path),
+            quantization_config=diffusers.GGUFQuantizationConfig(compute_dtype=dtype),
+            config=str(root),
+            subfolder="transformer",
+            dtype=dtype,
+        )
+    except Exception as exc:  # ImportError (accelerate, gguf), ValueError (unexpected keys), ...
+        raise VerifyError(
+            f"diffusers cannot load {path} ({type(exc).__name__}: {exc}); its GGUF loader needs accelerate and "
+            f"tensor names in the diffusers layout: {INSTALL_HINT}"
+        ) from exc
+
+
+def _request_for(
+    ours: Any, reference: Any, settings: VerifySettings, forced: ForcedSettings, result: VerifyResult
+) -> GenerationRequest:
+    """Our request: the chosen size and seed; everything else as our pipeline resolves it from the checkpoint,
+    except the flow shift when the reference's scheduler applies another one (both sides then use the reference's:
+    a different default is a choice, not a bug, and a note says so)."""
+    s = settings
+    request = GenerationRequest(
+        s.prompt, s.negative_prompt, width=s.width, height=s.height, frames=s.frames, steps=s.steps, seed=s.seed,
+        apg_eta=forced.apg_eta, output=Path(tempfile.gettempdir()) / "verify_%03d.png",
+    )  # fmt: skip
+    request = request.resolve()[0]  # validated; the frames stage writes into a folder of its own
+    config = reference.scheduler.config
+    reference_shift = float(config.get("shift", config.get("flow_shift", 1.0)))
+    ours_settings = ours.settings_for(request)
+    result.notes.extend(ours_settings.notes)
+    shift = ours_settings.flow_shift
+    if shift.value != reference_shift:
+        result.notes.append(
+            f"the reference's scheduler shifts by {reference_shift:g}, motif-lite by {shift.value:g} "
+            f"({shift.origin or shift.source}): both sides use {reference_shift:g}"
+        )
+        request = dataclasses.replace(request, flow_shift=reference_shift)
+    return request
+
+
+def _apply_forced(ours: Any, forced: ForcedSettings) -> None:
+    if forced.rope_theta is not None:
+        ours.transformer.config = ours.transformer.config.replace(rope_theta=forced.rope_theta)
+    if forced.latents_mean_shift is not None:
+        mean = [m + forced.latents_mean_shift for m in ours.vae.config.latents_mean]
+        ours.vae.config = dataclasses.replace(ours.vae.config, latents_mean=mean)
+
+
+@dataclass
+class _Comparison:
+    """The five stage comparisons; each stage reuses what the earlier ones computed (embeddings, predictions)."""
+
+    ours: Any
+    reference: Any
+    request: GenerationRequest
+    forced: ForcedSettings
+    device: torch.device
+    tolerances: dict[str, float]
+    embeds: dict[str, torch.Tensor] = field(default_factory=dict)
+    timestep: torch.Tensor | None = None
+    cond: torch.Tensor | None = None
+    uncond: torch.Tensor | None = None
+
+    def stage(self, name: str, ours: torch.Tensor, reference: torch.Tensor, note: str = "") -> StageResult:
+        return StageResult(name, relative_difference(ours, reference), self.tolerances[name], note)
+
+    def text(self) -> StageResult:
+        encoder, s = self.ours.text_encoder, self.request
+        limit = self.forced.max_prompt_tokens or 512
+        encoder.to(self.device)
+        try:
+            pe, npe, pm, npm = self.reference.encode_prompt(s.prompt, s.negative_prompt, device=self.device)
+            prompts = {"prompt": s.prompt, "negative prompt": s.negative_prompt}
+            ours = [encoder.encode([p], limit, labels=[label])[0][0] for label, p in prompts.items()]
+        finally:
+            encoder.offload()
+        self.embeds = dict(pe=pe, npe=npe, pm=pm, npm=npm)
+        reference = [pe[0, pm[0]], npe[0, npm[0]]]  # the valid tokens of each
+        counts = [(len(o), len(r)) for o, r in zip(ours, reference, strict=True)]
+        if any(a != b for a, b in counts):
+            note = "token counts " + ", ".join(f"{a} vs {b}" for a, b in counts)
+            return StageResult("text", math.inf, self.tolerances["text"], note)
+        return self.stage("text", torch.cat(ours), torch.cat(reference).to(ours[0].dtype))
+
+    def transformer(self) -> StageResult:
+        request = self.request
+        latent_shape = (1, 16, request.latent_frames, request.height // 8, request.width // 8)
+        generator = torch.Generator().manual_seed(request.seed)
+        noise = torch.randn(latent_shape, generator=generator, dtype=self.ours.dtype).to(self.device)
+        hidden = torch.cat([noise, torch.zeros_like(noise), torch.zeros_like(noise[:, :1])], dim=1)
+        settings = self.ours.settings_for(request)
+        schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value)
+        self.timestep = schedule.timesteps[:1].to(self.device)
+        e = self.embeds
+
+        def reference(text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            kwargs = dict(encoder_hidden_states=text, encoder_attention_mask=mask, return_dict=False)
+            return self.reference.transformer(hidden_states=hidden, timestep=self.timestep, **kwargs)[0]
+
+        self.cond, self.uncond = reference(e["pe"], e["pm"]), reference(e["npe"], e["npm"])
+        ours = self.ours.transformer(hidden, self.timestep, e["pe"], e["pm"], None)
+        return self.stage("transformer", ours, self.cond, f"t = {float(self.timestep[0]):.1f}")
+
+    def guidance(self) -> StageResult:
+        request = self.request
+        ours_guidance = self.ours.settings_for(request).guidance.value
+        ours = guide(ours_guidance, self.cond, self.uncond, APGState(), 0, request.steps)
+        guider, e = self.reference.guider, self.embeds
+        guider.set_state(step=0, num_inference_steps=request.steps, timestep=self.timestep[0])
+        inputs = {"encoder_hidden_states": (e["pe"], e["npe"]), "encoder_attention_mask": (e["pm"], e["npm"])}
+        batches = guider.prepare_inputs(inputs)
+        predictions = {"pred_cond": self.cond, "pred_uncond": self.uncond}
+        for batch in batches:
+            batch.noise_pred = predictions[getattr(batch, guider._identifier_key)]
+        reference = guider(batches).pred
+        return self.stage("guidance", ours, reference, f"ours: {describe_guidance(ours_guidance)}")
+
+    def vae(self) -> StageResult:
+        request = self.request
+        shape = (1, 16, request.latent_frames, request.height // 8, request.width // 8)
+        latents = torch.randn(shape, generator=torch.Generator().manual_seed(request.seed + 1))
+        vae = self.reference.vae
+        z = latents.to(self.device, vae.dtype)
+        raw = self.reference._denormalize_latents(z, vae.config.latents_mean, vae.config.latents_std)
+        reference = vae.decode(raw, return_dict=False)[0]
+        ours_vae = self.ours.vae
+        ours = ours_vae.decode(
+            ours_vae.denormalize_latents(z), self.ours.vae_tile, self.ours.vae_frame_by_frame, self.ours.vae_bands
+        )
+        return self.stage("vae", ours, reference)
+
+    def frames(self) -> StageResult:
+        request, e, s = self.request, self.embeds, self.request
+        reference = self.reference(
+            prompt_embeds=e["pe"], negative_prompt_embeds=e["npe"], prompt_attention_mask=e["pm"],
+            negative_prompt_attention_mask=e["npm"], height=s.height, width=s.width, num_frames=s.frames,
+            num_inference_steps=s.steps, generator=torch.Generator().manual_seed(s.seed),
+        ).frames[0]  # fmt: skip
+        expected = torch.from_numpy(np.stack([np.asarray(frame) for frame in reference]).astype(np.float64))
+        with tempfile.TemporaryDirectory() as folder:
+            self.ours.generate(dataclasses.replace(request, output=Path(folder) / "frame_%03d.png"))
+            files = sorted(Path(folder).glob("frame_*.png"))
+            ours = torch.from_numpy(np.stack([np.asarray(PIL.Image.open(f).convert("RGB")) for f in files]))
+        ours = ours.double()
+        levels = int((ours - expected).abs().max()) if ours.shape == expected.shape else -1
+        return self.stage("frames", ours, expected, f"max difference {levels}/255" if levels >= 0 else "")

@@ -1,0 +1,152 @@
+"""Helpers for the `motif-lite serve` tests: servers on free loopback ports, always stopped, every wait bounded."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from motif_lite.server.app import ServerConfig
+from motif_lite.server.jobs import JobStore
+from motif_lite.server.runner import VideoServer, bind
+
+HOST = "127.0.0.1"
+TINY = dict(size="48x32", num_frames=5, steps=2, seed=7)  # about 2 s per job on a CPU core
+RUNTIME_FLAGS = ("--device", "cpu", "--dtype", "fp32", "--kernels", "torch")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+class InProcessServer:
+    """A `VideoServer` on a free loopback port, run by a thread of the test process."""
+
+    def __init__(self, pipe, data: Path, **config: Any) -> None:
+        self.log: list[str] = []
+        self.store = JobStore(data)
+        self.server = VideoServer(pipe, self.store, ServerConfig(model_name="tiny", **config), self.log.append)
+        self.worker = self.server.worker
+        self.sock = bind(HOST, 0)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://{HOST}:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve, args=(self.sock,), daemon=True)
+
+    def __enter__(self) -> InProcessServer:
+        self.thread.start()
+        wait_for(lambda: self.server.started, 30, "the server to start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+        self.thread.join(timeout=120)
+        self.sock.close()
+        assert not self.thread.is_alive(), "the server did not stop"
+
+    def client(self, api_key: str = "unused", **options: Any):
+        from openai import OpenAI
+
+        return OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, timeout=30, **options)
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict | None = None) -> tuple[int, Any, dict]:
+        return request(self.port, method, path, body, headers)
+
+    def wait_status(self, video_id: str, statuses: tuple[str, ...], timeout: float = 120) -> dict:
+        def current() -> dict | None:
+            code, video, _ = self.request("GET", f"/v1/videos/{video_id}")
+            return video if code == 200 and video["status"] in statuses else None
+
+        return wait_for(current, timeout, f"{video_id} to be {' or '.join(statuses)}", interval=0.1)
+
+
+def request(
+    port: int, method: str, path: str, body: Any = None, headers: dict | None = None
+) -> tuple[int, Any, dict[str, str]]:
+    """(status, parsed JSON or raw bytes, headers) of one request; a dict body is sent as JSON."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    headers = dict(headers or {})
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        kind = response.getheader("content-type", "")
+        parsed = json.loads(data) if kind.startswith("application/json") else data
+        return response.status, parsed, {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        connection.close()
+
+
+def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, dict[str, str]]:
+    boundary = "motiflitetestboundary"
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, (filename, data, kind) in files.items():
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+        parts.append(f"{head}Content-Type: {kind}\r\n\r\n".encode() + data + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+class ProcessServer:
+    """`motif-lite serve` as a user runs it, on a free port (it prints which); killed on exit if still running."""
+
+    def __init__(self, checkpoint: Path, data: Path, *flags: str) -> None:
+        self.log_path = data.parent / f"{data.name}-serve-{time.monotonic_ns()}.log"
+        command = [sys.executable, "-m", "motif_lite", "serve", "-m", str(checkpoint), "--data", str(data)]
+        command += [*RUNTIME_FLAGS, "--port", "0", *flags]
+        self.log_file = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(command, stdout=self.log_file, stderr=subprocess.STDOUT)
+        found = wait_for(self._port, 120, "motif-lite serve to print its address", interval=0.2)
+        self.port = int(found)
+
+    def _port(self) -> str | None:
+        if self.process.poll() is not None:
+            raise AssertionError(f"motif-lite serve exited with {self.process.returncode}:\n{self.output()}")
+        match = re.search(rf"on http://{re.escape(HOST)}:(\d+)/", self.output())
+        return match[1] if match else None
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict | None = None):
+        return request(self.port, method, path, body, headers)
+
+    def signal(self, signum: int, timeout: float = 120) -> int:
+        self.process.send_signal(signum)
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if self.process.poll() is None:
+                os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=60)
+        self.log_file.close()
+
+
+@contextlib.contextmanager
+def process_server(checkpoint: Path, data: Path, *flags: str) -> Iterator[ProcessServer]:
+    server = ProcessServer(checkpoint, data, *flags)
+    try:
+        yield server
+    finally:
+        server.stop()

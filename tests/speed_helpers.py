@@ -1,0 +1,82 @@
+"""Tiny random transformers and conditioning for the speed-feature tests (batched guidance, step cache, compile,
+attention backends): no diffusers, no checkpoint files."""
+
+from __future__ import annotations
+
+import torch
+from tiny_config import TINY
+
+from motif_lite.choices import SAMPLERS
+from motif_lite.config import TransformerConfig
+from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.pipeline import MotifVideoPipeline, _Conditioning
+from motif_lite.request import GenerationRequest
+from motif_lite.sampling import RECOMMENDED_APG
+from motif_lite.settings import FLAG, Setting, Settings
+
+# Latent video of the tests: 3 latent frames of 6 x 10 (2 x 3 x 5 = 30 video tokens with the 1x2x2 patch).
+LATENT = (1, 16, 3, 6, 10)
+
+
+def tiny_transformer(seed: int = 0, **overrides) -> MotifVideoTransformer:
+    """Every parameter random (QK norm gains near 1), so every path, the text included, moves the output."""
+    torch.manual_seed(seed)
+    model = MotifVideoTransformer(TransformerConfig(**{**TINY, **overrides})).eval().requires_grad_(False)
+    for name, param in model.named_parameters():
+        if name.endswith(("norm_q.weight", "norm_k.weight")) or ".norm_added_" in name:
+            param.copy_(1 + 0.1 * torch.randn_like(param))
+        else:
+            param.normal_(0, 0.15)
+    return model
+
+
+def conditioning(i2v: bool = False, prompt_tokens: int = 7, negative_tokens: int = 4, seed: int = 1) -> _Conditioning:
+    """A prompt and a negative prompt of different lengths (unpadded, as the pipeline encodes them); for I2V a
+    first-frame latent, its mask channel and image tokens."""
+    g = torch.Generator().manual_seed(seed)
+    text_dim, image_dim = TINY["text_embed_dim"], TINY["image_embed_dim"]
+    prompt = torch.randn(1, prompt_tokens, text_dim, generator=g)
+    negative = torch.randn(1, negative_tokens, text_dim, generator=g)
+    latents, mask = torch.zeros(LATENT), torch.zeros(LATENT[0], 1, *LATENT[2:])
+    image = None
+    if i2v:
+        latents[:, :, 0] = torch.randn(LATENT[0], LATENT[1], *LATENT[3:], generator=g)
+        mask[:, :, 0] = 1.0
+        image = torch.randn(1, 5, image_dim, generator=g)
+    ones = torch.ones
+    return _Conditioning(
+        (prompt, ones(1, prompt_tokens, dtype=torch.bool)),
+        (negative, ones(1, negative_tokens, dtype=torch.bool)),
+        latents,
+        mask,
+        image,
+    )
+
+
+def noise(seed: int = 2) -> torch.Tensor:
+    return torch.randn(LATENT, generator=torch.Generator().manual_seed(seed))
+
+
+def pipeline(transformer: MotifVideoTransformer) -> MotifVideoPipeline:
+    """A pipeline around `transformer` alone (no text encoder or VAE): enough for `sample`."""
+    return MotifVideoPipeline(transformer, None, None, torch.device("cpu"), torch.float32)
+
+
+def sampling_request(steps: int = 5, solver: str = "euler", guidance=RECOMMENDED_APG) -> Settings:
+    """The settings `MotifVideoPipeline.sample` runs with: any solver and guidance (windows included), shift 8."""
+    request, _ = GenerationRequest("-", steps=steps).resolve()
+    sampler = {solver: name for name, solver in SAMPLERS.items()}[solver]
+    config = Setting(TransformerConfig(**TINY), FLAG)
+    return Settings(request, Setting(sampler, FLAG), Setting(8.0, FLAG), Setting(guidance, FLAG), config)
+
+
+def sample(pipe: MotifVideoPipeline, cond: _Conditioning, settings: Settings):
+    """(latents, record) of one sampling run."""
+    return pipe.sample(settings.request, noise(), cond, settings, lambda stage, done, total: None)
+
+
+def forward_batches(model: torch.nn.Module) -> tuple[list[int], object]:
+    """Record the batch size of every transformer forward; returns (the list, the hook handle)."""
+    batches: list[int] = []
+    handle = model.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    return batches, handle

@@ -1,0 +1,163 @@
+"""Exact attention backends (`--attention-backend`): fixed kernels equal SDPA (masked calls row by row for the
+kernels that take no mask), and `auto`'s timed trial, driven here by injected timings, picks the fastest
+candidate that works and agrees with SDPA, once per attention shape."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from speed_helpers import tiny_transformer
+from tiny_config import inputs
+
+from motif_lite.errors import ConfigError
+from motif_lite.model.ops import sdpa_attention
+from motif_lite.runtime.attention import (
+    AutoAttention,
+    FixedAttention,
+    apply_attention_backend,
+    attend_by_rows,
+    attention_backend,
+    candidate,
+    valid_key_lengths,
+)
+
+
+def qkv(batch: int = 2, lq: int = 24, lk: int = 30, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(batch, 2, n, 16, generator=g) for n in (lq, lk, lk))
+
+
+def trailing_mask(lengths: list[int], lk: int = 30) -> torch.Tensor:
+    return (torch.arange(lk)[None] < torch.tensor(lengths)[:, None])[:, None, None]  # [B, 1, 1, Lk]
+
+
+def test_row_split_equals_masked_sdpa():
+    q, k, v = qkv()
+    mask = trailing_mask([30, 21])
+    got = attend_by_rows(sdpa_attention, q, k, v, mask)
+    torch.testing.assert_close(got, sdpa_attention(q, k, v, mask), rtol=1e-6, atol=1e-6)
+    # Negative control: ignoring the mask changes the padded row.
+    assert (sdpa_attention(q, k, v, None)[1] - got[1]).abs().max() > 1e-2
+    same = trailing_mask([25, 25])
+    torch.testing.assert_close(attend_by_rows(sdpa_attention, q, k, v, same), sdpa_attention(q, k, v, same))
+
+
+def test_only_trailing_padding_can_be_split():
+    assert valid_key_lengths(trailing_mask([30, 7])) == [30, 7]
+    holes = trailing_mask([30, 30])
+    holes[1, ..., 3] = False
+    with pytest.raises(ConfigError, match="trailing"):
+        valid_key_lengths(holes)
+
+
+@pytest.mark.parametrize("name", ["sdpa", "flash"])  # the two SDPA kernels the CPU has
+def test_fixed_backends_equal_sdpa(name):
+    attend = candidate(name)
+    q, k, v = qkv()
+    for mask in (None, trailing_mask([30, 12])):
+        torch.testing.assert_close(attend(q, k, v, mask), sdpa_attention(q, k, v, mask), rtol=1e-5, atol=1e-5)
+
+
+def test_kernels_missing_here_fail_loudly():
+    q, k, v = qkv()
+    with pytest.raises(RuntimeError):  # no memory-efficient kernel on the CPU
+        candidate("efficient")(q, k, v, None)
+
+
+def timings(**ms: float):
+    calls = []
+
+    def timer(name, call):
+        calls.append(name)
+        call()
+        return ms[name] / 1e3
+
+    return timer, calls
+
+
+def test_auto_picks_the_fastest_and_keeps_it_per_shape():
+    timer, timed = timings(slow=3.0, fast=1.0, medium=2.0)
+    used = []
+
+    def tagged(name):
+        return lambda q, k, v, mask: used.append(name) or sdpa_attention(q, k, v, mask)
+
+    auto = AutoAttention({n: tagged(n) for n in ("slow", "fast", "medium")}, timer)
+    q, k, v = qkv()
+    mask = trailing_mask([30, 9])
+    out = auto(q, k, v, mask)
+    torch.testing.assert_close(out, sdpa_attention(q, k, v, mask))
+    assert sorted(timed) == ["fast", "medium", "slow"] and used[-1] == "fast"
+    used.clear()
+    auto(q, k, v, mask)  # same shape: no new trial
+    assert len(timed) == 3 and used == ["fast"]
+    auto(*qkv(lk=40), None)  # a new shape: a new trial
+    assert len(timed) == 6 and len(auto.trials) == 2
+    assert auto.describe().startswith("auto: fast at 30 keys (fast 1.0 ms, medium 2.0 ms, slow 3.0 ms)")
+
+
+def test_auto_drops_failing_and_disagreeing_candidates():
+    timer, _ = timings(broken=0.1, wrong=0.2, right=5.0)
+
+    def broken(q, k, v, mask):
+        raise RuntimeError("No available kernel")
+
+    def wrong(q, k, v, mask):
+        return sdpa_attention(q, k, v, None)  # ignores the mask: not the same attention
+
+    auto = AutoAttention({"broken": broken, "wrong": wrong, "right": sdpa_attention}, timer)
+    q, k, v = qkv()
+    auto(q, k, v, trailing_mask([30, 5]))
+    (trial,) = auto.trials.values()
+    assert trial.best == "right" and set(trial.dropped) == {"broken", "wrong"}
+    assert "No available kernel" in trial.dropped["broken"] and "differs" in trial.dropped["wrong"]
+    assert "broken dropped" in auto.describe()
+
+
+def test_auto_with_the_real_cpu_kernels_runs_the_model_exactly():
+    model = tiny_transformer()
+    x = inputs(image=5, image_dim=20)
+    with torch.no_grad():
+        plain = model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
+    timer, _ = timings(flash=1.0, efficient=0.5, sdpa=2.0)  # efficient would win, but it has no CPU kernel
+    auto = AutoAttention(
+        {"flash": candidate("flash"), "efficient": candidate("efficient"), "sdpa": sdpa_attention}, timer
+    )
+    handle = apply_attention_backend(model, auto)
+    try:
+        with torch.no_grad():
+            got = model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
+    finally:
+        handle.remove()
+    torch.testing.assert_close(got, plain, rtol=1e-5, atol=1e-5)
+    assert {trial.best for trial in auto.trials.values()} == {"flash"}
+    assert len(auto.trials) >= 3  # joint, cross-attention and the DDT decoder's shapes: one trial each
+
+
+def test_backend_names_and_the_cpu_default():
+    assert attention_backend("auto", "cpu").describe() == "sdpa"  # no trial on the CPU
+    assert isinstance(attention_backend("flash", "cpu"), FixedAttention)
+    with pytest.raises(ConfigError, match="attention backend"):
+        attention_backend("fastest", "cpu")
+
+
+def test_apply_keeps_a_sparse_decoder_and_restores():
+    model = tiny_transformer()
+    before = model.ops
+    backend = FixedAttention("flash")
+    handle = apply_attention_backend(model, backend)
+    assert model.ops.attention is backend and model.ops.decoder_attention is backend
+    handle.remove()
+    assert model.ops is before
+    from motif_lite.runtime.kernels import SparsityConfig, select_ops
+
+    model.ops = select_ops("torch", SparsityConfig(latent_frames=3))
+    sparse = model.ops.decoder_attention
+    apply_attention_backend(model, backend)
+    assert model.ops.attention is backend and model.ops.decoder_attention is sparse
+
+
+def test_sdpa_reference_is_pytorch_sdpa():
+    q, k, v = qkv()
+    torch.testing.assert_close(candidate("sdpa")(q, k, v, None), F.scaled_dot_product_attention(q, k, v))

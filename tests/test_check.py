@@ -1,0 +1,193 @@
+"""`motif-lite check`: a tiny checkpoint saved by diffusers (and a GGUF made from it by our quantizer) passes; each
+kind of damage is one problem line naming the file and the fix, and nothing else turns into a problem."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gguf import GGML_QUANT_SIZES
+from gguf import GGMLQuantizationType as Q
+from safetensors.numpy import load_file, save_file
+
+pytest.importorskip("diffusers")
+from gguf_helpers import write_test_gguf  # noqa: E402
+from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
+
+from motif_lite import cli  # noqa: E402
+from motif_lite.checkup import check_setup  # noqa: E402
+from motif_lite.quantize.cli import main as quantize  # noqa: E402
+
+TRANSFORMER = "transformer/diffusion_pytorch_model.safetensors"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, Path]:
+    """(a tiny checkpoint in the official layout, a Q8_0 GGUF of its transformer kept in another folder)."""
+    root = tmp_path_factory.mktemp("ckpt")
+    make_tiny_checkpoint(root)
+    gguf = tmp_path_factory.mktemp("gguf") / "tiny-Q8_0.gguf"
+    assert quantize([str(root), "-o", str(gguf), "--type", "Q8_0", "--quiet"]) == 0
+    return root, gguf
+
+
+@pytest.fixture
+def copy(tiny, tmp_path) -> Path:
+    shutil.copytree(tiny[0], tmp_path / "ckpt")
+    return tmp_path / "ckpt"
+
+
+def problems(report) -> list[str]:
+    return [finding.line() for finding in report.problems]
+
+
+def test_good_checkpoint_and_gguf_pass(tiny, tmp_path, capsys):
+    root, gguf = tiny
+    report = check_setup(root)
+    assert report.passed, problems(report)
+    ok = {f.subject for f in report.findings if f.level == "ok"}
+    for subject in ("text_encoder/model.safetensors", "vae/diffusion_pytorch_model.safetensors", TRANSFORMER):
+        assert subject in ok
+    assert {"transformer/config.json", "scheduler/scheduler_config.json", "guider/guider_config.json"} <= ok
+    assert report.plan is not None and "memory plan" in ok
+
+    # A GGUF in another folder replaces transformer/ (checked against the checkpoint's config instead).
+    without = tmp_path / "no-transformer"
+    shutil.copytree(root, without, ignore=shutil.ignore_patterns("transformer"))
+    (without / "transformer").mkdir()
+    shutil.copy(root / "transformer" / "config.json", without / "transformer" / "config.json")
+    report = check_setup(without, gguf=gguf)
+    assert report.passed, problems(report)
+    gguf_lines = [f.message for f in report.findings if f.subject == str(gguf)]
+    assert gguf_lines[0].startswith("complete GGUF") and "Q8_0 x" in gguf_lines[0]
+    assert gguf_lines[1] == "names and shapes match transformer/config.json"
+
+    assert cli.main(["check", "-m", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "check: 0 problem(s)" in out and "Memory plan for 1280x736x121" in out
+
+
+def test_a_machine_without_gpu_or_ffmpeg_gives_warnings_not_problems(tiny, monkeypatch):
+    import imageio_ffmpeg
+    import torch
+
+    def no_ffmpeg() -> str:
+        raise RuntimeError("No ffmpeg exe could be found")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", no_ffmpeg)
+    report = check_setup(tiny[0])
+    assert report.passed
+    warned = {f.subject: f.message for f in report.warnings}
+    assert "CPU, which is for tests" in warned["GPU"] and "torch ops run instead" in warned["Triton"]
+    assert ".mp4 and .webm output are not possible" in warned["ffmpeg"]
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 1000])
+
+
+def _reshape_one_tensor(path: Path) -> None:
+    tensors = load_file(path)
+    tensors["proj_out.weight"] = np.zeros((8, 8), dtype=np.float32)
+    save_file(tensors, path)
+
+
+DAMAGE = {
+    "missing file": (lambda r: (r / "vae/diffusion_pytorch_model.safetensors").unlink(), "vae/", "missing"),
+    "truncated safetensors": (lambda r: _truncate(r / TRANSFORMER), TRANSFORMER, "truncated"),
+    "wrong tensor shape": (lambda r: _reshape_one_tensor(r / TRANSFORMER), TRANSFORMER, "proj_out.weight: file [8, 8]"),
+    "corrupt config JSON": (
+        lambda r: (r / "scheduler/scheduler_config.json").write_text('{"shift": 15.0,'),
+        "scheduler/scheduler_config.json",
+        "not valid JSON",
+    ),
+    "invalid config value": (
+        lambda r: (r / "transformer/config.json").write_text(json.dumps({"qk_norm": "layer_norm"})),
+        "transformer/config.json",
+        "qk_norm 'layer_norm' is not supported",
+    ),
+    "foreign text encoder": (
+        lambda r: (r / "text_encoder/config.json").write_text(json.dumps({"model_type": "t5"})),
+        "text_encoder/config.json",
+        "cannot be read as a T5Gemma2 encoder config",
+    ),
+    "missing tokenizer": (lambda r: (r / "tokenizer/tokenizer.json").unlink(), "tokenizer/tokenizer.json", "missing"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_each_damage_is_one_problem_naming_the_file_and_the_fix(copy, damage):
+    harm, subject, message = DAMAGE[damage]
+    harm(copy)
+    found = problems(check_setup(copy))
+    assert len(found) == 1, found
+    assert found[0].startswith(f"problem  {subject}") and message in found[0] and "; fix: " in found[0]
+
+
+def _gguf_with(tmp_path: Path, root: Path, qtype: Q, arch: str = "motif_video") -> Path:
+    """The tiny transformer as a GGUF whose linear weights are random blocks of `qtype`."""
+    rng = np.random.default_rng(0)
+    tensors = {}
+    for name, array in load_file(root / TRANSFORMER).items():
+        block, size = GGML_QUANT_SIZES[qtype]
+        if array.ndim == 2 and array.shape[1] % block == 0:
+            packed = rng.integers(0, 256, size=array.size // block * size, dtype=np.uint8).tobytes()
+            tensors[name] = (packed, qtype, array.shape)
+        else:
+            tensors[name] = (array, Q.F32, array.shape)
+    return write_test_gguf(tmp_path / f"{qtype.name}.gguf", tensors, arch=arch)
+
+
+def test_gguf_problems(tiny, tmp_path):
+    root, gguf = tiny
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(gguf.read_bytes()[:-5000])
+    cases = {
+        cut: "truncated",
+        _gguf_with(tmp_path, root, Q.Q8_0, arch="llama"): "architecture 'llama'",
+        _gguf_with(tmp_path, root, Q.IQ2_XXS): "IQ2_XXS is not supported",
+        tmp_path / "nowhere.gguf": "no such GGUF file",
+    }
+    for path, message in cases.items():
+        found = problems(check_setup(root, gguf=path))
+        assert len(found) == 1 and message in found[0] and "; fix: " in found[0], (path.name, found)
+
+
+def test_gguf_against_another_config(tiny, copy):
+    # The checkpoint's config (one more decoder block) decides; the GGUF's tensors do not fit it.
+    config = json.loads((copy / "transformer/config.json").read_text())
+    (copy / "transformer/config.json").write_text(json.dumps({**config, "num_single_layers": 4}))
+    found = problems(check_setup(copy, gguf=tiny[1]))
+    assert (
+        len(found) == 1
+        and "tensor(s) do not match transformer/config.json: missing single_transformer_blocks" in found[0]
+    )
+
+
+def test_optional_files_missing_are_warnings(copy):
+    for folder in ("guider", "scheduler", "feature_extractor"):
+        shutil.rmtree(copy / folder)
+    report = check_setup(copy)
+    assert report.passed
+    warned = {f.subject: f.message for f in report.warnings}
+    assert "official APG guidance" in warned["guider/guider_config.json"]
+    assert "image-to-video (-i) is not possible" in warned["feature_extractor/preprocessor_config.json"]
+    assert "flow shift defaults to 15" in warned["scheduler/scheduler_config.json"]
+
+
+def test_nothing_on_disk_exits_2_with_download_commands(tmp_path, capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    code = cli.main(["check", "-m", "Motif-Technologies/Motif-Video-2B", "--gguf", "Q4_K_M"])
+    out = capsys.readouterr().out
+    assert code == cli.EXIT_USER_ERROR and "check: 2 problem(s)" in out
+    assert "hf download Motif-Technologies/Motif-Video-2B --local-dir ./Motif-Video-2B" in out
+    assert "hf download Motif-Technologies/Motif-Video-2B-GGUF --include '*Q4_K_M*.gguf'" in out
+    assert cli.main(["check", "-m", str(tmp_path / "nowhere")]) == cli.EXIT_USER_ERROR
+    assert "no such checkpoint folder" in capsys.readouterr().out

@@ -1,0 +1,131 @@
+"""The FLOP model behind `motif-lite run`'s CPU estimate, checked against torch's FLOP counter on real (tiny)
+models; and the question before a long CPU run (asked on a terminal, refused without one, skipped by --yes), tested
+without running any model."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+from tiny_config import TINY, inputs
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from motif_lite import cli, pipeline
+from motif_lite.config import TransformerConfig
+from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.runtime import cost
+from motif_lite.vae.config import WanVAEConfig
+from motif_lite.vae.model import WanVAE
+
+
+def counted_flops(fn) -> int:
+    """What torch counts for `fn()`: matmuls, convolutions and (on the math backend) attention."""
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("cross_dual", [False, True])
+def test_transformer_flops_match_torch_counter(cross_dual):
+    config = TransformerConfig.from_dict({**TINY, "enable_text_cross_attention_dual": cross_dual})
+    model = MotifVideoTransformer(config).eval()
+    x = inputs(batch=1, frames=3, height=16, width=16, text=7, masked=False)  # N = 3 x 8 x 8 = 192 video tokens
+    counted = counted_flops(lambda: model(x["latents"], x["timestep"], x["text_embeds"]))
+    ours = cost.transformer_flops(config, video_tokens=192, text_tokens=7)
+    # Ours leaves out the embedders, the per-sample modulation and the head: a few % at this tiny size.
+    assert 0.95 * counted < ours <= counted
+
+
+def test_vae_decode_flops_match_torch_counter():
+    config = WanVAEConfig(base_dim=8, dim_mult=[1, 2, 2, 2], num_res_blocks=1)
+    vae = WanVAE(config).eval()
+    z = torch.randn(1, 16, 3, 4, 6)  # -> 9 frames of 32 x 48
+    counted = counted_flops(lambda: vae.decode(z))
+    assert cost.vae_decode_flops(config, width=48, height=32, frames=9) == pytest.approx(counted, rel=1e-6)
+
+
+def test_text_encoder_flops_match_torch_counter(tmp_path):
+    from tiny_text import make_tiny_text_encoder
+    from transformers import T5Gemma2Encoder
+
+    make_tiny_text_encoder(tmp_path)
+    model = T5Gemma2Encoder.from_pretrained(tmp_path / "text_encoder").eval()
+    tokens = 12
+    ids = torch.randint(3, 30, (1, tokens))
+    counted = counted_flops(lambda: model(input_ids=ids, attention_mask=torch.ones_like(ids)))
+    ours = cost.text_encoder_flops(cost.TextEncoderShape.from_json(tmp_path / "text_encoder/config.json"), tokens)
+    assert 0.95 * counted < ours <= counted  # the final norm and per-head norms are not matmuls
+
+
+def test_official_architecture_figures():
+    # One 720p forward (N = 114,080, no text) is ~5.1 PFLOPs, over 90 % of it attention; 50 guided steps ~100
+    # of those. (A check on the formula's scale: an H100 ran this forward in 8.9 s, i.e. ~570 TFLOP/s, in line
+    # with its measured SDPA rate; docs/benchmarks.md.)
+    official = TransformerConfig()
+    forward = cost.transformer_flops(official, 114_080, 0)
+    assert 5.0e15 < forward < 5.2e15
+    estimate = cost.generation_cost(
+        official, WanVAEConfig(), cost.TextEncoderShape(), 1280, 736, 121, 50, ("a fox", "blurry")
+    )
+    assert estimate.denoise == pytest.approx(50 * 2 * forward, rel=0.01)
+    assert cost.TextEncoderShape().layer_weights == 3_208_642_560  # 34 layers of q, k, v, o and the gated MLP
+
+
+class Reached(Exception):
+    """Raised by the stand-in for load_pipeline: the run went past the question."""
+
+
+@pytest.fixture
+def cpu_run(tmp_path, monkeypatch):
+    """`motif-lite run` on the CPU up to loading, with this CPU's speed fixed at 50 GFLOP/s."""
+    from huggingface_hub import constants
+
+    from motif_lite.checkpoint import locate_sources
+
+    monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: 5e10)
+    # Nothing at hand: the official architecture (as after a download); then loading would start.
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    at_hand = locate_sources(download=False, require_weights=False)
+    monkeypatch.setattr(pipeline, "preflight", lambda *a, **kw: (at_hand, torch.device("cpu")))
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: (_ for _ in ()).throw(Reached()))
+
+    def run(*extra: str) -> int:
+        args = ["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4")]
+        return cli.main([*args, "--device", "cpu", *extra])
+
+    return run
+
+
+def test_long_cpu_run_is_refused_without_a_terminal(cpu_run, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    assert cpu_run() == cli.EXIT_USER_ERROR  # the official 720p default: months on a CPU
+    err = capsys.readouterr().err
+    assert "error: on the CPU this run (1280x736x121, 50 steps) is 5.1e+17 FLOPs: about" in err
+    assert "days at the 50 GFLOP/s this CPU does now" in err and "Pass --yes to start it anyway." in err
+    with pytest.raises(Reached):
+        cpu_run("--yes")
+    assert "starting it (--yes)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("answer", "starts"), [("y", True), ("n", False), ("", False)])
+def test_long_cpu_run_asks_on_a_terminal(cpu_run, capsys, monkeypatch, answer, starts):
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    questions = []
+    monkeypatch.setattr("builtins.input", lambda prompt: questions.append(prompt) or answer)
+    if starts:
+        with pytest.raises(Reached):
+            cpu_run("-W", "256", "-H", "256", "--video-frames", "17")
+    else:
+        assert cpu_run("-W", "256", "-H", "256", "--video-frames", "17") == cli.EXIT_USER_ERROR
+        assert "error: not started" in capsys.readouterr().err
+    assert len(questions) == 1 and "Start it anyway? [y/N]" in questions[0] and "hours" in questions[0]
+
+
+def test_short_cpu_runs_and_dry_runs_do_not_ask(cpu_run, monkeypatch):
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    with pytest.raises(Reached):  # 2 steps at 256x256x9: about 2 minutes at 50 GFLOP/s
+        cpu_run("-W", "256", "-H", "256", "--video-frames", "9", "--steps", "2")
+    monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: pytest.fail("a dry run estimated CPU time"))
+    assert cpu_run("--dry-run") == 0  # plans the official architecture, without asking

@@ -1,0 +1,324 @@
+"""The GPU suite's own tests (`pytest -m cuda`; skipped without CUDA): numbers, not just "it runs".
+
+- the whole transformer with the Triton ops (fused norms, sparse decoder attention, dequant-matmul) against the
+  torch ops, in bf16, within a tolerance derived from the reference's own bf16 error, and no op fell back;
+- every kernel compiled in bf16 and fp16 against float32 torch, within a bound derived from torch's own error in
+  that dtype;
+- block streaming on CUDA (side-stream prefetch) bit-identical to the resident model;
+- the planner's estimates against the peaks measured at 1280x736x121 (denoise and decode within 10 %);
+- the VAE in bf16 bit-identical to diffusers' in bf16 (docs/vae.md).
+Each test records what it measured (`record_property`), which `bash bench/gpu_check.sh` puts in its report.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from gguf import GGMLQuantizationType as Q
+from gguf_helpers import random_packed
+from test_gguf_model import write_model_gguf
+from tiny_config import inputs, randomize_
+from tiny_transformer import make_reference, reference_forward, save_official
+
+from motif_lite import load_transformer
+from motif_lite.config import TransformerConfig
+from motif_lite.model import ops
+from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.runtime.kernels import SparsityConfig, apply_kernels, fallbacks, kernel_ops
+from motif_lite.runtime.planner import GiB, apply_plan, plan_memory
+from motif_lite.runtime.streaming import StreamingConfig, apply_block_streaming
+from motif_lite.weights.gguf_file import read_gguf
+from motif_lite.weights.gguf_loader import load_gguf_transformer
+from motif_lite.weights.quant_linear import QuantizedLinear
+
+pytestmark = pytest.mark.cuda
+# Hidden 512 = 4 heads x 128 (Motif's head dim), every kind of block; 2 x 4 x 16 x 16 latents = 1024 video tokens
+# per row (the decoder attends over 2048, 16 tiles of 128): big enough for the kernels' real tile configs.
+MID = dict(num_attention_heads=4, attention_head_dim=128, num_layers=2, num_single_layers=3, num_decoder_layers=1,
+           text_embed_dim=256, image_embed_dim=256, rope_axes_dim=(16, 56, 56))  # fmt: skip
+SLACK = 1.5  # a kernel may add at most half the reference's own bf16 error
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.float(), b.float()
+    return ((a - b).norm() / b.norm()).item()
+
+
+def on_cuda(x: dict, dtype: torch.dtype | None = None) -> dict:
+    """Inputs on the GPU; floating point ones (but the timestep) in `dtype`."""
+    cast = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in x.items()}
+    if dtype is None:
+        return cast
+    return {
+        k: v.to(dtype) if v is not None and v.is_floating_point() and k != "timestep" else v for k, v in cast.items()
+    }
+
+
+def forward(model, x: dict) -> torch.Tensor:
+    with torch.no_grad():
+        return model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
+
+
+def mid_inputs(batch: int = 2, frames: int = 4) -> dict:
+    return inputs(batch=batch, frames=frames, height=32, width=32, text=20, image=7, text_dim=256, image_dim=256)
+
+
+# ------------------------------------------------------------------------------ the whole transformer
+
+
+@pytest.fixture(scope="module")
+def mid_reference():
+    return make_reference(**MID)
+
+
+@pytest.fixture(scope="module")
+def mid_bf16(mid_reference, tmp_path_factory):
+    """Ours in bf16 on the GPU, loaded from the reference's files."""
+    return load_transformer(save_official(mid_reference, tmp_path_factory.mktemp("mid")), torch.bfloat16, "cuda")
+
+
+def reference_bf16_error(reference, x: dict) -> tuple[torch.Tensor, float]:
+    """diffusers' fp32 output on the GPU and its own bf16 error (the yardstick for our bf16 tolerances)."""
+    reference = copy.deepcopy(reference).cuda()
+    exact = reference_forward(reference, on_cuda(x))
+    return exact, rel(reference_forward(reference.to(torch.bfloat16), on_cuda(x, torch.bfloat16)), exact)
+
+
+@pytest.mark.parametrize("sparse", [None, SparsityConfig(latent_frames=4, window=1)], ids=["dense", "sparse-decoder"])
+def test_transformer_with_triton_ops_matches_torch_ops(mid_reference, mid_bf16, sparse, record_property) -> None:
+    x = mid_inputs()
+    exact, reference_error = reference_bf16_error(mid_reference, x)
+    xb = on_cuda(x, torch.bfloat16)
+    apply_kernels(mid_bf16, "torch", sparse)
+    torch_out = forward(mid_bf16, xb)
+    apply_kernels(mid_bf16, "triton", sparse)  # strict: a failing kernel raises instead of falling back
+    names = {op.name for op in kernel_ops(mid_bf16)}
+    triton_out = forward(mid_bf16, xb)
+    assert fallbacks(mid_bf16) == {}
+    apply_kernels(mid_bf16, "torch")
+    errors = dict(reference_bf16=reference_error, torch_ops=rel(torch_out, exact), triton_ops=rel(triton_out, exact),
+                  triton_vs_torch=rel(triton_out, torch_out))  # fmt: skip
+    for key, value in errors.items():
+        record_property(key, value)
+    assert {"layer_norm_modulate", "rms_norm_rope"} <= names and (sparse is None or "sparse attention" in names)
+    if sparse is None:  # the dense model is the reference's: ours in bf16 errs like diffusers in bf16
+        assert errors["torch_ops"] <= SLACK * reference_error
+    assert errors["triton_vs_torch"] <= SLACK * reference_error, errors
+    assert errors["triton_ops"] <= errors["torch_ops"] + SLACK * reference_error, errors
+
+
+@pytest.mark.parametrize(("batch", "frames"), [(2, 4), (1, 1)], ids=["split-path", "fused-path"])
+def test_quantized_transformer_triton_dequant_matches_torch(tmp_path, batch, frames, record_property) -> None:
+    """Q4_K / Q8_0 packed block linears: Triton dequant (split from 256 tokens, fused below) vs torch dequant."""
+    wide = {**MID, "num_single_layers": 2}
+    path = write_model_gguf(make_reference(**wide).state_dict(), tmp_path / "q4k.gguf", Q.Q4_K)
+    reference = make_reference(**wide)
+    reference.load_state_dict({name: t.dequantize() for name, t in read_gguf(path).tensors.items()})
+    x = mid_inputs(batch, frames)
+    exact, reference_error = reference_bf16_error(reference, x)
+    model = load_gguf_transformer(path, torch.bfloat16, "cuda")
+    assert any(isinstance(m, QuantizedLinear) for m in model.modules())
+    apply_kernels(model, "torch")
+    torch_out = forward(model, on_cuda(x, torch.bfloat16))
+    apply_kernels(model, "triton")
+    triton_out = forward(model, on_cuda(x, torch.bfloat16))
+    assert fallbacks(model) == {}
+    record_property("reference_bf16", reference_error)
+    record_property("triton_vs_torch", rel(triton_out, torch_out))
+    assert rel(torch_out, exact) <= SLACK * reference_error
+    assert rel(triton_out, torch_out) <= SLACK * reference_error
+
+
+# ------------------------------------------------------------------------- each kernel, compiled
+
+
+def dtype_bound(torch_in_dtype: torch.Tensor, exact: torch.Tensor) -> float:
+    """Twice torch's own relative error in the low-precision dtype (and never below 1e-3)."""
+    return max(2 * rel(torch_in_dtype, exact), 1e-3)
+
+
+DTYPES = [torch.bfloat16, torch.float16]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_norm_kernels_compiled(dtype: torch.dtype, record_property) -> None:
+    from motif_lite.kernels import norm
+
+    g = torch.Generator("cuda").manual_seed(0)
+    x = torch.randn(2, 1000, 1536, device="cuda", generator=g) * 3 + 1
+    shift, scale = torch.randn(2, 2, 1536, device="cuda", generator=g).unbind(0)
+    exact = ops.layer_norm_modulate(x, shift, scale)
+    low = [t.to(dtype) for t in (x, shift, scale)]
+    bound = dtype_bound(ops.layer_norm_modulate(*low), exact)
+    error = rel(norm.layer_norm_modulate(*low), exact)
+    record_property("layer_norm_modulate", error)
+    assert error <= bound, (error, bound)
+
+    q = x.view(2, 1000, 12, 128).transpose(1, 2)
+    weight = torch.rand(128, device="cuda", generator=g) + 0.5
+    angles = torch.rand(900, 64, device="cuda", generator=g).repeat_interleave(2, dim=1) * 6.3
+    cos, sin = angles.cos(), angles.sin()
+    exact = ops.rms_norm_rope(q, weight, 1e-6, cos, sin)
+    qd, wd = q.to(dtype), weight.to(dtype)
+    bound = dtype_bound(ops.rms_norm_rope(qd, wd, 1e-6, cos, sin), exact)
+    error = rel(norm.rms_norm_rope(qd, wd, 1e-6, cos, sin), exact)
+    record_property("rms_norm_rope", error)
+    assert error <= bound, (error, bound)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_attention_kernels_compiled(dtype: torch.dtype, record_property) -> None:
+    from motif_lite.kernels import attention, patterns
+    from motif_lite.kernels.reference import expand_block_mask
+
+    g = torch.Generator("cuda").manual_seed(1)
+    q, k, v = torch.randn(3, 1, 12, 2 * 3 * 520, 128, device="cuda", generator=g).unbind(0)
+    key_mask = torch.ones(1, 1, 1, k.shape[2], dtype=torch.bool, device="cuda")
+    key_mask[..., -100:] = False
+    tiles = patterns.ddt_decoder_local_temporal(3, 520, window=1, block_size=128).mask.cuda()
+    element_mask = expand_block_mask(tiles, 128, q.shape[2], k.shape[2])
+    cases = {
+        "dense, masked keys": (lambda *a: attention.attention(*a, key_mask), key_mask),
+        "block-sparse": (lambda *a: attention.block_sparse_attention(*a, None, tiles, 128), element_mask),
+    }
+    for name, (kernel, mask) in cases.items():
+        exact = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        low = [t.to(dtype) for t in (q, k, v)]
+        bound = dtype_bound(F.scaled_dot_product_attention(*low, attn_mask=mask), exact)
+        error = rel(kernel(*low), exact)
+        record_property(name, error)
+        assert error <= bound, (name, error, bound)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("qtype", [Q.Q8_0, Q.Q4_0, Q.Q4_K, Q.Q5_K, Q.Q6_K], ids=lambda q: q.name)
+@pytest.mark.parametrize("path", ["fused", "split"])
+def test_dequant_matmul_compiled(dtype: torch.dtype, qtype: Q, path: str, record_property) -> None:
+    from motif_lite.kernels.dequant_matmul import dequant_matmul
+    from motif_lite.weights.dequant import dequantize
+
+    packed = torch.from_numpy(random_packed(qtype, (1536, 1536), np.random.default_rng(2), scale=2e-4)).cuda()
+    weight = dequantize(packed, qtype, (1536, 1536), torch.float32)
+    x = torch.randn(300, 1536, device="cuda", generator=torch.Generator("cuda").manual_seed(3))
+    bias = torch.randn(1536, device="cuda") * 0.1
+    exact = F.linear(x, weight, bias)
+    bound = dtype_bound(F.linear(x.to(dtype), weight.to(dtype), bias.to(dtype)), exact)
+    error = rel(dequant_matmul(x.to(dtype), packed, qtype, 1536, 1536, bias.to(dtype), path=path), exact)
+    record_property("rel_error", error)
+    assert error <= bound, (error, bound)
+
+
+# --------------------------------------------------------------------------------- streaming
+
+
+def our_mid_model() -> MotifVideoTransformer:
+    config = TransformerConfig(**{**MID, "rope_axes_dim": (16, 56, 56)})
+    return randomize_(MotifVideoTransformer(config).eval().requires_grad_(False)).to(torch.bfloat16)
+
+
+@pytest.mark.parametrize(("resident", "prefetch"), [(0, True), (2, True), (0, False)])
+def test_streaming_on_cuda_is_bit_identical_to_resident(resident: int, prefetch: bool) -> None:
+    """Blocks copied in on CUDA's side stream (prefetch) while the previous one computes, with the Triton ops."""
+    model = our_mid_model()
+    resident_model = apply_kernels(copy.deepcopy(model).cuda(), "triton")
+    x = on_cuda(mid_inputs(), torch.bfloat16)
+    expected = forward(resident_model, x)
+    apply_kernels(model, "triton")
+    handle = apply_block_streaming(model, StreamingConfig("cuda", resident_blocks=resident, prefetch=prefetch))
+    for _ in range(2):
+        assert torch.equal(forward(model, x), expected)
+    streamed = len(model.transformer_blocks) + len(model.single_transformer_blocks) - resident
+    assert handle.stats.prefetch_hits == (2 * (streamed - (resident == 0)) if prefetch else 0)
+    assert fallbacks(model) == {} and fallbacks(resident_model) == {}
+    handle.remove()
+
+
+# ---------------------------------------------------------------------------------- the planner
+
+
+def full_q4k_transformer() -> MotifVideoTransformer:
+    """The full 2.04B architecture, random bf16 tensors, every block linear random Q4_K (on the CPU)."""
+    model = MotifVideoTransformer(TransformerConfig())
+    g = torch.Generator("cuda").manual_seed(0)
+    state = {}
+    for name, t in model.state_dict().items():
+        values = torch.randn(t.shape, device="cuda", generator=g)
+        state[name] = ((1 + 0.02 * values) if t.ndim == 1 and "norm" in name else 0.02 * values).bfloat16().cpu()
+    model.load_state_dict(state, assign=True)
+    rng = np.random.default_rng(0)
+    for name, module in list(model.named_modules()):
+        if isinstance(module, torch.nn.Linear) and "blocks" in name:
+            packed = torch.from_numpy(random_packed(Q.Q4_K, module.weight.shape, rng, scale=0.002))
+            parent, _, child = name.rpartition(".")
+            linear = QuantizedLinear.from_packed(packed, Q.Q4_K, module.in_features, module.bias)
+            setattr(model.get_submodule(parent), child, linear)
+    return model.eval().requires_grad_(False)
+
+
+def test_planner_estimates_match_measured_peaks_at_720p(record_property) -> None:
+    """The 8 GB plan at 1280x736x121: the denoise (one transformer call) and decode stages' peaks of allocated
+    memory are within 10 % of the planner's estimates (which add 10 % fragmentation and a 0.5 GiB reserve)."""
+    from motif_lite.vae import WanVAE, WanVAEConfig
+
+    transformer, vae = full_q4k_transformer(), WanVAE(WanVAEConfig()).to(torch.bfloat16).eval()
+    vae.drop_encoder()
+    weight_bytes = sum(t.nbytes for t in [*transformer.parameters(), *transformer.buffers()])
+    plan = plan_memory(1280, 736, 121, transformer.config, weight_bytes, int(8.6e9), vae.config, 8 * GiB,
+                       cfg_batch=1, device="cuda", vae_dtype=torch.bfloat16, fused_norms=True)  # fmt: skip
+    apply_kernels(transformer, "triton")
+    handle = apply_plan(transformer, vae, plan)
+    g = torch.Generator("cuda").manual_seed(0)
+    measured = {}
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    x = torch.randn(1, 33, 31, 92, 160, device="cuda", generator=g).bfloat16()
+    text = torch.randn(1, 512, 2560, device="cuda", generator=g).bfloat16()
+    with torch.no_grad():
+        latents = transformer(x, torch.tensor([700.0], device="cuda"), text)
+    measured["denoise"] = torch.cuda.max_memory_allocated()
+    del x, text
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    with torch.no_grad():
+        for chunk in vae.decode_frames(latents, handle.vae_tile, handle.vae_frame_by_frame, handle.vae_bands):
+            chunk.cpu()
+    measured["decode"] = torch.cuda.max_memory_allocated()
+    handle.remove()
+    assert fallbacks(transformer) == {}
+    estimates = {stage.name: stage.peak_bytes for stage in plan.stages}
+    for stage, peak in measured.items():
+        record_property(f"{stage}_measured_gib", peak / GiB)
+        record_property(f"{stage}_estimate_gib", estimates[stage] / GiB)
+    for stage, peak in measured.items():
+        assert abs(estimates[stage] / peak - 1) <= 0.10, (stage, peak / GiB, estimates[stage] / GiB)
+
+
+# ------------------------------------------------------------------------------------------- VAE
+
+
+def test_vae_bf16_is_bit_identical_to_diffusers(tmp_path: Path, record_property) -> None:
+    """docs/vae.md: in bf16 on the GPU our decode equals diffusers' bit for bit, frame by frame and 4 frames at
+    once; exact bands (different convolution shapes, so other cuDNN algorithms) err no more than diffusers' bf16."""
+    from diffusers import AutoencoderKLWan
+
+    from motif_lite.vae import load_vae
+
+    torch.manual_seed(0)
+    AutoencoderKLWan().save_pretrained(tmp_path / "vae")  # the full Wan2.1 config, random weights
+    z = torch.randn(1, 16, 3, 24, 32, device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+    reference = AutoencoderKLWan.from_pretrained(tmp_path / "vae").eval().cuda()
+    with torch.no_grad():
+        exact = reference.decode(z).sample
+        theirs = reference.to(torch.bfloat16).decode(z.bfloat16()).sample
+        ours = load_vae(tmp_path, dtype=torch.bfloat16, device="cuda", encoder=False)
+        for frame_by_frame in (True, False):
+            assert torch.equal(ours.decode(z.bfloat16(), frame_by_frame=frame_by_frame), theirs), frame_by_frame
+        banded = ours.decode(z.bfloat16(), bands=2)
+    record_property("diffusers_bf16_error", rel(theirs, exact))
+    record_property("bands2_bf16_error", rel(banded, exact))
+    assert rel(banded, exact) <= SLACK * rel(theirs, exact)

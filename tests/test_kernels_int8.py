@@ -1,0 +1,180 @@
+"""8-bit attention: the Triton kernel against its float64 emulation (the same quantization, tight), and both
+against exact float64 attention on DiT-like inputs (the accuracy target: cosine >= 0.999, relative L1 <= 0.03).
+
+Without CUDA the kernel runs in Triton's CPU interpreter (fp32 and fp16 inputs; the interpreter has no bf16
+dot). FP8 P·V runs there too: the kernel rounds to e4m3 in fp32 before its cast under the interpreter (whose
+own cast drops mantissa carries), which is bit-equal to torch's float8_e4m3fn rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+import torch.nn.functional as F
+from attention_inputs import attention_error, dit_like_qkv, trailing_padding
+from kernels_interp import DEVICE, KernelCall, kernel_runner
+
+from motif_lite.kernels.errors import KernelInputError
+from motif_lite.kernels.int8_scheme import emulate_int8_attention, head_workspace_bytes, heads_per_launch
+
+COSINE, REL_L1 = 0.999, 0.03  # the accuracy target
+EMULATION = {"atol": 2e-4, "rtol": 1e-3}  # kernel (fp32 arithmetic) vs emulation (float64): rounding flips only
+PV = ["16bit", "fp8"]
+DIT_SEED = 3  # one draw of dit_like_qkv; test_smoothing_over_draws covers ten
+
+
+@pytest.fixture(scope="module")
+def kernel() -> Iterator[KernelCall]:
+    yield from kernel_runner()
+
+
+def qkv(bsz: int, heads: int, lq: int, lk: int, dim: int, dtype=torch.float32) -> tuple[torch.Tensor, ...]:
+    """q as the model's non-contiguous head view; k with a channel offset; v contiguous."""
+    q = torch.randn(bsz, lq, heads * dim, device=DEVICE).view(bsz, lq, heads, dim).transpose(1, 2)
+    k, v = torch.randn(2, bsz, heads, lk, dim, device=DEVICE).unbind(0)
+    return q.to(dtype), (k + 2).to(dtype), v.to(dtype)
+
+
+def key_padding(bsz: int, lk: int, valid: list[int]) -> torch.Tensor:
+    return (torch.arange(lk, device=DEVICE) < torch.tensor(valid, device=DEVICE)[:, None])[:, None, None, :]
+
+
+def dit_inputs() -> tuple[torch.Tensor, ...]:
+    # Drawn on the CPU (the same numbers on every machine), 200 keys: 3 full tiles and a partial one.
+    q, k, v = (t.to(DEVICE) for t in dit_like_qkv(1, 2, 200, 128, DIT_SEED))
+    mask = trailing_padding(1, 200, 37, DEVICE)
+    return q, k, v, mask, F.scaled_dot_product_attention(q.double(), k.double(), v.double(), attn_mask=mask)
+
+
+@pytest.mark.parametrize("pv", PV)
+def test_matches_emulation_with_key_padding(kernel, pv: str) -> None:
+    torch.manual_seed(0)
+    q, k, v = qkv(2, 2, 70, 70, 32)  # 70: one full key tile and a partial one
+    mask = key_padding(2, 70, [70, 45])
+    out = kernel("attention_int8.int8_attention", q, k, v, mask, pv=pv)
+    torch.testing.assert_close(out, emulate_int8_attention(q, k, v, mask, pv=pv), **EMULATION)
+    cos, _ = attention_error(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+    assert cos > 0.999
+
+
+@pytest.mark.parametrize("pv", PV)
+def test_block_sparse_matches_emulation(kernel, pv: str) -> None:
+    torch.manual_seed(1)
+    q, k, v = qkv(2, 2, 80, 70, 32)
+    block_mask = torch.rand(2, 1, 3, 3) < 0.5
+    block_mask[..., 0] = True
+    block_mask[0, 0, 1, 2] = False  # at least one tile skipped
+    block_mask = block_mask.to(DEVICE)
+    mask = key_padding(2, 70, [70, 50])
+    out = kernel("attention_int8.int8_attention", q, k, v, mask, block_mask, 32, pv=pv)
+    expected = emulate_int8_attention(q, k, v, mask, block_mask, 32, pv=pv, block_n=32)
+    torch.testing.assert_close(out, expected, **EMULATION)
+
+
+def test_cross_lengths_and_fp16(kernel) -> None:
+    torch.manual_seed(2)
+    q, k, v = qkv(1, 3, 40, 23, 64, torch.float16)  # fewer keys than one tile
+    mask = key_padding(1, 23, [19])
+    out = kernel("attention_int8.int8_attention", q, k, v, mask, pv="16bit")
+    assert out.dtype == torch.float16
+    torch.testing.assert_close(out, emulate_int8_attention(q, k, v, mask, pv="16bit"), atol=2e-3, rtol=1e-2)
+
+
+def test_rows_with_no_keys_are_zero(kernel) -> None:
+    q, k, v = qkv(1, 1, 64, 64, 16)
+    block_mask = torch.tensor([[True, True], [False, False]], device=DEVICE)[None, None]
+    for pv in PV:
+        out = kernel("attention_int8.int8_attention", q, k, v, None, block_mask, 32, pv=pv)
+        assert out[:, :, 32:].abs().max() == 0 and out[:, :, :32].abs().max() > 0
+
+
+def test_head_groups_give_the_same_result(kernel) -> None:
+    """A small workspace quantizes and attends one head at a time: the same numbers as all heads at once."""
+    torch.manual_seed(3)
+    q, k, v = qkv(2, 3, 50, 50, 32)
+    mask = key_padding(2, 50, [50, 31])
+    whole = kernel("attention_int8.int8_attention", q, k, v, mask, pv="fp8")
+    by_head = kernel("attention_int8.int8_attention", q, k, v, mask, pv="fp8", workspace_bytes=1)
+    torch.testing.assert_close(by_head, whole, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("pv", PV)
+def test_dit_like_accuracy(kernel, pv: str) -> None:
+    q, k, v, mask, reference = dit_inputs()
+    cos, rel_l1 = attention_error(kernel("attention_int8.int8_attention", q, k, v, mask, pv=pv), reference)
+    assert cos >= COSINE and rel_l1 <= REL_L1, (cos, rel_l1)
+
+
+def test_dit_like_accuracy_needs_smoothing(kernel) -> None:
+    """Negative control: the same inputs without K smoothing miss the target, even with 16-bit P·V."""
+    q, k, v, mask, reference = dit_inputs()
+    out = kernel("attention_int8.int8_attention", q, k, v, mask, pv="16bit", smooth_k=False)
+    cos, rel_l1 = attention_error(out, reference)
+    assert cos < COSINE or rel_l1 > REL_L1, (cos, rel_l1)
+
+
+def test_smoothing_over_draws() -> None:
+    """Emulation over ten draws of DiT-like inputs: smoothed, every draw meets the target with FP8 P·V; smoothing
+    lowers the error of every draw, and the total error at least 2x with 16-bit P·V (where K dominates)."""
+    smooth, raw = [], []
+    for seed in range(10):
+        q, k, v = dit_like_qkv(1, 2, 200, 128, seed)
+        mask = trailing_padding(1, 200, 37)
+        reference = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), attn_mask=mask)
+        cos, rel_l1 = attention_error(emulate_int8_attention(q, k, v, mask, pv="fp8"), reference)
+        assert cos >= COSINE and rel_l1 <= REL_L1, (seed, cos, rel_l1)
+        smooth.append(attention_error(emulate_int8_attention(q, k, v, mask, pv="16bit"), reference)[1])
+        raw.append(attention_error(emulate_int8_attention(q, k, v, mask, pv="16bit", smooth_k=False), reference)[1])
+    assert all(s < r for s, r in zip(smooth, raw, strict=True)), (smooth, raw)
+    assert 2 * sum(smooth) < sum(raw), (smooth, raw)
+
+
+def test_emulated_accuracy_at_a_longer_length() -> None:
+    """The bound is not an artefact of short sequences: 1,000 keys (15 tiles and a partial one), 4 heads."""
+    q, k, v = dit_like_qkv(1, 4, 1000, 128, 0)
+    mask = trailing_padding(1, 1000, 100)
+    reference = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), attn_mask=mask)
+    for pv in PV:
+        cos, rel_l1 = attention_error(emulate_int8_attention(q, k, v, mask, pv=pv), reference)
+        assert cos >= COSINE and rel_l1 <= REL_L1, (pv, cos, rel_l1)
+
+
+def test_bad_inputs_raise(kernel) -> None:
+    q, k, v = qkv(1, 2, 16, 16, 16)
+    with pytest.raises(KernelInputError, match="do not match"):
+        kernel("attention_int8.int8_attention", q, k[:, :1], v)
+    with pytest.raises(KernelInputError, match="key mask"):
+        kernel("attention_int8.int8_attention", q, k, v, torch.ones(1, 1, 1, 16, device=DEVICE))
+    with pytest.raises(KernelInputError, match="pv"):
+        kernel("attention_int8.int8_attention", q, k, v, pv="int4")
+
+
+def test_workspace_is_bounded() -> None:
+    """The quantized copies exist for as many heads as fit the workspace, and at least one head."""
+    at_720p = 2 * 31 * 3680  # the DDT decoder's tokens at 1280x736x121
+    group = heads_per_launch(1, 12, at_720p, 128, fp8_v=True)
+    assert 1 <= group < 12 and group * head_workspace_bytes(1, at_720p, 128, True) <= 128 * 2**20
+    assert heads_per_launch(1, 12, 4096, 128, fp8_v=True) == 12
+    assert heads_per_launch(1, 12, 10**7, 128, fp8_v=True) == 1
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 0), reason="needs INT8 tensor cores"
+)
+@pytest.mark.parametrize("pv", ["auto", "16bit"])
+def test_gpu_bf16_accuracy_and_emulation(pv: str) -> None:
+    """Compiled, bf16, on the GPU's own INT8/FP8 tensor cores: the target, and the emulation of the same format."""
+    from motif_lite.kernels.attention_int8 import int8_attention
+
+    q, k, v = (t.to("cuda", torch.bfloat16) for t in dit_like_qkv(1, 4, 1000, 128, 0))
+    mask = trailing_padding(1, 1000, 100, "cuda")
+    out = int8_attention(q, k, v, mask, pv=pv)
+    reference = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), attn_mask=mask)
+    cos, rel_l1 = attention_error(out, reference)
+    assert cos >= COSINE and rel_l1 <= REL_L1, (cos, rel_l1)
+    fp8 = pv == "auto" and torch.cuda.get_device_capability() >= (8, 9)
+    emulated = emulate_int8_attention(q, k, v, mask, pv="fp8" if fp8 else "16bit")
+    torch.testing.assert_close(out.float(), emulated.float(), atol=3e-2, rtol=2e-2)  # bf16 output rounding

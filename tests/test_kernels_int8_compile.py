@@ -1,0 +1,72 @@
+"""The 8-bit attention kernels compile to sm_90 (H100/H200), sm_89 (Ada) and sm_80 (A100) cubins without a GPU,
+on the tensor-core instructions they are for (the interpreter tests prove the math, not the compiled path)."""
+
+from __future__ import annotations
+
+import pytest
+
+triton = pytest.importorskip("triton")
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+from triton.runtime.jit import JITFunction  # noqa: E402
+
+from motif_lite.kernels import attention_int8  # noqa: E402
+
+
+def compile_for(kernel: JITFunction, capability: int, pointers: dict, constexprs: dict, **options) -> dict[str, str]:
+    """-> the compiled kernel's `asm` (ttgir, ptx, cubin, ...) for a CUDA target; non-pointer arguments i32."""
+    if not isinstance(kernel, JITFunction):
+        pytest.skip("kernels were built for the interpreter (TRITON_INTERPRET=1)")
+    signature = {name: "constexpr" if name in constexprs else pointers.get(name, "i32") for name in kernel.arg_names}
+    values = {(kernel.arg_names.index(name),): value for name, value in constexprs.items()}
+    try:
+        compiled = triton.compile(
+            ASTSource(kernel, signature, values),
+            target=GPUTarget("cuda", capability, 32),
+            options={"num_warps": 8, "num_stages": 3, **options},
+        )
+    except FileNotFoundError as exc:  # no ptxas shipped with this triton
+        pytest.skip(f"cannot build cubins here: {exc}")
+    assert compiled.asm["cubin"]
+    return compiled.asm
+
+
+def attention_asm(capability: int, fp8: bool, block_mask: bool) -> dict[str, str]:
+    pointers = dict(q_ptr="*bf16", k8_ptr="*i8", kscale_ptr="*fp32", vscale_ptr="*fp32", vmean_ptr="*fp32")
+    pointers.update(v_ptr="*fp8e4nv" if fp8 else "*bf16", o_ptr="*bf16", kmask_ptr="*u8", bmask_ptr="*i32")
+    pointers.update(sm_scale_log2="fp32")
+    constexprs = dict(
+        HAS_BLOCK_MASK=block_mask, MASK_BLOCK=128, BLOCK_M=128, BLOCK_N=64, BLOCK_D=128, HAS_KEY_MASK=True,
+        PV_FP8=fp8, PV_FP16=False, EVEN_D=True, INTERPRETED=False,
+    )  # fmt: skip
+    return compile_for(attention_int8._int8_attention_kernel, capability, pointers, constexprs)
+
+
+@pytest.mark.parametrize(
+    ("capability", "fp8", "block_mask"),
+    [(90, True, False), (90, True, True), (90, False, False), (89, True, False), (80, False, True)],
+    ids=["sm90-fp8-dense", "sm90-fp8-sparse", "sm90-bf16-dense", "sm89-fp8-dense", "sm80-bf16-sparse"],
+)
+def test_attention_compiles(capability: int, fp8: bool, block_mask: bool) -> None:
+    asm = attention_asm(capability, fp8, block_mask)
+    ptx = asm["ptx"]
+    if capability >= 90:  # Hopper warpgroup MMAs: INT8 QKᵀ with int32 accumulation, P·V in e4m3 or bf16
+        assert "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8" in ptx
+        assert ("f32.e4m3.e4m3" if fp8 else "f32.bf16.bf16") in ptx
+    else:
+        assert "mma.sync.aligned" in ptx and ".s32.s8.s8.s32" in ptx
+        assert (".e4m3.e4m3" in ptx) == fp8
+    if fp8:  # P·V promoted into the fp32 accumulator after every 64-key tile
+        assert "maxNumImpreciseAcc = 64" in asm["ttgir"]
+
+
+@pytest.mark.parametrize("capability", [90, 89])
+def test_prepass_kernels_compile(capability: int) -> None:
+    pointers = dict(k_ptr="*bf16", v_ptr="*bf16", kmask_ptr="*u8", stats_ptr="*fp32")
+    constexprs = dict(HAS_KEY_MASK=True, SMOOTH=True, V_STATS=True, ROWS=1024, BLOCK_N=64, BLOCK_D=128)
+    compile_for(attention_int8._kv_stats_kernel, capability, pointers, constexprs, num_warps=4)
+    pointers = dict(k_ptr="*bf16", v_ptr="*bf16", kmean_ptr="*fp32", vmean_ptr="*fp32", vinv_ptr="*fp32")
+    pointers.update(kmask_ptr="*u8", k8_ptr="*i8", kscale_ptr="*fp32", v8_ptr="*fp8e4nv")
+    constexprs = dict(HAS_KEY_MASK=True, QUANT_V=True, BLOCK_N=64, BLOCK_D=128, INTERPRETED=False)
+    ptx = compile_for(attention_int8._quantize_kv_kernel, capability, pointers, constexprs, num_warps=4)["ptx"]
+    assert "cvt.rn.satfinite.e4m3x2.f32" in ptx  # hardware e4m3 rounding, no interpreter workaround

@@ -1,0 +1,335 @@
+"""Parallel generation (runtime/parallel.py) on the CPU with gloo: the layout rules, the sequence-parallel forward
+and whole generations on 2, 3 and 4 processes equal to the single-process run, and failures that end every rank.
+
+The tiny checkpoint has a 6-head transformer (`SIX_HEADS`), so that sp 2 and 3 (and cfg 2 x sp 2) are possible,
+and a video of 2 x 2 x 5 = 20 tokens, which sp 3 splits unevenly (7, 7, 6). The process tests are few and bounded:
+one `torch.multiprocessing` run of 4 processes covers every layout; the launcher tests start `motif-lite run
+--gpus 2` (torch's elastic launcher) and inject a failure on rank 1 through a test-only `sitecustomize`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from tiny_config import TINY, inputs
+
+from motif_lite.cli import main as cli_main
+from motif_lite.config import TransformerConfig
+from motif_lite.errors import CheckpointError, MotifLiteError
+from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.runtime.parallel import (
+    Parallel,
+    ParallelError,
+    ParallelLayout,
+    SequenceParallel,
+    choose_layout,
+    split_tokens,
+)
+from motif_lite.runtime.planner import transformer_activation_bytes
+
+SIX_HEADS = {**TINY, "num_attention_heads": 6, "attention_head_dim": 16, "rope_axes_dim": (4, 6, 6)}
+PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
+SIZE = dict(width=80, height=32, frames=5, steps=2)  # latents 2 x 4 x 10 -> 20 video tokens
+LAYOUTS = {"cfg 2": (2, 1), "sp 2": (1, 2), "cfg 2 x sp 2": (2, 2), "sp 3": (1, 3)}
+PROCESS_TIMEOUT = 240  # seconds for any group of processes, start to end (a loaded 2-core machine)
+
+
+# ------------------------------------------------------------------------------------------------ layout
+
+
+def test_default_layout_splits_guidance_then_tokens():
+    assert choose_layout(4, guided=True, heads=12) == ParallelLayout(cfg=2, sp=2)
+    assert choose_layout(8, guided=True, heads=12) == ParallelLayout(cfg=2, sp=4)
+    assert choose_layout(4, guided=False, heads=12) == ParallelLayout(cfg=1, sp=4)
+    assert choose_layout(3, guided=True, heads=12) == ParallelLayout(cfg=1, sp=3)  # odd: no guidance split
+    assert choose_layout(4, guided=True, heads=12, sp=4) == ParallelLayout(cfg=1, sp=4)
+    assert choose_layout(2, guided=True, heads=12, sp=1) == ParallelLayout(cfg=2, sp=1)
+
+
+@pytest.mark.parametrize(
+    "world, guided, sp, message",
+    [
+        (8, False, None, "degree 8 does not divide the transformer's 12 attention heads; possible degrees: 1, 2, 3, 4"),
+        (16, True, None, "degree 8 does not divide"),
+        (4, True, 3, "--sp 3 does not divide the 4 ranks"),
+        (4, True, 1, "makes 4 guidance groups, but at most 2"),
+        (4, False, 2, "guidance is off"),
+    ],
+)
+def test_impossible_layouts_are_clear_errors(world, guided, sp, message):
+    with pytest.raises(ParallelError, match=message.replace("(", r"\(")):
+        choose_layout(world, guided, heads=12, sp=sp)
+
+
+def test_the_planner_plans_one_rank_of_the_sequence():
+    config, tokens = TransformerConfig(), 114080  # 720p
+    whole = transformer_activation_bytes(tokens, config, 1, None)
+    quarter = transformer_activation_bytes(tokens, config, 1, None, sequence_parallel=4)
+    assert whole / 4 < quarter < whole / 2  # a quarter of the tokens, plus the all-to-all buffers
+
+
+def test_tokens_split_contiguously_and_nearly_evenly():
+    assert split_tokens(20, 3) == (7, 7, 6)
+    assert split_tokens(114080, 4) == (28520,) * 4
+
+
+# -------------------------------------------------------------------------------------- the checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A tiny official-layout checkpoint (diffusers' own save) whose transformer has 6 heads."""
+    pytest.importorskip("diffusers")
+    from diffusers import FlowMatchEulerDiscreteScheduler, MotifVideoPipeline
+    from tiny_pipeline import official_apg, tiny_components
+    from tiny_text import TINY_TEXT_HIDDEN, TINY_VISION_HIDDEN
+    from tiny_transformer import make_reference
+
+    root = tmp_path_factory.mktemp("six_heads")
+    components = tiny_components(seed=0)
+    dims = dict(text_embed_dim=TINY_TEXT_HIDDEN, image_embed_dim=TINY_VISION_HIDDEN)
+    heads = {k: SIX_HEADS[k] for k in ("num_attention_heads", "attention_head_dim", "rope_axes_dim")}
+    components["transformer"] = make_reference(0, **heads, **dims)
+    pipe = MotifVideoPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=15.0), guider=official_apg(), **components
+    )
+    pipe.save_pretrained(root)
+    return root
+
+
+def read_frames(folder: Path) -> np.ndarray:
+    return np.stack([np.asarray(PIL.Image.open(f).convert("RGB")) for f in sorted(folder.glob("out_*.png"))])
+
+
+@pytest.fixture(scope="module")
+def single(checkpoint, tmp_path_factory) -> np.ndarray:
+    """The frames of the ordinary single-process run."""
+    from motif_lite import load_pipeline
+    from motif_lite.request import GenerationRequest
+
+    folder = tmp_path_factory.mktemp("single")
+    pipe = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+    pipe.generate(GenerationRequest(PROMPT, NEGATIVE, seed=0, output=folder / "out_%03d.png", **SIZE))
+    frames = read_frames(folder)
+    assert frames.shape == (SIZE["frames"], SIZE["height"], SIZE["width"], 3) and frames.std() > 10
+    return frames
+
+
+def assert_same_frames(ours: np.ndarray, single: np.ndarray) -> None:
+    assert ours.shape == single.shape
+    assert np.abs(ours.astype(int) - single.astype(int)).max() <= 1  # 1/255
+
+
+# ------------------------------------------------------------------- every layout in one group of processes
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _six_head_model() -> MotifVideoTransformer:
+    torch.manual_seed(0)
+    model = MotifVideoTransformer(TransformerConfig.from_dict(SIX_HEADS)).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0, 0.15)
+    return model
+
+
+class _LocalPositions(SequenceParallel):
+    """Broken on purpose (the negative control): RoPE rows of the local instead of the global positions."""
+
+    def _sharded(self, ctx, mine, counts, copies):
+        return super()._sharded(ctx, slice(0, mine.stop - mine.start), counts, copies)
+
+
+def _fail_on_rank_0() -> None:
+    raise CheckpointError("cannot read first_frame.png")
+
+
+def _worker(rank: int, world: int, port: int, checkpoint: Path, out: Path) -> None:
+    from motif_lite import load_pipeline
+    from motif_lite.request import GenerationRequest
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        try:  # an error while rank 0 produces what the others wait for reaches all of them
+            Parallel.create(ParallelLayout(2, 2), torch.device("cpu"), 60).share(_fail_on_rank_0)
+        except MotifLiteError as exc:
+            (out / f"share_error{rank}.txt").write_text(f"{type(exc).__name__}: {exc}")
+        # The transformer alone, on text of two lengths (masked), image tokens and 2 x 3 x 5 = 30 video tokens.
+        model, x = _six_head_model(), inputs(frames=2, height=6, width=10, image=5)
+        for sp in (2, 3):
+            parallel = Parallel.create(ParallelLayout(1, sp), torch.device("cpu"), 60, ranks=range(sp))
+            if parallel is not None:
+                with torch.no_grad():
+                    velocity = parallel.transformer(model)(**x)
+                    broken = _LocalPositions(model, parallel.sp_group, parallel.sp_rank, sp)(**x)
+                if parallel.is_main:
+                    torch.save(velocity, out / f"velocity_sp{sp}.pt")
+                    torch.save(broken, out / f"broken_sp{sp}.pt")
+        pipe = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+        for name, (cfg, sp) in LAYOUTS.items():
+            parallel = Parallel.create(ParallelLayout(cfg, sp), torch.device("cpu"), 60, ranks=range(cfg * sp))
+            if parallel is None:
+                continue
+            pipe.parallel = parallel
+            folder = out / name.replace(" ", "")
+            folder.mkdir(exist_ok=True)
+            result = pipe.generate(GenerationRequest(PROMPT, NEGATIVE, seed=0, output=folder / "out_%03d.png", **SIZE))
+            assert result.parallel == f"{parallel.describe()}"
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def four_processes(checkpoint, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("parallel")
+    context = mp.start_processes(
+        _worker, args=(4, _free_port(), checkpoint, out), nprocs=4, join=False, start_method="spawn"
+    )
+    deadline = time.monotonic() + PROCESS_TIMEOUT
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the 4 processes did not finish in time")
+    return out
+
+
+def test_an_error_on_rank_0_reaches_every_rank(four_processes):
+    assert (four_processes / "share_error0.txt").read_text() == "CheckpointError: cannot read first_frame.png"
+    for rank in (1, 2, 3):
+        message = (four_processes / f"share_error{rank}.txt").read_text()
+        assert message == "ParallelError: rank 0 failed: cannot read first_frame.png"
+
+
+def test_sequence_parallel_forward_equals_the_model(four_processes):
+    model, x = _six_head_model(), inputs(frames=2, height=6, width=10, image=5)
+    with torch.no_grad():
+        expected = model(**x)
+    for sp in (2, 3):
+        velocity = torch.load(four_processes / f"velocity_sp{sp}.pt")
+        assert (velocity - expected).abs().max() <= 1e-5 * expected.std()
+        broken = torch.load(four_processes / f"broken_sp{sp}.pt")  # RoPE by local positions: 10x the tolerance
+        assert (broken - expected).abs().max() > 1e-4 * expected.std()
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_every_layout_gives_the_single_process_frames(four_processes, single, name):
+    assert_same_frames(read_frames(four_processes / name.replace(" ", "")), single)
+
+
+# ------------------------------------------------------------------------------------- the command line
+
+
+def cli_args(checkpoint: Path, output: Path, *extra: str) -> list[str]:
+    size = ["-W", str(SIZE["width"]), "-H", str(SIZE["height"]), "--video-frames", str(SIZE["frames"])]
+    return ["run", "-m", str(checkpoint), "--device", "cpu", "--dtype", "fp32", "-p", PROMPT, "-n", NEGATIVE,
+            *size, "--steps", str(SIZE["steps"]), "-s", "0", "-o", str(output), *extra]  # fmt: skip
+
+
+def test_impossible_layout_fails_before_any_process_starts(checkpoint, tmp_path, capsys):
+    # Without guidance all 4 ranks share the tokens, but 4 does not divide the 6 heads.
+    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "4", "--cfg-scale", "1")) == 2
+    assert (
+        "4 does not divide the transformer's 6 attention heads; possible degrees: 1, 2, 3, 6" in capsys.readouterr().err
+    )
+    if not torch.cuda.is_available():
+        assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "auto")) == 2
+        assert "--gpus 2: this machine has 0 CUDA device(s)" in capsys.readouterr().err
+
+
+# What the tests below inject into the processes of a run (never into the package): each rank records its pid;
+# rank 1's all-to-all raises or hangs.
+INJECT = """
+import os, time
+rank, folder = os.environ.get("RANK"), os.environ.get("MOTIF_LITE_TEST_DIR")
+if rank is not None and folder:
+    with open(os.path.join(folder, f"pid{rank}"), "w") as f:
+        f.write(str(os.getpid()))
+    if rank == "1" and os.environ.get("MOTIF_LITE_TEST_FAULT"):
+        import torch.distributed as dist
+
+        def injected(*args, **kwargs):
+            with open(os.path.join(folder, "injected"), "w") as f:
+                f.write(str(time.time()))
+            if os.environ["MOTIF_LITE_TEST_FAULT"] == "raise":
+                raise RuntimeError("injected failure on rank 1")
+            time.sleep(3600)
+
+        dist.all_to_all_single = injected
+"""
+
+
+def run_two_processes(
+    checkpoint: Path, tmp_path: Path, *extra: str, fault: str = "", interrupt: bool = False
+) -> tuple[int, str, str, float]:
+    """`motif-lite run --gpus 2 ...` in its own process group: (exit code, stdout, stderr, seconds from the
+    injected fault to the end). With `interrupt`, Ctrl-C (SIGINT to the group) once the fault is reached."""
+    (tmp_path / "inject").mkdir()
+    (tmp_path / "inject" / "sitecustomize.py").write_text(INJECT)
+    path = os.pathsep.join([str(tmp_path / "inject"), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "PYTHONPATH": path, "MOTIF_LITE_TEST_DIR": str(tmp_path), "MOTIF_LITE_TEST_FAULT": fault}
+    command = [sys.executable, "-m", "motif_lite", *cli_args(checkpoint, tmp_path / "out_%03d.png", "--gpus", "2")]
+    process = subprocess.Popen(
+        [*command, *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        if interrupt:
+            while not (tmp_path / "injected").exists():
+                assert process.poll() is None, process.communicate()
+                time.sleep(0.5)
+            os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=PROCESS_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    end = time.time()
+    fault_time = float((tmp_path / "injected").read_text()) if (tmp_path / "injected").exists() else end
+    for rank in (0, 1):  # every rank ended, not only the launcher
+        with pytest.raises(ProcessLookupError):
+            os.kill(int((tmp_path / f"pid{rank}").read_text()), 0)
+    return process.returncode, out, err, end - fault_time
+
+
+def test_two_processes_write_the_single_process_video(checkpoint, single, tmp_path):
+    code, out, err, _ = run_two_processes(checkpoint, tmp_path)
+    assert code == 0, err
+    assert_same_frames(read_frames(tmp_path), single)
+    assert out.count("done:") == 1 and "parallel: cfg 2 x sp 1 on 2 ranks (gloo)" in out  # rank 0 prints
+    assert err.count("seed: 0") == 1
+
+
+def test_a_failure_on_rank_1_ends_every_rank_with_its_message(checkpoint, tmp_path):
+    code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", fault="raise")
+    assert code != 0 and "[rank 1] failed: RuntimeError: injected failure on rank 1" in err
+    assert "error: rank 1 failed" in err and seconds < 30
+    assert not list(tmp_path.glob("*out_*.png"))  # nothing written
+
+
+def test_a_stalled_rank_times_out_and_every_rank_ends(checkpoint, tmp_path):
+    code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", "--comm-timeout", "5", fault="hang")
+    assert code != 0 and "[rank 0] failed:" in err
+    assert 5 <= seconds < 60
+
+
+def test_ctrl_c_stops_every_rank(checkpoint, tmp_path):
+    code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", fault="hang", interrupt=True)
+    assert code == 130 and seconds < 40

@@ -1,0 +1,374 @@
+"""`motif-lite serve` in the test process on a tiny checkpoint (CPU, fp32, 48x32): the official `openai` SDK end to
+end with the served video equal to `motif-lite run`'s, image-to-video uploads, every error code in OpenAI's shape,
+pagination, cancelling by DELETE, an orderly stop that queues the running job again, and 50 concurrent status polls
+while a job runs. Servers listen on free loopback ports and are always stopped."""
+
+from __future__ import annotations
+
+import base64
+import io
+import socket
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+pytest.importorskip("fastapi")
+openai = pytest.importorskip("openai")
+from server_helpers import TINY, InProcessServer, multipart, wait_for  # noqa: E402
+from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
+
+from motif_lite import cli, load_pipeline  # noqa: E402
+from motif_lite.request import GenerationRequest  # noqa: E402
+from motif_lite.server.jobs import QUEUED, DataFolderBusy, JobStore, new_job_id  # noqa: E402
+from motif_lite.server.schema import stored_settings  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
+PROMPT = "a red fox runs through snow"
+# Minutes of work: every test that queues it deletes it again.
+LONG = dict(size="48x32", num_frames=5, steps=1000, seed=1, negative_prompt="blurry")
+SDK_SIZES = ("720x1280", "1280x720", "1024x1792", "1792x1024")  # openai.types.VideoSize
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpt")
+    make_tiny_checkpoint(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+
+
+@pytest.fixture
+def server(pipe, tmp_path):
+    with InProcessServer(pipe, tmp_path / "data") as running:
+        yield running
+
+
+def png(width: int = 40, height: int = 24, flat: bool = False) -> bytes:
+    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    if flat:  # compresses to almost nothing
+        pixels[:] = 128
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def frames_of(video: bytes, tmp_path, name: str) -> np.ndarray:
+    import imageio_ffmpeg
+
+    path = tmp_path / name
+    path.write_bytes(video)
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    width, height = meta["size"]
+    return np.stack([np.frombuffer(f, np.uint8).reshape(height, width, 3) for f in reader])
+
+
+def test_sdk_end_to_end_equals_motif_lite_run(server, checkpoint, tmp_path):
+    client = server.client()
+    video = client.videos.create_and_poll(
+        prompt=PROMPT, size="48x32", poll_interval_ms=100, extra_body={"num_frames": 5, "steps": 2, "seed": 7}
+    )
+    assert video.status == "completed" and video.progress == 100 and video.error is None
+    assert (video.object, video.size, video.prompt, video.model) == ("video", "48x32", PROMPT, "tiny")
+    assert video.completed_at >= video.created_at and video.settings["seed"] == 7
+    # What the request left open, as the checkpoint decides it (its APG guider and scheduler shift 15).
+    effective = {k: video.settings[k] for k in ("guidance_method", "guidance_scale", "apg_norm_threshold",
+                                                "apg_momentum", "flow_shift", "sampling_method")}  # fmt: skip
+    assert effective == dict(guidance_method="apg", guidance_scale=8.0, apg_norm_threshold=12.0, apg_momentum=0.1,
+                             flow_shift=15.0, sampling_method="euler")  # fmt: skip
+    assert client.videos.retrieve(video.id).model_dump() == video.model_dump()
+    assert [v.id for v in client.videos.list()] == [video.id]
+    served = client.videos.download_content(video.id).content
+
+    output = tmp_path / "run.mp4"
+    args = ["run", "-m", str(checkpoint), "-p", PROMPT, "-W", "48", "-H", "32", "--video-frames", "5"]
+    args += ["--steps", "2", "-s", "7", "--dtype", "fp32", "--device", "cpu", "--kernels", "torch", "-o", str(output)]
+    assert cli.main(args) == 0
+    assert served == output.read_bytes()  # the same pixels through the same encoder: the same bytes
+    frames = frames_of(served, tmp_path, "served.mp4")
+    assert frames.shape == (5, 32, 48, 3) and frames.std() > 10
+
+    thumbnail = client.videos.download_content(video.id, variant="thumbnail")
+    assert thumbnail.response.headers["content-type"] == "image/webp"
+    first = np.asarray(PIL.Image.open(io.BytesIO(thumbnail.content)).convert("RGB")).astype(int)
+    assert np.abs(first - frames[0]).mean() < 12  # lossy WebP of the first frame
+
+    deleted = client.videos.delete(video.id)
+    assert (deleted.id, deleted.deleted, deleted.object) == (video.id, True, "video.deleted")
+    with pytest.raises(openai.NotFoundError):
+        client.videos.retrieve(video.id)
+    assert list((server.store.root / "videos").iterdir()) == []
+
+
+def test_seconds_map_to_frames_at_the_requested_fps(server):
+    code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "size": "48x32", "seconds": "4"})
+    assert code == 200 and video["settings"]["num_frames"] == 97 and video["seconds"] == "4"
+    code, other, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "seconds": 2, "fps": 16})
+    assert code == 200 and other["settings"]["num_frames"] == 33 and other["size"] == "1280x736"
+    code, both, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "seconds": "4", "num_frames": 10})
+    assert code == 200 and both["settings"]["num_frames"] == 9 and both["seconds"] == "0.33"  # 10 -> 4k+1 = 9
+    presets = [server.request("POST", "/v1/videos", {"prompt": PROMPT, "size": size})[1] for size in SDK_SIZES]
+    assert [v["size"] for v in presets] == list(SDK_SIZES)  # every size the SDK offers is valid
+    for job in reversed((video, other, both, *presets)):  # the queued (large) ones before the running one
+        assert server.request("DELETE", f"/v1/videos/{job['id']}")[0] == 200
+
+
+def test_image_to_video_upload_equals_the_pipeline(server, pipe, tmp_path):
+    client = server.client()
+    image = png()
+    video = client.videos.create_and_poll(
+        prompt=PROMPT, input_reference=("first.png", image, "image/png"), poll_interval_ms=100, extra_body=TINY
+    )
+    assert video.status == "completed" and video.settings["image_to_video"] is True, video
+    assert list((server.store.root / "inputs").iterdir()) == []  # the upload is gone once the job has ended
+    (tmp_path / "first.png").write_bytes(image)
+    request = GenerationRequest(PROMPT, width=48, height=32, frames=5, steps=2, seed=7, image=tmp_path / "first.png",
+                                output=tmp_path / "direct.mp4")  # fmt: skip
+    pipe.generate(request)
+    served = frames_of(client.videos.download_content(video.id).content, tmp_path, "served.mp4")
+    assert np.array_equal(served, frames_of((tmp_path / "direct.mp4").read_bytes(), tmp_path, "direct-copy.mp4"))
+
+    data_url = "data:image/png;base64," + base64.b64encode(image).decode()
+    code, queued, _ = server.request(
+        "POST", "/v1/videos", {"prompt": PROMPT, "input_reference": {"image_url": data_url}}
+    )
+    assert code == 200 and queued["settings"]["image_to_video"] is True
+    assert server.request("DELETE", f"/v1/videos/{queued['id']}")[0] == 200
+    assert wait_for(lambda: not list((server.store.root / "inputs").iterdir()), 60, "the upload to be removed")
+
+
+BAD_BODIES = [
+    ({"prompt": PROMPT, "size": "50x32"}, "width 50 is not a multiple of 16; nearest valid width: 48", None),
+    ({"prompt": PROMPT, "steps": 0}, "steps must be a positive integer, got 0", None),
+    ({"prompt": PROMPT, "steps": 2.5}, "steps must be a positive integer, got 2.5", None),
+    ({"prompt": PROMPT, "num_frames": "9"}, "frames must be a positive integer, got '9'", None),
+    ({"prompt": PROMPT, "seed": -5}, "seed must be an integer in [0, 4294967295] or -1", None),
+    ({"prompt": PROMPT, "sampling_method": "ddim"}, "unknown sampler 'ddim'; choose one of euler, dpm++2m", None),
+    ({"prompt": PROMPT, "guidance_scale": -1}, "cfg scale must be a finite number >= 0, got -1", None),
+    ({"prompt": PROMPT, "fps": 0}, "fps must be a finite number > 0", None),
+    ({"prompt": "  "}, "prompt is empty", None),
+    ({"prompt": PROMPT, "guidance_method": "cfg", "apg_momentum": 0.2}, "apply to APG guidance, not CFG", None),
+    ({"prompt": PROMPT, "step": 2}, "unknown parameter 'step'", "step"),
+    ({"negative_prompt": "x"}, "prompt is required", "prompt"),
+    ({"prompt": PROMPT, "size": "big"}, "size must be 'WIDTHxHEIGHT'", "size"),
+    ({"prompt": PROMPT, "seconds": "-4"}, "seconds must be a positive number", "seconds"),
+    ({"prompt": PROMPT, "input_reference": {"image_url": "https://example.com/a.png"}}, "fetches no URLs", None),
+    ({"prompt": PROMPT, "input_reference": {"image_url": "data:image/png;base64,AAAA"}}, "not a readable image", None),
+]
+
+
+@pytest.mark.parametrize(("body", "message", "param"), BAD_BODIES)
+def test_invalid_settings_are_400_with_the_cli_message(server, body, message, param):
+    code, error, _ = server.request("POST", "/v1/videos", body)
+    assert code == 400, error
+    assert set(error["error"]) == {"message", "type", "param", "code"}
+    assert message in error["error"]["message"] and error["error"]["type"] == "invalid_request_error"
+    if param is not None:
+        assert error["error"]["param"] == param
+    assert server.request("GET", "/v1/videos")[1]["data"] == []  # nothing was queued
+
+
+def test_null_is_the_default_and_the_memory_plan_caps_the_size(pipe, tmp_path):
+    with InProcessServer(pipe, tmp_path / "data", max_video=(48, 32, 5)) as server:
+        body = {"prompt": PROMPT, **LONG, "steps": None, "seed": None, "flow_shift": None}
+        code, video, _ = server.request("POST", "/v1/videos", body)
+        assert code == 200 and video["settings"]["steps"] == 50 and 0 <= video["settings"]["seed"] < 2**32
+        body = {"prompt": PROMPT, **LONG, "guidance_scale": 1, "flow_shift": 5, "sampling_method": "dpm++2m"}
+        code, given, _ = server.request("POST", "/v1/videos", body)  # given values win over the checkpoint's
+        settings = given["settings"]
+        assert (settings["guidance_scale"], settings["guidance_method"], settings["apg_momentum"]) == (1, None, None)
+        assert (settings["flow_shift"], settings["sampling_method"]) == (5, "dpm++2m")
+        assert server.request("DELETE", f"/v1/videos/{given['id']}")[0] == 200
+        assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+        for extra, param in ((dict(size="64x32"), "size"), (dict(num_frames=9), "num_frames")):
+            code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, **extra})
+            assert code == 400 and error["error"]["param"] == param
+            assert "than the 48x32x5 this server planned its memory for" in error["error"]["message"]
+
+
+def test_form_values_are_parsed_and_checked(server):
+    body, headers = multipart({"prompt": PROMPT, "size": "48x32", "steps": "two"}, {})
+    code, error, _ = server.request("POST", "/v1/videos", body, headers)
+    assert code == 400 and error["error"]["message"] == "steps must be an integer, got 'two'"
+    body, headers = multipart({"prompt": PROMPT, "size": "48x32", "steps": "3", "flow_shift": ""}, {})
+    code, video, _ = server.request("POST", "/v1/videos", body, headers)  # "" = not given (the SDK's None)
+    assert code == 200 and video["settings"]["steps"] == 3 and video["settings"]["flow_shift"] == 15.0  # checkpoint
+    assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+    body, headers = multipart({"prompt": PROMPT}, {"input_reference": ("x.png", b"not an image", "image/png")})
+    code, error, _ = server.request("POST", "/v1/videos", body, headers)
+    assert code == 400 and "input_reference is not a readable image" in error["error"]["message"]
+    code, error, _ = server.request("POST", "/v1/videos", b"{not json", {"Content-Type": "application/json"})
+    assert code == 400 and "not valid JSON" in error["error"]["message"]
+
+
+def test_unknown_ids_are_404_and_bad_queries_400(server):
+    missing = "video_" + "0" * 32
+    for method, path in [("GET", missing), ("DELETE", missing), ("GET", f"{missing}/content"), ("GET", "..%2F..%2Fx")]:
+        code, error, _ = server.request(method, f"/v1/videos/{path}")
+        assert code == 404 and error["error"]["code"] == "not_found", (method, path, error)
+    for query, param in [
+        ("limit=0", "limit"),
+        ("limit=x", "limit"),
+        ("order=up", "order"),
+        (f"after={missing}", "after"),
+    ]:
+        code, error, _ = server.request("GET", f"/v1/videos?{query}")
+        assert code == 400 and error["error"]["param"] == param
+    code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
+    code, error, _ = server.request("GET", f"/v1/videos/{video['id']}/content")
+    assert code == 409 and error["error"]["code"] == "video_not_ready"
+    code, error, _ = server.request("GET", f"/v1/videos/{video['id']}/content?variant=spritesheet")
+    assert code == 400 and error["error"]["param"] == "variant"
+    assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+
+
+def test_api_key_is_required_on_every_api_route(pipe, tmp_path):
+    with InProcessServer(pipe, tmp_path / "data", api_key="s3cret") as server:
+        routes = [("GET", "/v1/videos"), ("POST", "/v1/videos"), ("GET", "/v1/videos/x"), ("DELETE", "/v1/videos/x"),
+                  ("GET", "/v1/videos/x/content"), ("GET", "/v1/models")]  # fmt: skip
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+            for method, path in routes:
+                code, error, _ = server.request(method, path, {"prompt": PROMPT} if method == "POST" else None, headers)
+                assert code == 401 and error["error"]["code"] == "invalid_api_key", (method, path, headers)
+        with pytest.raises(openai.AuthenticationError):
+            server.client(api_key="wrong").videos.list()
+        assert [v.id for v in server.client(api_key="s3cret").videos.list()] == []
+        code, page, _ = server.request("GET", "/")  # the page holds no data; it asks for the key
+        assert code == 200 and b"<title>motif-lite</title>" in page
+
+
+def test_no_cors_unless_asked(server, pipe, tmp_path):
+    preflight = {"Origin": "http://page.test", "Access-Control-Request-Method": "POST"}
+    code, _, headers = server.request("OPTIONS", "/v1/videos", headers=preflight)
+    assert "access-control-allow-origin" not in headers
+    assert "access-control-allow-origin" not in server.request("GET", "/v1/videos", headers=preflight)[2]
+    with InProcessServer(pipe, tmp_path / "cors", cors_origins=("http://page.test",)) as allowing:
+        code, _, headers = allowing.request("OPTIONS", "/v1/videos", headers=preflight)
+        assert code == 200 and headers["access-control-allow-origin"] == "http://page.test"
+        other = {**preflight, "Origin": "http://elsewhere.test"}
+        assert "access-control-allow-origin" not in allowing.request("OPTIONS", "/v1/videos", headers=other)[2]
+
+
+def test_oversized_bodies_and_images_are_413(pipe, tmp_path):
+    limits = dict(max_upload_bytes=64 * 1024, max_image_pixels=200 * 200)
+    with InProcessServer(pipe, tmp_path / "data", **limits) as server:
+        body_limit = 64 * 1024 * 4 // 3 + 2**20
+        code, error, _ = server.request("POST", "/v1/videos", {"prompt": "x" * body_limit})
+        assert code == 413 and error["error"]["code"] == "request_too_large"
+        big = np.random.default_rng(0).integers(0, 256, 100 * 1024, dtype=np.uint8).tobytes()
+        body, headers = multipart({"prompt": PROMPT}, {"input_reference": ("big.png", big, "image/png")})
+        code, error, _ = server.request("POST", "/v1/videos", body, headers)
+        assert code == 413 and "input_reference is 102,400 bytes; the limit is 65,536" in error["error"]["message"]
+        body, headers = multipart(
+            {"prompt": PROMPT}, {"input_reference": ("wide.png", png(400, 120, flat=True), "image/png")}
+        )
+        code, error, _ = server.request("POST", "/v1/videos", body, headers)
+        assert code == 413 and "is 400x120; the limit is 40,000 pixels" in error["error"]["message"]
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw:  # a declared 1 GB: refused
+            raw.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n")
+            assert raw.recv(4096).startswith(b"HTTP/1.1 413")
+        assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
+def test_full_queue_is_429(pipe, tmp_path):
+    with InProcessServer(pipe, tmp_path / "data", max_queue=2) as server:
+        ids = [server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]["id"] for _ in range(2)]
+        code, error, headers = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
+        assert code == 429 and error["error"]["code"] == "queue_full" and headers["retry-after"] == "30"
+        with pytest.raises(openai.RateLimitError):
+            server.client().videos.create(prompt=PROMPT, extra_body=LONG)
+        assert server.request("DELETE", f"/v1/videos/{ids[1]}")[0] == 200  # a free place again
+        code, third, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
+        assert code == 200
+        for video_id in (ids[0], third["id"]):
+            assert server.request("DELETE", f"/v1/videos/{video_id}")[0] == 200
+
+
+def test_pagination_with_cursor_limit_and_order(server):
+    client = server.client()
+    ids = [client.videos.create(prompt=f"{PROMPT} {i}", extra_body=LONG).id for i in range(5)]
+    assert [v.id for v in client.videos.list(limit=2, order="asc")] == ids  # the SDK follows `after` itself
+    page = client.videos.list(limit=2)  # newest first by default
+    assert [v.id for v in page.data] == ids[:2:-1][:2] and page.has_more and page.last_id == ids[3]
+    code, rest, _ = server.request("GET", f"/v1/videos?after={ids[3]}&limit=10")
+    assert [v["id"] for v in rest["data"]] == [ids[2], ids[1], ids[0]] and rest["has_more"] is False
+    for video_id in ids:
+        client.videos.delete(video_id)
+    assert client.videos.list().data == []
+
+
+def test_delete_stops_a_running_job_between_steps_and_a_queued_one_before_it_starts(server):
+    running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
+    queued = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
+    wait_for(lambda: server.request("GET", f"/v1/videos/{running['id']}")[1]["progress"] > 5, 120, "denoising")
+    assert server.request("DELETE", f"/v1/videos/{queued['id']}")[0] == 200
+    assert server.request("DELETE", f"/v1/videos/{running['id']}")[0] == 200
+    assert server.request("GET", f"/v1/videos/{running['id']}")[0] == 404
+    wait_for(lambda: f"{running['id']}: deleted, stopped" in server.log, 60, "the worker to stop the job")
+    assert not any(queued["id"] in line for line in server.log)  # never started
+    video = server.client().videos.create_and_poll(prompt=PROMPT, poll_interval_ms=100, extra_body=TINY)
+    assert video.status == "completed"  # the worker is free again
+    assert sorted(p.name for p in (server.store.root / "videos").iterdir()) == [f"{video.id}.mp4", f"{video.id}.webp"]
+
+
+def test_orderly_stop_queues_the_running_job_again(pipe, tmp_path):
+    data = tmp_path / "data"
+    with InProcessServer(pipe, data) as server:
+        video = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
+        server.wait_status(video["id"], ("in_progress",))
+    store = JobStore(data)
+    try:
+        job = store.get(video["id"])
+        assert job.status == QUEUED and job.progress == 0 and job.started_at is None
+        assert list(store.videos.iterdir()) == []  # the partial video was removed
+    finally:
+        store.close()
+    with InProcessServer(pipe, data) as server:
+        server.wait_status(video["id"], ("in_progress",))  # picked up again after the restart
+        assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+
+
+def test_previews_while_denoising(server):
+    video = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "steps": 40})[1]
+    code, error, _ = server.request("GET", f"/v1/videos/{video['id']}/content?variant=preview")
+    assert code == 404 and error["error"]["code"] == "preview_not_ready"  # queued: nothing to show yet
+
+    def preview():
+        code, data, headers = server.request("GET", f"/v1/videos/{video['id']}/content?variant=preview")
+        return code == 200 and (data, headers)
+
+    data, headers = wait_for(preview, 120, "a preview", interval=0.2)  # after 10 of the 40 steps
+    assert headers["content-type"] == "image/webp" and headers["cache-control"] == "no-store"
+    image = PIL.Image.open(io.BytesIO(data))
+    assert (image.size, image.n_frames) == ((12, 8), 2)  # 2x the 6x4 latents, one frame per latent frame
+    assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+    wait_for(lambda: f"{video['id']}: deleted, stopped" in server.log, 60, "the worker to stop the job")
+    assert list((server.store.root / "videos").iterdir()) == []
+
+
+def test_a_job_that_cannot_run_fails_and_the_worker_goes_on(server):
+    # Settings a future version might store: this job fails, the next one runs.
+    settings = {**stored_settings(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1)), "bogus": 1}
+    bad = server.store.add(new_job_id(), "tiny", settings, False, max_active=10)
+    server.worker.notify()
+    good = server.client().videos.create_and_poll(prompt=PROMPT, poll_interval_ms=100, extra_body=TINY)
+    failed = server.wait_status(bad.id, ("failed",))
+    assert failed["error"]["code"] == "generation_failed" and "bogus" in failed["error"]["message"]
+    assert good.status == "completed"
+
+
+def test_one_server_per_data_folder(tmp_path):
+    first = JobStore(tmp_path)
+    try:
+        with pytest.raises(DataFolderBusy, match="another motif-lite serve is using"):
+            JobStore(tmp_path)
+    finally:
+        first.close()
+    JobStore(tmp_path).close()  # free again

@@ -1,0 +1,180 @@
+"""`motif-lite serve` as a separate process, as users run it: finished jobs and their files survive a restart
+unchanged, SIGKILL mid-job leaves that job `failed` / `interrupted` while the queued ones run after the restart,
+SIGTERM queues the running job again; 50 concurrent status polls while a job runs (p99 reported); the command's own
+errors (missing extra, busy port, bad flags) as one-line messages before anything loads."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffusers")
+pytest.importorskip("fastapi")
+from server_helpers import TINY, process_server, wait_for  # noqa: E402
+from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
+
+from motif_lite import cli  # noqa: E402
+from motif_lite.server.jobs import COMPLETED, FAILED, INTERRUPTED, QUEUED, JobStore  # noqa: E402
+
+PROMPT = "a red fox runs through snow"
+LONG = dict(size="48x32", num_frames=5, steps=1000, seed=1, negative_prompt="blurry")  # minutes: always stopped
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpt")
+    make_tiny_checkpoint(root)
+    return root
+
+
+def create(server, **settings) -> dict:
+    code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **settings})
+    assert code == 200, video
+    return video
+
+
+def status(server, video_id: str) -> dict:
+    code, video, _ = server.request("GET", f"/v1/videos/{video_id}")
+    assert code == 200, video
+    return video
+
+
+def wait_status(server, video_id: str, wanted: str, timeout: float = 120) -> dict:
+    return wait_for(lambda: (v := status(server, video_id))["status"] == wanted and v, timeout, f"{video_id}: {wanted}")
+
+
+def test_restart_keeps_finished_jobs_sigkill_interrupts_sigterm_requeues(checkpoint, tmp_path):
+    data = tmp_path / "data"
+    with process_server(checkpoint, data) as first:
+        finished = create(first, **TINY)
+        finished = wait_status(first, finished["id"], COMPLETED)
+        video = first.request("GET", f"/v1/videos/{finished['id']}/content")[1]
+        thumbnail = first.request("GET", f"/v1/videos/{finished['id']}/content?variant=thumbnail")[1]
+        running = create(first, **LONG)
+        queued = create(first, **TINY)
+        wait_status(first, running["id"], "in_progress")
+        assert first.signal(signal.SIGKILL) == -signal.SIGKILL
+
+    with process_server(checkpoint, data) as second:
+        assert "1 failed as interrupted by the last stop" in second.output()
+        assert "guider/guider_config.json" in second.output()  # the defaults jobs get, with their sources
+        assert status(second, finished["id"]) == finished  # the same object...
+        assert second.request("GET", f"/v1/videos/{finished['id']}/content")[1] == video  # ...and the same files
+        assert second.request("GET", f"/v1/videos/{finished['id']}/content?variant=thumbnail")[1] == thumbnail
+        interrupted = status(second, running["id"])
+        assert interrupted["status"] == FAILED and interrupted["error"]["code"] == INTERRUPTED
+        wait_status(second, queued["id"], COMPLETED)  # queued before the kill, run after the restart
+        listed = second.request("GET", "/v1/videos?order=asc")[1]["data"]
+        assert [v["id"] for v in listed] == [finished["id"], running["id"], queued["id"]]
+        requeued = create(second, **LONG)
+        wait_status(second, requeued["id"], "in_progress")
+        assert second.signal(signal.SIGTERM) == 130  # an orderly stop, like Ctrl-C
+        assert "stops after its current step" in second.output() and "queued again" in second.output()
+        assert "Traceback" not in second.output()
+
+    store = JobStore(data)
+    try:
+        assert store.get(requeued["id"]).status == QUEUED and store.get(running["id"]).status == FAILED
+        files = sorted(p.name for p in store.videos.iterdir())
+        assert files == sorted(f"{v['id']}{s}" for v in (finished, queued) for s in (".mp4", ".webp"))
+    finally:
+        store.close()
+
+
+def test_50_concurrent_status_polls_while_a_job_runs(checkpoint, tmp_path, record_property, capsys):
+    # With a memory budget the server plans for --max-video and refuses larger videos.
+    with process_server(checkpoint, tmp_path / "data", "--vram", "4", "--max-video", "48x32x9") as server:
+        code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "size": "64x32"})
+        assert code == 400 and "than the 48x32x9 this server planned its memory for" in error["error"]["message"]
+        assert "Memory plan for 48x32x9" in server.output()
+        video = create(server, **LONG)
+        wait_status(server, video["id"], "in_progress")
+        latencies: list[float] = []
+        answers: list[tuple[int, str]] = []
+        lock = threading.Lock()
+
+        def poll(count: int = 10) -> None:
+            for _ in range(count):
+                start = time.perf_counter()
+                code, body, _ = server.request("GET", f"/v1/videos/{video['id']}")
+                with lock:
+                    latencies.append(time.perf_counter() - start)
+                    answers.append((code, body["status"]))
+
+        threads = [threading.Thread(target=poll) for _ in range(50)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not any(thread.is_alive() for thread in threads)
+        # Every poll was answered while the job kept running: the API never waited for the worker.
+        assert answers == [(200, "in_progress")] * 500
+        p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+        record_property("status_poll_p99_ms", round(p99, 1))
+        with capsys.disabled():
+            print(f"\n50 clients x 10 status polls while a job runs: p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+                  f"max {max(latencies) * 1000:.1f} ms")  # fmt: skip
+        assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+
+
+def test_missing_server_extra_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # `import fastapi` now raises ImportError
+    assert cli.main(["serve"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "fastapi is not installed" in err and 'pip install -e ".[server]"' in err and "Traceback" not in err
+
+
+def test_busy_port_fails_before_loading(tmp_path, capsys, monkeypatch):
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded the model"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = cli.main(["serve", "--port", str(port), "--data", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and f"error: cannot listen on 127.0.0.1:{port}" in err
+
+
+def test_other_hosts_without_a_key_warn(tmp_path, capsys, monkeypatch):
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.server import runner
+
+    def refuse(host, port):
+        raise MotifLiteError("stop here")
+
+    monkeypatch.setattr(runner, "bind", refuse)
+    monkeypatch.delenv("MOTIF_LITE_API_KEY", raising=False)
+    assert cli.main(["serve", "--host", "0.0.0.0", "--data", str(tmp_path)]) == cli.EXIT_USER_ERROR
+    assert "warning: listening on 0.0.0.0 without --api-key" in capsys.readouterr().err
+    assert cli.main(["serve", "--host", "0.0.0.0", "--api-key", "k", "--data", str(tmp_path)]) == 2
+    assert "warning" not in capsys.readouterr().err
+    assert cli.main(["serve", "--data", str(tmp_path)]) == 2  # loopback: no warning
+    assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (("--max-video", "1280x736"), "--max-video must look like 1280x736x121"),
+        (("--max-queue", "0"), "--max-queue and --max-upload-mb must be positive"),
+    ],
+)
+def test_bad_flags_are_one_line_errors(flags, needle, capsys):
+    assert cli.main(["serve", *flags]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+
+
+def test_missing_lora_is_a_one_line_error(checkpoint, tmp_path, capsys):
+    flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--dtype", "fp32"]
+    assert cli.main(["serve", "-m", str(checkpoint), *flags, "--lora", str(tmp_path / "no.safetensors:0.5")]) == 2
+    err = capsys.readouterr().err
+    assert f"error: LoRA file not found: {tmp_path / 'no.safetensors'}" in err and "Traceback" not in err

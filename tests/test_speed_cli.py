@@ -1,0 +1,89 @@
+"""The speed flags of `motif-lite run`: passed through to the pipeline, reported in the summary, checked before
+anything loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("diffusers")
+from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
+
+from motif_lite import cli, pipeline  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ckpt")
+    make_tiny_checkpoint(root)
+    return root
+
+
+def run_args(root: Path, output: Path, *extra: str) -> list[str]:
+    return [
+        "run",
+        *("-m", str(root), "-p", "a red fox runs through snow", "-n", "blurry", "-o", str(output)),
+        *("-W", "48", "-H", "32", "--video-frames", "5", "--steps", "4", "-s", "7"),
+        *("--dtype", "fp32", "--device", "cpu", "--kernels", "torch"),
+        *extra,
+    ]
+
+
+def test_speed_flags_reach_the_pipeline_and_the_summary(checkpoint, tmp_path, capsys):
+    extra = ("--step-cache", "1e9", "--attention-backend", "flash", "--batch-guidance")
+    code = cli.main(run_args(checkpoint, tmp_path / "fox.gif", *extra))
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "step cache: 4 of 8 transformer calls reused" in out  # steps 1 and 2 of 0..3, both branches
+    assert "attention: exact, flash" in out and "one batch-2 forward" in out and "compile:" not in out
+    code = cli.main(run_args(checkpoint, tmp_path / "plain.gif"))  # on the CPU: two calls per guided step
+    out = capsys.readouterr().out
+    assert code == 0 and "batch-2" not in out and "step cache" not in out and "attention: exact, sdpa" in out
+
+
+def test_load_pipeline_gets_the_speed_settings(checkpoint, tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_load(*args, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt  # stop right there
+
+    monkeypatch.setattr(pipeline, "load_pipeline", fake_load)
+    extra = ("--compile", "--attention-backend", "cudnn", "--step-cache", "0.05", "--no-batch-guidance")
+    assert cli.main(run_args(checkpoint, tmp_path / "fox.gif", *extra)) == cli.EXIT_INTERRUPTED
+    assert seen["compile"] is True and seen["attention_backend"] == "cudnn"
+    assert seen["step_cache"] == 0.05 and seen["batch_guidance"] is False
+
+
+@pytest.mark.parametrize("threshold", ["-0.1", "nan"])
+def test_bad_step_cache_fails_before_loading(tmp_path, capsys, monkeypatch, threshold):
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model"))
+    code = cli.main(run_args(tmp_path / "no-model", tmp_path / "fox.mp4", "--step-cache", threshold))
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "step cache threshold" in err and "Traceback" not in err
+
+
+def test_help_lists_the_speed_flags(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    out = capsys.readouterr().out
+    for flag in ("--compile", "--attention-backend", "--step-cache", "--batch-guidance", "--no-batch-guidance"):
+        assert flag in out
+
+
+def test_summary_has_one_line_per_feature_in_use(tmp_path):
+    from motif_lite.cli.run import speed_lines
+    from motif_lite.pipeline import GenerationResult
+    from motif_lite.request import GenerationRequest
+
+    def result(**speed) -> GenerationResult:
+        return GenerationResult(tmp_path / "v.mp4", GenerationRequest("fox"), 15.0, {}, 0, None, **speed)
+
+    assert speed_lines(result()) == []
+    lines = speed_lines(result(guidance_batch=2, step_cache=(37, 100), compile_seconds=84.2, attention_backend="flash"))
+    assert lines == [  # the attention backend is on the summary's attention line, not here
+        "guidance: conditional + unconditional predictions in one batch-2 forward per guided step",
+        "compile: ~84.2s, the first step's extra time (compiling the blocks)",
+        "step cache: 37 of 100 transformer calls reused",
+    ]

@@ -1,0 +1,163 @@
+"""Step cache (`--step-cache THRESHOLD`, lossy by design): threshold 0 is the plain run bit for bit; a reused call
+is exactly `head(x_embedded + cached residual)`; each guidance branch keeps its own cache; the first and last
+steps are never reused; more threshold never reuses less."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from speed_helpers import conditioning, pipeline, sample, sampling_request, tiny_transformer
+
+from motif_lite.errors import ConfigError
+from motif_lite.runtime.step_cache import StepCache, StepCacheConfig, relative_l1
+from motif_lite.runtime.streaming import StreamingConfig, apply_block_streaming
+
+STEPS = 6
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_transformer()
+
+
+def run(model, threshold: float | None, batched: bool = True, steps: int = STEPS, i2v: bool = False):
+    pipe = pipeline(model)
+    pipe.batch_guidance = batched
+    pipe.step_cache = None if threshold is None else StepCacheConfig(threshold)
+    return sample(pipe, conditioning(i2v=i2v), sampling_request(steps))
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "separate"])
+def test_threshold_zero_is_the_plain_run_bit_for_bit(model, batched):
+    plain, _ = run(model, None, batched)
+    cached, record = run(model, 0.0, batched)
+    assert torch.equal(cached, plain)
+    assert record.step_cache == (0, 2 * STEPS)
+
+
+def test_huge_threshold_reuses_every_middle_step_but_never_first_or_last(model):
+    plain, _ = run(model, None)
+    cached, record = run(model, 1e9)
+    assert record.step_cache == (2 * (STEPS - 2), 2 * STEPS)
+    assert (cached - plain).abs().max() > 1e-3 * plain.abs().max()  # lossy: it really skipped work
+
+
+def test_separate_calls_count_per_branch(model):
+    _, record = run(model, 1e9, batched=False)
+    assert record.step_cache == (2 * (STEPS - 2), 2 * STEPS)
+
+
+def test_more_threshold_never_reuses_less_and_error_grows_from_zero(model):
+    plain, _ = run(model, None)
+    reused, errors = [], []
+    for threshold in (0.0, 1.0, 1.3, 1.6, 1e9):  # this random model's probe changes are ~1.2-1.6
+        latents, record = run(model, threshold)
+        reused.append(record.step_cache[0])
+        errors.append(((latents - plain).abs().max() / plain.abs().max()).item())
+    assert reused == sorted(reused) and reused[0] == 0 and reused[-1] == 2 * (STEPS - 2)
+    assert len(set(reused)) >= 3  # thresholds between the extremes reuse some calls, not all
+    assert errors[0] == 0.0 and errors[-1] > 0
+    assert all((e == 0) == (r == 0) for e, r in zip(errors, reused, strict=True))  # error only where reused
+
+
+def assert_rounding_equal(a: torch.Tensor, b: torch.Tensor) -> None:
+    assert (a - b).abs().max() <= 1e-6 * b.abs().max()
+
+
+def stage_inputs(seed: int, branches: int = 2):
+    g = torch.Generator().manual_seed(seed)
+    latents = torch.randn(branches, 33, 3, 6, 10, generator=g)
+    text = torch.randn(branches, 7, 24, generator=g)
+    return latents, torch.full((branches,), 900.0 - 100 * seed), text
+
+
+def test_a_reused_call_is_head_of_embedded_plus_cached_residual(model):
+    cache = StepCache(model, StepCacheConfig(1e9), steps=STEPS)
+    first, second = stage_inputs(0), stage_inputs(1)
+    with torch.no_grad():
+        full = cache(0, *first[:3], None, None, ("cond", "uncond"))
+        reused = cache(1, *second[:3], None, None, ("cond", "uncond"))
+        assert torch.equal(full, model(*first, None))  # a full call is the plain forward
+        s0, s1 = model.embed(*first, None), model.embed(*second, None)
+        decoded = model.run_decoder(s0.x, model.run_encoder(s0.x, s0.context, s0.ctx), s0.decoder_ctx)
+        expected = model.head(s1.x + (decoded - s0.x), s1)
+        plain = model(*second, None)
+    assert_rounding_equal(reused, expected)
+    assert (reused - plain).abs().max() > 1e-3 * plain.abs().max()
+    # The probe kept is the first block's effect on the video stream at the last full call (not updated by reuse).
+    with torch.no_grad():
+        x0, _ = model.run_encoder_blocks(s0.x, s0.context, s0.ctx, 0, 1)
+    assert torch.equal(cache.branches["cond"].probe, (x0 - s0.x)[:1])
+
+
+def test_threshold_between_the_branches_changes_recomputes_both(model):
+    # A batched call is reused only when every branch passes; a full call refreshes every branch.
+    cache = StepCache(model, StepCacheConfig(1e9), steps=STEPS)
+    first, second = stage_inputs(0), stage_inputs(1)
+    with torch.no_grad():
+        cache(0, *first[:3], None, None, ("cond", "uncond"))
+        s1 = model.embed(*second, None)
+        x1, _ = model.run_encoder_blocks(s1.x, s1.context, s1.ctx, 0, 1)
+        probes = zip(("cond", "uncond"), (x1 - s1.x).chunk(2), strict=True)
+        changes = [relative_l1(probe, cache.branches[name].probe).item() for name, probe in probes]
+        cache.config = StepCacheConfig((changes[0] + changes[1]) / 2)  # one branch under, one over
+        out = cache(1, *second[:3], None, None, ("cond", "uncond"))
+        assert torch.equal(out, model(*second, None)) and cache.reused == 0
+        assert torch.equal(cache.branches["uncond"].probe, (x1 - s1.x)[1:])
+
+
+def test_threshold_zero_keeps_nothing(model):
+    cache = StepCache(model, StepCacheConfig(0.0), steps=STEPS)
+    latents, t, text = stage_inputs(0)
+    with torch.no_grad():
+        out = cache(0, latents, t, text, None, None, ("cond", "uncond"))
+        assert torch.equal(out, model(latents, t, text, None))
+    assert not cache.branches and cache.calls == 2
+
+
+def test_each_branch_reuses_its_own_residual(model):
+    cache = StepCache(model, StepCacheConfig(1e9), steps=STEPS)
+    latents, t, text = stage_inputs(0)
+    with torch.no_grad():
+        cond = cache(0, latents[:1], t[:1], text[:1], None, None, ("cond",))
+        uncond = cache(0, latents[1:], t[1:], text[1:], None, None, ("uncond",))
+        both = cache(1, latents, t, text, None, None, ("cond", "uncond"))  # same inputs: reused = the full values
+    assert cache.reused == 2
+    assert_rounding_equal(both, torch.cat([cond, uncond]))
+    assert (cond - uncond).abs().max() > 1e-2  # the branches really differ
+
+
+def test_composes_with_block_streaming(model):
+    plain, _ = run(model, 1.3)
+    handle = apply_block_streaming(model, StreamingConfig("cpu", resident_blocks=1))
+    try:
+        streamed, record = run(model, 1.3)
+    finally:
+        handle.remove()
+    assert record.step_cache[0] > 0 and torch.equal(streamed, plain)
+
+
+def test_i2v_reuse(model):
+    _, record = run(model, 1e9, i2v=True)
+    assert record.step_cache[0] == 2 * (STEPS - 2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(threshold=-0.1), "threshold"),
+        (dict(threshold=float("nan")), "threshold"),
+        (dict(threshold="0.1"), "threshold"),
+        (dict(threshold=0.1, blocks=0), "blocks"),
+    ],
+)
+def test_bad_settings_are_user_errors(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        StepCacheConfig(**kwargs)
+
+
+def test_probe_blocks_must_leave_blocks_to_skip(model):
+    encoder_blocks = model.config.num_layers + model.config.num_encoder_single_layers
+    with pytest.raises(ConfigError, match="blocks"):
+        StepCache(model, StepCacheConfig(0.1, blocks=encoder_blocks), steps=STEPS)
+    StepCache(model, StepCacheConfig(0.1, blocks=encoder_blocks - 1), steps=STEPS)

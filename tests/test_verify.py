@@ -1,0 +1,95 @@
+"""`motif-lite verify` on a tiny checkpoint saved by diffusers: ours and the reference match at every stage
+(safetensors and a GGUF made by our quantizer); one of our settings forced wrong is named at its stage; without
+diffusers the command says how to install it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("diffusers")
+from quantize_helpers import one_torch_thread  # noqa: E402, F401 (autouse: a busy 2-core machine)
+from tiny_pipeline import make_tiny_checkpoint, official_apg  # noqa: E402
+
+from motif_lite import cli  # noqa: E402
+from motif_lite.quantize.cli import main as quantize  # noqa: E402
+
+SMALL = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "2", "-n", "blurry, static", "--device", "cpu"]
+STAGES = ("text", "transformer", "guidance", "vae", "frames")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny checkpoint (the official APG guider) and a Q8_0 GGUF of its transformer in another folder."""
+    root = tmp_path_factory.mktemp("ckpt")
+    make_tiny_checkpoint(root)
+    gguf = tmp_path_factory.mktemp("gguf") / "tiny-Q8_0.gguf"
+    assert quantize([str(root), "-o", str(gguf), "--type", "Q8_0", "--quiet"]) == 0
+    return root, gguf
+
+
+def run_verify(capsys, *args: str) -> tuple[int, list[str]]:
+    code = cli.main(["verify", *args, *SMALL])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out.splitlines()
+
+
+def stage_lines(lines: list[str]) -> dict[str, str]:
+    return {line.split()[0]: line for line in lines if line.split() and line.split()[0] in STAGES}
+
+
+def test_tiny_checkpoint_matches_at_every_stage(tiny, capsys):
+    code, lines = run_verify(capsys, "-m", str(tiny[0]))
+    stages = stage_lines(lines)
+    assert code == 0 and lines[-1] == "verdict: match", lines
+    assert list(stages) == list(STAGES) and all(" match " in line for line in stages.values())
+    assert "max difference" in stages["frames"]
+
+
+def test_the_checkpoints_own_guider_matches(tmp_path, capsys):
+    # A guider unlike the built-in APG (eta 0, base uncond): ours reads it from guider/guider_config.json.
+    make_tiny_checkpoint(tmp_path, guider=official_apg(eta=0.0, use_original_formulation=False, guidance_scale=5.0))
+    code, lines = run_verify(capsys, "-m", str(tmp_path))
+    assert code == 0 and lines[-1] == "verdict: match", lines
+    assert "eta 0" in stage_lines(lines)["guidance"]
+
+
+@pytest.mark.parametrize(
+    ("force", "stage"),
+    [
+        ("max_prompt_tokens=4", "text"),
+        ("rope_theta=1", "transformer"),
+        ("apg_eta=0", "guidance"),
+        ("latents_mean_shift=0.5", "vae"),
+    ],
+)
+def test_a_setting_forced_wrong_is_named_at_its_stage(tiny, capsys, force, stage):
+    code, lines = run_verify(capsys, "-m", str(tiny[0]), "--force", force)
+    stages = stage_lines(lines)
+    assert code == 1 and lines[-1] == f"verdict: mismatch at {stage}", lines
+    assert "MISMATCH" in stages[stage]
+    assert all(" match " in stages[earlier] for earlier in STAGES[: STAGES.index(stage)])
+
+
+def test_gguf_transformer_matches_diffusers_gguf_loader(tiny, capsys):
+    pytest.importorskip("accelerate")  # diffusers' GGUF loader needs it (the verify extra installs it)
+    root, gguf = tiny
+    code, lines = run_verify(capsys, "-m", str(root), "--gguf", str(gguf))
+    assert code == 0 and lines[-1] == "verdict: match", lines
+    code, lines = run_verify(capsys, "-m", str(root), "--gguf", str(gguf), "--force", "rope_theta=1")
+    assert code == 1 and lines[-1] == "verdict: mismatch at transformer", lines
+
+
+def test_without_diffusers_it_says_how_to_install(tiny, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "diffusers", None)  # import diffusers now raises ImportError
+    assert cli.main(["verify", "-m", str(tiny[0]), *SMALL]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "diffusers, which is not installed" in err and 'pip install -e ".[verify]"' in err
+
+
+def test_bad_force_is_a_user_error(tiny, capsys):
+    assert cli.main(["verify", "-m", str(tiny[0]), "--force", "theta=1", *SMALL]) == cli.EXIT_USER_ERROR
+    assert "use NAME=VALUE with NAME one of rope_theta" in capsys.readouterr().err
