@@ -35,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--type",
-        default="Q4_K_M",
-        help=f"recipe; transformer: {recipe_names()}; text_encoder: {text_recipe_names()}; default Q4_K_M",
+        help=f"recipe; transformer: {recipe_names()}, default Q4_K_M; text_encoder: {text_recipe_names()}, default "
+        "Q8_0 (the text encoder's error grows fast below it, docs/quantize.md)",
     )
     parser.add_argument(
         "--keep",
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     """Quantize as `args` say and print the summary; user errors raise `MotifLiteError`."""
     component = COMPONENTS[args.component]
-    recipe = component.get_recipe(args.type)
+    recipe = component.get_recipe(args.type or component.default_recipe)
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")

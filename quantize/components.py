@@ -30,6 +30,7 @@ class Component:
     recipe_names: Callable[[], str]
     plan: Callable[[Shapes, Any, list[tuple[str, GGMLQuantizationType]]], dict[str, GGMLQuantizationType]]
     tensor_class: Callable[[str, tuple[int, ...]], str]
+    default_recipe: str
     tensor_name: Callable[[str], str] = str  # a checkpoint key -> its GGUF tensor name
     check: Callable[[str | None, Shapes], None] | None = None  # (config.json text, shapes): raise if they do not fit
 
@@ -63,6 +64,7 @@ TRANSFORMER = Component(
     recipe_names=recipe_names,
     plan=plan_types,
     tensor_class=tensor_class,
+    default_recipe="Q4_K_M",
 )
 TEXT_ENCODER = Component(
     name="text_encoder",
@@ -73,6 +75,7 @@ TEXT_ENCODER = Component(
     recipe_names=text_recipe_names,
     plan=plan_text_types,
     tensor_class=text_tensor_class,
+    default_recipe="Q8_0",
     tensor_name=_text_tensor_name,
     check=_check_text_encoder,
 )

@@ -168,7 +168,8 @@ def test_requantizing_a_text_encoder_gguf(tiny_files, tmp_path):
     source = open_source(tiny_files["F32"], TEXT_ENCODER)
     assert "text_model.layers.0.self_attn.q_proj.weight" in source.shapes
     source.close()
-    out = quantize(tiny_files["F32"], tmp_path / "re.gguf", "Q8_0")
+    out = tmp_path / "re.gguf"  # no --type: the text encoder's default recipe, Q8_0
+    assert quantize_main([str(tiny_files["F32"]), "--component", "text_encoder", "-o", str(out), "--quiet"]) == 0
     assert read_text_encoder_gguf(out).recipe == "Q8_0"
 
 
