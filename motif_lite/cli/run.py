@@ -448,6 +448,9 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     except MissingFilesError as exc:
         exc.run_command = rerun_command(getattr(args, "argv", None), exc)
         raise
+    finally:
+        if on_preview is not None:
+            on_preview.close()
 
 
 def dry_run(
@@ -598,16 +601,10 @@ def _quiet(*values: object, **kwargs: object) -> None:
 
 
 def _preview_writer(path: str, fps: float):
-    """The `on_preview` callback writing `path` (checked now, before anything loads)."""
-    from motif_lite.io.preview import check_preview_path, write_preview
+    """The `on_preview` callback writing `path` in the background (its path checked now, before anything loads)."""
+    from motif_lite.io.preview import PreviewFile
 
-    target = check_preview_path(path)
-    latent_fps = fps / 4  # one preview frame per latent frame, i.e. per 4 video frames
-
-    def on_preview(done: int, steps: int, frames) -> None:
-        write_preview(frames, target, latent_fps)
-
-    return on_preview
+    return PreviewFile(path, fps / 4)  # one preview frame per latent frame, i.e. per 4 video frames
 
 
 def _lora_args(values: list[str]) -> list[tuple[Path, float]]:
