@@ -10,9 +10,11 @@ their configs, and the transformer config that every transformer tensor is check
 With `--gguf`, the transformer config is the checkpoint's `transformer/config.json` (only that file is fetched
 from the Hub, never the transformer's safetensors), else the one our quantizer embeds in the file, else a
 `config.json` beside the file, else it is inferred from the tensor shapes with one note naming every assumed
-value (`weights.gguf_loader.choose_gguf_config`). Every problem of a request (a bad `--gguf` path next to missing
-checkpoint files, a foreign GGUF, a tensor whose shape does not fit the config) is collected and raised as one
-error, with the download commands for whatever is missing (`io.hub.MissingFilesError`).
+value (`weights.gguf_loader.choose_gguf_config`). With `--text-encoder-gguf`, `text_encoder/`'s safetensors are not
+needed either: the file's embedded config must agree with `text_encoder/config.json` where the checkpoint has one, and
+its every tensor must fit that config (`encoders.text_gguf.read_text_encoder_gguf`). Every problem of a request (a
+bad `--gguf` path next to missing checkpoint files, a foreign GGUF, a tensor whose shape does not fit the config) is
+collected and raised as one error, with the download commands for whatever is missing (`io.hub.MissingFilesError`).
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.io.hub import HubAccess, MissingFilesError, find_checkpoint, find_gguf, is_gguf_variant
 from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting
+
+if TYPE_CHECKING:
+    from motif_lite.encoders.text_gguf import TextEncoderGGUF
 
 T = TypeVar("T")
 
@@ -47,6 +52,7 @@ LISTED_CONFIGS = {
     "feature_extractor": "feature_extractor/preprocessor_config.json",
 }
 TRANSFORMER_CONFIG = "transformer/config.json"
+TEXT_ENCODER_CONFIG = "text_encoder/config.json"
 CHECKPOINT_CONFIG_ORIGIN = "transformer/config.json of the checkpoint"
 
 
@@ -61,6 +67,8 @@ class ModelSources:
     configs: CheckpointConfigs
     transformer: Setting[TransformerConfig]
     notes: tuple[str, ...] = ()
+    # --text-encoder-gguf, checked against the checkpoint's text_encoder/config.json (header and config: no weights)
+    text_encoder_gguf: TextEncoderGGUF | None = None
 
     @property
     def gguf_variant(self) -> str | None:
@@ -68,26 +76,33 @@ class ModelSources:
         return self.gguf_request if self.gguf_request is not None and is_gguf_variant(self.gguf_request) else None
 
 
-def required_files(gguf: bool) -> list[str]:
-    """The file patterns a run needs from the checkpoint (without its transformer when a GGUF replaces it)."""
-    return [p for group, patterns in REQUIRED.items() if not (gguf and group == "transformer") for p in patterns]
+def required_files(gguf: bool, text_encoder_gguf: bool = False) -> list[str]:
+    """The file patterns a run needs from the checkpoint (without its transformer when a GGUF replaces it, without
+    its text encoder when a text encoder GGUF does)."""
+    replaced = {"transformer"} if gguf else set()
+    replaced |= {"text_encoder"} if text_encoder_gguf else set()
+    return [p for group, patterns in REQUIRED.items() if group not in replaced for p in patterns]
 
 
-def download_patterns(gguf: bool) -> list[str]:
-    """What to fetch from the checkpoint's Hub repo for a run (with a GGUF: the transformer's config.json only)."""
-    groups = [f"{group}/*" for group in REQUIRED if group != "transformer"]
-    return [*groups, TRANSFORMER_CONFIG if gguf else "transformer/*", *OPTIONAL]
+def download_patterns(gguf: bool, text_encoder_gguf: bool = False) -> list[str]:
+    """What to fetch from the checkpoint's Hub repo for a run (for a component a GGUF replaces: its config.json
+    only; a text encoder GGUF is checked against it)."""
+    groups = [f"{group}/*" for group in REQUIRED if group not in ("transformer", "text_encoder")]
+    text_encoder = TEXT_ENCODER_CONFIG if text_encoder_gguf else "text_encoder/*"
+    return [text_encoder, *groups, TRANSFORMER_CONFIG if gguf else "transformer/*", *OPTIONAL]
 
 
 def locate_sources(
     model: str | Path = MOTIF_REPO,
     gguf: str | Path | None = None,
+    text_encoder_gguf: str | Path | None = None,
     *,
     download: bool = True,
     require_weights: bool = True,
 ) -> ModelSources:
     """Find and check everything a run reads, without reading any weights; one error lists every problem.
 
+    text_encoder_gguf: a text encoder GGUF file (or a folder holding one) that replaces `text_encoder/`'s weights.
     download=False: the local folder and the Hugging Face cache only, no network. require_weights=False (dry runs):
     files that are not at hand become notes instead of errors, and the configs fall back to the official built-in
     values. Raises `MissingFilesError` (with the download commands) or `CheckpointError`.
@@ -96,21 +111,27 @@ def locate_sources(
     problems: list[str] = []
     missing: list = []
     notes: list[str] = []
-    root = _collect(lambda: _find_root(str(model), gguf is not None, hub, require_weights, notes), problems, missing)
+    replaced = (gguf is not None, text_encoder_gguf is not None)
+    root = _collect(lambda: _find_root(str(model), replaced, hub, require_weights, notes), problems, missing)
     gguf_path = None
     if gguf is not None:
         gguf_path = _collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes), problems, missing)
+    text_gguf = None
+    if text_encoder_gguf is not None:
+        text_gguf = _collect(lambda: _text_encoder_gguf(root, text_encoder_gguf), problems, missing)
     _raise_if(problems, missing)
     configs = _collect(lambda: CheckpointConfigs.read(root), problems, missing)
     _raise_if(problems, missing)
     transformer = _collect(lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes), problems, [])
     _raise_if(problems, missing)
-    return ModelSources(
-        str(model), root, gguf_path, None if gguf is None else str(gguf), configs, transformer, tuple(notes)
-    )
+    gguf_request = None if gguf is None else str(gguf)
+    return ModelSources(str(model), root, gguf_path, gguf_request, configs, transformer, tuple(notes), text_gguf)
 
 
-def _find_root(model: str, gguf: bool, hub: HubAccess, require_weights: bool, notes: list[str]) -> Path | None:
+def _find_root(
+    model: str, replaced: tuple[bool, bool], hub: HubAccess, require_weights: bool, notes: list[str]
+) -> Path | None:
+    """The checkpoint folder; `replaced`: whether a GGUF replaces the (transformer, text encoder) weights."""
     if not require_weights:
         try:
             return find_checkpoint(model, hub=hub)
@@ -120,14 +141,35 @@ def _find_root(model: str, gguf: bool, hub: HubAccess, require_weights: bool, no
                 "planned with the official architecture's built-in values"
             )
             return None
-    required = required_files(gguf)
+    gguf = replaced[0]
+    required = required_files(*replaced)
     if not Path(model).expanduser().is_dir():  # a Hub repo has both: fetch them if an older run's cache lacks them
         required += ["model_index.json", TRANSFORMER_CONFIG] if gguf else ["model_index.json"]
-    root = find_checkpoint(model, required, download_patterns(gguf), hub)
+    root = find_checkpoint(model, required, download_patterns(*replaced), hub)
     listed = _listed_configs(root)
     if listed:  # model_index.json names a component whose config is not here: fetch it, or report it
-        root = find_checkpoint(model, required + listed, download_patterns(gguf), hub)
+        root = find_checkpoint(model, required + listed, download_patterns(*replaced), hub)
     return root
+
+
+def _text_encoder_gguf(root: Path | None, value: str | Path) -> TextEncoderGGUF:
+    """The text encoder GGUF file, its header, config and every tensor checked (against the checkpoint's
+    text_encoder/config.json when there is one); no weights read."""
+    from motif_lite.encoders.text_gguf import read_text_encoder_gguf  # transformers: only when asked for
+
+    path = Path(value).expanduser()
+    if path.is_dir():
+        files = sorted(path.glob("*.gguf"))
+        if len(files) != 1:
+            listed = ", ".join(f.name for f in files) or "none"
+            raise CheckpointError(f"--text-encoder-gguf folder {path} must hold one .gguf file (found: {listed})")
+        path = files[0]
+    if not path.is_file():
+        raise CheckpointError(
+            f"no such text encoder GGUF file: {path} (make one with: python -m motif_lite.quantize CHECKPOINT "
+            "--component text_encoder -o te-Q8_0.gguf --type Q8_0)"
+        )
+    return read_text_encoder_gguf(path, root / TEXT_ENCODER_CONFIG if root is not None else None)
 
 
 def _listed_configs(root: Path) -> list[str]:

@@ -42,6 +42,7 @@ from motif_lite.runtime.compile import CompileConfig, CompileHandle, apply_compi
 from motif_lite.runtime.kernels import (
     FallbackOp,
     KernelBackendError,
+    apply_dequant_kernels,
     apply_kernels,
     attention_workspace_bytes,
     fallbacks,
@@ -247,8 +248,14 @@ class MotifVideoPipeline:
             step_cache=record.step_cache,
             compile_seconds=first_step_overhead(record.step_seconds) if self.compile_handle is not None else None,
             attention_backend=None if self.attention_backend is None else self.attention_backend.describe(),
-            kernel_fallbacks=fallbacks(self.transformer),
+            kernel_fallbacks=self.kernel_fallbacks(),
         )  # fmt: skip
+
+    def kernel_fallbacks(self) -> dict[str, str]:
+        """{op: first reason} for every Triton op that ran torch's version: the transformer's, and the text encoder's
+        packed linears (with a text encoder GGUF)."""
+        text = fallbacks(self.text_encoder.model) if self.text_encoder is not None else {}
+        return {**fallbacks(self.transformer), **{f"text encoder {op}": why for op, why in text.items()}}
 
     def attention_used(self) -> str:
         """ "int8" while the 8-bit kernel runs, "exact (int8 fell back)" once it could not (warned), else "exact"."""
@@ -455,6 +462,7 @@ def load_pipeline(
     loras: Sequence[tuple[str | Path, float]] = (),
     attention: str = "exact",
     *,
+    text_encoder_gguf: str | Path | None = None,
     parallel: Parallel | None = None,
     batch_guidance: bool | None = None,
     compile: bool | CompileConfig = False,
@@ -472,10 +480,11 @@ def load_pipeline(
     putting everything on `device`. `text_encoder_dtype` (default `dtype`): e.g. bfloat16 (the checkpoint's own
     dtype) next to a float32 transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
     `loras`: (file, strength) pairs, checked against the transformer before any weight is read, then merged into
-    its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py).
     its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py). `attention`: "exact" or
     "int8" (8-bit attention on GPUs with INT8 tensor cores, lossy; elsewhere exact attention with one warning;
-    docs/kernels.md).
+    docs/kernels.md). `text_encoder_gguf`: a text encoder GGUF (`python -m motif_lite.quantize CKPT --component
+    text_encoder`) replacing `text_encoder/`'s weights; its quantized layers stay packed, memory-mapped on the CPU
+    (ignored when `model` is `ModelSources`, which says it).
     `parallel`: this process's part of a parallel run (`runtime.parallel`): only its main rank loads the text
     encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself.
 
@@ -488,14 +497,17 @@ def load_pipeline(
     """
     from motif_lite.encoders.text import load_text_encoder
 
-    sources, target = preflight(model, gguf, device, kernels)
+    sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf)
     cache_config, backend = _check_speed(target, kernels, compile, attention_backend, step_cache, parallel)
     lora_files = _check_loras(loras, sources)
     root = sources.root
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
     text_encoder = None
     if parallel is None or parallel.is_main:
-        text_encoder = load_text_encoder(root, dtype=text_encoder_dtype or dtype, device="cpu")
+        text_dtype = text_encoder_dtype or dtype
+        text_encoder = load_text_encoder(root, dtype=text_dtype, device="cpu", gguf=sources.text_encoder_gguf)
+        if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers run where it visits
+            apply_dequant_kernels(text_encoder.model, kernels)
     vae = load_vae(root, dtype=dtype, device=load_device)
     if sources.gguf is not None:
         config = sources.transformer.value
@@ -560,9 +572,11 @@ def preflight(
     gguf: str | Path | None = None,
     device: str | torch.device = "auto",
     kernels: str = "auto",
+    text_encoder_gguf: str | Path | None = None,
 ) -> tuple[ModelSources, torch.device]:
     """Every check a run can make before reading weights: the device, the kernel backend, the checkpoint and GGUF
-    files (found, fetched if missing, headers and architecture read, every transformer tensor against the config).
+    files (found, fetched if missing, headers and architecture read, every transformer tensor against the config,
+    a text encoder GGUF's config and tensors against the checkpoint's text encoder config).
 
     Raises one `MotifLiteError` listing every problem (a `MissingFilesError`, with the download commands, when files
     are missing); returns what was found and the device.
@@ -575,7 +589,7 @@ def preflight(
     except MotifLiteError as exc:
         problems.append(str(exc))
     try:
-        sources = model if isinstance(model, ModelSources) else locate_sources(model, gguf)
+        sources = model if isinstance(model, ModelSources) else locate_sources(model, gguf, text_encoder_gguf)
     except MissingFilesError as exc:
         exc.problems[:0] = problems
         raise
@@ -621,6 +635,7 @@ def plan_generation(
     step_cache: bool = False,
     ram_gib: float | None = None,
     text_encoder_dtype: torch.dtype | None = None,
+    text_encoder_gguf: str | Path | None = None,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
@@ -631,14 +646,15 @@ def plan_generation(
     Raises a `MotifLiteError` naming the smallest possible peak when nothing fits. `sequence_parallel`: plan
     for one of that many ranks sharing the video tokens (runtime/parallel.py). With guidance, each memory plan
     is tried with both guidance predictions in one batch-2 forward first (unless `batch_guidance=False`);
-    `step_cache`: reserve the step cache's tensors. The host budget is `ram_gib` (None: no limit; page-locked
+    `step_cache`: reserve the step cache's tensors; `text_encoder_gguf`: a quantized text encoder file (its packed
+    bytes are what the host and device estimates count). The host budget is `ram_gib` (None: no limit; page-locked
     block homes are then used only if they fit the memory available now); `text_encoder_dtype`: the dtype the
     text encoder is loaded in (default `dtype`).
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not gib > 0:
             raise ConfigError(f"--{name} must be a positive number of GiB, got {gib}")
-    sources = model if isinstance(model, ModelSources) else locate_sources(model, gguf, **AT_HAND)
+    sources = model if isinstance(model, ModelSources) else locate_sources(model, gguf, text_encoder_gguf, **AT_HAND)
     target = parse_device(device)
     here = target.type == "cuda" and torch.cuda.is_available()
     budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target) if here else None
@@ -698,7 +714,10 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
         transformer_bytes = _numel(config) * dtype.itemsize
         origins["transformer"] = f"transformer config, {str(dtype).removeprefix('torch.')}"
     files = sorted(sources.root.glob("text_encoder/*.safetensors")) if sources.root is not None else []
-    if files:
+    if sources.text_encoder_gguf is not None:  # packed bytes as stored, from the header
+        text_bytes = sources.text_encoder_gguf.nbytes
+        origins["text encoder"] = f"{sources.text_encoder_gguf.path.name}, packed"
+    elif files:
         text_bytes = stored_bytes(files, text_encoder_dtype or dtype)
         origins["text encoder"] = "text_encoder/*.safetensors headers"
     else:

@@ -1,4 +1,5 @@
-"""`python -m motif_lite.quantize SRC -o OUT.gguf --type Q4_K_M [--keep PATTERN=TYPE ...] [--force]`."""
+"""`python -m motif_lite.quantize SRC -o OUT.gguf --type Q4_K_M [--component text_encoder] [--keep PATTERN=TYPE ...]
+[--force]`."""
 
 import argparse
 import sys
@@ -7,20 +8,36 @@ import torch
 
 from motif_lite.errors import ConfigError, MotifLiteError
 
+from .components import COMPONENTS
 from .convert import quantize_checkpoint
-from .recipes import get_recipe, parse_keep, recipe_names
+from .recipes import parse_keep, recipe_names
 from .sources import open_source
+from .text_recipes import text_recipe_names
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `python -m motif_lite.quantize`."""
     parser = argparse.ArgumentParser(
         prog="python -m motif_lite.quantize",
-        description="Quantize a Motif-Video transformer checkpoint to GGUF (K-quants included).",
+        description="Quantize a Motif-Video transformer or its T5Gemma2 text encoder to GGUF (K-quants included).",
     )
-    parser.add_argument("src", help="checkpoint folder, transformer/ folder, .safetensors, .index.json or .gguf")
+    parser.add_argument(
+        "src", help="checkpoint folder, component folder (transformer/, text_encoder/), .safetensors, .index.json or "
+        ".gguf",
+    )  # fmt: skip
     parser.add_argument("-o", "--output", required=True, help="output .gguf path")
-    parser.add_argument("--type", default="Q4_K_M", help=f"recipe: {recipe_names()}; default Q4_K_M")
+    parser.add_argument(
+        "--component",
+        choices=tuple(COMPONENTS),
+        default="transformer",
+        help="what to quantize (default transformer); text_encoder makes the file for motif-lite run "
+        "--text-encoder-gguf",
+    )
+    parser.add_argument(
+        "--type",
+        help=f"recipe; transformer: {recipe_names()}, default Q4_K_M; text_encoder: {text_recipe_names()}, default "
+        "Q8_0 (the text encoder's error grows fast below it, docs/quantize.md)",
+    )
     parser.add_argument(
         "--keep",
         action="append",
@@ -44,14 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     """Quantize as `args` say and print the summary; user errors raise `MotifLiteError`."""
-    recipe = get_recipe(args.type)
+    component = COMPONENTS[args.component]
+    recipe = component.get_recipe(args.type or component.default_recipe)
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)  # this process is ours: the CLI owns its thread setting
     keep = parse_keep(args.keep)
     _check_device(args.device)
-    source = open_source(args.src)
+    source = open_source(args.src, component)
     try:
         if source.is_gguf:
             print(
@@ -60,7 +78,14 @@ def run(args: argparse.Namespace) -> None:
                 file=sys.stderr,
             )
         summary = quantize_checkpoint(
-            source, args.output, recipe, keep, force=args.force, device=args.device, progress=not args.quiet
+            source,
+            args.output,
+            recipe,
+            keep,
+            force=args.force,
+            device=args.device,
+            progress=not args.quiet,
+            component=component,
         )
     finally:
         source.close()

@@ -1,4 +1,4 @@
-"""Source checkpoint -> quantized GGUF, streamed one tensor at a time."""
+"""Source checkpoint -> quantized GGUF, streamed one tensor (and, for large tensors, one slice of rows) at a time."""
 
 import json
 import math
@@ -14,12 +14,17 @@ from tqdm import tqdm
 
 from motif_lite.errors import CheckpointError, ConfigError
 
-from .recipes import Recipe, file_type, plan_types, tensor_class
-from .sources import ARCH, CONFIG_KEY, GGUFSource, SafetensorsSource
+from .components import TRANSFORMER, Component
+from .recipes import Recipe, file_type
+from .sources import GGUFSource, SafetensorsSource
 from .tensor import byte_shape, quantize_tensor
+from .text_recipes import TextRecipe
 
 # ggml's quantization format version (GGML_QNT_VERSION); llama.cpp writes it into every quantized file.
 QUANT_VERSION = 2
+# Values read, quantized and checked at a time (row slices): memory stays bounded even for the text encoder's token
+# table (671 M values: 2.7 GB in float32, more with the quantizer's temporaries, if read whole).
+CHUNK_VALUES = 1 << 24
 
 
 @dataclass
@@ -62,8 +67,10 @@ class Summary:
         return out
 
 
-def _new_writer(tmp: Path, source, recipe: Recipe, keep_specs: list[str], name: str) -> GGUFWriter:
-    writer = GGUFWriter(tmp, ARCH)
+def _new_writer(
+    tmp: Path, source, recipe: Recipe | TextRecipe, keep_specs: list[str], name: str, component: Component
+) -> GGUFWriter:
+    writer = GGUFWriter(tmp, component.arch)
     writer.add_name(name)
     if (ftype := file_type(recipe)) is not None:
         writer.add_file_type(ftype)
@@ -72,7 +79,7 @@ def _new_writer(tmp: Path, source, recipe: Recipe, keep_specs: list[str], name: 
     writer.add_string("motif_lite.quantize.type", recipe.name)
     writer.add_string("motif_lite.quantize.recipe", json.dumps(keep_specs))
     if source.config_json is not None:
-        writer.add_string(CONFIG_KEY, source.config_json)
+        writer.add_string(component.config_key, source.config_json)
     return writer
 
 
@@ -85,17 +92,19 @@ def _encode(values: torch.Tensor, qtype: GGMLQuantizationType, name: str, device
 def quantize_checkpoint(
     source: SafetensorsSource | GGUFSource,
     out: str | Path,
-    recipe: Recipe,
+    recipe: Recipe | TextRecipe,
     keep: list[tuple[str, GGMLQuantizationType]] | None = None,
     *,
     force: bool = False,
     device: str = "cpu",
     progress: bool = True,
+    component: Component = TRANSFORMER,
 ) -> Summary:
     """Quantize every tensor of `source` with `recipe` (+ `keep` rules from `parse_keep`) into `out`.
 
-    Writes `out.tmp` and renames it at the end, so a failure never leaves a half-written `out`.
-    Refuses to replace an existing `out` unless `force`.
+    `component`: what `source` holds (`components.TRANSFORMER` or `TEXT_ENCODER`, opened with the same component);
+    `recipe` is one of its recipes. Writes `out.tmp` and renames it at the end, so a failure never leaves a
+    half-written `out`. Refuses to replace an existing `out` unless `force`.
     """
     out = Path(out)
     if out.exists() and not force:
@@ -103,12 +112,12 @@ def quantize_checkpoint(
     if not out.parent.is_dir():
         raise ConfigError(f"output folder {out.parent} does not exist")
     keep = list(keep or [])
-    plan = plan_types(source.shapes, recipe, keep)
+    plan = component.plan(source.shapes, recipe, keep)
     tmp = out.with_name(out.name + ".tmp")
-    name = source.path.parent.name if source.path.name == "transformer" else source.path.stem
-    writer = _new_writer(tmp, source, recipe, [f"{p}={t.name}" for p, t in keep], name)
+    name = source.path.parent.name if source.path.name == component.folder else source.path.stem
+    writer = _new_writer(tmp, source, recipe, [f"{p}={t.name}" for p, t in keep], name, component)
     try:
-        summary = _write_tensors(writer, source, plan, device, progress)
+        summary = _write_tensors(writer, source, plan, device, progress, component.tensor_class)
         writer.close()
         tmp.replace(out)
     except BaseException:
@@ -119,7 +128,7 @@ def quantize_checkpoint(
     return summary
 
 
-def _write_tensors(writer: GGUFWriter, source, plan, device: str, progress: bool) -> Summary:
+def _write_tensors(writer: GGUFWriter, source, plan, device: str, progress: bool, tensor_class) -> Summary:
     for name, qtype in plan.items():
         if not source.shapes[name]:
             raise CheckpointError(f"tensor {name!r} is a scalar; GGUF cannot store 0-d tensors")
@@ -130,13 +139,23 @@ def _write_tensors(writer: GGUFWriter, source, plan, device: str, progress: bool
     writer.write_ti_data_to_file()
     summary = Summary(path=Path(writer.path))
     for name, qtype in tqdm(plan.items(), desc="quantizing", unit="tensor", disable=not progress):
-        values = source.read(name)
-        packed = _encode(values, qtype, name, device)
+        shape = source.shapes[name]
+        packed = np.empty(byte_shape(shape, qtype), dtype=np.uint8)
+        sums = summary.errors.setdefault(tensor_class(name, shape), _ErrorSums())
+        for rows in row_slices(shape):
+            values = source.read(name, rows)
+            packed[rows] = _encode(values, qtype, name, device)
+            sums.add(values.numpy(), gguf_quants.dequantize(packed[rows], qtype).reshape(values.shape))
         writer.write_tensor_data(packed)
-        approx = gguf_quants.dequantize(packed, qtype).reshape(values.shape)
-        cls = tensor_class(name, source.shapes[name])
-        summary.errors.setdefault(cls, _ErrorSums()).add(values.numpy(), approx)
-        summary.n_params += values.numel()
+        summary.n_params += math.prod(shape)
         summary.data_bytes += packed.nbytes
         summary.types[qtype.name] += 1
     return summary
+
+
+def row_slices(shape: tuple[int, ...]) -> list[slice]:
+    """Slices of the first dimension covering a tensor of `shape` in pieces of about `CHUNK_VALUES` values."""
+    if len(shape) < 2:
+        return [slice(None)]
+    step = max(1, CHUNK_VALUES // math.prod(shape[1:]))
+    return [slice(start, min(start + step, shape[0])) for start in range(0, shape[0], step)]

@@ -156,35 +156,52 @@ def _recipe_type(recipe: Recipe, name: str, shape: tuple[int, ...], edges) -> GG
     return chosen
 
 
-def fit_row(qtype: GGMLQuantizationType, row: int) -> GGMLQuantizationType:
-    """`qtype`, or the fallback type when a row of `row` values is not a whole number of its blocks."""
+def fit_row(qtype: GGMLQuantizationType, row: int, float_type: GGMLQuantizationType = Q.F16) -> GGMLQuantizationType:
+    """`qtype`, or the fallback type when a row of `row` values is not a whole number of its blocks (`float_type`
+    when not even a 32-block fits)."""
     if row % GGML_QUANT_SIZES[qtype][0] == 0:
         return qtype
-    fallback = _ROW_FALLBACK.get(qtype, Q.F16)
-    return fallback if row % GGML_QUANT_SIZES[fallback][0] == 0 else Q.F16
+    fallback = _ROW_FALLBACK.get(qtype, float_type)
+    return fallback if row % GGML_QUANT_SIZES[fallback][0] == 0 else float_type
 
 
 def plan_types(
     shapes: dict[str, tuple[int, ...]], recipe: Recipe, keep: list[tuple[str, GGMLQuantizationType]] = ()
 ) -> dict[str, GGMLQuantizationType]:
-    """Type for every tensor: recipe class rules, then edge-block bumps, then `keep` (last match wins).
-
-    Raises `ConfigError` for a keep pattern that matches no tensor (almost always a typo).
-    """
+    """Type for every tensor: recipe class rules, then edge-block bumps, then `finish_plan` (`keep`, row fallback)."""
     edges = _edge_blocks(list(shapes))
     plan = {name: _recipe_type(recipe, name, shape, edges) for name, shape in shapes.items()}
+    return finish_plan(plan, shapes, keep)
+
+
+def finish_plan(
+    plan: dict[str, GGMLQuantizationType],
+    shapes: dict[str, tuple[int, ...]],
+    keep: list[tuple[str, GGMLQuantizationType]] = (),
+    float_type: GGMLQuantizationType = Q.F16,
+) -> dict[str, GGMLQuantizationType]:
+    """A recipe's `plan` with the `keep` rules applied (last match wins), then the row fallback (`fit_row`, to
+    `float_type` where no block fits).
+
+    Raises `ConfigError` for a keep pattern that matches no tensor (almost always a typo)."""
+    plan = dict(plan)
     for pattern, qtype in keep:
         matched = [name for name in shapes if fnmatchcase(name, pattern)]
         if not matched:
             raise ConfigError(f"--keep pattern {pattern!r} matches no tensor (names look like {next(iter(shapes))!r})")
         plan.update(dict.fromkeys(matched, qtype))
-    return {name: fit_row(qtype, shapes[name][-1] if shapes[name] else 1) for name, qtype in plan.items()}
+    return {name: fit_row(qtype, shapes[name][-1] if shapes[name] else 1, float_type) for name, qtype in plan.items()}
 
 
 def packed_bytes(shapes: dict[str, tuple[int, ...]], recipe: Recipe) -> int:
     """The tensor data bytes of the GGUF file `recipe` makes of tensors with these shapes (before any quantizing)."""
+    return plan_bytes(shapes, plan_types(shapes, recipe))
+
+
+def plan_bytes(shapes: dict[str, tuple[int, ...]], plan: dict[str, GGMLQuantizationType]) -> int:
+    """The tensor data bytes of tensors with these shapes stored with these types."""
     total = 0
-    for name, qtype in plan_types(shapes, recipe).items():
+    for name, qtype in plan.items():
         block_size, type_size = GGML_QUANT_SIZES[qtype]
         total += math.prod(shapes[name]) // block_size * type_size
     return total

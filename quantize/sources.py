@@ -1,10 +1,11 @@
 """Quantizer inputs: safetensors (single, sharded, diffusers folder) or an existing GGUF, read lazily.
 
-Every source exposes the tensor names and shapes up front (from headers only) and reads one tensor
-at a time as float32, so peak memory stays near the size of the largest tensor.
+Every source exposes the tensor names and shapes up front (from headers only) and reads one tensor (or one slice of
+its rows) at a time as float32, so peak memory stays near the size of the largest slice.
 """
 
 import json
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -13,39 +14,44 @@ from safetensors import safe_open
 
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError
+from motif_lite.weights.dequant import dequantize
 from motif_lite.weights.gguf_file import read_gguf
 from motif_lite.weights.keymap import detect_layout, to_model_name
 from motif_lite.weights.loader import build_model, check_tensors, resolve_config
 
-ARCH = "motif_video"
-CONFIG_KEY = f"{ARCH}.config_json"
+from .components import TRANSFORMER, Component
+
+ARCH = TRANSFORMER.arch
+CONFIG_KEY = TRANSFORMER.config_key
 
 
 class SafetensorsSource:
-    """Tensors from one or more .safetensors files (a diffusers `transformer/` folder or shards)."""
+    """Tensors from one or more .safetensors files (a diffusers `transformer/` folder or shards), under the names
+    `rename` gives them (the component's GGUF tensor names)."""
 
     is_gguf = False
 
-    def __init__(self, files: list[Path], config_path: Path | None):
+    def __init__(self, files: list[Path], config_path: Path | None, rename: Callable[[str], str] = str):
         self.path = files[0].parent
         self.config_json = config_path.read_text() if config_path and config_path.is_file() else None
         self._stack = ExitStack()
-        self._handles: dict[str, object] = {}
+        self._handles: dict[str, tuple[object, str]] = {}  # our name -> (file handle, the name in the file)
         self.shapes: dict[str, tuple[int, ...]] = {}
         try:
-            self._index(files)
+            self._index(files, rename)
         except BaseException:
             self._stack.close()
             raise
 
-    def _index(self, files: list[Path]) -> None:
+    def _index(self, files: list[Path], rename: Callable[[str], str]) -> None:
         for file in files:
             handle = self._open(file)
-            for name in handle.keys():  # noqa: SIM118 (safe_open handles are not iterable)
+            for stored in handle.keys():  # noqa: SIM118 (safe_open handles are not iterable)
+                name = rename(stored)
                 if name in self.shapes:
-                    raise CheckpointError(f"tensor {name!r} appears in more than one shard (again in {file})")
-                self._handles[name] = handle
-                self.shapes[name] = tuple(handle.get_slice(name).get_shape())
+                    raise CheckpointError(f"tensor {name!r} appears more than once (again as {stored!r} in {file})")
+                self._handles[name] = (handle, stored)
+                self.shapes[name] = tuple(handle.get_slice(stored).get_shape())
 
     def _open(self, file: Path):
         if not file.is_file():
@@ -55,9 +61,10 @@ class SafetensorsSource:
         except Exception as exc:  # safetensors raises its own error type for corrupt headers
             raise CheckpointError(f"cannot read {file}: {exc}") from None
 
-    def read(self, name: str) -> torch.Tensor:
-        """One tensor as float32 (bf16/f16 upcast)."""
-        tensor = self._handles[name].get_tensor(name)
+    def read(self, name: str, rows: slice | None = None) -> torch.Tensor:
+        """One tensor (or the slice `rows` of its first dimension) as float32 (bf16/f16 upcast)."""
+        handle, stored = self._handles[name]
+        tensor = handle.get_tensor(stored) if rows is None else handle.get_slice(stored)[rows]
         if not tensor.is_floating_point():
             raise CheckpointError(f"tensor {name!r} has dtype {tensor.dtype}; only float tensors can be quantized")
         return tensor.float()
@@ -67,27 +74,34 @@ class SafetensorsSource:
 
 
 class GGUFSource:
-    """Tensors of an existing motif_video GGUF, dequantized on read (for requantizing).
+    """Tensors of an existing GGUF of one of our components, dequantized on read (for requantizing).
 
     Opened like the runtime opens a GGUF (header walked and bounds-checked, every tensor's data present, the
-    architecture and quant types known) and checked to hold the whole transformer its config describes, so a
-    truncated or partial file is refused before anything is written.
+    architecture and quant types known) and checked to hold the whole component its config describes (the
+    transformer here, the text encoder by its component's `check` in `open_source`), so a truncated or partial file
+    is refused before anything is written.
     """
 
     is_gguf = True
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, component: Component = TRANSFORMER):
         self.path = path
         try:
-            self._checkpoint = read_gguf(path, expected_arch=ARCH)
+            self._checkpoint = read_gguf(path, expected_arch=component.arch)
         except CheckpointError as exc:
             raise CheckpointError(f"cannot read GGUF source: {exc}") from None
-        self.config_json = self._checkpoint.metadata.get(CONFIG_KEY)
+        self.config_json = self._checkpoint.metadata.get(component.config_key)
         self.shapes = {name: t.shape for name, t in self._checkpoint.tensors.items()}
-        _check_whole_transformer(path, self.shapes, self.config_json)
+        if component.name == TRANSFORMER.name:
+            _check_whole_transformer(path, self.shapes, self.config_json)
 
-    def read(self, name: str) -> torch.Tensor:
-        return self._checkpoint.tensors[name].dequantize(torch.float32)
+    def read(self, name: str, rows: slice | None = None) -> torch.Tensor:
+        """One tensor (or the slice `rows` of its first dimension), dequantized to float32."""
+        t = self._checkpoint.tensors[name]
+        if rows is None:
+            return t.dequantize(torch.float32)
+        data = t.data[rows]  # packed rows are whole rows of blocks
+        return dequantize(data, t.qtype, (data.shape[0], *t.shape[1:]), torch.float32, name=name)
 
     def close(self) -> None:
         self._checkpoint = None
@@ -111,34 +125,43 @@ def _check_whole_transformer(path: Path, shapes: dict[str, tuple[int, ...]], con
     check_tensors(build_model(config), shapes, str(path))
 
 
-def open_source(path: str | Path) -> SafetensorsSource | GGUFSource:
-    """Open SRC: a checkpoint folder (uses `transformer/`), a folder of safetensors, a `.safetensors`
-    file, a sharded `.safetensors.index.json`, or a `.gguf` file. Raises `CheckpointError` otherwise.
+def open_source(path: str | Path, component: Component = TRANSFORMER) -> SafetensorsSource | GGUFSource:
+    """Open SRC: a checkpoint folder (uses the component's folder, e.g. `transformer/`), a folder of safetensors, a
+    `.safetensors` file, a sharded `.safetensors.index.json`, or a `.gguf` file of the component. Raises
+    `CheckpointError` otherwise; the component's `check` runs on the names and shapes before any tensor is read.
     """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"source {path} does not exist")
     if path.is_dir():
-        return _open_folder(path / "transformer" if (path / "transformer").is_dir() else path)
-    if path.suffix == ".gguf":
-        return GGUFSource(path)
-    if path.name.endswith(".index.json"):
-        return SafetensorsSource(_index_files(path), path.parent / "config.json")
-    if path.suffix == ".safetensors":
-        return SafetensorsSource([path], path.parent / "config.json")
-    raise CheckpointError(
-        f"unsupported source {path}: expected a folder, .safetensors, .safetensors.index.json or .gguf"
-    )
+        source = _open_folder(path / component.folder if (path / component.folder).is_dir() else path, component)
+    elif path.suffix == ".gguf":
+        source = GGUFSource(path, component)
+    elif path.name.endswith(".index.json"):
+        source = SafetensorsSource(_index_files(path), path.parent / "config.json", component.tensor_name)
+    elif path.suffix == ".safetensors":
+        source = SafetensorsSource([path], path.parent / "config.json", component.tensor_name)
+    else:
+        raise CheckpointError(
+            f"unsupported source {path}: expected a folder, .safetensors, .safetensors.index.json or .gguf"
+        )
+    if component.check is not None:
+        try:
+            component.check(source.config_json, source.shapes)
+        except BaseException:
+            source.close()
+            raise
+    return source
 
 
-def _open_folder(folder: Path) -> SafetensorsSource:
+def _open_folder(folder: Path, component: Component) -> SafetensorsSource:
     indexes = sorted(folder.glob("*.safetensors.index.json"))
     files = sorted(folder.glob("*.safetensors"))
     config = folder / "config.json"
     if len(indexes) == 1:
-        return SafetensorsSource(_index_files(indexes[0]), config)
+        return SafetensorsSource(_index_files(indexes[0]), config, component.tensor_name)
     if len(files) == 1:
-        return SafetensorsSource(files, config)
+        return SafetensorsSource(files, config, component.tensor_name)
     if not files:
         raise CheckpointError(f"no .safetensors files in {folder}")
     raise CheckpointError(f"{folder} has {len(files)} .safetensors files and no single .index.json; pass one file")

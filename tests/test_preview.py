@@ -12,6 +12,7 @@ from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import load_pipeline
 from motif_lite.cli import main as cli_main
+from motif_lite.errors import MotifLiteError
 from motif_lite.io.preview import check_preview_path, write_preview
 from motif_lite.request import GenerationRequest
 from motif_lite.sampling import denoise, flow_schedule
@@ -123,3 +124,32 @@ def test_cli_preview(pipe, tmp_path, capsys):
     assert cli_main([*args, "--preview", str(tmp_path / "p.webp"), "--preview-every", "2"]) == 0
     with PIL.Image.open(tmp_path / "p.webp") as webp:
         assert webp.n_frames == 3 and webp.size == (12, 8)
+
+
+def test_preview_file_writes_in_the_background_and_never_stops_the_run(tmp_path, monkeypatch):
+    import threading
+
+    from motif_lite.io import preview as preview_io
+
+    frames = np.zeros((3, 8, 12, 3), dtype=np.uint8)
+    release = threading.Event()
+    real = preview_io.write_preview
+
+    def slow_write(*args, **kwargs):
+        release.wait(10)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(preview_io, "write_preview", slow_write)
+    previews = preview_io.PreviewFile(tmp_path / "p.webp", fps=6.0)
+    previews(1, 4, frames)  # returns while the write waits
+    previews(2, 4, frames)  # the previous one is still being written: dropped
+    assert previews.dropped == 1 and not (tmp_path / "p.webp").exists()
+    release.set()
+    previews.close()
+    assert (tmp_path / "p.webp").is_file()
+
+    monkeypatch.setattr(preview_io, "write_preview", lambda *a, **k: (_ for _ in ()).throw(MotifLiteError("disk full")))
+    failing = preview_io.PreviewFile(tmp_path / "q.png", fps=6.0)
+    with pytest.warns(RuntimeWarning, match="preview not written: disk full"):
+        failing(1, 4, frames)
+        failing.close()

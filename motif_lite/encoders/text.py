@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Gemma2Encoder
 
+from motif_lite.encoders.text_gguf import TextEncoderGGUF, load_text_encoder_gguf, read_text_encoder_gguf
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.hub import resolve_checkpoint
 
@@ -34,7 +35,8 @@ MAX_PROMPT_TOKENS = 512  # the reference pipeline's max_sequence_length
 # as "warning: ...".
 log = logging.getLogger(__name__)
 
-_REQUIRED_FILES = ("text_encoder/config.json", "tokenizer/tokenizer_config.json", "tokenizer/tokenizer.json")
+_TOKENIZER_FILES = ("tokenizer/tokenizer_config.json", "tokenizer/tokenizer.json")
+_REQUIRED_FILES = ("text_encoder/config.json", *_TOKENIZER_FILES)
 
 
 class TextEncoder:
@@ -51,6 +53,9 @@ class TextEncoder:
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.feature_extractor_dir = feature_extractor_dir  # loaded on the first encode_image
+        # The weights as loaded on the CPU (for a GGUF: views of the memory-mapped file). A visit to a device is a
+        # copy, and `offload` drops that copy instead of copying the weights back into fresh host memory.
+        self._homes = _cpu_homes(self.model)
 
     @property
     def can_encode_images(self) -> bool:
@@ -70,9 +75,15 @@ class TextEncoder:
         return self
 
     def offload(self) -> TextEncoder:
-        """Move the weights to the CPU and give the freed accelerator memory back (returns self)."""
+        """Put the weights back on the CPU and give the freed accelerator memory back (returns self).
+
+        An encoder loaded on the CPU gets its loaded tensors back (nothing is copied: a memory-mapped GGUF stays
+        mapped); one loaded elsewhere is copied to the CPU."""
         was_cuda = self.device.type == "cuda"
-        self.model.to("cpu")
+        if self._homes is None:
+            self.model.to("cpu")
+        else:
+            _restore_homes(self._homes)
         if was_cuda:
             # Without this the caching allocator keeps the ~8 GB of encoder weights reserved for the DiT's rival.
             torch.cuda.empty_cache()
@@ -129,6 +140,27 @@ class TextEncoder:
         return self.model.vision_tower(pixel_values=pixel_values).last_hidden_state
 
 
+# (module, tensor name, is a parameter, the tensor as loaded)
+_Home = tuple[torch.nn.Module, str, bool, torch.Tensor]
+
+
+def _cpu_homes(model: torch.nn.Module) -> list[_Home] | None:
+    """Every parameter and buffer of `model` as it is now, if all are on the CPU; else None."""
+    homes = []
+    for module in model.modules():
+        homes += [(module, name, True, t.data) for name, t in module.named_parameters(recurse=False)]
+        homes += [(module, name, False, t.data) for name, t in module.named_buffers(recurse=False)]
+    return homes if all(home.device.type == "cpu" for *_, home in homes) else None
+
+
+def _restore_homes(homes: list[_Home]) -> None:
+    for module, name, is_param, home in homes:
+        if is_param:
+            getattr(module, name).data = home  # the Parameter object stays: optimizers and hooks keep their handle
+        else:
+            setattr(module, name, home)  # `module.to` replaces buffer objects, so the module's slot is set
+
+
 def _siglip_processor_class() -> type:
     """The SigLIP preprocessor transformers itself would pick: the torchvision one when torchvision is installed,
     else the Pillow one (naming it directly avoids transformers' warning about the missing torchvision)."""
@@ -167,31 +199,46 @@ def _pad_right(token_ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, t
 
 
 def load_text_encoder(
-    source: str | Path, dtype: torch.dtype = torch.bfloat16, device: torch.device | str = "cpu"
+    source: str | Path,
+    dtype: torch.dtype = torch.bfloat16,
+    device: torch.device | str = "cpu",
+    gguf: str | Path | TextEncoderGGUF | None = None,
 ) -> TextEncoder:
     """Load `text_encoder/`, `tokenizer/` and (if present) `feature_extractor/` from a checkpoint.
 
     `source` is a local checkpoint directory in the official layout or a Hugging Face repo id
-    (resolved through the local cache, see `motif_lite.io.hub.resolve_checkpoint`).
+    (resolved through the local cache, see `motif_lite.io.hub.resolve_checkpoint`). `gguf`: a text encoder GGUF
+    (`python -m motif_lite.quantize --component text_encoder`, or what `read_text_encoder_gguf` returned) replaces
+    `text_encoder/`'s weights; it is checked against `text_encoder/config.json` when the checkpoint has one, and
+    its quantized layers stay packed (motif_lite/encoders/text_gguf.py).
     """
-    root = resolve_checkpoint(str(source), allow_patterns=["text_encoder/*", "tokenizer/*", "feature_extractor/*"])
-    _check_layout(root)
+    patterns = ["text_encoder/config.json" if gguf is not None else "text_encoder/*", "tokenizer/*"]
+    root = resolve_checkpoint(str(source), allow_patterns=[*patterns, "feature_extractor/*"])
+    _check_layout(root, weights=gguf is None)
+    if gguf is not None and not isinstance(gguf, TextEncoderGGUF):
+        gguf = read_text_encoder_gguf(gguf, root / "text_encoder/config.json")  # every check before any weight
     try:
-        model = T5Gemma2Encoder.from_pretrained(root / "text_encoder", dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
+        if gguf is None:
+            model = T5Gemma2Encoder.from_pretrained(root / "text_encoder", dtype=dtype)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise CheckpointError(f"cannot load the text encoder from {root}: {exc}") from exc
+    if gguf is not None:
+        model = load_text_encoder_gguf(gguf, dtype=dtype)
     processor_dir = root / "feature_extractor"
     has_processor = (processor_dir / "preprocessor_config.json").is_file()
     return TextEncoder(model.to(device), tokenizer, feature_extractor_dir=processor_dir if has_processor else None)
 
 
-def _check_layout(root: Path) -> None:
-    for name in _REQUIRED_FILES:
+def _check_layout(root: Path, weights: bool = True) -> None:
+    """The tokenizer files, and with `weights` the text encoder's config and safetensors (a GGUF brings its own;
+    its config is then checked against text_encoder/config.json only if that exists)."""
+    for name in _REQUIRED_FILES if weights else _TOKENIZER_FILES:
         if not (root / name).is_file():
             raise CheckpointError(f"missing {root / name} (expected the official Motif-Video checkpoint layout)")
-    weights = list((root / "text_encoder").glob("*.safetensors"))
     if not weights:
+        return
+    if not list((root / "text_encoder").glob("*.safetensors")):
         raise CheckpointError(f"no *.safetensors weights in {root / 'text_encoder'}")
     try:
         model_type = json.loads((root / "text_encoder/config.json").read_text()).get("model_type")

@@ -279,11 +279,18 @@ def apply_kernels(
     if not hasattr(model, "ops"):
         raise ConfigError(f"apply_kernels: {type(model).__name__} has no `ops` attribute (expected the transformer)")
     model.ops = select_ops(backend, sparse, attention)
+    return apply_dequant_kernels(model, backend if triton_dequant else "torch")
+
+
+def apply_dequant_kernels(model: nn.Module, backend: str = "auto") -> nn.Module:
+    """Set the `kernel` of every `QuantizedLinear` in any module (the transformer, the text encoder) for `backend`:
+    the Triton `dequant_matmul` (with its torch fallback) when Triton runs, else none (each layer's own torch
+    dequantization). Returns `model`."""
     linear_cls = _quantized_linear_class()
     if linear_cls is None:
         return model
     kernel = None
-    if triton_dequant and use_triton(backend):
+    if use_triton(backend):
         from motif_lite.kernels.dequant_matmul import dequant_matmul
 
         kernel = FallbackOp("dequant_matmul", dequant_matmul, dequant_linear_torch, strict=backend == "triton")

@@ -24,6 +24,12 @@ from motif_lite.errors import CheckpointError
 from motif_lite.weights.dequant import FLOAT_TYPES, check_supported, dequantize, packed_nbytes, qtype_name
 
 EXPECTED_ARCH = "motif_video"
+TEXT_ENCODER_ARCH = "t5gemma2_encoder"  # `python -m motif_lite.quantize --component text_encoder`
+# The GGUF files motif-lite reads, by architecture, and where each one goes.
+GGUF_KINDS = {
+    EXPECTED_ARCH: "the Motif-Video transformer, for --gguf",
+    TEXT_ENCODER_ARCH: "the T5Gemma2 text encoder, for --text-encoder-gguf",
+}
 SUPPORTED_VERSIONS = (2, 3)
 # ggml itself stops at 4 dims, but gguf-py writes any count (a Conv3d weight has 5); 8 only bounds corruption.
 _MAX_DIMS = 8
@@ -126,12 +132,13 @@ def _metadata(reader: gguf.GGUFReader) -> dict[str, Any]:
 
 def _check_architecture(path: Path, metadata: dict[str, Any], expected: str) -> None:
     arch = metadata.get("general.architecture")
+    wanted = GGUF_KINDS.get(expected, expected)
     if arch is None:
-        raise CheckpointError(f"{path} has no general.architecture; expected {expected!r} (a Motif-Video GGUF)")
+        raise CheckpointError(f"{path} has no general.architecture; expected {expected!r} ({wanted})")
     if arch != expected:
+        known = f": {GGUF_KINDS[arch]}" if arch in GGUF_KINDS else ""
         raise CheckpointError(
-            f"{path} is a GGUF for architecture {arch!r}, but motif-lite expects {expected!r} "
-            "(the Motif-Video 2B transformer GGUF)"
+            f"{path} is a GGUF for architecture {arch!r}{known}; here motif-lite expects {expected!r} ({wanted})"
         )
 
 

@@ -97,8 +97,11 @@ def build_model(config: TransformerConfig) -> MotifVideoTransformer:
         return MotifVideoTransformer(config)
 
 
-def check_tensors(model: torch.nn.Module, shapes: Mapping[str, tuple[int, ...]], source: str) -> None:
-    """Raise one `CheckpointError` listing every missing, unexpected or wrongly shaped tensor."""
+def check_tensors(
+    model: torch.nn.Module, shapes: Mapping[str, tuple[int, ...]], source: str, what: str = "the transformer config"
+) -> None:
+    """Raise one `CheckpointError` listing every missing, unexpected or wrongly shaped tensor of `model` (built from
+    `what`)."""
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     missing = sorted(expected.keys() - shapes.keys())
     unexpected = sorted(shapes.keys() - expected.keys())
@@ -114,7 +117,7 @@ def check_tensors(model: torch.nn.Module, shapes: Mapping[str, tuple[int, ...]],
     ]
     problems = [p for p in problems if p]
     if problems:
-        raise CheckpointError(f"{source} does not match the transformer config:\n" + "\n".join(problems))
+        raise CheckpointError(f"{source} does not match {what}:\n" + "\n".join(problems))
 
 
 def assign_weights(model: MotifVideoTransformer, state: dict[str, torch.Tensor]) -> MotifVideoTransformer:

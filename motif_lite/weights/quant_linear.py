@@ -27,6 +27,7 @@ from torch import nn
 from motif_lite.errors import CheckpointError
 from motif_lite.weights.dequant import check_supported, dequantize, packed_nbytes
 from motif_lite.weights.gguf_file import PackedTensor
+from motif_lite.weights.quant_embedding import QuantizedEmbedding
 
 # kernel(x, packed, qtype, out_features, in_features, bias) -> y, e.g. a fused Triton dequant-matmul.
 QuantKernel = Callable[..., torch.Tensor]
@@ -127,15 +128,15 @@ def quantized_state_dict(
 ) -> dict[str, torch.Tensor]:
     """Map checkpoint tensors to `model`'s state-dict keys after `replace_linears`.
 
-    Weights of QuantizedLinear layers are passed packed as `<module>.packed`. Float tensors are passed as stored
-    (cast to `float_dtype` if given). A quantized tensor of any other module (e.g. a conv) is dequantized to
-    `float_dtype` (default float32), since only linear layers run on packed weights.
+    Weights of QuantizedLinear and QuantizedEmbedding layers are passed packed as `<module>.packed`. Float tensors
+    are passed as stored (cast to `float_dtype` if given). A quantized tensor of any other module (e.g. a conv) is
+    dequantized to `float_dtype` (default float32), since only those layers run on packed weights.
     """
     state: dict[str, torch.Tensor] = {}
     for key, tensor in tensors.items():
         module_name, _, leaf = key.rpartition(".")
         owner = _find_module(model, module_name)
-        if tensor.is_quantized and leaf == "weight" and isinstance(owner, QuantizedLinear):
+        if tensor.is_quantized and leaf == "weight" and isinstance(owner, (QuantizedLinear, QuantizedEmbedding)):
             state[f"{module_name}.packed"] = tensor.data
         elif tensor.is_quantized:
             state[key] = tensor.dequantize(float_dtype or torch.float32)

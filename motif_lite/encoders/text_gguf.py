@@ -1,0 +1,197 @@
+"""A T5Gemma2 text encoder GGUF (`python -m motif_lite.quantize CKPT --component text_encoder`) -> transformers'
+`T5Gemma2Encoder` whose quantized linears and token embedding stay packed.
+
+The file: `general.architecture = "t5gemma2_encoder"`, `t5gemma2_encoder.config_json` (the checkpoint's
+`text_encoder/config.json`), tensors named by the `T5Gemma2Encoder` state-dict keys (`text_model.layers.0.mlp.up_proj.
+weight`, `vision_tower.encoder.layers.0.mlp.fc1.weight`, ...). Loading is the transformer GGUF's recipe:
+
+    read_text_encoder_gguf(path, checkpoint_config)   # header, config, every tensor checked: no weights read
+    build on the meta device -> non-persistent buffers (RoPE frequencies, embedding scale, SigLIP position ids)
+    computed by transformers' own initializers -> packed layers swapped in (QuantizedLinear, QuantizedScaledEmbedding)
+    -> load_state_dict(strict=True, assign=True) over the memory-mapped tensors
+
+so nothing is randomly initialized, no tensor may be missing or left over, and quantized weights stay in their
+blocks (memory-mapped on the CPU, copied when the encoder visits a device).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel, T5Gemma2Encoder, T5Gemma2EncoderConfig
+
+from motif_lite.errors import CheckpointError
+from motif_lite.weights.gguf_file import TEXT_ENCODER_ARCH, PackedTensor, read_gguf
+from motif_lite.weights.loader import check_tensors
+from motif_lite.weights.quant_embedding import QuantizedEmbedding
+from motif_lite.weights.quant_linear import quantized_state_dict, replace_linears
+
+CONFIG_KEY = f"{TEXT_ENCODER_ARCH}.config_json"
+EMBED_KEY = "text_model.embed_tokens.weight"
+_TOP_LEVEL = ("text_model.", "vision_tower.", "multi_modal_projector.")
+# Config entries that record how a file was written, not what the model is.
+_BOOKKEEPING = {"transformers_version", "dtype", "torch_dtype", "_name_or_path", "architectures"}
+_MAX_LISTED = 12
+
+
+class QuantizedScaledEmbedding(QuantizedEmbedding):
+    """T5Gemma2's token embedding over a packed table: rows x sqrt(hidden), the end-of-image token's row replaced
+    by `eoi_embedding` (the same math as transformers' `T5Gemma2TextScaledWordEmbedding`)."""
+
+    def __init__(self, original: nn.Embedding, qtype) -> None:
+        super().__init__(original.num_embeddings, original.embedding_dim, qtype, device="meta")
+        self.register_buffer("embed_scale", original.embed_scale, persistent=False)
+        self.eoi_token_index = original.eoi_token_index
+        self.eoi_embedding = original.eoi_embedding  # a placeholder until the state dict is assigned
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        dtype = self.eoi_embedding.dtype  # the model's float dtype: what the unquantized table would give
+        embeds = self.lookup(input_ids, dtype) * self.embed_scale.to(dtype)
+        embeds[input_ids == self.eoi_token_index] = self.eoi_embedding.to(dtype)
+        return embeds
+
+
+@dataclass(frozen=True)
+class TextEncoderGGUF:
+    """A checked text encoder GGUF: its config, its tensors (memory-mapped, not read) and its recipe."""
+
+    path: Path
+    config: T5Gemma2EncoderConfig
+    tensors: dict[str, PackedTensor]
+    recipe: str | None  # motif_lite.quantize.type, e.g. "Q8_0"
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of tensor data as stored (quantized tensors packed)."""
+        return sum(t.nbytes for t in self.tensors.values())
+
+    def describe(self) -> str:
+        """One line for run summaries: file, recipe and packed size."""
+        recipe = f"{self.recipe}, " if self.recipe else ""
+        return f"{self.path.name} ({recipe}{self.nbytes / 2**30:.2f} GiB packed)"
+
+
+def model_key(name: str) -> str:
+    """A key of the checkpoint's `text_encoder/*.safetensors` -> the `T5Gemma2Encoder` state-dict key.
+
+    transformers saves the text model's tensors without their `text_model.` prefix (and renames them back on load);
+    some exporters prefix everything with `encoder.`."""
+    for prefix in ("model.encoder.", "encoder."):
+        name = name.removeprefix(prefix)
+    return name if name.startswith(_TOP_LEVEL) else f"text_model.{name}"
+
+
+def config_from_json(text: str, origin: str) -> T5Gemma2EncoderConfig:
+    """A `T5Gemma2EncoderConfig` from config.json text; `CheckpointError` naming `origin` if it is not one."""
+    try:
+        values = json.loads(text)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{origin} is not valid JSON ({exc})") from None
+    if not isinstance(values, dict) or values.get("model_type") != TEXT_ENCODER_ARCH:
+        found = values.get("model_type") if isinstance(values, dict) else type(values).__name__
+        raise CheckpointError(f"{origin} has model_type {found!r}, expected {TEXT_ENCODER_ARCH!r} (T5Gemma2 encoder)")
+    try:
+        return T5Gemma2EncoderConfig.from_dict(values)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{origin} is not a valid T5Gemma2 encoder config ({exc})") from None
+
+
+def meta_encoder(config: T5Gemma2EncoderConfig) -> T5Gemma2Encoder:
+    """The encoder with every tensor on the meta device: no memory, no initialization."""
+    with torch.device("meta"):
+        return T5Gemma2Encoder(config)
+
+
+def read_text_encoder_gguf(path: str | Path, checkpoint_config: Path | None = None) -> TextEncoderGGUF:
+    """Open and check a text encoder GGUF without reading any weights.
+
+    Checks the header, the architecture (a transformer GGUF is named as such), the embedded config (against
+    `checkpoint_config`, the checkpoint's `text_encoder/config.json`, when it exists) and every tensor's name and
+    shape against the encoder that config builds. Raises `CheckpointError`.
+    """
+    path = Path(path)
+    ckpt = read_gguf(path, expected_arch=TEXT_ENCODER_ARCH)
+    embedded = ckpt.metadata.get(CONFIG_KEY)
+    if embedded is None:
+        raise CheckpointError(f"{path} has no {CONFIG_KEY}; make it with python -m motif_lite.quantize --component "
+                              "text_encoder")  # fmt: skip
+    config = config_from_json(embedded, f"{path}: {CONFIG_KEY}")
+    if checkpoint_config is not None and checkpoint_config.is_file():
+        check_same_config(config, config_from_json(checkpoint_config.read_text(), str(checkpoint_config)), path)
+    tensors = {name: t for name, t in ckpt.tensors.items() if 0 not in t.shape}
+    shapes = {name: t.shape for name, t in tensors.items()}
+    check_tensors(meta_encoder(config), shapes, str(path), "the text encoder config")
+    recipe = ckpt.metadata.get("motif_lite.quantize.type")
+    return TextEncoderGGUF(path, config, tensors, recipe if isinstance(recipe, str) else None)
+
+
+def check_same_config(embedded: T5Gemma2EncoderConfig, checkpoint: T5Gemma2EncoderConfig, path: Path) -> None:
+    """Raise `CheckpointError` listing every setting in which the GGUF's config differs from the checkpoint's."""
+    ours, theirs = _flat(embedded.to_dict()), _flat(checkpoint.to_dict())
+    differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    if differ:
+        listed = ", ".join(f"{k} {ours.get(k)!r} in the file vs {theirs.get(k)!r}" for k in differ[:_MAX_LISTED])
+        more = f" and {len(differ) - _MAX_LISTED} more" if len(differ) > _MAX_LISTED else ""
+        raise CheckpointError(
+            f"{path} was made from another text encoder than the checkpoint's text_encoder/config.json: "
+            f"{listed}{more}; quantize this checkpoint's text encoder (python -m motif_lite.quantize CKPT "
+            "--component text_encoder)"
+        )
+
+
+def _flat(values: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in values.items():
+        if key in _BOOKKEEPING:
+            continue
+        if isinstance(value, dict) and key.endswith("_config"):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def load_text_encoder_gguf(
+    source: str | Path | TextEncoderGGUF, dtype: torch.dtype = torch.bfloat16, device: torch.device | str = "cpu"
+) -> T5Gemma2Encoder:
+    """Load a text encoder GGUF (a path, or what `read_text_encoder_gguf` returned) into a `T5Gemma2Encoder`.
+
+    Quantized linears become `QuantizedLinear` and a quantized token table a `QuantizedScaledEmbedding`, both over
+    the file's packed blocks (memory-mapped on the CPU); float tensors (norms, biases, tensors the recipe kept) are
+    cast to `dtype`."""
+    gguf = source if isinstance(source, TextEncoderGGUF) else read_text_encoder_gguf(source)
+    model = meta_encoder(gguf.config)
+    _materialize_buffers(model)
+    embed = gguf.tensors[EMBED_KEY]
+    if embed.is_quantized:
+        model.text_model.embed_tokens = QuantizedScaledEmbedding(model.text_model.embed_tokens, embed.qtype)
+    replace_linears(model, gguf.tensors)
+    state = quantized_state_dict(model, gguf.tensors, float_dtype=dtype)
+    model.load_state_dict({name: t.to(device) for name, t in state.items()}, strict=True, assign=True)
+    return model.to(device).eval().requires_grad_(False)
+
+
+def _materialize_buffers(model: T5Gemma2Encoder) -> None:
+    """Give the non-persistent buffers (not in any file) their values, as transformers' loader does: an empty CPU
+    tensor each, filled by the `_init_weights` of the model that owns the module. Runs while every parameter is
+    still on the meta device, so the parameter initializers it also calls touch nothing."""
+    persistent = set(model.state_dict())
+    owners: dict[str, PreTrainedModel] = {
+        name: module for name, module in model.named_modules() if isinstance(module, PreTrainedModel)
+    }
+    modules = {}
+    for name, buffer in list(model.named_buffers()):
+        if name in persistent:
+            continue
+        module_name, _, leaf = name.rpartition(".")
+        module = model.get_submodule(module_name)
+        setattr(module, leaf, torch.empty_like(buffer, device="cpu"))
+        modules[module_name] = module
+    for module_name, module in modules.items():
+        inside = [n for n in owners if not n or module_name == n or module_name.startswith(f"{n}.")]
+        owner = max(inside, key=len)  # the innermost; the root ("") always encloses
+        owners[owner]._init_weights(module)
