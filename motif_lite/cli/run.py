@@ -2,7 +2,7 @@
 
     motif-lite run --gguf Q4_K_M -p "a red fox runs through snow" -o fox.mp4
 
-A failed or interrupted run never leaves a half-written output file (see `motif_lite.pipeline.staged_output`).
+A failed or interrupted run never leaves a half-written output file (see `motif_lite.io.staging.staged_output`).
 """
 
 from __future__ import annotations
@@ -470,8 +470,10 @@ def dry_run(
     import torch
 
     from motif_lite.checkpoint import locate_sources
-    from motif_lite.pipeline import AT_HAND, model_sizes, parse_device, plan_generation
+    from motif_lite.devices import parse_device
+    from motif_lite.pipeline import AT_HAND, plan_generation
     from motif_lite.settings import resolve_settings
+    from motif_lite.sizes import model_sizes
 
     sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, **AT_HAND)
     settings = resolve_settings(request, sources.configs, sources.transformer)
