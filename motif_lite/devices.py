@@ -1,5 +1,8 @@
 """Device names -> `torch.device`, with one clear error when the device cannot be used here.
 
+`parse_device` reads a name ("auto" included) for plans, which may be made for a device this machine lacks;
+`resolve_device` and `checked_device` also require that the device runs here.
+
 torch reports a missing GPU in several ways (an AssertionError from a CPU-only build, a RuntimeError about the
 NVIDIA driver, an invalid device ordinal); the loaders call `checked_device` first so that users get one message.
 """
@@ -25,3 +28,19 @@ def checked_device(device: str | torch.device) -> torch.device:
     if resolved.index is not None and resolved.index >= torch.cuda.device_count():
         raise DeviceError(f"device {str(device)!r}: there are only {torch.cuda.device_count()} CUDA device(s)")
     return resolved
+
+
+def parse_device(device: str | torch.device) -> torch.device:
+    """ "auto" = the first CUDA device if there is one, else the CPU; other names as torch reads them (a device
+    this machine lacks is fine: plans are made for it)."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise DeviceError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from exc
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """`parse_device`, and a device that runs here (`checked_device`)."""
+    return checked_device(parse_device(device))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
 import resource
 import statistics
 import time
@@ -23,16 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import gguf
 import numpy as np
 import torch
-from safetensors import safe_open
 
-from motif_lite.checkpoint import ModelSources, download_patterns, locate_sources, required_files
+from motif_lite.checkpoint import ModelSources, locate_sources
 from motif_lite.config import TransformerConfig
+from motif_lite.devices import parse_device, resolve_device
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
-from motif_lite.io.hub import MOTIF_REPO, MissingFilesError, find_checkpoint
+from motif_lite.io.hub import MOTIF_REPO, MissingFilesError
 from motif_lite.io.image import load_image, preprocess_image
+from motif_lite.io.staging import staged_output
 from motif_lite.io.video import write_video
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.request import GenerationRequest, RequestError
@@ -54,9 +53,9 @@ from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
 from motif_lite.sampling import Schedule, StepCallback, denoise, needs_uncond, schedule_for
 from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, resolve_settings
-from motif_lite.vae import WanVAE, WanVAEConfig, load_vae
+from motif_lite.sizes import model_sizes
+from motif_lite.vae import WanVAE, load_vae
 from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
-from motif_lite.weights.gguf_file import read_gguf
 from motif_lite.weights.gguf_loader import load_gguf_transformer, meta_gguf_transformer
 from motif_lite.weights.loader import load_transformer, meta_transformer
 from motif_lite.weights.lora import AppliedLoRAs, LoRAFile, LoRASpec, apply_loras, linear_shapes, read_loras
@@ -73,11 +72,6 @@ ProgressFn = Callable[[str, int, int], None]
 # (steps done, steps, frames): a preview of the clip after that many steps, uint8 [latent frames, H, W, 3].
 PreviewFn = Callable[[int, int, np.ndarray], None]
 PREVIEWS_PER_RUN = 4  # the default spacing of previews: about this many per run
-
-# The T5Gemma2 encoder of the official checkpoint (with its SigLIP tower), counted by building transformers'
-# T5Gemma2Encoder from the official text_encoder/config.json on the meta device; used only to plan a dry run
-# when the encoder's safetensors are not at hand (docs/usage.md).
-OFFICIAL_TEXT_ENCODER_PARAMS = 4_299_918_192
 
 
 @dataclass
@@ -675,167 +669,9 @@ def plan_generation(
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class ModelSizes:
-    """The sizes a memory plan needs, and where each came from (printed by `--dry-run`)."""
-
-    transformer_bytes: int
-    text_encoder_bytes: int
-    vae_config: WanVAEConfig
-    origins: dict[str, str]  # "transformer", "text encoder", "vae" -> where the size came from
-
-    def lines(self) -> list[str]:
-        sizes = {"transformer": self.transformer_bytes, "text encoder": self.text_encoder_bytes}
-        return ["sizes:"] + [
-            f"  {name:<12} {_human_bytes(sizes[name]) if name in sizes else 'Wan2.1':>10}  ({origin})"
-            for name, origin in self.origins.items()
-        ]
-
-
-def _human_bytes(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
-
-
-def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: torch.dtype | None = None) -> ModelSizes:
-    """Weight sizes from file headers when the files are at hand, else from the configs (official built-ins when
-    those are absent): an official GGUF variant's size is counted from our quantizer's recipe for it. The text
-    encoder counts as loaded (`stored_bytes`), in `text_encoder_dtype` (default `dtype`)."""
-    config = sources.transformer.value
-    origins = {}
-    if sources.gguf is not None:
-        transformer_bytes = read_gguf(sources.gguf).nbytes()  # packed bytes: memory-mapped header read
-        origins["transformer"] = f"{sources.gguf.name}, packed"
-    elif sources.gguf_variant is not None:
-        transformer_bytes, recipe = estimated_gguf_bytes(config, sources.gguf_variant)
-        origins["transformer"] = (
-            f"estimated from our quantizer's {recipe} recipe over this architecture; the official file may differ"
-        )
-    else:
-        transformer_bytes = _numel(config) * dtype.itemsize
-        origins["transformer"] = f"transformer config, {str(dtype).removeprefix('torch.')}"
-    files = sorted(sources.root.glob("text_encoder/*.safetensors")) if sources.root is not None else []
-    if sources.text_encoder_gguf is not None:  # packed bytes as stored, from the header
-        text_bytes = sources.text_encoder_gguf.nbytes
-        origins["text encoder"] = f"{sources.text_encoder_gguf.path.name}, packed"
-    elif files:
-        text_bytes = stored_bytes(files, text_encoder_dtype or dtype)
-        origins["text encoder"] = "text_encoder/*.safetensors headers"
-    else:
-        text_bytes = OFFICIAL_TEXT_ENCODER_PARAMS * (text_encoder_dtype or dtype).itemsize
-        origins["text encoder"] = "official T5Gemma2 size (built-in), weights not at hand"
-    vae = sources.configs.vae
-    origins["vae"] = "vae/config.json" if vae is not None else "official Wan2.1 config (built-in)"
-    return ModelSizes(transformer_bytes, text_bytes, vae or WanVAEConfig(), origins)
-
-
-def estimated_gguf_bytes(config: TransformerConfig, variant: str) -> tuple[int, str]:
-    """Packed bytes of a GGUF file that `python -m motif_lite.quantize --type VARIANT` makes of this architecture,
-    counted tensor by tensor on the meta device (no weights); and the recipe's name."""
-    from motif_lite.quantize.recipes import get_recipe, packed_bytes
-
-    recipe = get_recipe(variant)
-    with torch.device("meta"):
-        shapes = {name: tuple(t.shape) for name, t in MotifVideoTransformer(config).state_dict().items()}
-    return packed_bytes(shapes, recipe), recipe.name
-
-
-def _numel(config: TransformerConfig) -> int:
-    with torch.device("meta"):
-        return sum(t.numel() for t in MotifVideoTransformer(config).state_dict().values())
-
-
 def transformer_config(model: str | Path = MOTIF_REPO, gguf: str | Path | None = None) -> TransformerConfig:
     """The transformer's architecture from the checkpoint's config at hand, else the official one (no weights)."""
     return locate_sources(model, gguf, **AT_HAND).transformer.value
-
-
-def stored_bytes(files: list[Path], dtype: torch.dtype) -> int:
-    """Bytes of weight files as they will be loaded, from their headers: a GGUF file's tensors as stored
-    (packed), a safetensors file's floating-point tensors in `dtype` and the others as stored."""
-    total = 0
-    for path in files:
-        if path.suffix == ".gguf":
-            total += sum(int(t.n_bytes) for t in gguf.GGUFReader(path).tensors)
-            continue
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                    tensor = f.get_slice(name)
-                    stored = _SAFETENSORS_DTYPES.get(tensor.get_dtype())
-                    itemsize = dtype.itemsize if stored is None or stored.is_floating_point else stored.itemsize
-                    total += math.prod(tensor.get_shape()) * itemsize
-        except Exception as exc:  # safetensors raises its own error types for corrupt files
-            raise CheckpointError(f"cannot read {path} (corrupt or truncated safetensors?): {exc}") from exc
-    return total
-
-
-_SAFETENSORS_DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
-    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
-}  # fmt: skip
-
-
-def _stored_numel(files: list[Path]) -> int:
-    """Elements in safetensors files, from their headers (no tensor data is read)."""
-    total = 0
-    for path in files:
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                    total += math.prod(f.get_slice(name).get_shape())
-        except Exception as exc:  # safetensors raises its own error types for corrupt files
-            raise CheckpointError(f"cannot read {path} (corrupt or truncated safetensors?): {exc}") from exc
-    return total
-
-
-def parse_device(device: str | torch.device) -> torch.device:
-    """ "auto" = the first CUDA device if there is one, else the CPU; other names as torch reads them (a device
-    this machine lacks is fine: plans are made for it)."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise CheckpointError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from exc
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """`parse_device`, and a device that runs here: CUDA must be available for a CUDA device."""
-    resolved = parse_device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise CheckpointError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-    return resolved
-
-
-def locate_checkpoint(model: str | Path, with_transformer: bool = True) -> Path:
-    """The local checkpoint folder for a path or repo id, after checking every file the pipeline will read
-    (`locate_sources` also reads and checks the configs and the transformer's tensors)."""
-    return find_checkpoint(str(model), required_files(not with_transformer), download_patterns(not with_transformer))
-
-
-@contextlib.contextmanager
-def staged_output(path: Path, frames: int) -> Iterator[Path]:
-    """Yield a hidden sibling path to write to; move the result to `path` on success, delete it on any failure.
-
-    A crash or Ctrl-C mid-write never leaves a truncated video under the requested name. For PNG sequences
-    (`out_%03d.png`) every frame file is staged and moved.
-    """
-    partial = path.with_name(f".partial-{os.getpid()}-{path.name}")
-    pairs = _staged_files(partial, path, frames)
-    try:
-        yield partial
-    except BaseException:
-        for staged, _ in pairs:
-            staged.unlink(missing_ok=True)
-        raise
-    for staged, final in pairs:
-        os.replace(staged, final)
-
-
-def _staged_files(partial: Path, final: Path, frames: int) -> list[tuple[Path, Path]]:
-    if final.suffix.lower() != ".png":
-        return [(partial, final)]
-    return [(partial.with_name(partial.name % i), final.with_name(final.name % i)) for i in range(frames)]
 
 
 @contextlib.contextmanager

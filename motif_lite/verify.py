@@ -154,7 +154,9 @@ def verify(
     """Run both pipelines on the checkpoint `model` (and `gguf`) and compare them stage by stage.
 
     dtype: float32 on the CPU, bfloat16 on a GPU unless given. `on_stage` sees each result as it is ready."""
-    from motif_lite.pipeline import load_pipeline, locate_checkpoint, resolve_device
+    from motif_lite.checkpoint import locate_checkpoint
+    from motif_lite.devices import resolve_device
+    from motif_lite.pipeline import load_pipeline
 
     diffusers = _import_diffusers()
     target = resolve_device(device)

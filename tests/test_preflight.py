@@ -19,10 +19,12 @@ from tiny_pipeline import make_tiny_checkpoint
 from motif_lite import cli, pipeline
 from motif_lite.checkpoint import locate_sources
 from motif_lite.config import TransformerConfig
-from motif_lite.errors import CheckpointError
+from motif_lite.devices import resolve_device
+from motif_lite.errors import CheckpointError, DeviceError
 from motif_lite.io import hub
-from motif_lite.pipeline import AT_HAND, estimated_gguf_bytes, plan_generation
+from motif_lite.pipeline import AT_HAND, plan_generation
 from motif_lite.request import GenerationRequest
+from motif_lite.sizes import estimated_gguf_bytes
 from motif_lite.weights.gguf_file import read_gguf
 
 CHECKPOINT_PATTERNS = "text_encoder/*, tokenizer/*, vae/*, transformer/config.json, model_index.json, scheduler/*, "
@@ -81,8 +83,8 @@ def test_dry_run_plans_cuda_with_the_fused_norms_on_any_machine(no_network):
     cpu_act = next(s.activation_bytes for s in cpu.stages if s.name == "denoise")
     assert cuda.device == "cuda" and cuda_act < cpu_act  # no float32 RoPE temporaries with the fused norms
     if not torch.cuda.is_available():
-        with pytest.raises(CheckpointError, match="CUDA is not available"):
-            pipeline.resolve_device("cuda")  # a real run still needs the device
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            resolve_device("cuda")  # a real run still needs the device
 
 
 def test_dry_run_reads_the_checkpoint_configs_and_headers_only(checkpoint, no_network, no_weights, capsys):

@@ -101,8 +101,8 @@ def relative_error(root: Path, gguf: Path) -> float:
 def test_recipes_at_the_official_architecture():
     from full_size_text import official_text_config
 
-    from motif_lite.pipeline import OFFICIAL_TEXT_ENCODER_PARAMS
     from motif_lite.quantize.recipes import plan_bytes
+    from motif_lite.sizes import OFFICIAL_TEXT_ENCODER_PARAMS
 
     shapes = {k: tuple(v.shape) for k, v in meta_encoder(official_text_config()).state_dict().items()}
     assert sum(int(np.prod(s)) for s in shapes.values()) == OFFICIAL_TEXT_ENCODER_PARAMS

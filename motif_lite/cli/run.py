@@ -2,7 +2,7 @@
 
     motif-lite run --gguf Q4_K_M -p "a red fox runs through snow" -o fox.mp4
 
-A failed or interrupted run never leaves a half-written output file (see `motif_lite.pipeline.staged_output`).
+A failed or interrupted run never leaves a half-written output file (see `motif_lite.io.staging.staged_output`).
 """
 
 from __future__ import annotations
@@ -16,15 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.choices import (
-    ATTENTION_BACKENDS,
-    ATTENTION_MODES,
-    DTYPE_NAMES,
-    GUIDANCE_METHODS,
-    KERNEL_BACKENDS,
-    MOTIF_REPO,
-    SAMPLERS,
-)
+from motif_lite.cli.run_flags import LONG_CPU_RUN_SECONDS, add_run_flags
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -37,8 +29,6 @@ if TYPE_CHECKING:
     from motif_lite.settings import CheckpointConfigs, Settings
     from motif_lite.weights.lora import AppliedLoRAs
 
-DEFAULTS = GenerationRequest(prompt="-")
-LONG_CPU_RUN_SECONDS = 600  # a CPU run estimated longer than this asks first (--yes skips the question)
 DRY_RUN_PROMPT = "(dry run)"  # a dry run needs no prompt: it encodes nothing
 
 EPILOG = """\
@@ -67,235 +57,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_generation_flags(run)
-    _add_guidance_flags(run)
-    _add_model_flags(run)
-    _add_confirmation_flags(run)
-    _add_lora_flags(run)
-    _add_attention_flags(run)
-    _add_speed_flags(run)
-    _add_parallel_flags(run)
-    _add_text_encoder_flags(run)
+    add_run_flags(run)
     run.set_defaults(handler=main)
-
-
-def _add_generation_flags(run: argparse.ArgumentParser) -> None:
-    d = DEFAULTS
-    g = run.add_argument_group("generation")
-    g.add_argument("-p", "--prompt", help="what the video shows (required, except for --dry-run)")
-    g.add_argument(
-        "-n",
-        "--negative-prompt",
-        default=d.negative_prompt,
-        help="what to avoid (default: the official negative prompt)",
-    )
-    g.add_argument("-i", "--image", "--init-img", help="first frame for image-to-video (png, jpg, webp, ...)")
-    g.add_argument(
-        "-W", "--width", type=int, default=d.width, help=f"width in pixels, multiple of 16 (default {d.width})"
-    )
-    g.add_argument("-H", "--height", type=int, default=d.height, help=f"height, multiple of 16 (default {d.height})")
-    g.add_argument(
-        "--video-frames", type=int, default=d.frames, help=f"frames, 4k+1; others are rounded (default {d.frames})"
-    )
-    g.add_argument("--fps", type=float, default=d.fps, help=f"frames per second of the file (default {d.fps:g})")
-    g.add_argument("--steps", type=int, default=d.steps, help=f"sampling steps (default {d.steps})")
-    g.add_argument(
-        "--flow-shift", type=float, default=None, help="flow shift (default: checkpoint's, else 15 T2V / 8 I2V)"
-    )
-    g.add_argument(
-        "--sampling-method",
-        choices=tuple(SAMPLERS),
-        default=None,
-        help="sampler (default: the checkpoint's scheduler, else euler)",
-    )
-    g.add_argument("-s", "--seed", type=int, default=-1, help="random seed; -1 = random, printed (default -1)")
-    g.add_argument(
-        "-o",
-        "--output",
-        default=str(d.output),
-        help="output: .mp4 .webm .webp .gif or out_%%03d.png (default output.mp4)",
-    )
-
-
-def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
-    g = run.add_argument_group(
-        "guidance",
-        "Default: the checkpoint's guider/guider_config.json (method and every parameter; enabled: false = none), "
-        "else the official APG (scale 8, norm threshold 12, momentum 0.1). A flag changes only what it names.",
-    )
-    g.add_argument("--cfg-scale", type=float, help="guidance scale; 1 = no guidance (default: the guider's, else 8)")
-    g.add_argument(
-        "--guidance",
-        choices=GUIDANCE_METHODS,
-        help="apg or classic cfg (default: the guider's method); another method than the guider's takes its "
-        "official parameters",
-    )
-    g.add_argument("--apg-eta", type=float, help="APG: weight of the update parallel to the prediction (0..1)")
-    g.add_argument("--apg-norm-threshold", type=float, help="APG: clip the guidance norm to this (0 = off)")
-    g.add_argument("--apg-momentum", type=float, help="APG: momentum of the running guidance average (0 = off)")
-
-
-def _add_model_flags(run: argparse.ArgumentParser) -> None:
-    m = run.add_argument_group("model and runtime")
-    m.add_argument("-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})")
-    m.add_argument(
-        "--gguf",
-        help="quantized transformer: a .gguf file, a folder holding one, or a variant of the GGUF repo, e.g. Q4_K_M "
-        "(the transformer config still comes from -m)",
-    )
-    m.add_argument("--dtype", choices=DTYPE_NAMES, default="bf16", help="compute dtype (default bf16)")
-    m.add_argument(
-        "--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto); a dry run may plan for any"
-    )
-    m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
-    m.add_argument(
-        "--vram",
-        type=_gib,
-        metavar="GiB",
-        help="device memory budget: stream/chunk/tile to fit it (default: the GPU's free memory; CPU: no limit)",
-    )
-    m.add_argument(
-        "--ram",
-        type=float,
-        metavar="GiB",
-        help="host memory budget: refuse before loading if the run would need more; decides whether streamed "
-        "weights are page-locked (default: no limit)",
-    )
-    m.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the settings and the memory plan, then exit: reads no weights, downloads nothing, needs no -p",
-    )
-
-
-def _add_confirmation_flags(run: argparse.ArgumentParser) -> None:
-    c = run.add_argument_group("long runs")
-    c.add_argument(
-        "-y",
-        "--yes",
-        action="store_true",
-        help=f"start a CPU run estimated at over {LONG_CPU_RUN_SECONDS // 60} minutes without asking "
-        "(without a terminal to ask on, such a run is refused unless --yes is given)",
-    )
-
-
-def _gib(text: str) -> float:
-    """A memory budget in GiB: a finite number > 0 (argparse reports anything else as a usage error)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of GiB > 0, got {text}")
-    return value
-
-
-def _add_lora_flags(run: argparse.ArgumentParser) -> None:
-    g = run.add_argument_group("LoRA and previews")
-    g.add_argument(
-        "--lora",
-        action="append",
-        default=[],
-        metavar="FILE[:STRENGTH]",
-        help="a LoRA for the transformer (diffusers/PEFT or kohya/ComfyUI .safetensors), strength default 1; "
-        "repeat for several",
-    )
-    g.add_argument(
-        "--preview",
-        metavar="FILE",
-        help="while sampling, keep rewriting a cheap preview: .png (middle frame) or .webp (every latent frame)",
-    )
-    g.add_argument(
-        "--preview-every",
-        type=_positive_int,
-        metavar="K",
-        help="steps between previews (default: about 4 per run)",
-    )
-
-
-def _add_text_encoder_flags(run: argparse.ArgumentParser) -> None:
-    g = run.add_argument_group("text encoder")
-    g.add_argument(
-        "--text-encoder-gguf",
-        metavar="FILE",
-        help="quantized T5Gemma2 text encoder (python -m motif_lite.quantize CKPT --component text_encoder -o "
-        "te-Q8_0.gguf --type Q8_0), used instead of -m's text_encoder/ weights: 4.7 GB in Q8_0 instead of 8.6 GB, "
-        "memory-mapped; its config must match -m's text_encoder/config.json",
-    )
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _add_attention_flags(run: argparse.ArgumentParser) -> None:
-    a = run.add_argument_group("attention")
-    a.add_argument(
-        "--attention",
-        choices=ATTENTION_MODES,
-        default="exact",
-        help="exact (default) or int8: 8-bit attention (INT8 QK; FP8 P·V on RTX 40xx/H100 and newer) for GPUs "
-        "with INT8 tensor cores (RTX 30xx/A100 and newer): faster, slightly lossy. Elsewhere (CPU, --kernels "
-        "torch, older GPUs) exact attention with one warning. See docs/kernels.md",
-    )
-
-
-def _add_parallel_flags(run: argparse.ArgumentParser) -> None:
-    p = run.add_argument_group("several GPUs (docs/parallel.md; under torchrun every process runs this command)")
-    p.add_argument(
-        "--gpus",
-        type=_positive_int,
-        metavar="N",
-        help="run on N GPUs of this machine: starts N processes as torchrun --nproc-per-node N -m motif_lite run "
-        "does (with --device cpu: N CPU processes, for testing)",
-    )
-    p.add_argument(
-        "--sp",
-        type=_positive_int,
-        metavar="N",
-        help="sequence-parallel degree: ranks sharing the video tokens, a divisor of the 12 attention heads "
-        "(default: half the ranks with guidance on an even count, the other half runs the unconditional "
-        "branch; else all ranks)",
-    )
-    p.add_argument(
-        "--comm-timeout",
-        type=float,
-        default=600.0,
-        metavar="S",
-        help="seconds a rank waits for the others during generation before it gives up (default 600)",
-    )
-
-
-def _add_speed_flags(run: argparse.ArgumentParser) -> None:
-    s = run.add_argument_group("speed (docs/usage.md, Going faster)")
-    s.add_argument(
-        "--compile",
-        action="store_true",
-        help="torch.compile every transformer block; the first step compiles (minutes), later steps run faster",
-    )
-    s.add_argument(
-        "--attention-backend",
-        choices=ATTENTION_BACKENDS,
-        default="auto",
-        help="exact attention kernel; auto = time the candidates at this run's shapes on the GPU (default auto)",
-    )
-    s.add_argument(
-        "--step-cache",
-        type=float,
-        metavar="THRESHOLD",
-        help="lossy: reuse most of the transformer on steps whose first block changed less than THRESHOLD "
-        "(relative L1); 0 = exact; try 0.05-0.1 (default off)",
-    )
-    s.add_argument(
-        "--batch-guidance",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="the conditional and unconditional predictions as one batch-2 forward (same result; default: on a GPU "
-        "when the memory plan allows, off on the CPU where it is slower)",
-    )
 
 
 def request_from_args(args: argparse.Namespace) -> GenerationRequest:
@@ -470,8 +233,10 @@ def dry_run(
     import torch
 
     from motif_lite.checkpoint import locate_sources
-    from motif_lite.pipeline import AT_HAND, model_sizes, parse_device, plan_generation
+    from motif_lite.devices import parse_device
+    from motif_lite.pipeline import AT_HAND, plan_generation
     from motif_lite.settings import resolve_settings
+    from motif_lite.sizes import model_sizes
 
     sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, **AT_HAND)
     settings = resolve_settings(request, sources.configs, sources.transformer)

@@ -124,7 +124,8 @@ def main(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, sock, store, max_video: tuple[int, int, int] | None, api_key: str | None):
     import torch
 
-    from motif_lite.pipeline import load_pipeline, plan_generation, resolve_device
+    from motif_lite.devices import resolve_device
+    from motif_lite.pipeline import load_pipeline, plan_generation
     from motif_lite.request import GenerationRequest
     from motif_lite.server.app import MiB, ServerConfig
     from motif_lite.server.runner import VideoServer, served_model_name

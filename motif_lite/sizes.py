@@ -1,0 +1,120 @@
+"""How big each component is as it will be loaded: from file headers when the files are at hand, else from the
+configs (the official built-ins when those are absent). Plans and dry runs use these; no weights are read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import gguf
+import torch
+from safetensors import safe_open
+
+from motif_lite.checkpoint import ModelSources
+from motif_lite.config import TransformerConfig
+from motif_lite.errors import CheckpointError
+from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.vae import WanVAEConfig
+from motif_lite.weights.gguf_file import read_gguf
+
+# The T5Gemma2 encoder of the official checkpoint (with its SigLIP tower), counted by building transformers'
+# T5Gemma2Encoder from the official text_encoder/config.json on the meta device; used only to plan a dry run
+# when the encoder's safetensors are not at hand (docs/usage.md).
+OFFICIAL_TEXT_ENCODER_PARAMS = 4_299_918_192
+
+
+@dataclass(frozen=True)
+class ModelSizes:
+    """The sizes a memory plan needs, and where each came from (printed by `--dry-run`)."""
+
+    transformer_bytes: int
+    text_encoder_bytes: int
+    vae_config: WanVAEConfig
+    origins: dict[str, str]  # "transformer", "text encoder", "vae" -> where the size came from
+
+    def lines(self) -> list[str]:
+        sizes = {"transformer": self.transformer_bytes, "text encoder": self.text_encoder_bytes}
+        return ["sizes:"] + [
+            f"  {name:<12} {_human_bytes(sizes[name]) if name in sizes else 'Wan2.1':>10}  ({origin})"
+            for name, origin in self.origins.items()
+        ]
+
+
+def _human_bytes(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: torch.dtype | None = None) -> ModelSizes:
+    """Weight sizes from file headers when the files are at hand, else from the configs (official built-ins when
+    those are absent): an official GGUF variant's size is counted from our quantizer's recipe for it. The text
+    encoder counts as loaded (`stored_bytes`), in `text_encoder_dtype` (default `dtype`)."""
+    config = sources.transformer.value
+    origins = {}
+    if sources.gguf is not None:
+        transformer_bytes = read_gguf(sources.gguf).nbytes()  # packed bytes: memory-mapped header read
+        origins["transformer"] = f"{sources.gguf.name}, packed"
+    elif sources.gguf_variant is not None:
+        transformer_bytes, recipe = estimated_gguf_bytes(config, sources.gguf_variant)
+        origins["transformer"] = (
+            f"estimated from our quantizer's {recipe} recipe over this architecture; the official file may differ"
+        )
+    else:
+        transformer_bytes = _numel(config) * dtype.itemsize
+        origins["transformer"] = f"transformer config, {str(dtype).removeprefix('torch.')}"
+    files = sorted(sources.root.glob("text_encoder/*.safetensors")) if sources.root is not None else []
+    if sources.text_encoder_gguf is not None:  # packed bytes as stored, from the header
+        text_bytes = sources.text_encoder_gguf.nbytes
+        origins["text encoder"] = f"{sources.text_encoder_gguf.path.name}, packed"
+    elif files:
+        text_bytes = stored_bytes(files, text_encoder_dtype or dtype)
+        origins["text encoder"] = "text_encoder/*.safetensors headers"
+    else:
+        text_bytes = OFFICIAL_TEXT_ENCODER_PARAMS * (text_encoder_dtype or dtype).itemsize
+        origins["text encoder"] = "official T5Gemma2 size (built-in), weights not at hand"
+    vae = sources.configs.vae
+    origins["vae"] = "vae/config.json" if vae is not None else "official Wan2.1 config (built-in)"
+    return ModelSizes(transformer_bytes, text_bytes, vae or WanVAEConfig(), origins)
+
+
+def estimated_gguf_bytes(config: TransformerConfig, variant: str) -> tuple[int, str]:
+    """Packed bytes of a GGUF file that `python -m motif_lite.quantize --type VARIANT` makes of this architecture,
+    counted tensor by tensor on the meta device (no weights); and the recipe's name."""
+    from motif_lite.quantize.recipes import get_recipe, packed_bytes
+
+    recipe = get_recipe(variant)
+    with torch.device("meta"):
+        shapes = {name: tuple(t.shape) for name, t in MotifVideoTransformer(config).state_dict().items()}
+    return packed_bytes(shapes, recipe), recipe.name
+
+
+def _numel(config: TransformerConfig) -> int:
+    with torch.device("meta"):
+        return sum(t.numel() for t in MotifVideoTransformer(config).state_dict().values())
+
+
+def stored_bytes(files: list[Path], dtype: torch.dtype) -> int:
+    """Bytes of weight files as they will be loaded, from their headers: a GGUF file's tensors as stored
+    (packed), a safetensors file's floating-point tensors in `dtype` and the others as stored."""
+    total = 0
+    for path in files:
+        if path.suffix == ".gguf":
+            total += sum(int(t.n_bytes) for t in gguf.GGUFReader(path).tensors)
+            continue
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                    tensor = f.get_slice(name)
+                    stored = _SAFETENSORS_DTYPES.get(tensor.get_dtype())
+                    itemsize = dtype.itemsize if stored is None or stored.is_floating_point else stored.itemsize
+                    total += math.prod(tensor.get_shape()) * itemsize
+        except Exception as exc:  # safetensors raises its own error types for corrupt files
+            raise CheckpointError(f"cannot read {path} (corrupt or truncated safetensors?): {exc}") from exc
+    return total
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
+    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
+}  # fmt: skip
