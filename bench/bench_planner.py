@@ -223,7 +223,7 @@ def test_cuda_whole_t2v(bench_report, full_components, setup, tmp_path):
         device="cuda", vae_dtype=torch.bfloat16, fused_norms=True,
     )  # fmt: skip
     print("\n" + plan.describe())
-    pipe = MotifVideoPipeline(transformer, text_encoder, vae, torch.device("cuda"), torch.bfloat16, 15.0)
+    pipe = MotifVideoPipeline(transformer, text_encoder, vae, torch.device("cuda"), torch.bfloat16)
     pipe.text_placement = plan.text_placement
     pipe.plan_handle = planner.apply_plan(transformer, vae, plan)
     pipe.vae_tile, pipe.vae_frame_by_frame = pipe.plan_handle.vae_tile, pipe.plan_handle.vae_frame_by_frame

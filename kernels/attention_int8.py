@@ -369,6 +369,12 @@ def _quantize_kv(k, v, km, skm_b, has_mask: bool, smooth: bool, fp8: bool, block
     return _QuantizedKV(k8, k_scale, v8 if fp8 else v, stats.v_scale, stats.v_mean)
 
 
+def head_block(dim: int) -> int:
+    """The tiles' head-dim width: a power of two of at least 32, the K of the smallest INT8 / FP8 tensor-core MMA
+    (Triton refuses a narrower 8-bit dot); the extra columns load as zeros, which leaves QKᵀ and P·V unchanged."""
+    return max(32, triton.next_power_of_2(dim))
+
+
 def _tile_sizes(block_size: int) -> tuple[int, int]:
     """Fixed (query, key) tiles for the interpreter and small block masks; keys: K_BLOCK or the mask block."""
     if block_size < 16 or block_size & (block_size - 1):
@@ -416,7 +422,7 @@ def int8_attention(
     out = torch.empty(bsz, heads, lq, dim, device=q.device, dtype=q.dtype)
     if out.numel() == 0 or lk == 0:
         return out.zero_()
-    block_d = max(16, triton.next_power_of_2(dim))
+    block_d = head_block(dim)
     group = heads_per_launch(bsz, heads, lk, dim, fp8, block_n, workspace_bytes)
     for h0 in range(0, heads, group):
         heads_here = slice(h0, min(heads, h0 + group))

@@ -31,13 +31,13 @@ def compile_for(kernel: JITFunction, capability: int, pointers: dict, constexprs
     return compiled.asm
 
 
-def attention_asm(capability: int, fp8: bool, block_mask: bool) -> dict[str, str]:
+def attention_asm(capability: int, fp8: bool, block_mask: bool, block_d: int = 128) -> dict[str, str]:
     pointers = dict(q_ptr="*bf16", k8_ptr="*i8", kscale_ptr="*fp32", vscale_ptr="*fp32", vmean_ptr="*fp32")
     pointers.update(v_ptr="*fp8e4nv" if fp8 else "*bf16", o_ptr="*bf16", kmask_ptr="*u8", bmask_ptr="*i32")
     pointers.update(sm_scale_log2="fp32")
     constexprs = dict(
-        HAS_BLOCK_MASK=block_mask, MASK_BLOCK=128, BLOCK_M=128, BLOCK_N=64, BLOCK_D=128, HAS_KEY_MASK=True,
-        PV_FP8=fp8, PV_FP16=False, EVEN_D=True, INTERPRETED=False,
+        HAS_BLOCK_MASK=block_mask, MASK_BLOCK=128, BLOCK_M=128, BLOCK_N=64, BLOCK_D=block_d, HAS_KEY_MASK=True,
+        PV_FP8=fp8, PV_FP16=False, EVEN_D=block_d == 128, INTERPRETED=False,
     )  # fmt: skip
     return compile_for(attention_int8._int8_attention_kernel, capability, pointers, constexprs)
 
@@ -70,3 +70,11 @@ def test_prepass_kernels_compile(capability: int) -> None:
     constexprs = dict(HAS_KEY_MASK=True, QUANT_V=True, BLOCK_N=64, BLOCK_D=128, INTERPRETED=False)
     ptx = compile_for(attention_int8._quantize_kv_kernel, capability, pointers, constexprs, num_warps=4)["ptx"]
     assert "cvt.rn.satfinite.e4m3x2.f32" in ptx  # hardware e4m3 rounding, no interpreter workaround
+
+
+@pytest.mark.parametrize("dim", [16, 64])
+def test_small_head_dims_compile(dim: int) -> None:
+    """A head dim under 32 runs on 32-wide tiles: Triton refuses an 8-bit dot narrower than the MMA's K (seen on an
+    H200 with head dim 16 before `head_block`, which the interpreter does not check)."""
+    assert attention_int8.head_block(dim) >= 32
+    attention_asm(90, True, False, block_d=attention_int8.head_block(dim))
