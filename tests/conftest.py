@@ -2,11 +2,29 @@
 
 Tests marked `cuda` are skipped without a CUDA device. On a CUDA machine the kernel tests (every test that takes the
 `kernel` fixture of tests/kernels_interp.py), which run compiled there instead of in Triton's CPU interpreter,
-join the suite too.
+join the suite too. On a CUDA machine each failure is printed as it happens (`EchoFailures`).
 """
 
 import pytest
 import torch
+
+
+class EchoFailures:
+    """Prints each failure's traceback as it happens. GPU time comes in short, time-limited slots: a run cut at its
+    limit never reaches pytest's summary, and the reasons for its failures would be lost."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if report.failed and reporter is not None:
+            reporter.write_line(f"\nFAILED {report.nodeid} ({report.when}):\n{report.longreprtext}\n")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if torch.cuda.is_available():
+        config.pluginmanager.register(EchoFailures(config), "echo-failures")
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects by mark
