@@ -13,9 +13,10 @@ How to add a benchmark
             benchmark.pedantic(run, rounds=3, warmup_rounds=1)
             bench_report.add("Transformer forward (CPU)", impl="ours", dtype="bf16", seconds=..., vs_reference=...)
 
-    Rows with the same table title form one table. At the end of the session all tables go to one JSON and one
-    markdown file: `--bench-report STEM` (default `bench-report` in the current folder) writes STEM.json and STEM.md
-    with the machine (CPU, GPU, versions) and the date.
+    Rows with the same table title form one table. All tables go to one JSON and one markdown file, rewritten
+    after every test (a run cut short keeps its rows) and completed at the end of the session: `--bench-report
+    STEM` (default `bench-report` in the current folder) writes STEM.json and STEM.md with the machine (CPU, GPU,
+    versions) and the date.
   * Mark what needs a GPU `@pytest.mark.cuda`: skipped without CUDA. `@pytest.mark.cuda(smoke=True)` benchmarks
     run under `TRITON_INTERPRET=1` on the CPU at tiny shapes instead (proves the code runs; the times mean
     nothing). Mark full-size or long CPU benchmarks `@pytest.mark.slow`: `pytest bench/ -m "not slow"` must stay
@@ -83,6 +84,14 @@ def outcomes(session: pytest.Session) -> list[dict]:
 def bench_report(pytestconfig: pytest.Config) -> BenchReport:
     """The session's shared report: `bench_report.add(table_title, **row)`."""
     return pytestconfig.stash[REPORT]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Write the rows so far after every test: a GPU run cut by its time limit keeps what it measured."""
+    report = item.config.stash.get(REPORT, None)
+    if report is not None and report.tables:
+        report.write(Path(item.config.getoption("--bench-report")).resolve())
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
