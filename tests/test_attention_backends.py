@@ -15,6 +15,7 @@ from motif_lite.model.ops import sdpa_attention
 from motif_lite.runtime.attention import (
     AutoAttention,
     FixedAttention,
+    KeyLengths,
     apply_attention_backend,
     attend_by_rows,
     attention_backend,
@@ -41,6 +42,17 @@ def test_row_split_equals_masked_sdpa():
     assert (sdpa_attention(q, k, v, None)[1] - got[1]).abs().max() > 1e-2
     same = trailing_mask([25, 25])
     torch.testing.assert_close(attend_by_rows(sdpa_attention, q, k, v, same), sdpa_attention(q, k, v, same))
+
+
+def test_key_lengths_are_read_once_per_mask():
+    # A forward passes one mask tensor to every block: its lengths are read to the host once, and a new mask
+    # (the next forward's) is read again even if it is equal.
+    lengths = KeyLengths()
+    mask = trailing_mask([30, 21])
+    assert lengths(mask) == [30, 21] and lengths.mask is mask
+    mask[1, ..., 25] = True  # not trailing padding any more: a re-read would raise; the cached answer stands
+    assert lengths(mask) == [30, 21]
+    assert lengths(trailing_mask([12, 30])) == [12, 30]
 
 
 def test_only_trailing_padding_can_be_split():

@@ -59,10 +59,31 @@ def valid_key_lengths(mask: torch.Tensor) -> list[int]:
     return lengths
 
 
+class KeyLengths:
+    """`valid_key_lengths` of the last mask seen: a forward passes the same mask tensor to every block, so the host
+    sync happens once per forward instead of once per attention call."""
+
+    def __init__(self) -> None:
+        self.mask: torch.Tensor | None = None
+        self.lengths: list[int] = []
+
+    def __call__(self, mask: torch.Tensor) -> list[int]:
+        if mask is not self.mask:  # holding the mask keeps its identity from being reused by another tensor
+            self.mask, self.lengths = mask, valid_key_lengths(mask)
+        return self.lengths
+
+
 @torch.compiler.disable  # host sync and a Python loop: kept out of compiled graphs
-def attend_by_rows(attend: AttentionFn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor):
+def attend_by_rows(
+    attend: AttentionFn,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor,
+    key_lengths: Callable[[torch.Tensor], list[int]] = valid_key_lengths,
+):
     """Masked attention through an unmasked kernel: each batch row over its own valid keys (trailing padding)."""
-    lengths = valid_key_lengths(mask)
+    lengths = key_lengths(mask)
     if len(set(lengths)) == 1:
         n = lengths[0]
         return attend(q, k[:, :, :n], v[:, :, :n], None)
@@ -72,10 +93,11 @@ def attend_by_rows(attend: AttentionFn, q: torch.Tensor, k: torch.Tensor, v: tor
 
 def sdpa_with(kernel: SDPBackend, split_masked: bool) -> AttentionFn:
     """SDPA restricted to one kernel; with `split_masked`, masked calls go row by row (`attend_by_rows`)."""
+    key_lengths = KeyLengths()
 
     def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         if mask is not None and split_masked:
-            return attend_by_rows(attend, q, k, v, mask)
+            return attend_by_rows(attend, q, k, v, mask, key_lengths)
         with sdpa_kernel(kernel):
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
