@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from motif_lite.checkpoint import ModelSources, locate_sources
-from motif_lite.config import TransformerConfig
 from motif_lite.devices import parse_device, resolve_device
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.hub import MOTIF_REPO, MissingFilesError
@@ -551,7 +550,7 @@ def _install_speed(
 ) -> None:
     """Install the speed settings; `attention` None leaves the attention op `apply_kernels` chose (int8)."""
     if batch_guidance is None:  # measured 3-10 % slower on the CPU (docs/benchmarks.md): batched on CUDA only
-        batch_guidance = plan.cfg_batch > 1 if plan is not None else pipe.device.type == "cuda"
+        batch_guidance = pipe.device.type == "cuda" and (plan is None or plan.cfg_batch > 1)
     # A parallel run splits the two guidance predictions over rank groups (runtime/parallel.py): one call each.
     pipe.batch_guidance = batch_guidance and pipe.parallel is None
     pipe.step_cache, pipe.attention_backend = cache_config, attention
@@ -639,7 +638,7 @@ def plan_generation(
     budget is `vram_gib`, else the device's free memory (no limit on the CPU, or for a GPU this machine lacks).
     Raises a `MotifLiteError` naming the smallest possible peak when nothing fits. `sequence_parallel`: plan
     for one of that many ranks sharing the video tokens (runtime/parallel.py). With guidance, each memory plan
-    is tried with both guidance predictions in one batch-2 forward first (unless `batch_guidance=False`);
+    is tried with both guidance predictions in one batch-2 forward first (on CUDA, or with `batch_guidance=True`);
     `step_cache`: reserve the step cache's tensors; `text_encoder_gguf`: a quantized text encoder file (its packed
     bytes are what the host and device estimates count). The host budget is `ram_gib` (None: no limit; page-locked
     block homes are then used only if they fit the memory available now); `text_encoder_dtype`: the dtype the
@@ -658,7 +657,8 @@ def plan_generation(
     tokens = video_tokens(request.width, request.height, request.frames, config, sizes.vae_config)
     guided = needs_uncond(resolve_settings(request, sources.configs, sources.transformer).guidance.value)
     # A parallel run computes the two guidance predictions in separate calls (on separate ranks when it can).
-    batched = guided and batch_guidance is not False and sequence_parallel == 1
+    wanted = batch_guidance if batch_guidance is not None else target.type == "cuda"  # see _install_speed
+    batched = guided and wanted and sequence_parallel == 1
     return plan_memory(
         request.width, request.height, request.frames, config, sizes.transformer_bytes, sizes.text_encoder_bytes,
         sizes.vae_config, budget, cfg_batch=2 if batched else 1, device=str(target), vae_dtype=dtype,
@@ -667,11 +667,6 @@ def plan_generation(
         image=request.image is not None and request.latent_frames > 1,  # the first frame goes through the VAE
         ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30), activation_dtype=dtype,
     )  # fmt: skip
-
-
-def transformer_config(model: str | Path = MOTIF_REPO, gguf: str | Path | None = None) -> TransformerConfig:
-    """The transformer's architecture from the checkpoint's config at hand, else the official one (no weights)."""
-    return locate_sources(model, gguf, **AT_HAND).transformer.value
 
 
 @contextlib.contextmanager

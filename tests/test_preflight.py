@@ -87,6 +87,16 @@ def test_dry_run_plans_cuda_with_the_fused_norms_on_any_machine(no_network):
             resolve_device("cuda")  # a real run still needs the device
 
 
+def test_guidance_is_batched_on_cuda_only_unless_asked(no_network):
+    # Batched guidance is slower on the CPU (docs/benchmarks.md): a CPU plan keeps one row per forward even
+    # when a budget leaves room for two, unless batch_guidance=True asks for it.
+    request, _ = GenerationRequest("x", output="a.mp4", width=256, height=256, frames=9).resolve()
+    sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
+    assert plan_generation(request, sources, device="cuda", vram_gib=64).cfg_batch == 2
+    assert plan_generation(request, sources, device="cpu", vram_gib=64).cfg_batch == 1
+    assert plan_generation(request, sources, device="cpu", vram_gib=64, batch_guidance=True).cfg_batch == 2
+
+
 def test_dry_run_reads_the_checkpoint_configs_and_headers_only(checkpoint, no_network, no_weights, capsys):
     code, out, err = run(capsys, "-m", str(checkpoint[0]), "--dry-run", "-W", "48", "-H", "32", "--vram", "1")
     assert code == 0, err
