@@ -43,7 +43,7 @@ import triton.language as tl
 
 from .attention import _block_table, _key_mask_arg, _length_bucket
 from .errors import KernelInputError
-from .int8_scheme import E4M3_MAX, K_BLOCK, PV_FORMATS, WORKSPACE_BYTES, heads_per_launch, padded_keys
+from .int8_scheme import E4M3_MAX, K_BLOCK, PV_FORMATS, WORKSPACE_BYTES, head_block, heads_per_launch, padded_keys
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 _STATS_ROWS = 1024  # keys per statistics program
@@ -369,12 +369,6 @@ def _quantize_kv(k, v, km, skm_b, has_mask: bool, smooth: bool, fp8: bool, block
     return _QuantizedKV(k8, k_scale, v8 if fp8 else v, stats.v_scale, stats.v_mean)
 
 
-def head_block(dim: int) -> int:
-    """The tiles' head-dim width: a power of two of at least 32, the K of the smallest INT8 / FP8 tensor-core MMA
-    (Triton refuses a narrower 8-bit dot); the extra columns load as zeros, which leaves QKᵀ and P·V unchanged."""
-    return max(32, triton.next_power_of_2(dim))
-
-
 def _tile_sizes(block_size: int) -> tuple[int, int]:
     """Fixed (query, key) tiles for the interpreter and small block masks; keys: K_BLOCK or the mask block."""
     if block_size < 16 or block_size & (block_size - 1):
@@ -474,8 +468,3 @@ def _launch(q, kv: _QuantizedKV, out, km, skm_b, table, table_strides, lk, has_m
         _int8_attention_autotuned[lambda meta: (triton.cdiv(lq, meta["BLOCK_M"]), bsz * heads)](*args, **flags)
     else:
         _int8_attention_kernel[(triton.cdiv(lq, block_m), bsz * heads)](*args, **flags, BLOCK_M=block_m)
-
-
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Dense 8-bit attention with the `Ops.attention` signature (mask: bool [B, 1, 1, Lk] or None)."""
-    return int8_attention(q, k, v, key_mask=mask)

@@ -37,9 +37,15 @@ def padded_keys(length: int, block_n: int = K_BLOCK) -> int:
     return -(-length // block_n) * block_n
 
 
+def head_block(dim: int) -> int:
+    """The tiles' head-dim width: a power of two of at least 32, the K of the smallest INT8 / FP8 tensor-core MMA
+    (Triton refuses a narrower 8-bit dot); the extra columns load as zeros, which leaves QKᵀ and P·V unchanged."""
+    return max(32, 1 << (dim - 1).bit_length())
+
+
 def head_workspace_bytes(batch: int, length: int, head_dim: int, fp8_v: bool, block_n: int = K_BLOCK) -> int:
     """Bytes of the quantized copies for one head of every batch row: INT8 K (+ e4m3 Vᵀ), scales, statistics."""
-    block_d = max(16, 1 << (head_dim - 1).bit_length())
+    block_d = head_block(head_dim)
     rows = padded_keys(length, block_n)
     per_head = rows * block_d * (2 if fp8_v else 1) + rows // block_n * 4 + 4 * block_d * 4
     return batch * per_head

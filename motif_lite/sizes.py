@@ -8,7 +8,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import gguf
 import torch
 from safetensors import safe_open
 
@@ -95,13 +94,10 @@ def _numel(config: TransformerConfig) -> int:
 
 
 def stored_bytes(files: list[Path], dtype: torch.dtype) -> int:
-    """Bytes of weight files as they will be loaded, from their headers: a GGUF file's tensors as stored
-    (packed), a safetensors file's floating-point tensors in `dtype` and the others as stored."""
+    """Bytes of safetensors files as they will be loaded, from their headers: floating-point tensors in `dtype`,
+    the others as stored. (A GGUF file counts as stored: its header's `nbytes`.)"""
     total = 0
     for path in files:
-        if path.suffix == ".gguf":
-            total += sum(int(t.n_bytes) for t in gguf.GGUFReader(path).tensors)
-            continue
         try:
             with safe_open(str(path), framework="pt") as f:
                 for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)

@@ -153,14 +153,8 @@ class JointAttention(QKVProjection):
 
 
 class SingleAttention(QKVProjection):
-    """Single-stream attention over one concatenated sequence; RoPE on its first N tokens (the video).
-
-    Returns the merged output and the (normalized) K/V, which the shared cross-attention reuses.
-    """
-
-    def forward(self, x: torch.Tensor, ctx: BlockContext) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        q, k, v = self.project(token_chunks(x, self.token_chunk), x.shape[1], ctx)
-        return merge_heads(ctx.attention(q, k, v, ctx.mask)), (k, v)
+    """Single-stream attention's projections over one concatenated sequence; RoPE on its first N tokens (the
+    video). `SingleStreamBlock.attend` runs the attention itself (its K/V also serve the shared cross-attention)."""
 
     def project(self, pieces: Iterable[tuple[int, torch.Tensor]], length: int, ctx: BlockContext) -> QKV:
         """Q, K, V [B, H, length, D] of a sequence given as (start, normalized tokens [B, l, C]) pieces in order;

@@ -156,11 +156,5 @@ class SingleStreamBlock(nn.Module):
         return attn_out
 
     def mlp_and_project(self, normed: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
-        """proj_out([attn_out | gelu(proj_mlp(normed))]), token by token: in chunks of `token_chunk` tokens the
-        [L, 6144] MLP activation and the [L, 7680] concatenation never exist whole."""
-        chunk = self.token_chunk or normed.shape[1]
-        out = []
-        for start in range(0, normed.shape[1], chunk):
-            mlp = F.gelu(self.proj_mlp(normed[:, start : start + chunk]), approximate="tanh")
-            out.append(self.proj_out(torch.cat([attn_out[:, start : start + chunk], mlp], dim=-1)))
-        return out[0] if len(out) == 1 else torch.cat(out, dim=1)
+        """proj_out([attn_out | gelu(proj_mlp(normed))]) of one piece of tokens (the caller cuts the pieces)."""
+        return self.proj_out(torch.cat([attn_out, F.gelu(self.proj_mlp(normed), approximate="tanh")], dim=-1))

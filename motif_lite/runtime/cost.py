@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from motif_lite.config import TransformerConfig
+from motif_lite.runtime.planner import video_tokens
 from motif_lite.vae.config import WanVAEConfig
 
 SLOWEST_CPU_FLOPS = 1e9  # below FLOPs / this many seconds a run is short on any CPU (no need to measure)
@@ -169,9 +170,7 @@ def generation_cost(
 ) -> GenerationCost:
     """FLOPs of a text-to-video generation; `prompts` are the prompt and, when guided, the negative prompt (each
     step then calls the transformer once per prompt)."""
-    space = vae_config.spatial_factor * config.patch_size
-    latent_frames = (frames - 1) // vae_config.temporal_factor + 1
-    n = latent_frames // config.patch_size_t * (height // space) * (width // space)
+    n = video_tokens(width, height, frames, config, vae_config)
     tokens = [prompt_tokens(p) for p in prompts]
     return GenerationCost(
         text=sum(text_encoder_flops(text_shape, t) for t in tokens),

@@ -17,7 +17,6 @@ them again (they are file pages, not anonymous memory).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,9 +101,14 @@ def plan_host(needs: HostNeeds, budget_bytes: int | None, available_bytes: int |
     return staged
 
 
+def pinned_size(nbytes: int) -> int:
+    """PyTorch's pinned-memory allocator rounds every allocation up to a power of two."""
+    return 1 << max(0, nbytes - 1).bit_length() if nbytes else 0
+
+
 def staging_bytes(layer_bytes: int) -> int:
-    """Two page-locked staging buffers for a layer of `layer_bytes` (each rounded up to a power of two)."""
-    return 2 * (1 << max(0, math.ceil(layer_bytes) - 1).bit_length()) if layer_bytes else 0
+    """Two page-locked staging buffers for a layer of `layer_bytes`."""
+    return 2 * pinned_size(layer_bytes)
 
 
 def available_ram() -> int | None:

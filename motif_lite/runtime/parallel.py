@@ -70,15 +70,14 @@ class ParallelLayout:
 def choose_layout(world: int, guided: bool, heads: int, sp: int | None = None) -> ParallelLayout:
     """The layout for `world` ranks: `sp` if given, else cfg 2 x sp world/2 with guidance on an even world,
     else sp = world. Raises ParallelError (before anything loads) for a layout that cannot work."""
-    if sp is None:
-        sp = world // 2 if guided and world % 2 == 0 else world
+    default_sp = world // 2 if guided and world % 2 == 0 else world
+    sp = default_sp if sp is None else sp
     if sp < 1 or world % sp:
         raise ParallelError(f"--sp {sp} does not divide the {world} ranks")
     cfg = world // sp
     if cfg > 2 or (cfg == 2 and not guided):
-        fix = world // 2 if guided and world % 2 == 0 else world
         why = "at most 2 (conditional, unconditional) can work" if guided else "guidance is off (cfg scale 1)"
-        raise ParallelError(f"--sp {sp} on {world} ranks makes {cfg} guidance groups, but {why}: use --sp {fix}")
+        raise ParallelError(f"--sp {sp} on {world} ranks makes {cfg} guidance groups, but {why}: use --sp {default_sp}")
     if heads % sp:
         degrees = ", ".join(str(d) for d in range(1, heads + 1) if heads % d == 0)
         hint = " (twice that many ranks with guidance)" if guided else ""

@@ -40,7 +40,14 @@ from torch import nn
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.runtime.chunking import ChunkingHandle, apply_token_chunking
-from motif_lite.runtime.host_memory import HostEstimate, HostNeeds, available_ram, plan_host, staging_bytes
+from motif_lite.runtime.host_memory import (
+    HostEstimate,
+    HostNeeds,
+    available_ram,
+    pinned_size,
+    plan_host,
+    staging_bytes,
+)
 from motif_lite.runtime.streaming import (
     StreamingConfig,
     StreamingHandle,
@@ -265,7 +272,7 @@ def _sizes(
     block_numels, total, largest_linear = _transformer_numels(config)
     per_param = weight_bytes / total  # average bytes per parameter of the given weights (e.g. ~0.56 for Q4_K_M)
     block_bytes = tuple(math.ceil(sum(numels) * per_param) for numels in block_numels)
-    pinned = tuple(sum(_pinned_size(math.ceil(n * per_param)) for n in numels) for numels in block_numels)
+    pinned = tuple(sum(pinned_size(math.ceil(n * per_param)) for n in numels) for numels in block_numels)
     s = vae_config.spatial_factor
     return _Sizes(
         video_tokens=video_tokens(width, height, frames, config, vae_config),
@@ -288,11 +295,6 @@ def _sizes(
         image=image,
         act_bytes=activation_dtype.itemsize,
     )
-
-
-def _pinned_size(nbytes: int) -> int:
-    """PyTorch's pinned-memory allocator rounds every allocation up to a power of two."""
-    return 1 << max(0, nbytes - 1).bit_length() if nbytes else 0
 
 
 @functools.lru_cache(maxsize=8)

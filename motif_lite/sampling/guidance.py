@@ -209,7 +209,6 @@ class GuiderConfig:
 
     guidance: Guidance
     enabled: bool = True
-    class_name: str = ""
 
 
 def read_guider_config(path: str | Path) -> GuiderConfig | None:
@@ -235,7 +234,7 @@ def read_guider_config(path: str | Path) -> GuiderConfig | None:
         raise ConfigError(f"{path}: enabled must be true or false, got {enabled!r}")
     kwargs = {key_map[k]: v for k, v in config.items() if k in key_map}
     try:
-        return GuiderConfig(cls(**kwargs), enabled, class_name)
+        return GuiderConfig(cls(**kwargs), enabled)
     except (SamplingSettingsError, TypeError) as e:
         raise ConfigError(f"{path}: {e}") from e
 
