@@ -14,7 +14,6 @@ Findings have three levels: `ok`; `warning`, for what this machine or checkpoint
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
@@ -24,11 +23,9 @@ from motif_lite.checkup.environment import check_environment
 from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_line
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import MotifLiteError
+from motif_lite.io.hub import cached_snapshot, gguf_files, is_gguf_variant, is_repo_id, match_variant
 
 __all__ = ["CheckpointFiles", "Checkup", "Finding", "check_setup"]
-
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_VARIANT = re.compile(r"^[A-Za-z0-9_]+$")  # Q4_K_M, Q8_0, BF16, ...
 
 
 def check_setup(model: str | Path = MOTIF_REPO, gguf: str | Path | None = None) -> Checkup:
@@ -51,12 +48,12 @@ def _local_checkpoint(model: str, report: Checkup) -> CheckpointFiles | None:
     path = Path(model).expanduser()
     if path.is_dir():
         return CheckpointFiles(path)
-    if path.exists() or not _REPO_ID.match(model):
+    if path.exists() or not is_repo_id(model):
         report.problem(
             model, "no such checkpoint folder", f"pass the folder that holds model_index.json, or {MOTIF_REPO}"
         )
         return None
-    snapshot = _cached_snapshot(model, None)
+    snapshot = cached_snapshot(model)
     if snapshot is None:
         fix = f"download it: hf download {model} --local-dir ./{model.split('/')[-1]}"
         report.problem(model, "not in the local Hugging Face cache (check never downloads)", fix)
@@ -66,35 +63,26 @@ def _local_checkpoint(model: str, report: Checkup) -> CheckpointFiles | None:
 
 def _local_gguf(gguf: str, report: Checkup) -> Path | None:
     path = Path(gguf).expanduser()
-    if path.is_dir():  # a folder holding one .gguf file
-        found = sorted(path.glob("*.gguf"))
+    if path.is_dir():  # a folder holding one .gguf file (as `motif-lite run` finds it)
+        found = gguf_files(path)
         if len(found) == 1:
             return found[0]
         report.problem(gguf, f"holds {len(found)} .gguf files", "pass the path of one .gguf file")
         return None
-    if path.suffix.lower() == ".gguf" or path.exists() or not _VARIANT.match(gguf):
+    if not is_gguf_variant(gguf):
         if path.is_file():
             return path
         fix = "pass the path of a .gguf file (or its folder), or a variant name such as Q4_K_M"
         report.problem(gguf, "no such GGUF file", fix)
         return None
-    snapshot = _cached_snapshot(GGUF_REPO, [f"*{gguf}*.gguf"])
-    variant = re.compile(rf"(?<![A-Za-z0-9]){re.escape(gguf)}(?![A-Za-z0-9_])", re.IGNORECASE)
-    found = [] if snapshot is None else sorted(p for p in snapshot.rglob("*.gguf") if variant.search(p.name))
+    snapshot = cached_snapshot(GGUF_REPO)
+    names = [] if snapshot is None else [str(p.relative_to(snapshot)) for p in snapshot.rglob("*.gguf")]
+    found = match_variant(names, gguf)
     if len(found) == 1:
-        return found[0]
+        return snapshot / found[0]
     fix = f"download it: hf download {GGUF_REPO} --include '*{gguf}*.gguf'"
     report.problem(gguf, f"no single file of variant {gguf} in the local cache of {GGUF_REPO}", fix)
     return None
-
-
-def _cached_snapshot(repo: str, patterns: list[str] | None) -> Path | None:
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo, allow_patterns=patterns, local_files_only=True))
-    except Exception:  # not in the cache: huggingface_hub raises several error types for that
-        return None
 
 
 def _check_default_plan(report: Checkup, root: Path, gguf: Path | None) -> None:

@@ -150,6 +150,11 @@ def quiet_hub() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def is_repo_id(text: str) -> bool:
+    """Whether `text` reads as a Hub repo id (`owner/name`)."""
+    return bool(_REPO_ID.match(text))
+
+
 def cached_snapshot(repo_id: str) -> Path | None:
     """The cached snapshot folder of `repo_id`'s main revision (the HF cache layout), or None; no network."""
     folder = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model")
@@ -189,7 +194,7 @@ def find_checkpoint(
         return path
     if path.exists():
         raise CheckpointError(f"{path} is a file; expected a checkpoint directory (or a Hub repo id)")
-    if not _REPO_ID.match(text):
+    if not is_repo_id(text):
         raise CheckpointError(f"no such checkpoint directory: {path}")
     cached = cached_snapshot(text)
     if cached is not None and not missing_patterns(cached, required):
@@ -252,7 +257,7 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
         return _local_gguf(Path(text).expanduser())
     cached = cached_snapshot(GGUF_REPO)
     if cached is not None:
-        found = _match_variant([str(p.relative_to(cached)) for p in cached.rglob("*.gguf")], text)
+        found = match_variant([str(p.relative_to(cached)) for p in cached.rglob("*.gguf")], text)
         if len(found) == 1:
             return cached / found[0]
     pattern = f"*{text}*.gguf"
@@ -282,10 +287,14 @@ def _with_reason(missing: MissingFiles, reason: str) -> MissingFiles:
     return MissingFiles(missing.repo, missing.missing, missing.include, missing.local_dir, reason)
 
 
+def gguf_files(folder: Path) -> list[Path]:
+    """The `.gguf` files of a folder (`hf download ... --local-dir` fills one; its .cache/ holds no weights)."""
+    return sorted(p for p in folder.rglob("*.gguf") if ".cache" not in p.relative_to(folder).parts)
+
+
 def _local_gguf(path: Path) -> Path:
     if path.is_dir():
-        # A folder `hf download ... --local-dir` filled with one variant; its .cache/ holds no weights.
-        files = sorted(p for p in path.rglob("*.gguf") if ".cache" not in p.relative_to(path).parts)
+        files = gguf_files(path)
         if len(files) == 1:
             return files[0]
         listed = ", ".join(str(f.relative_to(path)) for f in files) or "none"
@@ -295,14 +304,14 @@ def _local_gguf(path: Path) -> Path:
     return path
 
 
-def _match_variant(names: list[str], variant: str) -> list[str]:
+def match_variant(names: list[str], variant: str) -> list[str]:
     # Whole-token match so that Q4_K does not pick Q4_K_M and q8_0 matches Q8_0.
     pattern = re.compile(rf"(?<![A-Za-z0-9]){re.escape(variant)}(?![A-Za-z0-9_])", re.IGNORECASE)
     return sorted(n for n in names if pattern.search(Path(n).name))
 
 
 def _pick_variant(names: list[str], variant: str) -> str:
-    found = _match_variant(names, variant)
+    found = match_variant(names, variant)
     if len(found) != 1:
         available = ", ".join(sorted(Path(n).name for n in names)) or "none"
         what = "no file" if not found else f"{len(found)} files ({', '.join(found)})"
