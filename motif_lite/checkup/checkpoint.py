@@ -280,11 +280,13 @@ def _report_weights(
 def check_gguf(report: Checkup, path: Path, root: Path | None) -> None:
     """A GGUF transformer: readable, complete, known quant types, and every tensor as its config says.
 
-    The config is the checkpoint's `transformer/config.json` when there is one, else the one our quantizer embeds,
-    else inferred from the tensor shapes (which cannot show rope_theta: a warning says so)."""
+    The config is chosen as `motif-lite run` chooses it (`choose_gguf_config`): the checkpoint's
+    `transformer/config.json` when there is one, else the one our quantizer embeds, else a `config.json` beside the
+    file, else inferred from the tensor shapes (which cannot show rope_theta: a warning says so)."""
     from motif_lite.config import TransformerConfig
     from motif_lite.weights.gguf_file import read_gguf
-    from motif_lite.weights.gguf_loader import CONFIG_KEY
+    from motif_lite.weights.gguf_loader import choose_gguf_config, model_tensors
+    from motif_lite.weights.loader import build_model
 
     subject = str(path)
     try:
@@ -296,23 +298,25 @@ def check_gguf(report: Checkup, path: Path, root: Path | None) -> None:
     report.ok(
         subject, f"complete GGUF, {len(checkpoint.tensors)} tensors ({types}), {checkpoint.nbytes() / 1e9:.2f} GB"
     )
-    shapes = {name: t.shape for name, t in checkpoint.tensors.items()}
     config_path = None if root is None else root / "transformer" / "config.json"
-    try:
+    try:  # the config `motif-lite run` would choose, with the same notes
+        tensors, layout = model_tensors(checkpoint)
+        shapes = {name: t.shape for name, t in tensors.items()}
+        ours = None
         if config_path is not None and config_path.is_file():
-            config, origin = TransformerConfig.from_json(config_path), "transformer/config.json"
-        elif CONFIG_KEY in checkpoint.metadata:
-            values = json.loads(checkpoint.metadata[CONFIG_KEY])
-            config, origin = TransformerConfig.from_dict(values, source=f"{path} ({CONFIG_KEY})"), f"its {CONFIG_KEY}"
-        else:
-            from motif_lite.config import config_from_weights
-
-            config, origin = config_from_weights(shapes), "its tensor shapes"
-            report.warning(subject, f"no transformer config at hand: rope_theta {config.rope_theta:g} is assumed")
-    except (MotifLiteError, json.JSONDecodeError) as exc:
+            ours = TransformerConfig.from_json(config_path), "transformer/config.json"
+        choice = choose_gguf_config(checkpoint, shapes, layout, ours)
+    except MotifLiteError as exc:
         report.problem(subject, f"no usable transformer config: {first_line(exc)}", _gguf_fix(path))
         return
-    problems = _transformer_mismatches(config, shapes)
+    config, origin = choice.config, choice.origin
+    if choice.inferred:
+        report.warning(subject, f"no transformer config at hand: rope_theta {config.rope_theta:g} is assumed")
+    else:  # configs that disagree with the chosen one
+        for note in choice.notes:
+            report.warning(subject, note)
+    expected = {name: tuple(t.shape) for name, t in build_model(config).state_dict().items()}
+    problems = _mismatches(expected, shapes)
     if problems:
         named = "; ".join(problems[:MAX_NAMED]) + (
             f"; and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
