@@ -5,6 +5,7 @@ errors (missing extra, busy port, bad flags) as one-line messages before anythin
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -171,6 +172,17 @@ def test_bad_flags_are_one_line_errors(flags, needle, capsys):
     assert cli.main(["serve", *flags]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
+
+
+def test_serve_sets_the_allocator_config_as_run_does(monkeypatch):
+    # The memory plan assumes growable allocator segments; a value the user set wins.
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "")
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF")
+    assert cli.main(["serve", "--max-queue", "0"]) == cli.EXIT_USER_ERROR
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "backend:native")
+    assert cli.main(["serve", "--max-queue", "0"]) == cli.EXIT_USER_ERROR
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "backend:native"
 
 
 def test_missing_lora_is_a_one_line_error(checkpoint, tmp_path, capsys):

@@ -182,9 +182,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, session: Session | None = None) -> int:
-    # Before torch starts CUDA: growable allocator segments keep what is reserved close to what is allocated
-    # (docs/memory.md). A value the user set wins.
-    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    from motif_lite.cli import use_expandable_segments
+
+    use_expandable_segments()  # before torch starts CUDA
     import torch  # the heavy imports happen here, not when --help builds the parser
 
     from motif_lite.io.hub import MissingFilesError

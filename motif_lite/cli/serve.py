@@ -98,6 +98,9 @@ def _check_server_extra() -> None:
 
 def main(args: argparse.Namespace) -> int:
     """The `serve` handler: check the flags and the port, open the data folder, load the model once, serve."""
+    from motif_lite.cli import use_expandable_segments
+
+    use_expandable_segments()  # before torch starts CUDA, as for run: the memory plan assumes it
     _check_server_extra()
     from motif_lite.server.jobs import JobStore
     from motif_lite.server.runner import bind, is_loopback
