@@ -174,6 +174,25 @@ def test_bad_flags_are_one_line_errors(flags, needle, capsys):
     assert needle in err and "Traceback" not in err
 
 
+def test_missing_lora_fails_before_binding_or_planning(tmp_path, capsys, monkeypatch):
+    from motif_lite import pipeline
+    from motif_lite.server import runner
+
+    monkeypatch.setattr(runner, "bind", lambda *a: pytest.fail("bound the port"))
+    monkeypatch.setattr(pipeline, "plan_generation", lambda *a, **kw: pytest.fail("planned"))
+    missing = tmp_path / "no.safetensors"
+    assert cli.main(["serve", "--data", str(tmp_path / "data"), "--lora", f"{missing}:0.5"]) == cli.EXIT_USER_ERROR
+    assert f"error: LoRA file not found: {missing}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("vram", ["-1", "0", "nan", "inf", "lots"])
+def test_vram_must_be_a_positive_number(capsys, vram):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve", "--vram", vram])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"--vram: must be a number of GiB > 0, got {vram}" in err
+
+
 def test_serve_sets_the_allocator_config_as_run_does(monkeypatch):
     # The memory plan assumes growable allocator segments; a value the user set wins.
     monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "")

@@ -204,7 +204,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         parallel = Parallel.create(layout, session.device, args.comm_timeout)
         request, notes = parallel.share(unresolved.resolve)
     say = print if parallel is None or parallel.is_main else _quiet
-    loras = _lora_args(args.lora)
+    loras = lora_args(args.lora)
     on_preview = None
     if args.preview and (parallel is None or parallel.is_main):
         on_preview = _preview_writer(args.preview, request.fps)
@@ -382,7 +382,7 @@ def _preview_writer(path: str, fps: float):
     return PreviewFile(path, fps / 4)  # one preview frame per latent frame, i.e. per 4 video frames
 
 
-def _lora_args(values: list[str]) -> list[tuple[Path, float]]:
+def lora_args(values: list[str]) -> list[tuple[Path, float]]:
     """`--lora FILE[:STRENGTH]` values as (path, strength), each file checked to exist before anything loads."""
     from motif_lite.weights.lora import LoRAError, LoRASpec
 
