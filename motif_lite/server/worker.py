@@ -10,7 +10,6 @@ failed job leaves no file behind.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import traceback
@@ -161,9 +160,12 @@ def failure(exc: Exception) -> tuple[str, str]:
 
 
 def write_thumbnail(video: Path, thumbnail: Path) -> None:
-    """The first frame of the finished video as WebP, written under a temporary name and renamed."""
+    """The first frame of the finished video as WebP, written under a temporary name and renamed (removed if the
+    write fails)."""
     import imageio_ffmpeg
     import PIL.Image
+
+    from motif_lite.io.staging import staged_output
 
     frames = imageio_ffmpeg.read_frames(str(video))
     try:
@@ -171,6 +173,5 @@ def write_thumbnail(video: Path, thumbnail: Path) -> None:
         first = next(frames)
     finally:
         frames.close()
-    partial = thumbnail.with_name(f".partial-{os.getpid()}-{thumbnail.name}")
-    PIL.Image.frombytes("RGB", tuple(meta["size"]), first).save(partial, "WEBP", quality=85)
-    os.replace(partial, thumbnail)
+    with staged_output(thumbnail, 1) as partial:
+        PIL.Image.frombytes("RGB", tuple(meta["size"]), first).save(partial, "WEBP", quality=85)
