@@ -185,15 +185,14 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     from motif_lite.cli import use_expandable_segments
 
     use_expandable_segments()  # before torch starts CUDA
-    import torch  # the heavy imports happen here, not when --help builds the parser
-
+    from motif_lite.devices import torch_dtype  # torch and the rest load here, not when --help builds the parser
     from motif_lite.io.hub import MissingFilesError
     from motif_lite.request import RequestError
     from motif_lite.runtime.parallel import Parallel
 
     if args.prompt is None and not args.dry_run:
         raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run runs without one)')
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
+    dtype = torch_dtype(args.dtype)
     unresolved = request_from_args(args)
     world = session.world if session is not None else args.gpus or 1
     layout = _layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None

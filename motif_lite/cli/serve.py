@@ -135,16 +135,13 @@ def _serve(
     api_key: str | None,
     loras: list[tuple[Path, float]],
 ):
-    import torch
-
-    from motif_lite.devices import resolve_device
+    from motif_lite.devices import resolve_device, torch_dtype
     from motif_lite.pipeline import load_pipeline, plan_generation
     from motif_lite.request import GenerationRequest
     from motif_lite.server.app import MiB, ServerConfig
     from motif_lite.server.runner import VideoServer, served_model_name
 
-    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-    model = dict(model=args.model, gguf=args.gguf, dtype=dtypes[args.dtype], device=args.device)
+    model = dict(model=args.model, gguf=args.gguf, dtype=torch_dtype(args.dtype), device=args.device)
     plan = None
     if args.vram is not None or resolve_device(args.device).type == "cuda":
         max_video = max_video or OFFICIAL_VIDEO
