@@ -193,6 +193,31 @@ def test_vram_must_be_a_positive_number(capsys, vram):
     assert exit_info.value.code == 2 and f"--vram: must be a number of GiB > 0, got {vram}" in err
 
 
+def test_plans_from_the_sources_preflight_found(checkpoint, tmp_path, capsys, monkeypatch):
+    # As for run: every check (and any download) first, then the plan from those files, then the load from them.
+    from motif_lite import pipeline
+    from motif_lite.errors import MotifLiteError
+
+    calls = []
+    preflight = pipeline.preflight
+
+    def checked(*args, **kwargs):
+        found = preflight(*args, **kwargs)
+        calls.append(("preflight", found))
+        return found
+
+    def plan(request, model, **kwargs):
+        calls.append(("plan", (model, kwargs["device"])))
+        raise MotifLiteError("stop here")
+
+    monkeypatch.setattr(pipeline, "preflight", checked)
+    monkeypatch.setattr(pipeline, "plan_generation", plan)
+    flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--vram", "4"]
+    assert cli.main(["serve", "-m", str(checkpoint), *flags]) == cli.EXIT_USER_ERROR
+    assert "error: stop here" in capsys.readouterr().err
+    assert [name for name, _ in calls] == ["preflight", "plan"] and calls[1][1] == calls[0][1]
+
+
 def test_serve_sets_the_allocator_config_as_run_does(monkeypatch):
     # The memory plan assumes growable allocator segments; a value the user set wins.
     monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "")

@@ -135,22 +135,25 @@ def _serve(
     api_key: str | None,
     loras: list[tuple[Path, float]],
 ):
-    from motif_lite.devices import resolve_device, torch_dtype
-    from motif_lite.pipeline import load_pipeline, plan_generation
+    from motif_lite.devices import torch_dtype
+    from motif_lite.pipeline import load_pipeline, plan_generation, preflight
     from motif_lite.request import GenerationRequest
     from motif_lite.server.app import MiB, ServerConfig
     from motif_lite.server.runner import VideoServer, served_model_name
 
-    model = dict(model=args.model, gguf=args.gguf, dtype=torch_dtype(args.dtype), device=args.device)
+    dtype = torch_dtype(args.dtype)
+    # Every check, and any download, before planning (as run does): the plan is made from the files that will load,
+    # not from the built-in sizes of a model not yet on disk.
+    sources, device = preflight(args.model, args.gguf, args.device, args.kernels)
     plan = None
-    if args.vram is not None or resolve_device(args.device).type == "cuda":
+    if args.vram is not None or device.type == "cuda":
         max_video = max_video or OFFICIAL_VIDEO
         width, height, frames = max_video
         largest = GenerationRequest("-", width=width, height=height, frames=frames)
-        plan = plan_generation(largest, **model, vram_gib=args.vram, kernels=args.kernels)
+        plan = plan_generation(largest, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels)
         print(plan.describe(), file=sys.stderr)
     print(f"loading {args.model}" + (f" with {args.gguf}" if args.gguf else "") + " ...", file=sys.stderr)
-    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan, loras=loras)
+    pipe = load_pipeline(sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras)
     if pipe.loras is not None:
         print(f"loras: {pipe.loras.describe()}", file=sys.stderr)
     print("\n".join(pipe.settings_for(GenerationRequest("-")).lines()), file=sys.stderr)  # what jobs get by default
