@@ -1,4 +1,5 @@
-"""Device names -> `torch.device`, with one clear error when the device cannot be used here.
+"""Device names -> `torch.device`, with one clear error when the device cannot be used here; `--dtype` names ->
+`torch.dtype` (`torch_dtype`).
 
 `parse_device` reads a name ("auto" included) for plans, which may be made for a device this machine lacks;
 `resolve_device` and `checked_device` also require that the device runs here.
@@ -12,6 +13,11 @@ from __future__ import annotations
 import torch
 
 from motif_lite.errors import DeviceError
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a `--dtype` name (`choices.DTYPE_NAMES`: bf16, fp16, fp32)."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
 
 
 def checked_device(device: str | torch.device) -> torch.device:

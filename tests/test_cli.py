@@ -185,6 +185,13 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     assert result.returncode == 2 and "error: width 1000" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_every_dtype_name_has_a_torch_dtype():
+    from motif_lite.choices import DTYPE_NAMES
+    from motif_lite.devices import torch_dtype
+
+    assert [torch_dtype(name) for name in DTYPE_NAMES] == [torch.bfloat16, torch.float16, torch.float32]
+
+
 def test_help_and_version_do_not_import_torch():
     # --help must answer at once: building the parser may not pull in torch (seconds to import).
     code = "import sys; from motif_lite.cli import build_parser; build_parser(); print('torch' in sys.modules)"

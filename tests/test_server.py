@@ -353,6 +353,31 @@ def test_previews_while_denoising(server):
     assert list((server.store.root / "videos").iterdir()) == []
 
 
+def test_a_failed_thumbnail_leaves_no_partial_file(tmp_path, monkeypatch):
+    import imageio_ffmpeg
+
+    from motif_lite.server.worker import write_thumbnail
+
+    video, thumbnail = tmp_path / "v.mp4", tmp_path / "v.webp"
+    writer = imageio_ffmpeg.write_frames(str(video), (48, 32), fps=8, macro_block_size=16)
+    writer.send(None)
+    writer.send(np.full((32, 48, 3), 200, np.uint8).tobytes())
+    writer.close()
+    write_thumbnail(video, thumbnail)
+    assert PIL.Image.open(thumbnail).size == (48, 32)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4", "v.webp"]
+    thumbnail.unlink()
+
+    def half_written(image, path, *args, **kwargs):
+        path.write_bytes(b"RIFF")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(PIL.Image.Image, "save", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        write_thumbnail(video, thumbnail)
+    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+
+
 def test_a_job_that_cannot_run_fails_and_the_worker_goes_on(server):
     # Settings a future version might store: this job fails, the next one runs.
     settings = {**stored_settings(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1)), "bogus": 1}

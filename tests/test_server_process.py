@@ -5,6 +5,7 @@ errors (missing extra, busy port, bad flags) as one-line messages before anythin
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -171,6 +172,61 @@ def test_bad_flags_are_one_line_errors(flags, needle, capsys):
     assert cli.main(["serve", *flags]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
+
+
+def test_missing_lora_fails_before_binding_or_planning(tmp_path, capsys, monkeypatch):
+    from motif_lite import pipeline
+    from motif_lite.server import runner
+
+    monkeypatch.setattr(runner, "bind", lambda *a: pytest.fail("bound the port"))
+    monkeypatch.setattr(pipeline, "plan_generation", lambda *a, **kw: pytest.fail("planned"))
+    missing = tmp_path / "no.safetensors"
+    assert cli.main(["serve", "--data", str(tmp_path / "data"), "--lora", f"{missing}:0.5"]) == cli.EXIT_USER_ERROR
+    assert f"error: LoRA file not found: {missing}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("vram", ["-1", "0", "nan", "inf", "lots"])
+def test_vram_must_be_a_positive_number(capsys, vram):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve", "--vram", vram])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"--vram: must be a number of GiB > 0, got {vram}" in err
+
+
+def test_plans_from_the_sources_preflight_found(checkpoint, tmp_path, capsys, monkeypatch):
+    # As for run: every check (and any download) first, then the plan from those files, then the load from them.
+    from motif_lite import pipeline
+    from motif_lite.errors import MotifLiteError
+
+    calls = []
+    preflight = pipeline.preflight
+
+    def checked(*args, **kwargs):
+        found = preflight(*args, **kwargs)
+        calls.append(("preflight", found))
+        return found
+
+    def plan(request, model, **kwargs):
+        calls.append(("plan", (model, kwargs["device"])))
+        raise MotifLiteError("stop here")
+
+    monkeypatch.setattr(pipeline, "preflight", checked)
+    monkeypatch.setattr(pipeline, "plan_generation", plan)
+    flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--vram", "4"]
+    assert cli.main(["serve", "-m", str(checkpoint), *flags]) == cli.EXIT_USER_ERROR
+    assert "error: stop here" in capsys.readouterr().err
+    assert [name for name, _ in calls] == ["preflight", "plan"] and calls[1][1] == calls[0][1]
+
+
+def test_serve_sets_the_allocator_config_as_run_does(monkeypatch):
+    # The memory plan assumes growable allocator segments; a value the user set wins.
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "")
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF")
+    assert cli.main(["serve", "--max-queue", "0"]) == cli.EXIT_USER_ERROR
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "backend:native")
+    assert cli.main(["serve", "--max-queue", "0"]) == cli.EXIT_USER_ERROR
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "backend:native"
 
 
 def test_missing_lora_is_a_one_line_error(checkpoint, tmp_path, capsys):

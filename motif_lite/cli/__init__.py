@@ -78,6 +78,12 @@ def _warnings_to_stderr() -> Iterator[None]:
         logger.propagate = propagate
 
 
+def use_expandable_segments() -> None:
+    """Before torch starts CUDA: growable allocator segments keep what is reserved close to what is allocated, as
+    the memory planner assumes (docs/memory.md). A value the user set wins."""
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+
+
 def _rank_prefix() -> str:
     """The "[rank r] " prefix of messages in a process of a torchrun job (several ranks), else nothing."""
     return f"[rank {os.environ.get('RANK', '?')}] " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""

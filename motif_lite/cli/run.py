@@ -182,18 +182,17 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, session: Session | None = None) -> int:
-    # Before torch starts CUDA: growable allocator segments keep what is reserved close to what is allocated
-    # (docs/memory.md). A value the user set wins.
-    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
-    import torch  # the heavy imports happen here, not when --help builds the parser
+    from motif_lite.cli import use_expandable_segments
 
+    use_expandable_segments()  # before torch starts CUDA
+    from motif_lite.devices import torch_dtype  # torch and the rest load here, not when --help builds the parser
     from motif_lite.io.hub import MissingFilesError
     from motif_lite.request import RequestError
     from motif_lite.runtime.parallel import Parallel
 
     if args.prompt is None and not args.dry_run:
         raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run runs without one)')
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
+    dtype = torch_dtype(args.dtype)
     unresolved = request_from_args(args)
     world = session.world if session is not None else args.gpus or 1
     layout = _layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
@@ -204,7 +203,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         parallel = Parallel.create(layout, session.device, args.comm_timeout)
         request, notes = parallel.share(unresolved.resolve)
     say = print if parallel is None or parallel.is_main else _quiet
-    loras = _lora_args(args.lora)
+    loras = lora_args(args.lora)
     on_preview = None
     if args.preview and (parallel is None or parallel.is_main):
         on_preview = _preview_writer(args.preview, request.fps)
@@ -382,7 +381,7 @@ def _preview_writer(path: str, fps: float):
     return PreviewFile(path, fps / 4)  # one preview frame per latent frame, i.e. per 4 video frames
 
 
-def _lora_args(values: list[str]) -> list[tuple[Path, float]]:
+def lora_args(values: list[str]) -> list[tuple[Path, float]]:
     """`--lora FILE[:STRENGTH]` values as (path, strength), each file checked to exist before anything loads."""
     from motif_lite.weights.lora import LoRAError, LoRASpec
 

@@ -103,7 +103,7 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
     m.add_argument(
         "--vram",
-        type=_gib,
+        type=gib,
         metavar="GiB",
         help="device memory budget: stream/chunk/tile to fit it (default: the GPU's free memory; CPU: no limit)",
     )
@@ -132,7 +132,7 @@ def _add_confirmation_flags(run: argparse.ArgumentParser) -> None:
     )
 
 
-def _gib(text: str) -> float:
+def gib(text: str) -> float:
     """A memory budget in GiB: a finite number > 0 (argparse reports anything else as a usage error)."""
     try:
         value = float(text)

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from motif_lite.choices import DTYPE_NAMES, KERNEL_BACKENDS, MOTIF_REPO
+from motif_lite.cli.run_flags import gib
 from motif_lite.errors import MotifLiteError
 
 OFFICIAL_VIDEO = (1280, 736, 121)
@@ -73,7 +74,7 @@ def _add_model_flags(serve: argparse.ArgumentParser) -> None:
     m.add_argument("--dtype", choices=DTYPE_NAMES, default="bf16", help="compute dtype (default bf16)")
     m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
-    m.add_argument("--vram", type=float, metavar="GiB", help="device memory budget (default: the GPU's free memory)")
+    m.add_argument("--vram", type=gib, metavar="GiB", help="device memory budget (default: the GPU's free memory)")
     m.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
                    help="a LoRA applied to the transformer for every job, as for run (repeatable)")  # fmt: skip
 
@@ -98,7 +99,11 @@ def _check_server_extra() -> None:
 
 def main(args: argparse.Namespace) -> int:
     """The `serve` handler: check the flags and the port, open the data folder, load the model once, serve."""
+    from motif_lite.cli import use_expandable_segments
+
+    use_expandable_segments()  # before torch starts CUDA, as for run: the memory plan assumes it
     _check_server_extra()
+    from motif_lite.cli.run import lora_args
     from motif_lite.server.jobs import JobStore
     from motif_lite.server.runner import bind, is_loopback
 
@@ -106,6 +111,7 @@ def main(args: argparse.Namespace) -> int:
     api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
     if args.max_queue < 1 or args.max_upload_mb <= 0:
         raise MotifLiteError("--max-queue and --max-upload-mb must be positive")
+    loras = lora_args(args.lora)  # each file checked to exist before anything loads, as for run
     if not is_loopback(args.host) and api_key is None:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
               "the server", file=sys.stderr)  # fmt: skip
@@ -115,35 +121,39 @@ def main(args: argparse.Namespace) -> int:
             store = JobStore(args.data)
         except (OSError, sqlite3.Error) as exc:
             raise MotifLiteError(f"cannot use the data folder {args.data}: {exc}") from exc
-        _serve(args, sock, store, max_video, api_key)
+        _serve(args, sock, store, max_video, api_key, loras)
     finally:
         sock.close()
     return 0
 
 
-def _serve(args: argparse.Namespace, sock, store, max_video: tuple[int, int, int] | None, api_key: str | None):
-    import torch
-
-    from motif_lite.devices import resolve_device
-    from motif_lite.pipeline import load_pipeline, plan_generation
+def _serve(
+    args: argparse.Namespace,
+    sock,
+    store,
+    max_video: tuple[int, int, int] | None,
+    api_key: str | None,
+    loras: list[tuple[Path, float]],
+):
+    from motif_lite.devices import torch_dtype
+    from motif_lite.pipeline import load_pipeline, plan_generation, preflight
     from motif_lite.request import GenerationRequest
     from motif_lite.server.app import MiB, ServerConfig
     from motif_lite.server.runner import VideoServer, served_model_name
 
-    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-    model = dict(model=args.model, gguf=args.gguf, dtype=dtypes[args.dtype], device=args.device)
+    dtype = torch_dtype(args.dtype)
+    # Every check, and any download, before planning (as run does): the plan is made from the files that will load,
+    # not from the built-in sizes of a model not yet on disk.
+    sources, device = preflight(args.model, args.gguf, args.device, args.kernels)
     plan = None
-    if args.vram is not None or resolve_device(args.device).type == "cuda":
+    if args.vram is not None or device.type == "cuda":
         max_video = max_video or OFFICIAL_VIDEO
         width, height, frames = max_video
         largest = GenerationRequest("-", width=width, height=height, frames=frames)
-        plan = plan_generation(largest, **model, vram_gib=args.vram, kernels=args.kernels)
+        plan = plan_generation(largest, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels)
         print(plan.describe(), file=sys.stderr)
-    from motif_lite.weights.lora import LoRASpec
-
-    loras = [(spec.path, spec.strength) for spec in map(LoRASpec.parse, args.lora)]
     print(f"loading {args.model}" + (f" with {args.gguf}" if args.gguf else "") + " ...", file=sys.stderr)
-    pipe = load_pipeline(**model, kernels=args.kernels, plan=plan, loras=loras)
+    pipe = load_pipeline(sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras)
     if pipe.loras is not None:
         print(f"loras: {pipe.loras.describe()}", file=sys.stderr)
     print("\n".join(pipe.settings_for(GenerationRequest("-")).lines()), file=sys.stderr)  # what jobs get by default

@@ -61,16 +61,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     import dataclasses
 
-    import torch
-
+    from motif_lite.devices import torch_dtype
     from motif_lite.verify import ForcedSettings, VerifySettings, verify
 
-    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
     forced = ForcedSettings.parse(args.force)  # a bad --force fails before anything loads
     settings = VerifySettings(args.width, args.height, args.video_frames, args.steps, args.seed)
     texts = {"prompt": args.prompt, "negative_prompt": args.negative_prompt}
     settings = dataclasses.replace(settings, **{k: v for k, v in texts.items() if v is not None})
-    dtype = dtypes[args.dtype] if args.dtype else None
+    dtype = torch_dtype(args.dtype) if args.dtype else None
     print(f"verify: loading both pipelines from {args.model} ...", file=sys.stderr)
     result = verify(args.model, args.gguf, args.device, dtype, settings, forced)
     print("\n".join(result.lines()))

@@ -1,25 +1,24 @@
 """The worker: one thread that runs the queued jobs in submission order on the one loaded pipeline.
 
 Progress comes from `MotifVideoPipeline.generate(request, on_progress=...)` and goes to the store; its previews
-(`on_preview`, a cheap look at the clip every quarter of the steps) go to a file the API serves. The progress
-callback is where a job stops between steps, the way Ctrl-C stops `motif-lite run`: it raises when the job was
-deleted (the store no longer has it running) or the server is shutting down (the job goes back to the queue).
+(`on_preview`, a cheap look at the clip every quarter of the steps) go to a file the API serves, written by a
+`PreviewFile` on a background thread so that sampling does not wait for them. The progress callback is where a job
+stops between steps, the way Ctrl-C stops `motif-lite run`: it raises when the job was deleted (the store no longer
+has it running) or the server is shutting down (the job goes back to the queue).
 `generate` writes the video under a temporary name and renames it only once it is complete, so a stopped or
 failed job leaves no file behind.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from motif_lite.errors import MotifLiteError
+from motif_lite.io.preview import PreviewFile
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.jobs import Job, JobStore
 
@@ -98,8 +97,12 @@ class Worker:
         try:
             # Inside the try: settings stored by another version of motif-lite fail this job, not the worker.
             request = GenerationRequest(**s, image=image, output=output)
-            preview = self._preview_writer(self.store.preview_path(job.id), request.fps)
-            self.pipe.generate(request, on_progress=self._progress(job.id), on_preview=preview)
+            # Written on a background thread, one preview frame per latent frame.
+            preview = PreviewFile(self.store.preview_path(job.id), request.fps / TEMPORAL_FACTOR)
+            try:
+                self.pipe.generate(request, on_progress=self._progress(job.id), on_preview=preview)
+            finally:
+                preview.close()  # the last preview is written before the job's files are removed below
         except JobDeleted:
             self.log(f"{job.id}: deleted, stopped")
             self.store.remove_files(job.id)
@@ -123,17 +126,6 @@ class Worker:
                 self.store.remove_files(job.id)
         finally:
             self.store.preview_path(job.id).unlink(missing_ok=True)
-
-    def _preview_writer(self, path: Path, fps: float) -> Callable[[int, int, np.ndarray], None]:
-        from motif_lite.io.preview import write_preview
-
-        def write(done: int, steps: int, frames: np.ndarray) -> None:
-            try:
-                write_preview(frames, path, fps / TEMPORAL_FACTOR)  # one preview frame per latent frame
-            except MotifLiteError as exc:  # a preview is a courtesy: never the reason a job fails
-                self.log(f"{path.name}: {exc}")
-
-        return write
 
     def _progress(self, job_id: str) -> Callable[[str, int, int], None]:
         last = [0]
@@ -161,9 +153,12 @@ def failure(exc: Exception) -> tuple[str, str]:
 
 
 def write_thumbnail(video: Path, thumbnail: Path) -> None:
-    """The first frame of the finished video as WebP, written under a temporary name and renamed."""
+    """The first frame of the finished video as WebP, written under a temporary name and renamed (removed if the
+    write fails)."""
     import imageio_ffmpeg
     import PIL.Image
+
+    from motif_lite.io.staging import staged_output
 
     frames = imageio_ffmpeg.read_frames(str(video))
     try:
@@ -171,6 +166,5 @@ def write_thumbnail(video: Path, thumbnail: Path) -> None:
         first = next(frames)
     finally:
         frames.close()
-    partial = thumbnail.with_name(f".partial-{os.getpid()}-{thumbnail.name}")
-    PIL.Image.frombytes("RGB", tuple(meta["size"]), first).save(partial, "WEBP", quality=85)
-    os.replace(partial, thumbnail)
+    with staged_output(thumbnail, 1) as partial:
+        PIL.Image.frombytes("RGB", tuple(meta["size"]), first).save(partial, "WEBP", quality=85)
