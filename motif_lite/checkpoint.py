@@ -253,9 +253,3 @@ def _raise_if(problems: list[str], missing: list) -> None:
         raise MissingFilesError(missing, problems)
     if problems:
         raise CheckpointError("\n".join(problems))
-
-
-def locate_checkpoint(model: str | Path, with_transformer: bool = True) -> Path:
-    """The local checkpoint folder for a path or repo id, after checking every file the pipeline will read
-    (`locate_sources` also reads and checks the configs and the transformer's tensors)."""
-    return find_checkpoint(str(model), required_files(not with_transformer), download_patterns(not with_transformer))

@@ -154,16 +154,14 @@ def verify(
     """Run both pipelines on the checkpoint `model` (and `gguf`) and compare them stage by stage.
 
     dtype: float32 on the CPU, bfloat16 on a GPU unless given. `on_stage` sees each result as it is ready."""
-    from motif_lite.checkpoint import locate_checkpoint
-    from motif_lite.devices import resolve_device
-    from motif_lite.pipeline import load_pipeline
+    from motif_lite.pipeline import load_pipeline, preflight
 
     diffusers = _import_diffusers()
-    target = resolve_device(device)
+    sources, target = preflight(model, gguf, device)  # found (or fetched) and checked once, for both pipelines
     dtype = dtype or (torch.float32 if target.type == "cpu" else torch.bfloat16)
-    root = locate_checkpoint(model, with_transformer=gguf is None)
-    ours = load_pipeline(root, gguf=gguf, dtype=dtype, device=target)
-    reference = _reference_pipeline(diffusers, root, ours, gguf, dtype, target)
+    root = sources.root
+    ours = load_pipeline(sources, dtype=dtype, device=target)
+    reference = _reference_pipeline(diffusers, root, ours, sources.gguf, dtype, target)
     _apply_forced(ours, forced)
     tolerances = dict(TOLERANCES.get(dtype, TOLERANCES[torch.bfloat16]))
     if gguf is not None:
@@ -197,7 +195,7 @@ def _import_diffusers() -> Any:
 
 
 def _reference_pipeline(
-    diffusers: Any, root: Path, ours: Any, gguf: str | Path | None, dtype: torch.dtype, device: torch.device
+    diffusers: Any, root: Path, ours: Any, gguf: Path | None, dtype: torch.dtype, device: torch.device
 ) -> Any:
     """diffusers' pipeline from the same files; it borrows our text encoder module (the same transformers class)."""
     components: dict[str, Any] = {"text_encoder": ours.text_encoder.model}
@@ -213,10 +211,7 @@ def _reference_pipeline(
     return reference
 
 
-def _reference_gguf_transformer(diffusers: Any, root: Path, gguf: str | Path, dtype: torch.dtype) -> Any:
-    from motif_lite.io.hub import resolve_gguf
-
-    path = resolve_gguf(str(gguf))
+def _reference_gguf_transformer(diffusers: Any, root: Path, path: Path, dtype: torch.dtype) -> Any:
     if not (root / "transformer" / "config.json").is_file():
         raise VerifyError(f"diffusers reads a GGUF transformer with the checkpoint's transformer/config.json: {root}")
     try:
