@@ -482,10 +482,10 @@ def load_pipeline(
     encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself.
 
     Speed (docs/usage.md, "Going faster"): `batch_guidance` runs a guided step's two predictions as one batch-2
-    forward (None: as the memory plan says, else on CUDA only; the same numbers either way; never in a parallel
+    forward (None: on CUDA when the memory plan has room; the same numbers either way; never in a parallel
     run). `compile`: torch.compile every block (or a `CompileConfig`). `attention_backend`: "auto" (timed trial on
-    the GPU) or a fixed exact kernel (`motif_lite.choices.ATTENTION_BACKENDS`); with `attention="int8"` the exact
-    kernel only serves where int8 falls back. `step_cache`: a threshold (lossy, opt-in; 0 = exact) or a
+    the GPU) or a fixed exact kernel (`motif_lite.choices.ATTENTION_BACKENDS`); not used with `attention="int8"`,
+    whose fallback is plain SDPA. `step_cache`: a threshold (lossy, opt-in; 0 = exact) or a
     `StepCacheConfig` (not in a parallel run).
     """
     from motif_lite.encoders.text import load_text_encoder
