@@ -663,7 +663,7 @@ def plan_generation(
         request.width, request.height, request.frames, config, sizes.transformer_bytes, sizes.text_encoder_bytes,
         sizes.vae_config, budget, cfg_batch=2 if batched else 1, device=str(target), vae_dtype=dtype,
         fused_norms=fused_norms, step_cache=step_cache, sequence_parallel=sequence_parallel,
-        attention_workspace_bytes=attention_workspace_bytes(attention, config, tokens),
+        attention_workspace_bytes=attention_workspace_bytes(attention, config, tokens, 2 if batched else 1),
         image=request.image is not None and request.latent_frames > 1,  # the first frame goes through the VAE
         ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30), activation_dtype=dtype,
     )  # fmt: skip
