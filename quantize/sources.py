@@ -21,7 +21,6 @@ from motif_lite.weights.loader import build_model, check_tensors, resolve_config
 
 from .components import TRANSFORMER, Component
 
-ARCH = TRANSFORMER.arch
 CONFIG_KEY = TRANSFORMER.config_key
 
 

@@ -311,8 +311,3 @@ def _listing(title: str, items: list[str]) -> str:
     shown = "\n".join(f"  {item}" for item in items[:MAX_LISTED])
     more = f"\n  ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
     return f"{len(items)} {title}:\n{shown}{more}"
-
-
-def lora_bytes(files: Iterable[LoRAFile]) -> int:
-    """Bytes the adapters add when kept unmerged (float32), an upper bound for memory plans."""
-    return sum(u.down.numel() * 4 + u.up.numel() * 4 for f in files for u in f.updates)
