@@ -105,7 +105,7 @@ def choose_gguf_config(
     sidecar = ckpt.path.parent / "config.json"
     candidates = [
         checkpoint,
-        _embedded(ckpt),
+        embedded_config(ckpt),
         (TransformerConfig.from_json(sidecar), f"{sidecar}") if sidecar.is_file() else None,
     ]
     found = [c for c in candidates if c is not None]
@@ -129,7 +129,8 @@ def choose_gguf_config(
     return ConfigChoice(config.replace(cross_attention_layout=layout), origin, False, tuple(notes))
 
 
-def _embedded(ckpt: GGUFCheckpoint) -> tuple[TransformerConfig, str] | None:
+def embedded_config(ckpt: GGUFCheckpoint) -> tuple[TransformerConfig, str] | None:
+    """The transformer config our quantizer embeds in the file (`CONFIG_KEY`) and where it is, or None."""
     embedded = ckpt.metadata.get(CONFIG_KEY)
     if embedded is None:
         return None
