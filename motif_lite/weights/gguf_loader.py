@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.config import TransformerConfig, assumed_values, config_differences, config_from_weights
+from motif_lite.config import TransformerConfig, assumed_note, config_differences, config_from_weights
 from motif_lite.devices import checked_device
 from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
@@ -111,11 +111,10 @@ def choose_gguf_config(
     found = [c for c in candidates if c is not None]
     if not found:
         config = config_from_weights(shapes, layout)
-        assumed = ", ".join(f"{k}={v}" for k, v in assumed_values(config).items())
         note = (
             f"no transformer config for {ckpt.path.name} (no transformer/config.json in the checkpoint, none "
             f"embedded in the file, no config.json beside it): the architecture is read from the tensor shapes and "
-            f"{assumed} are assumed (weights cannot show them); give the checkpoint's transformer/config.json "
+            f"{assumed_note(config)}; give the checkpoint's transformer/config.json "
             "(-m FOLDER) if the video looks wrong"
         )
         return ConfigChoice(config, "inferred from the GGUF tensor shapes", True, (note,))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.config import TransformerConfig, assumed_values, config_from_weights
+from motif_lite.config import TransformerConfig, assumed_note, config_from_weights
 from motif_lite.devices import checked_device
 from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
@@ -90,10 +90,7 @@ def resolve_config(
     naming the values the weights cannot show (`assumed_values`); `stacklevel` as `warnings.warn` counts it here."""
     if config_path is None:
         config = config_from_weights(shapes, layout)
-        assumed = ", ".join(f"{k}={v}" for k, v in assumed_values(config).items())
-        warnings.warn(
-            f"no transformer config.json: {assumed} are assumed (weights cannot show them)", stacklevel=stacklevel
-        )
+        warnings.warn(f"no transformer config.json: {assumed_note(config)}", stacklevel=stacklevel)
         return config
     return TransformerConfig.from_json(config_path).replace(cross_attention_layout=layout)
 
