@@ -6,7 +6,6 @@ overrides. Types that need rows of 256 fall back to a 32-block type for tensors 
 multiple of 256; rows that are not a multiple of 32 stay F16. docs/quantize.md gives the rationale.
 """
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import TypeVar
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
 from motif_lite.errors import ConfigError
+from motif_lite.weights.dequant import packed_nbytes
 
 from .tensor import SUPPORTED_TYPES
 
@@ -214,8 +214,5 @@ def packed_bytes(shapes: dict[str, tuple[int, ...]], recipe: Recipe) -> int:
 
 def plan_bytes(shapes: dict[str, tuple[int, ...]], plan: dict[str, GGMLQuantizationType]) -> int:
     """The tensor data bytes of tensors with these shapes stored with these types."""
-    total = 0
-    for name, qtype in plan.items():
-        block_size, type_size = GGML_QUANT_SIZES[qtype]
-        total += math.prod(shapes[name]) // block_size * type_size
-    return total
+    # A 0-d tensor is one value, as `finish_plan`'s row fallback counts it.
+    return sum(packed_nbytes(qtype, shapes[name] or (1,), name) for name, qtype in plan.items())
