@@ -233,6 +233,13 @@ def assumed_values(config: TransformerConfig) -> dict[str, Any]:
     return assumed
 
 
+def assumed_note(config: TransformerConfig) -> str:
+    """`assumed_values` as the warnings about an inferred config word them (one text for the safetensors and GGUF
+    loaders): "rope_theta=10000, ... are assumed (weights cannot show them)"."""
+    assumed = ", ".join(f"{k}={v}" for k, v in assumed_values(config).items())
+    return f"{assumed} are assumed (weights cannot show them)"
+
+
 def config_differences(a: TransformerConfig, b: TransformerConfig) -> dict[str, tuple[Any, Any]]:
     """{key: (a's value, b's value)} for every config.json key where `a` and `b` differ."""
     keys = [f.name for f in fields(TransformerConfig) if f.name != "cross_attention_layout"]

@@ -12,8 +12,8 @@ from gguf import GGMLQuantizationType
 from motif_lite.errors import CheckpointError
 from motif_lite.weights.gguf_file import EXPECTED_ARCH, TEXT_ENCODER_ARCH
 
-from .recipes import get_recipe, plan_types, recipe_names, tensor_class
-from .text_recipes import get_text_recipe, plan_text_types, text_recipe_names, text_tensor_class
+from .recipes import get_recipe, plan_types, tensor_class
+from .text_recipes import get_text_recipe, plan_text_types, text_tensor_class
 
 Shapes = dict[str, tuple[int, ...]]
 
@@ -27,7 +27,6 @@ class Component:
     arch: str  # general.architecture of its GGUF files
     config_key: str  # the metadata key that holds its config.json
     get_recipe: Callable[[str], Any]
-    recipe_names: Callable[[], str]
     plan: Callable[[Shapes, Any, list[tuple[str, GGMLQuantizationType]]], dict[str, GGMLQuantizationType]]
     tensor_class: Callable[[str, tuple[int, ...]], str]
     default_recipe: str
@@ -61,7 +60,6 @@ TRANSFORMER = Component(
     arch=EXPECTED_ARCH,
     config_key=f"{EXPECTED_ARCH}.config_json",
     get_recipe=get_recipe,
-    recipe_names=recipe_names,
     plan=plan_types,
     tensor_class=tensor_class,
     default_recipe="Q4_K_M",
@@ -72,7 +70,6 @@ TEXT_ENCODER = Component(
     arch=TEXT_ENCODER_ARCH,
     config_key=f"{TEXT_ENCODER_ARCH}.config_json",
     get_recipe=get_text_recipe,
-    recipe_names=text_recipe_names,
     plan=plan_text_types,
     tensor_class=text_tensor_class,
     default_recipe="Q8_0",

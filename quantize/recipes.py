@@ -6,18 +6,21 @@ overrides. Types that need rows of 256 fall back to a 32-block type for tensors 
 multiple of 256; rows that are not a multiple of 32 stay F16. docs/quantize.md gives the rationale.
 """
 
-import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import TypeVar
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
 from motif_lite.errors import ConfigError
+from motif_lite.weights.dequant import packed_nbytes
 
 from .tensor import SUPPORTED_TYPES
 
 Q = GGMLQuantizationType
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -77,17 +80,28 @@ _SENSITIVE_RE = re.compile(
 def get_recipe(name: str) -> Recipe:
     """The recipe called `name` in any letter case, or one of its `ALIASES` (Q4_K = Q4_K_M); `ConfigError` listing
     the choices otherwise."""
-    upper = name.strip().upper()
-    recipe = RECIPES.get(ALIASES.get(upper, upper))
-    if recipe is None:
-        raise ConfigError(f"unknown quantization type {name!r}; choose one of: {recipe_names()}")
-    return recipe
+    return find_recipe(RECIPES, name, "quantization type")
 
 
 def recipe_names() -> str:
     """The recipe names and aliases, for help texts and errors."""
-    aliases = ", ".join(f"{alias} = {target}" for alias, target in ALIASES.items())
-    return f"{', '.join(RECIPES)} (aliases: {aliases}; any letter case)"
+    return table_names(RECIPES)
+
+
+def find_recipe(table: Mapping[str, R], name: str, what: str) -> R:
+    """The entry of a recipe table called `name` in any letter case, or by an `ALIASES` name whose target the table
+    has; a `ConfigError` ("unknown {what} ...") listing the choices otherwise."""
+    upper = name.strip().upper()
+    recipe = table.get(ALIASES.get(upper, upper))
+    if recipe is None:
+        raise ConfigError(f"unknown {what} {name!r}; choose one of: {table_names(table)}")
+    return recipe
+
+
+def table_names(table: Mapping[str, object]) -> str:
+    """A recipe table's names and the aliases that lead into it, for help texts and errors."""
+    aliases = ", ".join(f"{alias} = {target}" for alias, target in ALIASES.items() if target in table)
+    return f"{', '.join(table)} (aliases: {aliases}; any letter case)"
 
 
 def file_type(recipe: Recipe) -> int | None:
@@ -200,8 +214,5 @@ def packed_bytes(shapes: dict[str, tuple[int, ...]], recipe: Recipe) -> int:
 
 def plan_bytes(shapes: dict[str, tuple[int, ...]], plan: dict[str, GGMLQuantizationType]) -> int:
     """The tensor data bytes of tensors with these shapes stored with these types."""
-    total = 0
-    for name, qtype in plan.items():
-        block_size, type_size = GGML_QUANT_SIZES[qtype]
-        total += math.prod(shapes[name]) // block_size * type_size
-    return total
+    # A 0-d tensor is one value, as `finish_plan`'s row fallback counts it.
+    return sum(packed_nbytes(qtype, shapes[name] or (1,), name) for name, qtype in plan.items())

@@ -12,17 +12,13 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError
 from motif_lite.weights.dequant import dequantize
-from motif_lite.weights.gguf_file import read_gguf
-from motif_lite.weights.keymap import detect_layout, to_model_name
+from motif_lite.weights.gguf_file import GGUFCheckpoint, read_gguf
+from motif_lite.weights.gguf_loader import embedded_config, model_tensors
 from motif_lite.weights.loader import build_model, check_tensors, resolve_config
 
 from .components import TRANSFORMER, Component
-
-ARCH = TRANSFORMER.arch
-CONFIG_KEY = TRANSFORMER.config_key
 
 
 class SafetensorsSource:
@@ -93,7 +89,7 @@ class GGUFSource:
         self.config_json = self._checkpoint.metadata.get(component.config_key)
         self.shapes = {name: t.shape for name, t in self._checkpoint.tensors.items()}
         if component.name == TRANSFORMER.name:
-            _check_whole_transformer(path, self.shapes, self.config_json)
+            _check_whole_transformer(self._checkpoint)
 
     def read(self, name: str, rows: slice | None = None) -> torch.Tensor:
         """One tensor (or the slice `rows` of its first dimension), dequantized to float32."""
@@ -107,22 +103,16 @@ class GGUFSource:
         self._checkpoint = None
 
 
-def _check_whole_transformer(path: Path, shapes: dict[str, tuple[int, ...]], config_json: str | None) -> None:
-    """Raise a `MotifLiteError` unless `shapes` are exactly the transformer's tensors (as the runtime checks)."""
-    shapes = {name: shape for name, shape in shapes.items() if 0 not in shape}  # exporters' placeholders
-    layout = detect_layout(shapes)
-    shapes = {to_model_name(name, layout): shape for name, shape in shapes.items()}
-    if config_json is None:
+def _check_whole_transformer(ckpt: GGUFCheckpoint) -> None:
+    """Raise a `MotifLiteError` unless the file holds exactly the transformer's tensors (as the runtime checks)."""
+    tensors, layout = model_tensors(ckpt)
+    shapes = {name: t.shape for name, t in tensors.items()}
+    embedded = embedded_config(ckpt)
+    if embedded is None:
         config = resolve_config(shapes, layout, None)  # inferred: fails naming the first missing tensor
     else:
-        try:
-            values = json.loads(config_json)
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{path}: metadata {CONFIG_KEY} is not valid JSON ({exc})") from None
-        config = TransformerConfig.from_dict(values, source=f"{path} ({CONFIG_KEY})").replace(
-            cross_attention_layout=layout
-        )
-    check_tensors(build_model(config), shapes, str(path))
+        config = embedded[0].replace(cross_attention_layout=layout)
+    check_tensors(build_model(config), shapes, str(ckpt.path))
 
 
 def open_source(path: str | Path, component: Component = TRANSFORMER) -> SafetensorsSource | GGUFSource:

@@ -21,9 +21,7 @@ from dataclasses import dataclass
 
 from gguf import GGMLQuantizationType
 
-from motif_lite.errors import ConfigError
-
-from .recipes import ALIASES, finish_plan
+from .recipes import find_recipe, finish_plan, table_names
 
 Q = GGMLQuantizationType
 
@@ -62,15 +60,12 @@ TEXT_RECIPES = {
 def get_text_recipe(name: str) -> TextRecipe:
     """The text encoder recipe called `name` (any letter case; Q4_K = Q4_K_M, Q5_K = Q5_K_M); `ConfigError`
     listing the choices otherwise."""
-    upper = name.strip().upper()
-    recipe = TEXT_RECIPES.get(ALIASES.get(upper, upper))
-    if recipe is None:
-        raise ConfigError(f"unknown text encoder quantization type {name!r}; choose one of: {text_recipe_names()}")
-    return recipe
+    return find_recipe(TEXT_RECIPES, name, "text encoder quantization type")
 
 
 def text_recipe_names() -> str:
-    return f"{', '.join(TEXT_RECIPES)} (aliases: Q4_K = Q4_K_M, Q5_K = Q5_K_M; any letter case)"
+    """The text encoder recipe names and aliases, for help texts and errors."""
+    return table_names(TEXT_RECIPES)
 
 
 def more_bits_layer(index: int, n_layers: int) -> bool:

@@ -24,6 +24,7 @@ from tiny_transformer import inputs, make_reference, save_shared_layout, tie_cro
 from motif_lite import load_pipeline, load_transformer
 from motif_lite.cli import main as cli_main
 from motif_lite.config import TransformerConfig
+from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.quantize.convert import quantize_checkpoint
 from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
@@ -239,6 +240,45 @@ def test_diffusers_layout_lora_on_a_shared_layout_checkpoint():
     with pytest.raises(LoRAError, match="cross_attn.to_k"):
         read_loras([LoRASpec(path)], targets)
     shutil.rmtree(path.parent)
+
+
+# Each layout's name for a block's cross-attention query and output projections (weights/keymap.py).
+CROSS_NAMES = {
+    "diffusers": ("cross_attn.to_q", "cross_attn.to_out.0"),
+    "original": ("cross_attn_query_proj", "cross_attn_out_proj"),
+    "pr": ("attn.cross_attn_query_proj", "attn.cross_attn_out_proj"),
+}
+
+
+@pytest.mark.parametrize("model_layout", list(CROSS_NAMES))
+def test_kohya_underscore_names_in_every_cross_attention_layout(tmp_path, model_layout):
+    # kohya's `lora_unet_` keys spell module names with "_" for "."; a LoRA on the cross-attention projections
+    # written that way in any layout changes the weights exactly as the same LoRA under the model's dotted names.
+    torch.manual_seed(0)
+    model = MotifVideoTransformer(TransformerConfig.from_dict({**TINY, "cross_attention_layout": model_layout}))
+    hidden = TINY["num_attention_heads"] * TINY["attention_head_dim"]
+    g = torch.Generator().manual_seed(7)
+    weights = [(torch.randn(RANK, hidden, generator=g), torch.randn(hidden, RANK, generator=g)) for _ in range(2)]
+
+    def merged(layout: str, prefix: str, dots: bool) -> dict[str, torch.Tensor]:
+        lora = {}
+        for name, (down, up) in zip(CROSS_NAMES[layout], weights, strict=True):
+            module = f"single_transformer_blocks.0.{name}"
+            module = prefix + (module if dots else module.replace(".", "_"))
+            lora |= {f"{module}.lora_down.weight": down, f"{module}.lora_up.weight": up}
+            lora[f"{module}.alpha"] = torch.tensor(ALPHA)
+        path = tmp_path / f"{layout}-{prefix}.safetensors"
+        save_file(lora, path)
+        copied = copy.deepcopy(model)
+        apply_loras(copied, read_loras([LoRASpec(path)], linear_shapes(copied)))
+        return copied.state_dict()
+
+    expected = merged(model_layout, "diffusion_model.", dots=True)
+    before = model.state_dict()
+    assert sum(not torch.equal(v, before[k]) for k, v in expected.items()) == 2  # query and output projections
+    for layout in CROSS_NAMES:
+        ours = merged(layout, "lora_unet_", dots=False)
+        assert all(torch.equal(ours[k], v) for k, v in expected.items()), layout
 
 
 # ------------------------------------------------------------------------------------------- errors

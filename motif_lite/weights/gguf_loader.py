@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.config import TransformerConfig, assumed_values, config_differences, config_from_weights
+from motif_lite.config import TransformerConfig, assumed_note, config_differences, config_from_weights
 from motif_lite.devices import checked_device
 from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
@@ -105,17 +105,16 @@ def choose_gguf_config(
     sidecar = ckpt.path.parent / "config.json"
     candidates = [
         checkpoint,
-        _embedded(ckpt),
+        embedded_config(ckpt),
         (TransformerConfig.from_json(sidecar), f"{sidecar}") if sidecar.is_file() else None,
     ]
     found = [c for c in candidates if c is not None]
     if not found:
         config = config_from_weights(shapes, layout)
-        assumed = ", ".join(f"{k}={v}" for k, v in assumed_values(config).items())
         note = (
             f"no transformer config for {ckpt.path.name} (no transformer/config.json in the checkpoint, none "
             f"embedded in the file, no config.json beside it): the architecture is read from the tensor shapes and "
-            f"{assumed} are assumed (weights cannot show them); give the checkpoint's transformer/config.json "
+            f"{assumed_note(config)}; give the checkpoint's transformer/config.json "
             "(-m FOLDER) if the video looks wrong"
         )
         return ConfigChoice(config, "inferred from the GGUF tensor shapes", True, (note,))
@@ -129,7 +128,8 @@ def choose_gguf_config(
     return ConfigChoice(config.replace(cross_attention_layout=layout), origin, False, tuple(notes))
 
 
-def _embedded(ckpt: GGUFCheckpoint) -> tuple[TransformerConfig, str] | None:
+def embedded_config(ckpt: GGUFCheckpoint) -> tuple[TransformerConfig, str] | None:
+    """The transformer config our quantizer embeds in the file (`CONFIG_KEY`) and where it is, or None."""
     embedded = ckpt.metadata.get(CONFIG_KEY)
     if embedded is None:
         return None

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.config import TransformerConfig, assumed_values, config_from_weights
+from motif_lite.config import TransformerConfig, assumed_note, config_from_weights
 from motif_lite.devices import checked_device
 from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.weights.keymap import detect_layout, to_model_name
-from motif_lite.weights.safetensors_files import find_weight_files, read_tensor_refs, shard_files
+from motif_lite.weights.safetensors_files import TensorRef, find_weight_files, read_tensor_refs, shard_files
 
 MAX_LISTED = 20
 
@@ -34,15 +34,8 @@ def load_transformer(
         from motif_lite.weights.gguf_loader import load_gguf_transformer
 
         return load_gguf_transformer(path, dtype=dtype, device=device)
-    files, config_path = locate_safetensors(path)
-    # Zero-size tensors are placeholders some exporters write for absent layers.
-    refs = {name: ref for name, ref in read_tensor_refs(files).items() if 0 not in ref.shape}
-    layout = detect_layout(refs)
-    refs = {to_model_name(name, layout): ref for name, ref in refs.items()}
-    shapes = {name: ref.shape for name, ref in refs.items()}
-    config = resolve_config(shapes, layout, config_path)
-    model = build_model(config)
-    check_tensors(model, shapes, str(path))
+    model, refs = _build_safetensors(path)
+    check_tensors(model, {name: ref.shape for name, ref in refs.items()}, str(path))
     state = {name: ref.load().to(device=device, dtype=dtype) for name, ref in refs.items()}
     return assign_weights(model, state)
 
@@ -55,11 +48,21 @@ def meta_transformer(source: str | Path) -> MotifVideoTransformer:
         from motif_lite.weights.gguf_loader import meta_gguf_transformer
 
         return meta_gguf_transformer(path)
+    model, _ = _build_safetensors(path)
+    return model
+
+
+def _build_safetensors(path: Path) -> tuple[MotifVideoTransformer, dict[str, TensorRef]]:
+    """The meta model for a safetensors source and its tensors under our names (headers only, nothing read).
+    Not yet checked against each other: `load_transformer` does that, `meta_transformer` leaves it to the load."""
     files, config_path = locate_safetensors(path)
+    # Zero-size tensors are placeholders some exporters write for absent layers.
     refs = {name: ref for name, ref in read_tensor_refs(files).items() if 0 not in ref.shape}
     layout = detect_layout(refs)
-    shapes = {to_model_name(name, layout): ref.shape for name, ref in refs.items()}
-    return build_model(resolve_config(shapes, layout, config_path))
+    refs = {to_model_name(name, layout): ref for name, ref in refs.items()}
+    shapes = {name: ref.shape for name, ref in refs.items()}
+    # stacklevel 4: the warning points at the caller of load_transformer / meta_transformer.
+    return build_model(resolve_config(shapes, layout, config_path, stacklevel=4)), refs
 
 
 def locate_safetensors(path: Path) -> tuple[list[Path], Path | None]:
@@ -80,13 +83,14 @@ def locate_safetensors(path: Path) -> tuple[list[Path], Path | None]:
     return files, config if config.is_file() else None
 
 
-def resolve_config(shapes: Mapping[str, tuple[int, ...]], layout: str, config_path: Path | None) -> TransformerConfig:
+def resolve_config(
+    shapes: Mapping[str, tuple[int, ...]], layout: str, config_path: Path | None, stacklevel: int = 3
+) -> TransformerConfig:
     """config.json when there is one (with the detected layout), else inferred from the weights with a warning
-    naming the values the weights cannot show (`assumed_values`)."""
+    naming the values the weights cannot show (`assumed_values`); `stacklevel` as `warnings.warn` counts it here."""
     if config_path is None:
         config = config_from_weights(shapes, layout)
-        assumed = ", ".join(f"{k}={v}" for k, v in assumed_values(config).items())
-        warnings.warn(f"no transformer config.json: {assumed} are assumed (weights cannot show them)", stacklevel=3)
+        warnings.warn(f"no transformer config.json: {assumed_note(config)}", stacklevel=stacklevel)
         return config
     return TransformerConfig.from_json(config_path).replace(cross_attention_layout=layout)
 

@@ -36,7 +36,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_model_name
+from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
 from motif_lite.weights.quant_linear import QuantizedLinear
 
 MAX_LISTED = 20
@@ -186,7 +186,7 @@ def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFi
     pairs: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
     unmatched = []
     for key, (module, part) in parsed.items():
-        ours = _our_module(module, module_names, targets)
+        ours = module_names.get(module)
         if ours is None:
             unmatched.append(key)
         else:
@@ -230,25 +230,26 @@ def _parse_keys(path: Path, tensors: Mapping[str, torch.Tensor]) -> tuple[str, d
 
 
 def _module_names(targets: Mapping[str, tuple[int, int]]) -> dict[str, str]:
-    """Every spelling a LoRA file may use for our modules -> our name: dotted, and kohya's underscored."""
-    names = {name: name for name in targets}
-    names.update({name.replace(".", "_"): name for name in targets})
+    """Every spelling a LoRA file may use for our modules -> our name: the name under each cross-attention layout
+    (weights/keymap.py), dotted and in kohya's underscored form. Built once, so matching a key is one lookup."""
+    spellings = {name: _layout_spellings(name) for name in targets}
+    names = {s.replace(".", "_"): name for name, spelled in spellings.items() for s in spelled}
+    # Dotted last: should an underscored spelling equal another module's dotted one, the dotted name wins.
+    names.update({s: name for name, spelled in spellings.items() for s in spelled})
     return names
 
 
-def _our_module(module: str, names: Mapping[str, str], targets: Mapping[str, tuple[int, int]]) -> str | None:
-    if module in names:
-        return names[module]
-    # Another cross-attention layout than the model's: map to ours through the shared-layout names.
-    for layout, pattern in LAYOUT_PATTERNS.items():
-        if layout != "diffusers" and pattern.match(f"{module}."):
-            module = to_model_name(f"{module}.weight", layout).removesuffix(".weight")
-            break
+def _layout_spellings(name: str) -> set[str]:
+    """A cross-attention query/output projection's name in every layout; any other module's name alone."""
     for diffusers_name, shared_name in _CROSS_ALIASES.items():
-        for a, b in ((diffusers_name, shared_name), (shared_name, diffusers_name)):
-            if module.endswith(a) and module.removesuffix(a) + b in targets:
-                return module.removesuffix(a) + b
-    return module if module in targets else None
+        for own in (diffusers_name, shared_name):
+            if name.endswith(own):
+                block = name.removesuffix(own)
+                shared = f"{block}{shared_name}.weight"  # the model's name in the shared layouts
+                return {name, block + diffusers_name} | {
+                    to_checkpoint_name(shared, layout).removesuffix(".weight") for layout in LAYOUT_PATTERNS
+                }
+    return {name}
 
 
 def _update(
@@ -310,8 +311,3 @@ def _listing(title: str, items: list[str]) -> str:
     shown = "\n".join(f"  {item}" for item in items[:MAX_LISTED])
     more = f"\n  ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
     return f"{len(items)} {title}:\n{shown}{more}"
-
-
-def lora_bytes(files: Iterable[LoRAFile]) -> int:
-    """Bytes the adapters add when kept unmerged (float32), an upper bound for memory plans."""
-    return sum(u.down.numel() * 4 + u.up.numel() * 4 for f in files for u in f.updates)

@@ -33,10 +33,6 @@ class QuantizedEmbedding(nn.Module):
         row_bytes = packed_nbytes(self.qtype, (embedding_dim,), "QuantizedEmbedding")
         self.register_buffer("packed", torch.empty(num_embeddings, row_bytes, dtype=torch.uint8, device=device))
 
-    def weight_nbytes(self) -> int:
-        """Resident bytes of the table: exactly the packed size."""
-        return self.packed.numel()
-
     def lookup(self, ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The rows of `ids` (any shape of indices), dequantized to `dtype`."""
         flat = ids.reshape(-1)

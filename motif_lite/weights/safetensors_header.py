@@ -38,10 +38,6 @@ class SafetensorsHeader:
     tensors: dict[str, HeaderTensor]
     data_bytes: int
 
-    @property
-    def numel(self) -> int:
-        return sum(math.prod(t.shape) for t in self.tensors.values())
-
 
 def read_header(path: str | Path) -> SafetensorsHeader:
     """The tensors listed in `path`'s header; a `CheckpointError` naming the file if it is corrupt or truncated."""
