@@ -26,9 +26,15 @@ INT8 layout into the model's `Ops.rms_norm_rope` seam; Q is fused into the atten
 bounded, whatever the length.
 
 Scores: the int32 dot times (q row scale x k tile scale x softmax scale x log2 e), one factor per row, folded into
-the exp2 argument's FMA as the exact kernel folds its softmax scale. Needs INT8 tensor cores (sm_80+); FP8 P·V
-needs sm_89+ (`pv="auto"` picks it there). Under TRITON_INTERPRET=1 the e4m3 casts round in fp32 first: the CPU
-interpreter's fp8 cast drops the carry of a rounded-up mantissa (1.94 -> 1.0); compiled code casts directly.
+the exp2 argument's FMA as the exact kernel folds its softmax scale. At 8 bits the tensor cores spend as long on a
+score (its 2 x 128 QKᵀ and P·V MACs at head dim 128) as the exp2 units on its one exp2: ~0.26 ps each across an
+H100 (1,979 dense INT8/FP8 TOPS; 16 exp2 per clock per SM). So the per-score instructions bound this kernel, the
+ones that issue at the exp2 unit's rate most of all. Per score: an integer add and a float add turn the int32
+into fp32 (instead of a conversion, which issues at that rate, see MAGIC_BITS), one FMA (scales, running max and
+FP8's factor 448 folded into it), a max, one exp2, an add to the row sum and half an e4m3 pack. Needs INT8 tensor
+cores (sm_80+); FP8 P·V needs sm_89+ (`pv="auto"` picks it there). Under TRITON_INTERPRET=1 the e4m3 casts round
+in fp32 first: the CPU interpreter's fp8 cast drops the carry of a rounded-up mantissa (1.94 -> 1.0); compiled
+code casts directly.
 """
 
 from __future__ import annotations
@@ -140,19 +146,30 @@ def _quantize_kv_kernel(
         tl.store(vt_ptrs, tl.trans(v8))
 
 
+# int32 -> fp32 without a conversion instruction: for |i| < 2**22, the bits of 1.5 x 2**23 plus i are the float
+# 1.5 x 2**23 + i, exactly. A QKᵀ entry is at most 127² x 256 < 2**22 (head dims up to 256). Conversions issue at
+# the exp2 unit's rate (16 per clock per SM, against 128 FP32 adds), so one per score would cost as much as the exp2.
+MAGIC_BITS = tl.constexpr(0x4B400000)
+MAGIC = tl.constexpr(12582912.0)
+LOG2_E4M3_MAX = tl.constexpr(math.log2(E4M3_MAX))
+
+
 @triton.jit
 def _attend_tile_int8(
-    acc, l_i, m_i, q8, q_scale, k_ptrs, kscale_ptrs, v_ptrs, kmask_row, start_n, offs_n, offs_d, LK, D,
+    acc, l_i, m_i, q8, q_scale, k_ptrs, k_scale, v_ptrs, kmask_row, start_n, offs_n, offs_d, LK, D,
     HAS_KEY_MASK: tl.constexpr, TAIL: tl.constexpr, EVEN_D: tl.constexpr, PV_FP8: tl.constexpr,
     PV_FP16: tl.constexpr, BLOCK_N: tl.constexpr, INTERPRETED: tl.constexpr,
 ):  # fmt: skip
     """Fold key tile [start_n, start_n + BLOCK_N) into the running row max m_i (log2 units), sum l_i and output
     acc (fp32). q8: [BM, BD] int8; q_scale: [BM] (q scale x softmax scale x log2 e); k_ptrs: the tile's INT8
-    [BN, BD] (zero-padded: no bounds); v_ptrs: its [BN, BD] V (e4m3 from Vᵀ, zero-padded, or the 16-bit input,
-    bounds-masked on the TAIL tile). HAS_KEY_MASK: read the key mask (kmask_row[start_n:])."""
+    [BN, BD] (zero-padded: no bounds); k_scale: its scale; v_ptrs: its [BN, BD] V (e4m3 from Vᵀ, zero-padded, or
+    the 16-bit input, bounds-masked on the TAIL tile). HAS_KEY_MASK: read the key mask (kmask_row[start_n:]).
+    With FP8 P·V, p and l_i carry the factor 448 (folded into the exp2 argument, not multiplied per score)."""
     cols = start_n + offs_n
-    qk = tl.dot(q8, tl.trans(tl.load(k_ptrs))).to(tl.float32)  # [BM, BN]: int32 accumulation
-    row_scale = q_scale * tl.load(kscale_ptrs)
+    # [BM, BN] q8·k8 in int32, to fp32 exactly: the bits of MAGIC + qk, minus MAGIC (an integer add and a float
+    # add, both full-rate, where a conversion instruction runs at the exp2 unit's quarter rate)
+    qk = (tl.dot(q8, tl.trans(tl.load(k_ptrs))) + MAGIC_BITS).to(tl.float32, bitcast=True) - MAGIC
+    row_scale = q_scale * k_scale
     if HAS_KEY_MASK:
         keep = tl.load(kmask_row + cols, mask=cols < LK, other=0) != 0
         qk = tl.where(keep[None, :], qk, float("-inf"))
@@ -163,16 +180,19 @@ def _attend_tile_int8(
             qk = tl.where((cols < LK)[None, :], qk, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(qk, axis=1) * row_scale)  # finite: every computed tile has a key
         m_safe = m_new
-    p = tl.math.exp2(qk * row_scale[:, None] - m_safe[:, None])
+    bias = m_safe - LOG2_E4M3_MAX if PV_FP8 else m_safe  # FP8: p x 448 (P fills e4m3's range) in the same FMA
+    p = tl.math.exp2(qk * row_scale[:, None] - bias[:, None])
     alpha = tl.math.exp2(m_i - m_safe)
     l_i = l_i * alpha + tl.sum(p, axis=1)
-    acc = acc * alpha[:, None]
     if PV_FP8:
-        # max_num_imprecise_acc: Hopper's FP8 wgmma accumulates in reduced precision; promote into the fp32 acc
-        # after every key tile (SageAttention2's two-level accumulation).
+        # Hopper's FP8 wgmma accumulates in reduced precision: the tile's P·V starts from zero and is added to the
+        # fp32 acc by an FMA (SageAttention2's two-level accumulation). Written out rather than as the dot's
+        # max_num_imprecise_acc, whose in-place promotion makes ptxas serialize every wgmma of the kernel (a wait
+        # after each 32-deep step, QKᵀ's included; `ptxas -v` says so as info C7514).
         v = tl.load(v_ptrs)
-        acc = tl.dot(_to_e4m3(p * 448.0, INTERPRETED), v, acc, max_num_imprecise_acc=BLOCK_N)
+        acc = acc * alpha[:, None] + tl.dot(_to_e4m3(p, INTERPRETED), v)
     else:
+        acc = acc * alpha[:, None]
         if TAIL:
             v = tl.load(v_ptrs, mask=(cols[:, None] < LK) & (offs_d[None, :] < D), other=0.0)
         elif EVEN_D:
@@ -224,18 +244,18 @@ def _int8_attention_kernel(
         for it in range(0, tl.load(row) * SUB):
             start_n = tl.load(row + 2 + it // SUB) * MASK_BLOCK + (it % SUB) * BLOCK_N
             n64 = tl.cast(start_n, tl.int64)
+            k_scale = tl.load(kscale_row + start_n // BLOCK_N)
             acc, l_i, m_i = _attend_tile_int8(
-                acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, kscale_row + start_n // BLOCK_N,
-                v_tile + n64 * svn, kmask_row, start_n, offs_n, offs_d, LK, D,
-                HAS_KEY_MASK, False, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
+                acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, k_scale, v_tile + n64 * svn, kmask_row, start_n,
+                offs_n, offs_d, LK, D, HAS_KEY_MASK, False, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
             )  # fmt: skip
         if tl.load(row + 1) != 0:  # the partial last key block
             for start_n in range((LK // MASK_BLOCK) * MASK_BLOCK, LK, BLOCK_N):
                 n64 = tl.cast(start_n, tl.int64)
+                k_scale = tl.load(kscale_row + start_n // BLOCK_N)
                 acc, l_i, m_i = _attend_tile_int8(
-                    acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, kscale_row + start_n // BLOCK_N,
-                    v_tile + n64 * svn, kmask_row, start_n, offs_n, offs_d, LK, D,
-                    HAS_KEY_MASK, True, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
+                    acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, k_scale, v_tile + n64 * svn, kmask_row,
+                    start_n, offs_n, offs_d, LK, D, HAS_KEY_MASK, True, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
                 )  # fmt: skip
     else:
         lk_full = (LK // BLOCK_N) * BLOCK_N
@@ -243,26 +263,26 @@ def _int8_attention_kernel(
         if HAS_KEY_MASK:  # full tiles before the first masked key need no mask
             first_masked = tl.load(kmask_head.to(tl.pointer_type(tl.int32), bitcast=True))
             lk_clean = (tl.minimum(first_masked, lk_full) // BLOCK_N) * BLOCK_N
-        k_ptrs, kscale_ptrs, v_ptrs = k_tile, kscale_row, v_tile
+        k_ptrs, v_ptrs = k_tile, v_tile
         for start_n in range(0, lk_clean, BLOCK_N):
+            k_scale = tl.load(kscale_row + start_n // BLOCK_N)
             acc, l_i, m_i = _attend_tile_int8(
-                acc, l_i, m_i, q8, q_scale, k_ptrs, kscale_ptrs, v_ptrs, kmask_row, start_n, offs_n, offs_d,
+                acc, l_i, m_i, q8, q_scale, k_ptrs, k_scale, v_ptrs, kmask_row, start_n, offs_n, offs_d,
                 LK, D, False, False, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
             )  # fmt: skip
             k_ptrs += BLOCK_N * BLOCK_D
-            kscale_ptrs += 1
             v_ptrs += tl.cast(svn, tl.int64) * BLOCK_N
         for start_n in range(lk_clean, LK, BLOCK_N):  # from the first masked key on, and the partial tail
             n64 = tl.cast(start_n, tl.int64)
+            k_scale = tl.load(kscale_row + start_n // BLOCK_N)
             acc, l_i, m_i = _attend_tile_int8(
-                acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, kscale_row + start_n // BLOCK_N,
-                v_tile + n64 * svn, kmask_row, start_n, offs_n, offs_d, LK, D,
-                HAS_KEY_MASK, True, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
+                acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, k_scale, v_tile + n64 * svn, kmask_row, start_n,
+                offs_n, offs_d, LK, D, HAS_KEY_MASK, True, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
             )  # fmt: skip
     out = acc / tl.where(l_i == 0.0, 1.0, l_i)[:, None]
-    if PV_FP8:  # P was scaled by 448 and V smoothed and scaled per channel; the weights sum to 1: add the mean back
-        v_stats = pid_bh * BLOCK_D + offs_d
-        out *= tl.load(vscale_ptr + v_stats)[None, :] * (1.0 / 448.0)
+    if PV_FP8:  # P and l_i carry 448, which cancels; V was smoothed and scaled per channel; the weights sum to 1:
+        v_stats = pid_bh * BLOCK_D + offs_d  # add the mean back
+        out *= tl.load(vscale_ptr + v_stats)[None, :]
         out += tl.where(l_i > 0.0, 1.0, 0.0)[:, None] * tl.load(vmean_ptr + v_stats)[None, :]
     o_rows = o_ptr + b.to(tl.int64) * sob + h.to(tl.int64) * soh + offs_m[:, None].to(tl.int64) * som
     tl.store(
