@@ -166,8 +166,9 @@ def _attend_tile_int8(
     the 16-bit input, bounds-masked on the TAIL tile). HAS_KEY_MASK: read the key mask (kmask_row[start_n:]).
     With FP8 P·V, p and l_i carry the factor 448 (folded into the exp2 argument, not multiplied per score)."""
     cols = start_n + offs_n
-    # [BM, BN] q8·k8 in int32, to fp32 exactly: the bits of MAGIC + qk, minus MAGIC (an integer add and a float
-    # add, both full-rate, where a conversion instruction runs at the exp2 unit's quarter rate)
+    # [BM, BN] q8·k8 in int32, to fp32 exactly: the bits of MAGIC + qk, minus MAGIC (an integer add, which the
+    # compiler folds into the MMA's initial accumulator, and a float add, where a conversion would issue at the
+    # exp2 unit's rate)
     qk = (tl.dot(q8, tl.trans(tl.load(k_ptrs))) + MAGIC_BITS).to(tl.float32, bitcast=True) - MAGIC
     row_scale = q_scale * k_scale
     if HAS_KEY_MASK:
@@ -185,12 +186,14 @@ def _attend_tile_int8(
     alpha = tl.math.exp2(m_i - m_safe)
     l_i = l_i * alpha + tl.sum(p, axis=1)
     if PV_FP8:
-        # Hopper's FP8 wgmma accumulates in reduced precision: the tile's P·V starts from zero and is added to the
-        # fp32 acc by an FMA (SageAttention2's two-level accumulation). Written out rather than as the dot's
-        # max_num_imprecise_acc, whose in-place promotion makes ptxas serialize every wgmma of the kernel (a wait
-        # after each 32-deep step, QKᵀ's included; `ptxas -v` says so as info C7514).
+        # FP8 MMAs (Ada and Hopper) accumulate in reduced precision: the tile's P·V starts from zero and is added to
+        # the fp32 acc by an FMA (SageAttention2's two-level accumulation). Written out, not as the dot's in-place
+        # promotion (`tl.dot(p, v, acc, max_num_imprecise_acc=...)`), which makes ptxas serialize every wgmma of the
+        # kernel on Hopper (a wait after each 32-deep step, QKᵀ's included; `ptxas -v` info C7514) and does
+        # nothing on Ada. max_num_imprecise_acc=BLOCK_N here keeps Triton from folding the add back into the MMA
+        # (dot(p, v, 0) + acc -> dot(p, v, acc), which it does on Ada for a dot without it).
         v = tl.load(v_ptrs)
-        acc = acc * alpha[:, None] + tl.dot(_to_e4m3(p, INTERPRETED), v)
+        acc = acc * alpha[:, None] + tl.dot(_to_e4m3(p, INTERPRETED), v, max_num_imprecise_acc=BLOCK_N)
     else:
         acc = acc * alpha[:, None]
         if TAIL:

@@ -34,17 +34,15 @@ def compile_for(kernel: JITFunction, capability: int, pointers: dict, constexprs
     return compiled.asm
 
 
-def wgmma_issue(cubin: bytes) -> tuple[int, int]:
-    """-> (warpgroup MMA instructions, waits for them) in the cubin's SASS. ptxas serializes every wgmma of a
-    kernel (one wait per MMA) when any of them has its accumulator read before the wait (info C7514)."""
+def disassemble(cubin: bytes) -> str:
+    """The cubin's SASS (Triton ships cuobjdump). ptxas serializes every wgmma of a kernel (one wait per MMA) when
+    any of them has its accumulator read before the wait (`ptxas -v` info C7514)."""
     from triton.tools.disasm import get_sass
 
     try:
-        sass = get_sass(cubin)
+        return get_sass(cubin)
     except (FileNotFoundError, subprocess.CalledProcessError) as exc:  # no cuobjdump shipped with this triton
         pytest.skip(f"cannot disassemble here: {exc}")
-    gmmas = len(re.findall(r"\b[IQH]GMMA\.", sass))
-    return gmmas, sass.count("WARPGROUP.DEPBAR")
 
 
 def attention_asm(capability: int, fp8: bool, block_mask: bool, block_d: int = 128) -> dict[str, str]:
@@ -72,9 +70,14 @@ def test_attention_compiles(capability: int, fp8: bool, block_mask: bool) -> Non
     else:
         assert "mma.sync.aligned" in ptx and ".s32.s8.s8.s32" in ptx
         assert (".e4m3.e4m3" in ptx) == fp8
+    sass = disassemble(asm["cubin"])
     if capability >= 90:  # the MMAs of one dot are issued back to back and waited for once
-        gmmas, waits = wgmma_issue(asm["cubin"])
+        gmmas, waits = len(re.findall(r"\b[IQH]GMMA\.", sass)), sass.count("WARPGROUP.DEPBAR")
         assert waits * 2 <= gmmas, f"wgmma serialized: {waits} waits for {gmmas} MMAs"
+    if fp8:  # every FP8 P·V chain (64 keys: two 32-deep MMAs) starts from zero, then joins the fp32 acc by an FMA
+        fp8_mmas = re.findall(r"\bQG?MMA\.[^;]*;", sass)
+        from_zero = [mma for mma in fp8_mmas if re.search(r",\s*RZ\b", mma)]
+        assert fp8_mmas and 2 * len(from_zero) == len(fp8_mmas), f"{len(from_zero)} of {len(fp8_mmas)} from zero"
     # The int32 scores become fp32 by integer and float adds, never by a conversion instruction (which issues at
     # the exp2 unit's rate: one per score would cost as much as the softmax's exp2).
     assert "cvt.rn.f32.s32" not in ptx and "cvt.f32.s32" not in ptx
