@@ -294,13 +294,15 @@ def _int8_attention_kernel(
 
 
 # Autotuned configs for CUDA: the key tile is fixed at K_BLOCK (the K scales are per 64 keys), so only the query
-# tile, warps and pipeline depth vary. 128 x 64 on 8 warps with 3-4 stages is SageAttention's Triton choice for
-# head dim 128; 64-row tiles on 4 warps for short sequences.
+# tile, warps and pipeline depth vary (sm_90, head dim 128, ptxas 13.4): 128 rows on 8 warps is two warpgroups in
+# one CTA per SM (255 registers, SageAttention's Triton choice); 64 rows on 4 warps is one warpgroup at 243
+# registers, so two CTAs fit an SM and one's MMAs can run while the other computes its softmax. 128 rows on 4 warps
+# spills (~1.2 KB per thread) and is not offered.
 _CONFIGS = [
     triton.Config({"BLOCK_M": 128}, num_warps=8, num_stages=3),
     triton.Config({"BLOCK_M": 128}, num_warps=8, num_stages=4),
-    triton.Config({"BLOCK_M": 128}, num_warps=4, num_stages=3),
     triton.Config({"BLOCK_M": 64}, num_warps=4, num_stages=3),
+    triton.Config({"BLOCK_M": 64}, num_warps=4, num_stages=4),
 ]
 _TUNE_KEY = ["LQ_BUCKET", "LK_BUCKET", "D", "HAS_BLOCK_MASK", "HAS_KEY_MASK", "PV_FP8"]
 _int8_attention_autotuned = (

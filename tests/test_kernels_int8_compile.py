@@ -16,15 +16,21 @@ from triton.runtime.jit import JITFunction  # noqa: E402
 from motif_lite.kernels import attention_int8  # noqa: E402
 
 
-def compile_for(kernel: JITFunction, capability: int, pointers: dict, constexprs: dict, **options) -> dict[str, str]:
-    """-> the compiled kernel's `asm` (ttgir, ptx, cubin, ...) for a CUDA target; non-pointer arguments i32."""
+def compile_for(
+    kernel: JITFunction, capability: int, pointers: dict, constexprs: dict, divisible: tuple = (), **options
+) -> dict[str, str]:
+    """-> the compiled kernel's `asm` (ttgir, ptx, cubin, ...) for a CUDA target; non-pointer arguments i32.
+    Specialized as Triton's JIT specializes a real call: pointers (torch allocations) and the integer arguments
+    named in `divisible` are known multiples of 16; unit strides go in `constexprs` (the JIT makes a 1 constant)."""
     if not isinstance(kernel, JITFunction):
         pytest.skip("kernels were built for the interpreter (TRITON_INTERPRET=1)")
     signature = {name: "constexpr" if name in constexprs else pointers.get(name, "i32") for name in kernel.arg_names}
     values = {(kernel.arg_names.index(name),): value for name, value in constexprs.items()}
+    aligned = [name for name, kind in signature.items() if kind.startswith("*") or name in divisible]
+    attrs = {(kernel.arg_names.index(name),): [["tt.divisibility", 16]] for name in aligned}
     try:
         compiled = triton.compile(
-            ASTSource(kernel, signature, values),
+            ASTSource(kernel, signature, values, attrs),
             target=GPUTarget("cuda", capability, 32),
             options={"num_warps": 8, "num_stages": 3, **options},
         )
@@ -45,15 +51,21 @@ def disassemble(cubin: bytes) -> str:
         pytest.skip(f"cannot disassemble here: {exc}")
 
 
-def attention_asm(capability: int, fp8: bool, block_mask: bool, block_d: int = 128) -> dict[str, str]:
+def attention_asm(
+    capability: int, fp8: bool, block_mask: bool, block_d: int = 128, block_m: int = 128, **options: int
+) -> dict[str, str]:
+    """The attention kernel as a call at Motif's shapes compiles it: bf16 q [B, H, L, 128] and output, contiguous;
+    lengths and strides multiples of 16; V as e4m3 Vᵀ (keys contiguous) or the bf16 input."""
     pointers = dict(q_ptr="*bf16", k8_ptr="*i8", kscale_ptr="*fp32", vscale_ptr="*fp32", vmean_ptr="*fp32")
     pointers.update(v_ptr="*fp8e4nv" if fp8 else "*bf16", o_ptr="*bf16", kmask_ptr="*u8", bmask_ptr="*i32")
     pointers.update(sm_scale_log2="fp32")
     constexprs = dict(
-        HAS_BLOCK_MASK=block_mask, MASK_BLOCK=128, BLOCK_M=128, BLOCK_N=64, BLOCK_D=block_d, HAS_KEY_MASK=True,
-        PV_FP8=fp8, PV_FP16=False, EVEN_D=block_d == 128, INTERPRETED=False,
+        HAS_BLOCK_MASK=block_mask, MASK_BLOCK=128, BLOCK_M=block_m, BLOCK_N=64, BLOCK_D=block_d, HAS_KEY_MASK=True,
+        PV_FP8=fp8, PV_FP16=False, EVEN_D=block_d == 128, INTERPRETED=False, sqd=1, **{"svn" if fp8 else "svd": 1},
     )  # fmt: skip
-    return compile_for(attention_int8._int8_attention_kernel, capability, pointers, constexprs)
+    divisible = ("LQ", "LK", "D", "LPAD", "sqb", "sqh", "sqm", "svb", "svh", "svd" if fp8 else "svn", "sob", "soh")
+    kernel = attention_int8._int8_attention_kernel
+    return compile_for(kernel, capability, pointers, constexprs, divisible + ("som",), **options)
 
 
 @pytest.mark.parametrize(
@@ -81,6 +93,19 @@ def test_attention_compiles(capability: int, fp8: bool, block_mask: bool) -> Non
     # The int32 scores become fp32 by integer and float adds, never by a conversion instruction (which issues at
     # the exp2 unit's rate: one per score would cost as much as the softmax's exp2).
     assert "cvt.rn.f32.s32" not in ptx and "cvt.f32.s32" not in ptx
+
+
+@pytest.mark.parametrize(
+    "config", attention_int8._CONFIGS, ids=lambda c: f"{c.kwargs['BLOCK_M']}rows-w{c.num_warps}-s{c.num_stages}"
+)
+def test_autotuned_configs_do_not_spill(config) -> None:
+    """Every config the autotuner may pick fits the registers on sm_90 (a spilling one, 128 rows on 4 warps with
+    ~330 local stores, was dropped): a few local stores outside the loop at most."""
+    asm = attention_asm(
+        90, True, False, block_m=config.kwargs["BLOCK_M"], num_warps=config.num_warps, num_stages=config.num_stages
+    )
+    local_stores = len(re.findall(r"\bSTL\b", disassemble(asm["cubin"])))
+    assert local_stores <= 16, f"{local_stores} local stores: the config spills"
 
 
 @pytest.mark.parametrize("capability", [90, 89])
