@@ -8,7 +8,8 @@ accuracy; one whole 1280x736x121 transformer forward with int8 <= 0.6x the exact
 Cases: the DDT decoder's self-attention over 2N tokens and the joint attention over video + text (the last 100
 text keys padding), at 1280x736x121 and 832x480x49; 12 heads of 128. Inputs are DiT-like (tests/attention_inputs).
 Rows of the report's tables: ms, TFLOP/s (4·H·Lq·Lk·D / time), `speed_vs_sdpa` and `speed_vs_sageattention`
-(measured in the same run) and the accuracy against fp32 SDPA on three query blocks (cosine, relative L1).
+(measured in the same run), the accuracy against fp32 SDPA on three query blocks (cosine, relative L1) and, for
+our kernel, the tile config the autotuner picked.
 `sageattention` (pip install sageattention==1.0.6) is imported only here and skipped when absent; it has no key
 mask, so it runs the unmasked cases only.
 """
@@ -86,6 +87,10 @@ def test_attention(bench_report, inputs, case: str, impl: str) -> None:
     RESULTS.setdefault(case, {})[impl] = seconds
     row = dict(case=case, impl=impl, ms=seconds * 1e3, tflops=4 * HEADS * q.shape[2] ** 2 * HEAD_DIM / seconds / 1e12)
     row.update(cosine=min(c for c, _ in errors), rel_l1=max(r for _, r in errors))
+    if impl.startswith("int8"):
+        from motif_lite.kernels.attention_int8 import last_tuned_config
+
+        row["config"] = last_tuned_config()  # the autotuner's pick for this case
     for baseline in ("sdpa", "sageattention"):  # the baselines run first in each case
         if baseline in RESULTS[case] and impl != baseline:
             row[f"speed_vs_{baseline}"] = RESULTS[case][baseline] / seconds

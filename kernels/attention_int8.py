@@ -310,6 +310,15 @@ _int8_attention_autotuned = (
 )
 
 
+def last_tuned_config() -> str | None:
+    """The autotuned config of the latest CUDA call (e.g. "BLOCK_M 64, 4 warps, 4 stages"), for benchmark reports;
+    None before any tuned call and under the interpreter."""
+    config = getattr(_int8_attention_autotuned, "best_config", None)
+    if config is None:
+        return None
+    return f"BLOCK_M {config.kwargs['BLOCK_M']}, {config.num_warps} warps, {config.num_stages} stages"
+
+
 @dataclass
 class _QuantizedKV:
     """One head group's quantized K (and V), as `_int8_attention_kernel` reads them."""

@@ -126,3 +126,14 @@ def test_small_head_dims_compile(dim: int) -> None:
     H200 with head dim 16 before `head_block`, which the interpreter does not check)."""
     assert attention_int8.head_block(dim) >= 32
     attention_asm(90, True, False, block_d=attention_int8.head_block(dim))
+
+
+def test_last_tuned_config_names_the_autotuners_pick(monkeypatch) -> None:
+    """The benchmark reports which tiles the autotuner chose (none before a tuned call)."""
+    tuner = attention_int8._int8_attention_autotuned
+    if tuner is None:
+        pytest.skip("kernels were built for the interpreter (TRITON_INTERPRET=1)")
+    monkeypatch.setattr(tuner, "best_config", None, raising=False)
+    assert attention_int8.last_tuned_config() is None
+    monkeypatch.setattr(tuner, "best_config", attention_int8._CONFIGS[-1])
+    assert attention_int8.last_tuned_config() == "BLOCK_M 64, 4 warps, 4 stages"
