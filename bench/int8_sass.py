@@ -17,19 +17,13 @@ import argparse
 import collections
 import re
 
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-from triton.tools.disasm import get_sass
-
-from motif_lite.kernels import attention_int8
+from motif_lite.kernels import attention_int8, compiled
 
 KEYS, HEADS, DIM = 228_160, 2, 128
 
 
 def compile_kernel(capability: int, fp8: bool, block_m: int, warps: int, stages: int) -> str:
-    """-> the SASS of the attention kernel specialized like a real call (ints: their values' divisibility)."""
-    kernel = attention_int8._int8_attention_kernel
+    """-> the SASS of the attention kernel specialized like a real call at the 720p decoder shape."""
     v_strides = dict(svb=HEADS * DIM * KEYS, svh=DIM * KEYS, svn=1, svd=KEYS) if fp8 else dict(
         svb=12 * KEYS * DIM, svh=KEYS * DIM, svn=DIM, svd=1
     )  # fmt: skip
@@ -42,17 +36,9 @@ def compile_kernel(capability: int, fp8: bool, block_m: int, warps: int, stages:
     constexprs = dict(HAS_BLOCK_MASK=False, MASK_BLOCK=128, BLOCK_M=block_m, BLOCK_N=attention_int8.K_BLOCK,
                       BLOCK_D=DIM, HAS_KEY_MASK=False, PV_FP8=fp8, PV_FP16=False, EVEN_D=True,
                       INTERPRETED=False)  # fmt: skip
-    constexprs |= {name: 1 for name, value in ints.items() if value == 1}  # the JIT makes a 1 a constant
-    signature = {name: "constexpr" if name in constexprs else pointers.get(name, "i32") for name in kernel.arg_names}
-    aligned = [n for n, kind in signature.items() if kind.startswith("*") or (kind == "i32" and ints[n] % 16 == 0)]
-    attrs = {(kernel.arg_names.index(name),): [["tt.divisibility", 16]] for name in aligned}
-    values = {(kernel.arg_names.index(name),): value for name, value in constexprs.items()}
-    compiled = triton.compile(
-        ASTSource(kernel, signature, values, attrs),
-        target=GPUTarget("cuda", capability, 32),
-        options={"num_warps": warps, "num_stages": stages},
-    )
-    return get_sass(compiled.asm["cubin"])
+    kernel = attention_int8._int8_attention_kernel
+    asm = compiled.compile_for(kernel, capability, pointers, constexprs, ints, num_warps=warps, num_stages=stages)
+    return compiled.sass(asm["cubin"])
 
 
 def hot_loop(sass: str) -> list[str]:

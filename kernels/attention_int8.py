@@ -156,21 +156,22 @@ LOG2_E4M3_MAX = tl.constexpr(math.log2(E4M3_MAX))
 
 @triton.jit
 def _attend_tile_int8(
-    acc, l_i, m_i, q8, q_scale, k_ptrs, k_scale, v_ptrs, kmask_row, start_n, offs_n, offs_d, LK, D,
+    acc, l_i, m_i, q8, q_scale, k_ptrs, kscale_row, v_ptrs, kmask_row, start_n, offs_n, offs_d, LK, D,
     HAS_KEY_MASK: tl.constexpr, TAIL: tl.constexpr, EVEN_D: tl.constexpr, PV_FP8: tl.constexpr,
     PV_FP16: tl.constexpr, BLOCK_N: tl.constexpr, INTERPRETED: tl.constexpr,
 ):  # fmt: skip
     """Fold key tile [start_n, start_n + BLOCK_N) into the running row max m_i (log2 units), sum l_i and output
     acc (fp32). q8: [BM, BD] int8; q_scale: [BM] (q scale x softmax scale x log2 e); k_ptrs: the tile's INT8
-    [BN, BD] (zero-padded: no bounds); k_scale: its scale; v_ptrs: its [BN, BD] V (e4m3 from Vᵀ, zero-padded, or
-    the 16-bit input, bounds-masked on the TAIL tile). HAS_KEY_MASK: read the key mask (kmask_row[start_n:]).
-    With FP8 P·V, p and l_i carry the factor 448 (folded into the exp2 argument, not multiplied per score)."""
+    [BN, BD] (zero-padded: no bounds); kscale_row: the head's K scales, one per key tile; v_ptrs: its [BN, BD] V
+    (e4m3 from Vᵀ, zero-padded, or the 16-bit input, bounds-masked on the TAIL tile). HAS_KEY_MASK: read the key
+    mask (kmask_row[start_n:]). With FP8 P·V, p and l_i carry the factor 448 (folded into the exp2 argument, not
+    multiplied per score)."""
     cols = start_n + offs_n
     # [BM, BN] q8·k8 in int32, to fp32 exactly: the bits of MAGIC + qk, minus MAGIC (an integer add, which the
     # compiler folds into the MMA's initial accumulator, and a float add, where a conversion would issue at the
     # exp2 unit's rate)
     qk = (tl.dot(q8, tl.trans(tl.load(k_ptrs))) + MAGIC_BITS).to(tl.float32, bitcast=True) - MAGIC
-    row_scale = q_scale * k_scale
+    row_scale = q_scale * tl.load(kscale_row + start_n // BLOCK_N)
     if HAS_KEY_MASK:
         keep = tl.load(kmask_row + cols, mask=cols < LK, other=0) != 0
         qk = tl.where(keep[None, :], qk, float("-inf"))
@@ -247,17 +248,15 @@ def _int8_attention_kernel(
         for it in range(0, tl.load(row) * SUB):
             start_n = tl.load(row + 2 + it // SUB) * MASK_BLOCK + (it % SUB) * BLOCK_N
             n64 = tl.cast(start_n, tl.int64)
-            k_scale = tl.load(kscale_row + start_n // BLOCK_N)
             acc, l_i, m_i = _attend_tile_int8(
-                acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, k_scale, v_tile + n64 * svn, kmask_row, start_n,
+                acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, kscale_row, v_tile + n64 * svn, kmask_row, start_n,
                 offs_n, offs_d, LK, D, HAS_KEY_MASK, False, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
             )  # fmt: skip
         if tl.load(row + 1) != 0:  # the partial last key block
             for start_n in range((LK // MASK_BLOCK) * MASK_BLOCK, LK, BLOCK_N):
                 n64 = tl.cast(start_n, tl.int64)
-                k_scale = tl.load(kscale_row + start_n // BLOCK_N)
                 acc, l_i, m_i = _attend_tile_int8(
-                    acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, k_scale, v_tile + n64 * svn, kmask_row,
+                    acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, kscale_row, v_tile + n64 * svn, kmask_row,
                     start_n, offs_n, offs_d, LK, D, HAS_KEY_MASK, True, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
                 )  # fmt: skip
     else:
@@ -268,18 +267,16 @@ def _int8_attention_kernel(
             lk_clean = (tl.minimum(first_masked, lk_full) // BLOCK_N) * BLOCK_N
         k_ptrs, v_ptrs = k_tile, v_tile
         for start_n in range(0, lk_clean, BLOCK_N):
-            k_scale = tl.load(kscale_row + start_n // BLOCK_N)
             acc, l_i, m_i = _attend_tile_int8(
-                acc, l_i, m_i, q8, q_scale, k_ptrs, k_scale, v_ptrs, kmask_row, start_n, offs_n, offs_d,
+                acc, l_i, m_i, q8, q_scale, k_ptrs, kscale_row, v_ptrs, kmask_row, start_n, offs_n, offs_d,
                 LK, D, False, False, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
             )  # fmt: skip
             k_ptrs += BLOCK_N * BLOCK_D
             v_ptrs += tl.cast(svn, tl.int64) * BLOCK_N
         for start_n in range(lk_clean, LK, BLOCK_N):  # from the first masked key on, and the partial tail
             n64 = tl.cast(start_n, tl.int64)
-            k_scale = tl.load(kscale_row + start_n // BLOCK_N)
             acc, l_i, m_i = _attend_tile_int8(
-                acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, k_scale, v_tile + n64 * svn, kmask_row, start_n,
+                acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, kscale_row, v_tile + n64 * svn, kmask_row, start_n,
                 offs_n, offs_d, LK, D, HAS_KEY_MASK, True, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
             )  # fmt: skip
     out = acc / tl.where(l_i == 0.0, 1.0, l_i)[:, None]

@@ -8,45 +8,31 @@ import subprocess
 
 import pytest
 
-triton = pytest.importorskip("triton")
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.compiler import ASTSource  # noqa: E402
+pytest.importorskip("triton")
 from triton.runtime.jit import JITFunction  # noqa: E402
 
-from motif_lite.kernels import attention_int8  # noqa: E402
+from motif_lite.kernels import attention_int8, compiled  # noqa: E402
+
+KEYS = 228_160  # the DDT decoder's 2N tokens at 1280x736x121
 
 
-def compile_for(
-    kernel: JITFunction, capability: int, pointers: dict, constexprs: dict, divisible: tuple = (), **options
-) -> dict[str, str]:
-    """-> the compiled kernel's `asm` (ttgir, ptx, cubin, ...) for a CUDA target; non-pointer arguments i32.
-    Specialized as Triton's JIT specializes a real call: pointers (torch allocations) and the integer arguments
-    named in `divisible` are known multiples of 16; unit strides go in `constexprs` (the JIT makes a 1 constant)."""
+def compile_for(kernel, capability: int, pointers: dict, constexprs: dict, ints=None, **options) -> dict[str, str]:
+    """`compiled.compile_for`, skipping where the kernels were built for the interpreter or no ptxas ships."""
     if not isinstance(kernel, JITFunction):
         pytest.skip("kernels were built for the interpreter (TRITON_INTERPRET=1)")
-    signature = {name: "constexpr" if name in constexprs else pointers.get(name, "i32") for name in kernel.arg_names}
-    values = {(kernel.arg_names.index(name),): value for name, value in constexprs.items()}
-    aligned = [name for name, kind in signature.items() if kind.startswith("*") or name in divisible]
-    attrs = {(kernel.arg_names.index(name),): [["tt.divisibility", 16]] for name in aligned}
     try:
-        compiled = triton.compile(
-            ASTSource(kernel, signature, values, attrs),
-            target=GPUTarget("cuda", capability, 32),
-            options={"num_warps": 8, "num_stages": 3, **options},
-        )
+        asm = compiled.compile_for(kernel, capability, pointers, constexprs, ints, **options)
     except FileNotFoundError as exc:  # no ptxas shipped with this triton
         pytest.skip(f"cannot build cubins here: {exc}")
-    assert compiled.asm["cubin"]
-    return compiled.asm
+    assert asm["cubin"]
+    return asm
 
 
 def disassemble(cubin: bytes) -> str:
-    """The cubin's SASS (Triton ships cuobjdump). ptxas serializes every wgmma of a kernel (one wait per MMA) when
-    any of them has its accumulator read before the wait (`ptxas -v` info C7514)."""
-    from triton.tools.disasm import get_sass
-
+    """The cubin's SASS. ptxas serializes every wgmma of a kernel (one wait per MMA) when any of them has its
+    accumulator read before the wait (`ptxas -v` info C7514)."""
     try:
-        return get_sass(cubin)
+        return compiled.sass(cubin)
     except (FileNotFoundError, subprocess.CalledProcessError) as exc:  # no cuobjdump shipped with this triton
         pytest.skip(f"cannot disassemble here: {exc}")
 
@@ -54,18 +40,22 @@ def disassemble(cubin: bytes) -> str:
 def attention_asm(
     capability: int, fp8: bool, block_mask: bool, block_d: int = 128, block_m: int = 128, **options: int
 ) -> dict[str, str]:
-    """The attention kernel as a call at Motif's shapes compiles it: bf16 q [B, H, L, 128] and output, contiguous;
-    lengths and strides multiples of 16; V as e4m3 Vᵀ (keys contiguous) or the bf16 input."""
+    """The attention kernel as a call at the 720p decoder's shape compiles it: contiguous bf16 q and output, two
+    heads per launch, V as e4m3 Vᵀ (keys contiguous) or the bf16 input."""
     pointers = dict(q_ptr="*bf16", k8_ptr="*i8", kscale_ptr="*fp32", vscale_ptr="*fp32", vmean_ptr="*fp32")
     pointers.update(v_ptr="*fp8e4nv" if fp8 else "*bf16", o_ptr="*bf16", kmask_ptr="*u8", bmask_ptr="*i32")
     pointers.update(sm_scale_log2="fp32")
     constexprs = dict(
         HAS_BLOCK_MASK=block_mask, MASK_BLOCK=128, BLOCK_M=block_m, BLOCK_N=64, BLOCK_D=block_d, HAS_KEY_MASK=True,
-        PV_FP8=fp8, PV_FP16=False, EVEN_D=block_d == 128, INTERPRETED=False, sqd=1, **{"svn" if fp8 else "svd": 1},
+        PV_FP8=fp8, PV_FP16=False, EVEN_D=block_d == 128, INTERPRETED=False,
     )  # fmt: skip
-    divisible = ("LQ", "LK", "D", "LPAD", "sqb", "sqh", "sqm", "svb", "svh", "svd" if fp8 else "svn", "sob", "soh")
+    v_strides = dict(svb=2 * 128 * KEYS, svh=128 * KEYS, svn=1, svd=KEYS) if fp8 else dict(
+        svb=12 * KEYS * 128, svh=KEYS * 128, svn=128, svd=1
+    )  # fmt: skip
+    ints = dict(LQ=KEYS, LK=KEYS, D=128, LPAD=KEYS, sqb=12 * KEYS * 128, sqh=KEYS * 128, sqm=128, sqd=1,
+                sob=12 * KEYS * 128, soh=KEYS * 128, som=128, **v_strides)  # fmt: skip
     kernel = attention_int8._int8_attention_kernel
-    return compile_for(kernel, capability, pointers, constexprs, divisible + ("som",), **options)
+    return compile_for(kernel, capability, pointers, constexprs, ints, **options)
 
 
 @pytest.mark.parametrize(
