@@ -33,7 +33,7 @@ os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")  # 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # also when run as the host worker
 SLOW = pytest.mark.slow
 
-from live_memory import LiveTensors  # noqa: E402
+from live_memory import LiveTensors, fused_like_ops  # noqa: E402
 
 from motif_lite.config import TransformerConfig  # noqa: E402
 from motif_lite.model.ops import TORCH_OPS  # noqa: E402
@@ -49,19 +49,6 @@ ACCURACY = "Planner accuracy: estimate vs measured"
 
 def within(estimate: float, measured: float) -> bool:
     return abs(estimate - measured) <= TOLERANCE * measured
-
-
-def _fused_like_ops():
-    # The Triton norm kernels allocate their output and nothing else (their CPU fallbacks would not).
-    import dataclasses
-
-    def layer_norm_modulate(x, shift, scale, eps=1e-6):
-        return torch.empty(x.shape, dtype=x.dtype)
-
-    def rms_norm_rope(x, weight, eps, cos=None, sin=None):
-        return torch.empty(x.shape, dtype=x.dtype)
-
-    return dataclasses.replace(TORCH_OPS, layer_norm_modulate=layer_norm_modulate, rms_norm_rope=rms_norm_rope)
 
 
 # -- CPU: activation formulas --
@@ -82,7 +69,7 @@ def wide_model():
 )  # fmt: skip
 def test_transformer_activations(bench_report, wide_model, chunk, ops):
     model = wide_model
-    model.ops = _fused_like_ops() if ops == "fused" else TORCH_OPS
+    model.ops = fused_like_ops() if ops == "fused" else TORCH_OPS
     handle = apply_token_chunking(model, chunk) if chunk else None
     latents = torch.randn(1, 33, 3, 32, 48, dtype=torch.bfloat16)  # N = 3 x 16 x 24 = 1152 video tokens
     text = torch.randn(1, 64, 2560, dtype=torch.bfloat16)

@@ -12,6 +12,7 @@ the planner's activation formulas on a CPU exactly (the GPU bench measures the a
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 
 import torch
@@ -55,3 +56,17 @@ class LiveTensors(TorchDispatchMode):
 
 def _key(t: torch.Tensor) -> int:
     return t.untyped_storage().data_ptr()
+
+
+def fused_like_ops():
+    """The torch `Ops` with the two norms replaced by what the fused Triton kernels allocate: their output and
+    nothing else (the torch versions keep float32 temporaries, the kernels' CPU fallbacks would too)."""
+    from motif_lite.model.ops import TORCH_OPS
+
+    def layer_norm_modulate(x, shift, scale, eps=1e-6):
+        return torch.empty(x.shape, dtype=x.dtype)
+
+    def rms_norm_rope(x, weight, eps, cos=None, sin=None):
+        return torch.empty(x.shape, dtype=x.dtype)
+
+    return dataclasses.replace(TORCH_OPS, layer_norm_modulate=layer_norm_modulate, rms_norm_rope=rms_norm_rope)

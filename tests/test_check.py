@@ -15,11 +15,10 @@ from safetensors.numpy import load_file, save_file
 
 pytest.importorskip("diffusers")
 from gguf_helpers import write_test_gguf  # noqa: E402
-from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
+from tiny_pipeline import make_tiny_checkpoint_and_gguf  # noqa: E402
 
 from motif_lite import cli  # noqa: E402
 from motif_lite.checkup import check_setup  # noqa: E402
-from motif_lite.quantize.cli import main as quantize  # noqa: E402
 
 TRANSFORMER = "transformer/diffusion_pytorch_model.safetensors"
 
@@ -27,11 +26,7 @@ TRANSFORMER = "transformer/diffusion_pytorch_model.safetensors"
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> tuple[Path, Path]:
     """(a tiny checkpoint in the official layout, a Q8_0 GGUF of its transformer kept in another folder)."""
-    root = tmp_path_factory.mktemp("ckpt")
-    make_tiny_checkpoint(root)
-    gguf = tmp_path_factory.mktemp("gguf") / "tiny-Q8_0.gguf"
-    assert quantize([str(root), "-o", str(gguf), "--type", "Q8_0", "--quiet"]) == 0
-    return root, gguf
+    return make_tiny_checkpoint_and_gguf(tmp_path_factory)
 
 
 @pytest.fixture

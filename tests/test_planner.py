@@ -8,12 +8,11 @@ import re
 
 import pytest
 import torch
-from live_memory import LiveTensors
+from live_memory import LiveTensors, fused_like_ops
 from test_streaming import TINY, forward, inputs, tiny_model
 
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
-from motif_lite.model.ops import TORCH_OPS
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime.chunking import ChunkedFeedForward, apply_token_chunking
 from motif_lite.runtime.planner import (
@@ -77,17 +76,6 @@ NARROW = TransformerConfig(
 )
 
 
-def _fused_like_ops():
-    # The fused Triton norms allocate their output and nothing else: the same memory as an empty tensor.
-    def layer_norm_modulate(x, shift, scale, eps=1e-6):
-        return torch.empty(x.shape, dtype=x.dtype)
-
-    def rms_norm_rope(x, weight, eps, cos=None, sin=None):
-        return torch.empty(x.shape, dtype=x.dtype)
-
-    return dataclasses.replace(TORCH_OPS, layer_norm_modulate=layer_norm_modulate, rms_norm_rope=rms_norm_rope)
-
-
 @pytest.mark.parametrize(("chunk", "fused"), [(None, True), (64, True), (256, False), (64, False)])
 def test_transformer_formula_matches_the_live_tensors(chunk, fused):
     # The planner's activation estimate against the bytes of tensors a forward really keeps alive together
@@ -95,7 +83,7 @@ def test_transformer_formula_matches_the_live_tensors(chunk, fused):
     torch.manual_seed(0)
     model = MotifVideoTransformer(NARROW).eval().requires_grad_(False).to(torch.bfloat16)
     if fused:
-        model.ops = _fused_like_ops()
+        model.ops = fused_like_ops()
     if chunk:
         apply_token_chunking(model, chunk)
     latents = torch.randn(1, 33, 2, 16, 32, dtype=torch.bfloat16)  # N = 2 x 8 x 16 = 256 video tokens

@@ -11,10 +11,9 @@ import pytest
 
 pytest.importorskip("diffusers")
 from quantize_helpers import one_torch_thread  # noqa: E402, F401 (autouse: a busy 2-core machine)
-from tiny_pipeline import make_tiny_checkpoint, official_apg  # noqa: E402
+from tiny_pipeline import make_tiny_checkpoint, make_tiny_checkpoint_and_gguf, official_apg  # noqa: E402
 
 from motif_lite import cli  # noqa: E402
-from motif_lite.quantize.cli import main as quantize  # noqa: E402
 
 SMALL = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "2", "-n", "blurry, static", "--device", "cpu"]
 STAGES = ("text", "transformer", "guidance", "vae", "frames")
@@ -23,11 +22,7 @@ STAGES = ("text", "transformer", "guidance", "vae", "frames")
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> tuple[Path, Path]:
     """A tiny checkpoint (the official APG guider) and a Q8_0 GGUF of its transformer in another folder."""
-    root = tmp_path_factory.mktemp("ckpt")
-    make_tiny_checkpoint(root)
-    gguf = tmp_path_factory.mktemp("gguf") / "tiny-Q8_0.gguf"
-    assert quantize([str(root), "-o", str(gguf), "--type", "Q8_0", "--quiet"]) == 0
-    return root, gguf
+    return make_tiny_checkpoint_and_gguf(tmp_path_factory)
 
 
 def run_verify(capsys, *args: str) -> tuple[int, list[str]]:

@@ -124,42 +124,39 @@ def _check_vae(report: Checkup, source: CheckpointFiles) -> None:
     from motif_lite.vae.config import WanVAEConfig
     from motif_lite.vae.model import WanVAE
 
-    if _json(report, source, "vae/config.json") is None:
-        return
-    config = _parsed(
-        report,
-        source,
-        "vae/config.json",
-        lambda: WanVAEConfig.from_json(source.root / "vae/config.json"),
-        "a Wan2.1 VAE config",
-    )
-    headers = _weights(report, source, "vae", "diffusion_pytorch_model.safetensors")
-    if config is FAILED or headers is None:
-        return
-    with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in WanVAE(config).state_dict().items()}
-    found = {name: t.shape for h in headers for name, t in h.tensors.items()}
-    _report_weights(report, source, "vae", headers, _mismatches(expected, found), "vae/config.json")
+    def mismatches(config: WanVAEConfig, found: Shapes) -> list[str]:
+        with torch.device("meta"):
+            expected = {name: tuple(t.shape) for name, t in WanVAE(config).state_dict().items()}
+        return _mismatches(expected, found)
+
+    _check_component(report, source, "vae", WanVAEConfig.from_json, "a Wan2.1 VAE config", mismatches)
 
 
 def _check_transformer(report: Checkup, source: CheckpointFiles) -> None:
     from motif_lite.config import TransformerConfig
 
-    if _json(report, source, "transformer/config.json") is None:
+    what = "a Motif-Video transformer config"
+    _check_component(report, source, "transformer", TransformerConfig.from_json, what, _transformer_mismatches)
+
+
+def _check_component(
+    report: Checkup,
+    source: CheckpointFiles,
+    folder: str,
+    load_config: Callable[[Path], object],
+    what: str,
+    mismatches: Callable[[object, Shapes], list[str]],
+) -> None:
+    """`folder`/config.json parses (as `what`) and its safetensors weights hold the tensors it implies."""
+    config_file = f"{folder}/config.json"
+    if _json(report, source, config_file) is None:
         return
-    config = _parsed(
-        report,
-        source,
-        "transformer/config.json",
-        lambda: TransformerConfig.from_json(source.root / "transformer/config.json"),
-        "a Motif-Video transformer config",
-    )
-    headers = _weights(report, source, "transformer", "diffusion_pytorch_model.safetensors")
+    config = _parsed(report, source, config_file, lambda: load_config(source.root / config_file), what)
+    headers = _weights(report, source, folder, "diffusion_pytorch_model.safetensors")
     if config is FAILED or headers is None:
         return
     found = {name: t.shape for h in headers for name, t in h.tensors.items()}
-    problems = _transformer_mismatches(config, found)
-    _report_weights(report, source, "transformer", headers, problems, "transformer/config.json")
+    _report_weights(report, source, folder, headers, mismatches(config, found), config_file)
 
 
 def _transformer_mismatches(config: object, found: Shapes) -> list[str]:
