@@ -28,6 +28,7 @@ import triton
 import triton.language as tl
 
 from .errors import KernelInputError
+from .launch import FUSED_FP
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
@@ -295,6 +296,7 @@ def block_sparse_attention(
         PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
         HAS_KEY_MASK=key_mask is not None,
         EVEN_D=block_d == dim,
+        **FUSED_FP,
     )
     if _use_autotune(q.dtype, block_d, block_mask, block_size):
         _attention_autotuned[lambda meta: (triton.cdiv(lq, meta["BLOCK_M"]), bsz * heads)](*args, **flags)

@@ -50,6 +50,7 @@ import triton.language as tl
 from .attention import _block_table, _key_mask_arg, _length_bucket
 from .errors import KernelInputError
 from .int8_scheme import E4M3_MAX, K_BLOCK, PV_FORMATS, WORKSPACE_BYTES, head_block, heads_per_launch, padded_keys
+from .launch import FUSED_FP
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 _STATS_ROWS = 1024  # keys per statistics program
@@ -372,6 +373,7 @@ def _kv_stats(k, v, km, skm_b, has_mask: bool, smooth: bool, fp8: bool, block_d:
     _kv_stats_kernel[(chunks, rows)](
         k, v, km, stats, heads, length, dim, *k.stride(), *v.stride(), skm_b,
         HAS_KEY_MASK=has_mask, SMOOTH=smooth, V_STATS=fp8, ROWS=_STATS_ROWS, BLOCK_N=64, BLOCK_D=block_d,
+        **FUSED_FP,
     )  # fmt: skip
     kept = torch.full((bsz,), float(length), device=k.device)
     if has_mask:  # mask bytes follow each row's 4-byte header; one row broadcasts over the batch
@@ -396,6 +398,7 @@ def _quantize_kv(k, v, km, skm_b, has_mask: bool, smooth: bool, fp8: bool, block
         k, v, stats.k_mean, stats.v_mean, 1.0 / stats.v_scale, km, k8, k_scale, v8, heads, length, dim, lpad,
         *k.stride(), *v.stride(), skm_b,
         HAS_KEY_MASK=has_mask, QUANT_V=fp8, BLOCK_N=block_n, BLOCK_D=block_d, INTERPRETED=_INTERPRET,
+        **FUSED_FP,
     )  # fmt: skip
     return _QuantizedKV(k8, k_scale, v8 if fp8 else v, stats.v_scale, stats.v_mean)
 
@@ -493,6 +496,7 @@ def _launch(q, kv: _QuantizedKV, out, km, skm_b, table, table_strides, lk, has_m
         PV_FP16=kv.v.dtype != torch.bfloat16,
         EVEN_D=block_d == dim,
         INTERPRETED=_INTERPRET,
+        **FUSED_FP,
     )
     tuned = _int8_attention_autotuned is not None and block_d <= 128 and (not has_blocks or block_size >= 128)
     if tuned:

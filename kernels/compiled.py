@@ -9,6 +9,8 @@ from triton.compiler import ASTSource
 from triton.runtime.jit import JITFunction
 from triton.tools.disasm import get_sass
 
+from .launch import FUSED_FP
+
 
 def compile_for(
     kernel: JITFunction,
@@ -23,7 +25,8 @@ def compile_for(
     pointers: the pointer and float arguments' types ("*bf16", "fp32"); constexprs: their values; every other
     argument is an i32. Specialized as Triton's JIT specializes a call: pointers are 16-byte aligned, and an
     integer given in `ints` becomes a constant if it is 1 and is known divisible by 16 if it is a multiple of 16
-    (integers not in `ints` get no hint). options: num_warps, num_stages, ..."""
+    (integers not in `ints` get no hint). options: num_warps, num_stages, ...; FP fusion on unless stated, as our
+    launches state it (kernels/launch.py)."""
     ints = ints or {}
     constexprs = {**constexprs, **{name: 1 for name, value in ints.items() if value == 1}}
     signature = {name: "constexpr" if name in constexprs else pointers.get(name, "i32") for name in kernel.arg_names}
@@ -37,7 +40,7 @@ def compile_for(
     compiled = triton.compile(
         ASTSource(kernel, signature, values, attrs),
         target=GPUTarget("cuda", capability, 32),
-        options={"num_warps": 8, "num_stages": 3, **options},
+        options={"num_warps": 8, "num_stages": 3, **FUSED_FP, **options},
     )
     return compiled.asm
 

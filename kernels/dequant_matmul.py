@@ -41,6 +41,7 @@ import triton.testing
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from .errors import KernelInputError
+from .launch import FUSED_FP
 
 Q = GGMLQuantizationType
 SUPPORTED_QTYPES = (Q.Q8_0, Q.Q4_0, Q.Q4_K, Q.Q5_K, Q.Q6_K)
@@ -361,7 +362,12 @@ def _fused_matmul(
         x2, packed, bias if bias is not None else y, y, m, out_features, in_features,
         min(triton.next_power_of_2(m), 32768), x2.stride(0), x2.stride(1), packed.stride(0), y.stride(0),
     )  # fmt: skip
-    flags = dict(QTYPE=int(qtype), HAS_BIAS=bias is not None, PRECISION="ieee" if x2.dtype == torch.float32 else "tf32")
+    flags = dict(
+        QTYPE=int(qtype),
+        HAS_BIAS=bias is not None,
+        PRECISION="ieee" if x2.dtype == torch.float32 else "tf32",
+        **FUSED_FP,
+    )
 
     def grid(meta: dict) -> tuple[int]:
         return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(out_features, meta["BLOCK_N"]),)

@@ -11,6 +11,7 @@ import triton
 import triton.language as tl
 
 from .errors import KernelInputError
+from .launch import FUSED_FP
 
 
 @triton.jit
@@ -52,7 +53,7 @@ def layer_norm_modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tenso
     _layer_norm_modulate_kernel[(bsz * length,)](
         x, shift, scale, y, length, channels, eps,
         x.stride(0), x.stride(1), x.stride(2), shift.stride(0), scale.stride(0),
-        BLOCK_C=triton.next_power_of_2(channels), num_warps=8 if channels >= 1024 else 4,
+        BLOCK_C=triton.next_power_of_2(channels), num_warps=8 if channels >= 1024 else 4, **FUSED_FP,
     )  # fmt: skip
     return y
 
@@ -133,6 +134,6 @@ def rms_norm_rope(
         x, weight.contiguous() if weight is not None else y, cos, sin, y,
         rows, heads, length, cos.shape[0] if has_rope else 0, dim, eps, *x.stride(),
         HAS_WEIGHT=weight is not None, HAS_ROPE=has_rope,
-        BLOCK_ROWS=block_rows, BLOCK_HALF=triton.next_power_of_2(dim // 2),
+        BLOCK_ROWS=block_rows, BLOCK_HALF=triton.next_power_of_2(dim // 2), **FUSED_FP,
     )  # fmt: skip
     return y

@@ -9,32 +9,24 @@ from __future__ import annotations
 import pytest
 
 triton = pytest.importorskip("triton")
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.compiler import ASTSource  # noqa: E402
 from triton.runtime.jit import JITFunction  # noqa: E402
 
-from motif_lite.kernels import attention, dequant_matmul, norm  # noqa: E402
-
-H100 = GPUTarget("cuda", 90, 32)
+from motif_lite.kernels import attention, compiled, dequant_matmul, norm  # noqa: E402
 
 
 def compile_for_h100(
     kernel: JITFunction, pointers: dict[str, str], constexprs: dict[str, object], **options: object
 ) -> dict[str, object]:
-    """Compile with the given pointer/float argument types (other arguments i32), constexpr values and compiler
-    options (e.g. enable_fp_fusion). -> the compiled kernel's `asm` (ptx, cubin, ...)."""
+    """`compiled.compile_for` on sm_90 with 4 warps, the other options (e.g. enable_fp_fusion) as given. -> the
+    compiled kernel's `asm` (ptx, cubin, ...)."""
     if not isinstance(kernel, JITFunction):
         pytest.skip("kernels were built for the interpreter (TRITON_INTERPRET=1)")
-    signature = {name: "constexpr" if name in constexprs else pointers.get(name, "i32") for name in kernel.arg_names}
-    values = {(kernel.arg_names.index(name),): value for name, value in constexprs.items()}
     try:
-        compiled = triton.compile(
-            ASTSource(kernel, signature, values), target=H100, options={"num_warps": 4, **options}
-        )
+        asm = compiled.compile_for(kernel, 90, pointers, constexprs, **{"num_warps": 4, **options})
     except FileNotFoundError as exc:  # no ptxas shipped with this triton
         pytest.skip(f"cannot build cubins here: {exc}")
-    assert compiled.asm["cubin"]
-    return compiled.asm
+    assert asm["cubin"]
+    return asm
 
 
 @pytest.mark.parametrize("block_mask", [False, True], ids=["dense", "block-sparse"])

@@ -107,7 +107,9 @@ def test_prepass_kernels_compile(capability: int) -> None:
     pointers.update(kmask_ptr="*u8", k8_ptr="*i8", kscale_ptr="*fp32", v8_ptr="*fp8e4nv")
     constexprs = dict(HAS_KEY_MASK=True, QUANT_V=True, BLOCK_N=64, BLOCK_D=128, INTERPRETED=False)
     ptx = compile_for(attention_int8._quantize_kv_kernel, capability, pointers, constexprs, num_warps=4)["ptx"]
-    assert "cvt.rn.satfinite.e4m3x2.f32" in ptx  # hardware e4m3 rounding, no interpreter workaround
+    # Hardware e4m3 rounding, no interpreter workaround. Triton 3.6 rounds through f16 on sm_89 (3.9 converts f32
+    # directly): the two differ only where the f16 value lands exactly halfway between two e4m3 values.
+    assert re.search(r"cvt\.rn\.satfinite\.e4m3x2\.(f32|f16x2)", ptx)
 
 
 @pytest.mark.parametrize("dim", [16, 64])
