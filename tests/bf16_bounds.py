@@ -1,0 +1,33 @@
+"""The yardstick for a bf16 path: the reference's own bf16 error (diffusers in bf16 against diffusers in float32).
+
+Each path (our torch ops, our Triton ops) errs against the float32 output by at most SLACK times that error. Two
+paths that round differently (a fused kernel rounds once; the torch ops round after each step; attention kernels
+round P to bf16 in their own order) differ by about as much as either errs, not by less, so their difference is
+bounded by the sum of the two bounds (the triangle inequality). tests/test_bf16_bounds.py shows on the CPU that
+an honest re-rounding passes these bounds and that broken ops fail them."""
+
+from __future__ import annotations
+
+import torch
+
+SLACK = 1.5  # a path may err half as much again as the reference in bf16
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.float(), b.float()
+    return ((a - b).norm() / b.norm()).item()
+
+
+def bf16_bound_failures(errors: dict[str, float], reference_error: float, exact_math: bool = True) -> list[str]:
+    """-> the bounds `errors` break (empty if none).
+
+    errors: "torch_ops" and "triton_ops" (each path against the float32 output) and "triton_vs_torch".
+    exact_math: both paths compute the reference's math. False for a lossy option (the sparse decoder): the
+    Triton path may then err only as much as the torch path of the same option does, plus SLACK x the yardstick."""
+    bound = SLACK * reference_error
+    limits = {"triton_vs_torch": 2 * bound}
+    if exact_math:
+        limits.update(torch_ops=bound, triton_ops=bound)
+    else:
+        limits["triton_ops"] = errors["torch_ops"] + bound
+    return [f"{name} {errors[name]:.3g} > {limit:.3g}" for name, limit in limits.items() if errors[name] > limit]

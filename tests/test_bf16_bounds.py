@@ -1,0 +1,98 @@
+"""The GPU suite's bf16 criterion (tests/bf16_bounds.py), checked on the CPU where it can be: an honest second
+bf16 path passes it and broken ops fail it.
+
+The stand-in for the Triton ops is what they compute: each norm in float32 and rounded to bf16 once, attention
+with float32 scores and P rounded to bf16 before P·V (as flash-style kernels do). Measured on this model (6
+seeds): such a path errs 0.83-0.91x the reference's own bf16 error and differs from the torch ops by 0.79-0.88x;
+reversed RoPE or an ignored text mask err 4.7-13x."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from bf16_bounds import bf16_bound_failures, rel
+from tiny_config import inputs
+from tiny_transformer import make_reference, reference_forward, save_official
+
+from motif_lite import load_transformer
+from motif_lite.model import ops
+
+
+def rounded_once(op):
+    """`op` computed in float32 on float32 copies of its inputs, rounded to the inputs' dtype once."""
+
+    def run(*args, **kwargs):
+        dtype = next(a.dtype for a in args if isinstance(a, torch.Tensor))
+        args = [a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args]
+        return op(*args, **kwargs).to(dtype)
+
+    return run
+
+
+def p_in_low_precision(q, k, v, mask):
+    """Attention with float32 scores and softmax, P rounded to q's dtype before P·V (a flash kernel's rounding)."""
+    scores = (q.float() @ k.float().transpose(-1, -2)) / q.shape[-1] ** 0.5
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    p = torch.softmax(scores, dim=-1).to(q.dtype)
+    return (p.float() @ v.float()).to(q.dtype)
+
+
+def reversed_rope(x, weight, eps, cos=None, sin=None):
+    return ops.rms_norm_rope(x, weight, eps, cos, None if sin is None else -sin)
+
+
+def text_mask_ignored(q, k, v, mask):
+    return ops.sdpa_attention(q, k, v, None)
+
+
+HONEST = ops.Ops(
+    attention=p_in_low_precision,
+    decoder_attention=p_in_low_precision,
+    layer_norm_modulate=rounded_once(ops.layer_norm_modulate),
+    rms_norm_rope=rounded_once(ops.rms_norm_rope),
+)
+BROKEN = {
+    "reversed-rope": ops.Ops(rms_norm_rope=reversed_rope),
+    "text-mask-ignored": ops.Ops(attention=text_mask_ignored),
+}
+
+
+@pytest.fixture(scope="module", params=[0, 1], ids=lambda seed: f"seed{seed}")
+def paths(request, tmp_path_factory) -> dict:
+    """The float32 reference output, its own bf16 error, and our bf16 outputs with each set of ops."""
+    seed = request.param
+    reference = make_reference(seed)
+    x = inputs(batch=2, frames=3, height=6, width=6, seed=seed + 1)
+    xb = {k: v.bfloat16() if k != "timestep" and v is not None and v.is_floating_point() else v for k, v in x.items()}
+    ours = load_transformer(save_official(reference, tmp_path_factory.mktemp("bf16")), torch.bfloat16, "cpu")
+    outputs = {}
+    with torch.no_grad():
+        exact = reference_forward(reference, x)
+        reference_error = rel(reference_forward(copy.deepcopy(reference).bfloat16(), xb), exact)
+        for name, path_ops in {"torch": ops.TORCH_OPS, "honest": HONEST, **BROKEN}.items():
+            ours.ops = path_ops
+            outputs[name] = ours(xb["latents"], xb["timestep"], xb["text_embeds"], xb["text_mask"], xb["image_embeds"])
+    return dict(exact=exact, reference_error=reference_error, **outputs)
+
+
+def errors_of(paths: dict, candidate: str) -> dict[str, float]:
+    exact, torch_out = paths["exact"], paths["torch"]
+    return dict(torch_ops=rel(torch_out, exact), triton_ops=rel(paths[candidate], exact),
+                triton_vs_torch=rel(paths[candidate], torch_out))  # fmt: skip
+
+
+def test_an_honest_second_rounding_passes(paths) -> None:
+    errors = errors_of(paths, "honest")
+    assert errors["triton_vs_torch"] > 0.5 * paths["reference_error"]  # it does round differently
+    assert bf16_bound_failures(errors, paths["reference_error"]) == [], errors
+
+
+@pytest.mark.parametrize("broken", BROKEN)
+def test_broken_ops_fail(paths, broken: str) -> None:
+    errors = errors_of(paths, broken)
+    assert bf16_bound_failures(errors, paths["reference_error"]) != [], errors
+    lossy = bf16_bound_failures(errors, paths["reference_error"], exact_math=False)
+    assert lossy != [], errors  # the lossy criterion still catches a broken kernel against its own torch path
