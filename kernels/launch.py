@@ -1,5 +1,36 @@
-"""Triton options that every launch of our kernels states instead of leaving them to Triton's defaults."""
+"""How our kernels are launched: Triton options every launch states, and which autotune configs are worth tuning
+on a given GPU."""
+
+from __future__ import annotations
+
+import torch
+import triton
 
 # FMA contraction on: the kernels were tuned, read in SASS and measured with it. Stated because Triton 3.9 warns
 # on every first compile when it is left to the default, and Triton 3.10 turns that default off.
 FUSED_FP = {"enable_fp_fusion": True}
+
+
+def splits_rows(block_m: int, block_n: int, block_d: int, capability: tuple[int, int]) -> bool:
+    """Whether Triton gives an attention kernel's warps whole query rows (MMA layout warps [n, 1]).
+
+    With `mma.sync` (compute capability below 9.0: Ampere, Ada) Triton (3.6 to 3.9) gives chained dots warps
+    [n, 1] only when the tiles are at least as tall as wide, else [1, n]: the warps sit side by side across keys
+    and head dims, and every row's maximum and sum crosses warps through shared memory (sm_89, head dim 128, 64 rows
+    on 4 warps: 631 instead of 472 instructions per 64-key tile in the 8-bit kernel, 58 local stores in the dense
+    one). On Hopper the wgmma layout splits rows whatever the tile. tests/test_kernels_tuning.py checks this rule
+    against the compiled layouts."""
+    return capability >= (9, 0) or block_m >= max(block_n, block_d)
+
+
+def row_split_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+    """`early_config_prune` for the attention kernels: the configs whose warps own whole rows on this GPU (all of
+    them if none does). Needs q_ptr and BLOCK_D among the call's arguments, BLOCK_N in the config or the call."""
+    args = {**named_args, **kwargs}
+    capability = torch.cuda.get_device_capability(args["q_ptr"].device)
+    kept = [
+        config
+        for config in configs
+        if splits_rows(config.kwargs["BLOCK_M"], {**args, **config.kwargs}["BLOCK_N"], args["BLOCK_D"], capability)
+    ]
+    return kept or configs

@@ -1,0 +1,106 @@
+"""Which autotune configs the attention kernels offer on a GPU (kernels/launch.py): the row-split rule agrees with
+the MMA layout Triton's compiler gives each config, for Ada (sm_89, `mma.sync`) and Hopper (sm_90, wgmma), at the
+model's head dim and a smaller one, and the prune keeps exactly the configs the rule allows. No GPU needed."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("triton")
+from triton.runtime.jit import JITFunction  # noqa: E402
+
+from motif_lite.kernels import attention, attention_int8, compiled, launch  # noqa: E402
+
+LENGTH = 32_768
+
+
+def mma_warps(kernel, capability: int, pointers: dict, constexprs: dict, ints: dict, config) -> set[tuple[int, int]]:
+    """The warpsPerCTA of every MMA layout in the kernel compiled for `capability` with `config`."""
+    if not isinstance(kernel, JITFunction):
+        pytest.skip("kernels were built for the interpreter (TRITON_INTERPRET=1)")
+    constexprs = {**constexprs, **config.kwargs}
+    try:
+        asm = compiled.compile_for(
+            kernel, capability, pointers, constexprs, ints, num_warps=config.num_warps, num_stages=config.num_stages
+        )
+    except FileNotFoundError as exc:  # no ptxas shipped with this triton
+        pytest.skip(f"cannot build cubins here: {exc}")
+    found = re.findall(r"nvidia_mma<\{[^}]*warpsPerCTA = \[(\d+), (\d+)\]", asm["ttgir"])
+    assert found, "no MMA layout in the TTGIR"
+    return {(int(m), int(n)) for m, n in found}
+
+
+def strides(dim: int) -> dict[str, int]:
+    return dict(sqb=4 * LENGTH * dim, sqh=LENGTH * dim, sqm=dim, sqd=1, sob=4 * LENGTH * dim, soh=LENGTH * dim, som=dim)
+
+
+def dense_warps(capability: int, block_d: int, config) -> set[tuple[int, int]]:
+    pointers = {name: "*bf16" for name in ("q_ptr", "k_ptr", "v_ptr", "o_ptr")}
+    pointers.update(kmask_ptr="*u8", bmask_ptr="*i32", qk_scale="fp32")
+    q = strides(block_d)  # k and v laid out like q; the output strides are not arguments here (ignored)
+    ints = dict(H=4, LQ=LENGTH, LK=LENGTH, D=block_d, **q, skb=q["sqb"], skh=q["sqh"], skn=block_d, skd=1,
+                svb=q["sqb"], svh=q["sqh"], svn=block_d, svd=1)  # fmt: skip
+    constexprs = dict(HAS_BLOCK_MASK=False, MASK_BLOCK=128, BLOCK_D=block_d, PRECISION="tf32", HAS_KEY_MASK=True,
+                      EVEN_D=True)  # fmt: skip
+    return mma_warps(attention._attention_kernel, capability, pointers, constexprs, ints, config)
+
+
+def int8_warps(capability: int, block_d: int, config) -> set[tuple[int, int]]:
+    pointers = dict(q_ptr="*bf16", k8_ptr="*i8", kscale_ptr="*fp32", v_ptr="*fp8e4nv", vscale_ptr="*fp32")
+    pointers.update(vmean_ptr="*fp32", o_ptr="*bf16", kmask_ptr="*u8", bmask_ptr="*i32", sm_scale_log2="fp32")
+    ints = dict(H=4, LQ=LENGTH, LK=LENGTH, D=block_d, LPAD=LENGTH, **strides(block_d), svb=4 * block_d * LENGTH,
+                svh=block_d * LENGTH, svn=1, svd=LENGTH)  # fmt: skip
+    constexprs = dict(HAS_BLOCK_MASK=False, MASK_BLOCK=128, BLOCK_N=attention_int8.K_BLOCK, BLOCK_D=block_d,
+                      HAS_KEY_MASK=True, PV_FP8=True, PV_FP16=False, EVEN_D=True, INTERPRETED=False)  # fmt: skip
+    return mma_warps(attention_int8._int8_attention_kernel, capability, pointers, constexprs, ints, config)
+
+
+def distinct_shapes(configs) -> list:
+    """One config per (rows, keys, warps): the layout does not depend on the pipeline stages."""
+    shapes = {}
+    for config in configs:
+        shapes.setdefault((config.kwargs["BLOCK_M"], config.kwargs.get("BLOCK_N"), config.num_warps), config)
+    return list(shapes.values())
+
+
+CASES = [("dense", config) for config in distinct_shapes(attention._CONFIGS)] + [
+    ("int8", config) for config in distinct_shapes(attention_int8._CONFIGS)
+]
+
+
+# Hopper only for the tiles that are wider than tall (128-row tiles split rows on every target).
+TARGETS = [(capability, d) for capability in (89, 90) for d in (64, 128)]
+
+
+@pytest.mark.parametrize(
+    ("kernel", "config", "capability", "block_d"),
+    [
+        pytest.param(k, c, cap, d, id=f"{k}-{c.kwargs['BLOCK_M']}rows-{c.num_warps}warps-sm{cap}-d{d}")
+        for k, c in CASES
+        for cap, d in TARGETS
+        if cap == 89 or c.kwargs["BLOCK_M"] < d
+    ],
+)
+def test_row_split_rule_matches_the_compiler(kernel: str, config, capability: int, block_d: int) -> None:
+    block_n = config.kwargs.get("BLOCK_N", attention_int8.K_BLOCK)
+    expected = launch.splits_rows(config.kwargs["BLOCK_M"], block_n, block_d, divmod(capability, 10))
+    warps = (dense_warps if kernel == "dense" else int8_warps)(capability, block_d, config)
+    assert (warps == {(config.num_warps, 1)}) == expected, warps
+
+
+def test_the_prune_keeps_what_the_rule_allows(monkeypatch) -> None:
+    """At head dim 128 on Ada only the 128-row configs are tuned; on Hopper, or at head dim 64, all of them."""
+    monkeypatch.setattr(launch.torch.cuda, "get_device_capability", lambda device: device.capability)
+
+    def kept(configs, capability: tuple[int, int], block_d: int, **call) -> list:
+        q = SimpleNamespace(device=SimpleNamespace(capability=capability))
+        return launch.row_split_configs(configs, {"q_ptr": q}, BLOCK_D=block_d, **call)
+
+    for configs, call in ((attention._CONFIGS, {}), (attention_int8._CONFIGS, {"BLOCK_N": attention_int8.K_BLOCK})):
+        assert kept(configs, (9, 0), 128, **call) == configs
+        assert kept(configs, (8, 9), 64, **call) == configs
+        ada = kept(configs, (8, 9), 128, **call)
+        assert ada == [c for c in configs if c.kwargs["BLOCK_M"] == 128] and len(ada) < len(configs)
