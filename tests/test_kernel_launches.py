@@ -16,10 +16,10 @@ import motif_lite.kernels
 KERNELS = Path(motif_lite.kernels.__file__).parent
 
 
-def dict_assignments(scope: ast.AST) -> dict[str, ast.expr]:
-    """name -> the expression assigned to it in `scope` (module or function body, not nested functions)."""
+def dict_assignments(scope: ast.Module | ast.FunctionDef) -> dict[str, ast.expr]:
+    """name -> the expression first assigned to it: a module's top-level statements, or anywhere in a function."""
     found = {}
-    for node in ast.walk(scope):
+    for node in scope.body if isinstance(scope, ast.Module) else ast.walk(scope):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             found.setdefault(node.targets[0].id, node.value)
     return found
