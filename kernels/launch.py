@@ -11,16 +11,22 @@ import triton
 FUSED_FP = {"enable_fp_fusion": True}
 
 
+def uses_mma_sync(capability: tuple[int, int]) -> bool:
+    """Whether Triton's tensor-core dots are warp-level `mma.sync` on this GPU: Ampere and Ada (8.x) and consumer
+    Blackwell (12.x: RTX 50xx), as against Hopper's warpgroup wgmma (9.x) and data-centre Blackwell's (10.x, 11.x)."""
+    return capability[0] < 9 or capability[0] == 12
+
+
 def splits_rows(block_m: int, block_n: int, block_d: int, capability: tuple[int, int]) -> bool:
     """Whether Triton gives an attention kernel's warps whole query rows (MMA layout warps [n, 1]).
 
-    With `mma.sync` (compute capability below 9.0: Ampere, Ada) Triton (3.6 to 3.9) gives chained dots warps
-    [n, 1] only when the tiles are at least as tall as wide, else [1, n]: the warps sit side by side across keys
-    and head dims, and every row's maximum and sum crosses warps through shared memory (sm_89, head dim 128, 64 rows
-    on 4 warps: 631 instead of 472 instructions per 64-key tile in the 8-bit kernel, 58 local stores in the dense
-    one). On Hopper the wgmma layout splits rows whatever the tile. tests/test_kernels_tuning.py checks this rule
-    against the compiled layouts."""
-    return capability >= (9, 0) or block_m >= max(block_n, block_d)
+    With `mma.sync` Triton (3.6 to 3.9) gives chained dots warps [n, 1] only when the tiles are at least as tall
+    as wide, else [1, n]: the warps sit side by side across keys and head dims, and every row's maximum and sum
+    crosses warps through shared memory (sm_89, head dim 128, 64 rows on 4 warps: 631 instead of 472 instructions
+    per 64-key tile in the 8-bit kernel, 58 local stores in the dense one). On Hopper the wgmma layout splits rows
+    whatever the tile; other targets are left to the autotuner. tests/test_kernels_tuning.py checks this rule
+    against the compiled layouts (sm_89, sm_90, sm_120)."""
+    return not uses_mma_sync(capability) or block_m >= max(block_n, block_d)
 
 
 def row_split_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:

@@ -1,6 +1,7 @@
 """Which autotune configs the attention kernels offer on a GPU (kernels/launch.py): the row-split rule agrees with
-the MMA layout Triton's compiler gives each config, for Ada (sm_89, `mma.sync`) and Hopper (sm_90, wgmma), at the
-model's head dim and a smaller one, and the prune keeps exactly the configs the rule allows. No GPU needed."""
+the MMA layout Triton's compiler gives each config, for Ada and consumer Blackwell (sm_89, sm_120: `mma.sync`)
+and Hopper (sm_90, wgmma), at the model's head dim and a smaller one, and the prune keeps exactly the configs
+the rule allows. No GPU needed."""
 
 from __future__ import annotations
 
@@ -71,8 +72,9 @@ CASES = [("dense", config) for config in distinct_shapes(attention._CONFIGS)] + 
 ]
 
 
-# Hopper only for the tiles that are wider than tall (128-row tiles split rows on every target).
-TARGETS = [(capability, d) for capability in (89, 90) for d in (64, 128)]
+# Ada and consumer Blackwell (mma.sync), Hopper (wgmma) only for the tiles that are wider than tall (128-row
+# tiles split rows on every target).
+TARGETS = [(capability, d) for capability in (89, 120, 90) for d in (64, 128)]
 
 
 @pytest.mark.parametrize(
@@ -81,7 +83,7 @@ TARGETS = [(capability, d) for capability in (89, 90) for d in (64, 128)]
         pytest.param(k, c, cap, d, id=f"{k}-{c.kwargs['BLOCK_M']}rows-{c.num_warps}warps-sm{cap}-d{d}")
         for k, c in CASES
         for cap, d in TARGETS
-        if cap == 89 or c.kwargs["BLOCK_M"] < d
+        if cap != 90 or c.kwargs["BLOCK_M"] < d
     ],
 )
 def test_row_split_rule_matches_the_compiler(kernel: str, config, capability: int, block_d: int) -> None:
@@ -92,7 +94,8 @@ def test_row_split_rule_matches_the_compiler(kernel: str, config, capability: in
 
 
 def test_the_prune_keeps_what_the_rule_allows(monkeypatch) -> None:
-    """At head dim 128 on Ada only the 128-row configs are tuned; on Hopper, or at head dim 64, all of them."""
+    """At head dim 128 on Ada or an RTX 50xx only the 128-row configs are tuned; on Hopper, or at head dim 64, all
+    of them."""
     monkeypatch.setattr(launch.torch.cuda, "get_device_capability", lambda device: device.capability)
 
     def kept(configs, capability: tuple[int, int], block_d: int, **call) -> list:
@@ -102,5 +105,6 @@ def test_the_prune_keeps_what_the_rule_allows(monkeypatch) -> None:
     for configs, call in ((attention._CONFIGS, {}), (attention_int8._CONFIGS, {"BLOCK_N": attention_int8.K_BLOCK})):
         assert kept(configs, (9, 0), 128, **call) == configs
         assert kept(configs, (8, 9), 64, **call) == configs
-        ada = kept(configs, (8, 9), 128, **call)
-        assert ada == [c for c in configs if c.kwargs["BLOCK_M"] == 128] and len(ada) < len(configs)
+        for mma_sync in ((8, 9), (12, 0)):
+            tall = kept(configs, mma_sync, 128, **call)
+            assert tall == [c for c in configs if c.kwargs["BLOCK_M"] == 128] and len(tall) < len(configs)
