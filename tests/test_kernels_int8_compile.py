@@ -1,4 +1,4 @@
-"""The 8-bit attention kernels compile to sm_90 (H100/H200), sm_89 (Ada) and sm_80 (A100) cubins without a GPU,
+"""The 8-bit attention kernels compile to sm_90 (H100/H200), sm_89 (Ada), sm_120 (RTX 50xx) and sm_80 (A100) cubins
 on the tensor-core instructions they are for (the interpreter tests prove the math, not the compiled path)."""
 
 from __future__ import annotations
@@ -60,20 +60,28 @@ def attention_asm(
 
 @pytest.mark.parametrize(
     ("capability", "fp8", "block_mask"),
-    [(90, True, False), (90, True, True), (90, False, False), (89, True, False), (80, False, True)],
-    ids=["sm90-fp8-dense", "sm90-fp8-sparse", "sm90-bf16-dense", "sm89-fp8-dense", "sm80-bf16-sparse"],
+    [(90, True, False), (90, True, True), (90, False, False), (89, True, False), (120, True, False), (80, False, True)],
+    ids=[
+        "sm90-fp8-dense",
+        "sm90-fp8-sparse",
+        "sm90-bf16-dense",
+        "sm89-fp8-dense",
+        "sm120-fp8-dense",
+        "sm80-bf16-sparse",
+    ],
 )
 def test_attention_compiles(capability: int, fp8: bool, block_mask: bool) -> None:
     asm = attention_asm(capability, fp8, block_mask)
     ptx = asm["ptx"]
-    if capability >= 90:  # Hopper warpgroup MMAs: INT8 QKᵀ with int32 accumulation, P·V in e4m3 or bf16
+    wgmma = capability == 90  # Ada, Ampere and the RTX 50xx (sm_120) use warp-level mma.sync
+    if wgmma:  # Hopper warpgroup MMAs: INT8 QKᵀ with int32 accumulation, P·V in e4m3 or bf16
         assert "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8" in ptx
         assert ("f32.e4m3.e4m3" if fp8 else "f32.bf16.bf16") in ptx
     else:
         assert "mma.sync.aligned" in ptx and ".s32.s8.s8.s32" in ptx
         assert (".e4m3.e4m3" in ptx) == fp8
     sass = disassemble(asm["cubin"])
-    if capability >= 90:  # the MMAs of one dot are issued back to back and waited for once
+    if wgmma:  # the MMAs of one dot are issued back to back and waited for once
         gmmas, waits = len(re.findall(r"\b[IQH]GMMA\.", sass)), sass.count("WARPGROUP.DEPBAR")
         assert waits * 2 <= gmmas, f"wgmma serialized: {waits} waits for {gmmas} MMAs"
     if fp8:  # every FP8 P·V chain (64 keys: two 32-deep MMAs) starts from zero, then joins the fp32 acc by an FMA
