@@ -28,7 +28,7 @@ import triton
 import triton.language as tl
 
 from .errors import KernelInputError
-from .launch import FUSED_FP, row_split_configs
+from .launch import FUSED_FP, autotune_attention
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
@@ -240,13 +240,7 @@ _CONFIGS = [
     triton.Config({"BLOCK_M": 64, "BLOCK_N": 64}, num_warps=4, num_stages=3),
 ]
 _TUNE_KEY = ["LQ_BUCKET", "LK_BUCKET", "D", "HAS_BLOCK_MASK", "HAS_KEY_MASK"]
-_attention_autotuned = (
-    None
-    if _INTERPRET
-    else triton.autotune(configs=_CONFIGS, key=_TUNE_KEY, prune_configs_by={"early_config_prune": row_split_configs})(
-        _attention_kernel
-    )
-)
+_attention_autotuned = None if _INTERPRET else autotune_attention(_CONFIGS, _TUNE_KEY)(_attention_kernel)
 
 
 def _length_bucket(n: int) -> int:

@@ -50,7 +50,7 @@ import triton.language as tl
 from .attention import _block_table, _key_mask_arg, _length_bucket
 from .errors import KernelInputError
 from .int8_scheme import E4M3_MAX, K_BLOCK, PV_FORMATS, WORKSPACE_BYTES, head_block, heads_per_launch, padded_keys
-from .launch import FUSED_FP, row_split_configs
+from .launch import FUSED_FP, autotune_attention
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 _STATS_ROWS = 1024  # keys per statistics program
@@ -303,13 +303,7 @@ _CONFIGS = [
     triton.Config({"BLOCK_M": 64}, num_warps=4, num_stages=4),
 ]
 _TUNE_KEY = ["LQ_BUCKET", "LK_BUCKET", "D", "HAS_BLOCK_MASK", "HAS_KEY_MASK", "PV_FP8"]
-_int8_attention_autotuned = (
-    None
-    if _INTERPRET
-    else triton.autotune(configs=_CONFIGS, key=_TUNE_KEY, prune_configs_by={"early_config_prune": row_split_configs})(
-        _int8_attention_kernel
-    )
-)
+_int8_attention_autotuned = None if _INTERPRET else autotune_attention(_CONFIGS, _TUNE_KEY)(_int8_attention_kernel)
 
 
 def last_tuned_config() -> str | None:

@@ -9,6 +9,7 @@ from triton.compiler import ASTSource
 from triton.runtime.jit import JITFunction
 from triton.tools.disasm import get_sass
 
+from . import attention_int8
 from .launch import FUSED_FP
 
 
@@ -48,3 +49,33 @@ def compile_for(
 def sass(cubin: bytes) -> str:
     """The cubin's SASS, from the cuobjdump Triton ships."""
     return get_sass(cubin)
+
+
+def int8_attention_asm(
+    capability: int,
+    *,
+    fp8: bool = True,
+    key_mask: bool = True,
+    block_mask: bool = False,
+    dim: int = 128,
+    block_m: int = 128,
+    keys: int = 228_160,
+    **options: int,
+) -> dict[str, object]:
+    """The 8-bit attention kernel as a call compiles it: `keys` queries and keys (default 228,160, the DDT
+    decoder's 2N tokens at 1280x736x121), head dim `dim`, contiguous bf16 q and output of 12 heads, V as e4m3 Vᵀ
+    (keys contiguous) or the bf16 input. options: num_warps, num_stages, ..."""
+    block_d = attention_int8.head_block(dim)
+    pointers = dict(q_ptr="*bf16", k8_ptr="*i8", kscale_ptr="*fp32", v_ptr="*fp8e4nv" if fp8 else "*bf16",
+                    vscale_ptr="*fp32", vmean_ptr="*fp32", o_ptr="*bf16", kmask_ptr="*u8", bmask_ptr="*i32",
+                    sm_scale_log2="fp32")  # fmt: skip
+    constexprs = dict(HAS_BLOCK_MASK=block_mask, MASK_BLOCK=128, BLOCK_M=block_m, BLOCK_N=attention_int8.K_BLOCK,
+                      BLOCK_D=block_d, HAS_KEY_MASK=key_mask, PV_FP8=fp8, PV_FP16=False, EVEN_D=block_d == dim,
+                      INTERPRETED=False)  # fmt: skip
+    head, rows = keys * dim, 12 * keys * dim  # q, output and 16-bit V: [B, 12, L, D]; e4m3 Vᵀ: [B, 2, BLOCK_D, L]
+    v_strides = dict(svb=2 * block_d * keys, svh=block_d * keys, svn=1, svd=keys) if fp8 else dict(
+        svb=rows, svh=head, svn=dim, svd=1
+    )  # fmt: skip
+    ints = dict(LQ=keys, LK=keys, D=dim, LPAD=keys, sqb=rows, sqh=head, sqm=dim, sqd=1, sob=rows, soh=head, som=dim,
+                **v_strides)  # fmt: skip
+    return compile_for(attention_int8._int8_attention_kernel, capability, pointers, constexprs, ints, **options)

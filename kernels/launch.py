@@ -40,3 +40,8 @@ def row_split_configs(configs: list[triton.Config], named_args: dict, **kwargs) 
         if splits_rows(config.kwargs["BLOCK_M"], {**args, **config.kwargs}["BLOCK_N"], args["BLOCK_D"], capability)
     ]
     return kept or configs
+
+
+def autotune_attention(configs: list[triton.Config], key: list[str]):
+    """`triton.autotune` for the attention kernels: `configs` pruned per GPU by `row_split_configs`."""
+    return triton.autotune(configs=configs, key=key, prune_configs_by={"early_config_prune": row_split_configs})

@@ -7,26 +7,14 @@ types) gets through Triton's real compiler and ptxas, which the interpreter neve
 from __future__ import annotations
 
 import pytest
+from cubins import compile_or_skip
 
-triton = pytest.importorskip("triton")
-from triton.runtime.jit import JITFunction  # noqa: E402
-
-from motif_lite.kernels import attention, compiled, dequant_matmul, norm  # noqa: E402
+from motif_lite.kernels import attention, dequant_matmul, norm
 
 
-def compile_for_h100(
-    kernel: JITFunction, pointers: dict[str, str], constexprs: dict[str, object], **options: object
-) -> dict[str, object]:
-    """`compiled.compile_for` on sm_90 with 4 warps, the other options (e.g. enable_fp_fusion) as given. -> the
-    compiled kernel's `asm` (ptx, cubin, ...)."""
-    if not isinstance(kernel, JITFunction):
-        pytest.skip("kernels were built for the interpreter (TRITON_INTERPRET=1)")
-    try:
-        asm = compiled.compile_for(kernel, 90, pointers, constexprs, **{"num_warps": 4, **options})
-    except FileNotFoundError as exc:  # no ptxas shipped with this triton
-        pytest.skip(f"cannot build cubins here: {exc}")
-    assert asm["cubin"]
-    return asm
+def compile_for_h100(kernel, pointers: dict[str, str], constexprs: dict[str, object], **options: object) -> dict:
+    """Compiled for sm_90 with 4 warps, the other options (e.g. enable_fp_fusion) as given. -> the `asm`."""
+    return compile_or_skip(kernel, 90, pointers, constexprs, **{"num_warps": 4, **options})
 
 
 @pytest.mark.parametrize("block_mask", [False, True], ids=["dense", "block-sparse"])

@@ -4,58 +4,11 @@ on the tensor-core instructions they are for (the interpreter tests prove the ma
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
+from cubins import compile_or_skip, int8_attention_or_skip, sass_or_skip
 
-pytest.importorskip("triton")
-from triton.runtime.jit import JITFunction  # noqa: E402
-
-from motif_lite.kernels import attention_int8, compiled  # noqa: E402
-
-KEYS = 228_160  # the DDT decoder's 2N tokens at 1280x736x121
-
-
-def compile_for(kernel, capability: int, pointers: dict, constexprs: dict, ints=None, **options) -> dict[str, str]:
-    """`compiled.compile_for`, skipping where the kernels were built for the interpreter or no ptxas ships."""
-    if not isinstance(kernel, JITFunction):
-        pytest.skip("kernels were built for the interpreter (TRITON_INTERPRET=1)")
-    try:
-        asm = compiled.compile_for(kernel, capability, pointers, constexprs, ints, **options)
-    except FileNotFoundError as exc:  # no ptxas shipped with this triton
-        pytest.skip(f"cannot build cubins here: {exc}")
-    assert asm["cubin"]
-    return asm
-
-
-def disassemble(cubin: bytes) -> str:
-    """The cubin's SASS. ptxas serializes every wgmma of a kernel (one wait per MMA) when any of them has its
-    accumulator read before the wait (`ptxas -v` info C7514)."""
-    try:
-        return compiled.sass(cubin)
-    except (FileNotFoundError, subprocess.CalledProcessError) as exc:  # no cuobjdump shipped with this triton
-        pytest.skip(f"cannot disassemble here: {exc}")
-
-
-def attention_asm(
-    capability: int, fp8: bool, block_mask: bool, block_d: int = 128, block_m: int = 128, **options: int
-) -> dict[str, str]:
-    """The attention kernel as a call at the 720p decoder's shape compiles it: contiguous bf16 q and output, two
-    heads per launch, V as e4m3 Vᵀ (keys contiguous) or the bf16 input."""
-    pointers = dict(q_ptr="*bf16", k8_ptr="*i8", kscale_ptr="*fp32", vscale_ptr="*fp32", vmean_ptr="*fp32")
-    pointers.update(v_ptr="*fp8e4nv" if fp8 else "*bf16", o_ptr="*bf16", kmask_ptr="*u8", bmask_ptr="*i32")
-    pointers.update(sm_scale_log2="fp32")
-    constexprs = dict(
-        HAS_BLOCK_MASK=block_mask, MASK_BLOCK=128, BLOCK_M=block_m, BLOCK_N=64, BLOCK_D=block_d, HAS_KEY_MASK=True,
-        PV_FP8=fp8, PV_FP16=False, EVEN_D=block_d == 128, INTERPRETED=False,
-    )  # fmt: skip
-    v_strides = dict(svb=2 * 128 * KEYS, svh=128 * KEYS, svn=1, svd=KEYS) if fp8 else dict(
-        svb=12 * KEYS * 128, svh=KEYS * 128, svn=128, svd=1
-    )  # fmt: skip
-    ints = dict(LQ=KEYS, LK=KEYS, D=128, LPAD=KEYS, sqb=12 * KEYS * 128, sqh=KEYS * 128, sqm=128, sqd=1,
-                sob=12 * KEYS * 128, soh=KEYS * 128, som=128, **v_strides)  # fmt: skip
-    kernel = attention_int8._int8_attention_kernel
-    return compile_for(kernel, capability, pointers, constexprs, ints, **options)
+from motif_lite.kernels import attention_int8
 
 
 @pytest.mark.parametrize(
@@ -71,7 +24,7 @@ def attention_asm(
     ],
 )
 def test_attention_compiles(capability: int, fp8: bool, block_mask: bool) -> None:
-    asm = attention_asm(capability, fp8, block_mask)
+    asm = int8_attention_or_skip(capability, fp8=fp8, block_mask=block_mask)
     ptx = asm["ptx"]
     wgmma = capability == 90  # Ada, Ampere and the RTX 50xx (sm_120) use warp-level mma.sync
     if wgmma:  # Hopper warpgroup MMAs: INT8 QKᵀ with int32 accumulation, P·V in e4m3 or bf16
@@ -80,8 +33,10 @@ def test_attention_compiles(capability: int, fp8: bool, block_mask: bool) -> Non
     else:
         assert "mma.sync.aligned" in ptx and ".s32.s8.s8.s32" in ptx
         assert (".e4m3.e4m3" in ptx) == fp8
-    sass = disassemble(asm["cubin"])
-    if wgmma:  # the MMAs of one dot are issued back to back and waited for once
+    sass = sass_or_skip(asm["cubin"])
+    # The MMAs of one dot are issued back to back and waited for once (ptxas serializes every wgmma of a kernel,
+    # one wait per MMA, when any accumulator is read before its wait: `ptxas -v` info C7514).
+    if wgmma:
         gmmas, waits = len(re.findall(r"\b[IQH]GMMA\.", sass)), sass.count("WARPGROUP.DEPBAR")
         assert waits * 2 <= gmmas, f"wgmma serialized: {waits} waits for {gmmas} MMAs"
     if fp8:  # every FP8 P·V chain (64 keys: two 32-deep MMAs) starts from zero, then joins the fp32 acc by an FMA
@@ -99,10 +54,10 @@ def test_attention_compiles(capability: int, fp8: bool, block_mask: bool) -> Non
 def test_autotuned_configs_do_not_spill(config) -> None:
     """Every config the autotuner may pick fits the registers on sm_90 (a spilling one, 128 rows on 4 warps with
     ~330 local stores, was dropped): a few local stores outside the loop at most."""
-    asm = attention_asm(
-        90, True, False, block_m=config.kwargs["BLOCK_M"], num_warps=config.num_warps, num_stages=config.num_stages
+    asm = int8_attention_or_skip(
+        90, block_m=config.kwargs["BLOCK_M"], num_warps=config.num_warps, num_stages=config.num_stages
     )
-    local_stores = len(re.findall(r"\bSTL\b", disassemble(asm["cubin"])))
+    local_stores = len(re.findall(r"\bSTL\b", sass_or_skip(asm["cubin"])))
     assert local_stores <= 16, f"{local_stores} local stores: the config spills"
 
 
@@ -110,11 +65,11 @@ def test_autotuned_configs_do_not_spill(config) -> None:
 def test_prepass_kernels_compile(capability: int) -> None:
     pointers = dict(k_ptr="*bf16", v_ptr="*bf16", kmask_ptr="*u8", stats_ptr="*fp32")
     constexprs = dict(HAS_KEY_MASK=True, SMOOTH=True, V_STATS=True, ROWS=1024, BLOCK_N=64, BLOCK_D=128)
-    compile_for(attention_int8._kv_stats_kernel, capability, pointers, constexprs, num_warps=4)
+    compile_or_skip(attention_int8._kv_stats_kernel, capability, pointers, constexprs, num_warps=4)
     pointers = dict(k_ptr="*bf16", v_ptr="*bf16", kmean_ptr="*fp32", vmean_ptr="*fp32", vinv_ptr="*fp32")
     pointers.update(kmask_ptr="*u8", k8_ptr="*i8", kscale_ptr="*fp32", v8_ptr="*fp8e4nv")
     constexprs = dict(HAS_KEY_MASK=True, QUANT_V=True, BLOCK_N=64, BLOCK_D=128, INTERPRETED=False)
-    ptx = compile_for(attention_int8._quantize_kv_kernel, capability, pointers, constexprs, num_warps=4)["ptx"]
+    ptx = compile_or_skip(attention_int8._quantize_kv_kernel, capability, pointers, constexprs, num_warps=4)["ptx"]
     # Hardware e4m3 rounding, no interpreter workaround. Triton 3.6 rounds through f16 on sm_89 (3.9 converts f32
     # directly): the two differ only where the f16 value lands exactly halfway between two e4m3 values.
     assert re.search(r"cvt\.rn\.satfinite\.e4m3x2\.(f32|f16x2)", ptx)
@@ -125,7 +80,7 @@ def test_small_head_dims_compile(dim: int) -> None:
     """A head dim under 32 runs on 32-wide tiles: Triton refuses an 8-bit dot narrower than the MMA's K (seen on an
     H200 with head dim 16 before `head_block`, which the interpreter does not check)."""
     assert attention_int8.head_block(dim) >= 32
-    attention_asm(90, True, False, block_d=attention_int8.head_block(dim))
+    int8_attention_or_skip(90, dim=dim)
 
 
 def test_last_tuned_config_names_the_autotuners_pick(monkeypatch) -> None:

@@ -9,54 +9,36 @@ import re
 from types import SimpleNamespace
 
 import pytest
+from cubins import compile_or_skip, int8_attention_or_skip
 
-pytest.importorskip("triton")
-from triton.runtime.jit import JITFunction  # noqa: E402
-
-from motif_lite.kernels import attention, attention_int8, compiled, launch  # noqa: E402
+from motif_lite.kernels import attention, attention_int8, launch
 
 LENGTH = 32_768
 
 
-def mma_warps(kernel, capability: int, pointers: dict, constexprs: dict, ints: dict, config) -> set[tuple[int, int]]:
-    """The warpsPerCTA of every MMA layout in the kernel compiled for `capability` with `config`."""
-    if not isinstance(kernel, JITFunction):
-        pytest.skip("kernels were built for the interpreter (TRITON_INTERPRET=1)")
-    constexprs = {**constexprs, **config.kwargs}
-    try:
-        asm = compiled.compile_for(
-            kernel, capability, pointers, constexprs, ints, num_warps=config.num_warps, num_stages=config.num_stages
-        )
-    except FileNotFoundError as exc:  # no ptxas shipped with this triton
-        pytest.skip(f"cannot build cubins here: {exc}")
+def mma_warps(asm: dict) -> set[tuple[int, int]]:
+    """The warpsPerCTA of every MMA layout in a compiled kernel's TTGIR."""
     found = re.findall(r"nvidia_mma<\{[^}]*warpsPerCTA = \[(\d+), (\d+)\]", asm["ttgir"])
     assert found, "no MMA layout in the TTGIR"
     return {(int(m), int(n)) for m, n in found}
 
 
-def strides(dim: int) -> dict[str, int]:
-    return dict(sqb=4 * LENGTH * dim, sqh=LENGTH * dim, sqm=dim, sqd=1, sob=4 * LENGTH * dim, soh=LENGTH * dim, som=dim)
-
-
 def dense_warps(capability: int, block_d: int, config) -> set[tuple[int, int]]:
     pointers = {name: "*bf16" for name in ("q_ptr", "k_ptr", "v_ptr", "o_ptr")}
     pointers.update(kmask_ptr="*u8", bmask_ptr="*i32", qk_scale="fp32")
-    q = strides(block_d)  # k and v laid out like q; the output strides are not arguments here (ignored)
-    ints = dict(H=4, LQ=LENGTH, LK=LENGTH, D=block_d, **q, skb=q["sqb"], skh=q["sqh"], skn=block_d, skd=1,
-                svb=q["sqb"], svh=q["sqh"], svn=block_d, svd=1)  # fmt: skip
+    rows, head = 4 * LENGTH * block_d, LENGTH * block_d  # q, k and v: contiguous [B, 4, L, D]
+    ints = dict(H=4, LQ=LENGTH, LK=LENGTH, D=block_d, sqb=rows, sqh=head, sqm=block_d, sqd=1, skb=rows, skh=head,
+                skn=block_d, skd=1, svb=rows, svh=head, svn=block_d, svd=1)  # fmt: skip
     constexprs = dict(HAS_BLOCK_MASK=False, MASK_BLOCK=128, BLOCK_D=block_d, PRECISION="tf32", HAS_KEY_MASK=True,
-                      EVEN_D=True)  # fmt: skip
-    return mma_warps(attention._attention_kernel, capability, pointers, constexprs, ints, config)
+                      EVEN_D=True, **config.kwargs)  # fmt: skip
+    options = dict(num_warps=config.num_warps, num_stages=config.num_stages)
+    return mma_warps(compile_or_skip(attention._attention_kernel, capability, pointers, constexprs, ints, **options))
 
 
 def int8_warps(capability: int, block_d: int, config) -> set[tuple[int, int]]:
-    pointers = dict(q_ptr="*bf16", k8_ptr="*i8", kscale_ptr="*fp32", v_ptr="*fp8e4nv", vscale_ptr="*fp32")
-    pointers.update(vmean_ptr="*fp32", o_ptr="*bf16", kmask_ptr="*u8", bmask_ptr="*i32", sm_scale_log2="fp32")
-    ints = dict(H=4, LQ=LENGTH, LK=LENGTH, D=block_d, LPAD=LENGTH, **strides(block_d), svb=4 * block_d * LENGTH,
-                svh=block_d * LENGTH, svn=1, svd=LENGTH)  # fmt: skip
-    constexprs = dict(HAS_BLOCK_MASK=False, MASK_BLOCK=128, BLOCK_N=attention_int8.K_BLOCK, BLOCK_D=block_d,
-                      HAS_KEY_MASK=True, PV_FP8=True, PV_FP16=False, EVEN_D=True, INTERPRETED=False)  # fmt: skip
-    return mma_warps(attention_int8._int8_attention_kernel, capability, pointers, constexprs, ints, config)
+    options = dict(num_warps=config.num_warps, num_stages=config.num_stages)
+    return mma_warps(int8_attention_or_skip(capability, dim=block_d, block_m=config.kwargs["BLOCK_M"], keys=LENGTH,
+                                            **options))  # fmt: skip
 
 
 def distinct_shapes(configs) -> list:

@@ -1,0 +1,44 @@
+"""Our kernels compiled for a CUDA target in tests, without a GPU (motif_lite.kernels.compiled), skipping instead
+of failing where this machine cannot: kernels built for the interpreter (TRITON_INTERPRET=1 in this process), or a
+Triton that ships no ptxas / cuobjdump."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+
+import pytest
+
+pytest.importorskip("triton")
+from triton.runtime.jit import JITFunction  # noqa: E402
+
+from motif_lite.kernels import attention_int8, compiled  # noqa: E402
+
+
+def _built(kernel: object, build: Callable[[], dict]) -> dict:
+    if not isinstance(kernel, JITFunction):
+        pytest.skip("kernels were built for the interpreter (TRITON_INTERPRET=1)")
+    try:
+        asm = build()
+    except FileNotFoundError as exc:  # no ptxas shipped with this triton
+        pytest.skip(f"cannot build cubins here: {exc}")
+    assert asm["cubin"]
+    return asm
+
+
+def compile_or_skip(kernel, capability: int, pointers: dict, constexprs: dict, ints=None, **options) -> dict:
+    """`compiled.compile_for`, or skip."""
+    return _built(kernel, lambda: compiled.compile_for(kernel, capability, pointers, constexprs, ints, **options))
+
+
+def int8_attention_or_skip(capability: int, **call) -> dict:
+    """`compiled.int8_attention_asm`, or skip."""
+    return _built(attention_int8._int8_attention_kernel, lambda: compiled.int8_attention_asm(capability, **call))
+
+
+def sass_or_skip(cubin: bytes) -> str:
+    """The cubin's SASS, or skip where no cuobjdump ships with this triton."""
+    try:
+        return compiled.sass(cubin)
+    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot disassemble here: {exc}")
