@@ -18,6 +18,12 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
 
 
+def bf16_errors(exact: torch.Tensor, torch_out: torch.Tensor, triton_out: torch.Tensor) -> dict[str, float]:
+    """The errors `bf16_bound_failures` reads: each path against the float32 output, and the two paths apart."""
+    return dict(torch_ops=rel(torch_out, exact), triton_ops=rel(triton_out, exact),
+                triton_vs_torch=rel(triton_out, torch_out))  # fmt: skip
+
+
 def bf16_bound_failures(errors: dict[str, float], reference_error: float, exact_math: bool = True) -> list[str]:
     """-> the bounds `errors` break (empty if none).
 

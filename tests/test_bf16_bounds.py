@@ -12,7 +12,7 @@ import copy
 
 import pytest
 import torch
-from bf16_bounds import bf16_bound_failures, rel
+from bf16_bounds import bf16_bound_failures, bf16_errors, rel
 from tiny_config import inputs
 from tiny_transformer import make_reference, reference_forward, save_official
 
@@ -79,9 +79,7 @@ def paths(request, tmp_path_factory) -> dict:
 
 
 def errors_of(paths: dict, candidate: str) -> dict[str, float]:
-    exact, torch_out = paths["exact"], paths["torch"]
-    return dict(torch_ops=rel(torch_out, exact), triton_ops=rel(paths[candidate], exact),
-                triton_vs_torch=rel(paths[candidate], torch_out))  # fmt: skip
+    return bf16_errors(paths["exact"], paths["torch"], paths[candidate])
 
 
 def test_an_honest_second_rounding_passes(paths) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from bf16_bounds import SLACK, bf16_bound_failures, rel
+from bf16_bounds import SLACK, bf16_bound_failures, bf16_errors, rel
 from gguf import GGMLQuantizationType as Q
 from gguf_helpers import random_packed
 from test_gguf_model import write_model_gguf
@@ -78,6 +78,14 @@ def mid_bf16(mid_reference, tmp_path_factory):
     return load_transformer(save_official(mid_reference, tmp_path_factory.mktemp("mid")), torch.bfloat16, "cuda")
 
 
+def recorded_errors(record_property, reference_error: float, exact, torch_out, triton_out) -> dict[str, float]:
+    """`bf16_errors` with the reference's own bf16 error, each recorded for the GPU report."""
+    errors = dict(reference_bf16=reference_error, **bf16_errors(exact, torch_out, triton_out))
+    for key, value in errors.items():
+        record_property(key, value)
+    return errors
+
+
 def reference_bf16_error(reference, x: dict) -> tuple[torch.Tensor, float]:
     """diffusers' fp32 output on the GPU and its own bf16 error (the yardstick for our bf16 tolerances)."""
     reference = copy.deepcopy(reference).cuda()
@@ -97,10 +105,7 @@ def test_transformer_with_triton_ops_matches_torch_ops(mid_reference, mid_bf16, 
     triton_out = forward(mid_bf16, xb)
     assert fallbacks(mid_bf16) == {}
     apply_kernels(mid_bf16, "torch")
-    errors = dict(reference_bf16=reference_error, torch_ops=rel(torch_out, exact), triton_ops=rel(triton_out, exact),
-                  triton_vs_torch=rel(triton_out, torch_out))  # fmt: skip
-    for key, value in errors.items():
-        record_property(key, value)
+    errors = recorded_errors(record_property, reference_error, exact, torch_out, triton_out)
     assert {"layer_norm_modulate", "rms_norm_rope"} <= names and (sparse is None or "sparse attention" in names)
     # Dense: both paths compute the reference's math, so each errs like diffusers in bf16 (tests/bf16_bounds.py);
     # the sparse decoder is lossy by design, so there the Triton path is held to the torch path of the same pattern.
@@ -123,10 +128,7 @@ def test_quantized_transformer_triton_dequant_matches_torch(tmp_path, batch, fra
     apply_kernels(model, "triton")
     triton_out = forward(model, on_cuda(x, torch.bfloat16))
     assert fallbacks(model) == {}
-    errors = dict(reference_bf16=reference_error, torch_ops=rel(torch_out, exact), triton_ops=rel(triton_out, exact),
-                  triton_vs_torch=rel(triton_out, torch_out))  # fmt: skip
-    for key, value in errors.items():
-        record_property(key, value)
+    errors = recorded_errors(record_property, reference_error, exact, torch_out, triton_out)
     assert bf16_bound_failures(errors, reference_error) == [], errors
 
 
