@@ -4,8 +4,9 @@
     python bench/bench_sizes.py         # the same, printed
 
 Prints the parameter count and size of each component (models built on the `meta` device: no memory, no weights),
-the size of our GGUF recipes (exact, from the recipe's type per tensor), and the memory planner's estimated GPU
-peak at a few sizes: with everything resident (the fastest plan) and the smallest plan (everything streamed).
+the size of our GGUF recipes (exact, from the recipe's type per tensor), the memory planner's estimated GPU
+peak at a few sizes: with everything resident (the fastest plan) and the smallest plan (everything streamed), and
+its estimated host peak (RSS) in the plans `--vram 6` / `--vram 4` pick, with a bf16 or a Q8_0 text encoder.
 These are the README's "What you need" figures; docs/benchmarks.md compares the estimates with measured peaks.
 """
 
@@ -18,6 +19,7 @@ from motif_lite.config import TransformerConfig
 from motif_lite.errors import MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.quantize import get_recipe, plan_types
+from motif_lite.quantize.text_recipes import get_text_recipe, plan_text_types
 from motif_lite.runtime.planner import plan_memory
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.model import WanVAE
@@ -26,6 +28,7 @@ from motif_lite.weights.dequant import packed_nbytes
 GiB = 2**30
 PRESETS = [(1280, 736, 121), (1280, 736, 65), (832, 480, 121), (832, 480, 65)]
 RECIPES = ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M"]
+HOST_PLANS = [(1280, 736, 121, 6), (832, 480, 121, 4)]  # size and --vram of the README's host figures
 
 
 def official_text_encoder() -> T5Gemma2Encoder:
@@ -55,7 +58,8 @@ def sizes() -> dict[str, list[dict]]:
     with torch.device("meta"):
         transformer = MotifVideoTransformer(TransformerConfig())
         vae = WanVAE(WanVAEConfig())
-    counts = {"transformer": numel(transformer), "text encoder": numel(official_text_encoder()), "VAE": numel(vae)}
+    text_encoder = official_text_encoder()
+    counts = {"transformer": numel(transformer), "text encoder": numel(text_encoder), "VAE": numel(vae)}
     components = [
         dict(component=name, parameters=n, bf16_GB=round(2 * n / 1e9, 2), bf16_GiB=round(2 * n / GiB, 2),
              fp32_GB=round(4 * n / 1e9, 2))
@@ -67,6 +71,11 @@ def sizes() -> dict[str, list[dict]]:
         plan = plan_types(shapes, get_recipe(recipe), [])
         recipe_bytes[recipe] = sum(packed_nbytes(qtype, shapes[name]) for name, qtype in plan.items())
     recipes = [dict(recipe=r, file_GB=round(b / 1e9, 2)) for r, b in recipe_bytes.items()]
+    text_shapes = {name: tuple(t.shape) for name, t in text_encoder.state_dict().items()}
+    text_plan = plan_text_types(text_shapes, get_text_recipe("Q8_0"))
+    text_bytes = {"bf16": 2 * counts["text encoder"]}
+    text_bytes["Q8_0"] = sum(packed_nbytes(qtype, text_shapes[name]) for name, qtype in text_plan.items())
+    recipes.append(dict(recipe="text encoder Q8_0", file_GB=round(text_bytes["Q8_0"] / 1e9, 2)))
     weights = {"Q4_K_M": recipe_bytes["Q4_K_M"], "bf16": 2 * counts["transformer"]}
     peaks = []
     for width, height, frames in PRESETS:
@@ -74,7 +83,17 @@ def sizes() -> dict[str, list[dict]]:
             resident, smallest = _peak(width, height, frames, weight_bytes, 2 * counts["text encoder"])
             row = dict(size=f"{width}x{height}x{frames}", transformer=kind, all_resident_GiB=round(resident, 2))
             peaks.append({**row, "smallest_plan_GiB": round(smallest, 2)})
-    return {"Sizes: components": components, "Sizes: GGUF recipes": recipes, "Sizes: estimated GPU peak": peaks}
+    hosts = []
+    for width, height, frames, vram in HOST_PLANS:
+        for kind, nbytes in text_bytes.items():
+            host = _plan(width, height, frames, recipe_bytes["Q4_K_M"], nbytes, int(vram * GiB)).host
+            gib = {key: round(getattr(host, f"{key}_bytes") / GiB, 2) for key in ("load", "run", "pinned")}
+            row = dict(size=f"{width}x{height}x{frames}", vram_GiB=vram, text_encoder=kind)
+            hosts.append(
+                {**row, "loading_GiB": gib["load"], "generating_GiB": gib["run"], "page_locked_GiB": gib["pinned"]}
+            )
+    return {"Sizes: components": components, "Sizes: GGUF recipes": recipes, "Sizes: estimated GPU peak": peaks,
+            "Sizes: estimated host peak (Q4_K_M transformer)": hosts}  # fmt: skip
 
 
 def test_sizes(bench_report):
@@ -93,18 +112,19 @@ def print_tables(tables: dict[str, list[dict]]) -> None:
             print("  " + ", ".join(cells))
 
 
+def _plan(width: int, height: int, frames: int, weight_bytes: int, text_bytes: int, budget: int | None):
+    """The planner's fastest plan within `budget` device bytes (None: everything resident) on CUDA."""
+    return plan_memory(
+        width, height, frames, TransformerConfig(), weight_bytes, text_bytes, WanVAEConfig(), budget,
+        cfg_batch=1, device="cuda", vae_dtype=torch.bfloat16, fused_norms=True,
+    )  # fmt: skip
+
+
 def _peak(width: int, height: int, frames: int, weight_bytes: int, text_bytes: int) -> tuple[float, float]:
     """The planner's estimated peak in GiB with everything resident, and of its smallest plan."""
-
-    def plan(budget: int | None):
-        return plan_memory(
-            width, height, frames, TransformerConfig(), weight_bytes, text_bytes, WanVAEConfig(), budget,
-            cfg_batch=1, device="cuda", vae_dtype=torch.bfloat16, fused_norms=True,
-        )  # fmt: skip
-
-    resident = plan(None).peak_bytes / GiB
+    resident = _plan(width, height, frames, weight_bytes, text_bytes, None).peak_bytes / GiB
     try:
-        plan(1)
+        _plan(width, height, frames, weight_bytes, text_bytes, 1)
     except MotifLiteError as exc:  # names the smallest possible peak
         return resident, float(str(exc).split("needs at least ")[1].split(" GiB")[0])
     raise AssertionError("a 1-byte budget cannot fit")

@@ -103,9 +103,12 @@ def paths(request, tmp_path_factory) -> dict:
     return dict(exact=exact, reference_error=reference_error, forward=forward, **outputs)
 
 
-def errors_of(paths: dict, candidate: str | torch.Tensor) -> dict[str, float]:
-    output = paths[candidate] if isinstance(candidate, str) else candidate
-    return bf16_errors(paths["exact"], paths["torch"], output)
+def errors_of(paths: dict, name: str, output: torch.Tensor | None = None) -> dict[str, float]:
+    """The errors of path `name` (`output`, else the fixture's output of that name), printed (`pytest -s`) as
+    multiples of the reference's own bf16 error: the figures docs/testing.md quotes."""
+    errors = bf16_errors(paths["exact"], paths["torch"], paths[name] if output is None else output)
+    print(f"{name}: " + ", ".join(f"{key} {value / paths['reference_error']:.2f}x" for key, value in errors.items()))
+    return errors
 
 
 def test_an_honest_second_rounding_passes(paths) -> None:
@@ -115,7 +118,7 @@ def test_an_honest_second_rounding_passes(paths) -> None:
 
 
 def test_the_norm_kernels_pass(paths, kernel) -> None:
-    errors = errors_of(paths, paths["forward"](triton_norms(kernel)))
+    errors = errors_of(paths, "triton norms", paths["forward"](triton_norms(kernel)))
     assert errors["triton_vs_torch"] > 0  # the kernels ran
     assert bf16_bound_failures(errors, paths["reference_error"]) == [], errors
 

@@ -31,7 +31,7 @@ VAE = WanVAEConfig()
 Q4_K_M = int(1.13e9)  # Motif-Video 2B transformer as Q4_K_M GGUF (~1.1 GB)
 BF16 = 2 * 2_037_809_600
 T5GEMMA2 = int(8.6e9)  # the text encoder in bf16
-T5GEMMA2_Q8_0 = int(5.2e9)  # Q8_0 linears (8.5 bits per weight), the 0.67 B embedding kept in bf16
+T5GEMMA2_Q8_0 = int(4.71e9)  # our Q8_0 text recipe (bench/bench_sizes.py), the embedding Q8_0 too
 
 
 def plan(width, height, frames, budget_gib, weights=Q4_K_M, cfg_batch=1, vae_dtype=torch.bfloat16, fused=True, **kw):
