@@ -3,24 +3,36 @@
 # torch ops and the reference, no silent fallback, streaming, planner vs measured peaks) and the GPU benchmarks
 # (bench/ marked `cuda`), in one pytest session with one report.
 #
-#     bash bench/gpu_check.sh [OUT_DIR] [--full]
+#     bash bench/gpu_check.sh [OUT_DIR] [--full] [--wheels DIR] [-- PYTEST_ARGS...]
 #
 # Writes OUT_DIR/report.json and OUT_DIR/report.md (default OUT_DIR: gpu-check/): the benchmark tables, then
 # "Outcomes" with every test's result and measured values; the pytest log goes to OUT_DIR/pytest.log. Without
-# --full the slow GPU benchmarks (the whole text-to-video at 720p, minutes each) are left out. Exit status:
-# pytest's (0 = every selected test passed).
+# --full the slow GPU benchmarks (the whole text-to-video at 720p, minutes each) are left out. --wheels DIR first
+# installs this checkout and the wheels in DIR without network and without their dependencies (for a CUDA image
+# that has torch and triton but lacks the oracle: `bash bench/gpu_wheels.sh DIR` fetches them elsewhere). Arguments
+# after `--` go to pytest (e.g. `-- -k int8 -x`). Exit status: pytest's (0 = every selected test passed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 OUT="gpu-check"
 MARKS="cuda and not slow"
-for arg in "$@"; do
-    case "$arg" in
+WHEELS=""
+PYTEST_ARGS=()
+while [ $# -gt 0 ]; do
+    case "$1" in
         --full) MARKS="cuda" ;;
-        *) OUT="$arg" ;;
+        --wheels) WHEELS="$2"; shift ;;
+        --) shift; PYTEST_ARGS=("$@"); break ;;
+        *) OUT="$1" ;;
     esac
+    shift
 done
 mkdir -p "$OUT"
+
+if [ -n "$WHEELS" ]; then
+    python -m pip install --quiet --no-index --no-deps --no-build-isolation "$WHEELS"/*.whl -e . \
+        || { echo "gpu_check: installing from $WHEELS failed"; exit 2; }
+fi
 
 python - <<'PY'
 import sys
@@ -33,7 +45,7 @@ print(f"gpu_check: {torch.cuda.get_device_name()}, torch {torch.__version__}")
 PY
 [ $? -eq 0 ] || exit 2
 
-python -m pytest tests/ bench/ -m "$MARKS" -rA -p no:cacheprovider --bench-report "$OUT/report" 2>&1 \
+python -m pytest tests/ bench/ -m "$MARKS" -rA -p no:cacheprovider --bench-report "$OUT/report" "${PYTEST_ARGS[@]}" 2>&1 \
     | tee "$OUT/pytest.log"
 status=${PIPESTATUS[0]}
 echo "gpu_check: exit $status; report in $OUT/report.md"
