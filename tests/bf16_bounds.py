@@ -8,6 +8,8 @@ an honest re-rounding passes these bounds and that broken ops fail them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 SLACK = 1.5  # a path may err half as much again as the reference in bf16
@@ -37,3 +39,50 @@ def bf16_bound_failures(errors: dict[str, float], reference_error: float, exact_
     else:
         limits["triton_ops"] = errors["torch_ops"] + bound
     return [f"{name} {errors[name]:.3g} > {limit:.3g}" for name, limit in limits.items() if errors[name] > limit]
+
+
+def block_outputs(model: torch.nn.Module, run: Callable[[], object]) -> dict[str, torch.Tensor]:
+    """The output of each top-level module and each block of `model` during `run()`, in forward order: the
+    tensors of a tuple output joined into one float32 vector (on the CPU)."""
+    modules = {}
+    for name, child in model.named_children():
+        if isinstance(child, torch.nn.ModuleList):
+            modules.update({f"{name}.{i}": block for i, block in enumerate(child)})
+        else:
+            modules[name] = child
+    outputs: dict[str, torch.Tensor] = {}
+
+    def keep(name: str):
+        def hook(module, args, output) -> None:
+            tensors = (
+                [output] if isinstance(output, torch.Tensor) else [t for t in output if isinstance(t, torch.Tensor)]
+            )
+            outputs[name] = torch.cat([t.detach().float().flatten().cpu() for t in tensors])
+
+        return hook
+
+    hooks = [module.register_forward_hook(keep(name)) for name, module in modules.items()]
+    try:
+        with torch.no_grad():
+            run()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return outputs
+
+
+def block_divergence(exact: dict, reference: dict, ours: dict) -> dict[str, tuple[float, float, float]]:
+    """Per module both models have (same name, same output size), in forward order: our bf16 output's error
+    against the float32 reference, the reference's own bf16 error, and ours against the reference's bf16 output.
+    Where a bf16 path departs from the reference shows as the first module whose last figure is not ~0."""
+    return {
+        name: (rel(ours[name], expected), rel(reference[name], expected), rel(ours[name], reference[name]))
+        for name, expected in exact.items()
+        if name in ours and ours[name].numel() == expected.numel() == reference[name].numel()
+    }
+
+
+def divergence_lines(divergence: dict[str, tuple[float, float, float]]) -> str:
+    return "\n".join(
+        f"{name}: ours {a:.3g}, reference {b:.3g}, ours vs reference {c:.3g}" for name, (a, b, c) in divergence.items()
+    )

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 import torch
-from bf16_bounds import bf16_bound_failures, bf16_errors, rel
+from bf16_bounds import bf16_bound_failures, bf16_errors, block_divergence, block_outputs, rel
 from kernels_interp import KernelCall, kernel_runner
 from tiny_config import inputs
 from tiny_transformer import make_reference, reference_forward, save_official
@@ -94,13 +94,20 @@ def paths(request, tmp_path_factory) -> dict:
         ours.ops = path_ops
         return ours(xb["latents"], xb["timestep"], xb["text_embeds"], xb["text_mask"], xb["image_embeds"])
 
+    reference_bf16 = copy.deepcopy(reference).bfloat16()
+
+    def divergence(path_ops: ops.Ops) -> dict[str, tuple[float, float, float]]:
+        exact = block_outputs(reference, lambda: reference_forward(reference, x))
+        rounded = block_outputs(reference_bf16, lambda: reference_forward(reference_bf16, xb))
+        return block_divergence(exact, rounded, block_outputs(ours, lambda: forward(path_ops)))
+
     with torch.no_grad():
         exact = reference_forward(reference, x)
-        reference_error = rel(reference_forward(copy.deepcopy(reference).bfloat16(), xb), exact)
+        reference_error = rel(reference_forward(reference_bf16, xb), exact)
     outputs = {
         name: forward(path_ops) for name, path_ops in {"torch": ops.TORCH_OPS, "honest": HONEST, **BROKEN}.items()
     }
-    return dict(exact=exact, reference_error=reference_error, forward=forward, **outputs)
+    return dict(exact=exact, reference_error=reference_error, forward=forward, divergence=divergence, **outputs)
 
 
 def errors_of(paths: dict, name: str, output: torch.Tensor | None = None) -> dict[str, float]:
@@ -129,3 +136,15 @@ def test_broken_ops_fail(paths, broken: str) -> None:
     assert bf16_bound_failures(errors, paths["reference_error"]) != [], errors
     lossy = bf16_bound_failures(errors, paths["reference_error"], exact_math=False)
     assert lossy != [], errors  # the lossy criterion still catches a broken kernel against its own torch path
+
+
+def test_block_divergence_finds_where_a_path_departs(paths) -> None:
+    """The per-block table the GPU suite prints when a whole-transformer bound fails: on the CPU our torch path
+    gives the reference's bf16 bits in every block it shares with diffusers, and reversed RoPE departs at the
+    first block (its attention), not before."""
+    same = paths["divergence"](ops.TORCH_OPS)
+    assert {"transformer_blocks.0", "single_transformer_blocks.0", "proj_out"} <= set(same)
+    assert all(vs_reference == 0.0 for _, _, vs_reference in same.values()), same
+    broken = paths["divergence"](BROKEN["reversed-rope"])
+    first = next(name for name, (_, _, vs_reference) in broken.items() if vs_reference > 0)
+    assert first == "transformer_blocks.0", broken
