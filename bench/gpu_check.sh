@@ -10,9 +10,11 @@
 # --full the slow GPU benchmarks (the whole text-to-video at 720p, minutes each) are left out. --wheels DIR first
 # installs this checkout and the wheels in DIR without network and without their dependencies (for a CUDA image
 # that has torch and triton but lacks the oracle: `bash bench/gpu_wheels.sh DIR` fetches them elsewhere). Arguments
-# after `--` go to pytest (e.g. `-- -k int8 -x`). Exit status: pytest's (0 = every selected test passed).
+# after `--` go to pytest (e.g. `-- -k int8 -x`). The interpreter is $PYTHON, else python3 (the one that holds torch
+# on CUDA images), else python. Exit status: pytest's (0 = every selected test passed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-$(command -v python3 || command -v python)}"
 
 OUT="gpu-check"
 MARKS="cuda and not slow"
@@ -30,11 +32,11 @@ done
 mkdir -p "$OUT"
 
 if [ -n "$WHEELS" ]; then
-    python -m pip install --quiet --no-index --no-deps --no-build-isolation "$WHEELS"/*.whl -e . \
+    "$PYTHON" -m pip install --quiet --no-index --no-deps --no-build-isolation "$WHEELS"/*.whl -e . \
         || { echo "gpu_check: installing from $WHEELS failed"; exit 2; }
 fi
 
-python - <<'PY'
+"$PYTHON" - <<'PY'
 import sys
 
 import torch
@@ -45,7 +47,7 @@ print(f"gpu_check: {torch.cuda.get_device_name()}, torch {torch.__version__}")
 PY
 [ $? -eq 0 ] || exit 2
 
-python -m pytest tests/ bench/ -m "$MARKS" -rA -p no:cacheprovider --bench-report "$OUT/report" "${PYTEST_ARGS[@]}" 2>&1 \
+"$PYTHON" -m pytest tests/ bench/ -m "$MARKS" -rA -p no:cacheprovider --bench-report "$OUT/report" "${PYTEST_ARGS[@]}" 2>&1 \
     | tee "$OUT/pytest.log"
 status=${PIPESTATUS[0]}
 echo "gpu_check: exit $status; report in $OUT/report.md"
