@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# What a short GPU slot should measure, most wanted first, within a time budget: one command for a machine lent
+# for minutes (bench/gpu_check.sh --full wants far longer).
+#
+#     bash bench/gpu_slot.sh [OUT_DIR] [BUDGET_S] [STEP ...]      # defaults: gpu-slot/, 540 s, every step
+#
+# Steps, in order (each under `timeout`, skipped when less than its minimum is left; pytest is stopped with
+# SIGINT at its share, and the report keeps every row measured until then):
+#   suite     the GPU test suite (tests/ marked cuda, not slow)                                  60-240 s
+#   int8      8-bit attention vs SDPA and sageattention, and the 720p forwards                   60-220 s
+#   speed480  s/step at 832x480x49: diffusers, ours, ours with int8 attention (3 steps)          90-200 s
+#   speed720  s/step at 1280x736x121: ours, ours with int8 attention (2 steps)                   150 s-rest
+# Each step writes OUT_DIR/STEP.log and OUT_DIR/STEP.xml (JUnit: every test's outcome and recorded values), the
+# benchmarks also their report OUT_DIR/STEP.md / .json; all of it is packed into OUT_DIR.tar.gz at the end. Run
+# `bash bench/gpu_wheels.sh .whl` first where the GPU machine has no network: the wheels in .whl/ (if present) are
+# installed before the first step.
+# The interpreter is $PYTHON, else python3, else python. Exit status: 0 if every step that ran passed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-$(command -v python3 || command -v python)}"
+OUT="${1:-gpu-slot}"
+BUDGET="${2:-540}"
+shift $(( $# < 2 ? $# : 2 ))
+STEPS=("$@")
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(suite int8 speed480 speed720)
+mkdir -p "$OUT"
+START=$(date +%s)
+STATUS=0
+
+if compgen -G ".whl/*.whl" >/dev/null; then
+    "$PYTHON" -m pip install --quiet --no-index --no-deps --no-build-isolation .whl/*.whl -e . \
+        || { echo "gpu_slot: installing .whl/ failed"; exit 2; }
+fi
+"$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu_slot: no CUDA device')" || exit 2
+
+# step NAME MIN_S MAX_S [VAR=VALUE ...] -- PYTEST_ARGS...
+step() {
+    local name=$1 min=$2 max=$3 left
+    shift 3
+    local env=()
+    while [ "$1" != "--" ]; do env+=("$1"); shift; done
+    shift
+    [[ " ${STEPS[*]} " == *" $name "* ]] || return 0
+    left=$(( BUDGET - ($(date +%s) - START) ))
+    if [ "$left" -lt "$min" ]; then
+        echo "gpu_slot: $name skipped: ${left} s left, it needs ${min} s" | tee "$OUT/$name.log"
+        return 0
+    fi
+    local limit=$(( left < max ? left : max ))
+    echo "gpu_slot: $name, up to ${limit} s"
+    env "${env[@]}" PYTHONUNBUFFERED=1 timeout --signal=INT --kill-after=20 "$limit" \
+        "$PYTHON" -m pytest -rA -p no:cacheprovider --junitxml "$OUT/$name.xml" "$@" 2>&1 | tee "$OUT/$name.log"
+    local code=${PIPESTATUS[0]}
+    echo "gpu_slot: $name exit $code after $(( $(date +%s) - START )) s"
+    [ "$code" -eq 0 ] || STATUS=1
+}
+
+step suite 60 240 -- tests/ -m "cuda and not slow"
+step int8 60 220 -- bench/bench_attention_int8.py -m cuda -s --bench-report "$OUT/int8"
+step speed480 90 200 MOTIF_BENCH_SIZES=832x480x49 MOTIF_BENCH_STEPS=3 MOTIF_BENCH_ROWS=diffusers,ours,ours-q4k-int8 \
+    -- bench/bench_speed.py -m cuda -s --bench-report "$OUT/speed480"
+step speed720 150 100000 MOTIF_BENCH_SIZES=1280x736x121 MOTIF_BENCH_STEPS=2 MOTIF_BENCH_ROWS=ours,ours-q4k-int8 \
+    -- bench/bench_speed.py -m cuda -s --bench-report "$OUT/speed720"
+tar czf "$OUT.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")" && echo "gpu_slot: everything in $OUT.tar.gz"
+exit "$STATUS"
