@@ -109,7 +109,25 @@ def where_paths_depart(reference, x: dict, model, sparse: SparsityConfig | None 
         ours = block_outputs(model, lambda: forward(model, on_cuda(x, torch.bfloat16)))
         report.append(f"{backend} ops, per block:\n" + divergence_lines(block_divergence(exact, rounded, ours)))
     apply_kernels(model, "torch")
+    report.append(sdpa_layout_difference())
     return "\n".join(report)
+
+
+def sdpa_layout_difference() -> str:
+    """Whether SDPA rounds differently for diffusers' Q/K/V layout (permuted [B, L, H, D] views) than for ours
+    (contiguous [B, H, L, D]), with and without a key mask: the one GPU-only difference between the two models'
+    attention calls (docs/testing.md)."""
+    g = torch.Generator("cuda").manual_seed(0)
+    q, k, v = torch.randn(3, 2, 4, 1044, 128, device="cuda", dtype=torch.bfloat16, generator=g).unbind(0)
+    mask = torch.ones(2, 1, 1, 1044, dtype=torch.bool, device="cuda")
+    mask[1, ..., 1030:] = False
+    lines = []
+    for name, key_mask in (("no mask", None), ("key mask", mask)):
+        ours = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+        theirs = F.scaled_dot_product_attention(*(t.transpose(1, 2).contiguous().transpose(1, 2) for t in (q, k, v)),
+                                                attn_mask=key_mask)  # fmt: skip
+        lines.append(f"{name}: max |difference| {(ours - theirs).abs().max().item():.3g}")
+    return "SDPA, contiguous vs permuted Q/K/V: " + "; ".join(lines)
 
 
 @pytest.mark.parametrize("sparse", [None, SparsityConfig(latent_frames=4, window=1)], ids=["dense", "sparse-decoder"])
