@@ -87,11 +87,9 @@ def sizes() -> dict[str, list[dict]]:
     for width, height, frames, vram in HOST_PLANS:
         for kind, nbytes in text_bytes.items():
             host = _plan(width, height, frames, recipe_bytes["Q4_K_M"], nbytes, int(vram * GiB)).host
-            gib = {key: round(getattr(host, f"{key}_bytes") / GiB, 2) for key in ("load", "run", "pinned")}
-            row = dict(size=f"{width}x{height}x{frames}", vram_GiB=vram, text_encoder=kind)
-            hosts.append(
-                {**row, "loading_GiB": gib["load"], "generating_GiB": gib["run"], "page_locked_GiB": gib["pinned"]}
-            )
+            hosts.append(dict(size=f"{width}x{height}x{frames}", vram_GiB=vram, text_encoder=kind,
+                              loading_GiB=_gib(host.load_bytes), generating_GiB=_gib(host.run_bytes),
+                              page_locked_GiB=_gib(host.pinned_bytes)))  # fmt: skip
     return {"Sizes: components": components, "Sizes: GGUF recipes": recipes, "Sizes: estimated GPU peak": peaks,
             "Sizes: estimated host peak (Q4_K_M transformer)": hosts}  # fmt: skip
 
@@ -110,6 +108,10 @@ def print_tables(tables: dict[str, list[dict]]) -> None:
         for row in rows:
             cells = (f"{key} {value:,}" if isinstance(value, int) else f"{key} {value}" for key, value in row.items())
             print("  " + ", ".join(cells))
+
+
+def _gib(nbytes: int) -> float:
+    return round(nbytes / GiB, 2)
 
 
 def _plan(width: int, height: int, frames: int, weight_bytes: int, text_bytes: int, budget: int | None):

@@ -14,7 +14,7 @@
 # on CUDA images), else python. Exit status: pytest's (0 = every selected test passed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-$(command -v python3 || command -v python)}"
+source bench/gpu_env.sh
 
 OUT="gpu-check"
 MARKS="cuda and not slow"
@@ -31,21 +31,7 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$OUT"
 
-if [ -n "$WHEELS" ]; then
-    "$PYTHON" -m pip install --quiet --no-index --no-deps --no-build-isolation "$WHEELS"/*.whl -e . \
-        || { echo "gpu_check: installing from $WHEELS failed"; exit 2; }
-fi
-
-"$PYTHON" - <<'PY'
-import sys
-
-import torch
-
-if not torch.cuda.is_available():
-    sys.exit("gpu_check: no CUDA device visible to torch; nothing to check")
-print(f"gpu_check: {torch.cuda.get_device_name()}, torch {torch.__version__}")
-PY
-[ $? -eq 0 ] || exit 2
+gpu_env "$WHEELS" gpu_check || exit 2
 
 "$PYTHON" -m pytest tests/ bench/ -m "$MARKS" -rA -p no:cacheprovider --bench-report "$OUT/report" "${PYTEST_ARGS[@]}" 2>&1 \
     | tee "$OUT/pytest.log"

@@ -17,7 +17,7 @@
 # The interpreter is $PYTHON, else python3, else python. Exit status: 0 if every step that ran passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-$(command -v python3 || command -v python)}"
+source bench/gpu_env.sh
 OUT="${1:-gpu-slot}"
 BUDGET="${2:-540}"
 shift $(( $# < 2 ? $# : 2 ))
@@ -27,11 +27,9 @@ mkdir -p "$OUT"
 START=$(date +%s)
 STATUS=0
 
-if compgen -G ".whl/*.whl" >/dev/null; then
-    "$PYTHON" -m pip install --quiet --no-index --no-deps --no-build-isolation .whl/*.whl -e . \
-        || { echo "gpu_slot: installing .whl/ failed"; exit 2; }
-fi
-"$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu_slot: no CUDA device')" || exit 2
+WHEELS=""
+compgen -G ".whl/*.whl" >/dev/null && WHEELS=.whl
+gpu_env "$WHEELS" gpu_slot || exit 2
 
 # step NAME MIN_S MAX_S [VAR=VALUE ...] -- PYTEST_ARGS...
 step() {

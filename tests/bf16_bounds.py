@@ -41,9 +41,9 @@ def bf16_bound_failures(errors: dict[str, float], reference_error: float, exact_
     return [f"{name} {errors[name]:.3g} > {limit:.3g}" for name, limit in limits.items() if errors[name] > limit]
 
 
-def block_outputs(model: torch.nn.Module, run: Callable[[], object]) -> dict[str, torch.Tensor]:
-    """The output of each top-level module and each block of `model` during `run()`, in forward order: the
-    tensors of a tuple output joined into one float32 vector (on the CPU)."""
+def block_outputs(model: torch.nn.Module, run: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, dict]:
+    """`run()`'s result, and the output of each top-level module and each block of `model` during it, in forward
+    order: the tensors of a tuple output joined into one float32 vector (on the CPU)."""
     modules = {}
     for name, child in model.named_children():
         if isinstance(child, torch.nn.ModuleList):
@@ -64,11 +64,11 @@ def block_outputs(model: torch.nn.Module, run: Callable[[], object]) -> dict[str
     hooks = [module.register_forward_hook(keep(name)) for name, module in modules.items()]
     try:
         with torch.no_grad():
-            run()
+            result = run()
     finally:
         for hook in hooks:
             hook.remove()
-    return outputs
+    return result, outputs
 
 
 def block_divergence(exact: dict, reference: dict, ours: dict) -> dict[str, tuple[float, float, float]]:

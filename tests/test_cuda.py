@@ -100,13 +100,13 @@ def where_paths_depart(reference, x: dict, model, sparse: SparsityConfig | None 
     """For a failed bound: per block, how far our torch and Triton paths are from diffusers' bf16 output (the
     first block whose "ours vs reference" is not ~0 is where a path starts to round or compute differently)."""
     reference = copy.deepcopy(reference).cuda()
-    exact = block_outputs(reference, lambda: reference_forward(reference, on_cuda(x)))
+    _, exact = block_outputs(reference, lambda: reference_forward(reference, on_cuda(x)))
     reference.to(torch.bfloat16)
-    rounded = block_outputs(reference, lambda: reference_forward(reference, on_cuda(x, torch.bfloat16)))
+    _, rounded = block_outputs(reference, lambda: reference_forward(reference, on_cuda(x, torch.bfloat16)))
     report = []
     for backend in ("torch", "triton"):
         apply_kernels(model, backend, sparse)
-        ours = block_outputs(model, lambda: forward(model, on_cuda(x, torch.bfloat16)))
+        _, ours = block_outputs(model, lambda: forward(model, on_cuda(x, torch.bfloat16)))
         report.append(f"{backend} ops, per block:\n" + divergence_lines(block_divergence(exact, rounded, ours)))
     apply_kernels(model, "torch")
     report.append(sdpa_layout_difference())
