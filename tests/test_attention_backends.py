@@ -1,6 +1,6 @@
 """Exact attention backends (`--attention-backend`): fixed kernels equal SDPA (masked calls row by row for the
 kernels that take no mask), and `auto`'s timed trial, driven here by injected timings, picks the fastest
-candidate that works and agrees with SDPA, once per attention shape."""
+candidate that works and agrees with float32 attention, once per attention shape."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from motif_lite.runtime.attention import (
     attend_by_rows,
     attention_backend,
     candidate,
+    checked_rows,
+    float32_attention,
     valid_key_lengths,
 )
 
@@ -125,6 +127,41 @@ def test_auto_drops_failing_and_disagreeing_candidates():
     assert trial.best == "right" and set(trial.dropped) == {"broken", "wrong"}
     assert "No available kernel" in trial.dropped["broken"] and "differs" in trial.dropped["wrong"]
     assert "broken dropped" in auto.describe()
+
+
+def test_auto_checks_the_last_query_rows_of_the_whole_call():
+    """A kernel wrong only in the final partial query tile (the bug class of a sequence length that is not a tile
+    multiple) is dropped: the trial checks the last rows too, in a call over the whole sequence."""
+    timer, _ = timings(tail_bug=0.1, right=5.0)
+    seen = []
+
+    def tail_bug(q, k, v, mask):
+        seen.append(q.shape[2])
+        out = sdpa_attention(q, k, v, mask)
+        out[:, :, -3:] = 0  # the last 3 of 300 rows: outside the first CHECK_ROWS
+        return out
+
+    auto = AutoAttention({"tail_bug": tail_bug, "right": sdpa_attention}, timer)
+    q, k, v = qkv(lq=300, lk=40)
+    auto(q, k, v, trailing_mask([40, 33], lk=40))
+    (trial,) = auto.trials.values()
+    assert trial.best == "right" and "float32" in trial.dropped["tail_bug"]
+    assert set(seen) == {300}  # never a slice of the queries: the kernel runs with the run's own tiling
+
+
+def test_checked_rows_cover_both_ends():
+    assert checked_rows(100).tolist() == list(range(100))
+    rows = checked_rows(1000).tolist()
+    assert rows[:128] == list(range(128)) and rows[128:] == list(range(872, 1000))
+
+
+def test_float32_reference_is_attention_in_float32():
+    q, k, v = (t.to(torch.bfloat16) for t in qkv(lq=10))
+    mask = trailing_mask([30, 17])
+    want = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), attn_mask=mask)
+    got = float32_attention(q, k, v, mask)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
 
 
 def test_auto_with_the_real_cpu_kernels_runs_the_model_exactly():
