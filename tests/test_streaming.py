@@ -205,6 +205,17 @@ def test_chunked_ff_equals_plain(chunk):
     assert torch.equal(forward(model, x), plain)
 
 
+def test_chunked_image_to_video_equals_plain():
+    # With image tokens the context stream is [image; text]: the chunked single-stream blocks normalize the text
+    # for their cross-attention apart from the rest, and must leave the image tokens out as the one-piece path does.
+    model = tiny_model()
+    x = inputs(image=3, frames=3, height=8, width=10)  # 60 video tokens, 3 image + 7 text
+    plain = forward(model, x)
+    handle = apply_token_chunking(model, 7)
+    assert_rounding_equal(forward(model, x), plain)
+    handle.remove()
+
+
 def test_chunked_ff_really_chunks():
     calls = []
     ff = nn.Linear(4, 6)
