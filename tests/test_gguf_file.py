@@ -279,3 +279,16 @@ def test_replace_linears_rejects_shape_mismatch(tmp_path: Path) -> None:
     model.proj = nn.Linear(512, 64, device="meta")
     with pytest.raises(CheckpointError, match=r"proj\.weight.*\(64, 256\)"):
         replace_linears(model, ckpt.tensors)
+
+
+def test_float_dtype_also_applies_to_dequantized_tensors(tmp_path: Path) -> None:
+    # A quantized tensor of a module that cannot run packed (the conv) is dequantized to `float_dtype` like every
+    # float tensor is cast to it: a bf16 model must get no stray float32 weight.
+    ckpt = read_gguf(_tiny_checkpoint(tmp_path))
+    with torch.device("meta"):
+        model = TinyNet()
+    replace_linears(model, ckpt.tensors)
+    state = quantized_state_dict(model, ckpt.tensors, float_dtype=torch.bfloat16)
+    floats = {name: t.dtype for name, t in state.items() if not name.endswith(".packed")}
+    assert "conv.weight" in floats and set(floats.values()) == {torch.bfloat16}, floats
+    assert torch.equal(state["conv.weight"], ckpt.tensors["conv.weight"].dequantize().to(torch.bfloat16))
