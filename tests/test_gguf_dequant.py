@@ -12,6 +12,7 @@ from gguf_helpers import random_packed
 
 from motif_lite.errors import CheckpointError
 from motif_lite.weights.dequant import DEQUANTIZERS, FLOAT_TYPES, dequantize
+from motif_lite.weights.quant_embedding import QuantizedEmbedding
 from motif_lite.weights.quant_linear import QuantizedLinear
 
 Q = GGMLQuantizationType
@@ -152,3 +153,14 @@ def test_quantized_linear_repr_and_bad_packed() -> None:
     assert "qtype=Q4_K" in repr(layer) and "packed_bytes=1152" in repr(layer)
     with pytest.raises(CheckpointError, match="uint8"):
         QuantizedLinear.from_packed(torch.zeros(8, 100, dtype=torch.uint8), Q.Q4_K, 256)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_quantized_embedding_lookup_equals_rows_of_the_dequantized_table(dtype: torch.dtype) -> None:
+    table = torch.from_numpy(random_packed(Q.Q4_K, (10, 256), np.random.default_rng(5)).copy())
+    embedding = QuantizedEmbedding(10, 256, Q.Q4_K)
+    embedding.packed = table
+    ids = torch.tensor([[3, 0, 9], [3, 7, 1]])
+    rows = embedding.lookup(ids, dtype)
+    assert rows.dtype == dtype and rows.shape == (2, 3, 256)
+    assert torch.equal(rows, dequantize(table, Q.Q4_K, (10, 256), dtype)[ids])
