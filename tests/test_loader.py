@@ -13,6 +13,7 @@ from tiny_transformer import TINY, assert_close_to_reference, inputs, make_refer
 from motif_lite import TransformerConfig, load_transformer
 from motif_lite.config import config_from_weights, default_rope_axes
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
+from motif_lite.weights.keymap import detect_layout, to_checkpoint_name, to_model_name
 
 WEIGHTS = "transformer/diffusion_pytorch_model.safetensors"
 
@@ -167,3 +168,13 @@ def test_inference_without_cross_attention_falls_back_to_the_official_decoder_co
     shapes = {name: tuple(t.shape) for name, t in reference.state_dict().items()}
     assert config_from_weights(shapes).num_decoder_layers == 8
     assert TINY["num_decoder_layers"] == 1  # the tiny default is not what the fallback gives
+
+
+@pytest.mark.parametrize("layout", ["original", "pr"])
+def test_shared_layout_names_round_trip_and_a_mixed_checkpoint_is_refused(layout):
+    ours = "single_transformer_blocks.3.cross_attn.query_proj.weight"
+    stored = to_checkpoint_name(ours, layout)
+    assert detect_layout([stored, "single_transformer_blocks.3.attn.to_k.weight"]) == layout
+    assert to_model_name(stored, layout) == ours
+    with pytest.raises(CheckpointError, match="mixes cross-attention key layouts"):
+        detect_layout([stored, "transformer_blocks.0.cross_attn.to_q.weight"])
