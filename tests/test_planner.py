@@ -167,6 +167,24 @@ def test_every_step_down_the_ladder_is_used_before_giving_up():
     assert "everything streamed, text encoder streamed)" in str(err.value)  # in words, not "on streamed"
 
 
+def test_every_block_is_streamed_before_the_pieces_shrink():
+    # The ladder streams blocks down to k = 0 resident at 16384-token pieces before it tries 4096-token pieces.
+    # Walk down it: each budget just below the last plan's peak gives the next plan that fits.
+    p = plan(1280, 736, 121, None)
+    while p.resident_blocks != 0 and p.token_chunk != 4096:
+        p = plan(1280, 736, 121, (p.peak_bytes - 1024) / GiB)
+    assert (p.resident_blocks, p.token_chunk, p.prefetch) == (0, 16384, True)
+
+
+def test_only_quantized_weights_add_a_dequantized_copy():
+    # A quantized linear dequantizes its weight per call; bf16 weights (exactly 2 bytes per parameter) run as
+    # they are: all resident, the denoise stage then holds exactly the weights the decode stage holds.
+    for weights, quantized in ((BF16, False), (Q4_K_M, True)):
+        _encode, denoise, decode = plan(832, 480, 49, None, weights=weights).stages
+        assert (denoise.weight_bytes > decode.weight_bytes) == quantized
+        assert denoise.weight_bytes >= decode.weight_bytes
+
+
 def test_no_prefetch_holds_one_streamed_block_less():
     p = plan(1280, 736, 121, None)
     ladder_size = p.ladder_size
