@@ -40,6 +40,15 @@ def test_layer_norm_modulate_promotes_like_torch(kernel) -> None:
     torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_layer_norm_modulate_eps_and_its_default(kernel) -> None:
+    # Tokens whose variance (1e-6) is of eps' size: a kernel that drops eps or adds another is far off here, and
+    # the model calls the op without eps, so the default must be the reference's too.
+    x = torch.randn(2, 5, 96, device=DEVICE) * 1e-3
+    shift, scale = adaln_chunks(2, 96)
+    y = kernel("norm.layer_norm_modulate", x, shift, scale)
+    torch.testing.assert_close(y, ops.layer_norm_modulate(x, shift, scale), rtol=1e-5, atol=1e-5)
+
+
 def heads_view(bsz: int, length: int, heads: int, dim: int) -> torch.Tensor:
     """[B, H, L, D] the way the model gets it: `view(B, L, H, D).transpose(1, 2)` of a [B, L, C] projection."""
     return torch.randn(bsz, length, heads * dim, device=DEVICE).view(bsz, length, heads, dim).transpose(1, 2)
@@ -57,6 +66,18 @@ def test_rms_norm_rope(kernel, rotated: int, with_weight: bool) -> None:
     sin = torch.randn(rotated, 16, device=DEVICE) if rotated else None
     y = kernel("norm.rms_norm_rope", x, weight, 1e-6, cos, sin)
     assert y.shape == x.shape
+    torch.testing.assert_close(y, ops.rms_norm_rope(x, weight, 1e-6, cos, sin), rtol=1e-5, atol=1e-5)
+
+
+def test_rms_norm_rope_eps(kernel) -> None:
+    # Heads whose mean square (1e-6) is of eps' size: the kernel must add eps where the reference does.
+    x = heads_view(2, 11, 3, 16) * 1e-3
+    weight, cos, sin = (
+        torch.randn(16, device=DEVICE),
+        torch.randn(7, 16, device=DEVICE),
+        torch.randn(7, 16, device=DEVICE),
+    )
+    y = kernel("norm.rms_norm_rope", x, weight, 1e-6, cos, sin)
     torch.testing.assert_close(y, ops.rms_norm_rope(x, weight, 1e-6, cos, sin), rtol=1e-5, atol=1e-5)
 
 
