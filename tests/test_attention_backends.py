@@ -164,6 +164,19 @@ def test_float32_reference_is_attention_in_float32():
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
 
 
+def test_auto_drops_a_candidate_that_is_only_slightly_wrong():
+    # "Agrees" means up to rounding: a kernel with its softmax scale 1 % off is not exact attention.
+    timer, _ = timings(close=0.1, right=5.0)
+
+    def close(q, k, v, mask):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.01 / q.shape[-1] ** 0.5)
+
+    auto = AutoAttention({"close": close, "right": sdpa_attention}, timer)
+    auto(*qkv(), trailing_mask([30, 5]))
+    (trial,) = auto.trials.values()
+    assert trial.best == "right" and "differs" in trial.dropped["close"]
+
+
 def test_auto_with_the_real_cpu_kernels_runs_the_model_exactly():
     model = tiny_transformer()
     x = inputs(image=5, image_dim=20)
