@@ -15,6 +15,7 @@ from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime.chunking import ChunkedFeedForward, apply_token_chunking
+from motif_lite.runtime.host_memory import pinned_size
 from motif_lite.runtime.planner import (
     GiB,
     apply_plan,
@@ -285,6 +286,11 @@ def test_host_memory_with_a_q8_0_text_encoder_fits_12_gib():
     # The bf16 text encoder alone takes a 12 GiB budget over the edge (with CUDA's host side counted).
     with pytest.raises(MotifLiteError, match=r"needs about \d+\.\d\d GiB of host memory, but --ram is 10.00 GiB"):
         plan(1280, 736, 121, 6, ram_budget_bytes=10 * GiB)
+
+
+def test_pinned_size_rounds_up_to_a_power_of_two():
+    # PyTorch's pinned allocator rounds each allocation up to a power of two; one already a power stays as it is.
+    assert [pinned_size(n) for n in (0, 1, 4096, 4097, 3 * 2**20)] == [0, 1, 4096, 8192, 4 * 2**20]
 
 
 def test_streamed_blocks_are_page_locked_only_when_that_fits():
