@@ -140,6 +140,20 @@ def test_sparse_decoder_attention_matches_its_element_mask() -> None:
     torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=elements))
 
 
+def test_sparse_decoder_attention_builds_its_mask_for_each_length_and_setting() -> None:
+    # One op serves every call of a process (a server takes requests of several sizes): each length gets its own
+    # pattern, built with the config's global_first_frame.
+    config = rt.SparsityConfig(latent_frames=6, window=1, global_first_frame=False, block_size=16)
+    ops = rt.select_ops("torch", sparse=config)
+    for per_frame in (16, 8, 16):
+        q, k, v = sparse_inputs(6, per_frame)
+        tiles = patterns.ddt_decoder_local_temporal(6, per_frame, 1, False, 16).mask
+        assert not torch.equal(tiles, patterns.ddt_decoder_local_temporal(6, per_frame, 1, True, 16).mask)
+        elements = expand_block_mask(tiles, 16, q.shape[2], k.shape[2])
+        expected = F.scaled_dot_product_attention(q, k, v, attn_mask=elements)
+        torch.testing.assert_close(ops.decoder_attention(q, k, v, None), expected)
+
+
 def test_sparse_with_window_over_all_frames_is_dense() -> None:
     ops = rt.select_ops("torch", sparse=rt.SparsityConfig(latent_frames=4, window=3, block_size=16))
     q, k, v = sparse_inputs(4, 12)
