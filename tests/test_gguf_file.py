@@ -111,6 +111,19 @@ def test_five_dim_and_recorded_original_shapes(tmp_path: Path) -> None:
         read_gguf(write_test_gguf(tmp_path / "bad_shape.gguf", spec, extra_metadata=meta_bad))
 
 
+def test_recorded_shape_of_a_quantized_conv_is_restored_dequantized(tmp_path: Path) -> None:
+    # A conv weight stored flattened and quantized: its recorded shape ends in the kernel size (2), not a whole
+    # number of blocks, so the packed bytes cannot take that shape and the tensor is dequantized instead.
+    conv = np.random.default_rng(4).standard_normal((8, 3, 1, 2, 2)).astype(np.float32)
+    flat = conv.reshape(1, 96)
+    meta = {"comfy.gguf.orig_shape.conv.weight": list(conv.shape)}
+    path = write_test_gguf(tmp_path / "conv.gguf", {"conv.weight": (flat, Q.Q8_0, (1, 96))}, extra_metadata=meta)
+    restored = read_gguf(path).tensors["conv.weight"]
+    expected = gguf.quants.dequantize(gguf.quants.quantize(flat, Q.Q8_0), Q.Q8_0).reshape(conv.shape)
+    assert restored.shape == conv.shape and not restored.is_quantized
+    assert torch.equal(restored.dequantize(), torch.from_numpy(expected))
+
+
 # --- error paths ----------------------------------------------------------------------------------------------
 
 
