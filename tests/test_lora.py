@@ -355,3 +355,20 @@ def test_cli_checks_loras_before_loading_and_lists_them(setup, tmp_path, capsys,
     assert cli_main([*base, "--lora", f"{files['kohya']}:0.8"]) == 0
     out = capsys.readouterr().out
     assert "loras: kohya.safetensors x0.8 (kohya," in out and "merged" in out
+
+
+def test_peft_rslora_and_alpha_pattern_scale_as_peft_does(tmp_path):
+    # diffusers writes PEFT's alpha settings as metadata: with use_rslora the scale is alpha / sqrt(rank), and an
+    # alpha_pattern entry overrides lora_alpha for the modules it matches. Compared with PEFT's own scaling.
+    reference = make_reference()
+    config = LoraConfig(
+        r=RANK, lora_alpha=ALPHA, use_rslora=True, alpha_pattern={"to_q": 2.0}, target_modules=["to_q", "to_k"]
+    )
+    reference.add_adapter(config)
+    reference.save_lora_adapter(tmp_path)
+    expected = {name: m.scaling["default"] for name, m in reference.named_modules() if isinstance(m, LoraLayer)}
+    (lora,) = read_loras(
+        [LoRASpec(next(tmp_path.glob("*.safetensors")))], linear_shapes(build_model(TransformerConfig(**TINY)))
+    )
+    scales = {u.module: u.scale for u in lora.updates}
+    assert scales == pytest.approx(expected) and len(set(scales.values())) == 2
