@@ -74,16 +74,19 @@ def write_test_gguf(
     tensors: Mapping[str, tuple[Any, GGMLQuantizationType, Sequence[int]]],
     arch: str | None = "motif_video",
     extra_metadata: Mapping[str, Any] | None = None,
+    alignment: int | None = None,
 ) -> Path:
     """Write a small GGUF file. `tensors`: name -> (float ndarray | packed bytes/uint8, qtype, logical shape).
 
     Metadata values may be str, int (written as uint32), float, bool or a list. `arch=None` writes no
-    general.architecture at all.
+    general.architecture at all. `alignment`: the tensor data alignment (general.alignment; gguf-py's default 32).
     """
     path = Path(path)
     writer = gguf.GGUFWriter(path, arch or "none")
     if arch is None:
         writer.kv_data[0].pop("general.architecture")  # GGUFWriter always adds it
+    if alignment is not None:
+        writer.add_custom_alignment(alignment)
     for key, value in (extra_metadata or {}).items():
         if isinstance(value, list):
             writer.add_array(key, value)

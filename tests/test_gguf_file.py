@@ -65,6 +65,21 @@ def test_round_trip_every_type(mixed_file: tuple[Path, dict]) -> None:
         assert torch.equal(t.dequantize(), expected.reshape(shape)), name
 
 
+def test_custom_alignment_is_read_and_a_truncated_tensor_named(tmp_path: Path) -> None:
+    # general.alignment sets where the data section and every tensor start (96-byte tensors are not aligned to it).
+    rng = np.random.default_rng(1)
+    spec = {f"t{i}.weight": (rng.standard_normal((3, 8)).astype(np.float32), Q.F32, (3, 8)) for i in range(3)}
+    path = write_test_gguf(tmp_path / "aligned.gguf", spec, alignment=4096)
+    ckpt = read_gguf(path)
+    for name, (data, _, _) in spec.items():
+        assert torch.equal(ckpt.tensors[name].dequantize(), torch.from_numpy(data)), name
+    # The header check finds the tensors' ends from the same alignment: the last one short by a byte is truncated.
+    end = max(t.data_offset + t.n_bytes for t in gguf.GGUFReader(path).tensors)  # gguf-py's reading of the file
+    path.write_bytes(path.read_bytes()[: end - 1])
+    with pytest.raises(CheckpointError, match="truncated"):
+        read_gguf(path)
+
+
 def test_float_tensors_are_plain_torch_tensors(mixed_file: tuple[Path, dict]) -> None:
     ckpt = read_gguf(mixed_file[0])
     for qtype, dtype in ((Q.F32, torch.float32), (Q.F16, torch.float16), (Q.BF16, torch.bfloat16)):
