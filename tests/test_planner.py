@@ -15,7 +15,7 @@ from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime.chunking import ChunkedFeedForward, apply_token_chunking
-from motif_lite.runtime.host_memory import pinned_size
+from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host
 from motif_lite.runtime.planner import (
     GiB,
     apply_plan,
@@ -302,6 +302,20 @@ def test_streamed_blocks_are_page_locked_only_when_that_fits():
     assert tight.host.pinned_blocks is False and tight.host.peak_bytes < roomy.host.peak_bytes
     assert tight.host.pinned_bytes < 0.2 * roomy.host.pinned_bytes  # two staging buffers of one block each
     assert "streamed blocks: staged" in tight.describe()
+
+
+def test_without_a_ram_budget_page_locked_homes_must_fit_the_available_memory():
+    # No --ram: the memory available now decides between page-locked homes and staging.
+    gib = lambda x: int(x * GiB)  # noqa: E731
+    needs = HostNeeds(
+        cuda=True, text_bytes=gib(8.6), text_staging_bytes=0, transformer_bytes=gib(4), streamed_bytes=gib(3),
+        streamed_pinned_bytes=gib(4), block_staging_bytes=gib(0.25), vae_bytes=gib(0.25), video_bytes=gib(0.5),
+        activation_bytes=0,
+    )  # fmt: skip
+    pinned = plan_host(needs, None)
+    assert pinned.pinned_blocks is True
+    assert plan_host(needs, None, available_bytes=pinned.peak_bytes).pinned_blocks is True
+    assert plan_host(needs, None, available_bytes=pinned.peak_bytes - 1).pinned_blocks is False
 
 
 def test_cpu_plans_count_every_weight_and_activation_on_the_host():
