@@ -10,13 +10,14 @@ import pytest
 import torch
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 from gguf_helpers import random_packed, write_test_gguf
+from tiny_config import TINY
 from tiny_transformer import assert_close_to_reference, inputs, make_reference, reference_forward
 
 from motif_lite import load_transformer
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError
 from motif_lite.weights.gguf_file import PackedTensor, read_gguf
-from motif_lite.weights.gguf_loader import load_gguf_transformer
+from motif_lite.weights.gguf_loader import CONFIG_KEY, choose_gguf_config, load_gguf_transformer
 from motif_lite.weights.loader import build_model
 from motif_lite.weights.quant_linear import QuantizedLinear, quantized_state_dict, replace_linears
 
@@ -140,6 +141,19 @@ def test_quantize_tool_output_loads_with_its_embedded_config(tmp_path: Path) -> 
     assert quantize_main([str(tmp_path), "-o", str(path), "--type", "Q4_0", "--quiet"]) == 0
     assert "motif_video.config_json" in read_gguf(path).metadata
     _check_parity(path, config, inputs(image=3, text_dim=256, image_dim=256, height=4, width=4))
+
+
+def test_the_checkpoint_config_wins_over_the_embedded_one(tmp_path: Path) -> None:
+    # load_pipeline passes the checkpoint's transformer/config.json: it is used, and an embedded config that
+    # disagrees (here in rope_theta, which the weights cannot show) is reported, not used.
+    values = {**TINY, **INFERRED}
+    embedded = json.dumps({**values, "rope_theta": 256.0})
+    spec = {"x.weight": (np.ones((2, 32), np.float32), Q.F32, (2, 32))}
+    ckpt = read_gguf(write_test_gguf(tmp_path / "t.gguf", spec, extra_metadata={CONFIG_KEY: embedded}))
+    checkpoint = TransformerConfig.from_dict(values)
+    choice = choose_gguf_config(ckpt, {}, "diffusers", (checkpoint, "transformer/config.json"))
+    assert choice.config == checkpoint and choice.origin == "transformer/config.json" and not choice.inferred
+    assert len(choice.notes) == 1 and "rope_theta" in choice.notes[0]
 
 
 def test_bad_embedded_config_is_a_checkpoint_error(tmp_path: Path) -> None:
