@@ -124,6 +124,15 @@ def test_only_the_triton_backend_is_strict(pretend_cuda, backend: str, strict: b
     assert rt.fallbacks(model) == {}
 
 
+def test_every_quantized_linear_gets_the_dequant_kernel_and_loses_it(pretend_cuda) -> None:
+    model = TinyModel(nn.Sequential(q8_linear(), nn.GELU(), q8_linear()))
+    rt.apply_kernels(model, "auto")
+    kernels = [m.kernel for m in model.modules() if isinstance(m, QuantizedLinear)]
+    assert len(kernels) == 2 and all(isinstance(k, rt.FallbackOp) and k is kernels[0] for k in kernels)
+    rt.apply_kernels(model, "torch")
+    assert all(m.kernel is None for m in model.modules() if isinstance(m, QuantizedLinear))
+
+
 def sparse_inputs(frames: int, per_frame: int) -> tuple[torch.Tensor, ...]:
     return torch.randn(3, 1, 2, 2 * frames * per_frame, 16).unbind(0)
 
