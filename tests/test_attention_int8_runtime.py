@@ -15,7 +15,7 @@ from motif_lite.errors import ConfigError
 from motif_lite.kernels import int8_scheme
 from motif_lite.model.ops import TORCH_OPS
 from motif_lite.runtime import kernels as rt
-from motif_lite.runtime.planner import plan_memory, video_tokens
+from motif_lite.runtime.planner import CONTEXT_TOKENS, plan_memory, video_tokens
 from motif_lite.vae.config import WanVAEConfig
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
@@ -105,6 +105,17 @@ def test_workspace_reaches_the_memory_plan() -> None:
     int8 = plan_memory(*sizes, cfg_batch=1, attention_workspace_bytes=workspace)
     denoise = {plan: next(s for s in plan.stages if s.name == "denoise") for plan in (exact, int8)}
     assert denoise[int8].peak_bytes - denoise[exact].peak_bytes >= workspace
+
+
+def test_workspace_covers_the_ddt_decoders_2n_token_call() -> None:
+    # The longest attention call is the DDT decoder's over 2N tokens; without a decoder, the joint N + text one.
+    config = TransformerConfig()
+    n = video_tokens(832, 480, 49, config, WanVAEConfig())
+    heads, dim = config.num_attention_heads, config.attention_head_dim
+    assert rt.attention_workspace_bytes("int8", config, n) >= int8_scheme.workspace_bytes(1, heads, 2 * n, dim)
+    no_decoder = config.replace(num_decoder_layers=0)
+    joint = int8_scheme.workspace_bytes(1, heads, n + CONTEXT_TOKENS, dim)
+    assert rt.attention_workspace_bytes("int8", no_decoder, n) >= joint
 
 
 def test_cli_flag(capsys) -> None:
