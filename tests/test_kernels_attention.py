@@ -46,6 +46,15 @@ def test_key_padding_and_cross_lengths(kernel) -> None:
     torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), **TOL)
 
 
+def test_key_padding_over_several_full_key_tiles(kernel) -> None:
+    # The dense kernel runs each row's full 64-key tiles before its first padded key without reading the mask;
+    # padding that covers whole tiles (the model's padded text) must be masked in every tile from there on.
+    q, k, v = qkv(2, 2, 40, 200, 32)
+    mask = key_padding(2, 200, [200, 70])
+    out = kernel("attention.attention", q, k, v, mask)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), **TOL)
+
+
 def test_motif_head_dim(kernel) -> None:
     q, k, v = qkv(1, 1, 20, 20, 128)
     out = kernel("attention.attention", q, k, v, key_padding(1, 20, [17]))
