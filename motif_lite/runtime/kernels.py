@@ -220,13 +220,14 @@ def int8_attention_op(triton_on: bool, strict: bool = False) -> FallbackOp:
 
 
 def attention_workspace_bytes(attention: str, config: TransformerConfig, video_tokens: int, batch: int = 1) -> int:
-    """Device bytes the attention adds inside its longest call (the DDT decoder's 2N tokens, else the joint
-    attention's N + text): 0 for exact; for int8 its quantized K/V copies, bounded by
-    `int8_scheme.WORKSPACE_BYTES` (heads go in groups that fit)."""
+    """Device bytes the attention adds inside its largest call: 0 for exact; for int8 its quantized K/V copies,
+    bounded by `int8_scheme.WORKSPACE_BYTES`. Heads go in groups that fit that bound, so the longest call (the
+    DDT decoder's 2N tokens) is not always the largest: the joint attention's N + text can need more."""
     if attention != "int8":
         return 0
-    length = 2 * video_tokens if config.num_decoder_layers else video_tokens + CONTEXT_TOKENS
-    return int8_scheme.workspace_bytes(batch, config.num_attention_heads, length, config.attention_head_dim)
+    lengths = [video_tokens + CONTEXT_TOKENS] + ([2 * video_tokens] if config.num_decoder_layers else [])
+    heads, head_dim = config.num_attention_heads, config.attention_head_dim
+    return max(int8_scheme.workspace_bytes(batch, heads, length, head_dim) for length in lengths)
 
 
 def select_ops(backend: str = "auto", sparse: SparsityConfig | None = None, attention: str = "exact") -> Ops:
