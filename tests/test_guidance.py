@@ -157,6 +157,27 @@ def test_guidance_from_guider_config_round_trips_diffusers_files(tmp_path, guide
     run_both(guider, ours, SHAPES[0], steps=6)
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"_class_name": "AdaptiveProjectedGuidance"},
+        {"_class_name": "AdaptiveProjectedGuidance", "guidance_scale": 8.0, "use_original_formulation": True},
+        {"_class_name": "ClassifierFreeGuidance"},
+    ],
+)
+def test_guider_config_without_some_keys_takes_diffusers_class_defaults(tmp_path, config) -> None:
+    """A hand-written guider_config.json may leave keys out (`enabled` too): diffusers then uses its class
+    defaults (APG: scale 7.5, norm threshold 15, no momentum, eta 1; CFG: scale 7.5), and so must we."""
+    (tmp_path / "guider_config.json").write_text(json.dumps(config))
+    guider = {"AdaptiveProjectedGuidance": AdaptiveProjectedGuidance, "ClassifierFreeGuidance": ClassifierFreeGuidance}[
+        config["_class_name"]
+    ].from_pretrained(tmp_path)
+    assert guider.config["enabled"]
+    ours = guidance_from_guider_config(tmp_path)
+    assert ours is not None
+    run_both(guider, ours, SHAPES[0], steps=6)
+
+
 def test_guidance_from_guider_config_absent_disabled_and_invalid(tmp_path) -> None:
     assert guidance_from_guider_config(tmp_path / "guider") is None
     path = tmp_path / "guider_config.json"
