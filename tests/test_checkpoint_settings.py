@@ -248,6 +248,24 @@ def test_guidance_flags_combine_with_the_checkpoint_guider():
     assert resolve_settings(GenerationRequest("x", cfg_scale=2.0), off).guidance.value.eta == 0.0
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "guider_key"),
+    [
+        ("cfg_scale", 3.0, "guidance_scale"),
+        ("apg_eta", 0.5, "eta"),
+        ("apg_norm_threshold", 5.0, "adaptive_projected_guidance_rescale"),
+        ("apg_momentum", 0.3, "adaptive_projected_guidance_momentum"),
+    ],
+)
+def test_each_guidance_flag_equals_the_guider_file_with_that_value(flag, value, guider_key):
+    """A flag over the checkpoint's guider gives what a guider_config.json holding that value would give."""
+    configs = CheckpointConfigs(guider=_guider_config(official_apg(**GUIDER)))
+    given = resolve_settings(GenerationRequest("x", **{flag: value}), configs).guidance
+    expected = _guider_config(official_apg(**{**GUIDER, guider_key: value})).guidance
+    assert given.value == expected and given.source == FLAG
+    assert given.value != configs.guider.guidance  # the flag changed something
+
+
 def _guider_config(guider):
     with tempfile.TemporaryDirectory() as folder:
         guider.save_config(folder)
@@ -311,3 +329,8 @@ def test_scheduler_config_sets_sampler_and_shift_unless_a_flag_does(tmp_path):
     unipc = settings(UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0))
     assert unipc.sampler.value == "euler" and any("UniPCMultistepScheduler" in note for note in unipc.notes)
     assert settings(FlowMatchEulerDiscreteScheduler(shift=8.0), image="a.png").flow_shift.value == 8.0
+    # A DPMSolver configured otherwise than the model card's dpmsolver++ order 2 on flow sigmas is not our DPM++ 2M.
+    for other in (dict(solver_order=3), dict(algorithm_type="sde-dpmsolver++"), dict(use_flow_sigmas=False)):
+        unlike = settings(DPMSolverMultistepScheduler(**{"use_flow_sigmas": True, "flow_shift": 8.0, **other}))
+        assert unlike.sampler.value == "euler" and unlike.sampler.source == DEFAULT, other
+        assert any("DPMSolverMultistepScheduler (as configured) is not implemented" in n for n in unlike.notes)
