@@ -16,6 +16,7 @@ from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import cli, pipeline
 from motif_lite.cli import run as run_command
+from motif_lite.request import GenerationRequest
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 
@@ -94,6 +95,25 @@ def test_help_lists_every_flag(capsys):
     for flag in flags.split():
         assert flag in out, flag
     assert "motif-lite run --gguf Q4_K_M" in out and "1280x736" in out
+
+
+def test_every_generation_flag_reaches_the_request():
+    """Each flag sets its own field (distinct values, so a swapped or dropped flag shows); left out, the settings a
+    checkpoint decides stay None."""
+    flags = [
+        *("-p", "fox", "-n", "neg", "-i", "first.png", "-W", "64", "-H", "48", "--video-frames", "17"),
+        *("--fps", "12.5", "--steps", "7", "--guidance", "cfg", "--cfg-scale", "3.5", "--apg-eta", "0.25"),
+        *("--apg-norm-threshold", "9", "--apg-momentum", "0.3", "--flow-shift", "5", "--sampling-method", "dpm++2m"),
+        *("-s", "11", "-o", "fox.webm"),
+    ]
+    request = run_command.request_from_args(cli.build_parser().parse_args(["run", *flags]))
+    assert request == GenerationRequest(
+        prompt="fox", negative_prompt="neg", image="first.png", width=64, height=48, frames=17, fps=12.5, steps=7,
+        guidance="cfg", cfg_scale=3.5, apg_eta=0.25, apg_norm_threshold=9.0, apg_momentum=0.3, flow_shift=5.0,
+        sampler="dpm++2m", seed=11, output="fox.webm",
+    )  # fmt: skip
+    plain = run_command.request_from_args(cli.build_parser().parse_args(["run", "-p", "fox"]))
+    assert plain == GenerationRequest("fox", seed=-1, output="output.mp4")
 
 
 def test_no_command_prints_help(capsys):
