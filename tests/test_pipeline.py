@@ -188,6 +188,21 @@ def test_image_to_video_equals_reference(pipe, checkpoint, tmp_path):
     assert np.abs(expected.astype(int) - reference_frames(checkpoint[1], seed=5).astype(int)).max() > 10
 
 
+def test_image_to_video_with_one_latent_frame_equals_reference(pipe, checkpoint, tmp_path):
+    """Under 5 frames (one latent frame) the reference I2V pipeline does not condition on the image at all."""
+    rng = np.random.default_rng(1)
+    image = PIL.Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
+    image.save(tmp_path / "first.png")
+    size = dict(height=SIZE["height"], width=SIZE["width"], num_frames=1, num_inference_steps=2)
+    video = image_to_video(checkpoint[1])(
+        prompt=PROMPT, negative_prompt=NEGATIVE, image=image, generator=torch.Generator().manual_seed(6), **size
+    ).frames[0]
+    expected = np.stack([np.asarray(frame) for frame in video])
+    frames = ours(pipe, tmp_path, image=tmp_path / "first.png", frames=1, steps=2, seed=6)
+    assert frames.shape == expected.shape == (1, SIZE["height"], SIZE["width"], 3) and expected.std() > 10
+    assert np.abs(frames.astype(int) - expected.astype(int)).max() <= 1
+
+
 class FlowDPMSolver(DPMSolverMultistepScheduler):
     """The model card's DPM++ 2M scheduler, minus 0.42.1's refusal of the pipeline's `sigmas=` argument: the
     scheduler builds its own flow-sigma table (as the original custom pipeline let it), everything else is the
@@ -297,7 +312,17 @@ def test_every_output_format_reads_back(pipe, lossless, tmp_path, suffix):
     # (measured 0.88-0.98).
     correlation = np.corrcoef(frames.ravel().astype(float), lossless.ravel().astype(float))[0, 1]
     assert correlation > 0.8
+    assert stored_fps(result.output) == pytest.approx(FORMAT_RUN["fps"], rel=0.05)  # GIF: 10 ms units
     assert [p.name for p in tmp_path.iterdir()] == [f"video{suffix}"]  # no staging leftovers
+
+
+def stored_fps(path: Path) -> float:
+    if path.suffix in (".mp4", ".webm"):
+        return next(imageio_ffmpeg.read_frames(str(path)))["fps"]
+    with PIL.Image.open(path) as image:
+        image.seek(image.n_frames - 1)
+        image.load()  # WebP sets the duration once a frame is read
+        return 1000 / image.info["duration"]  # ms per frame
 
 
 def test_png_sequence_carries_the_settings(pipe, tmp_path):
