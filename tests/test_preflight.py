@@ -3,6 +3,7 @@ and reports every problem at once, and missing files end in one download hint (n
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -136,6 +137,21 @@ def test_foreign_gguf_fails_before_loading(checkpoint, no_weights, capsys, tmp_p
     path = write_test_gguf(tmp_path / "llm.gguf", spec, arch="llama")
     code, _, err = run(capsys, "-m", str(checkpoint[0]), "--gguf", str(path), "-p", "x", "-o", str(tmp_path / "a.mp4"))
     assert code == cli.EXIT_USER_ERROR and "'llama'" in err
+
+
+def test_transformer_weights_that_do_not_fit_the_config_fail_before_loading(checkpoint, no_weights, capsys, tmp_path):
+    """The checkpoint's own transformer safetensors are checked against its config.json from the headers, as a
+    GGUF's tensors are: one error naming the tensor, before the text encoder or any other weights load."""
+    root = tmp_path / "ckpt"
+    shutil.copytree(checkpoint[0], root)
+    config_file = root / "transformer" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["text_embed_dim"] += 8
+    config_file.write_text(json.dumps(config))
+    code, _, err = run(capsys, "-m", str(root), "-p", "x", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR
+    embed = config["text_embed_dim"]
+    assert f"context_embedder.linear_1.weight: checkpoint [64, {embed - 8}], model [64, {embed}]" in err
 
 
 def test_bad_gguf_path_is_not_hidden_behind_the_missing_checkpoint(no_network, no_weights, capsys, tmp_path):
