@@ -107,14 +107,14 @@ def test_pillow_formats_round_trip(tmp_path, suffix):
 
 def test_png_sequence_is_lossless(tmp_path):
     video = _video()
-    write_video(_chunks(video, 3), tmp_path / "out_%03d.png", fps=24, metadata=META)
+    write_video(_chunks(video, 3), tmp_path / "out_%03d.png", fps=12.5, metadata=META)  # not the default 24
     files = sorted(tmp_path.glob("out_*.png"))
     assert [f.name for f in files] == [f"out_{i:03d}.png" for i in range(F)]
     expected = to_uint8_frames(video)
     for index, file in enumerate(files):
         with PIL.Image.open(file) as image:
             np.testing.assert_array_equal(np.asarray(image), expected[index])
-            assert json.loads(image.text["comment"]) == META and float(image.text["fps"]) == 24
+            assert json.loads(image.text["comment"]) == META and float(image.text["fps"]) == 12.5
 
 
 def test_uint8_frames_and_single_tensor_accepted(tmp_path):
