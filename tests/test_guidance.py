@@ -122,6 +122,19 @@ def test_cfg_equals_diffusers(kwargs: dict) -> None:
     run_both(guider, ours, SHAPES[0], steps=10)
 
 
+@pytest.mark.parametrize(
+    "guider",
+    [
+        ClassifierFreeGuidance(guidance_scale=3.0, start=0.5, stop=0.65),
+        AdaptiveProjectedGuidance(guidance_scale=7.0, adaptive_projected_guidance_momentum=0.3, start=0.5, stop=0.65),
+    ],
+)
+def test_guidance_window_with_fractional_step_bounds_equals_diffusers(tmp_path, guider) -> None:
+    """With 7 steps the window bounds start·N = 3.5 and stop·N = 4.55 are not whole: diffusers truncates both."""
+    guider.save_config(tmp_path)
+    run_both(guider, guidance_from_guider_config(tmp_path), SHAPES[0], steps=7)
+
+
 def test_cfg_formula() -> None:
     cond, uncond = torch.randn(2, 3), torch.randn(2, 3)
     torch.testing.assert_close(cfg(cond, uncond, 5.0), uncond + 5.0 * (cond - uncond))
