@@ -308,6 +308,19 @@ def test_gguf_tensor_that_does_not_fit_the_checkpoint_config_fails_before_loadin
     assert "proj_out.bias: checkpoint [8], model [64]" in err and "bad.gguf" in err
 
 
+def test_settings_table_gives_each_setting_its_own_source(tmp_path):
+    """What --dry-run and the run summary print: a flag, a checkpoint value and a default side by side."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    FlowMatchEulerDiscreteScheduler(shift=8.0).save_config(tmp_path / "scheduler")
+    settings = resolve_settings(GenerationRequest("x", flow_shift=5.0), CheckpointConfigs.read(tmp_path))
+    lines = settings.lines()
+    assert setting_line("\n".join(lines), "flow shift").split() == ["flow", "shift", FLAG, "5", "(--flow-shift)"]
+    sampler = setting_line("\n".join(lines), "sampler")
+    assert sampler.split()[:3] == ["sampler", CHECKPOINT, "euler"] and "(scheduler/scheduler_config.json:" in sampler
+    assert setting_line("\n".join(lines), "guidance").split()[:3] == ["guidance", DEFAULT, "APG"]
+
+
 def test_scheduler_config_sets_sampler_and_shift_unless_a_flag_does(tmp_path):
     from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 
