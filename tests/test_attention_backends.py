@@ -155,11 +155,12 @@ def test_checked_rows_cover_both_ends():
     assert rows[:128] == list(range(128)) and rows[128:] == list(range(872, 1000))
 
 
-def test_float32_reference_is_attention_in_float32():
+@pytest.mark.parametrize("key_chunk", [4096, 7])  # one chunk; chunks that split the keys and the mask unevenly
+def test_float32_reference_is_attention_in_float32(key_chunk):
     q, k, v = (t.to(torch.bfloat16) for t in qkv(lq=10))
     mask = trailing_mask([30, 17])
     want = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), attn_mask=mask)
-    got = float32_attention(q, k, v, mask)
+    got = float32_attention(q, k, v, mask, key_chunk)
     assert got.dtype == torch.float32
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
 

@@ -25,7 +25,6 @@ Every backend computes the same exact softmax attention (no approximation; they 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -167,14 +166,27 @@ def checked_rows(length: int) -> torch.Tensor:
     return torch.cat([torch.arange(CHECK_ROWS), torch.arange(length - CHECK_ROWS, length)])
 
 
-def float32_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Attention in float32 for a few query rows q [B, H, rows, D], one (batch row, head) at a time, so that only
-    one head's K and V [Lk, D] are ever held in float32."""
+def float32_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, key_chunk: int = 4096
+) -> torch.Tensor:
+    """Attention in float32 for a few query rows q [B, H, rows, D]: one head and `key_chunk` keys at a time, with
+    the softmax accumulated online, so the trial adds tens of MB at the peak, not a head's whole K and V."""
     out = torch.empty(q.shape, dtype=torch.float32, device=q.device)
-    for b, h in itertools.product(range(q.shape[0]), range(q.shape[1])):
-        key_mask = None if mask is None else mask[b : b + 1]  # [1, 1, 1, Lk]
-        one_head = (t[b : b + 1, h : h + 1].float() for t in (q, k, v))
-        out[b, h] = F.scaled_dot_product_attention(*one_head, attn_mask=key_mask)[0, 0]
+    for h in range(q.shape[1]):
+        qh = q[:, h : h + 1].float() * q.shape[-1] ** -0.5  # [B, 1, rows, D]
+        row_max = torch.full((*qh.shape[:3], 1), torch.finfo(torch.float32).min, device=q.device)
+        total, acc = torch.zeros_like(row_max), torch.zeros_like(qh)
+        for start in range(0, k.shape[2], key_chunk):
+            keys = slice(start, start + key_chunk)
+            scores = qh @ k[:, h : h + 1, keys].float().transpose(-1, -2)  # [B, 1, rows, chunk]
+            if mask is not None:
+                scores = scores.masked_fill(~mask[..., keys], float("-inf"))  # mask [B, 1, 1, Lk]
+            new_max = torch.maximum(row_max, scores.amax(-1, keepdim=True))
+            weights, rescale = torch.exp(scores - new_max), torch.exp(row_max - new_max)
+            total = total * rescale + weights.sum(-1, keepdim=True)
+            acc = acc * rescale + weights @ v[:, h : h + 1, keys].float()
+            row_max = new_max
+        out[:, h : h + 1] = acc / total
     return out
 
 
