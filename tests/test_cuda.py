@@ -13,6 +13,7 @@ Each test records what it measured (`record_property`), which `bash bench/gpu_ch
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from pathlib import Path
 
@@ -118,13 +119,15 @@ def sdpa_error(qkv: tuple, mask: torch.Tensor | None, exact: torch.Tensor, kerne
     """SDPA's relative error against `exact` with one kernel (None: PyTorch's own pick, named), "n/a" where that
     kernel does not take these inputs."""
     if kernel is None:
-        name = {b.value: name for name, b in SDPBackend.__members__.items()}[torch._fused_sdp_choice(*qkv, mask)]
-        return f"picked {name} {rel(F.scaled_dot_product_attention(*qkv, attn_mask=mask), exact):.3g}"
+        names = {b.value: name for name, b in SDPBackend.__members__.items()}
+        label, only = f"picked {names[torch._fused_sdp_choice(*qkv, mask)]}", contextlib.nullcontext()
+    else:
+        label, only = kernel.name, sdpa_kernel(kernel)
     try:
-        with sdpa_kernel(kernel):
-            return f"{kernel.name} {rel(F.scaled_dot_product_attention(*qkv, attn_mask=mask), exact):.3g}"
+        with only:
+            return f"{label} {rel(F.scaled_dot_product_attention(*qkv, attn_mask=mask), exact):.3g}"
     except RuntimeError:
-        return f"{kernel.name} n/a"
+        return f"{label} n/a"
 
 
 def sdpa_rounding_report() -> str:

@@ -72,11 +72,7 @@ def test_rms_norm_rope(kernel, rotated: int, with_weight: bool) -> None:
 def test_rms_norm_rope_eps(kernel) -> None:
     # Heads whose mean square (1e-6) is of eps' size: the kernel must add eps where the reference does.
     x = heads_view(2, 11, 3, 16) * 1e-3
-    weight, cos, sin = (
-        torch.randn(16, device=DEVICE),
-        torch.randn(7, 16, device=DEVICE),
-        torch.randn(7, 16, device=DEVICE),
-    )
+    weight, cos, sin = (torch.randn(*shape, device=DEVICE) for shape in ((16,), (7, 16), (7, 16)))
     y = kernel("norm.rms_norm_rope", x, weight, 1e-6, cos, sin)
     torch.testing.assert_close(y, ops.rms_norm_rope(x, weight, 1e-6, cos, sin), rtol=1e-5, atol=1e-5)
 

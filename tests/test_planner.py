@@ -306,12 +306,11 @@ def test_streamed_blocks_are_page_locked_only_when_that_fits():
 
 def test_without_a_ram_budget_page_locked_homes_must_fit_the_available_memory():
     # No --ram: the memory available now decides between page-locked homes and staging.
-    gib = lambda x: int(x * GiB)  # noqa: E731
+    gib = {"text_bytes": 8.6, "transformer_bytes": 4, "streamed_bytes": 3, "streamed_pinned_bytes": 4,
+           "block_staging_bytes": 0.25, "vae_bytes": 0.25, "video_bytes": 0.5}  # fmt: skip
     needs = HostNeeds(
-        cuda=True, text_bytes=gib(8.6), text_staging_bytes=0, transformer_bytes=gib(4), streamed_bytes=gib(3),
-        streamed_pinned_bytes=gib(4), block_staging_bytes=gib(0.25), vae_bytes=gib(0.25), video_bytes=gib(0.5),
-        activation_bytes=0,
-    )  # fmt: skip
+        cuda=True, text_staging_bytes=0, activation_bytes=0, **{name: int(x * GiB) for name, x in gib.items()}
+    )
     pinned = plan_host(needs, None)
     assert pinned.pinned_blocks is True
     assert plan_host(needs, None, available_bytes=pinned.peak_bytes).pinned_blocks is True
