@@ -142,6 +142,7 @@ class JointAttention(QKVProjection):
         heads_out = ctx.attention(q, k, v, ctx.mask)
         del q, k, v  # before the heads are merged (a copy with some attention kernels)
         out = merge_heads(heads_out)
+        del heads_out  # freed once merged (unless the merge is a view of it)
         return self.to_out[0](out[:, :n]), self.to_add_out(out[:, n:])
 
     def project_added_qkv(self, context: torch.Tensor, ctx: BlockContext) -> QKV:
@@ -172,10 +173,13 @@ class CrossAttention(QKVProjection):
         super().__init__(hidden, heads, head_dim)
         self.to_out = nn.ModuleList([nn.Linear(hidden, hidden)])
 
-    def forward(self, attn_out: torch.Tensor, text: torch.Tensor, ctx: BlockContext, start: int = 0) -> torch.Tensor:
-        # start: position of attn_out's first token in the video (RoPE), when it is one piece of it
-        q, (k, v) = self.project_q(attn_out, ctx, start=start), self.project_kv(text, ctx, rope=False)
-        return self.to_out[0](merge_heads(ctx.ops.attention(q, k, v, ctx.text_mask)))
+    def forward(
+        self, attn_out: torch.Tensor, text_kv: tuple[torch.Tensor, torch.Tensor], ctx: BlockContext, start: int = 0
+    ) -> torch.Tensor:
+        # text_kv: this module's K/V of the text tokens (`project_kv(text, ctx, rope=False)`, projected once per
+        # block); start: position of attn_out's first token in the video (RoPE), when it is one piece of it
+        q = self.project_q(attn_out, ctx, start=start)
+        return self.to_out[0](merge_heads(ctx.ops.attention(q, *text_kv, ctx.text_mask)))
 
 
 class SharedCrossAttention(nn.Module):

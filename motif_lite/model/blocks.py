@@ -30,26 +30,37 @@ def make_cross_attention(cfg: TransformerConfig) -> nn.Module:
     )
 
 
-def text_cross_attention(
+def text_cross_kv(
     cross: nn.Module,
-    attn_out: torch.Tensor,
     text: torch.Tensor,
     shared_kv: tuple[torch.Tensor, torch.Tensor] | None,
     block_attn: QKVProjection,
     ctx: BlockContext,
-    start: int = 0,
-) -> torch.Tensor:
-    """The residual text cross-attention of a block, whichever layout it has.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The text K/V [B, H, T, D] of a block's cross-attention, projected once for all its query pieces.
 
     text: [B, T, C] normalized text tokens (image tokens excluded). shared_kv: the text K/V the block's own
     attention computed with its to_k/to_v (reused by the shared layouts), or None to project them here.
-    start: the position of attn_out's first token in the video, when it is one piece of it (for RoPE).
     """
     if isinstance(cross, CrossAttention):
-        return cross(attn_out, text, ctx, start)
-    if shared_kv is None:
-        shared_kv = block_attn.project_kv(text, ctx, rope=False)
-    return cross(attn_out, shared_kv, block_attn.norm_q, ctx, start)
+        return cross.project_kv(text, ctx, rope=False)
+    return shared_kv if shared_kv is not None else block_attn.project_kv(text, ctx, rope=False)
+
+
+def text_cross_attention(
+    cross: nn.Module,
+    attn_out: torch.Tensor,
+    text_kv: tuple[torch.Tensor, torch.Tensor],
+    block_attn: QKVProjection,
+    ctx: BlockContext,
+    start: int = 0,
+) -> torch.Tensor:
+    """The residual text cross-attention of a block, whichever layout it has, over the text K/V of
+    `text_cross_kv`. start: the position of attn_out's first token in the video, when it is one piece of it (RoPE).
+    """
+    if isinstance(cross, CrossAttention):
+        return cross(attn_out, text_kv, ctx, start)
+    return cross(attn_out, text_kv, block_attn.norm_q, ctx, start)
 
 
 class DualStreamBlock(nn.Module):
@@ -74,11 +85,15 @@ class DualStreamBlock(nn.Module):
 
         norm_context = modulate(context, c_shift, c_scale)
         attn_out, context_attn_out = self.attn(modulate(x, shift, scale), norm_context, ctx)
-        x = x + gate[:, None] * attn_out
-        if self.cross_attn is not None:
-            text = norm_context[:, ctx.image_len :]
-            x = x + text_cross_attention(self.cross_attn, attn_out, text, None, self.attn, ctx)
         context = context + c_gate[:, None] * context_attn_out
+        text_kv = None
+        if self.cross_attn is not None:
+            text_kv = text_cross_kv(self.cross_attn, norm_context[:, ctx.image_len :], None, self.attn, ctx)
+        del context_attn_out, norm_context  # each stream's feed-forward below holds only what it still needs
+        x = x + gate[:, None] * attn_out
+        if text_kv is not None:
+            x = x + text_cross_attention(self.cross_attn, attn_out, text_kv, self.attn, ctx)
+        del attn_out, text_kv
 
         x = x + gate_ff[:, None] * self.ff(modulate(x, shift_ff, scale_ff))
         context = context + c_gate_ff[:, None] * self.ff_context(modulate(context, c_shift_ff, c_scale_ff))
@@ -139,19 +154,25 @@ class SingleStreamBlock(nn.Module):
         length = n + context.shape[1]
         q, k, v = self.attn.project(((start, normalize(tokens)) for start, tokens in pieces), length, ctx)
         text_start = n + ctx.image_len
-        text_kv = None if self.cross_attn is None else (k[:, :, text_start:].clone(), v[:, :, text_start:].clone())
+        shared = self.cross_attn is not None and not isinstance(self.cross_attn, CrossAttention)
+        # The shared layouts' cross-attention reuses the text part of this attention's K and V.
+        text_kv = (k[:, :, text_start:].clone(), v[:, :, text_start:].clone()) if shared else None
         heads_out = ctx.attention(q, k, v, ctx.mask)
         del q, k, v  # before the heads are merged (a copy with some attention kernels): one full tensor less
         attn_out = merge_heads(heads_out)
+        del heads_out  # freed once merged (unless the merge is a view of it)
         if self.cross_attn is not None:
             # Query pieces of the video part, each added in place: attn_out is this call's own tensor, and every
             # piece reads only its own rows (so the result is the whole-sequence one).
-            # One piece (no chunking): the text as a slice of the whole normalized sequence, the reference's layout,
-            # so the block rounds exactly like it in bf16; with pieces only the text tokens are normalized.
-            whole = pieces[0][1] if len(pieces) == 1 else None
-            text = normalize(whole)[:, text_start:] if whole is not None else normalize(context[:, ctx.image_len :])
+            if text_kv is None:  # the diffusers layout: its own K/V of the normalized text, once for all pieces
+                # One piece (no chunking): the text as a slice of the whole normalized sequence, the reference's
+                # layout, so the block rounds exactly like it in bf16; with pieces only the text is normalized.
+                whole = pieces[0][1] if len(pieces) == 1 else None
+                text = normalize(whole)[:, text_start:] if whole is not None else normalize(context[:, ctx.image_len :])
+                text_kv = text_cross_kv(self.cross_attn, text, None, self.attn, ctx)
+                del text
             for start, piece in token_chunks(attn_out[:, :n], self.token_chunk):
-                cross = text_cross_attention(self.cross_attn, piece, text, text_kv, self.attn, ctx, start)
+                cross = text_cross_attention(self.cross_attn, piece, text_kv, self.attn, ctx, start)
                 attn_out[:, start : start + piece.shape[1]] += cross
         return attn_out
 
