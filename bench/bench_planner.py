@@ -19,6 +19,7 @@ benchmark report (bench/conftest.py).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -53,7 +54,9 @@ def within(estimate: float, measured: float) -> bool:
 
 # -- CPU: activation formulas --
 
-WIDE = TransformerConfig(num_layers=1, num_single_layers=2, num_decoder_layers=1)  # D = 1536, F = 6144, 12 heads
+# D = 1536, F = 6144, 12 heads; two dual-stream blocks as in the real model (from the second on, a block's inputs
+# are not the embedded streams the forward also holds).
+WIDE = TransformerConfig(num_layers=2, num_single_layers=2, num_decoder_layers=1)
 
 
 @pytest.fixture(scope="module")
@@ -62,17 +65,26 @@ def wide_model():
     return MotifVideoTransformer(WIDE).eval().requires_grad_(False).to(torch.bfloat16)
 
 
+# (latent frames, height, width, text tokens): N = 1152 video tokens with a short prompt, and a one-frame clip
+# (N = 96) with a prompt longer than the video (T' = 1200), where the context's phases set the peak.
+SHORT_TEXT, LONG_TEXT = (3, 32, 48, 64), (1, 16, 24, 1200)
+
+
 @pytest.mark.parametrize(
-    ("chunk", "ops"),
-    [(256, "fused"), *(pytest.param(c, o, marks=SLOW) for c, o in [(None, "fused"), (1024, "fused"),
-                                                                  (None, "torch"), (1024, "torch"), (256, "torch")])],
+    ("chunk", "ops", "shape"),
+    [(256, "fused", SHORT_TEXT), *(pytest.param(c, o, s, marks=SLOW) for c, o, s in [
+        (None, "fused", SHORT_TEXT), (1024, "fused", SHORT_TEXT), (None, "torch", SHORT_TEXT),
+        (1024, "torch", SHORT_TEXT), (256, "torch", SHORT_TEXT), (256, "fused", LONG_TEXT), (256, "torch", LONG_TEXT),
+    ])],
 )  # fmt: skip
-def test_transformer_activations(bench_report, wide_model, chunk, ops):
+def test_transformer_activations(bench_report, wide_model, chunk, ops, shape):
     model = wide_model
     model.ops = fused_like_ops() if ops == "fused" else TORCH_OPS
     handle = apply_token_chunking(model, chunk) if chunk else None
-    latents = torch.randn(1, 33, 3, 32, 48, dtype=torch.bfloat16)  # N = 3 x 16 x 24 = 1152 video tokens
-    text = torch.randn(1, 64, 2560, dtype=torch.bfloat16)
+    frames, height, width, text_tokens = shape
+    n = frames * height * width // 4
+    latents = torch.randn(1, 33, frames, height, width, dtype=torch.bfloat16)
+    text = torch.randn(1, text_tokens, 2560, dtype=torch.bfloat16)
     try:
         with torch.no_grad(), LiveTensors() as live:
             out = model(latents, torch.tensor([500.0]), text)
@@ -80,11 +92,53 @@ def test_transformer_activations(bench_report, wide_model, chunk, ops):
     finally:
         if handle:
             handle.remove()
-    estimate = planner.transformer_activation_bytes(1152, WIDE, 1, chunk, fused_norms=ops == "fused", context_tokens=64)
+    estimate = planner.transformer_activation_bytes(
+        n, WIDE, 1, chunk, fused_norms=ops == "fused", context_tokens=text_tokens, text_tokens=text_tokens
+    )
     ratio = estimate / live.peak_bytes
-    bench_report.add(ACCURACY, check=f"transformer, D 1536, N 1152, T' 64, chunk {chunk}, {ops} norms",
+    bench_report.add(ACCURACY, check=f"transformer, D 1536, N {n}, T' {text_tokens}, chunk {chunk}, {ops} norms",
                      estimate_mib=estimate / 2**20, measured_mib=live.peak_bytes / 2**20, ratio=ratio)  # fmt: skip
     assert within(estimate, live.peak_bytes)
+
+
+# Every combination on a narrow model (D = 256 with the real head size and MLP ratio; the formulas count in units
+# of D and F): video against context length, pieces, norms, and the cross-attention layouts (the diffusers one
+# projects its own text K/V; the shared ones copy the block's).
+SWEEP_VIDEO = ((1, 8, 16), (2, 16, 32), (3, 16, 32))  # N = 32, 256, 384
+SWEEP_TEXT = (40, 300, 1000)
+
+
+@SLOW
+@pytest.mark.parametrize("layout", ["diffusers", "original"])
+def test_transformer_activations_sweep(bench_report, layout):
+    config = TransformerConfig(num_attention_heads=2, num_layers=2, num_single_layers=2, num_decoder_layers=1,
+                               text_embed_dim=32, image_embed_dim=24, cross_attention_layout=layout)  # fmt: skip
+    torch.manual_seed(0)
+    model = MotifVideoTransformer(config).eval().requires_grad_(False).to(torch.bfloat16)
+    ratios = []
+    for (frames, height, width), text_tokens, chunk, ops in itertools.product(
+        SWEEP_VIDEO, SWEEP_TEXT, (None, 64, 256), ("fused", "torch")
+    ):
+        model.ops = fused_like_ops() if ops == "fused" else TORCH_OPS
+        handle = apply_token_chunking(model, chunk) if chunk else None
+        latents = torch.randn(1, 33, frames, height, width, dtype=torch.bfloat16)
+        text = torch.randn(1, text_tokens, 32, dtype=torch.bfloat16)
+        try:
+            with torch.no_grad(), LiveTensors() as live:
+                out = model(latents, torch.tensor([500.0]), text)
+                del out
+        finally:
+            if handle:
+                handle.remove()
+        n = frames * height * width // 4
+        estimate = planner.transformer_activation_bytes(
+            n, config, 1, chunk, fused_norms=ops == "fused", context_tokens=text_tokens, text_tokens=text_tokens
+        )
+        ratios.append(estimate / live.peak_bytes)
+    shapes = f"{len(ratios)} shapes (N 32-384, T' 40-1000, pieces none/64/256, fused/torch norms)"
+    check = f"transformer, D 256, {shapes}, {layout} cross-attention"
+    bench_report.add(ACCURACY, check=check, ratio=f"{min(ratios):.3f}-{max(ratios):.3f}")
+    assert min(ratios) >= 1 - TOLERANCE and max(ratios) <= 1 + TOLERANCE, ratios
 
 
 @pytest.mark.parametrize("bands", [2, *(pytest.param(b, marks=SLOW) for b in (1, 3, 4))])

@@ -61,15 +61,16 @@ def test_decoder_attention_phase_sets_the_peak_at_720p():
     assert transformer_activation_bytes(n, FULL, 2, 4096, True) == 2 * transformer_activation_bytes(
         n, FULL, 1, 4096, True
     )
-    # Without pieces the decoder's MLP over a whole stream (N x (2 F + 3 D)) is larger still.
+    # Without pieces the decoder's MLP over a whole stream (L x (2 F + 2 D)) is larger still.
     assert transformer_activation_bytes(n, FULL, 1, None, True) > 1.4 * expected
 
 
 # A narrow model with the real head size and MLP ratio: the formulas count in units of D and F, so it checks them
-# at a size a CPU runs in seconds.
+# at a size a CPU runs in seconds. Two dual-stream blocks, as in the real model: from the second on, a block's
+# inputs are not the embedded streams the forward also holds.
 NARROW = TransformerConfig(
     num_attention_heads=2,
-    num_layers=1,
+    num_layers=2,
     num_single_layers=2,
     num_decoder_layers=1,
     text_embed_dim=32,
@@ -77,22 +78,40 @@ NARROW = TransformerConfig(
 )
 
 
-@pytest.mark.parametrize(("chunk", "fused"), [(None, True), (64, True), (256, False), (64, False)])
-def test_transformer_formula_matches_the_live_tensors(chunk, fused):
+@pytest.mark.parametrize(
+    ("chunk", "fused", "frames", "text_tokens", "layout"),
+    [
+        (None, True, 2, 40, "diffusers"),
+        (64, True, 2, 40, "diffusers"),
+        (256, False, 2, 40, "diffusers"),
+        (64, False, 2, 40, "diffusers"),
+        # A context longer than the video (a tiny clip, a long prompt): the text cross-attention's phases and the
+        # dual-stream blocks' context feed-forward set the peak, for each cross-attention layout.
+        (64, True, 1, 600, "diffusers"),
+        (64, False, 1, 600, "diffusers"),
+        (256, True, 1, 600, "original"),
+        (64, False, 1, 600, "pr"),
+    ],
+)
+def test_transformer_formula_matches_the_live_tensors(chunk, fused, frames, text_tokens, layout):
     # The planner's activation estimate against the bytes of tensors a forward really keeps alive together
     # (counted exactly on the CPU): within 10 %, and never below by more than 3 %.
     torch.manual_seed(0)
-    model = MotifVideoTransformer(NARROW).eval().requires_grad_(False).to(torch.bfloat16)
+    config = dataclasses.replace(NARROW, cross_attention_layout=layout)
+    model = MotifVideoTransformer(config).eval().requires_grad_(False).to(torch.bfloat16)
     if fused:
         model.ops = fused_like_ops()
     if chunk:
         apply_token_chunking(model, chunk)
-    latents = torch.randn(1, 33, 2, 16, 32, dtype=torch.bfloat16)  # N = 2 x 8 x 16 = 256 video tokens
-    text = torch.randn(1, 40, 32, dtype=torch.bfloat16)
+    latents = torch.randn(1, 33, frames, 16, 32, dtype=torch.bfloat16)  # N = frames x 8 x 16 video tokens
+    text = torch.randn(1, text_tokens, 32, dtype=torch.bfloat16)
     with torch.no_grad(), LiveTensors() as live:
         out = model(latents, torch.tensor([500.0]), text)
         del out
-    estimate = transformer_activation_bytes(256, NARROW, 1, chunk, fused_norms=fused, context_tokens=40)
+    n = frames * 8 * 16
+    estimate = transformer_activation_bytes(
+        n, config, 1, chunk, fused_norms=fused, context_tokens=text_tokens, text_tokens=text_tokens
+    )
     assert 0.97 * live.peak_bytes <= estimate <= 1.10 * live.peak_bytes, (estimate, live.peak_bytes)
 
 

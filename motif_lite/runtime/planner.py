@@ -73,11 +73,14 @@ CONTEXT_TOKENS = 512 + 729
 #                   P = 5 D with the fused Triton norms; with the torch ops 11 D for pieces with RoPE (its
 #                   float32 copies), 9 D without; the first piece runs before the buffers exist
 #                   and never sets the peak
-#   output pass:    attention output + block output 2 L D, + one piece of MLP and projection ... (2 F + 3 D) c
-#   dual-block FF:  x, attention output, FF input and output 4 L D + one piece's GELU in/out .... (2 F + D) c
-#                   (without chunks: 2 L D + (2 F + D) N)
-# Held outside the blocks: each block's inputs (L D), the decoder's copy of the patch-embedded video while the
-# encoder runs (N D), the context while the decoder runs (T' D), and the float32 RoPE tables (2 N head_dim).
+#   output pass:    attention output + block output 2 L D, + one piece's normalized tokens, GELU output and
+#                   proj_out's [attention | GELU] input ........................................ (2 F + 2 D) c
+#   dual-block FF:  both streams after attention L D, the running stream's FF input and output 2 S D (S the
+#                   longer stream) + one piece's GELU in/out ................................... (2 F + D) c
+#                   (without chunks: L D + (2 F + D) S)
+#   text cross-attention (encoder single-stream blocks, with pieces): see KV_PROJECTION_D below
+# Held outside the blocks: each block's inputs (L D), the embedded context (T' D) and the decoder's copy of the
+# patch-embedded video while the encoder runs (N D), and the float32 RoPE tables (2 N head_dim).
 # An 8-bit K/V attention would store K and V in half the bytes: ATTENTION_L and the buffers' 3 become 3 and 2.
 ATTENTION_L = 4
 # Sequence parallel (runtime/parallel.py) over sp ranks: each rank holds 1/sp of the video tokens (the context stays
@@ -86,6 +89,16 @@ ATTENTION_L = 4
 SP_EXCHANGE_D = 6
 PIECE_PROJECTION_D_FUSED = (5, 5)  # (pieces with RoPE, pieces without)
 PIECE_PROJECTION_D_TORCH = (11, 9)
+# The single-stream blocks' text cross-attention over T text tokens, with pieces (without, the MLP phase is
+# larger): after the attention call the block holds its output (L D) and the text K/V (2 T D). The shared layouts
+# copy that K/V out of the block's own before the call (+ 2 T D in the attention phase); the diffusers layout
+# projects it afterwards from the normalized text: text, projection and norm (3 T D) with the fused kernels, 8 T D
+# with the torch ops' float32 copies. Each query piece then holds its projection, normed heads and attention output
+# (Q c): 3 D per token fused, 7 D with the torch norm and RoPE. These phases set the peak only when the context is
+# longer than the video. (The dual-stream blocks' optional cross-attention, off in the released model, is not
+# counted.)
+KV_PROJECTION_D_FUSED, KV_PROJECTION_D_TORCH = 3, 8
+QUERY_PIECE_D_FUSED, QUERY_PIECE_D_TORCH = 3, 7
 # T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like: hidden 2560, MLP 10240, 34 layers):
 # the token embedding (262144 x 2560 = 0.67 B) is ~16 % of the parameters; one text layer ~94 M (~2.2 %).
 TEXT_NON_LAYER_FRACTION = 0.16
@@ -368,26 +381,42 @@ def transformer_activation_bytes(
     context_tokens: int = CONTEXT_TOKENS,
     act_bytes: int = ACT_BYTES,
     sequence_parallel: int = 1,
+    text_tokens: int = TEXT_TOKENS,
 ) -> int:
     """Peak activation bytes of one transformer forward over n video tokens (the formulas at the top): the
     largest of the dual, encoder single-stream and DDT decoder blocks, each with what is held around it; on each of
-    `sequence_parallel` ranks sharing the video tokens."""
+    `sequence_parallel` ranks sharing the video tokens. `text_tokens`: the text part of the context (the keys of
+    the text cross-attention), at most `context_tokens`."""
     d, f = config.hidden_size, int(config.hidden_size * config.mlp_ratio)
     exchange = 0
     if sequence_parallel > 1:
         n, exchange = -(-n // sequence_parallel), SP_EXCHANGE_D
     piece = tuple(p * d for p in (PIECE_PROJECTION_D_FUSED if fused_norms else PIECE_PROJECTION_D_TORCH))
     t = context_tokens
-    decoder_input = n * d if config.num_decoder_layers else 0  # kept for the DDT decoder while the encoder runs
+    # Held while the encoder runs: the patch-embedded video for the DDT decoder, and the embedded context.
+    encoder_held = (n * d if config.num_decoder_layers else 0) + t * d
     rope = 2 * n * config.attention_head_dim * 4 // act_bytes  # cos and sin tables, float32
+    cross = None
+    if config.enable_text_cross_attention_single:
+        cross = _Cross(min(text_tokens, t), config.cross_attention_layout != "diffusers", fused_norms)
     blocks = [
-        _dual_block(n, t, token_chunk, d, f, piece, exchange) + decoder_input if config.num_layers else 0,
-        _single_block(n, t, token_chunk, d, f, piece, exchange) + decoder_input
+        _dual_block(n, t, token_chunk, d, f, piece, exchange) + encoder_held if config.num_layers else 0,
+        _single_block(n, t, token_chunk, d, f, piece, exchange, cross) + encoder_held
         if config.num_encoder_single_layers
         else 0,
         _single_block(n, n, token_chunk, d, f, piece, exchange) + t * d if config.num_decoder_layers else 0,
     ]
     return batch * act_bytes * (max(blocks) + rope)
+
+
+@dataclass(frozen=True)
+class _Cross:
+    """A single-stream block's text cross-attention: its text keys, whether it reuses the block's own text K/V
+    (the original and PR-era layouts) and whether the norms are the fused kernels."""
+
+    text: int
+    shared: bool
+    fused_norms: bool
 
 
 def _projection(first: int, second: int, chunk: int | None, d: int, piece: tuple[int, int]) -> int:
@@ -398,18 +427,41 @@ def _projection(first: int, second: int, chunk: int | None, d: int, piece: tuple
     return 3 * (first + second) * d + max(piece[0] * rope_rest, piece[1] * plain)
 
 
+def _cross_phases(first: int, length: int, chunk: int, d: int, cross: _Cross) -> tuple[int, int]:
+    """With pieces: (what the shared layouts' text K/V add to the attention call, the peak of the cross-attention
+    after it), in elements. After the call the block holds its attention output (L D) and the text K/V (2 T D);
+    the diffusers layout first projects them from the normalized text (T D) with their norm's temporaries; then each
+    query piece is projected, normed and attended (QUERY_PIECE_D per token)."""
+    kv_made = 0 if cross.shared else (KV_PROJECTION_D_FUSED if cross.fused_norms else KV_PROJECTION_D_TORCH)
+    query = QUERY_PIECE_D_FUSED if cross.fused_norms else QUERY_PIECE_D_TORCH
+    after = length * d + max(kv_made * cross.text * d, 2 * cross.text * d + query * min(chunk, first) * d)
+    return (2 * cross.text * d if cross.shared else 0), after
+
+
 def _single_block(
-    first: int, second: int, chunk: int | None, d: int, f: int, piece: tuple[int, int], exchange: int = 0
+    first: int,
+    second: int,
+    chunk: int | None,
+    d: int,
+    f: int,
+    piece: tuple[int, int],
+    exchange: int = 0,
+    cross: _Cross | None = None,
 ) -> int:
     """A single-stream block over [first; second] tokens, its inputs included (elements); `exchange`: the
-    sequence-parallel all-to-all's extra D per token around the attention call."""
+    sequence-parallel all-to-all's extra D per token around the attention call; `cross`: its text
+    cross-attention, if any."""
     length = first + second
     attention = (ATTENTION_L + exchange) * length * d
     if chunk is None:  # one piece: the concatenated tokens, held through the block (the reference's layout)
-        return 2 * length * d + max(attention, piece[0] * length, 2 * length * d + (2 * f + 3 * d) * length)
+        # (the output pass's piece is the whole sequence; the cross-attention's phases, under 4 L D + 8 T D, stay
+        # below it)
+        return 2 * length * d + max(attention, piece[0] * length, 2 * length * d + (2 * f + 2 * d) * length)
     widest = max(min(chunk, first), min(chunk, second))
-    output = 2 * length * d + (2 * f + 3 * d) * widest
-    return length * d + max(attention, _projection(first, second, chunk, d, piece), output)
+    output = 2 * length * d + (2 * f + 2 * d) * widest
+    held_kv, after_attention = _cross_phases(first, length, chunk, d, cross) if cross else (0, 0)
+    phases = (attention + held_kv, _projection(first, second, chunk, d, piece), output, after_attention)
+    return length * d + max(phases)
 
 
 def _dual_block(n: int, t: int, chunk: int | None, d: int, f: int, piece: tuple[int, int], exchange: int = 0) -> int:
@@ -418,7 +470,12 @@ def _dual_block(n: int, t: int, chunk: int | None, d: int, f: int, piece: tuple[
     attention = (ATTENTION_L + 1 + exchange) * length * d  # + the normalized inputs it projects from
     # Its pieces are views of the normalized inputs (one D less each), which stay held (+ L D).
     projection = length * d + _projection(n, t, chunk, d, (piece[0] - d, piece[1] - d))
-    ff = 4 * length * d + (2 * f + d) * min(chunk, n) if chunk else 2 * length * d + (2 * f + d) * n
+    # The feed-forward runs on the video, then on the context, next to both streams' post-attention values (L D):
+    # the stream's FF input and output, and one piece's GELU input and output (the whole stream without pieces).
+    stream = max(n, t)
+    ff = length * d + (
+        2 * stream * d + (2 * f + d) * max(min(chunk, n), min(chunk, t)) if chunk else (2 * f + d) * stream
+    )
     return length * d + max(attention, projection, ff)
 
 
