@@ -251,6 +251,23 @@ def test_single_blocks_chunk_their_mlp_and_projections():
     assert rows["mlp"] == rows["q"] == [16, 16, 16, 12] * 2
 
 
+def test_chunked_cross_attention_projects_the_text_once_per_block():
+    # The query runs per video piece; the text K/V are projected once per block, not once per piece.
+    model = tiny_model(quantized=False)
+    block = model.encoder_single_blocks[0]
+    assert block.cross_attn is not None and TINY.cross_attention_layout == "diffusers"
+    rows = {"q": [], "k": [], "v": []}
+    for name in rows:
+        getattr(block.cross_attn, f"to_{name}").register_forward_hook(
+            lambda m, a, out, name=name: rows[name].append(a[0].shape[1])
+        )
+    apply_token_chunking(model, 16)
+    x = inputs(frames=3, height=8, width=10)  # 60 video tokens
+    forward(model, x)
+    assert rows["q"] == [16, 16, 16, 12]
+    assert rows["k"] == rows["v"] == [x["text_embeds"].shape[1]]
+
+
 def test_chunking_and_streaming_compose():
     model = tiny_model(quantized=True)
     x = inputs()
