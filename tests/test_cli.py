@@ -149,6 +149,28 @@ def test_vram_must_be_a_positive_number(capsys, vram):
     assert exit_info.value.code == 2 and f"--vram: must be a number of GiB > 0, got {vram}" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["run", "-p", "x", "--frames", "9"], "(--frames: did you mean --video-frames?)"),  # ComfyUI/diffusers
+        (["run", "-p", "x", "--num_frames=9"], "(--num_frames=9: did you mean --video-frames?)"),
+        (["run", "-p", "x", "--guidance-scale", "5"], "(--guidance-scale: did you mean --cfg-scale?)"),
+        (["run", "-p", "x", "--vide-frames", "9"], "(--vide-frames: did you mean --video-frames?)"),  # a typo
+        (["run", "-p", "x", "--Steps", "3"], "(--Steps: did you mean --steps?)"),
+        (["run", "a", "red", "fox"], '(a prompt goes after -p, in quotes: -p "a red fox")'),
+        (["verify", "--frames", "9"], "(--frames: did you mean --video-frames?)"),
+        (["check", "--frames", "9"], "unrecognized arguments: --frames 9\n"),  # check has no frames: no guess
+        (["run", "-p", "x", "--bogus"], "unrecognized arguments: --bogus\n"),
+    ],
+)
+def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"motif-lite {argv[0]}: error: " in err and hint in err, err
+    assert f"usage: motif-lite {argv[0]}" in err and "Traceback" not in err
+
+
 def test_truncated_negative_prompt_is_named_in_one_warning_line(checkpoint, tmp_path, capsys):
     # The tiny tokenizer reads ~1 token per character: 600 characters are over the 512-token limit.
     args = run_args(checkpoint[0], tmp_path / "fox.gif", "--video-frames", "1", "--steps", "1")

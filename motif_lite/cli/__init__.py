@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator, Sequence
 
 from motif_lite import __version__
-from motif_lite.cli import check, run, serve, verify
+from motif_lite.cli import check, run, serve, unknown_flags, verify
 from motif_lite.errors import MotifLiteError
 
 EXIT_USER_ERROR = 2
@@ -32,13 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.register(commands)
+    for command_parser in commands.choices.values():  # whose usage and flags an unknown argument is reported with
+        command_parser.set_defaults(command_parser=command_parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        unknown_flags.reject(getattr(args, "command_parser", parser), extras)
     args.argv = argv  # the command as typed: for hints that repeat it, and what `run --gpus N` starts
     if args.command is None:
         parser.print_help()

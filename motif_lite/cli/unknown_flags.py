@@ -1,0 +1,59 @@
+"""What to say about arguments a subcommand does not know: the flag meant, where one is recognizable.
+
+People arrive with the names of the tools they used before (diffusers' `num_frames`, ComfyUI's `length`, ...) or
+with a typo; argparse alone answers "unrecognized arguments" with the top-level usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+
+# Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options).
+OTHER_TOOLS_NAMES = {
+    "--frames": "--video-frames",
+    "--num-frames": "--video-frames",
+    "--length": "--video-frames",
+    "--guidance-scale": "--cfg-scale",
+    "--cfg": "--cfg-scale",
+    "--num-inference-steps": "--steps",
+    "--sample-steps": "--steps",
+    "--sampler": "--sampling-method",
+    "--sampler-name": "--sampling-method",
+    "--scheduler": "--sampling-method",
+    "--shift": "--flow-shift",
+    "--negative": "--negative-prompt",
+    "--neg-prompt": "--negative-prompt",
+    "--out": "--output",
+    "--input-image": "--image",
+    "--num-gpus": "--gpus",
+}
+
+
+def suggestion(flag: str, known: list[str]) -> str | None:
+    """The flag of `known` (a subcommand's option strings) that `flag` most likely means, or None."""
+    name = flag.split("=", 1)[0]
+    if name.startswith("--"):
+        name = "--" + name[2:].replace("_", "-").lower()
+    if name in known:  # only its spelling differed (underscores, capitals)
+        return name
+    meant = OTHER_TOOLS_NAMES.get(name)
+    if meant in known:
+        return meant
+    close = difflib.get_close_matches(name, [k for k in known if k.startswith("--")], n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def reject(parser: argparse.ArgumentParser, extras: list[str]) -> None:
+    """Exit through `parser.error` (usage, one line, exit code 2) naming the unknown arguments and, for each
+    unknown flag, the flag it most likely means; words without a flag in a command that takes a prompt are
+    probably an unquoted prompt."""
+    known = [option for action in parser._actions for option in action.option_strings]  # argparse keeps no public list
+    hints = [
+        f"{flag}: did you mean {meant}?"
+        for flag in extras
+        if flag.startswith("-") and (meant := suggestion(flag, known))
+    ]
+    if not any(word.startswith("-") for word in extras) and "--prompt" in known:
+        hints.append(f'a prompt goes after -p, in quotes: -p "{" ".join(extras)}"')
+    parser.error(f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else ""))
