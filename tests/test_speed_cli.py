@@ -87,3 +87,14 @@ def test_summary_has_one_line_per_feature_in_use(tmp_path):
         "compile: ~84.2s, the first step's extra time (compiling the blocks)",
         "step cache: 37 of 100 transformer calls reused",
     ]
+
+
+def test_summary_total_time_includes_loading(tmp_path):
+    from motif_lite.cli.run import summary
+    from motif_lite.pipeline import GenerationResult
+    from motif_lite.request import GenerationRequest
+
+    timings = {"encode": 1.0, "denoise": 8.0, "decode": 2.0, "total": 11.5}
+    result = GenerationResult(tmp_path / "v.mp4", GenerationRequest("fox", steps=4), 15.0, timings, 0, None)
+    time_line = next(line for line in summary(result, load_seconds=3.0).splitlines() if line.startswith("time:"))
+    assert time_line == "time: load 3.0s | encode 1.0s | denoise 8.0s (2.00 s/step) | decode 2.0s | total 14.5s"
