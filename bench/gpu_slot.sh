@@ -10,6 +10,8 @@
 #   int8      8-bit attention vs SDPA and sageattention, and the 720p forwards                   60-220 s
 #   speed480  s/step at 832x480x49: diffusers, ours, ours with int8 attention (3 steps)          90-200 s
 #   speed720  s/step at 1280x736x121: ours, ours with int8 attention (2 steps)                   150 s-rest
+# Only when named (not in the default list):
+#   planner   the whole 720p T2V per stage against the plan, 6 GiB plan and all resident        150-300 s
 # Each step writes OUT_DIR/STEP.log and OUT_DIR/STEP.xml (JUnit: every test's outcome and recorded values), the
 # benchmarks also their report OUT_DIR/STEP.md / .json; all of it is packed into OUT_DIR.tar.gz at the end. Run
 # `bash bench/gpu_wheels.sh .whl` first where the GPU machine has no network: the wheels in .whl/ (if present) are
@@ -59,5 +61,6 @@ step speed480 90 200 MOTIF_BENCH_SIZES=832x480x49 MOTIF_BENCH_STEPS=3 MOTIF_BENC
     -- bench/bench_speed.py -m cuda -s --bench-report "$OUT/speed480"
 step speed720 150 100000 MOTIF_BENCH_SIZES=1280x736x121 MOTIF_BENCH_STEPS=2 MOTIF_BENCH_ROWS=ours,ours-q4k-int8 \
     -- bench/bench_speed.py -m cuda -s --bench-report "$OUT/speed720"
+step planner 150 300 -- bench/bench_planner.py -m cuda -s --bench-report "$OUT/planner"
 tar czf "$OUT.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")" && echo "gpu_slot: everything in $OUT.tar.gz"
 exit "$STATUS"
