@@ -78,13 +78,25 @@ SHORT_TEXT, LONG_TEXT = (3, 32, 48, 64), (1, 16, 24, 1200)
     ])],
 )  # fmt: skip
 def test_transformer_activations(bench_report, wide_model, chunk, ops, shape):
-    model = wide_model
+    frames, height, width, text_tokens = shape
+    estimate, live_peak = estimate_and_live_peak(wide_model, chunk, ops, (frames, height, width), text_tokens)
+    n = frames * height * width // 4
+    check = f"transformer, D 1536, N {n}, T' {text_tokens}, chunk {chunk}, {ops} norms"
+    mib = dict(estimate_mib=estimate / 2**20, measured_mib=live_peak / 2**20)
+    bench_report.add(ACCURACY, check=check, **mib, ratio=estimate / live_peak)
+    assert within(estimate, live_peak)
+
+
+def estimate_and_live_peak(
+    model: MotifVideoTransformer, chunk: int | None, ops: str, latent: tuple[int, int, int], text_tokens: int
+) -> tuple[int, int]:
+    """The planner's activation bytes for one forward of `model` over latent (frames, height, width) with
+    text_tokens text tokens, and the most bytes of tensors that forward really kept alive together."""
+    config = model.config
     model.ops = fused_like_ops() if ops == "fused" else TORCH_OPS
     handle = apply_token_chunking(model, chunk) if chunk else None
-    frames, height, width, text_tokens = shape
-    n = frames * height * width // 4
-    latents = torch.randn(1, 33, frames, height, width, dtype=torch.bfloat16)
-    text = torch.randn(1, text_tokens, 2560, dtype=torch.bfloat16)
+    latents = torch.randn(1, 33, *latent, dtype=torch.bfloat16)
+    text = torch.randn(1, text_tokens, config.text_embed_dim, dtype=torch.bfloat16)
     try:
         with torch.no_grad(), LiveTensors() as live:
             out = model(latents, torch.tensor([500.0]), text)
@@ -92,13 +104,12 @@ def test_transformer_activations(bench_report, wide_model, chunk, ops, shape):
     finally:
         if handle:
             handle.remove()
+    frames, height, width = latent
     estimate = planner.transformer_activation_bytes(
-        n, WIDE, 1, chunk, fused_norms=ops == "fused", context_tokens=text_tokens, text_tokens=text_tokens
-    )
-    ratio = estimate / live.peak_bytes
-    bench_report.add(ACCURACY, check=f"transformer, D 1536, N {n}, T' {text_tokens}, chunk {chunk}, {ops} norms",
-                     estimate_mib=estimate / 2**20, measured_mib=live.peak_bytes / 2**20, ratio=ratio)  # fmt: skip
-    assert within(estimate, live.peak_bytes)
+        frames * height * width // 4, config, 1, chunk, fused_norms=ops == "fused", context_tokens=text_tokens,
+        text_tokens=text_tokens,
+    )  # fmt: skip
+    return estimate, live.peak_bytes
 
 
 # Every combination on a narrow model (D = 256 with the real head size and MLP ratio; the formulas count in units
@@ -116,25 +127,10 @@ def test_transformer_activations_sweep(bench_report, layout):
     torch.manual_seed(0)
     model = MotifVideoTransformer(config).eval().requires_grad_(False).to(torch.bfloat16)
     ratios = []
-    for (frames, height, width), text_tokens, chunk, ops in itertools.product(
-        SWEEP_VIDEO, SWEEP_TEXT, (None, 64, 256), ("fused", "torch")
-    ):
-        model.ops = fused_like_ops() if ops == "fused" else TORCH_OPS
-        handle = apply_token_chunking(model, chunk) if chunk else None
-        latents = torch.randn(1, 33, frames, height, width, dtype=torch.bfloat16)
-        text = torch.randn(1, text_tokens, 32, dtype=torch.bfloat16)
-        try:
-            with torch.no_grad(), LiveTensors() as live:
-                out = model(latents, torch.tensor([500.0]), text)
-                del out
-        finally:
-            if handle:
-                handle.remove()
-        n = frames * height * width // 4
-        estimate = planner.transformer_activation_bytes(
-            n, config, 1, chunk, fused_norms=ops == "fused", context_tokens=text_tokens, text_tokens=text_tokens
-        )
-        ratios.append(estimate / live.peak_bytes)
+    cases = itertools.product(SWEEP_VIDEO, SWEEP_TEXT, (None, 64, 256), ("fused", "torch"))
+    for latent, text_tokens, chunk, ops in cases:
+        estimate, live_peak = estimate_and_live_peak(model, chunk, ops, latent, text_tokens)
+        ratios.append(estimate / live_peak)
     shapes = f"{len(ratios)} shapes (N 32-384, T' 40-1000, pieces none/64/256, fused/torch norms)"
     check = f"transformer, D 256, {shapes}, {layout} cross-attention"
     bench_report.add(ACCURACY, check=check, ratio=f"{min(ratios):.3f}-{max(ratios):.3f}")
