@@ -268,6 +268,26 @@ def test_chunked_cross_attention_projects_the_text_once_per_block():
     assert rows["k"] == rows["v"] == [x["text_embeds"].shape[1]]
 
 
+@pytest.mark.parametrize("layout", ["diffusers", "original"])
+def test_chunked_dual_stream_cross_attention_equals_plain(layout):
+    # The optional cross-attention of the dual-stream blocks: its query runs per piece too, added to the video
+    # stream's rows in place.
+    flags = {"enable_text_cross_attention_dual": True, "cross_attention_layout": layout}
+    config = TransformerConfig(**{**TINY_KWARGS, **flags})
+    model = randomize_(MotifVideoTransformer(config).eval().requires_grad_(False), 0)
+    rows = []
+    cross = model.transformer_blocks[0].cross_attn
+    query = cross.to_q if layout == "diffusers" else cross.query_proj
+    query.register_forward_hook(lambda m, a, out: rows.append(a[0].shape[1]))
+    x = inputs(frames=3, height=8, width=10)  # 60 video tokens
+    plain = forward(model, x)
+    assert rows == [60]
+    handle = apply_token_chunking(model, 16)
+    assert_rounding_equal(forward(model, x), plain)
+    assert rows[1:] == [16, 16, 16, 12]
+    handle.remove()
+
+
 def test_chunking_and_streaming_compose():
     model = tiny_model(quantized=True)
     x = inputs()

@@ -91,8 +91,11 @@ class DualStreamBlock(nn.Module):
             text_kv = text_cross_kv(self.cross_attn, norm_context[:, ctx.image_len :], None, self.attn, ctx)
         del context_attn_out, norm_context  # each stream's feed-forward below holds only what it still needs
         x = x + gate[:, None] * attn_out
-        if text_kv is not None:
-            x = x + text_cross_attention(self.cross_attn, attn_out, text_kv, self.attn, ctx)
+        if text_kv is not None:  # per query piece of the joint attention's token_chunk, added in place to x's rows
+            for start, piece in token_chunks(attn_out, self.attn.token_chunk):
+                x[:, start : start + piece.shape[1]] += text_cross_attention(
+                    self.cross_attn, piece, text_kv, self.attn, ctx, start
+                )
         del attn_out, text_kv
 
         x = x + gate_ff[:, None] * self.ff(modulate(x, shift_ff, scale_ff))
