@@ -114,16 +114,18 @@ def estimate_and_live_peak(
 
 # Every combination on a narrow model (D = 256 with the real head size and MLP ratio; the formulas count in units
 # of D and F): video against context length, pieces, norms, and the cross-attention layouts (the diffusers one
-# projects its own text K/V; the shared ones copy the block's).
+# projects its own text K/V; the shared ones copy the block's), also in the dual-stream blocks (optional).
 SWEEP_VIDEO = ((1, 8, 16), (2, 16, 32), (3, 16, 32))  # N = 32, 256, 384
 SWEEP_TEXT = (40, 300, 1000)
 
 
 @SLOW
-@pytest.mark.parametrize("layout", ["diffusers", "original"])
-def test_transformer_activations_sweep(bench_report, layout):
+@pytest.mark.parametrize(("layout", "dual_cross"), [("diffusers", False), ("original", False), ("diffusers", True),
+                                                   ("original", True)])  # fmt: skip
+def test_transformer_activations_sweep(bench_report, layout, dual_cross):
     config = TransformerConfig(num_attention_heads=2, num_layers=2, num_single_layers=2, num_decoder_layers=1,
-                               text_embed_dim=32, image_embed_dim=24, cross_attention_layout=layout)  # fmt: skip
+                               text_embed_dim=32, image_embed_dim=24, cross_attention_layout=layout,
+                               enable_text_cross_attention_dual=dual_cross)  # fmt: skip
     torch.manual_seed(0)
     model = MotifVideoTransformer(config).eval().requires_grad_(False).to(torch.bfloat16)
     ratios = []
@@ -132,7 +134,7 @@ def test_transformer_activations_sweep(bench_report, layout):
         estimate, live_peak = estimate_and_live_peak(model, chunk, ops, latent, text_tokens)
         ratios.append(estimate / live_peak)
     shapes = f"{len(ratios)} shapes (N 32-384, T' 40-1000, pieces none/64/256, fused/torch norms)"
-    check = f"transformer, D 256, {shapes}, {layout} cross-attention"
+    check = f"transformer, D 256, {shapes}, {layout} cross-attention{' (dual-stream blocks too)' if dual_cross else ''}"
     bench_report.add(ACCURACY, check=check, ratio=f"{min(ratios):.3f}-{max(ratios):.3f}")
     assert min(ratios) >= 1 - TOLERANCE and max(ratios) <= 1 + TOLERANCE, ratios
 

@@ -91,13 +91,17 @@ NARROW = TransformerConfig(
         (64, False, 1, 600, "diffusers"),
         (256, True, 1, 600, "original"),
         (64, False, 1, 600, "pr"),
+        # The dual-stream blocks' optional cross-attention too: it projects the text K/V in every layout.
+        (64, False, 1, 600, "original+dual"),
+        (None, True, 2, 300, "diffusers+dual"),
     ],
 )
 def test_transformer_formula_matches_the_live_tensors(chunk, fused, frames, text_tokens, layout):
     # The planner's activation estimate against the bytes of tensors a forward really keeps alive together
     # (counted exactly on the CPU): within 10 %, and never below by more than 3 %.
     torch.manual_seed(0)
-    config = dataclasses.replace(NARROW, cross_attention_layout=layout)
+    layout, dual = layout.removesuffix("+dual"), layout.endswith("+dual")
+    config = dataclasses.replace(NARROW, cross_attention_layout=layout, enable_text_cross_attention_dual=dual)
     model = MotifVideoTransformer(config).eval().requires_grad_(False).to(torch.bfloat16)
     if fused:
         model.ops = fused_like_ops()

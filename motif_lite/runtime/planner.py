@@ -89,16 +89,16 @@ ATTENTION_L = 4
 SP_EXCHANGE_D = 6
 PIECE_PROJECTION_D_FUSED = (5, 5)  # (pieces with RoPE, pieces without)
 PIECE_PROJECTION_D_TORCH = (11, 9)
-# The single-stream blocks' text cross-attention over T text tokens, with pieces (without, the MLP phase is
+# The text cross-attention over T text tokens. In a single-stream block with pieces (without, the MLP phase is
 # larger): after the attention call the block holds its output (L D) and the text K/V (2 T D). The shared layouts
 # copy that K/V out of the block's own before the call (+ 2 T D in the attention phase); the diffusers layout
 # projects it afterwards from the normalized text: text, projection and norm (3 T D) with the fused kernels, 8 T D
 # with the torch ops' float32 copies. Each query piece then holds its projection, normed heads and attention output
-# (Q c): 3 D per token fused, 7 D with the torch norm and RoPE. These phases set the peak only when the context is
-# longer than the video. (The dual-stream blocks' optional cross-attention, off in the released model, is not
-# counted.)
+# (Q c): 3 D per token fused, 9 D with the torch norm and RoPE. These phases set the peak only when the context is
+# longer than the video. A dual-stream block's cross-attention (optional, off in the released model) projects the
+# K/V in every layout, then runs its query pieces the same way (`_dual_cross_phase`).
 KV_PROJECTION_D_FUSED, KV_PROJECTION_D_TORCH = 3, 8
-QUERY_PIECE_D_FUSED, QUERY_PIECE_D_TORCH = 3, 7
+QUERY_PIECE_D_FUSED, QUERY_PIECE_D_TORCH = 3, 9
 # T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like: hidden 2560, MLP 10240, 34 layers):
 # the token embedding (262144 x 2560 = 0.67 B) is ~16 % of the parameters; one text layer ~94 M (~2.2 %).
 TEXT_NON_LAYER_FRACTION = 0.16
@@ -396,12 +396,12 @@ def transformer_activation_bytes(
     # Held while the encoder runs: the patch-embedded video for the DDT decoder, and the embedded context.
     encoder_held = (n * d if config.num_decoder_layers else 0) + t * d
     rope = 2 * n * config.attention_head_dim * 4 // act_bytes  # cos and sin tables, float32
-    cross = None
-    if config.enable_text_cross_attention_single:
-        cross = _Cross(min(text_tokens, t), config.cross_attention_layout != "diffusers", fused_norms)
+    cross = _Cross(min(text_tokens, t), config.cross_attention_layout != "diffusers", fused_norms)
+    dual_cross = cross if config.enable_text_cross_attention_dual else None
+    single_cross = cross if config.enable_text_cross_attention_single else None
     blocks = [
-        _dual_block(n, t, token_chunk, d, f, piece, exchange) + encoder_held if config.num_layers else 0,
-        _single_block(n, t, token_chunk, d, f, piece, exchange, cross) + encoder_held
+        _dual_block(n, t, token_chunk, d, f, piece, exchange, dual_cross) + encoder_held if config.num_layers else 0,
+        _single_block(n, t, token_chunk, d, f, piece, exchange, single_cross) + encoder_held
         if config.num_encoder_single_layers
         else 0,
         _single_block(n, n, token_chunk, d, f, piece, exchange) + t * d if config.num_decoder_layers else 0,
@@ -464,8 +464,18 @@ def _single_block(
     return length * d + max(phases)
 
 
-def _dual_block(n: int, t: int, chunk: int | None, d: int, f: int, piece: tuple[int, int], exchange: int = 0) -> int:
-    """A dual-stream block over n video and t context tokens, its inputs included (elements)."""
+def _dual_block(
+    n: int,
+    t: int,
+    chunk: int | None,
+    d: int,
+    f: int,
+    piece: tuple[int, int],
+    exchange: int = 0,
+    cross: _Cross | None = None,
+) -> int:
+    """A dual-stream block over n video and t context tokens, its inputs included (elements); `cross`: its text
+    cross-attention, if any."""
     length = n + t
     attention = (ATTENTION_L + 1 + exchange) * length * d  # + the normalized inputs it projects from
     # Its pieces are views of the normalized inputs (one D less each), which stay held (+ L D).
@@ -476,7 +486,18 @@ def _dual_block(n: int, t: int, chunk: int | None, d: int, f: int, piece: tuple[
     ff = length * d + (
         2 * stream * d + (2 * f + d) * max(min(chunk, n), min(chunk, t)) if chunk else (2 * f + d) * stream
     )
-    return length * d + max(attention, projection, ff)
+    return length * d + max(attention, projection, ff, _dual_cross_phase(n, t, chunk, d, cross) if cross else 0)
+
+
+def _dual_cross_phase(n: int, t: int, chunk: int | None, d: int, cross: _Cross) -> int:
+    """The dual-stream block's text cross-attention (elements, inputs excluded). Every layout projects the text
+    K/V here (from the normalized context, still held: its text is a slice of it) next to the attention output and
+    the updated context; then each query piece runs next to the updated video and the K/V."""
+    kv_made = KV_PROJECTION_D_FUSED if cross.fused_norms else KV_PROJECTION_D_TORCH
+    query = QUERY_PIECE_D_FUSED if cross.fused_norms else QUERY_PIECE_D_TORCH
+    project_kv = n * d + 2 * t * d + kv_made * cross.text * d
+    attend = 2 * n * d + t * d + 2 * cross.text * d + query * min(chunk or n, n) * d
+    return max(project_kv, attend)
 
 
 def text_activation_bytes(batch: int) -> int:
