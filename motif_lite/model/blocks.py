@@ -86,10 +86,11 @@ class DualStreamBlock(nn.Module):
         norm_context = modulate(context, c_shift, c_scale)
         attn_out, context_attn_out = self.attn(modulate(x, shift, scale), norm_context, ctx)
         context = context + c_gate[:, None] * context_attn_out
+        del context_attn_out  # each stream's feed-forward below holds only what it still needs
         text_kv = None
         if self.cross_attn is not None:
             text_kv = text_cross_kv(self.cross_attn, norm_context[:, ctx.image_len :], None, self.attn, ctx)
-        del context_attn_out, norm_context  # each stream's feed-forward below holds only what it still needs
+        del norm_context
         x = x + gate[:, None] * attn_out
         if text_kv is not None:  # per query piece of the joint attention's token_chunk, added in place to x's rows
             for start, piece in token_chunks(attn_out, self.attn.token_chunk):
