@@ -88,26 +88,33 @@ def test_transformer_activations(bench_report, wide_model, chunk, ops, shape):
 
 
 def estimate_and_live_peak(
-    model: MotifVideoTransformer, chunk: int | None, ops: str, latent: tuple[int, int, int], text_tokens: int
+    model: MotifVideoTransformer,
+    chunk: int | None,
+    ops: str,
+    latent: tuple[int, int, int],
+    text_tokens: int,
+    image_tokens: int = 0,
 ) -> tuple[int, int]:
     """The planner's activation bytes for one forward of `model` over latent (frames, height, width) with
-    text_tokens text tokens, and the most bytes of tensors that forward really kept alive together."""
+    text_tokens text tokens (and image_tokens image tokens), and the most bytes of tensors that forward really
+    kept alive together."""
     config = model.config
     model.ops = fused_like_ops() if ops == "fused" else TORCH_OPS
     handle = apply_token_chunking(model, chunk) if chunk else None
     latents = torch.randn(1, 33, *latent, dtype=torch.bfloat16)
     text = torch.randn(1, text_tokens, config.text_embed_dim, dtype=torch.bfloat16)
+    image = torch.randn(1, image_tokens, config.image_embed_dim, dtype=torch.bfloat16) if image_tokens else None
     try:
         with torch.no_grad(), LiveTensors() as live:
-            out = model(latents, torch.tensor([500.0]), text)
+            out = model(latents, torch.tensor([500.0]), text, None, image)
             del out
     finally:
         if handle:
             handle.remove()
     frames, height, width = latent
     estimate = planner.transformer_activation_bytes(
-        frames * height * width // 4, config, 1, chunk, fused_norms=ops == "fused", context_tokens=text_tokens,
-        text_tokens=text_tokens,
+        frames * height * width // 4, config, 1, chunk, fused_norms=ops == "fused",
+        context_tokens=text_tokens + image_tokens, text_tokens=text_tokens,
     )  # fmt: skip
     return estimate, live.peak_bytes
 
@@ -117,6 +124,7 @@ def estimate_and_live_peak(
 # projects its own text K/V; the shared ones copy the block's), also in the dual-stream blocks (optional).
 SWEEP_VIDEO = ((1, 8, 16), (2, 16, 32), (3, 16, 32))  # N = 32, 256, 384
 SWEEP_TEXT = (40, 300, 1000)
+SWEEP_IMAGE = (0, 100)  # image-to-video's image tokens join the context, not the cross-attention's keys
 
 
 @SLOW
@@ -129,11 +137,11 @@ def test_transformer_activations_sweep(bench_report, layout, dual_cross):
     torch.manual_seed(0)
     model = MotifVideoTransformer(config).eval().requires_grad_(False).to(torch.bfloat16)
     ratios = []
-    cases = itertools.product(SWEEP_VIDEO, SWEEP_TEXT, (None, 64, 256), ("fused", "torch"))
-    for latent, text_tokens, chunk, ops in cases:
-        estimate, live_peak = estimate_and_live_peak(model, chunk, ops, latent, text_tokens)
+    cases = itertools.product(SWEEP_VIDEO, SWEEP_TEXT, SWEEP_IMAGE, (None, 64, 256), ("fused", "torch"))
+    for latent, text_tokens, image_tokens, chunk, ops in cases:
+        estimate, live_peak = estimate_and_live_peak(model, chunk, ops, latent, text_tokens, image_tokens)
         ratios.append(estimate / live_peak)
-    shapes = f"{len(ratios)} shapes (N 32-384, T' 40-1000, pieces none/64/256, fused/torch norms)"
+    shapes = f"{len(ratios)} shapes (N 32-384, text 40-1000, image 0/100, pieces none/64/256, fused/torch norms)"
     check = f"transformer, D 256, {shapes}, {layout} cross-attention{' (dual-stream blocks too)' if dual_cross else ''}"
     bench_report.add(ACCURACY, check=check, ratio=f"{min(ratios):.3f}-{max(ratios):.3f}")
     assert min(ratios) >= 1 - TOLERANCE and max(ratios) <= 1 + TOLERANCE, ratios

@@ -56,7 +56,8 @@ def test_decoder_attention_phase_sets_the_peak_at_720p():
     # tables; with pieces of 4096 tokens nothing else comes close.
     n, d = 114_080, 1536
     rope = 2 * n * 128 * 4 // 2
-    expected = 2 * (5 * 2 * n * d + 512 * d + rope)  # + the context held for the decoder (T' = 512 here)
+    # + the embedded context and the context half of the encoder's output, held in the first decoder block (T' = 512)
+    expected = 2 * (5 * 2 * n * d + 2 * 512 * d + rope)
     assert transformer_activation_bytes(n, FULL, 1, 4096, fused_norms=True, context_tokens=512) == expected
     assert transformer_activation_bytes(n, FULL, 2, 4096, True) == 2 * transformer_activation_bytes(
         n, FULL, 1, 4096, True
@@ -79,24 +80,28 @@ NARROW = TransformerConfig(
 
 
 @pytest.mark.parametrize(
-    ("chunk", "fused", "frames", "text_tokens", "layout"),
+    ("chunk", "fused", "frames", "text_tokens", "image_tokens", "layout"),
     [
-        (None, True, 2, 40, "diffusers"),
-        (64, True, 2, 40, "diffusers"),
-        (256, False, 2, 40, "diffusers"),
-        (64, False, 2, 40, "diffusers"),
+        (None, True, 2, 40, 0, "diffusers"),
+        (64, True, 2, 40, 0, "diffusers"),
+        (256, False, 2, 40, 0, "diffusers"),
+        (64, False, 2, 40, 0, "diffusers"),
         # A context longer than the video (a tiny clip, a long prompt): the text cross-attention's phases and the
         # dual-stream blocks' context feed-forward set the peak, for each cross-attention layout.
-        (64, True, 1, 600, "diffusers"),
-        (64, False, 1, 600, "diffusers"),
-        (256, True, 1, 600, "original"),
-        (64, False, 1, 600, "pr"),
+        (64, True, 1, 600, 0, "diffusers"),
+        (64, False, 1, 600, 0, "diffusers"),
+        (256, True, 1, 600, 0, "original"),
+        (64, False, 1, 600, 0, "pr"),
         # The dual-stream blocks' optional cross-attention too: it projects the text K/V in every layout.
-        (64, False, 1, 600, "original+dual"),
-        (None, True, 2, 300, "diffusers+dual"),
+        (64, False, 1, 600, 0, "original+dual"),
+        (None, True, 2, 300, 0, "diffusers+dual"),
+        # Image-to-video: image tokens in the context, not in the cross-attention's keys; the first decoder block
+        # still holds the encoder output's context half.
+        (64, True, 3, 40, 100, "diffusers"),
+        (64, False, 1, 600, 729, "original+dual"),
     ],
 )
-def test_transformer_formula_matches_the_live_tensors(chunk, fused, frames, text_tokens, layout):
+def test_transformer_formula_matches_the_live_tensors(chunk, fused, frames, text_tokens, image_tokens, layout):
     # The planner's activation estimate against the bytes of tensors a forward really keeps alive together
     # (counted exactly on the CPU): within 10 %, and never below by more than 3 %.
     torch.manual_seed(0)
@@ -109,12 +114,13 @@ def test_transformer_formula_matches_the_live_tensors(chunk, fused, frames, text
         apply_token_chunking(model, chunk)
     latents = torch.randn(1, 33, frames, 16, 32, dtype=torch.bfloat16)  # N = frames x 8 x 16 video tokens
     text = torch.randn(1, text_tokens, 32, dtype=torch.bfloat16)
+    image = torch.randn(1, image_tokens, 24, dtype=torch.bfloat16) if image_tokens else None
     with torch.no_grad(), LiveTensors() as live:
-        out = model(latents, torch.tensor([500.0]), text)
+        out = model(latents, torch.tensor([500.0]), text, None, image)
         del out
     n = frames * 8 * 16
     estimate = transformer_activation_bytes(
-        n, config, 1, chunk, fused_norms=fused, context_tokens=text_tokens, text_tokens=text_tokens
+        n, config, 1, chunk, fused_norms=fused, context_tokens=text_tokens + image_tokens, text_tokens=text_tokens
     )
     assert 0.97 * live.peak_bytes <= estimate <= 1.10 * live.peak_bytes, (estimate, live.peak_bytes)
 

@@ -80,7 +80,8 @@ CONTEXT_TOKENS = 512 + 729
 #                   (without chunks: L D + (2 F + D) S)
 #   text cross-attention (encoder single-stream blocks, with pieces): see KV_PROJECTION_D below
 # Held outside the blocks: each block's inputs (L D), the embedded context (T' D) and the decoder's copy of the
-# patch-embedded video while the encoder runs (N D), and the float32 RoPE tables (2 N head_dim).
+# patch-embedded video while the encoder runs (N D), in the first decoder block the encoder output's context half
+# (T' D), and the float32 RoPE tables (2 N head_dim).
 # An 8-bit K/V attention would store K and V in half the bytes: ATTENTION_L and the buffers' 3 become 3 and 2.
 ATTENTION_L = 4
 # Sequence parallel (runtime/parallel.py) over sp ranks: each rank holds 1/sp of the video tokens (the context stays
@@ -404,7 +405,9 @@ def transformer_activation_bytes(
         _single_block(n, t, token_chunk, d, f, piece, exchange, single_cross) + encoder_held
         if config.num_encoder_single_layers
         else 0,
-        _single_block(n, n, token_chunk, d, f, piece, exchange) + t * d if config.num_decoder_layers else 0,
+        # + the embedded context, and the context half of the last encoder block's output, which the decoder's
+        # input (a view of its video half) keeps alive until the first decoder block has run
+        _single_block(n, n, token_chunk, d, f, piece, exchange) + 2 * t * d if config.num_decoder_layers else 0,
     ]
     return batch * act_bytes * (max(blocks) + rope)
 
@@ -495,7 +498,7 @@ def _dual_cross_phase(n: int, t: int, chunk: int | None, d: int, cross: _Cross) 
     the updated context; then each query piece runs next to the updated video and the K/V."""
     kv_made = KV_PROJECTION_D_FUSED if cross.fused_norms else KV_PROJECTION_D_TORCH
     query = QUERY_PIECE_D_FUSED if cross.fused_norms else QUERY_PIECE_D_TORCH
-    project_kv = n * d + 2 * t * d + kv_made * cross.text * d
+    project_kv = n * d + 2 * t * d + (kv_made - 1) * cross.text * d  # its normalized text is a view
     attend = 2 * n * d + t * d + 2 * cross.text * d + query * min(chunk or n, n) * d
     return max(project_kv, attend)
 
