@@ -78,7 +78,7 @@ CONTEXT_TOKENS = 512 + 729
 #   dual-block FF:  both streams after attention L D, the running stream's FF input and output 2 S D (S the
 #                   longer stream) + one piece's GELU in/out ................................... (2 F + D) c
 #                   (without chunks: L D + (2 F + D) S)
-#   text cross-attention (encoder single-stream blocks, with pieces): see KV_PROJECTION_D below
+#   text cross-attention (single-stream blocks with pieces; the dual-stream blocks' optional one): see below
 # Held outside the blocks: each block's inputs (L D), the embedded context (T' D) and the decoder's copy of the
 # patch-embedded video while the encoder runs (N D), in the first decoder block the encoder output's context half
 # (T' D), and the float32 RoPE tables (2 N head_dim).
@@ -414,8 +414,9 @@ def transformer_activation_bytes(
 
 @dataclass(frozen=True)
 class _Cross:
-    """A single-stream block's text cross-attention: its text keys, whether it reuses the block's own text K/V
-    (the original and PR-era layouts) and whether the norms are the fused kernels."""
+    """A block's text cross-attention: its text keys, whether a single-stream block reuses its own attention's text
+    K/V (the original and PR-era layouts; a dual-stream block always projects them) and whether the norms are the
+    fused kernels."""
 
     text: int
     shared: bool
