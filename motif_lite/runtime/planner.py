@@ -393,6 +393,7 @@ def transformer_activation_bytes(
     if sequence_parallel > 1:
         n, exchange = -(-n // sequence_parallel), SP_EXCHANGE_D
     piece = tuple(p * d for p in (PIECE_PROJECTION_D_FUSED if fused_norms else PIECE_PROJECTION_D_TORCH))
+    widths = _Widths(token_chunk, d, f, piece, exchange)
     t = context_tokens
     # Held while the encoder runs: the patch-embedded video for the DDT decoder, and the embedded context.
     encoder_held = (n * d if config.num_decoder_layers else 0) + t * d
@@ -401,13 +402,11 @@ def transformer_activation_bytes(
     dual_cross = cross if config.enable_text_cross_attention_dual else None
     single_cross = cross if config.enable_text_cross_attention_single else None
     blocks = [
-        _dual_block(n, t, token_chunk, d, f, piece, exchange, dual_cross) + encoder_held if config.num_layers else 0,
-        _single_block(n, t, token_chunk, d, f, piece, exchange, single_cross) + encoder_held
-        if config.num_encoder_single_layers
-        else 0,
+        _dual_block(n, t, widths, dual_cross) + encoder_held if config.num_layers else 0,
+        _single_block(n, t, widths, single_cross) + encoder_held if config.num_encoder_single_layers else 0,
         # + the embedded context, and the context half of the last encoder block's output, which the decoder's
         # input (a view of its video half) keeps alive until the first decoder block has run
-        _single_block(n, n, token_chunk, d, f, piece, exchange) + 2 * t * d if config.num_decoder_layers else 0,
+        _single_block(n, n, widths) + 2 * t * d if config.num_decoder_layers else 0,
     ]
     return batch * act_bytes * (max(blocks) + rope)
 
@@ -423,6 +422,19 @@ class _Cross:
     fused_norms: bool
 
 
+@dataclass(frozen=True)
+class _Widths:
+    """What every block's formula of one forward shares: tokens per piece (None: a stream at once), hidden size D,
+    MLP width F, one projection piece's temporaries per token (with RoPE, without; elements) and the sequence-parallel
+    exchange's extra D per token."""
+
+    chunk: int | None
+    d: int
+    f: int
+    piece: tuple[int, int]
+    exchange: int
+
+
 def _projection(first: int, second: int, chunk: int | None, d: int, piece: tuple[int, int]) -> int:
     """The projection phase over [first; second] tokens (RoPE on the first stream): the Q/K/V buffers and the
     largest piece projected while they exist (the first piece comes before them)."""
@@ -431,57 +443,41 @@ def _projection(first: int, second: int, chunk: int | None, d: int, piece: tuple
     return 3 * (first + second) * d + max(piece[0] * rope_rest, piece[1] * plain)
 
 
-def _cross_phases(first: int, length: int, chunk: int, d: int, cross: _Cross) -> tuple[int, int]:
+def _cross_phases(first: int, length: int, w: _Widths, cross: _Cross) -> tuple[int, int]:
     """With pieces: (what the shared layouts' text K/V add to the attention call, the peak of the cross-attention
     after it), in elements. After the call the block holds its attention output (L D) and the text K/V (2 T D);
     the diffusers layout first projects them from the normalized text (T D) with their norm's temporaries; then each
     query piece is projected, normed and attended (QUERY_PIECE_D per token)."""
+    d = w.d
     kv_made = 0 if cross.shared else (KV_PROJECTION_D_FUSED if cross.fused_norms else KV_PROJECTION_D_TORCH)
     query = QUERY_PIECE_D_FUSED if cross.fused_norms else QUERY_PIECE_D_TORCH
-    after = length * d + max(kv_made * cross.text * d, 2 * cross.text * d + query * min(chunk, first) * d)
+    after = length * d + max(kv_made * cross.text * d, 2 * cross.text * d + query * min(w.chunk, first) * d)
     return (2 * cross.text * d if cross.shared else 0), after
 
 
-def _single_block(
-    first: int,
-    second: int,
-    chunk: int | None,
-    d: int,
-    f: int,
-    piece: tuple[int, int],
-    exchange: int = 0,
-    cross: _Cross | None = None,
-) -> int:
-    """A single-stream block over [first; second] tokens, its inputs included (elements); `exchange`: the
-    sequence-parallel all-to-all's extra D per token around the attention call; `cross`: its text
-    cross-attention, if any."""
+def _single_block(first: int, second: int, w: _Widths, cross: _Cross | None = None) -> int:
+    """A single-stream block over [first; second] tokens, its inputs included (elements); the sequence-parallel
+    all-to-all adds `w.exchange` D per token around the attention call; `cross`: its text cross-attention, if any."""
+    d, f, chunk, piece = w.d, w.f, w.chunk, w.piece
     length = first + second
-    attention = (ATTENTION_L + exchange) * length * d
+    attention = (ATTENTION_L + w.exchange) * length * d
     if chunk is None:  # one piece: the concatenated tokens, held through the block (the reference's layout)
         # (the output pass's piece is the whole sequence; the cross-attention's phases, under 4 L D + 8 T D, stay
         # below it)
         return 2 * length * d + max(attention, piece[0] * length, 2 * length * d + (2 * f + 2 * d) * length)
     widest = max(min(chunk, first), min(chunk, second))
     output = 2 * length * d + (2 * f + 2 * d) * widest
-    held_kv, after_attention = _cross_phases(first, length, chunk, d, cross) if cross else (0, 0)
+    held_kv, after_attention = _cross_phases(first, length, w, cross) if cross else (0, 0)
     phases = (attention + held_kv, _projection(first, second, chunk, d, piece), output, after_attention)
     return length * d + max(phases)
 
 
-def _dual_block(
-    n: int,
-    t: int,
-    chunk: int | None,
-    d: int,
-    f: int,
-    piece: tuple[int, int],
-    exchange: int = 0,
-    cross: _Cross | None = None,
-) -> int:
+def _dual_block(n: int, t: int, w: _Widths, cross: _Cross | None = None) -> int:
     """A dual-stream block over n video and t context tokens, its inputs included (elements); `cross`: its text
     cross-attention, if any."""
+    d, f, chunk, piece = w.d, w.f, w.chunk, w.piece
     length = n + t
-    attention = (ATTENTION_L + 1 + exchange) * length * d  # + the normalized inputs it projects from
+    attention = (ATTENTION_L + 1 + w.exchange) * length * d  # + the normalized inputs it projects from
     # Its pieces are views of the normalized inputs (one D less each), which stay held (+ L D).
     projection = length * d + _projection(n, t, chunk, d, (piece[0] - d, piece[1] - d))
     # The feed-forward runs on the video, then on the context, next to both streams' post-attention values (L D):
@@ -490,17 +486,18 @@ def _dual_block(
     ff = length * d + (
         2 * stream * d + (2 * f + d) * max(min(chunk, n), min(chunk, t)) if chunk else (2 * f + d) * stream
     )
-    return length * d + max(attention, projection, ff, _dual_cross_phase(n, t, chunk, d, cross) if cross else 0)
+    return length * d + max(attention, projection, ff, _dual_cross_phase(n, t, w, cross) if cross else 0)
 
 
-def _dual_cross_phase(n: int, t: int, chunk: int | None, d: int, cross: _Cross) -> int:
+def _dual_cross_phase(n: int, t: int, w: _Widths, cross: _Cross) -> int:
     """The dual-stream block's text cross-attention (elements, inputs excluded). Every layout projects the text
     K/V here (from the normalized context, still held: its text is a slice of it) next to the attention output and
     the updated context; then each query piece runs next to the updated video and the K/V."""
+    d = w.d
     kv_made = KV_PROJECTION_D_FUSED if cross.fused_norms else KV_PROJECTION_D_TORCH
     query = QUERY_PIECE_D_FUSED if cross.fused_norms else QUERY_PIECE_D_TORCH
     project_kv = n * d + 2 * t * d + (kv_made - 1) * cross.text * d  # its normalized text is a view
-    attend = 2 * n * d + t * d + 2 * cross.text * d + query * min(chunk or n, n) * d
+    attend = 2 * n * d + t * d + 2 * cross.text * d + query * min(w.chunk or n, n) * d
     return max(project_kv, attend)
 
 
