@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import difflib
 
-# Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options).
+# Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options,
+# ComfyUI's server flags).
 OTHER_TOOLS_NAMES = {
     "--frames": "--video-frames",
     "--num-frames": "--video-frames",
@@ -27,6 +28,7 @@ OTHER_TOOLS_NAMES = {
     "--out": "--output",
     "--input-image": "--image",
     "--num-gpus": "--gpus",
+    "--listen": "--host",
 }
 
 
