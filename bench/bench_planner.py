@@ -170,6 +170,10 @@ def test_vae_encode_activations(bench_report, bands):
 # -- CPU: host memory of a whole run, in a fresh process --
 
 SIZES = {"tiny": (48, 32, 9), "moderate": (128, 128, 9)}
+# The planner's base RSS (Python, torch, the libraries: a constant) differs between installs by an absolute amount,
+# ~0.1 GiB (0.53 GiB after a tiny load on 2026-11-30, 0.48 in a fresh environment on 2026-12-01); the tiny case is
+# almost all base, so 10 % of it cannot hold that spread.
+BASE_RSS_SPREAD = int(0.1 * GiB)
 
 
 def _make_checkpoint(kind: str, root: Path) -> None:
@@ -231,7 +235,9 @@ def test_host_rss(bench_report, kind, tmp_path):
                      ratio=result["estimate"] / result["measured"],
                      note=f"runs {peaks} GiB; "
                      f"RSS after loading {result['loaded'] / GiB:.2f} GiB")  # fmt: skip
-    assert within(result["estimate"], result["measured"])
+    # Never more than 10 % short; above, 10 % plus the install-to-install spread of the assumed base RSS.
+    assert result["estimate"] >= (1 - TOLERANCE) * result["measured"]
+    assert result["estimate"] <= (1 + TOLERANCE) * result["measured"] + BASE_RSS_SPREAD
 
 
 # -- GPU: the whole text-to-video, each stage against the plan --
