@@ -158,6 +158,7 @@ def test_vram_must_be_a_positive_number(capsys, vram):
         (["run", "-p", "x", "--vide-frames", "9"], "(--vide-frames: did you mean --video-frames?)"),  # a typo
         (["run", "-p", "x", "--Steps", "3"], "(--Steps: did you mean --steps?)"),
         (["run", "a", "red", "fox"], '(a prompt goes after -p, in quotes: -p "a red fox")'),
+        (["run", "-p", "a", "red", "fox"], '(a prompt goes after -p, in quotes: -p "a red fox")'),
         (["verify", "--frames", "9"], "(--frames: did you mean --video-frames?)"),
         (["serve", "--listen", "0.0.0.0"], "(--listen: did you mean --host?)"),  # ComfyUI's server flag
         (["check", "--frames", "9"], "unrecognized arguments: --frames 9\n"),  # check has no frames: no guess

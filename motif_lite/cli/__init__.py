@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, extras = parser.parse_known_args(argv)
     if extras:
-        unknown_flags.reject(getattr(args, "command_parser", parser), extras)
+        unknown_flags.reject(getattr(args, "command_parser", parser), extras, args)
     args.argv = argv  # the command as typed: for hints that repeat it, and what `run --gpus N` starts
     if args.command is None:
         parser.print_help()

@@ -46,16 +46,17 @@ def suggestion(flag: str, known: list[str]) -> str | None:
     return close[0] if close else None
 
 
-def reject(parser: argparse.ArgumentParser, extras: list[str]) -> None:
+def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Namespace) -> None:
     """Exit through `parser.error` (usage, one line, exit code 2) naming the unknown arguments and, for each
-    unknown flag, the flag it most likely means; words without a flag in a command that takes a prompt are
-    probably an unquoted prompt."""
+    unknown flag, the flag it most likely means; words without a flag in a command that takes a prompt are probably
+    an unquoted prompt, or the rest of one (`args`: what was parsed, the prompt's first word included)."""
     known = [option for action in parser._actions for option in action.option_strings]  # argparse keeps no public list
     hints = [
         f"{flag}: did you mean {meant}?"
         for flag in extras
         if flag.startswith("-") and (meant := suggestion(flag, known))
     ]
-    if not any(word.startswith("-") for word in extras) and "--prompt" in known:
-        hints.append(f'a prompt goes after -p, in quotes: -p "{" ".join(extras)}"')
+    if "--prompt" in known and not any(word.startswith("-") for word in extras):
+        words = [*([args.prompt] if getattr(args, "prompt", None) else []), *extras]
+        hints.append(f'a prompt goes after -p, in quotes: -p "{" ".join(words)}"')
     parser.error(f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else ""))
