@@ -34,13 +34,11 @@ os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")  # 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # also when run as the host worker
 SLOW = pytest.mark.slow
 
-from live_memory import LiveTensors, fused_like_ops  # noqa: E402
+from live_memory import LiveTensors, estimate_and_live_peak  # noqa: E402
 
 from motif_lite.config import TransformerConfig  # noqa: E402
-from motif_lite.model.ops import TORCH_OPS  # noqa: E402
 from motif_lite.model.transformer import MotifVideoTransformer  # noqa: E402
 from motif_lite.runtime import planner  # noqa: E402
-from motif_lite.runtime.chunking import apply_token_chunking  # noqa: E402
 
 GiB = 1024**3
 TOLERANCE = 0.10
@@ -85,38 +83,6 @@ def test_transformer_activations(bench_report, wide_model, chunk, ops, shape):
     mib = dict(estimate_mib=estimate / 2**20, measured_mib=live_peak / 2**20)
     bench_report.add(ACCURACY, check=check, **mib, ratio=estimate / live_peak)
     assert within(estimate, live_peak)
-
-
-def estimate_and_live_peak(
-    model: MotifVideoTransformer,
-    chunk: int | None,
-    ops: str,
-    latent: tuple[int, int, int],
-    text_tokens: int,
-    image_tokens: int = 0,
-) -> tuple[int, int]:
-    """The planner's activation bytes for one forward of `model` over latent (frames, height, width) with
-    text_tokens text tokens (and image_tokens image tokens), and the most bytes of tensors that forward really
-    kept alive together."""
-    config = model.config
-    model.ops = fused_like_ops() if ops == "fused" else TORCH_OPS
-    handle = apply_token_chunking(model, chunk) if chunk else None
-    latents = torch.randn(1, 33, *latent, dtype=torch.bfloat16)
-    text = torch.randn(1, text_tokens, config.text_embed_dim, dtype=torch.bfloat16)
-    image = torch.randn(1, image_tokens, config.image_embed_dim, dtype=torch.bfloat16) if image_tokens else None
-    try:
-        with torch.no_grad(), LiveTensors() as live:
-            out = model(latents, torch.tensor([500.0]), text, None, image)
-            del out
-    finally:
-        if handle:
-            handle.remove()
-    frames, height, width = latent
-    estimate = planner.transformer_activation_bytes(
-        frames * height * width // 4, config, 1, chunk, fused_norms=ops == "fused",
-        context_tokens=text_tokens + image_tokens, text_tokens=text_tokens,
-    )  # fmt: skip
-    return estimate, live.peak_bytes
 
 
 # Every combination on a narrow model (D = 256 with the real head size and MLP ratio; the formulas count in units

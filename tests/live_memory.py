@@ -70,3 +70,39 @@ def fused_like_ops():
         return torch.empty(x.shape, dtype=x.dtype)
 
     return dataclasses.replace(TORCH_OPS, layer_norm_modulate=layer_norm_modulate, rms_norm_rope=rms_norm_rope)
+
+
+def estimate_and_live_peak(
+    model: torch.nn.Module,
+    chunk: int | None,
+    ops: str,
+    latent: tuple[int, int, int],
+    text_tokens: int,
+    image_tokens: int = 0,
+) -> tuple[int, int]:
+    """The planner's activation bytes for one forward of a `MotifVideoTransformer` over latent (frames, height,
+    width) with text_tokens text tokens (and image_tokens image tokens), with `ops` "fused" (`fused_like_ops`) or
+    "torch" and token pieces of `chunk`, and the most bytes of tensors that forward really kept alive together."""
+    from motif_lite.model.ops import TORCH_OPS
+    from motif_lite.runtime import planner
+    from motif_lite.runtime.chunking import apply_token_chunking
+
+    config = model.config
+    model.ops = fused_like_ops() if ops == "fused" else TORCH_OPS
+    handle = apply_token_chunking(model, chunk) if chunk else None
+    latents = torch.randn(1, 33, *latent, dtype=torch.bfloat16)
+    text = torch.randn(1, text_tokens, config.text_embed_dim, dtype=torch.bfloat16)
+    image = torch.randn(1, image_tokens, config.image_embed_dim, dtype=torch.bfloat16) if image_tokens else None
+    try:
+        with torch.no_grad(), LiveTensors() as live:
+            out = model(latents, torch.tensor([500.0]), text, None, image)
+            del out
+    finally:
+        if handle:
+            handle.remove()
+    frames, height, width = latent
+    estimate = planner.transformer_activation_bytes(
+        frames * height * width // 4, config, 1, chunk, fused_norms=ops == "fused",
+        context_tokens=text_tokens + image_tokens, text_tokens=text_tokens,
+    )  # fmt: skip
+    return estimate, live.peak_bytes

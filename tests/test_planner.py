@@ -8,13 +8,13 @@ import re
 
 import pytest
 import torch
-from live_memory import LiveTensors, fused_like_ops
+from live_memory import estimate_and_live_peak
 from test_streaming import TINY, forward, inputs, tiny_model
 
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.runtime.chunking import ChunkedFeedForward, apply_token_chunking
+from motif_lite.runtime.chunking import ChunkedFeedForward
 from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host
 from motif_lite.runtime.planner import (
     GiB,
@@ -108,21 +108,9 @@ def test_transformer_formula_matches_the_live_tensors(chunk, fused, frames, text
     layout, dual = layout.removesuffix("+dual"), layout.endswith("+dual")
     config = dataclasses.replace(NARROW, cross_attention_layout=layout, enable_text_cross_attention_dual=dual)
     model = MotifVideoTransformer(config).eval().requires_grad_(False).to(torch.bfloat16)
-    if fused:
-        model.ops = fused_like_ops()
-    if chunk:
-        apply_token_chunking(model, chunk)
-    latents = torch.randn(1, 33, frames, 16, 32, dtype=torch.bfloat16)  # N = frames x 8 x 16 video tokens
-    text = torch.randn(1, text_tokens, 32, dtype=torch.bfloat16)
-    image = torch.randn(1, image_tokens, 24, dtype=torch.bfloat16) if image_tokens else None
-    with torch.no_grad(), LiveTensors() as live:
-        out = model(latents, torch.tensor([500.0]), text, None, image)
-        del out
-    n = frames * 8 * 16
-    estimate = transformer_activation_bytes(
-        n, config, 1, chunk, fused_norms=fused, context_tokens=text_tokens + image_tokens, text_tokens=text_tokens
-    )
-    assert 0.97 * live.peak_bytes <= estimate <= 1.10 * live.peak_bytes, (estimate, live.peak_bytes)
+    ops = "fused" if fused else "torch"
+    estimate, live_peak = estimate_and_live_peak(model, chunk, ops, (frames, 16, 32), text_tokens, image_tokens)
+    assert 0.97 * live_peak <= estimate <= 1.10 * live_peak, (estimate, live_peak)
 
 
 def test_80_gb_keeps_everything_resident():

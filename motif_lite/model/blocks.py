@@ -31,20 +31,13 @@ def make_cross_attention(cfg: TransformerConfig) -> nn.Module:
 
 
 def text_cross_kv(
-    cross: nn.Module,
-    text: torch.Tensor,
-    shared_kv: tuple[torch.Tensor, torch.Tensor] | None,
-    block_attn: QKVProjection,
-    ctx: BlockContext,
+    cross: nn.Module, text: torch.Tensor, block_attn: QKVProjection, ctx: BlockContext
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The text K/V [B, H, T, D] of a block's cross-attention, projected once for all its query pieces.
-
-    text: [B, T, C] normalized text tokens (image tokens excluded). shared_kv: the text K/V the block's own
-    attention computed with its to_k/to_v (reused by the shared layouts), or None to project them here.
-    """
-    if isinstance(cross, CrossAttention):
-        return cross.project_kv(text, ctx, rope=False)
-    return shared_kv if shared_kv is not None else block_attn.project_kv(text, ctx, rope=False)
+    """The text K/V [B, H, T, D] of a block's cross-attention, projected once for all its query pieces: with the
+    diffusers layout's own to_k/to_v, else with the block attention's. text: [B, T, C] normalized text tokens
+    (image tokens excluded)."""
+    projection = cross if isinstance(cross, CrossAttention) else block_attn
+    return projection.project_kv(text, ctx, rope=False)
 
 
 def text_cross_attention(
@@ -89,7 +82,7 @@ class DualStreamBlock(nn.Module):
         del context_attn_out  # each stream's feed-forward below holds only what it still needs
         text_kv = None
         if self.cross_attn is not None:
-            text_kv = text_cross_kv(self.cross_attn, norm_context[:, ctx.image_len :], None, self.attn, ctx)
+            text_kv = text_cross_kv(self.cross_attn, norm_context[:, ctx.image_len :], self.attn, ctx)
         del norm_context
         x = x + gate[:, None] * attn_out
         if text_kv is not None:  # per query piece of the joint attention's token_chunk, added in place to x's rows
@@ -173,7 +166,7 @@ class SingleStreamBlock(nn.Module):
                 # layout, so the block rounds exactly like it in bf16; with pieces only the text is normalized.
                 whole = pieces[0][1] if len(pieces) == 1 else None
                 text = normalize(whole)[:, text_start:] if whole is not None else normalize(context[:, ctx.image_len :])
-                text_kv = text_cross_kv(self.cross_attn, text, None, self.attn, ctx)
+                text_kv = text_cross_kv(self.cross_attn, text, self.attn, ctx)
                 del text
             for start, piece in token_chunks(attn_out[:, :n], self.token_chunk):
                 cross = text_cross_attention(self.cross_attn, piece, text_kv, self.attn, ctx, start)

@@ -421,6 +421,14 @@ class _Cross:
     shared: bool
     fused_norms: bool
 
+    @property
+    def kv_projection_d(self) -> int:
+        return KV_PROJECTION_D_FUSED if self.fused_norms else KV_PROJECTION_D_TORCH
+
+    @property
+    def query_piece_d(self) -> int:
+        return QUERY_PIECE_D_FUSED if self.fused_norms else QUERY_PIECE_D_TORCH
+
 
 @dataclass(frozen=True)
 class _Widths:
@@ -449,9 +457,10 @@ def _cross_phases(first: int, length: int, w: _Widths, cross: _Cross) -> tuple[i
     the diffusers layout first projects them from the normalized text (T D) with their norm's temporaries; then each
     query piece is projected, normed and attended (QUERY_PIECE_D per token)."""
     d = w.d
-    kv_made = 0 if cross.shared else (KV_PROJECTION_D_FUSED if cross.fused_norms else KV_PROJECTION_D_TORCH)
-    query = QUERY_PIECE_D_FUSED if cross.fused_norms else QUERY_PIECE_D_TORCH
-    after = length * d + max(kv_made * cross.text * d, 2 * cross.text * d + query * min(w.chunk, first) * d)
+    kv_made = 0 if cross.shared else cross.kv_projection_d
+    after = length * d + max(
+        kv_made * cross.text * d, 2 * cross.text * d + cross.query_piece_d * min(w.chunk, first) * d
+    )
     return (2 * cross.text * d if cross.shared else 0), after
 
 
@@ -494,10 +503,8 @@ def _dual_cross_phase(n: int, t: int, w: _Widths, cross: _Cross) -> int:
     K/V here (from the normalized context, still held: its text is a slice of it) next to the attention output and
     the updated context; then each query piece runs next to the updated video and the K/V."""
     d = w.d
-    kv_made = KV_PROJECTION_D_FUSED if cross.fused_norms else KV_PROJECTION_D_TORCH
-    query = QUERY_PIECE_D_FUSED if cross.fused_norms else QUERY_PIECE_D_TORCH
-    project_kv = n * d + 2 * t * d + (kv_made - 1) * cross.text * d  # its normalized text is a view
-    attend = 2 * n * d + t * d + 2 * cross.text * d + query * min(w.chunk or n, n) * d
+    project_kv = n * d + 2 * t * d + (cross.kv_projection_d - 1) * cross.text * d  # its normalized text is a view
+    attend = 2 * n * d + t * d + 2 * cross.text * d + cross.query_piece_d * min(w.chunk or n, n) * d
     return max(project_kv, attend)
 
 
