@@ -21,10 +21,12 @@ everything else is loaded twice. diffusers is imported here only (the `verify` e
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,11 +181,35 @@ def verify(
         if on_stage is not None:
             on_stage(stage)
 
-    with torch.no_grad():
+    # The text and frames stages both encode the prompts: a truncation warning is said once, not twice.
+    with torch.no_grad(), _each_warning_once(logging.getLogger("motif_lite.encoders.text")):
         for run_stage in (comparison.text, comparison.transformer, comparison.guidance, comparison.vae):
             record(run_stage())
         record(comparison.frames())
     return result
+
+
+class _FirstOfEach(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        first = message not in self.seen
+        self.seen.add(message)
+        return first
+
+
+@contextlib.contextmanager
+def _each_warning_once(logger: logging.Logger) -> Iterator[None]:
+    """While inside, `logger` drops any message it has already emitted."""
+    once = _FirstOfEach()
+    logger.addFilter(once)
+    try:
+        yield
+    finally:
+        logger.removeFilter(once)
 
 
 def _import_diffusers() -> Any:

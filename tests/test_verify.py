@@ -88,3 +88,12 @@ def test_without_diffusers_it_says_how_to_install(tiny, capsys, monkeypatch):
 def test_bad_force_is_a_user_error(tiny, capsys):
     assert cli.main(["verify", "-m", str(tiny[0]), "--force", "theta=1", *SMALL]) == cli.EXIT_USER_ERROR
     assert "use NAME=VALUE with NAME one of rope_theta" in capsys.readouterr().err
+
+
+def test_a_truncated_prompt_is_warned_about_once(tiny, capsys):
+    # The text and frames stages both encode the prompts; the user hears about the truncation once.
+    code = cli.main(["verify", "-m", str(tiny[0]), *SMALL, "-p", "a red fox " * 300])
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if "dropped the last" in line]
+    assert code == 0 and captured.out.splitlines()[-1] == "verdict: match", captured.out
+    assert len(warnings) == 1 and warnings[0].startswith("warning: prompt is "), warnings
