@@ -8,7 +8,7 @@
 # SIGINT at its share, and the report keeps every row measured until then):
 #   suite     the GPU test suite (tests/ marked cuda, not slow)                                  60-240 s
 #   int8      8-bit attention vs SDPA and sageattention, and the 720p forwards                   60-220 s
-#   speed480  s/step at 832x480x49: diffusers, ours, ours with int8 attention (3 steps)          90-200 s
+#   speed480  s/step at 832x480x49: diffusers, ours, with int8 attention, compiled (3 steps)     90-240 s
 #   speed720  s/step at 1280x736x121: ours, ours with int8 attention (2 steps)                   150 s-rest
 # Only when named (not in the default list):
 #   planner   the whole 720p T2V per stage against the plan, 6 GiB plan and all resident        150-300 s
@@ -57,9 +57,9 @@ step() {
 
 step suite 60 240 -- tests/ -m "cuda and not slow"
 step int8 60 220 -- bench/bench_attention_int8.py -m cuda -s --bench-report "$OUT/int8"
-step speed480 90 200 MOTIF_BENCH_SIZES=832x480x49 MOTIF_BENCH_STEPS=3 MOTIF_BENCH_ROWS=diffusers,ours,ours-q4k-int8 \
+step speed480 90 240 MOTIF_BENCH_SIZES=832x480x49 MOTIF_BENCH_STEPS=3 MOTIF_BENCH_ROWS=diffusers,ours,ours-int8,ours-compile \
     -- bench/bench_speed.py -m cuda -s --bench-report "$OUT/speed480"
-step speed720 150 100000 MOTIF_BENCH_SIZES=1280x736x121 MOTIF_BENCH_STEPS=2 MOTIF_BENCH_ROWS=ours,ours-q4k-int8 \
+step speed720 150 100000 MOTIF_BENCH_SIZES=1280x736x121 MOTIF_BENCH_STEPS=2 MOTIF_BENCH_ROWS=ours,ours-int8 \
     -- bench/bench_speed.py -m cuda -s --bench-report "$OUT/speed720"
 step planner 150 300 -- bench/bench_planner.py -m cuda -s --bench-report "$OUT/planner"
 tar czf "$OUT.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")" && echo "gpu_slot: everything in $OUT.tar.gz"
