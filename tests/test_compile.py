@@ -1,19 +1,27 @@
 """`--compile`: every block compiled in place (regional) gives the eager numbers, composes with block streaming
-(its hooks run eagerly around the compiled blocks), keeps the module tree and state-dict keys, and comes off again.
-Inductor on the CPU (needs a C++ compiler); one tiny model, a few graphs."""
+(its hooks run eagerly around the compiled blocks), keeps the module tree and state-dict keys, runs torch's norm
+ops and dequantization inside the compiled blocks instead of the installed kernels, and gives those back when it
+comes off. Inductor on the CPU (needs a C++ compiler); one tiny model, a few graphs."""
 
 from __future__ import annotations
 
 import shutil
 
+import gguf
 import pytest
 import torch
+from gguf import GGMLQuantizationType as Q
 from speed_helpers import tiny_transformer
 from tiny_config import inputs
+from torch import nn
 
+from motif_lite.kernels.reference import dequant_linear_torch
+from motif_lite.model.ops import TORCH_OPS, Ops
 from motif_lite.pipeline import first_step_overhead
 from motif_lite.runtime.compile import CompileUnavailableError, apply_compile, check_compile_possible
+from motif_lite.runtime.kernels import FallbackOp
 from motif_lite.runtime.streaming import StreamingConfig, apply_block_streaming
+from motif_lite.weights.quant_linear import QuantizedLinear
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="inductor on the CPU needs g++")
 
@@ -23,13 +31,43 @@ def forward(model, x):
         return model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
 
 
-def test_compiled_blocks_equal_eager_and_compose_with_streaming():
+def quantize_block_linears(model: nn.Module) -> list[QuantizedLinear]:
+    """Every block linear as Q8_0 blocks (a GGUF transformer's layers), run by their own torch dequantization."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, nn.Linear) and "blocks" in name:
+            packed = torch.from_numpy(gguf.quants.quantize(module.weight.numpy(), Q.Q8_0))
+            parent, _, child = name.rpartition(".")
+            linear = QuantizedLinear.from_packed(packed, Q.Q8_0, module.in_features, module.bias)
+            setattr(model.get_submodule(parent), child, linear)
+    return [m for m in model.modules() if isinstance(m, QuantizedLinear)]
+
+
+def off_by_half(name: str, reference):
+    """A stand-in for one of our Triton kernels that runs on the CPU and is 1.5x the reference: where it runs, the
+    output shows it."""
+    op = FallbackOp(name, lambda *args: reference(*args) * 1.5, reference)
+    op.kernel_can_run = lambda tensors: True
+    return op
+
+
+def test_compiled_blocks_equal_eager_with_torch_ops_and_give_the_kernels_back():
     from torch._dynamo.utils import counters
 
     model = tiny_transformer()
+    linears = quantize_block_linears(model)
     keys = list(model.state_dict())
     x = inputs(image=5, image_dim=20)  # batch 2, padded text (masked attention), I2V image tokens
-    eager = forward(model, x)
+    eager = forward(model, x)  # torch's norms and dequantization
+    kernel_ops = Ops(
+        layer_norm_modulate=off_by_half("layer_norm_modulate", TORCH_OPS.layer_norm_modulate),
+        rms_norm_rope=off_by_half("rms_norm_rope", TORCH_OPS.rms_norm_rope),
+    )
+    dequant = off_by_half("dequant_matmul", dequant_linear_torch)
+    model.ops = kernel_ops
+    for linear in linears:
+        linear.kernel = dequant
+    with_kernels = forward(model, x)
+    assert (with_kernels - eager).abs().max() > 0.1  # the stand-in kernels run in eager mode
     graphs = counters["stats"]["unique_graphs"]
     handle = apply_compile(model)
     streaming = apply_block_streaming(model, StreamingConfig("cpu", resident_blocks=2))
@@ -44,9 +82,13 @@ def test_compiled_blocks_equal_eager_and_compose_with_streaming():
         handle.remove()
     # The blocks really ran compiled code: one graph per block kind (dual, encoder single, decoder), no more.
     assert 3 <= counters["stats"]["unique_graphs"] - graphs <= 4
-    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+    assert counters["graph_break"] == {}
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)  # torch's ops ran, not the stand-ins
     assert torch.equal(again, compiled)
     assert all(block._compiled_call_impl is None for block in model.single_transformer_blocks)
+    # Off again: the installed kernels are back.
+    assert model.ops is kernel_ops and all(linear.kernel is dequant for linear in linears)
+    assert torch.equal(forward(model, x), with_kernels)
 
 
 def test_compile_possible_here_and_names_the_missing_compiler(monkeypatch):

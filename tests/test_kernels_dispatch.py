@@ -106,6 +106,23 @@ def test_working_kernel_is_not_a_fallback() -> None:
     assert op.fallback_reason is None and op.fallback_calls == 0
 
 
+def test_fallback_op_runs_eagerly_inside_compiled_code() -> None:
+    # A compiled graph would not keep the per-call try/except: the op is left out of graphs and still falls back.
+    op = rt.FallbackOp("neg", broken_kernel, torch.neg, strict=False)
+    op.kernel_can_run = lambda tensors: True  # the kernel path on the CPU
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return op(x * 2) + 1
+
+    x = torch.randn(5)
+    with pytest.warns(RuntimeWarning, match="neg falls back to torch: the kernel failed"):
+        out = torch.compile(f, backend="eager")(x)
+    assert torch.equal(out, -(x * 2) + 1) and op.fallback_calls == 1
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(f)(x)
+    assert explained.graph_break_count == 1 and "torch.compiler.disable" in str(explained.break_reasons[0].reason)
+
+
 @pytest.fixture
 def pretend_cuda(monkeypatch):
     """`use_triton` as on a CUDA machine with a working triton (the ops are built, not run)."""

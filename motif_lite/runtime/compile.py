@@ -13,6 +13,14 @@ marked `torch.compiler.disable` (runtime/streaming.py) and run around the compil
 the host (the `auto` attention trial, row-split masked attention) is marked the same way and runs eagerly between
 compiled pieces.
 
+What the compiled blocks run: torch's versions of the norm ops (`Ops.layer_norm_modulate`, `Ops.rms_norm_rope`)
+and of the quantized linears' dequantization, not our hand-written Triton kernels. Inductor generates those kernels
+itself and fuses them with the gates, residual adds and activations around them, which is what compiling is for;
+an opaque kernel would stay a separate pass over memory. The attention stays what it was and runs eagerly between
+compiled pieces: the `auto` trial and every Triton kernel behind a `FallbackOp` (8-bit, block-sparse or our dense
+attention) are excluded from graphs, because their per-call fallback is Python control flow that a compiled graph
+would not keep. `remove()` puts the kernels back. Apply after `apply_kernels` (which would install them again).
+
 Shapes are static (`dynamic=False`): each request's sizes compile once, on the first denoising step (the run
 summary reports that step's extra time); another resolution in the same process compiles again. Dynamo keeps at
 most `torch._dynamo.config.recompile_limit` (8) versions per code object and falls back to eager beyond that,
@@ -21,6 +29,7 @@ which matters only for a long-lived process serving many sizes.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass, field
 
@@ -28,6 +37,8 @@ import torch
 from torch import nn
 
 from motif_lite.errors import MotifLiteError
+from motif_lite.model.ops import TORCH_OPS, Ops
+from motif_lite.weights.quant_linear import QuantizedLinear, QuantKernel
 
 
 class CompileUnavailableError(MotifLiteError, RuntimeError):
@@ -45,15 +56,25 @@ class CompileConfig:
 
 @dataclass
 class CompileHandle:
-    """The blocks that `apply_compile` compiled; `remove()` makes them eager again."""
+    """What `apply_compile` changed: the compiled blocks, and the kernels it set aside for torch's ops (the model's
+    `Ops` and each quantized linear's `kernel`). `remove()` makes the blocks eager and puts the kernels back."""
 
     blocks: list[nn.Module] = field(default_factory=list)
+    model: nn.Module | None = None
+    ops: Ops | None = None
+    linear_kernels: list[tuple[QuantizedLinear, QuantKernel]] = field(default_factory=list)
 
     def remove(self) -> None:
         for block in self.blocks:
             # nn.Module.compile() stores the compiled __call__ here; there is no public "uncompile".
             block._compiled_call_impl = None
+        if self.model is not None and self.ops is not None:
+            self.model.ops = self.ops
+        for linear, kernel in self.linear_kernels:
+            linear.kernel = kernel
         self.blocks.clear()
+        self.linear_kernels.clear()
+        self.model = self.ops = None
 
 
 def check_compile_possible(device: torch.device | str) -> None:
@@ -69,11 +90,20 @@ def check_compile_possible(device: torch.device | str) -> None:
 
 
 def apply_compile(model: nn.Module, config: CompileConfig | None = None) -> CompileHandle:
-    """Compile every block of a `MotifVideoTransformer` in place (dual-stream, single-stream and decoder blocks).
-    Apply before or after block streaming; the embedders and the head stay eager (a few small ops)."""
+    """Compile every block of a `MotifVideoTransformer` in place (dual-stream, single-stream and decoder blocks),
+    with torch's norm ops and dequantization inside them (the module docstring says why). Apply after
+    `apply_kernels`, before or after block streaming; the embedders and the head stay eager (a few small ops)."""
     config = config or CompileConfig()
-    handle = CompileHandle()
-    for block in [*model.transformer_blocks, *model.single_transformer_blocks]:
+    blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
+    handle = CompileHandle(model=model, ops=model.ops)
+    model.ops = dataclasses.replace(
+        model.ops, layer_norm_modulate=TORCH_OPS.layer_norm_modulate, rms_norm_rope=TORCH_OPS.rms_norm_rope
+    )
+    for module in nn.ModuleList(blocks).modules():
+        if isinstance(module, QuantizedLinear) and module.kernel is not None:
+            handle.linear_kernels.append((module, module.kernel))
+            module.kernel = None  # its own torch dequantization, which inductor fuses into one kernel
+    for block in blocks:
         block.compile(mode=config.mode, dynamic=config.dynamic)
         handle.blocks.append(block)
     return handle

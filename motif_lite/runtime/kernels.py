@@ -88,6 +88,10 @@ class FallbackOp:
         """Triton kernels take CUDA tensors only."""
         return all(t.is_cuda for t in tensors)
 
+    # Eager even inside a compiled block: the per-call fallback (a try, a device check, one warning) is Python
+    # control flow that a compiled graph would not keep. `apply_compile` gives the blocks torch's ops where that
+    # would cost fusion (norms, dequantization); what stays behind a FallbackOp there is attention, one call.
+    @torch.compiler.disable
     def __call__(self, *args, **kwargs) -> torch.Tensor:
         if self.strict:
             try:
