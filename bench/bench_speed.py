@@ -25,7 +25,8 @@ with the two predictions as separate calls | ours Q4_K resident | ours Q4_K in t
 int8 attention | ours Q4_K with the step cache at a threshold that reuses every middle step (the time of a
 reused step: the floor the cache approaches; how often real weights allow a reuse is unmeasured) | ours Q4_K
 compiled. "ours" rows without Q4_K keep the weights in bf16, as diffusers does, so ours vs ours-int8 or
-ours-compile isolates one feature.
+ours-compile isolates one feature. Compiled rows also record Dynamo's graph count and why it broke graphs (the
+attention calls, which run eagerly between compiled pieces: runtime/compile.py).
 
 Targets (issues #16 and #17, H100/H200), checked by `test_targets` from the rows measured in the run: ours exact
 at 720p <= 15.5 s/step; ours exact at 832x480x49 <= 0.7x diffusers' s/step (exact: the fastest of the rows with
@@ -274,6 +275,11 @@ def run_ours(row: str, size: tuple[int, int, int], steps: int) -> dict:
     if record.step_cache is not None:  # reused steps: 1 .. N-2
         extra.update(reused=record.step_cache[0], calls=record.step_cache[1])
         extra["full_step_s"] = round(record.step_seconds[-1], 3)
+    if row.endswith("-compile"):  # what Dynamo made of the blocks: graphs, and why it broke them (attention)
+        from torch._dynamo.utils import counters
+
+        extra["graphs"] = counters["stats"]["unique_graphs"]
+        extra["graph_breaks"] = {reason.splitlines()[0][:100]: n for reason, n in counters["graph_break"].items()}
     return measured(clock, notes="; ".join(notes), **extra)
 
 
@@ -332,7 +338,8 @@ def test_row(row: str, size: str, bench_report) -> None:
     if reason:
         pytest.skip(reason)
     result = RESULTS[(size, row)] = run_subprocess(row, size, "--steps", str(STEPS))
-    extra = {k: result[k] for k in ("reused", "calls", "full_step_s", "guidance_batch", "notes") if k in result}
+    kept = ("reused", "calls", "full_step_s", "guidance_batch", "notes", "graphs", "graph_breaks")
+    extra = {k: result[k] for k in kept if k in result}
     bench_report.add(
         TABLE, size=size, row=row, s_per_step=result["s_per_step"], first_step_s=result["first_step_s"],
         s_per_step_50_steps=amortized(result), peak_gib=result["peak_gib"], attention=result.get("attention"),
