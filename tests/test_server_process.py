@@ -234,3 +234,43 @@ def test_missing_lora_is_a_one_line_error(checkpoint, tmp_path, capsys):
     assert cli.main(["serve", "-m", str(checkpoint), *flags, "--lora", str(tmp_path / "no.safetensors:0.5")]) == 2
     err = capsys.readouterr().err
     assert f"error: LoRA file not found: {tmp_path / 'no.safetensors'}" in err and "Traceback" not in err
+
+
+def test_speed_and_memory_flags_reach_the_plan_and_the_loaded_model(checkpoint, tmp_path, capsys, monkeypatch):
+    # The model's load-time settings are run's flags, with run's meanings, applied once for every job.
+    from motif_lite import pipeline
+    from motif_lite.errors import MotifLiteError
+
+    seen = {}
+
+    def plan(request, model, **kwargs):
+        seen["plan"] = kwargs
+        return pipeline_plan(request, model, **kwargs)
+
+    def load(sources, **kwargs):
+        seen["load"] = kwargs
+        raise MotifLiteError("stop here")
+
+    pipeline_plan = pipeline.plan_generation
+    monkeypatch.setattr(pipeline, "plan_generation", plan)
+    monkeypatch.setattr(pipeline, "load_pipeline", load)
+    flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--ram", "64"]
+    flags += ["--max-video", "64x64x9"]
+    speed = ["--attention", "int8", "--compile", "--attention-backend", "sdpa", "--step-cache", "0.05"]
+    assert cli.main(["serve", "-m", str(checkpoint), *flags, *speed, "--no-batch-guidance"]) == cli.EXIT_USER_ERROR
+    assert "error: stop here" in capsys.readouterr().err
+    assert seen["plan"]["ram_gib"] == 64 and seen["plan"]["attention"] == "int8" and seen["plan"]["step_cache"]
+    assert seen["plan"]["batch_guidance"] is False
+    wanted = dict(attention="int8", compile=True, attention_backend="sdpa", step_cache=0.05, batch_guidance=False)
+    assert {key: seen["load"][key] for key in wanted} == wanted
+
+
+def test_a_missing_text_encoder_gguf_fails_before_loading(checkpoint, tmp_path, capsys, monkeypatch):
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded the model"))
+    missing = tmp_path / "te.gguf"
+    flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--text-encoder-gguf", str(missing)]
+    assert cli.main(["serve", "-m", str(checkpoint), *flags]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert str(missing) in err and "Traceback" not in err

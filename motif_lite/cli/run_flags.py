@@ -27,7 +27,7 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     """Every flag of `motif-lite run`."""
     for add in (
         _add_generation_flags, _add_guidance_flags, _add_model_flags, _add_confirmation_flags, _add_lora_flags,
-        _add_attention_flags, _add_speed_flags, _add_parallel_flags, _add_text_encoder_flags,
+        add_attention_flags, add_speed_flags, _add_parallel_flags, add_text_encoder_flags,
     ):  # fmt: skip
         add(run)
 
@@ -107,17 +107,21 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
         metavar="GiB",
         help="device memory budget: stream/chunk/tile to fit it (default: the GPU's free memory; CPU: no limit)",
     )
+    add_ram_flag(m)
     m.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the settings and the memory plan, then exit: reads no weights, downloads nothing, needs no -p",
+    )
+
+
+def add_ram_flag(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
         "--ram",
         type=float,
         metavar="GiB",
         help="host memory budget: refuse before loading if the run would need more; decides whether streamed "
         "weights are page-locked (default: no limit)",
-    )
-    m.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the settings and the memory plan, then exit: reads no weights, downloads nothing, needs no -p",
     )
 
 
@@ -166,7 +170,7 @@ def _add_lora_flags(run: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_text_encoder_flags(run: argparse.ArgumentParser) -> None:
+def add_text_encoder_flags(run: argparse.ArgumentParser) -> None:
     g = run.add_argument_group("text encoder")
     g.add_argument(
         "--text-encoder-gguf",
@@ -184,7 +188,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_attention_flags(run: argparse.ArgumentParser) -> None:
+def add_attention_flags(run: argparse.ArgumentParser) -> None:
     a = run.add_argument_group("attention")
     a.add_argument(
         "--attention",
@@ -222,18 +226,19 @@ def _add_parallel_flags(run: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_speed_flags(run: argparse.ArgumentParser) -> None:
+def add_speed_flags(run: argparse.ArgumentParser) -> None:
     s = run.add_argument_group("speed (docs/usage.md, Going faster)")
     s.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile every transformer block; the first step compiles (minutes), later steps run faster",
+        help="torch.compile every transformer block; the first step at each size compiles (minutes), later steps "
+        "run faster",
     )
     s.add_argument(
         "--attention-backend",
         choices=ATTENTION_BACKENDS,
         default="auto",
-        help="exact attention kernel; auto = time the candidates at this run's shapes on the GPU (default auto)",
+        help="exact attention kernel; auto = time the candidates at each new attention shape on the GPU (default auto)",
     )
     s.add_argument(
         "--step-cache",

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from motif_lite.choices import DTYPE_NAMES, KERNEL_BACKENDS, MOTIF_REPO
-from motif_lite.cli.run_flags import gib
+from motif_lite.cli.run_flags import add_attention_flags, add_ram_flag, add_speed_flags, add_text_encoder_flags, gib
 from motif_lite.errors import MotifLiteError
 
 OFFICIAL_VIDEO = (1280, 736, 121)
@@ -28,6 +28,7 @@ examples:
   motif-lite serve                                     (http://127.0.0.1:8080/: the page and the API)
   motif-lite serve --gguf Q4_K_M --data ~/motif-videos
   motif-lite serve --host 0.0.0.0 --api-key "$(openssl rand -hex 16)"
+  motif-lite serve --gguf Q4_K_M --compile --attention int8      (faster jobs: compiled once per video size)
 
 API: POST/GET /v1/videos, GET/DELETE /v1/videos/ID, GET /v1/videos/ID/content, as the openai SDK's
 client.videos calls them. The key can also come from ${API_KEY_VARIABLE}. See docs/server.md.
@@ -45,6 +46,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     _add_server_flags(serve)
     _add_model_flags(serve)
+    # Settings of the loaded model, the same for every job, with run's flags and meanings.
+    add_text_encoder_flags(serve)
+    add_attention_flags(serve)
+    add_speed_flags(serve)
     serve.set_defaults(handler=main)
 
 
@@ -75,6 +80,7 @@ def _add_model_flags(serve: argparse.ArgumentParser) -> None:
     m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
     m.add_argument("--vram", type=gib, metavar="GiB", help="device memory budget (default: the GPU's free memory)")
+    add_ram_flag(m)
     m.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
                    help="a LoRA applied to the transformer for every job, as for run (repeatable)")  # fmt: skip
 
@@ -144,16 +150,24 @@ def _serve(
     dtype = torch_dtype(args.dtype)
     # Every check, and any download, before planning (as run does): the plan is made from the files that will load,
     # not from the built-in sizes of a model not yet on disk.
-    sources, device = preflight(args.model, args.gguf, args.device, args.kernels)
+    sources, device = preflight(args.model, args.gguf, args.device, args.kernels, args.text_encoder_gguf)
     plan = None
-    if args.vram is not None or device.type == "cuda":
+    if args.vram is not None or args.ram is not None or device.type == "cuda":
         max_video = max_video or OFFICIAL_VIDEO
         width, height, frames = max_video
         largest = GenerationRequest("-", width=width, height=height, frames=frames)
-        plan = plan_generation(largest, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels)
+        plan = plan_generation(
+            largest, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
+            attention=args.attention, ram_gib=args.ram, batch_guidance=args.batch_guidance,
+            step_cache=bool(args.step_cache),
+        )  # fmt: skip
         print(plan.describe(), file=sys.stderr)
     print(f"loading {args.model}" + (f" with {args.gguf}" if args.gguf else "") + " ...", file=sys.stderr)
-    pipe = load_pipeline(sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras)
+    pipe = load_pipeline(
+        sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras, attention=args.attention,
+        batch_guidance=args.batch_guidance, compile=args.compile, attention_backend=args.attention_backend,
+        step_cache=args.step_cache,
+    )  # fmt: skip
     if pipe.loras is not None:
         print(f"loras: {pipe.loras.describe()}", file=sys.stderr)
     print("\n".join(pipe.settings_for(GenerationRequest("-")).lines()), file=sys.stderr)  # what jobs get by default
