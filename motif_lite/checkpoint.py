@@ -118,7 +118,7 @@ def locate_sources(
         gguf_path = _collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes), problems, missing)
     text_gguf = None
     if text_encoder_gguf is not None:
-        text_gguf = _collect(lambda: _text_encoder_gguf(root, text_encoder_gguf), problems, missing)
+        text_gguf = _collect(lambda: find_text_encoder_gguf(root, text_encoder_gguf), problems, missing)
     _raise_if(problems, missing)
     configs = _collect(lambda: CheckpointConfigs.read(root), problems, missing)
     _raise_if(problems, missing)
@@ -152,7 +152,7 @@ def _find_root(
     return root
 
 
-def _text_encoder_gguf(root: Path | None, value: str | Path) -> TextEncoderGGUF:
+def find_text_encoder_gguf(root: Path | None, value: str | Path) -> TextEncoderGGUF:
     """The text encoder GGUF file, its header, config and every tensor checked (against the checkpoint's
     text_encoder/config.json when there is one); no weights read."""
     from motif_lite.encoders.text_gguf import read_text_encoder_gguf  # transformers: only when asked for

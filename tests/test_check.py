@@ -186,3 +186,33 @@ def test_nothing_on_disk_exits_2_with_download_commands(tmp_path, capsys, monkey
     assert "hf download Motif-Technologies/Motif-Video-2B-GGUF --include '*Q4_K_M*.gguf'" in out
     assert cli.main(["check", "-m", str(tmp_path / "nowhere")]) == cli.EXIT_USER_ERROR
     assert "no such checkpoint folder" in capsys.readouterr().out
+
+
+def test_a_text_encoder_gguf_stands_in_for_the_text_encoder_weights(tiny, tmp_path, capsys):
+    from motif_lite.encoders.text_gguf import read_text_encoder_gguf
+    from motif_lite.quantize.cli import main as quantize_main
+
+    root = tiny[0]
+    te = tmp_path / "te.gguf"
+    assert quantize_main([str(root), "--component", "text_encoder", "-o", str(te), "--quiet"]) == 0
+    without = tmp_path / "no-text-weights"  # text_encoder/ keeps only its config, as a GGUF user downloads it
+    shutil.copytree(root, without, ignore=shutil.ignore_patterns("model*.safetensors*"))
+    assert not check_setup(without).passed  # the weights are needed without the GGUF
+    report = check_setup(without, text_encoder_gguf=te)
+    assert report.passed, problems(report)
+    lines = [f.message for f in report.findings if f.subject == str(te)]
+    found = read_text_encoder_gguf(te)
+    summary = f"text encoder GGUF (Q8_0), {len(found.tensors)} tensors, {found.nbytes / 1e9:.2f} GB"
+    assert lines == [summary + "; its config matches text_encoder/config.json"]
+    assert report.plan is not None
+
+    # A checkpoint whose text encoder config differs from the one in the file: one problem, naming the file.
+    config = json.loads((without / "text_encoder/config.json").read_text())
+    config["text_config"]["rms_norm_eps"] = 0.5
+    (without / "text_encoder/config.json").write_text(json.dumps(config))
+    report = check_setup(without, text_encoder_gguf=te)
+    assert [f.subject for f in report.problems] == [str(te)] and "rms_norm_eps" in report.problems[0].message
+
+    assert cli.main(["check", "-m", str(root), "--text-encoder-gguf", str(tmp_path / "none.gguf")]) == 2
+    out = capsys.readouterr().out
+    assert "no such text encoder GGUF file" in out and "--component text_encoder" in out

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.checkup.checkpoint import check_checkpoint, check_gguf
+from motif_lite.checkup.checkpoint import check_checkpoint, check_gguf, check_text_encoder_gguf
 from motif_lite.checkup.environment import check_environment
 from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_line
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
@@ -28,19 +28,26 @@ from motif_lite.io.hub import cached_snapshot, gguf_files, is_gguf_variant, is_r
 __all__ = ["CheckpointFiles", "Checkup", "Finding", "check_setup"]
 
 
-def check_setup(model: str | Path = MOTIF_REPO, gguf: str | Path | None = None) -> Checkup:
-    """Check the machine, the checkpoint (its `transformer/` only without `gguf`), the GGUF file and the memory
-    plan of a default request; see the module docstring."""
+def check_setup(
+    model: str | Path = MOTIF_REPO, gguf: str | Path | None = None, text_encoder_gguf: str | Path | None = None
+) -> Checkup:
+    """Check the machine, the checkpoint (its `transformer/` weights only without `gguf`, its `text_encoder/`
+    weights only without `text_encoder_gguf`), the GGUF files and the memory plan of a default request; see the
+    module docstring."""
     report = Checkup()
     check_environment(report)
     files = _local_checkpoint(str(model), report)
     gguf_path = _local_gguf(str(gguf), report) if gguf is not None else None
+    root = None if files is None else files.root
     if files is not None:
-        check_checkpoint(report, files, with_transformer=gguf is None)
+        check_checkpoint(report, files, with_transformer=gguf is None, with_text_encoder=text_encoder_gguf is None)
     if gguf_path is not None:
-        check_gguf(report, gguf_path, None if files is None else files.root)
+        check_gguf(report, gguf_path, root)
+    text_path = None
+    if text_encoder_gguf is not None:
+        text_path = check_text_encoder_gguf(report, str(text_encoder_gguf), root)
     if files is not None and not report.problems:
-        _check_default_plan(report, files.root, gguf_path)
+        _check_default_plan(report, files.root, gguf_path, text_path)
     return report
 
 
@@ -85,7 +92,7 @@ def _local_gguf(gguf: str, report: Checkup) -> Path | None:
     return None
 
 
-def _check_default_plan(report: Checkup, root: Path, gguf: Path | None) -> None:
+def _check_default_plan(report: Checkup, root: Path, gguf: Path | None, text_encoder_gguf: Path | None) -> None:
     """The memory plan of a default `motif-lite run` (official size and settings) on this machine."""
     from motif_lite.pipeline import plan_generation
     from motif_lite.request import GenerationRequest
@@ -93,7 +100,9 @@ def _check_default_plan(report: Checkup, root: Path, gguf: Path | None) -> None:
     request = GenerationRequest("check")
     size = f"{request.width}x{request.height}x{request.frames}"
     try:
-        plan = plan_generation(request, root, gguf=gguf, dtype=torch.bfloat16, device="auto")
+        plan = plan_generation(
+            request, root, gguf=gguf, dtype=torch.bfloat16, device="auto", text_encoder_gguf=text_encoder_gguf
+        )
     except MotifLiteError as exc:
         report.warning("memory plan", f"the default {size} does not fit here: {first_line(exc)}")
         return

@@ -22,10 +22,13 @@ MAX_NAMED = 3  # mismatched tensors named per problem line
 FAILED = object()  # what `_parsed` returns when the file could not be read (None can be a parsed value)
 
 
-def check_checkpoint(report: Checkup, source: CheckpointFiles, with_transformer: bool = True) -> None:
-    """Every file a run reads from the checkpoint folder, component by component."""
+def check_checkpoint(
+    report: Checkup, source: CheckpointFiles, with_transformer: bool = True, with_text_encoder: bool = True
+) -> None:
+    """Every file a run reads from the checkpoint folder, component by component; without the transformer's or
+    the text encoder's weights when a GGUF file replaces them (their configs are still read)."""
     _check_model_index(report, source)
-    _check_text_encoder(report, source)
+    _check_text_encoder(report, source, with_text_encoder)
     _check_tokenizer(report, source)
     _check_vae(report, source)
     if with_transformer:
@@ -73,7 +76,7 @@ def _check_model_index(report: Checkup, source: CheckpointFiles) -> None:
         report.ok("model_index.json", f"{index.get('_class_name', 'no _class_name')}")
 
 
-def _check_text_encoder(report: Checkup, source: CheckpointFiles) -> None:
+def _check_text_encoder(report: Checkup, source: CheckpointFiles, with_weights: bool = True) -> None:
     if _json(report, source, "text_encoder/config.json") is None:
         return
 
@@ -86,6 +89,8 @@ def _check_text_encoder(report: Checkup, source: CheckpointFiles) -> None:
         return config
 
     config = _parsed(report, source, "text_encoder/config.json", parse, "a T5Gemma2 encoder config")
+    if not with_weights:
+        return
     headers = _weights(report, source, "text_encoder", "model.safetensors")
     if config is FAILED or headers is None:
         return
@@ -272,6 +277,25 @@ def _report_weights(
     count = sum(len(h.tensors) for h in headers)
     size = sum(h.data_bytes for h in headers)
     report.ok(files, f"complete, {count} tensors ({_size(size)}), names and shapes match {config}")
+
+
+def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None) -> Path | None:
+    """A quantized text encoder (`--text-encoder-gguf`), checked as a run checks it: one file, a readable header,
+    an embedded config equal to the checkpoint's text_encoder/config.json, every tensor as that config says.
+    Returns its path, or None after reporting the problem."""
+    from motif_lite.checkpoint import find_text_encoder_gguf
+
+    try:
+        found = find_text_encoder_gguf(root, value)
+    except MotifLiteError as exc:
+        fix = "make it: python -m motif_lite.quantize CHECKPOINT --component text_encoder -o te-Q8_0.gguf"
+        report.problem(value, first_line(exc), fix)
+        return None
+    recipe = f" ({found.recipe})" if found.recipe else ""
+    against = "; its config matches text_encoder/config.json" if root is not None else ""
+    summary = f"text encoder GGUF{recipe}, {len(found.tensors)} tensors, {found.nbytes / 1e9:.2f} GB{against}"
+    report.ok(str(found.path), summary)
+    return found.path
 
 
 def check_gguf(report: Checkup, path: Path, root: Path | None) -> None:

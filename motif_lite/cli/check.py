@@ -32,13 +32,18 @@ def register(commands: argparse._SubParsersAction) -> None:
         "-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})"
     )
     check.add_argument("--gguf", help="quantized transformer: a .gguf file or a variant of the GGUF repo, e.g. Q4_K_M")
+    check.add_argument(
+        "--text-encoder-gguf",
+        metavar="FILE",
+        help="quantized text encoder (.gguf, or a folder holding one) to check in place of text_encoder/'s weights",
+    )
     check.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:
     from motif_lite.checkup import check_setup
 
-    report = check_setup(args.model, args.gguf)
+    report = check_setup(args.model, args.gguf, args.text_encoder_gguf)
     for line in report.lines():
         print(line)
     if report.plan is not None:
