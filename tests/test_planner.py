@@ -185,6 +185,23 @@ def test_every_step_down_the_ladder_is_used_before_giving_up():
     assert "everything streamed, text encoder streamed)" in str(err.value)  # in words, not "on streamed"
 
 
+def test_a_video_too_large_names_the_longest_and_the_largest_that_fit():
+    # The advice is exact: each size it names fits the budget, and one step larger (4 frames; 16 pixels wider, the
+    # height following the aspect) does not.
+    with pytest.raises(MotifLiteError) as err:
+        plan(1280, 736, 121, 3)
+    advice = re.search(r"At this budget 1280x736x(\d+) or (\d+)x(\d+)x121 fits; or allow more memory", str(err.value))
+    assert advice is not None, str(err.value)
+    frames, width, height = (int(g) for g in advice.groups())
+    assert (frames - 1) % 4 == 0 and width % 16 == 0 and height % 16 == 0 and 1.6 < width / height < 1.9
+    assert plan(1280, 736, frames, 3) and plan(width, height, 121, 3)
+    for larger in ((1280, 736, frames + 4), (width + 16, round((width + 16) * 736 / 1280 / 16) * 16, 121)):
+        with pytest.raises(MotifLiteError, match="needs at least"):
+            plan(*larger, 3)
+    with pytest.raises(MotifLiteError, match="Nothing shorter or smaller of this shape fits: allow more memory"):
+        plan(1280, 736, 121, 0.2)
+
+
 def test_every_block_is_streamed_before_the_pieces_shrink():
     # The ladder streams blocks down to k = 0 resident at 16384-token pieces before it tries 4096-token pieces.
     # Walk down it: each budget just below the last plan's peak gives the next plan that fits.

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -730,35 +731,84 @@ def plan_memory(
     """
     if cfg_batch < 1 or weight_bytes <= 0 or text_encoder_bytes < 0:
         raise ConfigError(f"bad sizes: cfg_batch={cfg_batch}, weight_bytes={weight_bytes}, text={text_encoder_bytes}")
-    sizes = _sizes(
-        width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype, image,
-        activation_dtype,
-    )  # fmt: skip
-    ladder = _ladder(len(sizes.block_bytes))
-    plans = []
-    # Batching the guidance branches halves the weight traffic of a streamed plan, so at every rung it comes first.
-    batches = dict.fromkeys((cfg_batch, 1))  # cfg_batch, then 1 (once when cfg_batch is 1)
-    candidates = [(rank, choice, batch) for rank, choice in enumerate(ladder) for batch in batches]
-    for rank, choice, batch in candidates:
-        stages = _stage_estimates(
-            sizes, choice, batch, fused_norms, sequence_parallel, attention_workspace_bytes, step_cache
-        )
-        plan = Plan(
-            width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
-            choice.token_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages, budget_bytes,
-            rank, len(ladder), choice.prefetch, cfg_batch=batch,
+
+    def candidates(width: int, height: int, frames: int) -> Iterator[tuple[Plan, _Sizes, _Choice]]:
+        """Every plan of the ladder for a video size, fastest first (the same models and settings)."""
+        sizes = _sizes(
+            width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype, image,
+            activation_dtype,
         )  # fmt: skip
+        ladder = _ladder(len(sizes.block_bytes))
+        # Batching the guidance branches halves the weight traffic of a streamed plan, so at every rung it comes
+        # first: cfg_batch, then 1 (once when cfg_batch is 1).
+        for rank, choice in enumerate(ladder):
+            for batch in dict.fromkeys((cfg_batch, 1)):
+                stages = _stage_estimates(
+                    sizes, choice, batch, fused_norms, sequence_parallel, attention_workspace_bytes, step_cache
+                )
+                plan = Plan(
+                    width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
+                    choice.token_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages,
+                    budget_bytes, rank, len(ladder), choice.prefetch, cfg_batch=batch,
+                )  # fmt: skip
+                yield plan, sizes, choice
+
+    plans = []
+    for plan, sizes, choice in candidates(width, height, frames):
         if budget_bytes is None or plan.peak_bytes <= budget_bytes:
-            host = plan_host(_host_needs(sizes, choice, device, stages), ram_budget_bytes, available_ram())
+            host = plan_host(_host_needs(sizes, choice, device, plan.stages), ram_budget_bytes, available_ram())
             return replace(plan, host=host)
         plans.append(plan)
     smallest = min(plans, key=lambda p: p.peak_bytes)
+
+    def fits(width: int, height: int, frames: int) -> bool:
+        try:
+            return any(plan.peak_bytes <= budget_bytes for plan, _, _ in candidates(width, height, frames))
+        except MotifLiteError:  # a size the pipeline cannot make at all
+            return False
+
     raise MotifLiteError(
         f"{width}x{height}x{frames} needs at least {_gib(smallest.peak_bytes)} of device memory (plan "
         f"{smallest.rank + 1}: everything streamed, {_TEXT_PLACES[smallest.text_placement]}), but the "
-        f"budget is {_gib(budget_bytes)}. Lower the resolution or frame count, or allow more memory.\n"
-        + smallest.describe()
+        f"budget is {_gib(budget_bytes)}. {_what_fits(fits, width, height, frames)}\n" + smallest.describe()
     )
+
+
+SMALLEST_ADVISED = 128  # pixels on the longer side: the smallest size the advice for a too-large video names
+
+
+def _what_fits(fits: Callable[[int, int, int], bool], width: int, height: int, frames: int) -> str:
+    """Advice for a video too large for the budget: the most frames at this size, and the largest size of this
+    aspect (16 pixels apart on the longer side) at this length, that `fits` (device peak only); found by
+    bisection, as peaks grow with both."""
+    ways = []
+    longest = _largest(lambda k: fits(width, height, 4 * k + 1), (frames - 1) // 4 - 1)
+    if longest is not None:
+        ways.append(f"{width}x{height}x{4 * longest + 1}")
+
+    def scaled(i: int) -> tuple[int, int]:  # the i-th smaller size of this aspect, 16 pixels apart on the longer side
+        long, short = max(width, height), min(width, height)
+        size = (long - 16 * (i + 1), max(16, round((long - 16 * (i + 1)) * short / long / 16) * 16))
+        return size if width >= height else size[::-1]
+
+    count = max(0, (max(width, height) - SMALLEST_ADVISED) // 16)  # sizes down to SMALLEST_ADVISED on the longer side
+    smaller = _largest(lambda i: fits(*scaled(count - 1 - i), frames), count - 1)  # bisection wants "fits" first
+    if smaller is not None:
+        ways.append("{}x{}x{}".format(*scaled(count - 1 - smaller), frames))
+    if not ways:
+        return "Nothing shorter or smaller of this shape fits: allow more memory."
+    return f"At this budget {' or '.join(ways)} fits; or allow more memory."
+
+
+def _largest(fits: Callable[[int], bool], top: int) -> int | None:
+    """The largest i in 0..top with fits(i), for a `fits` that holds up to some i and not above; None if none."""
+    if top < 0 or not fits(0):
+        return None
+    low, high = 0, top  # fits(low) holds
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle - 1)
+    return low
 
 
 @dataclass
