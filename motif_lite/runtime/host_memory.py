@@ -95,7 +95,8 @@ def plan_host(needs: HostNeeds, budget_bytes: int | None, available_bytes: int |
     if budget_bytes is not None and staged.peak_bytes > budget_bytes:
         raise MotifLiteError(
             f"this run needs about {staged.peak_bytes / GiB:.2f} GiB of host memory, but --ram is "
-            f"{budget_bytes / GiB:.2f} GiB ({staged.describe()}). Use a quantized text encoder or transformer, "
+            f"{budget_bytes / GiB:.2f} GiB ({staged.describe()}). Use a quantized text encoder (--text-encoder-gguf; "
+            "python -m motif_lite.quantize CHECKPOINT --component text_encoder makes one) or transformer (--gguf), "
             "a smaller video, or allow more memory."
         )
     return staged
