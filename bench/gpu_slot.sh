@@ -6,9 +6,11 @@
 #
 # Steps, in order (each under `timeout`, skipped when less than its minimum is left; pytest is stopped with
 # SIGINT at its share, and the report keeps every row measured until then):
-#   suite     the GPU test suite (tests/ marked cuda, not slow)                                  60-240 s
-#   int8      8-bit attention vs SDPA and sageattention, and the 720p forwards                   60-220 s
-#   speed480  s/step at 832x480x49: diffusers, ours, with int8 attention, compiled (3 steps)     90-240 s
+#   core      the GPU suite's own file and the 8-bit runtime (tests/test_cuda.py: the transformer
+#             with Triton ops, every kernel compiled, streaming, the planner's peaks; no fallback)  60-200 s
+#   int8      8-bit attention vs SDPA and sageattention, and the 720p forwards                   60-150 s
+#   speed480  s/step at 832x480x49: diffusers, ours, with int8 attention, compiled (3 steps)     90-190 s
+#   suite     the rest of the GPU suite (the kernel tests compiled, tests/ marked cuda)           60 s-rest
 #   speed720  s/step at 1280x736x121: ours, ours with int8 attention (2 steps)                   150 s-rest
 # Only when named (not in the default list):
 #   planner   the whole 720p T2V per stage against the plan, 6 GiB plan and all resident        150-300 s
@@ -24,7 +26,7 @@ OUT="${1:-gpu-slot}"
 BUDGET="${2:-540}"
 shift $(( $# < 2 ? $# : 2 ))
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(suite int8 speed480 speed720)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(core int8 speed480 suite speed720)
 mkdir -p "$OUT"
 START=$(date +%s)
 STATUS=0
@@ -55,10 +57,12 @@ step() {
     [ "$code" -eq 0 ] || STATUS=1
 }
 
-step suite 60 240 -- tests/ -m "cuda and not slow"
-step int8 60 220 -- bench/bench_attention_int8.py -m cuda -s --bench-report "$OUT/int8"
-step speed480 90 240 MOTIF_BENCH_SIZES=832x480x49 MOTIF_BENCH_STEPS=3 MOTIF_BENCH_ROWS=diffusers,ours,ours-int8,ours-compile \
+CORE=(tests/test_cuda.py tests/test_attention_int8_runtime.py)
+step core 60 200 -- "${CORE[@]}" -m "cuda and not slow"
+step int8 60 150 -- bench/bench_attention_int8.py -m cuda -s --bench-report "$OUT/int8"
+step speed480 90 190 MOTIF_BENCH_SIZES=832x480x49 MOTIF_BENCH_STEPS=3 MOTIF_BENCH_ROWS=diffusers,ours,ours-int8,ours-compile \
     -- bench/bench_speed.py -m cuda -s --bench-report "$OUT/speed480"
+step suite 60 100000 -- tests/ "${CORE[@]/#/--ignore=}" -m "cuda and not slow"
 step speed720 150 100000 MOTIF_BENCH_SIZES=1280x736x121 MOTIF_BENCH_STEPS=2 MOTIF_BENCH_ROWS=ours,ours-int8 \
     -- bench/bench_speed.py -m cuda -s --bench-report "$OUT/speed720"
 step planner 150 300 -- bench/bench_planner.py -m cuda -s --bench-report "$OUT/planner"
