@@ -243,3 +243,21 @@ def test_help_and_version_do_not_import_torch():
     assert result.stdout.strip() == "False"
     version = subprocess.run([sys.executable, "-m", "motif_lite", "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("motif-lite ")
+
+
+def test_the_default_output_never_replaces_an_earlier_video(checkpoint, tmp_path, capsys, monkeypatch):
+    # Without -o, an existing output.mp4 stays and the next free name is written (and said); -o replaces.
+    monkeypatch.chdir(tmp_path)
+    args = [a for a in run_args(checkpoint[0], Path("unused")) if a not in ("-o", "unused")]
+    args += ["--video-frames", "1", "--steps", "1"]
+    (tmp_path / "output.mp4").write_bytes(b"an earlier video")
+    (tmp_path / "output-2.mp4").write_bytes(b"another one")
+    assert cli.main(args) == 0
+    err = capsys.readouterr().err
+    assert "output.mp4 exists: writing output-3.mp4 instead" in err
+    assert (tmp_path / "output.mp4").read_bytes() == b"an earlier video"
+    assert (tmp_path / "output-2.mp4").read_bytes() == b"another one"
+    assert (tmp_path / "output-3.mp4").stat().st_size > 1000
+    assert cli.main([*args, "-o", "output.mp4"]) == 0
+    assert (tmp_path / "output.mp4").stat().st_size > 1000  # named with -o: replaced
+    assert "exists" not in capsys.readouterr().err

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.cli.run_flags import LONG_CPU_RUN_SECONDS, add_run_flags
+from motif_lite.cli.run_flags import DEFAULTS, LONG_CPU_RUN_SECONDS, add_run_flags
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -80,8 +80,23 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
         sampler=args.sampling_method,
         seed=args.seed,
         image=args.image,
-        output=args.output,
+        output=args.output if args.output is not None else DEFAULTS.output,
     )
+
+
+def resolve_request(args: argparse.Namespace, unresolved: GenerationRequest) -> tuple[GenerationRequest, list[str]]:
+    """`unresolved.resolve()`, and without -o a default file name that does not replace an earlier video."""
+    import dataclasses
+
+    from motif_lite.io.video import unused_path
+
+    request, notes = unresolved.resolve()
+    if args.output is None:
+        output = unused_path(Path(request.output))
+        if output != Path(request.output):
+            notes.append(f"{request.output} exists: writing {output} instead (-o names the file and replaces it)")
+            request = dataclasses.replace(request, output=output)
+    return request, notes
 
 
 def confirm_cpu_time(
@@ -198,10 +213,10 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     layout = _layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
     parallel = None
     if session is None:
-        request, notes = unresolved.resolve()  # every setting checked before anything loads
-    else:  # rank 0 checks the settings (its output folder, its image) and draws the seed for all ranks
+        request, notes = resolve_request(args, unresolved)  # every setting checked before anything loads
+    else:  # rank 0 checks the settings (its output folder, its image), draws the seed and names the output
         parallel = Parallel.create(layout, session.device, args.comm_timeout)
-        request, notes = parallel.share(unresolved.resolve)
+        request, notes = parallel.share(lambda: resolve_request(args, unresolved))
     say = print if parallel is None or parallel.is_main else _quiet
     loras = lora_args(args.lora)
     on_preview = None

@@ -36,6 +36,14 @@ _FFMPEG = {
 }
 
 
+def unused_path(path: Path) -> Path:
+    """`path` when nothing is there, else the first free `stem-2.suffix`, `stem-3.suffix`, ... beside it."""
+    if not path.exists():
+        return path
+    numbered = (path.with_name(f"{path.stem}-{n}{path.suffix}") for n in itertools.count(2))
+    return next(candidate for candidate in numbered if not candidate.exists())
+
+
 def check_output_path(path: str | Path) -> None:
     """Fail early (`MotifLiteError`) for outputs `write_video` cannot produce: bad extension, pattern, directory."""
     path = Path(path).expanduser()
