@@ -20,10 +20,21 @@ def torch_dtype(name: str) -> torch.dtype:
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
 
 
+SUPPORTED_TYPES = ("cpu", "cuda")  # CUDA includes ROCm builds, which name their GPUs "cuda" too
+
+
+def _supported(resolved: torch.device, name: str | torch.device) -> torch.device:
+    if resolved.type not in SUPPORTED_TYPES:
+        raise DeviceError(
+            f"device {str(name)!r} is not supported: motif-lite runs on CUDA GPUs (cuda, cuda:N) and the CPU (cpu)"
+        )
+    return resolved
+
+
 def checked_device(device: str | torch.device) -> torch.device:
     """The `torch.device` for `device`, or a `DeviceError` saying why it cannot be used on this machine."""
     try:
-        resolved = torch.device(device)
+        resolved = _supported(torch.device(device), device)
     except (RuntimeError, TypeError) as exc:
         raise DeviceError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from exc
     if resolved.type != "cuda":
@@ -42,7 +53,7 @@ def parse_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        return _supported(torch.device(device), device)
     except (RuntimeError, TypeError) as exc:
         raise DeviceError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from exc
 

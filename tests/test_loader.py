@@ -117,6 +117,9 @@ def test_unusable_cuda_device_is_a_user_error(checkpoint, monkeypatch, cuda_buil
             load_transformer(source, device="cuda")
     with pytest.raises(MotifLiteError, match="unknown device 'gpu'"):
         load_transformer(checkpoint, device="gpu")
+    for other in ("mps", "xpu"):  # real torch devices this runtime does not support: said before any file is read
+        with pytest.raises(MotifLiteError, match=f"device '{other}' is not supported: motif-lite runs on CUDA GPUs"):
+            load_transformer(checkpoint, device=other)
 
 
 def test_bad_config_values_are_named(checkpoint):
