@@ -109,12 +109,33 @@ class GenerationRequest:
             check(_check_choice, self.sampler, "sampler", tuple(SAMPLERS))
         seed = check(_resolve_seed, self.seed)
         check(check_output_path, self.output)
-        if self.image is not None:
-            check(load_image, self.image)  # names the file if it cannot be read
+        image = check(load_image, self.image) if self.image is not None else None  # names an unreadable file
         if problems:
             raise RequestError("\n".join(problems))
         frames, notes = normalized
+        if image is not None:
+            notes += _stretch_note(image.size, self.width, self.height)
         return dataclasses.replace(self, frames=frames, seed=seed), notes
+
+
+STRETCH_NOTED = 0.05  # relative aspect-ratio difference between the image and the video worth a note
+
+
+def _stretch_note(image_size: tuple[int, int], width: int, height: int) -> list[str]:
+    """A note when the first frame's shape differs from the video's: the reference pipeline (and so motif-lite)
+    resizes it to width x height without cropping, which stretches it. Suggests a size of the image's shape with
+    about as many pixels, in multiples of 16."""
+    image_w, image_h = image_size
+    image_aspect, video_aspect = image_w / image_h, width / height
+    if abs(image_aspect / video_aspect - 1) <= STRETCH_NOTED:
+        return []
+    pixels = width * height
+    fit_w = max(SIZE_MULTIPLE, round((pixels * image_aspect) ** 0.5 / SIZE_MULTIPLE) * SIZE_MULTIPLE)
+    fit_h = max(SIZE_MULTIPLE, round((pixels / image_aspect) ** 0.5 / SIZE_MULTIPLE) * SIZE_MULTIPLE)
+    return [
+        f"the image is {image_w}x{image_h} (aspect {image_aspect:.2f}) and is stretched to {width}x{height} (aspect "
+        f"{video_aspect:.2f}), as the reference pipeline does; -W {fit_w} -H {fit_h} keeps its shape"
+    ]
 
 
 # (field, name in messages, must be > 0): numbers that may be None (not given).

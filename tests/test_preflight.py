@@ -252,3 +252,20 @@ def test_hint_for_an_incomplete_local_folder_fetches_into_it(checkpoint, tmp_pat
     assert code == cli.EXIT_USER_ERROR
     assert f"incomplete checkpoint {root}: missing vae/diffusion_pytorch_model.safetensors*" in err
     assert f"hf download Motif-Technologies/Motif-Video-2B --include 'vae/*' --local-dir {root}" in err
+
+
+def test_a_first_frame_of_another_shape_is_noted_with_a_size_that_keeps_it(tmp_path):
+    import PIL.Image
+
+    from motif_lite.request import GenerationRequest
+
+    PIL.Image.new("RGB", (300, 300)).save(tmp_path / "square.png")
+    PIL.Image.new("RGB", (1920, 1080)).save(tmp_path / "wide.png")
+    square = GenerationRequest("x", image=tmp_path / "square.png", output=tmp_path / "a.mp4")
+    _, notes = square.resolve()  # 1280x736: stretched; 976 x 976 is about as many pixels (1.01x), square
+    assert notes == [
+        "the image is 300x300 (aspect 1.00) and is stretched to 1280x736 (aspect 1.74), as the reference pipeline "
+        "does; -W 976 -H 976 keeps its shape"
+    ]
+    _, notes = GenerationRequest("x", image=tmp_path / "wide.png", output=tmp_path / "a.mp4").resolve()
+    assert notes == []  # 16:9 into 1280x736 (1.74 vs 1.78): within 5 %, nothing to say
