@@ -154,6 +154,7 @@ class SparseDecoderAttention:
             self._cached = ((length, device), mask.to(device))
         return self._cached[1]
 
+    @torch.compiler.disable  # eager in compiled blocks: its cached mask, and the torch reference's per-tile loop
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         block_mask = self.block_mask(q.shape[2], q.device)
         return self.attend(q, k, v, mask, block_mask, self.config.block_size)
