@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from gguf import GGMLQuantizationType as Q
+from gguf import quants as gguf_quants
 from gguf_helpers import random_packed
 from tiny_config import TINY as TINY_KWARGS
 from tiny_config import inputs, randomize_
@@ -326,3 +329,54 @@ def test_cuda_streaming_matches_and_frees_memory(staging):
     assert torch.cuda.memory_allocated() == after_first
     handle.remove()
     assert torch.cuda.memory_allocated() - baseline == after_first - with_rest
+
+
+def grouped_model(layout: str, packed: bool) -> MotifVideoTransformer:
+    """4 heads of 16 (head groups of 1 and 3 leave an uneven last group); with `packed`, the single-stream blocks'
+    Q/K/V projections hold Q8_0 blocks, one of them beside an unmerged LoRA."""
+    from motif_lite.weights.lora import LoRALinear
+
+    flags = dict(num_attention_heads=4, attention_head_dim=16, rope_axes_dim=(4, 6, 6), cross_attention_layout=layout)
+    model = randomize_(MotifVideoTransformer(TransformerConfig(**{**TINY_KWARGS, **flags})).eval(), 0)
+    model.requires_grad_(False)
+    if packed:
+        for block in model.single_transformer_blocks:
+            for name in ("to_q", "to_k", "to_v"):
+                linear = getattr(block.attn, name)
+                blocks = torch.from_numpy(gguf_quants.quantize(linear.weight.numpy(), Q.Q8_0))
+                layer = QuantizedLinear.from_packed(blocks, Q.Q8_0, linear.in_features, linear.bias.data)
+                setattr(block.attn, name, layer)
+        attn = model.single_transformer_blocks[0].attn
+        g = torch.Generator().manual_seed(3)
+        attn.to_v = LoRALinear(attn.to_v, 0.3 * torch.randn(4, 64, generator=g), 0.3 * torch.randn(64, 4, generator=g))
+    return model
+
+
+@pytest.mark.parametrize("heads", [1, 3])
+@pytest.mark.parametrize(("layout", "packed", "chunk", "image"), [
+    ("diffusers", False, 7, 0), ("original", True, 7, 3), ("pr", False, None, 0), ("diffusers", True, None, 3),
+])  # fmt: skip
+def test_head_groups_equal_one_call(heads, layout, packed, chunk, image):
+    # The single-stream blocks (the DDT decoder's included) attend `heads` heads per call, each group projected
+    # from its rows of Q/K/V (packed and LoRA rows included): the one-call result up to the GEMMs' rounding.
+    model = grouped_model(layout, packed)
+    x = inputs(frames=3, height=8, width=10, image=image)  # 60 video tokens
+    plain = forward(model, x)
+    calls = []
+
+    def recording(q, k, v, mask):
+        calls.append(q.shape[1])
+        return sdpa(q, k, v, mask)
+
+    sdpa = model.ops.attention
+    model.ops = dataclasses.replace(model.ops, attention=recording, decoder_attention=recording)
+    handle = apply_token_chunking(model, chunk or 10_000, heads_per_call=heads)
+    grouped = forward(model, x)
+    assert_rounding_equal(grouped, plain)
+    single_calls = [c for c in calls if c != 4]  # the dual blocks' joint attention and the cross-attention: 4 heads
+    groups = [1, 1, 1, 1] if heads == 1 else [3, 1]
+    assert single_calls == groups * len(model.single_transformer_blocks)
+    handle.remove()
+    assert all(block.heads_per_call is None for block in model.single_transformer_blocks)
+    calls.clear()
+    assert torch.equal(forward(model, x), plain) and 1 not in calls and 3 not in calls

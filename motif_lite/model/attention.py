@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from itertools import chain
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from motif_lite.model.ops import AttentionFn, Ops
@@ -33,6 +34,16 @@ class BlockContext:
     image_len: int  # image tokens at the front of the context stream (I2V), excluded from cross-attention
     ops: Ops
     attention: AttentionFn  # ops.attention, or ops.decoder_attention in the DDT decoder
+
+
+def project_rows(layer: nn.Module, x: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+    """`layer(x)[..., rows]`, computing only those outputs (a linear layer's rows; None = all of them). Packed and
+    LoRA-wrapped layers (motif_lite.weights) provide `forward_rows`."""
+    if rows is None:
+        return layer(x)
+    if isinstance(layer, nn.Linear):
+        return F.linear(x, layer.weight[rows], None if layer.bias is None else layer.bias[rows])
+    return layer.forward_rows(x, rows)
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -85,7 +96,8 @@ def rope_rows(ctx: BlockContext, start: int, length: int) -> tuple[torch.Tensor 
 class QKVProjection(nn.Module):
     """to_q/to_k/to_v with per-head RMSNorm on Q and K.
 
-    `start` is the position of x's first token in the attended sequence (for RoPE) when x is one piece of it.
+    `start` is the position of x's first token in the attended sequence (for RoPE) when x is one piece of it;
+    `heads` (a slice of the heads; None = all) projects only those heads' rows of Q, K and V.
     """
 
     def __init__(self, hidden: int, heads: int, head_dim: int) -> None:
@@ -99,21 +111,34 @@ class QKVProjection(nn.Module):
         # Tokens per projection piece (None = a stream at once); set by runtime.chunking.
         self.token_chunk: int | None = None
 
-    def project_q(self, x: torch.Tensor, ctx: BlockContext, rope: bool = True, start: int = 0) -> torch.Tensor:
+    def project_q(
+        self, x: torch.Tensor, ctx: BlockContext, rope: bool = True, start: int = 0, heads: slice | None = None
+    ) -> torch.Tensor:
         cos, sin = rope_rows(ctx, start, x.shape[1]) if rope else (None, None)
-        q = split_heads(self.to_q(x), self.heads)
+        q = split_heads(project_rows(self.to_q, x, self._rows(heads)), self._count(heads))
         return ctx.ops.rms_norm_rope(q, self.norm_q.weight, self.norm_q.eps, cos, sin)
 
     def project_kv(
-        self, x: torch.Tensor, ctx: BlockContext, rope: bool = True, start: int = 0
+        self, x: torch.Tensor, ctx: BlockContext, rope: bool = True, start: int = 0, heads: slice | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cos, sin = rope_rows(ctx, start, x.shape[1]) if rope else (None, None)
-        k = split_heads(self.to_k(x), self.heads)
+        rows, count = self._rows(heads), self._count(heads)
+        k = split_heads(project_rows(self.to_k, x, rows), count)
         k = ctx.ops.rms_norm_rope(k, self.norm_k.weight, self.norm_k.eps, cos, sin)
-        return k, split_heads(self.to_v(x), self.heads)
+        return k, split_heads(project_rows(self.to_v, x, rows), count)
 
-    def project_qkv(self, x: torch.Tensor, ctx: BlockContext, start: int = 0) -> QKV:
-        return self.project_q(x, ctx, start=start), *self.project_kv(x, ctx, start=start)
+    def project_qkv(self, x: torch.Tensor, ctx: BlockContext, start: int = 0, heads: slice | None = None) -> QKV:
+        return self.project_q(x, ctx, start=start, heads=heads), *self.project_kv(x, ctx, start=start, heads=heads)
+
+    def _rows(self, heads: slice | None) -> slice | None:
+        """The projections' output rows of a slice of heads (None: all)."""
+        if heads is None:
+            return None
+        head_dim = self.to_q.out_features // self.heads
+        return slice(heads.start * head_dim, heads.stop * head_dim)
+
+    def _count(self, heads: slice | None) -> int:
+        return self.heads if heads is None else heads.stop - heads.start
 
 
 class JointAttention(QKVProjection):
@@ -157,10 +182,13 @@ class SingleAttention(QKVProjection):
     """Single-stream attention's projections over one concatenated sequence; RoPE on its first N tokens (the
     video). `SingleStreamBlock.attend` runs the attention itself (its K/V also serve the shared cross-attention)."""
 
-    def project(self, pieces: Iterable[tuple[int, torch.Tensor]], length: int, ctx: BlockContext) -> QKV:
-        """Q, K, V [B, H, length, D] of a sequence given as (start, normalized tokens [B, l, C]) pieces in order;
-        a generator of pieces lets the caller normalize each piece only when it is projected."""
-        return gather_qkv(((start, self.project_qkv(piece, ctx, start)) for start, piece in pieces), length)
+    def project(
+        self, pieces: Iterable[tuple[int, torch.Tensor]], length: int, ctx: BlockContext, heads: slice | None = None
+    ) -> QKV:
+        """Q, K, V [B, H, length, D] of a sequence given as (start, normalized tokens [B, l, C]) pieces in order
+        (of the `heads` slice only: [B, h, length, D]); a generator of pieces lets the caller normalize each piece
+        only when it is projected."""
+        return gather_qkv(((start, self.project_qkv(piece, ctx, start, heads)) for start, piece in pieces), length)
 
 
 class CrossAttention(QKVProjection):

@@ -113,8 +113,9 @@ class SingleStreamBlock(nn.Module):
         self.proj_mlp = nn.Linear(hidden, mlp)
         self.proj_out = nn.Linear(hidden + mlp, hidden)
         # Tokens per piece for the normalization, Q/K/V projections, MLP and output projection (None = each
-        # stream at once); set by runtime.chunking.
+        # stream at once), and heads per attention call (None = all: one call); set by runtime.chunking.
         self.token_chunk: int | None = None
+        self.heads_per_call: int | None = None
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext) -> tuple[torch.Tensor, torch.Tensor]:
         # x: [B, N, C], context: [B, T', C], attended as one sequence [x; context] of L = N + T' tokens. With a
@@ -147,17 +148,14 @@ class SingleStreamBlock(nn.Module):
     ) -> torch.Tensor:
         """Self-attention over the (start, tokens) pieces of [x; context] (x has n tokens), each piece normalized
         when projected, with the text cross-attention (if any) added to the video part. Q, K and V are freed right
-        after the attention call; only the text part of K and V is kept, for the shared cross-attention."""
-        length = n + context.shape[1]
-        q, k, v = self.attn.project(((start, normalize(tokens)) for start, tokens in pieces), length, ctx)
-        text_start = n + ctx.image_len
-        shared = self.cross_attn is not None and not isinstance(self.cross_attn, CrossAttention)
+        after the attention call (each group's, with `heads_per_call`); only the text part of K and V is kept, for
+        the shared cross-attention."""
+        text_start, length = n + ctx.image_len, n + context.shape[1]
         # The shared layouts' cross-attention reuses the text part of this attention's K and V.
-        text_kv = (k[:, :, text_start:].clone(), v[:, :, text_start:].clone()) if shared else None
-        heads_out = ctx.attention(q, k, v, ctx.mask)
-        del q, k, v  # before the heads are merged (a copy with some attention kernels): one full tensor less
-        attn_out = merge_heads(heads_out)
-        del heads_out  # freed once merged (unless the merge is a view of it)
+        shared = self.cross_attn is not None and not isinstance(self.cross_attn, CrossAttention)
+        grouped = self.heads_per_call is not None and self.heads_per_call < self.attn.heads
+        attend = self.attend_head_groups if grouped else self.attend_heads
+        attn_out, text_kv = attend(pieces, normalize, length, ctx, shared, text_start)
         if self.cross_attn is not None:
             # Query pieces of the video part, each added in place: attn_out is this call's own tensor, and every
             # piece reads only its own rows (so the result is the whole-sequence one).
@@ -172,6 +170,56 @@ class SingleStreamBlock(nn.Module):
                 cross = text_cross_attention(self.cross_attn, piece, text_kv, self.attn, ctx, start)
                 attn_out[:, start : start + piece.shape[1]] += cross
         return attn_out
+
+    def attend_heads(
+        self,
+        pieces: list[tuple[int, torch.Tensor]],
+        normalize: Callable[[torch.Tensor], torch.Tensor],
+        length: int,
+        ctx: BlockContext,
+        shared: bool,
+        text_start: int,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """Every head in one attention call: (merged output [B, L, C], the text K/V for a shared cross-attention)."""
+        q, k, v = self.attn.project(((start, normalize(tokens)) for start, tokens in pieces), length, ctx)
+        text_kv = (k[:, :, text_start:].clone(), v[:, :, text_start:].clone()) if shared else None
+        heads_out = ctx.attention(q, k, v, ctx.mask)
+        del q, k, v  # before the heads are merged (a copy with some attention kernels): one full tensor less
+        attn_out = merge_heads(heads_out)
+        del heads_out  # freed once merged (unless the merge is a view of it)
+        return attn_out, text_kv
+
+    def attend_head_groups(
+        self,
+        pieces: list[tuple[int, torch.Tensor]],
+        normalize: Callable[[torch.Tensor], torch.Tensor],
+        length: int,
+        ctx: BlockContext,
+        shared: bool,
+        text_start: int,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """`heads_per_call` heads at a time: each group's Q, K, V projected (its rows of the projections), attended
+        and written into its columns of the merged output, so Q, K and V exist for one group only. Same result as
+        `attend_heads` up to the matmuls' rounding for fewer output rows."""
+        heads, group = self.attn.heads, self.heads_per_call
+        batch, head_dim = pieces[0][1].shape[0], self.attn.to_q.out_features // heads
+        reference = pieces[0][1]
+        attn_out = reference.new_empty(batch, length, heads, head_dim)  # [B, L, H, D]: merged once flattened
+        text_kv = None
+        if shared:
+            text = length - text_start
+            text_kv = tuple(reference.new_empty(batch, heads, text, head_dim) for _ in range(2))
+        for first in range(0, heads, group):
+            part = slice(first, min(heads, first + group))
+            tokens = ((start, normalize(piece)) for start, piece in pieces)
+            q, k, v = self.attn.project(tokens, length, ctx, part)
+            if text_kv is not None:
+                text_kv[0][:, part], text_kv[1][:, part] = k[:, :, text_start:], v[:, :, text_start:]
+            heads_out = ctx.attention(q, k, v, ctx.mask)  # [B, h, L, D]
+            del q, k, v
+            attn_out[:, :, part] = heads_out.transpose(1, 2)
+            del heads_out
+        return attn_out.flatten(2), text_kv
 
     def mlp_and_project(self, normed: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
         """proj_out([attn_out | gelu(proj_mlp(normed))]) of one piece of tokens (the caller cuts the pieces)."""

@@ -10,6 +10,8 @@
 - Single-stream blocks (and the DDT decoder, whose 2N tokens set the peak at 720p): the block itself runs the
   input norm, the Q/K/V projections, the MLP branch and `proj_out([attn | gelu(proj_mlp(x))])` on pieces of its
   `token_chunk` tokens, which this feature sets; only Q, K, V and the attention output exist for all tokens.
+  With `heads_per_call` they attend a group of heads at a time (each group's rows of the Q/K/V projections), so
+  Q, K and V exist for one group only: the lowest floor, for a few percent more work per step.
 
 Every op here acts on each token independently, so chunking gives the same numbers up to the matmul's rounding
 for a different row count (tests: relative error <= 1e-6 in fp32).
@@ -67,6 +69,8 @@ class ChunkingHandle:
             setattr(parent, name, original)
         for module in self.chunked:
             module.token_chunk = None
+            if isinstance(module, SingleStreamBlock):
+                module.heads_per_call = None
         self.swapped.clear()
         self.chunked.clear()
 
@@ -74,11 +78,14 @@ class ChunkingHandle:
 FF_NAMES = ("ff", "ff_context")
 
 
-def apply_token_chunking(model: nn.Module, chunk_tokens: int) -> ChunkingHandle:
+def apply_token_chunking(model: nn.Module, chunk_tokens: int, heads_per_call: int | None = None) -> ChunkingHandle:
     """Chunk every per-token step of a `MotifVideoTransformer`: wrap the dual-stream blocks' `ff` and
-    `ff_context` in `ChunkedFeedForward`, and set `token_chunk` on every attention and single-stream block."""
+    `ff_context` in `ChunkedFeedForward`, and set `token_chunk` on every attention and single-stream block; with
+    `heads_per_call`, the single-stream blocks (the DDT decoder's among them) attend that many heads at a time."""
     if not isinstance(chunk_tokens, int) or chunk_tokens < 1:
         raise ConfigError(f"chunk_tokens={chunk_tokens!r} must be a positive integer")
+    if heads_per_call is not None and (not isinstance(heads_per_call, int) or heads_per_call < 1):
+        raise ConfigError(f"heads_per_call={heads_per_call!r} must be a positive integer or None")
     handle = ChunkingHandle()
     for block in model.transformer_blocks:
         for name in FF_NAMES:
@@ -91,4 +98,6 @@ def apply_token_chunking(model: nn.Module, chunk_tokens: int) -> ChunkingHandle:
         if isinstance(module, QKVProjection | SingleStreamBlock):
             module.token_chunk = chunk_tokens
             handle.chunked.append(module)
+        if isinstance(module, SingleStreamBlock):
+            module.heads_per_call = heads_per_call
     return handle

@@ -36,6 +36,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from motif_lite.errors import MotifLiteError
+from motif_lite.model.attention import project_rows
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
 from motif_lite.weights.quant_linear import QuantizedLinear
 
@@ -122,6 +123,11 @@ class LoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.base(x) + F.linear(F.linear(x, self.down.to(x.dtype)), self.up.to(x.dtype))
+
+    def forward_rows(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
+        """`self(x)[..., rows]`: the base layer's rows and the update's."""
+        update = F.linear(F.linear(x, self.down.to(x.dtype)), self.up[rows].to(x.dtype))
+        return project_rows(self.base, x, rows) + update
 
     def extra_repr(self) -> str:
         return f"rank={self.down.shape[0]}"

@@ -85,6 +85,14 @@ class QuantizedLinear(nn.Module):
             return self.kernel(x, self.packed, self.qtype, self.out_features, self.in_features, bias)
         return F.linear(x, self.dequantized_weight(x.dtype), bias)
 
+    def forward_rows(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
+        """`self(x)[..., rows]` from those rows' blocks only (GGUF packs each output row on its own)."""
+        bias = None if self.bias is None else self.bias[rows].to(x.dtype)
+        packed, count = self.packed[rows], len(range(self.out_features)[rows])
+        if self.kernel is not None:
+            return self.kernel(x, packed, self.qtype, count, self.in_features, bias)
+        return F.linear(x, dequantize(packed, self.qtype, (count, self.in_features), x.dtype), bias)
+
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, qtype={self.qtype.name}, "
