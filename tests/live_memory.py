@@ -79,17 +79,19 @@ def estimate_and_live_peak(
     latent: tuple[int, int, int],
     text_tokens: int,
     image_tokens: int = 0,
+    heads_per_call: int | None = None,
 ) -> tuple[int, int]:
     """The planner's activation bytes for one forward of a `MotifVideoTransformer` over latent (frames, height,
     width) with text_tokens text tokens (and image_tokens image tokens), with `ops` "fused" (`fused_like_ops`) or
-    "torch" and token pieces of `chunk`, and the most bytes of tensors that forward really kept alive together."""
+    "torch", token pieces of `chunk` (and head groups of `heads_per_call`), and the most bytes of tensors that
+    forward really kept alive together."""
     from motif_lite.model.ops import TORCH_OPS
     from motif_lite.runtime import planner
     from motif_lite.runtime.chunking import apply_token_chunking
 
     config = model.config
     model.ops = fused_like_ops() if ops == "fused" else TORCH_OPS
-    handle = apply_token_chunking(model, chunk) if chunk else None
+    handle = apply_token_chunking(model, chunk, heads_per_call) if chunk else None
     latents = torch.randn(1, 33, *latent, dtype=torch.bfloat16)
     text = torch.randn(1, text_tokens, config.text_embed_dim, dtype=torch.bfloat16)
     image = torch.randn(1, image_tokens, config.image_embed_dim, dtype=torch.bfloat16) if image_tokens else None
@@ -103,6 +105,6 @@ def estimate_and_live_peak(
     frames, height, width = latent
     estimate = planner.transformer_activation_bytes(
         frames * height * width // 4, config, 1, chunk, fused_norms=ops == "fused",
-        context_tokens=text_tokens + image_tokens, text_tokens=text_tokens,
+        context_tokens=text_tokens + image_tokens, text_tokens=text_tokens, heads_per_call=heads_per_call,
     )  # fmt: skip
     return estimate, live.peak_bytes

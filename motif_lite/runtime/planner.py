@@ -188,6 +188,7 @@ class Plan:
     prefetch: bool = True
     host: HostEstimate | None = None
     cfg_batch: int = 1  # rows per transformer forward the estimates allow: 2 = guidance branches batched
+    heads_per_call: int | None = None  # single-stream blocks attend this many heads at a time (None: all at once)
 
     @property
     def peak_bytes(self) -> int:
@@ -352,10 +353,19 @@ class _Choice:
     vae_frame_by_frame: bool = True
     vae_bands: int = 1
     prefetch: bool = True
+    heads: int | None = None  # heads per attention call in the single-stream blocks (None: all)
 
 
-def _ladder(num_blocks: int) -> list[_Choice]:
-    """Every candidate, fastest first (see the module docstring)."""
+def head_groups(heads: int) -> list[int]:
+    """Heads per call the ladder tries, most first (12 heads: 6, 4, 3): below a quarter of the heads the
+    DDT decoder's output pass, not its attention, sets the floor."""
+    return sorted({heads // parts for parts in (2, 3, 4) if 0 < heads // parts < heads}, reverse=True)
+
+
+def _ladder(num_blocks: int, heads: int = 12, sequence_parallel: int = 1) -> list[_Choice]:
+    """Every candidate, fastest first (see the module docstring). Head groups come last (after the text encoder
+    moves to the CPU): they cost a little every step; never with sequence parallelism, whose all-to-all splits the
+    heads itself."""
     dev, stream, cpu = TextEncoderPlacement.DEVICE, TextEncoderPlacement.STREAMED, TextEncoderPlacement.CPU
     large, small = TOKEN_CHUNKS
     outer = [_Choice(text, None, None, None) for text in (dev, stream)]
@@ -364,6 +374,9 @@ def _ladder(num_blocks: int) -> list[_Choice]:
     outer += [_Choice(stream, 0, small, None), _Choice(stream, 0, small, None, prefetch=False)]
     outer += [_Choice(stream, 0, small, tile, prefetch=False) for tile in VAE_TILES]
     outer += [_Choice(cpu, 0, small, tile, prefetch=False) for tile in (None, *VAE_TILES)]
+    for group in head_groups(heads) if sequence_parallel == 1 else []:
+        for text in (stream, cpu):
+            outer += [_Choice(text, 0, small, tile, prefetch=False, heads=group) for tile in (None, *VAE_TILES)]
     # Within each, the untiled VAE modes, fastest first: they cost far less than streaming more of anything.
     # Decoding 4 frames at once saves ~1-2 s per video at 720p, every band adds ~3.8 % to the decode.
     vae_modes = [(False, 1), (True, 1), *((True, bands) for bands in VAE_BANDS)]
@@ -384,17 +397,24 @@ def transformer_activation_bytes(
     act_bytes: int = ACT_BYTES,
     sequence_parallel: int = 1,
     text_tokens: int = TEXT_TOKENS,
+    heads_per_call: int | None = None,
 ) -> int:
     """Peak activation bytes of one transformer forward over n video tokens (the formulas at the top): the
     largest of the dual, encoder single-stream and DDT decoder blocks, each with what is held around it; on each of
     `sequence_parallel` ranks sharing the video tokens. `text_tokens`: the text part of the context (the keys of
-    the text cross-attention), at most `context_tokens`."""
+    the text cross-attention), at most `context_tokens`; `heads_per_call`: the single-stream blocks' head groups
+    (with token pieces only)."""
     d, f = config.hidden_size, int(config.hidden_size * config.mlp_ratio)
     exchange = 0
     if sequence_parallel > 1:
         n, exchange = -(-n // sequence_parallel), SP_EXCHANGE_D
     piece = tuple(p * d for p in (PIECE_PROJECTION_D_FUSED if fused_norms else PIECE_PROJECTION_D_TORCH))
-    widths = _Widths(token_chunk, d, f, piece, exchange)
+    head_share = 1.0
+    if heads_per_call is not None and heads_per_call < config.num_attention_heads:
+        if token_chunk is None:
+            raise ConfigError("head groups are planned with token pieces only")
+        head_share = heads_per_call / config.num_attention_heads
+    widths = _Widths(token_chunk, d, f, piece, exchange, head_share)
     t = context_tokens
     # Held while the encoder runs: the patch-embedded video for the DDT decoder, and the embedded context.
     encoder_held = (n * d if config.num_decoder_layers else 0) + t * d
@@ -442,14 +462,17 @@ class _Widths:
     f: int
     piece: tuple[int, int]
     exchange: int
+    head_share: float = 1.0  # the share of the heads in one attention call of the single-stream blocks
 
 
-def _projection(first: int, second: int, chunk: int | None, d: int, piece: tuple[int, int]) -> int:
+def _projection(first: int, second: int, chunk: int | None, d: int, piece: tuple[int, int], share: float = 1.0) -> int:
     """The projection phase over [first; second] tokens (RoPE on the first stream): the Q/K/V buffers and the
-    largest piece projected while they exist (the first piece comes before them)."""
+    largest piece projected while they exist (the first piece comes before them); with head groups (`share` of
+    the heads per call) both for one group, next to the piece's normalized tokens."""
     head = min(chunk or first, first)
     rope_rest, plain = min(head, first - head), min(chunk or second, second)
-    return 3 * (first + second) * d + max(piece[0] * rope_rest, piece[1] * plain)
+    widths = [round(d + (p - d) * share) for p in piece]
+    return round(3 * share * (first + second) * d) + max(widths[0] * rope_rest, widths[1] * plain)
 
 
 def _cross_phases(first: int, length: int, w: _Widths, cross: _Cross) -> tuple[int, int]:
@@ -478,7 +501,13 @@ def _single_block(first: int, second: int, w: _Widths, cross: _Cross | None = No
     widest = max(min(chunk, first), min(chunk, second))
     output = 2 * length * d + (2 * f + 2 * d) * widest
     held_kv, after_attention = _cross_phases(first, length, w, cross) if cross else (0, 0)
-    phases = (attention + held_kv, _projection(first, second, chunk, d, piece), output, after_attention)
+    projection = _projection(first, second, chunk, d, piece)
+    if w.head_share < 1:  # head groups: the merged output (L D) and the text K/V exist from the first group on
+        share = w.head_share
+        held_kv = 2 * cross.text * d if cross and cross.shared else 0
+        attention = length * d + round((ATTENTION_L + w.exchange) * share * length * d)
+        projection = length * d + held_kv + _projection(first, second, chunk, d, piece, share)
+    phases = (attention + held_kv, projection, output, after_attention)
     return length * d + max(phases)
 
 
@@ -621,7 +650,7 @@ def _stage_estimates(
         dit_weights += sizes.largest_linear * DEQUANT_BYTES_PER_WEIGHT
     dit_acts = transformer_activation_bytes(
         sizes.video_tokens, sizes.config, batch, choice.token_chunk, fused_norms, act_bytes=sizes.act_bytes,
-        sequence_parallel=sequence_parallel,
+        sequence_parallel=sequence_parallel, heads_per_call=choice.heads,
     )  # fmt: skip
     latent_elements = sizes.config.out_channels * sizes.video_tokens * 4  # 2x2 patches per token
     dit_acts += batch * SAMPLER_LATENTS * latent_elements * sizes.act_bytes + attention_workspace
@@ -638,7 +667,7 @@ def _stage_estimates(
     stages = [
         ("encode", *encode, WORKSPACE_BYTES, f"text encoder: {choice.text.value}", encode_chunks),
         ("denoise", dit_weights, dit_acts, WORKSPACE_BYTES, f"transformer blocks: {streamed_blocks}",
-         _chunk_label(choice.token_chunk)),
+         _chunk_label(choice.token_chunk, choice.heads)),
         ("decode", resident, vae_acts, 0, "-", _vae_label(choice)),
     ]  # fmt: skip
     return tuple(
@@ -654,8 +683,9 @@ _TEXT_PLACES = {
 }
 
 
-def _chunk_label(chunk: int | None) -> str:
-    return "tokens: whole streams" if chunk is None else f"tokens: {chunk} per piece"
+def _chunk_label(chunk: int | None, heads: int | None = None) -> str:
+    label = "tokens: whole streams" if chunk is None else f"tokens: {chunk} per piece"
+    return label if heads is None else f"{label}, {heads} heads per call"
 
 
 def _vae_label(choice: _Choice) -> str:
@@ -738,7 +768,7 @@ def plan_memory(
             width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype, image,
             activation_dtype,
         )  # fmt: skip
-        ladder = _ladder(len(sizes.block_bytes))
+        ladder = _ladder(len(sizes.block_bytes), transformer_config.num_attention_heads, sequence_parallel)
         # Batching the guidance branches halves the weight traffic of a streamed plan, so at every rung it comes
         # first: cfg_batch, then 1 (once when cfg_batch is 1).
         for rank, choice in enumerate(ladder):
@@ -749,7 +779,7 @@ def plan_memory(
                 plan = Plan(
                     width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
                     choice.token_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages,
-                    budget_bytes, rank, len(ladder), choice.prefetch, cfg_batch=batch,
+                    budget_bytes, rank, len(ladder), choice.prefetch, cfg_batch=batch, heads_per_call=choice.heads,
                 )  # fmt: skip
                 yield plan, sizes, choice
 
@@ -836,7 +866,7 @@ def apply_plan(transformer: nn.Module, vae: nn.Module | None, plan: Plan) -> Pla
     """
     handle = PlanHandle(plan.vae_tile, plan.vae_frame_by_frame, plan.vae_bands)
     if plan.token_chunk is not None:
-        handle.handles.append(apply_token_chunking(transformer, plan.token_chunk))
+        handle.handles.append(apply_token_chunking(transformer, plan.token_chunk, plan.heads_per_call))
     if plan.resident_blocks is None:
         transformer.to(plan.device)
     else:
