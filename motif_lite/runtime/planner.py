@@ -20,7 +20,9 @@ Candidates are tried from fastest to slowest (a fixed ladder, so more budget nev
     4. + the transformer's blocks streamed, keeping k = 35 .. 0 blocks resident;
     5. + pieces of 4096 tokens; then no prefetch (one streamed block on the device instead of two);
     6. + the VAE decoding in smaller spatial tiles;
-    7. the text encoder run on the CPU, with the smallest settings of 3-6.
+    7. the text encoder run on the CPU, with the smallest settings of 3-6;
+    8. the single-stream blocks attending 6, then 4, then 3 of their 12 heads per call (head groups: only the
+       group's Q, K, V exist), with the text encoder streamed or on the CPU and each VAE setting again.
 Within each untiled candidate the VAE tries its modes, fastest first: 4 frames at once through the upper levels,
 one frame at a time, then 2, 3 or 4 exact bands (a few percent more VAE work each: far cheaper than streaming).
 The host memory (runtime/host_memory.py) then decides whether streamed blocks get page-locked homes or go
@@ -80,6 +82,10 @@ CONTEXT_TOKENS = 512 + 729
 #                   longer stream) + one piece's GELU in/out ................................... (2 F + D) c
 #                   (without chunks: L D + (2 F + D) S)
 #   text cross-attention (single-stream blocks with pieces; the dual-stream blocks' optional one): see below
+#   head groups (single-stream blocks with pieces, a share s of the heads per call): the merged attention output
+#                   L D is held from the first group on, next to one group's Q, K, V and output 4 s L D
+#                   (projection: 3 s L D + a piece's normalized tokens and s of its other temporaries); the
+#                   shared layouts' text K/V buffers (2 T D) exist from the first group on too
 # Held outside the blocks: each block's inputs (L D), the embedded context (T' D) and the decoder's copy of the
 # patch-embedded video while the encoder runs (N D), in the first decoder block the encoder output's context half
 # (T' D), and the float32 RoPE tables (2 N head_dim).
