@@ -69,17 +69,20 @@ SHORT_TEXT, LONG_TEXT = (3, 32, 48, 64), (1, 16, 24, 1200)
 
 
 @pytest.mark.parametrize(
-    ("chunk", "ops", "shape"),
-    [(256, "fused", SHORT_TEXT), *(pytest.param(c, o, s, marks=SLOW) for c, o, s in [
-        (None, "fused", SHORT_TEXT), (1024, "fused", SHORT_TEXT), (None, "torch", SHORT_TEXT),
-        (1024, "torch", SHORT_TEXT), (256, "torch", SHORT_TEXT), (256, "fused", LONG_TEXT), (256, "torch", LONG_TEXT),
+    ("chunk", "ops", "shape", "heads"),
+    [(256, "fused", SHORT_TEXT, None), (256, "fused", SHORT_TEXT, 4), *(pytest.param(*case, marks=SLOW) for case in [
+        (None, "fused", SHORT_TEXT, None), (1024, "fused", SHORT_TEXT, None), (None, "torch", SHORT_TEXT, None),
+        (1024, "torch", SHORT_TEXT, None), (256, "torch", SHORT_TEXT, None), (256, "fused", LONG_TEXT, None),
+        (256, "torch", LONG_TEXT, None), (256, "torch", SHORT_TEXT, 3), (256, "fused", LONG_TEXT, 6),
     ])],
 )  # fmt: skip
-def test_transformer_activations(bench_report, wide_model, chunk, ops, shape):
+def test_transformer_activations(bench_report, wide_model, chunk, ops, shape, heads):
     frames, height, width, text_tokens = shape
-    estimate, live_peak = estimate_and_live_peak(wide_model, chunk, ops, (frames, height, width), text_tokens)
+    latent = (frames, height, width)
+    estimate, live_peak = estimate_and_live_peak(wide_model, chunk, ops, latent, text_tokens, 0, heads)
     n = frames * height * width // 4
-    check = f"transformer, D 1536, N {n}, T' {text_tokens}, chunk {chunk}, {ops} norms"
+    groups = "" if heads is None else f", {heads} of 12 heads per call"
+    check = f"transformer, D 1536, N {n}, T' {text_tokens}, chunk {chunk}, {ops} norms{groups}"
     mib = dict(estimate_mib=estimate / 2**20, measured_mib=live_peak / 2**20)
     bench_report.add(ACCURACY, check=check, **mib, ratio=estimate / live_peak)
     assert within(estimate, live_peak)
