@@ -14,6 +14,7 @@
 #   speed720  s/step at 1280x736x121: ours, ours with int8 attention (2 steps)                   150 s-rest
 # Only when named (not in the default list):
 #   planner   the whole 720p T2V per stage against the plan, 6 GiB plan and all resident        150-300 s
+#   floor     the same in the 3.3 GiB plan: everything streamed, head groups (the lowest floor)   150-300 s
 # Each step writes OUT_DIR/STEP.log and OUT_DIR/STEP.xml (JUnit: every test's outcome and recorded values), the
 # benchmarks also their report OUT_DIR/STEP.md / .json; all of it is packed into OUT_DIR.tar.gz at the end. Run
 # `bash bench/gpu_wheels.sh .whl` first where the GPU machine has no network: the wheels in .whl/ (if present) are
@@ -66,5 +67,6 @@ step suite 60 100000 -- tests/ "${CORE[@]/#/--ignore=}" -m "cuda and not slow"
 step speed720 150 100000 MOTIF_BENCH_SIZES=1280x736x121 MOTIF_BENCH_STEPS=2 MOTIF_BENCH_ROWS=ours,ours-int8 \
     -- bench/bench_speed.py -m cuda -s --bench-report "$OUT/speed720"
 step planner 150 300 -- bench/bench_planner.py -m cuda -s --bench-report "$OUT/planner"
+step floor 150 300 PLANNER_BENCH_VRAM=3.3 -- bench/bench_planner.py -m cuda -k "whole_t2v and planned" -s --bench-report "$OUT/floor"
 tar czf "$OUT.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")" && echo "gpu_slot: everything in $OUT.tar.gz"
 exit "$STATUS"
