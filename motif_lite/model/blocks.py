@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -150,12 +150,12 @@ class SingleStreamBlock(nn.Module):
         when projected, with the text cross-attention (if any) added to the video part. Q, K and V are freed right
         after the attention call (each group's, with `heads_per_call`); only the text part of K and V is kept, for
         the shared cross-attention."""
-        text_start, length = n + ctx.image_len, n + context.shape[1]
+        text_start = n + ctx.image_len
         # The shared layouts' cross-attention reuses the text part of this attention's K and V.
         shared = self.cross_attn is not None and not isinstance(self.cross_attn, CrossAttention)
-        grouped = self.heads_per_call is not None and self.heads_per_call < self.attn.heads
-        attend = self.attend_head_groups if grouped else self.attend_heads
-        attn_out, text_kv = attend(pieces, normalize, length, ctx, shared, text_start)
+        attn_out, text_kv = self.self_attention(
+            pieces, normalize, n + context.shape[1], ctx, text_start if shared else None
+        )
         if self.cross_attn is not None:
             # Query pieces of the video part, each added in place: attn_out is this call's own tensor, and every
             # piece reads only its own rows (so the result is the whole-sequence one).
@@ -171,48 +171,41 @@ class SingleStreamBlock(nn.Module):
                 attn_out[:, start : start + piece.shape[1]] += cross
         return attn_out
 
-    def attend_heads(
+    def self_attention(
         self,
         pieces: list[tuple[int, torch.Tensor]],
         normalize: Callable[[torch.Tensor], torch.Tensor],
         length: int,
         ctx: BlockContext,
-        shared: bool,
-        text_start: int,
+        text_start: int | None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-        """Every head in one attention call: (merged output [B, L, C], the text K/V for a shared cross-attention)."""
-        q, k, v = self.attn.project(((start, normalize(tokens)) for start, tokens in pieces), length, ctx)
-        text_kv = (k[:, :, text_start:].clone(), v[:, :, text_start:].clone()) if shared else None
-        heads_out = ctx.attention(q, k, v, ctx.mask)
-        del q, k, v  # before the heads are merged (a copy with some attention kernels): one full tensor less
-        attn_out = merge_heads(heads_out)
-        del heads_out  # freed once merged (unless the merge is a view of it)
-        return attn_out, text_kv
+        """(merged output [B, L, C], and with `text_start` the text part of K and V for a shared cross-attention).
 
-    def attend_head_groups(
-        self,
-        pieces: list[tuple[int, torch.Tensor]],
-        normalize: Callable[[torch.Tensor], torch.Tensor],
-        length: int,
-        ctx: BlockContext,
-        shared: bool,
-        text_start: int,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-        """`heads_per_call` heads at a time: each group's Q, K, V projected (its rows of the projections), attended
-        and written into its columns of the merged output, so Q, K and V exist for one group only. Same result as
-        `attend_heads` up to the matmuls' rounding for fewer output rows."""
-        heads, group = self.attn.heads, self.heads_per_call
+        Every head in one call, or with `heads_per_call` a group of heads at a time: each group's Q, K, V
+        projected (its rows of the projections), attended and written into its columns of the output, so Q, K and
+        V exist for one group only (the same result up to the matmuls' rounding for fewer output rows)."""
+        heads, group = self.attn.heads, self.heads_per_call or self.attn.heads
+
+        def normalized() -> Iterator[tuple[int, torch.Tensor]]:
+            return ((start, normalize(tokens)) for start, tokens in pieces)
+
+        if group >= heads:
+            q, k, v = self.attn.project(normalized(), length, ctx)
+            text_kv = None if text_start is None else (k[:, :, text_start:].clone(), v[:, :, text_start:].clone())
+            heads_out = ctx.attention(q, k, v, ctx.mask)
+            del q, k, v  # before the heads are merged (a copy with some attention kernels): one full tensor less
+            attn_out = merge_heads(heads_out)
+            del heads_out  # freed once merged (unless the merge is a view of it)
+            return attn_out, text_kv
         batch, head_dim = pieces[0][1].shape[0], self.attn.to_q.out_features // heads
         reference = pieces[0][1]
         attn_out = reference.new_empty(batch, length, heads, head_dim)  # [B, L, H, D]: merged once flattened
         text_kv = None
-        if shared:
-            text = length - text_start
-            text_kv = tuple(reference.new_empty(batch, heads, text, head_dim) for _ in range(2))
+        if text_start is not None:
+            text_kv = tuple(reference.new_empty(batch, heads, length - text_start, head_dim) for _ in range(2))
         for first in range(0, heads, group):
             part = slice(first, min(heads, first + group))
-            tokens = ((start, normalize(piece)) for start, piece in pieces)
-            q, k, v = self.attn.project(tokens, length, ctx, part)
+            q, k, v = self.attn.project(normalized(), length, ctx, part)
             if text_kv is not None:
                 text_kv[0][:, part], text_kv[1][:, part] = k[:, :, text_start:], v[:, :, text_start:]
             heads_out = ctx.attention(q, k, v, ctx.mask)  # [B, h, L, D]
