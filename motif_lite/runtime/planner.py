@@ -510,7 +510,6 @@ def _single_block(first: int, second: int, w: _Widths, cross: _Cross | None = No
     projection = _projection(first, second, chunk, d, piece)
     if w.head_share < 1:  # head groups: the merged output (L D) and the text K/V exist from the first group on
         share = w.head_share
-        held_kv = 2 * cross.text * d if cross and cross.shared else 0
         attention = length * d + round((ATTENTION_L + w.exchange) * share * length * d)
         projection = length * d + held_kv + _projection(first, second, chunk, d, piece, share)
     phases = (attention + held_kv, projection, output, after_attention)
