@@ -99,11 +99,11 @@ def apply_compile(model: nn.Module, config: CompileConfig | None = None) -> Comp
     model.ops = dataclasses.replace(
         model.ops, layer_norm_modulate=TORCH_OPS.layer_norm_modulate, rms_norm_rope=TORCH_OPS.rms_norm_rope
     )
-    for module in nn.ModuleList(blocks).modules():
-        if isinstance(module, QuantizedLinear) and module.kernel is not None:
-            handle.linear_kernels.append((module, module.kernel))
-            module.kernel = None  # its own torch dequantization, which inductor fuses into one kernel
     for block in blocks:
+        for module in block.modules():
+            if isinstance(module, QuantizedLinear) and module.kernel is not None:
+                handle.linear_kernels.append((module, module.kernel))
+                module.kernel = None  # its own torch dequantization, which inductor fuses into one kernel
         block.compile(mode=config.mode, dynamic=config.dynamic)
         handle.blocks.append(block)
     return handle
