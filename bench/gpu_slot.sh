@@ -10,7 +10,7 @@
 #             with Triton ops, every kernel compiled, streaming, the planner's peaks; no fallback)  60-200 s
 #   int8      8-bit attention vs SDPA and sageattention, and the 720p forwards                   60-150 s
 #   speed480  s/step at 832x480x49: diffusers, ours, with int8 attention, compiled (3 steps)     90-190 s
-#   suite     the rest of the GPU suite (the kernel tests compiled, tests/ marked cuda)           60 s-rest
+#   suite     the rest of the GPU suite (the kernel tests compiled, --compile on CUDA)            60 s-rest
 #   speed720  s/step at 1280x736x121: ours, ours with int8 attention (2 steps)                   150 s-rest
 # Only when named (not in the default list):
 #   planner   the whole 720p T2V per stage against the plan, 6 GiB plan and all resident        150-300 s
