@@ -84,27 +84,41 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
     )
 
 
-def resolve_request(args: argparse.Namespace, unresolved: GenerationRequest) -> tuple[GenerationRequest, list[str]]:
-    """`unresolved.resolve()`, and without -o a default file name that does not replace an earlier video."""
+def resolve_requests(
+    args: argparse.Namespace, unresolved: GenerationRequest
+) -> tuple[list[GenerationRequest], list[str]]:
+    """`unresolved.resolve()` as the run's videos: one, or with `--batch-count N` N of them with seeds SEED,
+    SEED+1, ... and files numbered -1, -2, ... before the extension; without -o, names that do not replace an
+    earlier video."""
     import dataclasses
 
     from motif_lite.io.video import unused_path
 
     request, notes = unresolved.resolve()
+    path, count = Path(request.output), args.batch_count
+    outputs = [path] if count == 1 else [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(1, count + 1)]
     if args.output is None:
-        output = unused_path(Path(request.output))
-        if output != Path(request.output):
-            notes.append(f"{request.output} exists: writing {output} instead (-o names the file and replaces it)")
-            request = dataclasses.replace(request, output=output)
-    return request, notes
+        free = [unused_path(output) for output in outputs]
+        for wanted, chosen in zip(outputs, free, strict=True):
+            if chosen != wanted:
+                notes.append(f"{wanted} exists: writing {chosen} instead (-o names the file and replaces it)")
+        outputs = free
+    seeds = [(request.seed + i) % 2**32 for i in range(count)]
+    return [dataclasses.replace(request, seed=s, output=o) for s, o in zip(seeds, outputs, strict=True)], notes
 
 
 def confirm_cpu_time(
-    request: GenerationRequest, settings: Settings, configs: CheckpointConfigs, dtype: torch.dtype, yes: bool
+    request: GenerationRequest,
+    settings: Settings,
+    configs: CheckpointConfigs,
+    dtype: torch.dtype,
+    yes: bool,
+    videos: int = 1,
 ) -> None:
     """Ask before a CPU run estimated at more than LONG_CPU_RUN_SECONDS (see motif_lite.runtime.cost): the CPU is
     for tests and tiny sizes. `yes` starts it anyway; without a terminal to ask on, it is refused. Counts with the
-    checkpoint's configs (`settings`, `configs`), the official architecture standing in for a missing one."""
+    checkpoint's configs (`settings`, `configs`), the official architecture standing in for a missing one, and
+    `videos` videos of this request."""
     import torch
 
     from motif_lite.errors import MotifLiteError
@@ -116,16 +130,19 @@ def confirm_cpu_time(
     text_shape = cost.text_encoder_shape(configs.root)
     vae_config = configs.vae or WanVAEConfig()
     estimate = cost.generation_cost(settings.transformer.value, vae_config, text_shape, *size, prompts)
-    if estimate.total < LONG_CPU_RUN_SECONDS * cost.SLOWEST_CPU_FLOPS:
+    total = estimate.total * videos
+    if total < LONG_CPU_RUN_SECONDS * cost.SLOWEST_CPU_FLOPS:
         return  # short on any CPU: not worth measuring this one
     throughput = cost.measure_matmul_flops(dtype)
-    seconds = estimate.seconds(throughput)
+    seconds = total / throughput
     if seconds <= LONG_CPU_RUN_SECONDS:
         return
     kind = str(dtype).split(".")[-1]
+    what = f"{request.width}x{request.height}x{request.frames}, {request.steps} steps"
+    what += f", {videos} videos" if videos > 1 else ""
     message = (
-        f"on the CPU this run ({request.width}x{request.height}x{request.frames}, {request.steps} steps) is "
-        f"{estimate.total:.2g} FLOPs: about {_duration(seconds)} at the {throughput / 1e9:.0f} GFLOP/s this CPU "
+        f"on the CPU this run ({what}) is "
+        f"{total:.2g} FLOPs: about {_duration(seconds)} at the {throughput / 1e9:.0f} GFLOP/s this CPU "
         f"does now ({kind} matrix multiply)"
     )
     if dtype != torch.float32 and (fp32 := cost.measure_matmul_flops(torch.float32)) > 1.5 * throughput:
@@ -213,10 +230,11 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     layout = _layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
     parallel = None
     if session is None:
-        request, notes = resolve_request(args, unresolved)  # every setting checked before anything loads
-    else:  # rank 0 checks the settings (its output folder, its image), draws the seed and names the output
+        requests, notes = resolve_requests(args, unresolved)  # every setting checked before anything loads
+    else:  # rank 0 checks the settings (its output folder, its image), draws the seed and names the outputs
         parallel = Parallel.create(layout, session.device, args.comm_timeout)
-        request, notes = parallel.share(lambda: resolve_request(args, unresolved))
+        requests, notes = parallel.share(lambda: resolve_requests(args, unresolved))
+    request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
     say = print if parallel is None or parallel.is_main else _quiet
     loras = lora_args(args.lora)
     on_preview = None
@@ -231,7 +249,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         return dry_run(args, request, dtype, layout)
     device = args.device if session is None else session.device
     try:
-        return _generate(args, request, dtype, device, loras, on_preview, parallel, say)
+        return _generate(args, requests, dtype, device, loras, on_preview, parallel, say)
     except MissingFilesError as exc:
         exc.run_command = rerun_command(getattr(args, "argv", None), exc)
         raise
@@ -272,7 +290,7 @@ def dry_run(
 
 def _generate(
     args: argparse.Namespace,
-    request: GenerationRequest,
+    requests: list[GenerationRequest],
     dtype: torch.dtype,
     device: str | torch.device,
     loras: list[tuple[Path, float]],
@@ -283,12 +301,13 @@ def _generate(
     from motif_lite.pipeline import load_pipeline, plan_generation, preflight
     from motif_lite.settings import resolve_settings
 
+    request = requests[0]  # the videos differ in seed and file only
     # Every check, before any weights.
     sources, device = preflight(args.model, args.gguf, device, args.kernels, args.text_encoder_gguf)
     settings = resolve_settings(request, sources.configs, sources.transformer)
     _print_notes([*sources.notes, *settings.notes], say)
     if device.type == "cpu" and parallel is None:
-        confirm_cpu_time(request, settings, sources.configs, dtype, args.yes)
+        confirm_cpu_time(request, settings, sources.configs, dtype, args.yes, len(requests))
     plan = None
     if args.vram is not None or args.ram is not None or device.type == "cuda":
         # Raises if nothing fits, before anything loads. In a parallel run: the plan of one rank.
@@ -298,7 +317,8 @@ def _generate(
             attention=args.attention, sequence_parallel=sp, ram_gib=args.ram, **_plan_speed(args),
         )  # fmt: skip
         say(plan.describe(), file=sys.stderr)
-    say(f"seed: {request.seed}", file=sys.stderr)
+    seeds = ", ".join(str(r.seed) for r in requests)
+    say(f"seed{'s' if len(requests) > 1 else ''}: {seeds}", file=sys.stderr)
     start = time.perf_counter()
     speed = dict(
         batch_guidance=args.batch_guidance,
@@ -311,14 +331,18 @@ def _generate(
         attention=args.attention, parallel=parallel, **speed,
     )  # fmt: skip
     load_seconds = time.perf_counter() - start
-    progress = StageProgress() if parallel is None or parallel.is_main else None
-    try:
-        result = pipe.generate(request, progress, on_preview, args.preview_every)
-    finally:
-        if progress is not None:
-            progress.close()
     text_encoder = sources.text_encoder_gguf.describe() if sources.text_encoder_gguf is not None else None
-    say(summary(result, load_seconds, plan, pipe.loras, text_encoder))
+    for number, video in enumerate(requests, 1):
+        if len(requests) > 1:
+            say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
+        progress = StageProgress() if parallel is None or parallel.is_main else None
+        try:
+            result = pipe.generate(video, progress, on_preview, args.preview_every)
+        finally:
+            if progress is not None:
+                progress.close()
+        first = number == 1
+        say(summary(result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, with_settings=first))
     return 0
 
 
@@ -413,12 +437,14 @@ def summary(
     plan: Plan | None = None,
     loras: AppliedLoRAs | None = None,
     text_encoder: str | None = None,
+    with_settings: bool = True,
 ) -> str:
-    """The final report of a run; `text_encoder`: the text encoder GGUF in words, when one was used."""
+    """The final report of a run (of one video of it); `text_encoder`: the text encoder GGUF in words, when one was
+    used; `with_settings`: lead with the settings table (once per run)."""
     t = result.timings
     r = result.request
     lines = [
-        *(result.settings.lines() if result.settings is not None else []),
+        *(result.settings.lines() if result.settings is not None and with_settings else []),
         f"done: {r.width}x{r.height}, {r.frames} frames, {r.steps} steps, seed {r.seed}, shift {result.shift:g}",
         f"time: load {load_seconds:.1f}s | encode {t['encode']:.1f}s | denoise {t['denoise']:.1f}s "
         f"({t['denoise'] / r.steps:.2f} s/step) | decode {t['decode']:.1f}s | total {load_seconds + t['total']:.1f}s",

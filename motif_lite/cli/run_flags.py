@@ -68,6 +68,15 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         help="output: .mp4 .webm .webp .gif or out_%%03d.png; an existing file is replaced (default output.mp4, "
         "or output-2.mp4, output-3.mp4, ... when it exists: the default never replaces an earlier video)",
     )
+    g.add_argument(
+        "-b",
+        "--batch-count",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="make N videos one after another with seeds SEED, SEED+1, ... (the model loads once); their files "
+        "get -1, -2, ... before the extension (default 1)",
+    )
 
 
 def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
