@@ -36,6 +36,7 @@ examples:
   motif-lite run -p "a red fox runs through snow" -o fox.mp4
   motif-lite run --gguf Q4_K_M -p "a red fox runs through snow" -o fox.mp4
   motif-lite run -i first_frame.png -p "the fox turns its head" -o fox_i2v.mp4          (image-to-video)
+  motif-lite run --gguf Q4_K_M -b 4 -p "a red fox runs through snow" -o fox.mp4        (4 seeds: fox-1..4.mp4)
   motif-lite run -W 832 -H 480 --video-frames 65 --steps 30 -p "..." -o fast.mp4        (faster, unofficial)
   motif-lite run --gpus 4 -p "a red fox runs through snow" -o fox.mp4                    (4 GPUs: cfg 2 x sp 2)
   torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m motif_lite run ...
