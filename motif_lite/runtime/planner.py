@@ -802,9 +802,10 @@ def plan_memory(
         except MotifLiteError:  # a size the pipeline cannot make at all
             return False
 
+    groups = "" if smallest.heads_per_call is None else f", {smallest.heads_per_call} heads per attention call"
     raise MotifLiteError(
         f"{width}x{height}x{frames} needs at least {_gib(smallest.peak_bytes)} of device memory (plan "
-        f"{smallest.rank + 1}: everything streamed, {_TEXT_PLACES[smallest.text_placement]}), but the "
+        f"{smallest.rank + 1}: everything streamed, {_TEXT_PLACES[smallest.text_placement]}{groups}), but the "
         f"budget is {_gib(budget_bytes)}. {_what_fits(fits, width, height, frames)}\n" + smallest.describe()
     )
 
