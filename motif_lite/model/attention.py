@@ -102,7 +102,7 @@ class QKVProjection(nn.Module):
 
     def __init__(self, hidden: int, heads: int, head_dim: int) -> None:
         super().__init__()
-        self.heads = heads
+        self.heads, self.head_dim = heads, head_dim
         self.to_q = nn.Linear(hidden, hidden)
         self.to_k = nn.Linear(hidden, hidden)
         self.to_v = nn.Linear(hidden, hidden)
@@ -132,10 +132,7 @@ class QKVProjection(nn.Module):
 
     def _rows(self, heads: slice | None) -> slice | None:
         """The projections' output rows of a slice of heads (None: all)."""
-        if heads is None:
-            return None
-        head_dim = self.to_q.out_features // self.heads
-        return slice(heads.start * head_dim, heads.stop * head_dim)
+        return None if heads is None else slice(heads.start * self.head_dim, heads.stop * self.head_dim)
 
     def _count(self, heads: slice | None) -> int:
         return self.heads if heads is None else heads.stop - heads.start

@@ -197,8 +197,8 @@ class SingleStreamBlock(nn.Module):
             attn_out = merge_heads(heads_out)
             del heads_out  # freed once merged (unless the merge is a view of it)
             return attn_out, text_kv
-        batch, head_dim = pieces[0][1].shape[0], self.attn.to_q.out_features // heads
-        reference = pieces[0][1]
+        reference, head_dim = pieces[0][1], self.attn.head_dim
+        batch = reference.shape[0]
         attn_out = reference.new_empty(batch, length, heads, head_dim)  # [B, L, H, D]: merged once flattened
         text_kv = None
         if text_start is not None:

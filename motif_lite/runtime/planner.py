@@ -362,13 +362,13 @@ class _Choice:
     heads: int | None = None  # heads per attention call in the single-stream blocks (None: all)
 
 
-def head_groups(heads: int) -> list[int]:
+def _head_groups(heads: int) -> list[int]:
     """Heads per call the ladder tries, most first (12 heads: 6, 4, 3): below a quarter of the heads the
     DDT decoder's output pass, not its attention, sets the floor."""
     return sorted({heads // parts for parts in (2, 3, 4) if 0 < heads // parts < heads}, reverse=True)
 
 
-def _ladder(num_blocks: int, heads: int = 12, sequence_parallel: int = 1) -> list[_Choice]:
+def _ladder(num_blocks: int, heads: int, sequence_parallel: int) -> list[_Choice]:
     """Every candidate, fastest first (see the module docstring). Head groups come last (after the text encoder
     moves to the CPU): they cost a little every step; never with sequence parallelism, whose all-to-all splits the
     heads itself."""
@@ -380,7 +380,7 @@ def _ladder(num_blocks: int, heads: int = 12, sequence_parallel: int = 1) -> lis
     outer += [_Choice(stream, 0, small, None), _Choice(stream, 0, small, None, prefetch=False)]
     outer += [_Choice(stream, 0, small, tile, prefetch=False) for tile in VAE_TILES]
     outer += [_Choice(cpu, 0, small, tile, prefetch=False) for tile in (None, *VAE_TILES)]
-    for group in head_groups(heads) if sequence_parallel == 1 else []:
+    for group in _head_groups(heads) if sequence_parallel == 1 else []:
         for text in (stream, cpu):
             outer += [_Choice(text, 0, small, tile, prefetch=False, heads=group) for tile in (None, *VAE_TILES)]
     # Within each, the untiled VAE modes, fastest first: they cost far less than streaming more of anything.

@@ -80,10 +80,7 @@ class QuantizedLinear(nn.Module):
         return dequantize(self.packed, self.qtype, (self.out_features, self.in_features), dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = None if self.bias is None else self.bias.to(x.dtype)
-        if self.kernel is not None:
-            return self.kernel(x, self.packed, self.qtype, self.out_features, self.in_features, bias)
-        return F.linear(x, self.dequantized_weight(x.dtype), bias)
+        return self.forward_rows(x, slice(None))
 
     def forward_rows(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
         """`self(x)[..., rows]` from those rows' blocks only (GGUF packs each output row on its own)."""
