@@ -80,6 +80,18 @@ def test_single_token(kernel) -> None:
     assert_fp32_close(y, reference(x, blocks, Q.Q4_K, None))
 
 
+@pytest.mark.parametrize("path", ["fused", "split"])
+def test_a_head_groups_rows(kernel, path: str) -> None:
+    # `QuantizedLinear.forward_rows` (head groups) hands the kernel a slice of rows: a view that starts mid-storage.
+    blocks = random_blocks(Q.Q4_K, 96, 256, seed=4)
+    rows = slice(40, 72)
+    packed = torch.from_numpy(blocks).to(DEVICE)[rows]
+    x = torch.randn(5, 256, device=DEVICE)
+    bias = torch.randn(96, device=DEVICE)[rows]
+    y = kernel("dequant_matmul.dequant_matmul", x, packed, Q.Q4_K, 32, 256, bias, path=path)
+    assert_fp32_close(y, reference(x, blocks[rows], Q.Q4_K, bias))
+
+
 @pytest.mark.parametrize(
     ("qtype", "packed_shape", "in_features", "x_features", "match"),
     [
