@@ -20,8 +20,8 @@ collected and raised as one error, with the download commands for whatever is mi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -29,6 +29,7 @@ from motif_lite.choices import MOTIF_REPO
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.io.hub import HubAccess, MissingFilesError, find_checkpoint, find_gguf, is_gguf_variant
+from motif_lite.io.linked import check_weight_file, linked_checkpoint, user_paths
 from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ class ModelSources:
     notes: tuple[str, ...] = ()
     # --text-encoder-gguf, checked against the checkpoint's text_encoder/config.json (header and config: no weights)
     text_encoder_gguf: TextEncoderGGUF | None = None
+    # component -> the user's own weight file that `root` links in its place (`io.linked`)
+    weight_files: Mapping[str, Path] = field(default_factory=dict)
 
     @property
     def gguf_variant(self) -> str | None:
@@ -76,20 +79,25 @@ class ModelSources:
         return self.gguf_request if self.gguf_request is not None and is_gguf_variant(self.gguf_request) else None
 
 
-def required_files(gguf: bool, text_encoder_gguf: bool = False) -> list[str]:
-    """The file patterns a run needs from the checkpoint (without its transformer when a GGUF replaces it, without
-    its text encoder when a text encoder GGUF does)."""
-    replaced = {"transformer"} if gguf else set()
-    replaced |= {"text_encoder"} if text_encoder_gguf else set()
-    return [p for group, patterns in REQUIRED.items() if group not in replaced for p in patterns]
+def required_files(gguf: Collection[str] = (), linked: Collection[str] = ()) -> list[str]:
+    """The file patterns a run needs from the checkpoint. `gguf`: the components a GGUF replaces (nothing of theirs
+    is needed); `linked`: those whose weights come from a file of the user's (`io.linked`: their config still is,
+    the transformer's only from a Hub repo, as with a GGUF)."""
+    needed = []
+    for group, (config, *weights) in REQUIRED.items():
+        if group in linked:
+            needed += [] if group == "transformer" else [config]
+        elif group not in gguf:
+            needed += [config, *weights]
+    return needed
 
 
-def download_patterns(gguf: bool, text_encoder_gguf: bool = False) -> list[str]:
-    """What to fetch from the checkpoint's Hub repo for a run (for a component a GGUF replaces: its config.json
-    only; a text encoder GGUF is checked against it)."""
-    groups = [f"{group}/*" for group in REQUIRED if group not in ("transformer", "text_encoder")]
-    text_encoder = TEXT_ENCODER_CONFIG if text_encoder_gguf else "text_encoder/*"
-    return [text_encoder, *groups, TRANSFORMER_CONFIG if gguf else "transformer/*", *OPTIONAL]
+def download_patterns(gguf: Collection[str] = (), linked: Collection[str] = ()) -> list[str]:
+    """What to fetch from the checkpoint's Hub repo for a run: for a component whose weights come from elsewhere
+    (a GGUF, a file of the user's) its config.json only; a GGUF is checked against it."""
+    replaced = {*gguf, *linked}
+    groups = [f"{group}/config.json" if group in replaced else f"{group}/*" for group in REQUIRED]
+    return [*groups, *OPTIONAL]
 
 
 def locate_sources(
@@ -97,22 +105,37 @@ def locate_sources(
     gguf: str | Path | None = None,
     text_encoder_gguf: str | Path | None = None,
     *,
+    weights: Mapping[str, str | Path] | None = None,
     download: bool = True,
     require_weights: bool = True,
 ) -> ModelSources:
     """Find and check everything a run reads, without reading any weights; one error lists every problem.
 
     text_encoder_gguf: a text encoder GGUF file (or a folder holding one) that replaces `text_encoder/`'s weights.
-    download=False: the local folder and the Hugging Face cache only, no network. require_weights=False (dry runs):
-    files that are not at hand become notes instead of errors, and the configs fall back to the official built-in
-    values. Raises `MissingFilesError` (with the download commands) or `CheckpointError`.
+    weights: component ("transformer", "text_encoder", "vae") -> a .safetensors file of the user's that holds its
+    official weights under another name (ComfyUI's copies); the checkpoint then supplies only the rest, and
+    `root` is a folder linking both together (`io.linked`). download=False: the local folder and the Hugging Face
+    cache only, no network. require_weights=False (dry runs): files that are not at hand become notes instead of
+    errors, and the configs fall back to the official built-in values. Raises `MissingFilesError` (with the
+    download commands) or `CheckpointError`.
     """
     hub = HubAccess(download)
     problems: list[str] = []
     missing: list = []
     notes: list[str] = []
-    replaced = (gguf is not None, text_encoder_gguf is not None)
-    root = _collect(lambda: _find_root(str(model), replaced, hub, require_weights, notes), problems, missing)
+    files = {
+        component: _collect(lambda c=component, f=file: check_weight_file(c, f), problems, missing)
+        for component, file in (weights or {}).items()
+    }
+    gguf_replaced = {"transformer"} if gguf is not None else set()
+    gguf_replaced |= {"text_encoder"} if text_encoder_gguf is not None else set()
+    root = _collect(
+        lambda: _find_root(str(model), gguf_replaced, set(files), hub, require_weights, notes), problems, missing
+    )
+    linked = {component: file for component, file in files.items() if file is not None}
+    if root is not None and linked and not problems:
+        root = _collect(lambda: linked_checkpoint(root, linked), problems, missing)
+        notes.append("weights from your files instead of the checkpoint's: " + _listed(linked))
     gguf_path = None
     if gguf is not None:
         gguf_path = _collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes), problems, missing)
@@ -123,15 +146,24 @@ def locate_sources(
     configs = _collect(lambda: CheckpointConfigs.read(root), problems, missing)
     _raise_if(problems, missing)
     transformer = _collect(lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes), problems, [])
+    if linked and root is not None:  # name the user's files, not the links that stand for them
+        problems = [user_paths(problem, root, linked) for problem in problems]
     _raise_if(problems, missing)
     gguf_request = None if gguf is None else str(gguf)
-    return ModelSources(str(model), root, gguf_path, gguf_request, configs, transformer, tuple(notes), text_gguf)
+    return ModelSources(
+        str(model), root, gguf_path, gguf_request, configs, transformer, tuple(notes), text_gguf, linked
+    )
+
+
+def _listed(files: Mapping[str, Path]) -> str:
+    return ", ".join(f"{component.replace('_', ' ')} {file}" for component, file in files.items())
 
 
 def _find_root(
-    model: str, replaced: tuple[bool, bool], hub: HubAccess, require_weights: bool, notes: list[str]
+    model: str, gguf: set[str], linked: set[str], hub: HubAccess, require_weights: bool, notes: list[str]
 ) -> Path | None:
-    """The checkpoint folder; `replaced`: whether a GGUF replaces the (transformer, text encoder) weights."""
+    """The checkpoint folder; `gguf`, `linked`: the components whose weights a GGUF / a file of the user's
+    replaces (`required_files`)."""
     if not require_weights:
         try:
             return find_checkpoint(model, hub=hub)
@@ -141,14 +173,14 @@ def _find_root(
                 "planned with the official architecture's built-in values"
             )
             return None
-    gguf = replaced[0]
-    required = required_files(*replaced)
+    required = required_files(gguf, linked)
     if not Path(model).expanduser().is_dir():  # a Hub repo has both: fetch them if an older run's cache lacks them
-        required += ["model_index.json", TRANSFORMER_CONFIG] if gguf else ["model_index.json"]
-    root = find_checkpoint(model, required, download_patterns(*replaced), hub)
+        required += ["model_index.json", TRANSFORMER_CONFIG] if "transformer" in gguf | linked else ["model_index.json"]
+    download = download_patterns(gguf, linked)
+    root = find_checkpoint(model, required, download, hub)
     listed = _listed_configs(root)
     if listed:  # model_index.json names a component whose config is not here: fetch it, or report it
-        root = find_checkpoint(model, required + listed, download_patterns(*replaced), hub)
+        root = find_checkpoint(model, required + listed, download, hub)
     return root
 
 

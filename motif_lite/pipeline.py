@@ -17,7 +17,7 @@ import math
 import resource
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -461,6 +461,7 @@ def load_pipeline(
     compile: bool | CompileConfig = False,
     attention_backend: str = "auto",
     step_cache: float | StepCacheConfig | None = None,
+    weights: Mapping[str, str | Path] | None = None,
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
 
@@ -477,7 +478,9 @@ def load_pipeline(
     "int8" (8-bit attention on GPUs with INT8 tensor cores, lossy; elsewhere exact attention with one warning;
     docs/kernels.md). `text_encoder_gguf`: a text encoder GGUF (`python -m motif_lite.quantize CKPT --component
     text_encoder`) replacing `text_encoder/`'s weights; its quantized layers stay packed, memory-mapped on the CPU
-    (ignored when `model` is `ModelSources`, which says it).
+    (ignored when `model` is `ModelSources`, which says it). `weights`: component ("transformer", "text_encoder",
+    "vae") -> a .safetensors file holding its official weights under another name (e.g. ComfyUI's copies), used
+    instead of the checkpoint's (`locate_sources`; ignored with `ModelSources` too).
     `parallel`: this process's part of a parallel run (`runtime.parallel`): only its main rank loads the text
     encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself.
 
@@ -490,7 +493,7 @@ def load_pipeline(
     """
     from motif_lite.encoders.text import load_text_encoder
 
-    sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf)
+    sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights)
     cache_config, backend = _check_speed(target, kernels, compile, attention_backend, step_cache, parallel)
     lora_files = _check_loras(loras, sources)
     root = sources.root
@@ -566,10 +569,13 @@ def preflight(
     device: str | torch.device = "auto",
     kernels: str = "auto",
     text_encoder_gguf: str | Path | None = None,
+    *,
+    weights: Mapping[str, str | Path] | None = None,
 ) -> tuple[ModelSources, torch.device]:
     """Every check a run can make before reading weights: the device, the kernel backend, the checkpoint and GGUF
     files (found, fetched if missing, headers and architecture read, every transformer tensor against the config,
-    a text encoder GGUF's config and tensors against the checkpoint's text encoder config).
+    a text encoder GGUF's config and tensors against the checkpoint's text encoder config). `weights`: weight files
+    of the user's that replace the checkpoint's for some components (`locate_sources`).
 
     Raises one `MotifLiteError` listing every problem (a `MissingFilesError`, with the download commands, when files
     are missing); returns what was found and the device.
@@ -582,7 +588,10 @@ def preflight(
     except MotifLiteError as exc:
         problems.append(str(exc))
     try:
-        sources = model if isinstance(model, ModelSources) else locate_sources(model, gguf, text_encoder_gguf)
+        if isinstance(model, ModelSources):
+            sources = model
+        else:
+            sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights)
     except MissingFilesError as exc:
         exc.problems[:0] = problems
         raise
@@ -629,6 +638,7 @@ def plan_generation(
     ram_gib: float | None = None,
     text_encoder_dtype: torch.dtype | None = None,
     text_encoder_gguf: str | Path | None = None,
+    weights: Mapping[str, str | Path] | None = None,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
@@ -642,12 +652,15 @@ def plan_generation(
     `step_cache`: reserve the step cache's tensors; `text_encoder_gguf`: a quantized text encoder file (its packed
     bytes are what the host and device estimates count). The host budget is `ram_gib` (None: no limit; page-locked
     block homes are then used only if they fit the memory available now); `text_encoder_dtype`: the dtype the
-    text encoder is loaded in (default `dtype`).
+    text encoder is loaded in (default `dtype`); `weights`: the user's own weight files (`locate_sources`).
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not gib > 0:
             raise ConfigError(f"--{name} must be a positive number of GiB, got {gib}")
-    sources = model if isinstance(model, ModelSources) else locate_sources(model, gguf, text_encoder_gguf, **AT_HAND)
+    if isinstance(model, ModelSources):
+        sources = model
+    else:
+        sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, **AT_HAND)
     target = parse_device(device)
     here = target.type == "cuda" and torch.cuda.is_available()
     budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target) if here else None

@@ -14,29 +14,38 @@ Findings have three levels: `ok`; `warning`, for what this machine or checkpoint
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
+from motif_lite.checkpoint import download_patterns
 from motif_lite.checkup.checkpoint import check_checkpoint, check_gguf, check_text_encoder_gguf
 from motif_lite.checkup.environment import check_environment
 from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_line
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.hub import cached_snapshot, gguf_files, is_gguf_variant, is_repo_id, match_variant
+from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint
 
 __all__ = ["CheckpointFiles", "Checkup", "Finding", "check_setup"]
 
 
 def check_setup(
-    model: str | Path = MOTIF_REPO, gguf: str | Path | None = None, text_encoder_gguf: str | Path | None = None
+    model: str | Path = MOTIF_REPO,
+    gguf: str | Path | None = None,
+    text_encoder_gguf: str | Path | None = None,
+    weights: Mapping[str, str | Path] | None = None,
 ) -> Checkup:
     """Check the machine, the checkpoint (its `transformer/` weights only without `gguf`, its `text_encoder/`
     weights only without `text_encoder_gguf`), the GGUF files and the memory plan of a default request; see the
-    module docstring."""
+    module docstring. `weights`: the user's own weight files for some components, checked in place of the
+    checkpoint's (as a run links them, `io.linked`)."""
     report = Checkup()
     check_environment(report)
-    files = _local_checkpoint(str(model), report)
+    files = _local_checkpoint(str(model), report, linked=set(weights or {}))
+    if files is not None and weights:
+        files = _with_weight_files(files, weights, report)
     gguf_path = _local_gguf(str(gguf), report) if gguf is not None else None
     root = None if files is None else files.root
     if files is not None:
@@ -51,7 +60,9 @@ def check_setup(
     return report
 
 
-def _local_checkpoint(model: str, report: Checkup) -> CheckpointFiles | None:
+def _local_checkpoint(model: str, report: Checkup, linked: set[str]) -> CheckpointFiles | None:
+    """The checkpoint folder; `linked`: the components whose weights the user's own files replace (so a download
+    it suggests leaves them out)."""
     path = Path(model).expanduser()
     if path.is_dir():
         return CheckpointFiles(path)
@@ -62,10 +73,29 @@ def _local_checkpoint(model: str, report: Checkup) -> CheckpointFiles | None:
         return None
     snapshot = cached_snapshot(model)
     if snapshot is None:
-        fix = f"download it: hf download {model} --local-dir ./{model.split('/')[-1]}"
+        only = "".join(f" --include '{pattern}'" for pattern in download_patterns(linked=linked)) if linked else ""
+        fix = f"download it: hf download {model}{only} --local-dir ./{model.split('/')[-1]}"
         report.problem(model, "not in the local Hugging Face cache (check never downloads)", fix)
         return None
     return CheckpointFiles(snapshot, model)
+
+
+def _with_weight_files(files: CheckpointFiles, weights: Mapping[str, str | Path], report: Checkup) -> CheckpointFiles:
+    """The checkpoint with the user's weight files linked in (each one that exists; the others are problems)."""
+    valid = {}
+    for component, file in weights.items():
+        try:
+            valid[component] = check_weight_file(component, file)
+        except MotifLiteError as exc:
+            report.problem(str(file), str(exc), "pass the path of the .safetensors file")
+    if not valid:
+        return files
+    try:
+        root = linked_checkpoint(files.root, valid)
+    except MotifLiteError as exc:
+        report.problem(str(files.root), str(exc), "pass a checkpoint folder that holds the weights (-m)")
+        return files
+    return CheckpointFiles(root, files.repo, {WEIGHT_NAMES[c]: path for c, path in valid.items()})
 
 
 def _local_gguf(gguf: str, report: Checkup) -> Path | None:

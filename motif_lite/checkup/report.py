@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,9 +62,15 @@ class CheckpointFiles:
 
     root: Path
     repo: str | None = None  # the Hub repo when `root` is its snapshot in the Hugging Face cache
+    # official name -> the user's own file that `root` links under that name (`io.linked`)
+    linked: Mapping[str, Path] = field(default_factory=dict)
 
     def fetch(self, pattern: str, again: bool = False) -> str:
-        """The fix for missing (or, `again`, damaged) files: the command that downloads them to where they belong."""
+        """The fix for missing (or, `again`, damaged) files: the command that downloads them to where they belong;
+        for a file of the user's linked under that name, a word that it is theirs."""
+        users = [str(file) for name, file in self.linked.items() if fnmatchcase(name, pattern)]
+        if users:
+            return f"this is your file {', '.join(users)}: replace it with the official {pattern}"
         target = "" if self.repo else f" --local-dir {self.root}"
         command = f"hf download {self.repo or MOTIF_REPO} --include '{pattern}'{target}"
         return f"download it again: {command}" if again else f"download it: {command}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from motif_lite.choices import MOTIF_REPO
+from motif_lite.cli.run_flags import add_weight_file_flags, weight_files
 
 EXIT_PROBLEMS = 2
 
@@ -37,13 +38,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="quantized text encoder (.gguf, or a folder holding one) to check in place of text_encoder/'s weights",
     )
+    add_weight_file_flags(check)
     check.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:
     from motif_lite.checkup import check_setup
 
-    report = check_setup(args.model, args.gguf, args.text_encoder_gguf)
+    weights = weight_files(args)
+    report = check_setup(args.model, args.gguf, args.text_encoder_gguf, weights)
     for line in report.lines():
         print(line)
     if report.plan is not None:

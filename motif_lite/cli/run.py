@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.cli.run_flags import DEFAULTS, LONG_CPU_RUN_SECONDS, add_run_flags
+from motif_lite.cli.run_flags import DEFAULTS, LONG_CPU_RUN_SECONDS, add_run_flags, weight_files
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -195,6 +195,7 @@ class StageProgress:
 def main(args: argparse.Namespace) -> int:
     """The `run` handler: check every setting and file, plan, load, generate, print a summary. With `--gpus N`
     (outside torchrun) it checks the settings, then starts N processes that each run this handler under torchrun."""
+    args.weights = weight_files(args)  # a .gguf given as --diffusion-model / --text-encoder becomes --gguf / ...
     torchrun_world = int(os.environ.get("WORLD_SIZE", "1"))
     if torchrun_world == 1 and args.gpus is not None and args.gpus > 1 and not args.dry_run:
         return _launch(args)
@@ -271,7 +272,7 @@ def dry_run(
     from motif_lite.settings import resolve_settings
     from motif_lite.sizes import model_sizes
 
-    sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, **AT_HAND)
+    sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
     settings = resolve_settings(request, sources.configs, sources.transformer)
     _print_notes([*sources.notes, *settings.notes])
     device = parse_device(args.device)
@@ -304,7 +305,9 @@ def _generate(
 
     request = requests[0]  # the videos differ in seed and file only
     # Every check, before any weights.
-    sources, device = preflight(args.model, args.gguf, device, args.kernels, args.text_encoder_gguf)
+    sources, device = preflight(
+        args.model, args.gguf, device, args.kernels, args.text_encoder_gguf, weights=args.weights
+    )
     settings = resolve_settings(request, sources.configs, sources.transformer)
     _print_notes([*sources.notes, *settings.notes], say)
     if device.type == "cpu" and parallel is None:
@@ -389,7 +392,7 @@ def _layout(args: argparse.Namespace, request: GenerationRequest, world: int) ->
     from motif_lite.sampling import needs_uncond
     from motif_lite.settings import resolve_guidance
 
-    sources = locate_sources(args.model, args.gguf, **AT_HAND)  # configs at hand, else the official ones
+    sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)  # configs at hand, else built-in
     guided = needs_uncond(resolve_guidance(request, sources.configs.guider).value)
     return choose_layout(world, guided, sources.transformer.value.num_attention_heads, args.sp)
 

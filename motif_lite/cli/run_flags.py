@@ -17,6 +17,7 @@ from motif_lite.choices import (
     MOTIF_REPO,
     SAMPLERS,
 )
+from motif_lite.errors import ConfigError
 from motif_lite.request import GenerationRequest
 
 DEFAULTS = GenerationRequest(prompt="-")
@@ -27,7 +28,7 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     """Every flag of `motif-lite run`."""
     for add in (
         _add_generation_flags, _add_guidance_flags, _add_model_flags, _add_confirmation_flags, _add_lora_flags,
-        add_attention_flags, add_speed_flags, _add_parallel_flags, add_text_encoder_flags,
+        add_attention_flags, add_speed_flags, _add_parallel_flags, add_text_encoder_flags, add_weight_file_flags,
     ):  # fmt: skip
         add(run)
 
@@ -188,6 +189,51 @@ def add_text_encoder_flags(run: argparse.ArgumentParser) -> None:
         "te-Q8_0.gguf --type Q8_0), used instead of -m's text_encoder/ weights: 4.7 GB in Q8_0 instead of 8.6 GB, "
         "memory-mapped; its config must match -m's text_encoder/config.json",
     )
+
+
+def add_weight_file_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group(
+        "weight files you already have (docs/usage.md, Weight files you already have)",
+        "One file per component, e.g. ComfyUI's renamed copies of the official weights (models/diffusion_models/"
+        "motifvideo_2b.safetensors, ...): used instead of -m's weights for that component, while -m still gives the "
+        "configs and the tokenizer (from the Hub: tens of MB instead of the weights' GB).",
+    )
+    g.add_argument(
+        "--diffusion-model",
+        metavar="FILE",
+        help="the transformer: .safetensors (diffusers or ComfyUI tensor names), or a .gguf file (as --gguf)",
+    )
+    g.add_argument(
+        "--text-encoder",
+        metavar="FILE",
+        help="the T5Gemma2 text encoder: .safetensors (the checkpoint's text_encoder/model.safetensors), or a .gguf "
+        "file (as --text-encoder-gguf)",
+    )
+    g.add_argument(
+        "--vae", metavar="FILE", help="the Wan2.1 VAE: .safetensors (the checkpoint's vae/diffusion_pytorch_model...)"
+    )
+
+
+def weight_files(args: argparse.Namespace) -> dict[str, str]:
+    """--diffusion-model / --text-encoder / --vae as `locate_sources`' `weights`. A .gguf file given to the first two
+    is moved to --gguf / --text-encoder-gguf (`args` is updated); giving both for one component is an error."""
+    files = {}
+    for flag, component, gguf_flag in (
+        ("diffusion_model", "transformer", "gguf"),
+        ("text_encoder", "text_encoder", "text_encoder_gguf"),
+        ("vae", "vae", None),
+    ):
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        if gguf_flag is not None and getattr(args, gguf_flag, None) is not None:
+            names = f"--{flag.replace('_', '-')} and --{gguf_flag.replace('_', '-')}"
+            raise ConfigError(f"{names} both give the {component.replace('_', ' ')}; keep one")
+        if gguf_flag is not None and str(value).lower().endswith(".gguf"):
+            setattr(args, gguf_flag, value)
+        else:
+            files[component] = value
+    return files
 
 
 def _positive_int(text: str) -> int:

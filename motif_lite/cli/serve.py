@@ -17,7 +17,15 @@ import sys
 from pathlib import Path
 
 from motif_lite.choices import DTYPE_NAMES, KERNEL_BACKENDS, MOTIF_REPO
-from motif_lite.cli.run_flags import add_attention_flags, add_ram_flag, add_speed_flags, add_text_encoder_flags, gib
+from motif_lite.cli.run_flags import (
+    add_attention_flags,
+    add_ram_flag,
+    add_speed_flags,
+    add_text_encoder_flags,
+    add_weight_file_flags,
+    gib,
+    weight_files,
+)
 from motif_lite.errors import MotifLiteError
 
 OFFICIAL_VIDEO = (1280, 736, 121)
@@ -48,6 +56,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     _add_model_flags(serve)
     # Settings of the loaded model, the same for every job, with run's flags and meanings.
     add_text_encoder_flags(serve)
+    add_weight_file_flags(serve)
     add_attention_flags(serve)
     add_speed_flags(serve)
     serve.set_defaults(handler=main)
@@ -113,6 +122,7 @@ def main(args: argparse.Namespace) -> int:
     from motif_lite.server.jobs import JobStore
     from motif_lite.server.runner import bind, is_loopback
 
+    args.weights = weight_files(args)
     max_video = parse_max_video(args.max_video) if args.max_video else None
     api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
     if args.max_queue < 1 or args.max_upload_mb <= 0:
@@ -150,7 +160,9 @@ def _serve(
     dtype = torch_dtype(args.dtype)
     # Every check, and any download, before planning (as run does): the plan is made from the files that will load,
     # not from the built-in sizes of a model not yet on disk.
-    sources, device = preflight(args.model, args.gguf, args.device, args.kernels, args.text_encoder_gguf)
+    sources, device = preflight(
+        args.model, args.gguf, args.device, args.kernels, args.text_encoder_gguf, weights=args.weights
+    )
     plan = None
     if args.vram is not None or args.ram is not None or device.type == "cuda":
         max_video = max_video or OFFICIAL_VIDEO

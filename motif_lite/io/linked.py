@@ -1,0 +1,122 @@
+"""A checkpoint folder assembled from weight files a user already has, without copying them.
+
+ComfyUI's instructions have users download the official transformer, text encoder and VAE weights and rename them
+(`models/diffusion_models/motifvideo_2b.safetensors`, ...); stable-diffusion.cpp users keep one file per component
+too. Such a file is the official one under another name, so a run needs only the small files around it (configs,
+tokenizer) from the checkpoint. This module puts both together as one folder in the official layout, so that every
+reader downstream (loaders, `check`, the memory planner, diffusers in `verify`) sees an ordinary checkpoint:
+
+    root = linked_checkpoint(configs_root, {"transformer": Path("motifvideo_2b.safetensors")})
+    root / "transformer/diffusion_pytorch_model.safetensors"   # -> motifvideo_2b.safetensors (a link)
+    root / "transformer/config.json"                           # -> configs_root's (a link)
+
+Every entry is a symbolic link (a hard link where symbolic links are not allowed). The folder lives in the user's
+cache (`$XDG_CACHE_HOME/motif-lite/linked/`, else `~/.cache/...`), named after what it links, so a later run with
+the same files reuses it; it is created whole or not at all, so parallel ranks can race for it safely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from motif_lite.errors import CheckpointError
+
+# Where each component's weights go in the official layout, and which of the checkpoint's files they replace.
+WEIGHT_NAMES = {
+    "transformer": "transformer/diffusion_pytorch_model.safetensors",
+    "text_encoder": "text_encoder/model.safetensors",
+    "vae": "vae/diffusion_pytorch_model.safetensors",
+}
+_REPLACED = {component: f"{component}/*.safetensors*" for component in WEIGHT_NAMES}  # shards and their index too
+
+
+def cache_folder() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "motif-lite" / "linked"
+
+
+def check_weight_file(component: str, path: str | Path) -> Path:
+    """The user's weight file for `component`, made absolute; `CheckpointError` when it is not one."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise CheckpointError(f"the {component.replace('_', ' ')} file {file} does not exist")
+    if file.suffix != ".safetensors":
+        raise CheckpointError(f"the {component.replace('_', ' ')} file {file} is not a .safetensors file")
+    return file.resolve()
+
+
+def linked_checkpoint(root: Path, weights: Mapping[str, Path], cache: Path | None = None) -> Path:
+    """A folder in the official layout: every file of `root` (configs, tokenizer, the other components' weights)
+    except the weights of the components in `weights`, whose files take their official names instead (see the
+    module docstring). `weights`: component ("transformer", "text_encoder", "vae") -> an existing file."""
+    unknown = sorted(set(weights) - set(WEIGHT_NAMES))
+    if unknown:
+        raise ValueError(f"unknown components {unknown}; expected some of {sorted(WEIGHT_NAMES)}")
+    links = {
+        rel: target
+        for rel, target in _files(root).items()
+        if not any(Path(rel).match(_REPLACED[component]) for component in weights)
+    }
+    links.update({WEIGHT_NAMES[component]: Path(file).resolve() for component, file in weights.items()})
+    key = hashlib.sha256("\n".join(f"{rel}\t{target}" for rel, target in sorted(links.items())).encode())
+    folder = (cache or cache_folder()) / key.hexdigest()[:16]
+    if not folder.is_dir():
+        _create(folder, links)
+    return folder
+
+
+def user_paths(message: str, root: Path, weights: Mapping[str, Path]) -> str:
+    """`message` (an error about the linked folder `root`) naming the user's files where it names their links or
+    the component folders that hold them."""
+    for component, file in weights.items():
+        link = root / WEIGHT_NAMES[component]
+        message = message.replace(str(link), str(file)).replace(str(link.parent), str(file))
+    return message
+
+
+def _files(root: Path) -> dict[str, Path]:
+    """Every file under `root` by its relative path (a `hf download --local-dir` folder's .cache/ left out)."""
+    return {
+        path.relative_to(root).as_posix(): path.absolute()
+        for path in root.rglob("*")
+        if path.is_file() and ".cache" not in path.relative_to(root).parts
+    }
+
+
+def _create(folder: Path, links: Mapping[str, Path]) -> None:
+    """Build the folder under a temporary name, then rename it into place (atomic: another process that wins the
+    race leaves an identical folder, and ours is discarded)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
+    try:
+        for rel, target in links.items():
+            link = building / rel
+            link.parent.mkdir(parents=True, exist_ok=True)
+            _link(target, link)
+        try:
+            building.rename(folder)
+        except OSError:
+            if not folder.is_dir():
+                raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+
+
+def _link(target: Path, link: Path) -> None:
+    try:
+        link.symlink_to(target)
+        return
+    except OSError:
+        pass
+    try:
+        os.link(target, link)  # e.g. Windows without the symlink privilege; needs the same volume
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot link {target} into {link.parent} ({exc}); put the file into a checkpoint folder in the "
+            "official layout and pass that folder with -m instead"
+        ) from None

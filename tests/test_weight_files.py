@@ -1,0 +1,188 @@
+"""Weight files the user already has (`--diffusion-model`, `--text-encoder`, `--vae`; motif_lite/io/linked.py).
+
+ComfyUI's instructions rename the official weights (models/diffusion_models/motifvideo_2b.safetensors, ...). Given
+such files, a run takes each component's weights from them and only the configs and tokenizer from -m. The test
+checkpoint -m is a complete one of *other* random weights, so a run that read any of -m's weights instead of the
+user's would make other frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+from test_cli import assert_user_error, run_args
+from tiny_pipeline import make_tiny_checkpoint
+
+from motif_lite import cli, pipeline
+from motif_lite.checkpoint import download_patterns, locate_sources, required_files
+from motif_lite.checkup import check_setup
+from motif_lite.cli.run_flags import weight_files
+from motif_lite.errors import CheckpointError, ConfigError
+from motif_lite.io.linked import WEIGHT_NAMES, linked_checkpoint
+
+FLAGS = {"transformer": "--diffusion-model", "text_encoder": "--text-encoder", "vae": "--vae"}
+COMFY_NAMES = {
+    "transformer": "motifvideo_2b.safetensors",
+    "text_encoder": "motifvideo_t5gemma2.safetensors",
+    "vae": "motifvideo_vae.safetensors",
+}
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """The linked folders go to this test's own cache folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> tuple[Path, Path, dict[str, Path]]:
+    """(checkpoint A, checkpoint B of other weights, A's weights renamed as ComfyUI's instructions have them)."""
+    a, b, comfy = (tmp_path_factory.mktemp(name) for name in ("a", "b", "comfy"))
+    make_tiny_checkpoint(a, seed=0)
+    make_tiny_checkpoint(b, seed=1)
+    files = {component: comfy / name for component, name in COMFY_NAMES.items()}
+    for component, file in files.items():
+        shutil.copy(a / WEIGHT_NAMES[component], file)
+    return a, b, files
+
+
+@pytest.fixture(scope="module")
+def expected(checkpoints, tmp_path_factory) -> np.ndarray:
+    """The frames of checkpoint A's own run."""
+    out = tmp_path_factory.mktemp("a-frames")
+    assert cli.main([*run_args(checkpoints[0], out / "f_%03d.png", "--video-frames", "5")]) == 0
+    return frames(out)
+
+
+def frames(folder: Path) -> np.ndarray:
+    return np.stack([np.asarray(PIL.Image.open(path)) for path in sorted(folder.glob("*.png"))])
+
+
+def run_frames(capsys, root: Path, out: Path, *extra: str) -> np.ndarray:
+    out.mkdir()
+    code = cli.main([*run_args(root, out / "f_%03d.png", "--video-frames", "5"), *extra])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    return frames(out)
+
+
+def flags(files: dict[str, Path], components) -> list[str]:
+    return [arg for component in components for arg in (FLAGS[component], str(files[component]))]
+
+
+def test_a_run_from_your_weight_files_equals_the_run_of_their_checkpoint(checkpoints, expected, tmp_path, capsys):
+    _, b, files = checkpoints
+    ours = run_frames(capsys, b, tmp_path / "linked", *flags(files, FLAGS))
+    assert expected.std() > 10 and np.array_equal(ours, expected)
+    assert not np.array_equal(run_frames(capsys, b, tmp_path / "b"), expected)  # B's own weights: other frames
+
+
+@pytest.mark.parametrize("left_out", list(FLAGS))
+def test_each_file_replaces_its_own_component(checkpoints, expected, tmp_path, capsys, left_out):
+    # Without one of the flags, that component's weights are B's: the frames are not A's.
+    _, b, files = checkpoints
+    given = [component for component in FLAGS if component != left_out]
+    assert not np.array_equal(run_frames(capsys, b, tmp_path / "mixed", *flags(files, given)), expected)
+
+
+def test_only_configs_and_tokenizer_are_needed_from_the_checkpoint(checkpoints, expected, tmp_path, capsys):
+    a, _, files = checkpoints
+    configs_only = tmp_path / "configs"
+    shutil.copytree(a, configs_only, ignore=shutil.ignore_patterns("*.safetensors"))
+    ours = run_frames(capsys, configs_only, tmp_path / "linked", *flags(files, FLAGS))
+    assert np.array_equal(ours, expected)
+    sources = locate_sources(configs_only, weights=files, download=False)
+    assert sources.weight_files == files and sources.root != configs_only
+    assert (sources.root / WEIGHT_NAMES["transformer"]).resolve() == files["transformer"]
+
+
+def test_a_hub_download_fetches_only_the_small_files():
+    # Replaced components keep their config.json only; the rest of the checkpoint is fetched whole.
+    patterns = download_patterns(linked={"transformer", "text_encoder", "vae"})
+    assert not any(pattern.endswith("/*") and pattern.split("/")[0] in FLAGS for pattern in patterns)
+    assert {"text_encoder/config.json", "vae/config.json", "transformer/config.json", "tokenizer/*"} <= set(patterns)
+    assert required_files(linked={"vae"}) == [
+        *("text_encoder/config.json", "text_encoder/*.safetensors", "tokenizer/tokenizer_config.json"),
+        *("tokenizer/tokenizer.json", "vae/config.json", "transformer/config.json", "transformer/*.safetensors*"),
+    ]
+    assert "vae/config.json" not in required_files(gguf={"vae"})  # a GGUF brings its own config
+
+
+def test_wrong_files_fail_before_loading_and_name_the_users_file(checkpoints, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
+    _, b, files = checkpoints
+    out = tmp_path / "fox.gif"
+    code = cli.main([*run_args(b, out), "--diffusion-model", str(files["vae"])])  # the VAE as the transformer
+    err = assert_user_error(capsys, code, f"error: {files['vae']} does not match the transformer config")
+    assert "linked" not in err
+    missing, not_safetensors = tmp_path / "nope.safetensors", tmp_path / "vae.pt"
+    not_safetensors.write_bytes(b"torch")
+    code = cli.main([*run_args(b, out), "--vae", str(missing), "--text-encoder", str(not_safetensors)])
+    assert_user_error(
+        capsys,
+        code,
+        f"the vae file {missing} does not exist",
+        f"the text encoder file {not_safetensors} is not a .safetensors file",
+    )
+    code = cli.main([*run_args(b, out), "--diffusion-model", "x.gguf", "--gguf", "Q4_K_M"])
+    assert_user_error(capsys, code, "--diffusion-model and --gguf both give the transformer; keep one")
+    assert not out.exists()
+
+
+def test_a_gguf_file_given_as_a_weight_file_is_taken_as_gguf():
+    args = argparse.Namespace(diffusion_model="t.gguf", gguf=None, text_encoder="TE.GGUF", text_encoder_gguf=None,
+                              vae="v.safetensors")  # fmt: skip
+    assert weight_files(args) == {"vae": "v.safetensors"}
+    assert (args.gguf, args.text_encoder_gguf) == ("t.gguf", "TE.GGUF")
+    with pytest.raises(ConfigError, match="--text-encoder and --text-encoder-gguf"):
+        weight_files(argparse.Namespace(text_encoder="a.safetensors", text_encoder_gguf="b.gguf"))
+
+
+def test_check_looks_at_your_files(checkpoints, tmp_path):
+    a, _, files = checkpoints
+    configs_only = tmp_path / "configs"
+    shutil.copytree(a, configs_only, ignore=shutil.ignore_patterns("*.safetensors"))
+    report = check_setup(configs_only, weights=files)
+    assert report.passed, report.lines()
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(files["vae"].read_bytes()[:5000])
+    lines = "\n".join(check_setup(configs_only, weights={**files, "vae": truncated}).lines())
+    assert "problem  vae/diffusion_pytorch_model.safetensors: the header claims" in lines
+    assert f"this is your file {truncated}: replace it with the official" in lines
+
+
+def test_the_linked_folder_links_and_is_reused(checkpoints, tmp_path):
+    a, b, files = checkpoints
+    cache = tmp_path / "links"
+    root = linked_checkpoint(b, {"vae": files["vae"]}, cache)
+    assert linked_checkpoint(b, {"vae": files["vae"]}, cache) == root and len(list(cache.iterdir())) == 1
+    vae = root / WEIGHT_NAMES["vae"]
+    assert vae.is_symlink() and vae.resolve() == files["vae"]
+    assert (root / "transformer/diffusion_pytorch_model.safetensors").resolve() == (
+        b / "transformer/diffusion_pytorch_model.safetensors"
+    ).resolve()  # the components not given stay the checkpoint's
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == sorted(
+        p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file()
+    )
+    assert linked_checkpoint(b, {"transformer": files["transformer"]}, cache) != root  # other links: other folder
+    assert not [p for p in cache.iterdir() if p.name.startswith(".building")]
+
+
+def test_linking_without_symlinks_falls_back_to_hard_links(checkpoints, tmp_path, monkeypatch):
+    _, b, files = checkpoints
+
+    def no_symlinks(self, target):
+        raise OSError("symbolic links are not allowed here")
+
+    monkeypatch.setattr(Path, "symlink_to", no_symlinks)
+    root = linked_checkpoint(b, {"vae": files["vae"]}, tmp_path / "links")
+    assert os.path.samefile(root / WEIGHT_NAMES["vae"], files["vae"]) and not (root / WEIGHT_NAMES["vae"]).is_symlink()
+    monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(OSError("cross-device link")))
+    with pytest.raises(CheckpointError, match="cannot link .* pass that folder with -m instead"):
+        linked_checkpoint(b, {"transformer": files["transformer"]}, tmp_path / "links")
