@@ -14,16 +14,10 @@ from test_streaming import TINY, forward, inputs, tiny_model
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.runtime.activation_memory import transformer_activation_bytes
 from motif_lite.runtime.chunking import ChunkedFeedForward
 from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host
-from motif_lite.runtime.planner import (
-    GiB,
-    apply_plan,
-    default_budget,
-    plan_memory,
-    transformer_activation_bytes,
-    video_tokens,
-)
+from motif_lite.runtime.planner import GiB, apply_plan, default_budget, plan_memory, video_tokens
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.vae.config import WanVAEConfig
 
