@@ -16,8 +16,9 @@ from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime.activation_memory import transformer_activation_bytes
 from motif_lite.runtime.chunking import ChunkedFeedForward
+from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host
-from motif_lite.runtime.planner import GiB, apply_plan, default_budget, plan_memory, video_tokens
+from motif_lite.runtime.planner import GiB, apply_plan, default_budget, plan_memory
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.vae.config import WanVAEConfig
 

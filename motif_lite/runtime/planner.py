@@ -27,13 +27,13 @@ Within each untiled candidate the VAE tries its modes, fastest first: 4 frames a
 one frame at a time, then 2, 3 or 4 exact bands (a few percent more VAE work each: far cheaper than streaming).
 The host memory (runtime/host_memory.py) then decides whether streamed blocks get page-locked homes or go
 through staging buffers, and refuses the plan before anything loads if even staging exceeds `ram_budget_bytes`.
-The transformer's and the text encoder's activation formulas live in runtime/activation_memory.py. Every
-constant is explained where it is defined; docs/memory.md derives the formulas.
+The transformer's and the text encoder's activation formulas live in runtime/activation_memory.py, the sizes they
+read (video tokens, block bytes) in runtime/generation_sizes.py. Every constant is explained where it is defined;
+docs/memory.md derives the formulas.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -50,11 +50,11 @@ from motif_lite.runtime.activation_memory import (
     transformer_activation_bytes,
 )
 from motif_lite.runtime.chunking import ChunkingHandle, apply_token_chunking
+from motif_lite.runtime.generation_sizes import GenerationSizes, generation_sizes
 from motif_lite.runtime.host_memory import (
     HostEstimate,
     HostNeeds,
     available_ram,
-    pinned_size,
     plan_host,
     staging_bytes,
 )
@@ -201,113 +201,6 @@ def default_budget(device: torch.device | str) -> int | None:
 
 
 @dataclass(frozen=True)
-class _Sizes:
-    """What the estimates need to know about the models, in bytes and tokens."""
-
-    video_tokens: int
-    config: TransformerConfig
-    block_bytes: tuple[int, ...]  # the streamable blocks in execution order
-    block_pinned_bytes: tuple[int, ...]  # the same, each tensor rounded up as a pinned home
-    non_block_bytes: int
-    largest_linear: int  # weights of the largest linear (dequantized per call when quantized)
-    quantized: bool
-    text_bytes: int
-    vae_bytes: int
-    vae_element_bytes: int
-    vae_pixels: int  # output pixels of one frame
-    vae_latent_hw: tuple[int, int]
-    vae_latent_frames: int
-    vae_config: WanVAEConfig
-    vae_spatial: int
-    vae_scale: float  # channel width relative to the Wan2.1 base_dim 96
-    frames: int
-    image: bool  # image-to-video: the first frame is VAE-encoded in the encode stage
-    act_bytes: int  # bytes per element of the transformer's activations
-
-
-def video_tokens(width: int, height: int, frames: int, config: TransformerConfig, vae_config: WanVAEConfig) -> int:
-    """N = latent frames x (H / 16) x (W / 16) for Motif (VAE /4 in time, /8 in space; patch 1x2x2)."""
-    space = vae_config.spatial_factor * config.patch_size
-    if width <= 0 or height <= 0 or width % space or height % space:
-        raise ConfigError(f"width and height must be positive multiples of {space}, got {width}x{height}")
-    if frames < 1 or (frames - 1) % vae_config.temporal_factor:
-        raise ConfigError(f"frames must be 1 + {vae_config.temporal_factor}k, got {frames}")
-    latent_frames = (frames - 1) // vae_config.temporal_factor + 1
-    return latent_frames // config.patch_size_t * (height // space) * (width // space)
-
-
-def _sizes(
-    width: int,
-    height: int,
-    frames: int,
-    config: TransformerConfig,
-    weight_bytes: int,
-    text_bytes: int,
-    vae_config: WanVAEConfig,
-    vae_dtype: torch.dtype,
-    image: bool,
-    activation_dtype: torch.dtype,
-) -> _Sizes:
-    block_numels, total, largest_linear = _transformer_numels(config)
-    per_param = weight_bytes / total  # average bytes per parameter of the given weights (e.g. ~0.56 for Q4_K_M)
-    block_bytes = tuple(math.ceil(sum(numels) * per_param) for numels in block_numels)
-    pinned = tuple(sum(pinned_size(math.ceil(n * per_param)) for n in numels) for numels in block_numels)
-    s = vae_config.spatial_factor
-    return _Sizes(
-        video_tokens=video_tokens(width, height, frames, config, vae_config),
-        config=config,
-        block_bytes=block_bytes,
-        block_pinned_bytes=pinned,
-        non_block_bytes=max(0, weight_bytes - sum(block_bytes)),
-        largest_linear=largest_linear,
-        quantized=per_param < 2,
-        text_bytes=text_bytes,
-        vae_bytes=_vae_numel(vae_config) * vae_dtype.itemsize,
-        vae_element_bytes=vae_dtype.itemsize,
-        vae_pixels=width * height,
-        vae_latent_hw=(height // s, width // s),
-        vae_latent_frames=(frames - 1) // vae_config.temporal_factor + 1,
-        vae_config=vae_config,
-        vae_spatial=s,
-        vae_scale=(vae_config.decoder_base_dim or vae_config.base_dim) / 96,
-        frames=frames,
-        image=image,
-        act_bytes=activation_dtype.itemsize,
-    )
-
-
-@functools.lru_cache(maxsize=8)
-def _transformer_numels(config: TransformerConfig) -> tuple[tuple[tuple[int, ...], ...], int, int]:
-    """(the tensor sizes of every block in execution order, total elements, largest linear weight), from a
-    meta-device build."""
-    from motif_lite.model.transformer import MotifVideoTransformer
-
-    with torch.device("meta"):  # shapes only: no memory, no init
-        model = MotifVideoTransformer(config)
-    blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
-    linears = [m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear)]
-    numels = tuple(tuple(t.numel() for t in [*b.parameters(), *b.buffers()]) for b in blocks)
-    return numels, _numel(model), max(linears)
-
-
-_VAE_NUMELS: dict[str, int] = {}  # WanVAEConfig holds lists (unhashable): keyed by its repr
-
-
-def _vae_numel(vae_config: WanVAEConfig) -> int:
-    key = repr(vae_config)
-    if key not in _VAE_NUMELS:
-        from motif_lite.vae.model import WanVAE
-
-        with torch.device("meta"):
-            _VAE_NUMELS[key] = _numel(WanVAE(vae_config))
-    return _VAE_NUMELS[key]
-
-
-def _numel(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters()) + sum(b.numel() for b in module.buffers())
-
-
-@dataclass(frozen=True)
 class _Choice:
     text: TextEncoderPlacement
     resident_blocks: int | None
@@ -350,7 +243,7 @@ def _ladder(num_blocks: int, heads: int, sequence_parallel: int) -> list[_Choice
     ]
 
 
-def vae_decode_bytes(sizes: _Sizes, tile: VAETile | None, frame_by_frame: bool = True, bands: int = 1) -> int:
+def vae_decode_bytes(sizes: GenerationSizes, tile: VAETile | None, frame_by_frame: bool = True, bands: int = 1) -> int:
     """Causal caches over the whole frame (times the tiles' overlap) or one band, plus one tile's or band's
     working tensors."""
     h, w = sizes.vae_latent_hw
@@ -373,7 +266,7 @@ def vae_decode_bytes(sizes: _Sizes, tile: VAETile | None, frame_by_frame: bool =
     return int(elems * sizes.vae_scale * sizes.vae_element_bytes)
 
 
-def vae_encode_bytes(sizes: _Sizes, bands: int = 1) -> int:
+def vae_encode_bytes(sizes: GenerationSizes, bands: int = 1) -> int:
     """Image-to-video's first frame through the VAE encoder: its full-resolution working set times the largest
     band's share of the input rows (the lower levels are smaller and come after)."""
     share = _encoder_band_share(sizes.vae_config, sizes.vae_latent_hw, bands)
@@ -409,7 +302,7 @@ def _band_shares(vae_config: WanVAEConfig, latent_hw: tuple[int, int], bands: in
     return _BAND_SHARES[key]
 
 
-def _resident_weights(sizes: _Sizes, choice: _Choice) -> int:
+def _resident_weights(sizes: GenerationSizes, choice: _Choice) -> int:
     """Bytes that stay on the device for the whole run: the transformer's resident part and the VAE. (The text
     encoder holds device memory only while it encodes.)"""
     if choice.resident_blocks is None:
@@ -419,7 +312,7 @@ def _resident_weights(sizes: _Sizes, choice: _Choice) -> int:
     return transformer + sizes.vae_bytes
 
 
-def _text_weights(sizes: _Sizes, choice: _Choice) -> int:
+def _text_weights(sizes: GenerationSizes, choice: _Choice) -> int:
     """The text encoder's bytes on the device while it encodes."""
     if choice.text is TextEncoderPlacement.DEVICE:
         return sizes.text_bytes
@@ -428,7 +321,7 @@ def _text_weights(sizes: _Sizes, choice: _Choice) -> int:
     return 0
 
 
-def _streamed_in_flight(sizes: _Sizes, choice: _Choice) -> int:
+def _streamed_in_flight(sizes: GenerationSizes, choice: _Choice) -> int:
     """Streamed blocks on the device at once: the running one and, with prefetch, the next."""
     if choice.resident_blocks is None or choice.resident_blocks >= len(sizes.block_bytes):
         return 0
@@ -436,7 +329,7 @@ def _streamed_in_flight(sizes: _Sizes, choice: _Choice) -> int:
 
 
 def _stage_estimates(
-    sizes: _Sizes,
+    sizes: GenerationSizes,
     choice: _Choice,
     batch: int,
     fused_norms: bool,
@@ -503,7 +396,7 @@ def _vae_label(choice: _Choice) -> str:
     return f"vae: {where}, {frames} at a time"
 
 
-def _host_needs(sizes: _Sizes, choice: _Choice, device: str, stages: tuple[StageEstimate, ...]) -> HostNeeds:
+def _host_needs(sizes: GenerationSizes, choice: _Choice, device: str, stages: tuple[StageEstimate, ...]) -> HostNeeds:
     cuda = torch.device(device).type == "cuda"
     streamed = [] if choice.resident_blocks is None else list(range(choice.resident_blocks, len(sizes.block_bytes)))
     text_layer = int(TEXT_LAYER_FRACTION * sizes.text_bytes)  # + the SigLIP tower's list, ~1/6 of a text layer
@@ -568,9 +461,9 @@ def plan_memory(
     if cfg_batch < 1 or weight_bytes <= 0 or text_encoder_bytes < 0:
         raise ConfigError(f"bad sizes: cfg_batch={cfg_batch}, weight_bytes={weight_bytes}, text={text_encoder_bytes}")
 
-    def candidates(width: int, height: int, frames: int) -> Iterator[tuple[Plan, _Sizes, _Choice]]:
+    def candidates(width: int, height: int, frames: int) -> Iterator[tuple[Plan, GenerationSizes, _Choice]]:
         """Every plan of the ladder for a video size, fastest first (the same models and settings)."""
-        sizes = _sizes(
+        sizes = generation_sizes(
             width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype, image,
             activation_dtype,
         )  # fmt: skip
