@@ -319,12 +319,12 @@ def test_vae_bands_come_before_streaming():
 
 def test_vae_band_estimate_follows_the_decoder_plan():
     # Caches scale with the largest band's share of each level; the halo makes 2 bands more than half.
-    from motif_lite.runtime.planner import _band_shares
+    from motif_lite.runtime.vae_memory import decoder_band_shares
 
-    shares = _band_shares(VAE, (92, 160), 2)
+    shares = decoder_band_shares(VAE, (92, 160), 2)
     assert len(shares) == 4 and all(0.5 < s < 0.65 for s in shares)
     assert shares[-1] < shares[0]  # the halo is a larger share of the coarse levels
-    assert _band_shares(VAE, (92, 160), 4)[-1] < 0.3
+    assert decoder_band_shares(VAE, (92, 160), 4)[-1] < 0.3
 
 
 # -- host memory --

@@ -1,8 +1,9 @@
 """What the memory planner's estimates need to know about one generation, in bytes and tokens: the video's tokens,
 pixels and latent shape, and the models' weights block by block (counted on the meta device, no memory used).
 
-The planner (runtime/planner.py) builds them once per video size and its formulas read them; docs/memory.md
-("The planner's formulas", "Weights") derives how the weights are counted.
+The planner (runtime/planner.py) builds them once per video size; its stage estimates and the VAE formulas
+(runtime/vae_memory.py) read them. docs/memory.md ("The planner's formulas": Weights) derives how the weights
+are counted.
 """
 
 from __future__ import annotations
