@@ -39,6 +39,7 @@ from live_memory import LiveTensors, estimate_and_live_peak  # noqa: E402
 from motif_lite.config import TransformerConfig  # noqa: E402
 from motif_lite.model.transformer import MotifVideoTransformer  # noqa: E402
 from motif_lite.runtime import planner  # noqa: E402
+from motif_lite.runtime.vae_memory import VAE_ENCODE_ELEMS_PER_PIXEL  # noqa: E402
 
 GiB = 1024**3
 TOLERANCE = 0.10
@@ -129,7 +130,7 @@ def test_vae_encode_activations(bench_report, bands):
         posterior = vae.encode(video, bands=bands)
         del posterior
     share = vae.encoder.band_share((height // 8, width // 8), bands)
-    estimate = planner.VAE_ENCODE_ELEMS_PER_PIXEL * height * width * share * 4
+    estimate = VAE_ENCODE_ELEMS_PER_PIXEL * height * width * share * 4
     bench_report.add(ACCURACY, check=f"VAE encode, one {height}x{width} frame, fp32, {bands} band(s)",
                      estimate_mib=estimate / 2**20, measured_mib=live.peak_bytes / 2**20,
                      ratio=estimate / live.peak_bytes)  # fmt: skip

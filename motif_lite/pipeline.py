@@ -37,6 +37,7 @@ from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.runtime.attention import AttentionBackend, apply_attention_backend
 from motif_lite.runtime.attention import attention_backend as attention_backend_for
 from motif_lite.runtime.compile import CompileConfig, CompileHandle, apply_compile, check_compile_possible
+from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.runtime.kernels import (
     FallbackOp,
     KernelBackendError,
@@ -47,7 +48,7 @@ from motif_lite.runtime.kernels import (
     use_triton,
 )
 from motif_lite.runtime.parallel import Parallel
-from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory, video_tokens
+from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory
 from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
 from motif_lite.sampling import Schedule, StepCallback, denoise, needs_uncond, schedule_for

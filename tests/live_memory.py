@@ -7,7 +7,8 @@
 Every op output that owns new storage is counted until the last tensor sharing that storage dies; views and
 in-place results of existing storage are not new memory. Tensors that existed before (weights, inputs) are not
 counted. This is what a perfect allocator would need: no fragmentation, no rounding, no workspaces, so it checks
-the planner's activation formulas on a CPU exactly (the GPU bench measures the allocator's real peak).
+the planner's activation formulas (runtime/activation_memory.py) on a CPU exactly (the GPU bench measures the
+allocator's real peak).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def estimate_and_live_peak(
     "torch", token pieces of `chunk` (and head groups of `heads_per_call`), and the most bytes of tensors that
     forward really kept alive together."""
     from motif_lite.model.ops import TORCH_OPS
-    from motif_lite.runtime import planner
+    from motif_lite.runtime.activation_memory import transformer_activation_bytes
     from motif_lite.runtime.chunking import apply_token_chunking
 
     config = model.config
@@ -103,7 +104,7 @@ def estimate_and_live_peak(
         if handle:
             handle.remove()
     frames, height, width = latent
-    estimate = planner.transformer_activation_bytes(
+    estimate = transformer_activation_bytes(
         frames * height * width // 4, config, 1, chunk, fused_norms=ops == "fused",
         context_tokens=text_tokens + image_tokens, text_tokens=text_tokens, heads_per_call=heads_per_call,
     )  # fmt: skip

@@ -15,7 +15,9 @@ from motif_lite.errors import ConfigError
 from motif_lite.kernels import int8_scheme
 from motif_lite.model.ops import TORCH_OPS
 from motif_lite.runtime import kernels as rt
-from motif_lite.runtime.planner import CONTEXT_TOKENS, plan_memory, video_tokens
+from motif_lite.runtime.activation_memory import CONTEXT_TOKENS
+from motif_lite.runtime.generation_sizes import video_tokens
+from motif_lite.runtime.planner import plan_memory
 from motif_lite.vae.config import WanVAEConfig
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")

@@ -29,6 +29,7 @@ from motif_lite.cli import main as cli_main
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.runtime.activation_memory import transformer_activation_bytes
 from motif_lite.runtime.parallel import (
     Parallel,
     ParallelError,
@@ -37,7 +38,6 @@ from motif_lite.runtime.parallel import (
     choose_layout,
     split_tokens,
 )
-from motif_lite.runtime.planner import transformer_activation_bytes
 
 SIX_HEADS = {**TINY, "num_attention_heads": 6, "attention_head_dim": 16, "rope_axes_dim": (4, 6, 6)}
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"

@@ -14,16 +14,11 @@ from test_streaming import TINY, forward, inputs, tiny_model
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.runtime.activation_memory import transformer_activation_bytes
 from motif_lite.runtime.chunking import ChunkedFeedForward
+from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host
-from motif_lite.runtime.planner import (
-    GiB,
-    apply_plan,
-    default_budget,
-    plan_memory,
-    transformer_activation_bytes,
-    video_tokens,
-)
+from motif_lite.runtime.planner import GiB, apply_plan, default_budget, plan_memory
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.vae.config import WanVAEConfig
 
@@ -324,12 +319,12 @@ def test_vae_bands_come_before_streaming():
 
 def test_vae_band_estimate_follows_the_decoder_plan():
     # Caches scale with the largest band's share of each level; the halo makes 2 bands more than half.
-    from motif_lite.runtime.planner import _band_shares
+    from motif_lite.runtime.vae_memory import decoder_band_shares
 
-    shares = _band_shares(VAE, (92, 160), 2)
+    shares = decoder_band_shares(VAE, (92, 160), 2)
     assert len(shares) == 4 and all(0.5 < s < 0.65 for s in shares)
     assert shares[-1] < shares[0]  # the halo is a larger share of the coarse levels
-    assert _band_shares(VAE, (92, 160), 4)[-1] < 0.3
+    assert decoder_band_shares(VAE, (92, 160), 4)[-1] < 0.3
 
 
 # -- host memory --

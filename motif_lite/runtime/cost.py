@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from motif_lite.config import TransformerConfig
-from motif_lite.runtime.planner import video_tokens
+from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.vae.config import WanVAEConfig
 
 SLOWEST_CPU_FLOPS = 1e9  # below FLOPs / this many seconds a run is short on any CPU (no need to measure)

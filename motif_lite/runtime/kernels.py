@@ -29,7 +29,7 @@ from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.kernels import int8_scheme, patterns
 from motif_lite.kernels.reference import block_sparse_attention_torch, dequant_linear_torch
 from motif_lite.model.ops import TORCH_OPS, Ops
-from motif_lite.runtime.planner import CONTEXT_TOKENS
+from motif_lite.runtime.activation_memory import CONTEXT_TOKENS
 
 BACKENDS = KERNEL_BACKENDS
 

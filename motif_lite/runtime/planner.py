@@ -27,12 +27,14 @@ Within each untiled candidate the VAE tries its modes, fastest first: 4 frames a
 one frame at a time, then 2, 3 or 4 exact bands (a few percent more VAE work each: far cheaper than streaming).
 The host memory (runtime/host_memory.py) then decides whether streamed blocks get page-locked homes or go
 through staging buffers, and refuses the plan before anything loads if even staging exceeds `ram_budget_bytes`.
-Every constant below is explained where it is defined; docs/memory.md derives the formulas.
+The formulas live in their own modules: the transformer's and the text encoder's activations in
+runtime/activation_memory.py, the VAE's in runtime/vae_memory.py, and the sizes they read (video tokens, block
+bytes) in runtime/generation_sizes.py; this module adds them up per stage with the weights. Every constant is
+explained where it is defined; docs/memory.md derives the formulas.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -42,12 +44,18 @@ from torch import nn
 
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.runtime.activation_memory import (
+    TEXT_LAYER_FRACTION,
+    TEXT_NON_LAYER_FRACTION,
+    text_activation_bytes,
+    transformer_activation_bytes,
+)
 from motif_lite.runtime.chunking import ChunkingHandle, apply_token_chunking
+from motif_lite.runtime.generation_sizes import GenerationSizes, generation_sizes
 from motif_lite.runtime.host_memory import (
     HostEstimate,
     HostNeeds,
     available_ram,
-    pinned_size,
     plan_host,
     staging_bytes,
 )
@@ -57,84 +65,12 @@ from motif_lite.runtime.streaming import (
     TextEncoderPlacement,
     apply_block_streaming,
 )
+from motif_lite.runtime.vae_memory import vae_decode_bytes, vae_encode_bytes
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAETile
 
 GiB = 1024**3
 MiB = 1024**2
-ACT_BYTES = 2  # activations are bf16
-# Tokens of the context stream: the reference pads prompts to 512 text tokens; I2V adds 729 SigLIP tokens.
-CONTEXT_TOKENS = 512 + 729
-# Live activations of one transformer forward, in elements of the activation dtype, counted from the model code
-# (what is alive together at each phase of a block) and checked against a tensor-lifetime tracker, exactly, in
-# bench/bench_planner.py. L: the tokens a block attends over; c: the tokens of one piece (`token_chunk`; a whole
-# stream without chunking); D hidden size, F MLP width. docs/memory.md derives each term.
-#   attention call: Q, K, V and the output over all L tokens ........................... ATTENTION_L = 4 (x L D)
-#                   a dual block also holds its two normalized inputs .................. + 1 L D
-#   projection:     the Q, K, V buffers while pieces are projected into them ............ 3 L D
-#                   + one piece's temporaries (normalized piece, projection, norm, its Q/K/V) .. P c, with
-#                   P = 5 D with the fused Triton norms; with the torch ops 11 D for pieces with RoPE (its
-#                   float32 copies), 9 D without; the first piece runs before the buffers exist
-#                   and never sets the peak
-#   output pass:    attention output + block output 2 L D, + one piece's normalized tokens, GELU output and
-#                   proj_out's [attention | GELU] input ........................................ (2 F + 2 D) c
-#   dual-block FF:  both streams after attention L D, the running stream's FF input and output 2 S D (S the
-#                   longer stream) + one piece's GELU in/out ................................... (2 F + D) c
-#                   (without chunks: L D + (2 F + D) S)
-#   text cross-attention (single-stream blocks with pieces; the dual-stream blocks' optional one): see below
-#   head groups (single-stream blocks with pieces, a share s of the heads per call): the merged attention output
-#                   L D is held from the first group on, next to one group's Q, K, V and output 4 s L D
-#                   (projection: 3 s L D + a piece's normalized tokens and s of its other temporaries); the
-#                   shared layouts' text K/V buffers (2 T D) exist from the first group on too
-# Held outside the blocks: each block's inputs (L D), the embedded context (T' D) and the decoder's copy of the
-# patch-embedded video while the encoder runs (N D), in the first decoder block the encoder output's context half
-# (T' D), and the float32 RoPE tables (2 N head_dim).
-# An 8-bit K/V attention would store K and V in half the bytes: ATTENTION_L and the buffers' 3 become 3 and 2.
-ATTENTION_L = 4
-# Sequence parallel (runtime/parallel.py) over sp ranks: each rank holds 1/sp of the video tokens (the context stays
-# whole); around attention its all-to-all holds a send copy, then the received tensor and the reassembled q/k/v
-# (3 D each) next to the q/k/v it started from: up to 6 D more per local token in the attention phase.
-SP_EXCHANGE_D = 6
-PIECE_PROJECTION_D_FUSED = (5, 5)  # (pieces with RoPE, pieces without)
-PIECE_PROJECTION_D_TORCH = (11, 9)
-# The text cross-attention over T text tokens. In a single-stream block with pieces (without, the MLP phase is
-# larger): after the attention call the block holds its output (L D) and the text K/V (2 T D). The shared layouts
-# copy that K/V out of the block's own before the call (+ 2 T D in the attention phase); the diffusers layout
-# projects it afterwards from the normalized text: text, projection and norm (3 T D) with the fused kernels, 8 T D
-# with the torch ops' float32 copies. Each query piece then holds its projection, normed heads and attention output
-# (Q c): 3 D per token fused, 9 D with the torch norm and RoPE. These phases set the peak only when the context is
-# longer than the video. A dual-stream block's cross-attention (optional, off in the released model) projects the
-# K/V in every layout, then runs its query pieces the same way (`_dual_cross_phase`).
-KV_PROJECTION_D_FUSED, KV_PROJECTION_D_TORCH = 3, 8
-QUERY_PIECE_D_FUSED, QUERY_PIECE_D_TORCH = 3, 9
-# T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like: hidden 2560, MLP 10240, 34 layers):
-# the token embedding (262144 x 2560 = 0.67 B) is ~16 % of the parameters; one text layer ~94 M (~2.2 %).
-TEXT_NON_LAYER_FRACTION = 0.16
-TEXT_LAYER_FRACTION = 0.022
-TEXT_HIDDEN, TEXT_MLP, TEXT_HEADS, TEXT_TOKENS = 2560, 10240, 8, 512
-# Wan2.1 VAE decode (base_dim 96), per output pixel of one frame, in elements of the VAE dtype:
-# - causal caches: every 3-tap temporal conv keeps its last 2 input frames; summed over the decoder's convs at
-#   their resolutions (1/8: 4240 channels, 1/4: 2496, 1/2: 1152, full: 672) -> 2 * (4240/64 + 2496/16 + 1152/4
-#   + 672) = 2365. With tiles, every tile keeps its own caches (tiling.py), so this term covers the whole frame
-#   (times the tiles' overlap) whatever the tile size; with bands (bands.py) only one band's caches exist, each
-#   level's term times the largest band's share of that level's rows (halo included). The 1/8 term is mostly
-#   the up path's first level (conv_in and the mid block, 1552 channels, run on whole frames before the bands
-#   and are freed); the bands keep the mid block's output of every latent frame instead (384 channels at 1/8);
-# - working tensors (input, float32 norm band, padded conv input, new cache, output, cuDNN's workspace), measured
-#   on an H200 at 1280x736x121 in bf16 (bench/bench_vae_gpu.py, `decode_frames` into CPU memory) as peak - weights
-#   - caches: 6.59 GiB -> 1311 when the 4 frames of a latent frame go through the upper levels one at a time
-#   (`frame_by_frame`, the default), 10.39 GiB -> 3480 when they go together (the reference's chunking, 5-20 %
-#   faster). With tiles, per tile pixel.
-VAE_CACHE_CHANNELS = (4240, 2496, 1152, 672)  # at 1/8, 1/4, 1/2 and full resolution
-VAE_CACHE_ELEMS_PER_PIXEL = round(2 * sum(c / 4 ** (3 - i) for i, c in enumerate(VAE_CACHE_CHANNELS)))  # 2365
-VAE_LOWER_CACHE_CHANNELS = 1552  # conv_in (16) and the mid block (4 x 384): whole frames, before the bands
-VAE_MID_CHANNELS = 384
-VAE_WORK_ELEMS_PER_PIXEL = 1350
-VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK = 3500
-# Wan2.1 VAE encode of one frame (image-to-video), per input pixel, in elements of the VAE dtype: conv_in and the
-# full-resolution residual blocks' tensors (input, normalized copy, zero-padded conv input of 3 frames, causal
-# caches, output), counted with the tensor-lifetime tracker on the CPU in bf16 (bench/bench_planner.py).
-VAE_ENCODE_ELEMS_PER_PIXEL = 1000
 # A quantized linear dequantizes its weight per call: float32 values then the bf16 copy (4 + 2 bytes per weight).
 DEQUANT_BYTES_PER_WEIGHT = 6
 # What the formulas leave out: the caching allocator's 512-byte rounding and small temporaries (x1.05), cuBLAS
@@ -244,113 +180,6 @@ def default_budget(device: torch.device | str) -> int | None:
 
 
 @dataclass(frozen=True)
-class _Sizes:
-    """What the estimates need to know about the models, in bytes and tokens."""
-
-    video_tokens: int
-    config: TransformerConfig
-    block_bytes: tuple[int, ...]  # the streamable blocks in execution order
-    block_pinned_bytes: tuple[int, ...]  # the same, each tensor rounded up as a pinned home
-    non_block_bytes: int
-    largest_linear: int  # weights of the largest linear (dequantized per call when quantized)
-    quantized: bool
-    text_bytes: int
-    vae_bytes: int
-    vae_element_bytes: int
-    vae_pixels: int  # output pixels of one frame
-    vae_latent_hw: tuple[int, int]
-    vae_latent_frames: int
-    vae_config: WanVAEConfig
-    vae_spatial: int
-    vae_scale: float  # channel width relative to the Wan2.1 base_dim 96
-    frames: int
-    image: bool  # image-to-video: the first frame is VAE-encoded in the encode stage
-    act_bytes: int  # bytes per element of the transformer's activations
-
-
-def video_tokens(width: int, height: int, frames: int, config: TransformerConfig, vae_config: WanVAEConfig) -> int:
-    """N = latent frames x (H / 16) x (W / 16) for Motif (VAE /4 in time, /8 in space; patch 1x2x2)."""
-    space = vae_config.spatial_factor * config.patch_size
-    if width <= 0 or height <= 0 or width % space or height % space:
-        raise ConfigError(f"width and height must be positive multiples of {space}, got {width}x{height}")
-    if frames < 1 or (frames - 1) % vae_config.temporal_factor:
-        raise ConfigError(f"frames must be 1 + {vae_config.temporal_factor}k, got {frames}")
-    latent_frames = (frames - 1) // vae_config.temporal_factor + 1
-    return latent_frames // config.patch_size_t * (height // space) * (width // space)
-
-
-def _sizes(
-    width: int,
-    height: int,
-    frames: int,
-    config: TransformerConfig,
-    weight_bytes: int,
-    text_bytes: int,
-    vae_config: WanVAEConfig,
-    vae_dtype: torch.dtype,
-    image: bool,
-    activation_dtype: torch.dtype,
-) -> _Sizes:
-    block_numels, total, largest_linear = _transformer_numels(config)
-    per_param = weight_bytes / total  # average bytes per parameter of the given weights (e.g. ~0.56 for Q4_K_M)
-    block_bytes = tuple(math.ceil(sum(numels) * per_param) for numels in block_numels)
-    pinned = tuple(sum(pinned_size(math.ceil(n * per_param)) for n in numels) for numels in block_numels)
-    s = vae_config.spatial_factor
-    return _Sizes(
-        video_tokens=video_tokens(width, height, frames, config, vae_config),
-        config=config,
-        block_bytes=block_bytes,
-        block_pinned_bytes=pinned,
-        non_block_bytes=max(0, weight_bytes - sum(block_bytes)),
-        largest_linear=largest_linear,
-        quantized=per_param < 2,
-        text_bytes=text_bytes,
-        vae_bytes=_vae_numel(vae_config) * vae_dtype.itemsize,
-        vae_element_bytes=vae_dtype.itemsize,
-        vae_pixels=width * height,
-        vae_latent_hw=(height // s, width // s),
-        vae_latent_frames=(frames - 1) // vae_config.temporal_factor + 1,
-        vae_config=vae_config,
-        vae_spatial=s,
-        vae_scale=(vae_config.decoder_base_dim or vae_config.base_dim) / 96,
-        frames=frames,
-        image=image,
-        act_bytes=activation_dtype.itemsize,
-    )
-
-
-@functools.lru_cache(maxsize=8)
-def _transformer_numels(config: TransformerConfig) -> tuple[tuple[tuple[int, ...], ...], int, int]:
-    """(the tensor sizes of every block in execution order, total elements, largest linear weight), from a
-    meta-device build."""
-    from motif_lite.model.transformer import MotifVideoTransformer
-
-    with torch.device("meta"):  # shapes only: no memory, no init
-        model = MotifVideoTransformer(config)
-    blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
-    linears = [m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear)]
-    numels = tuple(tuple(t.numel() for t in [*b.parameters(), *b.buffers()]) for b in blocks)
-    return numels, _numel(model), max(linears)
-
-
-_VAE_NUMELS: dict[str, int] = {}  # WanVAEConfig holds lists (unhashable): keyed by its repr
-
-
-def _vae_numel(vae_config: WanVAEConfig) -> int:
-    key = repr(vae_config)
-    if key not in _VAE_NUMELS:
-        from motif_lite.vae.model import WanVAE
-
-        with torch.device("meta"):
-            _VAE_NUMELS[key] = _numel(WanVAE(vae_config))
-    return _VAE_NUMELS[key]
-
-
-def _numel(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters()) + sum(b.numel() for b in module.buffers())
-
-
-@dataclass(frozen=True)
 class _Choice:
     text: TextEncoderPlacement
     resident_blocks: int | None
@@ -393,222 +222,7 @@ def _ladder(num_blocks: int, heads: int, sequence_parallel: int) -> list[_Choice
     ]
 
 
-def transformer_activation_bytes(
-    n: int,
-    config: TransformerConfig,
-    batch: int,
-    token_chunk: int | None,
-    fused_norms: bool = False,
-    context_tokens: int = CONTEXT_TOKENS,
-    act_bytes: int = ACT_BYTES,
-    sequence_parallel: int = 1,
-    text_tokens: int = TEXT_TOKENS,
-    heads_per_call: int | None = None,
-) -> int:
-    """Peak activation bytes of one transformer forward over n video tokens (the formulas at the top): the
-    largest of the dual, encoder single-stream and DDT decoder blocks, each with what is held around it; on each of
-    `sequence_parallel` ranks sharing the video tokens. `text_tokens`: the text part of the context (the keys of
-    the text cross-attention), at most `context_tokens`; `heads_per_call`: the single-stream blocks' head groups
-    (with token pieces only)."""
-    d, f = config.hidden_size, int(config.hidden_size * config.mlp_ratio)
-    exchange = 0
-    if sequence_parallel > 1:
-        n, exchange = -(-n // sequence_parallel), SP_EXCHANGE_D
-    piece = tuple(p * d for p in (PIECE_PROJECTION_D_FUSED if fused_norms else PIECE_PROJECTION_D_TORCH))
-    head_share = 1.0
-    if heads_per_call is not None and heads_per_call < config.num_attention_heads:
-        if token_chunk is None:
-            raise ConfigError("head groups are planned with token pieces only")
-        head_share = heads_per_call / config.num_attention_heads
-    widths = _Widths(token_chunk, d, f, piece, exchange, head_share)
-    t = context_tokens
-    # Held while the encoder runs: the patch-embedded video for the DDT decoder, and the embedded context.
-    encoder_held = (n * d if config.num_decoder_layers else 0) + t * d
-    rope = 2 * n * config.attention_head_dim * 4 // act_bytes  # cos and sin tables, float32
-    cross = _Cross(min(text_tokens, t), config.cross_attention_layout != "diffusers", fused_norms)
-    dual_cross = cross if config.enable_text_cross_attention_dual else None
-    single_cross = cross if config.enable_text_cross_attention_single else None
-    blocks = [
-        _dual_block(n, t, widths, dual_cross) + encoder_held if config.num_layers else 0,
-        _single_block(n, t, widths, single_cross) + encoder_held if config.num_encoder_single_layers else 0,
-        # + the embedded context, and the context half of the last encoder block's output, which the decoder's
-        # input (a view of its video half) keeps alive until the first decoder block has run
-        _single_block(n, n, widths) + 2 * t * d if config.num_decoder_layers else 0,
-    ]
-    return batch * act_bytes * (max(blocks) + rope)
-
-
-@dataclass(frozen=True)
-class _Cross:
-    """A block's text cross-attention: its text keys, whether a single-stream block reuses its own attention's text
-    K/V (the original and PR-era layouts; a dual-stream block always projects them) and whether the norms are the
-    fused kernels."""
-
-    text: int
-    shared: bool
-    fused_norms: bool
-
-    @property
-    def kv_projection_d(self) -> int:
-        return KV_PROJECTION_D_FUSED if self.fused_norms else KV_PROJECTION_D_TORCH
-
-    @property
-    def query_piece_d(self) -> int:
-        return QUERY_PIECE_D_FUSED if self.fused_norms else QUERY_PIECE_D_TORCH
-
-
-@dataclass(frozen=True)
-class _Widths:
-    """What every block's formula of one forward shares: tokens per piece (None: a stream at once), hidden size D,
-    MLP width F, one projection piece's temporaries per token (with RoPE, without; elements) and the sequence-parallel
-    exchange's extra D per token."""
-
-    chunk: int | None
-    d: int
-    f: int
-    piece: tuple[int, int]
-    exchange: int
-    head_share: float = 1.0  # the share of the heads in one attention call of the single-stream blocks
-
-
-def _projection(first: int, second: int, chunk: int | None, d: int, piece: tuple[int, int], share: float = 1.0) -> int:
-    """The projection phase over [first; second] tokens (RoPE on the first stream): the Q/K/V buffers and the
-    largest piece projected while they exist (the first piece comes before them); with head groups (`share` of
-    the heads per call) both for one group, next to the piece's normalized tokens."""
-    head = min(chunk or first, first)
-    rope_rest, plain = min(head, first - head), min(chunk or second, second)
-    widths = [round(d + (p - d) * share) for p in piece]
-    return round(3 * share * (first + second) * d) + max(widths[0] * rope_rest, widths[1] * plain)
-
-
-def _cross_phases(first: int, length: int, w: _Widths, cross: _Cross) -> tuple[int, int]:
-    """With pieces: (what the shared layouts' text K/V add to the attention call, the peak of the cross-attention
-    after it), in elements. After the call the block holds its attention output (L D) and the text K/V (2 T D);
-    the diffusers layout first projects them from the normalized text (T D) with their norm's temporaries; then each
-    query piece is projected, normed and attended (QUERY_PIECE_D per token)."""
-    d = w.d
-    kv_made = 0 if cross.shared else cross.kv_projection_d
-    after = length * d + max(
-        kv_made * cross.text * d, 2 * cross.text * d + cross.query_piece_d * min(w.chunk, first) * d
-    )
-    return (2 * cross.text * d if cross.shared else 0), after
-
-
-def _single_block(first: int, second: int, w: _Widths, cross: _Cross | None = None) -> int:
-    """A single-stream block over [first; second] tokens, its inputs included (elements); the sequence-parallel
-    all-to-all adds `w.exchange` D per token around the attention call; `cross`: its text cross-attention, if any."""
-    d, f, chunk, piece = w.d, w.f, w.chunk, w.piece
-    length = first + second
-    attention = (ATTENTION_L + w.exchange) * length * d
-    if chunk is None:  # one piece: the concatenated tokens, held through the block (the reference's layout)
-        # (the output pass's piece is the whole sequence; the cross-attention's phases, under 4 L D + 8 T D, stay
-        # below it)
-        return 2 * length * d + max(attention, piece[0] * length, 2 * length * d + (2 * f + 2 * d) * length)
-    widest = max(min(chunk, first), min(chunk, second))
-    output = 2 * length * d + (2 * f + 2 * d) * widest
-    held_kv, after_attention = _cross_phases(first, length, w, cross) if cross else (0, 0)
-    projection = _projection(first, second, chunk, d, piece)
-    if w.head_share < 1:  # head groups: the merged output (L D) and the text K/V exist from the first group on
-        share = w.head_share
-        attention = length * d + round((ATTENTION_L + w.exchange) * share * length * d)
-        projection = length * d + held_kv + _projection(first, second, chunk, d, piece, share)
-    phases = (attention + held_kv, projection, output, after_attention)
-    return length * d + max(phases)
-
-
-def _dual_block(n: int, t: int, w: _Widths, cross: _Cross | None = None) -> int:
-    """A dual-stream block over n video and t context tokens, its inputs included (elements); `cross`: its text
-    cross-attention, if any."""
-    d, f, chunk, piece = w.d, w.f, w.chunk, w.piece
-    length = n + t
-    attention = (ATTENTION_L + 1 + w.exchange) * length * d  # + the normalized inputs it projects from
-    # Its pieces are views of the normalized inputs (one D less each), which stay held (+ L D).
-    projection = length * d + _projection(n, t, chunk, d, (piece[0] - d, piece[1] - d))
-    # The feed-forward runs on the video, then on the context, next to both streams' post-attention values (L D):
-    # the stream's FF input and output, and one piece's GELU input and output (the whole stream without pieces).
-    stream = max(n, t)
-    ff = length * d + (
-        2 * stream * d + (2 * f + d) * max(min(chunk, n), min(chunk, t)) if chunk else (2 * f + d) * stream
-    )
-    return length * d + max(attention, projection, ff, _dual_cross_phase(n, t, w, cross) if cross else 0)
-
-
-def _dual_cross_phase(n: int, t: int, w: _Widths, cross: _Cross) -> int:
-    """The dual-stream block's text cross-attention (elements, inputs excluded). Every layout projects the text
-    K/V here (from the normalized context, still held: its text is a slice of it) next to the attention output and
-    the updated context; then each query piece runs next to the updated video and the K/V."""
-    d = w.d
-    project_kv = n * d + 2 * t * d + (cross.kv_projection_d - 1) * cross.text * d  # its normalized text is a view
-    attend = 2 * n * d + t * d + 2 * cross.text * d + cross.query_piece_d * min(w.chunk or n, n) * d
-    return max(project_kv, attend)
-
-
-def text_activation_bytes(batch: int) -> int:
-    """T5Gemma2 over TEXT_TOKENS: ~6 hidden-size tensors and 3 MLP-size ones, plus eager fp32 attention scores."""
-    per_token = 6 * TEXT_HIDDEN + 3 * TEXT_MLP
-    return batch * (TEXT_TOKENS * per_token * ACT_BYTES + TEXT_HEADS * TEXT_TOKENS**2 * 4)
-
-
-def vae_decode_bytes(sizes: _Sizes, tile: VAETile | None, frame_by_frame: bool = True, bands: int = 1) -> int:
-    """Causal caches over the whole frame (times the tiles' overlap) or one band, plus one tile's or band's
-    working tensors."""
-    h, w = sizes.vae_latent_hw
-    coverage, tile_pixels = 1.0, sizes.vae_pixels
-    if tile is not None:
-        from motif_lite.vae.tiling import tile_spans
-
-        spans_h, spans_w = tile_spans(h, tile), tile_spans(w, tile)
-        coverage = sum(b - a for a, b in spans_h) * sum(b - a for a, b in spans_w) / (h * w)
-        tile_pixels = (spans_h[0][1] - spans_h[0][0]) * (spans_w[0][1] - spans_w[0][0]) * sizes.vae_spatial**2
-    work = VAE_WORK_ELEMS_PER_PIXEL if frame_by_frame else VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK
-    if bands > 1:
-        shares = _band_shares(sizes.vae_config, sizes.vae_latent_hw, bands)
-        channels = (VAE_CACHE_CHANNELS[0] - VAE_LOWER_CACHE_CHANNELS, *VAE_CACHE_CHANNELS[1:])
-        caches = 2 * sum(c / 4 ** (3 - i) * share for i, (c, share) in enumerate(zip(channels, shares, strict=True)))
-        mids = VAE_MID_CHANNELS / 64 * sizes.vae_latent_frames
-        elems = (caches + mids + work * shares[-1]) * sizes.vae_pixels
-    else:
-        elems = VAE_CACHE_ELEMS_PER_PIXEL * sizes.vae_pixels * coverage + work * tile_pixels
-    return int(elems * sizes.vae_scale * sizes.vae_element_bytes)
-
-
-def vae_encode_bytes(sizes: _Sizes, bands: int = 1) -> int:
-    """Image-to-video's first frame through the VAE encoder: its full-resolution working set times the largest
-    band's share of the input rows (the lower levels are smaller and come after)."""
-    share = _encoder_band_share(sizes.vae_config, sizes.vae_latent_hw, bands)
-    scale = sizes.vae_config.base_dim / 96
-    return int(VAE_ENCODE_ELEMS_PER_PIXEL * sizes.vae_pixels * share * scale * sizes.vae_element_bytes)
-
-
-_ENCODER_SHARES: dict[tuple[str, tuple[int, int], int], float] = {}
-
-
-def _encoder_band_share(vae_config: WanVAEConfig, latent_hw: tuple[int, int], bands: int) -> float:
-    """The largest encoder band's share of the input rows, from the encoder's own band plan."""
-    key = (repr(vae_config), latent_hw, bands)
-    if key not in _ENCODER_SHARES:
-        from motif_lite.vae.model import Encoder
-
-        with torch.device("meta"):
-            _ENCODER_SHARES[key] = Encoder(vae_config).band_share(latent_hw, bands)
-    return _ENCODER_SHARES[key]
-
-
-_BAND_SHARES: dict[tuple[str, tuple[int, int], int], tuple[float, ...]] = {}
-
-
-def _band_shares(vae_config: WanVAEConfig, latent_hw: tuple[int, int], bands: int) -> tuple[float, ...]:
-    """The largest band's share of the rows of each up level (halo included), from the decoder's own plan."""
-    key = (repr(vae_config), latent_hw, bands)
-    if key not in _BAND_SHARES:
-        from motif_lite.vae.model import Decoder
-
-        with torch.device("meta"):
-            _BAND_SHARES[key] = Decoder(vae_config).band_shares(latent_hw, bands)
-    return _BAND_SHARES[key]
-
-
-def _resident_weights(sizes: _Sizes, choice: _Choice) -> int:
+def _resident_weights(sizes: GenerationSizes, choice: _Choice) -> int:
     """Bytes that stay on the device for the whole run: the transformer's resident part and the VAE. (The text
     encoder holds device memory only while it encodes.)"""
     if choice.resident_blocks is None:
@@ -618,7 +232,7 @@ def _resident_weights(sizes: _Sizes, choice: _Choice) -> int:
     return transformer + sizes.vae_bytes
 
 
-def _text_weights(sizes: _Sizes, choice: _Choice) -> int:
+def _text_weights(sizes: GenerationSizes, choice: _Choice) -> int:
     """The text encoder's bytes on the device while it encodes."""
     if choice.text is TextEncoderPlacement.DEVICE:
         return sizes.text_bytes
@@ -627,7 +241,7 @@ def _text_weights(sizes: _Sizes, choice: _Choice) -> int:
     return 0
 
 
-def _streamed_in_flight(sizes: _Sizes, choice: _Choice) -> int:
+def _streamed_in_flight(sizes: GenerationSizes, choice: _Choice) -> int:
     """Streamed blocks on the device at once: the running one and, with prefetch, the next."""
     if choice.resident_blocks is None or choice.resident_blocks >= len(sizes.block_bytes):
         return 0
@@ -635,7 +249,7 @@ def _streamed_in_flight(sizes: _Sizes, choice: _Choice) -> int:
 
 
 def _stage_estimates(
-    sizes: _Sizes,
+    sizes: GenerationSizes,
     choice: _Choice,
     batch: int,
     fused_norms: bool,
@@ -702,7 +316,7 @@ def _vae_label(choice: _Choice) -> str:
     return f"vae: {where}, {frames} at a time"
 
 
-def _host_needs(sizes: _Sizes, choice: _Choice, device: str, stages: tuple[StageEstimate, ...]) -> HostNeeds:
+def _host_needs(sizes: GenerationSizes, choice: _Choice, device: str, stages: tuple[StageEstimate, ...]) -> HostNeeds:
     cuda = torch.device(device).type == "cuda"
     streamed = [] if choice.resident_blocks is None else list(range(choice.resident_blocks, len(sizes.block_bytes)))
     text_layer = int(TEXT_LAYER_FRACTION * sizes.text_bytes)  # + the SigLIP tower's list, ~1/6 of a text layer
@@ -767,9 +381,9 @@ def plan_memory(
     if cfg_batch < 1 or weight_bytes <= 0 or text_encoder_bytes < 0:
         raise ConfigError(f"bad sizes: cfg_batch={cfg_batch}, weight_bytes={weight_bytes}, text={text_encoder_bytes}")
 
-    def candidates(width: int, height: int, frames: int) -> Iterator[tuple[Plan, _Sizes, _Choice]]:
+    def candidates(width: int, height: int, frames: int) -> Iterator[tuple[Plan, GenerationSizes, _Choice]]:
         """Every plan of the ladder for a video size, fastest first (the same models and settings)."""
-        sizes = _sizes(
+        sizes = generation_sizes(
             width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype, image,
             activation_dtype,
         )  # fmt: skip

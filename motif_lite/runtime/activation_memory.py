@@ -1,0 +1,220 @@
+"""Activation memory: the peak bytes of the tensors alive together in one transformer forward and in the text
+encoder's pass, counted from the model code, for the memory planner (runtime/planner.py) to add to the weights.
+
+Every constant is explained where it is defined; docs/memory.md ("The planner's formulas") derives each term, and
+tests/live_memory.py checks the transformer's against the tensors a forward really keeps alive (exact on the CPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from motif_lite.config import TransformerConfig
+from motif_lite.errors import ConfigError
+
+ACT_BYTES = 2  # activations are bf16
+# Tokens of the context stream: the reference pads prompts to 512 text tokens; I2V adds 729 SigLIP tokens.
+CONTEXT_TOKENS = 512 + 729
+# Live activations of one transformer forward, in elements of the activation dtype, counted from the model code
+# (what is alive together at each phase of a block) and checked against a tensor-lifetime tracker, exactly, in
+# bench/bench_planner.py. L: the tokens a block attends over; c: the tokens of one piece (`token_chunk`; a whole
+# stream without chunking); D hidden size, F MLP width. docs/memory.md derives each term.
+#   attention call: Q, K, V and the output over all L tokens ........................... ATTENTION_L = 4 (x L D)
+#                   a dual block also holds its two normalized inputs .................. + 1 L D
+#   projection:     the Q, K, V buffers while pieces are projected into them ............ 3 L D
+#                   + one piece's temporaries (normalized piece, projection, norm, its Q/K/V) .. P c, with
+#                   P = 5 D with the fused Triton norms; with the torch ops 11 D for pieces with RoPE (its
+#                   float32 copies), 9 D without; the first piece runs before the buffers exist
+#                   and never sets the peak
+#   output pass:    attention output + block output 2 L D, + one piece's normalized tokens, GELU output and
+#                   proj_out's [attention | GELU] input ........................................ (2 F + 2 D) c
+#   dual-block FF:  both streams after attention L D, the running stream's FF input and output 2 S D (S the
+#                   longer stream) + one piece's GELU in/out ................................... (2 F + D) c
+#                   (without chunks: L D + (2 F + D) S)
+#   text cross-attention (single-stream blocks with pieces; the dual-stream blocks' optional one): see below
+#   head groups (single-stream blocks with pieces, a share s of the heads per call): the merged attention output
+#                   L D is held from the first group on, next to one group's Q, K, V and output 4 s L D
+#                   (projection: 3 s L D + a piece's normalized tokens and s of its other temporaries); the
+#                   shared layouts' text K/V buffers (2 T D) exist from the first group on too
+# Held outside the blocks: each block's inputs (L D), the embedded context (T' D) and the decoder's copy of the
+# patch-embedded video while the encoder runs (N D), in the first decoder block the encoder output's context half
+# (T' D), and the float32 RoPE tables (2 N head_dim).
+# An 8-bit K/V attention would store K and V in half the bytes: ATTENTION_L and the buffers' 3 become 3 and 2.
+ATTENTION_L = 4
+# Sequence parallel (runtime/parallel.py) over sp ranks: each rank holds 1/sp of the video tokens (the context stays
+# whole); around attention its all-to-all holds a send copy, then the received tensor and the reassembled q/k/v
+# (3 D each) next to the q/k/v it started from: up to 6 D more per local token in the attention phase.
+SP_EXCHANGE_D = 6
+PIECE_PROJECTION_D_FUSED = (5, 5)  # (pieces with RoPE, pieces without)
+PIECE_PROJECTION_D_TORCH = (11, 9)
+# The text cross-attention over T text tokens. In a single-stream block with pieces (without, the MLP phase is
+# larger): after the attention call the block holds its output (L D) and the text K/V (2 T D). The shared layouts
+# copy that K/V out of the block's own before the call (+ 2 T D in the attention phase); the diffusers layout
+# projects it afterwards from the normalized text: text, projection and norm (3 T D) with the fused kernels, 8 T D
+# with the torch ops' float32 copies. Each query piece then holds its projection, normed heads and attention output
+# (Q c): 3 D per token fused, 9 D with the torch norm and RoPE. These phases set the peak only when the context is
+# longer than the video. A dual-stream block's cross-attention (optional, off in the released model) projects the
+# K/V in every layout, then runs its query pieces the same way (`_dual_cross_phase`).
+KV_PROJECTION_D_FUSED, KV_PROJECTION_D_TORCH = 3, 8
+QUERY_PIECE_D_FUSED, QUERY_PIECE_D_TORCH = 3, 9
+# T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like: hidden 2560, MLP 10240, 34 layers):
+# the token embedding (262144 x 2560 = 0.67 B) is ~16 % of the parameters; one text layer ~94 M (~2.2 %).
+TEXT_NON_LAYER_FRACTION = 0.16
+TEXT_LAYER_FRACTION = 0.022
+TEXT_HIDDEN, TEXT_MLP, TEXT_HEADS, TEXT_TOKENS = 2560, 10240, 8, 512
+
+
+def transformer_activation_bytes(
+    n: int,
+    config: TransformerConfig,
+    batch: int,
+    token_chunk: int | None,
+    fused_norms: bool = False,
+    context_tokens: int = CONTEXT_TOKENS,
+    act_bytes: int = ACT_BYTES,
+    sequence_parallel: int = 1,
+    text_tokens: int = TEXT_TOKENS,
+    heads_per_call: int | None = None,
+) -> int:
+    """Peak activation bytes of one transformer forward over n video tokens (the formulas at the top): the
+    largest of the dual, encoder single-stream and DDT decoder blocks, each with what is held around it; on each of
+    `sequence_parallel` ranks sharing the video tokens. `text_tokens`: the text part of the context (the keys of
+    the text cross-attention), at most `context_tokens`; `heads_per_call`: the single-stream blocks' head groups
+    (with token pieces only)."""
+    d, f = config.hidden_size, int(config.hidden_size * config.mlp_ratio)
+    exchange = 0
+    if sequence_parallel > 1:
+        n, exchange = -(-n // sequence_parallel), SP_EXCHANGE_D
+    piece = tuple(p * d for p in (PIECE_PROJECTION_D_FUSED if fused_norms else PIECE_PROJECTION_D_TORCH))
+    head_share = 1.0
+    if heads_per_call is not None and heads_per_call < config.num_attention_heads:
+        if token_chunk is None:
+            raise ConfigError("head groups are planned with token pieces only")
+        head_share = heads_per_call / config.num_attention_heads
+    widths = _Widths(token_chunk, d, f, piece, exchange, head_share)
+    t = context_tokens
+    # Held while the encoder runs: the patch-embedded video for the DDT decoder, and the embedded context.
+    encoder_held = (n * d if config.num_decoder_layers else 0) + t * d
+    rope = 2 * n * config.attention_head_dim * 4 // act_bytes  # cos and sin tables, float32
+    cross = _Cross(min(text_tokens, t), config.cross_attention_layout != "diffusers", fused_norms)
+    dual_cross = cross if config.enable_text_cross_attention_dual else None
+    single_cross = cross if config.enable_text_cross_attention_single else None
+    blocks = [
+        _dual_block(n, t, widths, dual_cross) + encoder_held if config.num_layers else 0,
+        _single_block(n, t, widths, single_cross) + encoder_held if config.num_encoder_single_layers else 0,
+        # + the embedded context, and the context half of the last encoder block's output, which the decoder's
+        # input (a view of its video half) keeps alive until the first decoder block has run
+        _single_block(n, n, widths) + 2 * t * d if config.num_decoder_layers else 0,
+    ]
+    return batch * act_bytes * (max(blocks) + rope)
+
+
+@dataclass(frozen=True)
+class _Cross:
+    """A block's text cross-attention: its text keys, whether a single-stream block reuses its own attention's text
+    K/V (the original and PR-era layouts; a dual-stream block always projects them) and whether the norms are the
+    fused kernels."""
+
+    text: int
+    shared: bool
+    fused_norms: bool
+
+    @property
+    def kv_projection_d(self) -> int:
+        return KV_PROJECTION_D_FUSED if self.fused_norms else KV_PROJECTION_D_TORCH
+
+    @property
+    def query_piece_d(self) -> int:
+        return QUERY_PIECE_D_FUSED if self.fused_norms else QUERY_PIECE_D_TORCH
+
+
+@dataclass(frozen=True)
+class _Widths:
+    """What every block's formula of one forward shares: tokens per piece (None: a stream at once), hidden size D,
+    MLP width F, one projection piece's temporaries per token (with RoPE, without; elements) and the sequence-parallel
+    exchange's extra D per token."""
+
+    chunk: int | None
+    d: int
+    f: int
+    piece: tuple[int, int]
+    exchange: int
+    head_share: float = 1.0  # the share of the heads in one attention call of the single-stream blocks
+
+
+def _projection(first: int, second: int, chunk: int | None, d: int, piece: tuple[int, int], share: float = 1.0) -> int:
+    """The projection phase over [first; second] tokens (RoPE on the first stream): the Q/K/V buffers and the
+    largest piece projected while they exist (the first piece comes before them); with head groups (`share` of
+    the heads per call) both for one group, next to the piece's normalized tokens."""
+    head = min(chunk or first, first)
+    rope_rest, plain = min(head, first - head), min(chunk or second, second)
+    widths = [round(d + (p - d) * share) for p in piece]
+    return round(3 * share * (first + second) * d) + max(widths[0] * rope_rest, widths[1] * plain)
+
+
+def _cross_phases(first: int, length: int, w: _Widths, cross: _Cross) -> tuple[int, int]:
+    """With pieces: (what the shared layouts' text K/V add to the attention call, the peak of the cross-attention
+    after it), in elements. After the call the block holds its attention output (L D) and the text K/V (2 T D);
+    the diffusers layout first projects them from the normalized text (T D) with their norm's temporaries; then each
+    query piece is projected, normed and attended (QUERY_PIECE_D per token)."""
+    d = w.d
+    kv_made = 0 if cross.shared else cross.kv_projection_d
+    after = length * d + max(
+        kv_made * cross.text * d, 2 * cross.text * d + cross.query_piece_d * min(w.chunk, first) * d
+    )
+    return (2 * cross.text * d if cross.shared else 0), after
+
+
+def _single_block(first: int, second: int, w: _Widths, cross: _Cross | None = None) -> int:
+    """A single-stream block over [first; second] tokens, its inputs included (elements); the sequence-parallel
+    all-to-all adds `w.exchange` D per token around the attention call; `cross`: its text cross-attention, if any."""
+    d, f, chunk, piece = w.d, w.f, w.chunk, w.piece
+    length = first + second
+    attention = (ATTENTION_L + w.exchange) * length * d
+    if chunk is None:  # one piece: the concatenated tokens, held through the block (the reference's layout)
+        # (the output pass's piece is the whole sequence; the cross-attention's phases, under 4 L D + 8 T D, stay
+        # below it)
+        return 2 * length * d + max(attention, piece[0] * length, 2 * length * d + (2 * f + 2 * d) * length)
+    widest = max(min(chunk, first), min(chunk, second))
+    output = 2 * length * d + (2 * f + 2 * d) * widest
+    held_kv, after_attention = _cross_phases(first, length, w, cross) if cross else (0, 0)
+    projection = _projection(first, second, chunk, d, piece)
+    if w.head_share < 1:  # head groups: the merged output (L D) and the text K/V exist from the first group on
+        share = w.head_share
+        attention = length * d + round((ATTENTION_L + w.exchange) * share * length * d)
+        projection = length * d + held_kv + _projection(first, second, chunk, d, piece, share)
+    phases = (attention + held_kv, projection, output, after_attention)
+    return length * d + max(phases)
+
+
+def _dual_block(n: int, t: int, w: _Widths, cross: _Cross | None = None) -> int:
+    """A dual-stream block over n video and t context tokens, its inputs included (elements); `cross`: its text
+    cross-attention, if any."""
+    d, f, chunk, piece = w.d, w.f, w.chunk, w.piece
+    length = n + t
+    attention = (ATTENTION_L + 1 + w.exchange) * length * d  # + the normalized inputs it projects from
+    # Its pieces are views of the normalized inputs (one D less each), which stay held (+ L D).
+    projection = length * d + _projection(n, t, chunk, d, (piece[0] - d, piece[1] - d))
+    # The feed-forward runs on the video, then on the context, next to both streams' post-attention values (L D):
+    # the stream's FF input and output, and one piece's GELU input and output (the whole stream without pieces).
+    stream = max(n, t)
+    ff = length * d + (
+        2 * stream * d + (2 * f + d) * max(min(chunk, n), min(chunk, t)) if chunk else (2 * f + d) * stream
+    )
+    return length * d + max(attention, projection, ff, _dual_cross_phase(n, t, w, cross) if cross else 0)
+
+
+def _dual_cross_phase(n: int, t: int, w: _Widths, cross: _Cross) -> int:
+    """The dual-stream block's text cross-attention (elements, inputs excluded). Every layout projects the text
+    K/V here (from the normalized context, still held: its text is a slice of it) next to the attention output and
+    the updated context; then each query piece runs next to the updated video and the K/V."""
+    d = w.d
+    project_kv = n * d + 2 * t * d + (cross.kv_projection_d - 1) * cross.text * d  # its normalized text is a view
+    attend = 2 * n * d + t * d + 2 * cross.text * d + cross.query_piece_d * min(w.chunk or n, n) * d
+    return max(project_kv, attend)
+
+
+def text_activation_bytes(batch: int) -> int:
+    """T5Gemma2 over TEXT_TOKENS: ~6 hidden-size tensors and 3 MLP-size ones, plus eager fp32 attention scores."""
+    per_token = 6 * TEXT_HIDDEN + 3 * TEXT_MLP
+    return batch * (TEXT_TOKENS * per_token * ACT_BYTES + TEXT_HEADS * TEXT_TOKENS**2 * 4)

@@ -1,0 +1,130 @@
+"""What the memory planner's estimates need to know about one generation, in bytes and tokens: the video's tokens,
+pixels and latent shape, and the models' weights block by block (counted on the meta device, no memory used).
+
+The planner (runtime/planner.py) builds them once per video size; its stage estimates and the VAE formulas
+(runtime/vae_memory.py) read them. docs/memory.md ("The planner's formulas": Weights) derives how the weights
+are counted.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from motif_lite.config import TransformerConfig
+from motif_lite.errors import ConfigError
+from motif_lite.runtime.host_memory import pinned_size
+from motif_lite.vae.config import WanVAEConfig
+
+
+@dataclass(frozen=True)
+class GenerationSizes:
+    """What the estimates need to know about the video and the models, in bytes and tokens."""
+
+    video_tokens: int
+    config: TransformerConfig
+    block_bytes: tuple[int, ...]  # the streamable blocks in execution order
+    block_pinned_bytes: tuple[int, ...]  # the same, each tensor rounded up as a pinned home
+    non_block_bytes: int
+    largest_linear: int  # weights of the largest linear (dequantized per call when quantized)
+    quantized: bool
+    text_bytes: int
+    vae_bytes: int
+    vae_element_bytes: int
+    vae_pixels: int  # output pixels of one frame
+    vae_latent_hw: tuple[int, int]
+    vae_latent_frames: int
+    vae_config: WanVAEConfig
+    vae_spatial: int
+    vae_scale: float  # channel width relative to the Wan2.1 base_dim 96
+    frames: int
+    image: bool  # image-to-video: the first frame is VAE-encoded in the encode stage
+    act_bytes: int  # bytes per element of the transformer's activations
+
+
+def video_tokens(width: int, height: int, frames: int, config: TransformerConfig, vae_config: WanVAEConfig) -> int:
+    """N = latent frames x (H / 16) x (W / 16) for Motif (VAE /4 in time, /8 in space; patch 1x2x2)."""
+    space = vae_config.spatial_factor * config.patch_size
+    if width <= 0 or height <= 0 or width % space or height % space:
+        raise ConfigError(f"width and height must be positive multiples of {space}, got {width}x{height}")
+    if frames < 1 or (frames - 1) % vae_config.temporal_factor:
+        raise ConfigError(f"frames must be 1 + {vae_config.temporal_factor}k, got {frames}")
+    latent_frames = (frames - 1) // vae_config.temporal_factor + 1
+    return latent_frames // config.patch_size_t * (height // space) * (width // space)
+
+
+def generation_sizes(
+    width: int,
+    height: int,
+    frames: int,
+    config: TransformerConfig,
+    weight_bytes: int,
+    text_bytes: int,
+    vae_config: WanVAEConfig,
+    vae_dtype: torch.dtype,
+    image: bool,
+    activation_dtype: torch.dtype,
+) -> GenerationSizes:
+    """The sizes of a width x height x frames generation: the transformer's weights (`weight_bytes` as loaded)
+    spread over its blocks by their element counts, the text encoder's and VAE's bytes, the VAE's frame shapes."""
+    block_numels, total, largest_linear = _transformer_numels(config)
+    per_param = weight_bytes / total  # average bytes per parameter of the given weights (e.g. ~0.56 for Q4_K_M)
+    block_bytes = tuple(math.ceil(sum(numels) * per_param) for numels in block_numels)
+    pinned = tuple(sum(pinned_size(math.ceil(n * per_param)) for n in numels) for numels in block_numels)
+    s = vae_config.spatial_factor
+    return GenerationSizes(
+        video_tokens=video_tokens(width, height, frames, config, vae_config),
+        config=config,
+        block_bytes=block_bytes,
+        block_pinned_bytes=pinned,
+        non_block_bytes=max(0, weight_bytes - sum(block_bytes)),
+        largest_linear=largest_linear,
+        quantized=per_param < 2,
+        text_bytes=text_bytes,
+        vae_bytes=_vae_numel(vae_config) * vae_dtype.itemsize,
+        vae_element_bytes=vae_dtype.itemsize,
+        vae_pixels=width * height,
+        vae_latent_hw=(height // s, width // s),
+        vae_latent_frames=(frames - 1) // vae_config.temporal_factor + 1,
+        vae_config=vae_config,
+        vae_spatial=s,
+        vae_scale=(vae_config.decoder_base_dim or vae_config.base_dim) / 96,
+        frames=frames,
+        image=image,
+        act_bytes=activation_dtype.itemsize,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _transformer_numels(config: TransformerConfig) -> tuple[tuple[tuple[int, ...], ...], int, int]:
+    """(the tensor sizes of every block in execution order, total elements, largest linear weight), from a
+    meta-device build."""
+    from motif_lite.model.transformer import MotifVideoTransformer
+
+    with torch.device("meta"):  # shapes only: no memory, no init
+        model = MotifVideoTransformer(config)
+    blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
+    linears = [m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear)]
+    numels = tuple(tuple(t.numel() for t in [*b.parameters(), *b.buffers()]) for b in blocks)
+    return numels, _numel(model), max(linears)
+
+
+_VAE_NUMELS: dict[str, int] = {}  # WanVAEConfig holds lists (unhashable): keyed by its repr
+
+
+def _vae_numel(vae_config: WanVAEConfig) -> int:
+    key = repr(vae_config)
+    if key not in _VAE_NUMELS:
+        from motif_lite.vae.model import WanVAE
+
+        with torch.device("meta"):
+            _VAE_NUMELS[key] = _numel(WanVAE(vae_config))
+    return _VAE_NUMELS[key]
+
+
+def _numel(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters()) + sum(b.numel() for b in module.buffers())

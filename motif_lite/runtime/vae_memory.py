@@ -1,0 +1,98 @@
+"""VAE memory: the device bytes of the Wan2.1 VAE's activations while it decodes the video (causal caches and
+working tensors, whole frames, tiles or exact bands) and while it encodes image-to-video's first frame, for the
+memory planner (runtime/planner.py) to add to the weights.
+
+Every constant is explained where it is defined; docs/memory.md ("The planner's formulas": VAE decode, VAE encode)
+derives the formulas, and docs/vae.md describes the bands and tiles they follow.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from motif_lite.runtime.generation_sizes import GenerationSizes
+from motif_lite.vae.config import WanVAEConfig
+from motif_lite.vae.tiling import VAETile
+
+# Wan2.1 VAE decode (base_dim 96), per output pixel of one frame, in elements of the VAE dtype:
+# - causal caches: every 3-tap temporal conv keeps its last 2 input frames; summed over the decoder's convs at
+#   their resolutions (1/8: 4240 channels, 1/4: 2496, 1/2: 1152, full: 672) -> 2 * (4240/64 + 2496/16 + 1152/4
+#   + 672) = 2365. With tiles, every tile keeps its own caches (tiling.py), so this term covers the whole frame
+#   (times the tiles' overlap) whatever the tile size; with bands (bands.py) only one band's caches exist, each
+#   level's term times the largest band's share of that level's rows (halo included). The 1/8 term is mostly
+#   the up path's first level (conv_in and the mid block, 1552 channels, run on whole frames before the bands
+#   and are freed); the bands keep the mid block's output of every latent frame instead (384 channels at 1/8);
+# - working tensors (input, float32 norm band, padded conv input, new cache, output, cuDNN's workspace), measured
+#   on an H200 at 1280x736x121 in bf16 (bench/bench_vae_gpu.py, `decode_frames` into CPU memory) as peak - weights
+#   - caches: 6.59 GiB -> 1311 when the 4 frames of a latent frame go through the upper levels one at a time
+#   (`frame_by_frame`, the default), 10.39 GiB -> 3480 when they go together (the reference's chunking, 5-20 %
+#   faster). With tiles, per tile pixel.
+VAE_CACHE_CHANNELS = (4240, 2496, 1152, 672)  # at 1/8, 1/4, 1/2 and full resolution
+VAE_CACHE_ELEMS_PER_PIXEL = round(2 * sum(c / 4 ** (3 - i) for i, c in enumerate(VAE_CACHE_CHANNELS)))  # 2365
+VAE_LOWER_CACHE_CHANNELS = 1552  # conv_in (16) and the mid block (4 x 384): whole frames, before the bands
+VAE_MID_CHANNELS = 384
+VAE_WORK_ELEMS_PER_PIXEL = 1350
+VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK = 3500
+# Wan2.1 VAE encode of one frame (image-to-video), per input pixel, in elements of the VAE dtype: conv_in and the
+# full-resolution residual blocks' tensors (input, normalized copy, zero-padded conv input of 3 frames, causal
+# caches, output), counted with the tensor-lifetime tracker on the CPU in bf16 (bench/bench_planner.py).
+VAE_ENCODE_ELEMS_PER_PIXEL = 1000
+
+
+def vae_decode_bytes(sizes: GenerationSizes, tile: VAETile | None, frame_by_frame: bool = True, bands: int = 1) -> int:
+    """Causal caches over the whole frame (times the tiles' overlap) or one band, plus one tile's or band's
+    working tensors."""
+    h, w = sizes.vae_latent_hw
+    coverage, tile_pixels = 1.0, sizes.vae_pixels
+    if tile is not None:
+        from motif_lite.vae.tiling import tile_spans
+
+        spans_h, spans_w = tile_spans(h, tile), tile_spans(w, tile)
+        coverage = sum(b - a for a, b in spans_h) * sum(b - a for a, b in spans_w) / (h * w)
+        tile_pixels = (spans_h[0][1] - spans_h[0][0]) * (spans_w[0][1] - spans_w[0][0]) * sizes.vae_spatial**2
+    work = VAE_WORK_ELEMS_PER_PIXEL if frame_by_frame else VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK
+    if bands > 1:
+        shares = decoder_band_shares(sizes.vae_config, sizes.vae_latent_hw, bands)
+        channels = (VAE_CACHE_CHANNELS[0] - VAE_LOWER_CACHE_CHANNELS, *VAE_CACHE_CHANNELS[1:])
+        caches = 2 * sum(c / 4 ** (3 - i) * share for i, (c, share) in enumerate(zip(channels, shares, strict=True)))
+        mids = VAE_MID_CHANNELS / 64 * sizes.vae_latent_frames
+        elems = (caches + mids + work * shares[-1]) * sizes.vae_pixels
+    else:
+        elems = VAE_CACHE_ELEMS_PER_PIXEL * sizes.vae_pixels * coverage + work * tile_pixels
+    return int(elems * sizes.vae_scale * sizes.vae_element_bytes)
+
+
+def vae_encode_bytes(sizes: GenerationSizes, bands: int = 1) -> int:
+    """Image-to-video's first frame through the VAE encoder: its full-resolution working set times the largest
+    band's share of the input rows (the lower levels are smaller and come after)."""
+    share = _encoder_band_share(sizes.vae_config, sizes.vae_latent_hw, bands)
+    scale = sizes.vae_config.base_dim / 96
+    return int(VAE_ENCODE_ELEMS_PER_PIXEL * sizes.vae_pixels * share * scale * sizes.vae_element_bytes)
+
+
+_ENCODER_SHARES: dict[tuple[str, tuple[int, int], int], float] = {}
+
+
+def _encoder_band_share(vae_config: WanVAEConfig, latent_hw: tuple[int, int], bands: int) -> float:
+    """The largest encoder band's share of the input rows, from the encoder's own band plan."""
+    key = (repr(vae_config), latent_hw, bands)
+    if key not in _ENCODER_SHARES:
+        from motif_lite.vae.model import Encoder
+
+        with torch.device("meta"):
+            _ENCODER_SHARES[key] = Encoder(vae_config).band_share(latent_hw, bands)
+    return _ENCODER_SHARES[key]
+
+
+_DECODER_SHARES: dict[tuple[str, tuple[int, int], int], tuple[float, ...]] = {}
+
+
+def decoder_band_shares(vae_config: WanVAEConfig, latent_hw: tuple[int, int], bands: int) -> tuple[float, ...]:
+    """The largest band's share of the rows of each up level (halo included), from the decoder's own plan."""
+    key = (repr(vae_config), latent_hw, bands)
+    if key not in _DECODER_SHARES:
+        from motif_lite.vae.model import Decoder
+
+        with torch.device("meta"):
+            _DECODER_SHARES[key] = Decoder(vae_config).band_shares(latent_hw, bands)
+    return _DECODER_SHARES[key]
