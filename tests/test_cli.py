@@ -161,6 +161,7 @@ def test_vram_must_be_a_positive_number(capsys, vram):
         (["run", "-p", "a", "red", "fox"], '(a prompt goes after -p, in quotes: -p "a red fox")'),
         (["verify", "--frames", "9"], "(--frames: did you mean --video-frames?)"),
         (["serve", "--listen", "0.0.0.0"], "(--listen: did you mean --host?)"),  # ComfyUI's server flag
+        (["run", "-p", "x", "--t5xxl", "t5.safetensors"], "(--t5xxl: did you mean --text-encoder?)"),  # sd.cpp's
         (["check", "--frames", "9"], "unrecognized arguments: --frames 9\n"),  # check has no frames: no guess
         (["run", "-p", "x", "--bogus"], "unrecognized arguments: --bogus\n"),
     ],

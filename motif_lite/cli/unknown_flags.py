@@ -29,6 +29,12 @@ OTHER_TOOLS_NAMES = {
     "--input-image": "--image",
     "--num-gpus": "--gpus",
     "--listen": "--host",
+    # stable-diffusion.cpp's component files; ComfyUI's loader nodes
+    "--t5xxl": "--text-encoder",
+    "--llm": "--text-encoder",
+    "--clip": "--text-encoder",
+    "--unet": "--diffusion-model",
+    "--model-path": "--model",
 }
 
 
