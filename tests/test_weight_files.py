@@ -174,6 +174,23 @@ def test_the_linked_folder_links_and_is_reused(checkpoints, tmp_path):
     assert not [p for p in cache.iterdir() if p.name.startswith(".building")]
 
 
+def test_a_sharded_component_is_replaced_whole(checkpoints, tmp_path):
+    # The checkpoint's shards and their index would win over a single file (the loaders read the index first).
+    _, b, files = checkpoints
+    sharded = tmp_path / "sharded"
+    shutil.copytree(b, sharded)
+    folder = sharded / "transformer"
+    (folder / "diffusion_pytorch_model.safetensors").rename(
+        folder / "diffusion_pytorch_model-00001-of-00001.safetensors"
+    )
+    (folder / "diffusion_pytorch_model.safetensors.index.json").write_text('{"weight_map": {}}')
+    root = linked_checkpoint(sharded, {"transformer": files["transformer"]}, tmp_path / "links")
+    assert sorted(p.name for p in (root / "transformer").iterdir()) == [
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
+    ]
+
+
 def test_linking_without_symlinks_falls_back_to_hard_links(checkpoints, tmp_path, monkeypatch):
     _, b, files = checkpoints
 
