@@ -191,6 +191,14 @@ def test_a_sharded_component_is_replaced_whole(checkpoints, tmp_path):
     ]
 
 
+def test_an_unwritable_cache_is_a_user_error(checkpoints, tmp_path):
+    _, b, files = checkpoints
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    with pytest.raises(CheckpointError, match="cannot create a folder in .* set XDG_CACHE_HOME"):
+        linked_checkpoint(b, {"vae": files["vae"]}, blocked / "links")
+
+
 def test_linking_without_symlinks_falls_back_to_hard_links(checkpoints, tmp_path, monkeypatch):
     _, b, files = checkpoints
 

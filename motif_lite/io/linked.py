@@ -91,8 +91,14 @@ def _files(root: Path) -> dict[str, Path]:
 def _create(folder: Path, links: Mapping[str, Path]) -> None:
     """Build the folder under a temporary name, then rename it into place (atomic: another process that wins the
     race leaves an identical folder, and ours is discarded)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot create a folder in {folder.parent} to link the weight files ({exc}); set XDG_CACHE_HOME to a "
+            "writable folder"
+        ) from None
     try:
         for rel, target in links.items():
             link = building / rel
