@@ -162,6 +162,8 @@ def test_vram_must_be_a_positive_number(capsys, vram):
         (["verify", "--frames", "9"], "(--frames: did you mean --video-frames?)"),
         (["serve", "--listen", "0.0.0.0"], "(--listen: did you mean --host?)"),  # ComfyUI's server flag
         (["run", "-p", "x", "--t5xxl", "t5.safetensors"], "(--t5xxl: did you mean --text-encoder?)"),  # sd.cpp's
+        (["run", "-p", "x", "--offload-to-cpu"], "(--offload-to-cpu: did you mean --vram?)"),
+        (["run", "-p", "x", "--use-sage-attention"], "(--use-sage-attention: did you mean --attention?)"),
         (["check", "--frames", "9"], "unrecognized arguments: --frames 9\n"),  # check has no frames: no guess
         (["run", "-p", "x", "--bogus"], "unrecognized arguments: --bogus\n"),
     ],

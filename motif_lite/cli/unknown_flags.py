@@ -35,6 +35,12 @@ OTHER_TOOLS_NAMES = {
     "--clip": "--text-encoder",
     "--unet": "--diffusion-model",
     "--model-path": "--model",
+    # memory and attention switches of stable-diffusion.cpp and ComfyUI: here a budget, or the attention flags
+    "--lowvram": "--vram",
+    "--offload-to-cpu": "--vram",
+    "--vae-tiling": "--vram",
+    "--use-sage-attention": "--attention",
+    "--diffusion-fa": "--attention-backend",
 }
 
 
