@@ -231,6 +231,17 @@ def test_overwrite_refused_then_forced(tiny, tmp_path, capsys):
     assert len(GGUFReader(out).tensors) == len(tiny[2])
 
 
+def test_output_folder_is_refused_before_quantizing(tiny, tmp_path, capsys):
+    """A folder given as -o: a one-line error naming a file to write, with or without --force (which cannot replace
+    a folder: it used to end in a traceback after the whole quantization)."""
+    root, _, _ = tiny
+    for force in ([], ["--force"]):
+        assert main([str(root), "-o", str(tmp_path), "--type", "Q8_0", "--quiet", *force]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "is a folder; name the .gguf file" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sharded_index_and_single_file_give_identical_tensors(tiny, tmp_path):
     root, _, _ = tiny
     (index,) = (root / "sharded").glob("*.index.json")
