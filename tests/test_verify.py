@@ -90,6 +90,16 @@ def test_bad_force_is_a_user_error(tiny, capsys):
     assert "use NAME=VALUE with NAME one of rope_theta" in capsys.readouterr().err
 
 
+def test_a_bad_size_is_a_user_error_before_anything_loads(tiny, capsys, monkeypatch):
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("verify loaded before checking"))
+    for flags, message in ((["-W", "100"], "width 100 is not a multiple of 16"), (["--steps", "0"], "steps must")):
+        assert cli.main(["verify", "-m", str(tiny[0]), *SMALL, *flags]) == cli.EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+
+
 def test_a_truncated_prompt_is_warned_about_once(tiny, capsys):
     # The text and frames stages both encode the prompts; the user hears about the truncation once.
     code = cli.main(["verify", "-m", str(tiny[0]), *SMALL, "-p", "a red fox " * 300])
