@@ -100,6 +100,18 @@ def test_a_bad_size_is_a_user_error_before_anything_loads(tiny, capsys, monkeypa
         assert message in err and "Traceback" not in err, err
 
 
+def test_missing_files_hint_repeats_the_verify_command(tiny, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "ckpt"
+    shutil.copytree(tiny[0], root)
+    (root / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    assert cli.main(["verify", "-m", str(root), *SMALL]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"--include 'vae/*' --local-dir {root}" in err
+    assert f"then run:\n  motif-lite verify -m {root} -W 48" in err and "motif-lite run" not in err, err
+
+
 def test_a_truncated_prompt_is_warned_about_once(tiny, capsys):
     # The text and frames stages both encode the prompts; the user hears about the truncation once.
     code = cli.main(["verify", "-m", str(tiny[0]), *SMALL, "-p", "a red fox " * 300])

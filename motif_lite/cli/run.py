@@ -8,11 +8,12 @@ A failed or interrupted run never leaves a half-written output file (see `motif_
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -219,7 +220,6 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
 
     use_expandable_segments()  # before torch starts CUDA
     from motif_lite.devices import torch_dtype  # torch and the rest load here, not when --help builds the parser
-    from motif_lite.io.hub import MissingFilesError
     from motif_lite.request import RequestError
     from motif_lite.runtime.parallel import Parallel
 
@@ -250,10 +250,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         return dry_run(args, request, dtype, layout)
     device = args.device if session is None else session.device
     try:
-        return _generate(args, requests, dtype, device, loras, on_preview, parallel, say)
-    except MissingFilesError as exc:
-        exc.run_command = rerun_command(getattr(args, "argv", None), exc)
-        raise
+        with download_hint_repeats(getattr(args, "argv", None)):
+            return _generate(args, requests, dtype, device, loras, on_preview, parallel, say)
     finally:
         if on_preview is not None:
             on_preview.close()
@@ -350,6 +348,19 @@ def _generate(
 def _plan_speed(args: argparse.Namespace) -> dict:
     """What the memory plan needs to know of the speed flags."""
     return dict(batch_guidance=args.batch_guidance, step_cache=bool(args.step_cache))
+
+
+@contextlib.contextmanager
+def download_hint_repeats(argv: list[str] | None) -> Iterator[None]:
+    """Missing files raised inside end their download hint with the user's own command (`argv`, the subcommand
+    first: run, verify, serve), pointed at the folders the downloads fill."""
+    from motif_lite.io.hub import MissingFilesError
+
+    try:
+        yield
+    except MissingFilesError as exc:
+        exc.run_command = rerun_command(argv, exc)
+        raise
 
 
 def rerun_command(argv: list[str] | None, error: MissingFilesError) -> str:

@@ -109,7 +109,7 @@ def main(args: argparse.Namespace) -> int:
 
     use_expandable_segments()  # before torch starts CUDA, as for run: the memory plan assumes it
     _check_server_extra()
-    from motif_lite.cli.run import lora_args
+    from motif_lite.cli.run import download_hint_repeats, lora_args
     from motif_lite.server.jobs import JobStore
     from motif_lite.server.runner import bind, is_loopback
 
@@ -127,7 +127,8 @@ def main(args: argparse.Namespace) -> int:
             store = JobStore(args.data)
         except (OSError, sqlite3.Error) as exc:
             raise MotifLiteError(f"cannot use the data folder {args.data}: {exc}") from exc
-        _serve(args, sock, store, max_video, api_key, loras)
+        with download_hint_repeats(getattr(args, "argv", None)):
+            _serve(args, sock, store, max_video, api_key, loras)
     finally:
         sock.close()
     return 0

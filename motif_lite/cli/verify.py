@@ -61,6 +61,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from motif_lite.cli.run import download_hint_repeats
     from motif_lite.devices import torch_dtype
     from motif_lite.verify import ForcedSettings, VerifySettings, verify
 
@@ -70,6 +71,7 @@ def main(args: argparse.Namespace) -> int:
     settings = dataclasses.replace(settings, **{k: v for k, v in texts.items() if v is not None})
     dtype = torch_dtype(args.dtype) if args.dtype else None
     print(f"verify: loading both pipelines from {args.model} ...", file=sys.stderr)
-    result = verify(args.model, args.gguf, args.device, dtype, settings, forced)
+    with download_hint_repeats(getattr(args, "argv", None)):
+        result = verify(args.model, args.gguf, args.device, dtype, settings, forced)
     print("\n".join(result.lines()))
     return 0 if result.mismatch is None else EXIT_MISMATCH
