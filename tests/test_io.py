@@ -185,6 +185,8 @@ def test_load_image_errors(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     with pytest.raises(MotifLiteError, match="cannot read image.*bad.jpg"):
         load_image(tmp_path / "bad.jpg")
+    with pytest.raises(MotifLiteError, match="is a directory; give the image file in it"):  # not "not found"
+        load_image(tmp_path)
 
 
 def test_preprocess_matches_diffusers_video_processor():
