@@ -216,3 +216,14 @@ def test_a_text_encoder_gguf_stands_in_for_the_text_encoder_weights(tiny, tmp_pa
     assert cli.main(["check", "-m", str(root), "--text-encoder-gguf", str(tmp_path / "none.gguf")]) == 2
     out = capsys.readouterr().out
     assert "no such text encoder GGUF file" in out and "--component text_encoder" in out
+
+
+def test_help_shows_examples_that_parse(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["check", "--help"])
+    out = capsys.readouterr().out
+    examples = [line.split("(")[0].split() for line in out.splitlines() if line.startswith("  motif-lite check")]
+    assert len(examples) >= 3 and any("--gguf" in example for example in examples), out
+    for example in examples:
+        args = cli.build_parser().parse_args(example[1:])
+        assert args.command == "check", example

@@ -351,3 +351,18 @@ def test_help_lists_the_recipes_and_aliases(capsys):
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "Q4_K_M" in out and "Q2_K" in out and "Q4_K = Q4_K_M" in out and "Q3_K = Q3_K_M" in out
     assert "any letter case" in out
+
+
+def test_help_shows_examples_that_parse(capsys):
+    import shlex
+
+    from motif_lite.quantize.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    prefix = "  python -m motif_lite.quantize "
+    examples = [shlex.split(line[len(prefix) :]) for line in out.splitlines() if line.startswith(prefix)]
+    assert len(examples) >= 3 and any("text_encoder" in example for example in examples), out
+    for example in examples:
+        assert build_parser().parse_args(example).output.endswith(".gguf"), example
