@@ -217,6 +217,13 @@ def test_a_text_encoder_gguf_stands_in_for_the_text_encoder_weights(tiny, tmp_pa
     out = capsys.readouterr().out
     assert "no such text encoder GGUF file" in out and "--component text_encoder" in out
 
+    # The two kinds of GGUF swapped: each problem's fix is the flag the file goes to, not a download.
+    transformer_gguf = tiny[1]
+    (swapped,) = problems(check_setup(root, gguf=te))
+    assert swapped.endswith(f"fix: pass it as --text-encoder-gguf {te}") and "hf download" not in swapped, swapped
+    (swapped,) = problems(check_setup(root, text_encoder_gguf=transformer_gguf))
+    assert swapped.endswith(f"fix: pass it as --gguf {transformer_gguf}"), swapped
+
 
 def test_help_shows_examples_that_parse(capsys):
     with pytest.raises(SystemExit):
