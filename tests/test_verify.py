@@ -44,6 +44,19 @@ def test_tiny_checkpoint_matches_at_every_stage(tiny, capsys):
     assert "max difference" in stages["frames"]
 
 
+def test_each_stage_is_reported_on_stderr_as_it_ends(tiny, capsys):
+    # On the real weights the comparison takes minutes: the user sees where it is before the final table.
+    assert cli.main(["verify", "-m", str(tiny[0]), "--force", "apg_eta=0", *SMALL]) == 1
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("verify: stage ")]
+    assert progress == [
+        "verify: stage 1/5 text: match; next: transformer",
+        "verify: stage 2/5 transformer: match; next: guidance",
+        "verify: stage 3/5 guidance: MISMATCH; next: vae",
+        "verify: stage 4/5 vae: match; next: frames",
+        "verify: stage 5/5 frames: MISMATCH",
+    ], progress
+
+
 def test_the_checkpoints_own_guider_matches(tmp_path, capsys):
     # A guider unlike the built-in APG (eta 0, base uncond): ours reads it from guider/guider_config.json.
     make_tiny_checkpoint(tmp_path, guider=official_apg(eta=0.0, use_original_formulation=False, guidance_scale=5.0))

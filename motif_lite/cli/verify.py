@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from motif_lite.choices import DTYPE_NAMES, MOTIF_REPO
+
+if TYPE_CHECKING:
+    from motif_lite.verify import StageResult
 
 EXIT_MISMATCH = 1
 
@@ -72,6 +76,17 @@ def main(args: argparse.Namespace) -> int:
     dtype = torch_dtype(args.dtype) if args.dtype else None
     print(f"verify: loading both pipelines from {args.model} ...", file=sys.stderr)
     with download_hint_repeats(getattr(args, "argv", None)):
-        result = verify(args.model, args.gguf, args.device, dtype, settings, forced)
+        result = verify(args.model, args.gguf, args.device, dtype, settings, forced, on_stage=_say_stage_done)
     print("\n".join(result.lines()))
     return 0 if result.mismatch is None else EXIT_MISMATCH
+
+
+def _say_stage_done(stage: StageResult) -> None:
+    """Progress on stderr as each stage ends: on the real weights the stages take minutes, the table comes last."""
+    from motif_lite.verify import STAGES
+
+    names = list(STAGES)
+    done = names.index(stage.stage) + 1
+    verdict = "match" if stage.matches else "MISMATCH"
+    following = f"; next: {names[done]}" if done < len(names) else ""
+    print(f"verify: stage {done}/{len(names)} {stage.stage}: {verdict}{following}", file=sys.stderr, flush=True)
