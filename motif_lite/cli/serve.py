@@ -22,6 +22,7 @@ from motif_lite.errors import MotifLiteError
 
 OFFICIAL_VIDEO = (1280, 736, 121)
 API_KEY_VARIABLE = "MOTIF_LITE_API_KEY"
+MAX_PORT = 65535
 
 EPILOG = f"""\
 examples:
@@ -117,6 +118,8 @@ def main(args: argparse.Namespace) -> int:
     api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
     if args.max_queue < 1 or args.max_upload_mb <= 0:
         raise MotifLiteError("--max-queue and --max-upload-mb must be positive")
+    if not 0 <= args.port <= MAX_PORT:  # the resolver takes 99999 as 99999 % 65536: the server would start elsewhere
+        raise MotifLiteError(f"--port must be 0-{MAX_PORT} (0 = any free port), got {args.port}")
     loras = lora_args(args.lora)  # each file checked to exist before anything loads, as for run
     if not is_loopback(args.host) and api_key is None:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
