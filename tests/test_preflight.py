@@ -269,3 +269,16 @@ def test_a_first_frame_of_another_shape_is_noted_with_a_size_that_keeps_it(tmp_p
     ]
     _, notes = GenerationRequest("x", image=tmp_path / "wide.png", output=tmp_path / "a.mp4").resolve()
     assert notes == []  # 16:9 into 1280x736 (1.74 vs 1.78): within 5 %, nothing to say
+
+
+def test_an_image_that_one_latent_frame_ignores_is_noted(tmp_path):
+    import PIL.Image
+
+    PIL.Image.new("RGB", (300, 300)).save(tmp_path / "square.png")
+    _, notes = GenerationRequest("x", image=tmp_path / "square.png", frames=1, output=tmp_path / "a.mp4").resolve()
+    assert notes == [
+        "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
+        "reference): the image is ignored; use --video-frames 5 or more for image-to-video"
+    ]
+    _, notes = GenerationRequest("x", image=tmp_path / "square.png", frames=5, output=tmp_path / "a.mp4").resolve()
+    assert not any("ignored" in note for note in notes)  # two latent frames: the image conditions the first
