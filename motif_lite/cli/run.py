@@ -225,6 +225,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
 
     if args.prompt is None and not args.dry_run:
         raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run runs without one)')
+    if args.preview_every is not None and not args.preview:  # alone it would do nothing, without a word
+        raise RequestError("--preview-every says how often the --preview file is rewritten: add --preview FILE")
     dtype = torch_dtype(args.dtype)
     unresolved = request_from_args(args)
     world = session.world if session is not None else args.gpus or 1
