@@ -234,3 +234,11 @@ def test_help_shows_examples_that_parse(capsys):
     for example in examples:
         args = cli.build_parser().parse_args(example[1:])
         assert args.command == "check", example
+
+
+def test_a_component_folder_given_as_the_checkpoint_names_the_checkpoint(tiny):
+    root = tiny[0]
+    report = check_setup(root / "transformer")
+    assert problems(report) == [
+        f"problem  {root / 'transformer'}: is the transformer/ folder of the checkpoint {root}; fix: pass -m {root}"
+    ]

@@ -254,6 +254,14 @@ def test_hint_for_an_incomplete_local_folder_fetches_into_it(checkpoint, tmp_pat
     assert f"hf download Motif-Technologies/Motif-Video-2B --include 'vae/*' --local-dir {root}" in err
 
 
+def test_a_component_folder_given_as_the_checkpoint_names_the_checkpoint(checkpoint, tmp_path, capsys, no_weights):
+    # Not "download the whole checkpoint into transformer/", which the missing-files hint would say.
+    root = checkpoint[0]
+    code, _, err = run(capsys, "-m", str(root / "transformer"), "-p", "x", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR and "hf download" not in err, err
+    assert f"the transformer/ folder of the checkpoint {root}; -m takes the checkpoint folder itself: -m {root}" in err
+
+
 def test_a_first_frame_of_another_shape_is_noted_with_a_size_that_keeps_it(tmp_path):
     import PIL.Image
 

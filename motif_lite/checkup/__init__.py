@@ -53,6 +53,10 @@ def check_setup(
 
 def _local_checkpoint(model: str, report: Checkup) -> CheckpointFiles | None:
     path = Path(model).expanduser()
+    if path.is_dir() and not (path / "model_index.json").is_file() and (path.parent / "model_index.json").is_file():
+        # e.g. -m ./Motif-Video-2B/transformer: one problem, instead of every file "missing" from it
+        report.problem(model, f"is the {path.name}/ folder of the checkpoint {path.parent}", f"pass -m {path.parent}")
+        return None
     if path.is_dir():
         return CheckpointFiles(path)
     if path.exists() or not is_repo_id(model):

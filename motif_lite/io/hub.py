@@ -188,6 +188,11 @@ def find_checkpoint(
     path = Path(text).expanduser()
     if path.is_dir():
         missing = missing_patterns(path, required)
+        if missing and (path.parent / "model_index.json").is_file():  # e.g. -m ./Motif-Video-2B/transformer
+            raise CheckpointError(
+                f"{path} is the {path.name}/ folder of the checkpoint {path.parent}; -m takes the checkpoint folder "
+                f"itself: -m {shlex.quote(str(path.parent))}"
+            )
         if missing:
             item = MissingFiles(MOTIF_REPO, tuple(missing), _covering(missing, download), text, "", in_folder=True)
             raise MissingFilesError([item])
