@@ -23,7 +23,14 @@ from motif_lite.checkup.environment import check_environment
 from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_line
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.hub import cached_snapshot, gguf_files, is_gguf_variant, is_repo_id, match_variant
+from motif_lite.io.hub import (
+    cached_snapshot,
+    gguf_files,
+    is_component_folder,
+    is_gguf_variant,
+    is_repo_id,
+    match_variant,
+)
 
 __all__ = ["CheckpointFiles", "Checkup", "Finding", "check_setup"]
 
@@ -53,8 +60,7 @@ def check_setup(
 
 def _local_checkpoint(model: str, report: Checkup) -> CheckpointFiles | None:
     path = Path(model).expanduser()
-    if path.is_dir() and not (path / "model_index.json").is_file() and (path.parent / "model_index.json").is_file():
-        # e.g. -m ./Motif-Video-2B/transformer: one problem, instead of every file "missing" from it
+    if path.is_dir() and is_component_folder(path):  # -m ./Motif-Video-2B/transformer: one problem, not one per file
         report.problem(model, f"is the {path.name}/ folder of the checkpoint {path.parent}", f"pass -m {path.parent}")
         return None
     if path.is_dir():
