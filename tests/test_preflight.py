@@ -254,6 +254,21 @@ def test_hint_for_an_incomplete_local_folder_fetches_into_it(checkpoint, tmp_pat
     assert f"hf download Motif-Technologies/Motif-Video-2B --include 'vae/*' --local-dir {root}" in err
 
 
+def test_truncated_weights_of_every_component_are_named_before_loading(checkpoint, tmp_path, capsys, no_weights):
+    # The text encoder's used to end in a traceback from transformers, the VAE's after the text encoder had loaded.
+    root = tmp_path / "ckpt"
+    shutil.copytree(checkpoint[0], root)
+    damaged = [root / "text_encoder/model.safetensors", root / "vae/diffusion_pytorch_model.safetensors"]
+    damaged.append(root / "transformer/diffusion_pytorch_model.safetensors")
+    for file in damaged:
+        os.truncate(file, file.stat().st_size - 1000)
+    code, _, err = run(capsys, "-m", str(root), "-p", "x", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR, err
+    for file in damaged:
+        assert f"{file}: truncated: the header needs" in err, err
+    assert err.count("download it again (motif-lite check with the same -m gives the command)") == 3, err
+
+
 def test_a_component_folder_given_as_the_checkpoint_names_the_checkpoint(checkpoint, tmp_path, capsys, no_weights):
     # Not "download the whole checkpoint into transformer/", which the missing-files hint would say.
     root = checkpoint[0]
