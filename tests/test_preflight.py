@@ -269,6 +269,25 @@ def test_truncated_weights_of_every_component_are_named_before_loading(checkpoin
     assert err.count("download it again (motif-lite check with the same -m gives the command)") == 3, err
 
 
+COMPONENT_CONFIGS = ["text_encoder/config.json", "tokenizer/tokenizer_config.json"]
+COMPONENT_CONFIGS.append("feature_extractor/preprocessor_config.json")
+
+
+@pytest.mark.parametrize("config", COMPONENT_CONFIGS)
+def test_a_broken_component_config_is_named_before_loading(config, checkpoint, tmp_path, capsys, no_weights):
+    # The text encoder's used to be a traceback from the CPU time estimate, the image processor's one from
+    # transformers after the whole pipeline had loaded and the prompt was encoded.
+    import PIL.Image
+
+    root = tmp_path / "ckpt"
+    shutil.copytree(checkpoint[0], root)
+    (root / config).write_text('{"truncated": [1,')
+    PIL.Image.new("RGB", (48, 32)).save(tmp_path / "first.png")
+    args = ("-m", str(root), "-p", "x", "-i", str(tmp_path / "first.png"), "-o", str(tmp_path / "a.mp4"))
+    code, _, err = run(capsys, *args, "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1")
+    assert code == cli.EXIT_USER_ERROR and f"error: {root / config}: not a readable JSON" in err, err
+
+
 def test_a_component_folder_given_as_the_checkpoint_names_the_checkpoint(checkpoint, tmp_path, capsys, no_weights):
     # Not "download the whole checkpoint into transformer/", which the missing-files hint would say.
     root = checkpoint[0]
