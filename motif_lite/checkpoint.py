@@ -146,6 +146,9 @@ def locate_sources(
     configs = _collect(lambda: CheckpointConfigs.read(root), problems, missing)
     _raise_if(problems, missing)
     transformer = _collect(lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes), problems, [])
+    if root is not None and require_weights:
+        for file in _component_weights(root, text_encoder=text_encoder_gguf is None):
+            _collect(lambda file=file: _check_complete(file), problems, [])
     if linked and root is not None:  # name the user's files, not the links that stand for them
         problems = [user_paths(problem, root, linked) for problem in problems]
     _raise_if(problems, missing)
@@ -261,11 +264,33 @@ def check_safetensors(root: Path, config: TransformerConfig) -> None:
     from motif_lite.weights.loader import build_model, check_tensors
     from motif_lite.weights.safetensors_files import find_weight_files, read_tensor_refs
 
-    refs = read_tensor_refs(find_weight_files(root / "transformer"))
+    files = find_weight_files(root / "transformer")
+    for file in files:
+        _check_complete(file)
+    refs = read_tensor_refs(files)
     shapes = {name: ref.shape for name, ref in refs.items() if 0 not in ref.shape}
     layout = detect_layout(shapes)
     shapes = {to_model_name(name, layout): shape for name, shape in shapes.items()}
     check_tensors(build_model(config.replace(cross_attention_layout=layout)), shapes, str(root / "transformer"))
+
+
+def _component_weights(root: Path, text_encoder: bool) -> list[Path]:
+    """The VAE's safetensors and, unless a GGUF replaces them, the text encoder's (the transformer's are checked
+    tensor by tensor against its config)."""
+    folders = ["vae", *(["text_encoder"] if text_encoder else [])]
+    return [file for folder in folders for file in sorted((root / folder).glob("*.safetensors"))]
+
+
+def _check_complete(file: Path) -> None:
+    """`file`'s header against its size: a truncated or corrupt download is named before any weights load (the
+    loaders would otherwise fail deep inside, after minutes of loading the others)."""
+    from motif_lite.weights.safetensors_header import read_header
+
+    try:
+        read_header(file)
+    except CheckpointError as exc:
+        fix = "download it again (motif-lite check with the same -m gives the command)"
+        raise CheckpointError(f"{exc}; {fix}") from None
 
 
 def _collect(step: Callable[[], T], problems: list[str], missing: list) -> T | None:

@@ -113,7 +113,12 @@ class GenerationRequest:
         if problems:
             raise RequestError("\n".join(problems))
         frames, notes = normalized
-        if image is not None:
+        if image is not None and frames == 1:  # one latent frame: nothing follows the image (pipeline.py)
+            notes.append(
+                "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
+                f"reference): the image is ignored; use --video-frames {TEMPORAL_FACTOR + 1} or more for image-to-video"
+            )
+        elif image is not None:
             notes += _stretch_note(image.size, self.width, self.height)
         return dataclasses.replace(self, frames=frames, seed=seed), notes
 

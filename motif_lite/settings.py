@@ -80,6 +80,7 @@ class CheckpointConfigs:
     vae: WanVAEConfig | None = None
     text_encoder: bool = False  # text_encoder/config.json is present
     tokenizer: bool = False  # tokenizer/tokenizer_config.json is present
+    image_processor: bool = False  # feature_extractor/preprocessor_config.json is present (image-to-video)
 
     @classmethod
     def read(cls, root: str | Path | None) -> CheckpointConfigs:
@@ -97,9 +98,19 @@ class CheckpointConfigs:
             scheduler_shift=shift_from_scheduler_config(scheduler),
             guider=read_guider_config(root / "guider"),
             vae=WanVAEConfig.from_json(vae) if vae.is_file() else None,
-            text_encoder=(root / "text_encoder" / "config.json").is_file(),
-            tokenizer=(root / "tokenizer" / "tokenizer_config.json").is_file(),
+            text_encoder=_parses(root / "text_encoder" / "config.json", "text encoder config"),
+            tokenizer=_parses(root / "tokenizer" / "tokenizer_config.json", "tokenizer config"),
+            image_processor=_parses(root / "feature_extractor" / "preprocessor_config.json", "image processor config"),
         )
+
+
+def _parses(path: Path, what: str) -> bool:
+    """Whether `path` is there; read when it is, so that a broken file is a ConfigError naming it now rather than a
+    traceback from whatever reads it later (the CPU time estimate, transformers, the image encoder)."""
+    if not path.is_file():
+        return False
+    read_json_object(path, what)
+    return True
 
 
 @dataclass(frozen=True)

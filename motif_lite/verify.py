@@ -158,6 +158,7 @@ def verify(
     dtype: float32 on the CPU, bfloat16 on a GPU unless given. `on_stage` sees each result as it is ready."""
     from motif_lite.pipeline import load_pipeline, preflight
 
+    request = _validated_request(settings, forced)  # a bad size or step count fails here, before anything loads
     diffusers = _import_diffusers()
     sources, target = preflight(model, gguf, device)  # found (or fetched) and checked once, for both pipelines
     dtype = dtype or (torch.float32 if target.type == "cpu" else torch.bfloat16)
@@ -173,7 +174,7 @@ def verify(
         f"verify: motif-lite vs diffusers MotifVideoPipeline on {source}; {target}, {str(dtype).split('.')[-1]}, "
         f"{settings.width}x{settings.height}x{settings.frames}, {settings.steps} steps, seed {settings.seed}"
     )
-    request = _request_for(ours, reference, settings, forced, result)
+    request = _request_for(ours, reference, request, result)
     comparison = _Comparison(ours, reference, request, forced, target, tolerances)
 
     def record(stage: StageResult) -> None:
@@ -255,18 +256,20 @@ def _reference_gguf_transformer(diffusers: Any, root: Path, path: Path, dtype: t
         ) from exc
 
 
-def _request_for(
-    ours: Any, reference: Any, settings: VerifySettings, forced: ForcedSettings, result: VerifyResult
-) -> GenerationRequest:
-    """Our request: the chosen size and seed; everything else as our pipeline resolves it from the checkpoint,
-    except the flow shift when the reference's scheduler applies another one (both sides then use the reference's:
-    a different default is a choice, not a bug, and a note says so)."""
+def _validated_request(settings: VerifySettings, forced: ForcedSettings) -> GenerationRequest:
+    """The chosen size and seed as a request, checked as `run` checks them (a user error names the bad value)."""
     s = settings
     request = GenerationRequest(
         s.prompt, s.negative_prompt, width=s.width, height=s.height, frames=s.frames, steps=s.steps, seed=s.seed,
         apg_eta=forced.apg_eta, output=Path(tempfile.gettempdir()) / "verify_%03d.png",
     )  # fmt: skip
-    request = request.resolve()[0]  # validated; the frames stage writes into a folder of its own
+    return request.resolve()[0]  # the frames stage writes into a folder of its own
+
+
+def _request_for(ours: Any, reference: Any, request: GenerationRequest, result: VerifyResult) -> GenerationRequest:
+    """Our request: the chosen size and seed; everything else as our pipeline resolves it from the checkpoint,
+    except the flow shift when the reference's scheduler applies another one (both sides then use the reference's:
+    a different default is a choice, not a bug, and a note says so)."""
     config = reference.scheduler.config
     reference_shift = float(config.get("shift", config.get("flow_shift", 1.0)))
     ours_settings = ours.settings_for(request)

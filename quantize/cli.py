@@ -14,12 +14,23 @@ from .recipes import parse_keep, recipe_names
 from .sources import open_source
 from .text_recipes import text_recipe_names
 
+EPILOG = """\
+examples:
+  python -m motif_lite.quantize Motif-Video-2B -o motif-video-2b-Q4_K_M.gguf --type Q4_K_M
+  python -m motif_lite.quantize Motif-Video-2B -o mv-Q4_K_M-hq.gguf --type Q4_K_M --keep 'transformer_blocks.0.*=Q8_0'
+  python -m motif_lite.quantize Motif-Video-2B --component text_encoder -o te-Q8_0.gguf --type Q8_0
+then: motif-lite run -m Motif-Video-2B --gguf motif-video-2b-Q4_K_M.gguf --text-encoder-gguf te-Q8_0.gguf -p "..."
+(docs/quantize.md: the recipes, their measured error and time)
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `python -m motif_lite.quantize`."""
     parser = argparse.ArgumentParser(
         prog="python -m motif_lite.quantize",
         description="Quantize a Motif-Video transformer or its T5Gemma2 text encoder to GGUF (K-quants included).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the examples' lines
     )
     parser.add_argument(
         "src", help="checkpoint folder, component folder (transformer/, text_encoder/), .safetensors, .index.json or "

@@ -107,6 +107,8 @@ def quantize_checkpoint(
     half-written `out`. Refuses to replace an existing `out` unless `force`.
     """
     out = Path(out)
+    if out.is_dir():  # checked first: --force cannot replace a folder, and would fail only after all the work
+        raise ConfigError(f"{out} is a folder; name the .gguf file to write, e.g. {out / 'model-Q4_K_M.gguf'}")
     if out.exists() and not force:
         raise ConfigError(f"{out} already exists; pass --force to overwrite it")
     if not out.parent.is_dir():

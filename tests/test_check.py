@@ -216,3 +216,29 @@ def test_a_text_encoder_gguf_stands_in_for_the_text_encoder_weights(tiny, tmp_pa
     assert cli.main(["check", "-m", str(root), "--text-encoder-gguf", str(tmp_path / "none.gguf")]) == 2
     out = capsys.readouterr().out
     assert "no such text encoder GGUF file" in out and "--component text_encoder" in out
+
+    # The two kinds of GGUF swapped: each problem's fix is the flag the file goes to, not a download.
+    transformer_gguf = tiny[1]
+    (swapped,) = problems(check_setup(root, gguf=te))
+    assert swapped.endswith(f"fix: pass it as --text-encoder-gguf {te}") and "hf download" not in swapped, swapped
+    (swapped,) = problems(check_setup(root, text_encoder_gguf=transformer_gguf))
+    assert swapped.endswith(f"fix: pass it as --gguf {transformer_gguf}"), swapped
+
+
+def test_help_shows_examples_that_parse(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["check", "--help"])
+    out = capsys.readouterr().out
+    examples = [line.split("(")[0].split() for line in out.splitlines() if line.startswith("  motif-lite check")]
+    assert len(examples) >= 3 and any("--gguf" in example for example in examples), out
+    for example in examples:
+        args = cli.build_parser().parse_args(example[1:])
+        assert args.command == "check", example
+
+
+def test_a_component_folder_given_as_the_checkpoint_names_the_checkpoint(tiny):
+    root = tiny[0]
+    report = check_setup(root / "transformer")
+    assert problems(report) == [
+        f"problem  {root / 'transformer'}: is the transformer/ folder of the checkpoint {root}; fix: pass -m {root}"
+    ]

@@ -143,7 +143,7 @@ def test_write_errors(tmp_path):
         ("out_%d_%d.png", "frame sequence"),
         ("50%_%d.png", "frame sequence"),
         ("out_%03d.mp4", "only for .png"),
-        ("missing/out.mp4", "does not exist"),
+        ("missing/out.mp4", r"does not exist; create it first \(mkdir -p .*missing\)"),
     ],
 )
 def test_check_output_path_errors(tmp_path, name, message):
@@ -155,6 +155,9 @@ def test_check_output_path_directory_cases(tmp_path, monkeypatch):
     (tmp_path / "clip.mp4").mkdir()
     with pytest.raises(MotifLiteError, match="is a directory"):
         check_output_path(tmp_path / "clip.mp4")
+    (tmp_path / "renders").mkdir()  # no suffix: still the folder that is named, with a file name to use
+    with pytest.raises(MotifLiteError, match="renders is a directory; give a file name, e.g. .*renders/output.mp4"):
+        check_output_path(tmp_path / "renders")
     # Permission bits do not bind root (as in CI containers), so simulate a read-only directory.
     monkeypatch.setattr(video_module.os, "access", lambda path, mode: False)
     with pytest.raises(MotifLiteError, match=f"{tmp_path} is not writable"):
@@ -182,6 +185,8 @@ def test_load_image_errors(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     with pytest.raises(MotifLiteError, match="cannot read image.*bad.jpg"):
         load_image(tmp_path / "bad.jpg")
+    with pytest.raises(MotifLiteError, match="is a directory; give the image file in it"):  # not "not found"
+        load_image(tmp_path)
 
 
 def test_preprocess_matches_diffusers_video_processor():

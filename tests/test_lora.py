@@ -348,6 +348,8 @@ def test_cli_checks_loras_before_loading_and_lists_them(setup, tmp_path, capsys,
     monkeypatch.setattr(text, "load_text_encoder", lambda *a, **k: pytest.fail("loaded weights for a bad LoRA"))
     assert cli_main([*base, "--lora", str(tmp_path / "missing.safetensors")]) == 2
     assert "LoRA file not found" in capsys.readouterr().err
+    assert cli_main([*base, "--lora", f"{files['kohya']}:strong"]) == 2  # the file exists, its strength is a typo
+    assert "the strength 'strong' is not a number; use FILE:STRENGTH" in capsys.readouterr().err
     bad = _write(tmp_path / "bad.safetensors", {"diffusion_model.nope.lora_down.weight": torch.zeros(2, 3)})
     assert cli_main([*base, "--lora", f"{bad}:0.5"]) == 2
     assert "match no linear layer" in capsys.readouterr().err

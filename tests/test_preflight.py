@@ -254,6 +254,48 @@ def test_hint_for_an_incomplete_local_folder_fetches_into_it(checkpoint, tmp_pat
     assert f"hf download Motif-Technologies/Motif-Video-2B --include 'vae/*' --local-dir {root}" in err
 
 
+def test_truncated_weights_of_every_component_are_named_before_loading(checkpoint, tmp_path, capsys, no_weights):
+    # The text encoder's used to end in a traceback from transformers, the VAE's after the text encoder had loaded.
+    root = tmp_path / "ckpt"
+    shutil.copytree(checkpoint[0], root)
+    damaged = [root / "text_encoder/model.safetensors", root / "vae/diffusion_pytorch_model.safetensors"]
+    damaged.append(root / "transformer/diffusion_pytorch_model.safetensors")
+    for file in damaged:
+        os.truncate(file, file.stat().st_size - 1000)
+    code, _, err = run(capsys, "-m", str(root), "-p", "x", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR, err
+    for file in damaged:
+        assert f"{file}: truncated: the header needs" in err, err
+    assert err.count("download it again (motif-lite check with the same -m gives the command)") == 3, err
+
+
+COMPONENT_CONFIGS = ["text_encoder/config.json", "tokenizer/tokenizer_config.json"]
+COMPONENT_CONFIGS.append("feature_extractor/preprocessor_config.json")
+
+
+@pytest.mark.parametrize("config", COMPONENT_CONFIGS)
+def test_a_broken_component_config_is_named_before_loading(config, checkpoint, tmp_path, capsys, no_weights):
+    # The text encoder's used to be a traceback from the CPU time estimate, the image processor's one from
+    # transformers after the whole pipeline had loaded and the prompt was encoded.
+    import PIL.Image
+
+    root = tmp_path / "ckpt"
+    shutil.copytree(checkpoint[0], root)
+    (root / config).write_text('{"truncated": [1,')
+    PIL.Image.new("RGB", (48, 32)).save(tmp_path / "first.png")
+    args = ("-m", str(root), "-p", "x", "-i", str(tmp_path / "first.png"), "-o", str(tmp_path / "a.mp4"))
+    code, _, err = run(capsys, *args, "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1")
+    assert code == cli.EXIT_USER_ERROR and f"error: {root / config}: not a readable JSON" in err, err
+
+
+def test_a_component_folder_given_as_the_checkpoint_names_the_checkpoint(checkpoint, tmp_path, capsys, no_weights):
+    # Not "download the whole checkpoint into transformer/", which the missing-files hint would say.
+    root = checkpoint[0]
+    code, _, err = run(capsys, "-m", str(root / "transformer"), "-p", "x", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR and "hf download" not in err, err
+    assert f"the transformer/ folder of the checkpoint {root}; -m takes the checkpoint folder itself: -m {root}" in err
+
+
 def test_a_first_frame_of_another_shape_is_noted_with_a_size_that_keeps_it(tmp_path):
     import PIL.Image
 
@@ -269,3 +311,16 @@ def test_a_first_frame_of_another_shape_is_noted_with_a_size_that_keeps_it(tmp_p
     ]
     _, notes = GenerationRequest("x", image=tmp_path / "wide.png", output=tmp_path / "a.mp4").resolve()
     assert notes == []  # 16:9 into 1280x736 (1.74 vs 1.78): within 5 %, nothing to say
+
+
+def test_an_image_that_one_latent_frame_ignores_is_noted(tmp_path):
+    import PIL.Image
+
+    PIL.Image.new("RGB", (300, 300)).save(tmp_path / "square.png")
+    _, notes = GenerationRequest("x", image=tmp_path / "square.png", frames=1, output=tmp_path / "a.mp4").resolve()
+    assert notes == [
+        "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
+        "reference): the image is ignored; use --video-frames 5 or more for image-to-video"
+    ]
+    _, notes = GenerationRequest("x", image=tmp_path / "square.png", frames=5, output=tmp_path / "a.mp4").resolve()
+    assert not any("ignored" in note for note in notes)  # two latent frames: the image conditions the first

@@ -231,6 +231,17 @@ def test_overwrite_refused_then_forced(tiny, tmp_path, capsys):
     assert len(GGUFReader(out).tensors) == len(tiny[2])
 
 
+def test_output_folder_is_refused_before_quantizing(tiny, tmp_path, capsys):
+    """A folder given as -o: a one-line error naming a file to write, with or without --force (which cannot replace
+    a folder: it used to end in a traceback after the whole quantization)."""
+    root, _, _ = tiny
+    for force in ([], ["--force"]):
+        assert main([str(root), "-o", str(tmp_path), "--type", "Q8_0", "--quiet", *force]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "is a folder; name the .gguf file" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sharded_index_and_single_file_give_identical_tensors(tiny, tmp_path):
     root, _, _ = tiny
     (index,) = (root / "sharded").glob("*.index.json")
@@ -340,3 +351,18 @@ def test_help_lists_the_recipes_and_aliases(capsys):
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "Q4_K_M" in out and "Q2_K" in out and "Q4_K = Q4_K_M" in out and "Q3_K = Q3_K_M" in out
     assert "any letter case" in out
+
+
+def test_help_shows_examples_that_parse(capsys):
+    import shlex
+
+    from motif_lite.quantize.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    prefix = "  python -m motif_lite.quantize "
+    examples = [shlex.split(line[len(prefix) :]) for line in out.splitlines() if line.startswith(prefix)]
+    assert len(examples) >= 3 and any("text_encoder" in example for example in examples), out
+    for example in examples:
+        assert build_parser().parse_args(example).output.endswith(".gguf"), example

@@ -174,6 +174,16 @@ def test_bad_flags_are_one_line_errors(flags, needle, capsys):
     assert needle in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_a_port_out_of_range_fails_before_binding(port, tmp_path, capsys, monkeypatch):
+    # 99999 used to start the server on port 34463 (99999 % 65536), with no word about it; -1 gave a resolver error.
+    from motif_lite.server import runner
+
+    monkeypatch.setattr(runner, "bind", lambda *a: pytest.fail("bound a port"))
+    assert cli.main(["serve", "--port", port, "--data", str(tmp_path / "data")]) == cli.EXIT_USER_ERROR
+    assert f"error: --port must be 0-65535 (0 = any free port), got {port}" in capsys.readouterr().err
+
+
 def test_missing_lora_fails_before_binding_or_planning(tmp_path, capsys, monkeypatch):
     from motif_lite import pipeline
     from motif_lite.server import runner

@@ -44,6 +44,19 @@ def test_tiny_checkpoint_matches_at_every_stage(tiny, capsys):
     assert "max difference" in stages["frames"]
 
 
+def test_each_stage_is_reported_on_stderr_as_it_ends(tiny, capsys):
+    # On the real weights the comparison takes minutes: the user sees where it is before the final table.
+    assert cli.main(["verify", "-m", str(tiny[0]), "--force", "apg_eta=0", *SMALL]) == 1
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("verify: stage ")]
+    assert progress == [
+        "verify: stage 1/5 text: match; next: transformer",
+        "verify: stage 2/5 transformer: match; next: guidance",
+        "verify: stage 3/5 guidance: MISMATCH; next: vae",
+        "verify: stage 4/5 vae: match; next: frames",
+        "verify: stage 5/5 frames: MISMATCH",
+    ], progress
+
+
 def test_the_checkpoints_own_guider_matches(tmp_path, capsys):
     # A guider unlike the built-in APG (eta 0, base uncond): ours reads it from guider/guider_config.json.
     make_tiny_checkpoint(tmp_path, guider=official_apg(eta=0.0, use_original_formulation=False, guidance_scale=5.0))
@@ -88,6 +101,28 @@ def test_without_diffusers_it_says_how_to_install(tiny, capsys, monkeypatch):
 def test_bad_force_is_a_user_error(tiny, capsys):
     assert cli.main(["verify", "-m", str(tiny[0]), "--force", "theta=1", *SMALL]) == cli.EXIT_USER_ERROR
     assert "use NAME=VALUE with NAME one of rope_theta" in capsys.readouterr().err
+
+
+def test_a_bad_size_is_a_user_error_before_anything_loads(tiny, capsys, monkeypatch):
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("verify loaded before checking"))
+    for flags, message in ((["-W", "100"], "width 100 is not a multiple of 16"), (["--steps", "0"], "steps must")):
+        assert cli.main(["verify", "-m", str(tiny[0]), *SMALL, *flags]) == cli.EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+
+
+def test_missing_files_hint_repeats_the_verify_command(tiny, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "ckpt"
+    shutil.copytree(tiny[0], root)
+    (root / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    assert cli.main(["verify", "-m", str(root), *SMALL]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"--include 'vae/*' --local-dir {root}" in err
+    assert f"then run:\n  motif-lite verify -m {root} -W 48" in err and "motif-lite run" not in err, err
 
 
 def test_a_truncated_prompt_is_warned_about_once(tiny, capsys):

@@ -25,7 +25,14 @@ from motif_lite.checkup.environment import check_environment
 from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_line
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.hub import cached_snapshot, gguf_files, is_gguf_variant, is_repo_id, match_variant
+from motif_lite.io.hub import (
+    cached_snapshot,
+    gguf_files,
+    is_component_folder,
+    is_gguf_variant,
+    is_repo_id,
+    match_variant,
+)
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint
 
 __all__ = ["CheckpointFiles", "Checkup", "Finding", "check_setup"]
@@ -64,6 +71,9 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str]) -> Checkpoi
     """The checkpoint folder; `linked`: the components whose weights the user's own files replace (so a download
     it suggests leaves them out)."""
     path = Path(model).expanduser()
+    if path.is_dir() and is_component_folder(path):  # -m ./Motif-Video-2B/transformer: one problem, not one per file
+        report.problem(model, f"is the {path.name}/ folder of the checkpoint {path.parent}", f"pass -m {path.parent}")
+        return None
     if path.is_dir():
         return CheckpointFiles(path)
     if path.exists() or not is_repo_id(model):

@@ -289,7 +289,7 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None) -> P
         found = find_text_encoder_gguf(root, value)
     except MotifLiteError as exc:
         fix = "make it: python -m motif_lite.quantize CHECKPOINT --component text_encoder -o te-Q8_0.gguf"
-        report.problem(value, first_line(exc), fix)
+        report.problem(value, first_line(exc), _other_kind_fix(exc, value) or fix)
         return None
     recipe = f" ({found.recipe})" if found.recipe else ""
     against = "; its config matches text_encoder/config.json" if root is not None else ""
@@ -313,7 +313,8 @@ def check_gguf(report: Checkup, path: Path, root: Path | None) -> None:
     try:
         checkpoint = read_gguf(path)
     except MotifLiteError as exc:
-        report.problem(subject, first_line(exc).replace(f"{path}: ", "").replace(f"{path} ", ""), _gguf_fix(path))
+        problem = first_line(exc).replace(f"{path}: ", "").replace(f"{path} ", "")
+        report.problem(subject, problem, _other_kind_fix(exc, path) or _gguf_fix(path))
         return
     types = ", ".join(f"{name} x{n}" for name, n in sorted(checkpoint.qtype_counts().items()))
     report.ok(
@@ -349,6 +350,16 @@ def check_gguf(report: Checkup, path: Path, root: Path | None) -> None:
 
 def _size(nbytes: int) -> str:
     return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.1f} MB"
+
+
+def _other_kind_fix(error: MotifLiteError, path: str | Path) -> str | None:
+    """For a GGUF that is fine but given to the wrong flag (the two kinds are easily swapped), the flag it goes
+    to; a download or a new quantization would not help. None for any other error."""
+    from motif_lite.weights.gguf_file import OtherGGUFKindError
+
+    if not isinstance(error, OtherGGUFKindError):
+        return None
+    return f"pass it as {error.flag} {path}"
 
 
 def _gguf_fix(path: Path) -> str:

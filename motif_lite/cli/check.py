@@ -15,19 +15,29 @@ from motif_lite.cli.run_flags import add_weight_file_flags, weight_files
 
 EXIT_PROBLEMS = 2
 
+DESCRIPTION = """\
+Check that every file a run reads is present, complete (safetensors and GGUF headers against the file sizes) and
+consistent with its config (every tensor's name and shape), that every config parses, and what this machine
+offers (GPU and free memory, Triton, ffmpeg); print the memory plan of a default run. Nothing is downloaded and
+no weights are loaded. Exit code 0: no problem; 2: problems, each on its own line with its file and the fix. No
+GPU, Triton or ffmpeg is a warning, not a problem."""
+
+EPILOG = """\
+examples:
+  motif-lite check                                                  (the official repo, from the Hugging Face cache)
+  motif-lite check -m ./Motif-Video-2B --gguf ./motif-video-2b-Q4_K_M.gguf
+  motif-lite check -m ./Motif-Video-2B --gguf Q4_K_M --text-encoder-gguf te-Q8_0.gguf
+"""
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add `check` to the `motif-lite` subcommands."""
     check = commands.add_parser(
         "check",
         help="check the checkpoint files, the GGUF file and this machine without loading weights",
-        description=(
-            "Check that every file a run reads is present, complete (safetensors and GGUF headers against the file "
-            "sizes) and consistent with its config (every tensor's name and shape), that every config parses, and "
-            "what this machine offers (GPU and free memory, Triton, ffmpeg); print the memory plan of a default "
-            "run. Nothing is downloaded and no weights are loaded. Exit code 0: no problem; 2: problems, each on "
-            "its own line with its file and the fix. No GPU, Triton or ffmpeg is a warning, not a problem."
-        ),
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the examples' lines
     )
     check.add_argument(
         "-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})"

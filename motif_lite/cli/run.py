@@ -8,11 +8,12 @@ A failed or interrupted run never leaves a half-written output file (see `motif_
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -220,12 +221,13 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
 
     use_expandable_segments()  # before torch starts CUDA
     from motif_lite.devices import torch_dtype  # torch and the rest load here, not when --help builds the parser
-    from motif_lite.io.hub import MissingFilesError
     from motif_lite.request import RequestError
     from motif_lite.runtime.parallel import Parallel
 
     if args.prompt is None and not args.dry_run:
         raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run runs without one)')
+    if args.preview_every is not None and not args.preview:  # alone it would do nothing, without a word
+        raise RequestError("--preview-every says how often the --preview file is rewritten: add --preview FILE")
     dtype = torch_dtype(args.dtype)
     unresolved = request_from_args(args)
     world = session.world if session is not None else args.gpus or 1
@@ -251,10 +253,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         return dry_run(args, request, dtype, layout)
     device = args.device if session is None else session.device
     try:
-        return _generate(args, requests, dtype, device, loras, on_preview, parallel, say)
-    except MissingFilesError as exc:
-        exc.run_command = rerun_command(getattr(args, "argv", None), exc)
-        raise
+        with download_hint_repeats(getattr(args, "argv", None)):
+            return _generate(args, requests, dtype, device, loras, on_preview, parallel, say)
     finally:
         if on_preview is not None:
             on_preview.close()
@@ -355,6 +355,19 @@ def _plan_speed(args: argparse.Namespace) -> dict:
     return dict(batch_guidance=args.batch_guidance, step_cache=bool(args.step_cache))
 
 
+@contextlib.contextmanager
+def download_hint_repeats(argv: list[str] | None) -> Iterator[None]:
+    """Missing files raised inside end their download hint with the user's own command (`argv`, the subcommand
+    first: run, verify, serve), pointed at the folders the downloads fill."""
+    from motif_lite.io.hub import MissingFilesError
+
+    try:
+        yield
+    except MissingFilesError as exc:
+        exc.run_command = rerun_command(argv, exc)
+        raise
+
+
 def rerun_command(argv: list[str] | None, error: MissingFilesError) -> str:
     """The user's command with -m / --gguf pointing at the folders the download commands fill."""
     tokens = list(argv or ["run", "-p", "..."])
@@ -431,8 +444,18 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
     specs = [LoRASpec.parse(value) for value in values]
     for spec in specs:
         if not spec.path.is_file():
-            raise LoRAError(f"LoRA file not found: {spec.path}")
+            raise LoRAError(_missing_lora(spec.path))
     return [(spec.path, spec.strength) for spec in specs]
+
+
+def _missing_lora(path: Path) -> str:
+    """What to say about a --lora that names no file: a strength that is not a number makes the whole value read
+    as a path (so that a path with colons still works), which is then the likelier mistake when the file before
+    the last colon exists."""
+    file, _, strength = str(path).rpartition(":")
+    if file and Path(file).is_file():
+        return f"--lora {path}: the strength {strength!r} is not a number; use FILE:STRENGTH, e.g. {file}:0.8"
+    return f"LoRA file not found: {path}"
 
 
 def summary(

@@ -30,6 +30,7 @@ from motif_lite.errors import MotifLiteError
 
 OFFICIAL_VIDEO = (1280, 736, 121)
 API_KEY_VARIABLE = "MOTIF_LITE_API_KEY"
+MAX_PORT = 65535
 
 EPILOG = f"""\
 examples:
@@ -118,7 +119,7 @@ def main(args: argparse.Namespace) -> int:
 
     use_expandable_segments()  # before torch starts CUDA, as for run: the memory plan assumes it
     _check_server_extra()
-    from motif_lite.cli.run import lora_args
+    from motif_lite.cli.run import download_hint_repeats, lora_args
     from motif_lite.server.jobs import JobStore
     from motif_lite.server.runner import bind, is_loopback
 
@@ -127,6 +128,8 @@ def main(args: argparse.Namespace) -> int:
     api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
     if args.max_queue < 1 or args.max_upload_mb <= 0:
         raise MotifLiteError("--max-queue and --max-upload-mb must be positive")
+    if not 0 <= args.port <= MAX_PORT:  # the resolver takes 99999 as 99999 % 65536: the server would start elsewhere
+        raise MotifLiteError(f"--port must be 0-{MAX_PORT} (0 = any free port), got {args.port}")
     loras = lora_args(args.lora)  # each file checked to exist before anything loads, as for run
     if not is_loopback(args.host) and api_key is None:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
@@ -137,7 +140,8 @@ def main(args: argparse.Namespace) -> int:
             store = JobStore(args.data)
         except (OSError, sqlite3.Error) as exc:
             raise MotifLiteError(f"cannot use the data folder {args.data}: {exc}") from exc
-        _serve(args, sock, store, max_video, api_key, loras)
+        with download_hint_repeats(getattr(args, "argv", None)):
+            _serve(args, sock, store, max_video, api_key, loras)
     finally:
         sock.close()
     return 0

@@ -54,8 +54,11 @@ def suggestion(flag: str, known: list[str]) -> str | None:
     meant = OTHER_TOOLS_NAMES.get(name)
     if meant in known:
         return meant
-    close = difflib.get_close_matches(name, [k for k in known if k.startswith("--")], n=1, cutoff=0.8)
-    return close[0] if close else None
+    # A typo of our flag or of another tool's name for one (`--num-frame`, `--guidance_scal`): both are candidates.
+    others = [other for other, ours in OTHER_TOOLS_NAMES.items() if ours in known]
+    candidates = [k for k in known if k.startswith("--")] + others
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
+    return OTHER_TOOLS_NAMES.get(close[0], close[0]) if close else None
 
 
 def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Namespace) -> None:

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from motif_lite.choices import DTYPE_NAMES, MOTIF_REPO
+
+if TYPE_CHECKING:
+    from motif_lite.verify import StageResult
 
 EXIT_MISMATCH = 1
 
@@ -61,6 +65,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from motif_lite.cli.run import download_hint_repeats
     from motif_lite.devices import torch_dtype
     from motif_lite.verify import ForcedSettings, VerifySettings, verify
 
@@ -70,6 +75,18 @@ def main(args: argparse.Namespace) -> int:
     settings = dataclasses.replace(settings, **{k: v for k, v in texts.items() if v is not None})
     dtype = torch_dtype(args.dtype) if args.dtype else None
     print(f"verify: loading both pipelines from {args.model} ...", file=sys.stderr)
-    result = verify(args.model, args.gguf, args.device, dtype, settings, forced)
+    with download_hint_repeats(getattr(args, "argv", None)):
+        result = verify(args.model, args.gguf, args.device, dtype, settings, forced, on_stage=_say_stage_done)
     print("\n".join(result.lines()))
     return 0 if result.mismatch is None else EXIT_MISMATCH
+
+
+def _say_stage_done(stage: StageResult) -> None:
+    """Progress on stderr as each stage ends: on the real weights the stages take minutes, the table comes last."""
+    from motif_lite.verify import STAGES
+
+    names = list(STAGES)
+    done = names.index(stage.stage) + 1
+    verdict = "match" if stage.matches else "MISMATCH"
+    following = f"; next: {names[done]}" if done < len(names) else ""
+    print(f"verify: stage {done}/{len(names)} {stage.stage}: {verdict}{following}", file=sys.stderr, flush=True)

@@ -188,6 +188,11 @@ def find_checkpoint(
     path = Path(text).expanduser()
     if path.is_dir():
         missing = missing_patterns(path, required)
+        if missing and is_component_folder(path):  # e.g. -m ./Motif-Video-2B/transformer
+            raise CheckpointError(
+                f"{path} is the {path.name}/ folder of the checkpoint {path.parent}; -m takes the checkpoint folder "
+                f"itself: -m {shlex.quote(str(path.parent))}"
+            )
         if missing:
             item = MissingFiles(MOTIF_REPO, tuple(missing), _covering(missing, download), text, "", in_folder=True)
             raise MissingFilesError([item])
@@ -217,6 +222,11 @@ def find_checkpoint(
         reason = f"{text} has no files matching {', '.join(still)}"
         raise MissingFilesError([MissingFiles(text, tuple(still), include, local_dir_for(text), reason)])
     return root
+
+
+def is_component_folder(path: Path) -> bool:
+    """Whether `path` is a folder inside a checkpoint (its parent holds model_index.json) rather than one."""
+    return not (path / "model_index.json").is_file() and (path.parent / "model_index.json").is_file()
 
 
 def _covering(files: Sequence[str], download: Sequence[str]) -> tuple[str, ...]:

@@ -14,6 +14,8 @@ from motif_lite.errors import ConfigError, MotifLiteError
 def load_image(path: str | Path) -> PIL.Image.Image:
     """Open an image file as an RGB `PIL.Image` (alpha is dropped, palettes and grayscale are expanded)."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise MotifLiteError(f"input image {path} is a directory; give the image file in it, e.g. {path / 'first.png'}")
     if not path.is_file():
         raise MotifLiteError(f"input image not found: {path}")
     try:

@@ -47,6 +47,8 @@ def unused_path(path: Path) -> Path:
 def check_output_path(path: str | Path) -> None:
     """Fail early (`MotifLiteError`) for outputs `write_video` cannot produce: bad extension, pattern, directory."""
     path = Path(path).expanduser()
+    if path.is_dir():  # first: a folder (`-o renders`) has no suffix, and "unsupported format" would mislead
+        raise MotifLiteError(f"output path {path} is a directory; give a file name, e.g. {path / 'output.mp4'}")
     suffix = path.suffix.lower()
     if suffix not in VIDEO_EXTENSIONS:
         raise MotifLiteError(
@@ -59,11 +61,9 @@ def check_output_path(path: str | Path) -> None:
         )
     if suffix != ".png" and patterns:
         raise MotifLiteError(f"frame-number patterns are only for .png sequences, got {path.name!r}")
-    if path.is_dir():
-        raise MotifLiteError(f"output path {path} is a directory; give a file name")
     parent = path.parent
     if not parent.is_dir():
-        raise MotifLiteError(f"output directory {parent} does not exist")
+        raise MotifLiteError(f"output directory {parent} does not exist; create it first (mkdir -p {parent})")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise MotifLiteError(f"output directory {parent} is not writable")
 

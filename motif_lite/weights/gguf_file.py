@@ -30,6 +30,7 @@ GGUF_KINDS = {
     EXPECTED_ARCH: "the Motif-Video transformer, for --gguf",
     TEXT_ENCODER_ARCH: "the T5Gemma2 text encoder, for --text-encoder-gguf",
 }
+GGUF_FLAGS = {EXPECTED_ARCH: "--gguf", TEXT_ENCODER_ARCH: "--text-encoder-gguf"}
 SUPPORTED_VERSIONS = (2, 3)
 # ggml itself stops at 4 dims, but gguf-py writes any count (a Conv3d weight has 5); 8 only bounds corruption.
 _MAX_DIMS = 8
@@ -130,6 +131,14 @@ def _metadata(reader: gguf.GGUFReader) -> dict[str, Any]:
     return {key: f.contents() for key, f in reader.fields.items() if not key.startswith("GGUF.")}
 
 
+class OtherGGUFKindError(CheckpointError):
+    """A GGUF file motif-lite reads, given where the other kind goes; `flag` is the option it belongs to."""
+
+    def __init__(self, message: str, flag: str) -> None:
+        super().__init__(message)
+        self.flag = flag
+
+
 def _check_architecture(path: Path, metadata: dict[str, Any], expected: str) -> None:
     arch = metadata.get("general.architecture")
     wanted = GGUF_KINDS.get(expected, expected)
@@ -137,9 +146,10 @@ def _check_architecture(path: Path, metadata: dict[str, Any], expected: str) -> 
         raise CheckpointError(f"{path} has no general.architecture; expected {expected!r} ({wanted})")
     if arch != expected:
         known = f": {GGUF_KINDS[arch]}" if arch in GGUF_KINDS else ""
-        raise CheckpointError(
-            f"{path} is a GGUF for architecture {arch!r}{known}; here motif-lite expects {expected!r} ({wanted})"
-        )
+        message = f"{path} is a GGUF for architecture {arch!r}{known}; here motif-lite expects {expected!r} ({wanted})"
+        if arch in GGUF_FLAGS:
+            raise OtherGGUFKindError(message, GGUF_FLAGS[arch])
+        raise CheckpointError(message)
 
 
 def _packed_tensor(path: Path, t: Any) -> PackedTensor:
