@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import math
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,15 +152,17 @@ def verify(
     settings: VerifySettings = VerifySettings(),
     forced: ForcedSettings = ForcedSettings(),
     on_stage: Callable[[StageResult], None] | None = None,
+    weights: Mapping[str, str | Path] | None = None,
 ) -> VerifyResult:
     """Run both pipelines on the checkpoint `model` (and `gguf`) and compare them stage by stage.
 
-    dtype: float32 on the CPU, bfloat16 on a GPU unless given. `on_stage` sees each result as it is ready."""
+    dtype: float32 on the CPU, bfloat16 on a GPU unless given. `on_stage` sees each result as it is ready.
+    `weights`: the user's own weight files for some components (`locate_sources`); both pipelines read them."""
     from motif_lite.pipeline import load_pipeline, preflight
 
     request = _validated_request(settings, forced)  # a bad size or step count fails here, before anything loads
     diffusers = _import_diffusers()
-    sources, target = preflight(model, gguf, device)  # found (or fetched) and checked once, for both pipelines
+    sources, target = preflight(model, gguf, device, weights=weights)  # checked once, for both pipelines
     dtype = dtype or (torch.float32 if target.type == "cpu" else torch.bfloat16)
     root = sources.root
     ours = load_pipeline(sources, dtype=dtype, device=target)
@@ -169,7 +171,9 @@ def verify(
     tolerances = dict(TOLERANCES.get(dtype, TOLERANCES[torch.bfloat16]))
     if gguf is not None:
         tolerances["transformer"] = max(tolerances["transformer"], GGUF_TRANSFORMER_TOLERANCE)
-    source = f"{root}" + (f" with transformer {gguf}" if gguf is not None else "")
+    files = {**sources.weight_files, **({"transformer": gguf} if gguf is not None else {})}
+    where = model if sources.weight_files else root  # the linked folder means nothing to the user
+    source = f"{where}" + "".join(f" with {component.replace('_', ' ')} {file}" for component, file in files.items())
     result = VerifyResult(
         f"verify: motif-lite vs diffusers MotifVideoPipeline on {source}; {target}, {str(dtype).split('.')[-1]}, "
         f"{settings.width}x{settings.height}x{settings.frames}, {settings.steps} steps, seed {settings.seed}"

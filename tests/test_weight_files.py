@@ -211,3 +211,14 @@ def test_linking_without_symlinks_falls_back_to_hard_links(checkpoints, tmp_path
     monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(OSError("cross-device link")))
     with pytest.raises(CheckpointError, match="cannot link .* pass that folder with -m instead"):
         linked_checkpoint(b, {"transformer": files["transformer"]}, tmp_path / "links")
+
+
+def test_verify_reads_your_files_in_both_pipelines(checkpoints, capsys):
+    _, b, files = checkpoints
+    small = ["-W", "48", "-H", "32", "--video-frames", "5", "--steps", "2", "--device", "cpu"]
+    code = cli.main(["verify", "-m", str(b), *flags(files, FLAGS), *small])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0 and out[-1] == "verdict: match", out
+    assert f"on {b} with transformer {files['transformer']} with text encoder {files['text_encoder']}" in out[0]
+    code = cli.main(["verify", "-m", str(b), "--text-encoder", "te-Q8_0.gguf", *small])
+    assert_user_error(capsys, code, "verify compares with diffusers, which cannot read a text encoder GGUF")

@@ -13,6 +13,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from motif_lite.choices import DTYPE_NAMES, MOTIF_REPO
+from motif_lite.cli.run_flags import add_weight_file_flags, weight_files
+from motif_lite.errors import MotifLiteError
 
 if TYPE_CHECKING:
     from motif_lite.verify import StageResult
@@ -59,6 +61,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "--force", action="append", default=[], metavar="NAME=VALUE", help="set one of ours wrong (see below)"
     )
+    add_weight_file_flags(verify)
     verify.set_defaults(handler=main)
 
 
@@ -70,13 +73,19 @@ def main(args: argparse.Namespace) -> int:
     from motif_lite.verify import ForcedSettings, VerifySettings, verify
 
     forced = ForcedSettings.parse(args.force)  # a bad --force fails before anything loads
+    weights = weight_files(args)
+    if getattr(args, "text_encoder_gguf", None) is not None:
+        raise MotifLiteError("verify compares with diffusers, which cannot read a text encoder GGUF; pass the "
+                             "text encoder's .safetensors file, or leave it to -m")  # fmt: skip
     settings = VerifySettings(args.width, args.height, args.video_frames, args.steps, args.seed)
     texts = {"prompt": args.prompt, "negative_prompt": args.negative_prompt}
     settings = dataclasses.replace(settings, **{k: v for k, v in texts.items() if v is not None})
     dtype = torch_dtype(args.dtype) if args.dtype else None
     print(f"verify: loading both pipelines from {args.model} ...", file=sys.stderr)
     with download_hint_repeats(getattr(args, "argv", None)):
-        result = verify(args.model, args.gguf, args.device, dtype, settings, forced, on_stage=_say_stage_done)
+        result = verify(
+            args.model, args.gguf, args.device, dtype, settings, forced, on_stage=_say_stage_done, weights=weights
+        )
     print("\n".join(result.lines()))
     return 0 if result.mismatch is None else EXIT_MISMATCH
 
