@@ -109,6 +109,8 @@ def quantize_checkpoint(
     out = Path(out)
     if out.is_dir():  # checked first: --force cannot replace a folder, and would fail only after all the work
         raise ConfigError(f"{out} is a folder; name the .gguf file to write, e.g. {out / 'model-Q4_K_M.gguf'}")
+    if out.suffix.lower() != ".gguf":  # the loaders tell a GGUF by its name: any other would be read as safetensors
+        raise ConfigError(f"{out}: the quantizer writes a GGUF file; name it .gguf, e.g. {out.with_suffix('.gguf')}")
     if out.exists() and not force:
         raise ConfigError(f"{out} already exists; pass --force to overwrite it")
     if not out.parent.is_dir():

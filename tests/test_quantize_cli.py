@@ -242,6 +242,13 @@ def test_output_folder_is_refused_before_quantizing(tiny, tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_output_not_named_gguf_is_refused_before_quantizing(tiny, tmp_path, capsys):
+    # The loaders tell a GGUF by its name: a GGUF written as x.safetensors would later be read as safetensors.
+    assert main([str(tiny[0]), "-o", str(tmp_path / "x.safetensors"), "--type", "Q8_0", "--quiet"]) == 2
+    assert "the quantizer writes a GGUF file; name it .gguf, e.g. " in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sharded_index_and_single_file_give_identical_tensors(tiny, tmp_path):
     root, _, _ = tiny
     (index,) = (root / "sharded").glob("*.index.json")

@@ -56,6 +56,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "run",
         help="generate a video from a prompt (and optionally a first-frame image)",
         description="Generate a video with Motif-Video 2B.",
+        usage="motif-lite run -p PROMPT [options]   (every option: motif-lite run --help)",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -228,6 +229,13 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run runs without one)')
     if args.preview_every is not None and not args.preview:  # alone it would do nothing, without a word
         raise RequestError("--preview-every says how often the --preview file is rewritten: add --preview FILE")
+    if (
+        args.preview
+        and args.output
+        and Path(args.preview).expanduser().resolve() == Path(args.output).expanduser().resolve()
+    ):
+        raise RequestError(f"--preview and -o both name {args.output}: the video would replace the preview at the end; "
+                           "give the preview its own file")  # fmt: skip
     dtype = torch_dtype(args.dtype)
     unresolved = request_from_args(args)
     world = session.world if session is not None else args.gpus or 1

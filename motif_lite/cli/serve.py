@@ -50,6 +50,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "serve",
         help="serve an OpenAI-compatible video API with a job queue and a web page",
         description="Serve Motif-Video 2B: the OpenAI Videos API, a persistent job queue and a web page.",
+        usage="motif-lite serve [options]   (every option: motif-lite serve --help)",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
