@@ -145,10 +145,15 @@ def locate_sources(
     _raise_if(problems, missing)
     configs = _collect(lambda: CheckpointConfigs.read(root), problems, missing)
     _raise_if(problems, missing)
-    transformer = _collect(lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes), problems, [])
+    transformer = _collect(
+        lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes, "transformer" in linked),
+        problems,
+        [],
+    )
     if root is not None and require_weights:
+        yours = {file.resolve() for file in linked.values()}
         for file in _component_weights(root, text_encoder=text_encoder_gguf is None):
-            _collect(lambda file=file: _check_complete(file), problems, [])
+            _collect(lambda file=file: _check_complete(file, file.resolve() in yours), problems, [])
     if linked and root is not None:  # name the user's files, not the links that stand for them
         problems = [user_paths(problem, root, linked) for problem in problems]
     _raise_if(problems, missing)
@@ -235,9 +240,15 @@ def _find_gguf(gguf: str, hub: HubAccess, require_weights: bool, notes: list[str
 
 
 def _transformer_setting(
-    root: Path | None, configs: CheckpointConfigs, gguf: Path | None, require_weights: bool, notes: list[str]
+    root: Path | None,
+    configs: CheckpointConfigs,
+    gguf: Path | None,
+    require_weights: bool,
+    notes: list[str],
+    yours: bool = False,
 ) -> Setting[TransformerConfig]:
-    """The transformer config, where it came from, and every transformer tensor at hand checked against it."""
+    """The transformer config, where it came from, and every transformer tensor at hand checked against it
+    (`yours`: the weights are a file of the user's, `io.linked`)."""
     from motif_lite.weights.gguf_file import read_gguf  # torch: only once the files are known to exist
     from motif_lite.weights.gguf_loader import choose_gguf_config, model_tensors
     from motif_lite.weights.loader import build_model, check_tensors
@@ -254,19 +265,20 @@ def _transformer_setting(
     if configs.transformer is None:
         return Setting(TransformerConfig(), DEFAULT, "official architecture (built-in)")
     if root is not None and require_weights:
-        check_safetensors(root, configs.transformer)
+        check_safetensors(root, configs.transformer, yours)
     return Setting(configs.transformer, CHECKPOINT, TRANSFORMER_CONFIG)
 
 
-def check_safetensors(root: Path, config: TransformerConfig) -> None:
-    """Every tensor of the checkpoint's `transformer/` safetensors against `config`, from the headers only."""
+def check_safetensors(root: Path, config: TransformerConfig, yours: bool = False) -> None:
+    """Every tensor of the checkpoint's `transformer/` safetensors against `config`, from the headers only
+    (`yours`: they are a file of the user's, which a damaged-file error says)."""
     from motif_lite.weights.keymap import detect_layout, to_model_name
     from motif_lite.weights.loader import build_model, check_tensors
     from motif_lite.weights.safetensors_files import find_weight_files, read_tensor_refs
 
     files = find_weight_files(root / "transformer")
     for file in files:
-        _check_complete(file)
+        _check_complete(file, yours)
     refs = read_tensor_refs(files)
     shapes = {name: ref.shape for name, ref in refs.items() if 0 not in ref.shape}
     layout = detect_layout(shapes)
@@ -281,15 +293,18 @@ def _component_weights(root: Path, text_encoder: bool) -> list[Path]:
     return [file for folder in folders for file in sorted((root / folder).glob("*.safetensors"))]
 
 
-def _check_complete(file: Path) -> None:
+def _check_complete(file: Path, yours: bool = False) -> None:
     """`file`'s header against its size: a truncated or corrupt download is named before any weights load (the
-    loaders would otherwise fail deep inside, after minutes of loading the others)."""
+    loaders would otherwise fail deep inside, after minutes of loading the others). `yours`: a file the user gave
+    (`io.linked`), not one of the checkpoint's downloads."""
     from motif_lite.weights.safetensors_header import read_header
 
     try:
         read_header(file)
     except CheckpointError as exc:
         fix = "download it again (motif-lite check with the same -m gives the command)"
+        if yours:
+            fix = "it is your file: replace it with a complete copy of the official one"
         raise CheckpointError(f"{exc}; {fix}") from None
 
 

@@ -135,6 +135,17 @@ def test_wrong_files_fail_before_loading_and_name_the_users_file(checkpoints, tm
     assert not out.exists()
 
 
+@pytest.mark.parametrize("component", ["transformer", "vae"])
+def test_a_truncated_file_of_yours_is_named_as_yours(checkpoints, tmp_path, capsys, monkeypatch, component):
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
+    _, b, files = checkpoints
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(files[component].read_bytes()[:5000])
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), FLAGS[component], str(truncated)])
+    err = assert_user_error(capsys, code, str(truncated), "it is your file: replace it with a complete copy")
+    assert "download it again" not in err
+
+
 def test_a_gguf_file_given_as_a_weight_file_is_taken_as_gguf():
     args = argparse.Namespace(diffusion_model="t.gguf", gguf=None, text_encoder="TE.GGUF", text_encoder_gguf=None,
                               vae="v.safetensors")  # fmt: skip
