@@ -182,6 +182,11 @@ def test_the_linked_folder_links_and_is_reused(checkpoints, tmp_path):
         p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file()
     )
     assert linked_checkpoint(b, {"transformer": files["transformer"]}, cache) != root  # other links: other folder
+    clone = tmp_path / "clone"  # a git clone of the Hub repo: its .git/ is not linked
+    shutil.copytree(b, clone)
+    (clone / ".git" / "lfs").mkdir(parents=True)
+    (clone / ".git" / "lfs" / "object").write_bytes(b"x")
+    assert not (linked_checkpoint(clone, {"vae": files["vae"]}, cache) / ".git").exists()
     assert not [p for p in cache.iterdir() if p.name.startswith(".building")]
 
 

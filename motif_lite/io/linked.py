@@ -80,11 +80,12 @@ def user_paths(message: str, root: Path, weights: Mapping[str, Path]) -> str:
 
 
 def _files(root: Path) -> dict[str, Path]:
-    """Every file under `root` by its relative path (a `hf download --local-dir` folder's .cache/ left out)."""
+    """Every file under `root` by its relative path, but those in hidden folders (a `hf download --local-dir`
+    folder's .cache/, a git clone's .git/: thousands of files no reader needs)."""
     return {
         path.relative_to(root).as_posix(): path.absolute()
         for path in root.rglob("*")
-        if path.is_file() and ".cache" not in path.relative_to(root).parts
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parent.parts)
     }
 
 
