@@ -161,6 +161,8 @@ def test_check_looks_at_your_files(checkpoints, tmp_path):
     shutil.copytree(a, configs_only, ignore=shutil.ignore_patterns("*.safetensors"))
     report = check_setup(configs_only, weights=files)
     assert report.passed, report.lines()
+    named = f"vae/diffusion_pytorch_model.safetensors = {files['vae']}"
+    assert any(line.startswith("ok       weight files: yours") and named in line for line in report.lines())
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(files["vae"].read_bytes()[:5000])
     lines = "\n".join(check_setup(configs_only, weights={**files, "vae": truncated}).lines())

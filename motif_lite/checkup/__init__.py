@@ -105,7 +105,11 @@ def _with_weight_files(files: CheckpointFiles, weights: Mapping[str, str | Path]
     except MotifLiteError as exc:
         report.problem(str(files.root), str(exc), "pass a checkpoint folder that holds the weights (-m)")
         return files
-    return CheckpointFiles(root, files.repo, {WEIGHT_NAMES[c]: path for c, path in valid.items()})
+    named = {WEIGHT_NAMES[component]: path for component, path in valid.items()}
+    report.ok("weight files", "yours, checked below under their official names: " + ", ".join(
+        f"{name} = {path}" for name, path in named.items()
+    ))  # fmt: skip
+    return CheckpointFiles(root, files.repo, named)
 
 
 def _local_gguf(gguf: str, report: Checkup) -> Path | None:
