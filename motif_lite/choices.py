@@ -11,4 +11,4 @@ ATTENTION_MODES = ("exact", "int8")  # --attention: exact softmax attention, or 
 GUIDANCE_METHODS = ("apg", "cfg")
 SAMPLERS = {"euler": "euler", "dpm++2m": "dpmpp_2m"}  # user-facing name -> motif_lite.sampling solver name
 # The exact attention kernel (`--attention-backend`): auto = a timed trial on the GPU (docs/kernels.md).
-ATTENTION_BACKENDS = ("auto", "sdpa", "flash", "cudnn", "efficient", "triton")
+ATTENTION_BACKENDS = ("auto", "sdpa", "flash", "cudnn", "efficient", "triton", "fa3")

@@ -4,6 +4,9 @@ candidate that works and agrees with float32 attention, once per attention shape
 
 from __future__ import annotations
 
+import sys
+import types
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,6 +22,7 @@ from motif_lite.runtime.attention import (
     apply_attention_backend,
     attend_by_rows,
     attention_backend,
+    auto_candidates,
     candidate,
     checked_rows,
     float32_attention,
@@ -224,3 +228,39 @@ def test_apply_keeps_a_sparse_decoder_and_restores():
 def test_sdpa_reference_is_pytorch_sdpa():
     q, k, v = qkv()
     torch.testing.assert_close(candidate("sdpa")(q, k, v, None), F.scaled_dot_product_attention(q, k, v))
+
+
+def fake_fa3(returns_tuple: bool) -> types.ModuleType:
+    """A stand-in for FlashAttention-3's package: its `flash_attn_func` contract ([B, L, H, D] in and out, head dims
+    contiguous), computed by SDPA; it records the shapes it was given."""
+    module = types.ModuleType("flash_attn_interface")
+    module.seen = []
+
+    def flash_attn_func(q, k, v):
+        assert q.stride(-1) == 1 and k.stride(-1) == 1 and v.stride(-1) == 1
+        module.seen.append(tuple(q.shape))
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
+        return (out, None) if returns_tuple else out
+
+    module.flash_attn_func = flash_attn_func
+    return module
+
+
+@pytest.mark.parametrize("returns_tuple", [False, True], ids=["out", "out-and-lse"])
+def test_fa3_where_installed_equals_sdpa(monkeypatch, returns_tuple):
+    fa3 = fake_fa3(returns_tuple)
+    monkeypatch.setitem(sys.modules, "flash_attn_interface", fa3)
+    attend = candidate("fa3")
+    q, k, v = qkv()  # B 2, H 2, Lq 24, Lk 30, D 16
+    for mask in (None, trailing_mask([30, 12])):
+        torch.testing.assert_close(attend(q, k, v, mask), sdpa_attention(q, k, v, mask), rtol=1e-5, atol=1e-5)
+    assert fa3.seen[0] == (2, 24, 2, 16)  # FA3's layout: [B, L, H, D]
+    assert fa3.seen[1:] == [(1, 24, 2, 16)] * 2  # masked: one row at a time over its valid keys
+    assert "fa3" in auto_candidates(triton_ok=False)
+
+
+def test_fa3_is_offered_only_where_installed(monkeypatch):
+    monkeypatch.setitem(sys.modules, "flash_attn_interface", None)  # an import of it fails
+    assert "fa3" not in auto_candidates(triton_ok=False)
+    with pytest.raises(ConfigError, match="fa3 needs FlashAttention-3's flash_attn_interface package"):
+        attention_backend("fa3", "cpu")

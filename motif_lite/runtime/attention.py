@@ -12,12 +12,16 @@ Every backend computes the same exact softmax attention (no approximation; they 
   the model's masks only ever hide keys at the end of the sequence (padded text), so this is the same math.
   cuDNN goes the same way (its mask support varies across versions);
 - `triton`: motif-lite's dense Triton kernel (`motif_lite.kernels.attention`), with a bool key mask;
+- `fa3`: FlashAttention-3 (Hopper GPUs), when its `flash_attn_interface` package is installed (it is built from
+  the FlashAttention repository's `hopper/` folder; not a dependency of motif-lite). Called directly on the
+  model's tensors seen as FA3's [B, L, H, D] layout (views, no copy); masked calls go row by row, as for `flash`;
 - `auto`: on CUDA, a timed trial of every candidate above (`sdpa` included, so `auto` is never slower than
   PyTorch's own pick) at each new attention shape of the run, on the run's own tensors, the first time that shape
   is seen (one checked call, which also warms up, and two timed calls each: milliseconds to a few seconds against
   minutes of sampling). A candidate that fails, or whose output differs by more than rounding from float32
   attention on the first and the last query rows (the last include a partial tile, where kernels with a
-  sequence-length bug go wrong), is dropped; SDPA's own pick is checked the same way, not trusted. The choice is
+  sequence-length bug go wrong), is dropped; SDPA's own pick is checked the same way, not trusted. `fa3` is a
+  candidate only where its package imports (a failure, e.g. on a GPU it was not built for, drops it). The choice is
   kept for the rest of the process and reported by `describe()`. On the CPU `auto` is `sdpa` (no trial: there is
   one CPU kernel worth having).
 """
@@ -25,9 +29,11 @@ Every backend computes the same exact softmax attention (no approximation; they 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import torch
 import torch.nn.functional as F
@@ -114,12 +120,47 @@ def triton_attention() -> AttentionFn:
     return FallbackOp("attention", attention, sdpa_attention)
 
 
+FA3_MODULE = "flash_attn_interface"  # FlashAttention-3's Python package
+
+
+def fa3_module() -> ModuleType | None:
+    """FlashAttention-3's package where it is installed, else None."""
+    try:
+        return importlib.import_module(FA3_MODULE)
+    except ImportError:
+        return None
+
+
+def fa3_attention() -> AttentionFn:
+    """FlashAttention-3's `flash_attn_func` behind our [B, H, L, D] seam; ConfigError where it is not installed."""
+    fa3 = fa3_module()
+    if fa3 is None:
+        raise ConfigError(
+            f"--attention-backend fa3 needs FlashAttention-3's {FA3_MODULE} package (Hopper GPUs; built from the "
+            "hopper/ folder of github.com/Dao-AILab/flash-attention); choose auto to time what is installed"
+        )
+    key_lengths = KeyLengths()
+
+    def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if mask is not None:
+            return attend_by_rows(attend, q, k, v, mask, key_lengths)
+        # [B, H, L, D] -> FA3's [B, L, H, D] as views: it takes any strides with contiguous head dims
+        out = fa3.flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        if isinstance(out, tuple):  # releases differ: some return (out, softmax_lse)
+            out = out[0]
+        return out.transpose(1, 2)  # [B, L, H, D] -> [B, H, L, D]; merge_heads transposes it back for free
+
+    return attend
+
+
 def candidate(name: str) -> AttentionFn:
     """The attention function of one fixed backend."""
     if name == "sdpa":
         return sdpa_attention
     if name == "triton":
         return triton_attention()
+    if name == "fa3":
+        return fa3_attention()
     if name in _SDPA_KERNELS:
         return sdpa_with(_SDPA_KERNELS[name], split_masked=name in _NO_MASK)
     raise ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(BACKENDS)}")
@@ -248,8 +289,9 @@ AttentionBackend = AutoAttention | FixedAttention
 
 
 def auto_candidates(triton_ok: bool) -> dict[str, AttentionFn]:
-    """PyTorch's own pick (the baseline `auto` can only beat), each SDPA kernel, and our Triton kernel."""
-    names = ["sdpa", *_SDPA_KERNELS, *(["triton"] if triton_ok else [])]
+    """PyTorch's own pick (the baseline `auto` can only beat), each SDPA kernel, our Triton kernel, and
+    FlashAttention-3 where it is installed."""
+    names = ["sdpa", *_SDPA_KERNELS, *(["triton"] if triton_ok else []), *(["fa3"] if fa3_module() else [])]
     return {name: candidate(name) for name in names}
 
 
