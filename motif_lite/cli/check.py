@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from motif_lite.choices import MOTIF_REPO
-from motif_lite.cli.run_flags import add_weight_file_flags, weight_files
+from motif_lite.cli.run_flags import GGUF_HELP, add_weight_file_flags, weight_files
 
 EXIT_PROBLEMS = 2
 
@@ -42,7 +42,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     check.add_argument(
         "-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})"
     )
-    check.add_argument("--gguf", help="quantized transformer: a .gguf file or a variant of the GGUF repo, e.g. Q4_K_M")
+    check.add_argument("--gguf", help=GGUF_HELP)
     check.add_argument(
         "--text-encoder-gguf",
         metavar="FILE",

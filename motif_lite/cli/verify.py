@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from motif_lite.choices import DTYPE_NAMES, MOTIF_REPO
-from motif_lite.cli.run_flags import add_weight_file_flags, weight_files
+from motif_lite.cli.run_flags import GGUF_HELP, add_weight_file_flags, weight_files
 from motif_lite.errors import MotifLiteError
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})"
     )
-    verify.add_argument("--gguf", help="quantized transformer: a .gguf file or a variant of the GGUF repo, e.g. Q4_K_M")
+    verify.add_argument("--gguf", help=GGUF_HELP)
     verify.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     verify.add_argument("--dtype", choices=DTYPE_NAMES, help="compute dtype (default fp32 on the CPU, bf16 on a GPU)")
     verify.add_argument("-W", "--width", type=int, default=256, help="width (default 256)")
