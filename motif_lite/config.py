@@ -104,7 +104,7 @@ class TransformerConfig:
                 raise ConfigError(f"{source}: {name} must be a list of 3 integers, got {merged[name]!r}")
         try:
             return cls(**merged)
-        except TypeError as exc:
+        except (TypeError, ConfigError) as exc:  # the file's name with what is wrong in it
             raise ConfigError(f"{source}: {exc}") from None
 
     @classmethod

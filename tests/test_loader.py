@@ -133,7 +133,7 @@ def test_bad_config_values_are_named(checkpoint):
         ("rope_theta", -1, "rope_theta"),
     ]:
         path.write_text(json.dumps({**good, key: value}))
-        with pytest.raises(ConfigError, match=expected):
+        with pytest.raises(ConfigError, match=f"{path}: .*{expected}"):  # the file, then what is wrong in it
             load_transformer(checkpoint)
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
