@@ -29,7 +29,7 @@ from motif_lite.choices import MOTIF_REPO
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.io.hub import HubAccess, MissingFilesError, find_checkpoint, find_gguf, is_gguf_variant
-from motif_lite.io.linked import check_weight_file, linked_checkpoint, user_paths
+from motif_lite.io.linked import check_weight_file, linked_checkpoint, real_paths
 from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting
 
 if TYPE_CHECKING:
@@ -133,18 +133,25 @@ def locate_sources(
         lambda: _find_root(str(model), gguf_replaced, set(files), hub, require_weights, notes), problems, missing
     )
     linked = {component: file for component, file in files.items() if file is not None}
+    found = root
     if root is not None and linked and not problems:
-        root = _collect(lambda: linked_checkpoint(root, linked), problems, missing)
+        root = _collect(lambda: linked_checkpoint(found, linked), problems, missing)
         notes.append("weights from your files instead of the checkpoint's: " + _listed(linked))
+
+    def stop_on_problems() -> None:
+        if root is not None and root != found:  # name the files themselves, not the links that stand for them
+            problems[:] = [real_paths(problem, root, found, linked) for problem in problems]
+        _raise_if(problems, missing)
+
     gguf_path = None
     if gguf is not None:
         gguf_path = _collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes), problems, missing)
     text_gguf = None
     if text_encoder_gguf is not None:
         text_gguf = _collect(lambda: find_text_encoder_gguf(root, text_encoder_gguf), problems, missing)
-    _raise_if(problems, missing)
+    stop_on_problems()
     configs = _collect(lambda: CheckpointConfigs.read(root), problems, missing)
-    _raise_if(problems, missing)
+    stop_on_problems()
     transformer = _collect(
         lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes, "transformer" in linked),
         problems,
@@ -154,9 +161,7 @@ def locate_sources(
         yours = {file.resolve() for file in linked.values()}
         for file in _component_weights(root, text_encoder=text_encoder_gguf is None):
             _collect(lambda file=file: _check_complete(file, file.resolve() in yours), problems, [])
-    if linked and root is not None:  # name the user's files, not the links that stand for them
-        problems = [user_paths(problem, root, linked) for problem in problems]
-    _raise_if(problems, missing)
+    stop_on_problems()
     gguf_request = None if gguf is None else str(gguf)
     return ModelSources(
         str(model), root, gguf_path, gguf_request, configs, transformer, tuple(notes), text_gguf, linked

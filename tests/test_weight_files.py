@@ -146,6 +146,17 @@ def test_a_truncated_file_of_yours_is_named_as_yours(checkpoints, tmp_path, caps
     assert "download it again" not in err
 
 
+def test_errors_about_the_checkpoints_own_files_name_them(checkpoints, tmp_path, capsys):
+    # Beside the user's files, -m's own files are linked too: an error about one names it where it really is.
+    _, b, files = checkpoints
+    broken = tmp_path / "broken"
+    shutil.copytree(b, broken)
+    (broken / "vae" / "config.json").write_text("{not json")
+    code = cli.main([*run_args(broken, tmp_path / "fox.gif"), "--vae", str(files["vae"])])
+    err = assert_user_error(capsys, code, f"{broken / 'vae' / 'config.json'} is not valid JSON")
+    assert "linked" not in err
+
+
 def test_a_gguf_file_given_as_a_weight_file_is_taken_as_gguf():
     args = argparse.Namespace(diffusion_model="t.gguf", gguf=None, text_encoder="TE.GGUF", text_encoder_gguf=None,
                               vae="v.safetensors")  # fmt: skip

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ _REPLACED = {component: f"{component}/*.safetensors*" for component in WEIGHT_NA
 
 
 def cache_folder() -> Path:
+    """Where the linked folders live: the user's cache folder (XDG_CACHE_HOME, else ~/.cache), motif-lite/linked."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base).expanduser() / "motif-lite" / "linked"
 
@@ -70,13 +72,14 @@ def linked_checkpoint(root: Path, weights: Mapping[str, Path], cache: Path | Non
     return folder
 
 
-def user_paths(message: str, root: Path, weights: Mapping[str, Path]) -> str:
-    """`message` (an error about the linked folder `root`) naming the user's files where it names their links or
-    the component folders that hold them."""
+def real_paths(message: str, linked: Path, root: Path, weights: Mapping[str, Path]) -> str:
+    """`message` (an error about the folder `linked_checkpoint(root, weights)` made) naming the files themselves:
+    the user's files for their links and for the component folders that hold them, `root` for the rest."""
     for component, file in weights.items():
-        link = root / WEIGHT_NAMES[component]
-        message = message.replace(str(link), str(file)).replace(str(link.parent), str(file))
-    return message
+        link = linked / WEIGHT_NAMES[component]
+        message = message.replace(str(link), str(file))
+        message = re.sub(re.escape(str(link.parent)) + r"(?![\w/\\])", lambda _, name=str(file): name, message)
+    return message.replace(str(linked), str(root))
 
 
 def _files(root: Path) -> dict[str, Path]:
