@@ -251,3 +251,18 @@ def test_verify_reads_your_files_in_both_pipelines(checkpoints, capsys):
     assert f"on {b} with transformer {files['transformer']} with text encoder {files['text_encoder']}" in out[0]
     code = cli.main(["verify", "-m", str(b), "--text-encoder", "te-Q8_0.gguf", *small])
     assert_user_error(capsys, code, "verify compares with diffusers, which cannot read a text encoder GGUF")
+
+
+def test_serve_takes_your_files_and_says_so(checkpoints, tmp_path, capsys, monkeypatch):
+    from motif_lite.errors import MotifLiteError
+
+    def stop(*args, **kwargs):
+        raise MotifLiteError("stop here")
+
+    monkeypatch.setattr(pipeline, "plan_generation", stop)  # after every check, before anything loads
+    _, b, files = checkpoints
+    flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--vram", "4"]
+    assert cli.main(["serve", "-m", str(b), "--vae", str(files["vae"]), *flags]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"note: weights from your files instead of the checkpoint's: vae {files['vae']}" in err, err
+    assert "error: stop here" in err

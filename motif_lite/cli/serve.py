@@ -169,6 +169,8 @@ def _serve(
     sources, device = preflight(
         args.model, args.gguf, args.device, args.kernels, args.text_encoder_gguf, weights=args.weights
     )
+    for note in sources.notes:  # as run prints them: your weight files, assumed config values, ...
+        print(f"note: {note}", file=sys.stderr)
     plan = None
     if args.vram is not None or args.ram is not None or device.type == "cuda":
         max_video = max_video or OFFICIAL_VIDEO
