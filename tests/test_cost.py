@@ -129,3 +129,31 @@ def test_short_cpu_runs_and_dry_runs_do_not_ask(cpu_run, monkeypatch):
         cpu_run("-W", "256", "-H", "256", "--video-frames", "9", "--steps", "2")
     monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: pytest.fail("a dry run estimated CPU time"))
     assert cpu_run("--dry-run") == 0  # plans the official architecture, without asking
+
+
+def test_a_long_gpu_run_says_how_long_first(tmp_path, monkeypatch, capsys):
+    # On a GPU nothing is asked: a note gives the range (FLOPs over the measured matrix-multiply rate, up to 1.5x).
+    from huggingface_hub import constants
+
+    from motif_lite.checkpoint import locate_sources
+
+    rates = []
+    monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype, seconds, device: rates.append(device) or 7.75e14)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    at_hand = locate_sources(download=False, require_weights=False)
+    monkeypatch.setattr(pipeline, "preflight", lambda *a, **kw: (at_hand, torch.device("cuda")))
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: (_ for _ in ()).throw(Reached()))
+    args = ["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cuda", "--vram", "24"]
+    with pytest.raises(Reached):  # the official 720p: 5.1e17 FLOPs at 775 TFLOP/s (an H200's rate) is 11 minutes
+        cli.main(args)
+    err = capsys.readouterr().err
+    assert "note: this run (1280x736x121, 50 steps) is 5.1e+17 FLOPs: about 11 minutes to 16 minutes on this GPU" in err
+    assert "(775 TFLOP/s bfloat16 matrix multiply now;" in err and rates == [torch.device("cuda")]
+    with pytest.raises(Reached):  # a short run: no note
+        cli.main([*args, "-W", "832", "-H", "480", "--video-frames", "49", "--steps", "25"])
+    assert "note: this run" not in capsys.readouterr().err
+
+
+def test_the_matmul_probe_measures_a_rate():
+    rate = cost.measure_matmul_flops(torch.float32, seconds=0.05)
+    assert 1e8 < rate < 1e14  # a plausible CPU rate in FLOP/s, from a real timed F.linear

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.cli.run_flags import DEFAULTS, LONG_CPU_RUN_SECONDS, add_run_flags, weight_files
+from motif_lite.cli.run_flags import DEFAULTS, LONG_CPU_RUN_SECONDS, LONG_GPU_RUN_SECONDS, add_run_flags, weight_files
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -126,14 +126,8 @@ def confirm_cpu_time(
 
     from motif_lite.errors import MotifLiteError
     from motif_lite.runtime import cost
-    from motif_lite.vae.config import WanVAEConfig
 
-    prompts = (request.prompt, request.negative_prompt) if settings.guidance.value is not None else (request.prompt,)
-    size = (request.width, request.height, request.frames, request.steps)
-    text_shape = cost.text_encoder_shape(configs.root)
-    vae_config = configs.vae or WanVAEConfig()
-    estimate = cost.generation_cost(settings.transformer.value, vae_config, text_shape, *size, prompts)
-    total = estimate.total * videos
+    total = _run_flops(request, settings, configs) * videos
     if total < LONG_CPU_RUN_SECONDS * cost.SLOWEST_CPU_FLOPS:
         return  # short on any CPU: not worth measuring this one
     throughput = cost.measure_matmul_flops(dtype)
@@ -160,6 +154,45 @@ def confirm_cpu_time(
         raise MotifLiteError(f"{message}. Pass --yes to start it anyway.")
     if input(f"{message}.\nStart it anyway? [y/N] ").strip().lower() not in ("y", "yes"):
         raise MotifLiteError("not started")
+
+
+def _run_flops(request: GenerationRequest, settings: Settings, configs: CheckpointConfigs) -> float:
+    """FLOPs of one video of `request` (motif_lite.runtime.cost), with the checkpoint's configs or the official."""
+    from motif_lite.runtime import cost
+    from motif_lite.vae.config import WanVAEConfig
+
+    prompts = (request.prompt, request.negative_prompt) if settings.guidance.value is not None else (request.prompt,)
+    size = (request.width, request.height, request.frames, request.steps)
+    text_shape = cost.text_encoder_shape(configs.root)
+    vae_config = configs.vae or WanVAEConfig()
+    return cost.generation_cost(settings.transformer.value, vae_config, text_shape, *size, prompts).total
+
+
+def gpu_time_note(
+    request: GenerationRequest,
+    settings: Settings,
+    configs: CheckpointConfigs,
+    dtype: torch.dtype,
+    device: torch.device,
+    videos: int = 1,
+) -> str | None:
+    """Before a long GPU run, what it will take: its FLOPs over this GPU's measured matrix-multiply rate, as a range
+    (motif_lite.runtime.cost says why "T to 1.5 T"); None for a run estimated under LONG_GPU_RUN_SECONDS."""
+    from motif_lite.runtime import cost
+
+    total = _run_flops(request, settings, configs) * videos
+    throughput = cost.measure_matmul_flops(dtype, seconds=0.2, device=device)
+    seconds = total / throughput
+    if seconds <= LONG_GPU_RUN_SECONDS:
+        return None
+    kind = str(dtype).split(".")[-1]
+    what = f"{request.width}x{request.height}x{request.frames}, {request.steps} steps"
+    what += f", {videos} videos" if videos > 1 else ""
+    return (
+        f"this run ({what}) is {total:.2g} FLOPs: about {_duration(seconds)} to {_duration(1.5 * seconds)} on this "
+        f"GPU ({throughput / 1e12:.0f} TFLOP/s {kind} matrix multiply now; attention and streamed weights are "
+        "slower). For a quick look first: -W 832 -H 480 --video-frames 49 --steps 25"
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -320,6 +353,9 @@ def _generate(
     _print_notes([*sources.notes, *settings.notes], say)
     if device.type == "cpu" and parallel is None:
         confirm_cpu_time(request, settings, sources.configs, dtype, args.yes, len(requests))
+    elif device.type == "cuda" and parallel is None:
+        note = gpu_time_note(request, settings, sources.configs, dtype, device, len(requests))
+        _print_notes([note] if note else [], say)
     plan = None
     if args.vram is not None or args.ram is not None or device.type == "cuda":
         # Raises if nothing fits, before anything loads. In a parallel run: the plan of one rank.

@@ -26,6 +26,7 @@ GGUF_HELP = (
     "transformer config still comes from -m)"
 )
 LONG_CPU_RUN_SECONDS = 600  # a CPU run estimated longer than this asks first (--yes skips the question)
+LONG_GPU_RUN_SECONDS = 600  # a GPU run estimated longer than this says how long first (a note, no question)
 
 
 def add_run_flags(run: argparse.ArgumentParser) -> None:

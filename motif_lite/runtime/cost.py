@@ -14,7 +14,12 @@ FLOPs are counted from the architecture, 2 per multiply-accumulate (MAC):
 Time = FLOPs / throughput, where the throughput is this CPU's measured rate for a transformer-shaped `F.linear` in
 the run's dtype, at the moment of the run (a busy machine measures slower). It is an estimate, not a bound: on an
 idle 2-core machine the measured runs in docs/benchmarks.md reached 0.6-2x the matrix-multiply rate (convolutions
-and large matmuls run faster than this probe, attention and small ops slower).
+and large matmuls run faster than this probe, attention and small ops slower). On a GPU the same count over the
+GPU's measured matrix-multiply rate is a floor: attention (most of the FLOPs at video sizes) runs below that rate,
+and streamed plans add their copies. On an H200 this probe's shape ran at 775 TFLOP/s (16384 x 6144 x 1536 in
+0.399 ms) and a whole 720p forward at 558 (5.13 PFLOP in 9.20 s), 0.72x of it (docs/benchmarks.md, "Kernels,
+second versions" and "8-bit attention"); the 6 GiB plan took 1.12x the resident time. So `motif-lite run` says
+"about T to 1.5 T".
 """
 
 from __future__ import annotations
@@ -185,20 +190,32 @@ def text_encoder_shape(root: str | Path | None) -> TextEncoderShape:
     return TextEncoderShape.from_json(path) if path is not None and path.is_file() else TextEncoderShape()
 
 
-def measure_matmul_flops(dtype: torch.dtype = torch.float32, seconds: float = 0.3) -> float:
-    """This CPU's matrix-multiply rate in FLOP/s: the best of repeated `F.linear` calls of a transformer linear's
-    shape (512 tokens, 1536 -> 1536) for about `seconds` (`F.linear`, as our layers call it: on some CPUs torch's
-    plain bfloat16 `mm` is ten times slower than its bfloat16 linear)."""
+def measure_matmul_flops(
+    dtype: torch.dtype = torch.float32, seconds: float = 0.3, device: torch.device | str = "cpu"
+) -> float:
+    """This device's matrix-multiply rate in FLOP/s: the best of repeated `F.linear` calls of a transformer linear's
+    shape for about `seconds` (`F.linear`, as our layers call it: on some CPUs torch's plain bfloat16 `mm` is ten
+    times slower than its bfloat16 linear). The CPU gets 512 tokens, 1536 -> 1536; a GPU, whose throughput needs
+    large products, 16384 tokens, 1536 -> 6144 (the feed-forward's first linear at a fraction of a video's tokens)."""
+    device = torch.device(device)
+    tokens, features = (16384, 6144) if device.type == "cuda" else (512, 1536)
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(512, 1536, generator=generator).to(dtype)
-    weight = torch.randn(1536, 1536, generator=generator).to(dtype)
+    x = torch.randn(tokens, 1536, generator=generator).to(device, dtype)
+    weight = torch.randn(features, 1536, generator=generator).to(device, dtype)
     flops = 2.0 * x.shape[0] * x.shape[1] * weight.shape[0]
     best = float("inf")
-    torch.nn.functional.linear(x, weight)  # warm-up: thread pool, first-call dispatch
+    torch.nn.functional.linear(x, weight)  # warm-up: thread pool, first-call dispatch, cuBLAS's choice
     deadline = time.perf_counter() + seconds
     while True:
+        _synchronize(device)
         start = time.perf_counter()
         torch.nn.functional.linear(x, weight)
+        _synchronize(device)
         best = min(best, time.perf_counter() - start)
         if time.perf_counter() > deadline:
             return flops / best
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
