@@ -153,6 +153,14 @@ def test_a_long_gpu_run_says_how_long_first(tmp_path, monkeypatch, capsys):
         cli.main([*args, "-W", "832", "-H", "480", "--video-frames", "49", "--steps", "25"])
     assert "note: this run" not in capsys.readouterr().err
 
+    def out_of_memory(dtype, seconds, device):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(cost, "measure_matmul_flops", out_of_memory)  # a full GPU: no estimate, no traceback
+    with pytest.raises(Reached):
+        cli.main(args)
+    assert "note: this run" not in capsys.readouterr().err
+
 
 def test_the_matmul_probe_measures_a_rate():
     rate = cost.measure_matmul_flops(torch.float32, seconds=0.05)

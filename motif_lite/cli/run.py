@@ -181,7 +181,10 @@ def gpu_time_note(
     from motif_lite.runtime import cost
 
     total = _run_flops(request, settings, configs) * videos
-    throughput = cost.measure_matmul_flops(dtype, seconds=0.2, device=device)
+    try:
+        throughput = cost.measure_matmul_flops(dtype, seconds=0.2, device=device)
+    except RuntimeError:  # e.g. out of memory on a GPU another process fills: the run itself will say more
+        return None
     seconds = total / throughput
     if seconds <= LONG_GPU_RUN_SECONDS:
         return None
