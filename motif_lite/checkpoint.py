@@ -152,15 +152,13 @@ def locate_sources(
     stop_on_problems()
     configs = _collect(lambda: CheckpointConfigs.read(root), problems, missing)
     stop_on_problems()
+    yours = {file.resolve() for file in linked.values()}
     transformer = _collect(
-        lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes, "transformer" in linked),
-        problems,
-        [],
+        lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes, yours), problems, []
     )
     if root is not None and require_weights:
-        yours = {file.resolve() for file in linked.values()}
         for file in _component_weights(root, text_encoder=text_encoder_gguf is None):
-            _collect(lambda file=file: _check_complete(file, file.resolve() in yours), problems, [])
+            _collect(lambda file=file: _check_complete(file, yours), problems, [])
     stop_on_problems()
     gguf_request = None if gguf is None else str(gguf)
     return ModelSources(
@@ -250,10 +248,10 @@ def _transformer_setting(
     gguf: Path | None,
     require_weights: bool,
     notes: list[str],
-    yours: bool = False,
+    yours: Collection[Path] = (),
 ) -> Setting[TransformerConfig]:
     """The transformer config, where it came from, and every transformer tensor at hand checked against it
-    (`yours`: the weights are a file of the user's, `io.linked`)."""
+    (`yours`: the user's own weight files, resolved, `io.linked`)."""
     from motif_lite.weights.gguf_file import read_gguf  # torch: only once the files are known to exist
     from motif_lite.weights.gguf_loader import choose_gguf_config, model_tensors
     from motif_lite.weights.loader import build_model, check_tensors
@@ -274,9 +272,9 @@ def _transformer_setting(
     return Setting(configs.transformer, CHECKPOINT, TRANSFORMER_CONFIG)
 
 
-def check_safetensors(root: Path, config: TransformerConfig, yours: bool = False) -> None:
+def check_safetensors(root: Path, config: TransformerConfig, yours: Collection[Path] = ()) -> None:
     """Every tensor of the checkpoint's `transformer/` safetensors against `config`, from the headers only
-    (`yours`: they are a file of the user's, which a damaged-file error says)."""
+    (`yours`: the user's own weight files, which a damaged-file error says)."""
     from motif_lite.weights.keymap import detect_layout, to_model_name
     from motif_lite.weights.loader import build_model, check_tensors
     from motif_lite.weights.safetensors_files import find_weight_files, read_tensor_refs
@@ -298,17 +296,17 @@ def _component_weights(root: Path, text_encoder: bool) -> list[Path]:
     return [file for folder in folders for file in sorted((root / folder).glob("*.safetensors"))]
 
 
-def _check_complete(file: Path, yours: bool = False) -> None:
+def _check_complete(file: Path, yours: Collection[Path] = ()) -> None:
     """`file`'s header against its size: a truncated or corrupt download is named before any weights load (the
-    loaders would otherwise fail deep inside, after minutes of loading the others). `yours`: a file the user gave
-    (`io.linked`), not one of the checkpoint's downloads."""
+    loaders would otherwise fail deep inside, after minutes of loading the others). `yours`: the files the user
+    gave, resolved (`io.linked`): not the checkpoint's downloads."""
     from motif_lite.weights.safetensors_header import read_header
 
     try:
         read_header(file)
     except CheckpointError as exc:
         fix = "download it again (motif-lite check with the same -m gives the command)"
-        if yours:
+        if file.resolve() in yours:
             fix = "it is your file: replace it with a complete copy of the official one"
         raise CheckpointError(f"{exc}; {fix}") from None
 

@@ -152,6 +152,9 @@ def test_a_long_gpu_run_says_how_long_first(tmp_path, monkeypatch, capsys):
     with pytest.raises(Reached):  # a short run: no note
         cli.main([*args, "-W", "832", "-H", "480", "--video-frames", "49", "--steps", "25"])
     assert "note: this run" not in capsys.readouterr().err
+    with pytest.raises(Reached):  # short on any GPU: not even the probe runs on the way
+        cli.main([*args, "-W", "256", "-H", "256", "--video-frames", "9", "--steps", "2"])
+    assert len(rates) == 2 and "note: this run" not in capsys.readouterr().err
 
     def out_of_memory(dtype, seconds, device):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")

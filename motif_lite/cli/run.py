@@ -135,10 +135,8 @@ def confirm_cpu_time(
     if seconds <= LONG_CPU_RUN_SECONDS:
         return
     kind = str(dtype).split(".")[-1]
-    what = f"{request.width}x{request.height}x{request.frames}, {request.steps} steps"
-    what += f", {videos} videos" if videos > 1 else ""
     message = (
-        f"on the CPU this run ({what}) is "
+        f"on the CPU this run ({_described(request, videos)}) is "
         f"{total:.2g} FLOPs: about {_duration(seconds)} at the {throughput / 1e9:.0f} GFLOP/s this CPU "
         f"does now ({kind} matrix multiply)"
     )
@@ -154,6 +152,12 @@ def confirm_cpu_time(
         raise MotifLiteError(f"{message}. Pass --yes to start it anyway.")
     if input(f"{message}.\nStart it anyway? [y/N] ").strip().lower() not in ("y", "yes"):
         raise MotifLiteError("not started")
+
+
+def _described(request: GenerationRequest, videos: int) -> str:
+    """The run in a few words, for the time estimates: "1280x736x121, 50 steps[, N videos]"."""
+    what = f"{request.width}x{request.height}x{request.frames}, {request.steps} steps"
+    return what + (f", {videos} videos" if videos > 1 else "")
 
 
 def _run_flops(request: GenerationRequest, settings: Settings, configs: CheckpointConfigs) -> float:
@@ -181,6 +185,8 @@ def gpu_time_note(
     from motif_lite.runtime import cost
 
     total = _run_flops(request, settings, configs) * videos
+    if total < LONG_GPU_RUN_SECONDS * cost.SLOWEST_GPU_FLOPS:
+        return None  # short on any GPU: no probe on the way to the run
     try:
         throughput = cost.measure_matmul_flops(dtype, seconds=0.2, device=device)
     except RuntimeError:  # e.g. out of memory on a GPU another process fills: the run itself will say more
@@ -189,12 +195,11 @@ def gpu_time_note(
     if seconds <= LONG_GPU_RUN_SECONDS:
         return None
     kind = str(dtype).split(".")[-1]
-    what = f"{request.width}x{request.height}x{request.frames}, {request.steps} steps"
-    what += f", {videos} videos" if videos > 1 else ""
     return (
-        f"this run ({what}) is {total:.2g} FLOPs: about {_duration(seconds)} to {_duration(1.5 * seconds)} on this "
-        f"GPU ({throughput / 1e12:.0f} TFLOP/s {kind} matrix multiply now; attention and streamed weights are "
-        "slower). For a quick look first: -W 832 -H 480 --video-frames 49 --steps 25"
+        f"this run ({_described(request, videos)}) is {total:.2g} FLOPs: about {_duration(seconds)} to "
+        f"{_duration(1.5 * seconds)} on this GPU ({throughput / 1e12:.0f} TFLOP/s {kind} matrix multiply now; "
+        "attention and streamed weights are slower). For a quick look first: -W 832 -H 480 --video-frames 49 "
+        "--steps 25"
     )
 
 

@@ -37,6 +37,7 @@ from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.vae.config import WanVAEConfig
 
 SLOWEST_CPU_FLOPS = 1e9  # below FLOPs / this many seconds a run is short on any CPU (no need to measure)
+SLOWEST_GPU_FLOPS = 5e12  # the same for any GPU a video run is worth starting on (bf16 matrix multiply)
 CHARS_PER_TOKEN = 4  # English text through the Gemma tokenizer, roughly; prompts are capped at 512 tokens
 MAX_PROMPT_TOKENS = 512
 
