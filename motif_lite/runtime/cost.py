@@ -18,8 +18,8 @@ and large matmuls run faster than this probe, attention and small ops slower). O
 GPU's measured matrix-multiply rate is a floor: attention (most of the FLOPs at video sizes) runs below that rate,
 and streamed plans add their copies. On an H200 this probe's shape ran at 775 TFLOP/s (16384 x 6144 x 1536 in
 0.399 ms) and a whole 720p forward at 558 (5.13 PFLOP in 9.20 s), 0.72x of it (docs/benchmarks.md, "Kernels,
-second versions" and "8-bit attention"); the 6 GiB plan took 1.12x the resident time. So `motif-lite run` says
-"about T to 1.5 T".
+second versions" and "8-bit attention"), so `motif-lite run` says "about T to 1.5 T" (the 6 GiB plan took 1.12x
+the resident time: a streamed run may land just past the top, ~1.55 T).
 """
 
 from __future__ import annotations
