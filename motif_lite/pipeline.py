@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import resource
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,6 +37,7 @@ from motif_lite.runtime.attention import AttentionBackend, apply_attention_backe
 from motif_lite.runtime.attention import attention_backend as attention_backend_for
 from motif_lite.runtime.compile import CompileConfig, CompileHandle, apply_compile, check_compile_possible
 from motif_lite.runtime.generation_sizes import video_tokens
+from motif_lite.runtime.host_memory import peak_rss
 from motif_lite.runtime.kernels import (
     FallbackOp,
     KernelBackendError,
@@ -82,7 +82,7 @@ class GenerationResult:
     request: GenerationRequest  # resolved: normalized frames, the seed that was used
     shift: float
     timings: dict[str, float]  # seconds per stage ("encode", "denoise", "decode") and "total"
-    peak_rss_bytes: int  # peak resident memory of this process so far
+    peak_rss_bytes: int | None  # peak resident memory of this process so far (None: the OS does not say)
     peak_device_bytes: int | None  # peak CUDA memory allocated during this generation (None on CPU)
     notes: list[str] = field(default_factory=list)  # settings that were normalized (e.g. frames)
     stage_peaks: dict[str, int] = field(default_factory=dict)  # peak CUDA bytes per stage (empty on CPU)
@@ -236,7 +236,7 @@ class MotifVideoPipeline:
         shift = settings.flow_shift.value
         layout = None if self.parallel is None else self.parallel.describe()
         return GenerationResult(
-            output, request, shift, timings, _peak_rss(), peak, notes, peaks, settings, layout, self.attention_used(),
+            output, request, shift, timings, peak_rss(), peak, notes, peaks, settings, layout, self.attention_used(),
             step_seconds=record.step_seconds,
             guidance_batch=record.guidance_batch,
             step_cache=record.step_cache,
@@ -701,10 +701,6 @@ def _text_encoder_placed(
         if handle is not None:
             handle.remove()
         text_encoder.offload()
-
-
-def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
 def _metadata(request: GenerationRequest, settings: Settings) -> dict:

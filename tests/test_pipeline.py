@@ -256,6 +256,9 @@ def test_text_encoder_leaves_the_device_and_result_reports(pipe, tmp_path, monke
     assert result.output == tmp_path / "v.gif" and result.request.seed == 1 and result.shift == 15.0
     assert result.kernel_fallbacks == {}  # torch ops: nothing could fall back
     assert "fell back" not in summary(result, 0.0)
+    assert f"peak memory: RSS {result.peak_rss_bytes / 2**30:.2f} GiB" in summary(result, 0.0)
+    # Where the OS does not say (Windows has no `resource` module), the summary says so instead of failing.
+    assert "peak memory: RSS n/a" in summary(dataclasses.replace(result, peak_rss_bytes=None), 0.0)
 
 
 def test_a_kernel_that_fell_back_is_in_the_result_and_the_summary(pipe, tmp_path):

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import socket
+import sys
+import types
 
 import numpy as np
 import PIL.Image
@@ -22,6 +25,7 @@ from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
 
 from motif_lite import cli, load_pipeline  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
+from motif_lite.server import jobs  # noqa: E402
 from motif_lite.server.jobs import QUEUED, DataFolderBusy, JobStore, new_job_id  # noqa: E402
 from motif_lite.server.schema import stored_settings  # noqa: E402
 
@@ -397,3 +401,26 @@ def test_one_server_per_data_folder(tmp_path):
     finally:
         first.close()
     JobStore(tmp_path).close()  # free again
+
+
+def test_one_server_per_data_folder_with_windows_locks(tmp_path, monkeypatch):
+    """Where there is no fcntl (Windows), the folder is locked with msvcrt's non-blocking byte lock (a stand-in
+    here that refuses a second lock on the same file, as Windows does)."""
+    held, calls = set(), []
+
+    def locking(fd: int, mode: int, nbytes: int) -> None:
+        calls.append((mode, nbytes))
+        file = os.fstat(fd)
+        if (file.st_dev, file.st_ino) in held:
+            raise PermissionError(13, "Permission denied")
+        held.add((file.st_dev, file.st_ino))
+
+    monkeypatch.setattr(jobs, "fcntl", None)
+    monkeypatch.setitem(sys.modules, "msvcrt", types.SimpleNamespace(LK_NBLCK=2, locking=locking))
+    first = JobStore(tmp_path)
+    try:
+        with pytest.raises(DataFolderBusy, match="another motif-lite serve is using"):
+            JobStore(tmp_path)
+    finally:
+        first.close()
+    assert calls == [(2, 1), (2, 1)]

@@ -527,7 +527,8 @@ def summary(
         f"done: {r.width}x{r.height}, {r.frames} frames, {r.steps} steps, seed {r.seed}, shift {result.shift:g}",
         f"time: load {load_seconds:.1f}s | encode {t['encode']:.1f}s | denoise {t['denoise']:.1f}s "
         f"({t['denoise'] / r.steps:.2f} s/step) | decode {t['decode']:.1f}s | total {load_seconds + t['total']:.1f}s",
-        f"peak memory: RSS {result.peak_rss_bytes / 2**30:.2f} GiB"
+        "peak memory: RSS "
+        + ("n/a" if result.peak_rss_bytes is None else f"{result.peak_rss_bytes / 2**30:.2f} GiB")
         + ("" if plan is None or plan.host is None else f" (planned {plan.host.peak_bytes / 2**30:.2f})")
         + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
         f"attention: {result.attention}" + (f", {result.attention_backend}" if result.attention_backend else ""),

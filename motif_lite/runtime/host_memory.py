@@ -17,6 +17,7 @@ them again (they are file pages, not anonymous memory).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,3 +122,14 @@ def available_ram() -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def peak_rss() -> int | None:
+    """This process's peak resident memory so far, in bytes; None where the OS does not say (Windows: there is no
+    `resource` module, and `--ram` checks the plan's estimate, not this)."""
+    try:
+        import resource  # POSIX only: imported here so that the package imports on Windows
+    except ImportError:
+        return None
+    kib_or_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib_or_bytes if sys.platform == "darwin" else kib_or_bytes * 1024  # macOS reports bytes, Linux KiB

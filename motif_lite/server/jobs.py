@@ -15,7 +15,6 @@ statement is short, and WAL keeps a reader from waiting for the worker's progres
 
 from __future__ import annotations
 
-import fcntl
 import json
 import re
 import secrets
@@ -24,9 +23,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from motif_lite.errors import MotifLiteError
+
+try:
+    import fcntl
+except ImportError:  # Windows: the lock is msvcrt's
+    fcntl = None
 
 QUEUED, IN_PROGRESS, COMPLETED, FAILED = "queued", "in_progress", "completed", "failed"
 INTERRUPTED = "interrupted"  # error code of a job that was running when the server died
@@ -99,11 +103,9 @@ class JobStore:
         for folder in (self.root, self.videos, self.inputs):
             folder.mkdir(parents=True, exist_ok=True)
         self._owner = open(self.root / "lock", "w")  # noqa: SIM115 (held, and so locked, until close())
-        try:
-            fcntl.flock(self._owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
+        if not _lock_exclusively(self._owner):
             self._owner.close()
-            raise DataFolderBusy(f"another motif-lite serve is using the data folder {self.root}") from exc
+            raise DataFolderBusy(f"another motif-lite serve is using the data folder {self.root}")
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.root / "jobs.sqlite3", check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
@@ -256,6 +258,22 @@ class JobStore:
             if path.stem not in waiting:
                 path.unlink()
         return interrupted
+
+
+def _lock_exclusively(file: IO) -> bool:
+    """Take the OS's exclusive lock on an open file without waiting; False if another process holds it. The OS
+    drops the lock when the file is closed or the process dies, so a crashed server never leaves its folder
+    locked."""
+    try:
+        if fcntl is not None:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            import msvcrt
+
+            msvcrt.locking(file.fileno(), msvcrt.LK_NBLCK, 1)  # its first byte (past the end is allowed)
+    except OSError:  # flock: BlockingIOError; msvcrt: PermissionError
+        return False
+    return True
 
 
 def _checked(job_id: str) -> str:
