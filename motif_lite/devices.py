@@ -2,7 +2,8 @@
 `torch.dtype` (`torch_dtype`).
 
 `parse_device` reads a name ("auto" included) for plans, which may be made for a device this machine lacks;
-`resolve_device` and `checked_device` also require that the device runs here.
+`resolve_device` and `checked_device` also require that the device runs here. `dtype_note` says when a dtype is a
+poor fit for a GPU (bfloat16 before compute capability 8.0).
 
 torch reports a missing GPU in several ways (an AssertionError from a CPU-only build, a RuntimeError about the
 NVIDIA driver, an invalid device ordinal); the loaders call `checked_device` first so that users get one message.
@@ -61,3 +62,27 @@ def parse_device(device: str | torch.device) -> torch.device:
 def resolve_device(device: str | torch.device) -> torch.device:
     """`parse_device`, and a device that runs here (`checked_device`)."""
     return checked_device(parse_device(device))
+
+
+# bfloat16 has tensor cores from compute capability 8.0 (Ampere: RTX 30xx, A100) on. Before that (RTX 20xx,
+# GTX 16xx and 10xx, T4, V100) its matrix multiplies run without tensor cores, and SDPA's memory-efficient and flash
+# kernels take no bfloat16 there: attention falls to the math kernel, whose memory grows with the square of the
+# tokens.
+BF16_CAPABILITY = (8, 0)
+
+
+def dtype_note(device: torch.device, dtype: torch.dtype) -> str | None:
+    """Advice when `dtype` is a poor fit for the GPU `device` (bf16 before compute capability 8.0), else None."""
+    if device.type != "cuda" or dtype != torch.bfloat16:
+        return None
+    major, minor = torch.cuda.get_device_capability(device)
+    if (major, minor) >= BF16_CAPABILITY:
+        return None
+    return (
+        f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor}) has no bfloat16 tensor cores: "
+        "in bf16, the default, the matrix multiplies run without them (several times slower) and attention has no "
+        "memory-efficient bf16 kernel there (its memory grows with the square of the tokens). --dtype fp16 runs "
+        "at this GPU's speed, but float16's range is narrower than the model was published in and fp16 has not "
+        "been checked on the real weights (a run that overflows stops at that step and says so); --dtype fp32 "
+        "is safe, slower and twice the memory"
+    )

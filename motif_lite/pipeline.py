@@ -32,6 +32,7 @@ from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.staging import staged_output
 from motif_lite.io.video import write_video
 from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.numerics import check_finite
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.runtime.attention import AttentionBackend, apply_attention_backend
 from motif_lite.runtime.attention import attention_backend as attention_backend_for
@@ -316,6 +317,7 @@ class MotifVideoPipeline:
             if conditioned:
                 pixels = self._first_frame(request)
                 image_embeds = self.text_encoder.encode_image(pixels).to(self.device, self.dtype)
+                check_finite(image_embeds, "the image encoder's embeddings of the first frame")
         if conditioned:  # the VAE encodes the first frame once the text encoder has left the device
             cond_latents[:, :, :1] = self._first_frame_latents(pixels, generator).to(noise.dtype)
             mask[:, :, 0] = 1.0
@@ -325,7 +327,9 @@ class MotifVideoPipeline:
     def _encode_prompt(self, prompt: str, label: str) -> tuple[torch.Tensor, torch.Tensor]:
         # One prompt per call is never padded; the transformer drops an all-true mask (attention's fast path).
         embeds, mask = self.text_encoder.encode([prompt], labels=[label])
-        return embeds.to(self.device, self.dtype), mask.to(self.device)
+        embeds = embeds.to(self.device, self.dtype)
+        check_finite(embeds, f"the text encoder's embeddings of the {label}")  # before any step is spent on them
+        return embeds, mask.to(self.device)
 
     def _first_frame(self, request: GenerationRequest) -> torch.Tensor:
         image = load_image(request.image)
@@ -385,10 +389,11 @@ class MotifVideoPipeline:
             names = tuple("cond" if branch else "uncond" for branch in branches)
             return cache(len(record.step_seconds), hidden, t, text, text_mask, image_embeds, names)
 
-        def on_step(i: int, _: torch.Tensor) -> None:
+        def on_step(i: int, latents: torch.Tensor) -> None:
             nonlocal last
             if self.device.type == "cuda":  # step times of the device's work, not of the kernel launches
                 torch.cuda.synchronize(self.device)
+            check_finite(latents, f"the latents after step {i + 1} of {request.steps}")
             record.step_seconds.append(time.perf_counter() - last)
             last = time.perf_counter()
             progress("denoise", i + 1, request.steps)

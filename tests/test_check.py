@@ -242,3 +242,46 @@ def test_a_component_folder_given_as_the_checkpoint_names_the_checkpoint(tiny):
     assert problems(report) == [
         f"problem  {root / 'transformer'}: is the transformer/ folder of the checkpoint {root}; fix: pass -m {root}"
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "capability", "advised"),
+    [("Tesla T4", (7, 5), True), ("NVIDIA GeForce GTX 1080", (6, 1), True), ("NVIDIA GeForce RTX 3060", (8, 6), False)],
+)
+def test_a_gpu_without_bf16_tensor_cores_is_told_to_use_fp16(monkeypatch, name, capability, advised):
+    """bf16 (the default --dtype) has tensor cores from compute capability 8.0 on; before that `check` says what
+    to use instead, on the GPU's own row."""
+    import torch
+
+    from motif_lite.checkup.environment import _check_gpu
+    from motif_lite.checkup.report import Checkup
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: (6 * 2**30, 8 * 2**30))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: name)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: capability)
+    report = Checkup()
+    _check_gpu(report)
+    [finding] = report.findings
+    assert finding.subject == "GPU cuda:0" and "6.0 GiB free of 8.0 GiB" in finding.message
+    if advised:
+        assert finding.level == "warning" and f"{name} (compute capability {capability[0]}.{capability[1]})" in (
+            finding.message
+        )
+        assert "no bfloat16 tensor cores" in finding.message and "--dtype fp16" in finding.message
+    else:
+        assert finding.level == "ok" and finding.message == f"{name}, 6.0 GiB free of 8.0 GiB"
+
+
+def test_the_dtype_note_is_for_bf16_on_such_a_gpu_only(monkeypatch):
+    import torch
+
+    from motif_lite.devices import dtype_note
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "Tesla T4")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (7, 5))
+    gpu = torch.device("cuda", 0)
+    assert "--dtype fp16" in dtype_note(gpu, torch.bfloat16)
+    assert dtype_note(gpu, torch.float16) is None and dtype_note(gpu, torch.float32) is None
+    assert dtype_note(torch.device("cpu"), torch.bfloat16) is None

@@ -23,6 +23,7 @@ from motif_lite import load_pipeline
 from motif_lite.cli.run import summary
 from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.model.ops import TORCH_OPS
+from motif_lite.numerics import NonFiniteError, check_finite
 from motif_lite.pipeline import plan_generation
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
 from motif_lite.runtime.kernels import FallbackOp
@@ -344,6 +345,45 @@ def test_failed_run_leaves_no_output(pipe, tmp_path):
         with pytest.raises(KeyboardInterrupt):
             pipe.generate(GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / name, **SIZE), on_progress=cancel)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_latents_that_stop_being_finite_stop_the_run_at_that_step(pipe, tmp_path, monkeypatch):
+    """An overflow (fp16's range, a damaged file) ends the run at the step it happens, not with a black video."""
+    forward, calls, progress = pipe.transformer.forward, [], []
+
+    def overflowing(*args, **kwargs):
+        calls.append(1)
+        out = forward(*args, **kwargs)
+        return out * torch.inf if len(calls) == 3 else out  # step 2's conditional prediction (two calls a step)
+
+    monkeypatch.setattr(pipe.transformer, "forward", overflowing)
+    request = GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / "v.mp4", **SIZE)
+    with pytest.raises(NonFiniteError, match=r"the latents after step 2 of 3 hold inf or NaN \(float32\): the weig"):
+        pipe.generate(request, on_progress=lambda *stage: progress.append(stage))
+    assert ("denoise", 1, 3) in progress and ("denoise", 2, 3) not in progress and len(calls) == 4
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_text_embeddings_that_are_not_finite_stop_the_run_before_sampling(pipe, tmp_path, monkeypatch):
+    encode, progress = pipe.text_encoder.encode, []
+
+    def half_overflowing(prompts, labels):
+        embeds, mask = encode(prompts, labels=labels)
+        return (embeds.half() * 1e5 if labels == ["negative prompt"] else embeds), mask  # past float16's 65504
+
+    monkeypatch.setattr(pipe.text_encoder, "encode", half_overflowing)
+    request = GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / "v.mp4", **SIZE)
+    with pytest.raises(NonFiniteError, match=r"embeddings of the negative prompt hold inf or NaN \(float32\)"):
+        pipe.generate(request, on_progress=lambda *stage: progress.append(stage))
+    assert not any(stage == "denoise" for stage, *_ in progress)
+
+
+def test_the_advice_for_values_that_are_not_finite_depends_on_the_dtype():
+    check_finite(torch.ones(3, dtype=torch.float16), "fine")  # finite: nothing happens
+    with pytest.raises(NonFiniteError, match=r"the latents hold inf or NaN \(float16\): float16's range"):
+        check_finite(torch.tensor([1.0, torch.inf], dtype=torch.float16), "the latents")
+    with pytest.raises(NonFiniteError, match=r"\(bfloat16\): the weights or a LoRA may be damaged"):
+        check_finite(torch.tensor([torch.nan], dtype=torch.bfloat16), "the latents")
 
 
 # ---------------------------------------------------------------------------------- validation

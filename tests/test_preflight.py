@@ -324,3 +324,22 @@ def test_an_image_that_one_latent_frame_ignores_is_noted(tmp_path):
     ]
     _, notes = GenerationRequest("x", image=tmp_path / "square.png", frames=5, output=tmp_path / "a.mp4").resolve()
     assert not any("ignored" in note for note in notes)  # two latent frames: the image conditions the first
+
+
+def test_the_dtype_note_is_printed_before_anything_loads(checkpoint, tmp_path, capsys, monkeypatch):
+    """On a GPU without bf16 tensor cores `run` says so (`devices.dtype_note`, a stand-in here: this machine has no
+    such GPU) before the weights load, so that the user can stop and pick another --dtype."""
+    from motif_lite import devices
+    from motif_lite.errors import MotifLiteError
+
+    seen = []
+    monkeypatch.setattr(devices, "dtype_note", lambda device, dtype: seen.append(dtype) or "bf16 is slow here")
+
+    def load(*args, **kwargs):
+        raise MotifLiteError("loading starts here")
+
+    monkeypatch.setattr(pipeline, "load_pipeline", load)
+    small = ("-W", "48", "-H", "32", "--video-frames", "9", "--steps", "1", "--device", "cpu")
+    code, _, err = run(capsys, "-m", str(checkpoint[0]), "-p", "x", "-o", str(tmp_path / "a.mp4"), *small)
+    assert code == cli.EXIT_USER_ERROR and seen == [torch.bfloat16]
+    assert err.index("note: bf16 is slow here") < err.index("loading starts here"), err

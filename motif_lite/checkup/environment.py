@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from motif_lite.checkup.report import Checkup, first_line
+from motif_lite.devices import dtype_note
 from motif_lite.errors import MotifLiteError
 
 
@@ -28,7 +29,12 @@ def _check_gpu(report: Checkup) -> None:
     for index in range(torch.cuda.device_count()):
         free, total = torch.cuda.mem_get_info(index)
         name = torch.cuda.get_device_name(index)
-        report.ok(f"GPU cuda:{index}", f"{name}, {free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB")
+        memory = f"{free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB"
+        advice = dtype_note(torch.device("cuda", index), torch.bfloat16)  # bf16: the default --dtype
+        if advice is None:
+            report.ok(f"GPU cuda:{index}", f"{name}, {memory}")
+        else:
+            report.warning(f"GPU cuda:{index}", f"{memory}; {advice}")
 
 
 def _check_triton(report: Checkup) -> None:

@@ -349,6 +349,7 @@ def _generate(
     parallel: Parallel | None,
     say: Callable,
 ) -> int:
+    from motif_lite.devices import dtype_note
     from motif_lite.pipeline import load_pipeline, plan_generation, preflight
     from motif_lite.settings import resolve_settings
 
@@ -358,7 +359,8 @@ def _generate(
         args.model, args.gguf, device, args.kernels, args.text_encoder_gguf, weights=args.weights
     )
     settings = resolve_settings(request, sources.configs, sources.transformer)
-    _print_notes([*sources.notes, *settings.notes], say)
+    dtype_advice = dtype_note(device, dtype)  # before loading: bf16 on a GPU without bf16 tensor cores
+    _print_notes([*sources.notes, *settings.notes, *([dtype_advice] if dtype_advice else [])], say)
     if device.type == "cpu" and parallel is None:
         confirm_cpu_time(request, settings, sources.configs, dtype, args.yes, len(requests))
     elif device.type == "cuda" and parallel is None:

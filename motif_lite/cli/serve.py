@@ -157,7 +157,7 @@ def _serve(
     api_key: str | None,
     loras: list[tuple[Path, float]],
 ):
-    from motif_lite.devices import torch_dtype
+    from motif_lite.devices import dtype_note, torch_dtype
     from motif_lite.pipeline import load_pipeline, plan_generation, preflight
     from motif_lite.request import GenerationRequest
     from motif_lite.server.app import MiB, ServerConfig
@@ -169,7 +169,8 @@ def _serve(
     sources, device = preflight(
         args.model, args.gguf, args.device, args.kernels, args.text_encoder_gguf, weights=args.weights
     )
-    for note in sources.notes:  # as run prints them: your weight files, assumed config values, ...
+    dtype_advice = dtype_note(device, dtype)
+    for note in [*sources.notes, *([dtype_advice] if dtype_advice else [])]:  # as run prints them
         print(f"note: {note}", file=sys.stderr)
     plan = None
     if args.vram is not None or args.ram is not None or device.type == "cuda":

@@ -1,0 +1,34 @@
+"""Numbers that stopped being numbers: a run whose latents or text embeddings hold inf or NaN stops where that
+first happens, with what to try, instead of sampling on and writing a black video an hour later.
+
+float16 is where this is expected: its largest value is 65504, and the model was trained and published in
+bfloat16, whose range is float32's. A damaged weight file or LoRA can do it in any dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from motif_lite.errors import MotifLiteError
+
+
+class NonFiniteError(MotifLiteError):
+    """A tensor of the generation holds inf or NaN."""
+
+
+def check_finite(tensor: torch.Tensor, what: str) -> None:
+    """Raise `NonFiniteError` naming `what` (e.g. "the latents after step 3 of 50") if `tensor` holds inf or NaN.
+    One reduction and one host sync: per step, nothing next to a transformer forward."""
+    if bool(torch.isfinite(tensor).all()):
+        return
+    if tensor.dtype == torch.float16:
+        advice = (
+            "float16's range (up to 65504) is too narrow for this model here: run in bf16 (--dtype bf16, GPUs "
+            "of compute capability 8.0 and newer) or fp32 (--dtype fp32)"
+        )
+    else:
+        advice = (
+            "the weights or a LoRA may be damaged, or a kernel may have failed: run without the LoRA, with "
+            "--kernels torch, and `motif-lite verify` compares every stage with the reference"
+        )
+    raise NonFiniteError(f"{what} hold inf or NaN ({str(tensor.dtype).removeprefix('torch.')}): {advice}")
