@@ -21,6 +21,16 @@ def torch_dtype(name: str) -> torch.dtype:
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
 
 
+def text_encoder_dtype(dtype: torch.dtype, given: torch.dtype | None = None) -> torch.dtype:
+    """The text encoder's dtype: `given`, else the run's `dtype`, except bfloat16 in a float16 run. The encoder is
+    T5Gemma2's, built from Gemma 3, whose activations are known to exceed float16's range (inf, then NaN); it
+    runs once per video, so its own bf16 costs little even where bf16 has no tensor cores. Its outputs are cast
+    to `dtype`."""
+    if given is not None:
+        return given
+    return torch.bfloat16 if dtype == torch.float16 else dtype
+
+
 SUPPORTED_TYPES = ("cpu", "cuda")  # CUDA includes ROCm builds, which name their GPUs "cuda" too
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from motif_lite import devices
 from motif_lite.checkpoint import ModelSources, locate_sources
 from motif_lite.devices import parse_device, resolve_device
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
@@ -438,6 +439,7 @@ class MotifVideoPipeline:
             else:  # exact bands split across the ranks, gathered on rank 0
                 decoded = self.parallel.decode_frames(self.vae, *plan)
             for pixels in decoded:
+                check_finite(pixels, "the decoded frames")  # else they would be written as black pixels
                 yield pixels[0]  # [3, n, H, W]
 
         output = Path(request.output).expanduser()
@@ -477,8 +479,9 @@ def load_pipeline(
     (then `gguf` is ignored). Every check that needs no weights runs first (`preflight`): one error lists every
     problem. The text encoder is loaded on the CPU and visits `device` only while prompts are encoded. `plan`
     (from `plan_generation`): load on the CPU, then stream / chunk / tile as the memory plan says instead of
-    putting everything on `device`. `text_encoder_dtype` (default `dtype`): e.g. bfloat16 (the checkpoint's own
-    dtype) next to a float32 transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
+    putting everything on `device`. `text_encoder_dtype` (default `dtype`, but bfloat16 when `dtype` is float16:
+    `devices.text_encoder_dtype`): e.g. bfloat16 (the checkpoint's own dtype) next to a float32 transformer on the
+    CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
     `loras`: (file, strength) pairs, checked against the transformer before any weight is read, then merged into
     its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py). `attention`: "exact" or
     "int8" (8-bit attention on GPUs with INT8 tensor cores, lossy; elsewhere exact attention with one warning;
@@ -506,7 +509,7 @@ def load_pipeline(
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
     text_encoder = None
     if parallel is None or parallel.is_main:
-        text_dtype = text_encoder_dtype or dtype
+        text_dtype = devices.text_encoder_dtype(dtype, text_encoder_dtype)
         text_encoder = load_text_encoder(root, dtype=text_dtype, device="cpu", gguf=sources.text_encoder_gguf)
         if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers run where it visits
             apply_dequant_kernels(text_encoder.model, kernels)
@@ -658,7 +661,8 @@ def plan_generation(
     `step_cache`: reserve the step cache's tensors; `text_encoder_gguf`: a quantized text encoder file (its packed
     bytes are what the host and device estimates count). The host budget is `ram_gib` (None: no limit; page-locked
     block homes are then used only if they fit the memory available now); `text_encoder_dtype`: the dtype the
-    text encoder is loaded in (default `dtype`); `weights`: the user's own weight files (`locate_sources`).
+    text encoder is loaded in (default: `devices.text_encoder_dtype`); `weights`: the user's own weight files
+    (`locate_sources`).
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not gib > 0:

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from motif_lite import devices
 from motif_lite.checkpoint import ModelSources
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError
@@ -48,7 +49,7 @@ def _human_bytes(n: int) -> str:
 def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: torch.dtype | None = None) -> ModelSizes:
     """Weight sizes from file headers when the files are at hand, else from the configs (official built-ins when
     those are absent): an official GGUF variant's size is counted from our quantizer's recipe for it. The text
-    encoder counts as loaded (`stored_bytes`), in `text_encoder_dtype` (default `dtype`)."""
+    encoder counts as loaded (`stored_bytes`), in `text_encoder_dtype` (default: `devices.text_encoder_dtype`)."""
     config = sources.transformer.value
     origins = {}
     if sources.gguf is not None:
@@ -62,15 +63,16 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
     else:
         transformer_bytes = _numel(config) * dtype.itemsize
         origins["transformer"] = f"transformer config, {str(dtype).removeprefix('torch.')}"
+    text_dtype = devices.text_encoder_dtype(dtype, text_encoder_dtype)
     files = sorted(sources.root.glob("text_encoder/*.safetensors")) if sources.root is not None else []
     if sources.text_encoder_gguf is not None:  # packed bytes as stored, from the header
         text_bytes = sources.text_encoder_gguf.nbytes
         origins["text encoder"] = f"{sources.text_encoder_gguf.path.name}, packed"
     elif files:
-        text_bytes = stored_bytes(files, text_encoder_dtype or dtype)
+        text_bytes = stored_bytes(files, text_dtype)
         origins["text encoder"] = "text_encoder/*.safetensors headers"
     else:
-        text_bytes = OFFICIAL_TEXT_ENCODER_PARAMS * (text_encoder_dtype or dtype).itemsize
+        text_bytes = OFFICIAL_TEXT_ENCODER_PARAMS * text_dtype.itemsize
         origins["text encoder"] = "official T5Gemma2 size (built-in), weights not at hand"
     vae = sources.configs.vae
     origins["vae"] = "vae/config.json" if vae is not None else "official Wan2.1 config (built-in)"

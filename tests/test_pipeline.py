@@ -29,6 +29,7 @@ from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
 from motif_lite.runtime.kernels import FallbackOp
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.settings import CheckpointConfigs, resolve_settings
+from motif_lite.sizes import model_sizes
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 SIZE = dict(width=48, height=32, frames=9, steps=3)
@@ -466,3 +467,32 @@ def test_gguf_checkpoint_needs_no_transformer_folder(checkpoint, tmp_path):
         load_pipeline(root, gguf=tmp_path / "missing.gguf", dtype=torch.float32, device="cpu")
     with pytest.raises(CheckpointError, match="missing transformer/config.json"):
         load_pipeline(root, dtype=torch.float32, device="cpu")
+
+
+def test_a_float16_run_keeps_the_text_encoder_in_bfloat16(checkpoint):
+    """T5Gemma2 is a Gemma 3 encoder, whose activations overflow float16: in a float16 run it stays in bfloat16
+    (unless given), its embeddings cast to float16; the planner counts it so."""
+    half = load_pipeline(checkpoint[0], dtype=torch.float16, device="cpu", kernels="torch")
+    assert {p.dtype for p in half.text_encoder.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in half.transformer.parameters()} == {torch.float16}
+    text, _ = half._encode_prompt(PROMPT, "prompt")
+    assert text.dtype == torch.float16
+    given = load_pipeline(
+        checkpoint[0], dtype=torch.float16, device="cpu", kernels="torch", text_encoder_dtype=torch.float32
+    )
+    assert {p.dtype for p in given.text_encoder.model.parameters()} == {torch.float32}
+    size = {dtype: model_sizes(half.sources, dtype).text_encoder_bytes for dtype in (torch.float16, torch.bfloat16)}
+    assert size[torch.float16] == size[torch.bfloat16] < model_sizes(half.sources, torch.float32).text_encoder_bytes
+
+
+def test_decoded_frames_that_are_not_finite_stop_the_run(pipe, tmp_path, monkeypatch):
+    decode_frames = pipe.vae.decode_frames
+
+    def overflowing(*args, **kwargs):
+        for pixels in decode_frames(*args, **kwargs):
+            yield pixels * torch.inf
+
+    monkeypatch.setattr(pipe.vae, "decode_frames", overflowing)
+    with pytest.raises(NonFiniteError, match="the decoded frames hold inf or NaN"):
+        pipe.generate(GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / "v.mp4", **SIZE))
+    assert list(tmp_path.iterdir()) == []

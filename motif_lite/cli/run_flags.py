@@ -107,7 +107,13 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m = run.add_argument_group("model and runtime")
     m.add_argument("-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})")
     m.add_argument("--gguf", help=GGUF_HELP)
-    m.add_argument("--dtype", choices=DTYPE_NAMES, default="bf16", help="compute dtype (default bf16)")
+    m.add_argument(
+        "--dtype",
+        choices=DTYPE_NAMES,
+        default="bf16",
+        help="compute dtype (default bf16, the published one; fp16 for GPUs before compute capability 8.0: the "
+        "text encoder then stays bf16)",
+    )
     m.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto); a dry run may plan for any"
     )

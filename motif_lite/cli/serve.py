@@ -88,7 +88,13 @@ def _add_model_flags(serve: argparse.ArgumentParser) -> None:
     m = serve.add_argument_group("model and runtime")
     m.add_argument("-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})")
     m.add_argument("--gguf", help=GGUF_HELP)
-    m.add_argument("--dtype", choices=DTYPE_NAMES, default="bf16", help="compute dtype (default bf16)")
+    m.add_argument(
+        "--dtype",
+        choices=DTYPE_NAMES,
+        default="bf16",
+        help="compute dtype (default bf16, the published one; fp16 for GPUs before compute capability 8.0: the "
+        "text encoder then stays bf16)",
+    )
     m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
     m.add_argument("--vram", type=gib, metavar="GiB", help="device memory budget (default: the GPU's free memory)")
