@@ -1,5 +1,5 @@
-"""Numbers that stopped being numbers: a run whose latents or text embeddings hold inf or NaN stops where that
-first happens, with what to try, instead of sampling on and writing a black video an hour later.
+"""Numbers that stopped being numbers: a run whose embeddings, latents or decoded frames hold inf or NaN stops
+where that first happens, with what to try, instead of sampling on and writing a black video an hour later.
 
 float16 is where this is expected: its largest value is 65504, and the model was trained and published in
 bfloat16, whose range is float32's. A damaged weight file or LoRA can do it in any dtype.

@@ -394,9 +394,9 @@ class MotifVideoPipeline:
             nonlocal last
             if self.device.type == "cuda":  # step times of the device's work, not of the kernel launches
                 torch.cuda.synchronize(self.device)
-            check_finite(latents, f"the latents after step {i + 1} of {request.steps}")
             record.step_seconds.append(time.perf_counter() - last)
             last = time.perf_counter()
+            check_finite(latents, f"the latents after step {i + 1} of {request.steps}")
             progress("denoise", i + 1, request.steps)
 
         def predict_velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
