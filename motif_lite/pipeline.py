@@ -560,7 +560,10 @@ def _check_speed(
     parallel: Parallel | None = None,
 ) -> tuple[StepCacheConfig | None, AttentionBackend]:
     """`load_pipeline`'s speed settings, checked before any weights load: the step cache, the attention backend."""
-    cache_config = StepCacheConfig(step_cache) if isinstance(step_cache, int | float) else step_cache
+    # A threshold of any other type goes to StepCacheConfig too, whose check names it (a str would fail mid-run).
+    cache_config = (
+        step_cache if step_cache is None or isinstance(step_cache, StepCacheConfig) else StepCacheConfig(step_cache)
+    )
     if cache_config is not None and parallel is not None:
         raise ConfigError("a step cache is not supported in a parallel run (--gpus / torchrun) yet")
     attention = attention_backend_for(attention_backend, target, use_triton(kernels))

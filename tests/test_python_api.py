@@ -113,3 +113,10 @@ def test_a_weight_file_for_an_unknown_component_names_the_known_ones(checkpoint)
     vae = checkpoint / "vae" / "diffusion_pytorch_model.safetensors"
     with pytest.raises(CheckpointError, match="no component 'unet' takes a weight file; use transformer, text_enc"):
         locate_sources(checkpoint, weights={"unet": vae})
+
+
+@pytest.mark.parametrize("threshold", ["0.05", True, -1])
+def test_a_step_cache_threshold_that_is_not_a_number_fails_at_load(threshold, checkpoint):
+    # A str used to be kept as the cache's config and fail inside the first step of the first video.
+    with pytest.raises(ConfigError, match=r"step cache threshold must be a (finite )?number"):
+        load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", step_cache=threshold)
