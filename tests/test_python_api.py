@@ -92,6 +92,11 @@ def test_a_first_frame_that_is_not_a_path_says_to_save_it(image, kind, tmp_path)
         request.resolve()
 
 
+def test_an_output_that_is_not_a_path_says_the_video_goes_to_a_file():
+    with pytest.raises(RequestError, match=r"output must be a file path \(str or Path\) such as 'fox.mp4', got None"):
+        GenerationRequest("a fox", **TINY, output=None).resolve()
+
+
 def test_loras_may_be_plain_files_and_anything_else_is_named(tmp_path):
     style, motion = tmp_path / "style.safetensors", tmp_path / "motion.safetensors"
     style.touch(), motion.touch()
