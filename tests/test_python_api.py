@@ -125,3 +125,12 @@ def test_a_step_cache_threshold_that_is_not_a_number_fails_at_load(threshold, ch
     # A str used to be kept as the cache's config and fail inside the first step of the first video.
     with pytest.raises(ConfigError, match=r"step cache threshold must be a (finite )?number"):
         load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", step_cache=threshold)
+
+
+def test_the_top_level_names_are_importable_and_listed():
+    import motif_lite
+
+    assert set(motif_lite.__all__) - {"__version__"} <= set(dir(motif_lite))  # a notebook's completion offers them
+    for name in motif_lite.__all__:
+        assert getattr(motif_lite, name) is not None
+    assert motif_lite.GenerationRequest is GenerationRequest and issubclass(RequestError, motif_lite.MotifLiteError)
