@@ -12,17 +12,29 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
+    "GenerationRequest": "motif_lite.request",  # what `load_pipeline(...).generate` takes
+    "MotifLiteError": "motif_lite.errors",  # every error a user can cause
     "MotifVideoTransformer": "motif_lite.model.transformer",
     "TransformerConfig": "motif_lite.config",
     "load_pipeline": "motif_lite.pipeline",
     "load_transformer": "motif_lite.weights.loader",
 }
-__all__ = ["MotifVideoTransformer", "TransformerConfig", "__version__", "load_pipeline", "load_transformer"]
+__all__ = [
+    "GenerationRequest",
+    "MotifLiteError",
+    "MotifVideoTransformer",
+    "TransformerConfig",
+    "__version__",
+    "load_pipeline",
+    "load_transformer",
+]
 
 if TYPE_CHECKING:
     from motif_lite.config import TransformerConfig
+    from motif_lite.errors import MotifLiteError
     from motif_lite.model.transformer import MotifVideoTransformer
     from motif_lite.pipeline import load_pipeline
+    from motif_lite.request import GenerationRequest
     from motif_lite.weights.loader import load_transformer
 
 
@@ -30,3 +42,8 @@ def __getattr__(name: str) -> Any:
     if name in _PUBLIC:
         return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'motif_lite' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The lazy names too, so that completion in a REPL or notebook offers `motif_lite.load_pipeline`.
+    return sorted({*globals(), *__all__})

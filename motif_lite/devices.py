@@ -1,5 +1,5 @@
 """Device names -> `torch.device`, with one clear error when the device cannot be used here; `--dtype` names ->
-`torch.dtype` (`torch_dtype`).
+`torch.dtype` (`torch_dtype`), and the dtypes the Python API takes (`checked_dtype`).
 
 `parse_device` reads a name ("auto" included) for plans, which may be made for a device this machine lacks;
 `resolve_device` and `checked_device` also require that the device runs here. `dtype_note` says when a dtype is a
@@ -13,12 +13,29 @@ from __future__ import annotations
 
 import torch
 
-from motif_lite.errors import DeviceError
+from motif_lite.errors import ConfigError, DeviceError
+
+COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}  # --dtype name -> dtype
 
 
 def torch_dtype(name: str) -> torch.dtype:
     """The torch dtype of a `--dtype` name (`choices.DTYPE_NAMES`: bf16, fp16, fp32)."""
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
+    return COMPUTE_DTYPES[name]
+
+
+def checked_dtype(dtype: torch.dtype | str, name: str = "dtype") -> torch.dtype:
+    """A compute dtype as the Python API takes it: torch.bfloat16, torch.float16 or torch.float32, or a name of
+    one ("bf16" as for --dtype, "bfloat16", "torch.bfloat16"). Anything else is a `ConfigError` here, before any
+    file is read, rather than a torch error from deep inside the first loader."""
+    if isinstance(dtype, str):
+        text = dtype.strip().lower().removeprefix("torch.")
+        by_name = {str(value).removeprefix("torch."): value for value in COMPUTE_DTYPES.values()}
+        dtype = COMPUTE_DTYPES.get(text) or by_name.get(text, dtype)
+    if isinstance(dtype, torch.dtype) and dtype in COMPUTE_DTYPES.values():
+        return dtype
+    raise ConfigError(
+        f"{name} must be torch.bfloat16, torch.float16 or torch.float32 (or bf16, fp16, fp32), got {dtype!r}"
+    )
 
 
 def text_encoder_dtype(dtype: torch.dtype, given: torch.dtype | None = None) -> torch.dtype:

@@ -26,7 +26,7 @@ import torch
 
 from motif_lite import devices
 from motif_lite.checkpoint import ModelSources, locate_sources
-from motif_lite.devices import parse_device, resolve_device
+from motif_lite.devices import checked_dtype, parse_device, resolve_device
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.hub import MOTIF_REPO, MissingFilesError
 from motif_lite.io.image import load_image, preprocess_image
@@ -60,7 +60,16 @@ from motif_lite.vae import WanVAE, load_vae
 from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
 from motif_lite.weights.gguf_loader import load_gguf_transformer, meta_gguf_transformer
 from motif_lite.weights.loader import load_transformer, meta_transformer
-from motif_lite.weights.lora import AppliedLoRAs, LoRAFile, LoRASpec, apply_loras, linear_shapes, read_loras
+from motif_lite.weights.lora import (
+    AppliedLoRAs,
+    LoRAEntry,
+    LoRAFile,
+    LoRASpec,
+    apply_loras,
+    linear_shapes,
+    lora_specs,
+    read_loras,
+)
 
 if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
     from motif_lite.encoders.text import TextEncoder
@@ -136,6 +145,20 @@ class _Conditioning:
         n = len(branches)
         image = None if self.image_embeds is None else self.image_embeds.repeat(n, 1, 1)
         return hidden.repeat(n, 1, 1, 1, 1), text, text_mask, image
+
+
+def _check_call(request: object, preview_every: object) -> None:
+    """`generate`'s arguments that `GenerationRequest.resolve` does not see, checked before any work."""
+    if not isinstance(request, GenerationRequest):
+        prompt = repr(request) if isinstance(request, str) else "'a red fox runs through snow'"
+        raise RequestError(
+            f"generate takes a GenerationRequest, got {type(request).__name__}: pipe.generate(GenerationRequest("
+            f"{prompt}, output='fox.mp4')), with GenerationRequest from motif_lite.request"
+        )
+    if preview_every is not None and (
+        isinstance(preview_every, bool) or not isinstance(preview_every, int) or preview_every < 1
+    ):
+        raise RequestError(f"preview_every must be a positive integer, got {preview_every!r}")
 
 
 def pad_prompts(prompts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -218,6 +241,7 @@ class MotifVideoPipeline:
 
         `on_preview(done, steps, frames)` gets a cheap preview of the clip (vae/preview.py) every `preview_every`
         steps (default: about 4 per run), not after the last step."""
+        _check_call(request, preview_every)  # before any work: a wrong argument costs no encoding
         request, notes = request.resolve()
         settings = self.settings_for(request)
         notes += [*self.notes, *settings.notes]
@@ -346,8 +370,6 @@ class MotifVideoPipeline:
         """The denoise loop's `on_denoised` that turns every `every`-th clean-latent estimate into a preview."""
         if on_preview is None:
             return None
-        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
-            raise RequestError(f"preview_every must be a positive integer, got {every!r}")
         every = every or max(1, math.ceil(steps / PREVIEWS_PER_RUN))
         if self.preview_projection is None:
             self.preview_projection = fit_latent_rgb(self.vae)
@@ -455,12 +477,12 @@ class MotifVideoPipeline:
 def load_pipeline(
     model: str | Path | ModelSources = MOTIF_REPO,
     gguf: str | Path | None = None,
-    dtype: torch.dtype = torch.bfloat16,
+    dtype: torch.dtype | str = torch.bfloat16,
     device: str | torch.device = "auto",
     kernels: str = "auto",
     plan: Plan | None = None,
-    text_encoder_dtype: torch.dtype | None = None,
-    loras: Sequence[tuple[str | Path, float]] = (),
+    text_encoder_dtype: torch.dtype | str | None = None,
+    loras: Sequence[LoRAEntry] = (),
     attention: str = "exact",
     *,
     text_encoder_gguf: str | Path | None = None,
@@ -479,17 +501,18 @@ def load_pipeline(
     (then `gguf` is ignored). Every check that needs no weights runs first (`preflight`): one error lists every
     problem. The text encoder is loaded on the CPU and visits `device` only while prompts are encoded. `plan`
     (from `plan_generation`): load on the CPU, then stream / chunk / tile as the memory plan says instead of
-    putting everything on `device`. `text_encoder_dtype` (default `dtype`, but bfloat16 when `dtype` is float16:
+    putting everything on `device`. `dtype`: torch.bfloat16, torch.float16 or torch.float32, or its name ("bf16",
+    "float32", ...). `text_encoder_dtype` (default `dtype`, but bfloat16 when `dtype` is float16:
     `devices.text_encoder_dtype`): e.g. bfloat16 (the checkpoint's own dtype) next to a float32 transformer on the
     CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
-    `loras`: (file, strength) pairs, checked against the transformer before any weight is read, then merged into
-    its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py). `attention`: "exact" or
-    "int8" (8-bit attention on GPUs with INT8 tensor cores, lossy; elsewhere exact attention with one warning;
-    docs/kernels.md). `text_encoder_gguf`: a text encoder GGUF (`python -m motif_lite.quantize CKPT --component
-    text_encoder`) replacing `text_encoder/`'s weights; its quantized layers stay packed, memory-mapped on the CPU
-    (ignored when `model` is `ModelSources`, which says it). `weights`: component ("transformer", "text_encoder",
-    "vae") -> a .safetensors file holding its official weights under another name (e.g. ComfyUI's copies), used
-    instead of the checkpoint's (`locate_sources`; ignored with `ModelSources` too).
+    `loras`: files (strength 1) or (file, strength) pairs, checked against the transformer before any weight is
+    read, then merged into its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py).
+    `attention`: "exact" or "int8" (8-bit attention on GPUs with INT8 tensor cores, lossy; elsewhere exact attention
+    with one warning; docs/kernels.md). `text_encoder_gguf`: a text encoder GGUF (`python -m motif_lite.quantize
+    CKPT --component text_encoder`) replacing `text_encoder/`'s weights; its quantized layers stay packed,
+    memory-mapped on the CPU (ignored when `model` is `ModelSources`, which says it). `weights`: component
+    ("transformer", "text_encoder", "vae") -> a .safetensors file holding its official weights under another name
+    (e.g. ComfyUI's copies), used instead of the checkpoint's (`locate_sources`; ignored with `ModelSources` too).
     `parallel`: this process's part of a parallel run (`runtime.parallel`): only its main rank loads the text
     encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself.
 
@@ -502,14 +525,17 @@ def load_pipeline(
     """
     from motif_lite.encoders.text import load_text_encoder
 
+    dtype = checked_dtype(dtype)
+    given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
+    text_dtype = devices.text_encoder_dtype(dtype, given)
+    specs = lora_specs(loras)  # the argument's shape before any check that may download
     sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights)
     cache_config, backend = _check_speed(target, kernels, compile, attention_backend, step_cache, parallel)
-    lora_files = _check_loras(loras, sources)
+    lora_files = _check_loras(specs, sources)
     root = sources.root
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
     text_encoder = None
     if parallel is None or parallel.is_main:
-        text_dtype = devices.text_encoder_dtype(dtype, text_encoder_dtype)
         text_encoder = load_text_encoder(root, dtype=text_dtype, device="cpu", gguf=sources.text_encoder_gguf)
         if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers run where it visits
             apply_dequant_kernels(text_encoder.model, kernels)
@@ -543,7 +569,10 @@ def _check_speed(
     parallel: Parallel | None = None,
 ) -> tuple[StepCacheConfig | None, AttentionBackend]:
     """`load_pipeline`'s speed settings, checked before any weights load: the step cache, the attention backend."""
-    cache_config = StepCacheConfig(step_cache) if isinstance(step_cache, int | float) else step_cache
+    # A threshold of any other type goes to StepCacheConfig too, whose check names it (a str would fail mid-run).
+    cache_config = (
+        step_cache if step_cache is None or isinstance(step_cache, StepCacheConfig) else StepCacheConfig(step_cache)
+    )
     if cache_config is not None and parallel is not None:
         raise ConfigError("a step cache is not supported in a parallel run (--gpus / torchrun) yet")
     attention = attention_backend_for(attention_backend, target, use_triton(kernels))
@@ -619,23 +648,23 @@ def check_kernels(kernels: str, device: torch.device) -> None:
         use_triton(kernels)  # an unknown backend, or triton that cannot be imported
 
 
-def _check_loras(loras: Sequence[tuple[str | Path, float]], sources: ModelSources) -> list[LoRAFile]:
+def _check_loras(specs: list[LoRASpec], sources: ModelSources) -> list[LoRAFile]:
     """Read the LoRA files and check them against the transformer's layers, from file headers only."""
-    if not loras:
+    if not specs:
         return []
     if sources.gguf is not None:
         model = meta_gguf_transformer(sources.gguf, sources.transformer.value)
     else:
         model = meta_transformer(sources.root)
     targets = linear_shapes(model)
-    return read_loras([LoRASpec(Path(path), float(strength)) for path, strength in loras], targets)
+    return read_loras(specs, targets)
 
 
 def plan_generation(
     request: GenerationRequest,
     model: str | Path | ModelSources = MOTIF_REPO,
     gguf: str | Path | None = None,
-    dtype: torch.dtype = torch.bfloat16,
+    dtype: torch.dtype | str = torch.bfloat16,
     device: str | torch.device = "auto",
     vram_gib: float | None = None,
     kernels: str = "auto",
@@ -645,7 +674,7 @@ def plan_generation(
     batch_guidance: bool | None = None,
     step_cache: bool = False,
     ram_gib: float | None = None,
-    text_encoder_dtype: torch.dtype | None = None,
+    text_encoder_dtype: torch.dtype | str | None = None,
     text_encoder_gguf: str | Path | None = None,
     weights: Mapping[str, str | Path] | None = None,
 ) -> Plan:
@@ -665,8 +694,11 @@ def plan_generation(
     (`locate_sources`).
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
-        if gib is not None and not gib > 0:
-            raise ConfigError(f"--{name} must be a positive number of GiB, got {gib}")
+        if gib is not None and not _positive_number(gib):
+            raise ConfigError(f"--{name} must be a positive number of GiB, got {gib!r}")
+    dtype = checked_dtype(dtype)
+    if text_encoder_dtype is not None:
+        text_encoder_dtype = checked_dtype(text_encoder_dtype, "text_encoder_dtype")
     if isinstance(model, ModelSources):
         sources = model
     else:
@@ -690,6 +722,11 @@ def plan_generation(
         image=request.image is not None and request.latent_frames > 1,  # the first frame goes through the VAE
         ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30), activation_dtype=dtype,
     )  # fmt: skip
+
+
+def _positive_number(value: object) -> bool:
+    """A finite number > 0 (a str such as "4", or a bool, is not one)."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value > 0
 
 
 @contextlib.contextmanager

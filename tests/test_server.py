@@ -208,8 +208,32 @@ def test_form_values_are_parsed_and_checked(server):
     body, headers = multipart({"prompt": PROMPT}, {"input_reference": ("x.png", b"not an image", "image/png")})
     code, error, _ = server.request("POST", "/v1/videos", body, headers)
     assert code == 400 and "input_reference is not a readable image" in error["error"]["message"]
+    assert "BytesIO" not in error["error"]["message"]  # Pillow's message names its buffer, not the upload
     code, error, _ = server.request("POST", "/v1/videos", b"{not json", {"Content-Type": "application/json"})
     assert code == 400 and "not valid JSON" in error["error"]["message"]
+
+
+# The `code`s docs/server.md lists for a 400.
+CODES_400 = {"invalid_value", "unknown_parameter", "missing_required_parameter", "invalid_image"}
+
+
+def test_every_400_has_a_documented_code(server):
+    form, form_headers = multipart({"prompt": PROMPT, "steps": "two"}, {})
+    upload, upload_headers = multipart({"prompt": PROMPT}, {"image": ("x.png", b"x", "image/png")})
+    json_headers = {"Content-Type": "application/json"}
+    bad = [
+        ("POST", "/v1/videos", b"{not json", json_headers),
+        ("POST", "/v1/videos", b"[1]", json_headers),
+        ("POST", "/v1/videos", b"prompt", {"Content-Type": "text/plain"}),
+        ("POST", "/v1/videos", form, form_headers),
+        ("POST", "/v1/videos", upload, upload_headers),
+        ("POST", "/v1/videos", {"prompt": PROMPT, "model": 3}, None),
+        ("GET", f"/v1/videos/video_{'0' * 32}/content?variant=gif", None, None),
+        *(("POST", "/v1/videos", body, None) for body, _, _ in BAD_BODIES),
+    ]
+    for method, path, body, headers in bad:
+        code, error, _ = server.request(method, path, body, headers)
+        assert code == 400 and error["error"]["code"] in CODES_400, (body, error)
 
 
 def test_unknown_ids_are_404_and_bad_queries_400(server):

@@ -13,6 +13,13 @@ from motif_lite.errors import ConfigError, MotifLiteError
 
 def load_image(path: str | Path) -> PIL.Image.Image:
     """Open an image file as an RGB `PIL.Image` (alpha is dropped, palettes and grayscale are expanded)."""
+    if not isinstance(path, str | Path):  # a PIL image, array or tensor, as diffusers' pipelines take them
+        kind = type(path)
+        name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+        raise MotifLiteError(
+            f"the input image must be the path of an image file (str or Path), got {name}; save it to a file "
+            "first (e.g. image.save('first.png')) and give that path"
+        )
     path = Path(path).expanduser()
     if path.is_dir():
         raise MotifLiteError(f"input image {path} is a directory; give the image file in it, e.g. {path / 'first.png'}")

@@ -44,6 +44,8 @@ def cache_folder() -> Path:
 
 def check_weight_file(component: str, path: str | Path) -> Path:
     """The user's weight file for `component`, made absolute; `CheckpointError` when it is not one."""
+    if component not in WEIGHT_NAMES:  # e.g. ComfyUI's "unet" or "clip" for the Python API's `weights` keys
+        raise CheckpointError(f"no component {component!r} takes a weight file; use {', '.join(WEIGHT_NAMES)}")
     file = Path(path).expanduser()
     if not file.is_file():
         raise CheckpointError(f"the {component.replace('_', ' ')} file {file} does not exist")

@@ -46,6 +46,11 @@ def unused_path(path: Path) -> Path:
 
 def check_output_path(path: str | Path) -> None:
     """Fail early (`MotifLiteError`) for outputs `write_video` cannot produce: bad extension, pattern, directory."""
+    if not isinstance(path, str | Path):  # e.g. None, as if the frames came back instead (diffusers' output_type)
+        raise MotifLiteError(
+            f"output must be a file path (str or Path) such as 'fox.mp4', got {path!r}: the video is written to "
+            "that file, and the result's `output` is its path"
+        )
     path = Path(path).expanduser()
     if path.is_dir():  # first: a folder (`-o renders`) has no suffix, and "unsupported format" would mislead
         raise MotifLiteError(f"output path {path} is a directory; give a file name, e.g. {path / 'output.mp4'}")

@@ -46,7 +46,7 @@ class StepCacheConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, int | float):
-            raise ConfigError(f"step cache threshold must be a number, got {self.threshold!r}")
+            raise ConfigError(f"step cache threshold must be a number (e.g. 0.05), got {self.threshold!r}")
         if not math.isfinite(self.threshold) or self.threshold < 0:
             raise ConfigError(f"step cache threshold must be a finite number >= 0, got {self.threshold!r}")
         if isinstance(self.blocks, bool) or not isinstance(self.blocks, int) or self.blocks < 1:

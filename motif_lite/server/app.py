@@ -126,7 +126,8 @@ def _api_router(store: JobStore, worker: Worker, config: ServerConfig) -> APIRou
     @api.get("/videos/{video_id}/content")
     async def download_video(video_id: str, variant: str = "video") -> Response:
         if variant not in MEDIA_TYPES:
-            raise ApiError(400, f"variant must be one of {', '.join(MEDIA_TYPES)}, got {variant!r}", "variant")
+            raise ApiError(400, f"variant must be one of {', '.join(MEDIA_TYPES)}, got {variant!r}", "variant",
+                           "invalid_value")  # fmt: skip
         job = _job(store, video_id)
         if variant == "preview":
             return _preview(store, job)
@@ -219,7 +220,8 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | No
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
                 if key != "input_reference":
-                    raise ApiError(400, f"unexpected file field {key!r}; the first frame goes in input_reference", key)
+                    raise ApiError(400, f"unexpected file field {key!r}; the first frame goes in input_reference",
+                                   key, "unknown_parameter")  # fmt: skip
                 image = await value.read()
             elif key == "input_reference[image_url]":  # the SDK's form encoding of {"image_url": ...}
                 fields["input_reference"] = {"image_url": value}
@@ -229,13 +231,14 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | No
                 fields[key] = value
         return fields, image, True
     if content_type not in ("application/json", ""):
-        raise ApiError(400, f"send application/json or multipart/form-data, not {content_type}")
+        raise ApiError(400, f"send application/json or multipart/form-data, not {content_type}", None,
+                       "invalid_value")  # fmt: skip
     try:
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}") from exc
+        raise ApiError(400, f"the body is not valid JSON: {exc}", None, "invalid_value") from exc
     if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
+        raise ApiError(400, "the body must be a JSON object", None, "invalid_value")
     return body, None, False
 
 

@@ -79,7 +79,7 @@ def parse_create(fields: Mapping[str, Any], image: bytes | None, from_form: bool
     if prompt is None:
         raise ApiError(400, "prompt is required", "prompt", "missing_required_parameter")
     if "model" in given and not isinstance(given["model"], str):
-        raise ApiError(400, "model must be a string", "model", "invalid_type")
+        raise ApiError(400, "model must be a string", "model", "invalid_value")
     request_fields: dict[str, Any] = {"prompt": prompt}
     for name, (field, kind) in MOTIF_FIELDS.items():
         if name in given:
@@ -105,7 +105,8 @@ def _form_value(value: Any, kind: type, name: str) -> Any:
             return float(value)
         except ValueError:
             pass
-    raise ApiError(400, f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}", name)
+    raise ApiError(400, f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}", name,
+                   "invalid_value")  # fmt: skip
 
 
 def parse_size(size: Any) -> tuple[int, int]:
@@ -163,6 +164,9 @@ def decode_image(data: bytes, max_bytes: int, max_pixels: int):  # -> PIL.Image.
                 raise ApiError(413, f"input_reference is {image.width}x{image.height}; the limit is "
                                f"{max_pixels:,} pixels", "input_reference", "image_too_large")  # fmt: skip
             return image.convert("RGB")
+    except PIL.UnidentifiedImageError as exc:  # its message names the in-memory buffer, not the upload
+        raise ApiError(400, "input_reference is not a readable image (not a format Pillow reads: PNG, JPEG, WebP, "
+                       "...)", "input_reference", "invalid_image") from exc  # fmt: skip
     except (OSError, ValueError, PIL.Image.DecompressionBombError) as exc:
         raise ApiError(400, f"input_reference is not a readable image ({exc})", "input_reference",
                        "invalid_image") from exc  # fmt: skip

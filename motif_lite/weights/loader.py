@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from motif_lite.config import TransformerConfig, assumed_note, config_from_weights
-from motif_lite.devices import checked_device
+from motif_lite.devices import checked_device, checked_dtype
 from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.weights.keymap import detect_layout, to_model_name
@@ -24,12 +24,14 @@ MAX_LISTED = 20
 
 
 def load_transformer(
-    source: str | Path, dtype: torch.dtype = torch.bfloat16, device: torch.device | str = "cpu"
+    source: str | Path, dtype: torch.dtype | str = torch.bfloat16, device: torch.device | str = "cpu"
 ) -> MotifVideoTransformer:
     """Load the transformer from a checkpoint directory (uses `transformer/`), a `transformer/` folder, one
-    `.safetensors` file, a sharded set's `.index.json`, or a `.gguf` file (weights stay packed)."""
+    `.safetensors` file, a sharded set's `.index.json`, or a `.gguf` file (weights stay packed). `dtype`:
+    torch.bfloat16, torch.float16 or torch.float32, or its name ("bf16", "float32", ...)."""
     path = Path(source)
     device = checked_device(device)  # before any file is read
+    dtype = checked_dtype(dtype)
     if path.suffix == ".gguf":
         from motif_lite.weights.gguf_loader import load_gguf_transformer
 

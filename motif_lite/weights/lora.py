@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,34 @@ class LoRASpec:
                 raise LoRAError(f"LoRA strength must be a finite number, got {tail!r} in {text!r}")
             return cls(Path(path), strength)
         return cls(Path(text))
+
+
+# What `load_pipeline(loras=...)` takes per LoRA: a file (strength 1, as --lora FILE) or a (file, strength) pair.
+LoRAEntry = str | Path | tuple[str | Path, float]
+
+
+def lora_specs(loras: Sequence[LoRAEntry]) -> list[LoRASpec]:
+    """The LoRAs as the Python API takes them: each a file or a (file, strength) pair; `LoRAError` naming the entry
+    for anything else (a bare file instead of a list, a strength that is not a finite number, a missing file)."""
+    if isinstance(loras, str | Path):  # a str is a sequence too: its letters would be read as files
+        raise LoRAError(f"loras takes a list of files or (file, strength) pairs, e.g. loras=[({str(loras)!r}, 1.0)]")
+    specs = []
+    for entry in loras:
+        if isinstance(entry, str | Path):
+            specs.append(LoRASpec(Path(entry)))
+            continue
+        path, strength = entry if isinstance(entry, tuple | list) and len(entry) == 2 else (None, None)
+        number = isinstance(strength, numbers.Real) and not isinstance(strength, bool) and math.isfinite(strength)
+        if not isinstance(path, str | Path) or not number:
+            raise LoRAError(
+                f"each LoRA is a file or a (file, strength) pair with a finite number as strength, e.g. "
+                f"('style.safetensors', 0.8); got {entry!r}"
+            )
+        specs.append(LoRASpec(Path(path), float(strength)))
+    for spec in specs:
+        if not spec.path.is_file():
+            raise LoRAError(f"LoRA file not found: {spec.path}")
+    return specs
 
 
 @dataclass

@@ -1,0 +1,136 @@
+"""The Python API as a diffusers user first meets it: the arguments such a user passes (dtype names, a prompt
+instead of a request, a PIL image, LoRAs as plain files, ComfyUI's component names) work or fail at once with a
+motif-lite error that says what to pass, never a torch traceback from inside the first loader."""
+
+from __future__ import annotations
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
+
+from motif_lite import load_pipeline, load_transformer  # noqa: E402
+from motif_lite.checkpoint import locate_sources  # noqa: E402
+from motif_lite.devices import checked_dtype  # noqa: E402
+from motif_lite.errors import CheckpointError, ConfigError  # noqa: E402
+from motif_lite.pipeline import plan_generation  # noqa: E402
+from motif_lite.request import GenerationRequest, RequestError  # noqa: E402
+from motif_lite.weights.lora import LoRAError, LoRASpec, lora_specs  # noqa: E402
+
+TINY = dict(width=48, height=32, frames=5, steps=2, seed=3)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpt")
+    make_tiny_checkpoint(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    # dtypes by name, as --dtype spells them and as torch does
+    return load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", text_encoder_dtype="torch.bfloat16")
+
+
+def test_dtype_names_load_as_their_torch_dtypes(pipe):
+    assert pipe.dtype == torch.float32 and pipe.transformer.x_embedder.proj.weight.dtype == torch.float32
+    assert next(pipe.text_encoder.model.parameters()).dtype == torch.bfloat16
+    names = ("bf16", "BF16", "bfloat16", "torch.bfloat16", "fp16", "float16", "fp32", "float32", torch.float32)
+    expected = [torch.bfloat16] * 4 + [torch.float16] * 2 + [torch.float32] * 3
+    assert [checked_dtype(name) for name in names] == expected
+
+
+@pytest.mark.parametrize("dtype", ["float64", "auto", torch.int8, 16])
+def test_other_dtypes_fail_before_any_file_is_read(dtype, tmp_path):
+    absent = tmp_path / "no-checkpoint"  # a checkpoint error would mean the dtype was not checked first
+    with pytest.raises(ConfigError, match="dtype must be torch.bfloat16, torch.float16 or torch.float32"):
+        load_pipeline(absent, dtype=dtype, device="cpu")
+    with pytest.raises(ConfigError, match="text_encoder_dtype must be"):
+        load_pipeline(absent, dtype=torch.float32, text_encoder_dtype=dtype, device="cpu")
+    with pytest.raises(ConfigError, match="dtype must be"):
+        load_transformer(absent, dtype=dtype)
+    with pytest.raises(ConfigError, match="dtype must be"):
+        plan_generation(GenerationRequest("a fox", **TINY), absent, dtype=dtype, device="cpu")
+
+
+@pytest.mark.parametrize("vram", ["4", True, float("nan"), float("inf")])
+def test_a_budget_that_is_not_a_number_is_a_plan_error(vram, checkpoint):
+    with pytest.raises(ConfigError, match="--vram must be a positive number of GiB"):
+        plan_generation(GenerationRequest("a fox", **TINY), checkpoint, device="cpu", vram_gib=vram)
+
+
+def test_generate_takes_a_request_not_a_prompt(pipe):
+    with pytest.raises(
+        RequestError, match=r"generate takes a GenerationRequest, got str: .*GenerationRequest\('a fox'"
+    ):
+        pipe.generate("a fox")
+
+
+def test_a_bad_preview_spacing_fails_before_encoding(pipe, tmp_path):
+    stages = []
+    request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")
+    with pytest.raises(RequestError, match="preview_every must be a positive integer, got 0"):
+        pipe.generate(request, on_progress=lambda *stage: stages.append(stage), on_preview=print, preview_every=0)
+    assert stages == [] and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("image", "kind"),
+    [
+        (PIL.Image.new("RGB", (48, 32)), "PIL.Image.Image"),
+        (np.zeros((32, 48, 3), np.uint8), "numpy.ndarray"),
+        (torch.zeros(3, 32, 48), "torch.Tensor"),
+    ],
+)
+def test_a_first_frame_that_is_not_a_path_says_to_save_it(image, kind, tmp_path):
+    request = GenerationRequest("a fox", **TINY, image=image, output=tmp_path / "fox.mp4")
+    with pytest.raises(RequestError, match=rf"must be the path of an image file \(str or Path\), got {kind}; save it"):
+        request.resolve()
+
+
+def test_an_output_that_is_not_a_path_says_the_video_goes_to_a_file():
+    with pytest.raises(RequestError, match=r"output must be a file path \(str or Path\) such as 'fox.mp4', got None"):
+        GenerationRequest("a fox", **TINY, output=None).resolve()
+
+
+def test_loras_may_be_plain_files_and_anything_else_is_named(tmp_path):
+    style, motion = tmp_path / "style.safetensors", tmp_path / "motion.safetensors"
+    style.touch(), motion.touch()
+    assert lora_specs([str(style), (motion, 0.6), [style, np.float32(0.5)]]) == [
+        LoRASpec(style, 1.0), LoRASpec(motion, 0.6), LoRASpec(style, 0.5)
+    ]  # fmt: skip
+    with pytest.raises(LoRAError, match=r"loras takes a list of files or \(file, strength\) pairs"):
+        lora_specs(str(style))
+    for entry in [(style, "strong"), (style, float("nan")), (style,), (style, 1.0, 2.0), 3]:
+        with pytest.raises(LoRAError, match="each LoRA is a file or a"):
+            lora_specs([entry])
+    with pytest.raises(LoRAError, match="LoRA file not found: .*absent.safetensors"):
+        lora_specs([(tmp_path / "absent.safetensors", 1.0)])
+    with pytest.raises(LoRAError, match="loras takes a list"):  # before the (absent) checkpoint is looked for
+        load_pipeline(tmp_path / "no-checkpoint", loras=str(style), device="cpu")
+
+
+def test_a_weight_file_for_an_unknown_component_names_the_known_ones(checkpoint):
+    vae = checkpoint / "vae" / "diffusion_pytorch_model.safetensors"
+    with pytest.raises(CheckpointError, match="no component 'unet' takes a weight file; use transformer, text_enc"):
+        locate_sources(checkpoint, weights={"unet": vae})
+
+
+@pytest.mark.parametrize("threshold", ["0.05", True, -1])
+def test_a_step_cache_threshold_that_is_not_a_number_fails_at_load(threshold, checkpoint):
+    # A str used to be kept as the cache's config and fail inside the first step of the first video.
+    with pytest.raises(ConfigError, match=r"step cache threshold must be a (finite )?number"):
+        load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", step_cache=threshold)
+
+
+def test_the_top_level_names_are_importable_and_listed():
+    import motif_lite
+
+    assert set(motif_lite.__all__) - {"__version__"} <= set(dir(motif_lite))  # a notebook's completion offers them
+    for name in motif_lite.__all__:
+        assert getattr(motif_lite, name) is not None
+    assert motif_lite.GenerationRequest is GenerationRequest and issubclass(RequestError, motif_lite.MotifLiteError)
