@@ -41,7 +41,7 @@ import triton.testing
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from .errors import KernelInputError
-from .launch import FUSED_FP
+from .launch import FUSED_FP, PERSISTENT_TUNING
 
 Q = GGMLQuantizationType
 SUPPORTED_QTYPES = (Q.Q8_0, Q.Q4_0, Q.Q4_K, Q.Q5_K, Q.Q6_K)
@@ -272,7 +272,11 @@ _TUNING = (
     else {}
 )
 _autotuned_kernel = triton.autotune(
-    configs=CONFIGS, key=["m_bucket", "N", "K", "QTYPE"], prune_configs_by={"early_config_prune": _prune}, **_TUNING
+    configs=CONFIGS,
+    key=["m_bucket", "N", "K", "QTYPE"],
+    prune_configs_by={"early_config_prune": _prune},
+    **_TUNING,
+    **PERSISTENT_TUNING,
 )(_dequant_matmul_kernel)
 
 

@@ -3,12 +3,19 @@ on a given GPU."""
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import triton
 
 # FMA contraction on: the kernels were tuned, read in SASS and measured with it. Stated because Triton 3.9 warns
 # on every first compile when it is left to the default, and Triton 3.10 turns that default off.
 FUSED_FP = {"enable_fp_fusion": True}
+# Triton 3.4 and newer keep each autotuning's winner on disk (Triton's cache folder, keyed by the kernel, its
+# configs, the tuning key and the GPU): a later process takes the same tile sizes without tuning again, and so
+# rounds the same way. Without it two runs could tune to different tiles when two configs time within noise, and
+# give different bits for the same seed.
+PERSISTENT_TUNING = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
 
 
 def uses_mma_sync(capability: tuple[int, int]) -> bool:
@@ -44,4 +51,6 @@ def row_split_configs(configs: list[triton.Config], named_args: dict, **kwargs) 
 
 def autotune_attention(configs: list[triton.Config], key: list[str]):
     """`triton.autotune` for the attention kernels: `configs` pruned per GPU by `row_split_configs`."""
-    return triton.autotune(configs=configs, key=key, prune_configs_by={"early_config_prune": row_split_configs})
+    return triton.autotune(
+        configs=configs, key=key, prune_configs_by={"early_config_prune": row_split_configs}, **PERSISTENT_TUNING
+    )

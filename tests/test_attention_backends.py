@@ -19,6 +19,7 @@ from motif_lite.runtime.attention import (
     AutoAttention,
     FixedAttention,
     KeyLengths,
+    _shape_text,
     apply_attention_backend,
     attend_by_rows,
     attention_backend,
@@ -28,6 +29,7 @@ from motif_lite.runtime.attention import (
     float32_attention,
     valid_key_lengths,
 )
+from motif_lite.runtime.attention_choices import RememberedChoices, environment
 
 
 def qkv(batch: int = 2, lq: int = 24, lk: int = 30, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -264,3 +266,77 @@ def test_fa3_is_offered_only_where_installed(monkeypatch):
     assert "fa3" not in auto_candidates(triton_ok=False)
     with pytest.raises(ConfigError, match="fa3 needs FlashAttention-3's flash_attn_interface package"):
         attention_backend("fa3", "cpu")
+
+
+# ------------------------------------------------------------------------- choices remembered across runs
+
+
+def tagged_candidates(names, used):
+    return {
+        name: (lambda q, k, v, mask, name=name: used.append(name) or sdpa_attention(q, k, v, mask)) for name in names
+    }
+
+
+def test_a_later_run_takes_the_remembered_choice_without_timing(tmp_path):
+    """Two kernels within noise of each other could swap between runs (and round differently): a second run on
+    the same GPU and software takes the first run's choice after one checked call, whatever its timings say."""
+    path = tmp_path / "choices.json"
+    q, k, v = qkv()
+    mask = trailing_mask([30, 9])
+    first_timer, first_timed = timings(a=1.0, b=1.01)
+    first = AutoAttention(tagged_candidates("ab", []), first_timer, RememberedChoices("GPU X; torch 1", path))
+    first(q, k, v, mask)
+    assert first_timed == ["a", "b"] and first.trials[next(iter(first.trials))].best == "a"
+
+    later_timer, later_timed = timings(a=1.01, b=1.0)  # the noise now favours b
+    used = []
+    later = AutoAttention(tagged_candidates("ab", used), later_timer, RememberedChoices("GPU X; torch 1", path))
+    torch.testing.assert_close(later(q, k, v, mask), sdpa_attention(q, k, v, mask))
+    assert later_timed == [] and used == ["a", "a"]  # the checked call, then the call itself
+    assert later.describe() == "auto: a at 30 keys (as an earlier run on this GPU chose)"
+    # Negative controls: another environment (GPU, versions, candidates) or another shape times again.
+    other_timer, other_timed = timings(a=1.01, b=1.0)
+    other = AutoAttention(tagged_candidates("ab", []), other_timer, RememberedChoices("GPU Y; torch 1", path))
+    other(q, k, v, mask)
+    other(*qkv(lk=40), None)
+    assert other_timed == ["a", "b", "a", "b"] and {t.best for t in other.trials.values()} == {"b"}
+
+
+def test_a_remembered_choice_that_fails_here_is_timed_again(tmp_path):
+    """E.g. out of memory in a tighter plan than the run that chose it: the trial runs and its choice is kept."""
+    path = tmp_path / "choices.json"
+    q, k, v = qkv()
+    timer, _ = timings(a=1.0, b=2.0)
+    AutoAttention(tagged_candidates("ab", []), timer, RememberedChoices("env", path))(q, k, v, None)
+
+    def out_of_memory(q, k, v, mask):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    timer, timed = timings(b=2.0)
+    later = AutoAttention({"a": out_of_memory, "b": sdpa_attention}, timer, RememberedChoices("env", path))
+    torch.testing.assert_close(later(q, k, v, None), sdpa_attention(q, k, v, None))
+    assert timed == ["b"] and "a dropped: OutOfMemoryError" in later.describe()
+    assert RememberedChoices("env", path).get(_shape_text(next(iter(later.trials)))) == "b"
+
+
+def test_a_cache_that_cannot_be_written_or_read_only_costs_a_trial(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    memory = RememberedChoices("env", blocked / "choices.json")  # its folder is a file: nothing can be written
+    timer, timed = timings(a=1.0)
+    auto = AutoAttention(tagged_candidates("a", []), timer, memory)
+    auto(*qkv(), None)
+    assert timed == ["a"] and memory.get("anything") is None
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text("{not json")
+    assert RememberedChoices("env", damaged).get("anything") is None
+    RememberedChoices("env", damaged).put("shape", "a")  # replaced whole by a valid file
+    assert RememberedChoices("env", damaged).get("shape") == "a"
+
+
+def test_the_environment_names_the_gpu_the_software_and_the_candidates(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H200")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))
+    described = environment(torch.device("cuda", 0), ["sdpa", "cudnn"])
+    assert described.startswith("NVIDIA H200 (sm_90); torch ") and described.endswith("; candidates sdpa, cudnn")
+    assert f"torch {torch.__version__}" in described and "cuDNN " in described and "triton " in described

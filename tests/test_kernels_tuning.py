@@ -90,3 +90,19 @@ def test_the_prune_keeps_what_the_rule_allows(monkeypatch) -> None:
         for mma_sync in ((8, 9), (12, 0)):
             tall = kept(configs, mma_sync, 128, **call)
             assert tall == [c for c in configs if c.kwargs["BLOCK_M"] == 128] and len(tall) < len(configs)
+
+
+def test_autotuning_winners_are_kept_on_disk_where_triton_can():
+    """Triton 3.4+ keeps each autotuning's winner on disk, so a later run tunes to the same tiles (the same bits
+    for the same seed) without tuning again; older Triton has no such option and tunes every process."""
+    import inspect
+
+    import triton
+
+    from motif_lite.kernels import attention, dequant_matmul, launch
+
+    persisted = "cache_results" in inspect.signature(triton.autotune).parameters
+    assert launch.PERSISTENT_TUNING.get("cache_results", False) == persisted
+    tuned = launch.autotune_attention(attention._CONFIGS, attention._TUNE_KEY)(attention._attention_kernel)
+    assert getattr(tuned, "cache_results", False) == persisted
+    assert getattr(dequant_matmul._autotuned_kernel, "cache_results", False) == persisted

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from motif_lite.errors import CheckpointError
+from motif_lite.io.user_cache import user_cache_folder
 
 # Where each component's weights go in the official layout, and which of the checkpoint's files they replace.
 WEIGHT_NAMES = {
@@ -37,9 +38,8 @@ _REPLACED = {component: f"{component}/*.safetensors*" for component in WEIGHT_NA
 
 
 def cache_folder() -> Path:
-    """Where the linked folders live: the user's cache folder (XDG_CACHE_HOME, else ~/.cache), motif-lite/linked."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "motif-lite" / "linked"
+    """Where the linked folders live: motif-lite/linked in the user's cache folder (XDG_CACHE_HOME, else ~/.cache)."""
+    return user_cache_folder() / "linked"
 
 
 def check_weight_file(component: str, path: str | Path) -> Path:

@@ -43,6 +43,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from motif_lite.choices import ATTENTION_BACKENDS
 from motif_lite.errors import ConfigError
 from motif_lite.model.ops import AttentionFn, sdpa_attention
+from motif_lite.runtime.attention_choices import RememberedChoices, environment
 
 BACKENDS = ATTENTION_BACKENDS
 _SDPA_KERNELS = {
@@ -184,17 +185,23 @@ def synchronized_timer(name: str, call: Callable[[], torch.Tensor], reps: int = 
 
 @dataclass
 class Trial:
-    """The outcome of one timed trial: seconds per candidate (None = dropped, with the reason)."""
+    """The outcome of one timed trial: seconds per candidate (None = dropped, with the reason); or of a choice an
+    earlier run made (`remembered`, no timings)."""
 
     keys: int  # key length of the trial's shape
     seconds: dict[str, float] = field(default_factory=dict)
     dropped: dict[str, str] = field(default_factory=dict)
+    remembered: str | None = None
 
     @property
     def best(self) -> str:
+        if self.remembered is not None:
+            return self.remembered
         return min(self.seconds, key=self.seconds.get) if self.seconds else "sdpa"
 
     def describe(self) -> str:
+        if self.remembered is not None:
+            return f"{self.best} at {self.keys:,} keys (as an earlier run on this GPU chose)"
         timed = ", ".join(f"{n} {s * 1e3:.1f} ms" for n, s in sorted(self.seconds.items(), key=lambda kv: kv[1]))
         dropped = "".join(f"; {n} dropped: {why}" for n, why in self.dropped.items())
         return f"{self.best} at {self.keys:,} keys ({timed}{dropped})"
@@ -231,6 +238,13 @@ def float32_attention(
     return out
 
 
+def _shape_text(key: tuple) -> str:
+    """An attention shape as `RememberedChoices` keys it: q's and k's shapes, the dtype, the mask's shape."""
+    q_shape, k_shape, dtype, _, mask_shape = key  # the device is in the environment (its GPU)
+    mask = "none" if mask_shape is None else list(mask_shape)
+    return f"q {list(q_shape)} k {list(k_shape)} {str(dtype).removeprefix('torch.')} mask {mask}"
+
+
 def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
     """Equal up to the rounding of got's dtype (exact kernels differ from float32 attention only there)."""
     tolerance = 1e-4 if got.dtype == torch.float32 else 2e-2
@@ -238,24 +252,55 @@ def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
 
 
 class AutoAttention:
-    """Times the candidates on the first call of each attention shape and uses the fastest from then on."""
+    """Times the candidates on the first call of each attention shape and uses the fastest from then on. With
+    `memory`, a choice an earlier run made for the shape is taken again after one checked call, untimed
+    (runtime/attention_choices.py), and new choices are remembered."""
 
-    def __init__(self, candidates: dict[str, AttentionFn], timer: Timer = synchronized_timer) -> None:
-        self.candidates, self.timer = candidates, timer
+    def __init__(
+        self,
+        candidates: dict[str, AttentionFn],
+        timer: Timer = synchronized_timer,
+        memory: RememberedChoices | None = None,
+    ) -> None:
+        self.candidates, self.timer, self.memory = candidates, timer, memory
         self.trials: dict[tuple, Trial] = {}
 
     @torch.compiler.disable  # the trial syncs and times: eager, also inside compiled blocks
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         key = (tuple(q.shape), tuple(k.shape), q.dtype, q.device, None if mask is None else tuple(mask.shape))
         if key not in self.trials:
-            self.trials[key] = self.trial(q, k, v, mask)
+            self.trials[key] = self.remembered(key, q, k, v, mask) or self.trial(q, k, v, mask)
+            if self.memory is not None and self.trials[key].remembered is None and self.trials[key].seconds:
+                self.memory.put(_shape_text(key), self.trials[key].best)
         return self.candidates[self.trials[key].best](q, k, v, mask)
+
+    def remembered(
+        self, key: tuple, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+    ) -> Trial | None:
+        """An earlier run's choice for this shape, if it is still on offer and its call here passes the trial's
+        check (it may not: e.g. out of memory in a tighter plan than that run's); else None."""
+        name = self.memory.get(_shape_text(key)) if self.memory is not None else None
+        if name not in self.candidates:
+            return None
+        expected, rows = self.expected(q, k, v, mask)
+        try:
+            if _close(self.candidates[name](q, k, v, mask)[:, :, rows], expected):
+                return Trial(keys=k.shape[2], remembered=name)
+        except Exception:  # whatever failed, the trial finds out again and says why
+            pass
+        return None
+
+    def expected(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 attention on the checked query rows, and those rows."""
+        rows = checked_rows(q.shape[2]).to(q.device)
+        return float32_attention(q[:, :, rows], k, v, mask), rows
 
     def trial(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> Trial:
         """Time every candidate on these tensors; drop the ones that fail or disagree with float32 attention."""
         result = Trial(keys=k.shape[2])
-        rows = checked_rows(q.shape[2]).to(q.device)
-        expected = float32_attention(q[:, :, rows], k, v, mask)
+        expected, rows = self.expected(q, k, v, mask)
         for name, attend in self.candidates.items():
             try:
                 if not _close(attend(q, k, v, mask)[:, :, rows], expected):  # the whole call: its real tiling
@@ -301,9 +346,11 @@ def attention_backend(name: str, device: torch.device | str, triton_ok: bool = F
         raise ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if name != "auto":
         return FixedAttention(name)
-    if torch.device(device).type != "cuda":
+    device = torch.device(device)
+    if device.type != "cuda":
         return FixedAttention("sdpa")
-    return AutoAttention(auto_candidates(triton_ok))
+    candidates = auto_candidates(triton_ok)
+    return AutoAttention(candidates, memory=RememberedChoices(environment(device, list(candidates))))
 
 
 @dataclass

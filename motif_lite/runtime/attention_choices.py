@@ -1,0 +1,77 @@
+"""`--attention-backend auto`'s choices, remembered per machine in `~/.cache/motif-lite/attention-choices.json`.
+
+A trial times the exact attention kernels at each new attention shape and keeps the fastest. Two kernels often
+time within noise of each other (on an H200 at 40,560 keys cuDNN and SDPA's own pick took 33.6 and 33.7 ms and
+swapped places between runs), and kernels round differently, so two runs with the same seed could take different
+kernels and give different bits. A remembered choice is taken again by a later run on the same GPU with the same
+software, after one checked call and without timing: the same kernels, so the same rounding. The environment key
+holds what can change the candidates or their outputs: the GPU, the versions of torch, CUDA, cuDNN and Triton, and
+the candidates on offer. Delete the file to time again; a cache that cannot be written only means a trial in
+every run.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from motif_lite.io.user_cache import user_cache_folder
+
+CHOICES_FILE = "attention-choices.json"
+
+
+def environment(device: torch.device, candidates: list[str]) -> str:
+    """What a remembered choice is valid for: this GPU, the software that runs the kernels, the candidates."""
+    major, minor = torch.cuda.get_device_capability(device)
+    versions = [
+        f"torch {torch.__version__}",
+        f"CUDA {torch.version.cuda}",
+        f"cuDNN {torch.backends.cudnn.version()}",
+        f"triton {_version('triton')}",
+    ]
+    gpu = f"{torch.cuda.get_device_name(device)} (sm_{major}{minor})"
+    return f"{gpu}; {', '.join(versions)}; candidates {', '.join(candidates)}"
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+class RememberedChoices:
+    """Backend names by attention shape, for one environment (`environment`), kept in a JSON file."""
+
+    def __init__(self, environment: str, path: Path | None = None) -> None:
+        self.environment = environment
+        self.path = path or user_cache_folder() / CHOICES_FILE
+
+    def _read(self) -> dict[str, dict[str, str]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):  # none yet, unreadable or damaged: as if empty (it is only a cache)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def get(self, shape: str) -> str | None:
+        choices = self._read().get(self.environment)
+        return choices.get(shape) if isinstance(choices, dict) else None
+
+    def put(self, shape: str, name: str) -> None:
+        """Remember `name` for `shape`, rewriting the file whole (a parallel run's ranks may write at once: each
+        write is complete, the last one stays)."""
+        data = self._read()
+        choices = data.get(self.environment)
+        data[self.environment] = {**(choices if isinstance(choices, dict) else {}), shape: name}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            partial.write_text(json.dumps(data, indent=1, sort_keys=True))
+            os.replace(partial, self.path)
+        except OSError:  # a read-only cache: every run times again, nothing else changes
+            pass
