@@ -47,6 +47,7 @@ def test_good_checkpoint_and_gguf_pass(tiny, tmp_path, capsys):
     for subject in ("text_encoder/model.safetensors", "vae/diffusion_pytorch_model.safetensors", TRANSFORMER):
         assert subject in ok
     assert {"transformer/config.json", "scheduler/scheduler_config.json", "guider/guider_config.json"} <= ok
+    assert "feature_extractor/preprocessor_config.json" in ok  # image-to-video possible
     assert report.plan is not None and "memory plan" in ok
 
     # A GGUF in another folder replaces transformer/ (checked against the checkpoint's config instead).
