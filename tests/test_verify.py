@@ -103,6 +103,13 @@ def test_a_reference_scheduler_without_shift_is_followed_with_a_note(tmp_path, c
     assert len(notes) == 1 and "motif-lite by 15" in notes[0] and notes[0].endswith("both sides use 1"), lines
 
 
+def test_the_dtype_flag_runs_both_pipelines_in_it(tiny, capsys):
+    code, lines = run_verify(capsys, "-m", str(tiny[0]), "--dtype", "bf16")
+    assert code == 0 and lines[-1] == "verdict: match", lines
+    assert lines[0].endswith("; cpu, bfloat16, 48x32x9, 2 steps, seed 0"), lines[0]
+    assert " 2e-02 " in stage_lines(lines)["text"]  # the bfloat16 tolerances
+
+
 def test_relative_difference_is_relative_to_the_reference():
     from motif_lite.verify import relative_difference
 
