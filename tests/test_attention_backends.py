@@ -171,6 +171,31 @@ def test_float32_reference_is_attention_in_float32(key_chunk):
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
 
 
+def test_a_masked_call_gets_its_own_trial_after_an_unmasked_one_of_the_same_shape():
+    # A candidate that ignores the mask is right without one: it may win the unmasked trial, never a masked call.
+    timer, _ = timings(maskless=0.1, right=5.0)
+
+    def maskless(q, k, v, mask):
+        return sdpa_attention(q, k, v, None)
+
+    auto = AutoAttention({"maskless": maskless, "right": sdpa_attention}, timer)
+    q, k, v = qkv()
+    mask = trailing_mask([30, 9])
+    auto(q, k, v, None)
+    torch.testing.assert_close(auto(q, k, v, mask), sdpa_attention(q, k, v, mask))
+    assert [trial.best for trial in auto.trials.values()] == ["maskless", "right"]
+
+
+def test_auto_keeps_bf16_candidates_that_differ_by_bf16_rounding_only():
+    # On a GPU the run is in bf16: exact kernels then differ from float32 attention by bf16 rounding, not more.
+    timer, _ = timings(sdpa=1.0)
+    auto = AutoAttention({"sdpa": sdpa_attention}, timer)
+    q, k, v = (t.to(torch.bfloat16) for t in qkv())
+    auto(q, k, v, trailing_mask([30, 9]))
+    (trial,) = auto.trials.values()
+    assert trial.dropped == {} and trial.best == "sdpa"
+
+
 def test_auto_drops_a_candidate_that_is_only_slightly_wrong():
     # "Agrees" means up to rounding: a kernel with its softmax scale 1 % off is not exact attention.
     timer, _ = timings(close=0.1, right=5.0)
@@ -340,3 +365,13 @@ def test_the_environment_names_the_gpu_the_software_and_the_candidates(monkeypat
     described = environment(torch.device("cuda", 0), ["sdpa", "cudnn"])
     assert described.startswith("NVIDIA H200 (sm_90); torch ") and described.endswith("; candidates sdpa, cudnn")
     assert f"torch {torch.__version__}" in described and "cuDNN " in described and "triton " in described
+
+
+def test_a_broken_fa3_install_is_not_offered(tmp_path, monkeypatch):
+    # A package that is there but fails to import (an extension built for another torch or CUDA) is left out.
+    (tmp_path / "flash_attn_interface.py").write_text('raise ImportError("undefined symbol: _ZN3c10")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "flash_attn_interface", raising=False)
+    assert "fa3" not in auto_candidates(triton_ok=False)
+    with pytest.raises(ConfigError, match="fa3 needs"):
+        attention_backend("fa3", "cpu")

@@ -47,6 +47,7 @@ def test_good_checkpoint_and_gguf_pass(tiny, tmp_path, capsys):
     for subject in ("text_encoder/model.safetensors", "vae/diffusion_pytorch_model.safetensors", TRANSFORMER):
         assert subject in ok
     assert {"transformer/config.json", "scheduler/scheduler_config.json", "guider/guider_config.json"} <= ok
+    assert "feature_extractor/preprocessor_config.json" in ok  # image-to-video possible
     assert report.plan is not None and "memory plan" in ok
 
     # A GGUF in another folder replaces transformer/ (checked against the checkpoint's config instead).
@@ -86,6 +87,13 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) - 1000])
 
 
+def _reshape_first_matrix(path: Path) -> None:
+    tensors = load_file(path)
+    name = next(n for n, t in sorted(tensors.items()) if t.ndim == 2)
+    tensors[name] = np.zeros((tensors[name].shape[0] + 1, tensors[name].shape[1]), dtype=tensors[name].dtype)
+    save_file(tensors, path)
+
+
 def _reshape_one_tensor(path: Path) -> None:
     tensors = load_file(path)
     tensors["proj_out.weight"] = np.zeros((8, 8), dtype=np.float32)
@@ -112,6 +120,11 @@ DAMAGE = {
         "cannot be read as a T5Gemma2 encoder config",
     ),
     "missing tokenizer": (lambda r: (r / "tokenizer/tokenizer.json").unlink(), "tokenizer/tokenizer.json", "missing"),
+    "wrong text encoder tensor shape": (
+        lambda r: _reshape_first_matrix(r / "text_encoder/model.safetensors"),
+        "text_encoder/model.safetensors",
+        "1 tensor(s) do not match text_encoder/config.json",
+    ),
 }
 
 
@@ -119,9 +132,33 @@ DAMAGE = {
 def test_each_damage_is_one_problem_naming_the_file_and_the_fix(copy, damage):
     harm, subject, message = DAMAGE[damage]
     harm(copy)
-    found = problems(check_setup(copy))
+    report = check_setup(copy)
+    found = problems(report)
     assert len(found) == 1, found
     assert found[0].startswith(f"problem  {subject}") and message in found[0] and "; fix: " in found[0]
+    assert report.plan is None  # no memory plan for a checkpoint a run cannot read
+
+
+def test_fixes_download_into_the_checked_folder(copy):
+    (copy / "vae/diffusion_pytorch_model.safetensors").unlink()
+    _truncate(copy / TRANSFORMER)
+    fixes = [line.split("; fix: ")[1] for line in problems(check_setup(copy))]
+    command = "hf download Motif-Technologies/Motif-Video-2B --include"
+    assert fixes == [
+        f"download it: {command} 'vae/*.safetensors*' --local-dir {copy}",
+        f"download it again: {command} '{TRANSFORMER}' --local-dir {copy}",
+    ]
+
+
+@pytest.mark.parametrize("reshaped", [3, 4])
+def test_mismatched_tensors_are_named_up_to_three(copy, reshaped):
+    tensors = load_file(copy / TRANSFORMER)
+    for name in sorted(n for n, t in tensors.items() if t.ndim == 2)[:reshaped]:
+        tensors[name] = np.zeros((5, 7), dtype=np.float32)
+    save_file(tensors, copy / TRANSFORMER)
+    (found,) = problems(check_setup(copy))
+    assert f"{reshaped} tensor(s) do not match" in found and found.count(": file [5, 7], config") == 3
+    assert ("; and 1 more" in found) == (reshaped == 4) and "and 0 more" not in found
 
 
 def _gguf_with(tmp_path: Path, root: Path, qtype: Q, arch: str = "motif_video") -> Path:
@@ -151,6 +188,38 @@ def test_gguf_problems(tiny, tmp_path):
     for path, message in cases.items():
         found = problems(check_setup(root, gguf=path))
         assert len(found) == 1 and message in found[0] and "; fix: " in found[0], (path.name, found)
+
+
+def test_gguf_without_any_config_warns_that_rope_theta_is_assumed(tiny, tmp_path):
+    gguf = _gguf_with(tmp_path, tiny[0], Q.Q8_0)  # no embedded config, no config.json beside it
+    report = check_setup(tmp_path / "no-checkpoint", gguf=gguf)
+    warned = [f.message for f in report.warnings if f.subject == str(gguf)]
+    assert warned == ["no transformer config at hand: rope_theta 10000 is assumed"], report.lines()
+    assert not [f for f in report.problems if f.subject == str(gguf)]
+
+
+def test_a_gguf_folder_must_hold_one_file(tiny, tmp_path):
+    root, gguf = tiny
+    folder = tmp_path / "ggufs"
+    folder.mkdir()
+    shutil.copy(gguf, folder / "a.gguf")
+    assert check_setup(root, gguf=folder).passed
+    shutil.copy(gguf, folder / "b.gguf")
+    (found,) = problems(check_setup(root, gguf=folder))
+    assert f"{folder}: holds 2 .gguf files; fix: pass the path of one .gguf file" in found
+
+
+def test_settings_a_run_replaces_are_warnings(copy):
+    # diffusers' default shift 1.0 and a disabled guider: a run still works (with shift 15 / no guidance), so
+    # check warns about what the run does instead.
+    scheduler, guider = copy / "scheduler/scheduler_config.json", copy / "guider/guider_config.json"
+    scheduler.write_text(json.dumps({**json.loads(scheduler.read_text()), "shift": 1.0}))
+    guider.write_text(json.dumps({**json.loads(guider.read_text()), "enabled": False}))
+    report = check_setup(copy)
+    assert report.passed, problems(report)
+    warned = {f.subject: f.message for f in report.warnings}
+    assert "runs use 15 (text-to-video) / 8 (image-to-video)" in warned["scheduler/scheduler_config.json"]
+    assert "guidance disabled (enabled: false)" in warned["guider/guider_config.json"]
 
 
 def test_gguf_against_another_config(tiny, copy):

@@ -157,6 +157,7 @@ def test_vram_must_be_a_positive_number(capsys, vram):
         (["run", "-p", "x", "--guidance-scale", "5"], "(--guidance-scale: did you mean --cfg-scale?)"),
         (["run", "-p", "x", "--vide-frames", "9"], "(--vide-frames: did you mean --video-frames?)"),  # a typo
         (["run", "-p", "x", "--Steps", "3"], "(--Steps: did you mean --steps?)"),
+        (["run", "-p", "x", "--VRAM", "8"], "(--VRAM: did you mean --vram?)"),  # too short for a typo match
         (["run", "-p", "x", "--num-frame", "9"], "(--num-frame: did you mean --video-frames?)"),  # a typo of diffusers'
         (["run", "-p", "x", "--guidance_scal", "5"], "(--guidance_scal: did you mean --cfg-scale?)"),
         (["run", "a", "red", "fox"], '(a prompt goes after -p, in quotes: -p "a red fox")'),

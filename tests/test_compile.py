@@ -99,6 +99,14 @@ def test_compile_possible_here_and_names_the_missing_compiler(monkeypatch):
         check_compile_possible("cpu")
 
 
+def test_compile_on_cuda_needs_triton(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "triton", None)  # `import triton` now raises ImportError
+    with pytest.raises(CompileUnavailableError, match="--compile on CUDA needs triton"):
+        check_compile_possible("cuda")
+
+
 def test_first_step_overhead():
     assert first_step_overhead([12.0, 2.0, 3.0, 2.5]) == pytest.approx(9.5)
     assert first_step_overhead([2.0, 3.0]) == 0.0 and first_step_overhead([5.0]) is None

@@ -4,7 +4,10 @@ without running any model."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import sys
+import types
 
 import pytest
 import torch
@@ -52,11 +55,11 @@ def test_text_encoder_flops_match_torch_counter(tmp_path):
 
     make_tiny_text_encoder(tmp_path)
     model = T5Gemma2Encoder.from_pretrained(tmp_path / "text_encoder").eval()
-    tokens = 12
+    tokens = 64  # attention (2 query heads over 1 key/value head) is a third of it
     ids = torch.randint(3, 30, (1, tokens))
     counted = counted_flops(lambda: model(input_ids=ids, attention_mask=torch.ones_like(ids)))
     ours = cost.text_encoder_flops(cost.TextEncoderShape.from_json(tmp_path / "text_encoder/config.json"), tokens)
-    assert 0.95 * counted < ours <= counted  # the final norm and per-head norms are not matmuls
+    assert ours == pytest.approx(counted, rel=1e-6)  # the norms are no matmuls: neither side counts them
 
 
 def test_official_architecture_figures():
@@ -71,6 +74,45 @@ def test_official_architecture_figures():
     )
     assert estimate.denoise == pytest.approx(50 * 2 * forward, rel=0.01)
     assert cost.TextEncoderShape().layer_weights == 3_208_642_560  # 34 layers of q, k, v, o and the gated MLP
+
+
+def test_prompt_tokens_are_bos_and_one_per_four_characters_up_to_the_limit():
+    assert cost.prompt_tokens("") == 1  # <bos> alone
+    assert [cost.prompt_tokens("x" * n) for n in (1, 4, 5, 8)] == [2, 2, 3, 3]
+    assert cost.prompt_tokens("x" * 100_000) == cost.MAX_PROMPT_TOKENS == 512
+
+
+def test_each_prompt_costs_its_own_encoding_and_transformer_calls():
+    # Guided: every step calls the transformer once per prompt, each over its own text length.
+    def estimate(*prompts: str) -> cost.GenerationCost:
+        return cost.generation_cost(
+            TransformerConfig(), WanVAEConfig(), cost.TextEncoderShape(), 256, 256, 9, 3, prompts
+        )
+
+    short, long = "a fox", "blurry, static, " * 25
+    both, alone, other = estimate(short, long), estimate(short), estimate(long)
+    assert other.denoise > alone.denoise  # the longer text costs more
+    assert both.denoise == pytest.approx(alone.denoise + other.denoise, rel=1e-12)
+    assert both.text == pytest.approx(alone.text + other.text, rel=1e-12)
+    assert both.decode == alone.decode
+
+
+def test_text_encoder_shape_is_read_from_the_checkpoint_folder(tmp_path):
+    (tmp_path / "text_encoder").mkdir()
+    config = {"text_config": {"hidden_size": 64, "num_hidden_layers": 2}}
+    (tmp_path / "text_encoder" / "config.json").write_text(json.dumps(config))
+    shape = cost.text_encoder_shape(tmp_path)
+    assert (shape.hidden, shape.layers, shape.heads) == (64, 2, cost.TextEncoderShape().heads)  # the rest: defaults
+    assert cost.text_encoder_shape(None) == cost.text_encoder_shape(tmp_path / "elsewhere") == cost.TextEncoderShape()
+
+
+def test_the_matmul_probe_counts_two_flops_per_multiply_accumulate(monkeypatch):
+    # A clock that advances 10 ms per reading: every timed call takes 10 ms. The CPU's probe is 512 tokens through
+    # a 1536 -> 1536 linear: 512 x 1536 x 1536 multiply-accumulates, 2 FLOPs each.
+    clock = itertools.count()
+    monkeypatch.setattr(cost, "time", types.SimpleNamespace(perf_counter=lambda: next(clock) * 0.01))
+    rate = cost.measure_matmul_flops(torch.float32, seconds=0.05)
+    assert rate == pytest.approx(2 * 512 * 1536 * 1536 / 0.01)
 
 
 class Reached(Exception):

@@ -6,6 +6,7 @@ read."""
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 from pathlib import Path
 
@@ -281,6 +282,47 @@ def test_kohya_underscore_names_in_every_cross_attention_layout(tmp_path, model_
         assert all(torch.equal(ours[k], v) for k, v in expected.items()), layout
 
 
+def test_two_files_on_a_packed_layer_add_up_as_when_merged():
+    # Unmerged, several files on one packed layer are one adapter of the summed rank: the same output as the
+    # updates merged into the dequantized weight.
+    import gguf
+    from gguf import GGMLQuantizationType as Q
+
+    from motif_lite.weights.lora import LoRAFile, LoRAUpdate
+
+    g = torch.Generator().manual_seed(3)
+    weight, bias = torch.randn(64, 96, generator=g), torch.randn(64, generator=g)
+    packed = torch.from_numpy(gguf.quants.quantize(weight.numpy(), Q.Q8_0))
+    files = [
+        LoRAFile(LoRASpec(Path(f"{i}.safetensors")), "peft", [
+            LoRAUpdate("proj", torch.randn(rank, 96, generator=g), torch.randn(64, rank, generator=g), scale)
+        ])
+        for i, (rank, scale) in enumerate(((4, 0.5), (2, -1.5)))
+    ]  # fmt: skip
+    unmerged = torch.nn.Sequential()
+    unmerged.add_module("proj", QuantizedLinear.from_packed(packed, Q.Q8_0, 96, bias))
+    merged = torch.nn.Sequential()
+    merged.add_module("proj", torch.nn.Linear(96, 64))
+    merged.proj.weight.data, merged.proj.bias.data = unmerged.proj.dequantized_weight(), bias.clone()
+    assert apply_loras(unmerged, files).wrapped == 1 and apply_loras(merged, files).merged == 1
+    x = torch.randn(5, 96, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(unmerged(x), merged(x), rtol=1e-4, atol=1e-4)
+
+
+def test_peft_save_pretrained_key_prefix(tmp_path, targets):
+    # PEFT's own save_pretrained names keys `base_model.model.<module>.lora_A.weight`: the same adapter.
+    lora = {
+        "transformer_blocks.0.attn.to_q.lora_A.weight": torch.randn(2, 64),
+        "transformer_blocks.0.attn.to_q.lora_B.weight": torch.randn(64, 2),
+    }
+    plain = _write(tmp_path / "plain.safetensors", lora)
+    prefixed = _write(tmp_path / "peft.safetensors", {f"base_model.model.{k}": v for k, v in lora.items()})
+    (ours,), (theirs,) = read_loras([LoRASpec(plain)], targets), read_loras([LoRASpec(prefixed)], targets)
+    assert theirs.format == "peft" and [u.module for u in theirs.updates] == ["transformer_blocks.0.attn.to_q"]
+    assert torch.equal(theirs.updates[0].up, ours.updates[0].up) and theirs.updates[0].scale == ours.updates[0].scale
+
+
 # ------------------------------------------------------------------------------------------- errors
 
 
@@ -316,6 +358,12 @@ def test_shape_mismatch_names_the_module(tmp_path, targets):
     )
     with pytest.raises(LoRAError, match=r"transformer_blocks\.0\.attn\.to_q do not fit"):
         read_loras([LoRASpec(path)], targets)
+    ranks_differ = {  # A of rank 2, B of rank 3
+        "transformer_blocks.0.attn.to_q.lora_A.weight": torch.zeros(2, 64),
+        "transformer_blocks.0.attn.to_q.lora_B.weight": torch.zeros(64, 3),
+    }
+    with pytest.raises(LoRAError, match=r"transformer_blocks\.0\.attn\.to_q do not fit"):
+        read_loras([LoRASpec(_write(tmp_path / "ranks.safetensors", ranks_differ))], targets)
 
 
 def test_unknown_and_unsupported_formats(tmp_path, targets):
@@ -328,6 +376,17 @@ def test_unknown_and_unsupported_formats(tmp_path, targets):
     with pytest.raises(LoRAError, match="not a readable safetensors"):
         (tmp_path / "z.safetensors").write_bytes(b"nope")
         read_loras([LoRASpec(tmp_path / "z.safetensors")], targets)
+
+
+def test_dora_metadata_is_refused(tmp_path, targets):
+    lora = {
+        "transformer_blocks.0.attn.to_q.lora_A.weight": torch.zeros(2, 64),
+        "transformer_blocks.0.attn.to_q.lora_B.weight": torch.zeros(64, 2),
+    }
+    path = tmp_path / "dora.safetensors"
+    save_file(lora, path, metadata={"lora_adapter_metadata": json.dumps({"r": 2, "lora_alpha": 2, "use_dora": True})})
+    with pytest.raises(LoRAError, match="DoRA"):
+        read_loras([LoRASpec(path)], targets)
 
 
 def test_spec_parsing():
@@ -374,3 +433,18 @@ def test_peft_rslora_and_alpha_pattern_scale_as_peft_does(tmp_path):
     )
     scales = {u.module: u.scale for u in lora.updates}
     assert scales == pytest.approx(expected) and len(set(scales.values())) == 2
+
+
+def test_alpha_pattern_keys_match_whole_name_parts_as_peft_does(tmp_path):
+    # PEFT matches an alpha_pattern key against the end of the module name, at a dot: "q_proj" is not "add_q_proj".
+    reference = make_reference()
+    config = LoraConfig(r=RANK, lora_alpha=ALPHA, alpha_pattern={"q_proj": 2.0}, target_modules=["to_q", "add_q_proj"])
+    with pytest.warns(RuntimeWarning, match="alpha_pattern keys did not match any targeted module"):
+        reference.add_adapter(config)
+    reference.save_lora_adapter(tmp_path)
+    expected = {name: m.scaling["default"] for name, m in reference.named_modules() if isinstance(m, LoraLayer)}
+    (lora,) = read_loras(
+        [LoRASpec(next(tmp_path.glob("*.safetensors")))], linear_shapes(build_model(TransformerConfig(**TINY)))
+    )
+    assert {u.module: u.scale for u in lora.updates} == pytest.approx(expected)
+    assert set(expected.values()) == {ALPHA / RANK}  # the pattern matched nothing

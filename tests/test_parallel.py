@@ -85,6 +85,13 @@ def test_tokens_split_contiguously_and_nearly_evenly():
     assert split_tokens(114080, 4) == (28520,) * 4
 
 
+def test_fewer_video_tokens_than_sequence_ranks_is_a_clear_error():
+    # Raised on every rank before any collective: 1 x 3 x 5 = 15 tokens for 16 ranks would leave one without any.
+    model, x = _six_head_model(), inputs(frames=1, height=6, width=10)
+    with pytest.raises(ParallelError, match="15 video tokens are fewer than the 16 sequence-parallel ranks"):
+        SequenceParallel(model, group=None, rank=0, sp=16)(**x)
+
+
 # -------------------------------------------------------------------------------------- the checkpoint
 
 

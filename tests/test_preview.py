@@ -115,6 +115,37 @@ def test_preview_files(tmp_path):
             check_preview_path(tmp_path / bad)
 
 
+def test_webp_preview_plays_every_frame_once_at_the_fps(tmp_path):
+    frames = np.random.default_rng(1).integers(0, 255, (5, 8, 12, 3), dtype=np.uint8)
+    write_preview(frames, tmp_path / "p.webp", fps=6.0)
+    durations = []
+    with PIL.Image.open(tmp_path / "p.webp") as webp:
+        for index in range(webp.n_frames):
+            webp.seek(index)
+            webp.load()
+            durations.append(webp.info["duration"])
+    assert len(durations) == 5 and all(abs(d - 1000 / 6) <= 1 for d in durations), durations  # milliseconds
+
+
+def test_a_failed_preview_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    def half_written(image, path, *args, **kwargs):
+        Path(path).write_bytes(b"RIFF")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(PIL.Image.Image, "save", half_written)
+    with pytest.raises(MotifLiteError, match="cannot write preview.*disk full"):
+        write_preview(np.zeros((3, 8, 12, 3), dtype=np.uint8), tmp_path / "p.png", fps=6.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_preview_path_checks(tmp_path):
+    assert check_preview_path(tmp_path / "P.PNG") == tmp_path / "P.PNG"  # the extension in any case
+    assert check_preview_path(tmp_path / "p.WebP") == tmp_path / "p.WebP"
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(MotifLiteError, match="is a folder"):
+        check_preview_path(tmp_path / "folder.png")
+
+
 def test_cli_preview(pipe, tmp_path, capsys):
     _, root = pipe
     args = ["run", "-m", str(root), "-p", "a red fox", "-W", "48", "-H", "32", "--video-frames", "9", "--steps", "4"]

@@ -24,10 +24,10 @@ from server_helpers import TINY, InProcessServer, multipart, wait_for  # noqa: E
 from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
 
 from motif_lite import cli, load_pipeline  # noqa: E402
-from motif_lite.request import GenerationRequest  # noqa: E402
+from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest  # noqa: E402
 from motif_lite.server import jobs  # noqa: E402
-from motif_lite.server.jobs import QUEUED, DataFolderBusy, JobStore, new_job_id  # noqa: E402
-from motif_lite.server.schema import stored_settings  # noqa: E402
+from motif_lite.server.jobs import COMPLETED, FAILED, INTERRUPTED, QUEUED, DataFolderBusy, JobStore, new_job_id  # noqa: E402
+from motif_lite.server.schema import effective_settings, stored_settings  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
 PROMPT = "a red fox runs through snow"
@@ -191,6 +191,9 @@ def test_null_is_the_default_and_the_memory_plan_caps_the_size(pipe, tmp_path):
         assert (settings["flow_shift"], settings["sampling_method"]) == (5, "dpm++2m")
         assert server.request("DELETE", f"/v1/videos/{given['id']}")[0] == 200
         assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+        code, portrait, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "size": "32x48"})
+        assert code == 200  # the plan covers pixels per frame (docs/server.md): the same pixels upright fit
+        assert server.request("DELETE", f"/v1/videos/{portrait['id']}")[0] == 200
         for extra, param in ((dict(size="64x32"), "size"), (dict(num_frames=9), "num_frames")):
             code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, **extra})
             assert code == 400 and error["error"]["param"] == param
@@ -205,6 +208,10 @@ def test_form_values_are_parsed_and_checked(server):
     code, video, _ = server.request("POST", "/v1/videos", body, headers)  # "" = not given (the SDK's None)
     assert code == 200 and video["settings"]["steps"] == 3 and video["settings"]["flow_shift"] == 15.0  # checkpoint
     assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+    first, headers = multipart({"prompt": PROMPT, "size": "48x32"}, {})
+    body = first.removesuffix(b"--motiflitetestboundary--\r\n") + multipart({"size": "64x64"}, {})[0]  # size twice
+    code, error, _ = server.request("POST", "/v1/videos", body, headers)
+    assert code == 400 and error["error"]["message"] == "size was sent twice"
     body, headers = multipart({"prompt": PROMPT}, {"input_reference": ("x.png", b"not an image", "image/png")})
     code, error, _ = server.request("POST", "/v1/videos", body, headers)
     assert code == 400 and "input_reference is not a readable image" in error["error"]["message"]
@@ -250,6 +257,8 @@ def test_unknown_ids_are_404_and_bad_queries_400(server):
         code, error, _ = server.request("GET", f"/v1/videos?{query}")
         assert code == 400 and error["error"]["param"] == param
     code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
+    code, _, headers = server.request("GET", f"/v1/videos/{video['id']}")
+    assert code == 200 and headers["openai-poll-after-ms"] == "1000"  # milliseconds, as the SDK's poll reads it
     code, error, _ = server.request("GET", f"/v1/videos/{video['id']}/content")
     assert code == 409 and error["error"]["code"] == "video_not_ready"
     code, error, _ = server.request("GET", f"/v1/videos/{video['id']}/content?variant=spritesheet")
@@ -268,6 +277,7 @@ def test_api_key_is_required_on_every_api_route(pipe, tmp_path):
         with pytest.raises(openai.AuthenticationError):
             server.client(api_key="wrong").videos.list()
         assert [v.id for v in server.client(api_key="s3cret").videos.list()] == []
+        assert server.request("GET", "/v1/videos", headers={"Authorization": "bearer s3cret"})[0] == 200  # any case
         code, page, _ = server.request("GET", "/")  # the page holds no data; it asks for the key
         assert code == 200 and b"<title>motif-lite</title>" in page
 
@@ -327,6 +337,8 @@ def test_pagination_with_cursor_limit_and_order(server):
     assert [v.id for v in page.data] == ids[:2:-1][:2] and page.has_more and page.last_id == ids[3]
     code, rest, _ = server.request("GET", f"/v1/videos?after={ids[3]}&limit=10")
     assert [v["id"] for v in rest["data"]] == [ids[2], ids[1], ids[0]] and rest["has_more"] is False
+    code, last, _ = server.request("GET", f"/v1/videos?after={ids[2]}&limit=2")  # exactly the 2 that are left
+    assert [v["id"] for v in last["data"]] == [ids[1], ids[0]] and last["has_more"] is False
     for video_id in ids:
         client.videos.delete(video_id)
     assert client.videos.list().data == []
@@ -376,6 +388,9 @@ def test_previews_while_denoising(server):
     assert headers["content-type"] == "image/webp" and headers["cache-control"] == "no-store"
     image = PIL.Image.open(io.BytesIO(data))
     assert (image.size, image.n_frames) == ((12, 8), 2)  # 2x the 6x4 latents, one frame per latent frame
+    image.load()
+    latent_frame = 1000 * TEMPORAL_FACTOR / GenerationRequest(PROMPT).fps  # ms of video per latent frame
+    assert abs(image.info["duration"] - latent_frame) <= 1
     assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
     wait_for(lambda: f"{video['id']}: deleted, stopped" in server.log, 60, "the worker to stop the job")
     assert list((server.store.root / "videos").iterdir()) == []
@@ -448,3 +463,72 @@ def test_one_server_per_data_folder_with_windows_locks(tmp_path, monkeypatch):
     finally:
         first.close()
     assert calls == [(2, 1), (2, 1)]
+
+
+SETTINGS = stored_settings(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1))
+
+
+def test_the_queue_runs_in_submission_order_and_a_failed_job_keeps_its_progress(tmp_path):
+    store = JobStore(tmp_path)
+    try:
+        first, second = (store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10) for _ in range(2))
+        assert store.claim_next().id == first.id  # the oldest first
+        assert store.set_progress(first.id, 40) and store.finish(first.id, ("generation_failed", "boom"))
+        failed = store.get(first.id)
+        assert (failed.status, failed.progress, failed.error_code) == (FAILED, 40, "generation_failed")
+        assert store.claim_next().id == second.id and store.finish(second.id)
+        assert (store.get(second.id).status, store.get(second.id).progress) == (COMPLETED, 100)
+    finally:
+        store.close()
+
+
+def test_recover_keeps_finished_videos_and_the_images_of_queued_jobs(tmp_path):
+    store = JobStore(tmp_path)
+    done, running, waiting = (store.add(new_job_id(), "tiny", SETTINGS, True, max_active=10) for _ in range(3))
+    for job in (done, running, waiting):
+        store.input_path(job.id).write_bytes(b"png")
+    assert store.claim_next().id == done.id and store.finish(done.id)
+    store.video_path(done.id).write_bytes(b"mp4")
+    store.thumbnail_path(done.id).write_bytes(b"webp")
+    assert store.claim_next().id == running.id  # then the process dies with these files half written:
+    store.preview_path(running.id).write_bytes(b"webp")
+    (store.videos / f".partial-{running.id}.mp4").write_bytes(b"mp")
+    store.close()
+    store = JobStore(tmp_path)
+    try:
+        assert store.recover() == [running.id]
+        assert (store.get(running.id).status, store.get(running.id).error_code) == (FAILED, INTERRUPTED)
+        assert sorted(p.name for p in store.videos.iterdir()) == [f"{done.id}.mp4", f"{done.id}.webp"]
+        assert [p.name for p in store.inputs.iterdir()] == [f"{waiting.id}.png"]  # its job still needs it
+        assert store.claim_next().id == waiting.id
+    finally:
+        store.close()
+
+
+def test_progress_runs_through_the_stages_in_order():
+    from motif_lite.server.worker import percent
+
+    values = [percent("encode", i, 1) for i in (0, 1)] + [percent("denoise", i, 4) for i in range(5)]
+    values += [percent("decode", i, 3) for i in range(4)]
+    assert values[0] == 0 and values == sorted(values) and values[-1] < 100  # 100 is "completed"
+    assert percent("encode", 1, 1) == percent("denoise", 0, 4) and percent("denoise", 4, 4) == percent("decode", 0, 3)
+    assert percent("load", 1, 2) is None
+
+
+def test_failure_codes():
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.server.worker import failure
+
+    code, message = failure(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB\ndetails"))
+    assert code == "out_of_memory" and "Tried to allocate 2 GiB" in message and "details" not in message
+    assert failure(MotifLiteError("this checkpoint has no image encoder")) == (
+        "invalid_request",
+        "this checkpoint has no image encoder",
+    )
+    assert failure(KeyError("x")) == ("generation_failed", "KeyError: 'x'")
+
+
+def test_guidance_off_shows_as_scale_1(pipe):
+    request, _ = GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1, cfg_scale=1.0).resolve()
+    effective = effective_settings(pipe.settings_for(request))
+    assert (effective["guidance_scale"], effective["guidance_method"], effective["apg_eta"]) == (1.0, None, None)

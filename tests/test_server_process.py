@@ -159,6 +159,17 @@ def test_other_hosts_without_a_key_warn(tmp_path, capsys, monkeypatch):
     assert "warning" not in capsys.readouterr().err
     assert cli.main(["serve", "--data", str(tmp_path)]) == 2  # loopback: no warning
     assert "warning" not in capsys.readouterr().err
+    assert cli.main(["serve", "--host", "localhost", "--data", str(tmp_path)]) == 2
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_the_served_model_is_named_by_its_checkpoint_and_gguf_variant():
+    from motif_lite.server.runner import served_model_name
+
+    assert served_model_name("Motif-Technologies/Motif-Video-2B", None) == "Motif-Video-2B"
+    assert served_model_name("./ckpt/Motif-Video-2B/", None) == "Motif-Video-2B"
+    gguf = "ggufs/motif-video-2b-Q4_K_M.gguf"
+    assert served_model_name("Motif-Technologies/Motif-Video-2B", gguf) == "Motif-Video-2B:motif-video-2b-Q4_K_M"
 
 
 @pytest.mark.parametrize(

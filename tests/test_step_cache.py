@@ -127,6 +127,30 @@ def test_each_branch_reuses_its_own_residual(model):
     assert (cond - uncond).abs().max() > 1e-2  # the branches really differ
 
 
+def test_each_branch_is_compared_with_its_own_probe(model):
+    # The same inputs again: neither branch's probe changed (up to the rounding of a batch of 2 against 1), so a
+    # tiny threshold reuses both; against the other branch's probe the change would be large.
+    cache = StepCache(model, StepCacheConfig(1e-4), steps=STEPS)
+    latents, t, text = stage_inputs(0)
+    with torch.no_grad():
+        cache(0, latents[:1], t[:1], text[:1], None, None, ("cond",))
+        cache(0, latents[1:], t[1:], text[1:], None, None, ("uncond",))
+        cache(1, latents, t, text, None, None, ("cond", "uncond"))
+    assert cache.reused == 2
+    assert relative_l1(cache.branches["uncond"].probe, cache.branches["cond"].probe) > 1e-2
+
+
+def test_more_probe_blocks_still_run_every_block_once(model):
+    cache = StepCache(model, StepCacheConfig(1e9, blocks=2), steps=STEPS)
+    latents, t, text = stage_inputs(0)
+    with torch.no_grad():
+        full = cache(0, latents, t, text, None, None, ("cond", "uncond"))
+        assert torch.equal(full, model(latents, t, text, None))  # a full call is the plain forward
+        s = model.embed(latents, t, text, None)
+        x, _ = model.run_encoder_blocks(s.x, s.context, s.ctx, 0, 2)
+    assert torch.equal(cache.branches["cond"].probe, (x - s.x)[:1])  # the first two blocks' effect
+
+
 def test_composes_with_block_streaming(model):
     plain, _ = run(model, 1.3)
     handle = apply_block_streaming(model, StreamingConfig("cpu", resident_blocks=1))

@@ -4,10 +4,12 @@ diffusers the command says how to install it."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 pytest.importorskip("diffusers")
 from quantize_helpers import one_torch_thread  # noqa: E402, F401 (autouse: a busy 2-core machine)
@@ -89,6 +91,32 @@ def test_gguf_transformer_matches_diffusers_gguf_loader(tiny, capsys):
     assert code == 0 and lines[-1] == "verdict: match", lines
     code, lines = run_verify(capsys, "-m", str(root), "--gguf", str(gguf), "--force", "rope_theta=1")
     assert code == 1 and lines[-1] == "verdict: mismatch at transformer", lines
+
+
+def test_a_reference_scheduler_without_shift_is_followed_with_a_note(tmp_path, capsys):
+    # diffusers' default shift 1.0 in scheduler_config.json: motif-lite would use 15. Both sides use the reference's
+    # shift (a different default is a choice, not a bug) and a note says so; the stages match.
+    make_tiny_checkpoint(tmp_path, shift=1.0)
+    code, lines = run_verify(capsys, "-m", str(tmp_path))
+    assert code == 0 and lines[-1] == "verdict: match", lines
+    notes = [line for line in lines if line.startswith("note: the reference's scheduler shifts by 1")]
+    assert len(notes) == 1 and "motif-lite by 15" in notes[0] and notes[0].endswith("both sides use 1"), lines
+
+
+def test_the_dtype_flag_runs_both_pipelines_in_it(tiny, capsys):
+    code, lines = run_verify(capsys, "-m", str(tiny[0]), "--dtype", "bf16")
+    assert code == 0 and lines[-1] == "verdict: match", lines
+    assert lines[0].endswith("; cpu, bfloat16, 48x32x9, 2 steps, seed 0"), lines[0]
+    assert " 2e-02 " in stage_lines(lines)["text"]  # the bfloat16 tolerances
+
+
+def test_relative_difference_is_relative_to_the_reference():
+    from motif_lite.verify import relative_difference
+
+    reference = torch.tensor([3.0, 4.0])  # norm 5
+    assert relative_difference(reference + torch.tensor([0.0, 1.0]), reference) == pytest.approx(0.2)
+    assert relative_difference(reference * 2, reference) == pytest.approx(1.0)
+    assert relative_difference(reference[:1], reference) == math.inf  # shapes differ
 
 
 def test_without_diffusers_it_says_how_to_install(tiny, capsys, monkeypatch):
