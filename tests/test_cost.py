@@ -185,6 +185,7 @@ def test_a_long_gpu_run_says_how_long_first(tmp_path, monkeypatch, capsys):
     at_hand = locate_sources(download=False, require_weights=False)
     monkeypatch.setattr(pipeline, "preflight", lambda *a, **kw: (at_hand, torch.device("cuda")))
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: (_ for _ in ()).throw(Reached()))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))  # an H200: bf16 is native
     args = ["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cuda", "--vram", "24"]
     with pytest.raises(Reached):  # the official 720p: 5.1e17 FLOPs at 775 TFLOP/s (an H200's rate) is 11 minutes
         cli.main(args)
