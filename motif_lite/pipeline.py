@@ -616,27 +616,30 @@ def preflight(
     of the user's that replace the checkpoint's for some components (`locate_sources`).
 
     Raises one `MotifLiteError` listing every problem (a `MissingFilesError`, with the download commands, when files
-    are missing); returns what was found and the device.
+    are missing; the problem's own error, e.g. a `DeviceError`, when there is one; else a `CheckpointError`); returns
+    what was found and the device.
     """
-    problems: list[str] = []
+    problems: list[MotifLiteError] = []
     target = None
     try:
         target = resolve_device(device)
         check_kernels(kernels, target)
     except MotifLiteError as exc:
-        problems.append(str(exc))
+        problems.append(exc)
     try:
         if isinstance(model, ModelSources):
             sources = model
         else:
             sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights)
     except MissingFilesError as exc:
-        exc.problems[:0] = problems
+        exc.problems[:0] = [str(problem) for problem in problems]
         raise
     except MotifLiteError as exc:
-        problems.append(str(exc))
+        problems.append(exc)
+    if len(problems) == 1:  # its own type, so that `except DeviceError` catches a device problem
+        raise problems[0]
     if problems:
-        raise CheckpointError("\n".join(problems))
+        raise CheckpointError("\n".join(str(problem) for problem in problems))
     return sources, target
 
 

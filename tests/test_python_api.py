@@ -134,3 +134,15 @@ def test_the_top_level_names_are_importable_and_listed():
     for name in motif_lite.__all__:
         assert getattr(motif_lite, name) is not None
     assert motif_lite.GenerationRequest is GenerationRequest and issubclass(RequestError, motif_lite.MotifLiteError)
+
+
+def test_one_problem_keeps_its_own_error_type_and_several_are_listed(checkpoint, tmp_path):
+    """`except DeviceError` catches a device that does not exist here; several problems come as one list."""
+    from motif_lite.errors import DeviceError
+
+    missing_gpu = "cuda:7" if torch.cuda.is_available() else "cuda"
+    with pytest.raises(DeviceError, match="cuda"):
+        load_pipeline(checkpoint, dtype=torch.float32, device=missing_gpu, kernels="torch")
+    with pytest.raises(CheckpointError) as raised:  # a bad device and a checkpoint that is not there
+        load_pipeline(tmp_path / "nothing", dtype=torch.float32, device=missing_gpu, kernels="torch")
+    assert "cuda" in str(raised.value) and "nothing" in str(raised.value) and len(str(raised.value).splitlines()) > 1
