@@ -86,9 +86,6 @@ class GenerationCost:
     def total(self) -> float:
         return self.text + self.denoise + self.decode
 
-    def seconds(self, flops_per_second: float) -> float:
-        return self.total / flops_per_second
-
 
 def transformer_flops(config: TransformerConfig, video_tokens: int, text_tokens: int) -> float:
     """FLOPs of one transformer call over `video_tokens` (N) and `text_tokens` (T)."""
