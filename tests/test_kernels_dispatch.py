@@ -315,8 +315,9 @@ def test_model_sparse_decoder_uses_the_pattern(tiny_model) -> None:
     sparse = forward(model, x)
     tiles = patterns.ddt_decoder_local_temporal(3, 16, 0, False, 16).mask
 
-    def masked_sdpa(q, k, v, mask):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=expand_block_mask(tiles, 16, 96, 96))
+    def masked_sdpa(q, k, v, mask):  # the last decoder block's queries are the decoder's 48 tokens only
+        allowed = expand_block_mask(tiles, 16, 96, 96)[..., : q.shape[2], :]
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
 
     model.ops = dataclasses.replace(TORCH_OPS, decoder_attention=masked_sdpa)
     torch.testing.assert_close(sparse, forward(model, x))

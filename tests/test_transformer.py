@@ -131,3 +131,23 @@ def test_bfloat16_equals_the_reference_in_bfloat16(tmp_path, config):
     assert 0 < _rel(out, expected) < 0.02  # bf16 rounding, measured 0.007
     dropped = _forward(ours, to_bf16(dict(x, text_embeds=torch.zeros_like(x["text_embeds"]))))
     assert _rel(dropped, expected) > 5 * _rel(out, expected)
+
+
+def test_the_last_decoder_block_computes_the_decoder_half_only(tmp_path):
+    """After the last DDT decoder block only the decoder half is read, so there only its N tokens query the
+    attention (the reference computes all 2N and drops half); the parity tests above show the output unchanged."""
+    import dataclasses
+
+    ref = make_reference(**CONFIGS["t2v-only-two-decoders"])
+    ours = load_transformer(save_official(ref, tmp_path), dtype=torch.float32)
+    calls = []
+
+    def recorded(q, k, v, mask):
+        calls.append((q.shape[2], k.shape[2]))
+        return ours_ops.decoder_attention(q, k, v, mask)
+
+    ours_ops = ours.ops
+    ours.ops = dataclasses.replace(ours_ops, decoder_attention=recorded)
+    x = inputs(frames=3, height=8, width=10, batch=1)  # N = 3 x 4 x 5 = 60 video tokens
+    _forward(ours, x)
+    assert calls == [(120, 120), (60, 120)]

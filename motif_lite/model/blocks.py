@@ -117,10 +117,15 @@ class SingleStreamBlock(nn.Module):
         self.token_chunk: int | None = None
         self.heads_per_call: int | None = None
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext, keep_context: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         # x: [B, N, C], context: [B, T', C], attended as one sequence [x; context] of L = N + T' tokens. With a
         # `token_chunk`, all per-token work runs on pieces of at most that many tokens of one stream, so only the
         # attention's Q, K, V and output exist for all L tokens at once (docs/memory.md).
+        # keep_context=False (the DDT decoder's last block, whose context output nothing reads): only x's tokens
+        # query the attention and go through the MLP and output projection; the context still gives keys and
+        # values. Each output row is computed as before, so x's output is the same; context's is None.
         n = x.shape[1]
         shift, scale, gate = self.norm(ctx.temb)
         if self.token_chunk is None:  # one piece, [x; context]: the reference's computation, bit for bit
@@ -131,12 +136,15 @@ class SingleStreamBlock(nn.Module):
         def normalize(tokens: torch.Tensor) -> torch.Tensor:
             return ctx.ops.layer_norm_modulate(tokens, shift, scale)
 
-        attn_out = self.attend(pieces, normalize, n, context, ctx)  # [B, L, C]
-        out = x.new_empty(x.shape[0], n + context.shape[1], x.shape[2])
+        queries = n + context.shape[1] if keep_context else n
+        attn_out = self.attend(pieces, normalize, n, context, ctx, queries)  # [B, queries, C]
+        out = x.new_empty(x.shape[0], queries, x.shape[2])
         for start, tokens in pieces:
-            rows = slice(start, start + tokens.shape[1])
-            out[:, rows] = tokens + gate[:, None] * self.mlp_and_project(normalize(tokens), attn_out[:, rows])
-        return out[:, :n], out[:, n:]
+            tokens = tokens[:, : queries - start]  # [B, 0, C] for a context piece nothing reads
+            if tokens.shape[1]:
+                rows = slice(start, start + tokens.shape[1])
+                out[:, rows] = tokens + gate[:, None] * self.mlp_and_project(normalize(tokens), attn_out[:, rows])
+        return (out[:, :n], out[:, n:]) if keep_context else (out, None)
 
     def attend(
         self,
@@ -145,16 +153,17 @@ class SingleStreamBlock(nn.Module):
         n: int,
         context: torch.Tensor,
         ctx: BlockContext,
+        queries: int,
     ) -> torch.Tensor:
         """Self-attention over the (start, tokens) pieces of [x; context] (x has n tokens), each piece normalized
-        when projected, with the text cross-attention (if any) added to the video part. Q, K and V are freed right
-        after the attention call (each group's, with `heads_per_call`); only the text part of K and V is kept, for
-        the shared cross-attention."""
+        when projected, for the first `queries` tokens, with the text cross-attention (if any) added to the video
+        part. Q, K and V are freed right after the attention call (each group's, with `heads_per_call`); only the
+        text part of K and V is kept, for the shared cross-attention."""
         text_start = n + ctx.image_len
         # The shared layouts' cross-attention reuses the text part of this attention's K and V.
         shared = self.cross_attn is not None and not isinstance(self.cross_attn, CrossAttention)
         attn_out, text_kv = self.self_attention(
-            pieces, normalize, n + context.shape[1], ctx, text_start if shared else None
+            pieces, normalize, n + context.shape[1], ctx, text_start if shared else None, queries
         )
         if self.cross_attn is not None:
             # Query pieces of the video part, each added in place: attn_out is this call's own tensor, and every
@@ -178,8 +187,10 @@ class SingleStreamBlock(nn.Module):
         length: int,
         ctx: BlockContext,
         text_start: int | None,
+        queries: int,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-        """(merged output [B, L, C], and with `text_start` the text part of K and V for a shared cross-attention).
+        """(merged output [B, queries, C] of the first `queries` tokens over all L keys, and with `text_start` the
+        text part of K and V for a shared cross-attention).
 
         Every head in one call, or with `heads_per_call` a group of heads at a time: each group's Q, K, V
         projected (its rows of the projections), attended and written into its columns of the output, so Q, K and
@@ -192,14 +203,14 @@ class SingleStreamBlock(nn.Module):
         if group >= heads:
             q, k, v = self.attn.project(normalized(), length, ctx)
             text_kv = None if text_start is None else (k[:, :, text_start:].clone(), v[:, :, text_start:].clone())
-            heads_out = ctx.attention(q, k, v, ctx.mask)
+            heads_out = ctx.attention(q[:, :, :queries], k, v, ctx.mask)
             del q, k, v  # before the heads are merged (a copy with some attention kernels): one full tensor less
             attn_out = merge_heads(heads_out)
             del heads_out  # freed once merged (unless the merge is a view of it)
             return attn_out, text_kv
         reference, head_dim = pieces[0][1], self.attn.head_dim
         batch = reference.shape[0]
-        attn_out = reference.new_empty(batch, length, heads, head_dim)  # [B, L, H, D]: merged once flattened
+        attn_out = reference.new_empty(batch, queries, heads, head_dim)  # [B, queries, H, D]: merged once flattened
         text_kv = None
         if text_start is not None:
             text_kv = tuple(reference.new_empty(batch, heads, length - text_start, head_dim) for _ in range(2))
@@ -208,7 +219,7 @@ class SingleStreamBlock(nn.Module):
             q, k, v = self.attn.project(normalized(), length, ctx, part)
             if text_kv is not None:
                 text_kv[0][:, part], text_kv[1][:, part] = k[:, :, text_start:], v[:, :, text_start:]
-            heads_out = ctx.attention(q, k, v, ctx.mask)  # [B, h, L, D]
+            heads_out = ctx.attention(q[:, :, :queries], k, v, ctx.mask)  # [B, h, queries, D]
             del q, k, v
             attn_out[:, :, part] = heads_out.transpose(1, 2)
             del heads_out

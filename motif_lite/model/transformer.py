@@ -139,13 +139,21 @@ class MotifVideoTransformer(nn.Module):
             x, context = block(x, context, ctx)
         return x, context
 
-    def run_decoder(self, decoder_x: torch.Tensor, encoded: torch.Tensor, ctx: BlockContext) -> torch.Tensor:
+    def run_decoder(
+        self, decoder_x: torch.Tensor, encoded: torch.Tensor, ctx: BlockContext, whole_last_block: bool = False
+    ) -> torch.Tensor:
         """The DDT decoder: it starts again from the patch-embedded input `decoder_x` and attends over
-        [decoder; encoder output], 2N tokens. Without decoder blocks the encoder output is the result."""
+        [decoder; encoder output], 2N tokens. Without decoder blocks the encoder output is the result.
+
+        Only the decoder stream leaves the last block, so there only its N tokens query the attention and go
+        through the MLP (the reference computes all 2N and drops half): the same output, ~3 % fewer FLOPs per
+        forward at 720p. `whole_last_block`: compute it whole (a caller whose tokens are sharded across ranks)."""
         if not self.config.num_decoder_layers:
             return encoded
-        for block in self.decoder_blocks:
+        *blocks, last = self.decoder_blocks
+        for block in blocks:
             decoder_x, encoded = block(decoder_x, encoded, ctx)
+        decoder_x, _ = last(decoder_x, encoded, ctx, keep_context=whole_last_block)
         return decoder_x
 
     def head(self, x: torch.Tensor, s: Embedded) -> torch.Tensor:

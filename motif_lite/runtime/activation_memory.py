@@ -28,6 +28,8 @@ CONTEXT_TOKENS = 512 + 729
 #                   and never sets the peak
 #   output pass:    attention output + block output 2 L D, + one piece's normalized tokens, GELU output and
 #                   proj_out's [attention | GELU] input ........................................ (2 F + 2 D) c
+#   the DDT decoder's last block: attention output, block output and output pass for its first N tokens only
+#                   (its context output is not used); Q, K, V still over all L tokens
 #   dual-block FF:  both streams after attention L D, the running stream's FF input and output 2 S D (S the
 #                   longer stream) + one piece's GELU in/out ................................... (2 F + D) c
 #                   (without chunks: L D + (2 F + D) S)
@@ -103,8 +105,12 @@ def transformer_activation_bytes(
         _dual_block(n, t, widths, dual_cross) + encoder_held if config.num_layers else 0,
         _single_block(n, t, widths, single_cross) + encoder_held if config.num_encoder_single_layers else 0,
         # + the embedded context, and the context half of the last encoder block's output, which the decoder's
-        # input (a view of its video half) keeps alive until the first decoder block has run
-        _single_block(n, n, widths) + 2 * t * d if config.num_decoder_layers else 0,
+        # input (a view of its video half) keeps alive until the first decoder block has run; the last decoder
+        # block computes the outputs of its first n tokens only (whole in a sequence-parallel run)
+        _single_block(n, n, widths) + 2 * t * d if config.num_decoder_layers > 1 else 0,
+        _single_block(n, n, widths, queries=n if sequence_parallel == 1 else None) + 2 * t * d
+        if config.num_decoder_layers
+        else 0,
     ]
     return batch * act_bytes * (max(blocks) + rope)
 
@@ -165,24 +171,27 @@ def _cross_phases(first: int, length: int, w: _Widths, cross: _Cross) -> tuple[i
     return (2 * cross.text * d if cross.shared else 0), after
 
 
-def _single_block(first: int, second: int, w: _Widths, cross: _Cross | None = None) -> int:
+def _single_block(first: int, second: int, w: _Widths, cross: _Cross | None = None, queries: int | None = None) -> int:
     """A single-stream block over [first; second] tokens, its inputs included (elements); the sequence-parallel
-    all-to-all adds `w.exchange` D per token around the attention call; `cross`: its text cross-attention, if any."""
+    all-to-all adds `w.exchange` D per token around the attention call; `cross`: its text cross-attention, if any;
+    `queries`: the tokens whose outputs it computes (the DDT decoder's last block: the first stream's; None: all).
+    Q, K and V are projected for every token, the attention output, MLP and output projection for the queries."""
     d, f, chunk, piece = w.d, w.f, w.chunk, w.piece
     length = first + second
-    attention = (ATTENTION_L + w.exchange) * length * d
+    queries = length if queries is None else queries
+    attention = ((ATTENTION_L - 1 + w.exchange) * length + queries) * d
     if chunk is None:  # one piece: the concatenated tokens, held through the block (the reference's layout)
         # (the output pass's piece is the whole sequence; the cross-attention's phases, under 4 L D + 8 T D, stay
         # below it)
-        return 2 * length * d + max(attention, piece[0] * length, 2 * length * d + (2 * f + 2 * d) * length)
-    widest = max(min(chunk, first), min(chunk, second))
-    output = 2 * length * d + (2 * f + 2 * d) * widest
+        return 2 * length * d + max(attention, piece[0] * length, 2 * queries * d + (2 * f + 2 * d) * queries)
+    widest = max(min(chunk, first), min(chunk, second) if queries > first else 0)
+    output = 2 * queries * d + (2 * f + 2 * d) * widest
     held_kv, after_attention = _cross_phases(first, length, w, cross) if cross else (0, 0)
     projection = _projection(first, second, chunk, d, piece)
-    if w.head_share < 1:  # head groups: the merged output (L D) and the text K/V exist from the first group on
+    if w.head_share < 1:  # head groups: the merged output (queries D) and the text K/V exist from the first group on
         share = w.head_share
-        attention = length * d + round((ATTENTION_L + w.exchange) * share * length * d)
-        projection = length * d + held_kv + _projection(first, second, chunk, d, piece, share)
+        attention = queries * d + round(((ATTENTION_L - 1 + w.exchange) * length + queries) * share * d)
+        projection = queries * d + held_kv + _projection(first, second, chunk, d, piece, share)
     phases = (attention + held_kv, projection, output, after_attention)
     return length * d + max(phases)
 

@@ -16,10 +16,10 @@ the run's dtype, at the moment of the run (a busy machine measures slower). It i
 idle 2-core machine the measured runs in docs/benchmarks.md reached 0.6-2x the matrix-multiply rate (convolutions
 and large matmuls run faster than this probe, attention and small ops slower). On a GPU the same count over the
 GPU's measured matrix-multiply rate is a floor: attention (most of the FLOPs at video sizes) runs below that rate,
-and streamed plans add their copies. On an H200 this probe's shape ran at 775 TFLOP/s (16384 x 6144 x 1536 in
-0.399 ms) and a whole 720p forward at 558 (5.13 PFLOP in 9.20 s), 0.72x of it (docs/benchmarks.md, "Kernels,
-second versions" and "8-bit attention"), so `motif-lite run` says "about T to 1.5 T" (the 6 GiB plan took 1.12x
-the resident time: a streamed run may land just past the top, ~1.55 T).
+and streamed plans add their copies. On an H200 this probe's shape ran at 775 TFLOP/s (16384 x 6144 x 1536 in 0.399
+ms) and a whole 720p forward at 558 (5.13 PFLOP in 9.20 s, the last decoder block then computed whole), 0.72x of it
+(docs/benchmarks.md, "Kernels, second versions" and "8-bit attention"), so `motif-lite run` says "about T to 1.5 T"
+(the 6 GiB plan took 1.12x the resident time: a streamed run may land just past the top, ~1.55 T).
 """
 
 from __future__ import annotations
@@ -97,7 +97,9 @@ def transformer_flops(config: TransformerConfig, video_tokens: int, text_tokens:
     dual += config.num_layers * cross * config.enable_text_cross_attention_dual
     single = config.num_encoder_single_layers * ((n + t) * per_token + 2 * (n + t) ** 2 * d)
     single += config.num_encoder_single_layers * cross * config.enable_text_cross_attention_single
-    decoder = config.num_decoder_layers * (2 * n * per_token + 2 * (2 * n) ** 2 * d)
+    decoder = (config.num_decoder_layers - 1) * (2 * n * per_token + 2 * (2 * n) ** 2 * d)
+    # The last decoder block: Q, K, V for all 2N tokens, then attention, out and MLP for the decoder's N only.
+    decoder += (3 * d * d * 2 * n + n * (per_token - 3 * d * d) + 2 * n * (2 * n) * d) * (config.num_decoder_layers > 0)
     return 2.0 * (dual + single + decoder)
 
 

@@ -133,7 +133,8 @@ def fallbacks(model: nn.Module) -> dict[str, str]:
 
 
 class SparseDecoderAttention:
-    """`Ops.decoder_attention` with a local-temporal block mask built for the call's 2N length (cached)."""
+    """`Ops.decoder_attention` with a local-temporal block mask built for the call's 2N keys (cached); a call whose
+    queries are the first N tokens only (the decoder's last block) takes the mask's first query tiles."""
 
     def __init__(self, config: SparsityConfig, attend: Callable[..., torch.Tensor]):
         self.config, self.attend = config, attend
@@ -156,7 +157,7 @@ class SparseDecoderAttention:
 
     @torch.compiler.disable  # eager in compiled blocks: its cached mask, and the torch reference's per-tile loop
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        block_mask = self.block_mask(q.shape[2], q.device)
+        block_mask = self.block_mask(k.shape[2], q.device)[:, :, : -(-q.shape[2] // self.config.block_size)]
         return self.attend(q, k, v, mask, block_mask, self.config.block_size)
 
 

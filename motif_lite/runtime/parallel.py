@@ -357,7 +357,8 @@ class SequenceParallel:
         )
         del s
         encoded = self.model.run_encoder(local.x, local.context, local.ctx)
-        decoded = self.model.run_decoder(local.x, encoded, local.decoder_ctx)
+        # Whole last block: Ulysses attention exchanges equal query and key shards between the ranks.
+        decoded = self.model.run_decoder(local.x, encoded, local.decoder_ctx, whole_last_block=True)
         return self.model.head(gather_tokens(decoded, counts, self.group), local)
 
     def _sharded(self, ctx: Any, mine: slice, counts: tuple[int, ...], copies: int) -> Any:
