@@ -269,10 +269,14 @@ class AutoAttention:
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         key = (tuple(q.shape), tuple(k.shape), q.dtype, q.device, None if mask is None else tuple(mask.shape))
         if key not in self.trials:
-            self.trials[key] = self.remembered(key, q, k, v, mask) or self.trial(q, k, v, mask)
-            if self.memory is not None and self.trials[key].remembered is None and self.trials[key].seconds:
-                self.memory.put(_shape_text(key), self.trials[key].best)
+            self.trials[key] = self.remembered(key, q, k, v, mask) or self.remember(key, self.trial(q, k, v, mask))
         return self.candidates[self.trials[key].best](q, k, v, mask)
+
+    def remember(self, key: tuple, trial: Trial) -> Trial:
+        """Keep a timed trial's choice for later runs (none when every candidate failed: nothing was chosen)."""
+        if self.memory is not None and trial.seconds:
+            self.memory.put(_shape_text(key), trial.best)
+        return trial
 
     def remembered(
         self, key: tuple, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
