@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,8 +80,12 @@ class GenerationRequest:
 
         Frames are rounded to the nearest 4k+1 (reported in the notes, as stable-diffusion.cpp does) and a
         random seed is drawn. Everything else that is wrong is reported at once: one `RequestError` with a line
-        per invalid setting (an unwritable output or an unreadable image included).
+        per invalid setting (an unwritable output or an unreadable image included). numpy's scalars (a notebook's
+        `np.int64` seed) count as the Python numbers they hold.
         """
+        return _plain_numbers(self)._checked()
+
+    def _checked(self) -> tuple[GenerationRequest, list[str]]:
         from motif_lite.io.image import load_image  # torch and Pillow: only once a request is resolved
         from motif_lite.io.video import check_output_path
 
@@ -141,6 +146,21 @@ def _stretch_note(image_size: tuple[int, int], width: int, height: int) -> list[
         f"the image is {image_w}x{image_h} (aspect {image_aspect:.2f}) and is stretched to {width}x{height} (aspect "
         f"{video_aspect:.2f}), as the reference pipeline does; -W {fit_w} -H {fit_h} keeps its shape"
     ]
+
+
+def _plain_numbers(request: GenerationRequest) -> GenerationRequest:
+    """The request with numpy's (and other) integer and real scalars as Python ints and floats, so that
+    `np.int64(3)` is a valid seed and the video's metadata stays JSON. bools stay bools (and fail as numbers)."""
+    changed = {}
+    for item in dataclasses.fields(request):
+        value = getattr(request, item.name)
+        if isinstance(value, bool | int | float | str | Path) or value is None:
+            continue
+        if isinstance(value, numbers.Integral):
+            changed[item.name] = int(value)
+        elif isinstance(value, numbers.Real):
+            changed[item.name] = float(value)
+    return dataclasses.replace(request, **changed) if changed else request
 
 
 # (field, name in messages, must be > 0): numbers that may be None (not given).

@@ -146,3 +146,22 @@ def test_one_problem_keeps_its_own_error_type_and_several_are_listed(checkpoint,
     with pytest.raises(CheckpointError) as raised:  # a bad device and a checkpoint that is not there
         load_pipeline(tmp_path / "nothing", dtype=torch.float32, device=missing_gpu, kernels="torch")
     assert "cuda" in str(raised.value) and "nothing" in str(raised.value) and len(str(raised.value).splitlines()) > 1
+
+
+def test_numpy_numbers_count_as_the_python_numbers_they_hold(tmp_path):
+    """A notebook's seed from numpy (np.int64) or a cfg from a sweep (np.float32) is a valid setting, and the
+    resolved request holds plain ints and floats (the video's metadata is JSON)."""
+    request = GenerationRequest(
+        "a fox", seed=np.int64(3), width=np.int64(48), height=32, frames=np.int32(9), steps=np.int16(2),
+        cfg_scale=np.float32(5.0), output=tmp_path / "a.mp4",
+    )  # fmt: skip
+    resolved, _ = request.resolve()
+    assert (resolved.seed, resolved.width, resolved.frames, resolved.steps, resolved.cfg_scale) == (3, 48, 9, 2, 5.0)
+    assert [type(v) for v in (resolved.seed, resolved.width, resolved.steps, resolved.cfg_scale)] == [
+        int,
+        int,
+        int,
+        float,
+    ]
+    with pytest.raises(RequestError, match="seed must be an integer"):  # a bool is not a number here
+        GenerationRequest("a fox", seed=np.bool_(True), output=tmp_path / "a.mp4").resolve()
