@@ -28,7 +28,7 @@ def check_finite(tensor: torch.Tensor, what: str) -> None:
         )
     else:
         advice = (
-            "the weights or a LoRA may be damaged, or a kernel may have failed: run without the LoRA, with "
-            "--kernels torch, and `motif-lite verify` compares every stage with the reference"
+            "a weight file or a LoRA may be damaged, or a kernel may have failed: try --kernels torch, leave out "
+            "any --lora, and run `motif-lite verify`, which compares every stage with the reference"
         )
     raise NonFiniteError(f"{what} hold inf or NaN ({str(tensor.dtype).removeprefix('torch.')}): {advice}")

@@ -359,7 +359,7 @@ def test_latents_that_stop_being_finite_stop_the_run_at_that_step(pipe, tmp_path
 
     monkeypatch.setattr(pipe.transformer, "forward", overflowing)
     request = GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / "v.mp4", **SIZE)
-    with pytest.raises(NonFiniteError, match=r"the latents after step 2 of 3 hold inf or NaN \(float32\): the weig"):
+    with pytest.raises(NonFiniteError, match=r"the latents after step 2 of 3 hold inf or NaN \(float32\): a weight f"):
         pipe.generate(request, on_progress=lambda *stage: progress.append(stage))
     assert ("denoise", 1, 3) in progress and ("denoise", 2, 3) not in progress and len(calls) == 4
     assert list(tmp_path.iterdir()) == []  # nothing written
@@ -383,7 +383,7 @@ def test_the_advice_for_values_that_are_not_finite_depends_on_the_dtype():
     check_finite(torch.ones(3, dtype=torch.float16), "fine")  # finite: nothing happens
     with pytest.raises(NonFiniteError, match=r"the latents hold inf or NaN \(float16\): float16's range"):
         check_finite(torch.tensor([1.0, torch.inf], dtype=torch.float16), "the latents")
-    with pytest.raises(NonFiniteError, match=r"\(bfloat16\): the weights or a LoRA may be damaged"):
+    with pytest.raises(NonFiniteError, match=r"\(bfloat16\): a weight file or a LoRA may be damaged"):
         check_finite(torch.tensor([torch.nan], dtype=torch.bfloat16), "the latents")
 
 
