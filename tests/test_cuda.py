@@ -7,7 +7,8 @@
   that dtype;
 - block streaming on CUDA (side-stream prefetch) bit-identical to the resident model;
 - the planner's estimates against the peaks measured at 1280x736x121 (denoise and decode within 10 %);
-- the VAE in bf16 bit-identical to diffusers' in bf16 (docs/vae.md).
+- the VAE in bf16 bit-identical to diffusers' in bf16 (docs/vae.md);
+- two runs in two processes giving the same bits (the remembered `auto` attention choices).
 Each test records what it measured (`record_property`), which `bash bench/gpu_check.sh` puts in its report.
 """
 
@@ -387,3 +388,37 @@ def test_vae_bf16_is_bit_identical_to_diffusers(tmp_path: Path, record_property)
     record_property("diffusers_bf16_error", rel(theirs, exact))
     record_property("bands2_bf16_error", rel(banded, exact))
     assert rel(banded, exact) <= SLACK * rel(theirs, exact)
+
+
+# ------------------------------------------------------------------------------ run after run
+
+
+def repeat_forward(model_dir: Path, inputs: Path, out: Path, cache: Path, device: str = "cuda") -> dict:
+    """tests/repeat_forward.py in a fresh process whose user cache is `cache` (`auto`'s remembered choices)."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).with_name("repeat_forward.py")
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    done = subprocess.run(
+        [sys.executable, str(script), str(model_dir), str(inputs), str(out), device], env=env, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    return torch.load(out)
+
+
+def test_two_runs_give_the_same_bits(mid_reference, tmp_path, record_property) -> None:
+    """Same weights, same inputs, two processes: the same output bits. The second takes the first's remembered
+    attention choices (runtime/attention_choices.py) and Triton's cached autotuning, so a kernel that timed within
+    noise of another cannot swap in and round differently."""
+    model_dir = save_official(mid_reference, tmp_path / "model")
+    x = {k: v.to(torch.bfloat16) if v is not None and v.is_floating_point() and k != "timestep" else v
+         for k, v in mid_inputs().items()}  # fmt: skip
+    torch.save(x, tmp_path / "inputs.pt")
+    first = repeat_forward(model_dir, tmp_path / "inputs.pt", tmp_path / "first.pt", tmp_path / "cache")
+    second = repeat_forward(model_dir, tmp_path / "inputs.pt", tmp_path / "second.pt", tmp_path / "cache")
+    record_property("attention, first run", first["attention"])
+    record_property("attention, second run", second["attention"])
+    assert "as an earlier run on this GPU chose" in second["attention"], second["attention"]
+    assert torch.equal(first["out"], second["out"]), (first["out"] - second["out"]).abs().max()
