@@ -22,7 +22,7 @@ import torch
 from motif_lite.checkpoint import locate_vae
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype, resolve_device
-from motif_lite.errors import ConfigError
+from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.latents import LatentsFileError, SavedLatents
 from motif_lite.io.staging import staged_output
 from motif_lite.io.video import check_output_path, write_video
@@ -114,7 +114,7 @@ def prepare_decode(
     check_output_path(output)
     target = resolve_device(device)
     dtype = checked_dtype(dtype if dtype is not None else saved.dtype)
-    root = locate_vae(model or saved.model or MOTIF_REPO, vae_file if vae_file is not None else saved.vae)
+    root = _vae_checkpoint(saved, model, vae_file)
     vae_config = WanVAEConfig.from_json(root / "vae" / "config.json")
     check_latents_fit(saved, vae_config)
     plan = None
@@ -134,6 +134,18 @@ def run_decode(job: DecodeJob, progress: ProgressFn | None = None) -> Path:
     latents = saved.latents.to(job.device)
     decode_video(vae, latents, job.output, saved.fps, saved.video_metadata, progress or _silent, **setup)
     return job.output
+
+
+def _vae_checkpoint(saved: SavedLatents, model: str | Path | None, vae_file: str | Path | None) -> Path:
+    """`locate_vae` of the given checkpoint / VAE file, else of the run's (as the file says), else the official."""
+    try:
+        return locate_vae(model or saved.model or MOTIF_REPO, vae_file if vae_file is not None else saved.vae)
+    except CheckpointError as exc:
+        if model is not None or (saved.model is None and saved.vae is None):
+            raise
+        # The run's folder or VAE file may have moved since (or the latents came from another machine).
+        raise CheckpointError(f"{exc} (the checkpoint or VAE file of the run, as the latents file says: give "
+                              "its place now with -m or --vae)") from None  # fmt: skip
 
 
 def check_latents_fit(saved: SavedLatents, vae_config: WanVAEConfig) -> None:

@@ -16,10 +16,14 @@ from safetensors.torch import save_file
 from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import cli, decoding, load_pipeline
+from motif_lite.config import TransformerConfig
+from motif_lite.errors import MotifLiteError
 from motif_lite.io.latents import FORMAT_KEY, latents_path, read_latents
 from motif_lite.numerics import NonFiniteError
 from motif_lite.request import GenerationRequest
+from motif_lite.runtime.planner import plan_decode, plan_memory
 from motif_lite.vae import WanVAE
+from motif_lite.vae.config import WanVAEConfig
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 SIZE = dict(width=48, height=32, frames=9, steps=2)
@@ -240,8 +244,23 @@ def test_decoding_the_latents_of_another_seed_differs(pipe, uninterrupted, tmp_p
 def test_decode_plans_the_memory_with_a_budget(saved, uninterrupted, tmp_path, capsys):
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "out_%03d.png"), "--vram", "0.5")
     assert code == 0, err
-    assert "Memory plan for decoding 48x32x9: budget 0.50 GiB" in err
-    assert np.abs(frames(tmp_path).astype(int) - frames(uninterrupted).astype(int)).max() <= 1
+    assert "Memory plan for decoding 48x32x9: budget 0.50 GiB" in err and "4 frames at a time" in err
+    # The run decoded one frame at a time (no plan on the CPU): 4 at once gives the same frames.
+    assert np.array_equal(frames(tmp_path), frames(uninterrupted))
+
+
+def test_the_decode_plan_is_a_runs_decode_stage_without_the_transformer():
+    vae, bf16, GiB = WanVAEConfig(), torch.bfloat16, 2**30
+    run = plan_memory(1280, 736, 121, TransformerConfig(), 4 * GiB, 8 * GiB, vae, None, vae_dtype=bf16)
+    alone = plan_decode(1280, 736, 121, vae, None, "cuda", bf16)
+    decode = next(stage for stage in run.stages if stage.name == "decode")
+    assert (alone.vae_tile, alone.vae_frame_by_frame, alone.vae_bands) == (None, False, 1)  # the fastest mode
+    assert alone.stage.activation_bytes == decode.activation_bytes
+    assert alone.stage.weight_bytes == decode.weight_bytes - 4 * GiB  # only the VAE's weights
+    tight = plan_decode(1280, 736, 121, vae, 3 * GiB, "cuda", bf16)  # exact bands before tiles, as in a run
+    assert tight.vae_bands > 1 and tight.vae_tile is None and tight.stage.peak_bytes <= 3 * GiB
+    with pytest.raises(MotifLiteError, match=r"needs at least 2\.\d\d GiB .* or decode on the CPU"):
+        plan_decode(1280, 736, 121, vae, GiB, "cuda", bf16)
 
 
 def test_decode_loads_the_vae_alone(saved, tmp_path, capsys, monkeypatch):
@@ -313,6 +332,14 @@ def test_latents_that_do_not_fit_the_vae(saved, tmp_path, capsys, no_vae_load):
 def test_a_bad_output_is_named_before_loading(saved, tmp_path, capsys, no_vae_load):
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "v.avi"))
     assert_user_error(code, err, "unsupported output format '.avi'")
+
+
+def test_a_checkpoint_that_moved_since_the_run(saved, tmp_path, capsys, no_vae_load):
+    path = tmp_path / "moved.latents.safetensors"
+    info = {**read_latents(saved / LATENTS).info(), "model": str(tmp_path / "gone")}
+    save_file({"latents": torch.zeros(1, 16, 3, 4, 6)}, str(path), metadata={FORMAT_KEY: json.dumps(info)})
+    code, _, err = decode_cli(capsys, str(path), "-o", str(tmp_path / "v.gif"))
+    assert_user_error(code, err, f"no such checkpoint directory: {tmp_path / 'gone'}", "with -m or --vae")
 
 
 def test_decode_help_has_an_example(capsys):
