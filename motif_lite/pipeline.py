@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
+import shlex
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,12 +28,13 @@ import torch
 
 from motif_lite import devices
 from motif_lite.checkpoint import ModelSources, locate_sources
+from motif_lite.decoding import decode_video, positive_number
 from motif_lite.devices import checked_dtype, parse_device, resolve_device
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.hub import MOTIF_REPO, MissingFilesError
 from motif_lite.io.image import load_image, preprocess_image
-from motif_lite.io.staging import staged_output
-from motif_lite.io.video import write_video
+from motif_lite.io.latents import SavedLatents, latents_path, save_latents
+from motif_lite.io.video import unused_path
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import check_finite
 from motif_lite.request import GenerationRequest, RequestError
@@ -73,6 +76,8 @@ from motif_lite.weights.lora import (
 
 if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
     from motif_lite.encoders.text import TextEncoder
+
+logger = logging.getLogger(__name__)
 
 # `locate_sources` for plans: what is on disk or in the cache, never a download, never an error for absent weights.
 AT_HAND = {"download": False, "require_weights": False}
@@ -236,11 +241,16 @@ class MotifVideoPipeline:
         on_progress: ProgressFn | None = None,
         on_preview: PreviewFn | None = None,
         preview_every: int | None = None,
+        *,
+        keep_latents: bool = True,
     ) -> GenerationResult:
-        """Generate one video and write it to `request.output`; nothing is left behind if it fails.
+        """Generate one video and write it to `request.output`; no partial video is left behind if it fails.
 
         `on_preview(done, steps, frames)` gets a cheap preview of the clip (vae/preview.py) every `preview_every`
-        steps (default: about 4 per run), not after the last step."""
+        steps (default: about 4 per run), not after the last step. `keep_latents`: when the decode fails (after all
+        the sampling), save the denoised latents beside the output (`fox.mp4` -> `fox.latents.safetensors`, for
+        `motif-lite decode`) before the error goes on; its message (or, for errors other than a `MotifLiteError`,
+        a logged warning) says where."""
         _check_call(request, preview_every)  # before any work: a wrong argument costs no encoding
         request, notes = request.resolve()
         settings = self.settings_for(request)
@@ -256,7 +266,8 @@ class MotifVideoPipeline:
         with self._stage("denoise", timings, peaks):
             latents, record = self.sample(request, noise, cond, settings, progress, on_denoised)
         with self._stage("decode", timings, peaks):
-            output = self.decode(request, latents, settings, progress)
+            decode = self._decode_keeping_latents if keep_latents else self.decode
+            output = decode(request, latents, settings, progress)
         timings["total"] = time.perf_counter() - start
         peak = max(peaks.values()) if peaks else None
         shift = settings.flow_shift.value
@@ -443,35 +454,53 @@ class MotifVideoPipeline:
         self, request: GenerationRequest, latents: torch.Tensor, settings: Settings, progress: ProgressFn
     ) -> Path:
         """Stream decoded frames straight into the video file (one latent frame of pixels alive at a time)."""
-        vae_dtype = self.vae.post_quant_conv.weight.dtype
-        z = self.vae.denormalize_latents(latents.to(vae_dtype))
-        total = z.shape[2]
-        if z.is_cuda:  # hand the denoiser's cached blocks back first: fewer fragments next to the VAE's caches
-            torch.cuda.empty_cache()
-
-        def chunks() -> Iterator[torch.Tensor]:
-            progress("decode", 0, total * self.vae_bands)
-
-            def on_step(done: int, steps: int) -> None:  # per latent frame, of every band (of this rank)
-                progress("decode", done, steps)
-
-            plan = (z, self.vae_tile, self.vae_frame_by_frame, self.vae_bands, on_step)
-            if self.parallel is None:
-                decoded = self.vae.decode_frames(*plan)
-            else:  # exact bands split across the ranks, gathered on rank 0
-                decoded = self.parallel.decode_frames(self.vae, *plan)
-            for pixels in decoded:
-                check_finite(pixels, "the decoded frames")  # else they would be written as black pixels
-                yield pixels[0]  # [3, n, H, W]
-
         output = Path(request.output).expanduser()
-        if self.parallel is not None and not self.parallel.is_main:
-            for _ in chunks():  # this rank's bands go to rank 0, which writes the file
-                pass
-            return output
-        with staged_output(output, request.frames) as partial:
-            write_video(chunks(), partial, request.fps, _metadata(request, settings))
+        decode_video(
+            self.vae, latents, output, request.fps, _metadata(request, settings), progress, tile=self.vae_tile,
+            frame_by_frame=self.vae_frame_by_frame, bands=self.vae_bands, parallel=self.parallel,
+        )  # fmt: skip
         return output
+
+    def _decode_keeping_latents(
+        self, request: GenerationRequest, latents: torch.Tensor, settings: Settings, progress: ProgressFn
+    ) -> Path:
+        """`decode`; if it fails in any way (out of memory, inf/NaN, a full disk, Ctrl-C), the sampling is not lost:
+        rank 0 saves `latents` beside the output first, then the original error goes on, saying where they are and
+        how to decode them (`motif-lite decode`)."""
+        try:
+            return self.decode(request, latents, settings, progress)
+        except BaseException as exc:
+            if self.parallel is None or self.parallel.is_main:
+                _tell(exc, self._save_latents(request, latents, settings))
+            raise
+
+    def _save_latents(self, request: GenerationRequest, latents: torch.Tensor, settings: Settings) -> str:
+        """Save what decoding `latents` again needs (io/latents.py); return what to tell the user. Never raises
+        (but for a second Ctrl-C): a failed save must not hide the decode's own error."""
+        path = latents_path(request.output)
+        try:
+            path = unused_path(path)  # never replaces a file, not even older latents
+            save_latents(self._saved_latents(request, latents, settings), path)
+        except Exception as error:
+            return f"the denoised latents could not be saved to {path} ({type(error).__name__}: {error})"
+        return (
+            f"the denoised latents are saved in {path}; make the video from them without sampling again: "
+            f"motif-lite decode {shlex.quote(str(path))}"
+        )
+
+    def _saved_latents(self, request: GenerationRequest, latents: torch.Tensor, settings: Settings) -> SavedLatents:
+        """`latents` with what writing their video needs, and the checkpoint, VAE file and dtype this run used."""
+        sources = self.sources
+        model = None if sources is None else sources.model
+        if model is not None and Path(model).expanduser().is_dir():  # a folder: found again from anywhere
+            model = str(Path(model).expanduser().resolve())
+        vae = None if sources is None or "vae" not in sources.weight_files else str(sources.weight_files["vae"])
+        vae_dtype = str(self.vae.post_quant_conv.weight.dtype).removeprefix("torch.")  # e.g. "bfloat16"
+        output = Path(request.output).expanduser().absolute()
+        return SavedLatents(
+            latents, output, request.width, request.height, request.frames, request.fps, vae_dtype,
+            _metadata(request, settings), model, vae,
+        )  # fmt: skip
 
 
 def load_pipeline(
@@ -697,7 +726,7 @@ def plan_generation(
     (`locate_sources`).
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
-        if gib is not None and not _positive_number(gib):
+        if gib is not None and not positive_number(gib):
             raise ConfigError(f"--{name} must be a positive number of GiB, got {gib!r}")
     dtype = checked_dtype(dtype)
     if text_encoder_dtype is not None:
@@ -727,11 +756,6 @@ def plan_generation(
     )  # fmt: skip
 
 
-def _positive_number(value: object) -> bool:
-    """A finite number > 0 (a str such as "4", or a bool, is not one)."""
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value > 0
-
-
 @contextlib.contextmanager
 def _text_encoder_placed(
     text_encoder: TextEncoder, placement: TextEncoderPlacement, device: torch.device
@@ -750,6 +774,15 @@ def _text_encoder_placed(
         if handle is not None:
             handle.remove()
         text_encoder.offload()
+
+
+def _tell(exc: BaseException, note: str) -> None:
+    """Add `note` to the message of a user-facing error (the CLI prints that message), else log it as a warning:
+    out of memory, Ctrl-C or a bug keep their type, their message and their traceback."""
+    if isinstance(exc, MotifLiteError) and type(exc).__str__ is Exception.__str__ and len(exc.args) == 1:
+        exc.args = (f"{exc.args[0]}\n{note}",)
+    else:
+        logger.warning(note)
 
 
 def _metadata(request: GenerationRequest, settings: Settings) -> dict:

@@ -213,7 +213,7 @@ def test_bad_flag_is_a_usage_error(capsys):
     assert exit_info.value.code == 2 and "invalid choice: 'ddim'" in err and "Traceback" not in err
 
 
-def test_ctrl_c_exits_130_and_leaves_no_file(checkpoint, tmp_path, capsys, monkeypatch):
+def test_ctrl_c_exits_130_and_leaves_no_video(checkpoint, tmp_path, capsys, monkeypatch):
     real = run_command.StageProgress.__call__
 
     def interrupt_in_decode(self, stage, done, total):
@@ -223,8 +223,10 @@ def test_ctrl_c_exits_130_and_leaves_no_file(checkpoint, tmp_path, capsys, monke
 
     monkeypatch.setattr(run_command.StageProgress, "__call__", interrupt_in_decode)
     code = cli.main(run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "5", "--steps", "1"))
-    assert code == cli.EXIT_INTERRUPTED and "interrupted" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INTERRUPTED and "interrupted" in err and "Traceback" not in err
+    latents = tmp_path / "fox.latents.safetensors"  # no partial video; the latents, to decode later
+    assert list(tmp_path.iterdir()) == [latents] and f"motif-lite decode {latents}" in err
 
 
 def test_console_script_reports_errors_without_traceback(tmp_path):

@@ -2,7 +2,8 @@
 
 Each subcommand module adds its parser with `register(commands)` and imports torch and the pipeline only inside its
 handler, so that `motif-lite --help` answers at once. User mistakes (`MotifLiteError`) print `error: ...` and exit
-with code 2, Ctrl-C exits with 130; neither prints a traceback.
+with code 2, Ctrl-C exits with 130, running out of device memory prints `error: out of device memory: ...` and
+exits with code 1; none prints a traceback.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import sys
 from collections.abc import Iterator, Sequence
 
 from motif_lite import __version__
-from motif_lite.cli import check, run, serve, unknown_flags, verify
+from motif_lite.cli import check, decode, run, serve, unknown_flags, verify
 from motif_lite.errors import MotifLiteError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-SUBCOMMANDS = (run, check, verify, serve)
+EXIT_OUT_OF_MEMORY = 1  # what the uncaught exception gave before: scripts see the same code
+SUBCOMMANDS = (run, decode, check, verify, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +58,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\n{_rank_prefix()}interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        if not _out_of_memory(exc):
+            raise  # a bug: keep its traceback
+        # Not a bug: other programs took the memory, or the size is too large for it. torch's message says how much.
+        print(f"{_rank_prefix()}error: out of device memory: {exc}", file=sys.stderr)
+        return EXIT_OUT_OF_MEMORY
+
+
+def _out_of_memory(exc: Exception) -> bool:
+    """Whether `exc` is torch's out-of-memory error (torch is imported by then if it can be one)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.OutOfMemoryError)
 
 
 class _StderrHandler(logging.Handler):

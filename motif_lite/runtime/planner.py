@@ -89,6 +89,9 @@ RESERVED_RATIO = 1.08
 TOKEN_CHUNKS = (16384, 4096)
 VAE_TILES = (VAETile(32, 8), VAETile(16, 4))
 VAE_BANDS = (2, 3, 4)  # exact bands: 3.8 %, 7.5 %, 11.3 % more VAE work at 720p (bench/bench_vae_band_work.py)
+# The untiled VAE modes (frame by frame, bands), fastest first: decoding 4 frames at once saves ~1-2 s per video at
+# 720p, every band adds ~3.8 % to the decode.
+VAE_MODES = ((False, 1), (True, 1), *((True, bands) for bands in VAE_BANDS))
 
 
 @dataclass(frozen=True)
@@ -213,12 +216,10 @@ def _ladder(num_blocks: int, heads: int, sequence_parallel: int) -> list[_Choice
         for text in (stream, cpu):
             outer += [_Choice(text, 0, small, tile, prefetch=False, heads=group) for tile in (None, *VAE_TILES)]
     # Within each, the untiled VAE modes, fastest first: they cost far less than streaming more of anything.
-    # Decoding 4 frames at once saves ~1-2 s per video at 720p, every band adds ~3.8 % to the decode.
-    vae_modes = [(False, 1), (True, 1), *((True, bands) for bands in VAE_BANDS)]
     return [
         replace(choice, vae_frame_by_frame=fbf, vae_bands=bands)
         for choice in outer
-        for fbf, bands in (vae_modes if choice.vae_tile is None else [(True, 1)])
+        for fbf, bands in (VAE_MODES if choice.vae_tile is None else [(True, 1)])
     ]
 
 
@@ -421,6 +422,67 @@ def plan_memory(
         f"{width}x{height}x{frames} needs at least {_gib(smallest.peak_bytes)} of device memory (plan "
         f"{smallest.rank + 1}: everything streamed, {_TEXT_PLACES[smallest.text_placement]}{groups}), but the "
         f"budget is {_gib(budget_bytes)}. {_what_fits(fits, width, height, frames)}\n" + smallest.describe()
+    )
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """The VAE setup of a decode on its own (`motif-lite decode`: only the VAE on the device) and its estimate."""
+
+    width: int
+    height: int
+    frames: int
+    device: str
+    vae_tile: VAETile | None
+    vae_frame_by_frame: bool
+    vae_bands: int
+    stage: StageEstimate  # the decode stage's estimate, weights = the VAE's
+    budget_bytes: int | None
+
+    def describe(self) -> str:
+        """One line for the `motif-lite decode` output."""
+        budget = "none" if self.budget_bytes is None else _gib(self.budget_bytes)
+        s = self.stage
+        return (
+            f"Memory plan for decoding {self.width}x{self.height}x{self.frames}: budget {budget}, est. peak "
+            f"{_gib(s.peak_bytes)} (VAE weights {_gib(s.weight_bytes)}, activations {_gib(s.activation_bytes)}); "
+            f"{s.chunks}"
+        )
+
+
+def plan_decode(
+    width: int,
+    height: int,
+    frames: int,
+    vae_config: WanVAEConfig,
+    budget_bytes: int | None,
+    device: str = "cuda",
+    vae_dtype: torch.dtype = torch.float32,
+) -> DecodePlan:
+    """The fastest VAE setup whose decode fits `budget_bytes` (None: no limit) with nothing but the VAE on the
+    device: `plan_memory`'s decode-stage estimate without the transformer, over the same VAE modes and tiles in the
+    same order. Raises MotifLiteError naming the smallest peak when none fits."""
+    # No transformer or text encoder on the device: 0 bytes of theirs. The built-in transformer config only sets
+    # the token count, which the decode stage does not read.
+    sizes = generation_sizes(width, height, frames, TransformerConfig(), 0, 0, vae_config, vae_dtype, False, vae_dtype)
+    cpu = TextEncoderPlacement.CPU
+    choices = [_Choice(cpu, None, None, None, fbf, bands) for fbf, bands in VAE_MODES]
+    choices += [_Choice(cpu, None, None, tile) for tile in VAE_TILES]
+    plans = []
+    for choice in choices:
+        stage = next(s for s in _stage_estimates(sizes, choice, 1, fused_norms=False) if s.name == "decode")
+        plan = DecodePlan(
+            width, height, frames, device, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stage,
+            budget_bytes,
+        )  # fmt: skip
+        if budget_bytes is None or stage.peak_bytes <= budget_bytes:
+            return plan
+        plans.append(plan)
+    smallest = min(plans, key=lambda p: p.stage.peak_bytes)
+    raise MotifLiteError(
+        f"decoding {width}x{height}x{frames} needs at least {_gib(smallest.stage.peak_bytes)} of device memory "
+        f"({smallest.stage.chunks}), but the budget is {_gib(budget_bytes)}: free device memory (close other "
+        "programs using it) or decode on the CPU"
     )
 
 

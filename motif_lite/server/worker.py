@@ -100,7 +100,9 @@ class Worker:
             # Written on a background thread, one preview frame per latent frame.
             preview = PreviewFile(self.store.preview_path(job.id), request.fps / TEMPORAL_FACTOR)
             try:
-                self.pipe.generate(request, on_progress=self._progress(job.id), on_preview=preview)
+                # No latents file when the decode fails: a job stopped or failed leaves no files (nothing here
+                # would decode them, and the store never removes them).
+                self.pipe.generate(request, on_progress=self._progress(job.id), on_preview=preview, keep_latents=False)
             finally:
                 preview.close()  # the last preview is written before the job's files are removed below
         except JobDeleted:

@@ -1,0 +1,104 @@
+"""`motif-lite decode`: make the video from the latents a run saved when its decode failed, without sampling again.
+
+    motif-lite decode fox.latents.safetensors
+
+Loads the VAE alone (no transformer, no text encoder), plans its memory like a run's decode stage and writes the
+video the run would have written, with the same metadata (see motif_lite.decoding).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from motif_lite.choices import DTYPE_NAMES, MOTIF_REPO
+from motif_lite.cli.run_flags import gib
+
+DESCRIPTION = """\
+Decode latents that `motif-lite run` saved beside its output when the decode failed (out of memory, inf/NaN, a
+full disk, Ctrl-C): fox.mp4 -> fox.latents.safetensors. Only the VAE is loaded; its memory is planned for the
+device like a run's decode stage. The video gets the settings of the run in its metadata."""
+
+EPILOG = """\
+examples:
+  motif-lite decode fox.latents.safetensors                      (writes the run's output, e.g. fox.mp4)
+  motif-lite decode fox.latents.safetensors -o fox.webm
+  motif-lite decode fox.latents.safetensors --device cpu         (no GPU memory needed; slower)
+  motif-lite decode fox.latents.safetensors --vram 4             (plan the decode for 4 GiB)
+
+-m, --vae and --dtype default to what the run used, as stored in the file.
+"""
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add `decode` to the `motif-lite` subcommands."""
+    decode = commands.add_parser(
+        "decode",
+        help="make the video from latents a failed decode saved (fox.latents.safetensors), without sampling again",
+        description=DESCRIPTION,
+        usage="motif-lite decode LATENTS [-o OUTPUT] [options]",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    decode.add_argument("latents", metavar="LATENTS", help="the .latents.safetensors file a run saved")
+    decode.add_argument(
+        "-o",
+        "--output",
+        help="output: .mp4 .webm .webp .gif or out_%%03d.png (default: the run's output; a name beside it when that "
+        "exists)",
+    )
+    decode.add_argument(
+        "-m", "--model", help=f"checkpoint folder or Hub repo with the VAE (default: the run's, else {MOTIF_REPO})"
+    )
+    decode.add_argument(
+        "--vae", metavar="FILE", help="the Wan2.1 VAE as one .safetensors file (default: the run's, else -m's)"
+    )
+    decode.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    decode.add_argument("--dtype", choices=DTYPE_NAMES, help="the VAE's dtype (default: the run's)")
+    decode.add_argument(
+        "--vram",
+        type=gib,
+        metavar="GiB",
+        help="device memory budget: bands/tiles to fit it (default: the GPU's free memory; CPU: no limit)",
+    )
+    decode.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """The `decode` handler: read and check the file, find the VAE, plan, decode, say where the video is."""
+    from motif_lite.cli.run import StageProgress, download_hint_repeats
+    from motif_lite.decoding import prepare_decode, run_decode
+    from motif_lite.devices import torch_dtype
+    from motif_lite.io.latents import read_latents
+
+    saved = read_latents(args.latents)
+    output = Path(args.output) if args.output is not None else _free(saved.output)
+    dtype = torch_dtype(args.dtype) if args.dtype is not None else None
+    with download_hint_repeats(getattr(args, "argv", None)):
+        job = prepare_decode(saved, output, args.model, args.vae, args.device, dtype, args.vram)
+    if job.plan is not None:
+        print(job.plan.describe(), file=sys.stderr)
+    start = time.perf_counter()
+    progress = StageProgress()
+    try:
+        run_decode(job, progress)
+    finally:
+        progress.close()
+    meta = saved.video_metadata
+    seed = f", seed {meta['seed']}" if "seed" in meta else ""
+    print(f"done: {saved.width}x{saved.height}, {saved.frames} frames{seed}, decoded in "
+          f"{time.perf_counter() - start:.1f}s on {job.device}")  # fmt: skip
+    print(f"output: {job.output}")
+    return 0
+
+
+def _free(path: Path) -> Path:
+    """The run's output, or the next free name beside it when a file is there now (said on stderr)."""
+    from motif_lite.io.video import unused_path
+
+    free = unused_path(path)
+    if free != path:
+        print(f"note: {path} exists: writing {free} instead (-o names the file and replaces it)", file=sys.stderr)
+    return free

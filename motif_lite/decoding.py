@@ -1,0 +1,175 @@
+"""Latents -> video file: the decode stage of a run (`MotifVideoPipeline.decode`), and `motif-lite decode`, which
+decodes the latents a run saved when its own decode failed (io/latents.py) with the VAE alone.
+
+    saved = read_latents("fox.latents.safetensors")
+    job = prepare_decode(saved, device="cuda")   # every check, the memory plan: no weights read yet
+    run_decode(job)                              # loads the VAE (no transformer, no text encoder), writes fox.mp4
+
+Both go through `decode_video`: the same latents, VAE dtype and VAE setup give the same frames as the run would
+have written, with the same metadata in the file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from motif_lite.checkpoint import locate_vae
+from motif_lite.choices import MOTIF_REPO
+from motif_lite.devices import checked_dtype, resolve_device
+from motif_lite.errors import CheckpointError, ConfigError
+from motif_lite.io.latents import LatentsFileError, SavedLatents
+from motif_lite.io.staging import staged_output
+from motif_lite.io.video import check_output_path, write_video
+from motif_lite.numerics import check_finite
+from motif_lite.runtime.planner import DecodePlan, default_budget, plan_decode
+from motif_lite.vae import WanVAE, load_vae
+from motif_lite.vae.config import WanVAEConfig
+from motif_lite.vae.tiling import VAETile
+
+if TYPE_CHECKING:
+    from motif_lite.runtime.parallel import Parallel
+
+# (stage, done, total), as `MotifVideoPipeline.generate`'s on_progress; the stage here is always "decode".
+ProgressFn = Callable[[str, int, int], None]
+
+
+def decode_video(
+    vae: WanVAE,
+    latents: torch.Tensor,
+    output: Path,
+    fps: float,
+    metadata: dict,
+    progress: ProgressFn,
+    *,
+    tile: VAETile | None = None,
+    frame_by_frame: bool = True,
+    bands: int = 1,
+    parallel: Parallel | None = None,
+) -> None:
+    """Decode `latents` (model space, [1, C, F, h, w]) and stream the frames straight into `output` (one latent
+    frame of pixels alive at a time); `tile`, `frame_by_frame`, `bands`: the VAE setup of a memory plan. In a
+    parallel run every rank decodes its bands and rank 0 writes the file."""
+    vae_dtype = vae.post_quant_conv.weight.dtype
+    z = vae.denormalize_latents(latents.to(vae_dtype))
+    total = z.shape[2]
+    if z.is_cuda:  # hand the denoiser's cached blocks back first: fewer fragments next to the VAE's caches
+        torch.cuda.empty_cache()
+
+    def chunks() -> Iterator[torch.Tensor]:
+        progress("decode", 0, total * bands)
+
+        def on_step(done: int, steps: int) -> None:  # per latent frame, of every band (of this rank)
+            progress("decode", done, steps)
+
+        plan = (z, tile, frame_by_frame, bands, on_step)
+        # In a parallel run: exact bands split across the ranks, gathered on rank 0.
+        decoded = vae.decode_frames(*plan) if parallel is None else parallel.decode_frames(vae, *plan)
+        for pixels in decoded:
+            check_finite(pixels, "the decoded frames")  # else they would be written as black pixels
+            yield pixels[0]  # [3, n, H, W]
+
+    if parallel is not None and not parallel.is_main:
+        for _ in chunks():  # this rank's bands go to rank 0, which writes the file
+            pass
+        return
+    frames = (total - 1) * vae.config.temporal_factor + 1
+    with staged_output(output, frames) as partial:
+        write_video(chunks(), partial, fps, metadata)
+
+
+@dataclass(frozen=True)
+class DecodeJob:
+    """A checked `motif-lite decode`: what to decode, where to write it, with which VAE, device and plan."""
+
+    saved: SavedLatents
+    output: Path
+    root: Path  # the checkpoint folder the VAE loads from (`load_vae`)
+    device: torch.device
+    dtype: torch.dtype  # the VAE's
+    plan: DecodePlan | None  # None: no budget (the CPU without --vram), the VAE's default setup
+
+
+def prepare_decode(
+    saved: SavedLatents,
+    output: str | Path | None = None,
+    model: str | Path | None = None,
+    vae_file: str | Path | None = None,
+    device: str | torch.device = "auto",
+    dtype: torch.dtype | str | None = None,
+    vram_gib: float | None = None,
+) -> DecodeJob:
+    """Every check of a decode before any weights load: the output path (default: the run's), the device, the dtype
+    (default: the run's VAE dtype), the VAE's files (`model` / `vae_file` default to what the run used, else the
+    official repo) and config against the latents, and the memory plan (with `vram_gib`, or on CUDA: the GPU's
+    free memory), as for a run's decode stage. Raises a `MotifLiteError` naming the problem."""
+    if vram_gib is not None and not positive_number(vram_gib):
+        raise ConfigError(f"--vram must be a positive number of GiB, got {vram_gib!r}")
+    output = Path(output if output is not None else saved.output).expanduser()
+    check_output_path(output)
+    target = resolve_device(device)
+    dtype = checked_dtype(dtype if dtype is not None else saved.dtype)
+    root = _vae_checkpoint(saved, model, vae_file)
+    vae_config = WanVAEConfig.from_json(root / "vae" / "config.json")
+    check_latents_fit(saved, vae_config)
+    plan = None
+    if vram_gib is not None or target.type == "cuda":
+        budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target)
+        plan = plan_decode(saved.width, saved.height, saved.frames, vae_config, budget, str(target), dtype)
+    return DecodeJob(saved, output, root, target, dtype, plan)
+
+
+def run_decode(job: DecodeJob, progress: ProgressFn | None = None) -> Path:
+    """Load the VAE's decoder only (no transformer, no text encoder), decode, write `job.output`; return it."""
+    vae = load_vae(job.root, dtype=job.dtype, device=job.device, encoder=False)
+    plan, setup = job.plan, {}
+    if plan is not None:
+        setup = dict(tile=plan.vae_tile, frame_by_frame=plan.vae_frame_by_frame, bands=plan.vae_bands)
+    saved = job.saved
+    latents = saved.latents.to(job.device)
+    decode_video(vae, latents, job.output, saved.fps, saved.video_metadata, progress or _silent, **setup)
+    return job.output
+
+
+def _vae_checkpoint(saved: SavedLatents, model: str | Path | None, vae_file: str | Path | None) -> Path:
+    """`locate_vae` of the given checkpoint / VAE file, else of the run's (as the file says), else the official."""
+    try:
+        return locate_vae(model or saved.model or MOTIF_REPO, vae_file if vae_file is not None else saved.vae)
+    except CheckpointError as exc:
+        if model is not None or (saved.model is None and saved.vae is None):
+            raise
+        # The run's folder or VAE file may have moved since (or the latents came from another machine).
+        raise CheckpointError(f"{exc} (the checkpoint or VAE file of the run, as the latents file says: give "
+                              "its place now with -m or --vae)") from None  # fmt: skip
+
+
+def check_latents_fit(saved: SavedLatents, vae_config: WanVAEConfig) -> None:
+    """`LatentsFileError` unless the latents have the VAE's channels and the shape of the video they describe."""
+    _, channels, frames, h, w = saved.latents.shape
+    if channels != vae_config.z_dim:
+        raise LatentsFileError(
+            f"the latents have {channels} channels, but this VAE takes {vae_config.z_dim}: they come from another "
+            "model; decode them with the checkpoint (-m) or VAE file (--vae) of the run that saved them"
+        )
+    s, t = vae_config.spatial_factor, vae_config.temporal_factor
+    expected = ((saved.frames - 1) // t + 1, saved.height // s, saved.width // s)
+    if (frames, h, w) != expected:
+        raise LatentsFileError(
+            f"the latents' shape {tuple(saved.latents.shape)} does not fit a {saved.width}x{saved.height} video of "
+            f"{saved.frames} frames with this VAE (latent frames, height, width {expected}): the file is damaged or "
+            "comes from another model"
+        )
+
+
+def positive_number(value: object) -> bool:
+    """A finite number > 0 (a str such as "4", or a bool, is not one)."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+def _silent(stage: str, done: int, total: int) -> None:
+    """No progress report."""

@@ -1,0 +1,372 @@
+"""Nothing lost when decoding fails: a run whose decode fails (out of memory, inf/NaN, Ctrl-C) saves its denoised
+latents beside the output and says how to decode them; `motif-lite decode` then writes the very frames and
+metadata an uninterrupted run writes. Tiny checkpoint, CPU, fp32."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from safetensors.torch import save_file
+from tiny_pipeline import make_tiny_checkpoint
+
+from motif_lite import cli, decoding, load_pipeline
+from motif_lite.config import TransformerConfig
+from motif_lite.errors import MotifLiteError
+from motif_lite.io.latents import FORMAT_KEY, latents_path, read_latents
+from motif_lite.numerics import NonFiniteError
+from motif_lite.request import GenerationRequest
+from motif_lite.runtime.planner import plan_decode, plan_memory
+from motif_lite.vae import WanVAE
+from motif_lite.vae.config import WanVAEConfig
+
+PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
+SIZE = dict(width=48, height=32, frames=9, steps=2)
+LATENTS = "out.latents.safetensors"  # of out_%03d.png
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ckpt")
+    make_tiny_checkpoint(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(pipe, tmp_path_factory) -> Path:
+    """The frames of a run that decoded (seed 3), as a PNG sequence."""
+    folder = tmp_path_factory.mktemp("whole")
+    pipe.generate(request(folder, seed=3))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def saved(pipe, tmp_path_factory) -> Path:
+    """The folder of a run with seed 3 whose decode ran out of memory: it holds only the latents file."""
+    folder = tmp_path_factory.mktemp("failed")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipe.vae, "decode_frames", out_of_memory)
+        with pytest.raises(torch.OutOfMemoryError):
+            pipe.generate(request(folder, seed=3))
+    return folder
+
+
+def request(folder: Path, name: str = "out_%03d.png", seed: int = 3) -> GenerationRequest:
+    return GenerationRequest(PROMPT, NEGATIVE, seed=seed, output=folder / name, **SIZE)
+
+
+def out_of_memory(*args, **kwargs):
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+
+
+def frames(folder: Path, stem: str = "out") -> np.ndarray:
+    files = sorted(folder.glob(f"{stem}_*.png"))
+    assert len(files) == SIZE["frames"]
+    return np.stack([np.asarray(PIL.Image.open(f).convert("RGB")) for f in files])
+
+
+def comment(folder: Path, stem: str = "out") -> dict:
+    with PIL.Image.open(folder / f"{stem}_000.png") as image:
+        return json.loads(image.text["comment"])
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def decode_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli.main(["decode", *args, "--device", "cpu"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# ------------------------------------------------------------------------------ a failed decode saves
+
+
+def test_out_of_memory_in_decode_leaves_the_latents_and_no_video(pipe, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
+    with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(torch.OutOfMemoryError, match="simulated"):
+        pipe.generate(request(tmp_path, "fox.mp4"))
+    assert names(tmp_path) == ["fox.latents.safetensors"]  # no partial video
+    path = tmp_path / "fox.latents.safetensors"
+    assert f"saved in {path}" in caplog.text and f"motif-lite decode {path}" in caplog.text
+    saved = read_latents(path)
+    assert saved.latents.dtype == torch.float32 and saved.latents.shape == (1, 16, 3, 4, 6)
+    assert (saved.width, saved.height, saved.frames, saved.fps, saved.dtype) == (48, 32, 9, 24.0, "float32")
+    assert saved.output == tmp_path / "fox.mp4" and saved.video_metadata["seed"] == 3
+    assert saved.video_metadata["prompt"] == PROMPT and saved.model == str(pipe.sources.root.resolve())
+
+
+def test_inf_in_decoded_frames_names_the_latents_in_the_error(pipe, tmp_path, monkeypatch):
+    decode_frames = pipe.vae.decode_frames
+
+    def overflowing(*args, **kwargs):
+        for pixels in decode_frames(*args, **kwargs):
+            yield pixels * torch.inf
+
+    monkeypatch.setattr(pipe.vae, "decode_frames", overflowing)
+    with pytest.raises(NonFiniteError) as error:
+        pipe.generate(request(tmp_path))
+    path = tmp_path / LATENTS
+    message = str(error.value)
+    assert message.startswith("the decoded frames hold inf or NaN")  # the original error, then the note
+    assert f"saved in {path}" in message and f"motif-lite decode {path}" in message
+    assert names(tmp_path) == [LATENTS]  # no frame of the PNG sequence
+
+
+def test_a_second_failure_keeps_the_first_latents(pipe, tmp_path, monkeypatch):
+    monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
+    for _ in range(2):
+        with pytest.raises(torch.OutOfMemoryError):
+            pipe.generate(request(tmp_path, "fox.mp4"))
+    assert names(tmp_path) == ["fox.latents-2.safetensors", "fox.latents.safetensors"]
+
+
+def test_a_failed_save_never_hides_the_decode_error(pipe, tmp_path, monkeypatch, caplog):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
+    monkeypatch.setattr("motif_lite.pipeline.save_latents", disk_full)
+    with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(torch.OutOfMemoryError, match="simulated"):
+        pipe.generate(request(tmp_path, "fox.mp4"))
+    assert "could not be saved" in caplog.text and "No space left on device" in caplog.text
+    assert names(tmp_path) == []
+
+
+def test_ctrl_c_in_decode_stays_ctrl_c_and_saves_the_latents(pipe, tmp_path, caplog):
+    def cancel(stage, done, total):
+        if stage == "decode" and done == 1:  # one latent frame already written
+            raise KeyboardInterrupt
+
+    with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "fox.mp4"), on_progress=cancel)
+    assert names(tmp_path) == ["fox.latents.safetensors"]
+    assert "motif-lite decode" in caplog.text
+
+
+def test_a_failure_while_denoising_saves_nothing(pipe, tmp_path):
+    def cancel(stage, done, total):
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "fox.mp4"), on_progress=cancel)
+    assert names(tmp_path) == []  # no final latents to save
+
+
+def test_keep_latents_false_saves_nothing(pipe, tmp_path, monkeypatch):
+    monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError):
+        pipe.generate(request(tmp_path, "fox.mp4"), keep_latents=False)
+    assert names(tmp_path) == []
+
+
+def test_only_rank_0_of_a_parallel_run_saves(pipe, tmp_path):
+    class OtherRank:  # a parallel run's rank 1, whose share of the decode fails
+        is_main = False
+
+        def decode_frames(self, *args):
+            out_of_memory()
+
+    latents = torch.zeros(1, 16, 3, 4, 6)
+    settings = pipe.settings_for(request(tmp_path))
+    pipe.parallel = OtherRank()
+    try:
+        with pytest.raises(torch.OutOfMemoryError):
+            pipe._decode_keeping_latents(request(tmp_path, "fox.mp4"), latents, settings, lambda *progress: None)
+    finally:
+        pipe.parallel = None
+    assert names(tmp_path) == []
+
+
+def test_latents_file_names():
+    assert latents_path("fox.mp4") == Path("fox.latents.safetensors")
+    assert latents_path("renders/out_%03d.png") == Path("renders/out.latents.safetensors")
+    assert latents_path("shot_%04d_v2.png") == Path("shot_v2.latents.safetensors")
+    assert latents_path("%03d.png") == Path("frames.latents.safetensors")
+
+
+# ------------------------------------------------------------------------------ motif-lite decode
+
+
+def test_decode_writes_the_frames_and_metadata_of_an_uninterrupted_run(saved, uninterrupted, capsys):
+    assert names(saved) == [LATENTS]
+    code, out, err = decode_cli(capsys, str(saved / LATENTS))  # -o, -m and the dtype from the file
+    assert code == 0, err
+    assert f"output: {saved / 'out_%03d.png'}" in out and "decode" in err  # the progress bar
+    expected = frames(uninterrupted)
+    assert expected.std() > 10, "degenerate video: the comparison would prove nothing"
+    assert np.array_equal(frames(saved), expected)
+    assert comment(saved) == comment(uninterrupted)
+    (saved / "decoded").mkdir()
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(saved / "decoded" / "out_%03d.png"))
+    assert code == 0, err
+    assert np.array_equal(frames(saved / "decoded"), expected)
+
+
+def test_decode_never_replaces_a_video_without_o(saved, tmp_path, capsys):
+    folder = tmp_path / "again"
+    folder.mkdir()
+    (folder / "fox.gif").write_bytes(b"an earlier video")
+    latents = read_latents(saved / LATENTS)
+    # The same latents, saved for fox.gif in another folder (as a run writing fox.gif would have).
+    from motif_lite.io.latents import save_latents
+
+    save_latents(type(latents)(**{**vars(latents), "output": folder / "fox.gif"}), folder / "fox.latents.safetensors")
+    code, out, err = decode_cli(capsys, str(folder / "fox.latents.safetensors"))
+    assert code == 0, err
+    assert f"{folder / 'fox.gif'} exists: writing {folder / 'fox-2.gif'}" in err
+    assert (folder / "fox.gif").read_bytes() == b"an earlier video" and (folder / "fox-2.gif").is_file()
+
+
+def test_decoding_the_latents_of_another_seed_differs(pipe, uninterrupted, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError):
+        pipe.generate(request(tmp_path, seed=4))
+    monkeypatch.undo()
+    code, _, err = decode_cli(capsys, str(tmp_path / LATENTS))
+    assert code == 0, err
+    assert not np.array_equal(frames(tmp_path), frames(uninterrupted))
+    assert comment(tmp_path)["seed"] == 4
+
+
+def test_decode_plans_the_memory_with_a_budget(saved, uninterrupted, tmp_path, capsys):
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "out_%03d.png"), "--vram", "0.5")
+    assert code == 0, err
+    assert "Memory plan for decoding 48x32x9: budget 0.50 GiB" in err and "4 frames at a time" in err
+    # The run decoded one frame at a time (no plan on the CPU): 4 at once gives the same frames.
+    assert np.array_equal(frames(tmp_path), frames(uninterrupted))
+
+
+def test_the_decode_plan_is_a_runs_decode_stage_without_the_transformer():
+    vae, bf16, GiB = WanVAEConfig(), torch.bfloat16, 2**30
+    run = plan_memory(1280, 736, 121, TransformerConfig(), 4 * GiB, 8 * GiB, vae, None, vae_dtype=bf16)
+    alone = plan_decode(1280, 736, 121, vae, None, "cuda", bf16)
+    decode = next(stage for stage in run.stages if stage.name == "decode")
+    assert (alone.vae_tile, alone.vae_frame_by_frame, alone.vae_bands) == (None, False, 1)  # the fastest mode
+    assert alone.stage.activation_bytes == decode.activation_bytes
+    assert alone.stage.weight_bytes == decode.weight_bytes - 4 * GiB  # only the VAE's weights
+    tight = plan_decode(1280, 736, 121, vae, 3 * GiB, "cuda", bf16)  # exact bands before tiles, as in a run
+    assert tight.vae_bands > 1 and tight.vae_tile is None and tight.stage.peak_bytes <= 3 * GiB
+    with pytest.raises(MotifLiteError, match=r"needs at least 2\.\d\d GiB .* or decode on the CPU"):
+        plan_decode(1280, 736, 121, vae, GiB, "cuda", bf16)
+
+
+def test_decode_loads_the_vae_alone(saved, tmp_path, capsys, monkeypatch):
+    import motif_lite.encoders.text as text
+    import motif_lite.weights.loader as loader
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("decode loaded more than the VAE")
+
+    monkeypatch.setattr(loader, "load_transformer", forbidden)
+    monkeypatch.setattr(text, "load_text_encoder", forbidden)
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "v.gif"))
+    assert code == 0, err
+
+
+# ------------------------------------------------------------------------------ user mistakes
+
+
+def assert_user_error(code: int, err: str, *needles: str) -> None:
+    assert code == cli.EXIT_USER_ERROR, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+
+
+@pytest.fixture
+def no_vae_load(monkeypatch):
+    """Mistakes are reported before any weights load."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the VAE was loaded before the check")
+
+    monkeypatch.setattr(decoding, "load_vae", forbidden)
+
+
+def test_a_missing_file(tmp_path, capsys, no_vae_load):
+    code, _, err = decode_cli(capsys, str(tmp_path / "fox.latents.safetensors"))
+    assert_user_error(code, err, "no such latents file")
+
+
+def test_a_file_that_is_not_safetensors(tmp_path, capsys, no_vae_load):
+    (tmp_path / "fox.mp4").write_bytes(b"\x00\x00\x00 ftypisom not latents")
+    code, _, err = decode_cli(capsys, str(tmp_path / "fox.mp4"))
+    assert_user_error(code, err, "is not a latents file of motif-lite")
+
+
+def test_a_safetensors_file_that_is_not_latents(checkpoint, capsys, no_vae_load):
+    weights = checkpoint / "vae" / "diffusion_pytorch_model.safetensors"
+    code, _, err = decode_cli(capsys, str(weights))
+    assert_user_error(code, err, f"{weights} is not a latents file of motif-lite")
+
+
+def test_latents_of_another_format_version(saved, tmp_path, capsys, no_vae_load):
+    path = tmp_path / "future.latents.safetensors"
+    info = {**read_latents(saved / LATENTS).info(), "version": 99}
+    save_file({"latents": torch.zeros(1, 16, 3, 4, 6)}, str(path), metadata={FORMAT_KEY: json.dumps(info)})
+    code, _, err = decode_cli(capsys, str(path))
+    assert_user_error(code, err, "format version 99", "reads version 1")
+
+
+def test_latents_that_do_not_fit_the_vae(saved, tmp_path, capsys, no_vae_load):
+    path = tmp_path / "other.latents.safetensors"
+    info = read_latents(saved / LATENTS).info()
+    save_file({"latents": torch.zeros(1, 48, 3, 4, 6)}, str(path), metadata={FORMAT_KEY: json.dumps(info)})
+    code, _, err = decode_cli(capsys, str(path), "-o", str(tmp_path / "v.mp4"))
+    assert_user_error(code, err, "the latents have 48 channels, but this VAE takes 16")
+
+
+def test_a_bad_output_is_named_before_loading(saved, tmp_path, capsys, no_vae_load):
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "v.avi"))
+    assert_user_error(code, err, "unsupported output format '.avi'")
+
+
+def test_a_checkpoint_that_moved_since_the_run(saved, tmp_path, capsys, no_vae_load):
+    path = tmp_path / "moved.latents.safetensors"
+    info = {**read_latents(saved / LATENTS).info(), "model": str(tmp_path / "gone")}
+    save_file({"latents": torch.zeros(1, 16, 3, 4, 6)}, str(path), metadata={FORMAT_KEY: json.dumps(info)})
+    code, _, err = decode_cli(capsys, str(path), "-o", str(tmp_path / "v.gif"))
+    assert_user_error(code, err, f"no such checkpoint directory: {tmp_path / 'gone'}", "with -m or --vae")
+
+
+def test_decode_help_has_an_example(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["decode", "--help"])
+    out = capsys.readouterr().out
+    assert "motif-lite decode fox.latents.safetensors" in out and "--vram" in out and "--vae" in out
+
+
+# ------------------------------------------------------------------------------ motif-lite run
+
+
+def run_args(root: Path, output: Path) -> list[str]:
+    return [
+        "run",
+        *("-m", str(root), "-p", PROMPT, "-n", NEGATIVE, "-o", str(output), "-s", "3"),
+        *("-W", "48", "-H", "32", "--video-frames", "9", "--steps", "2"),
+        *("--dtype", "fp32", "--device", "cpu", "--kernels", "torch"),
+    ]
+
+
+def test_run_out_of_memory_in_decode_says_how_to_decode_without_a_traceback(checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(WanVAE, "decode_frames", out_of_memory)
+    code = cli.main(run_args(checkpoint, tmp_path / "out_%03d.png"))
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_OUT_OF_MEMORY and "Traceback" not in err, err
+    path = tmp_path / LATENTS
+    assert f"warning: the denoised latents are saved in {path}" in err
+    assert f"motif-lite decode {path}" in err and "error: out of device memory: CUDA out of memory" in err
+    assert names(tmp_path) == [LATENTS]
