@@ -11,7 +11,6 @@ have written, with the same metadata in the file.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from motif_lite.io.latents import LatentsFileError, SavedLatents
 from motif_lite.io.staging import staged_output
 from motif_lite.io.video import check_output_path, write_video
 from motif_lite.numerics import check_finite
-from motif_lite.runtime.planner import DecodePlan, default_budget, plan_decode
+from motif_lite.runtime.planner import DecodePlan, default_budget, plan_decode, positive_budget
 from motif_lite.vae import WanVAE, load_vae
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAETile
@@ -108,7 +107,7 @@ def prepare_decode(
     (default: the run's VAE dtype), the VAE's files (`model` / `vae_file` default to what the run used, else the
     official repo) and config against the latents, and the memory plan (with `vram_gib`, or on CUDA: the GPU's
     free memory), as for a run's decode stage. Raises a `MotifLiteError` naming the problem."""
-    if vram_gib is not None and not positive_number(vram_gib):
+    if vram_gib is not None and not positive_budget(vram_gib):
         raise ConfigError(f"--vram must be a positive number of GiB, got {vram_gib!r}")
     output = Path(output if output is not None else saved.output).expanduser()
     check_output_path(output)
@@ -164,11 +163,6 @@ def check_latents_fit(saved: SavedLatents, vae_config: WanVAEConfig) -> None:
             f"{saved.frames} frames with this VAE (latent frames, height, width {expected}): the file is damaged or "
             "comes from another model"
         )
-
-
-def positive_number(value: object) -> bool:
-    """A finite number > 0 (a str such as "4", or a bool, is not one)."""
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value > 0
 
 
 def _silent(stage: str, done: int, total: int) -> None:

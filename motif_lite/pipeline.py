@@ -28,7 +28,7 @@ import torch
 
 from motif_lite import devices
 from motif_lite.checkpoint import ModelSources, locate_sources
-from motif_lite.decoding import decode_video, positive_number
+from motif_lite.decoding import decode_video
 from motif_lite.devices import checked_dtype, parse_device, resolve_device
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.hub import MOTIF_REPO, MissingFilesError
@@ -53,7 +53,7 @@ from motif_lite.runtime.kernels import (
     use_triton,
 )
 from motif_lite.runtime.parallel import Parallel
-from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory
+from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory, positive_budget
 from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
 from motif_lite.sampling import Schedule, StepCallback, denoise, needs_uncond, schedule_for
@@ -726,7 +726,7 @@ def plan_generation(
     (`locate_sources`).
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
-        if gib is not None and not positive_number(gib):
+        if gib is not None and not positive_budget(gib):
             raise ConfigError(f"--{name} must be a positive number of GiB, got {gib!r}")
     dtype = checked_dtype(dtype)
     if text_encoder_dtype is not None:

@@ -172,6 +172,11 @@ def _gib(n: int) -> str:
     return f"{n / GiB:.2f} GiB"
 
 
+def positive_budget(gib: object) -> bool:
+    """Whether a `--vram` / `--ram` value is a finite number of GiB > 0 (a str such as "4", or a bool, is not)."""
+    return not isinstance(gib, bool) and isinstance(gib, int | float) and math.isfinite(gib) and gib > 0
+
+
 def default_budget(device: torch.device | str) -> int | None:
     """The device memory a plan may allocate: the CUDA device's free memory (what other processes and this one
     already hold is excluded) less the allocator's expected reserve on top; None on other devices ("no limit")."""
