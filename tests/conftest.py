@@ -5,6 +5,8 @@ Tests marked `cuda` are skipped without a CUDA device. On a CUDA machine the ker
 join the suite too. On a CUDA machine each failure is printed as it happens (`EchoFailures`).
 """
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -38,3 +40,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("cuda") is not None and not torch.cuda.is_available():
         pytest.skip("needs CUDA")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A tiny random-weight checkpoint in the official layout (tests/tiny_pipeline.py), one per test module. Modules
+    that need the reference pipeline it was saved from define their own `checkpoint`."""
+    from tiny_pipeline import make_tiny_checkpoint  # diffusers: imported only where a module asks for it
+
+    root = tmp_path_factory.mktemp("ckpt")
+    make_tiny_checkpoint(root)
+    return root

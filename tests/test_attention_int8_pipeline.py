@@ -15,20 +15,12 @@ import torch
 
 pytest.importorskip("diffusers")
 from kernels_interp import KernelCall, kernel_runner  # noqa: E402
-from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
 
 from motif_lite import load_pipeline  # noqa: E402
 from motif_lite.model.ops import TORCH_OPS  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
 
 SIZE = dict(width=48, height=32, frames=9, steps=2)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ckpt")
-    make_tiny_checkpoint(root)
-    return root
 
 
 @pytest.fixture(scope="module")

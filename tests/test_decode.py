@@ -13,7 +13,6 @@ import PIL.Image
 import pytest
 import torch
 from safetensors.torch import save_file
-from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import cli, decoding, load_pipeline
 from motif_lite.config import TransformerConfig
@@ -28,13 +27,6 @@ from motif_lite.vae.config import WanVAEConfig
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 SIZE = dict(width=48, height=32, frames=9, steps=2)
 LATENTS = "out.latents.safetensors"  # of out_%03d.png
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ckpt")
-    make_tiny_checkpoint(root)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 pytest.importorskip("diffusers")
-from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
 
 from motif_lite import load_pipeline, load_transformer  # noqa: E402
 from motif_lite.checkpoint import locate_sources  # noqa: E402
@@ -21,13 +20,6 @@ from motif_lite.request import GenerationRequest, RequestError  # noqa: E402
 from motif_lite.weights.lora import LoRAError, LoRASpec, lora_specs  # noqa: E402
 
 TINY = dict(width=48, height=32, frames=5, steps=2, seed=3)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ckpt")
-    make_tiny_checkpoint(root)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import os
 import socket
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -21,7 +22,6 @@ pytest.importorskip("diffusers")
 pytest.importorskip("fastapi")
 openai = pytest.importorskip("openai")
 from server_helpers import TINY, InProcessServer, multipart, wait_for  # noqa: E402
-from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
 
 from motif_lite import cli, load_pipeline  # noqa: E402
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest  # noqa: E402
@@ -34,13 +34,6 @@ PROMPT = "a red fox runs through snow"
 # Minutes of work: every test that queues it deletes it again.
 LONG = dict(size="48x32", num_frames=5, steps=1000, seed=1, negative_prompt="blurry")
 SDK_SIZES = ("720x1280", "1280x720", "1024x1792", "1792x1024")  # openai.types.VideoSize
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ckpt")
-    make_tiny_checkpoint(root)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -432,13 +425,17 @@ def test_a_job_that_cannot_run_fails_and_the_worker_goes_on(server):
     assert good.status == "completed"
 
 
-def test_one_server_per_data_folder(tmp_path):
-    first = JobStore(tmp_path)
+def assert_a_second_store_is_refused(folder: Path) -> None:
+    first = JobStore(folder)
     try:
         with pytest.raises(DataFolderBusy, match="another motif-lite serve is using"):
-            JobStore(tmp_path)
+            JobStore(folder)
     finally:
         first.close()
+
+
+def test_one_server_per_data_folder(tmp_path):
+    assert_a_second_store_is_refused(tmp_path)
     JobStore(tmp_path).close()  # free again
 
 
@@ -456,12 +453,7 @@ def test_one_server_per_data_folder_with_windows_locks(tmp_path, monkeypatch):
 
     monkeypatch.setattr(jobs, "fcntl", None)
     monkeypatch.setitem(sys.modules, "msvcrt", types.SimpleNamespace(LK_NBLCK=2, locking=locking))
-    first = JobStore(tmp_path)
-    try:
-        with pytest.raises(DataFolderBusy, match="another motif-lite serve is using"):
-            JobStore(tmp_path)
-    finally:
-        first.close()
+    assert_a_second_store_is_refused(tmp_path)
     assert calls == [(2, 1), (2, 1)]
 
 

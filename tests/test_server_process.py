@@ -18,20 +18,12 @@ import pytest
 pytest.importorskip("diffusers")
 pytest.importorskip("fastapi")
 from server_helpers import TINY, process_server, wait_for  # noqa: E402
-from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
 
 from motif_lite import cli  # noqa: E402
 from motif_lite.server.jobs import COMPLETED, FAILED, INTERRUPTED, QUEUED, JobStore  # noqa: E402
 
 PROMPT = "a red fox runs through snow"
 LONG = dict(size="48x32", num_frames=5, steps=1000, seed=1, negative_prompt="blurry")  # minutes: always stopped
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ckpt")
-    make_tiny_checkpoint(root)
-    return root
 
 
 def create(server, **settings) -> dict:

@@ -359,15 +359,6 @@ VIDEO = dict(prompt="a red fox runs through snow", negative_prompt="blurry, stat
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    from tiny_pipeline import make_tiny_checkpoint
-
-    root = tmp_path_factory.mktemp("ckpt")
-    make_tiny_checkpoint(root)
-    return root
-
-
-@pytest.fixture(scope="module")
 def checkpoint_files(checkpoint, tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("ckpt_gguf")
     return {t: quantize(checkpoint, out / f"te-{t}.gguf", t) for t in ("Q8_0", "Q4_K_M")}

@@ -21,6 +21,10 @@ from motif_lite.errors import ConfigError
 from motif_lite.request import GenerationRequest
 
 DEFAULTS = GenerationRequest(prompt="-")
+DTYPE_HELP = (
+    "compute dtype (default bf16, the published one; fp16 for GPUs before compute capability 8.0: the text encoder "
+    "then stays bf16)"
+)
 GGUF_HELP = (
     "quantized transformer: a .gguf file, a folder holding one, or a variant of the GGUF repo, e.g. Q4_K_M (the "
     "transformer config still comes from -m)"
@@ -107,13 +111,7 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m = run.add_argument_group("model and runtime")
     m.add_argument("-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})")
     m.add_argument("--gguf", help=GGUF_HELP)
-    m.add_argument(
-        "--dtype",
-        choices=DTYPE_NAMES,
-        default="bf16",
-        help="compute dtype (default bf16, the published one; fp16 for GPUs before compute capability 8.0: the "
-        "text encoder then stays bf16)",
-    )
+    m.add_argument("--dtype", choices=DTYPE_NAMES, default="bf16", help=DTYPE_HELP)
     m.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto); a dry run may plan for any"
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from motif_lite.choices import DTYPE_NAMES, KERNEL_BACKENDS, MOTIF_REPO
 from motif_lite.cli.run_flags import (
+    DTYPE_HELP,
     GGUF_HELP,
     add_attention_flags,
     add_ram_flag,
@@ -88,13 +89,7 @@ def _add_model_flags(serve: argparse.ArgumentParser) -> None:
     m = serve.add_argument_group("model and runtime")
     m.add_argument("-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})")
     m.add_argument("--gguf", help=GGUF_HELP)
-    m.add_argument(
-        "--dtype",
-        choices=DTYPE_NAMES,
-        default="bf16",
-        help="compute dtype (default bf16, the published one; fp16 for GPUs before compute capability 8.0: the "
-        "text encoder then stays bf16)",
-    )
+    m.add_argument("--dtype", choices=DTYPE_NAMES, default="bf16", help=DTYPE_HELP)
     m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
     m.add_argument("--vram", type=gib, metavar="GiB", help="device memory budget (default: the GPU's free memory)")
