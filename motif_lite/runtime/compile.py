@@ -4,14 +4,14 @@
     ...                                   # the first forward at a new shape compiles; later ones run compiled code
     handle.remove()                       # back to eager
 
-Why per block: the 36 blocks are three kinds of the same code, so Dynamo traces a handful of graphs (one per
-block kind, batch size and mask presence) instead of one huge model graph, and every block of a kind reuses its
-kind's compiled code (parameters are graph inputs). `nn.Module.compile()` compiles the block in place: the module
-tree and state-dict keys stay as they are (no `_orig_mod` wrapper), and forward hooks stay installed. The hooks
-are inside the compiled `__call__`, so the ones that must stay eager — block streaming's weight swaps — are
-marked `torch.compiler.disable` (runtime/streaming.py) and run around the compiled forward. Code that syncs with
-the host (the `auto` attention trial, row-split masked attention) is marked the same way and runs eagerly between
-compiled pieces.
+Why per block: the 36 blocks are three kinds of the same code, so Dynamo traces a handful of graphs (one per block
+kind, batch size and mask presence, and one for the DDT decoder's last block, which computes the decoder's half
+only) instead of one huge model graph, and every block of a kind reuses its kind's compiled code (parameters are
+graph inputs). `nn.Module.compile()` compiles the block in place: the module tree and state-dict keys stay as they
+are (no `_orig_mod` wrapper), and forward hooks stay installed. The hooks are inside the compiled `__call__`, so
+the ones that must stay eager — block streaming's weight swaps — are marked `torch.compiler.disable`
+(runtime/streaming.py) and run around the compiled forward. Code that syncs with the host (the `auto` attention
+trial, row-split masked attention) is marked the same way and runs eagerly between compiled pieces.
 
 What the compiled blocks run: torch's versions of the norm ops (`Ops.layer_norm_modulate`, `Ops.rms_norm_rope`)
 and of the quantized linears' dequantization, not our hand-written Triton kernels. Inductor generates those kernels
