@@ -375,7 +375,9 @@ class MotifVideoPipeline:
     def _first_frame_latents(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         # The posterior *sample* (not its mean), from the same generator right after the noise: reference order.
         latents = self.vae.encode(pixels[:, :, None], bands=self.vae_bands).sample(generator)
-        return self.vae.normalize_latents(latents)
+        latents = self.vae.normalize_latents(latents)
+        check_finite(latents, "the VAE's latents of the first frame")
+        return latents
 
     def _preview_callback(self, steps: int, on_preview: PreviewFn | None, every: int | None) -> StepCallback | None:
         """The denoise loop's `on_denoised` that turns every `every`-th clean-latent estimate into a preview."""

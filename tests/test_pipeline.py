@@ -30,6 +30,7 @@ from motif_lite.runtime.kernels import FallbackOp
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.settings import CheckpointConfigs, resolve_settings
 from motif_lite.sizes import model_sizes
+from motif_lite.vae import DiagonalGaussian
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 SIZE = dict(width=48, height=32, frames=9, steps=3)
@@ -376,6 +377,29 @@ def test_text_embeddings_that_are_not_finite_stop_the_run_before_sampling(pipe, 
     monkeypatch.setattr(pipe.text_encoder, "encode", half_overflowing)
     request = GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / "v.mp4", **SIZE)
     with pytest.raises(NonFiniteError, match=r"embeddings of the negative prompt hold inf or NaN \(float32\)"):
+        pipe.generate(request, on_progress=lambda *stage: progress.append(stage))
+    assert not any(stage == "denoise" for stage, *_ in progress)
+
+
+@pytest.mark.parametrize("where", ["image encoder", "VAE"])
+def test_a_first_frame_whose_encoding_is_not_finite_stops_before_sampling(pipe, tmp_path, monkeypatch, where):
+    PIL.Image.new("RGB", (48, 32), (90, 40, 200)).save(tmp_path / "first.png")
+    if where == "VAE":
+        encode = pipe.vae.encode
+
+        def overflowing(*args, **kwargs) -> DiagonalGaussian:
+            posterior = encode(*args, **kwargs)
+            return DiagonalGaussian(torch.cat([posterior.mean * torch.inf, posterior.logvar], dim=1))
+
+        monkeypatch.setattr(pipe.vae, "encode", overflowing)
+        message = "the VAE's latents of the first frame hold inf or NaN"
+    else:
+        encode_image = pipe.text_encoder.encode_image
+        monkeypatch.setattr(pipe.text_encoder, "encode_image", lambda pixels: encode_image(pixels) * torch.inf)
+        message = "the image encoder's embeddings of the first frame hold inf or NaN"
+    progress = []
+    request = GenerationRequest(PROMPT, NEGATIVE, image=tmp_path / "first.png", output=tmp_path / "v.mp4", **SIZE)
+    with pytest.raises(NonFiniteError, match=message):
         pipe.generate(request, on_progress=lambda *stage: progress.append(stage))
     assert not any(stage == "denoise" for stage, *_ in progress)
 
