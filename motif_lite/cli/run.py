@@ -131,15 +131,9 @@ def confirm_cpu_time(
     if total < LONG_CPU_RUN_SECONDS * cost.SLOWEST_CPU_FLOPS:
         return  # short on any CPU: not worth measuring this one
     throughput = cost.measure_matmul_flops(dtype)
-    seconds = total / throughput
-    if seconds <= LONG_CPU_RUN_SECONDS:
+    message = long_cpu_run(request, settings, configs, dtype, throughput, videos)
+    if message is None:
         return
-    kind = str(dtype).split(".")[-1]
-    message = (
-        f"on the CPU this run ({_described(request, videos)}) is "
-        f"{total:.2g} FLOPs: about {_duration(seconds)} at the {throughput / 1e9:.0f} GFLOP/s this CPU "
-        f"does now ({kind} matrix multiply)"
-    )
     if dtype != torch.float32 and (fp32 := cost.measure_matmul_flops(torch.float32)) > 1.5 * throughput:
         message += f"; in float32 it does {fp32 / 1e9:.0f} GFLOP/s (--dtype fp32)"
     message += (
@@ -152,6 +146,27 @@ def confirm_cpu_time(
         raise MotifLiteError(f"{message}. Pass --yes to start it anyway.")
     if input(f"{message}.\nStart it anyway? [y/N] ").strip().lower() not in ("y", "yes"):
         raise MotifLiteError("not started")
+
+
+def long_cpu_run(
+    request: GenerationRequest,
+    settings: Settings,
+    configs: CheckpointConfigs,
+    dtype: torch.dtype,
+    throughput: float,
+    videos: int = 1,
+) -> str | None:
+    """How long `videos` videos of `request` would take on a CPU that does `throughput` FLOP/s in `dtype`, in
+    words, when that is over LONG_CPU_RUN_SECONDS; None when it is not."""
+    total = _run_flops(request, settings, configs) * videos
+    seconds = total / throughput
+    if seconds <= LONG_CPU_RUN_SECONDS:
+        return None
+    kind = str(dtype).split(".")[-1]
+    return (
+        f"on the CPU this run ({_described(request, videos)}) is {total:.2g} FLOPs: about {_duration(seconds)} at "
+        f"the {throughput / 1e9:.0f} GFLOP/s this CPU does now ({kind} matrix multiply)"
+    )
 
 
 def _described(request: GenerationRequest, videos: int) -> str:

@@ -14,7 +14,9 @@ import re
 import signal
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from motif_lite.choices import DTYPE_NAMES, KERNEL_BACKENDS, MOTIF_REPO
 from motif_lite.cli.run_flags import (
@@ -29,6 +31,12 @@ from motif_lite.cli.run_flags import (
     weight_files,
 )
 from motif_lite.errors import MotifLiteError
+
+if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
+    import torch
+
+    from motif_lite.pipeline import MotifVideoPipeline
+    from motif_lite.request import GenerationRequest
 
 OFFICIAL_VIDEO = (1280, 736, 121)
 API_KEY_VARIABLE = "MOTIF_LITE_API_KEY"
@@ -79,7 +87,8 @@ def _add_server_flags(serve: argparse.ArgumentParser) -> None:
         "--max-video",
         metavar="WxHxF",
         help="largest video a job may ask for; the memory plan is made for it "
-        "(default with a plan, i.e. on CUDA or with --vram: 1280x736x121; otherwise no limit)",
+        "(default with a plan, i.e. on CUDA or with --vram: 1280x736x121; otherwise no size limit, but on the CPU "
+        "a job estimated over ~10 minutes is refused)",
     )
     s.add_argument("--cors-origin", action="append", metavar="ORIGIN", help="allow browser pages from ORIGIN to "
                    "call the API (repeatable; default: none)")  # fmt: skip
@@ -201,6 +210,7 @@ def _serve(
         max_video=max_video,
         image_to_video=pipe.text_encoder.can_encode_images,
         cors_origins=tuple(args.cors_origin or ()),
+        too_long=cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None,
     )
     server = VideoServer(pipe, store, config)
     counts = ", ".join(f"{n} {status}" for status, n in sorted(store.counts().items())) or "no jobs"
@@ -213,3 +223,26 @@ def _serve(
     # SIGTERM stops like Ctrl-C: uvicorn shuts down, then the running job goes back to the queue.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     server.serve(sock)
+
+
+def cpu_time_limit(pipe: MotifVideoPipeline, dtype: torch.dtype) -> Callable[[GenerationRequest], str | None]:
+    """For a server on the CPU without --max-video: a job that `motif-lite run` would ask about (estimated over
+    ~10 minutes at this CPU's matrix-multiply rate, measured once now) is refused with the estimate, so that a
+    default-size request cannot hold the queue for months."""
+    from motif_lite.cli.run import long_cpu_run
+    from motif_lite.runtime import cost
+
+    throughput = cost.measure_matmul_flops(dtype)
+    configs = pipe.sources.configs
+
+    def too_long(request: GenerationRequest) -> str | None:
+        estimate = long_cpu_run(request, pipe.settings_for(request), configs, dtype, throughput)
+        if estimate is None:
+            return None
+        return (
+            f"{estimate}. This server runs on the CPU, which is meant for tests: ask for a small video (e.g. size "
+            "256x256, 9 frames, 2 steps), or restart the server with --max-video WxHxF to accept videos up to that "
+            "size whatever they take"
+        )
+
+    return too_long

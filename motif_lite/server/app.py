@@ -55,6 +55,9 @@ class ServerConfig:
     # (width, height, frames): the largest video the memory plan covers (None: no plan, no limit).
     max_video: tuple[int, int, int] | None = None
     image_to_video: bool = True  # the checkpoint has the image encoder
+    # A server on the CPU without --max-video: why a job is too long to run there (`motif-lite run` would ask
+    # first), or None when it is not; None: no such check.
+    too_long: Callable[[GenerationRequest], str | None] | None = None
     cors_origins: tuple[str, ...] = ()
     poll_after_ms: int = 1000  # the SDK's `poll` waits this long between retrieves
 
@@ -169,6 +172,8 @@ def _submitter(store: JobStore, worker: Worker, config: ServerConfig) -> Callabl
             except MotifLiteError as exc:  # a RequestError: the same message as `motif-lite run`
                 raise ApiError(400, str(exc), None, "invalid_value") from exc
             _check_planned_size(resolved, config.max_video)
+            if config.too_long is not None and (why := config.too_long(resolved)) is not None:
+                raise ApiError(400, why, "size", "invalid_value")
             settings = stored_settings(resolved)
             job = store.add(job_id, config.model_name, settings, image is not None, config.max_queue, effective)
             if job is None:
