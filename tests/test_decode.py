@@ -361,4 +361,5 @@ def test_run_out_of_memory_in_decode_says_how_to_decode_without_a_traceback(chec
     path = tmp_path / LATENTS
     assert f"warning: the denoised latents are saved in {path}" in err
     assert f"motif-lite decode {path}" in err and "error: out of device memory: CUDA out of memory" in err
+    assert "give a smaller budget (--vram GiB)" in err  # what to do about it
     assert names(tmp_path) == [LATENTS]

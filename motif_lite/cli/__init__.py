@@ -22,6 +22,10 @@ from motif_lite.errors import MotifLiteError
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_OUT_OF_MEMORY = 1  # what the uncaught exception gave before: scripts see the same code
+OUT_OF_MEMORY_ADVICE = (
+    "the memory plan is made from the GPU's free memory at the start: another program may have taken some since. "
+    "Close it, or give a smaller budget (--vram GiB) so that the plan leaves room; --dry-run shows the plan"
+)
 SUBCOMMANDS = (run, decode, check, verify, serve)
 
 
@@ -62,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not _out_of_memory(exc):
             raise  # a bug: keep its traceback
         # Not a bug: other programs took the memory, or the size is too large for it. torch's message says how much.
-        print(f"{_rank_prefix()}error: out of device memory: {exc}", file=sys.stderr)
+        print(f"{_rank_prefix()}error: out of device memory: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"{_rank_prefix()}{OUT_OF_MEMORY_ADVICE}", file=sys.stderr)
         return EXIT_OUT_OF_MEMORY
 
 
