@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # a bug: keep its traceback
         # Not a bug: other programs took the memory, or the size is too large for it. torch's message says how much.
         print(f"{_rank_prefix()}error: out of device memory: {str(exc).splitlines()[0]}", file=sys.stderr)
-        if hasattr(args, "vram"):  # the commands that plan their memory (run, decode, serve, check)
+        if hasattr(args, "vram"):  # the commands that plan their memory: run, decode, serve
             print(f"{_rank_prefix()}{OUT_OF_MEMORY_ADVICE}", file=sys.stderr)
         return EXIT_OUT_OF_MEMORY
 
