@@ -535,11 +535,12 @@ def test_a_cpu_server_refuses_jobs_run_would_ask_about(pipe, tmp_path, monkeypat
     monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: 1e6)  # a very slow CPU: 1 MFLOP/s
     too_long = serve.cpu_time_limit(pipe, torch.float32)
     big = GenerationRequest(PROMPT, width=256, height=256, frames=33, steps=20, output=tmp_path / "a.mp4")
-    message = too_long(big.resolve()[0])
+    resolved = big.resolve()[0]
+    message = too_long(resolved, pipe.settings_for(resolved))
     assert message.startswith("on the CPU this run (256x256x33, 20 steps) is ") and "--max-video" in message
     with InProcessServer(pipe, tmp_path / "data", too_long=too_long) as running:
         code, error, _ = running.request("POST", "/v1/videos", {"prompt": PROMPT, "size": "256x256", "steps": 20})
         assert code == 400 and error["error"]["param"] == "size" and error["error"]["code"] == "invalid_value"
         assert "This server runs on the CPU" in error["error"]["message"]
     monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: 1e12)  # fast enough for the tiny model
-    assert serve.cpu_time_limit(pipe, torch.float32)(big.resolve()[0]) is None
+    assert serve.cpu_time_limit(pipe, torch.float32)(resolved, pipe.settings_for(resolved)) is None

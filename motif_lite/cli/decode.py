@@ -96,9 +96,9 @@ def main(args: argparse.Namespace) -> int:
 
 def _free(path: Path) -> Path:
     """The run's output, or the next free name beside it when a file is there now (said on stderr)."""
-    from motif_lite.io.video import unused_path
+    from motif_lite.cli.run import free_output
 
-    free = unused_path(path)
-    if free != path:
-        print(f"note: {path} exists: writing {free} instead (-o names the file and replaces it)", file=sys.stderr)
+    free, note = free_output(path)
+    if note is not None:
+        print(f"note: {note}", file=sys.stderr)
     return free

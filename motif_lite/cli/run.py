@@ -95,19 +95,26 @@ def resolve_requests(
     earlier video."""
     import dataclasses
 
-    from motif_lite.io.video import unused_path
-
     request, notes = unresolved.resolve()
     path, count = Path(request.output), args.batch_count
     outputs = [path] if count == 1 else [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(1, count + 1)]
     if args.output is None:
-        free = [unused_path(output) for output in outputs]
-        for wanted, chosen in zip(outputs, free, strict=True):
-            if chosen != wanted:
-                notes.append(f"{wanted} exists: writing {chosen} instead (-o names the file and replaces it)")
-        outputs = free
+        free = [free_output(output) for output in outputs]
+        notes += [note for _, note in free if note is not None]
+        outputs = [chosen for chosen, _ in free]
     seeds = [(request.seed + i) % 2**32 for i in range(count)]
     return [dataclasses.replace(request, seed=s, output=o) for s, o in zip(seeds, outputs, strict=True)], notes
+
+
+def free_output(wanted: Path) -> tuple[Path, str | None]:
+    """`wanted`, or the next free name beside it when a file is there (a default output never replaces an earlier
+    video), with the note that says so."""
+    from motif_lite.io.video import unused_path
+
+    chosen = unused_path(wanted)
+    if chosen == wanted:
+        return wanted, None
+    return chosen, f"{wanted} exists: writing {chosen} instead (-o names the file and replaces it)"
 
 
 def confirm_cpu_time(
@@ -127,11 +134,11 @@ def confirm_cpu_time(
     from motif_lite.errors import MotifLiteError
     from motif_lite.runtime import cost
 
-    total = _run_flops(request, settings, configs) * videos
+    total = run_flops(request, settings, configs) * videos
     if total < LONG_CPU_RUN_SECONDS * cost.SLOWEST_CPU_FLOPS:
         return  # short on any CPU: not worth measuring this one
     throughput = cost.measure_matmul_flops(dtype)
-    message = long_cpu_run(request, settings, configs, dtype, throughput, videos)
+    message = long_cpu_run(request, total, dtype, throughput, videos)
     if message is None:
         return
     if dtype != torch.float32 and (fp32 := cost.measure_matmul_flops(torch.float32)) > 1.5 * throughput:
@@ -149,16 +156,10 @@ def confirm_cpu_time(
 
 
 def long_cpu_run(
-    request: GenerationRequest,
-    settings: Settings,
-    configs: CheckpointConfigs,
-    dtype: torch.dtype,
-    throughput: float,
-    videos: int = 1,
+    request: GenerationRequest, total: float, dtype: torch.dtype, throughput: float, videos: int = 1
 ) -> str | None:
-    """How long `videos` videos of `request` would take on a CPU that does `throughput` FLOP/s in `dtype`, in
-    words, when that is over LONG_CPU_RUN_SECONDS; None when it is not."""
-    total = _run_flops(request, settings, configs) * videos
+    """How long `videos` videos of `request`, `total` FLOPs (`run_flops`), would take on a CPU that does
+    `throughput` FLOP/s in `dtype`, in words, when that is over LONG_CPU_RUN_SECONDS; None when it is not."""
     seconds = total / throughput
     if seconds <= LONG_CPU_RUN_SECONDS:
         return None
@@ -175,7 +176,7 @@ def _described(request: GenerationRequest, videos: int) -> str:
     return what + (f", {videos} videos" if videos > 1 else "")
 
 
-def _run_flops(request: GenerationRequest, settings: Settings, configs: CheckpointConfigs) -> float:
+def run_flops(request: GenerationRequest, settings: Settings, configs: CheckpointConfigs) -> float:
     """FLOPs of one video of `request` (motif_lite.runtime.cost), with the checkpoint's configs or the official."""
     from motif_lite.runtime import cost
     from motif_lite.vae.config import WanVAEConfig
@@ -199,7 +200,7 @@ def gpu_time_note(
     (motif_lite.runtime.cost says why "T to 1.5 T"); None for a run estimated under LONG_GPU_RUN_SECONDS."""
     from motif_lite.runtime import cost
 
-    total = _run_flops(request, settings, configs) * videos
+    total = run_flops(request, settings, configs) * videos
     if total < LONG_GPU_RUN_SECONDS * cost.SLOWEST_GPU_FLOPS:
         return None  # short on any GPU: no probe on the way to the run
     try:

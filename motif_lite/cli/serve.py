@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
 
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.request import GenerationRequest
+    from motif_lite.settings import Settings
 
 OFFICIAL_VIDEO = (1280, 736, 121)
 API_KEY_VARIABLE = "MOTIF_LITE_API_KEY"
@@ -225,18 +226,18 @@ def _serve(
     server.serve(sock)
 
 
-def cpu_time_limit(pipe: MotifVideoPipeline, dtype: torch.dtype) -> Callable[[GenerationRequest], str | None]:
+def cpu_time_limit(pipe: MotifVideoPipeline, dtype: torch.dtype) -> Callable[[GenerationRequest, Settings], str | None]:
     """For a server on the CPU without --max-video: a job that `motif-lite run` would ask about (estimated over
     ~10 minutes at this CPU's matrix-multiply rate, measured once now) is refused with the estimate, so that a
     default-size request cannot hold the queue for months."""
-    from motif_lite.cli.run import long_cpu_run
+    from motif_lite.cli.run import long_cpu_run, run_flops
     from motif_lite.runtime import cost
 
     throughput = cost.measure_matmul_flops(dtype)
     configs = pipe.sources.configs
 
-    def too_long(request: GenerationRequest) -> str | None:
-        estimate = long_cpu_run(request, pipe.settings_for(request), configs, dtype, throughput)
+    def too_long(request: GenerationRequest, settings: Settings) -> str | None:
+        estimate = long_cpu_run(request, run_flops(request, settings, configs), dtype, throughput)
         if estimate is None:
             return None
         return (

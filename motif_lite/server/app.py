@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,6 +37,9 @@ from motif_lite.server.schema import (
 )
 from motif_lite.server.worker import Worker
 
+if TYPE_CHECKING:
+    from motif_lite.settings import Settings
+
 MiB = 2**20
 STATIC = Path(__file__).parent / "static"
 # variant -> (media type, suffix). `preview` (motif-lite's own): a running job's latest preview, animated WebP.
@@ -57,7 +60,7 @@ class ServerConfig:
     image_to_video: bool = True  # the checkpoint has the image encoder
     # A server on the CPU without --max-video: why a job is too long to run there (`motif-lite run` would ask
     # first), or None when it is not; None: no such check.
-    too_long: Callable[[GenerationRequest], str | None] | None = None
+    too_long: Callable[[GenerationRequest, Settings], str | None] | None = None
     cors_origins: tuple[str, ...] = ()
     poll_after_ms: int = 1000  # the SDK's `poll` waits this long between retrieves
 
@@ -168,11 +171,12 @@ def _submitter(store: JobStore, worker: Worker, config: ServerConfig) -> Callabl
             request = GenerationRequest(**body.request_fields, image=image_path, output=store.video_path(job_id))
             try:
                 resolved, _notes = request.resolve()
-                effective = effective_settings(worker.pipe.settings_for(resolved))  # as the worker will see them
+                run_settings = worker.pipe.settings_for(resolved)  # as the worker will see them
+                effective = effective_settings(run_settings)
             except MotifLiteError as exc:  # a RequestError: the same message as `motif-lite run`
                 raise ApiError(400, str(exc), None, "invalid_value") from exc
             _check_planned_size(resolved, config.max_video)
-            if config.too_long is not None and (why := config.too_long(resolved)) is not None:
+            if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:
                 raise ApiError(400, why, "size", "invalid_value")
             settings = stored_settings(resolved)
             job = store.add(job_id, config.model_name, settings, image is not None, config.max_queue, effective)
