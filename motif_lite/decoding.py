@@ -11,6 +11,7 @@ have written, with the same metadata in the file.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,13 @@ def prepare_decode(
     free memory), as for a run's decode stage. Raises a `MotifLiteError` naming the problem."""
     if vram_gib is not None and not positive_budget(vram_gib):
         raise ConfigError(f"--vram must be a positive number of GiB, got {vram_gib!r}")
+    if not saved.denoised:
+        done, steps = saved.progress
+        where = shlex.quote(str(saved.file or "FILE"))
+        raise LatentsFileError(
+            f"{saved.file or 'these latents'}: a run that stopped after step {done} of {steps}, not denoised yet: "
+            f"sample the rest with motif-lite run --resume {where} (it then writes the video)"
+        )
     output = Path(output if output is not None else saved.output).expanduser()
     check_output_path(output)
     target = resolve_device(device)

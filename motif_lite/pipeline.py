@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
 import shlex
@@ -33,10 +34,9 @@ from motif_lite.devices import checked_dtype, parse_device, resolve_device
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.hub import MOTIF_REPO, MissingFilesError
 from motif_lite.io.image import load_image, preprocess_image
-from motif_lite.io.latents import SavedLatents, latents_path, save_latents
-from motif_lite.io.video import unused_path
+from motif_lite.io.latents import LatentsFile, SavedLatents, latents_path
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.numerics import check_finite
+from motif_lite.numerics import NonFiniteError, check_finite
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.runtime.attention import AttentionBackend, apply_attention_backend
 from motif_lite.runtime.attention import attention_backend as attention_backend_for
@@ -56,7 +56,7 @@ from motif_lite.runtime.parallel import Parallel
 from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan, default_budget, plan_memory, positive_budget
 from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
-from motif_lite.sampling import Schedule, StepCallback, denoise, needs_uncond, schedule_for
+from motif_lite.sampling import SamplingState, Schedule, StepCallback, denoise, needs_uncond, schedule_for
 from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, resolve_settings
 from motif_lite.sizes import model_sizes
 from motif_lite.vae import WanVAE, load_vae
@@ -88,6 +88,9 @@ ProgressFn = Callable[[str, int, int], None]
 # (steps done, steps, frames): a preview of the clip after that many steps, uint8 [latent frames, H, W, 3].
 PreviewFn = Callable[[int, int, np.ndarray], None]
 PREVIEWS_PER_RUN = 4  # the default spacing of previews: about this many per run
+# A run that samples longer than this saves its sampling state this often (`MotifVideoPipeline.save_state_every`):
+# a crash that no handler sees (power, the kernel's OOM killer, a closed terminal) loses at most this much.
+SAVE_STATE_EVERY_SECONDS = 600.0
 
 
 @dataclass
@@ -110,6 +113,7 @@ class GenerationResult:
     step_cache: tuple[int, int] | None = None  # (reused, made) transformer predictions with a step cache
     compile_seconds: float | None = None  # with compiled blocks: first step minus the median later step
     attention_backend: str | None = None  # the exact attention kernel used (with `auto`: what it chose and why)
+    resumed_at: int | None = None  # a resumed run: the steps an earlier run had done (`generate(resume=...)`)
 
     # Triton ops that ran torch's version instead ("auto" falls back when a kernel fails): {op: first reason}
     kernel_fallbacks: dict[str, str] = field(default_factory=dict)
@@ -222,6 +226,7 @@ class MotifVideoPipeline:
         self.step_cache: StepCacheConfig | None = None
         self.compile_handle: CompileHandle | None = None
         self.attention_backend: AttentionBackend | None = None
+        self.save_state_every = SAVE_STATE_EVERY_SECONDS  # seconds of sampling between saves of its state
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -243,32 +248,47 @@ class MotifVideoPipeline:
         preview_every: int | None = None,
         *,
         keep_latents: bool = True,
+        resume: SavedLatents | None = None,
     ) -> GenerationResult:
         """Generate one video and write it to `request.output`; no partial video is left behind if it fails.
 
         `on_preview(done, steps, frames)` gets a cheap preview of the clip (vae/preview.py) every `preview_every`
-        steps (default: about 4 per run), not after the last step. `keep_latents`: when the decode fails (after all
-        the sampling), save the denoised latents beside the output (`fox.mp4` -> `fox.latents.safetensors`, for
-        `motif-lite decode`) before the error goes on; its message (or, for errors other than a `MotifLiteError`,
-        a logged warning) says where."""
+        steps (default: about 4 per run), not after the last step. `keep_latents`: the work is not lost when the run
+        fails (io/latents.py; the file is `fox.mp4` -> `fox.latents.safetensors`, removed once the video is
+        written): when sampling stops early (Ctrl-C, out of memory, an error; not inf/NaN, which would come back),
+        its state after the last finished step is saved, and while it runs long, every `save_state_every` seconds;
+        when the decode fails, the denoised latents (for `motif-lite decode`). The error's message (or, for errors
+        other than a `MotifLiteError`, a logged warning) says where. `resume`: the saved state of a run that
+        stopped while sampling (`read_latents`), with `request` that run's (`resume.request`): sampling goes on
+        from its last step and the video is the one that run would have made."""
         _check_call(request, preview_every)  # before any work: a wrong argument costs no encoding
         request, notes = request.resolve()
         settings = self.settings_for(request)
+        start = None if resume is None else self._resume_state(resume, request, settings)
         notes += [*self.notes, *settings.notes]
         progress = on_progress or (lambda stage, done, total: None)
         timings: dict[str, float] = {}
         peaks: dict[str, int] = {}
-        start = time.perf_counter()
+        begin = time.perf_counter()
         generator = torch.Generator().manual_seed(request.seed)
+        keeper = self._latents_file(request, resume) if keep_latents else None
         with self._stage("encode", timings, peaks):
+            # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
             noise, cond = self._inputs(request, generator, progress, guided=needs_uncond(settings.guidance.value))
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
         with self._stage("denoise", timings, peaks):
-            latents, record = self.sample(request, noise, cond, settings, progress, on_denoised)
+            saver = None if keeper is None else _StateSaver(self, request, settings, keeper, start)
+            try:
+                latents, record = self.sample(request, noise, cond, settings, progress, on_denoised, start, saver)
+            except BaseException as exc:
+                if saver is not None and not isinstance(exc, NonFiniteError):
+                    _tell(exc, saver.save_on_failure())
+                raise
         with self._stage("decode", timings, peaks):
-            decode = self._decode_keeping_latents if keep_latents else self.decode
-            output = decode(request, latents, settings, progress)
-        timings["total"] = time.perf_counter() - start
+            output = self.decode(request, latents, settings, progress, keeper)
+        if keeper is not None:
+            keeper.remove()  # the video is written: the run's saved state is of no more use
+        timings["total"] = time.perf_counter() - begin
         peak = max(peaks.values()) if peaks else None
         shift = settings.flow_shift.value
         layout = None if self.parallel is None else self.parallel.describe()
@@ -280,7 +300,46 @@ class MotifVideoPipeline:
             compile_seconds=first_step_overhead(record.step_seconds) if self.compile_handle is not None else None,
             attention_backend=None if self.attention_backend is None else self.attention_backend.describe(),
             kernel_fallbacks=self.kernel_fallbacks(),
+            resumed_at=None if start is None else start.done,
         )  # fmt: skip
+
+    def _latents_file(self, request: GenerationRequest, resume: SavedLatents | None) -> LatentsFile | None:
+        """Where this run keeps its work (the file it resumed from, else one beside the output); None on the ranks
+        of a parallel run other than the main one, which keeps it for all."""
+        if self.parallel is not None and not self.parallel.is_main:
+            return None
+        return LatentsFile(request.output, None if resume is None else resume.file)
+
+    def _resume_state(self, resume: SavedLatents, request: GenerationRequest, settings: Settings) -> SamplingState:
+        """The sampling state `resume` holds, on this pipeline's device and dtype, after checking that it continues
+        this request with these settings (`RequestError` otherwise, before any work)."""
+        if not isinstance(resume, SavedLatents):
+            raise RequestError(f"resume takes the SavedLatents of read_latents(path), got {type(resume).__name__}")
+        where = resume.file or "the saved state"
+        if resume.denoised:
+            raise RequestError(f"{where} holds a run's denoised latents, not a stopped run: make its video with "
+                               f"motif-lite decode {shlex.quote(str(where))}")  # fmt: skip
+        # Every setting but the image's path (the saved request holds it absolute, the run may have had it relative).
+        saved, now = resume.video_metadata, _jsonable(_metadata(request, settings))
+        changed = [key for key in sorted({*saved, *now} - {"image"}) if saved.get(key) != now.get(key)]
+        if changed:
+            differences = "; ".join(f"{key}: {saved.get(key)!r} then, {now.get(key)!r} now" for key in changed[:4])
+            raise RequestError(
+                f"{where} continues another video than this request makes ({differences}): resume it with the "
+                "request it holds and the checkpoint its run used"
+            )
+        z, s = self.vae.config.z_dim, self.vae.config.spatial_factor
+        shape = (1, z, request.latent_frames, request.height // s, request.width // s)
+        if tuple(resume.latents.shape) != shape:
+            raise RequestError(f"{where}: latents of shape {tuple(resume.latents.shape)}, but this model samples "
+                               f"{shape} for the request: they come from another model")  # fmt: skip
+
+        def here(tensor: torch.Tensor) -> torch.Tensor:  # sigmas stay float32; latent-shaped tensors take our dtype
+            return tensor.to(self.device, self.dtype if tensor.ndim else tensor.dtype)
+
+        state = {name: here(tensor) for name, tensor in resume.state.items()}
+        solver = {name.removeprefix("solver."): t for name, t in state.items() if name.startswith("solver.")}
+        return SamplingState(resume.progress[0], here(resume.latents), solver, state.get("apg_running"))
 
     def kernel_fallbacks(self) -> dict[str, str]:
         """{op: first reason} for every Triton op that ran torch's version: the transformer's, and the text encoder's
@@ -403,14 +462,17 @@ class MotifVideoPipeline:
         settings: Settings,
         progress: ProgressFn,
         on_denoised: StepCallback | None = None,
+        start: SamplingState | None = None,
+        on_state: Callable[[SamplingState], None] | None = None,
     ) -> tuple[torch.Tensor, _DenoiseRecord]:
-        """The denoising loop from pure noise to clean latents (model space), with the effective settings, and a
-        record of its steps."""
+        """The denoising loop from pure noise (or from `start`, a stopped run's state) to clean latents (model
+        space), with the effective settings, and a record of its steps; `on_state` gets the state after each step."""
         schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value)
         schedule = Schedule(schedule.sigmas.to(self.device), schedule.timesteps.to(self.device))
         guidance = settings.guidance.value
         cache = None if self.step_cache is None else StepCache(self.transformer, self.step_cache, request.steps)
         record = _DenoiseRecord(2 if self.batch_guidance and needs_uncond(guidance) else 1, None)
+        first = 0 if start is None else start.done
         last = time.perf_counter()
 
         # A parallel run splits each forward over the ranks (no step cache, no batched guidance there: load_pipeline).
@@ -423,7 +485,7 @@ class MotifVideoPipeline:
             if cache is None:
                 return model(hidden, t, text, text_mask, image_embeds)
             names = tuple("cond" if branch else "uncond" for branch in branches)
-            return cache(len(record.step_seconds), hidden, t, text, text_mask, image_embeds, names)
+            return cache(first + len(record.step_seconds), hidden, t, text, text_mask, image_embeds, names)
 
         def on_step(i: int, latents: torch.Tensor) -> None:
             nonlocal last
@@ -437,7 +499,7 @@ class MotifVideoPipeline:
         def predict_velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
             return forward(x, t, (conditional,))
 
-        progress("denoise", 0, request.steps)
+        progress("denoise", first, request.steps)
         latents = denoise(
             predict_velocity if self.parallel is None else self.parallel.velocity(predict_velocity),
             noise,
@@ -447,51 +509,54 @@ class MotifVideoPipeline:
             on_step,
             on_denoised,
             predict_guided=(lambda x, t: forward(x, t, (True, False)).chunk(2)) if record.guidance_batch == 2 else None,
+            start=start,
+            on_state=on_state,
         )
         if cache is not None:
             record.step_cache = (cache.reused, cache.calls)
         return latents, record
 
     def decode(
-        self, request: GenerationRequest, latents: torch.Tensor, settings: Settings, progress: ProgressFn
+        self,
+        request: GenerationRequest,
+        latents: torch.Tensor,
+        settings: Settings,
+        progress: ProgressFn,
+        keeper: LatentsFile | None = None,
     ) -> Path:
-        """Stream decoded frames straight into the video file (one latent frame of pixels alive at a time)."""
+        """Stream decoded frames straight into the video file (one latent frame of pixels alive at a time). With
+        `keeper`, a decode that fails in any way (out of memory, inf/NaN, a full disk, Ctrl-C) does not lose the
+        sampling: the latents are saved there first, then the original error goes on, saying where they are and
+        how to decode them (`motif-lite decode`)."""
         output = Path(request.output).expanduser()
-        decode_video(
-            self.vae, latents, output, request.fps, _metadata(request, settings), progress, tile=self.vae_tile,
-            frame_by_frame=self.vae_frame_by_frame, bands=self.vae_bands, parallel=self.parallel,
-        )  # fmt: skip
+        try:
+            decode_video(
+                self.vae, latents, output, request.fps, _metadata(request, settings), progress, tile=self.vae_tile,
+                frame_by_frame=self.vae_frame_by_frame, bands=self.vae_bands, parallel=self.parallel,
+            )  # fmt: skip
+        except BaseException as exc:
+            if keeper is not None:
+                _tell(exc, self._keep(keeper, self.saved_latents(request, latents, settings)))
+            raise
         return output
 
-    def _decode_keeping_latents(
-        self, request: GenerationRequest, latents: torch.Tensor, settings: Settings, progress: ProgressFn
-    ) -> Path:
-        """`decode`; if it fails in any way (out of memory, inf/NaN, a full disk, Ctrl-C), the sampling is not lost:
-        rank 0 saves `latents` beside the output first, then the original error goes on, saying where they are and
-        how to decode them (`motif-lite decode`)."""
+    def _keep(self, keeper: LatentsFile, saved: SavedLatents) -> str:
+        """Save `saved` with `keeper`; return what to tell the user. Never raises (but for a second Ctrl-C): a failed
+        save must not hide the error that called for it."""
         try:
-            return self.decode(request, latents, settings, progress)
-        except BaseException as exc:
-            if self.parallel is None or self.parallel.is_main:
-                _tell(exc, self._save_latents(request, latents, settings))
-            raise
-
-    def _save_latents(self, request: GenerationRequest, latents: torch.Tensor, settings: Settings) -> str:
-        """Save what decoding `latents` again needs (io/latents.py); return what to tell the user. Never raises
-        (but for a second Ctrl-C): a failed save must not hide the decode's own error."""
-        path = latents_path(request.output)
-        try:
-            path = unused_path(path)  # never replaces a file, not even older latents
-            save_latents(self._saved_latents(request, latents, settings), path)
+            return _kept(keeper.save(saved), saved)
         except Exception as error:
-            return f"the denoised latents could not be saved to {path} ({type(error).__name__}: {error})"
-        return (
-            f"the denoised latents are saved in {path}; make the video from them without sampling again: "
-            f"motif-lite decode {shlex.quote(str(path))}"
-        )
+            return _not_saved(keeper, error)
 
-    def _saved_latents(self, request: GenerationRequest, latents: torch.Tensor, settings: Settings) -> SavedLatents:
-        """`latents` with what writing their video needs, and the checkpoint, VAE file and dtype this run used."""
+    def saved_latents(
+        self,
+        request: GenerationRequest,
+        latents: torch.Tensor,
+        settings: Settings,
+        state: SamplingState | None = None,
+    ) -> SavedLatents:
+        """`latents` with what writing their video needs, and the checkpoint, VAE file and dtype this run used;
+        with `state` (latents still being sampled), what going on from it needs too."""
         sources = self.sources
         model = None if sources is None else sources.model
         if model is not None and Path(model).expanduser().is_dir():  # a folder: found again from anywhere
@@ -499,10 +564,104 @@ class MotifVideoPipeline:
         vae = None if sources is None or "vae" not in sources.weight_files else str(sources.weight_files["vae"])
         vae_dtype = str(self.vae.post_quant_conv.weight.dtype).removeprefix("torch.")  # e.g. "bfloat16"
         output = Path(request.output).expanduser().absolute()
-        return SavedLatents(
+        saved = SavedLatents(
             latents, output, request.width, request.height, request.frames, request.fps, vae_dtype,
-            _metadata(request, settings), model, vae,
+            _jsonable(_metadata(request, settings)), model, vae,
         )  # fmt: skip
+        if state is None:
+            return saved
+        tensors = {f"solver.{name}": t for name, t in state.solver.items()}
+        if state.apg_running is not None:
+            tensors["apg_running"] = state.apg_running
+        image = None if request.image is None else str(Path(request.image).expanduser().absolute())
+        fields = _jsonable({**dataclasses.asdict(request), "output": str(output), "image": image})
+        return dataclasses.replace(saved, progress=(state.done, request.steps), state=tensors, request=fields,
+                                   run=self.model_flags())  # fmt: skip
+
+    def model_flags(self) -> dict:
+        """The model this pipeline runs, as `motif-lite run`'s flags (dests) name it: what a resumed run loads."""
+        sources = self.sources
+        names = {dtype: name for name, dtype in devices.COMPUTE_DTYPES.items()}
+        flags: dict = {"dtype": names[self.dtype], "attention": "int8" if self.attention_used() == "int8" else "exact"}
+        flags["lora"] = [
+            f"{f.spec.path.absolute()}:{f.spec.strength:g}" for f in (self.loras.files if self.loras else [])
+        ]
+        if sources is not None:
+            model = sources.model
+            flags["model"] = str(Path(model).expanduser().resolve()) if Path(model).expanduser().is_dir() else model
+            flags["gguf"] = None if sources.gguf is None else str(sources.gguf.absolute())
+            tegguf = sources.text_encoder_gguf
+            flags["text_encoder_gguf"] = None if tegguf is None else str(tegguf.path.absolute())
+            weights = {component: str(Path(path).absolute()) for component, path in sources.weight_files.items()}
+            flags.update(diffusion_model=weights.get("transformer"), text_encoder=weights.get("text_encoder"),
+                         vae=weights.get("vae"))  # fmt: skip
+        return flags
+
+
+class _StateSaver:
+    """The sampling loop's `on_state` in a run that keeps its work: holds the state after the last step, writes it
+    every `pipe.save_state_every` seconds of sampling and when sampling fails (`save_on_failure`). It never writes
+    a state holding inf/NaN: going on from it would give them again."""
+
+    def __init__(
+        self,
+        pipe: MotifVideoPipeline,
+        request: GenerationRequest,
+        settings: Settings,
+        keeper: LatentsFile,
+        start: SamplingState | None,
+    ) -> None:
+        self.pipe, self.request, self.settings, self.keeper = pipe, request, settings, keeper
+        self.start = start
+        self.last: SamplingState | None = None
+        self.saved_at = time.monotonic()
+        self.warned = False  # a failed save during sampling is said once; sampling goes on
+
+    def __call__(self, state: SamplingState) -> None:
+        self.last = state
+        if time.monotonic() - self.saved_at < self.pipe.save_state_every or state.done == self.request.steps:
+            return
+        self.saved_at = time.monotonic()
+        if not _finite(state.latents):
+            return
+        try:
+            self.keeper.save(self._saved(state))
+        except Exception as error:
+            if not self.warned:
+                logger.warning(f"{_not_saved(self.keeper, error)}; sampling goes on")
+                self.warned = True
+
+    def save_on_failure(self) -> str:
+        """Write the state after the last step this run finished; -> what to tell the user."""
+        state = self.last if self.last is not None else self.start  # a resumed run: at least where it began
+        if state is None:
+            return "no sampling step had finished: nothing to save"
+        if not _finite(state.latents):
+            return "the sampled latents hold inf or NaN: nothing saved"
+        return self.pipe._keep(self.keeper, self._saved(state))
+
+    def _saved(self, state: SamplingState) -> SavedLatents:
+        return self.pipe.saved_latents(self.request, state.latents, self.settings, state)
+
+
+def _finite(tensor: torch.Tensor) -> bool:
+    return bool(torch.isfinite(tensor).all())
+
+
+def _kept(path: Path, saved: SavedLatents) -> str:
+    """What to tell the user of latents saved in `path`: how to make the video, or to go on sampling."""
+    quoted = shlex.quote(str(path))
+    if saved.denoised:
+        return (f"the denoised latents are saved in {path}; make the video from them without sampling again: "
+                f"motif-lite decode {quoted}")  # fmt: skip
+    done, steps = saved.progress
+    return (f"sampling stopped after step {done} of {steps}; its state is saved in {path}: go on from there with "
+            f"motif-lite run --resume {quoted}")  # fmt: skip
+
+
+def _not_saved(keeper: LatentsFile, error: Exception) -> str:
+    where = keeper.path or latents_path(keeper.output)
+    return f"the latents could not be saved to {where} ({type(error).__name__}: {error})"
 
 
 def load_pipeline(
@@ -785,6 +944,11 @@ def _tell(exc: BaseException, note: str) -> None:
         exc.args = (f"{exc.args[0]}\n{note}",)
     else:
         logger.warning(note)
+
+
+def _jsonable(values: dict) -> dict:
+    """`values` as a JSON round trip gives them back (tuples as lists, paths as strings): how a file stores them."""
+    return json.loads(json.dumps(values, default=str))
 
 
 def _metadata(request: GenerationRequest, settings: Settings) -> dict:

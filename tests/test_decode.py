@@ -129,7 +129,7 @@ def test_a_failed_save_never_hides_the_decode_error(pipe, tmp_path, monkeypatch,
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
-    monkeypatch.setattr("motif_lite.pipeline.save_latents", disk_full)
+    monkeypatch.setattr("motif_lite.io.latents.save_latents", disk_full)
     with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(torch.OutOfMemoryError, match="simulated"):
         pipe.generate(request(tmp_path, "fox.mp4"))
     assert "could not be saved" in caplog.text and "No space left on device" in caplog.text
@@ -147,14 +147,14 @@ def test_ctrl_c_in_decode_stays_ctrl_c_and_saves_the_latents(pipe, tmp_path, cap
     assert "motif-lite decode" in caplog.text
 
 
-def test_a_failure_while_denoising_saves_nothing(pipe, tmp_path):
+def test_a_failure_before_any_step_saves_nothing(pipe, tmp_path):
     def cancel(stage, done, total):
-        if stage == "denoise" and done == 1:
+        if stage == "denoise":  # as sampling starts
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         pipe.generate(request(tmp_path, "fox.mp4"), on_progress=cancel)
-    assert names(tmp_path) == []  # no final latents to save
+    assert names(tmp_path) == []  # no step done: nothing worth keeping
 
 
 def test_keep_latents_false_saves_nothing(pipe, tmp_path, monkeypatch):
@@ -165,21 +165,17 @@ def test_keep_latents_false_saves_nothing(pipe, tmp_path, monkeypatch):
 
 
 def test_only_rank_0_of_a_parallel_run_saves(pipe, tmp_path):
-    class OtherRank:  # a parallel run's rank 1, whose share of the decode fails
-        is_main = False
+    class Rank:  # a parallel run's rank
+        def __init__(self, is_main: bool) -> None:
+            self.is_main = is_main
 
-        def decode_frames(self, *args):
-            out_of_memory()
-
-    latents = torch.zeros(1, 16, 3, 4, 6)
-    settings = pipe.settings_for(request(tmp_path))
-    pipe.parallel = OtherRank()
     try:
-        with pytest.raises(torch.OutOfMemoryError):
-            pipe._decode_keeping_latents(request(tmp_path, "fox.mp4"), latents, settings, lambda *progress: None)
+        pipe.parallel = Rank(is_main=False)
+        assert pipe._latents_file(request(tmp_path, "fox.mp4"), None) is None
+        pipe.parallel = Rank(is_main=True)  # negative control
+        assert pipe._latents_file(request(tmp_path, "fox.mp4"), None) is not None
     finally:
         pipe.parallel = None
-    assert names(tmp_path) == []
 
 
 def test_latents_file_names():
@@ -310,7 +306,7 @@ def test_latents_of_another_format_version(saved, tmp_path, capsys, no_vae_load)
     info = {**read_latents(saved / LATENTS).info(), "version": 99}
     save_file({"latents": torch.zeros(1, 16, 3, 4, 6)}, str(path), metadata={FORMAT_KEY: json.dumps(info)})
     code, _, err = decode_cli(capsys, str(path))
-    assert_user_error(code, err, "format version 99", "reads version 1")
+    assert_user_error(code, err, "format version 99", "reads versions 1, 2")
 
 
 def test_latents_that_do_not_fit_the_vae(saved, tmp_path, capsys, no_vae_load):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -24,6 +25,7 @@ from motif_lite.sampling import (
     CFGConfig,
     DPMpp2M,
     Euler,
+    SamplingSettingsError,
     denoise,
     dpm_schedule,
     dpm_sigmas,
@@ -309,3 +311,68 @@ def test_denoise_equals_reference_pipeline_loop_in_bfloat16() -> None:
     got = run_ours(RECOMMENDED_APG, "euler", steps, shift, latents, embeds, our_model)
     assert got.dtype == expected.dtype == torch.bfloat16
     assert torch.equal(got, expected)
+
+
+# ------------------------------------------------------------------------------------------ stopping and going on
+
+
+class Stop(Exception):
+    """Raised by a step callback to stop a sampling loop midway, as Ctrl-C or out of memory would."""
+
+
+def toy_velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
+    """A velocity that depends on the sample, the time and the branch, nonlinearly: each step's state matters."""
+    return torch.tanh(x * (1.3 if conditional else 0.7)) + t.float().view(-1, 1, 1, 1, 1) / 1000
+
+
+def run_stopping_after(stop: int | None, solver: str, guidance, start=None) -> tuple[torch.Tensor | None, list]:
+    """The toy loop (16 steps, bf16 latents), stopped after step `stop` (None: run to the end); -> (its result or
+    None, every state it reported)."""
+    states = []
+
+    def on_step(i: int, latents: torch.Tensor) -> None:
+        if stop is not None and i + 1 == stop:
+            raise Stop
+
+    latents = torch.randn(1, 4, 3, 4, 6, generator=torch.Generator().manual_seed(5)).to(torch.bfloat16)
+    schedule = schedule_for(solver, 16, 5.0)
+    try:
+        result = denoise(toy_velocity, latents, schedule, solver, guidance, on_step, start=start,
+                         on_state=states.append)  # fmt: skip
+    except Stop:
+        result = None
+    return result, states
+
+
+MOMENTUM_APG = APGConfig(scale=4.0, norm_threshold=2.0, momentum=0.5, norm_dims=(-1, -2, -4))
+
+
+@pytest.mark.parametrize("solver", ["euler", "dpmpp_2m"])
+@pytest.mark.parametrize("guidance", [None, MOMENTUM_APG], ids=["unguided", "apg-momentum"])
+def test_a_loop_stopped_midway_goes_on_to_the_same_bits(solver: str, guidance) -> None:
+    whole, _ = run_stopping_after(None, solver, guidance)
+    for stop in (1, 7, 15):
+        stopped, states = run_stopping_after(stop, solver, guidance)
+        assert stopped is None and states[-1].done == stop
+        resumed, _ = run_stopping_after(None, solver, guidance, start=states[-1])
+        assert torch.equal(resumed, whole), f"stopped after step {stop}"
+
+
+@pytest.mark.parametrize(
+    ("solver", "guidance", "lost"), [("dpmpp_2m", None, "solver"), ("euler", MOMENTUM_APG, "apg_running")]
+)
+def test_going_on_without_the_solver_or_guidance_state_differs(solver: str, guidance, lost: str) -> None:
+    """Negative control: the latents alone do not continue a multistep solver or APG's momentum."""
+    whole, _ = run_stopping_after(None, solver, guidance)
+    _, states = run_stopping_after(7, solver, guidance)
+    emptied = dataclasses.replace(states[-1], **{lost: {} if lost == "solver" else None})
+    resumed, _ = run_stopping_after(None, solver, guidance, start=emptied)
+    assert not torch.equal(resumed, whole)
+
+
+def test_a_state_from_another_solver_or_past_the_end_is_refused() -> None:
+    _, states = run_stopping_after(7, "dpmpp_2m", None)
+    with pytest.raises(SamplingSettingsError, match="another sampler"):
+        run_stopping_after(None, "euler", None, start=states[-1])
+    with pytest.raises(SamplingSettingsError, match="after step 16"):
+        run_stopping_after(None, "euler", None, start=dataclasses.replace(states[-1], done=16, solver={}))

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import torch
 
     from motif_lite.io.hub import MissingFilesError
+    from motif_lite.io.latents import SavedLatents
     from motif_lite.pipeline import GenerationResult
     from motif_lite.runtime.parallel import Parallel, ParallelLayout, Session
     from motif_lite.runtime.planner import Plan
@@ -85,6 +86,76 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
         image=args.image,
         output=args.output if args.output is not None else DEFAULTS.output,
     )
+
+
+# The flags (dests) that say which video to make: a resumed run takes them all from its file.
+REQUEST_DESTS = (
+    "prompt", "negative_prompt", "width", "height", "video_frames", "fps", "steps", "guidance", "cfg_scale", "apg_eta",
+    "apg_norm_threshold", "apg_momentum", "flow_shift", "sampling_method", "seed", "image", "batch_count",
+)  # fmt: skip
+# The flags that say which model runs, grouped where one flag of a group replaces the others (a transformer from
+# --gguf or --diffusion-model): a resumed run takes each group the command line leaves out from its file.
+MODEL_DEST_GROUPS = (
+    ("model",), ("gguf", "diffusion_model"), ("text_encoder_gguf", "text_encoder"), ("vae",), ("dtype",),
+    ("lora",), ("attention",),
+)  # fmt: skip
+
+
+def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
+    """`--resume FILE`: the stopped run it holds, checked, and its model flags put into `args` where the command
+    line gives none (a given one wins: the notes say so). Flags that choose the video are an error: the file says
+    it."""
+    from motif_lite.cli.run_flags import weight_files
+    from motif_lite.io.latents import LatentsFileError, read_latents
+    from motif_lite.request import RequestError
+
+    saved = read_latents(args.resume)
+    where = shlex.quote(str(saved.file))
+    if saved.denoised:
+        raise LatentsFileError(f"{saved.file} holds a run's denoised latents, not a stopped run: make the video "
+                               f"from them with motif-lite decode {where}")  # fmt: skip
+    if saved.request is None or saved.run is None:
+        raise LatentsFileError(f"{saved.file} does not say which request and model its run had: it is damaged")
+    defaults, given = _run_flags_given(args)
+    if clash := [dest for dest in REQUEST_DESTS if dest in given]:
+        flags = ", ".join("--" + dest.replace("_", "-") for dest in clash)
+        raise RequestError(f"--resume goes on with the video {saved.file} describes: leave out {flags} (-o may "
+                           "name another output file)")  # fmt: skip
+    done, steps = saved.progress
+    notes = [f"resuming {saved.file}: {done} of {steps} steps sampled, {steps - done} to go"]
+    for group in MODEL_DEST_GROUPS:
+        run = {dest: saved.run.get(dest, defaults[dest]) for dest in group}
+        if not given & set(group):
+            for dest, value in run.items():
+                setattr(args, dest, value)
+        elif any(getattr(args, dest) != run[dest] for dest in group):
+            was = ", ".join(f"--{dest.replace('_', '-')} {run[dest]}" for dest in group if run[dest] not in (None, []))
+            notes.append(f"the run being resumed had {was or 'the default'}: the rest of the video is sampled with "
+                         "what this command gives")  # fmt: skip
+    args.weights = weight_files(args)
+    return saved, notes
+
+
+def _run_flags_given(args: argparse.Namespace) -> tuple[dict, set[str]]:
+    """-> (every run flag's default, by dest; the dests the command line gave, also where it gave the default)."""
+    from motif_lite.cli.run_flags import add_run_flags
+
+    parser = argparse.ArgumentParser(add_help=False)
+    add_run_flags(parser)
+    defaults = vars(parser.parse_args([]))
+    not_given = object()
+    parser.set_defaults(**dict.fromkeys(defaults, not_given))
+    argv = list(getattr(args, "argv", None) or [])
+    parsed, _ = parser.parse_known_args(argv[argv.index("run") + 1 :] if "run" in argv else argv)
+    return defaults, {dest for dest, value in vars(parsed).items() if value is not not_given}
+
+
+def resumed_request(saved: SavedLatents, output: str | None) -> GenerationRequest:
+    """The request of the run `saved` stopped (its output file, or `output` when given)."""
+    fields = dict(saved.request)
+    if output is not None:
+        fields["output"] = output
+    return GenerationRequest(**fields)
 
 
 def resolve_requests(
@@ -242,7 +313,8 @@ class StageProgress:
             self.stage = stage
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=f"{stage:>7}", unit=self.UNITS.get(stage, "it"), file=sys.stderr)
+            unit = self.UNITS.get(stage, "it")  # `initial`: a resumed run's bar starts at the steps already done
+            self.bar = tqdm(total=total, initial=done, desc=f"{stage:>7}", unit=unit, file=sys.stderr)
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
@@ -282,7 +354,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     from motif_lite.request import RequestError
     from motif_lite.runtime.parallel import Parallel
 
-    if args.prompt is None and not args.dry_run:
+    resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
+    if args.prompt is None and not args.dry_run and resume is None:
         raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run runs without one)')
     if args.preview_every is not None and not args.preview:  # alone it would do nothing, without a word
         raise RequestError("--preview-every says how often the --preview file is rewritten: add --preview FILE")
@@ -294,7 +367,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         raise RequestError(f"--preview and -o both name {args.output}: the video would replace the preview at the end; "
                            "give the preview its own file")  # fmt: skip
     dtype = torch_dtype(args.dtype)
-    unresolved = request_from_args(args)
+    unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
     world = session.world if session is not None else args.gpus or 1
     layout = _layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
     parallel = None
@@ -313,13 +386,13 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         from motif_lite.runtime.step_cache import StepCacheConfig
 
         StepCacheConfig(args.step_cache)  # a bad threshold fails here, before any planning or loading
-    _print_notes(notes, say)
+    _print_notes([*resume_notes, *notes], say)
     if args.dry_run:
         return dry_run(args, request, dtype, layout)
     device = args.device if session is None else session.device
     try:
         with download_hint_repeats(getattr(args, "argv", None)):
-            return _generate(args, requests, dtype, device, loras, on_preview, parallel, say)
+            return _generate(args, requests, dtype, device, loras, on_preview, parallel, say, resume)
     finally:
         if on_preview is not None:
             on_preview.close()
@@ -364,6 +437,7 @@ def _generate(
     on_preview: Callable | None,
     parallel: Parallel | None,
     say: Callable,
+    resume: SavedLatents | None = None,
 ) -> int:
     from motif_lite.devices import dtype_note
     from motif_lite.pipeline import load_pipeline, plan_generation, preflight
@@ -411,7 +485,7 @@ def _generate(
             say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
         progress = StageProgress() if parallel is None or parallel.is_main else None
         try:
-            result = pipe.generate(video, progress, on_preview, args.preview_every)
+            result = pipe.generate(video, progress, on_preview, args.preview_every, resume=resume)
         finally:
             if progress is not None:
                 progress.close()
@@ -486,7 +560,8 @@ def _launch(args: argparse.Namespace) -> int:
 
     from motif_lite.runtime.parallel import ParallelError, launch
 
-    request, _ = request_from_args(args).resolve()
+    unresolved = request_from_args(args) if args.resume is None else resumed_request(resume_args(args)[0], None)
+    request, _ = unresolved.resolve()
     _layout(args, request, args.gpus)
     if args.device != "cpu" and torch.cuda.device_count() < args.gpus:
         found = torch.cuda.device_count()
@@ -544,7 +619,8 @@ def summary(
         *(result.settings.lines() if result.settings is not None and with_settings else []),
         f"done: {r.width}x{r.height}, {r.frames} frames, {r.steps} steps, seed {r.seed}, shift {result.shift:g}",
         f"time: load {load_seconds:.1f}s | encode {t['encode']:.1f}s | denoise {t['denoise']:.1f}s "
-        f"({t['denoise'] / r.steps:.2f} s/step) | decode {t['decode']:.1f}s | total {load_seconds + t['total']:.1f}s",
+        f"({t['denoise'] / (r.steps - (result.resumed_at or 0)):.2f} s/step) | decode {t['decode']:.1f}s | "
+        f"total {load_seconds + t['total']:.1f}s",
         "peak memory: RSS "
         + ("n/a" if result.peak_rss_bytes is None else f"{result.peak_rss_bytes / 2**30:.2f} GiB")
         + ("" if plan is None or plan.host is None else f" (planned {plan.host.peak_bytes / 2**30:.2f})")
@@ -565,6 +641,9 @@ def summary(
             f"{name} {peak / 2**30:.2f} GiB" + (f" (planned {planned[name] / 2**30:.2f})" if name in planned else "")
             for name, peak in result.stage_peaks.items()
         ))  # fmt: skip
+    if result.resumed_at is not None:
+        lines.insert(-1, f"resumed: steps {result.resumed_at + 1}-{r.steps} sampled here, 1-{result.resumed_at} "
+                         "by the run that stopped")  # fmt: skip
     if result.kernel_fallbacks:
         lines.insert(-1, "kernels: fell back to torch (slower, same math): " + "; ".join(
             f"{op} ({reason})" for op, reason in result.kernel_fallbacks.items()

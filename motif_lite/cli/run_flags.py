@@ -87,6 +87,13 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         help="make N videos one after another with seeds SEED, SEED+1, ... (the model loads once); their files "
         "get -1, -2, ... before the extension (default 1)",
     )
+    g.add_argument(
+        "--resume",
+        metavar="FILE",
+        help="go on with a run that stopped while sampling (Ctrl-C, out of memory, a crash): FILE is the "
+        ".latents.safetensors it kept beside its output. The video's settings and the model come from FILE; "
+        "device, memory and speed flags may change, and -o",
+    )
 
 
 def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
@@ -221,7 +228,8 @@ def add_weight_file_flags(parser: argparse.ArgumentParser) -> None:
 
 def weight_files(args: argparse.Namespace) -> dict[str, str]:
     """--diffusion-model / --text-encoder / --vae as `locate_sources`' `weights`. A .gguf file given to the first two
-    is moved to --gguf / --text-encoder-gguf (`args` is updated); giving both for one component is an error."""
+    is moved to --gguf / --text-encoder-gguf (`args` is updated, so a second call gives the same); giving both for
+    one component is an error."""
     files = {}
     for flag, component, gguf_flag in (
         ("diffusion_model", "transformer", "gguf"),
@@ -236,6 +244,7 @@ def weight_files(args: argparse.Namespace) -> dict[str, str]:
             raise ConfigError(f"{names} both give the {component.replace('_', ' ')}; keep one")
         if gguf_flag is not None and str(value).lower().endswith(".gguf"):
             setattr(args, gguf_flag, value)
+            setattr(args, flag, None)
         else:
             files[component] = value
     return files

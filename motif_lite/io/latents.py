@@ -1,28 +1,34 @@
-"""Denoised latents saved when a run's decode fails, so that `motif-lite decode` can make the video later without
-sampling again (hours on a small GPU) after an out-of-memory decode, a full disk or Ctrl-C.
+"""A run's latents saved so that its work is not lost (hours of sampling on a small GPU): the denoised latents when
+the decode fails (out of memory, a full disk, Ctrl-C; `motif-lite decode` makes the video from them), and the
+sampling loop's state when sampling stops early or runs long (`motif-lite run --resume` goes on from it).
 
 One safetensors file beside the output (`fox.mp4` -> `fox.latents.safetensors`): the latents [1, C, F, h, w] in
-float32 under "latents" (model space: what the decode stage receives, before the VAE's denormalization), and in
-the header's metadata one JSON string under "motif_lite_latents": the format version, what writing the video needs
-(output path, size, frames, fps, the metadata the video carries) and what decoding needs (the VAE's dtype in the
-run, the checkpoint and VAE file it came from).
+float32 under "latents" (model space: what the decode stage receives, before the VAE's denormalization), the
+sampling state's other tensors under "state.NAME" in their own dtype (a stopped run only), and in the header's
+metadata one JSON string under "motif_lite_latents": the format version, what writing the video needs (output
+path, size, frames, fps, the metadata the video carries), what decoding needs (the VAE's dtype in the run, the
+checkpoint and VAE file it came from) and, for a stopped run, the steps done, the request and the model flags.
+Version 1 files (denoised latents, before stopped runs were kept) read as version 2 files without a state.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.staging import staged_output
+from motif_lite.io.video import unused_path
 
 FORMAT_KEY = "motif_lite_latents"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 TENSOR_NAME = "latents"
+STATE_PREFIX = "state."
 SUFFIX = ".latents.safetensors"
 _FRAME_PATTERN = re.compile(r"[_\-. ]*%0?\d*d")  # with the separator before it: out_%03d -> out
 
@@ -45,6 +51,18 @@ class SavedLatents:
     video_metadata: dict = field(default_factory=dict)  # what the run would have stored in the video
     model: str | None = None  # the checkpoint (-m): a Hub repo id or an absolute folder; None: not known
     vae: str | None = None  # the VAE weight file of the user's (--vae), absolute; None: the checkpoint's
+    file: Path | None = field(default=None, compare=False)  # where it was read from (not stored)
+    # A run stopped while sampling: (steps done, steps), the sampling loop's other tensors (the solver's, APG's),
+    # the request's fields (GenerationRequest, resolved) and the model flags of the run (run_model_flags).
+    # progress None: the latents are denoised.
+    progress: tuple[int, int] | None = None
+    state: dict[str, torch.Tensor] = field(default_factory=dict)
+    request: dict | None = None
+    run: dict | None = None
+
+    @property
+    def denoised(self) -> bool:
+        return self.progress is None
 
     def info(self) -> dict:
         """The JSON-able description stored in the file's header (everything but the tensor)."""
@@ -59,6 +77,9 @@ class SavedLatents:
             "model": self.model,
             "vae": self.vae,
             "video_metadata": self.video_metadata,
+            "progress": None if self.progress is None else list(self.progress),
+            "request": self.request,
+            "run": self.run,
         }
 
 
@@ -75,10 +96,34 @@ def save_latents(saved: SavedLatents, path: Path) -> Path:
     from safetensors.torch import save_file
 
     tensors = {TENSOR_NAME: saved.latents.detach().cpu().float().contiguous()}
+    tensors |= {STATE_PREFIX + name: t.detach().cpu().contiguous() for name, t in saved.state.items()}
     metadata = {FORMAT_KEY: json.dumps(saved.info(), default=str)}
     with staged_output(path, 1) as partial:
         save_file(tensors, str(partial), metadata=metadata)
     return path
+
+
+class LatentsFile:
+    """The latents file of one run: named on its first save (beside the output, never replacing a file that is
+    there) unless given (the file a resumed run came from); each later save replaces it; `remove` once the video
+    is written."""
+
+    def __init__(self, output: str | Path, path: Path | None = None) -> None:
+        self.output = Path(output)
+        self.path = path
+        self.written = path is not None  # a file this run owns
+
+    def save(self, saved: SavedLatents) -> Path:
+        """Write `saved` (whole or not at all) and return where."""
+        if self.path is None:
+            self.path = unused_path(latents_path(self.output))
+        save_latents(saved, self.path)
+        self.written = True
+        return self.path
+
+    def remove(self) -> None:
+        if self.written and self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def read_latents(path: str | Path) -> SavedLatents:
@@ -101,11 +146,16 @@ def read_latents(path: str | Path) -> SavedLatents:
             info = _parsed(header, not_latents)
             _check_version(info, path)
             latents = file.get_tensor(TENSOR_NAME)
+            state = {
+                name.removeprefix(STATE_PREFIX): file.get_tensor(name)
+                for name in file.keys()  # noqa: SIM118
+                if name.startswith(STATE_PREFIX)
+            }
     except (SafetensorError, OSError, ValueError) as exc:  # not safetensors at all, or a damaged one
         raise LatentsFileError(f"{not_latents}: {exc}") from None
     if latents.ndim != 5 or latents.shape[0] != 1 or not latents.is_floating_point():
         raise LatentsFileError(f"{path}: the latents have shape {tuple(latents.shape)}, not [1, C, F, h, w]")
-    return _saved(info, latents.float(), not_latents)
+    return replace(_saved(info, latents.float(), state, not_latents), file=path)
 
 
 def _parsed(header: str, not_latents: str) -> dict:
@@ -120,15 +170,16 @@ def _parsed(header: str, not_latents: str) -> dict:
 
 def _check_version(info: dict, path: Path) -> None:
     version = info.get("version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise LatentsFileError(
-            f"{path} holds latents in format version {version}, and this motif-lite reads version {FORMAT_VERSION}: "
-            "decode it with the motif-lite version that saved it"
+            f"{path} holds latents in format version {version}, and this motif-lite reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}: use it with the motif-lite version that saved it"
         )
 
 
-def _saved(info: dict, latents: torch.Tensor, not_latents: str) -> SavedLatents:
+def _saved(info: dict, latents: torch.Tensor, state: dict[str, torch.Tensor], not_latents: str) -> SavedLatents:
     try:
+        progress = info.get("progress")
         return SavedLatents(
             latents=latents,
             output=Path(info["output"]),
@@ -140,6 +191,10 @@ def _saved(info: dict, latents: torch.Tensor, not_latents: str) -> SavedLatents:
             video_metadata=dict(info.get("video_metadata") or {}),
             model=info.get("model"),
             vae=info.get("vae"),
+            progress=None if progress is None else (int(progress[0]), int(progress[1])),
+            state=state,
+            request=info.get("request"),
+            run=info.get("run"),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise LatentsFileError(f"{not_latents}: its description lacks or garbles {exc}") from None

@@ -1,6 +1,13 @@
 """Sampling: noise schedules, flow-matching solvers, CFG/APG guidance and the denoising loop."""
 
-from motif_lite.sampling.denoise import GuidedVelocityFn, StepCallback, VelocityFn, denoise
+from motif_lite.sampling.denoise import (
+    GuidedVelocityFn,
+    SamplingState,
+    StateCallback,
+    StepCallback,
+    VelocityFn,
+    denoise,
+)
 from motif_lite.sampling.guidance import (
     RECOMMENDED_APG,
     APGConfig,
@@ -40,7 +47,9 @@ __all__ = [
     "GuidedVelocityFn",
     "GuiderConfig",
     "SamplingSettingsError",
+    "SamplingState",
     "Schedule",
+    "StateCallback",
     "StepCallback",
     "VelocityFn",
     "apg",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 
@@ -21,6 +22,24 @@ GuidedVelocityFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, to
 StepCallback = Callable[[int, torch.Tensor], None]
 
 
+@dataclass(frozen=True)
+class SamplingState:
+    """A sampling loop after `done` steps: all it needs to go on exactly as if it had never stopped.
+
+    `solver`: the solver's fields (DPM++ 2M: the previous step's x0 and sigma; Euler: none); `apg_running`: APG's
+    momentum buffer. The loop replaces these tensors each step and never changes one in place, so a state holds a
+    consistent snapshot for as long as it is kept."""
+
+    done: int
+    latents: torch.Tensor  # [B, C, F, H, W], after step `done`
+    solver: dict[str, torch.Tensor] = field(default_factory=dict)
+    apg_running: torch.Tensor | None = None
+
+
+# Called with the loop's state after each step (before `on_step`): what a run saves to continue later.
+StateCallback = Callable[[SamplingState], None]
+
+
 def denoise(
     predict_velocity: VelocityFn,
     latents: torch.Tensor,
@@ -30,6 +49,8 @@ def denoise(
     on_step: StepCallback | None = None,
     on_denoised: StepCallback | None = None,
     predict_guided: GuidedVelocityFn | None = None,
+    start: SamplingState | None = None,
+    on_state: StateCallback | None = None,
 ) -> torch.Tensor:
     """Integrate `latents` (pure noise at schedule.sigmas[0]) down to σ = 0 and return them.
 
@@ -38,13 +59,20 @@ def denoise(
     `predict_guided`, guided steps make one call that returns both predictions instead (batched guidance);
     unguided steps still call `predict_velocity` for the conditional prediction alone.
     `on_denoised(i, x0)` gets each step's clean-latent estimate x0 = x − σ·v (for previews).
+    `start`: a state `on_state` gave in an earlier run of the same settings; the loop goes on from it (its latents
+    replace `latents`) and ends with the bits the uninterrupted run would have had.
     """
+    stepper, apg_state = make_solver(solver), APGState()
+    first = 0
+    if start is not None:
+        latents, first, apg_state.running = start.latents, start.done, start.apg_running
+        _restore(stepper, start.solver)
     if latents.ndim != 5:
         raise SamplingSettingsError(f"latents must be [B, C, F, H, W], got shape {tuple(latents.shape)}")
-    stepper = make_solver(solver)
-    apg_state = APGState()
     steps = schedule.steps
-    for i in range(steps):
+    if not 0 <= first < steps:
+        raise SamplingSettingsError(f"a sampling state after step {first} cannot continue a run of {steps} steps")
+    for i in range(first, steps):
         timestep = batch_timestep(schedule.timesteps[i], latents.shape[0])
         if not guidance_active(guidance, i, steps):
             cond, uncond = predict_velocity(latents, timestep, True), None
@@ -56,6 +84,21 @@ def denoise(
         if on_denoised is not None:
             on_denoised(i, latents - schedule.sigmas[i] * velocity)
         latents = stepper.step(latents, velocity, schedule.sigmas[i], schedule.sigmas[i + 1])
+        if on_state is not None:
+            solver_fields = {name: value for name, value in vars(stepper).items() if value is not None}
+            on_state(SamplingState(i + 1, latents, solver_fields, apg_state.running))
         if on_step is not None:
             on_step(i, latents)
     return latents
+
+
+def _restore(stepper: object, fields: dict[str, torch.Tensor]) -> None:
+    """Put a saved state's solver fields back; fields this solver does not have mean another solver saved them."""
+    unknown = set(fields) - set(vars(stepper))
+    if unknown:
+        raise SamplingSettingsError(
+            f"the sampling state holds {sorted(unknown)}, which the {type(stepper).__name__} solver does not keep: "
+            "it comes from a run with another sampler"
+        )
+    for name, value in fields.items():
+        setattr(stepper, name, value)

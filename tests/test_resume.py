@@ -1,0 +1,289 @@
+"""Nothing lost when sampling stops: a run stopped while sampling (Ctrl-C, out of memory, an error; or killed, after
+a periodic save) keeps the sampling loop's state beside the output, and `motif-lite run --resume FILE` goes on from
+it to the very latents an uninterrupted run reaches. Tiny checkpoint, CPU."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from motif_lite import cli, load_pipeline
+from motif_lite.io.latents import read_latents
+from motif_lite.numerics import NonFiniteError
+from motif_lite.request import GenerationRequest, RequestError
+
+PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
+SIZE = dict(width=48, height=32, frames=9, steps=4)  # guided by the official APG: momentum carries a state
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+
+
+@pytest.fixture(autouse=True)
+def no_periodic_saves(pipe):
+    pipe.save_state_every = float("inf")  # a test that wants them says so
+    yield
+    pipe.save_state_every = float("inf")
+
+
+def request(folder: Path, name: str = "fox.mp4", **changes) -> GenerationRequest:
+    return GenerationRequest(PROMPT, NEGATIVE, output=folder / name, **{"seed": 3, **SIZE, **changes})
+
+
+def out_of_memory(*args, **kwargs):
+    raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+
+def stop_at(step: int, error: type[BaseException] = KeyboardInterrupt):
+    """A progress callback that stops sampling as step `step` finishes."""
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == step:
+            raise error
+
+    return on_progress
+
+
+def denoised(pipe, req: GenerationRequest, monkeypatch, **generate) -> torch.Tensor:
+    """The run's denoised latents, as its failed decode saves them (and then removes the file)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(pipe.vae, "decode_frames", out_of_memory)
+        with pytest.raises(torch.OutOfMemoryError):
+            pipe.generate(req, **generate)
+    path = Path(req.output).with_name("fox.latents.safetensors")
+    saved = read_latents(path)
+    assert saved.denoised
+    path.unlink()
+    return saved.latents
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# ------------------------------------------------------------------------------ the pipeline
+
+
+@pytest.mark.parametrize(
+    ("sampler", "image"), [("euler", False), ("dpm++2m", False), ("euler", True)], ids=["euler", "dpm++2m", "i2v"]
+)
+def test_a_stopped_run_resumed_reaches_the_uninterrupted_latents(pipe, tmp_path, monkeypatch, sampler, image):
+    changes = dict(sampler=sampler)
+    if image:
+        PIL.Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 48, 3), dtype=np.uint8)).save(
+            tmp_path / "first.png"
+        )
+        changes["image"] = tmp_path / "first.png"
+    whole = denoised(pipe, request(tmp_path, **changes), monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, **changes), on_progress=stop_at(2))
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    assert saved.progress == (2, 4) and saved.file == tmp_path / "fox.latents.safetensors"
+    assert ("solver.prev_x0" in saved.state) == (sampler == "dpm++2m") and "apg_running" in saved.state
+    resumed = denoised(pipe, GenerationRequest(**saved.request), monkeypatch, resume=saved)
+    assert torch.equal(resumed, whole)
+    # Negative control: the latents alone, without the solver's and APG's state, go elsewhere.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, **changes), on_progress=stop_at(2))
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    alone = denoised(pipe, GenerationRequest(**saved.request), monkeypatch, resume=dataclasses.replace(saved, state={}))
+    assert not torch.equal(alone, whole)
+
+
+def test_a_resumed_run_writes_the_video_and_removes_the_file(pipe, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path), on_progress=stop_at(1))
+    assert names(tmp_path) == ["fox.latents.safetensors"]  # no partial video
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    steps = []
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if stage == "denoise":
+            steps.append(done)
+
+    result = pipe.generate(GenerationRequest(**saved.request), resume=saved, on_progress=on_progress)
+    assert names(tmp_path) == ["fox.mp4"] and result.resumed_at == 1 and len(result.step_seconds) == 3
+    assert steps == [1, 2, 3, 4]  # the progress starts where the stopped run was
+
+
+def test_a_resumed_run_that_stops_again_updates_its_file(pipe, tmp_path, monkeypatch):
+    whole = denoised(pipe, request(tmp_path), monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path), on_progress=stop_at(1))
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    with pytest.raises(torch.OutOfMemoryError):
+        pipe.generate(GenerationRequest(**saved.request), resume=saved, on_progress=stop_at(3, torch.OutOfMemoryError))
+    assert names(tmp_path) == ["fox.latents.safetensors"]  # the same file, now further on
+    again = read_latents(tmp_path / "fox.latents.safetensors")
+    assert again.progress == (3, 4)
+    assert torch.equal(denoised(pipe, GenerationRequest(**again.request), monkeypatch, resume=again), whole)
+
+
+def test_the_error_says_how_to_go_on(pipe, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path), on_progress=stop_at(2))
+    path = tmp_path / "fox.latents.safetensors"
+    assert f"sampling stopped after step 2 of 4; its state is saved in {path}" in caplog.text
+    assert f"motif-lite run --resume {path}" in caplog.text
+
+
+def test_a_killed_run_goes_on_from_its_last_periodic_save(pipe, tmp_path, monkeypatch):
+    """A crash no handler sees (power, the OOM killer) leaves the last periodic save: copied here mid-run."""
+    whole = denoised(pipe, request(tmp_path), monkeypatch)
+    pipe.save_state_every = 0.0  # every step
+    kept = tmp_path / "kept"
+    kept.mkdir()
+
+    def copy_after_step_2(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == 2:
+            shutil.copy(tmp_path / "fox.latents.safetensors", kept / "fox.latents.safetensors")
+
+    pipe.generate(request(tmp_path), on_progress=copy_after_step_2)
+    assert names(tmp_path) == ["fox.mp4", "kept"]  # the run finished: its saved state is gone
+    saved = read_latents(kept / "fox.latents.safetensors")
+    assert saved.progress == (2, 4)
+    resumed_request = dataclasses.replace(GenerationRequest(**saved.request), output=kept / "fox.mp4")
+    assert torch.equal(denoised(pipe, resumed_request, monkeypatch, resume=saved), whole)
+
+
+def test_a_failed_periodic_save_is_said_once_and_sampling_goes_on(pipe, tmp_path, monkeypatch, caplog):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    pipe.save_state_every = 0.0
+    monkeypatch.setattr("motif_lite.io.latents.save_latents", disk_full)
+    with caplog.at_level(logging.WARNING, "motif_lite"):
+        pipe.generate(request(tmp_path))
+    assert names(tmp_path) == ["fox.mp4"]
+    warnings = [r.getMessage() for r in caplog.records if "could not be saved" in r.getMessage()]
+    assert len(warnings) == 1 and "No space left on device" in warnings[0] and "sampling goes on" in warnings[0]
+
+
+def test_inf_while_sampling_saves_no_state(pipe, tmp_path, monkeypatch):
+    forward = pipe.transformer.forward
+    calls = []
+
+    def overflowing(*args, **kwargs):
+        calls.append(1)
+        out = forward(*args, **kwargs)
+        return out * torch.inf if len(calls) > 2 else out  # from the second step on
+
+    monkeypatch.setattr(pipe.transformer, "forward", overflowing)
+    with pytest.raises(NonFiniteError, match="after step 2"):
+        pipe.generate(request(tmp_path))
+    assert names(tmp_path) == []  # going on from there would overflow again
+
+
+def test_resume_checks_the_request_before_any_work(pipe, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path), on_progress=stop_at(1))
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    encoded = []
+    with pytest.raises(RequestError, match="steps: 4 then, 6 now"):
+        pipe.generate(request(tmp_path, steps=6), resume=saved, on_progress=lambda *a: encoded.append(a))
+    with pytest.raises(RequestError, match="seed"):
+        pipe.generate(request(tmp_path, seed=4), resume=saved)
+    assert encoded == []
+    done = dataclasses.replace(saved, progress=None)
+    with pytest.raises(RequestError, match="motif-lite decode"):
+        pipe.generate(request(tmp_path), resume=done)
+
+
+# ------------------------------------------------------------------------------ motif-lite run --resume
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli.main(["run", *args, "--device", "cpu", "--kernels", "torch", "--yes"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_the_cli_resumes_with_the_file_alone(checkpoint, tmp_path, capsys, monkeypatch):
+    size = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "4", "--dtype", "fp32"]
+    args = ["-m", str(checkpoint), "-p", PROMPT, "-n", NEGATIVE, "-s", "3", *size]
+    code, _, err = run_cli(capsys, *args, "-o", str(tmp_path / "whole_%03d.png"))
+    assert code == 0, err
+
+    def stop(self, stage, done, total):
+        if stage == "denoise" and done == 2:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr("motif_lite.cli.run.StageProgress.__call__", stop)
+        code, _, err = run_cli(capsys, *args, "-o", str(tmp_path / "out_%03d.png"))
+    path = tmp_path / "out.latents.safetensors"
+    assert code == cli.EXIT_INTERRUPTED and f"go on from there with motif-lite run --resume {path}" in err
+    assert read_latents(path).progress == (2, 4)
+    # No -m, no --dtype, no prompt: all from the file.
+    code, out, err = run_cli(capsys, "--resume", str(path))
+    assert code == 0, err
+    assert "resumed: steps 3-4 sampled here, 1-2 by the run that stopped" in out
+    assert not path.exists()
+    for i in range(9):
+        a = np.asarray(PIL.Image.open(tmp_path / f"whole_{i:03d}.png"))
+        b = np.asarray(PIL.Image.open(tmp_path / f"out_{i:03d}.png"))
+        assert np.array_equal(a, b), f"frame {i}"
+
+
+@pytest.fixture
+def stopped(pipe, tmp_path) -> Path:
+    """The latents file of a run (of the `pipe` checkpoint, fp32) stopped after step 1 of 4."""
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path), on_progress=stop_at(1))
+    return tmp_path / "fox.latents.safetensors"
+
+
+def assert_user_error(code: int, err: str, *needles: str) -> None:
+    assert code == cli.EXIT_USER_ERROR, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["-p", "a cat"], "--prompt"),
+        (["--steps", "8", "-s", "1"], "--steps, --seed"),
+        (["-b", "2"], "--batch-count"),
+    ],  # fmt: skip
+)
+def test_flags_that_choose_the_video_are_refused_with_resume(stopped, capsys, flags, named):
+    code, _, err = run_cli(capsys, "--resume", str(stopped), *flags)
+    assert_user_error(code, err, f"leave out {named}")
+
+
+def test_resume_of_denoised_latents_points_to_decode(pipe, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError):
+        pipe.generate(request(tmp_path))
+    code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.latents.safetensors"))
+    assert_user_error(code, err, "denoised latents", "motif-lite decode")
+
+
+def test_decode_of_a_stopped_run_points_to_resume(stopped, capsys):
+    code = cli.main(["decode", str(stopped), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert_user_error(code, err, "stopped after step 1 of 4", f"motif-lite run --resume {stopped}")
+
+
+def test_resume_of_a_missing_file_is_named(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "--resume", str(tmp_path / "nope.latents.safetensors"))
+    assert_user_error(code, err, "no such latents file")
+
+
+def test_resume_dry_run_shows_the_files_settings_and_a_changed_model_flag(stopped, capsys):
+    code, out, err = run_cli(capsys, "--resume", str(stopped), "--dry-run", "--dtype", "bf16")
+    assert code == 0, err
+    assert f"resuming {stopped}: 1 of 4 steps sampled, 3 to go" in err
+    assert "the run being resumed had --dtype fp32" in err  # --dtype bf16 given, though it is the default
+    assert "48x32, 9 frames at 24 fps" in out and "'blurry, static'" in out
