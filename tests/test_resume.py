@@ -287,3 +287,18 @@ def test_resume_dry_run_shows_the_files_settings_and_a_changed_model_flag(stoppe
     assert f"resuming {stopped}: 1 of 4 steps sampled, 3 to go" in err
     assert "the run being resumed had --dtype fp32" in err  # --dtype bf16 given, though it is the default
     assert "48x32, 9 frames at 24 fps" in out and "'blurry, static'" in out
+
+
+def test_a_request_this_version_does_not_know_is_named(stopped, capsys):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(stopped), "pt") as file:
+        info = json.loads(file.metadata()["motif_lite_latents"])
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+    info["request"]["motion_bucket"] = 7
+    save_file(tensors, str(stopped), metadata={"motif_lite_latents": json.dumps(info)})
+    code, _, err = run_cli(capsys, "--resume", str(stopped))
+    assert_user_error(code, err, "its request does not fit this motif-lite", "motion_bucket")

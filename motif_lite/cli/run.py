@@ -152,10 +152,15 @@ def _run_flags_given(args: argparse.Namespace) -> tuple[dict, set[str]]:
 
 def resumed_request(saved: SavedLatents, output: str | None) -> GenerationRequest:
     """The request of the run `saved` stopped (its output file, or `output` when given)."""
+    from motif_lite.io.latents import LatentsFileError
+
     fields = dict(saved.request)
     if output is not None:
         fields["output"] = output
-    return GenerationRequest(**fields)
+    try:
+        return GenerationRequest(**fields)
+    except TypeError as exc:  # a field this version does not know
+        raise LatentsFileError(f"{saved.file}: its request does not fit this motif-lite ({exc})") from None
 
 
 def resolve_requests(
