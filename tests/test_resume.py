@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -302,3 +304,34 @@ def test_a_request_this_version_does_not_know_is_named(stopped, capsys):
     save_file(tensors, str(stopped), metadata={"motif_lite_latents": json.dumps(info)})
     code, _, err = run_cli(capsys, "--resume", str(stopped))
     assert_user_error(code, err, "its request does not fit this motif-lite", "motion_bucket")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or os.name == "nt", reason="POSIX signals")
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_terminated_run_keeps_its_state(checkpoint, tmp_path, capsys, monkeypatch, signame):
+    """kill, a scheduler's preemption or a closed terminal stop `run` as Ctrl-C does: the state is kept."""
+    signum = getattr(signal, signame)
+    before = signal.getsignal(signum)
+
+    def terminate(self, stage, done, total):
+        if stage == "denoise" and done == 2:
+            os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr("motif_lite.cli.run.StageProgress.__call__", terminate)
+    size = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "4", "--dtype", "fp32", "-s", "3"]
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), "-p", PROMPT, *size, "-o", str(tmp_path / "fox.mp4"))
+    assert code == 128 + signum and f"terminated ({signame})" in err, err
+    assert read_latents(tmp_path / "fox.latents.safetensors").progress == (2, 4)
+    assert "motif-lite run --resume" in err
+    assert signal.getsignal(signum) is before  # put back after the command
+
+
+def test_a_new_run_of_the_same_output_points_to_the_stopped_one(stopped, checkpoint, capsys):
+    """Run again instead of --resume: the note says how to go on, and the stopped run's file stays."""
+    output = stopped.with_name("fox.mp4")
+    size = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "2", "--dtype", "fp32"]
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), "-p", PROMPT, *size, "-o", str(output))
+    assert code == 0, err
+    assert f"holds an earlier run of {output} that stopped after step 1 of 4" in err
+    assert f"motif-lite run --resume {stopped}" in err
+    assert read_latents(stopped).progress == (1, 4)  # untouched

@@ -3,7 +3,9 @@
 Each subcommand module adds its parser with `register(commands)` and imports torch and the pipeline only inside its
 handler, so that `motif-lite --help` answers at once. User mistakes (`MotifLiteError`) print `error: ...` and exit
 with code 2, Ctrl-C exits with 130, running out of device memory prints `error: out of device memory: ...` and
-exits with code 1; none prints a traceback.
+exits with code 1; none prints a traceback. While `run` or `decode` works, SIGTERM and SIGHUP (`kill`, a batch
+scheduler's preemption, a closed terminal) stop it as Ctrl-C does, so that it keeps its work (docs/usage.md, "When
+a run stops"), and it exits with 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -27,6 +30,17 @@ OUT_OF_MEMORY_ADVICE = (
     "Close it, or give a smaller budget (--vram GiB) so that the plan leaves room; --dry-run shows the plan"
 )
 SUBCOMMANDS = (run, decode, check, verify, serve)
+# Commands that keep their work when stopped: termination signals stop them as Ctrl-C does. (`serve` has its own.)
+KEEPING_COMMANDS = ("run", "decode")
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Terminated(KeyboardInterrupt):
+    """A termination signal, raised where the program is, as Ctrl-C's KeyboardInterrupt is."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,12 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
+    stops = STOP_SIGNALS if args.command in KEEPING_COMMANDS else ()
     try:
-        with _warnings_to_stderr():
+        with _warnings_to_stderr(), _signals_interrupt(stops):
             return args.handler(args)
     except MotifLiteError as exc:
         print(f"{_rank_prefix()}error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except Terminated as exc:
+        print(f"\n{_rank_prefix()}terminated ({exc})", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print(f"\n{_rank_prefix()}interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -100,6 +118,26 @@ def _warnings_to_stderr() -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
+
+
+@contextlib.contextmanager
+def _signals_interrupt(signums: Sequence[int]) -> Iterator[None]:
+    """While the block runs, each of `signums` raises `Terminated` where the program is (the handlers before are
+    put back after). Only the main thread can set handlers: elsewhere (a host application's worker) nothing
+    changes."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    before = {}
+    with contextlib.suppress(ValueError):  # not the main thread
+        for signum in signums:
+            before[signum] = signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def use_expandable_segments() -> None:

@@ -136,6 +136,32 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     return saved, notes
 
 
+def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
+    """Notes on the latents files an earlier run of these outputs left (it stopped, or its decode failed): this
+    run starts again, and the note says how to use that work instead."""
+    from motif_lite.io.latents import LatentsFileError, latents_path, read_latents
+
+    notes = []
+    for request in requests:
+        path = latents_path(request.output)
+        try:
+            saved = read_latents(path) if path.is_file() else None
+        except LatentsFileError:
+            continue
+        if saved is None:
+            continue
+        quoted = shlex.quote(str(path))
+        if saved.denoised:
+            notes.append(f"{path} holds the denoised latents of an earlier run of {request.output} whose decode "
+                         f"failed: motif-lite decode {quoted} makes that video without sampling")  # fmt: skip
+        else:
+            done, steps = saved.progress
+            notes.append(f"{path} holds an earlier run of {request.output} that stopped after step {done} of "
+                         f"{steps}; this run starts again (its file gets another name). To go on with that one "
+                         f"instead: motif-lite run --resume {quoted}")  # fmt: skip
+    return notes
+
+
 def _run_flags_given(args: argparse.Namespace) -> tuple[dict, set[str]]:
     """-> (every run flag's default, by dest; the dests the command line gave, also where it gave the default)."""
     from motif_lite.cli.run_flags import add_run_flags
@@ -449,6 +475,8 @@ def _generate(
     from motif_lite.settings import resolve_settings
 
     request = requests[0]  # the videos differ in seed and file only
+    if resume is None:
+        _print_notes(earlier_runs(requests), say)
     # Every check, before any weights.
     sources, device = preflight(
         args.model, args.gguf, device, args.kernels, args.text_encoder_gguf, weights=args.weights
