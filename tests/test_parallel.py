@@ -9,6 +9,7 @@ one `torch.multiprocessing` run of 4 processes covers every layout; the launcher
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -201,8 +202,32 @@ def _worker(rank: int, world: int, port: int, checkpoint: Path, out: Path) -> No
             folder.mkdir(exist_ok=True)
             result = pipe.generate(GenerationRequest(PROMPT, NEGATIVE, seed=0, output=folder / "out_%03d.png", **SIZE))
             assert result.parallel == f"{parallel.describe()}"
+        _stop_and_resume(pipe, out)
     finally:
         dist.destroy_process_group()
+
+
+def _stop_and_resume(pipe, out: Path) -> None:
+    """cfg 2 x sp 2: every rank stops after step 1 (as Ctrl-C on the group would), rank 0 keeps the state, every
+    rank reads it and goes on."""
+    from motif_lite.io.latents import read_latents
+    from motif_lite.request import GenerationRequest
+
+    pipe.parallel = Parallel.create(ParallelLayout(2, 2), torch.device("cpu"), 60)
+    folder = out / "resumed"
+    folder.mkdir(exist_ok=True)
+
+    def stop(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    request = GenerationRequest(PROMPT, NEGATIVE, seed=0, output=folder / "out_%03d.png", **SIZE)
+    with contextlib.suppress(KeyboardInterrupt):  # (a run that did not stop leaves no file: read_latents fails)
+        pipe.generate(request, on_progress=stop)
+    dist.barrier()
+    saved = read_latents(folder / "out.latents.safetensors")
+    (folder / f"saved{dist.get_rank()}.txt").write_text(str(saved.progress))
+    pipe.generate(GenerationRequest(**saved.request), resume=saved)
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +266,13 @@ def test_sequence_parallel_forward_equals_the_model(four_processes):
 @pytest.mark.parametrize("name", LAYOUTS)
 def test_every_layout_gives_the_single_process_frames(four_processes, single, name):
     assert_same_frames(read_frames(four_processes / name.replace(" ", "")), single)
+
+
+def test_a_stopped_parallel_run_resumed_gives_the_single_process_frames(four_processes, single):
+    folder = four_processes / "resumed"
+    assert [(folder / f"saved{rank}.txt").read_text() for rank in range(4)] == ["(1, 2)"] * 4
+    assert_same_frames(read_frames(folder), single)
+    assert not (folder / "out.latents.safetensors").exists()  # rank 0 removed it once the video was written
 
 
 # ------------------------------------------------------------------------------------- the command line
