@@ -34,7 +34,8 @@ from motif_lite.devices import checked_dtype, parse_device, resolve_device
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.hub import MOTIF_REPO, MissingFilesError
 from motif_lite.io.image import load_image, preprocess_image
-from motif_lite.io.latents import LatentsFile, SavedLatents, latents_path
+from motif_lite.io.latents import LatentsFile, SavedLatents
+from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
 from motif_lite.request import GenerationRequest, RequestError
@@ -88,9 +89,6 @@ ProgressFn = Callable[[str, int, int], None]
 # (steps done, steps, frames): a preview of the clip after that many steps, uint8 [latent frames, H, W, 3].
 PreviewFn = Callable[[int, int, np.ndarray], None]
 PREVIEWS_PER_RUN = 4  # the default spacing of previews: about this many per run
-# A run that samples longer than this saves its sampling state this often (`MotifVideoPipeline.save_state_every`):
-# a crash that no handler sees (power, the kernel's OOM killer, a closed terminal) loses at most this much.
-SAVE_STATE_EVERY_SECONDS = 600.0
 
 
 @dataclass
@@ -226,7 +224,7 @@ class MotifVideoPipeline:
         self.step_cache: StepCacheConfig | None = None
         self.compile_handle: CompileHandle | None = None
         self.attention_backend: AttentionBackend | None = None
-        self.save_state_every = SAVE_STATE_EVERY_SECONDS  # seconds of sampling between saves of its state
+        self.save_state_every = SAVE_STATE_EVERY_SECONDS  # seconds of sampling between saves of its state (keeping.py)
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -277,7 +275,10 @@ class MotifVideoPipeline:
             noise, cond = self._inputs(request, generator, progress, guided=needs_uncond(settings.guidance.value))
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
         with self._stage("denoise", timings, peaks):
-            saver = None if keeper is None else _StateSaver(self, request, settings, keeper, start)
+            saver = None
+            if keeper is not None:
+                saver = StateSaver(keeper, lambda state: self.saved_latents(request, state.latents, settings, state),
+                                   self.save_state_every, request.steps, start)  # fmt: skip
             try:
                 latents, record = self.sample(request, noise, cond, settings, progress, on_denoised, start, saver)
             except BaseException as exc:
@@ -536,17 +537,9 @@ class MotifVideoPipeline:
             )  # fmt: skip
         except BaseException as exc:
             if keeper is not None:
-                _tell(exc, self._keep(keeper, self.saved_latents(request, latents, settings)))
+                _tell(exc, keep(keeper, self.saved_latents(request, latents, settings)))
             raise
         return output
-
-    def _keep(self, keeper: LatentsFile, saved: SavedLatents) -> str:
-        """Save `saved` with `keeper`; return what to tell the user. Never raises (but for a second Ctrl-C): a failed
-        save must not hide the error that called for it."""
-        try:
-            return _kept(keeper.save(saved), saved)
-        except Exception as error:
-            return _not_saved(keeper, error)
 
     def saved_latents(
         self,
@@ -596,72 +589,6 @@ class MotifVideoPipeline:
             flags.update(diffusion_model=weights.get("transformer"), text_encoder=weights.get("text_encoder"),
                          vae=weights.get("vae"))  # fmt: skip
         return flags
-
-
-class _StateSaver:
-    """The sampling loop's `on_state` in a run that keeps its work: holds the state after the last step, writes it
-    every `pipe.save_state_every` seconds of sampling and when sampling fails (`save_on_failure`). It never writes
-    a state holding inf/NaN: going on from it would give them again."""
-
-    def __init__(
-        self,
-        pipe: MotifVideoPipeline,
-        request: GenerationRequest,
-        settings: Settings,
-        keeper: LatentsFile,
-        start: SamplingState | None,
-    ) -> None:
-        self.pipe, self.request, self.settings, self.keeper = pipe, request, settings, keeper
-        self.start = start
-        self.last: SamplingState | None = None
-        self.saved_at = time.monotonic()
-        self.warned = False  # a failed save during sampling is said once; sampling goes on
-
-    def __call__(self, state: SamplingState) -> None:
-        self.last = state
-        if time.monotonic() - self.saved_at < self.pipe.save_state_every or state.done == self.request.steps:
-            return
-        self.saved_at = time.monotonic()
-        if not _finite(state.latents):
-            return
-        try:
-            self.keeper.save(self._saved(state))
-        except Exception as error:
-            if not self.warned:
-                logger.warning(f"{_not_saved(self.keeper, error)}; sampling goes on")
-                self.warned = True
-
-    def save_on_failure(self) -> str:
-        """Write the state after the last step this run finished; -> what to tell the user."""
-        state = self.last if self.last is not None else self.start  # a resumed run: at least where it began
-        if state is None:
-            return "no sampling step had finished: nothing to save"
-        if not _finite(state.latents):
-            return "the sampled latents hold inf or NaN: nothing saved"
-        return self.pipe._keep(self.keeper, self._saved(state))
-
-    def _saved(self, state: SamplingState) -> SavedLatents:
-        return self.pipe.saved_latents(self.request, state.latents, self.settings, state)
-
-
-def _finite(tensor: torch.Tensor) -> bool:
-    return bool(torch.isfinite(tensor).all())
-
-
-def _kept(path: Path, saved: SavedLatents) -> str:
-    """What to tell the user of latents saved in `path`: how to make the video, or to go on sampling."""
-    quoted = shlex.quote(str(path))
-    if saved.denoised:
-        return (f"the denoised latents are saved in {path}; make the video from them without sampling again: "
-                f"motif-lite decode {quoted}")  # fmt: skip
-    done, steps = saved.progress
-    return (f"sampling stopped after step {done} of {steps}; its state is saved in {path}: go on from there with "
-            f"motif-lite run --resume {quoted}")  # fmt: skip
-
-
-def _not_saved(keeper: LatentsFile, error: Exception) -> str:
-    where = keeper.path or latents_path(keeper.output)
-    return f"the latents could not be saved to {where} ({type(error).__name__}: {error})"
 
 
 def load_pipeline(

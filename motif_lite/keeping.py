@@ -1,0 +1,101 @@
+"""A run's work kept when it stops (io/latents.py has the file): the sampling state after the last finished step
+when sampling stops early or runs long, the denoised latents when the decode fails, and what to tell the user.
+
+    saver = StateSaver(keeper, to_saved, every=600.0, steps=50, start=None)  # the sampling loop's on_state
+    ...
+    except BaseException as exc:
+        note = saver.save_on_failure()                                     # "sampling stopped after step 31 ..."
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from motif_lite.io.latents import LatentsFile, SavedLatents, latents_path
+from motif_lite.sampling import SamplingState
+
+logger = logging.getLogger(__name__)
+
+# A run saves its sampling state this often while it samples (`MotifVideoPipeline.save_state_every`): a crash that
+# no handler sees (power, the kernel's OOM killer, `kill -9`) loses at most this much.
+SAVE_STATE_EVERY_SECONDS = 600.0
+
+
+class StateSaver:
+    """The sampling loop's `on_state` in a run that keeps its work: holds the state after the last step, writes it
+    every `every` seconds of sampling (not after the last step: the decode comes next) and when sampling fails
+    (`save_on_failure`). It never writes a state holding inf/NaN: going on from it would give them again.
+
+    `to_saved(state)`: the state as the file stores it (with the run's request and model); `start`: where a
+    resumed run began."""
+
+    def __init__(
+        self,
+        keeper: LatentsFile,
+        to_saved: Callable[[SamplingState], SavedLatents],
+        every: float,
+        steps: int,
+        start: SamplingState | None = None,
+    ) -> None:
+        self.keeper, self.to_saved, self.every, self.steps, self.start = keeper, to_saved, every, steps, start
+        self.last: SamplingState | None = None
+        self.saved_at = time.monotonic()
+        self.warned = False  # a failed save during sampling is said once; sampling goes on
+
+    def __call__(self, state: SamplingState) -> None:
+        self.last = state
+        if time.monotonic() - self.saved_at < self.every or state.done == self.steps:
+            return
+        self.saved_at = time.monotonic()
+        if not _finite(state.latents):
+            return
+        try:
+            self.keeper.save(self.to_saved(state))
+        except Exception as error:
+            if not self.warned:
+                logger.warning(f"{_not_saved(self.keeper, error)}; sampling goes on")
+                self.warned = True
+
+    def save_on_failure(self) -> str:
+        """Write the state after the last step this run finished; -> what to tell the user."""
+        state = self.last if self.last is not None else self.start  # a resumed run: at least where it began
+        if state is None:
+            return "no sampling step had finished: nothing to save"
+        if not _finite(state.latents):
+            return "the sampled latents hold inf or NaN: nothing saved"
+        return keep(self.keeper, self.to_saved(state))
+
+
+def keep(keeper: LatentsFile, saved: SavedLatents) -> str:
+    """Save `saved` with `keeper`; return what to tell the user. Never raises (but for a second Ctrl-C): a failed
+    save must not hide the error that called for it."""
+    try:
+        return _kept(keeper.save(saved), saved)
+    except Exception as error:
+        return _not_saved(keeper, error)
+
+
+def _kept(path: Path, saved: SavedLatents) -> str:
+    """What to tell the user of latents saved in `path`: how to make the video, or to go on sampling."""
+    quoted = shlex.quote(str(path))
+    if saved.denoised:
+        return (f"the denoised latents are saved in {path}; make the video from them without sampling again: "
+                f"motif-lite decode {quoted}")  # fmt: skip
+    done, steps = saved.progress
+    return (f"sampling stopped after step {done} of {steps}; its state is saved in {path}: go on from there with "
+            f"motif-lite run --resume {quoted}")  # fmt: skip
+
+
+def _not_saved(keeper: LatentsFile, error: Exception) -> str:
+    where = keeper.path or latents_path(keeper.output)
+    return f"the latents could not be saved to {where} ({type(error).__name__}: {error})"
+
+
+def _finite(tensor: torch.Tensor) -> bool:
+    return bool(torch.isfinite(tensor).all())
