@@ -335,3 +335,17 @@ def test_a_new_run_of_the_same_output_points_to_the_stopped_one(stopped, checkpo
     assert f"holds an earlier run of {output} that stopped after step 1 of 4" in err
     assert f"motif-lite run --resume {stopped}" in err
     assert read_latents(stopped).progress == (1, 4)  # untouched
+
+
+def test_a_stopped_batch_names_the_videos_it_did_not_start(checkpoint, tmp_path, capsys, monkeypatch):
+    def stop_in_the_second(self, stage, done, total):
+        if stage == "denoise" and done == 1 and (tmp_path / "fox-1.mp4").exists():
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("motif_lite.cli.run.StageProgress.__call__", stop_in_the_second)
+    size = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "2", "--dtype", "fp32", "-s", "10"]
+    args = ["-m", str(checkpoint), "-p", PROMPT, *size, "-b", "4", "-o", str(tmp_path / "fox.mp4")]
+    code, _, err = run_cli(capsys, *args)
+    assert code == cli.EXIT_INTERRUPTED
+    assert f"not started: {tmp_path / 'fox-3.mp4'} (seed 12), {tmp_path / 'fox-4.mp4'} (seed 13)" in err
+    assert f"motif-lite run --resume {tmp_path / 'fox-2.latents.safetensors'}" in err

@@ -519,12 +519,23 @@ def _generate(
         progress = StageProgress() if parallel is None or parallel.is_main else None
         try:
             result = pipe.generate(video, progress, on_preview, args.preview_every, resume=resume)
+        except BaseException:
+            _print_notes(unstarted_videos(requests[number:]), say)
+            raise
         finally:
             if progress is not None:
                 progress.close()
         first = number == 1
         say(summary(result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, with_settings=first))
     return 0
+
+
+def unstarted_videos(requests: list[GenerationRequest]) -> list[str]:
+    """The note on the videos of a batch that a failure left unstarted: which, and the command for each."""
+    if not requests:
+        return []
+    videos = ", ".join(f"{r.output} (seed {r.seed})" for r in requests)
+    return [f"not started: {videos}; each is an ordinary run of the same command with -b 1, -s SEED and -o FILE"]
 
 
 def _plan_speed(args: argparse.Namespace) -> dict:
