@@ -349,3 +349,15 @@ def test_a_stopped_batch_names_the_videos_it_did_not_start(checkpoint, tmp_path,
     assert code == cli.EXIT_INTERRUPTED
     assert f"not started: {tmp_path / 'fox-3.mp4'} (seed 12), {tmp_path / 'fox-4.mp4'} (seed 13)" in err
     assert f"motif-lite run --resume {tmp_path / 'fox-2.latents.safetensors'}" in err
+
+
+def test_a_resumed_run_never_reuses_on_the_last_step(checkpoint, tmp_path):
+    """The step cache counts steps from the run's start: a resumed run computes its first step (empty cache) and
+    the video's last step in full, as the uninterrupted run does."""
+    cached = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", step_cache=1e9)
+    cached.save_state_every = float("inf")
+    assert cached.generate(request(tmp_path, "whole.mp4")).step_cache == (4, 8)  # steps 2 and 3 reused, 2 branches
+    with pytest.raises(KeyboardInterrupt):
+        cached.generate(request(tmp_path), on_progress=stop_at(2))
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    assert cached.generate(GenerationRequest(**saved.request), resume=saved).step_cache == (0, 4)
