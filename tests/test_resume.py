@@ -356,7 +356,7 @@ def test_a_resumed_run_never_reuses_on_the_last_step(checkpoint, tmp_path):
     the video's last step in full, as the uninterrupted run does."""
     cached = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", step_cache=1e9)
     cached.save_state_every = float("inf")
-    assert cached.generate(request(tmp_path, "whole.mp4")).step_cache == (4, 8)  # steps 2 and 3 reused, 2 branches
+    assert cached.generate(request(tmp_path, "whole.mp4")).step_cache == (4, 8)  # the middle two steps, both branches
     with pytest.raises(KeyboardInterrupt):
         cached.generate(request(tmp_path), on_progress=stop_at(2))
     saved = read_latents(tmp_path / "fox.latents.safetensors")
