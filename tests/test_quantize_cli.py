@@ -7,6 +7,7 @@ the file is wrong."""
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -301,7 +302,11 @@ def test_bad_sources_exit_2(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "gone.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "gone-1.safetensors"}}))
     (tmp_path / "void.safetensors.index.json").write_text(json.dumps({"weight_map": {}}))
-    cases = {"missing": "does not exist", "notes.txt": "unsupported source", "bad.safetensors": "cannot read"}
+    cases = {
+        "missing": "does not exist",
+        "notes.txt": "unsupported source",
+        "bad.safetensors": "download the file again",
+    }
     cases.update({"bad.gguf": "cannot read GGUF", "empty": "no .safetensors"})
     cases.update({"gone.safetensors.index.json": "missing safetensors file", "void.safetensors.index.json": "empty"})
     for name, message in cases.items():
@@ -328,13 +333,63 @@ def test_partial_or_truncated_gguf_source_is_refused(tiny, q4km, tmp_path, capsy
         assert message in err and "Traceback" not in err and not out.exists(), (name, err)
 
 
-def test_failure_midway_leaves_no_output(tmp_path, capsys):
-    tensors = {"a.weight": torch.randn(4, 256), "b.weight": torch.full((4, 256), math.nan)}
-    save_file(tensors, tmp_path / "m.safetensors")
+def test_failure_midway_leaves_no_output(tiny, tmp_path, capsys):
+    root, _, state = tiny
+    names = list(state)
+    broken = names[len(names) // 2]  # a tensor in the middle: others are written before it fails
+    folder = tmp_path / "transformer"
+    folder.mkdir()
+    save_file({**state, broken: torch.full_like(state[broken], math.nan)}, folder / "model.safetensors")
+    (folder / "config.json").write_text((root / "transformer" / "config.json").read_text())
     out = tmp_path / "o.gguf"
-    assert main([str(tmp_path / "m.safetensors"), "-o", str(out), "--type", "Q4_K_S", "--quiet"]) == 2
-    assert "b.weight" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == [tmp_path / "m.safetensors"]
+    assert main([str(folder), "-o", str(out), "--type", "Q4_K_S", "--quiet"]) == 2
+    assert broken in capsys.readouterr().err
+    assert sorted(tmp_path.iterdir()) == [folder]
+
+
+def test_weights_of_another_model_are_not_written_as_a_transformer(checkpoint, tmp_path, capsys):
+    """The VAE's or the text encoder's folder or file given as SRC (without --component): refused with what they
+    are, before anything is written; they used to become a `motif_video` GGUF that only a run would refuse."""
+    lone = tmp_path / "lone"  # files without a config.json beside them (downloaded one by one)
+    lone.mkdir()
+    shutil.copy(checkpoint / "vae" / "diffusion_pytorch_model.safetensors", lone / "vae.safetensors")
+    shutil.copy(checkpoint / "text_encoder" / "model.safetensors", lone / "te.safetensors")
+    cases = {
+        checkpoint / "vae": "describes AutoencoderKLWan, not the Motif-Video transformer",
+        checkpoint / "vae" / "diffusion_pytorch_model.safetensors": "describes AutoencoderKLWan",
+        checkpoint / "text_encoder": "the text encoder's weights (config.json: t5gemma2_encoder); quantize them with "
+        "--component text_encoder",
+        lone / "vae.safetensors": "not a whole Motif-Video transformer",
+        lone / "te.safetensors": "not a whole Motif-Video transformer",
+    }
+    out = tmp_path / "out.gguf"
+    for src, message in cases.items():
+        assert main([str(src), "-o", str(out), "--quiet"]) == 2, src
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (src, err)
+        assert not out.exists() and not out.with_name("out.gguf.tmp").exists()
+
+
+def test_a_gguf_of_the_other_component_names_the_component_flag(checkpoint, tmp_path, capsys):
+    transformer, text_encoder = tmp_path / "t.gguf", tmp_path / "te.gguf"
+    assert main([str(checkpoint), "-o", str(transformer), "--type", "Q8_0", "--quiet"]) == 0
+    assert main([str(checkpoint), "--component", "text_encoder", "-o", str(text_encoder), "--quiet"]) == 0
+    out = tmp_path / "re.gguf"
+    assert main([str(text_encoder), "-o", str(out), "--quiet"]) == 2
+    assert "to requantize a text encoder GGUF, add --component text_encoder" in capsys.readouterr().err
+    assert main([str(transformer), "--component", "text_encoder", "-o", str(out), "--quiet"]) == 2
+    assert "to requantize a transformer GGUF, leave out --component text_encoder" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_truncated_download_is_named_with_its_fix(tiny, tmp_path, capsys):
+    single = tiny[0] / "transformer" / "diffusion_pytorch_model.safetensors"
+    cut = tmp_path / "transformer" / single.name
+    cut.parent.mkdir()
+    cut.write_bytes(single.read_bytes()[: single.stat().st_size // 2])
+    assert main([str(cut.parent), "-o", str(tmp_path / "o.gguf"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "truncated" in err and err.rstrip().endswith("download the file again"), err
 
 
 @pytest.mark.parametrize(
@@ -373,3 +428,4 @@ def test_help_shows_examples_that_parse(capsys):
     assert len(examples) >= 3 and any("text_encoder" in example for example in examples), out
     for example in examples:
         assert build_parser().parse_args(example).output.endswith(".gguf"), example
+
