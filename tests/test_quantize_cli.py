@@ -429,3 +429,81 @@ def test_help_shows_examples_that_parse(capsys):
     for example in examples:
         assert build_parser().parse_args(example).output.endswith(".gguf"), example
 
+
+def test_progress_counts_weights_slice_by_slice(tiny, tmp_path, monkeypatch):
+    """The bar advances by weights as each row slice is done: counted in tensors it sat still on the large ones
+    (the text encoder's token table is 16 % of its weights) and its rate and time left meant nothing."""
+    from motif_lite.quantize import convert
+
+    bars = []
+
+    class Bar:
+        def __init__(self, *, total, **kwargs):
+            self.total, self.updates = total, []
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            self.updates.append(n)
+
+    monkeypatch.setattr(convert, "tqdm", Bar)
+    monkeypatch.setattr(convert, "CHUNK_VALUES", 4096)  # the 256 x 256 matrices in 16 slices each
+    root, _, state = tiny
+    assert main([str(root), "-o", str(tmp_path / "o.gguf"), "--type", "Q8_0"]) == 0
+    (bar,) = bars
+    weights = sum(t.numel() for t in state.values())
+    assert bar.total == weights and sum(bar.updates) == weights
+    assert len(bar.updates) > len(state) and max(bar.updates) <= 4096
+
+
+def test_a_full_disk_midway_is_a_user_error_and_leaves_nothing(tiny, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from gguf import GGUFWriter
+
+    write, calls = GGUFWriter.write_tensor_data, []
+
+    def disk_full_on_the_third(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(GGUFWriter, "write_tensor_data", disk_full_on_the_third)
+    out = tmp_path / "o.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {out}: No space left on device") and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_too_little_free_space_is_refused_before_the_work(tiny, tmp_path, capsys, monkeypatch):
+    import collections
+
+    from motif_lite.quantize import convert
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(convert.shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 1000, 1000))
+    monkeypatch.setattr(convert, "_encode", lambda *args: pytest.fail("no tensor should be quantized"))
+    assert main([str(tiny[0]), "-o", str(tmp_path / "o.gguf"), "--type", "Q8_0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} has 0.0 MB free; o.gguf needs about " in err and "write it elsewhere (-o)" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_output_folder_is_a_user_error(tiny, tmp_path, capsys, monkeypatch):
+    from motif_lite.quantize import convert
+
+    def refused(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(convert.Path, "touch", refused)  # tests may run as root, who may write anywhere
+    monkeypatch.setattr(convert, "_encode", lambda *args: pytest.fail("no tensor should be quantized"))
+    out = tmp_path / "o.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
+    assert capsys.readouterr().err == f"error: cannot write {out}: Permission denied; choose another -o\n"
