@@ -461,6 +461,24 @@ def test_progress_counts_weights_slice_by_slice(tiny, tmp_path, monkeypatch):
     assert len(bar.updates) > len(state) and max(bar.updates) <= 4096
 
 
+def test_ctrl_c_leaves_no_file_and_no_traceback(tiny, tmp_path, capsys, monkeypatch):
+    from motif_lite.quantize import convert
+
+    encode, calls = convert._encode, []
+
+    def interrupted_on_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(convert, "_encode", interrupted_on_the_third)
+    out = tmp_path / "o.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 130
+    assert capsys.readouterr().err.strip() == f"interrupted: {out} was not written"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_full_disk_midway_is_a_user_error_and_leaves_nothing(tiny, tmp_path, capsys, monkeypatch):
     import errno
 
@@ -507,3 +525,31 @@ def test_an_unwritable_output_folder_is_a_user_error(tiny, tmp_path, capsys, mon
     out = tmp_path / "o.gguf"
     assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
     assert capsys.readouterr().err == f"error: cannot write {out}: Permission denied; choose another -o\n"
+
+
+@pytest.mark.parametrize(
+    "args, hint",
+    [
+        (["OUT.gguf", "Q4_K_M"], "(OUT.gguf: the output goes after -o; Q4_K_M: the type goes after --type)"),
+        (["-o", "OUT.gguf", "q8_0"], "(q8_0: the type goes after --type)"),
+        (["--outfile", "OUT.gguf", "--outtype", "q8_0"], "(--outfile: here -o; --outtype: here --type)"),
+        (["-m", "-o", "OUT.gguf"], "(-m: the source needs no flag, it comes first"),
+    ],
+)
+def test_other_converters_arguments_get_a_hint(tmp_path, capsys, args, hint):
+    """llama-quantize's SRC OUT TYPE, convert_hf_to_gguf.py's --outfile/--outtype, sd.cpp's -m MODEL."""
+    with pytest.raises(SystemExit) as exit_:
+        main([str(tmp_path), *args])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments" in err and hint in err, err
+    assert not (tmp_path / "OUT.gguf").exists()
+
+
+def test_the_summary_ends_with_the_commands_that_use_the_file(checkpoint, tmp_path, capsys):
+    for component, flag in (("transformer", "--gguf"), ("text_encoder", "--text-encoder-gguf")):
+        out = tmp_path / f"{component}.gguf"
+        assert main([str(checkpoint), "--component", component, "-o", str(out), "--type", "Q8_0", "--quiet"]) == 0
+        use = f"-m {checkpoint} {flag} {out}"
+        last = capsys.readouterr().out.splitlines()[-1]
+        assert last == f'next: motif-lite check {use}, then motif-lite run {use} -p "..."'
