@@ -553,3 +553,17 @@ def test_the_summary_ends_with_the_commands_that_use_the_file(checkpoint, tmp_pa
         use = f"-m {checkpoint} {flag} {out}"
         last = capsys.readouterr().out.splitlines()[-1]
         assert last == f'next: motif-lite check {use}, then motif-lite run {use} -p "..."'
+
+
+@pytest.mark.parametrize("command", ["quantize", "convert"])
+def test_motif_lite_quantize_or_convert_points_to_the_quantizer(command):
+    """What stable-diffusion.cpp (`-M convert`) and llama.cpp (llama-quantize) users type first."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "motif_lite.cli", command, "ckpt", "-o", "x.gguf"], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"motif-lite: error: there is no '{command}' command; the GGUF quantizer is a ")
+    assert "python -m motif_lite.quantize SRC -o OUT.gguf --type Q4_K_M" in done.stderr, done.stderr
