@@ -319,6 +319,23 @@ def test_a_text_encoder_gguf_stands_in_for_the_text_encoder_weights(tiny, tmp_pa
     assert swapped.endswith(f"fix: pass it as --gguf {transformer_gguf}"), swapped
 
 
+def test_a_text_encoder_gguf_needs_no_text_encoder_config(tiny, tmp_path):
+    """A run builds the encoder from the config the GGUF embeds (it compares it with text_encoder/config.json only
+    when that is there): check called the absent config a problem, and said the configs matched without one."""
+    from motif_lite.quantize.cli import main as quantize_main
+
+    root = tiny[0]
+    te = tmp_path / "te.gguf"
+    assert quantize_main([str(root), "--component", "text_encoder", "-o", str(te), "--quiet"]) == 0
+    without = tmp_path / "no-text-encoder"
+    shutil.copytree(root, without, ignore=shutil.ignore_patterns("text_encoder"))
+    assert "text_encoder/config.json: missing" in "\n".join(problems(check_setup(without)))
+    report = check_setup(without, text_encoder_gguf=te)
+    assert report.passed, problems(report)
+    (line,) = [f.message for f in report.findings if f.subject == str(te)]
+    assert "matches" not in line, line
+
+
 def test_help_shows_examples_that_parse(capsys):
     with pytest.raises(SystemExit):
         cli.main(["check", "--help"])

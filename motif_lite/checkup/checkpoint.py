@@ -77,7 +77,13 @@ def _check_model_index(report: Checkup, source: CheckpointFiles) -> None:
 
 
 def _check_text_encoder(report: Checkup, source: CheckpointFiles, with_weights: bool = True) -> None:
-    if _json(report, source, "text_encoder/config.json") is None:
+    rel = "text_encoder/config.json"
+    if not with_weights and not (source.root / rel).is_file():
+        # A run builds the encoder from the config the text encoder GGUF embeds (and compares the two only when
+        # this one is there): its absence is no problem.
+        report.ok(rel, "absent: not needed, the text encoder GGUF embeds its config")
+        return
+    if _json(report, source, rel) is None:
         return
 
     def parse() -> object:
@@ -296,7 +302,8 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None) -> P
         report.problem(value, problem, fix)
         return None
     recipe = f" ({found.recipe})" if found.recipe else ""
-    against = "; its config matches text_encoder/config.json" if root is not None else ""
+    compared = root is not None and (root / "text_encoder" / "config.json").is_file()  # as a run compares them
+    against = "; its config matches text_encoder/config.json" if compared else ""
     summary = f"text encoder GGUF{recipe}, {len(found.tensors)} tensors, {found.nbytes / 1e9:.2f} GB{against}"
     report.ok(str(found.path), summary)
     return found.path
