@@ -172,6 +172,15 @@ def test_a_gguf_without_accelerate_is_named_before_anything_loads(tiny, capsys, 
         assert "diffusers' GGUF loader, which needs accelerate: pip install" in err, err
 
 
+def test_a_text_encoder_gguf_is_refused_with_the_reason(tiny, tmp_path, capsys):
+    """--text-encoder-gguf (as in run and check) was "unrecognized: did you mean --text-encoder?", which refuses a
+    GGUF in turn: the user went in a circle."""
+    for flag in ("--text-encoder-gguf", "--text-encoder"):
+        assert cli.main(["verify", "-m", str(tiny[0]), flag, str(tmp_path / "te.gguf"), *SMALL]) == 2
+        err = capsys.readouterr().err
+        assert "diffusers, which cannot read a text encoder GGUF" in err and "did you mean" not in err, err
+
+
 def test_bad_force_is_a_user_error(tiny, capsys):
     assert cli.main(["verify", "-m", str(tiny[0]), "--force", "theta=1", *SMALL]) == cli.EXIT_USER_ERROR
     assert "use NAME=VALUE with NAME one of rope_theta" in capsys.readouterr().err
