@@ -114,6 +114,8 @@ def next_steps(src: Path, out: Path, component: Component) -> str:
         checkpoint = str(src)
     elif src.name == component.folder:
         checkpoint = str(src.parent)
+    elif not src.exists():  # a Hub repo id, read from the Hugging Face cache: run and check take it too
+        checkpoint = str(src)
     else:  # a single file or a GGUF: where the checkpoint is, we cannot tell
         checkpoint = "CHECKPOINT"
     flag = "--gguf" if component.name == "transformer" else "--text-encoder-gguf"

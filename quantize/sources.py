@@ -119,7 +119,7 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
     """
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"source {path} does not exist")
+        path = _cached_repo(str(path), component)
     if path.is_dir():
         source = _open_folder(path / component.folder if (path / component.folder).is_dir() else path, component)
     elif path.suffix == ".gguf":
@@ -139,6 +139,24 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
             source.close()
             raise
     return source
+
+
+def _cached_repo(name: str, component: Component) -> Path:
+    """The local copy of the Hub repo `name` in the Hugging Face cache, where `motif-lite run -m REPO` put it (the
+    quantizer never downloads); a `CheckpointError` saying how to get the files otherwise."""
+    from motif_lite.io.hub import cached_snapshot, is_repo_id, local_dir_for
+
+    if not is_repo_id(name):
+        raise CheckpointError(f"source {name} does not exist")
+    snapshot = cached_snapshot(name)
+    if snapshot is not None and (snapshot / component.folder).is_dir():
+        return snapshot
+    cached = "is not in the Hugging Face cache" if snapshot is None else f"has no {component.folder}/ in the cache"
+    local = local_dir_for(name)
+    raise CheckpointError(
+        f"source {name} is neither a local file nor a folder, and the Hub repo {cached} (the quantizer does not "
+        f"download): hf download {name} --include '{component.folder}/*' --local-dir {local}, then quantize {local}"
+    )
 
 
 def _open_folder(folder: Path, component: Component) -> SafetensorsSource:

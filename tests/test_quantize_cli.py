@@ -567,3 +567,25 @@ def test_motif_lite_quantize_or_convert_points_to_the_quantizer(command):
     assert done.returncode == 2
     assert done.stderr.startswith(f"motif-lite: error: there is no '{command}' command; the GGUF quantizer is a ")
     assert "python -m motif_lite.quantize SRC -o OUT.gguf --type Q4_K_M" in done.stderr, done.stderr
+
+
+def test_a_hub_repo_id_is_read_from_the_hugging_face_cache(tiny, tmp_path, capsys, monkeypatch):
+    """`motif-lite run -m REPO` downloads into the Hugging Face cache, where users cannot find the files: the
+    quantizer takes the same repo id (it used to say only 'does not exist'), and never downloads."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    repo, out = "someone/tiny-motif", tmp_path / "o.gguf"
+    assert main([repo, "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "is not in the Hugging Face cache (the quantizer does not download): hf download someone/tiny-motif " in err
+    assert "--include 'transformer/*' --local-dir ./tiny-motif, then quantize ./tiny-motif" in err, err
+
+    folder = tmp_path / "cache" / "models--someone--tiny-motif"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("0123abcd")
+    shutil.copytree(tiny[0] / "transformer", folder / "snapshots" / "0123abcd" / "transformer")
+    assert main([repo, "-o", str(out), "--type", "Q8_0", "--quiet"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"next: motif-lite check -m {repo} --gguf {out}")
+    assert main([repo, "--component", "text_encoder", "-o", str(tmp_path / "te.gguf"), "--quiet"]) == 2
+    assert "has no text_encoder/ in the cache" in capsys.readouterr().err
