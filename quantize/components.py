@@ -64,7 +64,8 @@ def _check_transformer(config_json: str | None, shapes: Shapes) -> None:
         _refuse_other_model(values)
         source = "the transformer config.json"
         config = TransformerConfig.from_dict(values, source=source).replace(cross_attention_layout=layout)
-    check_tensors(build_model(config), shapes, "the source", "a Motif-Video transformer config")
+    what = "the transformer config.json beside it" if config_json is not None else "the config its shapes imply"
+    check_tensors(build_model(config), shapes, "the source", what)
 
 
 def _refuse_other_model(config: dict[str, Any]) -> None:
