@@ -64,7 +64,7 @@ def _check_transformer(config_json: str | None, shapes: Shapes) -> None:
         _refuse_other_model(values)
         source = "the transformer config.json"
         config = TransformerConfig.from_dict(values, source=source).replace(cross_attention_layout=layout)
-    what = "the transformer config.json beside it" if config_json is not None else "the config its shapes imply"
+    what = "the transformer config that comes with it" if config_json is not None else "the config its shapes imply"
     check_tensors(build_model(config), shapes, "the source", what)
 
 
