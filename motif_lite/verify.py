@@ -41,6 +41,8 @@ from motif_lite.sampling import APGState, guide, schedule_for
 from motif_lite.settings import describe_guidance
 
 INSTALL_HINT = 'pip install -e ".[verify]" (diffusers, and accelerate for GGUF files)'
+# The first diffusers release with MotifVideoPipeline (pyproject.toml's `verify` extra asks for it).
+DIFFUSERS_MIN = "0.42.1"
 STAGES = {
     "text": "prompt and negative prompt embeddings (valid tokens)",
     "transformer": "one forward: same noise, timestep and text embeddings",
@@ -163,6 +165,8 @@ def verify(
     request = _validated_request(settings, forced)  # a bad size or step count fails here, before anything loads
     diffusers = _import_diffusers()
     sources, target = preflight(model, gguf, device, weights=weights)  # checked once, for both pipelines
+    if sources.gguf is not None:
+        _require_accelerate()  # before our pipeline loads (minutes on the real weights), not after
     dtype = dtype or (torch.float32 if target.type == "cpu" else torch.bfloat16)
     root = sources.root
     ours = load_pipeline(sources, dtype=dtype, device=target)
@@ -222,7 +226,34 @@ def _import_diffusers() -> Any:
         import diffusers
     except ImportError:
         raise VerifyError(f"verify compares against diffusers, which is not installed: {INSTALL_HINT}") from None
+    # An older diffusers (e.g. one installed for other models) imports fine but lacks the pipeline, and one whose
+    # own dependencies do not fit fails only when the pipeline is imported: both used to be found after our pipeline
+    # had loaded (minutes on the real weights), the second as a traceback.
+    version = getattr(diffusers, "__version__", "of unknown version")
+    try:
+        diffusers.MotifVideoPipeline  # noqa: B018 (diffusers imports its pipelines on first access)
+    except AttributeError:
+        raise VerifyError(
+            f"the installed diffusers {version} has no MotifVideoPipeline; verify needs diffusers >= {DIFFUSERS_MIN}: "
+            f'pip install -U "diffusers>={DIFFUSERS_MIN}"'
+        ) from None
+    except (ImportError, RuntimeError) as exc:  # diffusers wraps a failed lazy import in a RuntimeError
+        reason = str(exc).strip().splitlines()[-1]
+        raise VerifyError(
+            f"diffusers {version} cannot import its MotifVideoPipeline ({reason}); repair the environment: "
+            f"{INSTALL_HINT}"
+        ) from None
     return diffusers
+
+
+def _require_accelerate() -> None:
+    """diffusers' GGUF loader (the reference for a GGUF transformer) refuses to run without accelerate."""
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        raise VerifyError(
+            f"verify reads a GGUF transformer with diffusers' GGUF loader, which needs accelerate: {INSTALL_HINT}"
+        ) from None
 
 
 def _reference_pipeline(

@@ -2,15 +2,17 @@
 [--force]`."""
 
 import argparse
+import shlex
 import sys
+from pathlib import Path
 
 import torch
 
 from motif_lite.errors import ConfigError, MotifLiteError
 
-from .components import COMPONENTS
+from .components import COMPONENTS, Component
 from .convert import quantize_checkpoint
-from .recipes import parse_keep, recipe_names
+from .recipes import get_recipe, parse_keep, recipe_names
 from .sources import open_source
 from .text_recipes import text_recipe_names
 
@@ -28,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `python -m motif_lite.quantize`."""
     parser = argparse.ArgumentParser(
         prog="python -m motif_lite.quantize",
+        usage="%(prog)s SRC -o OUT.gguf [--type TYPE] [--component text_encoder] [options]",
         description="Quantize a Motif-Video transformer or its T5Gemma2 text encoder to GGUF (K-quants included).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the examples' lines
@@ -36,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         "src", help="checkpoint folder, component folder (transformer/, text_encoder/), .safetensors, .index.json or "
         ".gguf",
     )  # fmt: skip
-    parser.add_argument("-o", "--output", required=True, help="output .gguf path")
+    # Not `required` for argparse: a missing -o is reported by `main`, with a hint when OUT was given another way.
+    parser.add_argument("-o", "--output", help="output .gguf path (required)")
     parser.add_argument(
         "--component",
         choices=tuple(COMPONENTS),
@@ -101,6 +105,22 @@ def run(args: argparse.Namespace) -> None:
     finally:
         source.close()
     print("\n".join(summary.lines()))
+    print(next_steps(Path(args.src), Path(args.output), component))
+
+
+def next_steps(src: Path, out: Path, component: Component) -> str:
+    """The commands that check and use the file just written (the flag depends on the component)."""
+    if (src / component.folder).is_dir():
+        checkpoint = str(src)
+    elif src.name == component.folder:
+        checkpoint = str(src.parent)
+    elif not src.exists():  # a Hub repo id, read from the Hugging Face cache: run and check take it too
+        checkpoint = str(src)
+    else:  # a single file or a GGUF: where the checkpoint is, we cannot tell
+        checkpoint = "CHECKPOINT"
+    flag = "--gguf" if component.name == "transformer" else "--text-encoder-gguf"
+    use = f"-m {shlex.quote(checkpoint)} {flag} {shlex.quote(str(out))}"
+    return f'next: motif-lite check {use}, then motif-lite run {use} -p "..."'
 
 
 def _check_device(name: str) -> None:
@@ -112,12 +132,52 @@ def _check_device(name: str) -> None:
         raise ConfigError(f"--device {name!r}: no CUDA GPU is available")
 
 
+# Other converters' names for our arguments: llama.cpp's convert_hf_to_gguf.py (--outfile, --outtype) and
+# stable-diffusion.cpp's `sd -M convert -m MODEL -o OUT --type TYPE`.
+OTHER_TOOLS_NAMES = {"--outfile": "-o", "--outtype": "--type", "-m": "SRC", "--model": "SRC"}
+EXIT_INTERRUPTED = 130  # as `motif-lite` (128 + SIGINT)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; user errors print `error: ...` and exit with status 2."""
-    args = build_parser().parse_args(argv)
+    """CLI entry point; user errors print `error: ...` and exit with status 2, Ctrl-C exits with 130."""
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}{_hint(extras)}")
+    if args.output is None:
+        parser.error("the following arguments are required: -o/--output")
     try:
         run(args)
     except MotifLiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the partial OUT.tmp is already removed (quantize_checkpoint)
+        print(f"\ninterrupted: {args.output} was not written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
+
+
+def _hint(extras: list[str]) -> str:
+    """What a user of another converter most likely meant by `extras` (llama-quantize takes SRC OUT TYPE)."""
+    hints = []
+    for previous, word in zip([None, *extras[:-1]], extras, strict=True):
+        meant = OTHER_TOOLS_NAMES.get(word.split("=", 1)[0])
+        if meant == "SRC":
+            hints.append(f"{word}: the source needs no flag, it comes first: python -m motif_lite.quantize SRC -o ...")
+        elif meant is not None:
+            hints.append(f"{word}: here {meant}")
+        elif previous in OTHER_TOOLS_NAMES:  # the value of a flag named above
+            continue
+        elif word.lower().endswith(".gguf"):
+            hints.append(f"{word}: the output goes after -o")
+        elif not word.startswith("-") and _is_recipe(word):
+            hints.append(f"{word}: the type goes after --type")
+    return f" ({'; '.join(hints)})" if hints else ""
+
+
+def _is_recipe(word: str) -> bool:
+    try:
+        get_recipe(word)
+    except MotifLiteError:
+        return False
+    return True

@@ -3,13 +3,14 @@
 The conversion itself (`convert.quantize_checkpoint`) is the same for every component; only these differ.
 """
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from gguf import GGMLQuantizationType
 
-from motif_lite.errors import CheckpointError
+from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.weights.gguf_file import EXPECTED_ARCH, TEXT_ENCODER_ARCH
 
 from .recipes import get_recipe, plan_types, tensor_class
@@ -32,6 +33,56 @@ class Component:
     default_recipe: str
     tensor_name: Callable[[str], str] = str  # a checkpoint key -> its GGUF tensor name
     check: Callable[[str | None, Shapes], None] | None = None  # (config.json text, shapes): raise if they do not fit
+
+
+def _check_transformer(config_json: str | None, shapes: Shapes) -> None:
+    """Every tensor against the transformer that the config beside the weights builds (inferred from the shapes
+    when there is none), as the runtime's loader checks it: a VAE, a text encoder or any other model's weights
+    would otherwise be written as a `motif_video` GGUF that fails only when a run loads it."""
+    from motif_lite.config import TransformerConfig, config_from_weights
+    from motif_lite.weights.keymap import detect_layout, to_model_name
+    from motif_lite.weights.loader import build_model, check_tensors
+
+    shapes = {name: shape for name, shape in shapes.items() if 0 not in shape}  # exporters' placeholders
+    layout = detect_layout(shapes)
+    shapes = {to_model_name(name, layout): shape for name, shape in shapes.items()}
+    if config_json is None:
+        try:
+            config = config_from_weights(shapes, layout)
+        except MotifLiteError as exc:  # it names the first tensor it needs and lacks
+            raise CheckpointError(
+                f"{exc}: these weights are not a whole Motif-Video transformer (for the text encoder's, add "
+                "--component text_encoder)"
+            ) from None
+    else:
+        try:
+            values = json.loads(config_json)
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"the transformer config.json beside the weights is not valid JSON: {exc}") from None
+        if not isinstance(values, dict):
+            raise CheckpointError("the transformer config.json beside the weights must hold a JSON object")
+        _refuse_other_model(values)
+        source = "the transformer config.json"
+        config = TransformerConfig.from_dict(values, source=source).replace(cross_attention_layout=layout)
+    what = "the transformer config that comes with it" if config_json is not None else "the config its shapes imply"
+    check_tensors(build_model(config), shapes, "the source", what)
+
+
+def _refuse_other_model(config: dict[str, Any]) -> None:
+    """Name the model that a config.json describes when it is not the transformer (the VAE's or the text encoder's
+    folder given as SRC): better than the first field of ours that it lacks."""
+    kind = config.get("_class_name") or config.get("model_type")  # diffusers' or transformers' name for it
+    if kind in (None, "MotifVideoTransformer3DModel"):
+        return
+    if kind == "t5gemma2_encoder":
+        raise CheckpointError(
+            "these are the text encoder's weights (config.json: t5gemma2_encoder); quantize them with "
+            "--component text_encoder"
+        )
+    raise CheckpointError(
+        f"the config.json beside the weights describes {kind}, not the Motif-Video transformer "
+        "(MotifVideoTransformer3DModel); pass the checkpoint folder or its transformer/ folder"
+    )
 
 
 def _text_tensor_name(name: str) -> str:
@@ -63,6 +114,7 @@ TRANSFORMER = Component(
     plan=plan_types,
     tensor_class=tensor_class,
     default_recipe="Q4_K_M",
+    check=_check_transformer,
 )
 TEXT_ENCODER = Component(
     name="text_encoder",

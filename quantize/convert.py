@@ -1,8 +1,11 @@
 """Source checkpoint -> quantized GGUF, streamed one tensor (and, for large tensors, one slice of rows) at a time."""
 
+import contextlib
 import json
 import math
+import shutil
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,10 +15,10 @@ from gguf import GGMLQuantizationType, GGUFWriter
 from gguf import quants as gguf_quants
 from tqdm import tqdm
 
-from motif_lite.errors import CheckpointError, ConfigError
+from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 
 from .components import TRANSFORMER, Component
-from .recipes import Recipe, file_type
+from .recipes import Recipe, file_type, plan_bytes
 from .sources import GGUFSource, SafetensorsSource
 from .tensor import byte_shape, quantize_tensor
 from .text_recipes import TextRecipe
@@ -25,6 +28,12 @@ QUANT_VERSION = 2
 # Values read, quantized and checked at a time (row slices): memory stays bounded even for the text encoder's token
 # table (671 M values: 2.7 GB in float32, more with the quantizer's temporaries, if read whole).
 CHUNK_VALUES = 1 << 24
+# Room for the header (tensor infos, the embedded config) and the alignment padding, on top of the tensor data.
+HEADER_ALLOWANCE = 1 << 20
+
+
+class OutputError(MotifLiteError):
+    """The output file cannot be written: no permission, a read-only or full disk."""
 
 
 @dataclass
@@ -121,9 +130,13 @@ def quantize_checkpoint(
     name = source.path.parent.name if source.path.name == component.folder else source.path.stem
     writer = _new_writer(tmp, source, recipe, [f"{p}={t.name}" for p, t in keep], name, component)
     try:
-        summary = _write_tensors(writer, source, plan, device, progress, component.tensor_class)
-        writer.close()
-        tmp.replace(out)
+        with _writing(out):
+            tmp.touch()  # a folder we may not write to fails here, before the work
+        _check_free_space(out, plan_bytes(source.shapes, plan) + HEADER_ALLOWANCE)
+        summary = _write_tensors(writer, out, source, plan, device, progress, component.tensor_class)
+        with _writing(out):
+            writer.close()
+            tmp.replace(out)
     except BaseException:
         writer.close()
         tmp.unlink(missing_ok=True)
@@ -132,28 +145,59 @@ def quantize_checkpoint(
     return summary
 
 
-def _write_tensors(writer: GGUFWriter, source, plan, device: str, progress: bool, tensor_class) -> Summary:
+def _check_free_space(out: Path, needed: int) -> None:
+    """Refuse before the work (minutes for the K-quants) rather than fail at its end on a full disk."""
+    free = shutil.disk_usage(out.parent).free
+    if free < needed:
+        raise OutputError(
+            f"{out.parent} has {_size(free)} free; {out.name} needs about {_size(needed)}: free some space or write "
+            "it elsewhere (-o)"
+        )
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.1f} MB"
+
+
+@contextlib.contextmanager
+def _writing(out: Path) -> Iterator[None]:
+    """An `OSError` of writing the output (no permission, read-only or full disk) as a user error naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose another -o") from None
+
+
+def _write_tensors(writer: GGUFWriter, out: Path, source, plan, device: str, progress: bool, tensor_class) -> Summary:
+    """Write `plan`'s tensors through `writer` (into OUT.tmp); `out` is the name errors give."""
     for name, qtype in plan.items():
         if not source.shapes[name]:
             raise CheckpointError(f"tensor {name!r} is a scalar; GGUF cannot store 0-d tensors")
         shape = byte_shape(source.shapes[name], qtype)
         writer.add_tensor_info(name, shape, np.dtype(np.uint8), math.prod(shape), raw_dtype=qtype)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_ti_data_to_file()
+    with _writing(out):
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
     summary = Summary(path=Path(writer.path))
-    for name, qtype in tqdm(plan.items(), desc="quantizing", unit="tensor", disable=not progress):
-        shape = source.shapes[name]
-        packed = np.empty(byte_shape(shape, qtype), dtype=np.uint8)
-        sums = summary.errors.setdefault(tensor_class(name, shape), _ErrorSums())
-        for rows in row_slices(shape):
-            values = source.read(name, rows)
-            packed[rows] = _encode(values, qtype, name, device)
-            sums.add(values.numpy(), gguf_quants.dequantize(packed[rows], qtype).reshape(values.shape))
-        writer.write_tensor_data(packed)
-        summary.n_params += math.prod(shape)
-        summary.data_bytes += packed.nbytes
-        summary.types[qtype.name] += 1
+    # Counted in weights, not tensors, and advanced per row slice: tensor sizes differ 10,000-fold (the text
+    # encoder's token table alone is 16 % of its weights), so a count of tensors would stall and mislead.
+    total = sum(math.prod(source.shapes[name]) for name in plan)
+    with tqdm(total=total, desc="quantizing", unit="weight", unit_scale=True, disable=not progress) as bar:
+        for name, qtype in plan.items():
+            shape = source.shapes[name]
+            packed = np.empty(byte_shape(shape, qtype), dtype=np.uint8)
+            sums = summary.errors.setdefault(tensor_class(name, shape), _ErrorSums())
+            for rows in row_slices(shape):
+                values = source.read(name, rows)
+                packed[rows] = _encode(values, qtype, name, device)
+                sums.add(values.numpy(), gguf_quants.dequantize(packed[rows], qtype).reshape(values.shape))
+                bar.update(values.numel())
+            with _writing(out):
+                writer.write_tensor_data(packed)
+            summary.n_params += math.prod(shape)
+            summary.data_bytes += packed.nbytes
+            summary.types[qtype.name] += 1
     return summary
 
 

@@ -14,9 +14,8 @@ from safetensors import safe_open
 
 from motif_lite.errors import CheckpointError
 from motif_lite.weights.dequant import dequantize
-from motif_lite.weights.gguf_file import GGUFCheckpoint, read_gguf
-from motif_lite.weights.gguf_loader import embedded_config, model_tensors
-from motif_lite.weights.loader import build_model, check_tensors, resolve_config
+from motif_lite.weights.gguf_file import OtherGGUFKindError, read_gguf
+from motif_lite.weights.safetensors_header import read_header
 
 from .components import TRANSFORMER, Component
 
@@ -52,6 +51,10 @@ class SafetensorsSource:
     def _open(self, file: Path):
         if not file.is_file():
             raise CheckpointError(f"missing safetensors file {file}")
+        try:  # our own header check first: it says what is wrong (truncated, not safetensors) in words
+            read_header(file)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc}; download the file again") from None
         try:
             return self._stack.enter_context(safe_open(str(file), framework="pt"))
         except Exception as exc:  # safetensors raises its own error type for corrupt headers
@@ -73,9 +76,8 @@ class GGUFSource:
     """Tensors of an existing GGUF of one of our components, dequantized on read (for requantizing).
 
     Opened like the runtime opens a GGUF (header walked and bounds-checked, every tensor's data present, the
-    architecture and quant types known) and checked to hold the whole component its config describes (the
-    transformer here, the text encoder by its component's `check` in `open_source`), so a truncated or partial file
-    is refused before anything is written.
+    architecture and quant types known); `open_source` then checks that it holds the whole component its config
+    describes (the component's `check`), so a truncated or partial file is refused before anything is written.
     """
 
     is_gguf = True
@@ -84,12 +86,12 @@ class GGUFSource:
         self.path = path
         try:
             self._checkpoint = read_gguf(path, expected_arch=component.arch)
+        except OtherGGUFKindError as exc:  # the other component's file: the fix is --component, not another file
+            raise CheckpointError(f"cannot read GGUF source: {exc}; {_component_fix(exc, component)}") from None
         except CheckpointError as exc:
             raise CheckpointError(f"cannot read GGUF source: {exc}") from None
         self.config_json = self._checkpoint.metadata.get(component.config_key)
         self.shapes = {name: t.shape for name, t in self._checkpoint.tensors.items()}
-        if component.name == TRANSFORMER.name:
-            _check_whole_transformer(self._checkpoint)
 
     def read(self, name: str, rows: slice | None = None) -> torch.Tensor:
         """One tensor (or the slice `rows` of its first dimension), dequantized to float32."""
@@ -103,16 +105,11 @@ class GGUFSource:
         self._checkpoint = None
 
 
-def _check_whole_transformer(ckpt: GGUFCheckpoint) -> None:
-    """Raise a `MotifLiteError` unless the file holds exactly the transformer's tensors (as the runtime checks)."""
-    tensors, layout = model_tensors(ckpt)
-    shapes = {name: t.shape for name, t in tensors.items()}
-    embedded = embedded_config(ckpt)
-    if embedded is None:
-        config = resolve_config(shapes, layout, None)  # inferred: fails naming the first missing tensor
-    else:
-        config = embedded[0].replace(cross_attention_layout=layout)
-    check_tensors(build_model(config), shapes, str(ckpt.path))
+def _component_fix(error: OtherGGUFKindError, component: Component) -> str:
+    """What to type to requantize a GGUF of the other component (`error.flag` is the run flag it belongs to)."""
+    if error.flag == "--text-encoder-gguf":
+        return "to requantize a text encoder GGUF, add --component text_encoder"
+    return f"to requantize a transformer GGUF, leave out --component {component.name}"
 
 
 def open_source(path: str | Path, component: Component = TRANSFORMER) -> SafetensorsSource | GGUFSource:
@@ -122,7 +119,7 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
     """
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"source {path} does not exist")
+        path = _cached_repo(str(path), component)
     if path.is_dir():
         source = _open_folder(path / component.folder if (path / component.folder).is_dir() else path, component)
     elif path.suffix == ".gguf":
@@ -142,6 +139,24 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
             source.close()
             raise
     return source
+
+
+def _cached_repo(name: str, component: Component) -> Path:
+    """The local copy of the Hub repo `name` in the Hugging Face cache, where `motif-lite run -m REPO` put it (the
+    quantizer never downloads); a `CheckpointError` saying how to get the files otherwise."""
+    from motif_lite.io.hub import cached_snapshot, is_repo_id, local_dir_for
+
+    if not is_repo_id(name):
+        raise CheckpointError(f"source {name} does not exist")
+    snapshot = cached_snapshot(name)
+    if snapshot is not None and (snapshot / component.folder).is_dir():
+        return snapshot
+    cached = "is not in the Hugging Face cache" if snapshot is None else f"has no {component.folder}/ in the cache"
+    local = local_dir_for(name)
+    raise CheckpointError(
+        f"source {name} is neither a local file nor a folder, and the Hub repo {cached} (the quantizer does not "
+        f"download): hf download {name} --include '{component.folder}/*' --local-dir {local}, then quantize {local}"
+    )
 
 
 def _open_folder(folder: Path, component: Component) -> SafetensorsSource:

@@ -190,6 +190,31 @@ def test_gguf_problems(tiny, tmp_path):
         assert len(found) == 1 and message in found[0] and "; fix: " in found[0], (path.name, found)
 
 
+def test_a_safetensors_file_given_as_a_gguf_is_told_its_flag(tiny):
+    """ComfyUI's and sd.cpp's model folders hold both kinds: the fix is the flag that takes a safetensors file, or
+    the quantizer, not downloading a GGUF again."""
+    root = tiny[0]
+    transformer, text_encoder = root / TRANSFORMER, root / "text_encoder" / "model.safetensors"
+    (found,) = problems(check_setup(root, gguf=transformer))
+    assert f"fix: it is a safetensors file: pass it as --diffusion-model {transformer}, or quantize it: " in found
+    assert "hf download" not in found, found
+    (found,) = problems(check_setup(root, text_encoder_gguf=text_encoder))
+    assert f"fix: it is a safetensors file: pass it as --text-encoder {text_encoder}, or quantize it: " in found
+    assert "--component text_encoder" in found, found
+
+
+def test_a_text_encoder_gguf_problem_names_the_file_once(tiny, tmp_path):
+    from motif_lite.quantize.cli import main as quantize_main
+
+    root = tiny[0]
+    te = tmp_path / "te.gguf"
+    assert quantize_main([str(root), "--component", "text_encoder", "-o", str(te), "--quiet"]) == 0
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(te.read_bytes()[:-5000])
+    (found,) = problems(check_setup(root, text_encoder_gguf=cut))
+    assert found.count(str(cut)) == 1 and "truncated" in found, found
+
+
 def test_gguf_without_any_config_warns_that_rope_theta_is_assumed(tiny, tmp_path):
     gguf = _gguf_with(tmp_path, tiny[0], Q.Q8_0)  # no embedded config, no config.json beside it
     report = check_setup(tmp_path / "no-checkpoint", gguf=gguf)
@@ -292,6 +317,23 @@ def test_a_text_encoder_gguf_stands_in_for_the_text_encoder_weights(tiny, tmp_pa
     assert swapped.endswith(f"fix: pass it as --text-encoder-gguf {te}") and "hf download" not in swapped, swapped
     (swapped,) = problems(check_setup(root, text_encoder_gguf=transformer_gguf))
     assert swapped.endswith(f"fix: pass it as --gguf {transformer_gguf}"), swapped
+
+
+def test_a_text_encoder_gguf_needs_no_text_encoder_config(tiny, tmp_path):
+    """A run builds the encoder from the config the GGUF embeds (it compares it with text_encoder/config.json only
+    when that is there): check called the absent config a problem, and said the configs matched without one."""
+    from motif_lite.quantize.cli import main as quantize_main
+
+    root = tiny[0]
+    te = tmp_path / "te.gguf"
+    assert quantize_main([str(root), "--component", "text_encoder", "-o", str(te), "--quiet"]) == 0
+    without = tmp_path / "no-text-encoder"
+    shutil.copytree(root, without, ignore=shutil.ignore_patterns("text_encoder"))
+    assert "text_encoder/config.json: missing" in "\n".join(problems(check_setup(without)))
+    report = check_setup(without, text_encoder_gguf=te)
+    assert report.passed, problems(report)
+    (line,) = [f.message for f in report.findings if f.subject == str(te)]
+    assert "matches" not in line, line
 
 
 def test_help_shows_examples_that_parse(capsys):

@@ -7,6 +7,7 @@ the file is wrong."""
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -301,7 +302,11 @@ def test_bad_sources_exit_2(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "gone.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "gone-1.safetensors"}}))
     (tmp_path / "void.safetensors.index.json").write_text(json.dumps({"weight_map": {}}))
-    cases = {"missing": "does not exist", "notes.txt": "unsupported source", "bad.safetensors": "cannot read"}
+    cases = {
+        "missing": "does not exist",
+        "notes.txt": "unsupported source",
+        "bad.safetensors": "download the file again",
+    }
     cases.update({"bad.gguf": "cannot read GGUF", "empty": "no .safetensors"})
     cases.update({"gone.safetensors.index.json": "missing safetensors file", "void.safetensors.index.json": "empty"})
     for name, message in cases.items():
@@ -328,13 +333,63 @@ def test_partial_or_truncated_gguf_source_is_refused(tiny, q4km, tmp_path, capsy
         assert message in err and "Traceback" not in err and not out.exists(), (name, err)
 
 
-def test_failure_midway_leaves_no_output(tmp_path, capsys):
-    tensors = {"a.weight": torch.randn(4, 256), "b.weight": torch.full((4, 256), math.nan)}
-    save_file(tensors, tmp_path / "m.safetensors")
+def test_failure_midway_leaves_no_output(tiny, tmp_path, capsys):
+    root, _, state = tiny
+    names = list(state)
+    broken = names[len(names) // 2]  # a tensor in the middle: others are written before it fails
+    folder = tmp_path / "transformer"
+    folder.mkdir()
+    save_file({**state, broken: torch.full_like(state[broken], math.nan)}, folder / "model.safetensors")
+    (folder / "config.json").write_text((root / "transformer" / "config.json").read_text())
     out = tmp_path / "o.gguf"
-    assert main([str(tmp_path / "m.safetensors"), "-o", str(out), "--type", "Q4_K_S", "--quiet"]) == 2
-    assert "b.weight" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == [tmp_path / "m.safetensors"]
+    assert main([str(folder), "-o", str(out), "--type", "Q4_K_S", "--quiet"]) == 2
+    assert broken in capsys.readouterr().err
+    assert sorted(tmp_path.iterdir()) == [folder]
+
+
+def test_weights_of_another_model_are_not_written_as_a_transformer(checkpoint, tmp_path, capsys):
+    """The VAE's or the text encoder's folder or file given as SRC (without --component): refused with what they
+    are, before anything is written; they used to become a `motif_video` GGUF that only a run would refuse."""
+    lone = tmp_path / "lone"  # files without a config.json beside them (downloaded one by one)
+    lone.mkdir()
+    shutil.copy(checkpoint / "vae" / "diffusion_pytorch_model.safetensors", lone / "vae.safetensors")
+    shutil.copy(checkpoint / "text_encoder" / "model.safetensors", lone / "te.safetensors")
+    cases = {
+        checkpoint / "vae": "describes AutoencoderKLWan, not the Motif-Video transformer",
+        checkpoint / "vae" / "diffusion_pytorch_model.safetensors": "describes AutoencoderKLWan",
+        checkpoint / "text_encoder": "the text encoder's weights (config.json: t5gemma2_encoder); quantize them with "
+        "--component text_encoder",
+        lone / "vae.safetensors": "not a whole Motif-Video transformer",
+        lone / "te.safetensors": "not a whole Motif-Video transformer",
+    }
+    out = tmp_path / "out.gguf"
+    for src, message in cases.items():
+        assert main([str(src), "-o", str(out), "--quiet"]) == 2, src
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (src, err)
+        assert not out.exists() and not out.with_name("out.gguf.tmp").exists()
+
+
+def test_a_gguf_of_the_other_component_names_the_component_flag(checkpoint, tmp_path, capsys):
+    transformer, text_encoder = tmp_path / "t.gguf", tmp_path / "te.gguf"
+    assert main([str(checkpoint), "-o", str(transformer), "--type", "Q8_0", "--quiet"]) == 0
+    assert main([str(checkpoint), "--component", "text_encoder", "-o", str(text_encoder), "--quiet"]) == 0
+    out = tmp_path / "re.gguf"
+    assert main([str(text_encoder), "-o", str(out), "--quiet"]) == 2
+    assert "to requantize a text encoder GGUF, add --component text_encoder" in capsys.readouterr().err
+    assert main([str(transformer), "--component", "text_encoder", "-o", str(out), "--quiet"]) == 2
+    assert "to requantize a transformer GGUF, leave out --component text_encoder" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_truncated_download_is_named_with_its_fix(tiny, tmp_path, capsys):
+    single = tiny[0] / "transformer" / "diffusion_pytorch_model.safetensors"
+    cut = tmp_path / "transformer" / single.name
+    cut.parent.mkdir()
+    cut.write_bytes(single.read_bytes()[: single.stat().st_size // 2])
+    assert main([str(cut.parent), "-o", str(tmp_path / "o.gguf"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "truncated" in err and err.rstrip().endswith("download the file again"), err
 
 
 @pytest.mark.parametrize(
@@ -373,3 +428,164 @@ def test_help_shows_examples_that_parse(capsys):
     assert len(examples) >= 3 and any("text_encoder" in example for example in examples), out
     for example in examples:
         assert build_parser().parse_args(example).output.endswith(".gguf"), example
+
+
+def test_progress_counts_weights_slice_by_slice(tiny, tmp_path, monkeypatch):
+    """The bar advances by weights as each row slice is done: counted in tensors it sat still on the large ones
+    (the text encoder's token table is 16 % of its weights) and its rate and time left meant nothing."""
+    from motif_lite.quantize import convert
+
+    bars = []
+
+    class Bar:
+        def __init__(self, *, total, **kwargs):
+            self.total, self.updates = total, []
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            self.updates.append(n)
+
+    monkeypatch.setattr(convert, "tqdm", Bar)
+    monkeypatch.setattr(convert, "CHUNK_VALUES", 4096)  # the 256 x 256 matrices in 16 slices each
+    root, _, state = tiny
+    assert main([str(root), "-o", str(tmp_path / "o.gguf"), "--type", "Q8_0"]) == 0
+    (bar,) = bars
+    weights = sum(t.numel() for t in state.values())
+    assert bar.total == weights and sum(bar.updates) == weights
+    assert len(bar.updates) > len(state) and max(bar.updates) <= 4096
+
+
+def test_ctrl_c_leaves_no_file_and_no_traceback(tiny, tmp_path, capsys, monkeypatch):
+    from motif_lite.quantize import convert
+
+    encode, calls = convert._encode, []
+
+    def interrupted_on_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(convert, "_encode", interrupted_on_the_third)
+    out = tmp_path / "o.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 130
+    assert capsys.readouterr().err.strip() == f"interrupted: {out} was not written"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_midway_is_a_user_error_and_leaves_nothing(tiny, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from gguf import GGUFWriter
+
+    write, calls = GGUFWriter.write_tensor_data, []
+
+    def disk_full_on_the_third(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(GGUFWriter, "write_tensor_data", disk_full_on_the_third)
+    out = tmp_path / "o.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {out}: No space left on device") and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_too_little_free_space_is_refused_before_the_work(tiny, tmp_path, capsys, monkeypatch):
+    import collections
+
+    from motif_lite.quantize import convert
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(convert.shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 1000, 1000))
+    monkeypatch.setattr(convert, "_encode", lambda *args: pytest.fail("no tensor should be quantized"))
+    assert main([str(tiny[0]), "-o", str(tmp_path / "o.gguf"), "--type", "Q8_0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} has 0.0 MB free; o.gguf needs about " in err and "write it elsewhere (-o)" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_output_folder_is_a_user_error(tiny, tmp_path, capsys, monkeypatch):
+    from motif_lite.quantize import convert
+
+    def refused(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(convert.Path, "touch", refused)  # tests may run as root, who may write anywhere
+    monkeypatch.setattr(convert, "_encode", lambda *args: pytest.fail("no tensor should be quantized"))
+    out = tmp_path / "o.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
+    assert capsys.readouterr().err == f"error: cannot write {out}: Permission denied; choose another -o\n"
+
+
+@pytest.mark.parametrize(
+    "args, hint",
+    [
+        (["OUT.gguf", "Q4_K_M"], "(OUT.gguf: the output goes after -o; Q4_K_M: the type goes after --type)"),
+        (["-o", "OUT.gguf", "q8_0"], "(q8_0: the type goes after --type)"),
+        (["--outfile", "OUT.gguf", "--outtype", "q8_0"], "(--outfile: here -o; --outtype: here --type)"),
+        (["-m", "-o", "OUT.gguf"], "(-m: the source needs no flag, it comes first"),
+    ],
+)
+def test_other_converters_arguments_get_a_hint(tmp_path, capsys, args, hint):
+    """llama-quantize's SRC OUT TYPE, convert_hf_to_gguf.py's --outfile/--outtype, sd.cpp's -m MODEL."""
+    with pytest.raises(SystemExit) as exit_:
+        main([str(tmp_path), *args])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments" in err and hint in err, err
+    assert not (tmp_path / "OUT.gguf").exists()
+
+
+def test_the_summary_ends_with_the_commands_that_use_the_file(checkpoint, tmp_path, capsys):
+    for component, flag in (("transformer", "--gguf"), ("text_encoder", "--text-encoder-gguf")):
+        out = tmp_path / f"{component}.gguf"
+        assert main([str(checkpoint), "--component", component, "-o", str(out), "--type", "Q8_0", "--quiet"]) == 0
+        use = f"-m {checkpoint} {flag} {out}"
+        last = capsys.readouterr().out.splitlines()[-1]
+        assert last == f'next: motif-lite check {use}, then motif-lite run {use} -p "..."'
+
+
+@pytest.mark.parametrize("command", ["quantize", "convert"])
+def test_motif_lite_quantize_or_convert_points_to_the_quantizer(command):
+    """What stable-diffusion.cpp (`-M convert`) and llama.cpp (llama-quantize) users type first."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "motif_lite.cli", command, "ckpt", "-o", "x.gguf"], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"motif-lite: error: there is no '{command}' command; the GGUF quantizer is a ")
+    assert "python -m motif_lite.quantize SRC -o OUT.gguf --type Q4_K_M" in done.stderr, done.stderr
+
+
+def test_a_hub_repo_id_is_read_from_the_hugging_face_cache(tiny, tmp_path, capsys, monkeypatch):
+    """`motif-lite run -m REPO` downloads into the Hugging Face cache, where users cannot find the files: the
+    quantizer takes the same repo id (it used to say only 'does not exist'), and never downloads."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    repo, out = "someone/tiny-motif", tmp_path / "o.gguf"
+    assert main([repo, "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "is not in the Hugging Face cache (the quantizer does not download): hf download someone/tiny-motif " in err
+    assert "--include 'transformer/*' --local-dir ./tiny-motif, then quantize ./tiny-motif" in err, err
+
+    folder = tmp_path / "cache" / "models--someone--tiny-motif"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("0123abcd")
+    shutil.copytree(tiny[0] / "transformer", folder / "snapshots" / "0123abcd" / "transformer")
+    assert main([repo, "-o", str(out), "--type", "Q8_0", "--quiet"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"next: motif-lite check -m {repo} --gguf {out}")
+    assert main([repo, "--component", "text_encoder", "-o", str(tmp_path / "te.gguf"), "--quiet"]) == 2
+    assert "has no text_encoder/ in the cache" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,60 @@ def test_without_diffusers_it_says_how_to_install(tiny, capsys, monkeypatch):
     assert cli.main(["verify", "-m", str(tiny[0]), *SMALL]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert "diffusers, which is not installed" in err and 'pip install -e ".[verify]"' in err
+
+
+class _BrokenDiffusers(types.ModuleType):
+    """A diffusers whose pipeline import fails, as diffusers reports it (a RuntimeError from its lazy module)."""
+
+    __version__ = "0.42.1"
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"Failed to import diffusers.pipelines.{name}:\nNo module named 'accelerate.utils'")
+
+
+def _old_diffusers() -> types.ModuleType:
+    old = types.ModuleType("diffusers")  # imports, but from before MotifVideoPipeline
+    old.__version__ = "0.35.2"
+    return old
+
+
+@pytest.mark.parametrize(
+    "diffusers, message",
+    [
+        (_old_diffusers, "the installed diffusers 0.35.2 has no MotifVideoPipeline; verify needs diffusers >= 0.42.1"),
+        (lambda: _BrokenDiffusers("diffusers"), "diffusers 0.42.1 cannot import its MotifVideoPipeline (No module"),
+    ],
+)
+def test_an_unusable_diffusers_is_named_before_anything_loads(tiny, capsys, monkeypatch, diffusers, message):
+    """It used to surface after our pipeline had loaded (minutes on the real weights): an old diffusers as
+    "diffusers cannot load the checkpoint", a broken one as a traceback."""
+    from motif_lite import pipeline
+
+    monkeypatch.setitem(sys.modules, "diffusers", diffusers())
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("verify loaded before checking"))
+    assert cli.main(["verify", "-m", str(tiny[0]), *SMALL]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+
+
+def test_a_gguf_without_accelerate_is_named_before_anything_loads(tiny, capsys, monkeypatch):
+    from motif_lite import pipeline
+
+    monkeypatch.setitem(sys.modules, "accelerate", None)  # import accelerate now raises ImportError
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("verify loaded before checking"))
+    for flag in ("--gguf", "--diffusion-model"):  # a transformer GGUF given either way
+        assert cli.main(["verify", "-m", str(tiny[0]), flag, str(tiny[1]), *SMALL]) == cli.EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert "diffusers' GGUF loader, which needs accelerate: pip install" in err, err
+
+
+def test_a_text_encoder_gguf_is_refused_with_the_reason(tiny, tmp_path, capsys):
+    """--text-encoder-gguf (as in run and check) was "unrecognized: did you mean --text-encoder?", which refuses a
+    GGUF in turn: the user went in a circle."""
+    for flag in ("--text-encoder-gguf", "--text-encoder"):
+        assert cli.main(["verify", "-m", str(tiny[0]), flag, str(tmp_path / "te.gguf"), *SMALL]) == 2
+        err = capsys.readouterr().err
+        assert "diffusers, which cannot read a text encoder GGUF" in err and "did you mean" not in err, err
 
 
 def test_bad_force_is_a_user_error(tiny, capsys):

@@ -77,7 +77,13 @@ def _check_model_index(report: Checkup, source: CheckpointFiles) -> None:
 
 
 def _check_text_encoder(report: Checkup, source: CheckpointFiles, with_weights: bool = True) -> None:
-    if _json(report, source, "text_encoder/config.json") is None:
+    rel = "text_encoder/config.json"
+    if not with_weights and not (source.root / rel).is_file():
+        # A run builds the encoder from the config the text encoder GGUF embeds (and compares the two only when
+        # this one is there): its absence is no problem.
+        report.ok(rel, "absent: not needed, the text encoder GGUF embeds its config")
+        return
+    if _json(report, source, rel) is None:
         return
 
     def parse() -> object:
@@ -289,10 +295,15 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None) -> P
         found = find_text_encoder_gguf(root, value)
     except MotifLiteError as exc:
         fix = "make it: python -m motif_lite.quantize CHECKPOINT --component text_encoder -o te-Q8_0.gguf"
-        report.problem(value, first_line(exc), _other_kind_fix(exc, value) or fix)
+        fix = _other_kind_fix(exc, value) or _safetensors_fix(Path(value), "--text-encoder", "text_encoder") or fix
+        problem = first_line(exc)
+        for named in (f"{value}: ", f"{value} "):  # the line names the file already
+            problem = problem.removeprefix(named)
+        report.problem(value, problem, fix)
         return None
     recipe = f" ({found.recipe})" if found.recipe else ""
-    against = "; its config matches text_encoder/config.json" if root is not None else ""
+    compared = root is not None and (root / "text_encoder" / "config.json").is_file()  # as a run compares them
+    against = "; its config matches text_encoder/config.json" if compared else ""
     summary = f"text encoder GGUF{recipe}, {len(found.tensors)} tensors, {found.nbytes / 1e9:.2f} GB{against}"
     report.ok(str(found.path), summary)
     return found.path
@@ -314,7 +325,8 @@ def check_gguf(report: Checkup, path: Path, root: Path | None) -> None:
         checkpoint = read_gguf(path)
     except MotifLiteError as exc:
         problem = first_line(exc).replace(f"{path}: ", "").replace(f"{path} ", "")
-        report.problem(subject, problem, _other_kind_fix(exc, path) or _gguf_fix(path))
+        fix = _other_kind_fix(exc, path) or _safetensors_fix(path, "--diffusion-model", "transformer")
+        report.problem(subject, problem, fix or _gguf_fix(path))
         return
     types = ", ".join(f"{name} x{n}" for name, n in sorted(checkpoint.qtype_counts().items()))
     report.ok(
@@ -360,6 +372,23 @@ def _other_kind_fix(error: MotifLiteError, path: str | Path) -> str | None:
     if not isinstance(error, OtherGGUFKindError):
         return None
     return f"pass it as {error.flag} {path}"
+
+
+def _safetensors_fix(path: Path, flag: str, component: str) -> str | None:
+    """For a safetensors file given where a GGUF goes (ComfyUI's and sd.cpp's model folders hold both kinds): the
+    flag that takes it as it is, or the command that quantizes it; a download would not help. None otherwise."""
+    if not path.is_file():
+        return None
+    try:
+        read_header(path)
+    except MotifLiteError:
+        return None
+    quantize = f"python -m motif_lite.quantize {path}"
+    if component == "text_encoder":  # its config.json must sit beside it
+        quantize += " --component text_encoder -o te-Q8_0.gguf"
+    else:
+        quantize += f" -o {path.stem}-Q4_K_M.gguf"
+    return f"it is a safetensors file: pass it as {flag} {path}, or quantize it: {quantize}"
 
 
 def _gguf_fix(path: Path) -> str:

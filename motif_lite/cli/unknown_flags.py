@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+from collections.abc import Sequence
 
 # Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options,
 # ComfyUI's server flags).
@@ -42,6 +43,22 @@ OTHER_TOOLS_NAMES = {
     "--use-sage-attention": "--attention",
     "--diffusion-fa": "--attention-backend",
 }
+
+
+# Commands of other tools that motif-lite has as a program of its own (stable-diffusion.cpp's `-M convert`,
+# llama.cpp's llama-quantize).
+OTHER_TOOLS_COMMANDS = {"quantize": "python -m motif_lite.quantize", "convert": "python -m motif_lite.quantize"}
+
+
+def other_command(argv: Sequence[str]) -> str | None:
+    """The error line for a command that is not a `motif-lite` subcommand but a program of its own, or None."""
+    program = OTHER_TOOLS_COMMANDS.get(argv[0]) if argv else None
+    if program is None:
+        return None
+    return (
+        f"motif-lite: error: there is no '{argv[0]}' command; the GGUF quantizer is a program of its own: "
+        f"{program} SRC -o OUT.gguf --type Q4_K_M (--help lists the types; docs/quantize.md)"
+    )
 
 
 def suggestion(flag: str, known: list[str]) -> str | None:
