@@ -166,10 +166,16 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
 
 
 def test_not_a_gguf(tmp_path: Path) -> None:
+    """A safetensors file (ComfyUI's and sd.cpp's model folders hold both kinds) is told the flags that take it."""
     path = tmp_path / "model.safetensors"
     path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
-    with pytest.raises(CheckpointError, match="not a GGUF file"):
+    with pytest.raises(CheckpointError, match="not a GGUF file") as error:
         read_gguf(path)
+    assert "it is a safetensors file: weights in that format go to --diffusion-model" in str(error.value)
+    path.write_bytes(b"PK\x03\x04 a zip archive, not weights")
+    with pytest.raises(CheckpointError, match="not a GGUF file") as error:
+        read_gguf(path)
+    assert "safetensors" not in str(error.value).replace(str(path), "")
 
 
 @pytest.mark.parametrize("version", [1, 4, 0x01000000])

@@ -242,7 +242,13 @@ def _walk_header(cur: _Cursor) -> None:
 def _check_magic_and_version(cur: _Cursor) -> None:
     magic = cur.buf[cur.take(4, "the GGUF magic") : cur.pos]
     if magic != b"GGUF":
-        raise CheckpointError(f"{cur.path} is not a GGUF file (it starts with {magic!r}, not b'GGUF')")
+        message = f"{cur.path} is not a GGUF file (it starts with {magic!r}, not b'GGUF')"
+        if cur.buf[8:9] == b"{":  # a safetensors file: its header's length, then its JSON
+            message += (
+                "\nit is a safetensors file: weights in that format go to --diffusion-model (the transformer) or "
+                "--text-encoder, as they are; python -m motif_lite.quantize makes a GGUF of them"
+            )
+        raise CheckpointError(message)
     version = cur.u32("the GGUF version")
     if version & 0xFFFF == 0 and version:
         raise CheckpointError(f"{cur.path} is a big-endian GGUF file; only little-endian files are supported")
