@@ -10,11 +10,9 @@ waits for the save (copy to the host, write, rename). On a GPU the copy to the h
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import pytest
 import torch
+from helpers import median_seconds
 
 from motif_lite.io.latents import LatentsFile, SavedLatents, read_latents
 from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS
@@ -31,23 +29,13 @@ def _state(solver: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def _median_seconds(fn) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 @pytest.mark.parametrize("solver", ["euler", "dpm++2m"])
 def test_saving_the_state_at_720p(tmp_path, solver, bench_report):
     latents = torch.randn(LATENTS_720P, dtype=torch.bfloat16)
     saved = SavedLatents(latents, tmp_path / "fox.mp4", 1280, 736, 121, 24.0, "bfloat16", {"prompt": "a fox"},
                          progress=(31, 50), state=_state(solver), request={"prompt": "a fox"}, run={})  # fmt: skip
     keeper = LatentsFile(tmp_path / "fox.mp4")
-    save = _median_seconds(lambda: keeper.save(saved))
+    save = median_seconds(lambda: keeper.save(saved), reps=ROUNDS)
     assert read_latents(keeper.path).progress == (31, 50)
     size = keeper.path.stat().st_size
     share = save / SAVE_STATE_EVERY_SECONDS

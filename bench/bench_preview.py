@@ -11,11 +11,9 @@ a 720p step, about 20 s with guidance on an H200 (docs/benchmarks.md, "Whole tex
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import pytest
 import torch
+from helpers import median_seconds
 
 from motif_lite.io.preview import PreviewFile, write_preview
 from motif_lite.vae.preview import LatentRGB
@@ -31,24 +29,16 @@ def projection() -> LatentRGB:
     return LatentRGB(torch.randn(3, 16, generator=g) * 0.1, torch.zeros(3))
 
 
-def _median_seconds(fn) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 @pytest.mark.parametrize("suffix", [".webp", ".png"])
 def test_preview_cost_at_720p(projection, tmp_path, suffix, bench_report):
     latents = torch.randn(LATENTS_720P, dtype=torch.bfloat16)
     frames = projection.preview(latents)
-    project = _median_seconds(lambda: projection.preview(latents))
-    write = _median_seconds(lambda: write_preview(frames, tmp_path / f"written{suffix}", fps=6.0))
+    project = median_seconds(lambda: projection.preview(latents), reps=ROUNDS)
+    write = median_seconds(lambda: write_preview(frames, tmp_path / f"written{suffix}", fps=6.0), reps=ROUNDS)
     previews = PreviewFile(tmp_path / f"preview{suffix}", fps=6.0)
-    hand_over = _median_seconds(lambda: previews(1, 50, frames))  # returns at once; the write runs behind it
+    hand_over = median_seconds(
+        lambda: previews(1, 50, frames), reps=ROUNDS
+    )  # returns at once; the write runs behind it
     previews.close()
     assert (tmp_path / f"preview{suffix}").is_file()
     waited = project + hand_over
