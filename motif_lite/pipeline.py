@@ -16,7 +16,6 @@ import dataclasses
 import json
 import logging
 import math
-import shlex
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -247,6 +246,7 @@ class MotifVideoPipeline:
         *,
         keep_latents: bool = True,
         resume: SavedLatents | None = None,
+        latents_file: str | Path | None = None,
     ) -> GenerationResult:
         """Generate one video and write it to `request.output`; no partial video is left behind if it fails.
 
@@ -258,7 +258,9 @@ class MotifVideoPipeline:
         when the decode fails, the denoised latents (for `motif-lite decode`). The error's message (or, for errors
         other than a `MotifLiteError`, a logged warning) says where. `resume`: the saved state of a run that
         stopped while sampling (`read_latents`), with `request` that run's (`resume.request`): sampling goes on
-        from its last step and the video is the one that run would have made."""
+        from its last step and the video is the one that run would have made (a failed decode's denoised latents:
+        straight to the decode). `latents_file`: where this run keeps
+        its work (default: the file it resumed from, else a free name beside the output)."""
         _check_call(request, preview_every)  # before any work: a wrong argument costs no encoding
         request, notes = request.resolve()
         settings = self.settings_for(request)
@@ -269,7 +271,7 @@ class MotifVideoPipeline:
         peaks: dict[str, int] = {}
         begin = time.perf_counter()
         generator = torch.Generator().manual_seed(request.seed)
-        keeper = self._latents_file(request, resume) if keep_latents else None
+        keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
         with self._stage("encode", timings, peaks):
             # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
             noise, cond = self._inputs(request, generator, progress, guided=needs_uncond(settings.guidance.value))
@@ -304,12 +306,16 @@ class MotifVideoPipeline:
             resumed_at=None if start is None else start.done,
         )  # fmt: skip
 
-    def _latents_file(self, request: GenerationRequest, resume: SavedLatents | None) -> LatentsFile | None:
-        """Where this run keeps its work (the file it resumed from, else one beside the output); None on the ranks
-        of a parallel run other than the main one, which keeps it for all."""
+    def _latents_file(
+        self, request: GenerationRequest, resume: SavedLatents | None, path: str | Path | None = None
+    ) -> LatentsFile | None:
+        """Where this run keeps its work (`path`, else the file it resumed from, else one beside the output); None
+        on the ranks of a parallel run other than the main one, which keeps it for all."""
         if self.parallel is not None and not self.parallel.is_main:
             return None
-        return LatentsFile(request.output, None if resume is None else resume.file)
+        if path is None and resume is not None:
+            path = resume.file
+        return LatentsFile(request.output, None if path is None else Path(path))
 
     def _resume_state(self, resume: SavedLatents, request: GenerationRequest, settings: Settings) -> SamplingState:
         """The sampling state `resume` holds, on this pipeline's device and dtype, after checking that it continues
@@ -317,9 +323,6 @@ class MotifVideoPipeline:
         if not isinstance(resume, SavedLatents):
             raise RequestError(f"resume takes the SavedLatents of read_latents(path), got {type(resume).__name__}")
         where = resume.file or "the saved state"
-        if resume.denoised:
-            raise RequestError(f"{where} holds a run's denoised latents, not a stopped run: make its video with "
-                               f"motif-lite decode {shlex.quote(str(where))}")  # fmt: skip
         # Every setting but the image's path (the saved request holds it absolute, the run may have had it relative).
         saved, now = resume.video_metadata, _jsonable(_metadata(request, settings))
         changed = [key for key in sorted({*saved, *now} - {"image"}) if saved.get(key) != now.get(key)]
@@ -340,7 +343,8 @@ class MotifVideoPipeline:
 
         state = {name: here(tensor) for name, tensor in resume.state.items()}
         solver = {name.removeprefix("solver."): t for name, t in state.items() if name.startswith("solver.")}
-        return SamplingState(resume.progress[0], here(resume.latents), solver, state.get("apg_running"))
+        done = request.steps if resume.denoised else resume.progress[0]
+        return SamplingState(done, here(resume.latents), solver, state.get("apg_running"))
 
     def kernel_fallbacks(self) -> dict[str, str]:
         """{op: first reason} for every Triton op that ran torch's version: the transformer's, and the text encoder's

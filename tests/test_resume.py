@@ -195,9 +195,29 @@ def test_resume_checks_the_request_before_any_work(pipe, tmp_path):
     with pytest.raises(RequestError, match="seed"):
         pipe.generate(request(tmp_path, seed=4), resume=saved)
     assert encoded == []
-    done = dataclasses.replace(saved, progress=None)
-    with pytest.raises(RequestError, match="motif-lite decode"):
-        pipe.generate(request(tmp_path), resume=done)
+
+
+def test_resuming_denoised_latents_goes_straight_to_the_decode(pipe, tmp_path, monkeypatch):
+    """A server job stopped while it decoded: the next run decodes the kept latents without sampling."""
+    uninterrupted = tmp_path / "whole"
+    uninterrupted.mkdir()
+    pipe.generate(request(uninterrupted, "out_%03d.png"))
+    with monkeypatch.context() as patch:
+        patch.setattr(pipe.vae, "decode_frames", out_of_memory)
+        with pytest.raises(torch.OutOfMemoryError):
+            pipe.generate(request(tmp_path, "out_%03d.png"))
+    saved = read_latents(tmp_path / "out.latents.safetensors")
+    denoising = []
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if stage == "denoise":
+            denoising.append(done)
+
+    result = pipe.generate(request(tmp_path, "out_%03d.png"), resume=saved, on_progress=on_progress)
+    assert result.resumed_at == 4 and result.step_seconds == [] and denoising == [4]  # no step ran
+    for i in range(9):
+        assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / f"out_{i:03d}.png")),
+                              np.asarray(PIL.Image.open(uninterrupted / f"out_{i:03d}.png"))), i  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ motif-lite run --resume

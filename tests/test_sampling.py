@@ -374,5 +374,7 @@ def test_a_state_from_another_solver_or_past_the_end_is_refused() -> None:
     _, states = run_stopping_after(7, "dpmpp_2m", None)
     with pytest.raises(SamplingSettingsError, match="another sampler"):
         run_stopping_after(None, "euler", None, start=states[-1])
-    with pytest.raises(SamplingSettingsError, match="after step 16"):
-        run_stopping_after(None, "euler", None, start=dataclasses.replace(states[-1], done=16, solver={}))
+    with pytest.raises(SamplingSettingsError, match="after step 17"):
+        run_stopping_after(None, "euler", None, start=dataclasses.replace(states[-1], done=17, solver={}))
+    done = dataclasses.replace(states[-1], done=16, solver={})  # after the last step: nothing left to do
+    assert run_stopping_after(None, "euler", None, start=done)[0] is done.latents

@@ -544,3 +544,81 @@ def test_a_cpu_server_refuses_jobs_run_would_ask_about(pipe, tmp_path, monkeypat
         assert "This server runs on the CPU" in error["error"]["message"]
     monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: 1e12)  # fast enough for the tiny model
     assert serve.cpu_time_limit(pipe, torch.float32)(resolved, pipe.settings_for(resolved)) is None
+
+
+def run_stopping_at(worker, job_id: str, stop_at: int | None) -> None:
+    """The worker runs its store's next job; the server's shutdown arrives once its progress reaches `stop_at`."""
+    report = worker.store.set_progress
+
+    def set_progress(job, progress):
+        if stop_at is not None and progress >= stop_at:
+            worker._stopping.set()  # what `stop()` sets; the job stops at its next step
+        return report(job, progress)
+
+    worker.store.set_progress = set_progress
+    try:
+        job = worker.store.claim_next()
+        assert job.id == job_id
+        worker.run_job(job)
+    finally:
+        worker.store.set_progress = report
+        worker._stopping.clear()
+
+
+def test_a_job_stopped_by_shutdown_goes_on_from_its_state_to_the_same_video(pipe, tmp_path, monkeypatch):
+    from motif_lite.io.latents import read_latents
+    from motif_lite.server.worker import Worker, percent
+
+    settings = {**SETTINGS, "steps": 6}
+    store = JobStore(tmp_path)
+    lines = []
+    worker = Worker(store, pipe, lines.append)
+    try:
+        whole = store.add(new_job_id(), "tiny", settings, False, max_active=10)
+        run_stopping_at(worker, whole.id, None)
+        stopped = store.add(new_job_id(), "tiny", settings, False, max_active=10)
+        run_stopping_at(worker, stopped.id, percent("denoise", 2, 6))  # stops after step 3
+        assert store.get(stopped.id).status == QUEUED
+        assert read_latents(store.state_path(stopped.id)).progress == (3, 6)
+        assert f"{stopped.id}: stopped by shutdown, queued again (its sampling state is kept" in lines[-1]
+        assert not store.video_path(stopped.id).exists()
+        store.close()
+        store = JobStore(tmp_path)  # the server starts again
+        worker.store = store
+        assert store.recover() == [] and store.state_path(stopped.id).exists()  # kept with its queued job
+        forward, calls = pipe.transformer.forward, []
+        monkeypatch.setattr(pipe.transformer, "forward", lambda *a, **k: calls.append(1) or forward(*a, **k))
+        run_stopping_at(worker, stopped.id, None)
+        assert f"{stopped.id}: goes on from step 3 of 6" in lines and len(calls) == 3 * 2  # 3 guided steps
+        assert store.get(stopped.id).status == COMPLETED and not store.state_path(stopped.id).exists()
+        assert store.video_path(stopped.id).read_bytes() == store.video_path(whole.id).read_bytes()
+        # Stopped while it decoded: the denoised latents are kept, and the next run only decodes them.
+        decoding = store.add(new_job_id(), "tiny", settings, False, max_active=10)
+        run_stopping_at(worker, decoding.id, percent("decode", 0, 1))
+        assert read_latents(store.state_path(decoding.id)).denoised and store.get(decoding.id).status == QUEUED
+        calls.clear()
+        run_stopping_at(worker, decoding.id, None)
+        assert f"{decoding.id}: goes on from its denoised latents (the decode only)" in lines and calls == []
+        assert store.video_path(decoding.id).read_bytes() == store.video_path(whole.id).read_bytes()
+    finally:
+        store.close()
+
+
+def test_a_stopped_jobs_state_goes_with_the_job(tmp_path):
+    """Deleting the job removes its state; a restart keeps only the states of queued jobs."""
+    store = JobStore(tmp_path)
+    ended, deleted, queued = (store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10) for _ in range(3))
+    for job in (ended, deleted, queued):
+        store.state_path(job.id).write_bytes(b"state")
+    store.delete(deleted.id)
+    assert not store.state_path(deleted.id).exists()
+    assert store.claim_next().id == ended.id
+    store.requeue(ended.id)  # an orderly stop
+    assert store.claim_next().id == ended.id and store.finish(ended.id, ("out_of_memory", "in the decode"))
+    store.close()
+    store = JobStore(tmp_path)
+    try:
+        store.recover()
+        assert sorted(p.name for p in store.states.iterdir()) == [f"{queued.id}.latents.safetensors"]
+    finally:
+        store.close()

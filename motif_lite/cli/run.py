@@ -663,7 +663,7 @@ def summary(
         *(result.settings.lines() if result.settings is not None and with_settings else []),
         f"done: {r.width}x{r.height}, {r.frames} frames, {r.steps} steps, seed {r.seed}, shift {result.shift:g}",
         f"time: load {load_seconds:.1f}s | encode {t['encode']:.1f}s | denoise {t['denoise']:.1f}s "
-        f"({t['denoise'] / (r.steps - (result.resumed_at or 0)):.2f} s/step) | decode {t['decode']:.1f}s | "
+        f"({t['denoise'] / max(1, r.steps - (result.resumed_at or 0)):.2f} s/step) | decode {t['decode']:.1f}s | "
         f"total {load_seconds + t['total']:.1f}s",
         "peak memory: RSS "
         + ("n/a" if result.peak_rss_bytes is None else f"{result.peak_rss_bytes / 2**30:.2f} GiB")

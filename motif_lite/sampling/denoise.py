@@ -70,7 +70,7 @@ def denoise(
     if latents.ndim != 5:
         raise SamplingSettingsError(f"latents must be [B, C, F, H, W], got shape {tuple(latents.shape)}")
     steps = schedule.steps
-    if not 0 <= first < steps:
+    if not 0 <= first <= steps:  # a state after the last step: nothing left to do
         raise SamplingSettingsError(f"a sampling state after step {first} cannot continue a run of {steps} steps")
     for i in range(first, steps):
         timestep = batch_timestep(schedule.timesteps[i], latents.shape[0])

@@ -5,12 +5,15 @@
     DATA/videos/ID.webp      their first frame (the `thumbnail` variant)
     DATA/videos/ID.preview.webp  a running job's latest preview (the `preview` variant), removed when it ends
     DATA/inputs/ID.png       the first frame of an image-to-video job, kept until the job ends
+    DATA/states/ID.latents.safetensors  a job's sampling state when the server stopped it (it goes on from there
+                             when it runs again) or when it failed (kept until it is deleted or the server restarts)
 
 Job ids are drawn at random (`video_` + 32 hex digits) and every file name is derived from one; nothing a client
 sends becomes a path. `recover()` runs once at start: a job that was running when the process died is failed
-with code `interrupted` (a crash that repeats must not loop), queued jobs stay queued, files that belong to no
-finished job are removed. One connection, guarded by a lock, serves the API threads and the worker: every
-statement is short, and WAL keeps a reader from waiting for the worker's progress writes.
+with code `interrupted` (a crash that repeats must not loop), queued jobs stay queued (with their sampling state,
+if an orderly stop kept one), files that belong to no finished job are removed. One connection, guarded by a lock,
+serves the API threads and the worker: every statement is short, and WAL keeps a reader from waiting for the
+worker's progress writes.
 """
 
 from __future__ import annotations
@@ -100,7 +103,8 @@ class JobStore:
         self.root = Path(root).expanduser()
         self.videos = self.root / "videos"
         self.inputs = self.root / "inputs"
-        for folder in (self.root, self.videos, self.inputs):
+        self.states = self.root / "states"
+        for folder in (self.root, self.videos, self.inputs, self.states):
             folder.mkdir(parents=True, exist_ok=True)
         self._owner = open(self.root / "lock", "w")  # noqa: SIM115 (held, and so locked, until close())
         if not _lock_exclusively(self._owner):
@@ -131,6 +135,9 @@ class JobStore:
 
     def input_path(self, job_id: str) -> Path:
         return self.inputs / f"{_checked(job_id)}.png"
+
+    def state_path(self, job_id: str) -> Path:
+        return self.states / f"{_checked(job_id)}.latents.safetensors"
 
     def add(
         self,
@@ -238,6 +245,7 @@ class JobStore:
         for path in (self.video_path(job_id), self.thumbnail_path(job_id), self.preview_path(job_id)):
             path.unlink(missing_ok=True)
         self.input_path(job_id).unlink(missing_ok=True)
+        self.state_path(job_id).unlink(missing_ok=True)
 
     def recover(self) -> list[str]:
         """After a restart: fail the jobs that were running (returned), remove files of no finished job."""
@@ -250,12 +258,16 @@ class JobStore:
                 (FAILED, now, INTERRUPTED, message, IN_PROGRESS),
             )
             finished = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (COMPLETED,))}
+            queued = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (QUEUED,))}
             waiting = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ? AND has_image", (QUEUED,))}
         for path in self.videos.iterdir():
             if path.stem not in finished or path.suffix not in (".mp4", ".webp"):
                 path.unlink()  # partial writes, previews, files of deleted jobs, a video renamed just before a crash
         for path in self.inputs.iterdir():
             if path.stem not in waiting:
+                path.unlink()
+        for path in self.states.iterdir():  # an orderly stop's state waits with its job; a crash's or a failure's goes
+            if path.name.split(".")[0] not in queued:
                 path.unlink()
         return interrupted
 

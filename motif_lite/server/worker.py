@@ -6,7 +6,8 @@ Progress comes from `MotifVideoPipeline.generate(request, on_progress=...)` and 
 stops between steps, the way Ctrl-C stops `motif-lite run`: it raises when the job was deleted (the store no longer
 has it running) or the server is shutting down (the job goes back to the queue).
 `generate` writes the video under a temporary name and renames it only once it is complete, so a stopped or
-failed job leaves no file behind.
+failed job leaves no video behind. A job stopped by the server's shutdown keeps its sampling state (the store's
+`state_path`) and goes on from it when it runs again, to the video it would have made.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from motif_lite.errors import MotifLiteError
+from motif_lite.io.latents import LatentsFileError, SavedLatents, read_latents
 from motif_lite.io.preview import PreviewFile
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.jobs import Job, JobStore
@@ -99,17 +101,21 @@ class Worker:
             request = GenerationRequest(**s, image=image, output=output)
             # Written on a background thread, one preview frame per latent frame.
             preview = PreviewFile(self.store.preview_path(job.id), request.fps / TEMPORAL_FACTOR)
+            state = self.store.state_path(job.id)
+            resume = self._saved_state(job.id, state)
             try:
-                # No latents file when the decode fails: a job stopped or failed leaves no files (nothing here
-                # would decode them, and the store never removes them).
-                self.pipe.generate(request, on_progress=self._progress(job.id), on_preview=preview, keep_latents=False)
+                self.pipe.generate(request, on_progress=self._progress(job.id), on_preview=preview, resume=resume,
+                                   latents_file=state)  # fmt: skip
             finally:
                 preview.close()  # the last preview is written before the job's files are removed below
         except JobDeleted:
             self.log(f"{job.id}: deleted, stopped")
             self.store.remove_files(job.id)
         except ShuttingDown:
-            self.log(f"{job.id}: stopped by shutdown, queued again")
+            kept = (
+                " (its sampling state is kept: it goes on from there)" if self.store.state_path(job.id).exists() else ""
+            )
+            self.log(f"{job.id}: stopped by shutdown, queued again{kept}")
             self.store.requeue(job.id)
         except Exception as exc:  # one failed job must not stop the server
             code, message = failure(exc)
@@ -128,6 +134,22 @@ class Worker:
                 self.store.remove_files(job.id)
         finally:
             self.store.preview_path(job.id).unlink(missing_ok=True)
+
+    def _saved_state(self, job_id: str, path: Path) -> SavedLatents | None:
+        """The sampling state an orderly stop kept for this job, or None (none; an unreadable one is dropped)."""
+        if not path.exists():
+            return None
+        try:
+            saved = read_latents(path)
+        except LatentsFileError as exc:
+            self.log(f"{job_id}: its saved state cannot be read ({exc}): starting again")
+            path.unlink(missing_ok=True)
+            return None
+        if saved.denoised:  # stopped while it decoded
+            self.log(f"{job_id}: goes on from its denoised latents (the decode only)")
+        else:
+            self.log(f"{job_id}: goes on from step {saved.progress[0]} of {saved.progress[1]}")
+        return saved
 
     def _progress(self, job_id: str) -> Callable[[str, int, int], None]:
         last = [0]
