@@ -53,7 +53,7 @@ class SavedLatents:
     vae: str | None = None  # the VAE weight file of the user's (--vae), absolute; None: the checkpoint's
     file: Path | None = field(default=None, compare=False)  # where it was read from (not stored)
     # A run stopped while sampling: (steps done, steps), the sampling loop's other tensors (the solver's, APG's),
-    # the request's fields (GenerationRequest, resolved) and the model flags of the run (run_model_flags).
+    # the request's fields (GenerationRequest, resolved) and the model flags of the run (`model_flags`).
     # progress None: the latents are denoised.
     progress: tuple[int, int] | None = None
     state: dict[str, torch.Tensor] = field(default_factory=dict)
