@@ -29,7 +29,7 @@ from motif_lite.choices import MOTIF_REPO
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.io.hub import HubAccess, MissingFilesError, find_checkpoint, find_gguf, is_gguf_variant
-from motif_lite.io.linked import check_weight_file, linked_checkpoint, real_paths
+from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint, other_component, real_paths
 from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting
 
 if TYPE_CHECKING:
@@ -152,6 +152,9 @@ def locate_sources(
     stop_on_problems()
     configs = _collect(lambda: CheckpointConfigs.read(root), problems, missing)
     stop_on_problems()
+    for component, file in linked.items():  # before the transformer's tensors are listed one by one
+        notes.extend(_collect(lambda c=component, f=file: float8_notes(c, f), problems, []) or [])
+    stop_on_problems()
     yours = {file.resolve() for file in linked.values()}
     transformer = _collect(
         lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes, yours), problems, []
@@ -159,6 +162,10 @@ def locate_sources(
     if root is not None and require_weights:
         for file in _component_weights(root, text_encoder=text_encoder_gguf is None):
             _collect(lambda file=file: _check_complete(file, yours), problems, [])
+        stop_on_problems()
+        for component, file in linked.items():
+            if component == "vae" or (component == "text_encoder" and text_encoder_gguf is None):
+                _collect(lambda c=component, f=file: _check_your_weights(root, configs, c, f), problems, [])
     stop_on_problems()
     gguf_request = None if gguf is None else str(gguf)
     return ModelSources(
@@ -299,10 +306,76 @@ def check_safetensors(root: Path, config: TransformerConfig, yours: Collection[P
     for file in files:
         _check_complete(file, yours)
     refs = read_tensor_refs(files)
+    other = other_component("transformer", refs) if any(file.resolve() in yours for file in files) else None
+    if other is not None:  # a file of the user's given to the wrong flag: say what it is, not 200 tensor names
+        raise CheckpointError(f"{files[0]} is not the transformer: it holds {other}")
     shapes = {name: ref.shape for name, ref in refs.items() if 0 not in ref.shape}
     layout = detect_layout(shapes)
     shapes = {to_model_name(name, layout): shape for name, shape in shapes.items()}
     check_tensors(build_model(config.replace(cross_attention_layout=layout)), shapes, str(root / "transformer"))
+
+
+def _check_your_weights(root: Path, configs: CheckpointConfigs, component: str, file: Path) -> None:
+    """A text encoder or VAE file of the user's, its tensor names and shapes against the checkpoint's config, from
+    the header only. Without this a file of another component given as the text encoder would load: transformers
+    initializes whatever it lacks at random, and the run would make a video from noise."""
+    from motif_lite.checkup.checkpoint import MAX_NAMED, text_encoder_mismatches, vae_mismatches
+    from motif_lite.weights.safetensors_header import read_header
+
+    found = {name: tuple(t.shape) for name, t in read_header(file).tensors.items()}
+    if component == "vae":
+        if configs.vae is None:
+            return  # the loader names the missing config
+        problems = vae_mismatches(configs.vae, found)
+    else:
+        from transformers import AutoConfig
+
+        try:
+            config = AutoConfig.from_pretrained(root / "text_encoder")
+        except (OSError, ValueError):
+            return  # the loader reports a config it cannot read, naming it
+        problems = text_encoder_mismatches(config, found)
+    if not problems:
+        return
+    what = "VAE" if component == "vae" else component.replace("_", " ")
+    other = other_component(component, found)
+    if other is not None:
+        raise CheckpointError(f"{file} is not the {what}: it holds {other}")
+    named = "; ".join(problems[:MAX_NAMED]) + (
+        f"; and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
+    )
+    raise CheckpointError(
+        f"{file} is not the {what} of Motif-Video: {len(problems)} tensor(s) do not match {component}/config.json "
+        f"({named}); pass the official {what} weights ({WEIGHT_NAMES[component]} of {MOTIF_REPO})"
+    )
+
+
+def float8_notes(component: str, file: Path) -> list[str]:
+    """ComfyUI's fp8 copies: a plain cast (float8 tensors) loads, widened to the compute dtype, which a user who
+    chose it to save memory should know; a "scaled" one holds a `scale_weight` beside each weight that a plain
+    load would ignore (wrong weights), so it is refused."""
+    from motif_lite.weights.safetensors_header import read_header
+
+    try:
+        tensors = read_header(file).tensors
+    except CheckpointError:
+        return []  # a damaged file: the completeness check names it as the user's
+    what = "VAE" if component == "vae" else component.replace("_", " ")
+    if "scaled_fp8" in tensors or any(name.endswith(".scale_weight") for name in tensors):
+        raise CheckpointError(
+            f"{file} is a scaled fp8 file (ComfyUI's fp8_scaled: each weight has a scale_weight beside it), which "
+            f"motif-lite does not read; use the bf16 or fp16 {what} file"
+            + (", or a GGUF of it (--gguf)" if component == "transformer" else "")
+        )
+    float8 = sorted({t.dtype for t in tensors.values() if t.dtype.startswith("F8_")})
+    if not float8:
+        return []
+    smaller = " (a GGUF stays packed: --gguf Q8_0 is about the size of fp8, docs/gguf.md)"
+    return [
+        f"your {what} file {file.name} holds {', '.join(float8)} weights: they are widened to the compute dtype "
+        "when loaded, so they take the memory of a 16-bit file and keep the fp8 copy's rounding"
+        + (smaller if component == "transformer" else "")
+    ]
 
 
 def _component_weights(root: Path, text_encoder: bool) -> list[Path]:

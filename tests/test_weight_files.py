@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
+import torch
+from safetensors.torch import save_file
 from test_cli import assert_user_error, run_args
 from tiny_pipeline import make_tiny_checkpoint
 
@@ -119,7 +121,7 @@ def test_wrong_files_fail_before_loading_and_name_the_users_file(checkpoints, tm
     _, b, files = checkpoints
     out = tmp_path / "fox.gif"
     code = cli.main([*run_args(b, out), "--diffusion-model", str(files["vae"])])  # the VAE as the transformer
-    err = assert_user_error(capsys, code, f"error: {files['vae']} does not match the transformer config")
+    err = assert_user_error(capsys, code, f"error: {files['vae']} is not the transformer: it holds the VAE's")
     assert "linked" not in err
     missing, not_safetensors = tmp_path / "nope.safetensors", tmp_path / "vae.pt"
     not_safetensors.write_bytes(b"torch")
@@ -133,6 +135,75 @@ def test_wrong_files_fail_before_loading_and_name_the_users_file(checkpoints, tm
     code = cli.main([*run_args(b, out), "--diffusion-model", "x.gguf", "--gguf", "Q4_K_M"])
     assert_user_error(capsys, code, "--diffusion-model and --gguf both give the transformer; keep one")
     assert not out.exists()
+
+
+# A ComfyUI models/ folder holds every kind of file side by side: each one given to the wrong flag.
+MIXED_UP = [("text_encoder", "vae", "the VAE's tensors (pass it as --vae)"),
+            ("vae", "transformer", "the transformer's tensors (pass it as --diffusion-model)"),
+            ("transformer", "text_encoder", "the text encoder's tensors (pass it as --text-encoder)")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("component", "given", "holds"), MIXED_UP)
+def test_a_file_of_another_component_is_named_before_loading(
+    checkpoints, tmp_path, capsys, monkeypatch, component, given, holds
+):
+    # The text encoder used to load from any safetensors file (transformers initializes what it lacks at random)
+    # and the run made a video from noise; the VAE's error named the cache's link folder, after loading.
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
+    _, b, files = checkpoints
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), FLAGS[component], str(files[given])])
+    what = {"text_encoder": "text encoder", "vae": "VAE"}.get(component, component)
+    err = assert_user_error(capsys, code, f"{files[given]} is not the {what}: it holds {holds}")
+    assert "linked" not in err
+    report = check_setup(b, weights={component: files[given]})
+    assert f"fix: your file {files[given]} holds {holds}" in "\n".join(report.lines())
+
+
+def test_a_file_of_another_model_is_refused_with_the_official_name(checkpoints, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
+    _, b, _ = checkpoints
+    umt5 = tmp_path / "umt5_xxl_fp16.safetensors"  # Wan's text encoder, in the same ComfyUI folder
+    save_file(
+        {"shared.weight": torch.zeros(10, 8), "encoder.block.0.layer.0.SelfAttention.q.weight": torch.zeros(8, 8)}, umt5
+    )
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--text-encoder", str(umt5)])
+    assert_user_error(
+        capsys, code, f"{umt5} is not the text encoder of Motif-Video", "text_encoder/model.safetensors of Motif"
+    )
+
+
+def test_a_folder_given_as_a_file_lists_what_it_holds(checkpoints, tmp_path, capsys):
+    _, b, files = checkpoints
+    folder = files["vae"].parent
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--vae", str(folder)])
+    assert_user_error(capsys, code, f"the vae file {folder} is a folder (it holds motifvideo_2b.safetensors, ")
+    report = check_setup(b, weights={"vae": folder})
+    assert any("is a folder" in line for line in report.lines())
+
+
+def test_fp8_copies_are_said_and_scaled_fp8_is_refused(checkpoints, tmp_path, capsys, monkeypatch):
+    # ComfyUI's fp8 copies: a plain cast loads widened to the compute dtype (no memory saved: the user is told);
+    # a "scaled" one needs each weight's scale_weight, which a plain load would drop: refused before loading.
+    from safetensors import safe_open
+
+    _, b, files = checkpoints
+    with safe_open(str(files["transformer"]), "pt") as f:
+        tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+    fp8 = {name: t.to(torch.float8_e4m3fn) if t.ndim == 2 else t for name, t in tensors.items()}
+    save_file(fp8, tmp_path / "motifvideo_2b_fp8_e4m3fn.safetensors")
+    code = cli.main([*run_args(b, tmp_path / "fox.gif", "--video-frames", "5"), "--diffusion-model",
+                     str(tmp_path / "motifvideo_2b_fp8_e4m3fn.safetensors")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "note: your transformer file motifvideo_2b_fp8_e4m3fn.safetensors holds F8_E4M3 weights" in err
+    scaled = tmp_path / "motifvideo_2b_fp8_scaled.safetensors"
+    save_file({**fp8, **{n.replace(".weight", ".scale_weight"): torch.ones(()) for n, t in fp8.items() if t.ndim == 2}},
+              scaled)  # fmt: skip
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--diffusion-model", str(scaled)])
+    assert_user_error(capsys, code, f"{scaled} is a scaled fp8 file", "use the bf16 or fp16 transformer file")
+    lines = check_setup(b, weights={"transformer": scaled}).lines()
+    assert any(line.startswith("problem") and "is a scaled fp8 file" in line for line in lines)
 
 
 @pytest.mark.parametrize("component", ["transformer", "vae"])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.checkpoint import download_patterns
+from motif_lite.checkpoint import download_patterns, float8_notes
 from motif_lite.checkup.checkpoint import check_checkpoint, check_gguf, check_text_encoder_gguf
 from motif_lite.checkup.environment import check_environment
 from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_line
@@ -98,6 +98,12 @@ def _with_weight_files(files: CheckpointFiles, weights: Mapping[str, str | Path]
             valid[component] = check_weight_file(component, file)
         except MotifLiteError as exc:
             report.problem(str(file), str(exc), "pass the path of the .safetensors file")
+            continue
+        try:  # ComfyUI's fp8 copies, as a run says it
+            for note in float8_notes(component, valid[component]):
+                report.warning(str(file), note)
+        except MotifLiteError as exc:
+            report.problem(str(file), str(exc), "pass the bf16 or fp16 file")
     if not valid:
         return files
     try:

@@ -15,6 +15,7 @@ import torch
 from motif_lite.checkup.report import CheckpointFiles, Checkup, first_line
 from motif_lite.choices import GGUF_REPO
 from motif_lite.errors import MotifLiteError
+from motif_lite.io.linked import other_component
 from motif_lite.weights.safetensors_header import SafetensorsHeader, read_header
 
 Shapes = Mapping[str, tuple[int, ...]]
@@ -100,17 +101,23 @@ def _check_text_encoder(report: Checkup, source: CheckpointFiles, with_weights: 
     headers = _weights(report, source, "text_encoder", "model.safetensors")
     if config is FAILED or headers is None:
         return
+    found = {name: t.shape for h in headers for name, t in h.tensors.items()}
+    problems = text_encoder_mismatches(config, found)
+    _report_weights(report, source, "text_encoder", headers, problems, "text_encoder/config.json")
+
+
+def text_encoder_mismatches(config: object, found: Shapes) -> list[str]:
+    """The text encoder tensors `found` (names and shapes) against a T5Gemma2 encoder built from `config`."""
     from transformers import T5Gemma2Encoder
 
     with torch.device("meta"):
         expected = {name: tuple(t.shape) for name, t in T5Gemma2Encoder(config).state_dict().items()}
-    found = {name: t.shape for h in headers for name, t in h.tensors.items()}
     # transformers renames the encoder's keys on load ("encoder." in the checkpoint, "text_model." in the module):
     # compare without those prefixes, and by shapes alone if the names still differ.
     problems = _mismatches(_strip(expected), _strip(found))
     if problems and Counter(expected.values()) == Counter(found.values()):
         problems = []
-    _report_weights(report, source, "text_encoder", headers, problems, "text_encoder/config.json")
+    return problems
 
 
 def _strip(shapes: Shapes) -> dict[str, tuple[int, ...]]:
@@ -133,14 +140,17 @@ def _check_tokenizer(report: Checkup, source: CheckpointFiles) -> None:
 
 def _check_vae(report: Checkup, source: CheckpointFiles) -> None:
     from motif_lite.vae.config import WanVAEConfig
+
+    _check_component(report, source, "vae", WanVAEConfig.from_json, "a Wan2.1 VAE config", vae_mismatches)
+
+
+def vae_mismatches(config: object, found: Shapes) -> list[str]:
+    """The VAE tensors `found` (names and shapes) against a Wan2.1 VAE built from `config` (a `WanVAEConfig`)."""
     from motif_lite.vae.model import WanVAE
 
-    def mismatches(config: WanVAEConfig, found: Shapes) -> list[str]:
-        with torch.device("meta"):
-            expected = {name: tuple(t.shape) for name, t in WanVAE(config).state_dict().items()}
-        return _mismatches(expected, found)
-
-    _check_component(report, source, "vae", WanVAEConfig.from_json, "a Wan2.1 VAE config", mismatches)
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in WanVAE(config).state_dict().items()}
+    return _mismatches(expected, found)
 
 
 def _check_transformer(report: Checkup, source: CheckpointFiles) -> None:
@@ -274,11 +284,12 @@ def _report_weights(
         named = "; ".join(problems[:MAX_NAMED]) + (
             f"; and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
         )
-        report.problem(
-            files,
-            f"{len(problems)} tensor(s) do not match {config}: {named}",
-            f"the weights and the config come from different models: {source.fetch(folder + '/*', again=True)}",
-        )
+        fix = f"the weights and the config come from different models: {source.fetch(folder + '/*', again=True)}"
+        yours = [file for name, file in source.linked.items() if name.startswith(f"{folder}/")]
+        other = other_component(folder, [name for h in headers for name in h.tensors])
+        if yours and other is not None:  # a file of the user's given to the wrong flag
+            fix = f"your file {yours[0]} holds {other}"
+        report.problem(files, f"{len(problems)} tensor(s) do not match {config}: {named}", fix)
         return
     count = sum(len(h.tensors) for h in headers)
     size = sum(h.data_bytes for h in headers)

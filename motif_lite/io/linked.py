@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from motif_lite.errors import CheckpointError
@@ -35,6 +35,21 @@ WEIGHT_NAMES = {
     "vae": "vae/diffusion_pytorch_model.safetensors",
 }
 _REPLACED = {component: f"{component}/*.safetensors*" for component in WEIGHT_NAMES}  # shards and their index too
+FLAGS = {"transformer": "--diffusion-model", "text_encoder": "--text-encoder", "vae": "--vae"}
+# Tensor names that tell what a file holds: ComfyUI's and sd.cpp's model folders keep every kind side by side, and a
+# file given to the wrong flag must be named as what it is (a text encoder would otherwise load with random weights).
+_KINDS = {
+    "lora": re.compile(r"\.(lora_(A|B|down|up)\.weight|alpha|hada_\w+|lokr_\w+)$"),
+    "text_encoder": re.compile(r"(^|\.)(embed_tokens|vision_tower|multi_modal_projector)\."),
+    "vae": re.compile(r"^((de|en)coder\.(conv_in|down_blocks|up_blocks|mid_block)|(post_)?quant_conv)\."),
+    "transformer": re.compile(r"^(transformer_blocks|single_transformer_blocks|context_embedder|x_embedder)\."),
+}
+_KIND_NAMES = {
+    "lora": "a LoRA's tensors (pass it as --lora)",
+    "text_encoder": "the text encoder's tensors (pass it as --text-encoder)",
+    "vae": "the VAE's tensors (pass it as --vae)",
+    "transformer": "the transformer's tensors (pass it as --diffusion-model)",
+}
 
 
 def cache_folder() -> Path:
@@ -47,11 +62,30 @@ def check_weight_file(component: str, path: str | Path) -> Path:
     if component not in WEIGHT_NAMES:  # e.g. ComfyUI's "unet" or "clip" for the Python API's `weights` keys
         raise CheckpointError(f"no component {component!r} takes a weight file; use {', '.join(WEIGHT_NAMES)}")
     file = Path(path).expanduser()
+    if file.is_dir():  # e.g. ComfyUI's models/vae/ folder, or a checkpoint's vae/ folder
+        inside = sorted(p.name for p in file.glob("*.safetensors"))
+        holds = f"it holds {', '.join(inside)}" if inside else "it holds no .safetensors file"
+        raise CheckpointError(
+            f"the {component.replace('_', ' ')} file {file} is a folder ({holds}); pass the .safetensors file itself"
+        )
     if not file.is_file():
         raise CheckpointError(f"the {component.replace('_', ' ')} file {file} does not exist")
     if file.suffix != ".safetensors":
         raise CheckpointError(f"the {component.replace('_', ' ')} file {file} is not a .safetensors file")
     return file.resolve()
+
+
+def other_component(component: str, names: Iterable[str]) -> str | None:
+    """What a file given as `component`'s weights holds instead, from its tensor names, in words with the flag
+    that takes it (e.g. "the VAE's tensors (pass it as --vae)"); None when its names are `component`'s own or
+    nothing known (a file of another model)."""
+    names = list(names)
+    found = {kind for kind, pattern in _KINDS.items() if any(pattern.search(name) for name in names)}
+    if "lora" in found and component != "lora":
+        return _KIND_NAMES["lora"]
+    if component in found:  # its own names, with whatever else: a damaged or merged file, not a mix-up
+        return None
+    return next((_KIND_NAMES[kind] for kind in _KINDS if kind in found), None)
 
 
 def linked_checkpoint(root: Path, weights: Mapping[str, Path], cache: Path | None = None) -> Path:
