@@ -31,7 +31,15 @@ from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
 from motif_lite.request import GenerationRequest
 from motif_lite.weights.loader import build_model
-from motif_lite.weights.lora import LoRAError, LoRALinear, LoRASpec, apply_loras, linear_shapes, read_loras
+from motif_lite.weights.lora import (
+    LoRAError,
+    LoRALinear,
+    LoRASpec,
+    apply_loras,
+    linear_shapes,
+    lora_specs,
+    read_loras,
+)
 from motif_lite.weights.quant_linear import QuantizedLinear
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
@@ -344,8 +352,98 @@ def test_keys_matching_no_module_are_listed(tmp_path, targets):
             "transformer.blocks.7.attn.to_q.lora_B.weight": torch.zeros(64, 2),
         },
     )
-    with pytest.raises(LoRAError, match=r"2 keys match no linear layer(.|\n)*blocks\.7\.attn\.to_q\.lora_A"):
+    with pytest.raises(
+        LoRAError, match=r"none of its layers \(1\) matches a linear layer.*like blocks\.7\.attn\.to_q;"
+    ):
         read_loras([LoRASpec(path)], targets)
+    fitting = {  # one layer of this model, one of a deeper one: the one that does not fit is listed, once
+        "transformer_blocks.0.attn.to_q.lora_A.weight": torch.zeros(2, 64),
+        "transformer_blocks.0.attn.to_q.lora_B.weight": torch.zeros(64, 2),
+    }
+    deeper = {k.replace("blocks.0.", "blocks.9."): v.clone() for k, v in fitting.items()}
+    path = _write(tmp_path / "deeper.safetensors", {**fitting, **deeper})
+    with pytest.raises(
+        LoRAError, match=r"1 of its 2 layers match no linear layer.*:\n  transformer_blocks\.9\.attn\.to_q$"
+    ):
+        read_loras([LoRASpec(path)], targets)
+
+
+def _pairs(prefix: str, module: str, part_names: tuple[str, str], rank: int = 2, width: int = 64) -> dict:
+    down, up = part_names
+    return {
+        f"{prefix}{module}.lora_{down}.weight": torch.randn(rank, width),
+        f"{prefix}{module}.lora_{up}.weight": torch.randn(width, rank),
+    }
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "sd15-kohya-with-text-encoder",  # lora_te_ keys were called "not LoRA weights (LoHa, LoKr, ...)"
+        "wan-comfyui",
+        "flux-peft",
+    ],
+)
+def test_a_lora_for_another_model_is_said_to_be_one(tmp_path, targets, kind):
+    if kind == "sd15-kohya-with-text-encoder":
+        lora = _pairs("lora_unet_", "down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q", ("down", "up"))
+        lora |= _pairs("lora_te_", "text_model_encoder_layers_0_self_attn_q_proj", ("down", "up"))
+    elif kind == "wan-comfyui":
+        lora = _pairs("diffusion_model.", "blocks.0.self_attn.q", ("down", "up"))
+        lora["diffusion_model.blocks.0.self_attn.q.alpha"] = torch.tensor(2.0)
+    else:
+        lora = _pairs("transformer.", "double_blocks.0.img_attn.qkv", ("A", "B"))
+    with pytest.raises(
+        LoRAError, match="matches a linear layer of the Motif-Video transformer; is it a LoRA for another"
+    ):
+        read_loras([LoRASpec(_write(tmp_path / f"{kind}.safetensors", lora))], targets)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "parts"),
+    [
+        ("diffusion_model.", ("A", "B")),  # diffusion-pipe, ComfyUI: kohya's prefix, PEFT's part names
+        ("transformer.", ("down", "up")),  # kohya part names under diffusers' prefix
+        ("", ("down", "up")),  # kohya part names, no prefix
+    ],
+)
+def test_mixed_prefixes_and_part_names_are_read(tmp_path, targets, prefix, parts):
+    # Trainers mix the two conventions; each mix is the same adapter as the plain PEFT file.
+    torch.manual_seed(0)
+    plain = _pairs("transformer.", "transformer_blocks.0.attn.to_q", ("A", "B"))
+    mixed = {}
+    for key, value in plain.items():
+        module, part = key.removeprefix("transformer.").rsplit(".lora_", 1)
+        name = parts[0] if part.startswith("A") else parts[1]
+        mixed[f"{prefix}{module}.lora_{name}.weight"] = value
+    (ours,) = read_loras([LoRASpec(_write(tmp_path / "plain.safetensors", plain))], targets)
+    (theirs,) = read_loras([LoRASpec(_write(tmp_path / "mixed.safetensors", mixed))], targets)
+    assert [u.module for u in theirs.updates] == ["transformer_blocks.0.attn.to_q"]
+    assert torch.equal(theirs.updates[0].down, ours.updates[0].down)
+    assert torch.equal(theirs.updates[0].up, ours.updates[0].up)
+
+
+def test_a_pickle_lora_is_refused_with_the_conversion(tmp_path, targets):
+    lora = _pairs("diffusion_model.", "transformer_blocks.0.attn.to_q", ("down", "up"))
+    for suffix in (".ckpt", ".pt"):
+        path = tmp_path / f"style{suffix}"
+        torch.save(lora, path)
+        with pytest.raises(LoRAError, match=rf"is a PyTorch pickle \({suffix}\).*weights_only=True"):
+            read_loras([LoRASpec(path)], targets)
+
+
+def test_a_lora_folder_stands_for_its_one_file(setup, tmp_path, capsys):
+    # diffusers' save_lora_weights and `hf download` leave a folder holding one .safetensors file.
+    _, _, files, _ = setup
+    folder = files["peft"].parent
+    assert LoRASpec.parse(f"{folder}:0.5") == LoRASpec(files["peft"], 0.5)
+    assert lora_specs([folder, (str(folder), 0.3)]) == [LoRASpec(files["peft"]), LoRASpec(files["peft"], 0.3)]
+    with pytest.raises(LoRAError, match=r"is a folder holding 3 \.safetensors files \(.*kohya\.safetensors.*\); pass"):
+        LoRASpec.parse(str(files["kohya"].parent))
+    with pytest.raises(LoRAError, match="is a folder holding no .safetensors file"):
+        lora_specs([tmp_path])
+    with pytest.raises(LoRAError, match=f"the strength 'abc' is not a number; use FILE:STRENGTH, e.g. {folder}:0.8"):
+        LoRASpec.parse(f"{folder}:abc")
 
 
 def test_shape_mismatch_names_the_module(tmp_path, targets):
@@ -411,7 +509,7 @@ def test_cli_checks_loras_before_loading_and_lists_them(setup, tmp_path, capsys,
     assert "the strength 'strong' is not a number; use FILE:STRENGTH" in capsys.readouterr().err
     bad = _write(tmp_path / "bad.safetensors", {"diffusion_model.nope.lora_down.weight": torch.zeros(2, 3)})
     assert cli_main([*base, "--lora", f"{bad}:0.5"]) == 2
-    assert "match no linear layer" in capsys.readouterr().err
+    assert "none of its layers (1) matches a linear layer" in capsys.readouterr().err
     monkeypatch.undo()
     assert cli_main([*base, "--lora", f"{files['kohya']}:0.8"]) == 0
     out = capsys.readouterr().out

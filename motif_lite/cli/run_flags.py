@@ -176,8 +176,8 @@ def _add_lora_flags(run: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE[:STRENGTH]",
-        help="a LoRA for the transformer (diffusers/PEFT or kohya/ComfyUI .safetensors), strength default 1; "
-        "repeat for several",
+        help="a LoRA for the transformer (diffusers/PEFT or kohya/ComfyUI .safetensors, or a folder holding one), "
+        "strength default 1; repeat for several",
     )
     g.add_argument(
         "--preview",
@@ -188,7 +188,8 @@ def _add_lora_flags(run: argparse.ArgumentParser) -> None:
         "--preview-every",
         type=_positive_int,
         metavar="K",
-        help="steps between previews (default: about 4 per run)",
+        help="steps between previews (default: about 4 per run; none after the last step, so K must be below "
+        "--steps)",
     )
 
 

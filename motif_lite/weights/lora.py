@@ -16,6 +16,8 @@ Formats (detected from the tensor names):
   `use_rslora`: scale alpha / sqrt(rank)).
 - "kohya" (kohya-ss, ComfyUI): `diffusion_model.<module>.lora_down.weight` / `.lora_up.weight` / `.alpha`, or the
   same under `lora_unet_<module with "_" for ".">`.
+Any of these prefixes (or none) goes with either pair of part names, as trainers mix them; the format is named
+after the part names.
 Module names may use any of the three text cross-attention layouts (weights/keymap.py); they are mapped to the
 loaded model's.
 """
@@ -42,12 +44,15 @@ from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
 from motif_lite.weights.quant_linear import QuantizedLinear
 
 MAX_LISTED = 20
-_PEFT = re.compile(
-    r"^(?:transformer\.|base_model\.model\.)?(?P<module>.+?)\.(?:lora_(?P<part>A|B)\.weight|(?P<alpha>alpha))$"
+# One key of a LoRA: an optional prefix, the module, the part. Trainers mix the prefixes and part names of the two
+# conventions (diffusion-pipe and ComfyUI save `diffusion_model.<module>.lora_A.weight`, some kohya forks
+# `transformer.<module>.lora_down.weight`), so any prefix goes with any part name.
+_KEY = re.compile(
+    r"^(?:transformer\.|base_model\.model\.|diffusion_model\.|lora_unet_)?(?P<module>.+?)\."
+    r"(?:lora_(?P<part>A|B|down|up)\.weight|(?P<alpha>alpha))$"
 )
-_KOHYA = re.compile(
-    r"^(?P<prefix>diffusion_model\.|lora_unet_)(?P<module>.+?)\.(?:lora_(?P<part>down|up)\.weight|(?P<alpha>alpha))$"
-)
+_PARTS = {"A": "down", "B": "up", "down": "down", "up": "up"}
+_PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 # The same cross-attention projection under the diffusers layout and under the two shared layouts.
 _CROSS_ALIASES = {"cross_attn.to_q": "cross_attn.query_proj", "cross_attn.to_out.0": "cross_attn.out_proj"}
 
@@ -71,11 +76,15 @@ class LoRASpec:
             try:
                 strength = float(tail)
             except ValueError:
-                return cls(Path(text))
+                if Path(path).exists() and not Path(text).exists():  # `style.safetensors:strong`: a typo
+                    raise LoRAError(
+                        f"--lora {text}: the strength {tail!r} is not a number; use FILE:STRENGTH, e.g. {path}:0.8"
+                    ) from None
+                return cls(_lora_file(Path(text)))  # a path with a colon in it
             if not math.isfinite(strength):
                 raise LoRAError(f"LoRA strength must be a finite number, got {tail!r} in {text!r}")
-            return cls(Path(path), strength)
-        return cls(Path(text))
+            return cls(_lora_file(Path(path)), strength)
+        return cls(_lora_file(Path(text)))
 
 
 # What `load_pipeline(loras=...)` takes per LoRA: a file (strength 1, as --lora FILE) or a (file, strength) pair.
@@ -90,7 +99,7 @@ def lora_specs(loras: Sequence[LoRAEntry]) -> list[LoRASpec]:
     specs = []
     for entry in loras:
         if isinstance(entry, str | Path):
-            specs.append(LoRASpec(Path(entry)))
+            specs.append(LoRASpec(_lora_file(Path(entry))))
             continue
         path, strength = entry if isinstance(entry, tuple | list) and len(entry) == 2 else (None, None)
         number = isinstance(strength, numbers.Real) and not isinstance(strength, bool) and math.isfinite(strength)
@@ -99,7 +108,7 @@ def lora_specs(loras: Sequence[LoRAEntry]) -> list[LoRASpec]:
                 f"each LoRA is a file or a (file, strength) pair with a finite number as strength, e.g. "
                 f"('style.safetensors', 0.8); got {entry!r}"
             )
-        specs.append(LoRASpec(Path(path), float(strength)))
+        specs.append(LoRASpec(_lora_file(Path(path)), float(strength)))
     for spec in specs:
         if not spec.path.is_file():
             raise LoRAError(f"LoRA file not found: {spec.path}")
@@ -219,18 +228,43 @@ def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFi
     fmt, parsed = _parse_keys(spec.path, tensors)
     module_names = _module_names(targets)
     pairs: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
-    unmatched = []
+    unmatched: set[str] = set()
     for key, (module, part) in parsed.items():
         ours = module_names.get(module)
         if ours is None:
-            unmatched.append(key)
+            unmatched.add(module)
         else:
             pairs[ours][part] = tensors[key]
     if unmatched:
-        raise LoRAError(f"{spec.path}: {_listing('keys match no linear layer of the transformer', sorted(unmatched))}")
+        raise LoRAError(_unmatched(spec.path, sorted(unmatched), len(unmatched) + len(pairs)))
     alphas = _peft_alphas(metadata) if fmt == "peft" else None
     updates = [_update(spec, module, parts, targets[module], alphas) for module, parts in sorted(pairs.items())]
     return LoRAFile(spec, fmt, updates)
+
+
+def _unmatched(path: Path, modules: list[str], layers: int) -> str:
+    """What to say about the layers of a LoRA file that the transformer does not have."""
+    if len(modules) == layers:  # nothing fits: a LoRA of another model, its text encoder part, ...
+        return (
+            f"{path}: none of its layers ({layers}) matches a linear layer of the Motif-Video transformer; is it a "
+            "LoRA for another model (Stable Diffusion, Flux, Wan, HunyuanVideo, ...) or for a text encoder? Its "
+            f"layers are named like {', '.join(modules[:3])}; the transformer's like transformer_blocks.0.attn.to_q, "
+            "single_transformer_blocks.0.ff.net.2"
+        )
+    title = f"of its {layers} layers match no linear layer of the transformer (a LoRA for another model or version?)"
+    return f"{path}: {_listing(title, modules)}"
+
+
+def _lora_file(path: Path) -> Path:
+    """The LoRA file `path` names: a folder holding one .safetensors file (as diffusers' `save_lora_weights` and
+    `hf download` leave one) stands for that file."""
+    if not path.is_dir():
+        return path
+    files = sorted(path.glob("*.safetensors"))
+    if len(files) == 1:
+        return files[0]
+    holds = f"{len(files)} .safetensors files ({', '.join(f.name for f in files)})" if files else "no .safetensors file"
+    raise LoRAError(f"LoRA {path} is a folder holding {holds}; pass the LoRA file itself")
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -240,19 +274,23 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}  # noqa: SIM118
     except (SafetensorError, OSError) as exc:
+        if path.suffix.lower() in _PICKLE_SUFFIXES:  # loading a pickle can run code: never done here
+            raise LoRAError(
+                f"{path} is a PyTorch pickle ({path.suffix}), which motif-lite does not load (loading one can run "
+                'code); convert it once where you trust it: python -c "import torch, safetensors.torch as s; '
+                f"s.save_file(torch.load('{path}', weights_only=True), '{path.with_suffix('.safetensors')}')\""
+            ) from None
         raise LoRAError(f"{path} is not a readable safetensors LoRA file: {exc}") from None
 
 
 def _parse_keys(path: Path, tensors: Mapping[str, torch.Tensor]) -> tuple[str, dict[str, tuple[str, str]]]:
-    """(format, {key: (module, part)}) with part "down", "up" or "alpha"."""
-    for fmt, pattern, parts in (
-        ("peft", _PEFT, {"A": "down", "B": "up"}),
-        ("kohya", _KOHYA, {"down": "down", "up": "up"}),
-    ):
-        matches = {k: pattern.match(k) for k in tensors}
-        if matches and all(matches.values()):
-            return fmt, {k: (m["module"], "alpha" if m["alpha"] else parts[m["part"]]) for k, m in matches.items()}
-    known = [k for k in tensors if _PEFT.match(k) or _KOHYA.match(k)]
+    """(format, {key: (module, part)}) with part "down", "up" or "alpha"; the format is named after the part names
+    ("peft": lora_A / lora_B, "kohya": lora_down / lora_up)."""
+    matches = {k: _KEY.match(k) for k in tensors}
+    if matches and all(matches.values()):
+        fmt = "kohya" if any(m["part"] in ("down", "up") for m in matches.values()) else "peft"
+        return fmt, {k: (m["module"], "alpha" if m["alpha"] else _PARTS[m["part"]]) for k, m in matches.items()}
+    known = [k for k, m in matches.items() if m]
     if known:
         others = sorted(set(tensors) - set(known))
         title = "tensors are not LoRA down/up/alpha weights (LoHa, LoKr, DoRA, ... are not supported)"
@@ -287,6 +325,14 @@ def _layout_spellings(name: str) -> set[str]:
     return {name}
 
 
+def _fits(parts: Mapping[str, torch.Tensor], shape: tuple[int, int]) -> bool:
+    """Whether a module's down [rank, in] and up [out, rank] fit a linear of `shape` (out, in)."""
+    down, up = parts.get("down"), parts.get("up")
+    if down is None or up is None or down.ndim != 2 or up.ndim != 2:
+        return False
+    return down.shape[1] == shape[1] and up.shape[0] == shape[0] and up.shape[1] == down.shape[0]
+
+
 def _update(
     spec: LoRASpec, module: str, parts: dict[str, torch.Tensor], shape: tuple[int, int], alphas: _Alphas | None
 ) -> LoRAUpdate:
@@ -295,13 +341,7 @@ def _update(
         raise LoRAError(f"{spec.path}: the LoRA of {module} has no {missing} weight")
     down, up = parts["down"], parts["up"]
     out_features, in_features = shape
-    if (
-        down.ndim != 2
-        or up.ndim != 2
-        or down.shape[1] != in_features
-        or up.shape[0] != out_features
-        or (up.shape[1] != down.shape[0])
-    ):
+    if not _fits(parts, shape):
         raise LoRAError(
             f"{spec.path}: LoRA shapes for {module} do not fit: down {list(down.shape)}, up {list(up.shape)}; "
             f"the layer is [{out_features}, {in_features}] (down must be [rank, {in_features}], "
