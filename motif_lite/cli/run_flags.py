@@ -188,8 +188,7 @@ def _add_lora_flags(run: argparse.ArgumentParser) -> None:
         "--preview-every",
         type=_positive_int,
         metavar="K",
-        help="steps between previews (default: about 4 per run; none after the last step, so K must be below "
-        "--steps)",
+        help="steps between previews (default: about 4 per run; none after the last step, so K must be below --steps)",
     )
 
 
