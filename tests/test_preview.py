@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -142,8 +143,10 @@ def test_preview_path_checks(tmp_path):
     assert check_preview_path(tmp_path / "P.PNG") == tmp_path / "P.PNG"  # the extension in any case
     assert check_preview_path(tmp_path / "p.WebP") == tmp_path / "p.WebP"
     (tmp_path / "folder.png").mkdir()
-    with pytest.raises(MotifLiteError, match="is a folder"):
+    with pytest.raises(MotifLiteError, match="is a folder; name a file in it"):
         check_preview_path(tmp_path / "folder.png")
+    with pytest.raises(MotifLiteError, match=r"the folder .*missing does not exist; create it first$"):
+        check_preview_path(tmp_path / "missing" / "p.png")
 
 
 def test_cli_preview(pipe, tmp_path, capsys):
@@ -161,7 +164,7 @@ def test_cli_preview(pipe, tmp_path, capsys):
         assert webp.n_frames == 3 and webp.size == (12, 8)
 
 
-def test_preview_file_writes_in_the_background_and_never_stops_the_run(tmp_path, monkeypatch):
+def test_preview_file_writes_in_the_background_and_never_stops_the_run(tmp_path, monkeypatch, caplog):
     import threading
 
     from motif_lite.io import preview as preview_io
@@ -185,6 +188,39 @@ def test_preview_file_writes_in_the_background_and_never_stops_the_run(tmp_path,
 
     monkeypatch.setattr(preview_io, "write_preview", lambda *a, **k: (_ for _ in ()).throw(MotifLiteError("disk full")))
     failing = preview_io.PreviewFile(tmp_path / "q.png", fps=6.0)
-    with pytest.warns(RuntimeWarning, match="preview not written: disk full"):
+    with caplog.at_level(logging.WARNING, logger="motif_lite"):
         failing(1, 4, frames)
         failing.close()
+    assert [r.getMessage() for r in caplog.records] == ["preview not written: disk full"]
+
+
+def test_a_run_that_makes_no_preview_says_so(tmp_path, caplog):
+    # --preview-every K with K >= --steps (or a run stopped before its first preview) used to leave no file, or an
+    # earlier run's file that passed for this run's, without a word.
+    from motif_lite.io.preview import PreviewFile
+
+    frames = np.zeros((3, 8, 12, 3), dtype=np.uint8)
+    with caplog.at_level(logging.WARNING, logger="motif_lite"):
+        PreviewFile(tmp_path / "p.webp", fps=6.0).close()
+        write_preview(frames, tmp_path / "p.webp", fps=6.0)  # an earlier run's
+        PreviewFile(tmp_path / "p.webp", fps=6.0).close()
+        made = PreviewFile(tmp_path / "p.webp", fps=6.0)
+        made(1, 4, frames)
+        made.close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2 and all(
+        m.startswith(f"no preview was written to {tmp_path / 'p.webp'}") for m in messages
+    )
+    assert "earlier run" not in messages[0] and messages[1].endswith("the p.webp there is an earlier run's")
+
+
+def test_a_write_that_fails_in_its_cleanup_is_still_said(tmp_path, caplog):
+    # The partial file's cleanup failing too (here: a folder in its place) lost the warning in the thread.
+    from motif_lite.io.preview import PreviewFile
+
+    (tmp_path / ".p.png.partial").mkdir()
+    previews = PreviewFile(tmp_path / "p.png", fps=6.0)
+    with caplog.at_level(logging.WARNING, logger="motif_lite"):
+        previews(1, 4, np.zeros((3, 8, 12, 3), dtype=np.uint8))
+        previews.close()
+    assert [r.getMessage().startswith("preview not written: cannot write preview") for r in caplog.records] == [True]

@@ -4,8 +4,9 @@ only hands the frames over."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import PIL.Image
 from motif_lite.errors import MotifLiteError
 
 PREVIEW_EXTENSIONS = (".png", ".webp")
+logger = logging.getLogger(__name__)
 
 
 def check_preview_path(path: str | Path) -> Path:
@@ -22,8 +24,10 @@ def check_preview_path(path: str | Path) -> Path:
     path = Path(path).expanduser()
     if path.suffix.lower() not in PREVIEW_EXTENSIONS:
         raise MotifLiteError(f"preview must be a .png (middle frame) or .webp (every frame) file, got {path}")
-    if path.is_dir() or not path.parent.is_dir():
-        raise MotifLiteError(f"preview {path}: the folder {path.parent} does not exist or the path is a folder")
+    if path.is_dir():
+        raise MotifLiteError(f"preview {path} is a folder; name a file in it, e.g. {path / 'preview.webp'}")
+    if not path.parent.is_dir():  # as for -o: the run does not create folders
+        raise MotifLiteError(f"preview {path}: the folder {path.parent} does not exist; create it first")
     return path
 
 
@@ -39,7 +43,8 @@ def write_preview(frames: np.ndarray, path: Path, fps: float) -> None:
             images[0].save(partial, format="WEBP", quality=75, method=0, **options)
         os.replace(partial, path)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the cleanup must not hide the reason
+            partial.unlink(missing_ok=True)
         raise MotifLiteError(f"cannot write preview {path}: {exc}") from exc
 
 
@@ -48,12 +53,15 @@ class PreviewFile:
 
     Encoding a WebP of every latent frame at 720p takes a few hundred milliseconds of CPU; here it overlaps the next
     steps instead of delaying them. A preview that arrives while the previous one is still being written is dropped
-    (the next one is newer anyway). A failed write warns and never stops the run. `close()` waits for the last one.
+    (the next one is newer anyway). A failed write warns and never stops the run. `close()` waits for the last one,
+    and warns when the run made no preview at all: the user asked for one, and a file already at `path` (an earlier
+    run's) would otherwise pass for this run's.
     """
 
     def __init__(self, path: str | Path, fps: float) -> None:
         self.path, self.fps = check_preview_path(path), fps
         self.dropped = 0
+        self._earlier = self.path.exists()  # a file of an earlier run, which each preview replaces
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="motif-lite-preview")
         self._pending: Future | None = None
 
@@ -66,8 +74,16 @@ class PreviewFile:
     def _write(self, frames: np.ndarray) -> None:
         try:
             write_preview(frames, self.path, self.fps)
-        except MotifLiteError as exc:
-            warnings.warn(f"motif-lite: preview not written: {exc}", RuntimeWarning, stacklevel=1)
+        except MotifLiteError as exc:  # logged: the CLI prints it as a `warning:` line, as the run's other warnings
+            logger.warning(f"preview not written: {exc}")
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        if self._pending is None:  # logged: the CLI prints it as a `warning:` line
+            earlier = (
+                f"; the {self.path.name} there is an earlier run's" if self._earlier and self.path.exists() else ""
+            )
+            logger.warning(
+                f"no preview was written to {self.path}: previews come every --preview-every steps and never after "
+                f"the last one, and this run made none (too few steps, or it stopped first){earlier}"
+            )
