@@ -86,7 +86,7 @@ class GenerationRequest:
         return _plain_numbers(self)._checked()
 
     def _checked(self) -> tuple[GenerationRequest, list[str]]:
-        from motif_lite.io.image import load_image  # torch and Pillow: only once a request is resolved
+        from motif_lite.io.image import read_image  # torch and Pillow: only once a request is resolved
         from motif_lite.io.video import check_output_path
 
         problems: list[str] = []
@@ -114,18 +114,36 @@ class GenerationRequest:
             check(_check_choice, self.sampler, "sampler", tuple(SAMPLERS))
         seed = check(_resolve_seed, self.seed)
         check(check_output_path, self.output)
-        image = check(load_image, self.image) if self.image is not None else None  # names an unreadable file
+        read = check(read_image, self.image) if self.image is not None else None  # names an unreadable file
+        image, image_notes = read if read is not None else (None, [])
         if problems:
             raise RequestError("\n".join(problems))
         frames, notes = normalized
+        if image is not None and _writes_over(self.output, frames, self.image):
+            raise RequestError(
+                f"the output {self.output} would replace the input image {self.image} with the video; give the "
+                "video (-o) another name"
+            )
         if image is not None and frames == 1:  # one latent frame: nothing follows the image (pipeline.py)
             notes.append(
                 "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
                 f"reference): the image is ignored; use --video-frames {TEMPORAL_FACTOR + 1} or more for image-to-video"
             )
         elif image is not None:
-            notes += _stretch_note(image.size, self.width, self.height)
+            notes += [*image_notes, *_stretch_note(image.size, self.width, self.height)]
         return dataclasses.replace(self, frames=frames, seed=seed), notes
+
+
+def _writes_over(output: str | Path, frames: int, image: str | Path) -> bool:
+    """Whether writing the video to `output` (one file, or one PNG per frame for a `%d` pattern) would replace the
+    file `image`: the video is written after the image is read, and the user's image would be gone."""
+    path = Path(output).expanduser()
+    try:
+        names = [path.name % i for i in range(frames)] if "%" in path.name else [path.name]
+        image_file = Path(image).expanduser().resolve()
+        return any((path.parent / name).resolve() == image_file for name in names)
+    except (OSError, TypeError, ValueError):  # an odd pattern: check_output_path has said so
+        return False
 
 
 STRETCH_NOTED = 0.05  # relative aspect-ratio difference between the image and the video worth a note

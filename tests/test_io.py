@@ -16,8 +16,9 @@ from huggingface_hub import constants
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io import hub
 from motif_lite.io import video as video_module
-from motif_lite.io.image import load_image, preprocess_image
+from motif_lite.io.image import load_image, preprocess_image, read_image
 from motif_lite.io.video import check_output_path, to_uint8_frames, write_video
+from motif_lite.request import GenerationRequest, RequestError
 
 F, H, W = 5, 32, 48
 META = {"prompt": 'a "quoted" fox\nsecond line', "seed": 42, "steps": 50}
@@ -177,6 +178,47 @@ def test_load_image_converts_to_rgb(tmp_path):
     rgba.save(tmp_path / "a.png")
     image = load_image(tmp_path / "a.png")
     assert image.mode == "RGB" and image.size == (7, 5) and image.getpixel((0, 0)) == (10, 20, 30)
+
+
+def test_a_16_bit_grayscale_image_keeps_its_levels(tmp_path):
+    # Pillow's own conversion clips 16-bit levels at 255: a mid-gray 16-bit PNG became a white first frame.
+    levels = np.random.default_rng(0).integers(0, 65536, (5, 7), dtype=np.uint16)
+    PIL.Image.fromarray(levels).save(tmp_path / "gray16.png")
+    with PIL.Image.open(tmp_path / "gray16.png") as opened:
+        assert opened.mode.startswith("I")  # what Pillow makes of it
+    image = np.asarray(load_image(tmp_path / "gray16.png")).astype(int)
+    expected = np.round(levels / 257.0).astype(int)
+    assert (
+        image.shape == (5, 7, 3) and np.array_equal(image[..., 0], expected) and np.array_equal(image[..., 2], expected)
+    )
+
+
+def test_what_the_conversion_drops_is_noted(tmp_path):
+    transparent = PIL.Image.new("RGBA", (8, 8), (10, 20, 30, 255))
+    transparent.putpixel((0, 0), (0, 0, 0, 0))
+    transparent.save(tmp_path / "cutout.png")
+    PIL.Image.new("RGBA", (8, 8), (10, 20, 30, 255)).save(tmp_path / "opaque.png")
+    frame = PIL.Image.new("RGB", (8, 8), (200, 0, 0))
+    frame.save(tmp_path / "anim.gif", save_all=True, append_images=[PIL.Image.new("RGB", (8, 8), (0, 0, 200))])
+    assert read_image(tmp_path / "opaque.png")[1] == []  # an alpha channel, but nothing transparent
+    (note,) = read_image(tmp_path / "cutout.png")[1]
+    assert note.startswith("the image has transparent pixels: its alpha channel is dropped")
+    (note,) = read_image(tmp_path / "anim.gif")[1]
+    assert note == "the image has 2 frames: the first one is the video's first frame"
+    _, notes = GenerationRequest("x", width=16, height=16, frames=5, image=tmp_path / "cutout.png",
+                                 output=tmp_path / "a.mp4").resolve()  # fmt: skip
+    assert any(n.startswith("the image has transparent pixels") for n in notes)
+
+
+@pytest.mark.parametrize(("image", "output"), [("first.webp", "first.webp"), ("f_002.png", "f_%03d.png")])
+def test_an_output_that_would_replace_the_input_image_is_refused(tmp_path, image, output):
+    # The video is written after the image is read: the user's image was silently replaced by the video.
+    PIL.Image.new("RGB", (16, 16)).save(tmp_path / image)
+    request = GenerationRequest("x", width=16, height=16, frames=5, image=tmp_path / image, output=tmp_path / output)
+    with pytest.raises(RequestError, match=f"the output .*{output} would replace the input image .*{image}"):
+        request.resolve()
+    request = GenerationRequest("x", width=16, height=16, frames=5, image=tmp_path / image, output=tmp_path / "v.mp4")
+    request.resolve()
 
 
 def test_load_image_errors(tmp_path):

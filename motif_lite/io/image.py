@@ -12,7 +12,14 @@ from motif_lite.errors import ConfigError, MotifLiteError
 
 
 def load_image(path: str | Path) -> PIL.Image.Image:
-    """Open an image file as an RGB `PIL.Image` (alpha is dropped, palettes and grayscale are expanded)."""
+    """Open an image file as an RGB `PIL.Image` (alpha is dropped, palettes and grayscale are expanded, 16-bit
+    grayscale scaled to 8 bits)."""
+    return read_image(path)[0]
+
+
+def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
+    """`load_image`, and notes on what it dropped that the user would want to know (transparent pixels, the
+    frames of an animation after the first)."""
     if not isinstance(path, str | Path):  # a PIL image, array or tensor, as diffusers' pipelines take them
         kind = type(path)
         name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
@@ -27,9 +34,35 @@ def load_image(path: str | Path) -> PIL.Image.Image:
         raise MotifLiteError(f"input image not found: {path}")
     try:
         with PIL.Image.open(path) as image:
-            return image.convert("RGB")  # convert() loads the pixels, so the file can be closed here
+            notes = _transparency_notes(image)
+            if getattr(image, "n_frames", 1) > 1:  # an animated GIF or WebP, a multi-page TIFF
+                notes.append(f"the image has {image.n_frames} frames: the first one is the video's first frame")
+            return _to_rgb(image), notes  # loads the pixels, so the file can be closed here
     except (OSError, ValueError, PIL.Image.DecompressionBombError) as exc:
         raise MotifLiteError(f"cannot read image {path}: {exc}") from exc
+
+
+def _to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
+    """RGB, 8 bits per channel. Pillow converts 16- and 32-bit integer grayscale ("I;16", "I": 16-bit PNGs and
+    TIFFs) by clipping at 255, which makes a mid-gray 16-bit image white: scale 0..65535 to 0..255 instead."""
+    if image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255):
+        levels = np.asarray(image).astype(np.float64).clip(0, 65535) / 257.0
+        return PIL.Image.fromarray(levels.round().astype(np.uint8), "L").convert("RGB")
+    return image.convert("RGB")
+
+
+def _transparency_notes(image: PIL.Image.Image) -> list[str]:
+    """A note when the image has transparent pixels: like the reference (diffusers' `load_image`), the alpha channel
+    is dropped, so whatever colour is stored under them (often black) shows in the first frame."""
+    if not image.has_transparency_data:
+        return []
+    alpha = image.convert("RGBA").getchannel("A")
+    if alpha.getextrema()[0] == 255:  # an alpha channel, but every pixel opaque
+        return []
+    return [
+        "the image has transparent pixels: its alpha channel is dropped (as the reference pipeline does), so the "
+        "colours stored under them show in the first frame, often black; flatten it onto a background first"
+    ]
 
 
 def preprocess_image(image: PIL.Image.Image, height: int, width: int) -> torch.Tensor:
