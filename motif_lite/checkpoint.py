@@ -309,6 +309,7 @@ def check_safetensors(root: Path, config: TransformerConfig, yours: Collection[P
     other = other_component("transformer", refs) if any(file.resolve() in yours for file in files) else None
     if other is not None:  # a file of the user's given to the wrong flag: say what it is, not 200 tensor names
         raise CheckpointError(f"{files[0]} is not the transformer: it holds {other}")
+    _refuse_prefixed(files[0], list(refs))
     shapes = {name: ref.shape for name, ref in refs.items() if 0 not in ref.shape}
     layout = detect_layout(shapes)
     shapes = {to_model_name(name, layout): shape for name, shape in shapes.items()}
@@ -376,6 +377,38 @@ def float8_notes(component: str, file: Path) -> list[str]:
         "when loaded, so they take the memory of a 16-bit file and keep the fp8 copy's rounding"
         + (smaller if component == "transformer" else "")
     ]
+
+
+# What ComfyUI puts before the transformer's tensor names in a file it saves itself (a checkpoint save, a merge).
+_COMFY_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
+
+
+def comfy_prefix(names: Collection[str]) -> str | None:
+    """The prefix ComfyUI puts before every transformer tensor name in a file it saves, if these names have it."""
+    return next((p for p in _COMFY_PREFIXES if names and all(name.startswith(p) for name in names)), None)
+
+
+def _refuse_prefixed(file: Path, names: list[str]) -> None:
+    """A transformer file whose every name carries ComfyUI's prefix: said in one line, with the command that strips
+    it, instead of every tensor listed as missing and again as unexpected."""
+    prefix = comfy_prefix(names)
+    if prefix is None:
+        return
+    file = file.resolve()  # a file of the user's, not the link standing for it in the linked folder
+    raise CheckpointError(
+        f"{file}: every tensor name starts with {prefix!r} (a file ComfyUI saved), which motif-lite reads without "
+        f"it; {strip_prefix_command(file, prefix)}"
+    )
+
+
+def strip_prefix_command(file: Path, prefix: str) -> str:
+    """The one-line command that writes `file` without `prefix` in its tensor names, beside it."""
+    file = file.resolve()
+    fixed = file.with_name(f"{file.stem}-unprefixed.safetensors")
+    return (
+        'strip it once: python -c "from safetensors.torch import load_file, save_file; '
+        f"save_file({{k.removeprefix('{prefix}'): v for k, v in load_file('{file}').items()}}, '{fixed}')\""
+    )
 
 
 def _component_weights(root: Path, text_encoder: bool) -> list[Path]:

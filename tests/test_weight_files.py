@@ -206,6 +206,30 @@ def test_fp8_copies_are_said_and_scaled_fp8_is_refused(checkpoints, tmp_path, ca
     assert any(line.startswith("problem") and "is a scaled fp8 file" in line for line in lines)
 
 
+def test_a_transformer_file_saved_by_comfyui_gets_the_command_that_strips_its_prefix(
+    checkpoints, expected, tmp_path, capsys
+):
+    # ComfyUI's own saves put "model.diffusion_model." before every name: every tensor was listed as missing.
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    _, b, files = checkpoints
+    prefixed = tmp_path / "merged.safetensors"
+    save_file({f"model.diffusion_model.{k}": v for k, v in load_file(files["transformer"]).items()}, prefixed)
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--diffusion-model", str(prefixed)])
+    err = assert_user_error(capsys, code, f"{prefixed}: every tensor name starts with 'model.diffusion_model.'")
+    assert "missing" not in err
+    command = err.split('python -c "', 1)[1].rstrip().removesuffix('"')
+    subprocess.run([sys.executable, "-c", command], check=True)  # the command the error gives, as the user runs it
+    fixed = tmp_path / "merged-unprefixed.safetensors"
+    ours = run_frames(capsys, b, tmp_path / "all", *flags({**files, "transformer": fixed}, FLAGS))
+    assert np.array_equal(ours, expected)
+    lines = check_setup(b, weights={"transformer": prefixed}).lines()
+    assert any("every tensor name starts with 'model.diffusion_model.'" in line for line in lines)
+
+
 @pytest.mark.parametrize("component", ["transformer", "vae"])
 def test_a_truncated_file_of_yours_is_named_as_yours(checkpoints, tmp_path, capsys, monkeypatch, component):
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from motif_lite.checkpoint import comfy_prefix, strip_prefix_command
 from motif_lite.checkup.report import CheckpointFiles, Checkup, first_line
 from motif_lite.choices import GGUF_REPO
 from motif_lite.errors import MotifLiteError
@@ -280,13 +281,19 @@ def _report_weights(
     config: str,
 ) -> None:
     files = ", ".join(f"{folder}/{h.path.name}" for h in headers)
+    names = [name for h in headers for name in h.tensors]
+    prefix = comfy_prefix(names) if folder == "transformer" else None
+    if prefix is not None:  # one line, not every tensor twice (missing, unexpected)
+        problem = f"every tensor name starts with {prefix!r} (a file ComfyUI saved), which motif-lite reads without it"
+        report.problem(files, problem, strip_prefix_command(headers[0].path, prefix))
+        return
     if problems:
         named = "; ".join(problems[:MAX_NAMED]) + (
             f"; and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
         )
         fix = f"the weights and the config come from different models: {source.fetch(folder + '/*', again=True)}"
         yours = [file for name, file in source.linked.items() if name.startswith(f"{folder}/")]
-        other = other_component(folder, [name for h in headers for name in h.tensors])
+        other = other_component(folder, names)
         if yours and other is not None:  # a file of the user's given to the wrong flag
             fix = f"your file {yours[0]} holds {other}"
         report.problem(files, f"{len(problems)} tensor(s) do not match {config}: {named}", fix)
