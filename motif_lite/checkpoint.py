@@ -346,8 +346,9 @@ def _check_your_weights(root: Path, configs: CheckpointConfigs, component: str, 
         f"; and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
     )
     raise CheckpointError(
-        f"{file} is not the {what} of Motif-Video: {len(problems)} tensor(s) do not match {component}/config.json "
-        f"({named}); pass the official {what} weights ({WEIGHT_NAMES[component]} of {MOTIF_REPO})"
+        f"{file} does not hold the {what} of Motif-Video under diffusers' names: {len(problems)} tensor(s) do not "
+        f"match {component}/config.json ({named}); pass the official {what} weights ({WEIGHT_NAMES[component]} of "
+        f"{MOTIF_REPO})"
     )
 
 

@@ -168,7 +168,7 @@ def test_a_file_of_another_model_is_refused_with_the_official_name(checkpoints, 
     )
     code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--text-encoder", str(umt5)])
     assert_user_error(
-        capsys, code, f"{umt5} is not the text encoder of Motif-Video", "text_encoder/model.safetensors of Motif"
+        capsys, code, f"{umt5} does not hold the text encoder of Motif-Video", "text_encoder/model.safetensors of Motif"
     )
 
 
