@@ -158,12 +158,22 @@ def _stretch_note(image_size: tuple[int, int], width: int, height: int) -> list[
     if abs(image_aspect / video_aspect - 1) <= STRETCH_NOTED:
         return []
     pixels = width * height
-    fit_w = max(SIZE_MULTIPLE, round((pixels * image_aspect) ** 0.5 / SIZE_MULTIPLE) * SIZE_MULTIPLE)
-    fit_h = max(SIZE_MULTIPLE, round((pixels / image_aspect) ** 0.5 / SIZE_MULTIPLE) * SIZE_MULTIPLE)
-    return [
-        f"the image is {image_w}x{image_h} (aspect {image_aspect:.2f}) and is stretched to {width}x{height} (aspect "
-        f"{video_aspect:.2f}), as the reference pipeline does; -W {fit_w} -H {fit_h} keeps its shape"
+    fit_w = round((pixels * image_aspect) ** 0.5 / SIZE_MULTIPLE) * SIZE_MULTIPLE
+    fit_h = round((pixels / image_aspect) ** 0.5 / SIZE_MULTIPLE) * SIZE_MULTIPLE
+    # Rounded to multiples of 16 each side may land on a worse shape (at small sizes, on the video's own): of the
+    # sizes one step around, the closest in shape, then in pixels.
+    steps = (-SIZE_MULTIPLE, 0, SIZE_MULTIPLE)
+    sizes = [
+        (w, h) for w in (fit_w + d for d in steps) for h in (fit_h + d for d in steps) if min(w, h) >= SIZE_MULTIPLE
     ]
+    fit_w, fit_h = min(sizes, key=lambda s: (abs(math.log(s[0] / s[1] / image_aspect)), abs(s[0] * s[1] - pixels)))
+    stretched = (
+        f"the image is {image_w}x{image_h} (aspect {image_aspect:.2f}) and is stretched to {width}x{height} (aspect "
+        f"{video_aspect:.2f}), as the reference pipeline does"
+    )
+    if (fit_w, fit_h) == (width, height):  # no size near this one keeps its shape better
+        return [stretched]
+    return [f"{stretched}; -W {fit_w} -H {fit_h} keeps its shape"]
 
 
 def _plain_numbers(request: GenerationRequest) -> GenerationRequest:

@@ -221,6 +221,25 @@ def test_an_output_that_would_replace_the_input_image_is_refused(tmp_path, image
     request.resolve()
 
 
+@pytest.mark.parametrize(
+    ("image", "size"), [((1000, 900), (48, 32)), ((1080, 1920), (1280, 736)), ((4, 3), (832, 480))]
+)
+def test_the_size_the_stretch_note_suggests_keeps_the_shape_better(tmp_path, image, size):
+    # Each side rounded to 16 on its own suggested "-W 48 -H 32" for this image at 48x32: the stretched size itself.
+    PIL.Image.new("RGB", image).save(tmp_path / "first.png")
+    width, height = size
+    request = GenerationRequest("x", width=width, height=height, frames=5, image=tmp_path / "first.png",
+                                output=tmp_path / "a.mp4")  # fmt: skip
+    (note,) = request.resolve()[1]
+    suggested = note.split("; -W ")[1].removesuffix(" keeps its shape").split(" -H ")
+    w, h = int(suggested[0]), int(suggested[1])
+    error = lambda a, b: abs(np.log(a / b / (image[0] / image[1])))  # noqa: E731
+    assert (w, h) != size and w % 16 == 0 and h % 16 == 0 and 0.5 < w * h / (width * height) < 2
+    pixels, aspect = width * height, image[0] / image[1]
+    each_side = [round(x / 16) * 16 for x in ((pixels * aspect) ** 0.5, (pixels / aspect) ** 0.5)]
+    assert error(w, h) < error(width, height) and error(w, h) <= error(*each_side)
+
+
 def test_load_image_errors(tmp_path):
     with pytest.raises(MotifLiteError, match="not found.*nope.png"):
         load_image(tmp_path / "nope.png")
