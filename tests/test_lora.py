@@ -432,7 +432,7 @@ def test_a_pickle_lora_is_refused_with_the_conversion(tmp_path, targets):
             read_loras([LoRASpec(path)], targets)
 
 
-def test_a_lora_folder_stands_for_its_one_file(setup, tmp_path, capsys):
+def test_a_lora_folder_stands_for_its_one_file(setup, tmp_path, monkeypatch):
     # diffusers' save_lora_weights and `hf download` leave a folder holding one .safetensors file.
     _, _, files, _ = setup
     folder = files["peft"].parent
@@ -442,6 +442,8 @@ def test_a_lora_folder_stands_for_its_one_file(setup, tmp_path, capsys):
         LoRASpec.parse(str(files["kohya"].parent))
     with pytest.raises(LoRAError, match="is a folder holding no .safetensors file"):
         lora_specs([tmp_path])
+    monkeypatch.setenv("HOME", str(folder.parent))  # `~` as a shell reads it, also from Python
+    assert lora_specs([("~/peft", 0.5)]) == [LoRASpec(files["peft"], 0.5)]
     with pytest.raises(LoRAError, match=f"the strength 'abc' is not a number; use FILE:STRENGTH, e.g. {folder}:0.8"):
         LoRASpec.parse(f"{folder}:abc")
 

@@ -257,7 +257,8 @@ def _unmatched(path: Path, modules: list[str], layers: int) -> str:
 
 def _lora_file(path: Path) -> Path:
     """The LoRA file `path` names: a folder holding one .safetensors file (as diffusers' `save_lora_weights` and
-    `hf download` leave one) stands for that file."""
+    `hf download` leave one) stands for that file. `~` is the home folder, as in a shell (the Python API's paths)."""
+    path = path.expanduser()
     if not path.is_dir():
         return path
     files = sorted(path.glob("*.safetensors"))
