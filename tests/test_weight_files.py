@@ -172,6 +172,18 @@ def test_a_file_of_another_model_is_refused_with_the_official_name(checkpoints, 
     )
 
 
+def test_one_shard_given_as_a_file_is_named_as_one(checkpoints, tmp_path, capsys):
+    # A diffusers checkpoint's text encoder comes in shards: one of them is not the text encoder.
+    _, b, files = checkpoints
+    shard = tmp_path / "model-00001-of-00002.safetensors"
+    shutil.copy(files["text_encoder"], shard)
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--text-encoder", str(shard)])
+    assert_user_error(capsys, code, f"the text encoder file {shard} is one shard of 2; --text-encoder takes one whole")
+    whole = tmp_path / "model-00001-of-00001.safetensors"  # one shard of one is the whole file
+    shutil.copy(files["text_encoder"], whole)
+    assert check_setup(b, weights={"text_encoder": whole}).passed
+
+
 def test_a_folder_given_as_a_file_lists_what_it_holds(checkpoints, tmp_path, capsys):
     _, b, files = checkpoints
     folder = files["vae"].parent

@@ -72,6 +72,12 @@ def check_weight_file(component: str, path: str | Path) -> Path:
         raise CheckpointError(f"the {component.replace('_', ' ')} file {file} does not exist")
     if file.suffix != ".safetensors":
         raise CheckpointError(f"the {component.replace('_', ' ')} file {file} is not a .safetensors file")
+    shard = re.search(r"-\d+-of-(\d+)\.safetensors$", file.name)  # e.g. text_encoder/model-00001-of-00002...
+    if shard is not None and int(shard[1]) > 1:
+        raise CheckpointError(
+            f"the {component.replace('_', ' ')} file {file} is one shard of {int(shard[1])}; {FLAGS[component]} takes "
+            f"one whole file: pass the checkpoint folder that holds the shards with -m instead"
+        )
     return file.resolve()
 
 
