@@ -333,7 +333,7 @@ def _check_your_weights(root: Path, configs: CheckpointConfigs, component: str, 
 
         try:
             config = AutoConfig.from_pretrained(root / "text_encoder")
-        except (OSError, ValueError):
+        except (OSError, ValueError, KeyError):  # what transformers raises for a config it rejects
             return  # the loader reports a config it cannot read, naming it
         problems = text_encoder_mismatches(config, found)
     if not problems:
