@@ -201,3 +201,30 @@ def test_missing_weights_and_foreign_config(ckpt, tmp_path):
 def test_missing_directory(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint directory"):
         load_text_encoder(tmp_path / "nope")
+
+
+def test_weights_under_other_names_are_refused_not_loaded_random(ckpt, tmp_path, caplog):
+    """transformers fills what a file lacks with random values and goes on: most tensors missing is an error, a few
+    a warning naming them; the intact file loads without a word."""
+    import logging
+
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "ckpt"
+    shutil.copytree(ckpt, broken)
+    weights = broken / "text_encoder/model.safetensors"
+    tensors = load_file(weights)
+    save_file({f"encoder.{name}": t for name, t in tensors.items()}, weights)
+    with pytest.raises(CheckpointError, match="not the T5Gemma2 encoder's weights") as error:
+        load_text_encoder(broken, dtype=torch.float32)
+    assert f"{len(tensors)} of the text encoder's {len(tensors)} tensors" in str(error.value)
+    assert "it holds other names (e.g. encoder." in str(error.value)
+    dropped = sorted(tensors)[0]
+    save_file({name: t for name, t in tensors.items() if name != dropped}, weights)
+    with caplog.at_level(logging.WARNING, "motif_lite"):
+        load_text_encoder(broken, dtype=torch.float32)
+    assert f"lacks 1 of its {len(tensors)} tensors (" in caplog.text and dropped.split(".")[-1] in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "motif_lite"):
+        load_text_encoder(ckpt, dtype=torch.float32)
+    assert "lacks" not in caplog.text

@@ -220,14 +220,37 @@ def load_text_encoder(
     try:
         tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
         if gguf is None:
-            model = T5Gemma2Encoder.from_pretrained(root / "text_encoder", dtype=dtype)
+            model, loading = T5Gemma2Encoder.from_pretrained(
+                root / "text_encoder", dtype=dtype, output_loading_info=True
+            )
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise CheckpointError(f"cannot load the text encoder from {root}: {exc}") from exc
+    if gguf is None:
+        _check_loaded(model, sorted(loading["missing_keys"]), sorted(loading["unexpected_keys"]), root)
     if gguf is not None:
         model = load_text_encoder_gguf(gguf, dtype=dtype)
     processor_dir = root / "feature_extractor"
     has_processor = (processor_dir / "preprocessor_config.json").is_file()
     return TextEncoder(model.to(device), tokenizer, feature_extractor_dir=processor_dir if has_processor else None)
+
+
+def _check_loaded(model: T5Gemma2Encoder, missing: list[str], unexpected: list[str], root: Path) -> None:
+    """transformers fills every tensor a file lacks with random values and goes on: a file of another model, or of
+    other names, would give a video from a random text encoder. Most tensors missing: refuse; a few: say which."""
+    if not missing:
+        return
+    files = ", ".join(sorted(path.name for path in (root / "text_encoder").glob("*.safetensors")))
+    listed = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    total = len(model.state_dict())
+    if 2 * len(missing) > total:
+        names = f"; it holds other names (e.g. {', '.join(unexpected[:3])})" if unexpected else ""
+        raise CheckpointError(
+            f"{len(missing)} of the text encoder's {total} tensors are not in {root / 'text_encoder'} ({files}): "
+            f"{listed}{names}. It is not the T5Gemma2 encoder's weights under transformers' names: use the "
+            "official text_encoder/ files, or the file of the checkpoint you took them from"
+        )
+    log.warning(f"the text encoder's file lacks {len(missing)} of its {total} tensors ({listed}): they hold random "
+                "values, and the video will show it; use the official text_encoder/ files")  # fmt: skip
 
 
 def _check_layout(root: Path, weights: bool = True) -> None:
