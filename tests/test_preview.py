@@ -159,6 +159,13 @@ def test_cli_preview(pipe, tmp_path, capsys):
     assert "error: --preview-every says how often the --preview file is rewritten" in capsys.readouterr().err
     assert cli_main([*args, "--preview", str(tmp_path / "out.webm")]) == 2  # the video would replace the preview
     assert "error: --preview and -o both name" in capsys.readouterr().err
+    image = tmp_path / "first.webp"
+    PIL.Image.new("RGB", (48, 32), (200, 100, 50)).save(image)
+    before = image.read_bytes()
+    assert cli_main([*args, "-i", str(image), "--preview", str(image)]) == 2  # the previews would replace it
+    assert "error: --preview and -i both name" in capsys.readouterr().err and image.read_bytes() == before
+    assert cli_main([*args, "--preview", str(tmp_path / "p.webp"), "--preview-every", "abc"]) == 2
+    assert "--preview-every: must be a positive integer, got 'abc'" in capsys.readouterr().err
     assert cli_main([*args, "--preview", str(tmp_path / "p.webp"), "--preview-every", "2"]) == 0
     with PIL.Image.open(tmp_path / "p.webp") as webp:
         assert webp.n_frames == 3 and webp.size == (12, 8)

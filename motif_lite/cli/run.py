@@ -390,13 +390,12 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run runs without one)')
     if args.preview_every is not None and not args.preview:  # alone it would do nothing, without a word
         raise RequestError("--preview-every says how often the --preview file is rewritten: add --preview FILE")
-    if (
-        args.preview
-        and args.output
-        and Path(args.preview).expanduser().resolve() == Path(args.output).expanduser().resolve()
-    ):
+    if args.preview and args.output and _same_file(args.preview, args.output):
         raise RequestError(f"--preview and -o both name {args.output}: the video would replace the preview at the end; "
                            "give the preview its own file")  # fmt: skip
+    if args.preview and args.image and _same_file(args.preview, args.image):
+        raise RequestError(f"--preview and -i both name {args.image}: the previews would replace your image; give the "
+                           "preview its own file")  # fmt: skip
     dtype = torch_dtype(args.dtype)
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
     world = session.world if session is not None else args.gpus or 1
@@ -427,6 +426,10 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     finally:
         if on_preview is not None:
             on_preview.close()
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
 def dry_run(
