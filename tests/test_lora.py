@@ -548,3 +548,14 @@ def test_alpha_pattern_keys_match_whole_name_parts_as_peft_does(tmp_path):
     )
     assert {u.module: u.scale for u in lora.updates} == pytest.approx(expected)
     assert set(expected.values()) == {ALPHA / RANK}  # the pattern matched nothing
+
+
+def test_a_dry_run_reads_and_lists_the_loras(setup, tmp_path, capsys):
+    """A dry run checks each LoRA against the transformer's layers as a run does (its config: no weights)."""
+    root, _, files, _ = setup
+    base = ["run", "-m", str(root), "--dry-run", "--device", "cpu", "-W", "48", "-H", "32", "--video-frames", "5"]
+    assert cli_main([*base, "--lora", f"{files['kohya']}:0.8"]) == 0
+    assert "loras: kohya.safetensors x0.8 (kohya," in capsys.readouterr().out
+    wan = _write(tmp_path / "wan.safetensors", _pairs("diffusion_model.", "blocks.0.self_attn.q", ("down", "up")))
+    assert cli_main([*base, "--lora", str(wan)]) == 2
+    assert "is it a LoRA for another" in capsys.readouterr().err

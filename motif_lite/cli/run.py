@@ -458,8 +458,21 @@ def dry_run(
         attention=args.attention, sequence_parallel=sp, ram_gib=args.ram, **_plan_speed(args),
     )  # fmt: skip
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
-    print("\n".join([*settings.lines(), *model_sizes(sources, dtype).lines(), described]))
+    print("\n".join([*settings.lines(), *model_sizes(sources, dtype).lines(), *_lora_lines(args, sources), described]))
     return 0
+
+
+def _lora_lines(args: argparse.Namespace, sources) -> list[str]:
+    """The --lora files, read and checked against the transformer's layers as a run would (headers and the config:
+    no weights): a LoRA of another model fails the dry run too."""
+    from motif_lite.weights.loader import build_model
+    from motif_lite.weights.lora import LoRASpec, linear_shapes, read_loras
+
+    specs = [LoRASpec(path, strength) for path, strength in lora_args(args.lora)]
+    if not specs:
+        return []
+    files = read_loras(specs, linear_shapes(build_model(sources.transformer.value)))
+    return ["loras: " + ", ".join(f.describe() for f in files)]
 
 
 def _generate(

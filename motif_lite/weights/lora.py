@@ -133,6 +133,9 @@ class LoRAFile:
     format: str
     updates: list[LoRAUpdate]
 
+    def describe(self) -> str:
+        return f"{self.spec.path.name} x{self.spec.strength:g} ({self.format}, {len(self.updates)} layers)"
+
 
 @dataclass
 class AppliedLoRAs:
@@ -143,7 +146,7 @@ class AppliedLoRAs:
     wrapped: int = 0  # packed layers computing the update beside the weight
 
     def describe(self) -> str:
-        parts = [f"{f.spec.path.name} x{f.spec.strength:g} ({f.format}, {len(f.updates)} layers)" for f in self.files]
+        parts = [f.describe() for f in self.files]
         return f"{', '.join(parts)}; {self.merged} layers merged, {self.wrapped} unmerged (packed)"
 
 
