@@ -474,11 +474,12 @@ def test_the_queue_runs_in_submission_order_and_a_failed_job_keeps_its_progress(
         store.close()
 
 
-def test_recover_keeps_finished_videos_and_the_images_of_queued_jobs(tmp_path):
+def test_recover_keeps_finished_videos_and_the_images_and_states_of_queued_jobs(tmp_path):
     store = JobStore(tmp_path)
     done, running, waiting = (store.add(new_job_id(), "tiny", SETTINGS, True, max_active=10) for _ in range(3))
     for job in (done, running, waiting):
         store.input_path(job.id).write_bytes(b"png")
+        store.state_path(job.id).write_bytes(b"state")  # (an orderly stop kept the waiting one's)
     assert store.claim_next().id == done.id and store.finish(done.id)
     store.video_path(done.id).write_bytes(b"mp4")
     store.thumbnail_path(done.id).write_bytes(b"webp")
@@ -492,6 +493,7 @@ def test_recover_keeps_finished_videos_and_the_images_of_queued_jobs(tmp_path):
         assert (store.get(running.id).status, store.get(running.id).error_code) == (FAILED, INTERRUPTED)
         assert sorted(p.name for p in store.videos.iterdir()) == [f"{done.id}.mp4", f"{done.id}.webp"]
         assert [p.name for p in store.inputs.iterdir()] == [f"{waiting.id}.png"]  # its job still needs it
+        assert [p.name for p in store.states.iterdir()] == [f"{waiting.id}.latents.safetensors"]  # likewise
         assert store.claim_next().id == waiting.id
     finally:
         store.close()
@@ -604,21 +606,12 @@ def test_a_job_stopped_by_shutdown_goes_on_from_its_state_to_the_same_video(pipe
         store.close()
 
 
-def test_a_stopped_jobs_state_goes_with_the_job(tmp_path):
-    """Deleting the job removes its state; a restart keeps only the states of queued jobs."""
-    store = JobStore(tmp_path)
-    ended, deleted, queued = (store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10) for _ in range(3))
-    for job in (ended, deleted, queued):
-        store.state_path(job.id).write_bytes(b"state")
-    store.delete(deleted.id)
-    assert not store.state_path(deleted.id).exists()
-    assert store.claim_next().id == ended.id
-    store.requeue(ended.id)  # an orderly stop
-    assert store.claim_next().id == ended.id and store.finish(ended.id, ("out_of_memory", "in the decode"))
-    store.close()
+def test_deleting_a_job_removes_its_state(tmp_path):
     store = JobStore(tmp_path)
     try:
-        store.recover()
-        assert sorted(p.name for p in store.states.iterdir()) == [f"{queued.id}.latents.safetensors"]
+        job = store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
+        store.state_path(job.id).write_bytes(b"state")
+        store.delete(job.id)
+        assert list(store.states.iterdir()) == []
     finally:
         store.close()
