@@ -479,7 +479,8 @@ def test_recover_keeps_finished_videos_and_the_images_and_states_of_queued_jobs(
     done, running, waiting = (store.add(new_job_id(), "tiny", SETTINGS, True, max_active=10) for _ in range(3))
     for job in (done, running, waiting):
         store.input_path(job.id).write_bytes(b"png")
-        store.state_path(job.id).write_bytes(b"state")  # (an orderly stop kept the waiting one's)
+    for job in (done, waiting):  # (an orderly stop kept the waiting one's; the running one saved none yet)
+        store.state_path(job.id).write_bytes(b"state")
     assert store.claim_next().id == done.id and store.finish(done.id)
     store.video_path(done.id).write_bytes(b"mp4")
     store.thumbnail_path(done.id).write_bytes(b"webp")
@@ -489,7 +490,7 @@ def test_recover_keeps_finished_videos_and_the_images_and_states_of_queued_jobs(
     store.close()
     store = JobStore(tmp_path)
     try:
-        assert store.recover() == [running.id]
+        assert store.recover() == jobs.Recovered(failed=[running.id], requeued=[])
         assert (store.get(running.id).status, store.get(running.id).error_code) == (FAILED, INTERRUPTED)
         assert sorted(p.name for p in store.videos.iterdir()) == [f"{done.id}.mp4", f"{done.id}.webp"]
         assert [p.name for p in store.inputs.iterdir()] == [f"{waiting.id}.png"]  # its job still needs it
@@ -587,7 +588,7 @@ def test_a_job_stopped_by_shutdown_goes_on_from_its_state_to_the_same_video(pipe
         store.close()
         store = JobStore(tmp_path)  # the server starts again
         worker.store = store
-        assert store.recover() == [] and store.state_path(stopped.id).exists()  # kept with its queued job
+        assert store.recover() == jobs.Recovered([], []) and store.state_path(stopped.id).exists()  # queued
         forward, calls = pipe.transformer.forward, []
         monkeypatch.setattr(pipe.transformer, "forward", lambda *a, **k: calls.append(1) or forward(*a, **k))
         run_stopping_at(worker, stopped.id, None)
@@ -613,5 +614,32 @@ def test_deleting_a_job_removes_its_state(tmp_path):
         store.state_path(job.id).write_bytes(b"state")
         store.delete(job.id)
         assert list(store.states.iterdir()) == []
+    finally:
+        store.close()
+
+
+def test_a_crashed_job_goes_back_to_the_queue_once_from_its_saved_state(tmp_path):
+    """A job killed with the server (power, the OOM killer) after a periodic save goes on from it after the restart;
+    a second crash fails it, so that a crash the job itself causes cannot loop."""
+    store = JobStore(tmp_path)
+    job = store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
+    assert store.claim_next().id == job.id
+    store.state_path(job.id).write_bytes(b"state")  # the last periodic save
+    store.close()  # the process dies
+    store = JobStore(tmp_path)
+    assert store.recover() == jobs.Recovered(failed=[], requeued=[job.id])
+    assert (store.get(job.id).status, store.get(job.id).progress) == (QUEUED, 0)
+    assert store.state_path(job.id).exists() and store.retried_path(job.id).exists()
+    assert store.claim_next().id == job.id  # and it dies again
+    store.close()
+    store = JobStore(tmp_path)
+    try:
+        assert store.recover() == jobs.Recovered(failed=[job.id], requeued=[])
+        assert (store.get(job.id).status, store.get(job.id).error_code) == (FAILED, INTERRUPTED)
+        assert list(store.states.iterdir()) == []
+        other = store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
+        store.retried_path(other.id).touch()
+        assert store.claim_next().id == other.id and store.finish(other.id)
+        assert not store.retried_path(other.id).exists()  # a finished job's mark goes with it
     finally:
         store.close()

@@ -218,7 +218,10 @@ def _serve(
     sock.listen(128)  # from here on a connection waits for uvicorn instead of being refused
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
-    interrupted = f"; {len(server.interrupted)} failed as interrupted by the last stop" if server.interrupted else ""
+    failed, requeued = server.recovered.failed, server.recovered.requeued
+    interrupted = f"; {len(failed)} failed as interrupted by the last stop" if failed else ""
+    if requeued:
+        interrupted += f"; {len(requeued)} interrupted by the last stop queued again, from their last saved state"
     print(f"data: {Path(args.data).expanduser().resolve()} ({counts}{interrupted})", file=sys.stderr)
     print(f"serving {config.model_name} on {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     # SIGTERM stops like Ctrl-C: uvicorn shuts down, then the running job goes back to the queue.

@@ -5,15 +5,18 @@
     DATA/videos/ID.webp      their first frame (the `thumbnail` variant)
     DATA/videos/ID.preview.webp  a running job's latest preview (the `preview` variant), removed when it ends
     DATA/inputs/ID.png       the first frame of an image-to-video job, kept until the job ends
-    DATA/states/ID.latents.safetensors  a job's sampling state when the server stopped it (it goes on from there
-                             when it runs again) or when it failed (kept until it is deleted or the server restarts)
+    DATA/states/ID.latents.safetensors  a job's sampling state: saved every 10 minutes of sampling and when the
+                             job stops (it goes on from there when it runs again) or fails (kept until it is
+                             deleted or the server restarts)
+    DATA/states/ID.retried   the job went back to the queue after a crash once: another crash fails it
 
 Job ids are drawn at random (`video_` + 32 hex digits) and every file name is derived from one; nothing a client
-sends becomes a path. `recover()` runs once at start: a job that was running when the process died is failed
-with code `interrupted` (a crash that repeats must not loop), queued jobs stay queued (with their sampling state,
-if an orderly stop kept one), files that belong to no finished job are removed. One connection, guarded by a lock,
-serves the API threads and the worker: every statement is short, and WAL keeps a reader from waiting for the
-worker's progress writes.
+sends becomes a path. `recover()` runs once at start: a job that was running when the process died goes back to the
+queue once, from the sampling state it saved last (every 10 minutes of sampling), and is failed with code
+`interrupted` when it has none or was already retried (a crash that repeats must not loop); queued jobs stay queued
+(with their sampling state, if an orderly stop kept one); files that belong to no finished job are removed. One
+connection, guarded by a lock, serves the API threads and the worker: every statement is short, and WAL keeps a
+reader from waiting for the worker's progress writes.
 """
 
 from __future__ import annotations
@@ -91,6 +94,14 @@ class Job:
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class Recovered:
+    """What `recover` did with the jobs that were running when the last process died."""
+
+    failed: list[str]  # failed as `interrupted`: no saved state, or a second crash
+    requeued: list[str]  # back in the queue, to go on from their last saved state
+
+
 class DataFolderBusy(MotifLiteError):
     """Another process serves from the same data folder."""
 
@@ -138,6 +149,9 @@ class JobStore:
 
     def state_path(self, job_id: str) -> Path:
         return self.states / f"{_checked(job_id)}.latents.safetensors"
+
+    def retried_path(self, job_id: str) -> Path:
+        return self.states / f"{_checked(job_id)}.retried"
 
     def add(
         self,
@@ -221,6 +235,7 @@ class JobStore:
             )
             done = cursor.rowcount == 1
         self.input_path(job_id).unlink(missing_ok=True)
+        self.retried_path(job_id).unlink(missing_ok=True)
         return done
 
     def requeue(self, job_id: str) -> None:
@@ -246,13 +261,22 @@ class JobStore:
             path.unlink(missing_ok=True)
         self.input_path(job_id).unlink(missing_ok=True)
         self.state_path(job_id).unlink(missing_ok=True)
+        self.retried_path(job_id).unlink(missing_ok=True)
 
-    def recover(self) -> list[str]:
-        """After a restart: fail the jobs that were running (returned), remove files of no finished job."""
+    def recover(self) -> Recovered:
+        """After a restart: the jobs that were running go back to the queue once, from their last saved sampling
+        state, else fail; files of no finished or queued job are removed."""
         now = int(time.time())
         message = "the server stopped while this video was being generated; submit it again"
         with self._lock:
-            interrupted = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (IN_PROGRESS,))]
+            running = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (IN_PROGRESS,))]
+            retried = [job for job in running if self.state_path(job).exists() and not self.retried_path(job).exists()]
+            for job in retried:
+                self.retried_path(job).touch()
+                self._db.execute(
+                    "UPDATE jobs SET status = ?, progress = 0, started_at = NULL WHERE id = ?", (QUEUED, job)
+                )
+            interrupted = [job for job in running if job not in retried]
             self._db.execute(
                 "UPDATE jobs SET status = ?, completed_at = ?, error_code = ?, error_message = ? WHERE status = ?",
                 (FAILED, now, INTERRUPTED, message, IN_PROGRESS),
@@ -266,10 +290,10 @@ class JobStore:
         for path in self.inputs.iterdir():
             if path.stem not in waiting:
                 path.unlink()
-        for path in self.states.iterdir():  # an orderly stop's state waits with its job; a crash's or a failure's goes
+        for path in self.states.iterdir():  # a queued job's state waits with it; a failed job's goes
             if path.name.split(".")[0] not in queued:
                 path.unlink()
-        return interrupted
+        return Recovered(interrupted, retried)
 
 
 def _lock_exclusively(file: IO) -> bool:

@@ -20,7 +20,7 @@ class VideoServer:
 
     def __init__(self, pipe, store: JobStore, config: ServerConfig, log: Callable[[str], None] | None = None):
         self.store = store
-        self.interrupted = self.store.recover()  # jobs that were running when the last process died
+        self.recovered = self.store.recover()  # what became of the jobs that were running when the last process died
         self.worker = Worker(self.store, pipe, log)
         self.app = create_app(self.store, self.worker, config)
         # No lifespan: the worker is started and stopped around `run`, whichever thread runs it.
