@@ -43,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -230,7 +231,21 @@ def measured(clock: StepClock, **extra) -> dict:
     )
 
 
-def run_ours(row: str, size: tuple[int, int, int], steps: int) -> dict:
+@dataclass
+class OursRun:
+    """One of our rows, built and ready to sample: `pipe.sample(request, noise, cond, settings, progress)`."""
+
+    model: torch.nn.Module
+    pipe: object
+    request: object
+    noise: torch.Tensor
+    cond: object
+    settings: object
+    notes: list[str]
+
+
+def build_ours(row: str, size: tuple[int, int, int], steps: int) -> OursRun:
+    """The model, kernels, plan and pipeline of one of our rows, with its inputs (random text features)."""
     from motif_lite.pipeline import MotifVideoPipeline, _Conditioning
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.attention import apply_attention_backend, attention_backend
@@ -268,8 +283,14 @@ def run_ours(row: str, size: tuple[int, int, int], steps: int) -> dict:
     cond = _Conditioning(prompt, negative, zeros, zeros[:, :1], None)
     request, _ = GenerationRequest("-", width=size[0], height=size[1], frames=size[2], steps=steps, seed=0).resolve()
     settings = pipe.settings_for(request)  # the official sampling: Euler, shift 15, APG
+    return OursRun(model, pipe, request, noise, cond, settings, notes)
+
+
+def run_ours(row: str, size: tuple[int, int, int], steps: int) -> dict:
+    run = build_ours(row, size, steps)
+    model, notes = run.model, run.notes
     clock = reset_peak()
-    _, record = pipe.sample(request, noise, cond, settings, lambda *a: None)
+    _, record = run.pipe.sample(run.request, run.noise, run.cond, run.settings, lambda *a: None)
     clock.seconds = record.step_seconds
     extra = dict(guidance_batch=record.guidance_batch, attention=getattr(model.ops.attention, "describe", str)())
     if record.step_cache is not None:  # reused steps: 1 .. N-2
@@ -322,8 +343,9 @@ def amortized(row: dict, steps: int = 50) -> float:
     return round((row["first_step_s"] + (steps - 1) * row["s_per_step"]) / steps, 3)
 
 
-def run_subprocess(*args: str, env: dict | None = None) -> dict:
-    command = [sys.executable, __file__, *args]
+def run_subprocess(*args: str, env: dict | None = None, script: str = __file__) -> dict:
+    """`python script *args` in a process of its own (its peak memory is its own): its last line, as JSON."""
+    command = [sys.executable, script, *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=3600, env={**os.environ, **(env or {})})
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

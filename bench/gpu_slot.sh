@@ -10,6 +10,7 @@
 #             with Triton ops, every kernel compiled, streaming, the planner's peaks; no fallback)  60-200 s
 #   int8      8-bit attention vs SDPA and sageattention, and the 720p forwards                   60-150 s
 #   speed480  s/step at 832x480x49: diffusers, ours, with int8 attention, compiled (3 steps)     90-190 s
+#   profile   where one 480p step's time goes: kernel time by kind, TFLOP/s, idle time           45-100 s
 #   suite     the rest of the GPU suite (the kernel tests compiled, --compile on CUDA)            60 s-rest
 #   speed720  s/step at 1280x736x121: ours, ours with int8 attention (2 steps)                   150 s-rest
 # Only when named (not in the default list):
@@ -27,7 +28,7 @@ OUT="${1:-gpu-slot}"
 BUDGET="${2:-540}"
 shift $(( $# < 2 ? $# : 2 ))
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(core int8 speed480 suite speed720)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(core int8 speed480 profile suite speed720)
 mkdir -p "$OUT"
 START=$(date +%s)
 STATUS=0
@@ -63,6 +64,7 @@ step core 60 200 -- "${CORE[@]}" -m "cuda and not slow"
 step int8 60 150 -- bench/bench_attention_int8.py -m cuda -s --bench-report "$OUT/int8"
 step speed480 90 190 MOTIF_BENCH_SIZES=832x480x49 MOTIF_BENCH_STEPS=3 MOTIF_BENCH_ROWS=diffusers,ours,ours-int8,ours-compile \
     -- bench/bench_speed.py -m cuda -s --bench-report "$OUT/speed480"
+step profile 45 100 -- bench/bench_profile.py -m cuda -s --bench-report "$OUT/profile"
 step suite 60 100000 -- tests/ "${CORE[@]/#/--ignore=}" -m "cuda and not slow"
 step speed720 150 100000 MOTIF_BENCH_SIZES=1280x736x121 MOTIF_BENCH_STEPS=2 MOTIF_BENCH_ROWS=ours,ours-int8 \
     -- bench/bench_speed.py -m cuda -s --bench-report "$OUT/speed720"

@@ -23,22 +23,27 @@ from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.model import WanVAE
 
 
-def counted_flops(fn) -> int:
-    """What torch counts for `fn()`: matmuls, convolutions and (on the math backend) attention."""
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+def counted_flops(fn, backend: SDPBackend = SDPBackend.MATH) -> int:
+    """What torch counts for `fn()`: matmuls, convolutions and, on the math backend, attention (on the CPU's flash
+    backend attention counts nothing, so the difference of the two is attention's share)."""
+    with torch.no_grad(), sdpa_kernel(backend), FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()
 
 
-@pytest.mark.parametrize("cross_dual", [False, True])
-def test_transformer_flops_match_torch_counter(cross_dual):
-    config = TransformerConfig.from_dict({**TINY, "enable_text_cross_attention_dual": cross_dual})
+@pytest.mark.parametrize(("cross_dual", "decoder_layers"), [(False, 1), (True, 1), (False, 0), (False, 2)])
+def test_transformer_flops_match_torch_counter(cross_dual, decoder_layers):
+    config = {**TINY, "enable_text_cross_attention_dual": cross_dual, "num_decoder_layers": decoder_layers}
+    config = TransformerConfig.from_dict(config)
     model = MotifVideoTransformer(config).eval()
     x = inputs(batch=1, frames=3, height=16, width=16, text=7, masked=False)  # N = 3 x 8 x 8 = 192 video tokens
-    counted = counted_flops(lambda: model(x["latents"], x["timestep"], x["text_embeds"]))
-    ours = cost.transformer_flops(config, video_tokens=192, text_tokens=7)
+    forward = lambda: model(x["latents"], x["timestep"], x["text_embeds"])  # noqa: E731
+    counted, without_attention = counted_flops(forward), counted_flops(forward, SDPBackend.FLASH_ATTENTION)
+    ours = cost.transformer_flop_parts(config, video_tokens=192, text_tokens=7)
+    assert ours.attention == counted - without_attention  # every attention call, the decoder's last included
     # Ours leaves out the embedders, the per-sample modulation and the head: a few % at this tiny size.
-    assert 0.95 * counted < ours <= counted
+    assert 0.95 * without_attention < ours.linear <= without_attention
+    assert cost.transformer_flops(config, 192, 7) == ours.total
 
 
 def test_vae_decode_flops_match_torch_counter():

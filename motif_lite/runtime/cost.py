@@ -87,20 +87,40 @@ class GenerationCost:
         return self.text + self.denoise + self.decode
 
 
-def transformer_flops(config: TransformerConfig, video_tokens: int, text_tokens: int) -> float:
-    """FLOPs of one transformer call over `video_tokens` (N) and `text_tokens` (T)."""
+@dataclass(frozen=True)
+class TransformerFlops:
+    """FLOPs of one transformer call, in the two kinds of work a GPU runs at different rates."""
+
+    linear: float  # the blocks' projections and MLPs
+    attention: float  # QK^T and PV of every attention, the text cross-attention's included
+
+    @property
+    def total(self) -> float:
+        return self.linear + self.attention
+
+
+def transformer_flop_parts(config: TransformerConfig, video_tokens: int, text_tokens: int) -> TransformerFlops:
+    """FLOPs of one transformer call over `video_tokens` (N) and `text_tokens` (T), linear and attention apart."""
     d, m = config.hidden_size, int(config.hidden_size * config.mlp_ratio)
     n, t = video_tokens, text_tokens
     per_token = 4 * d * d + 2 * d * m  # q, k, v, out + the MLP (single-stream: proj_mlp and the wide proj_out)
-    cross = 2 * n * d * d + 2 * t * d * d + 2 * n * t * d  # q and out on video, k and v on text, attention
-    dual = config.num_layers * ((n + t) * per_token + 2 * (n + t) ** 2 * d)
-    dual += config.num_layers * cross * config.enable_text_cross_attention_dual
-    single = config.num_encoder_single_layers * ((n + t) * per_token + 2 * (n + t) ** 2 * d)
-    single += config.num_encoder_single_layers * cross * config.enable_text_cross_attention_single
-    decoder = (config.num_decoder_layers - 1) * (2 * n * per_token + 2 * (2 * n) ** 2 * d)
-    # The last decoder block: Q, K, V for all 2N tokens, then attention, out and MLP for the decoder's N only.
-    decoder += (3 * d * d * 2 * n + n * (per_token - 3 * d * d) + 2 * n * (2 * n) * d) * (config.num_decoder_layers > 0)
-    return 2.0 * (dual + single + decoder)
+    joint_blocks = config.num_layers + config.num_encoder_single_layers  # attend over [video; text]
+    cross_blocks = config.num_layers * config.enable_text_cross_attention_dual
+    cross_blocks += config.num_encoder_single_layers * config.enable_text_cross_attention_single
+    decoder_blocks = config.num_decoder_layers
+    # MACs. Cross-attention: q and out on the video, k and v on the text. The DDT decoder's blocks see 2N tokens;
+    # its last block projects Q, K, V for all 2N, then attention, out and MLP for the decoder's N only.
+    linear = joint_blocks * (n + t) * per_token + cross_blocks * (2 * n * d * d + 2 * t * d * d)
+    attention = joint_blocks * 2 * (n + t) ** 2 * d + cross_blocks * 2 * n * t * d
+    if decoder_blocks:
+        linear += (decoder_blocks - 1) * 2 * n * per_token + 3 * d * d * 2 * n + n * (per_token - 3 * d * d)
+        attention += (decoder_blocks - 1) * 2 * (2 * n) ** 2 * d + 2 * n * (2 * n) * d
+    return TransformerFlops(linear=2.0 * linear, attention=2.0 * attention)
+
+
+def transformer_flops(config: TransformerConfig, video_tokens: int, text_tokens: int) -> float:
+    """FLOPs of one transformer call over `video_tokens` (N) and `text_tokens` (T)."""
+    return transformer_flop_parts(config, video_tokens, text_tokens).total
 
 
 def text_encoder_flops(shape: TextEncoderShape, tokens: int) -> float:
