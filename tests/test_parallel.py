@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -62,15 +63,25 @@ def test_default_layout_splits_guidance_then_tokens():
 @pytest.mark.parametrize(
     "world, guided, sp, message",
     [
-        (8, False, None, "degree 8 does not divide the transformer's 12 attention heads; possible degrees: 1, 2, 3, 4"),
-        (16, True, None, "degree 8 does not divide"),
+        (8, True, 8, "degree 8 does not divide the transformer's 12 attention heads; possible degrees: 1, 2, 3, 4"),
+        # A process count that cannot work names the counts that can (the user chose no degree).
+        (8, False, None, "without guidance all of them share the video tokens, and 8 does not divide the "
+                         "transformer's 12 attention heads; possible counts (--gpus N, torchrun's processes): "
+                         "1, 2, 3, 4, 6, 12"),
+        (16, True, None, "each branch gets 8 of them, which share its video tokens, and 8 does not divide"),
+        (5, True, None, "5 does not divide the transformer's 12 attention heads; possible counts (--gpus N, torchrun's "
+                        "processes): 1, 2, 3, 4, 6, 8, 12, 24"),
         (4, True, 3, "--sp 3 does not divide the 4 ranks"),
+        # --sp without as many processes (a single one: --gpus forgotten)
+        (1, True, 2, "--sp 2 shares the video tokens among 2 processes, but this run has 1: run it on 2 or 4 "
+                     "(cfg 2 x sp 2) processes (--gpus N, or torchrun --nproc-per-node N)"),
+        (2, False, 3, "this run has 2: run it on 3 processes"),
         (4, True, 1, "makes 4 guidance groups, but at most 2"),
         (4, False, 2, "guidance is off"),
     ],
 )
 def test_impossible_layouts_are_clear_errors(world, guided, sp, message):
-    with pytest.raises(ParallelError, match=message.replace("(", r"\(")):
+    with pytest.raises(ParallelError, match=re.escape(message)):
         choose_layout(world, guided, heads=12, sp=sp)
 
 
@@ -288,7 +299,8 @@ def test_impossible_layout_fails_before_any_process_starts(checkpoint, tmp_path,
     # Without guidance all 4 ranks share the tokens, but 4 does not divide the 6 heads.
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "4", "--cfg-scale", "1")) == 2
     assert (
-        "4 does not divide the transformer's 6 attention heads; possible degrees: 1, 2, 3, 6" in capsys.readouterr().err
+        "4 does not divide the transformer's 6 attention heads; possible counts (--gpus N, torchrun's processes): "
+        "1, 2, 3, 6" in capsys.readouterr().err
     )
     if not torch.cuda.is_available():
         assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "auto")) == 2

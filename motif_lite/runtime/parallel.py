@@ -71,7 +71,13 @@ def choose_layout(world: int, guided: bool, heads: int, sp: int | None = None) -
     """The layout for `world` ranks: `sp` if given, else cfg 2 x sp world/2 with guidance on an even world,
     else sp = world. Raises ParallelError (before anything loads) for a layout that cannot work."""
     default_sp = world // 2 if guided and world % 2 == 0 else world
-    sp = default_sp if sp is None else sp
+    given, sp = sp is not None, default_sp if sp is None else sp
+    if world < sp:  # also a lone process given --sp: nothing to share the tokens with
+        counts = f"{sp} or {2 * sp} (cfg 2 x sp {sp})" if guided else str(sp)
+        raise ParallelError(
+            f"--sp {sp} shares the video tokens among {sp} processes, but this run has {world}: run it on {counts} "
+            "processes (--gpus N, or torchrun --nproc-per-node N)"
+        )
     if sp < 1 or world % sp:
         raise ParallelError(f"--sp {sp} does not divide the {world} ranks")
     cfg = world // sp
@@ -79,7 +85,20 @@ def choose_layout(world: int, guided: bool, heads: int, sp: int | None = None) -
         why = "at most 2 (conditional, unconditional) can work" if guided else "guidance is off (cfg scale 1)"
         raise ParallelError(f"--sp {sp} on {world} ranks makes {cfg} guidance groups, but {why}: use --sp {default_sp}")
     if heads % sp:
-        degrees = ", ".join(str(d) for d in range(1, heads + 1) if heads % d == 0)
+        divisors = [d for d in range(1, heads + 1) if heads % d == 0]
+        if not given:  # the user chose a process count, not a degree: say which counts work
+            counts = sorted({*divisors, *(2 * d for d in divisors if guided)})
+            if not guided:
+                how = "without guidance all of them share the video tokens"
+            elif world % 2:
+                how = "an odd count runs both guidance branches on all of them, sharing the video tokens"
+            else:
+                how = f"with guidance each branch gets {sp} of them, which share its video tokens"
+            raise ParallelError(
+                f"{world} processes cannot split this run: {how}, and {sp} does not divide the transformer's {heads} "
+                f"attention heads; possible counts (--gpus N, torchrun's processes): {', '.join(map(str, counts))}"
+            )
+        degrees = ", ".join(map(str, divisors))
         hint = " (twice that many ranks with guidance)" if guided else ""
         raise ParallelError(
             f"sequence-parallel degree {sp} does not divide the transformer's {heads} attention heads; "
