@@ -382,20 +382,10 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
 
     use_expandable_segments()  # before torch starts CUDA
     from motif_lite.devices import torch_dtype  # torch and the rest load here, not when --help builds the parser
-    from motif_lite.request import RequestError
     from motif_lite.runtime.parallel import Parallel
 
     resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
-    if args.prompt is None and not args.dry_run and resume is None:
-        raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run runs without one)')
-    if args.preview_every is not None and not args.preview:  # alone it would do nothing, without a word
-        raise RequestError("--preview-every says how often the --preview file is rewritten: add --preview FILE")
-    if args.preview and args.output and _same_file(args.preview, args.output):
-        raise RequestError(f"--preview and -o both name {args.output}: the video would replace the preview at the end; "
-                           "give the preview its own file")  # fmt: skip
-    if args.preview and args.image and _same_file(args.preview, args.image):
-        raise RequestError(f"--preview and -i both name {args.image}: the previews would replace your image; give the "
-                           "preview its own file")  # fmt: skip
+    check_flags(args, resume)
     dtype = torch_dtype(args.dtype)
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
     world = session.world if session is not None else args.gpus or 1
@@ -426,6 +416,23 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     finally:
         if on_preview is not None:
             on_preview.close()
+
+
+def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
+    """The checks of flags that need no model, made before anything starts (also before `--gpus N` starts its
+    processes, each of which would fail with the same message)."""
+    from motif_lite.request import RequestError
+
+    if args.prompt is None and not args.dry_run and resume is None:
+        raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run runs without one)')
+    if args.preview_every is not None and not args.preview:  # alone it would do nothing, without a word
+        raise RequestError("--preview-every says how often the --preview file is rewritten: add --preview FILE")
+    if args.preview and args.output and _same_file(args.preview, args.output):
+        raise RequestError(f"--preview and -o both name {args.output}: the video would replace the preview at the end; "
+                           "give the preview its own file")  # fmt: skip
+    if args.preview and args.image and _same_file(args.preview, args.image):
+        raise RequestError(f"--preview and -i both name {args.image}: the previews would replace your image; give the "
+                           "preview its own file")  # fmt: skip
 
 
 def _same_file(a: str | Path, b: str | Path) -> bool:
@@ -605,24 +612,35 @@ def _layout(args: argparse.Namespace, request: GenerationRequest, world: int) ->
     """How `world` ranks split the work; a layout that cannot work is an error before anything loads."""
     from motif_lite.checkpoint import locate_sources
     from motif_lite.pipeline import AT_HAND
-    from motif_lite.runtime.parallel import choose_layout
+    from motif_lite.runtime.parallel import ParallelError, choose_layout
     from motif_lite.sampling import needs_uncond
     from motif_lite.settings import resolve_guidance
 
     sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)  # configs at hand, else built-in
     guided = needs_uncond(resolve_guidance(request, sources.configs.guider).value)
-    return choose_layout(world, guided, sources.transformer.value.num_attention_heads, args.sp)
+    layout = choose_layout(world, guided, sources.transformer.value.num_attention_heads, args.sp)
+    if args.step_cache is not None:  # else each process would refuse it as it loads
+        raise ParallelError("--step-cache is not supported in a parallel run (--gpus / torchrun) yet: leave it out")
+    return layout
 
 
 def _launch(args: argparse.Namespace) -> int:
     """Check the settings and the GPUs, then start `args.gpus` processes with torch's elastic launcher."""
     import torch
 
-    from motif_lite.runtime.parallel import ParallelError, launch
+    from motif_lite.runtime.parallel import ParallelError, check_device, launch
 
-    unresolved = request_from_args(args) if args.resume is None else resumed_request(resume_args(args)[0], None)
+    check_device(args.device)
+    resume = resume_args(args)[0] if args.resume is not None else None
+    check_flags(args, resume)
+    unresolved = request_from_args(args) if resume is None else resumed_request(resume, None)
     request, _ = unresolved.resolve()
     _layout(args, request, args.gpus)
+    lora_args(args.lora)  # the files exist
+    if args.preview:
+        from motif_lite.io.preview import check_preview_path
+
+        check_preview_path(args.preview)
     if args.device != "cpu" and torch.cuda.device_count() < args.gpus:
         found = torch.cuda.device_count()
         raise ParallelError(

@@ -127,8 +127,7 @@ class Session:
 def start(device: str) -> Session:
     """Join the torchrun job of this process: cuda:LOCAL_RANK with NCCL, or the CPU with gloo."""
     rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
-    if device not in ("auto", "cuda", "cpu"):
-        raise ParallelError(f"--device {device}: in a parallel run rank r uses cuda:LOCAL_RANK; use auto, cuda or cpu")
+    check_device(device)
     cuda = device != "cpu" and torch.cuda.is_available()
     if device == "cuda" and not cuda:
         raise ParallelError("--device cuda requested but CUDA is not available; use --device cpu")
@@ -139,6 +138,12 @@ def start(device: str) -> Session:
         torch.cuda.set_device(target)
     dist.init_process_group("nccl" if cuda else "gloo", timeout=SETUP_TIMEOUT)  # torchrun's env:// rendezvous
     return Session(rank, world, target)
+
+
+def check_device(device: str) -> None:
+    """A `--device` a parallel run can use: each rank picks its own GPU, so only auto, cuda or cpu."""
+    if device not in ("auto", "cuda", "cpu"):
+        raise ParallelError(f"--device {device}: in a parallel run rank r uses cuda:LOCAL_RANK; use auto, cuda or cpu")
 
 
 def stop() -> None:

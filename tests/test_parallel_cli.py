@@ -1,0 +1,58 @@
+"""`motif-lite run --gpus N` / `--sp` / `--comm-timeout` before any process starts: every mistake is named once, by
+the command itself, instead of by each of N processes after they started; the launcher's environment; the plan a
+parallel dry run prints. No process is started here (the launcher is replaced), and no checkpoint is needed: the
+official architecture's built-in configs stand in (12 attention heads)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from motif_lite import cli
+from motif_lite.runtime import parallel
+
+
+@pytest.fixture
+def no_launch(monkeypatch):
+    """Fails the test if the processes would be started."""
+
+    def forbidden(nproc, argv):
+        raise AssertionError(f"started {nproc} processes for a command that should have been refused")
+
+    monkeypatch.setattr(parallel, "launch", forbidden)
+
+
+def run(capsys, *argv: str) -> tuple[int, str]:
+    code = cli.main(["run", "--device", "cpu", "--steps", "2", *argv])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ((), 'a prompt is required: -p "what the video shows"'),
+        (("-p", "fox", "--preview-every", "2"), "--preview-every says how often the --preview file is rewritten"),
+        (("-p", "fox", "--lora", "missing.safetensors"), "LoRA file not found: missing.safetensors"),
+        (("-p", "fox", "--step-cache", "0.05"), "--step-cache is not supported in a parallel run"),
+        (("-p", "fox", "--preview", "p.avi"), "p.avi"),
+    ],
+)
+def test_gpus_refuses_what_every_process_would_refuse(capsys, tmp_path, monkeypatch, no_launch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, err = run(capsys, "--gpus", "2", *argv)
+    assert code == cli.EXIT_USER_ERROR and message in err, err
+    assert "[rank" not in err and err.count("error:") == 1
+
+
+def test_a_device_no_rank_can_use_is_refused_before_the_gpus_are_counted(capsys, monkeypatch, no_launch):
+    # On a machine with 2 GPUs the processes would start and each would refuse cuda:1.
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    code = cli.main(["run", "-p", "fox", "--gpus", "2", "--device", "cuda:1"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "--device cuda:1: in a parallel run rank r uses cuda:LOCAL_RANK" in err
+
+
+def test_sp_without_gpus_says_how_many_processes(capsys):
+    code, err = run(capsys, "-p", "fox", "--dry-run", "--sp", "2")
+    assert code == cli.EXIT_USER_ERROR
+    assert "--sp 2 shares the video tokens among 2 processes, but this run has 1: run it on 2 or 4" in err
