@@ -56,3 +56,14 @@ def test_sp_without_gpus_says_how_many_processes(capsys):
     code, err = run(capsys, "-p", "fox", "--dry-run", "--sp", "2")
     assert code == cli.EXIT_USER_ERROR
     assert "--sp 2 shares the video tokens among 2 processes, but this run has 1: run it on 2 or 4" in err
+
+
+def test_the_plan_of_a_parallel_run_has_one_row_per_forward(capsys):
+    # cfg 2 x sp 1 runs the two guidance predictions on two ranks, one call each: a plan of two rows per forward
+    # (batched guidance, what one GPU does) would print twice the activations.
+    flags = ["run", "--dry-run", "--device", "cuda", "--vram", "40", "-W", "256", "-H", "256", "--video-frames", "9"]
+    assert cli.main(flags) == 0
+    assert "2 rows per transformer forward" in capsys.readouterr().out  # one GPU, guided: batched
+    assert cli.main([*flags, "--gpus", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "cfg 2 x sp 1 on 2 ranks; per rank:" in out and "1 row per transformer forward" in out

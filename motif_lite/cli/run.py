@@ -462,7 +462,7 @@ def dry_run(
     sp = layout.sp if layout is not None else 1
     plan = plan_generation(
         request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
-        attention=args.attention, sequence_parallel=sp, ram_gib=args.ram, **_plan_speed(args),
+        attention=args.attention, sequence_parallel=sp, ram_gib=args.ram, **_plan_speed(args, layout is not None),
     )  # fmt: skip
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
     print("\n".join([*settings.lines(), *model_sizes(sources, dtype).lines(), *_lora_lines(args, sources), described]))
@@ -518,7 +518,8 @@ def _generate(
         sp = parallel.layout.sp if parallel is not None else 1
         plan = plan_generation(
             request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
-            attention=args.attention, sequence_parallel=sp, ram_gib=args.ram, **_plan_speed(args),
+            attention=args.attention, sequence_parallel=sp, ram_gib=args.ram,
+            **_plan_speed(args, parallel is not None),
         )  # fmt: skip
         say(plan.describe(), file=sys.stderr)
     seeds = ", ".join(str(r.seed) for r in requests)
@@ -561,9 +562,10 @@ def unstarted_videos(requests: list[GenerationRequest]) -> list[str]:
     return [f"not started: {videos}; each is an ordinary run of the same command with -b 1, -s SEED and -o FILE"]
 
 
-def _plan_speed(args: argparse.Namespace) -> dict:
-    """What the memory plan needs to know of the speed flags."""
-    return dict(batch_guidance=args.batch_guidance, step_cache=bool(args.step_cache))
+def _plan_speed(args: argparse.Namespace, parallel: bool = False) -> dict:
+    """What the memory plan needs to know of the speed flags. A parallel run never batches the guidance branches
+    (they run one call each, on their own ranks with cfg 2): its plan has one row per forward."""
+    return dict(batch_guidance=False if parallel else args.batch_guidance, step_cache=bool(args.step_cache))
 
 
 @contextlib.contextmanager
