@@ -58,6 +58,21 @@ def test_sp_without_gpus_says_how_many_processes(capsys):
     assert "--sp 2 shares the video tokens among 2 processes, but this run has 1: run it on 2 or 4" in err
 
 
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "soon"])
+def test_comm_timeout_must_be_a_positive_number_of_seconds(capsys, value):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "fox", "--gpus", "2", "--comm-timeout", value])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"--comm-timeout: must be a number of seconds > 0, got {value}" in err
+
+
+def test_comm_timeout_in_a_single_process_is_said_to_do_nothing(capsys):
+    code, err = run(capsys, "--dry-run", "-W", "256", "-H", "256", "--video-frames", "9", "--comm-timeout", "30")
+    assert code == 0 and "note: --comm-timeout is for a run on several processes (--gpus N, torchrun)" in err
+    code, err = run(capsys, "--dry-run", "-W", "256", "-H", "256", "--video-frames", "9")
+    assert code == 0 and "--comm-timeout" not in err
+
+
 def test_the_plan_of_a_parallel_run_has_one_row_per_forward(capsys):
     # cfg 2 x sp 1 runs the two guidance predictions on two ranks, one call each: a plan of two rows per forward
     # (batched guidance, what one GPU does) would print twice the activations.

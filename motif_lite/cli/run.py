@@ -382,7 +382,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
 
     use_expandable_segments()  # before torch starts CUDA
     from motif_lite.devices import torch_dtype  # torch and the rest load here, not when --help builds the parser
-    from motif_lite.runtime.parallel import Parallel
+    from motif_lite.runtime.parallel import DEFAULT_STEP_TIMEOUT_S, Parallel
 
     resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
     check_flags(args, resume)
@@ -394,7 +394,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     if session is None:
         requests, notes = resolve_requests(args, unresolved)  # every setting checked before anything loads
     else:  # rank 0 checks the settings (its output folder, its image), draws the seed and names the outputs
-        parallel = Parallel.create(layout, session.device, args.comm_timeout)
+        timeout = args.comm_timeout if args.comm_timeout is not None else DEFAULT_STEP_TIMEOUT_S
+        parallel = Parallel.create(layout, session.device, timeout)
         requests, notes = parallel.share(lambda: resolve_requests(args, unresolved))
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
     say = print if parallel is None or parallel.is_main else _quiet
@@ -406,6 +407,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         from motif_lite.runtime.step_cache import StepCacheConfig
 
         StepCacheConfig(args.step_cache)  # a bad threshold fails here, before any planning or loading
+    if layout is None and args.comm_timeout is not None:
+        notes.append("--comm-timeout is for a run on several processes (--gpus N, torchrun): this one has no others")
     _print_notes([*resume_notes, *notes], say)
     if args.dry_run:
         return dry_run(args, request, dtype, layout)
