@@ -5,6 +5,8 @@ official architecture's built-in configs stand in (12 attention heads)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -82,3 +84,20 @@ def test_the_plan_of_a_parallel_run_has_one_row_per_forward(capsys):
     assert cli.main([*flags, "--gpus", "2"]) == 0
     out = capsys.readouterr().out
     assert "cfg 2 x sp 1 on 2 ranks; per rank:" in out and "1 row per transformer forward" in out
+
+
+def test_the_launcher_shares_the_cpus_among_the_processes(monkeypatch):
+    # torchrun alone gives each process one thread (and warns): a rank's CPU work (the text encoder on the CPU)
+    # would crawl. A value the user set is kept, and the launcher's own environment is left as it was.
+    import torch.distributed.run as torchrun
+
+    seen = []
+    monkeypatch.setattr(torchrun, "run", lambda config: seen.append(os.environ.get("OMP_NUM_THREADS")))
+    monkeypatch.setattr(parallel, "_cpus", lambda: 16)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert parallel.launch(4, ["run", "-p", "fox"]) == 0
+    assert parallel.launch(32, ["run", "-p", "fox"]) == 0
+    assert seen == ["4", "1"] and "OMP_NUM_THREADS" not in os.environ
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert parallel.launch(4, ["run", "-p", "fox"]) == 0
+    assert seen[-1] == "3"

@@ -160,6 +160,10 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
+    # torchrun gives each process 1 CPU thread unless OMP_NUM_THREADS is set (and warns about it): the CPU work of a
+    # rank (the text encoder on the CPU, a --device cpu run) would then crawl. Share the CPUs out instead.
+    threads = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = threads or str(max(1, _cpus() // nproc))
     try:
         run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module", "motif_lite", *argv]))
     except ChildFailedError as exc:
@@ -171,7 +175,18 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
         return code
     except SignalException:
         return 130
+    finally:
+        if threads is None:
+            del os.environ["OMP_NUM_THREADS"]
     return 0
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the OS says), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
 
 
 # --------------------------------------------------------------------------------------------- groups
