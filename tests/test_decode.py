@@ -330,6 +330,13 @@ def test_a_checkpoint_that_moved_since_the_run(saved, tmp_path, capsys, no_vae_l
     assert_user_error(code, err, f"no such checkpoint directory: {tmp_path / 'gone'}", "with -m or --vae")
 
 
+def test_a_vae_file_of_yours_that_is_missing_is_not_blamed_on_the_latents_file(saved, tmp_path, capsys, no_vae_load):
+    missing = tmp_path / "vae.safetensors"
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vae", str(missing), "-o", str(tmp_path / "v.gif"))
+    assert_user_error(code, err, f"error: the vae file {missing} does not exist")
+    assert "as the latents file says" not in err  # the run used the checkpoint's VAE: this file is the user's
+
+
 def test_decode_help_has_an_example(capsys):
     with pytest.raises(SystemExit):
         cli.main(["decode", "--help"])
