@@ -337,6 +337,12 @@ def test_a_vae_file_of_yours_that_is_missing_is_not_blamed_on_the_latents_file(s
     assert "as the latents file says" not in err  # the run used the checkpoint's VAE: this file is the user's
 
 
+def test_a_decode_over_the_budget_on_the_cpu_says_what_vram_does_there(saved, tmp_path, capsys, no_vae_load):
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vram", "0.00001", "-o", str(tmp_path / "v.gif"))
+    assert_user_error(code, err, "needs at least", "--vram limits a decode on the CPU too: leave it out there")
+    assert "or decode on the CPU" not in err  # it is on the CPU already
+
+
 def test_decode_help_has_an_example(capsys):
     with pytest.raises(SystemExit):
         cli.main(["decode", "--help"])
