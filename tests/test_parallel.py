@@ -31,6 +31,7 @@ from motif_lite.cli import main as cli_main
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.runtime import parallel
 from motif_lite.runtime.activation_memory import transformer_activation_bytes
 from motif_lite.runtime.parallel import (
     Parallel,
@@ -315,6 +316,14 @@ def test_impossible_layout_fails_before_any_process_starts(checkpoint, tmp_path,
     if not torch.cuda.is_available():
         assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "auto")) == 2
         assert "--gpus 2: this machine has 0 CUDA device(s)" in capsys.readouterr().err
+
+
+def test_a_vram_nothing_fits_is_refused_once_before_any_process_starts(checkpoint, tmp_path, capsys, monkeypatch):
+    # Every rank would plan the same --vram budget and print the same refusal, plan table and all.
+    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
+    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--vram", "0.0001")) == 2
+    err = capsys.readouterr().err
+    assert err.count("error: 80x32x5 needs at least") == 1 and "[rank" not in err
 
 
 # What the tests below inject into the processes of a run (never into the package): each rank records its pid;

@@ -640,8 +640,10 @@ def _launch(args: argparse.Namespace) -> int:
     check_flags(args, resume)
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, None)
     request, _ = unresolved.resolve()
-    _layout(args, request, args.gpus)
+    layout = _layout(args, request, args.gpus)
     lora_args(args.lora)  # the files exist
+    if args.vram is not None:
+        _plan_before_launch(args, request, layout)
     if args.preview:
         from motif_lite.io.preview import check_preview_path
 
@@ -652,6 +654,24 @@ def _launch(args: argparse.Namespace) -> int:
             f"--gpus {args.gpus}: this machine has {found} CUDA device(s) (--device cpu: CPU processes)"
         )
     return launch(args.gpus, args.argv)
+
+
+def _plan_before_launch(args: argparse.Namespace, request: GenerationRequest, layout: ParallelLayout) -> None:
+    """With --vram every rank plans for the same budget: plan once here, so that a run that does not fit is refused
+    once, before N processes start and each prints the refusal. Only with the files at hand: otherwise this plan
+    would count built-in sizes, and the ranks plan with the files they download."""
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.devices import torch_dtype
+    from motif_lite.pipeline import AT_HAND, plan_generation
+
+    sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
+    if sources.root is None or (args.gguf is not None and sources.gguf is None):
+        return
+    device = "cpu" if args.device == "cpu" else "cuda"
+    plan_generation(
+        request, sources, dtype=torch_dtype(args.dtype), device=device, vram_gib=args.vram, kernels=args.kernels,
+        attention=args.attention, sequence_parallel=layout.sp, ram_gib=args.ram, **_plan_speed(args, True),
+    )  # fmt: skip
 
 
 def _quiet(*values: object, **kwargs: object) -> None:
