@@ -101,3 +101,24 @@ def test_the_launcher_shares_the_cpus_among_the_processes(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert parallel.launch(4, ["run", "-p", "fox"]) == 0
     assert seen[-1] == "3"
+
+
+def test_the_launcher_leaves_saying_which_rank_failed_to_the_command(monkeypatch, capsys):
+    # torch's launcher logs its own "E... failed (exitcode: 2) local_rank: 0 (pid: ...) of binary: ..." line, next
+    # to the rank's error and the command's line: silenced while it runs, and only then.
+    import logging
+
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    launcher_log = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
+    logged = []
+
+    def failing(config):
+        logged.append(launcher_log.isEnabledFor(logging.ERROR))
+        raise ChildFailedError("motif_lite", {0: ProcessFailure(local_rank=0, pid=1, exitcode=2, error_file="")})
+
+    monkeypatch.setattr(torchrun, "run", failing)
+    assert parallel.launch(2, ["run", "-p", "fox"]) == 2
+    assert "error: rank 0 failed (exit code 2); the other ranks were stopped" in capsys.readouterr().err
+    assert logged == [False] and launcher_log.isEnabledFor(logging.ERROR)

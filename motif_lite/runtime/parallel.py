@@ -23,6 +23,7 @@ rank 0 loads the text encoder. See docs/parallel.md.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -164,6 +165,11 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     # rank (the text encoder on the CPU, a --device cpu run) would then crawl. Share the CPUs out instead.
     threads = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = threads or str(max(1, _cpus() // nproc))
+    # The launcher logs a failed process as "E... failed (exitcode: 2) local_rank: 0 (pid: ...) of binary: ...";
+    # the rank has said what went wrong and the line below says which one failed.
+    failures = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
+    level = failures.level
+    failures.setLevel(logging.CRITICAL)
     try:
         run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module", "motif_lite", *argv]))
     except ChildFailedError as exc:
@@ -176,6 +182,7 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     except SignalException:
         return 130
     finally:
+        failures.setLevel(level)
         if threads is None:
             del os.environ["OMP_NUM_THREADS"]
     return 0
