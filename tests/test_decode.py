@@ -218,6 +218,12 @@ def test_decode_never_replaces_a_video_without_o(saved, tmp_path, capsys):
     assert (folder / "fox.gif").read_bytes() == b"an earlier video" and (folder / "fox-2.gif").is_file()
 
 
+def test_decode_says_the_latents_file_is_kept(saved, tmp_path, capsys):
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "v.gif"))
+    assert code == 0, err
+    assert f"note: the latents stay in {saved / LATENTS}: delete it once" in err and (saved / LATENTS).is_file()
+
+
 def test_decoding_the_latents_of_another_seed_differs(pipe, uninterrupted, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
     with pytest.raises(torch.OutOfMemoryError):
