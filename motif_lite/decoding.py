@@ -24,10 +24,11 @@ from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype, resolve_device
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.latents import LatentsFileError, SavedLatents
+from motif_lite.io.linked import check_weight_file
 from motif_lite.io.staging import staged_output
 from motif_lite.io.video import check_output_path, write_video
 from motif_lite.numerics import check_finite
-from motif_lite.runtime.planner import DecodePlan, default_budget, plan_decode, positive_budget
+from motif_lite.runtime.planner import DECODE_ADVICE, DecodePlan, default_budget, plan_decode, positive_budget
 from motif_lite.vae import WanVAE, load_vae
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAETile
@@ -127,7 +128,12 @@ def prepare_decode(
     plan = None
     if vram_gib is not None or target.type == "cuda":
         budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target)
-        plan = plan_decode(saved.width, saved.height, saved.frames, vae_config, budget, str(target), dtype)
+        advice = DECODE_ADVICE  # the budget is the GPU's free memory
+        if target.type == "cpu":
+            advice = "--vram limits a decode on the CPU too: leave it out there (no limit) or give more"
+        elif vram_gib is not None:
+            advice = "give a larger --vram, or decode on the CPU (--device cpu)"
+        plan = plan_decode(saved.width, saved.height, saved.frames, vae_config, budget, str(target), dtype, advice)
     return DecodeJob(saved, output, root, target, dtype, plan)
 
 
@@ -145,6 +151,8 @@ def run_decode(job: DecodeJob, progress: ProgressFn | None = None) -> Path:
 
 def _vae_checkpoint(saved: SavedLatents, model: str | Path | None, vae_file: str | Path | None) -> Path:
     """`locate_vae` of the given checkpoint / VAE file, else of the run's (as the file says), else the official."""
+    if vae_file is not None:  # the user's own file: what is wrong with it is not the latents file's doing
+        check_weight_file("vae", vae_file)
     try:
         return locate_vae(model or saved.model or MOTIF_REPO, vae_file if vae_file is not None else saved.vae)
     except CheckpointError as exc:

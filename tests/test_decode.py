@@ -218,6 +218,12 @@ def test_decode_never_replaces_a_video_without_o(saved, tmp_path, capsys):
     assert (folder / "fox.gif").read_bytes() == b"an earlier video" and (folder / "fox-2.gif").is_file()
 
 
+def test_decode_says_the_latents_file_is_kept(saved, tmp_path, capsys):
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "v.gif"))
+    assert code == 0, err
+    assert f"note: the latents stay in {saved / LATENTS}: delete it once" in err and (saved / LATENTS).is_file()
+
+
 def test_decoding_the_latents_of_another_seed_differs(pipe, uninterrupted, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
     with pytest.raises(torch.OutOfMemoryError):
@@ -328,6 +334,19 @@ def test_a_checkpoint_that_moved_since_the_run(saved, tmp_path, capsys, no_vae_l
     save_file({"latents": torch.zeros(1, 16, 3, 4, 6)}, str(path), metadata={FORMAT_KEY: json.dumps(info)})
     code, _, err = decode_cli(capsys, str(path), "-o", str(tmp_path / "v.gif"))
     assert_user_error(code, err, f"no such checkpoint directory: {tmp_path / 'gone'}", "with -m or --vae")
+
+
+def test_a_vae_file_of_yours_that_is_missing_is_not_blamed_on_the_latents_file(saved, tmp_path, capsys, no_vae_load):
+    missing = tmp_path / "vae.safetensors"
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vae", str(missing), "-o", str(tmp_path / "v.gif"))
+    assert_user_error(code, err, f"error: the vae file {missing} does not exist")
+    assert "as the latents file says" not in err  # the run used the checkpoint's VAE: this file is the user's
+
+
+def test_a_decode_over_the_budget_on_the_cpu_says_what_vram_does_there(saved, tmp_path, capsys, no_vae_load):
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vram", "0.00001", "-o", str(tmp_path / "v.gif"))
+    assert_user_error(code, err, "needs at least", "--vram limits a decode on the CPU too: leave it out there")
+    assert "or decode on the CPU" not in err  # it is on the CPU already
 
 
 def test_decode_help_has_an_example(capsys):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -30,6 +31,7 @@ from motif_lite.cli import main as cli_main
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.runtime import parallel
 from motif_lite.runtime.activation_memory import transformer_activation_bytes
 from motif_lite.runtime.parallel import (
     Parallel,
@@ -62,15 +64,24 @@ def test_default_layout_splits_guidance_then_tokens():
 @pytest.mark.parametrize(
     "world, guided, sp, message",
     [
-        (8, False, None, "degree 8 does not divide the transformer's 12 attention heads; possible degrees: 1, 2, 3, 4"),
-        (16, True, None, "degree 8 does not divide"),
+        (8, True, 8, "degree 8 does not divide the transformer's 12 attention heads; possible degrees: 1, 2, 3, 4"),
+        # A process count that cannot work names the counts that can (the user chose no degree).
+        (8, False, None, "all of them share the video tokens, and 8 does not divide the transformer's 12 attention"),
+        (8, False, None, "heads; possible counts (--gpus N, torchrun's processes): 1, 2, 3, 4, 6, 12"),
+        (16, True, None, "each branch gets 8 of them, which share its video tokens, and 8 does not divide"),
+        (5, True, None, "5 does not divide the transformer's 12 attention heads; possible counts"),
+        (5, True, None, "possible counts (--gpus N, torchrun's processes): 1, 2, 3, 4, 6, 8, 12, 24"),
         (4, True, 3, "--sp 3 does not divide the 4 ranks"),
+        # --sp without as many processes (a single one: --gpus forgotten)
+        (1, True, 2, "--sp 2 shares the video tokens among 2 processes, but this run has 1: run it on 2 or 4"),
+        (1, True, 2, "run it on 2 or 4 (cfg 2 x sp 2) processes (--gpus N, or torchrun --nproc-per-node N)"),
+        (2, False, 3, "this run has 2: run it on 3 processes"),
         (4, True, 1, "makes 4 guidance groups, but at most 2"),
         (4, False, 2, "guidance is off"),
     ],
 )
 def test_impossible_layouts_are_clear_errors(world, guided, sp, message):
-    with pytest.raises(ParallelError, match=message.replace("(", r"\(")):
+    with pytest.raises(ParallelError, match=re.escape(message)):
         choose_layout(world, guided, heads=12, sp=sp)
 
 
@@ -79,6 +90,17 @@ def test_the_planner_plans_one_rank_of_the_sequence():
     whole = transformer_activation_bytes(tokens, config, 1, None)
     quarter = transformer_activation_bytes(tokens, config, 1, None, sequence_parallel=4)
     assert whole / 4 < quarter < whole / 2  # a quarter of the tokens, plus the all-to-all buffers
+
+
+def test_the_per_rank_memory_table_of_the_docs_is_the_planners():
+    # docs/parallel.md once said activations divide by sp; with token pieces sp 2 needs more per rank than sp 1.
+    docs = (Path(__file__).parents[1] / "docs" / "parallel.md").read_text()
+    rows = re.findall(r"^\| (\d+)[^|]* \| (\d+\.\d\d) GiB \| (\d+\.\d\d) GiB", docs, re.MULTILINE)
+    assert [int(sp) for sp, _, _ in rows] == [1, 2, 3, 4, 6, 12]
+    for sp, activations, _ in rows:
+        counted = transformer_activation_bytes(114080, TransformerConfig(), 1, 16384, True, sequence_parallel=int(sp))
+        assert f"{counted / 2**30:.2f}" == activations, sp
+    assert float(rows[1][1]) > float(rows[0][1]) and float(rows[1][2]) > float(rows[0][2])
 
 
 def test_tokens_split_contiguously_and_nearly_evenly():
@@ -288,11 +310,20 @@ def test_impossible_layout_fails_before_any_process_starts(checkpoint, tmp_path,
     # Without guidance all 4 ranks share the tokens, but 4 does not divide the 6 heads.
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "4", "--cfg-scale", "1")) == 2
     assert (
-        "4 does not divide the transformer's 6 attention heads; possible degrees: 1, 2, 3, 6" in capsys.readouterr().err
+        "4 does not divide the transformer's 6 attention heads; possible counts (--gpus N, torchrun's processes): "
+        "1, 2, 3, 6" in capsys.readouterr().err
     )
     if not torch.cuda.is_available():
         assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "auto")) == 2
         assert "--gpus 2: this machine has 0 CUDA device(s)" in capsys.readouterr().err
+
+
+def test_a_vram_nothing_fits_is_refused_once_before_any_process_starts(checkpoint, tmp_path, capsys, monkeypatch):
+    # Every rank would plan the same --vram budget and print the same refusal, plan table and all.
+    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
+    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--vram", "0.0001")) == 2
+    err = capsys.readouterr().err
+    assert err.count("error: 80x32x5 needs at least") == 1 and "[rank" not in err
 
 
 # What the tests below inject into the processes of a run (never into the package): each rank records its pid;

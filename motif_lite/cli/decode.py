@@ -91,6 +91,10 @@ def main(args: argparse.Namespace) -> int:
     print(f"done: {saved.width}x{saved.height}, {saved.frames} frames{seed}, decoded in "
           f"{time.perf_counter() - start:.1f}s on {job.device}")  # fmt: skip
     print(f"output: {job.output}")
+    # Unlike a run, which removes its latents once the video is written: they may be decoded again (another -o),
+    # and a later run of the same output would otherwise call them a failed decode still to make.
+    print(f"note: the latents stay in {saved.file}: delete it once you no longer want to decode them again",
+          file=sys.stderr)  # fmt: skip
     return 0
 
 

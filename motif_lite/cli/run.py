@@ -382,20 +382,10 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
 
     use_expandable_segments()  # before torch starts CUDA
     from motif_lite.devices import torch_dtype  # torch and the rest load here, not when --help builds the parser
-    from motif_lite.request import RequestError
-    from motif_lite.runtime.parallel import Parallel
+    from motif_lite.runtime.parallel import DEFAULT_STEP_TIMEOUT_S, Parallel
 
     resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
-    if args.prompt is None and not args.dry_run and resume is None:
-        raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run runs without one)')
-    if args.preview_every is not None and not args.preview:  # alone it would do nothing, without a word
-        raise RequestError("--preview-every says how often the --preview file is rewritten: add --preview FILE")
-    if args.preview and args.output and _same_file(args.preview, args.output):
-        raise RequestError(f"--preview and -o both name {args.output}: the video would replace the preview at the end; "
-                           "give the preview its own file")  # fmt: skip
-    if args.preview and args.image and _same_file(args.preview, args.image):
-        raise RequestError(f"--preview and -i both name {args.image}: the previews would replace your image; give the "
-                           "preview its own file")  # fmt: skip
+    check_flags(args, resume)
     dtype = torch_dtype(args.dtype)
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
     world = session.world if session is not None else args.gpus or 1
@@ -404,7 +394,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     if session is None:
         requests, notes = resolve_requests(args, unresolved)  # every setting checked before anything loads
     else:  # rank 0 checks the settings (its output folder, its image), draws the seed and names the outputs
-        parallel = Parallel.create(layout, session.device, args.comm_timeout)
+        timeout = args.comm_timeout if args.comm_timeout is not None else DEFAULT_STEP_TIMEOUT_S
+        parallel = Parallel.create(layout, session.device, timeout)
         requests, notes = parallel.share(lambda: resolve_requests(args, unresolved))
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
     say = print if parallel is None or parallel.is_main else _quiet
@@ -416,6 +407,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         from motif_lite.runtime.step_cache import StepCacheConfig
 
         StepCacheConfig(args.step_cache)  # a bad threshold fails here, before any planning or loading
+    if layout is None and args.comm_timeout is not None:
+        notes.append("--comm-timeout is for a run on several processes (--gpus N, torchrun): this one has no others")
     _print_notes([*resume_notes, *notes], say)
     if args.dry_run:
         return dry_run(args, request, dtype, layout)
@@ -426,6 +419,23 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     finally:
         if on_preview is not None:
             on_preview.close()
+
+
+def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
+    """The checks of flags that need no model, made before anything starts (also before `--gpus N` starts its
+    processes, each of which would fail with the same message)."""
+    from motif_lite.request import RequestError
+
+    if args.prompt is None and not args.dry_run and resume is None:
+        raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run runs without one)')
+    if args.preview_every is not None and not args.preview:  # alone it would do nothing, without a word
+        raise RequestError("--preview-every says how often the --preview file is rewritten: add --preview FILE")
+    if args.preview and args.output and _same_file(args.preview, args.output):
+        raise RequestError(f"--preview and -o both name {args.output}: the video would replace the preview at the end; "
+                           "give the preview its own file")  # fmt: skip
+    if args.preview and args.image and _same_file(args.preview, args.image):
+        raise RequestError(f"--preview and -i both name {args.image}: the previews would replace your image; give the "
+                           "preview its own file")  # fmt: skip
 
 
 def _same_file(a: str | Path, b: str | Path) -> bool:
@@ -455,7 +465,7 @@ def dry_run(
     sp = layout.sp if layout is not None else 1
     plan = plan_generation(
         request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
-        attention=args.attention, sequence_parallel=sp, ram_gib=args.ram, **_plan_speed(args),
+        attention=args.attention, sequence_parallel=sp, ram_gib=args.ram, **_plan_speed(args, layout is not None),
     )  # fmt: skip
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
     print("\n".join([*settings.lines(), *model_sizes(sources, dtype).lines(), *_lora_lines(args, sources), described]))
@@ -511,7 +521,8 @@ def _generate(
         sp = parallel.layout.sp if parallel is not None else 1
         plan = plan_generation(
             request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
-            attention=args.attention, sequence_parallel=sp, ram_gib=args.ram, **_plan_speed(args),
+            attention=args.attention, sequence_parallel=sp, ram_gib=args.ram,
+            **_plan_speed(args, parallel is not None),
         )  # fmt: skip
         say(plan.describe(), file=sys.stderr)
     seeds = ", ".join(str(r.seed) for r in requests)
@@ -554,9 +565,10 @@ def unstarted_videos(requests: list[GenerationRequest]) -> list[str]:
     return [f"not started: {videos}; each is an ordinary run of the same command with -b 1, -s SEED and -o FILE"]
 
 
-def _plan_speed(args: argparse.Namespace) -> dict:
-    """What the memory plan needs to know of the speed flags."""
-    return dict(batch_guidance=args.batch_guidance, step_cache=bool(args.step_cache))
+def _plan_speed(args: argparse.Namespace, parallel: bool = False) -> dict:
+    """What the memory plan needs to know of the speed flags. A parallel run never batches the guidance branches
+    (they run one call each, on their own ranks with cfg 2): its plan has one row per forward."""
+    return dict(batch_guidance=False if parallel else args.batch_guidance, step_cache=bool(args.step_cache))
 
 
 @contextlib.contextmanager
@@ -605,30 +617,61 @@ def _layout(args: argparse.Namespace, request: GenerationRequest, world: int) ->
     """How `world` ranks split the work; a layout that cannot work is an error before anything loads."""
     from motif_lite.checkpoint import locate_sources
     from motif_lite.pipeline import AT_HAND
-    from motif_lite.runtime.parallel import choose_layout
+    from motif_lite.runtime.parallel import ParallelError, choose_layout
     from motif_lite.sampling import needs_uncond
     from motif_lite.settings import resolve_guidance
 
     sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)  # configs at hand, else built-in
     guided = needs_uncond(resolve_guidance(request, sources.configs.guider).value)
-    return choose_layout(world, guided, sources.transformer.value.num_attention_heads, args.sp)
+    layout = choose_layout(world, guided, sources.transformer.value.num_attention_heads, args.sp)
+    if args.step_cache is not None:  # else each process would refuse it as it loads
+        raise ParallelError("--step-cache is not supported in a parallel run (--gpus / torchrun) yet: leave it out")
+    return layout
 
 
 def _launch(args: argparse.Namespace) -> int:
     """Check the settings and the GPUs, then start `args.gpus` processes with torch's elastic launcher."""
     import torch
 
-    from motif_lite.runtime.parallel import ParallelError, launch
+    from motif_lite.runtime.parallel import ParallelError, check_device, launch
 
-    unresolved = request_from_args(args) if args.resume is None else resumed_request(resume_args(args)[0], None)
+    check_device(args.device)
+    resume = resume_args(args)[0] if args.resume is not None else None
+    check_flags(args, resume)
+    unresolved = request_from_args(args) if resume is None else resumed_request(resume, None)
     request, _ = unresolved.resolve()
-    _layout(args, request, args.gpus)
+    layout = _layout(args, request, args.gpus)
+    lora_args(args.lora)  # the files exist
+    if args.vram is not None:
+        _plan_before_launch(args, request, layout)
+    if args.preview:
+        from motif_lite.io.preview import check_preview_path
+
+        check_preview_path(args.preview)
     if args.device != "cpu" and torch.cuda.device_count() < args.gpus:
         found = torch.cuda.device_count()
         raise ParallelError(
             f"--gpus {args.gpus}: this machine has {found} CUDA device(s) (--device cpu: CPU processes)"
         )
     return launch(args.gpus, args.argv)
+
+
+def _plan_before_launch(args: argparse.Namespace, request: GenerationRequest, layout: ParallelLayout) -> None:
+    """With --vram every rank plans for the same budget: plan once here, so that a run that does not fit is refused
+    once, before N processes start and each prints the refusal. Only with the files at hand: otherwise this plan
+    would count built-in sizes, and the ranks plan with the files they download."""
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.devices import torch_dtype
+    from motif_lite.pipeline import AT_HAND, plan_generation
+
+    sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
+    if sources.root is None or (args.gguf is not None and sources.gguf is None):
+        return
+    device = "cpu" if args.device == "cpu" else "cuda"
+    plan_generation(
+        request, sources, dtype=torch_dtype(args.dtype), device=device, vram_gib=args.vram, kernels=args.kernels,
+        attention=args.attention, sequence_parallel=layout.sp, ram_gib=args.ram, **_plan_speed(args, True),
+    )  # fmt: skip
 
 
 def _quiet(*values: object, **kwargs: object) -> None:

@@ -291,11 +291,21 @@ def _add_parallel_flags(run: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--comm-timeout",
-        type=float,
-        default=600.0,
+        type=_positive_seconds,
         metavar="S",
         help="seconds a rank waits for the others during generation before it gives up (default 600)",
     )
+
+
+def _positive_seconds(text: str) -> float:
+    """A time in seconds: a finite number > 0 (0 or less would fail every wait for the other ranks at once)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return value
 
 
 def add_speed_flags(run: argparse.ArgumentParser) -> None:

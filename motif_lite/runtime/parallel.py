@@ -23,6 +23,7 @@ rank 0 loads the text encoder. See docs/parallel.md.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -71,7 +72,13 @@ def choose_layout(world: int, guided: bool, heads: int, sp: int | None = None) -
     """The layout for `world` ranks: `sp` if given, else cfg 2 x sp world/2 with guidance on an even world,
     else sp = world. Raises ParallelError (before anything loads) for a layout that cannot work."""
     default_sp = world // 2 if guided and world % 2 == 0 else world
-    sp = default_sp if sp is None else sp
+    given, sp = sp is not None, default_sp if sp is None else sp
+    if world < sp:  # also a lone process given --sp: nothing to share the tokens with
+        counts = f"{sp} or {2 * sp} (cfg 2 x sp {sp})" if guided else str(sp)
+        raise ParallelError(
+            f"--sp {sp} shares the video tokens among {sp} processes, but this run has {world}: run it on {counts} "
+            "processes (--gpus N, or torchrun --nproc-per-node N)"
+        )
     if sp < 1 or world % sp:
         raise ParallelError(f"--sp {sp} does not divide the {world} ranks")
     cfg = world // sp
@@ -79,7 +86,20 @@ def choose_layout(world: int, guided: bool, heads: int, sp: int | None = None) -
         why = "at most 2 (conditional, unconditional) can work" if guided else "guidance is off (cfg scale 1)"
         raise ParallelError(f"--sp {sp} on {world} ranks makes {cfg} guidance groups, but {why}: use --sp {default_sp}")
     if heads % sp:
-        degrees = ", ".join(str(d) for d in range(1, heads + 1) if heads % d == 0)
+        divisors = [d for d in range(1, heads + 1) if heads % d == 0]
+        if not given:  # the user chose a process count, not a degree: say which counts work
+            counts = sorted({*divisors, *(2 * d for d in divisors if guided)})
+            if not guided:
+                how = "without guidance all of them share the video tokens"
+            elif world % 2:
+                how = "an odd count runs both guidance branches on all of them, sharing the video tokens"
+            else:
+                how = f"with guidance each branch gets {sp} of them, which share its video tokens"
+            raise ParallelError(
+                f"{world} processes cannot split this run: {how}, and {sp} does not divide the transformer's {heads} "
+                f"attention heads; possible counts (--gpus N, torchrun's processes): {', '.join(map(str, counts))}"
+            )
+        degrees = ", ".join(map(str, divisors))
         hint = " (twice that many ranks with guidance)" if guided else ""
         raise ParallelError(
             f"sequence-parallel degree {sp} does not divide the transformer's {heads} attention heads; "
@@ -108,8 +128,7 @@ class Session:
 def start(device: str) -> Session:
     """Join the torchrun job of this process: cuda:LOCAL_RANK with NCCL, or the CPU with gloo."""
     rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
-    if device not in ("auto", "cuda", "cpu"):
-        raise ParallelError(f"--device {device}: in a parallel run rank r uses cuda:LOCAL_RANK; use auto, cuda or cpu")
+    check_device(device)
     cuda = device != "cpu" and torch.cuda.is_available()
     if device == "cuda" and not cuda:
         raise ParallelError("--device cuda requested but CUDA is not available; use --device cpu")
@@ -120,6 +139,12 @@ def start(device: str) -> Session:
         torch.cuda.set_device(target)
     dist.init_process_group("nccl" if cuda else "gloo", timeout=SETUP_TIMEOUT)  # torchrun's env:// rendezvous
     return Session(rank, world, target)
+
+
+def check_device(device: str) -> None:
+    """A `--device` a parallel run can use: each rank picks its own GPU, so only auto, cuda or cpu."""
+    if device not in ("auto", "cuda", "cpu"):
+        raise ParallelError(f"--device {device}: in a parallel run rank r uses cuda:LOCAL_RANK; use auto, cuda or cpu")
 
 
 def stop() -> None:
@@ -136,6 +161,15 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
+    # torchrun gives each process 1 CPU thread unless OMP_NUM_THREADS is set (and warns about it): the CPU work of a
+    # rank (the text encoder on the CPU, a --device cpu run) would then crawl. Share the CPUs out instead.
+    threads = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = threads or str(max(1, _cpus() // nproc))
+    # The launcher logs a failed process as "E... failed (exitcode: 2) local_rank: 0 (pid: ...) of binary: ...";
+    # the rank has said what went wrong and the line below says which one failed.
+    failures = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
+    level = failures.level
+    failures.setLevel(logging.CRITICAL)
     try:
         run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module", "motif_lite", *argv]))
     except ChildFailedError as exc:
@@ -147,7 +181,19 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
         return code
     except SignalException:
         return 130
+    finally:
+        failures.setLevel(level)
+        if threads is None:
+            del os.environ["OMP_NUM_THREADS"]
     return 0
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the OS says), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
 
 
 # --------------------------------------------------------------------------------------------- groups

@@ -430,6 +430,10 @@ def plan_memory(
     )
 
 
+# What to do when a decode does not fit the budget; the caller knows better where the budget came from.
+DECODE_ADVICE = "free device memory (close other programs using it) or decode on the CPU (--device cpu)"
+
+
 @dataclass(frozen=True)
 class DecodePlan:
     """The VAE setup of a decode on its own (`motif-lite decode`: only the VAE on the device) and its estimate."""
@@ -463,10 +467,11 @@ def plan_decode(
     budget_bytes: int | None,
     device: str = "cuda",
     vae_dtype: torch.dtype = torch.float32,
+    advice: str = DECODE_ADVICE,
 ) -> DecodePlan:
     """The fastest VAE setup whose decode fits `budget_bytes` (None: no limit) with nothing but the VAE on the
     device: `plan_memory`'s decode-stage estimate without the transformer, over the same VAE modes and tiles in the
-    same order. Raises MotifLiteError naming the smallest peak when none fits."""
+    same order. Raises MotifLiteError naming the smallest peak, then `advice`, when none fits."""
     # No transformer or text encoder on the device: 0 bytes of theirs. The built-in transformer config only sets
     # the token count, which the decode stage does not read.
     sizes = generation_sizes(width, height, frames, TransformerConfig(), 0, 0, vae_config, vae_dtype, False, vae_dtype)
@@ -486,8 +491,7 @@ def plan_decode(
     smallest = min(plans, key=lambda p: p.stage.peak_bytes)
     raise MotifLiteError(
         f"decoding {width}x{height}x{frames} needs at least {_gib(smallest.stage.peak_bytes)} of device memory "
-        f"({smallest.stage.chunks}), but the budget is {_gib(budget_bytes)}: free device memory (close other "
-        "programs using it) or decode on the CPU"
+        f"({smallest.stage.chunks}), but the budget is {_gib(budget_bytes)}: {advice}"
     )
 
 

@@ -1,0 +1,124 @@
+"""`motif-lite run --gpus N` / `--sp` / `--comm-timeout` before any process starts: every mistake is named once, by
+the command itself, instead of by each of N processes after they started; the launcher's environment; the plan a
+parallel dry run prints. No process is started here (the launcher is replaced), and no checkpoint is needed: the
+official architecture's built-in configs stand in (12 attention heads)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from motif_lite import cli
+from motif_lite.runtime import parallel
+
+
+@pytest.fixture
+def no_launch(monkeypatch):
+    """Fails the test if the processes would be started."""
+
+    def forbidden(nproc, argv):
+        raise AssertionError(f"started {nproc} processes for a command that should have been refused")
+
+    monkeypatch.setattr(parallel, "launch", forbidden)
+
+
+def run(capsys, *argv: str) -> tuple[int, str]:
+    code = cli.main(["run", "--device", "cpu", "--steps", "2", *argv])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ((), 'a prompt is required: -p "what the video shows"'),
+        (("-p", "fox", "--preview-every", "2"), "--preview-every says how often the --preview file is rewritten"),
+        (("-p", "fox", "--lora", "missing.safetensors"), "LoRA file not found: missing.safetensors"),
+        (("-p", "fox", "--step-cache", "0.05"), "--step-cache is not supported in a parallel run"),
+        (("-p", "fox", "--preview", "p.avi"), "p.avi"),
+    ],
+)
+def test_gpus_refuses_what_every_process_would_refuse(capsys, tmp_path, monkeypatch, no_launch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, err = run(capsys, "--gpus", "2", *argv)
+    assert code == cli.EXIT_USER_ERROR and message in err, err
+    assert "[rank" not in err and err.count("error:") == 1
+
+
+def test_a_device_no_rank_can_use_is_refused_before_the_gpus_are_counted(capsys, monkeypatch, no_launch):
+    # On a machine with 2 GPUs the processes would start and each would refuse cuda:1.
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    code = cli.main(["run", "-p", "fox", "--gpus", "2", "--device", "cuda:1"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "--device cuda:1: in a parallel run rank r uses cuda:LOCAL_RANK" in err
+
+
+def test_sp_without_gpus_says_how_many_processes(capsys):
+    code, err = run(capsys, "-p", "fox", "--dry-run", "--sp", "2")
+    assert code == cli.EXIT_USER_ERROR
+    assert "--sp 2 shares the video tokens among 2 processes, but this run has 1: run it on 2 or 4" in err
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "soon"])
+def test_comm_timeout_must_be_a_positive_number_of_seconds(capsys, value):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "fox", "--gpus", "2", "--comm-timeout", value])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"--comm-timeout: must be a number of seconds > 0, got {value}" in err
+
+
+def test_comm_timeout_in_a_single_process_is_said_to_do_nothing(capsys):
+    code, err = run(capsys, "--dry-run", "-W", "256", "-H", "256", "--video-frames", "9", "--comm-timeout", "30")
+    assert code == 0 and "note: --comm-timeout is for a run on several processes (--gpus N, torchrun)" in err
+    code, err = run(capsys, "--dry-run", "-W", "256", "-H", "256", "--video-frames", "9")
+    assert code == 0 and "--comm-timeout" not in err
+
+
+def test_the_plan_of_a_parallel_run_has_one_row_per_forward(capsys):
+    # cfg 2 x sp 1 runs the two guidance predictions on two ranks, one call each: a plan of two rows per forward
+    # (batched guidance, what one GPU does) would print twice the activations.
+    flags = ["run", "--dry-run", "--device", "cuda", "--vram", "40", "-W", "256", "-H", "256", "--video-frames", "9"]
+    assert cli.main(flags) == 0
+    assert "2 rows per transformer forward" in capsys.readouterr().out  # one GPU, guided: batched
+    assert cli.main([*flags, "--gpus", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "cfg 2 x sp 1 on 2 ranks; per rank:" in out and "1 row per transformer forward" in out
+
+
+def test_the_launcher_shares_the_cpus_among_the_processes(monkeypatch):
+    # torchrun alone gives each process one thread (and warns): a rank's CPU work (the text encoder on the CPU)
+    # would crawl. A value the user set is kept, and the launcher's own environment is left as it was.
+    import torch.distributed.run as torchrun
+
+    seen = []
+    monkeypatch.setattr(torchrun, "run", lambda config: seen.append(os.environ.get("OMP_NUM_THREADS")))
+    monkeypatch.setattr(parallel, "_cpus", lambda: 16)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert parallel.launch(4, ["run", "-p", "fox"]) == 0
+    assert parallel.launch(32, ["run", "-p", "fox"]) == 0
+    assert seen == ["4", "1"] and "OMP_NUM_THREADS" not in os.environ
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert parallel.launch(4, ["run", "-p", "fox"]) == 0
+    assert seen[-1] == "3"
+
+
+def test_the_launcher_leaves_saying_which_rank_failed_to_the_command(monkeypatch, capsys):
+    # torch's launcher logs its own "E... failed (exitcode: 2) local_rank: 0 (pid: ...) of binary: ..." line, next
+    # to the rank's error and the command's line: silenced while it runs, and only then.
+    import logging
+
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    launcher_log = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
+    logged = []
+
+    def failing(config):
+        logged.append(launcher_log.isEnabledFor(logging.ERROR))
+        raise ChildFailedError("motif_lite", {0: ProcessFailure(local_rank=0, pid=1, exitcode=2, error_file="")})
+
+    monkeypatch.setattr(torchrun, "run", failing)
+    assert parallel.launch(2, ["run", "-p", "fox"]) == 2
+    assert "error: rank 0 failed (exit code 2); the other ranks were stopped" in capsys.readouterr().err
+    assert logged == [False] and launcher_log.isEnabledFor(logging.ERROR)
