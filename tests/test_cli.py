@@ -78,8 +78,14 @@ def test_dry_run_prints_the_plan_without_loading(checkpoint, tmp_path, capsys, m
     assert_user_error(capsys, code, "error: 48x32x121 needs at least")
     code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--dry-run", "--ram", "0.1"])
     assert_user_error(capsys, code, "GiB of host memory, but --ram is 0.10 GiB")
-    code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--dry-run", "--ram", "-2"])
-    assert_user_error(capsys, code, "--ram must be a positive number")
+    code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--dry-run", "--ram", "0.1G"])
+    assert_user_error(capsys, code, "GiB of host memory, but --ram is 0.10 GiB")
+
+
+@pytest.mark.parametrize("flag", ["--vram", "--ram"])
+@pytest.mark.parametrize(("text", "value"), [("8", 8.0), ("8G", 8.0), ("8gb", 8.0), ("7.5 GiB", 7.5)])
+def test_memory_budgets_take_a_gib_suffix(flag, text, value):
+    assert getattr(cli.build_parser().parse_args(["run", flag, text]), flag[2:]) == value
 
 
 def test_help_lists_every_flag(capsys):
@@ -141,12 +147,13 @@ def test_bad_settings_fail_before_loading(tmp_path, capsys, monkeypatch, extra, 
     assert not (tmp_path / "fox.mp4").exists()
 
 
-@pytest.mark.parametrize("vram", ["-1", "0", "nan", "inf", "lots"])
-def test_vram_must_be_a_positive_number(capsys, vram):
+@pytest.mark.parametrize("flag", ["--vram", "--ram"])
+@pytest.mark.parametrize("vram", ["-1", "0", "nan", "inf", "lots", "8MB"])
+def test_vram_must_be_a_positive_number(capsys, flag, vram):
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["run", "-p", "x", "--vram", vram])
+        cli.main(["run", "-p", "x", flag, vram])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and f"--vram: must be a number of GiB > 0, got {vram}" in err
+    assert exit_info.value.code == 2 and f"{flag}: must be a number of GiB > 0, got {vram}" in err
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ are None here so that `motif_lite.settings` can tell a flag from a default.
 from __future__ import annotations
 
 import argparse
+import re
 
 from motif_lite.choices import (
     ATTENTION_BACKENDS,
@@ -92,7 +93,7 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="go on with a run that stopped while sampling (Ctrl-C, out of memory, a crash): FILE is the "
         ".latents.safetensors it kept beside its output. The video's settings and the model come from FILE; "
-        "device, memory and speed flags may change, and -o",
+        "-o and the device, memory and speed flags may be given anew",
     )
 
 
@@ -140,7 +141,7 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
 def add_ram_flag(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--ram",
-        type=float,
+        type=gib,
         metavar="GiB",
         help="host memory budget: refuse before loading if the run would need more; decides whether streamed "
         "weights are page-locked (default: no limit)",
@@ -159,9 +160,11 @@ def _add_confirmation_flags(run: argparse.ArgumentParser) -> None:
 
 
 def gib(text: str) -> float:
-    """A memory budget in GiB: a finite number > 0 (argparse reports anything else as a usage error)."""
+    """A memory budget in GiB: a finite number > 0, optionally followed by G, GB or GiB (in any case: "8GB" is taken
+    as 8 GiB, as a card sold as 8 GB has), which argparse reports as a usage error otherwise."""
+    number = re.sub(r"\s*(g|gb|gib)$", "", text.strip(), flags=re.IGNORECASE)
     try:
-        value = float(text)
+        value = float(number)
     except ValueError:
         value = float("nan")
     if not 0 < value < float("inf"):
