@@ -75,6 +75,14 @@ def test_comm_timeout_in_a_single_process_is_said_to_do_nothing(capsys):
     assert code == 0 and "--comm-timeout" not in err
 
 
+def test_batch_guidance_on_several_processes_is_said_to_do_nothing(capsys):
+    flags = ["--dry-run", "-W", "256", "-H", "256", "--video-frames", "9", "--device", "cpu", "--gpus", "2"]
+    code, err = run(capsys, *flags, "--batch-guidance")
+    assert code == 0 and "note: --batch-guidance is not used on several processes" in err
+    code, err = run(capsys, *flags)
+    assert code == 0 and "--batch-guidance" not in err
+
+
 def test_the_plan_of_a_parallel_run_has_one_row_per_forward(capsys):
     # cfg 2 x sp 1 runs the two guidance predictions on two ranks, one call each: a plan of two rows per forward
     # (batched guidance, what one GPU does) would print twice the activations.

@@ -409,6 +409,9 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         StepCacheConfig(args.step_cache)  # a bad threshold fails here, before any planning or loading
     if layout is None and args.comm_timeout is not None:
         notes.append("--comm-timeout is for a run on several processes (--gpus N, torchrun): this one has no others")
+    if layout is not None and args.batch_guidance:
+        notes.append("--batch-guidance is not used on several processes: there the two guidance predictions are "
+                     "separate calls, side by side on their own processes with cfg 2")  # fmt: skip
     _print_notes([*resume_notes, *notes], say)
     if args.dry_run:
         return dry_run(args, request, dtype, layout)
