@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,10 +109,12 @@ class GenerationRequest:
         for name, what, positive in _OPTIONAL_NUMBERS:
             if getattr(self, name) is not None:
                 check(_check_number, getattr(self, name), what, positive)
-        if self.guidance is not None:
-            check(_check_choice, self.guidance, "guidance", GUIDANCE_METHODS)
-        if self.sampler is not None:
-            check(_check_choice, self.sampler, "sampler", tuple(SAMPLERS))
+        guidance = choice_name(self.guidance, GUIDANCE_METHODS)
+        if guidance is not None:
+            check(_check_choice, guidance, "guidance", GUIDANCE_METHODS)
+        sampler = choice_name(self.sampler, tuple(SAMPLERS))
+        if sampler is not None:
+            check(_check_choice, sampler, "sampler", tuple(SAMPLERS))
         seed = check(_resolve_seed, self.seed)
         check(check_output_path, self.output)
         read = check(read_image, self.image) if self.image is not None else None  # names an unreadable file
@@ -131,7 +134,21 @@ class GenerationRequest:
             )
         elif image is not None:
             notes += [*image_notes, *_stretch_note(image.size, self.width, self.height)]
-        return dataclasses.replace(self, frames=frames, seed=seed), notes
+        return dataclasses.replace(self, frames=frames, seed=seed, guidance=guidance, sampler=sampler), notes
+
+
+def choice_name(value: T, choices: tuple[str, ...]) -> T:
+    """`value` as the name in `choices` it spells another way (ComfyUI's `dpmpp_2m` or `DPM++ 2M` for `dpm++2m`,
+    `CFG` for `cfg`); anything else unchanged, for the check to name."""
+    if not isinstance(value, str):
+        return value
+    spelled = {_spelling(choice): choice for choice in choices}
+    return spelled.get(_spelling(value), value)
+
+
+def _spelling(name: str) -> str:
+    # Case, separators and "pp" for "++" are how other tools spell the same sampler.
+    return re.sub(r"[\s_-]", "", name.lower()).replace("pp", "++")
 
 
 def _writes_over(output: str | Path, frames: int, image: str | Path) -> bool:

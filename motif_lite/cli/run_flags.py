@@ -18,7 +18,7 @@ from motif_lite.choices import (
     SAMPLERS,
 )
 from motif_lite.errors import ConfigError
-from motif_lite.request import GenerationRequest
+from motif_lite.request import GenerationRequest, choice_name
 
 DEFAULTS = GenerationRequest(prompt="-")
 DTYPE_HELP = (
@@ -67,6 +67,7 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--sampling-method",
+        type=_sampler,
         choices=tuple(SAMPLERS),
         default=None,
         help="sampler (default: the checkpoint's scheduler, else euler)",
@@ -105,6 +106,7 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument("--cfg-scale", type=float, help="guidance scale; 1 = no guidance (default: the guider's, else 8)")
     g.add_argument(
         "--guidance",
+        type=_guidance,
         choices=GUIDANCE_METHODS,
         help="apg or classic cfg (default: the guider's method); another method than the guider's takes its "
         "official parameters",
@@ -112,6 +114,15 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument("--apg-eta", type=float, help="APG: weight of the update parallel to the prediction (0..1)")
     g.add_argument("--apg-norm-threshold", type=float, help="APG: clip the guidance norm to this (0 = off)")
     g.add_argument("--apg-momentum", type=float, help="APG: momentum of the running guidance average (0 = off)")
+
+
+def _sampler(text: str) -> str:
+    """ComfyUI's `dpmpp_2m` (and other spellings) as `dpm++2m`; argparse's choices name anything else."""
+    return choice_name(text, tuple(SAMPLERS))
+
+
+def _guidance(text: str) -> str:
+    return choice_name(text, GUIDANCE_METHODS)
 
 
 def _add_model_flags(run: argparse.ArgumentParser) -> None:
