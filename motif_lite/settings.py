@@ -40,6 +40,7 @@ from motif_lite.sampling.guidance import (
     CFGConfig,
     Guidance,
     GuiderConfig,
+    needs_uncond,
     read_guider_config,
 )
 from motif_lite.sampling.schedule import read_json_object, shift_from_scheduler_config
@@ -249,6 +250,9 @@ def describe_guidance(guidance: Guidance | None) -> str:
     if guidance is None:
         return "off (no negative-prompt pass)"
     base = "cond" if guidance.original_formulation else "uncond"
+    if not needs_uncond(guidance):  # e.g. --cfg-scale 0 over the official guider: cond + 0·update
+        why = "an empty step range" if guidance.start >= guidance.stop else f"scale {guidance.scale:g} on base {base}"
+        return f"off: {_method(guidance).upper()} with {why} changes nothing (no negative-prompt pass)"
     if isinstance(guidance, APGConfig):
         dims = {None: "all", (-1, -2, -4): "per frame"}.get(guidance.norm_dims, str(guidance.norm_dims))
         momentum = "off" if guidance.momentum is None else f"{guidance.momentum:g}"
@@ -289,7 +293,7 @@ def _plain(request: GenerationRequest, *names: str) -> Setting:
 
 
 def _describe_negative(prompt: str, guidance: Guidance | None) -> str:
-    if guidance is None:
+    if not needs_uncond(guidance):
         return "unused (no guidance)"
     if prompt == OFFICIAL_NEGATIVE_PROMPT:
         return "the official negative prompt"

@@ -4,11 +4,15 @@ the command-line parser only."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from motif_lite import cli
 from motif_lite.cli import run as run_command
 from motif_lite.request import GenerationRequest, RequestError
+from motif_lite.sampling import RECOMMENDED_APG, needs_uncond
+from motif_lite.settings import CheckpointConfigs, describe_guidance, resolve_settings
 
 
 def parse_run(*flags: str) -> GenerationRequest:
@@ -38,3 +42,19 @@ def test_a_sampler_that_is_not_there_is_still_refused(capsys, tmp_path):
     assert "invalid choice: 'euler_ancestral' (choose from 'euler', 'dpm++2m')" in capsys.readouterr().err
     with pytest.raises(RequestError, match="unknown sampler 'ddim'; choose one of euler, dpm\\+\\+2m"):
         GenerationRequest("fox", sampler="ddim", output=str(tmp_path / "a.mp4")).resolve()
+
+
+def test_guidance_that_changes_nothing_reads_as_off():
+    # The official guider adds s·update to the prompt's own prediction (original formulation), so scale 0 is no
+    # guidance at all: the run skips the negative prompt, and the summary must not claim APG and a negative prompt.
+    settings = resolve_settings(GenerationRequest("fox", cfg_scale=0.0), CheckpointConfigs())
+    rows = {name: value for name, value, _ in settings.table()}
+    assert rows["guidance"] == "off: APG with scale 0 on base cond changes nothing (no negative-prompt pass)"
+    assert rows["negative"] == "unused (no guidance)"
+    assert not needs_uncond(settings.guidance.value)
+    # Scale 0 of classic CFG is the negative prompt's prediction alone: guided, and said as such.
+    settings = resolve_settings(GenerationRequest("fox", guidance="cfg", cfg_scale=0.0), CheckpointConfigs())
+    rows = {name: value for name, value, _ in settings.table()}
+    assert rows["guidance"] == "CFG scale 0, base uncond" and rows["negative"] == "the official negative prompt"
+    window = dataclasses.replace(RECOMMENDED_APG, start=0.5, stop=0.5)
+    assert describe_guidance(window) == "off: APG with an empty step range changes nothing (no negative-prompt pass)"
