@@ -139,7 +139,7 @@ def test_write_errors(tmp_path):
     ("name", "message"),
     [
         ("out.avi", "unsupported output format"),
-        ("out", "unsupported output format"),
+        ("out", r"output .*out has no extension to say its format: e\.g\. .*out\.mp4 \(\.mp4, \.webm, "),
         ("out.png", "frame sequence"),
         ("out_%d_%d.png", "frame sequence"),
         ("50%_%d.png", "frame sequence"),
@@ -163,6 +163,20 @@ def test_check_output_path_directory_cases(tmp_path, monkeypatch):
     monkeypatch.setattr(video_module.os, "access", lambda path, mode: False)
     with pytest.raises(MotifLiteError, match=f"{tmp_path} is not writable"):
         check_output_path(tmp_path / "out.mp4")
+
+
+def test_output_naming_a_folder_that_is_not_there(tmp_path):
+    # `-o renders/` (a folder, as ComfyUI's output folder) that does not exist: not "unsupported format '(none)'".
+    message = (
+        f"output {tmp_path}/renders/ names a folder, and that folder does not exist; -o takes a file name: create the "
+        f"folder (mkdir -p {tmp_path}/renders) and give a file in it, e.g. {tmp_path}/renders/output.mp4"
+    )
+    with pytest.raises(MotifLiteError) as error:
+        check_output_path(f"{tmp_path}/renders/")
+    assert str(error.value) == message
+    (tmp_path / "renders").mkdir()  # once it is there: the directory case, with the same file name to use
+    with pytest.raises(MotifLiteError, match="renders is a directory; give a file name, e.g. .*renders/output.mp4"):
+        check_output_path(f"{tmp_path}/renders/")
 
 
 def test_check_output_path_accepts_supported(tmp_path):

@@ -27,6 +27,7 @@ Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".webp", ".gif", ".png")
+_FORMATS = ".mp4, .webm, .webp, .gif, or out_%03d.png for a PNG per frame"
 _FRAME_PATTERN = re.compile(r"%0?\d*d")
 _EXIF_IMAGE_DESCRIPTION = 0x010E
 # ffmpeg settings per container: H.264 at CRF 18 ("visually lossless") and VP9 constant quality.
@@ -51,14 +52,20 @@ def check_output_path(path: str | Path) -> None:
             f"output must be a file path (str or Path) such as 'fox.mp4', got {path!r}: the video is written to "
             "that file, and the result's `output` is its path"
         )
+    folder = isinstance(path, str) and path.endswith(("/", os.sep))  # `-o renders/`: Path drops the slash
     path = Path(path).expanduser()
     if path.is_dir():  # first: a folder (`-o renders`) has no suffix, and "unsupported format" would mislead
         raise MotifLiteError(f"output path {path} is a directory; give a file name, e.g. {path / 'output.mp4'}")
-    suffix = path.suffix.lower()
-    if suffix not in VIDEO_EXTENSIONS:
+    if folder:
         raise MotifLiteError(
-            f"unsupported output format {suffix or '(none)'!r} for {path}; use one of {VIDEO_EXTENSIONS}"
+            f"output {path}/ names a folder, and that folder does not exist; -o takes a file name: create the "
+            f"folder (mkdir -p {path}) and give a file in it, e.g. {path / 'output.mp4'}"
         )
+    suffix = path.suffix.lower()
+    if not suffix:
+        raise MotifLiteError(f"output {path} has no extension to say its format: e.g. {path}.mp4 ({_FORMATS})")
+    if suffix not in VIDEO_EXTENSIONS:
+        raise MotifLiteError(f"unsupported output format {suffix!r} for {path}; use {_FORMATS}")
     patterns = _FRAME_PATTERN.findall(path.name)
     if suffix == ".png" and (len(patterns) != 1 or path.name.count("%") != 1):
         raise MotifLiteError(
