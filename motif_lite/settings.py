@@ -26,6 +26,7 @@ How guidance flags combine with the checkpoint's guider:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,14 @@ UNSHIFTED = 1.0  # FlowMatchEulerDiscreteScheduler's class default: no shift, ne
 # The sampler each reference scheduler class runs (DPM++ 2M only as the model card's flow-sigma dpmsolver++ order 2).
 _SCHEDULER_SAMPLERS = {"FlowMatchEulerDiscreteScheduler": "euler", "DPMSolverMultistepScheduler": "dpm++2m"}
 _DPM_SETTINGS = {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_flow_sigmas": True}
+# Options of the reference schedulers that change the sigmas or the steps, with the value that leaves them off;
+# motif-lite implements none of them (the official scheduler config sets none), so a checkpoint that sets one
+# samples differently here than in diffusers and a note says so. (use_dynamic_shifting is an error: shift.)
+_UNIMPLEMENTED_SCHEDULE_OPTIONS = {
+    "use_karras_sigmas": False, "use_exponential_sigmas": False, "use_beta_sigmas": False, "use_lu_lambdas": False,
+    "shift_terminal": None, "invert_sigmas": False, "stochastic_sampling": False, "thresholding": False,
+    "final_sigmas_type": "zero", "euler_at_final": False,
+}  # fmt: skip
 _PLAIN_DEFAULTS = GenerationRequest(prompt="-")
 
 
@@ -168,6 +177,7 @@ def resolve_settings(
     notes: list[str] = []
     shift = resolve_flow_shift(request, configs.scheduler_shift, notes)
     sampler = resolve_sampler(request, configs.scheduler, notes)
+    notes += _unimplemented_schedule_options(configs.scheduler)
     guidance = resolve_guidance(request, configs.guider)
     if transformer is None:
         transformer = (
@@ -212,6 +222,24 @@ def resolve_sampler(request: GenerationRequest, scheduler: dict[str, Any] | None
         notes.append(f"the checkpoint's scheduler {class_name} (as configured) is not implemented; using Euler")
         return default
     return Setting(sampler, CHECKPOINT, f"scheduler/scheduler_config.json: {class_name}")
+
+
+def _unimplemented_schedule_options(scheduler: dict[str, Any] | None) -> list[str]:
+    """The note on the scheduler config's options that motif-lite does not apply (e.g. use_karras_sigmas: true)."""
+    if scheduler is None:
+        return []
+    options = [
+        f"{key}: {json.dumps(scheduler[key])}"
+        for key, off in _UNIMPLEMENTED_SCHEDULE_OPTIONS.items()
+        if scheduler.get(key, off) != off
+    ]
+    if not options:
+        return []
+    return [
+        f"scheduler/scheduler_config.json sets {', '.join(options)}, which motif-lite does not implement: sampling "
+        "uses the plain flow-matching sigmas (diffusers would not); --flow-shift and --sampling-method are the "
+        "schedule settings here"
+    ]
 
 
 def resolve_guidance(request: GenerationRequest, guider: GuiderConfig | None) -> Setting[Guidance | None]:

@@ -58,3 +58,23 @@ def test_guidance_that_changes_nothing_reads_as_off():
     assert rows["guidance"] == "CFG scale 0, base uncond" and rows["negative"] == "the official negative prompt"
     window = dataclasses.replace(RECOMMENDED_APG, start=0.5, stop=0.5)
     assert describe_guidance(window) == "off: APG with an empty step range changes nothing (no negative-prompt pass)"
+
+
+def test_scheduler_options_motif_lite_does_not_apply_get_a_note(tmp_path):
+    # ComfyUI's "karras" and friends, set in a checkpoint's scheduler config: diffusers would sample other sigmas.
+    from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler
+
+    def notes(scheduler) -> tuple[str, ...]:
+        scheduler.save_config(tmp_path / "scheduler")
+        return resolve_settings(GenerationRequest("fox"), CheckpointConfigs.read(tmp_path)).notes
+
+    assert notes(FlowMatchEulerDiscreteScheduler(shift=15.0)) == ()  # the official scheduler, as diffusers saves it
+    dpm = DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0, prediction_type="flow_prediction")
+    assert notes(dpm) == ()
+    assert notes(FlowMatchEulerDiscreteScheduler(shift=15.0, use_karras_sigmas=True, shift_terminal=0.1)) == (
+        "scheduler/scheduler_config.json sets use_karras_sigmas: true, shift_terminal: 0.1, which motif-lite does not "
+        "implement: sampling uses the plain flow-matching sigmas (diffusers would not); --flow-shift and "
+        "--sampling-method are the schedule settings here",
+    )
+    dpm = DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0, final_sigmas_type="sigma_min")
+    assert 'sets final_sigmas_type: "sigma_min", which' in notes(dpm)[0]
