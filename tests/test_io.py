@@ -13,11 +13,13 @@ import pytest
 import torch
 from huggingface_hub import constants
 
+from motif_lite import cli
+from motif_lite.cli import run as run_command
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io import hub
 from motif_lite.io import video as video_module
 from motif_lite.io.image import load_image, preprocess_image, read_image
-from motif_lite.io.video import check_output_path, to_uint8_frames, write_video
+from motif_lite.io.video import check_output_path, stale_frames_note, to_uint8_frames, write_video
 from motif_lite.request import GenerationRequest, RequestError
 
 F, H, W = 5, 32, 48
@@ -380,3 +382,23 @@ def test_gguf_variant_found_by_listing_the_repo(online_without_network, monkeypa
     assert downloads == [(hub.GGUF_REPO, "motif-video-2b-Q8_0.gguf")]
     with pytest.raises(CheckpointError, match="no file in .* match variant 'Q5_K_M'"):
         hub.resolve_gguf("Q5_K_M")
+
+
+def test_an_earlier_longer_png_sequence_is_named(tmp_path):
+    # `-o f_%03d.png` replaces frames 0..4 of an earlier 9-frame run; f_005..f_008 stay and would play after them.
+    for i in range(9):
+        (tmp_path / f"f_{i:03d}.png").touch()
+    pattern = tmp_path / "f_%03d.png"
+    assert stale_frames_note(pattern, 5) == (
+        f"f_005.png to f_008.png in {tmp_path}, from an earlier, longer sequence, stay after this video's 5 frames "
+        "and would play as part of it: delete them, or give -o another name"
+    )
+    assert stale_frames_note(pattern, 8).startswith("f_008.png in ")
+    assert stale_frames_note(pattern, 9) is None and stale_frames_note(tmp_path / "f.mp4", 5) is None
+    # What `motif-lite run` prints, for each file of a batch (here the second video's earlier frames).
+    for i in range(6):
+        (tmp_path / f"g_{i:03d}-2.png").touch()
+    args = cli.build_parser().parse_args(["run", "-p", "fox", "--video-frames", "5", "-b", "2", "-s", "1"])
+    args.output = str(tmp_path / "g_%03d.png")
+    _, notes = run_command.resolve_requests(args, run_command.request_from_args(args))
+    assert [note.split(" in ")[0] for note in notes] == ["g_005-2.png"]

@@ -197,6 +197,8 @@ def resolve_requests(
     earlier video."""
     import dataclasses
 
+    from motif_lite.io.video import stale_frames_note
+
     request, notes = unresolved.resolve()
     path, count = Path(request.output), args.batch_count
     outputs = [path] if count == 1 else [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(1, count + 1)]
@@ -205,6 +207,7 @@ def resolve_requests(
         notes += [note for _, note in free if note is not None]
         outputs = [chosen for chosen, _ in free]
     seeds = [(request.seed + i) % 2**32 for i in range(count)]
+    notes += [note for output in outputs if (note := stale_frames_note(output, request.frames))]
     return [dataclasses.replace(request, seed=s, output=o) for s, o in zip(seeds, outputs, strict=True)], notes
 
 

@@ -80,6 +80,23 @@ def check_output_path(path: str | Path) -> None:
         raise MotifLiteError(f"output directory {parent} is not writable")
 
 
+def stale_frames_note(path: str | Path, frames: int) -> str | None:
+    """The note on the frames of an earlier, longer PNG sequence under the pattern `path` that a `frames`-frame
+    video leaves in place: numbered right after its own, they would play as part of it (`ffmpeg -i out_%03d.png`
+    reads on while the numbers go on). None for other formats or when there are none."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() != ".png":
+        return None
+    stale = list(itertools.takewhile(Path.exists, (path.parent / (path.name % i) for i in itertools.count(frames))))
+    if not stale:
+        return None
+    files = stale[0].name if len(stale) == 1 else f"{stale[0].name} to {stale[-1].name}"
+    return (
+        f"{files} in {path.parent}, from an earlier, longer sequence, stay after this video's {frames} frames and "
+        f"would play as part of it: delete them, or give -o another name"
+    )
+
+
 def to_uint8_frames(chunk: Chunk) -> np.ndarray:
     """Convert one chunk to uint8 `[F, H, W, 3]`, matching diffusers' postprocessing bit for bit.
 
