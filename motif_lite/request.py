@@ -88,7 +88,7 @@ class GenerationRequest:
 
     def _checked(self) -> tuple[GenerationRequest, list[str]]:
         from motif_lite.io.image import read_image  # torch and Pillow: only once a request is resolved
-        from motif_lite.io.video import check_output_path
+        from motif_lite.io.video import check_output_fps, check_output_path
 
         problems: list[str] = []
 
@@ -105,7 +105,7 @@ class GenerationRequest:
         check(_check_size, self.height, "height")
         normalized = check(_normalize_frames, self.frames)
         check(_check_positive_int, self.steps, "steps")
-        check(_check_number, self.fps, "fps", True)
+        fps_ok = check(_check_number, self.fps, "fps", True) is not None
         for name, what, positive in _OPTIONAL_NUMBERS:
             if getattr(self, name) is not None:
                 check(_check_number, getattr(self, name), what, positive)
@@ -116,7 +116,8 @@ class GenerationRequest:
         if sampler is not None:
             check(_check_choice, sampler, "sampler", tuple(SAMPLERS))
         seed = check(_resolve_seed, self.seed)
-        check(check_output_path, self.output)
+        if check(check_output_path, self.output) is not None and fps_ok:
+            check(check_output_fps, self.output, self.fps)
         read = check(read_image, self.image) if self.image is not None else None  # names an unreadable file
         image, image_notes = read if read is not None else (None, [])
         if problems:
@@ -261,11 +262,12 @@ def _check_positive_int(value: object, name: str) -> None:
         raise RequestError(f"{name} must be a positive integer, got {value!r}")
 
 
-def _check_number(value: object, name: str, positive: bool) -> None:
+def _check_number(value: object, name: str, positive: bool) -> bool:
     ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
     if not ok or (positive and value <= 0) or (not positive and value < 0):
         bound = "> 0" if positive else ">= 0"
         raise RequestError(f"{name} must be a finite number {bound}, got {value!r}")
+    return True
 
 
 def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:

@@ -402,3 +402,22 @@ def test_an_earlier_longer_png_sequence_is_named(tmp_path):
     args.output = str(tmp_path / "g_%03d.png")
     _, notes = run_command.resolve_requests(args, run_command.request_from_args(args))
     assert [note.split(" in ")[0] for note in notes] == ["g_005-2.png"]
+
+
+@pytest.mark.parametrize("fps", [60.0, 0.001])
+def test_a_gif_refuses_a_frame_rate_it_cannot_play(tmp_path, fps):
+    # GIF frame times are 10 ms units: 60 fps would be stored as 10 ms frames, which browsers show for 100 ms (a
+    # 10 fps GIF), and 0.001 fps overflows the 16-bit field (a traceback after the whole run).
+    message = (
+        f"fps {fps:g} does not fit a GIF, which plays 0.0015 to 50 fps (frame times in 10 ms steps; browsers show "
+        "shorter frames for 100 ms): give --fps in that range, or use .webp or .mp4"
+    )
+    with pytest.raises(RequestError) as error:
+        GenerationRequest("fox", fps=fps, output=str(tmp_path / "fox.gif")).resolve()
+    assert str(error.value) == message
+    with pytest.raises(MotifLiteError) as error:
+        write_video(_video(), tmp_path / "fox.gif", fps=fps)
+    assert str(error.value) == message and list(tmp_path.iterdir()) == []
+    GenerationRequest("fox", fps=fps, output=str(tmp_path / "fox.webp")).resolve()  # others play any rate
+    write_video(_video(), tmp_path / "fox.gif", fps=50)  # the fastest a GIF plays: 20 ms frames
+    assert PIL.Image.open(tmp_path / "fox.gif").info["duration"] == 20

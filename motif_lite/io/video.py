@@ -45,8 +45,9 @@ def unused_path(path: Path) -> Path:
     return next(candidate for candidate in numbered if not candidate.exists())
 
 
-def check_output_path(path: str | Path) -> None:
-    """Fail early (`MotifLiteError`) for outputs `write_video` cannot produce: bad extension, pattern, directory."""
+def check_output_path(path: str | Path) -> bool:
+    """Fail early (`MotifLiteError`) for outputs `write_video` cannot produce: bad extension, pattern, directory.
+    True when the path is fine."""
     if not isinstance(path, str | Path):  # e.g. None, as if the frames came back instead (diffusers' output_type)
         raise MotifLiteError(
             f"output must be a file path (str or Path) such as 'fox.mp4', got {path!r}: the video is written to "
@@ -78,6 +79,22 @@ def check_output_path(path: str | Path) -> None:
         raise MotifLiteError(f"output directory {parent} does not exist; create it first (mkdir -p {parent})")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise MotifLiteError(f"output directory {parent} is not writable")
+    return True
+
+
+# A GIF stores each frame's time in 10 ms units (Pillow truncates 1000/fps to them, 16 bits), and browsers play a
+# frame of 0 or 10 ms for 100 ms: above 50 fps a GIF plays at 10 fps, below 1/655 fps it cannot be written.
+GIF_FPS = (100 / 65535, 50.0)
+
+
+def check_output_fps(path: str | Path, fps: float) -> None:
+    """Fail early (`MotifLiteError`) for a frame rate the output's format cannot play (GIF: see GIF_FPS)."""
+    low, high = GIF_FPS
+    if Path(path).suffix.lower() == ".gif" and not low <= fps <= high:
+        raise MotifLiteError(
+            f"fps {fps:g} does not fit a GIF, which plays {low:.4f} to {high:g} fps (frame times in 10 ms steps; "
+            "browsers show shorter frames for 100 ms): give --fps in that range, or use .webp or .mp4"
+        )
 
 
 def stale_frames_note(path: str | Path, frames: int) -> str | None:
@@ -137,6 +154,7 @@ def write_video(frames: FrameSource, path: str | Path, fps: float, metadata: dic
     check_output_path(path)
     if not fps > 0:
         raise ConfigError(f"fps must be > 0, got {fps}")
+    check_output_fps(path, fps)
     path = Path(path).expanduser()
     stream = _frames(frames)
     first = next(stream, None)
