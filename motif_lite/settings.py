@@ -267,7 +267,12 @@ def resolve_guidance(request: GenerationRequest, guider: GuiderConfig | None) ->
     if method == "apg":
         changes.update(eta=request.apg_eta, norm_threshold=request.apg_norm_threshold, momentum=request.apg_momentum)
     elif given & {"apg_eta", "apg_norm_threshold", "apg_momentum"}:
-        raise RequestError("--apg-eta, --apg-norm-threshold and --apg-momentum apply to APG guidance, not CFG")
+        # With a CFG guider in the checkpoint the user has not chosen CFG: say where it comes from, and the way out.
+        why = "--guidance cfg" if request.guidance is not None else f"the method of {origin}"
+        raise RequestError(
+            f"--apg-eta, --apg-norm-threshold and --apg-momentum apply to APG guidance, not CFG ({why}); add "
+            "--guidance apg to guide with APG"
+        )
     value = dataclasses.replace(base, **{k: float(v) for k, v in changes.items() if v is not None})
     flags = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(given))
     return Setting(value, FLAG, f"{flags} over {origin}")

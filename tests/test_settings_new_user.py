@@ -11,7 +11,7 @@ import pytest
 from motif_lite import cli
 from motif_lite.cli import run as run_command
 from motif_lite.request import GenerationRequest, RequestError
-from motif_lite.sampling import RECOMMENDED_APG, needs_uncond
+from motif_lite.sampling import RECOMMENDED_APG, CFGConfig, GuiderConfig, needs_uncond
 from motif_lite.settings import CheckpointConfigs, describe_guidance, resolve_settings
 
 
@@ -78,3 +78,17 @@ def test_scheduler_options_motif_lite_does_not_apply_get_a_note(tmp_path):
     )
     dpm = DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0, final_sigmas_type="sigma_min")
     assert 'sets final_sigmas_type: "sigma_min", which' in notes(dpm)[0]
+
+
+def test_apg_flags_on_a_cfg_guider_say_where_cfg_comes_from():
+    guider = GuiderConfig(CFGConfig(scale=5.0))
+    with pytest.raises(RequestError) as error:
+        resolve_settings(GenerationRequest("fox", apg_eta=0.5), CheckpointConfigs(guider=guider))
+    assert str(error.value) == (
+        "--apg-eta, --apg-norm-threshold and --apg-momentum apply to APG guidance, not CFG (the method of "
+        "guider/guider_config.json); add --guidance apg to guide with APG"
+    )
+    with pytest.raises(RequestError, match=r"not CFG \(--guidance cfg\); add --guidance apg"):
+        resolve_settings(GenerationRequest("fox", guidance="cfg", apg_momentum=0.2), CheckpointConfigs())
+    settings = resolve_settings(GenerationRequest("fox", guidance="apg", apg_eta=0.5), CheckpointConfigs(guider=guider))
+    assert settings.guidance.value == dataclasses.replace(RECOMMENDED_APG, scale=5.0, eta=0.5)
