@@ -92,3 +92,11 @@ def test_apg_flags_on_a_cfg_guider_say_where_cfg_comes_from():
         resolve_settings(GenerationRequest("fox", guidance="cfg", apg_momentum=0.2), CheckpointConfigs())
     settings = resolve_settings(GenerationRequest("fox", guidance="apg", apg_eta=0.5), CheckpointConfigs(guider=guider))
     assert settings.guidance.value == dataclasses.replace(RECOMMENDED_APG, scale=5.0, eta=0.5)
+
+
+def test_a_number_for_guidance_points_at_cfg_scale(capsys):
+    # stable-diffusion.cpp's --guidance is a scale (Flux's distilled guidance); here it is the method.
+    with pytest.raises(SystemExit):
+        parse_run("--guidance", "3.5")
+    err = capsys.readouterr().err
+    assert "argument --guidance: takes the method, apg or cfg; the guidance scale is --cfg-scale 3.5" in err

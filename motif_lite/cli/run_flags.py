@@ -122,7 +122,12 @@ def _sampler(text: str) -> str:
 
 
 def _guidance(text: str) -> str:
-    return choice_name(text, GUIDANCE_METHODS)
+    """The guidance method; a number is stable-diffusion.cpp's `--guidance` (a scale), which is --cfg-scale here."""
+    try:
+        float(text)
+    except ValueError:
+        return choice_name(text, GUIDANCE_METHODS)
+    raise argparse.ArgumentTypeError(f"takes the method, apg or cfg; the guidance scale is --cfg-scale {text}")
 
 
 def _add_model_flags(run: argparse.ArgumentParser) -> None:
