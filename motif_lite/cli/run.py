@@ -532,6 +532,9 @@ def _generate(
     )  # fmt: skip
     load_seconds = time.perf_counter() - start
     text_encoder = sources.text_encoder_gguf.describe() if sources.text_encoder_gguf is not None else None
+    # Nothing else in the summary says where and in what precision it ran (a CPU run prints no memory plan).
+    ran_on = f"{pipe.device}, {str(dtype).removeprefix('torch.')}"
+    ran_on += f", transformer {sources.gguf.name}" if sources.gguf is not None else ""
     for number, video in enumerate(requests, 1):
         if len(requests) > 1:
             say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
@@ -545,7 +548,7 @@ def _generate(
             if progress is not None:
                 progress.close()
         first = number == 1
-        say(summary(result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, with_settings=first))
+        say(summary(result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on))
     return 0
 
 
@@ -673,9 +676,10 @@ def summary(
     loras: AppliedLoRAs | None = None,
     text_encoder: str | None = None,
     with_settings: bool = True,
+    ran_on: str | None = None,
 ) -> str:
     """The final report of a run (of one video of it); `text_encoder`: the text encoder GGUF in words, when one was
-    used; `with_settings`: lead with the settings table (once per run)."""
+    used; `with_settings`: lead with the settings table (once per run); `ran_on`: the device, dtype and GGUF file."""
     t = result.timings
     r = result.request
     lines = [
@@ -691,6 +695,8 @@ def summary(
         f"attention: {result.attention}" + (f", {result.attention_backend}" if result.attention_backend else ""),
         f"output: {result.output}",
     ]
+    if ran_on is not None:
+        lines.insert(-1, f"ran on: {ran_on}")
     if loras is not None:
         lines.insert(-1, f"loras: {loras.describe()}")
     if text_encoder is not None:
