@@ -209,12 +209,14 @@ def _plain_numbers(request: GenerationRequest) -> GenerationRequest:
     return dataclasses.replace(request, **changed) if changed else request
 
 
-# (field, name in messages, must be > 0): numbers that may be None (not given).
+# (field, name in messages, must be > 0 (True), >= 0 (False) or only finite (None)): numbers that may be None (not
+# given). APG momentum may be negative: the APG paper's reverse momentum (diffusers' guider and ComfyUI's APG node
+# take it).
 _OPTIONAL_NUMBERS = (
     ("cfg_scale", "cfg scale", False),
     ("apg_eta", "APG eta", False),
     ("apg_norm_threshold", "APG norm threshold", False),
-    ("apg_momentum", "APG momentum", False),
+    ("apg_momentum", "APG momentum", None),
     ("flow_shift", "flow shift", True),
 )
 
@@ -262,11 +264,11 @@ def _check_positive_int(value: object, name: str) -> None:
         raise RequestError(f"{name} must be a positive integer, got {value!r}")
 
 
-def _check_number(value: object, name: str, positive: bool) -> bool:
+def _check_number(value: object, name: str, positive: bool | None) -> bool:
     ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-    if not ok or (positive and value <= 0) or (not positive and value < 0):
-        bound = "> 0" if positive else ">= 0"
-        raise RequestError(f"{name} must be a finite number {bound}, got {value!r}")
+    if not ok or (positive and value <= 0) or (positive is False and value < 0):
+        bound = {True: " > 0", False: " >= 0", None: ""}[positive]
+        raise RequestError(f"{name} must be a finite number{bound}, got {value!r}")
     return True
 
 

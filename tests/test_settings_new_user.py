@@ -100,3 +100,14 @@ def test_a_number_for_guidance_points_at_cfg_scale(capsys):
         parse_run("--guidance", "3.5")
     err = capsys.readouterr().err
     assert "argument --guidance: takes the method, apg or cfg; the guidance scale is --cfg-scale 3.5" in err
+
+
+def test_negative_apg_momentum_is_taken(tmp_path):
+    # The APG paper's reverse momentum (ComfyUI's APG nodes offer it; diffusers' guider takes it and
+    # tests/test_guidance.py compares ours at -0.5): no reason to refuse it.
+    request, _ = GenerationRequest("fox", apg_momentum=-0.5, output=str(tmp_path / "a.mp4")).resolve()
+    settings = resolve_settings(request, CheckpointConfigs())
+    assert settings.guidance.value == dataclasses.replace(RECOMMENDED_APG, momentum=-0.5)
+    assert parse_run("--apg-momentum", "-0.5").apg_momentum == -0.5
+    with pytest.raises(RequestError, match=r"^APG momentum must be a finite number, got nan$"):
+        GenerationRequest("fox", apg_momentum=float("nan"), output=str(tmp_path / "a.mp4")).resolve()

@@ -113,7 +113,12 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--apg-eta", type=float, help="APG: weight of the update parallel to the prediction (0..1)")
     g.add_argument("--apg-norm-threshold", type=float, help="APG: clip the guidance norm to this (0 = off)")
-    g.add_argument("--apg-momentum", type=float, help="APG: momentum of the running guidance average (0 = off)")
+    g.add_argument(
+        "--apg-momentum",
+        type=float,
+        help="APG: momentum of the running guidance average (0 = off; negative, the APG paper's reverse momentum, "
+        "is allowed)",
+    )
 
 
 def _sampler(text: str) -> str:
