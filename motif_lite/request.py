@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,7 +88,7 @@ class GenerationRequest:
 
     def _checked(self) -> tuple[GenerationRequest, list[str]]:
         from motif_lite.io.image import read_image  # torch and Pillow: only once a request is resolved
-        from motif_lite.io.video import check_output_path
+        from motif_lite.io.video import check_output_fps, check_output_path
 
         problems: list[str] = []
 
@@ -104,16 +105,19 @@ class GenerationRequest:
         check(_check_size, self.height, "height")
         normalized = check(_normalize_frames, self.frames)
         check(_check_positive_int, self.steps, "steps")
-        check(_check_number, self.fps, "fps", True)
+        fps_ok = check(_check_number, self.fps, "fps", True) is not None
         for name, what, positive in _OPTIONAL_NUMBERS:
             if getattr(self, name) is not None:
                 check(_check_number, getattr(self, name), what, positive)
-        if self.guidance is not None:
-            check(_check_choice, self.guidance, "guidance", GUIDANCE_METHODS)
-        if self.sampler is not None:
-            check(_check_choice, self.sampler, "sampler", tuple(SAMPLERS))
+        guidance = choice_name(self.guidance, GUIDANCE_METHODS)
+        if guidance is not None:
+            check(_check_choice, guidance, "guidance", GUIDANCE_METHODS)
+        sampler = choice_name(self.sampler, tuple(SAMPLERS))
+        if sampler is not None:
+            check(_check_choice, sampler, "sampler", tuple(SAMPLERS))
         seed = check(_resolve_seed, self.seed)
-        check(check_output_path, self.output)
+        if check(check_output_path, self.output) is not None and fps_ok:
+            check(check_output_fps, self.output, self.fps)
         read = check(read_image, self.image) if self.image is not None else None  # names an unreadable file
         image, image_notes = read if read is not None else (None, [])
         if problems:
@@ -131,7 +135,21 @@ class GenerationRequest:
             )
         elif image is not None:
             notes += [*image_notes, *_stretch_note(image.size, self.width, self.height)]
-        return dataclasses.replace(self, frames=frames, seed=seed), notes
+        return dataclasses.replace(self, frames=frames, seed=seed, guidance=guidance, sampler=sampler), notes
+
+
+def choice_name(value: T, choices: tuple[str, ...]) -> T:
+    """`value` as the name in `choices` it spells another way (ComfyUI's `dpmpp_2m` or `DPM++ 2M` for `dpm++2m`,
+    `CFG` for `cfg`); anything else unchanged, for the check to name."""
+    if not isinstance(value, str):
+        return value
+    spelled = {_spelling(choice): choice for choice in choices}
+    return spelled.get(_spelling(value), value)
+
+
+def _spelling(name: str) -> str:
+    # Case, separators and "pp" for "++" are how other tools spell the same sampler.
+    return re.sub(r"[\s_-]", "", name.lower()).replace("pp", "++")
 
 
 def _writes_over(output: str | Path, frames: int, image: str | Path) -> bool:
@@ -191,12 +209,14 @@ def _plain_numbers(request: GenerationRequest) -> GenerationRequest:
     return dataclasses.replace(request, **changed) if changed else request
 
 
-# (field, name in messages, must be > 0): numbers that may be None (not given).
+# (field, name in messages, must be > 0 (True), >= 0 (False) or only finite (None)): numbers that may be None (not
+# given). APG momentum may be negative: the APG paper's reverse momentum (diffusers' guider and ComfyUI's APG node
+# take it).
 _OPTIONAL_NUMBERS = (
     ("cfg_scale", "cfg scale", False),
     ("apg_eta", "APG eta", False),
     ("apg_norm_threshold", "APG norm threshold", False),
-    ("apg_momentum", "APG momentum", False),
+    ("apg_momentum", "APG momentum", None),
     ("flow_shift", "flow shift", True),
 )
 
@@ -244,11 +264,12 @@ def _check_positive_int(value: object, name: str) -> None:
         raise RequestError(f"{name} must be a positive integer, got {value!r}")
 
 
-def _check_number(value: object, name: str, positive: bool) -> None:
+def _check_number(value: object, name: str, positive: bool | None) -> bool:
     ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-    if not ok or (positive and value <= 0) or (not positive and value < 0):
-        bound = "> 0" if positive else ">= 0"
-        raise RequestError(f"{name} must be a finite number {bound}, got {value!r}")
+    if not ok or (positive and value <= 0) or (positive is False and value < 0):
+        bound = {True: " > 0", False: " >= 0", None: ""}[positive]
+        raise RequestError(f"{name} must be a finite number{bound}, got {value!r}")
+    return True
 
 
 def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:

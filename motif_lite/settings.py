@@ -26,6 +26,7 @@ How guidance flags combine with the checkpoint's guider:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from motif_lite.sampling.guidance import (
     CFGConfig,
     Guidance,
     GuiderConfig,
+    needs_uncond,
     read_guider_config,
 )
 from motif_lite.sampling.schedule import read_json_object, shift_from_scheduler_config
@@ -52,6 +54,14 @@ UNSHIFTED = 1.0  # FlowMatchEulerDiscreteScheduler's class default: no shift, ne
 # The sampler each reference scheduler class runs (DPM++ 2M only as the model card's flow-sigma dpmsolver++ order 2).
 _SCHEDULER_SAMPLERS = {"FlowMatchEulerDiscreteScheduler": "euler", "DPMSolverMultistepScheduler": "dpm++2m"}
 _DPM_SETTINGS = {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_flow_sigmas": True}
+# Options of the reference schedulers that change the sigmas or the steps, with the value that leaves them off;
+# motif-lite implements none of them (the official scheduler config sets none), so a checkpoint that sets one
+# samples differently here than in diffusers and a note says so. (use_dynamic_shifting is an error: shift.)
+_UNIMPLEMENTED_SCHEDULE_OPTIONS = {
+    "use_karras_sigmas": False, "use_exponential_sigmas": False, "use_beta_sigmas": False, "use_lu_lambdas": False,
+    "shift_terminal": None, "invert_sigmas": False, "stochastic_sampling": False, "thresholding": False,
+    "final_sigmas_type": "zero", "euler_at_final": False,
+}  # fmt: skip
 _PLAIN_DEFAULTS = GenerationRequest(prompt="-")
 
 
@@ -167,6 +177,7 @@ def resolve_settings(
     notes: list[str] = []
     shift = resolve_flow_shift(request, configs.scheduler_shift, notes)
     sampler = resolve_sampler(request, configs.scheduler, notes)
+    notes += _unimplemented_schedule_options(configs.scheduler)
     guidance = resolve_guidance(request, configs.guider)
     if transformer is None:
         transformer = (
@@ -213,6 +224,24 @@ def resolve_sampler(request: GenerationRequest, scheduler: dict[str, Any] | None
     return Setting(sampler, CHECKPOINT, f"scheduler/scheduler_config.json: {class_name}")
 
 
+def _unimplemented_schedule_options(scheduler: dict[str, Any] | None) -> list[str]:
+    """The note on the scheduler config's options that motif-lite does not apply (e.g. use_karras_sigmas: true)."""
+    if scheduler is None:
+        return []
+    options = [
+        f"{key}: {json.dumps(scheduler[key])}"
+        for key, off in _UNIMPLEMENTED_SCHEDULE_OPTIONS.items()
+        if scheduler.get(key, off) != off
+    ]
+    if not options:
+        return []
+    return [
+        f"scheduler/scheduler_config.json sets {', '.join(options)}, which motif-lite does not implement: sampling "
+        "uses the plain flow-matching sigmas (diffusers would not); --flow-shift and --sampling-method are the "
+        "schedule settings here"
+    ]
+
+
 def resolve_guidance(request: GenerationRequest, guider: GuiderConfig | None) -> Setting[Guidance | None]:
     """The guidance: the checkpoint's guider (or the official APG) with the request's guidance settings applied.
 
@@ -238,7 +267,12 @@ def resolve_guidance(request: GenerationRequest, guider: GuiderConfig | None) ->
     if method == "apg":
         changes.update(eta=request.apg_eta, norm_threshold=request.apg_norm_threshold, momentum=request.apg_momentum)
     elif given & {"apg_eta", "apg_norm_threshold", "apg_momentum"}:
-        raise RequestError("--apg-eta, --apg-norm-threshold and --apg-momentum apply to APG guidance, not CFG")
+        # With a CFG guider in the checkpoint the user has not chosen CFG: say where it comes from, and the way out.
+        why = "--guidance cfg" if request.guidance is not None else f"the method of {origin}"
+        raise RequestError(
+            f"--apg-eta, --apg-norm-threshold and --apg-momentum apply to APG guidance, not CFG ({why}); add "
+            "--guidance apg to guide with APG"
+        )
     value = dataclasses.replace(base, **{k: float(v) for k, v in changes.items() if v is not None})
     flags = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(given))
     return Setting(value, FLAG, f"{flags} over {origin}")
@@ -249,6 +283,9 @@ def describe_guidance(guidance: Guidance | None) -> str:
     if guidance is None:
         return "off (no negative-prompt pass)"
     base = "cond" if guidance.original_formulation else "uncond"
+    if not needs_uncond(guidance):  # e.g. --cfg-scale 0 over the official guider: cond + 0·update
+        why = "an empty step range" if guidance.start >= guidance.stop else f"scale {guidance.scale:g} on base {base}"
+        return f"off: {_method(guidance).upper()} with {why} changes nothing (no negative-prompt pass)"
     if isinstance(guidance, APGConfig):
         dims = {None: "all", (-1, -2, -4): "per frame"}.get(guidance.norm_dims, str(guidance.norm_dims))
         momentum = "off" if guidance.momentum is None else f"{guidance.momentum:g}"
@@ -289,7 +326,7 @@ def _plain(request: GenerationRequest, *names: str) -> Setting:
 
 
 def _describe_negative(prompt: str, guidance: Guidance | None) -> str:
-    if guidance is None:
+    if not needs_uncond(guidance):
         return "unused (no guidance)"
     if prompt == OFFICIAL_NEGATIVE_PROMPT:
         return "the official negative prompt"

@@ -13,11 +13,13 @@ import pytest
 import torch
 from huggingface_hub import constants
 
+from motif_lite import cli
+from motif_lite.cli import run as run_command
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io import hub
 from motif_lite.io import video as video_module
 from motif_lite.io.image import load_image, preprocess_image, read_image
-from motif_lite.io.video import check_output_path, to_uint8_frames, write_video
+from motif_lite.io.video import check_output_path, stale_frames_note, to_uint8_frames, write_video
 from motif_lite.request import GenerationRequest, RequestError
 
 F, H, W = 5, 32, 48
@@ -139,7 +141,7 @@ def test_write_errors(tmp_path):
     ("name", "message"),
     [
         ("out.avi", "unsupported output format"),
-        ("out", "unsupported output format"),
+        ("out", r"output .*out has no extension to say its format: e\.g\. .*out\.mp4 \(\.mp4, \.webm, "),
         ("out.png", "frame sequence"),
         ("out_%d_%d.png", "frame sequence"),
         ("50%_%d.png", "frame sequence"),
@@ -163,6 +165,20 @@ def test_check_output_path_directory_cases(tmp_path, monkeypatch):
     monkeypatch.setattr(video_module.os, "access", lambda path, mode: False)
     with pytest.raises(MotifLiteError, match=f"{tmp_path} is not writable"):
         check_output_path(tmp_path / "out.mp4")
+
+
+def test_output_naming_a_folder_that_is_not_there(tmp_path):
+    # `-o renders/` (a folder, as ComfyUI's output folder) that does not exist: not "unsupported format '(none)'".
+    message = (
+        f"output {tmp_path}/renders/ names a folder, and that folder does not exist; -o takes a file name: create the "
+        f"folder (mkdir -p {tmp_path}/renders) and give a file in it, e.g. {tmp_path}/renders/output.mp4"
+    )
+    with pytest.raises(MotifLiteError) as error:
+        check_output_path(f"{tmp_path}/renders/")
+    assert str(error.value) == message
+    (tmp_path / "renders").mkdir()  # once it is there: the directory case, with the same file name to use
+    with pytest.raises(MotifLiteError, match="renders is a directory; give a file name, e.g. .*renders/output.mp4"):
+        check_output_path(f"{tmp_path}/renders/")
 
 
 def test_check_output_path_accepts_supported(tmp_path):
@@ -366,3 +382,42 @@ def test_gguf_variant_found_by_listing_the_repo(online_without_network, monkeypa
     assert downloads == [(hub.GGUF_REPO, "motif-video-2b-Q8_0.gguf")]
     with pytest.raises(CheckpointError, match="no file in .* match variant 'Q5_K_M'"):
         hub.resolve_gguf("Q5_K_M")
+
+
+def test_an_earlier_longer_png_sequence_is_named(tmp_path):
+    # `-o f_%03d.png` replaces frames 0..4 of an earlier 9-frame run; f_005..f_008 stay and would play after them.
+    for i in range(9):
+        (tmp_path / f"f_{i:03d}.png").touch()
+    pattern = tmp_path / "f_%03d.png"
+    assert stale_frames_note(pattern, 5) == (
+        f"f_005.png to f_008.png in {tmp_path}, from an earlier, longer sequence, stay after this video's 5 frames "
+        "and would play as part of it: delete them, or give -o another name"
+    )
+    assert stale_frames_note(pattern, 8).startswith("f_008.png in ")
+    assert stale_frames_note(pattern, 9) is None and stale_frames_note(tmp_path / "f.mp4", 5) is None
+    # What `motif-lite run` prints, for each file of a batch (here the second video's earlier frames).
+    for i in range(6):
+        (tmp_path / f"g_{i:03d}-2.png").touch()
+    args = cli.build_parser().parse_args(["run", "-p", "fox", "--video-frames", "5", "-b", "2", "-s", "1"])
+    args.output = str(tmp_path / "g_%03d.png")
+    _, notes = run_command.resolve_requests(args, run_command.request_from_args(args))
+    assert [note.split(" in ")[0] for note in notes] == ["g_005-2.png"]
+
+
+@pytest.mark.parametrize("fps", [60.0, 0.001])
+def test_a_gif_refuses_a_frame_rate_it_cannot_play(tmp_path, fps):
+    # GIF frame times are 10 ms units: 60 fps would be stored as 10 ms frames, which browsers show for 100 ms (a
+    # 10 fps GIF), and 0.001 fps overflows the 16-bit field (a traceback after the whole run).
+    message = (
+        f"fps {fps:g} does not fit a GIF, which plays 0.0015 to 50 fps (frame times in 10 ms steps; browsers show "
+        "shorter frames for 100 ms): give --fps in that range, or use .webp or .mp4"
+    )
+    with pytest.raises(RequestError) as error:
+        GenerationRequest("fox", fps=fps, output=str(tmp_path / "fox.gif")).resolve()
+    assert str(error.value) == message
+    with pytest.raises(MotifLiteError) as error:
+        write_video(_video(), tmp_path / "fox.gif", fps=fps)
+    assert str(error.value) == message and list(tmp_path.iterdir()) == []
+    GenerationRequest("fox", fps=fps, output=str(tmp_path / "fox.webp")).resolve()  # others play any rate
+    write_video(_video(), tmp_path / "fox.gif", fps=50)  # the fastest a GIF plays: 20 ms frames
+    assert PIL.Image.open(tmp_path / "fox.gif").info["duration"] == 20

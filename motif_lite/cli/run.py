@@ -197,6 +197,8 @@ def resolve_requests(
     earlier video."""
     import dataclasses
 
+    from motif_lite.io.video import stale_frames_note
+
     request, notes = unresolved.resolve()
     path, count = Path(request.output), args.batch_count
     outputs = [path] if count == 1 else [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(1, count + 1)]
@@ -205,6 +207,7 @@ def resolve_requests(
         notes += [note for _, note in free if note is not None]
         outputs = [chosen for chosen, _ in free]
     seeds = [(request.seed + i) % 2**32 for i in range(count)]
+    notes += [note for output in outputs if (note := stale_frames_note(output, request.frames))]
     return [dataclasses.replace(request, seed=s, output=o) for s, o in zip(seeds, outputs, strict=True)], notes
 
 
@@ -543,6 +546,9 @@ def _generate(
     )  # fmt: skip
     load_seconds = time.perf_counter() - start
     text_encoder = sources.text_encoder_gguf.describe() if sources.text_encoder_gguf is not None else None
+    # Nothing else in the summary says where and in what precision it ran (a CPU run prints no memory plan).
+    ran_on = f"{pipe.device}, {str(dtype).removeprefix('torch.')}"
+    ran_on += f", transformer {sources.gguf.name}" if sources.gguf is not None else ""
     for number, video in enumerate(requests, 1):
         if len(requests) > 1:
             say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
@@ -556,7 +562,7 @@ def _generate(
             if progress is not None:
                 progress.close()
         first = number == 1
-        say(summary(result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, with_settings=first))
+        say(summary(result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on))
     return 0
 
 
@@ -716,9 +722,10 @@ def summary(
     loras: AppliedLoRAs | None = None,
     text_encoder: str | None = None,
     with_settings: bool = True,
+    ran_on: str | None = None,
 ) -> str:
     """The final report of a run (of one video of it); `text_encoder`: the text encoder GGUF in words, when one was
-    used; `with_settings`: lead with the settings table (once per run)."""
+    used; `with_settings`: lead with the settings table (once per run); `ran_on`: the device, dtype and GGUF file."""
     t = result.timings
     r = result.request
     lines = [
@@ -734,6 +741,8 @@ def summary(
         f"attention: {result.attention}" + (f", {result.attention_backend}" if result.attention_backend else ""),
         f"output: {result.output}",
     ]
+    if ran_on is not None:
+        lines.insert(-1, f"ran on: {ran_on}")
     if loras is not None:
         lines.insert(-1, f"loras: {loras.describe()}")
     if text_encoder is not None:

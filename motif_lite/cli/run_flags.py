@@ -19,7 +19,7 @@ from motif_lite.choices import (
     SAMPLERS,
 )
 from motif_lite.errors import ConfigError
-from motif_lite.request import GenerationRequest
+from motif_lite.request import GenerationRequest, choice_name
 
 DEFAULTS = GenerationRequest(prompt="-")
 DTYPE_HELP = (
@@ -68,6 +68,7 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--sampling-method",
+        type=_sampler,
         choices=tuple(SAMPLERS),
         default=None,
         help="sampler (default: the checkpoint's scheduler, else euler)",
@@ -106,13 +107,33 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument("--cfg-scale", type=float, help="guidance scale; 1 = no guidance (default: the guider's, else 8)")
     g.add_argument(
         "--guidance",
+        type=_guidance,
         choices=GUIDANCE_METHODS,
         help="apg or classic cfg (default: the guider's method); another method than the guider's takes its "
         "official parameters",
     )
     g.add_argument("--apg-eta", type=float, help="APG: weight of the update parallel to the prediction (0..1)")
     g.add_argument("--apg-norm-threshold", type=float, help="APG: clip the guidance norm to this (0 = off)")
-    g.add_argument("--apg-momentum", type=float, help="APG: momentum of the running guidance average (0 = off)")
+    g.add_argument(
+        "--apg-momentum",
+        type=float,
+        help="APG: momentum of the running guidance average (0 = off; negative, the APG paper's reverse momentum, "
+        "is allowed)",
+    )
+
+
+def _sampler(text: str) -> str:
+    """ComfyUI's `dpmpp_2m` (and other spellings) as `dpm++2m`; argparse's choices name anything else."""
+    return choice_name(text, tuple(SAMPLERS))
+
+
+def _guidance(text: str) -> str:
+    """The guidance method; a number is stable-diffusion.cpp's `--guidance` (a scale), which is --cfg-scale here."""
+    try:
+        float(text)
+    except ValueError:
+        return choice_name(text, GUIDANCE_METHODS)
+    raise argparse.ArgumentTypeError(f"takes the method, apg or cfg; the guidance scale is --cfg-scale {text}")
 
 
 def _add_model_flags(run: argparse.ArgumentParser) -> None:

@@ -27,6 +27,7 @@ Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".webp", ".gif", ".png")
+_FORMATS = ".mp4, .webm, .webp, .gif, or out_%03d.png for a PNG per frame"
 _FRAME_PATTERN = re.compile(r"%0?\d*d")
 _EXIF_IMAGE_DESCRIPTION = 0x010E
 # ffmpeg settings per container: H.264 at CRF 18 ("visually lossless") and VP9 constant quality.
@@ -44,21 +45,28 @@ def unused_path(path: Path) -> Path:
     return next(candidate for candidate in numbered if not candidate.exists())
 
 
-def check_output_path(path: str | Path) -> None:
-    """Fail early (`MotifLiteError`) for outputs `write_video` cannot produce: bad extension, pattern, directory."""
+def check_output_path(path: str | Path) -> bool:
+    """Fail early (`MotifLiteError`) for outputs `write_video` cannot produce: bad extension, pattern, directory.
+    True when the path is fine."""
     if not isinstance(path, str | Path):  # e.g. None, as if the frames came back instead (diffusers' output_type)
         raise MotifLiteError(
             f"output must be a file path (str or Path) such as 'fox.mp4', got {path!r}: the video is written to "
             "that file, and the result's `output` is its path"
         )
+    folder = isinstance(path, str) and path.endswith(("/", os.sep))  # `-o renders/`: Path drops the slash
     path = Path(path).expanduser()
     if path.is_dir():  # first: a folder (`-o renders`) has no suffix, and "unsupported format" would mislead
         raise MotifLiteError(f"output path {path} is a directory; give a file name, e.g. {path / 'output.mp4'}")
-    suffix = path.suffix.lower()
-    if suffix not in VIDEO_EXTENSIONS:
+    if folder:
         raise MotifLiteError(
-            f"unsupported output format {suffix or '(none)'!r} for {path}; use one of {VIDEO_EXTENSIONS}"
+            f"output {path}/ names a folder, and that folder does not exist; -o takes a file name: create the "
+            f"folder (mkdir -p {path}) and give a file in it, e.g. {path / 'output.mp4'}"
         )
+    suffix = path.suffix.lower()
+    if not suffix:
+        raise MotifLiteError(f"output {path} has no extension to say its format: e.g. {path}.mp4 ({_FORMATS})")
+    if suffix not in VIDEO_EXTENSIONS:
+        raise MotifLiteError(f"unsupported output format {suffix!r} for {path}; use {_FORMATS}")
     patterns = _FRAME_PATTERN.findall(path.name)
     if suffix == ".png" and (len(patterns) != 1 or path.name.count("%") != 1):
         raise MotifLiteError(
@@ -71,6 +79,39 @@ def check_output_path(path: str | Path) -> None:
         raise MotifLiteError(f"output directory {parent} does not exist; create it first (mkdir -p {parent})")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise MotifLiteError(f"output directory {parent} is not writable")
+    return True
+
+
+# A GIF stores each frame's time in 10 ms units (Pillow truncates 1000/fps to them, 16 bits), and browsers play a
+# frame of 0 or 10 ms for 100 ms: above 50 fps a GIF plays at 10 fps, below 1/655 fps it cannot be written.
+GIF_FPS = (100 / 65535, 50.0)
+
+
+def check_output_fps(path: str | Path, fps: float) -> None:
+    """Fail early (`MotifLiteError`) for a frame rate the output's format cannot play (GIF: see GIF_FPS)."""
+    low, high = GIF_FPS
+    if Path(path).suffix.lower() == ".gif" and not low <= fps <= high:
+        raise MotifLiteError(
+            f"fps {fps:g} does not fit a GIF, which plays {low:.4f} to {high:g} fps (frame times in 10 ms steps; "
+            "browsers show shorter frames for 100 ms): give --fps in that range, or use .webp or .mp4"
+        )
+
+
+def stale_frames_note(path: str | Path, frames: int) -> str | None:
+    """The note on the frames of an earlier, longer PNG sequence under the pattern `path` that a `frames`-frame
+    video leaves in place: numbered right after its own, they would play as part of it (`ffmpeg -i out_%03d.png`
+    reads on while the numbers go on). None for other formats or when there are none."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() != ".png":
+        return None
+    stale = list(itertools.takewhile(Path.exists, (path.parent / (path.name % i) for i in itertools.count(frames))))
+    if not stale:
+        return None
+    files = stale[0].name if len(stale) == 1 else f"{stale[0].name} to {stale[-1].name}"
+    return (
+        f"{files} in {path.parent}, from an earlier, longer sequence, stay after this video's {frames} frames and "
+        f"would play as part of it: delete them, or give -o another name"
+    )
 
 
 def to_uint8_frames(chunk: Chunk) -> np.ndarray:
@@ -113,6 +154,7 @@ def write_video(frames: FrameSource, path: str | Path, fps: float, metadata: dic
     check_output_path(path)
     if not fps > 0:
         raise ConfigError(f"fps must be > 0, got {fps}")
+    check_output_fps(path, fps)
     path = Path(path).expanduser()
     stream = _frames(frames)
     first = next(stream, None)

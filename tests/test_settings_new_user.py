@@ -1,0 +1,113 @@
+"""Sampling settings as a user from diffusers, ComfyUI or stable-diffusion.cpp gives them: other tools' spellings,
+settings that change nothing, checkpoint options motif-lite does not implement. No weights: requests, configs and
+the command-line parser only."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from motif_lite import cli
+from motif_lite.cli import run as run_command
+from motif_lite.request import GenerationRequest, RequestError
+from motif_lite.sampling import RECOMMENDED_APG, CFGConfig, GuiderConfig, needs_uncond
+from motif_lite.settings import CheckpointConfigs, describe_guidance, resolve_settings
+
+
+def parse_run(*flags: str) -> GenerationRequest:
+    return run_command.request_from_args(cli.build_parser().parse_args(["run", "-p", "fox", *flags]))
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [("dpmpp_2m", "dpm++2m"), ("DPM++ 2M", "dpm++2m"), ("dpmpp-2m", "dpm++2m"), ("Euler", "euler")],
+)
+def test_other_tools_spellings_of_a_sampler_name_it(given, meant, tmp_path):
+    # ComfyUI's KSampler calls DPM++ 2M `dpmpp_2m` (and so does motif_lite.sampling); it is the same sampler.
+    assert parse_run("--sampling-method", given).sampler == meant
+    request, _ = GenerationRequest("fox", sampler=given, output=str(tmp_path / "a.mp4")).resolve()
+    assert request.sampler == meant
+
+
+def test_guidance_method_in_capitals(tmp_path):
+    assert parse_run("--guidance", "CFG").guidance == "cfg"
+    request, _ = GenerationRequest("fox", guidance="APG", output=str(tmp_path / "a.mp4")).resolve()
+    assert request.guidance == "apg"
+
+
+def test_a_sampler_that_is_not_there_is_still_refused(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        parse_run("--sampling-method", "euler_ancestral")
+    assert "invalid choice: 'euler_ancestral' (choose from 'euler', 'dpm++2m')" in capsys.readouterr().err
+    with pytest.raises(RequestError, match="unknown sampler 'ddim'; choose one of euler, dpm\\+\\+2m"):
+        GenerationRequest("fox", sampler="ddim", output=str(tmp_path / "a.mp4")).resolve()
+
+
+def test_guidance_that_changes_nothing_reads_as_off():
+    # The official guider adds s·update to the prompt's own prediction (original formulation), so scale 0 is no
+    # guidance at all: the run skips the negative prompt, and the summary must not claim APG and a negative prompt.
+    settings = resolve_settings(GenerationRequest("fox", cfg_scale=0.0), CheckpointConfigs())
+    rows = {name: value for name, value, _ in settings.table()}
+    assert rows["guidance"] == "off: APG with scale 0 on base cond changes nothing (no negative-prompt pass)"
+    assert rows["negative"] == "unused (no guidance)"
+    assert not needs_uncond(settings.guidance.value)
+    # Scale 0 of classic CFG is the negative prompt's prediction alone: guided, and said as such.
+    settings = resolve_settings(GenerationRequest("fox", guidance="cfg", cfg_scale=0.0), CheckpointConfigs())
+    rows = {name: value for name, value, _ in settings.table()}
+    assert rows["guidance"] == "CFG scale 0, base uncond" and rows["negative"] == "the official negative prompt"
+    window = dataclasses.replace(RECOMMENDED_APG, start=0.5, stop=0.5)
+    assert describe_guidance(window) == "off: APG with an empty step range changes nothing (no negative-prompt pass)"
+
+
+def test_scheduler_options_motif_lite_does_not_apply_get_a_note(tmp_path):
+    # ComfyUI's "karras" and friends, set in a checkpoint's scheduler config: diffusers would sample other sigmas.
+    from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler
+
+    def notes(scheduler) -> tuple[str, ...]:
+        scheduler.save_config(tmp_path / "scheduler")
+        return resolve_settings(GenerationRequest("fox"), CheckpointConfigs.read(tmp_path)).notes
+
+    assert notes(FlowMatchEulerDiscreteScheduler(shift=15.0)) == ()  # the official scheduler, as diffusers saves it
+    dpm = DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0, prediction_type="flow_prediction")
+    assert notes(dpm) == ()
+    assert notes(FlowMatchEulerDiscreteScheduler(shift=15.0, use_karras_sigmas=True, shift_terminal=0.1)) == (
+        "scheduler/scheduler_config.json sets use_karras_sigmas: true, shift_terminal: 0.1, which motif-lite does not "
+        "implement: sampling uses the plain flow-matching sigmas (diffusers would not); --flow-shift and "
+        "--sampling-method are the schedule settings here",
+    )
+    dpm = DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0, final_sigmas_type="sigma_min")
+    assert 'sets final_sigmas_type: "sigma_min", which' in notes(dpm)[0]
+
+
+def test_apg_flags_on_a_cfg_guider_say_where_cfg_comes_from():
+    guider = GuiderConfig(CFGConfig(scale=5.0))
+    with pytest.raises(RequestError) as error:
+        resolve_settings(GenerationRequest("fox", apg_eta=0.5), CheckpointConfigs(guider=guider))
+    assert str(error.value) == (
+        "--apg-eta, --apg-norm-threshold and --apg-momentum apply to APG guidance, not CFG (the method of "
+        "guider/guider_config.json); add --guidance apg to guide with APG"
+    )
+    with pytest.raises(RequestError, match=r"not CFG \(--guidance cfg\); add --guidance apg"):
+        resolve_settings(GenerationRequest("fox", guidance="cfg", apg_momentum=0.2), CheckpointConfigs())
+    settings = resolve_settings(GenerationRequest("fox", guidance="apg", apg_eta=0.5), CheckpointConfigs(guider=guider))
+    assert settings.guidance.value == dataclasses.replace(RECOMMENDED_APG, scale=5.0, eta=0.5)
+
+
+def test_a_number_for_guidance_points_at_cfg_scale(capsys):
+    # stable-diffusion.cpp's --guidance is a scale (Flux's distilled guidance); here it is the method.
+    with pytest.raises(SystemExit):
+        parse_run("--guidance", "3.5")
+    err = capsys.readouterr().err
+    assert "argument --guidance: takes the method, apg or cfg; the guidance scale is --cfg-scale 3.5" in err
+
+
+def test_negative_apg_momentum_is_taken(tmp_path):
+    # The APG paper's reverse momentum (ComfyUI's APG nodes offer it; diffusers' guider takes it and
+    # tests/test_guidance.py compares ours at -0.5): no reason to refuse it.
+    request, _ = GenerationRequest("fox", apg_momentum=-0.5, output=str(tmp_path / "a.mp4")).resolve()
+    settings = resolve_settings(request, CheckpointConfigs())
+    assert settings.guidance.value == dataclasses.replace(RECOMMENDED_APG, momentum=-0.5)
+    assert parse_run("--apg-momentum", "-0.5").apg_momentum == -0.5
+    with pytest.raises(RequestError, match=r"^APG momentum must be a finite number, got nan$"):
+        GenerationRequest("fox", apg_momentum=float("nan"), output=str(tmp_path / "a.mp4")).resolve()
