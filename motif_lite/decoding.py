@@ -26,7 +26,7 @@ from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.latents import LatentsFileError, SavedLatents
 from motif_lite.io.linked import check_weight_file
 from motif_lite.io.staging import staged_output
-from motif_lite.io.video import check_output_path, write_video
+from motif_lite.io.video import check_output_fps, check_output_path, write_video
 from motif_lite.numerics import check_finite
 from motif_lite.runtime.planner import DECODE_ADVICE, DecodePlan, default_budget, plan_decode, positive_budget
 from motif_lite.vae import WanVAE, load_vae
@@ -120,6 +120,7 @@ def prepare_decode(
         )
     output = Path(output if output is not None else saved.output).expanduser()
     check_output_path(output)
+    check_output_fps(output, saved.fps)  # the run's frame rate, which another format may not play
     target = resolve_device(device)
     dtype = checked_dtype(dtype if dtype is not None else saved.dtype)
     root = _vae_checkpoint(saved, model, vae_file)

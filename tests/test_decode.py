@@ -4,6 +4,7 @@ metadata an uninterrupted run writes. Tiny checkpoint, CPU, fp32."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -326,6 +327,16 @@ def test_latents_that_do_not_fit_the_vae(saved, tmp_path, capsys, no_vae_load):
 def test_a_bad_output_is_named_before_loading(saved, tmp_path, capsys, no_vae_load):
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "v.avi"))
     assert_user_error(code, err, "unsupported output format '.avi'")
+
+
+def test_a_gif_at_a_frame_rate_it_cannot_play_is_named_before_loading(pipe, tmp_path, capsys, no_vae_load):
+    with pytest.MonkeyPatch.context() as patch:  # a 60 fps run whose decode failed
+        patch.setattr(pipe.vae, "decode_frames", out_of_memory)
+        with pytest.raises(torch.OutOfMemoryError):
+            pipe.generate(dataclasses.replace(request(tmp_path, "fast.mp4"), fps=60))
+    latents = str(tmp_path / "fast.latents.safetensors")
+    code, _, err = decode_cli(capsys, latents, "-o", str(tmp_path / "fast.gif"))
+    assert_user_error(code, err, "fps 60 does not fit a GIF")
 
 
 def test_a_checkpoint_that_moved_since_the_run(saved, tmp_path, capsys, no_vae_load):
