@@ -175,6 +175,8 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["run", "-p", "x", "--t5xxl", "t5.safetensors"], "(--t5xxl: did you mean --text-encoder?)"),  # sd.cpp's
         (["run", "-p", "x", "--offload-to-cpu"], "(--offload-to-cpu: did you mean --vram?)"),
         (["run", "-p", "x", "--use-sage-attention"], "(--use-sage-attention: did you mean --attention?)"),
+        (["run", "-p", "x", "--scheduler", "karras"], "(--scheduler: sigma schedules such as karras are not offered"),
+        (["run", "-p", "x", "--schedule=karras"], "the flow-matching schedule, which --flow-shift shapes; the sampler"),
         (["check", "--frames", "9"], "unrecognized arguments: --frames 9\n"),  # check has no frames: no guess
         (["run", "-p", "x", "--bogus"], "unrecognized arguments: --bogus\n"),
     ],

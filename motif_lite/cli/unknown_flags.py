@@ -22,7 +22,6 @@ OTHER_TOOLS_NAMES = {
     "--sample-steps": "--steps",
     "--sampler": "--sampling-method",
     "--sampler-name": "--sampling-method",
-    "--scheduler": "--sampling-method",
     "--shift": "--flow-shift",
     "--negative": "--negative-prompt",
     "--neg-prompt": "--negative-prompt",
@@ -43,6 +42,16 @@ OTHER_TOOLS_NAMES = {
     "--use-sage-attention": "--attention",
     "--diffusion-fa": "--attention-backend",
 }
+
+
+# Settings of other tools with no flag of the same meaning here, each with what to use instead (and the flag that
+# must exist for the advice to apply). stable-diffusion.cpp's --scheduler/--schedule and ComfyUI's scheduler pick
+# a sigma schedule (karras, exponential, ...): not the sampler.
+OTHER_TOOLS_SETTINGS = {
+    "--scheduler": ("--flow-shift", "sigma schedules such as karras are not offered: Motif samples on the "
+                    "flow-matching schedule, which --flow-shift shapes; the sampler is --sampling-method"),
+}  # fmt: skip
+OTHER_TOOLS_SETTINGS["--schedule"] = OTHER_TOOLS_SETTINGS["--scheduler"]
 
 
 # Commands of other tools that motif-lite has as a program of its own (stable-diffusion.cpp's `-M convert`,
@@ -83,11 +92,13 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     unknown flag, the flag it most likely means; words without a flag in a command that takes a prompt are probably
     an unquoted prompt, or the rest of one (`args`: what was parsed, the prompt's first word included)."""
     known = [option for action in parser._actions for option in action.option_strings]  # argparse keeps no public list
-    hints = [
-        f"{flag}: did you mean {meant}?"
-        for flag in extras
-        if flag.startswith("-") and (meant := suggestion(flag, known))
-    ]
+    hints = []
+    for flag in (word for word in extras if word.startswith("-")):
+        needs, advice = OTHER_TOOLS_SETTINGS.get(flag.split("=", 1)[0].lower(), (None, None))
+        if needs in known:
+            hints.append(f"{flag}: {advice}")
+        elif meant := suggestion(flag, known):
+            hints.append(f"{flag}: did you mean {meant}?")
     if "--prompt" in known and not any(word.startswith("-") for word in extras):
         words = [*([args.prompt] if getattr(args, "prompt", None) else []), *extras]
         hints.append(f'a prompt goes after -p, in quotes: -p "{" ".join(words)}"')
