@@ -60,6 +60,15 @@ def test_guidance_that_changes_nothing_reads_as_off():
     assert describe_guidance(window) == "off: APG with an empty step range changes nothing (no negative-prompt pass)"
 
 
+def test_the_time_estimate_counts_no_negative_prompt_for_guidance_that_changes_nothing():
+    def flops(**fields) -> float:
+        request, _ = GenerationRequest("fox", width=256, height=256, frames=9, steps=4, **fields).resolve()
+        return run_command.run_flops(request, resolve_settings(request, CheckpointConfigs()), CheckpointConfigs())
+
+    unguided = flops(cfg_scale=1.0)
+    assert flops(cfg_scale=0.0) == unguided < flops(cfg_scale=8.0)  # scale 0 on base cond: no negative-prompt pass
+
+
 def test_scheduler_options_motif_lite_does_not_apply_get_a_note(tmp_path):
     # ComfyUI's "karras" and friends, set in a checkpoint's scheduler config: diffusers would sample other sigmas.
     from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler

@@ -284,9 +284,12 @@ def _described(request: GenerationRequest, videos: int) -> str:
 def run_flops(request: GenerationRequest, settings: Settings, configs: CheckpointConfigs) -> float:
     """FLOPs of one video of `request` (motif_lite.runtime.cost), with the checkpoint's configs or the official."""
     from motif_lite.runtime import cost
+    from motif_lite.sampling import needs_uncond
     from motif_lite.vae.config import WanVAEConfig
 
-    prompts = (request.prompt, request.negative_prompt) if settings.guidance.value is not None else (request.prompt,)
+    # The negative prompt costs its encoding and a transformer call per step only when some step is guided.
+    guided = needs_uncond(settings.guidance.value)
+    prompts = (request.prompt, request.negative_prompt) if guided else (request.prompt,)
     size = (request.width, request.height, request.frames, request.steps)
     text_shape = cost.text_encoder_shape(configs.root)
     vae_config = configs.vae or WanVAEConfig()
