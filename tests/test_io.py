@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
 import imageio_ffmpeg
@@ -397,11 +398,29 @@ def test_an_earlier_longer_png_sequence_is_named(tmp_path):
     assert stale_frames_note(pattern, 9) is None and stale_frames_note(tmp_path / "f.mp4", 5) is None
     # What `motif-lite run` prints, for each file of a batch (here the second video's earlier frames).
     for i in range(6):
-        (tmp_path / f"g_{i:03d}-2.png").touch()
+        (tmp_path / f"g-2_{i:03d}.png").touch()
     args = cli.build_parser().parse_args(["run", "-p", "fox", "--video-frames", "5", "-b", "2", "-s", "1"])
     args.output = str(tmp_path / "g_%03d.png")
     _, notes = run_command.resolve_requests(args, run_command.request_from_args(args))
-    assert [note.split(" in ")[0] for note in notes] == ["g_005-2.png"]
+    assert [note.split(" in ")[0] for note in notes] == ["g-2_005.png"]
+
+
+@pytest.mark.parametrize(
+    ("name", "outputs"),
+    [
+        ("fox.mp4", ["fox-1.mp4", "fox-2.mp4"]),
+        ("f_%03d.png", ["f-1_%03d.png", "f-2_%03d.png"]),
+        ("out%03d.png", ["out-1_%03d.png", "out-2_%03d.png"]),
+        ("%04d.png", ["1_%04d.png", "2_%04d.png"]),
+    ],
+)
+def test_the_videos_of_a_batch_keep_their_frames_together(tmp_path, name, outputs):
+    # A PNG sequence's number goes before the frame pattern: f_000-1.png, f_000-2.png, f_001-1.png, ... would
+    # interleave the videos' frames in a folder listing.
+    args = cli.build_parser().parse_args(["run", "-p", "fox", "--video-frames", "5", "-b", "2", "-s", "1"])
+    args.output = str(tmp_path / name)
+    requests, _ = run_command.resolve_requests(args, run_command.request_from_args(args))
+    assert [Path(r.output).name for r in requests] == outputs
 
 
 @pytest.mark.parametrize("fps", [60.0, 0.001])

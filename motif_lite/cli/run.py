@@ -197,11 +197,11 @@ def resolve_requests(
     earlier video."""
     import dataclasses
 
-    from motif_lite.io.video import stale_frames_note
+    from motif_lite.io.video import numbered_path, stale_frames_note
 
     request, notes = unresolved.resolve()
     path, count = Path(request.output), args.batch_count
-    outputs = [path] if count == 1 else [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(1, count + 1)]
+    outputs = [path] if count == 1 else [numbered_path(path, i) for i in range(1, count + 1)]
     if args.output is None:
         free = [free_output(output) for output in outputs]
         notes += [note for _, note in free if note is not None]

@@ -41,8 +41,19 @@ def unused_path(path: Path) -> Path:
     """`path` when nothing is there, else the first free `stem-2.suffix`, `stem-3.suffix`, ... beside it."""
     if not path.exists():
         return path
-    numbered = (path.with_name(f"{path.stem}-{n}{path.suffix}") for n in itertools.count(2))
-    return next(candidate for candidate in numbered if not candidate.exists())
+    return next(candidate for n in itertools.count(2) if not (candidate := numbered_path(path, n)).exists())
+
+
+def numbered_path(path: Path, n: int) -> Path:
+    """The n-th of several outputs named `path`: `fox-2.mp4`; for a PNG sequence the number goes before the frame
+    pattern (`f_%03d.png` -> `f-2_%03d.png`), so that each video's frames sort together in a folder listing."""
+    pattern = _FRAME_PATTERN.search(path.name) if path.suffix.lower() == ".png" else None
+    if pattern is None:
+        return path.with_name(f"{path.stem}-{n}{path.suffix}")
+    before = path.name[: pattern.start()]
+    stem = before.rstrip("_-. ")
+    number = f"{stem}-{n}" if stem else str(n)
+    return path.with_name(f"{number}{before[len(stem):] or '_'}{path.name[pattern.start():]}")
 
 
 def check_output_path(path: str | Path) -> bool:
