@@ -282,16 +282,16 @@ def test_the_default_output_never_replaces_an_earlier_video(checkpoint, tmp_path
 
 
 def test_batch_count_makes_videos_with_consecutive_seeds_from_one_load(checkpoint, tmp_path, capsys, monkeypatch):
-    # -b 2: seeds 7 and 8, files numbered before the extension; the second video is the one -s 8 makes alone.
+    # -b 2: seeds 7 and 8, files numbered before the frame number; the second video is the one -s 8 makes alone.
     loads = []
     load = pipeline.load_pipeline
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: loads.append(1) or load(*a, **kw))
     args = run_args(checkpoint[0], tmp_path / "out_%03d.png", "--video-frames", "1", "--steps", "1")
     assert cli.main([*args, "-b", "2"]) == 0
     err = capsys.readouterr().err
-    assert "seeds: 7, 8" in err and f"video 2 of 2: seed 8, {tmp_path / 'out_%03d-2.png'}" in err
+    assert "seeds: 7, 8" in err and f"video 2 of 2: seed 8, {tmp_path / 'out-2_%03d.png'}" in err
     assert len(loads) == 1
-    batch = [np.asarray(PIL.Image.open(tmp_path / f"out_000-{i}.png")) for i in (1, 2)]
+    batch = [np.asarray(PIL.Image.open(tmp_path / f"out-{i}_000.png")) for i in (1, 2)]
     alone = tmp_path / "alone"
     alone.mkdir()
     seed_8 = [a if a != "7" else "8" for a in run_args(checkpoint[0], alone / "out_%03d.png")]
