@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import types
+import warnings
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from tiny_config import inputs
 
 from motif_lite.errors import ConfigError
 from motif_lite.model.ops import sdpa_attention
+from motif_lite.runtime import attention as attention_module
 from motif_lite.runtime.attention import (
     AutoAttention,
     FixedAttention,
@@ -375,3 +377,49 @@ def test_a_broken_fa3_install_is_not_offered(tmp_path, monkeypatch):
     assert "fa3" not in auto_candidates(triton_ok=False)
     with pytest.raises(ConfigError, match="fa3 needs"):
         attention_backend("fa3", "cpu")
+
+
+# ------------------------------------------------------------------------- fixed kernels this machine lacks
+
+
+@pytest.mark.parametrize("name", ["cudnn", "efficient"])
+def test_a_fixed_kernel_the_cpu_lacks_is_refused_before_any_call(name):
+    # Before: a RuntimeError traceback at the first step, after loading ("No viable backend ... math kernel").
+    with pytest.raises(ConfigError, match=f"--attention-backend {name} is a CUDA kernel: on the CPU PyTorch has sdpa"):
+        attention_backend(name, "cpu", dtype=torch.bfloat16)
+    for runs_here in ("sdpa", "flash", "triton"):  # triton falls back to SDPA with a warning of its own
+        assert attention_backend(runs_here, "cpu", dtype=torch.bfloat16).describe() == runs_here
+
+
+def test_a_fixed_kernel_a_gpu_lacks_names_pytorchs_reason(monkeypatch):
+    # What a GPU before compute capability 8.0 does with flash: a warning saying why, then "No available kernel".
+    probed = []
+
+    def no_flash_here(q, k, v, mask):
+        probed.append((q.dtype, mask is not None))
+        reason = (
+            "Flash attention only supports gpu architectures in the range [sm80, sm90]."
+            " Attempting to run on a sm 7.5 gpu."
+        )
+        warnings.warn(reason, UserWarning, stacklevel=2)
+        raise RuntimeError("No available kernel. Aborting execution.")
+
+    monkeypatch.setattr(attention_module, "candidate", lambda name: no_flash_here)
+    with pytest.raises(ConfigError) as caught:
+        attention_module.check_backend_runs("flash", "meta", torch.float16)
+    assert str(caught.value) == (
+        "--attention-backend flash cannot run on meta in float16 (Flash attention only supports gpu architectures in "
+        "the range [sm80, sm90]. Attempting to run on a sm 7.5 gpu.); choose auto, which times the kernels that run "
+        "here, or sdpa"
+    )
+    assert probed == [(torch.float16, False)]  # in the run's dtype
+    monkeypatch.setattr(attention_module, "candidate", lambda name: lambda q, k, v, mask: probed.append(mask) or q)
+    attention_module.check_backend_runs("flash", "meta", torch.float16)  # both calls pass: nothing to say
+    assert probed[1] is None and probed[2] is not None  # without and with a key mask (efficient takes it)
+
+
+def test_the_triton_backend_without_triton_is_a_user_error(monkeypatch):
+    # Before: ModuleNotFoundError ("No module named 'triton'") with a traceback while loading.
+    monkeypatch.setitem(sys.modules, "motif_lite.kernels.attention", None)  # its import fails, as without triton
+    with pytest.raises(ConfigError, match="--attention-backend triton needs Triton, which cannot be imported here"):
+        attention_backend("triton", "cpu")

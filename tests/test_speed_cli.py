@@ -98,3 +98,26 @@ def test_summary_total_time_includes_loading(tmp_path):
     result = GenerationResult(tmp_path / "v.mp4", GenerationRequest("fox", steps=4), 15.0, timings, 0, None)
     time_line = next(line for line in summary(result, load_seconds=3.0).splitlines() if line.startswith("time:"))
     assert time_line == "time: load 3.0s | encode 1.0s | denoise 8.0s (2.00 s/step) | decode 2.0s | total 14.5s"
+
+
+def test_a_fixed_attention_kernel_this_device_lacks_fails_before_loading(checkpoint, tmp_path, capsys, monkeypatch):
+    # Before: the model loaded, the prompts were encoded, and the first step ended in PyTorch's RuntimeError.
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model"))
+    code = cli.main(run_args(checkpoint, tmp_path / "fox.gif", "--attention-backend", "cudnn"))
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err
+    assert "error: --attention-backend cudnn is a CUDA kernel: on the CPU PyTorch has sdpa and flash" in err
+
+
+def test_the_attention_kernel_is_checked_in_the_runs_dtype(checkpoint, tmp_path, monkeypatch):
+    # FlashAttention on a GPU runs in fp16/bf16 but not in fp32: the check must use --dtype, not a guess.
+    import torch
+
+    from motif_lite.runtime import attention
+
+    checked = []
+    monkeypatch.setattr(attention, "check_backend_runs", lambda *args: checked.append(args))
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: (_ for _ in ()).throw(KeyboardInterrupt))
+    args = [*run_args(checkpoint, tmp_path / "fox.gif", "--attention-backend", "flash"), "--dtype", "bf16"]
+    assert cli.main(args) == cli.EXIT_INTERRUPTED
+    assert checked == [("flash", torch.device("cpu"), torch.bfloat16)]

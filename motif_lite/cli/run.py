@@ -516,6 +516,10 @@ def _generate(
     sources, device = preflight(
         args.model, args.gguf, device, args.kernels, args.text_encoder_gguf, weights=args.weights
     )
+    if args.attention == "exact":  # a fixed attention kernel that this device lacks in this dtype
+        from motif_lite.runtime.attention import check_backend_runs
+
+        check_backend_runs(args.attention_backend, device, dtype)
     settings = resolve_settings(request, sources.configs, sources.transformer)
     dtype_advice = dtype_note(device, dtype)  # before loading: bf16 on a GPU without bf16 tensor cores
     _print_notes([*sources.notes, *settings.notes, *([dtype_advice] if dtype_advice else [])], say)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -114,9 +115,17 @@ def sdpa_with(kernel: SDPBackend, split_masked: bool) -> AttentionFn:
 
 
 def triton_attention() -> AttentionFn:
-    """Our dense Triton kernel, falling back to SDPA (with a warning) off-CUDA or if it fails."""
-    from motif_lite.kernels.attention import attention
+    """Our dense Triton kernel, falling back to SDPA (with a warning) off-CUDA or if it fails; ConfigError where
+    Triton cannot be imported (e.g. not installed)."""
     from motif_lite.runtime.kernels import FallbackOp
+
+    try:
+        from motif_lite.kernels.attention import attention
+    except Exception as exc:  # ImportError, or a triton install that fails at import
+        raise ConfigError(
+            f"--attention-backend triton needs Triton, which cannot be imported here ({type(exc).__name__}: {exc}); "
+            "choose auto to time what runs here, or sdpa"
+        ) from None
 
     return FallbackOp("attention", attention, sdpa_attention)
 
@@ -344,11 +353,52 @@ def auto_candidates(triton_ok: bool) -> dict[str, AttentionFn]:
     return {name: candidate(name) for name in names}
 
 
-def attention_backend(name: str, device: torch.device | str, triton_ok: bool = False) -> AttentionBackend:
-    """The backend for `--attention-backend NAME` on `device`; `triton_ok`: our Triton kernels can run here."""
+PROBE_HEAD_DIM = 128  # Motif-Video's
+
+
+def check_backend_runs(name: str, device: torch.device | str, dtype: torch.dtype | None = None) -> None:
+    """Raise ConfigError when the fixed backend `name` has no kernel for `device` and `dtype` (default: float32 on the
+    CPU, float16 on CUDA): cuDNN's or the memory-efficient kernel on the CPU, FlashAttention on a GPU before compute
+    capability 8.0 or in float32, FA3 off Hopper. One tiny call without and one with a key mask, so that this is
+    said before any weights load instead of as PyTorch's error at the first step. `auto` (which drops what fails),
+    `sdpa` (which always has its math kernel) and `triton` (which falls back to SDPA with a warning) need none."""
+    if name in ("auto", "sdpa", "triton"):
+        return
+    device = torch.device(device)
+    dtype = dtype or (torch.float32 if device.type == "cpu" else torch.float16)
+    attend = candidate(name)
+    q = torch.zeros(2, 1, 16, PROBE_HEAD_DIM, dtype=dtype, device=device)
+    mask = (torch.arange(16, device=device) < torch.tensor([[16], [9]], device=device))[:, None, None]
+    with warnings.catch_warnings(record=True) as caught:  # PyTorch warns why each kernel was not usable
+        warnings.simplefilter("always")
+        try:
+            attend(q, q, q, None)
+            attend(q, q, q, mask)
+        except Exception as exc:  # no kernel for this device, dtype or GPU; FA3 built for another GPU
+            if device.type == "cpu":  # PyTorch's own message there only says that no kernel was left
+                raise ConfigError(
+                    f"--attention-backend {name} is a CUDA kernel: on the CPU PyTorch has sdpa and flash; choose "
+                    "auto (sdpa on the CPU) or sdpa"
+                ) from None
+            reasons = [str(w.message).strip() for w in caught] + [str(exc).strip()]
+            why = next((r.splitlines()[0] for r in reasons if r), type(exc).__name__)
+            gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
+            raise ConfigError(
+                f"--attention-backend {name} cannot run on {gpu} in "
+                f"{str(dtype).removeprefix('torch.')} ({why[:200]}); choose auto, which times the kernels that run "
+                "here, or sdpa"
+            ) from None
+
+
+def attention_backend(
+    name: str, device: torch.device | str, triton_ok: bool = False, dtype: torch.dtype | None = None
+) -> AttentionBackend:
+    """The backend for `--attention-backend NAME` on `device`; `triton_ok`: our Triton kernels can run here. A fixed
+    kernel that cannot run on `device` in `dtype` is a ConfigError here (`check_backend_runs`)."""
     if name not in BACKENDS:
         raise ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if name != "auto":
+        check_backend_runs(name, device, dtype)
         return FixedAttention(name)
     device = torch.device(device)
     if device.type != "cuda":
