@@ -121,3 +121,33 @@ def test_the_attention_kernel_is_checked_in_the_runs_dtype(checkpoint, tmp_path,
     args = [*run_args(checkpoint, tmp_path / "fox.gif", "--attention-backend", "flash"), "--dtype", "bf16"]
     assert cli.main(args) == cli.EXIT_INTERRUPTED
     assert checked == [("flash", torch.device("cpu"), torch.bfloat16)]
+
+
+def test_batch_guidance_that_the_memory_plan_has_no_room_for_is_turned_off_with_a_note(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    # Before: the plan fell back to one row per forward, but --batch-guidance still ran batch-2 forwards, with twice
+    # the activation memory the plan had counted (out of memory on a GPU), and nothing said so.
+    seen = {}
+
+    def fake_load(*args, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "load_pipeline", fake_load)
+    size = ("-W", "512", "-H", "512", "--video-frames", "33", "--steps", "2")
+    code = cli.main([*run_args(checkpoint, tmp_path / "fox.gif", "--batch-guidance", "--vram", "0.15"), *size])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INTERRUPTED and "1 row per transformer forward" in err  # batch 2 does not fit 0.15 GiB
+    assert seen["batch_guidance"] is False
+    assert (
+        "note: --batch-guidance does not fit the memory plan (room for one prediction per transformer forward)" in err
+    )
+    code = cli.main([*run_args(checkpoint, tmp_path / "fox.gif", "--batch-guidance", "--vram", "0.5"), *size])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INTERRUPTED and "2 rows per transformer forward" in err and "note: --batch" not in err
+    assert seen["batch_guidance"] is True
+    code = cli.main(
+        [*run_args(checkpoint, tmp_path / "fox.gif", "--batch-guidance", "--vram", "0.15"), *size, "--dry-run"]
+    )
+    assert code == 0 and "note: --batch-guidance does not fit the memory plan" in capsys.readouterr().err

@@ -477,6 +477,8 @@ def dry_run(
         attention=args.attention, sequence_parallel=sp, ram_gib=args.ram, **_plan_speed(args, layout is not None),
     )  # fmt: skip
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
+    _, note = planned_batch_guidance(args.batch_guidance and layout is None, plan, settings)
+    _print_notes([note] if note else [])
     print("\n".join([*settings.lines(), *model_sizes(sources, dtype).lines(), *_lora_lines(args, sources), described]))
     return 0
 
@@ -538,11 +540,14 @@ def _generate(
             **_plan_speed(args, parallel is not None),
         )  # fmt: skip
         say(plan.describe(), file=sys.stderr)
+    # A parallel run never batches them, and says so (_run's notes).
+    batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, plan, settings)
+    _print_notes([note] if note else [], say)
     seeds = ", ".join(str(r.seed) for r in requests)
     say(f"seed{'s' if len(requests) > 1 else ''}: {seeds}", file=sys.stderr)
     start = time.perf_counter()
     speed = dict(
-        batch_guidance=args.batch_guidance,
+        batch_guidance=batch_guidance,
         compile=args.compile,
         attention_backend=args.attention_backend,
         step_cache=args.step_cache,
@@ -579,6 +584,22 @@ def unstarted_videos(requests: list[GenerationRequest]) -> list[str]:
         return []
     videos = ", ".join(f"{r.output} (seed {r.seed})" for r in requests)
     return [f"not started: {videos}; each is an ordinary run of the same command with -b 1, -s SEED and -o FILE"]
+
+
+def planned_batch_guidance(
+    wanted: bool | None, plan: Plan | None, settings: Settings
+) -> tuple[bool | None, str | None]:
+    """`--batch-guidance` as the memory plan allows, and the note when it does not: the planner falls back to one
+    row per forward where batch 2 does not fit, and a batch-2 forward would then need twice the activation memory
+    the plan counted."""
+    from motif_lite.sampling import needs_uncond
+
+    if wanted and plan is not None and plan.cfg_batch < 2 and needs_uncond(settings.guidance.value):
+        return False, (
+            "--batch-guidance does not fit the memory plan (room for one prediction per transformer forward): the "
+            "two guidance predictions run one after the other; allow more memory (--vram) to batch them"
+        )
+    return wanted, None
 
 
 def _plan_speed(args: argparse.Namespace, parallel: bool = False) -> dict:
