@@ -50,9 +50,10 @@ def test_load_pipeline_gets_the_speed_settings(checkpoint, tmp_path, monkeypatch
         raise KeyboardInterrupt  # stop right there
 
     monkeypatch.setattr(pipeline, "load_pipeline", fake_load)
-    extra = ("--compile", "--attention-backend", "cudnn", "--step-cache", "0.05", "--no-batch-guidance")
+    # flash: a kernel the CPU has (cudnn would be refused here before loading)
+    extra = ("--compile", "--attention-backend", "flash", "--step-cache", "0.05", "--no-batch-guidance")
     assert cli.main(run_args(checkpoint, tmp_path / "fox.gif", *extra)) == cli.EXIT_INTERRUPTED
-    assert seen["compile"] is True and seen["attention_backend"] == "cudnn"
+    assert seen["compile"] is True and seen["attention_backend"] == "flash"
     assert seen["step_cache"] == 0.05 and seen["batch_guidance"] is False
 
 
@@ -151,3 +152,37 @@ def test_batch_guidance_that_the_memory_plan_has_no_room_for_is_turned_off_with_
         [*run_args(checkpoint, tmp_path / "fox.gif", "--batch-guidance", "--vram", "0.15"), *size, "--dry-run"]
     )
     assert code == 0 and "note: --batch-guidance does not fit the memory plan" in capsys.readouterr().err
+
+
+def test_a_step_cache_threshold_of_one_or_more_gets_a_note(checkpoint, tmp_path, capsys, monkeypatch):
+    # Before: --step-cache 5 (5 %? TeaCache's scale?) silently reused nearly every step.
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert cli.main(run_args(checkpoint, tmp_path / "fox.gif", "--step-cache", "5")) == cli.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert (
+        "note: --step-cache 5 reuses the cached work whenever the first block's output changed by less than 500%" in err
+    )
+    assert "The threshold is a fraction (0.05 = 5 %)" in err
+    assert cli.main(run_args(checkpoint, tmp_path / "fox.gif", "--step-cache", "0.3")) == cli.EXIT_INTERRUPTED
+    assert "--step-cache" not in capsys.readouterr().err
+
+
+def test_an_attention_backend_that_int8_leaves_unused_gets_a_note(checkpoint, tmp_path, capsys, monkeypatch):
+    # Before: --attention-backend cudnn was silently unused with --attention int8 (and, on the CPU, now refused).
+    seen = {}
+
+    def fake_load(*args, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "load_pipeline", fake_load)
+    extra = ("--attention", "int8", "--attention-backend", "cudnn")
+    assert cli.main(run_args(checkpoint, tmp_path / "fox.gif", *extra)) == cli.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert (
+        "note: --attention-backend cudnn chooses the exact attention kernel: with --attention int8 every attention "
+        "runs the 8-bit kernel (where it cannot run, PyTorch's SDPA), so cudnn is not used" in err
+    )
+    assert seen["attention"] == "int8" and seen["attention_backend"] == "auto"  # nothing to check on this device
+    assert cli.main(run_args(checkpoint, tmp_path / "fox.gif", "--attention", "int8")) == cli.EXIT_INTERRUPTED
+    assert "--attention-backend" not in capsys.readouterr().err  # the default: nothing was given to ignore

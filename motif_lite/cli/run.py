@@ -410,9 +410,13 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     if args.preview and (parallel is None or parallel.is_main):
         on_preview = _preview_writer(args.preview, request.fps)
     if args.step_cache is not None:
-        from motif_lite.runtime.step_cache import StepCacheConfig
+        from motif_lite.runtime.step_cache import StepCacheConfig, threshold_note
 
         StepCacheConfig(args.step_cache)  # a bad threshold fails here, before any planning or loading
+        notes += [note] if (note := threshold_note(args.step_cache)) else []
+    from motif_lite.runtime.attention import unused_backend_note
+
+    notes += [note] if (note := unused_backend_note(args.attention, args.attention_backend)) else []
     if layout is None and args.comm_timeout is not None:
         notes.append("--comm-timeout is for a run on several processes (--gpus N, torchrun): this one has no others")
     if layout is not None and args.batch_guidance:
@@ -549,7 +553,8 @@ def _generate(
     speed = dict(
         batch_guidance=batch_guidance,
         compile=args.compile,
-        attention_backend=args.attention_backend,
+        # With int8 no exact kernel is chosen (unused_backend_note says so): none to check against this device.
+        attention_backend=args.attention_backend if args.attention == "exact" else "auto",
         step_cache=args.step_cache,
     )
     pipe = load_pipeline(

@@ -353,6 +353,17 @@ def auto_candidates(triton_ok: bool) -> dict[str, AttentionFn]:
     return {name: candidate(name) for name in names}
 
 
+def unused_backend_note(attention: str, backend: str) -> str | None:
+    """What to say when `--attention-backend` was given but has nothing to choose: with `--attention int8` every
+    attention runs the 8-bit kernel, and where that cannot run, its own exact fallback (load_pipeline)."""
+    if attention != "int8" or backend == "auto":
+        return None
+    return (
+        f"--attention-backend {backend} chooses the exact attention kernel: with --attention int8 every attention "
+        f"runs the 8-bit kernel (where it cannot run, PyTorch's SDPA), so {backend} is not used"
+    )
+
+
 PROBE_HEAD_DIM = 128  # Motif-Video's
 
 
