@@ -4,6 +4,7 @@ candidate that works and agrees with float32 attention, once per attention shape
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 import warnings
@@ -423,3 +424,17 @@ def test_the_triton_backend_without_triton_is_a_user_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "motif_lite.kernels.attention", None)  # its import fails, as without triton
     with pytest.raises(ConfigError, match="--attention-backend triton needs Triton, which cannot be imported here"):
         attention_backend("triton", "cpu")
+
+
+@pytest.mark.parametrize("entry", [{"name": "a"}, ["a"], 3, None], ids=["dict", "list", "number", "null"])
+def test_a_damaged_entry_in_the_choices_file_only_costs_a_trial(tmp_path, entry):
+    # Before: a hand-edited or damaged entry that is not a name stopped the run at its first attention call
+    # (TypeError: unhashable type).
+    q, k, v = qkv()
+    key = (tuple(q.shape), tuple(k.shape), q.dtype, q.device, None)
+    path = tmp_path / "choices.json"
+    path.write_text(json.dumps({"env": {_shape_text(key): entry}}))
+    timer, timed = timings(a=1.0)
+    auto = AutoAttention(tagged_candidates("a", []), timer, RememberedChoices("env", path))
+    torch.testing.assert_close(auto(q, k, v, None), sdpa_attention(q, k, v, None))
+    assert timed == ["a"] and RememberedChoices("env", path).get(_shape_text(key)) == "a"  # timed and rewritten
