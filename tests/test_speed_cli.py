@@ -186,3 +186,14 @@ def test_an_attention_backend_that_int8_leaves_unused_gets_a_note(checkpoint, tm
     assert seen["attention"] == "int8" and seen["attention_backend"] == "auto"  # nothing to check on this device
     assert cli.main(run_args(checkpoint, tmp_path / "fox.gif", "--attention", "int8")) == cli.EXIT_INTERRUPTED
     assert "--attention-backend" not in capsys.readouterr().err  # the default: nothing was given to ignore
+
+
+def test_a_dry_run_checks_the_speed_flags_as_a_run_would(checkpoint, tmp_path, capsys, monkeypatch):
+    # Before: the dry run passed, and the run itself then failed at its first step (cudnn) or after planning.
+    dry = [*run_args(checkpoint, tmp_path / "fox.gif"), "--dry-run"]
+    assert cli.main([*dry, "--attention-backend", "cudnn"]) == cli.EXIT_USER_ERROR
+    assert "error: --attention-backend cudnn is a CUDA kernel" in capsys.readouterr().err
+    monkeypatch.setattr("shutil.which", lambda name: None)  # no C++ compiler on this machine
+    assert cli.main([*dry, "--compile"]) == cli.EXIT_USER_ERROR
+    assert "error: --compile on the CPU needs a C++ compiler" in capsys.readouterr().err
+    assert cli.main([*dry, "--attention", "int8", "--attention-backend", "cudnn"]) == 0  # unused with int8: a note

@@ -475,6 +475,14 @@ def dry_run(
         _print_notes(["no CUDA device on this machine: planned without a budget; give --vram GiB to plan for yours"])
     if str(args.device) == "auto" and device.type == "cpu":
         _print_notes(["no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU"])
+    if device.type == "cpu" or torch.cuda.is_available():  # the device is here: check the speed flags as a run would
+        from motif_lite.runtime.attention import check_backend_runs
+        from motif_lite.runtime.compile import check_compile_possible
+
+        if args.attention == "exact":
+            check_backend_runs(args.attention_backend, device, dtype)
+        if args.compile:
+            check_compile_possible(device)
     sp = layout.sp if layout is not None else 1
     plan = plan_generation(
         request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
