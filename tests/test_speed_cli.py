@@ -197,3 +197,21 @@ def test_a_dry_run_checks_the_speed_flags_as_a_run_would(checkpoint, tmp_path, c
     assert cli.main([*dry, "--compile"]) == cli.EXIT_USER_ERROR
     assert "error: --compile on the CPU needs a C++ compiler" in capsys.readouterr().err
     assert cli.main([*dry, "--attention", "int8", "--attention-backend", "cudnn"]) == 0  # unused with int8: a note
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--attention", "sage"], "argument --attention: sage: 8-bit attention (SageAttention's scheme, in "),
+        (["--attention", "SageAttention2"], "SageAttention2: 8-bit attention (SageAttention's scheme"),
+        (["--attention-backend", "sage"], "is --attention int8; --attention-backend chooses among exact kernels"),
+        (["--attention-backend", "int8"], "argument --attention-backend: int8: 8-bit attention (SageAttention's"),
+        (["--attention", "flash"], "flash is an exact attention kernel: --attention-backend flash (--attention is "),
+    ],
+)
+def test_other_tools_attention_names_get_the_flag_they_mean(capsys, flags, message):
+    # Before: "invalid choice: 'sage' (choose from 'exact', 'int8')", which does not say that int8 is Sage's scheme.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "--dry-run", *flags])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and "invalid choice" not in err
