@@ -196,6 +196,8 @@ def test_a_dry_run_checks_the_speed_flags_as_a_run_would(checkpoint, tmp_path, c
     monkeypatch.setattr("shutil.which", lambda name: None)  # no C++ compiler on this machine
     assert cli.main([*dry, "--compile"]) == cli.EXIT_USER_ERROR
     assert "error: --compile on the CPU needs a C++ compiler" in capsys.readouterr().err
+    assert cli.main([*dry, "--kernels", "triton"]) == cli.EXIT_USER_ERROR
+    assert "error: --kernels triton needs a CUDA device, but the device is cpu" in capsys.readouterr().err
     assert cli.main([*dry, "--attention", "int8", "--attention-backend", "cudnn"]) == 0  # unused with int8: a note
 
 
