@@ -217,3 +217,22 @@ def test_other_tools_attention_names_get_the_flag_they_mean(capsys, flags, messa
         cli.main(["run", "--dry-run", *flags])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and message in err and "invalid choice" not in err
+
+
+def test_a_dry_run_says_what_the_speed_flags_would_do(checkpoint, tmp_path, capsys):
+    # Before: a dry run printed none of them (--attention int8 on the CPU, --compile, --step-cache: not a word).
+    def speed_line(*flags: str) -> str:
+        assert cli.main([*run_args(checkpoint, tmp_path / "fox.gif"), "--dry-run", *flags]) == 0
+        return next(line for line in capsys.readouterr().out.splitlines() if line.startswith("speed:"))
+
+    assert speed_line() == "speed: attention exact, sdpa (auto)"
+    assert speed_line("--attention", "int8", "--compile", "--step-cache", "0.05") == (
+        "speed: attention int8, which falls back to exact on the CPU; compiled blocks (the first step compiles); "
+        "step cache 0.05 (lossy)"
+    )
+    gpu = ("--device", "cuda", "--vram", "8", "--kernels", "auto")
+    assert speed_line(*gpu, "--attention", "int8") == "speed: attention int8 (lossy)"
+    assert speed_line(*gpu, "--attention", "int8", "--kernels", "torch") == (
+        "speed: attention int8, which falls back to exact with --kernels torch"
+    )
+    assert speed_line(*gpu) == "speed: attention exact, auto (timed at the first step, or as an earlier run chose)"

@@ -493,8 +493,27 @@ def dry_run(
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
     _, note = planned_batch_guidance(args.batch_guidance and layout is None, plan, settings)
     _print_notes([note] if note else [])
-    print("\n".join([*settings.lines(), *model_sizes(sources, dtype).lines(), *_lora_lines(args, sources), described]))
+    sizes = model_sizes(sources, dtype).lines()
+    print("\n".join([*settings.lines(), dry_run_speed(args, device), *sizes, *_lora_lines(args, sources), described]))
     return 0
+
+
+def dry_run_speed(args: argparse.Namespace, device: torch.device) -> str:
+    """The speed flags as a run on `device` would use them, in one line (the settings table has none of them)."""
+    gpu = device.type == "cuda"
+    if args.attention == "int8":
+        where = "on the CPU" if not gpu else "with --kernels torch" if args.kernels == "torch" else None
+        attention = f"int8, which falls back to exact {where}" if where else "int8 (lossy)"
+    elif args.attention_backend == "auto":
+        attention = "exact, auto (timed at the first step, or as an earlier run chose)" if gpu else "exact, sdpa (auto)"
+    else:
+        attention = f"exact, {args.attention_backend}"
+    parts = [f"attention {attention}"]
+    if args.compile:
+        parts.append("compiled blocks (the first step compiles)")
+    if args.step_cache is not None:
+        parts.append(f"step cache {args.step_cache:g}" + (" (lossy)" if args.step_cache else " (exact)"))
+    return "speed: " + "; ".join(parts)
 
 
 def _lora_lines(args: argparse.Namespace, sources) -> list[str]:
