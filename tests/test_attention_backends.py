@@ -370,14 +370,20 @@ def test_the_environment_names_the_gpu_the_software_and_the_candidates(monkeypat
     assert f"torch {torch.__version__}" in described and "cuDNN " in described and "triton " in described
 
 
-def test_a_broken_fa3_install_is_not_offered(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [("ImportError", "undefined symbol: _ZN3c10"), ("RuntimeError", "operator flash_attn_3::fwd already exists")],
+)
+def test_a_broken_fa3_install_is_not_offered(tmp_path, monkeypatch, error, message):
     # A package that is there but fails to import (an extension built for another torch or CUDA) is left out.
-    (tmp_path / "flash_attn_interface.py").write_text('raise ImportError("undefined symbol: _ZN3c10")\n')
+    # Before, a failure other than ImportError (an op registration) stopped every `auto` run on a GPU.
+    (tmp_path / "flash_attn_interface.py").write_text(f"raise {error}({message!r})\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "flash_attn_interface", raising=False)
     assert "fa3" not in auto_candidates(triton_ok=False)
-    with pytest.raises(ConfigError, match="fa3 needs"):
+    with pytest.raises(ConfigError, match="fa3 needs") as caught:
         attention_backend("fa3", "cpu")
+    assert f"cannot be imported here ({error}: {message})" in str(caught.value)  # why: it is there, but broken
 
 
 # ------------------------------------------------------------------------- fixed kernels this machine lacks

@@ -134,21 +134,23 @@ FA3_MODULE = "flash_attn_interface"  # FlashAttention-3's Python package
 
 
 def fa3_module() -> ModuleType | None:
-    """FlashAttention-3's package where it is installed, else None."""
+    """FlashAttention-3's package where it is installed and imports, else None."""
     try:
         return importlib.import_module(FA3_MODULE)
-    except ImportError:
+    except Exception:  # not installed, or an extension that fails as it loads (built for another torch or CUDA)
         return None
 
 
 def fa3_attention() -> AttentionFn:
-    """FlashAttention-3's `flash_attn_func` behind our [B, H, L, D] seam; ConfigError where it is not installed."""
-    fa3 = fa3_module()
-    if fa3 is None:
+    """FlashAttention-3's `flash_attn_func` behind our [B, H, L, D] seam; ConfigError where it does not import."""
+    try:
+        fa3 = importlib.import_module(FA3_MODULE)
+    except Exception as exc:  # not installed, or built for another torch or CUDA: the error says which
         raise ConfigError(
             f"--attention-backend fa3 needs FlashAttention-3's {FA3_MODULE} package (Hopper GPUs; built from the "
-            "hopper/ folder of github.com/Dao-AILab/flash-attention); choose auto to time what is installed"
-        )
+            "hopper/ folder of github.com/Dao-AILab/flash-attention), which cannot be imported here "
+            f"({type(exc).__name__}: {str(exc)[:200]}); choose auto to time what is installed"
+        ) from None
     key_lengths = KeyLengths()
 
     def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
