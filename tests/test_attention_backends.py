@@ -4,8 +4,10 @@ candidate that works and agrees with float32 attention, once per attention shape
 
 from __future__ import annotations
 
+import json
 import sys
 import types
+import warnings
 
 import pytest
 import torch
@@ -15,6 +17,7 @@ from tiny_config import inputs
 
 from motif_lite.errors import ConfigError
 from motif_lite.model.ops import sdpa_attention
+from motif_lite.runtime import attention as attention_module
 from motif_lite.runtime.attention import (
     AutoAttention,
     FixedAttention,
@@ -367,11 +370,77 @@ def test_the_environment_names_the_gpu_the_software_and_the_candidates(monkeypat
     assert f"torch {torch.__version__}" in described and "cuDNN " in described and "triton " in described
 
 
-def test_a_broken_fa3_install_is_not_offered(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [("ImportError", "undefined symbol: _ZN3c10"), ("RuntimeError", "operator flash_attn_3::fwd already exists")],
+)
+def test_a_broken_fa3_install_is_not_offered(tmp_path, monkeypatch, error, message):
     # A package that is there but fails to import (an extension built for another torch or CUDA) is left out.
-    (tmp_path / "flash_attn_interface.py").write_text('raise ImportError("undefined symbol: _ZN3c10")\n')
+    # Before, a failure other than ImportError (an op registration) stopped every `auto` run on a GPU.
+    (tmp_path / "flash_attn_interface.py").write_text(f"raise {error}({message!r})\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "flash_attn_interface", raising=False)
     assert "fa3" not in auto_candidates(triton_ok=False)
-    with pytest.raises(ConfigError, match="fa3 needs"):
+    with pytest.raises(ConfigError, match="fa3 needs") as caught:
         attention_backend("fa3", "cpu")
+    assert f"cannot be imported here ({error}: {message})" in str(caught.value)  # why: it is there, but broken
+
+
+# ------------------------------------------------------------------------- fixed kernels this machine lacks
+
+
+@pytest.mark.parametrize("name", ["cudnn", "efficient"])
+def test_a_fixed_kernel_the_cpu_lacks_is_refused_before_any_call(name):
+    # Before: a RuntimeError traceback at the first step, after loading ("No viable backend ... math kernel").
+    with pytest.raises(ConfigError, match=f"--attention-backend {name} is a CUDA kernel: on the CPU PyTorch has sdpa"):
+        attention_backend(name, "cpu", dtype=torch.bfloat16)
+    for runs_here in ("sdpa", "flash", "triton"):  # triton falls back to SDPA with a warning of its own
+        assert attention_backend(runs_here, "cpu", dtype=torch.bfloat16).describe() == runs_here
+
+
+def test_a_fixed_kernel_a_gpu_lacks_names_pytorchs_reason(monkeypatch):
+    # What a GPU before compute capability 8.0 does with flash: a warning saying why, then "No available kernel".
+    probed = []
+
+    def no_flash_here(q, k, v, mask):
+        probed.append((q.dtype, mask is not None))
+        reason = (
+            "Flash attention only supports gpu architectures in the range [sm80, sm90]."
+            " Attempting to run on a sm 7.5 gpu."
+        )
+        warnings.warn(reason, UserWarning, stacklevel=2)
+        raise RuntimeError("No available kernel. Aborting execution.")
+
+    monkeypatch.setattr(attention_module, "candidate", lambda name: no_flash_here)
+    with pytest.raises(ConfigError) as caught:
+        attention_module.check_backend_runs("flash", "meta", torch.float16)
+    assert str(caught.value) == (
+        "--attention-backend flash cannot run on meta in float16 (Flash attention only supports gpu architectures in "
+        "the range [sm80, sm90]. Attempting to run on a sm 7.5 gpu.); choose auto, which times the kernels that run "
+        "here, or sdpa"
+    )
+    assert probed == [(torch.float16, False)]  # in the run's dtype
+    monkeypatch.setattr(attention_module, "candidate", lambda name: lambda q, k, v, mask: probed.append(mask) or q)
+    attention_module.check_backend_runs("flash", "meta", torch.float16)  # both calls pass: nothing to say
+    assert probed[1] is None and probed[2] is not None  # without and with a key mask (efficient takes it)
+
+
+def test_the_triton_backend_without_triton_is_a_user_error(monkeypatch):
+    # Before: ModuleNotFoundError ("No module named 'triton'") with a traceback while loading.
+    monkeypatch.setitem(sys.modules, "motif_lite.kernels.attention", None)  # its import fails, as without triton
+    with pytest.raises(ConfigError, match="--attention-backend triton needs Triton, which cannot be imported here"):
+        attention_backend("triton", "cpu")
+
+
+@pytest.mark.parametrize("entry", [{"name": "a"}, ["a"], 3, None], ids=["dict", "list", "number", "null"])
+def test_a_damaged_entry_in_the_choices_file_only_costs_a_trial(tmp_path, entry):
+    # Before: a hand-edited or damaged entry that is not a name stopped the run at its first attention call
+    # (TypeError: unhashable type).
+    q, k, v = qkv()
+    key = (tuple(q.shape), tuple(k.shape), q.dtype, q.device, None)
+    path = tmp_path / "choices.json"
+    path.write_text(json.dumps({"env": {_shape_text(key): entry}}))
+    timer, timed = timings(a=1.0)
+    auto = AutoAttention(tagged_candidates("a", []), timer, RememberedChoices("env", path))
+    torch.testing.assert_close(auto(q, k, v, None), sdpa_attention(q, k, v, None))
+    assert timed == ["a"] and RememberedChoices("env", path).get(_shape_text(key)) == "a"  # timed and rewritten

@@ -70,6 +70,7 @@ def test_compiled_blocks_equal_eager_with_torch_ops_and_give_the_kernels_back():
     with_kernels = forward(model, x)
     assert (with_kernels - eager).abs().max() > 0.1  # the stand-in kernels run in eager mode
     graphs = counters["stats"]["unique_graphs"]
+    breaks = dict(counters["graph_break"])  # the process's earlier compiles (another test module's) keep theirs
     handle = apply_compile(model)
     streaming = apply_block_streaming(model, StreamingConfig("cpu", resident_blocks=2))
     try:
@@ -83,7 +84,7 @@ def test_compiled_blocks_equal_eager_with_torch_ops_and_give_the_kernels_back():
         handle.remove()
     # The blocks really ran compiled code: one graph per block kind (dual, encoder single, decoder), no more.
     assert 3 <= counters["stats"]["unique_graphs"] - graphs <= 4
-    assert counters["graph_break"] == {}
+    assert counters["graph_break"] == breaks
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)  # torch's ops ran, not the stand-ins
     assert torch.equal(again, compiled)
     assert all(block._compiled_call_impl is None for block in model.single_transformer_blocks)

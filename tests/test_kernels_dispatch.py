@@ -150,6 +150,22 @@ def test_every_quantized_linear_gets_the_dequant_kernel_and_loses_it(pretend_cud
     assert all(m.kernel is None for m in model.modules() if isinstance(m, QuantizedLinear))
 
 
+def test_auto_on_cuda_without_a_working_triton_is_a_fallback_that_fallbacks_names(monkeypatch) -> None:
+    # Before: one warning while loading, then nothing: the run summary, which lists fallbacks, said none.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(rt, "_triton_import_error", lambda: "ModuleNotFoundError: No module named 'triton'")
+    model = TinyModel(q8_linear())
+    with pytest.warns(RuntimeWarning, match="Triton kernels unavailable"):
+        rt.apply_kernels(model, "auto", attention="int8")
+    assert model.ops.layer_norm_modulate is TORCH_OPS.layer_norm_modulate and model.proj.kernel is None
+    why = "triton cannot be imported (ModuleNotFoundError: No module named 'triton')"
+    assert rt.fallbacks(model) == {"Triton kernels": why}
+    with pytest.raises(rt.KernelBackendError, match=r"int8 attention is a Triton kernel and triton cannot be import"):
+        model.ops.attention.kernel()  # the int8 op's own reason, once it falls back: not "the torch backend was chosen"
+    rt.apply_kernels(model, "torch")  # chosen: not a fallback
+    assert rt.fallbacks(model) == {}
+
+
 def sparse_inputs(frames: int, per_frame: int) -> tuple[torch.Tensor, ...]:
     return torch.randn(3, 1, 2, 2 * frames * per_frame, 16).unbind(0)
 

@@ -50,9 +50,10 @@ def test_load_pipeline_gets_the_speed_settings(checkpoint, tmp_path, monkeypatch
         raise KeyboardInterrupt  # stop right there
 
     monkeypatch.setattr(pipeline, "load_pipeline", fake_load)
-    extra = ("--compile", "--attention-backend", "cudnn", "--step-cache", "0.05", "--no-batch-guidance")
+    # flash: a kernel the CPU has (cudnn would be refused here before loading)
+    extra = ("--compile", "--attention-backend", "flash", "--step-cache", "0.05", "--no-batch-guidance")
     assert cli.main(run_args(checkpoint, tmp_path / "fox.gif", *extra)) == cli.EXIT_INTERRUPTED
-    assert seen["compile"] is True and seen["attention_backend"] == "cudnn"
+    assert seen["compile"] is True and seen["attention_backend"] == "flash"
     assert seen["step_cache"] == 0.05 and seen["batch_guidance"] is False
 
 
@@ -98,3 +99,140 @@ def test_summary_total_time_includes_loading(tmp_path):
     result = GenerationResult(tmp_path / "v.mp4", GenerationRequest("fox", steps=4), 15.0, timings, 0, None)
     time_line = next(line for line in summary(result, load_seconds=3.0).splitlines() if line.startswith("time:"))
     assert time_line == "time: load 3.0s | encode 1.0s | denoise 8.0s (2.00 s/step) | decode 2.0s | total 14.5s"
+
+
+def test_a_fixed_attention_kernel_this_device_lacks_fails_before_loading(checkpoint, tmp_path, capsys, monkeypatch):
+    # Before: the model loaded, the prompts were encoded, and the first step ended in PyTorch's RuntimeError.
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model"))
+    code = cli.main(run_args(checkpoint, tmp_path / "fox.gif", "--attention-backend", "cudnn"))
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err
+    assert "error: --attention-backend cudnn is a CUDA kernel: on the CPU PyTorch has sdpa and flash" in err
+
+
+def test_the_attention_kernel_is_checked_in_the_runs_dtype(checkpoint, tmp_path, monkeypatch):
+    # FlashAttention on a GPU runs in fp16/bf16 but not in fp32: the check must use --dtype, not a guess.
+    import torch
+
+    from motif_lite.runtime import attention
+
+    checked = []
+    monkeypatch.setattr(attention, "check_backend_runs", lambda *args: checked.append(args))
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: (_ for _ in ()).throw(KeyboardInterrupt))
+    args = [*run_args(checkpoint, tmp_path / "fox.gif", "--attention-backend", "flash"), "--dtype", "bf16"]
+    assert cli.main(args) == cli.EXIT_INTERRUPTED
+    assert checked == [("flash", torch.device("cpu"), torch.bfloat16)]
+
+
+def test_batch_guidance_that_the_memory_plan_has_no_room_for_is_turned_off_with_a_note(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    # Before: the plan fell back to one row per forward, but --batch-guidance still ran batch-2 forwards, with twice
+    # the activation memory the plan had counted (out of memory on a GPU), and nothing said so.
+    seen = {}
+
+    def fake_load(*args, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "load_pipeline", fake_load)
+    size = ("-W", "512", "-H", "512", "--video-frames", "33", "--steps", "2")
+    code = cli.main([*run_args(checkpoint, tmp_path / "fox.gif", "--batch-guidance", "--vram", "0.15"), *size])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INTERRUPTED and "1 row per transformer forward" in err  # batch 2 does not fit 0.15 GiB
+    assert seen["batch_guidance"] is False
+    assert (
+        "note: --batch-guidance does not fit the memory plan (room for one prediction per transformer forward)" in err
+    )
+    code = cli.main([*run_args(checkpoint, tmp_path / "fox.gif", "--batch-guidance", "--vram", "0.5"), *size])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INTERRUPTED and "2 rows per transformer forward" in err and "note: --batch" not in err
+    assert seen["batch_guidance"] is True
+    code = cli.main(
+        [*run_args(checkpoint, tmp_path / "fox.gif", "--batch-guidance", "--vram", "0.15"), *size, "--dry-run"]
+    )
+    assert code == 0 and "note: --batch-guidance does not fit the memory plan" in capsys.readouterr().err
+
+
+def test_a_step_cache_threshold_of_one_or_more_gets_a_note(checkpoint, tmp_path, capsys, monkeypatch):
+    # Before: --step-cache 5 (5 %? TeaCache's scale?) silently reused nearly every step.
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert cli.main(run_args(checkpoint, tmp_path / "fox.gif", "--step-cache", "5")) == cli.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert (
+        "note: --step-cache 5 reuses the cached work whenever the first block's output changed by less than 500%" in err
+    )
+    assert "The threshold is a fraction (0.05 = 5 %)" in err
+    assert cli.main(run_args(checkpoint, tmp_path / "fox.gif", "--step-cache", "0.3")) == cli.EXIT_INTERRUPTED
+    assert "--step-cache" not in capsys.readouterr().err
+
+
+def test_an_attention_backend_that_int8_leaves_unused_gets_a_note(checkpoint, tmp_path, capsys, monkeypatch):
+    # Before: --attention-backend cudnn was silently unused with --attention int8 (and, on the CPU, now refused).
+    seen = {}
+
+    def fake_load(*args, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "load_pipeline", fake_load)
+    extra = ("--attention", "int8", "--attention-backend", "cudnn")
+    assert cli.main(run_args(checkpoint, tmp_path / "fox.gif", *extra)) == cli.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert (
+        "note: --attention-backend cudnn chooses the exact attention kernel: with --attention int8 every attention "
+        "runs the 8-bit kernel (where it cannot run, PyTorch's SDPA), so cudnn is not used" in err
+    )
+    assert seen["attention"] == "int8" and seen["attention_backend"] == "auto"  # nothing to check on this device
+    assert cli.main(run_args(checkpoint, tmp_path / "fox.gif", "--attention", "int8")) == cli.EXIT_INTERRUPTED
+    assert "--attention-backend" not in capsys.readouterr().err  # the default: nothing was given to ignore
+
+
+def test_a_dry_run_checks_the_speed_flags_as_a_run_would(checkpoint, tmp_path, capsys, monkeypatch):
+    # Before: the dry run passed, and the run itself then failed at its first step (cudnn) or after planning.
+    dry = [*run_args(checkpoint, tmp_path / "fox.gif"), "--dry-run"]
+    assert cli.main([*dry, "--attention-backend", "cudnn"]) == cli.EXIT_USER_ERROR
+    assert "error: --attention-backend cudnn is a CUDA kernel" in capsys.readouterr().err
+    monkeypatch.setattr("shutil.which", lambda name: None)  # no C++ compiler on this machine
+    assert cli.main([*dry, "--compile"]) == cli.EXIT_USER_ERROR
+    assert "error: --compile on the CPU needs a C++ compiler" in capsys.readouterr().err
+    assert cli.main([*dry, "--kernels", "triton"]) == cli.EXIT_USER_ERROR
+    assert "error: --kernels triton needs a CUDA device, but the device is cpu" in capsys.readouterr().err
+    assert cli.main([*dry, "--attention", "int8", "--attention-backend", "cudnn"]) == 0  # unused with int8: a note
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--attention", "sage"], "argument --attention: sage: 8-bit attention (SageAttention's scheme, in "),
+        (["--attention", "SageAttention2"], "SageAttention2: 8-bit attention (SageAttention's scheme"),
+        (["--attention-backend", "sage"], "is --attention int8; --attention-backend chooses among exact kernels"),
+        (["--attention-backend", "int8"], "argument --attention-backend: int8: 8-bit attention (SageAttention's"),
+        (["--attention", "flash"], "flash is an exact attention kernel: --attention-backend flash (--attention is "),
+    ],
+)
+def test_other_tools_attention_names_get_the_flag_they_mean(capsys, flags, message):
+    # Before: "invalid choice: 'sage' (choose from 'exact', 'int8')", which does not say that int8 is Sage's scheme.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "--dry-run", *flags])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and "invalid choice" not in err
+
+
+def test_a_dry_run_says_what_the_speed_flags_would_do(checkpoint, tmp_path, capsys):
+    # Before: a dry run printed none of them (--attention int8 on the CPU, --compile, --step-cache: not a word).
+    def speed_line(*flags: str) -> str:
+        assert cli.main([*run_args(checkpoint, tmp_path / "fox.gif"), "--dry-run", *flags]) == 0
+        return next(line for line in capsys.readouterr().out.splitlines() if line.startswith("speed:"))
+
+    assert speed_line() == "speed: attention exact, sdpa (auto)"
+    assert speed_line("--attention", "int8", "--compile", "--step-cache", "0.05") == (
+        "speed: attention int8, which falls back to exact on the CPU; compiled blocks (the first step compiles); "
+        "step cache 0.05 (lossy)"
+    )
+    gpu = ("--device", "cuda", "--vram", "8", "--kernels", "auto")
+    assert speed_line(*gpu, "--attention", "int8") == "speed: attention int8 (lossy)"
+    assert speed_line(*gpu, "--attention", "int8", "--kernels", "torch") == (
+        "speed: attention int8, which falls back to exact with --kernels torch"
+    )
+    assert speed_line(*gpu) == "speed: attention exact, auto (timed at the first step, or as an earlier run chose)"

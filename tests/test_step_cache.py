@@ -9,7 +9,7 @@ import torch
 from speed_helpers import conditioning, pipeline, sample, sampling_request, tiny_transformer
 
 from motif_lite.errors import ConfigError
-from motif_lite.runtime.step_cache import StepCache, StepCacheConfig, relative_l1
+from motif_lite.runtime.step_cache import StepCache, StepCacheConfig, relative_l1, threshold_note
 from motif_lite.runtime.streaming import StreamingConfig, apply_block_streaming
 
 STEPS = 6
@@ -185,3 +185,10 @@ def test_probe_blocks_must_leave_blocks_to_skip(model):
     with pytest.raises(ConfigError, match="blocks"):
         StepCache(model, StepCacheConfig(0.1, blocks=encoder_blocks), steps=STEPS)
     StepCache(model, StepCacheConfig(0.1, blocks=encoder_blocks - 1), steps=STEPS)
+
+
+def test_a_threshold_of_one_or_more_is_named_as_reusing_nearly_every_step():
+    assert threshold_note(0.99) is None and threshold_note(0) is None
+    assert threshold_note(1).startswith("--step-cache 1 reuses the cached work whenever the first block's output "
+                                        "changed by less than 100%")  # fmt: skip
+    assert "(0.05 = 5 %); try 0.05-0.1" in threshold_note(5)

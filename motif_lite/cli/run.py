@@ -410,9 +410,13 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     if args.preview and (parallel is None or parallel.is_main):
         on_preview = _preview_writer(args.preview, request.fps)
     if args.step_cache is not None:
-        from motif_lite.runtime.step_cache import StepCacheConfig
+        from motif_lite.runtime.step_cache import StepCacheConfig, threshold_note
 
         StepCacheConfig(args.step_cache)  # a bad threshold fails here, before any planning or loading
+        notes += [note] if (note := threshold_note(args.step_cache)) else []
+    from motif_lite.runtime.attention import unused_backend_note
+
+    notes += [note] if (note := unused_backend_note(args.attention, args.attention_backend)) else []
     if layout is None and args.comm_timeout is not None:
         notes.append("--comm-timeout is for a run on several processes (--gpus N, torchrun): this one has no others")
     if layout is not None and args.batch_guidance:
@@ -471,14 +475,45 @@ def dry_run(
         _print_notes(["no CUDA device on this machine: planned without a budget; give --vram GiB to plan for yours"])
     if str(args.device) == "auto" and device.type == "cpu":
         _print_notes(["no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU"])
+    if device.type == "cpu" or torch.cuda.is_available():  # the device is here: check the speed flags as a run would
+        from motif_lite.pipeline import check_kernels
+        from motif_lite.runtime.attention import check_backend_runs
+        from motif_lite.runtime.compile import check_compile_possible
+
+        check_kernels(args.kernels, device)
+        if args.attention == "exact":
+            check_backend_runs(args.attention_backend, device, dtype)
+        if args.compile:
+            check_compile_possible(device)
     sp = layout.sp if layout is not None else 1
     plan = plan_generation(
         request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
         attention=args.attention, sequence_parallel=sp, ram_gib=args.ram, **_plan_speed(args, layout is not None),
     )  # fmt: skip
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
-    print("\n".join([*settings.lines(), *model_sizes(sources, dtype).lines(), *_lora_lines(args, sources), described]))
+    _, note = planned_batch_guidance(args.batch_guidance and layout is None, plan, settings)
+    _print_notes([note] if note else [])
+    sizes = model_sizes(sources, dtype).lines()
+    print("\n".join([*settings.lines(), dry_run_speed(args, device), *sizes, *_lora_lines(args, sources), described]))
     return 0
+
+
+def dry_run_speed(args: argparse.Namespace, device: torch.device) -> str:
+    """The speed flags as a run on `device` would use them, in one line (the settings table has none of them)."""
+    gpu = device.type == "cuda"
+    if args.attention == "int8":
+        where = "on the CPU" if not gpu else "with --kernels torch" if args.kernels == "torch" else None
+        attention = f"int8, which falls back to exact {where}" if where else "int8 (lossy)"
+    elif args.attention_backend == "auto":
+        attention = "exact, auto (timed at the first step, or as an earlier run chose)" if gpu else "exact, sdpa (auto)"
+    else:
+        attention = f"exact, {args.attention_backend}"
+    parts = [f"attention {attention}"]
+    if args.compile:
+        parts.append("compiled blocks (the first step compiles)")
+    if args.step_cache is not None:
+        parts.append(f"step cache {args.step_cache:g}" + (" (lossy)" if args.step_cache else " (exact)"))
+    return "speed: " + "; ".join(parts)
 
 
 def _lora_lines(args: argparse.Namespace, sources) -> list[str]:
@@ -516,6 +551,10 @@ def _generate(
     sources, device = preflight(
         args.model, args.gguf, device, args.kernels, args.text_encoder_gguf, weights=args.weights
     )
+    if args.attention == "exact":  # a fixed attention kernel that this device lacks in this dtype
+        from motif_lite.runtime.attention import check_backend_runs
+
+        check_backend_runs(args.attention_backend, device, dtype)
     settings = resolve_settings(request, sources.configs, sources.transformer)
     dtype_advice = dtype_note(device, dtype)  # before loading: bf16 on a GPU without bf16 tensor cores
     _print_notes([*sources.notes, *settings.notes, *([dtype_advice] if dtype_advice else [])], say)
@@ -534,13 +573,17 @@ def _generate(
             **_plan_speed(args, parallel is not None),
         )  # fmt: skip
         say(plan.describe(), file=sys.stderr)
+    # A parallel run never batches them, and says so (_run's notes).
+    batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, plan, settings)
+    _print_notes([note] if note else [], say)
     seeds = ", ".join(str(r.seed) for r in requests)
     say(f"seed{'s' if len(requests) > 1 else ''}: {seeds}", file=sys.stderr)
     start = time.perf_counter()
     speed = dict(
-        batch_guidance=args.batch_guidance,
+        batch_guidance=batch_guidance,
         compile=args.compile,
-        attention_backend=args.attention_backend,
+        # With int8 no exact kernel is chosen (unused_backend_note says so): none to check against this device.
+        attention_backend=args.attention_backend if args.attention == "exact" else "auto",
         step_cache=args.step_cache,
     )
     pipe = load_pipeline(
@@ -575,6 +618,22 @@ def unstarted_videos(requests: list[GenerationRequest]) -> list[str]:
         return []
     videos = ", ".join(f"{r.output} (seed {r.seed})" for r in requests)
     return [f"not started: {videos}; each is an ordinary run of the same command with -b 1, -s SEED and -o FILE"]
+
+
+def planned_batch_guidance(
+    wanted: bool | None, plan: Plan | None, settings: Settings
+) -> tuple[bool | None, str | None]:
+    """`--batch-guidance` as the memory plan allows, and the note when it does not: the planner falls back to one
+    row per forward where batch 2 does not fit, and a batch-2 forward would then need twice the activation memory
+    the plan counted."""
+    from motif_lite.sampling import needs_uncond
+
+    if wanted and plan is not None and plan.cfg_batch < 2 and needs_uncond(settings.guidance.value):
+        return False, (
+            "--batch-guidance does not fit the memory plan (room for one prediction per transformer forward): the "
+            "two guidance predictions run one after the other; allow more memory (--vram) to batch them"
+        )
+    return wanted, None
 
 
 def _plan_speed(args: argparse.Namespace, parallel: bool = False) -> dict:

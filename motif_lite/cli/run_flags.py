@@ -284,10 +284,33 @@ def _positive_int(text: str) -> int:
     return value
 
 
+SAGE_HINT = "8-bit attention (SageAttention's scheme, in motif-lite's own kernel; lossy) is --attention int8"
+
+
+def _attention(text: str) -> str:
+    """--attention's mode; SageAttention's name (ComfyUI's --use-sage-attention) and the exact kernels' names (which
+    are --attention-backend's) get the flag they mean."""
+    if text.lower().startswith("sage"):
+        raise argparse.ArgumentTypeError(f"{text}: {SAGE_HINT}")
+    if text in ATTENTION_BACKENDS and text != "auto":
+        raise argparse.ArgumentTypeError(
+            f"{text} is an exact attention kernel: --attention-backend {text} (--attention is exact or int8)"
+        )
+    return text
+
+
+def _attention_backend(text: str) -> str:
+    """--attention-backend's kernel; SageAttention's name or int8 (8-bit attention is --attention int8) get a hint."""
+    if text.lower().startswith("sage") or text == "int8":
+        raise argparse.ArgumentTypeError(f"{text}: {SAGE_HINT}; --attention-backend chooses among exact kernels")
+    return text
+
+
 def add_attention_flags(run: argparse.ArgumentParser) -> None:
     a = run.add_argument_group("attention")
     a.add_argument(
         "--attention",
+        type=_attention,
         choices=ATTENTION_MODES,
         default="exact",
         help="exact (default) or int8: 8-bit attention (INT8 QK; FP8 P·V on RTX 40xx/H100 and newer) for GPUs "
@@ -342,6 +365,7 @@ def add_speed_flags(run: argparse.ArgumentParser) -> None:
     )
     s.add_argument(
         "--attention-backend",
+        type=_attention_backend,
         choices=ATTENTION_BACKENDS,
         default="auto",
         help="exact attention kernel; auto = time the candidates at each new attention shape on the GPU (default auto)",

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -114,9 +115,17 @@ def sdpa_with(kernel: SDPBackend, split_masked: bool) -> AttentionFn:
 
 
 def triton_attention() -> AttentionFn:
-    """Our dense Triton kernel, falling back to SDPA (with a warning) off-CUDA or if it fails."""
-    from motif_lite.kernels.attention import attention
+    """Our dense Triton kernel, falling back to SDPA (with a warning) off-CUDA or if it fails; ConfigError where
+    Triton cannot be imported (e.g. not installed)."""
     from motif_lite.runtime.kernels import FallbackOp
+
+    try:
+        from motif_lite.kernels.attention import attention
+    except Exception as exc:  # ImportError, or a triton install that fails at import
+        raise ConfigError(
+            f"--attention-backend triton needs Triton, which cannot be imported here ({type(exc).__name__}: {exc}); "
+            "choose auto to time what runs here, or sdpa"
+        ) from None
 
     return FallbackOp("attention", attention, sdpa_attention)
 
@@ -125,21 +134,23 @@ FA3_MODULE = "flash_attn_interface"  # FlashAttention-3's Python package
 
 
 def fa3_module() -> ModuleType | None:
-    """FlashAttention-3's package where it is installed, else None."""
+    """FlashAttention-3's package where it is installed and imports, else None."""
     try:
         return importlib.import_module(FA3_MODULE)
-    except ImportError:
+    except Exception:  # not installed, or an extension that fails as it loads (built for another torch or CUDA)
         return None
 
 
 def fa3_attention() -> AttentionFn:
-    """FlashAttention-3's `flash_attn_func` behind our [B, H, L, D] seam; ConfigError where it is not installed."""
-    fa3 = fa3_module()
-    if fa3 is None:
+    """FlashAttention-3's `flash_attn_func` behind our [B, H, L, D] seam; ConfigError where it does not import."""
+    try:
+        fa3 = importlib.import_module(FA3_MODULE)
+    except Exception as exc:  # not installed, or built for another torch or CUDA: the error says which
         raise ConfigError(
             f"--attention-backend fa3 needs FlashAttention-3's {FA3_MODULE} package (Hopper GPUs; built from the "
-            "hopper/ folder of github.com/Dao-AILab/flash-attention); choose auto to time what is installed"
-        )
+            "hopper/ folder of github.com/Dao-AILab/flash-attention), which cannot be imported here "
+            f"({type(exc).__name__}: {str(exc)[:200]}); choose auto to time what is installed"
+        ) from None
     key_lengths = KeyLengths()
 
     def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -344,11 +355,63 @@ def auto_candidates(triton_ok: bool) -> dict[str, AttentionFn]:
     return {name: candidate(name) for name in names}
 
 
-def attention_backend(name: str, device: torch.device | str, triton_ok: bool = False) -> AttentionBackend:
-    """The backend for `--attention-backend NAME` on `device`; `triton_ok`: our Triton kernels can run here."""
+def unused_backend_note(attention: str, backend: str) -> str | None:
+    """What to say when `--attention-backend` was given but has nothing to choose: with `--attention int8` every
+    attention runs the 8-bit kernel, and where that cannot run, its own exact fallback (load_pipeline)."""
+    if attention != "int8" or backend == "auto":
+        return None
+    return (
+        f"--attention-backend {backend} chooses the exact attention kernel: with --attention int8 every attention "
+        f"runs the 8-bit kernel (where it cannot run, PyTorch's SDPA), so {backend} is not used"
+    )
+
+
+PROBE_HEAD_DIM = 128  # Motif-Video's
+
+
+def check_backend_runs(name: str, device: torch.device | str, dtype: torch.dtype | None = None) -> None:
+    """Raise ConfigError when the fixed backend `name` has no kernel for `device` and `dtype` (default: float32 on the
+    CPU, float16 on CUDA): cuDNN's or the memory-efficient kernel on the CPU, FlashAttention on a GPU before compute
+    capability 8.0 or in float32, FA3 off Hopper. One tiny call without and one with a key mask, so that this is
+    said before any weights load instead of as PyTorch's error at the first step. `auto` (which drops what fails),
+    `sdpa` (which always has its math kernel) and `triton` (which falls back to SDPA with a warning) need none."""
+    if name in ("auto", "sdpa", "triton"):
+        return
+    device = torch.device(device)
+    dtype = dtype or (torch.float32 if device.type == "cpu" else torch.float16)
+    attend = candidate(name)
+    q = torch.zeros(2, 1, 16, PROBE_HEAD_DIM, dtype=dtype, device=device)
+    mask = (torch.arange(16, device=device) < torch.tensor([[16], [9]], device=device))[:, None, None]
+    with warnings.catch_warnings(record=True) as caught:  # PyTorch warns why each kernel was not usable
+        warnings.simplefilter("always")
+        try:
+            attend(q, q, q, None)
+            attend(q, q, q, mask)
+        except Exception as exc:  # no kernel for this device, dtype or GPU; FA3 built for another GPU
+            if device.type == "cpu":  # PyTorch's own message there only says that no kernel was left
+                raise ConfigError(
+                    f"--attention-backend {name} is a CUDA kernel: on the CPU PyTorch has sdpa and flash; choose "
+                    "auto (sdpa on the CPU) or sdpa"
+                ) from None
+            reasons = [str(w.message).strip() for w in caught] + [str(exc).strip()]
+            why = next((r.splitlines()[0] for r in reasons if r), type(exc).__name__)
+            gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
+            raise ConfigError(
+                f"--attention-backend {name} cannot run on {gpu} in "
+                f"{str(dtype).removeprefix('torch.')} ({why[:200]}); choose auto, which times the kernels that run "
+                "here, or sdpa"
+            ) from None
+
+
+def attention_backend(
+    name: str, device: torch.device | str, triton_ok: bool = False, dtype: torch.dtype | None = None
+) -> AttentionBackend:
+    """The backend for `--attention-backend NAME` on `device`; `triton_ok`: our Triton kernels can run here. A fixed
+    kernel that cannot run on `device` in `dtype` is a ConfigError here (`check_backend_runs`)."""
     if name not in BACKENDS:
         raise ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if name != "auto":
+        check_backend_runs(name, device, dtype)
         return FixedAttention(name)
     device = torch.device(device)
     if device.type != "cuda":

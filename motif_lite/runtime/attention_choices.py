@@ -60,7 +60,8 @@ class RememberedChoices:
 
     def get(self, shape: str) -> str | None:
         choices = self._read().get(self.environment)
-        return choices.get(shape) if isinstance(choices, dict) else None
+        name = choices.get(shape) if isinstance(choices, dict) else None
+        return name if isinstance(name, str) else None  # an edited or damaged entry: as if none
 
     def put(self, shape: str, name: str) -> None:
         """Remember `name` for `shape`, rewriting the file whole (a parallel run's ranks may write at once: each

@@ -127,9 +127,24 @@ def kernel_ops(model: nn.Module) -> list[FallbackOp]:
     return list(unique.values())
 
 
+TRITON_KERNELS = "Triton kernels"  # `fallbacks`' name for the whole backend, when "auto" could not use it at all
+
+
 def fallbacks(model: nn.Module) -> dict[str, str]:
-    """{op name: first reason} for every Triton op in `model` that ran torch's version instead (empty: none)."""
-    return {op.name: op.fallback_reason for op in kernel_ops(model) if op.fallback_reason is not None}
+    """{op name: first reason} for every Triton op in `model` that ran torch's version instead (empty: none), led by
+    TRITON_KERNELS when `apply_kernels` installed torch's ops for "auto" on a CUDA machine (`triton_unavailable`)."""
+    ops = {op.name: op.fallback_reason for op in kernel_ops(model) if op.fallback_reason is not None}
+    whole = getattr(model, "triton_unavailable", None)
+    return {TRITON_KERNELS: whole, **ops} if whole is not None else ops
+
+
+def triton_unavailable(backend: str) -> str | None:
+    """Why `backend` runs torch's ops on a CUDA machine although it would run Triton's ("auto" with a triton that
+    cannot be imported), else None (Triton runs, or was not wanted: "torch", or no CUDA device)."""
+    if backend != "auto" or not torch.cuda.is_available():
+        return None
+    error = _triton_import_error()
+    return None if error is None else f"triton cannot be imported ({error})"
 
 
 class SparseDecoderAttention:
@@ -215,11 +230,14 @@ def _int8_unavailable(reason: str) -> Callable[..., torch.Tensor]:
     return kernel
 
 
-def int8_attention_op(triton_on: bool, strict: bool = False) -> FallbackOp:
+def int8_attention_op(
+    triton_on: bool, strict: bool = False, why_not: str = "the torch kernel backend was chosen"
+) -> FallbackOp:
     """8-bit attention (`motif_lite.kernels.attention_int8`) behind every attention seam, dense or block-sparse,
     with exact attention as its reference: one op, so a fallback (CPU tensors, the torch backend, a GPU below
-    compute capability 8.0) warns once for the whole model."""
-    kernel = _int8_unavailable("int8 attention is a Triton kernel and the torch kernel backend was chosen")
+    compute capability 8.0) warns once for the whole model. `why_not`: why Triton is off, when `triton_on` is
+    False."""
+    kernel = _int8_unavailable(f"int8 attention is a Triton kernel and {why_not}")
     if triton_on:
         from motif_lite.kernels.attention_int8 import int8_attention as kernel
     return FallbackOp("int8 attention", kernel, block_sparse_attention_torch, strict=strict)
@@ -247,7 +265,9 @@ def select_ops(backend: str = "auto", sparse: SparsityConfig | None = None, atte
     ops = triton_ops(strict) if triton_on else TORCH_OPS
     attend = block_sparse_attention_torch
     if attention == "int8":
-        attend = int8_attention_op(triton_on, strict)
+        attend = int8_attention_op(
+            triton_on, strict, triton_unavailable(backend) or "the torch kernel backend was chosen"
+        )
         ops = dataclasses.replace(ops, attention=attend, decoder_attention=attend)
     elif triton_on and sparse is not None:
         from motif_lite.kernels.attention import block_sparse_attention
@@ -286,6 +306,8 @@ def apply_kernels(
     if not hasattr(model, "ops"):
         raise ConfigError(f"apply_kernels: {type(model).__name__} has no `ops` attribute (expected the transformer)")
     model.ops = select_ops(backend, sparse, attention)
+    # A backend that fell back as a whole warns once, while loading; `fallbacks` keeps saying it for the summary.
+    model.triton_unavailable = triton_unavailable(backend)
     return apply_dequant_kernels(model, backend if triton_dequant else "torch")
 
 

@@ -53,6 +53,19 @@ class StepCacheConfig:
             raise ConfigError(f"step cache blocks must be an integer >= 1, got {self.blocks!r}")
 
 
+def threshold_note(threshold: float) -> str | None:
+    """What to say about a threshold of 1 or more: the probe's relative change is a fraction, so such a threshold
+    reuses nearly every step (the first and the last excepted), which is rarely what was meant (5 for 5 %, or
+    another tool's scale)."""
+    if threshold < 1:
+        return None
+    return (
+        f"--step-cache {threshold:g} reuses the cached work whenever the first block's output changed by less than "
+        f"{threshold:.0%}, i.e. on nearly every step but the first and the last: the video will be far from the "
+        "uncached one. The threshold is a fraction (0.05 = 5 %); try 0.05-0.1"
+    )
+
+
 @dataclass
 class _Branch:
     probe: torch.Tensor  # [B, N, C] the first blocks' effect at the last full computation
