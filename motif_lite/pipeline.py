@@ -18,6 +18,7 @@ import logging
 import math
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -651,7 +652,8 @@ def load_pipeline(
     text_dtype = devices.text_encoder_dtype(dtype, given)
     specs = lora_specs(loras)  # the argument's shape before any check that may download
     sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights)
-    cache_config, backend = _check_speed(target, kernels, compile, attention_backend, step_cache, parallel)
+    backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
+    cache_config, backend = _check_speed(target, kernels, compile, backend_name, step_cache, parallel, dtype)
     lora_files = _check_loras(specs, sources)
     root = sources.root
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
@@ -688,15 +690,17 @@ def _check_speed(
     attention_backend: str,
     step_cache: float | StepCacheConfig | None,
     parallel: Parallel | None = None,
+    dtype: torch.dtype | None = None,
 ) -> tuple[StepCacheConfig | None, AttentionBackend]:
-    """`load_pipeline`'s speed settings, checked before any weights load: the step cache, the attention backend."""
+    """`load_pipeline`'s speed settings, checked before any weights load: the step cache, the attention backend (a
+    fixed kernel in the run's `dtype`: FlashAttention has none for float32)."""
     # A threshold of any other type goes to StepCacheConfig too, whose check names it (a str would fail mid-run).
     cache_config = (
         step_cache if step_cache is None or isinstance(step_cache, StepCacheConfig) else StepCacheConfig(step_cache)
     )
     if cache_config is not None and parallel is not None:
         raise ConfigError("a step cache is not supported in a parallel run (--gpus / torchrun) yet")
-    attention = attention_backend_for(attention_backend, target, use_triton(kernels))
+    attention = attention_backend_for(attention_backend, target, use_triton(kernels), dtype)
     if compile:
         check_compile_possible(target)
     return cache_config, attention
@@ -713,6 +717,13 @@ def _install_speed(
     """Install the speed settings; `attention` None leaves the attention op `apply_kernels` chose (int8)."""
     if batch_guidance is None:  # measured 3-10 % slower on the CPU (docs/benchmarks.md): batched on CUDA only
         batch_guidance = pipe.device.type == "cuda" and (plan is None or plan.cfg_batch > 1)
+    elif batch_guidance and plan is not None and plan.cfg_batch < 2:  # a batch 2 would need twice the activations
+        warnings.warn(
+            "batch_guidance=True does not fit the memory plan (room for one prediction per transformer forward): "
+            "the two guidance predictions run one after the other",
+            stacklevel=3,
+        )
+        batch_guidance = False
     # A parallel run splits the two guidance predictions over rank groups (runtime/parallel.py): one call each.
     pipe.batch_guidance = batch_guidance and pipe.parallel is None
     pipe.step_cache, pipe.attention_backend = cache_config, attention

@@ -175,6 +175,10 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["run", "-p", "x", "--t5xxl", "t5.safetensors"], "(--t5xxl: did you mean --text-encoder?)"),  # sd.cpp's
         (["run", "-p", "x", "--offload-to-cpu"], "(--offload-to-cpu: did you mean --vram?)"),
         (["run", "-p", "x", "--use-sage-attention"], "(--use-sage-attention: did you mean --attention?)"),
+        (["run", "-p", "x", "--xformers"], "(--xformers: did you mean --attention-backend?)"),  # diffusers users'
+        (["run", "-p", "x", "--torch-compile"], "(--torch-compile: did you mean --compile?)"),
+        (["run", "-p", "x", "--teacache", "0.2"], "(--teacache: did you mean --step-cache?)"),  # Wan2GP, ComfyUI
+        (["run", "-p", "x", "--cache-threshold", "0.1"], "(--cache-threshold: did you mean --step-cache?)"),
         (["run", "-p", "x", "--scheduler", "karras"], "(--scheduler: sigma schedules such as karras are not offered"),
         (["run", "-p", "x", "--schedule=karras"], "the flow-matching schedule, which --flow-shift shapes; the sampler"),
         (["check", "--frames", "9"], "unrecognized arguments: --frames 9\n"),  # check has no frames: no guess

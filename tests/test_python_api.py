@@ -157,3 +157,30 @@ def test_numpy_numbers_count_as_the_python_numbers_they_hold(tmp_path):
     ]
     with pytest.raises(RequestError, match="seed must be an integer"):  # a bool is not a number here
         GenerationRequest("a fox", seed=np.bool_(True), output=tmp_path / "a.mp4").resolve()
+
+
+def test_speed_settings_are_checked_as_the_run_will_use_them(checkpoint, monkeypatch):
+    from motif_lite.runtime import attention
+
+    checked = []
+    monkeypatch.setattr(attention, "check_backend_runs", lambda *args: checked.append(args))
+    # A fixed kernel is checked in the run's dtype (FlashAttention has none for float32 on a GPU) ...
+    load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", attention_backend="flash")
+    assert checked == [("flash", torch.device("cpu"), torch.float32)]
+    # ... and not at all with int8 attention, which chooses no exact kernel.
+    checked.clear()
+    pipe = load_pipeline(checkpoint, device="cpu", kernels="torch", attention="int8", attention_backend="cudnn")
+    assert checked == [] and pipe.attention_backend is None
+
+
+def test_batch_guidance_the_plan_has_no_room_for_is_turned_off_with_a_warning():
+    from types import SimpleNamespace
+
+    from motif_lite.pipeline import _install_speed
+
+    pipe = SimpleNamespace(device=torch.device("cuda"), parallel=None, transformer=None)
+    with pytest.warns(UserWarning, match="batch_guidance=True does not fit the memory plan"):
+        _install_speed(pipe, SimpleNamespace(cfg_batch=1), True, False, None, None)
+    assert pipe.batch_guidance is False
+    _install_speed(pipe, SimpleNamespace(cfg_batch=2), True, False, None, None)
+    assert pipe.batch_guidance is True

@@ -41,6 +41,16 @@ OTHER_TOOLS_NAMES = {
     "--vae-tiling": "--vram",
     "--use-sage-attention": "--attention",
     "--diffusion-fa": "--attention-backend",
+    # speed switches of diffusers' users (xformers, flash-attn), torch.compile wrappers and step caches (TeaCache,
+    # cache-dit's First Block Cache)
+    "--xformers": "--attention-backend",
+    "--flash-attn": "--attention-backend",
+    "--use-flash-attention": "--attention-backend",
+    "--torch-compile": "--compile",
+    "--teacache": "--step-cache",
+    "--tea-cache": "--step-cache",
+    "--fbcache": "--step-cache",
+    "--cache-threshold": "--step-cache",
 }
 
 
