@@ -49,12 +49,20 @@ import triton.language as tl
 
 from .attention import _block_table, _key_mask_arg, _length_bucket
 from .errors import KernelInputError
-from .int8_scheme import E4M3_MAX, K_BLOCK, PV_FORMATS, WORKSPACE_BYTES, head_block, heads_per_launch, padded_keys
+from .int8_scheme import (
+    E4M3_MAX,
+    K_BLOCK,
+    MIN_CAPABILITY,
+    PV_FORMATS,
+    WORKSPACE_BYTES,
+    head_block,
+    heads_per_launch,
+    padded_keys,
+)
 from .launch import FUSED_FP, autotune_attention
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 _STATS_ROWS = 1024  # keys per statistics program
-MIN_CAPABILITY = (8, 0)  # INT8 tensor cores (mma.s8)
 FP8_CAPABILITY = (8, 9)  # FP8 e4m3 tensor cores (Ada, Hopper and later)
 
 

@@ -652,6 +652,7 @@ def load_pipeline(
     text_dtype = devices.text_encoder_dtype(dtype, given)
     specs = lora_specs(loras)  # the argument's shape before any check that may download
     sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights)
+    check_strict_int8(attention, kernels, target)
     backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
     cache_config, backend = _check_speed(target, kernels, compile, backend_name, step_cache, parallel, dtype)
     lora_files = _check_loras(specs, sources)
@@ -781,6 +782,23 @@ def check_kernels(kernels: str, device: torch.device) -> None:
         raise KernelBackendError(f"--kernels triton needs a CUDA device, but the device is {device}; use auto or torch")
     if kernels != "auto":
         use_triton(kernels)  # an unknown backend, or triton that cannot be imported
+
+
+def check_strict_int8(attention: str, kernels: str, device: torch.device) -> None:
+    """Raise `KernelBackendError` before loading when `--attention int8` with `--kernels triton` (no fallback) meets
+    a GPU without INT8 tensor cores: the kernel would fail at the first step. (`auto` falls back to exact attention
+    with a warning instead.)"""
+    if attention != "int8" or kernels != "triton" or device.type != "cuda":
+        return
+    from motif_lite.kernels.int8_scheme import MIN_CAPABILITY
+
+    capability = torch.cuda.get_device_capability(device)
+    if capability < MIN_CAPABILITY:
+        raise KernelBackendError(
+            f"--attention int8 needs INT8 tensor cores (compute capability 8.0, Ampere, and later), but "
+            f"{torch.cuda.get_device_name(device)} is {capability[0]}.{capability[1]}, and --kernels triton never "
+            "falls back: use --attention exact, or --kernels auto (exact attention there, with a warning)"
+        )
 
 
 def _check_loras(specs: list[LoRASpec], sources: ModelSources) -> list[LoRAFile]:

@@ -184,3 +184,20 @@ def test_batch_guidance_the_plan_has_no_room_for_is_turned_off_with_a_warning():
     assert pipe.batch_guidance is False
     _install_speed(pipe, SimpleNamespace(cfg_batch=2), True, False, None, None)
     assert pipe.batch_guidance is True
+
+
+def test_strict_int8_attention_on_a_gpu_without_int8_tensor_cores_fails_before_loading(monkeypatch):
+    from motif_lite.pipeline import check_strict_int8
+    from motif_lite.runtime.kernels import KernelBackendError
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    cuda = torch.device("cuda")
+    for capability, fails in (((7, 5), True), ((8, 0), False)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        if fails:
+            with pytest.raises(KernelBackendError, match="Tesla T4 is 7.5, and --kernels triton never falls back"):
+                check_strict_int8("int8", "triton", cuda)
+        else:
+            check_strict_int8("int8", "triton", cuda)
+        check_strict_int8("int8", "auto", cuda)  # auto falls back to exact attention with a warning
+        check_strict_int8("exact", "triton", cuda)

@@ -476,11 +476,12 @@ def dry_run(
     if str(args.device) == "auto" and device.type == "cpu":
         _print_notes(["no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU"])
     if device.type == "cpu" or torch.cuda.is_available():  # the device is here: check the speed flags as a run would
-        from motif_lite.pipeline import check_kernels
+        from motif_lite.pipeline import check_kernels, check_strict_int8
         from motif_lite.runtime.attention import check_backend_runs
         from motif_lite.runtime.compile import check_compile_possible
 
         check_kernels(args.kernels, device)
+        check_strict_int8(args.attention, args.kernels, device)
         if args.attention == "exact":
             check_backend_runs(args.attention_backend, device, dtype)
         if args.compile:
