@@ -701,7 +701,7 @@ def _check_speed(
     )
     if cache_config is not None and parallel is not None:
         raise ConfigError("a step cache is not supported in a parallel run (--gpus / torchrun) yet")
-    attention = attention_backend_for(attention_backend, target, use_triton(kernels), dtype)
+    attention = attention_backend_for(attention_backend, target, use_triton(kernels), dtype, strict=kernels == "triton")
     if compile:
         check_compile_possible(target)
     return cache_config, attention

@@ -444,3 +444,16 @@ def test_a_damaged_entry_in_the_choices_file_only_costs_a_trial(tmp_path, entry)
     auto = AutoAttention(tagged_candidates("a", []), timer, RememberedChoices("env", path))
     torch.testing.assert_close(auto(q, k, v, None), sdpa_attention(q, k, v, None))
     assert timed == ["a"] and RememberedChoices("env", path).get(_shape_text(key)) == "a"  # timed and rewritten
+
+
+def test_a_fixed_triton_backend_is_strict_under_kernels_triton():
+    # --kernels triton promises no fallback: the fixed Triton attention kernel fails the run instead of quietly
+    # running SDPA (here on CPU tensors, which the kernel does not take); without it, SDPA runs with a warning.
+    from motif_lite.runtime.kernels import KernelFailedError
+
+    q, k, v = qkv()
+    with pytest.raises(KernelFailedError, match="--kernels triton never falls back"):
+        attention_backend("triton", "cpu", strict=True)(q, k, v, None)
+    with pytest.warns(RuntimeWarning):
+        out = attention_backend("triton", "cpu")(q, k, v, None)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v))

@@ -201,3 +201,13 @@ def test_strict_int8_attention_on_a_gpu_without_int8_tensor_cores_fails_before_l
             check_strict_int8("int8", "triton", cuda)
         check_strict_int8("int8", "auto", cuda)  # auto falls back to exact attention with a warning
         check_strict_int8("exact", "triton", cuda)
+
+
+@pytest.mark.parametrize(("kernels", "strict"), [("triton", True), ("auto", False)])
+def test_a_fixed_triton_attention_is_as_strict_as_the_kernels(kernels, strict, monkeypatch):
+    from motif_lite import pipeline
+
+    pytest.importorskip("triton")
+    monkeypatch.setattr(pipeline, "use_triton", lambda kernels: True)  # as on a GPU
+    _, backend = pipeline._check_speed(torch.device("cpu"), kernels, False, "triton", None)
+    assert backend.attend.strict is strict

@@ -114,9 +114,9 @@ def sdpa_with(kernel: SDPBackend, split_masked: bool) -> AttentionFn:
     return attend
 
 
-def triton_attention() -> AttentionFn:
-    """Our dense Triton kernel, falling back to SDPA (with a warning) off-CUDA or if it fails; ConfigError where
-    Triton cannot be imported (e.g. not installed)."""
+def triton_attention(strict: bool = False) -> AttentionFn:
+    """Our dense Triton kernel, falling back to SDPA (with a warning) off-CUDA or if it fails, or with `strict`
+    (`--kernels triton`) failing the run; ConfigError where Triton cannot be imported (e.g. not installed)."""
     from motif_lite.runtime.kernels import FallbackOp
 
     try:
@@ -127,7 +127,7 @@ def triton_attention() -> AttentionFn:
             "choose auto to time what runs here, or sdpa"
         ) from None
 
-    return FallbackOp("attention", attention, sdpa_attention)
+    return FallbackOp("attention", attention, sdpa_attention, strict=strict)
 
 
 FA3_MODULE = "flash_attn_interface"  # FlashAttention-3's Python package
@@ -165,12 +165,12 @@ def fa3_attention() -> AttentionFn:
     return attend
 
 
-def candidate(name: str) -> AttentionFn:
-    """The attention function of one fixed backend."""
+def candidate(name: str, strict: bool = False) -> AttentionFn:
+    """The attention function of one fixed backend; `strict`: our Triton kernel never falls back."""
     if name == "sdpa":
         return sdpa_attention
     if name == "triton":
-        return triton_attention()
+        return triton_attention(strict)
     if name == "fa3":
         return fa3_attention()
     if name in _SDPA_KERNELS:
@@ -335,8 +335,8 @@ class AutoAttention:
 class FixedAttention:
     """A named fixed backend (the `Ops.attention` callable plus its name for the run summary)."""
 
-    def __init__(self, name: str) -> None:
-        self.name, self.attend = name, candidate(name)
+    def __init__(self, name: str, strict: bool = False) -> None:
+        self.name, self.attend = name, candidate(name, strict)
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return self.attend(q, k, v, mask)
@@ -404,15 +404,20 @@ def check_backend_runs(name: str, device: torch.device | str, dtype: torch.dtype
 
 
 def attention_backend(
-    name: str, device: torch.device | str, triton_ok: bool = False, dtype: torch.dtype | None = None
+    name: str,
+    device: torch.device | str,
+    triton_ok: bool = False,
+    dtype: torch.dtype | None = None,
+    strict: bool = False,
 ) -> AttentionBackend:
     """The backend for `--attention-backend NAME` on `device`; `triton_ok`: our Triton kernels can run here. A fixed
-    kernel that cannot run on `device` in `dtype` is a ConfigError here (`check_backend_runs`)."""
+    kernel that cannot run on `device` in `dtype` is a ConfigError here (`check_backend_runs`). `strict`
+    (`--kernels triton`): a fixed `triton` never falls back to SDPA (`auto` still drops what fails its trial)."""
     if name not in BACKENDS:
         raise ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if name != "auto":
         check_backend_runs(name, device, dtype)
-        return FixedAttention(name)
+        return FixedAttention(name, strict)
     device = torch.device(device)
     if device.type != "cuda":
         return FixedAttention("sdpa")
