@@ -360,6 +360,15 @@ def test_a_decode_over_the_budget_on_the_cpu_says_what_vram_does_there(saved, tm
     assert "or decode on the CPU" not in err  # it is on the CPU already
 
 
+def test_a_gpu_decode_over_the_vram_given_says_to_give_more(saved, tmp_path, monkeypatch, no_vae_load):
+    # The budget is the user's --vram, not the GPU's free memory: more of it, or the CPU, is the way out.
+    monkeypatch.setattr(decoding, "resolve_device", lambda device: torch.device("cuda"))  # as on a machine with one
+    with pytest.raises(MotifLiteError) as error:
+        decoding.prepare_decode(read_latents(saved / LATENTS), tmp_path / "v.gif", device="cuda", vram_gib=0.00001)
+    assert "needs at least" in str(error.value)
+    assert str(error.value).endswith(": give a larger --vram, or decode on the CPU (--device cpu)")
+
+
 def test_decode_help_has_an_example(capsys):
     with pytest.raises(SystemExit):
         cli.main(["decode", "--help"])
