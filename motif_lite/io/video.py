@@ -53,7 +53,7 @@ def numbered_path(path: Path, n: int) -> Path:
     before = path.name[: pattern.start()]
     stem = before.rstrip("_-. ")
     number = f"{stem}-{n}" if stem else str(n)
-    return path.with_name(f"{number}{before[len(stem):] or '_'}{path.name[pattern.start():]}")
+    return path.with_name(f"{number}{before[len(stem) :] or '_'}{path.name[pattern.start() :]}")
 
 
 def check_output_path(path: str | Path) -> bool:
