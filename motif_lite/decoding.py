@@ -120,7 +120,7 @@ def prepare_decode(
         )
     output = Path(output if output is not None else saved.output).expanduser()
     check_output_path(output)
-    check_output_fps(output, saved.fps)  # the run's frame rate, which another format may not play
+    check_output_fps(output, saved.fps, "a decode keeps the run's frame rate: give -o a .webp or .mp4 file")
     target = resolve_device(device)
     dtype = checked_dtype(dtype if dtype is not None else saved.dtype)
     root = _vae_checkpoint(saved, model, vae_file)

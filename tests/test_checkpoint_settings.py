@@ -141,6 +141,7 @@ def test_run_gguf_takes_the_transformer_config_from_the_checkpoint(weightless, g
     transformer = setting_line(out, "transformer")
     assert "checkpoint" in transformer and "transformer/config.json of the checkpoint" in transformer
     assert "rope_theta 256" in transformer and "eta 0" in setting_line(out, "guidance")
+    assert f"\nran on: cpu, float32, transformer {gguf_file.name}\n" in out
 
 
 def test_python_api_follows_the_checkpoint(pipe, reference, tmp_path):

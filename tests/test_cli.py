@@ -181,7 +181,9 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["run", "-p", "x", "--cache-threshold", "0.1"], "(--cache-threshold: did you mean --step-cache?)"),
         (["run", "-p", "x", "--scheduler", "karras"], "(--scheduler: sigma schedules such as karras are not offered"),
         (["run", "-p", "x", "--schedule=karras"], "the flow-matching schedule, which --flow-shift shapes; the sampler"),
+        (["run", "-p", "x", "--Scheduler", "karras"], "(--Scheduler: sigma schedules such as karras are not"),
         (["check", "--frames", "9"], "unrecognized arguments: --frames 9\n"),  # check has no frames: no guess
+        (["check", "--scheduler", "karras"], "unrecognized arguments: --scheduler karras\n"),  # no --flow-shift
         (["run", "-p", "x", "--bogus"], "unrecognized arguments: --bogus\n"),
     ],
 )
@@ -292,7 +294,8 @@ def test_batch_count_makes_videos_with_consecutive_seeds_from_one_load(checkpoin
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: loads.append(1) or load(*a, **kw))
     args = run_args(checkpoint[0], tmp_path / "out_%03d.png", "--video-frames", "1", "--steps", "1")
     assert cli.main([*args, "-b", "2"]) == 0
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert out.count("done: ") == 2 and out.count("settings (flag: given by you") == 1  # the table leads, once
     assert "seeds: 7, 8" in err and f"video 2 of 2: seed 8, {tmp_path / 'out-2_%03d.png'}" in err
     assert len(loads) == 1
     batch = [np.asarray(PIL.Image.open(tmp_path / f"out-{i}_000.png")) for i in (1, 2)]

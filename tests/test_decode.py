@@ -336,7 +336,8 @@ def test_a_gif_at_a_frame_rate_it_cannot_play_is_named_before_loading(pipe, tmp_
             pipe.generate(dataclasses.replace(request(tmp_path, "fast.mp4"), fps=60))
     latents = str(tmp_path / "fast.latents.safetensors")
     code, _, err = decode_cli(capsys, latents, "-o", str(tmp_path / "fast.gif"))
-    assert_user_error(code, err, "fps 60 does not fit a GIF")
+    assert_user_error(code, err, "fps 60 does not fit a GIF", "a decode keeps the run's frame rate: give -o a .webp")
+    assert "--fps" not in err  # decode has no such flag
 
 
 def test_a_checkpoint_that_moved_since_the_run(saved, tmp_path, capsys, no_vae_load):
@@ -358,6 +359,15 @@ def test_a_decode_over_the_budget_on_the_cpu_says_what_vram_does_there(saved, tm
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vram", "0.00001", "-o", str(tmp_path / "v.gif"))
     assert_user_error(code, err, "needs at least", "--vram limits a decode on the CPU too: leave it out there")
     assert "or decode on the CPU" not in err  # it is on the CPU already
+
+
+def test_a_gpu_decode_over_the_vram_given_says_to_give_more(saved, tmp_path, monkeypatch, no_vae_load):
+    # The budget is the user's --vram, not the GPU's free memory: more of it, or the CPU, is the way out.
+    monkeypatch.setattr(decoding, "resolve_device", lambda device: torch.device("cuda"))  # as on a machine with one
+    with pytest.raises(MotifLiteError) as error:
+        decoding.prepare_decode(read_latents(saved / LATENTS), tmp_path / "v.gif", device="cuda", vram_gib=0.00001)
+    assert "needs at least" in str(error.value)
+    assert str(error.value).endswith(": give a larger --vram, or decode on the CPU (--device cpu)")
 
 
 def test_decode_help_has_an_example(capsys):

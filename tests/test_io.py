@@ -385,7 +385,7 @@ def test_gguf_variant_found_by_listing_the_repo(online_without_network, monkeypa
         hub.resolve_gguf("Q5_K_M")
 
 
-def test_an_earlier_longer_png_sequence_is_named(tmp_path):
+def test_an_earlier_longer_png_sequence_is_named(tmp_path, monkeypatch):
     # `-o f_%03d.png` replaces frames 0..4 of an earlier 9-frame run; f_005..f_008 stay and would play after them.
     for i in range(9):
         (tmp_path / f"f_{i:03d}.png").touch()
@@ -394,7 +394,10 @@ def test_an_earlier_longer_png_sequence_is_named(tmp_path):
         f"f_005.png to f_008.png in {tmp_path}, from an earlier, longer sequence, stay after this video's 5 frames "
         "and would play as part of it: delete them, or give -o another name"
     )
+    assert stale_frames_note(pattern, 7).startswith("f_007.png to f_008.png in ")
     assert stale_frames_note(pattern, 8).startswith("f_008.png in ")
+    monkeypatch.setenv("HOME", str(tmp_path))  # `-o ~/f_%03d.png` from the Python API (no shell to expand it)
+    assert stale_frames_note("~/f_%03d.png", 8) == stale_frames_note(pattern, 8)
     assert stale_frames_note(pattern, 9) is None and stale_frames_note(tmp_path / "f.mp4", 5) is None
     # What `motif-lite run` prints, for each file of a batch (here the second video's earlier frames).
     for i in range(6):
@@ -412,6 +415,7 @@ def test_an_earlier_longer_png_sequence_is_named(tmp_path):
         ("f_%03d.png", ["f-1_%03d.png", "f-2_%03d.png"]),
         ("out%03d.png", ["out-1_%03d.png", "out-2_%03d.png"]),
         ("%04d.png", ["1_%04d.png", "2_%04d.png"]),
+        ("F_%03d.PNG", ["F-1_%03d.PNG", "F-2_%03d.PNG"]),
     ],
 )
 def test_the_videos_of_a_batch_keep_their_frames_together(tmp_path, name, outputs):
@@ -437,6 +441,16 @@ def test_a_gif_refuses_a_frame_rate_it_cannot_play(tmp_path, fps):
     with pytest.raises(MotifLiteError) as error:
         write_video(_video(), tmp_path / "fox.gif", fps=fps)
     assert str(error.value) == message and list(tmp_path.iterdir()) == []
+    with pytest.raises(RequestError, match="does not fit a GIF"):
+        GenerationRequest("fox", fps=fps, output=str(tmp_path / "FOX.GIF")).resolve()
     GenerationRequest("fox", fps=fps, output=str(tmp_path / "fox.webp")).resolve()  # others play any rate
     write_video(_video(), tmp_path / "fox.gif", fps=50)  # the fastest a GIF plays: 20 ms frames
     assert PIL.Image.open(tmp_path / "fox.gif").info["duration"] == 20
+
+
+@pytest.mark.parametrize(("fps", "shown"), [("fast", "'fast'"), (-1.0, "-1.0")])
+def test_a_bad_fps_for_a_gif_is_named_as_a_bad_fps(tmp_path, fps, shown):
+    # Not a GIF's frame-rate range too (a second message), nor a TypeError from comparing "fast" with it.
+    with pytest.raises(RequestError) as error:
+        GenerationRequest("fox", fps=fps, output=str(tmp_path / "fox.gif")).resolve()
+    assert str(error.value) == f"fps must be a finite number > 0, got {shown}"

@@ -25,6 +25,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from huggingface_hub import constants
 from tiny_config import TINY, inputs
 
 from motif_lite.cli import main as cli_main
@@ -326,6 +327,31 @@ def test_a_vram_nothing_fits_is_refused_once_before_any_process_starts(checkpoin
     assert err.count("error: 80x32x5 needs at least") == 1 and "[rank" not in err
 
 
+def test_the_refusal_before_the_processes_start_is_the_plan_of_one_rank(checkpoint, tmp_path, capsys, monkeypatch):
+    # cfg 2 x sp 2: each rank runs one guidance branch on half its tokens, one row per forward even when
+    # --batch-guidance asks for two. The plan made before the launch is the one a dry run prints for a rank.
+    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
+    flags = ("--gpus", "4", "--sp", "2", "--batch-guidance", "--vram", "0.0001")
+    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", *flags)) == 2
+    launched = capsys.readouterr().err
+    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", *flags, "--dry-run")) == 2
+    dry_run = capsys.readouterr().err
+    refusal = launched[launched.index("error: 80x32x5 needs at least") :]
+    assert refusal == dry_run[dry_run.index("error: 80x32x5 needs at least") :]
+    assert "1 row per transformer forward" in refusal
+
+
+def test_a_vram_budget_is_left_to_the_processes_when_the_gguf_is_not_at_hand(checkpoint, tmp_path, monkeypatch):
+    # Each process downloads the GGUF and plans with it; planned here, the checkpoint's bf16 transformer would
+    # stand in for it and refuse a budget the GGUF fits.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))  # empty: the GGUF is not at hand
+    launched = []
+    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
+    flags = ("--gpus", "2", "--vram", "0.0001", "--gguf", "Q4_K_M")
+    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", *flags)) == 0 and launched == [2]
+
+
 # What the tests below inject into the processes of a run (never into the package): each rank records its pid;
 # rank 1's all-to-all raises or hangs.
 INJECT = """
@@ -380,8 +406,10 @@ def run_two_processes(
 
 
 def test_two_processes_write_the_single_process_video(checkpoint, single, tmp_path):
-    code, out, err, _ = run_two_processes(checkpoint, tmp_path)
+    # --batch-guidance is not used by cfg 2 (a branch per rank): each rank's plan has one row per forward.
+    code, out, err, _ = run_two_processes(checkpoint, tmp_path, "--vram", "40", "--batch-guidance")
     assert code == 0, err
+    assert err.count("1 row per transformer forward") == 1 and "rows per transformer forward" not in err
     assert_same_frames(read_frames(tmp_path), single)
     assert out.count("done:") == 1 and "parallel: cfg 2 x sp 1 on 2 ranks (gloo)" in out  # rank 0 prints
     assert err.count("seed: 0") == 1

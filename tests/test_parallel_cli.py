@@ -9,9 +9,11 @@ import os
 
 import pytest
 import torch
+from huggingface_hub import constants
 
 from motif_lite import cli
 from motif_lite.runtime import parallel
+from motif_lite.runtime.parallel import ParallelError
 
 
 @pytest.fixture
@@ -81,6 +83,8 @@ def test_batch_guidance_on_several_processes_is_said_to_do_nothing(capsys):
     assert code == 0 and "note: --batch-guidance is not used on several processes" in err
     code, err = run(capsys, *flags)
     assert code == 0 and "--batch-guidance" not in err
+    code, err = run(capsys, *flags[:-2], "--batch-guidance")  # one process: it batches the two predictions
+    assert code == 0 and "--batch-guidance" not in err
 
 
 def test_the_plan_of_a_parallel_run_has_one_row_per_forward(capsys):
@@ -130,3 +134,37 @@ def test_the_launcher_leaves_saying_which_rank_failed_to_the_command(monkeypatch
     assert parallel.launch(2, ["run", "-p", "fox"]) == 2
     assert "error: rank 0 failed (exit code 2); the other ranks were stopped" in capsys.readouterr().err
     assert logged == [False] and launcher_log.isEnabledFor(logging.ERROR)
+
+
+def test_a_vram_budget_is_left_to_the_processes_when_the_checkpoint_is_not_at_hand(capsys, monkeypatch, tmp_path):
+    # Each process downloads the checkpoint and plans with its files; planned here, the built-in sizes of the
+    # official model would stand in for a checkpoint that may be another size.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))  # empty: nothing is at hand
+    launched = []
+    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
+    code, err = run(capsys, "-p", "fox", "-m", "someone/motif-video-finetune", "--gpus", "2", "--vram", "0.0001")
+    assert code == 0 and launched == [2], err
+
+
+def test_the_launcher_counts_the_cpus_this_process_may_use(monkeypatch):
+    # In a container or under taskset a process may use fewer CPUs than the machine has; macOS has no such limit.
+    import torch.distributed.run as torchrun
+
+    seen = []
+    monkeypatch.setattr(torchrun, "run", lambda config: seen.append(os.environ["OMP_NUM_THREADS"]))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert parallel.launch(2, ["run", "-p", "fox"]) == 0
+    monkeypatch.delattr(os, "sched_getaffinity")
+    assert parallel.launch(2, ["run", "-p", "fox"]) == 0
+    assert seen == ["2", "32"]
+
+
+def test_a_process_of_torchrun_refuses_a_device_of_its_own(monkeypatch):
+    # `torchrun --nproc-per-node 2 -m motif_lite run --device cuda:1`: each process uses cuda:LOCAL_RANK.
+    for name, value in (("RANK", "0"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ParallelError, match="--device cuda:1: in a parallel run rank r uses cuda:LOCAL_RANK"):
+        parallel.start("cuda:1")

@@ -284,6 +284,15 @@ def test_flags_that_choose_the_video_are_refused_with_resume(stopped, capsys, fl
     assert_user_error(code, err, f"leave out {named}")
 
 
+def test_a_gif_the_resumed_run_cannot_play_names_another_format_not_fps(pipe, tmp_path, capsys):
+    # --fps is refused with --resume (the file says the frame rate): the way out is another format.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, fps=60), on_progress=stop_at(1))
+    code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.latents.safetensors"), "-o", str(tmp_path / "a.gif"))
+    assert_user_error(code, err, "fps 60 does not fit a GIF", "--resume keeps the run's frame rate: give -o a .webp")
+    assert "--fps" not in err
+
+
 def test_resume_of_denoised_latents_points_to_decode(pipe, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
     with pytest.raises(torch.OutOfMemoryError):

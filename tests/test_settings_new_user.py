@@ -89,6 +89,26 @@ def test_scheduler_options_motif_lite_does_not_apply_get_a_note(tmp_path):
     assert 'sets final_sigmas_type: "sigma_min", which' in notes(dpm)[0]
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "shown"),
+    [
+        ("use_exponential_sigmas", True, "true"),
+        ("use_beta_sigmas", True, "true"),
+        ("use_lu_lambdas", True, "true"),
+        ("invert_sigmas", True, "true"),
+        ("stochastic_sampling", True, "true"),
+        ("thresholding", True, "true"),
+        ("euler_at_final", True, "true"),
+    ],
+)
+def test_each_schedule_option_of_diffusers_that_changes_the_sigmas_gets_the_note(option, value, shown):
+    # The options of FlowMatchEulerDiscreteScheduler and DPMSolverMultistepScheduler that change the sigmas or the
+    # steps (karras, shift_terminal and final_sigmas_type above), each alone in an otherwise official config.
+    scheduler = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 15.0, option: value}
+    notes = resolve_settings(GenerationRequest("fox"), CheckpointConfigs(scheduler=scheduler)).notes
+    assert len(notes) == 1 and notes[0].startswith(f"scheduler/scheduler_config.json sets {option}: {shown}, which")
+
+
 def test_apg_flags_on_a_cfg_guider_say_where_cfg_comes_from():
     guider = GuiderConfig(CFGConfig(scale=5.0))
     with pytest.raises(RequestError) as error:

@@ -179,14 +179,18 @@ def _run_flags_given(args: argparse.Namespace) -> tuple[dict, set[str]]:
 def resumed_request(saved: SavedLatents, output: str | None) -> GenerationRequest:
     """The request of the run `saved` stopped (its output file, or `output` when given)."""
     from motif_lite.io.latents import LatentsFileError
+    from motif_lite.io.video import check_output_fps
 
     fields = dict(saved.request)
     if output is not None:
         fields["output"] = output
     try:
-        return GenerationRequest(**fields)
+        request = GenerationRequest(**fields)
     except TypeError as exc:  # a field this version does not know
         raise LatentsFileError(f"{saved.file}: its request does not fit this motif-lite ({exc})") from None
+    if output is not None:  # --fps is refused with --resume: the way out is another format
+        check_output_fps(output, request.fps, "--resume keeps the run's frame rate: give -o a .webp or .mp4 file")
+    return request
 
 
 def resolve_requests(

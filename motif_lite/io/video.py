@@ -98,13 +98,16 @@ def check_output_path(path: str | Path) -> bool:
 GIF_FPS = (100 / 65535, 50.0)
 
 
-def check_output_fps(path: str | Path, fps: float) -> None:
-    """Fail early (`MotifLiteError`) for a frame rate the output's format cannot play (GIF: see GIF_FPS)."""
+def check_output_fps(
+    path: str | Path, fps: float, advice: str = "give --fps in that range, or use .webp or .mp4"
+) -> None:
+    """Fail early (`MotifLiteError`) for a frame rate the output's format cannot play (GIF: see GIF_FPS), with
+    `advice` (where the frame rate is a run's own, as in a decode, --fps is no way out)."""
     low, high = GIF_FPS
     if Path(path).suffix.lower() == ".gif" and not low <= fps <= high:
         raise MotifLiteError(
             f"fps {fps:g} does not fit a GIF, which plays {low:.4f} to {high:g} fps (frame times in 10 ms steps; "
-            "browsers show shorter frames for 100 ms): give --fps in that range, or use .webp or .mp4"
+            f"browsers show shorter frames for 100 ms): {advice}"
         )
 
 
