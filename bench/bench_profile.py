@@ -178,6 +178,64 @@ def test_kernel_kinds() -> None:
     }
 
 
+def test_device_seconds_counts_kernels_not_annotations() -> None:
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    def event(name: str, device: DeviceType, us: float, annotation: bool = False) -> SimpleNamespace:
+        span = SimpleNamespace(elapsed_us=lambda: us)
+        return SimpleNamespace(
+            name=name, device_type=device, time_range=span, is_user_annotation=annotation, self_cpu_time_total=us
+        )
+
+    cuda, cpu = DeviceType.CUDA, DeviceType.CPU
+    on_gpu = [
+        event("ProfilerStep#2", cuda, 9000),  # the step marker on the GPU's timeline spans every kernel
+        event("motif::block", cuda, 8000, annotation=True),
+        event("nvjet_tst", cuda, 300),
+        event("nvjet_tst", cuda, 200),
+        event("aten::mm", cpu, 50),  # the CPU op that launched them
+    ]
+    assert device_seconds(on_gpu) == {"nvjet_tst": pytest.approx(5e-4)}
+    if not CUDA:  # a CPU run: the ops' own time, the step marker left out
+        on_cpu = [event("ProfilerStep#2", cpu, 9000), event("aten::mm", cpu, 400), event("aten::add", cpu, 100)]
+        assert device_seconds(on_cpu) == {"aten::mm": pytest.approx(4e-4), "aten::add": pytest.approx(1e-4)}
+
+
+def test_kind_rows_share_tflops_and_idle() -> None:
+    result = dict(
+        step_s=1.0,
+        kernels_s=0.8,
+        kinds_s={"attention": 0.5, "matmul": 0.2, "copies": 0.1},
+        flops=dict(linear=1.4e11, attention=3e14),
+    )
+    rows = {row["kind"]: row for row in kind_rows(result)}
+    assert rows["attention"] == dict(kind="attention", ms=500.0, share=0.5, tflop_s=600.0)
+    assert rows["matmul"]["tflop_s"] == 0.7 and rows["copies"]["tflop_s"] is None
+    assert rows["idle (no kernel running)"]["ms"] == 200.0
+    overlapping = kind_rows({**result, "kernels_s": 1.2})  # kernels on two streams can add up past the wall time
+    assert overlapping[-1]["ms"] == 0.0
+
+
+def test_step_flops_counts_the_prompts_as_the_step_ran_them() -> None:
+    from types import SimpleNamespace
+
+    from motif_lite.config import TransformerConfig
+    from motif_lite.runtime.cost import transformer_flop_parts
+
+    config = TransformerConfig()
+    run = SimpleNamespace(
+        request=SimpleNamespace(width=832, height=480, frames=49), model=SimpleNamespace(config=config)
+    )
+    n = 13 * 30 * 52
+    batched, separate = step_flops(run, 2), step_flops(run, 1)
+    padded = transformer_flop_parts(config, n, max(PROMPT_TOKENS, NEGATIVE_TOKENS))
+    assert batched.attention == 2 * padded.attention and batched.linear == 2 * padded.linear
+    own = [transformer_flop_parts(config, n, t) for t in (PROMPT_TOKENS, NEGATIVE_TOKENS)]
+    assert separate.attention == sum(p.attention for p in own) < batched.attention
+
+
 @pytest.mark.cuda(smoke=True)
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("row", ROWS)
