@@ -183,13 +183,17 @@ def _add_confirmation_flags(run: argparse.ArgumentParser) -> None:
 def gib(text: str) -> float:
     """A memory budget in GiB: a finite number > 0, optionally followed by G, GB or GiB (in any case: "8GB" is taken
     as 8 GiB, as a card sold as 8 GB has), which argparse reports as a usage error otherwise."""
-    number = re.sub(r"\s*(g|gb|gib)$", "", text.strip(), flags=re.IGNORECASE)
+    return _positive_number(re.sub(r"\s*(g|gb|gib)$", "", text.strip(), flags=re.IGNORECASE), "GiB", text)
+
+
+def _positive_number(number: str, unit: str, text: str) -> float:
+    """`number` as a finite float > 0, else argparse's usage error naming `unit` and what was given (`text`)."""
     try:
         value = float(number)
     except ValueError:
         value = float("nan")
     if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of GiB > 0, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a number of {unit} > 0, got {text}")
     return value
 
 
@@ -346,13 +350,7 @@ def _add_parallel_flags(run: argparse.ArgumentParser) -> None:
 
 def _positive_seconds(text: str) -> float:
     """A time in seconds: a finite number > 0 (0 or less would fail every wait for the other ranks at once)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
-    return value
+    return _positive_number(text, "seconds", text)
 
 
 def add_speed_flags(run: argparse.ArgumentParser) -> None:
