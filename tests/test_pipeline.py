@@ -20,7 +20,7 @@ from diffusers import DPMSolverMultistepScheduler
 from tiny_pipeline import cfg_guider, image_to_video, make_tiny_checkpoint
 
 from motif_lite import load_pipeline
-from motif_lite.cli.run import summary
+from motif_lite.cli.run_summary import summary
 from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.model.ops import TORCH_OPS
 from motif_lite.numerics import NonFiniteError, check_finite

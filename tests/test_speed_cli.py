@@ -74,7 +74,7 @@ def test_help_lists_the_speed_flags(capsys):
 
 
 def test_summary_has_one_line_per_feature_in_use(tmp_path):
-    from motif_lite.cli.run import speed_lines
+    from motif_lite.cli.run_summary import speed_lines
     from motif_lite.pipeline import GenerationResult
     from motif_lite.request import GenerationRequest
 
@@ -91,7 +91,7 @@ def test_summary_has_one_line_per_feature_in_use(tmp_path):
 
 
 def test_summary_total_time_includes_loading(tmp_path):
-    from motif_lite.cli.run import summary
+    from motif_lite.cli.run_summary import summary
     from motif_lite.pipeline import GenerationResult
     from motif_lite.request import GenerationRequest
 

@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.cli.run_flags import DEFAULTS, LONG_CPU_RUN_SECONDS, LONG_GPU_RUN_SECONDS, add_run_flags, weight_files
+from motif_lite.cli.run_flags import DEFAULTS, add_run_flags, weight_files
+from motif_lite.cli.run_summary import summary
+from motif_lite.cli.run_time import confirm_cpu_time, gpu_time_note
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -25,11 +27,9 @@ if TYPE_CHECKING:
 
     from motif_lite.io.hub import MissingFilesError
     from motif_lite.io.latents import SavedLatents
-    from motif_lite.pipeline import GenerationResult
     from motif_lite.runtime.parallel import Parallel, ParallelLayout, Session
     from motif_lite.runtime.planner import Plan
-    from motif_lite.settings import CheckpointConfigs, Settings
-    from motif_lite.weights.lora import AppliedLoRAs
+    from motif_lite.settings import Settings
 
 DRY_RUN_PROMPT = "(dry run)"  # a dry run needs no prompt: it encodes nothing
 
@@ -224,119 +224,6 @@ def free_output(wanted: Path) -> tuple[Path, str | None]:
     if chosen == wanted:
         return wanted, None
     return chosen, f"{wanted} exists: writing {chosen} instead (-o names the file and replaces it)"
-
-
-def confirm_cpu_time(
-    request: GenerationRequest,
-    settings: Settings,
-    configs: CheckpointConfigs,
-    dtype: torch.dtype,
-    yes: bool,
-    videos: int = 1,
-) -> None:
-    """Ask before a CPU run estimated at more than LONG_CPU_RUN_SECONDS (see motif_lite.runtime.cost): the CPU is
-    for tests and tiny sizes. `yes` starts it anyway; without a terminal to ask on, it is refused. Counts with the
-    checkpoint's configs (`settings`, `configs`), the official architecture standing in for a missing one, and
-    `videos` videos of this request."""
-    import torch
-
-    from motif_lite.errors import MotifLiteError
-    from motif_lite.runtime import cost
-
-    total = run_flops(request, settings, configs) * videos
-    if total < LONG_CPU_RUN_SECONDS * cost.SLOWEST_CPU_FLOPS:
-        return  # short on any CPU: not worth measuring this one
-    throughput = cost.measure_matmul_flops(dtype)
-    message = long_cpu_run(request, total, dtype, throughput, videos)
-    if message is None:
-        return
-    if dtype != torch.float32 and (fp32 := cost.measure_matmul_flops(torch.float32)) > 1.5 * throughput:
-        message += f"; in float32 it does {fp32 / 1e9:.0f} GFLOP/s (--dtype fp32)"
-    message += (
-        ". The CPU is meant for tests: use a GPU, or a small size such as -W 256 -H 256 --video-frames 9 --steps 2"
-    )
-    if yes:
-        print(f"note: {message}; starting it (--yes)", file=sys.stderr)
-        return
-    if not sys.stdin.isatty():
-        raise MotifLiteError(f"{message}. Pass --yes to start it anyway.")
-    if input(f"{message}.\nStart it anyway? [y/N] ").strip().lower() not in ("y", "yes"):
-        raise MotifLiteError("not started")
-
-
-def long_cpu_run(
-    request: GenerationRequest, total: float, dtype: torch.dtype, throughput: float, videos: int = 1
-) -> str | None:
-    """How long `videos` videos of `request`, `total` FLOPs (`run_flops`), would take on a CPU that does
-    `throughput` FLOP/s in `dtype`, in words, when that is over LONG_CPU_RUN_SECONDS; None when it is not."""
-    seconds = total / throughput
-    if seconds <= LONG_CPU_RUN_SECONDS:
-        return None
-    kind = str(dtype).split(".")[-1]
-    return (
-        f"on the CPU this run ({_described(request, videos)}) is {total:.2g} FLOPs: about {_duration(seconds)} at "
-        f"the {throughput / 1e9:.0f} GFLOP/s this CPU does now ({kind} matrix multiply)"
-    )
-
-
-def _described(request: GenerationRequest, videos: int) -> str:
-    """The run in a few words, for the time estimates: "1280x736x121, 50 steps[, N videos]"."""
-    what = f"{request.width}x{request.height}x{request.frames}, {request.steps} steps"
-    return what + (f", {videos} videos" if videos > 1 else "")
-
-
-def run_flops(request: GenerationRequest, settings: Settings, configs: CheckpointConfigs) -> float:
-    """FLOPs of one video of `request` (motif_lite.runtime.cost), with the checkpoint's configs or the official."""
-    from motif_lite.runtime import cost
-    from motif_lite.sampling import needs_uncond
-    from motif_lite.vae.config import WanVAEConfig
-
-    # The negative prompt costs its encoding and a transformer call per step only when some step is guided.
-    guided = needs_uncond(settings.guidance.value)
-    prompts = (request.prompt, request.negative_prompt) if guided else (request.prompt,)
-    size = (request.width, request.height, request.frames, request.steps)
-    text_shape = cost.text_encoder_shape(configs.root)
-    vae_config = configs.vae or WanVAEConfig()
-    return cost.generation_cost(settings.transformer.value, vae_config, text_shape, *size, prompts).total
-
-
-def gpu_time_note(
-    request: GenerationRequest,
-    settings: Settings,
-    configs: CheckpointConfigs,
-    dtype: torch.dtype,
-    device: torch.device,
-    videos: int = 1,
-) -> str | None:
-    """Before a long GPU run, what it will take: its FLOPs over this GPU's measured matrix-multiply rate, as a range
-    (motif_lite.runtime.cost says why "T to 1.5 T"); None for a run estimated under LONG_GPU_RUN_SECONDS."""
-    from motif_lite.runtime import cost
-
-    total = run_flops(request, settings, configs) * videos
-    if total < LONG_GPU_RUN_SECONDS * cost.SLOWEST_GPU_FLOPS:
-        return None  # short on any GPU: no probe on the way to the run
-    try:
-        throughput = cost.measure_matmul_flops(dtype, seconds=0.2, device=device)
-    except RuntimeError:  # e.g. out of memory on a GPU another process fills: the run itself will say more
-        return None
-    seconds = total / throughput
-    if seconds <= LONG_GPU_RUN_SECONDS:
-        return None
-    kind = str(dtype).split(".")[-1]
-    return (
-        f"this run ({_described(request, videos)}) is {total:.2g} FLOPs: about {_duration(seconds)} to "
-        f"{_duration(1.5 * seconds)} on this GPU ({throughput / 1e12:.0f} TFLOP/s {kind} matrix multiply now; "
-        "attention and streamed weights are slower). For a quick look first: -W 832 -H 480 --video-frames 49 "
-        "--steps 25"
-    )
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} minutes"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} hours"
-    return f"{seconds / 86400:.0f} days"
 
 
 class StageProgress:
@@ -780,67 +667,3 @@ def _missing_lora(path: Path) -> str:
     if file and Path(file).is_file():
         return f"--lora {path}: the strength {strength!r} is not a number; use FILE:STRENGTH, e.g. {file}:0.8"
     return f"LoRA file not found: {path}"
-
-
-def summary(
-    result: GenerationResult,
-    load_seconds: float,
-    plan: Plan | None = None,
-    loras: AppliedLoRAs | None = None,
-    text_encoder: str | None = None,
-    with_settings: bool = True,
-    ran_on: str | None = None,
-) -> str:
-    """The final report of a run (of one video of it); `text_encoder`: the text encoder GGUF in words, when one was
-    used; `with_settings`: lead with the settings table (once per run); `ran_on`: the device, dtype and GGUF file."""
-    t = result.timings
-    r = result.request
-    lines = [
-        *(result.settings.lines() if result.settings is not None and with_settings else []),
-        f"done: {r.width}x{r.height}, {r.frames} frames, {r.steps} steps, seed {r.seed}, shift {result.shift:g}",
-        f"time: load {load_seconds:.1f}s | encode {t['encode']:.1f}s | denoise {t['denoise']:.1f}s "
-        f"({t['denoise'] / max(1, r.steps - (result.resumed_at or 0)):.2f} s/step) | decode {t['decode']:.1f}s | "
-        f"total {load_seconds + t['total']:.1f}s",
-        "peak memory: RSS "
-        + ("n/a" if result.peak_rss_bytes is None else f"{result.peak_rss_bytes / 2**30:.2f} GiB")
-        + ("" if plan is None or plan.host is None else f" (planned {plan.host.peak_bytes / 2**30:.2f})")
-        + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
-        f"attention: {result.attention}" + (f", {result.attention_backend}" if result.attention_backend else ""),
-        f"output: {result.output}",
-    ]
-    if ran_on is not None:
-        lines.insert(-1, f"ran on: {ran_on}")
-    if loras is not None:
-        lines.insert(-1, f"loras: {loras.describe()}")
-    if text_encoder is not None:
-        lines.insert(-1, f"text encoder: {text_encoder}")
-    if result.parallel is not None:
-        lines.insert(-1, f"parallel: {result.parallel}")
-    lines[-1:-1] = speed_lines(result)
-    if result.stage_peaks:
-        planned = {stage.name: stage.peak_bytes for stage in plan.stages} if plan is not None else {}
-        lines.insert(-1, "device peak per stage: " + " | ".join(
-            f"{name} {peak / 2**30:.2f} GiB" + (f" (planned {planned[name] / 2**30:.2f})" if name in planned else "")
-            for name, peak in result.stage_peaks.items()
-        ))  # fmt: skip
-    if result.resumed_at is not None:
-        lines.insert(-1, f"resumed: steps {result.resumed_at + 1}-{r.steps} sampled here, 1-{result.resumed_at} "
-                         "by the run that stopped")  # fmt: skip
-    if result.kernel_fallbacks:
-        lines.insert(-1, "kernels: fell back to torch (slower, same math): " + "; ".join(
-            f"{op} ({reason})" for op, reason in result.kernel_fallbacks.items()
-        ))  # fmt: skip
-    return "\n".join(lines)
-
-
-def speed_lines(result: GenerationResult) -> list[str]:
-    """One summary line per speed feature that was in use."""
-    lines = []
-    if result.guidance_batch > 1:
-        lines.append("guidance: conditional + unconditional predictions in one batch-2 forward per guided step")
-    if result.compile_seconds is not None:
-        lines.append(f"compile: ~{result.compile_seconds:.1f}s, the first step's extra time (compiling the blocks)")
-    if result.step_cache is not None:
-        reused, calls = result.step_cache
-        lines.append(f"step cache: {reused} of {calls} transformer calls reused")
-    return lines

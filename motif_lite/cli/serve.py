@@ -233,7 +233,7 @@ def cpu_time_limit(pipe: MotifVideoPipeline, dtype: torch.dtype) -> Callable[[Ge
     """For a server on the CPU without --max-video: a job that `motif-lite run` would ask about (estimated over
     ~10 minutes at this CPU's matrix-multiply rate, measured once now) is refused with the estimate, so that a
     default-size request cannot hold the queue for months."""
-    from motif_lite.cli.run import long_cpu_run, run_flops
+    from motif_lite.cli.run_time import long_cpu_run, run_flops
     from motif_lite.runtime import cost
 
     throughput = cost.measure_matmul_flops(dtype)

@@ -1,0 +1,75 @@
+"""What `motif-lite run` prints when a video is done: the settings (once per run), times, memory against the plan,
+the attention and speed features used, fallbacks and the output."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from motif_lite.pipeline import GenerationResult
+    from motif_lite.runtime.planner import Plan
+    from motif_lite.weights.lora import AppliedLoRAs
+
+
+def summary(
+    result: GenerationResult,
+    load_seconds: float,
+    plan: Plan | None = None,
+    loras: AppliedLoRAs | None = None,
+    text_encoder: str | None = None,
+    with_settings: bool = True,
+    ran_on: str | None = None,
+) -> str:
+    """The final report of a run (of one video of it); `text_encoder`: the text encoder GGUF in words, when one was
+    used; `with_settings`: lead with the settings table (once per run); `ran_on`: the device, dtype and GGUF file."""
+    t = result.timings
+    r = result.request
+    lines = [
+        *(result.settings.lines() if result.settings is not None and with_settings else []),
+        f"done: {r.width}x{r.height}, {r.frames} frames, {r.steps} steps, seed {r.seed}, shift {result.shift:g}",
+        f"time: load {load_seconds:.1f}s | encode {t['encode']:.1f}s | denoise {t['denoise']:.1f}s "
+        f"({t['denoise'] / max(1, r.steps - (result.resumed_at or 0)):.2f} s/step) | decode {t['decode']:.1f}s | "
+        f"total {load_seconds + t['total']:.1f}s",
+        "peak memory: RSS "
+        + ("n/a" if result.peak_rss_bytes is None else f"{result.peak_rss_bytes / 2**30:.2f} GiB")
+        + ("" if plan is None or plan.host is None else f" (planned {plan.host.peak_bytes / 2**30:.2f})")
+        + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
+        f"attention: {result.attention}" + (f", {result.attention_backend}" if result.attention_backend else ""),
+        f"output: {result.output}",
+    ]
+    if ran_on is not None:
+        lines.insert(-1, f"ran on: {ran_on}")
+    if loras is not None:
+        lines.insert(-1, f"loras: {loras.describe()}")
+    if text_encoder is not None:
+        lines.insert(-1, f"text encoder: {text_encoder}")
+    if result.parallel is not None:
+        lines.insert(-1, f"parallel: {result.parallel}")
+    lines[-1:-1] = speed_lines(result)
+    if result.stage_peaks:
+        planned = {stage.name: stage.peak_bytes for stage in plan.stages} if plan is not None else {}
+        lines.insert(-1, "device peak per stage: " + " | ".join(
+            f"{name} {peak / 2**30:.2f} GiB" + (f" (planned {planned[name] / 2**30:.2f})" if name in planned else "")
+            for name, peak in result.stage_peaks.items()
+        ))  # fmt: skip
+    if result.resumed_at is not None:
+        lines.insert(-1, f"resumed: steps {result.resumed_at + 1}-{r.steps} sampled here, 1-{result.resumed_at} "
+                         "by the run that stopped")  # fmt: skip
+    if result.kernel_fallbacks:
+        lines.insert(-1, "kernels: fell back to torch (slower, same math): " + "; ".join(
+            f"{op} ({reason})" for op, reason in result.kernel_fallbacks.items()
+        ))  # fmt: skip
+    return "\n".join(lines)
+
+
+def speed_lines(result: GenerationResult) -> list[str]:
+    """One summary line per speed feature that was in use."""
+    lines = []
+    if result.guidance_batch > 1:
+        lines.append("guidance: conditional + unconditional predictions in one batch-2 forward per guided step")
+    if result.compile_seconds is not None:
+        lines.append(f"compile: ~{result.compile_seconds:.1f}s, the first step's extra time (compiling the blocks)")
+    if result.step_cache is not None:
+        reused, calls = result.step_cache
+        lines.append(f"step cache: {reused} of {calls} transformer calls reused")
+    return lines

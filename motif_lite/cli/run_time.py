@@ -1,0 +1,128 @@
+"""How long a run will take, said before it starts: the question before a long CPU run and the note before a long
+GPU run, both from the run's FLOPs (motif_lite.runtime.cost) over this machine's measured matrix-multiply rate."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from motif_lite.cli.run_flags import LONG_CPU_RUN_SECONDS, LONG_GPU_RUN_SECONDS
+from motif_lite.request import GenerationRequest
+
+if TYPE_CHECKING:
+    import torch
+
+    from motif_lite.settings import CheckpointConfigs, Settings
+
+
+def confirm_cpu_time(
+    request: GenerationRequest,
+    settings: Settings,
+    configs: CheckpointConfigs,
+    dtype: torch.dtype,
+    yes: bool,
+    videos: int = 1,
+) -> None:
+    """Ask before a CPU run estimated at more than LONG_CPU_RUN_SECONDS (see motif_lite.runtime.cost): the CPU is
+    for tests and tiny sizes. `yes` starts it anyway; without a terminal to ask on, it is refused. Counts with the
+    checkpoint's configs (`settings`, `configs`), the official architecture standing in for a missing one, and
+    `videos` videos of this request."""
+    import torch
+
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.runtime import cost
+
+    total = run_flops(request, settings, configs) * videos
+    if total < LONG_CPU_RUN_SECONDS * cost.SLOWEST_CPU_FLOPS:
+        return  # short on any CPU: not worth measuring this one
+    throughput = cost.measure_matmul_flops(dtype)
+    message = long_cpu_run(request, total, dtype, throughput, videos)
+    if message is None:
+        return
+    if dtype != torch.float32 and (fp32 := cost.measure_matmul_flops(torch.float32)) > 1.5 * throughput:
+        message += f"; in float32 it does {fp32 / 1e9:.0f} GFLOP/s (--dtype fp32)"
+    message += (
+        ". The CPU is meant for tests: use a GPU, or a small size such as -W 256 -H 256 --video-frames 9 --steps 2"
+    )
+    if yes:
+        print(f"note: {message}; starting it (--yes)", file=sys.stderr)
+        return
+    if not sys.stdin.isatty():
+        raise MotifLiteError(f"{message}. Pass --yes to start it anyway.")
+    if input(f"{message}.\nStart it anyway? [y/N] ").strip().lower() not in ("y", "yes"):
+        raise MotifLiteError("not started")
+
+
+def long_cpu_run(
+    request: GenerationRequest, total: float, dtype: torch.dtype, throughput: float, videos: int = 1
+) -> str | None:
+    """How long `videos` videos of `request`, `total` FLOPs (`run_flops`), would take on a CPU that does
+    `throughput` FLOP/s in `dtype`, in words, when that is over LONG_CPU_RUN_SECONDS; None when it is not."""
+    seconds = total / throughput
+    if seconds <= LONG_CPU_RUN_SECONDS:
+        return None
+    kind = str(dtype).split(".")[-1]
+    return (
+        f"on the CPU this run ({_described(request, videos)}) is {total:.2g} FLOPs: about {_duration(seconds)} at "
+        f"the {throughput / 1e9:.0f} GFLOP/s this CPU does now ({kind} matrix multiply)"
+    )
+
+
+def _described(request: GenerationRequest, videos: int) -> str:
+    """The run in a few words, for the time estimates: "1280x736x121, 50 steps[, N videos]"."""
+    what = f"{request.width}x{request.height}x{request.frames}, {request.steps} steps"
+    return what + (f", {videos} videos" if videos > 1 else "")
+
+
+def run_flops(request: GenerationRequest, settings: Settings, configs: CheckpointConfigs) -> float:
+    """FLOPs of one video of `request` (motif_lite.runtime.cost), with the checkpoint's configs or the official."""
+    from motif_lite.runtime import cost
+    from motif_lite.sampling import needs_uncond
+    from motif_lite.vae.config import WanVAEConfig
+
+    # The negative prompt costs its encoding and a transformer call per step only when some step is guided.
+    guided = needs_uncond(settings.guidance.value)
+    prompts = (request.prompt, request.negative_prompt) if guided else (request.prompt,)
+    size = (request.width, request.height, request.frames, request.steps)
+    text_shape = cost.text_encoder_shape(configs.root)
+    vae_config = configs.vae or WanVAEConfig()
+    return cost.generation_cost(settings.transformer.value, vae_config, text_shape, *size, prompts).total
+
+
+def gpu_time_note(
+    request: GenerationRequest,
+    settings: Settings,
+    configs: CheckpointConfigs,
+    dtype: torch.dtype,
+    device: torch.device,
+    videos: int = 1,
+) -> str | None:
+    """Before a long GPU run, what it will take: its FLOPs over this GPU's measured matrix-multiply rate, as a range
+    (motif_lite.runtime.cost says why "T to 1.5 T"); None for a run estimated under LONG_GPU_RUN_SECONDS."""
+    from motif_lite.runtime import cost
+
+    total = run_flops(request, settings, configs) * videos
+    if total < LONG_GPU_RUN_SECONDS * cost.SLOWEST_GPU_FLOPS:
+        return None  # short on any GPU: no probe on the way to the run
+    try:
+        throughput = cost.measure_matmul_flops(dtype, seconds=0.2, device=device)
+    except RuntimeError:  # e.g. out of memory on a GPU another process fills: the run itself will say more
+        return None
+    seconds = total / throughput
+    if seconds <= LONG_GPU_RUN_SECONDS:
+        return None
+    kind = str(dtype).split(".")[-1]
+    return (
+        f"this run ({_described(request, videos)}) is {total:.2g} FLOPs: about {_duration(seconds)} to "
+        f"{_duration(1.5 * seconds)} on this GPU ({throughput / 1e12:.0f} TFLOP/s {kind} matrix multiply now; "
+        "attention and streamed weights are slower). For a quick look first: -W 832 -H 480 --video-frames 49 "
+        "--steps 25"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} minutes"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 86400:.0f} days"
