@@ -25,6 +25,7 @@ from motif_lite.request import GenerationRequest
 if TYPE_CHECKING:
     import torch
 
+    from motif_lite.checkpoint import ModelSources
     from motif_lite.io.hub import MissingFilesError
     from motif_lite.io.latents import SavedLatents
     from motif_lite.runtime.parallel import Parallel, ParallelLayout, Session
@@ -354,7 +355,7 @@ def dry_run(
 
     from motif_lite.checkpoint import locate_sources
     from motif_lite.devices import parse_device
-    from motif_lite.pipeline import AT_HAND, plan_generation
+    from motif_lite.pipeline import AT_HAND
     from motif_lite.settings import resolve_settings
     from motif_lite.sizes import model_sizes
 
@@ -377,11 +378,7 @@ def dry_run(
             check_backend_runs(args.attention_backend, device, dtype)
         if args.compile:
             check_compile_possible(device)
-    sp = layout.sp if layout is not None else 1
-    plan = plan_generation(
-        request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
-        attention=args.attention, sequence_parallel=sp, ram_gib=args.ram, **_plan_speed(args, layout is not None),
-    )  # fmt: skip
+    plan = _plan(args, request, sources, dtype, device, layout)
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
     _, note = planned_batch_guidance(args.batch_guidance and layout is None, plan, settings)
     _print_notes([note] if note else [])
@@ -433,7 +430,7 @@ def _generate(
     resume: SavedLatents | None = None,
 ) -> int:
     from motif_lite.devices import dtype_note
-    from motif_lite.pipeline import load_pipeline, plan_generation, preflight
+    from motif_lite.pipeline import load_pipeline, preflight
     from motif_lite.settings import resolve_settings
 
     request = requests[0]  # the videos differ in seed and file only
@@ -458,12 +455,7 @@ def _generate(
     plan = None
     if args.vram is not None or args.ram is not None or device.type == "cuda":
         # Raises if nothing fits, before anything loads. In a parallel run: the plan of one rank.
-        sp = parallel.layout.sp if parallel is not None else 1
-        plan = plan_generation(
-            request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
-            attention=args.attention, sequence_parallel=sp, ram_gib=args.ram,
-            **_plan_speed(args, parallel is not None),
-        )  # fmt: skip
+        plan = _plan(args, request, sources, dtype, device, parallel.layout if parallel is not None else None)
         say(plan.describe(), file=sys.stderr)
     # A parallel run never batches them, and says so (_run's notes).
     batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, plan, settings)
@@ -528,10 +520,24 @@ def planned_batch_guidance(
     return wanted, None
 
 
-def _plan_speed(args: argparse.Namespace, parallel: bool = False) -> dict:
-    """What the memory plan needs to know of the speed flags. A parallel run never batches the guidance branches
-    (they run one call each, on their own ranks with cfg 2): its plan has one row per forward."""
-    return dict(batch_guidance=False if parallel else args.batch_guidance, step_cache=bool(args.step_cache))
+def _plan(
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    sources: ModelSources,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    layout: ParallelLayout | None,
+) -> Plan:
+    """The memory plan of the run the flags ask for (raises when nothing fits); in a parallel run (`layout`) the plan
+    of one rank, which never batches the guidance branches (they run one call each, on their own ranks with cfg 2):
+    one row per forward."""
+    from motif_lite.pipeline import plan_generation
+
+    return plan_generation(
+        request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
+        attention=args.attention, sequence_parallel=layout.sp if layout is not None else 1, ram_gib=args.ram,
+        batch_guidance=False if layout is not None else args.batch_guidance, step_cache=bool(args.step_cache),
+    )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -625,16 +631,12 @@ def _plan_before_launch(args: argparse.Namespace, request: GenerationRequest, la
     would count built-in sizes, and the ranks plan with the files they download."""
     from motif_lite.checkpoint import locate_sources
     from motif_lite.devices import torch_dtype
-    from motif_lite.pipeline import AT_HAND, plan_generation
+    from motif_lite.pipeline import AT_HAND
 
     sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
     if sources.root is None or (args.gguf is not None and sources.gguf is None):
         return
-    device = "cpu" if args.device == "cpu" else "cuda"
-    plan_generation(
-        request, sources, dtype=torch_dtype(args.dtype), device=device, vram_gib=args.vram, kernels=args.kernels,
-        attention=args.attention, sequence_parallel=layout.sp, ram_gib=args.ram, **_plan_speed(args, True),
-    )  # fmt: skip
+    _plan(args, request, sources, torch_dtype(args.dtype), "cpu" if args.device == "cpu" else "cuda", layout)
 
 
 def _quiet(*values: object, **kwargs: object) -> None:
