@@ -34,7 +34,14 @@ from typing import Any, Generic, TypeVar
 
 from motif_lite.choices import SAMPLERS
 from motif_lite.config import TransformerConfig
-from motif_lite.request import I2V_SHIFT, OFFICIAL_NEGATIVE_PROMPT, T2V_SHIFT, GenerationRequest, RequestError
+from motif_lite.request import (
+    I2V_SHIFT,
+    OFFICIAL_NEGATIVE_PROMPT,
+    T2V_SHIFT,
+    GenerationRequest,
+    RequestError,
+    counted,
+)
 from motif_lite.sampling.guidance import (
     RECOMMENDED_APG,
     APGConfig,
@@ -145,7 +152,7 @@ class Settings:
         r = self.request
         size = _plain(r, "width", "height", "frames", "fps")
         rows = [
-            ("size", f"{r.width}x{r.height}, {r.frames} frames at {r.fps:g} fps", size),
+            ("size", f"{r.width}x{r.height}, {counted(r.frames, 'frame')} at {r.fps:g} fps", size),
             ("steps", str(r.steps), _plain(r, "steps")),
             ("sampler", self.sampler.value, self.sampler),
             ("flow shift", f"{self.flow_shift.value:g}", self.flow_shift),

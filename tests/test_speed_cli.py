@@ -236,3 +236,15 @@ def test_a_dry_run_says_what_the_speed_flags_would_do(checkpoint, tmp_path, caps
         "speed: attention int8, which falls back to exact with --kernels torch"
     )
     assert speed_line(*gpu) == "speed: attention exact, auto (timed at the first step, or as an earlier run chose)"
+
+
+@pytest.mark.parametrize(("frames", "steps", "said"), [(1, 1, "1 frame, 1 step,"), (49, 30, "49 frames, 30 steps,")])
+def test_summary_counts_frames_and_steps_in_words(tmp_path, frames, steps, said):
+    from motif_lite.cli.run_summary import summary
+    from motif_lite.pipeline import GenerationResult
+    from motif_lite.request import GenerationRequest
+
+    timings = {"encode": 1.0, "denoise": 8.0, "decode": 2.0, "total": 11.5}
+    request = GenerationRequest("fox", frames=frames, steps=steps)
+    done = summary(GenerationResult(tmp_path / "v.png", request, 15.0, timings, 0, None), 0.0).splitlines()[0]
+    assert done.startswith(f"done: {request.width}x{request.height}, {said} seed")

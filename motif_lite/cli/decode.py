@@ -72,6 +72,7 @@ def main(args: argparse.Namespace) -> int:
     from motif_lite.decoding import prepare_decode, run_decode
     from motif_lite.devices import torch_dtype
     from motif_lite.io.latents import read_latents
+    from motif_lite.request import counted
 
     saved = read_latents(args.latents)
     output = Path(args.output) if args.output is not None else _free(saved.output)
@@ -88,7 +89,7 @@ def main(args: argparse.Namespace) -> int:
         progress.close()
     meta = saved.video_metadata
     seed = f", seed {meta['seed']}" if "seed" in meta else ""
-    print(f"done: {saved.width}x{saved.height}, {saved.frames} frames{seed}, decoded in "
+    print(f"done: {saved.width}x{saved.height}, {counted(saved.frames, 'frame')}{seed}, decoded in "
           f"{time.perf_counter() - start:.1f}s on {job.device}")  # fmt: skip
     print(f"output: {job.output}")
     # Unlike a run, which removes its latents once the video is written: they may be decoded again (another -o),

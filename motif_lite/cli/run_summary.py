@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from motif_lite.request import counted
+
 if TYPE_CHECKING:
     from motif_lite.pipeline import GenerationResult
     from motif_lite.runtime.planner import Plan
@@ -26,7 +28,8 @@ def summary(
     r = result.request
     lines = [
         *(result.settings.lines() if result.settings is not None and with_settings else []),
-        f"done: {r.width}x{r.height}, {r.frames} frames, {r.steps} steps, seed {r.seed}, shift {result.shift:g}",
+        f"done: {r.width}x{r.height}, {counted(r.frames, 'frame')}, {counted(r.steps, 'step')}, seed {r.seed}, "
+        f"shift {result.shift:g}",
         f"time: load {load_seconds:.1f}s | encode {t['encode']:.1f}s | denoise {t['denoise']:.1f}s "
         f"({t['denoise'] / max(1, r.steps - (result.resumed_at or 0)):.2f} s/step) | decode {t['decode']:.1f}s | "
         f"total {load_seconds + t['total']:.1f}s",
