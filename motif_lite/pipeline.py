@@ -830,6 +830,7 @@ def plan_generation(
     text_encoder_dtype: torch.dtype | str | None = None,
     text_encoder_gguf: str | Path | None = None,
     weights: Mapping[str, str | Path] | None = None,
+    text_encoder: bool = True,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
@@ -844,7 +845,8 @@ def plan_generation(
     bytes are what the host and device estimates count). The host budget is `ram_gib` (None: no limit; page-locked
     block homes are then used only if they fit the memory available now); `text_encoder_dtype`: the dtype the
     text encoder is loaded in (default: `devices.text_encoder_dtype`); `weights`: the user's own weight files
-    (`locate_sources`).
+    (`locate_sources`); `text_encoder=False`: a process that never loads the text encoder (the ranks of a parallel
+    run other than the main one), planned without it.
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not positive_budget(gib):
@@ -868,8 +870,9 @@ def plan_generation(
     wanted = batch_guidance if batch_guidance is not None else target.type == "cuda"  # see _install_speed
     batched = guided and wanted and sequence_parallel == 1
     return plan_memory(
-        request.width, request.height, request.frames, config, sizes.transformer_bytes, sizes.text_encoder_bytes,
-        sizes.vae_config, budget, cfg_batch=2 if batched else 1, device=str(target), vae_dtype=dtype,
+        request.width, request.height, request.frames, config, sizes.transformer_bytes,
+        sizes.text_encoder_bytes if text_encoder else 0, sizes.vae_config, budget, cfg_batch=2 if batched else 1,
+        device=str(target), vae_dtype=dtype,
         fused_norms=fused_norms, step_cache=step_cache, sequence_parallel=sequence_parallel,
         attention_workspace_bytes=attention_workspace_bytes(attention, config, tokens, 2 if batched else 1),
         image=request.image is not None and request.latent_frames > 1,  # the first frame goes through the VAE

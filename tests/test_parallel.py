@@ -341,6 +341,46 @@ def test_the_refusal_before_the_processes_start_is_the_plan_of_one_rank(checkpoi
     assert "1 row per transformer forward" in refusal
 
 
+def test_a_rank_that_never_loads_the_text_encoder_plans_without_it(checkpoint):
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.pipeline import plan_generation
+    from motif_lite.request import GenerationRequest
+    from motif_lite.sizes import model_sizes
+
+    request, _ = GenerationRequest(PROMPT, NEGATIVE, seed=0, **SIZE).resolve()
+    main = plan_generation(request, checkpoint, dtype=torch.float32, device="cpu")
+    other = plan_generation(request, checkpoint, dtype=torch.float32, device="cpu", text_encoder=False)
+    encode = {plan: next(s for s in plan.stages if s.name == "encode") for plan in (main, other)}
+    text_bytes = model_sizes(locate_sources(checkpoint), torch.float32).text_encoder_bytes
+    assert encode[main].weight_bytes - encode[other].weight_bytes == text_bytes > 0
+    assert encode[other].activation_bytes < encode[main].activation_bytes  # nor its activations
+    assert main.host.peak_bytes - other.host.peak_bytes >= text_bytes
+
+
+def test_only_the_main_rank_plans_with_the_text_encoder(checkpoint, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from motif_lite.cli import build_parser
+    from motif_lite.cli import run as run_cli
+    from motif_lite.request import GenerationRequest
+
+    planned = []
+
+    def plan(*args, text_encoder: bool = True, **kwargs):
+        planned.append(text_encoder)
+        raise MotifLiteError("planned")
+
+    monkeypatch.setattr(run_cli, "_plan", plan)
+    args = build_parser().parse_args(cli_args(checkpoint, tmp_path / "a.mp4", "--vram", "8"))
+    args.weights = run_cli.weight_files(args)
+    request, _ = GenerationRequest(PROMPT, NEGATIVE, seed=0, output=tmp_path / "a.mp4", **SIZE).resolve()
+    for is_main in (True, False):
+        rank = SimpleNamespace(layout=ParallelLayout(2, 1), is_main=is_main)
+        with pytest.raises(MotifLiteError, match="planned"):
+            run_cli._generate(args, [request], torch.float32, "cpu", [], None, rank, lambda *a, **k: None)
+    assert planned == [True, False]
+
+
 def test_a_vram_budget_is_left_to_the_processes_when_the_gguf_is_not_at_hand(checkpoint, tmp_path, monkeypatch):
     # Each process downloads the GGUF and plans with it; planned here, the checkpoint's bf16 transformer would
     # stand in for it and refuse a budget the GGUF fits.

@@ -455,7 +455,8 @@ def _generate(
     plan = None
     if args.vram is not None or args.ram is not None or device.type == "cuda":
         # Raises if nothing fits, before anything loads. In a parallel run: the plan of one rank.
-        plan = _plan(args, request, sources, dtype, device, parallel.layout if parallel is not None else None)
+        layout, main = (None, True) if parallel is None else (parallel.layout, parallel.is_main)
+        plan = _plan(args, request, sources, dtype, device, layout, text_encoder=main)
         say(plan.describe(), file=sys.stderr)
     # A parallel run never batches them, and says so (_run's notes).
     batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, plan, settings)
@@ -527,16 +528,19 @@ def _plan(
     dtype: torch.dtype,
     device: torch.device | str,
     layout: ParallelLayout | None,
+    text_encoder: bool = True,
 ) -> Plan:
     """The memory plan of the run the flags ask for (raises when nothing fits); in a parallel run (`layout`) the plan
     of one rank, which never batches the guidance branches (they run one call each, on their own ranks with cfg 2):
-    one row per forward."""
+    one row per forward. Only the main rank loads the text encoder (`text_encoder`); the plans printed before a
+    run are the main rank's."""
     from motif_lite.pipeline import plan_generation
 
     return plan_generation(
         request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
         attention=args.attention, sequence_parallel=layout.sp if layout is not None else 1, ram_gib=args.ram,
         batch_guidance=False if layout is not None else args.batch_guidance, step_cache=bool(args.step_cache),
+        text_encoder=text_encoder,
     )  # fmt: skip
 
 

@@ -266,7 +266,9 @@ def _stage_estimates(
     resident = _resident_weights(sizes, choice)
     # Encode: the text encoder's pass; for image-to-video then the first frame through the VAE encoder, after
     # the text encoder has left the device.
-    text_acts = 0 if choice.text is TextEncoderPlacement.CPU else text_activation_bytes(batch)
+    # No text encoder on this device: on the CPU, or in a process that never loads it (text_bytes 0).
+    on_device = choice.text is not TextEncoderPlacement.CPU and sizes.text_bytes > 0
+    text_acts = text_activation_bytes(batch) if on_device else 0
     encode = (resident + _text_weights(sizes, choice), text_acts)
     if sizes.image:
         encode = max(encode, (resident, vae_encode_bytes(sizes, choice.vae_bands)), key=sum)
@@ -370,10 +372,10 @@ def plan_memory(
     its host memory checked against `ram_budget_bytes` (None: no limit).
 
     weight_bytes: the transformer's weights as loaded (packed GGUF bytes count as stored); text_encoder_bytes:
-    the text encoder's as loaded (any dtype or quantization: only its size matters). cfg_batch: the most rows per
-    transformer forward the runner can use (2 when it can batch the conditional and unconditional predictions, 1
-    without guidance); each ladder candidate is tried with cfg_batch rows, then with 1, and `Plan.cfg_batch` says
-    which fitted. vae_dtype: the dtype the VAE is loaded in (`load_vae`'s default
+    the text encoder's as loaded (any dtype or quantization: only its size matters; 0: this process never loads
+    it). cfg_batch: the most rows per transformer forward the runner can use (2 when it can batch the conditional
+    and unconditional predictions, 1 without guidance); each ladder candidate is tried with cfg_batch rows, then
+    with 1, and `Plan.cfg_batch` says which fitted. vae_dtype: the dtype the VAE is loaded in (`load_vae`'s default
     float32 doubles the decode memory of bfloat16). fused_norms: the transformer runs the fused Triton norm
     kernels (no float32 RoPE temporaries). image: image-to-video (the first frame is VAE-encoded).
     activation_dtype: the transformer's compute dtype.
