@@ -168,3 +168,25 @@ def test_a_process_of_torchrun_refuses_a_device_of_its_own(monkeypatch):
         monkeypatch.setenv(name, value)
     with pytest.raises(ParallelError, match="--device cuda:1: in a parallel run rank r uses cuda:LOCAL_RANK"):
         parallel.start("cuda:1")
+
+
+@pytest.mark.parametrize(("rank", "world", "whole"), [("0", "2", True), ("1", "2", False), (None, None, True)])
+def test_only_rank_0_prints_a_user_error_whole(monkeypatch, capsys, rank, world, whole):
+    # Every rank of `--gpus N` plans alike: without this each printed the same refusal with its plan table.
+    from motif_lite.cli import run as run_cli
+    from motif_lite.errors import MotifLiteError
+
+    def refuse(args):
+        raise MotifLiteError("80x32x5 needs at least 1.00 GiB of device memory\nMemory plan for 80x32x5: ...")
+
+    for name, value in (("RANK", rank), ("WORLD_SIZE", world)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.setattr(run_cli, "main", refuse)
+    assert cli.main(["run", "-p", "fox"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    prefix = "" if rank is None else f"[rank {rank}] "
+    assert err.startswith(f"{prefix}error: 80x32x5 needs at least 1.00 GiB of device memory\n")
+    assert ("Memory plan for 80x32x5" in err) == whole

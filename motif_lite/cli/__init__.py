@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _warnings_to_stderr(), _signals_interrupt(stops):
             return args.handler(args)
     except MotifLiteError as exc:
-        print(f"{_rank_prefix()}error: {exc}", file=sys.stderr)
+        print(f"{_rank_prefix()}error: {_as_this_rank_says(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except Terminated as exc:
         print(f"\n{_rank_prefix()}terminated ({exc})", file=sys.stderr)
@@ -149,6 +149,15 @@ def use_expandable_segments() -> None:
     """Before torch starts CUDA: growable allocator segments keep what is reserved close to what is allocated, as
     the memory planner assumes (docs/memory.md). A value the user set wins."""
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+
+
+def _as_this_rank_says(message: str) -> str:
+    """A user error as this process prints it: whole, except on the ranks other than 0 of a torchrun job, which print
+    its first line. They mostly fail as rank 0 does (the same refusal of a memory plan, with its table), and N
+    copies of a table say nothing more than one; the first line says what is wrong."""
+    if os.environ.get("RANK", "0") == "0" or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return message
+    return message.splitlines()[0] if message else message
 
 
 def _rank_prefix() -> str:
