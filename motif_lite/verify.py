@@ -160,7 +160,8 @@ def verify(
 
     dtype: float32 on the CPU, bfloat16 on a GPU unless given. `on_stage` sees each result as it is ready.
     `weights`: the user's own weight files for some components (`locate_sources`); both pipelines read them."""
-    from motif_lite.pipeline import load_pipeline, preflight
+    from motif_lite.pipeline import load_pipeline
+    from motif_lite.preflight import preflight
 
     request = _validated_request(settings, forced)  # a bad size or step count fails here, before anything loads
     diffusers = _import_diffusers()

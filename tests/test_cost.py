@@ -16,6 +16,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from motif_lite import cli, pipeline
+from motif_lite import preflight as checks
 from motif_lite.config import TransformerConfig
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime import cost
@@ -136,7 +137,7 @@ def cpu_run(tmp_path, monkeypatch):
     # Nothing at hand: the official architecture (as after a download); then loading would start.
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     at_hand = locate_sources(download=False, require_weights=False)
-    monkeypatch.setattr(pipeline, "preflight", lambda *a, **kw: (at_hand, torch.device("cpu")))
+    monkeypatch.setattr(checks, "preflight", lambda *a, **kw: (at_hand, torch.device("cpu")))
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: (_ for _ in ()).throw(Reached()))
 
     def run(*extra: str) -> int:
@@ -189,7 +190,7 @@ def test_a_long_gpu_run_says_how_long_first(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype, seconds, device: rates.append(device) or 7.75e14)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     at_hand = locate_sources(download=False, require_weights=False)
-    monkeypatch.setattr(pipeline, "preflight", lambda *a, **kw: (at_hand, torch.device("cuda")))
+    monkeypatch.setattr(checks, "preflight", lambda *a, **kw: (at_hand, torch.device("cuda")))
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: (_ for _ in ()).throw(Reached()))
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))  # an H200: bf16 is native
     args = ["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cuda", "--vram", "24"]

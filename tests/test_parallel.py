@@ -343,7 +343,7 @@ def test_the_refusal_before_the_processes_start_is_the_plan_of_one_rank(checkpoi
 
 def test_a_rank_that_never_loads_the_text_encoder_plans_without_it(checkpoint):
     from motif_lite.checkpoint import locate_sources
-    from motif_lite.pipeline import plan_generation
+    from motif_lite.preflight import plan_generation
     from motif_lite.request import GenerationRequest
     from motif_lite.sizes import model_sizes
 

@@ -24,7 +24,7 @@ from motif_lite.cli.run_summary import summary
 from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.model.ops import TORCH_OPS
 from motif_lite.numerics import NonFiniteError, check_finite
-from motif_lite.pipeline import plan_generation
+from motif_lite.preflight import plan_generation
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
 from motif_lite.runtime.kernels import FallbackOp
 from motif_lite.runtime.streaming import TextEncoderPlacement

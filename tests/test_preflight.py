@@ -23,7 +23,7 @@ from motif_lite.config import TransformerConfig
 from motif_lite.devices import resolve_device
 from motif_lite.errors import CheckpointError, DeviceError
 from motif_lite.io import hub
-from motif_lite.pipeline import AT_HAND, plan_generation
+from motif_lite.preflight import AT_HAND, plan_generation
 from motif_lite.request import GenerationRequest
 from motif_lite.sizes import estimated_gguf_bytes
 from motif_lite.weights.gguf_file import read_gguf

@@ -15,7 +15,7 @@ from motif_lite import load_pipeline, load_transformer  # noqa: E402
 from motif_lite.checkpoint import locate_sources  # noqa: E402
 from motif_lite.devices import checked_dtype  # noqa: E402
 from motif_lite.errors import CheckpointError, ConfigError  # noqa: E402
-from motif_lite.pipeline import plan_generation  # noqa: E402
+from motif_lite.preflight import plan_generation  # noqa: E402
 from motif_lite.request import GenerationRequest, RequestError  # noqa: E402
 from motif_lite.weights.lora import LoRAError, LoRASpec, lora_specs  # noqa: E402
 
@@ -187,7 +187,7 @@ def test_batch_guidance_the_plan_has_no_room_for_is_turned_off_with_a_warning():
 
 
 def test_strict_int8_attention_on_a_gpu_without_int8_tensor_cores_fails_before_loading(monkeypatch):
-    from motif_lite.pipeline import check_strict_int8
+    from motif_lite.preflight import check_strict_int8
     from motif_lite.runtime.kernels import KernelBackendError
 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
@@ -205,9 +205,9 @@ def test_strict_int8_attention_on_a_gpu_without_int8_tensor_cores_fails_before_l
 
 @pytest.mark.parametrize(("kernels", "strict"), [("triton", True), ("auto", False)])
 def test_a_fixed_triton_attention_is_as_strict_as_the_kernels(kernels, strict, monkeypatch):
-    from motif_lite import pipeline
+    from motif_lite import preflight as checks
 
     pytest.importorskip("triton")
-    monkeypatch.setattr(pipeline, "use_triton", lambda kernels: True)  # as on a GPU
-    _, backend = pipeline._check_speed(torch.device("cpu"), kernels, False, "triton", None)
+    monkeypatch.setattr(checks, "use_triton", lambda kernels: True)  # as on a GPU
+    _, backend = checks.check_speed(torch.device("cpu"), kernels, False, "triton", None)
     assert backend.attend.strict is strict

@@ -188,11 +188,11 @@ def test_a_port_out_of_range_fails_before_binding(port, tmp_path, capsys, monkey
 
 
 def test_missing_lora_fails_before_binding_or_planning(tmp_path, capsys, monkeypatch):
-    from motif_lite import pipeline
+    from motif_lite import preflight as checks
     from motif_lite.server import runner
 
     monkeypatch.setattr(runner, "bind", lambda *a: pytest.fail("bound the port"))
-    monkeypatch.setattr(pipeline, "plan_generation", lambda *a, **kw: pytest.fail("planned"))
+    monkeypatch.setattr(checks, "plan_generation", lambda *a, **kw: pytest.fail("planned"))
     missing = tmp_path / "no.safetensors"
     assert cli.main(["serve", "--data", str(tmp_path / "data"), "--lora", f"{missing}:0.5"]) == cli.EXIT_USER_ERROR
     assert f"error: LoRA file not found: {missing}" in capsys.readouterr().err
@@ -208,11 +208,11 @@ def test_vram_must_be_a_positive_number(capsys, vram):
 
 def test_plans_from_the_sources_preflight_found(checkpoint, tmp_path, capsys, monkeypatch):
     # As for run: every check (and any download) first, then the plan from those files, then the load from them.
-    from motif_lite import pipeline
+    from motif_lite import preflight as checks
     from motif_lite.errors import MotifLiteError
 
     calls = []
-    preflight = pipeline.preflight
+    preflight = checks.preflight
 
     def checked(*args, **kwargs):
         found = preflight(*args, **kwargs)
@@ -223,8 +223,8 @@ def test_plans_from_the_sources_preflight_found(checkpoint, tmp_path, capsys, mo
         calls.append(("plan", (model, kwargs["device"])))
         raise MotifLiteError("stop here")
 
-    monkeypatch.setattr(pipeline, "preflight", checked)
-    monkeypatch.setattr(pipeline, "plan_generation", plan)
+    monkeypatch.setattr(checks, "preflight", checked)
+    monkeypatch.setattr(checks, "plan_generation", plan)
     flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--vram", "4"]
     assert cli.main(["serve", "-m", str(checkpoint), *flags]) == cli.EXIT_USER_ERROR
     assert "error: stop here" in capsys.readouterr().err
@@ -252,6 +252,7 @@ def test_missing_lora_is_a_one_line_error(checkpoint, tmp_path, capsys):
 def test_speed_and_memory_flags_reach_the_plan_and_the_loaded_model(checkpoint, tmp_path, capsys, monkeypatch):
     # The model's load-time settings are run's flags, with run's meanings, applied once for every job.
     from motif_lite import pipeline
+    from motif_lite import preflight as checks
     from motif_lite.errors import MotifLiteError
 
     seen = {}
@@ -264,8 +265,8 @@ def test_speed_and_memory_flags_reach_the_plan_and_the_loaded_model(checkpoint, 
         seen["load"] = kwargs
         raise MotifLiteError("stop here")
 
-    pipeline_plan = pipeline.plan_generation
-    monkeypatch.setattr(pipeline, "plan_generation", plan)
+    pipeline_plan = checks.plan_generation
+    monkeypatch.setattr(checks, "plan_generation", plan)
     monkeypatch.setattr(pipeline, "load_pipeline", load)
     flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--ram", "64"]
     flags += ["--max-video", "64x64x9"]

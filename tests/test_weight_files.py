@@ -22,6 +22,7 @@ from test_cli import assert_user_error, run_args
 from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import cli, pipeline
+from motif_lite import preflight as checks
 from motif_lite.checkpoint import download_patterns, locate_sources, required_files
 from motif_lite.checkup import check_setup
 from motif_lite.cli.run_flags import weight_files
@@ -366,7 +367,7 @@ def test_serve_takes_your_files_and_says_so(checkpoints, tmp_path, capsys, monke
     def stop(*args, **kwargs):
         raise MotifLiteError("stop here")
 
-    monkeypatch.setattr(pipeline, "plan_generation", stop)  # after every check, before anything loads
+    monkeypatch.setattr(checks, "plan_generation", stop)  # after every check, before anything loads
     _, b, files = checkpoints
     flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--vram", "4"]
     assert cli.main(["serve", "-m", str(b), "--vae", str(files["vae"]), *flags]) == cli.EXIT_USER_ERROR

@@ -144,7 +144,7 @@ def _local_gguf(gguf: str, report: Checkup) -> Path | None:
 
 def _check_default_plan(report: Checkup, root: Path, gguf: Path | None, text_encoder_gguf: Path | None) -> None:
     """The memory plan of a default `motif-lite run` (official size and settings) on this machine."""
-    from motif_lite.pipeline import plan_generation
+    from motif_lite.preflight import plan_generation
     from motif_lite.request import GenerationRequest
 
     request = GenerationRequest("check")

@@ -355,7 +355,7 @@ def dry_run(
 
     from motif_lite.checkpoint import locate_sources
     from motif_lite.devices import parse_device
-    from motif_lite.pipeline import AT_HAND
+    from motif_lite.preflight import AT_HAND
     from motif_lite.settings import resolve_settings
     from motif_lite.sizes import model_sizes
 
@@ -368,7 +368,7 @@ def dry_run(
     if str(args.device) == "auto" and device.type == "cpu":
         _print_notes(["no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU"])
     if device.type == "cpu" or torch.cuda.is_available():  # the device is here: check the speed flags as a run would
-        from motif_lite.pipeline import check_kernels, check_strict_int8
+        from motif_lite.preflight import check_kernels, check_strict_int8
         from motif_lite.runtime.attention import check_backend_runs
         from motif_lite.runtime.compile import check_compile_possible
 
@@ -430,7 +430,8 @@ def _generate(
     resume: SavedLatents | None = None,
 ) -> int:
     from motif_lite.devices import dtype_note
-    from motif_lite.pipeline import load_pipeline, preflight
+    from motif_lite.pipeline import load_pipeline
+    from motif_lite.preflight import preflight
     from motif_lite.settings import resolve_settings
 
     request = requests[0]  # the videos differ in seed and file only
@@ -534,7 +535,7 @@ def _plan(
     of one rank, which never batches the guidance branches (they run one call each, on their own ranks with cfg 2):
     one row per forward. Only the main rank loads the text encoder (`text_encoder`); the plans printed before a
     run are the main rank's."""
-    from motif_lite.pipeline import plan_generation
+    from motif_lite.preflight import plan_generation
 
     return plan_generation(
         request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
@@ -589,7 +590,7 @@ def _print_notes(notes, say: Callable = print) -> None:
 def _layout(args: argparse.Namespace, request: GenerationRequest, world: int) -> ParallelLayout:
     """How `world` ranks split the work; a layout that cannot work is an error before anything loads."""
     from motif_lite.checkpoint import locate_sources
-    from motif_lite.pipeline import AT_HAND
+    from motif_lite.preflight import AT_HAND
     from motif_lite.runtime.parallel import ParallelError, choose_layout
     from motif_lite.sampling import needs_uncond
     from motif_lite.settings import resolve_guidance
@@ -635,7 +636,7 @@ def _plan_before_launch(args: argparse.Namespace, request: GenerationRequest, la
     would count built-in sizes, and the ranks plan with the files they download."""
     from motif_lite.checkpoint import locate_sources
     from motif_lite.devices import torch_dtype
-    from motif_lite.pipeline import AT_HAND
+    from motif_lite.preflight import AT_HAND
 
     sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
     if sources.root is None or (args.gguf is not None and sources.gguf is None):

@@ -169,7 +169,8 @@ def _serve(
     loras: list[tuple[Path, float]],
 ):
     from motif_lite.devices import dtype_note, torch_dtype
-    from motif_lite.pipeline import load_pipeline, plan_generation, preflight
+    from motif_lite.pipeline import load_pipeline
+    from motif_lite.preflight import plan_generation, preflight
     from motif_lite.request import GenerationRequest
     from motif_lite.server.app import MiB, ServerConfig
     from motif_lite.server.runner import VideoServer, served_model_name

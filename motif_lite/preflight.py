@@ -1,0 +1,203 @@
+"""What a run checks and plans before any weights load: the device, the kernel backend and the checkpoint's files
+(`preflight`), the speed settings, the LoRA files' headers, and the memory plan (`plan_generation`). Each raises a
+`MotifLiteError` that says what to change, so a mistake ends a run in seconds, not after loading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from motif_lite.checkpoint import ModelSources, locate_sources
+from motif_lite.devices import checked_dtype, parse_device, resolve_device
+from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
+from motif_lite.io.hub import MOTIF_REPO, MissingFilesError
+from motif_lite.request import GenerationRequest
+from motif_lite.runtime.attention import AttentionBackend
+from motif_lite.runtime.attention import attention_backend as attention_backend_for
+from motif_lite.runtime.compile import CompileConfig, check_compile_possible
+from motif_lite.runtime.generation_sizes import video_tokens
+from motif_lite.runtime.kernels import KernelBackendError, attention_workspace_bytes, use_triton
+from motif_lite.runtime.parallel import Parallel
+from motif_lite.runtime.planner import Plan, default_budget, plan_memory, positive_budget
+from motif_lite.runtime.step_cache import StepCacheConfig
+from motif_lite.sampling import needs_uncond
+from motif_lite.settings import resolve_settings
+from motif_lite.sizes import model_sizes
+from motif_lite.weights.gguf_loader import meta_gguf_transformer
+from motif_lite.weights.loader import meta_transformer
+from motif_lite.weights.lora import LoRAFile, LoRASpec, linear_shapes, read_loras
+
+# `locate_sources` for plans: what is on disk or in the cache, never a download, never an error for absent weights.
+AT_HAND = {"download": False, "require_weights": False}
+
+
+def preflight(
+    model: str | Path | ModelSources = MOTIF_REPO,
+    gguf: str | Path | None = None,
+    device: str | torch.device = "auto",
+    kernels: str = "auto",
+    text_encoder_gguf: str | Path | None = None,
+    *,
+    weights: Mapping[str, str | Path] | None = None,
+) -> tuple[ModelSources, torch.device]:
+    """Every check a run can make before reading weights: the device, the kernel backend, the checkpoint and GGUF
+    files (found, fetched if missing, headers and architecture read, every transformer tensor against the config,
+    a text encoder GGUF's config and tensors against the checkpoint's text encoder config). `weights`: weight files
+    of the user's that replace the checkpoint's for some components (`locate_sources`).
+
+    Raises one `MotifLiteError` listing every problem (a `MissingFilesError`, with the download commands, when files
+    are missing; the problem's own error, e.g. a `DeviceError`, when there is one; else a `CheckpointError`); returns
+    what was found and the device.
+    """
+    problems: list[MotifLiteError] = []
+    target = None
+    try:
+        target = resolve_device(device)
+        check_kernels(kernels, target)
+    except MotifLiteError as exc:
+        problems.append(exc)
+    try:
+        if isinstance(model, ModelSources):
+            sources = model
+        else:
+            sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights)
+    except MissingFilesError as exc:
+        exc.problems[:0] = [str(problem) for problem in problems]
+        raise
+    except MotifLiteError as exc:
+        problems.append(exc)
+    if len(problems) == 1:  # its own type, so that `except DeviceError` catches a device problem
+        raise problems[0]
+    if problems:
+        raise CheckpointError("\n".join(str(problem) for problem in problems))
+    return sources, target
+
+
+def check_kernels(kernels: str, device: torch.device) -> None:
+    """Raise `KernelBackendError` when the backend cannot run on `device` (e.g. triton without CUDA)."""
+    if kernels == "triton" and device.type != "cuda":
+        raise KernelBackendError(f"--kernels triton needs a CUDA device, but the device is {device}; use auto or torch")
+    if kernels != "auto":
+        use_triton(kernels)  # an unknown backend, or triton that cannot be imported
+
+
+def check_strict_int8(attention: str, kernels: str, device: torch.device) -> None:
+    """Raise `KernelBackendError` before loading when `--attention int8` with `--kernels triton` (no fallback) meets
+    a GPU without INT8 tensor cores: the kernel would fail at the first step. (`auto` falls back to exact attention
+    with a warning instead.)"""
+    if attention != "int8" or kernels != "triton" or device.type != "cuda":
+        return
+    from motif_lite.kernels.int8_scheme import MIN_CAPABILITY
+
+    capability = torch.cuda.get_device_capability(device)
+    if capability < MIN_CAPABILITY:
+        raise KernelBackendError(
+            f"--attention int8 needs INT8 tensor cores (compute capability 8.0, Ampere, and later), but "
+            f"{torch.cuda.get_device_name(device)} is {capability[0]}.{capability[1]}, and --kernels triton never "
+            "falls back: use --attention exact, or --kernels auto (exact attention there, with a warning)"
+        )
+
+
+def check_speed(
+    target: torch.device,
+    kernels: str,
+    compile: bool | CompileConfig,
+    attention_backend: str,
+    step_cache: float | StepCacheConfig | None,
+    parallel: Parallel | None = None,
+    dtype: torch.dtype | None = None,
+) -> tuple[StepCacheConfig | None, AttentionBackend]:
+    """`load_pipeline`'s speed settings, checked before any weights load: the step cache, the attention backend (a
+    fixed kernel in the run's `dtype`: FlashAttention has none for float32)."""
+    # A threshold of any other type goes to StepCacheConfig too, whose check names it (a str would fail mid-run).
+    cache_config = (
+        step_cache if step_cache is None or isinstance(step_cache, StepCacheConfig) else StepCacheConfig(step_cache)
+    )
+    if cache_config is not None and parallel is not None:
+        raise ConfigError("a step cache is not supported in a parallel run (--gpus / torchrun) yet")
+    attention = attention_backend_for(attention_backend, target, use_triton(kernels), dtype, strict=kernels == "triton")
+    if compile:
+        check_compile_possible(target)
+    return cache_config, attention
+
+
+def check_loras(specs: list[LoRASpec], sources: ModelSources) -> list[LoRAFile]:
+    """Read the LoRA files and check them against the transformer's layers, from file headers only."""
+    if not specs:
+        return []
+    if sources.gguf is not None:
+        model = meta_gguf_transformer(sources.gguf, sources.transformer.value)
+    else:
+        model = meta_transformer(sources.root)
+    targets = linear_shapes(model)
+    return read_loras(specs, targets)
+
+
+def plan_generation(
+    request: GenerationRequest,
+    model: str | Path | ModelSources = MOTIF_REPO,
+    gguf: str | Path | None = None,
+    dtype: torch.dtype | str = torch.bfloat16,
+    device: str | torch.device = "auto",
+    vram_gib: float | None = None,
+    kernels: str = "auto",
+    attention: str = "exact",
+    *,
+    sequence_parallel: int = 1,
+    batch_guidance: bool | None = None,
+    step_cache: bool = False,
+    ram_gib: float | None = None,
+    text_encoder_dtype: torch.dtype | str | None = None,
+    text_encoder_gguf: str | Path | None = None,
+    weights: Mapping[str, str | Path] | None = None,
+    text_encoder: bool = True,
+) -> Plan:
+    """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
+
+    `model` / `gguf` are looked up on disk and in the Hugging Face cache only (or given as `ModelSources`); what is
+    not at hand is planned from the official architecture (`model_sizes` says where each size came from). The
+    device need not exist here: `device="cuda"` plans for a CUDA GPU with the CUDA kernels on any machine. The
+    budget is `vram_gib`, else the device's free memory (no limit on the CPU, or for a GPU this machine lacks).
+    Raises a `MotifLiteError` naming the smallest possible peak when nothing fits. `sequence_parallel`: plan
+    for one of that many ranks sharing the video tokens (runtime/parallel.py). With guidance, each memory plan
+    is tried with both guidance predictions in one batch-2 forward first (on CUDA, or with `batch_guidance=True`);
+    `step_cache`: reserve the step cache's tensors; `text_encoder_gguf`: a quantized text encoder file (its packed
+    bytes are what the host and device estimates count). The host budget is `ram_gib` (None: no limit; page-locked
+    block homes are then used only if they fit the memory available now); `text_encoder_dtype`: the dtype the
+    text encoder is loaded in (default: `devices.text_encoder_dtype`); `weights`: the user's own weight files
+    (`locate_sources`); `text_encoder=False`: a process that never loads the text encoder (the ranks of a parallel
+    run other than the main one), planned without it.
+    """
+    for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
+        if gib is not None and not positive_budget(gib):
+            raise ConfigError(f"--{name} must be a positive number of GiB, got {gib!r}")
+    dtype = checked_dtype(dtype)
+    if text_encoder_dtype is not None:
+        text_encoder_dtype = checked_dtype(text_encoder_dtype, "text_encoder_dtype")
+    if isinstance(model, ModelSources):
+        sources = model
+    else:
+        sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, **AT_HAND)
+    target = parse_device(device)
+    here = target.type == "cuda" and torch.cuda.is_available()
+    budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target) if here else None
+    sizes = model_sizes(sources, dtype, text_encoder_dtype)
+    fused_norms = target.type == "cuda" and (use_triton(kernels) if here else kernels != "torch")
+    config = sources.transformer.value
+    tokens = video_tokens(request.width, request.height, request.frames, config, sizes.vae_config)
+    guided = needs_uncond(resolve_settings(request, sources.configs, sources.transformer).guidance.value)
+    # A parallel run computes the two guidance predictions in separate calls (on separate ranks when it can).
+    wanted = batch_guidance if batch_guidance is not None else target.type == "cuda"  # see _install_speed
+    batched = guided and wanted and sequence_parallel == 1
+    return plan_memory(
+        request.width, request.height, request.frames, config, sizes.transformer_bytes,
+        sizes.text_encoder_bytes if text_encoder else 0, sizes.vae_config, budget, cfg_batch=2 if batched else 1,
+        device=str(target), vae_dtype=dtype,
+        fused_norms=fused_norms, step_cache=step_cache, sequence_parallel=sequence_parallel,
+        attention_workspace_bytes=attention_workspace_bytes(attention, config, tokens, 2 if batched else 1),
+        image=request.image is not None and request.latent_frames > 1,  # the first frame goes through the VAE
+        ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30), activation_dtype=dtype,
+    )  # fmt: skip
