@@ -94,7 +94,7 @@ def distinct_tensors(values: Iterable) -> list[torch.Tensor]:
 def same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Two views of the same elements (copy_ returns early for them on the GPU: no kernel)."""
     return (
-        a.untyped_storage()._cdata == b.untyped_storage()._cdata
+        a.untyped_storage()._cdata == b.untyped_storage()._cdata  # one StorageImpl (meta storages have no address)
         and a.storage_offset() == b.storage_offset()
         and a.shape == b.shape
         and a.stride() == b.stride()
@@ -278,8 +278,9 @@ def ms(nbytes: int, tb_s: float) -> float:
 
 
 def summary(counter: TrafficCounter, top: int = 10, achieved: float = ACHIEVED_TB_S) -> dict:
-    """Per kind (GB, ms at peak and at `achieved` TB/s, kernels), the neither-attention-nor-matmul total, its
-    launch-bound floor, and the `top` call sites by bytes among those kinds."""
+    """Per kind (GB, ms at peak and at `achieved` TB/s, kernels), the neither-attention-nor-matmul total (also with
+    the fused norms at their MEASURED_TB_S rates), the host time of launching every kernel at LAUNCH_US each, and
+    the `top` call sites by bytes among those kinds."""
     kinds = counter.by_kind()
 
     def row(traffic: Traffic) -> dict:
