@@ -8,6 +8,7 @@
 # SIGINT at its share, and the report keeps every row measured until then):
 #   core      the GPU suite's own file and the 8-bit runtime (tests/test_cuda.py: the transformer
 #             with Triton ops, every kernel compiled, streaming, the planner's peaks; no fallback)  60-200 s
+#   norms     the two norm kernels against torch (rms_norm_rope rewritten 2026-12-01, untimed)   20-60 s
 #   int8      8-bit attention vs SDPA and sageattention, and the 720p forwards                   60-150 s
 #   speed480  s/step at 832x480x49: diffusers, ours, with int8 attention, compiled (3 steps)     90-190 s
 #   profile   where one 480p step's time goes: kernel time by kind, TFLOP/s, idle time           45-100 s
@@ -28,7 +29,7 @@ OUT="${1:-gpu-slot}"
 BUDGET="${2:-540}"
 shift $(( $# < 2 ? $# : 2 ))
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(core int8 speed480 profile suite speed720)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(core norms int8 speed480 profile suite speed720)
 mkdir -p "$OUT"
 START=$(date +%s)
 STATUS=0
@@ -61,6 +62,7 @@ step() {
 
 CORE=(tests/test_cuda.py tests/test_attention_int8_runtime.py)
 step core 60 200 -- "${CORE[@]}" -m "cuda and not slow"
+step norms 20 60 -- bench/bench_kernels.py -m cuda -k "norm" -s --bench-report "$OUT/norms"
 step int8 60 150 -- bench/bench_attention_int8.py -m cuda -s --bench-report "$OUT/int8"
 step speed480 90 190 MOTIF_BENCH_SIZES=832x480x49 MOTIF_BENCH_STEPS=3 MOTIF_BENCH_ROWS=diffusers,ours,ours-int8,ours-compile \
     -- bench/bench_speed.py -m cuda -s --bench-report "$OUT/speed480"

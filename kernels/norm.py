@@ -60,40 +60,41 @@ def layer_norm_modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tenso
 
 @triton.jit
 def _rms_norm_rope_kernel(
-    x_ptr, w_ptr, cos_ptr, sin_ptr, y_ptr, R, H, L, N, D, eps,
+    x_ptr, w_ptr, cos_ptr, sin_ptr, y_ptr, H, L, N, D, eps,
     stride_b, stride_h, stride_l, stride_d,
     HAS_WEIGHT: tl.constexpr, HAS_ROPE: tl.constexpr,
-    BLOCK_ROWS: tl.constexpr, BLOCK_HALF: tl.constexpr,
+    BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
-    # Rows are the flattened (b, h, l) index; each row's D values are handled as D/2 interleaved pairs.
-    rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
-    pair = tl.arange(0, BLOCK_HALF)
-    b, h, l = rows // (H * L), (rows // L) % H, rows % L
-    row_mask = rows < R
-    mask = row_mask[:, None] & (pair[None, :] < D // 2)
-    base = b.to(tl.int64) * stride_b + h.to(tl.int64) * stride_h + l.to(tl.int64) * stride_l
-    even_ptr = x_ptr + base[:, None] + (2 * pair[None, :]) * stride_d
-    xe = tl.load(even_ptr, mask=mask, other=0.0).to(tl.float32)  # [ROWS, HALF]
-    xo = tl.load(even_ptr + stride_d, mask=mask, other=0.0).to(tl.float32)
-    inv = tl.rsqrt((tl.sum(xe * xe, axis=1) + tl.sum(xo * xo, axis=1)) / D + eps)[:, None]
-    xe, xo = xe * inv, xo * inv
+    # One program: BLOCK_ROWS tokens of one head. Programs go in (b, token block, head) order, the head fastest, so
+    # the H programs of a token block run side by side: together they read the tokens' contiguous H*D values of
+    # the model's [B, L, H*D] projections, and the block's cos/sin rows (float32, the same for every head) come
+    # from DRAM once and from L2 for the other heads. Each row is loaded and stored whole (contiguous, coalesced);
+    # RoPE's interleaved pairs are split and joined in registers.
+    pid = tl.program_id(0)
+    blocks = tl.cdiv(L, BLOCK_ROWS)
+    h = pid % H
+    b = pid // (H * blocks)
+    tokens = (pid // H) % blocks * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    d = tl.arange(0, BLOCK_D)
+    mask = (tokens < L)[:, None] & (d < D)[None, :]
+    row = b.to(tl.int64) * stride_b + h.to(tl.int64) * stride_h + tokens.to(tl.int64) * stride_l
+    x = tl.load(x_ptr + row[:, None] + d[None, :] * stride_d, mask=mask, other=0.0).to(tl.float32)  # [ROWS, D]
+    x = x * tl.rsqrt(tl.sum(x * x, axis=1) / D + eps)[:, None]
     if HAS_WEIGHT:
-        xe *= tl.load(w_ptr + 2 * pair, mask=pair < D // 2, other=0.0).to(tl.float32)[None, :]
-        xo *= tl.load(w_ptr + 2 * pair + 1, mask=pair < D // 2, other=0.0).to(tl.float32)[None, :]
+        x *= tl.load(w_ptr + d, mask=d < D, other=0.0).to(tl.float32)[None, :]
     # The reference rounds the normed values to x.dtype before rotating; do the same.
-    xe = xe.to(y_ptr.dtype.element_ty).to(tl.float32)
-    xo = xo.to(y_ptr.dtype.element_ty).to(tl.float32)
+    x = x.to(y_ptr.dtype.element_ty).to(tl.float32)
     if HAS_ROPE:
-        rope = mask & (l < N)[:, None]  # only the first N tokens are rotated
-        cs = l[:, None] * D + 2 * pair[None, :]
-        ce = tl.load(cos_ptr + cs, mask=rope, other=1.0)
-        co = tl.load(cos_ptr + cs + 1, mask=rope, other=1.0)
-        se = tl.load(sin_ptr + cs, mask=rope, other=0.0)
-        so = tl.load(sin_ptr + cs + 1, mask=rope, other=0.0)
-        xe, xo = xe * ce - xo * se, xo * co + xe * so
-    out = y_ptr + rows[:, None].to(tl.int64) * D + 2 * pair[None, :]
-    tl.store(out, xe.to(y_ptr.dtype.element_ty), mask=mask)
-    tl.store(out + 1, xo.to(y_ptr.dtype.element_ty), mask=mask)
+        rope = mask & (tokens < N)[:, None]  # only the first N tokens are rotated
+        table = tokens[:, None] * D + d[None, :]
+        cos = tl.load(cos_ptr + table, mask=rope, other=1.0)
+        sin = tl.load(sin_ptr + table, mask=rope, other=0.0)
+        even, odd = tl.split(tl.reshape(x, [BLOCK_ROWS, BLOCK_D // 2, 2]))
+        rotated = tl.reshape(tl.join(-odd, even), [BLOCK_ROWS, BLOCK_D])  # pairs (x0, x1) -> (-x1, x0)
+        x = x * cos + rotated * sin
+    # y: [B, H, L, D] contiguous
+    out = ((b * H + h).to(tl.int64) * L + tokens.to(tl.int64)) * D
+    tl.store(y_ptr + out[:, None] + d[None, :], x.to(y_ptr.dtype.element_ty), mask=mask)
 
 
 def _check_rope(x: torch.Tensor, cos: torch.Tensor | None, sin: torch.Tensor | None) -> None:
@@ -123,17 +124,17 @@ def rms_norm_rope(
     bsz, heads, length, dim = x.shape
     eps = torch.finfo(x.dtype).eps if eps is None else eps
     y = torch.empty(bsz, heads, length, dim, device=x.device, dtype=x.dtype)
-    rows = bsz * heads * length
-    if rows == 0:
+    if y.numel() == 0:
         return y
     has_rope = cos is not None
     cos = cos.float().contiguous() if has_rope else y
     sin = sin.float().contiguous() if has_rope else y
     block_rows = 16
-    _rms_norm_rope_kernel[(triton.cdiv(rows, block_rows),)](
+    grid = (bsz * triton.cdiv(length, block_rows) * heads,)  # (b, token block, head), the head fastest
+    _rms_norm_rope_kernel[grid](
         x, weight.contiguous() if weight is not None else y, cos, sin, y,
-        rows, heads, length, cos.shape[0] if has_rope else 0, dim, eps, *x.stride(),
+        heads, length, cos.shape[0] if has_rope else 0, dim, eps, *x.stride(),
         HAS_WEIGHT=weight is not None, HAS_ROPE=has_rope,
-        BLOCK_ROWS=block_rows, BLOCK_HALF=triton.next_power_of_2(dim // 2), **FUSED_FP,
+        BLOCK_ROWS=block_rows, BLOCK_D=triton.next_power_of_2(dim), **FUSED_FP,
     )  # fmt: skip
     return y
