@@ -169,3 +169,13 @@ def test_tensor_bytes_of_views() -> None:
     x = torch.empty(4, 6, dtype=torch.bfloat16)
     assert tensor_bytes(x[:, :3]) == 12 * B2 and tensor_bytes(x[0].expand(5, 6)) == 6 * B2
     assert tensor_bytes(x[:0]) == 0
+
+
+def test_the_host_time_model_has_the_official_blocks_and_runs():
+    from traffic import host_seconds, narrow_config
+
+    narrow, official = narrow_config(), TransformerConfig()
+    blocks = ("num_layers", "num_single_layers", "num_decoder_layers", "attention_head_dim", "rope_axes_dim")
+    assert all(getattr(narrow, name) == getattr(official, name) for name in blocks)
+    seconds = host_seconds("fused", batch=2, repeats=1, text_mask=True)
+    assert len(seconds) == 1 and seconds[0] > 0

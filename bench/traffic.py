@@ -3,6 +3,7 @@
     python bench/traffic.py 832x480x49                  # both variants: kinds, top call sites, predicted ms
     python bench/traffic.py 1280x736x121 --variant fused --top 20
     python bench/traffic.py 832x480x49 --json           # one JSON line per variant
+    python bench/traffic.py --host                      # the host's time to issue one forward (CPU, ~10 s)
     pytest bench/test_traffic.py                        # the counter against hand-computed bytes (CPU, seconds)
 
 A model, not a measurement (the GPU check is bench/bench_profile.py). The model's own code runs on the `meta`
@@ -35,7 +36,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -270,6 +273,50 @@ def forward_traffic(
     return counter
 
 
+# --------------------------------------------------------------------------------------------- host time
+
+
+def narrow_config() -> TransformerConfig:
+    """The official blocks (12 dual-stream, 16 single-stream, 8 decoder) at one head of 128 and a small text width:
+    a forward issues the same ops as the 2B model's, with next to no arithmetic."""
+    return TransformerConfig(num_attention_heads=1, text_embed_dim=64, image_embed_dim=None)
+
+
+def host_seconds(variant: str, batch: int = 2, repeats: int = 5, text_mask: bool = False) -> list[float]:
+    """Wall seconds of `repeats` forwards (after one warm-up) of `narrow_config` over 12 video and 16 text tokens on
+    the CPU, one thread, bf16: what issuing one forward's ops costs the host, the Python and the dispatcher's share
+    of a GPU forward (CUDA adds its own per-launch cost). "fused": the two norm seams return an empty output, as a
+    Triton launch returns at once; `text_mask`: one row's text half padded (batched guidance's masked attention)."""
+    from motif_lite.weights.loader import build_model
+
+    torch.set_num_threads(1)
+    config = narrow_config()
+    model = build_model(config).to_empty(device="cpu").to(torch.bfloat16).eval()
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, std=0.02)  # finite values: the arithmetic is real, only tiny
+    if variant == "fused":
+        model.ops = Ops(
+            attention=TORCH_OPS.attention,
+            decoder_attention=TORCH_OPS.decoder_attention,
+            layer_norm_modulate=lambda x, shift, scale, eps=1e-6: torch.empty_like(x),
+            rms_norm_rope=lambda x, weight, eps, cos=None, sin=None: torch.empty(x.shape, dtype=x.dtype),
+        )
+    latents = torch.randn(batch, config.in_channels, 3, 4, 4, dtype=torch.bfloat16)  # 3 x 2 x 2 = 12 video tokens
+    text = torch.randn(batch, 16, config.text_embed_dim, dtype=torch.bfloat16)
+    mask = None
+    if text_mask:
+        mask = torch.ones(batch, 16, dtype=torch.bool)
+        mask[-1, 8:] = False
+    timestep = torch.full((batch,), 500.0)
+    seconds = []
+    with torch.no_grad():
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            model(latents, timestep, text, text_mask=mask)
+            seconds.append(time.perf_counter() - start)
+    return seconds[1:]
+
+
 # ------------------------------------------------------------------------------------------------ report
 
 
@@ -340,14 +387,27 @@ def print_table(title: str, result: dict, achieved: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="bytes moved by one transformer forward, by kind and call site")
-    parser.add_argument("size", help="WxHxF, e.g. 832x480x49")
+    parser.add_argument("size", nargs="?", help="WxHxF, e.g. 832x480x49 (not with --host)")
     parser.add_argument("--variant", choices=("torch", "fused", "both"), default="both")
     parser.add_argument("--text", type=int, default=TEXT_TOKENS, help="text tokens (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--top", type=int, default=12, help="call sites listed (default: %(default)s)")
     parser.add_argument("--bandwidth", type=float, default=ACHIEVED_TB_S, help="achieved TB/s (%(default)s)")
     parser.add_argument("--json", action="store_true", help="one JSON line per variant instead of tables")
+    parser.add_argument(
+        "--host", action="store_true", help="instead: the host's time to issue one forward (narrow model, CPU)"
+    )
     args = parser.parse_args()
+    if args.host:
+        for variant in ("torch", "fused") if args.variant == "both" else (args.variant,):
+            for masked in (False, True):
+                times = host_seconds(variant, max(args.batch, 2), text_mask=masked)
+                each = ", ".join(f"{t * 1e3:.1f}" for t in times)
+                what = f"{variant}, masked text" if masked else variant
+                print(f"host, {what}: median {statistics.median(times) * 1e3:.1f} ms per forward ({each})")
+        return
+    if args.size is None:
+        parser.error("give a size WxHxF, e.g. 832x480x49 (or --host)")
     size = tuple(int(v) for v in args.size.split("x"))
     for variant in ("torch", "fused") if args.variant == "both" else (args.variant,):
         counter = forward_traffic(size, variant, text_tokens=args.text, batch=args.batch)
