@@ -44,6 +44,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from motif_lite import cli
 from motif_lite.cli import run as run_command
 from motif_lite.cli import unknown_flags
@@ -1102,6 +1104,8 @@ def sdk_request(sdk_method: str, call: ast.Call) -> HttpRequest:
 
 
 def test_server_examples_use_routes_fields_and_values_the_server_has(tmp_path):
+    pytest.importorskip("fastapi")  # the server extra, as tests/test_server.py
+    pytest.importorskip("openai")
     from openai.resources.videos import Videos
 
     problems = []
@@ -1124,6 +1128,7 @@ def test_server_examples_use_routes_fields_and_values_the_server_has(tmp_path):
 def test_server_route_and_field_tables_match_the_server():
     """docs/server.md's route table names routes the API has; its create-field table names fields `parse_create`
     takes, each with the `run` flag that sets the same request field."""
+    pytest.importorskip("fastapi")
     from motif_lite.server.schema import MOTIF_FIELDS
 
     doc = next(doc for doc in ALL_DOCS if doc.name == "docs/server.md")
