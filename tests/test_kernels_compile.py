@@ -10,6 +10,8 @@ import re
 
 import pytest
 from cubins import compile_or_skip
+from gguf import GGML_QUANT_SIZES
+from gguf import GGMLQuantizationType as Q
 
 from motif_lite.kernels import attention, dequant_matmul, norm
 
@@ -17,6 +19,11 @@ from motif_lite.kernels import attention, dequant_matmul, norm
 def compile_for_h100(kernel, pointers: dict[str, str], constexprs: dict[str, object], **options: object) -> dict:
     """Compiled for sm_90 with 4 warps, the other options (e.g. enable_fp_fusion) as given. -> the `asm`."""
     return compile_or_skip(kernel, 90, pointers, constexprs, **{"num_warps": 4, **options})
+
+
+def global_accesses(ptx: str) -> list[str]:
+    """Every global load and store instruction of `ptx` (per thread), e.g. "ld.global.v4.b32"."""
+    return re.findall(r"\b(?:ld|st)\.global\.[\w.]+", ptx)
 
 
 @pytest.mark.parametrize("block_mask", [False, True], ids=["dense", "block-sparse"])
@@ -48,12 +55,58 @@ def test_dequantize_compiles_without_fma(qtype) -> None:
         assert "fma." not in asm["ptx"]
 
 
+# How `dequantize` reads each type's quant bits at K = 1536 (loads per thread per 4096-value tile). Q4_K / Q5_K
+# blocks (144 / 176 bytes) keep the nibbles 16-byte aligned: 16-byte vectors (each byte read twice, once per
+# nibble). Q8_0 / Q4_0 blocks are 34 / 18 bytes, so their quants are only 2-byte aligned: read in pairs, the widest
+# a direct load allows. Q6_K (210-byte blocks at a 1260-byte row stride, no multiple of 16, so the compiler knows
+# no alignment) is read byte by byte: not listed.
+DEQUANTIZE_QUANT_LOADS = {
+    Q.Q8_0: ("ld.global.b16", 16),
+    Q.Q4_0: ("ld.global.b16", 16),
+    Q.Q4_K: ("ld.global.v4.b32", 2),
+    Q.Q5_K: ("ld.global.v4.b32", 2),
+}
+
+
+@pytest.mark.parametrize("qtype", dequant_matmul.SUPPORTED_QTYPES, ids=lambda q: q.name)
+def test_dequantize_writes_whole_rows(qtype) -> None:
+    """Specialized as a call for one of Motif's K = 1536 weights specializes it (to_q .. to_out, the MLP's first
+    layer), the bf16 output (2 of the 2.56-3.06 bytes moved per weight value) is written in 16-byte vectors, 4 per
+    thread (32 values), and the quant bits are read as `DEQUANTIZE_QUANT_LOADS` says."""
+    n = k = 1536
+    block_n, block_k = dequant_matmul._dequantize_blocks(k)
+    block_size, type_size = GGML_QUANT_SIZES[qtype]
+    ints = dict(N=n, num_pid_k=k // block_k, stride_wn=k // block_size * type_size, stride_on=k)
+    constexprs = dict(QTYPE=int(qtype), BLOCK_N=block_n, BLOCK_K=block_k, BF16_BY_BITS=False)
+    pointers = dict(w_ptr="*u8", out_ptr="*bf16")
+    kernel = dequant_matmul._dequantize_kernel
+    ptx = compile_or_skip(kernel, 90, pointers, constexprs, ints, **dequant_matmul.DEQUANTIZE_OPTIONS)["ptx"]
+    accesses = global_accesses(ptx)
+    assert [access for access in accesses if access.startswith("st.")] == ["st.global.v4.b32"] * 4, accesses
+    if qtype in DEQUANTIZE_QUANT_LOADS:
+        load, count = DEQUANTIZE_QUANT_LOADS[qtype]
+        assert accesses.count(load) == count, accesses
+
+
 def test_norm_kernels_compile() -> None:
     pointers = dict(x_ptr="*bf16", shift_ptr="*bf16", scale_ptr="*bf16", y_ptr="*bf16", eps="fp32")
     compile_for_h100(norm._layer_norm_modulate_kernel, pointers, dict(BLOCK_C=2048))
     pointers = dict(x_ptr="*bf16", w_ptr="*bf16", cos_ptr="*fp32", sin_ptr="*fp32", y_ptr="*bf16", eps="fp32")
     constexprs = dict(HAS_WEIGHT=True, HAS_ROPE=True, BLOCK_ROWS=16, BLOCK_D=128)
     compile_for_h100(norm._rms_norm_rope_kernel, pointers, constexprs)
+
+
+def test_layer_norm_modulate_reads_and_writes_whole_rows() -> None:
+    """Specialized as the model calls it (x: the [B, L, 1536] token stream, unit channel stride; shift and scale:
+    chunks of the [B, 6 x 1536] AdaLN output), x, shift, scale and the output are each one 16-byte vector per
+    thread (8 channels; 8 warps over the 2048-wide tile): no other global access."""
+    pointers = dict(x_ptr="*bf16", shift_ptr="*bf16", scale_ptr="*bf16", y_ptr="*bf16", eps="fp32")
+    tokens, channels = 20_280, 1536  # 832x480x49
+    ints = dict(L=tokens, C=channels, stride_xb=tokens * channels, stride_xl=channels, stride_xc=1,
+                stride_shift=6 * channels, stride_scale=6 * channels)  # fmt: skip
+    kernel = norm._layer_norm_modulate_kernel
+    ptx = compile_or_skip(kernel, 90, pointers, dict(BLOCK_C=2048), ints, num_warps=8)["ptx"]
+    assert sorted(global_accesses(ptx)) == ["ld.global.v4.b32"] * 3 + ["st.global.v4.b32"], global_accesses(ptx)
 
 
 def test_rms_norm_rope_reads_and_writes_whole_rows() -> None:
@@ -67,7 +120,7 @@ def test_rms_norm_rope_reads_and_writes_whole_rows() -> None:
     ints = dict(H=heads, L=tokens, N=tokens, D=dim, stride_b=tokens * heads * dim, stride_h=dim,
                 stride_l=heads * dim, stride_d=1)  # fmt: skip
     ptx = compile_or_skip(norm._rms_norm_rope_kernel, 90, pointers, constexprs, ints, num_warps=4)["ptx"]
-    accesses = re.findall(r"\b(?:ld|st)\.global\.[\w.]+", ptx)
+    accesses = global_accesses(ptx)
     vectors = [access for access in accesses if ".v4." in access]
     # x (2 per thread), cos and sin (4 each) and the output (2): 16-byte vectors; the norm weight may be scalar
     assert len(vectors) == 12 and set(accesses) - set(vectors) <= {"ld.global.b16"}, accesses

@@ -75,6 +75,64 @@ def test_prepass_kernels_compile(capability: int) -> None:
     assert re.search(r"cvt\.rn\.satfinite\.e4m3x2\.(f32|f16x2)", ptx)
 
 
+# The prepasses as the model calls them (int8_attention -> _quantize_kv), one group of 12 heads of 128: K is the
+# contiguous [B, H, L, D] output of rms_norm_rope, V the [B, L, H*D] projection seen as [B, H, L, D] (one piece) or
+# a contiguous [B, H, L, D] buffer (gather_qkv). "decoder": the DDT decoder at 832x480x49, 2N = 40,560 keys, no key
+# mask; "joint": the joint attention, 20,280 video + 1,241 context tokens, the text padding masked.
+PREPASS_CALLS = {"decoder": (40_560, False, True), "joint": (21_521, True, False)}
+
+
+def _prepass_call(call: str, kernel) -> tuple[dict[str, int], bool]:
+    """-> (`kernel`'s integer arguments in the call `call`, which the JIT specializes, whether it has a key mask)."""
+    keys, key_mask, v_view = PREPASS_CALLS[call]
+    heads, dim = 12, 128
+    contiguous = dict(b=heads * keys * dim, h=keys * dim, n=dim, d=1)
+    view = dict(b=keys * heads * dim, h=dim, n=heads * dim, d=1) if v_view else contiguous
+    ints = dict(H=heads, L=keys, D=dim, LPAD=attention_int8.padded_keys(keys), skm_b=0)
+    ints |= {f"sk{axis}": stride for axis, stride in contiguous.items()}
+    ints |= {f"sv{axis}": stride for axis, stride in view.items()}
+    return {name: value for name, value in ints.items() if name in kernel.arg_names}, key_mask
+
+
+def _global_accesses(ptx: str) -> list[str]:
+    """Every global load and store instruction of `ptx` (per thread), e.g. "ld.global.v4.b32"."""
+    return re.findall(r"\b(?:ld|st)\.global\.[\w.]+", ptx)
+
+
+@pytest.mark.parametrize("call", PREPASS_CALLS)
+def test_kv_stats_reads_whole_rows(call: str) -> None:
+    """Specialized as the model calls it, every access to K and V is a 16-byte vector: each thread reads 8 of K
+    and 8 of V per 64-key step. The only scalar accesses are the key mask's bytes (1 byte per key against 512 of
+    K and V) and the 4 per-channel partials each program stores once (per 1,024 keys)."""
+    kernel = attention_int8._kv_stats_kernel
+    ints, key_mask = _prepass_call(call, kernel)
+    pointers = dict(k_ptr="*bf16", v_ptr="*bf16", kmask_ptr="*u8", stats_ptr="*fp32")
+    constexprs = dict(HAS_KEY_MASK=key_mask, SMOOTH=True, V_STATS=True, ROWS=1024, BLOCK_N=64, BLOCK_D=128)
+    ptx = compile_or_skip(kernel, 90, pointers, constexprs, ints, num_warps=4)["ptx"]
+    accesses = _global_accesses(ptx)
+    assert accesses.count("ld.global.v4.b32") == 16, accesses
+    assert set(accesses) <= {"ld.global.v4.b32", "ld.global.b8", "st.global.b32"}, accesses
+
+
+@pytest.mark.parametrize("call", PREPASS_CALLS)
+def test_quantize_kv_reads_and_writes_whole_rows(call: str) -> None:
+    """Specialized as the model calls it (FP8 P·V), K and V are read and INT8 K and e4m3 Vᵀ written in 16-byte
+    vectors: per 64-key program each thread reads 8 of K and 8 of V and writes 4 of K (16 channels each) and 4 of
+    Vᵀ (16 keys each: the tile is transposed on chip, and LPAD, a multiple of 64, keeps Vᵀ's rows aligned; with an
+    LPAD not known to be a multiple of 16 the Vᵀ stores are single bytes). Scalar: the key mask's bytes, the
+    per-channel means and scales (float32, 1.5 KB per program) and the one K scale per program."""
+    kernel = attention_int8._quantize_kv_kernel
+    ints, key_mask = _prepass_call(call, kernel)
+    pointers = dict(k_ptr="*bf16", v_ptr="*bf16", kmean_ptr="*fp32", vmean_ptr="*fp32", vinv_ptr="*fp32")
+    pointers.update(kmask_ptr="*u8", k8_ptr="*i8", kscale_ptr="*fp32", v8_ptr="*fp8e4nv")
+    constexprs = dict(HAS_KEY_MASK=key_mask, QUANT_V=True, BLOCK_N=64, BLOCK_D=128, INTERPRETED=False)
+    ptx = compile_or_skip(kernel, 90, pointers, constexprs, ints, num_warps=4)["ptx"]
+    accesses = _global_accesses(ptx)
+    assert accesses.count("ld.global.v4.b32") == 16 and accesses.count("st.global.v4.b32") == 8, accesses
+    scalar = {"ld.global.b8", "ld.global.b32", "st.global.b32"}
+    assert set(accesses) <= {"ld.global.v4.b32", "st.global.v4.b32"} | scalar, accesses
+
+
 @pytest.mark.parametrize("dim", [16, 64])
 def test_small_head_dims_compile(dim: int) -> None:
     """A head dim under 32 runs on 32-wide tiles: Triton refuses an 8-bit dot narrower than the MMA's K (seen on an
