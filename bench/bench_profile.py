@@ -9,9 +9,11 @@ A row of bench/bench_speed.py (the same model, random text features, official sa
 predictions per step) samples 3 steps; torch's profiler records the third (the first holds the attention trial,
 compilation and autotuning). Every kernel's device time goes to one kind by its name (`kind_of`): attention,
 matmul, norms and RoPE, elementwise, copies, other. Attention and matmul also get their FLOPs from the cost model
-(`runtime/cost.transformer_flop_parts`), hence their achieved TFLOP/s. "idle" is the step's wall time minus its
-kernels' time: launches and host work the GPU waits for (the profiler adds some of its own). What the step spends
-outside attention and matmuls is what compiling (`ours-compile`), fused kernels or CUDA graphs could cut.
+(`runtime/cost.transformer_flop_parts`), hence their achieved TFLOP/s; the memory-bound kinds get the bytes
+bench/traffic.py's model counts for the step, hence the bandwidth they reached. "idle" is the step's wall time
+minus its kernels' time: launches and host work the GPU waits for (the profiler adds some of its own). What the
+step spends outside attention and matmuls is what compiling (`ours-compile`), fused kernels or CUDA graphs could
+cut.
 
 On the CPU (the smoke run) there are no kernels: the table comes from the self time of torch's CPU ops, to prove
 the code runs; the figures mean nothing. The rows go to the session report as "Where a step's time goes (issue
@@ -89,6 +91,26 @@ def step_flops(run, guidance_batch: int):
     return TransformerFlops(sum(p.linear for p in parts), sum(p.attention for p in parts))
 
 
+MEMORY_BOUND = ("norms and RoPE", "copies", "elementwise", "other")  # kinds priced by bytes, not FLOPs
+
+
+def step_traffic(run, guidance_batch: int, size: tuple[int, int, int]) -> dict[str, int]:
+    """Bytes per memory-bound kind that bench/traffic.py's model counts for one step as it ran: the two predictions
+    as one batch-2 call (both prompts padded to the longer: two rows of it) or as two calls; each norm seam one
+    kernel where the row runs the Triton norms. With the profile's times, the bandwidth each kind reached."""
+    from traffic import forward_traffic
+
+    from motif_lite.model.ops import TORCH_OPS
+
+    variant = "torch" if run.model.ops.rms_norm_rope is TORCH_OPS.rms_norm_rope else "fused"
+    lengths = [max(PROMPT_TOKENS, NEGATIVE_TOKENS)] * 2 if guidance_batch == 2 else [PROMPT_TOKENS, NEGATIVE_TOKENS]
+    totals: Counter = Counter()
+    for text_tokens in lengths:
+        counter = forward_traffic(size, variant, config=run.model.config, text_tokens=text_tokens)
+        totals.update({kind: t.bytes for kind, t in counter.by_kind().items() if kind in MEMORY_BOUND})
+    return dict(totals)
+
+
 def profile_row(row: str, size: tuple[int, int, int]) -> dict:
     """Sample STEPS steps of `row`, the last under the profiler: seconds per kind, the step's FLOPs, top kernels."""
     from torch.profiler import ProfilerActivity, profile, schedule
@@ -116,20 +138,28 @@ def profile_row(row: str, size: tuple[int, int, int]) -> dict:
         kinds_s={kind: round(s, 5) for kind, s in kinds.most_common()},
         flops=dict(linear=flops.linear, attention=flops.attention),
         guidance_batch=record.guidance_batch,
+        traffic_bytes=step_traffic(run, record.guidance_batch, size),
         attention_backend=getattr(run.model.ops.attention, "describe", str)(),
         top=top,
     )
 
 
 def kind_rows(result: dict) -> list[dict]:
-    """The table's rows: each kind's ms and share of the step, TFLOP/s where the cost model counts its FLOPs, and
-    the idle time (the step's wall time not covered by kernels)."""
+    """The table's rows: each kind's ms and share of the step, TFLOP/s where the cost model counts its FLOPs, GB
+    and TB/s where the traffic model counts its bytes (the memory-bound kinds), and the idle time (the step's wall
+    time not covered by kernels)."""
     step = result["step_s"]
     flops = {"attention": result["flops"]["attention"], "matmul": result["flops"]["linear"]}
+    traffic = result.get("traffic_bytes", {})
     rows = []
     for kind, seconds in result["kinds_s"].items():
         tflops = float(f"{flops[kind] / seconds / 1e12:.3g}") if kind in flops and seconds > 0 else None
-        rows.append(dict(kind=kind, ms=round(seconds * 1e3, 2), share=round(seconds / step, 3), tflop_s=tflops))
+        row = dict(kind=kind, ms=round(seconds * 1e3, 2), share=round(seconds / step, 3), tflop_s=tflops)
+        if kind in traffic:
+            row.update(
+                gb=round(traffic[kind] / 1e9, 2), tb_s=round(traffic[kind] / seconds / 1e12, 2) if seconds else None
+            )
+        rows.append(row)
     idle = max(step - result["kernels_s"], 0.0)
     rows.append(dict(kind="idle (no kernel running)", ms=round(idle * 1e3, 2), share=round(idle / step, 3)))
     return rows
@@ -216,6 +246,30 @@ def test_kind_rows_share_tflops_and_idle() -> None:
     assert rows["idle (no kernel running)"]["ms"] == 200.0
     overlapping = kind_rows({**result, "kernels_s": 1.2})  # kernels on two streams can add up past the wall time
     assert overlapping[-1]["ms"] == 0.0
+    with_traffic = {row["kind"]: row for row in kind_rows({**result, "traffic_bytes": {"copies": 2.5e11}})}
+    assert with_traffic["copies"]["gb"] == 250.0 and with_traffic["copies"]["tb_s"] == 2.5  # 250 GB in 0.1 s
+    assert "gb" not in with_traffic["attention"]  # priced by its FLOPs
+
+
+def test_step_traffic_counts_the_calls_as_the_step_ran_them() -> None:
+    from types import SimpleNamespace
+
+    from tiny_config import TINY
+    from traffic import forward_traffic
+
+    from motif_lite.config import TransformerConfig
+    from motif_lite.model.ops import TORCH_OPS
+
+    config = TransformerConfig(**TINY)
+    size = (64, 64, 9)
+    run = SimpleNamespace(model=SimpleNamespace(config=config, ops=TORCH_OPS))
+    batched, separate = step_traffic(run, 2, size), step_traffic(run, 1, size)
+    padded = forward_traffic(size, "torch", config=config, text_tokens=max(PROMPT_TOKENS, NEGATIVE_TOKENS))
+    assert batched == {kind: 2 * t.bytes for kind, t in padded.by_kind().items() if kind in MEMORY_BOUND}
+    assert set(separate) == set(batched) and sum(separate.values()) < sum(batched.values())
+    run.model.ops = SimpleNamespace(rms_norm_rope=object())  # the Triton norms: one kernel per seam call
+    fused = step_traffic(run, 2, size)
+    assert sum(fused.values()) < sum(batched.values())  # no float32 RoPE temporaries
 
 
 def test_step_flops_counts_the_prompts_as_the_step_ran_them() -> None:
