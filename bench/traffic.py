@@ -70,7 +70,8 @@ LAUNCH_US = (5.0, 10.0)  # host time per eager op: Python, dispatcher, launch
 # 2026-11-27), in bytes as counted here: layer_norm_modulate 201 MB in 0.116 ms; rms_norm_rope on the head view
 # [1, 12, 32768, 128] with RoPE on 32704 tokens, 235 MB in 0.602 ms (that time includes computing cos and sin).
 # Both are well below the H100's 3.35 TB/s (52 % and 12 %); assumed to be the same on the H200, whose extra
-# bandwidth would help only a kernel limited by it.
+# bandwidth would help only a kernel limited by it. rms_norm_rope's rate is its first version's: the kernel was
+# rewritten after this model pointed at it (whole-row vector accesses; docs/kernels.md) and is not timed yet.
 MEASURED_TB_S = {"ops.layer_norm_modulate": 1.74, "ops.rms_norm_rope": 0.39}
 TEXT_TOKENS = max(PROMPT_TOKENS, NEGATIVE_TOKENS)  # the batched step pads the prompt to the negative prompt's 150
 KINDS = ("norms and RoPE", "copies", "elementwise", "other")  # neither attention nor matmul
