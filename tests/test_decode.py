@@ -225,6 +225,21 @@ def test_decode_says_the_latents_file_is_kept(saved, tmp_path, capsys):
     assert f"note: the latents stay in {saved / LATENTS}: delete it once" in err and (saved / LATENTS).is_file()
 
 
+def test_decode_says_what_it_wrote_with_frames_in_words(saved, tmp_path, capsys):
+    # The video's frames (not its latent frames), with "frame" in the singular for a single-frame video.
+    from motif_lite.io.latents import save_latents
+
+    code, out, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "v.gif"))
+    assert code == 0, err
+    assert out.startswith("done: 48x32, 9 frames, seed 3, decoded in "), out
+    latents = read_latents(saved / LATENTS)
+    one = dataclasses.replace(latents, latents=latents.latents[:, :, :1], frames=1, output=tmp_path / "one.gif")
+    save_latents(one, tmp_path / "one.latents.safetensors")
+    code, out, err = decode_cli(capsys, str(tmp_path / "one.latents.safetensors"))
+    assert code == 0, err
+    assert out.startswith("done: 48x32, 1 frame, seed 3, decoded in "), out
+
+
 def test_decoding_the_latents_of_another_seed_differs(pipe, uninterrupted, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
     with pytest.raises(torch.OutOfMemoryError):

@@ -190,3 +190,18 @@ def test_only_rank_0_prints_a_user_error_whole(monkeypatch, capsys, rank, world,
     prefix = "" if rank is None else f"[rank {rank}] "
     assert err.startswith(f"{prefix}error: 80x32x5 needs at least 1.00 GiB of device memory\n")
     assert ("Memory plan for 80x32x5" in err) == whole
+
+
+def test_a_user_error_without_a_message_is_printed_by_every_rank(monkeypatch, capsys):
+    # A rank other than 0 prints the first line of a message; an empty message has none, and is still a user error.
+    from motif_lite.cli import run as run_cli
+    from motif_lite.errors import MotifLiteError
+
+    def refuse(args):
+        raise MotifLiteError()
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(run_cli, "main", refuse)
+    assert cli.main(["run", "-p", "fox"]) == cli.EXIT_USER_ERROR
+    assert capsys.readouterr().err == "[rank 1] error: \n"

@@ -45,6 +45,13 @@ def test_a_sampler_that_is_not_there_is_still_refused(capsys, tmp_path):
         GenerationRequest("fox", sampler="ddim", output=str(tmp_path / "a.mp4")).resolve()
 
 
+@pytest.mark.parametrize(("frames", "said"), [(1, "1 frame at"), (49, "49 frames at")])
+def test_the_settings_table_counts_frames_in_words(frames, said):
+    settings = resolve_settings(GenerationRequest("fox", frames=frames, fps=24), CheckpointConfigs())
+    rows = {name: value for name, value, _ in settings.table()}
+    assert rows["size"] == f"{settings.request.width}x{settings.request.height}, {said} 24 fps"
+
+
 def test_guidance_that_changes_nothing_reads_as_off():
     # The official guider adds s·update to the prompt's own prediction (original formulation), so scale 0 is no
     # guidance at all: the run skips the negative prompt, and the summary must not claim APG and a negative prompt.
