@@ -194,6 +194,21 @@ def test_gguf_weights_keep_the_adapter_unmerged(setup, gguf_setup, tmp_path, fmt
     assert_same_video(frames(pipe, tmp_path), frames(ref))
 
 
+def test_a_lora_is_checked_against_the_gguf_where_the_checkpoint_has_no_transformer_weights(
+    setup, gguf_setup, tmp_path
+):
+    # As a GGUF user downloads it: transformer/ holds only its config; the LoRA's layers are the GGUF's.
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.preflight import check_loras
+
+    root, _, files, _ = setup
+    configs_only = tmp_path / "ckpt"
+    shutil.copytree(root, configs_only, ignore=shutil.ignore_patterns("diffusion_pytorch_model*.safetensors*"))
+    shutil.copytree(root / "vae", configs_only / "vae", dirs_exist_ok=True)
+    (read,) = check_loras([LoRASpec(files["peft"], 0.7)], locate_sources(configs_only, gguf_setup[0]))
+    assert read.spec.path == Path(files["peft"]) and read.updates
+
+
 @pytest.mark.parametrize("layout", ["original", "pr"])
 def test_cross_attention_layouts(tmp_path, layout):
     # A checkpoint in a shared cross-attention layout and a LoRA on its cross-attention query/output projections,

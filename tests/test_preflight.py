@@ -75,6 +75,14 @@ def test_dry_run_with_nothing_at_hand_plans_the_official_gguf_for_cuda(no_networ
     assert "Memory plan for 1280x736x121" in out  # no prompt needed
 
 
+def test_a_dry_run_never_asks_the_hub_even_online(no_network, no_weights, monkeypatch, capsys):
+    # `no_network` with HF's offline mode off: the Hub would be asked if the dry run allowed it, and that fails.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    code, out, err = run(capsys, "--dry-run", "--gguf", "Q4_K_M", "--device", "cuda", "--vram", "8")
+    assert code == 0, err
+    assert "Memory plan for 1280x736x121" in out
+
+
 def test_dry_run_plans_cuda_with_the_fused_norms_on_any_machine(no_network):
     request, _ = GenerationRequest("x", output="a.mp4").resolve()
     sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
@@ -96,6 +104,10 @@ def test_guidance_is_batched_on_cuda_only_unless_asked(no_network):
     assert plan_generation(request, sources, device="cuda", vram_gib=64).cfg_batch == 2
     assert plan_generation(request, sources, device="cpu", vram_gib=64).cfg_batch == 1
     assert plan_generation(request, sources, device="cpu", vram_gib=64, batch_guidance=True).cfg_batch == 2
+    # A rank of a sequence-parallel run computes the two predictions in separate calls, whatever is asked.
+    for asked in (None, True):
+        plan = plan_generation(request, sources, device="cuda", vram_gib=64, sequence_parallel=2, batch_guidance=asked)
+        assert plan.cfg_batch == 1
 
 
 def test_dry_run_reads_the_checkpoint_configs_and_headers_only(checkpoint, no_network, no_weights, capsys):

@@ -203,6 +203,35 @@ def test_strict_int8_attention_on_a_gpu_without_int8_tensor_cores_fails_before_l
         check_strict_int8("exact", "triton", cuda)
 
 
+def test_load_pipeline_refuses_strict_int8_attention_on_a_gpu_without_int8_tensor_cores(checkpoint, monkeypatch):
+    from motif_lite import pipeline
+    from motif_lite.runtime.kernels import KernelBackendError
+
+    monkeypatch.setattr(pipeline, "preflight", lambda *a, **kw: (locate_sources(checkpoint), torch.device("cuda")))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    with pytest.raises(KernelBackendError, match="--attention int8 needs INT8 tensor cores"):
+        load_pipeline(checkpoint, device="cuda", kernels="triton", attention="int8")
+
+
+def test_load_pipeline_refuses_a_step_cache_in_a_parallel_run_before_loading(checkpoint):
+    from types import SimpleNamespace
+
+    parallel = SimpleNamespace(is_main=True)  # never reached: the check comes first
+    with pytest.raises(ConfigError, match="a step cache is not supported in a parallel run"):
+        load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", step_cache=0.1, parallel=parallel)
+
+
+def test_load_pipeline_refuses_compile_without_a_compiler_before_loading(checkpoint, monkeypatch):
+    import shutil
+
+    from motif_lite.runtime.compile import CompileUnavailableError
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # no g++, c++ or clang++
+    with pytest.raises(CompileUnavailableError, match="--compile on the CPU needs a C\\+\\+ compiler"):
+        load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", compile=True)
+
+
 @pytest.mark.parametrize(("kernels", "strict"), [("triton", True), ("auto", False)])
 def test_a_fixed_triton_attention_is_as_strict_as_the_kernels(kernels, strict, monkeypatch):
     from motif_lite import preflight as checks

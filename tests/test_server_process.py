@@ -187,6 +187,15 @@ def test_a_port_out_of_range_fails_before_binding(port, tmp_path, capsys, monkey
     assert f"error: --port must be 0-65535 (0 = any free port), got {port}" in capsys.readouterr().err
 
 
+def test_kernels_the_device_cannot_run_fail_before_loading(checkpoint, tmp_path, capsys, monkeypatch):
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded"))
+    flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--kernels", "triton"]
+    assert cli.main(["serve", "-m", str(checkpoint), *flags]) == cli.EXIT_USER_ERROR
+    assert "error: --kernels triton needs a CUDA device, but the device is cpu" in capsys.readouterr().err
+
+
 def test_missing_lora_fails_before_binding_or_planning(tmp_path, capsys, monkeypatch):
     from motif_lite import preflight as checks
     from motif_lite.server import runner

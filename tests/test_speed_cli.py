@@ -248,3 +248,18 @@ def test_summary_counts_frames_and_steps_in_words(tmp_path, frames, steps, said)
     request = GenerationRequest("fox", frames=frames, steps=steps)
     done = summary(GenerationResult(tmp_path / "v.png", request, 15.0, timings, 0, None), 0.0).splitlines()[0]
     assert done.startswith(f"done: {request.width}x{request.height}, {said} seed")
+
+
+def test_a_dry_run_refuses_strict_int8_attention_on_a_gpu_without_int8_tensor_cores(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    # As the run would, before it loads: --kernels triton never falls back to exact attention.
+    import torch
+
+    pytest.importorskip("triton")  # else --kernels triton is refused first
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a T4 here
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    flags = ("--dry-run", "--device", "cuda", "--vram", "8", "--kernels", "triton", "--attention", "int8")
+    assert cli.main([*run_args(checkpoint, tmp_path / "fox.gif"), *flags]) == cli.EXIT_USER_ERROR
+    assert "--attention int8 needs INT8 tensor cores" in capsys.readouterr().err

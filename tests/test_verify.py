@@ -196,6 +196,16 @@ def test_a_bad_size_is_a_user_error_before_anything_loads(tiny, capsys, monkeypa
         assert message in err and "Traceback" not in err, err
 
 
+def test_the_device_asked_for_is_checked_before_anything_loads(tiny, capsys, monkeypatch):
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("verify loaded before checking"))
+    assert cli.main(["verify", "-m", str(tiny[0]), *SMALL, "--device", "cuda"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "CUDA is not available" in err and "Traceback" not in err, err
+
+
 def test_missing_files_hint_repeats_the_verify_command(tiny, tmp_path, capsys):
     import shutil
 
