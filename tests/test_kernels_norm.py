@@ -86,6 +86,30 @@ def test_rms_norm_rope_motif_head_dim(kernel) -> None:
     torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(("length", "rotated"), [(37, 30), (32, 20)])
+def test_rms_norm_rope_token_blocks_and_a_head_dim_not_a_power_of_2(kernel, length: int, rotated: int) -> None:
+    # Several blocks of 16 rows per head: 37 tokens (the last block partial) or 32 (two whole blocks), RoPE ending
+    # inside the second block. A head dim of 48 is padded to 64 lanes in the kernel: the padding must stay out of
+    # the mean, the tables and the output rows.
+    x = heads_view(2, length, 3, 48)
+    weight, cos, sin = (torch.randn(*shape, device=DEVICE) for shape in ((48,), (rotated, 48), (rotated, 48)))
+    y = kernel("norm.rms_norm_rope", x, weight, 1e-6, cos, sin)
+    torch.testing.assert_close(y, ops.rms_norm_rope(x, weight, 1e-6, cos, sin), rtol=1e-5, atol=1e-5)
+
+
+def test_rms_norm_rope_rounds_before_rotating(kernel) -> None:
+    """The reference rounds the normed values to x's dtype before RoPE. In fp16 (Triton's CPU interpreter rounds
+    fp16 as a GPU does, but truncates to bf16), token 0's first pair (2 - 2^-10, 2) normalizes to about 1.04447 and
+    1.04498, which round to the same fp16 value: rotated with cos = sin = 1, its first element is exactly 0, where
+    rotating the unrounded values gives -0.0005."""
+    x = torch.tensor([2 - 2**-10, 2.0] + [1.9013671875] * 14, device=DEVICE).view(1, 1, 1, 16).half()
+    cos = sin = torch.ones(1, 16, device=DEVICE)
+    ref = ops.rms_norm_rope(x, None, 1e-6, cos, sin)
+    normed = x.double() * x.double().square().mean().add(1e-6).rsqrt()
+    assert ref[0, 0, 0, 0] == 0 and (normed[0, 0, 0, 0] - normed[0, 0, 0, 1]).half() != 0  # the case discriminates
+    torch.testing.assert_close(kernel("norm.rms_norm_rope", x, None, 1e-6, cos, sin), ref)
+
+
 @pytest.mark.parametrize(
     ("shape", "rope_shape", "match"),
     [
