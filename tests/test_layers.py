@@ -1,14 +1,17 @@
 """Imports flow one way: the command line and the server use the pipeline, the pipeline uses the components
 (weights, encoders, VAE, sampling, runtime, files), the components use the model, and everything uses the config.
 
-Every `import` in the package counts, also those inside functions (the lazy imports that keep `--help` fast):
-a module may import its own layer and the layers below it, never one above.
+Every `import` in the package counts, also those inside functions (the lazy imports that keep `--help` fast),
+relative ones and `importlib.import_module` of a literal name: a module may import its own layer and the layers
+below it, never one above.
 """
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # The three source folders and the packages they install as (pyproject.toml's package-dir).
@@ -35,18 +38,40 @@ def unit_of(path: Path) -> str:
     return "__init__" if parts[1:] == ("__init__",) else parts[1]
 
 
-def imported_units(tree: ast.AST) -> set[str]:
-    """The motif_lite units a module imports anywhere in its code."""
-    units = set()
+def module_of(path: Path) -> str:
+    """The module a source file installs as: `kernels/norm.py` -> motif_lite.kernels.norm."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join([SOURCES[parts[0]], *parts[1:]])
+
+
+def imported_modules(tree: ast.AST, module: str) -> set[str]:
+    """The absolute names of the modules (or their names) that `module`'s code imports anywhere in it."""
+    package = module.rpartition(".")[0]  # motif_lite.runtime.__init__ -> motif_lite.runtime
+    found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            if node.module == "motif_lite":  # from motif_lite import devices, __version__
-                units |= {alias.name for alias in node.names}
-            elif node.module.startswith("motif_lite."):
-                units.add(node.module.split(".")[1])
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the package, one level up per extra dot
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            # `from motif_lite import devices, __version__` names units; `from x.y import z` imports x.y
+            found |= {f"{base}.{alias.name}" for alias in node.names} if base == "motif_lite" else {base}
         elif isinstance(node, ast.Import):
-            units |= {alias.name.split(".")[1] for alias in node.names if alias.name.startswith("motif_lite.")}
-    return {"__init__" if unit == "__version__" else unit for unit in units}
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module":
+            name = node.args[0] if node.args else None  # a literal name, or an f-string's literal start
+            if isinstance(name, ast.JoinedStr) and name.values:
+                name = name.values[0]
+            if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                found.add(name.value)
+    return found
+
+
+def imported_units(tree: ast.AST, module: str) -> set[str]:
+    """The motif_lite units the module `module` imports anywhere in its code (an f-string's `motif_lite.{name}`
+    names none)."""
+    units = {name.split(".")[1] for name in imported_modules(tree, module) if name.startswith("motif_lite.")}
+    return {"__init__" if unit == "__version__" else unit for unit in units if unit}
 
 
 def package_files() -> dict[Path, str]:
@@ -57,7 +82,7 @@ def upward_imports(files: dict[Path, str]) -> list[str]:
     found = []
     for path, text in files.items():
         unit = unit_of(path)
-        for target in sorted(imported_units(ast.parse(text)) - {unit}):
+        for target in sorted(imported_units(ast.parse(text), module_of(path)) - {unit}):
             if LAYER[target] > LAYER[unit]:
                 found.append(f"{path.relative_to(ROOT)} ({unit}, layer {LAYER[unit]}) imports {target} (layer "
                              f"{LAYER[target]})")  # fmt: skip
@@ -72,9 +97,67 @@ def test_imports_flow_one_way():
     assert upward_imports(package_files()) == []
 
 
-def test_an_upward_import_is_found():
-    # The negative control: the model importing the runtime (as a kernel wired into the model math would).
+# Negative controls: an upward import in each form the detection reads, in each source folder: (file, code added,
+# what must be reported).
+UPWARD = {
+    "in a function": (
+        "motif_lite/model/ops.py",  # the model importing the runtime, as a kernel wired into the model math would
+        "def _kernel():\n    from motif_lite.runtime.kernels import use_triton\n",
+        "motif_lite/model/ops.py (model, layer 1) imports runtime (layer 2)",
+    ),
+    "import a.b.c": (
+        "motif_lite/model/ops.py",
+        "import motif_lite.runtime.kernels\n",
+        "motif_lite/model/ops.py (model, layer 1) imports runtime (layer 2)",
+    ),
+    "from the package": (
+        "motif_lite/model/ops.py",
+        "from motif_lite import kernels\n",  # the model's math never uses the kernels directly
+        "motif_lite/model/ops.py (model, layer 1) imports kernels (layer 2)",
+    ),
+    "relative": (
+        "motif_lite/runtime/planner.py",
+        "def _plan():\n    from ..preflight import plan_generation\n",
+        "motif_lite/runtime/planner.py (runtime, layer 2) imports preflight (layer 3)",
+    ),
+    "relative, from the package": (
+        "kernels/norm.py",  # motif_lite.kernels: `..` is motif_lite
+        "from .. import pipeline\n",
+        "kernels/norm.py (kernels, layer 2) imports pipeline (layer 4)",
+    ),
+    "import_module": (
+        "motif_lite/runtime/kernels.py",
+        'importlib.import_module(f"motif_lite.cli.{name}")\n',
+        "motif_lite/runtime/kernels.py (runtime, layer 2) imports cli (layer 6)",
+    ),
+    "in the quantizer": (
+        "quantize/convert.py",
+        "from motif_lite.pipeline import load_pipeline\n",
+        "quantize/convert.py (quantize, layer 2) imports pipeline (layer 4)",
+    ),
+    "the pipeline importing a command": (
+        "motif_lite/pipeline.py",
+        "from motif_lite.verify import verify\n",
+        "motif_lite/pipeline.py (pipeline, layer 4) imports verify (layer 5)",
+    ),
+}
+
+
+@pytest.mark.parametrize("form", UPWARD)
+def test_an_upward_import_is_found(form):
+    path, code, reported = UPWARD[form]
     files = package_files()
-    ops = ROOT / "motif_lite" / "model" / "ops.py"
-    files[ops] += "\n\ndef _kernel():\n    from motif_lite.runtime.kernels import use_triton\n"
-    assert upward_imports(files) == ["motif_lite/model/ops.py (model, layer 1) imports runtime (layer 2)"]
+    files[ROOT / path] += "\n\n" + code
+    assert upward_imports(files) == [reported]
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("kernels/norm.py", "from .errors import KernelInputError\nfrom . import launch\n"),  # motif_lite.kernels.*
+        ("kernels/__init__.py", "from . import norm\n"),  # a package's own `.` is itself
+        ("motif_lite/runtime/__init__.py", "from .planner import plan_memory\nfrom ..runtime import kernels\n"),
+    ],
+)
+def test_relative_imports_within_a_unit_are_its_own(path, code):
+    assert imported_units(ast.parse(code), module_of(ROOT / path)) == {unit_of(ROOT / path)}
