@@ -249,6 +249,17 @@ def test_kind_rows_share_tflops_and_idle() -> None:
     with_traffic = {row["kind"]: row for row in kind_rows({**result, "traffic_bytes": {"copies": 2.5e11}})}
     assert with_traffic["copies"]["gb"] == 250.0 and with_traffic["copies"]["tb_s"] == 2.5  # 250 GB in 0.1 s
     assert "gb" not in with_traffic["attention"]  # priced by its FLOPs
+    # A kind whose time rounds to 0 (the CPU smoke run's short ops): its bytes, and no bandwidth
+    instant = {**result, "kinds_s": {**result["kinds_s"], "other": 0.0}, "traffic_bytes": {"other": 1e9}}
+    other = {row["kind"]: row for row in kind_rows(instant)}["other"]
+    assert (other["gb"], other["tb_s"]) == (1.0, None)
+
+
+def test_the_memory_bound_kinds_are_every_kind_but_attention_and_matmul() -> None:
+    from traffic import KINDS as TRAFFIC_KINDS
+
+    every = {kind for kind, _ in KINDS} | {"other"}  # kind_of's answers
+    assert set(MEMORY_BOUND) == every - {"attention", "matmul"} == set(TRAFFIC_KINDS)
 
 
 def test_step_traffic_counts_the_calls_as_the_step_ran_them() -> None:
@@ -306,6 +317,25 @@ def test_profile(row: str, size: str, bench_report) -> None:
     # The kinds account for every kernel, and attention and the matmuls were found by their names.
     assert sum(result["kinds_s"].values()) == pytest.approx(result["kernels_s"], rel=1e-3, abs=1e-4)
     assert {"attention", "matmul"} <= set(result["kinds_s"]), result["top"]
+    # The memory-bound kinds got the traffic model's bytes for the step as it ran (its guidance batch).
+    assert {"norms and RoPE", "copies", "elementwise"} <= set(result["traffic_bytes"])
+    if SMOKE:  # the tiny model: counted again here in a second, with either norm variant
+        from types import SimpleNamespace
+
+        from bench_speed import official_config
+
+        from motif_lite.config import TransformerConfig
+        from motif_lite.model.ops import TORCH_OPS
+
+        config = TransformerConfig.from_dict(official_config())
+        width_height_frames = tuple(int(v) for v in size.split("x"))
+        counted = [
+            step_traffic(SimpleNamespace(model=SimpleNamespace(config=config, ops=ops)), batch, width_height_frames)
+            for ops in (TORCH_OPS, SimpleNamespace(rms_norm_rope=None))
+            for batch in (1, 2)
+        ]
+        step = counted.index(result["traffic_bytes"])
+        assert step % 2 == result["guidance_batch"] - 1, (step, result["guidance_batch"])
 
 
 def main() -> None:
