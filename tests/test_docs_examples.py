@@ -1,17 +1,17 @@
 """The examples in README.md and docs/*.md work with the code as it is. Nothing is run: no model loads.
 
-Commands: every `motif-lite ...`, `python -m motif_lite ...`, `torchrun ... -m motif_lite ...` and
-`python -m motif_lite.quantize ...` of a fenced or indented code block (continuation lines joined; `$ ` prompts,
-comments and `VAR=value` prefixes dropped), and every inline code span that starts with one of those programs, is
-parsed by the program's own parser the way its `main` parses it (an unknown flag is refused with `unknown_flags`'
-hint). An example without placeholders (`...` as more arguments, `N`, a flag's metavar) then goes through the checks
-the command makes before it loads anything: `run`'s `check_flags` and `weight_files`, the request's `resolve()`
-(sizes, frames, steps, output format and fps; the image is not read, the output goes to a temporary folder),
-`--resume`'s refusal of the flags that choose the video, `--step-cache` and `--preview`, `decode`'s output, `verify
---force`, `serve --max-video`, the quantizer's `-o`, recipe and `--keep` rules. An inline span may leave out the
-prompt, the output and required arguments. Examples that show a mistake on purpose are listed in INTENDED_ERRORS
-and must fail. Spans that start with a flag (`--vram 8GB`) must parse as some command's arguments; flag tables name
-flags of the command their section documents; `pip install` names extras pyproject.toml has.
+Commands: every `motif-lite ...`, `python -m motif_lite ...`, `torchrun ... -m motif_lite ...` and `python -m
+motif_lite.quantize ...` of a fenced or indented code block (continuation lines joined; `$ ` prompts, comments and
+`VAR=value` prefixes dropped), and every inline code span that starts with one of those programs, is parsed by the
+program's own parser the way its `main` parses it (an unknown flag is refused with `unknown_flags`' hint). An
+example without placeholders (`...` as more arguments, `N`, a flag's metavar) then goes through the checks the
+command makes before it loads anything: `run`'s `check_flags` and `weight_files`, the request's `resolve()` (sizes,
+frames, steps, output format and fps; the image is not read, the output goes to a temporary folder), `--resume`'s
+refusal of the flags that choose the video, `--step-cache` (also `serve`'s) and `--preview`, `decode`'s output,
+`verify --force`, `serve --max-video`, the quantizer's `-o`, recipe and `--keep` rules. An inline span may leave
+out the prompt, the output and required arguments. Examples that show a mistake on purpose are listed in
+INTENDED_ERRORS and must fail. Spans that start with a flag (`--vram 8GB`) must parse as some command's arguments;
+flag tables name flags of the command their section documents; `pip install` names extras pyproject.toml has.
 
 Python: every ```python block compiles; `from motif_lite... import X` names something that exists; a call of one of
 ours (imported, assigned from one of ours, or a name the docs use without defining it: DOC_VALUES, DOC_METHODS, or a
@@ -372,10 +372,6 @@ def checks_before_loading(program: str, args: argparse.Namespace, tmp: Path) -> 
             request = run_command.request_from_args(args)
             output = tmp / Path(request.output).name
             dataclasses.replace(request, image=None, output=output).resolve()
-        if args.step_cache is not None:
-            from motif_lite.runtime.step_cache import StepCacheConfig
-
-            StepCacheConfig(args.step_cache)
         if args.preview:
             from motif_lite.io.preview import check_preview_path
 
@@ -392,6 +388,10 @@ def checks_before_loading(program: str, args: argparse.Namespace, tmp: Path) -> 
         from motif_lite.cli.serve import parse_max_video
 
         parse_max_video(args.max_video)
+    if command in ("run", "serve") and args.step_cache is not None:  # serve takes run's speed flags
+        from motif_lite.runtime.step_cache import StepCacheConfig
+
+        StepCacheConfig(args.step_cache)
 
 
 def check_example(example: Example, tmp: Path) -> str | None:
@@ -443,6 +443,25 @@ def test_every_command_in_the_docs_parses_and_passes_the_checks_before_loading(t
     assert not missing, f"INTENDED_ERRORS lists examples the docs no longer have: {missing}"
     passing = [key for key, error in intended.items() if error is None]
     assert not passing, f"INTENDED_ERRORS lists examples that no longer fail: {passing}"
+
+
+@pytest.mark.parametrize(
+    ("command", "refusal"),
+    [
+        ("motif-lite run -p fox -W 830", "multiple of 16"),
+        ("motif-lite run --resume fox.latents.safetensors --steps 5", "--resume goes on with the video"),
+        ("motif-lite run -p fox --step-cache -0.05", "step cache threshold must be"),
+        ("motif-lite serve --step-cache -0.05", "step cache threshold must be"),  # serve takes run's speed flags
+        ("motif-lite decode fox.latents.safetensors -o fox.avi", "avi"),
+        ("python -m motif_lite.quantize Motif-Video-2B -o a.gguf --type Q4_K_X", "Q4_K_X"),
+        ("torchrun --standalone --nproc-per-node 4 -m motif_lite run --dtype bf17 -p fox", "bf17"),
+    ],
+)
+def test_a_broken_example_is_refused(tmp_path, command, refusal):
+    # Negative controls for the checks above, one per command and path, as a doc would write them.
+    example = Example("docs/x.md", 1, command, tuple(shlex.split(command)), inline=False)
+    error = check_example(example, tmp_path)
+    assert error is not None and refusal in error, error
 
 
 def test_the_extraction_finds_every_kind_of_example():
