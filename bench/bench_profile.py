@@ -77,6 +77,14 @@ def device_seconds(events) -> Counter:
     return times
 
 
+def step_text_lengths(guidance_batch: int) -> list[int]:
+    """The text tokens of each transformer row of one step: the two prompts padded to the longer in a batch-2 call,
+    or each its own length in two calls."""
+    if guidance_batch == 2:
+        return [max(PROMPT_TOKENS, NEGATIVE_TOKENS)] * 2
+    return [PROMPT_TOKENS, NEGATIVE_TOKENS]
+
+
 def step_flops(run, guidance_batch: int):
     """Linear and attention FLOPs of one step: the two predictions as one batch-2 call (prompt padded to the
     longer one) or as two calls."""
@@ -86,8 +94,7 @@ def step_flops(run, guidance_batch: int):
 
     request, config = run.request, run.model.config
     n = video_tokens(request.width, request.height, request.frames, config, WanVAEConfig())
-    lengths = [max(PROMPT_TOKENS, NEGATIVE_TOKENS)] * 2 if guidance_batch == 2 else [PROMPT_TOKENS, NEGATIVE_TOKENS]
-    parts = [transformer_flop_parts(config, n, t) for t in lengths]
+    parts = [transformer_flop_parts(config, n, t) for t in step_text_lengths(guidance_batch)]
     return TransformerFlops(sum(p.linear for p in parts), sum(p.attention for p in parts))
 
 
@@ -103,11 +110,10 @@ def step_traffic(run, guidance_batch: int, size: tuple[int, int, int]) -> dict[s
     from motif_lite.model.ops import TORCH_OPS
 
     variant = "torch" if run.model.ops.rms_norm_rope is TORCH_OPS.rms_norm_rope else "fused"
-    lengths = [max(PROMPT_TOKENS, NEGATIVE_TOKENS)] * 2 if guidance_batch == 2 else [PROMPT_TOKENS, NEGATIVE_TOKENS]
     totals: Counter = Counter()
-    for text_tokens in lengths:
+    for text_tokens, rows in Counter(step_text_lengths(guidance_batch)).items():  # each distinct forward traced once
         counter = forward_traffic(size, variant, config=run.model.config, text_tokens=text_tokens)
-        totals.update({kind: t.bytes for kind, t in counter.by_kind().items() if kind in MEMORY_BOUND})
+        totals.update({kind: rows * t.bytes for kind, t in counter.by_kind().items() if kind in MEMORY_BOUND})
     return dict(totals)
 
 
