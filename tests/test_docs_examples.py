@@ -7,8 +7,9 @@ program's own parser the way its `main` parses it (an unknown flag is refused wi
 example without placeholders (`...` as more arguments, `N`, a flag's metavar) then goes through the checks the
 command makes before it loads anything: `run`'s `check_flags` and `weight_files`, the request's `resolve()` (sizes,
 frames, steps, output format and fps; the image is not read, the output goes to a temporary folder), `--resume`'s
-refusal of the flags that choose the video, `--step-cache` (also `serve`'s) and `--preview`, `decode`'s output,
-`verify --force`, `serve --max-video`, the quantizer's `-o`, recipe and `--keep` rules. An inline span may leave
+refusal of the flags that choose the video and `--preview`, `decode`'s output, `verify`'s `check_flags`, the quantizer's
+`-o`, recipe and `--keep` rules (flags with one bad value, e.g. `--step-cache`, `--port`, `--max-video`, are refused
+by their parser). An inline span may leave
 out the prompt, the output and required arguments. Examples that show a mistake on purpose are listed in
 INTENDED_ERRORS and must fail. Spans that start with a flag (`--vram 8GB`) must parse as some command's arguments;
 flag tables name flags of the command their section documents; `pip install` names extras pyproject.toml has.
@@ -49,6 +50,7 @@ import pytest
 from motif_lite import cli
 from motif_lite.cli import run as run_command
 from motif_lite.cli import unknown_flags
+from motif_lite.cli import verify as verify_command
 from motif_lite.cli.run_flags import weight_files
 from motif_lite.errors import MotifLiteError
 
@@ -255,7 +257,16 @@ def sample_value(action: argparse.Action) -> str:
     """A valid value for a flag whose value the docs leave to the reader."""
     if action.choices:
         return str(next(iter(action.choices)))
-    return "2" if action.type not in (None, str) else "placeholder"
+    if action.type in (None, str):
+        return "placeholder"
+    for value in SAMPLE_VALUES:  # the first the flag's type takes
+        with contextlib.suppress(ValueError, argparse.ArgumentTypeError):
+            action.type(value)
+            return value
+    raise AssertionError(f"no sample value for {action.option_strings}: add one to SAMPLE_VALUES")
+
+
+SAMPLE_VALUES = ("2", "1280x736x121")  # numbers; --max-video's WxHxF
 
 
 def fill_placeholders(example: Example, program: str, argv: list[str]) -> tuple[list[str], bool]:
@@ -381,17 +392,7 @@ def checks_before_loading(program: str, args: argparse.Namespace, tmp: Path) -> 
 
         check_output_path(tmp / Path(args.output).name)
     elif command == "verify":
-        from motif_lite.verify import ForcedSettings
-
-        ForcedSettings.parse(args.force)
-    elif command == "serve" and args.max_video:
-        from motif_lite.cli.serve import parse_max_video
-
-        parse_max_video(args.max_video)
-    if command in ("run", "serve") and args.step_cache is not None:  # serve takes run's speed flags
-        from motif_lite.runtime.step_cache import StepCacheConfig
-
-        StepCacheConfig(args.step_cache)
+        verify_command.check_flags(args)
 
 
 def check_example(example: Example, tmp: Path) -> str | None:
@@ -450,8 +451,11 @@ def test_every_command_in_the_docs_parses_and_passes_the_checks_before_loading(t
     [
         ("motif-lite run -p fox -W 830", "multiple of 16"),
         ("motif-lite run --resume fox.latents.safetensors --steps 5", "--resume goes on with the video"),
-        ("motif-lite run -p fox --step-cache -0.05", "step cache threshold must be"),
-        ("motif-lite serve --step-cache -0.05", "step cache threshold must be"),  # serve takes run's speed flags
+        ("motif-lite run -p fox --step-cache -0.05", "must be a finite number >= 0"),
+        ("motif-lite serve --step-cache -0.05", "must be a finite number >= 0"),  # serve takes run's speed flags
+        ("motif-lite serve --port 99999", "must be 0-65535"),
+        ("motif-lite serve --max-video 1280x736", "must look like 1280x736x121"),
+        ("motif-lite verify --text-encoder te.gguf", "cannot read a text encoder GGUF"),
         ("motif-lite decode fox.latents.safetensors -o fox.avi", "avi"),
         ("python -m motif_lite.quantize Motif-Video-2B -o a.gguf --type Q4_K_X", "Q4_K_X"),
         ("torchrun --standalone --nproc-per-node 4 -m motif_lite run --dtype bf17 -p fox", "bf17"),

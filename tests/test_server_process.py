@@ -167,14 +167,18 @@ def test_the_served_model_is_named_by_its_checkpoint_and_gguf_variant():
 @pytest.mark.parametrize(
     ("flags", "needle"),
     [
-        (("--max-video", "1280x736"), "--max-video must look like 1280x736x121"),
-        (("--max-queue", "0"), "--max-queue and --max-upload-mb must be positive"),
+        (("--max-video", "1280x736"), "argument --max-video: must look like 1280x736x121"),
+        (("--max-queue", "0"), "argument --max-queue: must be a whole number >= 1, got 0"),
+        (("--max-queue", "1.5"), "argument --max-queue: must be a whole number >= 1, got 1.5"),
+        (("--max-upload-mb", "0"), "argument --max-upload-mb: must be a number of MiB > 0, got 0"),
+        (("--step-cache", "-0.05"), "argument --step-cache: must be a finite number >= 0 (e.g. 0.05), got -0.05"),
     ],
 )
-def test_bad_flags_are_one_line_errors(flags, needle, capsys):
-    assert cli.main(["serve", *flags]) == cli.EXIT_USER_ERROR
+def test_bad_flags_are_refused_as_the_flags_are_read(flags, needle, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage error, before the command starts
+        cli.main(["serve", *flags])
     err = capsys.readouterr().err
-    assert needle in err and "Traceback" not in err
+    assert exit_info.value.code == cli.EXIT_USER_ERROR and needle in err and "Traceback" not in err, err
 
 
 @pytest.mark.parametrize("port", ["99999", "-1"])
@@ -183,8 +187,10 @@ def test_a_port_out_of_range_fails_before_binding(port, tmp_path, capsys, monkey
     from motif_lite.server import runner
 
     monkeypatch.setattr(runner, "bind", lambda *a: pytest.fail("bound a port"))
-    assert cli.main(["serve", "--port", port, "--data", str(tmp_path / "data")]) == cli.EXIT_USER_ERROR
-    assert f"error: --port must be 0-65535 (0 = any free port), got {port}" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve", "--port", port, "--data", str(tmp_path / "data")])
+    assert exit_info.value.code == cli.EXIT_USER_ERROR
+    assert f"error: argument --port: must be 0-65535 (0 = any free port), got {port}" in capsys.readouterr().err
 
 
 def test_kernels_the_device_cannot_run_fail_before_loading(checkpoint, tmp_path, capsys, monkeypatch):
@@ -240,14 +246,15 @@ def test_plans_from_the_sources_preflight_found(checkpoint, tmp_path, capsys, mo
     assert [name for name, _ in calls] == ["preflight", "plan"] and calls[1][1] == calls[0][1]
 
 
-def test_serve_sets_the_allocator_config_as_run_does(monkeypatch):
+def test_serve_sets_the_allocator_config_as_run_does(monkeypatch, tmp_path):
     # The memory plan assumes growable allocator segments; a value the user set wins.
     monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "")
     monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF")
-    assert cli.main(["serve", "--max-queue", "0"]) == cli.EXIT_USER_ERROR
+    missing_lora = ["serve", "--lora", str(tmp_path / "none.safetensors")]  # refused once the command starts
+    assert cli.main(missing_lora) == cli.EXIT_USER_ERROR
     assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
     monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "backend:native")
-    assert cli.main(["serve", "--max-queue", "0"]) == cli.EXIT_USER_ERROR
+    assert cli.main(missing_lora) == cli.EXIT_USER_ERROR
     assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "backend:native"
 
 

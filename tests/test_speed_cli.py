@@ -57,12 +57,14 @@ def test_load_pipeline_gets_the_speed_settings(checkpoint, tmp_path, monkeypatch
     assert seen["step_cache"] == 0.05 and seen["batch_guidance"] is False
 
 
-@pytest.mark.parametrize("threshold", ["-0.1", "nan"])
-def test_bad_step_cache_fails_before_loading(tmp_path, capsys, monkeypatch, threshold):
+@pytest.mark.parametrize("threshold", ["-0.1", "nan", "inf", "0.05x"])
+def test_bad_step_cache_is_refused_as_the_flags_are_read(tmp_path, capsys, monkeypatch, threshold):
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model"))
-    code = cli.main(run_args(tmp_path / "no-model", tmp_path / "fox.mp4", "--step-cache", threshold))
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage error: nothing has started
+        cli.main(run_args(tmp_path / "no-model", tmp_path / "fox.mp4", "--step-cache", threshold))
     err = capsys.readouterr().err
-    assert code == cli.EXIT_USER_ERROR and "step cache threshold" in err and "Traceback" not in err
+    assert exit_info.value.code == cli.EXIT_USER_ERROR and "Traceback" not in err
+    assert f"argument --step-cache: must be a finite number >= 0 (e.g. 0.05), got {threshold}" in err, err
 
 
 def test_help_lists_the_speed_flags(capsys):

@@ -301,10 +301,9 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     on_preview = None
     if args.preview and (parallel is None or parallel.is_main):
         on_preview = _preview_writer(args.preview, request.fps)
-    if args.step_cache is not None:
-        from motif_lite.runtime.step_cache import StepCacheConfig, threshold_note
+    if args.step_cache is not None:  # a bad threshold was refused as the flags were read
+        from motif_lite.runtime.step_cache import threshold_note
 
-        StepCacheConfig(args.step_cache)  # a bad threshold fails here, before any planning or loading
         notes += [note] if (note := threshold_note(args.step_cache)) else []
     from motif_lite.runtime.attention import unused_backend_note
 

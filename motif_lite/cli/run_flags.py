@@ -183,10 +183,21 @@ def _add_confirmation_flags(run: argparse.ArgumentParser) -> None:
 def gib(text: str) -> float:
     """A memory budget in GiB: a finite number > 0, optionally followed by G, GB or GiB (in any case: "8GB" is taken
     as 8 GiB, as a card sold as 8 GB has), which argparse reports as a usage error otherwise."""
-    return _positive_number(re.sub(r"\s*(g|gb|gib)$", "", text.strip(), flags=re.IGNORECASE), "GiB", text)
+    return positive_number(re.sub(r"\s*(g|gb|gib)$", "", text.strip(), flags=re.IGNORECASE), "GiB", text)
 
 
-def _positive_number(number: str, unit: str, text: str) -> float:
+def step_cache_threshold(text: str) -> float:
+    """--step-cache's threshold, checked as the step cache checks it (a finite number >= 0) when the flags are read:
+    for `serve` too, before any file is looked at or downloaded."""
+    from motif_lite.runtime.step_cache import StepCacheConfig  # imports torch: only when the flag is given
+
+    try:
+        return StepCacheConfig(float(text)).threshold
+    except (ValueError, ConfigError):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (e.g. 0.05), got {text}") from None
+
+
+def positive_number(number: str, unit: str, text: str) -> float:
     """`number` as a finite float > 0, else argparse's usage error naming `unit` and what was given (`text`)."""
     try:
         value = float(number)
@@ -350,7 +361,7 @@ def _add_parallel_flags(run: argparse.ArgumentParser) -> None:
 
 def _positive_seconds(text: str) -> float:
     """A time in seconds: a finite number > 0 (0 or less would fail every wait for the other ranks at once)."""
-    return _positive_number(text, "seconds", text)
+    return positive_number(text, "seconds", text)
 
 
 def add_speed_flags(run: argparse.ArgumentParser) -> None:
@@ -370,7 +381,7 @@ def add_speed_flags(run: argparse.ArgumentParser) -> None:
     )
     s.add_argument(
         "--step-cache",
-        type=float,
+        type=step_cache_threshold,
         metavar="THRESHOLD",
         help="lossy: reuse most of the transformer on steps whose first block changed less than THRESHOLD "
         "(relative L1); 0 = exact; try 0.05-0.1 (default off)",

@@ -28,6 +28,7 @@ from motif_lite.cli.run_flags import (
     add_text_encoder_flags,
     add_weight_file_flags,
     gib,
+    positive_number,
     weight_files,
 )
 from motif_lite.errors import MotifLiteError
@@ -78,14 +79,17 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _add_server_flags(serve: argparse.ArgumentParser) -> None:
     s = serve.add_argument_group("server")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=8080, help="port; 0 = any free port, printed (default 8080)")
+    s.add_argument("--port", type=port_number, default=8080, help="port; 0 = any free port, printed (default 8080)")
     s.add_argument("--api-key", help=f"require 'Authorization: Bearer KEY' on the API (default: ${API_KEY_VARIABLE})")
     s.add_argument("--data", default="motif-lite-data", help="folder for the job database and the videos "
                    "(default ./motif-lite-data)")  # fmt: skip
-    s.add_argument("--max-queue", type=int, default=100, help="jobs queued or running before 429 (default 100)")
-    s.add_argument("--max-upload-mb", type=float, default=20, help="largest first-frame image in MiB (default 20)")
+    s.add_argument("--max-queue", type=positive_int, default=100,
+                   help="jobs queued or running before 429 (default 100)")  # fmt: skip
+    s.add_argument("--max-upload-mb", type=positive_mib, default=20,
+                   help="largest first-frame image in MiB (default 20)")  # fmt: skip
     s.add_argument(
         "--max-video",
+        type=parse_max_video,
         metavar="WxHxF",
         help="largest video a job may ask for; the memory plan is made for it "
         "(default with a plan, i.e. on CUDA or with --vram: 1280x736x121; otherwise no size limit, but on the CPU "
@@ -108,11 +112,40 @@ def _add_model_flags(serve: argparse.ArgumentParser) -> None:
                    help="a LoRA applied to the transformer for every job, as for run (repeatable)")  # fmt: skip
 
 
+# The server flags' types: argparse refuses a bad value as it reads the flags, before the port is bound.
+
+
 def parse_max_video(text: str) -> tuple[int, int, int]:
     match = re.fullmatch(r"(\d+)x(\d+)x(\d+)", text.strip())
     if match is None or min(int(g) for g in match.groups()) < 1:
-        raise MotifLiteError(f"--max-video must look like 1280x736x121 (width x height x frames), got {text!r}")
+        raise argparse.ArgumentTypeError(f"must look like 1280x736x121 (width x height x frames), got {text!r}")
     return int(match[1]), int(match[2]), int(match[3])
+
+
+def port_number(text: str) -> int:
+    """0-65535: the resolver would take 99999 as 99999 % 65536 and start the server elsewhere without a word."""
+    port = _integer(text)
+    if port is None or not 0 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"must be 0-{MAX_PORT} (0 = any free port), got {text}")
+    return port
+
+
+def positive_int(text: str) -> int:
+    number = _integer(text)
+    if number is None or number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
+    return number
+
+
+def positive_mib(text: str) -> float:
+    return positive_number(text, "MiB", text)
+
+
+def _integer(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
 
 
 def _check_server_extra() -> None:
@@ -137,12 +170,7 @@ def main(args: argparse.Namespace) -> int:
     from motif_lite.server.runner import bind, is_loopback
 
     args.weights = weight_files(args)
-    max_video = parse_max_video(args.max_video) if args.max_video else None
     api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
-    if args.max_queue < 1 or args.max_upload_mb <= 0:
-        raise MotifLiteError("--max-queue and --max-upload-mb must be positive")
-    if not 0 <= args.port <= MAX_PORT:  # the resolver takes 99999 as 99999 % 65536: the server would start elsewhere
-        raise MotifLiteError(f"--port must be 0-{MAX_PORT} (0 = any free port), got {args.port}")
     loras = lora_args(args.lora)  # each file checked to exist before anything loads, as for run
     if not is_loopback(args.host) and api_key is None:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
@@ -154,7 +182,7 @@ def main(args: argparse.Namespace) -> int:
         except (OSError, sqlite3.Error) as exc:
             raise MotifLiteError(f"cannot use the data folder {args.data}: {exc}") from exc
         with download_hint_repeats(getattr(args, "argv", None)):
-            _serve(args, sock, store, max_video, api_key, loras)
+            _serve(args, sock, store, args.max_video, api_key, loras)
     finally:
         sock.close()
     return 0

@@ -17,7 +17,7 @@ from motif_lite.cli.run_flags import GGUF_HELP, add_weight_file_flags, weight_fi
 from motif_lite.errors import MotifLiteError
 
 if TYPE_CHECKING:
-    from motif_lite.verify import StageResult
+    from motif_lite.verify import ForcedSettings, StageResult
 
 EXIT_MISMATCH = 1
 
@@ -73,13 +73,9 @@ def main(args: argparse.Namespace) -> int:
 
     from motif_lite.cli.run import download_hint_repeats
     from motif_lite.devices import torch_dtype
-    from motif_lite.verify import ForcedSettings, VerifySettings, verify
+    from motif_lite.verify import VerifySettings, verify
 
-    forced = ForcedSettings.parse(args.force)  # a bad --force fails before anything loads
-    weights = weight_files(args)
-    if getattr(args, "text_encoder_gguf", None) is not None:
-        raise MotifLiteError("verify compares with diffusers, which cannot read a text encoder GGUF; pass the "
-                             "text encoder's .safetensors file, or leave it to -m")  # fmt: skip
+    forced, weights = check_flags(args)
     settings = VerifySettings(args.width, args.height, args.video_frames, args.steps, args.seed)
     texts = {"prompt": args.prompt, "negative_prompt": args.negative_prompt}
     settings = dataclasses.replace(settings, **{k: v for k, v in texts.items() if v is not None})
@@ -91,6 +87,18 @@ def main(args: argparse.Namespace) -> int:
         )
     print("\n".join(result.lines()))
     return 0 if result.mismatch is None else EXIT_MISMATCH
+
+
+def check_flags(args: argparse.Namespace) -> tuple[ForcedSettings, dict[str, str]]:
+    """`--force` and the weight files, checked before anything loads: (the forced settings, the weight files)."""
+    from motif_lite.verify import ForcedSettings
+
+    forced = ForcedSettings.parse(args.force)
+    weights = weight_files(args)  # moves a .gguf given to --text-encoder to --text-encoder-gguf
+    if getattr(args, "text_encoder_gguf", None) is not None:
+        raise MotifLiteError("verify compares with diffusers, which cannot read a text encoder GGUF; pass the "
+                             "text encoder's .safetensors file, or leave it to -m")  # fmt: skip
+    return forced, weights
 
 
 def _say_stage_done(stage: StageResult) -> None:
