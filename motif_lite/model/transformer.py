@@ -32,13 +32,15 @@ class MotifVideoTransformer(nn.Module):
     """Predicts the flow-matching velocity. Parameter names equal the official diffusers checkpoint's.
 
     `ops` selects the implementation of the fused operations (see ops.py); it is plain instance state, set by
-    `motif_lite.runtime` and never by the model itself.
+    `motif_lite.runtime` and never by the model itself, as is `triton_unavailable` (why `ops` are torch's where
+    Triton kernels were wanted, for the run's summary).
     """
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
         self.config = config
         self.ops: Ops = TORCH_OPS
+        self.triton_unavailable: str | None = None
         hidden = config.hidden_size
         patch = (config.patch_size_t, config.patch_size, config.patch_size)
         self.x_embedder = PatchEmbed(patch, config.in_channels, hidden)

@@ -30,6 +30,7 @@ from motif_lite.kernels import int8_scheme, patterns
 from motif_lite.kernels.reference import block_sparse_attention_torch, dequant_linear_torch
 from motif_lite.model.ops import TORCH_OPS, Ops
 from motif_lite.runtime.activation_memory import CONTEXT_TOKENS
+from motif_lite.weights.quant_linear import QuantizedLinear
 
 BACKENDS = KERNEL_BACKENDS
 
@@ -134,7 +135,7 @@ def fallbacks(model: nn.Module) -> dict[str, str]:
     """{op name: first reason} for every Triton op in `model` that ran torch's version instead (empty: none), led by
     TRITON_KERNELS when `apply_kernels` installed torch's ops for "auto" on a CUDA machine (`triton_unavailable`)."""
     ops = {op.name: op.fallback_reason for op in kernel_ops(model) if op.fallback_reason is not None}
-    whole = getattr(model, "triton_unavailable", None)
+    whole = getattr(model, "triton_unavailable", None)  # the transformer has it; another module has no Ops
     return {TRITON_KERNELS: whole, **ops} if whole is not None else ops
 
 
@@ -278,16 +279,6 @@ def select_ops(backend: str = "auto", sparse: SparsityConfig | None = None, atte
     return dataclasses.replace(ops, decoder_attention=SparseDecoderAttention(sparse, attend))
 
 
-def _quantized_linear_class() -> type | None:
-    try:
-        module = importlib.import_module("motif_lite.weights.quant_linear")
-    except ModuleNotFoundError as exc:
-        if exc.name != "motif_lite.weights.quant_linear":
-            raise
-        return None
-    return module.QuantizedLinear
-
-
 def apply_kernels(
     model: nn.Module,
     backend: str = "auto",
@@ -315,15 +306,12 @@ def apply_dequant_kernels(model: nn.Module, backend: str = "auto") -> nn.Module:
     """Set the `kernel` of every `QuantizedLinear` in any module (the transformer, the text encoder) for `backend`:
     the Triton `dequant_matmul` (with its torch fallback) when Triton runs, else none (each layer's own torch
     dequantization). Returns `model`."""
-    linear_cls = _quantized_linear_class()
-    if linear_cls is None:
-        return model
     kernel = None
     if use_triton(backend):
         from motif_lite.kernels.dequant_matmul import dequant_matmul
 
         kernel = FallbackOp("dequant_matmul", dequant_matmul, dequant_linear_torch, strict=backend == "triton")
     for module in model.modules():
-        if isinstance(module, linear_cls):
+        if isinstance(module, QuantizedLinear):
             module.kernel = kernel
     return model
