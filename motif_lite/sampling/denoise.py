@@ -9,7 +9,7 @@ import torch
 
 from motif_lite.sampling.guidance import APGState, Guidance, guidance_active, guide
 from motif_lite.sampling.schedule import SamplingSettingsError, Schedule, batch_timestep
-from motif_lite.sampling.solvers import make_solver
+from motif_lite.sampling.solvers import make_solver, solver_state, with_solver_state
 
 # (latents [B, C, F, H, W], timestep [B], conditional) -> velocity shaped like latents. conditional=False asks
 # for the negative-prompt prediction. The callback adds whatever the transformer needs besides the noisy
@@ -66,7 +66,7 @@ def denoise(
     first = 0
     if start is not None:
         latents, first, apg_state.running = start.latents, start.done, start.apg_running
-        _restore(stepper, start.solver)
+        stepper = with_solver_state(stepper, start.solver)
     if latents.ndim != 5:
         raise SamplingSettingsError(f"latents must be [B, C, F, H, W], got shape {tuple(latents.shape)}")
     steps = schedule.steps
@@ -85,20 +85,7 @@ def denoise(
             on_denoised(i, latents - schedule.sigmas[i] * velocity)
         latents = stepper.step(latents, velocity, schedule.sigmas[i], schedule.sigmas[i + 1])
         if on_state is not None:
-            solver_fields = {name: value for name, value in vars(stepper).items() if value is not None}
-            on_state(SamplingState(i + 1, latents, solver_fields, apg_state.running))
+            on_state(SamplingState(i + 1, latents, solver_state(stepper), apg_state.running))
         if on_step is not None:
             on_step(i, latents)
     return latents
-
-
-def _restore(stepper: object, fields: dict[str, torch.Tensor]) -> None:
-    """Put a saved state's solver fields back; fields this solver does not have mean another solver saved them."""
-    unknown = set(fields) - set(vars(stepper))
-    if unknown:
-        raise SamplingSettingsError(
-            f"the sampling state holds {sorted(unknown)}, which the {type(stepper).__name__} solver does not keep: "
-            "it comes from a run with another sampler"
-        )
-    for name, value in fields.items():
-        setattr(stepper, name, value)

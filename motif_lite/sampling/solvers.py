@@ -8,6 +8,7 @@ in every dtype: the step math runs on the float32 sigmas as 0-dim tensors and th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,11 +19,28 @@ from motif_lite.sampling.schedule import SamplingSettingsError, Schedule, dpm_sc
 
 
 class Solver(Protocol):
-    """One solver instance serves one sampling run; it may carry state from step to step."""
+    """One solver instance serves one sampling run; it may carry state from step to step. Solvers are dataclasses
+    whose fields are that state (`solver_state`, `with_solver_state`: what a stopped run keeps to go on)."""
 
     def step(self, x: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
         """Move the sample `x` at noise level `sigma` to `sigma_next` given the velocity `v`."""
         ...
+
+
+def solver_state(solver: Solver) -> dict[str, torch.Tensor]:
+    """The state `solver` carries to its next step (its fields that are set)."""
+    return {f.name: value for f in dataclasses.fields(solver) if (value := getattr(solver, f.name)) is not None}
+
+
+def with_solver_state(solver: Solver, state: dict[str, torch.Tensor]) -> Solver:
+    """`solver` with a saved `solver_state` put back; fields it does not have mean another solver saved them."""
+    unknown = set(state) - {f.name for f in dataclasses.fields(solver)}
+    if unknown:
+        raise SamplingSettingsError(
+            f"the sampling state holds {sorted(unknown)}, which the {type(solver).__name__} solver does not keep: "
+            "it comes from a run with another sampler"
+        )
+    return dataclasses.replace(solver, **state)
 
 
 def _f32(value: torch.Tensor | float) -> torch.Tensor:
