@@ -46,7 +46,6 @@ from motif_lite.errors import ConfigError
 from motif_lite.model.ops import AttentionFn, sdpa_attention
 from motif_lite.runtime.attention_choices import RememberedChoices, environment
 
-BACKENDS = ATTENTION_BACKENDS
 _SDPA_KERNELS = {
     "flash": SDPBackend.FLASH_ATTENTION,
     "cudnn": SDPBackend.CUDNN_ATTENTION,
@@ -175,7 +174,7 @@ def candidate(name: str, strict: bool = False) -> AttentionFn:
         return fa3_attention()
     if name in _SDPA_KERNELS:
         return sdpa_with(_SDPA_KERNELS[name], split_masked=name in _NO_MASK)
-    raise ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    raise ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(ATTENTION_BACKENDS)}")
 
 
 def synchronized_timer(name: str, call: Callable[[], torch.Tensor], reps: int = 2) -> float:
@@ -413,8 +412,8 @@ def attention_backend(
     """The backend for `--attention-backend NAME` on `device`; `triton_ok`: our Triton kernels can run here. A fixed
     kernel that cannot run on `device` in `dtype` is a ConfigError here (`check_backend_runs`). `strict`
     (`--kernels triton`): a fixed `triton` never falls back to SDPA (`auto` still drops what fails its trial)."""
-    if name not in BACKENDS:
-        raise ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name not in ATTENTION_BACKENDS:
+        raise ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(ATTENTION_BACKENDS)}")
     if name != "auto":
         check_backend_runs(name, device, dtype)
         return FixedAttention(name, strict)

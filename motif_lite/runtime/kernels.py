@@ -32,8 +32,6 @@ from motif_lite.model.ops import TORCH_OPS, Ops
 from motif_lite.runtime.activation_memory import CONTEXT_TOKENS
 from motif_lite.weights.quant_linear import QuantizedLinear
 
-BACKENDS = KERNEL_BACKENDS
-
 
 class KernelBackendError(MotifLiteError, RuntimeError):
     """The requested kernel backend cannot run on this machine."""
@@ -189,8 +187,8 @@ def _triton_import_error() -> str | None:
 
 def use_triton(backend: str) -> bool:
     """Resolve a backend name: True for Triton kernels, False for the torch references."""
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown kernel backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend not in KERNEL_BACKENDS:
+        raise ConfigError(f"unknown kernel backend {backend!r}; choose one of {', '.join(KERNEL_BACKENDS)}")
     if backend == "torch" or (backend == "auto" and not torch.cuda.is_available()):
         return False
     if not torch.cuda.is_available():
