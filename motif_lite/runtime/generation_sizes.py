@@ -113,17 +113,13 @@ def _transformer_numels(config: TransformerConfig) -> tuple[tuple[tuple[int, ...
     return numels, _numel(model), max(linears)
 
 
-_VAE_NUMELS: dict[str, int] = {}  # WanVAEConfig holds lists (unhashable): keyed by its repr
-
-
+@functools.cache
 def _vae_numel(vae_config: WanVAEConfig) -> int:
-    key = repr(vae_config)
-    if key not in _VAE_NUMELS:
-        from motif_lite.vae.model import WanVAE
+    """The VAE's elements (weights and buffers), from a meta-device build."""
+    from motif_lite.vae.model import WanVAE
 
-        with torch.device("meta"):
-            _VAE_NUMELS[key] = _numel(WanVAE(vae_config))
-    return _VAE_NUMELS[key]
+    with torch.device("meta"):
+        return _numel(WanVAE(vae_config))
 
 
 def _numel(module: nn.Module) -> int:
