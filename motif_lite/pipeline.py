@@ -321,8 +321,7 @@ class MotifVideoPipeline:
                 f"{where} continues another video than this request makes ({differences}): resume it with the "
                 "request it holds and the checkpoint its run used"
             )
-        z, s = self.vae.config.z_dim, self.vae.config.spatial_factor
-        shape = (1, z, request.latent_frames, request.height // s, request.width // s)
+        shape = self.vae.config.latent_shape(request.width, request.height, request.frames)
         if tuple(resume.latents.shape) != shape:
             raise RequestError(f"{where}: latents of shape {tuple(resume.latents.shape)}, but this model samples "
                                f"{shape} for the request: they come from another model")  # fmt: skip
@@ -378,8 +377,7 @@ class MotifVideoPipeline:
 
     def initial_noise(self, request: GenerationRequest, generator: torch.Generator) -> torch.Tensor:
         """randn [1, 16, (F-1)//4+1, H/8, W/8] drawn on the CPU in the transformer dtype (diffusers' randn_tensor)."""
-        z, s = self.vae.config.z_dim, self.vae.config.spatial_factor
-        shape = (1, z, request.latent_frames, request.height // s, request.width // s)
+        shape = self.vae.config.latent_shape(request.width, request.height, request.frames)
         return torch.randn(shape, generator=generator, dtype=self.dtype).to(self.device)
 
     def encode(

@@ -33,6 +33,9 @@ OFFICIAL_NEGATIVE_PROMPT = (
 )
 T2V_SHIFT = 15.0  # model card / ComfyUI T2V workflow
 I2V_SHIFT = 8.0  # ComfyUI I2V README and workflow
+# The official model's shapes, which a request is checked against before any model is loaded (and without torch,
+# which importing motif_lite.vae brings): WanVAEConfig's spatial_factor x TransformerConfig's patch_size, and its
+# temporal_factor (tests/test_preflight.py checks that they agree). A loaded model's shapes come from its configs.
 SIZE_MULTIPLE = 16  # VAE downsampling 8 x transformer patch 2
 TEMPORAL_FACTOR = 4  # the VAE compresses 4 frames into one latent frame (plus the first)
 MAX_SEED = 2**32 - 1
@@ -74,6 +77,7 @@ class GenerationRequest:
 
     @property
     def latent_frames(self) -> int:
+        """The latent frames with the official VAE (a loaded one: `WanVAEConfig.latent_frames`)."""
         return (self.frames - 1) // TEMPORAL_FACTOR + 1
 
     def resolve(self) -> tuple[GenerationRequest, list[str]]:

@@ -366,9 +366,7 @@ class _Comparison:
 
     def transformer(self) -> StageResult:
         request = self.request
-        latent_shape = (1, 16, request.latent_frames, request.height // 8, request.width // 8)
-        generator = torch.Generator().manual_seed(request.seed)
-        noise = torch.randn(latent_shape, generator=generator, dtype=self.ours.dtype).to(self.device)
+        noise = self.ours.initial_noise(request, torch.Generator().manual_seed(request.seed))
         hidden = torch.cat([noise, torch.zeros_like(noise), torch.zeros_like(noise[:, :1])], dim=1)
         settings = self.ours.settings_for(request)
         schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value)
@@ -399,7 +397,7 @@ class _Comparison:
 
     def vae(self) -> StageResult:
         request = self.request
-        shape = (1, 16, request.latent_frames, request.height // 8, request.width // 8)
+        shape = self.ours.vae.config.latent_shape(request.width, request.height, request.frames)
         latents = torch.randn(shape, generator=torch.Generator().manual_seed(request.seed + 1))
         vae = self.reference.vae
         z = latents.to(self.device, vae.dtype)

@@ -350,6 +350,14 @@ def test_a_config_is_hashable_and_names_a_bad_list_as_written(saved):
         WanVAEConfig.from_dict({**TINY, "latents_std": [1.0, 2.0]})
 
 
+def test_latent_shapes():
+    config = WanVAEConfig()
+    assert config.latent_shape(1280, 736, 121) == (1, 16, 31, 92, 160)
+    assert [config.latent_frames(f) for f in (1, 5, 121)] == [1, 2, 31]
+    assert [config.video_frames(n) for n in (1, 2, 31)] == [1, 5, 121]
+    assert WanVAEConfig(**TINY).latent_shape(64, 32, 9) == (1, 4, 3, 4, 8)
+
+
 def test_missing_folder_and_files(tmp_path, saved):
     with pytest.raises(CheckpointError, match="not a folder"):
         load_vae(tmp_path / "nope")

@@ -139,10 +139,8 @@ def vae_decode_flops(vae_config: WanVAEConfig, width: int, height: int, frames: 
 
     with torch.device("meta"):  # shapes only
         vae = WanVAE(vae_config)
-    s = vae_config.spatial_factor
-    latent_pixels = (height // s) * (width // s)
-    first, later = _decoder_macs(vae.post_quant_conv, vae.decoder, latent_pixels)
-    latent_frames = (frames - 1) // vae_config.temporal_factor + 1
+    _, _, latent_frames, latent_h, latent_w = vae_config.latent_shape(width, height, frames)
+    first, later = _decoder_macs(vae.post_quant_conv, vae.decoder, latent_h * latent_w)
     return 2.0 * (first + later * (latent_frames - 1))
 
 

@@ -59,6 +59,21 @@ class WanVAEConfig:
     def temporal_factor(self) -> int:
         return 2 ** sum(bool(t) for t in self.temperal_downsample)
 
+    def latent_frames(self, frames: int) -> int:
+        """The latent frames of a video of `frames` frames: the first frame alone, then one per `temporal_factor`
+        frames."""
+        return (frames - 1) // self.temporal_factor + 1
+
+    def video_frames(self, latent_frames: int) -> int:
+        """The video frames `latent_frames` latent frames decode to (the inverse of `latent_frames`: 4k+1)."""
+        return (latent_frames - 1) * self.temporal_factor + 1
+
+    def latent_shape(self, width: int, height: int, frames: int) -> tuple[int, int, int, int, int]:
+        """The latents of one width x height x frames video: [1, z_dim, latent frames, height / spatial_factor,
+        width / spatial_factor]."""
+        s = self.spatial_factor
+        return (1, self.z_dim, self.latent_frames(frames), height // s, width // s)
+
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> WanVAEConfig:
         """Build and validate a config; keys starting with '_' and unknown keys are ignored."""
