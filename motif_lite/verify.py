@@ -37,6 +37,7 @@ import torch
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
+from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS
 from motif_lite.sampling import APGState, guide, schedule_for
 from motif_lite.settings import describe_guidance
 
@@ -348,7 +349,7 @@ class _Comparison:
 
     def text(self) -> StageResult:
         encoder, s = self.ours.text_encoder, self.request
-        limit = self.forced.max_prompt_tokens or 512
+        limit = self.forced.max_prompt_tokens or MAX_PROMPT_TOKENS
         encoder.to(self.device)
         try:
             pe, npe, pm, npm = self.reference.encode_prompt(s.prompt, s.negative_prompt, device=self.device)
