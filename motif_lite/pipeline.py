@@ -391,7 +391,7 @@ class MotifVideoPipeline:
         """Prompts (and for I2V the first frame) -> conditioning; the text encoder leaves the device afterwards.
 
         guided: whether the guidance needs the negative prompt's embeddings."""
-        conditioned = request.image is not None and request.latent_frames > 1  # one latent frame: plain T2V
+        conditioned = request.conditions_on_image
         total = 1 + guided + conditioned
         progress("encode", 0, total)
         cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])

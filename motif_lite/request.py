@@ -80,6 +80,12 @@ class GenerationRequest:
         """The latent frames with the official VAE (a loaded one: `WanVAEConfig.latent_frames`)."""
         return (self.frames - 1) // TEMPORAL_FACTOR + 1
 
+    @property
+    def conditions_on_image(self) -> bool:
+        """Image-to-video: an image is given and the video has more than one latent frame. One latent frame is
+        plain text-to-video, as in the reference: nothing follows the first frame for the image to condition."""
+        return self.image is not None and self.latent_frames > 1
+
     def resolve(self) -> tuple[GenerationRequest, list[str]]:
         """Validate every setting and return (normalized copy, notes on what was changed).
 
@@ -132,14 +138,15 @@ class GenerationRequest:
                 f"the output {self.output} would replace the input image {self.image} with the video; give the "
                 "video (-o) another name"
             )
-        if image is not None and frames == 1:  # one latent frame: nothing follows the image (pipeline.py)
+        resolved = dataclasses.replace(self, frames=frames, seed=seed, guidance=guidance, sampler=sampler)
+        if image is not None and not resolved.conditions_on_image:  # frames are 4k+1 here: 1 frame
             notes.append(
                 "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
                 f"reference): the image is ignored; use --video-frames {TEMPORAL_FACTOR + 1} or more for image-to-video"
             )
         elif image is not None:
             notes += [*image_notes, *_stretch_note(image.size, self.width, self.height)]
-        return dataclasses.replace(self, frames=frames, seed=seed, guidance=guidance, sampler=sampler), notes
+        return resolved, notes
 
 
 def counted(n: int, noun: str) -> str:

@@ -338,6 +338,13 @@ def test_an_image_that_one_latent_frame_ignores_is_noted(tmp_path):
     assert not any("ignored" in note for note in notes)  # two latent frames: the image conditions the first
 
 
+def test_image_to_video_needs_an_image_and_more_than_one_latent_frame():
+    assert [GenerationRequest("x", image="a.png", frames=f).conditions_on_image for f in (1, 4, 5, 121)] == [
+        False, False, True, True,
+    ]  # fmt: skip
+    assert not GenerationRequest("x", frames=121).conditions_on_image
+
+
 def test_the_request_checks_the_shapes_of_the_official_configs():
     # request.py checks sizes and frames before any model is loaded (without torch): the official configs' values.
     from motif_lite.request import SIZE_MULTIPLE, TEMPORAL_FACTOR
