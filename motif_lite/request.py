@@ -149,6 +149,9 @@ class GenerationRequest:
         return resolved, notes
 
 
+REQUEST_DEFAULTS = GenerationRequest(prompt="-")  # every default (the prompt has none): read them from its fields
+
+
 def counted(n: int, noun: str) -> str:
     """ "1 frame", "49 frames": a count with its noun (regular plurals only)."""
     return f"{n} {noun}" + ("" if n == 1 else "s")
