@@ -79,7 +79,7 @@ def decode_video(
         for _ in chunks():  # this rank's bands go to rank 0, which writes the file
             pass
         return
-    frames = (total - 1) * vae.config.temporal_factor + 1
+    frames = vae.config.video_frames(total)
     with staged_output(output, frames) as partial:
         write_video(chunks(), partial, fps, metadata)
 
@@ -172,8 +172,7 @@ def check_latents_fit(saved: SavedLatents, vae_config: WanVAEConfig) -> None:
             f"the latents have {channels} channels, but this VAE takes {vae_config.z_dim}: they come from another "
             "model; decode them with the checkpoint (-m) or VAE file (--vae) of the run that saved them"
         )
-    s, t = vae_config.spatial_factor, vae_config.temporal_factor
-    expected = ((saved.frames - 1) // t + 1, saved.height // s, saved.width // s)
+    expected = vae_config.latent_shape(saved.width, saved.height, saved.frames)[2:]
     if (frames, h, w) != expected:
         raise LatentsFileError(
             f"the latents' shape {tuple(saved.latents.shape)} does not fit a {saved.width}x{saved.height} video of "

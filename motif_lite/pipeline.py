@@ -321,8 +321,7 @@ class MotifVideoPipeline:
                 f"{where} continues another video than this request makes ({differences}): resume it with the "
                 "request it holds and the checkpoint its run used"
             )
-        z, s = self.vae.config.z_dim, self.vae.config.spatial_factor
-        shape = (1, z, request.latent_frames, request.height // s, request.width // s)
+        shape = self.vae.config.latent_shape(request.width, request.height, request.frames)
         if tuple(resume.latents.shape) != shape:
             raise RequestError(f"{where}: latents of shape {tuple(resume.latents.shape)}, but this model samples "
                                f"{shape} for the request: they come from another model")  # fmt: skip
@@ -378,8 +377,7 @@ class MotifVideoPipeline:
 
     def initial_noise(self, request: GenerationRequest, generator: torch.Generator) -> torch.Tensor:
         """randn [1, 16, (F-1)//4+1, H/8, W/8] drawn on the CPU in the transformer dtype (diffusers' randn_tensor)."""
-        z, s = self.vae.config.z_dim, self.vae.config.spatial_factor
-        shape = (1, z, request.latent_frames, request.height // s, request.width // s)
+        shape = self.vae.config.latent_shape(request.width, request.height, request.frames)
         return torch.randn(shape, generator=generator, dtype=self.dtype).to(self.device)
 
     def encode(
@@ -393,7 +391,7 @@ class MotifVideoPipeline:
         """Prompts (and for I2V the first frame) -> conditioning; the text encoder leaves the device afterwards.
 
         guided: whether the guidance needs the negative prompt's embeddings."""
-        conditioned = request.image is not None and request.latent_frames > 1  # one latent frame: plain T2V
+        conditioned = request.conditions_on_image
         total = 1 + guided + conditioned
         progress("encode", 0, total)
         cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])

@@ -198,6 +198,6 @@ def plan_generation(
         device=str(target), vae_dtype=dtype,
         fused_norms=fused_norms, step_cache=step_cache, sequence_parallel=sequence_parallel,
         attention_workspace_bytes=attention_workspace_bytes(attention, config, tokens, 2 if batched else 1),
-        image=request.image is not None and request.latent_frames > 1,  # the first frame goes through the VAE
+        image=request.conditions_on_image,  # the first frame goes through the VAE
         ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30), activation_dtype=dtype,
     )  # fmt: skip

@@ -33,6 +33,9 @@ OFFICIAL_NEGATIVE_PROMPT = (
 )
 T2V_SHIFT = 15.0  # model card / ComfyUI T2V workflow
 I2V_SHIFT = 8.0  # ComfyUI I2V README and workflow
+# The official model's shapes, which a request is checked against before any model is loaded (and without torch,
+# which importing motif_lite.vae brings): WanVAEConfig's spatial_factor x TransformerConfig's patch_size, and its
+# temporal_factor (tests/test_preflight.py checks that they agree). A loaded model's shapes come from its configs.
 SIZE_MULTIPLE = 16  # VAE downsampling 8 x transformer patch 2
 TEMPORAL_FACTOR = 4  # the VAE compresses 4 frames into one latent frame (plus the first)
 MAX_SEED = 2**32 - 1
@@ -74,7 +77,14 @@ class GenerationRequest:
 
     @property
     def latent_frames(self) -> int:
+        """The latent frames with the official VAE (a loaded one: `WanVAEConfig.latent_frames`)."""
         return (self.frames - 1) // TEMPORAL_FACTOR + 1
+
+    @property
+    def conditions_on_image(self) -> bool:
+        """Image-to-video: an image is given and the video has more than one latent frame. One latent frame is
+        plain text-to-video, as in the reference: nothing follows the first frame for the image to condition."""
+        return self.image is not None and self.latent_frames > 1
 
     def resolve(self) -> tuple[GenerationRequest, list[str]]:
         """Validate every setting and return (normalized copy, notes on what was changed).
@@ -128,14 +138,18 @@ class GenerationRequest:
                 f"the output {self.output} would replace the input image {self.image} with the video; give the "
                 "video (-o) another name"
             )
-        if image is not None and frames == 1:  # one latent frame: nothing follows the image (pipeline.py)
+        resolved = dataclasses.replace(self, frames=frames, seed=seed, guidance=guidance, sampler=sampler)
+        if image is not None and not resolved.conditions_on_image:  # frames are 4k+1 here: 1 frame
             notes.append(
                 "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
                 f"reference): the image is ignored; use --video-frames {TEMPORAL_FACTOR + 1} or more for image-to-video"
             )
         elif image is not None:
             notes += [*image_notes, *_stretch_note(image.size, self.width, self.height)]
-        return dataclasses.replace(self, frames=frames, seed=seed, guidance=guidance, sampler=sampler), notes
+        return resolved, notes
+
+
+REQUEST_DEFAULTS = GenerationRequest(prompt="-")  # every default (the prompt has none): read them from its fields
 
 
 def counted(n: int, noun: str) -> str:

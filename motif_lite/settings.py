@@ -37,6 +37,7 @@ from motif_lite.config import TransformerConfig
 from motif_lite.request import (
     I2V_SHIFT,
     OFFICIAL_NEGATIVE_PROMPT,
+    REQUEST_DEFAULTS,
     T2V_SHIFT,
     GenerationRequest,
     RequestError,
@@ -69,7 +70,6 @@ _UNIMPLEMENTED_SCHEDULE_OPTIONS = {
     "shift_terminal": None, "invert_sigmas": False, "stochastic_sampling": False, "thresholding": False,
     "final_sigmas_type": "zero", "euler_at_final": False,
 }  # fmt: skip
-_PLAIN_DEFAULTS = GenerationRequest(prompt="-")
 
 
 @dataclass(frozen=True)
@@ -328,7 +328,7 @@ def _method(guidance: Guidance) -> str:
 
 def _plain(request: GenerationRequest, *names: str) -> Setting:
     """Settings the checkpoint never decides: a flag when they differ from the official default."""
-    changed = any(getattr(request, n) != getattr(_PLAIN_DEFAULTS, n) for n in names)
+    changed = any(getattr(request, n) != getattr(REQUEST_DEFAULTS, n) for n in names)
     return Setting(None, FLAG) if changed else Setting(None, DEFAULT)
 
 

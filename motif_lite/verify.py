@@ -37,6 +37,7 @@ import torch
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
+from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS
 from motif_lite.sampling import APGState, guide, schedule_for
 from motif_lite.settings import describe_guidance
 
@@ -348,7 +349,7 @@ class _Comparison:
 
     def text(self) -> StageResult:
         encoder, s = self.ours.text_encoder, self.request
-        limit = self.forced.max_prompt_tokens or 512
+        limit = self.forced.max_prompt_tokens or MAX_PROMPT_TOKENS
         encoder.to(self.device)
         try:
             pe, npe, pm, npm = self.reference.encode_prompt(s.prompt, s.negative_prompt, device=self.device)
@@ -366,9 +367,7 @@ class _Comparison:
 
     def transformer(self) -> StageResult:
         request = self.request
-        latent_shape = (1, 16, request.latent_frames, request.height // 8, request.width // 8)
-        generator = torch.Generator().manual_seed(request.seed)
-        noise = torch.randn(latent_shape, generator=generator, dtype=self.ours.dtype).to(self.device)
+        noise = self.ours.initial_noise(request, torch.Generator().manual_seed(request.seed))
         hidden = torch.cat([noise, torch.zeros_like(noise), torch.zeros_like(noise[:, :1])], dim=1)
         settings = self.ours.settings_for(request)
         schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value)
@@ -399,7 +398,7 @@ class _Comparison:
 
     def vae(self) -> StageResult:
         request = self.request
-        shape = (1, 16, request.latent_frames, request.height // 8, request.width // 8)
+        shape = self.ours.vae.config.latent_shape(request.width, request.height, request.frames)
         latents = torch.randn(shape, generator=torch.Generator().manual_seed(request.seed + 1))
         vae = self.reference.vae
         z = latents.to(self.device, vae.dtype)

@@ -338,6 +338,25 @@ def test_an_image_that_one_latent_frame_ignores_is_noted(tmp_path):
     assert not any("ignored" in note for note in notes)  # two latent frames: the image conditions the first
 
 
+def test_image_to_video_needs_an_image_and_more_than_one_latent_frame():
+    assert [GenerationRequest("x", image="a.png", frames=f).conditions_on_image for f in (1, 4, 5, 121)] == [
+        False, False, True, True,
+    ]  # fmt: skip
+    assert not GenerationRequest("x", frames=121).conditions_on_image
+
+
+def test_the_request_checks_the_shapes_of_the_official_configs():
+    # request.py checks sizes and frames before any model is loaded (without torch): the official configs' values.
+    from motif_lite.request import SIZE_MULTIPLE, TEMPORAL_FACTOR
+    from motif_lite.runtime.generation_sizes import size_multiple
+    from motif_lite.vae.config import WanVAEConfig
+
+    vae = WanVAEConfig()
+    assert (size_multiple(TransformerConfig(), vae), vae.temporal_factor) == (SIZE_MULTIPLE, TEMPORAL_FACTOR)
+    request = GenerationRequest("x", width=1280, height=736, frames=121)
+    assert request.latent_frames == vae.latent_frames(121) == 31
+
+
 def test_the_dtype_note_is_printed_before_anything_loads(checkpoint, tmp_path, capsys, monkeypatch):
     """On a GPU without bf16 tensor cores `run` says so (`devices.dtype_note`, a stand-in here: this machine has no
     such GPU) before the weights load, so that the user can stop and pick another --dtype."""

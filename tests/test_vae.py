@@ -341,6 +341,23 @@ def test_bad_config_value(saved, key, value, message):
         load_vae(saved)
 
 
+def test_a_config_is_hashable_and_names_a_bad_list_as_written(saved):
+    config = WanVAEConfig.from_json(saved / "config.json")
+    assert config.dim_mult == (1, 2, 2, 2) and config == WanVAEConfig(**TINY)
+    assert hash(config) == hash(WanVAEConfig(**TINY))
+    assert {WanVAEConfig(): 1}[WanVAEConfig(dim_mult=[1, 2, 4, 4])] == 1  # a cache key, lists given or not
+    with pytest.raises(ConfigError, match=r"latents_std=\[1.0, 2.0\] must be a list of z_dim=4 numbers"):
+        WanVAEConfig.from_dict({**TINY, "latents_std": [1.0, 2.0]})
+
+
+def test_latent_shapes():
+    config = WanVAEConfig()
+    assert config.latent_shape(1280, 736, 121) == (1, 16, 31, 92, 160)
+    assert [config.latent_frames(f) for f in (1, 5, 121)] == [1, 2, 31]
+    assert [config.video_frames(n) for n in (1, 2, 31)] == [1, 5, 121]
+    assert WanVAEConfig(**TINY).latent_shape(64, 32, 9) == (1, 4, 3, 4, 8)
+
+
 def test_missing_folder_and_files(tmp_path, saved):
     with pytest.raises(CheckpointError, match="not a folder"):
         load_vae(tmp_path / "nope")

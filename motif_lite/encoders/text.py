@@ -25,11 +25,10 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Gemma2Encoder
 from motif_lite.encoders.text_gguf import TextEncoderGGUF, load_text_encoder_gguf, read_text_encoder_gguf
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.hub import resolve_checkpoint
+from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS  # the reference pipeline's max_sequence_length
 
 if TYPE_CHECKING:  # importing it warns when torchvision is missing: load it only for image-to-video
     from transformers import SiglipImageProcessor
-
-MAX_PROMPT_TOKENS = 512  # the reference pipeline's max_sequence_length
 
 # User-facing notes (a truncated prompt) go through logging: a plain message, no source line; the CLI prints them
 # as "warning: ...".

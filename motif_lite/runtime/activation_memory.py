@@ -7,14 +7,18 @@ tests/live_memory.py checks the transformer's against the tensors a forward real
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError
 
 ACT_BYTES = 2  # activations are bf16
-# Tokens of the context stream: the reference pads prompts to 512 text tokens; I2V adds 729 SigLIP tokens.
-CONTEXT_TOKENS = 512 + 729
+MAX_PROMPT_TOKENS = 512  # the reference pipeline's max_sequence_length: the text tokens of a prompt, at most
+# Tokens of the context stream: the reference pads prompts to MAX_PROMPT_TOKENS text tokens; I2V adds 729 SigLIP
+# tokens.
+CONTEXT_TOKENS = MAX_PROMPT_TOKENS + 729
 # Live activations of one transformer forward, in elements of the activation dtype, counted from the model code
 # (what is alive together at each phase of a block) and checked against a tensor-lifetime tracker, exactly, in
 # bench/bench_planner.py. L: the tokens a block attends over; c: the tokens of one piece (`token_chunk`; a whole
@@ -59,11 +63,43 @@ PIECE_PROJECTION_D_TORCH = (11, 9)
 # K/V in every layout, then runs its query pieces the same way (`_dual_cross_phase`).
 KV_PROJECTION_D_FUSED, KV_PROJECTION_D_TORCH = 3, 8
 QUERY_PIECE_D_FUSED, QUERY_PIECE_D_TORCH = 3, 9
-# T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like: hidden 2560, MLP 10240, 34 layers):
+# T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like; its shape: `TextEncoderShape` below):
 # the token embedding (262144 x 2560 = 0.67 B) is ~16 % of the parameters; one text layer ~94 M (~2.2 %).
 TEXT_NON_LAYER_FRACTION = 0.16
 TEXT_LAYER_FRACTION = 0.022
-TEXT_HIDDEN, TEXT_MLP, TEXT_HEADS, TEXT_TOKENS = 2560, 10240, 8, 512
+TEXT_TOKENS = MAX_PROMPT_TOKENS  # the text encoder's pass is planned for the longest prompt
+
+
+@dataclass(frozen=True)
+class TextEncoderShape:
+    """The matmul sizes of the T5Gemma2 text stack (defaults: the official encoder's text_config)."""
+
+    hidden: int = 2560
+    intermediate: int = 10240
+    layers: int = 34
+    heads: int = 8
+    kv_heads: int = 4
+    head_dim: int = 256
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TextEncoderShape:
+        """From a checkpoint's `text_encoder/config.json` (its `text_config`); missing keys keep the defaults."""
+        text = json.loads(Path(path).read_text()).get("text_config", {})
+        keys = {
+            "hidden": "hidden_size",
+            "intermediate": "intermediate_size",
+            "layers": "num_hidden_layers",
+            "heads": "num_attention_heads",
+            "kv_heads": "num_key_value_heads",
+            "head_dim": "head_dim",
+        }
+        return cls(**{ours: text[theirs] for ours, theirs in keys.items() if theirs in text})
+
+    @property
+    def layer_weights(self) -> int:
+        """Weights of the attention (q, k, v, o) and gated MLP (gate, up, down) projections of all layers."""
+        attention = self.hidden * self.head_dim * (2 * self.heads + 2 * self.kv_heads)
+        return self.layers * (attention + 3 * self.hidden * self.intermediate)
 
 
 def transformer_activation_bytes(
@@ -224,6 +260,8 @@ def _dual_cross_phase(n: int, t: int, w: _Widths, cross: _Cross) -> int:
 
 
 def text_activation_bytes(batch: int) -> int:
-    """T5Gemma2 over TEXT_TOKENS: ~6 hidden-size tensors and 3 MLP-size ones, plus eager fp32 attention scores."""
-    per_token = 6 * TEXT_HIDDEN + 3 * TEXT_MLP
-    return batch * (TEXT_TOKENS * per_token * ACT_BYTES + TEXT_HEADS * TEXT_TOKENS**2 * 4)
+    """The official T5Gemma2 over TEXT_TOKENS: ~6 hidden-size tensors and 3 MLP-size ones, plus eager fp32
+    attention scores."""
+    shape = TextEncoderShape()
+    per_token = 6 * shape.hidden + 3 * shape.intermediate
+    return batch * (TEXT_TOKENS * per_token * ACT_BYTES + shape.heads * TEXT_TOKENS**2 * 4)

@@ -24,7 +24,6 @@ ms) and a whole 720p forward at 558 (5.13 PFLOP in 9.20 s, the last decoder bloc
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,45 +32,13 @@ import torch
 from torch import nn
 
 from motif_lite.config import TransformerConfig
+from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS, TextEncoderShape
 from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.vae.config import WanVAEConfig
 
 SLOWEST_CPU_FLOPS = 1e9  # below FLOPs / this many seconds a run is short on any CPU (no need to measure)
 SLOWEST_GPU_FLOPS = 5e12  # the same for any GPU a video run is worth starting on (bf16 matrix multiply)
-CHARS_PER_TOKEN = 4  # English text through the Gemma tokenizer, roughly; prompts are capped at 512 tokens
-MAX_PROMPT_TOKENS = 512
-
-
-@dataclass(frozen=True)
-class TextEncoderShape:
-    """The matmul sizes of the T5Gemma2 text stack (defaults: the official encoder's text_config)."""
-
-    hidden: int = 2560
-    intermediate: int = 10240
-    layers: int = 34
-    heads: int = 8
-    kv_heads: int = 4
-    head_dim: int = 256
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> TextEncoderShape:
-        """From a checkpoint's `text_encoder/config.json` (its `text_config`); missing keys keep the defaults."""
-        text = json.loads(Path(path).read_text()).get("text_config", {})
-        keys = {
-            "hidden": "hidden_size",
-            "intermediate": "intermediate_size",
-            "layers": "num_hidden_layers",
-            "heads": "num_attention_heads",
-            "kv_heads": "num_key_value_heads",
-            "head_dim": "head_dim",
-        }
-        return cls(**{ours: text[theirs] for ours, theirs in keys.items() if theirs in text})
-
-    @property
-    def layer_weights(self) -> int:
-        """Weights of the attention (q, k, v, o) and gated MLP (gate, up, down) projections of all layers."""
-        attention = self.hidden * self.head_dim * (2 * self.heads + 2 * self.kv_heads)
-        return self.layers * (attention + 3 * self.hidden * self.intermediate)
+CHARS_PER_TOKEN = 4  # English text through the Gemma tokenizer, roughly; prompts are capped at MAX_PROMPT_TOKENS
 
 
 @dataclass(frozen=True)
@@ -139,10 +106,8 @@ def vae_decode_flops(vae_config: WanVAEConfig, width: int, height: int, frames: 
 
     with torch.device("meta"):  # shapes only
         vae = WanVAE(vae_config)
-    s = vae_config.spatial_factor
-    latent_pixels = (height // s) * (width // s)
-    first, later = _decoder_macs(vae.post_quant_conv, vae.decoder, latent_pixels)
-    latent_frames = (frames - 1) // vae_config.temporal_factor + 1
+    _, _, latent_frames, latent_h, latent_w = vae_config.latent_shape(width, height, frames)
+    first, later = _decoder_macs(vae.post_quant_conv, vae.decoder, latent_h * latent_w)
     return 2.0 * (first + later * (latent_frames - 1))
 
 

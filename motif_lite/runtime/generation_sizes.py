@@ -48,13 +48,17 @@ class GenerationSizes:
 
 def video_tokens(width: int, height: int, frames: int, config: TransformerConfig, vae_config: WanVAEConfig) -> int:
     """N = latent frames x (H / 16) x (W / 16) for Motif (VAE /4 in time, /8 in space; patch 1x2x2)."""
-    space = vae_config.spatial_factor * config.patch_size
+    space = size_multiple(config, vae_config)
     if width <= 0 or height <= 0 or width % space or height % space:
         raise ConfigError(f"width and height must be positive multiples of {space}, got {width}x{height}")
     if frames < 1 or (frames - 1) % vae_config.temporal_factor:
         raise ConfigError(f"frames must be 1 + {vae_config.temporal_factor}k, got {frames}")
-    latent_frames = (frames - 1) // vae_config.temporal_factor + 1
-    return latent_frames // config.patch_size_t * (height // space) * (width // space)
+    return vae_config.latent_frames(frames) // config.patch_size_t * (height // space) * (width // space)
+
+
+def size_multiple(config: TransformerConfig, vae_config: WanVAEConfig) -> int:
+    """What a video's width and height are multiples of: the VAE's spatial factor x the transformer's patch (16)."""
+    return vae_config.spatial_factor * config.patch_size
 
 
 def generation_sizes(
@@ -75,7 +79,7 @@ def generation_sizes(
     per_param = weight_bytes / total  # average bytes per parameter of the given weights (e.g. ~0.56 for Q4_K_M)
     block_bytes = tuple(math.ceil(sum(numels) * per_param) for numels in block_numels)
     pinned = tuple(sum(pinned_size(math.ceil(n * per_param)) for n in numels) for numels in block_numels)
-    s = vae_config.spatial_factor
+    _, _, latent_frames, latent_h, latent_w = vae_config.latent_shape(width, height, frames)
     return GenerationSizes(
         video_tokens=video_tokens(width, height, frames, config, vae_config),
         config=config,
@@ -88,10 +92,10 @@ def generation_sizes(
         vae_bytes=_vae_numel(vae_config) * vae_dtype.itemsize,
         vae_element_bytes=vae_dtype.itemsize,
         vae_pixels=width * height,
-        vae_latent_hw=(height // s, width // s),
-        vae_latent_frames=(frames - 1) // vae_config.temporal_factor + 1,
+        vae_latent_hw=(latent_h, latent_w),
+        vae_latent_frames=latent_frames,
         vae_config=vae_config,
-        vae_spatial=s,
+        vae_spatial=vae_config.spatial_factor,
         vae_scale=(vae_config.decoder_base_dim or vae_config.base_dim) / 96,
         frames=frames,
         image=image,
@@ -113,17 +117,13 @@ def _transformer_numels(config: TransformerConfig) -> tuple[tuple[tuple[int, ...
     return numels, _numel(model), max(linears)
 
 
-_VAE_NUMELS: dict[str, int] = {}  # WanVAEConfig holds lists (unhashable): keyed by its repr
-
-
+@functools.cache
 def _vae_numel(vae_config: WanVAEConfig) -> int:
-    key = repr(vae_config)
-    if key not in _VAE_NUMELS:
-        from motif_lite.vae.model import WanVAE
+    """The VAE's elements (weights and buffers), from a meta-device build."""
+    from motif_lite.vae.model import WanVAE
 
-        with torch.device("meta"):
-            _VAE_NUMELS[key] = _numel(WanVAE(vae_config))
-    return _VAE_NUMELS[key]
+    with torch.device("meta"):
+        return _numel(WanVAE(vae_config))
 
 
 def _numel(module: nn.Module) -> int:

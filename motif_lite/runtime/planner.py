@@ -51,7 +51,7 @@ from motif_lite.runtime.activation_memory import (
     transformer_activation_bytes,
 )
 from motif_lite.runtime.chunking import ChunkingHandle, apply_token_chunking
-from motif_lite.runtime.generation_sizes import GenerationSizes, generation_sizes
+from motif_lite.runtime.generation_sizes import GenerationSizes, generation_sizes, size_multiple
 from motif_lite.runtime.host_memory import (
     HostEstimate,
     HostNeeds,
@@ -425,10 +425,12 @@ def plan_memory(
             return False
 
     groups = "" if smallest.heads_per_call is None else f", {smallest.heads_per_call} heads per attention call"
+    step = size_multiple(transformer_config, vae_config)
     raise MotifLiteError(
         f"{width}x{height}x{frames} needs at least {_gib(smallest.peak_bytes)} of device memory (plan "
         f"{smallest.rank + 1}: everything streamed, {_TEXT_PLACES[smallest.text_placement]}{groups}), but the "
-        f"budget is {_gib(budget_bytes)}. {_what_fits(fits, width, height, frames)}\n" + smallest.describe()
+        f"budget is {_gib(budget_bytes)}. {_what_fits(fits, width, height, frames, vae_config, step)}\n"
+        + smallest.describe()
     )
 
 
@@ -500,21 +502,25 @@ def plan_decode(
 SMALLEST_ADVISED = 128  # pixels on the longer side: the smallest size the advice for a too-large video names
 
 
-def _what_fits(fits: Callable[[int, int, int], bool], width: int, height: int, frames: int) -> str:
+def _what_fits(
+    fits: Callable[[int, int, int], bool], width: int, height: int, frames: int, vae_config: WanVAEConfig, step: int
+) -> str:
     """Advice for a video too large for the budget: the most frames at this size, and the largest size of this
-    aspect (16 pixels apart on the longer side) at this length, that `fits` (device peak only); found by
-    bisection, as peaks grow with both."""
+    aspect (`step` pixels apart on the longer side: the size multiple, 16) at this length, that `fits` (device
+    peak only); found by bisection, as peaks grow with both."""
     ways = []
-    longest = _largest(lambda k: fits(width, height, 4 * k + 1), (frames - 1) // 4 - 1)
+    # k + 1 latent frames (4k+1 frames), up to one latent frame fewer than this video's
+    top = vae_config.latent_frames(frames) - 2
+    longest = _largest(lambda k: fits(width, height, vae_config.video_frames(k + 1)), top)
     if longest is not None:
-        ways.append(f"{width}x{height}x{4 * longest + 1}")
+        ways.append(f"{width}x{height}x{vae_config.video_frames(longest + 1)}")
 
-    def scaled(i: int) -> tuple[int, int]:  # the i-th smaller size of this aspect, 16 pixels apart on the longer side
+    def scaled(i: int) -> tuple[int, int]:  # the i-th smaller size of this aspect, `step` pixels apart on its long side
         long, short = max(width, height), min(width, height)
-        size = (long - 16 * (i + 1), max(16, round((long - 16 * (i + 1)) * short / long / 16) * 16))
+        size = (long - step * (i + 1), max(step, round((long - step * (i + 1)) * short / long / step) * step))
         return size if width >= height else size[::-1]
 
-    count = max(0, (max(width, height) - SMALLEST_ADVISED) // 16)  # sizes down to SMALLEST_ADVISED on the longer side
+    count = max(0, (max(width, height) - SMALLEST_ADVISED) // step)  # sizes down to SMALLEST_ADVISED on the longer side
     smaller = _largest(lambda i: fits(*scaled(count - 1 - i), frames), count - 1)  # bisection wants "fits" first
     if smaller is not None:
         ways.append("{}x{}x{}".format(*scaled(count - 1 - smaller), frames))

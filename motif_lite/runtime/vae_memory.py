@@ -8,6 +8,8 @@ derives the formulas, and docs/vae.md describes the bands and tiles they follow.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from motif_lite.runtime.generation_sizes import GenerationSizes
@@ -70,29 +72,19 @@ def vae_encode_bytes(sizes: GenerationSizes, bands: int = 1) -> int:
     return int(VAE_ENCODE_ELEMS_PER_PIXEL * sizes.vae_pixels * share * scale * sizes.vae_element_bytes)
 
 
-_ENCODER_SHARES: dict[tuple[str, tuple[int, int], int], float] = {}
-
-
+@functools.cache
 def _encoder_band_share(vae_config: WanVAEConfig, latent_hw: tuple[int, int], bands: int) -> float:
     """The largest encoder band's share of the input rows, from the encoder's own band plan."""
-    key = (repr(vae_config), latent_hw, bands)
-    if key not in _ENCODER_SHARES:
-        from motif_lite.vae.model import Encoder
+    from motif_lite.vae.model import Encoder
 
-        with torch.device("meta"):
-            _ENCODER_SHARES[key] = Encoder(vae_config).band_share(latent_hw, bands)
-    return _ENCODER_SHARES[key]
+    with torch.device("meta"):
+        return Encoder(vae_config).band_share(latent_hw, bands)
 
 
-_DECODER_SHARES: dict[tuple[str, tuple[int, int], int], tuple[float, ...]] = {}
-
-
+@functools.cache
 def decoder_band_shares(vae_config: WanVAEConfig, latent_hw: tuple[int, int], bands: int) -> tuple[float, ...]:
     """The largest band's share of the rows of each up level (halo included), from the decoder's own plan."""
-    key = (repr(vae_config), latent_hw, bands)
-    if key not in _DECODER_SHARES:
-        from motif_lite.vae.model import Decoder
+    from motif_lite.vae.model import Decoder
 
-        with torch.device("meta"):
-            _DECODER_SHARES[key] = Decoder(vae_config).band_shares(latent_hw, bands)
-    return _DECODER_SHARES[key]
+    with torch.device("meta"):
+        return Decoder(vae_config).band_shares(latent_hw, bands)

@@ -18,11 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from motif_lite.request import GenerationRequest
+from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
 from motif_lite.server.jobs import Job
 from motif_lite.settings import Settings
 
-REQUEST_DEFAULTS = GenerationRequest(prompt="-")
 # API field -> (GenerationRequest field, type of a form value). `num_frames` wins over `seconds`.
 MOTIF_FIELDS: dict[str, tuple[str, type]] = {
     "negative_prompt": ("negative_prompt", str),

@@ -3,44 +3,53 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from motif_lite.errors import CheckpointError, ConfigError
 
 # The official Wan2.1 per-channel latent statistics (also diffusers' defaults).
-WAN21_LATENTS_MEAN = [
+WAN21_LATENTS_MEAN = (
     -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
     0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
-]  # fmt: skip
-WAN21_LATENTS_STD = [
+)  # fmt: skip
+WAN21_LATENTS_STD = (
     2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
     3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
-]  # fmt: skip
+)  # fmt: skip
+# The fields config.json holds as lists: kept as tuples, so that a config is hashable (a cache key).
+_SEQUENCES = ("dim_mult", "temperal_downsample", "latents_mean", "latents_std", "attn_scales")
 
 
 @dataclass(frozen=True)
 class WanVAEConfig:
-    """Hyper-parameters of `AutoencoderKLWan` (Wan2.1 layout), same names as its config.json."""
+    """Hyper-parameters of `AutoencoderKLWan` (Wan2.1 layout), same names as its config.json.
+
+    The list fields are stored as tuples (lists given are converted), so that a config is hashable."""
 
     base_dim: int = 96
     decoder_base_dim: int | None = None
     z_dim: int = 16
-    dim_mult: list[int] = field(default_factory=lambda: [1, 2, 4, 4])
+    dim_mult: tuple[int, ...] = (1, 2, 4, 4)
     num_res_blocks: int = 2
-    temperal_downsample: list[bool] = field(default_factory=lambda: [False, True, True])
-    latents_mean: list[float] = field(default_factory=lambda: list(WAN21_LATENTS_MEAN))
-    latents_std: list[float] = field(default_factory=lambda: list(WAN21_LATENTS_STD))
+    temperal_downsample: tuple[bool, ...] = (False, True, True)
+    latents_mean: tuple[float, ...] = WAN21_LATENTS_MEAN
+    latents_std: tuple[float, ...] = WAN21_LATENTS_STD
     in_channels: int = 3
     out_channels: int = 3
     # Kept for completeness; only the Wan2.1 values are supported (checked in `validate`).
-    attn_scales: list[float] = field(default_factory=list)
+    attn_scales: tuple[float, ...] = ()
     is_residual: bool = False
     patch_size: int | None = None
     dropout: float = 0.0
     scale_factor_temporal: int | None = 4
     scale_factor_spatial: int | None = 8
+
+    def __post_init__(self) -> None:
+        for name in _SEQUENCES:  # anything else than a list stays as given, for `validate` to name
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
 
     @property
     def spatial_factor(self) -> int:
@@ -49,6 +58,21 @@ class WanVAEConfig:
     @property
     def temporal_factor(self) -> int:
         return 2 ** sum(bool(t) for t in self.temperal_downsample)
+
+    def latent_frames(self, frames: int) -> int:
+        """The latent frames of a video of `frames` frames: the first frame alone, then one per `temporal_factor`
+        frames."""
+        return (frames - 1) // self.temporal_factor + 1
+
+    def video_frames(self, latent_frames: int) -> int:
+        """The video frames `latent_frames` latent frames decode to (the inverse of `latent_frames`: 4k+1)."""
+        return (latent_frames - 1) * self.temporal_factor + 1
+
+    def latent_shape(self, width: int, height: int, frames: int) -> tuple[int, int, int, int, int]:
+        """The latents of one width x height x frames video: [1, z_dim, latent frames, height / spatial_factor,
+        width / spatial_factor]."""
+        s = self.spatial_factor
+        return (1, self.z_dim, self.latent_frames(frames), height // s, width // s)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> WanVAEConfig:
@@ -77,21 +101,23 @@ class WanVAEConfig:
         """Raise ConfigError naming the first bad value."""
 
         def bad(key: str, why: str) -> ConfigError:
-            return ConfigError(f"{source}: {key}={getattr(self, key)!r} {why}")
+            value = getattr(self, key)
+            shown = list(value) if isinstance(value, tuple) else value  # a list field as config.json spells it
+            return ConfigError(f"{source}: {key}={shown!r} {why}")
 
         for key in ("base_dim", "z_dim", "num_res_blocks", "in_channels", "out_channels"):
             if not _is_positive_int(getattr(self, key)):
                 raise bad(key, "must be a positive integer")
         if self.decoder_base_dim is not None and not _is_positive_int(self.decoder_base_dim):
             raise bad("decoder_base_dim", "must be a positive integer or null")
-        if not isinstance(self.dim_mult, list) or not self.dim_mult or not all(map(_is_positive_int, self.dim_mult)):
+        if not isinstance(self.dim_mult, tuple) or not self.dim_mult or not all(map(_is_positive_int, self.dim_mult)):
             raise bad("dim_mult", "must be a non-empty list of positive integers")
         td = self.temperal_downsample
-        if not isinstance(td, list) or len(td) != len(self.dim_mult) - 1 or not all(isinstance(t, bool) for t in td):
+        if not isinstance(td, tuple) or len(td) != len(self.dim_mult) - 1 or not all(isinstance(t, bool) for t in td):
             raise bad("temperal_downsample", f"must be a list of {len(self.dim_mult) - 1} booleans")
         for key in ("latents_mean", "latents_std"):
             values = getattr(self, key)
-            if not isinstance(values, list) or len(values) != self.z_dim or not all(map(_is_number, values)):
+            if not isinstance(values, tuple) or len(values) != self.z_dim or not all(map(_is_number, values)):
                 raise bad(key, f"must be a list of z_dim={self.z_dim} numbers")
         if any(s <= 0 for s in self.latents_std):
             raise bad("latents_std", "must be positive")

@@ -314,7 +314,7 @@ class WanVAE(nn.Module):
     def _empty_video(self, z: torch.Tensor, device: torch.device | str) -> torch.Tensor:
         b, _, t, h, w = z.shape
         s = self.config.spatial_factor
-        frames = 1 + self.config.temporal_factor * (t - 1)
+        frames = self.config.video_frames(t)
         dtype = self.post_quant_conv.weight.dtype
         return torch.empty(b, self.config.out_channels, frames, h * s, w * s, dtype=dtype, device=device)
 
