@@ -314,6 +314,14 @@ def test_checks_before_any_weight(tiny, wide, wide_files, tiny_files, tmp_path):
         read_text_encoder_gguf(truncated)
 
 
+def test_many_differing_settings_are_named_up_to_the_limit(tiny, wide_files, monkeypatch):
+    import motif_lite.encoders.text_gguf as text_gguf
+
+    monkeypatch.setattr(text_gguf, "_MAX_LISTED", 1)
+    with pytest.raises(CheckpointError, match=r"another text encoder.* in the file vs [^,;]+, and \d+ more; quantize"):
+        read_text_encoder_gguf(wide_files["Q8_0"], tiny / "text_encoder/config.json")
+
+
 def rewrite_without(src: Path, out: Path, drop: str) -> Path:
     """A copy of a text encoder GGUF without one tensor or one (string) metadata key."""
     reader = GGUFReader(src)
