@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, TypeVar
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, MotifLiteError
-from motif_lite.io.hub import HubAccess, MissingFilesError, find_checkpoint, find_gguf, is_gguf_variant
+from motif_lite.io.hub import HubAccess, MissingFilesError, find_checkpoint, find_gguf, is_gguf_variant, single_gguf
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint, other_component, real_paths
 from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting
 
@@ -224,12 +224,8 @@ def find_text_encoder_gguf(root: Path | None, value: str | Path) -> TextEncoderG
     from motif_lite.encoders.text_gguf import read_text_encoder_gguf  # transformers: only when asked for
 
     path = Path(value).expanduser()
-    if path.is_dir():
-        files = sorted(path.glob("*.gguf"))
-        if len(files) != 1:
-            listed = ", ".join(f.name for f in files) or "none"
-            raise CheckpointError(f"--text-encoder-gguf folder {path} must hold one .gguf file (found: {listed})")
-        path = files[0]
+    if path.is_dir():  # found as a --gguf folder is: searched through, its .cache/ left out
+        path = single_gguf(path, "--text-encoder-gguf")
     if not path.is_file():
         raise CheckpointError(
             f"no such text encoder GGUF file: {path} (make one with: python -m motif_lite.quantize CHECKPOINT "

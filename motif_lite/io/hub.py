@@ -302,13 +302,19 @@ def gguf_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.gguf") if ".cache" not in p.relative_to(folder).parts)
 
 
+def single_gguf(folder: Path, flag: str = "--gguf") -> Path:
+    """The one `.gguf` file of a folder (`gguf_files`) given to `flag`; `CheckpointError` naming what it holds
+    when that is none or several."""
+    files = gguf_files(folder)
+    if len(files) == 1:
+        return files[0]
+    listed = ", ".join(str(f.relative_to(folder)) for f in files) or "none"
+    raise CheckpointError(f"{flag} folder {folder} must hold exactly one .gguf file (found: {listed}); pass the file")
+
+
 def _local_gguf(path: Path) -> Path:
     if path.is_dir():
-        files = gguf_files(path)
-        if len(files) == 1:
-            return files[0]
-        listed = ", ".join(str(f.relative_to(path)) for f in files) or "none"
-        raise CheckpointError(f"--gguf folder {path} must hold exactly one .gguf file (found: {listed}); pass the file")
+        return single_gguf(path)
     if not path.is_file():
         raise CheckpointError(f"no such GGUF file: {path}")
     return path
