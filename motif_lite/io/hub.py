@@ -33,8 +33,6 @@ __all__ = [
     "MissingFilesError",
     "find_checkpoint",
     "find_gguf",
-    "resolve_checkpoint",
-    "resolve_gguf",
 ]
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -239,14 +237,6 @@ def _uncovered(files: Sequence[str], download: Sequence[str]) -> list[str]:
     return [f for f in files if not any(fnmatchcase(f, d) for d in download)]
 
 
-def resolve_checkpoint(source_or_repo: str, allow_patterns: list[str] | None = None) -> Path:
-    """A local checkpoint directory for a path or a Hub repo id (cache first, then download of `allow_patterns`).
-
-    The caller checks the files it needs; see `find_checkpoint` for a version that checks them.
-    """
-    return find_checkpoint(source_or_repo, download=allow_patterns or ())
-
-
 def is_gguf_variant(variant_or_path: str | Path) -> bool:
     """Whether `--gguf` names a variant of the official GGUF repo (e.g. Q4_K_M) rather than a file or folder."""
     text = str(variant_or_path)
@@ -286,11 +276,6 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
             return Path(hf_hub_download(GGUF_REPO, name))
     except _HUB_ERRORS as exc:
         raise MissingFilesError([_with_reason(missing, hub.failed("download", exc))]) from exc
-
-
-def resolve_gguf(variant_or_path: str) -> Path:
-    """A local `.gguf` file for a path, a folder with one `.gguf`, or a variant of the official GGUF repo."""
-    return find_gguf(variant_or_path)
 
 
 def _with_reason(missing: MissingFiles, reason: str) -> MissingFiles:
