@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, TypeVar
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, MotifLiteError
-from motif_lite.io.hub import HubAccess, MissingFilesError, find_checkpoint, find_gguf, is_gguf_variant
+from motif_lite.io.hub import HubAccess, MissingFilesError, find_checkpoint, find_gguf, is_gguf_variant, single_gguf
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint, other_component, real_paths
 from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting
 
@@ -224,12 +224,8 @@ def find_text_encoder_gguf(root: Path | None, value: str | Path) -> TextEncoderG
     from motif_lite.encoders.text_gguf import read_text_encoder_gguf  # transformers: only when asked for
 
     path = Path(value).expanduser()
-    if path.is_dir():
-        files = sorted(path.glob("*.gguf"))
-        if len(files) != 1:
-            listed = ", ".join(f.name for f in files) or "none"
-            raise CheckpointError(f"--text-encoder-gguf folder {path} must hold one .gguf file (found: {listed})")
-        path = files[0]
+    if path.is_dir():  # found as a --gguf folder is: searched through, its .cache/ left out
+        path = single_gguf(path, "--text-encoder-gguf")
     if not path.is_file():
         raise CheckpointError(
             f"no such text encoder GGUF file: {path} (make one with: python -m motif_lite.quantize CHECKPOINT "
@@ -276,17 +272,14 @@ def _transformer_setting(
     """The transformer config, where it came from, and every transformer tensor at hand checked against it
     (`yours`: the user's own weight files, resolved, `io.linked`)."""
     from motif_lite.weights.gguf_file import read_gguf  # torch: only once the files are known to exist
-    from motif_lite.weights.gguf_loader import choose_gguf_config, model_tensors
-    from motif_lite.weights.loader import build_model, check_tensors
+    from motif_lite.weights.gguf_loader import check_gguf_config
 
     if gguf is not None:
-        ckpt = read_gguf(gguf)  # header, architecture and tensor types: memory-mapped, no tensor data read
-        tensors, layout = model_tensors(ckpt)
-        shapes = {name: t.shape for name, t in tensors.items()}
         ours = (configs.transformer, CHECKPOINT_CONFIG_ORIGIN) if configs.transformer is not None else None
-        choice = choose_gguf_config(ckpt, shapes, layout, ours)
+        # header, architecture and tensor types: memory-mapped, no tensor data read
+        choice, mismatch = check_gguf_config(read_gguf(gguf), ours)
         notes.extend(choice.notes)
-        check_tensors(build_model(choice.config), shapes, str(gguf))
+        mismatch.raise_for(str(gguf))
         return Setting(choice.config, DEFAULT if choice.inferred else CHECKPOINT, choice.origin)
     if configs.transformer is None:
         return Setting(TransformerConfig(), DEFAULT, "official architecture (built-in)")
@@ -298,9 +291,8 @@ def _transformer_setting(
 def check_safetensors(root: Path, config: TransformerConfig, yours: Collection[Path] = ()) -> None:
     """Every tensor of the checkpoint's `transformer/` safetensors against `config`, from the headers only
     (`yours`: the user's own weight files, which a damaged-file error says)."""
-    from motif_lite.weights.keymap import detect_layout, to_model_name
-    from motif_lite.weights.loader import build_model, check_tensors
     from motif_lite.weights.safetensors_files import find_weight_files, read_tensor_refs
+    from motif_lite.weights.shapes import transformer_mismatch
 
     files = find_weight_files(root / "transformer")
     for file in files:
@@ -310,18 +302,16 @@ def check_safetensors(root: Path, config: TransformerConfig, yours: Collection[P
     if other is not None:  # a file of the user's given to the wrong flag: say what it is, not 200 tensor names
         raise CheckpointError(f"{files[0]} is not the transformer: it holds {other}")
     _refuse_prefixed(files[0], list(refs))
-    shapes = {name: ref.shape for name, ref in refs.items() if 0 not in ref.shape}
-    layout = detect_layout(shapes)
-    shapes = {to_model_name(name, layout): shape for name, shape in shapes.items()}
-    check_tensors(build_model(config.replace(cross_attention_layout=layout)), shapes, str(root / "transformer"))
+    shapes = {name: ref.shape for name, ref in refs.items()}
+    transformer_mismatch(config, shapes).raise_for(str(root / "transformer"))
 
 
 def _check_your_weights(root: Path, configs: CheckpointConfigs, component: str, file: Path) -> None:
     """A text encoder or VAE file of the user's, its tensor names and shapes against the checkpoint's config, from
     the header only. Without this a file of another component given as the text encoder would load: transformers
     initializes whatever it lacks at random, and the run would make a video from noise."""
-    from motif_lite.checkup.checkpoint import MAX_NAMED, text_encoder_mismatches, vae_mismatches
     from motif_lite.weights.safetensors_header import read_header
+    from motif_lite.weights.shapes import named, text_encoder_mismatches, vae_mismatches
 
     found = {name: tuple(t.shape) for name, t in read_header(file).tensors.items()}
     if component == "vae":
@@ -342,13 +332,10 @@ def _check_your_weights(root: Path, configs: CheckpointConfigs, component: str, 
     other = other_component(component, found)
     if other is not None:
         raise CheckpointError(f"{file} is not the {what}: it holds {other}")
-    named = "; ".join(problems[:MAX_NAMED]) + (
-        f"; and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
-    )
     raise CheckpointError(
         f"{file} does not hold the {what} of Motif-Video under diffusers' names: {len(problems)} tensor(s) do not "
-        f"match {component}/config.json ({named}); pass the official {what} weights ({WEIGHT_NAMES[component]} of "
-        f"{MOTIF_REPO})"
+        f"match {component}/config.json ({named(problems)}); pass the official {what} weights "
+        f"({WEIGHT_NAMES[component]} of {MOTIF_REPO})"
     )
 
 
@@ -380,36 +367,16 @@ def float8_notes(component: str, file: Path) -> list[str]:
     ]
 
 
-# What ComfyUI puts before the transformer's tensor names in a file it saves itself (a checkpoint save, a merge).
-_COMFY_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
-
-
-def comfy_prefix(names: Collection[str]) -> str | None:
-    """The prefix ComfyUI puts before every transformer tensor name in a file it saves, if these names have it."""
-    return next((p for p in _COMFY_PREFIXES if names and all(name.startswith(p) for name in names)), None)
-
-
 def _refuse_prefixed(file: Path, names: list[str]) -> None:
     """A transformer file whose every name carries ComfyUI's prefix: said in one line, with the command that strips
     it, instead of every tensor listed as missing and again as unexpected."""
+    from motif_lite.weights.shapes import comfy_prefix, comfy_prefix_problem, strip_prefix_command
+
     prefix = comfy_prefix(names)
     if prefix is None:
         return
     file = file.resolve()  # a file of the user's, not the link standing for it in the linked folder
-    raise CheckpointError(
-        f"{file}: every tensor name starts with {prefix!r} (a file ComfyUI saved), which motif-lite reads without "
-        f"it; {strip_prefix_command(file, prefix)}"
-    )
-
-
-def strip_prefix_command(file: Path, prefix: str) -> str:
-    """The one-line command that writes `file` without `prefix` in its tensor names, beside it."""
-    file = file.resolve()
-    fixed = file.with_name(f"{file.stem}-unprefixed.safetensors")
-    return (
-        'strip it once: python -c "from safetensors.torch import load_file, save_file; '
-        f"save_file({{k.removeprefix('{prefix}'): v for k, v in load_file('{file}').items()}}, '{fixed}')\""
-    )
+    raise CheckpointError(f"{file}: {comfy_prefix_problem(prefix)}; {strip_prefix_command(file, prefix)}")
 
 
 def _component_weights(root: Path, text_encoder: bool) -> list[Path]:

@@ -5,6 +5,10 @@ Everything a user can cause (a bad path, a corrupt file, an impossible size) rai
 traceback; anything else is a bug and keeps its traceback.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 
 class MotifLiteError(Exception):
     """An error caused by user input or files, reported without a traceback."""
@@ -20,3 +24,11 @@ class CheckpointError(MotifLiteError):
 
 class DeviceError(MotifLiteError):
     """The requested device does not exist or cannot be used on this machine."""
+
+
+def listed(items: Sequence[str], limit: int, separator: str = ", ", more: str = "and {} more") -> str:
+    """The first `limit` of `items` joined by `separator`, then how many more there are (`more` formatted with
+    that count), for error messages that name a few of many: `listed(problems, 3, "; ")` -> "a; b; c; and 4 more"."""
+    if len(items) <= limit:
+        return separator.join(items)
+    return separator.join([*items[:limit], more.format(len(items) - limit)])

@@ -25,6 +25,7 @@ class Component:
 
     name: str  # the --component value
     folder: str  # its folder in the official checkpoint layout
+    weights_file: str  # the one safetensors file of that folder when it is not sharded
     arch: str  # general.architecture of its GGUF files
     config_key: str  # the metadata key that holds its config.json
     get_recipe: Callable[[str], Any]
@@ -40,12 +41,10 @@ def _check_transformer(config_json: str | None, shapes: Shapes) -> None:
     when there is none), as the runtime's loader checks it: a VAE, a text encoder or any other model's weights
     would otherwise be written as a `motif_video` GGUF that fails only when a run loads it."""
     from motif_lite.config import TransformerConfig, config_from_weights
-    from motif_lite.weights.keymap import detect_layout, to_model_name
-    from motif_lite.weights.loader import build_model, check_tensors
+    from motif_lite.weights.keymap import to_model_names
+    from motif_lite.weights.shapes import build_model, check_tensors
 
-    shapes = {name: shape for name, shape in shapes.items() if 0 not in shape}  # exporters' placeholders
-    layout = detect_layout(shapes)
-    shapes = {to_model_name(name, layout): shape for name, shape in shapes.items()}
+    shapes, layout = to_model_names(shapes)
     if config_json is None:
         try:
             config = config_from_weights(shapes, layout)
@@ -94,7 +93,7 @@ def _text_tensor_name(name: str) -> str:
 def _check_text_encoder(config_json: str | None, shapes: Shapes) -> None:
     """Every tensor against the `T5Gemma2Encoder` its config builds (on the meta device), before any is read."""
     from motif_lite.encoders.text_gguf import config_from_json, meta_encoder
-    from motif_lite.weights.loader import check_tensors
+    from motif_lite.weights.shapes import check_tensors
 
     if config_json is None:
         raise CheckpointError(
@@ -108,6 +107,7 @@ def _check_text_encoder(config_json: str | None, shapes: Shapes) -> None:
 TRANSFORMER = Component(
     name="transformer",
     folder="transformer",
+    weights_file="diffusion_pytorch_model.safetensors",
     arch=EXPECTED_ARCH,
     config_key=f"{EXPECTED_ARCH}.config_json",
     get_recipe=get_recipe,
@@ -119,6 +119,7 @@ TRANSFORMER = Component(
 TEXT_ENCODER = Component(
     name="text_encoder",
     folder="text_encoder",
+    weights_file="model.safetensors",
     arch=TEXT_ENCODER_ARCH,
     config_key=f"{TEXT_ENCODER_ARCH}.config_json",
     get_recipe=get_text_recipe,

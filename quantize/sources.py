@@ -4,7 +4,6 @@ Every source exposes the tensor names and shapes up front (from headers only) an
 its rows) at a time as float32, so peak memory stays near the size of the largest slice.
 """
 
-import json
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,6 +14,7 @@ from safetensors import safe_open
 from motif_lite.errors import CheckpointError
 from motif_lite.weights.dequant import dequantize
 from motif_lite.weights.gguf_file import OtherGGUFKindError, read_gguf
+from motif_lite.weights.safetensors_files import find_weight_files, shard_files
 from motif_lite.weights.safetensors_header import read_header
 
 from .components import TRANSFORMER, Component
@@ -121,11 +121,13 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
     if not path.exists():
         path = _cached_repo(str(path), component)
     if path.is_dir():
-        source = _open_folder(path / component.folder if (path / component.folder).is_dir() else path, component)
+        folder = path / component.folder if (path / component.folder).is_dir() else path
+        files = find_weight_files(folder, component.weights_file)  # as a run finds them
+        source = SafetensorsSource(files, folder / "config.json", component.tensor_name)
     elif path.suffix == ".gguf":
         source = GGUFSource(path, component)
     elif path.name.endswith(".index.json"):
-        source = SafetensorsSource(_index_files(path), path.parent / "config.json", component.tensor_name)
+        source = SafetensorsSource(shard_files(path), path.parent / "config.json", component.tensor_name)
     elif path.suffix == ".safetensors":
         source = SafetensorsSource([path], path.parent / "config.json", component.tensor_name)
     else:
@@ -157,26 +159,3 @@ def _cached_repo(name: str, component: Component) -> Path:
         f"source {name} is neither a local file nor a folder, and the Hub repo {cached} (the quantizer does not "
         f"download): hf download {name} --include '{component.folder}/*' --local-dir {local}, then quantize {local}"
     )
-
-
-def _open_folder(folder: Path, component: Component) -> SafetensorsSource:
-    indexes = sorted(folder.glob("*.safetensors.index.json"))
-    files = sorted(folder.glob("*.safetensors"))
-    config = folder / "config.json"
-    if len(indexes) == 1:
-        return SafetensorsSource(_index_files(indexes[0]), config, component.tensor_name)
-    if len(files) == 1:
-        return SafetensorsSource(files, config, component.tensor_name)
-    if not files:
-        raise CheckpointError(f"no .safetensors files in {folder}")
-    raise CheckpointError(f"{folder} has {len(files)} .safetensors files and no single .index.json; pass one file")
-
-
-def _index_files(index: Path) -> list[Path]:
-    try:
-        weight_map = json.loads(index.read_text())["weight_map"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"cannot read shard index {index}: {exc!r}") from None
-    if not isinstance(weight_map, dict) or not weight_map:
-        raise CheckpointError(f"shard index {index} has an empty or invalid weight_map")
-    return [index.parent / name for name in dict.fromkeys(weight_map.values())]

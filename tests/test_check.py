@@ -119,6 +119,11 @@ DAMAGE = {
         "text_encoder/config.json",
         "cannot be read as a T5Gemma2 encoder config",
     ),
+    "unreadable index": (
+        lambda r: (r / "vae/diffusion_pytorch_model.safetensors.index.json").write_text("{"),
+        "vae/",
+        "diffusion_pytorch_model.safetensors.index.json is not a valid safetensors index",
+    ),
     "missing tokenizer": (lambda r: (r / "tokenizer/tokenizer.json").unlink(), "tokenizer/tokenizer.json", "missing"),
     "wrong text encoder tensor shape": (
         lambda r: _reshape_first_matrix(r / "text_encoder/model.safetensors"),

@@ -294,20 +294,20 @@ def offline(monkeypatch, tmp_path):
 
 
 def test_local_directory_returned_as_is(tmp_path, offline):
-    assert hub.resolve_checkpoint(str(tmp_path)) == tmp_path
+    assert hub.find_checkpoint(str(tmp_path)) == tmp_path
 
 
 def test_missing_local_path_and_file(tmp_path, offline):
     with pytest.raises(CheckpointError, match="no such checkpoint directory"):
-        hub.resolve_checkpoint(str(tmp_path / "nope"))
+        hub.find_checkpoint(str(tmp_path / "nope"))
     (tmp_path / "f.bin").write_bytes(b"")
     with pytest.raises(CheckpointError, match="is a file"):
-        hub.resolve_checkpoint(str(tmp_path / "f.bin"))
+        hub.find_checkpoint(str(tmp_path / "f.bin"))
 
 
 def test_offline_repo_names_repo_files_and_command(offline):
     with pytest.raises(CheckpointError) as err:
-        hub.resolve_checkpoint(hub.MOTIF_REPO, allow_patterns=["text_encoder/*", "tokenizer/*"])
+        hub.find_checkpoint(hub.MOTIF_REPO, download=["text_encoder/*", "tokenizer/*"])
     message = str(err.value)
     assert hub.MOTIF_REPO in message and "HF_HUB_OFFLINE" in message
     assert f"hf download {hub.MOTIF_REPO} --include 'text_encoder/*' --include 'tokenizer/*'" in message
@@ -322,17 +322,17 @@ def test_cached_snapshot_is_used_offline(offline):
     snapshot = repo_dir / "snapshots" / commit
     (snapshot / "text_encoder").mkdir(parents=True)
     (snapshot / "text_encoder" / "config.json").write_text("{}")
-    assert hub.resolve_checkpoint(hub.MOTIF_REPO) == snapshot
+    assert hub.find_checkpoint(hub.MOTIF_REPO) == snapshot
 
 
 def test_gguf_path_and_variant(tmp_path, offline):
     gguf = tmp_path / "model-Q8_0.gguf"
     gguf.write_bytes(b"GGUF")
-    assert hub.resolve_gguf(str(gguf)) == gguf
+    assert hub.find_gguf(str(gguf)) == gguf
     with pytest.raises(CheckpointError, match="no such GGUF file"):
-        hub.resolve_gguf(str(tmp_path / "other.gguf"))
+        hub.find_gguf(str(tmp_path / "other.gguf"))
     with pytest.raises(CheckpointError) as err:
-        hub.resolve_gguf("Q4_K_M")
+        hub.find_gguf("Q4_K_M")
     assert hub.GGUF_REPO in str(err.value) and "--include '*Q4_K_M*.gguf'" in str(err.value)
 
 
@@ -361,7 +361,7 @@ def online_without_network(monkeypatch, tmp_path):
 
 def test_download_failure_is_a_checkpoint_error(online_without_network):
     with pytest.raises(CheckpointError, match=r"(?s)download failed: ConnectionError.*hf download Motif-Tech"):
-        hub.resolve_checkpoint(hub.MOTIF_REPO, allow_patterns=["vae/*"])
+        hub.find_checkpoint(hub.MOTIF_REPO, download=["vae/*"])
 
 
 def test_gguf_variant_found_by_listing_the_repo(online_without_network, monkeypatch, tmp_path):
@@ -379,10 +379,10 @@ def test_gguf_variant_found_by_listing_the_repo(online_without_network, monkeypa
 
     monkeypatch.setattr(hub, "HfApi", FakeApi)
     monkeypatch.setattr(hub, "hf_hub_download", fake_download)
-    assert hub.resolve_gguf("Q8_0") == tmp_path / "motif-video-2b-Q8_0.gguf"
+    assert hub.find_gguf("Q8_0") == tmp_path / "motif-video-2b-Q8_0.gguf"
     assert downloads == [(hub.GGUF_REPO, "motif-video-2b-Q8_0.gguf")]
     with pytest.raises(CheckpointError, match="no file in .* match variant 'Q5_K_M'"):
-        hub.resolve_gguf("Q5_K_M")
+        hub.find_gguf("Q5_K_M")
 
 
 def test_an_earlier_longer_png_sequence_is_named(tmp_path, monkeypatch):

@@ -103,6 +103,9 @@ def test_missing_paths_and_wrong_files(tmp_path):
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "shard-1.safetensors"}}))
     with pytest.raises(CheckpointError, match="shards that do not exist"):
         load_transformer(tmp_path)
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {}}))
+    with pytest.raises(CheckpointError, match="not a valid safetensors index: its weight_map is empty"):
+        load_transformer(tmp_path)
 
 
 @pytest.mark.parametrize("cuda_build", [None, "12.8"])

@@ -307,8 +307,8 @@ def test_bad_sources_exit_2(tmp_path, capsys):
         "notes.txt": "unsupported source",
         "bad.safetensors": "download the file again",
     }
-    cases.update({"bad.gguf": "cannot read GGUF", "empty": "no .safetensors"})
-    cases.update({"gone.safetensors.index.json": "missing safetensors file", "void.safetensors.index.json": "empty"})
+    cases.update({"bad.gguf": "cannot read GGUF", "empty": "no diffusion_pytorch_model.safetensors"})
+    cases.update({"gone.safetensors.index.json": "shards that do not exist", "void.safetensors.index.json": "empty"})
     for name, message in cases.items():
         assert main([str(tmp_path / name), "-o", str(tmp_path / "o.gguf"), "--quiet"]) == 2
         assert message in capsys.readouterr().err, name

@@ -314,6 +314,31 @@ def test_checks_before_any_weight(tiny, wide, wide_files, tiny_files, tmp_path):
         read_text_encoder_gguf(truncated)
 
 
+def test_many_differing_settings_are_named_up_to_the_limit(tiny, wide_files, monkeypatch):
+    import motif_lite.encoders.text_gguf as text_gguf
+
+    monkeypatch.setattr(text_gguf, "_MAX_LISTED", 1)
+    with pytest.raises(CheckpointError, match=r"another text encoder.* in the file vs [^,;]+, and \d+ more; quantize"):
+        read_text_encoder_gguf(wide_files["Q8_0"], tiny / "text_encoder/config.json")
+
+
+def test_a_folder_is_searched_as_a_gguf_folder_is(tiny, tiny_files, tmp_path):
+    """A --text-encoder-gguf folder: its one .gguf file, found in a subfolder (as `hf download --local-dir` may
+    leave it) and never in .cache/, as a --gguf folder is searched."""
+    from motif_lite.checkpoint import find_text_encoder_gguf
+
+    folder = tmp_path / "te"
+    (folder / "Q8_0").mkdir(parents=True)
+    shutil.copy(tiny_files["Q8_0"], folder / "Q8_0" / "te.gguf")
+    (folder / ".cache" / "huggingface").mkdir(parents=True)
+    (folder / ".cache" / "huggingface" / "te.gguf").write_bytes(b"")
+    assert find_text_encoder_gguf(tiny, folder).path == folder / "Q8_0" / "te.gguf"
+    shutil.copy(tiny_files["Q4_K_M"], folder / "te-Q4_K_M.gguf")
+    found = r"must hold exactly one .gguf file \(found: Q8_0/te.gguf, te-Q4_K_M.gguf\); pass the file"
+    with pytest.raises(CheckpointError, match=rf"--text-encoder-gguf folder {folder} {found}"):
+        find_text_encoder_gguf(tiny, folder)
+
+
 def rewrite_without(src: Path, out: Path, drop: str) -> Path:
     """A copy of a text encoder GGUF without one tensor or one (string) metadata key."""
     reader = GGUFReader(src)

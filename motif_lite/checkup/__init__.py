@@ -26,12 +26,12 @@ from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_l
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.hub import (
-    cached_snapshot,
+    HubAccess,
+    MissingFilesError,
+    find_checkpoint,
+    find_gguf,
     gguf_files,
     is_component_folder,
-    is_gguf_variant,
-    is_repo_id,
-    match_variant,
 )
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint
 
@@ -68,26 +68,25 @@ def check_setup(
 
 
 def _local_checkpoint(model: str, report: Checkup, linked: set[str]) -> CheckpointFiles | None:
-    """The checkpoint folder; `linked`: the components whose weights the user's own files replace (so a download
-    it suggests leaves them out)."""
+    """The checkpoint folder, found as a run finds it but in the Hugging Face cache only; `linked`: the components
+    whose weights the user's own files replace (so a download it suggests leaves them out)."""
     path = Path(model).expanduser()
     if path.is_dir() and is_component_folder(path):  # -m ./Motif-Video-2B/transformer: one problem, not one per file
         report.problem(model, f"is the {path.name}/ folder of the checkpoint {path.parent}", f"pass -m {path.parent}")
         return None
-    if path.is_dir():
-        return CheckpointFiles(path)
-    if path.exists() or not is_repo_id(model):
+    download = download_patterns(linked=linked) if linked else ()
+    try:
+        root = find_checkpoint(model, download=download, hub=HubAccess(download=False))
+    except MissingFilesError as exc:  # a Hub repo id the cache lacks
+        fix = "download it: " + "; ".join(item.command() for item in exc.missing)
+        report.problem(model, "not in the local Hugging Face cache (check never downloads)", fix)
+        return None
+    except MotifLiteError:  # neither a folder nor a repo id
         report.problem(
             model, "no such checkpoint folder", f"pass the folder that holds model_index.json, or {MOTIF_REPO}"
         )
         return None
-    snapshot = cached_snapshot(model)
-    if snapshot is None:
-        only = "".join(f" --include '{pattern}'" for pattern in download_patterns(linked=linked)) if linked else ""
-        fix = f"download it: hf download {model}{only} --local-dir ./{model.split('/')[-1]}"
-        report.problem(model, "not in the local Hugging Face cache (check never downloads)", fix)
-        return None
-    return CheckpointFiles(snapshot, model)
+    return CheckpointFiles(root) if path.is_dir() else CheckpointFiles(root, model)
 
 
 def _with_weight_files(files: CheckpointFiles, weights: Mapping[str, str | Path], report: Checkup) -> CheckpointFiles:
@@ -119,26 +118,19 @@ def _with_weight_files(files: CheckpointFiles, weights: Mapping[str, str | Path]
 
 
 def _local_gguf(gguf: str, report: Checkup) -> Path | None:
-    path = Path(gguf).expanduser()
-    if path.is_dir():  # a folder holding one .gguf file (as `motif-lite run` finds it)
-        found = gguf_files(path)
-        if len(found) == 1:
-            return found[0]
-        report.problem(gguf, f"holds {len(found)} .gguf files", "pass the path of one .gguf file")
-        return None
-    if not is_gguf_variant(gguf):
-        if path.is_file():
-            return path
-        fix = "pass the path of a .gguf file (or its folder), or a variant name such as Q4_K_M"
-        report.problem(gguf, "no such GGUF file", fix)
-        return None
-    snapshot = cached_snapshot(GGUF_REPO)
-    names = [] if snapshot is None else [str(p.relative_to(snapshot)) for p in snapshot.rglob("*.gguf")]
-    found = match_variant(names, gguf)
-    if len(found) == 1:
-        return snapshot / found[0]
-    fix = f"download it: hf download {GGUF_REPO} --include '*{gguf}*.gguf'"
-    report.problem(gguf, f"no single file of variant {gguf} in the local cache of {GGUF_REPO}", fix)
+    """The GGUF file, found as a run finds it (a file, a folder's one file, a variant) but in the cache only."""
+    try:
+        return find_gguf(gguf, HubAccess(download=False))
+    except MissingFilesError:  # a variant the cache lacks
+        fix = f"download it: hf download {GGUF_REPO} --include '*{gguf}*.gguf'"
+        report.problem(gguf, f"no single file of variant {gguf} in the local cache of {GGUF_REPO}", fix)
+    except MotifLiteError:
+        path = Path(gguf).expanduser()
+        if path.is_dir():
+            report.problem(gguf, f"holds {len(gguf_files(path))} .gguf files", "pass the path of one .gguf file")
+        else:
+            fix = "pass the path of a .gguf file (or its folder), or a variant name such as Q4_K_M"
+            report.problem(gguf, "no such GGUF file", fix)
     return None
 
 

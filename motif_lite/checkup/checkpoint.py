@@ -5,22 +5,26 @@ device), every config parsed the way a run parses it."""
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
-from motif_lite.checkpoint import comfy_prefix, strip_prefix_command
 from motif_lite.checkup.report import CheckpointFiles, Checkup, first_line
 from motif_lite.choices import GGUF_REPO
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.linked import other_component
+from motif_lite.weights.safetensors_files import weight_files
 from motif_lite.weights.safetensors_header import SafetensorsHeader, read_header
+from motif_lite.weights.shapes import (
+    Shapes,
+    comfy_prefix,
+    comfy_prefix_problem,
+    named,
+    strip_prefix_command,
+    text_encoder_mismatches,
+    transformer_mismatch,
+    vae_mismatches,
+)
 
-Shapes = Mapping[str, tuple[int, ...]]
-MAX_NAMED = 3  # mismatched tensors named per problem line
 FAILED = object()  # what `_parsed` returns when the file could not be read (None can be a parsed value)
 
 
@@ -107,24 +111,6 @@ def _check_text_encoder(report: Checkup, source: CheckpointFiles, with_weights: 
     _report_weights(report, source, "text_encoder", headers, problems, "text_encoder/config.json")
 
 
-def text_encoder_mismatches(config: object, found: Shapes) -> list[str]:
-    """The text encoder tensors `found` (names and shapes) against a T5Gemma2 encoder built from `config`."""
-    from transformers import T5Gemma2Encoder
-
-    with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in T5Gemma2Encoder(config).state_dict().items()}
-    # transformers renames the encoder's keys on load ("encoder." in the checkpoint, "text_model." in the module):
-    # compare without those prefixes, and by shapes alone if the names still differ.
-    problems = _mismatches(_strip(expected), _strip(found))
-    if problems and Counter(expected.values()) == Counter(found.values()):
-        problems = []
-    return problems
-
-
-def _strip(shapes: Shapes) -> dict[str, tuple[int, ...]]:
-    return {re.sub(r"^(encoder\.)?(text_model\.)?", "", name): shape for name, shape in shapes.items()}
-
-
 def _check_tokenizer(report: Checkup, source: CheckpointFiles) -> None:
     config = _json(report, source, "tokenizer/tokenizer_config.json")
     vocabulary = _json(report, source, "tokenizer/tokenizer.json")
@@ -143,15 +129,6 @@ def _check_vae(report: Checkup, source: CheckpointFiles) -> None:
     from motif_lite.vae.config import WanVAEConfig
 
     _check_component(report, source, "vae", WanVAEConfig.from_json, "a Wan2.1 VAE config", vae_mismatches)
-
-
-def vae_mismatches(config: object, found: Shapes) -> list[str]:
-    """The VAE tensors `found` (names and shapes) against a Wan2.1 VAE built from `config` (a `WanVAEConfig`)."""
-    from motif_lite.vae.model import WanVAE
-
-    with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in WanVAE(config).state_dict().items()}
-    return _mismatches(expected, found)
 
 
 def _check_transformer(report: Checkup, source: CheckpointFiles) -> None:
@@ -183,17 +160,10 @@ def _check_component(
 
 def _transformer_mismatches(config: object, found: Shapes) -> list[str]:
     """Our loader's comparison: checkpoint names in our layout against the model built from `config`."""
-    from motif_lite.weights.keymap import detect_layout, to_model_name
-    from motif_lite.weights.loader import build_model
-
-    found = {name: shape for name, shape in found.items() if 0 not in shape}  # exporters' placeholders
     try:
-        layout = detect_layout(found)
-    except MotifLiteError as exc:
+        return transformer_mismatch(config, found).lines()
+    except MotifLiteError as exc:  # names that mix cross-attention layouts
         return [str(exc)]
-    found = {to_model_name(name, layout): shape for name, shape in found.items()}
-    model = build_model(config.replace(cross_attention_layout=layout))
-    return _mismatches({name: tuple(t.shape) for name, t in model.state_dict().items()}, found)
 
 
 def _check_scheduler(report: Checkup, source: CheckpointFiles) -> None:
@@ -231,21 +201,15 @@ def _check_feature_extractor(report: Checkup, source: CheckpointFiles) -> None:
 
 
 def _weights(report: Checkup, source: CheckpointFiles, folder: str, single: str) -> list[SafetensorsHeader] | None:
-    """The headers of a component's safetensors files (an index's shards, else `single`, else the one file)."""
+    """The headers of a component's safetensors files (an index's shards, else `single`, else the one file, as a
+    run finds them: `weight_files`)."""
     directory = source.root / folder
-    indexes = sorted(directory.glob("*.safetensors.index.json"))
-    if indexes:
-        rel = f"{folder}/{indexes[0].name}"
-        index = _json(report, source, rel)
-        weight_map = None if index is None else index.get("weight_map")
-        if not isinstance(weight_map, dict) or not weight_map:
-            if index is not None:
-                report.problem(rel, "has no weight_map", source.fetch(rel, again=True))
-            return None
-        files = [directory / name for name in sorted(set(weight_map.values()))]
-    else:
-        candidates = sorted(directory.glob("*.safetensors"))
-        files = [directory / single] if (directory / single).is_file() or len(candidates) != 1 else candidates
+    try:
+        files, _ = weight_files(directory, single)
+    except MotifLiteError as exc:  # an unreadable index, or several files and none
+        problem = first_line(exc).replace(f"{directory}/", "").replace(f"{directory} ", "")
+        report.problem(f"{folder}/", problem, source.fetch(f"{folder}/*.safetensors*", again=True))
+        return None
     headers, complete = [], True
     for path in files:
         rel = f"{folder}/{path.name}"
@@ -261,17 +225,6 @@ def _weights(report: Checkup, source: CheckpointFiles, folder: str, single: str)
     return headers if complete else None
 
 
-def _mismatches(expected: Shapes, found: Shapes) -> list[str]:
-    missing = sorted(expected.keys() - found.keys())
-    unexpected = sorted(found.keys() - expected.keys())
-    wrong = sorted(n for n in expected.keys() & found.keys() if tuple(found[n]) != tuple(expected[n]))
-    return (
-        [f"missing {n}" for n in missing]
-        + [f"unexpected {n}" for n in unexpected]
-        + [f"{n}: file {list(found[n])}, config {list(expected[n])}" for n in wrong]
-    )
-
-
 def _report_weights(
     report: Checkup,
     source: CheckpointFiles,
@@ -284,19 +237,15 @@ def _report_weights(
     names = [name for h in headers for name in h.tensors]
     prefix = comfy_prefix(names) if folder == "transformer" else None
     if prefix is not None:  # one line, not every tensor twice (missing, unexpected)
-        problem = f"every tensor name starts with {prefix!r} (a file ComfyUI saved), which motif-lite reads without it"
-        report.problem(files, problem, strip_prefix_command(headers[0].path, prefix))
+        report.problem(files, comfy_prefix_problem(prefix), strip_prefix_command(headers[0].path, prefix))
         return
     if problems:
-        named = "; ".join(problems[:MAX_NAMED]) + (
-            f"; and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
-        )
         fix = f"the weights and the config come from different models: {source.fetch(folder + '/*', again=True)}"
         yours = [file for name, file in source.linked.items() if name.startswith(f"{folder}/")]
         other = other_component(folder, names)
         if yours and other is not None:  # a file of the user's given to the wrong flag
             fix = f"your file {yours[0]} holds {other}"
-        report.problem(files, f"{len(problems)} tensor(s) do not match {config}: {named}", fix)
+        report.problem(files, f"{len(problems)} tensor(s) do not match {config}: {named(problems)}", fix)
         return
     count = sum(len(h.tensors) for h in headers)
     size = sum(h.data_bytes for h in headers)
@@ -335,8 +284,7 @@ def check_gguf(report: Checkup, path: Path, root: Path | None) -> None:
     file, else inferred from the tensor shapes (which cannot show rope_theta: a warning says so)."""
     from motif_lite.config import TransformerConfig
     from motif_lite.weights.gguf_file import read_gguf
-    from motif_lite.weights.gguf_loader import choose_gguf_config, model_tensors
-    from motif_lite.weights.loader import build_model
+    from motif_lite.weights.gguf_loader import check_gguf_config
 
     subject = str(path)
     try:
@@ -352,12 +300,10 @@ def check_gguf(report: Checkup, path: Path, root: Path | None) -> None:
     )
     config_path = None if root is None else root / "transformer" / "config.json"
     try:  # the config `motif-lite run` would choose, with the same notes
-        tensors, layout = model_tensors(checkpoint)
-        shapes = {name: t.shape for name, t in tensors.items()}
         ours = None
         if config_path is not None and config_path.is_file():
             ours = TransformerConfig.from_json(config_path), "transformer/config.json"
-        choice = choose_gguf_config(checkpoint, shapes, layout, ours)
+        choice, mismatch = check_gguf_config(checkpoint, ours)
     except MotifLiteError as exc:
         report.problem(subject, f"no usable transformer config: {first_line(exc)}", _gguf_fix(path))
         return
@@ -367,13 +313,9 @@ def check_gguf(report: Checkup, path: Path, root: Path | None) -> None:
     else:  # configs that disagree with the chosen one
         for note in choice.notes:
             report.warning(subject, note)
-    expected = {name: tuple(t.shape) for name, t in build_model(config).state_dict().items()}
-    problems = _mismatches(expected, shapes)
-    if problems:
-        named = "; ".join(problems[:MAX_NAMED]) + (
-            f"; and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
-        )
-        report.problem(subject, f"{len(problems)} tensor(s) do not match {origin}: {named}", _gguf_fix(path))
+    if mismatch:
+        problems = mismatch.lines()
+        report.problem(subject, f"{len(problems)} tensor(s) do not match {origin}: {named(problems)}", _gguf_fix(path))
     else:
         report.ok(subject, f"names and shapes match {origin}")
 

@@ -24,11 +24,11 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, T5Gemma2Encoder, T5Gemma2EncoderConfig
 
-from motif_lite.errors import CheckpointError
+from motif_lite.errors import CheckpointError, listed
 from motif_lite.weights.gguf_file import TEXT_ENCODER_ARCH, PackedTensor, read_gguf
-from motif_lite.weights.loader import check_tensors
 from motif_lite.weights.quant_embedding import QuantizedEmbedding
 from motif_lite.weights.quant_linear import quantized_state_dict, replace_linears
+from motif_lite.weights.shapes import check_tensors
 
 CONFIG_KEY = f"{TEXT_ENCODER_ARCH}.config_json"
 EMBED_KEY = "text_model.embed_tokens.weight"
@@ -134,12 +134,11 @@ def check_same_config(embedded: T5Gemma2EncoderConfig, checkpoint: T5Gemma2Encod
     ours, theirs = _flat(embedded.to_dict()), _flat(checkpoint.to_dict())
     differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
     if differ:
-        listed = ", ".join(f"{k} {ours.get(k)!r} in the file vs {theirs.get(k)!r}" for k in differ[:_MAX_LISTED])
-        more = f" and {len(differ) - _MAX_LISTED} more" if len(differ) > _MAX_LISTED else ""
+        differences = [f"{k} {ours.get(k)!r} in the file vs {theirs.get(k)!r}" for k in differ]
         raise CheckpointError(
             f"{path} was made from another text encoder than the checkpoint's text_encoder/config.json: "
-            f"{listed}{more}; quantize this checkpoint's text encoder (python -m motif_lite.quantize CKPT "
-            "--component text_encoder)"
+            f"{listed(differences, _MAX_LISTED)}; quantize this checkpoint's text encoder (python -m "
+            "motif_lite.quantize CKPT --component text_encoder)"
         )
 
 

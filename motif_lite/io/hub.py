@@ -33,8 +33,6 @@ __all__ = [
     "MissingFilesError",
     "find_checkpoint",
     "find_gguf",
-    "resolve_checkpoint",
-    "resolve_gguf",
 ]
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -239,14 +237,6 @@ def _uncovered(files: Sequence[str], download: Sequence[str]) -> list[str]:
     return [f for f in files if not any(fnmatchcase(f, d) for d in download)]
 
 
-def resolve_checkpoint(source_or_repo: str, allow_patterns: list[str] | None = None) -> Path:
-    """A local checkpoint directory for a path or a Hub repo id (cache first, then download of `allow_patterns`).
-
-    The caller checks the files it needs; see `find_checkpoint` for a version that checks them.
-    """
-    return find_checkpoint(source_or_repo, download=allow_patterns or ())
-
-
 def is_gguf_variant(variant_or_path: str | Path) -> bool:
     """Whether `--gguf` names a variant of the official GGUF repo (e.g. Q4_K_M) rather than a file or folder."""
     text = str(variant_or_path)
@@ -288,11 +278,6 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
         raise MissingFilesError([_with_reason(missing, hub.failed("download", exc))]) from exc
 
 
-def resolve_gguf(variant_or_path: str) -> Path:
-    """A local `.gguf` file for a path, a folder with one `.gguf`, or a variant of the official GGUF repo."""
-    return find_gguf(variant_or_path)
-
-
 def _with_reason(missing: MissingFiles, reason: str) -> MissingFiles:
     return MissingFiles(missing.repo, missing.missing, missing.include, missing.local_dir, reason)
 
@@ -302,13 +287,19 @@ def gguf_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.gguf") if ".cache" not in p.relative_to(folder).parts)
 
 
+def single_gguf(folder: Path, flag: str = "--gguf") -> Path:
+    """The one `.gguf` file of a folder (`gguf_files`) given to `flag`; `CheckpointError` naming what it holds
+    when that is none or several."""
+    files = gguf_files(folder)
+    if len(files) == 1:
+        return files[0]
+    listed = ", ".join(str(f.relative_to(folder)) for f in files) or "none"
+    raise CheckpointError(f"{flag} folder {folder} must hold exactly one .gguf file (found: {listed}); pass the file")
+
+
 def _local_gguf(path: Path) -> Path:
     if path.is_dir():
-        files = gguf_files(path)
-        if len(files) == 1:
-            return files[0]
-        listed = ", ".join(str(f.relative_to(path)) for f in files) or "none"
-        raise CheckpointError(f"--gguf folder {path} must hold exactly one .gguf file (found: {listed}); pass the file")
+        return single_gguf(path)
     if not path.is_file():
         raise CheckpointError(f"no such GGUF file: {path}")
     return path

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
 from motif_lite.devices import checked_device
-from motif_lite.errors import CheckpointError
+from motif_lite.errors import CheckpointError, listed
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.model import WanVAE
+from motif_lite.weights.safetensors_files import TensorRef, find_weight_files, read_tensor_refs
+from motif_lite.weights.shapes import compare_shapes, expected_shapes
 
-WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
-INDEX_NAME = WEIGHTS_NAME + ".index.json"
 ENCODER_PREFIXES = ("encoder.", "quant_conv.")
 
 
@@ -36,9 +34,10 @@ def load_vae(
     config = WanVAEConfig.from_json(folder / "config.json")
     with torch.device("meta"):
         model = WanVAE(config)
-    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    wanted = {name for name in expected if encoder or not name.startswith(ENCODER_PREFIXES)}
-    state = _read_tensors(_weight_files(folder), expected, wanted, dtype, device)
+    refs = read_tensor_refs(find_weight_files(folder))  # the headers: every tensor checked before any is read
+    _check_shapes(expected_shapes(model), refs, folder)
+    wanted = [ref for name, ref in refs.items() if encoder or not name.startswith(ENCODER_PREFIXES)]
+    state = {ref.name: ref.load().to(device=device, dtype=dtype) for ref in wanted}
     if not encoder:
         model.drop_encoder()
     model.load_state_dict(state, strict=True, assign=True)
@@ -55,51 +54,14 @@ def _vae_folder(source: Path) -> Path:
     raise CheckpointError(f"{source} has neither vae/config.json nor config.json")
 
 
-def _weight_files(folder: Path) -> list[Path]:
-    if (folder / WEIGHTS_NAME).is_file():
-        return [folder / WEIGHTS_NAME]
-    index = folder / INDEX_NAME
-    if not index.is_file():
-        raise CheckpointError(f"{folder} has neither {WEIGHTS_NAME} nor {INDEX_NAME}")
-    try:
-        weight_map = json.loads(index.read_text())["weight_map"]
-        names = sorted(set(weight_map.values()))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"{index} is not a valid safetensors index: {e}") from e
-    missing = [n for n in names if not (folder / n).is_file()]
-    if missing:
-        raise CheckpointError(f"{index} names shard(s) that do not exist: {', '.join(missing)}")
-    return [folder / n for n in names]
-
-
-def _read_tensors(
-    files: list[Path],
-    expected: dict[str, tuple[int, ...]],
-    wanted: set[str],
-    dtype: torch.dtype,
-    device: torch.device,
-) -> dict[str, torch.Tensor]:
-    """Read the `wanted` tensors; check every tensor's name and shape against `expected`."""
-    state: dict[str, torch.Tensor] = {}
-    seen: set[str] = set()
-    problems: list[str] = []
-    for path in files:
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                    shape = tuple(f.get_slice(name).get_shape())
-                    if name not in expected:
-                        problems.append(f"unexpected tensor {name} {list(shape)}")
-                    elif shape != expected[name]:
-                        problems.append(f"wrong shape for {name}: {list(shape)}, expected {list(expected[name])}")
-                    else:
-                        seen.add(name)
-                        if name in wanted:
-                            state[name] = f.get_tensor(name).to(device=device, dtype=dtype)
-        except Exception as e:  # safetensors raises its own error types for corrupt/truncated files
-            raise CheckpointError(f"cannot read {path} (corrupt or truncated safetensors?): {e}") from e
-    problems += [f"missing tensor {name} {list(shape)}" for name, shape in expected.items() if name not in seen]
+def _check_shapes(expected: dict[str, tuple[int, ...]], refs: dict[str, TensorRef], folder: Path) -> None:
+    """Every tensor's name and shape against `expected`: one `CheckpointError` naming each that does not fit."""
+    found = compare_shapes(expected, {name: ref.shape for name, ref in refs.items()})
+    problems = (
+        [f"unexpected tensor {name} {list(refs[name].shape)}" for name in found.unexpected]
+        + [f"wrong shape for {n}: {list(refs[n].shape)}, expected {list(expected[n])}" for n in found.wrong]
+        + [f"missing tensor {name} {list(expected[name])}" for name in found.missing]
+    )
     if problems:
-        shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
-        raise CheckpointError(f"VAE weights in {files[0].parent} do not match the config:\n  {shown}")
-    return state
+        shown = listed(problems, 20, "\n  ", "... and {} more")
+        raise CheckpointError(f"VAE weights in {folder} do not match the config:\n  {shown}")

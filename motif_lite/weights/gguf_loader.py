@@ -20,9 +20,16 @@ from motif_lite.devices import checked_device
 from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.weights.gguf_file import GGUFCheckpoint, PackedTensor, read_gguf
-from motif_lite.weights.keymap import detect_layout, to_model_name
-from motif_lite.weights.loader import assign_weights, build_model, check_tensors
+from motif_lite.weights.keymap import to_model_names
 from motif_lite.weights.quant_linear import quantized_state_dict, replace_linears
+from motif_lite.weights.shapes import (
+    ShapeMismatch,
+    assign_weights,
+    build_model,
+    check_tensors,
+    compare_shapes,
+    expected_shapes,
+)
 
 # The transformer's config.json, stored as a string by `python -m motif_lite.quantize`.
 CONFIG_KEY = "motif_video.config_json"
@@ -83,11 +90,20 @@ def _build(path: Path, config: TransformerConfig | None) -> tuple[MotifVideoTran
 
 def model_tensors(ckpt: GGUFCheckpoint) -> tuple[dict[str, PackedTensor], str]:
     """The file's tensors under our parameter names, and the cross-attention layout they were stored in."""
-    # Zero-size tensors are placeholders some exporters write for absent layers.
-    tensors = {name: t for name, t in ckpt.tensors.items() if 0 not in t.shape}
-    layout = detect_layout(tensors)
-    renamed = {to_model_name(name, layout): t for name, t in tensors.items()}
+    renamed, layout = to_model_names(ckpt.tensors)
     return {name: _renamed(t, name) for name, t in renamed.items()}, layout
+
+
+def check_gguf_config(
+    ckpt: GGUFCheckpoint, checkpoint: tuple[TransformerConfig, str] | None = None
+) -> tuple[ConfigChoice, ShapeMismatch]:
+    """The config `choose_gguf_config` chooses for the file (`checkpoint`: the checkpoint's config and where it
+    is), and the file's tensors against the model it builds; nothing raised for tensors that do not fit (a run
+    raises, `motif-lite check` reports them)."""
+    tensors, layout = model_tensors(ckpt)
+    shapes = {name: t.shape for name, t in tensors.items()}
+    choice = choose_gguf_config(ckpt, shapes, layout, checkpoint)
+    return choice, compare_shapes(expected_shapes(build_model(choice.config)), shapes)
 
 
 def choose_gguf_config(

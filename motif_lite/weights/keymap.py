@@ -13,9 +13,12 @@ here; `motif-lite verify --gguf` on a real file shows it):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
 from motif_lite.errors import CheckpointError
+
+T = TypeVar("T")
 
 _BLOCK = r"((?:single_)?transformer_blocks\.\d+)"
 _SHARED_PARTS = "query_proj|query_norm|out_proj"
@@ -44,6 +47,15 @@ def to_model_name(name: str, layout: str) -> str:
         return name
     block, part = match.groups()
     return f"{block}.cross_attn.{part}.{name[match.end() :]}"
+
+
+def to_model_names(tensors: Mapping[str, T]) -> tuple[dict[str, T], str]:
+    """A transformer file's tensors (shapes, or anything with a `.shape`) under our parameter names, and the
+    cross-attention layout they were stored in; zero-size tensors, placeholders some exporters write for absent
+    layers, are left out."""
+    kept = {name: t for name, t in tensors.items() if 0 not in getattr(t, "shape", t)}
+    layout = detect_layout(kept)
+    return {to_model_name(name, layout): t for name, t in kept.items()}, layout
 
 
 def to_checkpoint_name(name: str, layout: str) -> str:

@@ -17,10 +17,9 @@ from motif_lite.config import TransformerConfig, assumed_note, config_from_weigh
 from motif_lite.devices import checked_device, checked_dtype
 from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.weights.keymap import detect_layout, to_model_name
+from motif_lite.weights.keymap import to_model_names
 from motif_lite.weights.safetensors_files import TensorRef, find_weight_files, read_tensor_refs, shard_files
-
-MAX_LISTED = 20
+from motif_lite.weights.shapes import assign_weights, build_model, check_tensors  # also imported from here
 
 
 def load_transformer(
@@ -58,10 +57,7 @@ def _build_safetensors(path: Path) -> tuple[MotifVideoTransformer, dict[str, Ten
     """The meta model for a safetensors source and its tensors under our names (headers only, nothing read).
     Not yet checked against each other: `load_transformer` does that, `meta_transformer` leaves it to the load."""
     files, config_path = locate_safetensors(path)
-    # Zero-size tensors are placeholders some exporters write for absent layers.
-    refs = {name: ref for name, ref in read_tensor_refs(files).items() if 0 not in ref.shape}
-    layout = detect_layout(refs)
-    refs = {to_model_name(name, layout): ref for name, ref in refs.items()}
+    refs, layout = to_model_names(read_tensor_refs(files))
     shapes = {name: ref.shape for name, ref in refs.items()}
     # stacklevel 4: the warning points at the caller of load_transformer / meta_transformer.
     return build_model(resolve_config(shapes, layout, config_path, stacklevel=4)), refs
@@ -95,46 +91,3 @@ def resolve_config(
         warnings.warn(f"no transformer config.json: {assumed_note(config)}", stacklevel=stacklevel)
         return config
     return TransformerConfig.from_json(config_path).replace(cross_attention_layout=layout)
-
-
-def build_model(config: TransformerConfig) -> MotifVideoTransformer:
-    """The model with every parameter on `meta`: no memory, no random init."""
-    with torch.device("meta"):
-        return MotifVideoTransformer(config)
-
-
-def check_tensors(
-    model: torch.nn.Module, shapes: Mapping[str, tuple[int, ...]], source: str, what: str = "the transformer config"
-) -> None:
-    """Raise one `CheckpointError` listing every missing, unexpected or wrongly shaped tensor of `model` (built from
-    `what`)."""
-    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    missing = sorted(expected.keys() - shapes.keys())
-    unexpected = sorted(shapes.keys() - expected.keys())
-    wrong = sorted(
-        f"{n}: checkpoint {list(shapes[n])}, model {list(expected[n])}"
-        for n in expected.keys() & shapes.keys()
-        if tuple(shapes[n]) != expected[n]
-    )
-    problems = [
-        _listing("missing tensors", missing),
-        _listing("unexpected tensors", unexpected),
-        _listing("tensors with the wrong shape", wrong),
-    ]
-    problems = [p for p in problems if p]
-    if problems:
-        raise CheckpointError(f"{source} does not match {what}:\n" + "\n".join(problems))
-
-
-def assign_weights(model: MotifVideoTransformer, state: dict[str, torch.Tensor]) -> MotifVideoTransformer:
-    """Put the checked tensors in place of the meta parameters (no copies)."""
-    model.load_state_dict(state, strict=True, assign=True)
-    return model.requires_grad_(False).eval()
-
-
-def _listing(title: str, items: list[str]) -> str:
-    if not items:
-        return ""
-    shown = "\n".join(f"  {item}" for item in items[:MAX_LISTED])
-    more = f"\n  ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
-    return f"{len(items)} {title}:\n{shown}{more}"

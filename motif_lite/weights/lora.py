@@ -42,8 +42,8 @@ from motif_lite.errors import MotifLiteError
 from motif_lite.model.attention import project_rows
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
 from motif_lite.weights.quant_linear import QuantizedLinear
+from motif_lite.weights.shapes import listing
 
-MAX_LISTED = 20
 # One key of a LoRA: an optional prefix, the module, the part. Trainers mix the prefixes and part names of the two
 # conventions (diffusion-pipe and ComfyUI save `diffusion_model.<module>.lora_A.weight`, some kohya forks
 # `transformer.<module>.lora_down.weight`), so any prefix goes with any part name.
@@ -255,7 +255,7 @@ def _unmatched(path: Path, modules: list[str], layers: int) -> str:
             "single_transformer_blocks.0.ff.net.2"
         )
     title = f"of its {layers} layers match no linear layer of the transformer (a LoRA for another model or version?)"
-    return f"{path}: {_listing(title, modules)}"
+    return f"{path}: {listing(title, modules)}"
 
 
 def _lora_file(path: Path) -> Path:
@@ -298,7 +298,7 @@ def _parse_keys(path: Path, tensors: Mapping[str, torch.Tensor]) -> tuple[str, d
     if known:
         others = sorted(set(tensors) - set(known))
         title = "tensors are not LoRA down/up/alpha weights (LoHa, LoKr, DoRA, ... are not supported)"
-        raise LoRAError(f"{path}: {_listing(title, others)}")
+        raise LoRAError(f"{path}: {listing(title, others)}")
     raise LoRAError(
         f"{path}: unknown LoRA format (first keys: {sorted(tensors)[:3]}); supported: diffusers/PEFT "
         "(`transformer.<module>.lora_A.weight` / `lora_B.weight`) and kohya/ComfyUI "
@@ -384,9 +384,3 @@ def _peft_alphas(metadata: Mapping[str, str]) -> _Alphas | None:
     if config.get("use_dora"):
         raise LoRAError("DoRA adapters (use_dora) are not supported")
     return _Alphas(config.get("lora_alpha"), dict(config.get("alpha_pattern") or {}), bool(config.get("use_rslora")))
-
-
-def _listing(title: str, items: list[str]) -> str:
-    shown = "\n".join(f"  {item}" for item in items[:MAX_LISTED])
-    more = f"\n  ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
-    return f"{len(items)} {title}:\n{shown}{more}"

@@ -30,28 +30,48 @@ class TensorRef:
             raise CheckpointError(f"cannot read tensor {self.name!r} from {self.file}: {exc}") from None
 
 
-def find_weight_files(folder: Path) -> list[Path]:
-    """The safetensors files of a model folder: the index's shards, else the single weights file."""
+def weight_files(folder: Path, single: str = WEIGHTS_NAME) -> tuple[list[Path], Path | None]:
+    """The safetensors files a model folder should hold, there or not, and the index naming them: the shards of its
+    `*.safetensors.index.json`, else `single`, else its one `*.safetensors` under another name; `single` when it
+    holds none. Raises `CheckpointError` for an index that cannot be read, or several files and no index."""
     indexes = sorted(folder.glob("*.safetensors.index.json"))
     if indexes:
-        return shard_files(indexes[0])
-    single = folder / WEIGHTS_NAME
-    if single.is_file():
-        return [single]
+        return index_shards(indexes[0]), indexes[0]
     candidates = sorted(folder.glob("*.safetensors"))
+    if (folder / single).is_file() or not candidates:
+        return [folder / single], None
     if len(candidates) == 1:
-        return candidates
-    if not candidates:
-        raise CheckpointError(f"no {WEIGHTS_NAME} (or *.safetensors) in {folder}")
+        return candidates, None
     raise CheckpointError(f"{folder} holds several .safetensors files and no .index.json saying how they fit")
 
 
+def find_weight_files(folder: Path, single: str = WEIGHTS_NAME) -> list[Path]:
+    """The safetensors files of a model folder (`weight_files`), every one of them there; else `CheckpointError`."""
+    files, index = weight_files(folder, single)
+    if index is not None:
+        return _present(files, index)
+    if not files[0].is_file():
+        raise CheckpointError(f"no {single} (nor a *.safetensors.index.json, nor another *.safetensors) in {folder}")
+    return files
+
+
 def shard_files(index_path: Path) -> list[Path]:
+    """The shards a safetensors index names, every one of them there; else `CheckpointError`."""
+    return _present(index_shards(index_path), index_path)
+
+
+def index_shards(index_path: Path) -> list[Path]:
+    """The shard files a safetensors index names (its weight_map's values), there or not."""
     try:
         weight_map = json.loads(index_path.read_text())["weight_map"]
-        files = sorted({index_path.parent / name for name in weight_map.values()})
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise ValueError("its weight_map is empty or not an object")
+        return sorted({index_path.parent / name for name in weight_map.values()})
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{index_path} is not a valid safetensors index: {exc}") from None
+
+
+def _present(files: list[Path], index_path: Path) -> list[Path]:
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise CheckpointError(f"{index_path} lists shards that do not exist: {missing}")
