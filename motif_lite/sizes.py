@@ -15,9 +15,9 @@ from motif_lite import devices
 from motif_lite.checkpoint import ModelSources
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError
-from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.vae import WanVAEConfig
 from motif_lite.weights.gguf_file import read_gguf
+from motif_lite.weights.shapes import build_model, expected_shapes
 
 # The T5Gemma2 encoder of the official checkpoint (with its SigLIP tower), counted by building transformers'
 # T5Gemma2Encoder from the official text_encoder/config.json on the meta device; used only to plan a dry run
@@ -85,14 +85,11 @@ def estimated_gguf_bytes(config: TransformerConfig, variant: str) -> tuple[int, 
     from motif_lite.quantize.recipes import get_recipe, packed_bytes
 
     recipe = get_recipe(variant)
-    with torch.device("meta"):
-        shapes = {name: tuple(t.shape) for name, t in MotifVideoTransformer(config).state_dict().items()}
-    return packed_bytes(shapes, recipe), recipe.name
+    return packed_bytes(expected_shapes(build_model(config)), recipe), recipe.name
 
 
 def _numel(config: TransformerConfig) -> int:
-    with torch.device("meta"):
-        return sum(t.numel() for t in MotifVideoTransformer(config).state_dict().values())
+    return sum(t.numel() for t in build_model(config).state_dict().values())
 
 
 def stored_bytes(files: list[Path], dtype: torch.dtype) -> int:
