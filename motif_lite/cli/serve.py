@@ -165,7 +165,7 @@ def main(args: argparse.Namespace) -> int:
 
     use_expandable_segments()  # before torch starts CUDA, as for run: the memory plan assumes it
     _check_server_extra()
-    from motif_lite.cli.run import download_hint_repeats, lora_args
+    from motif_lite.cli.common import download_hint_repeats, lora_args
     from motif_lite.server.jobs import JobStore
     from motif_lite.server.runner import bind, is_loopback
 
