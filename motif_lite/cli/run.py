@@ -4,8 +4,8 @@
 
 A failed or interrupted run never leaves a half-written output file (see `motif_lite.io.staging.staged_output`).
 The command's parts live beside it: its flags (run_flags), the videos they ask for (run_request), `--resume`
-(resume), `--gpus N` (launch), the time estimates (run_time), the summary (run_summary) and the memory plan
-(prepare); what several commands share is in common.
+(resume), `--gpus N` (launch), the time estimates (run_time) and the summary (run_summary); what it shares with
+`serve` before loading is in prepare, and what several commands share in common.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from motif_lite.cli.common import StageProgress, download_hint_repeats, lora_args, print_notes
 from motif_lite.cli.launch import launch_run, parallel_layout
+from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
 from motif_lite.cli.resume import earlier_runs, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, request_from_args, resolve_requests
@@ -223,37 +224,28 @@ def _generate(
     say: Callable,
     resume: SavedLatents | None = None,
 ) -> int:
-    from motif_lite.cli.prepare import plan_run
-    from motif_lite.devices import dtype_note
     from motif_lite.pipeline import load_pipeline
-    from motif_lite.preflight import preflight
     from motif_lite.settings import resolve_settings
 
     request = requests[0]  # the videos differ in seed and file only
     if resume is None:
         print_notes(earlier_runs(requests), say)
     # Every check, before any weights.
-    sources, device = preflight(
-        args.model, args.gguf, device, args.kernels, args.text_encoder_gguf, weights=args.weights
-    )
+    sources, device = preflight_flags(args, device)
     if args.attention == "exact":  # a fixed attention kernel that this device lacks in this dtype
         from motif_lite.runtime.attention import check_backend_runs
 
         check_backend_runs(args.attention_backend, device, dtype)
     settings = resolve_settings(request, sources.configs, sources.transformer)
-    dtype_advice = dtype_note(device, dtype)  # before loading: bf16 on a GPU without bf16 tensor cores
-    print_notes([*sources.notes, *settings.notes, *([dtype_advice] if dtype_advice else [])], say)
+    print_notes(loading_notes(sources, device, dtype, settings.notes), say)  # before loading
     if device.type == "cpu" and parallel is None:
         confirm_cpu_time(request, settings, sources.configs, dtype, args.yes, len(requests))
     elif device.type == "cuda" and parallel is None:
         note = gpu_time_note(request, settings, sources.configs, dtype, device, len(requests))
         print_notes([note] if note else [], say)
-    plan = None
-    if args.vram is not None or args.ram is not None or device.type == "cuda":
-        # Raises if nothing fits, before anything loads. In a parallel run: the plan of one rank.
-        layout, main = (None, True) if parallel is None else (parallel.layout, parallel.is_main)
-        plan = plan_run(args, request, sources, dtype, device, layout, text_encoder=main)
-        say(plan.describe(), file=sys.stderr)
+    # In a parallel run: the plan of one rank, which loads the text encoder only if it is the main one.
+    layout, main = (None, True) if parallel is None else (parallel.layout, parallel.is_main)
+    plan = plan_if_budget(args, request, sources, dtype, device, layout, text_encoder=main, say=say)
     # A parallel run never batches them, and says so (_run's notes).
     batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, plan, settings)
     print_notes([note] if note else [], say)
