@@ -31,7 +31,9 @@ from motif_lite.request import GenerationRequest
 if TYPE_CHECKING:
     import torch
 
+    from motif_lite.checkpoint import ModelSources
     from motif_lite.io.latents import SavedLatents
+    from motif_lite.pipeline import GenerationResult, MotifVideoPipeline
     from motif_lite.runtime.parallel import Parallel, ParallelLayout, Session
     from motif_lite.runtime.planner import Plan
     from motif_lite.settings import Settings
@@ -96,7 +98,6 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
 
     use_expandable_segments()  # before torch starts CUDA
     from motif_lite.devices import torch_dtype  # torch and the rest load here, not when --help builds the parser
-    from motif_lite.runtime.parallel import DEFAULT_STEP_TIMEOUT_S, Parallel
 
     resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
     check_flags(args, resume)
@@ -104,32 +105,13 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
     world = session.world if session is not None else args.gpus or 1
     layout = parallel_layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
-    parallel = None
-    if session is None:
-        requests, notes = resolve_requests(args, unresolved)  # every setting checked before anything loads
-    else:  # rank 0 checks the settings (its output folder, its image), draws the seed and names the outputs
-        timeout = args.comm_timeout if args.comm_timeout is not None else DEFAULT_STEP_TIMEOUT_S
-        parallel = Parallel.create(layout, session.device, timeout)
-        requests, notes = parallel.share(lambda: resolve_requests(args, unresolved))
+    parallel, requests, notes = _resolve(args, unresolved, session, layout)
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
-    say = print if parallel is None or parallel.is_main else _quiet
+    main_rank = parallel is None or parallel.is_main
+    say = print if main_rank else _quiet
     loras = lora_args(args.lora)
-    on_preview = None
-    if args.preview and (parallel is None or parallel.is_main):
-        on_preview = _preview_writer(args.preview, request.fps)
-    if args.step_cache is not None:  # a bad threshold was refused as the flags were read
-        from motif_lite.runtime.step_cache import threshold_note
-
-        notes += [note] if (note := threshold_note(args.step_cache)) else []
-    from motif_lite.runtime.attention import unused_backend_note
-
-    notes += [note] if (note := unused_backend_note(args.attention, args.attention_backend)) else []
-    if layout is None and args.comm_timeout is not None:
-        notes.append("--comm-timeout is for a run on several processes (--gpus N, torchrun): this one has no others")
-    if layout is not None and args.batch_guidance:
-        notes.append("--batch-guidance is not used on several processes: there the two guidance predictions are "
-                     "separate calls, side by side on their own processes with cfg 2")  # fmt: skip
-    print_notes([*resume_notes, *notes], say)
+    on_preview = _preview_writer(args.preview, request.fps) if args.preview and main_rank else None
+    print_notes([*resume_notes, *notes, *flag_notes(args, several_processes=layout is not None)], say)
     if args.dry_run:
         return dry_run(args, request, dtype, layout)
     device = args.device if session is None else session.device
@@ -139,6 +121,39 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     finally:
         if on_preview is not None:
             on_preview.close()
+
+
+def _resolve(
+    args: argparse.Namespace, unresolved: GenerationRequest, session: Session | None, layout: ParallelLayout | None
+) -> tuple[Parallel | None, list[GenerationRequest], list[str]]:
+    """-> (this process's part of a parallel run, else None; the run's videos; their notes), every setting checked
+    before anything loads. In a parallel run rank 0 checks the settings (its output folder, its image), draws the
+    seed and names the outputs, and the other ranks get its answer."""
+    if session is None:
+        return None, *resolve_requests(args, unresolved)
+    from motif_lite.runtime.parallel import DEFAULT_STEP_TIMEOUT_S, Parallel
+
+    timeout = args.comm_timeout if args.comm_timeout is not None else DEFAULT_STEP_TIMEOUT_S
+    parallel = Parallel.create(layout, session.device, timeout)
+    return parallel, *parallel.share(lambda: resolve_requests(args, unresolved))
+
+
+def flag_notes(args: argparse.Namespace, several_processes: bool) -> list[str]:
+    """The notes on flags this run does not use as given (from the flags alone): a step cache threshold that reuses
+    nearly every step, an attention backend that int8 attention leaves unused, and a flag for (or against) a run on
+    several processes."""
+    from motif_lite.runtime.attention import unused_backend_note
+    from motif_lite.runtime.step_cache import threshold_note
+
+    # A bad threshold was refused as the flags were read.
+    notes = [threshold_note(args.step_cache) if args.step_cache is not None else None]
+    notes.append(unused_backend_note(args.attention, args.attention_backend))
+    if not several_processes and args.comm_timeout is not None:
+        notes.append("--comm-timeout is for a run on several processes (--gpus N, torchrun): this one has no others")
+    if several_processes and args.batch_guidance:
+        notes.append("--batch-guidance is not used on several processes: there the two guidance predictions are "
+                     "separate calls, side by side on their own processes with cfg 2")  # fmt: skip
+    return [note for note in notes if note]
 
 
 def dry_run(
@@ -158,21 +173,9 @@ def dry_run(
     settings = resolve_settings(request, sources.configs, sources.transformer)
     print_notes([*sources.notes, *settings.notes])
     device = parse_device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available() and args.vram is None:
-        print_notes(["no CUDA device on this machine: planned without a budget; give --vram GiB to plan for yours"])
-    if str(args.device) == "auto" and device.type == "cpu":
-        print_notes(["no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU"])
+    print_notes(_dry_run_device_notes(args, device))
     if device.type == "cpu" or torch.cuda.is_available():  # the device is here: check the speed flags as a run would
-        from motif_lite.preflight import check_kernels, check_strict_int8
-        from motif_lite.runtime.attention import check_backend_runs
-        from motif_lite.runtime.compile import check_compile_possible
-
-        check_kernels(args.kernels, device)
-        check_strict_int8(args.attention, args.kernels, device)
-        if args.attention == "exact":
-            check_backend_runs(args.attention_backend, device, dtype)
-        if args.compile:
-            check_compile_possible(device)
+        _check_speed_flags(args, device, dtype)
     plan = plan_run(args, request, sources, dtype, device, layout)
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
     _, note = planned_batch_guidance(args.batch_guidance and layout is None, plan, settings)
@@ -180,6 +183,33 @@ def dry_run(
     sizes = model_sizes(sources, dtype).lines()
     print("\n".join([*settings.lines(), dry_run_speed(args, device), *sizes, *_lora_lines(args, sources), described]))
     return 0
+
+
+def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> list[str]:
+    """What a dry run says about planning for a device this machine lacks."""
+    import torch
+
+    notes = []
+    if device.type == "cuda" and not torch.cuda.is_available() and args.vram is None:
+        notes.append("no CUDA device on this machine: planned without a budget; give --vram GiB to plan for yours")
+    if str(args.device) == "auto" and device.type == "cpu":
+        notes.append("no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU")
+    return notes
+
+
+def _check_speed_flags(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> None:
+    """The checks of the speed flags a run makes as it loads (`preflight` checks the kernels, `load_pipeline` the
+    rest), made by a dry run, which neither preflights nor loads: each raises what the run would."""
+    from motif_lite.preflight import check_kernels, check_strict_int8
+    from motif_lite.runtime.attention import check_backend_runs
+    from motif_lite.runtime.compile import check_compile_possible
+
+    check_kernels(args.kernels, device)
+    check_strict_int8(args.attention, args.kernels, device)
+    if args.attention == "exact":
+        check_backend_runs(args.attention_backend, device, dtype)
+    if args.compile:
+        check_compile_possible(device)
 
 
 def dry_run_speed(args: argparse.Namespace, device: torch.device) -> str:
@@ -238,51 +268,89 @@ def _generate(
         check_backend_runs(args.attention_backend, device, dtype)
     settings = resolve_settings(request, sources.configs, sources.transformer)
     print_notes(loading_notes(sources, device, dtype, settings.notes), say)  # before loading
-    if device.type == "cpu" and parallel is None:
-        confirm_cpu_time(request, settings, sources.configs, dtype, args.yes, len(requests))
-    elif device.type == "cuda" and parallel is None:
-        note = gpu_time_note(request, settings, sources.configs, dtype, device, len(requests))
-        print_notes([note] if note else [], say)
+    if parallel is None:
+        _say_run_time(args, requests, settings, sources, dtype, device, say)
     # In a parallel run: the plan of one rank, which loads the text encoder only if it is the main one.
     layout, main = (None, True) if parallel is None else (parallel.layout, parallel.is_main)
     plan = plan_if_budget(args, request, sources, dtype, device, layout, text_encoder=main, say=say)
     # A parallel run never batches them, and says so (_run's notes).
     batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, plan, settings)
     print_notes([note] if note else [], say)
-    seeds = ", ".join(str(r.seed) for r in requests)
-    say(f"seed{'s' if len(requests) > 1 else ''}: {seeds}", file=sys.stderr)
+    say(f"seed{'s' if len(requests) > 1 else ''}: {', '.join(str(r.seed) for r in requests)}", file=sys.stderr)
     start = time.perf_counter()
-    speed = dict(
+    pipe = load_pipeline(
+        sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
+        attention=args.attention, parallel=parallel, **_speed_settings(args, batch_guidance),
+    )  # fmt: skip
+    load_seconds = time.perf_counter() - start
+    text_encoder = sources.text_encoder_gguf.describe() if sources.text_encoder_gguf is not None else None
+    ran_on = _ran_on(pipe, dtype, sources)
+    for number, video in enumerate(requests, 1):
+        if len(requests) > 1:
+            say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
+        result = _sample(args, pipe, video, on_preview, parallel, say, resume, unstarted=requests[number:])
+        first = number == 1
+        say(summary(result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on))
+    return 0
+
+
+def _say_run_time(
+    args: argparse.Namespace,
+    requests: list[GenerationRequest],
+    settings: Settings,
+    sources: ModelSources,
+    dtype: torch.dtype,
+    device: torch.device,
+    say: Callable,
+) -> None:
+    """How long a run on one process will take, before it loads: the question before a long CPU run (--yes answers
+    it), the note before a long GPU run."""
+    if device.type == "cpu":
+        confirm_cpu_time(requests[0], settings, sources.configs, dtype, args.yes, len(requests))
+    elif device.type == "cuda":
+        note = gpu_time_note(requests[0], settings, sources.configs, dtype, device, len(requests))
+        print_notes([note] if note else [], say)
+
+
+def _speed_settings(args: argparse.Namespace, batch_guidance: bool | None) -> dict:
+    """`load_pipeline`'s speed keywords from the flags (`batch_guidance` as the memory plan allows)."""
+    return dict(
         batch_guidance=batch_guidance,
         compile=args.compile,
         # With int8 no exact kernel is chosen (unused_backend_note says so): none to check against this device.
         attention_backend=args.attention_backend if args.attention == "exact" else "auto",
         step_cache=args.step_cache,
     )
-    pipe = load_pipeline(
-        sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
-        attention=args.attention, parallel=parallel, **speed,
-    )  # fmt: skip
-    load_seconds = time.perf_counter() - start
-    text_encoder = sources.text_encoder_gguf.describe() if sources.text_encoder_gguf is not None else None
-    # Nothing else in the summary says where and in what precision it ran (a CPU run prints no memory plan).
+
+
+def _ran_on(pipe: MotifVideoPipeline, dtype: torch.dtype, sources: ModelSources) -> str:
+    """Where and in what precision the run ran, for its summary: nothing else there says it (a CPU run prints no
+    memory plan)."""
     ran_on = f"{pipe.device}, {str(dtype).removeprefix('torch.')}"
-    ran_on += f", transformer {sources.gguf.name}" if sources.gguf is not None else ""
-    for number, video in enumerate(requests, 1):
-        if len(requests) > 1:
-            say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
-        progress = StageProgress() if parallel is None or parallel.is_main else None
-        try:
-            result = pipe.generate(video, progress, on_preview, args.preview_every, resume=resume)
-        except BaseException:
-            print_notes(unstarted_videos(requests[number:]), say)
-            raise
-        finally:
-            if progress is not None:
-                progress.close()
-        first = number == 1
-        say(summary(result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on))
-    return 0
+    return ran_on + (f", transformer {sources.gguf.name}" if sources.gguf is not None else "")
+
+
+def _sample(
+    args: argparse.Namespace,
+    pipe: MotifVideoPipeline,
+    video: GenerationRequest,
+    on_preview: Callable | None,
+    parallel: Parallel | None,
+    say: Callable,
+    resume: SavedLatents | None,
+    unstarted: list[GenerationRequest],
+) -> GenerationResult:
+    """One video of the run, with progress bars on the main rank; when it fails, the note on the videos of the batch
+    it leaves `unstarted`."""
+    progress = StageProgress() if parallel is None or parallel.is_main else None
+    try:
+        return pipe.generate(video, progress, on_preview, args.preview_every, resume=resume)
+    except BaseException:
+        print_notes(unstarted_videos(unstarted), say)
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 def unstarted_videos(requests: list[GenerationRequest]) -> list[str]:
