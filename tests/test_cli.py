@@ -15,7 +15,8 @@ import torch
 from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import cli, pipeline
-from motif_lite.cli import run as run_command
+from motif_lite.cli import common
+from motif_lite.cli import run_request as run_command
 from motif_lite.request import GenerationRequest
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
@@ -230,14 +231,14 @@ def test_bad_flag_is_a_usage_error(capsys):
 
 
 def test_ctrl_c_exits_130_and_leaves_no_video(checkpoint, tmp_path, capsys, monkeypatch):
-    real = run_command.StageProgress.__call__
+    real = common.StageProgress.__call__
 
     def interrupt_in_decode(self, stage, done, total):
         real(self, stage, done, total)
         if stage == "decode" and done == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(run_command.StageProgress, "__call__", interrupt_in_decode)
+    monkeypatch.setattr(common.StageProgress, "__call__", interrupt_in_decode)
     code = cli.main(run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "5", "--steps", "1"))
     err = capsys.readouterr().err
     assert code == cli.EXIT_INTERRUPTED and "interrupted" in err and "Traceback" not in err

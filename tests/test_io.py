@@ -15,7 +15,7 @@ import torch
 from huggingface_hub import constants
 
 from motif_lite import cli
-from motif_lite.cli import run as run_command
+from motif_lite.cli import run_request as run_command
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io import hub
 from motif_lite.io import video as video_module

@@ -360,8 +360,9 @@ def test_a_rank_that_never_loads_the_text_encoder_plans_without_it(checkpoint):
 def test_only_the_main_rank_plans_with_the_text_encoder(checkpoint, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from motif_lite.cli import build_parser
+    from motif_lite.cli import build_parser, prepare
     from motif_lite.cli import run as run_cli
+    from motif_lite.cli.run_flags import weight_files
     from motif_lite.request import GenerationRequest
 
     planned = []
@@ -370,9 +371,9 @@ def test_only_the_main_rank_plans_with_the_text_encoder(checkpoint, tmp_path, mo
         planned.append(text_encoder)
         raise MotifLiteError("planned")
 
-    monkeypatch.setattr(run_cli, "_plan", plan)
+    monkeypatch.setattr(prepare, "plan_run", plan)
     args = build_parser().parse_args(cli_args(checkpoint, tmp_path / "a.mp4", "--vram", "8"))
-    args.weights = run_cli.weight_files(args)
+    args.weights = weight_files(args)
     request, _ = GenerationRequest(PROMPT, NEGATIVE, seed=0, output=tmp_path / "a.mp4", **SIZE).resolve()
     ranks = [None] + [SimpleNamespace(layout=ParallelLayout(2, 1), is_main=is_main) for is_main in (True, False)]
     for rank in ranks:  # a run of one process, then the main rank and another of a parallel run
@@ -385,15 +386,15 @@ def test_the_plans_made_before_a_run_count_the_text_encoder_unless_told(checkpoi
     # A dry run and the plan before --gpus starts its processes are the main rank's: with the text encoder.
     from motif_lite.checkpoint import locate_sources
     from motif_lite.cli import build_parser
-    from motif_lite.cli import run as run_cli
+    from motif_lite.cli.prepare import plan_run
     from motif_lite.request import GenerationRequest
     from motif_lite.sizes import model_sizes
 
     args = build_parser().parse_args(cli_args(checkpoint, tmp_path / "a.mp4"))
     request, _ = GenerationRequest(PROMPT, NEGATIVE, seed=0, **SIZE).resolve()
     sources = locate_sources(checkpoint)
-    main = run_cli._plan(args, request, sources, torch.float32, "cpu", ParallelLayout(2, 1))
-    other = run_cli._plan(args, request, sources, torch.float32, "cpu", ParallelLayout(2, 1), text_encoder=False)
+    main = plan_run(args, request, sources, torch.float32, "cpu", ParallelLayout(2, 1))
+    other = plan_run(args, request, sources, torch.float32, "cpu", ParallelLayout(2, 1), text_encoder=False)
     encode = {plan: next(s for s in plan.stages if s.name == "encode") for plan in (main, other)}
     text_bytes = model_sizes(sources, torch.float32).text_encoder_bytes
     assert encode[main].weight_bytes - encode[other].weight_bytes == text_bytes > 0

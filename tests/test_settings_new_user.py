@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 
 from motif_lite import cli
-from motif_lite.cli import run as run_command
+from motif_lite.cli import run_request as run_command
 from motif_lite.cli import run_time
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.sampling import RECOMMENDED_APG, CFGConfig, GuiderConfig, needs_uncond

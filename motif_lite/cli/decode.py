@@ -68,7 +68,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """The `decode` handler: read and check the file, find the VAE, plan, decode, say where the video is."""
-    from motif_lite.cli.run import StageProgress, download_hint_repeats
+    from motif_lite.cli.common import StageProgress, download_hint_repeats
     from motif_lite.decoding import prepare_decode, run_decode
     from motif_lite.devices import torch_dtype
     from motif_lite.io.latents import read_latents
@@ -101,7 +101,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _free(path: Path) -> Path:
     """The run's output, or the next free name beside it when a file is there now (said on stderr)."""
-    from motif_lite.cli.run import free_output
+    from motif_lite.cli.common import free_output
 
     free, note = free_output(path)
     if note is not None:

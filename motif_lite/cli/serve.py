@@ -165,7 +165,7 @@ def main(args: argparse.Namespace) -> int:
 
     use_expandable_segments()  # before torch starts CUDA, as for run: the memory plan assumes it
     _check_server_extra()
-    from motif_lite.cli.run import download_hint_repeats, lora_args
+    from motif_lite.cli.common import download_hint_repeats, lora_args
     from motif_lite.server.jobs import JobStore
     from motif_lite.server.runner import bind, is_loopback
 
@@ -196,33 +196,24 @@ def _serve(
     api_key: str | None,
     loras: list[tuple[Path, float]],
 ):
-    from motif_lite.devices import dtype_note, torch_dtype
+    from motif_lite.cli.common import print_notes
+    from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
+    from motif_lite.devices import torch_dtype
     from motif_lite.pipeline import load_pipeline
-    from motif_lite.preflight import plan_generation, preflight
     from motif_lite.request import GenerationRequest
     from motif_lite.server.app import MiB, ServerConfig
     from motif_lite.server.runner import VideoServer, served_model_name
 
     dtype = torch_dtype(args.dtype)
-    # Every check, and any download, before planning (as run does): the plan is made from the files that will load,
-    # not from the built-in sizes of a model not yet on disk.
-    sources, device = preflight(
-        args.model, args.gguf, args.device, args.kernels, args.text_encoder_gguf, weights=args.weights
-    )
-    dtype_advice = dtype_note(device, dtype)
-    for note in [*sources.notes, *([dtype_advice] if dtype_advice else [])]:  # as run prints them
-        print(f"note: {note}", file=sys.stderr)
-    plan = None
-    if args.vram is not None or args.ram is not None or device.type == "cuda":
-        max_video = max_video or OFFICIAL_VIDEO
-        width, height, frames = max_video
-        largest = GenerationRequest("-", width=width, height=height, frames=frames)
-        plan = plan_generation(
-            largest, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
-            attention=args.attention, ram_gib=args.ram, batch_guidance=args.batch_guidance,
-            step_cache=bool(args.step_cache),
-        )  # fmt: skip
-        print(plan.describe(), file=sys.stderr)
+    sources, device = preflight_flags(args, args.device)  # every check, and any download, before planning (as run)
+    print_notes(loading_notes(sources, device, dtype))  # as run prints them
+    # A plan is made for the largest video a job may ask for, which is then the official size unless --max-video says.
+    planned_video = max_video or OFFICIAL_VIDEO
+    width, height, frames = planned_video
+    largest = GenerationRequest("-", width=width, height=height, frames=frames)
+    plan = plan_if_budget(args, largest, sources, dtype, device)
+    if plan is not None:
+        max_video = planned_video
     print(f"loading {args.model}" + (f" with {args.gguf}" if args.gguf else "") + " ...", file=sys.stderr)
     pipe = load_pipeline(
         sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras, attention=args.attention,

@@ -71,7 +71,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from motif_lite.cli.run import download_hint_repeats
+    from motif_lite.cli.common import download_hint_repeats
     from motif_lite.devices import torch_dtype
     from motif_lite.verify import VerifySettings, verify
 

@@ -1,0 +1,114 @@
+"""What several commands share: the progress bars, the download hint that repeats the user's command, free output
+names, `--lora` values, and the `note: ...` lines."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from motif_lite.io.hub import MissingFilesError
+
+
+class StageProgress:
+    """One tqdm bar per stage (encode, denoise with s/it, decode), fed by `generate`'s on_progress."""
+
+    UNITS = {"encode": "input", "denoise": "step", "decode": "latent frame"}
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.bar = None  # tqdm of the current stage
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            from tqdm import tqdm
+
+            unit = self.UNITS.get(stage, "it")  # `initial`: a resumed run's bar starts at the steps already done
+            self.bar = tqdm(total=total, initial=done, desc=f"{stage:>7}", unit=unit, file=sys.stderr)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.stage, self.bar = None, None
+
+
+def print_notes(notes, say: Callable = print) -> None:
+    """Each note as a `note: ...` line on stderr (`say`: print, or a rank's that prints nothing)."""
+    for note in notes:
+        say(f"note: {note}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def download_hint_repeats(argv: list[str] | None) -> Iterator[None]:
+    """Missing files raised inside end their download hint with the user's own command (`argv`, the subcommand
+    first: run, verify, serve), pointed at the folders the downloads fill."""
+    from motif_lite.io.hub import MissingFilesError
+
+    try:
+        yield
+    except MissingFilesError as exc:
+        exc.run_command = rerun_command(argv, exc)
+        raise
+
+
+def rerun_command(argv: list[str] | None, error: MissingFilesError) -> str:
+    """The user's command with -m / --gguf pointing at the folders the download commands fill."""
+    tokens = list(argv or ["run", "-p", "..."])
+    for flags, key in (((("--gguf",), "gguf")), (("-m", "--model"), "model")):  # each goes first: -m ends first
+        if key in error.replacements:
+            tokens = _replace_flag(tokens, flags, error.replacements[key])
+    return "motif-lite " + shlex.join(tokens)
+
+
+def _replace_flag(tokens: list[str], flags: tuple[str, ...], value: str) -> list[str]:
+    out, i = [], 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token in flags and i + 1 < len(tokens):
+            i += 2
+            continue
+        if any(token.startswith(f"{flag}=") for flag in flags if flag.startswith("--")):
+            i += 1
+            continue
+        out.append(token)
+        i += 1
+    return [*out[:1], flags[0], value, *out[1:]]
+
+
+def free_output(wanted: Path) -> tuple[Path, str | None]:
+    """`wanted`, or the next free name beside it when a file is there (a default output never replaces an earlier
+    video), with the note that says so."""
+    from motif_lite.io.video import unused_path
+
+    chosen = unused_path(wanted)
+    if chosen == wanted:
+        return wanted, None
+    return chosen, f"{wanted} exists: writing {chosen} instead (-o names the file and replaces it)"
+
+
+def lora_args(values: list[str]) -> list[tuple[Path, float]]:
+    """`--lora FILE[:STRENGTH]` values as (path, strength), each file checked to exist before anything loads."""
+    from motif_lite.weights.lora import LoRAError, LoRASpec
+
+    specs = [LoRASpec.parse(value) for value in values]
+    for spec in specs:
+        if not spec.path.is_file():
+            raise LoRAError(_missing_lora(spec.path))
+    return [(spec.path, spec.strength) for spec in specs]
+
+
+def _missing_lora(path: Path) -> str:
+    """What to say about a --lora that names no file: a strength that is not a number makes the whole value read
+    as a path (so that a path with colons still works), which is then the likelier mistake when the file before
+    the last colon exists."""
+    file, _, strength = str(path).rpartition(":")
+    if file and Path(file).is_file():
+        return f"--lora {path}: the strength {strength!r} is not a number; use FILE:STRENGTH, e.g. {file}:0.8"
+    return f"LoRA file not found: {path}"

@@ -1,0 +1,73 @@
+"""`motif-lite run --gpus N`: the settings and the GPUs checked once, then N processes started with torch's elastic
+launcher, each running `run` under torchrun; and the layout (`parallel_layout`) in which the ranks split the work."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from motif_lite.cli.common import lora_args
+from motif_lite.cli.resume import resume_args, resumed_request
+from motif_lite.cli.run_request import check_flags, request_from_args
+from motif_lite.request import GenerationRequest
+
+if TYPE_CHECKING:
+    from motif_lite.runtime.parallel import ParallelLayout
+
+
+def launch_run(args: argparse.Namespace) -> int:
+    """Check the settings and the GPUs, then start `args.gpus` processes with torch's elastic launcher."""
+    import torch
+
+    from motif_lite.runtime.parallel import ParallelError, check_device, launch
+
+    check_device(args.device)
+    resume = resume_args(args)[0] if args.resume is not None else None
+    check_flags(args, resume)
+    unresolved = request_from_args(args) if resume is None else resumed_request(resume, None)
+    request, _ = unresolved.resolve()
+    layout = parallel_layout(args, request, args.gpus)
+    lora_args(args.lora)  # the files exist
+    if args.vram is not None:
+        _plan_before_launch(args, request, layout)
+    if args.preview:
+        from motif_lite.io.preview import check_preview_path
+
+        check_preview_path(args.preview)
+    if args.device != "cpu" and torch.cuda.device_count() < args.gpus:
+        found = torch.cuda.device_count()
+        raise ParallelError(
+            f"--gpus {args.gpus}: this machine has {found} CUDA device(s) (--device cpu: CPU processes)"
+        )
+    return launch(args.gpus, args.argv)
+
+
+def parallel_layout(args: argparse.Namespace, request: GenerationRequest, world: int) -> ParallelLayout:
+    """How `world` ranks split the work; a layout that cannot work is an error before anything loads."""
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.preflight import AT_HAND
+    from motif_lite.runtime.parallel import ParallelError, choose_layout
+    from motif_lite.sampling import needs_uncond
+    from motif_lite.settings import resolve_guidance
+
+    sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)  # configs at hand, else built-in
+    guided = needs_uncond(resolve_guidance(request, sources.configs.guider).value)
+    layout = choose_layout(world, guided, sources.transformer.value.num_attention_heads, args.sp)
+    if args.step_cache is not None:  # else each process would refuse it as it loads
+        raise ParallelError("--step-cache is not supported in a parallel run (--gpus / torchrun) yet: leave it out")
+    return layout
+
+
+def _plan_before_launch(args: argparse.Namespace, request: GenerationRequest, layout: ParallelLayout) -> None:
+    """With --vram every rank plans for the same budget: plan once here, so that a run that does not fit is refused
+    once, before N processes start and each prints the refusal. Only with the files at hand: otherwise this plan
+    would count built-in sizes, and the ranks plan with the files they download."""
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.cli.prepare import plan_run
+    from motif_lite.devices import torch_dtype
+    from motif_lite.preflight import AT_HAND
+
+    sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
+    if sources.root is None or (args.gguf is not None and sources.gguf is None):
+        return
+    plan_run(args, request, sources, torch_dtype(args.dtype), "cpu" if args.device == "cpu" else "cuda", layout)

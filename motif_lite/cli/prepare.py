@@ -1,0 +1,78 @@
+"""What `run` and `serve` do before loading the model: `preflight` with the command's flags (every check, and any
+download), the notes on what was found, and the memory plan when there is a budget (--vram / --ram) or CUDA."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from motif_lite.checkpoint import ModelSources
+    from motif_lite.request import GenerationRequest
+    from motif_lite.runtime.parallel import ParallelLayout
+    from motif_lite.runtime.planner import Plan
+
+
+def preflight_flags(args: argparse.Namespace, device: str | torch.device) -> tuple[ModelSources, torch.device]:
+    """`preflight` of the model the flags name: every check, and any download, before planning (so that the plan is
+    made from the files that will load, not from the built-in sizes of a model not yet on disk)."""
+    from motif_lite.preflight import preflight
+
+    return preflight(args.model, args.gguf, device, args.kernels, args.text_encoder_gguf, weights=args.weights)
+
+
+def loading_notes(
+    sources: ModelSources, device: torch.device, dtype: torch.dtype, settings_notes: Iterable[str] = ()
+) -> list[str]:
+    """The notes printed before loading, in order: the files' (where they came from), the settings' (a run's), and
+    the dtype's advice (bf16 on a GPU without bf16 tensor cores)."""
+    from motif_lite.devices import dtype_note
+
+    advice = dtype_note(device, dtype)
+    return [*sources.notes, *settings_notes, *([advice] if advice else [])]
+
+
+def plan_if_budget(
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    sources: ModelSources,
+    dtype: torch.dtype,
+    device: torch.device,
+    layout: ParallelLayout | None = None,
+    text_encoder: bool = True,
+    say: Callable = print,
+) -> Plan | None:
+    """With a budget (--vram, --ram) or on CUDA: the memory plan of `request`, printed; it raises if nothing fits,
+    before anything loads. Else None: a CPU run without a budget loads everything where it runs."""
+    if args.vram is None and args.ram is None and device.type != "cuda":
+        return None
+    plan = plan_run(args, request, sources, dtype, device, layout, text_encoder=text_encoder)
+    say(plan.describe(), file=sys.stderr)
+    return plan
+
+
+def plan_run(
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    sources: ModelSources,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    layout: ParallelLayout | None = None,
+    text_encoder: bool = True,
+) -> Plan:
+    """The memory plan of the run the flags ask for (raises when nothing fits); in a parallel run (`layout`) the plan
+    of one rank, which never batches the guidance branches (they run one call each, on their own ranks with cfg 2):
+    one row per forward. Only the main rank loads the text encoder (`text_encoder`); the plans printed before a
+    run are the main rank's."""
+    from motif_lite.preflight import plan_generation
+
+    return plan_generation(
+        request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
+        attention=args.attention, sequence_parallel=layout.sp if layout is not None else 1, ram_gib=args.ram,
+        batch_guidance=False if layout is not None else args.batch_guidance, step_cache=bool(args.step_cache),
+        text_encoder=text_encoder,
+    )  # fmt: skip

@@ -1,0 +1,117 @@
+"""`motif-lite run --resume FILE`: going on with a run that stopped, from the latents file it saved, and the notes
+on the files earlier runs of the same outputs left."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import TYPE_CHECKING
+
+from motif_lite.request import GenerationRequest
+
+if TYPE_CHECKING:
+    from motif_lite.io.latents import SavedLatents
+
+# The flags (dests) that say which video to make: a resumed run takes them all from its file.
+REQUEST_DESTS = (
+    "prompt", "negative_prompt", "width", "height", "video_frames", "fps", "steps", "guidance", "cfg_scale", "apg_eta",
+    "apg_norm_threshold", "apg_momentum", "flow_shift", "sampling_method", "seed", "image", "batch_count",
+)  # fmt: skip
+# The flags that say which model runs, grouped where one flag of a group replaces the others (a transformer from
+# --gguf or --diffusion-model): a resumed run takes each group the command line leaves out from its file.
+MODEL_DEST_GROUPS = (
+    ("model",), ("gguf", "diffusion_model"), ("text_encoder_gguf", "text_encoder"), ("vae",), ("dtype",),
+    ("lora",), ("attention",),
+)  # fmt: skip
+
+
+def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
+    """`--resume FILE`: the stopped run it holds, checked, and its model flags put into `args` where the command
+    line gives none (a given one wins: the notes say so). Flags that choose the video are an error: the file says
+    it."""
+    from motif_lite.cli.run_flags import weight_files
+    from motif_lite.io.latents import LatentsFileError, read_latents
+    from motif_lite.request import RequestError
+
+    saved = read_latents(args.resume)
+    where = shlex.quote(str(saved.file))
+    if saved.denoised:
+        raise LatentsFileError(f"{saved.file} holds a run's denoised latents, not a stopped run: make the video "
+                               f"from them with motif-lite decode {where}")  # fmt: skip
+    if saved.request is None or saved.run is None:
+        raise LatentsFileError(f"{saved.file} does not say which request and model its run had: it is damaged")
+    defaults, given = _run_flags_given(args)
+    if clash := [dest for dest in REQUEST_DESTS if dest in given]:
+        flags = ", ".join("--" + dest.replace("_", "-") for dest in clash)
+        raise RequestError(f"--resume goes on with the video {saved.file} describes: leave out {flags} (-o may "
+                           "name another output file)")  # fmt: skip
+    done, steps = saved.progress
+    notes = [f"resuming {saved.file}: {done} of {steps} steps sampled, {steps - done} to go"]
+    for group in MODEL_DEST_GROUPS:
+        run = {dest: saved.run.get(dest, defaults[dest]) for dest in group}
+        if not given & set(group):
+            for dest, value in run.items():
+                setattr(args, dest, value)
+        elif any(getattr(args, dest) != run[dest] for dest in group):
+            was = ", ".join(f"--{dest.replace('_', '-')} {run[dest]}" for dest in group if run[dest] not in (None, []))
+            notes.append(f"the run being resumed had {was or 'the default'}: the rest of the video is sampled with "
+                         "what this command gives")  # fmt: skip
+    args.weights = weight_files(args)
+    return saved, notes
+
+
+def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
+    """Notes on the latents files an earlier run of these outputs left (it stopped, or its decode failed): this
+    run starts again, and the note says how to use that work instead."""
+    from motif_lite.io.latents import LatentsFileError, latents_path, read_latents
+
+    notes = []
+    for request in requests:
+        path = latents_path(request.output)
+        try:
+            saved = read_latents(path) if path.is_file() else None
+        except LatentsFileError:
+            continue
+        if saved is None:
+            continue
+        quoted = shlex.quote(str(path))
+        if saved.denoised:
+            notes.append(f"{path} holds the denoised latents of an earlier run of {request.output} whose decode "
+                         f"failed: motif-lite decode {quoted} makes that video without sampling")  # fmt: skip
+        else:
+            done, steps = saved.progress
+            notes.append(f"{path} holds an earlier run of {request.output} that stopped after step {done} of "
+                         f"{steps}; this run starts again (its file gets another name). To go on with that one "
+                         f"instead: motif-lite run --resume {quoted}")  # fmt: skip
+    return notes
+
+
+def _run_flags_given(args: argparse.Namespace) -> tuple[dict, set[str]]:
+    """-> (every run flag's default, by dest; the dests the command line gave, also where it gave the default)."""
+    from motif_lite.cli.run_flags import add_run_flags
+
+    parser = argparse.ArgumentParser(add_help=False)
+    add_run_flags(parser)
+    defaults = vars(parser.parse_args([]))
+    not_given = object()
+    parser.set_defaults(**dict.fromkeys(defaults, not_given))
+    argv = list(getattr(args, "argv", None) or [])
+    parsed, _ = parser.parse_known_args(argv[argv.index("run") + 1 :] if "run" in argv else argv)
+    return defaults, {dest for dest, value in vars(parsed).items() if value is not not_given}
+
+
+def resumed_request(saved: SavedLatents, output: str | None) -> GenerationRequest:
+    """The request of the run `saved` stopped (its output file, or `output` when given)."""
+    from motif_lite.io.latents import LatentsFileError
+    from motif_lite.io.video import check_output_fps
+
+    fields = dict(saved.request)
+    if output is not None:
+        fields["output"] = output
+    try:
+        request = GenerationRequest(**fields)
+    except TypeError as exc:  # a field this version does not know
+        raise LatentsFileError(f"{saved.file}: its request does not fit this motif-lite ({exc})") from None
+    if output is not None:  # --fps is refused with --resume: the way out is another format
+        check_output_fps(output, request.fps, "--resume keeps the run's frame rate: give -o a .webp or .mp4 file")
+    return request

@@ -1,0 +1,84 @@
+"""The videos the `run` flags ask for, checked before anything loads: the request (`request_from_args`), the flag
+checks that need no model (`check_flags`, also made before `--gpus N` starts its processes) and the resolved
+requests of a batch (`resolve_requests`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from motif_lite.cli.common import free_output
+from motif_lite.cli.run_flags import DEFAULTS
+from motif_lite.request import GenerationRequest
+
+if TYPE_CHECKING:
+    from motif_lite.io.latents import SavedLatents
+
+DRY_RUN_PROMPT = "(dry run)"  # a dry run needs no prompt: it encodes nothing
+
+
+def request_from_args(args: argparse.Namespace) -> GenerationRequest:
+    """The request the flags describe; flags left out stay None so that the checkpoint decides."""
+    return GenerationRequest(
+        prompt=args.prompt if args.prompt is not None else DRY_RUN_PROMPT,
+        negative_prompt=args.negative_prompt,
+        width=args.width,
+        height=args.height,
+        frames=args.video_frames,
+        fps=args.fps,
+        steps=args.steps,
+        guidance=args.guidance,
+        cfg_scale=args.cfg_scale,
+        apg_eta=args.apg_eta,
+        apg_norm_threshold=args.apg_norm_threshold,
+        apg_momentum=args.apg_momentum,
+        flow_shift=args.flow_shift,
+        sampler=args.sampling_method,
+        seed=args.seed,
+        image=args.image,
+        output=args.output if args.output is not None else DEFAULTS.output,
+    )
+
+
+def resolve_requests(
+    args: argparse.Namespace, unresolved: GenerationRequest
+) -> tuple[list[GenerationRequest], list[str]]:
+    """`unresolved.resolve()` as the run's videos: one, or with `--batch-count N` N of them with seeds SEED,
+    SEED+1, ... and files numbered -1, -2, ... before the extension; without -o, names that do not replace an
+    earlier video."""
+    import dataclasses
+
+    from motif_lite.io.video import numbered_path, stale_frames_note
+
+    request, notes = unresolved.resolve()
+    path, count = Path(request.output), args.batch_count
+    outputs = [path] if count == 1 else [numbered_path(path, i) for i in range(1, count + 1)]
+    if args.output is None:
+        free = [free_output(output) for output in outputs]
+        notes += [note for _, note in free if note is not None]
+        outputs = [chosen for chosen, _ in free]
+    seeds = [(request.seed + i) % 2**32 for i in range(count)]
+    notes += [note for output in outputs if (note := stale_frames_note(output, request.frames))]
+    return [dataclasses.replace(request, seed=s, output=o) for s, o in zip(seeds, outputs, strict=True)], notes
+
+
+def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
+    """The checks of flags that need no model, made before anything starts (also before `--gpus N` starts its
+    processes, each of which would fail with the same message)."""
+    from motif_lite.request import RequestError
+
+    if args.prompt is None and not args.dry_run and resume is None:
+        raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run runs without one)')
+    if args.preview_every is not None and not args.preview:  # alone it would do nothing, without a word
+        raise RequestError("--preview-every says how often the --preview file is rewritten: add --preview FILE")
+    if args.preview and args.output and _same_file(args.preview, args.output):
+        raise RequestError(f"--preview and -o both name {args.output}: the video would replace the preview at the end; "
+                           "give the preview its own file")  # fmt: skip
+    if args.preview and args.image and _same_file(args.preview, args.image):
+        raise RequestError(f"--preview and -i both name {args.image}: the previews would replace your image; give the "
+                           "preview its own file")  # fmt: skip
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
