@@ -39,7 +39,7 @@ from motif_lite.io.latents import LatentsFile, SavedLatents
 from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
-from motif_lite.preflight import check_loras, check_speed, check_strict_int8, preflight
+from motif_lite.preflight import batched_guidance, check_loras, check_speed, check_strict_int8, preflight
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.runtime.attention import AttentionBackend, apply_attention_backend
 from motif_lite.runtime.compile import CompileConfig, CompileHandle, apply_compile
@@ -679,15 +679,13 @@ def _install_speed(
     attention: AttentionBackend | None,
 ) -> None:
     """Install the speed settings; `attention` None leaves the attention op `apply_kernels` chose (int8)."""
-    if batch_guidance is None:  # measured 3-10 % slower on the CPU (docs/benchmarks.md): batched on CUDA only
-        batch_guidance = pipe.device.type == "cuda" and (plan is None or plan.cfg_batch > 1)
-    elif batch_guidance and plan is not None and plan.cfg_batch < 2:  # a batch 2 would need twice the activations
+    batch_guidance, refused = batched_guidance(batch_guidance, pipe.device, plan)
+    if refused:  # a batch 2 would need twice the activations the plan counted
         warnings.warn(
             "batch_guidance=True does not fit the memory plan (room for one prediction per transformer forward): "
             "the two guidance predictions run one after the other",
             stacklevel=3,
         )
-        batch_guidance = False
     # A parallel run splits the two guidance predictions over rank groups (runtime/parallel.py): one call each.
     pipe.batch_guidance = batch_guidance and pipe.parallel is None
     pipe.step_cache, pipe.attention_backend = cache_config, attention

@@ -136,6 +136,16 @@ def check_loras(specs: list[LoRASpec], sources: ModelSources) -> list[LoRAFile]:
     return read_loras(specs, targets)
 
 
+def batched_guidance(wanted: bool | None, device: torch.device, plan: Plan | None = None) -> tuple[bool, bool]:
+    """(whether a guided step's two predictions run as one batch-2 forward, whether an explicit request for that
+    was refused): `wanted` (`--batch-guidance`; None: on a GPU, as batch 2 measured 3-10 % slower on the CPU,
+    docs/benchmarks.md) where the memory plan has room for two rows per forward (`plan.cfg_batch`; None: no plan)."""
+    no_room = plan is not None and plan.cfg_batch < 2
+    if wanted is None:
+        return device.type == "cuda" and not no_room, False
+    return wanted and not no_room, wanted and no_room
+
+
 def plan_generation(
     request: GenerationRequest,
     model: str | Path | ModelSources = MOTIF_REPO,
@@ -190,8 +200,7 @@ def plan_generation(
     tokens = video_tokens(request.width, request.height, request.frames, config, sizes.vae_config)
     guided = needs_uncond(resolve_settings(request, sources.configs, sources.transformer).guidance.value)
     # A parallel run computes the two guidance predictions in separate calls (on separate ranks when it can).
-    wanted = batch_guidance if batch_guidance is not None else target.type == "cuda"  # see _install_speed
-    batched = guided and wanted and sequence_parallel == 1
+    batched = guided and batched_guidance(batch_guidance, target)[0] and sequence_parallel == 1
     return plan_memory(
         request.width, request.height, request.frames, config, sizes.transformer_bytes,
         sizes.text_encoder_bytes if text_encoder else 0, sizes.vae_config, budget, cfg_batch=2 if batched else 1,

@@ -374,3 +374,21 @@ def test_the_dtype_note_is_printed_before_anything_loads(checkpoint, tmp_path, c
     code, _, err = run(capsys, "-m", str(checkpoint[0]), "-p", "x", "-o", str(tmp_path / "a.mp4"), *small)
     assert code == cli.EXIT_USER_ERROR and seen == [torch.bfloat16]
     assert err.index("note: bf16 is slow here") < err.index("loading starts here"), err
+
+
+def test_batched_guidance_is_decided_by_one_rule():
+    # The planner, load_pipeline and the command line used to state it three ways (the CLI passed True on to the
+    # pipeline in an unguided run without room, which then warned about it).
+    from types import SimpleNamespace
+
+    from motif_lite.preflight import batched_guidance
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    room, no_room = SimpleNamespace(cfg_batch=2), SimpleNamespace(cfg_batch=1)
+    assert batched_guidance(None, cuda) == (True, False)  # the default: on a GPU
+    assert batched_guidance(None, cuda, room) == (True, False)
+    assert batched_guidance(None, cuda, no_room) == (False, False)  # not asked for: nothing refused
+    assert batched_guidance(None, cpu) == (False, False)  # measured slower on the CPU
+    assert batched_guidance(True, cpu) == (True, False)
+    assert batched_guidance(True, cuda, no_room) == (False, True)  # asked for, no room: refused
+    assert batched_guidance(False, cuda, room) == (False, False)

@@ -171,7 +171,7 @@ def test_a_step_cache_threshold_of_one_or_more_gets_a_note(checkpoint, tmp_path,
 
 def test_an_attention_backend_that_int8_leaves_unused_gets_a_note(checkpoint, tmp_path, capsys, monkeypatch):
     # Before: --attention-backend cudnn was silently unused with --attention int8 (and, on the CPU, now refused).
-    seen = {}
+    seen, real_load = {}, pipeline.load_pipeline
 
     def fake_load(*args, **kwargs):
         seen.update(kwargs)
@@ -185,7 +185,9 @@ def test_an_attention_backend_that_int8_leaves_unused_gets_a_note(checkpoint, tm
         "note: --attention-backend cudnn chooses the exact attention kernel: with --attention int8 every attention "
         "runs the 8-bit kernel (where it cannot run, PyTorch's SDPA), so cudnn is not used" in err
     )
-    assert seen["attention"] == "int8" and seen["attention_backend"] == "auto"  # nothing to check on this device
+    assert seen["attention"] == "int8" and seen["attention_backend"] == "cudnn"  # as given: the pipeline ignores it
+    pipe = real_load(checkpoint, dtype="fp32", device="cpu", attention="int8", attention_backend="cudnn")
+    assert pipe.attention_backend is None  # not refused as a CUDA kernel on the CPU, and not installed
     assert cli.main(run_args(checkpoint, tmp_path / "fox.gif", "--attention", "int8")) == cli.EXIT_INTERRUPTED
     assert "--attention-backend" not in capsys.readouterr().err  # the default: nothing was given to ignore
 

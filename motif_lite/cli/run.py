@@ -178,7 +178,7 @@ def dry_run(
         _check_speed_flags(args, device, dtype)
     plan = plan_run(args, request, sources, dtype, device, layout)
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
-    _, note = planned_batch_guidance(args.batch_guidance and layout is None, plan, settings)
+    _, note = planned_batch_guidance(args.batch_guidance and layout is None, device, plan, settings)
     print_notes([note] if note else [])
     sizes = model_sizes(sources, dtype).lines()
     print("\n".join([*settings.lines(), dry_run_speed(args, device), *sizes, *_lora_lines(args, sources), described]))
@@ -274,7 +274,7 @@ def _generate(
     layout, main = (None, True) if parallel is None else (parallel.layout, parallel.is_main)
     plan = plan_if_budget(args, request, sources, dtype, device, layout, text_encoder=main, say=say)
     # A parallel run never batches them, and says so (_run's notes).
-    batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, plan, settings)
+    batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, device, plan, settings)
     print_notes([note] if note else [], say)
     say(f"seed{'s' if len(requests) > 1 else ''}: {', '.join(str(r.seed) for r in requests)}", file=sys.stderr)
     start = time.perf_counter()
@@ -317,8 +317,7 @@ def _speed_settings(args: argparse.Namespace, batch_guidance: bool | None) -> di
     return dict(
         batch_guidance=batch_guidance,
         compile=args.compile,
-        # With int8 no exact kernel is chosen (unused_backend_note says so): none to check against this device.
-        attention_backend=args.attention_backend if args.attention == "exact" else "auto",
+        attention_backend=args.attention_backend,  # unused with int8 attention (flag_notes says so)
         step_cache=args.step_cache,
     )
 
@@ -362,19 +361,21 @@ def unstarted_videos(requests: list[GenerationRequest]) -> list[str]:
 
 
 def planned_batch_guidance(
-    wanted: bool | None, plan: Plan | None, settings: Settings
-) -> tuple[bool | None, str | None]:
-    """`--batch-guidance` as the memory plan allows, and the note when it does not: the planner falls back to one
-    row per forward where batch 2 does not fit, and a batch-2 forward would then need twice the activation memory
-    the plan counted."""
+    wanted: bool | None, device: torch.device, plan: Plan | None, settings: Settings
+) -> tuple[bool, str | None]:
+    """`--batch-guidance` as the memory plan allows (`preflight.batched_guidance`), and the note when the flag asked
+    for it and there is no room, in a guided run: the planner falls back to one row per forward where batch 2 does
+    not fit, and a batch-2 forward would then need twice the activation memory the plan counted."""
+    from motif_lite.preflight import batched_guidance
     from motif_lite.sampling import needs_uncond
 
-    if wanted and plan is not None and plan.cfg_batch < 2 and needs_uncond(settings.guidance.value):
-        return False, (
+    batched, refused = batched_guidance(wanted, device, plan)
+    if refused and needs_uncond(settings.guidance.value):
+        return batched, (
             "--batch-guidance does not fit the memory plan (room for one prediction per transformer forward): the "
             "two guidance predictions run one after the other; allow more memory (--vram) to batch them"
         )
-    return wanted, None
+    return batched, None
 
 
 def _quiet(*values: object, **kwargs: object) -> None:

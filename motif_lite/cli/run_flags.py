@@ -19,9 +19,8 @@ from motif_lite.choices import (
     SAMPLERS,
 )
 from motif_lite.errors import ConfigError
-from motif_lite.request import GenerationRequest, choice_name
+from motif_lite.request import REQUEST_DEFAULTS, choice_name
 
-DEFAULTS = GenerationRequest(prompt="-")
 DTYPE_HELP = (
     "compute dtype (default bf16, the published one; fp16 for GPUs before compute capability 8.0: the text encoder "
     "then stays bf16)"
@@ -44,7 +43,7 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
 
 
 def _add_generation_flags(run: argparse.ArgumentParser) -> None:
-    d = DEFAULTS
+    d = REQUEST_DEFAULTS
     g = run.add_argument_group("generation")
     g.add_argument("-p", "--prompt", help="what the video shows (required, except for --dry-run)")
     g.add_argument(

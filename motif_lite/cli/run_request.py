@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.common import free_output
-from motif_lite.cli.run_flags import DEFAULTS
-from motif_lite.request import GenerationRequest
+from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
 
 if TYPE_CHECKING:
     from motif_lite.io.latents import SavedLatents
@@ -37,7 +36,7 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
         sampler=args.sampling_method,
         seed=args.seed,
         image=args.image,
-        output=args.output if args.output is not None else DEFAULTS.output,
+        output=args.output if args.output is not None else REQUEST_DEFAULTS.output,
     )
 
 
