@@ -414,3 +414,17 @@ def test_run_out_of_memory_in_decode_says_how_to_decode_without_a_traceback(chec
     assert f"motif-lite decode {path}" in err and "error: out of device memory: CUDA out of memory" in err
     assert "give a smaller budget (--vram GiB)" in err  # what to do about it
     assert names(tmp_path) == [LATENTS]
+
+
+def test_decode_sets_the_allocator_config_as_run_does(monkeypatch, tmp_path):
+    # Its memory plan assumes growable allocator segments, as run's does; a value the user set wins.
+    import os
+
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "")
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF")
+    missing = ["decode", str(tmp_path / "none.latents.safetensors")]  # refused once the command has started
+    assert cli.main(missing) == cli.EXIT_USER_ERROR
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "backend:native")
+    assert cli.main(missing) == cli.EXIT_USER_ERROR
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "backend:native"

@@ -68,6 +68,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """The `decode` handler: read and check the file, find the VAE, plan, decode, say where the video is."""
+    from motif_lite.cli import use_expandable_segments
+
+    use_expandable_segments()  # before torch starts CUDA, as for run: the decode's memory plan assumes it
     from motif_lite.cli.common import StageProgress, download_hint_repeats
     from motif_lite.decoding import prepare_decode, run_decode
     from motif_lite.devices import torch_dtype

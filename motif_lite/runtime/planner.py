@@ -81,7 +81,7 @@ WORKSPACE_BYTES = 64 * MiB
 SAMPLER_LATENTS = 12
 # The step cache keeps, per guidance branch, the first block's effect and the skipped blocks' residual: N x D each.
 STEP_CACHE_TENSORS = 4
-# The caching allocator reserves more than it hands out; with expandable segments (set by `motif-lite run`) the
+# The caching allocator reserves more than it hands out; with expandable segments (set by run, serve, decode) the
 # gap stays small. Measured on an H200 at 1280x736x121 (docs/benchmarks.md, "Low-memory plans"): reserved /
 # allocated 1.09 in the 6 GiB plan (token pieces), but 1.22 all resident, where whole-stream tensors fragment more:
 # the printed reserved figure is a guide, the budget is checked against the allocated estimate.
