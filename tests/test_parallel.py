@@ -327,6 +327,53 @@ def test_a_vram_nothing_fits_is_refused_once_before_any_process_starts(checkpoin
     assert err.count("error: 80x32x5 needs at least") == 1 and "[rank" not in err
 
 
+@pytest.mark.parametrize("short", [0, 1], ids=["main-rank", "other-rank"])
+def test_without_vram_each_gpus_free_memory_is_planned_before_the_processes_start(
+    checkpoint, tmp_path, capsys, monkeypatch, short
+):
+    # Before: without --vram each rank planned its own GPU's free memory, and N of them printed the same refusal.
+    # The launcher plans what the ranks will plan: the main rank (with the text encoder) on cuda:0's budget, the
+    # others on the smallest of theirs.
+    from motif_lite.cli import prepare
+
+    plenty, none = 64 * 2**30, 2**20
+    planned, plan_run = [], prepare.plan_run
+
+    def recorded(*args, text_encoder: bool = True, vram_gib: float | None = None, **kwargs):
+        planned.append((text_encoder, vram_gib))
+        return plan_run(*args, text_encoder=text_encoder, vram_gib=vram_gib, **kwargs)
+
+    monkeypatch.setattr(prepare, "plan_run", recorded)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(parallel, "gpu_budgets", lambda n: [none if i == short else plenty for i in range(n)])
+    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
+    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda")) == 2
+    err = capsys.readouterr().err
+    assert err.count("error: 80x32x5 needs at least") == 1 and "but the budget is 0.00 GiB" in err, err
+    tried = [(True, plenty / 2**30), (False, none / 2**30)] if short else [(True, none / 2**30)]
+    assert planned == tried  # rank 0 with the text encoder on cuda:0's budget, then the others on theirs
+    launched = []
+    monkeypatch.setattr(parallel, "gpu_budgets", lambda n: [plenty] * n)
+    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
+    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda")) == 0
+    monkeypatch.setattr(parallel, "gpu_budgets", lambda n: None)  # not measured (no CUDA): the ranks plan
+    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda")) == 0
+    assert launched == [2, 2]
+
+
+def test_the_gpu_budgets_are_read_from_a_child_process(monkeypatch):
+    # The launcher never starts CUDA itself (a context would hold memory on the ranks' GPUs for the whole run).
+    if not torch.cuda.is_available():
+        assert parallel.gpu_budgets(2) is None  # the child fails: no CUDA here
+    outputs = {"[1, 2]\n": [1, 2], "[1]\n": None, "oops\n": None, "": None, '["1", 2]\n': None}
+    for stdout, expected in outputs.items():
+        done = subprocess.CompletedProcess([], 0, stdout=stdout, stderr="")
+        monkeypatch.setattr(subprocess, "run", lambda *a, done=done, **kw: done)
+        assert parallel.gpu_budgets(2) == expected, stdout
+    monkeypatch.setattr(subprocess, "run", lambda *a, **kw: subprocess.CompletedProcess([], 1, stdout="[1, 2]"))
+    assert parallel.gpu_budgets(2) is None  # a failed child
+
+
 def test_the_refusal_before_the_processes_start_is_the_plan_of_one_rank(checkpoint, tmp_path, capsys, monkeypatch):
     # cfg 2 x sp 2: each rank runs one guidance branch on half its tokens, one row per forward even when
     # --batch-guidance asks for two. The plan made before the launch is the one a dry run prints for a rank.

@@ -19,7 +19,7 @@ def launch_run(args: argparse.Namespace) -> int:
     """Check the settings and the GPUs, then start `args.gpus` processes with torch's elastic launcher."""
     import torch
 
-    from motif_lite.runtime.parallel import ParallelError, check_device, launch
+    from motif_lite.runtime.parallel import ParallelError, check_device, gpu_budgets, launch
 
     check_device(args.device)
     resume = resume_args(args)[0] if args.resume is not None else None
@@ -28,8 +28,6 @@ def launch_run(args: argparse.Namespace) -> int:
     request, _ = unresolved.resolve()
     layout = parallel_layout(args, request, args.gpus)
     lora_args(args.lora)  # the files exist
-    if args.vram is not None:
-        _plan_before_launch(args, request, layout)
     if args.preview:
         from motif_lite.io.preview import check_preview_path
 
@@ -39,6 +37,10 @@ def launch_run(args: argparse.Namespace) -> int:
         raise ParallelError(
             f"--gpus {args.gpus}: this machine has {found} CUDA device(s) (--device cpu: CPU processes)"
         )
+    if args.vram is not None:
+        _plan_before_launch(args, request, layout)
+    elif args.device != "cpu" and (budgets := gpu_budgets(args.gpus)) is not None:
+        _plan_before_launch(args, request, layout, budgets)
     return launch(args.gpus, args.argv)
 
 
@@ -58,10 +60,15 @@ def parallel_layout(args: argparse.Namespace, request: GenerationRequest, world:
     return layout
 
 
-def _plan_before_launch(args: argparse.Namespace, request: GenerationRequest, layout: ParallelLayout) -> None:
-    """With --vram every rank plans for the same budget: plan once here, so that a run that does not fit is refused
-    once, before N processes start and each prints the refusal. Only with the files at hand: otherwise this plan
-    would count built-in sizes, and the ranks plan with the files they download."""
+def _plan_before_launch(
+    args: argparse.Namespace, request: GenerationRequest, layout: ParallelLayout, budgets: list[int] | None = None
+) -> None:
+    """Plan here what the ranks will plan, so that a run that does not fit is refused once, before N processes start
+    and each prints the refusal. With --vram every rank plans for the same budget, and the main rank, which also
+    loads the text encoder, needs the most. Without it each rank plans for its own GPU's free memory (`budgets`,
+    bytes, rank r on cuda:r): the main rank is planned with cuda:0's, the others with the smallest of theirs. Only
+    with the files at hand: otherwise this plan would count built-in sizes, and the ranks plan with the files they
+    download."""
     from motif_lite.checkpoint import locate_sources
     from motif_lite.cli.prepare import plan_run
     from motif_lite.devices import torch_dtype
@@ -70,4 +77,10 @@ def _plan_before_launch(args: argparse.Namespace, request: GenerationRequest, la
     sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
     if sources.root is None or (args.gguf is not None and sources.gguf is None):
         return
-    plan_run(args, request, sources, torch_dtype(args.dtype), "cpu" if args.device == "cpu" else "cuda", layout)
+    dtype, device = torch_dtype(args.dtype), "cpu" if args.device == "cpu" else "cuda"
+    if budgets is None:
+        plan_run(args, request, sources, dtype, device, layout)
+        return
+    plan_run(args, request, sources, dtype, device, layout, vram_gib=budgets[0] / 2**30)
+    if len(budgets) > 1:
+        plan_run(args, request, sources, dtype, device, layout, text_encoder=False, vram_gib=min(budgets[1:]) / 2**30)

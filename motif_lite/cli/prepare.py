@@ -63,16 +63,18 @@ def plan_run(
     device: torch.device | str,
     layout: ParallelLayout | None = None,
     text_encoder: bool = True,
+    vram_gib: float | None = None,
 ) -> Plan:
     """The memory plan of the run the flags ask for (raises when nothing fits); in a parallel run (`layout`) the plan
     of one rank, which never batches the guidance branches (they run one call each, on their own ranks with cfg 2):
     one row per forward. Only the main rank loads the text encoder (`text_encoder`); the plans printed before a
-    run are the main rank's."""
+    run are the main rank's. `vram_gib`: the budget, where it is not --vram's (None: --vram, else the device's free
+    memory)."""
     from motif_lite.preflight import plan_generation
 
     return plan_generation(
-        request, sources, dtype=dtype, device=device, vram_gib=args.vram, kernels=args.kernels,
-        attention=args.attention, sequence_parallel=layout.sp if layout is not None else 1, ram_gib=args.ram,
-        batch_guidance=False if layout is not None else args.batch_guidance, step_cache=bool(args.step_cache),
-        text_encoder=text_encoder,
+        request, sources, dtype=dtype, device=device, vram_gib=args.vram if vram_gib is None else vram_gib,
+        kernels=args.kernels, attention=args.attention, sequence_parallel=layout.sp if layout is not None else 1,
+        ram_gib=args.ram, batch_guidance=False if layout is not None else args.batch_guidance,
+        step_cache=bool(args.step_cache), text_encoder=text_encoder,
     )  # fmt: skip

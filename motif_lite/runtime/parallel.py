@@ -23,8 +23,10 @@ rank 0 loads the text encoder. See docs/parallel.md.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -186,6 +188,30 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
         if threads is None:
             del os.environ["OMP_NUM_THREADS"]
     return 0
+
+
+# Run in a child process by `gpu_budgets`: what each device gives a plan, as a rank measures it (planner.py).
+_BUDGETS = (
+    "import json, sys\n"
+    "from motif_lite.runtime.planner import default_budget\n"
+    "print(json.dumps([default_budget(f'cuda:{i}') for i in range(int(sys.argv[1]))]))"
+)
+
+
+def gpu_budgets(count: int) -> list[int] | None:
+    """The device memory budget of each of the first `count` CUDA devices, as the rank on it will plan with it (its
+    free memory less the allocator's reserve, `planner.default_budget`); None where it cannot be measured (no CUDA).
+    Measured in a short child process: a CUDA context in the launcher would hold memory on those GPUs for the whole
+    run, taking it from the ranks."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _BUDGETS, str(count)], capture_output=True, text=True, timeout=300, check=False
+        )
+        budgets = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+    valid = isinstance(budgets, list) and len(budgets) == count and all(isinstance(b, int) for b in budgets)
+    return budgets if valid else None
 
 
 def _cpus() -> int:
