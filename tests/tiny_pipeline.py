@@ -104,3 +104,19 @@ def image_to_video(pipe: MotifVideoPipeline, **replace) -> MotifVideoImage2Video
     i2v = MotifVideoImage2VideoPipeline(**{**pipe.components, **replace})
     i2v.set_progress_bar_config(disable=True)
     return i2v
+
+
+if __name__ == "__main__":  # docs/usage.md, "Trying it without the weights"
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Write a tiny random-weight Motif-Video checkpoint in the official layout (about 3.5 MB), made "
+        "by diffusers, to try every motif-lite command on the CPU in seconds. Its videos are noise."
+    )
+    parser.add_argument("folder", help="where to write it (a new or empty folder)")
+    folder = Path(parser.parse_args().folder)
+    if folder.exists() and any(folder.iterdir()):
+        parser.error(f"{folder} is not empty: give a new folder")
+    make_tiny_checkpoint(folder)
+    example = f"motif-lite run -m {folder} -p 'a red fox' -W 64 -H 64 --video-frames 9 --steps 4 -o fox.mp4"
+    print(f"wrote {folder}; try: {example}")

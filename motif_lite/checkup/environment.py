@@ -23,7 +23,7 @@ def _check_gpu(report: Checkup) -> None:
         report.warning(
             "GPU",
             f"none usable ({reason}): runs use the CPU, which is for tests and tiny sizes (a default 720p video "
-            "would take weeks); motif-lite run asks before starting anything longer than ~10 minutes",
+            "would take weeks to months); motif-lite run asks before starting anything longer than ~10 minutes",
         )
         return
     for index in range(torch.cuda.device_count()):
