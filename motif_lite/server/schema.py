@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import difflib
 import io
 import math
 import re
@@ -38,6 +39,25 @@ MOTIF_FIELDS: dict[str, tuple[str, type]] = {
     "fps": ("fps", float),
 }
 OPENAI_FIELDS = ("prompt", "model", "size", "seconds", "input_reference")
+# The names other video APIs and UIs give these fields (diffusers' call arguments, ComfyUI's and sd.cpp's options).
+OTHER_API_FIELDS = {
+    "num_inference_steps": "steps",
+    "sample_steps": "steps",
+    "frames": "num_frames",
+    "video_frames": "num_frames",
+    "length": "num_frames",
+    "cfg_scale": "guidance_scale",
+    "cfg": "guidance_scale",
+    "guidance": "guidance_method",
+    "sampler": "sampling_method",
+    "sampler_name": "sampling_method",
+    "shift": "flow_shift",
+    "negative": "negative_prompt",
+    "width": "size",
+    "height": "size",
+    "image": "input_reference",
+    "duration": "seconds",
+}
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
 
@@ -70,8 +90,11 @@ def parse_create(fields: Mapping[str, Any], image: bytes | None, from_form: bool
     checked by `GenerationRequest.resolve()`."""
     unknown = sorted(set(fields) - set(OPENAI_FIELDS) - set(MOTIF_FIELDS))
     if unknown:
-        names = ", ".join(OPENAI_FIELDS + tuple(MOTIF_FIELDS))
-        raise ApiError(400, f"unknown parameter {unknown[0]!r}; known: {names}", unknown[0], "unknown_parameter")
+        known = OPENAI_FIELDS + tuple(MOTIF_FIELDS)
+        meant = OTHER_API_FIELDS.get(unknown[0]) or next(iter(difflib.get_close_matches(unknown[0], known, 1)), None)
+        hint = f"; did you mean {meant!r}?" if meant else ""
+        raise ApiError(400, f"unknown parameter {unknown[0]!r}{hint} (known: {', '.join(known)})", unknown[0],
+                       "unknown_parameter")  # fmt: skip
     # Absent, null, or in a form "" (the SDK's None): the request's default.
     given = {k: v for k, v in fields.items() if v is not None and not (from_form and v == "")}
     prompt = given.get("prompt")
