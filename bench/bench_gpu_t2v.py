@@ -116,7 +116,7 @@ def test_t2v_720p_in_budget(bench_report, components, vram: float, steps: int) -
     for stage, seconds in result.timings.items():
         peak = result.stage_peaks.get(stage)
         bench_report.add("Whole T2V on the GPU (Q4_K transformer, official-size text encoder, bf16 VAE)", run=run,
-                         plan=f"rank {plan.rank + 1}, resident blocks {plan.resident_blocks}, token chunk "
+                         plan=f"rank {plan.ladder_index + 1}, resident blocks {plan.resident_blocks}, token chunk "
                          f"{plan.token_chunk}, text {plan.text_placement.value}, VAE bands {plan.vae_bands}",
                          stage=stage, seconds=seconds, seconds_per_step=seconds / steps if stage == "denoise" else None,
                          peak_gib=None if peak is None else peak / GiB, planned_gib=planned.get(stage))  # fmt: skip

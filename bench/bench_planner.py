@@ -274,7 +274,8 @@ def test_cuda_whole_t2v(bench_report, full_components, setup, tmp_path):
     rss = _status_bytes("VmHWM")
     RESULTS[setup] = dict(seconds=total, projected_50_steps=projected, timings=t)
     rows = []
-    run = f"{'x'.join(map(str, GPU_SIZE))}, {setup} (budget {GPU_VRAM if budget else 'none'} GiB, plan {plan.rank + 1})"
+    budget_text = f"{GPU_VRAM if budget else 'none'} GiB"
+    run = f"{'x'.join(map(str, GPU_SIZE))}, {setup} (budget {budget_text}, plan {plan.ladder_index + 1})"
     for stage in plan.stages:
         measured = result.stage_peaks[stage.name]
         rows.append((stage.name, stage.peak_bytes, measured, reserved.get(stage.name, 0)))

@@ -269,7 +269,7 @@ def build_ours(row: str, size: tuple[int, int, int], steps: int) -> OursRun:
         model.cpu()
         apply_plan(model, None, plan)
         streamed = "none" if plan.resident_blocks is None else f"all but {plan.resident_blocks}"
-        notes.append(f"plan {plan.rank + 1}: blocks streamed {streamed}, token chunk {plan.token_chunk}")
+        notes.append(f"plan {plan.ladder_index + 1}: blocks streamed {streamed}, token chunk {plan.token_chunk}")
     if row.endswith("-compile"):
         apply_compile(model)
     pipe = MotifVideoPipeline(model, None, None, torch.device(DEVICE), DTYPE)

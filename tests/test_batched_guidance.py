@@ -106,7 +106,7 @@ def test_planner_batches_guidance_only_where_it_fits():
     assert one_row.peak_bytes < roomy.peak_bytes
     budget = (one_row.peak_bytes + roomy.peak_bytes) // 2
     tight = plan_memory(*args, budget, cfg_batch=2, **bf16)
-    assert tight.cfg_batch == 1 and tight.rank == one_row.rank
+    assert tight.cfg_batch == 1 and tight.ladder_index == one_row.ladder_index
     assert plan_memory(*args, None, cfg_batch=1).cfg_batch == 1
     assert "2 rows per transformer forward" in roomy.describe()
 

@@ -131,13 +131,13 @@ def test_head_groups_lower_the_live_peak_as_the_formula_says(heads, fused, layou
 
 def test_80_gb_keeps_everything_resident():
     p = plan(1280, 736, 121, 80, weights=BF16, cfg_batch=2, vae_dtype=torch.float32)
-    assert p.rank == 0 and p.resident_blocks is None and p.text_placement is TextEncoderPlacement.DEVICE
+    assert p.ladder_index == 0 and p.resident_blocks is None and p.text_placement is TextEncoderPlacement.DEVICE
     assert p.token_chunk is None and p.vae_tile is None and p.peak_bytes <= 80 * GiB
     assert not p.vae_frame_by_frame  # the faster decode (4 frames at once) when memory allows
 
 
 def test_no_budget_means_all_resident():
-    assert plan(1280, 736, 121, None).rank == 0
+    assert plan(1280, 736, 121, None).ladder_index == 0
     assert default_budget("cpu") is None
 
 
@@ -187,7 +187,7 @@ def test_more_budget_never_gives_a_slower_plan():
                 assert not ranks, "a smaller budget fitted but a larger one did not"
                 continue
             assert p.peak_bytes <= tenth / 10 * GiB
-            ranks.append(p.rank)
+            ranks.append(p.ladder_index)
         assert ranks and ranks == sorted(ranks, reverse=True) and ranks[-1] == 0
 
 
@@ -247,7 +247,7 @@ def test_no_prefetch_holds_one_streamed_block_less():
             q = plan(1280, 736, 121, tenth / 10)
         except MotifLiteError:
             continue
-        by_rank[q.rank] = q
+        by_rank[q.ladder_index] = q
     assert ladder_size > max(by_rank)
     no_prefetch = [q for q in by_rank.values() if not q.prefetch]
     with_prefetch = [q for q in by_rank.values() if q.prefetch and q.resident_blocks == 0]
@@ -297,7 +297,7 @@ def test_vae_decodes_one_frame_at_a_time_before_anything_is_streamed():
     fast = plan(1280, 736, 1, None)
     assert not fast.vae_frame_by_frame and fast.peak_bytes == fast.stages[2].peak_bytes
     p = plan(1280, 736, 1, (fast.peak_bytes - 1) / GiB)
-    assert p.rank == 1 and p.vae_frame_by_frame
+    assert p.ladder_index == 1 and p.vae_frame_by_frame
     assert p.text_placement is TextEncoderPlacement.DEVICE and p.resident_blocks is None
     assert p.stages[2].peak_bytes < fast.stages[2].peak_bytes
 
@@ -312,7 +312,7 @@ def test_vae_bands_come_before_streaming():
         p = plan(1280, 736, 1, (previous.stages[2].peak_bytes - 1) / GiB)
         assert p.vae_bands == bands and p.vae_frame_by_frame and p.vae_tile is None
         assert p.text_placement is TextEncoderPlacement.STREAMED and p.resident_blocks is None
-        assert p.stages[2].peak_bytes < previous.stages[2].peak_bytes and p.rank == previous.rank + 1
+        assert p.stages[2].peak_bytes < previous.stages[2].peak_bytes and p.ladder_index == previous.ladder_index + 1
         assert f"{bands} exact bands" in p.describe()
         previous = p
 

@@ -152,6 +152,6 @@ def _check_default_plan(report: Checkup, root: Path, gguf: Path | None, text_enc
     budget = "none on the CPU" if plan.budget_bytes is None else f"{plan.budget_bytes / 2**30:.2f} GiB free"
     report.ok(
         "memory plan",
-        f"default {size}: plan {plan.rank + 1} of {plan.ladder_size} (1 = fastest), estimated peak "
+        f"default {size}: plan {plan.ladder_index + 1} of {plan.ladder_size} (1 = fastest), estimated peak "
         f"{plan.peak_bytes / 2**30:.2f} GiB, budget {budget}",
     )

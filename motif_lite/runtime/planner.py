@@ -128,7 +128,7 @@ class Plan:
     vae_bands: int  # the VAE (decoder, and encoder for I2V) in this many exact bands, one after another
     stages: tuple[StageEstimate, ...]
     budget_bytes: int | None
-    rank: int  # position in the ladder: 0 is the fastest
+    ladder_index: int  # position in the ladder of plans: 0 is the fastest
     ladder_size: int
     prefetch: bool = True
     host: HostEstimate | None = None
@@ -150,7 +150,7 @@ class Plan:
         lines = [
             f"Memory plan for {self.width}x{self.height}x{self.frames}: N = {self.video_tokens:,} video tokens "
             f"(2N = {2 * self.video_tokens:,} in the DDT decoder), budget {budget}, "
-            f"plan {self.rank + 1} of {self.ladder_size} (1 = fastest), "
+            f"plan {self.ladder_index + 1} of {self.ladder_size} (1 = fastest), "
             f"{self.cfg_batch} row{'s' if self.cfg_batch > 1 else ''} per transformer forward",
             f"{'stage':<9} {'est. peak':>10} {'weights':>10} {'activations':>12}  {'streamed':<34} chunks",
         ]
@@ -398,7 +398,7 @@ def plan_memory(
         ladder = _ladder(len(sizes.block_bytes), transformer_config.num_attention_heads, sequence_parallel)
         # Batching the guidance branches halves the weight traffic of a streamed plan, so at every rung it comes
         # first: cfg_batch, then 1 (once when cfg_batch is 1).
-        for rank, choice in enumerate(ladder):
+        for index, choice in enumerate(ladder):
             for batch in dict.fromkeys((cfg_batch, 1)):
                 stages = _stage_estimates(
                     sizes, choice, batch, fused_norms, sequence_parallel, attention_workspace_bytes, step_cache
@@ -406,7 +406,7 @@ def plan_memory(
                 plan = Plan(
                     width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
                     choice.token_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages,
-                    budget_bytes, rank, len(ladder), choice.prefetch, cfg_batch=batch, heads_per_call=choice.heads,
+                    budget_bytes, index, len(ladder), choice.prefetch, cfg_batch=batch, heads_per_call=choice.heads,
                 )  # fmt: skip
                 yield plan, sizes, choice
 
@@ -428,7 +428,7 @@ def plan_memory(
     step = size_multiple(transformer_config, vae_config)
     raise MotifLiteError(
         f"{width}x{height}x{frames} needs at least {_gib(smallest.peak_bytes)} of device memory (plan "
-        f"{smallest.rank + 1}: everything streamed, {_TEXT_PLACES[smallest.text_placement]}{groups}), but the "
+        f"{smallest.ladder_index + 1}: everything streamed, {_TEXT_PLACES[smallest.text_placement]}{groups}), but the "
         f"budget is {_gib(budget_bytes)}. {_what_fits(fits, width, height, frames, vae_config, step)}\n"
         + smallest.describe()
     )
