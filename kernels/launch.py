@@ -4,6 +4,7 @@ on a given GPU."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 import torch
 import triton
@@ -49,7 +50,7 @@ def row_split_configs(configs: list[triton.Config], named_args: dict, **kwargs) 
     return kept or configs
 
 
-def autotune_attention(configs: list[triton.Config], key: list[str]):
+def autotune_attention(configs: list[triton.Config], key: list[str]) -> Callable[[Callable], triton.runtime.Autotuner]:
     """`triton.autotune` for the attention kernels: `configs` pruned per GPU by `row_split_configs`."""
     return triton.autotune(
         configs=configs, key=key, prune_configs_by={"early_config_prune": row_split_configs}, **PERSISTENT_TUNING

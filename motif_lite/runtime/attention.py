@@ -90,7 +90,7 @@ def attend_by_rows(
     v: torch.Tensor,
     mask: torch.Tensor,
     key_lengths: Callable[[torch.Tensor], list[int]] = valid_key_lengths,
-):
+) -> torch.Tensor:
     """Masked attention through an unmasked kernel: each batch row over its own valid keys (trailing padding)."""
     lengths = key_lengths(mask)
     if len(set(lengths)) == 1:

@@ -6,6 +6,7 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -14,11 +15,16 @@ from motif_lite.server.app import ServerConfig, create_app
 from motif_lite.server.jobs import JobStore
 from motif_lite.server.worker import Worker
 
+if TYPE_CHECKING:
+    from motif_lite.pipeline import MotifVideoPipeline
+
 
 class VideoServer:
     """Recovers the store from a crash, composes the worker and the app; `serve(sock)` runs them."""
 
-    def __init__(self, pipe, store: JobStore, config: ServerConfig, log: Callable[[str], None] | None = None):
+    def __init__(
+        self, pipe: MotifVideoPipeline, store: JobStore, config: ServerConfig, log: Callable[[str], None] | None = None
+    ) -> None:
         self.store = store
         self.recovered = self.store.recover()  # what became of the jobs that were running when the last process died
         self.worker = Worker(self.store, pipe, log)

@@ -17,11 +17,14 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
 from motif_lite.server.jobs import Job
 from motif_lite.settings import Settings
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 # API field -> (GenerationRequest field, type of a form value). `num_frames` wins over `seconds`.
 MOTIF_FIELDS: dict[str, tuple[str, type]] = {
@@ -173,7 +176,7 @@ def image_from_reference(reference: Any) -> bytes:
         raise ApiError(400, f"input_reference: invalid base64 ({exc})", "input_reference", "invalid_value") from exc
 
 
-def decode_image(data: bytes, max_bytes: int, max_pixels: int):  # -> PIL.Image.Image
+def decode_image(data: bytes, max_bytes: int, max_pixels: int) -> PIL.Image.Image:
     """The uploaded first frame as RGB pixels: 413 beyond the size limits, 400 if it is not an image."""
     import PIL.Image
 

@@ -17,12 +17,16 @@ import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.latents import LatentsFileError, SavedLatents, read_latents
 from motif_lite.io.preview import PreviewFile
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.jobs import Job, JobStore
+
+if TYPE_CHECKING:
+    from motif_lite.pipeline import MotifVideoPipeline
 
 # Share of the progress bar per stage (percent at its start and end); "completed" is 100.
 STAGE_SPANS = {"encode": (0, 5), "denoise": (5, 90), "decode": (90, 99)}
@@ -52,7 +56,7 @@ def percent(stage: str, done: int, total: int) -> int | None:
 class Worker:
     """Runs jobs from `store` with `pipe` (a `MotifVideoPipeline`, or anything with its `generate`)."""
 
-    def __init__(self, store: JobStore, pipe, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, store: JobStore, pipe: MotifVideoPipeline, log: Callable[[str], None] | None = None) -> None:
         self.store = store
         self.pipe = pipe
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
