@@ -542,9 +542,7 @@ class MotifVideoPipeline:
         """`latents` with what writing their video needs, and the checkpoint, VAE file and dtype this run used;
         with `state` (latents still being sampled), what going on from it needs too."""
         sources = self.sources
-        model = None if sources is None else sources.model
-        if model is not None and Path(model).expanduser().is_dir():  # a folder: found again from anywhere
-            model = str(Path(model).expanduser().resolve())
+        model = None if sources is None else _findable(sources.model)
         vae = None if sources is None or "vae" not in sources.weight_files else str(sources.weight_files["vae"])
         vae_dtype = str(self.vae.post_quant_conv.weight.dtype).removeprefix("torch.")  # e.g. "bfloat16"
         output = Path(request.output).expanduser().absolute()
@@ -571,8 +569,7 @@ class MotifVideoPipeline:
             f"{f.spec.path.absolute()}:{f.spec.strength:g}" for f in (self.loras.files if self.loras else [])
         ]
         if sources is not None:
-            model = sources.model
-            flags["model"] = str(Path(model).expanduser().resolve()) if Path(model).expanduser().is_dir() else model
+            flags["model"] = _findable(sources.model)
             flags["gguf"] = None if sources.gguf is None else str(sources.gguf.absolute())
             tegguf = sources.text_encoder_gguf
             flags["text_encoder_gguf"] = None if tegguf is None else str(tegguf.path.absolute())
@@ -580,6 +577,13 @@ class MotifVideoPipeline:
             flags.update(diffusion_model=weights.get("transformer"), text_encoder=weights.get("text_encoder"),
                          vae=weights.get("vae"))  # fmt: skip
         return flags
+
+
+def _findable(model: str | Path) -> str:
+    """The checkpoint as a saved run names it: a folder by its absolute path (found again from anywhere), a Hub repo
+    id as it is."""
+    folder = Path(model).expanduser()
+    return str(folder.resolve()) if folder.is_dir() else str(model)
 
 
 def load_pipeline(
