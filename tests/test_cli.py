@@ -288,6 +288,16 @@ def test_the_default_output_never_replaces_an_earlier_video(checkpoint, tmp_path
     assert "exists" not in capsys.readouterr().err
 
 
+def test_a_dry_run_says_which_free_name_a_run_would_write(checkpoint, tmp_path, capsys, monkeypatch):
+    # It said "output.mp4 exists: writing output-2.mp4 instead" although a dry run writes nothing.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "output.mp4").write_bytes(b"an earlier video")
+    assert cli.main(["run", "-m", str(checkpoint[0]), "--dry-run", "--device", "cpu", "-W", "48", "-H", "32"]) == 0
+    err = capsys.readouterr().err
+    assert "note: output.mp4 exists: a run would write output-2.mp4 instead" in err and "writing" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["output.mp4"]
+
+
 def test_batch_count_makes_videos_with_consecutive_seeds_from_one_load(checkpoint, tmp_path, capsys, monkeypatch):
     # -b 2: seeds 7 and 8, files numbered before the frame number; the second video is the one -s 8 makes alone.
     loads = []

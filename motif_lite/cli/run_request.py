@@ -54,7 +54,7 @@ def resolve_requests(
     path, count = Path(request.output), args.batch_count
     outputs = [path] if count == 1 else [numbered_path(path, i) for i in range(1, count + 1)]
     if args.output is None:
-        free = [free_output(output) for output in outputs]
+        free = [free_output(output, args.dry_run) for output in outputs]
         notes += [note for _, note in free if note is not None]
         outputs = [chosen for chosen, _ in free]
     seeds = [(request.seed + i) % 2**32 for i in range(count)]
