@@ -316,3 +316,19 @@ def test_batch_count_makes_videos_with_consecutive_seeds_from_one_load(checkpoin
     assert cli.main([*seed_8, "--video-frames", "1", "--steps", "1"]) == 0
     assert np.array_equal(batch[1], np.asarray(PIL.Image.open(alone / "out_000.png")))
     assert not np.array_equal(batch[0], batch[1])  # another seed, another video
+
+
+@pytest.mark.parametrize("prompt", ["prompt.txt", "@prompt.txt"])
+def test_a_prompt_that_names_a_file_gets_a_note(checkpoint, tmp_path, capsys, monkeypatch, prompt):
+    # -p prompt.txt and -p @prompt.txt were taken as the text without a word: a note says how to read the file.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prompt.txt").write_text("a red fox runs through snow")
+    args = ["run", "-m", str(checkpoint[0]), "--dry-run", "--device", "cpu", "-W", "48", "-H", "32", "-o", "a.mp4"]
+    assert cli.main([*args, "-p", prompt]) == 0
+    err = capsys.readouterr().err
+    note = f"note: the prompt is the text '{prompt}'; to read a prompt from a file use -p "
+    assert note + '"$(cat prompt.txt)"' in err
+    assert cli.main([*args, "-p", "a red fox", "-n", "prompt.txt"]) == 0  # the same for -n; a plain prompt: none
+    err = capsys.readouterr().err
+    assert "the prompt is the text" not in err
+    assert "note: the negative prompt is the text 'prompt.txt'; to read a negative prompt from a file use -n" in err
