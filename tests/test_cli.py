@@ -332,3 +332,24 @@ def test_a_prompt_that_names_a_file_gets_a_note(checkpoint, tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert "the prompt is the text" not in err
     assert "note: the negative prompt is the text 'prompt.txt'; to read a negative prompt from a file use -n" in err
+
+
+@pytest.mark.parametrize("mode", ["--mode", "-M"])
+def test_stable_diffusion_cpp_mode_is_not_read_as_model(capsys, mode):
+    # sd.cpp's -M/--mode: --mode was expanded to --model ("error: no such checkpoint directory: vid_gen").
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", mode, "vid_gen", "--dry-run"])
+    err = capsys.readouterr().err
+    assert (
+        exit_info.value.code == 2 and f"unrecognized arguments: {mode} vid_gen ({mode}: stable-diffusion.cpp's " in err
+    )
+    assert "motif-lite run makes a video" in err and "checkpoint" not in err
+
+
+@pytest.mark.parametrize(
+    "command", [["run", "-p", "fox", "--neg", "x"], ["decode", "x.latents.safetensors", "--dev", "cpu"]]
+)
+def test_abbreviated_flags_are_not_expanded(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(command)
+    assert exit_info.value.code == 2 and f"unrecognized arguments: {' '.join(command[-2:])}" in capsys.readouterr().err

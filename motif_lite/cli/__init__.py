@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="motif-lite",
         description="Lean, quantized, low-VRAM runtime for Motif-Video 2B (text/image-to-video).",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"motif-lite {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(commands)
     for command_parser in commands.choices.values():  # whose usage and flags an unknown argument is reported with
         command_parser.set_defaults(command_parser=command_parser)
+        # No prefix matching: argparse would read another tool's flag as ours when it begins one (stable-diffusion.cpp's
+        # --mode as --model); an unknown flag gets unknown_flags' hints instead.
+        command_parser.allow_abbrev = False
     return parser
 
 

@@ -62,6 +62,13 @@ OTHER_TOOLS_SETTINGS = {
                     "flow-matching schedule, which --flow-shift shapes; the sampler is --sampling-method"),
 }  # fmt: skip
 OTHER_TOOLS_SETTINGS["--schedule"] = OTHER_TOOLS_SETTINGS["--scheduler"]
+# stable-diffusion.cpp's run mode (img_gen, vid_gen, upscale, convert): here the command says what to do. Keyed with
+# its own capital too: -M is not -m (--model).
+OTHER_TOOLS_SETTINGS["--mode"] = OTHER_TOOLS_SETTINGS["-M"] = (
+    "--prompt",
+    "stable-diffusion.cpp's mode is the command here: motif-lite run makes a video (from text, or an image with -i); "
+    "the GGUF converter is python -m motif_lite.quantize",
+)
 
 
 # Commands of other tools that motif-lite has as a program of its own (stable-diffusion.cpp's `-M convert`,
@@ -104,7 +111,8 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     known = [option for action in parser._actions for option in action.option_strings]  # argparse keeps no public list
     hints = []
     for flag in (word for word in extras if word.startswith("-")):
-        needs, advice = OTHER_TOOLS_SETTINGS.get(flag.split("=", 1)[0].lower(), (None, None))
+        name = flag.split("=", 1)[0]
+        needs, advice = OTHER_TOOLS_SETTINGS.get(name) or OTHER_TOOLS_SETTINGS.get(name.lower(), (None, None))
         if needs in known:
             hints.append(f"{flag}: {advice}")
         elif meant := suggestion(flag, known):
