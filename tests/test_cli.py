@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import sys
@@ -353,3 +354,20 @@ def test_abbreviated_flags_are_not_expanded(capsys, command):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(command)
     assert exit_info.value.code == 2 and f"unrecognized arguments: {' '.join(command[-2:])}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--gguf", "Q4_K_M", "-p", "a fox", "-o", "fox.mp4"], ["-m", "tiny", "-p", "a fox"], ["--model=tiny", "-p", "x"]],
+)
+def test_run_flags_without_the_command_say_the_command(capsys, argv):
+    # sd.cpp's `sd` takes flags alone: argparse answered "argument COMMAND: invalid choice: 'Q4_K_M'".
+    assert cli.main(argv) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err == f"motif-lite: error: the command comes first: did you mean motif-lite run {shlex.join(argv)}\n"
+
+
+def test_top_level_flags_are_not_taken_for_run_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("motif-lite ")

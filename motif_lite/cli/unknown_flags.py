@@ -87,6 +87,25 @@ def other_command(argv: Sequence[str]) -> str | None:
     )
 
 
+def missing_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str | None:
+    """The error line for a command line that starts with a flag of `run` that the top level does not take
+    (stable-diffusion.cpp's `sd` takes its flags alone: `--gguf Q4_K_M -p "a fox"`), or None. `parser`: the
+    `motif-lite` parser. argparse alone would take the flag's value for the command: "invalid choice: 'Q4_K_M'"."""
+    import shlex
+
+    if not argv or not argv[0].startswith("-"):
+        return None
+    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    flag = argv[0].split("=", 1)[0]
+    if flag in _option_strings(parser) or flag not in _option_strings(commands.choices["run"]):
+        return None
+    return f"motif-lite: error: the command comes first: did you mean motif-lite run {shlex.join(argv)}"
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    return [option for action in parser._actions for option in action.option_strings]  # argparse keeps no public list
+
+
 def suggestion(flag: str, known: list[str]) -> str | None:
     """The flag of `known` (a subcommand's option strings) that `flag` most likely means, or None."""
     name = flag.split("=", 1)[0]
@@ -108,7 +127,7 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     """Exit through `parser.error` (usage, one line, exit code 2) naming the unknown arguments and, for each
     unknown flag, the flag it most likely means; words without a flag in a command that takes a prompt are probably
     an unquoted prompt, or the rest of one (`args`: what was parsed, the prompt's first word included)."""
-    known = [option for action in parser._actions for option in action.option_strings]  # argparse keeps no public list
+    known = _option_strings(parser)
     hints = []
     for flag in (word for word in extras if word.startswith("-")):
         name = flag.split("=", 1)[0]
