@@ -371,3 +371,27 @@ def test_top_level_flags_are_not_taken_for_run_flags(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--version"])
     assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("motif-lite ")
+
+
+LINUX_PSEUDO_FILE_SYSTEMS = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="Linux's /proc and /sys")
+
+
+@LINUX_PSEUDO_FILE_SYSTEMS
+@pytest.mark.parametrize(
+    ("flags", "refused"),
+    [
+        (["-o", "/sys/x.mp4"], "output directory /sys is not writable"),
+        (["-o", "/proc/x.mp4", "--dry-run"], "output directory /proc is not writable"),
+        (["--preview", "/sys/p.webp"], "preview folder /sys is not writable"),
+    ],
+)
+def test_an_output_folder_no_file_can_be_created_in_is_refused_before_loading(
+    checkpoint, tmp_path, capsys, monkeypatch, flags, refused
+):
+    # As root (permission bits pass) the run sampled and decoded, then ffmpeg failed and the latents were lost too;
+    # --dry-run -o /proc/x.mp4 passed.
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded before the check"))
+    args = run_args(checkpoint[0], tmp_path / "v.mp4")  # a later -o wins
+    assert cli.main([*args, *flags]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"error: {refused}: no file can be created there (" in err and "write to another folder" in err
