@@ -395,3 +395,21 @@ def test_an_output_folder_no_file_can_be_created_in_is_refused_before_loading(
     assert cli.main([*args, *flags]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert f"error: {refused}: no file can be created there (" in err and "write to another folder" in err
+
+
+def test_a_run_removes_the_partial_file_a_killed_run_left_of_its_output(checkpoint, tmp_path, capsys):
+    # A `kill -9` while writing k.mp4 left .partial-PID-k.mp4 (hidden); the next run to k.mp4 said nothing of it.
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    running = subprocess.Popen(["sleep", "60"])
+    try:
+        for pid in (ended.pid, running.pid):
+            (tmp_path / f".partial-{pid}-k.mp4").write_bytes(b"half a video")
+        assert cli.main(run_args(checkpoint[0], tmp_path / "k.mp4", "--video-frames", "1", "--steps", "1")) == 0
+    finally:
+        running.kill()
+        running.wait()
+    assert f"warning: removed .partial-{ended.pid}-k.mp4 from {tmp_path}: the partial output of an earlier " in (
+        capsys.readouterr().err
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".partial-{running.pid}-k.mp4", "k.mp4"]  # a live one stays

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -498,3 +499,33 @@ def test_a_bad_fps_for_a_gif_is_named_as_a_bad_fps(tmp_path, fps, shown):
     with pytest.raises(RequestError) as error:
         GenerationRequest("fox", fps=fps, output=str(tmp_path / "fox.gif")).resolve()
     assert str(error.value) == f"fps must be a finite number > 0, got {shown}"
+
+
+@pytest.fixture
+def pids():
+    """(the PID of a process that has ended, the PID of one that runs)."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    running = subprocess.Popen(["sleep", "60"])
+    yield ended.pid, running.pid
+    running.kill()
+    running.wait()
+
+
+def test_stale_partial_files_are_those_of_the_same_output_whose_process_ended(tmp_path, pids):
+    ended, running = pids
+    for name in (
+        f".partial-{ended}-k.mp4",  # a `kill -9` during writing left it
+        f".partial-{running}-k.mp4",  # another process writing k.mp4 now
+        f".partial-{os.getpid()}-k.mp4",  # this process's own
+        f".partial-{ended}-other.mp4",  # another output's
+        f".partial-{ended}-k.mp4.bak",  # not the pattern
+        f".partial-{ended}-f_000.png",  # a PNG sequence's frames
+        f".partial-{ended}-f_001.png",
+    ):
+        (tmp_path / name).write_bytes(b"x")
+    assert staging.stale_partials(tmp_path / "k.mp4") == [tmp_path / f".partial-{ended}-k.mp4"]
+    assert staging.stale_partials(tmp_path / "f_%03d.png") == [
+        tmp_path / f".partial-{ended}-f_00{i}.png" for i in (0, 1)
+    ]
+    assert staging.stale_partials(tmp_path / "g_%03d.png") == []
