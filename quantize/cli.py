@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Quantize a Motif-Video transformer or its T5Gemma2 text encoder to GGUF (K-quants included).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the examples' lines
+        allow_abbrev=False,  # --type only, not --t or --ty: flags are spelled whole, as in motif-lite
     )
     parser.add_argument(
         "src", help="checkpoint folder, component folder (transformer/, text_encoder/), .safetensors, .index.json or "

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import sys
@@ -288,6 +289,16 @@ def test_the_default_output_never_replaces_an_earlier_video(checkpoint, tmp_path
     assert "exists" not in capsys.readouterr().err
 
 
+def test_a_dry_run_says_which_free_name_a_run_would_write(checkpoint, tmp_path, capsys, monkeypatch):
+    # It said "output.mp4 exists: writing output-2.mp4 instead" although a dry run writes nothing.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "output.mp4").write_bytes(b"an earlier video")
+    assert cli.main(["run", "-m", str(checkpoint[0]), "--dry-run", "--device", "cpu", "-W", "48", "-H", "32"]) == 0
+    err = capsys.readouterr().err
+    assert "note: output.mp4 exists: a run would write output-2.mp4 instead" in err and "writing" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["output.mp4"]
+
+
 def test_batch_count_makes_videos_with_consecutive_seeds_from_one_load(checkpoint, tmp_path, capsys, monkeypatch):
     # -b 2: seeds 7 and 8, files numbered before the frame number; the second video is the one -s 8 makes alone.
     loads = []
@@ -306,3 +317,99 @@ def test_batch_count_makes_videos_with_consecutive_seeds_from_one_load(checkpoin
     assert cli.main([*seed_8, "--video-frames", "1", "--steps", "1"]) == 0
     assert np.array_equal(batch[1], np.asarray(PIL.Image.open(alone / "out_000.png")))
     assert not np.array_equal(batch[0], batch[1])  # another seed, another video
+
+
+@pytest.mark.parametrize("prompt", ["prompt.txt", "@prompt.txt"])
+def test_a_prompt_that_names_a_file_gets_a_note(checkpoint, tmp_path, capsys, monkeypatch, prompt):
+    # -p prompt.txt and -p @prompt.txt were taken as the text without a word: a note says how to read the file.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prompt.txt").write_text("a red fox runs through snow")
+    args = ["run", "-m", str(checkpoint[0]), "--dry-run", "--device", "cpu", "-W", "48", "-H", "32", "-o", "a.mp4"]
+    assert cli.main([*args, "-p", prompt]) == 0
+    err = capsys.readouterr().err
+    note = f"note: the prompt is the text '{prompt}'; to read a prompt from a file use -p "
+    assert note + '"$(cat prompt.txt)"' in err
+    assert cli.main([*args, "-p", "a red fox", "-n", "prompt.txt"]) == 0  # the same for -n; a plain prompt: none
+    err = capsys.readouterr().err
+    assert "the prompt is the text" not in err
+    assert "note: the negative prompt is the text 'prompt.txt'; to read a negative prompt from a file use -n" in err
+
+
+@pytest.mark.parametrize("mode", ["--mode", "-M"])
+def test_stable_diffusion_cpp_mode_is_not_read_as_model(capsys, mode):
+    # sd.cpp's -M/--mode: --mode was expanded to --model ("error: no such checkpoint directory: vid_gen").
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", mode, "vid_gen", "--dry-run"])
+    err = capsys.readouterr().err
+    assert (
+        exit_info.value.code == 2 and f"unrecognized arguments: {mode} vid_gen ({mode}: stable-diffusion.cpp's " in err
+    )
+    assert "motif-lite run makes a video" in err and "checkpoint" not in err
+
+
+@pytest.mark.parametrize(
+    "command", [["run", "-p", "fox", "--neg", "x"], ["decode", "x.latents.safetensors", "--dev", "cpu"]]
+)
+def test_abbreviated_flags_are_not_expanded(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(command)
+    assert exit_info.value.code == 2 and f"unrecognized arguments: {' '.join(command[-2:])}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--gguf", "Q4_K_M", "-p", "a fox", "-o", "fox.mp4"], ["-m", "tiny", "-p", "a fox"], ["--model=tiny", "-p", "x"]],
+)
+def test_run_flags_without_the_command_say_the_command(capsys, argv):
+    # sd.cpp's `sd` takes flags alone: argparse answered "argument COMMAND: invalid choice: 'Q4_K_M'".
+    assert cli.main(argv) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err == f"motif-lite: error: the command comes first: did you mean motif-lite run {shlex.join(argv)}\n"
+
+
+def test_top_level_flags_are_not_taken_for_run_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("motif-lite ")
+
+
+LINUX_PSEUDO_FILE_SYSTEMS = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="Linux's /proc and /sys")
+
+
+@LINUX_PSEUDO_FILE_SYSTEMS
+@pytest.mark.parametrize(
+    ("flags", "refused"),
+    [
+        (["-o", "/sys/x.mp4"], "output directory /sys is not writable"),
+        (["-o", "/proc/x.mp4", "--dry-run"], "output directory /proc is not writable"),
+        (["--preview", "/sys/p.webp"], "preview folder /sys is not writable"),
+    ],
+)
+def test_an_output_folder_no_file_can_be_created_in_is_refused_before_loading(
+    checkpoint, tmp_path, capsys, monkeypatch, flags, refused
+):
+    # As root (permission bits pass) the run sampled and decoded, then ffmpeg failed and the latents were lost too;
+    # --dry-run -o /proc/x.mp4 passed.
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded before the check"))
+    args = run_args(checkpoint[0], tmp_path / "v.mp4")  # a later -o wins
+    assert cli.main([*args, *flags]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"error: {refused}: no file can be created there (" in err and "write to another folder" in err
+
+
+def test_a_run_removes_the_partial_file_a_killed_run_left_of_its_output(checkpoint, tmp_path, capsys):
+    # A `kill -9` while writing k.mp4 left .partial-PID-k.mp4 (hidden); the next run to k.mp4 said nothing of it.
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    running = subprocess.Popen(["sleep", "60"])
+    try:
+        for pid in (ended.pid, running.pid):
+            (tmp_path / f".partial-{pid}-k.mp4").write_bytes(b"half a video")
+        assert cli.main(run_args(checkpoint[0], tmp_path / "k.mp4", "--video-frames", "1", "--steps", "1")) == 0
+    finally:
+        running.kill()
+        running.wait()
+    assert f"warning: removed .partial-{ended.pid}-k.mp4 from {tmp_path}: the partial output of an earlier " in (
+        capsys.readouterr().err
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".partial-{running.pid}-k.mp4", "k.mp4"]  # a live one stays

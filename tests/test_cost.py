@@ -172,6 +172,19 @@ def test_long_cpu_run_asks_on_a_terminal(cpu_run, capsys, monkeypatch, answer, s
     assert len(questions) == 1 and "Start it anyway? [y/N]" in questions[0] and "hours" in questions[0]
 
 
+def test_end_of_input_at_the_cpu_time_question_is_no(cpu_run, capsys, monkeypatch):
+    # Ctrl-D at "Start it anyway? [y/N]" raised EOFError out of confirm_cpu_time: a traceback, exit code 1.
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+
+    def end_of_input(prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", end_of_input)
+    assert cpu_run("-W", "256", "-H", "256", "--video-frames", "17") == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "\nerror: not started" in err and "Traceback" not in err
+
+
 def test_short_cpu_runs_and_dry_runs_do_not_ask(cpu_run, monkeypatch):
     monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
     with pytest.raises(Reached):  # 2 steps at 256x256x9: about 2 minutes at 50 GFLOP/s

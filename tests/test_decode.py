@@ -428,3 +428,10 @@ def test_decode_sets_the_allocator_config_as_run_does(monkeypatch, tmp_path):
     monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "backend:native")
     assert cli.main(missing) == cli.EXIT_USER_ERROR
     assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "backend:native"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="Linux's /sys")
+def test_an_output_folder_no_file_can_be_created_in_is_refused_before_loading(saved, capsys, no_vae_load):
+    # Root passes the permission bits of /sys: the decode ran, then ffmpeg failed to write there.
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", "/sys/x.mp4")
+    assert_user_error(code, err, "output directory /sys is not writable: no file can be created there (")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +18,7 @@ from huggingface_hub import constants
 from motif_lite import cli
 from motif_lite.cli import run_request as run_command
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
-from motif_lite.io import hub
+from motif_lite.io import hub, staging
 from motif_lite.io import video as video_module
 from motif_lite.io.image import load_image, preprocess_image, read_image
 from motif_lite.io.video import check_output_path, stale_frames_note, to_uint8_frames, write_video
@@ -162,10 +163,54 @@ def test_check_output_path_directory_cases(tmp_path, monkeypatch):
     (tmp_path / "renders").mkdir()  # no suffix: still the folder that is named, with a file name to use
     with pytest.raises(MotifLiteError, match="renders is a directory; give a file name, e.g. .*renders/output.mp4"):
         check_output_path(tmp_path / "renders")
-    # Permission bits do not bind root (as in CI containers), so simulate a read-only directory.
-    monkeypatch.setattr(video_module.os, "access", lambda path, mode: False)
-    with pytest.raises(MotifLiteError, match=f"{tmp_path} is not writable"):
+
+    # A read-only folder: creating a file there is what fails (permission bits do not bind root, as in CI).
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(staging.tempfile, "mkstemp", read_only)
+    with pytest.raises(MotifLiteError, match=f"{tmp_path} is not writable: no file can be created there .Permission"):
         check_output_path(tmp_path / "out.mp4")
+
+
+LINUX_PSEUDO_FILE_SYSTEMS = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="Linux's /proc and /sys")
+
+
+@LINUX_PSEUDO_FILE_SYSTEMS
+@pytest.mark.parametrize("folder", ["/sys", "/proc"])
+def test_a_folder_no_file_can_be_created_in_is_refused_also_for_root(folder):
+    # Root passes os.access(W_OK) on /sys and /proc, and the run failed only once ffmpeg tried to write there.
+    with pytest.raises(MotifLiteError, match=f"output directory {folder} is not writable: no file can be created"):
+        check_output_path(f"{folder}/x.mp4")
+
+
+def test_the_write_check_leaves_nothing_behind(tmp_path):
+    assert check_output_path(tmp_path / "x.mp4") and list(tmp_path.iterdir()) == []
+
+
+@LINUX_PSEUDO_FILE_SYSTEMS
+@pytest.mark.parametrize("count", [2, 100])  # within the pipe's buffer (no broken pipe), and past it
+def test_ffmpeg_failing_to_write_is_one_readable_line(count):
+    # It was "ffmpeg could not write /sys/.partial-23862-x.mp4: [Errno 32] Broken pipe" and ffmpeg's whole command
+    # line with the metadata JSON. Called past the checks, as a folder that turned unwritable while sampling.
+    frames = np.zeros((count, 32, 48, 3), np.uint8)
+    with pytest.raises(MotifLiteError) as error:
+        video_module._write_ffmpeg(iter(frames), Path("/sys/.partial-23862-x.mp4"), 24.0, "{}", frames[0].shape)
+    assert str(error.value) == "ffmpeg could not write /sys/x.mp4: Permission denied"
+
+
+def test_ffmpeg_stopping_for_another_reason_is_one_line(tmp_path, monkeypatch):
+    def stopped(*args, **kwargs):
+        yield
+        raise OSError("[Errno 32] Broken pipe\n\nFFMPEG COMMAND:\nffmpeg -y ... -metadata comment={...}")
+
+    monkeypatch.setattr(imageio_ffmpeg, "write_frames", stopped)
+    with pytest.raises(MotifLiteError) as error:
+        write_video(_video(), tmp_path / ".partial-7-x.mp4", 24.0, META)
+    assert (
+        str(error.value)
+        == f"ffmpeg could not write {tmp_path / 'x.mp4'}: ffmpeg stopped (its own message, if any, is above)"
+    )
 
 
 def test_output_naming_a_folder_that_is_not_there(tmp_path):
@@ -454,3 +499,33 @@ def test_a_bad_fps_for_a_gif_is_named_as_a_bad_fps(tmp_path, fps, shown):
     with pytest.raises(RequestError) as error:
         GenerationRequest("fox", fps=fps, output=str(tmp_path / "fox.gif")).resolve()
     assert str(error.value) == f"fps must be a finite number > 0, got {shown}"
+
+
+@pytest.fixture
+def pids():
+    """(the PID of a process that has ended, the PID of one that runs)."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    running = subprocess.Popen(["sleep", "60"])
+    yield ended.pid, running.pid
+    running.kill()
+    running.wait()
+
+
+def test_stale_partial_files_are_those_of_the_same_output_whose_process_ended(tmp_path, pids):
+    ended, running = pids
+    for name in (
+        f".partial-{ended}-k.mp4",  # a `kill -9` during writing left it
+        f".partial-{running}-k.mp4",  # another process writing k.mp4 now
+        f".partial-{os.getpid()}-k.mp4",  # this process's own
+        f".partial-{ended}-other.mp4",  # another output's
+        f".partial-{ended}-k.mp4.bak",  # not the pattern
+        f".partial-{ended}-f_000.png",  # a PNG sequence's frames
+        f".partial-{ended}-f_001.png",
+    ):
+        (tmp_path / name).write_bytes(b"x")
+    assert staging.stale_partials(tmp_path / "k.mp4") == [tmp_path / f".partial-{ended}-k.mp4"]
+    assert staging.stale_partials(tmp_path / "f_%03d.png") == [
+        tmp_path / f".partial-{ended}-f_00{i}.png" for i in (0, 1)
+    ]
+    assert staging.stale_partials(tmp_path / "g_%03d.png") == []

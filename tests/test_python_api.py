@@ -240,3 +240,44 @@ def test_a_fixed_triton_attention_is_as_strict_as_the_kernels(kernels, strict, m
     monkeypatch.setattr(checks, "use_triton", lambda kernels: True)  # as on a GPU
     _, backend = checks.check_speed(torch.device("cpu"), kernels, False, "triton", None)
     assert backend.attend.strict is strict
+
+
+def test_the_field_table_of_usage_md_matches_the_request_the_flags_and_the_server():
+    """docs/usage.md lists GenerationRequest's fields with the run flag and the server field of each (diffusers'
+    num_frames is a TypeError there): every field once, each flag filling that field, each server name mapped to it."""
+    import argparse
+    import dataclasses
+    import pathlib
+    import re
+
+    from motif_lite.cli import build_parser
+    from motif_lite.cli.run_request import request_from_args
+    from motif_lite.server.schema import MOTIF_FIELDS, OPENAI_FIELDS
+
+    text = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "usage.md").read_text()
+    rows = re.findall(r"^\| (`\w+`.*?) \| (`-.*?) \| (.*?) \|$", text, re.M)
+    run = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["run"]
+    dests = {option: action.dest for action in run._actions for option in action.option_strings}
+    defaults = run.parse_args(["-p", "x"])
+    listed = []
+    for fields_cell, flags_cell, server_cell in rows:
+        fields = re.findall(r"`(\w+)`", fields_cell)
+        listed += fields
+        for flag in re.findall(r"`(-[^`]+)`", flags_cell):  # the flag's every spelling fills one of the fields
+            for spelling in flag.split(", "):
+                args = argparse.Namespace(**{**vars(defaults), dests[spelling]: object()})
+                request = request_from_args(args)
+                filled = [
+                    f.name
+                    for f in dataclasses.fields(request)
+                    if getattr(request, f.name) is getattr(args, dests[spelling])
+                ]
+                assert filled and filled[0] in fields, (spelling, fields)
+        for name in re.findall(r"`(\w+)`", server_cell):
+            if name in MOTIF_FIELDS:
+                assert MOTIF_FIELDS[name][0] in fields, (name, fields)
+            else:
+                assert name in OPENAI_FIELDS, name
+    assert sorted(listed) == sorted(f.name for f in dataclasses.fields(GenerationRequest))
+    with pytest.raises(TypeError, match="num_frames"):  # Python's own, naming the keyword (see the docs)
+        GenerationRequest("x", num_frames=5)

@@ -546,6 +546,14 @@ def test_other_converters_arguments_get_a_hint(tmp_path, capsys, args, hint):
     assert not (tmp_path / "OUT.gguf").exists()
 
 
+def test_an_abbreviated_flag_is_not_expanded(tmp_path, capsys):
+    """argparse read --ty as --type (and any prefix of a flag as that flag): flags are spelled whole."""
+    with pytest.raises(SystemExit) as exit_:
+        main([str(tmp_path), "-o", str(tmp_path / "o.gguf"), "--ty", "Q8_0"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --ty Q8_0" in capsys.readouterr().err
+    assert not (tmp_path / "o.gguf").exists()
+
+
 def test_the_summary_ends_with_the_commands_that_use_the_file(checkpoint, tmp_path, capsys):
     for component, flag in (("transformer", "--gguf"), ("text_encoder", "--text-encoder-gguf")):
         out = tmp_path / f"{component}.gguf"

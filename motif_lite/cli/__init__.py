@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="motif-lite",
         description="Lean, quantized, low-VRAM runtime for Motif-Video 2B (text/image-to-video).",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"motif-lite {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -54,15 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(commands)
     for command_parser in commands.choices.values():  # whose usage and flags an unknown argument is reported with
         command_parser.set_defaults(command_parser=command_parser)
+        # No prefix matching: argparse would read another tool's flag as ours when it begins one (stable-diffusion.cpp's
+        # --mode as --model); an unknown flag gets unknown_flags' hints instead.
+        command_parser.allow_abbrev = False
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    # `quantize` / `convert` (what stable-diffusion.cpp and llama.cpp users type) are a program of their own here;
-    # argparse alone would answer "invalid choice" with the list of subcommands.
-    if (hint := unknown_flags.other_command(argv)) is not None:
+    # `quantize` / `convert` (what stable-diffusion.cpp and llama.cpp users type) are a program of their own here, and
+    # `run`'s flags without `run` (as sd.cpp's `sd` takes them) lack the command; argparse alone would answer
+    # "invalid choice" with the list of subcommands.
+    if (hint := unknown_flags.other_command(argv) or unknown_flags.missing_command(argv, parser)) is not None:
         print(hint, file=sys.stderr)
         return EXIT_USER_ERROR
     args, extras = parser.parse_known_args(argv)

@@ -82,15 +82,16 @@ def _replace_flag(tokens: list[str], flags: tuple[str, ...], value: str) -> list
     return [*out[:1], flags[0], value, *out[1:]]
 
 
-def free_output(wanted: Path) -> tuple[Path, str | None]:
+def free_output(wanted: Path, dry_run: bool = False) -> tuple[Path, str | None]:
     """`wanted`, or the next free name beside it when a file is there (a default output never replaces an earlier
-    video), with the note that says so."""
+    video), with the note that says so (in a `dry_run`, which writes nothing: what a run would write)."""
     from motif_lite.io.video import unused_path
 
     chosen = unused_path(wanted)
     if chosen == wanted:
         return wanted, None
-    return chosen, f"{wanted} exists: writing {chosen} instead (-o names the file and replaces it)"
+    writing = "a run would write" if dry_run else "writing"
+    return chosen, f"{wanted} exists: {writing} {chosen} instead (-o names the file and replaces it)"
 
 
 def lora_args(values: list[str]) -> list[tuple[Path, float]]:

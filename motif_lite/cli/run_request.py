@@ -54,12 +54,38 @@ def resolve_requests(
     path, count = Path(request.output), args.batch_count
     outputs = [path] if count == 1 else [numbered_path(path, i) for i in range(1, count + 1)]
     if args.output is None:
-        free = [free_output(output) for output in outputs]
+        free = [free_output(output, args.dry_run) for output in outputs]
         notes += [note for _, note in free if note is not None]
         outputs = [chosen for chosen, _ in free]
     seeds = [(request.seed + i) % 2**32 for i in range(count)]
     notes += [note for output in outputs if (note := stale_frames_note(output, request.frames))]
+    notes += prompt_file_notes(args)
     return [dataclasses.replace(request, seed=s, output=o) for s, o in zip(seeds, outputs, strict=True)], notes
+
+
+def prompt_file_notes(args: argparse.Namespace) -> list[str]:
+    """The note for a prompt (-p) or negative prompt (-n) that is, whole, the path of an existing file (`prompt.txt`,
+    or `@prompt.txt` as curl writes "this file's contents"): it is the text, as typed; the note says how to read the
+    file instead."""
+    import shlex
+
+    notes = []
+    for flag, which, text in (("-p", "prompt", args.prompt), ("-n", "negative prompt", args.negative_prompt)):
+        if text is not None and (file := _file_named(text)) is not None:
+            notes.append(f"the {which} is the text {text!r}; to read a {which} from a file use {flag} "
+                         f'"$(cat {shlex.quote(file)})"')  # fmt: skip
+    return notes
+
+
+def _file_named(text: str) -> str | None:
+    """The existing file that `text` names, whole or after a leading @, else None."""
+    for name in dict.fromkeys((text, text.removeprefix("@"))):
+        try:
+            if name.strip() and len(name) < 4096 and Path(name).expanduser().is_file():
+                return name
+        except (OSError, ValueError):  # a name too long for the file system, a NUL character: no file
+            continue
+    return None
 
 
 def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:

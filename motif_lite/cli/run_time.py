@@ -24,9 +24,9 @@ def confirm_cpu_time(
     videos: int = 1,
 ) -> None:
     """Ask before a CPU run estimated at more than LONG_CPU_RUN_SECONDS (see motif_lite.runtime.cost): the CPU is
-    for tests and tiny sizes. `yes` starts it anyway; without a terminal to ask on, it is refused. Counts with the
-    checkpoint's configs (`settings`, `configs`), the official architecture standing in for a missing one, and
-    `videos` videos of this request."""
+    for tests and tiny sizes. `yes` starts it anyway; without a terminal to ask on, it is refused; end of input
+    (Ctrl-D) answers no. Counts with the checkpoint's configs (`settings`, `configs`), the official architecture
+    standing in for a missing one, and `videos` videos of this request."""
     import torch
 
     from motif_lite.errors import MotifLiteError
@@ -49,7 +49,12 @@ def confirm_cpu_time(
         return
     if not sys.stdin.isatty():
         raise MotifLiteError(f"{message}. Pass --yes to start it anyway.")
-    if input(f"{message}.\nStart it anyway? [y/N] ").strip().lower() not in ("y", "yes"):
+    try:
+        answer = input(f"{message}.\nStart it anyway? [y/N] ")
+    except EOFError:  # Ctrl-D (end of input): no, as the default answer is
+        print(file=sys.stderr)  # the error on a line of its own, not after the question
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
         raise MotifLiteError("not started")
 
 

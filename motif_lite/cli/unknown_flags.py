@@ -62,6 +62,13 @@ OTHER_TOOLS_SETTINGS = {
                     "flow-matching schedule, which --flow-shift shapes; the sampler is --sampling-method"),
 }  # fmt: skip
 OTHER_TOOLS_SETTINGS["--schedule"] = OTHER_TOOLS_SETTINGS["--scheduler"]
+# stable-diffusion.cpp's run mode (img_gen, vid_gen, upscale, convert): here the command says what to do. Keyed with
+# its own capital too: -M is not -m (--model).
+OTHER_TOOLS_SETTINGS["--mode"] = OTHER_TOOLS_SETTINGS["-M"] = (
+    "--prompt",
+    "stable-diffusion.cpp's mode is the command here: motif-lite run makes a video (from text, or an image with -i); "
+    "the GGUF converter is python -m motif_lite.quantize",
+)
 
 
 # Commands of other tools that motif-lite has as a program of its own (stable-diffusion.cpp's `-M convert`,
@@ -78,6 +85,25 @@ def other_command(argv: Sequence[str]) -> str | None:
         f"motif-lite: error: there is no '{argv[0]}' command; the GGUF quantizer is a program of its own: "
         f"{program} SRC -o OUT.gguf --type Q4_K_M (--help lists the types; docs/quantize.md)"
     )
+
+
+def missing_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str | None:
+    """The error line for a command line that starts with a flag of `run` that the top level does not take
+    (stable-diffusion.cpp's `sd` takes its flags alone: `--gguf Q4_K_M -p "a fox"`), or None. `parser`: the
+    `motif-lite` parser. argparse alone would take the flag's value for the command: "invalid choice: 'Q4_K_M'"."""
+    import shlex
+
+    if not argv or not argv[0].startswith("-"):
+        return None
+    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    flag = argv[0].split("=", 1)[0]
+    if flag in _option_strings(parser) or flag not in _option_strings(commands.choices["run"]):
+        return None
+    return f"motif-lite: error: the command comes first: did you mean motif-lite run {shlex.join(argv)}"
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    return [option for action in parser._actions for option in action.option_strings]  # argparse keeps no public list
 
 
 def suggestion(flag: str, known: list[str]) -> str | None:
@@ -101,10 +127,11 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     """Exit through `parser.error` (usage, one line, exit code 2) naming the unknown arguments and, for each
     unknown flag, the flag it most likely means; words without a flag in a command that takes a prompt are probably
     an unquoted prompt, or the rest of one (`args`: what was parsed, the prompt's first word included)."""
-    known = [option for action in parser._actions for option in action.option_strings]  # argparse keeps no public list
+    known = _option_strings(parser)
     hints = []
     for flag in (word for word in extras if word.startswith("-")):
-        needs, advice = OTHER_TOOLS_SETTINGS.get(flag.split("=", 1)[0].lower(), (None, None))
+        name = flag.split("=", 1)[0]
+        needs, advice = OTHER_TOOLS_SETTINGS.get(name) or OTHER_TOOLS_SETTINGS.get(name.lower(), (None, None))
         if needs in known:
             hints.append(f"{flag}: {advice}")
         elif meant := suggestion(flag, known):

@@ -14,13 +14,15 @@ import numpy as np
 import PIL.Image
 
 from motif_lite.errors import MotifLiteError
+from motif_lite.io.staging import check_writable_folder
 
 PREVIEW_EXTENSIONS = (".png", ".webp")
 logger = logging.getLogger(__name__)
 
 
 def check_preview_path(path: str | Path) -> Path:
-    """The preview path, after checking its format and folder (a `MotifLiteError` otherwise)."""
+    """The preview path, after checking its format and folder, one in which a file can be created (a
+    `MotifLiteError` otherwise)."""
     path = Path(path).expanduser()
     if path.suffix.lower() not in PREVIEW_EXTENSIONS:
         raise MotifLiteError(f"preview must be a .png (middle frame) or .webp (every frame) file, got {path}")
@@ -28,6 +30,7 @@ def check_preview_path(path: str | Path) -> Path:
         raise MotifLiteError(f"preview {path} is a folder; name a file in it, e.g. {path / 'preview.webp'}")
     if not path.parent.is_dir():  # as for -o: the run does not create folders
         raise MotifLiteError(f"preview {path}: the folder {path.parent} does not exist; create it first")
+    check_writable_folder(path.parent, "preview folder")  # by creating a file there, as for -o
     return path
 
 

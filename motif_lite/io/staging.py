@@ -1,11 +1,19 @@
-"""Output files that appear whole or not at all."""
+"""Output files that appear whole or not at all, in folders checked by writing in them."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from motif_lite.errors import MotifLiteError
+
+PARTIAL_PREFIX = ".partial-"  # + the writer's PID + "-" + the output's name
+logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -13,9 +21,11 @@ def staged_output(path: Path, frames: int) -> Iterator[Path]:
     """Yield a hidden sibling path to write to; move the result to `path` on success, delete it on any failure.
 
     A crash or Ctrl-C mid-write never leaves a truncated video under the requested name. For PNG sequences
-    (`out_%03d.png`) every frame file is staged and moved.
+    (`out_%03d.png`) every frame file is staged and moved. A process killed outright (`kill -9`) cannot delete its
+    partial file: the next write of the same output removes it (`remove_stale_partials`).
     """
-    partial = path.with_name(f".partial-{os.getpid()}-{path.name}")
+    remove_stale_partials(path)
+    partial = path.with_name(f"{PARTIAL_PREFIX}{os.getpid()}-{path.name}")
     pairs = _staged_files(partial, path, frames)
     try:
         yield partial
@@ -31,3 +41,75 @@ def _staged_files(partial: Path, final: Path, frames: int) -> list[tuple[Path, P
     if final.suffix.lower() != ".png":
         return [(partial, final)]
     return [(partial.with_name(partial.name % i), final.with_name(final.name % i)) for i in range(frames)]
+
+
+def check_writable_folder(folder: Path, what: str) -> None:
+    """Refuse (`MotifLiteError`, with the OS's reason) a folder in which no file can be created (`creating_fails`).
+    `what`: "output directory", "preview folder", ... for the message."""
+    if (reason := creating_fails(folder)) is not None:
+        raise MotifLiteError(f"{what} {folder} is not writable: no file can be created there ({reason}); write to "
+                             "another folder")  # fmt: skip
+
+
+def creating_fails(folder: Path) -> str | None:
+    """Why no file can be created in `folder` (the OS's reason), or None once one was, where the partial files go,
+    and removed. Permission bits alone do not tell: root passes `os.access` on /sys, /proc and a read-only mount,
+    where writing fails only once the work is done."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", suffix=".write-test", dir=folder)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(handle)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return None
+
+
+def stale_partials(path: Path) -> list[Path]:
+    """The partial files of the output `path` (`.partial-PID-name`, or the frames of `.partial-PID-out_%03d.png`)
+    whose writer, process PID, is no longer running on this machine: left by a process that was killed outright.
+    Never a running process's (this one's included), nor any file of another name."""
+    path = Path(path)
+    name = re.escape(path.name)
+    if path.suffix.lower() == ".png":  # a frame pattern: %03d stands for the frame numbers
+        name = re.sub(r"%0?\d*d", r"\\d+", name.replace(r"\%", "%"))
+    pattern = re.compile(rf"{re.escape(PARTIAL_PREFIX)}(\d+)-{name}")
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return []
+    stale = []
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match and not _running(int(match.group(1))) and entry.is_file():
+            stale.append(entry)
+    return sorted(stale)
+
+
+def remove_stale_partials(path: Path) -> list[Path]:
+    """Remove `stale_partials(path)` (each named in a logged warning) and return them."""
+    removed = []
+    for stale in stale_partials(path):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+            removed.append(stale)
+    if removed:
+        files = removed[0].name if len(removed) == 1 else f"{len(removed)} files such as {removed[0].name}"
+        logger.warning(f"removed {files} from {path.parent}: the partial output of an earlier process that stopped "
+                       "while writing it (killed outright)")  # fmt: skip
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (or may: where signals cannot ask, as on Windows)."""
+    if pid == os.getpid() or pid <= 0:  # (0 and below would ask about process groups)
+        return True
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) would stop the process there: keep the file
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: another user's process, running
+        return True
+    return True

@@ -9,6 +9,7 @@ The generation settings are stored as one JSON string in each format's comment f
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -22,6 +23,7 @@ import torch
 from PIL.PngImagePlugin import PngInfo
 
 from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.io.staging import PARTIAL_PREFIX, check_writable_folder, creating_fails
 
 Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
@@ -57,8 +59,8 @@ def numbered_path(path: Path, n: int) -> Path:
 
 
 def check_output_path(path: str | Path) -> bool:
-    """Fail early (`MotifLiteError`) for outputs `write_video` cannot produce: bad extension, pattern, directory.
-    True when the path is fine."""
+    """Fail early (`MotifLiteError`) for outputs `write_video` cannot produce: bad extension, pattern, directory,
+    a folder in which no file can be created (tried: `check_writable_folder`). True when the path is fine."""
     if not isinstance(path, str | Path):  # e.g. None, as if the frames came back instead (diffusers' output_type)
         raise MotifLiteError(
             f"output must be a file path (str or Path) such as 'fox.mp4', got {path!r}: the video is written to "
@@ -88,8 +90,7 @@ def check_output_path(path: str | Path) -> bool:
     parent = path.parent
     if not parent.is_dir():
         raise MotifLiteError(f"output directory {parent} does not exist; create it first (mkdir -p {parent})")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise MotifLiteError(f"output directory {parent} is not writable")
+    check_writable_folder(parent, "output directory")  # by creating a file there: root passes os.access anywhere
     return True
 
 
@@ -209,10 +210,32 @@ def _write_ffmpeg(stream: Iterator[np.ndarray], path: Path, fps: float, comment:
             if frame.shape != shape:
                 raise ConfigError(f"frame size changed mid-video: {frame.shape} after {shape}")
             writer.send(np.ascontiguousarray(frame))
-    except OSError as exc:  # ffmpeg died: disk full, bad codec build, ...
-        raise MotifLiteError(f"ffmpeg could not write {path}: {exc}") from exc
+    except OSError:  # ffmpeg stopped: a full disk, a folder it cannot write, a bad codec build, ...
+        # imageio-ffmpeg's error is the broken pipe with ffmpeg's whole command line: the reason is on the folder.
+        raise MotifLiteError(f"ffmpeg could not write {_shown(path)}: {_write_failure(path)}") from None
     finally:
-        writer.close()
+        writer.close()  # waits for ffmpeg to finish the file
+    # A short video fits in the pipe: ffmpeg failing to open the file then breaks nothing, and imageio-ffmpeg does not
+    # look at its exit code.
+    if not path.is_file() or path.stat().st_size == 0:
+        raise MotifLiteError(f"ffmpeg could not write {_shown(path)}: {_write_failure(path)}")
+
+
+def _shown(path: Path) -> Path:
+    """`path` as the user named it: a staged file (`.partial-PID-fox.mp4`, io.staging) as its output (`fox.mp4`)."""
+    return path.with_name(re.sub(rf"^{re.escape(PARTIAL_PREFIX)}\d+-", "", path.name))
+
+
+def _write_failure(path: Path) -> str:
+    """Why writing `path` failed, after the writer stopped without saying (ffmpeg prints its own reason above)."""
+    import shutil
+
+    if (reason := creating_fails(path.parent)) is not None:
+        return reason
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(path.parent).free < 2**20:
+            return f"no space left on the disk of {path.parent}"
+    return "ffmpeg stopped (its own message, if any, is above)"
 
 
 def _write_png_sequence(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
@@ -221,7 +244,10 @@ def _write_png_sequence(stream: Iterator[np.ndarray], path: Path, fps: float, co
     info.add_text("fps", str(fps))
     for index, frame in enumerate(stream):
         file = path.parent / (path.name % index)
-        PIL.Image.fromarray(frame).save(file, pnginfo=info, compress_level=6)
+        try:
+            PIL.Image.fromarray(frame).save(file, pnginfo=info, compress_level=6)
+        except OSError as exc:
+            raise MotifLiteError(f"cannot write {_shown(file)}: {exc.strerror or exc}") from None
 
 
 def _write_pillow_animation(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
@@ -237,4 +263,4 @@ def _write_pillow_animation(stream: Iterator[np.ndarray], path: Path, fps: float
     try:
         images[0].save(path, **options)
     except OSError as exc:
-        raise MotifLiteError(f"cannot write {path}: {exc}") from exc
+        raise MotifLiteError(f"cannot write {_shown(path)}: {exc.strerror or exc}") from None
