@@ -90,7 +90,7 @@ def _run_flags_given(args: argparse.Namespace) -> tuple[dict, set[str]]:
     """-> (every run flag's default, by dest; the dests the command line gave, also where it gave the default)."""
     from motif_lite.cli.run_flags import add_run_flags
 
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # as the command parses it
     add_run_flags(parser)
     defaults = vars(parser.parse_args([]))
     not_given = object()
