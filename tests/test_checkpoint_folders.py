@@ -92,7 +92,27 @@ def _folders(tiny: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
+def test_check_names_the_checkpoint_inside_a_folder_of_checkpoints(tiny, tmp_path):
+    folder, _ = _folders(tiny, tmp_path)["holder"]
+    (problem,) = [f.line() for f in check_setup(folder).problems]
+    assert problem == f"problem  {folder}: is not a checkpoint folder but holds the checkpoint folder tiny; fix: " + (
+        f"pass -m {folder / 'tiny'}"
+    )
+
+
 # ------------------------------------------------------------------------------- a weights file given to -m
+
+
+def test_a_gguf_given_to_m_is_pointed_at_gguf(tmp_path, capsys, monkeypatch, no_network):
+    # stable-diffusion.cpp's `-m model.gguf`.
+    monkeypatch.chdir(tmp_path)
+    Path("x-Q4_K_M.gguf").write_bytes(b"GGUF")
+    code, _, err = run(capsys, "-m", "x-Q4_K_M.gguf", "-p", "fox", "--dry-run")
+    assert code == cli.EXIT_USER_ERROR, err
+    assert "error: x-Q4_K_M.gguf is a file; expected a checkpoint directory (or a Hub repo id); pass it as " in err
+    assert "--gguf x-Q4_K_M.gguf; -m stays the checkpoint folder or Hub repo id the configs come from" in err
+    (problem,) = [f.line() for f in check_setup("x-Q4_K_M.gguf").problems]
+    assert "is a file, not a checkpoint folder; fix: pass it as --gguf x-Q4_K_M.gguf" in problem
 
 
 def test_a_safetensors_file_given_to_m_is_pointed_at_its_components_flag(tiny, tmp_path, capsys, no_network):
