@@ -28,7 +28,17 @@ from typing import TYPE_CHECKING, TypeVar
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, MotifLiteError
-from motif_lite.io.hub import HubAccess, MissingFilesError, find_checkpoint, find_gguf, is_gguf_variant, single_gguf
+from motif_lite.io.hub import (
+    HubAccess,
+    MissingFiles,
+    MissingFilesError,
+    covering,
+    find_checkpoint,
+    find_gguf,
+    is_gguf_variant,
+    missing_patterns,
+    single_gguf,
+)
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint, other_component, real_paths
 from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting
 
@@ -166,6 +176,9 @@ def locate_sources(
         for component, file in linked.items():
             if component == "vae" or (component == "text_encoder" and text_encoder_gguf is None):
                 _collect(lambda c=component, f=file: _check_your_weights(root, configs, c, f), problems, [])
+    elif linked:  # a dry run: the user's files from their headers, refused as a run refuses them
+        for component, file in linked.items():
+            _collect(lambda c=component, f=file: _check_dry_run_weights(root, configs, c, f, yours), problems, [])
     stop_on_problems()
     gguf_request = None if gguf is None else str(gguf)
     return ModelSources(
@@ -197,7 +210,20 @@ def _find_root(
     model: str, gguf: set[str], linked: set[str], hub: HubAccess, require_weights: bool, notes: list[str]
 ) -> Path | None:
     """The checkpoint folder; `gguf`, `linked`: the components whose weights a GGUF / a file of the user's
-    replaces (`required_files`)."""
+    replaces (`required_files`). A local folder is refused as a run refuses it, dry run or not; one that lacks the
+    scheduler's or the guider's config takes the official values, as `motif-lite check` says (a Hub repo's are
+    fetched when its `model_index.json` lists them)."""
+    required = required_files(gguf, linked)
+    download = download_patterns(gguf, linked)
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        if require_weights:  # image-to-video needs the feature extractor when model_index.json lists one
+            listed = [file for file in listed_configs(folder) if file not in OFFICIAL_WITHOUT]
+            root = find_checkpoint(model, required + listed, download, hub)
+        else:
+            root = _dry_run_folder(model, required, download, hub, notes)
+        notes.extend(official_config_notes(root, model))
+        return root
     if not require_weights:
         try:
             return find_checkpoint(model, hub=hub)
@@ -207,15 +233,43 @@ def _find_root(
                 "planned with the official architecture's built-in values"
             )
             return None
-    required = required_files(gguf, linked)
-    if not Path(model).expanduser().is_dir():  # a Hub repo has both: fetch them if an older run's cache lacks them
-        required += ["model_index.json", TRANSFORMER_CONFIG] if "transformer" in gguf | linked else ["model_index.json"]
-    download = download_patterns(gguf, linked)
+    # A Hub repo has both: fetch them if an older run's cache lacks them.
+    required += ["model_index.json", TRANSFORMER_CONFIG] if "transformer" in gguf | linked else ["model_index.json"]
     root = find_checkpoint(model, required, download, hub)
-    listed = _listed_configs(root)
+    listed = listed_configs(root)
     if listed:  # model_index.json names a component whose config is not here: fetch it, or report it
         root = find_checkpoint(model, required + listed, download, hub)
     return root
+
+
+def _dry_run_folder(model: str, required: list[str], download: list[str], hub: HubAccess, notes: list[str]) -> Path:
+    """A local -m folder for a dry run: refused as a run refuses it when it holds none of a checkpoint's files (a
+    checkpoint's component folder, a folder of checkpoints, an empty one); a note names what else a run needs."""
+    folder = Path(model).expanduser()
+    missing = missing_patterns(folder, required)
+    if len(missing_patterns(folder, [*required, "model_index.json"])) == len(required) + 1:
+        find_checkpoint(model, required, download, hub)  # raises the run's error
+    if missing:
+        fetch = MissingFiles(MOTIF_REPO, tuple(missing), covering(missing, download), model, "", in_folder=True)
+        notes.append(
+            f"{fetch.describe()}: planned without them (from the official architecture's built-in values where a "
+            f"config is missing); a run needs them: {fetch.command()}"
+        )
+    return folder
+
+
+# What a run uses when a local checkpoint folder lacks a config (`motif-lite check` warns with the same words).
+OFFICIAL_WITHOUT = {
+    "scheduler/scheduler_config.json": "the sampler and flow shift take the official values (Euler; shift 15 "
+    "text-to-video, 8 image-to-video) unless a flag sets them",
+    "guider/guider_config.json": "guidance takes the official values (APG scale 8, norm threshold 12, momentum 0.1) "
+    "unless a flag sets them",
+}
+
+
+def official_config_notes(root: Path, model: str) -> list[str]:
+    """The notes on the scheduler and guider configs a local checkpoint folder lacks: the official values are used."""
+    return [f"{model} has no {rel}: {used}" for rel, used in OFFICIAL_WITHOUT.items() if not (root / rel).is_file()]
 
 
 def find_text_encoder_gguf(root: Path | None, value: str | Path) -> TextEncoderGGUF:
@@ -234,7 +288,7 @@ def find_text_encoder_gguf(root: Path | None, value: str | Path) -> TextEncoderG
     return read_text_encoder_gguf(path, root / TEXT_ENCODER_CONFIG if root is not None else None)
 
 
-def _listed_configs(root: Path) -> list[str]:
+def listed_configs(root: Path) -> list[str]:
     """The config files of the components `model_index.json` lists that are missing under `root`."""
     index = root / "model_index.json"
     if not index.is_file():
@@ -337,6 +391,27 @@ def _check_your_weights(root: Path, configs: CheckpointConfigs, component: str, 
         f"match {component}/config.json ({named(problems)}); pass the official {what} weights "
         f"({WEIGHT_NAMES[component]} of {MOTIF_REPO})"
     )
+
+
+def _check_dry_run_weights(
+    root: Path | None, configs: CheckpointConfigs, component: str, file: Path, yours: Collection[Path]
+) -> None:
+    """A weight file of the user's in a dry run, from its header: complete, the component's tensors (not another
+    component's, given to the wrong flag), and, where the checkpoint's config is at hand, their shapes against it;
+    each error as a run says it. (The transformer's file given with a GGUF is not read by a run: nor here.)"""
+    from motif_lite.weights.safetensors_header import read_header
+
+    _check_complete(file, yours)
+    what = "VAE" if component == "vae" else component.replace("_", " ")
+    other = other_component(component, read_header(file).tensors)
+    if other is not None:
+        raise CheckpointError(f"{file} is not the {what}: it holds {other}")
+    if root is None:
+        return
+    if component == "transformer" and configs.transformer is not None:
+        check_safetensors(root, configs.transformer, yours)
+    elif component == "vae" or (component == "text_encoder" and configs.text_encoder):
+        _check_your_weights(root, configs, component, file)
 
 
 def float8_notes(component: str, file: Path) -> list[str]:

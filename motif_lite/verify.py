@@ -164,9 +164,11 @@ def verify(
     from motif_lite.pipeline import load_pipeline
     from motif_lite.preflight import preflight
 
-    request = _validated_request(settings, forced)  # a bad size or step count fails here, before anything loads
+    settings, size_notes = resolve_verify_settings(settings)  # a bad size or step count fails here, as in `run`
+    request = _validated_request(settings, forced)
     diffusers = _import_diffusers()
     sources, target = preflight(model, gguf, device, weights=weights)  # checked once, for both pipelines
+    _require_reference_configs(sources.root, str(model))
     if sources.gguf is not None:
         _require_accelerate()  # before our pipeline loads (minutes on the real weights), not after
     dtype = dtype or (torch.float32 if target.type == "cpu" else torch.bfloat16)
@@ -182,7 +184,8 @@ def verify(
     source = f"{where}" + "".join(f" with {component.replace('_', ' ')} {file}" for component, file in files.items())
     result = VerifyResult(
         f"verify: motif-lite vs diffusers MotifVideoPipeline on {source}; {target}, {str(dtype).split('.')[-1]}, "
-        f"{settings.width}x{settings.height}x{settings.frames}, {settings.steps} steps, seed {settings.seed}"
+        f"{settings.width}x{settings.height}x{settings.frames}, {settings.steps} steps, seed {settings.seed}",
+        notes=size_notes,
     )
     request = _request_for(ours, reference, request, result)
     comparison = _Comparison(ours, reference, request, forced, target, tolerances)
@@ -291,6 +294,38 @@ def _reference_gguf_transformer(diffusers: Any, root: Path, path: Path, dtype: t
             f"diffusers cannot load {path} ({type(exc).__name__}: {exc}); its GGUF loader needs accelerate and "
             f"tensor names in the diffusers layout: {INSTALL_HINT}"
         ) from exc
+
+
+def resolve_verify_settings(settings: VerifySettings) -> tuple[VerifySettings, list[str]]:
+    """The settings with the size and frame count resolved as `run` resolves them (`GenerationRequest.resolve`):
+    a frame count that is not 4k+1 rounded to the nearest one, with the note `run` prints; a size `run` refuses
+    refused with its error. Returns (the settings both pipelines run, the notes)."""
+    s = settings
+    request = GenerationRequest(
+        s.prompt, s.negative_prompt, width=s.width, height=s.height, frames=s.frames, steps=s.steps, seed=s.seed,
+        output=Path(tempfile.gettempdir()) / "verify_%03d.png",
+    )  # fmt: skip
+    resolved, notes = request.resolve()
+    return dataclasses.replace(settings, frames=resolved.frames), notes
+
+
+def _require_reference_configs(root: Path, model: str) -> None:
+    """The configs diffusers' pipeline (the reference) cannot load without: it reads every component
+    `model_index.json` lists, where a run takes the official values for a missing scheduler or guider config. Raised
+    before anything loads, with the download command (`MissingFilesError`)."""
+    from motif_lite.checkpoint import listed_configs
+    from motif_lite.choices import MOTIF_REPO
+    from motif_lite.io.hub import MissingFiles, MissingFilesError
+
+    missing = listed_configs(root)
+    if missing:
+        include = tuple(f"{Path(file).parent}/*" for file in missing)
+        problem = (
+            "verify compares with diffusers' MotifVideoPipeline, which loads every component model_index.json lists "
+            "(a run takes the official values for a missing scheduler or guider config; diffusers cannot)"
+        )
+        folder = model if Path(model).expanduser().is_dir() else str(root)
+        raise MissingFilesError([MissingFiles(MOTIF_REPO, tuple(missing), include, folder, "", True)], [problem])
 
 
 def _validated_request(settings: VerifySettings, forced: ForcedSettings) -> GenerationRequest:

@@ -281,10 +281,29 @@ def test_nothing_on_disk_exits_2_with_download_commands(tmp_path, capsys, monkey
     code = cli.main(["check", "-m", "Motif-Technologies/Motif-Video-2B", "--gguf", "Q4_K_M"])
     out = capsys.readouterr().out
     assert code == cli.EXIT_USER_ERROR and "check: 2 problem(s)" in out
-    assert "hf download Motif-Technologies/Motif-Video-2B --local-dir ./Motif-Video-2B" in out
-    assert "hf download Motif-Technologies/Motif-Video-2B-GGUF --include '*Q4_K_M*.gguf'" in out
+    # The downloads a run suggests (`run` and `check` share the builder): the checkpoint without the transformer's
+    # weights, which the GGUF replaces, and the GGUF into a folder of its own.
+    include = "--include 'text_encoder/*' --include 'tokenizer/*' --include 'vae/*' --include transformer/config.json"
+    assert f"hf download Motif-Technologies/Motif-Video-2B {include} --include model_index.json" in out
+    assert "--include 'feature_extractor/*' --local-dir ./Motif-Video-2B" in out and "'transformer/*'" not in out
+    gguf = "hf download Motif-Technologies/Motif-Video-2B-GGUF --include '*Q4_K_M*.gguf'"
+    assert f"{gguf} --local-dir ./Motif-Video-2B-GGUF" in out
     assert cli.main(["check", "-m", str(tmp_path / "nowhere")]) == cli.EXIT_USER_ERROR
     assert "no such checkpoint folder" in capsys.readouterr().out
+
+
+def test_a_damaged_gguf_of_ones_own_is_made_again_not_downloaded(tiny, tmp_path):
+    # A file name that is not on the Hub has no download; an official name is downloaded into its own folder.
+    for name, fix in [
+        ("mine.gguf", "fix: mine.gguf is not a file of Motif-Technologies/Motif-Video-2B-GGUF: make it again from the "
+         "checkpoint (python -m motif_lite.quantize CHECKPOINT -o FILE.gguf --type Q4_K_M), or copy it again"),
+        ("motif-video-2b-Q8_0.gguf", "fix: download the file again (hf download Motif-Technologies/Motif-Video-2B-GGUF "
+         f"--include motif-video-2b-Q8_0.gguf --local-dir {tmp_path})"),
+    ]:  # fmt: skip
+        cut = tmp_path / name
+        cut.write_bytes(tiny[1].read_bytes()[: tiny[1].stat().st_size // 2])
+        (found,) = problems(check_setup(tiny[0], gguf=cut))
+        assert fix in found, found
 
 
 def test_a_text_encoder_gguf_stands_in_for_the_text_encoder_weights(tiny, tmp_path, capsys):

@@ -225,3 +225,38 @@ def test_a_truncated_prompt_is_warned_about_once(tiny, capsys):
     warnings = [line for line in captured.err.splitlines() if "dropped the last" in line]
     assert code == 0 and captured.out.splitlines()[-1] == "verdict: match", captured.out
     assert len(warnings) == 1 and warnings[0].startswith("warning: prompt is "), warnings
+
+
+def test_the_frame_count_is_rounded_as_run_rounds_it(tiny, capsys):
+    # The user's case: --video-frames 8 ran as "8" with no note (run says: frames 8 is not 4k+1; using 9).
+    flags = ["-W", "32", "-H", "32", "--video-frames", "8", "--steps", "1", "-n", "blurry", "--device", "cpu"]
+    code = cli.main(["verify", "-m", str(tiny[0]), *flags])
+    captured = capsys.readouterr()
+    assert code == 0 and captured.out.splitlines()[-1] == "verdict: match", captured.out
+    assert captured.err.startswith("note: frames 8 is not 4k+1; using 9\nverify: loading"), captured.err
+    assert ", 32x32x9, 1 steps," in captured.out.splitlines()[0], captured.out
+
+
+def test_the_settings_resolve_as_a_runs_request_does():
+    from motif_lite.request import RequestError
+    from motif_lite.verify import VerifySettings, resolve_verify_settings
+
+    rounded = (VerifySettings(frames=13), ["frames 11 is not 4k+1; using 13"])
+    assert resolve_verify_settings(VerifySettings(frames=11)) == rounded
+    with pytest.raises(RequestError, match="height 40 is not a multiple of 16"):
+        resolve_verify_settings(VerifySettings(height=40))
+
+
+def test_a_local_folder_without_a_config_diffusers_needs_is_refused_before_loading(tiny, tmp_path, capsys, monkeypatch):
+    # A run takes the official values for a missing guider config; diffusers' pipeline cannot load without it.
+    import shutil
+
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("verify loaded before checking"))
+    root = tmp_path / "ckpt"
+    shutil.copytree(tiny[0], root, ignore=shutil.ignore_patterns("guider"))
+    assert cli.main(["verify", "-m", str(root), *SMALL]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "diffusers' MotifVideoPipeline, which loads every component model_index.json lists" in err, err
+    assert f"hf download Motif-Technologies/Motif-Video-2B --include 'guider/*' --local-dir {root}" in err

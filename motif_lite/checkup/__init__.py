@@ -14,6 +14,7 @@ Findings have three levels: `ok`; `warning`, for what this machine or checkpoint
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,10 +29,13 @@ from motif_lite.errors import MotifLiteError
 from motif_lite.io.hub import (
     HubAccess,
     MissingFilesError,
+    checkpoint_folders_inside,
     find_checkpoint,
     find_gguf,
     gguf_files,
     is_component_folder,
+    parent_as_given,
+    weights_file_fix,
 )
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint
 
@@ -50,7 +54,9 @@ def check_setup(
     checkpoint's (as a run links them, `io.linked`)."""
     report = Checkup()
     check_environment(report)
-    files = _local_checkpoint(str(model), report, linked=set(weights or {}))
+    replaced = {"transformer"} if gguf is not None else set()
+    replaced |= {"text_encoder"} if text_encoder_gguf is not None else set()
+    files = _local_checkpoint(str(model), report, linked=set(weights or {}), gguf=replaced)
     if files is not None and weights:
         files = _with_weight_files(files, weights, report)
     gguf_path = _local_gguf(str(gguf), report) if gguf is not None else None
@@ -67,21 +73,37 @@ def check_setup(
     return report
 
 
-def _local_checkpoint(model: str, report: Checkup, linked: set[str]) -> CheckpointFiles | None:
-    """The checkpoint folder, found as a run finds it but in the Hugging Face cache only; `linked`: the components
-    whose weights the user's own files replace (so a download it suggests leaves them out)."""
+def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[str]) -> CheckpointFiles | None:
+    """The checkpoint folder, found as a run finds it but in the Hugging Face cache only; `linked`, `gguf`: the
+    components whose weights the user's own files or a GGUF replace (so a download it suggests leaves them out, as
+    a run's does: `download_patterns`)."""
     path = Path(model).expanduser()
-    if path.is_dir() and is_component_folder(path):  # -m ./Motif-Video-2B/transformer: one problem, not one per file
-        report.problem(model, f"is the {path.name}/ folder of the checkpoint {path.parent}", f"pass -m {path.parent}")
+    # -m ./Motif-Video-2B/transformer, or a folder of checkpoints: one problem, not one per file
+    if path.is_dir() and is_component_folder(path):
+        parent = parent_as_given(model)
+        fix = f"pass -m {shlex.quote(parent)}"
+        report.problem(model, f"is the {path.name}/ folder of the checkpoint {parent}", fix)
         return None
-    download = download_patterns(linked=linked) if linked else ()
+    inside = checkpoint_folders_inside(path) if path.is_dir() else []
+    if inside:
+        names = ", ".join(child.name for child in inside)
+        report.problem(
+            model,
+            f"is not a checkpoint folder but holds the checkpoint folder{'s' if len(inside) > 1 else ''} {names}",
+            f"pass -m {shlex.quote(str(Path(model) / inside[0].name))}",
+        )
+        return None
     try:
-        root = find_checkpoint(model, download=download, hub=HubAccess(download=False))
+        root = find_checkpoint(model, download=download_patterns(gguf, linked), hub=HubAccess(download=False))
     except MissingFilesError as exc:  # a Hub repo id the cache lacks
         fix = "download it: " + "; ".join(item.command() for item in exc.missing)
         report.problem(model, "not in the local Hugging Face cache (check never downloads)", fix)
         return None
     except MotifLiteError:  # neither a folder nor a repo id
+        if path.exists():
+            fix = weights_file_fix(model) or f"pass the folder that holds model_index.json, or {MOTIF_REPO}"
+            report.problem(model, "is a file, not a checkpoint folder", fix)
+            return None
         report.problem(
             model, "no such checkpoint folder", f"pass the folder that holds model_index.json, or {MOTIF_REPO}"
         )
@@ -121,8 +143,8 @@ def _local_gguf(gguf: str, report: Checkup) -> Path | None:
     """The GGUF file, found as a run finds it (a file, a folder's one file, a variant) but in the cache only."""
     try:
         return find_gguf(gguf, HubAccess(download=False))
-    except MissingFilesError:  # a variant the cache lacks
-        fix = f"download it: hf download {GGUF_REPO} --include '*{gguf}*.gguf'"
+    except MissingFilesError as exc:  # a variant the cache lacks: the download `run` would suggest
+        fix = "download it: " + "; ".join(item.command() for item in exc.missing)
         report.problem(gguf, f"no single file of variant {gguf} in the local cache of {GGUF_REPO}", fix)
     except MotifLiteError:
         path = Path(gguf).expanduser()

@@ -5,6 +5,7 @@ device), every config parsed the way a run parses it."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -352,7 +353,25 @@ def _safetensors_fix(path: Path, flag: str, component: str) -> str | None:
 
 
 def _gguf_fix(path: Path) -> str:
-    return (
-        f"download the file again (hf download {GGUF_REPO} --include '{path.name}'), or make one from the "
-        "checkpoint: python -m motif_lite.quantize CHECKPOINT -o FILE.gguf --type Q4_K_M"
-    )
+    """The fix for a damaged or mismatched GGUF file: a file of the official GGUF repo is downloaded again with the
+    command `run` would give; one of the user's own (a name that is no official file's) is made or copied again."""
+    from motif_lite.io.hub import MissingFiles, cached_snapshot
+
+    remake = "python -m motif_lite.quantize CHECKPOINT -o FILE.gguf --type Q4_K_M"
+    cached = cached_snapshot(GGUF_REPO)
+    if cached is not None and path.resolve().is_relative_to(cached.resolve()):  # our own download, in the cache
+        return f"download the file again: hf download {GGUF_REPO} --include '{path.name}' --force-download"
+    if not _official_gguf_name(path):
+        return (
+            f"{path.name} is not a file of {GGUF_REPO}: make it again from the checkpoint ({remake}), or copy it "
+            "again from where it came"
+        )
+    command = MissingFiles(GGUF_REPO, (path.name,), (path.name,), str(path.parent), "").command()
+    return f"download the file again ({command}), or make one from the checkpoint: {remake}"
+
+
+def _official_gguf_name(path: Path) -> bool:
+    """Whether `path` is a file of the official GGUF repo by name: `hf download --local-dir` left its record beside
+    it, or it has the repo's naming (motif-video-2b-VARIANT.gguf)."""
+    record = path.parent / ".cache" / "huggingface" / "download" / f"{path.name}.metadata"
+    return record.is_file() or re.fullmatch(r"motif-video-2b-[A-Za-z0-9_]+\.gguf", path.name, re.IGNORECASE) is not None

@@ -71,14 +71,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from motif_lite.cli.common import download_hint_repeats
+    from motif_lite.cli.common import download_hint_repeats, print_notes
     from motif_lite.devices import torch_dtype
-    from motif_lite.verify import VerifySettings, verify
+    from motif_lite.verify import VerifySettings, resolve_verify_settings, verify
 
     forced, weights = check_flags(args)
     settings = VerifySettings(args.width, args.height, args.video_frames, args.steps, args.seed)
     texts = {"prompt": args.prompt, "negative_prompt": args.negative_prompt}
     settings = dataclasses.replace(settings, **{k: v for k, v in texts.items() if v is not None})
+    settings, notes = resolve_verify_settings(settings)  # as `run` resolves them: frames rounded to 4k+1, a note
+    print_notes(notes)
     dtype = torch_dtype(args.dtype) if args.dtype else None
     print(f"verify: loading both pipelines from {args.model} ...", file=sys.stderr)
     with download_hint_repeats(getattr(args, "argv", None)):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import shlex
 from collections.abc import Iterator, Sequence
@@ -186,19 +187,15 @@ def find_checkpoint(
     path = Path(text).expanduser()
     if path.is_dir():
         missing = missing_patterns(path, required)
-        if missing and is_component_folder(path):  # e.g. -m ./Motif-Video-2B/transformer
-            raise CheckpointError(
-                f"{path} is the {path.name}/ folder of the checkpoint {path.parent}; -m takes the checkpoint folder "
-                f"itself: -m {shlex.quote(str(path.parent))}"
-            )
         if missing:
-            item = MissingFiles(MOTIF_REPO, tuple(missing), _covering(missing, download), text, "", in_folder=True)
+            refuse_non_checkpoint_folder(text)
+            item = MissingFiles(MOTIF_REPO, tuple(missing), covering(missing, download), text, "", in_folder=True)
             raise MissingFilesError([item])
         return path
     if path.exists():
-        raise CheckpointError(f"{path} is a file; expected a checkpoint directory (or a Hub repo id)")
+        raise CheckpointError(f"{text} is a file; expected a checkpoint directory (or a Hub repo id){file_hint(text)}")
     if not is_repo_id(text):
-        raise CheckpointError(f"no such checkpoint directory: {path}")
+        raise CheckpointError(f"no such checkpoint directory: {text}")
     cached = cached_snapshot(text)
     if cached is not None and not missing_patterns(cached, required):
         return cached
@@ -227,10 +224,97 @@ def is_component_folder(path: Path) -> bool:
     return not (path / "model_index.json").is_file() and (path.parent / "model_index.json").is_file()
 
 
-def _covering(files: Sequence[str], download: Sequence[str]) -> tuple[str, ...]:
+def checkpoint_folders_inside(path: Path) -> list[Path]:
+    """The checkpoint folders (holding model_index.json) directly inside `path`, when `path` is none itself: a
+    folder of checkpoints given to -m."""
+    if (path / "model_index.json").is_file():
+        return []
+    try:
+        return sorted(child for child in path.iterdir() if (child / "model_index.json").is_file())
+    except OSError:
+        return []
+
+
+def refuse_non_checkpoint_folder(model: str) -> None:
+    """The `CheckpointError` for a local -m folder (as given: `model`) that is part of a checkpoint (e.g.
+    ./Motif-Video-2B/transformer) or a folder holding checkpoint folders, naming the folder -m takes; nothing for
+    any other folder."""
+    path = Path(model).expanduser()
+    if is_component_folder(path):
+        parent = parent_as_given(model)
+        raise CheckpointError(
+            f"{model} is the {path.name}/ folder of the checkpoint {parent}; -m takes the checkpoint folder itself: "
+            f"-m {shlex.quote(parent)}"
+        )
+    inside = checkpoint_folders_inside(path)
+    if inside:
+        names = ", ".join(child.name for child in inside)
+        what = "the checkpoint folder" if len(inside) == 1 else "the checkpoint folders"
+        which = "the checkpoint folder itself" if len(inside) == 1 else "one of them"
+        first = shlex.quote(str(Path(model) / inside[0].name))
+        raise CheckpointError(
+            f"{model} is not a checkpoint folder but holds {what} {names}; -m takes {which}: -m {first}"
+        )
+
+
+def parent_as_given(model: str) -> str:
+    """The parent folder of the path `model`, written as the user wrote it (./a/b -> ./a, not a)."""
+    return os.path.dirname(model.rstrip("/\\")) or "."
+
+
+def file_hint(model: str) -> str:
+    """ "; " and `weights_file_fix(model)` for a weights file given to -m; "" for any other file."""
+    fix = weights_file_fix(model)
+    return f"; {fix}" if fix else ""
+
+
+def weights_file_fix(model: str) -> str | None:
+    """For a weights file given to -m (stable-diffusion.cpp's `-m model.gguf`, a ComfyUI model file): the flag that
+    takes it, told from its name and header as the weight-file flags tell a file given to the wrong one; None for
+    any other file."""
+    path = Path(model).expanduser()
+    keep = "; -m stays the checkpoint folder or Hub repo id the configs come from (leave it out for the official one)"
+    if path.suffix.lower() == ".gguf":
+        return f"pass it as {_gguf_flag(path)} {shlex.quote(model)}{keep}"
+    if path.suffix.lower() != ".safetensors":
+        return None
+    if is_component_folder(path.parent):  # e.g. -m ./Motif-Video-2B/vae/diffusion_pytorch_model.safetensors
+        checkpoint = parent_as_given(parent_as_given(model))
+        return f"it is a file of the checkpoint {checkpoint}: -m {shlex.quote(checkpoint)}"
+    from motif_lite.io.linked import other_component  # safetensors: only for a file given to -m
+    from motif_lite.weights.safetensors_header import read_header
+
+    try:
+        names = list(read_header(path).tensors)
+    except CheckpointError:
+        names = []
+    holds = other_component("checkpoint", names)  # "the VAE's tensors (pass it as --vae)", or None
+    if holds is None:
+        return (
+            f"a weights file goes to the flag of its component (--diffusion-model, --text-encoder or --vae "
+            f"{shlex.quote(model)}){keep}"
+        )
+    return f"it holds {holds.replace(')', f' {shlex.quote(model)})')}{keep}"
+
+
+def _gguf_flag(path: Path) -> str:
+    """--gguf for a transformer GGUF, --text-encoder-gguf for a text encoder one (told from its header; a file that
+    cannot be read goes to --gguf, which says what is wrong with it)."""
+    from motif_lite.weights.gguf_file import OtherGGUFKindError, read_gguf  # gguf: only for a file given to -m
+
+    try:
+        read_gguf(path)
+    except OtherGGUFKindError as exc:
+        return exc.flag
+    except CheckpointError:
+        pass
+    return "--gguf"
+
+
+def covering(files: Sequence[str], download: Sequence[str]) -> tuple[str, ...]:
     """The download patterns that fetch `files` (e.g. `vae/*` for a missing VAE file), plus any file none covers."""
-    covering = [d for d in download if any(fnmatchcase(f, d) for f in files)]
-    return tuple(dict.fromkeys([*covering, *_uncovered(files, download)]))
+    patterns = [d for d in download if any(fnmatchcase(f, d) for f in files)]
+    return tuple(dict.fromkeys([*patterns, *_uncovered(files, download)]))
 
 
 def _uncovered(files: Sequence[str], download: Sequence[str]) -> list[str]:

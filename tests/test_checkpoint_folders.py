@@ -1,0 +1,247 @@
+"""What `-m` and the weight-file flags are given, as a new user gives them: a local checkpoint folder without the
+scheduler's or the guider's config (run, dry run, `check` and the Python API agree: the official values), a folder
+that cannot be a checkpoint (refused by a dry run as by a run), a weights file given to -m (the flag that takes it),
+a weight file given to the wrong flag (refused by a dry run as by a run), a path printed as the user typed it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from huggingface_hub import constants
+from tiny_pipeline import make_tiny_checkpoint
+
+from motif_lite import cli
+from motif_lite.checkpoint import locate_sources
+from motif_lite.checkup import check_setup
+from motif_lite.choices import MOTIF_REPO
+from motif_lite.io import hub
+from motif_lite.preflight import AT_HAND
+from motif_lite.settings import CHECKPOINT, DEFAULT, resolve_settings
+
+SMALL = ["-W", "32", "-H", "32", "--video-frames", "5", "--steps", "1", "-n", "blurry", "--device", "cpu"]
+NOTES = {
+    "guider": "has no guider/guider_config.json: guidance takes the official values (APG scale 8, norm threshold "
+    "12, momentum 0.1) unless a flag sets them",
+    "scheduler": "has no scheduler/scheduler_config.json: the sampler and flow shift take the official values "
+    "(Euler; shift 15 text-to-video, 8 image-to-video) unless a flag sets them",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ckpt") / "tiny"
+    make_tiny_checkpoint(root)
+    return root
+
+
+@pytest.fixture
+def no_network(monkeypatch, tmp_path):
+    """HF offline mode, an empty private cache, and every Hub call a test failure: nothing may be fetched."""
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    for name in ("snapshot_download", "hf_hub_download", "HfApi"):
+        monkeypatch.setattr(hub, name, lambda *a, **k: pytest.fail("a Hub call was made"))
+    return tmp_path / "hf-cache"
+
+
+@pytest.fixture
+def no_weights(monkeypatch):
+    """Any weight load is a test failure."""
+    for target in ("encoders.text.load_text_encoder", "pipeline.load_vae", "pipeline.load_transformer"):
+        monkeypatch.setattr(f"motif_lite.{target}", lambda *a, **k: pytest.fail("weights were loaded"))
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli.main(["run", *args])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out, captured.err
+
+
+def without(tiny: Path, tmp_path: Path, folder: str) -> Path:
+    copy = tmp_path / f"no-{folder}"
+    shutil.copytree(tiny, copy, ignore=shutil.ignore_patterns(folder))
+    return copy
+
+
+# ----------------------------------------------------- a local folder without the scheduler's or guider's config
+
+
+@pytest.mark.parametrize("folder", ["guider", "scheduler"])
+def test_a_run_on_a_local_folder_without_it_uses_the_official_values_as_check_says(
+    tiny, tmp_path, capsys, no_network, folder
+):
+    # The user's case: `cp -r tiny tiny3 && rm -r tiny3/guider`; check and the dry run said the official values
+    # are used, the run asked for an hf download of guider/*.
+    root = without(tiny, tmp_path, folder)
+    assert check_setup(root).passed
+    code, out, err = run(capsys, "-m", str(root), "--dry-run")
+    assert code == 0 and f"note: {root} {NOTES[folder]}" in err, err
+    output = tmp_path / "fox.mp4"
+    code, out, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(output))
+    assert code == 0 and "hf download" not in err, err
+    assert f"note: {root} {NOTES[folder]}" in err and output.is_file()
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    changed = "guidance" if folder == "guider" else "sampler"
+    assert rows[changed].split()[1] == DEFAULT and rows["transformer"].split()[1] == CHECKPOINT, out
+
+
+def test_the_python_api_finds_the_same_sources(tiny, tmp_path, no_network):
+    # load_pipeline, serve and verify find the checkpoint through preflight's locate_sources.
+    root = without(tiny, tmp_path, "guider")
+    sources = locate_sources(root)
+    assert sources.root == root and f"{root} {NOTES['guider']}" in sources.notes
+    from motif_lite.request import GenerationRequest
+
+    settings = resolve_settings(GenerationRequest("fox"), sources.configs, sources.transformer)
+    assert settings.guidance.source == DEFAULT
+
+
+def test_a_cached_hub_checkpoint_still_fetches_the_configs_its_model_index_lists(tiny, no_network):
+    # From the Hub they are small files of the official repo: fetched (here: offline, so the download command).
+    snapshot = no_network / "models--Motif-Technologies--Motif-Video-2B" / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny, snapshot, ignore=shutil.ignore_patterns("guider"))
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    with pytest.raises(hub.MissingFilesError) as err:
+        locate_sources(MOTIF_REPO)
+    assert f"{MOTIF_REPO}: guider/* (HF_HUB_OFFLINE=1 is set)" in str(err.value)
+
+
+def test_a_missing_feature_extractor_that_model_index_lists_is_still_required(tiny, tmp_path, no_network):
+    # No official value stands in for it: an image-to-video run would fail only after loading.
+    root = without(tiny, tmp_path, "feature_extractor")
+    with pytest.raises(hub.MissingFilesError, match="missing feature_extractor/preprocessor_config.json"):
+        locate_sources(root)
+
+
+# ------------------------------------------------------------------ a local -m folder that cannot be a checkpoint
+
+
+def _folders(tiny: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    (tmp_path / "empty").mkdir()
+    holder = tmp_path / "models"
+    holder.mkdir()
+    (holder / "tiny").symlink_to(tiny, target_is_directory=True)
+    return {
+        "component": (
+            tiny / "transformer",
+            f"error: {tiny / 'transformer'} is the transformer/ folder of the checkpoint {tiny}; -m takes the "
+            f"checkpoint folder itself: -m {tiny}",
+        ),
+        "empty": (tmp_path / "empty", f"error: incomplete checkpoint {tmp_path / 'empty'}: missing text_encoder/"),
+        "holder": (
+            holder,
+            f"error: {holder} is not a checkpoint folder but holds the checkpoint folder tiny; -m takes the checkpoint "
+            f"folder itself: -m {holder / 'tiny'}",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", ["component", "empty", "holder"])
+def test_a_dry_run_refuses_a_folder_that_cannot_be_a_checkpoint_as_a_run_does(
+    tiny, tmp_path, capsys, no_network, no_weights, case
+):
+    # It used to exit 0 with the built-in plan of the official model, and no word.
+    folder, said = _folders(tiny, tmp_path)[case]
+    dry = run(capsys, "-m", str(folder), "-p", "fox", "--dry-run")
+    real = run(capsys, "-m", str(folder), "-p", "fox", "-o", str(tmp_path / "a.mp4"))
+    for code, out, err in (dry, real):
+        assert code == cli.EXIT_USER_ERROR and err.startswith(said) and "Memory plan" not in out, err
+    assert dry[2].splitlines()[0] == real[2].splitlines()[0]
+
+
+def test_check_names_the_checkpoint_inside_a_folder_of_checkpoints(tiny, tmp_path):
+    folder, _ = _folders(tiny, tmp_path)["holder"]
+    (problem,) = [f.line() for f in check_setup(folder).problems]
+    assert problem == f"problem  {folder}: is not a checkpoint folder but holds the checkpoint folder tiny; fix: " + (
+        f"pass -m {folder / 'tiny'}"
+    )
+
+
+def test_a_dry_run_on_a_folder_with_configs_only_plans_and_says_what_a_run_needs(tiny, tmp_path, capsys, no_network):
+    # Planning on a laptop from the configs alone stays possible.
+    root = tmp_path / "configs"
+    shutil.copytree(tiny, root, ignore=shutil.ignore_patterns("*.safetensors*"))
+    code, out, err = run(capsys, "-m", str(root), "--dry-run")
+    assert code == 0 and "Memory plan" in out, err
+    assert f"note: incomplete checkpoint {root}: missing text_encoder/*.safetensors" in err
+    assert f"a run needs them: hf download {MOTIF_REPO} --include 'text_encoder/*'" in err
+    assert f"--local-dir {root}" in err
+
+
+def test_a_hub_repo_not_at_hand_is_still_planned_from_the_built_in_sizes(capsys, no_network):
+    code, out, err = run(capsys, "--dry-run")
+    assert code == 0 and "not at hand" in err and "Memory plan" in out, err
+
+
+# ------------------------------------------------------------------------------- a weights file given to -m
+
+
+def test_a_gguf_given_to_m_is_pointed_at_gguf(tmp_path, capsys, monkeypatch, no_network):
+    # stable-diffusion.cpp's `-m model.gguf`.
+    monkeypatch.chdir(tmp_path)
+    Path("x-Q4_K_M.gguf").write_bytes(b"GGUF")
+    code, _, err = run(capsys, "-m", "x-Q4_K_M.gguf", "-p", "fox", "--dry-run")
+    assert code == cli.EXIT_USER_ERROR, err
+    assert "error: x-Q4_K_M.gguf is a file; expected a checkpoint directory (or a Hub repo id); pass it as " in err
+    assert "--gguf x-Q4_K_M.gguf; -m stays the checkpoint folder or Hub repo id the configs come from" in err
+    (problem,) = [f.line() for f in check_setup("x-Q4_K_M.gguf").problems]
+    assert "is a file, not a checkpoint folder; fix: pass it as --gguf x-Q4_K_M.gguf" in problem
+
+
+def test_a_safetensors_file_given_to_m_is_pointed_at_its_components_flag(tiny, tmp_path, capsys, no_network):
+    vae = tmp_path / "wan_vae.safetensors"  # ComfyUI's name for it
+    shutil.copy(tiny / "vae" / "diffusion_pytorch_model.safetensors", vae)
+    code, _, err = run(capsys, "-m", str(vae), "-p", "fox", "--dry-run")
+    assert code == cli.EXIT_USER_ERROR and f"it holds the VAE's tensors (pass it as --vae {vae})" in err, err
+    inside = tiny / "transformer" / "diffusion_pytorch_model.safetensors"
+    code, _, err = run(capsys, "-m", str(inside), "-p", "fox", "--dry-run")
+    assert code == cli.EXIT_USER_ERROR and f"it is a file of the checkpoint {tiny}: -m {tiny}" in err, err
+
+
+def test_a_path_is_printed_as_given(tmp_path, capsys, monkeypatch, no_network):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "-m", "./nonexist", "-p", "fox", "--dry-run")
+    assert code == cli.EXIT_USER_ERROR and "error: no such checkpoint directory: ./nonexist\n" in err, err
+
+
+# ------------------------------------------------------------- a weight file given to the wrong flag, dry run
+
+
+@pytest.mark.parametrize(
+    ("flag", "file", "said"),
+    [
+        ("--vae", "transformer", "is not the VAE: it holds the transformer's tensors (pass it as --diffusion-model)"),
+        ("--diffusion-model", "vae", "is not the transformer: it holds the VAE's tensors (pass it as --vae)"),
+        ("--text-encoder", "vae", "is not the text encoder: it holds the VAE's tensors (pass it as --vae)"),
+    ],
+)
+def test_a_dry_run_refuses_a_weight_file_given_to_the_wrong_flag_as_a_run_does(
+    tiny, tmp_path, capsys, no_network, no_weights, flag, file, said
+):
+    path = tiny / file / "diffusion_pytorch_model.safetensors"
+    dry = run(capsys, "-m", str(tiny), flag, str(path), "--dry-run")
+    real = run(capsys, "-m", str(tiny), flag, str(path), "-p", "fox", "-o", str(tmp_path / "a.mp4"))
+    for code, _, err in (dry, real):
+        assert code == cli.EXIT_USER_ERROR and f"error: {path} {said}" in err, err
+
+
+def test_a_dry_run_without_the_checkpoint_at_hand_still_reads_the_files_header(tiny, capsys, no_network):
+    path = tiny / "transformer" / "diffusion_pytorch_model.safetensors"
+    code, _, err = run(capsys, "--vae", str(path), "--dry-run")
+    assert code == cli.EXIT_USER_ERROR and "is not the VAE: it holds the transformer's tensors" in err, err
+
+
+def test_a_dry_run_with_the_right_weight_file_plans(tiny, capsys, no_network):
+    path = tiny / "vae" / "diffusion_pytorch_model.safetensors"
+    code, out, err = run(capsys, "-m", str(tiny), "--vae", str(path), "--dry-run")
+    assert code == 0 and "Memory plan" in out and "weights from your files" in err, err
+
+
+def test_dry_run_sources_are_found_without_weights_being_read(tiny, tmp_path, no_network, no_weights):
+    root = without(tiny, tmp_path, "scheduler")
+    sources = locate_sources(root, **AT_HAND)
+    assert f"{root} {NOTES['scheduler']}" in sources.notes
