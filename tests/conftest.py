@@ -51,3 +51,25 @@ def checkpoint(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ckpt")
     make_tiny_checkpoint(root)
     return root
+
+
+@pytest.fixture
+def no_network(monkeypatch, tmp_path):
+    """HF offline mode, an empty private cache, and every Hub call a test failure: nothing may be fetched."""
+    from huggingface_hub import constants
+
+    from motif_lite.io import hub
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    for name in ("snapshot_download", "hf_hub_download", "HfApi"):
+        monkeypatch.setattr(hub, name, lambda *a, **k: pytest.fail("a Hub call was made"))
+    return tmp_path / "hf-cache"
+
+
+@pytest.fixture
+def no_weights(monkeypatch):
+    """Any weight load is a test failure."""
+    targets = ("encoders.text.load_text_encoder", "pipeline.load_vae", "pipeline.load_transformer")
+    for target in (*targets, "pipeline.load_gguf_transformer"):
+        monkeypatch.setattr(f"motif_lite.{target}", lambda *a, **k: pytest.fail("weights were loaded"))

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from huggingface_hub import constants
 from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import cli
@@ -34,23 +33,6 @@ def tiny(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ckpt") / "tiny"
     make_tiny_checkpoint(root)
     return root
-
-
-@pytest.fixture
-def no_network(monkeypatch, tmp_path):
-    """HF offline mode, an empty private cache, and every Hub call a test failure: nothing may be fetched."""
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    for name in ("snapshot_download", "hf_hub_download", "HfApi"):
-        monkeypatch.setattr(hub, name, lambda *a, **k: pytest.fail("a Hub call was made"))
-    return tmp_path / "hf-cache"
-
-
-@pytest.fixture
-def no_weights(monkeypatch):
-    """Any weight load is a test failure."""
-    for target in ("encoders.text.load_text_encoder", "pipeline.load_vae", "pipeline.load_transformer"):
-        monkeypatch.setattr(f"motif_lite.{target}", lambda *a, **k: pytest.fail("weights were loaded"))
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

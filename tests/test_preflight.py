@@ -38,24 +38,6 @@ def checkpoint(tmp_path_factory) -> tuple[Path, object]:
     return root, make_tiny_checkpoint(root)
 
 
-@pytest.fixture
-def no_network(monkeypatch, tmp_path):
-    """HF offline mode, an empty private cache, and every Hub call a test failure: nothing may be fetched."""
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    for name in ("snapshot_download", "hf_hub_download", "HfApi"):
-        monkeypatch.setattr(hub, name, lambda *a, **k: pytest.fail("a Hub call was made"))
-    return tmp_path / "hf-cache"
-
-
-@pytest.fixture
-def no_weights(monkeypatch):
-    """Any weight load is a test failure."""
-    for target in ("encoders.text.load_text_encoder", "pipeline.load_vae", "pipeline.load_transformer"):
-        monkeypatch.setattr(f"motif_lite.{target}", lambda *a, **k: pytest.fail("weights were loaded"))
-    monkeypatch.setattr(pipeline, "load_gguf_transformer", lambda *a, **k: pytest.fail("weights were loaded"))
-
-
 def run(capsys, *args: str) -> tuple[int, str, str]:
     code = cli.main(["run", *args])
     captured = capsys.readouterr()
