@@ -110,6 +110,25 @@ def test_guidance_is_batched_on_cuda_only_unless_asked(no_network):
         assert plan.cfg_batch == 1
 
 
+def test_an_unguided_request_plans_one_row_and_int8_attention_counts_the_rows(no_network):
+    # Without guidance there is no second prediction to batch, whatever is asked; with it, 8-bit attention's K/V
+    # copies are counted for the rows of each forward.
+    from motif_lite.runtime.kernels import attention_workspace_bytes
+
+    sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
+    unguided, _ = GenerationRequest("x", output="a.mp4", width=256, height=256, frames=9, cfg_scale=1.0).resolve()
+    for asked in (None, True):
+        assert plan_generation(unguided, sources, device="cuda", vram_gib=64, batch_guidance=asked).cfg_batch == 1
+    request, _ = GenerationRequest("x", output="a.mp4", width=256, height=256, frames=9).resolve()
+    plans = {a: plan_generation(request, sources, device="cuda", vram_gib=64, attention=a) for a in ("exact", "int8")}
+    assert plans["int8"].cfg_batch == plans["exact"].cfg_batch == 2
+    denoise = {a: next(s for s in plan.stages if s.name == "denoise").peak_bytes for a, plan in plans.items()}
+    config = sources.transformer.value
+    two_rows = attention_workspace_bytes("int8", config, plans["int8"].video_tokens, 2)
+    assert two_rows > attention_workspace_bytes("int8", config, plans["int8"].video_tokens, 1)
+    assert denoise["int8"] - denoise["exact"] >= two_rows
+
+
 def test_dry_run_reads_the_checkpoint_configs_and_headers_only(checkpoint, no_network, no_weights, capsys):
     code, out, err = run(capsys, "-m", str(checkpoint[0]), "--dry-run", "-W", "48", "-H", "32", "--vram", "1")
     assert code == 0, err
@@ -392,3 +411,5 @@ def test_batched_guidance_is_decided_by_one_rule():
     assert batched_guidance(True, cpu) == (True, False)
     assert batched_guidance(True, cuda, no_room) == (False, True)  # asked for, no room: refused
     assert batched_guidance(False, cuda, room) == (False, False)
+    assert batched_guidance(False, cuda, no_room) == (False, False)  # --no-batch-guidance is never "refused"
+    assert batched_guidance(None, cpu, room) == (False, False)
