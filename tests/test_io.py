@@ -454,3 +454,8 @@ def test_a_bad_fps_for_a_gif_is_named_as_a_bad_fps(tmp_path, fps, shown):
     with pytest.raises(RequestError) as error:
         GenerationRequest("fox", fps=fps, output=str(tmp_path / "fox.gif")).resolve()
     assert str(error.value) == f"fps must be a finite number > 0, got {shown}"
+
+
+def test_a_gguf_folder_without_a_gguf_file_says_so(tmp_path):
+    with pytest.raises(CheckpointError, match=r"--gguf folder .* must hold exactly one .gguf file \(found: none\)"):
+        hub.single_gguf(tmp_path)

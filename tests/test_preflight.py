@@ -353,6 +353,11 @@ def test_an_image_that_one_latent_frame_ignores_is_noted(tmp_path):
         "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
         "reference): the image is ignored; use --video-frames 5 or more for image-to-video"
     ]
+    # the frames as resolved decide: 4 is rounded to 5 (two latent frames), 2 to 1
+    _, notes = GenerationRequest("x", image=tmp_path / "square.png", frames=4, output=tmp_path / "a.mp4").resolve()
+    assert not any("ignored" in note for note in notes), notes
+    _, notes = GenerationRequest("x", image=tmp_path / "square.png", frames=2, output=tmp_path / "a.mp4").resolve()
+    assert any("the image is ignored" in note for note in notes), notes
     _, notes = GenerationRequest("x", image=tmp_path / "square.png", frames=5, output=tmp_path / "a.mp4").resolve()
     assert not any("ignored" in note for note in notes)  # two latent frames: the image conditions the first
 
@@ -374,6 +379,23 @@ def test_the_request_checks_the_shapes_of_the_official_configs():
     assert (size_multiple(TransformerConfig(), vae), vae.temporal_factor) == (SIZE_MULTIPLE, TEMPORAL_FACTOR)
     request = GenerationRequest("x", width=1280, height=736, frames=121)
     assert request.latent_frames == vae.latent_frames(121) == 31
+    frames = range(1, 30)
+    assert [GenerationRequest("x", frames=f).latent_frames for f in frames] == [vae.latent_frames(f) for f in frames]
+
+
+def test_only_an_image_that_conditions_is_planned_through_the_vae_encoder(no_network, tmp_path):
+    # One latent frame: the image is ignored, so the plan is that of text-to-video.
+    import PIL.Image
+
+    PIL.Image.new("RGB", (256, 256)).save(tmp_path / "a.png")
+    sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
+
+    def plan(frames: int, image: Path | None) -> object:
+        request, _ = GenerationRequest("x", output="a.mp4", width=256, height=256, frames=frames, image=image).resolve()
+        return plan_generation(request, sources, device="cuda", vram_gib=64, text_encoder=False).stages
+
+    assert plan(1, tmp_path / "a.png") == plan(1, None)
+    assert plan(9, tmp_path / "a.png") != plan(9, None)  # image-to-video: the first frame is encoded
 
 
 def test_the_dtype_note_is_printed_before_anything_loads(checkpoint, tmp_path, capsys, monkeypatch):
