@@ -529,3 +529,8 @@ def test_stale_partial_files_are_those_of_the_same_output_whose_process_ended(tm
         tmp_path / f".partial-{ended}-f_00{i}.png" for i in (0, 1)
     ]
     assert staging.stale_partials(tmp_path / "g_%03d.png") == []
+
+
+def test_a_gguf_folder_without_a_gguf_file_says_so(tmp_path):
+    with pytest.raises(CheckpointError, match=r"--gguf folder .* must hold exactly one .gguf file \(found: none\)"):
+        hub.single_gguf(tmp_path)

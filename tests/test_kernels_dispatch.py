@@ -166,6 +166,15 @@ def test_auto_on_cuda_without_a_working_triton_is_a_fallback_that_fallbacks_name
     assert rt.fallbacks(model) == {}
 
 
+def test_auto_on_a_machine_without_cuda_is_no_fallback_whatever_triton_does(monkeypatch) -> None:
+    # torch's ops are the choice there, not a fallback: the summary names none, even with a broken triton.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(rt, "_triton_import_error", lambda: "ModuleNotFoundError: No module named 'triton'")
+    model = TinyModel(q8_linear())
+    rt.apply_kernels(model, "auto")
+    assert rt.triton_unavailable("auto") is None and rt.fallbacks(model) == {}
+
+
 def sparse_inputs(frames: int, per_frame: int) -> tuple[torch.Tensor, ...]:
     return torch.randn(3, 1, 2, 2 * frames * per_frame, 16).unbind(0)
 

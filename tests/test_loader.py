@@ -14,6 +14,7 @@ from motif_lite import TransformerConfig, load_transformer
 from motif_lite.config import config_from_weights, default_rope_axes
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.weights.keymap import detect_layout, to_checkpoint_name, to_model_name
+from motif_lite.weights.shapes import MAX_LISTED, compare_shapes, listing, text_encoder_mismatches
 
 WEIGHTS = "transformer/diffusion_pytorch_model.safetensors"
 
@@ -184,3 +185,44 @@ def test_shared_layout_names_round_trip_and_a_mixed_checkpoint_is_refused(layout
     assert to_model_name(stored, layout) == ours
     with pytest.raises(CheckpointError, match="mixes cross-attention key layouts"):
         detect_layout([stored, "transformer_blocks.0.cross_attn.to_q.weight"])
+
+
+def test_shapes_are_compared_by_value_and_every_difference_counts():
+    # A header's shapes may be lists; a file whose only fault is a shape is still a mismatch (check's verdict).
+    expected = {"b": (2, 3), "a": (4,), "c": (5,), "d": (6,)}
+    found = {"b": [2, 3], "a": [1], "c": [7], "d": (6,), "z": (1,)}
+    mismatch = compare_shapes(expected, found)
+    assert (mismatch.wrong, mismatch.missing, mismatch.unexpected) == (["a", "c"], [], ["z"])  # sorted by name
+    assert bool(compare_shapes({"a": (4,)}, {"a": (5,)})) and not compare_shapes(expected, {**expected})
+    names = [f"block{i}.weight" for i in range(12)]
+    assert compare_shapes(dict.fromkeys(names, (1,)), dict.fromkeys(names, (2,))).wrong == sorted(names)
+    assert compare_shapes({"a": (4,)}, {"a": (5,)}).lines() == ["a: file [5], config [4]"]
+
+
+def test_a_long_list_of_tensors_is_cut_after_the_first_ones():
+    names = [f"t{i:02}" for i in range(MAX_LISTED + 5)]
+    assert listing("missing tensors", names).splitlines() == [
+        f"{MAX_LISTED + 5} missing tensors:",
+        *[f"  {n}" for n in names[:MAX_LISTED]],
+        "  ... and 5 more",
+    ]
+    assert MAX_LISTED >= 10 and listing("missing tensors", []) == ""
+
+
+def test_a_text_encoder_under_other_names_with_the_same_shapes_matches():
+    # transformers renames the encoder's tensors on load: names that differ but the same shapes are no mismatch.
+    from tiny_text import _tiny_config
+    from transformers import T5Gemma2Encoder
+
+    from motif_lite.weights.shapes import expected_shapes
+
+    config = _tiny_config(64)
+    with torch.device("meta"):
+        shapes = expected_shapes(T5Gemma2Encoder(config))
+    renamed = {f"renamed.{name}": shape for name, shape in shapes.items()}
+    assert text_encoder_mismatches(config, renamed) == []
+    name = next(iter(renamed))
+    assert text_encoder_mismatches(config, {**renamed, name: (*renamed[name], 2)}) != []
+    # the same shapes, but one tensor fewer of one and one more of another: not the same tensors
+    other = next(shape for shape in renamed.values() if shape != renamed[name])
+    assert text_encoder_mismatches(config, {**renamed, name: other}) != []

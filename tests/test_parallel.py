@@ -321,10 +321,15 @@ def test_impossible_layout_fails_before_any_process_starts(checkpoint, tmp_path,
 
 def test_a_vram_nothing_fits_is_refused_once_before_any_process_starts(checkpoint, tmp_path, capsys, monkeypatch):
     # Every rank would plan the same --vram budget and print the same refusal, plan table and all.
+    from motif_lite.cli import prepare
+
+    devices, plan_run = [], prepare.plan_run
+    monkeypatch.setattr(prepare, "plan_run", lambda *args, **kw: devices.append(args[4]) or plan_run(*args, **kw))
     monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--vram", "0.0001")) == 2
     err = capsys.readouterr().err
     assert err.count("error: 80x32x5 needs at least") == 1 and "[rank" not in err
+    assert devices == ["cpu"]  # planned for the device the ranks run on (--device cpu)
 
 
 @pytest.mark.parametrize("short", [0, 1], ids=["main-rank", "other-rank"])
@@ -359,6 +364,30 @@ def test_without_vram_each_gpus_free_memory_is_planned_before_the_processes_star
     monkeypatch.setattr(parallel, "gpu_budgets", lambda n: None)  # not measured (no CUDA): the ranks plan
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda")) == 0
     assert launched == [2, 2]
+    # CPU processes: no GPU is measured (a child that starts CUDA for nothing, and budgets no rank plans with)
+    monkeypatch.setattr(parallel, "gpu_budgets", lambda n: pytest.fail("measured the GPUs of a CPU run"))
+    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cpu")) == 0
+    assert launched == [2, 2, 2]
+
+
+def test_the_other_ranks_are_planned_with_the_smallest_of_their_gpus_budgets(checkpoint, tmp_path, capsys, monkeypatch):
+    # cfg 2 x sp 2 on 4 GPUs: cuda:2 has the least free memory of the ranks other than the main one.
+    from motif_lite.cli import prepare
+
+    plenty, none = 64 * 2**30, 2**20
+    planned, plan_run = [], prepare.plan_run
+
+    def recorded(*args, text_encoder: bool = True, vram_gib: float | None = None, **kwargs):
+        planned.append((text_encoder, vram_gib))
+        return plan_run(*args, text_encoder=text_encoder, vram_gib=vram_gib, **kwargs)
+
+    monkeypatch.setattr(prepare, "plan_run", recorded)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(parallel, "gpu_budgets", lambda n: [plenty, plenty, none, plenty])
+    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
+    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "4", "--device", "cuda")) == 2
+    assert "but the budget is 0.00 GiB" in capsys.readouterr().err
+    assert planned == [(True, plenty / 2**30), (False, none / 2**30)]
 
 
 def test_the_gpu_budgets_are_read_from_a_child_process(monkeypatch):
@@ -372,6 +401,29 @@ def test_the_gpu_budgets_are_read_from_a_child_process(monkeypatch):
         assert parallel.gpu_budgets(2) == expected, stdout
     monkeypatch.setattr(subprocess, "run", lambda *a, **kw: subprocess.CompletedProcess([], 1, stdout="[1, 2]"))
     assert parallel.gpu_budgets(2) is None  # a failed child
+
+
+def test_the_child_process_reads_the_budget_of_each_gpu_a_rank_runs_on(monkeypatch):
+    # The child's program run here, with the planner's budget of a device faked: one budget per device cuda:0 ..
+    # cuda:N-1, from the last line of its output (CUDA may print warnings first).
+    import io
+
+    from motif_lite.runtime import planner
+
+    monkeypatch.setattr(planner, "default_budget", lambda device: 100 + torch.device(device).index)
+
+    def child(argv, **kwargs):
+        assert argv[:2] == [sys.executable, "-c"]
+        out = io.StringIO()
+        with monkeypatch.context() as m, contextlib.redirect_stdout(out):
+            m.setattr(sys, "argv", ["-c", *argv[3:]])
+            print("a warning the CUDA driver printed")
+            exec(argv[2], {})
+        return subprocess.CompletedProcess(argv, 0, stdout=out.getvalue(), stderr="")
+
+    monkeypatch.setattr(subprocess, "run", child)
+    assert parallel.gpu_budgets(3) == [100, 101, 102]
+    assert parallel.gpu_budgets(1) == [100]
 
 
 def test_the_refusal_before_the_processes_start_is_the_plan_of_one_rank(checkpoint, tmp_path, capsys, monkeypatch):
@@ -516,6 +568,7 @@ def test_two_processes_write_the_single_process_video(checkpoint, single, tmp_pa
     code, out, err, _ = run_two_processes(checkpoint, tmp_path, "--vram", "40", "--batch-guidance")
     assert code == 0, err
     assert err.count("1 row per transformer forward") == 1 and "rows per transformer forward" not in err
+    assert "does not fit the memory plan" not in err  # one row per forward on a rank: not a refusal
     assert_same_frames(read_frames(tmp_path), single)
     assert out.count("done:") == 1 and "parallel: cfg 2 x sp 1 on 2 ranks (gloo)" in out  # rank 0 prints
     assert err.count("seed: 0") == 1

@@ -92,6 +92,25 @@ def test_guidance_is_batched_on_cuda_only_unless_asked(no_network):
         assert plan.cfg_batch == 1
 
 
+def test_an_unguided_request_plans_one_row_and_int8_attention_counts_the_rows(no_network):
+    # Without guidance there is no second prediction to batch, whatever is asked; with it, 8-bit attention's K/V
+    # copies are counted for the rows of each forward.
+    from motif_lite.runtime.kernels import attention_workspace_bytes
+
+    sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
+    unguided, _ = GenerationRequest("x", output="a.mp4", width=256, height=256, frames=9, cfg_scale=1.0).resolve()
+    for asked in (None, True):
+        assert plan_generation(unguided, sources, device="cuda", vram_gib=64, batch_guidance=asked).cfg_batch == 1
+    request, _ = GenerationRequest("x", output="a.mp4", width=256, height=256, frames=9).resolve()
+    plans = {a: plan_generation(request, sources, device="cuda", vram_gib=64, attention=a) for a in ("exact", "int8")}
+    assert plans["int8"].cfg_batch == plans["exact"].cfg_batch == 2
+    denoise = {a: next(s for s in plan.stages if s.name == "denoise").peak_bytes for a, plan in plans.items()}
+    config = sources.transformer.value
+    two_rows = attention_workspace_bytes("int8", config, plans["int8"].video_tokens, 2)
+    assert two_rows > attention_workspace_bytes("int8", config, plans["int8"].video_tokens, 1)
+    assert denoise["int8"] - denoise["exact"] >= two_rows
+
+
 def test_dry_run_reads_the_checkpoint_configs_and_headers_only(checkpoint, no_network, no_weights, capsys):
     code, out, err = run(capsys, "-m", str(checkpoint[0]), "--dry-run", "-W", "48", "-H", "32", "--vram", "1")
     assert code == 0, err
@@ -316,6 +335,11 @@ def test_an_image_that_one_latent_frame_ignores_is_noted(tmp_path):
         "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
         "reference): the image is ignored; use --video-frames 5 or more for image-to-video"
     ]
+    # the frames as resolved decide: 4 is rounded to 5 (two latent frames), 2 to 1
+    _, notes = GenerationRequest("x", image=tmp_path / "square.png", frames=4, output=tmp_path / "a.mp4").resolve()
+    assert not any("ignored" in note for note in notes), notes
+    _, notes = GenerationRequest("x", image=tmp_path / "square.png", frames=2, output=tmp_path / "a.mp4").resolve()
+    assert any("the image is ignored" in note for note in notes), notes
     _, notes = GenerationRequest("x", image=tmp_path / "square.png", frames=5, output=tmp_path / "a.mp4").resolve()
     assert not any("ignored" in note for note in notes)  # two latent frames: the image conditions the first
 
@@ -337,6 +361,23 @@ def test_the_request_checks_the_shapes_of_the_official_configs():
     assert (size_multiple(TransformerConfig(), vae), vae.temporal_factor) == (SIZE_MULTIPLE, TEMPORAL_FACTOR)
     request = GenerationRequest("x", width=1280, height=736, frames=121)
     assert request.latent_frames == vae.latent_frames(121) == 31
+    frames = range(1, 30)
+    assert [GenerationRequest("x", frames=f).latent_frames for f in frames] == [vae.latent_frames(f) for f in frames]
+
+
+def test_only_an_image_that_conditions_is_planned_through_the_vae_encoder(no_network, tmp_path):
+    # One latent frame: the image is ignored, so the plan is that of text-to-video.
+    import PIL.Image
+
+    PIL.Image.new("RGB", (256, 256)).save(tmp_path / "a.png")
+    sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
+
+    def plan(frames: int, image: Path | None) -> object:
+        request, _ = GenerationRequest("x", output="a.mp4", width=256, height=256, frames=frames, image=image).resolve()
+        return plan_generation(request, sources, device="cuda", vram_gib=64, text_encoder=False).stages
+
+    assert plan(1, tmp_path / "a.png") == plan(1, None)
+    assert plan(9, tmp_path / "a.png") != plan(9, None)  # image-to-video: the first frame is encoded
 
 
 def test_the_dtype_note_is_printed_before_anything_loads(checkpoint, tmp_path, capsys, monkeypatch):
@@ -374,3 +415,5 @@ def test_batched_guidance_is_decided_by_one_rule():
     assert batched_guidance(True, cpu) == (True, False)
     assert batched_guidance(True, cuda, no_room) == (False, True)  # asked for, no room: refused
     assert batched_guidance(False, cuda, room) == (False, False)
+    assert batched_guidance(False, cuda, no_room) == (False, False)  # --no-batch-guidance is never "refused"
+    assert batched_guidance(None, cpu, room) == (False, False)

@@ -184,6 +184,18 @@ def test_batch_guidance_the_plan_has_no_room_for_is_turned_off_with_a_warning():
     assert pipe.batch_guidance is False
     _install_speed(pipe, SimpleNamespace(cfg_batch=2), True, False, None, None)
     assert pipe.batch_guidance is True
+    pipe.parallel = object()  # a parallel run computes the two predictions in separate calls
+    _install_speed(pipe, SimpleNamespace(cfg_batch=2), True, False, None, None)
+    assert pipe.batch_guidance is False
+
+
+def test_the_batch_guidance_warning_points_at_the_callers_line(checkpoint):
+    request, _ = GenerationRequest("x", **TINY).resolve()
+    plan = plan_generation(request, checkpoint, dtype="fp32", device="cpu")
+    assert plan.cfg_batch == 1  # on the CPU
+    with pytest.warns(UserWarning, match="batch_guidance=True does not fit the memory plan") as record:
+        load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", plan=plan, batch_guidance=True)
+    assert {w.filename for w in record if "batch_guidance" in str(w.message)} == {__file__}
 
 
 def test_strict_int8_attention_on_a_gpu_without_int8_tensor_cores_fails_before_loading(monkeypatch):

@@ -370,6 +370,18 @@ def test_going_on_without_the_solver_or_guidance_state_differs(solver: str, guid
     assert not torch.equal(resumed, whole)
 
 
+def test_a_solvers_state_holds_the_fields_it_has_set() -> None:
+    # What a stopped run saves: tensors only (a fresh DPM++ solver has no previous estimate yet; Euler keeps none).
+    from motif_lite.sampling.solvers import make_solver, solver_state, with_solver_state
+
+    dpm = make_solver("dpmpp_2m")
+    assert solver_state(dpm) == {} and solver_state(make_solver("euler")) == {}
+    x0, sigma = torch.ones(2), torch.tensor(0.5)
+    restored = with_solver_state(make_solver("dpmpp_2m"), {"prev_x0": x0, "prev_sigma": sigma})
+    assert solver_state(restored) == {"prev_x0": x0, "prev_sigma": sigma}
+    assert solver_state(dpm) == {}  # the solver it was made from is not changed
+
+
 def test_a_state_from_another_solver_or_past_the_end_is_refused() -> None:
     _, states = run_stopping_after(7, "dpmpp_2m", None)
     with pytest.raises(SamplingSettingsError, match="another sampler"):

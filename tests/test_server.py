@@ -156,12 +156,22 @@ BAD_BODIES = [
     ({"prompt": PROMPT, "num_inference_steps": 2}, "did you mean 'steps'?", "num_inference_steps"),
     ({"prompt": PROMPT, "width": 64}, "unknown parameter 'width'; did you mean 'size'?", "width"),
     ({"prompt": PROMPT, "zzz": 1}, "unknown parameter 'zzz' (known: prompt,", "zzz"),
+    ({"prompt": PROMPT, "duration": 4}, "unknown parameter 'duration'; did you mean 'seconds'?", "duration"),
+    ({"prompt": PROMPT, "sizes": "64x64"}, "unknown parameter 'sizes'; did you mean 'size'?", "sizes"),  # OpenAI's
+    ({"prompt": PROMPT, "zzz": 1, "step": 2}, "unknown parameter 'step'; did you mean 'steps'?", "step"),  # the first
     ({"negative_prompt": "x"}, "prompt is required", "prompt"),
     ({"prompt": PROMPT, "size": "big"}, "size must be 'WIDTHxHEIGHT'", "size"),
     ({"prompt": PROMPT, "seconds": "-4"}, "seconds must be a positive number", "seconds"),
     ({"prompt": PROMPT, "input_reference": {"image_url": "https://example.com/a.png"}}, "fetches no URLs", None),
     ({"prompt": PROMPT, "input_reference": {"image_url": "data:image/png;base64,AAAA"}}, "not a readable image", None),
 ]
+
+
+def test_each_other_apis_field_name_points_at_a_field_of_ours():
+    from motif_lite.server.schema import MOTIF_FIELDS, OPENAI_FIELDS, OTHER_API_FIELDS
+
+    known = set(OPENAI_FIELDS) | set(MOTIF_FIELDS)
+    assert set(OTHER_API_FIELDS.values()) <= known and not set(OTHER_API_FIELDS) & known
 
 
 @pytest.mark.parametrize(("body", "message", "param"), BAD_BODIES)

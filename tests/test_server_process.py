@@ -181,6 +181,22 @@ def test_bad_flags_are_refused_as_the_flags_are_read(flags, needle, capsys):
     assert exit_info.value.code == cli.EXIT_USER_ERROR and needle in err and "Traceback" not in err, err
 
 
+def test_serve_flag_values_at_their_bounds():
+    import argparse
+
+    from motif_lite.cli.serve import parse_max_video, port_number, positive_int, positive_mib
+
+    assert [port_number(text) for text in ("0", "8080", "65535")] == [0, 8080, 65535]  # 0: any free port
+    assert positive_int("1") == 1 and positive_mib("0.5") == 0.5  # half a MiB is a size
+    assert parse_max_video("1280x736x121") == (1280, 736, 121)  # width, height, frames
+    assert parse_max_video(" 48x32x9 ") == (48, 32, 9)
+    refused = [(port_number, "65536"), (port_number, "http"), (positive_int, "0"), (positive_mib, "-1")]
+    refused += [(parse_max_video, text) for text in ("0x736x121", "1280x0x121", "1280x736x0", "1280x736x121x2")]
+    for parse, text in refused:
+        with pytest.raises(argparse.ArgumentTypeError, match="must "):
+            parse(text)
+
+
 @pytest.mark.parametrize("port", ["99999", "-1"])
 def test_a_port_out_of_range_fails_before_binding(port, tmp_path, capsys, monkeypatch):
     # 99999 used to start the server on port 34463 (99999 % 65536), with no word about it; -1 gave a resolver error.

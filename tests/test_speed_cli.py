@@ -154,6 +154,13 @@ def test_batch_guidance_that_the_memory_plan_has_no_room_for_is_turned_off_with_
         [*run_args(checkpoint, tmp_path / "fox.gif", "--batch-guidance", "--vram", "0.15"), *size, "--dry-run"]
     )
     assert code == 0 and "note: --batch-guidance does not fit the memory plan" in capsys.readouterr().err
+    # Unguided (--cfg-scale 1): one prediction per step, nothing to batch or refuse; load_pipeline gets False, not
+    # the True it would warn about.
+    unguided = [*run_args(checkpoint, tmp_path / "fox.gif", "--batch-guidance", "--vram", "0.15"), *size]
+    code = cli.main([*unguided, "--cfg-scale", "1"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INTERRUPTED and "1 row per transformer forward" in err and "note: --batch" not in err
+    assert seen["batch_guidance"] is False
 
 
 def test_a_step_cache_threshold_of_one_or_more_gets_a_note(checkpoint, tmp_path, capsys, monkeypatch):

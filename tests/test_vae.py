@@ -356,6 +356,11 @@ def test_latent_shapes():
     assert [config.latent_frames(f) for f in (1, 5, 121)] == [1, 2, 31]
     assert [config.video_frames(n) for n in (1, 2, 31)] == [1, 5, 121]
     assert WanVAEConfig(**TINY).latent_shape(64, 32, 9) == (1, 4, 3, 4, 8)
+    # the first frame alone, then one latent frame per temporal_factor frames, for any factor
+    halved = WanVAEConfig(**{**TINY, "temperal_downsample": [False, True, False]})
+    assert halved.temporal_factor == 2 and [halved.latent_frames(f) for f in (1, 2, 3, 9)] == [1, 1, 2, 5]
+    assert [halved.video_frames(n) for n in (1, 2, 5)] == [1, 3, 9]
+    assert [config.latent_frames(f) for f in (2, 4, 8)] == [1, 1, 2]  # frame counts that are not 4k+1 too
 
 
 def test_missing_folder_and_files(tmp_path, saved):
