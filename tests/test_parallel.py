@@ -332,16 +332,11 @@ def test_a_vram_nothing_fits_is_refused_once_before_any_process_starts(checkpoin
     assert devices == ["cpu"]  # planned for the device the ranks run on (--device cpu)
 
 
-@pytest.mark.parametrize("short", [0, 1], ids=["main-rank", "other-rank"])
-def test_without_vram_each_gpus_free_memory_is_planned_before_the_processes_start(
-    checkpoint, tmp_path, capsys, monkeypatch, short
-):
-    # Before: without --vram each rank planned its own GPU's free memory, and N of them printed the same refusal.
-    # The launcher plans what the ranks will plan: the main rank (with the text encoder) on cuda:0's budget, the
-    # others on the smallest of theirs.
+@pytest.fixture
+def planned(monkeypatch) -> list[tuple[bool, float | None]]:
+    """(text_encoder, vram_gib) of each plan the launcher makes before starting the processes (made as before)."""
     from motif_lite.cli import prepare
 
-    plenty, none = 64 * 2**30, 2**20
     planned, plan_run = [], prepare.plan_run
 
     def recorded(*args, text_encoder: bool = True, vram_gib: float | None = None, **kwargs):
@@ -349,6 +344,17 @@ def test_without_vram_each_gpus_free_memory_is_planned_before_the_processes_star
         return plan_run(*args, text_encoder=text_encoder, vram_gib=vram_gib, **kwargs)
 
     monkeypatch.setattr(prepare, "plan_run", recorded)
+    return planned
+
+
+@pytest.mark.parametrize("short", [0, 1], ids=["main-rank", "other-rank"])
+def test_without_vram_each_gpus_free_memory_is_planned_before_the_processes_start(
+    checkpoint, tmp_path, capsys, monkeypatch, short, planned
+):
+    # Before: without --vram each rank planned its own GPU's free memory, and N of them printed the same refusal.
+    # The launcher plans what the ranks will plan: the main rank (with the text encoder) on cuda:0's budget, the
+    # others on the smallest of theirs.
+    plenty, none = 64 * 2**30, 2**20
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(parallel, "gpu_budgets", lambda n: [none if i == short else plenty for i in range(n)])
     monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
@@ -370,18 +376,11 @@ def test_without_vram_each_gpus_free_memory_is_planned_before_the_processes_star
     assert launched == [2, 2, 2]
 
 
-def test_the_other_ranks_are_planned_with_the_smallest_of_their_gpus_budgets(checkpoint, tmp_path, capsys, monkeypatch):
+def test_the_other_ranks_are_planned_with_the_smallest_of_their_gpus_budgets(
+    checkpoint, tmp_path, capsys, monkeypatch, planned
+):
     # cfg 2 x sp 2 on 4 GPUs: cuda:2 has the least free memory of the ranks other than the main one.
-    from motif_lite.cli import prepare
-
     plenty, none = 64 * 2**30, 2**20
-    planned, plan_run = [], prepare.plan_run
-
-    def recorded(*args, text_encoder: bool = True, vram_gib: float | None = None, **kwargs):
-        planned.append((text_encoder, vram_gib))
-        return plan_run(*args, text_encoder=text_encoder, vram_gib=vram_gib, **kwargs)
-
-    monkeypatch.setattr(prepare, "plan_run", recorded)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.setattr(parallel, "gpu_budgets", lambda n: [plenty, plenty, none, plenty])
     monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
