@@ -164,8 +164,9 @@ def verify(
     from motif_lite.pipeline import load_pipeline
     from motif_lite.preflight import preflight
 
-    settings, size_notes = resolve_verify_settings(settings)  # a bad size or step count fails here, as in `run`
-    request = _validated_request(settings, forced)
+    # A bad size or step count fails here, as in `run`; the frames are rounded to 4k+1 with run's note.
+    request, size_notes = _request(settings, forced.apg_eta).resolve()
+    settings = dataclasses.replace(settings, frames=request.frames)
     diffusers = _import_diffusers()
     sources, target = preflight(model, gguf, device, weights=weights)  # checked once, for both pipelines
     _require_reference_configs(sources.root, str(model))
@@ -300,12 +301,7 @@ def resolve_verify_settings(settings: VerifySettings) -> tuple[VerifySettings, l
     """The settings with the size and frame count resolved as `run` resolves them (`GenerationRequest.resolve`):
     a frame count that is not 4k+1 rounded to the nearest one, with the note `run` prints; a size `run` refuses
     refused with its error. Returns (the settings both pipelines run, the notes)."""
-    s = settings
-    request = GenerationRequest(
-        s.prompt, s.negative_prompt, width=s.width, height=s.height, frames=s.frames, steps=s.steps, seed=s.seed,
-        output=Path(tempfile.gettempdir()) / "verify_%03d.png",
-    )  # fmt: skip
-    resolved, notes = request.resolve()
+    resolved, notes = _request(settings).resolve()
     return dataclasses.replace(settings, frames=resolved.frames), notes
 
 
@@ -328,14 +324,14 @@ def _require_reference_configs(root: Path, model: str) -> None:
         raise MissingFilesError([MissingFiles(MOTIF_REPO, tuple(missing), include, folder, "", True)], [problem])
 
 
-def _validated_request(settings: VerifySettings, forced: ForcedSettings) -> GenerationRequest:
-    """The chosen size and seed as a request, checked as `run` checks them (a user error names the bad value)."""
+def _request(settings: VerifySettings, apg_eta: float | None = None) -> GenerationRequest:
+    """The chosen size and seed as a request, to be checked as `run` checks them (`resolve()`: a user error names the
+    bad value); the frames stage writes into a folder of its own."""
     s = settings
-    request = GenerationRequest(
+    return GenerationRequest(
         s.prompt, s.negative_prompt, width=s.width, height=s.height, frames=s.frames, steps=s.steps, seed=s.seed,
-        apg_eta=forced.apg_eta, output=Path(tempfile.gettempdir()) / "verify_%03d.png",
+        apg_eta=apg_eta, output=Path(tempfile.gettempdir()) / "verify_%03d.png",
     )  # fmt: skip
-    return request.resolve()[0]  # the frames stage writes into a folder of its own
 
 
 def _request_for(ours: Any, reference: Any, request: GenerationRequest, result: VerifyResult) -> GenerationRequest:

@@ -13,6 +13,7 @@ from pathlib import Path
 from motif_lite.errors import MotifLiteError
 
 PARTIAL_PREFIX = ".partial-"  # + the writer's PID + "-" + the output's name
+FRAME_PATTERN = re.compile(r"%0?\d*d")  # the frame number in a PNG sequence's name: out_%03d.png
 logger = logging.getLogger(__name__)
 
 
@@ -41,6 +42,11 @@ def _staged_files(partial: Path, final: Path, frames: int) -> list[tuple[Path, P
     if final.suffix.lower() != ".png":
         return [(partial, final)]
     return [(partial.with_name(partial.name % i), final.with_name(final.name % i)) for i in range(frames)]
+
+
+def output_of(path: Path) -> Path:
+    """`path` as the user named it: a staged file (`.partial-PID-fox.mp4`) as its output (`fox.mp4`)."""
+    return path.with_name(re.sub(rf"^{re.escape(PARTIAL_PREFIX)}\d+-", "", path.name))
 
 
 def check_writable_folder(folder: Path, what: str) -> None:
@@ -72,7 +78,7 @@ def stale_partials(path: Path) -> list[Path]:
     path = Path(path)
     name = re.escape(path.name)
     if path.suffix.lower() == ".png":  # a frame pattern: %03d stands for the frame numbers
-        name = re.sub(r"%0?\d*d", r"\\d+", name.replace(r"\%", "%"))
+        name = FRAME_PATTERN.sub(r"\\d+", name.replace(r"\%", "%"))
     pattern = re.compile(rf"{re.escape(PARTIAL_PREFIX)}(\d+)-{name}")
     try:
         entries = list(path.parent.iterdir())

@@ -13,7 +13,6 @@ import contextlib
 import itertools
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -23,14 +22,13 @@ import torch
 from PIL.PngImagePlugin import PngInfo
 
 from motif_lite.errors import ConfigError, MotifLiteError
-from motif_lite.io.staging import PARTIAL_PREFIX, check_writable_folder, creating_fails
+from motif_lite.io.staging import FRAME_PATTERN, check_writable_folder, creating_fails, output_of
 
 Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".webp", ".gif", ".png")
 _FORMATS = ".mp4, .webm, .webp, .gif, or out_%03d.png for a PNG per frame"
-_FRAME_PATTERN = re.compile(r"%0?\d*d")
 _EXIF_IMAGE_DESCRIPTION = 0x010E
 # ffmpeg settings per container: H.264 at CRF 18 ("visually lossless") and VP9 constant quality.
 _FFMPEG = {
@@ -49,7 +47,7 @@ def unused_path(path: Path) -> Path:
 def numbered_path(path: Path, n: int) -> Path:
     """The n-th of several outputs named `path`: `fox-2.mp4`; for a PNG sequence the number goes before the frame
     pattern (`f_%03d.png` -> `f-2_%03d.png`), so that each video's frames sort together in a folder listing."""
-    pattern = _FRAME_PATTERN.search(path.name) if path.suffix.lower() == ".png" else None
+    pattern = FRAME_PATTERN.search(path.name) if path.suffix.lower() == ".png" else None
     if pattern is None:
         return path.with_name(f"{path.stem}-{n}{path.suffix}")
     before = path.name[: pattern.start()]
@@ -80,7 +78,7 @@ def check_output_path(path: str | Path) -> bool:
         raise MotifLiteError(f"output {path} has no extension to say its format: e.g. {path}.mp4 ({_FORMATS})")
     if suffix not in VIDEO_EXTENSIONS:
         raise MotifLiteError(f"unsupported output format {suffix!r} for {path}; use {_FORMATS}")
-    patterns = _FRAME_PATTERN.findall(path.name)
+    patterns = FRAME_PATTERN.findall(path.name)
     if suffix == ".png" and (len(patterns) != 1 or path.name.count("%") != 1):
         raise MotifLiteError(
             f"PNG output is a frame sequence: put one frame-number pattern in {path.name!r}, e.g. out_%03d.png"
@@ -212,18 +210,13 @@ def _write_ffmpeg(stream: Iterator[np.ndarray], path: Path, fps: float, comment:
             writer.send(np.ascontiguousarray(frame))
     except OSError:  # ffmpeg stopped: a full disk, a folder it cannot write, a bad codec build, ...
         # imageio-ffmpeg's error is the broken pipe with ffmpeg's whole command line: the reason is on the folder.
-        raise MotifLiteError(f"ffmpeg could not write {_shown(path)}: {_write_failure(path)}") from None
+        raise MotifLiteError(f"ffmpeg could not write {output_of(path)}: {_write_failure(path)}") from None
     finally:
         writer.close()  # waits for ffmpeg to finish the file
     # A short video fits in the pipe: ffmpeg failing to open the file then breaks nothing, and imageio-ffmpeg does not
     # look at its exit code.
     if not path.is_file() or path.stat().st_size == 0:
-        raise MotifLiteError(f"ffmpeg could not write {_shown(path)}: {_write_failure(path)}")
-
-
-def _shown(path: Path) -> Path:
-    """`path` as the user named it: a staged file (`.partial-PID-fox.mp4`, io.staging) as its output (`fox.mp4`)."""
-    return path.with_name(re.sub(rf"^{re.escape(PARTIAL_PREFIX)}\d+-", "", path.name))
+        raise MotifLiteError(f"ffmpeg could not write {output_of(path)}: {_write_failure(path)}")
 
 
 def _write_failure(path: Path) -> str:
@@ -247,7 +240,7 @@ def _write_png_sequence(stream: Iterator[np.ndarray], path: Path, fps: float, co
         try:
             PIL.Image.fromarray(frame).save(file, pnginfo=info, compress_level=6)
         except OSError as exc:
-            raise MotifLiteError(f"cannot write {_shown(file)}: {exc.strerror or exc}") from None
+            raise MotifLiteError(f"cannot write {output_of(file)}: {exc.strerror or exc}") from None
 
 
 def _write_pillow_animation(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
@@ -263,4 +256,4 @@ def _write_pillow_animation(stream: Iterator[np.ndarray], path: Path, fps: float
     try:
         images[0].save(path, **options)
     except OSError as exc:
-        raise MotifLiteError(f"cannot write {_shown(path)}: {exc.strerror or exc}") from None
+        raise MotifLiteError(f"cannot write {output_of(path)}: {exc.strerror or exc}") from None
