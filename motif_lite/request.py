@@ -43,7 +43,13 @@ T = TypeVar("T")
 
 
 class RequestError(MotifLiteError, ValueError):
-    """A generation setting is invalid (reported before any model is loaded)."""
+    """A generation setting is invalid (reported before any model is loaded). `fields`: the `GenerationRequest`
+    fields found invalid, in the order of the message's lines (empty where no one field is at fault), so that the
+    server can name the parameter."""
+
+    def __init__(self, message: str, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.fields = fields
 
 
 @dataclass(frozen=True)
@@ -101,42 +107,45 @@ class GenerationRequest:
         from motif_lite.io.video import check_output_fps, check_output_path
 
         problems: list[str] = []
+        invalid: list[str] = []  # the field of each problem
 
-        def check(fn: Callable[..., T], *args: object) -> T | None:
+        def check(field: str, fn: Callable[..., T], *args: object) -> T | None:
             try:
                 return fn(*args)
             except MotifLiteError as exc:
                 problems.append(str(exc))
+                invalid.append(field)
                 return None
 
-        check(_check_text, self.prompt, "prompt", False)
-        check(_check_text, self.negative_prompt, "negative prompt", True)
-        check(_check_size, self.width, "width")
-        check(_check_size, self.height, "height")
-        normalized = check(_normalize_frames, self.frames)
-        check(_check_positive_int, self.steps, "steps")
-        fps_ok = check(_check_number, self.fps, "fps", True) is not None
+        check("prompt", _check_text, self.prompt, "prompt", False)
+        check("negative_prompt", _check_text, self.negative_prompt, "negative prompt", True)
+        check("width", _check_size, self.width, "width")
+        check("height", _check_size, self.height, "height")
+        normalized = check("frames", _normalize_frames, self.frames)
+        check("steps", _check_positive_int, self.steps, "steps")
+        fps_ok = check("fps", _check_number, self.fps, "fps", True) is not None
         for name, what, positive in _OPTIONAL_NUMBERS:
             if getattr(self, name) is not None:
-                check(_check_number, getattr(self, name), what, positive)
+                check(name, _check_number, getattr(self, name), what, positive)
         guidance = choice_name(self.guidance, GUIDANCE_METHODS)
         if guidance is not None:
-            check(_check_choice, guidance, "guidance", GUIDANCE_METHODS)
+            check("guidance", _check_choice, guidance, "guidance", GUIDANCE_METHODS)
         sampler = choice_name(self.sampler, tuple(SAMPLERS))
         if sampler is not None:
-            check(_check_choice, sampler, "sampler", tuple(SAMPLERS))
-        seed = check(_resolve_seed, self.seed)
-        if check(check_output_path, self.output) is not None and fps_ok:
-            check(check_output_fps, self.output, self.fps)
-        read = check(read_image, self.image) if self.image is not None else None  # names an unreadable file
+            check("sampler", _check_choice, sampler, "sampler", tuple(SAMPLERS))
+        seed = check("seed", _resolve_seed, self.seed)
+        if check("output", check_output_path, self.output) is not None and fps_ok:
+            check("fps", check_output_fps, self.output, self.fps)
+        read = check("image", read_image, self.image) if self.image is not None else None  # names an unreadable file
         image, image_notes = read if read is not None else (None, [])
         if problems:
-            raise RequestError("\n".join(problems))
+            raise RequestError("\n".join(problems), tuple(invalid))
         frames, notes = normalized
         if image is not None and _writes_over(self.output, frames, self.image):
             raise RequestError(
                 f"the output {self.output} would replace the input image {self.image} with the video; give the "
-                "video (-o) another name"
+                "video (-o) another name",
+                ("output",),
             )
         resolved = dataclasses.replace(self, frames=frames, seed=seed, guidance=guidance, sampler=sampler)
         if image is not None and not resolved.conditions_on_image:  # frames are 4k+1 here: 1 frame

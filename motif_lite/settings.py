@@ -278,7 +278,8 @@ def resolve_guidance(request: GenerationRequest, guider: GuiderConfig | None) ->
         why = "--guidance cfg" if request.guidance is not None else f"the method of {origin}"
         raise RequestError(
             f"--apg-eta, --apg-norm-threshold and --apg-momentum apply to APG guidance, not CFG ({why}); add "
-            "--guidance apg to guide with APG"
+            "--guidance apg to guide with APG",
+            tuple(sorted(given & {"apg_eta", "apg_norm_threshold", "apg_momentum"})),
         )
     value = dataclasses.replace(base, **{k: float(v) for k, v in changes.items() if v is not None})
     flags = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(given))

@@ -159,6 +159,18 @@ def test_numpy_numbers_count_as_the_python_numbers_they_hold(tmp_path):
         GenerationRequest("a fox", seed=np.bool_(True), output=tmp_path / "a.mp4").resolve()
 
 
+def test_a_request_error_names_each_invalid_field_in_the_order_of_its_lines(tmp_path):
+    request = GenerationRequest(" ", width=50, steps=0, seed=-5, apg_eta=-1, output=tmp_path / "a.gif", fps=99.0)
+    with pytest.raises(RequestError) as error:
+        request.resolve()
+    lines = str(error.value).splitlines()
+    assert error.value.fields == ("prompt", "width", "steps", "apg_eta", "seed", "fps")
+    assert [line.split()[0] for line in lines] == ["prompt", "width", "steps", "APG", "seed", "fps"]
+    with pytest.raises(RequestError) as error:
+        GenerationRequest("a fox", image=tmp_path / "none.png", output=tmp_path / "a.mp4").resolve()
+    assert error.value.fields == ("image",)
+
+
 def test_speed_settings_are_checked_as_the_run_will_use_them(checkpoint, monkeypatch):
     from motif_lite.runtime import attention
 

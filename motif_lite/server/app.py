@@ -29,6 +29,7 @@ from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, Job, JobStore
 from motif_lite.server.schema import (
     ApiError,
     CreateBody,
+    api_param,
     decode_image,
     effective_settings,
     parse_create,
@@ -174,7 +175,7 @@ def _submitter(store: JobStore, worker: Worker, config: ServerConfig) -> Callabl
                 run_settings = worker.pipe.settings_for(resolved)  # as the worker will see them
                 effective = effective_settings(run_settings)
             except MotifLiteError as exc:  # a RequestError: the same message as `motif-lite run`
-                raise ApiError(400, str(exc), None, "invalid_value") from exc
+                raise ApiError(400, str(exc), api_param(exc), "invalid_value") from exc
             _check_planned_size(resolved, config.max_video)
             if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:
                 raise ApiError(400, why, "size", "invalid_value")

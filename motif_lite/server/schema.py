@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
+from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest, RequestError
 from motif_lite.server.jobs import Job
 from motif_lite.settings import Settings
 
@@ -63,6 +63,23 @@ OTHER_API_FIELDS = {
 }
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
+
+
+# GenerationRequest field -> the API field a client sets it with (`size` holds both sides, `input_reference` the
+# first frame); the output path is the server's own, so a problem with it is not the client's parameter.
+_API_NAMES = {field: name for name, (field, _) in MOTIF_FIELDS.items()} | {
+    "prompt": "prompt",
+    "width": "size",
+    "height": "size",
+    "image": "input_reference",
+}
+
+
+def api_param(error: Exception) -> str | None:
+    """The API field of the first setting a `RequestError` found invalid (None for any other error)."""
+    if isinstance(error, RequestError) and error.fields:
+        return _API_NAMES.get(error.fields[0])
+    return None
 
 
 class ApiError(Exception):
