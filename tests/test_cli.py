@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -195,6 +197,27 @@ def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and f"motif-lite {argv[0]}: error: " in err and hint in err, err
     assert f"usage: motif-lite {argv[0]}" in err and "Traceback" not in err
+
+
+def test_python_warnings_are_lines_of_their_own_above_the_progress_bar(capsys):
+    # A kernel that falls back mid-run warns while the denoise bar is drawn: Python's own display would write
+    # "path:line: RuntimeWarning: ..." and the source line into the bar's line.
+    from motif_lite.cli import _warnings_to_stderr
+    from motif_lite.cli.common import StageProgress
+
+    shown = warnings.showwarning
+    progress = StageProgress()
+    with _warnings_to_stderr():
+        progress("denoise", 1, 4)
+        fallback = "motif-lite: Triton rms_norm falls back to torch: the kernel failed"
+        warnings.warn(fallback, RuntimeWarning, stacklevel=1)
+        warnings.warn_explicit("an old flag", DeprecationWarning, "/site-packages/torch/x.py", 12)
+        progress("denoise", 2, 4)
+    progress.close()
+    lines = re.split(r"[\r\n]", capsys.readouterr().err)
+    assert "warning: Triton rms_norm falls back to torch: the kernel failed" in lines, lines
+    assert "warning: DeprecationWarning: an old flag (/site-packages/torch/x.py:12)" in lines, lines
+    assert not any("warnings.warn" in line for line in lines) and warnings.showwarning is shown  # put back
 
 
 def test_truncated_negative_prompt_is_named_in_one_warning_line(checkpoint, tmp_path, capsys):

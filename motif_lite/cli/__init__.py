@@ -16,7 +16,9 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
+from typing import TextIO
 
 from motif_lite import __version__
 from motif_lite.cli import check, decode, run, serve, unknown_flags, verify
@@ -106,25 +108,51 @@ def _out_of_memory(exc: Exception) -> bool:
     return torch is not None and isinstance(exc, torch.OutOfMemoryError)
 
 
+def _say_above_bars(line: str) -> None:
+    """`line` on whatever `sys.stderr` is now (so redirected or captured streams see it), on a line of its own
+    above any progress bar (a plain write would land inside the bar's line)."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stderr)
+
+
 class _StderrHandler(logging.Handler):
-    """Writes to whatever `sys.stderr` is when a record arrives (so redirected or captured streams see it), on a
-    line of its own above any progress bar."""
-
     def emit(self, record: logging.LogRecord) -> None:
-        from tqdm import tqdm
+        _say_above_bars(f"{record.levelname.lower()}: {record.getMessage()}")
 
-        tqdm.write(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Python's warnings as `warning: ...` lines: ours (a kernel falling back mid-run) as the message alone, as
+    the logged ones are; another library's with its category and place, which say where to look."""
+    text = str(message)
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ours = text.startswith("motif-lite: ") or os.path.abspath(filename).startswith(package + os.sep)
+    if ours:
+        _say_above_bars(f"warning: {text.removeprefix('motif-lite: ')}")
+    else:
+        _say_above_bars(f"warning: {category.__name__}: {text} ({filename}:{lineno})")
 
 
 @contextlib.contextmanager
 def _warnings_to_stderr() -> Iterator[None]:
-    """motif_lite's logged warnings (e.g. a truncated prompt) as `warning: ...` lines while a command runs."""
+    """While a command runs, motif_lite's logged warnings (e.g. a truncated prompt) and Python's warnings as
+    `warning: ...` lines above the progress bars. Python's filters are unchanged (each warning still shows once
+    per place); the display is put back after."""
     logger = logging.getLogger("motif_lite")
     handler = _StderrHandler(logging.WARNING)
     logger.addHandler(handler)
     propagate, logger.propagate = logger.propagate, False  # printed once, here
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            yield
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
