@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -206,7 +207,7 @@ def plan_generation(
         sizes.text_encoder_bytes if text_encoder else 0, sizes.vae_config, budget, cfg_batch=2 if batched else 1,
         device=str(target), vae_dtype=dtype,
         fused_norms=fused_norms, step_cache=step_cache, sequence_parallel=sequence_parallel,
-        attention_workspace_bytes=attention_workspace_bytes(attention, config, tokens, 2 if batched else 1),
+        attention_workspace_bytes=functools.partial(attention_workspace_bytes, attention, config, tokens),
         image=request.conditions_on_image,  # the first frame goes through the VAE
         ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30), activation_dtype=dtype,
     )  # fmt: skip

@@ -111,6 +111,22 @@ def test_an_unguided_request_plans_one_row_and_int8_attention_counts_the_rows(no
     assert denoise["int8"] - denoise["exact"] >= two_rows
 
 
+def test_int8_attention_counts_one_row_when_the_plan_falls_back_to_one_row(no_network):
+    # A budget between the 1-row and 2-row plans: the guidance predictions run one after the other, and the 8-bit
+    # attention's K/V copies are counted for one row (two would push the plan down the ladder or overstate it).
+    sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
+    request, _ = GenerationRequest("x", output="a.mp4", width=256, height=256, frames=9).resolve()
+
+    def plan(**options):
+        return plan_generation(request, sources, device="cuda", attention="int8", **options)
+
+    one, two = plan(vram_gib=64, batch_guidance=False), plan(vram_gib=64)
+    assert (one.cfg_batch, two.cfg_batch) == (1, 2) and one.peak_bytes < two.peak_bytes
+    fallback = plan(vram_gib=(one.peak_bytes + two.peak_bytes) / 2 / 2**30)
+    assert (fallback.cfg_batch, fallback.ladder_index) == (1, 0)
+    assert fallback.stages == one.stages  # the denoise stage's workspace included
+
+
 def test_dry_run_reads_the_checkpoint_configs_and_headers_only(checkpoint, no_network, no_weights, capsys):
     code, out, err = run(capsys, "-m", str(checkpoint[0]), "--dry-run", "-W", "48", "-H", "32", "--vram", "1")
     assert code == 0, err

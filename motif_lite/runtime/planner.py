@@ -260,7 +260,7 @@ def _stage_estimates(
     batch: int,
     fused_norms: bool,
     sequence_parallel: int = 1,
-    attention_workspace: int = 0,
+    attention_workspace: Callable[[int], int] | None = None,
     step_cache: bool = False,
 ) -> tuple[StageEstimate, ...]:
     resident = _resident_weights(sizes, choice)
@@ -280,7 +280,9 @@ def _stage_estimates(
         sequence_parallel=sequence_parallel, heads_per_call=choice.heads,
     )  # fmt: skip
     latent_elements = sizes.config.out_channels * sizes.video_tokens * 4  # 2x2 patches per token
-    dit_acts += batch * SAMPLER_LATENTS * latent_elements * sizes.act_bytes + attention_workspace
+    dit_acts += batch * SAMPLER_LATENTS * latent_elements * sizes.act_bytes
+    if attention_workspace is not None:
+        dit_acts += attention_workspace(batch)
     if step_cache:
         tokens = math.ceil(sizes.video_tokens / sequence_parallel)
         dit_acts += STEP_CACHE_TENSORS * tokens * sizes.config.hidden_size * sizes.act_bytes
@@ -365,7 +367,7 @@ def plan_memory(
     ram_budget_bytes: int | None = None,
     activation_dtype: torch.dtype = torch.bfloat16,
     sequence_parallel: int = 1,
-    attention_workspace_bytes: int = 0,
+    attention_workspace_bytes: Callable[[int], int] | None = None,
     step_cache: bool = False,
 ) -> Plan:
     """The fastest plan whose estimated device peak fits `budget_bytes` (None: no limit, everything resident), with
@@ -380,8 +382,9 @@ def plan_memory(
     kernels (no float32 RoPE temporaries). image: image-to-video (the first frame is VAE-encoded).
     activation_dtype: the transformer's compute dtype.
     sequence_parallel: the ranks sharing the video tokens (runtime/parallel.py); the plan is for one of them.
-    attention_workspace_bytes: device memory the attention kernel adds inside each call (8-bit attention's
-    quantized K/V, `runtime.kernels.attention_workspace_bytes`), counted in the denoise stage.
+    attention_workspace_bytes: rows per forward -> device memory the attention kernel adds inside each call
+    (8-bit attention's quantized K/V, `runtime.kernels.attention_workspace_bytes`), counted in the denoise stage
+    for the rows each candidate runs; None: nothing (exact attention).
     step_cache: a step cache (runtime/step_cache.py) holds its tensors through the denoise stage.
     Raises MotifLiteError naming the smallest peak when no plan fits the device, or the host need when the host
     memory does not fit.
