@@ -185,12 +185,18 @@ def test_end_of_input_at_the_cpu_time_question_is_no(cpu_run, capsys, monkeypatc
     assert "\nerror: not started" in err and "Traceback" not in err
 
 
-def test_short_cpu_runs_and_dry_runs_do_not_ask(cpu_run, monkeypatch):
+def test_short_cpu_runs_do_not_ask_and_dry_runs_only_say(cpu_run, monkeypatch, capsys):
     monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
     with pytest.raises(Reached):  # 2 steps at 256x256x9: about 2 minutes at 50 GFLOP/s
         cpu_run("-W", "256", "-H", "256", "--video-frames", "9", "--steps", "2")
-    monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: pytest.fail("a dry run estimated CPU time"))
-    assert cpu_run("--dry-run") == 0  # plans the official architecture, without asking
+    capsys.readouterr()
+    monkeypatch.setattr("builtins.input", lambda prompt: pytest.fail("a dry run asked"))
+    assert cpu_run("--dry-run") == 0  # plans the official architecture: says how long the run would take
+    err = capsys.readouterr().err
+    assert "note: on the CPU this run (1280x736x121, 50 steps) is 4.9e+17 FLOPs: about" in err
+    assert "a run asks before it starts (--yes starts it)" in err
+    assert cpu_run("--dry-run", "-W", "256", "-H", "256", "--video-frames", "9", "--steps", "2") == 0
+    assert "on the CPU this run" not in capsys.readouterr().err
 
 
 def test_a_long_gpu_run_says_how_long_first(tmp_path, monkeypatch, capsys):

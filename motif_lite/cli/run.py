@@ -25,7 +25,7 @@ from motif_lite.cli.resume import earlier_runs, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import summary
-from motif_lite.cli.run_time import confirm_cpu_time, gpu_time_note
+from motif_lite.cli.run_time import confirm_cpu_time, cpu_time_note, gpu_time_note
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -180,9 +180,26 @@ def dry_run(
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
     _, note = planned_batch_guidance(args.batch_guidance and layout is None, device, plan, settings)
     print_notes([note] if note else [])
+    print_notes(_dry_run_time_notes(request, settings, sources, dtype, device))
     sizes = model_sizes(sources, dtype).lines()
     print("\n".join([*settings.lines(), dry_run_speed(args, device), *sizes, *_lora_lines(args, sources), described]))
     return 0
+
+
+def _dry_run_time_notes(
+    request: GenerationRequest, settings: Settings, sources: ModelSources, dtype: torch.dtype, device: torch.device
+) -> list[str]:
+    """What a run would say about its time before it loads (a dry run asks nothing): measured on this machine's
+    CPU, or on its GPU when the plan is for one that is here."""
+    import torch
+
+    if device.type == "cpu":
+        note = cpu_time_note(request, settings, sources.configs, dtype)
+        return [] if note is None else [f"{note}; a run asks before it starts (--yes starts it)"]
+    if device.type == "cuda" and torch.cuda.is_available():
+        note = gpu_time_note(request, settings, sources.configs, dtype, device)
+        return [] if note is None else [note]
+    return []
 
 
 def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> list[str]:

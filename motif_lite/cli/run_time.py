@@ -15,6 +15,30 @@ if TYPE_CHECKING:
     from motif_lite.settings import CheckpointConfigs, Settings
 
 
+def cpu_time_note(
+    request: GenerationRequest, settings: Settings, configs: CheckpointConfigs, dtype: torch.dtype, videos: int = 1
+) -> str | None:
+    """How long `videos` videos of `request` would take on this CPU, in words, with the way out, when that is over
+    LONG_CPU_RUN_SECONDS (see motif_lite.runtime.cost); None when it is not. Counts with the checkpoint's configs
+    (`settings`, `configs`), the official architecture standing in for a missing one."""
+    import torch
+
+    from motif_lite.runtime import cost
+
+    total = run_flops(request, settings, configs) * videos
+    if total < LONG_CPU_RUN_SECONDS * cost.SLOWEST_CPU_FLOPS:
+        return None  # short on any CPU: not worth measuring this one
+    throughput = cost.measure_matmul_flops(dtype)
+    message = long_cpu_run(request, total, dtype, throughput, videos)
+    if message is None:
+        return None
+    if dtype != torch.float32 and (fp32 := cost.measure_matmul_flops(torch.float32)) > 1.5 * throughput:
+        message += f"; in float32 it does {fp32 / 1e9:.0f} GFLOP/s (--dtype fp32)"
+    return message + (
+        ". The CPU is meant for tests: use a GPU, or a small size such as -W 256 -H 256 --video-frames 9 --steps 2"
+    )
+
+
 def confirm_cpu_time(
     request: GenerationRequest,
     settings: Settings,
@@ -23,27 +47,14 @@ def confirm_cpu_time(
     yes: bool,
     videos: int = 1,
 ) -> None:
-    """Ask before a CPU run estimated at more than LONG_CPU_RUN_SECONDS (see motif_lite.runtime.cost): the CPU is
-    for tests and tiny sizes. `yes` starts it anyway; without a terminal to ask on, it is refused; end of input
-    (Ctrl-D) answers no. Counts with the checkpoint's configs (`settings`, `configs`), the official architecture
-    standing in for a missing one, and `videos` videos of this request."""
-    import torch
-
+    """Ask before a CPU run estimated at more than LONG_CPU_RUN_SECONDS (`cpu_time_note`): the CPU is for tests and
+    tiny sizes. `yes` starts it anyway; without a terminal to ask on, it is refused; end of input (Ctrl-D) answers
+    no."""
     from motif_lite.errors import MotifLiteError
-    from motif_lite.runtime import cost
 
-    total = run_flops(request, settings, configs) * videos
-    if total < LONG_CPU_RUN_SECONDS * cost.SLOWEST_CPU_FLOPS:
-        return  # short on any CPU: not worth measuring this one
-    throughput = cost.measure_matmul_flops(dtype)
-    message = long_cpu_run(request, total, dtype, throughput, videos)
+    message = cpu_time_note(request, settings, configs, dtype, videos)
     if message is None:
         return
-    if dtype != torch.float32 and (fp32 := cost.measure_matmul_flops(torch.float32)) > 1.5 * throughput:
-        message += f"; in float32 it does {fp32 / 1e9:.0f} GFLOP/s (--dtype fp32)"
-    message += (
-        ". The CPU is meant for tests: use a GPU, or a small size such as -W 256 -H 256 --video-frames 9 --steps 2"
-    )
     if yes:
         print(f"note: {message}; starting it (--yes)", file=sys.stderr)
         return
