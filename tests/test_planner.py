@@ -271,7 +271,9 @@ def test_describe_lists_every_stage():
     text = plan(832, 480, 121, 8).describe()
     for word in ("encode", "denoise", "decode", "transformer blocks:", "tokens:", "vae", "budget 8.00 GiB"):
         assert word in text
-    assert "N = 48,360" in text and "host peak" in text and "reserved" in text
+    assert "N = 48,360" in text and "host peak" in text and "device peak" in text and "reserved" in text
+    cpu = plan(832, 480, 121, None, device="cpu").describe()  # no device allocator: one memory, the host's
+    assert "on the CPU, part of the host peak below" in cpu and "device peak" not in cpu and "reserved" not in cpu
 
 
 def test_image_to_video_plans_the_first_frame_encode_in_bands():

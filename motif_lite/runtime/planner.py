@@ -159,10 +159,13 @@ class Plan:
                 f"{s.name:<9} {_gib(s.peak_bytes):>10} {_gib(s.weight_bytes):>10} {_gib(s.activation_bytes):>12}  "
                 f"{s.streamed:<34} {s.chunks}"
             )
-        lines.append(
-            f"device peak {_gib(self.peak_bytes)} allocated (x{ESTIMATE_MARGIN:.2f} margin and workspaces included), "
-            f"~{_gib(self.reserved_bytes)} reserved"
-        )
+        if torch.device(self.device).type == "cpu":  # no device allocator: the stages live in the process's RSS
+            lines.append(f"peak of the stages {_gib(self.peak_bytes)}: on the CPU, part of the host peak below")
+        else:
+            lines.append(
+                f"device peak {_gib(self.peak_bytes)} allocated (x{ESTIMATE_MARGIN:.2f} margin and workspaces "
+                f"included), ~{_gib(self.reserved_bytes)} reserved"
+            )
         if self.host is not None:
             lines.append(self.host.describe())
         return "\n".join(lines)
