@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-from motif_lite.choices import MOTIF_REPO
-from motif_lite.cli.run_flags import GGUF_HELP, add_weight_file_flags, weight_files
+from motif_lite.cli.run_flags import (
+    add_checkpoint_flags,
+    add_text_encoder_gguf_flag,
+    add_weight_file_flags,
+    weight_files,
+)
 
 EXIT_PROBLEMS = 2
 
@@ -39,15 +43,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the examples' lines
     )
-    check.add_argument(
-        "-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})"
-    )
-    check.add_argument("--gguf", help=GGUF_HELP)
-    check.add_argument(
-        "--text-encoder-gguf",
-        metavar="FILE",
-        help="quantized text encoder (.gguf, or a folder holding one) to check in place of text_encoder/'s weights",
-    )
+    add_checkpoint_flags(check)
+    add_text_encoder_gguf_flag(check)
     add_weight_file_flags(check)
     check.set_defaults(handler=main)
 

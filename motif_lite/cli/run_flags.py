@@ -135,10 +135,17 @@ def _guidance(text: str) -> str:
     raise argparse.ArgumentTypeError(f"takes the method, apg or cfg; the guidance scale is --cfg-scale {text}")
 
 
+def add_checkpoint_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """-m and --gguf, as every command that reads a checkpoint takes them."""
+    parser.add_argument(
+        "-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})"
+    )
+    parser.add_argument("--gguf", help=GGUF_HELP)
+
+
 def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m = run.add_argument_group("model and runtime")
-    m.add_argument("-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})")
-    m.add_argument("--gguf", help=GGUF_HELP)
+    add_checkpoint_flags(m)
     m.add_argument("--dtype", choices=DTYPE_NAMES, default="bf16", help=DTYPE_HELP)
     m.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto); a dry run may plan for any"
@@ -231,8 +238,11 @@ def _add_lora_flags(run: argparse.ArgumentParser) -> None:
 
 
 def add_text_encoder_flags(run: argparse.ArgumentParser) -> None:
-    g = run.add_argument_group("text encoder")
-    g.add_argument(
+    add_text_encoder_gguf_flag(run.add_argument_group("text encoder"))
+
+
+def add_text_encoder_gguf_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
         "--text-encoder-gguf",
         metavar="FILE",
         help="quantized T5Gemma2 text encoder (python -m motif_lite.quantize CKPT --component text_encoder -o "

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.choices import DTYPE_NAMES, KERNEL_BACKENDS, MOTIF_REPO
+from motif_lite.choices import DTYPE_NAMES, KERNEL_BACKENDS
 from motif_lite.cli.run_flags import (
     DTYPE_HELP,
-    GGUF_HELP,
     add_attention_flags,
+    add_checkpoint_flags,
     add_ram_flag,
     add_speed_flags,
     add_text_encoder_flags,
@@ -101,8 +101,7 @@ def _add_server_flags(serve: argparse.ArgumentParser) -> None:
 
 def _add_model_flags(serve: argparse.ArgumentParser) -> None:
     m = serve.add_argument_group("model and runtime")
-    m.add_argument("-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})")
-    m.add_argument("--gguf", help=GGUF_HELP)
+    add_checkpoint_flags(m)
     m.add_argument("--dtype", choices=DTYPE_NAMES, default="bf16", help=DTYPE_HELP)
     m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")

@@ -12,8 +12,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from motif_lite.choices import DTYPE_NAMES, MOTIF_REPO
-from motif_lite.cli.run_flags import GGUF_HELP, add_weight_file_flags, weight_files
+from motif_lite.choices import DTYPE_NAMES
+from motif_lite.cli.run_flags import add_checkpoint_flags, add_weight_file_flags, weight_files
 from motif_lite.errors import MotifLiteError
 
 if TYPE_CHECKING:
@@ -45,10 +45,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verify.add_argument(
-        "-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})"
-    )
-    verify.add_argument("--gguf", help=GGUF_HELP)
+    add_checkpoint_flags(verify)
     verify.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     verify.add_argument("--dtype", choices=DTYPE_NAMES, help="compute dtype (default fp32 on the CPU, bf16 on a GPU)")
     verify.add_argument("-W", "--width", type=int, default=256, help="width (default 256)")
