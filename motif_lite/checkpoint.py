@@ -186,15 +186,15 @@ def locate_sources(
     )
 
 
-def locate_vae(model: str | Path = MOTIF_REPO, vae: str | Path | None = None) -> Path:
+def locate_vae(model: str | Path = MOTIF_REPO, vae: str | Path | None = None, download: bool = True) -> Path:
     """The checkpoint folder to load the VAE alone from (`load_vae`; `motif-lite decode`): only its `vae/` folder
-    is needed (fetched from the Hub when the cache lacks it, nothing else). `vae`: a .safetensors file of the user's
-    with the VAE's weights, linked in place of the checkpoint's (`io.linked`): then only vae/config.json is needed.
-    Raises `MissingFilesError` (with the download command) or `CheckpointError`."""
+    is needed (fetched from the Hub when the cache lacks it and `download`, nothing else). `vae`: a .safetensors
+    file of the user's with the VAE's weights, linked in place of the checkpoint's (`io.linked`): then only
+    vae/config.json is needed. Raises `MissingFilesError` (with the download command) or `CheckpointError`."""
     config, weights = REQUIRED["vae"]
     yours = {} if vae is None else {"vae": check_weight_file("vae", vae)}
     required = [config] if yours else [config, weights]
-    root = find_checkpoint(str(model), required, [config] if yours else ["vae/*"])
+    root = find_checkpoint(str(model), required, [config] if yours else ["vae/*"], HubAccess(download))
     if yours:
         root = linked_checkpoint(root, yours)
     for file in sorted((root / "vae").glob("*.safetensors")):  # a truncated download, named before loading

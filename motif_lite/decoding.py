@@ -104,11 +104,13 @@ def prepare_decode(
     device: str | torch.device = "auto",
     dtype: torch.dtype | str | None = None,
     vram_gib: float | None = None,
+    download: bool = True,
 ) -> DecodeJob:
     """Every check of a decode before any weights load: the output path (default: the run's), the device, the dtype
     (default: the run's VAE dtype), the VAE's files (`model` / `vae_file` default to what the run used, else the
-    official repo) and config against the latents, and the memory plan (with `vram_gib`, or on CUDA: the GPU's
-    free memory), as for a run's decode stage. Raises a `MotifLiteError` naming the problem."""
+    official repo; downloaded when missing only if `download`) and config against the latents, and the memory
+    plan (with `vram_gib`, or on CUDA: the GPU's free memory), as for a run's decode stage. Raises a
+    `MotifLiteError` naming the problem."""
     if vram_gib is not None and not positive_budget(vram_gib):
         raise ConfigError(f"--vram must be a positive number of GiB, got {vram_gib!r}")
     if not saved.denoised:
@@ -123,7 +125,7 @@ def prepare_decode(
     check_output_fps(output, saved.fps, "a decode keeps the run's frame rate: give -o a .webp or .mp4 file")
     target = resolve_device(device)
     dtype = checked_dtype(dtype if dtype is not None else saved.dtype)
-    root = _vae_checkpoint(saved, model, vae_file)
+    root = _vae_checkpoint(saved, model, vae_file, download)
     vae_config = WanVAEConfig.from_json(root / "vae" / "config.json")
     check_latents_fit(saved, vae_config)
     plan = None
@@ -150,12 +152,14 @@ def run_decode(job: DecodeJob, progress: ProgressFn | None = None) -> Path:
     return job.output
 
 
-def _vae_checkpoint(saved: SavedLatents, model: str | Path | None, vae_file: str | Path | None) -> Path:
+def _vae_checkpoint(
+    saved: SavedLatents, model: str | Path | None, vae_file: str | Path | None, download: bool = True
+) -> Path:
     """`locate_vae` of the given checkpoint / VAE file, else of the run's (as the file says), else the official."""
     if vae_file is not None:  # the user's own file: what is wrong with it is not the latents file's doing
         check_weight_file("vae", vae_file)
     try:
-        return locate_vae(model or saved.model or MOTIF_REPO, vae_file if vae_file is not None else saved.vae)
+        return locate_vae(model or saved.model or MOTIF_REPO, vae_file if vae_file is not None else saved.vae, download)
     except CheckpointError as exc:
         if model is not None or (saved.model is None and saved.vae is None):
             raise

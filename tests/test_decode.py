@@ -286,6 +286,29 @@ def test_decode_loads_the_vae_alone(saved, tmp_path, capsys, monkeypatch):
     assert code == 0, err
 
 
+def test_a_dry_run_checks_and_plans_without_loading_or_downloading(saved, tmp_path, capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    from motif_lite.io import hub
+
+    monkeypatch.setattr(decoding, "load_vae", lambda *a, **k: pytest.fail("a dry run loaded the VAE"))
+    output = tmp_path / "fox.webm"
+    code, out, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(output), "--vram", "0.5", "--dry-run")
+    assert code == 0, err
+    assert "Memory plan for decoding 48x32x9: budget 0.50 GiB" in out and f"would write: {output}" in out
+    assert "float32 on cpu" in out and list(tmp_path.iterdir()) == []
+    code, out, err = decode_cli(capsys, str(saved / LATENTS), "--dry-run")
+    assert code == 0 and "no memory plan: on the CPU without --vram" in out
+    assert f"would write: {saved / 'out_%03d.png'}" in out
+    # A VAE that is not at hand: the download command, never a download (online, with an empty cache).
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    for name in ("snapshot_download", "hf_hub_download", "HfApi"):
+        monkeypatch.setattr(hub, name, lambda *a, **k: pytest.fail("a dry run downloaded"))
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-m", "Motif-Technologies/Motif-Video-2B", "--dry-run")
+    assert_user_error(code, err, "hf download Motif-Technologies/Motif-Video-2B")
+
+
 # ------------------------------------------------------------------------------ user mistakes
 
 

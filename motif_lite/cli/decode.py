@@ -27,6 +27,7 @@ examples:
   motif-lite decode fox.latents.safetensors -o fox.webm
   motif-lite decode fox.latents.safetensors --device cpu         (no GPU memory needed; slower)
   motif-lite decode fox.latents.safetensors --vram 4             (plan the decode for 4 GiB)
+  motif-lite decode fox.latents.safetensors --vram 4 --dry-run   (check and plan it, then exit)
 
 -m, --vae and --dtype default to what the run used, as stored in the file.
 """
@@ -63,6 +64,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="GiB",
         help="device memory budget: bands/tiles to fit it (default: the GPU's free memory; CPU: no limit)",
     )
+    decode.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the latents, the VAE's files and the output, print the memory plan, then exit: loads no "
+        "weights, downloads nothing",
+    )
     decode.set_defaults(handler=main)
 
 
@@ -81,7 +88,13 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output is not None else _free(saved.output)
     dtype = torch_dtype(args.dtype) if args.dtype is not None else None
     with download_hint_repeats(getattr(args, "argv", None)):
-        job = prepare_decode(saved, output, args.model, args.vae, args.device, dtype, args.vram)
+        job = prepare_decode(saved, output, args.model, args.vae, args.device, dtype, args.vram, not args.dry_run)
+    if args.dry_run:
+        plan = job.plan.describe() if job.plan is not None else "no memory plan: on the CPU without --vram, no limit"
+        vae = args.vae or saved.vae or job.root  # the user's file, not the folder it is linked into
+        print(f"{plan}\nVAE: {vae}, {str(job.dtype).removeprefix('torch.')} on {job.device}\n"
+              f"would write: {job.output}")  # fmt: skip
+        return 0
     if job.plan is not None:
         print(job.plan.describe(), file=sys.stderr)
     start = time.perf_counter()
