@@ -35,6 +35,7 @@ from typing import Any, Generic, TypeVar
 
 from motif_lite.choices import SAMPLERS
 from motif_lite.config import TransformerConfig, diffusers_values
+from motif_lite.errors import ConfigError
 from motif_lite.request import (
     I2V_SHIFT,
     OFFICIAL_NEGATIVE_PROMPT,
@@ -77,6 +78,12 @@ _DPM_SETTINGS = {
 }  # fmt: skip
 _DPM_DEFAULTS = {**_DPM_SETTINGS, "use_flow_sigmas": False, "prediction_type": "epsilon"}
 REFERENCE_SCHEDULER = "FlowMatchEulerDiscreteScheduler"
+# Components whose config file names its class (`_class_name`), and the class when it does not. diffusers builds
+# the class model_index.json lists and hands it the file's values, so the two must agree.
+_CLASS_NAMED = {
+    "scheduler": ("scheduler/scheduler_config.json", REFERENCE_SCHEDULER),
+    "guider": ("guider/guider_config.json", None),
+}
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,7 @@ class CheckpointConfigs:
         transformer = root / "transformer" / "config.json"
         scheduler = root / "scheduler" / "scheduler_config.json"
         vae = root / "vae" / "config.json"
+        _check_listed_classes(root)
         scheduler_config = (
             diffusers_values(read_json_object(scheduler, "scheduler config")) if scheduler.is_file() else None
         )
@@ -131,6 +139,23 @@ class CheckpointConfigs:
             tokenizer=_parses(root / "tokenizer" / "tokenizer_config.json", "tokenizer config"),
             image_processor=_parses(root / "feature_extractor" / "preprocessor_config.json", "image processor config"),
         )
+
+
+def _check_listed_classes(root: Path) -> None:
+    """The scheduler and guider class model_index.json lists against the one their config file names: diffusers
+    would build the listed class with the file's values (e.g. APG with a CFG file's scale), motif-lite the file's."""
+    index = root / "model_index.json"
+    listed = read_json_object(index, "model index") if index.is_file() else {}
+    for component, (file, default) in _CLASS_NAMED.items():
+        entry, path = listed.get(component), root / file
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str) and path.is_file()):
+            continue
+        named = read_json_object(path, f"{component} config").get("_class_name", default)
+        if named is not None and named != entry[1]:
+            raise ConfigError(
+                f"{index} lists the {component} as {entry[1]}, but {path} is a {named} config: diffusers would "
+                f"build {entry[1]} from it; make the two agree"
+            )
 
 
 def _parses(path: Path, what: str) -> bool:
@@ -210,6 +235,11 @@ def resolve_settings(
             Setting(configs.transformer, CHECKPOINT, "transformer/config.json")
             if configs.transformer is not None
             else Setting(TransformerConfig(), DEFAULT, "official architecture (built-in)")
+        )
+    if request.conditions_on_image and transformer.value.image_embed_dim is None:  # both pipelines would crash
+        raise RequestError(
+            f"this transformer takes no image (image_embed_dim: null, {transformer.origin}): it makes text-to-video "
+            "only; leave out the first-frame image"
         )
     return Settings(request, sampler, shift, guidance, transformer, _components(configs), tuple(notes), schedule)
 

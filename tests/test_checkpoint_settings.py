@@ -191,10 +191,15 @@ def test_ignoring_the_transformer_config_changes_the_video_far_beyond_the_tolera
 
 
 def with_guider(checkpoint, folder: Path, guider) -> Path:
+    """The checkpoint with another guider, listed in model_index.json as save_pretrained lists it (diffusers builds
+    the listed class: a CFG file under an APG entry would be APG there, and is refused here)."""
     root = folder / "ckpt"
     shutil.copytree(checkpoint[0], root)
     shutil.rmtree(root / "guider")
     guider.save_config(root / "guider")
+    index = json.loads((root / "model_index.json").read_text())
+    index["guider"] = ["diffusers", type(guider).__name__]
+    (root / "model_index.json").write_text(json.dumps(index))
     (folder / "frames").mkdir()
     return root
 
