@@ -45,6 +45,15 @@ REFERENCE_DEFAULTS: dict[str, Any] = {
     "enable_text_cross_attention_single": False,
 }
 
+
+def diffusers_values(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A diffusers config file's values as diffusers reads them: the keys its `_use_default_values` lists are
+    dropped (diffusers gives those its class default, whatever the file says). diffusers' own save_config never
+    writes that key, but a config dumped from a model's `.config` holds it."""
+    defaulted = config.get("_use_default_values") or []
+    return {k: v for k, v in config.items() if k not in defaulted and k != "_use_default_values"}
+
+
 # Value used when weights cannot tell (GGUF files without an embedded config.json).
 DEFAULT_ROPE_THETA = 10000.0
 DEFAULT_DECODER_LAYERS = 8
@@ -94,6 +103,7 @@ class TransformerConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> TransformerConfig:
         """Read diffusers-style keys; keys starting with `_` are metadata, unknown keys are warned about."""
+        values = diffusers_values(values)
         known = {f.name for f in fields(cls)}
         unknown = sorted(k for k in values if not k.startswith("_") and k not in known)
         if unknown:

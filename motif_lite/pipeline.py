@@ -54,7 +54,15 @@ from motif_lite.runtime.parallel import Parallel
 from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan
 from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
-from motif_lite.sampling import SamplingState, Schedule, StepCallback, denoise, needs_uncond, schedule_for
+from motif_lite.sampling import (
+    SamplingState,
+    Schedule,
+    ScheduleOptions,
+    StepCallback,
+    denoise,
+    needs_uncond,
+    schedule_for,
+)
 from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, resolve_settings
 from motif_lite.vae import WanVAE, load_vae
 from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
@@ -459,7 +467,7 @@ class MotifVideoPipeline:
     ) -> tuple[torch.Tensor, _DenoiseRecord]:
         """The denoising loop from pure noise (or from `start`, a stopped run's state) to clean latents (model
         space), with the effective settings, and a record of its steps; `on_state` gets the state after each step."""
-        schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value)
+        schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value, settings.schedule)
         schedule = Schedule(schedule.sigmas.to(self.device), schedule.timesteps.to(self.device))
         guidance = settings.guidance.value
         cache = None if self.step_cache is None else StepCache(self.transformer, self.step_cache, request.steps)
@@ -737,6 +745,8 @@ def _metadata(request: GenerationRequest, settings: Settings) -> dict:
     values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request).items()}
     values.pop("output")
     effective = {"sampler": settings.sampler.value, "flow_shift": settings.flow_shift.value}
+    if settings.schedule != ScheduleOptions():  # only then: a file saved before the key existed still resumes
+        effective["schedule"] = dataclasses.asdict(settings.schedule)
     guidance = settings.guidance.value
     effective["guidance_config"] = None if guidance is None else {"method": type(guidance).__name__, **vars(guidance)}
     return {"software": "motif-lite", **values, **effective}

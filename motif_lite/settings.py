@@ -11,7 +11,8 @@ files, else the official recommended value. This one order of precedence is impl
 The checkpoint decides (when the user does not):
 - guidance: `guider/guider_config.json` (diffusers' APG or CFG guider, all its parameters; `enabled: false` is
   unguided, as in diffusers);
-- flow shift and sampler: `scheduler/scheduler_config.json` (its shift, 1.0 excepted; its scheduler class);
+- flow shift and sampler: `scheduler/scheduler_config.json` (its shift, 1.0 excepted; its scheduler class; its
+  num_train_timesteps, and FlowMatchEuler's shift_terminal and Karras or exponential sigmas: `ScheduleOptions`);
 - the transformer, VAE, text encoder and tokenizer: their config files (no flags exist for those).
 
 How guidance flags combine with the checkpoint's guider:
@@ -33,7 +34,8 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from motif_lite.choices import SAMPLERS
-from motif_lite.config import TransformerConfig
+from motif_lite.config import TransformerConfig, diffusers_values
+from motif_lite.errors import ConfigError
 from motif_lite.request import (
     I2V_SHIFT,
     OFFICIAL_NEGATIVE_PROMPT,
@@ -52,24 +54,36 @@ from motif_lite.sampling.guidance import (
     needs_uncond,
     read_guider_config,
 )
-from motif_lite.sampling.schedule import read_json_object, shift_from_scheduler_config
+from motif_lite.sampling.schedule import (
+    ScheduleOptions,
+    read_json_object,
+    schedule_options,
+    shift_from_scheduler_config,
+)
 from motif_lite.vae.config import WanVAEConfig
 
 T = TypeVar("T")
 
 FLAG, CHECKPOINT, DEFAULT = "flag", "checkpoint", "default"
 UNSHIFTED = 1.0  # FlowMatchEulerDiscreteScheduler's class default: no shift, never a Motif setting
-# The sampler each reference scheduler class runs (DPM++ 2M only as the model card's flow-sigma dpmsolver++ order 2).
+# The sampler each scheduler class runs (DPM++ 2M only as the model card's flow-sigma dpmsolver++ order 2).
 _SCHEDULER_SAMPLERS = {"FlowMatchEulerDiscreteScheduler": "euler", "DPMSolverMultistepScheduler": "dpm++2m"}
-_DPM_SETTINGS = {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_flow_sigmas": True}
-# Options of the reference schedulers that change the sigmas or the steps, with the value that leaves them off;
-# motif-lite implements none of them (the official scheduler config sets none), so a checkpoint that sets one
-# samples differently here than in diffusers and a note says so. (use_dynamic_shifting is an error: shift.)
-_UNIMPLEMENTED_SCHEDULE_OPTIONS = {
+# The DPMSolverMultistepScheduler settings of the model card's "FlowDPMSolver" (every one that changes the sigmas or
+# the steps), and the class defaults a config that leaves one out gets. The reference pipeline cannot run this class
+# (it gives every scheduler `sigmas=`, which DPMSolver refuses); motif-lite runs the model card's as `dpm++2m`.
+_DPM_SETTINGS = {
+    "algorithm_type": "dpmsolver++", "solver_order": 2, "use_flow_sigmas": True, "prediction_type": "flow_prediction",
+    "solver_type": "midpoint", "final_sigmas_type": "zero", "euler_at_final": False, "thresholding": False,
     "use_karras_sigmas": False, "use_exponential_sigmas": False, "use_beta_sigmas": False, "use_lu_lambdas": False,
-    "shift_terminal": None, "invert_sigmas": False, "stochastic_sampling": False, "thresholding": False,
-    "final_sigmas_type": "zero", "euler_at_final": False,
 }  # fmt: skip
+_DPM_DEFAULTS = {**_DPM_SETTINGS, "use_flow_sigmas": False, "prediction_type": "epsilon"}
+REFERENCE_SCHEDULER = "FlowMatchEulerDiscreteScheduler"
+# Components whose config file names its class (`_class_name`), and the class when it does not. diffusers builds
+# the class model_index.json lists and hands it the file's values, so the two must agree.
+_CLASS_NAMED = {
+    "scheduler": ("scheduler/scheduler_config.json", REFERENCE_SCHEDULER),
+    "guider": ("guider/guider_config.json", None),
+}
 
 
 @dataclass(frozen=True)
@@ -91,8 +105,9 @@ class CheckpointConfigs:
 
     root: Path | None = None
     transformer: TransformerConfig | None = None
-    scheduler: dict[str, Any] | None = None  # scheduler/scheduler_config.json as saved
+    scheduler: dict[str, Any] | None = None  # scheduler/scheduler_config.json as diffusers reads it
     scheduler_shift: float | None = None  # the shift its scheduler class applies (None: not set)
+    schedule: ScheduleOptions = ScheduleOptions()  # what else the scheduler config changes in the schedule
     guider: GuiderConfig | None = None
     vae: WanVAEConfig | None = None
     text_encoder: bool = False  # text_encoder/config.json is present
@@ -108,17 +123,39 @@ class CheckpointConfigs:
         transformer = root / "transformer" / "config.json"
         scheduler = root / "scheduler" / "scheduler_config.json"
         vae = root / "vae" / "config.json"
+        _check_listed_classes(root)
+        scheduler_config = (
+            diffusers_values(read_json_object(scheduler, "scheduler config")) if scheduler.is_file() else None
+        )
         return cls(
             root=root,
             transformer=TransformerConfig.from_json(transformer) if transformer.is_file() else None,
-            scheduler=read_json_object(scheduler, "scheduler config") if scheduler.is_file() else None,
+            scheduler=scheduler_config,
             scheduler_shift=shift_from_scheduler_config(scheduler),
+            schedule=schedule_options(scheduler_config, str(scheduler)),
             guider=read_guider_config(root / "guider"),
             vae=WanVAEConfig.from_json(vae) if vae.is_file() else None,
             text_encoder=_parses(root / "text_encoder" / "config.json", "text encoder config"),
             tokenizer=_parses(root / "tokenizer" / "tokenizer_config.json", "tokenizer config"),
             image_processor=_parses(root / "feature_extractor" / "preprocessor_config.json", "image processor config"),
         )
+
+
+def _check_listed_classes(root: Path) -> None:
+    """The scheduler and guider class model_index.json lists against the one their config file names: diffusers
+    would build the listed class with the file's values (e.g. APG with a CFG file's scale), motif-lite the file's."""
+    index = root / "model_index.json"
+    listed = read_json_object(index, "model index") if index.is_file() else {}
+    for component, (file, default) in _CLASS_NAMED.items():
+        entry, path = listed.get(component), root / file
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str) and path.is_file()):
+            continue
+        named = read_json_object(path, f"{component} config").get("_class_name", default)
+        if named is not None and named != entry[1]:
+            raise ConfigError(
+                f"{index} lists the {component} as {entry[1]}, but {path} is a {named} config: diffusers would "
+                f"build {entry[1]} from it; make the two agree"
+            )
 
 
 def _parses(path: Path, what: str) -> bool:
@@ -141,6 +178,7 @@ class Settings:
     transformer: Setting[TransformerConfig]
     components: tuple[tuple[str, Setting[str]], ...] = ()  # VAE, text encoder, tokenizer: where their configs are
     notes: tuple[str, ...] = ()  # what the user should know (a checkpoint value ignored, ...)
+    schedule: ScheduleOptions = ScheduleOptions()  # the scheduler config's other options (`schedule_for`)
 
     @property
     def solver(self) -> str:
@@ -154,7 +192,7 @@ class Settings:
         rows = [
             ("size", f"{r.width}x{r.height}, {counted(r.frames, 'frame')} at {r.fps:g} fps", size),
             ("steps", str(r.steps), _plain(r, "steps")),
-            ("sampler", self.sampler.value, self.sampler),
+            ("sampler", ", ".join([self.sampler.value, *self.schedule.describe()]), self.sampler),
             ("flow shift", f"{self.flow_shift.value:g}", self.flow_shift),
             ("guidance", describe_guidance(self.guidance.value), self.guidance),
             ("negative", _describe_negative(r.negative_prompt, self.guidance.value), _plain(r, "negative_prompt")),
@@ -183,8 +221,14 @@ def resolve_settings(
     """
     notes: list[str] = []
     shift = resolve_flow_shift(request, configs.scheduler_shift, notes)
-    sampler = resolve_sampler(request, configs.scheduler, notes)
-    notes += _unimplemented_schedule_options(configs.scheduler)
+    sampler = resolve_sampler(request, configs.scheduler)
+    schedule = configs.schedule
+    if sampler.value != "euler" and (schedule.shift_terminal or schedule.spacing):
+        notes.append(
+            "the shift_terminal and sigma spacing of scheduler/scheduler_config.json are FlowMatchEuler's: they apply "
+            f"to the euler sampler; {sampler.value} samples its own schedule"
+        )
+        schedule = ScheduleOptions(schedule.train_timesteps)
     guidance = resolve_guidance(request, configs.guider)
     if transformer is None:
         transformer = (
@@ -192,7 +236,12 @@ def resolve_settings(
             if configs.transformer is not None
             else Setting(TransformerConfig(), DEFAULT, "official architecture (built-in)")
         )
-    return Settings(request, sampler, shift, guidance, transformer, _components(configs), tuple(notes))
+    if request.conditions_on_image and transformer.value.image_embed_dim is None:  # both pipelines would crash
+        raise RequestError(
+            f"this transformer takes no image (image_embed_dim: null, {transformer.origin}): it makes text-to-video "
+            "only; leave out the first-frame image"
+        )
+    return Settings(request, sampler, shift, guidance, transformer, _components(configs), tuple(notes), schedule)
 
 
 def resolve_flow_shift(request: GenerationRequest, scheduler_shift: float | None, notes: list[str]) -> Setting[float]:
@@ -214,39 +263,29 @@ def resolve_flow_shift(request: GenerationRequest, scheduler_shift: float | None
     return Setting(float(scheduler_shift), CHECKPOINT, "scheduler/scheduler_config.json")
 
 
-def resolve_sampler(request: GenerationRequest, scheduler: dict[str, Any] | None, notes: list[str]) -> Setting[str]:
-    """The sampler: the request's, else the one the checkpoint's scheduler class runs, else Euler."""
+def resolve_sampler(request: GenerationRequest, scheduler: dict[str, Any] | None) -> Setting[str]:
+    """The sampler: the request's, else the one the checkpoint's scheduler class runs, else Euler.
+
+    A scheduler config that no sampler here samples as configured (another class, e.g. UniPC, which the reference
+    pipeline would run; a DPMSolverMultistep config unlike the model card's) is a RequestError unless the request
+    chooses the sampler."""
     if request.sampler is not None:
         return Setting(request.sampler, FLAG, "--sampling-method")
-    default = Setting("euler", DEFAULT, "FlowMatchEuler, as the diffusers pipeline")
     if scheduler is None:
-        return default
-    class_name = scheduler.get("_class_name", "FlowMatchEulerDiscreteScheduler")
+        return Setting("euler", DEFAULT, "FlowMatchEuler, as the diffusers pipeline")
+    class_name = scheduler.get("_class_name", REFERENCE_SCHEDULER)
     sampler = _SCHEDULER_SAMPLERS.get(class_name)
-    if sampler == "dpm++2m" and any(scheduler.get(k, v) != v for k, v in _DPM_SETTINGS.items()):
-        sampler = None
-    if sampler is None:
-        notes.append(f"the checkpoint's scheduler {class_name} (as configured) is not implemented; using Euler")
-        return default
+    unlike = []
+    if sampler == "dpm++2m":
+        unlike = [f"{k}: {json.dumps(scheduler.get(k, _DPM_DEFAULTS[k]))}" for k, v in _DPM_SETTINGS.items()
+                  if scheduler.get(k, _DPM_DEFAULTS[k]) != v]  # fmt: skip
+    if sampler is None or unlike:
+        how = f" with {', '.join(unlike)}" if unlike else ""
+        raise RequestError(
+            f"scheduler/scheduler_config.json holds a {class_name}{how}, which none of motif-lite's samplers is: "
+            "choose one with --sampling-method euler or dpm++2m"
+        )
     return Setting(sampler, CHECKPOINT, f"scheduler/scheduler_config.json: {class_name}")
-
-
-def _unimplemented_schedule_options(scheduler: dict[str, Any] | None) -> list[str]:
-    """The note on the scheduler config's options that motif-lite does not apply (e.g. use_karras_sigmas: true)."""
-    if scheduler is None:
-        return []
-    options = [
-        f"{key}: {json.dumps(scheduler[key])}"
-        for key, off in _UNIMPLEMENTED_SCHEDULE_OPTIONS.items()
-        if scheduler.get(key, off) != off
-    ]
-    if not options:
-        return []
-    return [
-        f"scheduler/scheduler_config.json sets {', '.join(options)}, which motif-lite does not implement: sampling "
-        "uses the plain flow-matching sigmas (diffusers would not); --flow-shift and --sampling-method are the "
-        "schedule settings here"
-    ]
 
 
 def resolve_guidance(request: GenerationRequest, guider: GuiderConfig | None) -> Setting[Guidance | None]:

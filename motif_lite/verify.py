@@ -401,7 +401,7 @@ class _Comparison:
         noise = self.ours.initial_noise(request, torch.Generator().manual_seed(request.seed))
         hidden = torch.cat([noise, torch.zeros_like(noise), torch.zeros_like(noise[:, :1])], dim=1)
         settings = self.ours.settings_for(request)
-        schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value)
+        schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value, settings.schedule)
         self.timestep = schedule.timesteps[:1].to(self.device)
         e = self.embeds
 

@@ -7,6 +7,7 @@ controls measure that ignoring the guider or the transformer config moves the fr
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -190,10 +191,15 @@ def test_ignoring_the_transformer_config_changes_the_video_far_beyond_the_tolera
 
 
 def with_guider(checkpoint, folder: Path, guider) -> Path:
+    """The checkpoint with another guider, listed in model_index.json as save_pretrained lists it (diffusers builds
+    the listed class: a CFG file under an APG entry would be APG there, and is refused here)."""
     root = folder / "ckpt"
     shutil.copytree(checkpoint[0], root)
     shutil.rmtree(root / "guider")
     guider.save_config(root / "guider")
+    index = json.loads((root / "model_index.json").read_text())
+    index["guider"] = ["diffusers", type(guider).__name__]
+    (root / "model_index.json").write_text(json.dumps(index))
     (folder / "frames").mkdir()
     return root
 
@@ -340,11 +346,23 @@ def test_scheduler_config_sets_sampler_and_shift_unless_a_flag_does(tmp_path):
     unshifted = settings(FlowMatchEulerDiscreteScheduler())  # diffusers' class default 1.0: a known pitfall
     assert unshifted.flow_shift.value == 15.0 and unshifted.flow_shift.source == DEFAULT
     assert any("ignoring shift 1.0" in note for note in unshifted.notes)
-    unipc = settings(UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0))
-    assert unipc.sampler.value == "euler" and any("UniPCMultistepScheduler" in note for note in unipc.notes)
+    # UniPC: the reference pipeline would run it, none of our samplers is it: refused unless a flag chooses one.
+    with pytest.raises(RequestError, match=r"holds a UniPCMultistepScheduler, which .* --sampling-method euler or"):
+        settings(UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0))
+    unipc = settings(UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0), sampler="euler")
+    assert (unipc.sampler.value, unipc.flow_shift.value, unipc.notes) == ("euler", 8.0, ())
     assert settings(FlowMatchEulerDiscreteScheduler(shift=8.0), image="a.png").flow_shift.value == 8.0
     # A DPMSolver configured otherwise than the model card's dpmsolver++ order 2 on flow sigmas is not our DPM++ 2M.
-    for other in (dict(solver_order=3), dict(algorithm_type="sde-dpmsolver++"), dict(use_flow_sigmas=False)):
-        unlike = settings(DPMSolverMultistepScheduler(**{"use_flow_sigmas": True, "flow_shift": 8.0, **other}))
-        assert unlike.sampler.value == "euler" and unlike.sampler.source == DEFAULT, other
-        assert any("DPMSolverMultistepScheduler (as configured) is not implemented" in n for n in unlike.notes)
+    card = dict(use_flow_sigmas=True, flow_shift=8.0, prediction_type="flow_prediction")
+    for other, shown in [
+        (dict(solver_order=3), "solver_order: 3"),
+        (dict(algorithm_type="sde-dpmsolver++"), 'algorithm_type: "sde-dpmsolver++"'),
+        (dict(use_flow_sigmas=False), "use_flow_sigmas: false"),
+        (dict(prediction_type="epsilon"), 'prediction_type: "epsilon"'),  # also the class default
+        (dict(solver_type="heun"), 'solver_type: "heun"'),
+        (dict(use_karras_sigmas=True), "use_karras_sigmas: true"),
+        (dict(final_sigmas_type="sigma_min"), 'final_sigmas_type: "sigma_min"'),
+    ]:
+        with pytest.raises(RequestError, match=f"DPMSolverMultistepScheduler with {re.escape(shown)}, which"):
+            settings(DPMSolverMultistepScheduler(**{**card, **other}))
+        assert settings(DPMSolverMultistepScheduler(**{**card, **other}), sampler="dpm++2m").flow_shift.value == 8.0

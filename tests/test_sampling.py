@@ -32,26 +32,31 @@ from motif_lite.sampling import (
     flow_schedule,
     flow_sigmas,
     schedule_for,
+    schedule_options,
     shift_from_scheduler_config,
 )
 
 
-def reference_flow_scheduler(steps: int, shift: float, seq_len: int = 1000) -> FlowMatchEulerDiscreteScheduler:
-    """The scheduler after MotifVideoPipeline's set-up of step 5 ("Prepare timesteps")."""
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=shift)
+def reference_flow_scheduler(
+    steps: int, shift: float, seq_len: int = 1000, **config
+) -> FlowMatchEulerDiscreteScheduler:
+    """The scheduler after MotifVideoPipeline's set-up of step 5 ("Prepare timesteps"); `config`: other values of
+    its scheduler_config.json."""
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=shift, **config)
     sigmas = np.linspace(1.0, 1 / steps, steps)
     mu = calculate_shift(seq_len, 256, 4096, 0.5, 1.15)
     retrieve_timesteps(scheduler, steps, "cpu", None, sigmas=sigmas, mu=mu)
     return scheduler
 
 
-def reference_dpm_scheduler(steps: int, shift: float) -> DPMSolverMultistepScheduler:
+def reference_dpm_scheduler(steps: int, shift: float, **config) -> DPMSolverMultistepScheduler:
     scheduler = DPMSolverMultistepScheduler(
         algorithm_type="dpmsolver++",
         solver_order=2,
         prediction_type="flow_prediction",
         use_flow_sigmas=True,
         flow_shift=shift,
+        **config,
     )
     scheduler.set_timesteps(steps)
     return scheduler
@@ -81,6 +86,34 @@ def test_dpm_schedule_equals_dpm_scheduler(steps: int, shift: float) -> None:
     assert ours.timesteps.dtype == ref.timesteps.dtype == torch.int64
     assert torch.equal(ours.timesteps, ref.timesteps)
     assert torch.equal(schedule_for("dpmpp_2m", steps, shift).sigmas, ref.sigmas)
+
+
+SCHEDULE_CONFIGS = [
+    dict(num_train_timesteps=500),
+    dict(shift_terminal=0.1),
+    dict(use_karras_sigmas=True),
+    dict(use_exponential_sigmas=True),
+    dict(shift_terminal=0.25, use_karras_sigmas=True, num_train_timesteps=2000),
+]
+
+
+@pytest.mark.parametrize("config", SCHEDULE_CONFIGS, ids=str)
+@pytest.mark.parametrize(("steps", "shift"), [(1, 15.0), (4, 1.0), (7, 8.0), (50, 15.0)])
+def test_flow_schedule_with_scheduler_options_equals_pipeline_scheduler(config: dict, steps: int, shift: float):
+    """A checkpoint's FlowMatchEuler config read by `schedule_options` gives the scheduler's table, bit for bit."""
+    ref = reference_flow_scheduler(steps, shift, **config)
+    options = schedule_options({"_class_name": "FlowMatchEulerDiscreteScheduler", **config})
+    ours = schedule_for("euler", steps, shift, options)
+    # bit for bit; NaN too: one step ends its stretch at σ = 1, which shift_terminal divides by 1 − 1 in diffusers
+    torch.testing.assert_close(ours.sigmas, ref.sigmas, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(ours.timesteps, ref.timesteps, rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("steps", [1, 5, 30])
+def test_dpm_schedule_with_other_train_timesteps_equals_dpm_scheduler(steps: int) -> None:
+    ref = reference_dpm_scheduler(steps, 8.0, num_train_timesteps=500)
+    ours = schedule_for("dpmpp_2m", steps, 8.0, schedule_options({"num_train_timesteps": 500}))
+    assert torch.equal(ours.sigmas, ref.sigmas) and torch.equal(ours.timesteps, ref.timesteps)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

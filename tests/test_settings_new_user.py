@@ -12,7 +12,7 @@ from motif_lite import cli
 from motif_lite.cli import run_request as run_command
 from motif_lite.cli import run_time
 from motif_lite.request import GenerationRequest, RequestError
-from motif_lite.sampling import RECOMMENDED_APG, CFGConfig, GuiderConfig, needs_uncond
+from motif_lite.sampling import RECOMMENDED_APG, CFGConfig, GuiderConfig, ScheduleOptions, needs_uncond
 from motif_lite.settings import CheckpointConfigs, describe_guidance, resolve_settings
 
 
@@ -77,44 +77,57 @@ def test_the_time_estimate_counts_no_negative_prompt_for_guidance_that_changes_n
     assert flops(cfg_scale=0.0) == unguided < flops(cfg_scale=8.0)  # scale 0 on base cond: no negative-prompt pass
 
 
-def test_scheduler_options_motif_lite_does_not_apply_get_a_note(tmp_path):
-    # ComfyUI's "karras" and friends, set in a checkpoint's scheduler config: diffusers would sample other sigmas.
-    from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler
+def test_flow_match_schedule_options_are_applied_and_shown(tmp_path):
+    # ComfyUI's "karras" and friends, set in a checkpoint's FlowMatchEuler config: sampled as diffusers samples them
+    # (tests/test_config_fidelity.py compares the videos), and the settings table says so.
+    from diffusers import FlowMatchEulerDiscreteScheduler
 
-    def notes(scheduler) -> tuple[str, ...]:
+    def settings(scheduler, **request):
         scheduler.save_config(tmp_path / "scheduler")
-        return resolve_settings(GenerationRequest("fox"), CheckpointConfigs.read(tmp_path)).notes
+        return resolve_settings(GenerationRequest("fox", **request), CheckpointConfigs.read(tmp_path))
 
-    assert notes(FlowMatchEulerDiscreteScheduler(shift=15.0)) == ()  # the official scheduler, as diffusers saves it
-    dpm = DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0, prediction_type="flow_prediction")
-    assert notes(dpm) == ()
-    assert notes(FlowMatchEulerDiscreteScheduler(shift=15.0, use_karras_sigmas=True, shift_terminal=0.1)) == (
-        "scheduler/scheduler_config.json sets use_karras_sigmas: true, shift_terminal: 0.1, which motif-lite does not "
-        "implement: sampling uses the plain flow-matching sigmas (diffusers would not); --flow-shift and "
-        "--sampling-method are the schedule settings here",
+    official = settings(FlowMatchEulerDiscreteScheduler(shift=15.0))  # as diffusers saves it
+    assert official.notes == () and official.schedule == ScheduleOptions()
+    karras = settings(FlowMatchEulerDiscreteScheduler(shift=15.0, use_karras_sigmas=True, shift_terminal=0.1))
+    assert karras.notes == () and karras.schedule == ScheduleOptions(1000, 0.1, "karras")
+    rows = {name: value for name, value, _ in karras.table()}
+    assert rows["sampler"] == "euler, karras sigmas, shift_terminal 0.1"
+    # Another sampler by flag samples its own schedule: said, since the checkpoint asked for these sigmas.
+    dpm = settings(FlowMatchEulerDiscreteScheduler(shift=15.0, use_exponential_sigmas=True), sampler="dpm++2m")
+    assert dpm.notes == (
+        "the shift_terminal and sigma spacing of scheduler/scheduler_config.json are FlowMatchEuler's: they apply to "
+        "the euler sampler; dpm++2m samples its own schedule",
     )
-    dpm = DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0, final_sigmas_type="sigma_min")
-    assert 'sets final_sigmas_type: "sigma_min", which' in notes(dpm)[0]
+    assert dpm.schedule == ScheduleOptions() and {n: v for n, v, _ in dpm.table()}["sampler"] == "dpm++2m"
+    trained = settings(FlowMatchEulerDiscreteScheduler(shift=15.0, num_train_timesteps=500), sampler="dpm++2m")
+    assert trained.notes == () and trained.schedule.train_timesteps == 500  # both samplers scale timesteps by it
 
 
 @pytest.mark.parametrize(
     ("option", "value", "shown"),
     [
+        ("use_karras_sigmas", True, "true"),
         ("use_exponential_sigmas", True, "true"),
         ("use_beta_sigmas", True, "true"),
         ("use_lu_lambdas", True, "true"),
-        ("invert_sigmas", True, "true"),
-        ("stochastic_sampling", True, "true"),
         ("thresholding", True, "true"),
+        ("final_sigmas_type", "sigma_min", '"sigma_min"'),
         ("euler_at_final", True, "true"),
     ],
 )
-def test_each_schedule_option_of_diffusers_that_changes_the_sigmas_gets_the_note(option, value, shown):
-    # The options of FlowMatchEulerDiscreteScheduler and DPMSolverMultistepScheduler that change the sigmas or the
-    # steps (karras, shift_terminal and final_sigmas_type above), each alone in an otherwise official config.
-    scheduler = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 15.0, option: value}
-    notes = resolve_settings(GenerationRequest("fox"), CheckpointConfigs(scheduler=scheduler)).notes
-    assert len(notes) == 1 and notes[0].startswith(f"scheduler/scheduler_config.json sets {option}: {shown}, which")
+def test_each_dpm_option_that_changes_the_sigmas_needs_a_sampler_flag(option, value, shown):
+    # A DPMSolverMultistepScheduler config runs as the model card's DPM++ 2M (the reference pipeline cannot run that
+    # class at all); one that changes the sigmas or the steps otherwise is none of our samplers: the user chooses.
+    scheduler = {"_class_name": "DPMSolverMultistepScheduler", "flow_shift": 15.0, "use_flow_sigmas": True,
+                 "prediction_type": "flow_prediction", option: value}  # fmt: skip
+    with pytest.raises(RequestError) as error:
+        resolve_settings(GenerationRequest("fox"), CheckpointConfigs(scheduler=scheduler))
+    assert str(error.value) == (
+        f"scheduler/scheduler_config.json holds a DPMSolverMultistepScheduler with {option}: {shown}, which none of "
+        "motif-lite's samplers is: choose one with --sampling-method euler or dpm++2m"
+    )
+    chosen = resolve_settings(GenerationRequest("fox", sampler="dpm++2m"), CheckpointConfigs(scheduler=scheduler))
+    assert chosen.sampler.source == "flag" and chosen.notes == ()
 
 
 def test_apg_flags_on_a_cfg_guider_say_where_cfg_comes_from():

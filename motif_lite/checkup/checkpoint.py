@@ -168,12 +168,18 @@ def _transformer_mismatches(config: object, found: Shapes) -> list[str]:
 
 
 def _check_scheduler(report: Checkup, source: CheckpointFiles) -> None:
-    from motif_lite.sampling import shift_from_scheduler_config
+    from motif_lite.sampling import schedule_options, shift_from_scheduler_config
 
     rel = "scheduler/scheduler_config.json"
-    if _json(report, source, rel, "the flow shift defaults to 15 (text-to-video) / 8 (image-to-video)") is None:
+    config = _json(report, source, rel, "the flow shift defaults to 15 (text-to-video) / 8 (image-to-video)")
+    if config is None:
         return
-    shift = _parsed(report, source, rel, lambda: shift_from_scheduler_config(source.root / rel), "a scheduler config")
+
+    def parse() -> float | None:  # as a run reads it: its shift, and its other schedule options checked
+        schedule_options(config, rel)
+        return shift_from_scheduler_config(source.root / rel)
+
+    shift = _parsed(report, source, rel, parse, "a scheduler config")
     if shift is None or shift == 1.0:  # (FAILED was reported already)
         report.warning(rel, "no shift (or diffusers' default 1.0): runs use 15 (text-to-video) / 8 (image-to-video)")
 

@@ -26,11 +26,13 @@ from motif_lite.sampling.guidance import (
 from motif_lite.sampling.schedule import (
     SamplingSettingsError,
     Schedule,
+    ScheduleOptions,
     batch_timestep,
     dpm_schedule,
     dpm_sigmas,
     flow_schedule,
     flow_sigmas,
+    schedule_options,
     shift_from_scheduler_config,
 )
 from motif_lite.sampling.solvers import SOLVERS, DPMpp2M, Euler, euler_step, make_solver, schedule_for
@@ -49,6 +51,7 @@ __all__ = [
     "SamplingSettingsError",
     "SamplingState",
     "Schedule",
+    "ScheduleOptions",
     "StateCallback",
     "StepCallback",
     "VelocityFn",
@@ -68,5 +71,6 @@ __all__ = [
     "needs_uncond",
     "read_guider_config",
     "schedule_for",
+    "schedule_options",
     "shift_from_scheduler_config",
 ]

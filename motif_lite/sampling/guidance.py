@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from motif_lite.config import diffusers_values
 from motif_lite.errors import ConfigError
 from motif_lite.sampling.schedule import SamplingSettingsError, read_json_object
 
@@ -221,7 +222,7 @@ def read_guider_config(path: str | Path) -> GuiderConfig | None:
         path = path / "guider_config.json"
     if not path.is_file():
         return None
-    config = read_json_object(path, "guider config")
+    config = diffusers_values(read_json_object(path, "guider config"))
     class_name = config.get("_class_name")
     if class_name not in _GUIDER_KEYS:
         raise ConfigError(f"{path}: unsupported guider {class_name!r}; expected one of {sorted(_GUIDER_KEYS)}")

@@ -3,7 +3,9 @@
 Two schedules exist because the two reference schedulers build different tables:
 - `flow_schedule` = MotifVideoPipeline + FlowMatchEulerDiscreteScheduler (`set_timesteps(sigmas=linspace(1, 1/N, N))`).
 - `dpm_schedule` = DPMSolverMultistepScheduler(use_flow_sigmas=True, final_sigmas_type="zero").
-Both shift once with `s·σ / (1 + (s−1)·σ)` and end in σ = 0.
+Both shift once with `s·σ / (1 + (s−1)·σ)` and end in σ = 0. A checkpoint's scheduler config may change them
+further (`ScheduleOptions`, read by `schedule_options`): its `num_train_timesteps`, and FlowMatchEuler's
+`shift_terminal` and Karras or exponential sigma spacing, applied as diffusers applies them.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from motif_lite.config import diffusers_values
 from motif_lite.errors import ConfigError, MotifLiteError
 
 TRAIN_TIMESTEPS = 1000  # scheduler_config `num_train_timesteps` of Motif-Video (and every diffusers default)
@@ -48,43 +52,77 @@ def _check(steps: int, shift: float) -> None:
         raise SamplingSettingsError(f"shift must be a positive finite number, got {shift!r}")
 
 
-def flow_sigmas(steps: int, shift: float) -> torch.Tensor:
+@dataclass(frozen=True)
+class ScheduleOptions:
+    """What a checkpoint's scheduler config changes in the schedule besides the shift (the official one: nothing).
+
+    train_timesteps: `num_train_timesteps`; the transformer sees timestep σ·train_timesteps (both schedules).
+    shift_terminal: FlowMatchEuler's stretch of the shifted sigmas so that the last one is this value (Euler only).
+    spacing: FlowMatchEuler's "karras" or "exponential" sigmas between the shifted first and last (Euler only).
+    """
+
+    train_timesteps: int = TRAIN_TIMESTEPS
+    shift_terminal: float | None = None
+    spacing: str | None = None
+
+    def describe(self) -> list[str]:
+        """The options that are set, in words (for the settings table)."""
+        words = [f"{self.spacing} sigmas"] if self.spacing else []
+        words += [f"shift_terminal {self.shift_terminal:g}"] if self.shift_terminal else []
+        words += [f"{self.train_timesteps} training timesteps"] if self.train_timesteps != TRAIN_TIMESTEPS else []
+        return words
+
+
+def flow_sigmas(steps: int, shift: float, options: ScheduleOptions | None = None) -> torch.Tensor:
     """Sigmas of the reference pipeline with FlowMatchEulerDiscreteScheduler: float32, length steps + 1, ends in 0."""
     _check(steps, shift)
+    options = options or ScheduleOptions()
     # The pipeline builds float64 linspace; the scheduler casts it to float32 *before* shifting and shifts in
     # float32 numpy. Doing the same ops in numpy keeps the table bit-identical.
     shift = float(shift)  # a numpy float64 scalar would promote the float32 table
     sigmas = np.linspace(1.0, 1 / steps, steps).astype(np.float32)
     sigmas = shift * sigmas / (1 + (shift - 1) * sigmas)
+    if options.shift_terminal:  # the scheduler's stretch_shift_to_terminal, in float32
+        one_minus = 1 - sigmas
+        sigmas = 1 - one_minus / (one_minus[-1] / (1 - options.shift_terminal))
+    if options.spacing is not None:  # the scheduler's _convert_to_karras / _convert_to_exponential, in float64
+        first, last = sigmas[0].item(), sigmas[-1].item()
+        if options.spacing == "karras":
+            rho = 7.0
+            ramp = np.linspace(0, 1, steps)
+            sigmas = (first ** (1 / rho) + ramp * (last ** (1 / rho) - first ** (1 / rho))) ** rho
+        else:
+            sigmas = np.exp(np.linspace(math.log(first), math.log(last), steps))
     return torch.cat([torch.from_numpy(sigmas).to(torch.float32), torch.zeros(1)])
 
 
-def flow_schedule(steps: int, shift: float) -> Schedule:
+def flow_schedule(steps: int, shift: float, options: ScheduleOptions | None = None) -> Schedule:
     """The FlowMatchEuler schedule; timesteps are float32 σ·1000 (no rounding), as the pipeline passes them."""
-    sigmas = flow_sigmas(steps, shift)
-    return Schedule(sigmas=sigmas, timesteps=sigmas[:-1] * TRAIN_TIMESTEPS)
+    sigmas = flow_sigmas(steps, shift, options)
+    return Schedule(sigmas=sigmas, timesteps=sigmas[:-1] * (options or ScheduleOptions()).train_timesteps)
 
 
-def _dpm_table(steps: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
+def _dpm_table(steps: int, shift: float, train: int) -> tuple[np.ndarray, np.ndarray]:
     # DPMSolverMultistepScheduler(use_flow_sigmas=True): the grid starts one training step below σ = 1
     # (σ = 1 − 1/1000 before shifting), all in float64; the trailing σ = 0 point is dropped.
-    alphas = np.linspace(1, 1 / TRAIN_TIMESTEPS, steps + 1)
+    alphas = np.linspace(1, 1 / train, steps + 1)
     sigmas = 1.0 - alphas
     sigmas = np.flip(shift * sigmas / (1 + (shift - 1) * sigmas))[:-1].copy()
-    return sigmas, sigmas * TRAIN_TIMESTEPS
+    return sigmas, sigmas * train
 
 
-def dpm_sigmas(steps: int, shift: float) -> torch.Tensor:
-    """Sigmas of DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=shift, final_sigmas_type="zero")."""
+def dpm_sigmas(steps: int, shift: float, options: ScheduleOptions | None = None) -> torch.Tensor:
+    """Sigmas of DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=shift, final_sigmas_type="zero");
+    of `options` only train_timesteps applies (the rest are FlowMatchEuler's)."""
     _check(steps, shift)
-    sigmas, _ = _dpm_table(steps, shift)
+    sigmas, _ = _dpm_table(steps, shift, (options or ScheduleOptions()).train_timesteps)
     return torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32))
 
 
-def dpm_schedule(steps: int, shift: float) -> Schedule:
+def dpm_schedule(steps: int, shift: float, options: ScheduleOptions | None = None) -> Schedule:
     """The DPM++ schedule; timesteps are int64, truncated from float64 σ·1000 like the scheduler's."""
-    sigmas = dpm_sigmas(steps, shift)
-    _, timesteps = _dpm_table(steps, shift)
+    sigmas = dpm_sigmas(steps, shift, options)
+    _, timesteps = _dpm_table(steps, shift, (options or ScheduleOptions()).train_timesteps)
     return Schedule(sigmas=sigmas, timesteps=torch.from_numpy(timesteps).to(torch.int64))
 
 
@@ -123,7 +161,7 @@ def shift_from_scheduler_config(path: str | Path) -> float | None:
         path = path / "scheduler_config.json"
     if not path.is_file():
         return None
-    config = read_json_object(path, "scheduler config")
+    config = diffusers_values(read_json_object(path, "scheduler config"))
     class_name = config.get("_class_name", "FlowMatchEulerDiscreteScheduler")
     if class_name not in _SHIFT_KEYS:
         raise ConfigError(f"{path}: unsupported scheduler {class_name!r}; expected one of {sorted(_SHIFT_KEYS)}")
@@ -135,3 +173,40 @@ def shift_from_scheduler_config(path: str | Path) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigError(f"{path}: {_SHIFT_KEYS[class_name]} must be a positive number, got {value!r}")
     return float(value)
+
+
+# FlowMatchEulerDiscreteScheduler options motif-lite does not implement, with the value that leaves them off; each
+# makes diffusers sample otherwise, so a config that sets one is refused (`schedule_options`).
+_REFUSED_FLOW_OPTIONS = {
+    "use_beta_sigmas": "beta sigma spacing (it needs scipy, which motif-lite does not use)",
+    "invert_sigmas": "inverted sigmas (a schedule from clean to noise, not a generation schedule)",
+    "stochastic_sampling": "stochastic sampling (diffusers draws its noise unseeded: no run could repeat it)",
+}
+
+
+def schedule_options(config: dict[str, Any] | None, source: str = "scheduler config") -> ScheduleOptions:
+    """The `ScheduleOptions` of a checkpoint's scheduler config (a JSON object; None: the defaults).
+
+    Every class reads `num_train_timesteps`; FlowMatchEulerDiscreteScheduler's `shift_terminal`,
+    `use_karras_sigmas` and `use_exponential_sigmas` are applied, its other sigma options refused (ConfigError).
+    The options of the other classes are not read here (`motif_lite.settings` notes them)."""
+    if config is None:
+        return ScheduleOptions()
+    config = diffusers_values(config)
+    train = config.get("num_train_timesteps", TRAIN_TIMESTEPS)
+    if isinstance(train, bool) or not isinstance(train, int) or train < 1:
+        raise ConfigError(f"{source}: num_train_timesteps must be a positive integer, got {train!r}")
+    if config.get("_class_name", "FlowMatchEulerDiscreteScheduler") != "FlowMatchEulerDiscreteScheduler":
+        return ScheduleOptions(train)
+    refused = [f"{key}: true ({what})" for key, what in _REFUSED_FLOW_OPTIONS.items() if config.get(key, False)]
+    if refused:
+        raise ConfigError(f"{source} sets {'; '.join(refused)}, which motif-lite does not implement")
+    spacings = [name for name in ("karras", "exponential") if config.get(f"use_{name}_sigmas", False)]
+    if len(spacings) > 1:
+        raise ConfigError(f"{source}: only one of use_karras_sigmas and use_exponential_sigmas can be true")
+    terminal = config.get("shift_terminal")
+    if terminal:  # diffusers applies it when truthy
+        if isinstance(terminal, bool) or not isinstance(terminal, int | float) or not 0 < terminal < 1:
+            raise ConfigError(f"{source}: shift_terminal must be a number between 0 and 1, got {terminal!r}")
+        terminal = float(terminal)
+    return ScheduleOptions(train, terminal or None, spacings[0] if spacings else None)

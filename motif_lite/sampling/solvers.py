@@ -15,7 +15,7 @@ from typing import Protocol
 
 import torch
 
-from motif_lite.sampling.schedule import SamplingSettingsError, Schedule, dpm_schedule, flow_schedule
+from motif_lite.sampling.schedule import SamplingSettingsError, Schedule, ScheduleOptions, dpm_schedule, flow_schedule
 
 
 class Solver(Protocol):
@@ -99,13 +99,13 @@ class DPMpp2M:
 
 # Solver name -> (factory of a fresh solver, the schedule its reference scheduler builds). A new instance per
 # run keeps multistep state from leaking between videos.
-SOLVERS: dict[str, tuple[Callable[[], Solver], Callable[[int, float], Schedule]]] = {
+SOLVERS: dict[str, tuple[Callable[[], Solver], Callable[[int, float, ScheduleOptions | None], Schedule]]] = {
     "euler": (Euler, flow_schedule),
     "dpmpp_2m": (DPMpp2M, dpm_schedule),
 }
 
 
-def _lookup(name: str) -> tuple[Callable[[], Solver], Callable[[int, float], Schedule]]:
+def _lookup(name: str) -> tuple[Callable[[], Solver], Callable[[int, float, ScheduleOptions | None], Schedule]]:
     if name not in SOLVERS:
         raise SamplingSettingsError(f"unknown solver {name!r}; choose one of {sorted(SOLVERS)}")
     return SOLVERS[name]
@@ -116,6 +116,7 @@ def make_solver(name: str) -> Solver:
     return _lookup(name)[0]()
 
 
-def schedule_for(name: str, steps: int, shift: float) -> Schedule:
-    """The schedule the named solver's reference scheduler uses: flow_schedule (euler) or dpm_schedule."""
-    return _lookup(name)[1](steps, shift)
+def schedule_for(name: str, steps: int, shift: float, options: ScheduleOptions | None = None) -> Schedule:
+    """The schedule the named solver's reference scheduler uses: flow_schedule (euler) or dpm_schedule, with the
+    checkpoint's scheduler `options` (`schedule.schedule_options`)."""
+    return _lookup(name)[1](steps, shift, options)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from motif_lite.config import diffusers_values
 from motif_lite.errors import CheckpointError, ConfigError
 
 # The official Wan2.1 per-channel latent statistics (also diffusers' defaults).
@@ -76,7 +77,9 @@ class WanVAEConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> WanVAEConfig:
-        """Build and validate a config; keys starting with '_' and unknown keys are ignored."""
+        """Build and validate a config; keys starting with '_' and unknown keys are ignored, as diffusers ignores
+        them (and the keys `_use_default_values` lists take their default, as in diffusers)."""
+        raw = diffusers_values(raw)
         class_name = raw.get("_class_name", "AutoencoderKLWan")
         if class_name != "AutoencoderKLWan":
             raise ConfigError(f"{source}: _class_name is {class_name!r}, expected 'AutoencoderKLWan'")
