@@ -229,6 +229,12 @@ def resolve_settings(
             f"to the euler sampler; {sampler.value} samples its own schedule"
         )
         schedule = ScheduleOptions(schedule.train_timesteps)
+    if schedule.shift_terminal and request.steps < 2:  # the stretch divides by 1 - σ_last = 0: diffusers gives NaN
+        raise RequestError(
+            "with 1 step the shift_terminal of scheduler/scheduler_config.json makes every sigma NaN (as in the "
+            "reference): give --steps 2 or more, or --sampling-method dpm++2m",
+            ("steps",),
+        )
     guidance = resolve_guidance(request, configs.guider)
     if transformer is None:
         transformer = (

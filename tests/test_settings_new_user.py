@@ -103,6 +103,17 @@ def test_flow_match_schedule_options_are_applied_and_shown(tmp_path):
     assert trained.notes == () and trained.schedule.train_timesteps == 500  # both samplers scale timesteps by it
 
 
+def test_one_step_with_shift_terminal_is_refused_before_loading():
+    # One step ends the stretch at σ = 1: 1 − σ_last = 0 divides every sigma into NaN (the reference does the same),
+    # which a run would only find as non-finite latents after loading everything.
+    configs = CheckpointConfigs(schedule=ScheduleOptions(shift_terminal=0.1))
+    with pytest.raises(RequestError, match="with 1 step the shift_terminal .* give --steps 2 or more") as error:
+        resolve_settings(GenerationRequest("fox", steps=1), configs)
+    assert error.value.fields == ("steps",)
+    resolve_settings(GenerationRequest("fox", steps=2), configs)
+    resolve_settings(GenerationRequest("fox", steps=1, sampler="dpm++2m"), configs)  # its own schedule
+
+
 @pytest.mark.parametrize(
     ("option", "value", "shown"),
     [
