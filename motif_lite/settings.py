@@ -58,7 +58,7 @@ from motif_lite.sampling.schedule import (
     ScheduleOptions,
     read_json_object,
     schedule_options,
-    shift_from_scheduler_config,
+    scheduler_shift,
 )
 from motif_lite.vae.config import WanVAEConfig
 
@@ -131,7 +131,7 @@ class CheckpointConfigs:
             root=root,
             transformer=TransformerConfig.from_json(transformer) if transformer.is_file() else None,
             scheduler=scheduler_config,
-            scheduler_shift=shift_from_scheduler_config(scheduler),
+            scheduler_shift=None if scheduler_config is None else scheduler_shift(scheduler_config, str(scheduler)),
             schedule=schedule_options(scheduler_config, str(scheduler)),
             guider=read_guider_config(root / "guider"),
             vae=WanVAEConfig.from_json(vae) if vae.is_file() else None,

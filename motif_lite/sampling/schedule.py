@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,17 +162,21 @@ def shift_from_scheduler_config(path: str | Path) -> float | None:
         path = path / "scheduler_config.json"
     if not path.is_file():
         return None
-    config = diffusers_values(read_json_object(path, "scheduler config"))
+    return scheduler_shift(diffusers_values(read_json_object(path, "scheduler config")), str(path))
+
+
+def scheduler_shift(config: Mapping[str, Any], source: str) -> float | None:
+    """`shift_from_scheduler_config` of a config already read (as diffusers reads it); `source` names it."""
     class_name = config.get("_class_name", "FlowMatchEulerDiscreteScheduler")
     if class_name not in _SHIFT_KEYS:
-        raise ConfigError(f"{path}: unsupported scheduler {class_name!r}; expected one of {sorted(_SHIFT_KEYS)}")
+        raise ConfigError(f"{source}: unsupported scheduler {class_name!r}; expected one of {sorted(_SHIFT_KEYS)}")
     if config.get("use_dynamic_shifting", False):
-        raise ConfigError(f"{path}: use_dynamic_shifting=true (resolution-dependent shift) is not supported")
+        raise ConfigError(f"{source}: use_dynamic_shifting=true (resolution-dependent shift) is not supported")
     value = config.get(_SHIFT_KEYS[class_name])
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(f"{path}: {_SHIFT_KEYS[class_name]} must be a positive number, got {value!r}")
+        raise ConfigError(f"{source}: {_SHIFT_KEYS[class_name]} must be a positive number, got {value!r}")
     return float(value)
 
 
