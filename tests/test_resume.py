@@ -197,6 +197,25 @@ def test_resume_checks_the_request_before_any_work(pipe, tmp_path):
     assert encoded == []
 
 
+def test_a_schedule_the_checkpoint_changed_since_is_not_resumed(pipe, tmp_path, monkeypatch):
+    # A run sampled with its scheduler config's Karras sigmas saves them; the same checkpoint without them (or the
+    # other way round) samples another schedule, which the saved steps do not continue.
+    import dataclasses
+
+    from motif_lite.sampling import ScheduleOptions
+
+    sources = pipe.sources
+    karras = dataclasses.replace(sources.configs, schedule=ScheduleOptions(spacing="karras"))
+    monkeypatch.setattr(pipe, "sources", dataclasses.replace(sources, configs=karras))
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path), on_progress=stop_at(1))
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    assert saved.video_metadata["schedule"]["spacing"] == "karras"
+    monkeypatch.setattr(pipe, "sources", sources)
+    with pytest.raises(RequestError, match=r"continues another video .*schedule: \{.*'karras'.*\} then, None now"):
+        pipe.generate(request(tmp_path), resume=saved)
+
+
 def test_resuming_denoised_latents_goes_straight_to_the_decode(pipe, tmp_path, monkeypatch):
     """A server job stopped while it decoded: the next run decodes the kept latents without sampling."""
     uninterrupted = tmp_path / "whole"
