@@ -20,6 +20,7 @@ import math
 import statistics
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,7 @@ ProgressFn = Callable[[str, int, int], None]
 # (steps done, steps, frames): a preview of the clip after that many steps, uint8 [latent frames, H, W, 3].
 PreviewFn = Callable[[int, int, np.ndarray], None]
 PREVIEWS_PER_RUN = 4  # the default spacing of previews: about this many per run
+TEXTS_KEPT = 4  # encoded texts a pipeline keeps (`MotifVideoPipeline.encoded_texts`)
 
 
 @dataclass
@@ -221,6 +223,10 @@ class MotifVideoPipeline:
         self.compile_handle: CompileHandle | None = None
         self.attention_backend: AttentionBackend | None = None
         self.save_state_every = SAVE_STATE_EVERY_SECONDS  # seconds of sampling between saves of its state (keeping.py)
+        # The last texts encoded (host copies, a few MB each): the videos of a batch (-b N), a server's repeated
+        # prompts and the negative prompt most runs share are encoded once, and the text encoder is not even placed
+        # on the device when every text of a request is known. The same bits as encoding again.
+        self.encoded_texts: OrderedDict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -404,7 +410,10 @@ class MotifVideoPipeline:
         progress("encode", 0, total)
         cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])
         image_embeds = pixels = None
-        with _text_encoder_placed(self.text_encoder, self.text_placement, self.device):
+        texts = (request.prompt, request.negative_prompt) if guided else (request.prompt,)
+        encoder_needed = conditioned or any(self._text_key(text) not in self.encoded_texts for text in texts)
+        placed = _text_encoder_placed if encoder_needed else _nothing_placed
+        with placed(self.text_encoder, self.text_placement, self.device):
             text = self._encode_prompt(request.prompt, "prompt")
             progress("encode", 1, total)
             negative = self._encode_prompt(request.negative_prompt, "negative prompt") if guided else None
@@ -419,12 +428,24 @@ class MotifVideoPipeline:
             progress("encode", total, total)
         return _Conditioning(text, negative, cond_latents, mask, image_embeds)
 
+    def _text_key(self, text: str) -> tuple[int, str]:
+        return id(self.text_encoder), text  # another encoder (a pipeline rebuilt from parts) encodes anew
+
     def _encode_prompt(self, prompt: str, label: str) -> tuple[torch.Tensor, torch.Tensor]:
-        # One prompt per call is never padded; the transformer drops an all-true mask (attention's fast path).
-        embeds, mask = self.text_encoder.encode([prompt], labels=[label])
-        embeds = embeds.to(self.device, self.dtype)
-        check_finite(embeds, f"the text encoder's embeddings of the {label}")  # before any step is spent on them
-        return embeds, mask.to(self.device)
+        key = self._text_key(prompt)
+        kept = self.encoded_texts.pop(key, None)  # put back last: the most recently used
+        if kept is not None:
+            embeds, mask = (t.to(self.device) for t in kept)
+        else:
+            # One prompt per call is never padded; the transformer drops an all-true mask (attention's fast path).
+            embeds, mask = self.text_encoder.encode([prompt], labels=[label])
+            embeds, mask = embeds.to(self.device, self.dtype), mask.to(self.device)
+            check_finite(embeds, f"the text encoder's embeddings of the {label}")  # before any step is spent
+            kept = embeds.cpu(), mask.cpu()
+        self.encoded_texts[key] = kept
+        while len(self.encoded_texts) > TEXTS_KEPT:
+            self.encoded_texts.popitem(last=False)
+        return embeds, mask
 
     def _first_frame(self, request: GenerationRequest) -> torch.Tensor:
         image = load_image(request.image)
@@ -725,6 +746,11 @@ def _text_encoder_placed(
         if handle is not None:
             handle.remove()
         text_encoder.offload()
+
+
+@contextlib.contextmanager
+def _nothing_placed(text_encoder: TextEncoder, placement: TextEncoderPlacement, device: torch.device) -> Iterator[None]:
+    yield  # every text is encoded already: the text encoder stays where it is
 
 
 def _tell(exc: BaseException, note: str) -> None:

@@ -236,16 +236,40 @@ def test_cfg_scale_one_skips_the_negative_prompt(pipe, tmp_path, monkeypatch):
     calls = []  # the batch of every transformer forward
     forward = pipe.transformer.forward
     monkeypatch.setattr(pipe.transformer, "forward", lambda *a, **kw: calls.append(len(a[0])) or forward(*a, **kw))
+    pipe.encoded_texts.clear()  # every text encoded here, none kept from another test
     ours(pipe, tmp_path, cfg_scale=1.0, steps=2, frames=5)
     assert prompts == [[PROMPT]] and calls == [1, 1]
-    prompts.clear(), calls.clear()
+    prompts.clear(), calls.clear(), pipe.encoded_texts.clear()
     ours(pipe, subdir(tmp_path, "guided"), steps=2, frames=5)
     assert prompts == [[PROMPT], [NEGATIVE]] and calls == [1, 1, 1, 1]  # on the CPU: two calls per guided step
+
+
+def test_a_text_encoded_once_is_kept_for_the_next_videos(pipe, tmp_path, monkeypatch):
+    # A batch (-b N) or a server's repeated prompt: each text is encoded once and the encoder not even placed on the
+    # device again; the video is the one a fresh encoding gives, bit for bit. Kept texts are bounded.
+    from motif_lite.pipeline import TEXTS_KEPT
+
+    texts, placements = [], []
+    encode, offload = pipe.text_encoder.encode, pipe.text_encoder.offload
+    monkeypatch.setattr(pipe.text_encoder, "encode", lambda p, **kw: texts.append(p[0]) or encode(p, **kw))
+    monkeypatch.setattr(pipe.text_encoder, "offload", lambda: placements.append(1) or offload())
+    pipe.encoded_texts.clear()
+    first = ours(pipe, subdir(tmp_path, "first"), steps=2, frames=5)
+    assert texts == [PROMPT, NEGATIVE] and len(placements) == 1
+    again = ours(pipe, subdir(tmp_path, "again"), steps=2, frames=5)
+    assert texts == [PROMPT, NEGATIVE] and len(placements) == 1  # nothing encoded, the encoder left alone
+    assert np.array_equal(first, again)
+    ours(pipe, subdir(tmp_path, "other"), prompt="a blue bird", steps=1, frames=5)
+    assert texts == [PROMPT, NEGATIVE, "a blue bird"]  # the negative prompt is known
+    for n in range(TEXTS_KEPT + 1):
+        ours(pipe, subdir(tmp_path, str(n)), prompt=f"bird {n}", cfg_scale=1.0, steps=1, frames=1)
+    assert len(pipe.encoded_texts) == TEXTS_KEPT and PROMPT not in {text for _, text in pipe.encoded_texts}
 
 
 def test_text_encoder_leaves_the_device_and_result_reports(pipe, tmp_path, monkeypatch):
     moves = []
     monkeypatch.setattr(pipe.text_encoder, "offload", lambda: moves.append("offload") or pipe.text_encoder)
+    pipe.encoded_texts.clear()  # the texts are encoded here (texts another test encoded need no encoder)
     stages = []
     result = pipe.generate(
         GenerationRequest(PROMPT, NEGATIVE, seed=1, output=tmp_path / "v.gif", **{**SIZE, "frames": 5, "steps": 2}),
@@ -375,6 +399,7 @@ def test_text_embeddings_that_are_not_finite_stop_the_run_before_sampling(pipe, 
         return (embeds.half() * 1e5 if labels == ["negative prompt"] else embeds), mask  # past float16's 65504
 
     monkeypatch.setattr(pipe.text_encoder, "encode", half_overflowing)
+    pipe.encoded_texts.clear()
     request = GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / "v.mp4", **SIZE)
     with pytest.raises(NonFiniteError, match=r"embeddings of the negative prompt hold inf or NaN \(float32\)"):
         pipe.generate(request, on_progress=lambda *stage: progress.append(stage))
