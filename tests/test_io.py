@@ -302,6 +302,27 @@ def test_the_size_the_stretch_note_suggests_keeps_the_shape_better(tmp_path, ima
     assert error(w, h) < error(width, height) and error(w, h) <= error(*each_side)
 
 
+def test_an_exif_rotated_photo_is_used_upright_as_diffusers_loads_it(tmp_path):
+    # A phone photo stored sideways (128x64, EXIF Orientation 6: turn it 90 degrees clockwise to show it) was used as
+    # stored, while diffusers' load_image turns it upright first.
+    from diffusers.utils import load_image as diffusers_load_image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 128, 3), dtype=np.uint8)
+    exif = PIL.Image.Exif()
+    exif[0x0112] = 6
+    PIL.Image.fromarray(pixels).save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    image, notes = read_image(tmp_path / "phone.jpg")
+    reference = diffusers_load_image(str(tmp_path / "phone.jpg"))
+    assert image.size == reference.size == (64, 128)
+    assert np.array_equal(np.asarray(image), np.asarray(reference))
+    assert notes == [
+        "the image's EXIF orientation (6) turns it: it is used upright, 64x128 (stored 128x64), as photo viewers and "
+        "the reference pipeline show it"
+    ]
+    PIL.Image.fromarray(pixels).save(tmp_path / "upright.jpg")  # no tag: as stored, without a note
+    assert read_image(tmp_path / "upright.jpg")[1] == [] and load_image(tmp_path / "upright.jpg").size == (128, 64)
+
+
 def test_load_image_errors(tmp_path):
     with pytest.raises(MotifLiteError, match="not found.*nope.png"):
         load_image(tmp_path / "nope.png")
