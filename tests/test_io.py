@@ -331,6 +331,9 @@ def test_load_image_errors(tmp_path):
         load_image(tmp_path / "bad.jpg")
     with pytest.raises(MotifLiteError, match="is a directory; give the image file in it"):  # not "not found"
         load_image(tmp_path)
+    (tmp_path / "empty.png").touch()  # it was "cannot identify image file"
+    with pytest.raises(MotifLiteError, match=r"input image .*empty.png is empty \(0 bytes\)"):
+        load_image(tmp_path / "empty.png")
 
 
 def test_preprocess_matches_diffusers_video_processor():

@@ -34,6 +34,8 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
         raise MotifLiteError(f"input image {path} is a directory; give the image file in it, e.g. {path / 'first.png'}")
     if not path.is_file():
         raise MotifLiteError(f"input image not found: {path}")
+    if path.stat().st_size == 0:  # Pillow would say only "cannot identify image file"
+        raise MotifLiteError(f"input image {path} is empty (0 bytes): save or copy the image again, then give it")
     try:
         with PIL.Image.open(path) as image:
             notes = _transparency_notes(image)
