@@ -172,6 +172,31 @@ def test_cli_preview(pipe, tmp_path, capsys):
         assert webp.n_frames == 3 and webp.size == (12, 8)
 
 
+@pytest.mark.parametrize(
+    ("output", "batch", "preview", "refused"),
+    [("f_%03d.png", "1", "f_000.png", "f_%03d.png"), ("f_%03d.png", "2", "f-2_008.png", "f-2_%03d.png"),
+     ("f_%03d.png", "1", "f_009.png", None), ("f.webp", "1", "f_000.png", None)],
+)  # fmt: skip
+def test_a_preview_that_is_a_frame_of_the_video_is_refused_before_loading(
+    tmp_path, capsys, monkeypatch, output, batch, preview, refused
+):
+    # `-o f_%03d.png --preview f_000.png` ran: frame 0 replaced the preview at the end, without a word.
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded before the check"))
+    args = ["run", "-m", str(tmp_path / "no-model"), "-p", "a red fox", "--video-frames", "9", "-b", batch]
+    code = cli_main([*args, "-o", str(tmp_path / output), "--preview", str(tmp_path / preview), "--dry-run"])
+    err = capsys.readouterr().err
+    if refused is None:  # frame 9 of a 9-frame video (0 to 8), or no PNG frames at all: no clash
+        assert err.startswith("error: no such checkpoint directory")  # past the request's checks, to the model
+        return
+    assert code == 2 and "Traceback" not in err
+    assert err.strip() == (
+        f"error: --preview {tmp_path / preview} is one of the frames of the video -o {tmp_path / refused}, which "
+        "would replace the preview at the end; give the preview its own file"
+    )
+
+
 def test_preview_file_writes_in_the_background_and_never_stops_the_run(tmp_path, monkeypatch, caplog):
     import threading
 

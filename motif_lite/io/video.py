@@ -96,6 +96,18 @@ def check_output_path(path: str | Path) -> bool:
     return True
 
 
+def replaces_file(output: str | Path, frames: int, file: str | Path) -> bool:
+    """Whether writing a `frames`-frame video to `output` (one file, or one PNG per frame for a `%d` pattern) would
+    replace `file`: the run's input image, or its preview, would be lost to the video."""
+    path = Path(output).expanduser()
+    try:
+        names = [path.name % i for i in range(frames)] if "%" in path.name else [path.name]
+        target = Path(file).expanduser().resolve()
+        return any((path.parent / name).resolve() == target for name in names)
+    except (OSError, TypeError, ValueError):  # an odd pattern: check_output_path has said so
+        return False
+
+
 # A GIF stores each frame's time in 10 ms units (Pillow truncates 1000/fps to them, 16 bits), and browsers play a
 # frame of 0 or 10 ms for 100 ms: above 50 fps a GIF plays at 10 fps, below 1/655 fps it cannot be written.
 GIF_FPS = (100 / 65535, 50.0)
