@@ -197,6 +197,28 @@ def test_a_preview_that_is_a_frame_of_the_video_is_refused_before_loading(
     )
 
 
+@pytest.mark.parametrize(
+    ("flags", "refused"),
+    [(["--steps", "4", "--preview-every", "4"], "--preview-every 4 is not below --steps 4: previews come every K "
+      "steps and never after the last one, so none would be written; give --preview-every 3 or less"),
+     (["--steps", "1"], "--preview with --steps 1 would write no preview: previews come between steps, never after "
+      "the last one; give --steps 2 or more, or leave out --preview"),
+     (["--steps", "4", "--preview-every", "3"], None), (["--steps", "2"], None)],
+)  # fmt: skip
+def test_a_preview_that_can_never_come_is_refused_before_loading(tmp_path, capsys, monkeypatch, flags, refused):
+    # `--steps 4 --preview-every 4` ran, and said only at the end that no preview was written.
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded before the check"))
+    args = ["run", "-m", str(tmp_path / "no-model"), "-p", "a red fox", "-o", str(tmp_path / "v.webp"), *flags]
+    code = cli_main([*args, "--preview", str(tmp_path / "p.png"), "--dry-run"])
+    err = capsys.readouterr().err
+    if refused is None:  # one preview or more: past the request's checks, to the model
+        assert err.startswith("error: no such checkpoint directory")
+        return
+    assert code == 2 and err.strip() == f"error: {refused}"
+
+
 def test_preview_file_writes_in_the_background_and_never_stops_the_run(tmp_path, monkeypatch, caplog):
     import threading
 

@@ -48,6 +48,7 @@ def resolve_requests(
     earlier video."""
     import dataclasses
 
+    from motif_lite.io.preview import check_previews_come
     from motif_lite.io.video import numbered_path, stale_frames_note
 
     request, notes = unresolved.resolve()
@@ -59,6 +60,7 @@ def resolve_requests(
         outputs = [chosen for chosen, _ in free]
     if args.preview:
         _check_preview_is_no_frame(args.preview, outputs, request.frames)
+        check_previews_come(request.steps, args.preview_every)
     seeds = [(request.seed + i) % 2**32 for i in range(count)]
     notes += [note for output in outputs if (note := stale_frames_note(output, request.frames))]
     notes += prompt_file_notes(args)
