@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import statistics
 import time
 import warnings
@@ -37,6 +36,7 @@ from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.io.hub import MOTIF_REPO
 from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.latents import LatentsFile, SavedLatents
+from motif_lite.io.preview import preview_interval
 from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
@@ -85,7 +85,6 @@ logger = logging.getLogger(__name__)
 ProgressFn = Callable[[str, int, int], None]
 # (steps done, steps, frames): a preview of the clip after that many steps, uint8 [latent frames, H, W, 3].
 PreviewFn = Callable[[int, int, np.ndarray], None]
-PREVIEWS_PER_RUN = 4  # the default spacing of previews: about this many per run
 TEXTS_KEPT = 4  # encoded texts a pipeline keeps (`MotifVideoPipeline.encoded_texts`)
 
 
@@ -463,7 +462,7 @@ class MotifVideoPipeline:
         """The denoise loop's `on_denoised` that turns every `every`-th clean-latent estimate into a preview."""
         if on_preview is None:
             return None
-        every = every or max(1, math.ceil(steps / PREVIEWS_PER_RUN))
+        every = preview_interval(steps, every)
         if self.preview_projection is None:
             self.preview_projection = fit_latent_rgb(self.vae)
         projection = self.preview_projection

@@ -104,7 +104,7 @@ class GenerationRequest:
 
     def _checked(self) -> tuple[GenerationRequest, list[str]]:
         from motif_lite.io.image import read_image  # torch and Pillow: only once a request is resolved
-        from motif_lite.io.video import check_output_fps, check_output_path
+        from motif_lite.io.video import check_output_fps, check_output_path, replaces_file
 
         problems: list[str] = []
         invalid: list[str] = []  # the field of each problem
@@ -141,7 +141,7 @@ class GenerationRequest:
         if problems:
             raise RequestError("\n".join(problems), tuple(invalid))
         frames, notes = normalized
-        if image is not None and _writes_over(self.output, frames, self.image):
+        if image is not None and replaces_file(self.output, frames, self.image):  # read first, then written over
             raise RequestError(
                 f"the output {self.output} would replace the input image {self.image} with the video; give the "
                 "video (-o) another name",
@@ -178,18 +178,6 @@ def choice_name(value: T, choices: tuple[str, ...]) -> T:
 def _spelling(name: str) -> str:
     # Case, separators and "pp" for "++" are how other tools spell the same sampler.
     return re.sub(r"[\s_-]", "", name.lower()).replace("pp", "++")
-
-
-def _writes_over(output: str | Path, frames: int, image: str | Path) -> bool:
-    """Whether writing the video to `output` (one file, or one PNG per frame for a `%d` pattern) would replace the
-    file `image`: the video is written after the image is read, and the user's image would be gone."""
-    path = Path(output).expanduser()
-    try:
-        names = [path.name % i for i in range(frames)] if "%" in path.name else [path.name]
-        image_file = Path(image).expanduser().resolve()
-        return any((path.parent / name).resolve() == image_file for name in names)
-    except (OSError, TypeError, ValueError):  # an odd pattern: check_output_path has said so
-        return False
 
 
 STRETCH_NOTED = 0.05  # relative aspect-ratio difference between the image and the video worth a note

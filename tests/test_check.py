@@ -82,6 +82,21 @@ def test_a_machine_without_gpu_or_ffmpeg_gives_warnings_not_problems(tiny, monke
     assert ".mp4 and .webm output are not possible" in warned["ffmpeg"]
 
 
+@pytest.mark.parametrize("exe", ["/nonexistent/ffmpeg", "/bin/false"])
+def test_an_ffmpeg_that_cannot_run_is_a_warning_not_ok(monkeypatch, exe):
+    # `IMAGEIO_FFMPEG_EXE=/nonexistent/ffmpeg motif-lite check` said "ok ffmpeg: /nonexistent/ffmpeg (.mp4, .webm)".
+    from motif_lite.checkup.environment import _check_ffmpeg
+    from motif_lite.checkup.report import Checkup
+
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", exe)
+    report = Checkup()
+    _check_ffmpeg(report)
+    (finding,) = report.findings
+    assert finding.level == "warning" and finding.subject == "ffmpeg"
+    assert finding.message.startswith(".mp4 and .webm output are not possible: ffmpeg ")
+    assert f"{exe} (IMAGEIO_FFMPEG_EXE)" in finding.message and "which need no ffmpeg" in finding.message
+
+
 def _truncate(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 1000])

@@ -213,6 +213,64 @@ def test_ffmpeg_stopping_for_another_reason_is_one_line(tmp_path, monkeypatch):
     )
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+def test_an_ffmpeg_that_is_not_there_is_refused_before_any_work(tmp_path, monkeypatch, suffix):
+    # IMAGEIO_FFMPEG_EXE naming no file passed every check; the run sampled, then failed to write with nothing said.
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "/nonexistent/ffmpeg")
+    with pytest.raises(MotifLiteError) as error:
+        check_output_path(tmp_path / f"x{suffix}")
+    assert str(error.value) == (
+        "ffmpeg not found at /nonexistent/ffmpeg (IMAGEIO_FFMPEG_EXE): fix or unset IMAGEIO_FFMPEG_EXE; or write "
+        ".webp, .gif or PNG frames (out_%03d.png), which need no ffmpeg"
+    )
+    for name in ["x.webp", "x.gif", "x_%03d.png"]:  # the formats that need no ffmpeg
+        assert check_output_path(tmp_path / name)
+
+
+def _fake_ffmpeg(path: Path, script: str) -> Path:
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [("echo 'libavcodec.so.58: cannot open' >&2; exit 127", "-version exited with code 127: libavcodec.so.58: cannot "
+      "open"), ("exec sleep 5", "no answer to -version within 0.2 s")],
+)  # fmt: skip
+def test_an_ffmpeg_that_does_not_run_is_refused(tmp_path, monkeypatch, script, reason):
+    from motif_lite.io import ffmpeg
+
+    monkeypatch.setattr(ffmpeg, "PROBE_TIMEOUT_S", 0.2)
+    exe = _fake_ffmpeg(tmp_path / "ffmpeg", script)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(exe))
+    with pytest.raises(MotifLiteError) as error:
+        check_output_path(tmp_path / "x.mp4")
+    said = f"ffmpeg at {exe} (IMAGEIO_FFMPEG_EXE) does not run ({reason}): fix or unset IMAGEIO_FFMPEG_EXE; or write"
+    assert str(error.value).startswith(said)
+
+
+def test_ffmpeg_is_tried_once_per_process(tmp_path, monkeypatch):
+    # A request is resolved for each run and each server submission: `ffmpeg -version` runs the first time only.
+    calls = tmp_path / "calls"
+    exe = _fake_ffmpeg(tmp_path / "ffmpeg", f"echo called >> {calls}; echo 'ffmpeg version 7'")
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(exe))
+    for name in ["a.mp4", "b.webm", "c.mp4"]:
+        assert check_output_path(tmp_path / name)
+    assert calls.read_text() == "called\n"
+
+
+def test_a_run_to_mp4_without_ffmpeg_stops_before_loading(tmp_path, capsys, monkeypatch):
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded without an ffmpeg to write"))
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "/nonexistent/ffmpeg")
+    code = cli.main(["run", "-m", str(tmp_path / "no-model"), "-p", "fox", "-o", str(tmp_path / "nf.mp4")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err
+    assert "error: ffmpeg not found at /nonexistent/ffmpeg (IMAGEIO_FFMPEG_EXE): " in err
+
+
 def test_output_naming_a_folder_that_is_not_there(tmp_path):
     # `-o renders/` (a folder, as ComfyUI's output folder) that does not exist: not "unsupported format '(none)'".
     message = (
@@ -302,6 +360,27 @@ def test_the_size_the_stretch_note_suggests_keeps_the_shape_better(tmp_path, ima
     assert error(w, h) < error(width, height) and error(w, h) <= error(*each_side)
 
 
+def test_an_exif_rotated_photo_is_used_upright_as_diffusers_loads_it(tmp_path):
+    # A phone photo stored sideways (128x64, EXIF Orientation 6: turn it 90 degrees clockwise to show it) was used as
+    # stored, while diffusers' load_image turns it upright first.
+    from diffusers.utils import load_image as diffusers_load_image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 128, 3), dtype=np.uint8)
+    exif = PIL.Image.Exif()
+    exif[0x0112] = 6
+    PIL.Image.fromarray(pixels).save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    image, notes = read_image(tmp_path / "phone.jpg")
+    reference = diffusers_load_image(str(tmp_path / "phone.jpg"))
+    assert image.size == reference.size == (64, 128)
+    assert np.array_equal(np.asarray(image), np.asarray(reference))
+    assert notes == [
+        "the image's EXIF orientation (6) turns it: it is used upright, 64x128 (stored 128x64), as photo viewers and "
+        "the reference pipeline show it"
+    ]
+    PIL.Image.fromarray(pixels).save(tmp_path / "upright.jpg")  # no tag: as stored, without a note
+    assert read_image(tmp_path / "upright.jpg")[1] == [] and load_image(tmp_path / "upright.jpg").size == (128, 64)
+
+
 def test_load_image_errors(tmp_path):
     with pytest.raises(MotifLiteError, match="not found.*nope.png"):
         load_image(tmp_path / "nope.png")
@@ -310,6 +389,9 @@ def test_load_image_errors(tmp_path):
         load_image(tmp_path / "bad.jpg")
     with pytest.raises(MotifLiteError, match="is a directory; give the image file in it"):  # not "not found"
         load_image(tmp_path)
+    (tmp_path / "empty.png").touch()  # it was "cannot identify image file"
+    with pytest.raises(MotifLiteError, match=r"input image .*empty.png is empty \(0 bytes\)"):
+        load_image(tmp_path / "empty.png")
 
 
 def test_preprocess_matches_diffusers_video_processor():

@@ -172,6 +172,53 @@ def test_cli_preview(pipe, tmp_path, capsys):
         assert webp.n_frames == 3 and webp.size == (12, 8)
 
 
+@pytest.mark.parametrize(
+    ("output", "batch", "preview", "refused"),
+    [("f_%03d.png", "1", "f_000.png", "f_%03d.png"), ("f_%03d.png", "2", "f-2_008.png", "f-2_%03d.png"),
+     ("f_%03d.png", "1", "f_009.png", None), ("f.webp", "1", "f_000.png", None)],
+)  # fmt: skip
+def test_a_preview_that_is_a_frame_of_the_video_is_refused_before_loading(
+    tmp_path, capsys, monkeypatch, output, batch, preview, refused
+):
+    # `-o f_%03d.png --preview f_000.png` ran: frame 0 replaced the preview at the end, without a word.
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded before the check"))
+    args = ["run", "-m", str(tmp_path / "no-model"), "-p", "a red fox", "--video-frames", "9", "-b", batch]
+    code = cli_main([*args, "-o", str(tmp_path / output), "--preview", str(tmp_path / preview), "--dry-run"])
+    err = capsys.readouterr().err
+    if refused is None:  # frame 9 of a 9-frame video (0 to 8), or no PNG frames at all: no clash
+        assert err.startswith("error: no such checkpoint directory")  # past the request's checks, to the model
+        return
+    assert code == 2 and "Traceback" not in err
+    assert err.strip() == (
+        f"error: --preview {tmp_path / preview} is one of the frames of the video -o {tmp_path / refused}, which "
+        "would replace the preview at the end; give the preview its own file"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "refused"),
+    [(["--steps", "4", "--preview-every", "4"], "--preview-every 4 is not below --steps 4: previews come every K "
+      "steps and never after the last one, so none would be written; give --preview-every 3 or less"),
+     (["--steps", "1"], "--preview with --steps 1 would write no preview: previews come between steps, never after "
+      "the last one; give --steps 2 or more, or leave out --preview"),
+     (["--steps", "4", "--preview-every", "3"], None), (["--steps", "2"], None)],
+)  # fmt: skip
+def test_a_preview_that_can_never_come_is_refused_before_loading(tmp_path, capsys, monkeypatch, flags, refused):
+    # `--steps 4 --preview-every 4` ran, and said only at the end that no preview was written.
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded before the check"))
+    args = ["run", "-m", str(tmp_path / "no-model"), "-p", "a red fox", "-o", str(tmp_path / "v.webp"), *flags]
+    code = cli_main([*args, "--preview", str(tmp_path / "p.png"), "--dry-run"])
+    err = capsys.readouterr().err
+    if refused is None:  # one preview or more: past the request's checks, to the model
+        assert err.startswith("error: no such checkpoint directory")
+        return
+    assert code == 2 and err.strip() == f"error: {refused}"
+
+
 def test_preview_file_writes_in_the_background_and_never_stops_the_run(tmp_path, monkeypatch, caplog):
     import threading
 

@@ -49,15 +49,11 @@ def _check_triton(report: Checkup) -> None:
 
 
 def _check_ffmpeg(report: Checkup) -> None:
-    import imageio_ffmpeg
+    from motif_lite.io.ffmpeg import find_ffmpeg
 
     try:
-        path = imageio_ffmpeg.get_ffmpeg_exe()
-    except RuntimeError as exc:
-        report.warning(
-            "ffmpeg",
-            f"not found ({first_line(exc)}): .mp4 and .webm output are not possible (.gif, .webp and PNG "
-            "sequences are); reinstall imageio-ffmpeg or set IMAGEIO_FFMPEG_EXE",
-        )
+        path = find_ffmpeg()  # runs `ffmpeg -version`: a path that is set is not yet one that works
+    except MotifLiteError as exc:
+        report.warning("ffmpeg", f".mp4 and .webm output are not possible: {first_line(exc)}")
         return
     report.ok("ffmpeg", f"{path} (.mp4, .webm)")

@@ -48,6 +48,7 @@ def resolve_requests(
     earlier video."""
     import dataclasses
 
+    from motif_lite.io.preview import check_previews_come
     from motif_lite.io.video import numbered_path, stale_frames_note
 
     request, notes = unresolved.resolve()
@@ -57,10 +58,25 @@ def resolve_requests(
         free = [free_output(output, args.dry_run) for output in outputs]
         notes += [note for _, note in free if note is not None]
         outputs = [chosen for chosen, _ in free]
+    if args.preview:
+        _check_preview_is_no_frame(args.preview, outputs, request.frames)
+        check_previews_come(request.steps, args.preview_every)
     seeds = [(request.seed + i) % 2**32 for i in range(count)]
     notes += [note for output in outputs if (note := stale_frames_note(output, request.frames))]
     notes += prompt_file_notes(args)
     return [dataclasses.replace(request, seed=s, output=o) for s, o in zip(seeds, outputs, strict=True)], notes
+
+
+def _check_preview_is_no_frame(preview: str, outputs: list[Path], frames: int) -> None:
+    """Refuse a --preview that is one of the videos' PNG frames (`-o f_%03d.png --preview f_000.png`): the video
+    would replace it at the end. (The same file as -o is refused by `check_flags`, before the frames are known.)"""
+    from motif_lite.io.video import replaces_file
+    from motif_lite.request import RequestError
+
+    for output in outputs:
+        if replaces_file(output, frames, preview):
+            raise RequestError(f"--preview {preview} is one of the frames of the video -o {output}, which would "
+                               "replace the preview at the end; give the preview its own file")  # fmt: skip
 
 
 def prompt_file_notes(args: argparse.Namespace) -> list[str]:

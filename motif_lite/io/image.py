@@ -5,21 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import PIL.ExifTags
 import PIL.Image
+import PIL.ImageOps
 import torch
 
 from motif_lite.errors import ConfigError, MotifLiteError
 
 
 def load_image(path: str | Path) -> PIL.Image.Image:
-    """Open an image file as an RGB `PIL.Image` (alpha is dropped, palettes and grayscale are expanded, 16-bit
-    grayscale scaled to 8 bits)."""
+    """Open an image file as an RGB `PIL.Image`, upright as its EXIF orientation says (alpha is dropped, palettes
+    and grayscale are expanded, 16-bit grayscale scaled to 8 bits)."""
     return read_image(path)[0]
 
 
 def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
-    """`load_image`, and notes on what it dropped that the user would want to know (transparent pixels, the
-    frames of an animation after the first)."""
+    """`load_image`, and notes on what it changed or dropped that the user would want to know (an EXIF rotation,
+    transparent pixels, the frames of an animation after the first)."""
     if not isinstance(path, str | Path):  # a PIL image, array or tensor, as diffusers' pipelines take them
         kind = type(path)
         name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
@@ -32,14 +34,32 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
         raise MotifLiteError(f"input image {path} is a directory; give the image file in it, e.g. {path / 'first.png'}")
     if not path.is_file():
         raise MotifLiteError(f"input image not found: {path}")
+    if path.stat().st_size == 0:  # Pillow would say only "cannot identify image file"
+        raise MotifLiteError(f"input image {path} is empty (0 bytes): save or copy the image again, then give it")
     try:
         with PIL.Image.open(path) as image:
             notes = _transparency_notes(image)
             if getattr(image, "n_frames", 1) > 1:  # an animated GIF or WebP, a multi-page TIFF
                 notes.append(f"the image has {image.n_frames} frames: the first one is the video's first frame")
-            return _to_rgb(image), notes  # loads the pixels, so the file can be closed here
+            upright = PIL.ImageOps.exif_transpose(image)  # loads the pixels, so the file can be closed here
+            notes += _orientation_notes(image, upright)
+            return _to_rgb(upright), notes
     except (OSError, ValueError, PIL.Image.DecompressionBombError) as exc:
         raise MotifLiteError(f"cannot read image {path}: {exc}") from exc
+
+
+def _orientation_notes(stored: PIL.Image.Image, upright: PIL.Image.Image) -> list[str]:
+    """A note when the EXIF orientation turned the image: phone photos are stored sideways or upside down with a tag
+    that says how to show them. Like the reference (diffusers' `load_image`: `exif_transpose`, then RGB) the image is
+    used as viewers show it, which may not be how an editor that ignores the tag shows it."""
+    orientation = stored.getexif().get(PIL.ExifTags.Base.Orientation, 1)
+    if orientation not in range(2, 9):  # 1: stored upright; anything else is not a turn Pillow applies
+        return []
+    (width, height), (stored_width, stored_height) = upright.size, stored.size
+    return [
+        f"the image's EXIF orientation ({orientation}) turns it: it is used upright, {width}x{height} (stored "
+        f"{stored_width}x{stored_height}), as photo viewers and the reference pipeline show it"
+    ]
 
 
 def _to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:

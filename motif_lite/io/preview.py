@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +18,27 @@ from motif_lite.errors import MotifLiteError
 from motif_lite.io.staging import check_writable_folder
 
 PREVIEW_EXTENSIONS = (".png", ".webp")
+PREVIEWS_PER_RUN = 4  # the default spacing of previews: about this many per run
 logger = logging.getLogger(__name__)
+
+
+def preview_interval(steps: int, every: int | None) -> int:
+    """The steps between previews: `every`, else about PREVIEWS_PER_RUN per run. Previews come after every such
+    step but the last (the video itself follows it)."""
+    return every or max(1, math.ceil(steps / PREVIEWS_PER_RUN))
+
+
+def check_previews_come(steps: int, every: int | None) -> None:
+    """Refuse (`MotifLiteError`) a preview interval with which a `steps`-step run writes no preview at all: the
+    file asked for would never come, which is better said before the run than after it."""
+    if preview_interval(steps, every) < steps:
+        return
+    if every is None:  # the default interval is below any number of steps but 1
+        raise MotifLiteError(f"--preview with --steps {steps} would write no preview: previews come between steps, "
+                             "never after the last one; give --steps 2 or more, or leave out --preview")  # fmt: skip
+    fix = f"give --preview-every {steps - 1} or less" if steps > 1 else "give --steps 2 or more"
+    raise MotifLiteError(f"--preview-every {every} is not below --steps {steps}: previews come every K steps and never "
+                         f"after the last one, so none would be written; {fix}")  # fmt: skip
 
 
 def check_preview_path(path: str | Path) -> Path:

@@ -22,6 +22,7 @@ import torch
 from PIL.PngImagePlugin import PngInfo
 
 from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.io.ffmpeg import find_ffmpeg
 from motif_lite.io.staging import FRAME_PATTERN, check_writable_folder, creating_fails, output_of
 
 Chunk = torch.Tensor | np.ndarray
@@ -58,7 +59,8 @@ def numbered_path(path: Path, n: int) -> Path:
 
 def check_output_path(path: str | Path) -> bool:
     """Fail early (`MotifLiteError`) for outputs `write_video` cannot produce: bad extension, pattern, directory,
-    a folder in which no file can be created (tried: `check_writable_folder`). True when the path is fine."""
+    a folder in which no file can be created (tried: `check_writable_folder`), .mp4/.webm without an ffmpeg that
+    runs (`find_ffmpeg`). True when the path is fine."""
     if not isinstance(path, str | Path):  # e.g. None, as if the frames came back instead (diffusers' output_type)
         raise MotifLiteError(
             f"output must be a file path (str or Path) such as 'fox.mp4', got {path!r}: the video is written to "
@@ -89,7 +91,21 @@ def check_output_path(path: str | Path) -> bool:
     if not parent.is_dir():
         raise MotifLiteError(f"output directory {parent} does not exist; create it first (mkdir -p {parent})")
     check_writable_folder(parent, "output directory")  # by creating a file there: root passes os.access anywhere
+    if suffix in _FFMPEG:  # else a missing ffmpeg shows only once the video is made
+        find_ffmpeg()
     return True
+
+
+def replaces_file(output: str | Path, frames: int, file: str | Path) -> bool:
+    """Whether writing a `frames`-frame video to `output` (one file, or one PNG per frame for a `%d` pattern) would
+    replace `file`: the run's input image, or its preview, would be lost to the video."""
+    path = Path(output).expanduser()
+    try:
+        names = [path.name % i for i in range(frames)] if "%" in path.name else [path.name]
+        target = Path(file).expanduser().resolve()
+        return any((path.parent / name).resolve() == target for name in names)
+    except (OSError, TypeError, ValueError):  # an odd pattern: check_output_path has said so
+        return False
 
 
 # A GIF stores each frame's time in 10 ms units (Pillow truncates 1000/fps to them, 16 bits), and browsers play a

@@ -1,0 +1,50 @@
+"""The ffmpeg executable that writes .mp4 and .webm (imageio-ffmpeg's), checked to run before any work needs it."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+
+from motif_lite.errors import MotifLiteError
+
+ENV_VARIABLE = "IMAGEIO_FFMPEG_EXE"  # imageio-ffmpeg takes this path as given, without trying it
+PROBE_TIMEOUT_S = 10.0  # `ffmpeg -version` answers in well under a second; a binary that hangs is not usable
+_NO_FFMPEG_NEEDED = "or write .webp, .gif or PNG frames (out_%03d.png), which need no ffmpeg"
+
+
+def find_ffmpeg() -> str:
+    """The path of the ffmpeg that writes .mp4/.webm, once it ran `ffmpeg -version` (a `MotifLiteError` saying
+    what to do otherwise). A file that is not there is looked for on each call, so that installing it is seen; the
+    answer of one that is, is kept for the process (a request is checked on each submission to the server)."""
+    import imageio_ffmpeg  # imports only its own small modules; the binary is looked up here
+
+    chosen = os.environ.get(ENV_VARIABLE)
+    source = f" ({ENV_VARIABLE})" if chosen else ""
+    fix = f"fix or unset {ENV_VARIABLE}" if chosen else "install ffmpeg or reinstall imageio-ffmpeg"
+    try:
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:  # none bundled, none on PATH
+        raise MotifLiteError(f"ffmpeg not found, which .mp4 and .webm need: {fix}; {_NO_FFMPEG_NEEDED}") from None
+    found = exe if os.path.isfile(exe) else shutil.which(exe)  # a path, else a command name looked up on PATH
+    if found is None:
+        raise MotifLiteError(f"ffmpeg not found at {exe}{source}: {fix}; {_NO_FFMPEG_NEEDED}")
+    if (failure := _version_failure(found)) is not None:
+        raise MotifLiteError(f"ffmpeg at {exe}{source} does not run ({failure}): {fix}; {_NO_FFMPEG_NEEDED}")
+    return exe
+
+
+@functools.cache
+def _version_failure(exe: str) -> str | None:
+    """Why `exe -version` failed (cannot start, no answer in time, a non-zero exit), or None when it ran."""
+    try:
+        done = subprocess.run([exe, "-version"], capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return f"no answer to -version within {PROBE_TIMEOUT_S:g} s"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        return f"-version exited with code {done.returncode}" + (f": {said[-1]}" if said else "")
+    return None
