@@ -378,7 +378,7 @@ def test_keys_matching_no_module_are_listed(tmp_path, targets):
     deeper = {k.replace("blocks.0.", "blocks.9."): v.clone() for k, v in fitting.items()}
     path = _write(tmp_path / "deeper.safetensors", {**fitting, **deeper})
     with pytest.raises(
-        LoRAError, match=r"1 of its 2 layers match no linear layer.*:\n  transformer_blocks\.9\.attn\.to_q$"
+        LoRAError, match=r"1 of its 2 layers matches no linear layer.*:\n  transformer_blocks\.9\.attn\.to_q$"
     ):
         read_loras([LoRASpec(path)], targets)
 
@@ -434,6 +434,7 @@ def test_mixed_prefixes_and_part_names_are_read(tmp_path, targets, prefix, parts
     (ours,) = read_loras([LoRASpec(_write(tmp_path / "plain.safetensors", plain))], targets)
     (theirs,) = read_loras([LoRASpec(_write(tmp_path / "mixed.safetensors", mixed))], targets)
     assert [u.module for u in theirs.updates] == ["transformer_blocks.0.attn.to_q"]
+    assert ours.describe() == "plain.safetensors x1 (peft, 1 layer)"  # not "1 layers"
     assert torch.equal(theirs.updates[0].down, ours.updates[0].down)
     assert torch.equal(theirs.updates[0].up, ours.updates[0].up)
 
@@ -486,7 +487,7 @@ def test_unknown_and_unsupported_formats(tmp_path, targets):
     with pytest.raises(LoRAError, match="unknown LoRA format.*supported: diffusers/PEFT.*kohya"):
         read_loras([LoRASpec(path)], targets)
     loha = {"diffusion_model.proj_out.hada_w1_a": torch.zeros(2), "diffusion_model.proj_out.alpha": torch.tensor(1.0)}
-    with pytest.raises(LoRAError, match="LoHa"):
+    with pytest.raises(LoRAError, match=r"1 tensor is not LoRA down/up/alpha weights \(LoHa"):
         read_loras([LoRASpec(_write(tmp_path / "y.safetensors", loha))], targets)
     with pytest.raises(LoRAError, match="not a readable safetensors"):
         (tmp_path / "z.safetensors").write_bytes(b"nope")

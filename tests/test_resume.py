@@ -267,7 +267,7 @@ def test_the_cli_resumes_with_the_file_alone(checkpoint, tmp_path, capsys, monke
     # No -m, no --dtype, no prompt: all from the file.
     code, out, err = run_cli(capsys, "--resume", str(path))
     assert code == 0, err
-    assert "resumed: steps 3-4 sampled here, 1-2 by the run that stopped" in out
+    assert "resumed: steps 3-4 sampled here, steps 1-2 by the run that stopped" in out
     assert not path.exists()
     for i in range(9):
         a = np.asarray(PIL.Image.open(tmp_path / f"whole_{i:03d}.png"))

@@ -40,6 +40,7 @@ from torch import nn
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.model.attention import project_rows
+from motif_lite.request import counted
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
 from motif_lite.weights.quant_linear import QuantizedLinear
 from motif_lite.weights.shapes import listing
@@ -134,7 +135,7 @@ class LoRAFile:
     updates: list[LoRAUpdate]
 
     def describe(self) -> str:
-        return f"{self.spec.path.name} x{self.spec.strength:g} ({self.format}, {len(self.updates)} layers)"
+        return f"{self.spec.path.name} x{self.spec.strength:g} ({self.format}, {counted(len(self.updates), 'layer')})"
 
 
 @dataclass
@@ -147,7 +148,7 @@ class AppliedLoRAs:
 
     def describe(self) -> str:
         parts = [f.describe() for f in self.files]
-        return f"{', '.join(parts)}; {self.merged} layers merged, {self.wrapped} unmerged (packed)"
+        return f"{', '.join(parts)}; {counted(self.merged, 'layer')} merged, {self.wrapped} unmerged (packed)"
 
 
 class LoRALinear(nn.Module):
@@ -254,7 +255,8 @@ def _unmatched(path: Path, modules: list[str], layers: int) -> str:
             f"layers are named like {', '.join(modules[:3])}; the transformer's like transformer_blocks.0.attn.to_q, "
             "single_transformer_blocks.0.ff.net.2"
         )
-    title = f"of its {layers} layers match no linear layer of the transformer (a LoRA for another model or version?)"
+    verb = "matches" if len(modules) == 1 else "match"
+    title = f"of its {layers} layers {verb} no linear layer of the transformer (a LoRA for another model or version?)"
     return f"{path}: {listing(title, modules)}"
 
 
@@ -297,7 +299,8 @@ def _parse_keys(path: Path, tensors: Mapping[str, torch.Tensor]) -> tuple[str, d
     known = [k for k, m in matches.items() if m]
     if known:
         others = sorted(set(tensors) - set(known))
-        title = "tensors are not LoRA down/up/alpha weights (LoHa, LoKr, DoRA, ... are not supported)"
+        are = "tensor is" if len(others) == 1 else "tensors are"
+        title = f"{are} not LoRA down/up/alpha weights (LoHa, LoKr, DoRA, ... are not supported)"
         raise LoRAError(f"{path}: {listing(title, others)}")
     raise LoRAError(
         f"{path}: unknown LoRA format (first keys: {sorted(tensors)[:3]}); supported: diffusers/PEFT "
