@@ -339,6 +339,32 @@ def test_resume_dry_run_shows_the_files_settings_and_a_changed_model_flag(stoppe
     assert "48x32, 9 frames at 24 fps" in out and "'blurry, static'" in out
 
 
+def a_lora(folder: Path) -> Path:
+    """A LoRA (PEFT names) of one layer of the tiny checkpoint's transformer."""
+    from safetensors.torch import save_file
+
+    module = "transformer.transformer_blocks.0.attn.to_q"
+    path = folder / "style.safetensors"
+    save_file({f"{module}.lora_A.weight": torch.randn(2, 64), f"{module}.lora_B.weight": torch.randn(64, 2)}, path)
+    return path
+
+
+@pytest.mark.parametrize("lora_first", [False, True], ids=["lora-after", "lora-before"])
+def test_a_lora_given_on_resume_is_checked_and_applied(stopped, capsys, lora_first):
+    # --lora (the one `append` flag of run) crashed argparse in the check of which flags were given.
+    lora = ["--lora", f"{a_lora(stopped.parent)}:0.5"]
+    resume = ["--resume", str(stopped), "-o", str(stopped.with_name("styled.mp4"))]
+    flags = [*lora, *resume] if lora_first else [*resume, *lora]
+    code, out, err = run_cli(capsys, *flags, "--dry-run")
+    assert code == 0, err
+    assert "loras: style.safetensors x0.5 (peft, 1 layer)" in out
+    code, out, err = run_cli(capsys, *flags)
+    assert code == 0, err
+    assert "loras: style.safetensors x0.5 (peft, 1 layer); 1 layer merged" in out
+    assert "resumed: steps 2-4 sampled here, step 1 by the run that stopped" in out
+    assert stopped.with_name("styled.mp4").is_file()
+
+
 def test_a_request_this_version_does_not_know_is_named(stopped, capsys):
     import json
 

@@ -93,11 +93,12 @@ def _run_flags_given(args: argparse.Namespace) -> tuple[dict, set[str]]:
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # as the command parses it
     add_run_flags(parser)
     defaults = vars(parser.parse_args([]))
-    not_given = object()
-    parser.set_defaults(**dict.fromkeys(defaults, not_given))
+    # None marks "not given": a flag on the command line never parses to None (each type returns a value), and an
+    # `append` flag (--lora) needs None or a list as its default to append to (a sentinel object crashes argparse).
+    parser.set_defaults(**dict.fromkeys(defaults))
     argv = list(getattr(args, "argv", None) or [])
     parsed, _ = parser.parse_known_args(argv[argv.index("run") + 1 :] if "run" in argv else argv)
-    return defaults, {dest for dest, value in vars(parsed).items() if value is not not_given}
+    return defaults, {dest for dest, value in vars(parsed).items() if value is not None}
 
 
 def resumed_request(saved: SavedLatents, output: str | None) -> GenerationRequest:
