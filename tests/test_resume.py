@@ -357,12 +357,38 @@ def test_a_lora_given_on_resume_is_checked_and_applied(stopped, capsys, lora_fir
     flags = [*lora, *resume] if lora_first else [*resume, *lora]
     code, out, err = run_cli(capsys, *flags, "--dry-run")
     assert code == 0, err
+    assert "the run being resumed had no --lora:" in err
     assert "loras: style.safetensors x0.5 (peft, 1 layer)" in out
     code, out, err = run_cli(capsys, *flags)
     assert code == 0, err
     assert "loras: style.safetensors x0.5 (peft, 1 layer); 1 layer merged" in out
     assert "resumed: steps 2-4 sampled here, step 1 by the run that stopped" in out
     assert stopped.with_name("styled.mp4").is_file()
+
+
+@pytest.mark.parametrize(
+    ("flag", "file", "named"),
+    [
+        ("--vae", "vae/diffusion_pytorch_model.safetensors", "no --vae"),
+        ("--diffusion-model", "transformer/diffusion_pytorch_model.safetensors", "no --gguf or --diffusion-model"),
+    ],
+)
+def test_the_note_on_a_model_flag_the_stopped_run_left_out_names_it(stopped, checkpoint, capsys, flag, file, named):
+    # It said "the run being resumed had the default", without saying of which flag.
+    code, _, err = run_cli(capsys, "--resume", str(stopped), flag, str(checkpoint / file), "--dry-run")
+    assert code == 0, err
+    assert f"the run being resumed had {named}: the rest of the video is sampled with what this command gives" in err
+
+
+def test_the_note_on_another_lora_names_the_stopped_runs(checkpoint, tmp_path, capsys):
+    lora = a_lora(tmp_path)
+    styled = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", loras=[(lora, 0.8)])
+    with pytest.raises(KeyboardInterrupt):
+        styled.generate(request(tmp_path), on_progress=stop_at(1))
+    stopped = tmp_path / "fox.latents.safetensors"
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--lora", str(lora), "--dry-run")
+    assert code == 0, err
+    assert f"the run being resumed had --lora {lora}:0.8: the rest of the video" in err
 
 
 def test_a_request_this_version_does_not_know_is_named(stopped, capsys):

@@ -53,9 +53,8 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
             for dest, value in run.items():
                 setattr(args, dest, value)
         elif any(getattr(args, dest) != run[dest] for dest in group):
-            was = ", ".join(f"--{dest.replace('_', '-')} {run[dest]}" for dest in group if run[dest] not in (None, []))
-            notes.append(f"the run being resumed had {was or 'the default'}: the rest of the video is sampled with "
-                         "what this command gives")  # fmt: skip
+            notes.append(f"the run being resumed had {_model_flags(run)}: the rest of the video is sampled with what "
+                         "this command gives")  # fmt: skip
     args.weights = weight_files(args)
     return saved, notes
 
@@ -84,6 +83,18 @@ def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
                          f"{steps}; this run starts again (its file gets another name). To go on with that one "
                          f"instead: motif-lite run --resume {quoted}")  # fmt: skip
     return notes
+
+
+def _model_flags(values: dict) -> str:
+    """A group of model flags as the stopped run had them ("--gguf tr-Q8_0.gguf", "--lora a:1 --lora b:0.5"), or
+    the flags it left out ("no --gguf or --diffusion-model"): the note names the flag either way."""
+    flags = {dest: "--" + dest.replace("_", "-") for dest in values}
+    given = [
+        " ".join(f"{flags[dest]} {item}" for item in value) if isinstance(value, list) else f"{flags[dest]} {value}"
+        for dest, value in values.items()
+        if value not in (None, [])
+    ]
+    return ", ".join(given) if given else "no " + " or ".join(flags.values())
 
 
 def _run_flags_given(args: argparse.Namespace) -> tuple[dict, set[str]]:
