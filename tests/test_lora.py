@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -575,3 +576,55 @@ def test_a_dry_run_reads_and_lists_the_loras(setup, tmp_path, capsys):
     wan = _write(tmp_path / "wan.safetensors", _pairs("diffusion_model.", "blocks.0.self_attn.q", ("down", "up")))
     assert cli_main([*base, "--lora", str(wan)]) == 2
     assert "is it a LoRA for another" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("part", "value", "named"),
+    [
+        (
+            "alpha",
+            torch.tensor([0.0, 1.0]),
+            r"the alpha of transformer_blocks\.0\.attn\.to_q must be one number, got shape \[2\]",
+        ),
+        ("alpha", torch.tensor(float("nan")), r"the alpha of transformer_blocks\.0\.attn\.to_q holds inf or NaN"),
+        ("lora_down.weight", torch.full((2, 64), float("nan")), r"the down \(lora_A\) of .*to_q holds inf or NaN"),
+        ("lora_up.weight", torch.full((64, 2), float("inf")), r"the up \(lora_B\) of .*to_q holds inf or NaN"),
+        ("rank-0", None, r"the LoRA of transformer_blocks\.0\.attn\.to_q has rank 0 \(down \[0, 64\], up \[64, 0\]\)"),
+    ],
+    ids=["alpha-of-two", "nan-alpha", "nan-down", "inf-up", "rank-0"],
+)
+def test_a_broken_lora_is_named_when_read(tmp_path, targets, part, value, named):
+    # Each crashed with a traceback (alpha of two numbers; a rank-0 file with an alpha divides by zero) or only
+    # showed after the first step as latents holding inf or NaN.
+    module = "diffusion_model.transformer_blocks.0.attn.to_q"
+    lora = _pairs("diffusion_model.", "transformer_blocks.0.attn.to_q", ("down", "up"), rank=0 if value is None else 2)
+    lora[f"{module}.alpha"] = torch.tensor(2.0)
+    if value is not None:
+        lora[f"{module}.{part}"] = value
+    path = _write(tmp_path / "broken.safetensors", lora)
+    with pytest.raises(LoRAError, match=rf"^{re.escape(str(path))}: {named}"):
+        read_loras([LoRASpec(path)], targets)
+
+
+def test_a_lora_alpha_of_two_numbers_is_a_user_error_in_a_run_and_a_dry_run(setup, tmp_path, capsys):
+    root, _, _, _ = setup
+    lora = _pairs("transformer.", "transformer_blocks.0.attn.to_q", ("A", "B"))
+    path = _write(
+        tmp_path / "two.safetensors",
+        {**lora, "transformer.transformer_blocks.0.attn.to_q.alpha": torch.tensor([0.0, 1.0])},
+    )
+    base = ["run", "-m", str(root), "-p", PROMPT, "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1"]
+    base += ["--device", "cpu", "--kernels", "torch", "-o", str(tmp_path / "out.mp4"), "--lora", str(path)]
+    for flags in (["--dry-run"], []):
+        assert cli_main([*base, *flags]) == 2
+        err = capsys.readouterr().err
+        assert "must be one number, got shape [2]" in err and "Traceback" not in err
+
+
+def test_the_python_api_points_a_file_colon_strength_to_the_pair(setup):
+    _, _, files, _ = setup
+    hint = f"; loras= takes a strength as a (file, strength) pair, e.g. loras=[('{files['peft']}', 0.5)]"
+    with pytest.raises(LoRAError, match=re.escape(f"not found: {files['peft']}:0.5{hint}")):
+        lora_specs([f"{files['peft']}:0.5"])
+    with pytest.raises(LoRAError, match=r"not found: [^;]*$"):  # no hint where the file before the colon is missing too
+        lora_specs([f"{files['peft']}x:0.5"])

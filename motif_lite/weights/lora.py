@@ -112,8 +112,24 @@ def lora_specs(loras: Sequence[LoRAEntry]) -> list[LoRASpec]:
         specs.append(LoRASpec(_lora_file(Path(path)), float(strength)))
     for spec in specs:
         if not spec.path.is_file():
-            raise LoRAError(f"LoRA file not found: {spec.path}")
+            raise LoRAError(_not_found(spec.path))
     return specs
+
+
+def _not_found(path: Path) -> str:
+    """What to say about a LoRA entry of the Python API that names no file: `FILE:STRENGTH` is how --lora takes a
+    strength, not how `loras=` does; when the file before the colon exists, that is the likely mistake."""
+    file, sep, tail = str(path).rpartition(":")
+    try:
+        strength = float(tail) if sep else None
+    except ValueError:
+        strength = None
+    if strength is not None and Path(file).is_file():
+        return (
+            f"LoRA file not found: {path}; loras= takes a strength as a (file, strength) pair, e.g. "
+            f"loras=[({file!r}, {strength:g})]"
+        )
+    return f"LoRA file not found: {path}"
 
 
 @dataclass
@@ -355,9 +371,37 @@ def _update(
             f"up [{out_features}, rank])"
         )
     rank = down.shape[0]
-    alpha = float(parts["alpha"]) if "alpha" in parts else alphas.alpha_for(module) if alphas else None
+    if rank == 0:
+        raise LoRAError(
+            f"{spec.path}: the LoRA of {module} has rank 0 (down {list(down.shape)}, up {list(up.shape)}): it "
+            "changes nothing, so the file is likely cut short; export it again"
+        )
+    alpha = _alpha(spec, module, parts, alphas)
+    _check_finite(spec, module, {"down (lora_A)": down, "up (lora_B)": up, "alpha": alpha})
     factor = 1.0 if alpha is None else alpha / (math.sqrt(rank) if alphas and alphas.rslora else rank)
     return LoRAUpdate(module, down, up, spec.strength * factor)
+
+
+def _alpha(spec: LoRASpec, module: str, parts: dict[str, torch.Tensor], alphas: _Alphas | None) -> float | None:
+    """A module's alpha: its `.alpha` tensor (which must be one number), else PEFT's metadata, else none."""
+    if "alpha" not in parts:
+        return alphas.alpha_for(module) if alphas else None
+    if parts["alpha"].numel() != 1:
+        shape = list(parts["alpha"].shape)
+        raise LoRAError(f"{spec.path}: the alpha of {module} must be one number, got shape {shape}")
+    return float(parts["alpha"])
+
+
+def _check_finite(spec: LoRASpec, module: str, parts: Mapping[str, torch.Tensor | float | None]) -> None:
+    """inf or NaN in a LoRA would only show after the first step, as latents that are no longer numbers: named here,
+    with the file, before any weight is loaded."""
+    for name, value in parts.items():
+        finite = value is None or (
+            bool(torch.isfinite(value).all()) if isinstance(value, torch.Tensor) else math.isfinite(value)
+        )
+        if not finite:
+            raise LoRAError(f"{spec.path}: the {name} of {module} holds inf or NaN: the file is damaged (or its "
+                            "training diverged)")  # fmt: skip
 
 
 @dataclass(frozen=True)
