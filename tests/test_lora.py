@@ -628,3 +628,30 @@ def test_the_python_api_points_a_file_colon_strength_to_the_pair(setup):
         lora_specs([f"{files['peft']}:0.5"])
     with pytest.raises(LoRAError, match=r"not found: [^;]*$"):  # no hint where the file before the colon is missing too
         lora_specs([f"{files['peft']}x:0.5"])
+
+
+@pytest.mark.parametrize(
+    ("transformer", "text_encoder", "named"),
+    [
+        (("transformer.", ("A", "B")), "text_encoder.", "1 of its 2 layers is"),  # diffusers' save_lora_weights
+        (("lora_unet_", ("down", "up")), "lora_te1_", "1 of its 2 layers is"),  # kohya
+        (None, "text_encoder.", "its one layer is"),
+    ],
+    ids=["diffusers", "kohya", "text-encoder-alone"],
+)
+def test_text_encoder_layers_are_refused_as_such(tmp_path, targets, transformer, text_encoder, named):
+    # A LoRA trained with the text encoder was called "a LoRA for another model or version".
+    encoder_layer = "text_model.encoder.layers.0.self_attn.q_proj"
+    if text_encoder == "lora_te1_":
+        encoder_layer = encoder_layer.replace(".", "_")
+    lora = _pairs(text_encoder, encoder_layer, ("down", "up") if text_encoder == "lora_te1_" else ("A", "B"))
+    if transformer is not None:
+        prefix, parts = transformer
+        layer = "transformer_blocks.0.attn.to_q"
+        lora |= _pairs(prefix, layer.replace(".", "_") if prefix == "lora_unet_" else layer, parts)
+    path = _write(tmp_path / "with-text-encoder.safetensors", lora)
+    with pytest.raises(LoRAError) as error:
+        read_loras([LoRASpec(path)], targets)
+    message = str(error.value)
+    assert f"{named} for the text encoder (like {text_encoder}" in message, message
+    assert "does not adapt" in message and "another model" not in message

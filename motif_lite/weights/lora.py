@@ -53,6 +53,8 @@ _KEY = re.compile(
     r"(?:lora_(?P<part>A|B|down|up)\.weight|(?P<alpha>alpha))$"
 )
 _PARTS = {"A": "down", "B": "up", "down": "down", "up": "up"}
+# The text encoder's layers in a LoRA trained with it: diffusers' `text_encoder.`, kohya's `lora_te_` / `lora_te1_`.
+_TEXT_ENCODER = re.compile(r"^(?:text_encoder(?:_\d)?\.|lora_te\d?_)")
 _PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 # The same cross-attention projection under the diffusers layout and under the two shared layouts.
 _CROSS_ALIASES = {"cross_attn.to_q": "cross_attn.query_proj", "cross_attn.to_out.0": "cross_attn.out_proj"}
@@ -264,6 +266,8 @@ def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFi
 
 def _unmatched(path: Path, modules: list[str], layers: int) -> str:
     """What to say about the layers of a LoRA file that the transformer does not have."""
+    if all(_TEXT_ENCODER.match(module) for module in modules):  # trained with the text encoder: not another model
+        return _text_encoder_layers(path, modules, layers)
     if len(modules) == layers:  # nothing fits: a LoRA of another model, its text encoder part, ...
         return (
             f"{path}: none of its layers ({layers}) matches a linear layer of the Motif-Video transformer; is it a "
@@ -274,6 +278,23 @@ def _unmatched(path: Path, modules: list[str], layers: int) -> str:
     verb = "matches" if len(modules) == 1 else "match"
     title = f"of its {layers} layers {verb} no linear layer of the transformer (a LoRA for another model or version?)"
     return f"{path}: {listing(title, modules)}"
+
+
+def _text_encoder_layers(path: Path, modules: list[str], layers: int) -> str:
+    """Refused rather than applied in part: the LoRA was trained with the text encoder adapted too, so the
+    transformer's layers alone would make another video than the one it was trained for."""
+    return (
+        f"{path}: {_share(len(modules), layers)} for the text encoder (like {modules[0]}), which motif-lite does "
+        "not adapt (it applies LoRAs to the transformer only, and that part alone would make another video than "
+        "the LoRA was trained for); use a LoRA trained with the text encoder frozen"
+    )
+
+
+def _share(part: int, layers: int) -> str:
+    """ "its one layer is", "all 4 of its layers are", "1 of its 3 layers is"."""
+    if part == layers:
+        return "its one layer is" if layers == 1 else f"all {layers} of its layers are"
+    return f"{part} of its {layers} layers {'is' if part == 1 else 'are'}"
 
 
 def _lora_file(path: Path) -> Path:
