@@ -391,6 +391,58 @@ def test_the_note_on_another_lora_names_the_stopped_runs(checkpoint, tmp_path, c
     assert f"the run being resumed had --lora {lora}:0.8: the rest of the video" in err
 
 
+def random_image(path: Path, seed: int) -> Path:
+    PIL.Image.fromarray(np.random.default_rng(seed).integers(0, 255, (32, 48, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def drop_image_checksum(path: Path) -> None:
+    """`path` as an older motif-lite wrote it: no checksum of the input image."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), "pt") as file:
+        info = json.loads(file.metadata()["motif_lite_latents"])
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+    del info["run"]["image_sha256"]
+    save_file(tensors, str(path), metadata={"motif_lite_latents": json.dumps(info)})
+
+
+def test_a_moved_input_image_is_given_again_with_i(pipe, tmp_path, capsys):
+    # It could not be resumed: without -i the image was not found, with -i the flag was refused.
+    first = random_image(tmp_path / "first.png", 0)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, image=first), on_progress=stop_at(1))
+    stopped = tmp_path / "fox.latents.safetensors"
+    moved = first.rename(tmp_path / "moved.png")
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert_user_error(code, err, f"the input image of the run being resumed, {first}, is no longer there: give it")
+    other = random_image(tmp_path / "other.png", 1)
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-i", str(other), "--dry-run")
+    assert_user_error(code, err, f"{other} is not the image the run being resumed used ({first}, no longer there)")
+    code, out, err = run_cli(capsys, "--resume", str(stopped), "-i", str(moved))
+    assert code == 0, err
+    assert f"input image {first} is no longer there: going on with {moved}, the same image (its checksum" in err
+    assert (tmp_path / "fox.mp4").is_file() and not stopped.exists()
+
+
+def test_a_moved_image_of_an_older_file_is_taken_with_a_note_and_one_still_there_is_refused(pipe, tmp_path, capsys):
+    first = random_image(tmp_path / "first.png", 0)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, image=first), on_progress=stop_at(1))
+    stopped = tmp_path / "fox.latents.safetensors"
+    other = random_image(tmp_path / "other.png", 1)
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-i", str(other), "--dry-run")
+    assert_user_error(code, err, "leave out --image")  # the run's image is still there
+    drop_image_checksum(stopped)
+    first.unlink()
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-i", str(other), "--dry-run")
+    assert code == 0, err
+    assert f"going on with {other}, it must be the same image (this file, saved by an older motif-lite, cannot" in err
+
+
 def test_a_request_this_version_does_not_know_is_named(stopped, capsys):
     import json
 

@@ -4,7 +4,9 @@ on the files earlier runs of the same outputs left."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.request import GenerationRequest
@@ -41,12 +43,19 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     if saved.request is None or saved.run is None:
         raise LatentsFileError(f"{saved.file} does not say which request and model its run had: it is damaged")
     defaults, given = _run_flags_given(args)
+    done, steps = saved.progress
+    notes = [f"resuming {saved.file}: {done} of {steps} steps sampled, {steps - done} to go"]
+    if _image_moved(saved):  # as -m may be given again for a moved checkpoint, -i for a moved image
+        if "image" not in given:
+            raise RequestError(f"the input image of the run being resumed, {saved.request['image']}, is no longer "
+                               "there: give it again with -i FILE")  # fmt: skip
+        saved, note = _image_given_again(saved, args.image)
+        notes.append(note)
+        given.discard("image")
     if clash := [dest for dest in REQUEST_DESTS if dest in given]:
         flags = ", ".join("--" + dest.replace("_", "-") for dest in clash)
         raise RequestError(f"--resume goes on with the video {saved.file} describes: leave out {flags} (-o may "
                            "name another output file)")  # fmt: skip
-    done, steps = saved.progress
-    notes = [f"resuming {saved.file}: {done} of {steps} steps sampled, {steps - done} to go"]
     for group in MODEL_DEST_GROUPS:
         run = {dest: saved.run.get(dest, defaults[dest]) for dest in group}
         if not given & set(group):
@@ -83,6 +92,33 @@ def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
                          f"{steps}; this run starts again (its file gets another name). To go on with that one "
                          f"instead: motif-lite run --resume {quoted}")  # fmt: skip
     return notes
+
+
+def _image_moved(saved: SavedLatents) -> bool:
+    """Whether the stopped run had an input image that is no longer where it was."""
+    image = saved.request.get("image")
+    return image is not None and not Path(image).exists()
+
+
+def _image_given_again(saved: SavedLatents, image: str) -> tuple[SavedLatents, str]:
+    """`saved` going on with `image` (-i) in place of its moved one, checked against the checksum the file keeps
+    (a file of an older motif-lite keeps none: the note says so); and the note."""
+    from motif_lite.pipeline import image_sha256
+    from motif_lite.request import RequestError
+
+    old, new = saved.request["image"], Path(image).expanduser().absolute()
+    if not new.is_file():
+        raise RequestError(f"input image not found: {new}")
+    expected = saved.run.get("image_sha256")
+    if expected is not None and image_sha256(new) != expected:
+        raise RequestError(f"{new} is not the image the run being resumed used ({old}, no longer there): its "
+                           "content differs; give -i that image")  # fmt: skip
+    if expected is None:
+        check = "it must be the same image (this file, saved by an older motif-lite, cannot check it)"
+    else:
+        check = "the same image (its checksum matches)"
+    note = f"the run's input image {old} is no longer there: going on with {new}, {check}"
+    return dataclasses.replace(saved, request={**saved.request, "image": str(new)}), note
 
 
 def _model_flags(values: dict) -> str:
