@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import statistics
@@ -583,10 +584,14 @@ class MotifVideoPipeline:
         tensors = {f"solver.{name}": t for name, t in state.solver.items()}
         if state.apg_running is not None:
             tensors["apg_running"] = state.apg_running
-        image = None if request.image is None else str(Path(request.image).expanduser().absolute())
-        fields = _jsonable({**dataclasses.asdict(request), "output": str(output), "image": image})
+        image = None if request.image is None else Path(request.image).expanduser().absolute()
+        fields = _jsonable(
+            {**dataclasses.asdict(request), "output": str(output), "image": None if image is None else str(image)}
+        )
+        # The image's checksum beside the model flags: a resume given the image again, moved, checks it is the same.
+        run = {**self.model_flags(), "image_sha256": None if image is None else image_sha256(image)}
         return dataclasses.replace(saved, progress=(state.done, request.steps), state=tensors, request=fields,
-                                   run=self.model_flags())  # fmt: skip
+                                   run=run)  # fmt: skip
 
     def model_flags(self) -> dict:
         """The model this pipeline runs, as `motif-lite run`'s flags (dests) name it: what a resumed run loads."""
@@ -605,6 +610,15 @@ class MotifVideoPipeline:
             flags.update(diffusion_model=weights.get("transformer"), text_encoder=weights.get("text_encoder"),
                          vae=weights.get("vae"))  # fmt: skip
         return flags
+
+
+def image_sha256(path: Path) -> str | None:
+    """The SHA-256 of an input image file's bytes: what a stopped run keeps to recognise its image moved. None if
+    it cannot be read (gone while sampling): the state is saved all the same."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _findable(model: str | Path) -> str:

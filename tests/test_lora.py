@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -378,7 +379,7 @@ def test_keys_matching_no_module_are_listed(tmp_path, targets):
     deeper = {k.replace("blocks.0.", "blocks.9."): v.clone() for k, v in fitting.items()}
     path = _write(tmp_path / "deeper.safetensors", {**fitting, **deeper})
     with pytest.raises(
-        LoRAError, match=r"1 of its 2 layers match no linear layer.*:\n  transformer_blocks\.9\.attn\.to_q$"
+        LoRAError, match=r"1 of its 2 layers matches no linear layer.*:\n  transformer_blocks\.9\.attn\.to_q$"
     ):
         read_loras([LoRASpec(path)], targets)
 
@@ -434,6 +435,7 @@ def test_mixed_prefixes_and_part_names_are_read(tmp_path, targets, prefix, parts
     (ours,) = read_loras([LoRASpec(_write(tmp_path / "plain.safetensors", plain))], targets)
     (theirs,) = read_loras([LoRASpec(_write(tmp_path / "mixed.safetensors", mixed))], targets)
     assert [u.module for u in theirs.updates] == ["transformer_blocks.0.attn.to_q"]
+    assert ours.describe() == "plain.safetensors x1 (peft, 1 layer)"  # not "1 layers"
     assert torch.equal(theirs.updates[0].down, ours.updates[0].down)
     assert torch.equal(theirs.updates[0].up, ours.updates[0].up)
 
@@ -486,7 +488,7 @@ def test_unknown_and_unsupported_formats(tmp_path, targets):
     with pytest.raises(LoRAError, match="unknown LoRA format.*supported: diffusers/PEFT.*kohya"):
         read_loras([LoRASpec(path)], targets)
     loha = {"diffusion_model.proj_out.hada_w1_a": torch.zeros(2), "diffusion_model.proj_out.alpha": torch.tensor(1.0)}
-    with pytest.raises(LoRAError, match="LoHa"):
+    with pytest.raises(LoRAError, match=r"1 tensor is not LoRA down/up/alpha weights \(LoHa"):
         read_loras([LoRASpec(_write(tmp_path / "y.safetensors", loha))], targets)
     with pytest.raises(LoRAError, match="not a readable safetensors"):
         (tmp_path / "z.safetensors").write_bytes(b"nope")
@@ -574,3 +576,82 @@ def test_a_dry_run_reads_and_lists_the_loras(setup, tmp_path, capsys):
     wan = _write(tmp_path / "wan.safetensors", _pairs("diffusion_model.", "blocks.0.self_attn.q", ("down", "up")))
     assert cli_main([*base, "--lora", str(wan)]) == 2
     assert "is it a LoRA for another" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("part", "value", "named"),
+    [
+        (
+            "alpha",
+            torch.tensor([0.0, 1.0]),
+            r"the alpha of transformer_blocks\.0\.attn\.to_q must be one number, got shape \[2\]",
+        ),
+        ("alpha", torch.tensor(float("nan")), r"the alpha of transformer_blocks\.0\.attn\.to_q holds inf or NaN"),
+        ("lora_down.weight", torch.full((2, 64), float("nan")), r"the down \(lora_A\) of .*to_q holds inf or NaN"),
+        ("lora_up.weight", torch.full((64, 2), float("inf")), r"the up \(lora_B\) of .*to_q holds inf or NaN"),
+        ("rank-0", None, r"the LoRA of transformer_blocks\.0\.attn\.to_q has rank 0 \(down \[0, 64\], up \[64, 0\]\)"),
+    ],
+    ids=["alpha-of-two", "nan-alpha", "nan-down", "inf-up", "rank-0"],
+)
+def test_a_broken_lora_is_named_when_read(tmp_path, targets, part, value, named):
+    # Each crashed with a traceback (alpha of two numbers; a rank-0 file with an alpha divides by zero) or only
+    # showed after the first step as latents holding inf or NaN.
+    module = "diffusion_model.transformer_blocks.0.attn.to_q"
+    lora = _pairs("diffusion_model.", "transformer_blocks.0.attn.to_q", ("down", "up"), rank=0 if value is None else 2)
+    lora[f"{module}.alpha"] = torch.tensor(2.0)
+    if value is not None:
+        lora[f"{module}.{part}"] = value
+    path = _write(tmp_path / "broken.safetensors", lora)
+    with pytest.raises(LoRAError, match=rf"^{re.escape(str(path))}: {named}"):
+        read_loras([LoRASpec(path)], targets)
+
+
+def test_a_lora_alpha_of_two_numbers_is_a_user_error_in_a_run_and_a_dry_run(setup, tmp_path, capsys):
+    root, _, _, _ = setup
+    lora = _pairs("transformer.", "transformer_blocks.0.attn.to_q", ("A", "B"))
+    path = _write(
+        tmp_path / "two.safetensors",
+        {**lora, "transformer.transformer_blocks.0.attn.to_q.alpha": torch.tensor([0.0, 1.0])},
+    )
+    base = ["run", "-m", str(root), "-p", PROMPT, "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1"]
+    base += ["--device", "cpu", "--kernels", "torch", "-o", str(tmp_path / "out.mp4"), "--lora", str(path)]
+    for flags in (["--dry-run"], []):
+        assert cli_main([*base, *flags]) == 2
+        err = capsys.readouterr().err
+        assert "must be one number, got shape [2]" in err and "Traceback" not in err
+
+
+def test_the_python_api_points_a_file_colon_strength_to_the_pair(setup):
+    _, _, files, _ = setup
+    hint = f"; loras= takes a strength as a (file, strength) pair, e.g. loras=[('{files['peft']}', 0.5)]"
+    with pytest.raises(LoRAError, match=re.escape(f"not found: {files['peft']}:0.5{hint}")):
+        lora_specs([f"{files['peft']}:0.5"])
+    with pytest.raises(LoRAError, match=r"not found: [^;]*$"):  # no hint where the file before the colon is missing too
+        lora_specs([f"{files['peft']}x:0.5"])
+
+
+@pytest.mark.parametrize(
+    ("transformer", "text_encoder", "named"),
+    [
+        (("transformer.", ("A", "B")), "text_encoder.", "1 of its 2 layers is"),  # diffusers' save_lora_weights
+        (("lora_unet_", ("down", "up")), "lora_te1_", "1 of its 2 layers is"),  # kohya
+        (None, "text_encoder.", "its one layer is"),
+    ],
+    ids=["diffusers", "kohya", "text-encoder-alone"],
+)
+def test_text_encoder_layers_are_refused_as_such(tmp_path, targets, transformer, text_encoder, named):
+    # A LoRA trained with the text encoder was called "a LoRA for another model or version".
+    encoder_layer = "text_model.encoder.layers.0.self_attn.q_proj"
+    if text_encoder == "lora_te1_":
+        encoder_layer = encoder_layer.replace(".", "_")
+    lora = _pairs(text_encoder, encoder_layer, ("down", "up") if text_encoder == "lora_te1_" else ("A", "B"))
+    if transformer is not None:
+        prefix, parts = transformer
+        layer = "transformer_blocks.0.attn.to_q"
+        lora |= _pairs(prefix, layer.replace(".", "_") if prefix == "lora_unet_" else layer, parts)
+    path = _write(tmp_path / "with-text-encoder.safetensors", lora)
+    with pytest.raises(LoRAError) as error:
+        read_loras([LoRASpec(path)], targets)
+    message = str(error.value)
+    assert f"{named} for the text encoder (like {text_encoder}" in message, message
+    assert "does not adapt" in message and "another model" not in message

@@ -267,7 +267,7 @@ def test_the_cli_resumes_with_the_file_alone(checkpoint, tmp_path, capsys, monke
     # No -m, no --dtype, no prompt: all from the file.
     code, out, err = run_cli(capsys, "--resume", str(path))
     assert code == 0, err
-    assert "resumed: steps 3-4 sampled here, 1-2 by the run that stopped" in out
+    assert "resumed: steps 3-4 sampled here, steps 1-2 by the run that stopped" in out
     assert not path.exists()
     for i in range(9):
         a = np.asarray(PIL.Image.open(tmp_path / f"whole_{i:03d}.png"))
@@ -337,6 +337,110 @@ def test_resume_dry_run_shows_the_files_settings_and_a_changed_model_flag(stoppe
     assert f"resuming {stopped}: 1 of 4 steps sampled, 3 to go" in err
     assert "the run being resumed had --dtype fp32" in err  # --dtype bf16 given, though it is the default
     assert "48x32, 9 frames at 24 fps" in out and "'blurry, static'" in out
+
+
+def a_lora(folder: Path) -> Path:
+    """A LoRA (PEFT names) of one layer of the tiny checkpoint's transformer."""
+    from safetensors.torch import save_file
+
+    module = "transformer.transformer_blocks.0.attn.to_q"
+    path = folder / "style.safetensors"
+    save_file({f"{module}.lora_A.weight": torch.randn(2, 64), f"{module}.lora_B.weight": torch.randn(64, 2)}, path)
+    return path
+
+
+@pytest.mark.parametrize("lora_first", [False, True], ids=["lora-after", "lora-before"])
+def test_a_lora_given_on_resume_is_checked_and_applied(stopped, capsys, lora_first):
+    # --lora (the one `append` flag of run) crashed argparse in the check of which flags were given.
+    lora = ["--lora", f"{a_lora(stopped.parent)}:0.5"]
+    resume = ["--resume", str(stopped), "-o", str(stopped.with_name("styled.mp4"))]
+    flags = [*lora, *resume] if lora_first else [*resume, *lora]
+    code, out, err = run_cli(capsys, *flags, "--dry-run")
+    assert code == 0, err
+    assert "the run being resumed had no --lora:" in err
+    assert "loras: style.safetensors x0.5 (peft, 1 layer)" in out
+    code, out, err = run_cli(capsys, *flags)
+    assert code == 0, err
+    assert "loras: style.safetensors x0.5 (peft, 1 layer); 1 layer merged" in out
+    assert "resumed: steps 2-4 sampled here, step 1 by the run that stopped" in out
+    assert stopped.with_name("styled.mp4").is_file()
+
+
+@pytest.mark.parametrize(
+    ("flag", "file", "named"),
+    [
+        ("--vae", "vae/diffusion_pytorch_model.safetensors", "no --vae"),
+        ("--diffusion-model", "transformer/diffusion_pytorch_model.safetensors", "no --gguf or --diffusion-model"),
+    ],
+)
+def test_the_note_on_a_model_flag_the_stopped_run_left_out_names_it(stopped, checkpoint, capsys, flag, file, named):
+    # It said "the run being resumed had the default", without saying of which flag.
+    code, _, err = run_cli(capsys, "--resume", str(stopped), flag, str(checkpoint / file), "--dry-run")
+    assert code == 0, err
+    assert f"the run being resumed had {named}: the rest of the video is sampled with what this command gives" in err
+
+
+def test_the_note_on_another_lora_names_the_stopped_runs(checkpoint, tmp_path, capsys):
+    lora = a_lora(tmp_path)
+    styled = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", loras=[(lora, 0.8)])
+    with pytest.raises(KeyboardInterrupt):
+        styled.generate(request(tmp_path), on_progress=stop_at(1))
+    stopped = tmp_path / "fox.latents.safetensors"
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--lora", str(lora), "--dry-run")
+    assert code == 0, err
+    assert f"the run being resumed had --lora {lora}:0.8: the rest of the video" in err
+
+
+def random_image(path: Path, seed: int) -> Path:
+    PIL.Image.fromarray(np.random.default_rng(seed).integers(0, 255, (32, 48, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def drop_image_checksum(path: Path) -> None:
+    """`path` as an older motif-lite wrote it: no checksum of the input image."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), "pt") as file:
+        info = json.loads(file.metadata()["motif_lite_latents"])
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+    del info["run"]["image_sha256"]
+    save_file(tensors, str(path), metadata={"motif_lite_latents": json.dumps(info)})
+
+
+def test_a_moved_input_image_is_given_again_with_i(pipe, tmp_path, capsys):
+    # It could not be resumed: without -i the image was not found, with -i the flag was refused.
+    first = random_image(tmp_path / "first.png", 0)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, image=first), on_progress=stop_at(1))
+    stopped = tmp_path / "fox.latents.safetensors"
+    moved = first.rename(tmp_path / "moved.png")
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert_user_error(code, err, f"the input image of the run being resumed, {first}, is no longer there: give it")
+    other = random_image(tmp_path / "other.png", 1)
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-i", str(other), "--dry-run")
+    assert_user_error(code, err, f"{other} is not the image the run being resumed used ({first}, no longer there)")
+    code, out, err = run_cli(capsys, "--resume", str(stopped), "-i", str(moved))
+    assert code == 0, err
+    assert f"input image {first} is no longer there: going on with {moved}, the same image (its checksum" in err
+    assert (tmp_path / "fox.mp4").is_file() and not stopped.exists()
+
+
+def test_a_moved_image_of_an_older_file_is_taken_with_a_note_and_one_still_there_is_refused(pipe, tmp_path, capsys):
+    first = random_image(tmp_path / "first.png", 0)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, image=first), on_progress=stop_at(1))
+    stopped = tmp_path / "fox.latents.safetensors"
+    other = random_image(tmp_path / "other.png", 1)
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-i", str(other), "--dry-run")
+    assert_user_error(code, err, "leave out --image")  # the run's image is still there
+    drop_image_checksum(stopped)
+    first.unlink()
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-i", str(other), "--dry-run")
+    assert code == 0, err
+    assert f"going on with {other}, it must be the same image (this file, saved by an older motif-lite, cannot" in err
 
 
 def test_a_request_this_version_does_not_know_is_named(stopped, capsys):

@@ -4,7 +4,9 @@ on the files earlier runs of the same outputs left."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.request import GenerationRequest
@@ -41,21 +43,27 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     if saved.request is None or saved.run is None:
         raise LatentsFileError(f"{saved.file} does not say which request and model its run had: it is damaged")
     defaults, given = _run_flags_given(args)
+    done, steps = saved.progress
+    notes = [f"resuming {saved.file}: {done} of {steps} steps sampled, {steps - done} to go"]
+    if _image_moved(saved):  # as -m may be given again for a moved checkpoint, -i for a moved image
+        if "image" not in given:
+            raise RequestError(f"the input image of the run being resumed, {saved.request['image']}, is no longer "
+                               "there: give it again with -i FILE")  # fmt: skip
+        saved, note = _image_given_again(saved, args.image)
+        notes.append(note)
+        given.discard("image")
     if clash := [dest for dest in REQUEST_DESTS if dest in given]:
         flags = ", ".join("--" + dest.replace("_", "-") for dest in clash)
         raise RequestError(f"--resume goes on with the video {saved.file} describes: leave out {flags} (-o may "
                            "name another output file)")  # fmt: skip
-    done, steps = saved.progress
-    notes = [f"resuming {saved.file}: {done} of {steps} steps sampled, {steps - done} to go"]
     for group in MODEL_DEST_GROUPS:
         run = {dest: saved.run.get(dest, defaults[dest]) for dest in group}
         if not given & set(group):
             for dest, value in run.items():
                 setattr(args, dest, value)
         elif any(getattr(args, dest) != run[dest] for dest in group):
-            was = ", ".join(f"--{dest.replace('_', '-')} {run[dest]}" for dest in group if run[dest] not in (None, []))
-            notes.append(f"the run being resumed had {was or 'the default'}: the rest of the video is sampled with "
-                         "what this command gives")  # fmt: skip
+            notes.append(f"the run being resumed had {_model_flags(run)}: the rest of the video is sampled with what "
+                         "this command gives")  # fmt: skip
     args.weights = weight_files(args)
     return saved, notes
 
@@ -86,6 +94,45 @@ def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
     return notes
 
 
+def _image_moved(saved: SavedLatents) -> bool:
+    """Whether the stopped run had an input image that is no longer where it was."""
+    image = saved.request.get("image")
+    return image is not None and not Path(image).exists()
+
+
+def _image_given_again(saved: SavedLatents, image: str) -> tuple[SavedLatents, str]:
+    """`saved` going on with `image` (-i) in place of its moved one, checked against the checksum the file keeps
+    (a file of an older motif-lite keeps none: the note says so); and the note."""
+    from motif_lite.pipeline import image_sha256
+    from motif_lite.request import RequestError
+
+    old, new = saved.request["image"], Path(image).expanduser().absolute()
+    if not new.is_file():
+        raise RequestError(f"input image not found: {new}")
+    expected = saved.run.get("image_sha256")
+    if expected is not None and image_sha256(new) != expected:
+        raise RequestError(f"{new} is not the image the run being resumed used ({old}, no longer there): its "
+                           "content differs; give -i that image")  # fmt: skip
+    if expected is None:
+        check = "it must be the same image (this file, saved by an older motif-lite, cannot check it)"
+    else:
+        check = "the same image (its checksum matches)"
+    note = f"the run's input image {old} is no longer there: going on with {new}, {check}"
+    return dataclasses.replace(saved, request={**saved.request, "image": str(new)}), note
+
+
+def _model_flags(values: dict) -> str:
+    """A group of model flags as the stopped run had them ("--gguf tr-Q8_0.gguf", "--lora a:1 --lora b:0.5"), or
+    the flags it left out ("no --gguf or --diffusion-model"): the note names the flag either way."""
+    flags = {dest: "--" + dest.replace("_", "-") for dest in values}
+    given = [
+        " ".join(f"{flags[dest]} {item}" for item in value) if isinstance(value, list) else f"{flags[dest]} {value}"
+        for dest, value in values.items()
+        if value not in (None, [])
+    ]
+    return ", ".join(given) if given else "no " + " or ".join(flags.values())
+
+
 def _run_flags_given(args: argparse.Namespace) -> tuple[dict, set[str]]:
     """-> (every run flag's default, by dest; the dests the command line gave, also where it gave the default)."""
     from motif_lite.cli.run_flags import add_run_flags
@@ -93,11 +140,12 @@ def _run_flags_given(args: argparse.Namespace) -> tuple[dict, set[str]]:
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # as the command parses it
     add_run_flags(parser)
     defaults = vars(parser.parse_args([]))
-    not_given = object()
-    parser.set_defaults(**dict.fromkeys(defaults, not_given))
+    # None marks "not given": a flag on the command line never parses to None (each type returns a value), and an
+    # `append` flag (--lora) needs None or a list as its default to append to (a sentinel object crashes argparse).
+    parser.set_defaults(**dict.fromkeys(defaults))
     argv = list(getattr(args, "argv", None) or [])
     parsed, _ = parser.parse_known_args(argv[argv.index("run") + 1 :] if "run" in argv else argv)
-    return defaults, {dest for dest, value in vars(parsed).items() if value is not not_given}
+    return defaults, {dest for dest, value in vars(parsed).items() if value is not None}
 
 
 def resumed_request(saved: SavedLatents, output: str | None) -> GenerationRequest:

@@ -56,13 +56,18 @@ def summary(
             for name, peak in result.stage_peaks.items()
         ))  # fmt: skip
     if result.resumed_at is not None:
-        lines.insert(-1, f"resumed: steps {result.resumed_at + 1}-{r.steps} sampled here, 1-{result.resumed_at} "
-                         "by the run that stopped")  # fmt: skip
+        here, before = _step_range(result.resumed_at + 1, r.steps), _step_range(1, result.resumed_at)
+        lines.insert(-1, f"resumed: {here} sampled here, {before} by the run that stopped")
     if result.kernel_fallbacks:
         lines.insert(-1, "kernels: fell back to torch (slower, same math): " + "; ".join(
             f"{op} ({reason})" for op, reason in result.kernel_fallbacks.items()
         ))  # fmt: skip
     return "\n".join(lines)
+
+
+def _step_range(first: int, last: int) -> str:
+    """ "step 1", "steps 2-4"."""
+    return f"step {first}" if first == last else f"steps {first}-{last}"
 
 
 def speed_lines(result: GenerationResult) -> list[str]:

@@ -40,6 +40,7 @@ from torch import nn
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.model.attention import project_rows
+from motif_lite.request import counted
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
 from motif_lite.weights.quant_linear import QuantizedLinear
 from motif_lite.weights.shapes import listing
@@ -52,6 +53,8 @@ _KEY = re.compile(
     r"(?:lora_(?P<part>A|B|down|up)\.weight|(?P<alpha>alpha))$"
 )
 _PARTS = {"A": "down", "B": "up", "down": "down", "up": "up"}
+# The text encoder's layers in a LoRA trained with it: diffusers' `text_encoder.`, kohya's `lora_te_` / `lora_te1_`.
+_TEXT_ENCODER = re.compile(r"^(?:text_encoder(?:_\d)?\.|lora_te\d?_)")
 _PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 # The same cross-attention projection under the diffusers layout and under the two shared layouts.
 _CROSS_ALIASES = {"cross_attn.to_q": "cross_attn.query_proj", "cross_attn.to_out.0": "cross_attn.out_proj"}
@@ -111,8 +114,24 @@ def lora_specs(loras: Sequence[LoRAEntry]) -> list[LoRASpec]:
         specs.append(LoRASpec(_lora_file(Path(path)), float(strength)))
     for spec in specs:
         if not spec.path.is_file():
-            raise LoRAError(f"LoRA file not found: {spec.path}")
+            raise LoRAError(_not_found(spec.path))
     return specs
+
+
+def _not_found(path: Path) -> str:
+    """What to say about a LoRA entry of the Python API that names no file: `FILE:STRENGTH` is how --lora takes a
+    strength, not how `loras=` does; when the file before the colon exists, that is the likely mistake."""
+    file, sep, tail = str(path).rpartition(":")
+    try:
+        strength = float(tail) if sep else None
+    except ValueError:
+        strength = None
+    if strength is not None and Path(file).is_file():
+        return (
+            f"LoRA file not found: {path}; loras= takes a strength as a (file, strength) pair, e.g. "
+            f"loras=[({file!r}, {strength:g})]"
+        )
+    return f"LoRA file not found: {path}"
 
 
 @dataclass
@@ -134,7 +153,7 @@ class LoRAFile:
     updates: list[LoRAUpdate]
 
     def describe(self) -> str:
-        return f"{self.spec.path.name} x{self.spec.strength:g} ({self.format}, {len(self.updates)} layers)"
+        return f"{self.spec.path.name} x{self.spec.strength:g} ({self.format}, {counted(len(self.updates), 'layer')})"
 
 
 @dataclass
@@ -147,7 +166,7 @@ class AppliedLoRAs:
 
     def describe(self) -> str:
         parts = [f.describe() for f in self.files]
-        return f"{', '.join(parts)}; {self.merged} layers merged, {self.wrapped} unmerged (packed)"
+        return f"{', '.join(parts)}; {counted(self.merged, 'layer')} merged, {self.wrapped} unmerged (packed)"
 
 
 class LoRALinear(nn.Module):
@@ -247,6 +266,8 @@ def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFi
 
 def _unmatched(path: Path, modules: list[str], layers: int) -> str:
     """What to say about the layers of a LoRA file that the transformer does not have."""
+    if all(_TEXT_ENCODER.match(module) for module in modules):  # trained with the text encoder: not another model
+        return _text_encoder_layers(path, modules, layers)
     if len(modules) == layers:  # nothing fits: a LoRA of another model, its text encoder part, ...
         return (
             f"{path}: none of its layers ({layers}) matches a linear layer of the Motif-Video transformer; is it a "
@@ -254,8 +275,26 @@ def _unmatched(path: Path, modules: list[str], layers: int) -> str:
             f"layers are named like {', '.join(modules[:3])}; the transformer's like transformer_blocks.0.attn.to_q, "
             "single_transformer_blocks.0.ff.net.2"
         )
-    title = f"of its {layers} layers match no linear layer of the transformer (a LoRA for another model or version?)"
+    verb = "matches" if len(modules) == 1 else "match"
+    title = f"of its {layers} layers {verb} no linear layer of the transformer (a LoRA for another model or version?)"
     return f"{path}: {listing(title, modules)}"
+
+
+def _text_encoder_layers(path: Path, modules: list[str], layers: int) -> str:
+    """Refused rather than applied in part: the LoRA was trained with the text encoder adapted too, so the
+    transformer's layers alone would make another video than the one it was trained for."""
+    return (
+        f"{path}: {_share(len(modules), layers)} for the text encoder (like {modules[0]}), which motif-lite does "
+        "not adapt (it applies LoRAs to the transformer only, and that part alone would make another video than "
+        "the LoRA was trained for); use a LoRA trained with the text encoder frozen"
+    )
+
+
+def _share(part: int, layers: int) -> str:
+    """ "its one layer is", "all 4 of its layers are", "1 of its 3 layers is"."""
+    if part == layers:
+        return "its one layer is" if layers == 1 else f"all {layers} of its layers are"
+    return f"{part} of its {layers} layers {'is' if part == 1 else 'are'}"
 
 
 def _lora_file(path: Path) -> Path:
@@ -297,7 +336,8 @@ def _parse_keys(path: Path, tensors: Mapping[str, torch.Tensor]) -> tuple[str, d
     known = [k for k, m in matches.items() if m]
     if known:
         others = sorted(set(tensors) - set(known))
-        title = "tensors are not LoRA down/up/alpha weights (LoHa, LoKr, DoRA, ... are not supported)"
+        are = "tensor is" if len(others) == 1 else "tensors are"
+        title = f"{are} not LoRA down/up/alpha weights (LoHa, LoKr, DoRA, ... are not supported)"
         raise LoRAError(f"{path}: {listing(title, others)}")
     raise LoRAError(
         f"{path}: unknown LoRA format (first keys: {sorted(tensors)[:3]}); supported: diffusers/PEFT "
@@ -352,9 +392,37 @@ def _update(
             f"up [{out_features}, rank])"
         )
     rank = down.shape[0]
-    alpha = float(parts["alpha"]) if "alpha" in parts else alphas.alpha_for(module) if alphas else None
+    if rank == 0:
+        raise LoRAError(
+            f"{spec.path}: the LoRA of {module} has rank 0 (down {list(down.shape)}, up {list(up.shape)}): it "
+            "changes nothing, so the file is likely cut short; export it again"
+        )
+    alpha = _alpha(spec, module, parts, alphas)
+    _check_finite(spec, module, {"down (lora_A)": down, "up (lora_B)": up, "alpha": alpha})
     factor = 1.0 if alpha is None else alpha / (math.sqrt(rank) if alphas and alphas.rslora else rank)
     return LoRAUpdate(module, down, up, spec.strength * factor)
+
+
+def _alpha(spec: LoRASpec, module: str, parts: dict[str, torch.Tensor], alphas: _Alphas | None) -> float | None:
+    """A module's alpha: its `.alpha` tensor (which must be one number), else PEFT's metadata, else none."""
+    if "alpha" not in parts:
+        return alphas.alpha_for(module) if alphas else None
+    if parts["alpha"].numel() != 1:
+        shape = list(parts["alpha"].shape)
+        raise LoRAError(f"{spec.path}: the alpha of {module} must be one number, got shape {shape}")
+    return float(parts["alpha"])
+
+
+def _check_finite(spec: LoRASpec, module: str, parts: Mapping[str, torch.Tensor | float | None]) -> None:
+    """inf or NaN in a LoRA would only show after the first step, as latents that are no longer numbers: named here,
+    with the file, before any weight is loaded."""
+    for name, value in parts.items():
+        finite = value is None or (
+            bool(torch.isfinite(value).all()) if isinstance(value, torch.Tensor) else math.isfinite(value)
+        )
+        if not finite:
+            raise LoRAError(f"{spec.path}: the {name} of {module} holds inf or NaN: the file is damaged (or its "
+                            "training diverged)")  # fmt: skip
 
 
 @dataclass(frozen=True)
