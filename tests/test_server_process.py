@@ -136,6 +136,20 @@ def test_busy_port_fails_before_loading(tmp_path, capsys, monkeypatch):
     assert code == cli.EXIT_USER_ERROR and f"error: cannot listen on 127.0.0.1:{port}" in err
 
 
+@pytest.mark.parametrize("below", ["", "jobs"])
+def test_a_file_given_as_the_data_folder_is_named_a_file(below, tmp_path, capsys, monkeypatch):
+    # The OS said "[Errno 17] File exists" (or "Not a directory" for a folder under the file).
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded the model"))
+    file = tmp_path / "passwd"
+    file.write_text("root:x:0:0\n")
+    data = file / below if below else file
+    assert cli.main(["serve", "--port", "0", "--data", str(data)]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"{file} is a file, not a folder; give --data a folder" in err and "Errno" not in err, err
+
+
 def test_other_hosts_without_a_key_warn(tmp_path, capsys, monkeypatch):
     from motif_lite.errors import MotifLiteError
     from motif_lite.server import runner

@@ -179,12 +179,26 @@ def main(args: argparse.Namespace) -> int:
         try:
             store = JobStore(args.data)
         except (OSError, sqlite3.Error) as exc:
-            raise MotifLiteError(f"cannot use the data folder {args.data}: {exc}") from exc
+            raise MotifLiteError(data_folder_problem(args.data, exc)) from exc
         with download_hint_repeats(getattr(args, "argv", None)):
             _serve(args, sock, store, args.max_video, api_key, loras)
     finally:
         sock.close()
     return 0
+
+
+def data_folder_problem(data: str, error: Exception) -> str:
+    """Why `--data` cannot be opened, in words: a file where the folder (or a folder above it) should be is named
+    as such, not as the OS's "File exists" / "Not a directory"."""
+    folder = Path(data).expanduser()
+    existing = next((path for path in (folder, *folder.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = f"--data {data} is" if existing == folder else f"--data {data}: {existing} is"
+        return (
+            f"{where} a file, not a folder; give --data a folder for the job database and the videos (it is "
+            "created if missing)"
+        )
+    return f"cannot use the data folder {data}: {error}"
 
 
 def _serve(
