@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import socket
 import sys
@@ -226,6 +227,21 @@ def test_form_values_are_parsed_and_checked(server):
     assert code == 400 and "not valid JSON" in error["error"]["message"]
 
 
+def test_json_sent_as_a_form_says_to_send_its_content_type(server):
+    # `curl -d '{...}'` without -H labels the body a form: it was "unknown parameter '{"prompt": ...}'".
+    curl_form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for body in ({"prompt": PROMPT, **TINY}, {"prompt": "salt & pepper = taste", "steps": 2}):
+        code, error, _ = server.request("POST", "/v1/videos", json.dumps(body).encode(), curl_form)
+        assert code == 400 and error["error"]["code"] == "invalid_value", error
+        assert error["error"]["message"] == (
+            "the body looks like JSON: send it with Content-Type: application/json (curl: -H "
+            "'Content-Type: application/json')"
+        )
+    code, error, _ = server.request("POST", "/v1/videos", b"prompt=a+fox&stepz=2", curl_form)  # a real form
+    assert code == 400 and error["error"]["message"].startswith("unknown parameter 'stepz'")
+    assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
 # The `code`s docs/server.md lists for a 400.
 CODES_400 = {"invalid_value", "unknown_parameter", "missing_required_parameter", "invalid_image"}
 
@@ -238,6 +254,7 @@ def test_every_400_has_a_documented_code(server):
         ("POST", "/v1/videos", b"{not json", json_headers),
         ("POST", "/v1/videos", b"[1]", json_headers),
         ("POST", "/v1/videos", b"prompt", {"Content-Type": "text/plain"}),
+        ("POST", "/v1/videos", b'{"prompt": "x"}', {"Content-Type": "application/x-www-form-urlencoded"}),
         ("POST", "/v1/videos", form, form_headers),
         ("POST", "/v1/videos", upload, upload_headers),
         ("POST", "/v1/videos", {"prompt": PROMPT, "model": 3}, None),

@@ -225,6 +225,9 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | No
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.form(max_files=1, max_fields=64, max_part_size=2 * MiB)
+        if content_type == "application/x-www-form-urlencoded" and _looks_like_json(form.keys()):
+            raise ApiError(400, "the body looks like JSON: send it with Content-Type: application/json (curl: -H "
+                           "'Content-Type: application/json')", None, "invalid_value")  # fmt: skip
         fields: dict[str, Any] = {}
         image = None
         for key, value in form.multi_items():
@@ -250,6 +253,13 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | No
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object", None, "invalid_value")
     return body, None, False
+
+
+def _looks_like_json(keys) -> bool:
+    """A JSON object sent without its content type: `curl -d '{...}'` (no -H) labels it a form, whose parser makes
+    the whole object one field name."""
+    first = next(iter(keys), "")
+    return first.lstrip().startswith("{")
 
 
 def _page_params(query) -> tuple[str | None, int, bool]:
