@@ -323,10 +323,17 @@ def test_oversized_bodies_and_images_are_413(pipe, tmp_path):
         body_limit = 64 * 1024 * 4 // 3 + 2**20
         code, error, _ = server.request("POST", "/v1/videos", {"prompt": "x" * body_limit})
         assert code == 413 and error["error"]["code"] == "request_too_large"
+        assert error["error"]["message"] == (  # it named only the byte count (the flag's MiB as 4/3 + 1 MiB)
+            f"the request is larger than this server's limit of {body_limit:,} bytes (--max-upload-mb 0.0625: "
+            "first-frame images up to 0.0625 MiB, as a file or in JSON as base64)"
+        )
         big = np.random.default_rng(0).integers(0, 256, 100 * 1024, dtype=np.uint8).tobytes()
         body, headers = multipart({"prompt": PROMPT}, {"input_reference": ("big.png", big, "image/png")})
         code, error, _ = server.request("POST", "/v1/videos", body, headers)
-        assert code == 413 and "input_reference is 102,400 bytes; the limit is 65,536" in error["error"]["message"]
+        assert code == 413 and error["error"]["message"] == (
+            "input_reference is 102,400 bytes, larger than this server's limit (--max-upload-mb 0.0625: first-frame "
+            "images up to 0.0625 MiB)"
+        )
         body, headers = multipart(
             {"prompt": PROMPT}, {"input_reference": ("wide.png", png(400, 120, flat=True), "image/png")}
         )

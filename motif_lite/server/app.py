@@ -29,11 +29,13 @@ from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, Job, JobStore
 from motif_lite.server.schema import (
     ApiError,
     CreateBody,
+    MiB,
     api_param,
     decode_image,
     effective_settings,
     parse_create,
     stored_settings,
+    upload_limit,
     video_object,
 )
 from motif_lite.server.worker import Worker
@@ -41,7 +43,6 @@ from motif_lite.server.worker import Worker
 if TYPE_CHECKING:
     from motif_lite.settings import Settings
 
-MiB = 2**20
 STATIC = Path(__file__).parent / "static"
 # variant -> (media type, suffix). `preview` (motif-lite's own): a running job's latest preview, animated WebP.
 MEDIA_TYPES = {"video": ("video/mp4", ".mp4"), "thumbnail": ("image/webp", ".webp"), "preview": ("image/webp", ".webp")}
@@ -81,7 +82,7 @@ def create_app(store: JobStore, worker: Worker, config: ServerConfig) -> FastAPI
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     _add_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, max_upload_bytes=config.max_upload_bytes)
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -332,9 +333,10 @@ class BodyLimit:
 
     DRAIN_FACTOR = 4
 
-    def __init__(self, app, max_bytes: int) -> None:
+    def __init__(self, app, max_bytes: int, max_upload_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes  # what the limit is made from, named in the message
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send) -> None:
         if scope["type"] != "http":
@@ -373,6 +375,8 @@ class BodyLimit:
             message = await receive()
             drained += len(message.get("body", b""))
             drain = message["type"] == "http.request" and message.get("more_body", False)
-        error = ApiError(413, f"the request body is larger than {self.max_bytes:,} bytes", None, "request_too_large")
+        error = ApiError(413, f"the request is larger than this server's limit of {self.max_bytes:,} bytes "
+                         f"({upload_limit(self.max_upload_bytes)}, as a file or in JSON as base64)", None,
+                         "request_too_large")  # fmt: skip
         response = JSONResponse(error.body(), status_code=413, headers={"Connection": "close"})
         await response(scope, receive, send)

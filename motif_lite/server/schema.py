@@ -61,6 +61,7 @@ OTHER_API_FIELDS = {
     "image": "input_reference",
     "duration": "seconds",
 }
+MiB = 2**20
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
 
@@ -193,13 +194,19 @@ def image_from_reference(reference: Any) -> bytes:
         raise ApiError(400, f"input_reference: invalid base64 ({exc})", "input_reference", "invalid_value") from exc
 
 
+def upload_limit(max_upload_bytes: int) -> str:
+    """The image limit in the words of the flag that sets it, for a 413's message (the client may not know it)."""
+    mib = max_upload_bytes / MiB
+    return f"--max-upload-mb {mib:g}: first-frame images up to {mib:g} MiB"
+
+
 def decode_image(data: bytes, max_bytes: int, max_pixels: int) -> PIL.Image.Image:
     """The uploaded first frame as RGB pixels: 413 beyond the size limits, 400 if it is not an image."""
     import PIL.Image
 
     if len(data) > max_bytes:
-        raise ApiError(413, f"input_reference is {len(data):,} bytes; the limit is {max_bytes:,}",
-                       "input_reference", "image_too_large")  # fmt: skip
+        raise ApiError(413, f"input_reference is {len(data):,} bytes, larger than this server's limit "
+                       f"({upload_limit(max_bytes)})", "input_reference", "image_too_large")  # fmt: skip
     try:
         with PIL.Image.open(io.BytesIO(data)) as image:
             if image.width * image.height > max_pixels:  # checked from the header, before decoding the pixels
