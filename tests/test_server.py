@@ -374,7 +374,7 @@ def test_pagination_with_cursor_limit_and_order(server):
     assert client.videos.list().data == []
 
 
-def test_delete_stops_a_running_job_between_steps_and_a_queued_one_before_it_starts(server):
+def test_delete_stops_a_running_job_between_steps_and_a_queued_one_before_it_starts(server, caplog):
     running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
     queued = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
     wait_for(lambda: server.request("GET", f"/v1/videos/{running['id']}")[1]["progress"] > 5, 120, "denoising")
@@ -382,6 +382,7 @@ def test_delete_stops_a_running_job_between_steps_and_a_queued_one_before_it_sta
     assert server.request("DELETE", f"/v1/videos/{running['id']}")[0] == 200
     assert server.request("GET", f"/v1/videos/{running['id']}")[0] == 404
     wait_for(lambda: f"{running['id']}: deleted, stopped" in server.log, 60, "the worker to stop the job")
+    assert_no_cli_advice(caplog)  # its state, which the server removes, was offered to `motif-lite run --resume`
     assert not any(queued["id"] in line for line in server.log)  # never started
     video = server.client().videos.create_and_poll(prompt=PROMPT, poll_interval_ms=100, extra_body=TINY)
     assert video.status == "completed"  # the worker is free again
@@ -605,7 +606,16 @@ def run_stopping_at(worker, job_id: str, stop_at: int | None) -> None:
         worker._stopping.clear()
 
 
-def test_a_job_stopped_by_shutdown_goes_on_from_its_state_to_the_same_video(pipe, tmp_path, monkeypatch):
+# The CLI's advice, which the server's log must not give: the server resumes, decodes and deletes by itself.
+CLI_ADVICE = ("motif-lite run --resume", "motif-lite decode", "--preview-every")
+
+
+def assert_no_cli_advice(caplog) -> None:
+    advice = [r.getMessage() for r in caplog.records if any(words in r.getMessage() for words in CLI_ADVICE)]
+    assert advice == [], advice
+
+
+def test_a_job_stopped_by_shutdown_goes_on_from_its_state_to_the_same_video(pipe, tmp_path, monkeypatch, caplog):
     from motif_lite.io.latents import read_latents
     from motif_lite.server.worker import Worker, percent
 
@@ -620,7 +630,10 @@ def test_a_job_stopped_by_shutdown_goes_on_from_its_state_to_the_same_video(pipe
         run_stopping_at(worker, stopped.id, percent("denoise", 2, 6))  # stops after step 3
         assert store.get(stopped.id).status == QUEUED
         assert read_latents(store.state_path(stopped.id)).progress == (3, 6)
-        assert f"{stopped.id}: stopped by shutdown, queued again (its sampling state is kept" in lines[-1]
+        assert (
+            lines[-1] == f"{stopped.id}: stopped by shutdown after step 3 of 6, queued again: it goes on from "
+            "that step when the server starts again"
+        )
         assert not store.video_path(stopped.id).exists()
         store.close()
         store = JobStore(tmp_path)  # the server starts again
@@ -636,10 +649,15 @@ def test_a_job_stopped_by_shutdown_goes_on_from_its_state_to_the_same_video(pipe
         decoding = store.add(new_job_id(), "tiny", settings, False, max_active=10)
         run_stopping_at(worker, decoding.id, percent("decode", 0, 1))
         assert read_latents(store.state_path(decoding.id)).denoised and store.get(decoding.id).status == QUEUED
+        assert (
+            lines[-1] == f"{decoding.id}: stopped by shutdown while decoding, queued again: its denoised "
+            "latents are kept and decoded when the server starts again"
+        )
         calls.clear()
         run_stopping_at(worker, decoding.id, None)
         assert f"{decoding.id}: goes on from its denoised latents (the decode only)" in lines and calls == []
         assert store.video_path(decoding.id).read_bytes() == store.video_path(whole.id).read_bytes()
+        assert_no_cli_advice(caplog)  # it said "motif-lite run --resume", "motif-lite decode" and "--preview-every"
     finally:
         store.close()
 
