@@ -142,6 +142,49 @@ def test_image_to_video_upload_equals_the_pipeline(server, pipe, tmp_path):
     assert wait_for(lambda: not list((server.store.root / "inputs").iterdir()), 60, "the upload to be removed")
 
 
+def test_image_to_video_notes_are_in_the_video_and_the_log_in_api_words(server, tmp_path):
+    # `motif-lite run` prints that the alpha channel is dropped and which -W/-H keeps the image's shape; the server
+    # showed neither.
+    pixels = np.random.default_rng(1).integers(0, 256, (50, 100, 4), dtype=np.uint8)
+    pixels[:10, :, 3] = 0  # transparent rows
+    path = tmp_path / "wide.png"
+    PIL.Image.fromarray(pixels, "RGBA").save(path)
+    _, run_notes = GenerationRequest(PROMPT, width=48, height=32, frames=5, image=path).resolve()
+    assert any("alpha channel is dropped" in note for note in run_notes)
+    assert any(note.endswith("-W 64 -H 32 keeps its shape") for note in run_notes)
+    video = server.client().videos.create_and_poll(
+        prompt=PROMPT, input_reference=("wide.png", path.read_bytes(), "image/png"), poll_interval_ms=100,
+        extra_body=TINY,
+    )  # fmt: skip
+    assert video.status == "completed", video
+    assert video.notes == [note.replace("-W 64 -H 32", "size 64x32") for note in run_notes]
+    assert [line for line in server.log if ": note: " in line] == [f"{video.id}: note: {n}" for n in video.notes]
+    code, one_frame, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "num_frames": 1,
+        "input_reference": {"image_url": "data:image/png;base64," + base64.b64encode(png()).decode()}})  # fmt: skip
+    assert code == 200 and any("use num_frames 5 or more for image-to-video" in n for n in one_frame["notes"])
+    assert server.request("DELETE", f"/v1/videos/{one_frame['id']}")[0] == 200
+    text = server.client().videos.create(prompt=PROMPT, extra_body=LONG)
+    assert text.notes == []  # nothing to say
+    server.client().videos.delete(text.id)
+
+
+def test_run_flags_in_messages_become_api_fields():
+    from motif_lite.server.schema import MOTIF_FIELDS, RUN_FLAG_FIELDS, in_api_words
+
+    run = cli.build_parser()._subparsers._group_actions[0].choices["run"]
+    run_flags = {flag for action in run._actions for flag in action.option_strings}
+    assert set(RUN_FLAG_FIELDS) <= run_flags and set(RUN_FLAG_FIELDS.values()) <= set(MOTIF_FIELDS)
+    assert (
+        in_api_words("give --steps 2 or more, or --sampling-method dpm++2m") == "give steps 2 or more, or "
+        "sampling_method dpm++2m"
+    )
+    assert in_api_words("stretched to 48x32; -W 64 -H 32 keeps its shape") == "stretched to 48x32; size 64x32 keeps " \
+        "its shape"  # fmt: skip
+    # The server's own flags (its operator's business) and words that only look like flags stay as they are.
+    assert in_api_words("restart it with --max-video 64x64x9; fox--steps") == "restart it with --max-video 64x64x9; " \
+        "fox--steps"  # fmt: skip
+
+
 NOT_A_PNG = "data:image/png;base64,AAAA"
 BAD_BODIES = [
     ({"prompt": PROMPT, "size": "50x32"}, "width 50 is not a multiple of 16; nearest valid width: 48", "size"),
@@ -153,7 +196,12 @@ BAD_BODIES = [
     ({"prompt": PROMPT, "guidance_scale": -1}, "cfg scale must be a finite number >= 0, got -1", "guidance_scale"),
     ({"prompt": PROMPT, "fps": 0}, "fps must be a finite number > 0", "fps"),
     ({"prompt": "  "}, "prompt is empty", "prompt"),
-    ({"prompt": PROMPT, "guidance_method": "cfg", "apg_momentum": 0.2}, "apply to APG guidance, not", "apg_momentum"),
+    (  # the CLI's message in the API's field names: it said "--apg-eta, ... not CFG (--guidance cfg); add --guidance"
+        {"prompt": PROMPT, "guidance_method": "cfg", "apg_momentum": 0.2},
+        "apg_eta, apg_norm_threshold and apg_momentum apply to APG guidance, not CFG (guidance_method cfg); add "
+        "guidance_method apg to guide with APG",
+        "apg_momentum",
+    ),
     ({"prompt": PROMPT, "step": 2}, "unknown parameter 'step'; did you mean 'steps'? (known: prompt,", "step"),
     ({"prompt": PROMPT, "num_inference_steps": 2}, "did you mean 'steps'?", "num_inference_steps"),
     ({"prompt": PROMPT, "width": 64}, "unknown parameter 'width'; did you mean 'size'?", "width"),
@@ -658,6 +706,28 @@ def test_a_job_stopped_by_shutdown_goes_on_from_its_state_to_the_same_video(pipe
         assert f"{decoding.id}: goes on from its denoised latents (the decode only)" in lines and calls == []
         assert store.video_path(decoding.id).read_bytes() == store.video_path(whole.id).read_bytes()
         assert_no_cli_advice(caplog)  # it said "motif-lite run --resume", "motif-lite decode" and "--preview-every"
+    finally:
+        store.close()
+
+
+def test_a_database_without_the_notes_column_gets_it(tmp_path):
+    # A data folder of the version before notes: CREATE TABLE IF NOT EXISTS keeps its table as it is.
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "jobs.sqlite3")
+    old.execute("CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, status TEXT NOT "
+                "NULL, progress INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, started_at INTEGER, "
+                "completed_at INTEGER, model TEXT NOT NULL, settings TEXT NOT NULL, effective TEXT NOT NULL DEFAULT "
+                "'{}', has_image INTEGER NOT NULL DEFAULT 0, error_code TEXT, error_message TEXT)")  # fmt: skip
+    queued = new_job_id()
+    old.execute("INSERT INTO jobs (id, status, created_at, model, settings) VALUES (?, ?, 0, 'tiny', ?)",
+                (queued, QUEUED, json.dumps(SETTINGS)))  # fmt: skip
+    old.commit()
+    old.close()
+    store = JobStore(tmp_path)
+    try:
+        assert store.get(queued).notes == [] and store.claim_next().id == queued
+        assert store.add(new_job_id(), "tiny", SETTINGS, False, 10, notes=["a note"]).notes == ["a note"]
     finally:
         store.close()
 

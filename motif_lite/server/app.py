@@ -31,8 +31,9 @@ from motif_lite.server.schema import (
     CreateBody,
     MiB,
     api_param,
-    decode_image,
+    check_image,
     effective_settings,
+    in_api_words,
     parse_create,
     stored_settings,
     upload_limit,
@@ -161,27 +162,29 @@ def _submitter(store: JobStore, worker: Worker, config: ServerConfig) -> Callabl
     def submit(body: CreateBody) -> Job:
         """Validate like `motif-lite run`, store, queue (runs in a thread: decoding an image takes a while)."""
         job_id = new_job_id()
-        image = None if body.image is None else decode_image(body.image, config.max_upload_bytes,
-                                                               config.max_image_pixels)  # fmt: skip
-        if image is not None and not config.image_to_video:
-            raise ApiError(400, "this checkpoint has no image encoder (feature_extractor/): text-to-video only",
-                           "input_reference", "invalid_value")  # fmt: skip
-        image_path = None if image is None else store.input_path(job_id)
+        if body.image is not None:
+            check_image(body.image, config.max_upload_bytes, config.max_image_pixels)
+            if not config.image_to_video:
+                raise ApiError(400, "this checkpoint has no image encoder (feature_extractor/): text-to-video only",
+                               "input_reference", "invalid_value")  # fmt: skip
+        image_path = None if body.image is None else store.input_path(job_id)
         try:
-            if image is not None:
-                image.save(image_path, "PNG")
+            if image_path is not None:
+                image_path.write_bytes(body.image)
             request = GenerationRequest(**body.request_fields, image=image_path, output=store.video_path(job_id))
             try:
-                resolved, _notes = request.resolve()
+                resolved, notes = request.resolve()
                 run_settings = worker.pipe.settings_for(resolved)  # as the worker will see them
                 effective = effective_settings(run_settings)
-            except MotifLiteError as exc:  # a RequestError: the same message as `motif-lite run`
-                raise ApiError(400, str(exc), api_param(exc), "invalid_value") from exc
+            except MotifLiteError as exc:  # a RequestError: `motif-lite run`'s message, in the API's field names
+                raise ApiError(400, in_api_words(str(exc)), api_param(exc), "invalid_value") from exc
+            notes = [in_api_words(note) for note in (*notes, *run_settings.notes)]
             _check_planned_size(resolved, config.max_video)
             if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:
                 raise ApiError(400, why, "size", "invalid_value")
             settings = stored_settings(resolved)
-            job = store.add(job_id, config.model_name, settings, image is not None, config.max_queue, effective)
+            job = store.add(job_id, config.model_name, settings, image_path is not None, config.max_queue, effective,
+                            notes)  # fmt: skip
             if job is None:
                 raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
                                None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip

@@ -110,6 +110,8 @@ class Worker:
         s = job.settings
         self.log(f"{job.id}: started ({s.get('width')}x{s.get('height')}, {s.get('frames')} frames, "
                  f"{s.get('steps')} steps)")  # fmt: skip
+        for note in job.notes:  # as `motif-lite run` prints them
+            self.log(f"{job.id}: note: {note}")
         try:
             # Inside the try: settings stored by another version of motif-lite fail this job, not the worker.
             request = GenerationRequest(**s, image=image, output=output)
