@@ -334,3 +334,24 @@ def test_a_missing_text_encoder_gguf_fails_before_loading(checkpoint, tmp_path, 
     assert cli.main(["serve", "-m", str(checkpoint), *flags]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert str(missing) in err and "Traceback" not in err
+
+
+def test_the_banner_names_the_text_encoder_gguf(checkpoint, tmp_path, capsys, monkeypatch):
+    # It said "loading CHECKPOINT ..." and its settings table "text encoder checkpoint T5Gemma2", not the file.
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.quantize.cli import main as quantize_main
+    from motif_lite.server import runner
+
+    def stop_here(*args, **kwargs):
+        raise MotifLiteError("stop here")
+
+    gguf = tmp_path / "te-Q8_0.gguf"
+    assert quantize_main([str(checkpoint), "--component", "text_encoder", "-o", str(gguf), "--type", "Q8_0",
+                          "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    monkeypatch.setattr(runner, "VideoServer", stop_here)  # the banner is printed; nothing is served
+    flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--dtype", "fp32"]
+    assert cli.main(["serve", "-m", str(checkpoint), *flags, "--text-encoder-gguf", str(gguf)]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"loading {checkpoint} with {gguf} ..." in err
+    assert "\ntext encoder: te-Q8_0.gguf (Q8_0, " in err and "error: stop here" in err

@@ -227,7 +227,10 @@ def _serve(
     plan = plan_if_budget(args, largest, sources, dtype, device)
     if plan is not None:
         max_video = planned_video
-    print(f"loading {args.model}" + (f" with {args.gguf}" if args.gguf else "") + " ...", file=sys.stderr)
+    text_encoder = None if sources.text_encoder_gguf is None else sources.text_encoder_gguf.describe()
+    with_files = [f for f in (args.gguf, args.text_encoder_gguf) if f]
+    print(f"loading {args.model}" + (f" with {' and '.join(map(str, with_files))}" if with_files else "") + " ...",
+          file=sys.stderr)  # fmt: skip
     pipe = load_pipeline(
         sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras, attention=args.attention,
         batch_guidance=args.batch_guidance, compile=args.compile, attention_backend=args.attention_backend,
@@ -236,6 +239,8 @@ def _serve(
     if pipe.loras is not None:
         print(f"loras: {pipe.loras.describe()}", file=sys.stderr)
     print("\n".join(pipe.settings_for(GenerationRequest("-")).lines()), file=sys.stderr)  # what jobs get by default
+    if text_encoder is not None:  # as run's summary says it: the table's row names the encoder's config only
+        print(f"text encoder: {text_encoder}", file=sys.stderr)
     config = ServerConfig(
         model_name=served_model_name(args.model, args.gguf),
         api_key=api_key,
