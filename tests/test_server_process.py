@@ -186,6 +186,10 @@ def test_the_served_model_is_named_by_its_checkpoint_and_gguf_variant():
         (("--max-queue", "1.5"), "argument --max-queue: must be a whole number >= 1, got 1.5"),
         (("--max-upload-mb", "0"), "argument --max-upload-mb: must be a number of MiB > 0, got 0"),
         (("--step-cache", "-0.05"), "argument --step-cache: must be a finite number >= 0 (e.g. 0.05), got -0.05"),
+        # run's -p, out of habit: it was "unrecognized arguments: -p a fox".
+        (("-p", "a", "fox"), "argument -p: the server takes no prompt: each job brings its own, in POST /v1/videos"),
+        (("-p",), "argument -p: the server takes no prompt"),
+        (("fox",), "error: unrecognized arguments: fox\n"),  # not "a prompt goes after -p": serve takes none
     ],
 )
 def test_bad_flags_are_refused_as_the_flags_are_read(flags, needle, capsys):

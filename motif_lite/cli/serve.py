@@ -97,6 +97,20 @@ def _add_server_flags(serve: argparse.ArgumentParser) -> None:
     )
     s.add_argument("--cors-origin", action="append", metavar="ORIGIN", help="allow browser pages from ORIGIN to "
                    "call the API (repeatable; default: none)")  # fmt: skip
+    # run's -p, out of habit: refused with where prompts go (hidden; not --prompt, whose presence would make an
+    # unknown word on this command line pass for an unquoted prompt in the unknown-argument message).
+    s.add_argument("-p", nargs="*", action=PromptPerJob, help=argparse.SUPPRESS)
+
+
+class PromptPerJob(argparse.Action):
+    """`serve -p ...`: the server takes no prompt; each job brings its own."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        raise argparse.ArgumentError(
+            self,
+            'the server takes no prompt: each job brings its own, in POST /v1/videos ({"prompt": ...}), '
+            "client.videos.create(prompt=...) or the web page the server serves (docs/server.md)",
+        )
 
 
 def _add_model_flags(serve: argparse.ArgumentParser) -> None:
