@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import socket
 import sys
@@ -141,6 +142,49 @@ def test_image_to_video_upload_equals_the_pipeline(server, pipe, tmp_path):
     assert wait_for(lambda: not list((server.store.root / "inputs").iterdir()), 60, "the upload to be removed")
 
 
+def test_image_to_video_notes_are_in_the_video_and_the_log_in_api_words(server, tmp_path):
+    # `motif-lite run` prints that the alpha channel is dropped and which -W/-H keeps the image's shape; the server
+    # showed neither.
+    pixels = np.random.default_rng(1).integers(0, 256, (50, 100, 4), dtype=np.uint8)
+    pixels[:10, :, 3] = 0  # transparent rows
+    path = tmp_path / "wide.png"
+    PIL.Image.fromarray(pixels, "RGBA").save(path)
+    _, run_notes = GenerationRequest(PROMPT, width=48, height=32, frames=5, image=path).resolve()
+    assert any("alpha channel is dropped" in note for note in run_notes)
+    assert any(note.endswith("-W 64 -H 32 keeps its shape") for note in run_notes)
+    video = server.client().videos.create_and_poll(
+        prompt=PROMPT, input_reference=("wide.png", path.read_bytes(), "image/png"), poll_interval_ms=100,
+        extra_body=TINY,
+    )  # fmt: skip
+    assert video.status == "completed", video
+    assert video.notes == [note.replace("-W 64 -H 32", "size 64x32") for note in run_notes]
+    assert [line for line in server.log if ": note: " in line] == [f"{video.id}: note: {n}" for n in video.notes]
+    code, one_frame, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "num_frames": 1,
+        "input_reference": {"image_url": "data:image/png;base64," + base64.b64encode(png()).decode()}})  # fmt: skip
+    assert code == 200 and any("use num_frames 5 or more for image-to-video" in n for n in one_frame["notes"])
+    assert server.request("DELETE", f"/v1/videos/{one_frame['id']}")[0] == 200
+    text = server.client().videos.create(prompt=PROMPT, extra_body=LONG)
+    assert text.notes == []  # nothing to say
+    server.client().videos.delete(text.id)
+
+
+def test_run_flags_in_messages_become_api_fields():
+    from motif_lite.server.schema import MOTIF_FIELDS, RUN_FLAG_FIELDS, in_api_words
+
+    run = cli.build_parser()._subparsers._group_actions[0].choices["run"]
+    run_flags = {flag for action in run._actions for flag in action.option_strings}
+    assert set(RUN_FLAG_FIELDS) <= run_flags and set(RUN_FLAG_FIELDS.values()) <= set(MOTIF_FIELDS)
+    assert (
+        in_api_words("give --steps 2 or more, or --sampling-method dpm++2m") == "give steps 2 or more, or "
+        "sampling_method dpm++2m"
+    )
+    assert in_api_words("stretched to 48x32; -W 64 -H 32 keeps its shape") == "stretched to 48x32; size 64x32 keeps " \
+        "its shape"  # fmt: skip
+    # The server's own flags (its operator's business) and words that only look like flags stay as they are.
+    assert in_api_words("restart it with --max-video 64x64x9; fox--steps") == "restart it with --max-video 64x64x9; " \
+        "fox--steps"  # fmt: skip
+
+
 NOT_A_PNG = "data:image/png;base64,AAAA"
 BAD_BODIES = [
     ({"prompt": PROMPT, "size": "50x32"}, "width 50 is not a multiple of 16; nearest valid width: 48", "size"),
@@ -152,7 +196,12 @@ BAD_BODIES = [
     ({"prompt": PROMPT, "guidance_scale": -1}, "cfg scale must be a finite number >= 0, got -1", "guidance_scale"),
     ({"prompt": PROMPT, "fps": 0}, "fps must be a finite number > 0", "fps"),
     ({"prompt": "  "}, "prompt is empty", "prompt"),
-    ({"prompt": PROMPT, "guidance_method": "cfg", "apg_momentum": 0.2}, "apply to APG guidance, not", "apg_momentum"),
+    (  # the CLI's message in the API's field names: it said "--apg-eta, ... not CFG (--guidance cfg); add --guidance"
+        {"prompt": PROMPT, "guidance_method": "cfg", "apg_momentum": 0.2},
+        "apg_eta, apg_norm_threshold and apg_momentum apply to APG guidance, not CFG (guidance_method cfg); add "
+        "guidance_method apg to guide with APG",
+        "apg_momentum",
+    ),
     ({"prompt": PROMPT, "step": 2}, "unknown parameter 'step'; did you mean 'steps'? (known: prompt,", "step"),
     ({"prompt": PROMPT, "num_inference_steps": 2}, "did you mean 'steps'?", "num_inference_steps"),
     ({"prompt": PROMPT, "width": 64}, "unknown parameter 'width'; did you mean 'size'?", "width"),
@@ -226,6 +275,21 @@ def test_form_values_are_parsed_and_checked(server):
     assert code == 400 and "not valid JSON" in error["error"]["message"]
 
 
+def test_json_sent_as_a_form_says_to_send_its_content_type(server):
+    # `curl -d '{...}'` without -H labels the body a form: it was "unknown parameter '{"prompt": ...}'".
+    curl_form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for body in ({"prompt": PROMPT, **TINY}, {"prompt": "salt & pepper = taste", "steps": 2}):
+        code, error, _ = server.request("POST", "/v1/videos", json.dumps(body).encode(), curl_form)
+        assert code == 400 and error["error"]["code"] == "invalid_value", error
+        assert error["error"]["message"] == (
+            "the body looks like JSON: send it with Content-Type: application/json (curl: -H "
+            "'Content-Type: application/json')"
+        )
+    code, error, _ = server.request("POST", "/v1/videos", b"prompt=a+fox&stepz=2", curl_form)  # a real form
+    assert code == 400 and error["error"]["message"].startswith("unknown parameter 'stepz'")
+    assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
 # The `code`s docs/server.md lists for a 400.
 CODES_400 = {"invalid_value", "unknown_parameter", "missing_required_parameter", "invalid_image"}
 
@@ -238,6 +302,7 @@ def test_every_400_has_a_documented_code(server):
         ("POST", "/v1/videos", b"{not json", json_headers),
         ("POST", "/v1/videos", b"[1]", json_headers),
         ("POST", "/v1/videos", b"prompt", {"Content-Type": "text/plain"}),
+        ("POST", "/v1/videos", b'{"prompt": "x"}', {"Content-Type": "application/x-www-form-urlencoded"}),
         ("POST", "/v1/videos", form, form_headers),
         ("POST", "/v1/videos", upload, upload_headers),
         ("POST", "/v1/videos", {"prompt": PROMPT, "model": 3}, None),
@@ -306,10 +371,17 @@ def test_oversized_bodies_and_images_are_413(pipe, tmp_path):
         body_limit = 64 * 1024 * 4 // 3 + 2**20
         code, error, _ = server.request("POST", "/v1/videos", {"prompt": "x" * body_limit})
         assert code == 413 and error["error"]["code"] == "request_too_large"
+        assert error["error"]["message"] == (  # it named only the byte count (the flag's MiB as 4/3 + 1 MiB)
+            f"the request is larger than this server's limit of {body_limit:,} bytes (--max-upload-mb 0.0625: "
+            "first-frame images up to 0.0625 MiB, as a file or in JSON as base64)"
+        )
         big = np.random.default_rng(0).integers(0, 256, 100 * 1024, dtype=np.uint8).tobytes()
         body, headers = multipart({"prompt": PROMPT}, {"input_reference": ("big.png", big, "image/png")})
         code, error, _ = server.request("POST", "/v1/videos", body, headers)
-        assert code == 413 and "input_reference is 102,400 bytes; the limit is 65,536" in error["error"]["message"]
+        assert code == 413 and error["error"]["message"] == (
+            "input_reference is 102,400 bytes, larger than this server's limit (--max-upload-mb 0.0625: first-frame "
+            "images up to 0.0625 MiB)"
+        )
         body, headers = multipart(
             {"prompt": PROMPT}, {"input_reference": ("wide.png", png(400, 120, flat=True), "image/png")}
         )
@@ -350,7 +422,7 @@ def test_pagination_with_cursor_limit_and_order(server):
     assert client.videos.list().data == []
 
 
-def test_delete_stops_a_running_job_between_steps_and_a_queued_one_before_it_starts(server):
+def test_delete_stops_a_running_job_between_steps_and_a_queued_one_before_it_starts(server, caplog):
     running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
     queued = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
     wait_for(lambda: server.request("GET", f"/v1/videos/{running['id']}")[1]["progress"] > 5, 120, "denoising")
@@ -358,6 +430,7 @@ def test_delete_stops_a_running_job_between_steps_and_a_queued_one_before_it_sta
     assert server.request("DELETE", f"/v1/videos/{running['id']}")[0] == 200
     assert server.request("GET", f"/v1/videos/{running['id']}")[0] == 404
     wait_for(lambda: f"{running['id']}: deleted, stopped" in server.log, 60, "the worker to stop the job")
+    assert_no_cli_advice(caplog)  # its state, which the server removes, was offered to `motif-lite run --resume`
     assert not any(queued["id"] in line for line in server.log)  # never started
     video = server.client().videos.create_and_poll(prompt=PROMPT, poll_interval_ms=100, extra_body=TINY)
     assert video.status == "completed"  # the worker is free again
@@ -581,7 +654,16 @@ def run_stopping_at(worker, job_id: str, stop_at: int | None) -> None:
         worker._stopping.clear()
 
 
-def test_a_job_stopped_by_shutdown_goes_on_from_its_state_to_the_same_video(pipe, tmp_path, monkeypatch):
+# The CLI's advice, which the server's log must not give: the server resumes, decodes and deletes by itself.
+CLI_ADVICE = ("motif-lite run --resume", "motif-lite decode", "--preview-every")
+
+
+def assert_no_cli_advice(caplog) -> None:
+    advice = [r.getMessage() for r in caplog.records if any(words in r.getMessage() for words in CLI_ADVICE)]
+    assert advice == [], advice
+
+
+def test_a_job_stopped_by_shutdown_goes_on_from_its_state_to_the_same_video(pipe, tmp_path, monkeypatch, caplog):
     from motif_lite.io.latents import read_latents
     from motif_lite.server.worker import Worker, percent
 
@@ -596,7 +678,10 @@ def test_a_job_stopped_by_shutdown_goes_on_from_its_state_to_the_same_video(pipe
         run_stopping_at(worker, stopped.id, percent("denoise", 2, 6))  # stops after step 3
         assert store.get(stopped.id).status == QUEUED
         assert read_latents(store.state_path(stopped.id)).progress == (3, 6)
-        assert f"{stopped.id}: stopped by shutdown, queued again (its sampling state is kept" in lines[-1]
+        assert (
+            lines[-1] == f"{stopped.id}: stopped by shutdown after step 3 of 6, queued again: it goes on from "
+            "that step when the server starts again"
+        )
         assert not store.video_path(stopped.id).exists()
         store.close()
         store = JobStore(tmp_path)  # the server starts again
@@ -612,10 +697,37 @@ def test_a_job_stopped_by_shutdown_goes_on_from_its_state_to_the_same_video(pipe
         decoding = store.add(new_job_id(), "tiny", settings, False, max_active=10)
         run_stopping_at(worker, decoding.id, percent("decode", 0, 1))
         assert read_latents(store.state_path(decoding.id)).denoised and store.get(decoding.id).status == QUEUED
+        assert (
+            lines[-1] == f"{decoding.id}: stopped by shutdown while decoding, queued again: its denoised "
+            "latents are kept and decoded when the server starts again"
+        )
         calls.clear()
         run_stopping_at(worker, decoding.id, None)
         assert f"{decoding.id}: goes on from its denoised latents (the decode only)" in lines and calls == []
         assert store.video_path(decoding.id).read_bytes() == store.video_path(whole.id).read_bytes()
+        assert_no_cli_advice(caplog)  # it said "motif-lite run --resume", "motif-lite decode" and "--preview-every"
+    finally:
+        store.close()
+
+
+def test_a_database_without_the_notes_column_gets_it(tmp_path):
+    # A data folder of the version before notes: CREATE TABLE IF NOT EXISTS keeps its table as it is.
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "jobs.sqlite3")
+    old.execute("CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, status TEXT NOT "
+                "NULL, progress INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, started_at INTEGER, "
+                "completed_at INTEGER, model TEXT NOT NULL, settings TEXT NOT NULL, effective TEXT NOT NULL DEFAULT "
+                "'{}', has_image INTEGER NOT NULL DEFAULT 0, error_code TEXT, error_message TEXT)")  # fmt: skip
+    queued = new_job_id()
+    old.execute("INSERT INTO jobs (id, status, created_at, model, settings) VALUES (?, ?, 0, 'tiny', ?)",
+                (queued, QUEUED, json.dumps(SETTINGS)))  # fmt: skip
+    old.commit()
+    old.close()
+    store = JobStore(tmp_path)
+    try:
+        assert store.get(queued).notes == [] and store.claim_next().id == queued
+        assert store.add(new_job_id(), "tiny", SETTINGS, False, 10, notes=["a note"]).notes == ["a note"]
     finally:
         store.close()
 

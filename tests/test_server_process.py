@@ -136,6 +136,20 @@ def test_busy_port_fails_before_loading(tmp_path, capsys, monkeypatch):
     assert code == cli.EXIT_USER_ERROR and f"error: cannot listen on 127.0.0.1:{port}" in err
 
 
+@pytest.mark.parametrize("below", ["", "jobs"])
+def test_a_file_given_as_the_data_folder_is_named_a_file(below, tmp_path, capsys, monkeypatch):
+    # The OS said "[Errno 17] File exists" (or "Not a directory" for a folder under the file).
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded the model"))
+    file = tmp_path / "passwd"
+    file.write_text("root:x:0:0\n")
+    data = file / below if below else file
+    assert cli.main(["serve", "--port", "0", "--data", str(data)]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"{file} is a file, not a folder; give --data a folder" in err and "Errno" not in err, err
+
+
 def test_other_hosts_without_a_key_warn(tmp_path, capsys, monkeypatch):
     from motif_lite.errors import MotifLiteError
     from motif_lite.server import runner
@@ -172,6 +186,10 @@ def test_the_served_model_is_named_by_its_checkpoint_and_gguf_variant():
         (("--max-queue", "1.5"), "argument --max-queue: must be a whole number >= 1, got 1.5"),
         (("--max-upload-mb", "0"), "argument --max-upload-mb: must be a number of MiB > 0, got 0"),
         (("--step-cache", "-0.05"), "argument --step-cache: must be a finite number >= 0 (e.g. 0.05), got -0.05"),
+        # run's -p, out of habit: it was "unrecognized arguments: -p a fox".
+        (("-p", "a", "fox"), "argument -p: the server takes no prompt: each job brings its own, in POST /v1/videos"),
+        (("-p",), "argument -p: the server takes no prompt"),
+        (("fox",), "error: unrecognized arguments: fox\n"),  # not "a prompt goes after -p": serve takes none
     ],
 )
 def test_bad_flags_are_refused_as_the_flags_are_read(flags, needle, capsys):
@@ -320,3 +338,24 @@ def test_a_missing_text_encoder_gguf_fails_before_loading(checkpoint, tmp_path, 
     assert cli.main(["serve", "-m", str(checkpoint), *flags]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert str(missing) in err and "Traceback" not in err
+
+
+def test_the_banner_names_the_text_encoder_gguf(checkpoint, tmp_path, capsys, monkeypatch):
+    # It said "loading CHECKPOINT ..." and its settings table "text encoder checkpoint T5Gemma2", not the file.
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.quantize.cli import main as quantize_main
+    from motif_lite.server import runner
+
+    def stop_here(*args, **kwargs):
+        raise MotifLiteError("stop here")
+
+    gguf = tmp_path / "te-Q8_0.gguf"
+    assert quantize_main([str(checkpoint), "--component", "text_encoder", "-o", str(gguf), "--type", "Q8_0",
+                          "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    monkeypatch.setattr(runner, "VideoServer", stop_here)  # the banner is printed; nothing is served
+    flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--dtype", "fp32"]
+    assert cli.main(["serve", "-m", str(checkpoint), *flags, "--text-encoder-gguf", str(gguf)]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"loading {checkpoint} with {gguf} ..." in err
+    assert "\ntext encoder: te-Q8_0.gguf (Q8_0, " in err and "error: stop here" in err

@@ -97,6 +97,20 @@ def _add_server_flags(serve: argparse.ArgumentParser) -> None:
     )
     s.add_argument("--cors-origin", action="append", metavar="ORIGIN", help="allow browser pages from ORIGIN to "
                    "call the API (repeatable; default: none)")  # fmt: skip
+    # run's -p, out of habit: refused with where prompts go (hidden; not --prompt, whose presence would make an
+    # unknown word on this command line pass for an unquoted prompt in the unknown-argument message).
+    s.add_argument("-p", nargs="*", action=PromptPerJob, help=argparse.SUPPRESS)
+
+
+class PromptPerJob(argparse.Action):
+    """`serve -p ...`: the server takes no prompt; each job brings its own."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        raise argparse.ArgumentError(
+            self,
+            'the server takes no prompt: each job brings its own, in POST /v1/videos ({"prompt": ...}), '
+            "client.videos.create(prompt=...) or the web page the server serves (docs/server.md)",
+        )
 
 
 def _add_model_flags(serve: argparse.ArgumentParser) -> None:
@@ -179,12 +193,26 @@ def main(args: argparse.Namespace) -> int:
         try:
             store = JobStore(args.data)
         except (OSError, sqlite3.Error) as exc:
-            raise MotifLiteError(f"cannot use the data folder {args.data}: {exc}") from exc
+            raise MotifLiteError(data_folder_problem(args.data, exc)) from exc
         with download_hint_repeats(getattr(args, "argv", None)):
             _serve(args, sock, store, args.max_video, api_key, loras)
     finally:
         sock.close()
     return 0
+
+
+def data_folder_problem(data: str, error: Exception) -> str:
+    """Why `--data` cannot be opened, in words: a file where the folder (or a folder above it) should be is named
+    as such, not as the OS's "File exists" / "Not a directory"."""
+    folder = Path(data).expanduser()
+    existing = next((path for path in (folder, *folder.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = f"--data {data} is" if existing == folder else f"--data {data}: {existing} is"
+        return (
+            f"{where} a file, not a folder; give --data a folder for the job database and the videos (it is "
+            "created if missing)"
+        )
+    return f"cannot use the data folder {data}: {error}"
 
 
 def _serve(
@@ -213,7 +241,10 @@ def _serve(
     plan = plan_if_budget(args, largest, sources, dtype, device)
     if plan is not None:
         max_video = planned_video
-    print(f"loading {args.model}" + (f" with {args.gguf}" if args.gguf else "") + " ...", file=sys.stderr)
+    text_encoder = None if sources.text_encoder_gguf is None else sources.text_encoder_gguf.describe()
+    with_files = [f for f in (args.gguf, args.text_encoder_gguf) if f]
+    print(f"loading {args.model}" + (f" with {' and '.join(map(str, with_files))}" if with_files else "") + " ...",
+          file=sys.stderr)  # fmt: skip
     pipe = load_pipeline(
         sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras, attention=args.attention,
         batch_guidance=args.batch_guidance, compile=args.compile, attention_backend=args.attention_backend,
@@ -222,6 +253,8 @@ def _serve(
     if pipe.loras is not None:
         print(f"loras: {pipe.loras.describe()}", file=sys.stderr)
     print("\n".join(pipe.settings_for(GenerationRequest("-")).lines()), file=sys.stderr)  # what jobs get by default
+    if text_encoder is not None:  # as run's summary says it: the table's row names the encoder's config only
+        print(f"text encoder: {text_encoder}", file=sys.stderr)
     config = ServerConfig(
         model_name=served_model_name(args.model, args.gguf),
         api_key=api_key,

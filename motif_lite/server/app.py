@@ -29,11 +29,14 @@ from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, Job, JobStore
 from motif_lite.server.schema import (
     ApiError,
     CreateBody,
+    MiB,
     api_param,
-    decode_image,
+    check_image,
     effective_settings,
+    in_api_words,
     parse_create,
     stored_settings,
+    upload_limit,
     video_object,
 )
 from motif_lite.server.worker import Worker
@@ -41,7 +44,6 @@ from motif_lite.server.worker import Worker
 if TYPE_CHECKING:
     from motif_lite.settings import Settings
 
-MiB = 2**20
 STATIC = Path(__file__).parent / "static"
 # variant -> (media type, suffix). `preview` (motif-lite's own): a running job's latest preview, animated WebP.
 MEDIA_TYPES = {"video": ("video/mp4", ".mp4"), "thumbnail": ("image/webp", ".webp"), "preview": ("image/webp", ".webp")}
@@ -81,7 +83,7 @@ def create_app(store: JobStore, worker: Worker, config: ServerConfig) -> FastAPI
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     _add_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, max_upload_bytes=config.max_upload_bytes)
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -160,27 +162,29 @@ def _submitter(store: JobStore, worker: Worker, config: ServerConfig) -> Callabl
     def submit(body: CreateBody) -> Job:
         """Validate like `motif-lite run`, store, queue (runs in a thread: decoding an image takes a while)."""
         job_id = new_job_id()
-        image = None if body.image is None else decode_image(body.image, config.max_upload_bytes,
-                                                               config.max_image_pixels)  # fmt: skip
-        if image is not None and not config.image_to_video:
-            raise ApiError(400, "this checkpoint has no image encoder (feature_extractor/): text-to-video only",
-                           "input_reference", "invalid_value")  # fmt: skip
-        image_path = None if image is None else store.input_path(job_id)
+        if body.image is not None:
+            check_image(body.image, config.max_upload_bytes, config.max_image_pixels)
+            if not config.image_to_video:
+                raise ApiError(400, "this checkpoint has no image encoder (feature_extractor/): text-to-video only",
+                               "input_reference", "invalid_value")  # fmt: skip
+        image_path = None if body.image is None else store.input_path(job_id)
         try:
-            if image is not None:
-                image.save(image_path, "PNG")
+            if image_path is not None:
+                image_path.write_bytes(body.image)
             request = GenerationRequest(**body.request_fields, image=image_path, output=store.video_path(job_id))
             try:
-                resolved, _notes = request.resolve()
+                resolved, notes = request.resolve()
                 run_settings = worker.pipe.settings_for(resolved)  # as the worker will see them
                 effective = effective_settings(run_settings)
-            except MotifLiteError as exc:  # a RequestError: the same message as `motif-lite run`
-                raise ApiError(400, str(exc), api_param(exc), "invalid_value") from exc
+            except MotifLiteError as exc:  # a RequestError: `motif-lite run`'s message, in the API's field names
+                raise ApiError(400, in_api_words(str(exc)), api_param(exc), "invalid_value") from exc
+            notes = [in_api_words(note) for note in (*notes, *run_settings.notes)]
             _check_planned_size(resolved, config.max_video)
             if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:
                 raise ApiError(400, why, "size", "invalid_value")
             settings = stored_settings(resolved)
-            job = store.add(job_id, config.model_name, settings, image is not None, config.max_queue, effective)
+            job = store.add(job_id, config.model_name, settings, image_path is not None, config.max_queue, effective,
+                            notes)  # fmt: skip
             if job is None:
                 raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
                                None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip
@@ -225,6 +229,9 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | No
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.form(max_files=1, max_fields=64, max_part_size=2 * MiB)
+        if content_type == "application/x-www-form-urlencoded" and _looks_like_json(form.keys()):
+            raise ApiError(400, "the body looks like JSON: send it with Content-Type: application/json (curl: -H "
+                           "'Content-Type: application/json')", None, "invalid_value")  # fmt: skip
         fields: dict[str, Any] = {}
         image = None
         for key, value in form.multi_items():
@@ -250,6 +257,13 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | No
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object", None, "invalid_value")
     return body, None, False
+
+
+def _looks_like_json(keys) -> bool:
+    """A JSON object sent without its content type: `curl -d '{...}'` (no -H) labels it a form, whose parser makes
+    the whole object one field name."""
+    first = next(iter(keys), "")
+    return first.lstrip().startswith("{")
 
 
 def _page_params(query) -> tuple[str | None, int, bool]:
@@ -322,9 +336,10 @@ class BodyLimit:
 
     DRAIN_FACTOR = 4
 
-    def __init__(self, app, max_bytes: int) -> None:
+    def __init__(self, app, max_bytes: int, max_upload_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes  # what the limit is made from, named in the message
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send) -> None:
         if scope["type"] != "http":
@@ -363,6 +378,8 @@ class BodyLimit:
             message = await receive()
             drained += len(message.get("body", b""))
             drain = message["type"] == "http.request" and message.get("more_body", False)
-        error = ApiError(413, f"the request body is larger than {self.max_bytes:,} bytes", None, "request_too_large")
+        error = ApiError(413, f"the request is larger than this server's limit of {self.max_bytes:,} bytes "
+                         f"({upload_limit(self.max_upload_bytes)}, as a file or in JSON as base64)", None,
+                         "request_too_large")  # fmt: skip
         response = JSONResponse(error.body(), status_code=413, headers={"Connection": "close"})
         await response(scope, receive, send)

@@ -1,10 +1,10 @@
 """The job store: every video job with its settings in SQLite (WAL), its files in one data folder.
 
-    DATA/jobs.sqlite3        one row per job: status, progress, times, the resolved settings (JSON), error
+    DATA/jobs.sqlite3        one row per job: status, progress, times, the resolved settings and notes (JSON), error
     DATA/videos/ID.mp4       finished videos (written under a `.partial-*` name, renamed when complete)
     DATA/videos/ID.webp      their first frame (the `thumbnail` variant)
     DATA/videos/ID.preview.webp  a running job's latest preview (the `preview` variant), removed when it ends
-    DATA/inputs/ID.png       the first frame of an image-to-video job, kept until the job ends
+    DATA/inputs/ID.png       the first-frame image of an image-to-video job as uploaded, kept until the job ends
     DATA/states/ID.latents.safetensors  a job's sampling state: saved every 10 minutes of sampling and when the
                              job stops (it goes on from there when it runs again) or fails (kept until it is
                              deleted or the server restarts)
@@ -41,7 +41,7 @@ except ImportError:  # Windows: the lock is msvcrt's
 QUEUED, IN_PROGRESS, COMPLETED, FAILED = "queued", "in_progress", "completed", "failed"
 INTERRUPTED = "interrupted"  # error code of a job that was running when the server died
 JOB_ID = re.compile(r"^video_[0-9a-f]{32}$")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the notes column
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     settings TEXT NOT NULL,                 -- JSON: GenerationRequest fields, resolved (seed drawn, frames 4k+1)
     effective TEXT NOT NULL DEFAULT '{}',   -- JSON: what the checkpoint decides for the fields left open (display)
     has_image INTEGER NOT NULL DEFAULT 0,
+    notes TEXT NOT NULL DEFAULT '[]',       -- JSON: what the request's checks found worth knowing (API words)
     error_code TEXT,
     error_message TEXT
 );
@@ -81,9 +82,10 @@ class Job:
     model: str
     settings: dict[str, Any]  # GenerationRequest fields except `image` and `output`
     effective: dict[str, Any]  # API name -> the checkpoint's (or official) value of a field left open
-    has_image: bool  # image-to-video: the first frame waits in inputs/ID.png
+    has_image: bool  # image-to-video: the uploaded first frame waits in inputs/ID.png
     error_code: str | None
     error_message: str | None
+    notes: list[str]  # e.g. "the image is stretched ...", as `motif-lite run` prints them
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -91,6 +93,7 @@ class Job:
         values["settings"] = json.loads(values["settings"])
         values["effective"] = json.loads(values["effective"])
         values["has_image"] = bool(values["has_image"])
+        values["notes"] = json.loads(values["notes"])
         return cls(**values)
 
 
@@ -127,7 +130,14 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash; WAL commits stay cheap
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _add_missing_columns(self) -> None:
+        """A database an earlier version made gets the columns added since (CREATE TABLE IF NOT EXISTS keeps it)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "notes" not in columns:
+            self._db.execute("ALTER TABLE jobs ADD COLUMN notes TEXT NOT NULL DEFAULT '[]'")
 
     def close(self) -> None:
         with self._lock:
@@ -161,6 +171,7 @@ class JobStore:
         has_image: bool,
         max_active: int,
         effective: dict[str, Any] | None = None,
+        notes: list[str] | None = None,
     ) -> Job | None:
         """Queue a new job; None when `max_active` jobs are already queued or running."""
         with self._lock:
@@ -168,10 +179,10 @@ class JobStore:
             if active.fetchone()[0] >= max_active:
                 return None
             self._db.execute(
-                "INSERT INTO jobs (id, status, created_at, model, settings, effective, has_image) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, status, created_at, model, settings, effective, has_image, notes) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (_checked(job_id), QUEUED, int(time.time()), model, json.dumps(settings), json.dumps(effective or {}),
-                 int(has_image)),
+                 int(has_image), json.dumps(notes or [])),
             )  # fmt: skip
             return self._get(job_id)
 

@@ -17,14 +17,11 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest, RequestError
 from motif_lite.server.jobs import Job
 from motif_lite.settings import Settings
-
-if TYPE_CHECKING:
-    import PIL.Image
 
 # API field -> (GenerationRequest field, type of a form value). `num_frames` wins over `seconds`.
 MOTIF_FIELDS: dict[str, tuple[str, type]] = {
@@ -61,6 +58,25 @@ OTHER_API_FIELDS = {
     "image": "input_reference",
     "duration": "seconds",
 }
+MiB = 2**20
+# `motif-lite run` flag -> the API field that sets the same thing (docs/server.md's table): messages and notes come
+# from the request's and the settings' checks, which name the flags.
+RUN_FLAG_FIELDS = {
+    "--negative-prompt": "negative_prompt",
+    "--video-frames": "num_frames",
+    "--steps": "steps",
+    "--seed": "seed",
+    "--cfg-scale": "guidance_scale",
+    "--guidance": "guidance_method",
+    "--apg-eta": "apg_eta",
+    "--apg-norm-threshold": "apg_norm_threshold",
+    "--apg-momentum": "apg_momentum",
+    "--flow-shift": "flow_shift",
+    "--sampling-method": "sampling_method",
+    "--fps": "fps",
+}
+_RUN_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*(?![\w-])")
+_RUN_SIZE = re.compile(r"(?<![\w-])-W (\d+) -H (\d+)\b")
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
 
@@ -80,6 +96,13 @@ def api_param(error: Exception) -> str | None:
     if isinstance(error, RequestError) and error.fields:
         return _API_NAMES.get(error.fields[0])
     return None
+
+
+def in_api_words(text: str) -> str:
+    """A message or note of the checks `motif-lite run` shares with the server, with the run flags it names as the
+    API fields a client sets (`--guidance apg` -> `guidance_method apg`, `-W 96 -H 48` -> `size 96x48`)."""
+    text = _RUN_SIZE.sub(r"size \1x\2", text)
+    return _RUN_FLAG.sub(lambda flag: RUN_FLAG_FIELDS.get(flag[0], flag[0]), text)
 
 
 class ApiError(Exception):
@@ -193,19 +216,27 @@ def image_from_reference(reference: Any) -> bytes:
         raise ApiError(400, f"input_reference: invalid base64 ({exc})", "input_reference", "invalid_value") from exc
 
 
-def decode_image(data: bytes, max_bytes: int, max_pixels: int) -> PIL.Image.Image:
-    """The uploaded first frame as RGB pixels: 413 beyond the size limits, 400 if it is not an image."""
+def upload_limit(max_upload_bytes: int) -> str:
+    """The image limit in the words of the flag that sets it, for a 413's message (the client may not know it)."""
+    mib = max_upload_bytes / MiB
+    return f"--max-upload-mb {mib:g}: first-frame images up to {mib:g} MiB"
+
+
+def check_image(data: bytes, max_bytes: int, max_pixels: int) -> None:
+    """Check that the uploaded first frame is an image Pillow decodes: 413 beyond the size limits, 400 if it is not.
+    The server keeps the bytes as uploaded, for `GenerationRequest.resolve()` to read as `motif-lite run` reads an
+    image file (with the same notes: transparency dropped, frames after the first)."""
     import PIL.Image
 
     if len(data) > max_bytes:
-        raise ApiError(413, f"input_reference is {len(data):,} bytes; the limit is {max_bytes:,}",
-                       "input_reference", "image_too_large")  # fmt: skip
+        raise ApiError(413, f"input_reference is {len(data):,} bytes, larger than this server's limit "
+                       f"({upload_limit(max_bytes)})", "input_reference", "image_too_large")  # fmt: skip
     try:
         with PIL.Image.open(io.BytesIO(data)) as image:
             if image.width * image.height > max_pixels:  # checked from the header, before decoding the pixels
                 raise ApiError(413, f"input_reference is {image.width}x{image.height}; the limit is "
                                f"{max_pixels:,} pixels", "input_reference", "image_too_large")  # fmt: skip
-            return image.convert("RGB")
+            image.load()  # a truncated or corrupt file fails here, with its upload's message
     except PIL.UnidentifiedImageError as exc:  # its message names the in-memory buffer, not the upload
         raise ApiError(400, "input_reference is not a readable image (not a format Pillow reads: PNG, JPEG, WebP, "
                        "...)", "input_reference", "invalid_image") from exc  # fmt: skip
@@ -240,7 +271,7 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
 
 def video_object(job: Job) -> dict[str, Any]:
     """A job as the OpenAI `Video` object, plus `settings`: every Motif setting in API names, as given or else as
-    the checkpoint (or the official default) decides it."""
+    the checkpoint (or the official default) decides it, and `notes`: what the checks found worth knowing."""
     s = job.settings
     error = None if job.error_code is None else {"code": job.error_code, "message": job.error_message}
     settings = {name: _given_or(s.get(field), job.effective.get(name)) for name, (field, _) in MOTIF_FIELDS.items()}
@@ -260,6 +291,7 @@ def video_object(job: Job) -> dict[str, Any]:
         "remixed_from_video_id": None,
         "error": error,
         "settings": settings,
+        "notes": job.notes,
     }
 
 

@@ -26,6 +26,8 @@ from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.jobs import Job, JobStore
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from motif_lite.pipeline import MotifVideoPipeline
 
 # Share of the progress bar per stage (percent at its start and end); "completed" is 100.
@@ -33,8 +35,16 @@ STAGE_SPANS = {"encode": (0, 5), "denoise": (5, 90), "decode": (90, 99)}
 IDLE_WAIT_SECONDS = 5.0  # the worker also looks at the queue this often without being woken
 
 
-class JobStopped(Exception):
-    """Raised from the progress callback to stop the running job between steps."""
+class JobStopped(MotifLiteError):
+    """Raised from the progress callback to stop the running job between steps, at `stage` after `done` of `total`.
+
+    A `MotifLiteError` with a one-line message: `generate` adds where it kept the job's work to that message (its
+    documented way with user errors) instead of logging the CLI's advice (`motif-lite run --resume`, `motif-lite
+    decode`), which does not apply here; the worker says what the server does with that work."""
+
+    def __init__(self, job_id: str, stage: str, done: int, total: int) -> None:
+        super().__init__(f"{job_id} stopped during {stage}")
+        self.stage, self.done, self.total = stage, done, total
 
 
 class JobDeleted(JobStopped):
@@ -100,11 +110,13 @@ class Worker:
         s = job.settings
         self.log(f"{job.id}: started ({s.get('width')}x{s.get('height')}, {s.get('frames')} frames, "
                  f"{s.get('steps')} steps)")  # fmt: skip
+        for note in job.notes:  # as `motif-lite run` prints them
+            self.log(f"{job.id}: note: {note}")
         try:
             # Inside the try: settings stored by another version of motif-lite fail this job, not the worker.
             request = GenerationRequest(**s, image=image, output=output)
             # Written on a background thread, one preview frame per latent frame.
-            preview = PreviewFile(self.store.preview_path(job.id), request.fps / TEMPORAL_FACTOR)
+            preview = FirstPreviewOpens(self.store.preview_path(job.id), request.fps / TEMPORAL_FACTOR)
             state = self.store.state_path(job.id)
             resume = self._saved_state(job.id, state)
             try:
@@ -115,11 +127,8 @@ class Worker:
         except JobDeleted:
             self.log(f"{job.id}: deleted, stopped")
             self.store.remove_files(job.id)
-        except ShuttingDown:
-            kept = (
-                " (its sampling state is kept: it goes on from there)" if self.store.state_path(job.id).exists() else ""
-            )
-            self.log(f"{job.id}: stopped by shutdown, queued again{kept}")
+        except ShuttingDown as stop:
+            self.log(f"{job.id}: {stopped_by_shutdown(stop, self.store.state_path(job.id).exists())}")
             self.store.requeue(job.id)
         except Exception as exc:  # one failed job must not stop the server
             code, message = failure(exc)
@@ -160,13 +169,47 @@ class Worker:
 
         def report(stage: str, done: int, total: int) -> None:
             if self._stopping.is_set():
-                raise ShuttingDown
+                raise ShuttingDown(job_id, stage, done, total)
             value = percent(stage, done, total)
             last[0] = last[0] if value is None else value  # a stage this worker does not know keeps the last value
             if not self.store.set_progress(job_id, last[0]):
-                raise JobDeleted
+                raise JobDeleted(job_id, stage, done, total)
 
         return report
+
+
+class FirstPreviewOpens:
+    """The worker's `on_preview`: a `PreviewFile` opened at the job's first preview. A job may make none (few steps,
+    stopped first, a resumed decode), which is no news here: the warning a `PreviewFile` that wrote nothing gives
+    when it closes is advice for `motif-lite run --preview`, whose user asked for a file."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps = path, fps
+        self._file: PreviewFile | None = None
+
+    def __call__(self, done: int, steps: int, frames: np.ndarray) -> None:
+        if self._file is None:
+            self._file = PreviewFile(self.path, self.fps)
+        self._file(done, steps, frames)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def stopped_by_shutdown(stop: ShuttingDown, kept: bool) -> str:
+    """What becomes of a job the shutdown stopped (`kept`: it saved its state), for the log."""
+    if not kept:
+        return "stopped by shutdown, queued again: it starts from the beginning when the server starts again"
+    if stop.stage == "decode":
+        return (
+            "stopped by shutdown while decoding, queued again: its denoised latents are kept and decoded when the "
+            "server starts again"
+        )
+    return (
+        f"stopped by shutdown after step {stop.done} of {stop.total}, queued again: it goes on from that step when "
+        "the server starts again"
+    )
 
 
 def failure(exc: Exception) -> tuple[str, str]:
