@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.devices import checked_device
+from motif_lite.errors import ConfigError, DeviceError, MotifLiteError
 
 from .components import COMPONENTS, Component
 from .convert import quantize_checkpoint
@@ -125,12 +126,12 @@ def next_steps(src: Path, out: Path, component: Component) -> str:
 
 
 def _check_device(name: str) -> None:
+    """Refuse, before any tensor is read, a device the search cannot run on here: one torch does not know, one it
+    knows but this machine or build lacks (mps, a missing GPU), and one that holds no data (meta)."""
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"bad --device {name!r}; use cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name!r}: no CUDA GPU is available")
+        checked_device(name)
+    except DeviceError as exc:
+        raise DeviceError(f"--device: {exc}") from None
 
 
 # Other converters' names for our arguments: llama.cpp's convert_hf_to_gguf.py (--outfile, --outtype) and
