@@ -393,6 +393,21 @@ def test_a_vae_file_of_yours_that_is_missing_is_not_blamed_on_the_latents_file(s
     assert "as the latents file says" not in err  # the run used the checkpoint's VAE: this file is the user's
 
 
+def test_a_vae_file_of_another_component_is_named_as_run_names_it(saved, checkpoint, tmp_path, capsys, no_vae_load):
+    transformer = checkpoint / "transformer" / "diffusion_pytorch_model.safetensors"
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vae", str(transformer), "-o", str(tmp_path / "v.gif"))
+    assert_user_error(code, err, f"error: {transformer} is not the VAE: it holds the transformer's tensors")
+    assert "linked" not in err and "unexpected" not in err  # the user's file, not the link made for it
+
+
+def test_a_truncated_vae_file_of_yours_is_named_not_its_link(saved, checkpoint, tmp_path, capsys, no_vae_load):
+    cut = tmp_path / "vae.safetensors"
+    cut.write_bytes((checkpoint / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()[:-100])
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vae", str(cut), "-o", str(tmp_path / "v.gif"))
+    assert_user_error(code, err, f"error: {cut}", "it is your file")
+    assert "linked" not in err
+
+
 def test_a_decode_over_the_budget_on_the_cpu_says_what_vram_does_there(saved, tmp_path, capsys, no_vae_load):
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vram", "0.00001", "-o", str(tmp_path / "v.gif"))
     assert_user_error(code, err, "needs at least", "--vram limits a decode on the CPU too: leave it out there")
