@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -412,6 +413,14 @@ def test_a_decode_over_the_budget_on_the_cpu_says_what_vram_does_there(saved, tm
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vram", "0.00001", "-o", str(tmp_path / "v.gif"))
     assert_user_error(code, err, "needs at least", "--vram limits a decode on the CPU too: leave it out there")
     assert "or decode on the CPU" not in err  # it is on the CPU already
+
+
+def test_a_tiny_budget_is_said_in_numbers_that_differ(saved, tmp_path, capsys, no_vae_load):
+    # Two decimals of GiB said "needs at least 0.00 GiB ... but the budget is 0.00 GiB".
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vram", "0.001", "-o", str(tmp_path / "v.gif"))
+    assert_user_error(code, err, "but the budget is 1.02 MiB")  # 0.001 GiB = 1.024 MiB
+    needed = float(re.search(r"needs at least ([\d.]+) MiB", err).group(1))
+    assert needed > 1.02
 
 
 def test_a_gpu_decode_over_the_vram_given_says_to_give_more(saved, tmp_path, monkeypatch, no_vae_load):
