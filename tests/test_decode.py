@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from motif_lite import cli, decoding, load_pipeline
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.latents import FORMAT_KEY, latents_path, read_latents
+from motif_lite.io.latents import FORMAT_KEY, LatentsFileError, latents_path, read_latents
 from motif_lite.numerics import NonFiniteError
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.planner import plan_decode, plan_memory
@@ -335,10 +335,28 @@ def test_a_missing_file(tmp_path, capsys, no_vae_load):
     assert_user_error(code, err, "no such latents file")
 
 
-def test_a_file_that_is_not_safetensors(tmp_path, capsys, no_vae_load):
+def test_a_video_given_for_its_latents_names_the_latents_file(tmp_path, capsys, no_vae_load):
     (tmp_path / "fox.mp4").write_bytes(b"\x00\x00\x00 ftypisom not latents")
     code, _, err = decode_cli(capsys, str(tmp_path / "fox.mp4"))
-    assert_user_error(code, err, "is not a latents file of motif-lite")
+    assert_user_error(code, err, f"error: {tmp_path / 'fox.mp4'} is a video, not a latents file: give the "
+                      ".latents.safetensors file a failed decode saved (fox.latents.safetensors)")  # fmt: skip
+    assert "header" not in err  # safetensors' own words ("header too large") say nothing here
+
+
+@pytest.mark.parametrize(("command", "saved_by"), [("resume", "a stopped run"), (None, "a stopped run or a failed")])
+def test_the_reader_names_the_latents_file_of_the_command_that_reads_it(tmp_path, command, saved_by):
+    (tmp_path / "full.mp4").write_bytes(b"\x00\x00\x00 ftypisom not latents")
+    with pytest.raises(LatentsFileError) as error:
+        read_latents(tmp_path / "full.mp4", command=command)
+    assert f"give the .latents.safetensors file {saved_by}" in str(error.value)
+    assert "(full.latents.safetensors)" in str(error.value)
+
+
+def test_a_file_that_is_not_safetensors_gets_a_short_reason(tmp_path, capsys, no_vae_load):
+    (tmp_path / "fox.bin").write_bytes(b"\x00\x00\x00 ftypisom not latents")
+    code, _, err = decode_cli(capsys, str(tmp_path / "fox.bin"))
+    assert_user_error(code, err, "is not a latents file of motif-lite (a failed decode of", "not a safetensors file")
+    assert "header" not in err
 
 
 def test_a_safetensors_file_that_is_not_latents(checkpoint, capsys, no_vae_load):
