@@ -228,11 +228,13 @@ def _find_root(
     download = download_patterns(gguf, linked)
     folder = Path(model).expanduser()
     if folder.is_dir():
-        if require_weights:  # image-to-video needs the feature extractor when model_index.json lists one
-            listed = [file for file in listed_configs(folder) if file not in OFFICIAL_WITHOUT]
+        # The configs model_index.json lists (the feature extractor's) are required as a run requires them: a dry
+        # run's note names them too, with the command that fetches them.
+        listed = [file for file in listed_configs(folder) if file not in OFFICIAL_WITHOUT]
+        if require_weights:
             root = find_checkpoint(model, required + listed, download, hub)
         else:
-            root = _dry_run_folder(model, required, download, hub, notes)
+            root = _dry_run_folder(model, required + listed, download, hub, notes)
         notes.extend(official_config_notes(root, model))
         return root
     if not require_weights:
