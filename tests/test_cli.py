@@ -220,10 +220,42 @@ def test_python_warnings_are_lines_of_their_own_above_the_progress_bar(capsys):
     assert not any("warnings.warn" in line for line in lines) and warnings.showwarning is shown  # put back
 
 
+@pytest.mark.parametrize(
+    "twice", [["-p", "a red fox", "-p", "a blue bird"], ["-n", "blurry", "--negative-prompt", "x"]]
+)
+def test_a_flag_given_twice_with_another_value_is_refused(tmp_path, capsys, monkeypatch, twice):
+    # argparse kept the last value silently: a second -p ran the blue bird alone.
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["run", *twice, "--dry-run", "-o", str(tmp_path / "a.mp4")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert f"given twice, as {twice[1]!r} and then {twice[3]!r}: give it once" in err, err
+
+
+def test_the_same_prompt_twice_is_harmless_and_other_flags_are_overridden(checkpoint, tmp_path, capsys):
+    # Wrappers and aliases override a flag they set by giving it again: the last one wins there.
+    code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "-p", PROMPT, "-W", "64", "--dry-run"])
+    assert code == 0 and "64x32, 121 frames" in capsys.readouterr().out
+
+
+def test_a_dry_run_shows_the_prompt_cut_when_long(checkpoint, tmp_path, capsys):
+    code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--dry-run"])
+    assert code == 0 and f"prompt: {PROMPT!r}" in capsys.readouterr().out.splitlines()
+    long = "a red fox runs through deep snow under a pale winter sky " * 5
+    args = run_args(checkpoint[0], tmp_path / "fox.mp4")
+    args[args.index(PROMPT)] = long
+    assert cli.main([*args, "--dry-run"]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("prompt: ")]
+    assert line.startswith("prompt: 'a red fox runs") and line.endswith(f"... ({len(long)} characters)")
+    assert len(line) < len(long)
+
+
 def test_truncated_negative_prompt_is_named_in_one_warning_line(checkpoint, tmp_path, capsys):
     # The tiny tokenizer reads ~1 token per character: 600 characters are over the 512-token limit.
     args = run_args(checkpoint[0], tmp_path / "fox.gif", "--video-frames", "1", "--steps", "1")
-    code = cli.main([*args, "-n", "blurry " * 86])
+    args[args.index(NEGATIVE)] = "blurry " * 86
+    code = cli.main(args)
     err = capsys.readouterr().err
     assert code == 0, err
     warnings = [line for line in err.splitlines() if "tokens" in line]

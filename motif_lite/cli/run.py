@@ -182,8 +182,22 @@ def dry_run(
     print_notes([note] if note else [])
     print_notes(_dry_run_time_notes(request, settings, sources, dtype, device))
     sizes = model_sizes(sources, dtype).lines()
-    print("\n".join([*settings.lines(), dry_run_speed(args, device), *sizes, *_lora_lines(args, sources), described]))
+    prompt = args.prompt if args.resume is None else request.prompt  # a resumed run's is in its latents file
+    lines = [prompt_line(prompt), *settings.lines(), dry_run_speed(args, device), *sizes]
+    print("\n".join([*lines, *_lora_lines(args, sources), described]))
     return 0
+
+
+PROMPT_SHOWN = 100  # characters of the prompt a dry run shows: its start says which one it is
+
+
+def prompt_line(prompt: str | None) -> str:
+    """The prompt as a dry run shows it (the settings table has no row for it): quoted, cut when long."""
+    if not prompt:
+        return "prompt: none (a dry run needs none; a run takes it with -p)"
+    if len(prompt) <= PROMPT_SHOWN:
+        return f"prompt: {prompt!r}"
+    return f"prompt: {prompt[: PROMPT_SHOWN - 3]!r}... ({len(prompt)} characters)"
 
 
 def _dry_run_time_notes(
