@@ -251,6 +251,18 @@ def test_a_dry_run_shows_the_prompt_cut_when_long(checkpoint, tmp_path, capsys):
     assert len(line) < len(long)
 
 
+def test_an_apg_eta_above_1_runs_as_in_the_reference_and_the_help_says_the_usual_range(checkpoint, tmp_path, capsys):
+    # diffusers' APG takes any eta: refusing 2 would keep the reference's results out of reach. --help said "(0..1)".
+    code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--apg-eta", "2", "--dry-run"])
+    (guidance,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  guidance")]
+    assert code == 0 and "eta 2," in guidance and guidance.split()[1] == "flag"
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "usually 0..1, above 1 amplifies it (default: the guider's, else 1)" in help_text
+    assert "default: the guider's, else 0.1)" in help_text and "(0..1)" not in help_text
+
+
 def test_truncated_negative_prompt_is_named_in_one_warning_line(checkpoint, tmp_path, capsys):
     # The tiny tokenizer reads ~1 token per character: 600 characters are over the 512-token limit.
     args = run_args(checkpoint[0], tmp_path / "fox.gif", "--video-frames", "1", "--steps", "1")

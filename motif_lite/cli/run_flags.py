@@ -142,13 +142,24 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
         help="apg or classic cfg (default: the guider's method); another method than the guider's takes its "
         "official parameters",
     )
-    g.add_argument("--apg-eta", type=float, help="APG: weight of the update parallel to the prediction (0..1)")
-    g.add_argument("--apg-norm-threshold", type=float, help="APG: clip the guidance norm to this (0 = off)")
+    # Any eta is taken, as diffusers' APG takes it: refusing a value the reference runs would keep its results out
+    # of reach; the help says what it does and where it is usually set.
+    g.add_argument(
+        "--apg-eta",
+        type=float,
+        help="APG: weight of the guidance update's part parallel to the prediction: 0 drops it (less saturation), "
+        "1 keeps it as classic CFG would; usually 0..1, above 1 amplifies it (default: the guider's, else 1)",
+    )
+    g.add_argument(
+        "--apg-norm-threshold",
+        type=float,
+        help="APG: clip the guidance norm to this (0 = off; default: the guider's, else 12)",
+    )
     g.add_argument(
         "--apg-momentum",
         type=float,
         help="APG: momentum of the running guidance average (0 = off; negative, the APG paper's reverse momentum, "
-        "is allowed)",
+        "is allowed; default: the guider's, else 0.1)",
     )
 
 
