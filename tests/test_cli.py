@@ -263,6 +263,23 @@ def test_an_apg_eta_above_1_runs_as_in_the_reference_and_the_help_says_the_usual
     assert "default: the guider's, else 0.1)" in help_text and "(0..1)" not in help_text
 
 
+def test_a_batch_stopped_before_a_videos_first_step_names_that_video_too(checkpoint, tmp_path, capsys, monkeypatch):
+    # Ctrl-C while the second video encoded: the note named only the third, and the second had no file and no state.
+    def stop_in_the_second_encode(self, stage, done, total):
+        if stage == "encode" and (tmp_path / "fox-1.mp4").exists():
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(common.StageProgress, "__call__", stop_in_the_second_encode)
+    args = run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "1", "--steps", "1", "-b", "3")
+    assert cli.main([*args, "-s", "2"]) == cli.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    second, third = tmp_path / "fox-2.mp4", tmp_path / "fox-3.mp4"
+    assert f"note: started, nothing saved: {second} (seed 3); run it again as an ordinary run of the same command " \
+           f"with -b 1 -s 3 -o {second}" in err, err  # fmt: skip
+    assert f"not started: {third} (seed 4)" in err
+    assert not list(tmp_path.glob("*.latents.safetensors")) and not second.exists()
+
+
 def test_truncated_negative_prompt_is_named_in_one_warning_line(checkpoint, tmp_path, capsys):
     # The tiny tokenizer reads ~1 token per character: 600 characters are over the 512-token limit.
     args = run_args(checkpoint[0], tmp_path / "fox.gif", "--video-frames", "1", "--steps", "1")
