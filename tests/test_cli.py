@@ -189,6 +189,16 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["check", "--frames", "9"], "unrecognized arguments: --frames 9\n"),  # check has no frames: no guess
         (["check", "--scheduler", "karras"], "unrecognized arguments: --scheduler karras\n"),  # no --flow-shift
         (["run", "-p", "x", "--bogus"], "unrecognized arguments: --bogus\n"),
+        (["run", "-p", "x", "--num-videos", "3"], "(--num-videos: did you mean --batch-count?)"),
+        (["run", "-p", "x", "--batch-size", "3"], "(--batch-size: did you mean --batch-count?)"),
+        (["run", "-p", "x", "--count", "2"], "(--count: did you mean --batch-count?)"),  # was --output (a typo match)
+        # a length in seconds: the frames at the run's fps, 4k+1 (2 s at 24 fps is 48 frames, then 49)
+        (
+            ["run", "-p", "x", "--seconds", "2"],
+            "(--seconds: the length is --video-frames here: 2 s at 24 fps = --video-frames 49)",
+        ),  # fmt: skip
+        (["run", "-p", "x", "--fps", "16", "--duration=5"], "5 s at 16 fps = --video-frames 81)"),
+        (["run", "-p", "x", "--duration", "long"], "(--duration: the length is --video-frames here, a number of "),
     ],
 )
 def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):
@@ -197,6 +207,16 @@ def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and f"motif-lite {argv[0]}: error: " in err and hint in err, err
     assert f"usage: motif-lite {argv[0]}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("command", "hint"),
+    [("generate", "is run: motif-lite run -p"), ("help", "motif-lite --help"), ("download", "hf download command")],
+)
+def test_other_tools_command_names_get_ours(capsys, command, hint):
+    assert cli.main([command, "-p", "x"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith(f"motif-lite: error: there is no '{command}' command; ") and hint in err, err
 
 
 def test_python_warnings_are_lines_of_their_own_above_the_progress_bar(capsys):
