@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", help="output .gguf path (required)")
     parser.add_argument(
         "--component",
+        type=_component,
         choices=tuple(COMPONENTS),
         default="transformer",
         help="what to quantize (default transformer); text_encoder makes the file for motif-lite run "
@@ -89,11 +90,7 @@ def run(args: argparse.Namespace) -> None:
     source = open_source(args.src, component)
     try:
         if source.is_gguf:
-            print(
-                "warning: requantizing an already quantized GGUF loses quality; quantize from the original "
-                "safetensors when you can",
-                file=sys.stderr,
-            )
+            print(_requantize_note(recipe.name), file=sys.stderr)
         summary = quantize_checkpoint(
             source,
             args.output,
@@ -108,6 +105,26 @@ def run(args: argparse.Namespace) -> None:
         source.close()
     print("\n".join(summary.lines()))
     print(next_steps(Path(args.src), Path(args.output), component))
+
+
+def _requantize_note(recipe: str) -> str:
+    """What converting a GGUF costs: nothing to F32 (float32 holds every dequantized value exactly), else a second
+    rounding on top of the first."""
+    if recipe == "F32":
+        return "note: dequantizing a GGUF to F32 keeps its values exactly (no further loss; 4 bytes per weight)"
+    return (
+        "warning: requantizing an already quantized GGUF loses quality; quantize from the original safetensors "
+        "when you can"
+    )
+
+
+def _component(text: str) -> str:
+    """--component's value; the VAE, which other converters may offer, is named as what it is here."""
+    if text.lower() == "vae":
+        raise argparse.ArgumentTypeError(
+            "the VAE (0.25 GB) is not quantized: runs use the checkpoint's vae/ weights as they are"
+        )
+    return text
 
 
 def next_steps(src: Path, out: Path, component: Component) -> str:
