@@ -219,6 +219,13 @@ def test_other_tools_command_names_get_ours(capsys, command, hint):
     assert err.startswith(f"motif-lite: error: there is no '{command}' command; ") and hint in err, err
 
 
+def test_the_top_level_help_has_examples_and_names_the_quantizer(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert "examples:\n  motif-lite run -p" in out and "python -m motif_lite.quantize CHECKPOINT -o" in out
+
+
 def test_python_warnings_are_lines_of_their_own_above_the_progress_bar(capsys):
     # A kernel that falls back mid-run warns while the denoise bar is drawn: Python's own display would write
     # "path:line: RuntimeWarning: ..." and the source line into the bar's line.
