@@ -41,6 +41,7 @@ from motif_lite.io.hub import (
 )
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint, other_component, real_paths
 from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting
+from motif_lite.vae.config import WanVAEConfig
 
 if TYPE_CHECKING:
     from motif_lite.encoders.text_gguf import TextEncoderGGUF
@@ -192,14 +193,24 @@ def locate_vae(model: str | Path = MOTIF_REPO, vae: str | Path | None = None, do
     file of the user's with the VAE's weights, linked in place of the checkpoint's (`io.linked`): then only
     vae/config.json is needed. Raises `MissingFilesError` (with the download command) or `CheckpointError`."""
     config, weights = REQUIRED["vae"]
-    yours = {} if vae is None else {"vae": check_weight_file("vae", vae)}
+    yours = None if vae is None else check_vae_file(vae)
     required = [config] if yours else [config, weights]
     root = find_checkpoint(str(model), required, [config] if yours else ["vae/*"], HubAccess(download))
-    if yours:
-        root = linked_checkpoint(root, yours)
-    for file in sorted((root / "vae").glob("*.safetensors")):  # a truncated download, named before loading
-        _check_complete(file, set(yours.values()))
-    return root
+    if yours is None:
+        for file in sorted((root / "vae").glob("*.safetensors")):  # a truncated download, named before loading
+            _check_complete(file)
+        return root
+    # Its shapes against the config, before linking: an error then names the user's file, not its link.
+    _check_your_weights(root, CheckpointConfigs(vae=WanVAEConfig.from_json(root / config)), "vae", yours)
+    return linked_checkpoint(root, {"vae": yours})
+
+
+def check_vae_file(vae: str | Path) -> Path:
+    """A VAE file of the user's, made absolute, from its header alone (no checkpoint needed): a complete
+    .safetensors file that holds no other component's tensors (`CheckpointError` naming it otherwise)."""
+    file = check_weight_file("vae", vae)
+    _check_your_header("vae", file, {file})
+    return file
 
 
 def _listed(files: Mapping[str, Path]) -> str:
@@ -217,11 +228,13 @@ def _find_root(
     download = download_patterns(gguf, linked)
     folder = Path(model).expanduser()
     if folder.is_dir():
-        if require_weights:  # image-to-video needs the feature extractor when model_index.json lists one
-            listed = [file for file in listed_configs(folder) if file not in OFFICIAL_WITHOUT]
+        # The configs model_index.json lists (the feature extractor's) are required as a run requires them: a dry
+        # run's note names them too, with the command that fetches them.
+        listed = [file for file in listed_configs(folder) if file not in OFFICIAL_WITHOUT]
+        if require_weights:
             root = find_checkpoint(model, required + listed, download, hub)
         else:
-            root = _dry_run_folder(model, required, download, hub, notes)
+            root = _dry_run_folder(model, required + listed, download, hub, notes)
         notes.extend(official_config_notes(root, model))
         return root
     if not require_weights:
@@ -399,6 +412,18 @@ def _check_dry_run_weights(
     """A weight file of the user's in a dry run, from its header: complete, the component's tensors (not another
     component's, given to the wrong flag), and, where the checkpoint's config is at hand, their shapes against it;
     each error as a run says it. (The transformer's file given with a GGUF is not read by a run: nor here.)"""
+    _check_your_header(component, file, yours)
+    if root is None:
+        return
+    if component == "transformer" and configs.transformer is not None:
+        check_safetensors(root, configs.transformer, yours)
+    elif component == "vae" or (component == "text_encoder" and configs.text_encoder):
+        _check_your_weights(root, configs, component, file)
+
+
+def _check_your_header(component: str, file: Path, yours: Collection[Path]) -> None:
+    """A weight file of the user's from its header: complete, and not another component's (given to the wrong
+    flag), each error naming the file and the flag that takes it."""
     from motif_lite.weights.safetensors_header import read_header
 
     _check_complete(file, yours)
@@ -406,12 +431,6 @@ def _check_dry_run_weights(
     other = other_component(component, read_header(file).tensors)
     if other is not None:
         raise CheckpointError(f"{file} is not the {what}: it holds {other}")
-    if root is None:
-        return
-    if component == "transformer" and configs.transformer is not None:
-        check_safetensors(root, configs.transformer, yours)
-    elif component == "vae" or (component == "text_encoder" and configs.text_encoder):
-        _check_your_weights(root, configs, component, file)
 
 
 def float8_notes(component: str, file: Path) -> list[str]:

@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from motif_lite.checkpoint import locate_vae
+from motif_lite.checkpoint import check_vae_file, locate_vae
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype, resolve_device
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.latents import LatentsFileError, SavedLatents
-from motif_lite.io.linked import check_weight_file
 from motif_lite.io.staging import staged_output
 from motif_lite.io.video import check_output_fps, check_output_path, write_video
 from motif_lite.numerics import check_finite
@@ -157,7 +156,7 @@ def _vae_checkpoint(
 ) -> Path:
     """`locate_vae` of the given checkpoint / VAE file, else of the run's (as the file says), else the official."""
     if vae_file is not None:  # the user's own file: what is wrong with it is not the latents file's doing
-        check_weight_file("vae", vae_file)
+        check_vae_file(vae_file)
     try:
         return locate_vae(model or saved.model or MOTIF_REPO, vae_file if vae_file is not None else saved.vae, download)
     except CheckpointError as exc:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.devices import checked_device
+from motif_lite.errors import ConfigError, DeviceError, MotifLiteError
 
 from .components import COMPONENTS, Component
 from .convert import quantize_checkpoint
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", help="output .gguf path (required)")
     parser.add_argument(
         "--component",
+        type=_component,
         choices=tuple(COMPONENTS),
         default="transformer",
         help="what to quantize (default transformer); text_encoder makes the file for motif-lite run "
@@ -88,11 +90,7 @@ def run(args: argparse.Namespace) -> None:
     source = open_source(args.src, component)
     try:
         if source.is_gguf:
-            print(
-                "warning: requantizing an already quantized GGUF loses quality; quantize from the original "
-                "safetensors when you can",
-                file=sys.stderr,
-            )
+            print(_requantize_note(recipe.name), file=sys.stderr)
         summary = quantize_checkpoint(
             source,
             args.output,
@@ -107,6 +105,26 @@ def run(args: argparse.Namespace) -> None:
         source.close()
     print("\n".join(summary.lines()))
     print(next_steps(Path(args.src), Path(args.output), component))
+
+
+def _requantize_note(recipe: str) -> str:
+    """What converting a GGUF costs: nothing to F32 (float32 holds every dequantized value exactly), else a second
+    rounding on top of the first."""
+    if recipe == "F32":
+        return "note: dequantizing a GGUF to F32 keeps its values exactly (no further loss; 4 bytes per weight)"
+    return (
+        "warning: requantizing an already quantized GGUF loses quality; quantize from the original safetensors "
+        "when you can"
+    )
+
+
+def _component(text: str) -> str:
+    """--component's value; the VAE, which other converters may offer, is named as what it is here."""
+    if text.lower() == "vae":
+        raise argparse.ArgumentTypeError(
+            "the VAE (0.25 GB) is not quantized: runs use the checkpoint's vae/ weights as they are"
+        )
+    return text
 
 
 def next_steps(src: Path, out: Path, component: Component) -> str:
@@ -125,12 +143,12 @@ def next_steps(src: Path, out: Path, component: Component) -> str:
 
 
 def _check_device(name: str) -> None:
+    """Refuse, before any tensor is read, a device the search cannot run on here: one torch does not know, one it
+    knows but this machine or build lacks (mps, a missing GPU), and one that holds no data (meta)."""
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"bad --device {name!r}; use cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name!r}: no CUDA GPU is available")
+        checked_device(name)
+    except DeviceError as exc:
+        raise DeviceError(f"--device: {exc}") from None
 
 
 # Other converters' names for our arguments: llama.cpp's convert_hf_to_gguf.py (--outfile, --outtype) and

@@ -70,8 +70,10 @@ def _check_transformer(config_json: str | None, shapes: Shapes) -> None:
 def _refuse_other_model(config: dict[str, Any]) -> None:
     """Name the model that a config.json describes when it is not the transformer (the VAE's or the text encoder's
     folder given as SRC): better than the first field of ours that it lacks."""
-    kind = config.get("_class_name") or config.get("model_type")  # diffusers' or transformers' name for it
-    if kind in (None, "MotifVideoTransformer3DModel"):
+    from motif_lite.weights.shapes import TRANSFORMER_CLASS, other_model
+
+    kind = other_model(config)
+    if kind is None:
         return
     if kind == "t5gemma2_encoder":
         raise CheckpointError(
@@ -80,7 +82,7 @@ def _refuse_other_model(config: dict[str, Any]) -> None:
         )
     raise CheckpointError(
         f"the config.json beside the weights describes {kind}, not the Motif-Video transformer "
-        "(MotifVideoTransformer3DModel); pass the checkpoint folder or its transformer/ folder"
+        f"({TRANSFORMER_CLASS}); pass the checkpoint folder or its transformer/ folder"
     )
 
 

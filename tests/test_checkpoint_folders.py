@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import PIL.Image
 import pytest
 from tiny_pipeline import make_tiny_checkpoint
 
@@ -97,6 +98,17 @@ def test_a_missing_feature_extractor_that_model_index_lists_is_still_required(ti
     root = without(tiny, tmp_path, "feature_extractor")
     with pytest.raises(hub.MissingFilesError, match="missing feature_extractor/preprocessor_config.json"):
         locate_sources(root)
+
+
+def test_a_dry_run_names_the_missing_feature_extractor_with_the_runs_command(tiny, tmp_path, capsys, no_network):
+    # The dry run said nothing while the run refused: the note names the file and the download the run prints.
+    root = without(tiny, tmp_path, "feature_extractor")
+    image = tmp_path / "first.png"
+    PIL.Image.new("RGB", (32, 32), "red").save(image)
+    code, _, err = run(capsys, "-m", str(root), "-i", str(image), "-p", "fox", *SMALL, "--dry-run")
+    note = next((line for line in err.splitlines() if "feature_extractor" in line), "")
+    assert code == 0 and "missing feature_extractor/preprocessor_config.json" in note, err
+    assert f"--include 'feature_extractor/*' --local-dir {root}" in note
 
 
 # ------------------------------------------------------------------ a local -m folder that cannot be a checkpoint

@@ -189,6 +189,16 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["check", "--frames", "9"], "unrecognized arguments: --frames 9\n"),  # check has no frames: no guess
         (["check", "--scheduler", "karras"], "unrecognized arguments: --scheduler karras\n"),  # no --flow-shift
         (["run", "-p", "x", "--bogus"], "unrecognized arguments: --bogus\n"),
+        (["run", "-p", "x", "--num-videos", "3"], "(--num-videos: did you mean --batch-count?)"),
+        (["run", "-p", "x", "--batch-size", "3"], "(--batch-size: did you mean --batch-count?)"),
+        (["run", "-p", "x", "--count", "2"], "(--count: did you mean --batch-count?)"),  # was --output (a typo match)
+        # a length in seconds: the frames at the run's fps, 4k+1 (2 s at 24 fps is 48 frames, then 49)
+        (
+            ["run", "-p", "x", "--seconds", "2"],
+            "(--seconds: the length is --video-frames here: 2 s at 24 fps = --video-frames 49)",
+        ),  # fmt: skip
+        (["run", "-p", "x", "--fps", "16", "--duration=5"], "5 s at 16 fps = --video-frames 81)"),
+        (["run", "-p", "x", "--duration", "long"], "(--duration: the length is --video-frames here, a number of "),
     ],
 )
 def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):
@@ -197,6 +207,23 @@ def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and f"motif-lite {argv[0]}: error: " in err and hint in err, err
     assert f"usage: motif-lite {argv[0]}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("command", "hint"),
+    [("generate", "is run: motif-lite run -p"), ("help", "motif-lite --help"), ("download", "hf download command")],
+)
+def test_other_tools_command_names_get_ours(capsys, command, hint):
+    assert cli.main([command, "-p", "x"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith(f"motif-lite: error: there is no '{command}' command; ") and hint in err, err
+
+
+def test_the_top_level_help_has_examples_and_names_the_quantizer(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert "examples:\n  motif-lite run -p" in out and "python -m motif_lite.quantize CHECKPOINT -o" in out
 
 
 def test_python_warnings_are_lines_of_their_own_above_the_progress_bar(capsys):
@@ -220,10 +247,71 @@ def test_python_warnings_are_lines_of_their_own_above_the_progress_bar(capsys):
     assert not any("warnings.warn" in line for line in lines) and warnings.showwarning is shown  # put back
 
 
+@pytest.mark.parametrize(
+    "twice", [["-p", "a red fox", "-p", "a blue bird"], ["-n", "blurry", "--negative-prompt", "x"]]
+)
+def test_a_flag_given_twice_with_another_value_is_refused(tmp_path, capsys, monkeypatch, twice):
+    # argparse kept the last value silently: a second -p ran the blue bird alone.
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["run", *twice, "--dry-run", "-o", str(tmp_path / "a.mp4")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert f"given twice, as {twice[1]!r} and then {twice[3]!r}: give it once" in err, err
+
+
+def test_the_same_prompt_twice_is_harmless_and_other_flags_are_overridden(checkpoint, tmp_path, capsys):
+    # Wrappers and aliases override a flag they set by giving it again: the last one wins there.
+    code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "-p", PROMPT, "-W", "64", "--dry-run"])
+    assert code == 0 and "64x32, 121 frames" in capsys.readouterr().out
+
+
+def test_a_dry_run_shows_the_prompt_cut_when_long(checkpoint, tmp_path, capsys):
+    code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--dry-run"])
+    assert code == 0 and f"prompt: {PROMPT!r}" in capsys.readouterr().out.splitlines()
+    long = "a red fox runs through deep snow under a pale winter sky " * 5
+    args = run_args(checkpoint[0], tmp_path / "fox.mp4")
+    args[args.index(PROMPT)] = long
+    assert cli.main([*args, "--dry-run"]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("prompt: ")]
+    assert line.startswith("prompt: 'a red fox runs") and line.endswith(f"... ({len(long)} characters)")
+    assert len(line) < len(long)
+
+
+def test_an_apg_eta_above_1_runs_as_in_the_reference_and_the_help_says_the_usual_range(checkpoint, tmp_path, capsys):
+    # diffusers' APG takes any eta: refusing 2 would keep the reference's results out of reach. --help said "(0..1)".
+    code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--apg-eta", "2", "--dry-run"])
+    (guidance,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  guidance")]
+    assert code == 0 and "eta 2," in guidance and guidance.split()[1] == "flag"
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "usually 0..1, above 1 amplifies it (default: the guider's, else 1)" in help_text
+    assert "default: the guider's, else 0.1)" in help_text and "(0..1)" not in help_text
+
+
+def test_a_batch_stopped_before_a_videos_first_step_names_that_video_too(checkpoint, tmp_path, capsys, monkeypatch):
+    # Ctrl-C while the second video encoded: the note named only the third, and the second had no file and no state.
+    def stop_in_the_second_encode(self, stage, done, total):
+        if stage == "encode" and (tmp_path / "fox-1.mp4").exists():
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(common.StageProgress, "__call__", stop_in_the_second_encode)
+    args = run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "1", "--steps", "1", "-b", "3")
+    assert cli.main([*args, "-s", "2"]) == cli.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    second, third = tmp_path / "fox-2.mp4", tmp_path / "fox-3.mp4"
+    assert f"note: started, nothing saved: {second} (seed 3); run it again as an ordinary run of the same command " \
+           f"with -b 1 -s 3 -o {second}" in err, err  # fmt: skip
+    assert f"not started: {third} (seed 4)" in err
+    assert not list(tmp_path.glob("*.latents.safetensors")) and not second.exists()
+
+
 def test_truncated_negative_prompt_is_named_in_one_warning_line(checkpoint, tmp_path, capsys):
     # The tiny tokenizer reads ~1 token per character: 600 characters are over the 512-token limit.
     args = run_args(checkpoint[0], tmp_path / "fox.gif", "--video-frames", "1", "--steps", "1")
-    code = cli.main([*args, "-n", "blurry " * 86])
+    args[args.index(NEGATIVE)] = "blurry " * 86
+    code = cli.main(args)
     err = capsys.readouterr().err
     assert code == 0, err
     warnings = [line for line in err.splitlines() if "tokens" in line]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from safetensors.torch import save_file
 from motif_lite import cli, decoding, load_pipeline
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.latents import FORMAT_KEY, latents_path, read_latents
+from motif_lite.io.latents import FORMAT_KEY, LatentsFileError, latents_path, read_latents
 from motif_lite.numerics import NonFiniteError
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.planner import plan_decode, plan_memory
@@ -334,10 +335,28 @@ def test_a_missing_file(tmp_path, capsys, no_vae_load):
     assert_user_error(code, err, "no such latents file")
 
 
-def test_a_file_that_is_not_safetensors(tmp_path, capsys, no_vae_load):
+def test_a_video_given_for_its_latents_names_the_latents_file(tmp_path, capsys, no_vae_load):
     (tmp_path / "fox.mp4").write_bytes(b"\x00\x00\x00 ftypisom not latents")
     code, _, err = decode_cli(capsys, str(tmp_path / "fox.mp4"))
-    assert_user_error(code, err, "is not a latents file of motif-lite")
+    assert_user_error(code, err, f"error: {tmp_path / 'fox.mp4'} is a video, not a latents file: give the "
+                      ".latents.safetensors file a failed decode saved (fox.latents.safetensors)")  # fmt: skip
+    assert "header" not in err  # safetensors' own words ("header too large") say nothing here
+
+
+@pytest.mark.parametrize(("command", "saved_by"), [("resume", "a stopped run"), (None, "a stopped run or a failed")])
+def test_the_reader_names_the_latents_file_of_the_command_that_reads_it(tmp_path, command, saved_by):
+    (tmp_path / "full.mp4").write_bytes(b"\x00\x00\x00 ftypisom not latents")
+    with pytest.raises(LatentsFileError) as error:
+        read_latents(tmp_path / "full.mp4", command=command)
+    assert f"give the .latents.safetensors file {saved_by}" in str(error.value)
+    assert "(full.latents.safetensors)" in str(error.value)
+
+
+def test_a_file_that_is_not_safetensors_gets_a_short_reason(tmp_path, capsys, no_vae_load):
+    (tmp_path / "fox.bin").write_bytes(b"\x00\x00\x00 ftypisom not latents")
+    code, _, err = decode_cli(capsys, str(tmp_path / "fox.bin"))
+    assert_user_error(code, err, "is not a latents file of motif-lite (a failed decode of", "not a safetensors file")
+    assert "header" not in err
 
 
 def test_a_safetensors_file_that_is_not_latents(checkpoint, capsys, no_vae_load):
@@ -393,10 +412,33 @@ def test_a_vae_file_of_yours_that_is_missing_is_not_blamed_on_the_latents_file(s
     assert "as the latents file says" not in err  # the run used the checkpoint's VAE: this file is the user's
 
 
+def test_a_vae_file_of_another_component_is_named_as_run_names_it(saved, checkpoint, tmp_path, capsys, no_vae_load):
+    transformer = checkpoint / "transformer" / "diffusion_pytorch_model.safetensors"
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vae", str(transformer), "-o", str(tmp_path / "v.gif"))
+    assert_user_error(code, err, f"error: {transformer} is not the VAE: it holds the transformer's tensors")
+    assert "linked" not in err and "unexpected" not in err  # the user's file, not the link made for it
+
+
+def test_a_truncated_vae_file_of_yours_is_named_not_its_link(saved, checkpoint, tmp_path, capsys, no_vae_load):
+    cut = tmp_path / "vae.safetensors"
+    cut.write_bytes((checkpoint / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()[:-100])
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vae", str(cut), "-o", str(tmp_path / "v.gif"))
+    assert_user_error(code, err, f"error: {cut}", "it is your file")
+    assert "linked" not in err
+
+
 def test_a_decode_over_the_budget_on_the_cpu_says_what_vram_does_there(saved, tmp_path, capsys, no_vae_load):
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vram", "0.00001", "-o", str(tmp_path / "v.gif"))
     assert_user_error(code, err, "needs at least", "--vram limits a decode on the CPU too: leave it out there")
     assert "or decode on the CPU" not in err  # it is on the CPU already
+
+
+def test_a_tiny_budget_is_said_in_numbers_that_differ(saved, tmp_path, capsys, no_vae_load):
+    # Two decimals of GiB said "needs at least 0.00 GiB ... but the budget is 0.00 GiB".
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vram", "0.001", "-o", str(tmp_path / "v.gif"))
+    assert_user_error(code, err, "but the budget is 1.02 MiB")  # 0.001 GiB = 1.024 MiB
+    needed = float(re.search(r"needs at least ([\d.]+) MiB", err).group(1))
+    assert needed > 1.02
 
 
 def test_a_gpu_decode_over_the_vram_given_says_to_give_more(saved, tmp_path, monkeypatch, no_vae_load):

@@ -109,6 +109,22 @@ def test_missing_paths_and_wrong_files(tmp_path):
         load_transformer(tmp_path)
 
 
+@pytest.mark.parametrize("source", ["folder", "file"])
+def test_another_components_folder_is_named_by_its_config(tmp_path, source):
+    # The VAE's folder (its config.json names diffusers' class) used to warn about unknown transformer keys and
+    # fail on the first field of ours it lacks ("patch_size must be a positive integer, got None").
+    vae = tmp_path / "vae"
+    vae.mkdir()
+    (vae / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKLWan", "z_dim": 16}))
+    save_file({"decoder.conv_in.weight": torch.zeros(4, 16, 3, 3, 3)}, str(vae / "diffusion_pytorch_model.safetensors"))
+    path = vae if source == "folder" else vae / "diffusion_pytorch_model.safetensors"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing about the config's keys before the error
+        with pytest.raises(CheckpointError) as error:
+            load_transformer(path)
+    assert f"{vae / 'config.json'} describes AutoencoderKLWan, not the Motif-Video transformer" in str(error.value)
+
+
 @pytest.mark.parametrize("cuda_build", [None, "12.8"])
 def test_unusable_cuda_device_is_a_user_error(checkpoint, monkeypatch, cuda_build):
     # As on a machine without a GPU: a CPU-only torch build, or a CUDA build without an NVIDIA driver (torch then

@@ -276,6 +276,23 @@ def test_requantize_gguf_warns_and_keeps_config(tiny, q4km, tmp_path, capsys):
     assert (w - ref).norm() / ref.norm() < WEIGHT_ERROR[Q.Q4_K]  # dominated by the first Q4_K pass (~0.072)
 
 
+def test_dequantizing_a_gguf_to_f32_is_not_called_a_loss(tiny, q4km, tmp_path, capsys):
+    # float32 holds every dequantized value exactly: "requantizing ... loses quality" was not true there.
+    assert main([str(q4km), "-o", str(tmp_path / "f32.gguf"), "--type", "F32", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "loses quality" not in err and "keeps its values exactly" in err
+    source, copy = _dequantized(GGUFReader(q4km)), _dequantized(GGUFReader(tmp_path / "f32.gguf"))
+    assert source.keys() == copy.keys() and all(torch.equal(source[name], copy[name]) for name in source)
+
+
+def test_the_vae_is_said_to_stay_as_it_is(tiny, tmp_path, capsys):
+    root, _, _ = tiny
+    with pytest.raises(SystemExit) as exit_:
+        main([str(root), "-o", str(tmp_path / "vae.gguf"), "--component", "vae"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "the VAE (0.25 GB) is not quantized" in err and "invalid choice" not in err
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -283,7 +300,10 @@ def test_requantize_gguf_warns_and_keeps_config(tiny, q4km, tmp_path, capsys):
         (["--keep", "nothing.*=Q8_0"], "matches no tensor"),
         (["--keep", "proj_out.weight"], "PATTERN=TYPE"),
         (["--threads", "0"], "--threads must be"),
-        (["--device", "nonsense"], "bad --device"),
+        (["--device", "nonsense"], "--device: unknown device 'nonsense'"),
+        # torch knows these names, but the search cannot run on them here (mps: another machine; meta: no data)
+        (["--device", "mps"], "--device: device 'mps' is not supported"),
+        (["--device", "meta"], "--device: device 'meta' is not supported"),
     ],
 )
 def test_user_errors_exit_2(tiny, tmp_path, capsys, args, message):

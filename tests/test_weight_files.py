@@ -160,6 +160,29 @@ def test_a_file_of_another_component_is_named_before_loading(
     assert f"fix: your file {files[given]} holds {holds}" in "\n".join(report.lines())
 
 
+# Each component's safetensors file given to --gguf: the flag that takes it as it is, and the quantizer where it makes
+# a GGUF of that component (the VAE is not quantized).
+AS_GGUF = [
+    ("vae", "the VAE's tensors (pass it as --vae)", None),
+    ("transformer", "the transformer's tensors (pass it as --diffusion-model)", "python -m motif_lite.quantize"),
+    ("text_encoder", "the text encoder's tensors (pass it as --text-encoder)", "--component text_encoder"),
+]
+
+
+@pytest.mark.parametrize(("given", "holds", "quantize"), AS_GGUF)
+def test_a_safetensors_file_given_as_gguf_is_named_by_what_it_holds(
+    checkpoints, tmp_path, capsys, monkeypatch, given, holds, quantize
+):
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
+    _, b, files = checkpoints
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--gguf", str(files[given])])
+    err = assert_user_error(capsys, code, f"{files[given]} is not a GGUF file", f"safetensors file that holds {holds}")
+    if quantize is None:
+        assert "quantize" not in err
+    else:
+        assert quantize in err
+
+
 def test_a_file_of_another_model_is_refused_with_the_official_name(checkpoints, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
     _, b, _ = checkpoints

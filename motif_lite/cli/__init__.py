@@ -45,10 +45,23 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+EPILOG = """\
+examples:
+  motif-lite run -p "a red fox runs through snow" -o fox.mp4
+  motif-lite run --gguf Q4_K_M -i first_frame.png -p "the fox turns its head" -o fox_i2v.mp4
+  motif-lite check                                    (what is missing, with the download command)
+
+Each command's flags: motif-lite COMMAND --help. The GGUF quantizer is a program of its own:
+  python -m motif_lite.quantize CHECKPOINT -o motif-video-2b-Q4_K_M.gguf --type Q4_K_M   (docs/quantize.md)
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="motif-lite",
         description="Lean, quantized, low-VRAM runtime for Motif-Video 2B (text/image-to-video).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the examples' lines
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"motif-lite {__version__}")

@@ -84,7 +84,7 @@ def main(args: argparse.Namespace) -> int:
     from motif_lite.io.latents import read_latents
     from motif_lite.request import counted
 
-    saved = read_latents(args.latents)
+    saved = read_latents(args.latents, command="decode")
     output = Path(args.output) if args.output is not None else _free(saved.output)
     dtype = torch_dtype(args.dtype) if args.dtype is not None else None
     with download_hint_repeats(getattr(args, "argv", None)):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -182,8 +183,22 @@ def dry_run(
     print_notes([note] if note else [])
     print_notes(_dry_run_time_notes(request, settings, sources, dtype, device))
     sizes = model_sizes(sources, dtype).lines()
-    print("\n".join([*settings.lines(), dry_run_speed(args, device), *sizes, *_lora_lines(args, sources), described]))
+    prompt = args.prompt if args.resume is None else request.prompt  # a resumed run's is in its latents file
+    lines = [prompt_line(prompt), *settings.lines(), dry_run_speed(args, device), *sizes]
+    print("\n".join([*lines, *_lora_lines(args, sources), described]))
     return 0
+
+
+PROMPT_SHOWN = 100  # characters of the prompt a dry run shows: its start says which one it is
+
+
+def prompt_line(prompt: str | None) -> str:
+    """The prompt as a dry run shows it (the settings table has no row for it): quoted, cut when long."""
+    if not prompt:
+        return "prompt: none (a dry run needs none; a run takes it with -p)"
+    if len(prompt) <= PROMPT_SHOWN:
+        return f"prompt: {prompt!r}"
+    return f"prompt: {prompt[: PROMPT_SHOWN - 3]!r}... ({len(prompt)} characters)"
 
 
 def _dry_run_time_notes(
@@ -305,7 +320,8 @@ def _generate(
     for number, video in enumerate(requests, 1):
         if len(requests) > 1:
             say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
-        result = _sample(args, pipe, video, on_preview, parallel, say, resume, unstarted=requests[number:])
+        batch = dict(in_batch=len(requests) > 1, unstarted=requests[number:])
+        result = _sample(args, pipe, video, on_preview, parallel, say, resume, **batch)
         first = number == 1
         say(summary(result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on))
     return 0
@@ -354,19 +370,37 @@ def _sample(
     parallel: Parallel | None,
     say: Callable,
     resume: SavedLatents | None,
+    in_batch: bool,
     unstarted: list[GenerationRequest],
 ) -> GenerationResult:
-    """One video of the run, with progress bars on the main rank; when it fails, the note on the videos of the batch
-    it leaves `unstarted`."""
+    """One video of the run (`in_batch`: one of several), with progress bars on the main rank; when it fails, the
+    note on the videos of the batch it leaves to make again: this one when nothing of it was saved, and those it
+    leaves `unstarted`."""
+    from motif_lite.io.latents import latents_path
+    from motif_lite.io.video import unused_path
+
     progress = StageProgress() if parallel is None or parallel.is_main else None
+    # Named here (the pipeline would name it on its first save) so that a failure can tell whether anything was kept.
+    keeps = unused_path(latents_path(video.output)) if resume is None else resume.file
     try:
-        return pipe.generate(video, progress, on_preview, args.preview_every, resume=resume)
+        return pipe.generate(video, progress, on_preview, args.preview_every, resume=resume, latents_file=keeps)
     except BaseException:
-        print_notes(unstarted_videos(unstarted), say)
+        lost = [video] if in_batch and keeps is not None and not keeps.exists() else []
+        print_notes([*unsaved_videos(lost), *unstarted_videos(unstarted)], say)
         raise
     finally:
         if progress is not None:
             progress.close()
+
+
+def unsaved_videos(requests: list[GenerationRequest]) -> list[str]:
+    """The note on the videos of a batch that a failure stopped before anything of them was saved (before the first
+    step): which, and the command for each."""
+    return [
+        f"started, nothing saved: {r.output} (seed {r.seed}); run it again as an ordinary run of the same command "
+        f"with -b 1 -s {r.seed} -o {shlex.quote(str(r.output))}"
+        for r in requests
+    ]
 
 
 def unstarted_videos(requests: list[GenerationRequest]) -> list[str]:

@@ -33,6 +33,34 @@ LONG_CPU_RUN_SECONDS = 600  # a CPU run estimated longer than this asks first (-
 LONG_GPU_RUN_SECONDS = 600  # a GPU run estimated longer than this says how long first (a note, no question)
 
 
+class StoreOnce(argparse.Action):
+    """Store a flag's one value, as argparse's default action does, but refuse the flag given again with another
+    value: argparse keeps the last silently, so `-p "a red fox" -p "a blue bird"` ran the blue bird alone (one run
+    makes one prompt's videos). The same value twice is harmless (a script that repeats a flag). A value counts as
+    given when it is not the default object itself: argparse puts the default there first, and a value from the
+    command line is a new object."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        before = getattr(namespace, self.dest, self.default)
+        if before is not self.default and before != values:
+            raise argparse.ArgumentError(
+                self, f"given twice, as {_shown(before)} and then {_shown(values)}: give it once"
+            )
+        setattr(namespace, self.dest, values)
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """A flag's value in an error line, quoted, its end cut when long (a whole prompt would bury the message)."""
+    text = str(value)
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
 def add_run_flags(run: argparse.ArgumentParser) -> None:
     """Every flag of `motif-lite run`."""
     for add in (
@@ -45,10 +73,13 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
 def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     d = REQUEST_DEFAULTS
     g = run.add_argument_group("generation")
-    g.add_argument("-p", "--prompt", help="what the video shows (required, except for --dry-run)")
+    # The prompts refuse a second, different value (`StoreOnce`); other flags keep argparse's "the last one wins",
+    # which wrappers and aliases rely on to override a flag they set.
+    g.add_argument("-p", "--prompt", action=StoreOnce, help="what the video shows (required, except for --dry-run)")
     g.add_argument(
         "-n",
         "--negative-prompt",
+        action=StoreOnce,
         default=d.negative_prompt,
         help="what to avoid (default: the official negative prompt)",
     )
@@ -111,13 +142,24 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
         help="apg or classic cfg (default: the guider's method); another method than the guider's takes its "
         "official parameters",
     )
-    g.add_argument("--apg-eta", type=float, help="APG: weight of the update parallel to the prediction (0..1)")
-    g.add_argument("--apg-norm-threshold", type=float, help="APG: clip the guidance norm to this (0 = off)")
+    # Any eta is taken, as diffusers' APG takes it: refusing a value the reference runs would keep its results out
+    # of reach; the help says what it does and where it is usually set.
+    g.add_argument(
+        "--apg-eta",
+        type=float,
+        help="APG: weight of the guidance update's part parallel to the prediction: 0 drops it (less saturation), "
+        "1 keeps it as classic CFG would; usually 0..1, above 1 amplifies it (default: the guider's, else 1)",
+    )
+    g.add_argument(
+        "--apg-norm-threshold",
+        type=float,
+        help="APG: clip the guidance norm to this (0 = off; default: the guider's, else 12)",
+    )
     g.add_argument(
         "--apg-momentum",
         type=float,
         help="APG: momentum of the running guidance average (0 = off; negative, the APG paper's reverse momentum, "
-        "is allowed)",
+        "is allowed; default: the guider's, else 0.1)",
     )
 
 

@@ -28,6 +28,9 @@ OTHER_TOOLS_NAMES = {
     "--out": "--output",
     "--input-image": "--image",
     "--num-gpus": "--gpus",
+    "--num-videos": "--batch-count",
+    "--batch-size": "--batch-count",
+    "--count": "--batch-count",
     "--listen": "--host",
     # stable-diffusion.cpp's component files; ComfyUI's loader nodes
     "--t5xxl": "--text-encoder",
@@ -76,8 +79,20 @@ OTHER_TOOLS_SETTINGS["--mode"] = OTHER_TOOLS_SETTINGS["-M"] = (
 OTHER_TOOLS_COMMANDS = {"quantize": "python -m motif_lite.quantize", "convert": "python -m motif_lite.quantize"}
 
 
+# Commands people type that motif-lite names otherwise.
+OTHER_COMMAND_NAMES = {
+    "generate": 'the command that makes a video is run: motif-lite run -p "..."',
+    "help": "help is a flag: motif-lite --help, or motif-lite run --help for a command's",
+    "download": "a run downloads what it needs; motif-lite check -m FOLDER prints the hf download command for "
+    "whatever a local checkpoint lacks",
+}
+
+
 def other_command(argv: Sequence[str]) -> str | None:
-    """The error line for a command that is not a `motif-lite` subcommand but a program of its own, or None."""
+    """The error line for a command that is not a `motif-lite` subcommand but a program of its own, or another
+    tool's name for one of ours; else None."""
+    if argv and argv[0] in OTHER_COMMAND_NAMES:
+        return f"motif-lite: error: there is no '{argv[0]}' command; {OTHER_COMMAND_NAMES[argv[0]]}"
     program = OTHER_TOOLS_COMMANDS.get(argv[0]) if argv else None
     if program is None:
         return None
@@ -129,8 +144,11 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     an unquoted prompt, or the rest of one (`args`: what was parsed, the prompt's first word included)."""
     known = _option_strings(parser)
     hints = []
-    for flag in (word for word in extras if word.startswith("-")):
+    for index, flag in ((i, word) for i, word in enumerate(extras) if word.startswith("-")):
         name = flag.split("=", 1)[0]
+        if name in DURATION_FLAGS and "--video-frames" in known:
+            hints.append(_duration_hint(flag, extras[index + 1 : index + 2], getattr(args, "fps", None)))
+            continue
         needs, advice = OTHER_TOOLS_SETTINGS.get(name) or OTHER_TOOLS_SETTINGS.get(name.lower(), (None, None))
         if needs in known:
             hints.append(f"{flag}: {advice}")
@@ -140,3 +158,19 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         words = [*([args.prompt] if getattr(args, "prompt", None) else []), *extras]
         hints.append(f'a prompt goes after -p, in quotes: -p "{" ".join(words)}"')
     parser.error(f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else ""))
+
+
+DURATION_FLAGS = ("--seconds", "--duration")  # a clip's length in seconds, as other tools take it
+
+
+def _duration_hint(flag: str, following: list[str], fps: float | None) -> str:
+    """What a length in seconds is here: --video-frames, the frames at the run's fps (4k+1, as the model takes)."""
+    text = flag.split("=", 1)[1] if "=" in flag else (following[0] if following else "")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = None
+    if fps is None or seconds is None or seconds <= 0:
+        return f"{flag}: the length is --video-frames here, a number of frames (4k+1) at --fps"
+    frames = round(seconds * fps / 4) * 4 + 1
+    return f"{flag}: the length is --video-frames here: {seconds:g} s at {fps:g} fps = --video-frames {frames}"

@@ -126,16 +126,24 @@ class LatentsFile:
             self.path.unlink(missing_ok=True)
 
 
-def read_latents(path: str | Path) -> SavedLatents:
+# Who saves the latents a command reads, for its errors: `run --resume` reads a stopped run's, `decode` a failed
+# decode's; None: either (the Python API, the server).
+SAVED_BY = {"resume": "a stopped run", "decode": "a failed decode", None: "a stopped run or a failed decode"}
+_VIDEO_SUFFIXES = (".mp4", ".webm", ".webp", ".gif", ".mkv", ".mov", ".avi")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def read_latents(path: str | Path, command: str | None = None) -> SavedLatents:
     """The latents file at `path`, checked: `LatentsFileError` for a missing file, a file that is not latents saved
-    by motif-lite, or one of another format version."""
+    by motif-lite, or one of another format version. `command` ("resume", "decode" or None): the command that reads
+    it, whose kind of latents file its errors name (`SAVED_BY`)."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise LatentsFileError(f"no such latents file: {path}")
     not_latents = (
-        f"{path} is not a latents file of motif-lite (a failed decode of `motif-lite run` saves one beside the "
+        f"{path} is not a latents file of motif-lite ({SAVED_BY[command]} of `motif-lite run` saves one beside the "
         "output, e.g. fox.latents.safetensors)"
     )
     try:
@@ -152,10 +160,25 @@ def read_latents(path: str | Path) -> SavedLatents:
                 if name.startswith(STATE_PREFIX)
             }
     except (SafetensorError, OSError, ValueError) as exc:  # not safetensors at all, or a damaged one
-        raise LatentsFileError(f"{not_latents}: {exc}") from None
+        raise LatentsFileError(_unreadable(path, command, not_latents, exc)) from None
     if latents.ndim != 5 or latents.shape[0] != 1 or not latents.is_floating_point():
         raise LatentsFileError(f"{path}: the latents have shape {tuple(latents.shape)}, not [1, C, F, h, w]")
     return replace(_saved(info, latents.float(), state, not_latents), file=path)
+
+
+def _unreadable(path: Path, command: str | None, not_latents: str, exc: Exception) -> str:
+    """What to say about a file safetensors cannot read: a video or an image given in place of its latents (the
+    likely mix-up: the run's output), with the latents file's name; otherwise why, in short (safetensors' own
+    words, e.g. "header too large", say nothing to a user)."""
+    suffix = path.suffix.lower()
+    if suffix in _VIDEO_SUFFIXES or suffix in _IMAGE_SUFFIXES:
+        kind = "a video" if suffix in _VIDEO_SUFFIXES else "an image"
+        return (
+            f"{path} is {kind}, not a latents file: give the .latents.safetensors file {SAVED_BY[command]} saved "
+            f"({latents_path(path).name})"
+        )
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a safetensors file, or a damaged one"
+    return f"{not_latents}: {why}"
 
 
 def _parsed(header: str, not_latents: str) -> dict:

@@ -85,13 +85,45 @@ def other_component(component: str, names: Iterable[str]) -> str | None:
     """What a file given as `component`'s weights holds instead, from its tensor names, in words with the flag
     that takes it (e.g. "the VAE's tensors (pass it as --vae)"); None when its names are `component`'s own or
     nothing known (a file of another model)."""
-    names = list(names)
-    found = {kind for kind, pattern in _KINDS.items() if any(pattern.search(name) for name in names)}
+    found = _kinds_found(names)
     if "lora" in found and component != "lora":
         return _KIND_NAMES["lora"]
     if component in found:  # its own names, with whatever else: a damaged or merged file, not a mix-up
         return None
     return next((_KIND_NAMES[kind] for kind in _KINDS if kind in found), None)
+
+
+def _kinds_found(names: Iterable[str]) -> set[str]:
+    """The kinds of `_KINDS` whose tensor names are among `names`."""
+    names = list(names)
+    return {kind for kind, pattern in _KINDS.items() if any(pattern.search(name) for name in names)}
+
+
+# What makes a GGUF of each component's safetensors file (the VAE and LoRAs are used as they are).
+_QUANTIZE = {
+    "transformer": "python -m motif_lite.quantize makes a GGUF of it",
+    "text_encoder": "python -m motif_lite.quantize --component text_encoder makes a GGUF of it",
+}
+
+
+def safetensors_advice(path: Path) -> str:
+    """What to do with the safetensors file `path`, given where a GGUF file is wanted: the flag that takes it as it
+    is, from its tensor names (ComfyUI's and sd.cpp's model folders hold every kind side by side), and the
+    quantizer where it makes a GGUF of that kind."""
+    from motif_lite.weights.safetensors_header import read_header
+
+    try:
+        found = _kinds_found(read_header(path).tensors)
+    except CheckpointError:  # damaged: what it holds cannot be told
+        found = set()
+    kind = next((kind for kind in _KINDS if kind in found), None)
+    if kind is None:
+        return (
+            "it is a safetensors file: weights in that format go to --diffusion-model (the transformer) or "
+            "--text-encoder, as they are; python -m motif_lite.quantize makes a GGUF of them"
+        )
+    quantize = f"; {_QUANTIZE[kind]}" if kind in _QUANTIZE else ""
+    return f"it is a safetensors file that holds {_KIND_NAMES[kind]}{quantize}"
 
 
 def linked_checkpoint(root: Path, weights: Mapping[str, Path], cache: Path | None = None) -> Path:

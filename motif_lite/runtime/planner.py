@@ -172,6 +172,10 @@ class Plan:
 
 
 def _gib(n: int) -> str:
+    """`n` bytes for a reader: GiB with two decimals, MiB with three significant digits below 0.1 GiB, where two
+    decimals of GiB hide the numbers (a need of 3 MiB against a budget of 1 MiB would read 0.00 against 0.00)."""
+    if n < 0.1 * GiB:
+        return f"{n / MiB:.3g} MiB"
     return f"{n / GiB:.2f} GiB"
 
 

@@ -244,10 +244,9 @@ def _check_magic_and_version(cur: _Cursor) -> None:
     if magic != b"GGUF":
         message = f"{cur.path} is not a GGUF file (it starts with {magic!r}, not b'GGUF')"
         if cur.buf[8:9] == b"{":  # a safetensors file: its header's length, then its JSON
-            message += (
-                "\nit is a safetensors file: weights in that format go to --diffusion-model (the transformer) or "
-                "--text-encoder, as they are; python -m motif_lite.quantize makes a GGUF of them"
-            )
+            from motif_lite.io.linked import safetensors_advice
+
+            message += f"\n{safetensors_advice(cur.path)}"
         raise CheckpointError(message)
     version = cur.u32("the GGUF version")
     if version & 0xFFFF == 0 and version:

@@ -7,6 +7,7 @@ files and assigned in place: no random init, no second copy, never a silent part
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +20,13 @@ from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.weights.keymap import to_model_names
 from motif_lite.weights.safetensors_files import TensorRef, find_weight_files, read_tensor_refs, shard_files
-from motif_lite.weights.shapes import assign_weights, build_model, check_tensors  # also imported from here
+from motif_lite.weights.shapes import (  # also imported from here
+    TRANSFORMER_CLASS,
+    assign_weights,
+    build_model,
+    check_tensors,
+    other_model,
+)
 
 
 def load_transformer(
@@ -57,6 +64,8 @@ def _build_safetensors(path: Path) -> tuple[MotifVideoTransformer, dict[str, Ten
     """The meta model for a safetensors source and its tensors under our names (headers only, nothing read).
     Not yet checked against each other: `load_transformer` does that, `meta_transformer` leaves it to the load."""
     files, config_path = locate_safetensors(path)
+    if config_path is not None:  # another component's folder (vae/): say so, not the first field its config lacks
+        _refuse_other_model(config_path)
     refs, layout = to_model_names(read_tensor_refs(files))
     shapes = {name: ref.shape for name, ref in refs.items()}
     # stacklevel 4: the warning points at the caller of load_transformer / meta_transformer.
@@ -79,6 +88,20 @@ def locate_safetensors(path: Path) -> tuple[list[Path], Path | None]:
         raise CheckpointError(f"unsupported model file {path}: expected a folder, .safetensors, .index.json or .gguf")
     config = path.parent / "config.json"
     return files, config if config.is_file() else None
+
+
+def _refuse_other_model(config_path: Path) -> None:
+    """`CheckpointError` when the config.json beside the weights describes another model (`other_model`)."""
+    try:
+        values = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return  # TransformerConfig.from_json names the unreadable file
+    kind = other_model(values) if isinstance(values, dict) else None
+    if kind is not None:
+        raise CheckpointError(
+            f"{config_path} describes {kind}, not the Motif-Video transformer ({TRANSFORMER_CLASS}); pass the "
+            "checkpoint folder, its transformer/ folder or the transformer's weight file"
+        )
 
 
 def resolve_config(

@@ -30,6 +30,17 @@ MAX_LISTED = 20  # tensors listed per kind in a loader's error
 MAX_NAMED = 3  # differences named in a one-line problem (`named`)
 
 
+TRANSFORMER_CLASS = "MotifVideoTransformer3DModel"  # diffusers' `_class_name` in the transformer's config.json
+
+
+def other_model(config: Mapping[str, object]) -> str | None:
+    """The model a config.json's values describe when it is not the Motif-Video transformer (diffusers' class name,
+    else transformers' model type: "AutoencoderKLWan" for the VAE's folder), else None. Saying it beats naming the
+    first field of ours that such a config lacks."""
+    kind = config.get("_class_name") or config.get("model_type")
+    return None if kind in (None, TRANSFORMER_CLASS) else str(kind)
+
+
 def build_model(config: TransformerConfig) -> MotifVideoTransformer:
     """The model with every parameter on `meta`: no memory, no random init."""
     with torch.device("meta"):
