@@ -221,6 +221,10 @@ def test_a_safetensors_file_given_as_a_gguf_is_told_its_flag(tiny):
     (found,) = problems(check_setup(root, text_encoder_gguf=text_encoder))
     assert f"fix: it is a safetensors file: pass it as --text-encoder {text_encoder}, or quantize it: " in found
     assert "--component text_encoder" in found, found
+    vae = root / "vae" / "diffusion_pytorch_model.safetensors"  # another component's file: the flag that takes it
+    for given in (dict(gguf=vae), dict(text_encoder_gguf=vae)):
+        (found,) = problems(check_setup(root, **given))
+        assert "fix: it is a safetensors file that holds the VAE's tensors (pass it as --vae)" in found, found
 
 
 def test_a_text_encoder_gguf_problem_names_the_file_once(tiny, tmp_path):

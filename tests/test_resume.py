@@ -329,6 +329,10 @@ def test_decode_of_a_stopped_run_points_to_resume(stopped, capsys):
 def test_resume_of_a_missing_file_is_named(tmp_path, capsys):
     code, _, err = run_cli(capsys, "--resume", str(tmp_path / "nope.latents.safetensors"))
     assert_user_error(code, err, "no such latents file")
+    (tmp_path / "fox.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")  # the video, given for its state
+    code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.mp4"))
+    assert_user_error(code, err, "is a video, not a latents file", "a stopped run saved")
+    assert "failed decode" not in err  # --resume goes on from a stopped run
 
 
 def test_resume_dry_run_shows_the_files_settings_and_a_changed_model_flag(stopped, capsys):

@@ -347,9 +347,11 @@ def _safetensors_fix(path: Path, flag: str, component: str) -> str | None:
     if not path.is_file():
         return None
     try:
-        read_header(path)
+        header = read_header(path)
     except MotifLiteError:
         return None
+    if (other := other_component(component, header.tensors)) is not None:  # e.g. the VAE's file given to --gguf
+        return f"it is a safetensors file that holds {other}"
     quantize = f"python -m motif_lite.quantize {path}"
     if component == "text_encoder":  # its config.json must sit beside it
         quantize += " --component text_encoder -o te-Q8_0.gguf"

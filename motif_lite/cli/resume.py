@@ -35,7 +35,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     from motif_lite.io.latents import LatentsFileError, read_latents
     from motif_lite.request import RequestError
 
-    saved = read_latents(args.resume)
+    saved = read_latents(args.resume, command="resume")
     where = shlex.quote(str(saved.file))
     if saved.denoised:
         raise LatentsFileError(f"{saved.file} holds a run's denoised latents, not a stopped run: make the video "
