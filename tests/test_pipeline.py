@@ -283,6 +283,10 @@ def test_text_encoder_leaves_the_device_and_result_reports(pipe, tmp_path, monke
     assert result.output == tmp_path / "v.gif" and result.request.seed == 1 and result.shift == 15.0
     assert result.kernel_fallbacks == {}  # torch ops: nothing could fall back
     assert "fell back" not in summary(result, 0.0)
+    assert summary(result, 0.0).splitlines()[0] == f"prompt: {PROMPT!r}"  # which video this is, before its settings
+    assert f"output: {tmp_path / 'v.gif'}" in summary(result, 0.0)
+    frames = dataclasses.replace(result, output=tmp_path / "f_%03d.png")
+    assert summary(frames, 0.0).endswith(f"output: {tmp_path / 'f_%03d.png'} (f_000.png ... f_004.png)")
     assert f"peak memory: RSS {result.peak_rss_bytes / 2**30:.2f} GiB" in summary(result, 0.0)
     # Where the OS does not say (Windows has no `resource` module), the summary says so instead of failing.
     assert "peak memory: RSS n/a" in summary(dataclasses.replace(result, peak_rss_bytes=None), 0.0)

@@ -82,6 +82,7 @@ def main(args: argparse.Namespace) -> int:
     from motif_lite.decoding import prepare_decode, run_decode
     from motif_lite.devices import torch_dtype
     from motif_lite.io.latents import read_latents
+    from motif_lite.io.staging import described_output
     from motif_lite.request import counted
 
     saved = read_latents(args.latents, command="decode")
@@ -107,7 +108,7 @@ def main(args: argparse.Namespace) -> int:
     seed = f", seed {meta['seed']}" if "seed" in meta else ""
     print(f"done: {saved.width}x{saved.height}, {counted(saved.frames, 'frame')}{seed}, decoded in "
           f"{time.perf_counter() - start:.1f}s on {job.device}")  # fmt: skip
-    print(f"output: {job.output}")
+    print(f"output: {described_output(job.output, saved.frames)}")
     # Unlike a run, which removes its latents once the video is written: they may be decoded again (another -o),
     # and a later run of the same output would otherwise call them a failed decode still to make.
     print(f"note: the latents stay in {saved.file}: delete it once you no longer want to decode them again",

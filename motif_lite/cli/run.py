@@ -25,7 +25,7 @@ from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flag
 from motif_lite.cli.resume import earlier_runs, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, request_from_args, resolve_requests
-from motif_lite.cli.run_summary import summary
+from motif_lite.cli.run_summary import prompt_line, summary
 from motif_lite.cli.run_time import confirm_cpu_time, cpu_time_note, gpu_time_note
 from motif_lite.request import GenerationRequest
 
@@ -187,18 +187,6 @@ def dry_run(
     lines = [prompt_line(prompt), *settings.lines(), dry_run_speed(args, device), *sizes]
     print("\n".join([*lines, *_lora_lines(args, sources), described]))
     return 0
-
-
-PROMPT_SHOWN = 100  # characters of the prompt a dry run shows: its start says which one it is
-
-
-def prompt_line(prompt: str | None) -> str:
-    """The prompt as a dry run shows it (the settings table has no row for it): quoted, cut when long."""
-    if not prompt:
-        return "prompt: none (a dry run needs none; a run takes it with -p)"
-    if len(prompt) <= PROMPT_SHOWN:
-        return f"prompt: {prompt!r}"
-    return f"prompt: {prompt[: PROMPT_SHOWN - 3]!r}... ({len(prompt)} characters)"
 
 
 def _dry_run_time_notes(

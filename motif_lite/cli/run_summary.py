@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from motif_lite.io.staging import described_output
 from motif_lite.request import counted
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ def summary(
     t = result.timings
     r = result.request
     lines = [
+        *([prompt_line(r.prompt)] if with_settings else []),
         *(result.settings.lines() if result.settings is not None and with_settings else []),
         f"done: {r.width}x{r.height}, {counted(r.frames, 'frame')}, {counted(r.steps, 'step')}, seed {r.seed}, "
         f"shift {result.shift:g}",
@@ -38,7 +40,7 @@ def summary(
         + ("" if plan is None or plan.host is None else f" (planned {plan.host.peak_bytes / 2**30:.2f})")
         + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
         f"attention: {result.attention}" + (f", {result.attention_backend}" if result.attention_backend else ""),
-        f"output: {result.output}",
+        f"output: {described_output(result.output, r.frames)}",
     ]
     if ran_on is not None:
         lines.insert(-1, f"ran on: {ran_on}")
@@ -81,3 +83,16 @@ def speed_lines(result: GenerationResult) -> list[str]:
         reused, calls = result.step_cache
         lines.append(f"step cache: {reused} of {calls} transformer calls reused")
     return lines
+
+
+PROMPT_SHOWN = 100  # characters of the prompt shown: its start says which one it is
+
+
+def prompt_line(prompt: str | None) -> str:
+    """The prompt as a dry run and the summary show it (the settings table has no row for it): quoted, cut when
+    long."""
+    if not prompt:
+        return "prompt: none (a dry run needs none; a run takes it with -p)"
+    if len(prompt) <= PROMPT_SHOWN:
+        return f"prompt: {prompt!r}"
+    return f"prompt: {prompt[: PROMPT_SHOWN - 3]!r}... ({len(prompt)} characters)"

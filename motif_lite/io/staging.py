@@ -44,6 +44,15 @@ def _staged_files(partial: Path, final: Path, frames: int) -> list[tuple[Path, P
     return [(partial.with_name(partial.name % i), final.with_name(final.name % i)) for i in range(frames)]
 
 
+def described_output(path: Path, frames: int) -> str:
+    """The output as said when it is written: a PNG sequence's pattern with its first and last file."""
+    if FRAME_PATTERN.search(path.name) is None:
+        return str(path)
+    if frames == 1:
+        return str(path.with_name(path.name % 0))
+    return f"{path} ({path.name % 0} ... {path.name % (frames - 1)})"
+
+
 def output_of(path: Path) -> Path:
     """`path` as the user named it: a staged file (`.partial-PID-fox.mp4`) as its output (`fox.mp4`)."""
     return path.with_name(re.sub(rf"^{re.escape(PARTIAL_PREFIX)}\d+-", "", path.name))
