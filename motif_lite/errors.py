@@ -26,6 +26,11 @@ class DeviceError(MotifLiteError):
     """The requested device does not exist or cannot be used on this machine."""
 
 
+def counted(n: int, noun: str) -> str:
+    """ "1 frame", "49 frames": a count with its noun (regular plurals only), for messages and summaries."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def listed(items: Sequence[str], limit: int, separator: str = ", ", more: str = "and {} more") -> str:
     """The first `limit` of `items` joined by `separator`, then how many more there are (`more` formatted with
     that count), for error messages that name a few of many: `listed(problems, 3, "; ")` -> "a; b; c; and 4 more"."""

@@ -161,11 +161,6 @@ class GenerationRequest:
 REQUEST_DEFAULTS = GenerationRequest(prompt="-")  # every default (the prompt has none): read them from its fields
 
 
-def counted(n: int, noun: str) -> str:
-    """ "1 frame", "49 frames": a count with its noun (regular plurals only)."""
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
 def choice_name(value: T, choices: tuple[str, ...]) -> T:
     """`value` as the name in `choices` it spells another way (ComfyUI's `dpmpp_2m` or `DPM++ 2M` for `dpm++2m`,
     `CFG` for `cfg`); anything else unchanged, for the check to name."""

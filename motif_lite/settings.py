@@ -35,7 +35,7 @@ from typing import Any, Generic, TypeVar
 
 from motif_lite.choices import SAMPLERS
 from motif_lite.config import TransformerConfig, diffusers_values
-from motif_lite.errors import ConfigError
+from motif_lite.errors import ConfigError, counted
 from motif_lite.request import (
     I2V_SHIFT,
     OFFICIAL_NEGATIVE_PROMPT,
@@ -43,7 +43,6 @@ from motif_lite.request import (
     T2V_SHIFT,
     GenerationRequest,
     RequestError,
-    counted,
 )
 from motif_lite.sampling.guidance import (
     RECOMMENDED_APG,

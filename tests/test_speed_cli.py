@@ -257,8 +257,9 @@ def test_summary_counts_frames_and_steps_in_words(tmp_path, frames, steps, said)
 
     timings = {"encode": 1.0, "denoise": 8.0, "decode": 2.0, "total": 11.5}
     request = GenerationRequest("fox", frames=frames, steps=steps)
-    done = summary(GenerationResult(tmp_path / "v.png", request, 15.0, timings, 0, None), 0.0).splitlines()[0]
-    assert done.startswith(f"done: {request.width}x{request.height}, {said} seed")
+    lines = summary(GenerationResult(tmp_path / "v.png", request, 15.0, timings, 0, None), 0.0).splitlines()
+    assert lines[0] == "prompt: 'fox'"  # then the settings table (none here), then what was done
+    assert lines[1].startswith(f"done: {request.width}x{request.height}, {said} seed")
 
 
 def test_a_dry_run_refuses_strict_int8_attention_on_a_gpu_without_int8_tensor_cores(

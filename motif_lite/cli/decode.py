@@ -81,9 +81,9 @@ def main(args: argparse.Namespace) -> int:
     from motif_lite.cli.common import StageProgress, download_hint_repeats
     from motif_lite.decoding import prepare_decode, run_decode
     from motif_lite.devices import torch_dtype
+    from motif_lite.errors import counted
     from motif_lite.io.latents import read_latents
     from motif_lite.io.staging import described_output
-    from motif_lite.request import counted
 
     saved = read_latents(args.latents, command="decode")
     output = Path(args.output) if args.output is not None else _free(saved.output)

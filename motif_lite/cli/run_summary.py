@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from motif_lite.errors import counted
 from motif_lite.io.staging import described_output
-from motif_lite.request import counted
 
 if TYPE_CHECKING:
     from motif_lite.pipeline import GenerationResult

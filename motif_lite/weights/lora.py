@@ -38,9 +38,8 @@ import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from motif_lite.errors import MotifLiteError
+from motif_lite.errors import MotifLiteError, counted
 from motif_lite.model.attention import project_rows
-from motif_lite.request import counted
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
 from motif_lite.weights.quant_linear import QuantizedLinear
 from motif_lite.weights.shapes import listing
