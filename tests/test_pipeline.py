@@ -127,7 +127,9 @@ def test_memory_plan_streams_and_gives_the_same_video(checkpoint, reference_apg,
     request, _ = GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / "a.mp4", **SIZE).resolve()
     with pytest.raises(MotifLiteError, match="needs at least") as err:
         plan_generation(request, checkpoint[0], dtype=torch.float32, device="cpu", vram_gib=0.01)
-    smallest = float(re.search(r"needs at least (\d+\.\d\d) GiB", str(err.value)).group(1))
+    # below 0.1 GiB the need is said in MiB (three significant digits)
+    number, unit = re.search(r"needs at least (\d+(?:\.\d+)?) (GiB|MiB)", str(err.value)).groups()
+    smallest = float(number) / (1024 if unit == "MiB" else 1)
     plan = plan_generation(request, checkpoint[0], dtype=torch.float32, device="cpu", vram_gib=smallest + 0.005)
     # The tightest plan: text encoder on the CPU, every transformer block streamed, token chunks, no prefetch.
     assert plan.text_placement is TextEncoderPlacement.CPU and plan.resident_blocks == 0 and plan.token_chunk
