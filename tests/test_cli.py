@@ -199,6 +199,8 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         ),  # fmt: skip
         (["run", "-p", "x", "--fps", "16", "--duration=5"], "5 s at 16 fps = --video-frames 81)"),
         (["run", "-p", "x", "--duration", "long"], "(--duration: the length is --video-frames here, a number of "),
+        (["run", "-p", "x", "--seconds", "3.1"], "3.1 s at 24 fps = --video-frames 77)"),  # 18.6 groups: 19
+        (["run", "-p", "x", "--seconds", "0"], "(--seconds: the length is --video-frames here, a number of "),
     ],
 )
 def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):
@@ -258,6 +260,13 @@ def test_a_flag_given_twice_with_another_value_is_refused(tmp_path, capsys, monk
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "Traceback" not in err
     assert f"given twice, as {twice[1]!r} and then {twice[3]!r}: give it once" in err, err
+
+
+def test_a_long_prompt_given_twice_is_cut_in_the_message(tmp_path, capsys):
+    long = "a red fox runs through deep snow at dawn, slow motion"  # 53 characters: cut to 40 with the dots
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", long, "-p", "x", "--dry-run", "-o", str(tmp_path / "a.mp4")])
+    assert "given twice, as 'a red fox runs through deep snow at d...' and then 'x'" in capsys.readouterr().err
 
 
 def test_the_same_prompt_twice_is_harmless_and_other_flags_are_overridden(checkpoint, tmp_path, capsys):

@@ -220,6 +220,7 @@ REFUSED = {
     "stochastic_sampling": (Case(SCHEDULER, {"stochastic_sampling": True}), "stochastic_sampling: true"),
     "two sigma spacings": (Case(SCHEDULER, {"use_karras_sigmas": True, "use_exponential_sigmas": True}), "only one"),
     "shift_terminal 1": (Case(SCHEDULER, {"shift_terminal": 1.0}), "shift_terminal must be"),
+    "num_train_timesteps true": (Case(SCHEDULER, {"num_train_timesteps": True}), "num_train_timesteps must be"),
     "another scheduler": (Case(SCHEDULER, {"_class_name": "EulerDiscreteScheduler"}), "unsupported scheduler"),
     # UniPC: diffusers' pipeline runs it, none of our samplers is it (--sampling-method chooses one)
     "unipc": (Case(SCHEDULER, {"_class_name": "UniPCMultistepScheduler", "flow_shift": 8.0}), "--sampling-method"),

@@ -344,6 +344,14 @@ def test_a_video_given_for_its_latents_names_the_latents_file(tmp_path, capsys, 
     assert "header" not in err  # safetensors' own words ("header too large") say nothing here
 
 
+@pytest.mark.parametrize("name", ["frame_000.PNG", "still.jpg"])
+def test_an_image_given_for_its_latents_is_named_an_image(tmp_path, name):
+    (tmp_path / name).write_bytes(b"\x89PNG not latents")
+    with pytest.raises(LatentsFileError) as error:
+        read_latents(tmp_path / name, command="decode")
+    assert str(error.value).startswith(f"{tmp_path / name} is an image, not a latents file: give the ")
+
+
 @pytest.mark.parametrize(("command", "saved_by"), [("resume", "a stopped run"), (None, "a stopped run or a failed")])
 def test_the_reader_names_the_latents_file_of_the_command_that_reads_it(tmp_path, command, saved_by):
     (tmp_path / "full.mp4").write_bytes(b"\x00\x00\x00 ftypisom not latents")

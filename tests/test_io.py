@@ -235,8 +235,11 @@ def _fake_ffmpeg(path: Path, script: str) -> Path:
 
 @pytest.mark.parametrize(
     ("script", "reason"),
-    [("echo 'libavcodec.so.58: cannot open' >&2; exit 127", "-version exited with code 127: libavcodec.so.58: cannot "
-      "open"), ("exec sleep 5", "no answer to -version within 0.2 s")],
+    [  # the last line of its stderr says why
+        ("echo 'ffmpeg version n7' >&2; echo 'libavcodec.so.58: cannot open' >&2; exit 127",
+         "-version exited with code 127: libavcodec.so.58: cannot open"),
+        ("exec sleep 5", "no answer to -version within 0.2 s"),
+    ],
 )  # fmt: skip
 def test_an_ffmpeg_that_does_not_run_is_refused(tmp_path, monkeypatch, script, reason):
     from motif_lite.io import ffmpeg
@@ -248,6 +251,14 @@ def test_an_ffmpeg_that_does_not_run_is_refused(tmp_path, monkeypatch, script, r
         check_output_path(tmp_path / "x.mp4")
     said = f"ffmpeg at {exe} (IMAGEIO_FFMPEG_EXE) does not run ({reason}): fix or unset IMAGEIO_FFMPEG_EXE; or write"
     assert str(error.value).startswith(said)
+
+
+def test_an_ffmpeg_named_by_its_command_is_looked_up_on_path(tmp_path, monkeypatch):
+    # IMAGEIO_FFMPEG_EXE=ffmpeg (a command name, as imageio-ffmpeg takes it): found on PATH, not "not found".
+    _fake_ffmpeg(tmp_path / "my-ffmpeg", "echo 'ffmpeg version 7'")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "my-ffmpeg")
+    assert check_output_path(tmp_path / "x.mp4")
 
 
 def test_ffmpeg_is_tried_once_per_process(tmp_path, monkeypatch):
@@ -377,6 +388,9 @@ def test_an_exif_rotated_photo_is_used_upright_as_diffusers_loads_it(tmp_path):
         "the image's EXIF orientation (6) turns it: it is used upright, 64x128 (stored 128x64), as photo viewers and "
         "the reference pipeline show it"
     ]
+    exif[0x0112] = 2  # mirrored, not turned: still not the stored image, so still a note
+    PIL.Image.fromarray(pixels).save(tmp_path / "mirrored.jpg", exif=exif.tobytes())
+    assert read_image(tmp_path / "mirrored.jpg")[1][0].startswith("the image's EXIF orientation (2) turns it")
     PIL.Image.fromarray(pixels).save(tmp_path / "upright.jpg")  # no tag: as stored, without a note
     assert read_image(tmp_path / "upright.jpg")[1] == [] and load_image(tmp_path / "upright.jpg").size == (128, 64)
 

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import re
 import shutil
+import types
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -265,6 +266,37 @@ def test_a_text_encoded_once_is_kept_for_the_next_videos(pipe, tmp_path, monkeyp
     for n in range(TEXTS_KEPT + 1):
         ours(pipe, subdir(tmp_path, str(n)), prompt=f"bird {n}", cfg_scale=1.0, steps=1, frames=1)
     assert len(pipe.encoded_texts) == TEXTS_KEPT and PROMPT not in {text for _, text in pipe.encoded_texts}
+
+
+def test_kept_texts_are_dropped_least_recently_used_and_belong_to_their_encoder(pipe, monkeypatch):
+    # A text used again is kept longer than one used once since; another text encoder encodes anew.
+    from motif_lite.pipeline import TEXTS_KEPT
+
+    pipe.encoded_texts.clear()
+    texts = [f"text {n}" for n in range(TEXTS_KEPT)]
+    for text in [*texts, texts[0], "one more"]:
+        pipe._encode_prompt(text, "prompt")
+    assert [text for _, text in pipe.encoded_texts] == [*texts[2:], texts[0], "one more"]  # texts[1] went first
+    encoded, kept = [], pipe.text_encoder
+    other = types.SimpleNamespace(encode=lambda p, **kw: encoded.append(p[0]) or kept.encode(p, **kw))
+    monkeypatch.setattr(pipe, "text_encoder", other)
+    try:
+        pipe._encode_prompt(texts[0], "prompt")
+    finally:
+        monkeypatch.setattr(pipe, "text_encoder", kept)
+    assert encoded == [texts[0]]
+
+
+def test_a_negative_prompt_not_yet_kept_places_the_encoder(pipe, tmp_path, monkeypatch):
+    # The prompt is kept from an unguided video; the guided one still needs the encoder for its negative prompt.
+    placements = []
+    offload = pipe.text_encoder.offload
+    monkeypatch.setattr(pipe.text_encoder, "offload", lambda: placements.append(1) or offload())
+    pipe.encoded_texts.clear()
+    ours(pipe, subdir(tmp_path, "unguided"), prompt="a fox alone", cfg_scale=1.0, steps=1, frames=1)
+    assert len(placements) == 1
+    ours(pipe, subdir(tmp_path, "guided"), prompt="a fox alone", negative_prompt="never seen", steps=1, frames=1)
+    assert len(placements) == 2
 
 
 def test_text_encoder_leaves_the_device_and_result_reports(pipe, tmp_path, monkeypatch):

@@ -114,6 +114,28 @@ def test_dpm_schedule_with_other_train_timesteps_equals_dpm_scheduler(steps: int
     ref = reference_dpm_scheduler(steps, 8.0, num_train_timesteps=500)
     ours = schedule_for("dpmpp_2m", steps, 8.0, schedule_options({"num_train_timesteps": 500}))
     assert torch.equal(ours.sigmas, ref.sigmas) and torch.equal(ours.timesteps, ref.timesteps)
+    # read from a DPMSolverMultistep config too (every class has it), not only from FlowMatchEuler's
+    dpm_config = {"_class_name": "DPMSolverMultistepScheduler", "num_train_timesteps": 500}
+    ours = schedule_for("dpmpp_2m", steps, 8.0, schedule_options(dpm_config))
+    assert torch.equal(ours.sigmas, ref.sigmas) and torch.equal(ours.timesteps, ref.timesteps)
+
+
+def test_scheduler_keys_listed_in_use_default_values_are_read_as_the_class_default(tmp_path):
+    # A config dumped from a scheduler's `.config` lists them; diffusers gives those keys the class default.
+    from motif_lite.sampling.schedule import ScheduleOptions
+
+    dumped = {"shift": 3.0, "use_beta_sigmas": True, "_use_default_values": ["shift", "use_beta_sigmas"]}
+    assert schedule_options(dumped) == ScheduleOptions()  # not refused: diffusers samples without beta sigmas
+    (tmp_path / "scheduler_config.json").write_text(json.dumps(dumped))
+    assert shift_from_scheduler_config(tmp_path) is None  # not 3.0
+
+
+def test_schedule_options_in_the_settings_table_words():
+    from motif_lite.sampling.schedule import ScheduleOptions
+
+    assert ScheduleOptions().describe() == []
+    words = ["karras sigmas", "shift_terminal 0.25", "2000 training timesteps"]
+    assert ScheduleOptions(2000, 0.25, "karras").describe() == words
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -217,6 +217,56 @@ BAD_BODIES = [
 ]
 
 
+def test_the_param_of_several_invalid_settings_is_the_first_lines_field(server):
+    # RequestError.fields follows the message's lines: the param is the first line's field, not the last one's.
+    code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "steps": 0, "fps": -1})
+    assert code == 400 and error["error"]["message"].index("steps") < error["error"]["message"].index("fps")
+    assert error["error"]["param"] == "steps"
+
+
+def test_request_error_fields_and_their_api_params(tmp_path):
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.request import RequestError
+    from motif_lite.server.schema import api_param
+
+    with pytest.raises(RequestError) as gif:  # the GIF's frame-rate check is the fps field's, not the output's
+        GenerationRequest(PROMPT, output=str(tmp_path / "a.gif"), fps=200).resolve()
+    assert gif.value.fields == ("fps",)
+    with pytest.raises(RequestError) as sides:
+        GenerationRequest(PROMPT, width=0, height=-16).resolve()
+    assert sides.value.fields == ("width", "height")  # each side its own, in the order of the lines
+    image = tmp_path / "a_0.png"
+    PIL.Image.new("RGB", (8, 8)).save(image)
+    with pytest.raises(RequestError, match="would replace the input image") as replaced:
+        GenerationRequest(PROMPT, image=str(image), output=str(tmp_path / "a_%d.png"), frames=1).resolve()
+    assert replaced.value.fields == ("output",)  # the server's own path: no param of the client's
+    assert api_param(replaced.value) is None
+    assert api_param(RequestError("x", ("image",))) == "input_reference"
+    assert api_param(RequestError("x", ("height", "width"))) == "size"
+    assert api_param(MotifLiteError("not a request's")) is None  # other errors carry no fields
+
+
+def test_run_flags_in_messages_become_api_fields_and_nothing_else_changes():
+    from motif_lite.server.schema import in_api_words
+
+    assert in_api_words("give --steps 2 or more, or --sampling-method dpm++2m") == (
+        "give steps 2 or more, or sampling_method dpm++2m"
+    )
+    assert in_api_words("-W 96 -H 48 keeps the shape") == "size 96x48 keeps the shape"
+    # a flag the API has no field for stays as it is, and so does a flag-like part of a file name
+    assert in_api_words("--dtype fp32 is faster") == "--dtype fp32 is faster"
+    assert in_api_words("inputs/clip--fps.png is read") == "inputs/clip--fps.png is read"
+
+
+def test_every_motif_field_has_the_run_flag_its_messages_name():
+    # The checks' messages name run flags; each Motif field of the API is the translation of one of run's flags.
+    from motif_lite.server.schema import MOTIF_FIELDS, RUN_FLAG_FIELDS
+
+    run_flags = cli.build_parser()._subparsers._group_actions[0].choices["run"]._option_string_actions
+    assert sorted(RUN_FLAG_FIELDS.values()) == sorted(MOTIF_FIELDS)
+    assert set(RUN_FLAG_FIELDS) <= set(run_flags)
+
+
 def test_each_other_apis_field_name_points_at_a_field_of_ours():
     from motif_lite.server.schema import MOTIF_FIELDS, OPENAI_FIELDS, OTHER_API_FIELDS
 
@@ -275,11 +325,36 @@ def test_form_values_are_parsed_and_checked(server):
     assert code == 400 and "not valid JSON" in error["error"]["message"]
 
 
+def test_the_checkpoints_notes_reach_the_job_as_the_requests_do(pipe, tmp_path, monkeypatch):
+    # The settings' notes (here: a scheduler config's shift 1.0, ignored) are a job's notes too, not only the request's.
+    import dataclasses
+
+    configs = dataclasses.replace(pipe.sources.configs, scheduler_shift=1.0)
+    monkeypatch.setattr(pipe, "sources", dataclasses.replace(pipe.sources, configs=configs))
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
+        assert code == 200 and len(video["notes"]) == 1 and video["notes"][0].startswith("ignoring shift 1.0"), video
+        assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+
+
+def test_a_truncated_upload_is_an_invalid_image_when_it_is_posted(server):
+    # The header alone decodes; the pixels do not. Refused as the upload it is, not later as the server's own file.
+    data = png()
+    cut = {"input_reference": ("x.png", data[: len(data) // 2], "image/png")}
+    body, headers = multipart({"prompt": PROMPT, **TINY}, cut)
+    code, error, _ = server.request("POST", "/v1/videos", body, headers)
+    assert code == 400 and error["error"]["code"] == "invalid_image", error
+    assert error["error"]["message"].startswith("input_reference is not a readable image")
+    assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
 def test_json_sent_as_a_form_says_to_send_its_content_type(server):
     # `curl -d '{...}'` without -H labels the body a form: it was "unknown parameter '{"prompt": ...}'".
     curl_form = {"Content-Type": "application/x-www-form-urlencoded"}
-    for body in ({"prompt": PROMPT, **TINY}, {"prompt": "salt & pepper = taste", "steps": 2}):
-        code, error, _ = server.request("POST", "/v1/videos", json.dumps(body).encode(), curl_form)
+    bodies = ({"prompt": PROMPT, **TINY}, {"prompt": "salt & pepper = taste", "steps": 2})
+    # as typed, and a file's pretty-printed JSON (curl --data-binary @body.json) that starts with white space
+    for text in [json.dumps(body) for body in bodies] + ["\n " + json.dumps(bodies[0], indent=2)]:
+        code, error, _ = server.request("POST", "/v1/videos", text.encode(), curl_form)
         assert code == 400 and error["error"]["code"] == "invalid_value", error
         assert error["error"]["message"] == (
             "the body looks like JSON: send it with Content-Type: application/json (curl: -H "
@@ -473,6 +548,33 @@ def test_previews_while_denoising(server):
     assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
     wait_for(lambda: f"{video['id']}: deleted, stopped" in server.log, 60, "the worker to stop the job")
     assert list((server.store.root / "videos").iterdir()) == []
+
+
+def test_the_workers_preview_file_opens_at_the_first_preview_and_is_closed_once(tmp_path, monkeypatch):
+    from motif_lite.server import worker
+
+    opened = []
+
+    class Recorder:
+        def __init__(self, path, fps):
+            self.previews, self.closed = [], 0
+            opened.append(self)
+
+        def __call__(self, done, steps, frames):
+            self.previews.append(done)
+
+        def close(self):
+            self.closed += 1
+
+    monkeypatch.setattr(worker, "PreviewFile", Recorder)
+    none = worker.FirstPreviewOpens(tmp_path / "p.webp", 4.0)
+    none.close()
+    assert opened == []  # a job without previews opens no file (and gets no warning that it wrote nothing)
+    two = worker.FirstPreviewOpens(tmp_path / "p.webp", 4.0)
+    two(1, 4, np.zeros(1))
+    two(2, 4, np.zeros(1))
+    two.close()
+    assert len(opened) == 1 and opened[0].previews == [1, 2] and opened[0].closed == 1
 
 
 def test_a_failed_thumbnail_leaves_no_partial_file(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import PIL.Image
 import pytest
 
 from motif_lite import cli
@@ -101,6 +102,9 @@ def test_flow_match_schedule_options_are_applied_and_shown(tmp_path):
     assert dpm.schedule == ScheduleOptions() and {n: v for n, v, _ in dpm.table()}["sampler"] == "dpm++2m"
     trained = settings(FlowMatchEulerDiscreteScheduler(shift=15.0, num_train_timesteps=500), sampler="dpm++2m")
     assert trained.notes == () and trained.schedule.train_timesteps == 500  # both samplers scale timesteps by it
+    stretched = FlowMatchEulerDiscreteScheduler(shift=15.0, shift_terminal=0.1, num_train_timesteps=500)
+    dpm = settings(stretched, sampler="dpm++2m")  # the stretch is Euler's and dropped; the training timesteps stay
+    assert len(dpm.notes) == 1 and dpm.schedule == ScheduleOptions(500)
 
 
 def test_one_step_with_shift_terminal_is_refused_before_loading():
@@ -124,6 +128,7 @@ def test_one_step_with_shift_terminal_is_refused_before_loading():
         ("thresholding", True, "true"),
         ("final_sigmas_type", "sigma_min", '"sigma_min"'),
         ("euler_at_final", True, "true"),
+        ("solver_type", "heun", '"heun"'),
     ],
 )
 def test_each_dpm_option_that_changes_the_sigmas_needs_a_sampler_flag(option, value, shown):
@@ -139,6 +144,24 @@ def test_each_dpm_option_that_changes_the_sigmas_needs_a_sampler_flag(option, va
     )
     chosen = resolve_settings(GenerationRequest("fox", sampler="dpm++2m"), CheckpointConfigs(scheduler=scheduler))
     assert chosen.sampler.source == "flag" and chosen.notes == ()
+
+
+def test_a_dpm_config_without_prediction_type_has_the_class_default_and_is_refused():
+    # diffusers' DPMSolverMultistepScheduler predicts epsilon unless told: not the model card's flow prediction.
+    scheduler = {"_class_name": "DPMSolverMultistepScheduler", "flow_shift": 15.0, "use_flow_sigmas": True}
+    with pytest.raises(RequestError, match='with prediction_type: "epsilon", which none'):
+        resolve_settings(GenerationRequest("fox"), CheckpointConfigs(scheduler=scheduler))
+
+
+def test_an_image_a_one_frame_video_ignores_needs_no_image_input(tmp_path):
+    # One frame is text-to-image (the image is ignored, a note says so): a transformer without image input makes it.
+    from motif_lite.config import TransformerConfig
+
+    image = tmp_path / "first.png"
+    PIL.Image.new("RGB", (64, 64)).save(image)
+    request, _ = GenerationRequest("fox", image=str(image), frames=1).resolve()
+    configs = CheckpointConfigs(transformer=TransformerConfig(image_embed_dim=None))
+    assert resolve_settings(request, configs).request.image is not None
 
 
 def test_apg_flags_on_a_cfg_guider_say_where_cfg_comes_from():
