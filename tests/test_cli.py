@@ -241,11 +241,14 @@ def test_python_warnings_are_lines_of_their_own_above_the_progress_bar(capsys):
         fallback = "motif-lite: Triton rms_norm falls back to torch: the kernel failed"
         warnings.warn(fallback, RuntimeWarning, stacklevel=1)
         warnings.warn_explicit("an old flag", DeprecationWarning, "/site-packages/torch/x.py", 12)
+        ours = str(Path(cli.__file__).parent.parent / "pipeline.py")  # our own warning, without the prefix
+        warnings.warn_explicit("batch_guidance=True does not fit", UserWarning, ours, 700)
         progress("denoise", 2, 4)
     progress.close()
     lines = re.split(r"[\r\n]", capsys.readouterr().err)
     assert "warning: Triton rms_norm falls back to torch: the kernel failed" in lines, lines
     assert "warning: DeprecationWarning: an old flag (/site-packages/torch/x.py:12)" in lines, lines
+    assert "warning: batch_guidance=True does not fit" in lines, lines
     assert not any("warnings.warn" in line for line in lines) and warnings.showwarning is shown  # put back
 
 

@@ -419,3 +419,11 @@ def test_head_groups_come_last_and_never_with_sequence_parallelism():
     with pytest.raises(MotifLiteError) as err:
         plan(1280, 736, 121, 1.0, sequence_parallel=2)
     assert "heads per call" not in str(err.value)
+
+
+def test_sizes_below_a_tenth_of_a_gib_are_said_in_mib():
+    # Two decimals of GiB would print a need of 3 MiB against a budget of 1 MiB as 0.00 against 0.00.
+    from motif_lite.runtime.planner import _gib
+
+    assert (_gib(3 * 2**20), _gib(int(0.05 * GiB)), _gib(int(0.0999 * GiB))) == ("3 MiB", "51.2 MiB", "102 MiB")
+    assert (_gib(GiB // 8), _gib(6 * GiB)) == ("0.12 GiB", "6.00 GiB")
