@@ -412,8 +412,13 @@ class MotifVideoPipeline:
         image_embeds = pixels = None
         texts = (request.prompt, request.negative_prompt) if guided else (request.prompt,)
         encoder_needed = conditioned or any(self._text_key(text) not in self.encoded_texts for text in texts)
-        placed = _text_encoder_placed if encoder_needed else _nothing_placed
-        with placed(self.text_encoder, self.text_placement, self.device):
+        # Every text already encoded: the text encoder stays where it is (not placed on the device and back).
+        placed = (
+            _text_encoder_placed(self.text_encoder, self.text_placement, self.device)
+            if encoder_needed
+            else contextlib.nullcontext()
+        )
+        with placed:
             text = self._encode_prompt(request.prompt, "prompt")
             progress("encode", 1, total)
             negative = self._encode_prompt(request.negative_prompt, "negative prompt") if guided else None
@@ -759,11 +764,6 @@ def _text_encoder_placed(
         if handle is not None:
             handle.remove()
         text_encoder.offload()
-
-
-@contextlib.contextmanager
-def _nothing_placed(text_encoder: TextEncoder, placement: TextEncoderPlacement, device: torch.device) -> Iterator[None]:
-    yield  # every text is encoded already: the text encoder stays where it is
 
 
 def _tell(exc: BaseException, note: str) -> None:
