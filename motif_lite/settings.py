@@ -53,12 +53,7 @@ from motif_lite.sampling.guidance import (
     needs_uncond,
     read_guider_config,
 )
-from motif_lite.sampling.schedule import (
-    ScheduleOptions,
-    read_json_object,
-    schedule_options,
-    scheduler_shift,
-)
+from motif_lite.sampling.schedule import ScheduleOptions, read_json_object, schedule_options, scheduler_shift
 from motif_lite.vae.config import WanVAEConfig
 
 T = TypeVar("T")

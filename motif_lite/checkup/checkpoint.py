@@ -168,7 +168,8 @@ def _transformer_mismatches(config: object, found: Shapes) -> list[str]:
 
 
 def _check_scheduler(report: Checkup, source: CheckpointFiles) -> None:
-    from motif_lite.sampling import schedule_options, shift_from_scheduler_config
+    from motif_lite.config import diffusers_values
+    from motif_lite.sampling import schedule_options, scheduler_shift
 
     rel = "scheduler/scheduler_config.json"
     config = _json(report, source, rel, "the flow shift defaults to 15 (text-to-video) / 8 (image-to-video)")
@@ -177,7 +178,7 @@ def _check_scheduler(report: Checkup, source: CheckpointFiles) -> None:
 
     def parse() -> float | None:  # as a run reads it: its shift, and its other schedule options checked
         schedule_options(config, rel)
-        return shift_from_scheduler_config(source.root / rel)
+        return scheduler_shift(diffusers_values(config), rel)  # the file read above, not read again
 
     shift = _parsed(report, source, rel, parse, "a scheduler config")
     if shift is None or shift == 1.0:  # (FAILED was reported already)

@@ -33,6 +33,7 @@ from motif_lite.sampling.schedule import (
     flow_schedule,
     flow_sigmas,
     schedule_options,
+    scheduler_shift,
     shift_from_scheduler_config,
 )
 from motif_lite.sampling.solvers import SOLVERS, DPMpp2M, Euler, euler_step, make_solver, schedule_for
@@ -72,5 +73,6 @@ __all__ = [
     "read_guider_config",
     "schedule_for",
     "schedule_options",
+    "scheduler_shift",
     "shift_from_scheduler_config",
 ]
