@@ -115,16 +115,17 @@ def _dpm_table(steps: int, shift: float, train: int) -> tuple[np.ndarray, np.nda
 def dpm_sigmas(steps: int, shift: float, options: ScheduleOptions | None = None) -> torch.Tensor:
     """Sigmas of DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=shift, final_sigmas_type="zero");
     of `options` only train_timesteps applies (the rest are FlowMatchEuler's)."""
-    _check(steps, shift)
-    sigmas, _ = _dpm_table(steps, shift, (options or ScheduleOptions()).train_timesteps)
-    return torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32))
+    return dpm_schedule(steps, shift, options).sigmas
 
 
 def dpm_schedule(steps: int, shift: float, options: ScheduleOptions | None = None) -> Schedule:
     """The DPM++ schedule; timesteps are int64, truncated from float64 σ·1000 like the scheduler's."""
-    sigmas = dpm_sigmas(steps, shift, options)
-    _, timesteps = _dpm_table(steps, shift, (options or ScheduleOptions()).train_timesteps)
-    return Schedule(sigmas=sigmas, timesteps=torch.from_numpy(timesteps).to(torch.int64))
+    _check(steps, shift)
+    sigmas, timesteps = _dpm_table(steps, shift, (options or ScheduleOptions()).train_timesteps)
+    return Schedule(
+        sigmas=torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32)),
+        timesteps=torch.from_numpy(timesteps).to(torch.int64),
+    )
 
 
 def batch_timestep(timestep: torch.Tensor, batch: int) -> torch.Tensor:
