@@ -20,6 +20,7 @@ import logging
 import statistics
 import time
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -226,7 +227,8 @@ class MotifVideoPipeline:
         # The last texts encoded (host copies, a few MB each): the videos of a batch (-b N), a server's repeated
         # prompts and the negative prompt most runs share are encoded once, and the text encoder is not even placed
         # on the device when every text of a request is known. The same bits as encoding again.
-        self.encoded_texts: OrderedDict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self.encoded_texts: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._texts_encoded_by: weakref.ref | None = None  # the text encoder that encoded them (`_kept_texts`)
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -411,7 +413,7 @@ class MotifVideoPipeline:
         cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])
         image_embeds = pixels = None
         texts = (request.prompt, request.negative_prompt) if guided else (request.prompt,)
-        encoder_needed = conditioned or any(self._text_key(text) not in self.encoded_texts for text in texts)
+        encoder_needed = conditioned or any(text not in self._kept_texts() for text in texts)
         # Every text already encoded: the text encoder stays where it is (not placed on the device and back).
         placed = (
             _text_encoder_placed(self.text_encoder, self.text_placement, self.device)
@@ -433,12 +435,19 @@ class MotifVideoPipeline:
             progress("encode", total, total)
         return _Conditioning(text, negative, cond_latents, mask, image_embeds)
 
-    def _text_key(self, text: str) -> tuple[int, str]:
-        return id(self.text_encoder), text  # another encoder (a pipeline rebuilt from parts) encodes anew
+    def _kept_texts(self) -> OrderedDict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The encoded texts kept for the pipeline's text encoder, emptied when it is another one (swapped by hand).
+
+        A weak reference, not `id()`: a new encoder may get a freed one's address; and the kept texts must not keep
+        an encoder the user let go of in memory."""
+        if self._texts_encoded_by is None or self._texts_encoded_by() is not self.text_encoder:
+            self.encoded_texts.clear()
+            self._texts_encoded_by = weakref.ref(self.text_encoder)
+        return self.encoded_texts
 
     def _encode_prompt(self, prompt: str, label: str) -> tuple[torch.Tensor, torch.Tensor]:
-        key = self._text_key(prompt)
-        kept = self.encoded_texts.pop(key, None)  # put back last: the most recently used
+        kept_texts = self._kept_texts()
+        kept = kept_texts.pop(prompt, None)  # put back last: the most recently used
         if kept is not None:
             embeds, mask = (t.to(self.device) for t in kept)
         else:
@@ -447,9 +456,9 @@ class MotifVideoPipeline:
             embeds, mask = embeds.to(self.device, self.dtype), mask.to(self.device)
             check_finite(embeds, f"the text encoder's embeddings of the {label}")  # before any step is spent
             kept = embeds.cpu(), mask.cpu()
-        self.encoded_texts[key] = kept
-        while len(self.encoded_texts) > TEXTS_KEPT:
-            self.encoded_texts.popitem(last=False)
+        kept_texts[prompt] = kept
+        while len(kept_texts) > TEXTS_KEPT:
+            kept_texts.popitem(last=False)
         return embeds, mask
 
     def _first_frame(self, request: GenerationRequest) -> torch.Tensor:

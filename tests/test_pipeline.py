@@ -265,7 +265,7 @@ def test_a_text_encoded_once_is_kept_for_the_next_videos(pipe, tmp_path, monkeyp
     assert texts == [PROMPT, NEGATIVE, "a blue bird"]  # the negative prompt is known
     for n in range(TEXTS_KEPT + 1):
         ours(pipe, subdir(tmp_path, str(n)), prompt=f"bird {n}", cfg_scale=1.0, steps=1, frames=1)
-    assert len(pipe.encoded_texts) == TEXTS_KEPT and PROMPT not in {text for _, text in pipe.encoded_texts}
+    assert len(pipe.encoded_texts) == TEXTS_KEPT and PROMPT not in pipe.encoded_texts
 
 
 def test_kept_texts_are_dropped_least_recently_used_and_belong_to_their_encoder(pipe, monkeypatch):
@@ -276,12 +276,18 @@ def test_kept_texts_are_dropped_least_recently_used_and_belong_to_their_encoder(
     texts = [f"text {n}" for n in range(TEXTS_KEPT)]
     for text in [*texts, texts[0], "one more"]:
         pipe._encode_prompt(text, "prompt")
-    assert [text for _, text in pipe.encoded_texts] == [*texts[2:], texts[0], "one more"]  # texts[1] went first
+    assert list(pipe.encoded_texts) == [*texts[2:], texts[0], "one more"]  # texts[1] went first
     encoded, kept = [], pipe.text_encoder
-    other = types.SimpleNamespace(encode=lambda p, **kw: encoded.append(p[0]) or kept.encode(p, **kw))
-    monkeypatch.setattr(pipe, "text_encoder", other)
+
+    class Other:  # another text encoder (a pipeline's encoder swapped by hand)
+        def encode(self, prompts, **kw):
+            encoded.append(prompts[0])
+            return kept.encode(prompts, **kw)
+
+    monkeypatch.setattr(pipe, "text_encoder", Other())
     try:
         pipe._encode_prompt(texts[0], "prompt")
+        assert list(pipe.encoded_texts) == [texts[0]]  # the first encoder's texts are gone with it
     finally:
         monkeypatch.setattr(pipe, "text_encoder", kept)
     assert encoded == [texts[0]]
