@@ -9,7 +9,6 @@ import dataclasses
 import json
 import re
 import shutil
-import types
 from pathlib import Path
 
 import imageio_ffmpeg
