@@ -53,3 +53,16 @@ def test_serve_tells_a_gpu_before_ampere_to_use_fp16_before_loading(tesla_t4, tm
         cli.main([*args, "--device", "cuda", "--vram", "8", "--max-video", "64x64x9"])
     err = capsys.readouterr().err
     assert "note: Tesla T4 (compute capability 7.5) has no bfloat16 tensor cores" in err and "--dtype fp16" in err
+
+
+def test_a_run_over_its_ram_budget_is_refused_before_anything_loads(checkpoint, tmp_path, capsys, monkeypatch):
+    # README.md, "Host RAM": `--ram GiB` refuses a run that would not fit before anything loads (a real run, not
+    # only the dry run that tests/test_cli.py checks).
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded before refusing"))
+    args = ["run", "-m", str(checkpoint), "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cpu"]
+    assert cli.main([*args, "-W", "64", "-H", "64", "--video-frames", "9", "--ram", "0.1"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "GiB of host memory, but --ram is 0.10 GiB" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
