@@ -237,3 +237,16 @@ def test_a_long_gpu_run_says_how_long_first(tmp_path, monkeypatch, capsys):
 def test_the_matmul_probe_measures_a_rate():
     rate = cost.measure_matmul_flops(torch.float32, seconds=0.05)
     assert 1e8 < rate < 1e14  # a plausible CPU rate in FLOP/s, from a real timed F.linear
+
+
+def test_a_cpu_slow_in_bfloat16_is_told_to_try_float32(cpu_run, capsys, monkeypatch):
+    # docs/usage.md: where bfloat16 matrix multiplies are much slower than float32, the message says so.
+    rates = {torch.bfloat16: 3e9, torch.float32: 5e10}  # a CPU without bf16 units: bf16 runs at 1/16 the speed
+    monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: rates[dtype])
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    assert cpu_run() == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "3 GFLOP/s this CPU does now (bfloat16 matrix multiply); in float32 it does 50 GFLOP/s (--dtype fp32)" in err
+    rates[torch.float32] = 4e9  # float32 not much faster: no advice
+    assert cpu_run() == cli.EXIT_USER_ERROR
+    assert "--dtype fp32" not in capsys.readouterr().err
