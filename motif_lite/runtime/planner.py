@@ -340,7 +340,9 @@ def _host_needs(sizes: GenerationSizes, choice: _Choice, device: str, stages: tu
     text_staging = staging_bytes(text_layer) + staging_bytes(text_layer // 6)
     pixels_per_frame = 3 * sizes.vae_pixels * sizes.vae_element_bytes
     held_frames = sizes.frames if choice.vae_bands > 1 else sizes.vae_config.temporal_factor  # clip or one chunk
-    host_acts = max(s.activation_bytes for s in stages) if not cuda else 0
+    # On the CPU the stages' device memory is host memory: their peaks (margin and workspaces included, less the
+    # weights, counted once below) are what generating adds, so the host peak holds the peak of the stages.
+    host_acts = max(s.peak_bytes - s.weight_bytes for s in stages) if not cuda else 0
     if cuda and choice.text is TextEncoderPlacement.CPU:
         host_acts = text_activation_bytes(1)
     return HostNeeds(
