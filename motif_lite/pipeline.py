@@ -48,6 +48,7 @@ from motif_lite.runtime.attention import AttentionBackend, apply_attention_backe
 from motif_lite.runtime.compile import CompileConfig, CompileHandle, apply_compile
 from motif_lite.runtime.host_memory import peak_rss
 from motif_lite.runtime.kernels import (
+    INT8_ATTENTION,
     FallbackOp,
     apply_dequant_kernels,
     apply_kernels,
@@ -351,17 +352,20 @@ class MotifVideoPipeline:
         return SamplingState(done, here(resume.latents), solver, state.get("apg_running"))
 
     def kernel_fallbacks(self) -> dict[str, str]:
-        """{op: first reason} for every Triton op that ran torch's version: the transformer's, and the text encoder's
-        packed linears (with a text encoder GGUF)."""
+        """{op: first reason} for every Triton op that ran torch's version of the same math: the transformer's, and
+        the text encoder's packed linears (with a text encoder GGUF). 8-bit attention's fallback is another math,
+        exact attention: `attention_used` tells it."""
         text = fallbacks(self.text_encoder.model) if self.text_encoder is not None else {}
-        return {**fallbacks(self.transformer), **{f"text encoder {op}": why for op, why in text.items()}}
+        own = {op: why for op, why in fallbacks(self.transformer).items() if op != INT8_ATTENTION}
+        return {**own, **{f"text encoder {op}": why for op, why in text.items()}}
 
     def attention_used(self) -> str:
-        """ "int8" while the 8-bit kernel runs, "exact (int8 fell back)" once it could not (warned), else "exact"."""
+        """ "int8" while the 8-bit kernel runs, "exact (int8 fell back: REASON)" once it could not (warned), else
+        "exact"."""
         op = self.transformer.ops.attention
-        if not isinstance(op, FallbackOp) or op.name != "int8 attention":
+        if not isinstance(op, FallbackOp) or op.name != INT8_ATTENTION:
             return "exact"
-        return "exact (int8 fell back)" if op.warned else "int8"
+        return f"exact (int8 fell back: {op.fallback_reason})" if op.warned else "int8"
 
     @contextlib.contextmanager
     def _stage(self, name: str, timings: dict[str, float], peaks: dict[str, int]) -> Iterator[None]:

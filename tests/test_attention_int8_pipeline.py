@@ -52,7 +52,8 @@ def test_cpu_gives_the_exact_video_with_one_warning(checkpoint, exact_frames, tm
         frames, result = generate(pipe, tmp_path / "out")
     messages = [str(w.message) for w in record if "int8 attention" in str(w.message)]
     assert len(messages) == 1, messages
-    assert result.attention == "exact (int8 fell back)"
+    assert result.attention == "exact (int8 fell back: the inputs are not CUDA tensors)"
+    assert result.kernel_fallbacks == {}  # not a kernel "with the same math": exact attention is another
     np.testing.assert_array_equal(frames, exact_frames)
 
 

@@ -126,6 +126,7 @@ def kernel_ops(model: nn.Module) -> list[FallbackOp]:
     return list(unique.values())
 
 
+INT8_ATTENTION = "int8 attention"  # the op name of 8-bit attention (its fallback is exact attention, not the same math)
 TRITON_KERNELS = "Triton kernels"  # `fallbacks`' name for the whole backend, when "auto" could not use it at all
 
 
@@ -239,7 +240,7 @@ def int8_attention_op(
     kernel = _int8_unavailable(f"int8 attention is a Triton kernel and {why_not}")
     if triton_on:
         from motif_lite.kernels.attention_int8 import int8_attention as kernel
-    return FallbackOp("int8 attention", kernel, block_sparse_attention_torch, strict=strict)
+    return FallbackOp(INT8_ATTENTION, kernel, block_sparse_attention_torch, strict=strict)
 
 
 def attention_workspace_bytes(attention: str, config: TransformerConfig, video_tokens: int, batch: int = 1) -> int:
