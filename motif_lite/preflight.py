@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -147,6 +148,23 @@ def batched_guidance(wanted: bool | None, device: torch.device, plan: Plan | Non
     return wanted and not no_room, wanted and no_room
 
 
+def _device_budget(gpu: torch.device, vram_gib: float | None) -> int:
+    """The budget of a plan for a GPU at hand: `vram_gib`, else its free memory. A budget above the GPU's whole
+    memory is a slip (megabytes for GiB?) that would plan a run the GPU cannot hold: its free memory instead, with a
+    warning."""
+    if vram_gib is None:
+        return default_budget(gpu)
+    total = torch.cuda.mem_get_info(gpu)[1]
+    if vram_gib * 2**30 <= total:
+        return int(vram_gib * 2**30)
+    warnings.warn(
+        f"--vram {vram_gib:g} GiB is more than this GPU's {total / 2**30:.1f} GiB (--vram is in GiB; 8000MB is "
+        "also understood): planned for its free memory instead",
+        stacklevel=3,
+    )
+    return default_budget(gpu)
+
+
 def plan_generation(
     request: GenerationRequest,
     model: str | Path | ModelSources = MOTIF_REPO,
@@ -194,7 +212,7 @@ def plan_generation(
         sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, **AT_HAND)
     target = parse_device(device)
     here = target.type == "cuda" and torch.cuda.is_available()
-    budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target) if here else None
+    budget = _device_budget(target, vram_gib) if here else None if vram_gib is None else int(vram_gib * 2**30)
     sizes = model_sizes(sources, dtype, text_encoder_dtype)
     fused_norms = target.type == "cuda" and (use_triton(kernels) if here else kernels != "torch")
     config = sources.transformer.value

@@ -88,7 +88,10 @@ def test_dry_run_prints_the_plan_without_loading(checkpoint, tmp_path, capsys, m
 
 
 @pytest.mark.parametrize("flag", ["--vram", "--ram"])
-@pytest.mark.parametrize(("text", "value"), [("8", 8.0), ("8G", 8.0), ("8gb", 8.0), ("7.5 GiB", 7.5)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("8", 8.0), ("8G", 8.0), ("8gb", 8.0), ("7.5 GiB", 7.5), ("8000MB", 8000 / 1024), ("512 MiB", 0.5)],
+)
 def test_memory_budgets_take_a_gib_suffix(flag, text, value):
     assert getattr(cli.build_parser().parse_args(["run", flag, text]), flag[2:]) == value
 
@@ -153,7 +156,7 @@ def test_bad_settings_fail_before_loading(tmp_path, capsys, monkeypatch, extra, 
 
 
 @pytest.mark.parametrize("flag", ["--vram", "--ram"])
-@pytest.mark.parametrize("vram", ["-1", "0", "nan", "inf", "lots", "8MB"])
+@pytest.mark.parametrize("vram", ["-1", "0", "nan", "inf", "lots", "8TB", "0MB", "MB"])
 def test_vram_must_be_a_positive_number(capsys, flag, vram):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["run", "-p", "x", flag, vram])
@@ -186,6 +189,7 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["run", "-p", "x", "--scheduler", "karras"], "(--scheduler: sigma schedules such as karras are not offered"),
         (["run", "-p", "x", "--schedule=karras"], "the flow-matching schedule, which --flow-shift shapes; the sampler"),
         (["run", "-p", "x", "--Scheduler", "karras"], "(--Scheduler: sigma schedules such as karras are not"),
+        (["run", "-p", "x", "--type", "q8_0"], "(--type: quantized weights come from a GGUF file: --gguf Q4_K_M"),
         (["check", "--frames", "9"], "unrecognized arguments: --frames 9\n"),  # check has no frames: no guess
         (["check", "--scheduler", "karras"], "unrecognized arguments: --scheduler karras\n"),  # no --flow-shift
         (["run", "-p", "x", "--bogus"], "unrecognized arguments: --bogus\n"),

@@ -78,6 +78,21 @@ def test_dry_run_plans_cuda_with_the_fused_norms_on_any_machine(no_network):
             resolve_device("cuda")  # a real run still needs the device
 
 
+def test_a_vram_budget_above_the_gpus_memory_plans_for_its_free_memory(no_network, monkeypatch):
+    # --vram 8000 (megabytes meant) on an 8 GiB GPU would plan a run the GPU cannot hold: warned, the free memory
+    # planned instead; a budget within the GPU's memory is the user's, even above what is free now.
+    from motif_lite.runtime.planner import RESERVED_RATIO
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (6 * 2**30, 8 * 2**30))
+    request, _ = GenerationRequest("x", output="a.mp4").resolve()
+    sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
+    with pytest.warns(UserWarning, match=r"--vram 8000 GiB is more than this GPU's 8.0 GiB \(--vram is in GiB"):
+        slip = plan_generation(request, sources, device="cuda", vram_gib=8000)
+    assert slip.budget_bytes == int(6 * 2**30 / RESERVED_RATIO)
+    assert plan_generation(request, sources, device="cuda", vram_gib=7).budget_bytes == 7 * 2**30
+
+
 def test_guidance_is_batched_on_cuda_only_unless_asked(no_network):
     # Batched guidance is slower on the CPU (docs/benchmarks.md): a CPU plan keeps one row per forward even
     # when a budget leaves room for two, unless batch_guidance=True asks for it.

@@ -230,8 +230,13 @@ def _add_confirmation_flags(run: argparse.ArgumentParser) -> None:
 
 def gib(text: str) -> float:
     """A memory budget in GiB: a finite number > 0, optionally followed by G, GB or GiB (in any case: "8GB" is taken
-    as 8 GiB, as a card sold as 8 GB has), which argparse reports as a usage error otherwise."""
-    return positive_number(re.sub(r"\s*(g|gb|gib)$", "", text.strip(), flags=re.IGNORECASE), "GiB", text)
+    as 8 GiB, as a card sold as 8 GB has) or by M, MB or MiB (MiB: "8000MB" is 7.8 GiB), which argparse reports as
+    a usage error otherwise."""
+    number = text.strip()
+    megabytes = re.search(r"\s*(m|mb|mib)$", number, flags=re.IGNORECASE)
+    if megabytes:
+        return positive_number(number[: megabytes.start()], "GiB", text) / 1024
+    return positive_number(re.sub(r"\s*(g|gb|gib)$", "", number, flags=re.IGNORECASE), "GiB", text)
 
 
 def step_cache_threshold(text: str) -> float:

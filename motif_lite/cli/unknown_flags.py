@@ -65,6 +65,12 @@ OTHER_TOOLS_SETTINGS = {
                     "flow-matching schedule, which --flow-shift shapes; the sampler is --sampling-method"),
 }  # fmt: skip
 OTHER_TOOLS_SETTINGS["--schedule"] = OTHER_TOOLS_SETTINGS["--scheduler"]
+# stable-diffusion.cpp's --type (q8_0, q4_k, ...) quantizes the weights as it loads them: here a GGUF file does.
+OTHER_TOOLS_SETTINGS["--type"] = (
+    "--gguf",
+    "quantized weights come from a GGUF file: --gguf Q4_K_M (or Q8_0, ...) downloads the official one, and "
+    "python -m motif_lite.quantize CHECKPOINT --type Q8_0 makes one; --dtype is the compute type (bf16, fp16, fp32)",
+)
 # stable-diffusion.cpp's run mode (img_gen, vid_gen, upscale, convert): here the command says what to do. Keyed with
 # its own capital too: -M is not -m (--model).
 OTHER_TOOLS_SETTINGS["--mode"] = OTHER_TOOLS_SETTINGS["-M"] = (
