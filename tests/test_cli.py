@@ -184,7 +184,15 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["run", "-p", "x", "--use-sage-attention"], "(--use-sage-attention: did you mean --attention?)"),
         (["run", "-p", "x", "--xformers"], "(--xformers: did you mean --attention-backend?)"),  # diffusers users'
         (["run", "-p", "x", "--torch-compile"], "(--torch-compile: did you mean --compile?)"),
-        (["run", "-p", "x", "--teacache", "0.2"], "(--teacache: did you mean --step-cache?)"),  # Wan2GP, ComfyUI
+        # Wan2GP's, ComfyUI's: another threshold, so not a plain "did you mean"
+        (["run", "-p", "x", "--teacache", "0.2"], "(--teacache: the step cache here is --step-cache THRESHOLD"),
+        (["run", "-p", "x", "--MagCache", "0.1"], "MagCache's thresholds measure other quantities, don't carry"),
+        (["run", "-p", "x", "--fp8_e4m3fn_unet"], "(--fp8_e4m3fn_unet: 8-bit weights come from a GGUF file"),
+        (["run", "-p", "x", "--fp8"], "8-bit attention is --attention int8)"),  # was "did you mean --fps?"
+        (["run", "-p", "x", "--sequential-cpu-offload"], "(--sequential-cpu-offload: did you mean --vram?)"),
+        (["run", "-p", "x", "--tiled"], "(--tiled: did you mean --vram?)"),
+        (["run", "-p", "x", "--sage"], "(--sage: did you mean --attention?)"),
+        (["run", "-p", "x", "--plan"], "(--plan: did you mean --dry-run?)"),
         (["run", "-p", "x", "--cache-threshold", "0.1"], "(--cache-threshold: did you mean --step-cache?)"),
         (["run", "-p", "x", "--scheduler", "karras"], "(--scheduler: sigma schedules such as karras are not offered"),
         (["run", "-p", "x", "--schedule=karras"], "the flow-matching schedule, which --flow-shift shapes; the sampler"),

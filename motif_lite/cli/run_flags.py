@@ -103,7 +103,13 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         default=None,
         help="sampler (default: the checkpoint's scheduler, else euler)",
     )
-    g.add_argument("-s", "--seed", type=int, default=-1, help="random seed; -1 = random, printed (default -1)")
+    g.add_argument(
+        "-s",
+        "--seed",
+        type=int,
+        default=-1,
+        help="random seed, 0 to 4294967295 (32 bits); -1 = random, printed (default -1)",
+    )
     g.add_argument(
         "-o",
         "--output",

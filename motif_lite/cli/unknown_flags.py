@@ -43,15 +43,22 @@ OTHER_TOOLS_NAMES = {
     "--offload-to-cpu": "--vram",
     "--vae-tiling": "--vram",
     "--use-sage-attention": "--attention",
+    "--sage": "--attention",
+    "--sage-attention": "--attention",
     "--diffusion-fa": "--attention-backend",
+    "--cpu-offload": "--vram",
+    "--sequential-offload": "--vram",
+    "--sequential-cpu-offload": "--vram",
+    "--model-cpu-offload": "--vram",
+    "--tiled": "--vram",
+    "--vae-tiled": "--vram",
+    "--plan": "--dry-run",
     # speed switches of diffusers' users (xformers, flash-attn), torch.compile wrappers and step caches (TeaCache,
     # cache-dit's First Block Cache)
     "--xformers": "--attention-backend",
     "--flash-attn": "--attention-backend",
     "--use-flash-attention": "--attention-backend",
     "--torch-compile": "--compile",
-    "--teacache": "--step-cache",
-    "--tea-cache": "--step-cache",
     "--fbcache": "--step-cache",
     "--cache-threshold": "--step-cache",
 }
@@ -65,6 +72,17 @@ OTHER_TOOLS_SETTINGS = {
                     "flow-matching schedule, which --flow-shift shapes; the sampler is --sampling-method"),
 }  # fmt: skip
 OTHER_TOOLS_SETTINGS["--schedule"] = OTHER_TOOLS_SETTINGS["--scheduler"]
+# TeaCache / MagCache (Wan2GP, ComfyUI): a step cache too, but their thresholds measure something else.
+OTHER_TOOLS_SETTINGS["--teacache"] = OTHER_TOOLS_SETTINGS["--tea-cache"] = OTHER_TOOLS_SETTINGS["--magcache"] = (
+    "--step-cache",
+    "the step cache here is --step-cache THRESHOLD (First-Block-Cache style): TeaCache's and MagCache's thresholds "
+    "measure other quantities, don't carry them over; start around 0.05 (docs/usage.md, 'Going faster')",
+)
+# Low-precision switches (--fp8, ComfyUI's --fp8_e4m3fn-unet, ...): here low precision is a GGUF's weights.
+OTHER_TOOLS_SETTINGS["--fp8"] = OTHER_TOOLS_SETTINGS["--fp8-e4m3fn-unet"] = (
+    "--gguf",
+    "8-bit weights come from a GGUF file: --gguf Q8_0 (or Q4_K_M, ...); 8-bit attention is --attention int8",
+)
 # stable-diffusion.cpp's --type (q8_0, q4_k, ...) quantizes the weights as it loads them: here a GGUF file does.
 OTHER_TOOLS_SETTINGS["--type"] = (
     "--gguf",
@@ -127,11 +145,14 @@ def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
     return [option for action in parser._actions for option in action.option_strings]  # argparse keeps no public list
 
 
+def _spelled(name: str) -> str:
+    """A long flag as our flags are spelled: lower case, dashes (`--Num_Frames` -> `--num-frames`); -M stays -M."""
+    return "--" + name[2:].replace("_", "-").lower() if name.startswith("--") else name
+
+
 def suggestion(flag: str, known: list[str]) -> str | None:
     """The flag of `known` (a subcommand's option strings) that `flag` most likely means, or None."""
-    name = flag.split("=", 1)[0]
-    if name.startswith("--"):
-        name = "--" + name[2:].replace("_", "-").lower()
+    name = _spelled(flag.split("=", 1)[0])
     if name in known:  # only its spelling differed (underscores, capitals)
         return name
     meant = OTHER_TOOLS_NAMES.get(name)
@@ -155,7 +176,7 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if name in DURATION_FLAGS and "--video-frames" in known:
             hints.append(_duration_hint(flag, extras[index + 1 : index + 2], getattr(args, "fps", None)))
             continue
-        needs, advice = OTHER_TOOLS_SETTINGS.get(name) or OTHER_TOOLS_SETTINGS.get(name.lower(), (None, None))
+        needs, advice = OTHER_TOOLS_SETTINGS.get(name) or OTHER_TOOLS_SETTINGS.get(_spelled(name), (None, None))
         if needs in known:
             hints.append(f"{flag}: {advice}")
         elif meant := suggestion(flag, known):
