@@ -6,6 +6,18 @@
 MOTIF_REPO = "Motif-Technologies/Motif-Video-2B"
 GGUF_REPO = "Motif-Technologies/Motif-Video-2B-GGUF"
 DTYPE_NAMES = ("bf16", "fp16", "fp32")
+# Other names of the same dtypes (torch's, numpy's, other tools'), which --dtype takes as the name they stand for.
+DTYPE_ALIASES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "f16": "fp16", "float32": "fp32",
+                 "float": "fp32", "f32": "fp32"}  # fmt: skip
+
+
+def dtype_name(text: str) -> str:
+    """--dtype's value as one of DTYPE_NAMES where it is another name of one (any case, "torch." prefix allowed);
+    anything else as given, for argparse to refuse with the choices."""
+    name = text.strip().lower().removeprefix("torch.")
+    return DTYPE_ALIASES.get(name, name)
+
+
 KERNEL_BACKENDS = ("auto", "torch", "triton")
 ATTENTION_MODES = ("exact", "int8")  # --attention: exact softmax attention, or 8-bit (INT8 QKᵀ, FP8/16-bit P·V)
 GUIDANCE_METHODS = ("apg", "cfg")

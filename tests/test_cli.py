@@ -397,6 +397,22 @@ def test_every_dtype_name_has_a_torch_dtype():
     assert [torch_dtype(name) for name in DTYPE_NAMES] == [torch.bfloat16, torch.float16, torch.float32]
 
 
+@pytest.mark.parametrize("command", ["run", "serve", "decode"])
+def test_dtype_takes_torchs_and_other_tools_names_of_the_same_dtypes(command):
+    # Users come with torch's names (float16, bfloat16) or numpy's (half, float): the same dtypes, taken as such.
+    from motif_lite.choices import DTYPE_ALIASES
+    from motif_lite.devices import torch_dtype
+
+    parse = cli.build_parser().parse_args
+    extra = ["latents.safetensors"] if command == "decode" else []
+    for alias, name in [*DTYPE_ALIASES.items(), ("BF16", "bf16"), ("torch.float16", "fp16")]:
+        assert parse([command, *extra, "--dtype", alias]).dtype == name
+        torch_name = alias.lower().removeprefix("torch.")
+        assert not hasattr(torch, torch_name) or getattr(torch, torch_name) == torch_dtype(name)  # torch.half, ...
+    with pytest.raises(SystemExit):
+        parse([command, *extra, "--dtype", "fp8"])
+
+
 def test_help_and_version_do_not_import_torch():
     # --help must answer at once: building the parser may not pull in torch (seconds to import).
     code = "import sys; from motif_lite.cli import build_parser; build_parser(); print('torch' in sys.modules)"

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from motif_lite.choices import DTYPE_NAMES, MOTIF_REPO
+from motif_lite.choices import DTYPE_NAMES, MOTIF_REPO, dtype_name
 from motif_lite.cli.run_flags import gib
 
 DESCRIPTION = """\
@@ -57,7 +57,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--vae", metavar="FILE", help="the Wan2.1 VAE as one .safetensors file (default: the run's, else -m's)"
     )
     decode.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    decode.add_argument("--dtype", choices=DTYPE_NAMES, help="the VAE's dtype (default: the run's)")
+    decode.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, help="the VAE's dtype (default: the run's)")
     decode.add_argument(
         "--vram",
         type=gib,

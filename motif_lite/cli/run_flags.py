@@ -17,6 +17,7 @@ from motif_lite.choices import (
     KERNEL_BACKENDS,
     MOTIF_REPO,
     SAMPLERS,
+    dtype_name,
 )
 from motif_lite.errors import ConfigError
 from motif_lite.request import REQUEST_DEFAULTS, choice_name
@@ -194,7 +195,7 @@ def add_checkpoint_flags(parser: argparse.ArgumentParser | argparse._ArgumentGro
 def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m = run.add_argument_group("model and runtime")
     add_checkpoint_flags(m)
-    m.add_argument("--dtype", choices=DTYPE_NAMES, default="bf16", help=DTYPE_HELP)
+    m.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, default="bf16", help=DTYPE_HELP)
     m.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto); a dry run may plan for any"
     )

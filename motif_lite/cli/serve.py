@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.choices import DTYPE_NAMES, KERNEL_BACKENDS
+from motif_lite.choices import DTYPE_NAMES, KERNEL_BACKENDS, dtype_name
 from motif_lite.cli.run_flags import (
     DTYPE_HELP,
     add_attention_flags,
@@ -116,7 +116,7 @@ class PromptPerJob(argparse.Action):
 def _add_model_flags(serve: argparse.ArgumentParser) -> None:
     m = serve.add_argument_group("model and runtime")
     add_checkpoint_flags(m)
-    m.add_argument("--dtype", choices=DTYPE_NAMES, default="bf16", help=DTYPE_HELP)
+    m.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, default="bf16", help=DTYPE_HELP)
     m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
     m.add_argument("--vram", type=gib, metavar="GiB", help="device memory budget (default: the GPU's free memory)")
