@@ -11,6 +11,8 @@ NVIDIA driver, an invalid device ordinal); the loaders call `checked_device` fir
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from motif_lite.errors import ConfigError, DeviceError
@@ -59,17 +61,28 @@ def _supported(resolved: torch.device, name: str | torch.device) -> torch.device
     return resolved
 
 
+def _unknown_device(device: str | torch.device, names: str) -> str:
+    # Other tools say "gpu" (ComfyUI's --gpu-only, ...), or number GPUs alone ("0"): here a GPU is cuda or cuda:N.
+    meant = re.fullmatch(r"(?:gpu:?)?(\d+)|gpu", str(device).strip().lower())
+    if meant:
+        cuda = "cuda" if meant[1] is None else f"cuda:{meant[1]}"
+        return f"unknown device {device!r}: a GPU is cuda here (--device {cuda})"
+    return f"unknown device {device!r} (use {names})"
+
+
 def checked_device(device: str | torch.device) -> torch.device:
     """The `torch.device` for `device`, or a `DeviceError` saying why it cannot be used on this machine."""
     try:
         resolved = _supported(torch.device(device), device)
     except (RuntimeError, TypeError) as exc:
-        raise DeviceError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from exc
+        raise DeviceError(_unknown_device(device, "cpu, cuda or cuda:N")) from exc
     if resolved.type != "cuda":
         return resolved
     if not torch.cuda.is_available():
         why = "this torch build has no CUDA" if torch.version.cuda is None else "no NVIDIA driver or GPU was found"
-        raise DeviceError(f"device {str(device)!r} requested but CUDA is not available ({why}); use the CPU")
+        raise DeviceError(
+            f"device {str(device)!r} requested but CUDA is not available ({why}); use the CPU: --device cpu"
+        )
     if resolved.index is not None and resolved.index >= torch.cuda.device_count():
         raise DeviceError(f"device {str(device)!r}: there are only {torch.cuda.device_count()} CUDA device(s)")
     return resolved
@@ -83,7 +96,7 @@ def parse_device(device: str | torch.device) -> torch.device:
     try:
         return _supported(torch.device(device), device)
     except (RuntimeError, TypeError) as exc:
-        raise DeviceError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from exc
+        raise DeviceError(_unknown_device(device, "auto, cpu, cuda or cuda:N")) from exc
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

@@ -133,10 +133,13 @@ def test_unusable_cuda_device_is_a_user_error(checkpoint, monkeypatch, cuda_buil
     monkeypatch.setattr(torch.version, "cuda", cuda_build)
     why = "no CUDA" if cuda_build is None else "no NVIDIA driver"
     for source in (checkpoint, checkpoint / WEIGHTS):
-        with pytest.raises(MotifLiteError, match=f"'cuda' requested but CUDA is not available .*{why}"):
+        with pytest.raises(MotifLiteError, match=f"'cuda' requested but CUDA is not available .*{why}.*: --device cpu"):
             load_transformer(source, device="cuda")
-    with pytest.raises(MotifLiteError, match="unknown device 'gpu'"):
-        load_transformer(checkpoint, device="gpu")
+    for other, meant in (("gpu", "cuda"), ("GPU:1", "cuda:1"), ("0", "cuda:0")):  # other tools' names of a GPU
+        with pytest.raises(MotifLiteError, match=rf"unknown device '{other}': a GPU is cuda here \(--device {meant}\)"):
+            load_transformer(checkpoint, device=other)
+    with pytest.raises(MotifLiteError, match=r"unknown device 'nonsense' \(use cpu, cuda or cuda:N\)"):
+        load_transformer(checkpoint, device="nonsense")
     for other in ("mps", "xpu"):  # real torch devices this runtime does not support: said before any file is read
         with pytest.raises(MotifLiteError, match=f"device '{other}' is not supported: motif-lite runs on CUDA GPUs"):
             load_transformer(checkpoint, device=other)
