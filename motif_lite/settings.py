@@ -230,6 +230,13 @@ def resolve_settings(
             ("steps",),
         )
     guidance = resolve_guidance(request, configs.guider)
+    momentum = guidance.value.momentum if isinstance(guidance.value, APGConfig) else None
+    if momentum is not None and abs(momentum) >= 1:  # allowed, as in diffusers, but rarely what was meant
+        notes.append(
+            f"APG momentum {momentum:g}: at 1 or more in size, the running average of the guidance never fades "
+            "(earlier steps weigh as much as the last one, or more) and only the norm threshold bounds it "
+            "(official: 0.1; the APG paper's reverse momentum is between -1 and 0)"
+        )
     if transformer is None:
         transformer = (
             Setting(configs.transformer, CHECKPOINT, "transformer/config.json")

@@ -192,6 +192,15 @@ def test_negative_apg_momentum_is_taken(tmp_path):
     request, _ = GenerationRequest("fox", apg_momentum=-0.5, output=str(tmp_path / "a.mp4")).resolve()
     settings = resolve_settings(request, CheckpointConfigs())
     assert settings.guidance.value == dataclasses.replace(RECOMMENDED_APG, momentum=-0.5)
+    assert not settings.notes
     assert parse_run("--apg-momentum", "-0.5").apg_momentum == -0.5
+
+
+@pytest.mark.parametrize(("momentum", "noted"), [(0.99, False), (1.0, True), (2.0, True), (-1.0, True)])
+def test_an_apg_momentum_that_never_fades_gets_a_note(tmp_path, momentum, noted):
+    # Taken, as diffusers takes it, but at 1 or more in size the running average keeps every step's guidance.
+    request, _ = GenerationRequest("fox", apg_momentum=momentum, output=str(tmp_path / "a.mp4")).resolve()
+    notes = resolve_settings(request, CheckpointConfigs()).notes
+    assert any(f"APG momentum {momentum:g}: at 1 or more in size" in note for note in notes) == noted, notes
     with pytest.raises(RequestError, match=r"^APG momentum must be a finite number, got nan$"):
         GenerationRequest("fox", apg_momentum=float("nan"), output=str(tmp_path / "a.mp4")).resolve()
