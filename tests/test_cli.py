@@ -193,6 +193,8 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["run", "-p", "x", "--tiled"], "(--tiled: did you mean --vram?)"),
         (["run", "-p", "x", "--sage"], "(--sage: did you mean --attention?)"),
         (["run", "-p", "x", "--plan"], "(--plan: did you mean --dry-run?)"),
+        (["run", "--version"], "(--version: the version is motif-lite --version)"),
+        (["serve", "--Version"], "(--Version: the version is motif-lite --version)"),
         (["run", "-p", "x", "--cache-threshold", "0.1"], "(--cache-threshold: did you mean --step-cache?)"),
         (["run", "-p", "x", "--scheduler", "karras"], "(--scheduler: sigma schedules such as karras are not offered"),
         (["run", "-p", "x", "--schedule=karras"], "the flow-matching schedule, which --flow-shift shapes; the sampler"),

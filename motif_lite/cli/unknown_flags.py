@@ -176,6 +176,9 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if name in DURATION_FLAGS and "--video-frames" in known:
             hints.append(_duration_hint(flag, extras[index + 1 : index + 2], getattr(args, "fps", None)))
             continue
+        if _spelled(name) == "--version":  # a flag of motif-lite itself, not of its commands
+            hints.append(f"{flag}: the version is motif-lite --version")
+            continue
         needs, advice = OTHER_TOOLS_SETTINGS.get(name) or OTHER_TOOLS_SETTINGS.get(_spelled(name), (None, None))
         if needs in known:
             hints.append(f"{flag}: {advice}")
