@@ -61,6 +61,14 @@ TOLERANCES = {
     torch.float32: {"text": 1e-4, "transformer": 1e-4, "guidance": 1e-4, "vae": 1e-4, "frames": 5e-3},
     torch.bfloat16: {"text": 2e-2, "transformer": 3e-2, "guidance": 3e-2, "vae": 2e-2, "frames": 5e-2},
 }
+# Notices of the reference's libraries that say nothing to a verify user, by logger (a run never prints them: it
+# does not import diffusers, and picks the Pillow image processor itself, encoders/text.py): transformers falling
+# back to that processor without torchvision (ours uses the same one; verify encodes no image), and diffusers'
+# guider API being experimental (verify only calls it).
+LIBRARY_NOTICES = {
+    "transformers.utils.import_utils": "`SiglipImageProcessor` requires torchvision (not installed)",
+    "diffusers.guiders.guider_utils": "Guiders are currently an experimental feature",
+}
 # What a stage whose output holds inf or NaN on one side or both says next to it.
 NOT_FINITE = {
     "ours": "inf/NaN in motif-lite's output only",
@@ -261,15 +269,39 @@ class _FirstOfEach(logging.Filter):
         return first
 
 
+class _Dropping(logging.Filter):
+    """Drops the messages that begin with `start`."""
+
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.start)
+
+
 @contextlib.contextmanager
-def _each_warning_once(logger: logging.Logger) -> Iterator[None]:
-    """While inside, `logger` drops any message it has already emitted."""
-    once = _FirstOfEach()
-    logger.addFilter(once)
+def _filtered(logger: logging.Logger, log_filter: logging.Filter) -> Iterator[None]:
+    """While inside, `logger` passes its messages through `log_filter`."""
+    logger.addFilter(log_filter)
     try:
         yield
     finally:
-        logger.removeFilter(once)
+        logger.removeFilter(log_filter)
+
+
+def _each_warning_once(logger: logging.Logger) -> contextlib.AbstractContextManager[None]:
+    """While inside, `logger` drops any message it has already emitted."""
+    return _filtered(logger, _FirstOfEach())
+
+
+@contextlib.contextmanager
+def _without_library_notices() -> Iterator[None]:
+    """While inside, the LIBRARY_NOTICES are not shown; everything else the libraries log is."""
+    with contextlib.ExitStack() as stack:
+        for logger, start in LIBRARY_NOTICES.items():
+            stack.enter_context(_filtered(logging.getLogger(logger), _Dropping(start)))
+        yield
 
 
 def _import_diffusers() -> Any:
@@ -282,7 +314,8 @@ def _import_diffusers() -> Any:
     # had loaded (minutes on the real weights), the second as a traceback.
     version = getattr(diffusers, "__version__", "of unknown version")
     try:
-        diffusers.MotifVideoPipeline  # noqa: B018 (diffusers imports its pipelines on first access)
+        with _without_library_notices():  # the pipeline's module imports transformers' SiglipImageProcessor
+            diffusers.MotifVideoPipeline  # noqa: B018 (diffusers imports its pipelines on first access)
     except AttributeError:
         raise VerifyError(
             f"the installed diffusers {version} has no MotifVideoPipeline; verify needs diffusers >= {DIFFUSERS_MIN}: "
@@ -315,7 +348,8 @@ def _reference_pipeline(
     if gguf is not None:
         components["transformer"] = _reference_gguf_transformer(diffusers, root, gguf, dtype)
     try:
-        reference = diffusers.MotifVideoPipeline.from_pretrained(root, dtype=dtype, **components)
+        with _without_library_notices():  # loading the guider says its API is experimental
+            reference = diffusers.MotifVideoPipeline.from_pretrained(root, dtype=dtype, **components)
     except Exception as exc:  # diffusers raises many types for files it cannot use
         raise VerifyError(f"diffusers cannot load the checkpoint {root}: {type(exc).__name__}: {exc}") from exc
     reference.transformer.to(device)

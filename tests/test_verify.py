@@ -4,6 +4,7 @@ diffusers the command says how to install it."""
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import types
@@ -305,3 +306,53 @@ def test_inf_or_nan_on_one_side_is_a_mismatch_and_in_float16_points_at_its_range
     both = StageResult("transformer", math.nan, 3e-2, "", "both")
     verdict = VerifyResult("header", [both], dtype=torch.float16).lines()[-1]
     assert verdict.startswith("verdict: inf/NaN at transformer, in the reference too: float16's range"), verdict
+
+
+class _Collecting(logging.Handler):
+    """What a logger passes on (after its filters), as messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def passed_on(request) -> _Collecting:
+    """Collects what the loggers of the reference's notices (transformers' import fallback, diffusers' guiders) pass
+    on to their handlers, i.e. what the user would see."""
+    collecting = _Collecting()
+    for name in ("transformers.utils.import_utils", "diffusers.guiders.guider_utils"):
+        logging.getLogger(name).addHandler(collecting)
+        request.addfinalizer(lambda name=name: logging.getLogger(name).removeHandler(collecting))
+    return collecting
+
+
+def test_the_guiders_experimental_notice_is_not_shown(tiny, capsys, passed_on):
+    # diffusers says it each time a guider is made: verify printed it, where a run prints no notice of diffusers.
+    code, lines = run_verify(capsys, "-m", str(tiny[0]))
+    assert code == 0 and lines[-1] == "verdict: match", lines
+    assert not any("Guiders are" in message for message in passed_on.messages), passed_on.messages
+
+
+class _DiffusersImportingSiglip(types.ModuleType):
+    """A diffusers whose pipeline import logs what transformers logs without torchvision (once per process, so the
+    real one has been said before this test runs), and a message of its own that must still be shown."""
+
+    __version__ = "0.42.1"
+
+    def __getattr__(self, name):
+        log = logging.getLogger("transformers.utils.import_utils")
+        log.warning("`SiglipImageProcessor` requires torchvision (not installed); falling back to `...Pil`")
+        log.warning("something else transformers says")
+        return object()
+
+
+def test_the_torchvision_fallback_notice_is_not_shown_and_other_messages_are(monkeypatch, passed_on):
+    from motif_lite.verify import _import_diffusers
+
+    monkeypatch.setitem(sys.modules, "diffusers", _DiffusersImportingSiglip("diffusers"))
+    _import_diffusers()
+    assert passed_on.messages == ["something else transformers says"]
