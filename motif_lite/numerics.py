@@ -11,9 +11,19 @@ import torch
 
 from motif_lite.errors import MotifLiteError
 
+FLOAT16_ADVICE = (
+    "float16's range (up to 65504) is too narrow for this model here: run in bf16 (--dtype bf16, GPUs of compute "
+    "capability 8.0 and newer) or fp32 (--dtype fp32)"
+)
+
 
 class NonFiniteError(MotifLiteError):
-    """A tensor of the generation holds inf or NaN."""
+    """A tensor of the generation holds inf or NaN. `what` names it (e.g. "the latents after step 3 of 50"), for a
+    caller that says it its own way (`motif-lite verify` reports it as a stage's result, not with this advice)."""
+
+    def __init__(self, message: str, what: str = "") -> None:
+        super().__init__(message)
+        self.what = what
 
 
 def check_finite(tensor: torch.Tensor, what: str) -> None:
@@ -21,14 +31,19 @@ def check_finite(tensor: torch.Tensor, what: str) -> None:
     One reduction and one host sync: per step, nothing next to a transformer forward."""
     if bool(torch.isfinite(tensor).all()):
         return
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    raise NonFiniteError(f"{what} hold inf or NaN ({dtype}): {advice(tensor)}", what)
+
+
+def advice(tensor: torch.Tensor) -> str:
+    """What to try when `tensor` holds inf or NaN, for where it was computed: in float16 its range; else the weights,
+    and on a GPU the kernels (on the CPU only torch's own ops run: --kernels torch would change nothing)."""
     if tensor.dtype == torch.float16:
-        advice = (
-            "float16's range (up to 65504) is too narrow for this model here: run in bf16 (--dtype bf16, GPUs "
-            "of compute capability 8.0 and newer) or fp32 (--dtype fp32)"
-        )
-    else:
-        advice = (
-            "a weight file or a LoRA may be damaged, or a kernel may have failed: try --kernels torch, leave out "
-            "any --lora, and run `motif-lite verify`, which compares every stage with the reference"
-        )
-    raise NonFiniteError(f"{what} hold inf or NaN ({str(tensor.dtype).removeprefix('torch.')}): {advice}")
+        return FLOAT16_ADVICE
+    on_gpu = tensor.device.type != "cpu"
+    causes = "a weight file or a LoRA may be damaged" + (", or a kernel may have failed" if on_gpu else "")
+    kernels = "try --kernels torch, " if on_gpu else ""
+    return (
+        f"{causes}: {kernels}leave out any --lora, and run `motif-lite verify`, which compares every stage with the "
+        "reference"
+    )

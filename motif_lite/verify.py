@@ -1,7 +1,7 @@
 """`motif-lite verify`: our pipeline against diffusers' `MotifVideoPipeline` on the same weights, stage by stage.
 
     result = verify("Motif-Video-2B/", gguf="motif-video-2b-Q4_K_M.gguf")
-    print("\\n".join(result.lines()))  # one line per stage, then "verdict: match" or "verdict: mismatch at STAGE"
+    print("\\n".join(result.lines()))  # one line per stage, then "verdict: match", "verdict: mismatch at STAGE", ...
 
 This is how a machine with the real weights settles what no random-weight test can: the checkpoint's own configs
 (rope_theta, the guider's settings, the VAE's latent statistics) and the GGUF files' tensor layout. Each stage gets
@@ -15,8 +15,10 @@ the same inputs on both sides, so a difference points at one part:
 - frames: both whole pipelines at the same seed and settings, as uint8 frames.
 
 The difference of a stage is relative: ||ours - reference|| / ||reference||, against a tolerance that depends on
-the dtype. The text encoder module is shared by both pipelines (loaded once; its code is transformers' in both);
-everything else is loaded twice. diffusers is imported here only (the `verify` extra): never at run time.
+the dtype. A stage whose output holds inf or NaN says on which side; on both, the reference read the same
+files, so the verdict points at the weights, not at our code. The text encoder module is shared by both pipelines
+(loaded once; its code is transformers' in both); everything else is loaded twice. diffusers is imported here
+only (the `verify` extra): never at run time.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import PIL.Image
 import torch
 
 from motif_lite.errors import MotifLiteError
+from motif_lite.numerics import FLOAT16_ADVICE, NonFiniteError
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
 from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS
 from motif_lite.sampling import APGState, guide, schedule_for
@@ -58,6 +61,22 @@ TOLERANCES = {
     torch.float32: {"text": 1e-4, "transformer": 1e-4, "guidance": 1e-4, "vae": 1e-4, "frames": 5e-3},
     torch.bfloat16: {"text": 2e-2, "transformer": 3e-2, "guidance": 3e-2, "vae": 2e-2, "frames": 5e-2},
 }
+# Notices of the reference's libraries that say nothing to a verify user, by logger (a run never prints them: it
+# does not import diffusers, and picks the Pillow image processor itself, encoders/text.py): transformers falling
+# back to that processor without torchvision (ours uses the same one; verify encodes no image), and diffusers'
+# guider API being experimental (verify only calls it).
+LIBRARY_NOTICES = {
+    "transformers.utils.import_utils": "`SiglipImageProcessor` requires torchvision (not installed)",
+    "diffusers.guiders.guider_utils": "Guiders are currently an experimental feature",
+}
+# What a stage whose output holds inf or NaN on one side or both says next to it.
+NOT_FINITE = {
+    "ours": "inf/NaN in motif-lite's output only",
+    "reference": "inf/NaN in the reference's output only",
+    "both": "inf/NaN on both sides",
+}
+# Whose weights a stage that gives inf/NaN on both sides (from the same files) points at.
+STAGE_WEIGHTS = {"text": "the text encoder's", "transformer": "the transformer's", "vae": "the VAE's"}
 # diffusers' GGUF layers dequantize in float16 before casting to the compute dtype (ggml uses float32): at float32
 # the two transformers then differ by ~5e-4, which says nothing about the layout.
 GGUF_TRANSFORMER_TOLERANCE = 3e-3
@@ -108,19 +127,37 @@ class ForcedSettings:
 @dataclass(frozen=True)
 class StageResult:
     stage: str
-    difference: float  # relative L2 difference (inf when the shapes differ)
+    difference: float  # relative L2 difference (inf when the shapes differ, NaN when a side is not finite)
     tolerance: float
     note: str = ""
+    not_finite: str = ""  # the side whose output holds inf or NaN: "ours", "reference" or "both" (NOT_FINITE)
 
     @property
     def matches(self) -> bool:
-        return self.difference <= self.tolerance
+        return not self.not_finite and self.difference <= self.tolerance
+
+    @property
+    def verdict(self) -> str:
+        """match, MISMATCH, or inf/NaN when both sides give it: then they agree, and neither is to blame."""
+        if self.not_finite == "both":
+            return "inf/NaN"
+        return "match" if self.matches else "MISMATCH"
+
+    @property
+    def outcome(self) -> str:
+        """The verdict in words, with the side that gives inf/NaN: what the progress line says as the stage ends."""
+        if self.not_finite == "both":
+            return NOT_FINITE["both"]
+        return f"{self.verdict} ({NOT_FINITE[self.not_finite]})" if self.not_finite else self.verdict
+
+    @property
+    def notes(self) -> str:
+        return "; ".join(note for note in (NOT_FINITE.get(self.not_finite, ""), self.note) if note)
 
     def line(self) -> str:
-        verdict = "match" if self.matches else "MISMATCH"
-        note = f" ({self.note})" if self.note else ""
+        note = f" ({self.notes})" if self.notes else ""
         numbers = f"{self.difference:>10.3g} {self.tolerance:>10.0e}"
-        return f"{self.stage:<12} {numbers}  {verdict:<9} {STAGES[self.stage]}{note}"
+        return f"{self.stage:<12} {numbers}  {self.verdict:<9} {STAGES[self.stage]}{note}"
 
 
 @dataclass
@@ -128,16 +165,31 @@ class VerifyResult:
     header: str
     stages: list[StageResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    dtype: torch.dtype = torch.float32
 
     @property
     def mismatch(self) -> str | None:
         """The first stage that does not match (stages run in pipeline order), or None."""
         return next((s.stage for s in self.stages if not s.matches), None)
 
+    def verdict(self) -> str:
+        first = next((s for s in self.stages if not s.matches), None)
+        if first is None:
+            return "verdict: match"
+        if first.not_finite == "both":
+            return f"verdict: inf/NaN at {first.stage}, in the reference too: {self._both_not_finite(first.stage)}"
+        return f"verdict: mismatch at {first.stage}"
+
+    def _both_not_finite(self, stage: str) -> str:
+        """What to do when both sides give inf/NaN: they read the same files, so our code is not what differs."""
+        if self.dtype == torch.float16:
+            return FLOAT16_ADVICE
+        weights = f"{STAGE_WEIGHTS.get(stage, 'a')} weight file"
+        return f"both sides read the same files, so {weights} is likely damaged (not motif-lite): download it again"
+
     def lines(self) -> list[str]:
         table = [f"{'stage':<12} {'rel. diff':>10} {'tolerance':>10}  verdict"] + [s.line() for s in self.stages]
-        verdict = "verdict: match" if self.mismatch is None else f"verdict: mismatch at {self.mismatch}"
-        return [self.header, *(f"note: {n}" for n in self.notes), *table, verdict]
+        return [self.header, *(f"note: {n}" for n in self.notes), *table, self.verdict()]
 
 
 def relative_difference(ours: torch.Tensor, reference: torch.Tensor) -> float:
@@ -187,6 +239,7 @@ def verify(
         f"verify: motif-lite vs diffusers MotifVideoPipeline on {source}; {target}, {str(dtype).split('.')[-1]}, "
         f"{settings.width}x{settings.height}x{settings.frames}, {settings.steps} steps, seed {settings.seed}",
         notes=size_notes,
+        dtype=dtype,
     )
     request = _request_for(ours, reference, request, result)
     comparison = _Comparison(ours, reference, request, forced, target, tolerances)
@@ -216,15 +269,39 @@ class _FirstOfEach(logging.Filter):
         return first
 
 
+class _Dropping(logging.Filter):
+    """Drops the messages that begin with `start`."""
+
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.start)
+
+
 @contextlib.contextmanager
-def _each_warning_once(logger: logging.Logger) -> Iterator[None]:
-    """While inside, `logger` drops any message it has already emitted."""
-    once = _FirstOfEach()
-    logger.addFilter(once)
+def _filtered(logger: logging.Logger, log_filter: logging.Filter) -> Iterator[None]:
+    """While inside, `logger` passes its messages through `log_filter`."""
+    logger.addFilter(log_filter)
     try:
         yield
     finally:
-        logger.removeFilter(once)
+        logger.removeFilter(log_filter)
+
+
+def _each_warning_once(logger: logging.Logger) -> contextlib.AbstractContextManager[None]:
+    """While inside, `logger` drops any message it has already emitted."""
+    return _filtered(logger, _FirstOfEach())
+
+
+@contextlib.contextmanager
+def _without_library_notices() -> Iterator[None]:
+    """While inside, the LIBRARY_NOTICES are not shown; everything else the libraries log is."""
+    with contextlib.ExitStack() as stack:
+        for logger, start in LIBRARY_NOTICES.items():
+            stack.enter_context(_filtered(logging.getLogger(logger), _Dropping(start)))
+        yield
 
 
 def _import_diffusers() -> Any:
@@ -237,7 +314,8 @@ def _import_diffusers() -> Any:
     # had loaded (minutes on the real weights), the second as a traceback.
     version = getattr(diffusers, "__version__", "of unknown version")
     try:
-        diffusers.MotifVideoPipeline  # noqa: B018 (diffusers imports its pipelines on first access)
+        with _without_library_notices():  # the pipeline's module imports transformers' SiglipImageProcessor
+            diffusers.MotifVideoPipeline  # noqa: B018 (diffusers imports its pipelines on first access)
     except AttributeError:
         raise VerifyError(
             f"the installed diffusers {version} has no MotifVideoPipeline; verify needs diffusers >= {DIFFUSERS_MIN}: "
@@ -270,7 +348,8 @@ def _reference_pipeline(
     if gguf is not None:
         components["transformer"] = _reference_gguf_transformer(diffusers, root, gguf, dtype)
     try:
-        reference = diffusers.MotifVideoPipeline.from_pretrained(root, dtype=dtype, **components)
+        with _without_library_notices():  # loading the guider says its API is experimental
+            reference = diffusers.MotifVideoPipeline.from_pretrained(root, dtype=dtype, **components)
     except Exception as exc:  # diffusers raises many types for files it cannot use
         raise VerifyError(f"diffusers cannot load the checkpoint {root}: {type(exc).__name__}: {exc}") from exc
     reference.transformer.to(device)
@@ -376,7 +455,8 @@ class _Comparison:
     uncond: torch.Tensor | None = None
 
     def stage(self, name: str, ours: torch.Tensor, reference: torch.Tensor, note: str = "") -> StageResult:
-        return StageResult(name, relative_difference(ours, reference), self.tolerances[name], note)
+        sides = _not_finite(not bool(torch.isfinite(ours).all()), not bool(torch.isfinite(reference).all()))
+        return StageResult(name, relative_difference(ours, reference), self.tolerances[name], note, sides)
 
     def text(self) -> StageResult:
         encoder, s = self.ours.text_encoder, self.request
@@ -442,17 +522,37 @@ class _Comparison:
         return self.stage("vae", ours, reference)
 
     def frames(self) -> StageResult:
-        request, e, s = self.request, self.embeds, self.request
-        reference = self.reference(
+        e, s = self.embeds, self.request
+        # As floats, which still show inf/NaN; then to uint8 frames as the reference's "pil" output makes them.
+        video = self.reference(
             prompt_embeds=e["pe"], negative_prompt_embeds=e["npe"], prompt_attention_mask=e["pm"],
             negative_prompt_attention_mask=e["npm"], height=s.height, width=s.width, num_frames=s.frames,
-            num_inference_steps=s.steps, generator=torch.Generator().manual_seed(s.seed),
+            num_inference_steps=s.steps, generator=torch.Generator().manual_seed(s.seed), output_type="np",
         ).frames[0]  # fmt: skip
-        expected = torch.from_numpy(np.stack([np.asarray(frame) for frame in reference]).astype(np.float64))
-        with tempfile.TemporaryDirectory() as folder:
-            self.ours.generate(dataclasses.replace(request, output=Path(folder) / "frame_%03d.png"))
-            files = sorted(Path(folder).glob("frame_*.png"))
-            ours = torch.from_numpy(np.stack([np.asarray(PIL.Image.open(f).convert("RGB")) for f in files]))
-        ours = ours.double()
+        reference_finite, tolerance = bool(np.isfinite(video).all()), self.tolerances["frames"]
+        try:
+            ours = self._our_frames()
+        except NonFiniteError as exc:  # our run stops there: the result of this stage, not an error of verify
+            sides = _not_finite(True, not reference_finite)
+            return StageResult("frames", math.nan, tolerance, f"ours: {exc.what} hold inf or NaN", sides)
+        if not reference_finite:
+            return StageResult("frames", math.nan, tolerance, "", "reference")
+        frames = self.reference.video_processor.numpy_to_pil(video)
+        expected = torch.from_numpy(np.stack([np.asarray(frame) for frame in frames]).astype(np.float64))
         levels = int((ours - expected).abs().max()) if ours.shape == expected.shape else -1
         return self.stage("frames", ours, expected, f"max difference {levels}/255" if levels >= 0 else "")
+
+    def _our_frames(self) -> torch.Tensor:
+        """Our whole pipeline's frames as written to PNG files, [frames, H, W, 3] in levels of 255."""
+        with tempfile.TemporaryDirectory() as folder:
+            self.ours.generate(dataclasses.replace(self.request, output=Path(folder) / "frame_%03d.png"))
+            files = sorted(Path(folder).glob("frame_*.png"))
+            frames = np.stack([np.asarray(PIL.Image.open(f).convert("RGB")) for f in files])
+        return torch.from_numpy(frames).double()
+
+
+def _not_finite(ours: bool, reference: bool) -> str:
+    """The side whose output holds inf or NaN ("ours", "reference" or "both"), or "" when neither does."""
+    if ours and reference:
+        return "both"
+    return "ours" if ours else "reference" if reference else ""

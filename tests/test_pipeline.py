@@ -23,7 +23,7 @@ from motif_lite import load_pipeline
 from motif_lite.cli.run_summary import summary
 from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.model.ops import TORCH_OPS
-from motif_lite.numerics import NonFiniteError, check_finite
+from motif_lite.numerics import NonFiniteError, advice, check_finite
 from motif_lite.preflight import plan_generation
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
 from motif_lite.runtime.kernels import FallbackOp
@@ -477,6 +477,16 @@ def test_the_advice_for_values_that_are_not_finite_depends_on_the_dtype():
         check_finite(torch.tensor([1.0, torch.inf], dtype=torch.float16), "the latents")
     with pytest.raises(NonFiniteError, match=r"\(bfloat16\): a weight file or a LoRA may be damaged"):
         check_finite(torch.tensor([torch.nan], dtype=torch.bfloat16), "the latents")
+
+
+def test_the_advice_for_values_that_are_not_finite_fits_the_device():
+    # On the CPU only torch's own ops run: --kernels torch would change nothing there.
+    with pytest.raises(NonFiniteError) as error:
+        check_finite(torch.tensor([torch.nan]), "the latents")
+    assert "kernel" not in str(error.value) and "leave out any --lora" in str(error.value)
+    assert error.value.what == "the latents"  # for verify, which reports it as a stage's result
+    on_gpu = advice(torch.empty(1, device="meta"))  # advice reads only the device and dtype
+    assert "a kernel may have failed: try --kernels torch, leave out any --lora" in on_gpu
 
 
 # ---------------------------------------------------------------------------------- validation

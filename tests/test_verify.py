@@ -4,6 +4,7 @@ diffusers the command says how to install it."""
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import types
@@ -260,3 +261,98 @@ def test_a_local_folder_without_a_config_diffusers_needs_is_refused_before_loadi
     err = capsys.readouterr().err
     assert "diffusers' MotifVideoPipeline, which loads every component model_index.json lists" in err, err
     assert f"hf download Motif-Technologies/Motif-Video-2B --include 'guider/*' --local-dir {root}" in err
+
+
+def _damage(checkpoint: Path, component: str, tensor: str) -> None:
+    """Fill one tensor of `component`'s weights with NaN, as a damaged download can (the file stays readable)."""
+    from safetensors.torch import load_file, save_file
+
+    (file,) = (checkpoint / component).glob("*.safetensors")
+    weights = load_file(file)
+    weights[tensor] = torch.full_like(weights[tensor], math.nan)
+    save_file(weights, file, metadata={"format": "pt"})
+
+
+def test_damaged_weights_give_a_verdict_that_blames_the_files_not_motif_lite(tmp_path, capsys):
+    # The user's case: a damaged transformer file ended verify with an error and no table, telling them to run
+    # verify; the stages said MISMATCH although the reference read the same bad weights.
+    make_tiny_checkpoint(tmp_path)
+    _damage(tmp_path, "transformer", "proj_out.bias")
+    code = cli.main(["verify", "-m", str(tmp_path), *SMALL])
+    captured = capsys.readouterr()
+    lines, stages = captured.out.splitlines(), stage_lines(captured.out.splitlines())
+    assert code == 1 and list(stages) == list(STAGES), captured.out  # the whole table, the documented code
+    assert lines[-1] == (
+        "verdict: inf/NaN at transformer, in the reference too: both sides read the same files, so the "
+        "transformer's weight file is likely damaged (not motif-lite): download it again"
+    ), lines[-1]
+    assert " match " in stages["text"] and " match " in stages["vae"]  # what the damage does not reach
+    for stage in ("transformer", "guidance", "frames"):
+        assert " inf/NaN " in stages[stage] and "(inf/NaN on both sides" in stages[stage], stages[stage]
+    assert "ours: the latents after step 1 of 2 hold inf or NaN" in stages["frames"]
+    assert "verify: stage 2/5 transformer: inf/NaN on both sides; next: guidance" in captured.err
+    assert "error:" not in captured.err and "Traceback" not in captured.err and "RuntimeWarning" not in captured.err
+
+
+def test_inf_or_nan_on_one_side_is_a_mismatch_and_in_float16_points_at_its_range():
+    from motif_lite.verify import StageResult, VerifyResult
+
+    ours_only = StageResult("transformer", math.nan, 1e-4, "t = 1000.0", "ours")
+    result = VerifyResult("header", [StageResult("text", 0.0, 1e-4), ours_only])
+    assert result.lines()[-1] == "verdict: mismatch at transformer" and result.mismatch == "transformer"
+    assert "MISMATCH  " in ours_only.line() and "(inf/NaN in motif-lite's output only; t = 1000.0)" in ours_only.line()
+    assert ours_only.outcome == "MISMATCH (inf/NaN in motif-lite's output only)"
+    # Both sides overflowing in float16 is its range, not damaged files.
+    both = StageResult("transformer", math.nan, 3e-2, "", "both")
+    verdict = VerifyResult("header", [both], dtype=torch.float16).lines()[-1]
+    assert verdict.startswith("verdict: inf/NaN at transformer, in the reference too: float16's range"), verdict
+
+
+class _Collecting(logging.Handler):
+    """What a logger passes on (after its filters), as messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def passed_on(request) -> _Collecting:
+    """Collects what the loggers of the reference's notices (transformers' import fallback, diffusers' guiders) pass
+    on to their handlers, i.e. what the user would see."""
+    collecting = _Collecting()
+    for name in ("transformers.utils.import_utils", "diffusers.guiders.guider_utils"):
+        logging.getLogger(name).addHandler(collecting)
+        request.addfinalizer(lambda name=name: logging.getLogger(name).removeHandler(collecting))
+    return collecting
+
+
+def test_the_guiders_experimental_notice_is_not_shown(tiny, capsys, passed_on):
+    # diffusers says it each time a guider is made: verify printed it, where a run prints no notice of diffusers.
+    code, lines = run_verify(capsys, "-m", str(tiny[0]))
+    assert code == 0 and lines[-1] == "verdict: match", lines
+    assert not any("Guiders are" in message for message in passed_on.messages), passed_on.messages
+
+
+class _DiffusersImportingSiglip(types.ModuleType):
+    """A diffusers whose pipeline import logs what transformers logs without torchvision (once per process, so the
+    real one has been said before this test runs), and a message of its own that must still be shown."""
+
+    __version__ = "0.42.1"
+
+    def __getattr__(self, name):
+        log = logging.getLogger("transformers.utils.import_utils")
+        log.warning("`SiglipImageProcessor` requires torchvision (not installed); falling back to `...Pil`")
+        log.warning("something else transformers says")
+        return object()
+
+
+def test_the_torchvision_fallback_notice_is_not_shown_and_other_messages_are(monkeypatch, passed_on):
+    from motif_lite.verify import _import_diffusers
+
+    monkeypatch.setitem(sys.modules, "diffusers", _DiffusersImportingSiglip("diffusers"))
+    _import_diffusers()
+    assert passed_on.messages == ["something else transformers says"]

@@ -2,8 +2,9 @@
 
     motif-lite verify -m ./Motif-Video-2B --gguf ./motif-video-2b-Q4_K_M.gguf
 
-Prints one line per stage with its relative difference, then `verdict: match` (exit 0) or `verdict: mismatch at
-STAGE` (exit 1). Without diffusers it says how to install it (exit 2).
+Prints one line per stage with its relative difference, then `verdict: match` (exit 0), `verdict: mismatch at
+STAGE` or, when the reference gives inf/NaN too, `verdict: inf/NaN at STAGE, in the reference too` with what to do
+(exit 1). Without diffusers it says how to install it (exit 2).
 """
 
 from __future__ import annotations
@@ -106,6 +107,5 @@ def _say_stage_done(stage: StageResult) -> None:
 
     names = list(STAGES)
     done = names.index(stage.stage) + 1
-    verdict = "match" if stage.matches else "MISMATCH"
     following = f"; next: {names[done]}" if done < len(names) else ""
-    print(f"verify: stage {done}/{len(names)} {stage.stage}: {verdict}{following}", file=sys.stderr, flush=True)
+    print(f"verify: stage {done}/{len(names)} {stage.stage}: {stage.outcome}{following}", file=sys.stderr, flush=True)
