@@ -103,7 +103,7 @@ class GenerationRequest:
         return _plain_numbers(self)._checked()
 
     def _checked(self) -> tuple[GenerationRequest, list[str]]:
-        from motif_lite.io.image import read_image  # torch and Pillow: only once a request is resolved
+        from motif_lite.io.image import enlargement_notes, read_image  # torch and Pillow: once a request is resolved
         from motif_lite.io.video import check_output_fps, check_output_path, replaces_file
 
         problems: list[str] = []
@@ -155,6 +155,7 @@ class GenerationRequest:
             )
         elif image is not None:
             notes += [*image_notes, *_stretch_note(image.size, self.width, self.height)]
+            notes += enlargement_notes(image.size, self.width, self.height)
         return resolved, notes
 
 

@@ -389,12 +389,13 @@ def test_a_broken_fa3_install_is_not_offered(tmp_path, monkeypatch, error, messa
 # ------------------------------------------------------------------------- fixed kernels this machine lacks
 
 
-@pytest.mark.parametrize("name", ["cudnn", "efficient"])
+@pytest.mark.parametrize("name", ["cudnn", "efficient", "triton"])
 def test_a_fixed_kernel_the_cpu_lacks_is_refused_before_any_call(name):
-    # Before: a RuntimeError traceback at the first step, after loading ("No viable backend ... math kernel").
+    # Before: a RuntimeError traceback at the first step, after loading ("No viable backend ... math kernel"); for
+    # triton, a run that fell back to SDPA at every call while its summary named triton as the attention that ran.
     with pytest.raises(ConfigError, match=f"--attention-backend {name} is a CUDA kernel: on the CPU PyTorch has sdpa"):
         attention_backend(name, "cpu", dtype=torch.bfloat16)
-    for runs_here in ("sdpa", "flash", "triton"):  # triton falls back to SDPA with a warning of its own
+    for runs_here in ("sdpa", "flash"):
         assert attention_backend(runs_here, "cpu", dtype=torch.bfloat16).describe() == runs_here
 
 
@@ -429,7 +430,7 @@ def test_the_triton_backend_without_triton_is_a_user_error(monkeypatch):
     # Before: ModuleNotFoundError ("No module named 'triton'") with a traceback while loading.
     monkeypatch.setitem(sys.modules, "motif_lite.kernels.attention", None)  # its import fails, as without triton
     with pytest.raises(ConfigError, match="--attention-backend triton needs Triton, which cannot be imported here"):
-        attention_backend("triton", "cpu")
+        attention_backend("triton", "cuda")  # no GPU needed: the import fails first
 
 
 @pytest.mark.parametrize("entry", [{"name": "a"}, ["a"], 3, None], ids=["dict", "list", "number", "null"])
@@ -448,12 +449,13 @@ def test_a_damaged_entry_in_the_choices_file_only_costs_a_trial(tmp_path, entry)
 
 def test_a_fixed_triton_backend_is_strict_under_kernels_triton():
     # --kernels triton promises no fallback: the fixed Triton attention kernel fails the run instead of quietly
-    # running SDPA (here on CPU tensors, which the kernel does not take); without it, SDPA runs with a warning.
+    # running SDPA (here on CPU tensors, which the kernel does not take, as a stand-in for a kernel that fails on a
+    # GPU); without it, SDPA runs with a warning.
     from motif_lite.runtime.kernels import KernelFailedError
 
     q, k, v = qkv()
     with pytest.raises(KernelFailedError, match="--kernels triton never falls back"):
-        attention_backend("triton", "cpu", strict=True)(q, k, v, None)
+        attention_module.FixedAttention("triton", strict=True)(q, k, v, None)
     with pytest.warns(RuntimeWarning):
-        out = attention_backend("triton", "cpu")(q, k, v, None)
+        out = attention_module.FixedAttention("triton")(q, k, v, None)
     torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v))

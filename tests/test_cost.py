@@ -13,12 +13,15 @@ import pytest
 import torch
 from tiny_config import TINY, inputs
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from motif_lite import cli, pipeline
 from motif_lite import preflight as checks
+from motif_lite.cli import run_time
 from motif_lite.config import TransformerConfig
 from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.request import GenerationRequest
 from motif_lite.runtime import cost
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.model import WanVAE
@@ -134,6 +137,7 @@ def cpu_run(tmp_path, monkeypatch):
     from motif_lite.checkpoint import locate_sources
 
     monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: 5e10)
+    monkeypatch.setattr(cost, "measure_call_seconds", lambda config, dtype: 0.0)  # the official model: FLOPs decide
     # Nothing at hand: the official architecture (as after a download); then loading would start.
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     at_hand = locate_sources(download=False, require_weights=False)
@@ -250,3 +254,71 @@ def test_a_cpu_slow_in_bfloat16_is_told_to_try_float32(cpu_run, capsys, monkeypa
     rates[torch.float32] = 4e9  # float32 not much faster: no advice
     assert cpu_run() == cli.EXIT_USER_ERROR
     assert "--dtype fp32" not in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- the fixed cost of each transformer call
+
+
+class OpNames(TorchDispatchMode):
+    """The aten ops a piece of code runs, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("cross_dual", [False, True])
+def test_the_narrowest_call_runs_every_op_of_a_real_call(cross_dual):
+    # Its time is a lower bound of a real call's fixed cost only if it launches the same ops.
+    config = TransformerConfig.from_dict({**TINY, "enable_text_cross_attention_dual": cross_dual})
+    model, x = MotifVideoTransformer(config).eval(), inputs(batch=1, masked=False)
+    with torch.inference_mode(), OpNames() as real:
+        model(**x)
+    narrow_call = cost.narrowest_call(config)
+    with OpNames() as narrow:
+        narrow_call()
+    assert len(real.names) > 500 and narrow.names == real.names
+
+
+def test_the_call_probe_measures_a_time():
+    seconds = cost.measure_call_seconds(TransformerConfig.from_dict(TINY), seconds=0.05)
+    assert 1e-5 < seconds < 10  # a plausible fixed cost of ~600 ops, from real timed calls
+
+
+def test_the_fixed_cost_of_many_calls_is_counted_and_named():
+    request = GenerationRequest("a fox", width=64, height=64, frames=9, steps=100_000)
+    flops_only = dict(total=1e12, dtype=torch.bfloat16, throughput=1e11)  # 10 s of FLOPs
+    assert run_time.long_cpu_run(request, **flops_only, calls=200_000, call_seconds=0.0) is None
+    message = run_time.long_cpu_run(request, **flops_only, calls=200_000, call_seconds=0.02)  # + 4000 s
+    assert message == (
+        "on the CPU this run (64x64x9, 100000 steps) is 1e+12 FLOPs and 200,000 transformer calls: about 67 minutes "
+        "at the 100 GFLOP/s this CPU does now (bfloat16 matrix multiply) and 20 ms per call however small (Python "
+        "and op launches, timed now)"
+    )
+    # Where the calls are under a tenth of the time, the message is the FLOPs' as before: 4000 s + 400 s.
+    message = run_time.long_cpu_run(request, 4e14, torch.bfloat16, 1e11, calls=200_000, call_seconds=0.002)
+    assert message.endswith("is 4e+14 FLOPs: about 73 minutes at the 100 GFLOP/s this CPU does now (bfloat16 matrix "
+                            "multiply)")  # fmt: skip
+
+
+def test_a_tiny_model_with_many_steps_asks_first(checkpoint, tmp_path, monkeypatch, capsys):
+    # Before: the estimate counted FLOPs only, and a tiny checkpoint's run of 10,000,000 steps (20,000,000 transformer
+    # calls of a few ms each: days) started without asking on a fast CPU, where its FLOPs take under 3 minutes.
+    pytest.importorskip("diffusers")  # the checkpoint is written by diffusers' pipeline
+    monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: 1e13)
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: (_ for _ in ()).throw(Reached()))
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    args = ["run", "-m", str(checkpoint), "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cpu"]
+    args += ["-W", "64", "-H", "64", "--video-frames", "9"]
+    assert cli.main([*args, "--steps", "10000000"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "(64x64x9, 10000000 steps) is 1.7e+15 FLOPs and 20,000,000 transformer calls: about" in err
+    assert "ms per call however small (Python and op launches, timed now)" in err and "Pass --yes" in err
+    monkeypatch.setattr(cost, "measure_call_seconds", lambda *a, **kw: pytest.fail("timed the calls of a short run"))
+    with pytest.raises(Reached):  # 2 steps: short on any CPU, nothing is timed on the way
+        cli.main([*args, "--steps", "2"])
+    assert "on the CPU this run" not in capsys.readouterr().err

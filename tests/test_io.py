@@ -156,6 +156,30 @@ def test_check_output_path_errors(tmp_path, name, message):
         check_output_path(tmp_path / name)
 
 
+def test_output_path_suggestions_survive_copy_and_paste(tmp_path):
+    # Before: "create it first (mkdir -p .../dir with space)", which a shell runs as three folders, and for `-o -`
+    # (standard output to ffmpeg) "e.g. -.mp4".
+    folder = tmp_path / "dir with space"
+    with pytest.raises(MotifLiteError) as error:
+        check_output_path(folder / "x.mp4")
+    assert str(error.value).endswith(f"create it first (mkdir -p '{folder}')")
+    with pytest.raises(MotifLiteError) as error:
+        check_output_path(f"{folder}/")
+    assert f"(mkdir -p '{folder}') and give a file in it, e.g. '{folder}/output.mp4'" in str(error.value)
+    with pytest.raises(MotifLiteError, match=r"e\.g\. '.*dir with space\.mp4' \(\.mp4, "):
+        check_output_path(folder)
+    folder.mkdir()
+    with pytest.raises(MotifLiteError) as error:
+        check_output_path(folder)
+    assert str(error.value).endswith(f"is a directory; give a file name, e.g. '{folder}/output.mp4'")
+    with pytest.raises(MotifLiteError) as error:
+        check_output_path("-")
+    assert str(error.value) == (
+        "output - (standard output) is not supported: the video is written to a file (under a temporary name, "
+        "renamed when it is complete); give a file name, e.g. fox.mp4"
+    )
+
+
 def test_check_output_path_directory_cases(tmp_path, monkeypatch):
     (tmp_path / "clip.mp4").mkdir()
     with pytest.raises(MotifLiteError, match="is a directory"):
@@ -361,7 +385,7 @@ def test_the_size_the_stretch_note_suggests_keeps_the_shape_better(tmp_path, ima
     width, height = size
     request = GenerationRequest("x", width=width, height=height, frames=5, image=tmp_path / "first.png",
                                 output=tmp_path / "a.mp4")  # fmt: skip
-    (note,) = request.resolve()[1]
+    note = next(note for note in request.resolve()[1] if "stretched" in note)  # a 4x3 image is also noted as tiny
     suggested = note.split("; -W ")[1].removesuffix(" keeps its shape").split(" -H ")
     w, h = int(suggested[0]), int(suggested[1])
     error = lambda a, b: abs(np.log(a / b / (image[0] / image[1])))  # noqa: E731

@@ -316,7 +316,7 @@ def test_impossible_layout_fails_before_any_process_starts(checkpoint, tmp_path,
     )
     if not torch.cuda.is_available():
         assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "auto")) == 2
-        assert "--gpus 2: this machine has 0 CUDA device(s)" in capsys.readouterr().err
+        assert "--gpus 2 starts 2 processes, one per GPU, but this machine has no CUDA" in capsys.readouterr().err
 
 
 def test_a_vram_nothing_fits_is_refused_once_before_any_process_starts(checkpoint, tmp_path, capsys, monkeypatch):

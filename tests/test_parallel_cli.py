@@ -56,6 +56,33 @@ def test_a_device_no_rank_can_use_is_refused_before_the_gpus_are_counted(capsys,
     assert code == cli.EXIT_USER_ERROR and "--device cuda:1: in a parallel run rank r uses cuda:LOCAL_RANK" in err
 
 
+@pytest.mark.parametrize(
+    ("found", "advice"),
+    [
+        (0, "this machine has no CUDA device: add --device cpu to run the 4 processes on the CPU (slow, for testing)"),
+        (1, "this machine has only 1 CUDA device: add --device cpu to run the 4 processes on the CPU"),
+        (3, "this machine has only 3 CUDA devices: give --gpus 3 or fewer, or add --device cpu to run the 4 processes"),
+    ],
+)
+def test_more_gpus_than_the_machine_has_says_what_to_do_and_a_dry_run_notes_it(
+    capsys, monkeypatch, no_launch, found, advice
+):
+    # Before: "this machine has 0 CUDA device(s) (--device cpu: CPU processes)", and a dry run that printed the
+    # layout without a word of the refusal.
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: found)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the dry run plans for the CPU, as without GPUs
+    argv = ["run", "-p", "fox", "--gpus", "4", "-W", "256", "-H", "256", "--video-frames", "9", "--steps", "2"]
+    assert cli.main(argv) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"error: --gpus 4 starts 4 processes, one per GPU, but {advice}" in err
+    assert cli.main([*argv, "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "note: a run of this command would be refused here: --gpus 4 starts 4 processes, one per GPU, but" in err
+    assert advice in err
+    assert cli.main([*argv, "--dry-run", "--device", "cpu"]) == 0
+    assert "would be refused" not in capsys.readouterr().err
+
+
 def test_sp_without_gpus_says_how_many_processes(capsys):
     code, err = run(capsys, "-p", "fox", "--dry-run", "--sp", "2")
     assert code == cli.EXIT_USER_ERROR

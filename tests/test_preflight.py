@@ -357,6 +357,26 @@ def test_a_first_frame_of_another_shape_is_noted_with_a_size_that_keeps_it(tmp_p
     assert notes == []  # 16:9 into 1280x736 (1.74 vs 1.78): within 5 %, nothing to say
 
 
+def test_a_tiny_first_frame_enlarged_to_the_video_is_noted(tmp_path):
+    # Before: a 1x1 image (or an icon) was enlarged to the whole video without a word: its first frame, a blur.
+    import PIL.Image
+
+    for size in ((1, 1), (48, 300), (300, 300), (32, 32)):
+        PIL.Image.new("RGB", size).save(tmp_path / f"{size[0]}x{size[1]}.png")
+
+    def notes(image: str, width: int, height: int) -> list[str]:
+        request = GenerationRequest("x", image=tmp_path / image, width=width, height=height, output=tmp_path / "a.mp4")
+        return request.resolve()[1]
+
+    assert notes("1x1.png", 64, 64) == [
+        "the image is only 1x1 pixels and is enlarged to 64x64: the first frame is a blur of its few pixels; give a "
+        "larger image (the video's size, or near it)"
+    ]
+    assert any("only 48x300 pixels and is enlarged to 64x64" in note for note in notes("48x300.png", 64, 64))
+    assert not any("enlarged" in note for note in notes("300x300.png", 1280, 736))  # not tiny: stretched only
+    assert notes("32x32.png", 32, 32) == []  # tiny, but the video's own size: nothing enlarged
+
+
 def test_an_image_that_one_latent_frame_ignores_is_noted(tmp_path):
     import PIL.Image
 

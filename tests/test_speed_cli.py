@@ -11,6 +11,7 @@ pytest.importorskip("diffusers")
 from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
 
 from motif_lite import cli, pipeline  # noqa: E402
+from motif_lite.errors import ConfigError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +104,20 @@ def test_summary_total_time_includes_loading(tmp_path):
     assert time_line == "time: load 3.0s | encode 1.0s | denoise 8.0s (2.00 s/step) | decode 2.0s | total 14.5s"
 
 
-def test_a_fixed_attention_kernel_this_device_lacks_fails_before_loading(checkpoint, tmp_path, capsys, monkeypatch):
-    # Before: the model loaded, the prompts were encoded, and the first step ended in PyTorch's RuntimeError.
+@pytest.mark.parametrize("backend", ["cudnn", "triton"])
+def test_a_fixed_attention_kernel_this_device_lacks_fails_before_loading(
+    checkpoint, tmp_path, capsys, monkeypatch, backend
+):
+    # Before: the model loaded, the prompts were encoded, and the first step ended in PyTorch's RuntimeError
+    # (cudnn), or every call fell back to SDPA while the summary named triton as the attention that ran.
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model"))
-    code = cli.main(run_args(checkpoint, tmp_path / "fox.gif", "--attention-backend", "cudnn"))
+    code = cli.main(run_args(checkpoint, tmp_path / "fox.gif", "--attention-backend", backend))
     err = capsys.readouterr().err
     assert code == cli.EXIT_USER_ERROR and "Traceback" not in err
-    assert "error: --attention-backend cudnn is a CUDA kernel: on the CPU PyTorch has sdpa and flash" in err
+    assert f"error: --attention-backend {backend} is a CUDA kernel: on the CPU PyTorch has sdpa and flash" in err
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match=f"--attention-backend {backend} is a CUDA kernel"):  # Python: one rule
+        pipeline.load_pipeline(checkpoint, dtype="fp32", device="cpu", attention_backend=backend)
 
 
 def test_the_attention_kernel_is_checked_in_the_runs_dtype(checkpoint, tmp_path, monkeypatch):
@@ -202,8 +210,9 @@ def test_an_attention_backend_that_int8_leaves_unused_gets_a_note(checkpoint, tm
 def test_a_dry_run_checks_the_speed_flags_as_a_run_would(checkpoint, tmp_path, capsys, monkeypatch):
     # Before: the dry run passed, and the run itself then failed at its first step (cudnn) or after planning.
     dry = [*run_args(checkpoint, tmp_path / "fox.gif"), "--dry-run"]
-    assert cli.main([*dry, "--attention-backend", "cudnn"]) == cli.EXIT_USER_ERROR
-    assert "error: --attention-backend cudnn is a CUDA kernel" in capsys.readouterr().err
+    for backend in ("cudnn", "triton"):
+        assert cli.main([*dry, "--attention-backend", backend]) == cli.EXIT_USER_ERROR
+        assert f"error: --attention-backend {backend} is a CUDA kernel" in capsys.readouterr().err
     monkeypatch.setattr("shutil.which", lambda name: None)  # no C++ compiler on this machine
     assert cli.main([*dry, "--compile"]) == cli.EXIT_USER_ERROR
     assert "error: --compile on the CPU needs a C++ compiler" in capsys.readouterr().err

@@ -17,8 +17,6 @@ if TYPE_CHECKING:
 
 def launch_run(args: argparse.Namespace) -> int:
     """Check the settings and the GPUs, then start `args.gpus` processes with torch's elastic launcher."""
-    import torch
-
     from motif_lite.runtime.parallel import ParallelError, check_device, gpu_budgets, launch
 
     check_device(args.device)
@@ -32,16 +30,31 @@ def launch_run(args: argparse.Namespace) -> int:
         from motif_lite.io.preview import check_preview_path
 
         check_preview_path(args.preview)
-    if args.device != "cpu" and torch.cuda.device_count() < args.gpus:
-        found = torch.cuda.device_count()
-        raise ParallelError(
-            f"--gpus {args.gpus}: this machine has {found} CUDA device(s) (--device cpu: CPU processes)"
-        )
+    if (missing := missing_gpus(args.gpus, args.device)) is not None:
+        raise ParallelError(missing)
     if args.vram is not None:
         _plan_before_launch(args, request, layout)
     elif args.device != "cpu" and (budgets := gpu_budgets(args.gpus)) is not None:
         _plan_before_launch(args, request, layout, budgets)
     return launch(args.gpus, args.argv)
+
+
+def missing_gpus(gpus: int | None, device: str) -> str | None:
+    """Why `--gpus N` cannot start its processes on this machine (fewer CUDA devices than N, and not
+    `--device cpu`), with what to do instead; None when it can."""
+    import torch
+
+    if gpus is None or gpus < 2 or device == "cpu":
+        return None
+    found = torch.cuda.device_count()
+    if found >= gpus:
+        return None
+    has = "no CUDA device" if found == 0 else f"only {found} CUDA device{'s' if found > 1 else ''}"
+    fewer = f"give --gpus {found} or fewer, or " if found > 1 else ""
+    return (
+        f"--gpus {gpus} starts {gpus} processes, one per GPU, but this machine has {has}: {fewer}add --device cpu "
+        f"to run the {gpus} processes on the CPU (slow, for testing)"
+    )
 
 
 def parallel_layout(args: argparse.Namespace, request: GenerationRequest, world: int) -> ParallelLayout:

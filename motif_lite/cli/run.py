@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.common import StageProgress, download_hint_repeats, lora_args, print_notes
-from motif_lite.cli.launch import launch_run, parallel_layout
+from motif_lite.cli.launch import launch_run, missing_gpus, parallel_layout
 from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
 from motif_lite.cli.resume import earlier_runs, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
@@ -214,6 +214,8 @@ def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> lis
         notes.append("no CUDA device on this machine: planned without a budget; give --vram GiB to plan for yours")
     if str(args.device) == "auto" and device.type == "cpu":
         notes.append("no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU")
+    if os.environ.get("WORLD_SIZE", "1") == "1" and (missing := missing_gpus(args.gpus, args.device)) is not None:
+        notes.append(f"a run of this command would be refused here: {missing}")  # the plan may be for other GPUs
     return notes
 
 

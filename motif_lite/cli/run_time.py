@@ -1,5 +1,6 @@
 """How long a run will take, said before it starts: the question before a long CPU run and the note before a long
-GPU run, both from the run's FLOPs (motif_lite.runtime.cost) over this machine's measured matrix-multiply rate."""
+GPU run, both from the run's FLOPs (motif_lite.runtime.cost) over this machine's measured matrix-multiply rate, on
+the CPU plus the fixed cost of its transformer calls."""
 
 from __future__ import annotations
 
@@ -26,10 +27,15 @@ def cpu_time_note(
     from motif_lite.runtime import cost
 
     total = run_flops(request, settings, configs) * videos
-    if total < LONG_CPU_RUN_SECONDS * cost.SLOWEST_CPU_FLOPS:
+    calls = transformer_calls(request, settings) * videos
+    config = settings.transformer.value
+    slowest_fixed = calls * cost.slowest_call_seconds(config)
+    if total / cost.SLOWEST_CPU_FLOPS + slowest_fixed < LONG_CPU_RUN_SECONDS:
         return None  # short on any CPU: not worth measuring this one
     throughput = cost.measure_matmul_flops(dtype)
-    message = long_cpu_run(request, total, dtype, throughput, videos)
+    # The calls' fixed cost is timed where it can change the estimate by a percent (not for a 720p video's weeks).
+    call_seconds = cost.measure_call_seconds(config, dtype) if slowest_fixed > 0.01 * total / throughput else 0.0
+    message = long_cpu_run(request, total, dtype, throughput, videos, calls, call_seconds)
     if message is None:
         return None
     if dtype != torch.float32 and (fp32 := cost.measure_matmul_flops(torch.float32)) > 1.5 * throughput:
@@ -70,17 +76,30 @@ def confirm_cpu_time(
 
 
 def long_cpu_run(
-    request: GenerationRequest, total: float, dtype: torch.dtype, throughput: float, videos: int = 1
+    request: GenerationRequest,
+    total: float,
+    dtype: torch.dtype,
+    throughput: float,
+    videos: int = 1,
+    calls: int = 0,
+    call_seconds: float = 0.0,
 ) -> str | None:
-    """How long `videos` videos of `request`, `total` FLOPs (`run_flops`), would take on a CPU that does
-    `throughput` FLOP/s in `dtype`, in words, when that is over LONG_CPU_RUN_SECONDS; None when it is not."""
-    seconds = total / throughput
+    """How long `videos` videos of `request`, `total` FLOPs (`run_flops`) in `calls` transformer calls
+    (`transformer_calls`), would take on a CPU that does `throughput` FLOP/s in `dtype` and `call_seconds` of fixed
+    cost per call (`cost.measure_call_seconds`), in words, when that is over LONG_CPU_RUN_SECONDS; None when it is
+    not. The calls are named where their fixed cost is a tenth of the time or more (a tiny model's many steps)."""
+    fixed = calls * call_seconds
+    seconds = total / throughput + fixed
     if seconds <= LONG_CPU_RUN_SECONDS:
         return None
     kind = str(dtype).split(".")[-1]
+    run, about = f"on the CPU this run ({_described(request, videos)}) is {total:.2g} FLOPs", _duration(seconds)
+    rate = f"the {throughput / 1e9:.0f} GFLOP/s this CPU does now ({kind} matrix multiply)"
+    if fixed < 0.1 * seconds:
+        return f"{run}: about {about} at {rate}"
     return (
-        f"on the CPU this run ({_described(request, videos)}) is {total:.2g} FLOPs: about {_duration(seconds)} at "
-        f"the {throughput / 1e9:.0f} GFLOP/s this CPU does now ({kind} matrix multiply)"
+        f"{run} and {calls:,} transformer calls: about {about} at {rate} and {call_seconds * 1e3:.0f} ms per call "
+        "however small (Python and op launches, timed now)"
     )
 
 
@@ -90,15 +109,27 @@ def _described(request: GenerationRequest, videos: int) -> str:
     return what + (f", {videos} videos" if videos > 1 else "")
 
 
+def _prompts(request: GenerationRequest, settings: Settings) -> tuple[str, ...]:
+    """The prompts the transformer sees at each step: the negative prompt costs its encoding and a transformer call
+    per step only when some step is guided."""
+    from motif_lite.sampling import needs_uncond
+
+    guided = needs_uncond(settings.guidance.value)
+    return (request.prompt, request.negative_prompt) if guided else (request.prompt,)
+
+
+def transformer_calls(request: GenerationRequest, settings: Settings) -> int:
+    """Transformer calls of one video of `request`: one per prompt and step (a CPU run batches the two guidance
+    predictions only with --batch-guidance, which this count leaves out)."""
+    return request.steps * len(_prompts(request, settings))
+
+
 def run_flops(request: GenerationRequest, settings: Settings, configs: CheckpointConfigs) -> float:
     """FLOPs of one video of `request` (motif_lite.runtime.cost), with the checkpoint's configs or the official."""
     from motif_lite.runtime import cost
-    from motif_lite.sampling import needs_uncond
     from motif_lite.vae.config import WanVAEConfig
 
-    # The negative prompt costs its encoding and a transformer call per step only when some step is guided.
-    guided = needs_uncond(settings.guidance.value)
-    prompts = (request.prompt, request.negative_prompt) if guided else (request.prompt,)
+    prompts = _prompts(request, settings)
     size = (request.width, request.height, request.frames, request.steps)
     text_shape = cost.text_encoder_shape(configs.root)
     vae_config = configs.vae or WanVAEConfig()

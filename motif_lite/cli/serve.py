@@ -283,16 +283,18 @@ def _serve(
 
 def cpu_time_limit(pipe: MotifVideoPipeline, dtype: torch.dtype) -> Callable[[GenerationRequest, Settings], str | None]:
     """For a server on the CPU without --max-video: a job that `motif-lite run` would ask about (estimated over
-    ~10 minutes at this CPU's matrix-multiply rate, measured once now) is refused with the estimate, so that a
-    default-size request cannot hold the queue for months."""
-    from motif_lite.cli.run_time import long_cpu_run, run_flops
+    ~10 minutes at this CPU's matrix-multiply rate and fixed cost per transformer call, measured once now) is
+    refused with the estimate, so that a default-size request cannot hold the queue for months."""
+    from motif_lite.cli.run_time import long_cpu_run, run_flops, transformer_calls
     from motif_lite.runtime import cost
 
     throughput = cost.measure_matmul_flops(dtype)
+    call_seconds = cost.measure_call_seconds(pipe.sources.transformer.value, dtype)
     configs = pipe.sources.configs
 
     def too_long(request: GenerationRequest, settings: Settings) -> str | None:
-        estimate = long_cpu_run(request, run_flops(request, settings, configs), dtype, throughput)
+        flops, calls = run_flops(request, settings, configs), transformer_calls(request, settings)
+        estimate = long_cpu_run(request, flops, dtype, throughput, calls=calls, call_seconds=call_seconds)
         if estimate is None:
             return None
         return (

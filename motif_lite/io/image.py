@@ -85,6 +85,23 @@ def _transparency_notes(image: PIL.Image.Image) -> list[str]:
     ]
 
 
+TINY_IMAGE_SIDE = 64  # pixels: an image with a side below this, enlarged, is worth a note (a thumbnail, an icon)
+
+
+def enlargement_notes(image_size: tuple[int, int], width: int, height: int) -> list[str]:
+    """A note when a tiny image (a side under TINY_IMAGE_SIDE pixels) is enlarged to the video's `width` x `height`:
+    resized as the reference does, it becomes a blur of its few pixels (a 1x1 image, one flat colour), which is
+    likely not the first frame the user meant."""
+    image_width, image_height = image_size
+    tiny = min(image_width, image_height) < TINY_IMAGE_SIDE
+    if not tiny or (image_width >= width and image_height >= height):  # not tiny, or not enlarged
+        return []
+    return [
+        f"the image is only {image_width}x{image_height} pixels and is enlarged to {width}x{height}: the first "
+        "frame is a blur of its few pixels; give a larger image (the video's size, or near it)"
+    ]
+
+
 def preprocess_image(image: PIL.Image.Image, height: int, width: int) -> torch.Tensor:
     """Resize and scale an RGB image to `[1, 3, height, width]` float32 in [-1, 1], like the reference I2V pipeline.
 

@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import json
 import os
+import shlex
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -66,18 +67,27 @@ def check_output_path(path: str | Path) -> bool:
             f"output must be a file path (str or Path) such as 'fox.mp4', got {path!r}: the video is written to "
             "that file, and the result's `output` is its path"
         )
+    if str(path) == "-":  # ffmpeg's and many tools' name for standard output
+        raise MotifLiteError(
+            "output - (standard output) is not supported: the video is written to a file (under a temporary name, "
+            "renamed when it is complete); give a file name, e.g. fox.mp4"
+        )
     folder = isinstance(path, str) and path.endswith(("/", os.sep))  # `-o renders/`: Path drops the slash
     path = Path(path).expanduser()
     if path.is_dir():  # first: a folder (`-o renders`) has no suffix, and "unsupported format" would mislead
-        raise MotifLiteError(f"output path {path} is a directory; give a file name, e.g. {path / 'output.mp4'}")
+        raise MotifLiteError(
+            f"output path {path} is a directory; give a file name, e.g. {_quoted(path / 'output.mp4')}"
+        )
     if folder:
         raise MotifLiteError(
             f"output {path}/ names a folder, and that folder does not exist; -o takes a file name: create the "
-            f"folder (mkdir -p {path}) and give a file in it, e.g. {path / 'output.mp4'}"
+            f"folder (mkdir -p {_quoted(path)}) and give a file in it, e.g. {_quoted(path / 'output.mp4')}"
         )
     suffix = path.suffix.lower()
     if not suffix:
-        raise MotifLiteError(f"output {path} has no extension to say its format: e.g. {path}.mp4 ({_FORMATS})")
+        raise MotifLiteError(
+            f"output {path} has no extension to say its format: e.g. {_quoted(f'{path}.mp4')} ({_FORMATS})"
+        )
     if suffix not in VIDEO_EXTENSIONS:
         raise MotifLiteError(f"unsupported output format {suffix!r} for {path}; use {_FORMATS}")
     patterns = FRAME_PATTERN.findall(path.name)
@@ -89,11 +99,17 @@ def check_output_path(path: str | Path) -> bool:
         raise MotifLiteError(f"frame-number patterns are only for .png sequences, got {path.name!r}")
     parent = path.parent
     if not parent.is_dir():
-        raise MotifLiteError(f"output directory {parent} does not exist; create it first (mkdir -p {parent})")
+        raise MotifLiteError(f"output directory {parent} does not exist; create it first (mkdir -p {_quoted(parent)})")
     check_writable_folder(parent, "output directory")  # by creating a file there: root passes os.access anywhere
     if suffix in _FFMPEG:  # else a missing ffmpeg shows only once the video is made
         find_ffmpeg()
     return True
+
+
+def _quoted(path: str | Path) -> str:
+    """A path as a shell takes it (a folder with a space in its name), for the commands and names a message
+    suggests: they are pasted."""
+    return shlex.quote(str(path))
 
 
 def replaces_file(output: str | Path, frames: int, file: str | Path) -> bool:

@@ -368,15 +368,26 @@ def unused_backend_note(attention: str, backend: str) -> str | None:
 PROBE_HEAD_DIM = 128  # Motif-Video's
 
 
+def _cuda_only(name: str) -> str:
+    """The error for a fixed CUDA attention kernel asked for on the CPU."""
+    return (
+        f"--attention-backend {name} is a CUDA kernel: on the CPU PyTorch has sdpa and flash; choose auto (sdpa on "
+        "the CPU) or sdpa"
+    )
+
+
 def check_backend_runs(name: str, device: torch.device | str, dtype: torch.dtype | None = None) -> None:
     """Raise ConfigError when the fixed backend `name` has no kernel for `device` and `dtype` (default: float32 on the
     CPU, float16 on CUDA): cuDNN's or the memory-efficient kernel on the CPU, FlashAttention on a GPU before compute
     capability 8.0 or in float32, FA3 off Hopper. One tiny call without and one with a key mask, so that this is
-    said before any weights load instead of as PyTorch's error at the first step. `auto` (which drops what fails),
-    `sdpa` (which always has its math kernel) and `triton` (which falls back to SDPA with a warning) need none."""
+    said before any weights load instead of as PyTorch's error at the first step. `auto` (which drops what fails)
+    and `sdpa` (which always has its math kernel) need none; `triton` is refused off CUDA, where the kernel never
+    runs (on a GPU a failure falls back to SDPA with a warning)."""
+    device = torch.device(device)
+    if name == "triton" and device.type != "cuda":  # else the run would name a kernel in its summary that never ran
+        raise ConfigError(_cuda_only(name))
     if name in ("auto", "sdpa", "triton"):
         return
-    device = torch.device(device)
     dtype = dtype or (torch.float32 if device.type == "cpu" else torch.float16)
     attend = candidate(name)
     q = torch.zeros(2, 1, 16, PROBE_HEAD_DIM, dtype=dtype, device=device)
@@ -388,10 +399,7 @@ def check_backend_runs(name: str, device: torch.device | str, dtype: torch.dtype
             attend(q, q, q, mask)
         except Exception as exc:  # no kernel for this device, dtype or GPU; FA3 built for another GPU
             if device.type == "cpu":  # PyTorch's own message there only says that no kernel was left
-                raise ConfigError(
-                    f"--attention-backend {name} is a CUDA kernel: on the CPU PyTorch has sdpa and flash; choose "
-                    "auto (sdpa on the CPU) or sdpa"
-                ) from None
+                raise ConfigError(_cuda_only(name)) from None
             reasons = [str(w.message).strip() for w in caught] + [str(exc).strip()]
             why = next((r.splitlines()[0] for r in reasons if r), type(exc).__name__)
             gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)

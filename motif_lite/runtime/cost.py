@@ -11,20 +11,28 @@ FLOPs are counted from the architecture, 2 per multiply-accumulate (MAC):
   block's attention.
 `tests/test_cost.py` checks the three counts against torch's FLOP counter on real (tiny) models.
 
-Time = FLOPs / throughput, where the throughput is this CPU's measured rate for a transformer-shaped `F.linear` in
-the run's dtype, at the moment of the run (a busy machine measures slower). It is an estimate, not a bound: on an
-idle 2-core machine the measured runs in docs/benchmarks.md reached 0.6-2x the matrix-multiply rate (convolutions
-and large matmuls run faster than this probe, attention and small ops slower). On a GPU the same count over the
-GPU's measured matrix-multiply rate is a floor: attention (most of the FLOPs at video sizes) runs below that rate,
-and streamed plans add their copies. On an H200 this probe's shape ran at 775 TFLOP/s (16384 x 6144 x 1536 in 0.399
-ms) and a whole 720p forward at 558 (5.13 PFLOP in 9.20 s, the last decoder block then computed whole), 0.72x of it
-(docs/benchmarks.md, "Kernels, second versions" and "8-bit attention"), so `motif-lite run` says "about T to 1.5 T"
-(the 6 GiB plan took 1.12x the resident time: a streamed run may land just past the top, ~1.55 T).
+Time on the CPU = FLOPs / throughput + transformer calls x the fixed cost of a call. The throughput is this CPU's
+measured rate for a transformer-shaped `F.linear` in the run's dtype, at the moment of the run (a busy machine
+measures slower). The fixed cost is what a call costs however small its tensors: Python, module calls and op
+launches, about a thousand ops for a 5-block model, several thousand for the official 36 blocks. It is timed now on
+a copy of the architecture at its narrowest (one head, one video token, one text token), so it is a lower bound of
+the real call's: half the time of a tiny checkpoint's call (14 ms of 26 on a 2-core machine, whose FLOPs take well
+under 1 ms), and under a minute in the month of a 720p video. The estimate is not a bound: on an idle 2-core
+machine the measured runs in docs/benchmarks.md reached 0.6-2x the matrix-multiply rate (convolutions and large
+matmuls run faster than this probe, attention and small ops slower).
+
+On a GPU the FLOPs over the GPU's measured matrix-multiply rate is a floor: attention (most of the FLOPs at video
+sizes) runs below that rate, and streamed plans add their copies. On an H200 this probe's shape ran at 775 TFLOP/s
+(16384 x 6144 x 1536 in 0.399 ms) and a whole 720p forward at 558 (5.13 PFLOP in 9.20 s, the last decoder block
+then computed whole), 0.72x of it (docs/benchmarks.md, "Kernels, second versions" and "8-bit attention"), so
+`motif-lite run` says "about T to 1.5 T" (the 6 GiB plan took 1.12x the resident time: a streamed run may land just
+past the top, ~1.55 T).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +45,9 @@ from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.vae.config import WanVAEConfig
 
 SLOWEST_CPU_FLOPS = 1e9  # below FLOPs / this many seconds a run is short on any CPU (no need to measure)
+# The fixed cost of one block in one transformer call on the slowest CPU worth counting: 6 to 70 times the 0.7 to
+# 8 ms a narrow block took on a busy 2-core machine (`measure_call_seconds`, the tiny and the official architecture).
+SLOWEST_CPU_BLOCK_SECONDS = 0.05
 SLOWEST_GPU_FLOPS = 5e12  # the same for any GPU a video run is worth starting on (bf16 matrix multiply)
 CHARS_PER_TOKEN = 4  # English text through the Gemma tokenizer, roughly; prompts are capped at MAX_PROMPT_TOKENS
 
@@ -173,6 +184,48 @@ def text_encoder_shape(root: str | Path | None) -> TextEncoderShape:
     """The text stack of a checkpoint folder's `text_encoder/config.json`, else the official one."""
     path = None if root is None else Path(root) / "text_encoder" / "config.json"
     return TextEncoderShape.from_json(path) if path is not None and path.is_file() else TextEncoderShape()
+
+
+def slowest_call_seconds(config: TransformerConfig) -> float:
+    """The fixed cost of one transformer call on the slowest CPU worth counting (SLOWEST_CPU_BLOCK_SECONDS a block):
+    an upper bound, to tell a run that is short on any CPU without timing this one."""
+    return (config.num_layers + config.num_single_layers) * SLOWEST_CPU_BLOCK_SECONDS
+
+
+def narrowest_call(config: TransformerConfig, dtype: torch.dtype = torch.float32) -> Callable[[], torch.Tensor]:
+    """One transformer call of `config`'s architecture at its narrowest, ready to run: a randomly initialized copy
+    with one attention head and 8 embedding features, on one video token and one text token. Every block and op of
+    a real call runs, on tensors too small to cost more than their launch."""
+    from motif_lite.model.transformer import MotifVideoTransformer
+
+    narrow = config.replace(num_attention_heads=1, text_embed_dim=8, image_embed_dim=config.image_embed_dim and 8)
+    model = MotifVideoTransformer(narrow).to(dtype).eval()
+    patch = (narrow.patch_size_t, narrow.patch_size, narrow.patch_size)
+    latents = torch.zeros(1, narrow.in_channels, *patch, dtype=dtype)  # one video token
+    text, timestep = torch.zeros(1, 1, 8, dtype=dtype), torch.ones(1)
+
+    @torch.inference_mode()
+    def call() -> torch.Tensor:
+        return model(latents, timestep, text)
+
+    return call
+
+
+def measure_call_seconds(
+    config: TransformerConfig, dtype: torch.dtype = torch.float32, seconds: float = 0.3, calls: int = 3
+) -> float:
+    """This CPU's fixed cost of one transformer call of `config`'s architecture in `dtype`, in seconds: the best of
+    at least `calls` timed `narrowest_call`s, for about `seconds`, after a warm-up call. A lower bound of a real
+    call's fixed cost (whose ops are the same, on larger tensors); the best, as other processes' work only adds."""
+    call = narrowest_call(config, dtype)
+    call()  # warm-up: first-call dispatch, the thread pool
+    timings: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while len(timings) < calls or time.perf_counter() <= deadline:
+        start = time.perf_counter()
+        call()
+        timings.append(time.perf_counter() - start)
+    return min(timings)
 
 
 def measure_matmul_flops(
