@@ -64,7 +64,7 @@ def check_setup(
     if files is not None:
         check_checkpoint(report, files, with_transformer=gguf is None, with_text_encoder=text_encoder_gguf is None)
     if gguf_path is not None:
-        check_gguf(report, gguf_path, root)
+        check_gguf(report, gguf_path, root, str(model))
     text_path = None
     if text_encoder_gguf is not None:
         text_path = check_text_encoder_gguf(report, str(text_encoder_gguf), root)

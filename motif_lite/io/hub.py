@@ -362,6 +362,45 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
         raise MissingFilesError([_with_reason(missing, hub.failed("download", exc))]) from exc
 
 
+def gguf_file_fix(path: Path, model: str) -> str:
+    """The fix for a damaged or mismatched GGUF transformer file: a file of the official GGUF repo is downloaded
+    again with the command `run` would give; one of the user's own (a name that is no official file's) is made again
+    from the checkpoint -m names (`model`, as given), with the type it was made with, or copied again."""
+    cached = cached_snapshot(GGUF_REPO)
+    if cached is not None and path.resolve().is_relative_to(cached.resolve()):  # our own download, in the cache
+        return f"download the file again: hf download {GGUF_REPO} --include '{path.name}' --force-download"
+    made_as = made_with_type(path)
+    remake = f"python -m motif_lite.quantize {shlex.quote(model)} -o {shlex.quote(str(path))} --type "
+    remake += f"{made_as} --force" if made_as else "TYPE --force, TYPE being the type you made it with"
+    if not _official_gguf_name(path):
+        return (
+            f"{path.name} is not a file of {GGUF_REPO}: make it again from the checkpoint ({remake}), or copy it "
+            "again from where it came"
+        )
+    command = MissingFiles(GGUF_REPO, (path.name,), (path.name,), str(path.parent), "").command()
+    return f"download the file again ({command}), or make one from the checkpoint: {remake}"
+
+
+def made_with_type(path: Path) -> str | None:
+    """The quantizer type a GGUF file was made with: from its header where that is readable, else from its name
+    (motif-video-2b-Q8_0.gguf); None when neither tells one our quantizer makes."""
+    from motif_lite.quantize.recipes import ALIASES, RECIPES  # only for a damaged file's fix
+    from motif_lite.weights.gguf_file import quantization_type
+
+    recorded = quantization_type(path)
+    if recorded is not None:
+        return recorded if recorded in RECIPES or recorded in ALIASES else None
+    named = [name for name in [*RECIPES, *ALIASES] if match_variant([path.name], name)]
+    return named[0] if len(named) == 1 else None
+
+
+def _official_gguf_name(path: Path) -> bool:
+    """Whether `path` is a file of the official GGUF repo by name: `hf download --local-dir` left its record beside
+    it, or it has the repo's naming (motif-video-2b-VARIANT.gguf)."""
+    record = path.parent / ".cache" / "huggingface" / "download" / f"{path.name}.metadata"
+    return record.is_file() or re.fullmatch(r"motif-video-2b-[A-Za-z0-9_]+\.gguf", path.name, re.IGNORECASE) is not None
+
+
 def _with_reason(missing: MissingFiles, reason: str) -> MissingFiles:
     return MissingFiles(missing.repo, missing.missing, missing.include, missing.local_dir, reason)
 
