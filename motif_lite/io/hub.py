@@ -169,6 +169,23 @@ def missing_patterns(root: Path | None, patterns: Sequence[str]) -> list[str]:
     return [p for p in patterns if root is None or not any(f.is_file() for f in root.glob(p))]
 
 
+def missing_files(root: Path, required: Sequence[str]) -> list[str]:
+    """The `required` patterns that match no file under `root`, then the shards that the safetensors index of a
+    required weights folder names but that are not there (an interrupted download), relative to `root`."""
+    from motif_lite.weights.safetensors_files import weight_files  # safetensors: only for a local folder
+
+    missing = missing_patterns(root, required)
+    folders = dict.fromkeys(Path(p).parent for p in required if ".safetensors" in p)
+    for folder in folders:
+        try:
+            files, index = weight_files(root / folder)
+        except CheckpointError:
+            continue  # an unreadable index: the weights check names it, with its own fix
+        if index is not None:
+            missing += [file.relative_to(root).as_posix() for file in files if not file.is_file()]
+    return missing
+
+
 def local_dir_for(repo_id: str) -> str:
     return f"./{repo_id.split('/')[-1]}"
 
@@ -186,7 +203,7 @@ def find_checkpoint(
     text = str(source)
     path = Path(text).expanduser()
     if path.is_dir():
-        missing = missing_patterns(path, required)
+        missing = missing_files(path, required)
         if missing:
             refuse_non_checkpoint_folder(text)
             item = MissingFiles(MOTIF_REPO, tuple(missing), covering(missing, download), text, "", in_folder=True)
@@ -197,7 +214,7 @@ def find_checkpoint(
     if not is_repo_id(text):
         raise CheckpointError(f"no such checkpoint directory: {text}")
     cached = cached_snapshot(text)
-    if cached is not None and not missing_patterns(cached, required):
+    if cached is not None and not missing_files(cached, required):
         return cached
     include = tuple(dict.fromkeys([*download, *_uncovered(required, download)]))
 
@@ -212,7 +229,7 @@ def find_checkpoint(
             root = Path(snapshot_download(text, allow_patterns=list(include) or None))
     except _HUB_ERRORS as exc:
         raise unavailable(hub.failed("download", exc)) from exc
-    still = missing_patterns(root, required)
+    still = missing_files(root, required)
     if still:
         reason = f"{text} has no files matching {', '.join(still)}"
         raise MissingFilesError([MissingFiles(text, tuple(still), include, local_dir_for(text), reason)])
