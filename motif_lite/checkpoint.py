@@ -157,7 +157,8 @@ def locate_sources(
         _raise_if(problems, missing)
 
     gguf_path = None
-    if gguf is not None:
+    # A variant is looked up (downloaded) only for a checkpoint that can run: after a wrong -m, its error alone.
+    if gguf is not None and not (problems and is_gguf_variant(str(gguf))):
         gguf_path = _collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes), problems, missing)
     text_gguf = None
     if text_encoder_gguf is not None:

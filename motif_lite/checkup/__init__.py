@@ -27,13 +27,17 @@ from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_l
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.hub import (
+    GGUF_FOLDER,
+    GGUF_REPO_AS_MODEL,
     HubAccess,
     MissingFilesError,
     checkpoint_folders_inside,
     find_checkpoint,
     find_gguf,
     gguf_files,
+    gguf_folder_fix,
     is_component_folder,
+    is_gguf_repo,
     parent_as_given,
     weights_file_fix,
 )
@@ -78,7 +82,14 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[s
     components whose weights the user's own files or a GGUF replace (so a download it suggests leaves them out, as
     a run's does: `download_patterns`)."""
     path = Path(model).expanduser()
-    # -m ./Motif-Video-2B/transformer, or a folder of checkpoints: one problem, not one per file
+    # -m ./Motif-Video-2B/transformer, a folder of checkpoints or of GGUF files: one problem, not one per file
+    gguf_fix = gguf_folder_fix(model)
+    if gguf_fix is not None:
+        report.problem(model, GGUF_FOLDER, gguf_fix)
+        return None
+    if is_gguf_repo(model):  # -m names the GGUF repo: not a download of checkpoint files it does not have
+        report.problem(model, *GGUF_REPO_AS_MODEL)
+        return None
     if path.is_dir() and is_component_folder(path):
         parent = parent_as_given(model)
         fix = f"pass -m {shlex.quote(parent)}"

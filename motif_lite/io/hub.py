@@ -24,7 +24,7 @@ from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
 from huggingface_hub.file_download import repo_folder_name
 
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
-from motif_lite.errors import CheckpointError
+from motif_lite.errors import CheckpointError, listed
 
 __all__ = [
     "GGUF_REPO",
@@ -186,6 +186,19 @@ def missing_files(root: Path, required: Sequence[str]) -> list[str]:
     return missing
 
 
+# -m given the GGUF repo (a variant of it goes to --gguf): the problem and its fix, shared by `run` and `check`.
+GGUF_REPO_AS_MODEL = (
+    "is the official GGUF repo, not a checkpoint",
+    f"give a variant of it to --gguf (e.g. --gguf Q4_K_M) and leave -m out: -m stays the official checkpoint "
+    f"{MOTIF_REPO}, which the configs, text encoder and VAE come from",
+)
+
+
+def is_gguf_repo(model: str) -> bool:
+    """Whether -m names the official GGUF repo (Hub repo ids are case-insensitive)."""
+    return model.lower() == GGUF_REPO.lower()
+
+
 def local_dir_for(repo_id: str) -> str:
     return f"./{repo_id.split('/')[-1]}"
 
@@ -213,6 +226,8 @@ def find_checkpoint(
         raise CheckpointError(f"{text} is a file; expected a checkpoint directory (or a Hub repo id){file_hint(text)}")
     if not is_repo_id(text):
         raise CheckpointError(f"no such checkpoint directory: {text}")
+    if is_gguf_repo(text):  # before any lookup: nothing of a checkpoint is there to download
+        raise CheckpointError(f"{text} {GGUF_REPO_AS_MODEL[0]}; {GGUF_REPO_AS_MODEL[1]}")
     cached = cached_snapshot(text)
     if cached is not None and not missing_files(cached, required):
         return cached
@@ -257,6 +272,9 @@ def refuse_non_checkpoint_folder(model: str) -> None:
     ./Motif-Video-2B/transformer) or a folder holding checkpoint folders, naming the folder -m takes; nothing for
     any other folder."""
     path = Path(model).expanduser()
+    gguf_fix = gguf_folder_fix(model)
+    if gguf_fix is not None:
+        raise CheckpointError(f"{model} {GGUF_FOLDER}; {gguf_fix}")
     if is_component_folder(path):
         parent = parent_as_given(model)
         raise CheckpointError(
@@ -272,6 +290,26 @@ def refuse_non_checkpoint_folder(model: str) -> None:
         raise CheckpointError(
             f"{model} is not a checkpoint folder but holds {what} {names}; -m takes {which}: -m {first}"
         )
+
+
+GGUF_FOLDER = "holds GGUF files, not a checkpoint"
+# What a weights file given to -m is told beside the flag that takes it.
+KEEP_MODEL = "; -m stays the checkpoint folder or Hub repo id the configs come from (leave it out for the official one)"
+
+
+def gguf_folder_fix(model: str) -> str | None:
+    """For a local -m folder that holds .gguf files and nothing of a checkpoint (as `hf download` of the GGUF repo
+    leaves it): the flag that takes them instead; None for any other folder."""
+    path = Path(model).expanduser()
+    if not path.is_dir() or (path / "model_index.json").is_file():
+        return None
+    files = gguf_files(path)
+    if not files or any(child.is_dir() and not child.name.startswith(".") for child in path.iterdir()):
+        return None
+    if len(files) == 1:
+        return f"pass it as {_gguf_flag(files[0])} {shlex.quote(model)}{KEEP_MODEL}"
+    names = listed([file.name for file in files], 4)
+    return f"pass one of its files ({names}) as --gguf {shlex.quote(str(Path(model) / files[0].name))}{KEEP_MODEL}"
 
 
 def parent_as_given(model: str) -> str:
@@ -290,9 +328,8 @@ def weights_file_fix(model: str) -> str | None:
     takes it, told from its name and header as the weight-file flags tell a file given to the wrong one; None for
     any other file."""
     path = Path(model).expanduser()
-    keep = "; -m stays the checkpoint folder or Hub repo id the configs come from (leave it out for the official one)"
     if path.suffix.lower() == ".gguf":
-        return f"pass it as {_gguf_flag(path)} {shlex.quote(model)}{keep}"
+        return f"pass it as {_gguf_flag(path)} {shlex.quote(model)}{KEEP_MODEL}"
     if path.suffix.lower() != ".safetensors":
         return None
     if is_component_folder(path.parent):  # e.g. -m ./Motif-Video-2B/vae/diffusion_pytorch_model.safetensors
@@ -309,9 +346,9 @@ def weights_file_fix(model: str) -> str | None:
     if holds is None:
         return (
             f"a weights file goes to the flag of its component (--diffusion-model, --text-encoder or --vae "
-            f"{shlex.quote(model)}){keep}"
+            f"{shlex.quote(model)}){KEEP_MODEL}"
         )
-    return f"it holds {holds.replace(')', f' {shlex.quote(model)})')}{keep}"
+    return f"it holds {holds.replace(')', f' {shlex.quote(model)})')}{KEEP_MODEL}"
 
 
 def _gguf_flag(path: Path) -> str:
