@@ -241,13 +241,41 @@ def test_a_safetensors_file_given_to_m_is_pointed_at_its_components_flag(tiny, t
     assert code == cli.EXIT_USER_ERROR and f"it holds the VAE's tensors (pass it as --vae {vae})" in err, err
     inside = tiny / "transformer" / "diffusion_pytorch_model.safetensors"
     code, _, err = run(capsys, "-m", str(inside), "-p", "fox", "--dry-run")
-    assert code == cli.EXIT_USER_ERROR and f"it is a file of the checkpoint {tiny}: -m {tiny}" in err, err
+    assert code == cli.EXIT_USER_ERROR and f"it is a file of the checkpoint {tiny}: give the folder: -m {tiny}" in err
+
+
+@pytest.mark.parametrize("file", ["model_index.json", "transformer/config.json", "tokenizer/tokenizer.json"])
+def test_a_file_inside_the_checkpoint_given_to_m_names_the_folder(tiny, tmp_path, capsys, no_network, file):
+    # It said only that a checkpoint directory was expected.
+    said = f"it is a file of the checkpoint {tiny}: give the folder: -m {tiny}"
+    code, _, err = run(capsys, "-m", str(tiny / file), "-p", "fox", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR and err.rstrip().endswith(said), err
+    (problem,) = [f.line() for f in check_setup(tiny / file).problems]
+    assert problem.endswith(f"fix: {said}")
+    elsewhere = tmp_path / "config.json"  # a file in no checkpoint: no checkpoint to name
+    elsewhere.write_text("{}")
+    code, _, err = run(capsys, "-m", str(elsewhere), "-p", "fox", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR and "checkpoint directory (or a Hub repo id)\n" in err, err
 
 
 def test_a_path_is_printed_as_given(tmp_path, capsys, monkeypatch, no_network):
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, "-m", "./nonexist", "-p", "fox", "--dry-run")
     assert code == cli.EXIT_USER_ERROR and "error: no such checkpoint directory: ./nonexist\n" in err, err
+
+
+def test_a_quoted_tilde_is_expanded_and_a_missing_folder_says_where_it_looked(
+    tiny, tmp_path, capsys, monkeypatch, no_network
+):
+    # `-m "~/x"`: the shell leaves a quoted ~ alone; we expand it, and an error shows what it became.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "x").symlink_to(tiny, target_is_directory=True)
+    assert locate_sources("~/x").root == tmp_path / "x" and check_setup("~/x").passed
+    code, _, err = run(capsys, "-m", "~/nothere", "-p", "fox", "-o", str(tmp_path / "a.mp4"))
+    said = f"no such checkpoint directory: ~/nothere (that is {tmp_path / 'nothere'})"
+    assert code == cli.EXIT_USER_ERROR and f"error: {said}\n" in err, err
+    (problem,) = [f.line() for f in check_setup("~/nothere").problems]
+    assert f"no such checkpoint folder (that is {tmp_path / 'nothere'})" in problem
 
 
 # ------------------------------------------------------------- a weight file given to the wrong flag, dry run

@@ -32,6 +32,8 @@ from motif_lite.io.hub import (
     HubAccess,
     MissingFilesError,
     checkpoint_folders_inside,
+    expanded_as,
+    file_fix,
     find_checkpoint,
     find_gguf,
     gguf_files,
@@ -39,7 +41,6 @@ from motif_lite.io.hub import (
     is_component_folder,
     is_gguf_repo,
     parent_as_given,
-    weights_file_fix,
 )
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint
 
@@ -112,11 +113,13 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[s
         return None
     except MotifLiteError:  # neither a folder nor a repo id
         if path.exists():
-            fix = weights_file_fix(model) or f"pass the folder that holds model_index.json, or {MOTIF_REPO}"
+            fix = file_fix(model) or f"pass the folder that holds model_index.json, or {MOTIF_REPO}"
             report.problem(model, "is a file, not a checkpoint folder", fix)
             return None
         report.problem(
-            model, "no such checkpoint folder", f"pass the folder that holds model_index.json, or {MOTIF_REPO}"
+            model,
+            f"no such checkpoint folder{expanded_as(model)}",
+            f"pass the folder that holds model_index.json, or {MOTIF_REPO}",
         )
         return None
     return CheckpointFiles(root) if path.is_dir() else CheckpointFiles(root, model)

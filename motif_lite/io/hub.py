@@ -186,6 +186,13 @@ def missing_files(root: Path, required: Sequence[str]) -> list[str]:
     return missing
 
 
+def expanded_as(path: str) -> str:
+    """ " (that is /home/me/x)" for a path whose ~ was expanded (a quoted ~ reaches us as it is), so that an error
+    shows where it looked; "" otherwise."""
+    expanded = str(Path(path).expanduser())
+    return f" (that is {expanded})" if path.startswith("~") and not expanded.startswith("~") else ""
+
+
 # -m given the GGUF repo (a variant of it goes to --gguf): the problem and its fix, shared by `run` and `check`.
 GGUF_REPO_AS_MODEL = (
     "is the official GGUF repo, not a checkpoint",
@@ -225,7 +232,7 @@ def find_checkpoint(
     if path.exists():
         raise CheckpointError(f"{text} is a file; expected a checkpoint directory (or a Hub repo id){file_hint(text)}")
     if not is_repo_id(text):
-        raise CheckpointError(f"no such checkpoint directory: {text}")
+        raise CheckpointError(f"no such checkpoint directory: {text}{expanded_as(text)}")
     if is_gguf_repo(text):  # before any lookup: nothing of a checkpoint is there to download
         raise CheckpointError(f"{text} {GGUF_REPO_AS_MODEL[0]}; {GGUF_REPO_AS_MODEL[1]}")
     cached = cached_snapshot(text)
@@ -318,23 +325,23 @@ def parent_as_given(model: str) -> str:
 
 
 def file_hint(model: str) -> str:
-    """ "; " and `weights_file_fix(model)` for a weights file given to -m; "" for any other file."""
-    fix = weights_file_fix(model)
+    """ "; " and `file_fix(model)` for a file given to -m that belongs elsewhere; "" for any other file."""
+    fix = file_fix(model)
     return f"; {fix}" if fix else ""
 
 
-def weights_file_fix(model: str) -> str | None:
-    """For a weights file given to -m (stable-diffusion.cpp's `-m model.gguf`, a ComfyUI model file): the flag that
-    takes it, told from its name and header as the weight-file flags tell a file given to the wrong one; None for
-    any other file."""
+def file_fix(model: str) -> str | None:
+    """For a file given to -m: the flag that takes a weights file (stable-diffusion.cpp's `-m model.gguf`, a ComfyUI
+    model file), told from its name and header as the weight-file flags tell a file given to the wrong one; the
+    checkpoint folder for a file inside one (its model_index.json, a component's config.json); None otherwise."""
     path = Path(model).expanduser()
     if path.suffix.lower() == ".gguf":
         return f"pass it as {_gguf_flag(path)} {shlex.quote(model)}{KEEP_MODEL}"
+    checkpoint = checkpoint_of_file(model)
+    if checkpoint is not None:  # e.g. -m ./Motif-Video-2B/model_index.json, or its vae/config.json
+        return f"it is a file of the checkpoint {checkpoint}: give the folder: -m {shlex.quote(checkpoint)}"
     if path.suffix.lower() != ".safetensors":
         return None
-    if is_component_folder(path.parent):  # e.g. -m ./Motif-Video-2B/vae/diffusion_pytorch_model.safetensors
-        checkpoint = parent_as_given(parent_as_given(model))
-        return f"it is a file of the checkpoint {checkpoint}: -m {shlex.quote(checkpoint)}"
     from motif_lite.io.linked import other_component  # safetensors: only for a file given to -m
     from motif_lite.weights.safetensors_header import read_header
 
@@ -349,6 +356,17 @@ def weights_file_fix(model: str) -> str | None:
             f"{shlex.quote(model)}){KEEP_MODEL}"
         )
     return f"it holds {holds.replace(')', f' {shlex.quote(model)})')}{KEEP_MODEL}"
+
+
+def checkpoint_of_file(model: str) -> str | None:
+    """The checkpoint folder (as the user wrote the path) that the file `model` is part of: the folder of a
+    model_index.json, or the parent of a component folder; None for a file elsewhere."""
+    path = Path(model).expanduser()
+    if (path.parent / "model_index.json").is_file():
+        return parent_as_given(model)
+    if is_component_folder(path.parent):
+        return parent_as_given(parent_as_given(model))
+    return None
 
 
 def _gguf_flag(path: Path) -> str:
