@@ -35,6 +35,7 @@ from motif_lite.io.hub import (
     covering,
     find_checkpoint,
     find_gguf,
+    gguf_file_fix,
     is_gguf_variant,
     missing_patterns,
     single_gguf,
@@ -45,6 +46,7 @@ from motif_lite.vae.config import WanVAEConfig
 
 if TYPE_CHECKING:
     from motif_lite.encoders.text_gguf import TextEncoderGGUF
+    from motif_lite.weights.gguf_file import GGUFCheckpoint
 
 T = TypeVar("T")
 
@@ -155,7 +157,8 @@ def locate_sources(
         _raise_if(problems, missing)
 
     gguf_path = None
-    if gguf is not None:
+    # A variant is looked up (downloaded) only for a checkpoint that can run: after a wrong -m, its error alone.
+    if gguf is not None and not (problems and is_gguf_variant(str(gguf))):
         gguf_path = _collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes), problems, missing)
     text_gguf = None
     if text_encoder_gguf is not None:
@@ -168,7 +171,7 @@ def locate_sources(
     stop_on_problems()
     yours = {file.resolve() for file in linked.values()}
     transformer = _collect(
-        lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes, yours), problems, []
+        lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes, yours, str(model)), problems, []
     )
     if root is not None and require_weights:
         for file in _component_weights(root, text_encoder=text_encoder_gguf is None):
@@ -335,16 +338,16 @@ def _transformer_setting(
     require_weights: bool,
     notes: list[str],
     yours: Collection[Path] = (),
+    model: str = MOTIF_REPO,
 ) -> Setting[TransformerConfig]:
     """The transformer config, where it came from, and every transformer tensor at hand checked against it
-    (`yours`: the user's own weight files, resolved, `io.linked`)."""
-    from motif_lite.weights.gguf_file import read_gguf  # torch: only once the files are known to exist
+    (`yours`: the user's own weight files, resolved, `io.linked`; `model`: -m as given, for a fix that names it)."""
     from motif_lite.weights.gguf_loader import check_gguf_config
 
     if gguf is not None:
         ours = (configs.transformer, CHECKPOINT_CONFIG_ORIGIN) if configs.transformer is not None else None
         # header, architecture and tensor types: memory-mapped, no tensor data read
-        choice, mismatch = check_gguf_config(read_gguf(gguf), ours)
+        choice, mismatch = check_gguf_config(_read_transformer_gguf(gguf, model), ours)
         notes.extend(choice.notes)
         mismatch.raise_for(str(gguf))
         return Setting(choice.config, DEFAULT if choice.inferred else CHECKPOINT, choice.origin)
@@ -353,6 +356,17 @@ def _transformer_setting(
     if root is not None and require_weights:
         check_safetensors(root, configs.transformer, yours)
     return Setting(configs.transformer, CHECKPOINT, TRANSFORMER_CONFIG)
+
+
+def _read_transformer_gguf(path: Path, model: str) -> GGUFCheckpoint:
+    """The GGUF transformer's header (`read_gguf`); a damaged file's error ends with the fix `motif-lite check`
+    gives: download it again, or make it again from -m with the type it was made with."""
+    from motif_lite.weights.gguf_file import DamagedGGUFError, read_gguf  # torch: only once the files exist
+
+    try:
+        return read_gguf(path)
+    except DamagedGGUFError as exc:
+        raise CheckpointError(f"{exc}; {gguf_file_fix(path, model)}") from None
 
 
 def check_safetensors(root: Path, config: TransformerConfig, yours: Collection[Path] = ()) -> None:

@@ -312,17 +312,46 @@ def test_nothing_on_disk_exits_2_with_download_commands(tmp_path, capsys, monkey
 
 
 def test_a_damaged_gguf_of_ones_own_is_made_again_not_downloaded(tiny, tmp_path):
-    # A file name that is not on the Hub has no download; an official name is downloaded into its own folder.
+    # A file name that is not on the Hub has no download; an official name is downloaded into its own folder. The
+    # command that makes it again names -m, the file and the type it was made with (it said CHECKPOINT, FILE.gguf
+    # and Q4_K_M whatever the file's type).
+    root, gguf = tiny
+    remake = f"python -m motif_lite.quantize {root} -o {tmp_path}/{{}} --type Q8_0 --force"
     for name, fix in [
         ("mine.gguf", "fix: mine.gguf is not a file of Motif-Technologies/Motif-Video-2B-GGUF: make it again from the "
-         "checkpoint (python -m motif_lite.quantize CHECKPOINT -o FILE.gguf --type Q4_K_M), or copy it again"),
+         f"checkpoint ({remake.format('mine.gguf')}), or copy it again"),
         ("motif-video-2b-Q8_0.gguf", "fix: download the file again (hf download Motif-Technologies/Motif-Video-2B-GGUF "
-         f"--include motif-video-2b-Q8_0.gguf --local-dir {tmp_path})"),
+         f"--include motif-video-2b-Q8_0.gguf --local-dir {tmp_path}), or make one from the checkpoint: "
+         f"{remake.format('motif-video-2b-Q8_0.gguf')}"),
     ]:  # fmt: skip
         cut = tmp_path / name
-        cut.write_bytes(tiny[1].read_bytes()[: tiny[1].stat().st_size // 2])
-        (found,) = problems(check_setup(tiny[0], gguf=cut))
+        cut.write_bytes(gguf.read_bytes()[: gguf.stat().st_size // 2])
+        (found,) = problems(check_setup(root, gguf=cut))
         assert fix in found, found
+
+
+@pytest.mark.parametrize(
+    ("name", "made_with"),
+    [("mine-Q6_K.gguf", "--type Q6_K --force"), ("mine.gguf", "--type TYPE --force, TYPE being the type you made")],
+)
+def test_a_gguf_cut_inside_its_header_is_made_again_with_the_type_its_name_tells(tiny, tmp_path, name, made_with):
+    root, gguf = tiny
+    cut = tmp_path / name
+    cut.write_bytes(gguf.read_bytes()[:300])  # the metadata that records the type is cut off
+    (found,) = problems(check_setup(root, gguf=cut))
+    assert f"python -m motif_lite.quantize {root} -o {cut} {made_with}" in found, found
+
+
+def test_a_run_gives_a_truncated_gguf_the_fix_check_gives(tiny, tmp_path, capsys):
+    # The run said only that the file is truncated.
+    root, gguf = tiny
+    cut = tmp_path / "mine.gguf"
+    cut.write_bytes(gguf.read_bytes()[: gguf.stat().st_size // 2])
+    code = cli.main(["run", "-m", str(root), "--gguf", str(cut), "-p", "fox", "-o", str(tmp_path / "a.mp4")])
+    err = capsys.readouterr().err
+    (found,) = [f.message for f in check_setup(root, gguf=cut).problems]
+    fix = found.split("; fix: ", 1)[1]
+    assert code == cli.EXIT_USER_ERROR and f"{cut}: file is truncated" in err and err.rstrip().endswith(fix), err
 
 
 def test_a_text_encoder_gguf_stands_in_for_the_text_encoder_weights(tiny, tmp_path, capsys):

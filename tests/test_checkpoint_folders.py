@@ -15,7 +15,7 @@ from tiny_pipeline import make_tiny_checkpoint
 from motif_lite import cli
 from motif_lite.checkpoint import locate_sources
 from motif_lite.checkup import check_setup
-from motif_lite.choices import MOTIF_REPO
+from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.io import hub
 from motif_lite.preflight import AT_HAND
 from motif_lite.settings import CHECKPOINT, DEFAULT, resolve_settings
@@ -119,7 +119,13 @@ def _folders(tiny: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
     holder = tmp_path / "models"
     holder.mkdir()
     (holder / "tiny").symlink_to(tiny, target_is_directory=True)
+    ggufs = gguf_folder(tmp_path)
     return {
+        "gguf": (
+            ggufs,
+            f"error: {ggufs} holds GGUF files, not a checkpoint; pass it as --gguf {ggufs}; -m stays the checkpoint "
+            "folder or Hub repo id the configs come from",
+        ),
         "component": (
             tiny / "transformer",
             f"error: {tiny / 'transformer'} is the transformer/ folder of the checkpoint {tiny}; -m takes the "
@@ -134,7 +140,15 @@ def _folders(tiny: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["component", "empty", "holder"])
+def gguf_folder(tmp_path: Path) -> Path:
+    """What `hf download Motif-Technologies/Motif-Video-2B-GGUF --local-dir ...` leaves: a .gguf file and .cache/."""
+    folder = tmp_path / "Motif-Video-2B-GGUF"
+    (folder / ".cache" / "huggingface").mkdir(parents=True)
+    (folder / "motif-video-2b-Q4_K_M.gguf").write_bytes(b"GGUF")
+    return folder
+
+
+@pytest.mark.parametrize("case", ["component", "empty", "holder", "gguf"])
 def test_a_dry_run_refuses_a_folder_that_cannot_be_a_checkpoint_as_a_run_does(
     tiny, tmp_path, capsys, no_network, no_weights, case
 ):
@@ -153,6 +167,40 @@ def test_check_names_the_checkpoint_inside_a_folder_of_checkpoints(tiny, tmp_pat
     assert problem == f"problem  {folder}: is not a checkpoint folder but holds the checkpoint folder tiny; fix: " + (
         f"pass -m {folder / 'tiny'}"
     )
+
+
+def test_check_points_a_folder_of_gguf_files_at_gguf(tmp_path):
+    # It listed five missing configs, each with a download into the GGUF folder.
+    folder = gguf_folder(tmp_path)
+    (problem,) = [f.line() for f in check_setup(folder).problems]
+    assert problem.startswith(f"problem  {folder}: holds GGUF files, not a checkpoint; fix: pass it as --gguf {folder}")
+    (folder / "motif-video-2b-Q8_0.gguf").write_bytes(b"GGUF")
+    (problem,) = [f.line() for f in check_setup(folder).problems]
+    names = "motif-video-2b-Q4_K_M.gguf, motif-video-2b-Q8_0.gguf"
+    assert f"fix: pass one of its files ({names}) as --gguf {folder / 'motif-video-2b-Q4_K_M.gguf'}" in problem
+
+
+def test_a_folder_with_a_gguf_beside_the_checkpoint_is_still_a_checkpoint(tiny, tmp_path, no_network):
+    root = tmp_path / "tiny"
+    shutil.copytree(tiny, root, ignore=shutil.ignore_patterns("model_index.json"))
+    (root / "motif-video-2b-Q4_K_M.gguf").write_bytes(b"GGUF")
+    assert locate_sources(root).root == root and check_setup(root).passed
+
+
+def test_the_gguf_repo_given_to_m_is_pointed_at_gguf_before_any_download(tmp_path, capsys, no_network, no_weights):
+    # It printed an `hf download` of text_encoder/*, vae/*, ... from the GGUF repo (which has none of them) and a
+    # rerun that kept the wrong -m.
+    said = (
+        f"error: {GGUF_REPO} is the official GGUF repo, not a checkpoint; give a variant of it to --gguf (e.g. --gguf "
+        f"Q4_K_M) and leave -m out: -m stays the official checkpoint {MOTIF_REPO}"
+    )
+    output = str(tmp_path / "a.mp4")
+    for args in (["-p", "fox", "-o", output], ["--gguf", "Q4_K_M", "-p", "fox", "-o", output], ["--dry-run"]):
+        code, out, err = run(capsys, "-m", GGUF_REPO, *args)
+        assert code == cli.EXIT_USER_ERROR and err.startswith(said) and "hf download" not in err, err
+        assert err.count("error:") == 1 and "Memory plan" not in out
+    (problem,) = [f.line() for f in check_setup(GGUF_REPO).problems]
+    assert problem.startswith(f"problem  {GGUF_REPO}: is the official GGUF repo, not a checkpoint; fix: give a ")
 
 
 def test_a_dry_run_on_a_folder_with_configs_only_plans_and_says_what_a_run_needs(tiny, tmp_path, capsys, no_network):
@@ -193,13 +241,41 @@ def test_a_safetensors_file_given_to_m_is_pointed_at_its_components_flag(tiny, t
     assert code == cli.EXIT_USER_ERROR and f"it holds the VAE's tensors (pass it as --vae {vae})" in err, err
     inside = tiny / "transformer" / "diffusion_pytorch_model.safetensors"
     code, _, err = run(capsys, "-m", str(inside), "-p", "fox", "--dry-run")
-    assert code == cli.EXIT_USER_ERROR and f"it is a file of the checkpoint {tiny}: -m {tiny}" in err, err
+    assert code == cli.EXIT_USER_ERROR and f"it is a file of the checkpoint {tiny}: give the folder: -m {tiny}" in err
+
+
+@pytest.mark.parametrize("file", ["model_index.json", "transformer/config.json", "tokenizer/tokenizer.json"])
+def test_a_file_inside_the_checkpoint_given_to_m_names_the_folder(tiny, tmp_path, capsys, no_network, file):
+    # It said only that a checkpoint directory was expected.
+    said = f"it is a file of the checkpoint {tiny}: give the folder: -m {tiny}"
+    code, _, err = run(capsys, "-m", str(tiny / file), "-p", "fox", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR and err.rstrip().endswith(said), err
+    (problem,) = [f.line() for f in check_setup(tiny / file).problems]
+    assert problem.endswith(f"fix: {said}")
+    elsewhere = tmp_path / "config.json"  # a file in no checkpoint: no checkpoint to name
+    elsewhere.write_text("{}")
+    code, _, err = run(capsys, "-m", str(elsewhere), "-p", "fox", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR and "checkpoint directory (or a Hub repo id)\n" in err, err
 
 
 def test_a_path_is_printed_as_given(tmp_path, capsys, monkeypatch, no_network):
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, "-m", "./nonexist", "-p", "fox", "--dry-run")
     assert code == cli.EXIT_USER_ERROR and "error: no such checkpoint directory: ./nonexist\n" in err, err
+
+
+def test_a_quoted_tilde_is_expanded_and_a_missing_folder_says_where_it_looked(
+    tiny, tmp_path, capsys, monkeypatch, no_network
+):
+    # `-m "~/x"`: the shell leaves a quoted ~ alone; we expand it, and an error shows what it became.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "x").symlink_to(tiny, target_is_directory=True)
+    assert locate_sources("~/x").root == tmp_path / "x" and check_setup("~/x").passed
+    code, _, err = run(capsys, "-m", "~/nothere", "-p", "fox", "-o", str(tmp_path / "a.mp4"))
+    said = f"no such checkpoint directory: ~/nothere (that is {tmp_path / 'nothere'})"
+    assert code == cli.EXIT_USER_ERROR and f"error: {said}\n" in err, err
+    (problem,) = [f.line() for f in check_setup("~/nothere").problems]
+    assert f"no such checkpoint folder (that is {tmp_path / 'nothere'})" in problem
 
 
 # ------------------------------------------------------------- a weight file given to the wrong flag, dry run

@@ -298,6 +298,59 @@ def test_hint_for_an_incomplete_local_folder_fetches_into_it(checkpoint, tmp_pat
     assert f"hf download Motif-Technologies/Motif-Video-2B --include 'vae/*' --local-dir {root}" in err
 
 
+def shard(folder: Path, single: str, index_name: str) -> list[Path]:
+    """Split `folder`'s safetensors file `single` into two shards and an index, as save_pretrained shards."""
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(folder / single)
+    names = sorted(state)
+    halves = {1: names[: len(names) // 2], 2: names[len(names) // 2 :]}
+    stem = single.removesuffix(".safetensors")
+    shards, weight_map = [], {}
+    for number, part in halves.items():
+        shards.append(folder / f"{stem}-0000{number}-of-00002.safetensors")
+        save_file({name: state[name] for name in part}, shards[-1], metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(part, shards[-1].name))
+    (folder / single).unlink()
+    (folder / index_name).write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    return shards
+
+
+@pytest.mark.parametrize(
+    ("component", "single"),
+    [("transformer", "diffusion_pytorch_model.safetensors"), ("text_encoder", "model.safetensors")],
+)
+def test_a_missing_shard_is_a_missing_file_with_its_download(
+    checkpoint, tmp_path, capsys, no_network, no_weights, component, single
+):
+    # The transformer's said "index.json lists shards that do not exist: ['/tmp/...']" with no way forward; the text
+    # encoder's went unnoticed until transformers failed to load it.
+    root = tmp_path / "ckpt"
+    shutil.copytree(checkpoint[0], root)
+    shards = shard(root / component, single, f"{single}.index.json")
+    assert locate_sources(root).root == root  # both shards there: a sharded checkpoint is complete
+    shards[1].unlink()
+    code, _, err = run(capsys, "-m", str(root), "-p", "x", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR, err
+    assert err.startswith(f"error: incomplete checkpoint {root}: missing {component}/{shards[1].name}\n"), err
+    assert f"hf download Motif-Technologies/Motif-Video-2B --include '{component}/*' --local-dir {root}" in err
+
+
+def test_a_missing_shard_given_to_the_loader_is_named_without_a_python_list(checkpoint, tmp_path):
+    folder = tmp_path / "transformer"
+    shutil.copytree(checkpoint[0] / "transformer", folder)
+    shards = shard(folder, "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json")
+    shards[1].unlink()
+    from motif_lite.weights.loader import load_transformer
+
+    with pytest.raises(CheckpointError) as err:
+        load_transformer(folder)
+    assert str(err.value).endswith(
+        f"lists shards that are not in {folder}: {shards[1].name}; download them again (an interrupted download leaves "
+        "some out)"
+    )
+
+
 def test_truncated_weights_of_every_component_are_named_before_loading(checkpoint, tmp_path, capsys, no_weights):
     # The text encoder's used to end in a traceback from transformers, the VAE's after the text encoder had loaded.
     root = tmp_path / "ckpt"

@@ -328,7 +328,8 @@ def test_bad_sources_exit_2(tmp_path, capsys):
         "bad.safetensors": "download the file again",
     }
     cases.update({"bad.gguf": "cannot read GGUF", "empty": "no diffusion_pytorch_model.safetensors"})
-    cases.update({"gone.safetensors.index.json": "shards that do not exist", "void.safetensors.index.json": "empty"})
+    cases.update({"gone.safetensors.index.json": "lists shards that are not in"})
+    cases.update({"void.safetensors.index.json": "empty"})
     for name, message in cases.items():
         assert main([str(tmp_path / name), "-o", str(tmp_path / "o.gguf"), "--quiet"]) == 2
         assert message in capsys.readouterr().err, name

@@ -27,15 +27,20 @@ from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_l
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.hub import (
+    GGUF_FOLDER,
+    GGUF_REPO_AS_MODEL,
     HubAccess,
     MissingFilesError,
     checkpoint_folders_inside,
+    expanded_as,
+    file_fix,
     find_checkpoint,
     find_gguf,
     gguf_files,
+    gguf_folder_fix,
     is_component_folder,
+    is_gguf_repo,
     parent_as_given,
-    weights_file_fix,
 )
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint
 
@@ -64,7 +69,7 @@ def check_setup(
     if files is not None:
         check_checkpoint(report, files, with_transformer=gguf is None, with_text_encoder=text_encoder_gguf is None)
     if gguf_path is not None:
-        check_gguf(report, gguf_path, root)
+        check_gguf(report, gguf_path, root, str(model))
     text_path = None
     if text_encoder_gguf is not None:
         text_path = check_text_encoder_gguf(report, str(text_encoder_gguf), root)
@@ -78,7 +83,14 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[s
     components whose weights the user's own files or a GGUF replace (so a download it suggests leaves them out, as
     a run's does: `download_patterns`)."""
     path = Path(model).expanduser()
-    # -m ./Motif-Video-2B/transformer, or a folder of checkpoints: one problem, not one per file
+    # -m ./Motif-Video-2B/transformer, a folder of checkpoints or of GGUF files: one problem, not one per file
+    gguf_fix = gguf_folder_fix(model)
+    if gguf_fix is not None:
+        report.problem(model, GGUF_FOLDER, gguf_fix)
+        return None
+    if is_gguf_repo(model):  # -m names the GGUF repo: not a download of checkpoint files it does not have
+        report.problem(model, *GGUF_REPO_AS_MODEL)
+        return None
     if path.is_dir() and is_component_folder(path):
         parent = parent_as_given(model)
         fix = f"pass -m {shlex.quote(parent)}"
@@ -101,11 +113,13 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[s
         return None
     except MotifLiteError:  # neither a folder nor a repo id
         if path.exists():
-            fix = weights_file_fix(model) or f"pass the folder that holds model_index.json, or {MOTIF_REPO}"
+            fix = file_fix(model) or f"pass the folder that holds model_index.json, or {MOTIF_REPO}"
             report.problem(model, "is a file, not a checkpoint folder", fix)
             return None
         report.problem(
-            model, "no such checkpoint folder", f"pass the folder that holds model_index.json, or {MOTIF_REPO}"
+            model,
+            f"no such checkpoint folder{expanded_as(model)}",
+            f"pass the folder that holds model_index.json, or {MOTIF_REPO}",
         )
         return None
     return CheckpointFiles(root) if path.is_dir() else CheckpointFiles(root, model)

@@ -5,12 +5,10 @@ device), every config parsed the way a run parses it."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 from motif_lite.checkup.report import CheckpointFiles, Checkup, first_line
-from motif_lite.choices import GGUF_REPO
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.linked import other_component
 from motif_lite.weights.safetensors_files import weight_files
@@ -284,13 +282,15 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None) -> P
     return found.path
 
 
-def check_gguf(report: Checkup, path: Path, root: Path | None) -> None:
-    """A GGUF transformer: readable, complete, known quant types, and every tensor as its config says.
+def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> None:
+    """A GGUF transformer: readable, complete, known quant types, and every tensor as its config says (`model`: -m
+    as given, which a fix that makes the file again names).
 
     The config is chosen as `motif-lite run` chooses it (`choose_gguf_config`): the checkpoint's
     `transformer/config.json` when there is one, else the one our quantizer embeds, else a `config.json` beside the
     file, else inferred from the tensor shapes (which cannot show rope_theta: a warning says so)."""
     from motif_lite.config import TransformerConfig
+    from motif_lite.io.hub import gguf_file_fix
     from motif_lite.weights.gguf_file import read_gguf
     from motif_lite.weights.gguf_loader import check_gguf_config
 
@@ -300,7 +300,7 @@ def check_gguf(report: Checkup, path: Path, root: Path | None) -> None:
     except MotifLiteError as exc:
         problem = first_line(exc).replace(f"{path}: ", "").replace(f"{path} ", "")
         fix = _other_kind_fix(exc, path) or _safetensors_fix(path, "--diffusion-model", "transformer")
-        report.problem(subject, problem, fix or _gguf_fix(path))
+        report.problem(subject, problem, fix or gguf_file_fix(path, model))
         return
     types = ", ".join(f"{name} x{n}" for name, n in sorted(checkpoint.qtype_counts().items()))
     report.ok(
@@ -313,7 +313,7 @@ def check_gguf(report: Checkup, path: Path, root: Path | None) -> None:
             ours = TransformerConfig.from_json(config_path), "transformer/config.json"
         choice, mismatch = check_gguf_config(checkpoint, ours)
     except MotifLiteError as exc:
-        report.problem(subject, f"no usable transformer config: {first_line(exc)}", _gguf_fix(path))
+        report.problem(subject, f"no usable transformer config: {first_line(exc)}", gguf_file_fix(path, model))
         return
     config, origin = choice.config, choice.origin
     if choice.inferred:
@@ -323,7 +323,9 @@ def check_gguf(report: Checkup, path: Path, root: Path | None) -> None:
             report.warning(subject, note)
     if mismatch:
         problems = mismatch.lines()
-        report.problem(subject, f"{len(problems)} tensor(s) do not match {origin}: {named(problems)}", _gguf_fix(path))
+        report.problem(
+            subject, f"{len(problems)} tensor(s) do not match {origin}: {named(problems)}", gguf_file_fix(path, model)
+        )
     else:
         report.ok(subject, f"names and shapes match {origin}")
 
@@ -359,28 +361,3 @@ def _safetensors_fix(path: Path, flag: str, component: str) -> str | None:
     else:
         quantize += f" -o {path.stem}-Q4_K_M.gguf"
     return f"it is a safetensors file: pass it as {flag} {path}, or quantize it: {quantize}"
-
-
-def _gguf_fix(path: Path) -> str:
-    """The fix for a damaged or mismatched GGUF file: a file of the official GGUF repo is downloaded again with the
-    command `run` would give; one of the user's own (a name that is no official file's) is made or copied again."""
-    from motif_lite.io.hub import MissingFiles, cached_snapshot
-
-    remake = "python -m motif_lite.quantize CHECKPOINT -o FILE.gguf --type Q4_K_M"
-    cached = cached_snapshot(GGUF_REPO)
-    if cached is not None and path.resolve().is_relative_to(cached.resolve()):  # our own download, in the cache
-        return f"download the file again: hf download {GGUF_REPO} --include '{path.name}' --force-download"
-    if not _official_gguf_name(path):
-        return (
-            f"{path.name} is not a file of {GGUF_REPO}: make it again from the checkpoint ({remake}), or copy it "
-            "again from where it came"
-        )
-    command = MissingFiles(GGUF_REPO, (path.name,), (path.name,), str(path.parent), "").command()
-    return f"download the file again ({command}), or make one from the checkpoint: {remake}"
-
-
-def _official_gguf_name(path: Path) -> bool:
-    """Whether `path` is a file of the official GGUF repo by name: `hf download --local-dir` left its record beside
-    it, or it has the repo's naming (motif-video-2b-VARIANT.gguf)."""
-    record = path.parent / ".cache" / "huggingface" / "download" / f"{path.name}.metadata"
-    return record.is_file() or re.fullmatch(r"motif-video-2b-[A-Za-z0-9_]+\.gguf", path.name, re.IGNORECASE) is not None

@@ -24,7 +24,7 @@ from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
 from huggingface_hub.file_download import repo_folder_name
 
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
-from motif_lite.errors import CheckpointError
+from motif_lite.errors import CheckpointError, listed
 
 __all__ = [
     "GGUF_REPO",
@@ -169,6 +169,43 @@ def missing_patterns(root: Path | None, patterns: Sequence[str]) -> list[str]:
     return [p for p in patterns if root is None or not any(f.is_file() for f in root.glob(p))]
 
 
+def missing_files(root: Path, required: Sequence[str]) -> list[str]:
+    """The `required` patterns that match no file under `root`, then the shards that the safetensors index of a
+    required weights folder names but that are not there (an interrupted download), relative to `root`."""
+    from motif_lite.weights.safetensors_files import weight_files  # safetensors: only for a local folder
+
+    missing = missing_patterns(root, required)
+    folders = dict.fromkeys(Path(p).parent for p in required if ".safetensors" in p)
+    for folder in folders:
+        try:
+            files, index = weight_files(root / folder)
+        except CheckpointError:
+            continue  # an unreadable index: the weights check names it, with its own fix
+        if index is not None:
+            missing += [file.relative_to(root).as_posix() for file in files if not file.is_file()]
+    return missing
+
+
+def expanded_as(path: str) -> str:
+    """ " (that is /home/me/x)" for a path whose ~ was expanded (a quoted ~ reaches us as it is), so that an error
+    shows where it looked; "" otherwise."""
+    expanded = str(Path(path).expanduser())
+    return f" (that is {expanded})" if path.startswith("~") and not expanded.startswith("~") else ""
+
+
+# -m given the GGUF repo (a variant of it goes to --gguf): the problem and its fix, shared by `run` and `check`.
+GGUF_REPO_AS_MODEL = (
+    "is the official GGUF repo, not a checkpoint",
+    f"give a variant of it to --gguf (e.g. --gguf Q4_K_M) and leave -m out: -m stays the official checkpoint "
+    f"{MOTIF_REPO}, which the configs, text encoder and VAE come from",
+)
+
+
+def is_gguf_repo(model: str) -> bool:
+    """Whether -m names the official GGUF repo (Hub repo ids are case-insensitive)."""
+    return model.lower() == GGUF_REPO.lower()
+
+
 def local_dir_for(repo_id: str) -> str:
     return f"./{repo_id.split('/')[-1]}"
 
@@ -186,7 +223,7 @@ def find_checkpoint(
     text = str(source)
     path = Path(text).expanduser()
     if path.is_dir():
-        missing = missing_patterns(path, required)
+        missing = missing_files(path, required)
         if missing:
             refuse_non_checkpoint_folder(text)
             item = MissingFiles(MOTIF_REPO, tuple(missing), covering(missing, download), text, "", in_folder=True)
@@ -195,9 +232,11 @@ def find_checkpoint(
     if path.exists():
         raise CheckpointError(f"{text} is a file; expected a checkpoint directory (or a Hub repo id){file_hint(text)}")
     if not is_repo_id(text):
-        raise CheckpointError(f"no such checkpoint directory: {text}")
+        raise CheckpointError(f"no such checkpoint directory: {text}{expanded_as(text)}")
+    if is_gguf_repo(text):  # before any lookup: nothing of a checkpoint is there to download
+        raise CheckpointError(f"{text} {GGUF_REPO_AS_MODEL[0]}; {GGUF_REPO_AS_MODEL[1]}")
     cached = cached_snapshot(text)
-    if cached is not None and not missing_patterns(cached, required):
+    if cached is not None and not missing_files(cached, required):
         return cached
     include = tuple(dict.fromkeys([*download, *_uncovered(required, download)]))
 
@@ -212,7 +251,7 @@ def find_checkpoint(
             root = Path(snapshot_download(text, allow_patterns=list(include) or None))
     except _HUB_ERRORS as exc:
         raise unavailable(hub.failed("download", exc)) from exc
-    still = missing_patterns(root, required)
+    still = missing_files(root, required)
     if still:
         reason = f"{text} has no files matching {', '.join(still)}"
         raise MissingFilesError([MissingFiles(text, tuple(still), include, local_dir_for(text), reason)])
@@ -240,6 +279,9 @@ def refuse_non_checkpoint_folder(model: str) -> None:
     ./Motif-Video-2B/transformer) or a folder holding checkpoint folders, naming the folder -m takes; nothing for
     any other folder."""
     path = Path(model).expanduser()
+    gguf_fix = gguf_folder_fix(model)
+    if gguf_fix is not None:
+        raise CheckpointError(f"{model} {GGUF_FOLDER}; {gguf_fix}")
     if is_component_folder(path):
         parent = parent_as_given(model)
         raise CheckpointError(
@@ -257,30 +299,49 @@ def refuse_non_checkpoint_folder(model: str) -> None:
         )
 
 
+GGUF_FOLDER = "holds GGUF files, not a checkpoint"
+# What a weights file given to -m is told beside the flag that takes it.
+KEEP_MODEL = "; -m stays the checkpoint folder or Hub repo id the configs come from (leave it out for the official one)"
+
+
+def gguf_folder_fix(model: str) -> str | None:
+    """For a local -m folder that holds .gguf files and nothing of a checkpoint (as `hf download` of the GGUF repo
+    leaves it): the flag that takes them instead; None for any other folder."""
+    path = Path(model).expanduser()
+    if not path.is_dir() or (path / "model_index.json").is_file():
+        return None
+    files = gguf_files(path)
+    if not files or any(child.is_dir() and not child.name.startswith(".") for child in path.iterdir()):
+        return None
+    if len(files) == 1:
+        return f"pass it as {_gguf_flag(files[0])} {shlex.quote(model)}{KEEP_MODEL}"
+    names = listed([file.name for file in files], 4)
+    return f"pass one of its files ({names}) as --gguf {shlex.quote(str(Path(model) / files[0].name))}{KEEP_MODEL}"
+
+
 def parent_as_given(model: str) -> str:
     """The parent folder of the path `model`, written as the user wrote it (./a/b -> ./a, not a)."""
     return os.path.dirname(model.rstrip("/\\")) or "."
 
 
 def file_hint(model: str) -> str:
-    """ "; " and `weights_file_fix(model)` for a weights file given to -m; "" for any other file."""
-    fix = weights_file_fix(model)
+    """ "; " and `file_fix(model)` for a file given to -m that belongs elsewhere; "" for any other file."""
+    fix = file_fix(model)
     return f"; {fix}" if fix else ""
 
 
-def weights_file_fix(model: str) -> str | None:
-    """For a weights file given to -m (stable-diffusion.cpp's `-m model.gguf`, a ComfyUI model file): the flag that
-    takes it, told from its name and header as the weight-file flags tell a file given to the wrong one; None for
-    any other file."""
+def file_fix(model: str) -> str | None:
+    """For a file given to -m: the flag that takes a weights file (stable-diffusion.cpp's `-m model.gguf`, a ComfyUI
+    model file), told from its name and header as the weight-file flags tell a file given to the wrong one; the
+    checkpoint folder for a file inside one (its model_index.json, a component's config.json); None otherwise."""
     path = Path(model).expanduser()
-    keep = "; -m stays the checkpoint folder or Hub repo id the configs come from (leave it out for the official one)"
     if path.suffix.lower() == ".gguf":
-        return f"pass it as {_gguf_flag(path)} {shlex.quote(model)}{keep}"
+        return f"pass it as {_gguf_flag(path)} {shlex.quote(model)}{KEEP_MODEL}"
+    checkpoint = checkpoint_of_file(model)
+    if checkpoint is not None:  # e.g. -m ./Motif-Video-2B/model_index.json, or its vae/config.json
+        return f"it is a file of the checkpoint {checkpoint}: give the folder: -m {shlex.quote(checkpoint)}"
     if path.suffix.lower() != ".safetensors":
         return None
-    if is_component_folder(path.parent):  # e.g. -m ./Motif-Video-2B/vae/diffusion_pytorch_model.safetensors
-        checkpoint = parent_as_given(parent_as_given(model))
-        return f"it is a file of the checkpoint {checkpoint}: -m {shlex.quote(checkpoint)}"
     from motif_lite.io.linked import other_component  # safetensors: only for a file given to -m
     from motif_lite.weights.safetensors_header import read_header
 
@@ -292,9 +353,20 @@ def weights_file_fix(model: str) -> str | None:
     if holds is None:
         return (
             f"a weights file goes to the flag of its component (--diffusion-model, --text-encoder or --vae "
-            f"{shlex.quote(model)}){keep}"
+            f"{shlex.quote(model)}){KEEP_MODEL}"
         )
-    return f"it holds {holds.replace(')', f' {shlex.quote(model)})')}{keep}"
+    return f"it holds {holds.replace(')', f' {shlex.quote(model)})')}{KEEP_MODEL}"
+
+
+def checkpoint_of_file(model: str) -> str | None:
+    """The checkpoint folder (as the user wrote the path) that the file `model` is part of: the folder of a
+    model_index.json, or the parent of a component folder; None for a file elsewhere."""
+    path = Path(model).expanduser()
+    if (path.parent / "model_index.json").is_file():
+        return parent_as_given(model)
+    if is_component_folder(path.parent):
+        return parent_as_given(parent_as_given(model))
+    return None
 
 
 def _gguf_flag(path: Path) -> str:
@@ -360,6 +432,45 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
             return Path(hf_hub_download(GGUF_REPO, name))
     except _HUB_ERRORS as exc:
         raise MissingFilesError([_with_reason(missing, hub.failed("download", exc))]) from exc
+
+
+def gguf_file_fix(path: Path, model: str) -> str:
+    """The fix for a damaged or mismatched GGUF transformer file: a file of the official GGUF repo is downloaded
+    again with the command `run` would give; one of the user's own (a name that is no official file's) is made again
+    from the checkpoint -m names (`model`, as given), with the type it was made with, or copied again."""
+    cached = cached_snapshot(GGUF_REPO)
+    if cached is not None and path.resolve().is_relative_to(cached.resolve()):  # our own download, in the cache
+        return f"download the file again: hf download {GGUF_REPO} --include '{path.name}' --force-download"
+    made_as = made_with_type(path)
+    remake = f"python -m motif_lite.quantize {shlex.quote(model)} -o {shlex.quote(str(path))} --type "
+    remake += f"{made_as} --force" if made_as else "TYPE --force, TYPE being the type you made it with"
+    if not _official_gguf_name(path):
+        return (
+            f"{path.name} is not a file of {GGUF_REPO}: make it again from the checkpoint ({remake}), or copy it "
+            "again from where it came"
+        )
+    command = MissingFiles(GGUF_REPO, (path.name,), (path.name,), str(path.parent), "").command()
+    return f"download the file again ({command}), or make one from the checkpoint: {remake}"
+
+
+def made_with_type(path: Path) -> str | None:
+    """The quantizer type a GGUF file was made with: from its header where that is readable, else from its name
+    (motif-video-2b-Q8_0.gguf); None when neither tells one our quantizer makes."""
+    from motif_lite.quantize.recipes import ALIASES, RECIPES  # only for a damaged file's fix
+    from motif_lite.weights.gguf_file import quantization_type
+
+    recorded = quantization_type(path)
+    if recorded is not None:
+        return recorded if recorded in RECIPES or recorded in ALIASES else None
+    named = [name for name in [*RECIPES, *ALIASES] if match_variant([path.name], name)]
+    return named[0] if len(named) == 1 else None
+
+
+def _official_gguf_name(path: Path) -> bool:
+    """Whether `path` is a file of the official GGUF repo by name: `hf download --local-dir` left its record beside
+    it, or it has the repo's naming (motif-video-2b-VARIANT.gguf)."""
+    record = path.parent / ".cache" / "huggingface" / "download" / f"{path.name}.metadata"
+    return record.is_file() or re.fullmatch(r"motif-video-2b-[A-Za-z0-9_]+\.gguf", path.name, re.IGNORECASE) is not None
 
 
 def _with_reason(missing: MissingFiles, reason: str) -> MissingFiles:

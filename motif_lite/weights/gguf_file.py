@@ -108,7 +108,7 @@ def read_gguf(path: str | Path, expected_arch: str = EXPECTED_ARCH) -> GGUFCheck
         reader = gguf.GGUFReader(path, mode="c")  # copy-on-write: torch gets writable views, the file stays intact
         metadata = _metadata(reader)
     except Exception as exc:  # gguf-py raises ValueError, KeyError, IndexError, ... on bad input
-        raise CheckpointError(
+        raise DamagedGGUFError(
             f"{path}: corrupt GGUF file, gguf could not read it ({type(exc).__name__}: {exc})"
         ) from exc
     _check_architecture(path, metadata, expected_arch)
@@ -123,12 +123,17 @@ def _check_file(path: Path) -> None:
     if not path.is_file():
         raise CheckpointError(f"{path} is not a file (expected a .gguf file)")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"{path} is empty (expected a .gguf file)")
+        raise DamagedGGUFError(f"{path} is empty (expected a .gguf file)")
 
 
 def _metadata(reader: gguf.GGUFReader) -> dict[str, Any]:
     # "GGUF.*" are the reader's own pseudo-fields (version, counts), not file metadata.
     return {key: f.contents() for key, f in reader.fields.items() if not key.startswith("GGUF.")}
+
+
+class DamagedGGUFError(CheckpointError):
+    """A GGUF file whose bytes are not all there or not readable (empty, truncated, corrupt): an interrupted
+    download or copy, to be fetched or made again."""
 
 
 class OtherGGUFKindError(CheckpointError):
@@ -190,7 +195,7 @@ class _Cursor:
     def take(self, n: int, what: str) -> int:
         """Advance over `n` bytes; return where they start."""
         if n < 0 or self.pos + n > len(self.buf):
-            raise CheckpointError(f"{self.path}: file is truncated or corrupt (it ends inside {what})")
+            raise DamagedGGUFError(f"{self.path}: file is truncated or corrupt (it ends inside {what})")
         start, self.pos = self.pos, self.pos + n
         return start
 
@@ -217,6 +222,40 @@ def _validate_header(path: Path) -> None:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
+# Where a GGUF file records the type it was made with: our quantizer's recipe name, llama.cpp's file type.
+QUANTIZE_TYPE_KEY = "motif_lite.quantize.type"
+FILE_TYPE_KEY = "general.file_type"
+
+
+def quantization_type(path: Path) -> str | None:
+    """The type a GGUF file was made with (e.g. "Q8_0"), from its metadata alone, so that a truncated file still
+    tells it: our quantizer's recipe name, else llama.cpp's `general.file_type` by name; None when the metadata
+    cannot be read or holds neither."""
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            return _recorded_type(_Cursor(buf, path))
+    except (OSError, ValueError, CheckpointError):  # ValueError: mmap of an empty file
+        return None
+
+
+def _recorded_type(cur: _Cursor) -> str | None:
+    _check_magic_and_version(cur)
+    cur.u64("the tensor count")
+    file_type = None
+    for i in range(cur.u64("the metadata count")):
+        key = cur.string(f"metadata key #{i}")
+        vtype = cur.u32(f"the type of metadata {key!r}")
+        if key == QUANTIZE_TYPE_KEY and vtype == GGUFValueType.STRING:
+            return cur.string(key)
+        if key == FILE_TYPE_KEY and vtype == GGUFValueType.UINT32:
+            file_type = cur.u32(key)
+            continue
+        _skip_value(cur, vtype, key, depth=0)
+    if file_type not in {member.value for member in gguf.LlamaFileType}:
+        return None
+    return gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+
+
 def _walk_header(cur: _Cursor) -> None:
     """Check magic, version, counts, every metadata entry and tensor entry, and that all data is present."""
     buf, path = cur.buf, cur.path
@@ -233,7 +272,7 @@ def _walk_header(cur: _Cursor) -> None:
     data_start = -(-cur.pos // alignment) * alignment
     for name, offset, nbytes in infos:
         if data_start + offset + nbytes > len(buf):
-            raise CheckpointError(
+            raise DamagedGGUFError(
                 f"{path}: file is truncated: tensor {name} needs bytes up to {data_start + offset + nbytes}, "
                 f"but the file has {len(buf)} bytes"
             )

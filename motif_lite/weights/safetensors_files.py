@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from motif_lite.errors import CheckpointError
+from motif_lite.errors import CheckpointError, listed
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 
@@ -72,9 +72,12 @@ def index_shards(index_path: Path) -> list[Path]:
 
 
 def _present(files: list[Path], index_path: Path) -> list[Path]:
-    missing = [str(f) for f in files if not f.is_file()]
+    missing = [f.name for f in files if not f.is_file()]  # the index names shards beside it
     if missing:
-        raise CheckpointError(f"{index_path} lists shards that do not exist: {missing}")
+        raise CheckpointError(
+            f"{index_path} lists shards that are not in {index_path.parent}: {listed(missing, 4)}; download them "
+            "again (an interrupted download leaves some out)"
+        )
     return files
 
 
