@@ -117,7 +117,7 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
     `.safetensors` file, a sharded `.safetensors.index.json`, or a `.gguf` file of the component. Raises
     `CheckpointError` otherwise; the component's `check` runs on the names and shapes before any tensor is read.
     """
-    path = Path(path)
+    path = Path(path).expanduser()  # a quoted "~/..." reaches us unexpanded
     if not path.exists():
         path = _cached_repo(str(path), component)
     if path.is_dir():

@@ -14,6 +14,7 @@ from motif_lite import TransformerConfig, load_transformer
 from motif_lite.config import config_from_weights, default_rope_axes
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.weights.keymap import detect_layout, to_checkpoint_name, to_model_name
+from motif_lite.weights.loader import meta_transformer
 from motif_lite.weights.shapes import MAX_LISTED, compare_shapes, listing, text_encoder_mismatches
 
 WEIGHTS = "transformer/diffusion_pytorch_model.safetensors"
@@ -44,6 +45,16 @@ def test_every_source_form_loads_the_same_model(tmp_path, checkpoint, reference)
     for source in (checkpoint, checkpoint / "transformer", checkpoint / WEIGHTS, sharded, index):
         model = load_transformer(source, dtype=torch.float32)
         assert_close_to_reference(_forward(model, x), expected)
+
+
+def test_a_tilde_in_the_source_is_the_home_folder(checkpoint, monkeypatch):
+    # A path from a config file or a notebook ("~/Motif-Video-2B"), which no shell expanded.
+    monkeypatch.setenv("HOME", str(checkpoint.parent))
+    model = load_transformer(f"~/{checkpoint.name}", dtype=torch.float32)
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        p.numel() for p in meta_transformer(checkpoint).parameters()
+    )
+    assert meta_transformer(f"~/{checkpoint.name}/transformer").config == model.config
 
 
 def test_weights_are_assigned_not_copied_into_random_init(checkpoint):

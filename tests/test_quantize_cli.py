@@ -250,6 +250,14 @@ def test_an_output_not_named_gguf_is_refused_before_quantizing(tiny, tmp_path, c
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_quoted_tilde_in_the_source_is_the_home_folder(tiny, tmp_path, monkeypatch):
+    # "~/Motif-Video-2B" in quotes (or from a script) reaches the quantizer unexpanded: it is still the home folder.
+    monkeypatch.setenv("HOME", str(tiny[0].parent))
+    out = tmp_path / "q8.gguf"
+    assert main([f"~/{tiny[0].name}", "-o", str(out), "--type", "Q8_0", "--quiet"]) == 0
+    assert out.is_file()
+
+
 def test_sharded_index_and_single_file_give_identical_tensors(tiny, tmp_path):
     root, _, _ = tiny
     (index,) = (root / "sharded").glob("*.index.json")

@@ -35,7 +35,7 @@ def load_transformer(
     """Load the transformer from a checkpoint directory (uses `transformer/`), a `transformer/` folder, one
     `.safetensors` file, a sharded set's `.index.json`, or a `.gguf` file (weights stay packed). `dtype`:
     torch.bfloat16, torch.float16 or torch.float32, or its name ("bf16", "float32", ...)."""
-    path = Path(source)
+    path = Path(source).expanduser()  # "~/..." from a config file or a notebook, where no shell expanded it
     device = checked_device(device)  # before any file is read
     dtype = checked_dtype(dtype)
     if path.suffix == ".gguf":
@@ -51,7 +51,7 @@ def load_transformer(
 def meta_transformer(source: str | Path) -> MotifVideoTransformer:
     """The transformer `load_transformer(source)` would build, on the meta device: its config and layer shapes
     from the file headers, no tensor data read (for checks that must run before any weight is loaded)."""
-    path = Path(source)
+    path = Path(source).expanduser()
     if path.suffix == ".gguf":
         from motif_lite.weights.gguf_loader import meta_gguf_transformer
 
