@@ -79,7 +79,7 @@ def test_a_machine_without_gpu_or_ffmpeg_gives_warnings_not_problems(tiny, monke
     assert report.passed
     warned = {f.subject: f.message for f in report.warnings}
     assert "CPU, which is for tests" in warned["GPU"] and "torch ops run instead" in warned["Triton"]
-    assert ".mp4 and .webm output are not possible" in warned["ffmpeg"]
+    assert ".mp4, .mkv, .mov and .webm output are not possible" in warned["ffmpeg"]
 
 
 @pytest.mark.parametrize("exe", ["/nonexistent/ffmpeg", "/bin/false"])
@@ -93,7 +93,7 @@ def test_an_ffmpeg_that_cannot_run_is_a_warning_not_ok(monkeypatch, exe):
     _check_ffmpeg(report)
     (finding,) = report.findings
     assert finding.level == "warning" and finding.subject == "ffmpeg"
-    assert finding.message.startswith(".mp4 and .webm output are not possible: ffmpeg ")
+    assert finding.message.startswith(".mp4, .mkv, .mov and .webm output are not possible: ffmpeg ")
     assert f"{exe} (IMAGEIO_FFMPEG_EXE)" in finding.message and "which need no ffmpeg" in finding.message
 
 

@@ -82,7 +82,7 @@ def _ffprobe_comment(path) -> str:
     return result.stderr.decode()
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov", ".webm"])
 def test_ffmpeg_formats_round_trip(tmp_path, suffix):
     video = _video()
     path = write_video(_chunks(video), tmp_path / f"out{suffix}", fps=24, metadata=META)
@@ -92,7 +92,7 @@ def test_ffmpeg_formats_round_trip(tmp_path, suffix):
     assert len(frames) == F and tuple(meta["size"]) == (W, H) and meta["fps"] == pytest.approx(24)
     assert np.abs(np.stack(frames).astype(int) - to_uint8_frames(video).astype(int)).mean() < 4  # lossy
     info = _ffprobe_comment(path)
-    assert ("h264" if suffix == ".mp4" else "vp9") in info and "yuv420p" in info
+    assert ("vp9" if suffix == ".webm" else "h264") in info and "yuv420p" in info
     assert '"seed": 42' in info and "quoted" in info
 
 
@@ -143,7 +143,7 @@ def test_write_errors(tmp_path):
     ("name", "message"),
     [
         ("out.avi", "unsupported output format"),
-        ("out", r"output .*out has no extension to say its format: e\.g\. .*out\.mp4 \(\.mp4, \.webm, "),
+        ("out", r"output .*out has no extension to say its format: e\.g\. .*out\.mp4 \(\.mp4, \.mkv, \.mov, "),
         ("out.png", "frame sequence"),
         ("out_%d_%d.png", "frame sequence"),
         ("50%_%d.png", "frame sequence"),
@@ -237,7 +237,7 @@ def test_ffmpeg_stopping_for_another_reason_is_one_line(tmp_path, monkeypatch):
     )
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".webm"])
 def test_an_ffmpeg_that_is_not_there_is_refused_before_any_work(tmp_path, monkeypatch, suffix):
     # IMAGEIO_FFMPEG_EXE naming no file passed every check; the run sampled, then failed to write with nothing said.
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "/nonexistent/ffmpeg")

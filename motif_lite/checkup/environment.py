@@ -54,6 +54,6 @@ def _check_ffmpeg(report: Checkup) -> None:
     try:
         path = find_ffmpeg()  # runs `ffmpeg -version`: a path that is set is not yet one that works
     except MotifLiteError as exc:
-        report.warning("ffmpeg", f".mp4 and .webm output are not possible: {first_line(exc)}")
+        report.warning("ffmpeg", f".mp4, .mkv, .mov and .webm output are not possible: {first_line(exc)}")
         return
-    report.ok("ffmpeg", f"{path} (.mp4, .webm)")
+    report.ok("ffmpeg", f"{path} (.mp4, .mkv, .mov, .webm)")

@@ -47,8 +47,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     decode.add_argument(
         "-o",
         "--output",
-        help="output: .mp4 .webm .webp .gif or out_%%03d.png (default: the run's output; a name beside it when that "
-        "exists)",
+        help="output: .mp4 .mkv .mov .webm .webp .gif or out_%%03d.png (default: the run's output; a name beside "
+        "it when that exists)",
     )
     decode.add_argument(
         "-m", "--model", help=f"checkpoint folder or Hub repo with the VAE (default: the run's, else {MOTIF_REPO})"

@@ -1,4 +1,5 @@
-"""The ffmpeg executable that writes .mp4 and .webm (imageio-ffmpeg's), checked to run before any work needs it."""
+"""The ffmpeg executable that writes .mp4, .mkv, .mov and .webm (imageio-ffmpeg's), checked to run before any work
+needs it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ _NO_FFMPEG_NEEDED = "or write .webp, .gif or PNG frames (out_%03d.png), which ne
 
 
 def find_ffmpeg() -> str:
-    """The path of the ffmpeg that writes .mp4/.webm, once it ran `ffmpeg -version` (a `MotifLiteError` saying
+    """The path of the ffmpeg that writes .mp4/.mkv/.mov/.webm, once it ran `ffmpeg -version` (a `MotifLiteError` saying
     what to do otherwise). A file that is not there is looked for on each call, so that installing it is seen; the
     answer of one that is, is kept for the process (a request is checked on each submission to the server)."""
     import imageio_ffmpeg  # imports only its own small modules; the binary is looked up here
@@ -26,7 +27,9 @@ def find_ffmpeg() -> str:
     try:
         exe = imageio_ffmpeg.get_ffmpeg_exe()
     except RuntimeError:  # none bundled, none on PATH
-        raise MotifLiteError(f"ffmpeg not found, which .mp4 and .webm need: {fix}; {_NO_FFMPEG_NEEDED}") from None
+        raise MotifLiteError(
+            f"ffmpeg not found, which .mp4, .mkv, .mov and .webm need: {fix}; {_NO_FFMPEG_NEEDED}"
+        ) from None
     found = exe if os.path.isfile(exe) else shutil.which(exe)  # a path, else a command name looked up on PATH
     if found is None:
         raise MotifLiteError(f"ffmpeg not found at {exe}{source}: {fix}; {_NO_FFMPEG_NEEDED}")

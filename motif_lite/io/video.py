@@ -1,4 +1,4 @@
-"""Write generated frames as .mp4, .webm, animated .webp / .gif, or a lossless PNG sequence.
+"""Write generated frames as .mp4 (.mkv, .mov), .webm, animated .webp / .gif, or a lossless PNG sequence.
 
 Frames arrive as chunks (the VAE decoder streams them): each chunk is a uint8 `[F, H, W, 3]` array/tensor or a
 float `[3, F, H, W]` tensor in [-1, 1] (as decoded). Chunks are converted and written one frame at a time, so a
@@ -29,12 +29,15 @@ from motif_lite.io.staging import FRAME_PATTERN, check_writable_folder, creating
 Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
 
-VIDEO_EXTENSIONS = (".mp4", ".webm", ".webp", ".gif", ".png")
-_FORMATS = ".mp4, .webm, .webp, .gif, or out_%03d.png for a PNG per frame"
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".webp", ".gif", ".png")
+_FORMATS = ".mp4, .mkv, .mov, .webm, .webp, .gif, or out_%03d.png for a PNG per frame"
 _EXIF_IMAGE_DESCRIPTION = 0x010E
-# ffmpeg settings per container: H.264 at CRF 18 ("visually lossless") and VP9 constant quality.
+# ffmpeg settings per container: H.264 at CRF 18 ("visually lossless") and VP9 constant quality. .mkv and .mov
+# (what editors and ComfyUI's video nodes often ask for) hold the same H.264 stream as .mp4.
 _FFMPEG = {
     ".mp4": ("libx264", ["-crf", "18", "-preset", "medium", "-movflags", "+faststart"]),
+    ".mov": ("libx264", ["-crf", "18", "-preset", "medium", "-movflags", "+faststart"]),
+    ".mkv": ("libx264", ["-crf", "18", "-preset", "medium"]),
     ".webm": ("libvpx-vp9", ["-crf", "30", "-b:v", "0", "-row-mt", "1"]),
 }
 
@@ -60,7 +63,7 @@ def numbered_path(path: Path, n: int) -> Path:
 
 def check_output_path(path: str | Path) -> bool:
     """Fail early (`MotifLiteError`) for outputs `write_video` cannot produce: bad extension, pattern, directory,
-    a folder in which no file can be created (tried: `check_writable_folder`), .mp4/.webm without an ffmpeg that
+    a folder in which no file can be created (tried: `check_writable_folder`), the ffmpeg formats without an ffmpeg that
     runs (`find_ffmpeg`). True when the path is fine."""
     if not isinstance(path, str | Path):  # e.g. None, as if the frames came back instead (diffusers' output_type)
         raise MotifLiteError(
@@ -222,7 +225,7 @@ def _write_ffmpeg(stream: Iterator[np.ndarray], path: Path, fps: float, comment:
     height, width = shape[0], shape[1]
     if height % 2 or width % 2:
         raise ConfigError(f"{path.suffix} (yuv420p) needs an even width and height, got {width}x{height}")
-    import imageio_ffmpeg  # only needed for .mp4/.webm; keeps `import motif_lite` light
+    import imageio_ffmpeg  # only needed for the ffmpeg formats; keeps `import motif_lite` light
 
     writer = imageio_ffmpeg.write_frames(
         str(path),
