@@ -251,6 +251,7 @@ def test_a_dry_run_for_a_gpu_says_how_long_only_when_the_gpu_is_here(tmp_path, m
     assert cli.main([*args, "-b", "2"]) == 0
     assert "on this GPU" not in capsys.readouterr().err and rates == []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (100 * 2**30, 141 * 2**30))  # an H200's
     assert cli.main([*args, "-b", "2"]) == 0
     err = capsys.readouterr().err
     assert "note: this run (1280x736x121, 50 steps, 2 videos) is " in err and "about 21 minutes to 32 minutes" in err
