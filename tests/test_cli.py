@@ -333,6 +333,19 @@ def test_a_batch_stopped_before_a_videos_first_step_names_that_video_too(checkpo
     assert not list(tmp_path.glob("*.latents.safetensors")) and not second.exists()
 
 
+def test_a_single_video_stopped_before_its_first_step_gets_no_batch_note(checkpoint, tmp_path, capsys, monkeypatch):
+    # The note with "-b 1 -s SEED -o FILE" is for the videos of a batch: a run of one is run again as it was.
+    def stop_in_the_encode(self, stage, done, total):
+        if stage == "encode":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(common.StageProgress, "__call__", stop_in_the_encode)
+    args = run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "1", "--steps", "1")
+    assert cli.main(args) == cli.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "nothing saved" not in err and "-b 1" not in err, err
+
+
 def test_truncated_negative_prompt_is_named_in_one_warning_line(checkpoint, tmp_path, capsys):
     # The tiny tokenizer reads ~1 token per character: 600 characters are over the 512-token limit.
     args = run_args(checkpoint[0], tmp_path / "fox.gif", "--video-frames", "1", "--steps", "1")

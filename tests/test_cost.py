@@ -201,6 +201,9 @@ def test_short_cpu_runs_do_not_ask_and_dry_runs_only_say(cpu_run, monkeypatch, c
     assert "a run asks before it starts (--yes starts it)" in err
     assert cpu_run("--dry-run", "-W", "256", "-H", "256", "--video-frames", "9", "--steps", "2") == 0
     assert "on the CPU this run" not in capsys.readouterr().err
+    # A batch: the time of all its videos, as the run asks about (the dry run counted one video and said nothing).
+    assert cpu_run("--dry-run", "-W", "256", "-H", "256", "--video-frames", "9", "--steps", "2", "-b", "8") == 0
+    assert "note: on the CPU this run (256x256x9, 2 steps, 8 videos) is 1.3e+14 FLOPs" in capsys.readouterr().err
 
 
 def test_a_long_gpu_run_says_how_long_first(tmp_path, monkeypatch, capsys):
@@ -236,6 +239,26 @@ def test_a_long_gpu_run_says_how_long_first(tmp_path, monkeypatch, capsys):
     with pytest.raises(Reached):
         cli.main(args)
     assert "note: this run" not in capsys.readouterr().err
+
+
+def test_a_dry_run_for_a_gpu_says_how_long_only_when_the_gpu_is_here(tmp_path, monkeypatch, capsys):
+    # The GPU's note as the run gives it, for all the videos of a batch; planned for a GPU this machine lacks, none
+    # (nothing to measure).
+    from huggingface_hub import constants
+
+    rates = []
+    monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype, seconds, device: rates.append(device) or 7.75e14)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))
+    args = ["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cuda", "--vram", "24", "--dry-run"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli.main([*args, "-b", "2"]) == 0
+    assert "on this GPU" not in capsys.readouterr().err and rates == []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (100 * 2**30, 141 * 2**30))  # an H200's
+    assert cli.main([*args, "-b", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "note: this run (1280x736x121, 50 steps, 2 videos) is " in err and "about 21 minutes to 32 minutes" in err
 
 
 def test_the_matmul_probe_measures_a_rate():

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -309,6 +310,54 @@ def test_a_dry_run_checks_and_plans_without_loading_or_downloading(saved, tmp_pa
         monkeypatch.setattr(hub, name, lambda *a, **k: pytest.fail("a dry run downloaded"))
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "-m", "Motif-Technologies/Motif-Video-2B", "--dry-run")
     assert_user_error(code, err, "hf download Motif-Technologies/Motif-Video-2B")
+
+
+def test_a_dry_run_names_the_vae_file_it_would_use(saved, checkpoint, tmp_path, capsys, monkeypatch):
+    # The --vae file given, before the one the run used, and never the folder either is linked into; the dtype in
+    # words (float32, not torch.float32).
+    from safetensors import safe_open
+
+    monkeypatch.setattr(decoding, "load_vae", lambda *a, **k: pytest.fail("a dry run loaded the VAE"))
+    ran_with, given = tmp_path / "ran-with.safetensors", tmp_path / "given.safetensors"
+    for copy in (ran_with, given):
+        shutil.copy(checkpoint / "vae" / "diffusion_pytorch_model.safetensors", copy)
+    latents = tmp_path / LATENTS  # the failed decode's latents, as if its run had --vae ran-with.safetensors
+    with safe_open(str(saved / LATENTS), "pt") as file:
+        metadata = file.metadata()
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+    info = {**json.loads(metadata[FORMAT_KEY]), "vae": str(ran_with)}
+    save_file(tensors, str(latents), metadata={**metadata, FORMAT_KEY: json.dumps(info)})
+    code, out, err = decode_cli(capsys, str(latents), "--dry-run")
+    assert code == 0, err
+    assert f"VAE: {ran_with}, float32 on cpu\n" in out
+    code, out, err = decode_cli(capsys, str(latents), "--vae", str(given), "--dry-run")
+    assert code == 0, err
+    assert f"VAE: {given}, float32 on cpu\n" in out
+
+
+@pytest.mark.parametrize("name", ["fox.webm", "fox.webp", "fox.gif", "fox.mkv", "fox.mov", "fox.avi", "fox.MP4"])
+def test_each_kind_of_video_given_for_its_latents_is_named_a_video(tmp_path, name):
+    (tmp_path / name).write_bytes(b"\x1aE\xdf\xa3 not latents")
+    with pytest.raises(LatentsFileError) as error:
+        read_latents(tmp_path / name, command="decode")
+    assert str(error.value).startswith(f"{tmp_path / name} is a video, not a latents file: give the ")
+
+
+def test_a_latents_file_the_system_cannot_read_says_why(tmp_path, monkeypatch):
+    # The system's reason (as a user who may not read the file gets it), not "not a safetensors file".
+    import errno
+
+    import safetensors
+
+    path = tmp_path / LATENTS
+    path.write_bytes(b"latents")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(safetensors, "safe_open", denied)
+    with pytest.raises(LatentsFileError, match=r"is not a latents file of motif-lite \(.*\): Permission denied$"):
+        read_latents(path, command="decode")
 
 
 # ------------------------------------------------------------------------------ user mistakes

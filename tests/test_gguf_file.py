@@ -11,6 +11,7 @@ import pytest
 import torch
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 from gguf_helpers import GGUF_PY_QUANTIZABLE, random_packed, write_test_gguf
+from safetensors.torch import save_file
 from torch import nn
 
 from motif_lite.errors import CheckpointError
@@ -176,6 +177,20 @@ def test_not_a_gguf(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not a GGUF file") as error:
         read_gguf(path)
     assert "safetensors" not in str(error.value).replace(str(path), "")
+    path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{damaged")  # what it holds cannot be told: the general advice
+    with pytest.raises(CheckpointError, match="not a GGUF file") as error:
+        read_gguf(path)
+    assert "it is a safetensors file: weights in that format go to --diffusion-model" in str(error.value)
+
+
+def test_a_lora_given_as_gguf_is_named_a_lora(tmp_path: Path) -> None:
+    # Its names are also the transformer's layers: "the transformer's tensors ... quantize" would send it astray.
+    path = tmp_path / "style.safetensors"
+    save_file({"transformer_blocks.0.attn.to_q.lora_A.weight": torch.zeros(2, 8)}, str(path))
+    with pytest.raises(CheckpointError, match="not a GGUF file") as error:
+        read_gguf(path)
+    assert "it is a safetensors file that holds a LoRA's tensors (pass it as --lora)" in str(error.value)
+    assert "quantize" not in str(error.value)
 
 
 @pytest.mark.parametrize("version", [1, 4, 0x01000000])

@@ -376,6 +376,34 @@ def test_an_output_that_would_replace_the_input_image_is_refused(tmp_path, image
     request.resolve()
 
 
+@pytest.mark.parametrize("given", ["relative", "home"])
+def test_an_output_that_names_the_input_image_another_way_is_refused_too(tmp_path, monkeypatch, given):
+    # The same file under a relative path or ~ (the Python API takes both as given) is still the input image.
+    PIL.Image.new("RGB", (16, 16)).save(tmp_path / "first.webp")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    image, output = ("first.webp", "first.webp") if given == "relative" else (tmp_path / "first.webp", "~/first.webp")
+    request = GenerationRequest("x", width=16, height=16, frames=5, image=image, output=output)
+    with pytest.raises(RequestError, match="would replace the input image"):
+        request.resolve()
+
+
+def test_a_percent_sign_in_a_videos_name_is_no_frame_pattern(tmp_path):
+    # "100%.mp4" cannot be filled in as a pattern of PNG frames: it is one file, not the input image.
+    PIL.Image.new("RGB", (16, 16)).save(tmp_path / "first.png")
+    request = GenerationRequest(
+        "x", width=16, height=16, frames=5, image=tmp_path / "first.png", output=tmp_path / "100%.mp4"
+    )
+    request.resolve()
+
+
+def test_a_png_sequence_of_one_frame_is_said_as_its_one_file(tmp_path):
+    # "f_%03d.png (f_000.png ... f_000.png)" for a one-frame video: the file itself says it better.
+    assert staging.described_output(tmp_path / "f_%03d.png", 1) == str(tmp_path / "f_000.png")
+    pattern = tmp_path / "f_%03d.png"
+    assert staging.described_output(pattern, 3) == f"{pattern} (f_000.png ... f_002.png)"
+
+
 @pytest.mark.parametrize(
     ("image", "size"), [((1000, 900), (48, 32)), ((1080, 1920), (1280, 736)), ((4, 3), (832, 480))]
 )

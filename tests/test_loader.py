@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import pytest
@@ -134,6 +135,19 @@ def test_another_components_folder_is_named_by_its_config(tmp_path, source):
         with pytest.raises(CheckpointError) as error:
             load_transformer(path)
     assert f"{vae / 'config.json'} describes AutoencoderKLWan, not the Motif-Video transformer" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("config", "said"),
+    [(b"\xff\xfe{}", "is not valid JSON"), (b"[]", "must hold a JSON object, got list")],
+    ids=["not-utf8", "a-list"],
+)
+def test_a_config_that_names_no_model_is_named_as_unreadable(tmp_path, config, said):
+    # The check for another component's config must leave such a file to the config's own error (no traceback).
+    (tmp_path / "config.json").write_bytes(config)
+    save_file({"transformer_blocks.0.attn.to_q.weight": torch.zeros(4, 4)}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ConfigError, match=f"{re.escape(str(tmp_path / 'config.json'))} {said}"):
+        load_transformer(tmp_path)
 
 
 @pytest.mark.parametrize("cuda_build", [None, "12.8"])

@@ -586,12 +586,23 @@ def test_a_dry_run_reads_and_lists_the_loras(setup, tmp_path, capsys):
             torch.tensor([0.0, 1.0]),
             r"the alpha of transformer_blocks\.0\.attn\.to_q must be one number, got shape \[2\]",
         ),
+        (  # no number at all: float() of it was a traceback
+            "alpha",
+            torch.tensor([]),
+            r"the alpha of transformer_blocks\.0\.attn\.to_q must be one number, got shape \[0\]",
+        ),
         ("alpha", torch.tensor(float("nan")), r"the alpha of transformer_blocks\.0\.attn\.to_q holds inf or NaN"),
+        ("alpha", torch.tensor(float("inf")), r"the alpha of transformer_blocks\.0\.attn\.to_q holds inf or NaN"),
         ("lora_down.weight", torch.full((2, 64), float("nan")), r"the down \(lora_A\) of .*to_q holds inf or NaN"),
+        (  # one damaged row among finite ones
+            "lora_down.weight",
+            torch.cat([torch.ones(1, 64), torch.full((1, 64), float("nan"))]),
+            r"the down \(lora_A\) of .*to_q holds inf or NaN",
+        ),
         ("lora_up.weight", torch.full((64, 2), float("inf")), r"the up \(lora_B\) of .*to_q holds inf or NaN"),
         ("rank-0", None, r"the LoRA of transformer_blocks\.0\.attn\.to_q has rank 0 \(down \[0, 64\], up \[64, 0\]\)"),
     ],
-    ids=["alpha-of-two", "nan-alpha", "nan-down", "inf-up", "rank-0"],
+    ids=["alpha-of-two", "empty-alpha", "nan-alpha", "inf-alpha", "nan-down", "one-nan-row-down", "inf-up", "rank-0"],
 )
 def test_a_broken_lora_is_named_when_read(tmp_path, targets, part, value, named):
     # Each crashed with a traceback (alpha of two numbers; a rank-0 file with an alpha divides by zero) or only
@@ -621,13 +632,18 @@ def test_a_lora_alpha_of_two_numbers_is_a_user_error_in_a_run_and_a_dry_run(setu
         assert "must be one number, got shape [2]" in err and "Traceback" not in err
 
 
-def test_the_python_api_points_a_file_colon_strength_to_the_pair(setup):
+def test_the_python_api_points_a_file_colon_strength_to_the_pair(setup, tmp_path):
     _, _, files, _ = setup
     hint = f"; loras= takes a strength as a (file, strength) pair, e.g. loras=[('{files['peft']}', 0.5)]"
     with pytest.raises(LoRAError, match=re.escape(f"not found: {files['peft']}:0.5{hint}")):
         lora_specs([f"{files['peft']}:0.5"])
     with pytest.raises(LoRAError, match=r"not found: [^;]*$"):  # no hint where the file before the colon is missing too
         lora_specs([f"{files['peft']}x:0.5"])
+    inside = tmp_path / "v1:2" / "style.safetensors"  # a colon in a folder's name: the strength follows the last one
+    inside.parent.mkdir()
+    shutil.copy(files["peft"], inside)
+    with pytest.raises(LoRAError, match=re.escape(f"e.g. loras=[('{inside}', 0.5)]")):
+        lora_specs([f"{inside}:0.5"])
 
 
 @pytest.mark.parametrize(
@@ -636,8 +652,9 @@ def test_the_python_api_points_a_file_colon_strength_to_the_pair(setup):
         (("transformer.", ("A", "B")), "text_encoder.", "1 of its 2 layers is"),  # diffusers' save_lora_weights
         (("lora_unet_", ("down", "up")), "lora_te1_", "1 of its 2 layers is"),  # kohya
         (None, "text_encoder.", "its one layer is"),
+        (None, "text_encoder_2.", "its one layer is"),  # a model with two text encoders (SDXL's save_lora_weights)
     ],
-    ids=["diffusers", "kohya", "text-encoder-alone"],
+    ids=["diffusers", "kohya", "text-encoder-alone", "second-text-encoder"],
 )
 def test_text_encoder_layers_are_refused_as_such(tmp_path, targets, transformer, text_encoder, named):
     # A LoRA trained with the text encoder was called "a LoRA for another model or version".
@@ -655,3 +672,15 @@ def test_text_encoder_layers_are_refused_as_such(tmp_path, targets, transformer,
     message = str(error.value)
     assert f"{named} for the text encoder (like {text_encoder}" in message, message
     assert "does not adapt" in message and "another model" not in message
+
+
+def test_a_modules_alpha_tensor_comes_before_peft_metadata(tmp_path, targets):
+    # PEFT's metadata stands in for the modules without an .alpha tensor of their own, not for those with one.
+    lora = _pairs("transformer.", "transformer_blocks.0.attn.to_q", ("A", "B"))  # rank 2
+    lora |= _pairs("transformer.", "transformer_blocks.0.attn.to_k", ("A", "B"))
+    lora["transformer.transformer_blocks.0.attn.to_q.alpha"] = torch.tensor(1.0)
+    path = tmp_path / "both.safetensors"
+    save_file(lora, path, metadata={"lora_adapter_metadata": json.dumps({"r": 2, "lora_alpha": 8})})
+    (read,) = read_loras([LoRASpec(path)], targets)
+    scales = {update.module: update.scale for update in read.updates}
+    assert scales == {"transformer_blocks.0.attn.to_q": 1.0 / 2, "transformer_blocks.0.attn.to_k": 8 / 2}

@@ -14,7 +14,7 @@ from tiny_pipeline import make_tiny_checkpoint
 from motif_lite import load_pipeline
 from motif_lite.cli import main as cli_main
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.preview import check_preview_path, write_preview
+from motif_lite.io.preview import PREVIEWS_PER_RUN, check_preview_path, preview_interval, write_preview
 from motif_lite.request import GenerationRequest
 from motif_lite.sampling import denoise, flow_schedule
 from motif_lite.vae.posterior import DiagonalGaussian
@@ -203,6 +203,8 @@ def test_a_preview_that_is_a_frame_of_the_video_is_refused_before_loading(
       "steps and never after the last one, so none would be written; give --preview-every 3 or less"),
      (["--steps", "1"], "--preview with --steps 1 would write no preview: previews come between steps, never after "
       "the last one; give --steps 2 or more, or leave out --preview"),
+     (["--steps", "2", "--preview-every", "2"], "--preview-every 2 is not below --steps 2: previews come every K "
+      "steps and never after the last one, so none would be written; give --preview-every 1 or less"),
      (["--steps", "4", "--preview-every", "3"], None), (["--steps", "2"], None)],
 )  # fmt: skip
 def test_a_preview_that_can_never_come_is_refused_before_loading(tmp_path, capsys, monkeypatch, flags, refused):
@@ -217,6 +219,15 @@ def test_a_preview_that_can_never_come_is_refused_before_loading(tmp_path, capsy
         assert err.startswith("error: no such checkpoint directory")
         return
     assert code == 2 and err.strip() == f"error: {refused}"
+
+
+def test_the_default_spacing_writes_a_few_previews_and_at_least_one():
+    # About PREVIEWS_PER_RUN per run counting the video itself, never more (the pipeline previews after every
+    # interval-th step but the last), and one at least from 2 steps on.
+    for steps in range(2, 101):
+        every = preview_interval(steps, None)
+        written = [done for done in range(1, steps) if done % every == 0]
+        assert 1 <= len(written) <= PREVIEWS_PER_RUN - 1, (steps, every)
 
 
 def test_preview_file_writes_in_the_background_and_never_stops_the_run(tmp_path, monkeypatch, caplog):

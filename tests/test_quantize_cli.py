@@ -293,10 +293,11 @@ def test_dequantizing_a_gguf_to_f32_is_not_called_a_loss(tiny, q4km, tmp_path, c
     assert source.keys() == copy.keys() and all(torch.equal(source[name], copy[name]) for name in source)
 
 
-def test_the_vae_is_said_to_stay_as_it_is(tiny, tmp_path, capsys):
+@pytest.mark.parametrize("named", ["vae", "VAE"])  # as other converters and the checkpoint's folder name it
+def test_the_vae_is_said_to_stay_as_it_is(tiny, tmp_path, capsys, named):
     root, _, _ = tiny
     with pytest.raises(SystemExit) as exit_:
-        main([str(root), "-o", str(tmp_path / "vae.gguf"), "--component", "vae"])
+        main([str(root), "-o", str(tmp_path / "vae.gguf"), "--component", named])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "the VAE (0.25 GB) is not quantized" in err and "invalid choice" not in err
 

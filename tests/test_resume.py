@@ -386,13 +386,16 @@ def test_the_note_on_a_model_flag_the_stopped_run_left_out_names_it(stopped, che
 
 def test_the_note_on_another_lora_names_the_stopped_runs(checkpoint, tmp_path, capsys):
     lora = a_lora(tmp_path)
-    styled = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", loras=[(lora, 0.8)])
+    (tmp_path / "second").mkdir()
+    second = a_lora(tmp_path / "second")
+    loras = [(lora, 0.8), (second, 0.5)]
+    styled = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", loras=loras)
     with pytest.raises(KeyboardInterrupt):
         styled.generate(request(tmp_path), on_progress=stop_at(1))
     stopped = tmp_path / "fox.latents.safetensors"
     code, _, err = run_cli(capsys, "--resume", str(stopped), "--lora", str(lora), "--dry-run")
     assert code == 0, err
-    assert f"the run being resumed had --lora {lora}:0.8: the rest of the video" in err
+    assert f"the run being resumed had --lora {lora}:0.8 --lora {second}:0.5: the rest of the video" in err
 
 
 def random_image(path: Path, seed: int) -> Path:
@@ -414,7 +417,7 @@ def drop_image_checksum(path: Path) -> None:
     save_file(tensors, str(path), metadata={"motif_lite_latents": json.dumps(info)})
 
 
-def test_a_moved_input_image_is_given_again_with_i(pipe, tmp_path, capsys):
+def test_a_moved_input_image_is_given_again_with_i(pipe, tmp_path, capsys, monkeypatch):
     # It could not be resumed: without -i the image was not found, with -i the flag was refused.
     first = random_image(tmp_path / "first.png", 0)
     with pytest.raises(KeyboardInterrupt):
@@ -426,7 +429,10 @@ def test_a_moved_input_image_is_given_again_with_i(pipe, tmp_path, capsys):
     other = random_image(tmp_path / "other.png", 1)
     code, _, err = run_cli(capsys, "--resume", str(stopped), "-i", str(other), "--dry-run")
     assert_user_error(code, err, f"{other} is not the image the run being resumed used ({first}, no longer there)")
-    code, out, err = run_cli(capsys, "--resume", str(stopped), "-i", str(moved))
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-i", str(tmp_path / "gone.png"), "--dry-run")
+    assert_user_error(code, err, f"input image not found: {tmp_path / 'gone.png'}")
+    monkeypatch.chdir(tmp_path)  # -i relative to the working folder: the note and the run name the file in full
+    code, out, err = run_cli(capsys, "--resume", str(stopped), "-i", moved.name)
     assert code == 0, err
     assert f"input image {first} is no longer there: going on with {moved}, the same image (its checksum" in err
     assert (tmp_path / "fox.mp4").is_file() and not stopped.exists()
@@ -505,6 +511,7 @@ def test_a_stopped_batch_names_the_videos_it_did_not_start(checkpoint, tmp_path,
     assert code == cli.EXIT_INTERRUPTED
     assert f"not started: {tmp_path / 'fox-3.mp4'} (seed 12), {tmp_path / 'fox-4.mp4'} (seed 13)" in err
     assert f"motif-lite run --resume {tmp_path / 'fox-2.latents.safetensors'}" in err
+    assert "nothing saved" not in err  # its first step was saved
 
 
 def test_a_resumed_run_never_reuses_on_the_last_step(checkpoint, tmp_path):

@@ -114,7 +114,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     on_preview = _preview_writer(args.preview, request.fps) if args.preview and main_rank else None
     print_notes([*resume_notes, *notes, *flag_notes(args, several_processes=layout is not None)], say)
     if args.dry_run:
-        return dry_run(args, request, dtype, layout)
+        return dry_run(args, request, dtype, layout, videos=len(requests))
     device = args.device if session is None else session.device
     try:
         with download_hint_repeats(getattr(args, "argv", None)):
@@ -158,9 +158,14 @@ def flag_notes(args: argparse.Namespace, several_processes: bool) -> list[str]:
 
 
 def dry_run(
-    args: argparse.Namespace, request: GenerationRequest, dtype: torch.dtype, layout: ParallelLayout | None = None
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    dtype: torch.dtype,
+    layout: ParallelLayout | None = None,
+    videos: int = 1,
 ) -> int:
-    """Print the effective settings, the sizes and the memory plan; reads no weights and never downloads."""
+    """Print the effective settings, the sizes and the memory plan; reads no weights and never downloads. `videos`:
+    how many the run makes (-b), whose time together the time note gives, as the run does."""
     import torch
 
     from motif_lite.checkpoint import locate_sources
@@ -181,7 +186,7 @@ def dry_run(
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
     _, note = planned_batch_guidance(args.batch_guidance and layout is None, device, plan, settings)
     print_notes([note] if note else [])
-    print_notes(_dry_run_time_notes(request, settings, sources, dtype, device))
+    print_notes(_dry_run_time_notes(request, settings, sources, dtype, device, videos))
     sizes = model_sizes(sources, dtype).lines()
     prompt = args.prompt if args.resume is None else request.prompt  # a resumed run's is in its latents file
     lines = [prompt_line(prompt), *settings.lines(), dry_run_speed(args, device), *sizes]
@@ -190,17 +195,22 @@ def dry_run(
 
 
 def _dry_run_time_notes(
-    request: GenerationRequest, settings: Settings, sources: ModelSources, dtype: torch.dtype, device: torch.device
+    request: GenerationRequest,
+    settings: Settings,
+    sources: ModelSources,
+    dtype: torch.dtype,
+    device: torch.device,
+    videos: int,
 ) -> list[str]:
-    """What a run would say about its time before it loads (a dry run asks nothing): measured on this machine's
-    CPU, or on its GPU when the plan is for one that is here."""
+    """What a run of `videos` videos would say about its time before it loads (a dry run asks nothing): measured on
+    this machine's CPU, or on its GPU when the plan is for one that is here."""
     import torch
 
     if device.type == "cpu":
-        note = cpu_time_note(request, settings, sources.configs, dtype)
+        note = cpu_time_note(request, settings, sources.configs, dtype, videos)
         return [] if note is None else [f"{note}; a run asks before it starts (--yes starts it)"]
     if device.type == "cuda" and torch.cuda.is_available():
-        note = gpu_time_note(request, settings, sources.configs, dtype, device)
+        note = gpu_time_note(request, settings, sources.configs, dtype, device, videos)
         return [] if note is None else [note]
     return []
 
