@@ -428,6 +428,25 @@ def test_dtype_takes_torchs_and_other_tools_names_of_the_same_dtypes(command):
         parse([command, *extra, "--dtype", "fp8"])
 
 
+FINISHED_THEN_CTRL_C = """
+import os, signal, sys
+from motif_lite import cli
+cli.main = lambda argv=None: 0  # the command finished: the video is written
+real_exit = sys.exit
+def exiting(code):  # a Ctrl-C on the way out, as while Python tears torch down
+    os.kill(os.getpid(), signal.SIGINT)
+    real_exit(code)
+sys.exit = exiting
+cli.entry()
+"""
+
+
+def test_a_ctrl_c_after_the_command_finished_keeps_its_exit_status():
+    # A finished run once exited 130 without a word: the Ctrl-C landed after the video was written.
+    done = subprocess.run([sys.executable, "-c", FINISHED_THEN_CTRL_C], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "KeyboardInterrupt" not in done.stderr, (done.returncode, done.stderr)
+
+
 def test_help_and_version_do_not_import_torch():
     # --help must answer at once: building the parser may not pull in torch (seconds to import).
     code = "import sys; from motif_lite.cli import build_parser; build_parser(); print('torch' in sys.modules)"

@@ -18,7 +18,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from motif_lite import __version__
 from motif_lite.cli import check, decode, run, serve, unknown_flags, verify
@@ -74,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
         # --mode as --model); an unknown flag gets unknown_flags' hints instead.
         command_parser.allow_abbrev = False
     return parser
+
+
+def entry() -> NoReturn:
+    """The `motif-lite` program (and `python -m motif_lite`): `main`, then exit with its code. Ctrl-C is ignored once
+    the command has finished: one that lands while Python tears down torch would turn a finished run's exit status
+    into 130 without a word, and a script would take the video it got for a failure."""
+    code = main()
+    with contextlib.suppress(ValueError):  # not the main thread: nothing to ignore
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,5 @@
 """`python -m motif_lite.cli ...` is `motif-lite ...`."""
 
-import sys
+from motif_lite.cli import entry
 
-from motif_lite.cli import main
-
-sys.exit(main())
+entry()
