@@ -9,6 +9,12 @@ DTYPE_NAMES = ("bf16", "fp16", "fp32")
 # Other names of the same dtypes (torch's, numpy's, other tools'), which --dtype takes as the name they stand for.
 DTYPE_ALIASES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "f16": "fp16", "float32": "fp32",
                  "float": "fp32", "f32": "fp32"}  # fmt: skip
+KERNEL_BACKENDS = ("auto", "torch", "triton")
+ATTENTION_MODES = ("exact", "int8")  # --attention: exact softmax attention, or 8-bit (INT8 QKᵀ, FP8/16-bit P·V)
+GUIDANCE_METHODS = ("apg", "cfg")
+SAMPLERS = {"euler": "euler", "dpm++2m": "dpmpp_2m"}  # user-facing name -> motif_lite.sampling solver name
+# The exact attention kernel (`--attention-backend`): auto = a timed trial on the GPU (docs/kernels.md).
+ATTENTION_BACKENDS = ("auto", "sdpa", "flash", "cudnn", "efficient", "triton", "fa3")
 
 
 def dtype_name(text: str) -> str:
@@ -16,11 +22,3 @@ def dtype_name(text: str) -> str:
     anything else as given, for argparse to refuse with the choices."""
     name = text.strip().lower().removeprefix("torch.")
     return DTYPE_ALIASES.get(name, name)
-
-
-KERNEL_BACKENDS = ("auto", "torch", "triton")
-ATTENTION_MODES = ("exact", "int8")  # --attention: exact softmax attention, or 8-bit (INT8 QKᵀ, FP8/16-bit P·V)
-GUIDANCE_METHODS = ("apg", "cfg")
-SAMPLERS = {"euler": "euler", "dpm++2m": "dpmpp_2m"}  # user-facing name -> motif_lite.sampling solver name
-# The exact attention kernel (`--attention-backend`): auto = a timed trial on the GPU (docs/kernels.md).
-ATTENTION_BACKENDS = ("auto", "sdpa", "flash", "cudnn", "efficient", "triton", "fa3")
