@@ -168,12 +168,17 @@ class VerifyResult:
     dtype: torch.dtype = torch.float32
 
     @property
-    def mismatch(self) -> str | None:
+    def first_mismatch(self) -> StageResult | None:
         """The first stage that does not match (stages run in pipeline order), or None."""
-        return next((s.stage for s in self.stages if not s.matches), None)
+        return next((s for s in self.stages if not s.matches), None)
+
+    @property
+    def mismatch(self) -> str | None:
+        """The name of `first_mismatch`, or None."""
+        return None if self.first_mismatch is None else self.first_mismatch.stage
 
     def verdict(self) -> str:
-        first = next((s for s in self.stages if not s.matches), None)
+        first = self.first_mismatch
         if first is None:
             return "verdict: match"
         if first.not_finite == "both":

@@ -16,6 +16,7 @@ from gguf import quants as gguf_quants
 from tqdm import tqdm
 
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
+from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY
 
 from .components import TRANSFORMER, Component
 from .recipes import Recipe, file_type, plan_bytes
@@ -85,7 +86,7 @@ def _new_writer(
         writer.add_file_type(ftype)
     writer.add_quantization_version(QUANT_VERSION)
     writer.add_string("motif_lite.quantize.source", str(source.path))
-    writer.add_string("motif_lite.quantize.type", recipe.name)
+    writer.add_string(QUANTIZE_TYPE_KEY, recipe.name)
     writer.add_string("motif_lite.quantize.recipe", json.dumps(keep_specs))
     if source.config_json is not None:
         writer.add_string(component.config_key, source.config_json)

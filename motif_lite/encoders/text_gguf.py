@@ -25,7 +25,7 @@ from torch import nn
 from transformers import PreTrainedModel, T5Gemma2Encoder, T5Gemma2EncoderConfig
 
 from motif_lite.errors import CheckpointError, listed
-from motif_lite.weights.gguf_file import TEXT_ENCODER_ARCH, PackedTensor, read_gguf
+from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY, TEXT_ENCODER_ARCH, PackedTensor, read_gguf
 from motif_lite.weights.quant_embedding import QuantizedEmbedding
 from motif_lite.weights.quant_linear import quantized_state_dict, replace_linears
 from motif_lite.weights.shapes import check_tensors
@@ -62,7 +62,7 @@ class TextEncoderGGUF:
     path: Path
     config: T5Gemma2EncoderConfig
     tensors: dict[str, PackedTensor]
-    recipe: str | None  # motif_lite.quantize.type, e.g. "Q8_0"
+    recipe: str | None  # QUANTIZE_TYPE_KEY's value, e.g. "Q8_0"
 
     @property
     def nbytes(self) -> int:
@@ -125,7 +125,7 @@ def read_text_encoder_gguf(path: str | Path, checkpoint_config: Path | None = No
     tensors = {name: t for name, t in ckpt.tensors.items() if 0 not in t.shape}
     shapes = {name: t.shape for name, t in tensors.items()}
     check_tensors(meta_encoder(config), shapes, str(path), "the text encoder config")
-    recipe = ckpt.metadata.get("motif_lite.quantize.type")
+    recipe = ckpt.metadata.get(QUANTIZE_TYPE_KEY)
     return TextEncoderGGUF(path, config, tensors, recipe if isinstance(recipe, str) else None)
 
 

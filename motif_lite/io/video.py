@@ -34,10 +34,12 @@ _FORMATS = ".mp4, .mkv, .mov, .webm, .webp, .gif, or out_%03d.png for a PNG per 
 _EXIF_IMAGE_DESCRIPTION = 0x010E
 # ffmpeg settings per container: H.264 at CRF 18 ("visually lossless") and VP9 constant quality. .mkv and .mov
 # (what editors and ComfyUI's video nodes often ask for) hold the same H.264 stream as .mp4.
+_H264 = ["-crf", "18", "-preset", "medium"]
+_FAST_START = ["-movflags", "+faststart"]  # the index first (MP4/QuickTime), so that players start before the end
 _FFMPEG = {
-    ".mp4": ("libx264", ["-crf", "18", "-preset", "medium", "-movflags", "+faststart"]),
-    ".mov": ("libx264", ["-crf", "18", "-preset", "medium", "-movflags", "+faststart"]),
-    ".mkv": ("libx264", ["-crf", "18", "-preset", "medium"]),
+    ".mp4": ("libx264", [*_H264, *_FAST_START]),
+    ".mov": ("libx264", [*_H264, *_FAST_START]),
+    ".mkv": ("libx264", _H264),
     ".webm": ("libvpx-vp9", ["-crf", "30", "-b:v", "0", "-row-mt", "1"]),
 }
 
@@ -63,8 +65,8 @@ def numbered_path(path: Path, n: int) -> Path:
 
 def check_output_path(path: str | Path) -> bool:
     """Fail early (`MotifLiteError`) for outputs `write_video` cannot produce: bad extension, pattern, directory,
-    a folder in which no file can be created (tried: `check_writable_folder`), the ffmpeg formats without an ffmpeg that
-    runs (`find_ffmpeg`). True when the path is fine."""
+    a folder in which no file can be created (tried: `check_writable_folder`), the ffmpeg formats without an
+    ffmpeg that runs (`find_ffmpeg`). True when the path is fine."""
     if not isinstance(path, str | Path):  # e.g. None, as if the frames came back instead (diffusers' output_type)
         raise MotifLiteError(
             f"output must be a file path (str or Path) such as 'fox.mp4', got {path!r}: the video is written to "

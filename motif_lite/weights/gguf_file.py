@@ -222,7 +222,8 @@ def _validate_header(path: Path) -> None:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-# Where a GGUF file records the type it was made with: our quantizer's recipe name, llama.cpp's file type.
+# Where a GGUF file records the type it was made with: our quantizer's recipe name (quantize/convert.py writes it),
+# llama.cpp's file type.
 QUANTIZE_TYPE_KEY = "motif_lite.quantize.type"
 FILE_TYPE_KEY = "general.file_type"
 
