@@ -39,6 +39,7 @@ from motif_lite.io.hub import (
     is_gguf_variant,
     missing_patterns,
     single_gguf,
+    text_encoder_gguf_fix,
 )
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint, other_component, real_paths
 from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting
@@ -162,7 +163,7 @@ def locate_sources(
         gguf_path = _collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes), problems, missing)
     text_gguf = None
     if text_encoder_gguf is not None:
-        text_gguf = _collect(lambda: find_text_encoder_gguf(root, text_encoder_gguf), problems, missing)
+        text_gguf = _collect(lambda: find_text_encoder_gguf(root, text_encoder_gguf, str(model)), problems, missing)
     stop_on_problems()
     configs = _collect(lambda: CheckpointConfigs.read(root), problems, missing)
     stop_on_problems()
@@ -288,20 +289,22 @@ def official_config_notes(root: Path, model: str) -> list[str]:
     return [f"{model} has no {rel}: {used}" for rel, used in OFFICIAL_WITHOUT.items() if not (root / rel).is_file()]
 
 
-def find_text_encoder_gguf(root: Path | None, value: str | Path) -> TextEncoderGGUF:
+def find_text_encoder_gguf(root: Path | None, value: str | Path, model: str | None = None) -> TextEncoderGGUF:
     """The text encoder GGUF file, its header, config and every tensor checked (against the checkpoint's
-    text_encoder/config.json when there is one); no weights read."""
+    text_encoder/config.json when there is one); no weights read. A missing or damaged file's error ends with
+    the quantizer's command that makes it (again) from `model` (-m as given)."""
     from motif_lite.encoders.text_gguf import read_text_encoder_gguf  # transformers: only when asked for
+    from motif_lite.weights.gguf_file import DamagedGGUFError
 
     path = Path(value).expanduser()
     if path.is_dir():  # found as a --gguf folder is: searched through, its .cache/ left out
         path = single_gguf(path, "--text-encoder-gguf")
     if not path.is_file():
-        raise CheckpointError(
-            f"no such text encoder GGUF file: {path} (make one with: python -m motif_lite.quantize CHECKPOINT "
-            "--component text_encoder -o te-Q8_0.gguf --type Q8_0)"
-        )
-    return read_text_encoder_gguf(path, root / TEXT_ENCODER_CONFIG if root is not None else None)
+        raise CheckpointError(f"no such text encoder GGUF file: {path} ({text_encoder_gguf_fix(path, model)})")
+    try:
+        return read_text_encoder_gguf(path, root / TEXT_ENCODER_CONFIG if root is not None else None)
+    except DamagedGGUFError as exc:
+        raise CheckpointError(f"{exc}; {text_encoder_gguf_fix(path, model)}") from None
 
 
 def listed_configs(root: Path) -> list[str]:

@@ -18,7 +18,9 @@ from gguf_helpers import write_test_gguf  # noqa: E402
 from tiny_pipeline import make_tiny_checkpoint_and_gguf  # noqa: E402
 
 from motif_lite import cli  # noqa: E402
+from motif_lite.checkpoint import locate_sources  # noqa: E402
 from motif_lite.checkup import check_setup  # noqa: E402
+from motif_lite.errors import CheckpointError  # noqa: E402
 
 TRANSFORMER = "transformer/diffusion_pytorch_model.safetensors"
 
@@ -236,7 +238,20 @@ def test_a_text_encoder_gguf_problem_names_the_file_once(tiny, tmp_path):
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(te.read_bytes()[:-5000])
     (found,) = problems(check_setup(root, text_encoder_gguf=cut))
-    assert found.count(str(cut)) == 1 and "truncated" in found, found
+    assert found.count(str(cut)) == 2 and "truncated" in found, found  # once named, once in the fix
+    remake = f"python -m motif_lite.quantize {root} --component text_encoder -o {cut} --type Q8_0 --force"
+    assert found.endswith(f"; fix: make it again: {remake}"), found  # -m as given, the file, its type
+
+
+def test_a_missing_text_encoder_gguf_is_made_from_the_checkpoint_given(tiny, tmp_path):
+    """The fix names -m and the file asked for, not placeholders; run's error gives the same command."""
+    root, missing = tiny[0], tmp_path / "te-Q8_0.gguf"
+    (found,) = problems(check_setup(root, text_encoder_gguf=missing))
+    command = f"python -m motif_lite.quantize {root} --component text_encoder -o {missing} --type Q8_0"
+    assert found.endswith(f"no such file; fix: make one: {command}"), found
+    with pytest.raises(CheckpointError) as raised:
+        locate_sources(root, text_encoder_gguf=missing, require_weights=False, download=False)
+    assert str(raised.value).endswith(f"({'make one: ' + command})"), raised.value
 
 
 def test_gguf_without_any_config_warns_that_rope_theta_is_assumed(tiny, tmp_path):
@@ -381,7 +396,7 @@ def test_a_text_encoder_gguf_stands_in_for_the_text_encoder_weights(tiny, tmp_pa
 
     assert cli.main(["check", "-m", str(root), "--text-encoder-gguf", str(tmp_path / "none.gguf")]) == 2
     out = capsys.readouterr().out
-    assert "no such text encoder GGUF file" in out and "--component text_encoder" in out
+    assert "none.gguf: no such file; fix: make one: " in out and "--component text_encoder" in out
 
     # The two kinds of GGUF swapped: each problem's fix is the flag the file goes to, not a download.
     transformer_gguf = tiny[1]

@@ -312,6 +312,12 @@ def test_checks_before_any_weight(tiny, wide, wide_files, tiny_files, tmp_path):
     truncated.write_bytes(tiny_files["Q8_0"].read_bytes()[:-100])
     with pytest.raises(CheckpointError, match="truncated"):
         read_text_encoder_gguf(truncated)
+    from motif_lite.checkpoint import locate_sources
+
+    with pytest.raises(CheckpointError) as raised:  # a run's error ends with the command that makes it again
+        locate_sources(tiny, text_encoder_gguf=truncated, require_weights=False, download=False)
+    remake = f"python -m motif_lite.quantize {tiny} --component text_encoder -o {truncated} --type Q8_0 --force"
+    assert "truncated" in str(raised.value) and str(raised.value).endswith(f"; make it again: {remake}")
 
 
 def test_many_differing_settings_are_named_up_to_the_limit(tiny, wide_files, monkeypatch):

@@ -72,7 +72,7 @@ def check_setup(
         check_gguf(report, gguf_path, root, str(model))
     text_path = None
     if text_encoder_gguf is not None:
-        text_path = check_text_encoder_gguf(report, str(text_encoder_gguf), root)
+        text_path = check_text_encoder_gguf(report, str(text_encoder_gguf), root, str(model))
     if files is not None and not report.problems:
         _check_default_plan(report, files.root, gguf_path, text_path)
     return report

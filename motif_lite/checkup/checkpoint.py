@@ -258,18 +258,23 @@ def _report_weights(
     report.ok(files, f"complete, {count} tensors ({_size(size)}), names and shapes match {config}")
 
 
-def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None) -> Path | None:
+def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, model: str) -> Path | None:
     """A quantized text encoder (`--text-encoder-gguf`), checked as a run checks it: one file, a readable header,
-    an embedded config equal to the checkpoint's text_encoder/config.json, every tensor as that config says.
-    Returns its path, or None after reporting the problem."""
+    an embedded config equal to the checkpoint's text_encoder/config.json, every tensor as that config says
+    (`model`: -m as given, which a fix that makes the file again names). Returns its path, or None after reporting
+    the problem."""
     from motif_lite.checkpoint import find_text_encoder_gguf
+    from motif_lite.io.hub import text_encoder_gguf_fix
 
+    remake = text_encoder_gguf_fix(Path(value).expanduser(), model)
+    if not Path(value).expanduser().exists():
+        report.problem(value, "no such file", remake)
+        return None
     try:
-        found = find_text_encoder_gguf(root, value)
+        found = find_text_encoder_gguf(root, value, model)
     except MotifLiteError as exc:
-        fix = "make it: python -m motif_lite.quantize CHECKPOINT --component text_encoder -o te-Q8_0.gguf"
-        fix = _other_kind_fix(exc, value) or _safetensors_fix(Path(value), "--text-encoder", "text_encoder") or fix
-        problem = first_line(exc)
+        fix = _other_kind_fix(exc, value) or _safetensors_fix(Path(value), "--text-encoder", "text_encoder") or remake
+        problem = first_line(exc).removesuffix(f"; {remake}").removesuffix(f" ({remake})")  # said once, as the fix
         for named in (f"{value}: ", f"{value} "):  # the line names the file already
             problem = problem.removeprefix(named)
         report.problem(value, problem, fix)

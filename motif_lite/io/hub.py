@@ -453,6 +453,17 @@ def gguf_file_fix(path: Path, model: str) -> str:
     return f"download the file again ({command}), or make one from the checkpoint: {remake}"
 
 
+def text_encoder_gguf_fix(path: Path, model: str | None) -> str:
+    """The fix for a text encoder GGUF that is missing or damaged: the quantizer's command that makes it (again),
+    from the checkpoint -m names (`model`, as given; a placeholder when unknown), with the type it was made with
+    (Q8_0, the one the docs advise, for a new file or an unknown type)."""
+    source = shlex.quote(model) if model else "CHECKPOINT"
+    made_as = made_with_type(path) if path.is_file() else None
+    command = f"python -m motif_lite.quantize {source} --component text_encoder -o {shlex.quote(str(path))}"
+    command += f" --type {made_as or 'Q8_0'}"
+    return f"make it again: {command} --force" if path.is_file() else f"make one: {command}"
+
+
 def made_with_type(path: Path) -> str | None:
     """The quantizer type a GGUF file was made with: from its header where that is readable, else from its name
     (motif-video-2b-Q8_0.gguf); None when neither tells one our quantizer makes."""
