@@ -120,7 +120,7 @@ def prepare_decode(
             f"sample the rest with motif-lite run --resume {where} (it then writes the video)"
         )
     output = Path(output if output is not None else saved.output).expanduser()
-    check_output_path(output)
+    check_output_path(output, saved.frames)
     check_output_fps(output, saved.fps, "a decode keeps the run's frame rate: give -o a .webp or .mp4 file")
     target = resolve_device(device)
     dtype = checked_dtype(dtype if dtype is not None else saved.dtype)

@@ -134,7 +134,8 @@ class GenerationRequest:
         if sampler is not None:
             check("sampler", _check_choice, sampler, "sampler", tuple(SAMPLERS))
         seed = check("seed", _resolve_seed, self.seed)
-        if check("output", check_output_path, self.output) is not None and fps_ok:
+        frames_known = normalized[0] if normalized is not None else None
+        if check("output", check_output_path, self.output, frames_known) is not None and fps_ok:
             check("fps", check_output_fps, self.output, self.fps)
         read = check("image", read_image, self.image) if self.image is not None else None  # names an unreadable file
         image, image_notes = read if read is not None else (None, [])

@@ -122,6 +122,31 @@ def test_png_sequence_is_lossless(tmp_path):
             assert json.loads(image.text["comment"]) == META and float(image.text["fps"]) == 12.5
 
 
+def test_a_one_frame_video_is_written_as_one_png_image(tmp_path):
+    # Before: a plain out.png was refused for every video ("PNG output is a frame sequence"), a one-frame one too.
+    one = _video()[:, :1]
+    write_video(one, tmp_path / "out.png", fps=12.5, metadata=META)
+    assert [f.name for f in tmp_path.iterdir()] == ["out.png"]
+    with PIL.Image.open(tmp_path / "out.png") as image:
+        np.testing.assert_array_equal(np.asarray(image), to_uint8_frames(one)[0])
+        assert json.loads(image.text["comment"]) == META and float(image.text["fps"]) == 12.5
+    with pytest.raises(ConfigError, match="out2.png is one image, but the video has more than one frame"):
+        write_video(_video(), tmp_path / "out2.png", fps=24)
+    assert check_output_path(tmp_path / "out.png", 1)
+    with pytest.raises(MotifLiteError) as refused:  # before the video is made, with the name that would do
+        check_output_path(tmp_path / "out.png", 9)
+    assert "out.png is one image, and this video has 9 frames: for a PNG per frame put a frame-number " in str(
+        refused.value
+    ) and f"e.g. {tmp_path / 'out_%03d.png'} (or ask for one frame: --video-frames 1)" in str(refused.value)
+    for frames, refused_request in ((1, False), (5, True)):
+        request = GenerationRequest("x", width=16, height=16, frames=frames, output=tmp_path / "a.png")
+        if refused_request:
+            with pytest.raises(RequestError, match="a.png is one image, and this video has 5 frames"):
+                request.resolve()
+        else:
+            request.resolve()
+
+
 def test_uint8_frames_and_single_tensor_accepted(tmp_path):
     frames = to_uint8_frames(_video())
     write_video(frames, tmp_path / "a_%d.png", fps=8)
@@ -144,9 +169,9 @@ def test_write_errors(tmp_path):
     [
         ("out.avi", "unsupported output format"),
         ("out", r"output .*out has no extension to say its format: e\.g\. .*out\.mp4 \(\.mp4, \.mkv, \.mov, "),
-        ("out.png", "frame sequence"),
-        ("out_%d_%d.png", "frame sequence"),
-        ("50%_%d.png", "frame sequence"),
+        ("out_%d_%d.png", "one frame-number pattern and no other %"),
+        ("50%_%d.png", "one frame-number pattern and no other %"),
+        ("50%.png", "one frame-number pattern and no other %"),
         ("out_%03d.mp4", "only for .png"),
         ("missing/out.mp4", r"does not exist; create it first \(mkdir -p .*missing\)"),
     ],

@@ -114,8 +114,9 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument(
         "-o",
         "--output",
-        help="output: .mp4 .mkv .mov .webm .webp .gif or out_%%03d.png; an existing file is replaced (default "
-        "output.mp4, or output-2.mp4, output-3.mp4, ... when it exists: the default never replaces an earlier video)",
+        help="output: .mp4 .mkv .mov .webm .webp .gif or out_%%03d.png (out.png for one frame); an existing file is "
+        "replaced (default output.mp4, or output-2.mp4, output-3.mp4, ... when it exists: the default never replaces "
+        "an earlier video)",
     )
     g.add_argument(
         "-b",

@@ -17,6 +17,11 @@ FRAME_PATTERN = re.compile(r"%0?\d*d")  # the frame number in a PNG sequence's n
 logger = logging.getLogger(__name__)
 
 
+def is_frame_sequence(path: Path) -> bool:
+    """Whether `path` names a PNG per frame (`out_%03d.png`); a plain `out.png` is one image."""
+    return path.suffix.lower() == ".png" and FRAME_PATTERN.search(path.name) is not None
+
+
 @contextlib.contextmanager
 def staged_output(path: Path, frames: int) -> Iterator[Path]:
     """Yield a hidden sibling path to write to; move the result to `path` on success, delete it on any failure.
@@ -39,7 +44,7 @@ def staged_output(path: Path, frames: int) -> Iterator[Path]:
 
 
 def _staged_files(partial: Path, final: Path, frames: int) -> list[tuple[Path, Path]]:
-    if final.suffix.lower() != ".png":
+    if not is_frame_sequence(final):
         return [(partial, final)]
     return [(partial.with_name(partial.name % i), final.with_name(final.name % i)) for i in range(frames)]
 
@@ -86,7 +91,7 @@ def stale_partials(path: Path) -> list[Path]:
     Never a running process's (this one's included), nor any file of another name."""
     path = Path(path)
     name = re.escape(path.name)
-    if path.suffix.lower() == ".png":  # a frame pattern: %03d stands for the frame numbers
+    if is_frame_sequence(path):  # %03d stands for the frame numbers
         name = FRAME_PATTERN.sub(r"\\d+", name.replace(r"\%", "%"))
     pattern = re.compile(rf"{re.escape(PARTIAL_PREFIX)}(\d+)-{name}")
     try:

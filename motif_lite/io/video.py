@@ -1,4 +1,5 @@
-"""Write generated frames as .mp4 (.mkv, .mov), .webm, animated .webp / .gif, or a lossless PNG sequence.
+"""Write generated frames as .mp4 (.mkv, .mov), .webm, animated .webp / .gif, a lossless PNG sequence, or (one
+frame) a PNG image.
 
 Frames arrive as chunks (the VAE decoder streams them): each chunk is a uint8 `[F, H, W, 3]` array/tensor or a
 float `[3, F, H, W]` tensor in [-1, 1] (as decoded). Chunks are converted and written one frame at a time, so a
@@ -24,13 +25,19 @@ from PIL.PngImagePlugin import PngInfo
 
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io.ffmpeg import find_ffmpeg
-from motif_lite.io.staging import FRAME_PATTERN, check_writable_folder, creating_fails, output_of
+from motif_lite.io.staging import (
+    FRAME_PATTERN,
+    check_writable_folder,
+    creating_fails,
+    is_frame_sequence,
+    output_of,
+)
 
 Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".webp", ".gif", ".png")
-_FORMATS = ".mp4, .mkv, .mov, .webm, .webp, .gif, or out_%03d.png for a PNG per frame"
+_FORMATS = ".mp4, .mkv, .mov, .webm, .webp, .gif, or out_%03d.png for a PNG per frame (out.png: one frame)"
 _EXIF_IMAGE_DESCRIPTION = 0x010E
 # ffmpeg settings per container: H.264 at CRF 18 ("visually lossless") and VP9 constant quality. .mkv and .mov
 # (what editors and ComfyUI's video nodes often ask for) hold the same H.264 stream as .mp4.
@@ -54,7 +61,7 @@ def unused_path(path: Path) -> Path:
 def numbered_path(path: Path, n: int) -> Path:
     """The n-th of several outputs named `path`: `fox-2.mp4`; for a PNG sequence the number goes before the frame
     pattern (`f_%03d.png` -> `f-2_%03d.png`), so that each video's frames sort together in a folder listing."""
-    pattern = FRAME_PATTERN.search(path.name) if path.suffix.lower() == ".png" else None
+    pattern = FRAME_PATTERN.search(path.name) if is_frame_sequence(path) else None
     if pattern is None:
         return path.with_name(f"{path.stem}-{n}{path.suffix}")
     before = path.name[: pattern.start()]
@@ -63,10 +70,11 @@ def numbered_path(path: Path, n: int) -> Path:
     return path.with_name(f"{number}{before[len(stem) :] or '_'}{path.name[pattern.start() :]}")
 
 
-def check_output_path(path: str | Path) -> bool:
+def check_output_path(path: str | Path, frames: int | None = None) -> bool:
     """Fail early (`MotifLiteError`) for outputs `write_video` cannot produce: bad extension, pattern, directory,
     a folder in which no file can be created (tried: `check_writable_folder`), the ffmpeg formats without an
-    ffmpeg that runs (`find_ffmpeg`). True when the path is fine."""
+    ffmpeg that runs (`find_ffmpeg`), a single .png for a video of `frames` frames other than one (when known).
+    True when the path is fine."""
     if not isinstance(path, str | Path):  # e.g. None, as if the frames came back instead (diffusers' output_type)
         raise MotifLiteError(
             f"output must be a file path (str or Path) such as 'fox.mp4', got {path!r}: the video is written to "
@@ -96,9 +104,15 @@ def check_output_path(path: str | Path) -> bool:
     if suffix not in VIDEO_EXTENSIONS:
         raise MotifLiteError(f"unsupported output format {suffix!r} for {path}; use {_FORMATS}")
     patterns = FRAME_PATTERN.findall(path.name)
-    if suffix == ".png" and (len(patterns) != 1 or path.name.count("%") != 1):
+    if suffix == ".png" and (len(patterns) > 1 or path.name.count("%") != len(patterns)):
         raise MotifLiteError(
-            f"PNG output is a frame sequence: put one frame-number pattern in {path.name!r}, e.g. out_%03d.png"
+            f"a PNG sequence's name holds one frame-number pattern and no other %, got {path.name!r}; e.g. out_%03d.png"
+        )
+    if suffix == ".png" and not patterns and frames is not None and frames != 1:
+        raise MotifLiteError(
+            f"{path.name} is one image, and this video has {frames} frames: for a PNG per frame put a frame-number "
+            f"pattern in the name, e.g. {_quoted(path.with_name(f'{path.stem}_%03d.png'))} (or ask for one frame: "
+            "--video-frames 1)"
         )
     if suffix != ".png" and patterns:
         raise MotifLiteError(f"frame-number patterns are only for .png sequences, got {path.name!r}")
@@ -152,7 +166,7 @@ def stale_frames_note(path: str | Path, frames: int) -> str | None:
     video leaves in place: numbered right after its own, they would play as part of it (`ffmpeg -i out_%03d.png`
     reads on while the numbers go on). None for other formats or when there are none."""
     path = Path(path).expanduser()
-    if path.suffix.lower() != ".png":
+    if not is_frame_sequence(path):
         return None
     stale = list(itertools.takewhile(Path.exists, (path.parent / (path.name % i) for i in itertools.count(frames))))
     if not stale:
@@ -215,8 +229,10 @@ def write_video(frames: FrameSource, path: str | Path, fps: float, metadata: dic
     suffix = path.suffix.lower()
     if suffix in _FFMPEG:
         _write_ffmpeg(stream, path, fps, comment, first.shape)
-    elif suffix == ".png":
+    elif is_frame_sequence(path):
         _write_png_sequence(stream, path, fps, comment)
+    elif suffix == ".png":
+        _write_png_image(stream, path, fps, comment)
     else:
         _write_pillow_animation(stream, path, fps, comment)
     return path
@@ -269,15 +285,26 @@ def _write_failure(path: Path) -> str:
 
 
 def _write_png_sequence(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
+    for index, frame in enumerate(stream):
+        _write_png(frame, path.parent / (path.name % index), fps, comment)
+
+
+def _write_png_image(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
+    """A one-frame video as one PNG image (`check_output_path` refuses a longer video before it is made)."""
+    frame = next(stream)
+    if next(stream, None) is not None:
+        raise ConfigError(f"{output_of(path)} is one image, but the video has more than one frame")
+    _write_png(frame, path, fps, comment)
+
+
+def _write_png(frame: np.ndarray, file: Path, fps: float, comment: str) -> None:
     info = PngInfo()
     info.add_text("comment", comment)
     info.add_text("fps", str(fps))
-    for index, frame in enumerate(stream):
-        file = path.parent / (path.name % index)
-        try:
-            PIL.Image.fromarray(frame).save(file, pnginfo=info, compress_level=6)
-        except OSError as exc:
-            raise MotifLiteError(f"cannot write {output_of(file)}: {exc.strerror or exc}") from None
+    try:
+        PIL.Image.fromarray(frame).save(file, pnginfo=info, compress_level=6)
+    except OSError as exc:
+        raise MotifLiteError(f"cannot write {output_of(file)}: {exc.strerror or exc}") from None
 
 
 def _write_pillow_animation(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
