@@ -45,12 +45,6 @@ def video_frame_ids(
     return torch.cat([ids, torch.full((extra_global_tokens,), GLOBAL)])
 
 
-def element_mask(frame_ids: torch.Tensor, window: int) -> torch.Tensor:
-    """The token-level rule as a bool [L, L] mask (small L only; for tests and inspection)."""
-    near = (frame_ids[:, None] - frame_ids[None, :]).abs() <= window
-    return near | (frame_ids[:, None] == GLOBAL) | (frame_ids[None, :] == GLOBAL)
-
-
 def block_mask_from_frame_ids(frame_ids: torch.Tensor, window: int, block_size: int = 128) -> BlockMask:
     """Tile mask for self-attention over tokens with these frame ids, without building the L x L mask."""
     if window < 0 or block_size < 16 or block_size & (block_size - 1):

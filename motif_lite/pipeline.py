@@ -283,16 +283,9 @@ class MotifVideoPipeline:
             noise, cond = self._inputs(request, generator, progress, guided=needs_uncond(settings.guidance.value))
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
         with self._stage("denoise", timings, peaks):
-            saver = None
-            if keeper is not None:
-                saver = StateSaver(keeper, lambda state: self.saved_latents(request, state.latents, settings, state),
-                                   self.save_state_every, request.steps, start)  # fmt: skip
-            try:
-                latents, record = self.sample(request, noise, cond, settings, progress, on_denoised, start, saver)
-            except BaseException as exc:
-                if saver is not None and not isinstance(exc, NonFiniteError):
-                    _tell(exc, saver.save_on_failure())
-                raise
+            latents, record = self._sample_keeping_state(
+                request, noise, cond, settings, progress, on_denoised, start, keeper
+            )
         with self._stage("decode", timings, peaks):
             output = self.decode(request, latents, settings, progress, keeper)
         if keeper is not None:
@@ -311,6 +304,30 @@ class MotifVideoPipeline:
             kernel_fallbacks=self.kernel_fallbacks(),
             resumed_at=None if start is None else start.done,
         )  # fmt: skip
+
+    def _sample_keeping_state(
+        self,
+        request: GenerationRequest,
+        noise: torch.Tensor,
+        cond: _Conditioning,
+        settings: Settings,
+        progress: ProgressFn,
+        on_denoised: StepCallback | None,
+        start: SamplingState | None,
+        keeper: LatentsFile | None,
+    ) -> tuple[torch.Tensor, _DenoiseRecord]:
+        """`sample`, with its state saved to `keeper` (when given) every `save_state_every` seconds and when it
+        stops early; not on inf/NaN, which a resumed run would meet again."""
+        saver = None
+        if keeper is not None:
+            saver = StateSaver(keeper, lambda state: self.saved_latents(request, state.latents, settings, state),
+                               self.save_state_every, request.steps, start)  # fmt: skip
+        try:
+            return self.sample(request, noise, cond, settings, progress, on_denoised, start, saver)
+        except BaseException as exc:
+            if saver is not None and not isinstance(exc, NonFiniteError):
+                _tell(exc, saver.save_on_failure())
+            raise
 
     def _latents_file(
         self, request: GenerationRequest, resume: SavedLatents | None, path: str | Path | None = None

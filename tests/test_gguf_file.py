@@ -94,7 +94,7 @@ def test_float_tensors_are_plain_torch_tensors(mixed_file: tuple[Path, dict]) ->
 
 def test_metadata_is_plain_python(mixed_file: tuple[Path, dict]) -> None:
     ckpt = read_gguf(mixed_file[0])
-    assert ckpt.architecture == "motif_video"
+    assert ckpt.metadata["general.architecture"] == "motif_video"
     assert ckpt.metadata["motif_video.num_layers"] == 12
     assert ckpt.metadata["general.file_type"] == 15
     assert ckpt.metadata["general.quantization_version"] == 2

@@ -145,12 +145,6 @@ def test_local_temporal_matches_brute_force(frames, per_frame, window, first_glo
         ids[:per_frame] = -1
     ids = torch.cat([ids, torch.full((extra,), -1)])
     assert torch.equal(mask.mask[0, 0], brute_force_tiles(ids, window, 16))
-    assert torch.equal(patterns.element_mask(ids, window).nonzero(), brute_force_elements(ids, window).nonzero())
-
-
-def brute_force_elements(frame_ids: torch.Tensor, window: int) -> torch.Tensor:
-    f = frame_ids.tolist()
-    return torch.tensor([[a == -1 or b == -1 or abs(a - b) <= window for b in f] for a in f])
 
 
 def test_ddt_decoder_pattern_spans_both_copies() -> None:

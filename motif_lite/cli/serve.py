@@ -223,15 +223,44 @@ def _serve(
     api_key: str | None,
     loras: list[tuple[Path, float]],
 ):
-    from motif_lite.cli.common import print_notes
-    from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
     from motif_lite.devices import torch_dtype
-    from motif_lite.pipeline import load_pipeline
-    from motif_lite.request import GenerationRequest
     from motif_lite.server.app import MiB, ServerConfig
     from motif_lite.server.runner import VideoServer, served_model_name
 
     dtype = torch_dtype(args.dtype)
+    pipe, device, max_video = _load_served_pipeline(args, dtype, max_video, loras)
+    config = ServerConfig(
+        model_name=served_model_name(args.model, args.gguf),
+        api_key=api_key,
+        max_queue=args.max_queue,
+        max_upload_bytes=int(args.max_upload_mb * MiB),
+        max_video=max_video,
+        image_to_video=pipe.text_encoder.can_encode_images,
+        cors_origins=tuple(args.cors_origin or ()),
+        too_long=cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None,
+    )
+    server = VideoServer(pipe, store, config)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(store.counts().items())) or "no jobs"
+    sock.listen(128)  # from here on a connection waits for uvicorn instead of being refused
+    _say_serving(args, sock, server, counts, config.model_name)
+    # SIGTERM stops like Ctrl-C: uvicorn shuts down, then the running job goes back to the queue.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    server.serve(sock)
+
+
+def _load_served_pipeline(
+    args: argparse.Namespace,
+    dtype: torch.dtype,
+    max_video: tuple[int, int, int] | None,
+    loras: list[tuple[Path, float]],
+) -> tuple[MotifVideoPipeline, torch.device, tuple[int, int, int] | None]:
+    """Check, plan and load the model as run does, saying what it loads; -> (the pipeline, its device, the largest
+    video a job may ask for: the planned size when there is a plan, else `max_video`)."""
+    from motif_lite.cli.common import print_notes
+    from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
+    from motif_lite.pipeline import load_pipeline
+    from motif_lite.request import GenerationRequest
+
     sources, device = preflight_flags(args, args.device)  # every check, and any download, before planning (as run)
     print_notes(loading_notes(sources, device, dtype))  # as run prints them
     # A plan is made for the largest video a job may ask for, which is then the official size unless --max-video says.
@@ -255,19 +284,11 @@ def _serve(
     print("\n".join(pipe.settings_for(GenerationRequest("-")).lines()), file=sys.stderr)  # what jobs get by default
     if text_encoder is not None:  # as run's summary says it: the table's row names the encoder's config only
         print(f"text encoder: {text_encoder}", file=sys.stderr)
-    config = ServerConfig(
-        model_name=served_model_name(args.model, args.gguf),
-        api_key=api_key,
-        max_queue=args.max_queue,
-        max_upload_bytes=int(args.max_upload_mb * MiB),
-        max_video=max_video,
-        image_to_video=pipe.text_encoder.can_encode_images,
-        cors_origins=tuple(args.cors_origin or ()),
-        too_long=cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None,
-    )
-    server = VideoServer(pipe, store, config)
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(store.counts().items())) or "no jobs"
-    sock.listen(128)  # from here on a connection waits for uvicorn instead of being refused
+    return pipe, device, max_video
+
+
+def _say_serving(args: argparse.Namespace, sock, server, counts: str, model_name: str) -> None:
+    """The data folder with its jobs (and those the last stop interrupted), and where the server listens."""
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
     failed, requeued = server.recovered.failed, server.recovered.requeued
@@ -275,10 +296,7 @@ def _serve(
     if requeued:
         interrupted += f"; {len(requeued)} interrupted by the last stop queued again, from their last saved state"
     print(f"data: {Path(args.data).expanduser().resolve()} ({counts}{interrupted})", file=sys.stderr)
-    print(f"serving {config.model_name} on {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    # SIGTERM stops like Ctrl-C: uvicorn shuts down, then the running job goes back to the queue.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    server.serve(sock)
+    print(f"serving {model_name} on {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
 
 
 def cpu_time_limit(pipe: MotifVideoPipeline, dtype: torch.dtype) -> Callable[[GenerationRequest, Settings], str | None]:

@@ -40,12 +40,17 @@ class Band:
     dim: int = -2  # the tensor dim of the rows: -2 (rows) or -1 (columns)
 
 
-def plan_bands(levels: list[LevelShape], head_convs: int, latent_height: int, count: int, dim: int = -2) -> list[Band]:
-    """Split the output into `count` bands on latent-row boundaries and find each band's rows at every level."""
+def _check_band_count(count: int, latent_height: int) -> None:
+    """Bands split the latent rows: at least one, at most one per latent row."""
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ConfigError(f"VAE bands={count!r} must be an integer >= 1")
     if count > latent_height:
         raise ConfigError(f"VAE bands={count} is more than the {latent_height} latents across the frame")
+
+
+def plan_bands(levels: list[LevelShape], head_convs: int, latent_height: int, count: int, dim: int = -2) -> list[Band]:
+    """Split the output into `count` bands on latent-row boundaries and find each band's rows at every level."""
+    _check_band_count(count, latent_height)
     scale = 2 ** sum(level.upsample for level in levels)
     cuts = [round(k * latent_height / count) * scale for k in range(count + 1)]
     height = latent_height * scale
@@ -134,10 +139,7 @@ def plan_encoder_bands(
 ) -> list[EncoderBand]:
     """Split the latent rows into `count` bands and find the input rows each needs. `reach` overrides the spoiled
     rows (tests use it to show the margin is needed)."""
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise ConfigError(f"VAE bands={count!r} must be an integer >= 1")
-    if count > latent_height:
-        raise ConfigError(f"VAE bands={count} is more than the {latent_height} latents across the frame")
+    _check_band_count(count, latent_height)
     top, bottom = spoiled_rows(levels) if reach is None else reach
     factor = 2 ** sum(level.downsample for level in levels)
     cuts = [round(k * latent_height / count) for k in range(count + 1)]

@@ -87,10 +87,6 @@ class GGUFCheckpoint:
     metadata: dict[str, Any]
     tensors: dict[str, PackedTensor] = field(default_factory=dict)
 
-    @property
-    def architecture(self) -> str:
-        return self.metadata["general.architecture"]
-
     def qtype_counts(self) -> dict[str, int]:
         """How many tensors of each type, e.g. {"Q4_K": 300, "F32": 500}."""
         return dict(Counter(t.qtype.name for t in self.tensors.values()))

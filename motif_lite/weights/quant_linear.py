@@ -72,10 +72,6 @@ class QuantizedLinear(nn.Module):
             layer.bias = nn.Parameter(bias, requires_grad=False)
         return layer
 
-    def weight_nbytes(self) -> int:
-        """Resident bytes of the weight: exactly the packed size."""
-        return self.packed.numel()
-
     def dequantized_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return dequantize(self.packed, self.qtype, (self.out_features, self.in_features), dtype)
 
