@@ -671,7 +671,7 @@ def load_pipeline(
     kernels: str = "auto",
     plan: Plan | None = None,
     text_encoder_dtype: torch.dtype | str | None = None,
-    loras: Sequence[LoRAEntry] = (),
+    loras: Sequence[LoRAEntry] | Mapping[str | Path, float] = (),
     attention: str = "exact",
     *,
     text_encoder_gguf: str | Path | None = None,
@@ -694,8 +694,9 @@ def load_pipeline(
     "float32", ...). `text_encoder_dtype` (default `dtype`, but bfloat16 when `dtype` is float16:
     `devices.text_encoder_dtype`): e.g. bfloat16 (the checkpoint's own dtype) next to a float32 transformer on the
     CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
-    `loras`: files (strength 1) or (file, strength) pairs, checked against the transformer before any weight is
-    read, then merged into its float weights or kept beside packed GGUF weights (motif_lite/weights/lora.py).
+    `loras`: files (strength 1) or (file, strength) pairs (or a {file: strength} dict), checked against the
+    transformer before any weight is read, then merged into its float weights or kept beside packed GGUF weights
+    (motif_lite/weights/lora.py).
     `attention`: "exact" or "int8" (8-bit attention on GPUs with INT8 tensor cores, lossy; elsewhere exact attention
     with one warning; docs/kernels.md). `text_encoder_gguf`: a text encoder GGUF (`python -m motif_lite.quantize
     CKPT --component text_encoder`) replacing `text_encoder/`'s weights; its quantized layers stay packed,

@@ -684,3 +684,15 @@ def test_a_modules_alpha_tensor_comes_before_peft_metadata(tmp_path, targets):
     (read,) = read_loras([LoRASpec(path)], targets)
     scales = {update.module: update.scale for update in read.updates}
     assert scales == {"transformer_blocks.0.attn.to_q": 1.0 / 2, "transformer_blocks.0.attn.to_k": 8 / 2}
+
+
+def test_the_python_api_takes_a_dict_of_strengths(setup):
+    # Before: loras={"style.safetensors": 0.5}, as diffusers users write adapter weights, iterated the keys and
+    # applied each file at strength 1 without a word.
+    _, _, files, _ = setup
+    assert lora_specs({files["peft"]: 0.5, str(files["kohya"]): -1}) == [
+        LoRASpec(files["peft"], 0.5),
+        LoRASpec(files["kohya"], -1.0),
+    ]
+    with pytest.raises(LoRAError, match="a finite number as strength"):
+        lora_specs({files["peft"]: "strong"})

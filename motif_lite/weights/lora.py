@@ -93,11 +93,14 @@ class LoRASpec:
 LoRAEntry = str | Path | tuple[str | Path, float]
 
 
-def lora_specs(loras: Sequence[LoRAEntry]) -> list[LoRASpec]:
-    """The LoRAs as the Python API takes them: each a file or a (file, strength) pair; `LoRAError` naming the entry
-    for anything else (a bare file instead of a list, a strength that is not a finite number, a missing file)."""
+def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[LoRASpec]:
+    """The LoRAs as the Python API takes them: each a file or a (file, strength) pair, or a {file: strength} dict;
+    `LoRAError` naming the entry for anything else (a bare file instead of a list, a strength that is not a finite
+    number, a missing file)."""
     if isinstance(loras, str | Path):  # a str is a sequence too: its letters would be read as files
         raise LoRAError(f"loras takes a list of files or (file, strength) pairs, e.g. loras=[({str(loras)!r}, 1.0)]")
+    if isinstance(loras, Mapping):  # iterating it would give the files alone, each at strength 1
+        loras = list(loras.items())
     specs = []
     for entry in loras:
         if isinstance(entry, str | Path):
