@@ -14,8 +14,12 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import shlex
+import subprocess
+import tempfile
 from collections.abc import Iterable, Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +47,19 @@ _EXIF_IMAGE_DESCRIPTION = 0x010E
 # (what editors and ComfyUI's video nodes often ask for) hold the same H.264 stream as .mp4.
 _H264 = ["-crf", "18", "-preset", "medium"]
 _FAST_START = ["-movflags", "+faststart"]  # the index first (MP4/QuickTime), so that players start before the end
+# QuickTime's classic user data holds at most 64 KiB of text (a longer comment is cut); its metadata keys hold more.
+_QUICKTIME_TAGS = ["-movflags", "+faststart+use_metadata_tags"]
 _FFMPEG = {
     ".mp4": ("libx264", [*_H264, *_FAST_START]),
-    ".mov": ("libx264", [*_H264, *_FAST_START]),
+    ".mov": ("libx264", [*_H264, *_QUICKTIME_TAGS]),
     ".mkv": ("libx264", _H264),
     ".webm": ("libvpx-vp9", ["-crf", "30", "-b:v", "0", "-row-mt", "1"]),
 }
+# ffmpeg in a process group of its own: Ctrl-C reaches Python only, which stops ffmpeg itself (ffmpeg stopping first
+# would turn the interruption into a failed write).
+_OWN_PROCESS_GROUP: dict = (
+    {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt" else {"start_new_session": True}
+)
 
 
 def unused_path(path: Path) -> Path:
@@ -239,41 +250,71 @@ def write_video(frames: FrameSource, path: str | Path, fps: float, metadata: dic
 
 
 def _write_ffmpeg(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str, shape: tuple) -> None:
-    codec, params = _FFMPEG[path.suffix.lower()]
     height, width = shape[0], shape[1]
     if height % 2 or width % 2:
         raise ConfigError(f"{path.suffix} (yuv420p) needs an even width and height, got {width}x{height}")
-    import imageio_ffmpeg  # only needed for the ffmpeg formats; keeps `import motif_lite` light
-
-    writer = imageio_ffmpeg.write_frames(
-        str(path),
-        size=(width, height),
-        fps=fps,
-        codec=codec,
-        pix_fmt_out="yuv420p",
-        quality=None,  # the CRF in `params` sets quality
-        macro_block_size=1,  # never rescale: sizes are even already
-        output_params=[*params, "-metadata", f"comment={comment}"],
-    )
+    # The comment goes to ffmpeg in a metadata file, not as a command-line argument: Linux refuses any one argument
+    # over 128 KiB (a long prompt), and ffmpeg then stops before writing anything.
+    metadata = path.with_name(f"{path.name}.ffmetadata")
     try:
-        writer.send(None)  # start ffmpeg
-        for frame in stream:
-            if frame.shape != shape:
-                raise ConfigError(f"frame size changed mid-video: {frame.shape} after {shape}")
-            writer.send(np.ascontiguousarray(frame))
-    except OSError:  # ffmpeg stopped: a full disk, a folder it cannot write, a bad codec build, ...
-        # imageio-ffmpeg's error is the broken pipe with ffmpeg's whole command line: the reason is on the folder.
-        raise MotifLiteError(f"ffmpeg could not write {output_of(path)}: {_write_failure(path)}") from None
+        metadata.write_text(_ffmetadata(comment), encoding="utf-8")
+        said = _pipe_to_ffmpeg(stream, shape, _ffmpeg_command(path, metadata, width, height, fps))
+    except OSError:  # the metadata file could not be written: the folder says why
+        said = ""
     finally:
-        writer.close()  # waits for ffmpeg to finish the file
-    # A short video fits in the pipe: ffmpeg failing to open the file then breaks nothing, and imageio-ffmpeg does not
-    # look at its exit code.
-    if not path.is_file() or path.stat().st_size == 0:
-        raise MotifLiteError(f"ffmpeg could not write {output_of(path)}: {_write_failure(path)}")
+        metadata.unlink(missing_ok=True)
+    # A short video fits in the pipe: ffmpeg failing to open the file then breaks nothing; its exit code tells.
+    if said is not None or not path.is_file() or path.stat().st_size == 0:
+        raise MotifLiteError(f"ffmpeg could not write {output_of(path)}: {_write_failure(path, said)}")
 
 
-def _write_failure(path: Path) -> str:
-    """Why writing `path` failed, after the writer stopped without saying (ffmpeg prints its own reason above)."""
+def _ffmetadata(comment: str) -> str:
+    """`comment` as ffmpeg's FFMETADATA file, with the characters that format gives a meaning escaped."""
+    escaped = re.sub(r"([=;#\\\n])", r"\\\1", comment)
+    return f";FFMETADATA1\ncomment={escaped}\n"
+
+
+def _ffmpeg_command(path: Path, metadata: Path, width: int, height: int, fps: float) -> list[str]:
+    """ffmpeg reading RGB frames from its standard input and the container metadata from `metadata`."""
+    codec, params = _FFMPEG[path.suffix.lower()]
+    rate = str(Fraction(fps).limit_denominator())  # a fraction, so that 24000/1001 is not rounded
+    frames = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", rate, "-i", "-"]
+    tags = ["-f", "ffmetadata", "-i", str(metadata), "-map", "0:v", "-map_metadata", "1"]
+    encode = ["-an", "-c:v", codec, "-pix_fmt", "yuv420p", *params]
+    return [find_ffmpeg(), "-y", "-nostdin", "-v", "error", *frames, *tags, *encode, str(path)]
+
+
+def _pipe_to_ffmpeg(stream: Iterator[np.ndarray], shape: tuple, command: list[str]) -> str | None:
+    """Run `command` with the frames on its standard input. None when ffmpeg succeeded, else its last error line
+    ("" when it said nothing)."""
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg never blocks on a full one
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, **_OWN_PROCESS_GROUP
+        )
+        try:
+            for frame in stream:
+                if frame.shape != shape:
+                    raise ConfigError(f"frame size changed mid-video: {frame.shape} after {shape}")
+                process.stdin.write(np.ascontiguousarray(frame))
+        except OSError:  # ffmpeg stopped reading (a broken pipe): its exit code and message say why
+            pass
+        except BaseException:  # Ctrl-C, a bad frame: no file wanted
+            process.kill()
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                process.stdin.close()  # the end of the video: ffmpeg finishes the file
+            code = process.wait()
+        if code == 0:
+            return None
+        errors.seek(0)
+        lines = errors.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else ""
+
+
+def _write_failure(path: Path, said: str | None) -> str:
+    """Why writing `path` failed: the folder's reason first (ffmpeg's message then names the hidden partial file),
+    else what ffmpeg `said` (its last error line)."""
     import shutil
 
     if (reason := creating_fails(path.parent)) is not None:
@@ -281,7 +322,7 @@ def _write_failure(path: Path) -> str:
     with contextlib.suppress(OSError):
         if shutil.disk_usage(path.parent).free < 2**20:
             return f"no space left on the disk of {path.parent}"
-    return "ffmpeg stopped (its own message, if any, is above)"
+    return f"ffmpeg said: {said}" if said else "ffmpeg stopped without saying why"
 
 
 def _write_png_sequence(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
