@@ -37,7 +37,7 @@ from motif_lite.devices import checked_dtype
 from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.io.hub import MOTIF_REPO
 from motif_lite.io.image import load_image, preprocess_image
-from motif_lite.io.latents import LatentsFile, SavedLatents
+from motif_lite.io.latents import LatentsFile, SavedLatents, other_model_notes
 from motif_lite.io.preview import preview_interval
 from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
 from motif_lite.model.transformer import MotifVideoTransformer
@@ -272,6 +272,8 @@ class MotifVideoPipeline:
         settings = self.settings_for(request)
         start = None if resume is None else self._resume_state(resume, request, settings)
         notes += [*self.notes, *settings.notes]
+        if resume is not None:  # as `run --resume` notes it: the rest of the video is not the one that run made
+            notes += other_model_notes(resume.run, self.model_flags(), "this pipeline's model")
         progress = on_progress or (lambda stage, done, total: None)
         timings: dict[str, float] = {}
         peaks: dict[str, int] = {}

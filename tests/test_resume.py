@@ -138,6 +138,25 @@ def test_the_error_says_how_to_go_on(pipe, tmp_path, caplog):
     assert f"motif-lite run --resume {path}" in caplog.text
 
 
+def test_the_api_notes_a_model_other_than_the_stopped_runs(pipe, checkpoint, tmp_path):
+    # generate(resume=) went on with another dtype and a LoRA without a word (`run --resume` notes it): the rest of
+    # the video was another model's.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path), on_progress=stop_at(1))
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    lora = a_lora(tmp_path)
+    styled = load_pipeline(checkpoint, dtype=torch.bfloat16, device="cpu", kernels="torch", loras=[(lora, 0.5)])
+    result = styled.generate(GenerationRequest(**saved.request), resume=saved, latents_file=tmp_path / "b.safetensors")
+    assert result.resumed_at == 1
+    rest = "the rest of the video is sampled with this pipeline's model"
+    assert [note for note in result.notes if "resumed" in note] == [
+        f"the run being resumed had --dtype fp32: {rest}",
+        f"the run being resumed had no --lora: {rest}",
+    ]
+    same = pipe.generate(GenerationRequest(**saved.request), resume=saved, latents_file=tmp_path / "c.safetensors")
+    assert same.resumed_at == 1 and not [note for note in same.notes if "resumed" in note]
+
+
 def test_a_killed_run_goes_on_from_its_last_periodic_save(pipe, tmp_path, monkeypatch):
     """A crash no handler sees (power, the OOM killer) leaves the last periodic save: copied here mid-run."""
     whole = denoised(pipe, request(tmp_path), monkeypatch)

@@ -19,12 +19,6 @@ REQUEST_DESTS = (
     "prompt", "negative_prompt", "width", "height", "video_frames", "fps", "steps", "guidance", "cfg_scale", "apg_eta",
     "apg_norm_threshold", "apg_momentum", "flow_shift", "sampling_method", "seed", "image", "batch_count",
 )  # fmt: skip
-# The flags that say which model runs, grouped where one flag of a group replaces the others (a transformer from
-# --gguf or --diffusion-model): a resumed run takes each group the command line leaves out from its file.
-MODEL_DEST_GROUPS = (
-    ("model",), ("gguf", "diffusion_model"), ("text_encoder_gguf", "text_encoder"), ("vae",), ("dtype",),
-    ("lora",), ("attention",),
-)  # fmt: skip
 
 
 def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
@@ -32,7 +26,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     line gives none (a given one wins: the notes say so). Flags that choose the video are an error: the file says
     it."""
     from motif_lite.cli.run_flags import weight_files
-    from motif_lite.io.latents import LatentsFileError, read_latents
+    from motif_lite.io.latents import MODEL_FLAG_GROUPS, LatentsFileError, other_model_notes, read_latents
     from motif_lite.request import RequestError
 
     saved = read_latents(args.resume, command="resume")
@@ -56,14 +50,12 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
         flags = ", ".join("--" + dest.replace("_", "-") for dest in clash)
         raise RequestError(f"--resume goes on with the video {saved.file} describes: leave out {flags} (-o may "
                            "name another output file)")  # fmt: skip
-    for group in MODEL_DEST_GROUPS:
-        run = {dest: saved.run.get(dest, defaults[dest]) for dest in group}
+    then = {dest: saved.run.get(dest, defaults[dest]) for group in MODEL_FLAG_GROUPS for dest in group}
+    for group in MODEL_FLAG_GROUPS:  # a group the command line leaves out comes from the file
         if not given & set(group):
-            for dest, value in run.items():
-                setattr(args, dest, value)
-        elif any(getattr(args, dest) != run[dest] for dest in group):
-            notes.append(f"the run being resumed had {_model_flags(run)}: the rest of the video is sampled with what "
-                         "this command gives")  # fmt: skip
+            for dest in group:
+                setattr(args, dest, then[dest])
+    notes += other_model_notes(then, vars(args), "what this command gives")
     args.weights = weight_files(args)
     return saved, notes
 
@@ -119,18 +111,6 @@ def _image_given_again(saved: SavedLatents, image: str) -> tuple[SavedLatents, s
         check = "the same image (its checksum matches)"
     note = f"the run's input image {old} is no longer there: going on with {new}, {check}"
     return dataclasses.replace(saved, request={**saved.request, "image": str(new)}), note
-
-
-def _model_flags(values: dict) -> str:
-    """A group of model flags as the stopped run had them ("--gguf tr-Q8_0.gguf", "--lora a:1 --lora b:0.5"), or
-    the flags it left out ("no --gguf or --diffusion-model"): the note names the flag either way."""
-    flags = {dest: "--" + dest.replace("_", "-") for dest in values}
-    given = [
-        " ".join(f"{flags[dest]} {item}" for item in value) if isinstance(value, list) else f"{flags[dest]} {value}"
-        for dest, value in values.items()
-        if value not in (None, [])
-    ]
-    return ", ".join(given) if given else "no " + " or ".join(flags.values())
 
 
 def _run_flags_given(args: argparse.Namespace) -> tuple[dict, set[str]]:

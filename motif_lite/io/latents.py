@@ -33,6 +33,14 @@ SUFFIX = ".latents.safetensors"
 _FRAME_PATTERN = re.compile(r"[_\-. ]*%0?\d*d")  # with the separator before it: out_%03d -> out
 
 
+# The model flags (`motif-lite run`'s dests) a stopped run keeps in `SavedLatents.run`, grouped where one flag of a
+# group replaces the others (a transformer from --gguf or --diffusion-model).
+MODEL_FLAG_GROUPS = (
+    ("model",), ("gguf", "diffusion_model"), ("text_encoder_gguf", "text_encoder"), ("vae",), ("dtype",),
+    ("lora",), ("attention",),
+)  # fmt: skip
+
+
 class LatentsFileError(MotifLiteError):
     """A file that is not saved latents of this motif-lite, or latents that do not fit the VAE."""
 
@@ -124,6 +132,33 @@ class LatentsFile:
     def remove(self) -> None:
         if self.written and self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+def other_model_notes(then: dict | None, now: dict, sampled_with: str) -> list[str]:
+    """The notes on a resumed run whose model differs from the stopped run's: one per group of model flags
+    (MODEL_FLAG_GROUPS) in which `now` differs from `then` (`SavedLatents.run`), naming the flags as the stopped run
+    had them. `sampled_with` says what samples the rest ("what this command gives"). A group that either leaves out
+    (an older file, a pipeline without its checkpoint's sources) is not compared."""
+    if then is None:  # denoised latents: no model samples them any more
+        return []
+    return [
+        f"the run being resumed had {_model_flags_text({dest: then[dest] for dest in group})}: the rest of the video "
+        f"is sampled with {sampled_with}"
+        for group in MODEL_FLAG_GROUPS
+        if all(dest in then and dest in now for dest in group) and any(then[dest] != now[dest] for dest in group)
+    ]
+
+
+def _model_flags_text(values: dict) -> str:
+    """A group of model flags as a run had them ("--gguf tr-Q8_0.gguf", "--lora a:1 --lora b:0.5"), or the flags it
+    left out ("no --gguf or --diffusion-model"): the note names the flag either way."""
+    flags = {dest: "--" + dest.replace("_", "-") for dest in values}
+    given = [
+        " ".join(f"{flags[dest]} {item}" for item in value) if isinstance(value, list) else f"{flags[dest]} {value}"
+        for dest, value in values.items()
+        if value not in (None, [])
+    ]
+    return ", ".join(given) if given else "no " + " or ".join(flags.values())
 
 
 # Who saves the latents a command reads, for its errors: `run --resume` reads a stopped run's, `decode` a failed
