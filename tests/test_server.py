@@ -613,6 +613,29 @@ def test_a_job_that_cannot_run_fails_and_the_worker_goes_on(server):
     assert good.status == "completed"
 
 
+def test_a_failed_jobs_error_speaks_to_the_client_and_its_log_line_to_the_operator(server, pipe, monkeypatch):
+    # error.message was the CLI's text: "... make the video from them without sampling again: motif-lite decode
+    # /srv/data/states/video_....latents.safetensors", a path on the server and a command the client cannot run.
+    from motif_lite.errors import MotifLiteError
+
+    def disk_full(*args, **kwargs):
+        raise MotifLiteError("cannot write the video: no space left on the disk")
+
+    monkeypatch.setattr(pipe.vae, "decode_frames", disk_full)
+    video = server.client().videos.create(prompt=PROMPT, extra_body=TINY)
+    failed = server.wait_status(video.id, ("failed",))
+    state = server.store.state_path(video.id)
+    assert state.is_file()  # the denoised latents, kept for the operator
+    assert failed["error"] == {
+        "code": "invalid_request",
+        "message": "cannot write the video: no space left on the disk; submit the job again, or ask the server's "
+        "operator: what this job had done is kept on the server until the job is deleted or the server restarts, and "
+        "the server's log says how to finish the video from it",
+    }
+    logged = next(line for line in server.log if f"{video.id}: failed: " in line)
+    assert f"motif-lite decode {state}" in logged  # the whole text, for the operator
+
+
 def assert_a_second_store_is_refused(folder: Path) -> None:
     first = JobStore(folder)
     try:
@@ -709,6 +732,15 @@ def test_failure_codes():
         "this checkpoint has no image encoder",
     )
     assert failure(KeyError("x")) == ("generation_failed", "KeyError: 'x'")
+
+
+def test_a_state_that_could_not_be_kept_is_not_offered_to_the_client(tmp_path):
+    from motif_lite.server.worker import for_the_client
+
+    state = tmp_path / "video_1.latents.safetensors"  # never written: a full disk
+    message = f"cannot write the video\nthe latents could not be saved to {state} (OSError: no space left)"
+    assert for_the_client(message, state) == "cannot write the video"
+    assert for_the_client("this checkpoint has no image encoder", state) == "this checkpoint has no image encoder"
 
 
 def test_guidance_off_shows_as_scale_1(pipe):

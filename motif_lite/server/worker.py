@@ -132,10 +132,10 @@ class Worker:
             self.store.requeue(job.id)
         except Exception as exc:  # one failed job must not stop the server
             code, message = failure(exc)
-            self.log(f"{job.id}: failed: {message}")
+            self.log(f"{job.id}: failed: {message}")  # all of it: where the job's work is kept is for the operator
             if code == "generation_failed":
                 traceback.print_exc(file=sys.stderr)
-            self.store.finish(job.id, (code, message))
+            self.store.finish(job.id, (code, for_the_client(message, self.store.state_path(job.id))))
         else:
             try:
                 write_thumbnail(output, self.store.thumbnail_path(job.id))
@@ -221,6 +221,21 @@ def failure(exc: Exception) -> tuple[str, str]:
     if isinstance(exc, MotifLiteError):
         return "invalid_request", str(exc)
     return "generation_failed", f"{type(exc).__name__}: {exc}"
+
+
+def for_the_client(message: str, state: Path) -> str:
+    """A failed job's `message` as the API's client gets it: without the lines on the job's `state` file, which
+    the pipeline adds for `motif-lite run` (a path on the server, a `motif-lite` command the client cannot run); while
+    that file is there, the client is told what it and the server's operator can do instead."""
+    lines = message.splitlines()
+    kept = [line for line in lines if str(state) not in line]
+    if len(kept) == len(lines) or not state.exists():
+        return "\n".join(kept)
+    return (
+        "\n".join(kept) + "; submit the job again, or ask the server's operator: what this job had done is kept on "
+        "the server until the job is deleted or the server restarts, and the server's log says how to finish the "
+        "video from it"
+    )
 
 
 def write_thumbnail(video: Path, thumbnail: Path) -> None:
