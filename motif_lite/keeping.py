@@ -88,8 +88,10 @@ def _kept(path: Path, saved: SavedLatents) -> str:
         return (f"the denoised latents are saved in {path}; make the video from them without sampling again: "
                 f"motif-lite decode {quoted}")  # fmt: skip
     done, steps = saved.progress
+    # Said to `motif-lite run` and to Python's generate alike (a warning, or the error's message): both ways.
+    python = "in Python: saved = read_latents(that file); generate(GenerationRequest(**saved.request), resume=saved)"
     return (f"sampling stopped after step {done} of {steps}; its state is saved in {path}: go on from there with "
-            f"motif-lite run --resume {quoted}")  # fmt: skip
+            f"motif-lite run --resume {quoted} ({python})")  # fmt: skip
 
 
 def _not_saved(keeper: LatentsFile, error: Exception) -> str:
