@@ -13,7 +13,9 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "GenerationRequest": "motif_lite.request",  # what `load_pipeline(...).generate` takes
-    "MotifLiteError": "motif_lite.errors",  # every error a user can cause
+    "LoRAError": "motif_lite.weights.lora",  # a LoRA file or strength `load_pipeline(loras=...)` cannot take
+    "MotifLiteError": "motif_lite.errors",  # every error a user can cause: the class the others derive from
+    "RequestError": "motif_lite.request",  # a request's wrong settings, one line each
     "MotifVideoTransformer": "motif_lite.model.transformer",
     "TransformerConfig": "motif_lite.config",
     "load_pipeline": "motif_lite.pipeline",
@@ -21,8 +23,10 @@ _PUBLIC = {
 }
 __all__ = [
     "GenerationRequest",
+    "LoRAError",
     "MotifLiteError",
     "MotifVideoTransformer",
+    "RequestError",
     "TransformerConfig",
     "__version__",
     "load_pipeline",
@@ -34,8 +38,9 @@ if TYPE_CHECKING:
     from motif_lite.errors import MotifLiteError
     from motif_lite.model.transformer import MotifVideoTransformer
     from motif_lite.pipeline import load_pipeline
-    from motif_lite.request import GenerationRequest
+    from motif_lite.request import GenerationRequest, RequestError
     from motif_lite.weights.loader import load_transformer
+    from motif_lite.weights.lora import LoRAError
 
 
 def __getattr__(name: str) -> Any:

@@ -128,6 +128,14 @@ def test_the_top_level_names_are_importable_and_listed():
     assert motif_lite.GenerationRequest is GenerationRequest and issubclass(RequestError, motif_lite.MotifLiteError)
 
 
+def test_the_errors_to_catch_are_top_level_names():
+    # RequestError lived in motif_lite.request and LoRAError in motif_lite.weights.lora, named nowhere in the docs.
+    import motif_lite
+
+    assert motif_lite.RequestError is RequestError and motif_lite.LoRAError is LoRAError
+    assert issubclass(RequestError, motif_lite.MotifLiteError) and issubclass(LoRAError, motif_lite.MotifLiteError)
+
+
 def test_one_problem_keeps_its_own_error_type_and_several_are_listed(checkpoint, tmp_path):
     """`except DeviceError` catches a device that does not exist here; several problems come as one list."""
     from motif_lite.errors import DeviceError
