@@ -95,7 +95,7 @@ TEXTS_KEPT = 4  # encoded texts a pipeline keeps (`MotifVideoPipeline.encoded_te
 class GenerationResult:
     """What `generate` produced: the file, the settings actually used, time per stage, peak memory."""
 
-    output: Path
+    output: Path  # the video file written (`generate` gives no frames in memory: read the file back)
     request: GenerationRequest  # resolved: normalized frames, the seed that was used
     shift: float
     timings: dict[str, float]  # seconds per stage ("encode", "denoise", "decode") and "total"
@@ -254,8 +254,11 @@ class MotifVideoPipeline:
         resume: SavedLatents | None = None,
         latents_file: str | Path | None = None,
     ) -> GenerationResult:
-        """Generate one video and write it to `request.output`; no partial video is left behind if it fails.
+        """Generate one video and write it to `request.output` (always a file: no frames come back in memory; a file
+        there is replaced); no partial video is left behind if it fails.
 
+        `on_progress(stage, done, total)` may raise to stop the run (cancelling from code): that exception comes out
+        of `generate` unchanged, after the work is kept as for any failure (below).
         `on_preview(done, steps, frames)` gets a cheap preview of the clip (vae/preview.py) every `preview_every`
         steps (default: about 4 per run), not after the last step. `keep_latents`: the work is not lost when the run
         fails (io/latents.py; the file is `fox.mp4` -> `fox.latents.safetensors`, removed once the video is
@@ -265,8 +268,9 @@ class MotifVideoPipeline:
         other than a `MotifLiteError`, a logged warning) says where. `resume`: the saved state of a run that
         stopped while sampling (`read_latents`), with `request` that run's (`resume.request`): sampling goes on
         from its last step and the video is the one that run would have made (a failed decode's denoised latents:
-        straight to the decode). `latents_file`: where this run keeps
-        its work (default: the file it resumed from, else a free name beside the output)."""
+        straight to the decode); a model other than that run's goes on all the same, with a note in the result.
+        `latents_file`: where this run keeps its work (default: the file it resumed from, else a free name beside the
+        output)."""
         _check_call(request, preview_every)  # before any work: a wrong argument costs no encoding
         request, notes = request.resolve()
         settings = self.settings_for(request)
