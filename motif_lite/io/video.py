@@ -254,15 +254,16 @@ def _write_ffmpeg(stream: Iterator[np.ndarray], path: Path, fps: float, comment:
     if height % 2 or width % 2:
         raise ConfigError(f"{path.suffix} (yuv420p) needs an even width and height, got {width}x{height}")
     # The comment goes to ffmpeg in a metadata file, not as a command-line argument: Linux refuses any one argument
-    # over 128 KiB (a long prompt), and ffmpeg then stops before writing anything.
-    metadata = path.with_name(f"{path.name}.ffmetadata")
-    try:
-        metadata.write_text(_ffmetadata(comment), encoding="utf-8")
+    # over 128 KiB (a long prompt), and ffmpeg then stops before writing anything. The file is a temporary one, so
+    # that a process killed outright leaves nothing beside the output but its partial file (which the next run
+    # removes).
+    with tempfile.TemporaryDirectory(prefix="motif-lite-") as folder:
+        metadata = Path(folder) / "comment.ffmetadata"
+        try:
+            metadata.write_text(_ffmetadata(comment), encoding="utf-8")
+        except OSError as exc:
+            raise MotifLiteError(f"cannot write the video's metadata to {folder}: {exc.strerror or exc}") from None
         said = _pipe_to_ffmpeg(stream, shape, _ffmpeg_command(path, metadata, width, height, fps))
-    except OSError:  # the metadata file could not be written: the folder says why
-        said = ""
-    finally:
-        metadata.unlink(missing_ok=True)
     # A short video fits in the pipe: ffmpeg failing to open the file then breaks nothing; its exit code tells.
     if said is not None or not path.is_file() or path.stat().st_size == 0:
         raise MotifLiteError(f"ffmpeg could not write {output_of(path)}: {_write_failure(path, said)}")
