@@ -195,6 +195,13 @@ BAD_BODIES = [
     ({"prompt": PROMPT, "sampling_method": "ddim"}, "unknown sampler 'ddim'; choose one of euler", "sampling_method"),
     ({"prompt": PROMPT, "guidance_scale": -1}, "cfg scale must be a finite number >= 0, got -1", "guidance_scale"),
     ({"prompt": PROMPT, "fps": 0}, "fps must be a finite number > 0", "fps"),
+    # Values that were queued and then failed (or held the worker for good): refused at submit, with their range.
+    ({"prompt": PROMPT, "steps": 10**38}, "steps must be from 1 to 1000", "steps"),
+    ({"prompt": "fox " * 5001}, "prompt is 20,004 characters, over the 20,000 taken", "prompt"),
+    ({"prompt": PROMPT, "negative_prompt": "x" * 20_001}, "negative prompt is 20,001 characters", "negative_prompt"),
+    ({"prompt": PROMPT, "fps": 1e308}, "fps must be from 0.001 to 1000", "fps"),
+    ({"prompt": PROMPT, "guidance_scale": 1e308}, "cfg scale must be from 0 to 100", "guidance_scale"),
+    ({"prompt": PROMPT, "flow_shift": 1e-300}, "flow shift must be from 0.01 to 100", "flow_shift"),
     ({"prompt": "  "}, "prompt is empty", "prompt"),
     (  # the CLI's message in the API's field names: it said "--apg-eta, ... not CFG (--guidance cfg); add --guidance"
         {"prompt": PROMPT, "guidance_method": "cfg", "apg_momentum": 0.2},
