@@ -48,6 +48,10 @@ MAX_STEPS = 1000
 # 20,000 characters is ten times that, 39 per token; the rest is text the model never sees, and tokenizing a 20 MB
 # prompt took the server's worker minutes and gigabytes.
 MAX_PROMPT_CHARS = 20_000
+# The transformer's tokens (latent pixels / 4 x latent frames): 2**20 is 9 times the official 1280x736x121 video's
+# 114,080 (3840x2176 at 121 frames fits); its attention grows with their square. A size far over it (a typo's 10**9)
+# would otherwise fail to allocate its noise, a raw allocator error, before any check of the run's memory.
+MAX_VIDEO_TOKENS = 2**20
 # field -> (lowest, highest, why): ranges of float settings whose extremes run and then fail. Guidance scale and
 # shift: the ranges of ComfyUI's KSampler cfg and ModelSamplingSD3 shift widgets (its shift's 0.01 steps); outside
 # them the latents overflow to inf/NaN, which the run would blame on the weight files.
@@ -137,9 +141,13 @@ class GenerationRequest:
 
         check("prompt", _check_text, self.prompt, "prompt", False)
         check("negative_prompt", _check_text, self.negative_prompt, "negative prompt", True)
-        check("width", _check_size, self.width, "width")
-        check("height", _check_size, self.height, "height")
+        width_ok = check("width", _check_size, self.width, "width") is not None
+        height_ok = check("height", _check_size, self.height, "height") is not None
         normalized = check("frames", _normalize_frames, self.frames)
+        if width_ok and height_ok and normalized is not None:
+            frames_known = normalized[0]
+            field = _oversized_field(self.width, self.height, frames_known)
+            check(field, _check_video_tokens, self.width, self.height, frames_known)
         check("steps", _check_steps, self.steps)
         fps_ok = check("fps", _check_number, self.fps, "fps", True, RANGES["fps"]) is not None
         for name, what, positive in _OPTIONAL_NUMBERS:
@@ -252,7 +260,7 @@ _OPTIONAL_NUMBERS = (
 )
 
 
-def _check_size(value: int, name: str) -> None:
+def _check_size(value: int, name: str) -> bool:
     _check_positive_int(value, name)
     if value % SIZE_MULTIPLE:
         below = value // SIZE_MULTIPLE * SIZE_MULTIPLE
@@ -264,6 +272,34 @@ def _check_size(value: int, name: str) -> None:
         else:
             nearest = f"{below} or {above}"
         raise RequestError(f"{name} {value} is not a multiple of {SIZE_MULTIPLE}; nearest valid {name}: {nearest}")
+    return True
+
+
+def _video_tokens(width: int, height: int, frames: int) -> int:
+    """The transformer's tokens for valid sides and 4k+1 frames, with the official model's shapes."""
+    latent_frames = (frames - 1) // TEMPORAL_FACTOR + 1
+    return (width // SIZE_MULTIPLE) * (height // SIZE_MULTIPLE) * latent_frames
+
+
+def _oversized_field(width: int, height: int, frames: int) -> str:
+    """The field to name for a video with too many tokens: the frames where they are further over the official
+    video's than its pixels are, else the width (for the server: the size)."""
+    official = REQUEST_DEFAULTS
+    # frames / official frames > pixels / official pixels, in integers: a typo's side may be too large for a float
+    frames_over = frames * official.width * official.height > width * height * official.frames
+    return "frames" if frames_over else "width"
+
+
+def _check_video_tokens(width: int, height: int, frames: int) -> None:
+    tokens = _video_tokens(width, height, frames)
+    if tokens > MAX_VIDEO_TOKENS:
+        official = REQUEST_DEFAULTS
+        usual = _video_tokens(official.width, official.height, official.frames)
+        raise RequestError(
+            f"{width}x{height}x{frames} is {tokens:,} transformer tokens, over the {MAX_VIDEO_TOKENS:,} a video may "
+            f"have ({MAX_VIDEO_TOKENS / usual:.0f} times the official {official.width}x{official.height}x"
+            f"{official.frames}; the attention's work grows with their square): make the video smaller or shorter"
+        )
 
 
 def _normalize_frames(frames: int) -> tuple[int, list[str]]:

@@ -1,6 +1,6 @@
 """The bounds of `GenerationRequest.resolve()` on values that would otherwise run and fail late, or never end: too
 many steps, prompts far longer than the model reads, frame rates no file format stores, guidance and shift that
-overflow. Each is refused before any model is loaded, naming its range and why;
+overflow, and sizes too large to allocate. Each is refused before any model is loaded, naming its range and why;
 the values at each end of a range are taken. (Other checks of the request: tests/test_pipeline.py.)"""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from motif_lite.io.video import write_video
-from motif_lite.request import MAX_PROMPT_CHARS, MAX_STEPS, GenerationRequest, RequestError
+from motif_lite.request import MAX_PROMPT_CHARS, MAX_STEPS, MAX_VIDEO_TOKENS, GenerationRequest, RequestError
 from motif_lite.sampling.schedule import TRAIN_TIMESTEPS
 
 SMALL = dict(width=64, height=64, frames=9)
@@ -108,3 +108,25 @@ def test_the_ends_of_the_guidance_and_shift_ranges_are_taken(tmp_path):
     request = resolves(tmp_path, cfg_scale=100, flow_shift=0.01)
     assert (request.cfg_scale, request.flow_shift) == (100, 0.01)
     assert resolves(tmp_path, cfg_scale=0, flow_shift=100).flow_shift == 100
+
+
+@pytest.mark.parametrize(
+    ("size", "field"),
+    [
+        (dict(width=10**9, height=736, frames=121), "width"),  # a typo: it failed to allocate 96 GB of noise
+        (dict(width=1280, height=10**400, frames=121), "width"),  # no float holds it
+        (dict(width=64, height=64, frames=10**7), "frames"),
+        (dict(width=4096, height=4096, frames=125), "width"),
+    ],
+)
+def test_a_video_of_too_many_tokens_is_refused_naming_what_is_over(tmp_path, size, field):
+    error = refused(tmp_path, **size)
+    assert error.fields == (field,)
+    assert "transformer tokens, over the 1,048,576 a video may have (9 times the official 1280x736x121" in str(error)
+    assert str(error).endswith("make the video smaller or shorter")
+
+
+def test_the_largest_videos_people_ask_for_are_taken(tmp_path):
+    for size in (dict(width=3840, height=2176, frames=121), dict(width=1280, height=736, frames=721)):
+        request = resolves(tmp_path, **size)
+        assert (request.width // 16) * (request.height // 16) * ((request.frames - 1) // 4 + 1) <= MAX_VIDEO_TOKENS

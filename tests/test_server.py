@@ -202,6 +202,8 @@ BAD_BODIES = [
     ({"prompt": PROMPT, "fps": 1e308}, "fps must be from 0.001 to 1000", "fps"),
     ({"prompt": PROMPT, "guidance_scale": 1e308}, "cfg scale must be from 0 to 100", "guidance_scale"),
     ({"prompt": PROMPT, "flow_shift": 1e-300}, "flow shift must be from 0.01 to 100", "flow_shift"),
+    ({"prompt": PROMPT, "size": "1000000000x736"}, "transformer tokens, over the 1,048,576", "size"),
+    ({"prompt": PROMPT, "size": "64x64", "num_frames": 10**7}, "transformer tokens, over the 1,048,576", "num_frames"),
     ({"prompt": "  "}, "prompt is empty", "prompt"),
     (  # the CLI's message in the API's field names: it said "--apg-eta, ... not CFG (--guidance cfg); add --guidance"
         {"prompt": PROMPT, "guidance_method": "cfg", "apg_momentum": 0.2},
