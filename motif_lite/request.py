@@ -315,8 +315,15 @@ def _resolve_seed(seed: int | None) -> int:
     if seed is None or seed == -1:
         return secrets.randbelow(MAX_SEED + 1)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise RequestError(f"seed must be an integer in [0, {MAX_SEED}] or -1 (random), got {seed!r}")
+        # diffusers' pipelines take a torch.Generator: its seed is the number to give here.
+        hint = ": pass the number it was seeded with, generator.initial_seed()" if _is_generator(seed) else ""
+        raise RequestError(f"seed must be an integer in [0, {MAX_SEED}] or -1 (random), got {seed!r}{hint}")
     return seed
+
+
+def _is_generator(value: object) -> bool:
+    # Without importing torch, which requests do not need.
+    return hasattr(value, "initial_seed") and hasattr(value, "manual_seed")
 
 
 def _check_text(value: object, name: str, allow_empty: bool) -> None:

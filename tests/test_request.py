@@ -10,6 +10,7 @@ import time
 import imageio_ffmpeg
 import numpy as np
 import pytest
+import torch
 
 from motif_lite.io.video import write_video
 from motif_lite.request import MAX_PROMPT_CHARS, MAX_STEPS, MAX_VIDEO_TOKENS, GenerationRequest, RequestError
@@ -130,3 +131,12 @@ def test_the_largest_videos_people_ask_for_are_taken(tmp_path):
     for size in (dict(width=3840, height=2176, frames=121), dict(width=1280, height=736, frames=721)):
         request = resolves(tmp_path, **size)
         assert (request.width // 16) * (request.height // 16) * ((request.frames - 1) // 4 + 1) <= MAX_VIDEO_TOKENS
+
+
+def test_a_torch_generator_as_the_seed_says_how_to_give_its_seed(tmp_path):
+    # diffusers' users pass generator=torch.Generator().manual_seed(N); the seed is that N.
+    error = refused(tmp_path, seed=torch.Generator().manual_seed(3))
+    assert error.fields == ("seed",)
+    assert str(error).startswith("seed must be an integer in [0, 4294967295] or -1 (random), got <torch")
+    assert str(error).endswith(": pass the number it was seeded with, generator.initial_seed()")
+    assert "initial_seed" not in str(refused(tmp_path, seed="3"))
