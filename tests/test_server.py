@@ -308,7 +308,12 @@ def test_null_is_the_default_and_the_memory_plan_caps_the_size(pipe, tmp_path):
         code, portrait, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "size": "32x48"})
         assert code == 200  # the plan covers pixels per frame (docs/server.md): the same pixels upright fit
         assert server.request("DELETE", f"/v1/videos/{portrait['id']}")[0] == 200
-        for extra, param in ((dict(size="64x32"), "size"), (dict(num_frames=9), "num_frames")):
+        # The field that is over; both over: the size, the first in the message (it named num_frames for both).
+        for extra, param in (
+            (dict(size="64x32"), "size"),
+            (dict(num_frames=9), "num_frames"),
+            (dict(size="64x32", num_frames=9), "size"),
+        ):
             code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, **extra})
             assert code == 400 and error["error"]["param"] == param
             assert "than the 48x32x5 this server planned its memory for" in error["error"]["message"]

@@ -214,12 +214,13 @@ def _check_planned_size(request: GenerationRequest, max_video: tuple[int, int, i
     if max_video is None:
         return
     width, height, frames = max_video
-    if request.width * request.height > width * height or request.frames > frames:
+    too_many_pixels = request.width * request.height > width * height
+    if too_many_pixels or request.frames > frames:
         raise ApiError(
             400,
             f"{request.width}x{request.height}x{request.frames} is larger than the {width}x{height}x{frames} this "
             "server planned its memory for; ask for less, or restart it with a larger --max-video",
-            "size" if request.frames <= frames else "num_frames",
+            "size" if too_many_pixels else "num_frames",  # the field that is over (the size first, as in the message)
             "invalid_value",
         )
 
