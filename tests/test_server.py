@@ -362,6 +362,20 @@ def test_a_truncated_upload_is_an_invalid_image_when_it_is_posted(server):
     assert server.request("GET", "/v1/videos")[1]["data"] == []
 
 
+def test_an_empty_upload_is_said_to_be_empty(server):
+    # It was "not a readable image (not a format Pillow reads: ...)", where motif-lite run says the file is empty.
+    for files in ({"input_reference": ("x.png", b"", "image/png")}, {}):
+        fields = {"prompt": PROMPT, **TINY}
+        if not files:  # the JSON form of an upload: an empty base64 data URL
+            fields["input_reference"] = {"image_url": "data:image/png;base64,"}
+            code, error, _ = server.request("POST", "/v1/videos", fields)
+        else:
+            code, error, _ = server.request("POST", "/v1/videos", *multipart(fields, files))
+        assert code == 400 and error["error"]["code"] == "invalid_image", error
+        assert error["error"]["param"] == "input_reference"
+        assert error["error"]["message"] == "input_reference is empty (0 bytes): send the image file's contents"
+
+
 def test_json_sent_as_a_form_says_to_send_its_content_type(server):
     # `curl -d '{...}'` without -H labels the body a form: it was "unknown parameter '{"prompt": ...}'".
     curl_form = {"Content-Type": "application/x-www-form-urlencoded"}
