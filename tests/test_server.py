@@ -376,6 +376,18 @@ def test_an_empty_upload_is_said_to_be_empty(server):
         assert error["error"]["message"] == "input_reference is empty (0 bytes): send the image file's contents"
 
 
+def test_a_second_image_is_refused_naming_input_reference(server):
+    image = ("x.png", png(), "image/png")
+    one, headers = multipart({"prompt": PROMPT, **TINY}, {"input_reference": image})
+    two = one.removesuffix(b"--motiflitetestboundary--\r\n") + multipart({}, {"input_reference": image})[0]
+    code, error, _ = server.request("POST", "/v1/videos", two, headers)
+    assert code == 400 and error["error"]["param"] == "input_reference" and error["error"]["code"] == "invalid_value"
+    assert (
+        error["error"]["message"] == "Too many files. Maximum number of files is 1. Send one image, as input_reference"
+    )
+    assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
 def test_json_sent_as_a_form_says_to_send_its_content_type(server):
     # `curl -d '{...}'` without -H labels the body a form: it was "unknown parameter '{"prompt": ...}'".
     curl_form = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -400,6 +412,11 @@ CODES_400 = {"invalid_value", "unknown_parameter", "missing_required_parameter",
 def test_every_400_has_a_documented_code(server):
     form, form_headers = multipart({"prompt": PROMPT, "steps": "two"}, {})
     upload, upload_headers = multipart({"prompt": PROMPT}, {"image": ("x.png", b"x", "image/png")})
+    # Starlette's own refusals (their code was null): a second file, a field over 2 MiB
+    image = ("x.png", png(), "image/png")
+    one, _ = multipart({"prompt": PROMPT}, {"input_reference": image})
+    two = one.removesuffix(b"--motiflitetestboundary--\r\n") + multipart({}, {"input_reference": image})[0]
+    long_field, _ = multipart({"prompt": "x" * (2 * 2**20 + 1)}, {})
     json_headers = {"Content-Type": "application/json"}
     bad = [
         ("POST", "/v1/videos", b"{not json", json_headers),
@@ -408,13 +425,20 @@ def test_every_400_has_a_documented_code(server):
         ("POST", "/v1/videos", b'{"prompt": "x"}', {"Content-Type": "application/x-www-form-urlencoded"}),
         ("POST", "/v1/videos", form, form_headers),
         ("POST", "/v1/videos", upload, upload_headers),
+        ("POST", "/v1/videos", two, upload_headers),
+        ("POST", "/v1/videos", long_field, upload_headers),
+        ("POST", "/v1/videos", b'{"steps": 1' + b"0" * 5000 + b"}", json_headers),  # Python's 4300-digit limit
+        ("POST", "/v1/videos", b"[" * 100_000 + b"]" * 100_000, json_headers),  # deeper than Python's stack
         ("POST", "/v1/videos", {"prompt": PROMPT, "model": 3}, None),
         ("GET", f"/v1/videos/video_{'0' * 32}/content?variant=gif", None, None),
         *(("POST", "/v1/videos", body, None) for body, _, _ in BAD_BODIES),
     ]
     for method, path, body, headers in bad:
         code, error, _ = server.request(method, path, body, headers)
-        assert code == 400 and error["error"]["code"] in CODES_400, (body, error)
+        assert code == 400 and error["error"]["code"] in CODES_400, (
+            body if isinstance(body, dict) else body[:80],
+            error,
+        )
 
 
 def test_unknown_ids_are_404_and_bad_queries_400(server):
