@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from motif_lite.choices import GUIDANCE_METHODS, SAMPLERS
 from motif_lite.errors import MotifLiteError
+from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS
 
 # The negative prompt of the official ComfyUI workflows and the Replicate wrapper ("the model was trained against").
 OFFICIAL_NEGATIVE_PROMPT = (
@@ -39,6 +40,27 @@ I2V_SHIFT = 8.0  # ComfyUI I2V README and workflow
 SIZE_MULTIPLE = 16  # VAE downsampling 8 x transformer patch 2
 TEMPORAL_FACTOR = 4  # the VAE compresses 4 frames into one latent frame (plus the first)
 MAX_SEED = 2**32 - 1
+# Bounds far beyond any real use, for values that would otherwise run and fail late, or never end (a server's worker
+# held for good). Steps: the scheduler's training timesteps (sampling.schedule.TRAIN_TIMESTEPS; tests check that they
+# agree): finer steps than the model was trained on add nothing.
+MAX_STEPS = 1000
+# The model reads a prompt's first 512 tokens: about 2,000 characters of English (runtime.cost.CHARS_PER_TOKEN).
+# 20,000 characters is ten times that, 39 per token; the rest is text the model never sees, and tokenizing a 20 MB
+# prompt took the server's worker minutes and gigabytes.
+MAX_PROMPT_CHARS = 20_000
+# The transformer's tokens (latent pixels / 4 x latent frames): 2**20 is 9 times the official 1280x736x121 video's
+# 114,080 (3840x2176 at 121 frames fits); its attention grows with their square. A size far over it (a typo's 10**9)
+# would otherwise fail to allocate its noise, a raw allocator error, before any check of the run's memory.
+MAX_VIDEO_TOKENS = 2**20
+# field -> (lowest, highest, why): ranges of float settings whose extremes run and then fail. Guidance scale and
+# shift: the ranges of ComfyUI's KSampler cfg and ModelSamplingSD3 shift widgets (its shift's 0.01 steps); outside
+# them the latents overflow to inf/NaN, which the run would blame on the weight files.
+RANGES = {
+    "fps": (0.001, 1000.0, "a frame every 1000 s to one every millisecond, the finest WebM and WebP store"),
+    "cfg_scale": (0.0, 100.0, "ComfyUI's range; the official scale is 8, and far larger ones overflow to inf/NaN"),
+    "flow_shift": (0.01, 100.0, "ComfyUI's range; the official shift is 15, 8 for image-to-video, and extreme ones "
+                   "overflow to inf/NaN"),
+}  # fmt: skip
 T = TypeVar("T")
 
 
@@ -119,14 +141,18 @@ class GenerationRequest:
 
         check("prompt", _check_text, self.prompt, "prompt", False)
         check("negative_prompt", _check_text, self.negative_prompt, "negative prompt", True)
-        check("width", _check_size, self.width, "width")
-        check("height", _check_size, self.height, "height")
+        width_ok = check("width", _check_size, self.width, "width") is not None
+        height_ok = check("height", _check_size, self.height, "height") is not None
         normalized = check("frames", _normalize_frames, self.frames)
-        check("steps", _check_positive_int, self.steps, "steps")
-        fps_ok = check("fps", _check_number, self.fps, "fps", True) is not None
+        if width_ok and height_ok and normalized is not None:
+            frames_known = normalized[0]
+            field = _oversized_field(self.width, self.height, frames_known)
+            check(field, _check_video_tokens, self.width, self.height, frames_known)
+        check("steps", _check_steps, self.steps)
+        fps_ok = check("fps", _check_number, self.fps, "fps", True, RANGES["fps"]) is not None
         for name, what, positive in _OPTIONAL_NUMBERS:
             if getattr(self, name) is not None:
-                check(name, _check_number, getattr(self, name), what, positive)
+                check(name, _check_number, getattr(self, name), what, positive, RANGES.get(name))
         guidance = choice_name(self.guidance, GUIDANCE_METHODS)
         if guidance is not None:
             check("guidance", _check_choice, guidance, "guidance", GUIDANCE_METHODS)
@@ -234,7 +260,7 @@ _OPTIONAL_NUMBERS = (
 )
 
 
-def _check_size(value: int, name: str) -> None:
+def _check_size(value: int, name: str) -> bool:
     _check_positive_int(value, name)
     if value % SIZE_MULTIPLE:
         below = value // SIZE_MULTIPLE * SIZE_MULTIPLE
@@ -246,6 +272,34 @@ def _check_size(value: int, name: str) -> None:
         else:
             nearest = f"{below} or {above}"
         raise RequestError(f"{name} {value} is not a multiple of {SIZE_MULTIPLE}; nearest valid {name}: {nearest}")
+    return True
+
+
+def _video_tokens(width: int, height: int, frames: int) -> int:
+    """The transformer's tokens for valid sides and 4k+1 frames, with the official model's shapes."""
+    latent_frames = (frames - 1) // TEMPORAL_FACTOR + 1
+    return (width // SIZE_MULTIPLE) * (height // SIZE_MULTIPLE) * latent_frames
+
+
+def _oversized_field(width: int, height: int, frames: int) -> str:
+    """The field to name for a video with too many tokens: the frames where they are further over the official
+    video's than its pixels are, else the width (for the server: the size)."""
+    official = REQUEST_DEFAULTS
+    # frames / official frames > pixels / official pixels, in integers: a typo's side may be too large for a float
+    frames_over = frames * official.width * official.height > width * height * official.frames
+    return "frames" if frames_over else "width"
+
+
+def _check_video_tokens(width: int, height: int, frames: int) -> None:
+    tokens = _video_tokens(width, height, frames)
+    if tokens > MAX_VIDEO_TOKENS:
+        official = REQUEST_DEFAULTS
+        usual = _video_tokens(official.width, official.height, official.frames)
+        raise RequestError(
+            f"{width}x{height}x{frames} is {tokens:,} transformer tokens, over the {MAX_VIDEO_TOKENS:,} a video may "
+            f"have ({MAX_VIDEO_TOKENS / usual:.0f} times the official {official.width}x{official.height}x"
+            f"{official.frames}; the attention's work grows with their square): make the video smaller or shorter"
+        )
 
 
 def _normalize_frames(frames: int) -> tuple[int, list[str]]:
@@ -261,8 +315,15 @@ def _resolve_seed(seed: int | None) -> int:
     if seed is None or seed == -1:
         return secrets.randbelow(MAX_SEED + 1)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise RequestError(f"seed must be an integer in [0, {MAX_SEED}] or -1 (random), got {seed!r}")
+        # diffusers' pipelines take a torch.Generator: its seed is the number to give here.
+        hint = ": pass the number it was seeded with, generator.initial_seed()" if _is_generator(seed) else ""
+        raise RequestError(f"seed must be an integer in [0, {MAX_SEED}] or -1 (random), got {seed!r}{hint}")
     return seed
+
+
+def _is_generator(value: object) -> bool:
+    # Without importing torch, which requests do not need.
+    return hasattr(value, "initial_seed") and hasattr(value, "manual_seed")
 
 
 def _check_text(value: object, name: str, allow_empty: bool) -> None:
@@ -270,6 +331,11 @@ def _check_text(value: object, name: str, allow_empty: bool) -> None:
         raise RequestError(f"{name} must be a string, got {type(value).__name__}")
     if not allow_empty and not value.strip():
         raise RequestError(f"{name} is empty")
+    if len(value) > MAX_PROMPT_CHARS:
+        raise RequestError(
+            f"{name} is {len(value):,} characters, over the {MAX_PROMPT_CHARS:,} taken: the model reads only its first "
+            f"{MAX_PROMPT_TOKENS} tokens (about 2,000 characters of English); shorten it"
+        )
 
 
 def _check_positive_int(value: object, name: str) -> None:
@@ -277,11 +343,27 @@ def _check_positive_int(value: object, name: str) -> None:
         raise RequestError(f"{name} must be a positive integer, got {value!r}")
 
 
-def _check_number(value: object, name: str, positive: bool | None) -> bool:
+def _check_steps(value: object) -> None:
+    _check_positive_int(value, "steps")
+    if value > MAX_STEPS:
+        raise RequestError(
+            f"steps must be from 1 to {MAX_STEPS} (the scheduler's {MAX_STEPS} training timesteps: finer steps add "
+            f"nothing; the official setting is {REQUEST_DEFAULTS.steps}), got {value}"
+        )
+
+
+def _check_number(
+    value: object, name: str, positive: bool | None, bounds: tuple[float, float, str] | None = None
+) -> bool:
+    """`value` is a finite number, > 0 (positive True), >= 0 (False) or any (None), and within `bounds`:
+    (lowest, highest, why)."""
     ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
     if not ok or (positive and value <= 0) or (positive is False and value < 0):
         bound = {True: " > 0", False: " >= 0", None: ""}[positive]
         raise RequestError(f"{name} must be a finite number{bound}, got {value!r}")
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        low, high, why = bounds
+        raise RequestError(f"{name} must be from {low:g} to {high:g} ({why}), got {value:g}")
     return True
 
 

@@ -330,16 +330,17 @@ def test_the_fixed_cost_of_many_calls_is_counted_and_named():
 
 def test_a_tiny_model_with_many_steps_asks_first(checkpoint, tmp_path, monkeypatch, capsys):
     # Before: the estimate counted FLOPs only, and a tiny checkpoint's run of 10,000,000 steps (20,000,000 transformer
-    # calls of a few ms each: days) started without asking on a fast CPU, where its FLOPs take under 3 minutes.
+    # calls of a few ms each: days) started without asking on a fast CPU, where its FLOPs take under 3 minutes. A
+    # request takes at most 1000 steps now; 10,000 videos of 1000 steps make as many calls.
     pytest.importorskip("diffusers")  # the checkpoint is written by diffusers' pipeline
     monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: 1e13)
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: (_ for _ in ()).throw(Reached()))
     monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
     args = ["run", "-m", str(checkpoint), "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cpu"]
     args += ["-W", "64", "-H", "64", "--video-frames", "9"]
-    assert cli.main([*args, "--steps", "10000000"]) == cli.EXIT_USER_ERROR
+    assert cli.main([*args, "--steps", "1000", "-b", "10000"]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
-    assert "(64x64x9, 10000000 steps) is 1.7e+15 FLOPs and 20,000,000 transformer calls: about" in err
+    assert "(64x64x9, 1000 steps, 10000 videos) is 1.7e+15 FLOPs and 20,000,000 transformer calls: about" in err
     assert "ms per call however small (Python and op launches, timed now)" in err and "Pass --yes" in err
     monkeypatch.setattr(cost, "measure_call_seconds", lambda *a, **kw: pytest.fail("timed the calls of a short run"))
     with pytest.raises(Reached):  # 2 steps: short on any CPU, nothing is timed on the way

@@ -71,6 +71,22 @@ def test_a_bad_preview_spacing_fails_before_encoding(pipe, tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(width=10**9), "transformer tokens"),  # was torch's allocator error after the encode ("can't allocate")
+        (dict(steps=10**38), "steps must be from 1 to 1000"),  # was numpy's ValueError from the schedule
+        (dict(prompt="fox " * 5_000_000), "prompt is 20,000,000 characters"),  # was minutes of tokenizing
+    ],
+)
+def test_values_that_failed_late_fail_before_encoding(pipe, tmp_path, change, message):
+    stages = []
+    request = GenerationRequest(**{"prompt": "a fox", **TINY, "output": tmp_path / "fox.mp4", **change})
+    with pytest.raises(RequestError, match=message):
+        pipe.generate(request, on_progress=lambda *stage: stages.append(stage))
+    assert stages == [] and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
     ("image", "kind"),
     [
         (PIL.Image.new("RGB", (48, 32)), "PIL.Image.Image"),

@@ -195,6 +195,15 @@ BAD_BODIES = [
     ({"prompt": PROMPT, "sampling_method": "ddim"}, "unknown sampler 'ddim'; choose one of euler", "sampling_method"),
     ({"prompt": PROMPT, "guidance_scale": -1}, "cfg scale must be a finite number >= 0, got -1", "guidance_scale"),
     ({"prompt": PROMPT, "fps": 0}, "fps must be a finite number > 0", "fps"),
+    # Values that were queued and then failed (or held the worker for good): refused at submit, with their range.
+    ({"prompt": PROMPT, "steps": 10**38}, "steps must be from 1 to 1000", "steps"),
+    ({"prompt": "fox " * 5001}, "prompt is 20,004 characters, over the 20,000 taken", "prompt"),
+    ({"prompt": PROMPT, "negative_prompt": "x" * 20_001}, "negative prompt is 20,001 characters", "negative_prompt"),
+    ({"prompt": PROMPT, "fps": 1e308}, "fps must be from 0.001 to 1000", "fps"),
+    ({"prompt": PROMPT, "guidance_scale": 1e308}, "cfg scale must be from 0 to 100", "guidance_scale"),
+    ({"prompt": PROMPT, "flow_shift": 1e-300}, "flow shift must be from 0.01 to 100", "flow_shift"),
+    ({"prompt": PROMPT, "size": "1000000000x736"}, "transformer tokens, over the 1,048,576", "size"),
+    ({"prompt": PROMPT, "size": "64x64", "num_frames": 10**7}, "transformer tokens, over the 1,048,576", "num_frames"),
     ({"prompt": "  "}, "prompt is empty", "prompt"),
     (  # the CLI's message in the API's field names: it said "--apg-eta, ... not CFG (--guidance cfg); add --guidance"
         {"prompt": PROMPT, "guidance_method": "cfg", "apg_momentum": 0.2},
@@ -299,7 +308,12 @@ def test_null_is_the_default_and_the_memory_plan_caps_the_size(pipe, tmp_path):
         code, portrait, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "size": "32x48"})
         assert code == 200  # the plan covers pixels per frame (docs/server.md): the same pixels upright fit
         assert server.request("DELETE", f"/v1/videos/{portrait['id']}")[0] == 200
-        for extra, param in ((dict(size="64x32"), "size"), (dict(num_frames=9), "num_frames")):
+        # The field that is over; both over: the size, the first in the message (it named num_frames for both).
+        for extra, param in (
+            (dict(size="64x32"), "size"),
+            (dict(num_frames=9), "num_frames"),
+            (dict(size="64x32", num_frames=9), "size"),
+        ):
             code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, **extra})
             assert code == 400 and error["error"]["param"] == param
             assert "than the 48x32x5 this server planned its memory for" in error["error"]["message"]
@@ -348,6 +362,32 @@ def test_a_truncated_upload_is_an_invalid_image_when_it_is_posted(server):
     assert server.request("GET", "/v1/videos")[1]["data"] == []
 
 
+def test_an_empty_upload_is_said_to_be_empty(server):
+    # It was "not a readable image (not a format Pillow reads: ...)", where motif-lite run says the file is empty.
+    for files in ({"input_reference": ("x.png", b"", "image/png")}, {}):
+        fields = {"prompt": PROMPT, **TINY}
+        if not files:  # the JSON form of an upload: an empty base64 data URL
+            fields["input_reference"] = {"image_url": "data:image/png;base64,"}
+            code, error, _ = server.request("POST", "/v1/videos", fields)
+        else:
+            code, error, _ = server.request("POST", "/v1/videos", *multipart(fields, files))
+        assert code == 400 and error["error"]["code"] == "invalid_image", error
+        assert error["error"]["param"] == "input_reference"
+        assert error["error"]["message"] == "input_reference is empty (0 bytes): send the image file's contents"
+
+
+def test_a_second_image_is_refused_naming_input_reference(server):
+    image = ("x.png", png(), "image/png")
+    one, headers = multipart({"prompt": PROMPT, **TINY}, {"input_reference": image})
+    two = one.removesuffix(b"--motiflitetestboundary--\r\n") + multipart({}, {"input_reference": image})[0]
+    code, error, _ = server.request("POST", "/v1/videos", two, headers)
+    assert code == 400 and error["error"]["param"] == "input_reference" and error["error"]["code"] == "invalid_value"
+    assert (
+        error["error"]["message"] == "Too many files. Maximum number of files is 1. Send one image, as input_reference"
+    )
+    assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
 def test_json_sent_as_a_form_says_to_send_its_content_type(server):
     # `curl -d '{...}'` without -H labels the body a form: it was "unknown parameter '{"prompt": ...}'".
     curl_form = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -372,6 +412,11 @@ CODES_400 = {"invalid_value", "unknown_parameter", "missing_required_parameter",
 def test_every_400_has_a_documented_code(server):
     form, form_headers = multipart({"prompt": PROMPT, "steps": "two"}, {})
     upload, upload_headers = multipart({"prompt": PROMPT}, {"image": ("x.png", b"x", "image/png")})
+    # Starlette's own refusals (their code was null): a second file, a field over 2 MiB
+    image = ("x.png", png(), "image/png")
+    one, _ = multipart({"prompt": PROMPT}, {"input_reference": image})
+    two = one.removesuffix(b"--motiflitetestboundary--\r\n") + multipart({}, {"input_reference": image})[0]
+    long_field, _ = multipart({"prompt": "x" * (2 * 2**20 + 1)}, {})
     json_headers = {"Content-Type": "application/json"}
     bad = [
         ("POST", "/v1/videos", b"{not json", json_headers),
@@ -380,13 +425,20 @@ def test_every_400_has_a_documented_code(server):
         ("POST", "/v1/videos", b'{"prompt": "x"}', {"Content-Type": "application/x-www-form-urlencoded"}),
         ("POST", "/v1/videos", form, form_headers),
         ("POST", "/v1/videos", upload, upload_headers),
+        ("POST", "/v1/videos", two, upload_headers),
+        ("POST", "/v1/videos", long_field, upload_headers),
+        ("POST", "/v1/videos", b'{"steps": 1' + b"0" * 5000 + b"}", json_headers),  # Python's 4300-digit limit
+        ("POST", "/v1/videos", b"[" * 100_000 + b"]" * 100_000, json_headers),  # deeper than Python's stack
         ("POST", "/v1/videos", {"prompt": PROMPT, "model": 3}, None),
         ("GET", f"/v1/videos/video_{'0' * 32}/content?variant=gif", None, None),
         *(("POST", "/v1/videos", body, None) for body, _, _ in BAD_BODIES),
     ]
     for method, path, body, headers in bad:
         code, error, _ = server.request(method, path, body, headers)
-        assert code == 400 and error["error"]["code"] in CODES_400, (body, error)
+        assert code == 400 and error["error"]["code"] in CODES_400, (
+            body if isinstance(body, dict) else body[:80],
+            error,
+        )
 
 
 def test_unknown_ids_are_404_and_bad_queries_400(server):

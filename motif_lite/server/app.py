@@ -214,12 +214,13 @@ def _check_planned_size(request: GenerationRequest, max_video: tuple[int, int, i
     if max_video is None:
         return
     width, height, frames = max_video
-    if request.width * request.height > width * height or request.frames > frames:
+    too_many_pixels = request.width * request.height > width * height
+    if too_many_pixels or request.frames > frames:
         raise ApiError(
             400,
             f"{request.width}x{request.height}x{request.frames} is larger than the {width}x{height}x{frames} this "
             "server planned its memory for; ask for less, or restart it with a larger --max-video",
-            "size" if request.frames <= frames else "num_frames",
+            "size" if too_many_pixels else "num_frames",  # the field that is over (the size first, as in the message)
             "invalid_value",
         )
 
@@ -228,7 +229,7 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | No
     """(fields, uploaded first frame, whether the fields are form strings) of a JSON or multipart body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        form = await request.form(max_files=1, max_fields=64, max_part_size=2 * MiB)
+        form = await _read_form(request)
         if content_type == "application/x-www-form-urlencoded" and _looks_like_json(form.keys()):
             raise ApiError(400, "the body looks like JSON: send it with Content-Type: application/json (curl: -H "
                            "'Content-Type: application/json')", None, "invalid_value")  # fmt: skip
@@ -254,9 +255,26 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | No
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}", None, "invalid_value") from exc
+    except (ValueError, RecursionError) as exc:  # valid JSON that Python's parser refuses (not the client's bug)
+        raise ApiError(400, "the body holds an integer of over 4300 digits or is nested too deeply to be read", None,
+                       "invalid_value") from exc  # fmt: skip
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object", None, "invalid_value")
     return body, None, False
+
+
+async def _read_form(request: Request):
+    """The parsed form; a form over the parser's limits (a second file, too many fields, a field over 2 MiB) is a 400
+    with a documented code, not Starlette's HTTPException (code null)."""
+    try:
+        return await request.form(max_files=1, max_fields=64, max_part_size=2 * MiB)
+    except StarletteHTTPException as exc:
+        if exc.status_code != 400:
+            raise
+        if "Too many files" in exc.detail:
+            raise ApiError(400, f"{exc.detail} Send one image, as input_reference", "input_reference",
+                           "invalid_value") from exc  # fmt: skip
+        raise ApiError(400, f"the form could not be read: {exc.detail}", None, "invalid_value") from exc
 
 
 def _looks_like_json(keys) -> bool:

@@ -231,6 +231,9 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> None:
     if len(data) > max_bytes:
         raise ApiError(413, f"input_reference is {len(data):,} bytes, larger than this server's limit "
                        f"({upload_limit(max_bytes)})", "input_reference", "image_too_large")  # fmt: skip
+    if not data:  # as `motif-lite run` says of an empty image file, not "a format Pillow does not read"
+        raise ApiError(400, "input_reference is empty (0 bytes): send the image file's contents", "input_reference",
+                       "invalid_image")  # fmt: skip
     try:
         with PIL.Image.open(io.BytesIO(data)) as image:
             if image.width * image.height > max_pixels:  # checked from the header, before decoding the pixels

@@ -1,0 +1,142 @@
+"""The bounds of `GenerationRequest.resolve()` on values that would otherwise run and fail late, or never end: too
+many steps, prompts far longer than the model reads, frame rates no file format stores, guidance and shift that
+overflow, and sizes too large to allocate. Each is refused before any model is loaded, naming its range and why;
+the values at each end of a range are taken. (Other checks of the request: tests/test_pipeline.py.)"""
+
+from __future__ import annotations
+
+import time
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import torch
+
+from motif_lite.io.video import write_video
+from motif_lite.request import MAX_PROMPT_CHARS, MAX_STEPS, MAX_VIDEO_TOKENS, GenerationRequest, RequestError
+from motif_lite.sampling.schedule import TRAIN_TIMESTEPS
+
+SMALL = dict(width=64, height=64, frames=9)
+
+
+def refused(tmp_path, **fields) -> RequestError:
+    request = GenerationRequest(**{"prompt": "a fox", "output": tmp_path / "fox.mp4", **SMALL, **fields})
+    with pytest.raises(RequestError) as error:
+        request.resolve()
+    return error.value
+
+
+def resolves(tmp_path, **fields) -> GenerationRequest:
+    request = GenerationRequest(**{"prompt": "a fox", "output": tmp_path / "fox.mp4", **SMALL, **fields})
+    return request.resolve()[0]
+
+
+def test_steps_are_bounded_by_the_schedulers_training_timesteps(tmp_path):
+    # 10**38 steps failed after the encode in np.linspace (a raw ValueError); 10**8 held a server's worker for good.
+    assert MAX_STEPS == TRAIN_TIMESTEPS
+    for steps in (10**38, 100_000_000, MAX_STEPS + 1):
+        error = refused(tmp_path, steps=steps)
+        assert error.fields == ("steps",)
+        assert str(error) == (
+            "steps must be from 1 to 1000 (the scheduler's 1000 training timesteps: finer steps add nothing; the "
+            f"official setting is 50), got {steps}"
+        )
+    assert resolves(tmp_path, steps=MAX_STEPS).steps == MAX_STEPS
+
+
+@pytest.mark.parametrize(("field", "name"), [("prompt", "prompt"), ("negative_prompt", "negative prompt")])
+def test_a_prompt_far_longer_than_the_model_reads_is_refused_at_once(tmp_path, field, name):
+    # A 20 MB prompt was queued by the server, tokenized for minutes at 4.7 GB, and sent back by every listing.
+    started = time.perf_counter()
+    error = refused(tmp_path, **{field: "fox " * 5_000_000})
+    assert time.perf_counter() - started < 5  # counted, not tokenized
+    assert error.fields == (field,)
+    assert str(error) == (
+        f"{name} is 20,000,000 characters, over the 20,000 taken: the model reads only its first 512 tokens (about "
+        "2,000 characters of English); shorten it"
+    )
+    assert "20,001 characters" in str(refused(tmp_path, **{field: "x" * (MAX_PROMPT_CHARS + 1)}))
+    resolves(tmp_path, **{field: "x" * MAX_PROMPT_CHARS})
+
+
+@pytest.mark.parametrize("fps", [1e308, 1000.5, 0.0009])
+def test_frame_rates_no_format_stores_are_refused(tmp_path, fps):
+    # --fps 1e308 sampled the whole video and then failed in ffmpeg's write.
+    error = refused(tmp_path, fps=fps)
+    assert error.fields == ("fps",)
+    assert str(error) == (
+        "fps must be from 0.001 to 1000 (a frame every 1000 s to one every millisecond, the finest WebM and WebP "
+        f"store), got {fps:g}"
+    )
+    assert refused(tmp_path, fps=fps, output=tmp_path / "fox.gif").fields == ("fps",)  # one message, not the GIF's too
+
+
+@pytest.mark.parametrize("fps", [0.001, 1000.0])
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".webp"])
+def test_both_ends_of_the_frame_rate_range_write_a_readable_file(tmp_path, fps, suffix):
+    assert resolves(tmp_path, fps=fps, output=tmp_path / f"fox{suffix}").fps == fps
+    frames = np.repeat(np.arange(0, 250, 50, dtype=np.uint8), 16 * 16 * 3).reshape(5, 16, 16, 3)
+    path = write_video(frames, tmp_path / f"fox{suffix}", fps)
+    if suffix == ".webp":
+        import PIL.Image
+
+        with PIL.Image.open(path) as image:
+            assert image.n_frames == 5
+        return
+    reader = imageio_ffmpeg.read_frames(str(path))
+    next(reader)  # the metadata
+    assert len(list(reader)) == 5
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("cfg_scale", 1e308, "cfg scale must be from 0 to 100 (ComfyUI's range; the official scale is 8, and far "
+         "larger ones overflow to inf/NaN), got 1e+308"),
+        ("cfg_scale", 100.5, "cfg scale must be from 0 to 100"),
+        ("flow_shift", 1e-300, "flow shift must be from 0.01 to 100 (ComfyUI's range; the official shift is 15, 8 "
+         "for image-to-video, and extreme ones overflow to inf/NaN), got 1e-300"),
+        ("flow_shift", 1e300, "flow shift must be from 0.01 to 100"),
+    ],
+)  # fmt: skip
+def test_guidance_scale_and_shift_that_overflow_are_refused(tmp_path, field, value, message):
+    # They ran into inf/NaN latents, with a message that blamed the weight files or a LoRA.
+    error = refused(tmp_path, **{field: value})
+    assert error.fields == (field,) and str(error).startswith(message)
+
+
+def test_the_ends_of_the_guidance_and_shift_ranges_are_taken(tmp_path):
+    request = resolves(tmp_path, cfg_scale=100, flow_shift=0.01)
+    assert (request.cfg_scale, request.flow_shift) == (100, 0.01)
+    assert resolves(tmp_path, cfg_scale=0, flow_shift=100).flow_shift == 100
+
+
+@pytest.mark.parametrize(
+    ("size", "field"),
+    [
+        (dict(width=10**9, height=736, frames=121), "width"),  # a typo: it failed to allocate 96 GB of noise
+        (dict(width=1280, height=10**400, frames=121), "width"),  # no float holds it
+        (dict(width=64, height=64, frames=10**7), "frames"),
+        (dict(width=4096, height=4096, frames=125), "width"),
+    ],
+)
+def test_a_video_of_too_many_tokens_is_refused_naming_what_is_over(tmp_path, size, field):
+    error = refused(tmp_path, **size)
+    assert error.fields == (field,)
+    assert "transformer tokens, over the 1,048,576 a video may have (9 times the official 1280x736x121" in str(error)
+    assert str(error).endswith("make the video smaller or shorter")
+
+
+def test_the_largest_videos_people_ask_for_are_taken(tmp_path):
+    for size in (dict(width=3840, height=2176, frames=121), dict(width=1280, height=736, frames=721)):
+        request = resolves(tmp_path, **size)
+        assert (request.width // 16) * (request.height // 16) * ((request.frames - 1) // 4 + 1) <= MAX_VIDEO_TOKENS
+
+
+def test_a_torch_generator_as_the_seed_says_how_to_give_its_seed(tmp_path):
+    # diffusers' users pass generator=torch.Generator().manual_seed(N); the seed is that N.
+    error = refused(tmp_path, seed=torch.Generator().manual_seed(3))
+    assert error.fields == ("seed",)
+    assert str(error).startswith("seed must be an integer in [0, 4294967295] or -1 (random), got <torch")
+    assert str(error).endswith(": pass the number it was seeded with, generator.initial_seed()")
+    assert "initial_seed" not in str(refused(tmp_path, seed="3"))
