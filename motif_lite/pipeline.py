@@ -154,8 +154,9 @@ class _Conditioning:
         return hidden.repeat(n, 1, 1, 1, 1), text, text_mask, image
 
 
-def _check_call(request: object, preview_every: object) -> None:
-    """`generate`'s arguments that `GenerationRequest.resolve` does not see, checked before any work."""
+def _check_call(request: object, preview_every: object, callbacks: Mapping[str, object]) -> None:
+    """`generate`'s arguments that `GenerationRequest.resolve` does not see, checked before any work (`callbacks`:
+    name -> the function given, or None)."""
     if not isinstance(request, GenerationRequest):
         prompt = repr(request) if isinstance(request, str) else "'a red fox runs through snow'"
         raise RequestError(
@@ -166,6 +167,9 @@ def _check_call(request: object, preview_every: object) -> None:
         isinstance(preview_every, bool) or not isinstance(preview_every, int) or preview_every < 1
     ):
         raise RequestError(f"preview_every must be a positive integer, got {preview_every!r}")
+    for name, callback in callbacks.items():
+        if callback is not None and not callable(callback):
+            raise RequestError(f"{name} must be a function (or None), got {type(callback).__name__} {callback!r}")
 
 
 def pad_prompts(prompts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -271,7 +275,8 @@ class MotifVideoPipeline:
         straight to the decode); a model other than that run's goes on all the same, with a note in the result.
         `latents_file`: where this run keeps its work (default: the file it resumed from, else a free name beside the
         output)."""
-        _check_call(request, preview_every)  # before any work: a wrong argument costs no encoding
+        # Before any work: a wrong argument costs no encoding.
+        _check_call(request, preview_every, {"on_progress": on_progress, "on_preview": on_preview})
         request, notes = request.resolve()
         settings = self.settings_for(request)
         start = None if resume is None else self._resume_state(resume, request, settings)

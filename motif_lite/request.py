@@ -41,8 +41,7 @@ SIZE_MULTIPLE = 16  # VAE downsampling 8 x transformer patch 2
 TEMPORAL_FACTOR = 4  # the VAE compresses 4 frames into one latent frame (plus the first)
 MAX_SEED = 2**32 - 1
 # Bounds far beyond any real use, for values that would otherwise run and fail late, or never end (a server's worker
-# held for good). Steps: the scheduler's training timesteps (sampling.schedule.TRAIN_TIMESTEPS; tests check that they
-# agree): finer steps than the model was trained on add nothing.
+# held for good). Steps: 20 times the official 50 (as many as the scheduler's training timesteps).
 MAX_STEPS = 1000
 # The model reads a prompt's first 512 tokens: about 2,000 characters of English (runtime.cost.CHARS_PER_TOKEN).
 # 20,000 characters is ten times that, 39 per token; the rest is text the model never sees, and tokenizing a 20 MB
@@ -347,8 +346,7 @@ def _check_steps(value: object) -> None:
     _check_positive_int(value, "steps")
     if value > MAX_STEPS:
         raise RequestError(
-            f"steps must be from 1 to {MAX_STEPS} (the scheduler's {MAX_STEPS} training timesteps: finer steps add "
-            f"nothing; the official setting is {REQUEST_DEFAULTS.steps}), got {value}"
+            f"steps must be from 1 to {MAX_STEPS} (the official setting is {REQUEST_DEFAULTS.steps}), got {value}"
         )
 
 

@@ -70,6 +70,15 @@ def test_a_bad_preview_spacing_fails_before_encoding(pipe, tmp_path):
     assert stages == [] and list(tmp_path.iterdir()) == []
 
 
+def test_a_callback_that_is_not_a_function_fails_before_encoding(pipe, tmp_path):
+    # Before: on_progress=5 was a raw TypeError ("'int' object is not callable") once the encode began.
+    request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")
+    for name in ("on_progress", "on_preview"):
+        with pytest.raises(RequestError, match=f"{name} must be a function \\(or None\\), got int 5"):
+            pipe.generate(request, **{name: 5})
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
