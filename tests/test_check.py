@@ -340,6 +340,11 @@ def test_a_gguf_cut_inside_its_header_is_made_again_with_the_type_its_name_tells
     cut.write_bytes(gguf.read_bytes()[:300])  # the metadata that records the type is cut off
     (found,) = problems(check_setup(root, gguf=cut))
     assert f"python -m motif_lite.quantize {root} -o {cut} {made_with}" in found, found
+    spaced = tmp_path / "my models" / name  # the command is pasted: a space in a path is quoted
+    spaced.parent.mkdir()
+    shutil.copy(cut, spaced)
+    (found,) = problems(check_setup(root, gguf=spaced))
+    assert f"python -m motif_lite.quantize {root} -o '{spaced}' {made_with}" in found, found
 
 
 @pytest.mark.parametrize(

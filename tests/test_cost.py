@@ -312,6 +312,19 @@ def test_the_call_probe_measures_a_time():
     assert 1e-5 < seconds < 10  # a plausible fixed cost of ~600 ops, from real timed calls
 
 
+def test_the_call_probe_keeps_the_fastest_call(monkeypatch):
+    # Other processes' work only adds to a call: the best of the timed calls is its fixed cost.
+    import time
+
+    pauses = itertools.chain([0.0, 0.2], itertools.repeat(0.0))  # the warm-up, then one call slowed down
+
+    def narrowest_call(config, dtype):
+        return lambda: time.sleep(next(pauses))
+
+    monkeypatch.setattr(cost, "narrowest_call", narrowest_call)
+    assert cost.measure_call_seconds(TransformerConfig.from_dict(TINY), seconds=0.0, calls=3) < 0.1
+
+
 def test_the_fixed_cost_of_many_calls_is_counted_and_named():
     request = GenerationRequest("a fox", width=64, height=64, frames=9, steps=100_000)
     flops_only = dict(total=1e12, dtype=torch.bfloat16, throughput=1e11)  # 10 s of FLOPs
