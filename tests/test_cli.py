@@ -98,7 +98,7 @@ def test_dry_run_prints_the_plan_without_loading(checkpoint, tmp_path, capsys, m
         ("8000MB", 8000 / 1024),
         ("512 MiB", 0.5),
         ("1024m", 1.0),
-    ],  # fmt: skip
+    ],
 )
 def test_memory_budgets_take_a_gib_suffix(flag, text, value):
     assert getattr(cli.build_parser().parse_args(["run", flag, text]), flag[2:]) == value
