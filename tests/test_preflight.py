@@ -91,6 +91,7 @@ def test_a_vram_budget_above_the_gpus_memory_plans_for_its_free_memory(no_networ
         slip = plan_generation(request, sources, device="cuda", vram_gib=8000)
     assert slip.budget_bytes == int(6 * 2**30 / RESERVED_RATIO)
     assert plan_generation(request, sources, device="cuda", vram_gib=7).budget_bytes == 7 * 2**30
+    assert plan_generation(request, sources, device="cuda").budget_bytes == int(6 * 2**30 / RESERVED_RATIO)  # none
 
 
 def test_guidance_is_batched_on_cuda_only_unless_asked(no_network):
