@@ -438,6 +438,7 @@ def test_dtype_takes_torchs_and_other_tools_names_of_the_same_dtypes(command):
 
 FINISHED_THEN_CTRL_C = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, also under a parent that ignores it
 from motif_lite import cli
 cli.main = lambda argv=None: 0  # the command finished: the video is written
 real_exit = sys.exit

@@ -441,7 +441,7 @@ def test_a_tiny_first_frame_enlarged_to_the_video_is_noted(tmp_path):
     # Before: a 1x1 image (or an icon) was enlarged to the whole video without a word: its first frame, a blur.
     import PIL.Image
 
-    for size in ((1, 1), (48, 300), (300, 300), (32, 32)):
+    for size in ((1, 1), (48, 300), (300, 300), (32, 32), (64, 64)):
         PIL.Image.new("RGB", size).save(tmp_path / f"{size[0]}x{size[1]}.png")
 
     def notes(image: str, width: int, height: int) -> list[str]:
@@ -454,6 +454,7 @@ def test_a_tiny_first_frame_enlarged_to_the_video_is_noted(tmp_path):
     ]
     assert any("only 48x300 pixels and is enlarged to 64x64" in note for note in notes("48x300.png", 64, 64))
     assert not any("enlarged" in note for note in notes("300x300.png", 1280, 736))  # not tiny: stretched only
+    assert not any("enlarged" in note for note in notes("64x64.png", 1280, 736))  # tiny is a side under 64
     assert notes("32x32.png", 32, 32) == []  # tiny, but the video's own size: nothing enlarged
 
 
