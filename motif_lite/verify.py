@@ -473,7 +473,10 @@ class _Comparison:
             ours = [encoder.encode([p], limit, labels=[label])[0][0] for label, p in prompts.items()]
         finally:
             encoder.offload()
-        self.embeds = dict(pe=pe, npe=npe, pm=pm, npm=npm)
+        # Both transformers get them in their own dtype, as our pipeline casts them: a float16 run's text encoder
+        # stays in bfloat16 (`devices.text_encoder_dtype`), and diffusers' transformer takes no other dtype.
+        transformer_dtype = self.reference.transformer.dtype
+        self.embeds = dict(pe=pe.to(transformer_dtype), npe=npe.to(transformer_dtype), pm=pm, npm=npm)
         reference = [pe[0, pm[0]], npe[0, npm[0]]]  # the valid tokens of each
         counts = [(len(o), len(r)) for o, r in zip(ours, reference, strict=True)]
         if any(a != b for a, b in counts):

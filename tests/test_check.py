@@ -355,18 +355,45 @@ def test_a_gguf_cut_inside_its_header_is_made_again_with_the_type_its_name_tells
     cut.write_bytes(gguf.read_bytes()[:300])  # the metadata that records the type is cut off
     (found,) = problems(check_setup(root, gguf=cut))
     assert f"python -m motif_lite.quantize {root} -o {cut} {made_with}" in found, found
+    spaced = tmp_path / "my models" / name  # the command is pasted: a space in a path is quoted
+    spaced.parent.mkdir()
+    shutil.copy(cut, spaced)
+    (found,) = problems(check_setup(root, gguf=spaced))
+    assert f"python -m motif_lite.quantize {root} -o '{spaced}' {made_with}" in found, found
 
 
-def test_a_run_gives_a_truncated_gguf_the_fix_check_gives(tiny, tmp_path, capsys):
-    # The run said only that the file is truncated.
+@pytest.mark.parametrize(
+    ("name", "metadata", "made_with"),
+    [
+        ("mine.gguf", {"motif_lite.quantize.type": "Q5_K_M", "general.file_type": 7}, "Q5_K_M"),  # ours first
+        ("mine.gguf", {"general.file_type": 7}, "Q8_0"),  # llama.cpp's MOSTLY_Q8_0
+        ("mine-Q8_0.gguf", {"general.file_type": 19}, None),  # IQ2_XXS: recorded, but not a type we make
+        ("mine-Q8_0.gguf", {}, "Q8_0"),  # nothing recorded: the name tells it
+        ("q8_0-from-Q4_K_M.gguf", {}, None),  # two types in the name: neither is sure
+    ],
+)
+def test_the_type_a_gguf_was_made_with_comes_from_its_header_then_its_name(tmp_path, name, metadata, made_with):
+    from motif_lite.io.hub import made_with_type
+
+    tensors = {"w": (np.zeros((2, 32), np.float32), Q.F32, (2, 32))}
+    path = write_test_gguf(tmp_path / name, tensors, extra_metadata=metadata)
+    assert made_with_type(path) == made_with
+
+
+@pytest.mark.parametrize(
+    ("kept", "said"),
+    [(0.5, "file is truncated"), (4000, "it ends inside"), (300, "corrupt GGUF header"), (0, "is empty")],
+)
+def test_a_run_gives_a_truncated_gguf_the_fix_check_gives(tiny, tmp_path, capsys, kept, said):
+    # The run said only that the file is truncated (cut in its tensor data, in its header, or empty).
     root, gguf = tiny
     cut = tmp_path / "mine.gguf"
-    cut.write_bytes(gguf.read_bytes()[: gguf.stat().st_size // 2])
+    cut.write_bytes(gguf.read_bytes()[: int(kept * gguf.stat().st_size) if isinstance(kept, float) else kept])
     code = cli.main(["run", "-m", str(root), "--gguf", str(cut), "-p", "fox", "-o", str(tmp_path / "a.mp4")])
     err = capsys.readouterr().err
     (found,) = [f.message for f in check_setup(root, gguf=cut).problems]
     fix = found.split("; fix: ", 1)[1]
-    assert code == cli.EXIT_USER_ERROR and f"{cut}: file is truncated" in err and err.rstrip().endswith(fix), err
+    assert code == cli.EXIT_USER_ERROR and said in err and err.rstrip().endswith(fix), err
 
 
 def test_a_text_encoder_gguf_stands_in_for_the_text_encoder_weights(tiny, tmp_path, capsys):

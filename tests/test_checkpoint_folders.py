@@ -187,6 +187,14 @@ def test_a_folder_with_a_gguf_beside_the_checkpoint_is_still_a_checkpoint(tiny, 
     assert locate_sources(root).root == root and check_setup(root).passed
 
 
+def test_a_folder_with_model_index_json_is_a_checkpoint_whatever_else_it_holds(tmp_path, no_network):
+    # model_index.json says a checkpoint: its problems are its missing components, not the GGUF file beside it.
+    folder = gguf_folder(tmp_path)
+    (folder / "model_index.json").write_text("{}")
+    found = [f.line() for f in check_setup(folder).problems]
+    assert found and not any("holds GGUF files" in line for line in found), found
+
+
 def test_the_gguf_repo_given_to_m_is_pointed_at_gguf_before_any_download(tmp_path, capsys, no_network, no_weights):
     # It printed an `hf download` of text_encoder/*, vae/*, ... from the GGUF repo (which has none of them) and a
     # rerun that kept the wrong -m.

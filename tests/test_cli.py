@@ -90,7 +90,15 @@ def test_dry_run_prints_the_plan_without_loading(checkpoint, tmp_path, capsys, m
 @pytest.mark.parametrize("flag", ["--vram", "--ram"])
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("8", 8.0), ("8G", 8.0), ("8gb", 8.0), ("7.5 GiB", 7.5), ("8000MB", 8000 / 1024), ("512 MiB", 0.5)],
+    [
+        ("8", 8.0),
+        ("8G", 8.0),
+        ("8gb", 8.0),
+        ("7.5 GiB", 7.5),
+        ("8000MB", 8000 / 1024),
+        ("512 MiB", 0.5),
+        ("1024m", 1.0),
+    ],
 )
 def test_memory_budgets_take_a_gib_suffix(flag, text, value):
     assert getattr(cli.build_parser().parse_args(["run", flag, text]), flag[2:]) == value
@@ -430,6 +438,7 @@ def test_dtype_takes_torchs_and_other_tools_names_of_the_same_dtypes(command):
 
 FINISHED_THEN_CTRL_C = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, also under a parent that ignores it
 from motif_lite import cli
 cli.main = lambda argv=None: 0  # the command finished: the video is written
 real_exit = sys.exit

@@ -312,6 +312,19 @@ def test_the_call_probe_measures_a_time():
     assert 1e-5 < seconds < 10  # a plausible fixed cost of ~600 ops, from real timed calls
 
 
+def test_the_call_probe_keeps_the_fastest_call(monkeypatch):
+    # Other processes' work only adds to a call: the best of the timed calls is its fixed cost.
+    import time
+
+    pauses = itertools.chain([0.0, 0.2], itertools.repeat(0.0))  # the warm-up, then one call slowed down
+
+    def narrowest_call(config, dtype):
+        return lambda: time.sleep(next(pauses))
+
+    monkeypatch.setattr(cost, "narrowest_call", narrowest_call)
+    assert cost.measure_call_seconds(TransformerConfig.from_dict(TINY), seconds=0.0, calls=3) < 0.1
+
+
 def test_the_fixed_cost_of_many_calls_is_counted_and_named():
     request = GenerationRequest("a fox", width=64, height=64, frames=9, steps=100_000)
     flops_only = dict(total=1e12, dtype=torch.bfloat16, throughput=1e11)  # 10 s of FLOPs
@@ -342,6 +355,11 @@ def test_a_tiny_model_with_many_steps_asks_first(checkpoint, tmp_path, monkeypat
     err = capsys.readouterr().err
     assert "(64x64x9, 1000 steps, 10000 videos) is 1.7e+15 FLOPs and 20,000,000 transformer calls: about" in err
     assert "ms per call however small (Python and op launches, timed now)" in err and "Pass --yes" in err
+    # Each video of a batch makes its calls, and an unguided run makes one per step.
+    assert cli.main([*args, "--steps", "10000000", "-b", "2"]) == cli.EXIT_USER_ERROR
+    assert "2 videos) is 3.4e+15 FLOPs and 40,000,000 transformer calls" in capsys.readouterr().err
+    assert cli.main([*args, "--steps", "10000000", "--cfg-scale", "1"]) == cli.EXIT_USER_ERROR
+    assert " and 10,000,000 transformer calls" in capsys.readouterr().err
     monkeypatch.setattr(cost, "measure_call_seconds", lambda *a, **kw: pytest.fail("timed the calls of a short run"))
     with pytest.raises(Reached):  # 2 steps: short on any CPU, nothing is timed on the way
         cli.main([*args, "--steps", "2"])

@@ -95,6 +95,9 @@ def test_ffmpeg_formats_round_trip(tmp_path, suffix):
     info = _ffprobe_comment(path)
     assert ("vp9" if suffix == ".webm" else "h264") in info and "yuv420p" in info
     assert '"seed": 42' in info and "quoted" in info
+    if suffix in (".mp4", ".mov"):  # the index before the frames, so that a player starts before the end
+        data = path.read_bytes()
+        assert data.index(b"moov") < data.index(b"mdat")
 
 
 def _stored_comment(path) -> str:

@@ -13,6 +13,7 @@ from tiny_transformer import TINY, assert_close_to_reference, inputs, make_refer
 
 from motif_lite import TransformerConfig, load_transformer
 from motif_lite.config import config_from_weights, default_rope_axes
+from motif_lite.devices import parse_device
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.weights.keymap import detect_layout, to_checkpoint_name, to_model_name
 from motif_lite.weights.loader import meta_transformer
@@ -165,6 +166,8 @@ def test_unusable_cuda_device_is_a_user_error(checkpoint, monkeypatch, cuda_buil
             load_transformer(checkpoint, device=other)
     with pytest.raises(MotifLiteError, match=r"unknown device 'nonsense' \(use cpu, cuda or cuda:N\)"):
         load_transformer(checkpoint, device="nonsense")
+    with pytest.raises(MotifLiteError, match=r"unknown device 'gpu': a GPU is cuda here \(--device cuda\)"):
+        parse_device("gpu")  # what a dry run checks (it also takes auto)
     for other in ("mps", "xpu"):  # real torch devices this runtime does not support: said before any file is read
         with pytest.raises(MotifLiteError, match=f"device '{other}' is not supported: motif-lite runs on CUDA GPUs"):
             load_transformer(checkpoint, device=other)

@@ -81,6 +81,11 @@ def test_more_gpus_than_the_machine_has_says_what_to_do_and_a_dry_run_notes_it(
     assert advice in err
     assert cli.main([*argv, "--dry-run", "--device", "cpu"]) == 0
     assert "would be refused" not in capsys.readouterr().err
+    from motif_lite.cli.launch import missing_gpus
+
+    # As many GPUs as asked for, or one process (which starts no others), is no refusal.
+    assert missing_gpus(1, "auto") is None
+    assert found < 2 or missing_gpus(found, "auto") is None
 
 
 def test_sp_without_gpus_says_how_many_processes(capsys):

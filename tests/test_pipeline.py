@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gc
 import json
 import re
 import shutil
+import weakref
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -283,13 +285,19 @@ def test_kept_texts_are_dropped_least_recently_used_and_belong_to_their_encoder(
             encoded.append(prompts[0])
             return kept.encode(prompts, **kw)
 
-    monkeypatch.setattr(pipe, "text_encoder", Other())
+    other = Other()
+    monkeypatch.setattr(pipe, "text_encoder", other)
     try:
         pipe._encode_prompt(texts[0], "prompt")
         assert list(pipe.encoded_texts) == [texts[0]]  # the first encoder's texts are gone with it
     finally:
-        monkeypatch.setattr(pipe, "text_encoder", kept)
+        pipe.text_encoder = kept  # not through monkeypatch, which would hold `other` to restore it
     assert encoded == [texts[0]]
+    # The kept texts do not keep an encoder the user let go of in memory.
+    let_go = weakref.ref(other)
+    del other
+    gc.collect()
+    assert let_go() is None
 
 
 def test_a_negative_prompt_not_yet_kept_places_the_encoder(pipe, tmp_path, monkeypatch):

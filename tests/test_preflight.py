@@ -91,6 +91,7 @@ def test_a_vram_budget_above_the_gpus_memory_plans_for_its_free_memory(no_networ
         slip = plan_generation(request, sources, device="cuda", vram_gib=8000)
     assert slip.budget_bytes == int(6 * 2**30 / RESERVED_RATIO)
     assert plan_generation(request, sources, device="cuda", vram_gib=7).budget_bytes == 7 * 2**30
+    assert plan_generation(request, sources, device="cuda").budget_bytes == int(6 * 2**30 / RESERVED_RATIO)  # none
 
 
 def test_guidance_is_batched_on_cuda_only_unless_asked(no_network):
@@ -336,19 +337,45 @@ def test_a_missing_shard_is_a_missing_file_with_its_download(
     assert f"hf download Motif-Technologies/Motif-Video-2B --include '{component}/*' --local-dir {root}" in err
 
 
-def test_a_missing_shard_given_to_the_loader_is_named_without_a_python_list(checkpoint, tmp_path):
-    folder = tmp_path / "transformer"
-    shutil.copytree(checkpoint[0] / "transformer", folder)
-    shards = shard(folder, "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json")
+def test_a_cached_download_missing_a_shard_is_not_taken_as_complete(checkpoint, no_network):
+    # The Hub cache of an interrupted download: the index is there, a shard is not.
+    snapshot = no_network / "models--Motif-Technologies--Motif-Video-2B" / "snapshots" / ("0" * 40)
+    shutil.copytree(checkpoint[0], snapshot)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    assert locate_sources().root == snapshot  # complete: taken from the cache without a download
+    single = "diffusion_pytorch_model.safetensors"
+    shards = shard(snapshot / "transformer", single, f"{single}.index.json")
     shards[1].unlink()
-    from motif_lite.weights.loader import load_transformer
+    with pytest.raises(hub.MissingFilesError) as err:
+        locate_sources()
+    assert "--include 'transformer/*'" in str(err.value), err.value  # downloaded again, not loaded to fail
 
-    with pytest.raises(CheckpointError) as err:
-        load_transformer(folder)
-    assert str(err.value).endswith(
-        f"lists shards that are not in {folder}: {shards[1].name}; download them again (an interrupted download leaves "
-        "some out)"
-    )
+
+def test_a_download_that_left_a_shard_out_is_not_taken_as_complete(checkpoint, tmp_path, no_network, monkeypatch):
+    from huggingface_hub import constants
+
+    downloaded = tmp_path / "downloaded"
+    shutil.copytree(checkpoint[0], downloaded)
+    single = "diffusion_pytorch_model.safetensors"
+    shards = shard(downloaded / "transformer", single, f"{single}.index.json")
+    shards[1].unlink()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "snapshot_download", lambda *args, **kwargs: str(downloaded))
+    with pytest.raises(hub.MissingFilesError) as err:
+        locate_sources()
+    assert f"has no files matching transformer/{shards[1].name}" in str(err.value), err.value
+
+
+def test_missing_shards_of_weights_the_users_own_file_replaces_are_not_asked_for(checkpoint, tmp_path, no_network):
+    # Only the weights a run reads must be complete: not the text encoder's next to --text-encoder FILE.
+    root = tmp_path / "ckpt"
+    shutil.copytree(checkpoint[0], root)
+    own = tmp_path / "text_encoder.safetensors"
+    shutil.copy(root / "text_encoder" / "model.safetensors", own)
+    shards = shard(root / "text_encoder", "model.safetensors", "model.safetensors.index.json")
+    shards[1].unlink()
+    assert locate_sources(root, weights={"text_encoder": own}).weight_files == {"text_encoder": own}
 
 
 def test_truncated_weights_of_every_component_are_named_before_loading(checkpoint, tmp_path, capsys, no_weights):
@@ -414,7 +441,7 @@ def test_a_tiny_first_frame_enlarged_to_the_video_is_noted(tmp_path):
     # Before: a 1x1 image (or an icon) was enlarged to the whole video without a word: its first frame, a blur.
     import PIL.Image
 
-    for size in ((1, 1), (48, 300), (300, 300), (32, 32)):
+    for size in ((1, 1), (48, 300), (300, 300), (32, 32), (64, 64)):
         PIL.Image.new("RGB", size).save(tmp_path / f"{size[0]}x{size[1]}.png")
 
     def notes(image: str, width: int, height: int) -> list[str]:
@@ -427,6 +454,7 @@ def test_a_tiny_first_frame_enlarged_to_the_video_is_noted(tmp_path):
     ]
     assert any("only 48x300 pixels and is enlarged to 64x64" in note for note in notes("48x300.png", 64, 64))
     assert not any("enlarged" in note for note in notes("300x300.png", 1280, 736))  # not tiny: stretched only
+    assert not any("enlarged" in note for note in notes("64x64.png", 1280, 736))  # tiny is a side under 64
     assert notes("32x32.png", 32, 32) == []  # tiny, but the video's own size: nothing enlarged
 
 

@@ -6,6 +6,7 @@ while a job runs. Servers listen on free loopback ports and are always stopped."
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import os
@@ -819,6 +820,11 @@ def test_a_cpu_server_refuses_jobs_run_would_ask_about(pipe, tmp_path, monkeypat
         assert "This server runs on the CPU" in error["error"]["message"]
     monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: 1e12)  # fast enough for the tiny model
     assert serve.cpu_time_limit(pipe, torch.float32)(resolved, pipe.settings_for(resolved)) is None
+    # The calls' fixed cost counts too: many steps of the tiny model, each call 0.1 s however small.
+    monkeypatch.setattr(cost, "measure_call_seconds", lambda config, dtype: 0.1)
+    many = dataclasses.replace(resolved, steps=10_000)
+    message = serve.cpu_time_limit(pipe, torch.float32)(many, pipe.settings_for(many))
+    assert message is not None and "transformer calls" in message, message
 
 
 def run_stopping_at(worker, job_id: str, stop_at: int | None) -> None:

@@ -308,6 +308,58 @@ def test_inf_or_nan_on_one_side_is_a_mismatch_and_in_float16_points_at_its_range
     assert verdict.startswith("verdict: inf/NaN at transformer, in the reference too: float16's range"), verdict
 
 
+def test_float16_runs_both_transformers_on_the_same_embeddings(tiny, capsys):
+    # It stopped with a traceback at the transformer stage: a float16 run's text encoder stays in bfloat16, and
+    # diffusers' float16 transformer was given its bfloat16 embeddings as they came.
+    code, lines = run_verify(capsys, "-m", str(tiny[0]), "--dtype", "fp16")
+    assert code == 0 and lines[-1] == "verdict: match", lines
+    assert lines[0].endswith("; cpu, float16, 48x32x9, 2 steps, seed 0"), lines[0]
+
+
+def test_inf_or_nan_on_both_sides_in_float16_points_at_its_range(tmp_path, capsys):
+    # The verdict's advice follows the dtype verify ran in (a float16 overflow is not a damaged file).
+    make_tiny_checkpoint(tmp_path)
+    _damage(tmp_path, "transformer", "proj_out.bias")
+    code, lines = run_verify(capsys, "-m", str(tmp_path), "--dtype", "fp16")
+    assert code == 1 and lines[-1].startswith("verdict: inf/NaN at transformer, in the reference too: float16's"), lines
+
+
+def test_a_stage_names_the_side_whose_output_is_not_finite():
+    from motif_lite.verify import TOLERANCES, _Comparison
+
+    comparison = _Comparison(None, None, None, None, torch.device("cpu"), TOLERANCES[torch.float32])
+    finite, nan = torch.ones(3), torch.tensor([1.0, math.nan, 1.0])
+    said = {"ours": "in motif-lite's output only", "reference": "in the reference's output only", "both": "both sides"}
+    for ours, reference, side in ((nan, finite, "ours"), (finite, nan, "reference"), (nan, nan, "both")):
+        stage = comparison.stage("vae", ours, reference)
+        assert stage.not_finite == side and said[side] in stage.line() and not stage.matches, stage.line()
+    assert comparison.stage("vae", finite, finite).not_finite == ""
+
+
+def test_frames_the_reference_gives_as_inf_or_nan_are_said_as_its_side(monkeypatch):
+    # Converted to uint8 as they were, NaN frames became a picture, and the stage did not say where they came from.
+    import numpy as np
+    from diffusers.video_processor import VideoProcessor
+
+    from motif_lite.verify import TOLERANCES, _Comparison
+
+    frames = np.full((9, 32, 48, 3), math.nan, dtype=np.float32)
+
+    class Reference:  # diffusers' pipeline as `frames` calls it, with output_type="np"
+        video_processor = VideoProcessor()
+
+        def __call__(self, **kwargs) -> types.SimpleNamespace:
+            return types.SimpleNamespace(frames=[frames])
+
+    request = types.SimpleNamespace(height=32, width=48, frames=9, steps=2, seed=0)
+    embeds = dict.fromkeys(("pe", "npe", "pm", "npm"))
+    comparison = _Comparison(None, Reference(), request, None, torch.device("cpu"), TOLERANCES[torch.float32], embeds)
+    monkeypatch.setattr(_Comparison, "_our_frames", lambda self: torch.zeros(9, 32, 48, 3, dtype=torch.float64))
+    stage = comparison.frames()
+    assert stage.not_finite == "reference" and not stage.matches, stage.line()
+    assert "(inf/NaN in the reference's output only)" in stage.line(), stage.line()
+
+
 class _Collecting(logging.Handler):
     """What a logger passes on (after its filters), as messages."""
 

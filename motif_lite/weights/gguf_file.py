@@ -258,9 +258,10 @@ def _walk_header(cur: _Cursor) -> None:
     buf, path = cur.buf, cur.path
     _check_magic_and_version(cur)
     n_tensors, n_kv = cur.u64("the tensor count"), cur.u64("the metadata count")
-    # Each metadata entry takes >= 13 bytes and each tensor entry >= 24, so absurd counts are corrupt.
+    # Each metadata entry takes >= 13 bytes and each tensor entry >= 24, so absurd counts are corrupt: or the file
+    # was cut inside its header (an interrupted download), whose fix is the same.
     if 13 * n_kv + 24 * n_tensors > len(buf):
-        raise CheckpointError(
+        raise DamagedGGUFError(
             f"{path}: corrupt GGUF header ({n_kv} metadata entries and {n_tensors} tensors cannot fit "
             f"in {len(buf)} bytes)"
         )
