@@ -356,9 +356,9 @@ def test_a_tiny_model_with_many_steps_asks_first(checkpoint, tmp_path, monkeypat
     assert "(64x64x9, 1000 steps, 10000 videos) is 1.7e+15 FLOPs and 20,000,000 transformer calls: about" in err
     assert "ms per call however small (Python and op launches, timed now)" in err and "Pass --yes" in err
     # Each video of a batch makes its calls, and an unguided run makes one per step.
-    assert cli.main([*args, "--steps", "10000000", "-b", "2"]) == cli.EXIT_USER_ERROR
-    assert "2 videos) is 3.4e+15 FLOPs and 40,000,000 transformer calls" in capsys.readouterr().err
-    assert cli.main([*args, "--steps", "10000000", "--cfg-scale", "1"]) == cli.EXIT_USER_ERROR
+    assert cli.main([*args, "--steps", "1000", "-b", "20000"]) == cli.EXIT_USER_ERROR
+    assert "20000 videos) is 3.4e+15 FLOPs and 40,000,000 transformer calls" in capsys.readouterr().err
+    assert cli.main([*args, "--steps", "1000", "-b", "10000", "--cfg-scale", "1"]) == cli.EXIT_USER_ERROR
     assert " and 10,000,000 transformer calls" in capsys.readouterr().err
     monkeypatch.setattr(cost, "measure_call_seconds", lambda *a, **kw: pytest.fail("timed the calls of a short run"))
     with pytest.raises(Reached):  # 2 steps: short on any CPU, nothing is timed on the way
