@@ -42,6 +42,7 @@ from motif_lite.io.hub import (
     text_encoder_gguf_fix,
 )
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint, other_component, real_paths
+from motif_lite.paths import user_path
 from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting
 from motif_lite.vae.config import WanVAEConfig
 
@@ -230,7 +231,7 @@ def _find_root(
     fetched when its `model_index.json` lists them)."""
     required = required_files(gguf, linked)
     download = download_patterns(gguf, linked)
-    folder = Path(model).expanduser()
+    folder = user_path(model)
     if folder.is_dir():
         # The configs model_index.json lists (the feature extractor's) are required as a run requires them: a dry
         # run's note names them too, with the command that fetches them.
@@ -262,7 +263,7 @@ def _find_root(
 def _dry_run_folder(model: str, required: list[str], download: list[str], hub: HubAccess, notes: list[str]) -> Path:
     """A local -m folder for a dry run: refused as a run refuses it when it holds none of a checkpoint's files (a
     checkpoint's component folder, a folder of checkpoints, an empty one); a note names what else a run needs."""
-    folder = Path(model).expanduser()
+    folder = user_path(model)
     missing = missing_patterns(folder, required)
     if len(missing_patterns(folder, [*required, "model_index.json"])) == len(required) + 1:
         find_checkpoint(model, required, download, hub)  # raises the run's error
@@ -296,7 +297,7 @@ def find_text_encoder_gguf(root: Path | None, value: str | Path, model: str | No
     from motif_lite.encoders.text_gguf import read_text_encoder_gguf  # transformers: only when asked for
     from motif_lite.weights.gguf_file import DamagedGGUFError
 
-    path = Path(value).expanduser()
+    path = user_path(value)
     if path.is_dir():  # found as a --gguf folder is: searched through, its .cache/ left out
         path = single_gguf(path, "--text-encoder-gguf")
     if not path.is_file():

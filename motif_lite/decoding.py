@@ -27,6 +27,7 @@ from motif_lite.io.latents import LatentsFileError, SavedLatents
 from motif_lite.io.staging import staged_output
 from motif_lite.io.video import check_output_fps, check_output_path, write_video
 from motif_lite.numerics import check_finite
+from motif_lite.paths import user_path
 from motif_lite.runtime.planner import DECODE_ADVICE, DecodePlan, default_budget, plan_decode, positive_budget
 from motif_lite.vae import WanVAE, load_vae
 from motif_lite.vae.config import WanVAEConfig
@@ -119,7 +120,7 @@ def prepare_decode(
             f"{saved.file or 'these latents'}: a run that stopped after step {done} of {steps}, not denoised yet: "
             f"sample the rest with motif-lite run --resume {where} (it then writes the video)"
         )
-    output = Path(output if output is not None else saved.output).expanduser()
+    output = user_path(output if output is not None else saved.output)
     check_output_path(output, saved.frames)
     check_output_fps(output, saved.fps, "a decode keeps the run's frame rate: give -o a .webp or .mp4 file")
     target = resolve_device(device)

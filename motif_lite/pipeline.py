@@ -42,6 +42,7 @@ from motif_lite.io.preview import preview_interval
 from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
+from motif_lite.paths import user_path
 from motif_lite.preflight import batched_guidance, check_loras, check_speed, check_strict_int8, preflight
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.runtime.attention import AttentionBackend, apply_attention_backend
@@ -595,7 +596,7 @@ class MotifVideoPipeline:
         `keeper`, a decode that fails in any way (out of memory, inf/NaN, a full disk, Ctrl-C) does not lose the
         sampling: the latents are saved there first, then the original error goes on, saying where they are and
         how to decode them (`motif-lite decode`)."""
-        output = Path(request.output).expanduser()
+        output = user_path(request.output)
         try:
             decode_video(
                 self.vae, latents, output, request.fps, _metadata(request, settings), progress, tile=self.vae_tile,
@@ -620,7 +621,7 @@ class MotifVideoPipeline:
         model = None if sources is None else _findable(sources.model)
         vae = None if sources is None or "vae" not in sources.weight_files else str(sources.weight_files["vae"])
         vae_dtype = str(self.vae.post_quant_conv.weight.dtype).removeprefix("torch.")  # e.g. "bfloat16"
-        output = Path(request.output).expanduser().absolute()
+        output = user_path(request.output).absolute()
         saved = SavedLatents(
             latents, output, request.width, request.height, request.frames, request.fps, vae_dtype,
             _jsonable(_metadata(request, settings)), model, vae,
@@ -630,7 +631,7 @@ class MotifVideoPipeline:
         tensors = {f"solver.{name}": t for name, t in state.solver.items()}
         if state.apg_running is not None:
             tensors["apg_running"] = state.apg_running
-        image = None if request.image is None else Path(request.image).expanduser().absolute()
+        image = None if request.image is None else user_path(request.image).absolute()
         fields = _jsonable(
             {**dataclasses.asdict(request), "output": str(output), "image": None if image is None else str(image)}
         )
@@ -670,7 +671,7 @@ def image_sha256(path: Path) -> str | None:
 def _findable(model: str | Path) -> str:
     """The checkpoint as a saved run names it: a folder by its absolute path (found again from anywhere), a Hub repo
     id as it is."""
-    folder = Path(model).expanduser()
+    folder = user_path(model)
     return str(folder.resolve()) if folder.is_dir() else str(model)
 
 

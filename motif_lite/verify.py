@@ -39,6 +39,7 @@ import torch
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.numerics import FLOAT16_ADVICE, NonFiniteError
+from motif_lite.paths import user_path
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
 from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS
 from motif_lite.sampling import APGState, guide, schedule_for
@@ -404,7 +405,7 @@ def _require_reference_configs(root: Path, model: str) -> None:
             "verify compares with diffusers' MotifVideoPipeline, which loads every component model_index.json lists "
             "(a run takes the official values for a missing scheduler or guider config; diffusers cannot)"
         )
-        folder = model if Path(model).expanduser().is_dir() else str(root)
+        folder = model if user_path(model).is_dir() else str(root)
         raise MissingFilesError([MissingFiles(MOTIF_REPO, tuple(missing), include, folder, "", True)], [problem])
 
 

@@ -12,6 +12,7 @@ import torch
 from safetensors import safe_open
 
 from motif_lite.errors import CheckpointError
+from motif_lite.paths import user_path
 from motif_lite.weights.dequant import dequantize
 from motif_lite.weights.gguf_file import OtherGGUFKindError, read_gguf
 from motif_lite.weights.safetensors_files import find_weight_files, shard_files
@@ -117,7 +118,7 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
     `.safetensors` file, a sharded `.safetensors.index.json`, or a `.gguf` file of the component. Raises
     `CheckpointError` otherwise; the component's `check` runs on the names and shapes before any tensor is read.
     """
-    path = Path(path).expanduser()  # a quoted "~/..." reaches us unexpanded
+    path = user_path(path)  # a quoted "~/..." reaches us unexpanded
     if not path.exists():
         path = _cached_repo(str(path), component)
     if path.is_dir():

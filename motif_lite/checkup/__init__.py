@@ -43,6 +43,7 @@ from motif_lite.io.hub import (
     parent_as_given,
 )
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint
+from motif_lite.paths import user_path
 
 __all__ = ["CheckpointFiles", "Checkup", "Finding", "check_setup"]
 
@@ -82,7 +83,7 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[s
     """The checkpoint folder, found as a run finds it but in the Hugging Face cache only; `linked`, `gguf`: the
     components whose weights the user's own files or a GGUF replace (so a download it suggests leaves them out, as
     a run's does: `download_patterns`)."""
-    path = Path(model).expanduser()
+    path = user_path(model)
     # -m ./Motif-Video-2B/transformer, a folder of checkpoints or of GGUF files: one problem, not one per file
     gguf_fix = gguf_folder_fix(model)
     if gguf_fix is not None:
@@ -161,7 +162,7 @@ def _local_gguf(gguf: str, report: Checkup) -> Path | None:
         fix = "download it: " + "; ".join(item.command() for item in exc.missing)
         report.problem(gguf, f"no single file of variant {gguf} in the local cache of {GGUF_REPO}", fix)
     except MotifLiteError:
-        path = Path(gguf).expanduser()
+        path = user_path(gguf)
         if path.is_dir():
             report.problem(gguf, f"holds {len(gguf_files(path))} .gguf files", "pass the path of one .gguf file")
         else:

@@ -11,6 +11,7 @@ from pathlib import Path
 from motif_lite.checkup.report import CheckpointFiles, Checkup, first_line
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.linked import other_component
+from motif_lite.paths import user_path
 from motif_lite.weights.safetensors_files import weight_files
 from motif_lite.weights.safetensors_header import SafetensorsHeader, read_header
 from motif_lite.weights.shapes import (
@@ -266,8 +267,8 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, mode
     from motif_lite.checkpoint import find_text_encoder_gguf
     from motif_lite.io.hub import text_encoder_gguf_fix
 
-    remake = text_encoder_gguf_fix(Path(value).expanduser(), model)
-    if not Path(value).expanduser().exists():
+    remake = text_encoder_gguf_fix(user_path(value), model)
+    if not user_path(value).exists():
         report.problem(value, "no such file", remake)
         return None
     try:

@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from motif_lite.paths import user_path
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def _image_given_again(saved: SavedLatents, image: str) -> tuple[SavedLatents, s
     from motif_lite.pipeline import image_sha256
     from motif_lite.request import RequestError
 
-    old, new = saved.request["image"], Path(image).expanduser().absolute()
+    old, new = saved.request["image"], user_path(image).absolute()
     if not new.is_file():
         raise RequestError(f"input image not found: {new}")
     expected = saved.run.get("image_sha256")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.common import free_output
+from motif_lite.paths import user_path
 from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def _file_named(text: str) -> str | None:
     """The existing file that `text` names, whole or after a leading @, else None."""
     for name in dict.fromkeys((text, text.removeprefix("@"))):
         try:
-            if name.strip() and len(name) < 4096 and Path(name).expanduser().is_file():
+            if name.strip() and len(name) < 4096 and user_path(name).is_file():
                 return name
         except (OSError, ValueError):  # a name too long for the file system, a NUL character: no file
             continue
@@ -122,4 +123,4 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
 
 
 def _same_file(a: str | Path, b: str | Path) -> bool:
-    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    return user_path(a).resolve() == user_path(b).resolve()

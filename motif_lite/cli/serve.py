@@ -32,6 +32,7 @@ from motif_lite.cli.run_flags import (
     weight_files,
 )
 from motif_lite.errors import MotifLiteError
+from motif_lite.paths import user_path
 
 if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
     import torch
@@ -204,7 +205,7 @@ def main(args: argparse.Namespace) -> int:
 def data_folder_problem(data: str, error: Exception) -> str:
     """Why `--data` cannot be opened, in words: a file where the folder (or a folder above it) should be is named
     as such, not as the OS's "File exists" / "Not a directory"."""
-    folder = Path(data).expanduser()
+    folder = user_path(data)
     existing = next((path for path in (folder, *folder.parents) if path.exists()), None)
     if existing is not None and not existing.is_dir():
         where = f"--data {data} is" if existing == folder else f"--data {data}: {existing} is"
@@ -295,7 +296,7 @@ def _say_serving(args: argparse.Namespace, sock, server, counts: str, model_name
     interrupted = f"; {len(failed)} failed as interrupted by the last stop" if failed else ""
     if requeued:
         interrupted += f"; {len(requeued)} interrupted by the last stop queued again, from their last saved state"
-    print(f"data: {Path(args.data).expanduser().resolve()} ({counts}{interrupted})", file=sys.stderr)
+    print(f"data: {user_path(args.data).resolve()} ({counts}{interrupted})", file=sys.stderr)
     print(f"serving {model_name} on {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
 
 

@@ -25,6 +25,7 @@ from huggingface_hub.file_download import repo_folder_name
 
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError, listed
+from motif_lite.paths import user_path
 
 __all__ = [
     "GGUF_REPO",
@@ -189,7 +190,7 @@ def missing_files(root: Path, required: Sequence[str]) -> list[str]:
 def expanded_as(path: str) -> str:
     """ " (that is /home/me/x)" for a path whose ~ was expanded (a quoted ~ reaches us as it is), so that an error
     shows where it looked; "" otherwise."""
-    expanded = str(Path(path).expanduser())
+    expanded = str(user_path(path))
     return f" (that is {expanded})" if path.startswith("~") and not expanded.startswith("~") else ""
 
 
@@ -221,7 +222,7 @@ def find_checkpoint(
     """
     hub = hub or HubAccess()
     text = str(source)
-    path = Path(text).expanduser()
+    path = user_path(text)
     if path.is_dir():
         missing = missing_files(path, required)
         if missing:
@@ -278,7 +279,7 @@ def refuse_non_checkpoint_folder(model: str) -> None:
     """The `CheckpointError` for a local -m folder (as given: `model`) that is part of a checkpoint (e.g.
     ./Motif-Video-2B/transformer) or a folder holding checkpoint folders, naming the folder -m takes; nothing for
     any other folder."""
-    path = Path(model).expanduser()
+    path = user_path(model)
     gguf_fix = gguf_folder_fix(model)
     if gguf_fix is not None:
         raise CheckpointError(f"{model} {GGUF_FOLDER}; {gguf_fix}")
@@ -307,7 +308,7 @@ KEEP_MODEL = "; -m stays the checkpoint folder or Hub repo id the configs come f
 def gguf_folder_fix(model: str) -> str | None:
     """For a local -m folder that holds .gguf files and nothing of a checkpoint (as `hf download` of the GGUF repo
     leaves it): the flag that takes them instead; None for any other folder."""
-    path = Path(model).expanduser()
+    path = user_path(model)
     if not path.is_dir() or (path / "model_index.json").is_file():
         return None
     files = gguf_files(path)
@@ -334,7 +335,7 @@ def file_fix(model: str) -> str | None:
     """For a file given to -m: the flag that takes a weights file (stable-diffusion.cpp's `-m model.gguf`, a ComfyUI
     model file), told from its name and header as the weight-file flags tell a file given to the wrong one; the
     checkpoint folder for a file inside one (its model_index.json, a component's config.json); None otherwise."""
-    path = Path(model).expanduser()
+    path = user_path(model)
     if path.suffix.lower() == ".gguf":
         return f"pass it as {_gguf_flag(path)} {shlex.quote(model)}{KEEP_MODEL}"
     checkpoint = checkpoint_of_file(model)
@@ -361,7 +362,7 @@ def file_fix(model: str) -> str | None:
 def checkpoint_of_file(model: str) -> str | None:
     """The checkpoint folder (as the user wrote the path) that the file `model` is part of: the folder of a
     model_index.json, or the parent of a component folder; None for a file elsewhere."""
-    path = Path(model).expanduser()
+    path = user_path(model)
     if (path.parent / "model_index.json").is_file():
         return parent_as_given(model)
     if is_component_folder(path.parent):
@@ -396,7 +397,7 @@ def _uncovered(files: Sequence[str], download: Sequence[str]) -> list[str]:
 def is_gguf_variant(variant_or_path: str | Path) -> bool:
     """Whether `--gguf` names a variant of the official GGUF repo (e.g. Q4_K_M) rather than a file or folder."""
     text = str(variant_or_path)
-    path = Path(text).expanduser()
+    path = user_path(text)
     return not (path.suffix.lower() == ".gguf" or path.exists() or not _VARIANT.match(text))
 
 
@@ -410,7 +411,7 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
     hub = hub or HubAccess()
     text = str(variant_or_path)
     if not is_gguf_variant(text):
-        return _local_gguf(Path(text).expanduser())
+        return _local_gguf(user_path(text))
     cached = cached_snapshot(GGUF_REPO)
     if cached is not None:
         found = match_variant([str(p.relative_to(cached)) for p in cached.rglob("*.gguf")], text)

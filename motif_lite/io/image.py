@@ -11,6 +11,7 @@ import PIL.ImageOps
 import torch
 
 from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.paths import user_path
 
 
 def load_image(path: str | Path) -> PIL.Image.Image:
@@ -29,7 +30,7 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
             f"the input image must be the path of an image file (str or Path), got {name}; save it to a file "
             "first (e.g. image.save('first.png')) and give that path"
         )
-    path = Path(path).expanduser()
+    path = user_path(path)
     if path.is_dir():
         raise MotifLiteError(f"input image {path} is a directory; give the image file in it, e.g. {path / 'first.png'}")
     if not path.is_file():

@@ -23,6 +23,7 @@ import torch
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.staging import staged_output
 from motif_lite.io.video import unused_path
+from motif_lite.paths import user_path
 
 FORMAT_KEY = "motif_lite_latents"
 FORMAT_VERSION = 2
@@ -94,7 +95,7 @@ class SavedLatents:
 def latents_path(output: str | Path) -> Path:
     """Where the latents of `output` go: `fox.mp4` -> `fox.latents.safetensors`, `out_%03d.png` ->
     `out.latents.safetensors` (a sequence's frame pattern dropped), always a name no video format uses."""
-    path = Path(output).expanduser()
+    path = user_path(output)
     stem = _FRAME_PATTERN.sub("", path.stem).strip("_-. ") or "frames"
     return path.with_name(stem + SUFFIX)
 
@@ -174,7 +175,7 @@ def read_latents(path: str | Path, command: str | None = None) -> SavedLatents:
     it, whose kind of latents file its errors name (`SAVED_BY`)."""
     from safetensors import SafetensorError, safe_open
 
-    path = Path(path).expanduser()
+    path = user_path(path)
     if not path.is_file():
         raise LatentsFileError(f"no such latents file: {path}")
     not_latents = (

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from motif_lite.errors import CheckpointError
 from motif_lite.io.user_cache import user_cache_folder
+from motif_lite.paths import user_path
 
 # Where each component's weights go in the official layout, and which of the checkpoint's files they replace.
 WEIGHT_NAMES = {
@@ -61,7 +62,7 @@ def check_weight_file(component: str, path: str | Path) -> Path:
     """The user's weight file for `component`, made absolute; `CheckpointError` when it is not one."""
     if component not in WEIGHT_NAMES:  # e.g. ComfyUI's "unet" or "clip" for the Python API's `weights` keys
         raise CheckpointError(f"no component {component!r} takes a weight file; use {', '.join(WEIGHT_NAMES)}")
-    file = Path(path).expanduser()
+    file = user_path(path)
     if file.is_dir():  # e.g. ComfyUI's models/vae/ folder, or a checkpoint's vae/ folder
         inside = sorted(p.name for p in file.glob("*.safetensors"))
         holds = f"it holds {', '.join(inside)}" if inside else "it holds no .safetensors file"

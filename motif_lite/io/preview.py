@@ -16,6 +16,7 @@ import PIL.Image
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.staging import check_writable_folder
+from motif_lite.paths import user_path
 
 PREVIEW_EXTENSIONS = (".png", ".webp")
 PREVIEWS_PER_RUN = 4  # the default spacing of previews: about this many per run
@@ -44,7 +45,7 @@ def check_previews_come(steps: int, every: int | None) -> None:
 def check_preview_path(path: str | Path) -> Path:
     """The preview path, after checking its format and folder, one in which a file can be created (a
     `MotifLiteError` otherwise)."""
-    path = Path(path).expanduser()
+    path = user_path(path)
     if path.suffix.lower() not in PREVIEW_EXTENSIONS:
         raise MotifLiteError(f"preview must be a .png (middle frame) or .webp (every frame) file, got {path}")
     if path.is_dir():

@@ -36,6 +36,7 @@ from motif_lite.io.staging import (
     is_frame_sequence,
     output_of,
 )
+from motif_lite.paths import user_path
 
 Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
@@ -97,7 +98,7 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
             "renamed when it is complete); give a file name, e.g. fox.mp4"
         )
     folder = isinstance(path, str) and path.endswith(("/", os.sep))  # `-o renders/`: Path drops the slash
-    path = Path(path).expanduser()
+    path = user_path(path)
     if path.is_dir():  # first: a folder (`-o renders`) has no suffix, and "unsupported format" would mislead
         raise MotifLiteError(
             f"output path {path} is a directory; give a file name, e.g. {_quoted(path / 'output.mp4')}"
@@ -145,10 +146,10 @@ def _quoted(path: str | Path) -> str:
 def replaces_file(output: str | Path, frames: int, file: str | Path) -> bool:
     """Whether writing a `frames`-frame video to `output` (one file, or one PNG per frame for a `%d` pattern) would
     replace `file`: the run's input image, or its preview, would be lost to the video."""
-    path = Path(output).expanduser()
+    path = user_path(output)
     try:
         names = [path.name % i for i in range(frames)] if "%" in path.name else [path.name]
-        target = Path(file).expanduser().resolve()
+        target = user_path(file).resolve()
         return any((path.parent / name).resolve() == target for name in names)
     except (OSError, TypeError, ValueError):  # an odd pattern: check_output_path has said so
         return False
@@ -176,7 +177,7 @@ def stale_frames_note(path: str | Path, frames: int) -> str | None:
     """The note on the frames of an earlier, longer PNG sequence under the pattern `path` that a `frames`-frame
     video leaves in place: numbered right after its own, they would play as part of it (`ffmpeg -i out_%03d.png`
     reads on while the numbers go on). None for other formats or when there are none."""
-    path = Path(path).expanduser()
+    path = user_path(path)
     if not is_frame_sequence(path):
         return None
     stale = list(itertools.takewhile(Path.exists, (path.parent / (path.name % i) for i in itertools.count(frames))))
@@ -230,7 +231,7 @@ def write_video(frames: FrameSource, path: str | Path, fps: float, metadata: dic
     if not fps > 0:
         raise ConfigError(f"fps must be > 0, got {fps}")
     check_output_fps(path, fps)
-    path = Path(path).expanduser()
+    path = user_path(path)
     stream = _frames(frames)
     first = next(stream, None)
     if first is None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from motif_lite.errors import MotifLiteError
+from motif_lite.paths import user_path
 
 try:
     import fcntl
@@ -114,7 +115,7 @@ class JobStore:
     owns a data folder (a second one would take the first one's running job for a crashed one)."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).expanduser()
+        self.root = user_path(root)
         self.videos = self.root / "videos"
         self.inputs = self.root / "inputs"
         self.states = self.root / "states"

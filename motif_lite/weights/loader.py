@@ -18,6 +18,7 @@ from motif_lite.config import TransformerConfig, assumed_note, config_from_weigh
 from motif_lite.devices import checked_device, checked_dtype
 from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.paths import user_path
 from motif_lite.weights.keymap import to_model_names
 from motif_lite.weights.safetensors_files import TensorRef, find_weight_files, read_tensor_refs, shard_files
 from motif_lite.weights.shapes import (  # also imported from here
@@ -35,7 +36,7 @@ def load_transformer(
     """Load the transformer from a checkpoint directory (uses `transformer/`), a `transformer/` folder, one
     `.safetensors` file, a sharded set's `.index.json`, or a `.gguf` file (weights stay packed). `dtype`:
     torch.bfloat16, torch.float16 or torch.float32, or its name ("bf16", "float32", ...)."""
-    path = Path(source).expanduser()  # "~/..." from a config file or a notebook, where no shell expanded it
+    path = user_path(source)  # "~/..." from a config file or a notebook, where no shell expanded it
     device = checked_device(device)  # before any file is read
     dtype = checked_dtype(dtype)
     if path.suffix == ".gguf":
@@ -51,7 +52,7 @@ def load_transformer(
 def meta_transformer(source: str | Path) -> MotifVideoTransformer:
     """The transformer `load_transformer(source)` would build, on the meta device: its config and layer shapes
     from the file headers, no tensor data read (for checks that must run before any weight is loaded)."""
-    path = Path(source).expanduser()
+    path = user_path(source)
     if path.suffix == ".gguf":
         from motif_lite.weights.gguf_loader import meta_gguf_transformer
 

@@ -40,6 +40,7 @@ from torch import nn
 
 from motif_lite.errors import MotifLiteError, counted
 from motif_lite.model.attention import project_rows
+from motif_lite.paths import user_path
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
 from motif_lite.weights.quant_linear import QuantizedLinear
 from motif_lite.weights.shapes import listing
@@ -302,7 +303,7 @@ def _share(part: int, layers: int) -> str:
 def _lora_file(path: Path) -> Path:
     """The LoRA file `path` names: a folder holding one .safetensors file (as diffusers' `save_lora_weights` and
     `hf download` leave one) stands for that file. `~` is the home folder, as in a shell (the Python API's paths)."""
-    path = path.expanduser()
+    path = user_path(path)
     if not path.is_dir():
         return path
     files = sorted(path.glob("*.safetensors"))

@@ -1,0 +1,47 @@
+"""Paths as users type them (`motif_lite.paths.user_path`), through every command that takes one."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import pytest
+
+from motif_lite import cli
+from motif_lite.errors import MotifLiteError
+from motif_lite.paths import user_path
+
+NO_SUCH_USER = "~motif-lite-no-such-user"
+
+
+def test_a_home_is_expanded_and_other_paths_are_kept():
+    assert user_path("~/fox.mp4") == Path.home() / "fox.mp4"
+    assert user_path(f"~{getpass.getuser()}/fox.mp4") == Path("~/fox.mp4").expanduser()
+    assert user_path(Path("renders/fox.mp4")) == Path("renders/fox.mp4")
+
+
+def test_a_home_this_machine_lacks_is_an_error_that_says_so():
+    # Before: pathlib's bare RuntimeError ("Could not determine home directory"), a traceback from every command.
+    with pytest.raises(MotifLiteError) as raised:
+        user_path(f"{NO_SUCH_USER}/model")
+    assert str(raised.value) == (
+        f"{NO_SUCH_USER}/model: {NO_SUCH_USER} names the home folder of a user 'motif-lite-no-such-user', and this "
+        "machine has none; give the path in full (or ~/motif-lite-no-such-user/model for one in your home)"
+    )
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["-m", f"{NO_SUCH_USER}/ckpt"],
+        ["-o", f"{NO_SUCH_USER}/fox.mp4"],
+        ["-i", f"{NO_SUCH_USER}/first.png"],
+        ["--gguf", f"{NO_SUCH_USER}/model.gguf"],
+        ["--lora", f"{NO_SUCH_USER}/style.safetensors"],
+    ],
+)
+def test_each_path_flag_of_run_refuses_it_in_one_line(flags, tmp_path, capsys):
+    args = ["run", "-p", "a fox", "--dry-run", "-o", str(tmp_path / "fox.mp4"), *flags]
+    assert cli.main(args) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"{NO_SUCH_USER} names the home folder of a user" in err and "Traceback" not in err, err
