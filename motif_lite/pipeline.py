@@ -75,6 +75,7 @@ from motif_lite.weights.loader import load_transformer
 from motif_lite.weights.lora import (
     AppliedLoRAs,
     LoRAEntry,
+    LoRAFile,
     apply_loras,
     lora_specs,
 )
@@ -234,6 +235,7 @@ class MotifVideoPipeline:
         # on the device when every text of a request is known. The same bits as encoding again.
         self.encoded_texts: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._texts_encoded_by: weakref.ref | None = None  # the text encoder that encoded them (`_kept_texts`)
+        self._transformer_recipe: _TransformerRecipe | None = None  # how load_pipeline built the transformer
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -246,6 +248,10 @@ class MotifVideoPipeline:
             given = Setting(self.transformer.config, FLAG, "the transformer given to MotifVideoPipeline")
             return resolve_settings(request, CheckpointConfigs(), given)
         return resolve_settings(request, self.sources.configs, self.sources.transformer)
+
+    def _use_transformer(self, loaded: _LoadedTransformer) -> None:
+        self.transformer, self.loras = loaded.model, loaded.loras
+        self.plan_handle, self.compile_handle = loaded.plan_handle, loaded.compile_handle
 
     def generate(
         self,
@@ -742,36 +748,77 @@ def load_pipeline(
         text_encoder = load_text_encoder(root, dtype=text_dtype, device="cpu", gguf=sources.text_encoder_gguf)
         if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers run where it visits
             apply_dequant_kernels(text_encoder.model, kernels)
-    vae = load_vae(root, dtype=dtype, device=load_device)
-    if sources.gguf is not None:
-        config = sources.transformer.value
-        transformer = load_gguf_transformer(sources.gguf, dtype=dtype, device=load_device, config=config)
-    else:
-        transformer = load_transformer(root, dtype=dtype, device=load_device)
-    applied_loras = apply_loras(transformer, lora_files, dtype) if lora_files else None
-    apply_kernels(transformer, kernels, attention=attention)
-    pipe = MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, sources)
-    pipe.loras = applied_loras
+    vae = load_vae(root, dtype=dtype, device=target if plan is None else plan.device)  # where the plan puts it
+    # int8 attention keeps the op `apply_kernels` chose: no exact kernel goes in its place.
+    recipe = _TransformerRecipe(sources, dtype, load_device, kernels, attention, plan, compile,
+                                None if attention == "int8" else backend)  # fmt: skip
+    loaded = _load_transformer_stage(recipe, lora_files)
+    pipe = MotifVideoPipeline(loaded.model, text_encoder, vae, target, dtype, sources)
+    pipe._transformer_recipe = recipe
+    pipe._use_transformer(loaded)
     pipe.parallel = parallel
+    pipe.attention_backend = recipe.attention_backend
     if plan is not None:
         pipe.text_placement = plan.text_placement
-        pipe.plan_handle = apply_plan(transformer, vae, plan)
         pipe.vae_tile = pipe.plan_handle.vae_tile
         pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
         pipe.vae_bands = pipe.plan_handle.vae_bands
-    _install_speed(pipe, plan, batch_guidance, compile, cache_config, None if attention == "int8" else backend)
+    _install_speed(pipe, plan, batch_guidance, cache_config)
     return pipe
+
+
+@dataclass(frozen=True)
+class _TransformerRecipe:
+    """How `load_pipeline` builds the transformer, with whatever LoRAs."""
+
+    sources: ModelSources
+    dtype: torch.dtype
+    load_device: torch.device | str  # the CPU under a memory plan, which then places the weights
+    kernels: str
+    attention: str  # "exact" or "int8"
+    plan: Plan | None
+    compile: bool | CompileConfig
+    attention_backend: AttentionBackend | None  # the exact attention kernel; None with int8 attention
+
+
+@dataclass
+class _LoadedTransformer:
+    """The transformer `_load_transformer_stage` built, and what it installed on it."""
+
+    model: MotifVideoTransformer
+    loras: AppliedLoRAs | None
+    plan_handle: PlanHandle | None
+    compile_handle: CompileHandle | None
+
+
+def _load_transformer_stage(recipe: _TransformerRecipe, lora_files: list[LoRAFile]) -> _LoadedTransformer:
+    """Load the transformer from its source with `lora_files` (checked by `check_loras`) applied, then its kernels,
+    its part of the memory plan, the attention backend and compiling, in that order."""
+    sources, dtype, device = recipe.sources, recipe.dtype, recipe.load_device
+    if sources.gguf is not None:
+        config = sources.transformer.value
+        transformer = load_gguf_transformer(sources.gguf, dtype=dtype, device=device, config=config)
+    else:
+        transformer = load_transformer(sources.root, dtype=dtype, device=device)
+    applied_loras = apply_loras(transformer, lora_files, dtype) if lora_files else None
+    apply_kernels(transformer, recipe.kernels, attention=recipe.attention)
+    plan_handle = None if recipe.plan is None else apply_plan(transformer, None, recipe.plan)
+    if recipe.attention_backend is not None:
+        apply_attention_backend(transformer, recipe.attention_backend)
+    compile_handle = None
+    if recipe.compile:
+        config = recipe.compile if isinstance(recipe.compile, CompileConfig) else None
+        compile_handle = apply_compile(transformer, config)
+    return _LoadedTransformer(transformer, applied_loras, plan_handle, compile_handle)
 
 
 def _install_speed(
     pipe: MotifVideoPipeline,
     plan: Plan | None,
     batch_guidance: bool | None,
-    compile: bool | CompileConfig,
     cache_config: StepCacheConfig | None,
-    attention: AttentionBackend | None,
 ) -> None:
-    """Install the speed settings; `attention` None leaves the attention op `apply_kernels` chose (int8)."""
+    """Install the speed settings that are the pipeline's, not the transformer's (`_load_transformer_stage`)."""
     batch_guidance, refused = batched_guidance(batch_guidance, pipe.device, plan)
     if refused:  # a batch 2 would need twice the activations the plan counted
         warnings.warn(
@@ -781,11 +828,7 @@ def _install_speed(
         )
     # A parallel run splits the two guidance predictions over rank groups (runtime/parallel.py): one call each.
     pipe.batch_guidance = batch_guidance and pipe.parallel is None
-    pipe.step_cache, pipe.attention_backend = cache_config, attention
-    if attention is not None:
-        apply_attention_backend(pipe.transformer, attention)
-    if compile:
-        pipe.compile_handle = apply_compile(pipe.transformer, compile if isinstance(compile, CompileConfig) else None)
+    pipe.step_cache = cache_config
 
 
 @contextlib.contextmanager
