@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import json
 import logging
@@ -34,7 +35,7 @@ from motif_lite import devices
 from motif_lite.checkpoint import ModelSources
 from motif_lite.decoding import decode_video
 from motif_lite.devices import checked_dtype
-from motif_lite.errors import CheckpointError, MotifLiteError
+from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.hub import MOTIF_REPO
 from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.latents import LatentsFile, SavedLatents, other_model_notes
@@ -218,7 +219,7 @@ class MotifVideoPipeline:
         # How the text encoder runs while prompts are encoded (whole on the device, layers streamed to it, or on
         # the CPU). In every case it holds no device memory before or after encoding.
         self.text_placement = TextEncoderPlacement.DEVICE
-        self.loras: AppliedLoRAs | None = None  # the LoRAs `load_pipeline` applied to the transformer
+        self.loras: AppliedLoRAs | None = None  # the LoRAs `load_pipeline` or `set_loras` applied to the transformer
         self.preview_projection: LatentRGB | None = None  # fitted to the VAE on the first run with previews
         # A parallel run (runtime/parallel.py): rank 0 encodes and writes, every rank denoises and decodes its share.
         # The text encoder is None on the other ranks.
@@ -235,7 +236,7 @@ class MotifVideoPipeline:
         # on the device when every text of a request is known. The same bits as encoding again.
         self.encoded_texts: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._texts_encoded_by: weakref.ref | None = None  # the text encoder that encoded them (`_kept_texts`)
-        self._transformer_recipe: _TransformerRecipe | None = None  # how load_pipeline built the transformer
+        self._transformer_recipe: _TransformerRecipe | None = None  # how load_pipeline built it: for `set_loras`
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -248,6 +249,36 @@ class MotifVideoPipeline:
             given = Setting(self.transformer.config, FLAG, "the transformer given to MotifVideoPipeline")
             return resolve_settings(request, CheckpointConfigs(), given)
         return resolve_settings(request, self.sources.configs, self.sources.transformer)
+
+    def set_loras(self, loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> None:
+        """Replace the transformer's LoRAs with `loras` (what `load_pipeline(loras=...)` takes; [] removes them all)
+        without loading the text encoder and the VAE again: the transformer is read again from its files with the
+        new LoRAs applied, exactly as `load_pipeline` with the same arguments would build it (dtype, device,
+        kernels, attention, memory plan, speed options); the text encoder, the VAE and the kept encoded prompts stay.
+
+        The files are read and checked against the transformer first: a `LoRAError` leaves the pipeline as it was.
+        The old transformer is freed before the new one loads, so memory never holds two; should that load fail
+        (a weight file gone, out of memory), the pipeline has no transformer until `set_loras` succeeds."""
+        if self._transformer_recipe is None:
+            raise ConfigError(
+                "set_loras loads the transformer again from its files: it needs a pipeline made by load_pipeline"
+            )
+        recipe = self._transformer_recipe
+        lora_files = check_loras(lora_specs(loras), recipe.sources)
+        self._drop_transformer()
+        try:
+            self._use_transformer(_load_transformer_stage(recipe, lora_files))
+        except BaseException as exc:
+            _tell(exc, "the pipeline has no transformer now: call set_loras again once the cause is fixed")
+            raise
+
+    def _drop_transformer(self) -> None:
+        """Let go of the transformer and of what was installed on it (the plan's streamers hold its blocks), so
+        that its memory is free before another one loads; whatever still holds it in a reference cycle (a compiled
+        graph, a kept traceback) would keep it alive until the next collection: hence one now."""
+        self.transformer = None
+        self.loras = self.plan_handle = self.compile_handle = None
+        gc.collect()
 
     def _use_transformer(self, loaded: _LoadedTransformer) -> None:
         self.transformer, self.loras = loaded.model, loaded.loras
@@ -283,6 +314,8 @@ class MotifVideoPipeline:
         output)."""
         # Before any work: a wrong argument costs no encoding.
         _check_call(request, preview_every, {"on_progress": on_progress, "on_preview": on_preview})
+        if self.transformer is None:
+            raise ConfigError("this pipeline has no transformer: its set_loras failed to load one; call it again")
         request, notes = request.resolve()
         settings = self.settings_for(request)
         start = None if resume is None else self._resume_state(resume, request, settings)
@@ -769,7 +802,7 @@ def load_pipeline(
 
 @dataclass(frozen=True)
 class _TransformerRecipe:
-    """How `load_pipeline` builds the transformer, with whatever LoRAs."""
+    """How `load_pipeline` builds the transformer: `set_loras` builds it again the same way with other LoRAs."""
 
     sources: ModelSources
     dtype: torch.dtype
