@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import json
 import logging
@@ -34,7 +35,7 @@ from motif_lite import devices
 from motif_lite.checkpoint import ModelSources
 from motif_lite.decoding import decode_video
 from motif_lite.devices import checked_dtype
-from motif_lite.errors import CheckpointError, MotifLiteError
+from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.hub import MOTIF_REPO
 from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.latents import LatentsFile, SavedLatents, other_model_notes
@@ -76,6 +77,7 @@ from motif_lite.weights.loader import load_transformer
 from motif_lite.weights.lora import (
     AppliedLoRAs,
     LoRAEntry,
+    LoRAFile,
     apply_loras,
     lora_specs,
 )
@@ -218,7 +220,7 @@ class MotifVideoPipeline:
         # How the text encoder runs while prompts are encoded (whole on the device, layers streamed to it, or on
         # the CPU). In every case it holds no device memory before or after encoding.
         self.text_placement = TextEncoderPlacement.DEVICE
-        self.loras: AppliedLoRAs | None = None  # the LoRAs `load_pipeline` applied to the transformer
+        self.loras: AppliedLoRAs | None = None  # the LoRAs `load_pipeline` or `set_loras` applied to the transformer
         self.preview_projection: LatentRGB | None = None  # fitted to the VAE on the first run with previews
         # A parallel run (runtime/parallel.py): rank 0 encodes and writes, every rank denoises and decodes its share.
         # The text encoder is None on the other ranks.
@@ -235,6 +237,7 @@ class MotifVideoPipeline:
         # on the device when every text of a request is known. The same bits as encoding again.
         self.encoded_texts: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._texts_encoded_by: weakref.ref | None = None  # the text encoder that encoded them (`_kept_texts`)
+        self._transformer_recipe: _TransformerRecipe | None = None  # how load_pipeline built it: for `set_loras`
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -247,6 +250,40 @@ class MotifVideoPipeline:
             given = Setting(self.transformer.config, FLAG, "the transformer given to MotifVideoPipeline")
             return resolve_settings(request, CheckpointConfigs(), given)
         return resolve_settings(request, self.sources.configs, self.sources.transformer)
+
+    def set_loras(self, loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> None:
+        """Replace the transformer's LoRAs with `loras` (what `load_pipeline(loras=...)` takes; [] removes them all)
+        without loading the text encoder and the VAE again: the transformer is read again from its files with the
+        new LoRAs applied, exactly as `load_pipeline` with the same arguments would build it (dtype, device,
+        kernels, attention, memory plan, speed options); the text encoder, the VAE and the kept encoded prompts stay.
+
+        The files are read and checked against the transformer first: a `LoRAError` leaves the pipeline as it was.
+        The old transformer is freed before the new one loads, so memory never holds two; should that load fail
+        (a weight file gone, out of memory), the pipeline has no transformer until `set_loras` succeeds."""
+        if self._transformer_recipe is None:
+            raise ConfigError(
+                "set_loras loads the transformer again from its files: it needs a pipeline made by load_pipeline"
+            )
+        recipe = self._transformer_recipe
+        lora_files = check_loras(lora_specs(loras), recipe.sources)
+        self._drop_transformer()
+        try:
+            self._use_transformer(_load_transformer_stage(recipe, lora_files))
+        except BaseException as exc:
+            _tell(exc, "the pipeline has no transformer now: call set_loras again once the cause is fixed")
+            raise
+
+    def _drop_transformer(self) -> None:
+        """Let go of the transformer and of what was installed on it (the plan's streamers hold its blocks), so
+        that its memory is free before another one loads; whatever still holds it in a reference cycle (a compiled
+        graph, a kept traceback) would keep it alive until the next collection: hence one now."""
+        self.transformer = None
+        self.loras = self.plan_handle = self.compile_handle = None
+        gc.collect()
+
+    def _use_transformer(self, loaded: _LoadedTransformer) -> None:
+        self.transformer, self.loras = loaded.model, loaded.loras
+        self.plan_handle, self.compile_handle = loaded.plan_handle, loaded.compile_handle
 
     def generate(
         self,
@@ -278,6 +315,8 @@ class MotifVideoPipeline:
         output)."""
         # Before any work: a wrong argument costs no encoding.
         _check_call(request, preview_every, {"on_progress": on_progress, "on_preview": on_preview})
+        if self.transformer is None:
+            raise ConfigError("this pipeline has no transformer: its set_loras failed to load one; call it again")
         request, notes = request.resolve()
         settings = self.settings_for(request)
         start = None if resume is None else self._resume_state(resume, request, settings)
@@ -708,7 +747,7 @@ def load_pipeline(
     CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
     `loras`: files (strength 1) or (file, strength) pairs (or a {file: strength} dict), checked against the
     transformer before any weight is read, then merged into its float weights or kept beside packed GGUF weights
-    (motif_lite/weights/lora.py).
+    (motif_lite/weights/lora.py); `MotifVideoPipeline.set_loras` switches them later.
     `attention`: "exact" or "int8" (8-bit attention on GPUs with INT8 tensor cores, lossy; elsewhere exact attention
     with one warning; docs/kernels.md). `text_encoder_gguf`: a text encoder GGUF (`python -m motif_lite.quantize
     CKPT --component text_encoder`) replacing `text_encoder/`'s weights; its quantized layers stay packed,
@@ -743,36 +782,77 @@ def load_pipeline(
         text_encoder = load_text_encoder(root, dtype=text_dtype, device="cpu", gguf=sources.text_encoder_gguf)
         if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers run where it visits
             apply_dequant_kernels(text_encoder.model, kernels)
-    vae = load_vae(root, dtype=dtype, device=load_device)
-    if sources.gguf is not None:
-        config = sources.transformer.value
-        transformer = load_gguf_transformer(sources.gguf, dtype=dtype, device=load_device, config=config)
-    else:
-        transformer = load_transformer(root, dtype=dtype, device=load_device)
-    applied_loras = apply_loras(transformer, lora_files, dtype) if lora_files else None
-    apply_kernels(transformer, kernels, attention=attention)
-    pipe = MotifVideoPipeline(transformer, text_encoder, vae, target, dtype, sources)
-    pipe.loras = applied_loras
+    vae = load_vae(root, dtype=dtype, device=target if plan is None else plan.device)  # where the plan puts it
+    # int8 attention keeps the op `apply_kernels` chose: no exact kernel goes in its place.
+    recipe = _TransformerRecipe(sources, dtype, load_device, kernels, attention, plan, compile,
+                                None if attention == "int8" else backend)  # fmt: skip
+    loaded = _load_transformer_stage(recipe, lora_files)
+    pipe = MotifVideoPipeline(loaded.model, text_encoder, vae, target, dtype, sources)
+    pipe._transformer_recipe = recipe
+    pipe._use_transformer(loaded)
     pipe.parallel = parallel
+    pipe.attention_backend = recipe.attention_backend
     if plan is not None:
         pipe.text_placement = plan.text_placement
-        pipe.plan_handle = apply_plan(transformer, vae, plan)
         pipe.vae_tile = pipe.plan_handle.vae_tile
         pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
         pipe.vae_bands = pipe.plan_handle.vae_bands
-    _install_speed(pipe, plan, batch_guidance, compile, cache_config, None if attention == "int8" else backend)
+    _install_speed(pipe, plan, batch_guidance, cache_config)
     return pipe
+
+
+@dataclass(frozen=True)
+class _TransformerRecipe:
+    """How `load_pipeline` builds the transformer: `set_loras` builds it again the same way with other LoRAs."""
+
+    sources: ModelSources
+    dtype: torch.dtype
+    load_device: torch.device | str  # the CPU under a memory plan, which then places the weights
+    kernels: str
+    attention: str  # "exact" or "int8"
+    plan: Plan | None
+    compile: bool | CompileConfig
+    attention_backend: AttentionBackend | None  # the exact attention kernel; None with int8 attention
+
+
+@dataclass
+class _LoadedTransformer:
+    """The transformer `_load_transformer_stage` built, and what it installed on it."""
+
+    model: MotifVideoTransformer
+    loras: AppliedLoRAs | None
+    plan_handle: PlanHandle | None
+    compile_handle: CompileHandle | None
+
+
+def _load_transformer_stage(recipe: _TransformerRecipe, lora_files: list[LoRAFile]) -> _LoadedTransformer:
+    """Load the transformer from its source with `lora_files` (checked by `check_loras`) applied, then its kernels,
+    its part of the memory plan, the attention backend and compiling, in that order."""
+    sources, dtype, device = recipe.sources, recipe.dtype, recipe.load_device
+    if sources.gguf is not None:
+        config = sources.transformer.value
+        transformer = load_gguf_transformer(sources.gguf, dtype=dtype, device=device, config=config)
+    else:
+        transformer = load_transformer(sources.root, dtype=dtype, device=device)
+    applied_loras = apply_loras(transformer, lora_files, dtype) if lora_files else None
+    apply_kernels(transformer, recipe.kernels, attention=recipe.attention)
+    plan_handle = None if recipe.plan is None else apply_plan(transformer, None, recipe.plan)
+    if recipe.attention_backend is not None:
+        apply_attention_backend(transformer, recipe.attention_backend)
+    compile_handle = None
+    if recipe.compile:
+        config = recipe.compile if isinstance(recipe.compile, CompileConfig) else None
+        compile_handle = apply_compile(transformer, config)
+    return _LoadedTransformer(transformer, applied_loras, plan_handle, compile_handle)
 
 
 def _install_speed(
     pipe: MotifVideoPipeline,
     plan: Plan | None,
     batch_guidance: bool | None,
-    compile: bool | CompileConfig,
     cache_config: StepCacheConfig | None,
-    attention: AttentionBackend | None,
 ) -> None:
-    """Install the speed settings; `attention` None leaves the attention op `apply_kernels` chose (int8)."""
+    """Install the speed settings that are the pipeline's, not the transformer's (`_load_transformer_stage`)."""
     batch_guidance, refused = batched_guidance(batch_guidance, pipe.device, plan)
     if refused:  # a batch 2 would need twice the activations the plan counted
         warnings.warn(
@@ -782,11 +862,7 @@ def _install_speed(
         )
     # A parallel run splits the two guidance predictions over rank groups (runtime/parallel.py): one call each.
     pipe.batch_guidance = batch_guidance and pipe.parallel is None
-    pipe.step_cache, pipe.attention_backend = cache_config, attention
-    if attention is not None:
-        apply_attention_backend(pipe.transformer, attention)
-    if compile:
-        pipe.compile_handle = apply_compile(pipe.transformer, compile if isinstance(compile, CompileConfig) else None)
+    pipe.step_cache = cache_config
 
 
 @contextlib.contextmanager
