@@ -764,6 +764,28 @@ def test_recover_keeps_finished_videos_and_the_images_and_states_of_queued_jobs(
         store.close()
 
 
+def test_recover_removes_only_the_files_the_store_wrote(tmp_path):
+    # It removed every file of videos/, inputs/ and states/ that belonged to no job: `--data .` in a folder with a
+    # videos/ of its own lost those videos at start (and a folder in there stopped the start with IsADirectoryError).
+    store = JobStore(tmp_path)
+    gone = new_job_id()
+    ours = [store.videos / f".partial-123-{gone}.mp4", store.thumbnail_path(gone), store.input_path(gone),
+            store.state_path(gone)]  # fmt: skip
+    theirs = [store.videos / "holiday.mp4", store.videos / "notes.txt", store.inputs / "cat.png",
+              store.states / "run.latents.safetensors", store.videos / "video_of_my_dog.mp4"]  # fmt: skip
+    for path in ours + theirs:
+        path.write_bytes(b"data")
+    (store.videos / "clips").mkdir()
+    store.close()
+    store = JobStore(tmp_path)
+    try:
+        store.recover()
+        assert [path for path in ours if path.exists()] == []
+        assert [path for path in theirs if not path.exists()] == [] and (store.videos / "clips").is_dir()
+    finally:
+        store.close()
+
+
 def test_progress_runs_through_the_stages_in_order():
     from motif_lite.server.worker import percent
 
