@@ -666,6 +666,44 @@ def test_a_job_that_cannot_run_fails_and_the_worker_goes_on(server):
     assert good.status == "completed"
 
 
+def test_a_data_folder_that_cannot_be_written_stops_the_server_saying_why(pipe, tmp_path, monkeypatch):
+    # With the disk full the worker thread died ("Exception in thread motif-lite-worker: database or disk is full")
+    # while the API went on queuing jobs that would never run, the running one at its last percentage for good.
+    import sqlite3
+    import threading
+
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.server.app import ServerConfig
+    from motif_lite.server.runner import VideoServer, bind
+
+    store, log = JobStore(tmp_path / "data"), []
+    server = VideoServer(pipe, store, ServerConfig(model_name="tiny"), log.append)
+
+    def disk_full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "set_progress", disk_full)  # the job's progress, then its failure, cannot be recorded
+    monkeypatch.setattr(store, "finish", disk_full)
+    store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
+    sock, stopped = bind("127.0.0.1", 0), []
+
+    def serve() -> None:
+        try:
+            server.serve(sock)
+        except MotifLiteError as exc:
+            stopped.append(str(exc))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    thread.join(30)
+    if thread.is_alive():  # it kept serving: stop it before failing
+        server.stop()
+        thread.join(30)
+    sock.close()
+    assert stopped and "database or disk is full" in stopped[0] and str(store.root) in stopped[0]
+    assert "error: the worker stopped: OperationalError: database or disk is full" in log
+
+
 def test_a_failed_jobs_error_speaks_to_the_client_and_its_log_line_to_the_operator(server, pipe, monkeypatch):
     # error.message was the CLI's text: "... make the video from them without sampling again: motif-lite decode
     # /srv/data/states/video_....latents.safetensors", a path on the server and a command the client cannot run.
