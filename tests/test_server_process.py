@@ -67,7 +67,7 @@ def test_restart_keeps_finished_jobs_sigkill_interrupts_sigterm_requeues(checkpo
         assert [v["id"] for v in listed] == [finished["id"], running["id"], queued["id"]]
         requeued = create(second, **LONG)
         wait_status(second, requeued["id"], "in_progress")
-        assert second.signal(signal.SIGTERM) == 130  # an orderly stop, like Ctrl-C
+        assert second.signal(signal.SIGTERM) == 0  # an orderly stop, asked for: no failure (systemctl stop)
         assert "stops after its current step" in second.output() and "queued again" in second.output()
         assert "Traceback" not in second.output()
 
@@ -76,6 +76,22 @@ def test_restart_keeps_finished_jobs_sigkill_interrupts_sigterm_requeues(checkpo
         assert store.get(requeued["id"]).status == QUEUED and store.get(running["id"]).status == FAILED
         files = sorted(p.name for p in store.videos.iterdir())
         assert files == sorted(f"{v['id']}{s}" for v in (finished, queued) for s in (".mp4", ".webp"))
+    finally:
+        store.close()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on Windows")
+def test_a_hangup_stops_in_order_and_queues_the_running_job_again(checkpoint, tmp_path):
+    # SIGHUP (the terminal of a foreground server closed) killed it at once: the running job then counted as crashed.
+    with process_server(checkpoint, tmp_path / "data") as server:
+        running = create(server, **LONG)
+        wait_status(server, running["id"], "in_progress")
+        assert server.signal(signal.SIGHUP) == 0
+        assert "stops after its current step" in server.output() and "queued again" in server.output()
+        assert server.output().rstrip().endswith("stopped")
+    store = JobStore(tmp_path / "data")
+    try:
+        assert store.get(running["id"]).status == QUEUED
     finally:
         store.close()
 

@@ -244,9 +244,20 @@ def _serve(
     counts = ", ".join(f"{n} {status}" for status, n in sorted(store.counts().items())) or "no jobs"
     sock.listen(128)  # from here on a connection waits for uvicorn instead of being refused
     _say_serving(args, sock, server, counts, config.model_name)
-    # SIGTERM stops like Ctrl-C: uvicorn shuts down, then the running job goes back to the queue.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _stop_in_order_on_signals(server)
     server.serve(sock)
+    print("stopped", file=sys.stderr)
+
+
+def _stop_in_order_on_signals(server) -> None:
+    """SIGTERM (`systemctl stop`, `docker stop`) and SIGHUP (the terminal closed) stop the server as Ctrl-C does, the
+    HTTP side first, then the running job after its current step, and the process exits with 0: with 130 (Ctrl-C's
+    code) systemd marked every stop as a failure, and SIGHUP's default killed the server like a crash. uvicorn
+    handles SIGTERM itself while it serves and sends it again once it has stopped, which then finds nothing to do."""
+    from motif_lite.cli import STOP_SIGNALS
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda _signum, _frame: server.stop())
 
 
 def _load_served_pipeline(
