@@ -185,6 +185,32 @@ def test_other_hosts_without_a_key_warn(tmp_path, capsys, monkeypatch):
     assert "warning" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag, variable", [("", None), ("  ", "k"), (None, "")])
+def test_an_empty_api_key_is_refused_before_binding(flag, variable, tmp_path, capsys, monkeypatch):
+    # `--api-key "$KEY"` with KEY unset (or MOTIF_LITE_API_KEY= ) served without any key, without a word on loopback.
+    from motif_lite.server import runner
+
+    monkeypatch.setattr(runner, "bind", lambda host, port: pytest.fail("bound the port"))
+    if variable is None:
+        monkeypatch.delenv("MOTIF_LITE_API_KEY", raising=False)
+    else:
+        monkeypatch.setenv("MOTIF_LITE_API_KEY", variable)
+    key_flag = [] if flag is None else ["--api-key", flag]
+    assert cli.main(["serve", *key_flag, "--data", str(tmp_path)]) == cli.EXIT_USER_ERROR
+    source = "--api-key" if flag is not None else "$MOTIF_LITE_API_KEY"
+    assert f"error: {source} is empty (an unset shell variable?)" in capsys.readouterr().err
+
+
+def test_the_api_key_comes_from_the_flag_else_the_variable_without_surrounding_blanks():
+    from motif_lite.cli.serve import api_key_from
+
+    variable = {"MOTIF_LITE_API_KEY": "from-env"}
+    assert api_key_from("from-flag", variable) == "from-flag"
+    assert api_key_from(None, variable) == "from-env"
+    assert api_key_from(" sec ret\n", {}) == "sec ret"  # a request's token is compared stripped
+    assert api_key_from(None, {}) is None
+
+
 def test_the_served_model_is_named_by_its_checkpoint_and_gguf_variant():
     from motif_lite.server.runner import served_model_name
 

@@ -14,7 +14,7 @@ import re
 import signal
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,7 +49,7 @@ EPILOG = f"""\
 examples:
   motif-lite serve                                     (http://127.0.0.1:8080/: the page and the API)
   motif-lite serve --gguf Q4_K_M --data ~/motif-videos
-  motif-lite serve --host 0.0.0.0 --api-key "$(openssl rand -hex 16)"
+  MOTIF_LITE_API_KEY="$(cat ~/.motif-lite-key)" motif-lite serve --host 0.0.0.0   (a key other users' ps cannot see)
   motif-lite serve --gguf Q4_K_M --compile --attention int8      (faster jobs: compiled once per video size)
 
 API: POST/GET /v1/videos, GET/DELETE /v1/videos/ID, GET /v1/videos/ID/content, as the openai SDK's
@@ -184,7 +184,7 @@ def main(args: argparse.Namespace) -> int:
     from motif_lite.server.runner import bind, is_loopback
 
     args.weights = weight_files(args)
-    api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
+    api_key = api_key_from(args.api_key, os.environ)
     loras = lora_args(args.lora)  # each file checked to exist before anything loads, as for run
     if not is_loopback(args.host) and api_key is None:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
@@ -200,6 +200,22 @@ def main(args: argparse.Namespace) -> int:
     finally:
         sock.close()
     return 0
+
+
+def api_key_from(flag: str | None, environ: Mapping[str, str]) -> str | None:
+    """The key of `--api-key`, else of $MOTIF_LITE_API_KEY, without surrounding blanks (the server compares it with
+    the stripped token of each request); None without either. An empty one is an error: it served without a key,
+    without a word (`--api-key "$KEY"` with KEY unset)."""
+    for source, value in (("--api-key", flag), (f"${API_KEY_VARIABLE}", environ.get(API_KEY_VARIABLE))):
+        if value is None:
+            continue
+        if not value.strip():
+            raise MotifLiteError(
+                f"{source} is empty (an unset shell variable?): give it a key, or leave it out (unset "
+                f"{API_KEY_VARIABLE}) to serve without one"
+            )
+        return value.strip()
+    return None
 
 
 def data_folder_problem(data: str, error: Exception) -> str:
