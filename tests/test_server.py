@@ -984,6 +984,26 @@ def test_a_database_without_the_notes_column_gets_it(tmp_path):
         store.close()
 
 
+def test_a_database_of_a_newer_version_is_refused_and_left_as_it_is(tmp_path):
+    # It was opened and its version overwritten with this one's, without a word.
+    import sqlite3
+
+    from motif_lite.errors import MotifLiteError
+
+    JobStore(tmp_path).close()
+    newer = jobs.SCHEMA_VERSION + 1
+    database = sqlite3.connect(tmp_path / "jobs.sqlite3")
+    database.execute(f"PRAGMA user_version={newer}")
+    database.close()
+    with pytest.raises(MotifLiteError, match=f"written by a newer motif-lite .job database version {newer};"):
+        JobStore(tmp_path)
+    database = sqlite3.connect(tmp_path / "jobs.sqlite3")
+    assert database.execute("PRAGMA user_version").fetchone()[0] == newer
+    database.close()
+    with pytest.raises(MotifLiteError, match="newer"):  # again: the refused open released the folder's lock
+        JobStore(tmp_path)
+
+
 def test_deleting_a_job_removes_its_state(tmp_path):
     store = JobStore(tmp_path)
     try:

@@ -129,12 +129,28 @@ class JobStore:
             raise DataFolderBusy(f"another motif-lite serve is using the data folder {self.root}")
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.root / "jobs.sqlite3", check_same_thread=False, isolation_level=None)
+        try:
+            self._refuse_a_newer_schema()
+        except MotifLiteError:
+            self._db.close()
+            self._owner.close()
+            raise
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash; WAL commits stay cheap
         self._db.executescript(_SCHEMA)
         self._add_missing_columns()
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _refuse_a_newer_schema(self) -> None:
+        """A database a newer motif-lite wrote may hold what this version cannot read; opened, its version was
+        overwritten with this one's without a word."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise MotifLiteError(
+                f"the data folder {self.root} was written by a newer motif-lite (job database version {version}; "
+                f"this one knows up to {SCHEMA_VERSION}): upgrade motif-lite, or give --data another folder"
+            )
 
     def _add_missing_columns(self) -> None:
         """A database an earlier version made gets the columns added since (CREATE TABLE IF NOT EXISTS keeps it)."""
