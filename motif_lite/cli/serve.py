@@ -14,6 +14,7 @@ import re
 import signal
 import sqlite3
 import sys
+import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,8 +97,8 @@ def _add_server_flags(serve: argparse.ArgumentParser) -> None:
         "(default with a plan, i.e. on CUDA or with --vram: 1280x736x121; otherwise no size limit, but on the CPU "
         "a job estimated over ~10 minutes is refused)",
     )
-    s.add_argument("--cors-origin", action="append", metavar="ORIGIN", help="allow browser pages from ORIGIN to "
-                   "call the API (repeatable; default: none)")  # fmt: skip
+    s.add_argument("--cors-origin", action="append", type=cors_origin, metavar="ORIGIN",
+                   help="allow browser pages from ORIGIN to call the API (repeatable; default: none)")  # fmt: skip
     # run's -p, out of habit: refused with where prompts go (hidden; not --prompt, whose presence would make an
     # unknown word on this command line pass for an unquoted prompt in the unknown-argument message).
     s.add_argument("-p", nargs="*", action=PromptPerJob, help=argparse.SUPPRESS)
@@ -134,6 +135,19 @@ def parse_max_video(text: str) -> tuple[int, int, int]:
     if match is None or min(int(g) for g in match.groups()) < 1:
         raise argparse.ArgumentTypeError(f"must look like 1280x736x121 (width x height x frames), got {text!r}")
     return int(match[1]), int(match[2]), int(match[3])
+
+
+def cors_origin(text: str) -> str:
+    """`*` or an origin as browsers send it (scheme://host[:port]), which the CORS check compares exactly: one copied
+    from the address bar with its trailing slash or path never matched, and every preflight got 400."""
+    parts = urllib.parse.urlsplit(text)
+    if text == "*" or (parts.scheme and parts.hostname and text == f"{parts.scheme}://{parts.netloc}"):
+        return text
+    meant = f" (did you mean {parts.scheme}://{parts.netloc}?)" if parts.scheme and parts.hostname else ""
+    raise argparse.ArgumentTypeError(
+        f"must be an origin as a browser sends it, scheme://host[:port] without a path or trailing slash, e.g. "
+        f"https://app.example.com, or * for any; got {text!r}{meant}"
+    )
 
 
 def port_number(text: str) -> int:
