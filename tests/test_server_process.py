@@ -211,6 +211,30 @@ def test_the_api_key_comes_from_the_flag_else_the_variable_without_surrounding_b
     assert api_key_from(None, {}) is None
 
 
+@pytest.mark.parametrize(
+    ("origin", "needle"),
+    [  # copied from the address bar: it never matched a browser's Origin header, every preflight got 400
+        ("http://app.example/", "got 'http://app.example/' (did you mean http://app.example?)"),
+        ("https://app.example:8443/ui", "(did you mean https://app.example:8443?)"),
+        ("app.example", "without a path or trailing slash, e.g. https://app.example.com, or * for any"),
+    ],
+)
+def test_a_cors_origin_a_browser_never_sends_is_refused_before_binding(origin, needle, tmp_path, capsys, monkeypatch):
+    from motif_lite.server import runner
+
+    monkeypatch.setattr(runner, "bind", lambda host, port: pytest.fail("bound the port"))
+    assert cli.main(["serve", "--cors-origin", origin, "--data", str(tmp_path)]) == cli.EXIT_USER_ERROR
+    assert "error: --cors-origin must be an origin as a browser sends it" in (err := capsys.readouterr().err)
+    assert needle in err
+
+
+def test_cors_origins_as_browsers_send_them_are_taken():
+    from motif_lite.cli.serve import cors_origin
+
+    origins = ("*", "http://localhost:3000", "https://app.example.com", "http://[::1]:8080")
+    assert [cors_origin(text) for text in origins] == list(origins)
+
+
 def test_the_served_model_is_named_by_its_checkpoint_and_gguf_variant():
     from motif_lite.server.runner import served_model_name
 
@@ -232,10 +256,6 @@ def test_the_served_model_is_named_by_its_checkpoint_and_gguf_variant():
         (("-p", "a", "fox"), "argument -p: the server takes no prompt: each job brings its own, in POST /v1/videos"),
         (("-p",), "argument -p: the server takes no prompt"),
         (("fox",), "error: unrecognized arguments: fox\n"),  # not "a prompt goes after -p": serve takes none
-        # Copied from the address bar: it never matched a browser's Origin header, every preflight got 400.
-        (("--cors-origin", "http://app.example/"), "got 'http://app.example/' (did you mean http://app.example?)"),
-        (("--cors-origin", "https://app.example:8443/ui"), "did you mean https://app.example:8443?"),
-        (("--cors-origin", "app.example"), "without a path or trailing slash, e.g. https://app.example.com, or *"),
     ],
 )
 def test_bad_flags_are_refused_as_the_flags_are_read(flags, needle, capsys):
@@ -248,14 +268,12 @@ def test_bad_flags_are_refused_as_the_flags_are_read(flags, needle, capsys):
 def test_serve_flag_values_at_their_bounds():
     import argparse
 
-    from motif_lite.cli.serve import cors_origin, parse_max_video, port_number, positive_int, positive_mib
+    from motif_lite.cli.serve import parse_max_video, port_number, positive_int, positive_mib
 
     assert [port_number(text) for text in ("0", "8080", "65535")] == [0, 8080, 65535]  # 0: any free port
     assert positive_int("1") == 1 and positive_mib("0.5") == 0.5  # half a MiB is a size
     assert parse_max_video("1280x736x121") == (1280, 736, 121)  # width, height, frames
     assert parse_max_video(" 48x32x9 ") == (48, 32, 9)
-    origins = ("*", "http://localhost:3000", "https://app.example.com", "http://[::1]:8080")
-    assert [cors_origin(text) for text in origins] == list(origins)
     refused = [(port_number, "65536"), (port_number, "http"), (positive_int, "0"), (positive_mib, "-1")]
     refused += [(parse_max_video, text) for text in ("0x736x121", "1280x0x121", "1280x736x0", "1280x736x121x2")]
     for parse, text in refused:

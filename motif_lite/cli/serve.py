@@ -97,7 +97,7 @@ def _add_server_flags(serve: argparse.ArgumentParser) -> None:
         "(default with a plan, i.e. on CUDA or with --vram: 1280x736x121; otherwise no size limit, but on the CPU "
         "a job estimated over ~10 minutes is refused)",
     )
-    s.add_argument("--cors-origin", action="append", type=cors_origin, metavar="ORIGIN",
+    s.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="allow browser pages from ORIGIN to call the API (repeatable; default: none)")  # fmt: skip
     # run's -p, out of habit: refused with where prompts go (hidden; not --prompt, whose presence would make an
     # unknown word on this command line pass for an unquoted prompt in the unknown-argument message).
@@ -144,9 +144,9 @@ def cors_origin(text: str) -> str:
     if text == "*" or (parts.scheme and parts.hostname and text == f"{parts.scheme}://{parts.netloc}"):
         return text
     meant = f" (did you mean {parts.scheme}://{parts.netloc}?)" if parts.scheme and parts.hostname else ""
-    raise argparse.ArgumentTypeError(
-        f"must be an origin as a browser sends it, scheme://host[:port] without a path or trailing slash, e.g. "
-        f"https://app.example.com, or * for any; got {text!r}{meant}"
+    raise MotifLiteError(
+        f"--cors-origin must be an origin as a browser sends it, scheme://host[:port] without a path or trailing "
+        f"slash, e.g. https://app.example.com, or * for any; got {text!r}{meant}"
     )
 
 
@@ -199,6 +199,7 @@ def main(args: argparse.Namespace) -> int:
 
     args.weights = weight_files(args)
     api_key = api_key_from(args.api_key, os.environ)
+    args.cors_origins = tuple(cors_origin(origin) for origin in args.cors_origin or ())
     loras = lora_args(args.lora)  # each file checked to exist before anything loads, as for run
     if not is_loopback(args.host) and api_key is None:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
@@ -267,7 +268,7 @@ def _serve(
         max_upload_bytes=int(args.max_upload_mb * MiB),
         max_video=max_video,
         image_to_video=pipe.text_encoder.can_encode_images,
-        cors_origins=tuple(args.cors_origin or ()),
+        cors_origins=args.cors_origins,
         too_long=cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None,
     )
     server = VideoServer(pipe, store, config)
