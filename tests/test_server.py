@@ -666,6 +666,44 @@ def test_a_job_that_cannot_run_fails_and_the_worker_goes_on(server):
     assert good.status == "completed"
 
 
+def test_a_data_folder_that_cannot_be_written_stops_the_server_saying_why(pipe, tmp_path, monkeypatch):
+    # With the disk full the worker thread died ("Exception in thread motif-lite-worker: database or disk is full")
+    # while the API went on queuing jobs that would never run, the running one at its last percentage for good.
+    import sqlite3
+    import threading
+
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.server.app import ServerConfig
+    from motif_lite.server.runner import VideoServer, bind
+
+    store, log = JobStore(tmp_path / "data"), []
+    server = VideoServer(pipe, store, ServerConfig(model_name="tiny"), log.append)
+
+    def disk_full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "set_progress", disk_full)  # the job's progress, then its failure, cannot be recorded
+    monkeypatch.setattr(store, "finish", disk_full)
+    store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
+    sock, stopped = bind("127.0.0.1", 0), []
+
+    def serve() -> None:
+        try:
+            server.serve(sock)
+        except MotifLiteError as exc:
+            stopped.append(str(exc))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    thread.join(30)
+    if thread.is_alive():  # it kept serving: stop it before failing
+        server.stop()
+        thread.join(30)
+    sock.close()
+    assert stopped and "database or disk is full" in stopped[0] and str(store.root) in stopped[0]
+    assert "error: the worker stopped: OperationalError: database or disk is full" in log
+
+
 def test_a_failed_jobs_error_speaks_to_the_client_and_its_log_line_to_the_operator(server, pipe, monkeypatch):
     # error.message was the CLI's text: "... make the video from them without sampling again: motif-lite decode
     # /srv/data/states/video_....latents.safetensors", a path on the server and a command the client cannot run.
@@ -760,6 +798,28 @@ def test_recover_keeps_finished_videos_and_the_images_and_states_of_queued_jobs(
         assert [p.name for p in store.inputs.iterdir()] == [f"{waiting.id}.png"]  # its job still needs it
         assert [p.name for p in store.states.iterdir()] == [f"{waiting.id}.latents.safetensors"]  # likewise
         assert store.claim_next().id == waiting.id
+    finally:
+        store.close()
+
+
+def test_recover_removes_only_the_files_the_store_wrote(tmp_path):
+    # It removed every file of videos/, inputs/ and states/ that belonged to no job: `--data .` in a folder with a
+    # videos/ of its own lost those videos at start (and a folder in there stopped the start with IsADirectoryError).
+    store = JobStore(tmp_path)
+    gone = new_job_id()
+    ours = [store.videos / f".partial-123-{gone}.mp4", store.thumbnail_path(gone), store.input_path(gone),
+            store.state_path(gone)]  # fmt: skip
+    theirs = [store.videos / "holiday.mp4", store.videos / "notes.txt", store.inputs / "cat.png",
+              store.states / "run.latents.safetensors", store.videos / "video_of_my_dog.mp4"]  # fmt: skip
+    for path in ours + theirs:
+        path.write_bytes(b"data")
+    (store.videos / "clips").mkdir()
+    store.close()
+    store = JobStore(tmp_path)
+    try:
+        store.recover()
+        assert [path for path in ours if path.exists()] == []
+        assert [path for path in theirs if not path.exists()] == [] and (store.videos / "clips").is_dir()
     finally:
         store.close()
 
@@ -922,6 +982,26 @@ def test_a_database_without_the_notes_column_gets_it(tmp_path):
         assert store.add(new_job_id(), "tiny", SETTINGS, False, 10, notes=["a note"]).notes == ["a note"]
     finally:
         store.close()
+
+
+def test_a_database_of_a_newer_version_is_refused_and_left_as_it_is(tmp_path):
+    # It was opened and its version overwritten with this one's, without a word.
+    import sqlite3
+
+    from motif_lite.errors import MotifLiteError
+
+    JobStore(tmp_path).close()
+    newer = jobs.SCHEMA_VERSION + 1
+    database = sqlite3.connect(tmp_path / "jobs.sqlite3")
+    database.execute(f"PRAGMA user_version={newer}")
+    database.close()
+    with pytest.raises(MotifLiteError, match=f"written by a newer motif-lite .job database version {newer};"):
+        JobStore(tmp_path)
+    database = sqlite3.connect(tmp_path / "jobs.sqlite3")
+    assert database.execute("PRAGMA user_version").fetchone()[0] == newer
+    database.close()
+    with pytest.raises(MotifLiteError, match="newer"):  # again: the refused open released the folder's lock
+        JobStore(tmp_path)
 
 
 def test_deleting_a_job_removes_its_state(tmp_path):

@@ -4,7 +4,9 @@ installs): enter the API key, submit a tiny job from the form, watch it finish a
 from __future__ import annotations
 
 import os
+import re
 import shutil
+from urllib.parse import urljoin
 
 import pytest
 import torch
@@ -92,3 +94,19 @@ def test_page_submits_a_job_and_plays_it(driver, tmp_path):
         wait_for(lambda: not driver.find_elements(By.CSS_SELECTOR, "li.job"), 30, "the card to go")
         assert server.request("GET", f"/v1/videos/{video.id}", headers={"Authorization": "Bearer page-key"})[0] == 404
         assert driver.find_element(By.ID, "form-error").text == ""
+
+
+def test_the_page_and_its_api_calls_stay_under_the_path_it_is_served_at(tmp_path):
+    # The page named /static/app.js and /v1/videos from the root: behind a reverse proxy that serves the server at
+    # https://host/motif/ it loaded without its script and style, and would have called the proxy's own /v1.
+    from motif_lite.server.app import STATIC
+
+    page = "https://proxy.example/motif/"
+    assets = re.findall(r'(?:href|src)="([^"]+)"', (STATIC / "index.html").read_text())
+    calls = re.findall(r'api\("([^"]+)"', (STATIC / "app.js").read_text())
+    assert len(assets) == 2 and len(calls) == 6
+    outside = [url for url in assets + calls if not urljoin(page, url).startswith(page)]
+    assert outside == []
+    with InProcessServer(None, tmp_path / "data") as server:  # what the proxy forwards them to is served
+        for url in assets + ["v1/videos", "v1/models"]:
+            assert server.request("GET", "/" + urljoin(page, url).removeprefix(page))[0] == 200, url

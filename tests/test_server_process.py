@@ -67,7 +67,7 @@ def test_restart_keeps_finished_jobs_sigkill_interrupts_sigterm_requeues(checkpo
         assert [v["id"] for v in listed] == [finished["id"], running["id"], queued["id"]]
         requeued = create(second, **LONG)
         wait_status(second, requeued["id"], "in_progress")
-        assert second.signal(signal.SIGTERM) == 130  # an orderly stop, like Ctrl-C
+        assert second.signal(signal.SIGTERM) == 0  # an orderly stop, asked for: no failure (systemctl stop)
         assert "stops after its current step" in second.output() and "queued again" in second.output()
         assert "Traceback" not in second.output()
 
@@ -76,6 +76,22 @@ def test_restart_keeps_finished_jobs_sigkill_interrupts_sigterm_requeues(checkpo
         assert store.get(requeued["id"]).status == QUEUED and store.get(running["id"]).status == FAILED
         files = sorted(p.name for p in store.videos.iterdir())
         assert files == sorted(f"{v['id']}{s}" for v in (finished, queued) for s in (".mp4", ".webp"))
+    finally:
+        store.close()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on Windows")
+def test_a_hangup_stops_in_order_and_queues_the_running_job_again(checkpoint, tmp_path):
+    # SIGHUP (the terminal of a foreground server closed) killed it at once: the running job then counted as crashed.
+    with process_server(checkpoint, tmp_path / "data") as server:
+        running = create(server, **LONG)
+        wait_status(server, running["id"], "in_progress")
+        assert server.signal(signal.SIGHUP) == 0
+        assert "stops after its current step" in server.output() and "queued again" in server.output()
+        assert server.output().rstrip().endswith("stopped")
+    store = JobStore(tmp_path / "data")
+    try:
+        assert store.get(running["id"]).status == QUEUED
     finally:
         store.close()
 
@@ -167,6 +183,56 @@ def test_other_hosts_without_a_key_warn(tmp_path, capsys, monkeypatch):
     assert "warning" not in capsys.readouterr().err
     assert cli.main(["serve", "--host", "localhost", "--data", str(tmp_path)]) == 2
     assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, variable", [("", None), ("  ", "k"), (None, "")])
+def test_an_empty_api_key_is_refused_before_binding(flag, variable, tmp_path, capsys, monkeypatch):
+    # `--api-key "$KEY"` with KEY unset (or MOTIF_LITE_API_KEY= ) served without any key, without a word on loopback.
+    from motif_lite.server import runner
+
+    monkeypatch.setattr(runner, "bind", lambda host, port: pytest.fail("bound the port"))
+    if variable is None:
+        monkeypatch.delenv("MOTIF_LITE_API_KEY", raising=False)
+    else:
+        monkeypatch.setenv("MOTIF_LITE_API_KEY", variable)
+    key_flag = [] if flag is None else ["--api-key", flag]
+    assert cli.main(["serve", *key_flag, "--data", str(tmp_path)]) == cli.EXIT_USER_ERROR
+    source = "--api-key" if flag is not None else "$MOTIF_LITE_API_KEY"
+    assert f"error: {source} is empty (an unset shell variable?)" in capsys.readouterr().err
+
+
+def test_the_api_key_comes_from_the_flag_else_the_variable_without_surrounding_blanks():
+    from motif_lite.cli.serve import api_key_from
+
+    variable = {"MOTIF_LITE_API_KEY": "from-env"}
+    assert api_key_from("from-flag", variable) == "from-flag"
+    assert api_key_from(None, variable) == "from-env"
+    assert api_key_from(" sec ret\n", {}) == "sec ret"  # a request's token is compared stripped
+    assert api_key_from(None, {}) is None
+
+
+@pytest.mark.parametrize(
+    ("origin", "needle"),
+    [  # copied from the address bar: it never matched a browser's Origin header, every preflight got 400
+        ("http://app.example/", "got 'http://app.example/' (did you mean http://app.example?)"),
+        ("https://app.example:8443/ui", "(did you mean https://app.example:8443?)"),
+        ("app.example", "without a path or trailing slash, e.g. https://app.example.com, or * for any"),
+    ],
+)
+def test_a_cors_origin_a_browser_never_sends_is_refused_before_binding(origin, needle, tmp_path, capsys, monkeypatch):
+    from motif_lite.server import runner
+
+    monkeypatch.setattr(runner, "bind", lambda host, port: pytest.fail("bound the port"))
+    assert cli.main(["serve", "--cors-origin", origin, "--data", str(tmp_path)]) == cli.EXIT_USER_ERROR
+    assert "error: --cors-origin must be an origin as a browser sends it" in (err := capsys.readouterr().err)
+    assert needle in err
+
+
+def test_cors_origins_as_browsers_send_them_are_taken():
+    from motif_lite.cli.serve import cors_origin
+
+    origins = ("*", "http://localhost:3000", "https://app.example.com", "http://[::1]:8080")
+    assert [cors_origin(text) for text in origins] == list(origins)
 
 
 def test_the_served_model_is_named_by_its_checkpoint_and_gguf_variant():

@@ -14,7 +14,8 @@ import re
 import signal
 import sqlite3
 import sys
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,7 +50,7 @@ EPILOG = f"""\
 examples:
   motif-lite serve                                     (http://127.0.0.1:8080/: the page and the API)
   motif-lite serve --gguf Q4_K_M --data ~/motif-videos
-  motif-lite serve --host 0.0.0.0 --api-key "$(openssl rand -hex 16)"
+  MOTIF_LITE_API_KEY="$(cat ~/.motif-lite-key)" motif-lite serve --host 0.0.0.0   (a key other users' ps cannot see)
   motif-lite serve --gguf Q4_K_M --compile --attention int8      (faster jobs: compiled once per video size)
 
 API: POST/GET /v1/videos, GET/DELETE /v1/videos/ID, GET /v1/videos/ID/content, as the openai SDK's
@@ -96,8 +97,8 @@ def _add_server_flags(serve: argparse.ArgumentParser) -> None:
         "(default with a plan, i.e. on CUDA or with --vram: 1280x736x121; otherwise no size limit, but on the CPU "
         "a job estimated over ~10 minutes is refused)",
     )
-    s.add_argument("--cors-origin", action="append", metavar="ORIGIN", help="allow browser pages from ORIGIN to "
-                   "call the API (repeatable; default: none)")  # fmt: skip
+    s.add_argument("--cors-origin", action="append", metavar="ORIGIN",
+                   help="allow browser pages from ORIGIN to call the API (repeatable; default: none)")  # fmt: skip
     # run's -p, out of habit: refused with where prompts go (hidden; not --prompt, whose presence would make an
     # unknown word on this command line pass for an unquoted prompt in the unknown-argument message).
     s.add_argument("-p", nargs="*", action=PromptPerJob, help=argparse.SUPPRESS)
@@ -134,6 +135,19 @@ def parse_max_video(text: str) -> tuple[int, int, int]:
     if match is None or min(int(g) for g in match.groups()) < 1:
         raise argparse.ArgumentTypeError(f"must look like 1280x736x121 (width x height x frames), got {text!r}")
     return int(match[1]), int(match[2]), int(match[3])
+
+
+def cors_origin(text: str) -> str:
+    """`*` or an origin as browsers send it (scheme://host[:port]), which the CORS check compares exactly: one copied
+    from the address bar with its trailing slash or path never matched, and every preflight got 400."""
+    parts = urllib.parse.urlsplit(text)
+    if text == "*" or (parts.scheme and parts.hostname and text == f"{parts.scheme}://{parts.netloc}"):
+        return text
+    meant = f" (did you mean {parts.scheme}://{parts.netloc}?)" if parts.scheme and parts.hostname else ""
+    raise MotifLiteError(
+        f"--cors-origin must be an origin as a browser sends it, scheme://host[:port] without a path or trailing "
+        f"slash, e.g. https://app.example.com, or * for any; got {text!r}{meant}"
+    )
 
 
 def port_number(text: str) -> int:
@@ -184,7 +198,8 @@ def main(args: argparse.Namespace) -> int:
     from motif_lite.server.runner import bind, is_loopback
 
     args.weights = weight_files(args)
-    api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
+    api_key = api_key_from(args.api_key, os.environ)
+    args.cors_origins = tuple(cors_origin(origin) for origin in args.cors_origin or ())
     loras = lora_args(args.lora)  # each file checked to exist before anything loads, as for run
     if not is_loopback(args.host) and api_key is None:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
@@ -200,6 +215,22 @@ def main(args: argparse.Namespace) -> int:
     finally:
         sock.close()
     return 0
+
+
+def api_key_from(flag: str | None, environ: Mapping[str, str]) -> str | None:
+    """The key of `--api-key`, else of $MOTIF_LITE_API_KEY, without surrounding blanks (the server compares it with
+    the stripped token of each request); None without either. An empty one is an error: it served without a key,
+    without a word (`--api-key "$KEY"` with KEY unset)."""
+    for source, value in (("--api-key", flag), (f"${API_KEY_VARIABLE}", environ.get(API_KEY_VARIABLE))):
+        if value is None:
+            continue
+        if not value.strip():
+            raise MotifLiteError(
+                f"{source} is empty (an unset shell variable?): give it a key, or leave it out (unset "
+                f"{API_KEY_VARIABLE}) to serve without one"
+            )
+        return value.strip()
+    return None
 
 
 def data_folder_problem(data: str, error: Exception) -> str:
@@ -237,16 +268,27 @@ def _serve(
         max_upload_bytes=int(args.max_upload_mb * MiB),
         max_video=max_video,
         image_to_video=pipe.text_encoder.can_encode_images,
-        cors_origins=tuple(args.cors_origin or ()),
+        cors_origins=args.cors_origins,
         too_long=cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None,
     )
     server = VideoServer(pipe, store, config)
     counts = ", ".join(f"{n} {status}" for status, n in sorted(store.counts().items())) or "no jobs"
     sock.listen(128)  # from here on a connection waits for uvicorn instead of being refused
     _say_serving(args, sock, server, counts, config.model_name)
-    # SIGTERM stops like Ctrl-C: uvicorn shuts down, then the running job goes back to the queue.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _stop_in_order_on_signals(server)
     server.serve(sock)
+    print("stopped", file=sys.stderr)
+
+
+def _stop_in_order_on_signals(server) -> None:
+    """SIGTERM (`systemctl stop`, `docker stop`) and SIGHUP (the terminal closed) stop the server as Ctrl-C does, the
+    HTTP side first, then the running job after its current step, and the process exits with 0: with 130 (Ctrl-C's
+    code) systemd marked every stop as a failure, and SIGHUP's default killed the server like a crash. uvicorn
+    handles SIGTERM itself while it serves and sends it again once it has stopped, which then finds nothing to do."""
+    from motif_lite.cli import STOP_SIGNALS
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda _signum, _frame: server.stop())
 
 
 def _load_served_pipeline(

@@ -14,9 +14,9 @@ Job ids are drawn at random (`video_` + 32 hex digits) and every file name is de
 sends becomes a path. `recover()` runs once at start: a job that was running when the process died goes back to the
 queue once, from the sampling state it saved last (every 10 minutes of sampling), and is failed with code
 `interrupted` when it has none or was already retried (a crash that repeats must not loop); queued jobs stay queued
-(with their sampling state, if an orderly stop kept one); files that belong to no finished job are removed. One
-connection, guarded by a lock, serves the API threads and the worker: every statement is short, and WAL keeps a
-reader from waiting for the worker's progress writes.
+(with their sampling state, if an orderly stop kept one); the store's files that belong to no finished job are
+removed (nothing else in the folder is touched). One connection, guarded by a lock, serves the API threads and the
+worker: every statement is short, and WAL keeps a reader from waiting for the worker's progress writes.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ except ImportError:  # Windows: the lock is msvcrt's
 QUEUED, IN_PROGRESS, COMPLETED, FAILED = "queued", "in_progress", "completed", "failed"
 INTERRUPTED = "interrupted"  # error code of a job that was running when the server died
 JOB_ID = re.compile(r"^video_[0-9a-f]{32}$")
+# A file this store writes: named after its job's id, or the staged name of one (`.partial-PID-ID.mp4`, io.staging).
+JOB_FILE = re.compile(r"^(?:\.partial-(?:\d+-)?)?video_[0-9a-f]{32}\.")
 SCHEMA_VERSION = 2  # 2: the notes column
 
 _SCHEMA = """
@@ -127,12 +129,28 @@ class JobStore:
             raise DataFolderBusy(f"another motif-lite serve is using the data folder {self.root}")
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.root / "jobs.sqlite3", check_same_thread=False, isolation_level=None)
+        try:
+            self._refuse_a_newer_schema()
+        except MotifLiteError:
+            self._db.close()
+            self._owner.close()
+            raise
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash; WAL commits stay cheap
         self._db.executescript(_SCHEMA)
         self._add_missing_columns()
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _refuse_a_newer_schema(self) -> None:
+        """A database a newer motif-lite wrote may hold what this version cannot read; opened, its version was
+        overwritten with this one's without a word."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise MotifLiteError(
+                f"the data folder {self.root} was written by a newer motif-lite (job database version {version}; "
+                f"this one knows up to {SCHEMA_VERSION}): upgrade motif-lite, or give --data another folder"
+            )
 
     def _add_missing_columns(self) -> None:
         """A database an earlier version made gets the columns added since (CREATE TABLE IF NOT EXISTS keeps it)."""
@@ -296,16 +314,22 @@ class JobStore:
             finished = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (COMPLETED,))}
             queued = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (QUEUED,))}
             waiting = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ? AND has_image", (QUEUED,))}
-        for path in self.videos.iterdir():
+        for path in _job_files(self.videos):
             if path.stem not in finished or path.suffix not in (".mp4", ".webp"):
                 path.unlink()  # partial writes, previews, files of deleted jobs, a video renamed just before a crash
-        for path in self.inputs.iterdir():
+        for path in _job_files(self.inputs):
             if path.stem not in waiting:
                 path.unlink()
-        for path in self.states.iterdir():  # a queued job's state waits with it; a failed job's goes
+        for path in _job_files(self.states):  # a queued job's state waits with it; a failed job's goes
             if path.name.split(".")[0] not in queued:
                 path.unlink()
         return Recovered(interrupted, retried)
+
+
+def _job_files(folder: Path) -> list[Path]:
+    """The files in `folder` that this store wrote. Anything else there is the operator's (`--data .` in a folder
+    that has a videos/ of its own) and is never removed."""
+    return [path for path in folder.iterdir() if JOB_FILE.match(path.name) and path.is_file()]
 
 
 def _lock_exclusively(file: IO) -> bool:

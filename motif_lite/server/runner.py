@@ -27,20 +27,33 @@ class VideoServer:
     ) -> None:
         self.store = store
         self.recovered = self.store.recover()  # what became of the jobs that were running when the last process died
-        self.worker = Worker(self.store, pipe, log)
+        self.worker_failure: str | None = None  # why the worker stopped on its own, which stops the server
+        self.worker = Worker(self.store, pipe, log, on_failure=self._worker_failed)
         self.app = create_app(self.store, self.worker, config)
         # No lifespan: the worker is started and stopped around `run`, whichever thread runs it.
         settings = uvicorn.Config(self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5)
         self.http = uvicorn.Server(settings)
 
     def serve(self, sock: socket.socket) -> None:
-        """Serve until `stop()` or SIGINT/SIGTERM; the running job is stopped between steps and queued again."""
+        """Serve until `stop()` or SIGINT/SIGTERM; the running job is stopped between steps and queued again.
+        Raises `MotifLiteError` when the server stopped because the worker could not go on."""
         self.worker.start()
         try:
             self.http.run(sockets=[sock])
         finally:
             self.worker.stop()
             self.store.close()
+        if self.worker_failure is not None:
+            raise MotifLiteError(
+                f"the server stopped: its worker could not go on ({self.worker_failure}). If the data folder "
+                f"{self.store.root} is full or read-only, free space or fix that and start the server again: a job "
+                "that was running goes back to the queue from its last saved state, or fails as interrupted"
+            )
+
+    def _worker_failed(self, reason: str) -> None:
+        """A server whose worker stopped would take jobs that never run: it stops too, saying why."""
+        self.worker_failure = reason
+        self.stop()
 
     @property
     def started(self) -> bool:

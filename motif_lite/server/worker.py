@@ -12,6 +12,7 @@ failed job leaves no video behind. A job stopped by the server's shutdown keeps 
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import threading
 import traceback
@@ -66,10 +67,18 @@ def percent(stage: str, done: int, total: int) -> int | None:
 class Worker:
     """Runs jobs from `store` with `pipe` (a `MotifVideoPipeline`, or anything with its `generate`)."""
 
-    def __init__(self, store: JobStore, pipe: MotifVideoPipeline, log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        pipe: MotifVideoPipeline,
+        log: Callable[[str], None] | None = None,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
         self.pipe = pipe
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        # Called with the reason when the worker cannot go on (the store cannot be written): the server stops.
+        self.on_failure = on_failure or (lambda reason: None)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="motif-lite-worker", daemon=True)
@@ -92,6 +101,19 @@ class Worker:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
+        """Run the queue until stopped. A failure outside a job's own run (the store cannot record it: the disk is
+        full, the folder became read-only) ends the worker and is reported: nothing could run the queue any more,
+        and a server that went on taking jobs would hold them forever, the running one at its last percentage."""
+        try:
+            self._run_queue()
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            self.log(f"error: the worker stopped: {reason}")
+            if not isinstance(exc, (OSError, sqlite3.Error)):  # not the data folder's state: a bug, keep its trace
+                traceback.print_exc(file=sys.stderr)
+            self.on_failure(reason)
+
+    def _run_queue(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()  # before looking, so that a job queued meanwhile is not missed
             job = self.store.claim_next()

@@ -38,7 +38,7 @@ async function submit(event) {
   $("form-error").textContent = "";
   $("submit").disabled = true;
   try {
-    await api("/v1/videos", { method: "POST", body: formBody() });
+    await api("v1/videos", { method: "POST", body: formBody() });
     await refresh();
   } catch (error) {
     $("form-error").textContent = error.message;
@@ -91,7 +91,7 @@ async function showPreview(li, video) {
   li.dataset.previewAt = String(video.progress);
   let blob;
   try {
-    blob = await (await api("/v1/videos/" + video.id + "/content?variant=preview")).blob();
+    blob = await (await api("v1/videos/" + video.id + "/content?variant=preview")).blob();
   } catch (_) {
     return; // none yet
   }
@@ -125,7 +125,7 @@ async function showVideo(li, video) {
   li.querySelector(".media").replaceChildren(player);
   try {
     if (!blobs.has(video.id)) {
-      const response = await api("/v1/videos/" + video.id + "/content");
+      const response = await api("v1/videos/" + video.id + "/content");
       blobs.set(video.id, URL.createObjectURL(await response.blob()));
     }
     player.src = blobs.get(video.id);
@@ -141,7 +141,7 @@ async function showVideo(li, video) {
 
 async function remove(id) {
   try {
-    await api("/v1/videos/" + id, { method: "DELETE" });
+    await api("v1/videos/" + id, { method: "DELETE" });
   } catch (error) {
     alert(error.message);
   }
@@ -152,7 +152,7 @@ async function refresh() {
   clearTimeout(refreshTimer);
   let busy = false;
   try {
-    const page = await (await api("/v1/videos?limit=100&order=desc")).json();
+    const page = await (await api("v1/videos?limit=100&order=desc")).json();
     const seen = new Set();
     page.data.forEach((video, index) => {
       seen.add(video.id);
@@ -179,7 +179,7 @@ async function refresh() {
 
 async function showModel() {
   try {
-    const models = await (await api("/v1/models")).json();
+    const models = await (await api("v1/models")).json();
     $("model").textContent = models.data.map((m) => m.id).join(", ");
   } catch (_) { /* shown by refresh */ }
 }
