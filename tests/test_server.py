@@ -1040,3 +1040,20 @@ def test_a_crashed_job_goes_back_to_the_queue_once_from_its_saved_state(tmp_path
         assert not store.retried_path(other.id).exists()  # a finished job's mark goes with it
     finally:
         store.close()
+
+
+def test_a_job_the_data_folder_cannot_hold_is_507_not_a_traceback(pipe, tmp_path, monkeypatch):
+    # Before: a full disk made every POST a 500 "internal error: OperationalError: database or disk is full", with
+    # ~30 lines of traceback in the log per request.
+    import sqlite3
+
+    with InProcessServer(pipe, tmp_path / "data") as server:
+
+        def full(*args, **kwargs):
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(server.store, "add", full)
+        code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
+        assert code == 507 and error["error"]["code"] == "storage_full", error
+        assert error["error"]["message"].startswith("the server cannot store the job (database or disk is full)")
+        assert list((tmp_path / "data" / "inputs").glob("*")) == []

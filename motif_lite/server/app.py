@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,6 +189,15 @@ def _submitter(store: JobStore, worker: Worker, config: ServerConfig) -> Callabl
             if job is None:
                 raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
                                None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip
+        except (OSError, sqlite3.Error) as exc:  # the data folder: a full disk, a read-only mount
+            if image_path is not None:
+                image_path.unlink(missing_ok=True)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            message = (
+                f"the server cannot store the job ({reason}): its data folder is full or cannot be written; try again "
+                "later, or ask the server's operator"
+            )
+            raise ApiError(507, message, None, "storage_full") from None
         except BaseException:
             if image_path is not None:
                 image_path.unlink(missing_ok=True)
