@@ -301,11 +301,22 @@ def find_text_encoder_gguf(root: Path | None, value: str | Path, model: str | No
     if path.is_dir():  # found as a --gguf folder is: searched through, its .cache/ left out
         path = single_gguf(path, "--text-encoder-gguf")
     if not path.is_file():
-        raise CheckpointError(f"no such text encoder GGUF file: {path} ({text_encoder_gguf_fix(path, model)})")
+        fix = text_encoder_gguf_fix(path, model)
+        raise TextEncoderGGUFError(f"no such text encoder GGUF file: {path} ({fix})", "no such file", fix)
     try:
         return read_text_encoder_gguf(path, root / TEXT_ENCODER_CONFIG if root is not None else None)
     except DamagedGGUFError as exc:
-        raise CheckpointError(f"{exc}; {text_encoder_gguf_fix(path, model)}") from None
+        fix = text_encoder_gguf_fix(path, model)
+        raise TextEncoderGGUFError(f"{exc}; {fix}", str(exc), fix) from None
+
+
+class TextEncoderGGUFError(CheckpointError):
+    """A missing or damaged text encoder GGUF: the message a run prints, and its parts for `motif-lite check`, which
+    says the problem and the fix (the quantizer's command that makes the file again) apart."""
+
+    def __init__(self, message: str, problem: str, fix: str) -> None:
+        super().__init__(message)
+        self.problem, self.fix = problem, fix
 
 
 def listed_configs(root: Path) -> list[str]:

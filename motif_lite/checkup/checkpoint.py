@@ -264,18 +264,18 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, mode
     an embedded config equal to the checkpoint's text_encoder/config.json, every tensor as that config says
     (`model`: -m as given, which a fix that makes the file again names). Returns its path, or None after reporting
     the problem."""
-    from motif_lite.checkpoint import find_text_encoder_gguf
+    from motif_lite.checkpoint import TextEncoderGGUFError, find_text_encoder_gguf
     from motif_lite.io.hub import text_encoder_gguf_fix
 
-    remake = text_encoder_gguf_fix(user_path(value), model)
-    if not user_path(value).exists():
-        report.problem(value, "no such file", remake)
-        return None
     try:
         found = find_text_encoder_gguf(root, value, model)
     except MotifLiteError as exc:
-        fix = _other_kind_fix(exc, value) or _safetensors_fix(Path(value), "--text-encoder", "text_encoder") or remake
-        problem = first_line(exc).removesuffix(f"; {remake}").removesuffix(f" ({remake})")  # said once, as the fix
+        if isinstance(exc, TextEncoderGGUFError):  # missing or damaged: its fix is said apart from the problem
+            problem, fix = first_line(exc.problem), exc.fix
+        else:
+            problem = first_line(exc)
+            fix = _other_kind_fix(exc, value) or _safetensors_fix(Path(value), "--text-encoder", "text_encoder")
+            fix = fix or text_encoder_gguf_fix(user_path(value), model)
         for named in (f"{value}: ", f"{value} "):  # the line names the file already
             problem = problem.removeprefix(named)
         report.problem(value, problem, fix)
