@@ -143,8 +143,8 @@ class GenerationRequest:
         width_ok = check("width", _check_size, self.width, "width") is not None
         height_ok = check("height", _check_size, self.height, "height") is not None
         normalized = check("frames", _normalize_frames, self.frames)
-        if width_ok and height_ok and normalized is not None:
-            frames_known = normalized[0]
+        frames_known = normalized[0] if normalized is not None else None
+        if width_ok and height_ok and frames_known is not None:
             field = _oversized_field(self.width, self.height, frames_known)
             check(field, _check_video_tokens, self.width, self.height, frames_known)
         check("steps", _check_steps, self.steps)
@@ -159,7 +159,6 @@ class GenerationRequest:
         if sampler is not None:
             check("sampler", _check_choice, sampler, "sampler", tuple(SAMPLERS))
         seed = check("seed", _resolve_seed, self.seed)
-        frames_known = normalized[0] if normalized is not None else None
         if check("output", check_output_path, self.output, frames_known) is not None and fps_ok:
             check("fps", check_output_fps, self.output, self.fps)
         read = check("image", read_image, self.image) if self.image is not None else None  # names an unreadable file

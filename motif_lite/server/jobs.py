@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from motif_lite.errors import MotifLiteError
+from motif_lite.io.staging import PARTIAL_PREFIX
 from motif_lite.paths import user_path
 
 try:
@@ -41,9 +42,10 @@ except ImportError:  # Windows: the lock is msvcrt's
 
 QUEUED, IN_PROGRESS, COMPLETED, FAILED = "queued", "in_progress", "completed", "failed"
 INTERRUPTED = "interrupted"  # error code of a job that was running when the server died
-JOB_ID = re.compile(r"^video_[0-9a-f]{32}$")
+_ID = r"video_[0-9a-f]{32}"
+JOB_ID = re.compile(rf"^{_ID}$")
 # A file this store writes: named after its job's id, or the staged name of one (`.partial-PID-ID.mp4`, io.staging).
-JOB_FILE = re.compile(r"^(?:\.partial-(?:\d+-)?)?video_[0-9a-f]{32}\.")
+JOB_FILE = re.compile(rf"^(?:{re.escape(PARTIAL_PREFIX)}(?:\d+-)?)?{_ID}\.")
 SCHEMA_VERSION = 2  # 2: the notes column
 
 _SCHEMA = """
