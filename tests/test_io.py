@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -506,6 +508,30 @@ def test_load_image_errors(tmp_path):
     (tmp_path / "empty.png").touch()  # it was "cannot identify image file"
     with pytest.raises(MotifLiteError, match=r"input image .*empty.png is empty \(0 bytes\)"):
         load_image(tmp_path / "empty.png")
+
+
+@pytest.mark.parametrize("url", ["https://example.com/photos/fox.png?size=large", "http://example.com/fox.jpg"])
+def test_an_image_url_is_refused_with_the_command_that_downloads_it(url):
+    # It was "input image not found: https:/example.com/..." (the URL read as a path, one slash dropped); diffusers'
+    # load_image downloads it, so a user coming from there expects a word on URLs.
+    with pytest.raises(MotifLiteError, match="is a URL; motif-lite reads image files only: download it first") as err:
+        load_image(url)
+    name = url.split("?")[0].rsplit("/", 1)[1]
+    assert f"curl -L -o {name} {shlex.quote(url)}, then give -i {name}" in str(err.value)
+
+
+def test_a_large_photo_is_read_without_pillows_bomb_warning_and_a_too_large_one_says_what_to_do(tmp_path, monkeypatch):
+    # Pillow's limits scaled down (89 and 179 megapixels by default): a 108-megapixel phone photo warned of a
+    # "decompression bomb DOS attack", a 200-megapixel one was refused in Pillow's words alone.
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 100)
+    PIL.Image.new("RGB", (12, 12), (1, 2, 3)).save(tmp_path / "large.png")  # 144 pixels: over the warning's limit
+    PIL.Image.new("RGB", (16, 16)).save(tmp_path / "huge.png")  # 256: over the error's (200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image, notes = read_image(tmp_path / "large.png")
+    assert image.size == (12, 12) and image.getpixel((0, 0)) == (1, 2, 3) and notes == []
+    with pytest.raises(MotifLiteError, match=r"huge.png has more than .* megapixels, .*save a smaller copy first"):
+        load_image(tmp_path / "huge.png")
 
 
 def test_preprocess_matches_diffusers_video_processor():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,7 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
             f"the input image must be the path of an image file (str or Path), got {name}; save it to a file "
             "first (e.g. image.save('first.png')) and give that path"
         )
+    _check_not_url(str(path))
     path = user_path(path)
     if path.is_dir():
         raise MotifLiteError(f"input image {path} is a directory; give the image file in it, e.g. {path / 'first.png'}")
@@ -38,15 +42,52 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
     if path.stat().st_size == 0:  # Pillow would say only "cannot identify image file"
         raise MotifLiteError(f"input image {path} is empty (0 bytes): save or copy the image again, then give it")
     try:
-        with PIL.Image.open(path) as image:
+        with _opened(path) as image:
             notes = _transparency_notes(image)
             if getattr(image, "n_frames", 1) > 1:  # an animated GIF or WebP, a multi-page TIFF
                 notes.append(f"the image has {image.n_frames} frames: the first one is the video's first frame")
             upright = PIL.ImageOps.exif_transpose(image)  # loads the pixels, so the file can be closed here
             notes += _orientation_notes(image, upright)
             return _to_rgb(upright), notes
-    except (OSError, ValueError, PIL.Image.DecompressionBombError) as exc:
+    except PIL.Image.DecompressionBombError:
+        raise MotifLiteError(_too_large_message(path)) from None
+    except (OSError, ValueError) as exc:
         raise MotifLiteError(f"cannot read image {path}: {exc}") from exc
+
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")  # https://, http://, ftp://, s3://: a scheme, then //
+
+
+def _check_not_url(path: str) -> None:
+    """diffusers' `load_image` downloads an http(s) URL; motif-lite reads local files only (a run keeps the image's
+    path and checksum to resume with), so a URL is refused with the command that fetches it, rather than being
+    looked up as a file named "https:/..." and reported missing."""
+    if _URL.match(path):
+        name = shlex.quote(Path(path.split("?")[0].rstrip("/")).name or "first.png")
+        raise MotifLiteError(
+            f"input image {path} is a URL; motif-lite reads image files only: download it first, e.g. "
+            f"curl -L -o {name} {shlex.quote(path)}, then give -i {name}"
+        )
+
+
+def _opened(path: Path) -> PIL.Image.Image:
+    """`PIL.Image.open`, without its DecompressionBombWarning: above 89 megapixels Pillow warns of a "decompression
+    bomb DOS attack", which reads as an alarm about a large photo the user chose (108-megapixel phone cameras
+    exist); the image is read as given. Above 179 megapixels Pillow refuses it (`_too_large_message`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+        return PIL.Image.open(path)
+
+
+def _too_large_message(path: Path) -> str:
+    """The error for an image over Pillow's limit (twice `PIL.Image.MAX_IMAGE_PIXELS`, 179 megapixels; a
+    200-megapixel phone photo), with its size and the fix: Pillow refuses such an image when it opens the file."""
+    limit = 2 * PIL.Image.MAX_IMAGE_PIXELS / 1e6
+    return (
+        f"input image {path} has more than {limit:.0f} megapixels, more than Pillow reads (its guard against "
+        "decompression bombs); save a smaller copy first (a few thousand pixels a side is plenty for a video "
+        "frame), then give that"
+    )
 
 
 def _orientation_notes(stored: PIL.Image.Image, upright: PIL.Image.Image) -> list[str]:
