@@ -115,6 +115,7 @@ class GenerationResult:
     compile_seconds: float | None = None  # with compiled blocks: first step minus the median later step
     attention_backend: str | None = None  # the exact attention kernel used (with `auto`: what it chose and why)
     resumed_at: int | None = None  # a resumed run: the steps an earlier run had done (`generate(resume=...)`)
+    image_size: tuple[int, int] | None = None  # image-to-video: the input image's (width, height), upright
 
     # Triton ops that ran torch's version instead ("auto" falls back when a kernel fails): {op: first reason}
     kernel_fallbacks: dict[str, str] = field(default_factory=dict)
@@ -146,6 +147,7 @@ class _Conditioning:
     latents: torch.Tensor  # [B, 16, F, h, w]: the first-frame latent at frame 0 for I2V, else zeros
     mask: torch.Tensor  # [B, 1, F, h, w]: 1 at frame 0 for I2V, else zeros
     image_embeds: torch.Tensor | None
+    image_size: tuple[int, int] | None = None  # I2V: the input image's (width, height) before it was resized
 
     def inputs(self, x: torch.Tensor, branches: tuple[bool, ...]) -> tuple[torch.Tensor, ...]:
         """The transformer's inputs (hidden, text, text mask, image embeds) for the noisy latents `x` once per
@@ -354,6 +356,7 @@ class MotifVideoPipeline:
             attention_backend=None if self.attention_backend is None else self.attention_backend.describe(),
             kernel_fallbacks=self.kernel_fallbacks(),
             resumed_at=None if start is None else start.done,
+            image_size=cond.image_size,
         )  # fmt: skip
 
     def _sample_keeping_state(
@@ -483,7 +486,7 @@ class MotifVideoPipeline:
         total = 1 + guided + conditioned
         progress("encode", 0, total)
         cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])
-        image_embeds = pixels = None
+        image_embeds = pixels = image_size = None
         texts = (request.prompt, request.negative_prompt) if guided else (request.prompt,)
         encoder_needed = conditioned or any(text not in self._kept_texts() for text in texts)
         # Every text already encoded: the text encoder stays where it is (not placed on the device and back).
@@ -498,14 +501,14 @@ class MotifVideoPipeline:
             negative = self._encode_prompt(request.negative_prompt, "negative prompt") if guided else None
             progress("encode", 1 + guided, total)
             if conditioned:
-                pixels = self._first_frame(request)
+                pixels, image_size = self._first_frame(request)
                 image_embeds = self.text_encoder.encode_image(pixels).to(self.device, self.dtype)
                 check_finite(image_embeds, "the image encoder's embeddings of the first frame")
         if conditioned:  # the VAE encodes the first frame once the text encoder has left the device
             cond_latents[:, :, :1] = self._first_frame_latents(pixels, generator).to(noise.dtype)
             mask[:, :, 0] = 1.0
             progress("encode", total, total)
-        return _Conditioning(text, negative, cond_latents, mask, image_embeds)
+        return _Conditioning(text, negative, cond_latents, mask, image_embeds, image_size)
 
     def _kept_texts(self) -> OrderedDict[str, tuple[torch.Tensor, torch.Tensor]]:
         """The encoded texts kept for the pipeline's text encoder, emptied when it is another one (swapped by hand).
@@ -533,10 +536,11 @@ class MotifVideoPipeline:
             kept_texts.popitem(last=False)
         return embeds, mask
 
-    def _first_frame(self, request: GenerationRequest) -> torch.Tensor:
+    def _first_frame(self, request: GenerationRequest) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The first frame's pixels, and the image's size before they were resized (for the summary)."""
         image = load_image(request.image)
         # The reference casts the preprocessed video to the transformer dtype before the VAE and SigLIP see it.
-        return preprocess_image(image, request.height, request.width).to(self.device, self.dtype)
+        return preprocess_image(image, request.height, request.width).to(self.device, self.dtype), image.size
 
     def _first_frame_latents(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         # The posterior *sample* (not its mean), from the same generator right after the noise: reference order.

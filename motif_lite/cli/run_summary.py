@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from motif_lite.errors import counted
+from motif_lite.io.image import resize_description
 from motif_lite.io.staging import described_output
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ def summary(
         *(result.settings.lines() if result.settings is not None and with_settings else []),
         f"done: {r.width}x{r.height}, {counted(r.frames, 'frame')}, {counted(r.steps, 'step')}, seed {r.seed}, "
         f"shift {result.shift:g}",
+        *([image_line(result)] if r.image is not None else []),
         f"time: load {load_seconds:.1f}s | encode {t['encode']:.1f}s | denoise {t['denoise']:.1f}s "
         f"({t['denoise'] / max(1, r.steps - (result.resumed_at or 0)):.2f} s/step) | decode {t['decode']:.1f}s | "
         f"total {load_seconds + t['total']:.1f}s",
@@ -65,6 +67,14 @@ def summary(
             f"{op} ({reason})" for op, reason in result.kernel_fallbacks.items()
         ))  # fmt: skip
     return "\n".join(lines)
+
+
+def image_line(result: GenerationResult) -> str:
+    """The input image and what was done to it (the notes before loading said it too, long scrolled away)."""
+    r = result.request
+    if result.image_size is None:  # the request was not image-to-video after all (`conditions_on_image`)
+        return f"image: {r.image} not used: a 1-frame video is one latent frame, which the image does not condition"
+    return f"image: {r.image}, {resize_description(result.image_size, r.width, r.height)}"
 
 
 def _step_range(first: int, last: int) -> str:

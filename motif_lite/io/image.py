@@ -144,6 +144,24 @@ def enlargement_notes(image_size: tuple[int, int], width: int, height: int) -> l
     ]
 
 
+ASPECT_KEPT = 0.01  # relative aspect-ratio change below which a resize reads as keeping the shape
+
+
+def resize_description(image_size: tuple[int, int], width: int, height: int) -> str:
+    """What `preprocess_image` does to an image of `image_size` (width, height) for a `width` x `height` video, in
+    words for a run's summary: "3024x4032 stretched to 1280x736 (...)", "1920x1104 resized to 1280x736"."""
+    image_width, image_height = image_size
+    if (image_width, image_height) == (width, height):
+        return f"{width}x{height}, used as is"
+    image_aspect, video_aspect = image_width / image_height, width / height
+    if abs(image_aspect / video_aspect - 1) <= ASPECT_KEPT:
+        return f"{image_width}x{image_height} resized to {width}x{height} (Lanczos)"
+    return (
+        f"{image_width}x{image_height} stretched to {width}x{height} (Lanczos, no crop or padding, as the reference "
+        f"pipeline does: aspect {image_aspect:.2f} -> {video_aspect:.2f})"
+    )
+
+
 def preprocess_image(image: PIL.Image.Image, height: int, width: int) -> torch.Tensor:
     """Resize and scale an RGB image to `[1, 3, height, width]` float32 in [-1, 1], like the reference I2V pipeline.
 

@@ -1,0 +1,56 @@
+"""What a run's summary says about its input image: its size as used and what the resize did to it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from motif_lite import load_pipeline
+from motif_lite.cli.run_summary import summary
+from motif_lite.io.image import resize_description
+from motif_lite.request import GenerationRequest
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    return load_pipeline(checkpoint, dtype=torch.float32, device="cpu")
+
+
+def test_the_summary_says_how_a_sideways_phone_photo_was_fitted_to_the_video(pipe, tmp_path):
+    # Stored landscape with an EXIF turn, as phones save portrait photos: used upright (30x40), then stretched.
+    pixels = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    exif = PIL.Image.Exif()
+    exif[0x0112] = 6
+    PIL.Image.fromarray(pixels).save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    request = GenerationRequest("x", width=32, height=16, frames=5, steps=1, seed=0, image=tmp_path / "phone.jpg",
+                                output=tmp_path / "v.gif")  # fmt: skip
+    result = pipe.generate(request)
+    assert result.image_size == (30, 40)
+    lines = summary(result, 0.0).splitlines()
+    done = next(i for i, line in enumerate(lines) if line.startswith("done: "))
+    said = "30x40 stretched to 32x16 (Lanczos, no crop or padding, as the reference pipeline does: aspect 0.75 -> 2.00)"
+    assert lines[done + 1] == f"image: {tmp_path / 'phone.jpg'}, {said}"
+
+
+def test_an_image_a_one_frame_video_ignores_is_said_to_be_unused(pipe, tmp_path):
+    PIL.Image.new("RGB", (32, 16)).save(tmp_path / "first.png")
+    request = GenerationRequest("x", width=32, height=16, frames=1, steps=1, seed=0, image=tmp_path / "first.png",
+                                output=tmp_path / "v.png")  # fmt: skip
+    result = pipe.generate(request)
+    assert result.image_size is None
+    assert f"image: {tmp_path / 'first.png'} not used: a 1-frame video is one latent frame" in summary(result, 0.0)
+    text_only = dataclasses.replace(result, request=dataclasses.replace(result.request, image=None))
+    assert "image:" not in summary(text_only, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("image", "says"),
+    [((1280, 736), "1280x736, used as is"), ((1920, 1104), "1920x1104 resized to 1280x736 (Lanczos)"),
+     ((3024, 4032), "3024x4032 stretched to 1280x736")],
+)  # fmt: skip
+def test_a_resize_is_called_a_stretch_only_when_it_changes_the_shape(image, says):
+    assert resize_description(image, 1280, 736).startswith(says)
