@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.common import free_output
+from motif_lite.errors import counted
 from motif_lite.paths import user_path
 from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
 
@@ -55,10 +56,12 @@ def resolve_requests(
     request, notes = unresolved.resolve()
     path, count = Path(request.output), args.batch_count
     outputs = [path] if count == 1 else [numbered_path(path, i) for i in range(1, count + 1)]
-    if args.output is None:
-        free = [free_output(output, args.dry_run) for output in outputs]
-        notes += [note for _, note in free if note is not None]
-        outputs = [chosen for chosen, _ in free]
+    if args.output is None and count == 1:
+        output, note = free_output(path, args.dry_run)
+        outputs, notes = [output], notes + ([note] if note else [])
+    elif args.output is None:
+        outputs, note = free_batch_outputs(path, count, args.dry_run)
+        notes += [note] if note else []
     if args.preview:
         _check_preview_is_no_frame(args.preview, outputs, request.frames)
         check_previews_come(request.steps, args.preview_every)
@@ -66,6 +69,30 @@ def resolve_requests(
     notes += [note for output in outputs if (note := stale_frames_note(output, request.frames))]
     notes += prompt_file_notes(args)
     return [dataclasses.replace(request, seed=s, output=o) for s, o in zip(seeds, outputs, strict=True)], notes
+
+
+def free_batch_outputs(wanted: Path, count: int, dry_run: bool) -> tuple[list[Path], str | None]:
+    """The files of a batch of `count` videos without -o: `output-1.mp4`, `output-2.mp4`, ... or, when any of them is
+    there, the whole batch under the first free name a single run would pick (`output-2-1.mp4`, `output-2-2.mp4`,
+    ...), so that one batch's files share a name (each picking its own free name gave `output-1-2.mp4` beside
+    `output-2.mp4`). With the note that says so (in a `dry_run`: what a run would write)."""
+    import itertools
+
+    from motif_lite.io.video import numbered_path
+
+    def batch(base: Path) -> list[Path]:
+        return [numbered_path(base, i) for i in range(1, count + 1)]
+
+    for base in itertools.chain([wanted], (numbered_path(wanted, n) for n in itertools.count(2))):
+        outputs = batch(base)
+        if not any(output.exists() for output in outputs):
+            break
+    taken = [output for output in batch(wanted) if output.exists()]
+    if not taken:
+        return outputs, None
+    writing = "a run would write" if dry_run else "writing"
+    there = f"{taken[0]} exists" if len(taken) == 1 else f"{taken[0]} and {counted(len(taken) - 1, 'other')} exist"
+    return outputs, f"{there}: {writing} {outputs[0]} ... {outputs[-1]} instead (-o names the files and replaces them)"
 
 
 def _check_preview_is_no_frame(preview: str, outputs: list[Path], frames: int) -> None:
