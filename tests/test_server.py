@@ -278,9 +278,9 @@ def test_every_motif_field_has_the_run_flag_its_messages_name():
 
 
 def test_each_other_apis_field_name_points_at_a_field_of_ours():
-    from motif_lite.server.schema import MOTIF_FIELDS, OPENAI_FIELDS, OTHER_API_FIELDS
+    from motif_lite.server.schema import MOTIF_FIELDS, OPENAI_FIELDS, OTHER_API_FIELDS, SERVER_FIELDS
 
-    known = set(OPENAI_FIELDS) | set(MOTIF_FIELDS)
+    known = set(OPENAI_FIELDS) | set(MOTIF_FIELDS) | set(SERVER_FIELDS)
     assert set(OTHER_API_FIELDS.values()) <= known and not set(OTHER_API_FIELDS) & known
 
 
@@ -723,7 +723,11 @@ def test_a_failed_jobs_error_speaks_to_the_client_and_its_log_line_to_the_operat
         "operator: what this job had done is kept on the server until the job is deleted or the server restarts, and "
         "the server's log says how to finish the video from it",
     }
-    logged = next(line for line in server.log if f"{video.id}: failed: " in line)
+
+    def failed_line() -> str | None:  # logged just after the job is marked failed, with how long it waited and ran
+        return next((line for line in server.log if line.startswith(f"{video.id}: failed (")), None)
+
+    logged = wait_for(failed_line, 30, "the failure's log line")
     assert f"motif-lite decode {state}" in logged  # the whole text, for the operator
 
 

@@ -125,6 +125,8 @@ def _add_model_flags(serve: argparse.ArgumentParser) -> None:
     add_ram_flag(m)
     m.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
                    help="a LoRA applied to the transformer for every job, as for run (repeatable)")  # fmt: skip
+    m.add_argument("--lora-dir", metavar="DIR", help="a folder of LoRA files jobs may name in their 'loras' field "
+                   "(default: none; jobs then run with --lora's)")  # fmt: skip
 
 
 # The server flags' types: argparse refuses a bad value as it reads the flags, before the port is bound.
@@ -201,6 +203,7 @@ def main(args: argparse.Namespace) -> int:
     api_key = api_key_from(args.api_key, os.environ)
     args.cors_origins = tuple(cors_origin(origin) for origin in args.cors_origin or ())
     loras = lora_args(args.lora)  # each file checked to exist before anything loads, as for run
+    args.lora_dir = lora_folder(args.lora_dir)
     if not is_loopback(args.host) and api_key is None:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
               "the server", file=sys.stderr)  # fmt: skip
@@ -215,6 +218,17 @@ def main(args: argparse.Namespace) -> int:
     finally:
         sock.close()
     return 0
+
+
+def lora_folder(value: str | None) -> Path | None:
+    """`--lora-dir`, checked to be a folder before anything loads."""
+    if value is None:
+        return None
+    folder = user_path(value)
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise MotifLiteError(f"--lora-dir {value} {what}: give it the folder of the LoRA files jobs may name")
+    return folder
 
 
 def api_key_from(flag: str | None, environ: Mapping[str, str]) -> str | None:
@@ -269,6 +283,7 @@ def _serve(
         max_video=max_video,
         image_to_video=pipe.text_encoder.can_encode_images,
         cors_origins=args.cors_origins,
+        lora_dir=args.lora_dir,
         too_long=cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None,
     )
     server = VideoServer(pipe, store, config)
@@ -324,6 +339,11 @@ def _load_served_pipeline(
     )  # fmt: skip
     if pipe.loras is not None:
         print(f"loras: {pipe.loras.describe()}", file=sys.stderr)
+    if args.lora_dir is not None:
+        from motif_lite.server.loras import available_loras
+
+        files = available_loras(args.lora_dir)
+        print(f"LoRAs jobs may name, from {args.lora_dir}: {', '.join(files) or 'none yet'}", file=sys.stderr)
     print("\n".join(pipe.settings_for(GenerationRequest("-")).lines()), file=sys.stderr)  # what jobs get by default
     if text_encoder is not None:  # as run's summary says it: the table's row names the encoder's config only
         print(f"text encoder: {text_encoder}", file=sys.stderr)

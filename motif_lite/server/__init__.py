@@ -3,7 +3,8 @@
     jobs.py    the job store: SQLite (WAL) plus the job files under one data folder
     schema.py  the API's shapes: a create body -> GenerationRequest, a job -> video object, errors
     worker.py  the one thread that runs jobs in order, reports progress, stops between steps
-    app.py     the FastAPI routes, authentication, size limits
+    loras.py   per-job LoRAs: the files a job names, only inside the operator's --lora-dir
+    app.py     the FastAPI routes (the API, the page, /health), authentication, size limits
     runner.py  the composition the CLI (and the tests) start
     static/    the web page at `/` (plain HTML, JS and CSS)
 

@@ -1,9 +1,10 @@
-"""The FastAPI app: the OpenAI Videos API under /v1, the web page at /.
+"""The FastAPI app: the OpenAI Videos API under /v1, the web page at /, the server's health at /health.
 
 Every /v1 route asks for `Authorization: Bearer KEY` when the server has a key (compared in constant time). The
 page and its files are public: they hold no data, and a browser cannot send a bearer header when it opens a page;
-the page asks for the key and sends it with each API call. Bodies over the limit get 413 before they are parsed
-to the end, a full queue 429, and every error has OpenAI's JSON shape.
+the page asks for the key and sends it with each API call. /health is public too, for load balancers: it says how
+the server is doing and nothing of any job but the running one's id and progress. Bodies over the limit get 413
+before they are parsed to the end, a full queue 429, and every error has OpenAI's JSON shape.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import hmac
 import json
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,14 +29,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import GenerationRequest
-from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, Job, JobStore, new_job_id
+from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, QUEUED, Job, JobStore, new_job_id
+from motif_lite.server.loras import check_loras_fit, lora_files
 from motif_lite.server.schema import (
+    FORM_LORA_KEYS,
     ApiError,
     CreateBody,
     MiB,
     api_param,
     check_image,
     effective_settings,
+    form_loras,
     in_api_words,
     parse_create,
     stored_settings,
@@ -67,6 +73,7 @@ class ServerConfig:
     too_long: Callable[[GenerationRequest, Settings], str | None] | None = None
     cors_origins: tuple[str, ...] = ()
     poll_after_ms: int = 1000  # the SDK's `poll` waits this long between retrieves
+    lora_dir: Path | None = None  # --lora-dir: the folder of LoRA files a job may name (None: jobs may name none)
 
     @property
     def max_body_bytes(self) -> int:
@@ -78,6 +85,7 @@ def create_app(store: JobStore, worker: Worker, config: ServerConfig) -> FastAPI
     app = FastAPI(title="motif-lite", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(_api_router(store, worker, config))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_api_route("/health", _health_route(store, worker, config), methods=["GET"], include_in_schema=False)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -159,6 +167,36 @@ def _api_router(store: JobStore, worker: Worker, config: ServerConfig) -> APIRou
     return api
 
 
+def _health_route(store: JobStore, worker: Worker, config: ServerConfig) -> Callable[[], Awaitable[JSONResponse]]:
+    started = time.monotonic()
+    version = _package_version()
+
+    async def health() -> JSONResponse:
+        """200 while the worker runs the queue; 503 before it starts and once it has failed (the server is then
+        stopping). Public: nothing here is a prompt, a setting, a path or a key."""
+        status = "failed" if worker.failure is not None else "ready" if worker.running else "loading"
+        running_id = worker.current
+        running = store.get(running_id) if running_id is not None else None
+        body = {
+            "status": status,
+            "model": config.model_name,
+            "version": version,
+            "uptime_seconds": round(time.monotonic() - started, 3),
+            "queued": store.counts().get(QUEUED, 0),
+            "running": None if running is None else {"id": running.id, "progress": running.progress},
+        }
+        return JSONResponse(body, status_code=200 if status == "ready" else 503, headers={"Cache-Control": "no-store"})
+
+    return health
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("motif-lite")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def _submitter(store: JobStore, worker: Worker, config: ServerConfig) -> Callable[[CreateBody], Job]:
     def submit(body: CreateBody) -> Job:
         """Validate like `motif-lite run`, store, queue (runs in a thread: decoding an image takes a while)."""
@@ -180,12 +218,13 @@ def _submitter(store: JobStore, worker: Worker, config: ServerConfig) -> Callabl
             except MotifLiteError as exc:  # a RequestError: `motif-lite run`'s message, in the API's field names
                 raise ApiError(400, in_api_words(str(exc)), api_param(exc), "invalid_value") from exc
             notes = [in_api_words(note) for note in (*notes, *run_settings.notes)]
+            check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
             _check_planned_size(resolved, config.max_video)
             if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:
                 raise ApiError(400, why, "size", "invalid_value")
             settings = stored_settings(resolved)
             job = store.add(job_id, config.model_name, settings, image_path is not None, config.max_queue, effective,
-                            notes)  # fmt: skip
+                            notes, body.loras)  # fmt: skip
             if job is None:
                 raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
                                None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip
@@ -245,8 +284,11 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | No
                            "'Content-Type: application/json')", None, "invalid_value")  # fmt: skip
         fields: dict[str, Any] = {}
         image = None
+        lora_items: dict[str, list[str]] = {}  # the SDK's form encoding of a list: `loras[]`, `loras[][name]`, ...
         for key, value in form.multi_items():
-            if isinstance(value, UploadFile):
+            if key in FORM_LORA_KEYS and isinstance(value, str):
+                lora_items.setdefault(key, []).append(value)
+            elif isinstance(value, UploadFile):
                 if key != "input_reference":
                     raise ApiError(400, f"unexpected file field {key!r}; the first frame goes in input_reference",
                                    key, "unknown_parameter")  # fmt: skip
@@ -257,6 +299,10 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | No
                 raise ApiError(400, f"{key} was sent twice", key, "invalid_value")
             else:
                 fields[key] = value
+        if lora_items:
+            if "loras" in fields:
+                raise ApiError(400, "loras was sent twice", "loras", "invalid_value")
+            fields["loras"] = form_loras(lora_items)
         return fields, image, True
     if content_type not in ("application/json", ""):
         raise ApiError(400, f"send application/json or multipart/form-data, not {content_type}", None,

@@ -46,7 +46,7 @@ _ID = r"video_[0-9a-f]{32}"
 JOB_ID = re.compile(rf"^{_ID}$")
 # A file this store writes: named after its job's id, or the staged name of one (`.partial-PID-ID.mp4`, io.staging).
 JOB_FILE = re.compile(rf"^(?:{re.escape(PARTIAL_PREFIX)}(?:\d+-)?)?{_ID}\.")
-SCHEMA_VERSION = 2  # 2: the notes column
+SCHEMA_VERSION = 3  # 2: the notes column; 3: the loras column, and times as fractional seconds
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     id TEXT NOT NULL UNIQUE,
     status TEXT NOT NULL,
     progress INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,            -- unix seconds; since version 3 with their fraction (stored as REAL)
     started_at INTEGER,
     completed_at INTEGER,
     model TEXT NOT NULL,
@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     effective TEXT NOT NULL DEFAULT '{}',   -- JSON: what the checkpoint decides for the fields left open (display)
     has_image INTEGER NOT NULL DEFAULT 0,
     notes TEXT NOT NULL DEFAULT '[]',       -- JSON: what the request's checks found worth knowing (API words)
+    loras TEXT NOT NULL DEFAULT '[]',       -- JSON: [file name in --lora-dir, strength] pairs the job asked for
     error_code TEXT,
     error_message TEXT
 );
@@ -81,9 +82,9 @@ class Job:
     seq: int
     status: str
     progress: int  # 0-100
-    created_at: int  # unix seconds
-    started_at: int | None
-    completed_at: int | None
+    created_at: float  # unix seconds: queued (an old data folder's are whole seconds)
+    started_at: float | None  # its last start (a job queued again by a shutdown starts again)
+    completed_at: float | None  # completed or failed
     model: str
     settings: dict[str, Any]  # GenerationRequest fields except `image` and `output`
     effective: dict[str, Any]  # API name -> the checkpoint's (or official) value of a field left open
@@ -91,6 +92,7 @@ class Job:
     error_code: str | None
     error_message: str | None
     notes: list[str]  # e.g. "the image is stretched ...", as `motif-lite run` prints them
+    loras: list[tuple[str, float]]  # (file name in the server's --lora-dir, strength); [] = the server's own
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -99,6 +101,7 @@ class Job:
         values["effective"] = json.loads(values["effective"])
         values["has_image"] = bool(values["has_image"])
         values["notes"] = json.loads(values["notes"])
+        values["loras"] = [(name, strength) for name, strength in json.loads(values["loras"])]
         return cls(**values)
 
 
@@ -159,6 +162,8 @@ class JobStore:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
         if "notes" not in columns:
             self._db.execute("ALTER TABLE jobs ADD COLUMN notes TEXT NOT NULL DEFAULT '[]'")
+        if "loras" not in columns:
+            self._db.execute("ALTER TABLE jobs ADD COLUMN loras TEXT NOT NULL DEFAULT '[]'")
 
     def close(self) -> None:
         with self._lock:
@@ -193,6 +198,7 @@ class JobStore:
         max_active: int,
         effective: dict[str, Any] | None = None,
         notes: list[str] | None = None,
+        loras: list[tuple[str, float]] | None = None,
     ) -> Job | None:
         """Queue a new job; None when `max_active` jobs are already queued or running."""
         with self._lock:
@@ -200,10 +206,10 @@ class JobStore:
             if active.fetchone()[0] >= max_active:
                 return None
             self._db.execute(
-                "INSERT INTO jobs (id, status, created_at, model, settings, effective, has_image, notes) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (_checked(job_id), QUEUED, int(time.time()), model, json.dumps(settings), json.dumps(effective or {}),
-                 int(has_image), json.dumps(notes or [])),
+                "INSERT INTO jobs (id, status, created_at, model, settings, effective, has_image, notes, loras) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (_checked(job_id), QUEUED, time.time(), model, json.dumps(settings), json.dumps(effective or {}),
+                 int(has_image), json.dumps(notes or []), json.dumps(loras or [])),
             )  # fmt: skip
             return self._get(job_id)
 
@@ -244,7 +250,7 @@ class JobStore:
                 return None
             self._db.execute(
                 "UPDATE jobs SET status = ?, started_at = ?, progress = 0 WHERE id = ?",
-                (IN_PROGRESS, int(time.time()), row[0]),
+                (IN_PROGRESS, time.time(), row[0]),
             )
             return self._get(row[0])
 
@@ -263,7 +269,7 @@ class JobStore:
             cursor = self._db.execute(
                 "UPDATE jobs SET status = ?, progress = CASE WHEN ? THEN 100 ELSE progress END, completed_at = ?, "
                 "error_code = ?, error_message = ? WHERE id = ? AND status = ?",
-                (status, error is None, int(time.time()), code, message, job_id, IN_PROGRESS),
+                (status, error is None, time.time(), code, message, job_id, IN_PROGRESS),
             )
             done = cursor.rowcount == 1
         self.input_path(job_id).unlink(missing_ok=True)
@@ -298,7 +304,7 @@ class JobStore:
     def recover(self) -> Recovered:
         """After a restart: the jobs that were running go back to the queue once, from their last saved sampling
         state, else fail; files of no finished or queued job are removed."""
-        now = int(time.time())
+        now = time.time()
         message = "the server stopped while this video was being generated; submit it again"
         with self._lock:
             running = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (IN_PROGRESS,))]

@@ -28,7 +28,7 @@ class VideoServer:
         self.store = store
         self.recovered = self.store.recover()  # what became of the jobs that were running when the last process died
         self.worker_failure: str | None = None  # why the worker stopped on its own, which stops the server
-        self.worker = Worker(self.store, pipe, log, on_failure=self._worker_failed)
+        self.worker = Worker(self.store, pipe, log, on_failure=self._worker_failed, lora_dir=config.lora_dir)
         self.app = create_app(self.store, self.worker, config)
         # No lifespan: the worker is started and stopped around `run`, whichever thread runs it.
         settings = uvicorn.Config(self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5)

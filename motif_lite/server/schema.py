@@ -13,11 +13,14 @@ import binascii
 import dataclasses
 import difflib
 import io
+import json
 import math
+import numbers
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, NoReturn
 
 from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest, RequestError
 from motif_lite.server.jobs import Job
@@ -39,6 +42,7 @@ MOTIF_FIELDS: dict[str, tuple[str, type]] = {
     "fps": ("fps", float),
 }
 OPENAI_FIELDS = ("prompt", "model", "size", "seconds", "input_reference")
+SERVER_FIELDS = ("loras",)  # motif-lite serve's own: LoRA files of the operator's --lora-dir (server/loras.py)
 # The names other video APIs and UIs give these fields (diffusers' call arguments, ComfyUI's and sd.cpp's options).
 OTHER_API_FIELDS = {
     "num_inference_steps": "steps",
@@ -57,6 +61,7 @@ OTHER_API_FIELDS = {
     "height": "size",
     "image": "input_reference",
     "duration": "seconds",
+    "lora": "loras",
 }
 MiB = 2**20
 # `motif-lite run` flag -> the API field that sets the same thing (docs/server.md's table): messages and notes come
@@ -125,15 +130,16 @@ class CreateBody:
 
     request_fields: dict[str, Any]
     image: bytes | None
+    loras: list[tuple[str, float]] = dataclasses.field(default_factory=list)  # (file name in --lora-dir, strength)
 
 
 def parse_create(fields: Mapping[str, Any], image: bytes | None, from_form: bool) -> CreateBody:
     """Map the body of `POST /v1/videos` onto GenerationRequest fields; raises `ApiError` (400) for what is
     malformed here (unknown fields, size, seconds, form values that are not numbers). The values themselves are
     checked by `GenerationRequest.resolve()`."""
-    unknown = sorted(set(fields) - set(OPENAI_FIELDS) - set(MOTIF_FIELDS))
+    known = OPENAI_FIELDS + tuple(MOTIF_FIELDS) + SERVER_FIELDS
+    unknown = sorted(set(fields) - set(known))
     if unknown:
-        known = OPENAI_FIELDS + tuple(MOTIF_FIELDS)
         meant = OTHER_API_FIELDS.get(unknown[0]) or next(iter(difflib.get_close_matches(unknown[0], known, 1)), None)
         hint = f"; did you mean {meant!r}?" if meant else ""
         raise ApiError(400, f"unknown parameter {unknown[0]!r}{hint} (known: {', '.join(known)})", unknown[0],
@@ -157,7 +163,8 @@ def parse_create(fields: Mapping[str, Any], image: bytes | None, from_form: bool
         if image is not None:
             raise ApiError(400, "input_reference was sent twice", "input_reference", "invalid_value")
         image = image_from_reference(given["input_reference"])
-    return CreateBody(request_fields, image)
+    loras = parse_loras(given["loras"], from_form) if "loras" in given else []
+    return CreateBody(request_fields, image, loras)
 
 
 def _form_value(value: Any, kind: type, name: str) -> Any:
@@ -279,13 +286,14 @@ def video_object(job: Job) -> dict[str, Any]:
     error = None if job.error_code is None else {"code": job.error_code, "message": job.error_message}
     settings = {name: _given_or(s.get(field), job.effective.get(name)) for name, (field, _) in MOTIF_FIELDS.items()}
     settings["image_to_video"] = job.has_image
+    settings["loras"] = [{"name": name, "strength": strength} for name, strength in job.loras]
     return {
         "id": job.id,
         "object": "video",
         "status": job.status,
         "progress": job.progress,
-        "created_at": job.created_at,
-        "completed_at": job.completed_at,
+        "created_at": int(job.created_at),  # OpenAI's whole unix seconds; `timings` has the fraction
+        "completed_at": None if job.completed_at is None else int(job.completed_at),
         "expires_at": None,
         "model": job.model,
         "prompt": s["prompt"],
@@ -295,8 +303,97 @@ def video_object(job: Job) -> dict[str, Any]:
         "error": error,
         "settings": settings,
         "notes": job.notes,
+        "timings": timings(job),
     }
+
+
+def timings(job: Job) -> dict[str, Any]:
+    """When the job was queued, started (its last start: a job a shutdown queued again starts again) and finished,
+    in ISO 8601 UTC, and how long it waited in the queue and ran, in seconds (null until known)."""
+    started, finished = job.started_at, job.completed_at
+    ran = None if started is None or finished is None else round(finished - started, 3)
+    return {
+        "queued_at": iso_utc(job.created_at),
+        "started_at": iso_utc(started),
+        "finished_at": iso_utc(finished),
+        "waited_seconds": None if started is None else round(started - job.created_at, 3),
+        "ran_seconds": ran,
+    }
+
+
+def iso_utc(unix_seconds: float | None) -> str | None:
+    """`2026-12-02T12:39:30.123Z`, or None."""
+    if unix_seconds is None:
+        return None
+    moment = datetime.fromtimestamp(unix_seconds, timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _given_or(given: Any, effective: Any) -> Any:
     return effective if given is None else given
+
+
+MAX_JOB_LORAS = 8  # each switch reloads the transformer; more than a few per job is a mistake, not a style
+MAX_STRENGTH = 10.0  # 1 is as trained; far beyond a few the video is noise, and huge values overflow to inf/NaN
+
+
+def parse_loras(value: Any, from_form: bool) -> list[tuple[str, float]]:
+    """The `loras` field as (file name, strength) pairs; `ApiError` (400) for anything else."""
+    if from_form and isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            _refuse_loras('in a form, loras is JSON text, e.g. \'[{"name": "style.safetensors", "strength": 0.8}]\'')
+    if not isinstance(value, list):
+        _refuse_loras(f"loras must be a list of LoRA file names or {{name, strength}} objects, got {value!r}")
+    if len(value) > MAX_JOB_LORAS:
+        _refuse_loras(f"a job may name at most {MAX_JOB_LORAS} LoRAs, got {len(value)}")
+    pairs = [_lora_entry(item) for item in value]
+    names = [name for name, _ in pairs]
+    if len(set(names)) < len(names):
+        _refuse_loras(f"loras names a file twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+    return pairs
+
+
+# How the openai SDK sends `extra_body={"loras": [...]}` in a multipart body (its form encoding of a list, which it
+# groups by key: the names of the objects in one list, their strengths in another, in the same order).
+FORM_LORA_KEYS = ("loras[]", "loras[][name]", "loras[][strength]")
+
+
+def form_loras(items: Mapping[str, list[str]]) -> list[Any]:
+    """The `loras` list from its form fields (`loras[]`: a file name; `loras[][name]` with `loras[][strength]`: an
+    object; the strengths parsed as numbers)."""
+    names, strengths = items.get("loras[][name]", []), items.get("loras[][strength]", [])
+    if strengths and len(strengths) != len(names):
+        _refuse_loras("in a form, give every LoRA object a strength, or none of them (each then has strength 1)")
+    objects = [
+        {"name": name, **({"strength": _form_value(strengths[i], float, "loras")} if strengths else {})}
+        for i, name in enumerate(names)
+    ]
+    return [*items.get("loras[]", []), *objects]
+
+
+def _lora_entry(item: Any) -> tuple[str, float]:
+    if isinstance(item, str):
+        return _lora_file_name(item), 1.0
+    if not isinstance(item, dict) or set(item) - {"name", "strength"} or "name" not in item:
+        _refuse_loras(f'each LoRA is a file name or an object {{"name": FILE, "strength": S}}, got {item!r}')
+    strength = item.get("strength", 1.0)
+    number = isinstance(strength, numbers.Real) and not isinstance(strength, bool) and math.isfinite(strength)
+    if not number or abs(strength) > MAX_STRENGTH:
+        _refuse_loras(f"LoRA strength must be a number from -{MAX_STRENGTH:g} to {MAX_STRENGTH:g}, got {strength!r}")
+    return _lora_file_name(item["name"]), float(strength)
+
+
+def _lora_file_name(name: Any) -> str:
+    """A plain file name: the folder's own files only, and nothing that could climb out of it."""
+    plain = isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+    if not plain or "\0" in name or ":" in name:  # ':' a Windows drive, or run's FILE:STRENGTH
+        _refuse_loras(
+            f"a LoRA is named by its file name in the server's LoRA folder (no folders or paths), got {name!r}"
+        )
+    return name
+
+
+def _refuse_loras(message: str) -> NoReturn:
+    raise ApiError(400, message, "loras", "invalid_value")

@@ -8,6 +8,8 @@ has it running) or the server is shutting down (the job goes back to the queue).
 `generate` writes the video under a temporary name and renames it only once it is complete, so a stopped or
 failed job leaves no video behind. A job stopped by the server's shutdown keeps its sampling state (the store's
 `state_path`) and goes on from it when it runs again, to the video it would have made.
+A job that names LoRAs (files of the server's --lora-dir) runs with those instead of the server's own (--lora); the
+transformer is loaded again only when a job's set differs from the one applied last, since that takes a while.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from motif_lite.io.latents import LatentsFileError, SavedLatents, read_latents
 from motif_lite.io.preview import PreviewFile
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.jobs import Job, JobStore
+from motif_lite.server.loras import without_folder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -73,6 +76,7 @@ class Worker:
         pipe: MotifVideoPipeline,
         log: Callable[[str], None] | None = None,
         on_failure: Callable[[str], None] | None = None,
+        lora_dir: Path | None = None,
     ) -> None:
         self.store = store
         self.pipe = pipe
@@ -83,6 +87,15 @@ class Worker:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="motif-lite-worker", daemon=True)
         self.current: str | None = None  # the id of the job running now
+        self.failure: str | None = None  # why the worker stopped on its own (then it runs nothing any more)
+        self.lora_dir = lora_dir  # where the files a job's LoRAs name are (--lora-dir)
+        self.server_loras = applied_loras(pipe)  # --lora: what a job that names none runs with
+        self._loras = self.server_loras  # what the pipeline has applied now; None: unknown (a switch failed)
+
+    @property
+    def running(self) -> bool:
+        """The worker thread runs the queue."""
+        return self._thread.is_alive()
 
     def start(self) -> None:
         self._thread.start()
@@ -108,6 +121,7 @@ class Worker:
             self._run_queue()
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
+            self.failure = reason
             self.log(f"error: the worker stopped: {reason}")
             if not isinstance(exc, (OSError, sqlite3.Error)):  # not the data folder's state: a bug, keep its trace
                 traceback.print_exc(file=sys.stderr)
@@ -141,6 +155,7 @@ class Worker:
             preview = FirstPreviewOpens(self.store.preview_path(job.id), request.fps / TEMPORAL_FACTOR)
             state = self.store.state_path(job.id)
             resume = self._saved_state(job.id, state)
+            self._use_loras(job)
             try:
                 self.pipe.generate(request, on_progress=self._progress(job.id), on_preview=preview, resume=resume,
                                    latents_file=state)  # fmt: skip
@@ -154,21 +169,48 @@ class Worker:
             self.store.requeue(job.id)
         except Exception as exc:  # one failed job must not stop the server
             code, message = failure(exc)
-            self.log(f"{job.id}: failed: {message}")  # all of it: where the job's work is kept is for the operator
+            self.store.finish(job.id, (code, for_the_client(message, self.store.state_path(job.id))))
+            # All of the message: where the job's work is kept is for the operator.
+            self.log(f"{job.id}: failed{self._took(job.id)}: {message}")
             if code == "generation_failed":
                 traceback.print_exc(file=sys.stderr)
-            self.store.finish(job.id, (code, for_the_client(message, self.store.state_path(job.id))))
         else:
             try:
                 write_thumbnail(output, self.store.thumbnail_path(job.id))
             except Exception as exc:  # the video is fine; only the thumbnail variant will be missing
                 self.log(f"{job.id}: no thumbnail: {exc!r}")
             if self.store.finish(job.id):
-                self.log(f"{job.id}: completed")
+                self.log(f"{job.id}: completed{self._took(job.id)}")
             else:  # deleted after its last progress report
                 self.store.remove_files(job.id)
         finally:
             self.store.preview_path(job.id).unlink(missing_ok=True)
+
+    def _use_loras(self, job: Job) -> None:
+        """Apply the job's LoRAs (or, for a job that names none, the server's own) unless they are applied already.
+        A switch that fails fails the job; the next job then switches again, whatever it asks for."""
+        wanted = self.server_loras
+        if job.loras:
+            if self.lora_dir is None:
+                raise MotifLiteError("this job names LoRAs, and the server was started without --lora-dir")
+            wanted = tuple((self.lora_dir.resolve() / name, strength) for name, strength in job.loras)
+        if wanted == self._loras:
+            return
+        names = ", ".join(f"{path.name} x{strength:g}" for path, strength in wanted) or "none"
+        self.log(f"{job.id}: loading the transformer again with the LoRAs {names}")
+        self._loras = None
+        try:
+            self.pipe.set_loras(list(wanted))
+        except MotifLiteError as exc:  # e.g. the file left the folder since: named for the client, not its path
+            raise MotifLiteError(without_folder(str(exc), self.lora_dir) if job.loras else str(exc)) from exc
+        self._loras = wanted
+
+    def _took(self, job_id: str) -> str:
+        """` (waited 1.2 s, ran 34.5 s)` of a finished job, for its log line."""
+        job = self.store.get(job_id)
+        if job is None or job.started_at is None or job.completed_at is None:
+            return ""
+        return f" (waited {job.started_at - job.created_at:.1f} s, ran {job.completed_at - job.started_at:.1f} s)"
 
     def _saved_state(self, job_id: str, path: Path) -> SavedLatents | None:
         """The sampling state an orderly stop kept for this job, or None (none; an unreadable one is dropped)."""
@@ -198,6 +240,12 @@ class Worker:
                 raise JobDeleted(job_id, stage, done, total)
 
         return report
+
+
+def applied_loras(pipe: MotifVideoPipeline) -> tuple[tuple[Path, float], ...]:
+    """The (file, strength) of each LoRA the pipeline has applied (none for a pipeline without LoRA support)."""
+    loras = getattr(pipe, "loras", None)
+    return () if loras is None else tuple((f.spec.path, f.spec.strength) for f in loras.files)
 
 
 class FirstPreviewOpens:

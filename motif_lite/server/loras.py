@@ -1,0 +1,65 @@
+"""Per-job LoRAs: a job names LoRA files of the operator's `--lora-dir` folder, never a path of its own.
+
+A create body's `loras` is a list of file names, or of `{"name": FILE, "strength": S}` objects (strength 1 when
+left out); in a multipart form, the same list as JSON text. A name is a plain file name in the folder: no folder
+parts, no `..`, nothing absolute, and once resolved (symlinks followed) it must still lie inside the folder, so that
+a link cannot hand a client a file elsewhere on the server. Messages name the files as the client named them, never
+the folder's path on the server.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NoReturn
+
+from motif_lite.server.schema import ApiError
+
+
+def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tuple[Path, float]]:
+    """The files of a job's LoRAs inside `folder` (the server's --lora-dir); 400 when the server has no folder, or a
+    name is no file of it (a symlink that leads out of it counts as none)."""
+    if not loras:
+        return []
+    if folder is None:
+        _refuse("this server takes no per-job LoRAs: its operator must start it with --lora-dir DIR, a folder of the "
+                "LoRA files jobs may use")  # fmt: skip
+    root = folder.resolve()
+    files = []
+    for name, strength in loras:
+        path = (root / name).resolve()
+        if path.parent != root or not path.is_file():
+            available = ", ".join(available_loras(folder)) or "none"
+            _refuse(f"no LoRA file {name!r} in this server's LoRA folder (available: {available})")
+        files.append((path, strength))
+    return files
+
+
+def available_loras(folder: Path) -> list[str]:
+    """The LoRA files a job may name: the regular files directly in `folder` that stay inside it."""
+    root = folder.resolve()
+    return sorted(p.name for p in root.iterdir() if p.resolve().parent == root and p.resolve().is_file())
+
+
+def _refuse(message: str) -> NoReturn:
+    raise ApiError(400, message, "loras", "invalid_value")
+
+
+def check_loras_fit(pipe, files: list[tuple[Path, float]], folder: Path | None) -> None:
+    """400 when a LoRA does not fit the served transformer (read from file headers only, as `set_loras` checks them
+    first), so that the job is refused now rather than failing in the queue; its message names the file as the
+    client did, without the folder's path."""
+    from motif_lite.preflight import check_loras
+    from motif_lite.weights.lora import LoRAError, lora_specs
+
+    if not files or folder is None or getattr(pipe, "sources", None) is None:  # not from load_pipeline: no switch
+        return
+    try:
+        check_loras(lora_specs(files), pipe.sources)
+    except LoRAError as exc:
+        _refuse(without_folder(str(exc), folder))
+
+
+def without_folder(message: str, folder: Path) -> str:
+    """`message` with the folder's path taken off the files it names: a client sees their names only."""
+    return message.replace(f"{folder.resolve()}{os.sep}", "")

@@ -1,0 +1,328 @@
+"""`motif-lite serve` for operators and API clients: the public `/health` route (ready, loading, failed; nothing
+private in it), each job's timings (in the API and in the log, also for a data folder of an older version) and
+per-job LoRAs named from the operator's `--lora-dir` (names checked, no way out of the folder, the transformer
+loaded again only when a job's set differs from the last one, the server's own LoRAs back for jobs without any)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import types
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+pytest.importorskip("diffusers")
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+from server_helpers import TINY, InProcessServer, wait_for  # noqa: E402
+
+from motif_lite import cli, load_pipeline  # noqa: E402
+from motif_lite.request import GenerationRequest  # noqa: E402
+from motif_lite.server import jobs  # noqa: E402
+from motif_lite.server.app import ServerConfig, create_app  # noqa: E402
+from motif_lite.server.jobs import QUEUED, JobStore, new_job_id  # noqa: E402
+from motif_lite.server.schema import stored_settings  # noqa: E402
+from motif_lite.server.worker import Worker  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
+PROMPT = "a secret prompt about a red fox"
+LONG = dict(size="48x32", num_frames=5, steps=1000, seed=1)  # minutes of work: every test that queues it deletes it
+SETTINGS = stored_settings(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1))
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+
+
+@pytest.fixture
+def lora_pipe(pipe):
+    """The pipeline, without LoRAs again after the test: a server's worker takes the LoRAs it finds applied at start
+    for the server's own."""
+    yield pipe
+    if pipe.loras is not None:
+        pipe.set_loras([])
+
+
+def write_lora(path: Path, layers: dict[str, tuple[int, int]], seed: int = 0) -> Path:
+    """A kohya LoRA of rank 2 on `layers` ({name: (out, in)}) with weights large enough to change the video."""
+    g = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for name, (out_features, in_features) in layers.items():
+        tensors[f"diffusion_model.{name}.lora_down.weight"] = torch.randn(2, in_features, generator=g) * 0.5
+        tensors[f"diffusion_model.{name}.lora_up.weight"] = torch.randn(out_features, 2, generator=g) * 0.5
+    save_file(tensors, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lora_dir(pipe, tmp_path_factory) -> Path:
+    """A --lora-dir with a LoRA that fits the tiny transformer ("style") and one that does not ("wrong")."""
+    from motif_lite.preflight import meta_transformer
+    from motif_lite.weights.lora import linear_shapes
+
+    folder = tmp_path_factory.mktemp("loras")
+    shapes = linear_shapes(meta_transformer(pipe.sources.root))
+    attention = {name: shape for name, shape in shapes.items() if name.endswith(("to_q", "to_k", "to_v"))}
+    write_lora(folder / "style.safetensors", attention)
+    write_lora(folder / "wrong.safetensors", {"no_such_layer": (8, 8)})
+    return folder
+
+
+# /health
+
+
+def test_health_is_public_ready_and_says_nothing_private(pipe, tmp_path):
+    with InProcessServer(pipe, tmp_path / "data", api_key="the-key") as server:
+        code, health, headers = server.request("GET", "/health")
+        assert code == 200 and headers["cache-control"] == "no-store"
+        assert health["status"] == "ready" and health["model"] == "tiny" and health["version"] != "unknown"
+        assert health["queued"] == 0 and health["running"] is None and health["uptime_seconds"] >= 0
+        assert server.request("GET", "/v1/models")[0] == 401  # the API still wants the key
+
+        key = {"Authorization": "Bearer the-key"}
+        running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG}, key)[1]
+        waiting = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG}, key)[1]
+        busy = wait_for(lambda: (h := server.request("GET", "/health")[1])["running"] and h, 60, "the job to run")
+        assert busy["running"]["id"] == running["id"] and 0 <= busy["running"]["progress"] < 100
+        assert busy["queued"] == 1 and busy["uptime_seconds"] > health["uptime_seconds"]
+        text = json.dumps(busy)
+        assert PROMPT not in text and str(tmp_path) not in text and "the-key" not in text
+        for job in (waiting, running):
+            assert server.request("DELETE", f"/v1/videos/{job['id']}", headers=key)[0] == 200
+
+
+def test_health_is_503_before_the_worker_runs_and_after_it_failed(pipe, tmp_path, monkeypatch):
+    store = JobStore(tmp_path)
+    try:
+        worker = Worker(store, pipe, log=lambda line: None)
+        client = TestClient(create_app(store, worker, ServerConfig(model_name="tiny")))
+        response = client.get("/health")
+        assert (response.status_code, response.json()["status"]) == (503, "loading")
+
+        def full_disk():
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(store, "claim_next", full_disk)  # the data folder can no longer be written
+        worker.start()
+        wait_for(lambda: not worker.running, 30, "the worker to stop")
+        response = client.get("/health")
+        assert (response.status_code, response.json()["status"]) == (503, "failed")
+    finally:
+        store.close()
+
+
+# Job timings
+
+
+def parse_iso(text: str) -> float:
+    assert text.endswith("Z"), text
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_job_has_its_timings_in_the_api_and_the_log(pipe, tmp_path):
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        code, queued, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY})
+        assert code == 200 and queued["timings"]["queued_at"] is not None
+        assert (queued["timings"]["finished_at"], queued["timings"]["ran_seconds"]) == (None, None)
+        done = server.wait_status(queued["id"], ("completed",))
+    timings = done["timings"]
+    queued_at, started_at, finished_at = (parse_iso(timings[k]) for k in ("queued_at", "started_at", "finished_at"))
+    assert queued_at <= started_at < finished_at
+    assert timings["waited_seconds"] == pytest.approx(started_at - queued_at, abs=0.002)
+    assert timings["ran_seconds"] == pytest.approx(finished_at - started_at, abs=0.002) and timings["ran_seconds"] > 0
+    assert done["created_at"] == int(queued_at) and done["completed_at"] == int(finished_at)  # OpenAI's: whole
+    line = next(line for line in server.log if line.startswith(f"{done['id']}: completed"))
+    assert (
+        line
+        == f"{done['id']}: completed (waited {timings['waited_seconds']:.1f} s, ran {timings['ran_seconds']:.1f} s)"
+    )
+
+
+def test_a_data_folder_of_version_2_keeps_its_jobs_and_gains_loras(tmp_path):
+    old = sqlite3.connect(tmp_path / "jobs.sqlite3")  # version 2: notes, no loras, whole seconds
+    old.execute("CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, status TEXT NOT "
+                "NULL, progress INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, started_at INTEGER, "
+                "completed_at INTEGER, model TEXT NOT NULL, settings TEXT NOT NULL, effective TEXT NOT NULL DEFAULT "
+                "'{}', has_image INTEGER NOT NULL DEFAULT 0, notes TEXT NOT NULL DEFAULT '[]', error_code TEXT, "
+                "error_message TEXT)")  # fmt: skip
+    done, waiting = new_job_id(), new_job_id()
+    old.execute("INSERT INTO jobs (id, status, created_at, started_at, completed_at, model, settings) VALUES "
+                "(?, 'completed', 1000, 1003, 1010, 'tiny', ?)", (done, json.dumps(SETTINGS)))  # fmt: skip
+    old.execute("INSERT INTO jobs (id, status, created_at, model, settings) VALUES (?, ?, 1000, 'tiny', ?)",
+                (waiting, QUEUED, json.dumps(SETTINGS)))  # fmt: skip
+    old.execute("PRAGMA user_version=2")
+    old.commit()
+    old.close()
+    from motif_lite.server.schema import video_object
+
+    store = JobStore(tmp_path)
+    try:
+        video = video_object(store.get(done))
+        assert video["timings"] == {"queued_at": "1970-01-01T00:16:40.000Z", "started_at": "1970-01-01T00:16:43.000Z",
+                                    "finished_at": "1970-01-01T00:16:50.000Z", "waited_seconds": 3,
+                                    "ran_seconds": 7}  # fmt: skip
+        assert video["settings"]["loras"] == [] and store.claim_next().id == waiting
+        assert store.add(new_job_id(), "tiny", SETTINGS, False, 10, loras=[("a.safetensors", 0.5)]).loras == [
+            ("a.safetensors", 0.5)
+        ]
+    finally:
+        store.close()
+    database = sqlite3.connect(tmp_path / "jobs.sqlite3")
+    assert database.execute("PRAGMA user_version").fetchone()[0] == jobs.SCHEMA_VERSION == 3
+    database.close()
+
+
+# Per-job LoRAs
+
+
+def test_loras_need_the_operators_folder(pipe, tmp_path, lora_dir):
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        body = {"prompt": PROMPT, **TINY, "loras": ["style.safetensors"]}
+        code, error, _ = server.request("POST", "/v1/videos", body)
+        assert code == 400 and error["error"]["param"] == "loras" and error["error"]["code"] == "invalid_value"
+        assert "--lora-dir" in error["error"]["message"]
+        assert server.request("GET", "/v1/videos")[1]["data"] == []  # nothing queued
+
+
+def test_a_job_names_only_files_of_the_folder_with_a_sane_strength(lora_pipe, tmp_path, lora_dir):
+    outside = write_lora(tmp_path / "outside.safetensors", {"no_such_layer": (8, 8)})
+    link = lora_dir / "link.safetensors"
+    link.symlink_to(outside)
+    bad = {
+        "../outside.safetensors": "(no folders or paths)",
+        str(outside): "(no folders or paths)",
+        "sub/style.safetensors": "(no folders or paths)",
+        "..": "(no folders or paths)",
+        "link.safetensors": "no LoRA file 'link.safetensors' in this server's LoRA folder (available: "
+        "style.safetensors, wrong.safetensors)",
+        "missing.safetensors": "no LoRA file 'missing.safetensors'",
+    }
+    try:
+        with InProcessServer(lora_pipe, tmp_path / "data", lora_dir=lora_dir) as server:
+            for name, message in bad.items():
+                code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "loras": [name]})
+                assert code == 400 and message in error["error"]["message"], (name, error)
+                assert error["error"]["param"] == "loras" and str(lora_dir) not in error["error"]["message"]
+            for strength in (10.5, -11, "strong", True, None):
+                entry = {"name": "style.safetensors", "strength": strength}
+                code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "loras": [entry]})
+                assert code == 400 and "strength must be a number from -10 to 10" in error["error"]["message"]
+            shapes = [("style.safetensors", "must be a list"), (["style.safetensors"] * 2, "twice"),
+                      ([{"file": "style.safetensors"}], "each LoRA is a file name or an object")]  # fmt: skip
+            for loras, message in shapes:
+                code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "loras": loras})
+                assert code == 400 and message in error["error"]["message"], error
+            # A LoRA that does not fit the transformer: refused before it is queued, named as the client named it.
+            code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "loras": ["wrong.safetensors"]})
+            assert code == 400 and "wrong.safetensors" in error["error"]["message"], error
+            assert str(lora_dir) not in error["error"]["message"]
+            assert server.request("GET", "/v1/videos")[1]["data"] == []  # nothing queued
+            code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "loras": [
+                "style.safetensors", {"name": "wrong.safetensors", "strength": 0}]})  # fmt: skip
+            assert code == 400  # strength 0 is applied too, and so must fit
+            code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "loras": [
+                {"name": "style.safetensors", "strength": -0.5}]})  # fmt: skip
+            assert code == 200 and video["settings"]["loras"] == [{"name": "style.safetensors", "strength": -0.5}]
+            assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+    finally:
+        link.unlink()
+
+
+def test_loras_in_a_form_as_the_sdk_encodes_them():
+    from motif_lite.server.schema import ApiError, form_loras, parse_loras
+
+    items = {"loras[]": ["a.safetensors"], "loras[][name]": ["b.safetensors", "c.safetensors"],
+             "loras[][strength]": ["0.5", "-1"]}  # fmt: skip
+    assert parse_loras(form_loras(items), from_form=True) == [
+        ("a.safetensors", 1.0), ("b.safetensors", 0.5), ("c.safetensors", -1.0)
+    ]  # fmt: skip
+    assert form_loras({"loras[][name]": ["b.safetensors"]}) == [{"name": "b.safetensors"}]
+    with pytest.raises(ApiError, match="give every LoRA object a strength, or none"):
+        form_loras({"loras[][name]": ["b.safetensors", "c.safetensors"], "loras[][strength]": ["0.5"]})
+    with pytest.raises(ApiError, match="must be a number"):
+        form_loras({"loras[][name]": ["b.safetensors"], "loras[][strength]": ["strong"]})
+    text = '[{"name": "b.safetensors", "strength": 0.5}]'  # curl -F loras=...: the list as JSON text
+    assert parse_loras(text, from_form=True) == [("b.safetensors", 0.5)]
+
+
+class RecordingPipe:
+    """Stands in for the pipeline: records each `set_loras` and the LoRAs each video was made with."""
+
+    def __init__(self, server_loras: list[tuple[Path, float]]) -> None:
+        self.loras = self._applied(server_loras)
+        self.switches: list[list[tuple[Path, float]]] = []
+        self.made_with: list[list[tuple[Path, float]]] = []
+
+    @staticmethod
+    def _applied(loras):
+        files = [types.SimpleNamespace(spec=types.SimpleNamespace(path=p, strength=s)) for p, s in loras]
+        return types.SimpleNamespace(files=files) if loras else None
+
+    def set_loras(self, loras) -> None:
+        self.switches.append(list(loras))
+        self.loras = self._applied(loras)
+
+    def generate(self, request, **kwargs) -> None:
+        self.made_with.append([] if self.loras is None else [(f.spec.path, f.spec.strength) for f in self.loras.files])
+        request.output.write_bytes(b"")  # no video: the thumbnail fails, which the worker only logs
+
+
+def test_the_worker_switches_loras_only_when_the_set_changes_and_restores_the_servers(tmp_path, lora_dir):
+    own = (tmp_path / "own.safetensors", 0.7)  # the server's --lora
+    style = (lora_dir.resolve() / "style.safetensors", 1.0)
+    fake = RecordingPipe([own])
+    store = JobStore(tmp_path / "data")
+    try:
+        worker = Worker(store, fake, log=lambda line: None, lora_dir=lora_dir)
+        for loras in ([], [("style.safetensors", 1.0)], [("style.safetensors", 1.0)], [], [],
+                      [("style.safetensors", 0.5)]):  # fmt: skip
+            store.add(new_job_id(), "tiny", SETTINGS, False, 10, loras=loras)
+            worker.run_job(store.claim_next())
+        half = (style[0], 0.5)
+        assert fake.made_with == [[own], [style], [style], [own], [own], [half]]
+        assert fake.switches == [[style], [own], [half]]  # one load per change, none for a repeat
+    finally:
+        store.close()
+
+
+def test_a_jobs_lora_changes_its_video_and_the_next_job_gets_the_servers_own(lora_pipe, tmp_path, lora_dir):
+    with InProcessServer(lora_pipe, tmp_path / "data", lora_dir=lora_dir) as server:
+        client = server.client()
+        videos = []
+        for loras in ([{"name": "style.safetensors", "strength": 1}], []):  # the SDK sends them in a form
+            extra = {"num_frames": 5, "steps": 2, "seed": 7, "loras": loras}
+            video = client.videos.create_and_poll(prompt=PROMPT, size="48x32", poll_interval_ms=100, extra_body=extra)
+            assert video.status == "completed", video
+            videos.append(frames(client.videos.download_content(video.id).content, tmp_path / f"{video.id}.mp4"))
+        assert any(line.endswith("LoRAs style.safetensors x1") for line in server.log), server.log
+        assert lora_pipe.loras is None  # the server's own (none) again
+    assert np.abs(videos[0].astype(int) - videos[1]).mean() > 1  # the LoRA made another video
+
+
+def frames(video: bytes, path: Path) -> np.ndarray:
+    import imageio_ffmpeg
+
+    path.write_bytes(video)
+    reader = imageio_ffmpeg.read_frames(str(path))
+    width, height = next(reader)["size"]
+    return np.stack([np.frombuffer(f, np.uint8).reshape(height, width, 3) for f in reader])
+
+
+def test_lora_dir_must_be_a_folder_before_anything_binds(tmp_path, capsys, monkeypatch):
+    from motif_lite.server import runner
+
+    monkeypatch.setattr(runner, "bind", lambda *a: pytest.fail("bound the port"))
+    missing = tmp_path / "no-loras"
+    assert cli.main(["serve", "--data", str(tmp_path / "data"), "--lora-dir", str(missing)]) == cli.EXIT_USER_ERROR
+    assert f"error: --lora-dir {missing} does not exist" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert cli.main(["serve", "--data", str(tmp_path / "d"), "--lora-dir", str(tmp_path / "file")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert os.path.isdir(tmp_path / "data") is False  # refused before the data folder was made
