@@ -521,6 +521,25 @@ def test_oversized_bodies_and_images_are_413(pipe, tmp_path):
         assert server.request("GET", "/v1/videos")[1]["data"] == []
 
 
+def test_a_large_upload_is_read_without_pillows_bomb_warning_and_one_pillow_refuses_is_413(monkeypatch):
+    # Pillow's limits scaled down (89 and 179 megapixels by default): a large photo logged a "decompression bomb DOS
+    # attack" warning, and a larger one got 400 with Pillow's words alone.
+    import warnings
+
+    from motif_lite.server.schema import ApiError, check_image
+
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_image(png(12, 12), max_bytes=2**20, max_pixels=40_000)  # 144 pixels: over the warning's limit of 100
+        with pytest.raises(ApiError) as refused:
+            check_image(png(16, 16), max_bytes=2**20, max_pixels=40_000)  # 256: over Pillow's limit of 200
+    error = refused.value
+    assert (error.status, error.param, error.code) == (413, "input_reference", "image_too_large")
+    assert error.message.startswith("input_reference has more than ") and "more than Pillow reads" in error.message
+    assert "save a smaller copy first" in error.message and "this server's limit: 40,000 pixels" in error.message
+
+
 def test_full_queue_is_429(pipe, tmp_path):
     with InProcessServer(pipe, tmp_path / "data", max_queue=2) as server:
         ids = [server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]["id"] for _ in range(2)]

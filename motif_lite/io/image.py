@@ -6,6 +6,7 @@ import re
 import shlex
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import PIL.ExifTags
@@ -42,15 +43,13 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
     if path.stat().st_size == 0:  # Pillow would say only "cannot identify image file"
         raise MotifLiteError(f"input image {path} is empty (0 bytes): save or copy the image again, then give it")
     try:
-        with _opened(path) as image:
+        with open_image(path, f"input image {path}") as image:
             notes = _transparency_notes(image)
             if getattr(image, "n_frames", 1) > 1:  # an animated GIF or WebP, a multi-page TIFF
                 notes.append(f"the image has {image.n_frames} frames: the first one is the video's first frame")
             upright = PIL.ImageOps.exif_transpose(image)  # loads the pixels, so the file can be closed here
             notes += _orientation_notes(image, upright)
             return _to_rgb(upright), notes
-    except PIL.Image.DecompressionBombError:
-        raise MotifLiteError(_too_large_message(path)) from None
     except (OSError, ValueError) as exc:
         raise MotifLiteError(f"cannot read image {path}: {exc}") from exc
 
@@ -70,23 +69,30 @@ def _check_not_url(path: str) -> None:
         )
 
 
-def _opened(path: Path) -> PIL.Image.Image:
-    """`PIL.Image.open`, without its DecompressionBombWarning: above 89 megapixels Pillow warns of a "decompression
-    bomb DOS attack", which reads as an alarm about a large photo the user chose (108-megapixel phone cameras
-    exist); the image is read as given. Above 179 megapixels Pillow refuses it (`_too_large_message`)."""
+class ImageTooLarge(MotifLiteError):
+    """An image over Pillow's pixel limit, which Pillow refuses to open (`open_image`)."""
+
+
+def open_image(source: Path | BinaryIO, name: str) -> PIL.Image.Image:
+    """`PIL.Image.open` for an image a user gave (a file, or an upload's bytes in a `BytesIO`), without its
+    DecompressionBombWarning: above 89 megapixels Pillow warns of a "decompression bomb DOS attack", which reads as an
+    alarm about a large photo the user chose (108-megapixel phone cameras exist); the image is read as given. Above
+    179 megapixels Pillow refuses it: `ImageTooLarge`, with what to do, naming the image as `name`."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
-        return PIL.Image.open(path)
+        try:
+            return PIL.Image.open(source)
+        except PIL.Image.DecompressionBombError:
+            raise ImageTooLarge(_too_large_message(name)) from None
 
 
-def _too_large_message(path: Path) -> str:
+def _too_large_message(name: str) -> str:
     """The error for an image over Pillow's limit (twice `PIL.Image.MAX_IMAGE_PIXELS`, 179 megapixels; a
-    200-megapixel phone photo), with its size and the fix: Pillow refuses such an image when it opens the file."""
+    200-megapixel phone photo), with the fix: Pillow refuses such an image when it opens the file."""
     limit = 2 * PIL.Image.MAX_IMAGE_PIXELS / 1e6
     return (
-        f"input image {path} has more than {limit:.0f} megapixels, more than Pillow reads (its guard against "
-        "decompression bombs); save a smaller copy first (a few thousand pixels a side is plenty for a video "
-        "frame), then give that"
+        f"{name} has more than {limit:.0f} megapixels, more than Pillow reads (its guard against decompression "
+        "bombs); save a smaller copy first (a few thousand pixels a side is plenty for a video frame) and use that"
     )
 
 
