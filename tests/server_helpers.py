@@ -38,20 +38,30 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
 class InProcessServer:
     """A `VideoServer` on a free loopback port, run by a thread of the test process."""
 
-    def __init__(self, pipe, data: Path, **config: Any) -> None:
+    def __init__(self, pipe, data: Path, load: Callable[[], Any] | None = None, **config: Any) -> None:
+        """`load`: what the server calls to load the model (default: hand over `pipe` at once)."""
         self.log: list[str] = []
         self.store = JobStore(data)
-        self.server = VideoServer(pipe, self.store, ServerConfig(model_name="tiny", **config), self.log.append)
-        self.worker = self.server.worker
+        server_config = ServerConfig(model_name="tiny", **config)
+        self.server = VideoServer(self.store, server_config, self.log.append)
         self.sock = bind(HOST, 0)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://{HOST}:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve, args=(self.sock,), daemon=True)
+        self.loads_at_once = load is None
+        load = load or (lambda: (pipe, server_config))
+        self.thread = threading.Thread(target=self.server.serve, args=(self.sock, load), daemon=True)
 
     def __enter__(self) -> InProcessServer:
+        """Started and, unless it was given a `load` of its own, with the model loaded."""
         self.thread.start()
         wait_for(lambda: self.server.started, 30, "the server to start")
+        if self.loads_at_once:
+            wait_for(lambda: self.server.loaded, 30, "the model to load")
         return self
+
+    @property
+    def worker(self):
+        return self.server.worker
 
     def __exit__(self, *exc: object) -> None:
         self.server.stop()
@@ -118,12 +128,19 @@ class ProcessServer:
         self.process = subprocess.Popen(command, stdout=self.log_file, stderr=subprocess.STDOUT)
         found = wait_for(self._port, 120, "motif-lite serve to print its address", interval=0.2)
         self.port = int(found)
+        wait_for(self._ready, 120, "motif-lite serve to load the model", interval=0.2)
 
     def _port(self) -> str | None:
         if self.process.poll() is not None:
             raise AssertionError(f"motif-lite serve exited with {self.process.returncode}:\n{self.output()}")
         match = re.search(rf"on http://{re.escape(HOST)}:(\d+)/", self.output())
         return match[1] if match else None
+
+    def _ready(self) -> bool:
+        """/health answers 200: the model has loaded (it answers 503 `loading` from the moment the port is bound)."""
+        if self.process.poll() is not None:
+            raise AssertionError(f"motif-lite serve exited with {self.process.returncode}:\n{self.output()}")
+        return self.request("GET", "/health")[0] == 200
 
     def output(self) -> str:
         return self.log_path.read_text()

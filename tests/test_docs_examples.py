@@ -974,10 +974,15 @@ class ReadKeys(dict):
 
 
 def api_route(method: str, path: str):
-    """The route of the API that answers `method path`, or None."""
-    from motif_lite.server.app import ServerConfig, _api_router
+    """The route of the server that answers `method path`, or None: the API's under /v1 (its router's), and the
+    app's own outside it (/health, the page; the app holds the API as one included router, not as routes)."""
+    from fastapi.routing import APIRoute
 
-    for route in _api_router(None, None, ServerConfig(model_name="motif")).routes:
+    from motif_lite.server.app import ServerConfig, ServerState, _api_router, create_app
+
+    state = ServerState(ServerConfig(model_name="motif"))
+    outside_api = [route for route in create_app(None, state).routes if isinstance(route, APIRoute)]
+    for route in [*_api_router(None, state).routes, *outside_api]:
         if method in route.methods and route.path_regex.fullmatch(path):
             return route
     return None

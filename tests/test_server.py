@@ -695,8 +695,8 @@ def test_a_data_folder_that_cannot_be_written_stops_the_server_saying_why(pipe, 
     from motif_lite.server.app import ServerConfig
     from motif_lite.server.runner import VideoServer, bind
 
-    store, log = JobStore(tmp_path / "data"), []
-    server = VideoServer(pipe, store, ServerConfig(model_name="tiny"), log.append)
+    store, log, config = JobStore(tmp_path / "data"), [], ServerConfig(model_name="tiny")
+    server = VideoServer(store, config, log.append)
 
     def disk_full(*args, **kwargs):
         raise sqlite3.OperationalError("database or disk is full")
@@ -708,7 +708,7 @@ def test_a_data_folder_that_cannot_be_written_stops_the_server_saying_why(pipe, 
 
     def serve() -> None:
         try:
-            server.serve(sock)
+            server.serve(sock, lambda: (pipe, config))
         except MotifLiteError as exc:
             stopped.append(str(exc))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import types
 from datetime import datetime
 from pathlib import Path
@@ -19,13 +20,14 @@ from safetensors.torch import save_file
 
 pytest.importorskip("diffusers")
 pytest.importorskip("fastapi")
+openai = pytest.importorskip("openai")
 from fastapi.testclient import TestClient  # noqa: E402
 from server_helpers import TINY, InProcessServer, wait_for  # noqa: E402
 
 from motif_lite import cli, load_pipeline  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
 from motif_lite.server import jobs  # noqa: E402
-from motif_lite.server.app import ServerConfig, create_app  # noqa: E402
+from motif_lite.server.app import ServerConfig, ServerState, create_app  # noqa: E402
 from motif_lite.server.jobs import QUEUED, JobStore, new_job_id  # noqa: E402
 from motif_lite.server.schema import stored_settings  # noqa: E402
 from motif_lite.server.worker import Worker  # noqa: E402
@@ -102,7 +104,7 @@ def test_health_is_503_before_the_worker_runs_and_after_it_failed(pipe, tmp_path
     store = JobStore(tmp_path)
     try:
         worker = Worker(store, pipe, log=lambda line: None)
-        client = TestClient(create_app(store, worker, ServerConfig(model_name="tiny")))
+        client = TestClient(create_app(store, ServerState(ServerConfig(model_name="tiny"), worker)))
         response = client.get("/health")
         assert (response.status_code, response.json()["status"]) == (503, "loading")
 
@@ -116,6 +118,40 @@ def test_health_is_503_before_the_worker_runs_and_after_it_failed(pipe, tmp_path
         assert (response.status_code, response.json()["status"]) == (503, "failed")
     finally:
         store.close()
+
+
+def test_while_the_model_loads_health_the_page_and_the_api_say_so(pipe, tmp_path):
+    # The port was bound but served only once the model had loaded: a readiness probe saw a refused connection for
+    # the whole load (a minute or more), and /health's `loading` could never be seen.
+    release = threading.Event()
+    config = ServerConfig(model_name="tiny", api_key="the-key")
+
+    def load():
+        assert release.wait(60), "the test never let the model load"
+        return pipe, config
+
+    key = {"Authorization": "Bearer the-key"}
+    with InProcessServer(pipe, tmp_path / "data", load=load, api_key="the-key") as server:
+        code, health, _ = server.request("GET", "/health")
+        assert (code, health["status"], health["model"], health["running"]) == (503, "loading", "tiny", None)
+        code, page, headers = server.request("GET", "/")
+        assert code == 503 and b"loading the model" in page and headers["retry-after"] == "10"
+        assert server.request("GET", "/v1/models")[0] == 401  # the key is checked first, as always
+        for method, path, body in [("GET", "/v1/models", None), ("POST", "/v1/videos", {"prompt": PROMPT, **TINY})]:
+            code, error, headers = server.request(method, path, body, key)
+            assert code == 503 and error["error"]["code"] == "model_loading", (path, error)
+            assert headers["retry-after"] == "10" and "GET /health" in error["error"]["message"]
+        with pytest.raises(openai.InternalServerError, match="still loading the model"):  # the SDK's 5xx
+            server.client("the-key").videos.list()
+        assert server.store.counts() == {}  # the job was refused, not stored
+        release.set()
+        wait_for(lambda: server.request("GET", "/health")[0] == 200, 30, "the server to be ready")
+        assert any(line.startswith("ready: the model loaded in ") for line in server.log)
+        assert b"<title>motif-lite</title>" in server.request("GET", "/")[1]
+        code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY}, key)
+        assert code == 200
+        wait_for(lambda: server.request("GET", f"/v1/videos/{video['id']}", headers=key)[1]["status"] == "completed",
+                 120, "the job to run with the loaded model")  # fmt: skip
 
 
 # Job timings

@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("diffusers")
 pytest.importorskip("fastapi")
-from server_helpers import TINY, process_server, wait_for  # noqa: E402
+from server_helpers import RUNTIME_FLAGS, TINY, process_server, request, wait_for  # noqa: E402
 
 from motif_lite import cli  # noqa: E402
 from motif_lite.server.jobs import COMPLETED, FAILED, INTERRUPTED, QUEUED, JobStore  # noqa: E402
@@ -130,6 +130,51 @@ def test_50_concurrent_status_polls_while_a_job_runs(checkpoint, tmp_path, recor
             print(f"\n50 clients x 10 status polls while a job runs: p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
                   f"max {max(latencies) * 1000:.1f} ms")  # fmt: skip
         assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "last_line"), [(signal.SIGTERM, 0, "stopped"), (signal.SIGINT, 130, "interrupted")]
+)
+def test_the_port_answers_while_the_model_loads_and_a_stop_ends_the_load(signum, code, last_line, checkpoint, tmp_path,
+                                                                         capsys, monkeypatch):  # fmt: skip
+    # The port took connections only once the model had loaded: a readiness probe saw them refused for the whole load.
+    from motif_lite import pipeline
+
+    def slow_load(*args, **kwargs):
+        time.sleep(60)  # a signal ends the sleep: it raises where the main thread is
+        pytest.fail("the load went on after the signal")
+
+    monkeypatch.setattr(pipeline, "load_pipeline", slow_load)
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    seen = []
+
+    def probe_then_stop() -> None:
+        seen.append(wait_for(lambda: loading_health(port), 60, "/health to say loading"))
+        seen.append(request(port, "GET", "/v1/models"))
+        os.kill(os.getpid(), signum)  # only now: the main thread is in the load
+
+    prober = threading.Thread(target=probe_then_stop, daemon=True)
+    prober.start()
+    flags = ["--data", str(tmp_path / "data"), "--port", str(port), *RUNTIME_FLAGS]
+    assert cli.main(["serve", "-m", str(checkpoint), *flags]) == code
+    prober.join(30)
+    (health_code, health, _), (api_code, error, headers) = seen
+    assert (health_code, health["status"]) == (503, "loading")
+    assert (api_code, error["error"]["code"], headers["retry-after"]) == (503, "model_loading", "10")
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith(last_line) and "Traceback" not in err, err
+    with pytest.raises(ConnectionRefusedError):  # the port is closed again
+        request(port, "GET", "/health")
+
+
+def loading_health(port: int) -> tuple[int, dict, dict] | None:
+    """/health's answer once the port answers, None before."""
+    try:
+        return request(port, "GET", "/health")
+    except ConnectionRefusedError:
+        return None
 
 
 def test_missing_server_extra_is_a_one_line_error(monkeypatch, capsys):
@@ -408,9 +453,9 @@ def test_a_missing_text_encoder_gguf_fails_before_loading(checkpoint, tmp_path, 
 
 def test_the_banner_names_the_text_encoder_gguf(checkpoint, tmp_path, capsys, monkeypatch):
     # It said "loading CHECKPOINT ..." and its settings table "text encoder checkpoint T5Gemma2", not the file.
+    from motif_lite.cli import serve
     from motif_lite.errors import MotifLiteError
     from motif_lite.quantize.cli import main as quantize_main
-    from motif_lite.server import runner
 
     def stop_here(*args, **kwargs):
         raise MotifLiteError("stop here")
@@ -419,7 +464,7 @@ def test_the_banner_names_the_text_encoder_gguf(checkpoint, tmp_path, capsys, mo
     assert quantize_main([str(checkpoint), "--component", "text_encoder", "-o", str(gguf), "--type", "Q8_0",
                           "--quiet"]) == 0  # fmt: skip
     capsys.readouterr()
-    monkeypatch.setattr(runner, "VideoServer", stop_here)  # the banner is printed; nothing is served
+    monkeypatch.setattr(serve, "cpu_time_limit", stop_here)  # after the banner: the load fails there
     flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--dtype", "fp32"]
     assert cli.main(["serve", "-m", str(checkpoint), *flags, "--text-encoder-gguf", str(gguf)]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err

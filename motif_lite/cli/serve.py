@@ -9,13 +9,15 @@ docs/server.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import os
 import re
 import signal
 import sqlite3
 import sys
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +42,7 @@ if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
 
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.request import GenerationRequest
+    from motif_lite.server.app import ServerConfig
     from motif_lite.settings import Settings
 
 OFFICIAL_VIDEO = (1280, 736, 121)
@@ -190,7 +193,8 @@ def _check_server_extra() -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """The `serve` handler: check the flags and the port, open the data folder, load the model once, serve."""
+    """The `serve` handler: check the flags and the port, open the data folder, serve at once while the model
+    loads (once), then run the jobs."""
     from motif_lite.cli import use_expandable_segments
 
     use_expandable_segments()  # before torch starts CUDA, as for run: the memory plan assumes it
@@ -269,56 +273,67 @@ def _serve(
     api_key: str | None,
     loras: list[tuple[Path, float]],
 ):
-    from motif_lite.devices import torch_dtype
+    """Answer on the port at once (/health: `loading`), load the model meanwhile, then run jobs until stopped."""
+    from motif_lite.cli import Terminated
     from motif_lite.server.app import MiB, ServerConfig
     from motif_lite.server.runner import VideoServer, served_model_name
 
-    dtype = torch_dtype(args.dtype)
-    pipe, device, max_video = _load_served_pipeline(args, dtype, max_video, loras)
-    config = ServerConfig(
+    config = ServerConfig(  # what the flags decide; the loaded model decides the rest (_load_served_pipeline)
         model_name=served_model_name(args.model, args.gguf),
         api_key=api_key,
         max_queue=args.max_queue,
         max_upload_bytes=int(args.max_upload_mb * MiB),
         max_video=max_video,
-        image_to_video=pipe.text_encoder.can_encode_images,
         cors_origins=args.cors_origins,
         lora_dir=args.lora_dir,
-        too_long=cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None,
     )
-    server = VideoServer(pipe, store, config)
+    server = VideoServer(store, config)
     counts = ", ".join(f"{n} {status}" for status, n in sorted(store.counts().items())) or "no jobs"
     sock.listen(128)  # from here on a connection waits for uvicorn instead of being refused
     _say_serving(args, sock, server, counts, config.model_name)
-    _stop_in_order_on_signals(server)
-    server.serve(sock)
+    try:
+        with _stop_in_order_on_signals(server):
+            server.serve(sock, lambda: _load_served_pipeline(args, config, loras))
+    except Terminated:  # SIGTERM or SIGHUP while the model loads: no job ran yet, an orderly stop all the same
+        pass
     print("stopped", file=sys.stderr)
 
 
-def _stop_in_order_on_signals(server) -> None:
+@contextlib.contextmanager
+def _stop_in_order_on_signals(server) -> Iterator[None]:
     """SIGTERM (`systemctl stop`, `docker stop`) and SIGHUP (the terminal closed) stop the server as Ctrl-C does, the
     HTTP side first, then the running job after its current step, and the process exits with 0: with 130 (Ctrl-C's
-    code) systemd marked every stop as a failure, and SIGHUP's default killed the server like a crash. uvicorn
-    handles SIGTERM itself while it serves and sends it again once it has stopped, which then finds nothing to do."""
-    from motif_lite.cli import STOP_SIGNALS
+    code) systemd marked every stop as a failure, and SIGHUP's default killed the server like a crash. While the
+    model loads they raise `Terminated` where the main thread is, as Ctrl-C interrupts the load. The handlers before
+    are put back after."""
+    from motif_lite.cli import STOP_SIGNALS, Terminated
 
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, lambda _signum, _frame: server.stop())
+    def stop(signum: int, _frame: object) -> None:
+        server.stop()
+        if not server.loaded:
+            raise Terminated(signum)
+
+    before = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def _load_served_pipeline(
-    args: argparse.Namespace,
-    dtype: torch.dtype,
-    max_video: tuple[int, int, int] | None,
-    loras: list[tuple[Path, float]],
-) -> tuple[MotifVideoPipeline, torch.device, tuple[int, int, int] | None]:
-    """Check, plan and load the model as run does, saying what it loads; -> (the pipeline, its device, the largest
-    video a job may ask for: the planned size when there is a plan, else `max_video`)."""
+    args: argparse.Namespace, config: ServerConfig, loras: list[tuple[Path, float]]
+) -> tuple[MotifVideoPipeline, ServerConfig]:
+    """Check, plan and load the model as run does, saying what it loads; -> (the pipeline, `config` with what the
+    loaded model decides: the largest video a job may ask for, the planned size when there is a plan; whether it
+    takes images; on the CPU without --max-video, which jobs are too long)."""
     from motif_lite.cli.common import print_notes
     from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
+    from motif_lite.devices import torch_dtype
     from motif_lite.pipeline import load_pipeline
     from motif_lite.request import GenerationRequest
 
+    dtype, max_video = torch_dtype(args.dtype), config.max_video
     sources, device = preflight_flags(args, args.device)  # every check, and any download, before planning (as run)
     print_notes(loading_notes(sources, device, dtype))  # as run prints them
     # A plan is made for the largest video a job may ask for, which is then the official size unless --max-video says.
@@ -347,11 +362,16 @@ def _load_served_pipeline(
     print("\n".join(pipe.settings_for(GenerationRequest("-")).lines()), file=sys.stderr)  # what jobs get by default
     if text_encoder is not None:  # as run's summary says it: the table's row names the encoder's config only
         print(f"text encoder: {text_encoder}", file=sys.stderr)
-    return pipe, device, max_video
+    too_long = cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None
+    loaded = dataclasses.replace(
+        config, max_video=max_video, image_to_video=pipe.text_encoder.can_encode_images, too_long=too_long
+    )
+    return pipe, loaded
 
 
 def _say_serving(args: argparse.Namespace, sock, server, counts: str, model_name: str) -> None:
-    """The data folder with its jobs (and those the last stop interrupted), and where the server listens."""
+    """The data folder with its jobs (and those the last stop interrupted), and where the server listens (from now
+    on, while the model loads)."""
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
     failed, requeued = server.recovered.failed, server.recovered.requeued
@@ -359,7 +379,8 @@ def _say_serving(args: argparse.Namespace, sock, server, counts: str, model_name
     if requeued:
         interrupted += f"; {len(requeued)} interrupted by the last stop queued again, from their last saved state"
     print(f"data: {user_path(args.data).resolve()} ({counts}{interrupted})", file=sys.stderr)
-    print(f"serving {model_name} on {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    print(f"serving {model_name} on {url} (Ctrl-C to stop); the model loads first: until then /health says "
+          "loading and the API answers 503", file=sys.stderr, flush=True)  # fmt: skip
 
 
 def cpu_time_limit(pipe: MotifVideoPipeline, dtype: torch.dtype) -> Callable[[GenerationRequest, Settings], str | None]:

@@ -1,5 +1,9 @@
 """The FastAPI app: the OpenAI Videos API under /v1, the web page at /, the server's health at /health.
 
+The app answers from the moment the port is bound, while the model still loads: /health then says `loading`, the
+page says so, and every /v1 route answers 503 (`model_loading`, with Retry-After) until `ServerState.ready` hands
+over the worker.
+
 Every /v1 route asks for `Authorization: Bearer KEY` when the server has a key (compared in constant time). The
 page and its files are public: they hold no data, and a browser cannot send a bearer header when it opens a page;
 the page asks for the key and sends it with each API call. /health is public too, for load balancers: it says how
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -52,6 +56,14 @@ if TYPE_CHECKING:
     from motif_lite.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
+LOADING_RETRY_SECONDS = 10  # what a 503 `model_loading` tells a client to wait (the SDK retries after it)
+# The page while the model loads: it reloads itself, and so becomes the real page once the model is ready.
+LOADING_PAGE = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="{LOADING_RETRY_SECONDS}">
+<title>motif-lite: loading</title></head>
+<body><p>motif-lite is loading the model; this page reloads every {LOADING_RETRY_SECONDS} s until it is ready.</p>
+</body></html>
+"""
 # variant -> (media type, suffix). `preview` (motif-lite's own): a running job's latest preview, animated WebP.
 MEDIA_TYPES = {"video": ("video/mp4", ".mp4"), "thumbnail": ("image/webp", ".webp"), "preview": ("image/webp", ".webp")}
 
@@ -81,14 +93,31 @@ class ServerConfig:
         return self.max_upload_bytes * 4 // 3 + MiB
 
 
-def create_app(store: JobStore, worker: Worker, config: ServerConfig) -> FastAPI:
+class ServerState:
+    """What the app answers from: the worker, and the settings the loaded model decides (`ServerConfig`'s
+    `max_video`, `image_to_video`, `too_long`), once the model has loaded; until then `worker` is None and the API
+    answers 503. The HTTP side's settings (key, limits, CORS) are those of the first config and never change."""
+
+    def __init__(self, config: ServerConfig, worker: Worker | None = None) -> None:
+        self.config = config
+        self.worker = worker
+
+    def ready(self, worker: Worker, config: ServerConfig) -> None:
+        self.config = config  # first: a request that sees the worker sees the config that goes with it
+        self.worker = worker
+
+
+def create_app(store: JobStore, state: ServerState) -> FastAPI:
+    config = state.config
     app = FastAPI(title="motif-lite", docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(_api_router(store, worker, config))
+    app.include_router(_api_router(store, state))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_api_route("/health", _health_route(store, worker, config), methods=["GET"], include_in_schema=False)
+    app.add_api_route("/health", _health_route(store, state), methods=["GET"], include_in_schema=False)
 
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
+    def index() -> Response:
+        if state.worker is None:
+            return HTMLResponse(LOADING_PAGE, status_code=503, headers=_loading_headers())
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     _add_error_handlers(app)
@@ -105,12 +134,14 @@ def create_app(store: JobStore, worker: Worker, config: ServerConfig) -> FastAPI
     return app
 
 
-def _api_router(store: JobStore, worker: Worker, config: ServerConfig) -> APIRouter:
+def _api_router(store: JobStore, state: ServerState) -> APIRouter:
     # The handlers run on the event loop: each store call is a short SQLite statement, and a hop to a thread per
     # request (FastAPI's way with plain functions) cost more than the work under load. Creating a job decodes an
     # image and so goes to a thread.
-    api = APIRouter(prefix="/v1", dependencies=[Depends(_key_checker(config.api_key))])
-    submit = _submitter(store, worker, config)
+    config = state.config  # its HTTP side: the key and the poll interval, fixed at start
+    checks = [Depends(_key_checker(config.api_key)), Depends(_loaded_checker(state))]
+    api = APIRouter(prefix="/v1", dependencies=checks)
+    submit = _submitter(store, state)
 
     @api.post("/videos")
     async def create_video(request: Request) -> dict[str, Any]:
@@ -167,19 +198,20 @@ def _api_router(store: JobStore, worker: Worker, config: ServerConfig) -> APIRou
     return api
 
 
-def _health_route(store: JobStore, worker: Worker, config: ServerConfig) -> Callable[[], Awaitable[JSONResponse]]:
+def _health_route(store: JobStore, state: ServerState) -> Callable[[], Awaitable[JSONResponse]]:
     started = time.monotonic()
     version = _package_version()
 
     async def health() -> JSONResponse:
-        """200 while the worker runs the queue; 503 before it starts and once it has failed (the server is then
-        stopping). Public: nothing here is a prompt, a setting, a path or a key."""
-        status = "failed" if worker.failure is not None else "ready" if worker.running else "loading"
-        running_id = worker.current
+        """200 while the worker runs the queue; 503 while the model loads and once the worker has failed (the server
+        is then stopping). Public: nothing here is a prompt, a setting, a path or a key."""
+        worker = state.worker
+        status = _status(worker)
+        running_id = None if worker is None else worker.current
         running = store.get(running_id) if running_id is not None else None
         body = {
             "status": status,
-            "model": config.model_name,
+            "model": state.config.model_name,
             "version": version,
             "uptime_seconds": round(time.monotonic() - started, 3),
             "queued": store.counts().get(QUEUED, 0),
@@ -190,6 +222,13 @@ def _health_route(store: JobStore, worker: Worker, config: ServerConfig) -> Call
     return health
 
 
+def _status(worker: Worker | None) -> str:
+    """`loading` until the worker runs (the model loads first), `failed` once it stopped on its own."""
+    if worker is not None and worker.failure is not None:
+        return "failed"
+    return "ready" if worker is not None and worker.running else "loading"
+
+
 def _package_version() -> str:
     try:
         return metadata.version("motif-lite")
@@ -197,9 +236,11 @@ def _package_version() -> str:
         return "unknown"
 
 
-def _submitter(store: JobStore, worker: Worker, config: ServerConfig) -> Callable[[CreateBody], Job]:
+def _submitter(store: JobStore, state: ServerState) -> Callable[[CreateBody], Job]:
     def submit(body: CreateBody) -> Job:
-        """Validate like `motif-lite run`, store, queue (runs in a thread: decoding an image takes a while)."""
+        """Validate like `motif-lite run`, store, queue (runs in a thread: decoding an image takes a while). Only
+        called once the model has loaded (the API's `_loaded_checker`)."""
+        worker, config = state.worker, state.config
         job_id = new_job_id()
         if body.image is not None:
             check_image(body.image, config.max_upload_bytes, config.max_image_pixels)
@@ -359,6 +400,19 @@ def _job(store: JobStore, video_id: str) -> Job:
 
 def _not_found(video_id: str) -> ApiError:
     return ApiError(404, f"no video with id {video_id!r}", None, "not_found")
+
+
+def _loaded_checker(state: ServerState) -> Callable[[], Awaitable[None]]:
+    async def check_loaded() -> None:
+        if state.worker is None:
+            raise ApiError(503, "the server is still loading the model: try again shortly (GET /health answers 200 "
+                           "once it is ready)", None, "model_loading", headers=_loading_headers())  # fmt: skip
+
+    return check_loaded
+
+
+def _loading_headers() -> dict[str, str]:
+    return {"Retry-After": str(LOADING_RETRY_SECONDS), "Cache-Control": "no-store"}
 
 
 def _key_checker(api_key: str | None) -> Callable[[Request], Awaitable[None]]:

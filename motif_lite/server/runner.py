@@ -1,9 +1,12 @@
-"""`VideoServer`: a loaded pipeline, its job store, the worker and the app, run by uvicorn on one socket."""
+"""`VideoServer`: the job store, the app and, once the model has loaded, the worker, run by uvicorn on one socket."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,7 +14,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.server.app import ServerConfig, create_app
+from motif_lite.server.app import ServerConfig, ServerState, create_app
 from motif_lite.server.jobs import JobStore
 from motif_lite.server.worker import Worker
 
@@ -20,28 +23,43 @@ if TYPE_CHECKING:
 
 
 class VideoServer:
-    """Recovers the store from a crash, composes the worker and the app; `serve(sock)` runs them."""
+    """Recovers the store from a crash and composes the app; `serve(sock, load)` answers on the socket at once, while
+    the model loads, then runs the jobs with it."""
 
-    def __init__(
-        self, pipe: MotifVideoPipeline, store: JobStore, config: ServerConfig, log: Callable[[str], None] | None = None
-    ) -> None:
+    def __init__(self, store: JobStore, config: ServerConfig, log: Callable[[str], None] | None = None) -> None:
         self.store = store
         self.recovered = self.store.recover()  # what became of the jobs that were running when the last process died
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.worker: Worker | None = None  # from the moment the model has loaded
         self.worker_failure: str | None = None  # why the worker stopped on its own, which stops the server
-        self.worker = Worker(self.store, pipe, log, on_failure=self._worker_failed, lora_dir=config.lora_dir)
-        self.app = create_app(self.store, self.worker, config)
-        # No lifespan: the worker is started and stopped around `run`, whichever thread runs it.
+        self.state = ServerState(config)
+        self.app = create_app(self.store, self.state)
+        # No lifespan and no signal handlers: uvicorn runs in a thread of its own (the main thread loads the model,
+        # where Ctrl-C can interrupt it), and the worker is started and stopped around it.
         settings = uvicorn.Config(self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5)
         self.http = uvicorn.Server(settings)
 
-    def serve(self, sock: socket.socket) -> None:
-        """Serve until `stop()` or SIGINT/SIGTERM; the running job is stopped between steps and queued again.
-        Raises `MotifLiteError` when the server stopped because the worker could not go on."""
-        self.worker.start()
+    def serve(self, sock: socket.socket, load: Callable[[], tuple[MotifVideoPipeline, ServerConfig]]) -> None:
+        """Answer on `sock` at once while `load()` loads the model in this thread (/health says `loading`, the API
+        503), then run the jobs with the pipeline and config it returns until `stop()`; the running job is then
+        stopped between steps and queued again. An exception of `load` (a user's mistake, Ctrl-C) stops the HTTP
+        side and goes on as it was raised. Raises `MotifLiteError` when the worker could not go on."""
+        http = threading.Thread(target=self.http.run, kwargs={"sockets": [sock]}, name="motif-lite-http", daemon=True)
+        http.start()
         try:
-            self.http.run(sockets=[sock])
+            started = time.monotonic()
+            pipe, config = load()
+            self.worker = Worker(self.store, pipe, self.log, on_failure=self._worker_failed, lora_dir=config.lora_dir)
+            self.worker.start()
+            self.state.ready(self.worker, config)
+            self.log(f"ready: the model loaded in {time.monotonic() - started:.1f} s; jobs run from now on")
+            while http.is_alive():  # until stop(); a timeout, so that Ctrl-C is seen at once on every platform
+                http.join(0.5)
         finally:
-            self.worker.stop()
+            self.stop()  # the HTTP side first, then the running job at its next step
+            http.join()
+            if self.worker is not None:
+                self.worker.stop()
             self.store.close()
         if self.worker_failure is not None:
             raise MotifLiteError(
@@ -57,7 +75,13 @@ class VideoServer:
 
     @property
     def started(self) -> bool:
+        """The HTTP side answers (the model may still be loading)."""
         return self.http.started
+
+    @property
+    def loaded(self) -> bool:
+        """The model has loaded: the worker runs the jobs."""
+        return self.state.worker is not None
 
     def stop(self) -> None:
         self.http.should_exit = True
