@@ -48,7 +48,9 @@ def _refuse(message: str) -> NoReturn:
 def check_loras_fit(pipe, files: list[tuple[Path, float]], folder: Path | None) -> None:
     """400 when a LoRA does not fit the served transformer (read from file headers only, as `set_loras` checks them
     first), so that the job is refused now rather than failing in the queue; its message names the file as the
-    client did, without the folder's path."""
+    client did, without the folder's path. The transformer's outline is built again from its file's header for each
+    such job, not kept: on the 2B layout that took 0.1-0.2 s (measured on two busy CPU cores), in the submit thread,
+    next to a job of minutes."""
     from motif_lite.preflight import check_loras
     from motif_lite.weights.lora import LoRAError, lora_specs
 
