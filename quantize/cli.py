@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> None:
     finally:
         source.close()
     print("\n".join(summary.lines()))
-    print(next_steps(Path(args.src), Path(args.output), component))
+    print(next_steps(Path(args.src), summary.path, component))
 
 
 def _requantize_note(recipe: str) -> str:

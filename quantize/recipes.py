@@ -15,6 +15,7 @@ from typing import TypeVar
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
 from motif_lite.errors import ConfigError
+from motif_lite.weights.dequant import SUPPORTED_TYPES as LOADABLE_TYPES
 from motif_lite.weights.dequant import packed_nbytes
 
 from .tensor import SUPPORTED_TYPES
@@ -62,8 +63,9 @@ RECIPES = {
     )
 }
 
-# llama.cpp's `llama-quantize` takes the bare K names as their _M recipes; sd.cpp users type lower case.
-ALIASES = {"Q3_K": "Q3_K_M", "Q4_K": "Q4_K_M", "Q5_K": "Q5_K_M"}
+# llama.cpp's `llama-quantize` takes the bare K names as their _M recipes; sd.cpp users type lower case; FP16 and
+# FP32 are the names `motif-lite run --dtype` (and diffusers, ComfyUI) use for F16 and F32.
+ALIASES = {"Q3_K": "Q3_K_M", "Q4_K": "Q4_K_M", "Q5_K": "Q5_K_M", "FP16": "F16", "FP32": "F32"}
 
 # Fallbacks for rows that are not a multiple of 256 (llama.cpp's choices, minus IQ4_NL which gguf-py
 # cannot encode).
@@ -94,8 +96,17 @@ def find_recipe(table: Mapping[str, R], name: str, what: str) -> R:
     upper = name.strip().upper()
     recipe = table.get(ALIASES.get(upper, upper))
     if recipe is None:
-        raise ConfigError(f"unknown {what} {name!r}; choose one of: {table_names(table)}")
+        raise ConfigError(f"{_unknown(name, upper, what)}; choose one of: {table_names(table)}")
     return recipe
+
+
+def _unknown(name: str, upper: str, what: str) -> str:
+    """Why `name` is no recipe: a GGML type llama.cpp makes (IQ4_XS, TQ1_0, ...) is named as one, with whether
+    motif-lite runs files that use it, rather than called unknown."""
+    if upper not in Q.__members__ or Q[upper] in SUPPORTED_TYPES:  # Q2_K given for the text encoder: no recipe
+        return f"unknown {what} {name!r}"
+    runs = "motif-lite runs files made elsewhere with it" if Q[upper] in LOADABLE_TYPES else "motif-lite cannot run it"
+    return f"{upper} is a GGUF type this quantizer does not make ({runs})"
 
 
 def table_names(table: Mapping[str, object]) -> str:
@@ -140,7 +151,8 @@ def parse_keep(specs: list[str]) -> list[tuple[str, GGMLQuantizationType]]:
         pattern, sep, type_name = spec.rpartition("=")
         if not sep or not pattern.strip():
             raise ConfigError(f"bad --keep {spec!r}: expected PATTERN=TYPE, e.g. 'transformer_blocks.0.*=Q8_0'")
-        qtype = Q.__members__.get(type_name.strip().upper())
+        upper = type_name.strip().upper()
+        qtype = Q.__members__.get(ALIASES.get(upper, upper) if upper.startswith("FP") else upper)
         if qtype not in SUPPORTED_TYPES:
             names = ", ".join(t.name for t in SUPPORTED_TYPES)
             raise ConfigError(f"bad --keep {spec!r}: unknown tensor type {type_name!r}; choose one of: {names}")

@@ -101,6 +101,8 @@ def test_k_quant_file_structure(tiny, q4km):
     assert fields["general.file_type"] == 15  # LLAMA_FTYPE_MOSTLY_Q4_K_M
     assert fields["motif_lite.quantize.type"] == "Q4_K_M"
     assert json.loads(fields["motif_lite.quantize.recipe"]) == ["proj_out.*=F16"]
+    # the source without the folders above it: shared files should not carry the maker's home folder
+    assert fields["motif_lite.quantize.source"] == f"{root.name}/transformer"
     assert fields["motif_video.config_json"] == (root / "transformer" / "config.json").read_text()
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     plan = plan_types(shapes, get_recipe("Q4_K_M"), parse_keep(["proj_out.*=F16"]))
@@ -258,6 +260,29 @@ def test_a_quoted_tilde_in_the_source_is_the_home_folder(tiny, tmp_path, monkeyp
     assert out.is_file()
 
 
+def test_a_quoted_tilde_in_the_output_is_the_home_folder(tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert main([str(tiny[0]), "-o", "~/q8.gguf", "--type", "Q8_0", "--quiet"]) == 0
+    assert (tmp_path / "q8.gguf").is_file()
+    assert f"--gguf {tmp_path / 'q8.gguf'}" in capsys.readouterr().out  # the next commands name the real file
+
+
+def test_requantizing_onto_the_source_file_is_refused_even_with_force(q4km, tmp_path, capsys):
+    before = q4km.read_bytes()
+    link = tmp_path / "link.gguf"  # the same file under another name
+    link.symlink_to(q4km)
+    for output in (q4km, link):
+        assert main([str(q4km), "-o", str(output), "--type", "Q8_0", "--quiet", "--force"]) == 2
+        assert "is the source file; write the new file under another name" in capsys.readouterr().err
+    assert q4km.read_bytes() == before
+
+
+def test_keep_takes_the_fp16_spelling():
+    shapes = {"proj_out.weight": (64, 256)}
+    assert parse_keep(["proj_out.*=fp16"]) == [("proj_out.*", Q.F16)]
+    assert plan_types(shapes, get_recipe("Q8_0"), parse_keep(["proj_out.*=fp32"])) == {"proj_out.weight": Q.F32}
+
+
 def test_sharded_index_and_single_file_give_identical_tensors(tiny, tmp_path):
     root, _, _ = tiny
     (index,) = (root / "sharded").glob("*.index.json")
@@ -306,6 +331,11 @@ def test_the_vae_is_said_to_stay_as_it_is(tiny, tmp_path, capsys, named):
     "args, message",
     [
         (["--type", "Q9_K"], "unknown quantization type"),
+        # llama.cpp types it does not make: named as such, with whether motif-lite runs such files
+        (["--type", "iq4_xs"], "IQ4_XS is a GGUF type this quantizer does not make (motif-lite runs files made"),
+        (["--type", "TQ1_0"], "TQ1_0 is a GGUF type this quantizer does not make (motif-lite cannot run it)"),
+        # a type the transformer's recipes have is only unknown to the text encoder's
+        (["--type", "Q2_K", "--component", "text_encoder"], "unknown text encoder quantization type 'Q2_K'"),
         (["--keep", "nothing.*=Q8_0"], "matches no tensor"),
         (["--keep", "proj_out.weight"], "PATTERN=TYPE"),
         (["--threads", "0"], "--threads must be"),
@@ -431,6 +461,8 @@ def test_a_truncated_download_is_named_with_its_fix(tiny, tmp_path, capsys):
         ("q3_k", "Q3_K_M"),
         ("q8_0", "Q8_0"),
         ("bf16", "BF16"),
+        ("fp16", "F16"),  # as `motif-lite run --dtype fp16` spells it
+        ("FP32", "F32"),
     ],  # noqa: E501
 )
 def test_recipe_names_take_llama_cpp_aliases_in_any_case(typed, recipe):
