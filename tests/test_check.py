@@ -20,6 +20,7 @@ from tiny_pipeline import make_tiny_checkpoint_and_gguf  # noqa: E402
 from motif_lite import cli  # noqa: E402
 from motif_lite.checkpoint import locate_sources  # noqa: E402
 from motif_lite.checkup import check_setup  # noqa: E402
+from motif_lite.checkup.checkpoint import types_and_sizes  # noqa: E402
 from motif_lite.errors import CheckpointError  # noqa: E402
 
 TRANSFORMER = "transformer/diffusion_pytorch_model.safetensors"
@@ -237,10 +238,12 @@ def test_the_gguf_line_says_its_type_and_the_size_of_each_tensor_type(tiny, tmp_
     root, gguf = tiny
     (line, _) = [f.message for f in check_setup(root, gguf=gguf).findings if f.subject == str(gguf)]
     ckpt = read_gguf(gguf)
-    assert line.startswith(f"complete GGUF (Q8_0), {len(ckpt.tensors)} tensors: "), line
-    for qtype in {t.qtype for t in ckpt.tensors.values()}:
+    assert line == f"complete GGUF (Q8_0), {len(ckpt.tensors)} tensors: {types_and_sizes(ckpt.tensors)}", line
+    listed = types_and_sizes(ckpt.tensors).split(", ")
+    assert len(listed) == len({t.qtype for t in ckpt.tensors.values()}) > 1
+    for qtype in {t.qtype for t in ckpt.tensors.values()}:  # each type: its count and its bytes (a tiny model: kB)
         of_type = [t for t in ckpt.tensors.values() if t.qtype == qtype]
-        assert f"{qtype.name} x{len(of_type)} {sum(t.nbytes for t in of_type) / 1e3:.1f} kB" in line, line
+        assert f"{qtype.name} x{len(of_type)} {sum(t.nbytes for t in of_type) / 1e3:.1f} kB" in listed, line
 
 
 def test_a_transformer_gguf_another_tool_labelled_is_checked_by_its_tensors(tiny, tmp_path):
@@ -395,7 +398,8 @@ def test_a_damaged_gguf_of_ones_own_is_made_again_not_downloaded(tiny, tmp_path)
 def test_a_gguf_cut_inside_its_header_is_made_again_with_the_type_its_name_tells(tiny, tmp_path, name, made_with):
     root, gguf = tiny
     cut = tmp_path / name
-    cut.write_bytes(gguf.read_bytes()[:300])  # the metadata that records the type is cut off
+    data = gguf.read_bytes()
+    cut.write_bytes(data[: data.index(b"motif_lite.quantize.type")])  # the metadata that records the type is cut off
     (found,) = problems(check_setup(root, gguf=cut))
     assert f"python -m motif_lite.quantize {root} -o {cut} {made_with}" in found, found
     spaced = tmp_path / "my models" / name  # the command is pasted: a space in a path is quoted
@@ -453,7 +457,7 @@ def test_a_text_encoder_gguf_stands_in_for_the_text_encoder_weights(tiny, tmp_pa
     assert report.passed, problems(report)
     lines = [f.message for f in report.findings if f.subject == str(te)]
     found = read_text_encoder_gguf(te)
-    summary = f"text encoder GGUF (Q8_0), {len(found.tensors)} tensors, {found.nbytes / 1e3:.1f} kB"  # a tiny file
+    summary = f"text encoder GGUF (Q8_0), {len(found.tensors)} tensors: {types_and_sizes(found.tensors)}"
     assert lines == [summary + "; its config matches text_encoder/config.json"]
     assert report.plan is not None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +28,7 @@ from motif_lite.weights.shapes import (
 )
 
 if TYPE_CHECKING:
-    from motif_lite.weights.gguf_file import GGUFCheckpoint
+    from motif_lite.weights.gguf_file import GGUFCheckpoint, PackedTensor
 
 FAILED = object()  # what `_parsed` returns when the file could not be read (None can be a parsed value)
 
@@ -289,7 +289,7 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, mode
     recipe = f" ({found.recipe})" if found.recipe else ""
     compared = root is not None and (root / "text_encoder" / "config.json").is_file()  # as a run compares them
     against = "; its config matches text_encoder/config.json" if compared else ""
-    summary = f"text encoder GGUF{recipe}, {len(found.tensors)} tensors, {_size(found.nbytes)}{against}"
+    summary = f"text encoder GGUF{recipe}, {len(found.tensors)} tensors: {types_and_sizes(found.tensors)}{against}"
     report.ok(str(found.path), summary)
     return found.path
 
@@ -346,17 +346,22 @@ def gguf_summary(checkpoint: GGUFCheckpoint) -> str:
     from motif_lite.weights.gguf_file import EXPECTED_ARCH, recorded_type
 
     made_as = recorded_type(checkpoint.metadata)
-    by_type: dict[str, list[int]] = {}
-    for tensor in checkpoint.tensors.values():
-        by_type.setdefault(tensor.qtype.name, []).append(tensor.nbytes)
-    largest_first = sorted(by_type.items(), key=lambda item: -sum(item[1]))
-    types = ", ".join(f"{name} x{len(sizes)} {_size(sum(sizes))}" for name, sizes in largest_first)
-    line = f"complete GGUF{f' ({made_as})' if made_as else ''}, {len(checkpoint.tensors)} tensors: {types}"
+    tensors = checkpoint.tensors
+    line = f"complete GGUF{f' ({made_as})' if made_as else ''}, {len(tensors)} tensors: {types_and_sizes(tensors)}"
     arch = checkpoint.metadata.get("general.architecture")
     if arch != EXPECTED_ARCH:  # accepted for its tensor names (gguf_file.MOTIF_VIDEO_NAMES)
         label = "no general.architecture" if arch is None else f"general.architecture {arch!r}"
         line += f"; {label}, read as {EXPECTED_ARCH} from its tensor names"
     return line
+
+
+def types_and_sizes(tensors: Mapping[str, PackedTensor]) -> str:
+    """A GGUF's tensors by type, the largest share first: "Q4_K x300 0.85 GB, F32 x500 1.2 MB"."""
+    by_type: dict[str, list[int]] = {}
+    for tensor in tensors.values():
+        by_type.setdefault(tensor.qtype.name, []).append(tensor.nbytes)
+    largest_first = sorted(by_type.items(), key=lambda item: -sum(item[1]))
+    return ", ".join(f"{name} x{len(sizes)} {_size(sum(sizes))}" for name, sizes in largest_first)
 
 
 def _foreign_fix(error: MotifLiteError, path: Path, model: str, component: str) -> str | None:
