@@ -430,6 +430,33 @@ def test_weights_of_another_model_are_not_written_as_a_transformer(checkpoint, t
         assert not out.exists() and not out.with_name("out.gguf.tmp").exists()
 
 
+def test_other_components_given_as_the_text_encoder_are_named(checkpoint, tmp_path, capsys):
+    """The transformer's or the VAE's folder with --component text_encoder: what they are, not a missing field."""
+    cases = {
+        checkpoint / "transformer": "these are the transformer's weights (config.json: MotifVideoTransformer3DModel); "
+        "to quantize them, leave out --component text_encoder",
+        checkpoint / "vae": "describes AutoencoderKLWan, not the T5Gemma2 text encoder",
+    }
+    out = tmp_path / "te.gguf"
+    for src, message in cases.items():
+        assert main([str(src), "--component", "text_encoder", "-o", str(out), "--quiet"]) == 2, src
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (src, err)
+        assert not out.exists()
+
+
+def test_a_transformer_file_comfyui_saved_is_read_without_its_prefix(tiny, tmp_path):
+    """ComfyUI names a model it saves `model.diffusion_model.<name>`; city96's converter strips that, so do we."""
+    root, _, state = tiny
+    prefixed = tmp_path / "motif_video_comfy.safetensors"
+    save_file({f"model.diffusion_model.{name}": tensor for name, tensor in state.items()}, prefixed)
+    plain, stripped = tmp_path / "plain.gguf", tmp_path / "stripped.gguf"
+    assert main([str(root / "transformer"), "-o", str(plain), "--type", "Q8_0", "--quiet"]) == 0
+    assert main([str(prefixed), "-o", str(stripped), "--type", "Q8_0", "--quiet"]) == 0
+    tensors = {t.name: (t.tensor_type, t.data.tobytes()) for t in GGUFReader(plain).tensors}
+    assert {t.name: (t.tensor_type, t.data.tobytes()) for t in GGUFReader(stripped).tensors} == tensors
+
+
 def test_a_gguf_of_the_other_component_names_the_component_flag(checkpoint, tmp_path, capsys):
     transformer, text_encoder = tmp_path / "t.gguf", tmp_path / "te.gguf"
     assert main([str(checkpoint), "-o", str(transformer), "--type", "Q8_0", "--quiet"]) == 0
