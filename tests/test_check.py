@@ -246,6 +246,14 @@ def test_the_gguf_line_says_its_type_and_the_size_of_each_tensor_type(tiny, tmp_
         assert f"{qtype.name} x{len(of_type)} {sum(t.nbytes for t in of_type) / 1e3:.1f} kB" in listed, line
 
 
+def test_a_gguf_checked_alone_is_checked_against_the_config_it_embeds(tiny, tmp_path):
+    """`motif-lite check --gguf FILE` without the checkpoint: the file's own line still says all about it."""
+    gguf = tiny[1]
+    report = check_setup(tmp_path / "no-checkpoint", gguf=gguf)
+    lines = [f.message for f in report.findings if f.subject == str(gguf)]
+    assert lines[1] == f"names and shapes match the config embedded in {gguf.name} (motif_video.config_json)"
+
+
 def test_a_transformer_gguf_another_tool_labelled_is_checked_by_its_tensors(tiny, tmp_path):
     """stable-diffusion.cpp's convert writes no general.architecture, ComfyUI-style converters their own name."""
     root = tiny[0]

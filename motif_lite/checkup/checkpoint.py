@@ -326,6 +326,8 @@ def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> No
         report.problem(subject, f"no usable transformer config: {first_line(exc)}", gguf_file_fix(path, model))
         return
     config, origin = choice.config, choice.origin
+    if not origin.endswith("config.json"):  # "embedded in x.gguf (...)", "inferred from the GGUF tensor shapes"
+        origin = f"the config {origin}"
     if choice.inferred:
         report.warning(subject, f"no transformer config at hand: rope_theta {config.rope_theta:g} is assumed")
     else:  # configs that disagree with the chosen one
