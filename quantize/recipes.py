@@ -212,11 +212,48 @@ def finish_plan(
     Raises `ConfigError` for a keep pattern that matches no tensor (almost always a typo)."""
     plan = dict(plan)
     for pattern, qtype in keep:
-        matched = [name for name in shapes if fnmatchcase(name, pattern)]
-        if not matched:
-            raise ConfigError(f"--keep pattern {pattern!r} matches no tensor (names look like {next(iter(shapes))!r})")
-        plan.update(dict.fromkeys(matched, qtype))
+        plan.update(dict.fromkeys(_kept(shapes, pattern, qtype), qtype))
     return {name: fit_row(qtype, shapes[name][-1] if shapes[name] else 1, float_type) for name, qtype in plan.items()}
+
+
+def _kept(shapes: dict[str, tuple[int, ...]], pattern: str, qtype: GGMLQuantizationType) -> list[str]:
+    """The tensors a `--keep PATTERN=TYPE` rule sets. A block type sets matrices only: biases and norms stay as the
+    recipe has them (F32), as llama.cpp never quantizes 1-D tensors, so that 'transformer_blocks.0.*=Q8_0' raises
+    block 0 without lowering its norms; a float type sets every tensor the pattern matches."""
+    matched = [name for name in shapes if fnmatchcase(name, pattern)]
+    if not matched:
+        raise ConfigError(f"--keep pattern {pattern!r} matches no tensor (names look like {next(iter(shapes))!r})")
+    if qtype in (Q.F32, Q.F16, Q.BF16):
+        return matched
+    matrices = [name for name in matched if len(shapes[name]) >= 2]
+    if not matrices:
+        raise ConfigError(
+            f"--keep pattern {pattern!r} matches only 1-D tensors (biases, norms), which stay F32; {qtype.name} "
+            "applies to matrices (a float type such as F16 applies to any tensor)"
+        )
+    return matrices
+
+
+def keep_fallbacks(
+    shapes: dict[str, tuple[int, ...]],
+    plan: dict[str, GGMLQuantizationType],
+    keep: list[tuple[str, GGMLQuantizationType]],
+) -> list[str]:
+    """One line per `--keep` rule whose type some of its tensors could not take (rows that are not whole blocks of
+    it): which tensors, and the type they got instead. The rule "forces" a type; the user should hear where not."""
+    last_rule = {}
+    for rule in keep:
+        last_rule.update(dict.fromkeys(_kept(shapes, *rule), rule))  # later rules win, as in `finish_plan`
+    lines = []
+    for pattern, qtype in keep:
+        moved = [name for name, rule in last_rule.items() if rule == (pattern, qtype) and plan[name] != qtype]
+        if moved:
+            got = ", ".join(sorted({plan[name].name for name in moved}))
+            lines.append(
+                f"--keep '{pattern}={qtype.name}': {len(moved)} tensor(s) ({moved[0]}, ...) have rows that are not "
+                f"whole {qtype.name} blocks: stored as {got}"
+            )
+    return lines
 
 
 def packed_bytes(shapes: dict[str, tuple[int, ...]], recipe: Recipe) -> int:

@@ -277,6 +277,13 @@ def test_requantizing_onto_the_source_file_is_refused_even_with_force(q4km, tmp_
     assert q4km.read_bytes() == before
 
 
+def test_a_keep_type_that_rows_cannot_take_is_noted(checkpoint, tmp_path, capsys):
+    out = tmp_path / "k.gguf"
+    assert main([str(checkpoint), "-o", str(out), "--type", "Q8_0", "--keep", "image_embedder.*=Q4_K", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "note: --keep 'image_embedder.*=Q4_K': " in err and "not whole Q4_K blocks: stored as " in err, err
+
+
 def test_keep_takes_the_fp16_spelling():
     shapes = {"proj_out.weight": (64, 256)}
     assert parse_keep(["proj_out.*=fp16"]) == [("proj_out.*", Q.F16)]
