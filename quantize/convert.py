@@ -69,7 +69,7 @@ class Summary:
     def lines(self) -> list[str]:
         size = self.path.stat().st_size if self.path.exists() else self.data_bytes
         out = [
-            f"wrote {self.path} ({size / 2**20:.1f} MiB, {self.n_params:,} weights, "
+            f"wrote {self.path} ({_size(size)}, {self.n_params:,} weights, "  # GB as the docs' recipe sizes
             f"{self.bits_per_weight:.2f} bits/weight)",
             "tensor types: " + ", ".join(f"{name} x{n}" for name, n in self.types.most_common()),
             "relative RMSE per tensor class (weight space):",

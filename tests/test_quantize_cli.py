@@ -263,8 +263,11 @@ def test_a_quoted_tilde_in_the_source_is_the_home_folder(tiny, tmp_path, monkeyp
 def test_a_quoted_tilde_in_the_output_is_the_home_folder(tiny, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert main([str(tiny[0]), "-o", "~/q8.gguf", "--type", "Q8_0", "--quiet"]) == 0
-    assert (tmp_path / "q8.gguf").is_file()
-    assert f"--gguf {tmp_path / 'q8.gguf'}" in capsys.readouterr().out  # the next commands name the real file
+    out = tmp_path / "q8.gguf"
+    assert out.is_file()
+    summary = capsys.readouterr().out
+    assert f"--gguf {out}" in summary  # the next commands name the real file
+    assert f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, " in summary  # the docs' units: GB and MB, not MiB
 
 
 def test_requantizing_onto_the_source_file_is_refused_even_with_force(q4km, tmp_path, capsys):
