@@ -119,7 +119,8 @@ def read_gguf(path: str | Path, expected_arch: str = EXPECTED_ARCH) -> GGUFCheck
     prefix = _name_prefix(names) if expected_arch == EXPECTED_ARCH else ""
     _check_architecture(path, metadata, expected_arch, [name.removeprefix(prefix) for name in names])
     tensors = [_restore_shape(path, _packed_tensor(path, t), metadata) for t in reader.tensors]
-    tensors = [dataclasses.replace(t, name=t.name.removeprefix(prefix)) for t in tensors]
+    if prefix:  # after the shapes are restored: their metadata keys hold the names as stored
+        tensors = [dataclasses.replace(t, name=t.name.removeprefix(prefix)) for t in tensors]
     return GGUFCheckpoint(path=path, metadata=metadata, tensors={t.name: t for t in tensors})
 
 
