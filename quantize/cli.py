@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         "repeatable, later rules win; a block type sets matrices only (biases and norms stay F32), and rows "
         "that cannot hold its blocks get the row fallback, with a note",
     )
-    parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists (never the GGUF being read)")
     parser.add_argument("--device", default="cpu", help="torch device for the K-quant search (e.g. cuda)")
     parser.add_argument(
         "--threads",
