@@ -13,7 +13,7 @@ from motif_lite.errors import ConfigError, DeviceError, MotifLiteError
 
 from .components import COMPONENTS, Component
 from .convert import quantize_checkpoint
-from .recipes import get_recipe, parse_keep, recipe_names
+from .recipes import get_recipe, keep_fallbacks, parse_keep, recipe_names
 from .sources import open_source
 from .text_recipes import text_recipe_names
 
@@ -62,9 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="PATTERN=TYPE",
         help="force a tensor type for names matching an fnmatch pattern, e.g. 'transformer_blocks.0.*=Q8_0'; "
-        "repeatable, later rules win",
+        "repeatable, later rules win; a block type sets matrices only (biases and norms stay F32), and rows "
+        "that cannot hold its blocks get the row fallback, with a note",
     )
-    parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists (never the GGUF being read)")
     parser.add_argument("--device", default="cpu", help="torch device for the K-quant search (e.g. cuda)")
     parser.add_argument(
         "--threads",
@@ -91,6 +92,9 @@ def run(args: argparse.Namespace) -> None:
     try:
         if source.is_gguf:
             print(_requantize_note(recipe.name), file=sys.stderr)
+        plan = component.plan(source.shapes, recipe, keep)
+        for line in keep_fallbacks(source.shapes, plan, keep):
+            print(f"note: {line}", file=sys.stderr)
         summary = quantize_checkpoint(
             source,
             args.output,
@@ -104,7 +108,7 @@ def run(args: argparse.Namespace) -> None:
     finally:
         source.close()
     print("\n".join(summary.lines()))
-    print(next_steps(Path(args.src), Path(args.output), component))
+    print(next_steps(Path(args.src), summary.path, component))
 
 
 def _requantize_note(recipe: str) -> str:

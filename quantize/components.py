@@ -102,8 +102,31 @@ def _check_text_encoder(config_json: str | None, shapes: Shapes) -> None:
             "the text encoder's config.json is missing beside its weights; quantize the checkpoint folder or its "
             "text_encoder/ folder (the GGUF embeds the config, which loading needs)"
         )
+    _refuse_other_text_config(config_json)
     config = config_from_json(config_json, "the text encoder config.json")
     check_tensors(meta_encoder(config), shapes, "the text encoder weights", "the text encoder config")
+
+
+def _refuse_other_text_config(config_json: str) -> None:
+    """Name the model a config.json describes when it is not the text encoder (the transformer's or the VAE's folder
+    given with --component text_encoder): better than the text encoder field it lacks."""
+    from motif_lite.weights.shapes import TRANSFORMER_CLASS
+
+    try:
+        values = json.loads(config_json)
+    except json.JSONDecodeError:
+        return  # config_from_json says what is wrong with it
+    kind = (values.get("_class_name") or values.get("model_type")) if isinstance(values, dict) else None
+    if kind == TRANSFORMER_CLASS:
+        raise CheckpointError(
+            f"these are the transformer's weights (config.json: {kind}); to quantize them, leave out --component "
+            "text_encoder"
+        )
+    if kind is not None and kind != TEXT_ENCODER_ARCH:
+        raise CheckpointError(
+            f"the config.json beside the weights describes {kind}, not the T5Gemma2 text encoder; pass the checkpoint "
+            "folder or its text_encoder/ folder"
+        )
 
 
 TRANSFORMER = Component(

@@ -16,6 +16,7 @@ from gguf import quants as gguf_quants
 from tqdm import tqdm
 
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
+from motif_lite.paths import user_path
 from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY
 
 from .components import TRANSFORMER, Component
@@ -68,7 +69,7 @@ class Summary:
     def lines(self) -> list[str]:
         size = self.path.stat().st_size if self.path.exists() else self.data_bytes
         out = [
-            f"wrote {self.path} ({size / 2**20:.1f} MiB, {self.n_params:,} weights, "
+            f"wrote {self.path} ({_size(size)}, {self.n_params:,} weights, "  # GB as the docs' recipe sizes
             f"{self.bits_per_weight:.2f} bits/weight)",
             "tensor types: " + ", ".join(f"{name} x{n}" for name, n in self.types.most_common()),
             "relative RMSE per tensor class (weight space):",
@@ -85,12 +86,18 @@ def _new_writer(
     if (ftype := file_type(recipe)) is not None:
         writer.add_file_type(ftype)
     writer.add_quantization_version(QUANT_VERSION)
-    writer.add_string("motif_lite.quantize.source", str(source.path))
+    writer.add_string("motif_lite.quantize.source", _source_label(source.path, component))
     writer.add_string(QUANTIZE_TYPE_KEY, recipe.name)
     writer.add_string("motif_lite.quantize.recipe", json.dumps(keep_specs))
     if source.config_json is not None:
         writer.add_string(component.config_key, source.config_json)
     return writer
+
+
+def _source_label(path: Path, component: Component) -> str:
+    """What the file records of its source: the checkpoint's folder and component folder, or the file's name, not
+    the whole path (files are shared, and /home/alice/... says nothing a reader can use)."""
+    return f"{path.parent.name}/{path.name}" if path.name == component.folder else path.name
 
 
 def _encode(values: torch.Tensor, qtype: GGMLQuantizationType, name: str, device: str) -> np.ndarray:
@@ -116,11 +123,14 @@ def quantize_checkpoint(
     `recipe` is one of its recipes. Writes `out.tmp` and renames it at the end, so a failure never leaves a
     half-written `out`. Refuses to replace an existing `out` unless `force`.
     """
-    out = Path(out)
+    out = user_path(out)  # a quoted "~/x.gguf" reaches us unexpanded, as the source does
     if out.is_dir():  # checked first: --force cannot replace a folder, and would fail only after all the work
         raise ConfigError(f"{out} is a folder; name the .gguf file to write, e.g. {out / 'model-Q4_K_M.gguf'}")
     if out.suffix.lower() != ".gguf":  # the loaders tell a GGUF by its name: any other would be read as safetensors
         raise ConfigError(f"{out}: the quantizer writes a GGUF file; name it .gguf, e.g. {out.with_suffix('.gguf')}")
+    if source.is_gguf and out.exists() and out.samefile(source.path):  # even with --force: the source is read to
+        # the end, and replacing a file still mapped fails on Windows after all the work
+        raise ConfigError(f"{out} is the source file; write the new file under another name (-o)")
     if out.exists() and not force:
         raise ConfigError(f"{out} already exists; pass --force to overwrite it")
     if not out.parent.is_dir():

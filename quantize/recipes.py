@@ -15,6 +15,7 @@ from typing import TypeVar
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
 from motif_lite.errors import ConfigError
+from motif_lite.weights.dequant import SUPPORTED_TYPES as LOADABLE_TYPES
 from motif_lite.weights.dequant import packed_nbytes
 
 from .tensor import SUPPORTED_TYPES
@@ -62,8 +63,9 @@ RECIPES = {
     )
 }
 
-# llama.cpp's `llama-quantize` takes the bare K names as their _M recipes; sd.cpp users type lower case.
-ALIASES = {"Q3_K": "Q3_K_M", "Q4_K": "Q4_K_M", "Q5_K": "Q5_K_M"}
+# llama.cpp's `llama-quantize` takes the bare K names as their _M recipes; sd.cpp users type lower case; FP16 and
+# FP32 are the names `motif-lite run --dtype` (and diffusers, ComfyUI) use for F16 and F32.
+ALIASES = {"Q3_K": "Q3_K_M", "Q4_K": "Q4_K_M", "Q5_K": "Q5_K_M", "FP16": "F16", "FP32": "F32"}
 
 # Fallbacks for rows that are not a multiple of 256 (llama.cpp's choices, minus IQ4_NL which gguf-py
 # cannot encode).
@@ -94,8 +96,17 @@ def find_recipe(table: Mapping[str, R], name: str, what: str) -> R:
     upper = name.strip().upper()
     recipe = table.get(ALIASES.get(upper, upper))
     if recipe is None:
-        raise ConfigError(f"unknown {what} {name!r}; choose one of: {table_names(table)}")
+        raise ConfigError(f"{_unknown(name, upper, what)}; choose one of: {table_names(table)}")
     return recipe
+
+
+def _unknown(name: str, upper: str, what: str) -> str:
+    """Why `name` is no recipe: a GGML type llama.cpp makes (IQ4_XS, TQ1_0, ...) is named as one, with whether
+    motif-lite runs files that use it, rather than called unknown."""
+    if upper not in Q.__members__ or Q[upper] in SUPPORTED_TYPES:  # Q2_K given for the text encoder: no recipe
+        return f"unknown {what} {name!r}"
+    runs = "motif-lite runs files made elsewhere with it" if Q[upper] in LOADABLE_TYPES else "motif-lite cannot run it"
+    return f"{upper} is a GGUF type this quantizer does not make ({runs})"
 
 
 def table_names(table: Mapping[str, object]) -> str:
@@ -140,7 +151,8 @@ def parse_keep(specs: list[str]) -> list[tuple[str, GGMLQuantizationType]]:
         pattern, sep, type_name = spec.rpartition("=")
         if not sep or not pattern.strip():
             raise ConfigError(f"bad --keep {spec!r}: expected PATTERN=TYPE, e.g. 'transformer_blocks.0.*=Q8_0'")
-        qtype = Q.__members__.get(type_name.strip().upper())
+        upper = type_name.strip().upper()
+        qtype = Q.__members__.get(ALIASES.get(upper, upper) if upper.startswith("FP") else upper)
         if qtype not in SUPPORTED_TYPES:
             names = ", ".join(t.name for t in SUPPORTED_TYPES)
             raise ConfigError(f"bad --keep {spec!r}: unknown tensor type {type_name!r}; choose one of: {names}")
@@ -200,11 +212,48 @@ def finish_plan(
     Raises `ConfigError` for a keep pattern that matches no tensor (almost always a typo)."""
     plan = dict(plan)
     for pattern, qtype in keep:
-        matched = [name for name in shapes if fnmatchcase(name, pattern)]
-        if not matched:
-            raise ConfigError(f"--keep pattern {pattern!r} matches no tensor (names look like {next(iter(shapes))!r})")
-        plan.update(dict.fromkeys(matched, qtype))
+        plan.update(dict.fromkeys(_kept(shapes, pattern, qtype), qtype))
     return {name: fit_row(qtype, shapes[name][-1] if shapes[name] else 1, float_type) for name, qtype in plan.items()}
+
+
+def _kept(shapes: dict[str, tuple[int, ...]], pattern: str, qtype: GGMLQuantizationType) -> list[str]:
+    """The tensors a `--keep PATTERN=TYPE` rule sets. A block type sets matrices only: biases and norms stay as the
+    recipe has them (F32), as llama.cpp never quantizes 1-D tensors, so that 'transformer_blocks.0.*=Q8_0' raises
+    block 0 without lowering its norms; a float type sets every tensor the pattern matches."""
+    matched = [name for name in shapes if fnmatchcase(name, pattern)]
+    if not matched:
+        raise ConfigError(f"--keep pattern {pattern!r} matches no tensor (names look like {next(iter(shapes))!r})")
+    if qtype in (Q.F32, Q.F16, Q.BF16):
+        return matched
+    matrices = [name for name in matched if len(shapes[name]) >= 2]
+    if not matrices:
+        raise ConfigError(
+            f"--keep pattern {pattern!r} matches only 1-D tensors (biases, norms), which stay F32; {qtype.name} "
+            "applies to matrices (a float type such as F16 applies to any tensor)"
+        )
+    return matrices
+
+
+def keep_fallbacks(
+    shapes: dict[str, tuple[int, ...]],
+    plan: dict[str, GGMLQuantizationType],
+    keep: list[tuple[str, GGMLQuantizationType]],
+) -> list[str]:
+    """One line per `--keep` rule whose type some of its tensors could not take (rows that are not whole blocks of
+    it): which tensors, and the type they got instead. The rule "forces" a type; the user should hear where not."""
+    last_rule = {}
+    for rule in keep:
+        last_rule.update(dict.fromkeys(_kept(shapes, *rule), rule))  # later rules win, as in `finish_plan`
+    lines = []
+    for pattern, qtype in keep:
+        moved = [name for name, rule in last_rule.items() if rule == (pattern, qtype) and plan[name] != qtype]
+        if moved:
+            got = ", ".join(sorted({plan[name].name for name in moved}))
+            lines.append(
+                f"--keep '{pattern}={qtype.name}': {len(moved)} tensor(s) ({moved[0]}, ...) have rows that are not "
+                f"whole {qtype.name} blocks: stored as {got}"
+            )
+    return lines
 
 
 def packed_bytes(shapes: dict[str, tuple[int, ...]], recipe: Recipe) -> int:

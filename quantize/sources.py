@@ -17,6 +17,7 @@ from motif_lite.weights.dequant import dequantize
 from motif_lite.weights.gguf_file import OtherGGUFKindError, read_gguf
 from motif_lite.weights.safetensors_files import find_weight_files, shard_files
 from motif_lite.weights.safetensors_header import read_header
+from motif_lite.weights.shapes import comfy_prefix
 
 from .components import TRANSFORMER, Component
 
@@ -48,6 +49,11 @@ class SafetensorsSource:
                     raise CheckpointError(f"tensor {name!r} appears more than once (again as {stored!r} in {file})")
                 self._handles[name] = (handle, stored)
                 self.shapes[name] = tuple(handle.get_slice(stored).get_shape())
+
+    def drop_name_prefix(self, prefix: str) -> None:
+        """Name every tensor without `prefix`, which every name carries (ComfyUI's `model.diffusion_model.`)."""
+        self._handles = {name.removeprefix(prefix): handle for name, handle in self._handles.items()}
+        self.shapes = {name.removeprefix(prefix): shape for name, shape in self.shapes.items()}
 
     def _open(self, file: Path):
         if not file.is_file():
@@ -135,6 +141,10 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
         raise CheckpointError(
             f"unsupported source {path}: expected a folder, .safetensors, .safetensors.index.json or .gguf"
         )
+    # A transformer file ComfyUI saved names every tensor `model.diffusion_model.<name>`: read it as its own GGUF
+    # converter (and motif-lite's GGUF reader) does, without the prefix.
+    if component is TRANSFORMER and not source.is_gguf and (prefix := comfy_prefix(list(source.shapes))):
+        source.drop_name_prefix(prefix)
     if component.check is not None:
         try:
             component.check(source.config_json, source.shapes)

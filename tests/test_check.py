@@ -20,6 +20,7 @@ from tiny_pipeline import make_tiny_checkpoint_and_gguf  # noqa: E402
 from motif_lite import cli  # noqa: E402
 from motif_lite.checkpoint import locate_sources  # noqa: E402
 from motif_lite.checkup import check_setup  # noqa: E402
+from motif_lite.checkup.checkpoint import types_and_sizes  # noqa: E402
 from motif_lite.errors import CheckpointError  # noqa: E402
 
 TRANSFORMER = "transformer/diffusion_pytorch_model.safetensors"
@@ -203,13 +204,66 @@ def test_gguf_problems(tiny, tmp_path):
     cut.write_bytes(gguf.read_bytes()[:-5000])
     cases = {
         cut: "truncated",
-        _gguf_with(tmp_path, root, Q.Q8_0, arch="llama"): "architecture 'llama'",
+        _llama_gguf(tmp_path): "architecture 'llama'",
         _gguf_with(tmp_path, root, Q.IQ2_XXS): "IQ2_XXS is not supported",
         tmp_path / "nowhere.gguf": "no such GGUF file",
     }
     for path, message in cases.items():
         found = problems(check_setup(root, gguf=path))
         assert len(found) == 1 and message in found[0] and "; fix: " in found[0], (path.name, found)
+
+
+def _llama_gguf(tmp_path: Path) -> Path:
+    """A GGUF of an LLM, as llama.cpp names its tensors."""
+    rows = np.zeros((2, 64), np.float32)
+    tensors = {"token_embd.weight": (rows, Q.F32, rows.shape), "blk.0.attn_q.weight": (rows, Q.Q8_0, rows.shape)}
+    return write_test_gguf(tmp_path / "llama-3-8b-Q8_0.gguf", tensors, arch="llama")
+
+
+def test_another_models_gguf_is_kept_and_the_right_file_named(tiny, tmp_path):
+    """Its fix must not make our file over it (`-o THAT_FILE --force` would destroy the user's LLM)."""
+    root, llama = tiny[0], _llama_gguf(tmp_path)
+    (transformer,) = problems(check_setup(root, gguf=llama))
+    (text_encoder,) = problems(check_setup(root, text_encoder_gguf=llama))
+    for found in (transformer, text_encoder):
+        fix = found.split("; fix: ", 1)[1]
+        assert fix.startswith("it is another model's file") and str(llama) not in fix and "--force" not in fix, found
+    assert f"python -m motif_lite.quantize {root} -o {tmp_path / 'motif-video-2b-Q4_K_M.gguf'}" in transformer
+    assert f"--component text_encoder -o {tmp_path / 'te-Q8_0.gguf'}" in text_encoder
+
+
+def test_the_gguf_line_says_its_type_and_the_size_of_each_tensor_type(tiny, tmp_path):
+    from motif_lite.weights.gguf_file import read_gguf
+
+    root, gguf = tiny
+    (line, _) = [f.message for f in check_setup(root, gguf=gguf).findings if f.subject == str(gguf)]
+    ckpt = read_gguf(gguf)
+    assert line == f"complete GGUF (Q8_0), {len(ckpt.tensors)} tensors: {types_and_sizes(ckpt.tensors)}", line
+    listed = types_and_sizes(ckpt.tensors).split(", ")
+    assert len(listed) == len({t.qtype for t in ckpt.tensors.values()}) > 1
+    for qtype in {t.qtype for t in ckpt.tensors.values()}:  # each type: its count and its bytes (a tiny model: kB)
+        of_type = [t for t in ckpt.tensors.values() if t.qtype == qtype]
+        assert f"{qtype.name} x{len(of_type)} {sum(t.nbytes for t in of_type) / 1e3:.1f} kB" in listed, line
+
+
+def test_a_gguf_checked_alone_is_checked_against_the_config_it_embeds(tiny, tmp_path):
+    """`motif-lite check --gguf FILE` without the checkpoint: the file's own line still says all about it."""
+    gguf = tiny[1]
+    report = check_setup(tmp_path / "no-checkpoint", gguf=gguf)
+    lines = [f.message for f in report.findings if f.subject == str(gguf)]
+    assert lines[1] == f"names and shapes match the config embedded in {gguf.name} (motif_video.config_json)"
+
+
+def test_a_transformer_gguf_another_tool_labelled_is_checked_by_its_tensors(tiny, tmp_path):
+    """stable-diffusion.cpp's convert writes no general.architecture, ComfyUI-style converters their own name."""
+    root = tiny[0]
+    for arch, said in (("motif", "general.architecture 'motif'"), (None, "no general.architecture")):
+        gguf = _gguf_with(tmp_path, root, Q.Q8_0, arch=arch)
+        report = check_setup(root, gguf=gguf)
+        assert report.passed, problems(report)
+        (line, matched) = [f.message for f in report.findings if f.subject == str(gguf)]
+        assert line.endswith(f"; {said}, read as motif_video from its tensor names"), line
+        assert matched == "names and shapes match transformer/config.json"
 
 
 def test_a_safetensors_file_given_as_a_gguf_is_told_its_flag(tiny):
@@ -352,7 +406,8 @@ def test_a_damaged_gguf_of_ones_own_is_made_again_not_downloaded(tiny, tmp_path)
 def test_a_gguf_cut_inside_its_header_is_made_again_with_the_type_its_name_tells(tiny, tmp_path, name, made_with):
     root, gguf = tiny
     cut = tmp_path / name
-    cut.write_bytes(gguf.read_bytes()[:300])  # the metadata that records the type is cut off
+    data = gguf.read_bytes()
+    cut.write_bytes(data[: data.index(b"motif_lite.quantize.type")])  # the metadata that records the type is cut off
     (found,) = problems(check_setup(root, gguf=cut))
     assert f"python -m motif_lite.quantize {root} -o {cut} {made_with}" in found, found
     spaced = tmp_path / "my models" / name  # the command is pasted: a space in a path is quoted
@@ -410,7 +465,7 @@ def test_a_text_encoder_gguf_stands_in_for_the_text_encoder_weights(tiny, tmp_pa
     assert report.passed, problems(report)
     lines = [f.message for f in report.findings if f.subject == str(te)]
     found = read_text_encoder_gguf(te)
-    summary = f"text encoder GGUF (Q8_0), {len(found.tensors)} tensors, {found.nbytes / 1e9:.2f} GB"
+    summary = f"text encoder GGUF (Q8_0), {len(found.tensors)} tensors: {types_and_sizes(found.tensors)}"
     assert lines == [summary + "; its config matches text_encoder/config.json"]
     assert report.plan is not None
 

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from motif_lite.errors import CheckpointError
-from motif_lite.weights.gguf_file import read_gguf
+from motif_lite.weights.gguf_file import TEXT_ENCODER_ARCH, ForeignGGUFError, read_gguf
 from motif_lite.weights.quant_linear import QuantizedLinear, quantized_state_dict, replace_linears
 
 Q = GGMLQuantizationType
@@ -220,6 +220,39 @@ def test_wrong_and_missing_architecture(tmp_path: Path) -> None:
         read_gguf(_small_file(tmp_path, arch="llama"))
     with pytest.raises(CheckpointError, match="no general.architecture"):
         read_gguf(_small_file(tmp_path, arch=None))
+
+
+def _motif_names_file(tmp_path: Path, name: str, arch: str | None, prefix: str = "", **kwargs) -> Path:
+    """A GGUF holding the Motif-Video transformer's embedder names (and one flattened tensor ComfyUI-style)."""
+    flat = np.arange(64, dtype=np.float32).reshape(2, 32)
+    spec = {
+        f"{prefix}x_embedder.proj.weight": (np.ones((4, 8), np.float32), Q.F32, (4, 8)),
+        f"{prefix}context_embedder.linear_1.weight": (np.ones((2, 64), np.float32), Q.Q8_0, (2, 64)),
+        f"{prefix}proj_out.weight": (flat, Q.F32, (2, 32)),
+    }
+    meta = {f"comfy.gguf.orig_shape.{prefix}proj_out.weight": [4, 16]}  # keyed by the name as stored
+    return write_test_gguf(tmp_path / name, spec, arch=arch, extra_metadata=meta, **kwargs)
+
+
+@pytest.mark.parametrize("arch", ["motif", "flux", None])  # another tool's label; sd.cpp's convert writes none
+@pytest.mark.parametrize("prefix", ["", "model.diffusion_model.", "diffusion_model."])
+def test_a_motif_video_file_from_another_tool_is_read_by_its_tensor_names(tmp_path: Path, arch, prefix) -> None:
+    ckpt = read_gguf(_motif_names_file(tmp_path, "other-tool.gguf", arch, prefix))
+    assert set(ckpt.tensors) == {"x_embedder.proj.weight", "context_embedder.linear_1.weight", "proj_out.weight"}
+    assert all(name == t.name for name, t in ckpt.tensors.items())
+    assert ckpt.tensors["proj_out.weight"].shape == (4, 16)  # the recorded shape, found under the stored name
+    assert ckpt.tensors["context_embedder.linear_1.weight"].qtype == Q.Q8_0
+
+
+def test_another_models_gguf_is_refused_as_foreign(tmp_path: Path) -> None:
+    z = np.zeros((2, 64), np.float32)
+    flux = {"x_embedder.weight": (z, Q.F32, z.shape), "context_embedder.weight": (z, Q.Q8_0, z.shape)}
+    for arch in ("flux", None):
+        with pytest.raises(ForeignGGUFError, match="flux|no general.architecture"):
+            read_gguf(write_test_gguf(tmp_path / "flux.gguf", flux, arch=arch))
+    # Only the transformer is told by its tensor names: the text encoder's file must say what it is.
+    with pytest.raises(ForeignGGUFError, match="expected 't5gemma2_encoder'"):
+        read_gguf(_motif_names_file(tmp_path, "motif.gguf", None), expected_arch=TEXT_ENCODER_ARCH)
 
 
 def test_unsupported_quant_type_names_tensor(tmp_path: Path) -> None:

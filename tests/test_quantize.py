@@ -11,7 +11,7 @@ from quantize_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from motif_lite.errors import ConfigError
 from motif_lite.quantize import get_recipe, parse_keep, plan_types, quantize_tensor, tensor_class
-from motif_lite.quantize.recipes import fit_row
+from motif_lite.quantize.recipes import fit_row, keep_fallbacks
 
 # Relative RMSE bounds, a few % above what these encoders measure on the fixed data below
 # (gaussian, Student-t with 3 dof). K-quant figures match llama.cpp's reference quantizers.
@@ -147,6 +147,27 @@ def test_keep_overrides_last_rule_wins_and_falls_back_by_row(arch_shapes):
     assert plan["image_embedder.linear_1.weight"] == Q.Q5_0  # rows of 1152 cannot hold 256-blocks
     assert plan["image_embedder.linear_2.weight"] == Q.Q5_0
     assert plan["x_embedder.proj.weight"] == Q.F32
+
+
+def test_keep_with_a_block_type_raises_matrices_and_leaves_vectors_f32(arch_shapes):
+    """The --help example 'transformer_blocks.0.*=Q8_0' is meant to raise block 0: it used to store its biases and
+    norms in Q8_0 too, lower than the recipe's F32."""
+    plan = plan_types(arch_shapes, get_recipe("Q4_K_M"), parse_keep(["transformer_blocks.0.*=Q8_0"]))
+    block = {name: shape for name, shape in arch_shapes.items() if name.startswith("transformer_blocks.0.")}
+    assert {plan[name] for name, shape in block.items() if len(shape) == 2} == {Q.Q8_0}
+    assert {plan[name] for name, shape in block.items() if len(shape) == 1} == {Q.F32}
+    with pytest.raises(ConfigError, match="matches only 1-D tensors"):
+        plan_types(arch_shapes, get_recipe("Q8_0"), parse_keep(["*.bias=Q8_0"]))
+
+
+def test_keep_fallbacks_say_which_tensors_could_not_take_the_type(arch_shapes):
+    keep = parse_keep(["image_embedder.*=Q4_K", "transformer_blocks.*=Q6_K", "transformer_blocks.1.*=Q8_0"])
+    plan = plan_types(arch_shapes, get_recipe("Q4_K_M"), keep)
+    image = [n for n, s in arch_shapes.items() if n.startswith("image_embedder.") and len(s) == 2 and s[-1] % 256]
+    assert image and all(plan[name] == Q.Q5_0 for name in image)
+    (line,) = keep_fallbacks(arch_shapes, plan, keep)  # Q6_K and Q8_0 fit every block matrix: no line for them
+    assert line.startswith(f"--keep 'image_embedder.*=Q4_K': {len(image)} tensor(s) ({image[0]}, ...)")
+    assert line.endswith("have rows that are not whole Q4_K blocks: stored as Q5_0")
 
 
 def test_fit_row_fallbacks():

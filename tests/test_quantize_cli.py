@@ -101,6 +101,8 @@ def test_k_quant_file_structure(tiny, q4km):
     assert fields["general.file_type"] == 15  # LLAMA_FTYPE_MOSTLY_Q4_K_M
     assert fields["motif_lite.quantize.type"] == "Q4_K_M"
     assert json.loads(fields["motif_lite.quantize.recipe"]) == ["proj_out.*=F16"]
+    # the source without the folders above it: shared files should not carry the maker's home folder
+    assert fields["motif_lite.quantize.source"] == f"{root.name}/transformer"
     assert fields["motif_video.config_json"] == (root / "transformer" / "config.json").read_text()
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     plan = plan_types(shapes, get_recipe("Q4_K_M"), parse_keep(["proj_out.*=F16"]))
@@ -258,6 +260,39 @@ def test_a_quoted_tilde_in_the_source_is_the_home_folder(tiny, tmp_path, monkeyp
     assert out.is_file()
 
 
+def test_a_quoted_tilde_in_the_output_is_the_home_folder(tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert main([str(tiny[0]), "-o", "~/q8.gguf", "--type", "Q8_0", "--quiet"]) == 0
+    out = tmp_path / "q8.gguf"
+    assert out.is_file()
+    summary = capsys.readouterr().out
+    assert f"--gguf {out}" in summary  # the next commands name the real file
+    assert f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, " in summary  # the docs' units: GB and MB, not MiB
+
+
+def test_requantizing_onto_the_source_file_is_refused_even_with_force(q4km, tmp_path, capsys):
+    before = q4km.read_bytes()
+    link = tmp_path / "link.gguf"  # the same file under another name
+    link.symlink_to(q4km)
+    for output in (q4km, link):
+        assert main([str(q4km), "-o", str(output), "--type", "Q8_0", "--quiet", "--force"]) == 2
+        assert "is the source file; write the new file under another name" in capsys.readouterr().err
+    assert q4km.read_bytes() == before
+
+
+def test_a_keep_type_that_rows_cannot_take_is_noted(checkpoint, tmp_path, capsys):
+    out = tmp_path / "k.gguf"
+    assert main([str(checkpoint), "-o", str(out), "--type", "Q8_0", "--keep", "image_embedder.*=Q4_K", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "note: --keep 'image_embedder.*=Q4_K': " in err and "not whole Q4_K blocks: stored as " in err, err
+
+
+def test_keep_takes_the_fp16_spelling():
+    shapes = {"proj_out.weight": (64, 256)}
+    assert parse_keep(["proj_out.*=fp16"]) == [("proj_out.*", Q.F16)]
+    assert plan_types(shapes, get_recipe("Q8_0"), parse_keep(["proj_out.*=fp32"])) == {"proj_out.weight": Q.F32}
+
+
 def test_sharded_index_and_single_file_give_identical_tensors(tiny, tmp_path):
     root, _, _ = tiny
     (index,) = (root / "sharded").glob("*.index.json")
@@ -306,6 +341,11 @@ def test_the_vae_is_said_to_stay_as_it_is(tiny, tmp_path, capsys, named):
     "args, message",
     [
         (["--type", "Q9_K"], "unknown quantization type"),
+        # llama.cpp types it does not make: named as such, with whether motif-lite runs such files
+        (["--type", "iq4_xs"], "IQ4_XS is a GGUF type this quantizer does not make (motif-lite runs files made"),
+        (["--type", "TQ1_0"], "TQ1_0 is a GGUF type this quantizer does not make (motif-lite cannot run it)"),
+        # a type the transformer's recipes have is only unknown to the text encoder's
+        (["--type", "Q2_K", "--component", "text_encoder"], "unknown text encoder quantization type 'Q2_K'"),
         (["--keep", "nothing.*=Q8_0"], "matches no tensor"),
         (["--keep", "proj_out.weight"], "PATTERN=TYPE"),
         (["--threads", "0"], "--threads must be"),
@@ -400,6 +440,33 @@ def test_weights_of_another_model_are_not_written_as_a_transformer(checkpoint, t
         assert not out.exists() and not out.with_name("out.gguf.tmp").exists()
 
 
+def test_other_components_given_as_the_text_encoder_are_named(checkpoint, tmp_path, capsys):
+    """The transformer's or the VAE's folder with --component text_encoder: what they are, not a missing field."""
+    cases = {
+        checkpoint / "transformer": "these are the transformer's weights (config.json: MotifVideoTransformer3DModel); "
+        "to quantize them, leave out --component text_encoder",
+        checkpoint / "vae": "describes AutoencoderKLWan, not the T5Gemma2 text encoder",
+    }
+    out = tmp_path / "te.gguf"
+    for src, message in cases.items():
+        assert main([str(src), "--component", "text_encoder", "-o", str(out), "--quiet"]) == 2, src
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (src, err)
+        assert not out.exists()
+
+
+def test_a_transformer_file_comfyui_saved_is_read_without_its_prefix(tiny, tmp_path):
+    """ComfyUI names a model it saves `model.diffusion_model.<name>`; city96's converter strips that, so do we."""
+    root, _, state = tiny
+    prefixed = tmp_path / "motif_video_comfy.safetensors"
+    save_file({f"model.diffusion_model.{name}": tensor for name, tensor in state.items()}, prefixed)
+    plain, stripped = tmp_path / "plain.gguf", tmp_path / "stripped.gguf"
+    assert main([str(root / "transformer"), "-o", str(plain), "--type", "Q8_0", "--quiet"]) == 0
+    assert main([str(prefixed), "-o", str(stripped), "--type", "Q8_0", "--quiet"]) == 0
+    tensors = {t.name: (t.tensor_type, t.data.tobytes()) for t in GGUFReader(plain).tensors}
+    assert {t.name: (t.tensor_type, t.data.tobytes()) for t in GGUFReader(stripped).tensors} == tensors
+
+
 def test_a_gguf_of_the_other_component_names_the_component_flag(checkpoint, tmp_path, capsys):
     transformer, text_encoder = tmp_path / "t.gguf", tmp_path / "te.gguf"
     assert main([str(checkpoint), "-o", str(transformer), "--type", "Q8_0", "--quiet"]) == 0
@@ -431,6 +498,8 @@ def test_a_truncated_download_is_named_with_its_fix(tiny, tmp_path, capsys):
         ("q3_k", "Q3_K_M"),
         ("q8_0", "Q8_0"),
         ("bf16", "BF16"),
+        ("fp16", "F16"),  # as `motif-lite run --dtype fp16` spells it
+        ("FP32", "F32"),
     ],  # noqa: E501
 )
 def test_recipe_names_take_llama_cpp_aliases_in_any_case(typed, recipe):

@@ -5,8 +5,10 @@ device), every config parsed the way a run parses it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from motif_lite.checkup.report import CheckpointFiles, Checkup, first_line
 from motif_lite.errors import MotifLiteError
@@ -24,6 +26,9 @@ from motif_lite.weights.shapes import (
     transformer_mismatch,
     vae_mismatches,
 )
+
+if TYPE_CHECKING:
+    from motif_lite.weights.gguf_file import GGUFCheckpoint, PackedTensor
 
 FAILED = object()  # what `_parsed` returns when the file could not be read (None can be a parsed value)
 
@@ -275,6 +280,7 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, mode
         else:
             problem = first_line(exc)
             fix = _other_kind_fix(exc, value) or _safetensors_fix(Path(value), "--text-encoder", "text_encoder")
+            fix = fix or _foreign_fix(exc, user_path(value), model, "text_encoder")
             fix = fix or text_encoder_gguf_fix(user_path(value), model)
         for named in (f"{value}: ", f"{value} "):  # the line names the file already
             problem = problem.removeprefix(named)
@@ -283,7 +289,7 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, mode
     recipe = f" ({found.recipe})" if found.recipe else ""
     compared = root is not None and (root / "text_encoder" / "config.json").is_file()  # as a run compares them
     against = "; its config matches text_encoder/config.json" if compared else ""
-    summary = f"text encoder GGUF{recipe}, {len(found.tensors)} tensors, {found.nbytes / 1e9:.2f} GB{against}"
+    summary = f"text encoder GGUF{recipe}, {len(found.tensors)} tensors: {types_and_sizes(found.tensors)}{against}"
     report.ok(str(found.path), summary)
     return found.path
 
@@ -306,12 +312,10 @@ def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> No
     except MotifLiteError as exc:
         problem = first_line(exc).replace(f"{path}: ", "").replace(f"{path} ", "")
         fix = _other_kind_fix(exc, path) or _safetensors_fix(path, "--diffusion-model", "transformer")
+        fix = fix or _foreign_fix(exc, path, model, "transformer")
         report.problem(subject, problem, fix or gguf_file_fix(path, model))
         return
-    types = ", ".join(f"{name} x{n}" for name, n in sorted(checkpoint.qtype_counts().items()))
-    report.ok(
-        subject, f"complete GGUF, {len(checkpoint.tensors)} tensors ({types}), {checkpoint.nbytes() / 1e9:.2f} GB"
-    )
+    report.ok(subject, gguf_summary(checkpoint))
     config_path = None if root is None else root / "transformer" / "config.json"
     try:  # the config `motif-lite run` would choose, with the same notes
         ours = None
@@ -322,6 +326,8 @@ def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> No
         report.problem(subject, f"no usable transformer config: {first_line(exc)}", gguf_file_fix(path, model))
         return
     config, origin = choice.config, choice.origin
+    if not origin.endswith("config.json"):  # "embedded in x.gguf (...)", "inferred from the GGUF tensor shapes"
+        origin = f"the config {origin}"
     if choice.inferred:
         report.warning(subject, f"no transformer config at hand: rope_theta {config.rope_theta:g} is assumed")
     else:  # configs that disagree with the chosen one
@@ -336,8 +342,49 @@ def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> No
         report.ok(subject, f"names and shapes match {origin}")
 
 
+def gguf_summary(checkpoint: GGUFCheckpoint) -> str:
+    """What a transformer GGUF holds, in one line: the type it was made as, its tensors by type with their sizes
+    (what `gguf-dump` would list tensor by tensor), and an architecture label that another tool gave it."""
+    from motif_lite.weights.gguf_file import EXPECTED_ARCH, recorded_type
+
+    made_as = recorded_type(checkpoint.metadata)
+    tensors = checkpoint.tensors
+    line = f"complete GGUF{f' ({made_as})' if made_as else ''}, {len(tensors)} tensors: {types_and_sizes(tensors)}"
+    arch = checkpoint.metadata.get("general.architecture")
+    if arch != EXPECTED_ARCH:  # accepted for its tensor names (gguf_file.MOTIF_VIDEO_NAMES)
+        label = "no general.architecture" if arch is None else f"general.architecture {arch!r}"
+        line += f"; {label}, read as {EXPECTED_ARCH} from its tensor names"
+    return line
+
+
+def types_and_sizes(tensors: Mapping[str, PackedTensor]) -> str:
+    """A GGUF's tensors by type, the largest share first: "Q4_K x300 0.85 GB, F32 x500 1.2 MB"."""
+    by_type: dict[str, list[int]] = {}
+    for tensor in tensors.values():
+        by_type.setdefault(tensor.qtype.name, []).append(tensor.nbytes)
+    largest_first = sorted(by_type.items(), key=lambda item: -sum(item[1]))
+    return ", ".join(f"{name} x{len(sizes)} {_size(sum(sizes))}" for name, sizes in largest_first)
+
+
+def _foreign_fix(error: MotifLiteError, path: Path, model: str, component: str) -> str | None:
+    """For another model's GGUF (an LLM, another diffusion model): where the right file comes from, under a new
+    name, since the file given is the user's to keep; None for any other error."""
+    from motif_lite.weights.gguf_file import ForeignGGUFError
+
+    if not isinstance(error, ForeignGGUFError):
+        return None
+    quantize = f"python -m motif_lite.quantize {shlex.quote(model)}"
+    if component == "text_encoder":
+        made = f"{quantize} --component text_encoder -o {shlex.quote(str(path.parent / 'te-Q8_0.gguf'))}"
+        return f"it is another model's file; pass a text encoder GGUF made by {made}"
+    made = f"{quantize} -o {shlex.quote(str(path.parent / 'motif-video-2b-Q4_K_M.gguf'))}"
+    return f"it is another model's file; pass an official one (--gguf Q4_K_M downloads it), or make one: {made}"
+
+
 def _size(nbytes: int) -> str:
-    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.1f} MB"
+    if nbytes >= 1e8:
+        return f"{nbytes / 1e9:.2f} GB"
+    return f"{nbytes / 1e6:.1f} MB" if nbytes >= 1e6 else f"{nbytes / 1e3:.1f} kB"  # tiny test models, small tensors
 
 
 def _other_kind_fix(error: MotifLiteError, path: str | Path) -> str | None:

@@ -8,10 +8,12 @@ microseconds per entry) and only then hands the file to `GGUFReader`. Every prob
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import mmap
 import struct
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,12 @@ GGUF_FLAGS = {EXPECTED_ARCH: "--gguf", TEXT_ENCODER_ARCH: "--text-encoder-gguf"}
 SUPPORTED_VERSIONS = (2, 3)
 # ggml itself stops at 4 dims, but gguf-py writes any count (a Conv3d weight has 5); 8 only bounds corruption.
 _MAX_DIMS = 8
+# Tensor names only the Motif-Video transformer has (Flux's diffusers names are `x_embedder.weight` and
+# `context_embedder.weight`): a GGUF that holds them is that transformer whatever its general.architecture says.
+# stable-diffusion.cpp's `sd -M convert` writes no architecture at all, other converters their own name for it.
+MOTIF_VIDEO_NAMES = ("x_embedder.proj.weight", "context_embedder.linear_1.weight")
+# What ComfyUI and stable-diffusion.cpp put before a diffusion model's tensor names in files they save.
+NAME_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
 # ComfyUI-GGUF's convert tool flattens some tensors and records the real shape under this key prefix.
 ORIG_SHAPE_KEY = "comfy.gguf.orig_shape."
 _MAX_NESTING = 4  # arrays of arrays in metadata; real files use at most 1
@@ -107,10 +115,24 @@ def read_gguf(path: str | Path, expected_arch: str = EXPECTED_ARCH) -> GGUFCheck
         raise DamagedGGUFError(
             f"{path}: corrupt GGUF file, gguf could not read it ({type(exc).__name__}: {exc})"
         ) from exc
-    _check_architecture(path, metadata, expected_arch)
-    tensors = {t.name: _packed_tensor(path, t) for t in reader.tensors}
-    tensors = {name: _restore_shape(path, t, metadata) for name, t in tensors.items()}
-    return GGUFCheckpoint(path=path, metadata=metadata, tensors=tensors)
+    names = [t.name for t in reader.tensors]
+    prefix = _name_prefix(names) if expected_arch == EXPECTED_ARCH else ""
+    _check_architecture(path, metadata, expected_arch, [name.removeprefix(prefix) for name in names])
+    tensors = [_restore_shape(path, _packed_tensor(path, t), metadata) for t in reader.tensors]
+    if prefix:  # after the shapes are restored: their metadata keys hold the names as stored
+        tensors = [dataclasses.replace(t, name=t.name.removeprefix(prefix)) for t in tensors]
+    return GGUFCheckpoint(path=path, metadata=metadata, tensors={t.name: t for t in tensors})
+
+
+def _name_prefix(names: Sequence[str]) -> str:
+    """The prefix every tensor name carries in a diffusion model file that ComfyUI or stable-diffusion.cpp saved
+    whole ("model.diffusion_model."), else "". Stripping it renames nothing else, so the file loads as it is."""
+    return next((p for p in NAME_PREFIXES if names and all(name.startswith(p) for name in names)), "")
+
+
+def is_motif_video_transformer(names: Sequence[str]) -> bool:
+    """Whether these tensor names are the Motif-Video transformer's (see `MOTIF_VIDEO_NAMES`)."""
+    return set(MOTIF_VIDEO_NAMES) <= set(names)
 
 
 def _check_file(path: Path) -> None:
@@ -132,6 +154,11 @@ class DamagedGGUFError(CheckpointError):
     download or copy, to be fetched or made again."""
 
 
+class ForeignGGUFError(CheckpointError):
+    """A GGUF file of another model (a `llama` LLM, a Flux or Wan transformer, ...): no fix makes it ours, and the
+    file is the user's to keep."""
+
+
 class OtherGGUFKindError(CheckpointError):
     """A GGUF file motif-lite reads, given where the other kind goes; `flag` is the option it belongs to."""
 
@@ -140,17 +167,22 @@ class OtherGGUFKindError(CheckpointError):
         self.flag = flag
 
 
-def _check_architecture(path: Path, metadata: dict[str, Any], expected: str) -> None:
+def _check_architecture(path: Path, metadata: dict[str, Any], expected: str, names: Sequence[str]) -> None:
+    """Refuse a file of another model; `names` (the tensor names) decide for a transformer file that another tool
+    labelled with its own architecture name, or with none."""
     arch = metadata.get("general.architecture")
+    if arch == expected:
+        return
+    if expected == EXPECTED_ARCH and arch not in GGUF_KINDS and is_motif_video_transformer(names):
+        return  # the tensors are checked one by one against the config before anything loads
     wanted = GGUF_KINDS.get(expected, expected)
     if arch is None:
-        raise CheckpointError(f"{path} has no general.architecture; expected {expected!r} ({wanted})")
-    if arch != expected:
-        known = f": {GGUF_KINDS[arch]}" if arch in GGUF_KINDS else ""
-        message = f"{path} is a GGUF for architecture {arch!r}{known}; here motif-lite expects {expected!r} ({wanted})"
-        if arch in GGUF_FLAGS:
-            raise OtherGGUFKindError(message, GGUF_FLAGS[arch])
-        raise CheckpointError(message)
+        raise ForeignGGUFError(f"{path} has no general.architecture; expected {expected!r} ({wanted})")
+    known = f": {GGUF_KINDS[arch]}" if arch in GGUF_KINDS else ""
+    message = f"{path} is a GGUF for architecture {arch!r}{known}; here motif-lite expects {expected!r} ({wanted})"
+    if arch in GGUF_FLAGS:
+        raise OtherGGUFKindError(message, GGUF_FLAGS[arch])
+    raise ForeignGGUFError(message)
 
 
 def _packed_tensor(path: Path, t: Any) -> PackedTensor:
@@ -248,6 +280,17 @@ def _recorded_type(cur: _Cursor) -> str | None:
             file_type = cur.u32(key)
             continue
         _skip_value(cur, vtype, key, depth=0)
+    return _file_type_name(file_type)
+
+
+def recorded_type(metadata: dict[str, Any]) -> str | None:
+    """`quantization_type` from a read file's metadata: our quantizer's recipe name, else llama.cpp's file type."""
+    made_as = metadata.get(QUANTIZE_TYPE_KEY)
+    return made_as if isinstance(made_as, str) else _file_type_name(metadata.get(FILE_TYPE_KEY))
+
+
+def _file_type_name(file_type: object) -> str | None:
+    """llama.cpp's `general.file_type` value by name ("Q4_K_M" for MOSTLY_Q4_K_M), None for an unknown value."""
     if file_type not in {member.value for member in gguf.LlamaFileType}:
         return None
     return gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
