@@ -25,10 +25,12 @@ from fastapi.testclient import TestClient  # noqa: E402
 from server_helpers import TINY, InProcessServer, wait_for  # noqa: E402
 
 from motif_lite import cli, load_pipeline  # noqa: E402
+from motif_lite.errors import MotifLiteError  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
 from motif_lite.server import jobs  # noqa: E402
 from motif_lite.server.app import ServerConfig, ServerState, create_app  # noqa: E402
 from motif_lite.server.jobs import QUEUED, JobStore, new_job_id  # noqa: E402
+from motif_lite.server.runner import VideoServer, bind  # noqa: E402
 from motif_lite.server.schema import stored_settings  # noqa: E402
 from motif_lite.server.worker import Worker  # noqa: E402
 
@@ -152,6 +154,18 @@ def test_while_the_model_loads_health_the_page_and_the_api_say_so(pipe, tmp_path
         assert code == 200
         wait_for(lambda: server.request("GET", f"/v1/videos/{video['id']}", headers=key)[1]["status"] == "completed",
                  120, "the job to run with the loaded model")  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_an_http_side_that_ends_on_its_own_is_an_error_not_a_stop(pipe, tmp_path):
+    # uvicorn runs in a thread of its own and ends it quietly when it cannot serve; `serve` returned as after an
+    # orderly stop, and the process printed "stopped" and exited 0.
+    config = ServerConfig(model_name="tiny")
+    server = VideoServer(JobStore(tmp_path / "data"), config, lambda line: None)
+    sock = bind("127.0.0.1", 0)
+    sock.close()  # uvicorn cannot listen on it
+    with pytest.raises(MotifLiteError, match="its HTTP side ended on its own"):
+        server.serve(sock, lambda: (pipe, config))
 
 
 # Job timings

@@ -55,6 +55,8 @@ class VideoServer:
             self.log(f"ready: the model loaded in {time.monotonic() - started:.1f} s; jobs run from now on")
             while http.is_alive():  # until stop(); a timeout, so that Ctrl-C is seen at once on every platform
                 http.join(0.5)
+            # uvicorn ends its thread quietly when it cannot go on (its own error is logged above): not a stop.
+            http_failed = not self.http.should_exit
         finally:
             self.stop()  # the HTTP side first, then the running job at its next step
             http.join()
@@ -67,6 +69,8 @@ class VideoServer:
                 f"{self.store.root} is full or read-only, free space or fix that and start the server again: a job "
                 "that was running goes back to the queue from its last saved state, or fails as interrupted"
             )
+        if http_failed:
+            raise MotifLiteError("the server stopped: its HTTP side ended on its own (its error is above)")
 
     def _worker_failed(self, reason: str) -> None:
         """A server whose worker stopped would take jobs that never run: it stops too, saying why."""
