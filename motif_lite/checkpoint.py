@@ -35,6 +35,7 @@ from motif_lite.io.hub import (
     covering,
     find_checkpoint,
     find_gguf,
+    foreign_gguf_fix,
     gguf_file_fix,
     is_gguf_variant,
     missing_patterns,
@@ -295,7 +296,7 @@ def find_text_encoder_gguf(root: Path | None, value: str | Path, model: str | No
     text_encoder/config.json when there is one); no weights read. A missing or damaged file's error ends with
     the quantizer's command that makes it (again) from `model` (-m as given)."""
     from motif_lite.encoders.text_gguf import read_text_encoder_gguf  # transformers: only when asked for
-    from motif_lite.weights.gguf_file import DamagedGGUFError
+    from motif_lite.weights.gguf_file import DamagedGGUFError, ForeignGGUFError
 
     path = user_path(value)
     if path.is_dir():  # found as a --gguf folder is: searched through, its .cache/ left out
@@ -305,14 +306,15 @@ def find_text_encoder_gguf(root: Path | None, value: str | Path, model: str | No
         raise TextEncoderGGUFError(f"no such text encoder GGUF file: {path} ({fix})", "no such file", fix)
     try:
         return read_text_encoder_gguf(path, root / TEXT_ENCODER_CONFIG if root is not None else None)
-    except DamagedGGUFError as exc:
-        fix = text_encoder_gguf_fix(path, model)
+    except (DamagedGGUFError, ForeignGGUFError) as exc:
+        foreign = isinstance(exc, ForeignGGUFError)
+        fix = foreign_gguf_fix(path, model, "text_encoder") if foreign else text_encoder_gguf_fix(path, model)
         raise TextEncoderGGUFError(f"{exc}; {fix}", str(exc), fix) from None
 
 
 class TextEncoderGGUFError(CheckpointError):
-    """A missing or damaged text encoder GGUF: the message a run prints, and its parts for `motif-lite check`, which
-    says the problem and the fix (the quantizer's command that makes the file again) apart."""
+    """A missing or damaged text encoder GGUF, or another model's: the message a run prints, and its parts for
+    `motif-lite check`, which says the problem and the fix (where the right file comes from) apart."""
 
     def __init__(self, message: str, problem: str, fix: str) -> None:
         super().__init__(message)
@@ -375,13 +377,16 @@ def _transformer_setting(
 
 def _read_transformer_gguf(path: Path, model: str) -> GGUFCheckpoint:
     """The GGUF transformer's header (`read_gguf`); a damaged file's error ends with the fix `motif-lite check`
-    gives: download it again, or make it again from -m with the type it was made with."""
-    from motif_lite.weights.gguf_file import DamagedGGUFError, read_gguf  # torch: only once the files exist
+    gives: download it again, or make it again from -m with the type it was made with; another model's file's, with
+    where ours comes from."""
+    from motif_lite.weights.gguf_file import DamagedGGUFError, ForeignGGUFError, read_gguf  # torch: once needed
 
     try:
         return read_gguf(path)
     except DamagedGGUFError as exc:
         raise CheckpointError(f"{exc}; {gguf_file_fix(path, model)}") from None
+    except ForeignGGUFError as exc:
+        raise CheckpointError(f"{exc}; {foreign_gguf_fix(path, model, 'transformer')}") from None
 
 
 def check_safetensors(root: Path, config: TransformerConfig, yours: Collection[Path] = ()) -> None:

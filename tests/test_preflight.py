@@ -177,11 +177,17 @@ def test_triton_without_cuda_fails_before_loading(checkpoint, no_weights, capsys
     assert code == cli.EXIT_USER_ERROR and "--kernels triton needs a CUDA device" in err
 
 
-def test_foreign_gguf_fails_before_loading(checkpoint, no_weights, capsys, tmp_path):
+@pytest.mark.parametrize("flag", ["--gguf", "--text-encoder-gguf"])
+def test_foreign_gguf_fails_before_loading_with_where_ours_comes_from(checkpoint, no_weights, capsys, tmp_path, flag):
+    # The error named the file's architecture and no fix (only `check` gave one); the fix must not offer to write
+    # over the user's file.
     spec = {"tok.weight": (torch.ones(2, 32).numpy(), GGMLQuantizationType.F32, (2, 32))}
     path = write_test_gguf(tmp_path / "llm.gguf", spec, arch="llama")
-    code, _, err = run(capsys, "-m", str(checkpoint[0]), "--gguf", str(path), "-p", "x", "-o", str(tmp_path / "a.mp4"))
+    code, _, err = run(capsys, "-m", str(checkpoint[0]), flag, str(path), "-p", "x", "-o", str(tmp_path / "a.mp4"))
     assert code == cli.EXIT_USER_ERROR and "'llama'" in err
+    fix = err.split("it is another model's file; ", 1)[1]
+    assert f"python -m motif_lite.quantize {checkpoint[0]}" in fix and "llm.gguf" not in fix and "--force" not in fix
+    assert ("--component text_encoder" in fix) == (flag == "--text-encoder-gguf"), fix
 
 
 def test_transformer_weights_that_do_not_fit_the_config_fail_before_loading(checkpoint, no_weights, capsys, tmp_path):

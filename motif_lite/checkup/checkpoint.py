@@ -5,7 +5,6 @@ device), every config parsed the way a run parses it."""
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -280,7 +279,6 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, mode
         else:
             problem = first_line(exc)
             fix = _other_kind_fix(exc, value) or _safetensors_fix(Path(value), "--text-encoder", "text_encoder")
-            fix = fix or _foreign_fix(exc, user_path(value), model, "text_encoder")
             fix = fix or text_encoder_gguf_fix(user_path(value), model)
         for named in (f"{value}: ", f"{value} "):  # the line names the file already
             problem = problem.removeprefix(named)
@@ -312,7 +310,7 @@ def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> No
     except MotifLiteError as exc:
         problem = first_line(exc).replace(f"{path}: ", "").replace(f"{path} ", "")
         fix = _other_kind_fix(exc, path) or _safetensors_fix(path, "--diffusion-model", "transformer")
-        fix = fix or _foreign_fix(exc, path, model, "transformer")
+        fix = fix or _foreign_fix(exc, path, model)
         report.problem(subject, problem, fix or gguf_file_fix(path, model))
         return
     report.ok(subject, gguf_summary(checkpoint))
@@ -366,19 +364,13 @@ def types_and_sizes(tensors: Mapping[str, PackedTensor]) -> str:
     return ", ".join(f"{name} x{len(sizes)} {_size(sum(sizes))}" for name, sizes in largest_first)
 
 
-def _foreign_fix(error: MotifLiteError, path: Path, model: str, component: str) -> str | None:
-    """For another model's GGUF (an LLM, another diffusion model): where the right file comes from, under a new
-    name, since the file given is the user's to keep; None for any other error."""
+def _foreign_fix(error: MotifLiteError, path: Path, model: str) -> str | None:
+    """For another model's GGUF given as the transformer: where ours comes from (`foreign_gguf_fix`); None for any
+    other error. (A text encoder GGUF's error carries its own fix: `TextEncoderGGUFError`.)"""
+    from motif_lite.io.hub import foreign_gguf_fix
     from motif_lite.weights.gguf_file import ForeignGGUFError
 
-    if not isinstance(error, ForeignGGUFError):
-        return None
-    quantize = f"python -m motif_lite.quantize {shlex.quote(model)}"
-    if component == "text_encoder":
-        made = f"{quantize} --component text_encoder -o {shlex.quote(str(path.parent / 'te-Q8_0.gguf'))}"
-        return f"it is another model's file; pass a text encoder GGUF made by {made}"
-    made = f"{quantize} -o {shlex.quote(str(path.parent / 'motif-video-2b-Q4_K_M.gguf'))}"
-    return f"it is another model's file; pass an official one (--gguf Q4_K_M downloads it), or make one: {made}"
+    return foreign_gguf_fix(path, model, "transformer") if isinstance(error, ForeignGGUFError) else None
 
 
 def _size(nbytes: int) -> str:

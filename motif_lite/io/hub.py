@@ -465,6 +465,18 @@ def text_encoder_gguf_fix(path: Path, model: str | None) -> str:
     return f"make it again: {command} --force" if path.is_file() else f"make one: {command}"
 
 
+def foreign_gguf_fix(path: Path, model: str | None, component: str) -> str:
+    """The fix for another model's GGUF (an LLM, another diffusion model) given as the transformer's or the text
+    encoder's (`component`): where the right file comes from, under a new name, since the file given is the user's to
+    keep (`model`: -m as given, which the quantizer's command names; a placeholder when unknown)."""
+    quantize = f"python -m motif_lite.quantize {shlex.quote(model) if model else 'CHECKPOINT'}"
+    if component == "text_encoder":
+        made = f"{quantize} --component text_encoder -o {shlex.quote(str(path.parent / 'te-Q8_0.gguf'))}"
+        return f"it is another model's file; pass a text encoder GGUF made by {made}"
+    made = f"{quantize} -o {shlex.quote(str(path.parent / 'motif-video-2b-Q4_K_M.gguf'))}"
+    return f"it is another model's file; pass an official one (--gguf Q4_K_M downloads it), or make one: {made}"
+
+
 def made_with_type(path: Path) -> str | None:
     """The quantizer type a GGUF file was made with: from its header where that is readable, else from its name
     (motif-video-2b-Q8_0.gguf); None when neither tells one our quantizer makes."""
