@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from motif_lite.errors import counted
-from motif_lite.io.image import resize_description
 from motif_lite.io.staging import described_output
 
 if TYPE_CHECKING:
@@ -71,6 +70,8 @@ def summary(
 
 def image_line(result: GenerationResult) -> str:
     """The input image and what was done to it (the notes before loading said it too, long scrolled away)."""
+    from motif_lite.io.image import resize_description  # torch: not for `--help`, which imports this module
+
     r = result.request
     if result.image_size is None:  # the request was not image-to-video after all (`conditions_on_image`)
         return f"image: {r.image} not used: a 1-frame video is one latent frame, which the image does not condition"
