@@ -1,0 +1,54 @@
+"""The Python API as a notebook user meets it (Colab, Kaggle): the stop button in the middle of a step, then the
+same pipeline again; progress bars in a cell; a GPU before Ampere told about bf16 where the command line tells it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+
+from motif_lite import load_pipeline  # noqa: E402
+from motif_lite.checkpoint import locate_sources  # noqa: E402
+from motif_lite.io.latents import read_latents  # noqa: E402
+from motif_lite.request import GenerationRequest  # noqa: E402
+
+TINY = dict(width=48, height=32, frames=5, steps=3, seed=3)
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    return load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch")
+
+
+def tensors_held(tb) -> int:
+    """Tensors in the locals of the frames a traceback keeps alive (as a notebook keeps its last one)."""
+    held = 0
+    while tb is not None:
+        held += sum(isinstance(value, torch.Tensor) for value in tb.tb_frame.f_locals.values())
+        tb = tb.tb_next
+    return held
+
+
+def test_the_stop_button_mid_step_frees_the_steps_tensors_and_the_pipeline_goes_on(pipe, tmp_path):
+    forwards = []
+
+    def stop_in_the_second_step(module, args, output):
+        forwards.append(1)
+        if len(forwards) == 3:  # two forwards per guided step: this is step 2's first block
+            raise KeyboardInterrupt
+
+    request = GenerationRequest("a red fox", output=str(tmp_path / "fox.mp4"), **TINY)
+    hook = pipe.transformer.transformer_blocks[0].register_forward_hook(stop_in_the_second_step)
+    try:
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            pipe.generate(request)
+    finally:
+        hook.remove()
+    assert tensors_held(stopped.value.__traceback__.tb_next) == 0  # the test's own frame is still running
+
+    saved = read_latents(tmp_path / "fox.latents.safetensors")  # the state after step 1, as the docs say
+    assert saved.progress == (1, TINY["steps"])
+    resumed = pipe.generate(GenerationRequest(**saved.request), resume=saved)
+    assert resumed.resumed_at == 1 and resumed.output.stat().st_size > 0
+
