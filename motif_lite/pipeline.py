@@ -797,6 +797,9 @@ def load_pipeline(
     text_dtype = devices.text_encoder_dtype(dtype, given)
     specs = lora_specs(loras)  # the argument's shape before any check that may download
     sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights)
+    advice = devices.dtype_note(target, dtype)
+    if advice:  # bf16 on a GPU before Ampere (a notebook's T4): said before minutes of loading, not after
+        warnings.warn(advice, stacklevel=2)
     check_strict_int8(attention, kernels, target)
     backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
     cache_config, backend = check_speed(target, kernels, compile, backend_name, step_cache, parallel, dtype)

@@ -3,6 +3,8 @@ same pipeline again; progress bars in a cell; a GPU before Ampere told about bf1
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -52,3 +54,23 @@ def test_the_stop_button_mid_step_frees_the_steps_tensors_and_the_pipeline_goes_
     resumed = pipe.generate(GenerationRequest(**saved.request), resume=saved)
     assert resumed.resumed_at == 1 and resumed.output.stat().st_size > 0
 
+
+def test_load_pipeline_says_bf16_is_a_poor_fit_for_a_t4_before_loading(checkpoint, monkeypatch):
+    # A notebook never sees the command line's note: the Python API warns, before any weight is read.
+    from motif_lite import pipeline
+    from motif_lite.errors import MotifLiteError
+
+    monkeypatch.setattr(pipeline, "preflight", lambda *a, **kw: (locate_sources(checkpoint), torch.device("cuda")))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+
+    def loading_starts(*args, **kwargs):
+        raise MotifLiteError("loading starts here")
+
+    monkeypatch.setattr(pipeline, "check_loras", loading_starts)
+    bf16_advice = r"Tesla T4 \(compute capability 7.5\) has no bfloat16 tensor cores.*fp16"
+    with pytest.warns(UserWarning, match=bf16_advice), pytest.raises(MotifLiteError, match="loading starts here"):
+        load_pipeline(checkpoint, device="cuda")
+    with pytest.raises(MotifLiteError, match="loading starts here"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # fp16 is the fit: nothing to say
+        load_pipeline(checkpoint, dtype="fp16", device="cuda")
