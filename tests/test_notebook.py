@@ -3,6 +3,7 @@ same pipeline again; progress bars in a cell; a GPU before Ampere told about bf1
 
 from __future__ import annotations
 
+import io
 import warnings
 
 import pytest
@@ -74,3 +75,18 @@ def test_load_pipeline_says_bf16_is_a_poor_fit_for_a_t4_before_loading(checkpoin
     with pytest.raises(MotifLiteError, match="loading starts here"), warnings.catch_warnings():
         warnings.simplefilter("error")  # fp16 is the fit: nothing to say
         load_pipeline(checkpoint, dtype="fp16", device="cuda")
+
+
+def test_progress_bars_show_each_stage_and_serve_the_next_call_after_a_stop(pipe, tmp_path):
+    from motif_lite.pipeline import ProgressBars
+
+    shown = io.StringIO()
+    bars = ProgressBars(file=shown)
+    request = GenerationRequest("a red fox", output=str(tmp_path / "fox.mp4"), **TINY)
+    bars("denoise", 0, 3)
+    bars("denoise", 2, 3)  # a stop part way (the stop button), then the same bars for the next call
+    pipe.generate(request, on_progress=bars, keep_latents=False)
+    text = shown.getvalue()
+    assert "encode: 100%" in text and "decode: 100%" in text, text
+    assert "denoise: 100%|" in text and f"{TINY['steps']}/{TINY['steps']}" in text, text
+    assert bars.bar is None  # closed once the decode is done
