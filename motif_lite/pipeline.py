@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import hashlib
 import json
 import logging
 import statistics
 import time
+import traceback
 import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 import torch
@@ -92,6 +94,37 @@ ProgressFn = Callable[[str, int, int], None]
 # (steps done, steps, frames): a preview of the clip after that many steps, uint8 [latent frames, H, W, 3].
 PreviewFn = Callable[[int, int, np.ndarray], None]
 TEXTS_KEPT = 4  # encoded texts a pipeline keeps (`MotifVideoPipeline.encoded_texts`)
+
+
+class ProgressBars:
+    """A progress bar per stage for `generate(request, on_progress=ProgressBars())`: encode (inputs), denoise
+    (steps) and decode (latent frames). tqdm.auto's bars: widgets in a Jupyter notebook (Colab, Kaggle), text in a
+    terminal. One instance serves many calls: each stage that starts gets a new bar (the next video's encode, or
+    the one after a stop part way through denoising). `file`: where text bars go (default stderr)."""
+
+    UNITS = {"encode": "input", "denoise": "step", "decode": "latent frame"}
+
+    def __init__(self, file: TextIO | None = None) -> None:
+        self.file = file
+        self.stage: str | None = None
+        self.bar = None  # the current stage's bar
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            from tqdm.auto import tqdm  # a notebook's widgets where ipywidgets is installed
+
+            self.close()
+            self.stage = stage  # `initial`: a resumed run's bar starts at the steps already done
+            unit = self.UNITS.get(stage, "it")
+            self.bar = tqdm(total=total, initial=done, desc=f"{stage:>7}", unit=unit, file=self.file)
+        self.bar.update(done - self.bar.n)
+        if stage == "decode" and done == total:  # the last stage is done: nothing more will close it
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.stage, self.bar = None, None
 
 
 @dataclass
@@ -192,6 +225,25 @@ def pad_prompts(prompts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> tupl
     return torch.cat(rows), torch.cat(masks)
 
 
+def _frees_memory_when_stopped(generate: Callable) -> Callable:
+    """`generate`, letting go of its tensors when it stops on Ctrl-C (a notebook's stop button) or out of memory.
+
+    The traceback of such a stop keeps every frame it passed through alive with its locals: a forward's activations,
+    gigabytes of GPU memory at 720p. A notebook keeps the last traceback (`sys.last_traceback`), so the next
+    `generate` would meet a GPU still holding them and run out of memory. These frames' locals are cleared (the
+    stopped run's state is saved before); other errors keep theirs, for a debugger."""
+
+    @functools.wraps(generate)
+    def stoppable(*args, **kwargs):
+        try:
+            return generate(*args, **kwargs)
+        except (KeyboardInterrupt, torch.OutOfMemoryError) as exc:
+            traceback.clear_frames(exc.__traceback__)  # the frames still running (this one) are left as they are
+            raise
+
+    return stoppable
+
+
 class MotifVideoPipeline:
     """The loaded components plus what the checkpoint's configs say; `generate` makes one video.
 
@@ -287,6 +339,7 @@ class MotifVideoPipeline:
         self.transformer, self.loras = loaded.model, loaded.loras
         self.plan_handle, self.compile_handle = loaded.plan_handle, loaded.compile_handle
 
+    @_frees_memory_when_stopped
     def generate(
         self,
         request: GenerationRequest,
@@ -775,6 +828,9 @@ def load_pipeline(
     text_dtype = devices.text_encoder_dtype(dtype, given)
     specs = lora_specs(loras)  # the argument's shape before any check that may download
     sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights)
+    advice = devices.dtype_note(target, dtype)
+    if advice:  # bf16 on a GPU before Ampere (a notebook's T4): said before minutes of loading, not after
+        warnings.warn(advice, stacklevel=2)
     check_strict_int8(attention, kernels, target)
     backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
     cache_config, backend = check_speed(target, kernels, compile, backend_name, step_cache, parallel, dtype)

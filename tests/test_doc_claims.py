@@ -21,14 +21,18 @@ def tesla_t4(checkpoint, monkeypatch):
     from motif_lite import preflight as checks
     from motif_lite.checkpoint import locate_sources
 
-    monkeypatch.setattr(checks, "preflight", lambda *a, **kw: (locate_sources(checkpoint), torch.device("cuda")))
+    def found(*args, **kwargs):
+        return locate_sources(checkpoint), torch.device("cuda")
+
+    monkeypatch.setattr(checks, "preflight", found)
+    monkeypatch.setattr(pipeline, "preflight", found)  # load_pipeline's own checks, which end in the dtype advice
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
 
-    def loading(*args, **kwargs):
+    def loading(*args, **kwargs):  # load_pipeline's last check before it reads a weight file
         raise Reached
 
-    monkeypatch.setattr(pipeline, "load_pipeline", loading)
+    monkeypatch.setattr(pipeline, "check_loras", loading)
     return checkpoint
 
 
@@ -42,8 +46,8 @@ def test_run_tells_a_gpu_before_ampere_to_use_fp16_before_loading(tesla_t4, tmp_
     with pytest.raises(Reached):
         cli.main([*args, *TINY_RUN])
     err = capsys.readouterr().err
-    advised = "note: Tesla T4 (compute capability 7.5) has no bfloat16 tensor cores" in err and "--dtype fp16" in err
-    assert advised == (dtype == "bf16"), err
+    advice = "Tesla T4 (compute capability 7.5) has no bfloat16 tensor cores"
+    assert err.count(advice) == (dtype == "bf16") and ("--dtype fp16" in err) == (dtype == "bf16"), err
 
 
 def test_serve_tells_a_gpu_before_ampere_to_use_fp16_before_loading(tesla_t4, tmp_path, capsys):
@@ -52,7 +56,7 @@ def test_serve_tells_a_gpu_before_ampere_to_use_fp16_before_loading(tesla_t4, tm
     with pytest.raises(Reached):
         cli.main([*args, "--device", "cuda", "--vram", "8", "--max-video", "64x64x9"])
     err = capsys.readouterr().err
-    assert "note: Tesla T4 (compute capability 7.5) has no bfloat16 tensor cores" in err and "--dtype fp16" in err
+    assert err.count("Tesla T4 (compute capability 7.5) has no bfloat16 tensor cores") == 1 and "--dtype fp16" in err
 
 
 def test_a_run_over_its_ram_budget_is_refused_before_anything_loads(checkpoint, tmp_path, capsys, monkeypatch):

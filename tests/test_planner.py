@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 
 import pytest
 import torch
@@ -340,6 +341,33 @@ def test_host_memory_with_a_q8_0_text_encoder_fits_12_gib():
     # The bf16 text encoder alone takes a 12 GiB budget over the edge (with CUDA's host side counted).
     with pytest.raises(MotifLiteError, match=r"needs about \d+\.\d\d GiB of host memory, but --ram is 10.00 GiB"):
         plan(1280, 736, 121, 6, ram_budget_bytes=10 * GiB)
+
+
+def test_the_ram_error_names_what_would_make_this_run_fit():
+    # Colab's free tier (12.7 GiB, less the system's share): Q4_K_M with the bf16 text encoder does not fit 10 GiB.
+    with pytest.raises(MotifLiteError, match="host memory") as refused:
+        plan(1280, 736, 121, 6, ram_budget_bytes=10 * GiB)
+    advice = str(refused.value)
+    assert "--component text_encoder --type Q8_0" in advice and "--text-encoder-gguf te-Q8_0.gguf" in advice
+    assert "--gguf" not in advice  # the transformer is a GGUF already
+    assert "smaller video" not in advice  # loading is the peak: the video's size does not change it
+    assert plan(1280, 736, 121, 6, text=T5GEMMA2_Q8_0, ram_budget_bytes=10 * GiB).host.peak_bytes <= 10 * GiB
+    with pytest.raises(MotifLiteError, match=r"the transformer is 3\.80 GiB: a GGUF one \(--gguf Q4_K_M\)"):
+        plan(1280, 736, 121, 6, weights=BF16, ram_budget_bytes=10 * GiB)
+
+
+def test_without_a_ram_budget_an_estimate_above_the_available_memory_is_warned():
+    # No --ram (a notebook's call): a run the system would kill part way is said before anything loads.
+    gib = {"text_bytes": 8.0, "transformer_bytes": 1.26, "vae_bytes": 0.25, "video_bytes": 0.5}
+    needs = HostNeeds(cuda=True, text_staging_bytes=0, activation_bytes=0, streamed_bytes=0, streamed_pinned_bytes=0,
+                      block_staging_bytes=0, **{name: int(x * GiB) for name, x in gib.items()})  # fmt: skip
+    peak = plan_host(needs, None).peak_bytes
+    with pytest.warns(UserWarning, match=r"more than the .* GiB available now.*--text-encoder-gguf te-Q8_0\.gguf"):
+        plan_host(needs, None, available_bytes=peak - 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan_host(needs, None, available_bytes=peak)  # fits: nothing to say
+        plan_host(needs, 64 * GiB, available_bytes=peak - 1)  # --ram given: the user's budget decides
 
 
 def test_pinned_size_rounds_up_to_a_power_of_two():

@@ -527,14 +527,15 @@ def test_the_dtype_note_is_printed_before_anything_loads(checkpoint, tmp_path, c
     seen = []
     monkeypatch.setattr(devices, "dtype_note", lambda device, dtype: seen.append(dtype) or "bf16 is slow here")
 
-    def load(*args, **kwargs):
+    def load(*args, **kwargs):  # the last check before load_pipeline reads its first weight file
         raise MotifLiteError("loading starts here")
 
-    monkeypatch.setattr(pipeline, "load_pipeline", load)
+    monkeypatch.setattr(pipeline, "check_loras", load)
     small = ("-W", "48", "-H", "32", "--video-frames", "9", "--steps", "1", "--device", "cpu")
     code, _, err = run(capsys, "-m", str(checkpoint[0]), "-p", "x", "-o", str(tmp_path / "a.mp4"), *small)
-    assert code == cli.EXIT_USER_ERROR and seen == [torch.bfloat16]
-    assert err.index("note: bf16 is slow here") < err.index("loading starts here"), err
+    assert code == cli.EXIT_USER_ERROR and seen == [torch.bfloat16]  # said once: load_pipeline's warning
+    assert err.count("bf16 is slow here") == 1 and "warning: bf16 is slow here" in err, err
+    assert err.index("warning: bf16 is slow here") < err.index("loading starts here"), err
 
 
 def test_batched_guidance_is_decided_by_one_rule():

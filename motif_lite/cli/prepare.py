@@ -28,12 +28,9 @@ def preflight_flags(args: argparse.Namespace, device: str | torch.device) -> tup
 def loading_notes(
     sources: ModelSources, device: torch.device, dtype: torch.dtype, settings_notes: Iterable[str] = ()
 ) -> list[str]:
-    """The notes printed before loading, in order: the files' (where they came from), the settings' (a run's), and
-    the dtype's advice (bf16 on a GPU without bf16 tensor cores)."""
-    from motif_lite.devices import dtype_note
-
-    advice = dtype_note(device, dtype)
-    return [*sources.notes, *settings_notes, *([advice] if advice else [])]
+    """The notes printed before loading, in order: the files' (where they came from) and the settings' (a run's).
+    The dtype's advice (bf16 on a GPU without bf16 tensor cores) is `load_pipeline`'s warning, before it loads."""
+    return [*sources.notes, *settings_notes]
 
 
 def plan_if_budget(

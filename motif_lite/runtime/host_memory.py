@@ -18,6 +18,7 @@ them again (they are file pages, not anonymous memory).
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,7 @@ class HostNeeds:
     vae_bytes: int
     video_bytes: int  # decoded pixels held on the host
     activation_bytes: int  # activations computed on the host (all of them when the device is the CPU)
+    transformer_quantized: bool = False  # a GGUF transformer (packed): --gguf would not make it smaller
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,9 @@ def host_estimate(needs: HostNeeds, pinned_blocks: bool, budget_bytes: int | Non
 
 def plan_host(needs: HostNeeds, budget_bytes: int | None, available_bytes: int | None = None) -> HostEstimate:
     """Page-locked block homes (the fastest copies) when they fit the budget (or, without one, the memory
-    available now), else staging; a `MotifLiteError` before anything loads when neither fits the budget."""
+    available now), else staging; a `MotifLiteError` before anything loads when neither fits the budget. Without a
+    budget, an estimate above the memory available now is a warning: the system would kill the process part way
+    (a notebook's kernel restarts), and the estimate can be a little high (memory-mapped pages can be dropped)."""
     limit = budget_bytes if budget_bytes is not None else available_bytes
     pinned = host_estimate(needs, pinned_blocks=True, budget_bytes=budget_bytes)
     if needs.cuda and needs.streamed_bytes and (limit is None or pinned.peak_bytes <= limit):
@@ -96,11 +100,33 @@ def plan_host(needs: HostNeeds, budget_bytes: int | None, available_bytes: int |
     if budget_bytes is not None and staged.peak_bytes > budget_bytes:
         raise MotifLiteError(
             f"this run needs about {staged.peak_bytes / GiB:.2f} GiB of host memory, but --ram is "
-            f"{budget_bytes / GiB:.2f} GiB ({staged.describe()}). Use a quantized text encoder (--text-encoder-gguf; "
-            "python -m motif_lite.quantize CHECKPOINT --component text_encoder makes one) or transformer (--gguf), "
-            "a smaller video, or allow more memory."
+            f"{budget_bytes / GiB:.2f} GiB ({staged.describe()}). {less_host_memory(needs, staged)}, or allow more "
+            "memory."
+        )
+    if budget_bytes is None and available_bytes is not None and staged.peak_bytes > available_bytes:
+        warnings.warn(
+            f"this run needs about {staged.peak_bytes / GiB:.2f} GiB of host memory, more than the "
+            f"{available_bytes / GiB:.2f} GiB available now: the system may kill it part way (in a notebook the "
+            f"kernel restarts). A pipeline still loaded in this process counts too (del pipe first). "
+            f"{less_host_memory(needs, staged)}.",
+            stacklevel=2,
         )
     return staged
+
+
+def less_host_memory(needs: HostNeeds, estimate: HostEstimate) -> str:
+    """What lowers a host estimate, largest saving first: the text encoder is most of it at loading (8.0 GiB in
+    bf16, 4.4 GiB as our Q8_0 GGUF), and a smaller video helps only where generating holds more than loading."""
+    advice = (
+        f"The text encoder is {needs.text_bytes / GiB:.2f} GiB of it; a Q8_0 copy of the bf16 one is about half: "
+        "python -m motif_lite.quantize CHECKPOINT --component text_encoder --type Q8_0 -o te-Q8_0.gguf (it reads "
+        "one slice at a time, so it needs far less memory than a run), then --text-encoder-gguf te-Q8_0.gguf"
+    )
+    if not needs.transformer_quantized:  # 3.8 GiB in bf16; 1.26 GiB as our Q4_K_M
+        advice += f"; the transformer is {needs.transformer_bytes / GiB:.2f} GiB: a GGUF one (--gguf Q4_K_M) is a third"
+    if estimate.run_bytes > estimate.load_bytes:
+        advice += "; a smaller video"
+    return advice
 
 
 def pinned_size(nbytes: int) -> int:

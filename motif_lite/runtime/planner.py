@@ -356,6 +356,7 @@ def _host_needs(sizes: GenerationSizes, choice: _Choice, device: str, stages: tu
         vae_bytes=sizes.vae_bytes,
         video_bytes=held_frames * pixels_per_frame,
         activation_bytes=host_acts,
+        transformer_quantized=sizes.quantized,
     )
 
 
