@@ -2,8 +2,9 @@
 `torch.dtype` (`torch_dtype`), and the dtypes the Python API takes (`checked_dtype`).
 
 `parse_device` reads a name ("auto" included) for plans, which may be made for a device this machine lacks;
-`resolve_device` and `checked_device` also require that the device runs here. `dtype_note` says when a dtype is a
-poor fit for a GPU (bfloat16 before compute capability 8.0).
+`resolve_device` and `checked_device` also require that the device runs here. `default_dtype` is the compute dtype
+when the user names none (float16 on a GPU before compute capability 8.0, else bfloat16); `dtype_note` says when
+a dtype the user named is a poor fit for a GPU (bfloat16 before compute capability 8.0).
 
 torch reports a missing GPU in several ways (an AssertionError from a CPU-only build, a RuntimeError about the
 NVIDIA driver, an invalid device ordinal); the loaders call `checked_device` first so that users get one message.
@@ -111,8 +112,22 @@ def resolve_device(device: str | torch.device) -> torch.device:
 BF16_CAPABILITY = (8, 0)
 
 
+def default_dtype(device: torch.device | None) -> tuple[torch.dtype, str]:
+    """The compute dtype when the user names none, and why in words: float16 on a CUDA GPU before compute capability
+    8.0 (its bfloat16 is slow and has no memory-efficient attention, see above), else bfloat16, the dtype the model
+    was published in. `device` must be one this machine has (its capability is read); None stands for a GPU that
+    is not here (a dry run's plan for another machine), which gets bfloat16."""
+    if device is None:
+        return torch.bfloat16, "the published dtype; a GPU before compute capability 8.0 gets fp16 (not known here)"
+    if device.type != "cuda" or torch.cuda.get_device_capability(device) >= BF16_CAPABILITY:
+        return torch.bfloat16, "the published dtype"
+    name = torch.cuda.get_device_name(device)
+    return torch.float16, f"{name} has no bf16 tensor cores; --dtype bf16 to override"
+
+
 def dtype_note(device: torch.device, dtype: torch.dtype) -> str | None:
-    """Advice when `dtype` is a poor fit for the GPU `device` (bf16 before compute capability 8.0), else None."""
+    """Advice when `dtype` is a poor fit for the GPU `device` (bf16 before compute capability 8.0), else None. Said
+    only when bf16 was asked for: such a GPU gets fp16 by default (`default_dtype`)."""
     if device.type != "cuda" or dtype != torch.bfloat16:
         return None
     major, minor = torch.cuda.get_device_capability(device)
@@ -120,10 +135,11 @@ def dtype_note(device: torch.device, dtype: torch.dtype) -> str | None:
         return None
     return (
         f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor}) has no bfloat16 tensor cores: "
-        "in bf16, the default, the matrix multiplies run without them (several times slower) and attention has no "
+        "in bf16 the matrix multiplies run without them (several times slower) and attention has no "
         "memory-efficient bf16 kernel there: its memory grows with the square of the tokens, which the memory plan "
-        "does not count (at 832x480x65 the DDT decoder's scores over 53,040 tokens alone would be 63 GiB). --dtype "
-        "fp16 (in Python dtype=\"fp16\") runs at this GPU's speed, but float16's range is narrower than the model "
-        "was published in and fp16 has not been checked on the real weights (a run that overflows stops at that "
-        "step and says so); --dtype fp32 is safe, slower and twice the memory"
+        "does not count (at 832x480x65 the DDT decoder's scores over 53,040 tokens alone would be 63 GiB). fp16, "
+        'what a run here uses when no dtype is given (--dtype fp16, in Python dtype="fp16"), runs at this GPU\'s '
+        "speed, but float16's range is narrower than the model was published in and fp16 has not been checked on "
+        "the real weights (a run that overflows stops at that step and says so); --dtype fp32 is safe, slower and "
+        "twice the memory"
     )

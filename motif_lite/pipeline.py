@@ -46,7 +46,14 @@ from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
 from motif_lite.paths import user_path
-from motif_lite.preflight import batched_guidance, check_loras, check_speed, check_strict_int8, preflight
+from motif_lite.preflight import (
+    batched_guidance,
+    check_loras,
+    check_speed,
+    check_strict_int8,
+    preflight,
+    unplanned_memory_warning,
+)
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.runtime.attention import AttentionBackend, apply_attention_backend
 from motif_lite.runtime.compile import CompileConfig, CompileHandle, apply_compile
@@ -71,7 +78,7 @@ from motif_lite.sampling import (
     needs_uncond,
     schedule_for,
 )
-from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, resolve_settings
+from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, resolve_dtype, resolve_settings
 from motif_lite.vae import WanVAE, load_vae
 from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
 from motif_lite.weights.gguf_loader import load_gguf_transformer
@@ -265,6 +272,7 @@ class MotifVideoPipeline:
         self.vae = vae
         self.device = torch.device(device)
         self.dtype = dtype  # the transformer's compute dtype; the initial noise is drawn in it, like the reference
+        self.dtype_setting: Setting[torch.dtype] | None = None  # where `dtype` came from (load_pipeline sets it)
         self.sources = sources
         self.vae_tile = None  # VAETile for the decoder; a memory plan may set it
         self.vae_frame_by_frame = True  # the decoder's upper levels one frame at a time; a plan may say 4 at once
@@ -302,8 +310,8 @@ class MotifVideoPipeline:
         """The effective settings of `request` on this checkpoint (flag, else checkpoint config, else official)."""
         if self.sources is None:
             given = Setting(self.transformer.config, FLAG, "the transformer given to MotifVideoPipeline")
-            return resolve_settings(request, CheckpointConfigs(), given)
-        return resolve_settings(request, self.sources.configs, self.sources.transformer)
+            return resolve_settings(request, CheckpointConfigs(), given, self.dtype_setting)
+        return resolve_settings(request, self.sources.configs, self.sources.transformer, self.dtype_setting)
 
     def set_loras(self, loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> None:
         """Replace the transformer's LoRAs with `loras` (what `load_pipeline(loras=...)` takes; [] removes them all)
@@ -774,7 +782,7 @@ def _findable(model: str | Path) -> str:
 def load_pipeline(
     model: str | Path | ModelSources = MOTIF_REPO,
     gguf: str | Path | None = None,
-    dtype: torch.dtype | str = torch.bfloat16,
+    dtype: torch.dtype | str | None = None,
     device: str | torch.device = "auto",
     kernels: str = "auto",
     plan: Plan | None = None,
@@ -798,10 +806,13 @@ def load_pipeline(
     (then `gguf` is ignored). Every check that needs no weights runs first (`preflight`): one error lists every
     problem. The text encoder is loaded on the CPU and visits `device` only while prompts are encoded. `plan`
     (from `plan_generation`): load on the CPU, then stream / chunk / tile as the memory plan says instead of
-    putting everything on `device`. `dtype`: torch.bfloat16, torch.float16 or torch.float32, or its name ("bf16",
-    "float32", ...). `text_encoder_dtype` (default `dtype`, but bfloat16 when `dtype` is float16:
-    `devices.text_encoder_dtype`): e.g. bfloat16 (the checkpoint's own dtype) next to a float32 transformer on the
-    CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`.
+    putting everything on `device` (without one, a warning when the official video would not fit the GPU by the
+    planner's estimate). `dtype`: torch.bfloat16, torch.float16 or torch.float32, or its name ("bf16",
+    "float32", ...); None: float16 on a GPU before compute capability 8.0 (no bfloat16 tensor cores), else
+    bfloat16, the published dtype (`pipe.dtype_setting` says which and why; a row of the settings table).
+    `text_encoder_dtype` (default `dtype`, but bfloat16 when `dtype` is float16: `devices.text_encoder_dtype`):
+    e.g. bfloat16 (the checkpoint's own dtype) next to a float32 transformer on the CPU, halving the encoder's 17
+    GB; its outputs are cast to `dtype`.
     `loras`: files (strength 1) or (file, strength) pairs (or a {file: strength} dict), checked against the
     transformer before any weight is read, then merged into its float weights or kept beside packed GGUF weights
     (motif_lite/weights/lora.py); `MotifVideoPipeline.set_loras` switches them later.
@@ -823,18 +834,24 @@ def load_pipeline(
     """
     from motif_lite.encoders.text import load_text_encoder
 
-    dtype = checked_dtype(dtype)
+    asked = checked_dtype(dtype) if dtype is not None else None  # a wrong one fails before any download
     given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
-    text_dtype = devices.text_encoder_dtype(dtype, given)
     specs = lora_specs(loras)  # the argument's shape before any check that may download
     sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights)
-    advice = devices.dtype_note(target, dtype)
-    if advice:  # bf16 on a GPU before Ampere (a notebook's T4): said before minutes of loading, not after
+    dtype_setting = resolve_dtype(asked, target)
+    dtype = dtype_setting.value
+    text_dtype = devices.text_encoder_dtype(dtype, given)
+    advice = devices.dtype_note(target, dtype) if asked is not None else None  # a default is never a poor fit
+    if advice:  # bf16 asked for on a GPU before Ampere (a notebook's T4): said before minutes of loading, not after
         warnings.warn(advice, stacklevel=2)
     check_strict_int8(attention, kernels, target)
     backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
     cache_config, backend = check_speed(target, kernels, compile, backend_name, step_cache, parallel, dtype)
     lora_files = check_loras(specs, sources)
+    if plan is None and parallel is None:  # everything goes on the device: on a small GPU, a sure out-of-memory
+        memory = unplanned_memory_warning(sources, dtype, target, kernels, attention, batch_guidance, given)
+        if memory:
+            warnings.warn(memory, stacklevel=2)
     root = sources.root
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
     text_encoder = None
@@ -848,6 +865,7 @@ def load_pipeline(
                                 None if attention == "int8" else backend)  # fmt: skip
     loaded = _load_transformer_stage(recipe, lora_files)
     pipe = MotifVideoPipeline(loaded.model, text_encoder, vae, target, dtype, sources)
+    pipe.dtype_setting = dtype_setting
     pipe._transformer_recipe = recipe
     pipe._use_transformer(loaded)
     pipe.parallel = parallel

@@ -23,10 +23,10 @@ from motif_lite.runtime.compile import CompileConfig, check_compile_possible
 from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.runtime.kernels import KernelBackendError, attention_workspace_bytes, use_triton
 from motif_lite.runtime.parallel import Parallel
-from motif_lite.runtime.planner import Plan, default_budget, plan_memory, positive_budget
+from motif_lite.runtime.planner import Plan, default_budget, plan_memory, positive_budget, unplanned_peak_bytes
 from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.sampling import needs_uncond
-from motif_lite.settings import resolve_settings
+from motif_lite.settings import resolve_dtype, resolve_settings
 from motif_lite.sizes import model_sizes
 from motif_lite.weights.gguf_loader import meta_gguf_transformer
 from motif_lite.weights.loader import meta_transformer
@@ -169,7 +169,7 @@ def plan_generation(
     request: GenerationRequest,
     model: str | Path | ModelSources = MOTIF_REPO,
     gguf: str | Path | None = None,
-    dtype: torch.dtype | str = torch.bfloat16,
+    dtype: torch.dtype | str | None = None,
     device: str | torch.device = "auto",
     vram_gib: float | None = None,
     kernels: str = "auto",
@@ -198,12 +198,13 @@ def plan_generation(
     block homes are then used only if they fit the memory available now); `text_encoder_dtype`: the dtype the
     text encoder is loaded in (default: `devices.text_encoder_dtype`); `weights`: the user's own weight files
     (`locate_sources`); `text_encoder=False`: a process that never loads the text encoder (the ranks of a parallel
-    run other than the main one), planned without it.
+    run other than the main one), planned without it. `dtype` None: what `load_pipeline` picks on that device
+    (`settings.resolve_dtype`: float16 on a GPU before compute capability 8.0, else bfloat16).
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not positive_budget(gib):
             raise ConfigError(f"--{name} must be a positive number of GiB, got {gib!r}")
-    dtype = checked_dtype(dtype)
+    given = checked_dtype(dtype) if dtype is not None else None
     if text_encoder_dtype is not None:
         text_encoder_dtype = checked_dtype(text_encoder_dtype, "text_encoder_dtype")
     if isinstance(model, ModelSources):
@@ -212,20 +213,79 @@ def plan_generation(
         sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, **AT_HAND)
     target = parse_device(device)
     here = target.type == "cuda" and torch.cuda.is_available()
+    absent = target.type == "cuda" and not here  # a plan for a GPU this machine lacks: its capability is unknown
+    dtype = resolve_dtype(given, None if absent else target).value  # what load_pipeline picks on that device
     budget = _device_budget(target, vram_gib) if here else None if vram_gib is None else int(vram_gib * 2**30)
+    inputs = _planner_inputs(
+        request, sources, dtype, target, kernels, attention, batch_guidance, sequence_parallel, text_encoder_dtype,
+        text_encoder,
+    )  # fmt: skip
+    return plan_memory(
+        **inputs, budget_bytes=budget, device=str(target), step_cache=step_cache, sequence_parallel=sequence_parallel,
+        ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30),
+    )  # fmt: skip
+
+
+def _planner_inputs(
+    request: GenerationRequest,
+    sources: ModelSources,
+    dtype: torch.dtype,
+    target: torch.device,
+    kernels: str,
+    attention: str,
+    batch_guidance: bool | None,
+    sequence_parallel: int = 1,
+    text_encoder_dtype: torch.dtype | None = None,
+    text_encoder: bool = True,
+) -> dict:
+    """What the planner's estimates (`plan_memory`, `unplanned_peak_bytes`) take about `request` on this model,
+    dtype and device: the sizes from the files' headers, the rows per forward, the kernels' savings and costs."""
+    here = target.type == "cuda" and torch.cuda.is_available()
     sizes = model_sizes(sources, dtype, text_encoder_dtype)
-    fused_norms = target.type == "cuda" and (use_triton(kernels) if here else kernels != "torch")
     config = sources.transformer.value
     tokens = video_tokens(request.width, request.height, request.frames, config, sizes.vae_config)
     guided = needs_uncond(resolve_settings(request, sources.configs, sources.transformer).guidance.value)
     # A parallel run computes the two guidance predictions in separate calls (on separate ranks when it can).
     batched = guided and batched_guidance(batch_guidance, target)[0] and sequence_parallel == 1
-    return plan_memory(
-        request.width, request.height, request.frames, config, sizes.transformer_bytes,
-        sizes.text_encoder_bytes if text_encoder else 0, sizes.vae_config, budget, cfg_batch=2 if batched else 1,
-        device=str(target), vae_dtype=dtype,
-        fused_norms=fused_norms, step_cache=step_cache, sequence_parallel=sequence_parallel,
+    return dict(
+        width=request.width, height=request.height, frames=request.frames, transformer_config=config,
+        weight_bytes=sizes.transformer_bytes, text_encoder_bytes=sizes.text_encoder_bytes if text_encoder else 0,
+        vae_config=sizes.vae_config, cfg_batch=2 if batched else 1, vae_dtype=dtype, activation_dtype=dtype,
+        fused_norms=target.type == "cuda" and (use_triton(kernels) if here else kernels != "torch"),
         attention_workspace_bytes=functools.partial(attention_workspace_bytes, attention, config, tokens),
         image=request.conditions_on_image,  # the first frame goes through the VAE
-        ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30), activation_dtype=dtype,
     )  # fmt: skip
+
+
+def unplanned_memory_warning(
+    sources: ModelSources,
+    dtype: torch.dtype,
+    device: torch.device,
+    kernels: str = "auto",
+    attention: str = "exact",
+    batch_guidance: bool | None = None,
+    text_encoder_dtype: torch.dtype | None = None,
+) -> str | None:
+    """What `load_pipeline` without a plan says on a CUDA `device` (here) whose whole memory is less than the
+    planner's estimate of the official video with everything on it (what a pipeline without a plan does, the
+    guidance predictions batched as it batches them): that video would run out of memory at its first step.
+    None when it fits, or on another device."""
+    if device.type != "cuda":
+        return None
+    official = GenerationRequest("-")
+    inputs = _planner_inputs(
+        official, sources, dtype, device, kernels, attention, batch_guidance, 1, text_encoder_dtype
+    )
+    need = unplanned_peak_bytes(**inputs)
+    total = torch.cuda.mem_get_info(device)[1]
+    if need <= total:
+        return None
+    size = f"{official.width}x{official.height}x{official.frames}"
+    return (
+        f"no memory plan: everything goes on {torch.cuda.get_device_name(device)}, whose {total / 2**30:.1f} GiB "
+        f"are less than the {need / 2**30:.1f} GiB the planner estimates for the official {size} video that way, "
+        "so a video near that size would run out of memory at its first step. Plan for the largest video you will "
+        "make: plan = plan_generation(request, model, dtype=..., device=...) (from motif_lite.preflight, with "
+        "load_pipeline's model and files), then load_pipeline(..., plan=plan), which streams and splits what does "
+        'not fit (docs/usage.md, "In a notebook")'
+    )

@@ -15,6 +15,8 @@ The checkpoint decides (when the user does not):
   num_train_timesteps, and FlowMatchEuler's shift_terminal and Karras or exponential sigmas: `ScheduleOptions`);
 - the transformer, VAE, text encoder and tokenizer: their config files (no flags exist for those).
 
+The compute dtype (`resolve_dtype`) is the user's, else the device's default: no checkpoint file chooses it.
+
 How guidance flags combine with the checkpoint's guider:
 - `cfg_scale` (`--cfg-scale S`): the guider's method and parameters at scale S; S = 1 switches guidance off;
 - `guidance` (`--guidance M`): method M; the guider's own parameters if it is the guider's method, else M's
@@ -33,8 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import torch
+
 from motif_lite.choices import SAMPLERS
 from motif_lite.config import TransformerConfig, diffusers_values
+from motif_lite.devices import COMPUTE_DTYPES, checked_dtype, default_dtype
 from motif_lite.errors import ConfigError, counted
 from motif_lite.request import (
     I2V_SHIFT,
@@ -59,6 +64,7 @@ from motif_lite.vae.config import WanVAEConfig
 T = TypeVar("T")
 
 FLAG, CHECKPOINT, DEFAULT = "flag", "checkpoint", "default"
+DTYPE_NAMES = {dtype: name for name, dtype in COMPUTE_DTYPES.items()}  # torch.float16 -> "fp16", as --dtype says
 UNSHIFTED = 1.0  # FlowMatchEulerDiscreteScheduler's class default: no shift, never a Motif setting
 # The sampler each scheduler class runs (DPM++ 2M only as the model card's flow-sigma dpmsolver++ order 2).
 _SCHEDULER_SAMPLERS = {"FlowMatchEulerDiscreteScheduler": "euler", "DPMSolverMultistepScheduler": "dpm++2m"}
@@ -173,6 +179,7 @@ class Settings:
     components: tuple[tuple[str, Setting[str]], ...] = ()  # VAE, text encoder, tokenizer: where their configs are
     notes: tuple[str, ...] = ()  # what the user should know (a checkpoint value ignored, ...)
     schedule: ScheduleOptions = ScheduleOptions()  # the scheduler config's other options (`schedule_for`)
+    dtype: Setting[torch.dtype] | None = None  # the compute dtype, where the caller knows it (`resolve_dtype`)
 
     @property
     def solver(self) -> str:
@@ -192,6 +199,8 @@ class Settings:
             ("negative", _describe_negative(r.negative_prompt, self.guidance.value), _plain(r, "negative_prompt")),
             ("transformer", describe_transformer(self.transformer.value), self.transformer),
         ]  # fmt: skip
+        if self.dtype is not None:  # before the model's rows
+            rows.insert(-1, ("dtype", DTYPE_NAMES[self.dtype.value], self.dtype))
         rows += [(name, setting.value, setting) for name, setting in self.components]
         return rows
 
@@ -206,12 +215,16 @@ class Settings:
 
 
 def resolve_settings(
-    request: GenerationRequest, configs: CheckpointConfigs, transformer: Setting[TransformerConfig] | None = None
+    request: GenerationRequest,
+    configs: CheckpointConfigs,
+    transformer: Setting[TransformerConfig] | None = None,
+    dtype: Setting[torch.dtype] | None = None,
 ) -> Settings:
     """The effective settings of `request` on a checkpoint whose configs are `configs`.
 
     `transformer`: where the transformer config came from when the caller resolved it (e.g. for a GGUF file);
-    by default the checkpoint's `transformer/config.json`, else the official architecture.
+    by default the checkpoint's `transformer/config.json`, else the official architecture. `dtype`: the run's
+    compute dtype (`resolve_dtype`), a row of the table when given.
     """
     notes: list[str] = []
     shift = resolve_flow_shift(request, configs.scheduler_shift, notes)
@@ -248,7 +261,17 @@ def resolve_settings(
             f"this transformer takes no image (image_embed_dim: null, {transformer.origin}): it makes text-to-video "
             "only; leave out the first-frame image"
         )
-    return Settings(request, sampler, shift, guidance, transformer, _components(configs), tuple(notes), schedule)
+    components = _components(configs)
+    return Settings(request, sampler, shift, guidance, transformer, components, tuple(notes), schedule, dtype)
+
+
+def resolve_dtype(given: torch.dtype | str | None, device: torch.device | None) -> Setting[torch.dtype]:
+    """The compute dtype: `given` (a torch dtype or a --dtype name), else the default of `device` (float16 on a GPU
+    before compute capability 8.0, else bfloat16: `devices.default_dtype`; None: a GPU that is not here)."""
+    if given is not None:
+        return Setting(checked_dtype(given), FLAG, "--dtype")
+    dtype, why = default_dtype(device)
+    return Setting(dtype, DEFAULT, why)
 
 
 def resolve_flow_shift(request: GenerationRequest, scheduler_shift: float | None, notes: list[str]) -> Setting[float]:
@@ -406,6 +429,7 @@ __all__ = [
     "Settings",
     "describe_guidance",
     "describe_transformer",
+    "resolve_dtype",
     "resolve_flow_shift",
     "resolve_guidance",
     "resolve_sampler",

@@ -39,24 +39,45 @@ def tesla_t4(checkpoint, monkeypatch):
 TINY_RUN = ("-W", "64", "-H", "64", "--video-frames", "9", "--steps", "2", "--device", "cuda", "--vram", "8")
 
 
-@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+@pytest.mark.parametrize("dtype", ["bf16", "fp16", None])
 def test_run_tells_a_gpu_before_ampere_to_use_fp16_before_loading(tesla_t4, tmp_path, capsys, dtype):
-    # docs/usage.md, "GPUs before Ampere": `run`, `serve` and `check` say so for such a GPU, before anything loads.
-    args = ["run", "-m", str(tesla_t4), "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--dtype", dtype]
+    # docs/usage.md, "GPUs before Ampere": `run` and `serve` say so when bf16 is asked for on such a GPU, before
+    # anything loads; without --dtype it gets fp16 and nothing needs saying.
+    args = ["run", "-m", str(tesla_t4), "-p", "a fox", "-o", str(tmp_path / "fox.mp4")]
     with pytest.raises(Reached):
-        cli.main([*args, *TINY_RUN])
+        cli.main([*args, *(["--dtype", dtype] if dtype else []), *TINY_RUN])
     err = capsys.readouterr().err
     advice = "Tesla T4 (compute capability 7.5) has no bfloat16 tensor cores"
     assert err.count(advice) == (dtype == "bf16") and ("--dtype fp16" in err) == (dtype == "bf16"), err
 
 
-def test_serve_tells_a_gpu_before_ampere_to_use_fp16_before_loading(tesla_t4, tmp_path, capsys):
+@pytest.mark.parametrize(("dtype", "planned"), [(None, torch.float16), ("bf16", torch.bfloat16)])
+def test_run_plans_in_fp16_on_a_gpu_before_ampere_unless_told(tesla_t4, tmp_path, monkeypatch, dtype, planned):
+    # docs/usage.md, the --dtype row: fp16 is the default there, and the plan is made for the dtype that loads.
+    from motif_lite import preflight
+
+    seen = []
+    plan_generation = preflight.plan_generation
+    monkeypatch.setattr(
+        preflight, "plan_generation", lambda *a, **kw: seen.append(kw["dtype"]) or plan_generation(*a, **kw)
+    )
+    args = ["run", "-m", str(tesla_t4), "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), *TINY_RUN]
+    with pytest.raises(Reached):
+        cli.main([*args, *(["--dtype", dtype] if dtype else [])])
+    assert seen == [planned]
+
+
+@pytest.mark.parametrize("dtype", ["bf16", None])
+def test_serve_tells_a_gpu_before_ampere_to_use_fp16_before_loading(tesla_t4, tmp_path, capsys, dtype):
     pytest.importorskip("fastapi")
     args = ["serve", "-m", str(tesla_t4), "--data", str(tmp_path / "data"), "--port", "0"]
     with pytest.raises(Reached):
-        cli.main([*args, "--device", "cuda", "--vram", "8", "--max-video", "64x64x9"])
+        cli.main(
+            [*args, "--device", "cuda", "--vram", "8", "--max-video", "64x64x9", *(["--dtype", dtype] if dtype else [])]
+        )
     err = capsys.readouterr().err
-    assert err.count("Tesla T4 (compute capability 7.5) has no bfloat16 tensor cores") == 1 and "--dtype fp16" in err
+    advice = "Tesla T4 (compute capability 7.5) has no bfloat16 tensor cores"
+    assert err.count(advice) == (dtype == "bf16") and ("--dtype fp16" in err) == (dtype == "bf16"), err
 
 
 def test_a_run_over_its_ram_budget_is_refused_before_anything_loads(checkpoint, tmp_path, capsys, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -56,25 +57,64 @@ def test_the_stop_button_mid_step_frees_the_steps_tensors_and_the_pipeline_goes_
     assert resumed.resumed_at == 1 and resumed.output.stat().st_size > 0
 
 
-def test_load_pipeline_says_bf16_is_a_poor_fit_for_a_t4_before_loading(checkpoint, monkeypatch):
-    # A notebook never sees the command line's note: the Python API warns, before any weight is read.
+class Loading(Exception):
+    """Raised by the stand-in for the VAE loader: load_pipeline got past every check, to the weights."""
+
+
+@pytest.fixture
+def tesla_t4(checkpoint, monkeypatch):
+    """A CUDA device here that is a 15 GiB Tesla T4 (compute capability 7.5: no bf16 tensor cores); the text encoder
+    loads as nothing, and loading the VAE ends load_pipeline with `Loading(dtype)`."""
     from motif_lite import pipeline
-    from motif_lite.errors import MotifLiteError
+    from motif_lite.encoders import text
 
     monkeypatch.setattr(pipeline, "preflight", lambda *a, **kw: (locate_sources(checkpoint), torch.device("cuda")))
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (14 * 2**30, 15 * 2**30))
+    monkeypatch.setattr(text, "load_text_encoder", lambda *a, **kw: SimpleNamespace(model=None))
+    monkeypatch.setattr(pipeline, "apply_dequant_kernels", lambda *a, **kw: None)
 
-    def loading_starts(*args, **kwargs):
-        raise MotifLiteError("loading starts here")
+    def load_vae(root, dtype, device):
+        raise Loading(dtype)
 
-    monkeypatch.setattr(pipeline, "check_loras", loading_starts)
+    monkeypatch.setattr(pipeline, "load_vae", load_vae)
+    return checkpoint
+
+
+def test_load_pipeline_says_bf16_is_a_poor_fit_for_a_t4_before_loading(tesla_t4):
+    # A notebook never sees the command line's note: the Python API warns, before any weight is read.
     bf16_advice = r"Tesla T4 \(compute capability 7.5\) has no bfloat16 tensor cores.*fp16"
-    with pytest.warns(UserWarning, match=bf16_advice), pytest.raises(MotifLiteError, match="loading starts here"):
-        load_pipeline(checkpoint, device="cuda")
-    with pytest.raises(MotifLiteError, match="loading starts here"), warnings.catch_warnings():
-        warnings.simplefilter("error")  # fp16 is the fit: nothing to say
-        load_pipeline(checkpoint, dtype="fp16", device="cuda")
+    with pytest.warns(UserWarning, match=bf16_advice), pytest.raises(Loading):
+        load_pipeline(tesla_t4, dtype="bf16", device="cuda")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "loads_in"), [(None, torch.float16), ("fp16", torch.float16), ("fp32", torch.float32)]
+)
+def test_load_pipeline_on_a_t4_takes_fp16_unless_told_and_says_nothing_about_it(tesla_t4, dtype, loads_in):
+    # docs/usage.md, "GPUs before Ampere": without a dtype such a GPU gets fp16, as ComfyUI picks it; no warning.
+    with pytest.raises(Loading) as loading, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_pipeline(tesla_t4, dtype=dtype, device="cuda")
+    assert loading.value.args == (loads_in,)
+
+
+def test_load_pipeline_without_a_plan_warns_when_the_official_video_would_not_fit_the_gpu(tesla_t4, monkeypatch):
+    # docs/usage.md, "In a notebook": everything on the GPU is an out-of-memory at the first 720p step of a 15 GB
+    # T4; the planner's estimate says so before loading, with the fix. (The tiny checkpoint's official video needs
+    # far less than a T4's 15 GiB, ~0.9 GiB: 0.5 GiB stands in for a small GPU here.)
+    from motif_lite.preflight import plan_generation
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2**29, 2**29))
+    fix = r"no memory plan: everything goes on Tesla T4, whose 0.5 GiB are less than the \d+\.\d GiB .* 1280x736x121"
+    with pytest.warns(UserWarning, match=fix) as said, pytest.raises(Loading):
+        load_pipeline(tesla_t4, device="cuda")
+    assert "plan = plan_generation(request, model" in str(said[0].message) and said[0].filename == __file__
+    request = GenerationRequest("-", **TINY)  # planned: nothing to say
+    with pytest.raises(Loading), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_pipeline(tesla_t4, device="cuda", plan=plan_generation(request, tesla_t4, device="cpu"))
 
 
 def test_progress_bars_show_each_stage_and_serve_the_next_call_after_a_stop(pipe, tmp_path):

@@ -85,6 +85,7 @@ def test_a_vram_budget_above_the_gpus_memory_plans_for_its_free_memory(no_networ
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (6 * 2**30, 8 * 2**30))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))  # the default dtype's
     request, _ = GenerationRequest("x", output="a.mp4").resolve()
     sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
     with pytest.warns(UserWarning, match=r"--vram 8000 GiB is more than this GPU's 8.0 GiB \(--vram is in GiB"):
@@ -519,8 +520,8 @@ def test_only_an_image_that_conditions_is_planned_through_the_vae_encoder(no_net
 
 
 def test_the_dtype_note_is_printed_before_anything_loads(checkpoint, tmp_path, capsys, monkeypatch):
-    """On a GPU without bf16 tensor cores `run` says so (`devices.dtype_note`, a stand-in here: this machine has no
-    such GPU) before the weights load, so that the user can stop and pick another --dtype."""
+    """On a GPU without bf16 tensor cores `run --dtype bf16` says so (`devices.dtype_note`, a stand-in here: this
+    machine has no such GPU) before the weights load, so that the user can stop and pick another --dtype."""
     from motif_lite import devices
     from motif_lite.errors import MotifLiteError
 
@@ -531,7 +532,7 @@ def test_the_dtype_note_is_printed_before_anything_loads(checkpoint, tmp_path, c
         raise MotifLiteError("loading starts here")
 
     monkeypatch.setattr(pipeline, "check_loras", load)
-    small = ("-W", "48", "-H", "32", "--video-frames", "9", "--steps", "1", "--device", "cpu")
+    small = ("-W", "48", "-H", "32", "--video-frames", "9", "--steps", "1", "--device", "cpu", "--dtype", "bf16")
     code, _, err = run(capsys, "-m", str(checkpoint[0]), "-p", "x", "-o", str(tmp_path / "a.mp4"), *small)
     assert code == cli.EXIT_USER_ERROR and seen == [torch.bfloat16]  # said once: load_pipeline's warning
     assert err.count("bf16 is slow here") == 1 and "warning: bf16 is slow here" in err, err

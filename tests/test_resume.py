@@ -364,6 +364,14 @@ def test_resume_dry_run_shows_the_files_settings_and_a_changed_model_flag(stoppe
     assert "48x32, 9 frames at 24 fps" in out and "'blurry, static'" in out
 
 
+def test_a_resumed_run_keeps_its_dtype_whatever_the_devices_default(stopped, capsys):
+    # The stopped run was fp32: without --dtype the rest is sampled in fp32 too, not in the device's default.
+    code, out, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert code == 0, err
+    assert "  dtype        flag       fp32  (--dtype)" in out.splitlines(), out
+    assert "the run being resumed had" not in err
+
+
 def a_lora(folder: Path) -> Path:
     """A LoRA (PEFT names) of one layer of the tiny checkpoint's transformer."""
     from safetensors.torch import save_file

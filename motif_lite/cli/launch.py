@@ -82,15 +82,19 @@ def _plan_before_launch(
     bytes, rank r on cuda:r): the main rank is planned with cuda:0's, the others with the smallest of theirs. Only
     with the files at hand: otherwise this plan would count built-in sizes, and the ranks plan with the files they
     download."""
+    import torch
+
     from motif_lite.checkpoint import locate_sources
     from motif_lite.cli.prepare import plan_run
-    from motif_lite.devices import torch_dtype
     from motif_lite.preflight import AT_HAND
+    from motif_lite.settings import resolve_dtype
 
     sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
     if sources.root is None or (args.gguf is not None and sources.gguf is None):
         return
-    dtype, device = torch_dtype(args.dtype), "cpu" if args.device == "cpu" else "cuda"
+    device = "cpu" if args.device == "cpu" else "cuda"
+    # The ranks resolve --dtype on their own GPUs as this does on cuda:0 (one machine's GPUs are alike here).
+    dtype = resolve_dtype(args.dtype, torch.device("cpu" if device == "cpu" else "cuda:0")).value
     if budgets is None:
         plan_run(args, request, sources, dtype, device, layout)
         return

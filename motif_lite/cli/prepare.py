@@ -29,7 +29,8 @@ def loading_notes(
     sources: ModelSources, device: torch.device, dtype: torch.dtype, settings_notes: Iterable[str] = ()
 ) -> list[str]:
     """The notes printed before loading, in order: the files' (where they came from) and the settings' (a run's).
-    The dtype's advice (bf16 on a GPU without bf16 tensor cores) is `load_pipeline`'s warning, before it loads."""
+    The dtype's advice (bf16 asked for on a GPU without bf16 tensor cores) is `load_pipeline`'s warning, before it
+    loads."""
     return [*sources.notes, *settings_notes]
 
 

@@ -98,11 +98,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     from motif_lite.cli import use_expandable_segments
 
     use_expandable_segments()  # before torch starts CUDA
-    from motif_lite.devices import torch_dtype  # torch and the rest load here, not when --help builds the parser
-
     resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
     check_flags(args, resume)
-    dtype = torch_dtype(args.dtype)
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
     world = session.world if session is not None else args.gpus or 1
     layout = parallel_layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
@@ -114,11 +111,11 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     on_preview = _preview_writer(args.preview, request.fps) if args.preview and main_rank else None
     print_notes([*resume_notes, *notes, *flag_notes(args, several_processes=layout is not None)], say)
     if args.dry_run:
-        return dry_run(args, request, dtype, layout, videos=len(requests))
+        return dry_run(args, request, layout, videos=len(requests))
     device = args.device if session is None else session.device
     try:
         with download_hint_repeats(getattr(args, "argv", None)):
-            return _generate(args, requests, dtype, device, loras, on_preview, parallel, say, resume)
+            return _generate(args, requests, device, loras, on_preview, parallel, say, resume)
     finally:
         if on_preview is not None:
             on_preview.close()
@@ -158,11 +155,7 @@ def flag_notes(args: argparse.Namespace, several_processes: bool) -> list[str]:
 
 
 def dry_run(
-    args: argparse.Namespace,
-    request: GenerationRequest,
-    dtype: torch.dtype,
-    layout: ParallelLayout | None = None,
-    videos: int = 1,
+    args: argparse.Namespace, request: GenerationRequest, layout: ParallelLayout | None = None, videos: int = 1
 ) -> int:
     """Print the effective settings, the sizes and the memory plan; reads no weights and never downloads. `videos`:
     how many the run makes (-b), whose time together the time note gives, as the run does."""
@@ -172,15 +165,18 @@ def dry_run(
     from motif_lite.cli.prepare import plan_run
     from motif_lite.devices import parse_device
     from motif_lite.preflight import AT_HAND
-    from motif_lite.settings import resolve_settings
+    from motif_lite.settings import resolve_dtype, resolve_settings
     from motif_lite.sizes import model_sizes
 
     sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
-    settings = resolve_settings(request, sources.configs, sources.transformer)
-    print_notes([*sources.notes, *settings.notes])
     device = parse_device(args.device)
+    here = device.type == "cpu" or torch.cuda.is_available()
+    dtype_setting = resolve_dtype(args.dtype, device if here else None)  # a GPU not here: its default is unknown
+    dtype = dtype_setting.value
+    settings = resolve_settings(request, sources.configs, sources.transformer, dtype_setting)
+    print_notes([*sources.notes, *settings.notes])
     print_notes(_dry_run_device_notes(args, device))
-    if device.type == "cpu" or torch.cuda.is_available():  # the device is here: check the speed flags as a run would
+    if here:  # the device is here: check the speed flags as a run would
         _check_speed_flags(args, device, dtype)
     plan = plan_run(args, request, sources, dtype, device, layout)
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
@@ -278,7 +274,6 @@ def _lora_lines(args: argparse.Namespace, sources) -> list[str]:
 def _generate(
     args: argparse.Namespace,
     requests: list[GenerationRequest],
-    dtype: torch.dtype,
     device: str | torch.device,
     loras: list[tuple[Path, float]],
     on_preview: Callable | None,
@@ -287,13 +282,14 @@ def _generate(
     resume: SavedLatents | None = None,
 ) -> int:
     from motif_lite.pipeline import load_pipeline
-    from motif_lite.settings import resolve_settings
+    from motif_lite.settings import resolve_dtype, resolve_settings
 
     request = requests[0]  # the videos differ in seed and file only
     if resume is None:
         print_notes(earlier_runs(requests), say)
     # Every check, before any weights.
     sources, device = preflight_flags(args, device)
+    dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
     if args.attention == "exact":  # a fixed attention kernel that this device lacks in this dtype
         from motif_lite.runtime.attention import check_backend_runs
 
@@ -311,7 +307,7 @@ def _generate(
     say(f"seed{'s' if len(requests) > 1 else ''}: {', '.join(str(r.seed) for r in requests)}", file=sys.stderr)
     start = time.perf_counter()
     pipe = load_pipeline(
-        sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
+        sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
         attention=args.attention, parallel=parallel, **_speed_settings(args, batch_guidance),
     )  # fmt: skip
     load_seconds = time.perf_counter() - start

@@ -23,8 +23,8 @@ from motif_lite.errors import ConfigError
 from motif_lite.request import REQUEST_DEFAULTS, choice_name
 
 DTYPE_HELP = (
-    "compute dtype (default bf16, the published one; fp16 for GPUs before compute capability 8.0: the text encoder "
-    "then stays bf16)"
+    "compute dtype (default bf16, the published one, but fp16 on a GPU before compute capability 8.0, which has no "
+    "bf16 tensor cores; in fp16 the text encoder stays bf16)"
 )
 GGUF_HELP = (
     "quantized transformer: a .gguf file, a folder holding one, or a variant of the GGUF repo, e.g. Q4_K_M (the "
@@ -196,7 +196,7 @@ def add_checkpoint_flags(parser: argparse.ArgumentParser | argparse._ArgumentGro
 def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m = run.add_argument_group("model and runtime")
     add_checkpoint_flags(m)
-    m.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, default="bf16", help=DTYPE_HELP)
+    m.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, help=DTYPE_HELP)  # None: the device's default
     m.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto); a dry run may plan for any"
     )

@@ -121,7 +121,7 @@ class PromptPerJob(argparse.Action):
 def _add_model_flags(serve: argparse.ArgumentParser) -> None:
     m = serve.add_argument_group("model and runtime")
     add_checkpoint_flags(m)
-    m.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, default="bf16", help=DTYPE_HELP)
+    m.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, help=DTYPE_HELP)  # None: the device's default
     m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
     m.add_argument("--vram", type=gib, metavar="GiB", help="device memory budget (default: the GPU's free memory)")
@@ -329,12 +329,13 @@ def _load_served_pipeline(
     takes images; on the CPU without --max-video, which jobs are too long)."""
     from motif_lite.cli.common import print_notes
     from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
-    from motif_lite.devices import torch_dtype
     from motif_lite.pipeline import load_pipeline
     from motif_lite.request import GenerationRequest
+    from motif_lite.settings import resolve_dtype
 
-    dtype, max_video = torch_dtype(args.dtype), config.max_video
+    max_video = config.max_video
     sources, device = preflight_flags(args, args.device)  # every check, and any download, before planning (as run)
+    dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
     print_notes(loading_notes(sources, device, dtype))  # as run prints them
     # A plan is made for the largest video a job may ask for, which is then the official size unless --max-video says.
     planned_video = max_video or OFFICIAL_VIDEO
@@ -348,9 +349,9 @@ def _load_served_pipeline(
     print(f"loading {args.model}" + (f" with {' and '.join(map(str, with_files))}" if with_files else "") + " ...",
           file=sys.stderr)  # fmt: skip
     pipe = load_pipeline(
-        sources, dtype=dtype, device=device, kernels=args.kernels, plan=plan, loras=loras, attention=args.attention,
-        batch_guidance=args.batch_guidance, compile=args.compile, attention_backend=args.attention_backend,
-        step_cache=args.step_cache,
+        sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
+        attention=args.attention, batch_guidance=args.batch_guidance, compile=args.compile,
+        attention_backend=args.attention_backend, step_cache=args.step_cache,
     )  # fmt: skip
     if pipe.loras is not None:
         print(f"loras: {pipe.loras.describe()}", file=sys.stderr)

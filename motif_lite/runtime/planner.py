@@ -447,6 +447,33 @@ def plan_memory(
     )
 
 
+def unplanned_peak_bytes(
+    width: int,
+    height: int,
+    frames: int,
+    transformer_config: TransformerConfig,
+    weight_bytes: int,
+    text_encoder_bytes: int,
+    vae_config: WanVAEConfig,
+    cfg_batch: int = 2,
+    vae_dtype: torch.dtype = torch.float32,
+    fused_norms: bool = False,
+    image: bool = False,
+    activation_dtype: torch.dtype = torch.bfloat16,
+    attention_workspace_bytes: Callable[[int], int] | None = None,
+) -> int:
+    """The estimated device peak of a run without a plan (`load_pipeline(plan=None)`): everything resident on the
+    device, the VAE's upper levels one frame at a time, `cfg_batch` rows per transformer forward. The arguments
+    are `plan_memory`'s."""
+    sizes = generation_sizes(
+        width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype, image,
+        activation_dtype,
+    )  # fmt: skip
+    unplanned = _Choice(TextEncoderPlacement.DEVICE, None, None, None)  # the pipeline's defaults
+    stages = _stage_estimates(sizes, unplanned, cfg_batch, fused_norms, attention_workspace=attention_workspace_bytes)
+    return max(stage.peak_bytes for stage in stages)
+
+
 # What to do when a decode does not fit the budget; the caller knows better where the budget came from.
 DECODE_ADVICE = "free device memory (close other programs using it) or decode on the CPU (--device cpu)"
 
