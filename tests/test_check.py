@@ -528,9 +528,9 @@ def test_a_component_folder_given_as_the_checkpoint_names_the_checkpoint(tiny):
     ("name", "capability", "advised"),
     [("Tesla T4", (7, 5), True), ("NVIDIA GeForce GTX 1080", (6, 1), True), ("NVIDIA GeForce RTX 3060", (8, 6), False)],
 )
-def test_a_gpu_without_bf16_tensor_cores_is_told_to_use_fp16(monkeypatch, name, capability, advised):
-    """bf16 (the default --dtype) has tensor cores from compute capability 8.0 on; before that `check` says what
-    to use instead, on the GPU's own row."""
+def test_a_gpu_without_bf16_tensor_cores_is_told_runs_use_fp16(monkeypatch, name, capability, advised):
+    """bf16 has tensor cores from compute capability 8.0 on; before that runs default to fp16, and `check` says so
+    on the GPU's own row, with what fp16 risks."""
     import torch
 
     from motif_lite.checkup.environment import _check_gpu
@@ -549,7 +549,8 @@ def test_a_gpu_without_bf16_tensor_cores_is_told_to_use_fp16(monkeypatch, name, 
         assert finding.level == "warning" and f"{name} (compute capability {capability[0]}.{capability[1]})" in (
             finding.message
         )
-        assert "no bfloat16 tensor cores" in finding.message and "--dtype fp16" in finding.message
+        assert "no bfloat16 tensor cores: runs here use fp16 unless --dtype" in finding.message
+        assert "--dtype fp32 is safe" in finding.message
     else:
         assert finding.level == "ok" and finding.message == f"{name}, 6.0 GiB free of 8.0 GiB"
 

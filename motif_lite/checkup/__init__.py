@@ -18,8 +18,6 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
-import torch
-
 from motif_lite.checkpoint import download_patterns, float8_notes
 from motif_lite.checkup.checkpoint import check_checkpoint, check_gguf, check_text_encoder_gguf
 from motif_lite.checkup.environment import check_environment
@@ -179,9 +177,7 @@ def _check_default_plan(report: Checkup, root: Path, gguf: Path | None, text_enc
     request = GenerationRequest("check")
     size = f"{request.width}x{request.height}x{request.frames}"
     try:
-        plan = plan_generation(
-            request, root, gguf=gguf, dtype=torch.bfloat16, device="auto", text_encoder_gguf=text_encoder_gguf
-        )
+        plan = plan_generation(request, root, gguf=gguf, dtype=None, device="auto", text_encoder_gguf=text_encoder_gguf)
     except MotifLiteError as exc:
         report.warning("memory plan", f"the default {size} does not fit here: {first_line(exc)}")
         return

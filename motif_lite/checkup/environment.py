@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from motif_lite.checkup.report import Checkup, first_line
-from motif_lite.devices import dtype_note
+from motif_lite.devices import BF16_CAPABILITY
 from motif_lite.errors import MotifLiteError
 
 
@@ -30,11 +30,15 @@ def _check_gpu(report: Checkup) -> None:
         free, total = torch.cuda.mem_get_info(index)
         name = torch.cuda.get_device_name(index)
         memory = f"{free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB"
-        advice = dtype_note(torch.device("cuda", index), torch.bfloat16)  # bf16: the default --dtype
-        if advice is None:
+        major, minor = torch.cuda.get_device_capability(index)
+        if (major, minor) >= BF16_CAPABILITY:
             report.ok(f"GPU cuda:{index}", f"{name}, {memory}")
-        else:
-            report.warning(f"GPU cuda:{index}", f"{memory}; {advice}")
+        else:  # runs default to fp16 here (`devices.default_dtype`), which nothing has checked on the real weights
+            report.warning(f"GPU cuda:{index}", f"{memory}; {name} (compute capability {major}.{minor}) has no "
+                           "bfloat16 tensor cores: runs here use fp16 unless --dtype says otherwise (bf16 would be "
+                           "several times slower, its attention memory growing with the square of the tokens). fp16 "
+                           "has not been checked on the real weights: a run that overflows stops at that step and "
+                           "says so; --dtype fp32 is safe, slower and twice the memory")  # fmt: skip
 
 
 def _check_triton(report: Checkup) -> None:
