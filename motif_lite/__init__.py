@@ -17,6 +17,7 @@ _PUBLIC = {
     "MotifLiteError": "motif_lite.errors",  # every error a user can cause: the class the others derive from
     "RequestError": "motif_lite.request",  # a request's wrong settings, one line each
     "MotifVideoTransformer": "motif_lite.model.transformer",
+    "ProgressBars": "motif_lite.progress",  # a bar per stage for `generate(on_progress=...)`, in a notebook too
     "TransformerConfig": "motif_lite.config",
     "load_pipeline": "motif_lite.pipeline",
     "load_transformer": "motif_lite.weights.loader",
@@ -26,6 +27,7 @@ __all__ = [
     "LoRAError",
     "MotifLiteError",
     "MotifVideoTransformer",
+    "ProgressBars",
     "RequestError",
     "TransformerConfig",
     "__version__",
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from motif_lite.errors import MotifLiteError
     from motif_lite.model.transformer import MotifVideoTransformer
     from motif_lite.pipeline import load_pipeline
+    from motif_lite.progress import ProgressBars
     from motif_lite.request import GenerationRequest, RequestError
     from motif_lite.weights.loader import load_transformer
     from motif_lite.weights.lora import LoRAError

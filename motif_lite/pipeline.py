@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -101,37 +101,6 @@ ProgressFn = Callable[[str, int, int], None]
 # (steps done, steps, frames): a preview of the clip after that many steps, uint8 [latent frames, H, W, 3].
 PreviewFn = Callable[[int, int, np.ndarray], None]
 TEXTS_KEPT = 4  # encoded texts a pipeline keeps (`MotifVideoPipeline.encoded_texts`)
-
-
-class ProgressBars:
-    """A progress bar per stage for `generate(request, on_progress=ProgressBars())`: encode (inputs), denoise
-    (steps) and decode (latent frames). tqdm.auto's bars: widgets in a Jupyter notebook (Colab, Kaggle), text in a
-    terminal. One instance serves many calls: each stage that starts gets a new bar (the next video's encode, or
-    the one after a stop part way through denoising). `file`: where text bars go (default stderr)."""
-
-    UNITS = {"encode": "input", "denoise": "step", "decode": "latent frame"}
-
-    def __init__(self, file: TextIO | None = None) -> None:
-        self.file = file
-        self.stage: str | None = None
-        self.bar = None  # the current stage's bar
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage != self.stage:
-            from tqdm.auto import tqdm  # a notebook's widgets where ipywidgets is installed
-
-            self.close()
-            self.stage = stage  # `initial`: a resumed run's bar starts at the steps already done
-            unit = self.UNITS.get(stage, "it")
-            self.bar = tqdm(total=total, initial=done, desc=f"{stage:>7}", unit=unit, file=self.file)
-        self.bar.update(done - self.bar.n)
-        if stage == "decode" and done == total:  # the last stage is done: nothing more will close it
-            self.close()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        self.stage, self.bar = None, None
 
 
 @dataclass

@@ -18,8 +18,8 @@ import torch
 from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import cli, pipeline
-from motif_lite.cli import common
 from motif_lite.cli import run_request as run_command
+from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
@@ -254,10 +254,9 @@ def test_python_warnings_are_lines_of_their_own_above_the_progress_bar(capsys):
     # A kernel that falls back mid-run warns while the denoise bar is drawn: Python's own display would write
     # "path:line: RuntimeWarning: ..." and the source line into the bar's line.
     from motif_lite.cli import _warnings_to_stderr
-    from motif_lite.cli.common import StageProgress
 
     shown = warnings.showwarning
-    progress = StageProgress()
+    progress = ProgressBars()
     with _warnings_to_stderr():
         progress("denoise", 1, 4)
         fallback = "motif-lite: Triton rms_norm falls back to torch: the kernel failed"
@@ -330,7 +329,7 @@ def test_a_batch_stopped_before_a_videos_first_step_names_that_video_too(checkpo
         if stage == "encode" and (tmp_path / "fox-1.mp4").exists():
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(common.StageProgress, "__call__", stop_in_the_second_encode)
+    monkeypatch.setattr(ProgressBars, "__call__", stop_in_the_second_encode)
     args = run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "1", "--steps", "1", "-b", "3")
     assert cli.main([*args, "-s", "2"]) == cli.EXIT_INTERRUPTED
     err = capsys.readouterr().err
@@ -347,7 +346,7 @@ def test_a_single_video_stopped_before_its_first_step_gets_no_batch_note(checkpo
         if stage == "encode":
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(common.StageProgress, "__call__", stop_in_the_encode)
+    monkeypatch.setattr(ProgressBars, "__call__", stop_in_the_encode)
     args = run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "1", "--steps", "1")
     assert cli.main(args) == cli.EXIT_INTERRUPTED
     err = capsys.readouterr().err
@@ -390,14 +389,14 @@ def test_bad_flag_is_a_usage_error(capsys):
 
 
 def test_ctrl_c_exits_130_and_leaves_no_video(checkpoint, tmp_path, capsys, monkeypatch):
-    real = common.StageProgress.__call__
+    real = ProgressBars.__call__
 
     def interrupt_in_decode(self, stage, done, total):
         real(self, stage, done, total)
         if stage == "decode" and done == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(common.StageProgress, "__call__", interrupt_in_decode)
+    monkeypatch.setattr(ProgressBars, "__call__", interrupt_in_decode)
     code = cli.main(run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "5", "--steps", "1"))
     err = capsys.readouterr().err
     assert code == cli.EXIT_INTERRUPTED and "interrupted" in err and "Traceback" not in err

@@ -118,7 +118,7 @@ def test_load_pipeline_without_a_plan_warns_when_the_official_video_would_not_fi
 
 
 def test_progress_bars_show_each_stage_and_serve_the_next_call_after_a_stop(pipe, tmp_path):
-    from motif_lite.pipeline import ProgressBars
+    from motif_lite.progress import ProgressBars
 
     shown = io.StringIO()
     bars = ProgressBars(file=shown)

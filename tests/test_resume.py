@@ -280,7 +280,7 @@ def test_the_cli_resumes_with_the_file_alone(checkpoint, tmp_path, capsys, monke
             raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr("motif_lite.cli.common.StageProgress.__call__", stop)
+        patch.setattr("motif_lite.progress.ProgressBars.__call__", stop)
         code, _, err = run_cli(capsys, *args, "-o", str(tmp_path / "out_%03d.png"))
     path = tmp_path / "out.latents.safetensors"
     assert code == cli.EXIT_INTERRUPTED and f"go on from there with motif-lite run --resume {path}" in err
@@ -508,7 +508,7 @@ def test_a_terminated_run_keeps_its_state(checkpoint, tmp_path, capsys, monkeypa
         if stage == "denoise" and done == 2:
             os.kill(os.getpid(), signum)
 
-    monkeypatch.setattr("motif_lite.cli.common.StageProgress.__call__", terminate)
+    monkeypatch.setattr("motif_lite.progress.ProgressBars.__call__", terminate)
     size = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "4", "--dtype", "fp32", "-s", "3"]
     code, _, err = run_cli(capsys, "-m", str(checkpoint), "-p", PROMPT, *size, "-o", str(tmp_path / "fox.mp4"))
     assert code == 128 + signum and f"terminated ({signame})" in err, err
@@ -533,7 +533,7 @@ def test_a_stopped_batch_names_the_videos_it_did_not_start(checkpoint, tmp_path,
         if stage == "denoise" and done == 1 and (tmp_path / "fox-1.mp4").exists():
             raise KeyboardInterrupt
 
-    monkeypatch.setattr("motif_lite.cli.common.StageProgress.__call__", stop_in_the_second)
+    monkeypatch.setattr("motif_lite.progress.ProgressBars.__call__", stop_in_the_second)
     size = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "2", "--dtype", "fp32", "-s", "10"]
     args = ["-m", str(checkpoint), "-p", PROMPT, *size, "-b", "4", "-o", str(tmp_path / "fox.mp4")]
     code, _, err = run_cli(capsys, *args)

@@ -1,4 +1,4 @@
-"""What several commands share: the progress bars, the download hint that repeats the user's command, free output
+"""What several commands share: the download hint that repeats the user's command, free output
 names, `--lora` values, and the `note: ...` lines."""
 
 from __future__ import annotations
@@ -12,31 +12,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from motif_lite.io.hub import MissingFilesError
-
-
-class StageProgress:
-    """One tqdm bar per stage (encode, denoise with s/it, decode), fed by `generate`'s on_progress."""
-
-    UNITS = {"encode": "input", "denoise": "step", "decode": "latent frame"}
-
-    def __init__(self) -> None:
-        self.stage: str | None = None
-        self.bar = None  # tqdm of the current stage
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage != self.stage:
-            self.close()
-            self.stage = stage
-            from tqdm import tqdm
-
-            unit = self.UNITS.get(stage, "it")  # `initial`: a resumed run's bar starts at the steps already done
-            self.bar = tqdm(total=total, initial=done, desc=f"{stage:>7}", unit=unit, file=sys.stderr)
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        self.stage, self.bar = None, None
 
 
 def print_notes(notes, say: Callable = print) -> None:

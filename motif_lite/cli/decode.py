@@ -78,12 +78,13 @@ def main(args: argparse.Namespace) -> int:
     from motif_lite.cli import use_expandable_segments
 
     use_expandable_segments()  # before torch starts CUDA, as for run: the decode's memory plan assumes it
-    from motif_lite.cli.common import StageProgress, download_hint_repeats
+    from motif_lite.cli.common import download_hint_repeats
     from motif_lite.decoding import prepare_decode, run_decode
     from motif_lite.devices import torch_dtype
     from motif_lite.errors import counted
     from motif_lite.io.latents import read_latents
     from motif_lite.io.staging import described_output
+    from motif_lite.progress import ProgressBars
 
     saved = read_latents(args.latents, command="decode")
     output = Path(args.output) if args.output is not None else _free(saved.output)
@@ -99,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
     if job.plan is not None:
         print(job.plan.describe(), file=sys.stderr)
     start = time.perf_counter()
-    progress = StageProgress()
+    progress = ProgressBars()
     try:
         run_decode(job, progress)
     finally:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.cli.common import StageProgress, download_hint_repeats, lora_args, print_notes
+from motif_lite.cli.common import download_hint_repeats, lora_args, print_notes
 from motif_lite.cli.launch import launch_run, missing_gpus, parallel_layout
 from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
 from motif_lite.cli.resume import earlier_runs, resume_args, resumed_request
@@ -27,6 +27,7 @@ from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import prompt_line, summary
 from motif_lite.cli.run_time import confirm_cpu_time, cpu_time_note, gpu_time_note
+from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -375,7 +376,7 @@ def _sample(
     from motif_lite.io.latents import latents_path
     from motif_lite.io.video import unused_path
 
-    progress = StageProgress() if parallel is None or parallel.is_main else None
+    progress = ProgressBars() if parallel is None or parallel.is_main else None
     # Named here (the pipeline would name it on its first save) so that a failure can tell whether anything was kept.
     keeps = unused_path(latents_path(video.output)) if resume is None else resume.file
     try:
