@@ -106,8 +106,8 @@ def plan_host(needs: HostNeeds, budget_bytes: int | None, available_bytes: int |
     if budget_bytes is None and available_bytes is not None and staged.peak_bytes > available_bytes:
         warnings.warn(
             f"this run needs about {staged.peak_bytes / GiB:.2f} GiB of host memory, more than the "
-            f"{available_bytes / GiB:.2f} GiB available now: the system may kill it part way (in a notebook the "
-            f"kernel restarts). A pipeline still loaded in this process counts too (del pipe first). "
+            f"{available_bytes / GiB:.2f} GiB available now: the system may kill it part way (in a notebook, the "
+            f"kernel restarts; a pipeline still loaded there counts too: del pipe first). "
             f"{less_host_memory(needs, staged)}.",
             stacklevel=2,
         )
