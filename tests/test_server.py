@@ -294,6 +294,21 @@ def test_invalid_settings_are_400_with_the_cli_message(server, body, message, pa
     assert server.request("GET", "/v1/videos")[1]["data"] == []  # nothing was queued
 
 
+def test_a_job_that_names_no_size_gets_the_largest_the_server_allows(pipe, tmp_path):
+    # The official 1280x736x121 was the default whatever --max-video said: a job that asked for no size or length on
+    # a server planned for less got a 400 for a size it never asked for.
+    with InProcessServer(pipe, tmp_path / "data", max_video=(50, 40, 8)) as server:
+        code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "steps": 1000})
+        assert code == 200, video
+        assert (video["size"], video["settings"]["num_frames"]) == ("48x32", 5)  # multiples of 16, 4k+1 frames
+        assert any("no size given: 48x32, the largest this server allows" in note for note in video["notes"])
+        assert any("no length given: 5 frames" in note for note in video["notes"])
+        code, given, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "steps": 1000, "size": "32x32"})
+        assert code == 200 and given["size"] == "32x32" and not any("no size" in n for n in given["notes"])
+        code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "num_frames": 9})
+        assert code == 400 and error["error"]["param"] == "num_frames"  # what the job asks for is still checked
+
+
 def test_null_is_the_default_and_the_memory_plan_caps_the_size(pipe, tmp_path):
     with InProcessServer(pipe, tmp_path / "data", max_video=(48, 32, 5)) as server:
         body = {"prompt": PROMPT, **LONG, "steps": None, "seed": None, "flow_shift": None}

@@ -32,7 +32,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.request import GenerationRequest
+from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, QUEUED, Job, JobStore, new_job_id
 from motif_lite.server.loras import check_loras_fit, lora_files
 from motif_lite.server.schema import (
@@ -251,14 +251,15 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[[CreateBody], Jo
         try:
             if image_path is not None:
                 image_path.write_bytes(body.image)
-            request = GenerationRequest(**body.request_fields, image=image_path, output=store.video_path(job_id))
+            fields, capped = within_max_video(body.request_fields, config.max_video)
+            request = GenerationRequest(**fields, image=image_path, output=store.video_path(job_id))
             try:
                 resolved, notes = request.resolve()
                 run_settings = worker.pipe.settings_for(resolved)  # as the worker will see them
                 effective = effective_settings(run_settings)
             except MotifLiteError as exc:  # a RequestError: `motif-lite run`'s message, in the API's field names
                 raise ApiError(400, in_api_words(str(exc)), api_param(exc), "invalid_value") from exc
-            notes = [in_api_words(note) for note in (*notes, *run_settings.notes)]
+            notes = [in_api_words(note) for note in (*capped, *notes, *run_settings.notes)]
             check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
             _check_planned_size(resolved, config.max_video)
             if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:
@@ -298,6 +299,28 @@ def _preview(store: JobStore, job: Job) -> Response:
         raise ApiError(404, f"no preview of {job.id} (yet): previews exist while a job is denoising", None,
                        "preview_not_ready")  # fmt: skip
     return Response(data, media_type="image/webp", headers={"Cache-Control": "no-store"})
+
+
+def within_max_video(
+    fields: dict[str, Any], max_video: tuple[int, int, int] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """A job that names no size (or no length) gets the official one, or the largest this server allows where that
+    is smaller (--max-video: a 400 for a job that asked for nothing was no default), in valid steps (multiples of
+    16 a side, 4k+1 frames); with a note that says so."""
+    if max_video is None:
+        return fields, []
+    width, height, frames = max_video
+    fields, notes = dict(fields), []
+    official = REQUEST_DEFAULTS
+    if fields.get("width") is None and official.width * official.height > width * height:
+        fields["width"], fields["height"] = width - width % SIZE_MULTIPLE, height - height % SIZE_MULTIPLE
+        notes.append(f"no size given: {fields['width']}x{fields['height']}, the largest this server allows "
+                     f"(its --max-video), instead of the official {official.width}x{official.height}")  # fmt: skip
+    if fields.get("frames") is None and official.frames > frames:
+        fields["frames"] = frames - (frames - 1) % TEMPORAL_FACTOR
+        notes.append(f"no length given: {fields['frames']} frames, the most this server allows (its --max-video), "
+                     f"instead of the official {official.frames}")  # fmt: skip
+    return fields, notes
 
 
 def _check_planned_size(request: GenerationRequest, max_video: tuple[int, int, int] | None) -> None:
