@@ -241,6 +241,8 @@ def test_the_gguf_line_says_its_type_and_the_size_of_each_tensor_type(tiny, tmp_
     assert line == f"complete GGUF (Q8_0), {len(ckpt.tensors)} tensors: {types_and_sizes(ckpt.tensors)}", line
     listed = types_and_sizes(ckpt.tensors).split(", ")
     assert len(listed) == len({t.qtype for t in ckpt.tensors.values()}) > 1
+    shares = [sum(t.nbytes for t in ckpt.tensors.values() if t.qtype.name == item.split()[0]) for item in listed]
+    assert shares == sorted(shares, reverse=True), line  # the largest share first
     for qtype in {t.qtype for t in ckpt.tensors.values()}:  # each type: its count and its bytes (a tiny model: kB)
         of_type = [t for t in ckpt.tensors.values() if t.qtype == qtype]
         assert f"{qtype.name} x{len(of_type)} {sum(t.nbytes for t in of_type) / 1e3:.1f} kB" in listed, line

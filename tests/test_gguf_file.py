@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from motif_lite.errors import CheckpointError
-from motif_lite.weights.gguf_file import TEXT_ENCODER_ARCH, ForeignGGUFError, read_gguf
+from motif_lite.weights.gguf_file import TEXT_ENCODER_ARCH, ForeignGGUFError, OtherGGUFKindError, read_gguf
 from motif_lite.weights.quant_linear import QuantizedLinear, quantized_state_dict, replace_linears
 
 Q = GGMLQuantizationType
@@ -253,6 +253,19 @@ def test_another_models_gguf_is_refused_as_foreign(tmp_path: Path) -> None:
     # Only the transformer is told by its tensor names: the text encoder's file must say what it is.
     with pytest.raises(ForeignGGUFError, match="expected 't5gemma2_encoder'"):
         read_gguf(_motif_names_file(tmp_path, "motif.gguf", None), expected_arch=TEXT_ENCODER_ARCH)
+
+
+def test_only_a_prefix_every_name_carries_is_stripped_and_both_motif_names_are_needed(tmp_path: Path) -> None:
+    z = np.zeros((2, 64), np.float32)
+    mixed = {"model.diffusion_model.x_embedder.proj.weight": (z, Q.F32, z.shape),
+             "context_embedder.linear_1.weight": (z, Q.F32, z.shape)}  # fmt: skip
+    assert set(read_gguf(write_test_gguf(tmp_path / "mixed.gguf", mixed)).tensors) == set(mixed)  # kept as stored
+    for name in ("x_embedder.proj.weight", "context_embedder.linear_1.weight"):  # one of the two: another model's
+        with pytest.raises(ForeignGGUFError, match="'flux'"):
+            read_gguf(write_test_gguf(tmp_path / "one.gguf", {name: (z, Q.F32, z.shape)}, arch="flux"))
+    # A file labelled as the text encoder is one, whatever names it holds: the label is ours, and says so.
+    with pytest.raises(OtherGGUFKindError, match="--text-encoder-gguf"):
+        read_gguf(_motif_names_file(tmp_path, "te-label.gguf", TEXT_ENCODER_ARCH))
 
 
 def test_unsupported_quant_type_names_tensor(tmp_path: Path) -> None:

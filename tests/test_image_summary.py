@@ -50,7 +50,8 @@ def test_an_image_a_one_frame_video_ignores_is_said_to_be_unused(pipe, tmp_path)
 @pytest.mark.parametrize(
     ("image", "says"),
     [((1280, 736), "1280x736, used as is"), ((1920, 1104), "1920x1104 resized to 1280x736 (Lanczos)"),
-     ((3024, 4032), "3024x4032 stretched to 1280x736")],
+     ((3024, 4032), "3024x4032 stretched to 1280x736"), ((1280, 800), "1280x800 stretched to 1280x736"),
+     ((1282, 736), "1282x736 resized to 1280x736")],
 )  # fmt: skip
 def test_a_resize_is_called_a_stretch_only_when_it_changes_the_shape(image, says):
     assert resize_description(image, 1280, 736).startswith(says)

@@ -510,7 +510,9 @@ def test_load_image_errors(tmp_path):
         load_image(tmp_path / "empty.png")
 
 
-@pytest.mark.parametrize("url", ["https://example.com/photos/fox.png?size=large", "http://example.com/fox.jpg"])
+@pytest.mark.parametrize(
+    "url", ["https://example.com/photos/fox.png?size=large", "http://example.com/fox.jpg", "s3://bucket/fox.png"]
+)
 def test_an_image_url_is_refused_with_the_command_that_downloads_it(url):
     # It was "input image not found: https:/example.com/..." (the URL read as a path, one slash dropped); diffusers'
     # load_image downloads it, so a user coming from there expects a word on URLs.
@@ -523,14 +525,15 @@ def test_an_image_url_is_refused_with_the_command_that_downloads_it(url):
 def test_a_large_photo_is_read_without_pillows_bomb_warning_and_a_too_large_one_says_what_to_do(tmp_path, monkeypatch):
     # Pillow's limits scaled down (89 and 179 megapixels by default): a 108-megapixel phone photo warned of a
     # "decompression bomb DOS attack", a 200-megapixel one was refused in Pillow's words alone.
-    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 100)
-    PIL.Image.new("RGB", (12, 12), (1, 2, 3)).save(tmp_path / "large.png")  # 144 pixels: over the warning's limit
-    PIL.Image.new("RGB", (16, 16)).save(tmp_path / "huge.png")  # 256: over the error's (200)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 1_000_000)
+    PIL.Image.new("RGB", (1100, 1000), (1, 2, 3)).save(tmp_path / "large.png")  # 1.1 MP: over the warning's limit
+    PIL.Image.new("RGB", (1500, 1500)).save(tmp_path / "huge.png")  # 2.25 MP: over the error's (2 MP)
+    with warnings.catch_warnings(record=True) as caught:  # recorded: a filter set inside would beat "error"
+        warnings.simplefilter("always")
         image, notes = read_image(tmp_path / "large.png")
-    assert image.size == (12, 12) and image.getpixel((0, 0)) == (1, 2, 3) and notes == []
-    with pytest.raises(MotifLiteError, match=r"huge.png has more than .* megapixels, .*save a smaller copy first"):
+    assert not caught, [str(w.message) for w in caught]
+    assert image.size == (1100, 1000) and image.getpixel((0, 0)) == (1, 2, 3) and notes == []
+    with pytest.raises(MotifLiteError, match=r"huge.png has more than 2 megapixels, .*save a smaller copy first"):
         load_image(tmp_path / "huge.png")
 
 

@@ -23,12 +23,12 @@ def test_a_batch_without_o_is_numbered_after_the_default_name(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize(
-    ("there", "names"),
-    [(["output-1.mp4"], ["output-2-1.mp4", "output-2-2.mp4", "output-2-3.mp4"]),
+    ("there", "names", "said"),
+    [(["output-1.mp4"], ["output-2-1.mp4", "output-2-2.mp4", "output-2-3.mp4"], "output-1.mp4 exists: "),
      (["output-1.mp4", "output-2.mp4", "output-3.mp4", "output-2-2.mp4"],
-      ["output-3-1.mp4", "output-3-2.mp4", "output-3-3.mp4"])],
+      ["output-3-1.mp4", "output-3-2.mp4", "output-3-3.mp4"], "output-1.mp4 and 2 others exist: ")],
 )  # fmt: skip
-def test_a_second_batch_without_o_keeps_its_files_under_one_name(tmp_path, monkeypatch, there, names):
+def test_a_second_batch_without_o_keeps_its_files_under_one_name(tmp_path, monkeypatch, there, names, said):
     # Each video picked its own free name: output-1-2.mp4, then output-2-2.mp4 (or output-2.mp4 where free) beside it.
     for name in there:
         (tmp_path / name).touch()
@@ -36,6 +36,7 @@ def test_a_second_batch_without_o_keeps_its_files_under_one_name(tmp_path, monke
     assert outputs == names and not any((tmp_path / name).exists() for name in names)
     (note,) = [note for note in notes if "exist" in note]
     assert note.endswith(f"writing {names[0]} ... {names[-1]} instead (-o names the files and replaces them)")
+    assert note.startswith(said), note
     outputs, notes = batch_outputs(tmp_path, monkeypatch, "--dry-run")
     assert outputs == names and any(f"a run would write {names[0]} ... {names[-1]}" in note for note in notes)
 

@@ -544,11 +544,12 @@ def test_a_large_upload_is_read_without_pillows_bomb_warning_and_one_pillow_refu
     from motif_lite.server.schema import ApiError, check_image
 
     monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 100)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings.catch_warnings(record=True) as caught:  # recorded: a filter set inside would beat "error"
+        warnings.simplefilter("always")
         check_image(png(12, 12), max_bytes=2**20, max_pixels=40_000)  # 144 pixels: over the warning's limit of 100
         with pytest.raises(ApiError) as refused:
             check_image(png(16, 16), max_bytes=2**20, max_pixels=40_000)  # 256: over Pillow's limit of 200
+    assert not caught, [str(w.message) for w in caught]
     error = refused.value
     assert (error.status, error.param, error.code) == (413, "input_reference", "image_too_large")
     assert error.message.startswith("input_reference has more than ") and "more than Pillow reads" in error.message

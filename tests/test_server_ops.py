@@ -92,13 +92,13 @@ def test_health_is_public_ready_and_says_nothing_private(pipe, tmp_path):
 
         key = {"Authorization": "Bearer the-key"}
         running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG}, key)[1]
-        waiting = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG}, key)[1]
+        waiting = [server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG}, key)[1] for _ in range(2)]
         busy = wait_for(lambda: (h := server.request("GET", "/health")[1])["running"] and h, 60, "the job to run")
         assert busy["running"]["id"] == running["id"] and 0 <= busy["running"]["progress"] < 100
-        assert busy["queued"] == 1 and busy["uptime_seconds"] > health["uptime_seconds"]
+        assert busy["queued"] == 2 and busy["uptime_seconds"] > health["uptime_seconds"]  # the running one apart
         text = json.dumps(busy)
         assert PROMPT not in text and str(tmp_path) not in text and "the-key" not in text
-        for job in (waiting, running):
+        for job in (*waiting, running):
             assert server.request("DELETE", f"/v1/videos/{job['id']}", headers=key)[0] == 200
 
 
@@ -154,6 +154,21 @@ def test_while_the_model_loads_health_the_page_and_the_api_say_so(pipe, tmp_path
         assert code == 200
         wait_for(lambda: server.request("GET", f"/v1/videos/{video['id']}", headers=key)[1]["status"] == "completed",
                  120, "the job to run with the loaded model")  # fmt: skip
+
+
+def test_jobs_are_checked_against_the_config_the_loaded_model_decided(pipe, tmp_path):
+    # The submit path must read the config `ready` hands over (max_video, image_to_video, too_long, lora_dir), not
+    # the one the app was made with before the model loaded.
+    store = JobStore(tmp_path)
+    try:
+        state = ServerState(ServerConfig(model_name="tiny"))
+        client = TestClient(create_app(store, state))
+        state.ready(Worker(store, pipe, log=lambda line: None), ServerConfig(model_name="tiny", max_video=(32, 32, 5)))
+        response = client.post("/v1/videos", json={"prompt": PROMPT, **TINY})  # 48x32: wider than the plan
+        assert response.status_code == 400 and response.json()["error"]["param"] == "size", response.json()
+        assert store.counts() == {}
+    finally:
+        store.close()
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -250,6 +265,8 @@ def test_a_job_names_only_files_of_the_folder_with_a_sane_strength(lora_pipe, tm
         str(outside): "(no folders or paths)",
         "sub/style.safetensors": "(no folders or paths)",
         "..": "(no folders or paths)",
+        "..\\outside.safetensors": "(no folders or paths)",
+        "style.safetensors:0.8": "(no folders or paths)",
         "link.safetensors": "no LoRA file 'link.safetensors' in this server's LoRA folder (available: "
         "style.safetensors, wrong.safetensors)",
         "missing.safetensors": "no LoRA file 'missing.safetensors'",
@@ -264,8 +281,10 @@ def test_a_job_names_only_files_of_the_folder_with_a_sane_strength(lora_pipe, tm
                 entry = {"name": "style.safetensors", "strength": strength}
                 code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "loras": [entry]})
                 assert code == 400 and "strength must be a number from -10 to 10" in error["error"]["message"]
+            not_an_entry = "each LoRA is a file name or an object"
             shapes = [("style.safetensors", "must be a list"), (["style.safetensors"] * 2, "twice"),
-                      ([{"file": "style.safetensors"}], "each LoRA is a file name or an object")]  # fmt: skip
+                      ([{"file": "style.safetensors"}], not_an_entry),
+                      ([{"name": "style.safetensors", "weight": 0.5}], not_an_entry)]  # fmt: skip
             for loras, message in shapes:
                 code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "loras": loras})
                 assert code == 400 and message in error["error"]["message"], error
@@ -300,6 +319,31 @@ def test_loras_in_a_form_as_the_sdk_encodes_them():
         form_loras({"loras[][name]": ["b.safetensors"], "loras[][strength]": ["strong"]})
     text = '[{"name": "b.safetensors", "strength": 0.5}]'  # curl -F loras=...: the list as JSON text
     assert parse_loras(text, from_form=True) == [("b.safetensors", 0.5)]
+
+
+def test_a_job_names_at_most_eight_loras_with_finite_strengths_and_a_form_sends_them_once(
+    pipe, tmp_path, lora_dir, monkeypatch
+):
+    from motif_lite.server.loras import lora_files
+    from motif_lite.server.schema import ApiError, parse_loras
+
+    names = [f"{i}.safetensors" for i in range(9)]
+    assert len(parse_loras(names[:8], from_form=False)) == 8
+    with pytest.raises(ApiError, match="at most 8 LoRAs, got 9"):
+        parse_loras(names, from_form=False)
+    with pytest.raises(ApiError, match="strength must be a number"):  # JSON's NaN, which Python's parser reads
+        parse_loras([{"name": "a.safetensors", "strength": float("nan")}], from_form=False)
+    store = JobStore(tmp_path / "data")
+    try:  # the list as JSON text (curl -F) and in the SDK's encoding, both in one form
+        client = TestClient(create_app(store, ServerState(ServerConfig(model_name="tiny"), Worker(store, pipe))))
+        form = {"prompt": PROMPT, "loras": '["a.safetensors"]', "loras[]": "b.safetensors"}
+        response = client.post("/v1/videos", data=form, files={"input_reference": ("a.png", b"x", "image/png")})
+        assert response.status_code == 400 and "loras was sent twice" in response.json()["error"]["message"]
+    finally:
+        store.close()
+    monkeypatch.chdir(lora_dir.parent)  # --lora-dir given relative to the working folder
+    ((path, strength),) = lora_files([("style.safetensors", 0.5)], Path(lora_dir.name))
+    assert (path, strength) == (lora_dir.resolve() / "style.safetensors", 0.5)
 
 
 class RecordingPipe:
@@ -338,6 +382,31 @@ def test_the_worker_switches_loras_only_when_the_set_changes_and_restores_the_se
         half = (style[0], 0.5)
         assert fake.made_with == [[own], [style], [style], [own], [own], [half]]
         assert fake.switches == [[style], [own], [half]]  # one load per change, none for a repeat
+    finally:
+        store.close()
+
+
+def test_a_failed_switch_fails_its_job_without_the_folder_and_the_next_job_switches_again(tmp_path, lora_dir):
+    class FailingPipe(RecordingPipe):
+        def set_loras(self, loras) -> None:
+            if any(path.name == "style.safetensors" for path, _ in loras):  # as when the file left the folder
+                self.loras = None  # the old transformer went: what is applied now is not the server's own
+                raise MotifLiteError(f"LoRA file not found: {loras[0][0]}")
+            super().set_loras(loras)
+
+    own = (tmp_path / "own.safetensors", 0.7)
+    fake = FailingPipe([own])
+    store = JobStore(tmp_path / "data")
+    try:
+        worker = Worker(store, fake, log=lambda line: None, lora_dir=lora_dir)
+        ids = []
+        for loras in ([("style.safetensors", 1.0)], []):
+            ids.append(store.add(new_job_id(), "tiny", SETTINGS, False, 10, loras=loras).id)
+            worker.run_job(store.claim_next())
+        failed = store.get(ids[0])
+        assert failed.error_message.startswith("LoRA file not found: style.safetensors"), failed.error_message
+        assert str(lora_dir.resolve()) not in failed.error_message
+        assert fake.made_with == [[own]]  # the second job switched back to the server's own before it ran
     finally:
         store.close()
 

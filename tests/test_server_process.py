@@ -470,3 +470,17 @@ def test_the_banner_names_the_text_encoder_gguf(checkpoint, tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert f"loading {checkpoint} with {gguf} ..." in err
     assert "\ntext encoder: te-Q8_0.gguf (Q8_0, " in err and "error: stop here" in err
+
+
+def test_a_cpu_server_with_max_video_checks_sizes_not_times(checkpoint, tmp_path, capsys, monkeypatch):
+    # On the CPU the time limit stands in for --max-video; with --max-video the operator chose the bound, and a job
+    # within it is not refused for its estimated time.
+    from motif_lite.server.runner import VideoServer
+
+    loaded = []
+    monkeypatch.setattr(VideoServer, "serve", lambda self, sock, load: loaded.append(load()[1]))  # load, then stop
+    flags = ["--port", "0", "--device", "cpu", "--dtype", "fp32", "--kernels", "torch"]
+    for data, max_video in (("a", []), ("b", ["--max-video", "48x32x5"])):
+        assert cli.main(["serve", "-m", str(checkpoint), "--data", str(tmp_path / data), *flags, *max_video]) == 0
+    assert [config.too_long is not None for config in loaded] == [True, False]
+    assert loaded[1].max_video == (48, 32, 5)
