@@ -77,6 +77,13 @@ def _attend_tile(
 
 
 @triton.jit
+def _block_table_row(bmask_ptr, b, h, pid_m, sbm_b, sbm_h, sbm_m, BLOCK_M: tl.constexpr, MASK_BLOCK: tl.constexpr):
+    """The `_block_table` row (an int32 pointer) of query tile pid_m of batch b, head h."""
+    table = bmask_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
+    return table + b.to(tl.int64) * sbm_b + h.to(tl.int64) * sbm_h + (pid_m * BLOCK_M // MASK_BLOCK) * sbm_m
+
+
+@triton.jit
 def _attention_kernel(
     q_ptr, k_ptr, v_ptr, o_ptr, kmask_ptr, bmask_ptr, qk_scale, H, LQ, LK, D,
     sqb, sqh, sqm, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
@@ -116,8 +123,7 @@ def _attention_kernel(
     if HAS_BLOCK_MASK:  # compile-time
         # Loop over the computed key tiles only (MASK_BLOCK // BLOCK_N kernel tiles per mask block): no branch
         # in the loop, so the k/v loads software-pipeline like the dense loop's.
-        table = bmask_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
-        row = table + b.to(tl.int64) * sbm_b + h.to(tl.int64) * sbm_h + (pid_m * BLOCK_M // MASK_BLOCK) * sbm_m
+        row = _block_table_row(bmask_ptr, b, h, pid_m, sbm_b, sbm_h, sbm_m, BLOCK_M, MASK_BLOCK)
         SUB: tl.constexpr = MASK_BLOCK // BLOCK_N
         for it in range(0, tl.load(row) * SUB):
             start_n = tl.load(row + 2 + it // SUB) * MASK_BLOCK + (it % SUB) * BLOCK_N

@@ -47,7 +47,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .attention import _block_table, _key_mask_arg, _length_bucket
+from .attention import _block_table, _block_table_row, _key_mask_arg, _length_bucket
 from .errors import KernelInputError
 from .int8_scheme import (
     E4M3_MAX,
@@ -228,7 +228,9 @@ def _int8_attention_kernel(
     EVEN_D: tl.constexpr, INTERPRETED: tl.constexpr,
 ):  # fmt: skip
     """The loop structure of `attention._attention_kernel` (same key-mask and block-table arguments) over INT8 K.
-    V is addressed by strides (svn = 1, svd = LPAD for the e4m3 Vᵀ). LQ_BUCKET, LK_BUCKET: autotune key."""
+    V is addressed by strides (svn = 1, svd = LPAD for the e4m3 Vᵀ). LQ_BUCKET, LK_BUCKET: autotune key. The loops'
+    index arithmetic is written out as there: as shared jit helpers, their line info alone changes ptxas's schedule
+    (same PTX, different SASS) of one kernel or the other."""
     pid_m, pid_bh = tl.program_id(0), tl.program_id(1)
     b, h = pid_bh // H, pid_bh % H
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -251,8 +253,7 @@ def _int8_attention_kernel(
     l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
     if HAS_BLOCK_MASK:  # compile-time: loop over the computed key tiles only
-        table = bmask_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
-        row = table + b.to(tl.int64) * sbm_b + h.to(tl.int64) * sbm_h + (pid_m * BLOCK_M // MASK_BLOCK) * sbm_m
+        row = _block_table_row(bmask_ptr, b, h, pid_m, sbm_b, sbm_h, sbm_m, BLOCK_M, MASK_BLOCK)
         SUB: tl.constexpr = MASK_BLOCK // BLOCK_N
         for it in range(0, tl.load(row) * SUB):
             start_n = tl.load(row + 2 + it // SUB) * MASK_BLOCK + (it % SUB) * BLOCK_N

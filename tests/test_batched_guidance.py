@@ -117,6 +117,7 @@ def test_whole_pipeline_batched_equals_the_diffusers_reference(tmp_path):
     import numpy as np
     import PIL.Image
     from tiny_pipeline import make_tiny_checkpoint
+    from video_frames import diffusers_frames
 
     from motif_lite import load_pipeline
     from motif_lite.request import GenerationRequest
@@ -127,9 +128,5 @@ def test_whole_pipeline_batched_equals_the_diffusers_reference(tmp_path):
     result = pipe.generate(GenerationRequest("a fox", "blurry", seed=0, output=tmp_path / "o_%03d.png", **settings))
     assert result.guidance_batch == 2
     ours = np.stack([np.asarray(PIL.Image.open(tmp_path / f"o_{i:03d}.png")) for i in range(9)])
-    video = reference(
-        "a fox", negative_prompt="blurry", height=32, width=48, num_frames=9, num_inference_steps=3,
-        generator=torch.Generator().manual_seed(0),
-    ).frames[0]  # fmt: skip
-    expected = np.stack([np.asarray(frame) for frame in video])
+    expected = diffusers_frames(reference, settings, 0, prompt="a fox", negative_prompt="blurry")
     assert expected.std() > 10 and np.abs(ours.astype(int) - expected.astype(int)).max() <= 1

@@ -13,12 +13,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import PIL.Image
 import pytest
 import torch
 from gguf import GGMLQuantizationType
 from gguf_helpers import write_test_gguf
 from tiny_pipeline import cfg_guider, make_tiny_checkpoint, official_apg
+from video_frames import diffusers_frames, read_png_frames
 
 from motif_lite import cli, load_pipeline
 from motif_lite.checkpoint import locate_sources
@@ -47,16 +47,7 @@ def reference_frames(reference, **replace) -> np.ndarray:
     if replace:
         reference = type(reference)(**{**reference.components, **replace})
         reference.set_progress_bar_config(disable=True)
-    video = reference(
-        PROMPT,
-        negative_prompt=NEGATIVE,
-        height=SIZE["height"],
-        width=SIZE["width"],
-        num_frames=SIZE["frames"],
-        num_inference_steps=SIZE["steps"],
-        generator=torch.Generator().manual_seed(SEED),
-    ).frames[0]
-    return np.stack([np.asarray(frame) for frame in video])
+    return diffusers_frames(reference, SIZE, SEED, prompt=PROMPT, negative_prompt=NEGATIVE)
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +82,7 @@ def pipe(checkpoint):
 def generate(pipe, folder: Path, **overrides):
     settings = dict(prompt=PROMPT, negative_prompt=NEGATIVE, seed=SEED, **SIZE, **overrides)
     result = pipe.generate(GenerationRequest(output=folder / "out_%03d.png", **settings))
-    return read_frames(folder), result
-
-
-def read_frames(folder: Path, stem: str = "out") -> np.ndarray:
-    files = sorted(folder.glob(f"{stem}_*.png"))
-    return np.stack([np.asarray(PIL.Image.open(f).convert("RGB")) for f in files])
+    return read_png_frames(folder), result
 
 
 def max_diff(a: np.ndarray, b: np.ndarray) -> int:
@@ -128,7 +114,7 @@ def setting_line(out: str, name: str) -> str:
 
 def test_run_follows_the_checkpoint_guider_and_transformer_config(checkpoint, reference, tmp_path, capsys):
     out = run_cli(capsys, checkpoint[0], tmp_path / "out_%03d.png")
-    assert_same_video(read_frames(tmp_path), reference)
+    assert_same_video(read_png_frames(tmp_path), reference)
     guidance = setting_line(out, "guidance")
     assert "checkpoint" in guidance and "eta 0" in guidance and "base uncond" in guidance and "scale 6" in guidance
     assert "guider/guider_config.json" in guidance
@@ -138,7 +124,7 @@ def test_run_follows_the_checkpoint_guider_and_transformer_config(checkpoint, re
 def test_run_gguf_takes_the_transformer_config_from_the_checkpoint(weightless, gguf_file, reference, tmp_path, capsys):
     assert not (gguf_file.parent / "config.json").exists() and not list((weightless / "transformer").glob("*.st*"))
     out = run_cli(capsys, weightless, tmp_path / "out_%03d.png", "--gguf", str(gguf_file))
-    assert_same_video(read_frames(tmp_path), reference)
+    assert_same_video(read_png_frames(tmp_path), reference)
     transformer = setting_line(out, "transformer")
     assert "checkpoint" in transformer and "transformer/config.json of the checkpoint" in transformer
     assert "rope_theta 256" in transformer and "eta 0" in setting_line(out, "guidance")

@@ -16,6 +16,7 @@ import PIL.Image
 import pytest
 import torch
 from tiny_pipeline import make_tiny_checkpoint
+from video_frames import diffusers_frames
 
 from motif_lite import cli, pipeline
 from motif_lite.cli import run_request as run_command
@@ -59,16 +60,8 @@ def test_run_equals_reference_pipeline_and_normalizes_frames(checkpoint, tmp_pat
     assert "denoise" in captured.err and "s/step" in captured.out and "output:" in captured.out
     assert "\nran on: cpu, float32\n" in captured.out  # a CPU run prints no plan: only this says where and how
     ours = np.stack([np.asarray(PIL.Image.open(tmp_path / f"fox_{i:03d}.png")) for i in range(9)])
-    video = reference(
-        PROMPT,
-        negative_prompt=NEGATIVE,
-        height=32,
-        width=48,
-        num_frames=9,
-        num_inference_steps=2,
-        generator=torch.Generator().manual_seed(7),
-    ).frames[0]
-    expected = np.stack([np.asarray(frame) for frame in video])
+    size = dict(width=48, height=32, frames=9, steps=2)
+    expected = diffusers_frames(reference, size, 7, prompt=PROMPT, negative_prompt=NEGATIVE)
     assert expected.std() > 10 and np.abs(ours.astype(int) - expected.astype(int)).max() <= 1
 
 

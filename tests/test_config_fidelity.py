@@ -20,9 +20,9 @@ import pytest
 import torch
 from diffusers import MotifVideoImage2VideoPipeline, MotifVideoPipeline
 from quantize_helpers import one_torch_thread  # noqa: F401 (autouse: a busy 2-core machine)
-from test_checkpoint_settings import read_frames
 from tiny_pipeline import make_tiny_checkpoint, official_apg
 from tiny_transformer import assert_close_to_reference, inputs, make_reference, reference_forward, save_official
+from video_frames import diffusers_frames, read_png_frames
 
 from motif_lite import cli, load_pipeline, load_transformer
 from motif_lite.request import GenerationRequest
@@ -147,18 +147,15 @@ def reference_frames(root: Path, image: Path | None = None) -> np.ndarray:
     cls = MotifVideoPipeline if image is None else MotifVideoImage2VideoPipeline
     pipe = cls.from_pretrained(root, dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
-    video = pipe(
+    return diffusers_frames(
+        pipe,
+        SIZE,
+        SEED,
         prompt=PROMPT,
         negative_prompt=NEGATIVE,
-        height=SIZE["height"],
-        width=SIZE["width"],
-        num_frames=SIZE["frames"],
-        num_inference_steps=SIZE["steps"],
-        generator=torch.Generator().manual_seed(SEED),
         max_sequence_length=REFERENCE_TOKENS,
         **({} if image is None else {"image": PIL.Image.open(image)}),
-    ).frames[0]
-    return np.stack([np.asarray(frame) for frame in video])
+    )
 
 
 def our_frames(root: Path, folder: Path, image: Path | None = None) -> np.ndarray:
@@ -169,7 +166,7 @@ def our_frames(root: Path, folder: Path, image: Path | None = None) -> np.ndarra
             PROMPT, negative_prompt=NEGATIVE, seed=SEED, output=folder / "out_%03d.png", image=image, **SIZE
         )  # fmt: skip
     )
-    return read_frames(folder)
+    return read_png_frames(folder)
 
 
 def max_diff(a: np.ndarray, b: np.ndarray) -> int:

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from diffusers.guiders import AdaptiveProjectedGuidance, ClassifierFreeGuidance
+from tiny_pipeline import official_apg
 
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.sampling import (
@@ -89,13 +90,7 @@ def test_apg_variants_equal_diffusers(kwargs: dict) -> None:
 
 
 def test_recommended_apg_equals_official_guider() -> None:
-    official = AdaptiveProjectedGuidance(
-        guidance_scale=8.0,
-        adaptive_projected_guidance_rescale=12.0,
-        adaptive_projected_guidance_momentum=0.1,
-        use_original_formulation=True,
-        adaptive_projected_guidance_norm_dim=[-1, -2, -4],
-    )
+    official = official_apg()
     run_both(official, RECOMMENDED_APG, SHAPES[0], steps=6)
     assert RECOMMENDED_APG.eta == official.eta  # the reference does not pass eta: class default
 

@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 from tiny_config import TINY
 from tiny_pipeline import make_tiny_checkpoint
 from tiny_transformer import inputs, make_reference, save_shared_layout, tie_cross_attention_to_block
+from video_frames import diffusers_frames, read_png_frames
 
 from motif_lite import load_pipeline, load_transformer
 from motif_lite.cli import main as cli_main
@@ -90,24 +91,13 @@ def write_formats(transformer, folder: Path) -> dict[str, Path]:
 
 def frames(pipe_or_reference, tmp_path: Path | None = None) -> np.ndarray:
     if tmp_path is None:  # the diffusers pipeline
-        video = pipe_or_reference(
-            prompt=PROMPT,
-            negative_prompt=NEGATIVE,
-            height=SIZE["height"],
-            width=SIZE["width"],
-            num_frames=SIZE["frames"],
-            num_inference_steps=SIZE["steps"],
-            generator=torch.Generator().manual_seed(0),
-        ).frames[0]
-        return np.stack([np.asarray(frame) for frame in video])
+        return diffusers_frames(pipe_or_reference, SIZE, 0, prompt=PROMPT, negative_prompt=NEGATIVE)
     out = tmp_path / "out.png"  # one lossless frame file per frame
     pipe_or_reference.generate(
         GenerationRequest(PROMPT, negative_prompt=NEGATIVE, seed=0, output=tmp_path / "out_%03d.png", **SIZE)
     )
     del out
-    import PIL.Image
-
-    return np.stack([np.asarray(PIL.Image.open(p).convert("RGB")) for p in sorted(tmp_path.glob("out_*.png"))])
+    return read_png_frames(tmp_path)
 
 
 def assert_same_video(ours: np.ndarray, ref: np.ndarray) -> None:

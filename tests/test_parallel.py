@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import PIL.Image
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from huggingface_hub import constants
 from tiny_config import TINY, inputs
+from video_frames import read_png_frames
 
 from motif_lite.cli import main as cli_main
 from motif_lite.config import TransformerConfig
@@ -140,10 +140,6 @@ def checkpoint(tmp_path_factory) -> Path:
     return root
 
 
-def read_frames(folder: Path) -> np.ndarray:
-    return np.stack([np.asarray(PIL.Image.open(f).convert("RGB")) for f in sorted(folder.glob("out_*.png"))])
-
-
 @pytest.fixture(scope="module")
 def single(checkpoint, tmp_path_factory) -> np.ndarray:
     """The frames of the ordinary single-process run."""
@@ -153,7 +149,7 @@ def single(checkpoint, tmp_path_factory) -> np.ndarray:
     folder = tmp_path_factory.mktemp("single")
     pipe = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
     pipe.generate(GenerationRequest(PROMPT, NEGATIVE, seed=0, output=folder / "out_%03d.png", **SIZE))
-    frames = read_frames(folder)
+    frames = read_png_frames(folder)
     assert frames.shape == (SIZE["frames"], SIZE["height"], SIZE["width"], 3) and frames.std() > 10
     return frames
 
@@ -288,13 +284,13 @@ def test_sequence_parallel_forward_equals_the_model(four_processes):
 
 @pytest.mark.parametrize("name", LAYOUTS)
 def test_every_layout_gives_the_single_process_frames(four_processes, single, name):
-    assert_same_frames(read_frames(four_processes / name.replace(" ", "")), single)
+    assert_same_frames(read_png_frames(four_processes / name.replace(" ", "")), single)
 
 
 def test_a_stopped_parallel_run_resumed_gives_the_single_process_frames(four_processes, single):
     folder = four_processes / "resumed"
     assert [(folder / f"saved{rank}.txt").read_text() for rank in range(4)] == ["(1, 2)"] * 4
-    assert_same_frames(read_frames(folder), single)
+    assert_same_frames(read_png_frames(folder), single)
     assert not (folder / "out.latents.safetensors").exists()  # rank 0 removed it once the video was written
 
 
@@ -568,7 +564,7 @@ def test_two_processes_write_the_single_process_video(checkpoint, single, tmp_pa
     assert code == 0, err
     assert err.count("1 row per transformer forward") == 1 and "rows per transformer forward" not in err
     assert "does not fit the memory plan" not in err  # one row per forward on a rank: not a refusal
-    assert_same_frames(read_frames(tmp_path), single)
+    assert_same_frames(read_png_frames(tmp_path), single)
     assert out.count("done:") == 1 and "parallel: cfg 2 x sp 1 on 2 ranks (gloo)" in out  # rank 0 prints
     assert err.count("seed: 0") == 1
 

@@ -20,6 +20,7 @@ import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler
 from tiny_pipeline import cfg_guider, image_to_video, make_tiny_checkpoint
+from video_frames import diffusers_frames, read_png_frames
 
 from motif_lite import load_pipeline
 from motif_lite.cli.run_summary import summary
@@ -50,27 +51,13 @@ def pipe(checkpoint):
 
 
 def reference_frames(reference, seed: int = 0, **kwargs) -> np.ndarray:
-    kwargs = {"prompt": PROMPT, "negative_prompt": NEGATIVE, **kwargs}
-    video = reference(
-        height=SIZE["height"],
-        width=SIZE["width"],
-        num_frames=SIZE["frames"],
-        num_inference_steps=SIZE["steps"],
-        generator=torch.Generator().manual_seed(seed),
-        **kwargs,
-    ).frames[0]
-    return np.stack([np.asarray(frame) for frame in video])
-
-
-def read_png_sequence(folder: Path, stem: str = "out") -> np.ndarray:
-    files = sorted(folder.glob(f"{stem}_*.png"))
-    return np.stack([np.asarray(PIL.Image.open(f).convert("RGB")) for f in files])
+    return diffusers_frames(reference, SIZE, seed, **{"prompt": PROMPT, "negative_prompt": NEGATIVE, **kwargs})
 
 
 def ours(pipe, tmp_path: Path, **overrides) -> np.ndarray:
     settings = {"prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": 0, **SIZE, **overrides}
     pipe.generate(GenerationRequest(output=tmp_path / "out_%03d.png", **settings))
-    return read_png_sequence(tmp_path)
+    return read_png_frames(tmp_path)
 
 
 def subdir(parent: Path, name: str) -> Path:
@@ -161,7 +148,7 @@ def test_vae_bands_give_the_same_video_with_progress(pipe, reference_apg, tmp_pa
         pipe.generate(request, on_progress=lambda stage, done, total: steps.append((stage, done, total)))
     finally:
         pipe.vae_bands = 1
-    assert_same_video(read_png_sequence(tmp_path), reference_apg)
+    assert_same_video(read_png_frames(tmp_path), reference_apg)
     latent_frames = (SIZE["frames"] - 1) // 4 + 1
     decode = [(done, total) for stage, done, total in steps if stage == "decode"]
     assert decode == [(i, 2 * latent_frames) for i in range(2 * latent_frames + 1)]
@@ -380,7 +367,7 @@ FORMAT_RUN = dict(prompt=PROMPT, negative_prompt=NEGATIVE, seed=4, width=48, hei
 def lossless(pipe, tmp_path_factory) -> np.ndarray:
     folder = tmp_path_factory.mktemp("lossless")
     pipe.generate(GenerationRequest(output=folder / "out_%03d.png", **FORMAT_RUN))
-    return read_png_sequence(folder)
+    return read_png_frames(folder)
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".webm", ".webp", ".gif"])

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKLWan
 from diffusers.pipelines.motif_video.pipeline_motif_video import MotifVideoPipeline
 from safetensors.torch import load_file, save_file
+from tiny_pipeline import random_vae
 
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.vae import VAETile, load_vae
@@ -38,12 +39,7 @@ WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 def make_reference(tmp_path: Path, seed: int = 0, **config) -> tuple[AutoencoderKLWan, Path]:
     """A random-weight diffusers VAE saved in the official layout: <tmp>/ckpt/vae/{config.json, weights}."""
-    torch.manual_seed(seed)
-    ref = AutoencoderKLWan(**config).eval()
-    with torch.no_grad():  # default init leaves every RMSNorm gain at 1; randomize those too
-        for name, p in ref.named_parameters():
-            if name.endswith("gamma"):
-                p.uniform_(0.5, 1.5)
+    ref = random_vae(seed, **config)
     folder = tmp_path / "ckpt" / "vae"
     ref.save_pretrained(folder)
     return ref, folder

@@ -44,8 +44,13 @@ def cfg_guider(scale: float = 4.0) -> ClassifierFreeGuidance:
 
 
 def tiny_vae(seed: int = 0) -> AutoencoderKLWan:
+    return random_vae(seed, **TINY_VAE)
+
+
+def random_vae(seed: int = 0, **config) -> AutoencoderKLWan:
+    """A diffusers Wan VAE (`config`: its arguments) with random weights from `seed`."""
     torch.manual_seed(seed)
-    vae = AutoencoderKLWan(**TINY_VAE).eval()
+    vae = AutoencoderKLWan(**config).eval()
     with torch.no_grad():  # default init leaves every RMSNorm gain at 1; randomize those too
         for name, p in vae.named_parameters():
             if name.endswith("gamma"):
