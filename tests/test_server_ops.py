@@ -256,6 +256,26 @@ def test_loras_need_the_operators_folder(pipe, tmp_path, lora_dir):
         assert server.request("GET", "/v1/videos")[1]["data"] == []  # nothing queued
 
 
+def test_a_client_lists_the_loras_it_may_name(lora_pipe, tmp_path, lora_dir):
+    # A client could learn the names only from a refused job's message.
+    link = lora_dir / "elsewhere.safetensors"
+    link.symlink_to(write_lora(tmp_path / "outside.safetensors", {"no_such_layer": (8, 8)}))
+    try:
+        with InProcessServer(lora_pipe, tmp_path / "data", lora_dir=lora_dir, api_key="k") as server:
+            assert server.request("GET", "/v1/loras")[0] == 401  # behind the key, as the rest of the API
+            code, listed, _ = server.request("GET", "/v1/loras", headers={"Authorization": "Bearer k"})
+            assert code == 200 and listed["per_job"] is True
+            assert [item["id"] for item in listed["data"]] == ["style.safetensors", "wrong.safetensors"]
+            (lora_dir / "later.safetensors").write_bytes((lora_dir / "style.safetensors").read_bytes())
+            code, listed, _ = server.request("GET", "/v1/loras", headers={"Authorization": "Bearer k"})
+            assert "later.safetensors" in [item["id"] for item in listed["data"]]  # the folder as it is now
+    finally:
+        link.unlink()
+        (lora_dir / "later.safetensors").unlink(missing_ok=True)
+    with InProcessServer(lora_pipe, tmp_path / "data2") as server:
+        assert server.request("GET", "/v1/loras")[1] == {"object": "list", "data": [], "per_job": False}
+
+
 def test_a_job_names_only_files_of_the_folder_with_a_sane_strength(lora_pipe, tmp_path, lora_dir):
     outside = write_lora(tmp_path / "outside.safetensors", {"no_such_layer": (8, 8)})
     link = lora_dir / "link.safetensors"

@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, QUEUED, Job, JobStore, new_job_id
-from motif_lite.server.loras import check_loras_fit, lora_files
+from motif_lite.server.loras import available_loras, check_loras_fit, lora_files
 from motif_lite.server.schema import (
     FORM_LORA_KEYS,
     ApiError,
@@ -194,6 +194,14 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
     async def list_models() -> dict[str, Any]:
         model = {"id": config.model_name, "object": "model", "created": 0, "owned_by": "motif-lite"}
         return {"object": "list", "data": [model]}
+
+    @api.get("/loras")
+    async def list_loras() -> dict[str, Any]:
+        """The LoRA files a job may name (`loras`), read from --lora-dir now: files added since start count."""
+        folder = state.config.lora_dir
+        names = [] if folder is None else await run_in_threadpool(available_loras, folder)
+        return {"object": "list", "data": [{"id": name, "object": "lora"} for name in names],
+                "per_job": folder is not None}  # fmt: skip
 
     return api
 
