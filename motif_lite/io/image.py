@@ -78,6 +78,8 @@ def open_image(source: Path | BinaryIO, name: str) -> PIL.Image.Image:
     DecompressionBombWarning: above 89 megapixels Pillow warns of a "decompression bomb DOS attack", which reads as an
     alarm about a large photo the user chose (108-megapixel phone cameras exist); the image is read as given. Above
     179 megapixels Pillow refuses it: `ImageTooLarge`, with what to do, naming the image as `name`."""
+    # The filter list is the process's: two threads opening images at once (the server's uploads and its worker)
+    # can leave this one filter in place after both, which silences only this warning, as intended anyway.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
         try:
