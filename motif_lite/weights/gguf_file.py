@@ -24,6 +24,7 @@ from gguf import GGUFValueType
 
 from motif_lite.errors import CheckpointError
 from motif_lite.weights.dequant import FLOAT_TYPES, check_supported, dequantize, packed_nbytes, qtype_name
+from motif_lite.weights.shapes import comfy_prefix
 
 EXPECTED_ARCH = "motif_video"
 TEXT_ENCODER_ARCH = "t5gemma2_encoder"  # `python -m motif_lite.quantize --component text_encoder`
@@ -40,8 +41,6 @@ _MAX_DIMS = 8
 # `context_embedder.weight`): a GGUF that holds them is that transformer whatever its general.architecture says.
 # stable-diffusion.cpp's `sd -M convert` writes no architecture at all, other converters their own name for it.
 MOTIF_VIDEO_NAMES = ("x_embedder.proj.weight", "context_embedder.linear_1.weight")
-# What ComfyUI and stable-diffusion.cpp put before a diffusion model's tensor names in files they save.
-NAME_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
 # ComfyUI-GGUF's convert tool flattens some tensors and records the real shape under this key prefix.
 ORIG_SHAPE_KEY = "comfy.gguf.orig_shape."
 _MAX_NESTING = 4  # arrays of arrays in metadata; real files use at most 1
@@ -116,18 +115,14 @@ def read_gguf(path: str | Path, expected_arch: str = EXPECTED_ARCH) -> GGUFCheck
             f"{path}: corrupt GGUF file, gguf could not read it ({type(exc).__name__}: {exc})"
         ) from exc
     names = [t.name for t in reader.tensors]
-    prefix = _name_prefix(names) if expected_arch == EXPECTED_ARCH else ""
+    # A whole diffusion model file ComfyUI or stable-diffusion.cpp saved: every name carries their prefix, which
+    # stripping renames nothing else.
+    prefix = (comfy_prefix(names) or "") if expected_arch == EXPECTED_ARCH else ""
     _check_architecture(path, metadata, expected_arch, [name.removeprefix(prefix) for name in names])
     tensors = [_restore_shape(path, _packed_tensor(path, t), metadata) for t in reader.tensors]
     if prefix:  # after the shapes are restored: their metadata keys hold the names as stored
         tensors = [dataclasses.replace(t, name=t.name.removeprefix(prefix)) for t in tensors]
     return GGUFCheckpoint(path=path, metadata=metadata, tensors={t.name: t for t in tensors})
-
-
-def _name_prefix(names: Sequence[str]) -> str:
-    """The prefix every tensor name carries in a diffusion model file that ComfyUI or stable-diffusion.cpp saved
-    whole ("model.diffusion_model."), else "". Stripping it renames nothing else, so the file loads as it is."""
-    return next((p for p in NAME_PREFIXES if names and all(name.startswith(p) for name in names)), "")
 
 
 def is_motif_video_transformer(names: Sequence[str]) -> bool:
