@@ -140,13 +140,11 @@ def test_the_port_answers_while_the_model_loads_and_a_stop_ends_the_load(signum,
     # The port took connections only once the model had loaded: a readiness probe saw them refused for the whole load.
     from motif_lite import pipeline
 
-    left_load = threading.Event()
+    in_load = threading.Event()
 
     def slow_load(*args, **kwargs):
-        try:
-            time.sleep(60)  # a signal ends the sleep: it raises where the main thread is
-        finally:
-            left_load.set()
+        in_load.set()
+        time.sleep(60)  # a signal ends the sleep: it raises where the main thread is
         pytest.fail("the load went on after the signal")
 
     monkeypatch.setattr(pipeline, "load_pipeline", slow_load)
@@ -161,11 +159,12 @@ def test_the_port_answers_while_the_model_loads_and_a_stop_ends_the_load(signum,
     def probe_then_stop() -> None:
         seen.append(wait_for(lambda: loading_health(port), 60, "/health to say loading"))
         seen.append(request(port, "GET", "/v1/models"))
-        # Only now: the main thread is in the load. Again while it still is: a handler's exception that lands in a
-        # weakref callback the garbage collector runs is printed and dropped (seen once under CI's load).
-        while not left_load.is_set():
-            os.kill(os.getpid(), signum)
-            left_load.wait(1)
+        # Only once the main thread sleeps in the load: the port answers before, while the checks before loading
+        # run, and a handler's exception that lands in a weakref callback the garbage collector runs there is
+        # printed and dropped (seen once under CI's load).
+        assert in_load.wait(60), "the load never started"
+        time.sleep(0.2)
+        os.kill(os.getpid(), signum)
 
     prober = threading.Thread(target=probe_then_stop, daemon=True)
     prober.start()
