@@ -80,6 +80,7 @@ from motif_lite.sampling import (
 )
 from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, resolve_dtype, resolve_settings
 from motif_lite.vae import WanVAE, load_vae
+from motif_lite.vae.posterior import DiagonalGaussian
 from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
 from motif_lite.weights.gguf_loader import load_gguf_transformer
 from motif_lite.weights.loader import load_transformer
@@ -128,6 +129,21 @@ class GenerationResult:
 
     # Triton ops that ran torch's version instead ("auto" falls back when a kernel fails): {op: first reason}
     kernel_fallbacks: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _KeptImage:
+    """An image-to-video first frame's encodings, host copies, kept for the next video of the same image (a batch's,
+    `-b N`): the image is not read again, the text encoder not placed on the device for its SigLIP embeddings, the
+    VAE not run; each video still draws its own posterior sample, from its own seed. The same bits as encoding it."""
+
+    key: tuple[
+        str | None, int, int
+    ]  # (the file's SHA-256, width, height): another file, or the same one edited, misses
+    size: tuple[int, int]  # the image's (width, height), upright, before it was resized
+    embeds: torch.Tensor  # the image encoder's embeddings of the first frame
+    posterior: DiagonalGaussian  # the VAE's posterior of the first frame
+    encoders: tuple[weakref.ref, weakref.ref]  # the text encoder and the VAE that made them
 
 
 @dataclass
@@ -268,6 +284,7 @@ class MotifVideoPipeline:
         # on the device when every text of a request is known. The same bits as encoding again.
         self.encoded_texts: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._texts_encoded_by: weakref.ref | None = None  # the text encoder that encoded them (`_kept_texts`)
+        self._kept_image: _KeptImage | None = None  # the last first frame encoded for image-to-video
         self._transformer_recipe: _TransformerRecipe | None = None  # how load_pipeline built it: for `set_loras`
 
     @property
@@ -516,9 +533,11 @@ class MotifVideoPipeline:
         total = 1 + guided + conditioned
         progress("encode", 0, total)
         cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])
-        image_embeds = pixels = image_size = None
+        image_key = _image_key(request) if conditioned else None
+        image = self._image_kept_for(image_key) if conditioned else None
+        image_needed = conditioned and image is None
         texts = (request.prompt, request.negative_prompt) if guided else (request.prompt,)
-        encoder_needed = conditioned or any(text not in self._kept_texts() for text in texts)
+        encoder_needed = image_needed or any(text not in self._kept_texts() for text in texts)
         # Every text already encoded: the text encoder stays where it is (not placed on the device and back).
         placed = (
             _text_encoder_placed(self.text_encoder, self.text_placement, self.device)
@@ -530,15 +549,29 @@ class MotifVideoPipeline:
             progress("encode", 1, total)
             negative = self._encode_prompt(request.negative_prompt, "negative prompt") if guided else None
             progress("encode", 1 + guided, total)
-            if conditioned:
+            if image_needed:
                 pixels, image_size = self._first_frame(request)
                 image_embeds = self.text_encoder.encode_image(pixels).to(self.device, self.dtype)
                 check_finite(image_embeds, "the image encoder's embeddings of the first frame")
-        if conditioned:  # the VAE encodes the first frame once the text encoder has left the device
-            cond_latents[:, :, :1] = self._first_frame_latents(pixels, generator).to(noise.dtype)
-            mask[:, :, 0] = 1.0
-            progress("encode", total, total)
-        return _Conditioning(text, negative, cond_latents, mask, image_embeds, image_size)
+        if not conditioned:
+            return _Conditioning(text, negative, cond_latents, mask, None, None)
+        if image_needed:  # the VAE encodes the first frame once the text encoder has left the device
+            posterior = self.vae.encode(pixels[:, :, None], bands=self.vae_bands)
+            encoders = (weakref.ref(self.text_encoder), weakref.ref(self.vae))
+            image = _KeptImage(image_key, image_size, image_embeds, posterior, encoders)
+        cond_latents[:, :, :1] = self._first_frame_latents(image.posterior.to(self.device), generator).to(noise.dtype)
+        mask[:, :, 0] = 1.0
+        if image_needed and image_key[0] is not None:  # kept once all of it is known to be finite
+            self._kept_image = dataclasses.replace(image, embeds=image.embeds.cpu(), posterior=posterior.to("cpu"))
+        progress("encode", total, total)
+        return _Conditioning(text, negative, cond_latents, mask, image.embeds.to(self.device), image.size)
+
+    def _image_kept_for(self, key: tuple[str | None, int, int]) -> _KeptImage | None:
+        """The kept encodings of a first frame, if they are this image's at this size, by these encoders."""
+        kept = self._kept_image
+        if kept is None or kept.encoders[0]() is not self.text_encoder or kept.encoders[1]() is not self.vae:
+            return None
+        return kept if kept.key == key else None
 
     def _kept_texts(self) -> OrderedDict[str, tuple[torch.Tensor, torch.Tensor]]:
         """The encoded texts kept for the pipeline's text encoder, emptied when it is another one (swapped by hand).
@@ -572,9 +605,9 @@ class MotifVideoPipeline:
         # The reference casts the preprocessed video to the transformer dtype before the VAE and SigLIP see it.
         return preprocess_image(image, request.height, request.width).to(self.device, self.dtype), image.size
 
-    def _first_frame_latents(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _first_frame_latents(self, posterior: DiagonalGaussian, generator: torch.Generator) -> torch.Tensor:
         # The posterior *sample* (not its mean), from the same generator right after the noise: reference order.
-        latents = self.vae.encode(pixels[:, :, None], bands=self.vae_bands).sample(generator)
+        latents = posterior.sample(generator)
         latents = self.vae.normalize_latents(latents)
         check_finite(latents, "the VAE's latents of the first frame")
         return latents
@@ -739,6 +772,11 @@ def image_sha256(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
+
+
+def _image_key(request: GenerationRequest) -> tuple[str | None, int, int]:
+    """What a first frame's encodings depend on: the image file's bytes and the video's size (`_KeptImage`)."""
+    return image_sha256(user_path(request.image)), request.width, request.height
 
 
 def _findable(model: str | Path) -> str:

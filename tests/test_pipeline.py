@@ -181,6 +181,30 @@ def test_image_to_video_equals_reference(pipe, checkpoint, tmp_path):
     assert np.abs(expected.astype(int) - reference_frames(checkpoint[1], seed=5).astype(int)).max() > 10
 
 
+def test_an_image_encoded_once_is_kept_for_the_next_videos(pipe, checkpoint, tmp_path, monkeypatch):
+    # A batch of image-to-video (-b N): the first frame is read and encoded once (SigLIP, the VAE), the text encoder
+    # not placed for it again, and each video still draws its own posterior sample: the reference's video per seed.
+    image = PIL.Image.fromarray(np.random.default_rng(2).integers(0, 256, (30, 40, 3), dtype=np.uint8))
+    image.save(tmp_path / "first.png")
+    calls = []
+    for owner, name in [(pipe.text_encoder, "encode_image"), (pipe.text_encoder, "offload"), (pipe.vae, "encode")]:
+        method = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *a, m=method, n=name, **kw: calls.append(n) or m(*a, **kw))
+    pipe.encoded_texts.clear()
+    pipe._kept_image = None
+    first = ours(pipe, subdir(tmp_path, "first"), image=tmp_path / "first.png", seed=5)
+    assert calls == ["encode_image", "offload", "encode"]
+    second = ours(pipe, subdir(tmp_path, "second"), image=tmp_path / "first.png", seed=7)
+    assert calls == ["encode_image", "offload", "encode"]  # nothing encoded again, the encoder left alone
+    assert_same_video(second, reference_frames(image_to_video(checkpoint[1]), seed=7, image=image))
+    assert np.abs(first.astype(int) - second.astype(int)).max() > 10  # the seed still changes the video
+    # The same file edited, or another size: encoded again.
+    PIL.Image.fromarray(np.asarray(image)[::-1].copy()).save(tmp_path / "first.png")
+    ours(pipe, subdir(tmp_path, "edited"), image=tmp_path / "first.png", seed=7, steps=1)
+    ours(pipe, subdir(tmp_path, "wider"), image=tmp_path / "first.png", seed=7, steps=1, width=64)
+    assert calls.count("encode_image") == calls.count("encode") == 3
+
+
 def test_image_to_video_with_one_latent_frame_equals_reference(pipe, checkpoint, tmp_path):
     """Under 5 frames (one latent frame) the reference I2V pipeline does not condition on the image at all."""
     rng = np.random.default_rng(1)

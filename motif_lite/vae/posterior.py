@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 
@@ -12,6 +14,12 @@ class DiagonalGaussian:
         self.mean, logvar = params.chunk(2, dim=1)
         self.logvar = logvar.clamp(-30.0, 20.0)
         self.std = torch.exp(0.5 * self.logvar)
+
+    def to(self, device: torch.device | str) -> DiagonalGaussian:
+        """The same posterior on `device` (a copy: the mean, log-variance and std are not computed again)."""
+        moved = copy.copy(self)
+        moved.mean, moved.logvar, moved.std = (t.to(device) for t in (self.mean, self.logvar, self.std))
+        return moved
 
     def mode(self) -> torch.Tensor:
         """The most likely latent (the mean)."""
