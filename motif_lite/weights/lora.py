@@ -56,6 +56,13 @@ _PARTS = {"A": "down", "B": "up", "down": "down", "up": "up"}
 # The text encoder's layers in a LoRA trained with it: diffusers' `text_encoder.`, kohya's `lora_te_` / `lora_te1_`.
 _TEXT_ENCODER = re.compile(r"^(?:text_encoder(?:_\d)?\.|lora_te\d?_)")
 _PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+# What PEFT's `save_pretrained` writes: the adapter's tensors, and beside them its settings (lora_alpha among them).
+_PEFT_FILE, _PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
+# The way to use an adapter that is not a plain LoRA.
+_MERGE_IT = (
+    "merge it into the transformer's weights with the tool that trained it and pass those with --diffusion-model, "
+    "or use a plain LoRA (lora_A/lora_B or lora_down/lora_up)"
+)
 # The same cross-attention projection under the diffusers layout and under the two shared layouts.
 _CROSS_ALIASES = {"cross_attn.to_q": "cross_attn.query_proj", "cross_attn.to_out.0": "cross_attn.out_proj"}
 
@@ -262,7 +269,7 @@ def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFi
             pairs[ours][part] = tensors[key]
     if unmatched:
         raise LoRAError(_unmatched(spec.path, sorted(unmatched), len(unmatched) + len(pairs)))
-    alphas = _peft_alphas(metadata) if fmt == "peft" else None
+    alphas = _peft_alphas(spec.path, metadata) if fmt == "peft" else None
     updates = [_update(spec, module, parts, targets[module], alphas) for module, parts in sorted(pairs.items())]
     return LoRAFile(spec, fmt, updates)
 
@@ -444,14 +451,22 @@ class _Alphas:
         return self.alpha
 
 
-def _peft_alphas(metadata: Mapping[str, str]) -> _Alphas | None:
-    raw = metadata.get("lora_adapter_metadata")
+def _peft_alphas(path: Path, metadata: Mapping[str, str]) -> _Alphas | None:
+    """PEFT's alpha settings: from the `lora_adapter_metadata` that diffusers writes into the file, else from the
+    adapter_config.json that PEFT's `save_pretrained` writes beside its adapter_model.safetensors (whose tensors
+    hold no alpha: without the config, a file trained with lora_alpha != r would apply at the wrong strength)."""
+    raw, source = metadata.get("lora_adapter_metadata"), "its lora_adapter_metadata"
+    config_file = path.with_name(_PEFT_CONFIG)
+    if raw is None and path.name == _PEFT_FILE and config_file.is_file():
+        raw, source = config_file.read_text(encoding="utf-8"), str(config_file)
     if raw is None:
         return None
     try:
         config = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise LoRAError(f"lora_adapter_metadata is not valid JSON: {exc}") from None
+        raise LoRAError(f"{path}: {source} is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise LoRAError(f"{path}: {source} is not a JSON object of PEFT settings")
     if config.get("use_dora"):
-        raise LoRAError("DoRA adapters (use_dora) are not supported")
+        raise LoRAError(f"{path}: DoRA adapters (use_dora in {source}) are not supported; {_MERGE_IT}")
     return _Alphas(config.get("lora_alpha"), dict(config.get("alpha_pattern") or {}), bool(config.get("use_rslora")))

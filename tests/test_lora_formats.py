@@ -1,0 +1,69 @@
+"""LoRA files as other tools save them (PEFT's save_pretrained folder, LyCORIS, DoRA, LoRAs of models with the same
+layer names at another width): read with PEFT's own scaling, or refused saying what the file is and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from peft.tuners.lora import LoraLayer
+from safetensors.torch import save_file
+from tiny_config import TINY
+from tiny_transformer import make_reference
+
+from motif_lite.config import TransformerConfig
+from motif_lite.weights.loader import build_model
+from motif_lite.weights.lora import LoRAError, LoRASpec, linear_shapes, read_loras
+
+RANK, ALPHA = 4, 16.0
+Q = "transformer_blocks.0.attn.to_q"
+
+
+@pytest.fixture(scope="module")
+def targets():
+    return linear_shapes(build_model(TransformerConfig(**TINY)))
+
+
+def _write(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
+    save_file(tensors, path)
+    return path
+
+
+def _pair(prefix: str, module: str, parts: tuple[str, str] = ("lora_A", "lora_B"), width: int = 64) -> dict:
+    return {
+        f"{prefix}{module}.{parts[0]}.weight": torch.randn(2, width),
+        f"{prefix}{module}.{parts[1]}.weight": torch.randn(width, 2),
+    }
+
+
+@pytest.mark.parametrize("settings", [{}, {"use_rslora": True, "alpha_pattern": {"to_k": 3.0}}], ids=["plain", "rs"])
+def test_a_peft_save_pretrained_folder_takes_alpha_from_its_adapter_config(tmp_path, targets, settings):
+    # PEFT's save_pretrained writes no alpha into adapter_model.safetensors, only into adapter_config.json beside
+    # it: the file was applied at strength x1 instead of x alpha/r (4 times too weak here). Compared with PEFT's
+    # own scaling.
+    config = LoraConfig(r=RANK, lora_alpha=ALPHA, target_modules=["to_q", "to_k"], init_lora_weights=False, **settings)
+    model = get_peft_model(make_reference(), config)
+    model.save_pretrained(tmp_path / "adapter")
+    expected = {
+        name.removeprefix("base_model.model."): module.scaling["default"]
+        for name, module in model.named_modules()
+        if isinstance(module, LoraLayer)
+    }
+    (lora,) = read_loras([LoRASpec.parse(f"{tmp_path / 'adapter'}:0.5")], targets)
+    assert lora.spec.path.name == "adapter_model.safetensors"
+    assert {u.module: u.scale for u in lora.updates} == pytest.approx({k: 0.5 * v for k, v in expected.items()})
+    assert 1.0 not in expected.values()  # without the settings every scale would be 1
+
+
+def test_a_broken_adapter_config_names_the_file(tmp_path, targets):
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    path = _write(folder / "adapter_model.safetensors", _pair("base_model.model.", Q))
+    (folder / "adapter_config.json").write_text("{not json")
+    with pytest.raises(LoRAError, match=r"adapter_config\.json is not valid JSON"):
+        read_loras([LoRASpec(path)], targets)
+    (folder / "adapter_config.json").write_text('{"r": 2, "lora_alpha": 4, "use_dora": true}')
+    with pytest.raises(LoRAError, match=r"DoRA adapters \(use_dora in .*adapter_config\.json\).*--diffusion-model"):
+        read_loras([LoRASpec(path)], targets)
