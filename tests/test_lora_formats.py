@@ -67,3 +67,40 @@ def test_a_broken_adapter_config_names_the_file(tmp_path, targets):
     (folder / "adapter_config.json").write_text('{"r": 2, "lora_alpha": 4, "use_dora": true}')
     with pytest.raises(LoRAError, match=r"DoRA adapters \(use_dora in .*adapter_config\.json\).*--diffusion-model"):
         read_loras([LoRASpec(path)], targets)
+
+
+def _kohya(module: str) -> str:
+    return "lora_unet_" + module.replace(".", "_")
+
+
+KOHYA_Q = _pair(_kohya(Q), "", ("lora_down", "lora_up"))
+
+
+OTHER_ADAPTERS = {  # LyCORIS, DoRA and PEFT files as their tools save them: (tensors, what the error calls the file)
+    "loha": ({f"{_kohya(Q)}.hada_w1_a": torch.randn(64, 2), f"{_kohya(Q)}.alpha": torch.tensor(2.0)}, "LyCORIS LoHa"),
+    "lokr": ({f"{_kohya(Q)}.lokr_w1": torch.randn(8, 8), f"{_kohya(Q)}.lokr_w2": torch.randn(8, 8)}, "LyCORIS LoKr"),
+    "kohya-dora": ({**KOHYA_Q, f"{_kohya(Q)}.dora_scale": torch.ones(1, 64)},
+                   "DoRA"),
+    "peft-dora": ({**_pair("transformer.", Q), f"transformer.{Q}.lora_magnitude_vector": torch.ones(64)}, "DoRA"),
+    "locon-tucker": ({**KOHYA_Q, f"{_kohya(Q)}.lora_mid.weight": torch.ones(2, 2)},
+                     "LyCORIS LoCon with a Tucker middle"),
+    "diff": ({f"diffusion_model.{Q}.diff": torch.randn(64, 64)}, "full weight difference"),
+    "lora-bias": ({**_pair("transformer.", Q), f"transformer.{Q}.lora_B.bias": torch.randn(64)}, "LoRA with biases"),
+    "peft-state-dict": (_pair("transformer.", Q, ("lora_A.default", "lora_B.default")), "PEFT model's state dict"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(OTHER_ADAPTERS))
+def test_another_kind_of_adapter_is_named_with_what_to_do(tmp_path, targets, kind):
+    # Each was "unknown LoRA format" or "... tensors are not LoRA down/up/alpha weights (LoHa, LoKr, DoRA, ...)",
+    # without saying which the file is or what to do about it.
+    tensors, named = OTHER_ADAPTERS[kind]
+    path = _write(tmp_path / f"{kind}.safetensors", tensors)
+    with pytest.raises(LoRAError, match=rf"is an? {named}.*, not a plain LoRA \(\d tensors? like .*\): \w+") as error:
+        read_loras([LoRASpec(path)], targets)
+    assert ("save_pretrained" if kind == "peft-state-dict" else "--diffusion-model") in str(error.value)
+
+
+def test_an_empty_file_is_said_to_be_empty(tmp_path, targets):
+    with pytest.raises(LoRAError, match="holds no tensors"):
+        read_loras([LoRASpec(_write(tmp_path / "empty.safetensors", {}))], targets)

@@ -56,13 +56,24 @@ _PARTS = {"A": "down", "B": "up", "down": "down", "up": "up"}
 # The text encoder's layers in a LoRA trained with it: diffusers' `text_encoder.`, kohya's `lora_te_` / `lora_te1_`.
 _TEXT_ENCODER = re.compile(r"^(?:text_encoder(?:_\d)?\.|lora_te\d?_)")
 _PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
-# What PEFT's `save_pretrained` writes: the adapter's tensors, and beside them its settings (lora_alpha among them).
-_PEFT_FILE, _PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
-# The way to use an adapter that is not a plain LoRA.
+# Tensor names of files that are not a plain LoRA (they would need their own math or loader): what the file is,
+# and what to do instead.
 _MERGE_IT = (
     "merge it into the transformer's weights with the tool that trained it and pass those with --diffusion-model, "
     "or use a plain LoRA (lora_A/lora_B or lora_down/lora_up)"
 )
+_OTHER_ADAPTERS = [
+    (re.compile(r"\.hada_w"), "a LyCORIS LoHa", _MERGE_IT),
+    (re.compile(r"\.lokr_w"), "a LyCORIS LoKr", _MERGE_IT),
+    (re.compile(r"\.(dora_scale|lora_magnitude_vector)"), "a DoRA", _MERGE_IT),
+    (re.compile(r"\.lora_mid\."), "a LyCORIS LoCon with a Tucker middle (lora_mid)", _MERGE_IT),
+    (re.compile(r"\.diff(_b)?$"), "a full weight difference (.diff)", _MERGE_IT),
+    (re.compile(r"\.lora_(B|up)\.bias$"), "a LoRA with biases (PEFT's lora_bias)", _MERGE_IT),
+    (re.compile(r"\.lora_[AB]\.[^.]+\.weight$"), "a PEFT model's state dict (the adapter's name is in the keys)",
+     "save the adapter with PEFT's save_pretrained or get_peft_model_state_dict, which leave the name out"),
+]  # fmt: skip
+# What PEFT's `save_pretrained` writes: the adapter's tensors, and beside them its settings (lora_alpha among them).
+_PEFT_FILE, _PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
 # The same cross-attention projection under the diffusers layout and under the two shared layouts.
 _CROSS_ALIASES = {"cross_attn.to_q": "cross_attn.query_proj", "cross_attn.to_out.0": "cross_attn.out_proj"}
 
@@ -343,6 +354,10 @@ def _parse_keys(path: Path, tensors: Mapping[str, torch.Tensor]) -> tuple[str, d
     if matches and all(matches.values()):
         fmt = "kohya" if any(m["part"] in ("down", "up") for m in matches.values()) else "peft"
         return fmt, {k: (m["module"], "alpha" if m["alpha"] else _PARTS[m["part"]]) for k, m in matches.items()}
+    if not tensors:
+        raise LoRAError(f"{path} holds no tensors: the file is empty (an export that failed?); export it again")
+    if message := _other_adapter(path, [k for k, m in matches.items() if not m]):
+        raise LoRAError(message)
     known = [k for k, m in matches.items() if m]
     if known:
         others = sorted(set(tensors) - set(known))
@@ -354,6 +369,16 @@ def _parse_keys(path: Path, tensors: Mapping[str, torch.Tensor]) -> tuple[str, d
         "(`transformer.<module>.lora_A.weight` / `lora_B.weight`) and kohya/ComfyUI "
         "(`diffusion_model.<module>.lora_down.weight` / `lora_up.weight` / `alpha`, or `lora_unet_...`)"
     )
+
+
+def _other_adapter(path: Path, keys: Sequence[str]) -> str | None:
+    """What to say about a file whose tensor names `keys` (those that are not LoRA down/up/alpha weights) are those
+    of another kind of adapter, if they are recognizably one."""
+    for marker, kind, remedy in _OTHER_ADAPTERS:
+        found = [key for key in keys if marker.search(key)]
+        if found:
+            return f"{path} is {kind}, not a plain LoRA ({counted(len(found), 'tensor')} like {found[0]}): {remedy}"
+    return None
 
 
 def _module_names(targets: Mapping[str, tuple[int, int]]) -> dict[str, str]:
