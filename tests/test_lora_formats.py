@@ -104,3 +104,15 @@ def test_another_kind_of_adapter_is_named_with_what_to_do(tmp_path, targets, kin
 def test_an_empty_file_is_said_to_be_empty(tmp_path, targets):
     with pytest.raises(LoRAError, match="holds no tensors"):
         read_loras([LoRASpec(_write(tmp_path / "empty.safetensors", {}))], targets)
+
+
+def test_a_lora_for_another_model_with_the_same_layer_names_is_said_to_be_one(tmp_path, targets):
+    # diffusers' Flux and HunyuanVideo transformers name layers transformer_blocks.N.attn.to_q too (3072 wide): such
+    # a LoRA was refused as one layer's shape mismatch, not as a LoRA for another model.
+    flux = _pair("transformer.", Q, width=3072) | _pair("transformer.", Q.replace("to_q", "to_k"), width=3072)
+    with pytest.raises(LoRAError, match=r"named like the Motif-Video transformer's, but their shapes fit none.*Flux"):
+        read_loras([LoRASpec(_write(tmp_path / "flux.safetensors", flux))], targets)
+    # One layer of another width among fitting ones is a damaged or mixed file: that layer is named.
+    mixed = _pair("transformer.", Q, width=3072) | _pair("transformer.", Q.replace("to_q", "to_k"))
+    with pytest.raises(LoRAError, match=r"LoRA shapes for transformer_blocks\.0\.attn\.to_q do not fit"):
+        read_loras([LoRASpec(_write(tmp_path / "mixed.safetensors", mixed))], targets)

@@ -280,9 +280,28 @@ def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFi
             pairs[ours][part] = tensors[key]
     if unmatched:
         raise LoRAError(_unmatched(spec.path, sorted(unmatched), len(unmatched) + len(pairs)))
+    _check_some_shapes_fit(spec.path, pairs, targets)
     alphas = _peft_alphas(spec.path, metadata) if fmt == "peft" else None
     updates = [_update(spec, module, parts, targets[module], alphas) for module, parts in sorted(pairs.items())]
     return LoRAFile(spec, fmt, updates)
+
+
+def _check_some_shapes_fit(
+    path: Path, pairs: Mapping[str, Mapping[str, torch.Tensor]], targets: Mapping[str, tuple[int, int]]
+) -> None:
+    """A file whose layer names are all the transformer's but whose shapes fit none of them is a LoRA for another
+    model that names its layers alike (diffusers' Flux and HunyuanVideo transformers have transformer_blocks.N.attn.
+    to_q too, 3072 wide): said so, where the first layer's shape mismatch alone would not tell."""
+    complete = {module: parts for module, parts in pairs.items() if "down" in parts and "up" in parts}
+    if not complete or len(complete) < len(pairs) or any(_fits(p, targets[m]) for m, p in complete.items()):
+        return
+    module, parts = next(iter(sorted(complete.items())))
+    raise LoRAError(
+        f"{path}: its layers are named like the Motif-Video transformer's, but their shapes fit none of them "
+        f"({counted(len(complete), 'layer')}; e.g. {module}: down {list(parts['down'].shape)}, up "
+        f"{list(parts['up'].shape)}, the layer being [{targets[module][0]}, {targets[module][1]}]); is it a LoRA for "
+        "another model with the same layer names (Flux, HunyuanVideo, ...)?"
+    )
 
 
 def _unmatched(path: Path, modules: list[str], layers: int) -> str:
