@@ -116,3 +116,25 @@ def test_a_lora_for_another_model_with_the_same_layer_names_is_said_to_be_one(tm
     mixed = _pair("transformer.", Q, width=3072) | _pair("transformer.", Q.replace("to_q", "to_k"))
     with pytest.raises(LoRAError, match=r"LoRA shapes for transformer_blocks\.0\.attn\.to_q do not fit"):
         read_loras([LoRASpec(_write(tmp_path / "mixed.safetensors", mixed))], targets)
+
+
+def test_the_strength_is_the_number_after_the_last_colon_unless_the_whole_text_is_the_file(tmp_path, monkeypatch):
+    windows = r"C:\loras\style.safetensors"  # its drive's colon is followed by no number: all of it is the path
+    assert LoRASpec.parse(windows) == LoRASpec(Path(windows), 1.0)
+    assert LoRASpec.parse(f"{windows}:0.8") == LoRASpec(Path(windows), 0.8)
+    # A file whose own name ends in a colon and a number was read as another file with a strength.
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "style:2", _pair("transformer.", Q))
+    assert LoRASpec.parse("style:2") == LoRASpec(Path("style:2"), 1.0)
+    assert LoRASpec.parse("style:2:0.5") == LoRASpec(Path("style:2"), 0.5)
+    _write(tmp_path / "style", _pair("transformer.", Q))  # both exist: the number is a strength, as documented
+    assert LoRASpec.parse("style:2") == LoRASpec(Path("style"), 2.0)
+
+
+def test_a_folder_holding_one_pickle_gets_the_conversion(tmp_path, targets):
+    # Older PEFT versions save adapter_model.bin: the folder was said to hold "no .safetensors file", without the
+    # conversion command a pickle file gets.
+    (tmp_path / "adapter").mkdir()
+    torch.save(_pair("base_model.model.", Q), tmp_path / "adapter" / "adapter_model.bin")
+    with pytest.raises(LoRAError, match=r"adapter_model\.bin is a PyTorch pickle \(\.bin\).*weights_only=True"):
+        read_loras([LoRASpec.parse(str(tmp_path / "adapter"))], targets)

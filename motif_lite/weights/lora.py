@@ -91,8 +91,13 @@ class LoRASpec:
 
     @classmethod
     def parse(cls, text: str) -> LoRASpec:
-        """`FILE[:STRENGTH]`, as `--lora` takes it (the strength is what follows the last colon, if a number)."""
+        """`FILE[:STRENGTH]`, as `--lora` takes it: the strength is what follows the last colon, if a number
+        (`C:\\loras\\x.safetensors` is a file, `C:\\loras\\x.safetensors:0.8` that file at 0.8). A file that
+        exists as written is taken whole, though its name ends in a colon and a number, unless the part before
+        that colon exists too."""
         path, sep, tail = text.rpartition(":")
+        if sep and user_path(text).exists() and not user_path(path).exists():
+            return cls(_lora_file(Path(text)))
         if sep:
             try:
                 strength = float(tail)
@@ -346,6 +351,9 @@ def _lora_file(path: Path) -> Path:
     files = sorted(path.glob("*.safetensors"))
     if len(files) == 1:
         return files[0]
+    pickles = sorted(f for f in path.iterdir() if f.suffix.lower() in _PICKLE_SUFFIXES)
+    if not files and len(pickles) == 1:  # an older PEFT folder's adapter_model.bin: refused when read, with the fix
+        return pickles[0]
     holds = f"{len(files)} .safetensors files ({', '.join(f.name for f in files)})" if files else "no .safetensors file"
     raise LoRAError(f"LoRA {path} is a folder holding {holds}; pass the LoRA file itself")
 
