@@ -296,9 +296,10 @@ def _check_some_shapes_fit(
 ) -> None:
     """A file whose layer names are all the transformer's but whose shapes fit none of them is a LoRA for another
     model that names its layers alike (diffusers' Flux and HunyuanVideo transformers have transformer_blocks.N.attn.
-    to_q too, 3072 wide): said so, where the first layer's shape mismatch alone would not tell."""
+    to_q too, 3072 wide): said so, where the first layer's shape mismatch alone would not tell. A file of one
+    layer keeps that layer's own message."""
     complete = {module: parts for module, parts in pairs.items() if "down" in parts and "up" in parts}
-    if not complete or len(complete) < len(pairs) or any(_fits(p, targets[m]) for m, p in complete.items()):
+    if len(complete) < max(2, len(pairs)) or any(_fits(p, targets[m]) for m, p in complete.items()):
         return
     module, parts = next(iter(sorted(complete.items())))
     raise LoRAError(
