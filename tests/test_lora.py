@@ -477,9 +477,9 @@ def test_unknown_and_unsupported_formats(tmp_path, targets):
     path = _write(tmp_path / "x.safetensors", {"model.diffusion.weird": torch.zeros(2)})
     with pytest.raises(LoRAError, match="unknown LoRA format.*supported: diffusers/PEFT.*kohya"):
         read_loras([LoRASpec(path)], targets)
-    loha = {"diffusion_model.proj_out.hada_w1_a": torch.zeros(2), "diffusion_model.proj_out.alpha": torch.tensor(1.0)}
+    odd = {"diffusion_model.proj_out.weird": torch.zeros(2), "diffusion_model.proj_out.alpha": torch.tensor(1.0)}
     with pytest.raises(LoRAError, match=r"1 tensor is not LoRA down/up/alpha weights \(LoHa"):
-        read_loras([LoRASpec(_write(tmp_path / "y.safetensors", loha))], targets)
+        read_loras([LoRASpec(_write(tmp_path / "y.safetensors", odd))], targets)
     with pytest.raises(LoRAError, match="not a readable safetensors"):
         (tmp_path / "z.safetensors").write_bytes(b"nope")
         read_loras([LoRASpec(tmp_path / "z.safetensors")], targets)

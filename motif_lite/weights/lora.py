@@ -56,6 +56,24 @@ _PARTS = {"A": "down", "B": "up", "down": "down", "up": "up"}
 # The text encoder's layers in a LoRA trained with it: diffusers' `text_encoder.`, kohya's `lora_te_` / `lora_te1_`.
 _TEXT_ENCODER = re.compile(r"^(?:text_encoder(?:_\d)?\.|lora_te\d?_)")
 _PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+# Tensor names of files that are not a plain LoRA (they would need their own math or loader): what the file is,
+# and what to do instead.
+_MERGE_IT = (
+    "merge it into the transformer's weights with the tool that trained it and pass those with --diffusion-model, "
+    "or use a plain LoRA (lora_A/lora_B or lora_down/lora_up)"
+)
+_OTHER_ADAPTERS = [
+    (re.compile(r"\.hada_w"), "a LyCORIS LoHa", _MERGE_IT),
+    (re.compile(r"\.lokr_w"), "a LyCORIS LoKr", _MERGE_IT),
+    (re.compile(r"\.(dora_scale|lora_magnitude_vector)"), "a DoRA", _MERGE_IT),
+    (re.compile(r"\.lora_mid\."), "a LyCORIS LoCon with a Tucker middle (lora_mid)", _MERGE_IT),
+    (re.compile(r"\.diff(_b)?$"), "a full weight difference (.diff)", _MERGE_IT),
+    (re.compile(r"\.lora_(B|up)\.bias$"), "a LoRA with biases (PEFT's lora_bias)", _MERGE_IT),
+    (re.compile(r"\.lora_[AB]\.[^.]+\.weight$"), "a PEFT model's state dict (the adapter's name is in the keys)",
+     "save the adapter with PEFT's save_pretrained or get_peft_model_state_dict, which leave the name out"),
+]  # fmt: skip
+# What PEFT's `save_pretrained` writes: the adapter's tensors, and beside them its settings (lora_alpha among them).
+_PEFT_FILE, _PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
 # The same cross-attention projection under the diffusers layout and under the two shared layouts.
 _CROSS_ALIASES = {"cross_attn.to_q": "cross_attn.query_proj", "cross_attn.to_out.0": "cross_attn.out_proj"}
 
@@ -73,8 +91,13 @@ class LoRASpec:
 
     @classmethod
     def parse(cls, text: str) -> LoRASpec:
-        """`FILE[:STRENGTH]`, as `--lora` takes it (the strength is what follows the last colon, if a number)."""
+        """`FILE[:STRENGTH]`, as `--lora` takes it: the strength is what follows the last colon, if a number
+        (`C:\\loras\\x.safetensors` is a file, `C:\\loras\\x.safetensors:0.8` that file at 0.8). A file that
+        exists as written is taken whole, though its name ends in a colon and a number, unless the part before
+        that colon exists too."""
         path, sep, tail = text.rpartition(":")
+        if sep and user_path(text).exists() and not user_path(path).exists():
+            return cls(_lora_file(Path(text)))
         if sep:
             try:
                 strength = float(tail)
@@ -262,9 +285,29 @@ def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFi
             pairs[ours][part] = tensors[key]
     if unmatched:
         raise LoRAError(_unmatched(spec.path, sorted(unmatched), len(unmatched) + len(pairs)))
-    alphas = _peft_alphas(metadata) if fmt == "peft" else None
+    _check_some_shapes_fit(spec.path, pairs, targets)
+    alphas = _peft_alphas(spec.path, metadata) if fmt == "peft" else None
     updates = [_update(spec, module, parts, targets[module], alphas) for module, parts in sorted(pairs.items())]
     return LoRAFile(spec, fmt, updates)
+
+
+def _check_some_shapes_fit(
+    path: Path, pairs: Mapping[str, Mapping[str, torch.Tensor]], targets: Mapping[str, tuple[int, int]]
+) -> None:
+    """A file whose layer names are all the transformer's but whose shapes fit none of them is a LoRA for another
+    model that names its layers alike (diffusers' Flux and HunyuanVideo transformers have transformer_blocks.N.attn.
+    to_q too, 3072 wide): said so, where the first layer's shape mismatch alone would not tell. A file of one
+    layer keeps that layer's own message."""
+    complete = {module: parts for module, parts in pairs.items() if "down" in parts and "up" in parts}
+    if len(complete) < max(2, len(pairs)) or any(_fits(p, targets[m]) for m, p in complete.items()):
+        return
+    module, parts = next(iter(sorted(complete.items())))
+    raise LoRAError(
+        f"{path}: its layers are named like the Motif-Video transformer's, but their shapes fit none of them "
+        f"({counted(len(complete), 'layer')}; e.g. {module}: down {list(parts['down'].shape)}, up "
+        f"{list(parts['up'].shape)}, the layer being [{targets[module][0]}, {targets[module][1]}]); is it a LoRA for "
+        "another model with the same layer names (Flux, HunyuanVideo, ...)?"
+    )
 
 
 def _unmatched(path: Path, modules: list[str], layers: int) -> str:
@@ -309,6 +352,9 @@ def _lora_file(path: Path) -> Path:
     files = sorted(path.glob("*.safetensors"))
     if len(files) == 1:
         return files[0]
+    pickles = sorted(f for f in path.iterdir() if f.suffix.lower() in _PICKLE_SUFFIXES)
+    if not files and len(pickles) == 1:  # an older PEFT folder's adapter_model.bin: refused when read, with the fix
+        return pickles[0]
     holds = f"{len(files)} .safetensors files ({', '.join(f.name for f in files)})" if files else "no .safetensors file"
     raise LoRAError(f"LoRA {path} is a folder holding {holds}; pass the LoRA file itself")
 
@@ -336,6 +382,10 @@ def _parse_keys(path: Path, tensors: Mapping[str, torch.Tensor]) -> tuple[str, d
     if matches and all(matches.values()):
         fmt = "kohya" if any(m["part"] in ("down", "up") for m in matches.values()) else "peft"
         return fmt, {k: (m["module"], "alpha" if m["alpha"] else _PARTS[m["part"]]) for k, m in matches.items()}
+    if not tensors:
+        raise LoRAError(f"{path} holds no tensors: the file is empty (an export that failed?); export it again")
+    if message := _other_adapter(path, [k for k, m in matches.items() if not m]):
+        raise LoRAError(message)
     known = [k for k, m in matches.items() if m]
     if known:
         others = sorted(set(tensors) - set(known))
@@ -347,6 +397,16 @@ def _parse_keys(path: Path, tensors: Mapping[str, torch.Tensor]) -> tuple[str, d
         "(`transformer.<module>.lora_A.weight` / `lora_B.weight`) and kohya/ComfyUI "
         "(`diffusion_model.<module>.lora_down.weight` / `lora_up.weight` / `alpha`, or `lora_unet_...`)"
     )
+
+
+def _other_adapter(path: Path, keys: Sequence[str]) -> str | None:
+    """What to say about a file whose tensor names `keys` (those that are not LoRA down/up/alpha weights) are those
+    of another kind of adapter, if they are recognizably one."""
+    for marker, kind, remedy in _OTHER_ADAPTERS:
+        found = [key for key in keys if marker.search(key)]
+        if found:
+            return f"{path} is {kind}, not a plain LoRA ({counted(len(found), 'tensor')} like {found[0]}): {remedy}"
+    return None
 
 
 def _module_names(targets: Mapping[str, tuple[int, int]]) -> dict[str, str]:
@@ -444,14 +504,22 @@ class _Alphas:
         return self.alpha
 
 
-def _peft_alphas(metadata: Mapping[str, str]) -> _Alphas | None:
-    raw = metadata.get("lora_adapter_metadata")
+def _peft_alphas(path: Path, metadata: Mapping[str, str]) -> _Alphas | None:
+    """PEFT's alpha settings: from the `lora_adapter_metadata` that diffusers writes into the file, else from the
+    adapter_config.json that PEFT's `save_pretrained` writes beside its adapter_model.safetensors (whose tensors
+    hold no alpha: without the config, a file trained with lora_alpha != r would apply at the wrong strength)."""
+    raw, source = metadata.get("lora_adapter_metadata"), "its lora_adapter_metadata"
+    config_file = path.with_name(_PEFT_CONFIG)
+    if raw is None and path.name == _PEFT_FILE and config_file.is_file():
+        raw, source = config_file.read_text(encoding="utf-8"), str(config_file)
     if raw is None:
         return None
     try:
         config = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise LoRAError(f"lora_adapter_metadata is not valid JSON: {exc}") from None
+        raise LoRAError(f"{path}: {source} is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise LoRAError(f"{path}: {source} is not a JSON object of PEFT settings")
     if config.get("use_dora"):
-        raise LoRAError("DoRA adapters (use_dora) are not supported")
+        raise LoRAError(f"{path}: DoRA adapters (use_dora in {source}) are not supported; {_MERGE_IT}")
     return _Alphas(config.get("lora_alpha"), dict(config.get("alpha_pattern") or {}), bool(config.get("use_rslora")))

@@ -1,0 +1,140 @@
+"""LoRA files as other tools save them (PEFT's save_pretrained folder, LyCORIS, DoRA, LoRAs of models with the same
+layer names at another width): read with PEFT's own scaling, or refused saying what the file is and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from peft.tuners.lora import LoraLayer
+from safetensors.torch import save_file
+from tiny_config import TINY
+from tiny_transformer import make_reference
+
+from motif_lite.config import TransformerConfig
+from motif_lite.weights.loader import build_model
+from motif_lite.weights.lora import LoRAError, LoRASpec, linear_shapes, read_loras
+
+RANK, ALPHA = 4, 16.0
+Q = "transformer_blocks.0.attn.to_q"
+
+
+@pytest.fixture(scope="module")
+def targets():
+    return linear_shapes(build_model(TransformerConfig(**TINY)))
+
+
+def _write(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
+    save_file(tensors, path)
+    return path
+
+
+def _pair(prefix: str, module: str, parts: tuple[str, str] = ("lora_A", "lora_B"), width: int = 64) -> dict:
+    return {
+        f"{prefix}{module}.{parts[0]}.weight": torch.randn(2, width),
+        f"{prefix}{module}.{parts[1]}.weight": torch.randn(width, 2),
+    }
+
+
+@pytest.mark.parametrize("settings", [{}, {"use_rslora": True, "alpha_pattern": {"to_k": 3.0}}], ids=["plain", "rs"])
+def test_a_peft_save_pretrained_folder_takes_alpha_from_its_adapter_config(tmp_path, targets, settings):
+    # PEFT's save_pretrained writes no alpha into adapter_model.safetensors, only into adapter_config.json beside
+    # it: the file was applied at strength x1 instead of x alpha/r (4 times too weak here). Compared with PEFT's
+    # own scaling.
+    config = LoraConfig(r=RANK, lora_alpha=ALPHA, target_modules=["to_q", "to_k"], init_lora_weights=False, **settings)
+    model = get_peft_model(make_reference(), config)
+    model.save_pretrained(tmp_path / "adapter")
+    expected = {
+        name.removeprefix("base_model.model."): module.scaling["default"]
+        for name, module in model.named_modules()
+        if isinstance(module, LoraLayer)
+    }
+    (lora,) = read_loras([LoRASpec.parse(f"{tmp_path / 'adapter'}:0.5")], targets)
+    assert lora.spec.path.name == "adapter_model.safetensors"
+    assert {u.module: u.scale for u in lora.updates} == pytest.approx({k: 0.5 * v for k, v in expected.items()})
+    assert 1.0 not in expected.values()  # without the settings every scale would be 1
+
+
+def test_a_broken_adapter_config_names_the_file(tmp_path, targets):
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    path = _write(folder / "adapter_model.safetensors", _pair("base_model.model.", Q))
+    (folder / "adapter_config.json").write_text("{not json")
+    with pytest.raises(LoRAError, match=r"adapter_config\.json is not valid JSON"):
+        read_loras([LoRASpec(path)], targets)
+    (folder / "adapter_config.json").write_text('{"r": 2, "lora_alpha": 4, "use_dora": true}')
+    with pytest.raises(LoRAError, match=r"DoRA adapters \(use_dora in .*adapter_config\.json\).*--diffusion-model"):
+        read_loras([LoRASpec(path)], targets)
+
+
+def _kohya(module: str) -> str:
+    return "lora_unet_" + module.replace(".", "_")
+
+
+KOHYA_Q = _pair(_kohya(Q), "", ("lora_down", "lora_up"))
+
+
+OTHER_ADAPTERS = {  # LyCORIS, DoRA and PEFT files as their tools save them: (tensors, what the error calls the file)
+    "loha": ({f"{_kohya(Q)}.hada_w1_a": torch.randn(64, 2), f"{_kohya(Q)}.alpha": torch.tensor(2.0)}, "LyCORIS LoHa"),
+    "lokr": ({f"{_kohya(Q)}.lokr_w1": torch.randn(8, 8), f"{_kohya(Q)}.lokr_w2": torch.randn(8, 8)}, "LyCORIS LoKr"),
+    "kohya-dora": ({**KOHYA_Q, f"{_kohya(Q)}.dora_scale": torch.ones(1, 64)},
+                   "DoRA"),
+    "peft-dora": ({**_pair("transformer.", Q), f"transformer.{Q}.lora_magnitude_vector": torch.ones(64)}, "DoRA"),
+    "locon-tucker": ({**KOHYA_Q, f"{_kohya(Q)}.lora_mid.weight": torch.ones(2, 2)},
+                     "LyCORIS LoCon with a Tucker middle"),
+    "diff": ({f"diffusion_model.{Q}.diff": torch.randn(64, 64)}, "full weight difference"),
+    "lora-bias": ({**_pair("transformer.", Q), f"transformer.{Q}.lora_B.bias": torch.randn(64)}, "LoRA with biases"),
+    "peft-state-dict": (_pair("transformer.", Q, ("lora_A.default", "lora_B.default")), "PEFT model's state dict"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(OTHER_ADAPTERS))
+def test_another_kind_of_adapter_is_named_with_what_to_do(tmp_path, targets, kind):
+    # Each was "unknown LoRA format" or "... tensors are not LoRA down/up/alpha weights (LoHa, LoKr, DoRA, ...)",
+    # without saying which the file is or what to do about it.
+    tensors, named = OTHER_ADAPTERS[kind]
+    path = _write(tmp_path / f"{kind}.safetensors", tensors)
+    with pytest.raises(LoRAError, match=rf"is an? {named}.*, not a plain LoRA \(\d tensors? like .*\): \w+") as error:
+        read_loras([LoRASpec(path)], targets)
+    assert ("save_pretrained" if kind == "peft-state-dict" else "--diffusion-model") in str(error.value)
+
+
+def test_an_empty_file_is_said_to_be_empty(tmp_path, targets):
+    with pytest.raises(LoRAError, match="holds no tensors"):
+        read_loras([LoRASpec(_write(tmp_path / "empty.safetensors", {}))], targets)
+
+
+def test_a_lora_for_another_model_with_the_same_layer_names_is_said_to_be_one(tmp_path, targets):
+    # diffusers' Flux and HunyuanVideo transformers name layers transformer_blocks.N.attn.to_q too (3072 wide): such
+    # a LoRA was refused as one layer's shape mismatch, not as a LoRA for another model.
+    flux = _pair("transformer.", Q, width=3072) | _pair("transformer.", Q.replace("to_q", "to_k"), width=3072)
+    with pytest.raises(LoRAError, match=r"named like the Motif-Video transformer's, but their shapes fit none.*Flux"):
+        read_loras([LoRASpec(_write(tmp_path / "flux.safetensors", flux))], targets)
+    # One layer of another width among fitting ones is a damaged or mixed file: that layer is named.
+    mixed = _pair("transformer.", Q, width=3072) | _pair("transformer.", Q.replace("to_q", "to_k"))
+    with pytest.raises(LoRAError, match=r"LoRA shapes for transformer_blocks\.0\.attn\.to_q do not fit"):
+        read_loras([LoRASpec(_write(tmp_path / "mixed.safetensors", mixed))], targets)
+
+
+def test_the_strength_is_the_number_after_the_last_colon_unless_the_whole_text_is_the_file(tmp_path, monkeypatch):
+    windows = r"C:\loras\style.safetensors"  # its drive's colon is followed by no number: all of it is the path
+    assert LoRASpec.parse(windows) == LoRASpec(Path(windows), 1.0)
+    assert LoRASpec.parse(f"{windows}:0.8") == LoRASpec(Path(windows), 0.8)
+    # A file whose own name ends in a colon and a number was read as another file with a strength.
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "style:2", _pair("transformer.", Q))
+    assert LoRASpec.parse("style:2") == LoRASpec(Path("style:2"), 1.0)
+    assert LoRASpec.parse("style:2:0.5") == LoRASpec(Path("style:2"), 0.5)
+    _write(tmp_path / "style", _pair("transformer.", Q))  # both exist: the number is a strength, as documented
+    assert LoRASpec.parse("style:2") == LoRASpec(Path("style"), 2.0)
+
+
+def test_a_folder_holding_one_pickle_gets_the_conversion(tmp_path, targets):
+    # Older PEFT versions save adapter_model.bin: the folder was said to hold "no .safetensors file", without the
+    # conversion command a pickle file gets.
+    (tmp_path / "adapter").mkdir()
+    torch.save(_pair("base_model.model.", Q), tmp_path / "adapter" / "adapter_model.bin")
+    with pytest.raises(LoRAError, match=r"adapter_model\.bin is a PyTorch pickle \(\.bin\).*weights_only=True"):
+        read_loras([LoRASpec.parse(str(tmp_path / "adapter"))], targets)
