@@ -102,6 +102,26 @@ def test_ffmpeg_formats_round_trip(tmp_path, suffix):
         assert data.index(b"moov") < data.index(b"mdat")
 
 
+def _decoded_as_bt709(path, width: int, height: int) -> np.ndarray:
+    """The first frame as a browser, QuickTime or a phone shows an HD video: decoded with the BT.709 matrix."""
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-frames:v", "1"]
+    command += ["-vf", "scale=in_color_matrix=bt709:in_range=tv", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    raw = subprocess.run(command, capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(height, width, 3)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".webm"])
+def test_ffmpeg_formats_keep_their_colours_in_players_that_decode_bt709(tmp_path, suffix):
+    # ffmpeg's default RGB -> YUV matrix is BT.601, untagged; browsers and QuickTime decode HD video as BT.709, so
+    # pure red played as (255, 23, 0) and pure green as (0, 215, 0).
+    bars = np.array([(255, 0, 0), (0, 255, 0), (0, 0, 255), (200, 150, 100)], np.uint8)
+    frames = np.repeat(np.repeat(bars[None, None], 16, axis=2), 16, axis=1).repeat(2, axis=0)  # [2, 16, 64, 3]
+    path = write_video(frames, tmp_path / f"bars{suffix}", fps=24)
+    shown = _decoded_as_bt709(path, 64, 16)[8, 8::16].astype(int)  # the middle of each bar
+    assert np.abs(shown - bars).max() <= 3
+    assert "bt709" in _ffprobe_comment(path)  # tagged, so that players need not guess
+
+
 def _stored_comment(path) -> str:
     """The container's comment exactly as stored: ffmpeg's FFMETADATA dump, unescaped (`ffmpeg -i` prints long
     values cut into lines)."""
