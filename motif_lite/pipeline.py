@@ -987,6 +987,8 @@ def _jsonable(values: dict) -> dict:
 def _metadata(request: GenerationRequest, settings: Settings) -> dict:
     values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request).items()}
     values.pop("output")
+    if request.image is not None:  # the file name only: a shared video must not tell the user's folders
+        values["image"] = Path(request.image).name
     effective = {"sampler": settings.sampler.value, "flow_shift": settings.flow_shift.value}
     if settings.schedule != ScheduleOptions():  # only then: a file saved before the key existed still resumes
         effective["schedule"] = dataclasses.asdict(settings.schedule)

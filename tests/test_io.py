@@ -102,6 +102,54 @@ def test_ffmpeg_formats_round_trip(tmp_path, suffix):
         assert data.index(b"moov") < data.index(b"mdat")
 
 
+def _decoded_as_bt709(path, width: int, height: int) -> np.ndarray:
+    """The first frame as a browser, QuickTime or a phone shows an HD video: decoded with the BT.709 matrix."""
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-frames:v", "1"]
+    command += ["-vf", "scale=in_color_matrix=bt709:in_range=tv", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    raw = subprocess.run(command, capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(height, width, 3)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".webm"])
+def test_ffmpeg_formats_keep_their_colours_in_players_that_decode_bt709(tmp_path, suffix):
+    # ffmpeg's default RGB -> YUV matrix is BT.601, untagged; browsers and QuickTime decode HD video as BT.709, so
+    # pure red played as (255, 23, 0) and pure green as (0, 215, 0).
+    bars = np.array([(255, 0, 0), (0, 255, 0), (0, 0, 255), (200, 150, 100)], np.uint8)
+    frames = np.repeat(np.repeat(bars[None, None], 16, axis=2), 16, axis=1).repeat(2, axis=0)  # [2, 16, 64, 3]
+    path = write_video(frames, tmp_path / f"bars{suffix}", fps=24)
+    shown = _decoded_as_bt709(path, 64, 16)[8, 8::16].astype(int)  # the middle of each bar
+    assert np.abs(shown - bars).max() <= 3
+    assert "bt709" in _ffprobe_comment(path)  # tagged, so that players need not guess
+
+
+def _documented_ffmpeg(starting: str) -> list[str]:
+    """The ffmpeg command of docs/usage.md ("Output files") that starts with `starting`, with our ffmpeg."""
+    docs = (Path(__file__).parents[1] / "docs" / "usage.md").read_text()
+    command = re.search(rf"`(ffmpeg {re.escape(starting)}[^`]*)`", docs).group(1)
+    return [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", *shlex.split(command)[1:]]
+
+
+def test_the_documented_last_frame_command_gives_the_last_frame(tmp_path, monkeypatch):
+    # The way docs/usage.md gives to go on from a video's last frame (image-to-video of the next shot).
+    frames = np.stack([np.full((16, 32, 3), 25 * i, np.uint8) for i in range(9)])  # each frame a grey of its own
+    monkeypatch.chdir(tmp_path)
+    write_video(frames, "fox.mp4", fps=24)
+    subprocess.run(_documented_ffmpeg("-sseof"), check=True)
+    with PIL.Image.open("fox-last.png") as last:
+        assert np.abs(np.asarray(last).astype(int) - 200).max() <= 3  # the last grey, not its neighbour's 175
+
+
+def test_the_documented_reencoding_of_png_frames_keeps_the_colours(tmp_path, monkeypatch):
+    bars = np.array([(255, 0, 0), (0, 255, 0), (0, 0, 255), (200, 150, 100)], np.uint8)
+    frames = np.repeat(np.repeat(bars[None, None], 16, axis=2), 16, axis=1).repeat(2, axis=0)  # [2, 16, 64, 3]
+    monkeypatch.chdir(tmp_path)
+    Path("frames").mkdir()
+    write_video(frames, "frames/fox_%03d.png", fps=24)
+    subprocess.run(_documented_ffmpeg("-framerate"), check=True)
+    shown = _decoded_as_bt709("fox-small.mp4", 64, 16)[8, 8::16].astype(int)
+    assert np.abs(shown - bars).max() <= 3 and "bt709" in _ffprobe_comment("fox-small.mp4")
+
+
 def _stored_comment(path) -> str:
     """The container's comment exactly as stored: ffmpeg's FFMETADATA dump, unescaped (`ffmpeg -i` prints long
     values cut into lines)."""

@@ -423,6 +423,16 @@ def test_png_sequence_carries_the_settings(pipe, tmp_path):
     assert meta["prompt"] == PROMPT and meta["seed"] == 0 and meta["flow_shift"] == 15.0 and meta["steps"] == 1
 
 
+def test_the_settings_name_the_input_image_without_its_folders(pipe, tmp_path):
+    # The image's whole path was stored (/home/alice/Pictures/cat.png): a shared video told the user's folders.
+    folder = subdir(tmp_path, "private")
+    PIL.Image.new("RGB", (48, 32), (200, 40, 40)).save(folder / "cat.png")
+    ours(pipe, tmp_path, image=folder / "cat.png", frames=5, steps=1)
+    with PIL.Image.open(tmp_path / "out_000.png") as image:
+        stored = image.text["comment"]
+    assert json.loads(stored)["image"] == "cat.png" and str(tmp_path) not in stored
+
+
 def test_failed_run_leaves_no_output(pipe, tmp_path):
     def cancel(stage, done, total):
         if stage == "decode" and done == 1:  # one latent frame already written

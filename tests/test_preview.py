@@ -14,7 +14,14 @@ from tiny_pipeline import make_tiny_checkpoint
 from motif_lite import load_pipeline
 from motif_lite.cli import main as cli_main
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.preview import PREVIEWS_PER_RUN, check_preview_path, preview_interval, write_preview
+from motif_lite.io.preview import (
+    PREVIEWS_PER_RUN,
+    check_preview_path,
+    preview_interval,
+    preview_note,
+    preview_steps,
+    write_preview,
+)
 from motif_lite.request import GenerationRequest
 from motif_lite.sampling import denoise, flow_schedule
 from motif_lite.vae.posterior import DiagonalGaussian
@@ -101,6 +108,19 @@ def test_previews_arrive_every_k_steps_and_change_nothing(pipe, tmp_path):
     calls.clear()
     pipe.generate(_request(tmp_path, "default"), on_preview=lambda *call: calls.append(call))
     assert [done for done, _, _ in calls] == [1, 2, 3]  # ceil(4 / 4) = every step
+    assert preview_steps(4, None) == preview_steps(4, 1) == [1, 2, 3]  # what the run's note lists
+
+
+def test_the_preview_note_lists_the_steps_a_preview_comes_after():
+    # The steps the pipeline previews after (done % every == 0, below the last), counted here independently.
+    for steps, every in [(50, None), (4, 2), (2, None), (1000, 1), (7, 3)]:
+        interval = preview_interval(steps, every)
+        after = [done for done in range(1, steps + 1) if done % interval == 0 and done < steps]
+        assert preview_steps(steps, every) == after
+        note = preview_note("p.png", steps, every)
+        assert "p.png (the middle frame" in note and f" {after[-1]} " in note and f"of {steps};" in note
+    assert "after steps 13, 26, 39 of 50" in preview_note("p.webp", 50, None)
+    assert "after steps 1, 2, ..., 999 (999 in all) of 1000" in preview_note("p.webp", 1000, 1)
 
 
 def test_preview_files(tmp_path):
@@ -168,8 +188,15 @@ def test_cli_preview(pipe, tmp_path, capsys):
         cli_main([*args, "--preview", str(tmp_path / "p.webp"), "--preview-every", "abc"])
     assert "--preview-every: must be a positive integer, got 'abc'" in capsys.readouterr().err
     assert cli_main([*args, "--preview", str(tmp_path / "p.webp"), "--preview-every", "2"]) == 0
+    # A terminal shows nothing else of the previews: where they go and after which steps is said up front.
+    assert f"note: previews: {tmp_path / 'p.webp'} (every latent frame" in capsys.readouterr().err
     with PIL.Image.open(tmp_path / "p.webp") as webp:
         assert webp.n_frames == 3 and webp.size == (12, 8)
+
+
+def _reached_the_model(err: str) -> bool:
+    """Past the request's checks: the first error is the missing checkpoint (the previews' note comes before it)."""
+    return err.partition("error: ")[2].startswith("no such checkpoint directory")
 
 
 @pytest.mark.parametrize(
@@ -188,7 +215,7 @@ def test_a_preview_that_is_a_frame_of_the_video_is_refused_before_loading(
     code = cli_main([*args, "-o", str(tmp_path / output), "--preview", str(tmp_path / preview), "--dry-run"])
     err = capsys.readouterr().err
     if refused is None:  # frame 9 of a 9-frame video (0 to 8), or no PNG frames at all: no clash
-        assert err.startswith("error: no such checkpoint directory")  # past the request's checks, to the model
+        assert _reached_the_model(err)
         return
     assert code == 2 and "Traceback" not in err
     assert err.strip() == (
@@ -216,7 +243,7 @@ def test_a_preview_that_can_never_come_is_refused_before_loading(tmp_path, capsy
     code = cli_main([*args, "--preview", str(tmp_path / "p.png"), "--dry-run"])
     err = capsys.readouterr().err
     if refused is None:  # one preview or more: past the request's checks, to the model
-        assert err.startswith("error: no such checkpoint directory")
+        assert _reached_the_model(err)
         return
     assert code == 2 and err.strip() == f"error: {refused}"
 

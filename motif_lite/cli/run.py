@@ -110,7 +110,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     say = print if main_rank else _quiet
     loras = lora_args(args.lora)
     on_preview = _preview_writer(args.preview, request.fps) if args.preview and main_rank else None
-    print_notes([*resume_notes, *notes, *flag_notes(args, several_processes=layout is not None)], say)
+    previews = _preview_notes(args.preview, request.steps, args.preview_every)
+    print_notes([*resume_notes, *notes, *previews, *flag_notes(args, several_processes=layout is not None)], say)
     if args.dry_run:
         return dry_run(args, request, layout, videos=len(requests))
     device = args.device if session is None else session.device
@@ -428,6 +429,13 @@ def planned_batch_guidance(
 
 def _quiet(*values: object, **kwargs: object) -> None:
     """Ranks other than 0 print nothing but errors."""
+
+
+def _preview_notes(path: str | None, steps: int, every: int | None) -> list[str]:
+    """Where and when the previews come: a terminal shows nothing of them otherwise."""
+    from motif_lite.io.preview import preview_note
+
+    return [preview_note(path, steps, every)] if path else []
 
 
 def _preview_writer(path: str, fps: float):

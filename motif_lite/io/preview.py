@@ -29,6 +29,28 @@ def preview_interval(steps: int, every: int | None) -> int:
     return every or max(1, math.ceil(steps / PREVIEWS_PER_RUN))
 
 
+def preview_steps(steps: int, every: int | None) -> list[int]:
+    """The steps after which a `steps`-step run writes a preview (the pipeline's rule: every interval-th step but
+    the last)."""
+    return list(range(preview_interval(steps, every), steps, preview_interval(steps, every)))
+
+
+def preview_note(path: str | Path, steps: int, every: int | None) -> str:
+    """What a run with `--preview path` writes and when: the terminal shows nothing else of the previews, and a
+    user without an image viewer open may not know where to look."""
+    after = preview_steps(steps, every)
+    when = (
+        ", ".join(map(str, after))
+        if len(after) <= 5
+        else f"{after[0]}, {after[1]}, ..., {after[-1]} ({len(after)} in all)"
+    )
+    what = "the middle frame" if Path(path).suffix.lower() == ".png" else "every latent frame, animated"
+    return (
+        f"previews: {path} ({what}, colours and layout rather than detail) is replaced after step"
+        f"{'s' if len(after) > 1 else ''} {when} of {steps}; the last one stays after the run"
+    )
+
+
 def check_previews_come(steps: int, every: int | None) -> None:
     """Refuse (`MotifLiteError`) a preview interval with which a `steps`-step run writes no preview at all: the
     file asked for would never come, which is better said before the run than after it."""

@@ -56,6 +56,15 @@ _FFMPEG = {
     ".mkv": ("libx264", _H264),
     ".webm": ("libvpx-vp9", ["-crf", "30", "-b:v", "0", "-row-mt", "1"]),
 }
+# RGB to yuv420p with the BT.709 matrix, and the stream tagged BT.709 (limited range). ffmpeg's default converts with
+# BT.601 and tags nothing, while browsers, QuickTime and phones decode untagged HD video as BT.709: colours then
+# shift (pure red plays as 255, 23, 0; pure green as 0, 215, 0). The scale filter converts (the tags alone do not on
+# older ffmpeg), the encoder options tag: options that any ffmpeg imageio-ffmpeg may find takes. (Its bundled n9.0.2
+# keeps only the matrix tag, primaries and transfer "unknown", which players take as BT.709 for HD.)
+_BT709 = [
+    *("-vf", "scale=out_color_matrix=bt709:out_range=tv"),
+    *("-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"),
+]
 # ffmpeg in a process group of its own: Ctrl-C reaches Python only, which stops ffmpeg itself (ffmpeg stopping first
 # would turn the interruption into a failed write).
 _OWN_PROCESS_GROUP: dict = (
@@ -282,7 +291,7 @@ def _ffmpeg_command(path: Path, metadata: Path, width: int, height: int, fps: fl
     rate = str(Fraction(fps).limit_denominator())  # a fraction, so that 24000/1001 is not rounded
     frames = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", rate, "-i", "-"]
     tags = ["-f", "ffmetadata", "-i", str(metadata), "-map", "0:v", "-map_metadata", "1"]
-    encode = ["-an", "-c:v", codec, "-pix_fmt", "yuv420p", *params]
+    encode = ["-an", *_BT709, "-c:v", codec, "-pix_fmt", "yuv420p", *params]
     return [find_ffmpeg(), "-y", "-nostdin", "-v", "error", *frames, *tags, *encode, str(path)]
 
 
