@@ -238,3 +238,30 @@ def test_a_user_error_without_a_message_is_printed_by_every_rank(monkeypatch, ca
     monkeypatch.setattr(run_cli, "main", refuse)
     assert cli.main(["run", "-p", "fox"]) == cli.EXIT_USER_ERROR
     assert capsys.readouterr().err == "[rank 1] error: \n"
+
+
+@pytest.fixture
+def no_process_group(monkeypatch):
+    """Fails the test if this process would join a torchrun job's process group."""
+
+    def forbidden(device):
+        raise AssertionError("a dry run joined the process group")
+
+    monkeypatch.setattr(parallel, "start", forbidden)
+
+
+@pytest.mark.parametrize("device", ["cuda:1", "cpu"])
+def test_a_dry_run_under_torchrun_is_printed_once_by_the_main_rank(capsys, monkeypatch, no_process_group, device):
+    # Before: every rank joined the job and printed the same plan (the main rank's, text encoder and all).
+    argv = ["run", "-p", "fox", "--dry-run", "--device", device, "-W", "256", "-H", "256", "--video-frames", "9"]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert cli.main(argv) == 0
+    assert capsys.readouterr() == ("", "")
+    monkeypatch.setenv("RANK", "0")
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    if device == "cuda:1":  # what each rank of a run would refuse, a dry run refuses too
+        assert code == cli.EXIT_USER_ERROR and "--device cuda:1: in a parallel run rank r uses cuda:LOCAL_RANK" in err
+    else:
+        assert code == 0 and out.count("cfg 2 x sp 1 on 2 ranks; per rank:") == 1

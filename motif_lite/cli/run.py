@@ -81,6 +81,8 @@ def main(args: argparse.Namespace) -> int:
         return launch_run(args)
     if torchrun_world == 1:
         return _run(args)
+    if args.dry_run:  # loads nothing and needs no other rank: the main rank prints the plan once, the others nothing
+        return _run(args) if os.environ.get("RANK") == "0" else 0
     from motif_lite.errors import MotifLiteError
     from motif_lite.runtime import parallel
 
@@ -102,7 +104,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
     check_flags(args, resume)
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
-    world = session.world if session is not None else args.gpus or 1
+    torchrun_world = int(os.environ.get("WORLD_SIZE", "1"))  # a dry run under torchrun joins no process group
+    world = session.world if session is not None else torchrun_world if torchrun_world > 1 else args.gpus or 1
     layout = parallel_layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
     parallel, requests, notes = _resolve(args, unresolved, session, layout)
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
