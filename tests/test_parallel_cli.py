@@ -71,6 +71,7 @@ def test_more_gpus_than_the_machine_has_says_what_to_do_and_a_dry_run_notes_it(
     # layout without a word of the refusal.
     monkeypatch.setattr(torch.cuda, "device_count", lambda: found)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the dry run plans for the CPU, as without GPUs
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     argv = ["run", "-p", "fox", "--gpus", "4", "-W", "256", "-H", "256", "--video-frames", "9", "--steps", "2"]
     assert cli.main(argv) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
@@ -265,3 +266,49 @@ def test_a_dry_run_under_torchrun_is_printed_once_by_the_main_rank(capsys, monke
         assert code == cli.EXIT_USER_ERROR and "--device cuda:1: in a parallel run rank r uses cuda:LOCAL_RANK" in err
     else:
         assert code == 0 and out.count("cfg 2 x sp 1 on 2 ranks; per rank:") == 1
+
+
+@pytest.fixture
+def launched(monkeypatch) -> list[int]:
+    """The process counts the launcher is asked to start (none started); no GPU memory is read."""
+    counts: list[int] = []
+    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: counts.append(nproc) or 0)
+    monkeypatch.setattr(parallel, "gpu_budgets", lambda count: None)
+    return counts
+
+
+def test_gpus_all_starts_a_process_on_every_visible_gpu(capsys, monkeypatch, launched):
+    small = ["-W", "256", "-H", "256", "--video-frames", "9"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert cli.main(["run", "-p", "fox", "--gpus", "all", *small]) == 0
+    assert launched == [4]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert cli.main(["run", "-p", "fox", "--gpus", "ALL", *small]) == cli.EXIT_USER_ERROR
+    assert "--gpus all: this machine has no CUDA device; --gpus N --device cpu runs N" in capsys.readouterr().err
+    assert cli.main(["run", "-p", "fox", "--gpus", "all", "--device", "cpu", *small]) == cli.EXIT_USER_ERROR
+    assert "give the number of CPU processes instead (--gpus 2)" in capsys.readouterr().err
+    assert launched == [4]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_gpus_that_is_no_count_names_all(capsys, value):
+    # -1 is "every GPU" in PyTorch Lightning: here that is --gpus all.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "fox", "--gpus", value])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert f"--gpus: must be a number of GPUs, 1 or more, or all (every GPU this process sees), got {value}" in err
+
+
+def test_too_few_gpus_names_cuda_visible_devices_when_it_hides_some(capsys, monkeypatch, no_launch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert cli.main(["run", "-p", "fox", "--gpus", "2"]) == cli.EXIT_USER_ERROR
+    assert "this machine has only 1 CUDA device visible (CUDA_VISIBLE_DEVICES='0'): add" in capsys.readouterr().err
+
+
+def test_a_gpu_given_by_index_points_to_cuda_visible_devices(capsys, monkeypatch, no_launch):
+    assert cli.main(["run", "-p", "fox", "--gpus", "2", "--device", "cuda:2"]) == cli.EXIT_USER_ERROR
+    assert "choose the GPUs with CUDA_VISIBLE_DEVICES (CUDA_VISIBLE_DEVICES=2,3 motif-lite run --gpus 2" in (
+        capsys.readouterr().err
+    )

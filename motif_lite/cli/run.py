@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.common import download_hint_repeats, lora_args, print_notes
-from motif_lite.cli.launch import launch_run, missing_gpus, parallel_layout
+from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_layout
 from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
 from motif_lite.cli.resume import earlier_runs, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
@@ -77,6 +77,8 @@ def main(args: argparse.Namespace) -> int:
     (outside torchrun) it checks the settings, then starts N processes that each run this handler under torchrun."""
     args.weights = weight_files(args)  # a .gguf given as --diffusion-model / --text-encoder becomes --gguf / ...
     torchrun_world = int(os.environ.get("WORLD_SIZE", "1"))
+    if torchrun_world == 1 and args.gpus == "all":  # under torchrun --gpus is ignored: torchrun started the ranks
+        args.gpus = all_gpus(args.device)
     if torchrun_world == 1 and args.gpus is not None and args.gpus > 1 and not args.dry_run:
         return launch_run(args)
     if torchrun_world == 1:

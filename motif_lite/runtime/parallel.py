@@ -146,7 +146,10 @@ def start(device: str) -> Session:
 def check_device(device: str) -> None:
     """A `--device` a parallel run can use: each rank picks its own GPU, so only auto, cuda or cpu."""
     if device not in ("auto", "cuda", "cpu"):
-        raise ParallelError(f"--device {device}: in a parallel run rank r uses cuda:LOCAL_RANK; use auto, cuda or cpu")
+        raise ParallelError(
+            f"--device {device}: in a parallel run rank r uses cuda:LOCAL_RANK; use auto, cuda or cpu, and choose the "
+            "GPUs with CUDA_VISIBLE_DEVICES (CUDA_VISIBLE_DEVICES=2,3 motif-lite run --gpus 2 ... runs on GPUs 2 and 3)"
+        )
 
 
 def stop() -> None:
