@@ -312,3 +312,22 @@ def test_a_gpu_given_by_index_points_to_cuda_visible_devices(capsys, monkeypatch
     assert "choose the GPUs with CUDA_VISIBLE_DEVICES (CUDA_VISIBLE_DEVICES=2,3 motif-lite run --gpus 2" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "advice"),
+    [
+        (("--ulysses_degree", "2"), "Ulysses sequence parallel is --sp N here"),  # xDiT
+        (("--ulysses_size", "2"), "Ulysses sequence parallel is --sp N here"),  # Wan2.1's generate.py
+        (("--ring_degree", "2"), "ring attention is not offered: sequence parallel is Ulysses, --sp N"),
+        (("--use_cfg_parallel",), "guidance parallel is on by default"),
+        (("--dit_fsdp",), "weights are not sharded: every process loads the whole (2B) transformer"),
+        (("--nproc_per_node", "2"), "--gpus N starts N processes; torchrun's flags go before the command"),
+        (("--devices", "2"), "several GPUs: --gpus N (one process each, CUDA_VISIBLE_DEVICES picks which)"),
+    ],
+)
+def test_other_tools_multi_gpu_flags_say_what_to_use_here(capsys, argv, advice):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "fox", *argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"unrecognized arguments: {' '.join(argv)} ({argv[0]}: {advice}" in err
