@@ -331,3 +331,15 @@ def test_other_tools_multi_gpu_flags_say_what_to_use_here(capsys, argv, advice):
         cli.main(["run", "-p", "fox", *argv])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and f"unrecognized arguments: {' '.join(argv)} ({argv[0]}: {advice}" in err
+
+
+def test_gpus_under_torchrun_that_differs_from_its_processes_is_noted(capsys, monkeypatch, no_process_group):
+    # torchrun decides the processes; before, a --gpus 4 under torchrun --nproc-per-node 2 was silently ignored.
+    argv = ["run", "-p", "fox", "--dry-run", "--device", "cpu", "-W", "256", "-H", "256", "--video-frames", "9"]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    for gpus, noted in (("4", True), ("2", False), ("all", False)):
+        assert cli.main([*argv, "--gpus", gpus]) == 0
+        err = capsys.readouterr().err
+        note = "note: --gpus 4 is not used under torchrun, which started 2 processes: this run is on 2"
+        assert (note in err) == noted and "note: None" not in err

@@ -56,6 +56,14 @@ def all_gpus(device: str) -> int:
     return found
 
 
+def torchrun_notes(gpus: int | str | None, world: int) -> list[str]:
+    """Under torchrun (`world` > 1 processes), the note on a --gpus that asks for another count: torchrun decides."""
+    if world == 1 or gpus is None or gpus in ("all", world):
+        return []
+    return [f"--gpus {gpus} is not used under torchrun, which started {world} processes: this run is on {world} "
+            "(torchrun --nproc-per-node N decides; leave --gpus out)"]  # fmt: skip
+
+
 def missing_gpus(gpus: int | None, device: str) -> str | None:
     """Why `--gpus N` cannot start its processes on this machine (fewer CUDA devices than N, and not
     `--device cpu`), with what to do instead; None when it can."""

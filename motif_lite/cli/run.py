@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.common import download_hint_repeats, lora_args, print_notes
-from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_layout
+from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_layout, torchrun_notes
 from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
 from motif_lite.cli.resume import earlier_runs, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
@@ -115,7 +115,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     say = print if main_rank else _quiet
     loras = lora_args(args.lora)
     on_preview = _preview_writer(args.preview, request.fps) if args.preview and main_rank else None
-    print_notes([*resume_notes, *notes, *flag_notes(args, several_processes=layout is not None)], say)
+    ignored = torchrun_notes(args.gpus, torchrun_world)
+    print_notes([*resume_notes, *notes, *flag_notes(args, several_processes=layout is not None), *ignored], say)
     if args.dry_run:
         return dry_run(args, request, layout, videos=len(requests))
     device = args.device if session is None else session.device
