@@ -90,6 +90,10 @@ def main(args: argparse.Namespace) -> int:
 
     session = parallel.start(args.device)
     try:
+        if args.dtype is None:  # each rank's default is its own GPU's
+            from motif_lite.settings import resolve_dtype
+
+            parallel.check_same_dtype(resolve_dtype(None, session.device).value)
         return _run(args, session)
     except Exception as exc:  # user errors print "[rank r] error: ..." in cli.main; anything else is logged here
         if not isinstance(exc, MotifLiteError):
