@@ -73,7 +73,9 @@ def test_default_layout_splits_guidance_then_tokens():
         (16, True, None, "each branch gets 8 of them, which share its video tokens, and 8 does not divide"),
         (5, True, None, "5 does not divide the transformer's 12 attention heads; possible counts"),
         (5, True, None, "possible counts (--gpus N, torchrun's processes): 1, 2, 3, 4, 6, 8, 12, 24"),
-        (4, True, 3, "--sp 3 does not divide the 4 ranks"),
+        (4, True, 3, "--sp 3 does not divide the 4 ranks; on 4: --sp 2 or --sp 4"),
+        (6, False, 4, "--sp 4 does not divide the 6 ranks; on 6: --sp 6"),
+        (8, False, 3, "--sp 3 does not divide the 8 ranks; on 8: no degree works (leave --sp out to see the counts"),
         # --sp without as many processes (a single one: --gpus forgotten)
         (1, True, 2, "--sp 2 shares the video tokens among 2 processes, but this run has 1: run it on 2 or 4"),
         (1, True, 2, "run it on 2 or 4 (cfg 2 x sp 2) processes (--gpus N, or torchrun --nproc-per-node N)"),

@@ -82,7 +82,11 @@ def choose_layout(world: int, guided: bool, heads: int, sp: int | None = None) -
             "processes (--gpus N, or torchrun --nproc-per-node N)"
         )
     if sp < 1 or world % sp:
-        raise ParallelError(f"--sp {sp} does not divide the {world} ranks")
+        working = [d for d in range(1, world + 1) if not world % d and not heads % d and world // d <= 1 + guided]
+        choices = (
+            " or ".join(f"--sp {d}" for d in working) or "no degree works (leave --sp out to see the counts that do)"
+        )
+        raise ParallelError(f"--sp {sp} does not divide the {world} ranks; on {world}: {choices}")
     cfg = world // sp
     if cfg > 2 or (cfg == 2 and not guided):
         why = "at most 2 (conditional, unconditional) can work" if guided else "guidance is off (cfg scale 1)"
