@@ -343,3 +343,12 @@ def test_gpus_under_torchrun_that_differs_from_its_processes_is_noted(capsys, mo
         err = capsys.readouterr().err
         note = "note: --gpus 4 is not used under torchrun, which started 2 processes: this run is on 2"
         assert (note in err) == noted and "note: None" not in err
+
+
+@pytest.mark.parametrize("flag", ["--gpus", "--sp"])
+def test_serve_with_several_gpus_says_how_to_use_them(capsys, flag):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve", flag, "2"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert f"({flag}: the server runs on one GPU; for several, start one server per GPU (motif-lite serve" in err

@@ -216,6 +216,9 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if _spelled(name) == "--version":  # a flag of motif-lite itself, not of its commands
             hints.append(f"{flag}: the version is motif-lite --version")
             continue
+        if _spelled(name) in ("--gpus", "--sp") and "--port" in known:  # the server's parser
+            hints.append(f"{flag}: {SERVER_ON_ONE_GPU}")
+            continue
         needs, advice = OTHER_TOOLS_SETTINGS.get(name) or OTHER_TOOLS_SETTINGS.get(_spelled(name), (None, None))
         if needs in known:
             hints.append(f"{flag}: {advice}")
@@ -227,6 +230,8 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     parser.error(f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else ""))
 
 
+SERVER_ON_ONE_GPU = ("the server runs on one GPU; for several, start one server per GPU (motif-lite serve --device "
+                     "cuda:1 --port 8001), or use motif-lite run --gpus N")  # fmt: skip
 DURATION_FLAGS = ("--seconds", "--duration")  # a clip's length in seconds, as other tools take it
 
 
