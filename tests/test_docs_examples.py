@@ -516,6 +516,14 @@ FOREIGN_FLAGS = {
     "--bench-report": "bench/conftest.py's pytest option",
     "-k": "pytest's",
     "--num-frame": "docs/usage.md's example of a misspelling that gets a hint",
+    # docs/parallel.md's table for xDiT and Wan2.1 users
+    "--ulysses_degree": "xDiT's",
+    "--ulysses_size": "Wan2.1's",
+    "--use_cfg_parallel": "xDiT's",
+    "--ring_degree": "xDiT's",
+    "--ring_size": "Wan2.1's",
+    "--dit_fsdp": "Wan2.1's",
+    "--t5_fsdp": "Wan2.1's",
 }
 
 

@@ -39,6 +39,7 @@ from motif_lite.runtime.parallel import (
     ParallelError,
     ParallelLayout,
     SequenceParallel,
+    check_same_dtype,
     choose_layout,
     split_tokens,
 )
@@ -72,7 +73,9 @@ def test_default_layout_splits_guidance_then_tokens():
         (16, True, None, "each branch gets 8 of them, which share its video tokens, and 8 does not divide"),
         (5, True, None, "5 does not divide the transformer's 12 attention heads; possible counts"),
         (5, True, None, "possible counts (--gpus N, torchrun's processes): 1, 2, 3, 4, 6, 8, 12, 24"),
-        (4, True, 3, "--sp 3 does not divide the 4 ranks"),
+        (4, True, 3, "--sp 3 does not divide the 4 ranks; on 4: --sp 2 or --sp 4"),
+        (6, False, 4, "--sp 4 does not divide the 6 ranks; on 6: --sp 6"),
+        (8, False, 3, "--sp 3 does not divide the 8 ranks; on 8: no degree works (leave --sp out to see the counts"),
         # --sp without as many processes (a single one: --gpus forgotten)
         (1, True, 2, "--sp 2 shares the video tokens among 2 processes, but this run has 1: run it on 2 or 4"),
         (1, True, 2, "run it on 2 or 4 (cfg 2 x sp 2) processes (--gpus N, or torchrun --nproc-per-node N)"),
@@ -200,6 +203,11 @@ def _worker(rank: int, world: int, port: int, checkpoint: Path, out: Path) -> No
             Parallel.create(ParallelLayout(2, 2), torch.device("cpu"), 60).share(_fail_on_rank_0)
         except MotifLiteError as exc:
             (out / f"share_error{rank}.txt").write_text(f"{type(exc).__name__}: {exc}")
+        check_same_dtype(torch.float32)  # alike: no error
+        try:  # ranks 0, 1 on GPUs with bf16, ranks 2, 3 on older ones (fp16)
+            check_same_dtype(torch.bfloat16 if rank < 2 else torch.float16)
+        except ParallelError as exc:
+            (out / f"dtype_error{rank}.txt").write_text(str(exc))
         # The transformer alone, on text of two lengths (masked), image tokens and 2 x 3 x 5 = 30 video tokens.
         model, x = _six_head_model(), inputs(frames=2, height=6, width=10, image=5)
         for sp in (2, 3):
@@ -269,6 +277,13 @@ def test_an_error_on_rank_0_reaches_every_rank(four_processes):
     for rank in (1, 2, 3):
         message = (four_processes / f"share_error{rank}.txt").read_text()
         assert message == "ParallelError: rank 0 failed: cannot read first_frame.png"
+
+
+def test_ranks_whose_gpus_default_to_different_dtypes_all_stop_naming_dtype(four_processes):
+    for rank in range(4):
+        message = (four_processes / f"dtype_error{rank}.txt").read_text()
+        assert "different compute dtypes (rank 0 bfloat16, rank 1 bfloat16, rank 2 float16, rank 3 float16;" in message
+        assert "give --dtype fp16 to run all of them in fp16" in message
 
 
 def test_sequence_parallel_forward_equals_the_model(four_processes):

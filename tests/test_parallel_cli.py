@@ -71,6 +71,7 @@ def test_more_gpus_than_the_machine_has_says_what_to_do_and_a_dry_run_notes_it(
     # layout without a word of the refusal.
     monkeypatch.setattr(torch.cuda, "device_count", lambda: found)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the dry run plans for the CPU, as without GPUs
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     argv = ["run", "-p", "fox", "--gpus", "4", "-W", "256", "-H", "256", "--video-frames", "9", "--steps", "2"]
     assert cli.main(argv) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
@@ -238,3 +239,116 @@ def test_a_user_error_without_a_message_is_printed_by_every_rank(monkeypatch, ca
     monkeypatch.setattr(run_cli, "main", refuse)
     assert cli.main(["run", "-p", "fox"]) == cli.EXIT_USER_ERROR
     assert capsys.readouterr().err == "[rank 1] error: \n"
+
+
+@pytest.fixture
+def no_process_group(monkeypatch):
+    """Fails the test if this process would join a torchrun job's process group."""
+
+    def forbidden(device):
+        raise AssertionError("a dry run joined the process group")
+
+    monkeypatch.setattr(parallel, "start", forbidden)
+
+
+@pytest.mark.parametrize("device", ["cuda:1", "cpu"])
+def test_a_dry_run_under_torchrun_is_printed_once_by_the_main_rank(capsys, monkeypatch, no_process_group, device):
+    # Before: every rank joined the job and printed the same plan (the main rank's, text encoder and all).
+    argv = ["run", "-p", "fox", "--dry-run", "--device", device, "-W", "256", "-H", "256", "--video-frames", "9"]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert cli.main(argv) == 0
+    assert capsys.readouterr() == ("", "")
+    monkeypatch.setenv("RANK", "0")
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    if device == "cuda:1":  # what each rank of a run would refuse, a dry run refuses too
+        assert code == cli.EXIT_USER_ERROR and "--device cuda:1: in a parallel run rank r uses cuda:LOCAL_RANK" in err
+    else:
+        assert code == 0 and out.count("cfg 2 x sp 1 on 2 ranks; per rank:") == 1
+
+
+@pytest.fixture
+def launched(monkeypatch) -> list[int]:
+    """The process counts the launcher is asked to start (none started); no GPU memory is read."""
+    counts: list[int] = []
+    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: counts.append(nproc) or 0)
+    monkeypatch.setattr(parallel, "gpu_budgets", lambda count: None)
+    return counts
+
+
+def test_gpus_all_starts_a_process_on_every_visible_gpu(capsys, monkeypatch, launched):
+    small = ["-W", "256", "-H", "256", "--video-frames", "9"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert cli.main(["run", "-p", "fox", "--gpus", "all", *small]) == 0
+    assert launched == [4]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert cli.main(["run", "-p", "fox", "--gpus", "ALL", *small]) == cli.EXIT_USER_ERROR
+    assert "--gpus all: this machine has no CUDA device; --gpus N --device cpu runs N" in capsys.readouterr().err
+    assert cli.main(["run", "-p", "fox", "--gpus", "all", "--device", "cpu", *small]) == cli.EXIT_USER_ERROR
+    assert "give the number of CPU processes instead (--gpus 2)" in capsys.readouterr().err
+    assert launched == [4]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_gpus_that_is_no_count_names_all(capsys, value):
+    # -1 is "every GPU" in PyTorch Lightning: here that is --gpus all.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "fox", "--gpus", value])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert f"--gpus: must be a number of GPUs, 1 or more, or all (every GPU this process sees), got {value}" in err
+
+
+def test_too_few_gpus_names_cuda_visible_devices_when_it_hides_some(capsys, monkeypatch, no_launch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert cli.main(["run", "-p", "fox", "--gpus", "2"]) == cli.EXIT_USER_ERROR
+    assert "this machine has only 1 CUDA device visible (CUDA_VISIBLE_DEVICES='0'): add" in capsys.readouterr().err
+
+
+def test_a_gpu_given_by_index_points_to_cuda_visible_devices(capsys, monkeypatch, no_launch):
+    assert cli.main(["run", "-p", "fox", "--gpus", "2", "--device", "cuda:2"]) == cli.EXIT_USER_ERROR
+    assert "choose the GPUs with CUDA_VISIBLE_DEVICES (CUDA_VISIBLE_DEVICES=2,3 motif-lite run --gpus 2" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "advice"),
+    [
+        (("--ulysses_degree", "2"), "Ulysses sequence parallel is --sp N here"),  # xDiT
+        (("--ulysses_size", "2"), "Ulysses sequence parallel is --sp N here"),  # Wan2.1's generate.py
+        (("--ring_degree", "2"), "ring attention is not offered: sequence parallel is Ulysses, --sp N"),
+        (("--use_cfg_parallel",), "guidance parallel is on by default"),
+        (("--dit_fsdp",), "weights are not sharded: every process loads the whole (2B) transformer"),
+        (("--nproc_per_node", "2"), "--gpus N starts N processes; torchrun's flags go before the command"),
+        (("--devices", "2"), "several GPUs: --gpus N (one process each, CUDA_VISIBLE_DEVICES picks which)"),
+    ],
+)
+def test_other_tools_multi_gpu_flags_say_what_to_use_here(capsys, argv, advice):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "fox", *argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"unrecognized arguments: {' '.join(argv)} ({argv[0]}: {advice}" in err
+
+
+def test_gpus_under_torchrun_that_differs_from_its_processes_is_noted(capsys, monkeypatch, no_process_group):
+    # torchrun decides the processes; before, a --gpus 4 under torchrun --nproc-per-node 2 was silently ignored.
+    argv = ["run", "-p", "fox", "--dry-run", "--device", "cpu", "-W", "256", "-H", "256", "--video-frames", "9"]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    for gpus, noted in (("4", True), ("2", False), ("all", False)):
+        assert cli.main([*argv, "--gpus", gpus]) == 0
+        err = capsys.readouterr().err
+        note = "note: --gpus 4 is not used under torchrun, which started 2 processes: this run is on 2"
+        assert (note in err) == noted and "note: None" not in err
+
+
+@pytest.mark.parametrize("flag", ["--gpus", "--sp"])
+def test_serve_with_several_gpus_says_how_to_use_them(capsys, flag):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve", flag, "2"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert f"({flag}: the server runs on one GPU; for several, start one server per GPU (motif-lite serve" in err

@@ -4,6 +4,7 @@ launcher, each running `run` under torchrun; and the layout (`parallel_layout`) 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.common import lora_args
@@ -39,6 +40,30 @@ def launch_run(args: argparse.Namespace) -> int:
     return launch(args.gpus, args.argv)
 
 
+def all_gpus(device: str) -> int:
+    """What `--gpus all` means here: the CUDA devices this process sees (CUDA_VISIBLE_DEVICES applies)."""
+    import torch
+
+    from motif_lite.runtime.parallel import ParallelError
+
+    if device == "cpu":
+        raise ParallelError("--gpus all counts this machine's GPUs, but --device cpu runs on the CPU: give the number "
+                            "of CPU processes instead (--gpus 2)")  # fmt: skip
+    found = torch.cuda.device_count()
+    if found == 0:
+        raise ParallelError(f"--gpus all: this machine has no CUDA device{_visible_note()}; --gpus N --device cpu runs "
+                            "N processes on the CPU (slow, for testing)")  # fmt: skip
+    return found
+
+
+def torchrun_notes(gpus: int | str | None, world: int) -> list[str]:
+    """Under torchrun (`world` > 1 processes), the note on a --gpus that asks for another count: torchrun decides."""
+    if world == 1 or gpus is None or gpus in ("all", world):
+        return []
+    return [f"--gpus {gpus} is not used under torchrun, which started {world} processes: this run is on {world} "
+            "(torchrun --nproc-per-node N decides; leave --gpus out)"]  # fmt: skip
+
+
 def missing_gpus(gpus: int | None, device: str) -> str | None:
     """Why `--gpus N` cannot start its processes on this machine (fewer CUDA devices than N, and not
     `--device cpu`), with what to do instead; None when it can."""
@@ -50,6 +75,7 @@ def missing_gpus(gpus: int | None, device: str) -> str | None:
     if found >= gpus:
         return None
     has = "no CUDA device" if found == 0 else f"only {found} CUDA device{'s' if found > 1 else ''}"
+    has += _visible_note()
     fewer = f"give --gpus {found} or fewer, or " if found > 1 else ""
     return (
         f"--gpus {gpus} starts {gpus} processes, one per GPU, but this machine has {has}: {fewer}add --device cpu "
@@ -61,10 +87,12 @@ def parallel_layout(args: argparse.Namespace, request: GenerationRequest, world:
     """How `world` ranks split the work; a layout that cannot work is an error before anything loads."""
     from motif_lite.checkpoint import locate_sources
     from motif_lite.preflight import AT_HAND
-    from motif_lite.runtime.parallel import ParallelError, choose_layout
+    from motif_lite.runtime.parallel import ParallelError, check_device, choose_layout
     from motif_lite.sampling import needs_uncond
     from motif_lite.settings import resolve_guidance
 
+    if world > 1:  # also in a dry run, which starts no rank to refuse it
+        check_device(args.device)
     sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)  # configs at hand, else built-in
     guided = needs_uncond(resolve_guidance(request, sources.configs.guider).value)
     layout = choose_layout(world, guided, sources.transformer.value.num_attention_heads, args.sp)
@@ -101,3 +129,9 @@ def _plan_before_launch(
     plan_run(args, request, sources, dtype, device, layout, vram_gib=budgets[0] / 2**30)
     if len(budgets) > 1:
         plan_run(args, request, sources, dtype, device, layout, text_encoder=False, vram_gib=min(budgets[1:]) / 2**30)
+
+
+def _visible_note() -> str:
+    """Where CUDA_VISIBLE_DEVICES hides GPUs from this process, a note naming it (the machine may have more)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return "" if visible is None else f" visible (CUDA_VISIBLE_DEVICES={visible!r})"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.common import download_hint_repeats, lora_args, print_notes
-from motif_lite.cli.launch import launch_run, missing_gpus, parallel_layout
+from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_layout, torchrun_notes
 from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
 from motif_lite.cli.resume import earlier_runs, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
@@ -77,15 +77,23 @@ def main(args: argparse.Namespace) -> int:
     (outside torchrun) it checks the settings, then starts N processes that each run this handler under torchrun."""
     args.weights = weight_files(args)  # a .gguf given as --diffusion-model / --text-encoder becomes --gguf / ...
     torchrun_world = int(os.environ.get("WORLD_SIZE", "1"))
+    if torchrun_world == 1 and args.gpus == "all":  # under torchrun --gpus is ignored: torchrun started the ranks
+        args.gpus = all_gpus(args.device)
     if torchrun_world == 1 and args.gpus is not None and args.gpus > 1 and not args.dry_run:
         return launch_run(args)
     if torchrun_world == 1:
         return _run(args)
+    if args.dry_run:  # loads nothing and needs no other rank: the main rank prints the plan once, the others nothing
+        return _run(args) if os.environ.get("RANK") == "0" else 0
     from motif_lite.errors import MotifLiteError
     from motif_lite.runtime import parallel
 
     session = parallel.start(args.device)
     try:
+        if args.dtype is None:  # each rank's default is its own GPU's
+            from motif_lite.settings import resolve_dtype
+
+            parallel.check_same_dtype(resolve_dtype(None, session.device).value)
         return _run(args, session)
     except Exception as exc:  # user errors print "[rank r] error: ..." in cli.main; anything else is logged here
         if not isinstance(exc, MotifLiteError):
@@ -102,7 +110,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
     check_flags(args, resume)
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
-    world = session.world if session is not None else args.gpus or 1
+    torchrun_world = int(os.environ.get("WORLD_SIZE", "1"))  # a dry run under torchrun joins no process group
+    world = session.world if session is not None else torchrun_world if torchrun_world > 1 else args.gpus or 1
     layout = parallel_layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
     parallel, requests, notes = _resolve(args, unresolved, session, layout)
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
@@ -111,7 +120,9 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     loras = lora_args(args.lora)
     on_preview = _preview_writer(args.preview, request.fps) if args.preview and main_rank else None
     previews = _preview_notes(args.preview, request.steps, args.preview_every)
-    print_notes([*resume_notes, *notes, *previews, *flag_notes(args, several_processes=layout is not None)], say)
+    ignored = torchrun_notes(args.gpus, torchrun_world)
+    flags = flag_notes(args, several_processes=layout is not None)
+    print_notes([*resume_notes, *notes, *previews, *flags, *ignored], say)
     if args.dry_run:
         return dry_run(args, request, layout, videos=len(requests))
     device = args.device if session is None else session.device

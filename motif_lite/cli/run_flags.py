@@ -403,10 +403,11 @@ def _add_parallel_flags(run: argparse.ArgumentParser) -> None:
     p = run.add_argument_group("several GPUs (docs/parallel.md; under torchrun every process runs this command)")
     p.add_argument(
         "--gpus",
-        type=_positive_int,
-        metavar="N",
-        help="run on N GPUs of this machine: starts N processes as torchrun --nproc-per-node N -m motif_lite run "
-        "does (with --device cpu: N CPU processes, for testing)",
+        type=_gpu_count,
+        metavar="N|all",
+        help="run on N GPUs of this machine (all: every GPU this process sees, after CUDA_VISIBLE_DEVICES): starts "
+        "N processes as torchrun --nproc-per-node N -m motif_lite run does (with --device cpu: N CPU processes, for "
+        "testing)",
     )
     p.add_argument(
         "--sp",
@@ -422,6 +423,22 @@ def _add_parallel_flags(run: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds a rank waits for the others during generation before it gives up (default 600)",
     )
+
+
+def _gpu_count(text: str) -> int | str:
+    """`--gpus`: a number of GPUs, or "all" (counted when the run starts, where torch is loaded anyway)."""
+    if text.lower() == "all":
+        return "all"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:  # other tools take 0 or -1 for "every GPU" (PyTorch Lightning) or for "none"
+        raise argparse.ArgumentTypeError(
+            f"must be a number of GPUs, 1 or more, or all (every GPU this process sees), got {text}; "
+            "one process on the CPU is --device cpu"
+        )
+    return value
 
 
 def _positive_seconds(text: str) -> float:

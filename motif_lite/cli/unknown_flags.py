@@ -97,6 +97,43 @@ OTHER_TOOLS_SETTINGS["--mode"] = OTHER_TOOLS_SETTINGS["-M"] = (
     "the GGUF converter is python -m motif_lite.quantize",
 )
 
+# Multi-GPU settings of xDiT / xfuser (--ulysses-degree, --ring-degree, --use-cfg-parallel), Wan2.1's generate.py
+# (--ulysses-size, --ring-size, --dit-fsdp, --t5-fsdp) and torchrun's own flag given to the command.
+_ULYSSES = (
+    "--sp",
+    "Ulysses sequence parallel is --sp N here (a divisor of the 12 attention heads); the processes "
+    "come from --gpus N or torchrun, and with guidance the other half of them runs the unconditional branch",
+)
+_RING = (
+    "--sp",
+    "ring attention is not offered: sequence parallel is Ulysses, --sp N, and guidance parallel is "
+    "automatic on an even number of processes (docs/parallel.md)",
+)
+_CFG_PARALLEL = (
+    "--gpus",
+    "guidance parallel is on by default: with guidance on an even number of processes half of "
+    "them run the unconditional branch (--gpus 2 is cfg 2, --gpus 4 cfg 2 x sp 2)",
+)
+_FSDP = (
+    "--gpus",
+    "weights are not sharded: every process loads the whole (2B) transformer, and only the first one "
+    "the text encoder; --gguf Q8_0 or Q4_K_M makes the weights smaller",
+)
+_NPROC = (
+    "--gpus",
+    "--gpus N starts N processes; torchrun's flags go before the command: "
+    "torchrun --nproc-per-node N -m motif_lite run ...",
+)
+_DEVICES = (
+    "--gpus",
+    "several GPUs: --gpus N (one process each, CUDA_VISIBLE_DEVICES picks which); one GPU: --device cuda:N",
+)
+OTHER_TOOLS_SETTINGS.update({
+    "--ulysses-degree": _ULYSSES, "--ulysses-size": _ULYSSES, "--ring-degree": _RING, "--ring-size": _RING,
+    "--use-cfg-parallel": _CFG_PARALLEL, "--cfg-parallel": _CFG_PARALLEL, "--dit-fsdp": _FSDP, "--t5-fsdp": _FSDP,
+    "--nproc-per-node": _NPROC, "--world-size": _NPROC, "--devices": _DEVICES,
+})  # fmt: skip
+
 
 # Commands of other tools that motif-lite has as a program of its own (stable-diffusion.cpp's `-M convert`,
 # llama.cpp's llama-quantize).
@@ -179,6 +216,9 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if _spelled(name) == "--version":  # a flag of motif-lite itself, not of its commands
             hints.append(f"{flag}: the version is motif-lite --version")
             continue
+        if _spelled(name) in ("--gpus", "--sp") and "--port" in known:  # the server's parser
+            hints.append(f"{flag}: {SERVER_ON_ONE_GPU}")
+            continue
         needs, advice = OTHER_TOOLS_SETTINGS.get(name) or OTHER_TOOLS_SETTINGS.get(_spelled(name), (None, None))
         if needs in known:
             hints.append(f"{flag}: {advice}")
@@ -190,6 +230,8 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     parser.error(f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else ""))
 
 
+SERVER_ON_ONE_GPU = ("the server runs on one GPU; for several, start one server per GPU (motif-lite serve --device "
+                     "cuda:1 --port 8001), or use motif-lite run --gpus N")  # fmt: skip
 DURATION_FLAGS = ("--seconds", "--duration")  # a clip's length in seconds, as other tools take it
 
 

@@ -82,7 +82,11 @@ def choose_layout(world: int, guided: bool, heads: int, sp: int | None = None) -
             "processes (--gpus N, or torchrun --nproc-per-node N)"
         )
     if sp < 1 or world % sp:
-        raise ParallelError(f"--sp {sp} does not divide the {world} ranks")
+        working = [d for d in range(1, world + 1) if not world % d and not heads % d and world // d <= 1 + guided]
+        choices = (
+            " or ".join(f"--sp {d}" for d in working) or "no degree works (leave --sp out to see the counts that do)"
+        )
+        raise ParallelError(f"--sp {sp} does not divide the {world} ranks; on {world}: {choices}")
     cfg = world // sp
     if cfg > 2 or (cfg == 2 and not guided):
         why = "at most 2 (conditional, unconditional) can work" if guided else "guidance is off (cfg scale 1)"
@@ -143,10 +147,28 @@ def start(device: str) -> Session:
     return Session(rank, world, target)
 
 
+def check_same_dtype(dtype: torch.dtype) -> None:
+    """Every rank of the job computes in the same dtype: without --dtype, ranks on GPUs of two generations would each
+    take their own default (fp16 before compute capability 8.0, else bf16) and exchange tensors of different types.
+    Called by every rank with its own; raises the same error on all of them."""
+    every: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(every, str(dtype).removeprefix("torch."))
+    if len(set(every)) > 1:
+        ranks = ", ".join(f"rank {rank} {name}" for rank, name in enumerate(every))
+        raise ParallelError(
+            f"the GPUs of this run default to different compute dtypes ({ranks}; a GPU before compute capability 8.0 "
+            "has no bf16 tensor cores and defaults to fp16): give --dtype fp16 to run all of them in fp16, or choose "
+            "GPUs of one generation with CUDA_VISIBLE_DEVICES"
+        )
+
+
 def check_device(device: str) -> None:
     """A `--device` a parallel run can use: each rank picks its own GPU, so only auto, cuda or cpu."""
     if device not in ("auto", "cuda", "cpu"):
-        raise ParallelError(f"--device {device}: in a parallel run rank r uses cuda:LOCAL_RANK; use auto, cuda or cpu")
+        raise ParallelError(
+            f"--device {device}: in a parallel run rank r uses cuda:LOCAL_RANK; use auto, cuda or cpu, and choose the "
+            "GPUs with CUDA_VISIBLE_DEVICES (CUDA_VISIBLE_DEVICES=2,3 motif-lite run --gpus 2 ... runs on GPUs 2 and 3)"
+        )
 
 
 def stop() -> None:
