@@ -277,7 +277,7 @@ def _add_lora_flags(run: argparse.ArgumentParser) -> None:
         default=[],
         metavar="FILE[:STRENGTH]",
         help="a LoRA for the transformer (diffusers/PEFT or kohya/ComfyUI .safetensors, or a folder holding one), "
-        "strength default 1; repeat for several",
+        "strength default 1 (a number after the last colon; C:\\loras\\x.safetensors is a path); repeat for several",
     )
     g.add_argument(
         "--preview",

@@ -219,6 +219,9 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if _spelled(name) in ("--gpus", "--sp") and "--port" in known:  # the server's parser
             hints.append(f"{flag}: {SERVER_ON_ONE_GPU}")
             continue
+        if _spelled(name) == "--lora" and "--lora" not in known:  # check, decode, verify
+            hints.append(f"{flag}: {LORA_CHECKED_BY_DRY_RUN}")
+            continue
         needs, advice = OTHER_TOOLS_SETTINGS.get(name) or OTHER_TOOLS_SETTINGS.get(_spelled(name), (None, None))
         if needs in known:
             hints.append(f"{flag}: {advice}")
@@ -232,6 +235,10 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
 
 SERVER_ON_ONE_GPU = ("the server runs on one GPU; for several, start one server per GPU (motif-lite serve --device "
                      "cuda:1 --port 8001), or use motif-lite run --gpus N")  # fmt: skip
+LORA_CHECKED_BY_DRY_RUN = (
+    "this command takes no LoRA (LoRAs change the transformer); a dry run checks one "
+    'against it without generating: motif-lite run -p "..." --lora FILE --dry-run'
+)
 DURATION_FLAGS = ("--seconds", "--duration")  # a clip's length in seconds, as other tools take it
 
 
