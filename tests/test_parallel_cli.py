@@ -352,3 +352,26 @@ def test_serve_with_several_gpus_says_how_to_use_them(capsys, flag):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert f"({flag}: the server runs on one GPU; for several, start one server per GPU (motif-lite serve" in err
+
+
+@pytest.mark.parametrize(("local", "here"), [(None, 4), ("2", 2)])
+def test_a_parallel_dry_run_adds_up_the_host_memory_of_the_machines_processes(
+    capsys, monkeypatch, no_process_group, local, here
+):
+    # Every process holds a transformer, only the first the text encoder too (8 GiB of the official one): each plan
+    # alone would hide what N processes need of the machine. Under torchrun over 2 machines, LOCAL_WORLD_SIZE count.
+    import re
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "0")
+    if local is not None:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", local)
+    argv = ["run", "-p", "fox", "--dry-run", "--device", "cpu", "-W", "256", "-H", "256", "--video-frames", "9"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    first = float(re.search(r"^host peak (\d+\.\d+) GiB RSS", out, re.M)[1])
+    line = re.search(rf"^host, the {here} processes on this machine together: about (\S+) GiB RSS \(the first, with "
+                     r"the text encoder, (\S+); each other (\S+)\)$", out, re.M)  # fmt: skip
+    total, main, other = (float(value) for value in line.groups())
+    assert main == first and other < first - 7  # the others hold no text encoder
+    assert abs(total - (main + (here - 1) * other)) <= 0.01 * here

@@ -193,6 +193,9 @@ def dry_run(
         _check_speed_flags(args, device, dtype)
     plan = plan_run(args, request, sources, dtype, device, layout)
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
+    if layout is not None and plan.host is not None:
+        others = plan_run(args, request, sources, dtype, device, layout, text_encoder=False)
+        described += "\n" + _host_of_the_machine(plan.host.peak_bytes, others.host.peak_bytes, layout.world)
     _, note = planned_batch_guidance(args.batch_guidance and layout is None, device, plan, settings)
     print_notes([note] if note else [])
     print_notes(_dry_run_time_notes(request, settings, sources, dtype, device, videos))
@@ -201,6 +204,17 @@ def dry_run(
     lines = [prompt_line(prompt), *settings.lines(), dry_run_speed(args, device), *sizes]
     print("\n".join([*lines, *_lora_lines(args, sources), described]))
     return 0
+
+
+def _host_of_the_machine(main_bytes: int, other_bytes: int, world: int) -> str:
+    """The host memory of a parallel run's processes on this machine together: each holds its transformer, only the
+    first the text encoder too. Under torchrun over several machines, LOCAL_WORLD_SIZE of them are on this one."""
+    here = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    total = main_bytes + (here - 1) * other_bytes
+    return (
+        f"host, the {here} processes on this machine together: about {total / 2**30:.2f} GiB RSS (the first, with "
+        f"the text encoder, {main_bytes / 2**30:.2f}; each other {other_bytes / 2**30:.2f})"
+    )
 
 
 def _dry_run_time_notes(
