@@ -64,17 +64,16 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
 def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
     """Notes on the latents files an earlier run of these outputs left (it stopped, or its decode failed): this
     run starts again, and the note says how to use that work instead."""
-    from motif_lite.io.latents import LatentsFileError, latents_path, read_latents
+    from motif_lite.io.latents import fallback_folder, latents_path
 
     notes = []
     for request in requests:
         path = latents_path(request.output)
-        try:
-            saved = read_latents(path) if path.is_file() else None
-        except LatentsFileError:
-            continue
+        # Beside the output, else where a run keeps them when the output's folder took no file (a full disk).
+        saved = _earlier_run(path) or _earlier_run(fallback_folder() / path.name, user_path(request.output))
         if saved is None:
             continue
+        path = saved.file
         quoted = shlex.quote(str(path))
         if saved.denoised:
             notes.append(f"{path} holds the denoised latents of an earlier run of {request.output} whose decode "
@@ -85,6 +84,20 @@ def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
                          f"{steps}; this run starts again (its file gets another name). To go on with that one "
                          f"instead: motif-lite run --resume {quoted}")  # fmt: skip
     return notes
+
+
+def _earlier_run(path: Path, output: Path | None = None) -> SavedLatents | None:
+    """The latents an earlier run left in `path`, if any; with `output`, only those of that output (in a folder
+    that holds the latents of many outputs)."""
+    from motif_lite.io.latents import LatentsFileError, read_latents
+
+    try:
+        saved = read_latents(path) if path.is_file() else None
+    except LatentsFileError:
+        return None
+    if saved is None or (output is not None and saved.output != output.absolute()):
+        return None
+    return saved
 
 
 def _image_moved(saved: SavedLatents) -> bool:

@@ -282,6 +282,7 @@ def _generate(
     say: Callable,
     resume: SavedLatents | None = None,
 ) -> int:
+    from motif_lite.io.latents import fallback_folder
     from motif_lite.pipeline import load_pipeline
     from motif_lite.settings import resolve_dtype, resolve_settings
 
@@ -311,6 +312,7 @@ def _generate(
         sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
         attention=args.attention, parallel=parallel, **_speed_settings(args, batch_guidance),
     )  # fmt: skip
+    pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
     load_seconds = time.perf_counter() - start
     text_encoder = sources.text_encoder_gguf.describe() if sources.text_encoder_gguf is not None else None
     ran_on = _ran_on(pipe, dtype, sources)

@@ -13,8 +13,10 @@ Version 1 files (denoised latents, before stopped runs were kept) read as versio
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import torch
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.staging import staged_output
+from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.io.video import unused_path
 from motif_lite.paths import user_path
 
@@ -112,27 +115,91 @@ def save_latents(saved: SavedLatents, path: Path) -> Path:
     return path
 
 
+class LatentsSaveError(MotifLiteError):
+    """Latents that could be saved nowhere: the message names each place tried, why, and the space they need."""
+
+
 class LatentsFile:
     """The latents file of one run: named on its first save (beside the output, never replacing a file that is
     there) unless given (the file a resumed run came from); each later save replaces it; `remove` once the video
-    is written."""
+    is written. With a `fallback` folder, a save that fails where it was meant to go (a full disk, a network share
+    gone read-only) goes there instead, and so do the later ones: hours of sampling are not lost for want of a
+    few tens of MB on the output's disk. `moved` then says why."""
 
-    def __init__(self, output: str | Path, path: Path | None = None) -> None:
+    def __init__(self, output: str | Path, path: Path | None = None, fallback: Path | None = None) -> None:
         self.output = Path(output)
         self.path = path
         self.written = path is not None  # a file this run owns
+        self.fallback = fallback
+        self.moved: str | None = None  # why the file is in `fallback`, not beside the output
 
     def save(self, saved: SavedLatents) -> Path:
-        """Write `saved` (whole or not at all) and return where."""
+        """Write `saved` (whole or not at all) and return where; `LatentsSaveError` when no place takes it."""
         if self.path is None:
             self.path = unused_path(latents_path(self.output))
-        save_latents(saved, self.path)
+        try:
+            save_latents(saved, self.path)
+        except Exception as error:
+            if self.fallback is None or self.path.parent == self.fallback:
+                raise LatentsSaveError(_not_saved([(self.path, error)], saved)) from error
+            self._save_in_fallback(saved, error)
         self.written = True
         return self.path
+
+    def _save_in_fallback(self, saved: SavedLatents, error: Exception) -> None:
+        """`saved` in the fallback folder, where `self.path` failed with `error`; from then on the file is there."""
+        path = unused_path(self.fallback / self.path.name)
+        try:
+            self.fallback.mkdir(parents=True, exist_ok=True)
+            save_latents(saved, path)
+        except Exception as second:
+            raise LatentsSaveError(_not_saved([(self.path, error), (path, second)], saved)) from error
+        if self.written:  # this run's older state there: superseded, and its space is wanted
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
+        self.moved = f"{self.path} could not be written: {_reason(error)}"
+        self.path = path
 
     def remove(self) -> None:
         if self.written and self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+def _not_saved(attempts: list[tuple[Path, Exception]], saved: SavedLatents) -> str:
+    """Why `saved` is nowhere: each path tried with its error and the free space in its folder, and the size."""
+    tried = "; nor to ".join(f"{path} ({_reason(error)}{_free_space(path.parent)})" for path, error in attempts)
+    return (f"the latents could not be saved to {tried}; they need {_megabytes(_file_size(saved))}: free that much "
+            "space, or give the output another folder (-o)")  # fmt: skip
+
+
+def _reason(error: Exception) -> str:
+    """An error's cause in short: the OS's words where there are some (safetensors wraps them in its own)."""
+    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return re.sub(r" \(os error \d+\)$", "", text.removeprefix("Error while serializing: ").removeprefix("I/O error: "))
+
+
+def _free_space(folder: Path) -> str:
+    try:
+        return f", {_megabytes(shutil.disk_usage(folder).free)} free there"
+    except OSError:  # a folder that is gone, or a share that no longer answers
+        return ""
+
+
+def _file_size(saved: SavedLatents) -> int:
+    """About the bytes of the file `saved` makes: the latents in float32, the state, and the header (the description
+    as a JSON string inside JSON, about 100 bytes per tensor's entry)."""
+    state = saved.state.values()
+    header = len(json.dumps(json.dumps(saved.info(), default=str))) + 100 * (1 + len(state))
+    return header + saved.latents.numel() * 4 + sum(t.numel() * t.element_size() for t in state)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
+
+
+def fallback_folder() -> Path:
+    """Where `motif-lite run` keeps a run's latents when the output's folder takes no file (`LatentsFile`)."""
+    return user_cache_folder() / "latents"
 
 
 def other_model_notes(then: dict | None, now: dict, sampled_with: str) -> list[str]:
