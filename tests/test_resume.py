@@ -553,3 +553,13 @@ def test_a_resumed_run_never_reuses_on_the_last_step(checkpoint, tmp_path):
         cached.generate(request(tmp_path), on_progress=stop_at(2))
     saved = read_latents(tmp_path / "fox.latents.safetensors")
     assert cached.generate(GenerationRequest(**saved.request), resume=saved).step_cache == (0, 4)
+
+
+def test_resuming_a_run_that_finished_says_its_video_is_there(tmp_path, capsys):
+    """The file is removed once the video is written: `--resume` of it again points to the video."""
+    code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.latents.safetensors"))
+    assert_user_error(code, err, "no such latents file")
+    assert "fox.mp4 is there" not in err
+    (tmp_path / "fox.mp4").write_bytes(b"a finished video")
+    code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.latents.safetensors"))
+    assert_user_error(code, err, "fox.mp4 is there: a run removes its latents file once its video is written")

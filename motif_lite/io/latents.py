@@ -244,7 +244,7 @@ def read_latents(path: str | Path, command: str | None = None) -> SavedLatents:
 
     path = user_path(path)
     if not path.is_file():
-        raise LatentsFileError(f"no such latents file: {path}")
+        raise LatentsFileError(f"no such latents file: {path}{_finished(path)}")
     not_latents = (
         f"{path} is not a latents file of motif-lite ({SAVED_BY[command]} of `motif-lite run` saves one beside the "
         "output, e.g. fox.latents.safetensors)"
@@ -267,6 +267,19 @@ def read_latents(path: str | Path, command: str | None = None) -> SavedLatents:
     if latents.ndim != 5 or latents.shape[0] != 1 or not latents.is_floating_point():
         raise LatentsFileError(f"{path}: the latents have shape {tuple(latents.shape)}, not [1, C, F, h, w]")
     return replace(_saved(info, latents.float(), state, not_latents), file=path)
+
+
+def _finished(missing: Path) -> str:
+    """Why a latents file may be missing: its run finished, when a video of its name is beside it (a run removes
+    its file once the video is written)."""
+    if not missing.name.endswith(SUFFIX):
+        return ""
+    stem = missing.name.removesuffix(SUFFIX)
+    videos = [p for p in (missing.with_name(stem + suffix) for suffix in _VIDEO_SUFFIXES) if p.is_file()]
+    if not videos:
+        return ""
+    return (f" ({videos[0].name} is there: a run removes its latents file once its video is written, so that run "
+            "has likely finished and there is nothing to go on with)")  # fmt: skip
 
 
 def _unreadable(path: Path, command: str | None, not_latents: str, exc: Exception) -> str:
