@@ -563,3 +563,22 @@ def test_resuming_a_run_that_finished_says_its_video_is_there(tmp_path, capsys):
     (tmp_path / "fox.mp4").write_bytes(b"a finished video")
     code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.latents.safetensors"))
     assert_user_error(code, err, "fox.mp4 is there: a run removes its latents file once its video is written")
+
+
+def test_a_model_path_that_is_gone_is_named_with_its_flag(stopped, checkpoint, tmp_path, capsys):
+    """A file from another machine, or a checkpoint that moved: the error names the flag to give again."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(stopped), "pt") as file:
+        info = json.loads(file.metadata()["motif_lite_latents"])
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+    gone = tmp_path / "elsewhere"
+    info["run"] |= {"model": str(gone / "Motif-Video-2B"), "lora": [f"{gone / 'style.safetensors'}:0.8"]}
+    save_file(tensors, str(stopped), metadata={"motif_lite_latents": json.dumps(info)})
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert_user_error(code, err, f"had --model {gone / 'Motif-Video-2B'}, which is not there", "give --model again")
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-m", str(checkpoint), "--dry-run")
+    assert_user_error(code, err, f"had --lora {gone / 'style.safetensors'}, which is not there", "give --lora again")

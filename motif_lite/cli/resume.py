@@ -55,10 +55,25 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     for group in MODEL_FLAG_GROUPS:  # a group the command line leaves out comes from the file
         if not given & set(group):
             for dest in group:
+                _check_still_there(dest, then[dest], saved)
                 setattr(args, dest, then[dest])
     notes += other_model_notes(then, vars(args), "what this command gives")
     args.weights = weight_files(args)
     return saved, notes
+
+
+def _check_still_there(dest: str, value: str | list | None, saved: SavedLatents) -> None:
+    """Refuse a model file or folder the stopped run had (absolute in the file) that is no longer there, as on another
+    machine or after a move, naming the flag that gives it again; a Hub repo id is no path and is left alone."""
+    from motif_lite.request import RequestError
+
+    # --lora items are "PATH:STRENGTH" (model_flags' form); the others one path or None.
+    paths = [item.rpartition(":")[0] for item in value] if isinstance(value, list) else [value]
+    flag = "--" + dest.replace("_", "-")
+    for path in paths:
+        if path and Path(path).is_absolute() and not Path(path).exists():
+            raise RequestError(f"the run being resumed had {flag} {path}, which is not there (moved, or the file "
+                               f"comes from another machine): give {flag} again with where it is now")  # fmt: skip
 
 
 def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
