@@ -81,8 +81,26 @@ def keep(keeper: LatentsFile, saved: SavedLatents) -> str:
     save must not hide the error that called for it."""
     try:
         return _kept(keeper.save(saved), saved, keeper.moved)
+    except KeyboardInterrupt:  # a second Ctrl-C while saving: the file is whole either way (staged); say which
+        logger.warning(f"a second Ctrl-C stopped the save: {_left(keeper)}")
+        raise
     except Exception as error:
         return _not_saved(keeper, error)
+
+
+def _left(keeper: LatentsFile) -> str:
+    """What a save stopped halfway leaves: the file as an earlier save of this run wrote it, or as it was."""
+    path, saved = keeper.path, keeper.kept
+    quoted = shlex.quote(str(path))
+    if saved is not None and saved.denoised:
+        return f"{path} holds the denoised latents an earlier save kept: motif-lite decode {quoted}"
+    if saved is not None:
+        done, steps = saved.progress
+        return (f"{path} holds the state after step {done} of {steps}, from an earlier save: go on from there with "
+                f"motif-lite run --resume {quoted}")  # fmt: skip
+    if path is not None and path.exists():  # the file this run resumed from, untouched
+        return f"{path} is as it was when this run began"
+    return "nothing is kept"
 
 
 def _kept(path: Path, saved: SavedLatents, moved: str | None = None) -> str:

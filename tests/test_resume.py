@@ -582,3 +582,31 @@ def test_a_model_path_that_is_gone_is_named_with_its_flag(stopped, checkpoint, t
     assert_user_error(code, err, f"had --model {gone / 'Motif-Video-2B'}, which is not there", "give --model again")
     code, _, err = run_cli(capsys, "--resume", str(stopped), "-m", str(checkpoint), "--dry-run")
     assert_user_error(code, err, f"had --lora {gone / 'style.safetensors'}, which is not there", "give --lora again")
+
+
+def test_a_second_ctrl_c_during_the_save_leaves_the_last_whole_state_and_says_so(pipe, tmp_path, monkeypatch, caplog):
+    """Ctrl-C, then Ctrl-C again while the state is written: the file a periodic save wrote stays whole (no half
+    file), and the warning names it and the step it holds."""
+    from motif_lite.io import latents as latents_io
+
+    save, saves = latents_io.save_latents, []
+
+    def second_ctrl_c_on_the_last(saved, path):
+        saves.append(saved.progress)
+        if saved.progress == (3, 4) and len(saves) > 2:  # the save after the first Ctrl-C
+            raise KeyboardInterrupt
+        return save(saved, path)
+
+    def first_ctrl_c(stage, done, total):
+        if stage == "denoise" and done == 3:
+            pipe.save_state_every = float("inf")
+            raise KeyboardInterrupt
+
+    pipe.save_state_every = 0.0  # periodic saves after steps 1, 2 (and 3)
+    monkeypatch.setattr(latents_io, "save_latents", second_ctrl_c_on_the_last)
+    with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path), on_progress=first_ctrl_c)
+    kept = tmp_path / "fox.latents.safetensors"
+    assert names(tmp_path) == ["fox.latents.safetensors"]
+    held = read_latents(kept).progress
+    assert f"a second Ctrl-C stopped the save: {kept} holds the state after step {held[0]} of 4" in caplog.text

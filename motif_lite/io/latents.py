@@ -132,6 +132,7 @@ class LatentsFile:
         self.written = path is not None  # a file this run owns
         self.fallback = fallback
         self.moved: str | None = None  # why the file is in `fallback`, not beside the output
+        self.kept: SavedLatents | None = None  # what the last save of this run wrote, its tensors left out
 
     def save(self, saved: SavedLatents) -> Path:
         """Write `saved` (whole or not at all) and return where; `LatentsSaveError` when no place takes it."""
@@ -144,6 +145,7 @@ class LatentsFile:
                 raise LatentsSaveError(_not_saved([(self.path, error)], saved)) from error
             self._save_in_fallback(saved, error)
         self.written = True
+        self.kept = replace(saved, latents=torch.empty(0), state={})  # no tensors (a view would keep them alive)
         return self.path
 
     def _save_in_fallback(self, saved: SavedLatents, error: Exception) -> None:
