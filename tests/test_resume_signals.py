@@ -7,6 +7,7 @@ import errno
 import io
 import os
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -67,3 +68,23 @@ def test_a_run_whose_terminal_hung_up_keeps_its_state_and_exits_129(
     code, _ = run_cli(checkpoint, tmp_path / "fox.mp4", capsys)
     assert code == 128 + signal.SIGHUP
     assert read_latents(tmp_path / "fox.latents.safetensors").progress == (2, 4)
+
+
+FINISHED_THEN_SIGNAL = """
+import os, signal, sys
+from motif_lite import cli
+cli.main = lambda argv=None: 0  # the command finished: the video is written
+real_exit = sys.exit
+def exiting(code):  # a preemption or a hangup on the way out, as while Python tears torch down
+    os.kill(os.getpid(), signal.{name})
+    real_exit(code)
+sys.exit = exiting
+cli.entry()
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_a_signal_after_the_command_finished_keeps_its_exit_status(name):
+    script = FINISHED_THEN_SIGNAL.replace("{name}", name)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr)

@@ -77,12 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def entry() -> NoReturn:
-    """The `motif-lite` program (and `python -m motif_lite`): `main`, then exit with its code. Ctrl-C is ignored once
-    the command has finished: one that lands while Python tears down torch would turn a finished run's exit status
-    into 130 without a word, and a script would take the video it got for a failure."""
+    """The `motif-lite` program (and `python -m motif_lite`): `main`, then exit with its code. Ctrl-C, SIGTERM and
+    SIGHUP are ignored once the command has finished: one that lands while Python tears down torch would turn a
+    finished run's exit status into 130 (or a death by the signal) without a word, and a script would take the video
+    it got for a failure."""
     code = main()
     with contextlib.suppress(ValueError):  # not the main thread: nothing to ignore
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in (signal.SIGINT, *STOP_SIGNALS):
+            signal.signal(signum, signal.SIG_IGN)
     sys.exit(code)
 
 
