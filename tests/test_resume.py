@@ -610,3 +610,35 @@ def test_a_second_ctrl_c_during_the_save_leaves_the_last_whole_state_and_says_so
     assert names(tmp_path) == ["fox.latents.safetensors"]
     held = read_latents(kept).progress
     assert f"a second Ctrl-C stopped the save: {kept} holds the state after step {held[0]} of 4" in caplog.text
+
+
+def test_resuming_a_run_that_still_runs_says_so(stopped, tmp_path, capsys):
+    """After an SSH drop the run may go on (nohup): resuming its periodic save beside it is worth a note."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    assert read_latents(stopped).writer == {"pid": os.getpid(), "host": socket.gethostname()}
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with safe_open(str(stopped), "pt") as file:
+            info = json.loads(file.metadata()["motif_lite_latents"])
+            tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+        info["writer"]["pid"] = other.pid
+        save_file(tensors, str(stopped), metadata={"motif_lite_latents": json.dumps(info)})
+        code, _, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+        assert code == 0, err
+        assert f"may still be running (process {other.pid} on this machine)" in err
+        from motif_lite.cli.resume import earlier_runs
+
+        again = GenerationRequest(**read_latents(stopped).request)  # the same command run again
+        assert f"may still be running (process {other.pid}" in earlier_runs([again])[0]
+    finally:
+        other.kill()
+        other.wait()
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert code == 0 and "may still be running" not in err, err

@@ -27,7 +27,13 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     line gives none (a given one wins: the notes say so). Flags that choose the video are an error: the file says
     it."""
     from motif_lite.cli.run_flags import weight_files
-    from motif_lite.io.latents import MODEL_FLAG_GROUPS, LatentsFileError, other_model_notes, read_latents
+    from motif_lite.io.latents import (
+        MODEL_FLAG_GROUPS,
+        LatentsFileError,
+        other_model_notes,
+        read_latents,
+        still_running,
+    )
     from motif_lite.request import RequestError
 
     saved = read_latents(args.resume, command="resume")
@@ -40,6 +46,10 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     defaults, given = _run_flags_given(args)
     done, steps = saved.progress
     notes = [f"resuming {saved.file}: {done} of {steps} steps sampled, {steps - done} to go"]
+    if (pid := still_running(saved)) is not None:
+        notes.append(f"the run that saved {saved.file} may still be running (process {pid} on this machine): two "
+                     f"runs of one video compete for the GPU and its file; stop that one first (kill {pid} saves its "
+                     "state), then resume")  # fmt: skip
     if _image_moved(saved):  # as -m may be given again for a moved checkpoint, -i for a moved image
         if "image" not in given:
             raise RequestError(f"the input image of the run being resumed, {saved.request['image']}, is no longer "
@@ -79,7 +89,7 @@ def _check_still_there(dest: str, value: str | list | None, saved: SavedLatents)
 def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
     """Notes on the latents files an earlier run of these outputs left (it stopped, or its decode failed): this
     run starts again, and the note says how to use that work instead."""
-    from motif_lite.io.latents import fallback_folder, latents_path
+    from motif_lite.io.latents import fallback_folder, latents_path, still_running
 
     notes = []
     for request in requests:
@@ -93,6 +103,10 @@ def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
         if saved.denoised:
             notes.append(f"{path} holds the denoised latents of an earlier run of {request.output} whose decode "
                          f"failed: motif-lite decode {quoted} makes that video without sampling")  # fmt: skip
+        elif (pid := still_running(saved)) is not None:
+            notes.append(f"{path} is the saved state of a run of {request.output} that may still be running "
+                         f"(process {pid} on this machine): this run starts again beside it (its file gets another "
+                         "name)")  # fmt: skip
         else:
             done, steps = saved.progress
             notes.append(f"{path} holds an earlier run of {request.output} that stopped after step {done} of "

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
+import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.staging import staged_output
+from motif_lite.io.staging import process_running, staged_output
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.io.video import unused_path
 from motif_lite.paths import user_path
@@ -64,6 +66,8 @@ class SavedLatents:
     model: str | None = None  # the checkpoint (-m): a Hub repo id or an absolute folder; None: not known
     vae: str | None = None  # the VAE weight file of the user's (--vae), absolute; None: the checkpoint's
     file: Path | None = field(default=None, compare=False)  # where it was read from (not stored)
+    # The process that wrote the file, {"pid", "host"} (stored by `save_latents`; None in older files).
+    writer: dict | None = field(default=None, compare=False)
     # A run stopped while sampling: (steps done, steps), the sampling loop's other tensors (the solver's, APG's),
     # the request's fields (GenerationRequest, resolved) and the model flags of the run (`model_flags`).
     # progress None: the latents are denoised.
@@ -109,7 +113,8 @@ def save_latents(saved: SavedLatents, path: Path) -> Path:
 
     tensors = {TENSOR_NAME: saved.latents.detach().cpu().float().contiguous()}
     tensors |= {STATE_PREFIX + name: t.detach().cpu().contiguous() for name, t in saved.state.items()}
-    metadata = {FORMAT_KEY: json.dumps(saved.info(), default=str)}
+    writer = {"pid": os.getpid(), "host": socket.gethostname()}  # `still_running` asks about it
+    metadata = {FORMAT_KEY: json.dumps({**saved.info(), "writer": writer}, default=str)}
     with staged_output(path, 1) as partial:
         save_file(tensors, str(partial), metadata=metadata)
     return path
@@ -197,6 +202,17 @@ def _file_size(saved: SavedLatents) -> int:
 
 def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
+
+
+def still_running(saved: SavedLatents) -> int | None:
+    """The process ID of the run that wrote `saved` when it still runs on this machine (a periodic save of a run
+    that goes on: under nohup after an SSH drop, in another terminal), else None. A recycled process ID can make it
+    a false alarm: say it as a note, never refuse on it."""
+    writer = saved.writer or {}
+    pid = writer.get("pid")
+    if not isinstance(pid, int) or writer.get("host") != socket.gethostname() or pid == os.getpid():
+        return None
+    return pid if process_running(pid) else None
 
 
 def fallback_folder() -> Path:
@@ -336,6 +352,7 @@ def _saved(info: dict, latents: torch.Tensor, state: dict[str, torch.Tensor], no
             state=state,
             request=info.get("request"),
             run=info.get("run"),
+            writer=info.get("writer") if isinstance(info.get("writer"), dict) else None,
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise LatentsFileError(f"{not_latents}: its description lacks or garbles {exc}") from None
