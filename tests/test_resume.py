@@ -642,3 +642,16 @@ def test_resuming_a_run_that_still_runs_says_so(stopped, tmp_path, capsys):
         other.wait()
     code, _, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
     assert code == 0 and "may still be running" not in err, err
+
+
+@pytest.mark.parametrize("cut", ["in the header", "in the data"])
+def test_a_file_cut_short_says_so(stopped, tmp_path, capsys, cut):
+    """A copy of the file (scp, a sync) that did not finish: the error says it is cut short, not "not latents"."""
+    whole = stopped.read_bytes()
+    header = 8 + int.from_bytes(whole[:8], "little")
+    copy = tmp_path / "copied.latents.safetensors"
+    copy.write_bytes(whole[: header // 2 if cut == "in the header" else len(whole) - 10])
+    code, _, err = run_cli(capsys, "--resume", str(copy))
+    assert_user_error(code, err, f"{copy} is cut short: {copy.stat().st_size} bytes where its header asks for")
+    if cut == "in the data":
+        assert f"asks for {len(whole)} or more" in err
