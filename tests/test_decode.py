@@ -558,3 +558,18 @@ def test_an_output_folder_no_file_can_be_created_in_is_refused_before_loading(sa
     # Root passes the permission bits of /sys: the decode ran, then ffmpeg failed to write there.
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", "/sys/x.mp4")
     assert_user_error(code, err, "output directory /sys is not writable: no file can be created there (")
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, torch.OutOfMemoryError], ids=["ctrl-c", "out-of-memory"])
+def test_a_decode_that_stops_says_the_latents_stay(saved, tmp_path, capsys, monkeypatch, stop):
+    """SIGTERM, Ctrl-C or out of memory while `decode` writes: the file is untouched and the message says how to
+    try again."""
+
+    def stopped(*args, **kwargs):
+        raise stop("simulated")
+
+    monkeypatch.setattr("motif_lite.decoding.run_decode", stopped)
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "fox.mp4"))
+    assert code in (cli.EXIT_INTERRUPTED, cli.EXIT_OUT_OF_MEMORY)
+    assert f"note: the latents stay in {saved / LATENTS}: decode them again with motif-lite decode" in err
+    assert read_latents(saved / LATENTS).denoised and not (tmp_path / "fox.mp4").exists()

@@ -9,6 +9,8 @@ video the run would have written, with the same metadata (see motif_lite.decodin
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -103,6 +105,12 @@ def main(args: argparse.Namespace) -> int:
     progress = ProgressBars()
     try:
         run_decode(job, progress)
+    except BaseException:  # out of memory, a full disk, Ctrl-C, SIGTERM: the latents file is never touched
+        with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP) takes no more lines
+            print(f"note: the latents stay in {saved.file}: decode them again with motif-lite decode "
+                  f"{shlex.quote(str(saved.file))} (-o for another disk, --device cpu or --vram GiB for less GPU "
+                  "memory)", file=sys.stderr)  # fmt: skip
+        raise
     finally:
         progress.close()
     meta = saved.video_metadata
