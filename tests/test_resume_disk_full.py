@@ -126,3 +126,24 @@ def test_periodic_saves_that_move_to_the_cache_say_so_once(pipe, tmp_path, cache
     moved = [r.getMessage() for r in caplog.records if "the run's state is kept in" in r.getMessage()]
     assert len(moved) == 1 and str(cache / "fox.latents.safetensors") in moved[0], moved
     assert [p.name for p in out.iterdir()] == ["fox.mp4"] and not any(cache.iterdir())  # done: removed
+
+
+@pytest.mark.parametrize(
+    ("error", "advice"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "free that much space"),
+        # safetensors' own error, as a file size limit (ulimit -f) gives it: free space would not help
+        (Exception("Error while serializing: I/O error: File too large (os error 27)"), "ulimit -f unlimited"),
+        (OSError(errno.EACCES, "Permission denied"), "a folder this process can write"),
+    ],
+    ids=["full", "size-limit", "denied"],
+)
+def test_the_advice_fits_why_the_save_failed(tmp_path, monkeypatch, error, advice):
+    def failing(saved, path):
+        raise error
+
+    monkeypatch.setattr(latents_io, "save_latents", failing)
+    saved = latents_io.SavedLatents(torch.zeros(1, 16, 2, 4, 4), tmp_path / "fox.mp4", 32, 32, 5, 24.0, "float32")
+    with pytest.raises(latents_io.LatentsSaveError) as caught:
+        latents_io.LatentsFile(tmp_path / "fox.mp4").save(saved)
+    assert advice in str(caught.value) and "(os error" not in str(caught.value), str(caught.value)

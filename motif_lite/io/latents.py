@@ -14,6 +14,7 @@ Version 1 files (denoised latents, before stopped runs were kept) read as versio
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -173,10 +174,25 @@ class LatentsFile:
 
 
 def _not_saved(attempts: list[tuple[Path, Exception]], saved: SavedLatents) -> str:
-    """Why `saved` is nowhere: each path tried with its error and the free space in its folder, and the size."""
+    """Why `saved` is nowhere: each path tried with its error and the free space in its folder, the size, and what
+    to do about it."""
     tried = "; nor to ".join(f"{path} ({_reason(error)}{_free_space(path.parent)})" for path, error in attempts)
-    return (f"the latents could not be saved to {tried}; they need {_megabytes(_file_size(saved))}: free that much "
-            "space, or give the output another folder (-o)")  # fmt: skip
+    codes = {_errno(error) for _, error in attempts}
+    if errno.EFBIG in codes:  # a file size limit, whatever the free space
+        fix = "raise the file size limit of this shell (ulimit -f unlimited)"
+    elif codes & {errno.ENOSPC, errno.EDQUOT}:
+        fix = "free that much space, or give the output another folder (-o)"
+    else:
+        fix = "give the output a folder this process can write (-o)"
+    return f"the latents could not be saved to {tried}; they need {_megabytes(_file_size(saved))}: {fix}"
+
+
+def _errno(error: Exception) -> int | None:
+    """The OS's error number behind `error`: an OSError's, or the "(os error N)" safetensors' own errors end with."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return error.errno
+    found = re.search(r"\(os error (\d+)\)", str(error))
+    return int(found.group(1)) if found else None
 
 
 def _reason(error: Exception) -> str:
