@@ -147,3 +147,22 @@ def test_the_advice_fits_why_the_save_failed(tmp_path, monkeypatch, error, advic
     with pytest.raises(latents_io.LatentsSaveError) as caught:
         latents_io.LatentsFile(tmp_path / "fox.mp4").save(saved)
     assert advice in str(caught.value) and "(os error" not in str(caught.value), str(caught.value)
+
+
+def test_a_stopped_batch_counts_a_state_kept_in_the_cache_as_saved(checkpoint, tmp_path, cache, capsys, monkeypatch):
+    out = tmp_path / "videos"
+    out.mkdir()
+    full_disk_in(monkeypatch, out)
+
+    def stop(self, stage, done, total):
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("motif_lite.progress.ProgressBars.__call__", stop)
+    size = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "2", "--dtype", "fp32", "-s", "10", "-b", "2"]
+    code = cli.main(["run", "-m", str(checkpoint), "-p", "a red fox", *size, "-o", str(out / "fox.mp4"),
+                     "--device", "cpu", "--kernels", "torch", "--yes"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INTERRUPTED
+    assert read_latents(cache / "fox-1.latents.safetensors").progress == (1, 2)
+    assert "nothing saved" not in err, err

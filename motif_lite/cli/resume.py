@@ -115,6 +115,18 @@ def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
     return notes
 
 
+def kept_anywhere(path: Path, output: str | Path) -> bool:
+    """Whether a run of `output` that meant to keep its work in `path` kept some: there, or, when that folder took
+    no file, in the folder a run falls back on (`fallback_folder`)."""
+    from motif_lite.io.latents import SUFFIX, fallback_folder
+
+    if path.exists():
+        return True
+    fallback = fallback_folder()
+    candidates = sorted(fallback.glob(f"{path.name.removesuffix(SUFFIX)}*{SUFFIX}")) if fallback.is_dir() else []
+    return any(_earlier_run(candidate, user_path(output)) is not None for candidate in candidates)
+
+
 def _earlier_run(path: Path, output: Path | None = None) -> SavedLatents | None:
     """The latents an earlier run left in `path`, if any; with `output`, only those of that output (in a folder
     that holds the latents of many outputs)."""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from motif_lite.cli.common import download_hint_repeats, lora_args, print_notes
 from motif_lite.cli.launch import launch_run, missing_gpus, parallel_layout
 from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
-from motif_lite.cli.resume import earlier_runs, resume_args, resumed_request
+from motif_lite.cli.resume import earlier_runs, kept_anywhere, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import prompt_line, summary
@@ -384,7 +384,7 @@ def _sample(
     try:
         return pipe.generate(video, progress, on_preview, args.preview_every, resume=resume, latents_file=keeps)
     except BaseException:
-        lost = [video] if in_batch and keeps is not None and not keeps.exists() else []
+        lost = [video] if in_batch and keeps is not None and not kept_anywhere(keeps, video.output) else []
         print_notes([*unsaved_videos(lost), *unstarted_videos(unstarted)], say)
         raise
     finally:
