@@ -655,3 +655,21 @@ def test_a_file_cut_short_says_so(stopped, tmp_path, capsys, cut):
     assert_user_error(code, err, f"{copy} is cut short: {copy.stat().st_size} bytes where its header asks for")
     if cut == "in the data":
         assert f"asks for {len(whole)} or more" in err
+
+
+def test_a_stopped_run_from_another_machine_asks_for_o_when_its_folder_is_not_here(stopped, tmp_path, capsys):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(stopped), "pt") as file:
+        info = json.loads(file.metadata()["motif_lite_latents"])
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+    elsewhere = str(tmp_path / "not-here" / "fox.mp4")
+    info["output"] = info["request"]["output"] = elsewhere
+    save_file(tensors, str(stopped), metadata={"motif_lite_latents": json.dumps(info)})
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert_user_error(code, err, f"wrote to {elsewhere}, and that folder is not here: give -o for the video")
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-o", str(tmp_path / "fox.mp4"), "--dry-run")
+    assert code == 0, err

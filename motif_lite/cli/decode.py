@@ -84,11 +84,14 @@ def main(args: argparse.Namespace) -> int:
     from motif_lite.decoding import prepare_decode, run_decode
     from motif_lite.devices import torch_dtype
     from motif_lite.errors import counted
-    from motif_lite.io.latents import read_latents
+    from motif_lite.io.latents import LatentsFileError, read_latents
     from motif_lite.io.staging import described_output
     from motif_lite.progress import ProgressBars
 
     saved = read_latents(args.latents, command="decode")
+    if args.output is None and not saved.output.parent.is_dir():  # from another machine, or the folder moved
+        raise LatentsFileError(f"the run that saved {saved.file} wrote to {saved.output}, and that folder is not "
+                               "here: give -o for the video")  # fmt: skip
     output = Path(args.output) if args.output is not None else _free(saved.output)
     dtype = torch_dtype(args.dtype) if args.dtype is not None else None
     with download_hint_repeats(getattr(args, "argv", None)):

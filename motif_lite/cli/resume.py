@@ -191,6 +191,9 @@ def resumed_request(saved: SavedLatents, output: str | None) -> GenerationReques
     fields = dict(saved.request)
     if output is not None:
         fields["output"] = output
+    elif not Path(fields["output"]).parent.is_dir():  # the file came from another machine, or the folder moved
+        raise LatentsFileError(f"the run being resumed wrote to {fields['output']}, and that folder is not here: "
+                               "give -o for the video")  # fmt: skip
     try:
         request = GenerationRequest(**fields)
     except TypeError as exc:  # a field this version does not know
