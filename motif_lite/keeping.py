@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.io.latents import LatentsFile, SavedLatents, latents_path
+from motif_lite.io.latents import LatentsFile, LatentsSaveError, SavedLatents, latents_path
 from motif_lite.sampling import SamplingState
 
 logger = logging.getLogger(__name__)
@@ -55,12 +55,16 @@ class StateSaver:
         self.saved_at = time.monotonic()
         if not _finite(state.latents):
             return
+        moved = self.keeper.moved
         try:
-            self.keeper.save(self.to_saved(state))
+            path = self.keeper.save(self.to_saved(state))
         except Exception as error:
             if not self.warned:
                 logger.warning(f"{_not_saved(self.keeper, error)}; sampling goes on")
                 self.warned = True
+            return
+        if self.keeper.moved != moved:  # said once: a crash from here on leaves the state there
+            logger.warning(f"{self.keeper.moved}; the run's state is kept in {path} instead")
 
     def save_on_failure(self) -> str:
         """Write the state after the last step this run finished; -> what to tell the user."""
@@ -76,25 +80,47 @@ def keep(keeper: LatentsFile, saved: SavedLatents) -> str:
     """Save `saved` with `keeper`; return what to tell the user. Never raises (but for a second Ctrl-C): a failed
     save must not hide the error that called for it."""
     try:
-        return _kept(keeper.save(saved), saved)
+        return _kept(keeper.save(saved), saved, keeper.moved)
+    except KeyboardInterrupt:  # a second Ctrl-C while saving: the file is whole either way (staged); say which
+        logger.warning(f"a second Ctrl-C stopped the save: {_left(keeper)}")
+        raise
     except Exception as error:
         return _not_saved(keeper, error)
 
 
-def _kept(path: Path, saved: SavedLatents) -> str:
-    """What to tell the user of latents saved in `path`: how to make the video, or to go on sampling."""
+def _left(keeper: LatentsFile) -> str:
+    """What a save stopped halfway leaves: the file as an earlier save of this run wrote it, or as it was."""
+    path, saved = keeper.path, keeper.kept
     quoted = shlex.quote(str(path))
+    if saved is not None and saved.denoised:
+        return f"{path} holds the denoised latents an earlier save kept: motif-lite decode {quoted}"
+    if saved is not None:
+        done, steps = saved.progress
+        return (f"{path} holds the state after step {done} of {steps}, from an earlier save: go on from there with "
+                f"motif-lite run --resume {quoted}")  # fmt: skip
+    if path is not None and path.exists():  # the file this run resumed from, untouched
+        return f"{path} is as it was when this run began"
+    return "nothing is kept"
+
+
+def _kept(path: Path, saved: SavedLatents, moved: str | None = None) -> str:
+    """What to tell the user of latents saved in `path`: how to make the video, or to go on sampling; `moved`: why
+    they are not beside the output (`LatentsFile.moved`)."""
+    quoted = shlex.quote(str(path))
+    where = f"{path} ({moved})" if moved else str(path)
     if saved.denoised:
-        return (f"the denoised latents are saved in {path}; make the video from them without sampling again: "
+        return (f"the denoised latents are saved in {where}; make the video from them without sampling again: "
                 f"motif-lite decode {quoted}")  # fmt: skip
     done, steps = saved.progress
     # Said to `motif-lite run` and to Python's generate alike (a warning, or the error's message): both ways.
     python = "in Python: saved = read_latents(that file); generate(GenerationRequest(**saved.request), resume=saved)"
-    return (f"sampling stopped after step {done} of {steps}; its state is saved in {path}: go on from there with "
+    return (f"sampling stopped after step {done} of {steps}; its state is saved in {where}: go on from there with "
             f"motif-lite run --resume {quoted} ({python})")  # fmt: skip
 
 
 def _not_saved(keeper: LatentsFile, error: Exception) -> str:
+    if isinstance(error, LatentsSaveError):  # says each place tried and the space needed
+        return str(error)
     where = keeper.path or latents_path(keeper.output)
     return f"the latents could not be saved to {where} ({type(error).__name__}: {error})"
 

@@ -279,6 +279,8 @@ class MotifVideoPipeline:
         self.compile_handle: CompileHandle | None = None
         self.attention_backend: AttentionBackend | None = None
         self.save_state_every = SAVE_STATE_EVERY_SECONDS  # seconds of sampling between saves of its state (keeping.py)
+        # Where a run's latents go when their own place takes no file (a full disk): `motif-lite run` sets one.
+        self.latents_fallback: Path | None = None
         # The last texts encoded (host copies, a few MB each): the videos of a batch (-b N), a server's repeated
         # prompts and the negative prompt most runs share are encoded once, and the text encoder is not even placed
         # on the device when every text of a request is known. The same bits as encoding again.
@@ -439,7 +441,7 @@ class MotifVideoPipeline:
             return None
         if path is None and resume is not None:
             path = resume.file
-        return LatentsFile(request.output, None if path is None else Path(path))
+        return LatentsFile(request.output, None if path is None else Path(path), self.latents_fallback)
 
     def _resume_state(self, resume: SavedLatents, request: GenerationRequest, settings: Settings) -> SamplingState:
         """The sampling state `resume` holds, on this pipeline's device and dtype, after checking that it continues

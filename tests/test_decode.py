@@ -558,3 +558,34 @@ def test_an_output_folder_no_file_can_be_created_in_is_refused_before_loading(sa
     # Root passes the permission bits of /sys: the decode ran, then ffmpeg failed to write there.
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", "/sys/x.mp4")
     assert_user_error(code, err, "output directory /sys is not writable: no file can be created there (")
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, torch.OutOfMemoryError], ids=["ctrl-c", "out-of-memory"])
+def test_a_decode_that_stops_says_the_latents_stay(saved, tmp_path, capsys, monkeypatch, stop):
+    """SIGTERM, Ctrl-C or out of memory while `decode` writes: the file is untouched and the message says how to
+    try again."""
+
+    def stopped(*args, **kwargs):
+        raise stop("simulated")
+
+    monkeypatch.setattr("motif_lite.decoding.run_decode", stopped)
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "fox.mp4"))
+    assert code in (cli.EXIT_INTERRUPTED, cli.EXIT_OUT_OF_MEMORY)
+    assert f"note: the latents stay in {saved / LATENTS}: decode them again with motif-lite decode" in err
+    assert read_latents(saved / LATENTS).denoised and not (tmp_path / "fox.mp4").exists()
+
+
+def test_latents_from_another_machine_ask_for_o_when_their_folder_is_not_here(saved, tmp_path, capsys):
+    from safetensors import safe_open
+
+    with safe_open(str(saved / LATENTS), "pt") as file:
+        metadata = file.metadata()
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+    elsewhere = tmp_path / "not-here" / "out_%03d.png"
+    copied = tmp_path / LATENTS
+    info = {**json.loads(metadata[FORMAT_KEY]), "output": str(elsewhere)}
+    save_file(tensors, str(copied), metadata={**metadata, FORMAT_KEY: json.dumps(info)})
+    code, _, err = decode_cli(capsys, str(copied), "--dry-run")
+    assert_user_error(code, err, f"wrote to {elsewhere}, and that folder is not here: give -o for the video")
+    code, _, err = decode_cli(capsys, str(copied), "-o", str(tmp_path / "out_%03d.png"), "--dry-run")
+    assert code == 0, err

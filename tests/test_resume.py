@@ -553,3 +553,123 @@ def test_a_resumed_run_never_reuses_on_the_last_step(checkpoint, tmp_path):
         cached.generate(request(tmp_path), on_progress=stop_at(2))
     saved = read_latents(tmp_path / "fox.latents.safetensors")
     assert cached.generate(GenerationRequest(**saved.request), resume=saved).step_cache == (0, 4)
+
+
+def test_resuming_a_run_that_finished_says_its_video_is_there(tmp_path, capsys):
+    """The file is removed once the video is written: `--resume` of it again points to the video."""
+    code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.latents.safetensors"))
+    assert_user_error(code, err, "no such latents file")
+    assert "fox.mp4 is there" not in err
+    (tmp_path / "fox.mp4").write_bytes(b"a finished video")
+    code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.latents.safetensors"))
+    assert_user_error(code, err, "fox.mp4 is there: a run removes its latents file once its video is written")
+
+
+def test_a_model_path_that_is_gone_is_named_with_its_flag(stopped, checkpoint, tmp_path, capsys):
+    """A file from another machine, or a checkpoint that moved: the error names the flag to give again."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(stopped), "pt") as file:
+        info = json.loads(file.metadata()["motif_lite_latents"])
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+    gone = tmp_path / "elsewhere"
+    info["run"] |= {"model": str(gone / "Motif-Video-2B"), "lora": [f"{gone / 'style.safetensors'}:0.8"]}
+    save_file(tensors, str(stopped), metadata={"motif_lite_latents": json.dumps(info)})
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert_user_error(code, err, f"had --model {gone / 'Motif-Video-2B'}, which is not there", "give --model again")
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-m", str(checkpoint), "--dry-run")
+    assert_user_error(code, err, f"had --lora {gone / 'style.safetensors'}, which is not there", "give --lora again")
+
+
+def test_a_second_ctrl_c_during_the_save_leaves_the_last_whole_state_and_says_so(pipe, tmp_path, monkeypatch, caplog):
+    """Ctrl-C, then Ctrl-C again while the state is written: the file a periodic save wrote stays whole (no half
+    file), and the warning names it and the step it holds."""
+    from motif_lite.io import latents as latents_io
+
+    save, saves = latents_io.save_latents, []
+
+    def second_ctrl_c_on_the_last(saved, path):
+        saves.append(saved.progress)
+        if saved.progress == (3, 4) and len(saves) > 2:  # the save after the first Ctrl-C
+            raise KeyboardInterrupt
+        return save(saved, path)
+
+    def first_ctrl_c(stage, done, total):
+        if stage == "denoise" and done == 3:
+            pipe.save_state_every = float("inf")
+            raise KeyboardInterrupt
+
+    pipe.save_state_every = 0.0  # periodic saves after steps 1, 2 (and 3)
+    monkeypatch.setattr(latents_io, "save_latents", second_ctrl_c_on_the_last)
+    with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path), on_progress=first_ctrl_c)
+    kept = tmp_path / "fox.latents.safetensors"
+    assert names(tmp_path) == ["fox.latents.safetensors"]
+    held = read_latents(kept).progress
+    assert f"a second Ctrl-C stopped the save: {kept} holds the state after step {held[0]} of 4" in caplog.text
+
+
+def test_resuming_a_run_that_still_runs_says_so(stopped, tmp_path, capsys):
+    """After an SSH drop the run may go on (nohup): resuming its periodic save beside it is worth a note."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    assert read_latents(stopped).writer == {"pid": os.getpid(), "host": socket.gethostname()}
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with safe_open(str(stopped), "pt") as file:
+            info = json.loads(file.metadata()["motif_lite_latents"])
+            tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+        info["writer"]["pid"] = other.pid
+        save_file(tensors, str(stopped), metadata={"motif_lite_latents": json.dumps(info)})
+        code, _, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+        assert code == 0, err
+        assert f"may still be running (process {other.pid} on this machine)" in err
+        from motif_lite.cli.resume import earlier_runs
+
+        again = GenerationRequest(**read_latents(stopped).request)  # the same command run again
+        assert f"may still be running (process {other.pid}" in earlier_runs([again])[0]
+    finally:
+        other.kill()
+        other.wait()
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert code == 0 and "may still be running" not in err, err
+
+
+@pytest.mark.parametrize("cut", ["in the header", "in the data"])
+def test_a_file_cut_short_says_so(stopped, tmp_path, capsys, cut):
+    """A copy of the file (scp, a sync) that did not finish: the error says it is cut short, not "not latents"."""
+    whole = stopped.read_bytes()
+    header = 8 + int.from_bytes(whole[:8], "little")
+    copy = tmp_path / "copied.latents.safetensors"
+    copy.write_bytes(whole[: header // 2 if cut == "in the header" else len(whole) - 10])
+    code, _, err = run_cli(capsys, "--resume", str(copy))
+    assert_user_error(code, err, f"{copy} is cut short: {copy.stat().st_size} bytes where its header asks for")
+    if cut == "in the data":
+        assert f"asks for {len(whole)} or more" in err
+
+
+def test_a_stopped_run_from_another_machine_asks_for_o_when_its_folder_is_not_here(stopped, tmp_path, capsys):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(stopped), "pt") as file:
+        info = json.loads(file.metadata()["motif_lite_latents"])
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+    elsewhere = str(tmp_path / "not-here" / "fox.mp4")
+    info["output"] = info["request"]["output"] = elsewhere
+    save_file(tensors, str(stopped), metadata={"motif_lite_latents": json.dumps(info)})
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert_user_error(code, err, f"wrote to {elsewhere}, and that folder is not here: give -o for the video")
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-o", str(tmp_path / "fox.mp4"), "--dry-run")
+    assert code == 0, err

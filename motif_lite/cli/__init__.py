@@ -77,12 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def entry() -> NoReturn:
-    """The `motif-lite` program (and `python -m motif_lite`): `main`, then exit with its code. Ctrl-C is ignored once
-    the command has finished: one that lands while Python tears down torch would turn a finished run's exit status
-    into 130 without a word, and a script would take the video it got for a failure."""
+    """The `motif-lite` program (and `python -m motif_lite`): `main`, then exit with its code. Ctrl-C, SIGTERM and
+    SIGHUP are ignored once the command has finished: one that lands while Python tears down torch would turn a
+    finished run's exit status into 130 (or a death by the signal) without a word, and a script would take the video
+    it got for a failure."""
     code = main()
     with contextlib.suppress(ValueError):  # not the main thread: nothing to ignore
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in (signal.SIGINT, *STOP_SIGNALS):
+            signal.signal(signum, signal.SIG_IGN)
     sys.exit(code)
 
 
@@ -107,21 +109,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _warnings_to_stderr(), _signals_interrupt(stops):
             return args.handler(args)
     except MotifLiteError as exc:
-        print(f"{_rank_prefix()}error: {_as_this_rank_says(str(exc))}", file=sys.stderr)
+        _say(f"{_rank_prefix()}error: {_as_this_rank_says(str(exc))}")
         return EXIT_USER_ERROR
     except Terminated as exc:
-        print(f"\n{_rank_prefix()}terminated ({exc})", file=sys.stderr)
+        _say(f"\n{_rank_prefix()}terminated ({exc})")
         return 128 + exc.signum
     except KeyboardInterrupt:
-        print(f"\n{_rank_prefix()}interrupted", file=sys.stderr)
+        _say(f"\n{_rank_prefix()}interrupted")
         return EXIT_INTERRUPTED
     except Exception as exc:
         if not _out_of_memory(exc):
             raise  # a bug: keep its traceback
         # Not a bug: other programs took the memory, or the size is too large for it. torch's message says how much.
-        print(f"{_rank_prefix()}error: out of device memory: {str(exc).splitlines()[0]}", file=sys.stderr)
+        _say(f"{_rank_prefix()}error: out of device memory: {str(exc).splitlines()[0]}")
         if hasattr(args, "vram"):  # the commands that plan their memory: run, decode, serve
-            print(f"{_rank_prefix()}{OUT_OF_MEMORY_ADVICE}", file=sys.stderr)
+            _say(f"{_rank_prefix()}{OUT_OF_MEMORY_ADVICE}")
         return EXIT_OUT_OF_MEMORY
 
 
@@ -131,12 +133,21 @@ def _out_of_memory(exc: Exception) -> bool:
     return torch is not None and isinstance(exc, torch.OutOfMemoryError)
 
 
+def _say(line: str) -> None:
+    """`line` on stderr, where it may fail: a terminal that hung up (SIGHUP when the SSH session dropped) takes no
+    more lines, and a failed write must not turn a kept run's exit code into a traceback's."""
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr)
+
+
 def _say_above_bars(line: str) -> None:
     """`line` on whatever `sys.stderr` is now (so redirected or captured streams see it), on a line of its own
-    above any progress bar (a plain write would land inside the bar's line)."""
+    above any progress bar (a plain write would land inside the bar's line). A terminal that hung up takes no more
+    lines (`_say`): the work of a run stopping then is kept all the same."""
     from tqdm import tqdm
 
-    tqdm.write(line, file=sys.stderr)
+    with contextlib.suppress(OSError):
+        tqdm.write(line, file=sys.stderr)
 
 
 class _StderrHandler(logging.Handler):
@@ -184,8 +195,9 @@ def _warnings_to_stderr() -> Iterator[None]:
 @contextlib.contextmanager
 def _signals_interrupt(signums: Sequence[int]) -> Iterator[None]:
     """While the block runs, each of `signums` raises `Terminated` where the program is (the handlers before are
-    put back after). Only the main thread can set handlers: elsewhere (a host application's worker) nothing
-    changes."""
+    put back after). A signal the program was started ignoring stays ignored: `nohup motif-lite run ...` must
+    outlive the SSH session that started it. Only the main thread can set handlers: elsewhere (a host application's
+    worker) nothing changes."""
 
     def stop(signum: int, frame: object) -> None:
         raise Terminated(signum)
@@ -193,7 +205,8 @@ def _signals_interrupt(signums: Sequence[int]) -> Iterator[None]:
     before = {}
     with contextlib.suppress(ValueError):  # not the main thread
         for signum in signums:
-            before[signum] = signal.signal(signum, stop)
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                before[signum] = signal.signal(signum, stop)
     try:
         yield
     finally:

@@ -9,6 +9,8 @@ video the run would have written, with the same metadata (see motif_lite.decodin
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -82,11 +84,14 @@ def main(args: argparse.Namespace) -> int:
     from motif_lite.decoding import prepare_decode, run_decode
     from motif_lite.devices import torch_dtype
     from motif_lite.errors import counted
-    from motif_lite.io.latents import read_latents
+    from motif_lite.io.latents import LatentsFileError, read_latents
     from motif_lite.io.staging import described_output
     from motif_lite.progress import ProgressBars
 
     saved = read_latents(args.latents, command="decode")
+    if args.output is None and not saved.output.parent.is_dir():  # from another machine, or the folder moved
+        raise LatentsFileError(f"the run that saved {saved.file} wrote to {saved.output}, and that folder is not "
+                               "here: give -o for the video")  # fmt: skip
     output = Path(args.output) if args.output is not None else _free(saved.output)
     dtype = torch_dtype(args.dtype) if args.dtype is not None else None
     with download_hint_repeats(getattr(args, "argv", None)):
@@ -103,6 +108,12 @@ def main(args: argparse.Namespace) -> int:
     progress = ProgressBars()
     try:
         run_decode(job, progress)
+    except BaseException:  # out of memory, a full disk, Ctrl-C, SIGTERM: the latents file is never touched
+        with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP) takes no more lines
+            print(f"note: the latents stay in {saved.file}: decode them again with motif-lite decode "
+                  f"{shlex.quote(str(saved.file))} (-o for another disk, --device cpu or --vram GiB for less GPU "
+                  "memory)", file=sys.stderr)  # fmt: skip
+        raise
     finally:
         progress.close()
     meta = saved.video_metadata

@@ -27,7 +27,13 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     line gives none (a given one wins: the notes say so). Flags that choose the video are an error: the file says
     it."""
     from motif_lite.cli.run_flags import weight_files
-    from motif_lite.io.latents import MODEL_FLAG_GROUPS, LatentsFileError, other_model_notes, read_latents
+    from motif_lite.io.latents import (
+        MODEL_FLAG_GROUPS,
+        LatentsFileError,
+        other_model_notes,
+        read_latents,
+        still_running,
+    )
     from motif_lite.request import RequestError
 
     saved = read_latents(args.resume, command="resume")
@@ -40,6 +46,10 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     defaults, given = _run_flags_given(args)
     done, steps = saved.progress
     notes = [f"resuming {saved.file}: {done} of {steps} steps sampled, {steps - done} to go"]
+    if (pid := still_running(saved)) is not None:
+        notes.append(f"the run that saved {saved.file} may still be running (process {pid} on this machine): two "
+                     f"runs of one video compete for the GPU and its file; stop that one first (kill {pid} saves its "
+                     "state), then resume")  # fmt: skip
     if _image_moved(saved):  # as -m may be given again for a moved checkpoint, -i for a moved image
         if "image" not in given:
             raise RequestError(f"the input image of the run being resumed, {saved.request['image']}, is no longer "
@@ -55,36 +65,80 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     for group in MODEL_FLAG_GROUPS:  # a group the command line leaves out comes from the file
         if not given & set(group):
             for dest in group:
+                _check_still_there(dest, then[dest], saved)
                 setattr(args, dest, then[dest])
     notes += other_model_notes(then, vars(args), "what this command gives")
     args.weights = weight_files(args)
     return saved, notes
 
 
+def _check_still_there(dest: str, value: str | list | None, saved: SavedLatents) -> None:
+    """Refuse a model file or folder the stopped run had (absolute in the file) that is no longer there, as on another
+    machine or after a move, naming the flag that gives it again; a Hub repo id is no path and is left alone."""
+    from motif_lite.request import RequestError
+
+    # --lora items are "PATH:STRENGTH" (model_flags' form); the others one path or None.
+    paths = [item.rpartition(":")[0] for item in value] if isinstance(value, list) else [value]
+    flag = "--" + dest.replace("_", "-")
+    for path in paths:
+        if path and Path(path).is_absolute() and not Path(path).exists():
+            raise RequestError(f"the run being resumed had {flag} {path}, which is not there (moved, or the file "
+                               f"comes from another machine): give {flag} again with where it is now")  # fmt: skip
+
+
 def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
     """Notes on the latents files an earlier run of these outputs left (it stopped, or its decode failed): this
     run starts again, and the note says how to use that work instead."""
-    from motif_lite.io.latents import LatentsFileError, latents_path, read_latents
+    from motif_lite.io.latents import fallback_folder, latents_path, still_running
 
     notes = []
     for request in requests:
         path = latents_path(request.output)
-        try:
-            saved = read_latents(path) if path.is_file() else None
-        except LatentsFileError:
-            continue
+        # Beside the output, else where a run keeps them when the output's folder took no file (a full disk).
+        saved = _earlier_run(path) or _earlier_run(fallback_folder() / path.name, user_path(request.output))
         if saved is None:
             continue
+        path = saved.file
         quoted = shlex.quote(str(path))
         if saved.denoised:
             notes.append(f"{path} holds the denoised latents of an earlier run of {request.output} whose decode "
                          f"failed: motif-lite decode {quoted} makes that video without sampling")  # fmt: skip
+        elif (pid := still_running(saved)) is not None:
+            notes.append(f"{path} is the saved state of a run of {request.output} that may still be running "
+                         f"(process {pid} on this machine): this run starts again beside it (its file gets another "
+                         "name)")  # fmt: skip
         else:
             done, steps = saved.progress
             notes.append(f"{path} holds an earlier run of {request.output} that stopped after step {done} of "
                          f"{steps}; this run starts again (its file gets another name). To go on with that one "
                          f"instead: motif-lite run --resume {quoted}")  # fmt: skip
     return notes
+
+
+def kept_anywhere(path: Path, output: str | Path) -> bool:
+    """Whether a run of `output` that meant to keep its work in `path` kept some: there, or, when that folder took
+    no file, in the folder a run falls back on (`fallback_folder`)."""
+    from motif_lite.io.latents import SUFFIX, fallback_folder
+
+    if path.exists():
+        return True
+    fallback = fallback_folder()
+    candidates = sorted(fallback.glob(f"{path.name.removesuffix(SUFFIX)}*{SUFFIX}")) if fallback.is_dir() else []
+    return any(_earlier_run(candidate, user_path(output)) is not None for candidate in candidates)
+
+
+def _earlier_run(path: Path, output: Path | None = None) -> SavedLatents | None:
+    """The latents an earlier run left in `path`, if any; with `output`, only those of that output (in a folder
+    that holds the latents of many outputs)."""
+    from motif_lite.io.latents import LatentsFileError, read_latents
+
+    try:
+        saved = read_latents(path) if path.is_file() else None
+    except LatentsFileError:
+        return None
+    if saved is None or (output is not None and saved.output != output.absolute()):
+        return None
+    return saved
 
 
 def _image_moved(saved: SavedLatents) -> bool:
@@ -137,6 +191,9 @@ def resumed_request(saved: SavedLatents, output: str | None) -> GenerationReques
     fields = dict(saved.request)
     if output is not None:
         fields["output"] = output
+    elif not Path(fields["output"]).parent.is_dir():  # the file came from another machine, or the folder moved
+        raise LatentsFileError(f"the run being resumed wrote to {fields['output']}, and that folder is not here: "
+                               "give -o for the video")  # fmt: skip
     try:
         request = GenerationRequest(**fields)
     except TypeError as exc:  # a field this version does not know

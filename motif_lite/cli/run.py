@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from motif_lite.cli.common import download_hint_repeats, lora_args, print_notes
 from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_layout, torchrun_notes
 from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
-from motif_lite.cli.resume import earlier_runs, resume_args, resumed_request
+from motif_lite.cli.resume import earlier_runs, kept_anywhere, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import prompt_line, summary
@@ -308,6 +308,7 @@ def _generate(
     say: Callable,
     resume: SavedLatents | None = None,
 ) -> int:
+    from motif_lite.io.latents import fallback_folder
     from motif_lite.pipeline import load_pipeline
     from motif_lite.settings import resolve_dtype, resolve_settings
 
@@ -337,6 +338,7 @@ def _generate(
         sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
         attention=args.attention, parallel=parallel, **_speed_settings(args, batch_guidance),
     )  # fmt: skip
+    pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
     load_seconds = time.perf_counter() - start
     text_encoder = sources.text_encoder_gguf.describe() if sources.text_encoder_gguf is not None else None
     ran_on = _ran_on(pipe, dtype, sources)
@@ -408,7 +410,7 @@ def _sample(
     try:
         return pipe.generate(video, progress, on_preview, args.preview_every, resume=resume, latents_file=keeps)
     except BaseException:
-        lost = [video] if in_batch and keeps is not None and not keeps.exists() else []
+        lost = [video] if in_batch and keeps is not None and not kept_anywhere(keeps, video.output) else []
         print_notes([*unsaved_videos(lost), *unstarted_videos(unstarted)], say)
         raise
     finally:

@@ -13,15 +13,21 @@ Version 1 files (denoised latents, before stopped runs were kept) read as versio
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import re
+import shutil
+import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.staging import staged_output
+from motif_lite.io.staging import process_running, staged_output
+from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.io.video import unused_path
 from motif_lite.paths import user_path
 
@@ -61,6 +67,8 @@ class SavedLatents:
     model: str | None = None  # the checkpoint (-m): a Hub repo id or an absolute folder; None: not known
     vae: str | None = None  # the VAE weight file of the user's (--vae), absolute; None: the checkpoint's
     file: Path | None = field(default=None, compare=False)  # where it was read from (not stored)
+    # The process that wrote the file, {"pid", "host"} (stored by `save_latents`; None in older files).
+    writer: dict | None = field(default=None, compare=False)
     # A run stopped while sampling: (steps done, steps), the sampling loop's other tensors (the solver's, APG's),
     # the request's fields (GenerationRequest, resolved) and the model flags of the run (`model_flags`).
     # progress None: the latents are denoised.
@@ -106,33 +114,126 @@ def save_latents(saved: SavedLatents, path: Path) -> Path:
 
     tensors = {TENSOR_NAME: saved.latents.detach().cpu().float().contiguous()}
     tensors |= {STATE_PREFIX + name: t.detach().cpu().contiguous() for name, t in saved.state.items()}
-    metadata = {FORMAT_KEY: json.dumps(saved.info(), default=str)}
+    writer = {"pid": os.getpid(), "host": socket.gethostname()}  # `still_running` asks about it
+    metadata = {FORMAT_KEY: json.dumps({**saved.info(), "writer": writer}, default=str)}
     with staged_output(path, 1) as partial:
         save_file(tensors, str(partial), metadata=metadata)
     return path
 
 
+class LatentsSaveError(MotifLiteError):
+    """Latents that could be saved nowhere: the message names each place tried, why, and the space they need."""
+
+
 class LatentsFile:
     """The latents file of one run: named on its first save (beside the output, never replacing a file that is
     there) unless given (the file a resumed run came from); each later save replaces it; `remove` once the video
-    is written."""
+    is written. With a `fallback` folder, a save that fails where it was meant to go (a full disk, a network share
+    gone read-only) goes there instead, and so do the later ones: hours of sampling are not lost for want of a
+    few tens of MB on the output's disk. `moved` then says why."""
 
-    def __init__(self, output: str | Path, path: Path | None = None) -> None:
+    def __init__(self, output: str | Path, path: Path | None = None, fallback: Path | None = None) -> None:
         self.output = Path(output)
         self.path = path
         self.written = path is not None  # a file this run owns
+        self.fallback = fallback
+        self.moved: str | None = None  # why the file is in `fallback`, not beside the output
+        self.kept: SavedLatents | None = None  # what the last save of this run wrote, its tensors left out
 
     def save(self, saved: SavedLatents) -> Path:
-        """Write `saved` (whole or not at all) and return where."""
+        """Write `saved` (whole or not at all) and return where; `LatentsSaveError` when no place takes it."""
         if self.path is None:
             self.path = unused_path(latents_path(self.output))
-        save_latents(saved, self.path)
+        try:
+            save_latents(saved, self.path)
+        except Exception as error:
+            if self.fallback is None or self.path.parent == self.fallback:
+                raise LatentsSaveError(_not_saved([(self.path, error)], saved)) from error
+            self._save_in_fallback(saved, error)
         self.written = True
+        self.kept = replace(saved, latents=torch.empty(0), state={})  # no tensors (a view would keep them alive)
         return self.path
+
+    def _save_in_fallback(self, saved: SavedLatents, error: Exception) -> None:
+        """`saved` in the fallback folder, where `self.path` failed with `error`; from then on the file is there."""
+        path = unused_path(self.fallback / self.path.name)
+        try:
+            self.fallback.mkdir(parents=True, exist_ok=True)
+            save_latents(saved, path)
+        except Exception as second:
+            raise LatentsSaveError(_not_saved([(self.path, error), (path, second)], saved)) from error
+        if self.written:  # this run's older state there: superseded, and its space is wanted
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
+        self.moved = f"{self.path} could not be written: {_reason(error)}"
+        self.path = path
 
     def remove(self) -> None:
         if self.written and self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+def _not_saved(attempts: list[tuple[Path, Exception]], saved: SavedLatents) -> str:
+    """Why `saved` is nowhere: each path tried with its error and the free space in its folder, the size, and what
+    to do about it."""
+    tried = "; nor to ".join(f"{path} ({_reason(error)}{_free_space(path.parent)})" for path, error in attempts)
+    codes = {_errno(error) for _, error in attempts}
+    if errno.EFBIG in codes:  # a file size limit, whatever the free space
+        fix = "raise the file size limit of this shell (ulimit -f unlimited)"
+    elif codes & {errno.ENOSPC, errno.EDQUOT}:
+        fix = "free that much space, or give the output another folder (-o)"
+    else:
+        fix = "give the output a folder this process can write (-o)"
+    return f"the latents could not be saved to {tried}; they need {_megabytes(_file_size(saved))}: {fix}"
+
+
+def _errno(error: Exception) -> int | None:
+    """The OS's error number behind `error`: an OSError's, or the "(os error N)" safetensors' own errors end with."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return error.errno
+    found = re.search(r"\(os error (\d+)\)", str(error))
+    return int(found.group(1)) if found else None
+
+
+def _reason(error: Exception) -> str:
+    """An error's cause in short: the OS's words where there are some (safetensors wraps them in its own)."""
+    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return re.sub(r" \(os error \d+\)$", "", text.removeprefix("Error while serializing: ").removeprefix("I/O error: "))
+
+
+def _free_space(folder: Path) -> str:
+    try:
+        return f", {_megabytes(shutil.disk_usage(folder).free)} free there"
+    except OSError:  # a folder that is gone, or a share that no longer answers
+        return ""
+
+
+def _file_size(saved: SavedLatents) -> int:
+    """About the bytes of the file `saved` makes: the latents in float32, the state, and the header (the description
+    as a JSON string inside JSON, about 100 bytes per tensor's entry)."""
+    state = saved.state.values()
+    header = len(json.dumps(json.dumps(saved.info(), default=str))) + 100 * (1 + len(state))
+    return header + saved.latents.numel() * 4 + sum(t.numel() * t.element_size() for t in state)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
+
+
+def still_running(saved: SavedLatents) -> int | None:
+    """The process ID of the run that wrote `saved` when it still runs on this machine (a periodic save of a run
+    that goes on: under nohup after an SSH drop, in another terminal), else None. A recycled process ID can make it
+    a false alarm: say it as a note, never refuse on it."""
+    writer = saved.writer or {}
+    pid = writer.get("pid")
+    if not isinstance(pid, int) or writer.get("host") != socket.gethostname() or pid == os.getpid():
+        return None
+    return pid if process_running(pid) else None
+
+
+def fallback_folder() -> Path:
+    """Where `motif-lite run` keeps a run's latents when the output's folder takes no file (`LatentsFile`)."""
+    return user_cache_folder() / "latents"
 
 
 def other_model_notes(then: dict | None, now: dict, sampled_with: str) -> list[str]:
@@ -177,7 +278,7 @@ def read_latents(path: str | Path, command: str | None = None) -> SavedLatents:
 
     path = user_path(path)
     if not path.is_file():
-        raise LatentsFileError(f"no such latents file: {path}")
+        raise LatentsFileError(f"no such latents file: {path}{_finished(path)}")
     not_latents = (
         f"{path} is not a latents file of motif-lite ({SAVED_BY[command]} of `motif-lite run` saves one beside the "
         "output, e.g. fox.latents.safetensors)"
@@ -202,6 +303,19 @@ def read_latents(path: str | Path, command: str | None = None) -> SavedLatents:
     return replace(_saved(info, latents.float(), state, not_latents), file=path)
 
 
+def _finished(missing: Path) -> str:
+    """Why a latents file may be missing: its run finished, when a video of its name is beside it (a run removes
+    its file once the video is written)."""
+    if not missing.name.endswith(SUFFIX):
+        return ""
+    stem = missing.name.removesuffix(SUFFIX)
+    videos = [p for p in (missing.with_name(stem + suffix) for suffix in _VIDEO_SUFFIXES) if p.is_file()]
+    if not videos:
+        return ""
+    return (f" ({videos[0].name} is there: a run removes its latents file once its video is written, so that run "
+            "has likely finished and there is nothing to go on with)")  # fmt: skip
+
+
 def _unreadable(path: Path, command: str | None, not_latents: str, exc: Exception) -> str:
     """What to say about a file safetensors cannot read: a video or an image given in place of its latents (the
     likely mix-up: the run's output), with the latents file's name; otherwise why, in short (safetensors' own
@@ -213,8 +327,34 @@ def _unreadable(path: Path, command: str | None, not_latents: str, exc: Exceptio
             f"{path} is {kind}, not a latents file: give the .latents.safetensors file {SAVED_BY[command]} saved "
             f"({latents_path(path).name})"
         )
+    if (whole := _whole_size(path)) is not None and whole > path.stat().st_size:
+        return (f"{path} is cut short: {path.stat().st_size} bytes where its header asks for {whole} or more (a copy "
+                "or download that did not finish: motif-lite writes it whole or not at all); copy it again from "
+                "where it was saved")  # fmt: skip
     why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a safetensors file, or a damaged one"
     return f"{not_latents}: {why}"
+
+
+def _whole_size(path: Path) -> int | None:
+    """The size a safetensors file says it has (8 bytes of header length, the JSON header, the tensors' data), read
+    from its start (of a file cut inside its header: the size up to the header's end); None when its start is no
+    safetensors header."""
+    try:
+        with path.open("rb") as file:
+            length = int.from_bytes(file.read(8), "little")
+            if not 2 <= length <= 100_000_000:  # safetensors' own limit on the header
+                return None
+            header = file.read(length)
+    except OSError:
+        return None
+    if len(header) < length:  # cut inside the header itself
+        return 8 + length
+    try:
+        entries = json.loads(header)
+        ends = [entry["data_offsets"][1] for name, entry in entries.items() if name != "__metadata__"]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+    return 8 + length + max(ends, default=0)
 
 
 def _parsed(header: str, not_latents: str) -> dict:
@@ -254,6 +394,7 @@ def _saved(info: dict, latents: torch.Tensor, state: dict[str, torch.Tensor], no
             state=state,
             request=info.get("request"),
             run=info.get("run"),
+            writer=info.get("writer") if isinstance(info.get("writer"), dict) else None,
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise LatentsFileError(f"{not_latents}: its description lacks or garbles {exc}") from None

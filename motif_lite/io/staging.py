@@ -101,7 +101,7 @@ def stale_partials(path: Path) -> list[Path]:
     stale = []
     for entry in entries:
         match = pattern.fullmatch(entry.name)
-        if match and not _running(int(match.group(1))) and entry.is_file():
+        if match and not process_running(int(match.group(1))) and entry.is_file():
             stale.append(entry)
     return sorted(stale)
 
@@ -120,7 +120,7 @@ def remove_stale_partials(path: Path) -> list[Path]:
     return removed
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
     """Whether process `pid` runs on this machine (or may: where signals cannot ask, as on Windows)."""
     if pid == os.getpid() or pid <= 0:  # (0 and below would ask about process groups)
         return True
