@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from motif_lite import devices
+from motif_lite import __version__, devices
 from motif_lite.checkpoint import ModelSources
 from motif_lite.decoding import decode_video
 from motif_lite.devices import checked_dtype
@@ -451,7 +451,10 @@ class MotifVideoPipeline:
         where = resume.file or "the saved state"
         # Every setting but the image's path (the saved request holds it absolute, the run may have had it relative).
         saved, now = resume.video_metadata, _jsonable(_metadata(request, settings))
-        changed = [key for key in sorted({*saved, *now} - {"image"}) if saved.get(key) != now.get(key)]
+        # The model may differ (`other_model_notes` says so), and so may the software's version.
+        changed = [
+            key for key in sorted({*saved, *now} - {"image", "model", "version"}) if saved.get(key) != now.get(key)
+        ]
         if changed:
             differences = "; ".join(f"{key}: {saved.get(key)!r} then, {now.get(key)!r} now" for key in changed[:4])
             raise RequestError(
@@ -707,7 +710,8 @@ class MotifVideoPipeline:
         output = user_path(request.output)
         try:
             decode_video(
-                self.vae, latents, output, request.fps, _metadata(request, settings), progress, tile=self.vae_tile,
+                self.vae, latents, output, request.fps, self._video_metadata(request, settings), progress,
+                tile=self.vae_tile,
                 frame_by_frame=self.vae_frame_by_frame, bands=self.vae_bands, parallel=self.parallel,
             )  # fmt: skip
         except BaseException as exc:
@@ -732,7 +736,7 @@ class MotifVideoPipeline:
         output = user_path(request.output).absolute()
         saved = SavedLatents(
             latents, output, request.width, request.height, request.frames, request.fps, vae_dtype,
-            _jsonable(_metadata(request, settings)), model, vae,
+            self._video_metadata(request, settings), model, vae,
         )  # fmt: skip
         if state is None:
             return saved
@@ -747,6 +751,20 @@ class MotifVideoPipeline:
         run = {**self.model_flags(), "image_sha256": None if image is None else image_sha256(image)}
         return dataclasses.replace(saved, progress=(state.done, request.steps), state=tensors, request=fields,
                                    run=run)  # fmt: skip
+
+    def _video_metadata(self, request: GenerationRequest, settings: Settings) -> dict:
+        return _jsonable(_metadata(request, settings, self.model_metadata()))
+
+    def model_metadata(self) -> dict:
+        """The model a video was made with, as its file stores it: `model_flags` with each file and folder by its
+        name (a Hub repo id as it is), so that a shared video tells nothing of the user's disk."""
+
+        def named(value: str) -> str:
+            return Path(value).name if Path(value).is_absolute() else value
+
+        flags = self.model_flags()
+        described = {key: named(value) for key, value in flags.items() if isinstance(value, str)}
+        return {**described, "lora": [named(lora) for lora in flags["lora"]]}
 
     def model_flags(self) -> dict:
         """The model this pipeline runs, as `motif-lite run`'s flags (dests) name it: what a resumed run loads."""
@@ -986,7 +1004,9 @@ def _jsonable(values: dict) -> dict:
     return json.loads(json.dumps(values, default=str))
 
 
-def _metadata(request: GenerationRequest, settings: Settings) -> dict:
+def _metadata(request: GenerationRequest, settings: Settings, model: dict | None = None) -> dict:
+    """What a video stores of how it was made (its file's comment): the request, the effective sampling settings and
+    `model` (`MotifVideoPipeline.model_metadata`); file names only, never the user's folders."""
     values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request).items()}
     values.pop("output")
     if request.image is not None:  # the file name only: a shared video must not tell the user's folders
@@ -996,4 +1016,5 @@ def _metadata(request: GenerationRequest, settings: Settings) -> dict:
         effective["schedule"] = dataclasses.asdict(settings.schedule)
     guidance = settings.guidance.value
     effective["guidance_config"] = None if guidance is None else {"method": type(guidance).__name__, **vars(guidance)}
-    return {"software": "motif-lite", **values, **effective}
+    made_with = {"version": __version__} if model is None else {"version": __version__, "model": model}
+    return {"software": "motif-lite", **made_with, **values, **effective}

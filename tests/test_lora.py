@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from diffusers import MotifVideoPipeline
@@ -146,6 +147,19 @@ def test_two_files_add_up(setup, reference_frames, tmp_path):
     pipe = load_pipeline(root, dtype=torch.float32, device="cpu", kernels="torch", loras=loras)
     assert len(pipe.loras.files) == 2
     assert_same_video(frames(pipe, tmp_path), reference_frames[1.0])
+
+
+def test_a_video_stores_its_model_and_loras_by_name(setup, tmp_path):
+    # The file's settings said nothing of the model or the LoRAs a video was made with (ComfyUI users look there to
+    # make it again); they are stored by file name, never with the user's folders.
+    root, _, files, _ = setup
+    pipe = load_pipeline(root, dtype=torch.float32, device="cpu", kernels="torch", loras=[(files["kohya"], 0.4)])
+    frames(pipe, tmp_path)
+    with PIL.Image.open(tmp_path / "out_000.png") as image:
+        stored = image.text["comment"]
+    model = json.loads(stored)["model"]
+    assert model["lora"] == [f"{files['kohya'].name}:0.4"] and model["model"] == root.name
+    assert model["dtype"] == "fp32" and str(root.parent) not in stored and str(files["kohya"].parent) not in stored
 
 
 @pytest.fixture(scope="module")

@@ -117,6 +117,18 @@ def test_a_resumed_run_writes_the_video_and_removes_the_file(pipe, tmp_path):
     assert steps == [1, 2, 3, 4]  # the progress starts where the stopped run was
 
 
+def test_a_file_without_the_model_and_version_keys_still_resumes(pipe, tmp_path):
+    # The video's settings now name the model and motif-lite's version; a file saved before they existed (or by
+    # another version, or with another model: a note, not a refusal) goes on all the same.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path), on_progress=stop_at(1))
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    assert {"model", "version"} <= set(saved.video_metadata)
+    older = {k: v for k, v in saved.video_metadata.items() if k not in ("model", "version")}
+    result = pipe.generate(GenerationRequest(**saved.request), resume=dataclasses.replace(saved, video_metadata=older))
+    assert result.resumed_at == 1 and names(tmp_path) == ["fox.mp4"]
+
+
 def test_a_resumed_run_that_stops_again_updates_its_file(pipe, tmp_path, monkeypatch):
     whole = denoised(pipe, request(tmp_path), monkeypatch)
     with pytest.raises(KeyboardInterrupt):
