@@ -24,7 +24,7 @@ from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
 from huggingface_hub.file_download import repo_folder_name
 
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
-from motif_lite.errors import CheckpointError, listed
+from motif_lite.errors import LFS_POINTER_START, CheckpointError, LFSPointerError, is_lfs_pointer, listed
 from motif_lite.paths import user_path
 
 __all__ = [
@@ -229,6 +229,7 @@ def find_checkpoint(
             refuse_non_checkpoint_folder(text)
             item = MissingFiles(MOTIF_REPO, tuple(missing), covering(missing, download), text, "", in_folder=True)
             raise MissingFilesError([item])
+        refuse_lfs_pointers(path, required)
         return path
     if path.exists():
         raise CheckpointError(f"{text} is a file; expected a checkpoint directory (or a Hub repo id){file_hint(text)}")
@@ -257,6 +258,28 @@ def find_checkpoint(
         reason = f"{text} has no files matching {', '.join(still)}"
         raise MissingFilesError([MissingFiles(text, tuple(still), include, local_dir_for(text), reason)])
     return root
+
+
+def lfs_pointers(root: Path, patterns: Sequence[str]) -> list[str]:
+    """The files matching `patterns` under `root` that are Git LFS pointers (a clone made without git-lfs), relative
+    to `root`; only small files are opened."""
+    found = {f for p in patterns for f in root.glob(p) if f.is_file() and f.stat().st_size < 1024}
+    pointers = []
+    for file in sorted(found):
+        with open(file, "rb") as f:
+            if is_lfs_pointer(f.read(len(LFS_POINTER_START))):
+                pointers.append(file.relative_to(root).as_posix())
+    return pointers
+
+
+def refuse_lfs_pointers(root: Path, required: Sequence[str]) -> None:
+    """An `LFSPointerError` naming the `required` files of a local folder that are Git LFS pointers, before any of
+    them is read (the tokenizer's would fail as bad JSON, the weights' as a bad header); nothing otherwise."""
+    pointers = lfs_pointers(root, required)
+    if len(pointers) == 1:
+        raise LFSPointerError(root, f"{pointers[0]} is a Git LFS pointer, not the file itself")
+    if pointers:
+        raise LFSPointerError(root, f"{listed(pointers, 4)} are Git LFS pointers, not the files themselves")
 
 
 def is_component_folder(path: Path) -> bool:
