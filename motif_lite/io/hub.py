@@ -11,17 +11,22 @@ type afterwards.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
 import shlex
+import shutil
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
 from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
+from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
 from huggingface_hub.file_download import repo_folder_name
+from huggingface_hub.utils import filter_repo_objects
 
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import LFS_POINTER_START, CheckpointError, LFSPointerError, is_lfs_pointer, listed
@@ -56,11 +61,80 @@ class HubAccess:
     def online(self) -> bool:
         return self.download and self.offline_reason is None
 
-    def failed(self, what: str, exc: BaseException) -> str:
-        """Record a failed Hub call (no further calls in this request) and return its reason, in words."""
+    def failed(self, what: str, exc: BaseException, repo: str) -> str:
+        """Record a failed Hub call (no further calls in this request) and return its reason, in words: the cause
+        and what to do where the error tells one (`failure_advice`)."""
         first_line = str(exc).splitlines()[0] if str(exc) else ""
         self.offline_reason = "not tried: an earlier Hub call of this request failed"
-        return f"{what} failed: {type(exc).__name__}: {first_line}".rstrip(": ")
+        reason = f"{what} failed: {type(exc).__name__}: {first_line}".rstrip(": ")
+        advice = failure_advice(exc, repo)
+        return f"{reason}; {advice}" if advice else reason
+
+
+def failure_advice(exc: BaseException, repo: str) -> str | None:
+    """What to do about a failed Hub call: a gated repo, a refused token, a full disk, no connection; None for
+    anything else (its own message is all there is)."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    login = "log in with `hf auth login` or set HF_TOKEN"
+    if isinstance(exc, GatedRepoError):
+        return f"{repo} is gated: accept its conditions at {constants.ENDPOINT}/{repo}, then {login}"
+    if status == 401:
+        return f"the Hub refused the token: {login} with a valid token"
+    if status == 403:
+        return f"the token may not read {repo}: {login} with a token that may"
+    if _disk_full(exc):
+        return (
+            f"the disk of the Hugging Face cache ({constants.HF_HUB_CACHE}) is full: free space there, or move the "
+            "cache to a bigger disk (HF_HUB_CACHE=/big/disk/hf-cache, or HF_HOME), then run again: the download "
+            "goes on where it stopped"
+        )
+    if _no_connection(exc):
+        slow = ", or HF_HUB_DOWNLOAD_TIMEOUT=60 for a slow link" if _is_timeout(exc) else ""
+        mirror = "check the mirror HF_ENDPOINT names" if "HF_ENDPOINT" in os.environ else "set HF_ENDPOINT to a mirror"
+        return (
+            f"cannot reach {constants.ENDPOINT}: check the network (and HTTPS_PROXY behind a proxy), or {mirror}"
+            f"{slow}; run again to go on: what was downloaded stays in the cache"
+        )
+    return None
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and the errors it was raised from (huggingface_hub wraps its HTTP client's errors)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in _causes(exc))
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return any("Timeout" in cls.__name__ for e in _causes(exc) for cls in type(e).__mro__)
+
+
+def _no_connection(exc: BaseException) -> bool:
+    """A network failure: huggingface_hub's "cannot reach the Hub and nothing cached", or its HTTP client's
+    connection errors and timeouts (requests' and httpx's names differ, hence the names)."""
+    kinds = (LocalEntryNotFoundError, ConnectionError, TimeoutError)
+    names = ("Connect", "Timeout", "NetworkError", "ProxyError")
+    return any(
+        isinstance(e, kinds) or any(n in cls.__name__ for n in names for cls in type(e).__mro__) for e in _causes(exc)
+    )
+
+
+def refuse_unknown_repo(exc: BaseException, repo: str, flag: str) -> None:
+    """The `CheckpointError` for a repo the Hub does not know (a typo in `flag`'s value, or a private repo without
+    a token): an `hf download` elsewhere would fail too, so no download command is printed. Nothing for any other
+    error (a gated repo is one the Hub knows)."""
+    if isinstance(exc, RepositoryNotFoundError) and not isinstance(exc, GatedRepoError):
+        raise CheckpointError(
+            f"{repo} ({flag}): no such model repo on {constants.ENDPOINT}: check its spelling; a private repo needs "
+            "a token (`hf auth login`, or HF_TOKEN)"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -250,9 +324,15 @@ def find_checkpoint(
         raise unavailable(hub.offline_reason or "downloads are off")
     try:
         with quiet_hub():
+            info = HfApi().model_info(text, files_metadata=True)
+            sizes = {s.rfilename: s.size or 0 for s in info.siblings or ()}
+            start_download(DownloadPlan.of(text, sizes, include, cached))
             root = Path(snapshot_download(text, allow_patterns=list(include) or None))
+    except CheckpointError:
+        raise
     except _HUB_ERRORS as exc:
-        raise unavailable(hub.failed("download", exc)) from exc
+        refuse_unknown_repo(exc, text, "-m")
+        raise unavailable(hub.failed("download", exc, text)) from exc
     still = missing_files(root, required)
     if still:
         reason = f"{text} has no files matching {', '.join(still)}"
@@ -447,15 +527,79 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
         raise MissingFilesError([_with_reason(missing, reason)])
     try:
         with quiet_hub():
-            names = [s.rfilename for s in HfApi().model_info(GGUF_REPO).siblings or () if s.rfilename.endswith(".gguf")]
+            siblings = HfApi().model_info(GGUF_REPO, files_metadata=True).siblings or ()
     except _HUB_ERRORS as exc:
-        raise MissingFilesError([_with_reason(missing, hub.failed("listing the GGUF repo", exc))]) from exc
-    name = _pick_variant(names, text)
+        refuse_unknown_repo(exc, GGUF_REPO, "--gguf")
+        failed = hub.failed("listing the GGUF repo", exc, GGUF_REPO)
+        raise MissingFilesError([_with_reason(missing, failed)]) from exc
+    sizes = {s.rfilename: s.size or 0 for s in siblings if s.rfilename.endswith(".gguf")}
+    name = _pick_variant(list(sizes), text)
+    start_download(DownloadPlan.of(GGUF_REPO, sizes, [name], cached))
     try:
         with quiet_hub():
             return Path(hf_hub_download(GGUF_REPO, name))
     except _HUB_ERRORS as exc:
-        raise MissingFilesError([_with_reason(missing, hub.failed("download", exc))]) from exc
+        raise MissingFilesError([_with_reason(missing, hub.failed("download", exc, GGUF_REPO))]) from exc
+
+
+@dataclass(frozen=True)
+class DownloadPlan:
+    """What a download of `repo` fetches into the Hugging Face cache: `files` (name -> bytes) that are not cached
+    yet, and `partial`: the bytes an interrupted download left there, which huggingface_hub goes on from."""
+
+    repo: str
+    files: dict[str, int]
+    partial: int = 0
+
+    @classmethod
+    def of(cls, repo: str, sizes: dict[str, int], patterns: Sequence[str], cached: Path | None) -> DownloadPlan:
+        """The plan for the files of `sizes` (the repo's listing) that `patterns` select and `cached` lacks."""
+        wanted = filter_repo_objects(list(sizes), allow_patterns=list(patterns) or None)
+        files = {name: sizes[name] for name in wanted if cached is None or not (cached / name).is_file()}
+        blobs = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo, repo_type="model") / "blobs"
+        partial = sum(f.stat().st_size for f in blobs.glob("*.incomplete")) if blobs.is_dir() else 0
+        return cls(repo, files, min(partial, sum(files.values())))
+
+    @property
+    def needed(self) -> int:
+        """The bytes still to be written to the cache's disk."""
+        return sum(self.files.values()) - self.partial
+
+    def describe(self) -> str:
+        by_folder: dict[str, int] = {}
+        for name, size in self.files.items():
+            folder = f"{name.split('/')[0]}/" if "/" in name else name
+            by_folder[folder] = by_folder.get(folder, 0) + size
+        big = [f"{folder} {_gb(size)}" for folder, size in by_folder.items() if size >= 10**8]
+        small = [folder for folder, size in by_folder.items() if size < 10**8]
+        parts = big + ([f"{len(small)} small {'file' if len(small) == 1 else 'files or folders'}"] if small else [])
+        resumed = f", {_gb(self.partial)} of it there from an interrupted download" if self.partial else ""
+        return (
+            f"downloading {_gb(sum(self.files.values()))} of {self.repo} ({', '.join(parts)}{resumed}) into the "
+            f"Hugging Face cache {constants.HF_HUB_CACHE}; later runs read it from there, and a download that stops "
+            "goes on where it stopped when you run again"
+        )
+
+
+def start_download(plan: DownloadPlan) -> None:
+    """Say what is about to be downloaded, and where, after checking that it fits on the cache's disk
+    (`CheckpointError` otherwise: huggingface_hub would only log a warning and fail with the disk full)."""
+    if not plan.files:
+        return
+    cache = Path(constants.HF_HUB_CACHE)
+    existing = next(folder for folder in [cache, *cache.parents] if folder.exists())
+    free = shutil.disk_usage(existing).free
+    if plan.needed > free:
+        raise CheckpointError(
+            f"not enough disk space to download {plan.repo}: it needs {_gb(plan.needed)} in the Hugging Face cache "
+            f"{cache}, whose disk has {_gb(free)} free; free space there, or put the cache on a bigger disk "
+            "(HF_HUB_CACHE=/big/disk/hf-cache, or HF_HOME=/big/disk/huggingface) and run again"
+        )
+    print(plan.describe(), file=sys.stderr)
+
+
+def _gb(nbytes: int) -> str:
+    return f"{nbytes / 10**9:.2f} GB"
 
 
 def gguf_file_fix(path: Path, model: str) -> str:
