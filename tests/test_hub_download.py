@@ -187,3 +187,17 @@ def test_a_repo_the_hub_does_not_know_is_one_line_without_a_download_command(fak
     assert cli.main([*argv, "-o", str(tmp_path / "fox.mp4")]) == 2
     err = capsys.readouterr().err
     assert "no such model repo" in err and "Traceback" not in err and "hf download" not in err
+
+
+def test_a_repo_at_a_revision_says_how_to_use_that_revision(no_network, tmp_path, capsys):
+    # `-m Org/Name@v2` (as some tools write a revision): -m takes a repo's main revision; the fix downloads the
+    # revision into a folder, in a run and in check alike (not "no such checkpoint directory").
+    fix = "hf download Org/Name --revision v2 --local-dir ./Name, then -m ./Name"
+    with pytest.raises(CheckpointError, match="-m takes a Hub repo's main revision only") as error:
+        hub.find_checkpoint("Org/Name@v2")
+    assert str(error.value).endswith(fix)
+    assert cli.main(["check", "-m", "Org/Name@v2"]) == 2
+    assert (
+        f"problem  Org/Name@v2: -m takes a Hub repo's main revision only; fix: download 'v2' into a folder: {fix}"
+        in (capsys.readouterr().out)
+    )

@@ -40,6 +40,7 @@ from motif_lite.io.hub import (
     is_gguf_repo,
     parent_as_given,
     refuse_lfs_pointers,
+    revision_problem,
 )
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint
 from motif_lite.paths import user_path
@@ -116,6 +117,9 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[s
         report.problem(model, exc.problem, exc.fix)
         return None
     except MotifLiteError:  # neither a folder nor a repo id
+        if revision_problem(model) is not None:
+            report.problem(model, *revision_problem(model))
+            return None
         if path.exists():
             fix = file_fix(model) or f"pass the folder that holds model_index.json, or {MOTIF_REPO}"
             report.problem(model, "is a file, not a checkpoint folder", fix)

@@ -224,6 +224,18 @@ def quiet_hub() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def revision_problem(text: str) -> tuple[str, str] | None:
+    """For `owner/name@revision` (a branch, tag or commit of a Hub repo, as some tools write it): (the problem: -m
+    takes a repo's main revision only, the fix: download that revision into a folder); None for anything else."""
+    repo, at, revision = text.partition("@")
+    if not at or not revision or not is_repo_id(repo) or user_path(text).exists():
+        return None
+    local = local_dir_for(repo)
+    command = f"hf download {repo} --revision {shlex.quote(revision)} --local-dir {local}"
+    fix = f"download {revision!r} into a folder: {command}, then -m {local}"
+    return "-m takes a Hub repo's main revision only", fix
+
+
 def is_repo_id(text: str) -> bool:
     """Whether `text` reads as a Hub repo id (`owner/name`)."""
     return bool(_REPO_ID.match(text))
@@ -307,6 +319,8 @@ def find_checkpoint(
         return path
     if path.exists():
         raise CheckpointError(f"{text} is a file; expected a checkpoint directory (or a Hub repo id){file_hint(text)}")
+    if revision_problem(text) is not None:
+        raise CheckpointError("{}: {}; {}".format(text, *revision_problem(text)))
     if not is_repo_id(text):
         raise CheckpointError(f"no such checkpoint directory: {text}{expanded_as(text)}")
     if is_gguf_repo(text):  # before any lookup: nothing of a checkpoint is there to download
