@@ -201,3 +201,12 @@ def test_a_repo_at_a_revision_says_how_to_use_that_revision(no_network, tmp_path
         f"problem  Org/Name@v2: -m takes a Hub repo's main revision only; fix: download 'v2' into a folder: {fix}"
         in (capsys.readouterr().out)
     )
+
+
+def test_hf_hub_offline_is_named_as_what_stops_the_download(no_network):
+    # A notebook set HF_HUB_OFFLINE=1 on a machine that has a network: unsetting it is the fix, before the commands.
+    with pytest.raises(hub.MissingFilesError) as error:
+        hub.find_checkpoint(hub.MOTIF_REPO, download=["vae/*"])
+    lines = str(error.value).splitlines()
+    unset = "With a network here, unset HF_HUB_OFFLINE and run again: they then download themselves."
+    assert lines[lines.index(unset) + 1].startswith("Download them")

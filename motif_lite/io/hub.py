@@ -49,13 +49,16 @@ _VARIANT = re.compile(r"^[A-Za-z0-9_]+$")  # Q4_K_M, Q8_0, BF16, ...
 _HUB_ERRORS = (Exception,)
 
 
+OFFLINE_SET = "HF_HUB_OFFLINE=1 is set"
+
+
 class HubAccess:
     """How one request may use the Hub: downloads allowed (`download`) until a Hub call fails or when
     `HF_HUB_OFFLINE=1`; `offline_reason` then says why every later lookup stays in the cache."""
 
     def __init__(self, download: bool = True) -> None:
         self.download = download
-        self.offline_reason: str | None = "HF_HUB_OFFLINE=1 is set" if constants.HF_HUB_OFFLINE else None
+        self.offline_reason: str | None = OFFLINE_SET if constants.HF_HUB_OFFLINE else None
 
     @property
     def online(self) -> bool:
@@ -204,6 +207,8 @@ class MissingFilesError(CheckpointError):
             if hub:
                 lines.append(f"missing files, not in the Hugging Face cache ({constants.HF_HUB_CACHE}):")
                 lines += [f"  {item.describe()}" for item in hub]
+            if any(item.reason == OFFLINE_SET for item in hub):  # e.g. set by a notebook, on a connected machine
+                lines.append("With a network here, unset HF_HUB_OFFLINE and run again: they then download themselves.")
             lines.append("Download them (on a machine with network access if this one has none):")
             lines += [f"  {item.command()}" for item in self.missing]
             lines.append("(older huggingface_hub: `huggingface-cli download` takes the same arguments), then run:")
