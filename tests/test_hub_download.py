@@ -47,9 +47,12 @@ class FakeHub:
 
     def __init__(self) -> None:
         self.downloads: list[tuple] = []
+        self.listed: list[str] = []
         self.fail: BaseException | None = None
+        self.snapshot: Path | None = None  # what a snapshot download returns; None: it fails
 
     def model_info(self, repo_id: str, files_metadata: bool = False) -> SimpleNamespace:
+        self.listed.append(repo_id)
         if self.fail is not None:
             raise self.fail
         files = GGUF_FILES if repo_id == hub.GGUF_REPO else CHECKPOINT_FILES
@@ -57,6 +60,8 @@ class FakeHub:
 
     def snapshot_download(self, repo_id: str, allow_patterns=None) -> str:
         self.downloads.append((repo_id, allow_patterns))
+        if self.snapshot is not None:
+            return str(self.snapshot)
         raise ConnectionError("the test stops here: the plan and the space check came before")
 
     def hf_hub_download(self, repo_id: str, filename: str) -> str:
@@ -210,3 +215,21 @@ def test_hf_hub_offline_is_named_as_what_stops_the_download(no_network):
     lines = str(error.value).splitlines()
     unset = "With a network here, unset HF_HUB_OFFLINE and run again: they then download themselves."
     assert lines[lines.index(unset) + 1].startswith("Download them")
+
+
+def test_a_typo_in_the_gguf_variant_is_said_before_the_checkpoint_downloads(fake_hub, monkeypatch, tmp_path):
+    from motif_lite.checkpoint import locate_sources
+
+    free_space(monkeypatch, 10**12)
+    with pytest.raises(CheckpointError) as error:
+        locate_sources(hub.MOTIF_REPO, gguf="Q4_K_N")
+    assert str(error.value) == (
+        f"no file in {hub.GGUF_REPO} match variant 'Q4_K_N'; available: {', '.join(sorted(GGUF_FILES))}"
+    )
+    assert fake_hub.downloads == []
+    # A right one: the GGUF repo is listed once for both the check and the download.
+    fake_hub.snapshot, fake_hub.listed = tmp_path, []  # a checkpoint "downloaded" without its files
+    with pytest.raises(hub.MissingFilesError):
+        locate_sources(hub.MOTIF_REPO, gguf="Q4_K_M")
+    assert fake_hub.listed == [hub.GGUF_REPO, hub.MOTIF_REPO]
+    assert [repo for repo, _ in fake_hub.downloads] == [hub.MOTIF_REPO, hub.GGUF_REPO]

@@ -59,6 +59,22 @@ class HubAccess:
     def __init__(self, download: bool = True) -> None:
         self.download = download
         self.offline_reason: str | None = OFFLINE_SET if constants.HF_HUB_OFFLINE else None
+        self._listings: dict[str, dict[str, int] | Exception] = {}
+
+    def file_sizes(self, repo: str) -> dict[str, int]:
+        """The files of `repo` on the Hub and their sizes in bytes: one listing per repo and request (its failure,
+        too, is raised again rather than asked again)."""
+        if repo not in self._listings:
+            try:
+                with quiet_hub():
+                    info = HfApi().model_info(repo, files_metadata=True)
+                self._listings[repo] = {s.rfilename: s.size or 0 for s in info.siblings or ()}
+            except _HUB_ERRORS as exc:
+                self._listings[repo] = exc
+        listing = self._listings[repo]
+        if isinstance(listing, Exception):
+            raise listing
+        return listing
 
     @property
     def online(self) -> bool:
@@ -342,10 +358,8 @@ def find_checkpoint(
     if not hub.online:
         raise unavailable(hub.offline_reason or "downloads are off")
     try:
+        start_download(DownloadPlan.of(text, hub.file_sizes(text), include, cached))
         with quiet_hub():
-            info = HfApi().model_info(text, files_metadata=True)
-            sizes = {s.rfilename: s.size or 0 for s in info.siblings or ()}
-            start_download(DownloadPlan.of(text, sizes, include, cached))
             root = Path(snapshot_download(text, allow_patterns=list(include) or None))
     except CheckpointError:
         raise
@@ -534,31 +548,49 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
     text = str(variant_or_path)
     if not is_gguf_variant(text):
         return _local_gguf(user_path(text))
-    cached = cached_snapshot(GGUF_REPO)
+    cached = cached_variant(text)
     if cached is not None:
-        found = match_variant([str(p.relative_to(cached)) for p in cached.rglob("*.gguf")], text)
-        if len(found) == 1:
-            return cached / found[0]
+        return cached
     pattern = f"*{text}*.gguf"
     missing = MissingFiles(GGUF_REPO, (pattern,), (pattern,), local_dir_for(GGUF_REPO), "")
     if not hub.online:
         reason = hub.offline_reason or "downloads are off"
         raise MissingFilesError([_with_reason(missing, reason)])
     try:
-        with quiet_hub():
-            siblings = HfApi().model_info(GGUF_REPO, files_metadata=True).siblings or ()
+        sizes = {name: size for name, size in hub.file_sizes(GGUF_REPO).items() if name.endswith(".gguf")}
     except _HUB_ERRORS as exc:
         refuse_unknown_repo(exc, GGUF_REPO, "--gguf")
         failed = hub.failed("listing the GGUF repo", exc, GGUF_REPO)
         raise MissingFilesError([_with_reason(missing, failed)]) from exc
-    sizes = {s.rfilename: s.size or 0 for s in siblings if s.rfilename.endswith(".gguf")}
     name = _pick_variant(list(sizes), text)
-    start_download(DownloadPlan.of(GGUF_REPO, sizes, [name], cached))
+    start_download(DownloadPlan.of(GGUF_REPO, sizes, [name], cached_snapshot(GGUF_REPO)))
     try:
         with quiet_hub():
             return Path(hf_hub_download(GGUF_REPO, name))
     except _HUB_ERRORS as exc:
         raise MissingFilesError([_with_reason(missing, hub.failed("download", exc, GGUF_REPO))]) from exc
+
+
+def cached_variant(variant: str) -> Path | None:
+    """The one file of the cached GGUF repo whose name carries `variant`; None when there is none (or several)."""
+    cached = cached_snapshot(GGUF_REPO)
+    if cached is None:
+        return None
+    found = match_variant([str(p.relative_to(cached)) for p in cached.rglob("*.gguf")], variant)
+    return cached / found[0] if len(found) == 1 else None
+
+
+def check_gguf_variant(variant: str, hub: HubAccess) -> None:
+    """A `--gguf` variant that no file of the official GGUF repo carries (a typo such as Q4_K_N): its
+    `CheckpointError` (with the variants there are) before anything else downloads, not after the checkpoint's
+    gigabytes. Nothing when the cache has it or the Hub cannot be asked: `find_gguf` reports that."""
+    if not is_gguf_variant(variant) or not hub.online or cached_variant(variant) is not None:
+        return
+    try:
+        names = [name for name in hub.file_sizes(GGUF_REPO) if name.endswith(".gguf")]
+    except _HUB_ERRORS:
+        return
+    _pick_variant(names, variant)
 
 
 @dataclass(frozen=True)
