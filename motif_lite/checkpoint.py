@@ -32,6 +32,7 @@ from motif_lite.io.hub import (
     HubAccess,
     MissingFiles,
     MissingFilesError,
+    check_gguf_variant,
     covering,
     find_checkpoint,
     find_gguf,
@@ -143,6 +144,9 @@ def locate_sources(
         component: _collect(lambda c=component, f=file: check_weight_file(c, f), problems, missing)
         for component, file in (weights or {}).items()
     }
+    if gguf is not None and require_weights:  # a typo in a variant, said before the checkpoint downloads
+        _collect(lambda: check_gguf_variant(str(gguf), hub), problems, missing)
+        _raise_if(problems, missing)
     gguf_replaced = {"transformer"} if gguf is not None else set()
     gguf_replaced |= {"text_encoder"} if text_encoder_gguf is not None else set()
     root = _collect(

@@ -22,6 +22,32 @@ class CheckpointError(MotifLiteError):
     """A checkpoint is missing, corrupt, truncated, foreign, or does not match the model."""
 
 
+# The first bytes of a Git LFS pointer: what `git clone` leaves in place of a large file without git-lfs installed.
+LFS_POINTER_START = b"version https://git-lfs.github.com/spec/"
+LFS_FIX = (
+    "the repo was cloned without Git LFS, which leaves a ~130-byte text pointer in place of each large file: in "
+    "the cloned folder run `git lfs install && git lfs pull`, or download the files with `hf download` instead"
+)
+
+
+class LFSPointerError(CheckpointError):
+    """Git LFS pointers where weights (or other large files) should be: `subject` (a file, or a folder whose files
+    `problem` names); `problem` and `fix` said apart for `motif-lite check`."""
+
+    def __init__(self, subject: object, problem: str) -> None:
+        self.problem, self.fix = problem, LFS_FIX
+        super().__init__(f"{subject}: {problem}; {LFS_FIX}")
+
+    @classmethod
+    def file(cls, path: object, size: int) -> LFSPointerError:
+        return cls(path, f"a Git LFS pointer ({size} bytes of text), not the file itself")
+
+
+def is_lfs_pointer(head: bytes) -> bool:
+    """Whether a file's first bytes are those of a Git LFS pointer (`LFS_POINTER_START`)."""
+    return head.startswith(LFS_POINTER_START)
+
+
 class DeviceError(MotifLiteError):
     """The requested device does not exist or cannot be used on this machine."""
 

@@ -674,7 +674,12 @@ def online_without_network(monkeypatch, tmp_path):
             return real_snapshot_download(repo_id, **kwargs)  # a real cache miss
         raise ConnectionError("[Errno -3] Temporary failure in name resolution")
 
+    class NoNetworkApi:
+        def model_info(self, repo_id, **kwargs):
+            raise ConnectionError("[Errno -3] Temporary failure in name resolution")
+
     monkeypatch.setattr(hub, "snapshot_download", snapshot_download)
+    monkeypatch.setattr(hub, "HfApi", NoNetworkApi)
 
 
 def test_download_failure_is_a_checkpoint_error(online_without_network):
@@ -687,9 +692,9 @@ def test_gguf_variant_found_by_listing_the_repo(online_without_network, monkeypa
     downloads = []
 
     class FakeApi:
-        def model_info(self, repo_id):
+        def model_info(self, repo_id, files_metadata=False):
             assert repo_id == hub.GGUF_REPO
-            return SimpleNamespace(siblings=[SimpleNamespace(rfilename=name) for name in names])
+            return SimpleNamespace(siblings=[SimpleNamespace(rfilename=name, size=1) for name in names])
 
     def fake_download(repo_id, filename):
         downloads.append((repo_id, filename))

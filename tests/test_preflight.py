@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -369,6 +370,8 @@ def test_a_download_that_left_a_shard_out_is_not_taken_as_complete(checkpoint, t
     shards[1].unlink()
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hub, "snapshot_download", lambda *args, **kwargs: str(downloaded))
+    listing = SimpleNamespace(siblings=[])  # the repo's file list, from which a download's size is told
+    monkeypatch.setattr(hub, "HfApi", lambda: SimpleNamespace(model_info=lambda *args, **kwargs: listing))
     with pytest.raises(hub.MissingFilesError) as err:
         locate_sources()
     assert f"has no files matching transformer/{shards[1].name}" in str(err.value), err.value

@@ -18,12 +18,12 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
-from motif_lite.checkpoint import download_patterns, float8_notes
+from motif_lite.checkpoint import download_patterns, float8_notes, required_files
 from motif_lite.checkup.checkpoint import check_checkpoint, check_gguf, check_text_encoder_gguf
 from motif_lite.checkup.environment import check_environment
 from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_line
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
-from motif_lite.errors import MotifLiteError
+from motif_lite.errors import LFSPointerError, MotifLiteError
 from motif_lite.io.hub import (
     GGUF_FOLDER,
     GGUF_REPO_AS_MODEL,
@@ -39,6 +39,8 @@ from motif_lite.io.hub import (
     is_component_folder,
     is_gguf_repo,
     parent_as_given,
+    refuse_lfs_pointers,
+    revision_problem,
 )
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint
 from motif_lite.paths import user_path
@@ -106,11 +108,18 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[s
         return None
     try:
         root = find_checkpoint(model, download=download_patterns(gguf, linked), hub=HubAccess(download=False))
+        refuse_lfs_pointers(root, required_files(gguf, linked))
     except MissingFilesError as exc:  # a Hub repo id the cache lacks
         fix = "download it: " + "; ".join(item.command() for item in exc.missing)
         report.problem(model, "not in the local Hugging Face cache (check never downloads)", fix)
         return None
+    except LFSPointerError as exc:  # a clone made without git-lfs: every pointer in one problem
+        report.problem(model, exc.problem, exc.fix)
+        return None
     except MotifLiteError:  # neither a folder nor a repo id
+        if revision_problem(model) is not None:
+            report.problem(model, *revision_problem(model))
+            return None
         if path.exists():
             fix = file_fix(model) or f"pass the folder that holds model_index.json, or {MOTIF_REPO}"
             report.problem(model, "is a file, not a checkpoint folder", fix)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.checkup.report import CheckpointFiles, Checkup, first_line
-from motif_lite.errors import MotifLiteError
+from motif_lite.errors import LFSPointerError, MotifLiteError
 from motif_lite.io.linked import other_component
 from motif_lite.paths import user_path
 from motif_lite.weights.safetensors_files import weight_files
@@ -230,6 +230,9 @@ def _weights(report: Checkup, source: CheckpointFiles, folder: str, single: str)
             continue
         try:
             headers.append(read_header(path))
+        except LFSPointerError as exc:
+            report.problem(rel, exc.problem, exc.fix)
+            complete = False
         except MotifLiteError as exc:
             report.problem(rel, first_line(exc).replace(f"{path}: ", ""), source.fetch(rel, again=True))
             complete = False
@@ -307,6 +310,9 @@ def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> No
     subject = str(path)
     try:
         checkpoint = read_gguf(path)
+    except LFSPointerError as exc:
+        report.problem(subject, exc.problem, exc.fix)
+        return
     except MotifLiteError as exc:
         problem = first_line(exc).replace(f"{path}: ", "").replace(f"{path} ", "")
         fix = _other_kind_fix(exc, path) or _safetensors_fix(path, "--diffusion-model", "transformer")

@@ -11,20 +11,25 @@ type afterwards.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
 import shlex
+import shutil
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
 from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
+from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
 from huggingface_hub.file_download import repo_folder_name
+from huggingface_hub.utils import filter_repo_objects
 
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
-from motif_lite.errors import CheckpointError, listed
+from motif_lite.errors import LFS_POINTER_START, CheckpointError, LFSPointerError, is_lfs_pointer, listed
 from motif_lite.paths import user_path
 
 __all__ = [
@@ -44,23 +49,111 @@ _VARIANT = re.compile(r"^[A-Za-z0-9_]+$")  # Q4_K_M, Q8_0, BF16, ...
 _HUB_ERRORS = (Exception,)
 
 
+OFFLINE_SET = "HF_HUB_OFFLINE=1 is set"
+
+
 class HubAccess:
     """How one request may use the Hub: downloads allowed (`download`) until a Hub call fails or when
     `HF_HUB_OFFLINE=1`; `offline_reason` then says why every later lookup stays in the cache."""
 
     def __init__(self, download: bool = True) -> None:
         self.download = download
-        self.offline_reason: str | None = "HF_HUB_OFFLINE=1 is set" if constants.HF_HUB_OFFLINE else None
+        self.offline_reason: str | None = OFFLINE_SET if constants.HF_HUB_OFFLINE else None
+        self._listings: dict[str, dict[str, int] | Exception] = {}
+
+    def file_sizes(self, repo: str) -> dict[str, int]:
+        """The files of `repo` on the Hub and their sizes in bytes: one listing per repo and request (its failure,
+        too, is raised again rather than asked again)."""
+        if repo not in self._listings:
+            try:
+                with quiet_hub():
+                    info = HfApi().model_info(repo, files_metadata=True)
+                self._listings[repo] = {s.rfilename: s.size or 0 for s in info.siblings or ()}
+            except _HUB_ERRORS as exc:
+                self._listings[repo] = exc
+        listing = self._listings[repo]
+        if isinstance(listing, Exception):
+            raise listing
+        return listing
 
     @property
     def online(self) -> bool:
         return self.download and self.offline_reason is None
 
-    def failed(self, what: str, exc: BaseException) -> str:
-        """Record a failed Hub call (no further calls in this request) and return its reason, in words."""
+    def failed(self, what: str, exc: BaseException, repo: str) -> str:
+        """Record a failed Hub call (no further calls in this request) and return its reason, in words: the cause
+        and what to do where the error tells one (`failure_advice`)."""
         first_line = str(exc).splitlines()[0] if str(exc) else ""
         self.offline_reason = "not tried: an earlier Hub call of this request failed"
-        return f"{what} failed: {type(exc).__name__}: {first_line}".rstrip(": ")
+        reason = f"{what} failed: {type(exc).__name__}: {first_line}".rstrip(": ")
+        advice = failure_advice(exc, repo)
+        return f"{reason}; {advice}" if advice else reason
+
+
+def failure_advice(exc: BaseException, repo: str) -> str | None:
+    """What to do about a failed Hub call: a gated repo, a refused token, a full disk, no connection; None for
+    anything else (its own message is all there is)."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    login = "log in with `hf auth login` or set HF_TOKEN"
+    if isinstance(exc, GatedRepoError):
+        return f"{repo} is gated: accept its conditions at {constants.ENDPOINT}/{repo}, then {login}"
+    if status == 401:
+        return f"the Hub refused the token: {login} with a valid token"
+    if status == 403:
+        return f"the token may not read {repo}: {login} with a token that may"
+    if _disk_full(exc):
+        return (
+            f"the disk of the Hugging Face cache ({constants.HF_HUB_CACHE}) is full: free space there, or move the "
+            "cache to a bigger disk (HF_HUB_CACHE=/big/disk/hf-cache, or HF_HOME), then run again: the download "
+            "goes on where it stopped"
+        )
+    if _no_connection(exc):
+        slow = ", or HF_HUB_DOWNLOAD_TIMEOUT=60 for a slow link" if _is_timeout(exc) else ""
+        mirror = "check the mirror HF_ENDPOINT names" if "HF_ENDPOINT" in os.environ else "set HF_ENDPOINT to a mirror"
+        return (
+            f"cannot reach {constants.ENDPOINT}: check the network (and HTTPS_PROXY behind a proxy), or {mirror}"
+            f"{slow}; run again to go on: what was downloaded stays in the cache"
+        )
+    return None
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and the errors it was raised from (huggingface_hub wraps its HTTP client's errors)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in _causes(exc))
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return any("Timeout" in cls.__name__ for e in _causes(exc) for cls in type(e).__mro__)
+
+
+def _no_connection(exc: BaseException) -> bool:
+    """A network failure: huggingface_hub's "cannot reach the Hub and nothing cached", or its HTTP client's
+    connection errors and timeouts (requests' and httpx's names differ, hence the names)."""
+    kinds = (LocalEntryNotFoundError, ConnectionError, TimeoutError)
+    names = ("Connect", "Timeout", "NetworkError", "ProxyError")
+    return any(
+        isinstance(e, kinds) or any(n in cls.__name__ for n in names for cls in type(e).__mro__) for e in _causes(exc)
+    )
+
+
+def refuse_unknown_repo(exc: BaseException, repo: str, flag: str) -> None:
+    """The `CheckpointError` for a repo the Hub does not know (a typo in `flag`'s value, or a private repo without
+    a token): an `hf download` elsewhere would fail too, so no download command is printed. Nothing for any other
+    error (a gated repo is one the Hub knows)."""
+    if isinstance(exc, RepositoryNotFoundError) and not isinstance(exc, GatedRepoError):
+        raise CheckpointError(
+            f"{repo} ({flag}): no such model repo on {constants.ENDPOINT}: check its spelling; a private repo needs "
+            "a token (`hf auth login`, or HF_TOKEN)"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -130,6 +223,8 @@ class MissingFilesError(CheckpointError):
             if hub:
                 lines.append(f"missing files, not in the Hugging Face cache ({constants.HF_HUB_CACHE}):")
                 lines += [f"  {item.describe()}" for item in hub]
+            if any(item.reason == OFFLINE_SET for item in hub):  # e.g. set by a notebook, on a connected machine
+                lines.append("With a network here, unset HF_HUB_OFFLINE and run again: they then download themselves.")
             lines.append("Download them (on a machine with network access if this one has none):")
             lines += [f"  {item.command()}" for item in self.missing]
             lines.append("(older huggingface_hub: `huggingface-cli download` takes the same arguments), then run:")
@@ -148,6 +243,18 @@ def quiet_hub() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+def revision_problem(text: str) -> tuple[str, str] | None:
+    """For `owner/name@revision` (a branch, tag or commit of a Hub repo, as some tools write it): (the problem: -m
+    takes a repo's main revision only, the fix: download that revision into a folder); None for anything else."""
+    repo, at, revision = text.partition("@")
+    if not at or not revision or not is_repo_id(repo) or user_path(text).exists():
+        return None
+    local = local_dir_for(repo)
+    command = f"hf download {repo} --revision {shlex.quote(revision)} --local-dir {local}"
+    fix = f"download {revision!r} into a folder: {command}, then -m {local}"
+    return "-m takes a Hub repo's main revision only", fix
 
 
 def is_repo_id(text: str) -> bool:
@@ -229,9 +336,12 @@ def find_checkpoint(
             refuse_non_checkpoint_folder(text)
             item = MissingFiles(MOTIF_REPO, tuple(missing), covering(missing, download), text, "", in_folder=True)
             raise MissingFilesError([item])
+        refuse_lfs_pointers(path, required)
         return path
     if path.exists():
         raise CheckpointError(f"{text} is a file; expected a checkpoint directory (or a Hub repo id){file_hint(text)}")
+    if revision_problem(text) is not None:
+        raise CheckpointError("{}: {}; {}".format(text, *revision_problem(text)))
     if not is_repo_id(text):
         raise CheckpointError(f"no such checkpoint directory: {text}{expanded_as(text)}")
     if is_gguf_repo(text):  # before any lookup: nothing of a checkpoint is there to download
@@ -248,15 +358,41 @@ def find_checkpoint(
     if not hub.online:
         raise unavailable(hub.offline_reason or "downloads are off")
     try:
+        start_download(DownloadPlan.of(text, hub.file_sizes(text), include, cached))
         with quiet_hub():
             root = Path(snapshot_download(text, allow_patterns=list(include) or None))
+    except CheckpointError:
+        raise
     except _HUB_ERRORS as exc:
-        raise unavailable(hub.failed("download", exc)) from exc
+        refuse_unknown_repo(exc, text, "-m")
+        raise unavailable(hub.failed("download", exc, text)) from exc
     still = missing_files(root, required)
     if still:
         reason = f"{text} has no files matching {', '.join(still)}"
         raise MissingFilesError([MissingFiles(text, tuple(still), include, local_dir_for(text), reason)])
     return root
+
+
+def lfs_pointers(root: Path, patterns: Sequence[str]) -> list[str]:
+    """The files matching `patterns` under `root` that are Git LFS pointers (a clone made without git-lfs), relative
+    to `root`; only small files are opened."""
+    found = {f for p in patterns for f in root.glob(p) if f.is_file() and f.stat().st_size < 1024}
+    pointers = []
+    for file in sorted(found):
+        with open(file, "rb") as f:
+            if is_lfs_pointer(f.read(len(LFS_POINTER_START))):
+                pointers.append(file.relative_to(root).as_posix())
+    return pointers
+
+
+def refuse_lfs_pointers(root: Path, required: Sequence[str]) -> None:
+    """An `LFSPointerError` naming the `required` files of a local folder that are Git LFS pointers, before any of
+    them is read (the tokenizer's would fail as bad JSON, the weights' as a bad header); nothing otherwise."""
+    pointers = lfs_pointers(root, required)
+    if len(pointers) == 1:
+        raise LFSPointerError(root, f"{pointers[0]} is a Git LFS pointer, not the file itself")
+    if pointers:
+        raise LFSPointerError(root, f"{listed(pointers, 4)} are Git LFS pointers, not the files themselves")
 
 
 def is_component_folder(path: Path) -> bool:
@@ -412,27 +548,109 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
     text = str(variant_or_path)
     if not is_gguf_variant(text):
         return _local_gguf(user_path(text))
-    cached = cached_snapshot(GGUF_REPO)
+    cached = cached_variant(text)
     if cached is not None:
-        found = match_variant([str(p.relative_to(cached)) for p in cached.rglob("*.gguf")], text)
-        if len(found) == 1:
-            return cached / found[0]
+        return cached
     pattern = f"*{text}*.gguf"
     missing = MissingFiles(GGUF_REPO, (pattern,), (pattern,), local_dir_for(GGUF_REPO), "")
     if not hub.online:
         reason = hub.offline_reason or "downloads are off"
         raise MissingFilesError([_with_reason(missing, reason)])
     try:
-        with quiet_hub():
-            names = [s.rfilename for s in HfApi().model_info(GGUF_REPO).siblings or () if s.rfilename.endswith(".gguf")]
+        sizes = {name: size for name, size in hub.file_sizes(GGUF_REPO).items() if name.endswith(".gguf")}
     except _HUB_ERRORS as exc:
-        raise MissingFilesError([_with_reason(missing, hub.failed("listing the GGUF repo", exc))]) from exc
-    name = _pick_variant(names, text)
+        refuse_unknown_repo(exc, GGUF_REPO, "--gguf")
+        failed = hub.failed("listing the GGUF repo", exc, GGUF_REPO)
+        raise MissingFilesError([_with_reason(missing, failed)]) from exc
+    name = _pick_variant(list(sizes), text)
+    start_download(DownloadPlan.of(GGUF_REPO, sizes, [name], cached_snapshot(GGUF_REPO)))
     try:
         with quiet_hub():
             return Path(hf_hub_download(GGUF_REPO, name))
     except _HUB_ERRORS as exc:
-        raise MissingFilesError([_with_reason(missing, hub.failed("download", exc))]) from exc
+        raise MissingFilesError([_with_reason(missing, hub.failed("download", exc, GGUF_REPO))]) from exc
+
+
+def cached_variant(variant: str) -> Path | None:
+    """The one file of the cached GGUF repo whose name carries `variant`; None when there is none (or several)."""
+    cached = cached_snapshot(GGUF_REPO)
+    if cached is None:
+        return None
+    found = match_variant([str(p.relative_to(cached)) for p in cached.rglob("*.gguf")], variant)
+    return cached / found[0] if len(found) == 1 else None
+
+
+def check_gguf_variant(variant: str, hub: HubAccess) -> None:
+    """A `--gguf` variant that no file of the official GGUF repo carries (a typo such as Q4_K_N): its
+    `CheckpointError` (with the variants there are) before anything else downloads, not after the checkpoint's
+    gigabytes. Nothing when the cache has it or the Hub cannot be asked: `find_gguf` reports that."""
+    if not is_gguf_variant(variant) or not hub.online or cached_variant(variant) is not None:
+        return
+    try:
+        names = [name for name in hub.file_sizes(GGUF_REPO) if name.endswith(".gguf")]
+    except _HUB_ERRORS:
+        return
+    _pick_variant(names, variant)
+
+
+@dataclass(frozen=True)
+class DownloadPlan:
+    """What a download of `repo` fetches into the Hugging Face cache: `files` (name -> bytes) that are not cached
+    yet, and `partial`: the bytes an interrupted download left there, which huggingface_hub goes on from."""
+
+    repo: str
+    files: dict[str, int]
+    partial: int = 0
+
+    @classmethod
+    def of(cls, repo: str, sizes: dict[str, int], patterns: Sequence[str], cached: Path | None) -> DownloadPlan:
+        """The plan for the files of `sizes` (the repo's listing) that `patterns` select and `cached` lacks."""
+        wanted = filter_repo_objects(list(sizes), allow_patterns=list(patterns) or None)
+        files = {name: sizes[name] for name in wanted if cached is None or not (cached / name).is_file()}
+        blobs = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo, repo_type="model") / "blobs"
+        partial = sum(f.stat().st_size for f in blobs.glob("*.incomplete")) if blobs.is_dir() else 0
+        return cls(repo, files, min(partial, sum(files.values())))
+
+    @property
+    def needed(self) -> int:
+        """The bytes still to be written to the cache's disk."""
+        return sum(self.files.values()) - self.partial
+
+    def describe(self) -> str:
+        by_folder: dict[str, int] = {}
+        for name, size in self.files.items():
+            folder = f"{name.split('/')[0]}/" if "/" in name else name
+            by_folder[folder] = by_folder.get(folder, 0) + size
+        big = [f"{folder} {_gb(size)}" for folder, size in by_folder.items() if size >= 10**8]
+        small = [folder for folder, size in by_folder.items() if size < 10**8]
+        parts = big + ([f"{len(small)} small {'file' if len(small) == 1 else 'files or folders'}"] if small else [])
+        resumed = f", {_gb(self.partial)} of it there from an interrupted download" if self.partial else ""
+        return (
+            f"downloading {_gb(sum(self.files.values()))} of {self.repo} ({', '.join(parts)}{resumed}) into the "
+            f"Hugging Face cache {constants.HF_HUB_CACHE}; later runs read it from there, and a download that stops "
+            "goes on where it stopped when you run again"
+        )
+
+
+def start_download(plan: DownloadPlan) -> None:
+    """Say what is about to be downloaded, and where, after checking that it fits on the cache's disk
+    (`CheckpointError` otherwise: huggingface_hub would only log a warning and fail with the disk full)."""
+    if not plan.files:
+        return
+    cache = Path(constants.HF_HUB_CACHE)
+    existing = next(folder for folder in [cache, *cache.parents] if folder.exists())
+    free = shutil.disk_usage(existing).free
+    if plan.needed > free:
+        raise CheckpointError(
+            f"not enough disk space to download {plan.repo}: it needs {_gb(plan.needed)} in the Hugging Face cache "
+            f"{cache}, whose disk has {_gb(free)} free; free space there, or put the cache on a bigger disk "
+            "(HF_HUB_CACHE=/big/disk/hf-cache, or HF_HOME=/big/disk/huggingface) and run again"
+        )
+    print(plan.describe(), file=sys.stderr)
+
+
+def _gb(nbytes: int) -> str:
+    return f"{nbytes / 10**9:.2f} GB"
 
 
 def gguf_file_fix(path: Path, model: str) -> str:

@@ -22,7 +22,7 @@ import gguf
 import torch
 from gguf import GGUFValueType
 
-from motif_lite.errors import CheckpointError
+from motif_lite.errors import LFS_POINTER_START, CheckpointError, LFSPointerError, is_lfs_pointer
 from motif_lite.weights.dequant import FLOAT_TYPES, check_supported, dequantize, packed_nbytes, qtype_name
 from motif_lite.weights.shapes import comfy_prefix
 
@@ -317,6 +317,8 @@ def _walk_header(cur: _Cursor) -> None:
 def _check_magic_and_version(cur: _Cursor) -> None:
     magic = cur.buf[cur.take(4, "the GGUF magic") : cur.pos]
     if magic != b"GGUF":
+        if is_lfs_pointer(cur.buf[: len(LFS_POINTER_START)]):  # a clone made without git-lfs
+            raise LFSPointerError.file(cur.path, len(cur.buf))
         message = f"{cur.path} is not a GGUF file (it starts with {magic!r}, not b'GGUF')"
         if cur.buf[8:9] == b"{":  # a safetensors file: its header's length, then its JSON
             from motif_lite.io.linked import safetensors_advice

@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from motif_lite.errors import CheckpointError
+from motif_lite.errors import LFS_POINTER_START, CheckpointError, LFSPointerError, is_lfs_pointer
 
 DTYPE_BYTES = {
     "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1,
@@ -46,6 +46,9 @@ def read_header(path: str | Path) -> SafetensorsHeader:
         size = path.stat().st_size
         with open(path, "rb") as f:
             prefix = f.read(8)
+            if is_lfs_pointer(prefix + f.read(len(LFS_POINTER_START) - 8)):  # a clone made without git-lfs
+                raise LFSPointerError.file(path, size)
+            f.seek(8)
             if len(prefix) < 8:
                 raise CheckpointError(f"{path}: {size} bytes, too short for a safetensors file (truncated?)")
             (length,) = struct.unpack("<Q", prefix)

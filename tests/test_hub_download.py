@@ -1,0 +1,235 @@
+"""A new user's first download, on a mocked Hub: what is fetched and how much is said up front, the free space of
+the cache's disk is checked first (an interrupted download's bytes counted as there), and a failed Hub call (a
+gated repo, a refused token, a full disk, no connection, a typo in the repo id) ends in one line saying what to do."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+from collections import namedtuple
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from huggingface_hub import constants
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+)
+
+from motif_lite import cli
+from motif_lite.errors import CheckpointError
+from motif_lite.io import hub
+
+# The official repos' files as the Hub lists them (sizes in bytes).
+CHECKPOINT_FILES = {
+    "model_index.json": 712,
+    "text_encoder/config.json": 4_210,
+    "text_encoder/model-00001-of-00002.safetensors": 4_990_000_000,
+    "text_encoder/model-00002-of-00002.safetensors": 3_610_000_000,
+    "text_encoder/model.safetensors.index.json": 90_000,
+    "tokenizer/tokenizer.json": 33_400_000,
+    "tokenizer/tokenizer_config.json": 1_150_000,
+    "vae/config.json": 900,
+    "vae/diffusion_pytorch_model.safetensors": 253_815_318,
+    "transformer/config.json": 600,
+    "transformer/diffusion_pytorch_model.safetensors": 4_075_000_000,
+}
+GGUF_FILES = {"motif-video-2b-Q4_K_M.gguf": 1_350_000_000, "motif-video-2b-Q8_0.gguf": 2_170_000_000}
+WITH_GGUF = ["text_encoder/*", "tokenizer/*", "vae/*", "transformer/config.json", "model_index.json"]
+Usage = namedtuple("Usage", "total used free")
+
+
+class FakeHub:
+    """The Hub's listing and downloads; `fail` is raised by every call when set."""
+
+    def __init__(self) -> None:
+        self.downloads: list[tuple] = []
+        self.listed: list[str] = []
+        self.fail: BaseException | None = None
+        self.snapshot: Path | None = None  # what a snapshot download returns; None: it fails
+
+    def model_info(self, repo_id: str, files_metadata: bool = False) -> SimpleNamespace:
+        self.listed.append(repo_id)
+        if self.fail is not None:
+            raise self.fail
+        files = GGUF_FILES if repo_id == hub.GGUF_REPO else CHECKPOINT_FILES
+        return SimpleNamespace(siblings=[SimpleNamespace(rfilename=n, size=s) for n, s in files.items()])
+
+    def snapshot_download(self, repo_id: str, allow_patterns=None) -> str:
+        self.downloads.append((repo_id, allow_patterns))
+        if self.snapshot is not None:
+            return str(self.snapshot)
+        raise ConnectionError("the test stops here: the plan and the space check came before")
+
+    def hf_hub_download(self, repo_id: str, filename: str) -> str:
+        self.downloads.append((repo_id, filename))
+        return f"/downloaded/{filename}"
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path) -> FakeHub:
+    """Online, the Hub cache in a folder not made yet (as HF_HUB_CACHE on a new disk), a fake Hub."""
+    fake = FakeHub()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "data" / "hf-cache"))
+    monkeypatch.setattr(hub, "HfApi", lambda: fake)
+    monkeypatch.setattr(hub, "snapshot_download", fake.snapshot_download)
+    monkeypatch.setattr(hub, "hf_hub_download", fake.hf_hub_download)
+    return fake
+
+
+def free_space(monkeypatch, free: int) -> list[Path]:
+    """The disk has `free` bytes free; returns the folders asked about."""
+    asked = []
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: asked.append(Path(path)) or Usage(10**13, 0, free))
+    return asked
+
+
+def gb(nbytes: int) -> str:
+    return f"{nbytes / 10**9:.2f} GB"
+
+
+def selected(patterns: list[str]) -> int:
+    return sum(s for n, s in CHECKPOINT_FILES.items() if any(Path(n).match(p) or n == p for p in patterns))
+
+
+def test_the_download_is_announced_with_its_size_and_where_it_goes(fake_hub, monkeypatch, capsys):
+    asked = free_space(monkeypatch, 10**12)
+    with pytest.raises(hub.MissingFilesError):
+        hub.find_checkpoint(hub.MOTIF_REPO, download=WITH_GGUF)
+    said = capsys.readouterr().err
+    total = selected(WITH_GGUF)
+    text_encoder = sum(s for n, s in CHECKPOINT_FILES.items() if n.startswith("text_encoder/"))
+    assert f"downloading {gb(total)} of {hub.MOTIF_REPO} (text_encoder/ {gb(text_encoder)}, vae/ " in said
+    assert f"into the Hugging Face cache {constants.HF_HUB_CACHE}" in said and "goes on where it stopped" in said
+    assert "transformer/diffusion" not in said and gb(total + 4_075_000_000) not in said  # a GGUF replaces it
+    cache = Path(constants.HF_HUB_CACHE)
+    assert asked == [cache.parent.parent]  # the nearest folder that exists on the cache's way, not the current one
+    assert fake_hub.downloads == [(hub.MOTIF_REPO, WITH_GGUF)]
+
+
+def test_a_download_that_does_not_fit_is_refused_before_it_starts(fake_hub, monkeypatch):
+    total = selected(WITH_GGUF)
+    free_space(monkeypatch, total - 1)
+    with pytest.raises(CheckpointError) as error:
+        hub.find_checkpoint(hub.MOTIF_REPO, download=WITH_GGUF)
+    message = str(error.value)
+    assert f"needs {gb(total)} in the Hugging Face cache {constants.HF_HUB_CACHE}" in message
+    assert "HF_HUB_CACHE=" in message and "HF_HOME" in message and fake_hub.downloads == []
+
+
+def test_what_the_cache_holds_is_not_fetched_again_and_a_partial_download_counts(fake_hub, monkeypatch, capsys):
+    repo = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    (snapshot / "vae").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    for name in ("vae/config.json", "vae/diffusion_pytorch_model.safetensors"):
+        (snapshot / name).write_text("cached")
+    (repo / "blobs").mkdir()
+    (repo / "blobs" / "0123abcd.incomplete").write_bytes(b"\0" * 1000)  # Ctrl-C in the middle of a file
+    total = selected(WITH_GGUF) - selected(["vae/*"])
+    free_space(monkeypatch, total - 1000)  # fits only with the interrupted download's bytes counted
+    with pytest.raises(hub.MissingFilesError):
+        hub.find_checkpoint(hub.MOTIF_REPO, ["text_encoder/*.safetensors"], download=WITH_GGUF)
+    said = capsys.readouterr().err
+    assert f"downloading {gb(total)} of" in said and "vae/" not in said
+    assert f"{gb(1000)} of it there from an interrupted download" in said
+
+
+def test_a_gguf_variant_is_announced_and_checked_for_space(fake_hub, monkeypatch, capsys):
+    free_space(monkeypatch, 10**12)
+    assert hub.find_gguf("Q4_K_M") == Path("/downloaded/motif-video-2b-Q4_K_M.gguf")
+    assert f"downloading {gb(GGUF_FILES['motif-video-2b-Q4_K_M.gguf'])} of {hub.GGUF_REPO}" in capsys.readouterr().err
+    free_space(monkeypatch, GGUF_FILES["motif-video-2b-Q8_0.gguf"] - 1)
+    with pytest.raises(CheckpointError, match="not enough disk space to download"):
+        hub.find_gguf("Q8_0")
+    assert fake_hub.downloads == [(hub.GGUF_REPO, "motif-video-2b-Q4_K_M.gguf")]
+
+
+def http_error(kind: type, status: int) -> Exception:
+    return kind(f"{status} Client Error.", response=SimpleNamespace(status_code=status, headers={}, request=None))
+
+
+@pytest.mark.parametrize(
+    ("error", "advice"),
+    [
+        (http_error(GatedRepoError, 403), "is gated: accept its conditions at https://hf-mirror.com/{repo}"),
+        (http_error(HfHubHTTPError, 401), "the Hub refused the token: log in with `hf auth login` or set HF_TOKEN"),
+        (http_error(HfHubHTTPError, 403), "the token may not read {repo}"),
+        (OSError(errno.ENOSPC, "No space left on device"), "the disk of the Hugging Face cache ({cache}) is full"),
+        (
+            LocalEntryNotFoundError("Got: ConnectError"),
+            "cannot reach https://hf-mirror.com: check the network (and HTTPS_PROXY behind a proxy), or check the "
+            "mirror HF_ENDPOINT names; run again to go on",
+        ),
+        (TimeoutError("read timed out"), "or HF_HUB_DOWNLOAD_TIMEOUT=60 for a slow link"),
+    ],
+)
+def test_a_failed_hub_call_says_what_to_do(fake_hub, monkeypatch, error, advice):
+    monkeypatch.setenv("HF_ENDPOINT", "https://hf-mirror.com")
+    monkeypatch.setattr(constants, "ENDPOINT", "https://hf-mirror.com")  # as huggingface_hub read it at import
+    fake_hub.fail = error
+    for find, repo in ((lambda: hub.find_checkpoint(hub.MOTIF_REPO), hub.MOTIF_REPO), (hub.find_gguf, hub.GGUF_REPO)):
+        with pytest.raises(hub.MissingFilesError) as failed:
+            find("Q4_K_M") if find is hub.find_gguf else find()
+        assert advice.format(repo=repo, cache=constants.HF_HUB_CACHE) in str(failed.value)
+
+
+def test_a_repo_the_hub_does_not_know_is_one_line_without_a_download_command(fake_hub, tmp_path, capsys):
+    fake_hub.fail = http_error(RepositoryNotFoundError, 401)
+    with pytest.raises(CheckpointError) as error:
+        hub.find_checkpoint("Motif-Technologies/Motif-Vidoe-2B")
+    assert not isinstance(error.value, hub.MissingFilesError)
+    assert str(error.value) == (
+        f"Motif-Technologies/Motif-Vidoe-2B (-m): no such model repo on {constants.ENDPOINT}: check its spelling; "
+        "a private repo needs a token (`hf auth login`, or HF_TOKEN)"
+    )
+    argv = ["run", "-m", "Motif-Technologies/Motif-Vidoe-2B", "--gguf", "Q4_K_M", "-p", "fox"]
+    assert cli.main([*argv, "-o", str(tmp_path / "fox.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert "no such model repo" in err and "Traceback" not in err and "hf download" not in err
+
+
+def test_a_repo_at_a_revision_says_how_to_use_that_revision(no_network, tmp_path, capsys):
+    # `-m Org/Name@v2` (as some tools write a revision): -m takes a repo's main revision; the fix downloads the
+    # revision into a folder, in a run and in check alike (not "no such checkpoint directory").
+    fix = "hf download Org/Name --revision v2 --local-dir ./Name, then -m ./Name"
+    with pytest.raises(CheckpointError, match="-m takes a Hub repo's main revision only") as error:
+        hub.find_checkpoint("Org/Name@v2")
+    assert str(error.value).endswith(fix)
+    assert cli.main(["check", "-m", "Org/Name@v2"]) == 2
+    assert (
+        f"problem  Org/Name@v2: -m takes a Hub repo's main revision only; fix: download 'v2' into a folder: {fix}"
+        in (capsys.readouterr().out)
+    )
+
+
+def test_hf_hub_offline_is_named_as_what_stops_the_download(no_network):
+    # A notebook set HF_HUB_OFFLINE=1 on a machine that has a network: unsetting it is the fix, before the commands.
+    with pytest.raises(hub.MissingFilesError) as error:
+        hub.find_checkpoint(hub.MOTIF_REPO, download=["vae/*"])
+    lines = str(error.value).splitlines()
+    unset = "With a network here, unset HF_HUB_OFFLINE and run again: they then download themselves."
+    assert lines[lines.index(unset) + 1].startswith("Download them")
+
+
+def test_a_typo_in_the_gguf_variant_is_said_before_the_checkpoint_downloads(fake_hub, monkeypatch, tmp_path):
+    from motif_lite.checkpoint import locate_sources
+
+    free_space(monkeypatch, 10**12)
+    with pytest.raises(CheckpointError) as error:
+        locate_sources(hub.MOTIF_REPO, gguf="Q4_K_N")
+    assert str(error.value) == (
+        f"no file in {hub.GGUF_REPO} match variant 'Q4_K_N'; available: {', '.join(sorted(GGUF_FILES))}"
+    )
+    assert fake_hub.downloads == []
+    # A right one: the GGUF repo is listed once for both the check and the download.
+    fake_hub.snapshot, fake_hub.listed = tmp_path, []  # a checkpoint "downloaded" without its files
+    with pytest.raises(hub.MissingFilesError):
+        locate_sources(hub.MOTIF_REPO, gguf="Q4_K_M")
+    assert fake_hub.listed == [hub.GGUF_REPO, hub.MOTIF_REPO]
+    assert [repo for repo, _ in fake_hub.downloads] == [hub.MOTIF_REPO, hub.GGUF_REPO]

@@ -1,0 +1,83 @@
+"""A checkpoint cloned with `git clone` without git-lfs holds ~130-byte text pointers in place of its large files:
+a run, `motif-lite check` and every reader name them as Git LFS pointers with the Git LFS fix, instead of a bad
+safetensors header, bad JSON or "not a GGUF file"."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("diffusers")
+from tiny_pipeline import make_tiny_checkpoint_and_gguf  # noqa: E402
+
+from motif_lite import cli  # noqa: E402
+from motif_lite.checkpoint import locate_sources  # noqa: E402
+from motif_lite.checkup import check_setup  # noqa: E402
+from motif_lite.errors import LFS_FIX, CheckpointError, LFSPointerError  # noqa: E402
+from motif_lite.weights.gguf_file import read_gguf  # noqa: E402
+from motif_lite.weights.safetensors_header import read_header  # noqa: E402
+
+POINTED = (
+    "text_encoder/model.safetensors",
+    "tokenizer/tokenizer.json",
+    "transformer/diffusion_pytorch_model.safetensors",
+    "vae/diffusion_pytorch_model.safetensors",
+)
+FIX = "git lfs install && git lfs pull"
+
+
+def lfs_pointer(path: Path, size: int = 8_600_000_000) -> Path:
+    """Replace `path` by what `git clone` leaves without git-lfs (the pointer format of the Git LFS spec)."""
+    path.write_text(f"version https://git-lfs.github.com/spec/v1\noid sha256:{'4d7a' * 16}\nsize {size}\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, Path]:
+    return make_tiny_checkpoint_and_gguf(tmp_path_factory)
+
+
+@pytest.fixture
+def clone(tiny, tmp_path) -> Path:
+    """The tiny checkpoint as a clone without git-lfs: its weights and tokenizer.json are pointers."""
+    root = shutil.copytree(tiny[0], tmp_path / "Motif-Video-2B")
+    for rel in POINTED:
+        lfs_pointer(root / rel)
+    return root
+
+
+def test_a_run_names_every_pointer_before_reading_any(clone, no_network, capsys):
+    with pytest.raises(CheckpointError) as error:
+        locate_sources(clone)
+    message = str(error.value)
+    assert message.startswith(f"{clone}: {', '.join(POINTED)} are Git LFS pointers") and FIX in message
+    # With a GGUF the transformer's weights are not read: a pointer left there is no problem of the run's.
+    with pytest.raises(CheckpointError) as error:
+        locate_sources(clone, gguf=str(no_network / "unused.gguf"))
+    assert "transformer/" not in str(error.value)
+    assert cli.main(["run", "-m", str(clone), "-p", "fox", "-o", str(clone / "fox.mp4")]) == 2
+    assert FIX in capsys.readouterr().err
+
+
+def test_check_says_it_in_one_problem(clone):
+    (problem,) = [finding.line() for finding in check_setup(clone).problems]
+    assert problem.startswith(f"problem  {clone}: {', '.join(POINTED)} are Git LFS pointers") and FIX in problem
+
+
+def test_a_pointer_given_as_a_weights_file_or_gguf_is_named(tiny, tmp_path, no_network):
+    pointer = lfs_pointer(tmp_path / "vae.safetensors", 253_815_318)
+    with pytest.raises(LFSPointerError, match=r"vae.safetensors: a Git LFS pointer \(\d+ bytes of text\)"):
+        read_header(pointer)
+    with pytest.raises(CheckpointError) as error:
+        locate_sources(tiny[0], weights={"vae": pointer})
+    assert FIX in str(error.value) and "download it again" not in str(error.value)
+
+    gguf = lfs_pointer(tmp_path / "motif-video-2b-Q4_K_M.gguf", 1_350_000_000)
+    with pytest.raises(LFSPointerError, match="motif-video-2b-Q4_K_M.gguf: a Git LFS pointer"):
+        read_gguf(gguf)
+    # check says the problem and the Git LFS fix apart (not "download it again" or "make it again").
+    for report in (check_setup(tiny[0], gguf=gguf), check_setup(tiny[0], weights={"vae": pointer})):
+        (problem,) = [finding.line() for finding in report.problems]
+        assert "a Git LFS pointer (" in problem and problem.split("; fix: ")[1] == LFS_FIX
