@@ -39,3 +39,56 @@ def test_readme_links_and_benchmark_sections_exist():
     assert names, "the README quotes no benchmarks section"
     missing = [name for name in names if not any(h.startswith(name) for h in headings)]
     assert not missing, missing
+
+
+def section_names(path: Path) -> list[str]:
+    """The headings of a page and the bold leads that open its paragraphs, list items and table rows: the names
+    the docs quote as "Section"."""
+    names, fenced = [], False
+    for line in path.read_text().splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("#"):
+            names.append(line.lstrip("#").strip())
+        elif not fenced and (lead := re.match(r"\s*(?:[-|]\s*)?\*\*(.+?)\*\*", line)):
+            names.append(lead.group(1))
+    return [" ".join(name.split()) for name in names]
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+def test_every_cross_reference_resolves():
+    # `docs/FILE.md, "Section"` (also across a line break, and several: `docs/FILE.md, "A", "B"`) must name a
+    # heading or a bold paragraph lead of that page; `[text](docs/FILE.md#anchor)` must name a heading's anchor.
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = page.read_text()
+        where = page.relative_to(ROOT)
+        for match in re.finditer(r"(docs/[\w-]+\.md|README\.md),?((?:\s+(?:and\s+)?\"[^\"]+\",?)+)", text):
+            target = ROOT / match.group(1)
+            if not target.exists():
+                broken.append(f"{where}: {match.group(1)} does not exist")
+                continue
+            names = section_names(target)
+            for quoted in re.findall(r'"([^"]+)"', match.group(2)):
+                quoted = " ".join(quoted.split())
+                if not any(name.startswith(quoted) for name in names):
+                    broken.append(f'{where}: {match.group(1)}, "{quoted}"')
+        for link in re.findall(r"\]\(([^)\s]+)\)", text):
+            if link.startswith(("http://", "https://", "mailto:")):
+                continue
+            file_part, _, fragment = link.partition("#")
+            target = (page.parent / file_part).resolve() if file_part else page
+            if not target.exists():
+                broken.append(f"{where}: link {link}")
+            elif fragment and target.suffix == ".md":
+                anchors = {
+                    anchor(line.lstrip("#").strip()) for line in target.read_text().splitlines() if line.startswith("#")
+                }
+                if fragment not in anchors:
+                    broken.append(f"{where}: link {link}")
+    assert not broken, broken
