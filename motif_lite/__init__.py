@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from motif_lite.version import VERSION as __version__
 
 _PUBLIC = {
     "GenerationRequest": "motif_lite.request",  # what `load_pipeline(...).generate` takes

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from motif_lite import __version__, devices
+from motif_lite import devices
 from motif_lite.checkpoint import ModelSources
 from motif_lite.decoding import decode_video
 from motif_lite.devices import checked_dtype
@@ -82,6 +82,7 @@ from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, reso
 from motif_lite.vae import WanVAE, load_vae
 from motif_lite.vae.posterior import DiagonalGaussian
 from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
+from motif_lite.version import VERSION
 from motif_lite.weights.gguf_loader import load_gguf_transformer
 from motif_lite.weights.loader import load_transformer
 from motif_lite.weights.lora import (
@@ -1016,5 +1017,5 @@ def _metadata(request: GenerationRequest, settings: Settings, model: dict | None
         effective["schedule"] = dataclasses.asdict(settings.schedule)
     guidance = settings.guidance.value
     effective["guidance_config"] = None if guidance is None else {"method": type(guidance).__name__, **vars(guidance)}
-    made_with = {"version": __version__} if model is None else {"version": __version__, "model": model}
+    made_with = {"version": VERSION} if model is None else {"version": VERSION, "model": model}
     return {"software": "motif-lite", **made_with, **values, **effective}

@@ -19,7 +19,6 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +50,7 @@ from motif_lite.server.schema import (
     video_object,
 )
 from motif_lite.server.worker import Worker
+from motif_lite.version import VERSION
 
 if TYPE_CHECKING:
     from motif_lite.settings import Settings
@@ -208,7 +208,6 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
 
 def _health_route(store: JobStore, state: ServerState) -> Callable[[], Awaitable[JSONResponse]]:
     started = time.monotonic()
-    version = _package_version()
 
     async def health() -> JSONResponse:
         """200 while the worker runs the queue; 503 while the model loads and once the worker has failed (the server
@@ -220,7 +219,7 @@ def _health_route(store: JobStore, state: ServerState) -> Callable[[], Awaitable
         body = {
             "status": status,
             "model": state.config.model_name,
-            "version": version,
+            "version": VERSION,
             "uptime_seconds": round(time.monotonic() - started, 3),
             "queued": store.counts().get(QUEUED, 0),
             "running": None if running is None else {"id": running.id, "progress": running.progress},
@@ -235,13 +234,6 @@ def _status(worker: Worker | None) -> str:
     if worker is not None and worker.failure is not None:
         return "failed"
     return "ready" if worker is not None and worker.running else "loading"
-
-
-def _package_version() -> str:
-    try:
-        return metadata.version("motif-lite")
-    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
 
 
 def _submitter(store: JobStore, state: ServerState) -> Callable[[CreateBody], Job]:
