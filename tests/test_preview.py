@@ -22,7 +22,7 @@ from motif_lite.io.preview import (
     preview_steps,
     write_preview,
 )
-from motif_lite.request import GenerationRequest
+from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
 from motif_lite.sampling import denoise, flow_schedule
 from motif_lite.vae.posterior import DiagonalGaussian
 from motif_lite.vae.preview import color_chart, fit_latent_rgb
@@ -113,14 +113,26 @@ def test_previews_arrive_every_k_steps_and_change_nothing(pipe, tmp_path):
 
 def test_the_preview_note_lists_the_steps_a_preview_comes_after():
     # The steps the pipeline previews after (done % every == 0, below the last), counted here independently.
-    for steps, every in [(50, None), (4, 2), (2, None), (1000, 1), (7, 3)]:
+    for steps, every in [(50, None), (4, 2), (2, None), (1000, 1), (7, 3), (6, 1)]:
         interval = preview_interval(steps, every)
         after = [done for done in range(1, steps + 1) if done % interval == 0 and done < steps]
         assert preview_steps(steps, every) == after
         note = preview_note("p.png", steps, every)
         assert "p.png (the middle frame" in note and f" {after[-1]} " in note and f"of {steps};" in note
     assert "after steps 13, 26, 39 of 50" in preview_note("p.webp", 50, None)
+    assert "after steps 1, 2, 3, 4, 5 of 6" in preview_note("p.webp", 6, 1)  # up to five are listed whole
     assert "after steps 1, 2, ..., 999 (999 in all) of 1000" in preview_note("p.webp", 1000, 1)
+    assert "after step 2 of 4;" in preview_note("p.webp", 4, 2)  # one preview: "step"
+    assert "P.PNG (the middle frame" in preview_note("P.PNG", 4, 2)  # a PNG in capitals is a PNG
+
+
+def test_the_preview_note_counts_the_steps_of_a_run_without_steps(tmp_path, capsys):
+    # Without --steps the run takes the checkpoint's or the official count: the note is of the steps the run takes
+    # (a dry run: no checkpoint needed, the built-in configs stand in).
+    preview = tmp_path / "p.webp"
+    argv = ["run", "-p", "fox", "--dry-run", "--device", "cpu", "-W", "256", "-H", "256", "--video-frames", "9"]
+    assert cli_main([*argv, "--preview", str(preview)]) == 0
+    assert f"note: {preview_note(preview, REQUEST_DEFAULTS.steps, None)}" in capsys.readouterr().err
 
 
 def test_preview_files(tmp_path):
@@ -189,7 +201,7 @@ def test_cli_preview(pipe, tmp_path, capsys):
     assert "--preview-every: must be a positive integer, got 'abc'" in capsys.readouterr().err
     assert cli_main([*args, "--preview", str(tmp_path / "p.webp"), "--preview-every", "2"]) == 0
     # A terminal shows nothing else of the previews: where they go and after which steps is said up front.
-    assert f"note: previews: {tmp_path / 'p.webp'} (every latent frame" in capsys.readouterr().err
+    assert f"note: {preview_note(tmp_path / 'p.webp', 4, 2)}" in capsys.readouterr().err  # --steps, --preview-every
     with PIL.Image.open(tmp_path / "p.webp") as webp:
         assert webp.n_frames == 3 and webp.size == (12, 8)
 
