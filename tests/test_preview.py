@@ -12,6 +12,7 @@ import torch
 from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import load_pipeline
+from motif_lite.cli import EXIT_INTERRUPTED
 from motif_lite.cli import main as cli_main
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.preview import (
@@ -329,3 +330,24 @@ def test_a_write_that_fails_in_its_cleanup_is_still_said(tmp_path, caplog):
         previews(1, 4, np.zeros((3, 8, 12, 3), dtype=np.uint8))
         previews.close()
     assert [r.getMessage().startswith("preview not written: cannot write preview") for r in caplog.records] == [True]
+
+
+def test_a_resumed_run_s_preview_note_counts_the_saved_run_s_steps(pipe, tmp_path, capsys, monkeypatch):
+    # --resume takes the steps from the stopped run (4 here), while --steps keeps its default: the note must count
+    # the steps the run takes.
+    _, root = pipe
+    args = ["run", "-m", str(root), "-p", "a red fox", "-W", "48", "-H", "32", "--video-frames", "9", "--steps", "4"]
+    args += ["--dtype", "fp32", "--device", "cpu", "--kernels", "torch", "-o", str(tmp_path / "out.webm")]
+
+    def stop(self, stage, done, total):
+        if stage == "denoise" and done == 2:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr("motif_lite.progress.ProgressBars.__call__", stop)
+        assert cli_main(args) == EXIT_INTERRUPTED
+    capsys.readouterr()
+    preview = tmp_path / "p.webp"
+    resume = ["run", "--resume", str(tmp_path / "out.latents.safetensors"), "--preview", str(preview)]
+    assert cli_main([*resume, "--device", "cpu", "--kernels", "torch"]) == 0
+    assert f"note: {preview_note(preview, 4, None)}" in capsys.readouterr().err
