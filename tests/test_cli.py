@@ -204,6 +204,7 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["check", "--lora", "x.safetensors"], "(--lora: this command takes no LoRA (LoRAs change the transformer); "),
         (["decode", "f", "--Lora=x"], "a dry run checks one against it without generating: motif-lite run -p "),
         (["serve", "--lora", "x", "--bogus"], "unrecognized arguments: --bogus\n"),  # serve takes --lora
+        (["serve", "--Lora", "x"], "(--Lora: did you mean --lora?)"),  # serve's own --lora, misspelled
         (["check", "--frames", "9"], "unrecognized arguments: --frames 9\n"),  # check has no frames: no guess
         (["check", "--scheduler", "karras"], "unrecognized arguments: --scheduler karras\n"),  # no --flow-shift
         (["run", "-p", "x", "--bogus"], "unrecognized arguments: --bogus\n"),

@@ -3,6 +3,8 @@ layer names at another width): read with PEFT's own scaling, or refused saying w
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from motif_lite.weights.lora import LoRAError, LoRASpec, linear_shapes, read_lor
 
 RANK, ALPHA = 4, 16.0
 Q = "transformer_blocks.0.attn.to_q"
+FF, NORM = "transformer_blocks.0.ff.net.0.proj", "transformer_blocks.0.norm1.linear"  # [256, 64], [384, 64]
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +119,23 @@ def test_a_lora_for_another_model_with_the_same_layer_names_is_said_to_be_one(tm
     mixed = _pair("transformer.", Q, width=3072) | _pair("transformer.", Q.replace("to_q", "to_k"))
     with pytest.raises(LoRAError, match=r"LoRA shapes for transformer_blocks\.0\.attn\.to_q do not fit"):
         read_loras([LoRASpec(_write(tmp_path / "mixed.safetensors", mixed))], targets)
+    # So is a file with a layer that lacks its up weight: that layer is named, not the file called another model's.
+    first = min(targets)  # the layer read first, so that its message comes before any other's
+    cut = flux | {f"transformer.{first}.lora_A.weight": torch.randn(2, 3072)}
+    with pytest.raises(LoRAError, match=rf"the LoRA of {re.escape(first)} has no up \(lora_B\) weight"):
+        read_loras([LoRASpec(_write(tmp_path / "cut.safetensors", cut))], targets)
+
+
+def test_a_lora_for_another_model_names_an_example_layer_with_both_shapes(tmp_path, targets):
+    # The example is the file's first layer, its down and up shapes each as they are, and the layer's own
+    # [out, in]: on a square layer a swapped pair would read the same, so these layers are not square.
+    flux = {f"transformer.{module}.lora_A.weight": torch.randn(2, 3072) for module in (FF, NORM)}
+    flux |= {f"transformer.{module}.lora_B.weight": torch.randn(3072, 2) for module in (FF, NORM)}
+    out, width = targets[FF]
+    assert out != width
+    said = f"(2 layers; e.g. {FF}: down [2, 3072], up [3072, 2], the layer being [{out}, {width}])"
+    with pytest.raises(LoRAError, match=re.escape(said)):
+        read_loras([LoRASpec(_write(tmp_path / "flux.safetensors", flux))], targets)
 
 
 def test_the_strength_is_the_number_after_the_last_colon_unless_the_whole_text_is_the_file(tmp_path, monkeypatch):
@@ -129,6 +149,10 @@ def test_the_strength_is_the_number_after_the_last_colon_unless_the_whole_text_i
     assert LoRASpec.parse("style:2:0.5") == LoRASpec(Path("style:2"), 0.5)
     _write(tmp_path / "style", _pair("transformer.", Q))  # both exist: the number is a strength, as documented
     assert LoRASpec.parse("style:2") == LoRASpec(Path("style"), 2.0)
+    # A folder so named stands for its one file, as any LoRA folder does.
+    (tmp_path / "set:3").mkdir()
+    _write(tmp_path / "set:3" / "lora.safetensors", _pair("transformer.", Q))
+    assert LoRASpec.parse("set:3") == LoRASpec(Path("set:3") / "lora.safetensors", 1.0)
 
 
 def test_a_folder_holding_one_pickle_gets_the_conversion(tmp_path, targets):
@@ -138,3 +162,53 @@ def test_a_folder_holding_one_pickle_gets_the_conversion(tmp_path, targets):
     torch.save(_pair("base_model.model.", Q), tmp_path / "adapter" / "adapter_model.bin")
     with pytest.raises(LoRAError, match=r"adapter_model\.bin is a PyTorch pickle \(\.bin\).*weights_only=True"):
         read_loras([LoRASpec.parse(str(tmp_path / "adapter"))], targets)
+    (tmp_path / "adapter" / "adapter_model.bin").rename(tmp_path / "adapter" / "adapter_model.BIN")  # capitals
+    with pytest.raises(LoRAError, match=r"adapter_model\.BIN is a PyTorch pickle \(\.BIN\).*weights_only=True"):
+        read_loras([LoRASpec.parse(str(tmp_path / "adapter"))], targets)
+    # Only a folder of one pickle and no .safetensors file: with two pickles, or beside .safetensors files, which
+    # file is meant is not known.
+    torch.save(_pair("base_model.model.", Q), tmp_path / "adapter" / "adapter_model.pt")
+    with pytest.raises(LoRAError, match=r"is a folder holding no \.safetensors file; pass the LoRA file itself"):
+        LoRASpec.parse(str(tmp_path / "adapter"))
+    (tmp_path / "adapter" / "adapter_model.pt").unlink()
+    for name in ("a.safetensors", "b.safetensors"):
+        _write(tmp_path / "adapter" / name, _pair("transformer.", Q))
+    with pytest.raises(LoRAError, match=r"is a folder holding 2 \.safetensors files \(a\.safetensors, b\.safe"):
+        LoRASpec.parse(str(tmp_path / "adapter"))
+
+
+def _pair_with_metadata(path: Path, alpha: float) -> Path:
+    """A PEFT-named pair (rank 2) whose file carries diffusers' lora_adapter_metadata with `alpha`."""
+    metadata = {"lora_adapter_metadata": json.dumps({"lora_alpha": alpha})}
+    save_file(_pair("base_model.model.", Q), path, metadata=metadata)
+    return path
+
+
+def test_adapter_config_json_is_read_only_beside_peft_s_own_file_without_metadata(tmp_path, targets):
+    # The settings a file carries come first; adapter_config.json belongs to PEFT's adapter_model.safetensors only
+    # (another LoRA saved into the same folder is not PEFT's adapter), and must be a JSON object.
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"r": 2, "lora_alpha": 16}))
+    (lora,) = read_loras([LoRASpec(_pair_with_metadata(folder / "adapter_model.safetensors", 8.0))], targets)
+    assert [u.scale for u in lora.updates] == [8.0 / 2]  # the file's own alpha over its rank
+    (lora,) = read_loras([LoRASpec(_write(folder / "style.safetensors", _pair("base_model.model.", Q)))], targets)
+    assert [u.scale for u in lora.updates] == [1.0]  # no alpha of its own: strength x1, as any PEFT file
+    (folder / "adapter_config.json").write_text("[2, 16]")
+    path = _write(folder / "adapter_model.safetensors", _pair("base_model.model.", Q))
+    with pytest.raises(LoRAError, match=r"adapter_config\.json is not a JSON object of PEFT settings"):
+        read_loras([LoRASpec(path)], targets)
+
+
+def test_the_adapter_message_counts_and_names_that_kind_s_own_tensors(tmp_path, targets):
+    # The count and the example are the tensors that make the file that kind, not the file's other unknown ones:
+    # a LoHa with a Tucker core (hada_t1), a weight difference with its bias (.diff_b), a LoKr's two factors.
+    loha = {f"{_kohya(Q)}.hada_t1": torch.randn(2, 2, 1, 1), f"{_kohya(Q)}.hada_w1_a": torch.randn(64, 2)}
+    diff = {f"diffusion_model.{Q}.diff": torch.randn(64, 64), f"diffusion_model.{Q}.diff_b": torch.randn(64)}
+    for kind, tensors, said in [
+        ("loha", loha, f"(1 tensor like {_kohya(Q)}.hada_w1_a)"),
+        ("lokr", OTHER_ADAPTERS["lokr"][0], f"(2 tensors like {_kohya(Q)}.lokr_w1)"),
+        ("diff", diff, f"(2 tensors like diffusion_model.{Q}.diff)"),
+    ]:
+        with pytest.raises(LoRAError, match=re.escape(said)):
+            read_loras([LoRASpec(_write(tmp_path / f"{kind}.safetensors", tensors))], targets)

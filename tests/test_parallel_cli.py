@@ -279,6 +279,7 @@ def launched(monkeypatch) -> list[int]:
 
 def test_gpus_all_starts_a_process_on_every_visible_gpu(capsys, monkeypatch, launched):
     small = ["-W", "256", "-H", "256", "--video-frames", "9"]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # set, the messages name it (below)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     assert cli.main(["run", "-p", "fox", "--gpus", "all", *small]) == 0
     assert launched == [4]
@@ -288,6 +289,10 @@ def test_gpus_all_starts_a_process_on_every_visible_gpu(capsys, monkeypatch, lau
     assert cli.main(["run", "-p", "fox", "--gpus", "all", "--device", "cpu", *small]) == cli.EXIT_USER_ERROR
     assert "give the number of CPU processes instead (--gpus 2)" in capsys.readouterr().err
     assert launched == [4]
+    # An empty CUDA_VISIBLE_DEVICES hides every GPU: said, as the machine may well have some.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert cli.main(["run", "-p", "fox", "--gpus", "all", *small]) == cli.EXIT_USER_ERROR
+    assert "--gpus all: this machine has no CUDA device visible (CUDA_VISIBLE_DEVICES='');" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "many"])
@@ -320,9 +325,13 @@ def test_a_gpu_given_by_index_points_to_cuda_visible_devices(capsys, monkeypatch
         (("--ulysses_degree", "2"), "Ulysses sequence parallel is --sp N here"),  # xDiT
         (("--ulysses_size", "2"), "Ulysses sequence parallel is --sp N here"),  # Wan2.1's generate.py
         (("--ring_degree", "2"), "ring attention is not offered: sequence parallel is Ulysses, --sp N"),
+        (("--ring_size", "2"), "ring attention is not offered: sequence parallel is Ulysses, --sp N"),
         (("--use_cfg_parallel",), "guidance parallel is on by default"),
+        (("--cfg_parallel",), "guidance parallel is on by default"),
         (("--dit_fsdp",), "weights are not sharded: every process loads the whole (2B) transformer"),
+        (("--t5_fsdp",), "weights are not sharded: every process loads the whole (2B) transformer"),
         (("--nproc_per_node", "2"), "--gpus N starts N processes; torchrun's flags go before the command"),
+        (("--world_size", "2"), "--gpus N starts N processes; torchrun's flags go before the command"),
         (("--devices", "2"), "several GPUs: --gpus N (one process each, CUDA_VISIBLE_DEVICES picks which)"),
     ],
 )
@@ -338,14 +347,14 @@ def test_gpus_under_torchrun_that_differs_from_its_processes_is_noted(capsys, mo
     argv = ["run", "-p", "fox", "--dry-run", "--device", "cpu", "-W", "256", "-H", "256", "--video-frames", "9"]
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
-    for gpus, noted in (("4", True), ("2", False), ("all", False)):
-        assert cli.main([*argv, "--gpus", gpus]) == 0
+    for gpus, noted in (("4", True), ("2", False), ("all", False), (None, False)):
+        assert cli.main([*argv, "--gpus", gpus] if gpus else argv) == 0
         err = capsys.readouterr().err
         note = "note: --gpus 4 is not used under torchrun, which started 2 processes: this run is on 2"
-        assert (note in err) == noted and "note: None" not in err
+        assert (note in err) == noted and ("is not used under torchrun" in err) == noted and "note: None" not in err
 
 
-@pytest.mark.parametrize("flag", ["--gpus", "--sp"])
+@pytest.mark.parametrize("flag", ["--gpus", "--sp", "--GPUs"])
 def test_serve_with_several_gpus_says_how_to_use_them(capsys, flag):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["serve", flag, "2"])
@@ -375,3 +384,32 @@ def test_a_parallel_dry_run_adds_up_the_host_memory_of_the_machines_processes(
     total, main, other = (float(value) for value in line.groups())
     assert main == first and other < first - 7  # the others hold no text encoder
     assert abs(total - (main + (here - 1) * other)) <= 0.01 * here
+
+
+@pytest.mark.parametrize("argv", [["check", "--gpus", "2"], ["run", "-p", "fox", "--GPUS", "2"]])
+def test_gpus_where_the_server_is_not_meant_says_nothing_of_the_server(capsys, argv):
+    # The server's advice belongs to serve: check has no --gpus at all, and run's is only spelled otherwise.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "unrecognized arguments: " in err and "server" not in err
+
+
+def test_each_rank_without_dtype_compares_its_default_with_the_others(monkeypatch):
+    # Ranks on GPUs of two generations default to two dtypes (fp16 before compute capability 8.0) and would exchange
+    # tensors of both: a run without --dtype has every rank compare its own GPU's default before anything loads;
+    # with --dtype all ranks have the same and nothing is compared. (The comparison itself: tests/test_parallel.py.)
+    from motif_lite.cli import run as run_command
+    from motif_lite.devices import default_dtype
+
+    compared = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setattr(parallel, "start", lambda device: parallel.Session(0, 2, torch.device("cpu")))
+    monkeypatch.setattr(parallel, "stop", lambda: None)
+    monkeypatch.setattr(parallel, "check_same_dtype", compared.append)
+    monkeypatch.setattr(run_command, "_run", lambda args, session=None: 0)  # nothing loads
+    assert cli.main(["run", "-p", "fox", "--device", "cpu"]) == 0
+    assert compared == [default_dtype(torch.device("cpu"))[0]]  # the default of the rank's own device
+    assert cli.main(["run", "-p", "fox", "--device", "cpu", "--dtype", "fp32"]) == 0
+    assert len(compared) == 1

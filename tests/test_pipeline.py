@@ -202,7 +202,26 @@ def test_an_image_encoded_once_is_kept_for_the_next_videos(pipe, checkpoint, tmp
     PIL.Image.fromarray(np.asarray(image)[::-1].copy()).save(tmp_path / "first.png")
     ours(pipe, subdir(tmp_path, "edited"), image=tmp_path / "first.png", seed=7, steps=1)
     ours(pipe, subdir(tmp_path, "wider"), image=tmp_path / "first.png", seed=7, steps=1, width=64)
-    assert calls.count("encode_image") == calls.count("encode") == 3
+    ours(pipe, subdir(tmp_path, "taller"), image=tmp_path / "first.png", seed=7, steps=1, width=64, height=48)
+    assert calls.count("encode_image") == calls.count("encode") == 4
+
+
+def _counting(method, calls: list) -> object:
+    """`method`, appending to `calls` on each call."""
+    return lambda *args, **kwargs: calls.append(1) or method(*args, **kwargs)
+
+
+def test_a_kept_first_frame_is_encoded_again_by_another_vae_or_text_encoder(pipe, tmp_path, monkeypatch):
+    # The kept encodings are those of the encoders that made them: a VAE or a text encoder put in by hand (another
+    # checkpoint's) encodes the image again instead of the next video taking what the old one made.
+    PIL.Image.new("RGB", (48, 32), (30, 120, 200)).save(tmp_path / "first.png")
+    ours(pipe, subdir(tmp_path, "kept"), image=tmp_path / "first.png", frames=5, steps=1)
+    for name, method in [("vae", "encode"), ("text_encoder", "encode_image")]:
+        other, calls = copy.deepcopy(getattr(pipe, name)), []
+        monkeypatch.setattr(other, method, _counting(getattr(other, method), calls))
+        monkeypatch.setattr(pipe, name, other)
+        ours(pipe, subdir(tmp_path, name), image=tmp_path / "first.png", frames=5, steps=1)
+        assert calls == [1], f"the new {name} did not encode the image"
 
 
 def test_image_to_video_with_one_latent_frame_equals_reference(pipe, checkpoint, tmp_path):

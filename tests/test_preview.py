@@ -12,6 +12,7 @@ import torch
 from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import load_pipeline
+from motif_lite.cli import EXIT_INTERRUPTED
 from motif_lite.cli import main as cli_main
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.preview import (
@@ -22,7 +23,7 @@ from motif_lite.io.preview import (
     preview_steps,
     write_preview,
 )
-from motif_lite.request import GenerationRequest
+from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
 from motif_lite.sampling import denoise, flow_schedule
 from motif_lite.vae.posterior import DiagonalGaussian
 from motif_lite.vae.preview import color_chart, fit_latent_rgb
@@ -113,14 +114,26 @@ def test_previews_arrive_every_k_steps_and_change_nothing(pipe, tmp_path):
 
 def test_the_preview_note_lists_the_steps_a_preview_comes_after():
     # The steps the pipeline previews after (done % every == 0, below the last), counted here independently.
-    for steps, every in [(50, None), (4, 2), (2, None), (1000, 1), (7, 3)]:
+    for steps, every in [(50, None), (4, 2), (2, None), (1000, 1), (7, 3), (6, 1)]:
         interval = preview_interval(steps, every)
         after = [done for done in range(1, steps + 1) if done % interval == 0 and done < steps]
         assert preview_steps(steps, every) == after
         note = preview_note("p.png", steps, every)
         assert "p.png (the middle frame" in note and f" {after[-1]} " in note and f"of {steps};" in note
     assert "after steps 13, 26, 39 of 50" in preview_note("p.webp", 50, None)
+    assert "after steps 1, 2, 3, 4, 5 of 6" in preview_note("p.webp", 6, 1)  # up to five are listed whole
     assert "after steps 1, 2, ..., 999 (999 in all) of 1000" in preview_note("p.webp", 1000, 1)
+    assert "after step 2 of 4;" in preview_note("p.webp", 4, 2)  # one preview: "step"
+    assert "P.PNG (the middle frame" in preview_note("P.PNG", 4, 2)  # a PNG in capitals is a PNG
+
+
+def test_the_preview_note_counts_the_steps_of_a_run_without_steps(tmp_path, capsys):
+    # Without --steps the run takes the checkpoint's or the official count: the note is of the steps the run takes
+    # (a dry run: no checkpoint needed, the built-in configs stand in).
+    preview = tmp_path / "p.webp"
+    argv = ["run", "-p", "fox", "--dry-run", "--device", "cpu", "-W", "256", "-H", "256", "--video-frames", "9"]
+    assert cli_main([*argv, "--preview", str(preview)]) == 0
+    assert f"note: {preview_note(preview, REQUEST_DEFAULTS.steps, None)}" in capsys.readouterr().err
 
 
 def test_preview_files(tmp_path):
@@ -189,7 +202,7 @@ def test_cli_preview(pipe, tmp_path, capsys):
     assert "--preview-every: must be a positive integer, got 'abc'" in capsys.readouterr().err
     assert cli_main([*args, "--preview", str(tmp_path / "p.webp"), "--preview-every", "2"]) == 0
     # A terminal shows nothing else of the previews: where they go and after which steps is said up front.
-    assert f"note: previews: {tmp_path / 'p.webp'} (every latent frame" in capsys.readouterr().err
+    assert f"note: {preview_note(tmp_path / 'p.webp', 4, 2)}" in capsys.readouterr().err  # --steps, --preview-every
     with PIL.Image.open(tmp_path / "p.webp") as webp:
         assert webp.n_frames == 3 and webp.size == (12, 8)
 
@@ -317,3 +330,24 @@ def test_a_write_that_fails_in_its_cleanup_is_still_said(tmp_path, caplog):
         previews(1, 4, np.zeros((3, 8, 12, 3), dtype=np.uint8))
         previews.close()
     assert [r.getMessage().startswith("preview not written: cannot write preview") for r in caplog.records] == [True]
+
+
+def test_a_resumed_run_s_preview_note_counts_the_saved_run_s_steps(pipe, tmp_path, capsys, monkeypatch):
+    # --resume takes the steps from the stopped run (4 here), while --steps keeps its default: the note must count
+    # the steps the run takes.
+    _, root = pipe
+    args = ["run", "-m", str(root), "-p", "a red fox", "-W", "48", "-H", "32", "--video-frames", "9", "--steps", "4"]
+    args += ["--dtype", "fp32", "--device", "cpu", "--kernels", "torch", "-o", str(tmp_path / "out.webm")]
+
+    def stop(self, stage, done, total):
+        if stage == "denoise" and done == 2:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr("motif_lite.progress.ProgressBars.__call__", stop)
+        assert cli_main(args) == EXIT_INTERRUPTED
+    capsys.readouterr()
+    preview = tmp_path / "p.webp"
+    resume = ["run", "--resume", str(tmp_path / "out.latents.safetensors"), "--preview", str(preview)]
+    assert cli_main([*resume, "--device", "cpu", "--kernels", "torch"]) == 0
+    assert f"note: {preview_note(preview, 4, None)}" in capsys.readouterr().err
