@@ -38,6 +38,7 @@ from motif_lite.pipeline.conditioning import (
 from motif_lite.pipeline.metadata import _findable, _jsonable, _metadata, model_flags_of, model_metadata_of
 from motif_lite.pipeline.recipe import _load_transformer_stage, _LoadedTransformer, _TransformerRecipe
 from motif_lite.pipeline.result import GenerationResult, PreviewFn, ProgressFn, _DenoiseRecord, first_step_overhead
+from motif_lite.pipeline.resuming import resumed_state
 from motif_lite.preflight import check_loras
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.runtime.attention import AttentionBackend
@@ -318,33 +319,8 @@ class MotifVideoPipeline:
     def _resume_state(self, resume: SavedLatents, request: GenerationRequest, settings: Settings) -> SamplingState:
         """The sampling state `resume` holds, on this pipeline's device and dtype, after checking that it continues
         this request with these settings (`RequestError` otherwise, before any work)."""
-        if not isinstance(resume, SavedLatents):
-            raise RequestError(f"resume takes the SavedLatents of read_latents(path), got {type(resume).__name__}")
-        where = resume.file or "the saved state"
-        # Every setting but the image's path (the saved request holds it absolute, the run may have had it relative).
-        saved, now = resume.video_metadata, _jsonable(_metadata(request, settings))
-        # The model may differ (`other_model_notes` says so), and so may the software's version.
-        changed = [
-            key for key in sorted({*saved, *now} - {"image", "model", "version"}) if saved.get(key) != now.get(key)
-        ]
-        if changed:
-            differences = "; ".join(f"{key}: {saved.get(key)!r} then, {now.get(key)!r} now" for key in changed[:4])
-            raise RequestError(
-                f"{where} continues another video than this request makes ({differences}): resume it with the "
-                "request it holds and the checkpoint its run used"
-            )
         shape = self.vae.config.latent_shape(request.width, request.height, request.frames)
-        if tuple(resume.latents.shape) != shape:
-            raise RequestError(f"{where}: latents of shape {tuple(resume.latents.shape)}, but this model samples "
-                               f"{shape} for the request: they come from another model")  # fmt: skip
-
-        def here(tensor: torch.Tensor) -> torch.Tensor:  # sigmas stay float32; latent-shaped tensors take our dtype
-            return tensor.to(self.device, self.dtype if tensor.ndim else tensor.dtype)
-
-        state = {name: here(tensor) for name, tensor in resume.state.items()}
-        solver = {name.removeprefix("solver."): t for name, t in state.items() if name.startswith("solver.")}
-        done = request.steps if resume.denoised else resume.progress[0]
-        return SamplingState(done, here(resume.latents), solver, state.get("apg_running"))
+        return resumed_state(resume, request, settings, shape, self.device, self.dtype)
 
     def kernel_fallbacks(self) -> dict[str, str]:
         """{op: first reason} for every Triton op that ran torch's version of the same math: the transformer's, and
