@@ -70,6 +70,6 @@ def no_network(monkeypatch, tmp_path):
 @pytest.fixture
 def no_weights(monkeypatch):
     """Any weight load is a test failure."""
-    targets = ("encoders.text.load_text_encoder", "pipeline.load_vae", "pipeline.load_transformer")
-    for target in (*targets, "pipeline.load_gguf_transformer"):
+    targets = ("encoders.text.load_text_encoder", "pipeline.loading.load_vae", "pipeline.recipe.load_transformer")
+    for target in (*targets, "pipeline.recipe.load_gguf_transformer"):
         monkeypatch.setattr(f"motif_lite.{target}", lambda *a, **k: pytest.fail("weights were loaded"))

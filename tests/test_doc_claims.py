@@ -17,22 +17,22 @@ class Reached(Exception):
 def tesla_t4(checkpoint, monkeypatch):
     """Every check passes on a CUDA device that is a Tesla T4 (compute capability 7.5: no bf16 tensor cores), and
     loading the weights ends the command."""
-    from motif_lite import pipeline
     from motif_lite import preflight as checks
     from motif_lite.checkpoint import locate_sources
+    from motif_lite.pipeline import loading as loader
 
     def found(*args, **kwargs):
         return locate_sources(checkpoint), torch.device("cuda")
 
     monkeypatch.setattr(checks, "preflight", found)
-    monkeypatch.setattr(pipeline, "preflight", found)  # load_pipeline's own checks, which end in the dtype advice
+    monkeypatch.setattr(loader, "preflight", found)  # load_pipeline's own checks, which end in the dtype advice
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
 
     def loading(*args, **kwargs):  # load_pipeline's last check before it reads a weight file
         raise Reached
 
-    monkeypatch.setattr(pipeline, "check_loras", loading)
+    monkeypatch.setattr(loader, "check_loras", loading)
     return checkpoint
 
 

@@ -136,9 +136,9 @@ UPWARD = {
         "quantize/convert.py (quantize, layer 2) imports pipeline (layer 4)",
     ),
     "the pipeline importing a command": (
-        "motif_lite/pipeline.py",
+        "motif_lite/pipeline/generation.py",
         "from motif_lite.verify import verify\n",
-        "motif_lite/pipeline.py (pipeline, layer 4) imports verify (layer 5)",
+        "motif_lite/pipeline/generation.py (pipeline, layer 4) imports verify (layer 5)",
     ),
 }
 

@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from test_lora import NEGATIVE, PROMPT, SIZE, add_random_lora, frames, write_formats
 from tiny_pipeline import make_tiny_checkpoint
 
-import motif_lite.pipeline as pipeline_module
+import motif_lite.pipeline.recipe as recipe_module
 from motif_lite import load_pipeline
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io.latents import other_model_notes, read_latents
@@ -149,13 +149,13 @@ def test_the_old_transformer_is_freed_before_the_new_one_loads(files, tmp_path, 
     cycle.append(cycle)
     del cycle
     alive_at_load = []
-    load = pipeline_module.load_transformer
+    load = recipe_module.load_transformer
 
     def recording_load(*args, **kwargs):
         alive_at_load.append(sum(ref() is not None for ref in old))
         return load(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline_module, "load_transformer", recording_load)
+    monkeypatch.setattr(recipe_module, "load_transformer", recording_load)
     gc.disable()  # no collection by chance: set_loras must make its own
     try:
         pipe.set_loras([files["a"]])
@@ -167,19 +167,19 @@ def test_the_old_transformer_is_freed_before_the_new_one_loads(files, tmp_path, 
 def test_a_load_that_fails_after_the_old_transformer_went_says_so_and_can_be_retried(files, tmp_path, monkeypatch):
     video = Frames(tmp_path)
     pipe = load_pipeline(files["root"], **FP32_CPU)
-    load = pipeline_module.load_transformer
+    load = recipe_module.load_transformer
 
     def failing_load(*args, **kwargs):
         raise ConfigError("the weights went away")
 
-    monkeypatch.setattr(pipeline_module, "load_transformer", failing_load)
+    monkeypatch.setattr(recipe_module, "load_transformer", failing_load)
     with pytest.raises(ConfigError, match="went away\nthe pipeline has no transformer now: call set_loras again"):
         pipe.set_loras([files["a"]])
     assert pipe.transformer is None and pipe.loras is None
     request = GenerationRequest(PROMPT, output=tmp_path / "x.mp4", **SIZE)
     with pytest.raises(ConfigError, match="no transformer: its set_loras failed to load one; call it again"):
         pipe.generate(request)
-    monkeypatch.setattr(pipeline_module, "load_transformer", load)
+    monkeypatch.setattr(recipe_module, "load_transformer", load)
     pipe.set_loras([files["a"]])
     assert np.array_equal(video(pipe), video(load_pipeline(files["root"], loras=[files["a"]], **FP32_CPU)))
 

@@ -65,20 +65,20 @@ class Loading(Exception):
 def tesla_t4(checkpoint, monkeypatch):
     """A CUDA device here that is a 15 GiB Tesla T4 (compute capability 7.5: no bf16 tensor cores); the text encoder
     loads as nothing, and loading the VAE ends load_pipeline with `Loading(dtype)`."""
-    from motif_lite import pipeline
     from motif_lite.encoders import text
+    from motif_lite.pipeline import loading
 
-    monkeypatch.setattr(pipeline, "preflight", lambda *a, **kw: (locate_sources(checkpoint), torch.device("cuda")))
+    monkeypatch.setattr(loading, "preflight", lambda *a, **kw: (locate_sources(checkpoint), torch.device("cuda")))
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (14 * 2**30, 15 * 2**30))
     monkeypatch.setattr(text, "load_text_encoder", lambda *a, **kw: SimpleNamespace(model=None))
-    monkeypatch.setattr(pipeline, "apply_dequant_kernels", lambda *a, **kw: None)
+    monkeypatch.setattr(loading, "apply_dequant_kernels", lambda *a, **kw: None)
 
     def load_vae(root, dtype, device):
         raise Loading(dtype)
 
-    monkeypatch.setattr(pipeline, "load_vae", load_vae)
+    monkeypatch.setattr(loading, "load_vae", load_vae)
     return checkpoint
 
 

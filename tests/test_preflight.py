@@ -18,12 +18,13 @@ from gguf_helpers import write_test_gguf
 from huggingface_hub import constants
 from tiny_pipeline import make_tiny_checkpoint
 
-from motif_lite import cli, pipeline
+from motif_lite import cli
 from motif_lite.checkpoint import locate_sources
 from motif_lite.config import TransformerConfig
 from motif_lite.devices import resolve_device
 from motif_lite.errors import CheckpointError, DeviceError
 from motif_lite.io import hub
+from motif_lite.pipeline import loading
 from motif_lite.preflight import AT_HAND, plan_generation
 from motif_lite.request import GenerationRequest
 from motif_lite.sizes import estimated_gguf_bytes
@@ -534,7 +535,7 @@ def test_the_dtype_note_is_printed_before_anything_loads(checkpoint, tmp_path, c
     def load(*args, **kwargs):  # the last check before load_pipeline reads its first weight file
         raise MotifLiteError("loading starts here")
 
-    monkeypatch.setattr(pipeline, "check_loras", load)
+    monkeypatch.setattr(loading, "check_loras", load)
     small = ("-W", "48", "-H", "32", "--video-frames", "9", "--steps", "1", "--device", "cpu", "--dtype", "bf16")
     code, _, err = run(capsys, "-m", str(checkpoint[0]), "-p", "x", "-o", str(tmp_path / "a.mp4"), *small)
     assert code == cli.EXIT_USER_ERROR and seen == [torch.bfloat16]  # said once: load_pipeline's warning

@@ -261,10 +261,10 @@ def test_strict_int8_attention_on_a_gpu_without_int8_tensor_cores_fails_before_l
 
 
 def test_load_pipeline_refuses_strict_int8_attention_on_a_gpu_without_int8_tensor_cores(checkpoint, monkeypatch):
-    from motif_lite import pipeline
+    from motif_lite.pipeline import loading
     from motif_lite.runtime.kernels import KernelBackendError
 
-    monkeypatch.setattr(pipeline, "preflight", lambda *a, **kw: (locate_sources(checkpoint), torch.device("cuda")))
+    monkeypatch.setattr(loading, "preflight", lambda *a, **kw: (locate_sources(checkpoint), torch.device("cuda")))
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
     with pytest.raises(KernelBackendError, match="--attention int8 needs INT8 tensor cores"):

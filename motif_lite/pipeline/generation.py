@@ -1,14 +1,4 @@
-"""`load_pipeline` and `MotifVideoPipeline.generate`: encode -> denoise -> decode, nothing else.
-
-    pipe = load_pipeline("Motif-Technologies/Motif-Video-2B", gguf="Q4_K_M")
-    result = pipe.generate(GenerationRequest("a red fox runs through snow", output="fox.mp4"))
-
-Same seed, same settings -> the same video as the diffusers `MotifVideoPipeline` / `MotifVideoImage2VideoPipeline`:
-the noise and the VAE posterior sample are drawn from one CPU `torch.Generator` in the reference's order, the
-sampling loop is `motif_lite.sampling.denoise` (tested step by step against the reference's scheduler and guider).
-The pipeline only orchestrates: model math, sampling, weights, memory placement and file formats live elsewhere,
-and what a run checks and plans before loading lives in `motif_lite.preflight`.
-"""
+"""MotifVideoPipeline: `generate` makes one video, encode -> denoise -> decode."""
 
 from __future__ import annotations
 
@@ -16,29 +6,20 @@ import contextlib
 import dataclasses
 import functools
 import gc
-import hashlib
-import json
 import logging
-import statistics
 import time
 import traceback
-import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
-from motif_lite import devices
 from motif_lite.checkpoint import ModelSources
 from motif_lite.decoding import decode_video
-from motif_lite.devices import checked_dtype
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
-from motif_lite.io.hub import MOTIF_REPO
 from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.latents import LatentsFile, SavedLatents, other_model_notes
 from motif_lite.io.preview import preview_interval
@@ -46,143 +27,40 @@ from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
 from motif_lite.paths import user_path
-from motif_lite.preflight import (
-    batched_guidance,
-    check_loras,
-    check_speed,
-    check_strict_int8,
-    preflight,
-    unplanned_memory_warning,
+from motif_lite.pipeline.conditioning import (
+    TEXTS_KEPT,
+    _Conditioning,
+    _image_key,
+    _KeptImage,
+    _text_encoder_placed,
+    image_sha256,
 )
+from motif_lite.pipeline.metadata import _findable, _jsonable, _metadata, model_flags_of, model_metadata_of
+from motif_lite.pipeline.recipe import _load_transformer_stage, _LoadedTransformer, _TransformerRecipe
+from motif_lite.pipeline.result import GenerationResult, PreviewFn, ProgressFn, _DenoiseRecord, first_step_overhead
+from motif_lite.pipeline.resuming import resumed_state
+from motif_lite.preflight import check_loras
 from motif_lite.request import GenerationRequest, RequestError
-from motif_lite.runtime.attention import AttentionBackend, apply_attention_backend
-from motif_lite.runtime.compile import CompileConfig, CompileHandle, apply_compile
+from motif_lite.runtime.attention import AttentionBackend
+from motif_lite.runtime.compile import CompileHandle
 from motif_lite.runtime.host_memory import peak_rss
-from motif_lite.runtime.kernels import (
-    INT8_ATTENTION,
-    FallbackOp,
-    apply_dequant_kernels,
-    apply_kernels,
-    fallbacks,
-)
+from motif_lite.runtime.kernels import INT8_ATTENTION, FallbackOp, fallbacks
 from motif_lite.runtime.parallel import Parallel
-from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan
+from motif_lite.runtime.planner import PlanHandle
 from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
-from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
-from motif_lite.sampling import (
-    SamplingState,
-    Schedule,
-    ScheduleOptions,
-    StepCallback,
-    denoise,
-    needs_uncond,
-    schedule_for,
-)
-from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, resolve_dtype, resolve_settings
-from motif_lite.vae import WanVAE, load_vae
+from motif_lite.runtime.streaming import TextEncoderPlacement
+from motif_lite.sampling import SamplingState, Schedule, StepCallback, denoise, needs_uncond, schedule_for
+from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, resolve_settings
+from motif_lite.vae import WanVAE
 from motif_lite.vae.posterior import DiagonalGaussian
 from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
-from motif_lite.version import VERSION
-from motif_lite.weights.gguf_loader import load_gguf_transformer
-from motif_lite.weights.loader import load_transformer
-from motif_lite.weights.lora import (
-    AppliedLoRAs,
-    LoRAEntry,
-    LoRAFile,
-    apply_loras,
-    lora_specs,
-)
+from motif_lite.weights.lora import AppliedLoRAs, LoRAEntry, lora_specs
 
 if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
     from motif_lite.encoders.text import TextEncoder
 
+
 logger = logging.getLogger(__name__)
-
-# (stage, done, total): stage is "encode", "denoise" or "decode"; called with done = 0 when a stage starts.
-ProgressFn = Callable[[str, int, int], None]
-# (steps done, steps, frames): a preview of the clip after that many steps, uint8 [latent frames, H, W, 3].
-PreviewFn = Callable[[int, int, np.ndarray], None]
-TEXTS_KEPT = 4  # encoded texts a pipeline keeps (`MotifVideoPipeline.encoded_texts`)
-
-
-@dataclass
-class GenerationResult:
-    """What `generate` produced: the file, the settings actually used, time per stage, peak memory."""
-
-    output: Path  # the video file written (`generate` gives no frames in memory: read the file back)
-    request: GenerationRequest  # resolved: normalized frames, the seed that was used
-    shift: float
-    timings: dict[str, float]  # seconds per stage ("encode", "denoise", "decode") and "total"
-    peak_rss_bytes: int | None  # peak resident memory of this process so far (None: the OS does not say)
-    peak_device_bytes: int | None  # peak CUDA memory allocated during this generation (None on CPU)
-    notes: list[str] = field(default_factory=list)  # settings that were normalized (e.g. frames)
-    stage_peaks: dict[str, int] = field(default_factory=dict)  # peak CUDA bytes per stage (empty on CPU)
-    settings: Settings | None = None  # every effective setting and where it came from (flag / checkpoint / default)
-    parallel: str | None = None  # the layout of a parallel run, e.g. "cfg 2 x sp 2 on 4 ranks (nccl)"
-    attention: str = "exact"  # the attention that ran: "exact", "int8", or "exact (int8 fell back)"
-    step_seconds: list[float] = field(default_factory=list)  # wall time of each denoising step
-    guidance_batch: int = 1  # rows per transformer forward on guided steps: 2 = cond + uncond batched
-    step_cache: tuple[int, int] | None = None  # (reused, made) transformer predictions with a step cache
-    compile_seconds: float | None = None  # with compiled blocks: first step minus the median later step
-    attention_backend: str | None = None  # the exact attention kernel used (with `auto`: what it chose and why)
-    resumed_at: int | None = None  # a resumed run: the steps an earlier run had done (`generate(resume=...)`)
-    image_size: tuple[int, int] | None = None  # image-to-video: the input image's (width, height), upright
-
-    # Triton ops that ran torch's version instead ("auto" falls back when a kernel fails): {op: first reason}
-    kernel_fallbacks: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class _KeptImage:
-    """An image-to-video first frame's encodings, host copies, kept for the next video of the same image (a batch's,
-    `-b N`): the image is not read again, the text encoder not placed on the device for its SigLIP embeddings, the
-    VAE not run; each video still draws its own posterior sample, from its own seed. The same bits as encoding it."""
-
-    key: tuple[
-        str | None, int, int
-    ]  # (the file's SHA-256, width, height): another file, or the same one edited, misses
-    size: tuple[int, int]  # the image's (width, height), upright, before it was resized
-    embeds: torch.Tensor  # the image encoder's embeddings of the first frame
-    posterior: DiagonalGaussian  # the VAE's posterior of the first frame
-    encoders: tuple[weakref.ref, weakref.ref]  # the text encoder and the VAE that made them
-
-
-@dataclass
-class _DenoiseRecord:
-    """What one sampling loop did: rows per guided forward, the step cache's counts, each step's seconds."""
-
-    guidance_batch: int
-    step_cache: tuple[int, int] | None  # (reused, made) predictions; the cache's tensors are freed after the loop
-    step_seconds: list[float] = field(default_factory=list)
-
-
-def first_step_overhead(step_seconds: list[float]) -> float | None:
-    """The first step's extra time over the median later step (compiling happens on first use); None with fewer
-    than two steps."""
-    if len(step_seconds) < 2:
-        return None
-    return max(0.0, step_seconds[0] - statistics.median(step_seconds[1:]))
-
-
-@dataclass
-class _Conditioning:
-    """Everything the transformer sees besides the noisy latents (see docs/sampling.md)."""
-
-    text: tuple[torch.Tensor, torch.Tensor | None]
-    negative: tuple[torch.Tensor, torch.Tensor | None] | None
-    latents: torch.Tensor  # [B, 16, F, h, w]: the first-frame latent at frame 0 for I2V, else zeros
-    mask: torch.Tensor  # [B, 1, F, h, w]: 1 at frame 0 for I2V, else zeros
-    image_embeds: torch.Tensor | None
-    image_size: tuple[int, int] | None = None  # I2V: the input image's (width, height) before it was resized
-
-    def inputs(self, x: torch.Tensor, branches: tuple[bool, ...]) -> tuple[torch.Tensor, ...]:
-        """The transformer's inputs (hidden, text, text mask, image embeds) for the noisy latents `x` once per
-        branch (True: the prompt, False: the negative prompt), stacked along the batch in that order."""
-        hidden = torch.cat([x, self.latents, self.mask], dim=1)  # [B, 16 + 16 + 1, F, h, w]
-        text, text_mask = pad_prompts([self.text if branch else self.negative for branch in branches])
-        n = len(branches)
-        image = None if self.image_embeds is None else self.image_embeds.repeat(n, 1, 1)
-        return hidden.repeat(n, 1, 1, 1, 1), text, text_mask, image
 
 
 def _check_call(request: object, preview_every: object, callbacks: Mapping[str, object]) -> None:
@@ -203,21 +81,6 @@ def _check_call(request: object, preview_every: object, callbacks: Mapping[str, 
             raise RequestError(f"{name} must be a function (or None), got {type(callback).__name__} {callback!r}")
 
 
-def pad_prompts(prompts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Stack encoded prompts ([1, T_i, D] and masks [1, T_i] or None) along the batch, right-padding each to the
-    longest with zeros that its mask hides; exactly what the transformer computes for each prompt alone."""
-    if len(prompts) == 1:
-        return prompts[0]
-    longest = max(embeds.shape[1] for embeds, _ in prompts)
-    rows, masks = [], []
-    for embeds, mask in prompts:
-        pad = longest - embeds.shape[1]
-        valid = torch.ones(embeds.shape[:2], dtype=torch.bool, device=embeds.device) if mask is None else mask.bool()
-        rows.append(torch.nn.functional.pad(embeds, (0, 0, 0, pad)))
-        masks.append(torch.nn.functional.pad(valid, (0, pad), value=False))
-    return torch.cat(rows), torch.cat(masks)
-
-
 def _frees_memory_when_stopped(generate: Callable) -> Callable:
     """`generate`, letting go of its tensors when it stops on Ctrl-C (a notebook's stop button) or out of memory.
 
@@ -235,6 +98,15 @@ def _frees_memory_when_stopped(generate: Callable) -> Callable:
             raise
 
     return stoppable
+
+
+def _tell(exc: BaseException, note: str) -> None:
+    """Add `note` to the message of a user-facing error (the CLI prints that message), else log it as a warning:
+    out of memory, Ctrl-C or a bug keep their type, their message and their traceback."""
+    if isinstance(exc, MotifLiteError) and type(exc).__str__ is Exception.__str__ and len(exc.args) == 1:
+        exc.args = (f"{exc.args[0]}\n{note}",)
+    else:
+        logger.warning(note)
 
 
 class MotifVideoPipeline:
@@ -447,33 +319,8 @@ class MotifVideoPipeline:
     def _resume_state(self, resume: SavedLatents, request: GenerationRequest, settings: Settings) -> SamplingState:
         """The sampling state `resume` holds, on this pipeline's device and dtype, after checking that it continues
         this request with these settings (`RequestError` otherwise, before any work)."""
-        if not isinstance(resume, SavedLatents):
-            raise RequestError(f"resume takes the SavedLatents of read_latents(path), got {type(resume).__name__}")
-        where = resume.file or "the saved state"
-        # Every setting but the image's path (the saved request holds it absolute, the run may have had it relative).
-        saved, now = resume.video_metadata, _jsonable(_metadata(request, settings))
-        # The model may differ (`other_model_notes` says so), and so may the software's version.
-        changed = [
-            key for key in sorted({*saved, *now} - {"image", "model", "version"}) if saved.get(key) != now.get(key)
-        ]
-        if changed:
-            differences = "; ".join(f"{key}: {saved.get(key)!r} then, {now.get(key)!r} now" for key in changed[:4])
-            raise RequestError(
-                f"{where} continues another video than this request makes ({differences}): resume it with the "
-                "request it holds and the checkpoint its run used"
-            )
         shape = self.vae.config.latent_shape(request.width, request.height, request.frames)
-        if tuple(resume.latents.shape) != shape:
-            raise RequestError(f"{where}: latents of shape {tuple(resume.latents.shape)}, but this model samples "
-                               f"{shape} for the request: they come from another model")  # fmt: skip
-
-        def here(tensor: torch.Tensor) -> torch.Tensor:  # sigmas stay float32; latent-shaped tensors take our dtype
-            return tensor.to(self.device, self.dtype if tensor.ndim else tensor.dtype)
-
-        state = {name: here(tensor) for name, tensor in resume.state.items()}
-        solver = {name.removeprefix("solver."): t for name, t in state.items() if name.startswith("solver.")}
-        done = request.steps if resume.denoised else resume.progress[0]
-        return SamplingState(done, here(resume.latents), solver, state.get("apg_running"))
+        return resumed_state(resume, request, settings, shape, self.device, self.dtype)
 
     def kernel_fallbacks(self) -> dict[str, str]:
         """{op: first reason} for every Triton op that ran torch's version of the same math: the transformer's, and
@@ -759,263 +606,8 @@ class MotifVideoPipeline:
     def model_metadata(self) -> dict:
         """The model a video was made with, as its file stores it: `model_flags` with each file and folder by its
         name (a Hub repo id as it is), so that a shared video tells nothing of the user's disk."""
-
-        def named(value: str) -> str:
-            return Path(value).name if Path(value).is_absolute() else value
-
-        flags = self.model_flags()
-        described = {key: named(value) for key, value in flags.items() if isinstance(value, str)}
-        return {**described, "lora": [named(lora) for lora in flags["lora"]]}
+        return model_metadata_of(self.model_flags())
 
     def model_flags(self) -> dict:
         """The model this pipeline runs, as `motif-lite run`'s flags (dests) name it: what a resumed run loads."""
-        sources = self.sources
-        names = {dtype: name for name, dtype in devices.COMPUTE_DTYPES.items()}
-        flags: dict = {"dtype": names[self.dtype], "attention": "int8" if self.attention_used() == "int8" else "exact"}
-        flags["lora"] = [
-            f"{f.spec.path.absolute()}:{f.spec.strength:g}" for f in (self.loras.files if self.loras else [])
-        ]
-        if sources is not None:
-            flags["model"] = _findable(sources.model)
-            flags["gguf"] = None if sources.gguf is None else str(sources.gguf.absolute())
-            tegguf = sources.text_encoder_gguf
-            flags["text_encoder_gguf"] = None if tegguf is None else str(tegguf.path.absolute())
-            weights = {component: str(Path(path).absolute()) for component, path in sources.weight_files.items()}
-            flags.update(diffusion_model=weights.get("transformer"), text_encoder=weights.get("text_encoder"),
-                         vae=weights.get("vae"))  # fmt: skip
-        return flags
-
-
-def image_sha256(path: Path) -> str | None:
-    """The SHA-256 of an input image file's bytes: what a stopped run keeps to recognise its image moved. None if
-    it cannot be read (gone while sampling): the state is saved all the same."""
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-def _image_key(request: GenerationRequest) -> tuple[str | None, int, int]:
-    """What a first frame's encodings depend on: the image file's bytes and the video's size (`_KeptImage`)."""
-    return image_sha256(user_path(request.image)), request.width, request.height
-
-
-def _findable(model: str | Path) -> str:
-    """The checkpoint as a saved run names it: a folder by its absolute path (found again from anywhere), a Hub repo
-    id as it is."""
-    folder = user_path(model)
-    return str(folder.resolve()) if folder.is_dir() else str(model)
-
-
-def load_pipeline(
-    model: str | Path | ModelSources = MOTIF_REPO,
-    gguf: str | Path | None = None,
-    dtype: torch.dtype | str | None = None,
-    device: str | torch.device = "auto",
-    kernels: str = "auto",
-    plan: Plan | None = None,
-    text_encoder_dtype: torch.dtype | str | None = None,
-    loras: Sequence[LoRAEntry] | Mapping[str | Path, float] = (),
-    attention: str = "exact",
-    *,
-    text_encoder_gguf: str | Path | None = None,
-    parallel: Parallel | None = None,
-    batch_guidance: bool | None = None,
-    compile: bool | CompileConfig = False,
-    attention_backend: str = "auto",
-    step_cache: float | StepCacheConfig | None = None,
-    weights: Mapping[str, str | Path] | None = None,
-) -> MotifVideoPipeline:
-    """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
-
-    `gguf`: a `.gguf` file, a folder holding one, or a variant name of the official GGUF repo (e.g. "Q4_K_M") that
-    replaces the checkpoint's transformer weights; the transformer config still comes from the checkpoint's
-    `transformer/config.json`. `model` may also be the `ModelSources` that `preflight` / `locate_sources` found
-    (then `gguf` is ignored). Every check that needs no weights runs first (`preflight`): one error lists every
-    problem. The text encoder is loaded on the CPU and visits `device` only while prompts are encoded. `plan`
-    (from `plan_generation`): load on the CPU, then stream / chunk / tile as the memory plan says instead of
-    putting everything on `device` (without one, a warning when the official video would not fit the GPU by the
-    planner's estimate). `dtype`: torch.bfloat16, torch.float16 or torch.float32, or its name ("bf16",
-    "float32", ...); None: float16 on a GPU before compute capability 8.0 (no bfloat16 tensor cores), else
-    bfloat16, the published dtype (`pipe.dtype_setting` says which and why; a row of the settings table).
-    `text_encoder_dtype` (default `dtype`, but bfloat16 when `dtype` is float16: `devices.text_encoder_dtype`):
-    e.g. bfloat16 (the checkpoint's own dtype) next to a float32 transformer on the CPU, halving the encoder's 17
-    GB; its outputs are cast to `dtype`.
-    `loras`: files (strength 1) or (file, strength) pairs (or a {file: strength} dict), checked against the
-    transformer before any weight is read, then merged into its float weights or kept beside packed GGUF weights
-    (motif_lite/weights/lora.py); `MotifVideoPipeline.set_loras` switches them later.
-    `attention`: "exact" or "int8" (8-bit attention on GPUs with INT8 tensor cores, lossy; elsewhere exact attention
-    with one warning; docs/kernels.md). `text_encoder_gguf`: a text encoder GGUF (`python -m motif_lite.quantize
-    CKPT --component text_encoder`) replacing `text_encoder/`'s weights; its quantized layers stay packed,
-    memory-mapped on the CPU (ignored when `model` is `ModelSources`, which says it). `weights`: component
-    ("transformer", "text_encoder", "vae") -> a .safetensors file holding its official weights under another name
-    (e.g. ComfyUI's copies), used instead of the checkpoint's (`locate_sources`; ignored with `ModelSources` too).
-    `parallel`: this process's part of a parallel run (`runtime.parallel`): only its main rank loads the text
-    encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself.
-
-    Speed (docs/usage.md, "Going faster"): `batch_guidance` runs a guided step's two predictions as one batch-2
-    forward (None: on CUDA when the memory plan has room; the same numbers either way; never in a parallel
-    run). `compile`: torch.compile every block (or a `CompileConfig`). `attention_backend`: "auto" (timed trial on
-    the GPU) or a fixed exact kernel (`motif_lite.choices.ATTENTION_BACKENDS`); not used with `attention="int8"`,
-    whose fallback is plain SDPA. `step_cache`: a threshold (lossy, opt-in; 0 = exact) or a
-    `StepCacheConfig` (not in a parallel run).
-    """
-    from motif_lite.encoders.text import load_text_encoder
-
-    asked = checked_dtype(dtype) if dtype is not None else None  # a wrong one fails before any download
-    given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
-    specs = lora_specs(loras)  # the argument's shape before any check that may download
-    sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights)
-    dtype_setting = resolve_dtype(asked, target)
-    dtype = dtype_setting.value
-    text_dtype = devices.text_encoder_dtype(dtype, given)
-    advice = devices.dtype_note(target, dtype) if asked is not None else None  # a default is never a poor fit
-    if advice:  # bf16 asked for on a GPU before Ampere (a notebook's T4): said before minutes of loading, not after
-        warnings.warn(advice, stacklevel=2)
-    check_strict_int8(attention, kernels, target)
-    backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
-    cache_config, backend = check_speed(target, kernels, compile, backend_name, step_cache, parallel, dtype)
-    lora_files = check_loras(specs, sources)
-    if plan is None and parallel is None:  # everything goes on the device: on a small GPU, a sure out-of-memory
-        memory = unplanned_memory_warning(sources, dtype, target, kernels, attention, batch_guidance, given)
-        if memory:
-            warnings.warn(memory, stacklevel=2)
-    root = sources.root
-    load_device = "cpu" if plan is not None else target  # the plan moves what fits
-    text_encoder = None
-    if parallel is None or parallel.is_main:
-        text_encoder = load_text_encoder(root, dtype=text_dtype, device="cpu", gguf=sources.text_encoder_gguf)
-        if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers run where it visits
-            apply_dequant_kernels(text_encoder.model, kernels)
-    vae = load_vae(root, dtype=dtype, device=target if plan is None else plan.device)  # where the plan puts it
-    # int8 attention keeps the op `apply_kernels` chose: no exact kernel goes in its place.
-    recipe = _TransformerRecipe(sources, dtype, load_device, kernels, attention, plan, compile,
-                                None if attention == "int8" else backend)  # fmt: skip
-    loaded = _load_transformer_stage(recipe, lora_files)
-    pipe = MotifVideoPipeline(loaded.model, text_encoder, vae, target, dtype, sources)
-    pipe.dtype_setting = dtype_setting
-    pipe._transformer_recipe = recipe
-    pipe._use_transformer(loaded)
-    pipe.parallel = parallel
-    pipe.attention_backend = recipe.attention_backend
-    if plan is not None:
-        pipe.text_placement = plan.text_placement
-        pipe.vae_tile = pipe.plan_handle.vae_tile
-        pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
-        pipe.vae_bands = pipe.plan_handle.vae_bands
-    _install_speed(pipe, plan, batch_guidance, cache_config)
-    return pipe
-
-
-@dataclass(frozen=True)
-class _TransformerRecipe:
-    """How `load_pipeline` builds the transformer: `set_loras` builds it again the same way with other LoRAs."""
-
-    sources: ModelSources
-    dtype: torch.dtype
-    load_device: torch.device | str  # the CPU under a memory plan, which then places the weights
-    kernels: str
-    attention: str  # "exact" or "int8"
-    plan: Plan | None
-    compile: bool | CompileConfig
-    attention_backend: AttentionBackend | None  # the exact attention kernel; None with int8 attention
-
-
-@dataclass
-class _LoadedTransformer:
-    """The transformer `_load_transformer_stage` built, and what it installed on it."""
-
-    model: MotifVideoTransformer
-    loras: AppliedLoRAs | None
-    plan_handle: PlanHandle | None
-    compile_handle: CompileHandle | None
-
-
-def _load_transformer_stage(recipe: _TransformerRecipe, lora_files: list[LoRAFile]) -> _LoadedTransformer:
-    """Load the transformer from its source with `lora_files` (checked by `check_loras`) applied, then its kernels,
-    its part of the memory plan, the attention backend and compiling, in that order."""
-    sources, dtype, device = recipe.sources, recipe.dtype, recipe.load_device
-    if sources.gguf is not None:
-        config = sources.transformer.value
-        transformer = load_gguf_transformer(sources.gguf, dtype=dtype, device=device, config=config)
-    else:
-        transformer = load_transformer(sources.root, dtype=dtype, device=device)
-    applied_loras = apply_loras(transformer, lora_files, dtype) if lora_files else None
-    apply_kernels(transformer, recipe.kernels, attention=recipe.attention)
-    plan_handle = None if recipe.plan is None else apply_plan(transformer, None, recipe.plan)
-    if recipe.attention_backend is not None:
-        apply_attention_backend(transformer, recipe.attention_backend)
-    compile_handle = None
-    if recipe.compile:
-        config = recipe.compile if isinstance(recipe.compile, CompileConfig) else None
-        compile_handle = apply_compile(transformer, config)
-    return _LoadedTransformer(transformer, applied_loras, plan_handle, compile_handle)
-
-
-def _install_speed(
-    pipe: MotifVideoPipeline,
-    plan: Plan | None,
-    batch_guidance: bool | None,
-    cache_config: StepCacheConfig | None,
-) -> None:
-    """Install the speed settings that are the pipeline's, not the transformer's (`_load_transformer_stage`)."""
-    batch_guidance, refused = batched_guidance(batch_guidance, pipe.device, plan)
-    if refused:  # a batch 2 would need twice the activations the plan counted
-        warnings.warn(
-            "batch_guidance=True does not fit the memory plan (room for one prediction per transformer forward): "
-            "the two guidance predictions run one after the other",
-            stacklevel=3,
-        )
-    # A parallel run splits the two guidance predictions over rank groups (runtime/parallel.py): one call each.
-    pipe.batch_guidance = batch_guidance and pipe.parallel is None
-    pipe.step_cache = cache_config
-
-
-@contextlib.contextmanager
-def _text_encoder_placed(
-    text_encoder: TextEncoder, placement: TextEncoderPlacement, device: torch.device
-) -> Iterator[None]:
-    # The 4B-parameter encoder is needed for a few seconds per video: it gives the device back before the
-    # transformer runs, whole or streamed (its embedding table alone is 1.3 GB in bf16).
-    if placement is TextEncoderPlacement.CPU:
-        yield
-        return
-    # Streamed through two staging buffers: it runs once per video, so page-locking its 4-8 GB would cost more
-    # time and host memory than the asynchronous copies save.
-    handle = place_text_encoder(text_encoder.model, placement, StreamingConfig(device, staging=True))
-    try:
-        yield
-    finally:
-        if handle is not None:
-            handle.remove()
-        text_encoder.offload()
-
-
-def _tell(exc: BaseException, note: str) -> None:
-    """Add `note` to the message of a user-facing error (the CLI prints that message), else log it as a warning:
-    out of memory, Ctrl-C or a bug keep their type, their message and their traceback."""
-    if isinstance(exc, MotifLiteError) and type(exc).__str__ is Exception.__str__ and len(exc.args) == 1:
-        exc.args = (f"{exc.args[0]}\n{note}",)
-    else:
-        logger.warning(note)
-
-
-def _jsonable(values: dict) -> dict:
-    """`values` as a JSON round trip gives them back (tuples as lists, paths as strings): how a file stores them."""
-    return json.loads(json.dumps(values, default=str))
-
-
-def _metadata(request: GenerationRequest, settings: Settings, model: dict | None = None) -> dict:
-    """What a video stores of how it was made (its file's comment): the request, the effective sampling settings and
-    `model` (`MotifVideoPipeline.model_metadata`); file names only, never the user's folders."""
-    values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request).items()}
-    values.pop("output")
-    if request.image is not None:  # the file name only: a shared video must not tell the user's folders
-        values["image"] = Path(request.image).name
-    effective = {"sampler": settings.sampler.value, "flow_shift": settings.flow_shift.value}
-    if settings.schedule != ScheduleOptions():  # only then: a file saved before the key existed still resumes
-        effective["schedule"] = dataclasses.asdict(settings.schedule)
-    guidance = settings.guidance.value
-    effective["guidance_config"] = None if guidance is None else {"method": type(guidance).__name__, **vars(guidance)}
-    made_with = {"version": VERSION} if model is None else {"version": VERSION, "model": model}
-    return {"software": "motif-lite", **made_with, **values, **effective}
+        return model_flags_of(self.sources, self.dtype, self.attention_used(), self.loras)

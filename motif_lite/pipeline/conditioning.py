@@ -1,0 +1,110 @@
+"""What the transformer sees besides the noisy latents, and the encodings a pipeline keeps between videos:
+the last texts encoded and the last first frame of image-to-video."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from motif_lite.paths import user_path
+from motif_lite.request import GenerationRequest
+from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
+from motif_lite.vae.posterior import DiagonalGaussian
+
+if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
+    from motif_lite.encoders.text import TextEncoder
+
+
+TEXTS_KEPT = 4  # encoded texts a pipeline keeps (`MotifVideoPipeline.encoded_texts`)
+
+
+@dataclass
+class _Conditioning:
+    """Everything the transformer sees besides the noisy latents (see docs/sampling.md)."""
+
+    text: tuple[torch.Tensor, torch.Tensor | None]
+    negative: tuple[torch.Tensor, torch.Tensor | None] | None
+    latents: torch.Tensor  # [B, 16, F, h, w]: the first-frame latent at frame 0 for I2V, else zeros
+    mask: torch.Tensor  # [B, 1, F, h, w]: 1 at frame 0 for I2V, else zeros
+    image_embeds: torch.Tensor | None
+    image_size: tuple[int, int] | None = None  # I2V: the input image's (width, height) before it was resized
+
+    def inputs(self, x: torch.Tensor, branches: tuple[bool, ...]) -> tuple[torch.Tensor, ...]:
+        """The transformer's inputs (hidden, text, text mask, image embeds) for the noisy latents `x` once per
+        branch (True: the prompt, False: the negative prompt), stacked along the batch in that order."""
+        hidden = torch.cat([x, self.latents, self.mask], dim=1)  # [B, 16 + 16 + 1, F, h, w]
+        text, text_mask = pad_prompts([self.text if branch else self.negative for branch in branches])
+        n = len(branches)
+        image = None if self.image_embeds is None else self.image_embeds.repeat(n, 1, 1)
+        return hidden.repeat(n, 1, 1, 1, 1), text, text_mask, image
+
+
+def pad_prompts(prompts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Stack encoded prompts ([1, T_i, D] and masks [1, T_i] or None) along the batch, right-padding each to the
+    longest with zeros that its mask hides; exactly what the transformer computes for each prompt alone."""
+    if len(prompts) == 1:
+        return prompts[0]
+    longest = max(embeds.shape[1] for embeds, _ in prompts)
+    rows, masks = [], []
+    for embeds, mask in prompts:
+        pad = longest - embeds.shape[1]
+        valid = torch.ones(embeds.shape[:2], dtype=torch.bool, device=embeds.device) if mask is None else mask.bool()
+        rows.append(torch.nn.functional.pad(embeds, (0, 0, 0, pad)))
+        masks.append(torch.nn.functional.pad(valid, (0, pad), value=False))
+    return torch.cat(rows), torch.cat(masks)
+
+
+@dataclass
+class _KeptImage:
+    """An image-to-video first frame's encodings, host copies, kept for the next video of the same image (a batch's,
+    `-b N`): the image is not read again, the text encoder not placed on the device for its SigLIP embeddings, the
+    VAE not run; each video still draws its own posterior sample, from its own seed. The same bits as encoding it."""
+
+    key: tuple[
+        str | None, int, int
+    ]  # (the file's SHA-256, width, height): another file, or the same one edited, misses
+    size: tuple[int, int]  # the image's (width, height), upright, before it was resized
+    embeds: torch.Tensor  # the image encoder's embeddings of the first frame
+    posterior: DiagonalGaussian  # the VAE's posterior of the first frame
+    encoders: tuple[weakref.ref, weakref.ref]  # the text encoder and the VAE that made them
+
+
+def image_sha256(path: Path) -> str | None:
+    """The SHA-256 of an input image file's bytes: what a stopped run keeps to recognise its image moved. None if
+    it cannot be read (gone while sampling): the state is saved all the same."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _image_key(request: GenerationRequest) -> tuple[str | None, int, int]:
+    """What a first frame's encodings depend on: the image file's bytes and the video's size (`_KeptImage`)."""
+    return image_sha256(user_path(request.image)), request.width, request.height
+
+
+@contextlib.contextmanager
+def _text_encoder_placed(
+    text_encoder: TextEncoder, placement: TextEncoderPlacement, device: torch.device
+) -> Iterator[None]:
+    # The 4B-parameter encoder is needed for a few seconds per video: it gives the device back before the
+    # transformer runs, whole or streamed (its embedding table alone is 1.3 GB in bf16).
+    if placement is TextEncoderPlacement.CPU:
+        yield
+        return
+    # Streamed through two staging buffers: it runs once per video, so page-locking its 4-8 GB would cost more
+    # time and host memory than the asynchronous copies save.
+    handle = place_text_encoder(text_encoder.model, placement, StreamingConfig(device, staging=True))
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.remove()
+        text_encoder.offload()

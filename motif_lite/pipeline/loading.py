@@ -1,0 +1,152 @@
+"""`load_pipeline`: the checks, then the text encoder, the VAE and the transformer, then the speed settings."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from motif_lite import devices
+from motif_lite.checkpoint import ModelSources
+from motif_lite.devices import checked_dtype
+from motif_lite.io.hub import MOTIF_REPO
+from motif_lite.pipeline.generation import MotifVideoPipeline
+from motif_lite.pipeline.recipe import _load_transformer_stage, _TransformerRecipe
+from motif_lite.preflight import (
+    batched_guidance,
+    check_loras,
+    check_speed,
+    check_strict_int8,
+    preflight,
+    unplanned_memory_warning,
+)
+from motif_lite.runtime.compile import CompileConfig
+from motif_lite.runtime.kernels import apply_dequant_kernels
+from motif_lite.runtime.parallel import Parallel
+from motif_lite.runtime.planner import Plan
+from motif_lite.runtime.step_cache import StepCacheConfig
+from motif_lite.runtime.streaming import TextEncoderPlacement
+from motif_lite.settings import resolve_dtype
+from motif_lite.vae import load_vae
+from motif_lite.weights.lora import LoRAEntry, lora_specs
+
+
+def load_pipeline(
+    model: str | Path | ModelSources = MOTIF_REPO,
+    gguf: str | Path | None = None,
+    dtype: torch.dtype | str | None = None,
+    device: str | torch.device = "auto",
+    kernels: str = "auto",
+    plan: Plan | None = None,
+    text_encoder_dtype: torch.dtype | str | None = None,
+    loras: Sequence[LoRAEntry] | Mapping[str | Path, float] = (),
+    attention: str = "exact",
+    *,
+    text_encoder_gguf: str | Path | None = None,
+    parallel: Parallel | None = None,
+    batch_guidance: bool | None = None,
+    compile: bool | CompileConfig = False,
+    attention_backend: str = "auto",
+    step_cache: float | StepCacheConfig | None = None,
+    weights: Mapping[str, str | Path] | None = None,
+) -> MotifVideoPipeline:
+    """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
+
+    `gguf`: a `.gguf` file, a folder holding one, or a variant name of the official GGUF repo (e.g. "Q4_K_M") that
+    replaces the checkpoint's transformer weights; the transformer config still comes from the checkpoint's
+    `transformer/config.json`. `model` may also be the `ModelSources` that `preflight` / `locate_sources` found
+    (then `gguf` is ignored). Every check that needs no weights runs first (`preflight`): one error lists every
+    problem. The text encoder is loaded on the CPU and visits `device` only while prompts are encoded. `plan`
+    (from `plan_generation`): load on the CPU, then stream / chunk / tile as the memory plan says instead of
+    putting everything on `device` (without one, a warning when the official video would not fit the GPU by the
+    planner's estimate). `dtype`: torch.bfloat16, torch.float16 or torch.float32, or its name ("bf16",
+    "float32", ...); None: float16 on a GPU before compute capability 8.0 (no bfloat16 tensor cores), else
+    bfloat16, the published dtype (`pipe.dtype_setting` says which and why; a row of the settings table).
+    `text_encoder_dtype` (default `dtype`, but bfloat16 when `dtype` is float16: `devices.text_encoder_dtype`):
+    e.g. bfloat16 (the checkpoint's own dtype) next to a float32 transformer on the CPU, halving the encoder's 17
+    GB; its outputs are cast to `dtype`.
+    `loras`: files (strength 1) or (file, strength) pairs (or a {file: strength} dict), checked against the
+    transformer before any weight is read, then merged into its float weights or kept beside packed GGUF weights
+    (motif_lite/weights/lora.py); `MotifVideoPipeline.set_loras` switches them later.
+    `attention`: "exact" or "int8" (8-bit attention on GPUs with INT8 tensor cores, lossy; elsewhere exact attention
+    with one warning; docs/kernels.md). `text_encoder_gguf`: a text encoder GGUF (`python -m motif_lite.quantize
+    CKPT --component text_encoder`) replacing `text_encoder/`'s weights; its quantized layers stay packed,
+    memory-mapped on the CPU (ignored when `model` is `ModelSources`, which says it). `weights`: component
+    ("transformer", "text_encoder", "vae") -> a .safetensors file holding its official weights under another name
+    (e.g. ComfyUI's copies), used instead of the checkpoint's (`locate_sources`; ignored with `ModelSources` too).
+    `parallel`: this process's part of a parallel run (`runtime.parallel`): only its main rank loads the text
+    encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself.
+
+    Speed (docs/usage.md, "Going faster"): `batch_guidance` runs a guided step's two predictions as one batch-2
+    forward (None: on CUDA when the memory plan has room; the same numbers either way; never in a parallel
+    run). `compile`: torch.compile every block (or a `CompileConfig`). `attention_backend`: "auto" (timed trial on
+    the GPU) or a fixed exact kernel (`motif_lite.choices.ATTENTION_BACKENDS`); not used with `attention="int8"`,
+    whose fallback is plain SDPA. `step_cache`: a threshold (lossy, opt-in; 0 = exact) or a
+    `StepCacheConfig` (not in a parallel run).
+    """
+    from motif_lite.encoders.text import load_text_encoder
+
+    asked = checked_dtype(dtype) if dtype is not None else None  # a wrong one fails before any download
+    given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
+    specs = lora_specs(loras)  # the argument's shape before any check that may download
+    sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights)
+    dtype_setting = resolve_dtype(asked, target)
+    dtype = dtype_setting.value
+    text_dtype = devices.text_encoder_dtype(dtype, given)
+    advice = devices.dtype_note(target, dtype) if asked is not None else None  # a default is never a poor fit
+    if advice:  # bf16 asked for on a GPU before Ampere (a notebook's T4): said before minutes of loading, not after
+        warnings.warn(advice, stacklevel=2)
+    check_strict_int8(attention, kernels, target)
+    backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
+    cache_config, backend = check_speed(target, kernels, compile, backend_name, step_cache, parallel, dtype)
+    lora_files = check_loras(specs, sources)
+    if plan is None and parallel is None:  # everything goes on the device: on a small GPU, a sure out-of-memory
+        memory = unplanned_memory_warning(sources, dtype, target, kernels, attention, batch_guidance, given)
+        if memory:
+            warnings.warn(memory, stacklevel=2)
+    root = sources.root
+    load_device = "cpu" if plan is not None else target  # the plan moves what fits
+    text_encoder = None
+    if parallel is None or parallel.is_main:
+        text_encoder = load_text_encoder(root, dtype=text_dtype, device="cpu", gguf=sources.text_encoder_gguf)
+        if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers run where it visits
+            apply_dequant_kernels(text_encoder.model, kernels)
+    vae = load_vae(root, dtype=dtype, device=target if plan is None else plan.device)  # where the plan puts it
+    # int8 attention keeps the op `apply_kernels` chose: no exact kernel goes in its place.
+    recipe = _TransformerRecipe(sources, dtype, load_device, kernels, attention, plan, compile,
+                                None if attention == "int8" else backend)  # fmt: skip
+    loaded = _load_transformer_stage(recipe, lora_files)
+    pipe = MotifVideoPipeline(loaded.model, text_encoder, vae, target, dtype, sources)
+    pipe.dtype_setting = dtype_setting
+    pipe._transformer_recipe = recipe
+    pipe._use_transformer(loaded)
+    pipe.parallel = parallel
+    pipe.attention_backend = recipe.attention_backend
+    if plan is not None:
+        pipe.text_placement = plan.text_placement
+        pipe.vae_tile = pipe.plan_handle.vae_tile
+        pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
+        pipe.vae_bands = pipe.plan_handle.vae_bands
+    _install_speed(pipe, plan, batch_guidance, cache_config)
+    return pipe
+
+
+def _install_speed(
+    pipe: MotifVideoPipeline,
+    plan: Plan | None,
+    batch_guidance: bool | None,
+    cache_config: StepCacheConfig | None,
+) -> None:
+    """Install the speed settings that are the pipeline's, not the transformer's (`_load_transformer_stage`)."""
+    batch_guidance, refused = batched_guidance(batch_guidance, pipe.device, plan)
+    if refused:  # a batch 2 would need twice the activations the plan counted
+        warnings.warn(
+            "batch_guidance=True does not fit the memory plan (room for one prediction per transformer forward): "
+            "the two guidance predictions run one after the other",
+            stacklevel=3,
+        )
+    # A parallel run splits the two guidance predictions over rank groups (runtime/parallel.py): one call each.
+    pipe.batch_guidance = batch_guidance and pipe.parallel is None
+    pipe.step_cache = cache_config

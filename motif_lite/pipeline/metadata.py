@@ -1,0 +1,76 @@
+"""What a video file and a saved run store of how they were made: the request, the effective settings, the model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from motif_lite import devices
+from motif_lite.checkpoint import ModelSources
+from motif_lite.paths import user_path
+from motif_lite.request import GenerationRequest
+from motif_lite.sampling import ScheduleOptions
+from motif_lite.settings import Settings
+from motif_lite.version import VERSION
+from motif_lite.weights.lora import AppliedLoRAs
+
+
+def _findable(model: str | Path) -> str:
+    """The checkpoint as a saved run names it: a folder by its absolute path (found again from anywhere), a Hub repo
+    id as it is."""
+    folder = user_path(model)
+    return str(folder.resolve()) if folder.is_dir() else str(model)
+
+
+def _jsonable(values: dict) -> dict:
+    """`values` as a JSON round trip gives them back (tuples as lists, paths as strings): how a file stores them."""
+    return json.loads(json.dumps(values, default=str))
+
+
+def _metadata(request: GenerationRequest, settings: Settings, model: dict | None = None) -> dict:
+    """What a video stores of how it was made (its file's comment): the request, the effective sampling settings and
+    `model` (`MotifVideoPipeline.model_metadata`); file names only, never the user's folders."""
+    values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request).items()}
+    values.pop("output")
+    if request.image is not None:  # the file name only: a shared video must not tell the user's folders
+        values["image"] = Path(request.image).name
+    effective = {"sampler": settings.sampler.value, "flow_shift": settings.flow_shift.value}
+    if settings.schedule != ScheduleOptions():  # only then: a file saved before the key existed still resumes
+        effective["schedule"] = dataclasses.asdict(settings.schedule)
+    guidance = settings.guidance.value
+    effective["guidance_config"] = None if guidance is None else {"method": type(guidance).__name__, **vars(guidance)}
+    made_with = {"version": VERSION} if model is None else {"version": VERSION, "model": model}
+    return {"software": "motif-lite", **made_with, **values, **effective}
+
+
+def model_flags_of(
+    sources: ModelSources | None, dtype: torch.dtype, attention: str, loras: AppliedLoRAs | None
+) -> dict:
+    """The model a pipeline runs, as `motif-lite run`'s flags (dests) name it: what a resumed run loads
+    (`attention`: the attention that runs, `MotifVideoPipeline.attention_used`)."""
+    names = {dtype: name for name, dtype in devices.COMPUTE_DTYPES.items()}
+    flags: dict = {"dtype": names[dtype], "attention": "int8" if attention == "int8" else "exact"}
+    flags["lora"] = [f"{f.spec.path.absolute()}:{f.spec.strength:g}" for f in (loras.files if loras else [])]
+    if sources is not None:
+        flags["model"] = _findable(sources.model)
+        flags["gguf"] = None if sources.gguf is None else str(sources.gguf.absolute())
+        tegguf = sources.text_encoder_gguf
+        flags["text_encoder_gguf"] = None if tegguf is None else str(tegguf.path.absolute())
+        weights = {component: str(Path(path).absolute()) for component, path in sources.weight_files.items()}
+        flags.update(diffusion_model=weights.get("transformer"), text_encoder=weights.get("text_encoder"),
+                     vae=weights.get("vae"))  # fmt: skip
+    return flags
+
+
+def model_metadata_of(flags: dict) -> dict:
+    """`flags` (`model_flags_of`) as a video file stores them: each file and folder by its name (a Hub repo id as
+    it is), so that a shared video tells nothing of the user's disk."""
+
+    def named(value: str) -> str:
+        return Path(value).name if Path(value).is_absolute() else value
+
+    described = {key: named(value) for key, value in flags.items() if isinstance(value, str)}
+    return {**described, "lora": [named(lora) for lora in flags["lora"]]}

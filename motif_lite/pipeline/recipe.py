@@ -1,0 +1,62 @@
+"""How the transformer is built: `load_pipeline` builds it once, `set_loras` again the same way with other LoRAs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from motif_lite.checkpoint import ModelSources
+from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.runtime.attention import AttentionBackend, apply_attention_backend
+from motif_lite.runtime.compile import CompileConfig, CompileHandle, apply_compile
+from motif_lite.runtime.kernels import apply_kernels
+from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan
+from motif_lite.weights.gguf_loader import load_gguf_transformer
+from motif_lite.weights.loader import load_transformer
+from motif_lite.weights.lora import AppliedLoRAs, LoRAFile, apply_loras
+
+
+@dataclass(frozen=True)
+class _TransformerRecipe:
+    """How `load_pipeline` builds the transformer: `set_loras` builds it again the same way with other LoRAs."""
+
+    sources: ModelSources
+    dtype: torch.dtype
+    load_device: torch.device | str  # the CPU under a memory plan, which then places the weights
+    kernels: str
+    attention: str  # "exact" or "int8"
+    plan: Plan | None
+    compile: bool | CompileConfig
+    attention_backend: AttentionBackend | None  # the exact attention kernel; None with int8 attention
+
+
+@dataclass
+class _LoadedTransformer:
+    """The transformer `_load_transformer_stage` built, and what it installed on it."""
+
+    model: MotifVideoTransformer
+    loras: AppliedLoRAs | None
+    plan_handle: PlanHandle | None
+    compile_handle: CompileHandle | None
+
+
+def _load_transformer_stage(recipe: _TransformerRecipe, lora_files: list[LoRAFile]) -> _LoadedTransformer:
+    """Load the transformer from its source with `lora_files` (checked by `check_loras`) applied, then its kernels,
+    its part of the memory plan, the attention backend and compiling, in that order."""
+    sources, dtype, device = recipe.sources, recipe.dtype, recipe.load_device
+    if sources.gguf is not None:
+        config = sources.transformer.value
+        transformer = load_gguf_transformer(sources.gguf, dtype=dtype, device=device, config=config)
+    else:
+        transformer = load_transformer(sources.root, dtype=dtype, device=device)
+    applied_loras = apply_loras(transformer, lora_files, dtype) if lora_files else None
+    apply_kernels(transformer, recipe.kernels, attention=recipe.attention)
+    plan_handle = None if recipe.plan is None else apply_plan(transformer, None, recipe.plan)
+    if recipe.attention_backend is not None:
+        apply_attention_backend(transformer, recipe.attention_backend)
+    compile_handle = None
+    if recipe.compile:
+        config = recipe.compile if isinstance(recipe.compile, CompileConfig) else None
+        compile_handle = apply_compile(transformer, config)
+    return _LoadedTransformer(transformer, applied_loras, plan_handle, compile_handle)

@@ -1,0 +1,62 @@
+"""What `generate` reports: progress and previews while it runs, `GenerationResult` at the end."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from motif_lite.request import GenerationRequest
+from motif_lite.settings import Settings
+
+# (stage, done, total): stage is "encode", "denoise" or "decode"; called with done = 0 when a stage starts.
+ProgressFn = Callable[[str, int, int], None]
+# (steps done, steps, frames): a preview of the clip after that many steps, uint8 [latent frames, H, W, 3].
+PreviewFn = Callable[[int, int, np.ndarray], None]
+
+
+@dataclass
+class GenerationResult:
+    """What `generate` produced: the file, the settings actually used, time per stage, peak memory."""
+
+    output: Path  # the video file written (`generate` gives no frames in memory: read the file back)
+    request: GenerationRequest  # resolved: normalized frames, the seed that was used
+    shift: float
+    timings: dict[str, float]  # seconds per stage ("encode", "denoise", "decode") and "total"
+    peak_rss_bytes: int | None  # peak resident memory of this process so far (None: the OS does not say)
+    peak_device_bytes: int | None  # peak CUDA memory allocated during this generation (None on CPU)
+    notes: list[str] = field(default_factory=list)  # settings that were normalized (e.g. frames)
+    stage_peaks: dict[str, int] = field(default_factory=dict)  # peak CUDA bytes per stage (empty on CPU)
+    settings: Settings | None = None  # every effective setting and where it came from (flag / checkpoint / default)
+    parallel: str | None = None  # the layout of a parallel run, e.g. "cfg 2 x sp 2 on 4 ranks (nccl)"
+    attention: str = "exact"  # the attention that ran: "exact", "int8", or "exact (int8 fell back)"
+    step_seconds: list[float] = field(default_factory=list)  # wall time of each denoising step
+    guidance_batch: int = 1  # rows per transformer forward on guided steps: 2 = cond + uncond batched
+    step_cache: tuple[int, int] | None = None  # (reused, made) transformer predictions with a step cache
+    compile_seconds: float | None = None  # with compiled blocks: first step minus the median later step
+    attention_backend: str | None = None  # the exact attention kernel used (with `auto`: what it chose and why)
+    resumed_at: int | None = None  # a resumed run: the steps an earlier run had done (`generate(resume=...)`)
+    image_size: tuple[int, int] | None = None  # image-to-video: the input image's (width, height), upright
+
+    # Triton ops that ran torch's version instead ("auto" falls back when a kernel fails): {op: first reason}
+    kernel_fallbacks: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _DenoiseRecord:
+    """What one sampling loop did: rows per guided forward, the step cache's counts, each step's seconds."""
+
+    guidance_batch: int
+    step_cache: tuple[int, int] | None  # (reused, made) predictions; the cache's tensors are freed after the loop
+    step_seconds: list[float] = field(default_factory=list)
+
+
+def first_step_overhead(step_seconds: list[float]) -> float | None:
+    """The first step's extra time over the median later step (compiling happens on first use); None with fewer
+    than two steps."""
+    if len(step_seconds) < 2:
+        return None
+    return max(0.0, step_seconds[0] - statistics.median(step_seconds[1:]))

@@ -1,0 +1,47 @@
+"""`generate(resume=...)`: the sampling state a stopped run saved, checked against the request before any work."""
+
+from __future__ import annotations
+
+import torch
+
+from motif_lite.io.latents import SavedLatents
+from motif_lite.pipeline.metadata import _jsonable, _metadata
+from motif_lite.request import GenerationRequest, RequestError
+from motif_lite.sampling import SamplingState
+from motif_lite.settings import Settings
+
+
+def resumed_state(
+    resume: SavedLatents,
+    request: GenerationRequest,
+    settings: Settings,
+    latent_shape: tuple[int, ...],
+    device: torch.device,
+    dtype: torch.dtype,
+) -> SamplingState:
+    """The sampling state `resume` holds, on `device` and in `dtype`, after checking that it continues `request`
+    with `settings` and holds latents of the `latent_shape` the model samples (`RequestError` otherwise)."""
+    if not isinstance(resume, SavedLatents):
+        raise RequestError(f"resume takes the SavedLatents of read_latents(path), got {type(resume).__name__}")
+    where = resume.file or "the saved state"
+    # Every setting but the image's path (the saved request holds it absolute, the run may have had it relative).
+    saved, now = resume.video_metadata, _jsonable(_metadata(request, settings))
+    # The model may differ (`other_model_notes` says so), and so may the software's version.
+    changed = [key for key in sorted({*saved, *now} - {"image", "model", "version"}) if saved.get(key) != now.get(key)]
+    if changed:
+        differences = "; ".join(f"{key}: {saved.get(key)!r} then, {now.get(key)!r} now" for key in changed[:4])
+        raise RequestError(
+            f"{where} continues another video than this request makes ({differences}): resume it with the "
+            "request it holds and the checkpoint its run used"
+        )
+    if tuple(resume.latents.shape) != latent_shape:
+        raise RequestError(f"{where}: latents of shape {tuple(resume.latents.shape)}, but this model samples "
+                           f"{latent_shape} for the request: they come from another model")  # fmt: skip
+
+    def here(tensor: torch.Tensor) -> torch.Tensor:  # sigmas stay float32; latent-shaped tensors take our dtype
+        return tensor.to(device, dtype if tensor.ndim else tensor.dtype)
+
+    state = {name: here(tensor) for name, tensor in resume.state.items()}
+    solver = {name.removeprefix("solver."): t for name, t in state.items() if name.startswith("solver.")}
+    done = request.steps if resume.denoised else resume.progress[0]
+    return SamplingState(done, here(resume.latents), solver, state.get("apg_running"))
