@@ -589,3 +589,25 @@ def test_latents_from_another_machine_ask_for_o_when_their_folder_is_not_here(sa
     assert_user_error(code, err, f"wrote to {elsewhere}, and that folder is not here: give -o for the video")
     code, _, err = decode_cli(capsys, str(copied), "-o", str(tmp_path / "out_%03d.png"), "--dry-run")
     assert code == 0, err
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGHUP"), reason="POSIX signals")
+def test_a_decode_stopped_by_a_hangup_keeps_its_exit_code(saved, tmp_path, capsys, monkeypatch):
+    """SIGHUP when the SSH session drops: the terminal takes no more lines, and the note that cannot be written must
+    not turn the decode's exit 129 into a traceback's 1."""
+    import errno
+    import io
+    import signal
+    import sys
+
+    class HungUpTerminal(io.TextIOBase):
+        def write(self, text: str) -> int:
+            raise OSError(errno.EIO, "Input/output error")
+
+    def hung_up(*args, **kwargs):
+        monkeypatch.setattr(sys, "stderr", HungUpTerminal())
+        raise cli.Terminated(signal.SIGHUP)
+
+    monkeypatch.setattr("motif_lite.decoding.run_decode", hung_up)
+    code, _, _ = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "fox.mp4"))
+    assert code == 128 + signal.SIGHUP

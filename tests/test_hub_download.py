@@ -56,7 +56,9 @@ class FakeHub:
         if self.fail is not None:
             raise self.fail
         files = GGUF_FILES if repo_id == hub.GGUF_REPO else CHECKPOINT_FILES
-        return SimpleNamespace(siblings=[SimpleNamespace(rfilename=n, size=s) for n, s in files.items()])
+        # As the Hub: the files' sizes only with files_metadata=True (None otherwise).
+        sizes = {n: s if files_metadata else None for n, s in files.items()}
+        return SimpleNamespace(siblings=[SimpleNamespace(rfilename=n, size=s) for n, s in sizes.items()])
 
     def snapshot_download(self, repo_id: str, allow_patterns=None) -> str:
         self.downloads.append((repo_id, allow_patterns))
@@ -117,8 +119,14 @@ def test_a_download_that_does_not_fit_is_refused_before_it_starts(fake_hub, monk
     with pytest.raises(CheckpointError) as error:
         hub.find_checkpoint(hub.MOTIF_REPO, download=WITH_GGUF)
     message = str(error.value)
+    assert not isinstance(error.value, hub.MissingFilesError)  # said as it is, not as a failed download
+    assert message.startswith(f"not enough disk space to download {hub.MOTIF_REPO}: it needs {gb(total)} in the ")
     assert f"needs {gb(total)} in the Hugging Face cache {constants.HF_HUB_CACHE}" in message
     assert "HF_HUB_CACHE=" in message and "HF_HOME" in message and fake_hub.downloads == []
+    free_space(monkeypatch, total)  # just enough: it starts
+    with pytest.raises(hub.MissingFilesError):
+        hub.find_checkpoint(hub.MOTIF_REPO, download=WITH_GGUF)
+    assert fake_hub.downloads == [(hub.MOTIF_REPO, WITH_GGUF)]
 
 
 def test_what_the_cache_holds_is_not_fetched_again_and_a_partial_download_counts(fake_hub, monkeypatch, capsys):
@@ -132,9 +140,10 @@ def test_what_the_cache_holds_is_not_fetched_again_and_a_partial_download_counts
     (repo / "blobs").mkdir()
     (repo / "blobs" / "0123abcd.incomplete").write_bytes(b"\0" * 1000)  # Ctrl-C in the middle of a file
     total = selected(WITH_GGUF) - selected(["vae/*"])
-    free_space(monkeypatch, total - 1000)  # fits only with the interrupted download's bytes counted
+    asked = free_space(monkeypatch, total - 1000)  # fits only with the interrupted download's bytes counted
     with pytest.raises(hub.MissingFilesError):
         hub.find_checkpoint(hub.MOTIF_REPO, ["text_encoder/*.safetensors"], download=WITH_GGUF)
+    assert asked == [Path(constants.HF_HUB_CACHE)]  # the cache is there: its own disk (it may be a mount or a link)
     said = capsys.readouterr().err
     assert f"downloading {gb(total)} of" in said and "vae/" not in said
     assert f"{gb(1000)} of it there from an interrupted download" in said
@@ -154,6 +163,16 @@ def http_error(kind: type, status: int) -> Exception:
     return kind(f"{status} Client Error.", response=SimpleNamespace(status_code=status, headers={}, request=None))
 
 
+def raised_from(error: Exception, cause: Exception) -> Exception:
+    """`error` as raised from `cause` (huggingface_hub wraps its HTTP client's and the OS's errors)."""
+    error.__cause__ = cause
+    return error
+
+
+class ConnectError(Exception):
+    """httpx's connection error by its name: httpx's errors do not derive from Python's ConnectionError."""
+
+
 @pytest.mark.parametrize(
     ("error", "advice"),
     [
@@ -167,6 +186,9 @@ def http_error(kind: type, status: int) -> Exception:
             "mirror HF_ENDPOINT names; run again to go on",
         ),
         (TimeoutError("read timed out"), "or HF_HUB_DOWNLOAD_TIMEOUT=60 for a slow link"),
+        # The cause behind huggingface_hub's own error, and an HTTP client's error known by its name only.
+        (raised_from(RuntimeError("download failed"), OSError(errno.ENOSPC, "No space")), "is full: free space"),
+        (raised_from(RuntimeError("request failed"), ConnectError("[Errno 111]")), "cannot reach https://hf-mirror"),
     ],
 )
 def test_a_failed_hub_call_says_what_to_do(fake_hub, monkeypatch, error, advice):
@@ -233,3 +255,62 @@ def test_a_typo_in_the_gguf_variant_is_said_before_the_checkpoint_downloads(fake
         locate_sources(hub.MOTIF_REPO, gguf="Q4_K_M")
     assert fake_hub.listed == [hub.GGUF_REPO, hub.MOTIF_REPO]
     assert [repo for repo, _ in fake_hub.downloads] == [hub.MOTIF_REPO, hub.GGUF_REPO]
+
+
+def test_unset_hf_hub_offline_is_said_only_when_it_is_set(fake_hub):
+    # Downloads off for another reason (check, a dry run): no advice about a setting the user did not make.
+    with pytest.raises(hub.MissingFilesError) as error:
+        hub.find_checkpoint(hub.MOTIF_REPO, download=["vae/*"], hub=hub.HubAccess(download=False))
+    assert "HF_HUB_OFFLINE" not in str(error.value) and "Download them" in str(error.value)
+
+
+def test_an_unknown_gguf_repo_is_one_line_naming_gguf(fake_hub):
+    # The GGUF repo missing on the endpoint (a mirror without it): "no such repo" with --gguf, no download command.
+    fake_hub.fail = http_error(RepositoryNotFoundError, 404)
+    with pytest.raises(CheckpointError) as error:
+        hub.find_gguf("Q4_K_M")
+    assert not isinstance(error.value, hub.MissingFilesError)
+    assert str(error.value).startswith(f"{hub.GGUF_REPO} (--gguf): no such model repo on {constants.ENDPOINT}")
+
+
+def test_the_variant_check_asks_the_hub_once_and_only_when_it_may(fake_hub, tmp_path, monkeypatch):
+    # A failed listing is not asked again in the same request: the download reports the failure the check passed
+    # over.
+    fake_hub.fail = ConnectionError("no route to host")
+    access = hub.HubAccess()
+    hub.check_gguf_variant("Q4_K_M", access)
+    with pytest.raises(hub.MissingFilesError, match="cannot reach"):
+        hub.find_gguf("Q4_K_M", access)
+    assert fake_hub.listed == [hub.GGUF_REPO]
+    # No listing with downloads off (a dry run, check), even for a typo; none for a variant the cache holds.
+    fake_hub.fail, fake_hub.listed = None, []
+    hub.check_gguf_variant("Q4_K_N", hub.HubAccess(download=False))
+    repo = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B-GGUF"
+    (repo / "snapshots" / ("1" * 40)).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("1" * 40)
+    (repo / "snapshots" / ("1" * 40) / "motif-video-2b-Q4_K_M.gguf").write_bytes(b"GGUF")
+    hub.check_gguf_variant("Q4_K_M", hub.HubAccess())
+    assert fake_hub.listed == []
+
+
+def test_the_partial_bytes_count_up_to_what_is_fetched(fake_hub, capsys):
+    # Interrupted downloads of other files (a transformer a GGUF now replaces) cannot make the bytes to fetch
+    # negative or say more is there than is fetched; a plan with nothing to fetch says nothing.
+    blobs = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B" / "blobs"
+    blobs.mkdir(parents=True)
+    (blobs / "big.incomplete").write_bytes(b"\0" * 5000)
+    plan = hub.DownloadPlan.of(hub.MOTIF_REPO, {"vae/config.json": 900}, ["vae/*"], None)
+    assert (plan.partial, plan.needed) == (900, 0)
+    hub.start_download(hub.DownloadPlan.of(hub.MOTIF_REPO, CHECKPOINT_FILES, ["nothing/*"], None))
+    assert capsys.readouterr().err == ""
+
+
+def test_a_file_named_like_a_revision_is_a_file_to_check(tmp_path, monkeypatch, capsys):
+    # ./Org/Name@v2 that exists is the user's file, not a repo at a revision.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "Org").mkdir()
+    (tmp_path / "Org" / "Name@v2").write_bytes(b"not a checkpoint")
+    assert cli.main(["check", "-m", "Org/Name@v2"]) == 2
+    out = capsys.readouterr().out
+    assert "problem  Org/Name@v2: is a file, not a checkpoint folder" in out and "revision" not in out

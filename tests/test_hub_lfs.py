@@ -81,3 +81,16 @@ def test_a_pointer_given_as_a_weights_file_or_gguf_is_named(tiny, tmp_path, no_n
     for report in (check_setup(tiny[0], gguf=gguf), check_setup(tiny[0], weights={"vae": pointer})):
         (problem,) = [finding.line() for finding in report.problems]
         assert "a Git LFS pointer (" in problem and problem.split("; fix: ")[1] == LFS_FIX
+
+
+def test_one_pointer_is_named_alone_and_one_a_gguf_replaces_is_no_problem(tiny, tmp_path, no_network):
+    # One pointer is said in the singular; a run or check with a GGUF does not read the checkpoint's transformer
+    # weights, so a pointer left there is no problem of either.
+    root = shutil.copytree(tiny[0], tmp_path / "Motif-Video-2B")
+    lfs_pointer(root / "vae/diffusion_pytorch_model.safetensors")
+    with pytest.raises(CheckpointError) as error:
+        locate_sources(root)
+    assert str(error.value).startswith(f"{root}: vae/diffusion_pytorch_model.safetensors is a Git LFS pointer, not ")
+    shutil.copy(tiny[0] / "vae/diffusion_pytorch_model.safetensors", root / "vae")
+    lfs_pointer(root / "transformer/diffusion_pytorch_model.safetensors")
+    assert [finding.line() for finding in check_setup(root, gguf=tiny[1]).problems] == []

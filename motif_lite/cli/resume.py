@@ -89,13 +89,13 @@ def _check_still_there(dest: str, value: str | list | None, saved: SavedLatents)
 def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
     """Notes on the latents files an earlier run of these outputs left (it stopped, or its decode failed): this
     run starts again, and the note says how to use that work instead."""
-    from motif_lite.io.latents import fallback_folder, latents_path, still_running
+    from motif_lite.io.latents import latents_path, still_running
 
     notes = []
     for request in requests:
         path = latents_path(request.output)
         # Beside the output, else where a run keeps them when the output's folder took no file (a full disk).
-        saved = _earlier_run(path) or _earlier_run(fallback_folder() / path.name, user_path(request.output))
+        saved = _earlier_run(path) or _kept_in_fallback(path, request.output)
         if saved is None:
             continue
         path = saved.file
@@ -118,13 +118,24 @@ def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
 def kept_anywhere(path: Path, output: str | Path) -> bool:
     """Whether a run of `output` that meant to keep its work in `path` kept some: there, or, when that folder took
     no file, in the folder a run falls back on (`fallback_folder`)."""
-    from motif_lite.io.latents import SUFFIX, fallback_folder
+    return path.exists() or _kept_in_fallback(path, output) is not None
 
-    if path.exists():
-        return True
+
+def _kept_in_fallback(path: Path, output: str | Path) -> SavedLatents | None:
+    """The latents a run of `output` that meant to keep them in `path` left in the fallback folder: under `path`'s
+    name, or under the name `unused_path` gave it there when another output's file had that name
+    (fox.latents-2.safetensors); the newest when several are that output's."""
+    import glob
+
+    from motif_lite.io.latents import fallback_folder
+
     fallback = fallback_folder()
-    candidates = sorted(fallback.glob(f"{path.name.removesuffix(SUFFIX)}*{SUFFIX}")) if fallback.is_dir() else []
-    return any(_earlier_run(candidate, user_path(output)) is not None for candidate in candidates)
+    if not fallback.is_dir():
+        return None
+    name = Path(path.name)  # fox.latents.safetensors: its numbered forms are fox.latents-N.safetensors
+    numbered = fallback.glob(f"{glob.escape(name.stem)}-*{name.suffix}")
+    found = [s for c in [fallback / path.name, *numbered] if (s := _earlier_run(c, user_path(output))) is not None]
+    return max(found, key=lambda saved: saved.file.stat().st_mtime, default=None)
 
 
 def _earlier_run(path: Path, output: Path | None = None) -> SavedLatents | None:

@@ -1,0 +1,208 @@
+"""Where a run's latents file goes and what is said about it, on `LatentsFile` and the notes alone (no model): the
+move to the cache folder when the output's disk is full, the file of another output already there, the sizes and
+free space the message gives, the writer a note names, the second Ctrl-C's message, and the model paths `--resume`
+checks. Tiny tensors, no pipeline."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import shutil
+import socket
+from collections import namedtuple
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from motif_lite.cli.resume import _check_still_there, earlier_runs, kept_anywhere
+from motif_lite.io import latents as latents_io
+from motif_lite.io.latents import LatentsFile, LatentsSaveError, SavedLatents, read_latents, save_latents, still_running
+from motif_lite.keeping import keep
+from motif_lite.request import RequestError
+
+Usage = namedtuple("Usage", "total used free")
+
+
+def stopped_state(output: Path, shape=(1, 16, 2, 4, 4), done: int = 2) -> SavedLatents:
+    """The saved state of a run of `output` stopped after step `done` of 4."""
+    return SavedLatents(torch.zeros(shape), output, 32, 32, 5, 24.0, "float32", progress=(done, 4))
+
+
+@pytest.fixture
+def out(tmp_path) -> Path:
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return latents_io.fallback_folder()
+
+
+def full_disk_in(monkeypatch, *folders: Path) -> None:
+    """Saving latents fails in `folders` as on a full disk (or a quota) from now on; elsewhere it works."""
+    save = latents_io.save_latents
+
+    def save_unless_full(saved, path):
+        if path.parent in folders:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return save(saved, path)
+
+    monkeypatch.setattr(latents_io, "save_latents", save_unless_full)
+
+
+def test_a_move_to_the_cache_removes_the_runs_older_state_beside_the_output(out, cache, monkeypatch):
+    # The output's disk fills during the run: the periodic save beside the output is superseded by the one in the
+    # cache, and removed (its space is wanted; a resume of it would go back steps).
+    keeper = LatentsFile(out / "fox.mp4", fallback=cache)
+    assert keeper.save(stopped_state(out / "fox.mp4", done=1)) == out / "fox.latents.safetensors"
+    full_disk_in(monkeypatch, out)
+    assert keeper.save(stopped_state(out / "fox.mp4", done=2)) == cache / "fox.latents.safetensors"
+    assert list(out.iterdir()) == [] and keeper.moved.startswith(f"{out / 'fox.latents.safetensors'} could not be")
+    # Later saves stay in the cache; when the cache's disk fills too, the error names the cache's file alone (not
+    # another file of the cache tried in its place).
+    assert keeper.save(stopped_state(out / "fox.mp4", done=3)) == cache / "fox.latents.safetensors"
+    full_disk_in(monkeypatch, cache)
+    with pytest.raises(LatentsSaveError) as error:
+        keeper.save(stopped_state(out / "fox.mp4", done=4))
+    assert f"could not be saved to {cache / 'fox.latents.safetensors'} (No space" in str(error.value)
+    assert "nor to" not in str(error.value) and [p.name for p in cache.iterdir()] == ["fox.latents.safetensors"]
+    assert read_latents(cache / "fox.latents.safetensors").progress == (3, 4)
+
+
+def test_the_state_of_another_output_in_the_cache_is_kept_and_this_runs_is_found(out, cache, tmp_path, monkeypatch):
+    # Two stopped runs of fox.mp4 in different folders, both on full disks: the second must not replace the first's
+    # state in the cache, and the notes of a new run (and a batch's "nothing saved") must find each run's own file.
+    other = tmp_path / "other" / "fox.mp4"
+    cache.mkdir(parents=True)
+    save_latents(stopped_state(other, done=3), cache / "fox.latents.safetensors")
+    full_disk_in(monkeypatch, out)
+    kept = LatentsFile(out / "fox.mp4", fallback=cache).save(stopped_state(out / "fox.mp4", done=1))
+    assert kept != cache / "fox.latents.safetensors" and kept.parent == cache
+    assert read_latents(cache / "fox.latents.safetensors").progress == (3, 4)
+    assert kept_anywhere(out / "fox.latents.safetensors", out / "fox.mp4")
+    (note,) = earlier_runs([SimpleNamespace(output=out / "fox.mp4")])
+    assert note.startswith(f"{kept} holds an earlier run of {out / 'fox.mp4'} that stopped after step 1 of 4")
+    monkeypatch.chdir(out)  # -o fox.mp4, as typed: the file (which stores it absolute) is still that output's
+    assert kept_anywhere(Path("fox.latents.safetensors"), "fox.mp4")
+    assert len(earlier_runs([SimpleNamespace(output="fox.mp4")])) == 1
+    # A third output of that name has nothing kept anywhere: neither file is its.
+    third = tmp_path / "third" / "fox.mp4"
+    assert not kept_anywhere(third.with_name("fox.latents.safetensors"), third)
+    assert earlier_runs([SimpleNamespace(output=third)]) == []
+
+
+def test_the_message_gives_the_free_space_and_the_size_in_megabytes(out, cache, monkeypatch):
+    # Sizes of a real run's state are MB: said in decimal MB (as df -H and the download's GB), computed from the
+    # file it would have written, and the free space of each folder tried (not its disk's total).
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: Usage(10**12, 10**12 - 1_500_000, 1_500_000))
+    full_disk_in(monkeypatch, out, cache)
+    saved = stopped_state(out / "fox.mp4", shape=(1, 16, 3, 128, 128))
+    with pytest.raises(LatentsSaveError) as error:
+        LatentsFile(out / "fox.mp4", fallback=cache).save(saved)
+    message = str(error.value)
+    assert message.count("No space left on device, 1.5 MB free there)") == 2, message
+    monkeypatch.undo()
+    size = save_latents(saved, out / "room.latents.safetensors").stat().st_size
+    assert f"they need {size / 1e6:.1f} MB: free that much space" in message, (message, size)
+
+
+def test_a_quota_is_a_full_disk_too(tmp_path, monkeypatch):
+    # EDQUOT (a cluster's per-user quota): freeing space is what helps, as for ENOSPC.
+    def over_quota(saved, path):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded")
+
+    monkeypatch.setattr(latents_io, "save_latents", over_quota)
+    with pytest.raises(LatentsSaveError, match="free that much space, or give the output another folder"):
+        LatentsFile(tmp_path / "fox.mp4").save(stopped_state(tmp_path / "fox.mp4"))
+
+
+def test_when_no_place_takes_the_state_the_warning_is_that_message_itself(out, cache, monkeypatch):
+    # The message that names each place is said as it is, not wrapped in another "could not be saved" with the
+    # exception's class name.
+    full_disk_in(monkeypatch, out, cache)
+    said = keep(LatentsFile(out / "fox.mp4", fallback=cache), stopped_state(out / "fox.mp4"))
+    assert said.startswith(f"the latents could not be saved to {out / 'fox.latents.safetensors'} (No space"), said
+    assert "LatentsSaveError" not in said
+
+
+def test_the_writer_is_a_process_of_this_machine_other_than_this_one(tmp_path):
+    # `still_running` names a writer that runs here: this process's parent does; this process itself is not
+    # "another run", and the same process ID on another host says nothing of this machine.
+    saved = stopped_state(tmp_path / "fox.mp4")
+    here = socket.gethostname()
+    assert still_running(replace_writer(saved, os.getppid(), here)) == os.getppid()
+    assert still_running(replace_writer(saved, os.getpid(), here)) is None
+    assert still_running(replace_writer(saved, os.getppid(), here + "-elsewhere")) is None
+
+
+def replace_writer(saved: SavedLatents, pid: int, host: str) -> SavedLatents:
+    from dataclasses import replace
+
+    return replace(saved, writer={"pid": pid, "host": host})
+
+
+def test_a_garbled_writer_reads_as_none(tmp_path):
+    # A file whose writer entry is not a {"pid", "host"} mapping (edited by hand, another tool) still reads and
+    # resumes: the note on a running writer is left out, rather than a crash on `writer.get`.
+    import json
+
+    from safetensors.torch import save_file
+
+    saved = stopped_state(tmp_path / "fox.mp4")
+    info = {**saved.info(), "writer": "pid 1234"}
+    save_file({latents_io.TENSOR_NAME: saved.latents}, str(tmp_path / "fox.latents.safetensors"),
+              metadata={latents_io.FORMAT_KEY: json.dumps(info)})  # fmt: skip
+    read = read_latents(tmp_path / "fox.latents.safetensors")
+    assert read.writer is None and still_running(read) is None
+
+
+@pytest.mark.parametrize("resumed", [False, True], ids=["first-save", "resumed-file"])
+def test_a_second_ctrl_c_at_the_first_save_says_what_is_there(tmp_path, monkeypatch, caplog, resumed):
+    # Ctrl-C during the run's first save: nothing is kept, or the file the run resumed from is as it was.
+    given = tmp_path / "fox.latents.safetensors" if resumed else None
+    if resumed:
+        save_latents(stopped_state(tmp_path / "fox.mp4", done=1), given)
+
+    def ctrl_c(saved, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(latents_io, "save_latents", ctrl_c)
+    with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(KeyboardInterrupt):
+        keep(LatentsFile(tmp_path / "fox.mp4", given), stopped_state(tmp_path / "fox.mp4"))
+    left = f"{given} is as it was when this run began" if resumed else "nothing is kept"
+    assert caplog.text.rstrip().endswith(f"a second Ctrl-C stopped the save: {left}"), caplog.text
+
+
+def test_resume_checks_the_model_paths_that_are_paths(tmp_path):
+    # A Hub repo id is no path; a folder with a colon in its name keeps the colon (only the last one is the
+    # strength's); each flag is named as it is typed.
+    saved = stopped_state(tmp_path / "fox.mp4")
+    _check_still_there("model", "Motif-Technologies/Motif-Video-2B", saved)
+    style = tmp_path / "run:2" / "style.safetensors"
+    style.parent.mkdir()
+    style.write_bytes(b"a lora")
+    _check_still_there("lora", [f"{style}:0.8"], saved)
+    with pytest.raises(RequestError, match=re.escape(f"had --text-encoder-gguf {tmp_path / 'te.gguf'}, which is")):
+        _check_still_there("text_encoder_gguf", str(tmp_path / "te.gguf"), saved)
+
+
+def test_the_cache_folder_is_the_one_the_docs_name(tmp_path, monkeypatch):
+    # docs/usage.md and run --help tell users to look in $XDG_CACHE_HOME/motif-lite/latents (~/.cache/...).
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert latents_io.fallback_folder() == tmp_path / "motif-lite" / "latents"
+
+
+def test_a_whole_file_with_a_damaged_header_is_not_called_cut_short(tmp_path):
+    # Every byte its header asks for is there: the file is damaged, not an unfinished copy.
+    path = save_latents(stopped_state(tmp_path / "fox.mp4"), tmp_path / "fox.latents.safetensors")
+    path.write_bytes(path.read_bytes().replace(b'"dtype":"F32"', b'"dtype":"F3X"', 1))
+    with pytest.raises(latents_io.LatentsFileError) as error:
+        read_latents(path)
+    assert "cut short" not in str(error.value) and "a damaged one" in str(error.value), str(error.value)
