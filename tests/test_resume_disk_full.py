@@ -94,23 +94,28 @@ def test_when_no_place_takes_the_state_the_message_names_each_and_the_size(pipe,
     assert abs(needed - size) < 0.02 * size, (needed, size)
 
 
-def test_run_keeps_a_stopped_run_in_the_cache_when_the_output_disk_is_full(
-    checkpoint, tmp_path, cache, capsys, monkeypatch
-):
+def run_stopped_on_a_full_disk(checkpoint, tmp_path, capsys, monkeypatch, step: int, *flags: str) -> str:
+    """`motif-lite run` of videos/fox.mp4 on a disk that is full, stopped by Ctrl-C after `step`; -> its stderr."""
     out = tmp_path / "videos"
     out.mkdir()
     full_disk_in(monkeypatch, out)
 
     def stop(self, stage, done, total):
-        if stage == "denoise" and done == 2:
+        if stage == "denoise" and done == step:
             raise KeyboardInterrupt
 
     monkeypatch.setattr("motif_lite.progress.ProgressBars.__call__", stop)
-    size = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "4", "--dtype", "fp32", "-s", "3"]
-    code = cli.main(["run", "-m", str(checkpoint), "-p", "a red fox", *size, "-o", str(out / "fox.mp4"),
+    size = ["-W", "48", "-H", "32", "--video-frames", "9", "--dtype", "fp32"]
+    code = cli.main(["run", "-m", str(checkpoint), "-p", "a red fox", *size, *flags, "-o", str(out / "fox.mp4"),
                      "--device", "cpu", "--kernels", "torch", "--yes"])  # fmt: skip
-    err = capsys.readouterr().err
     assert code == cli.EXIT_INTERRUPTED
+    return capsys.readouterr().err
+
+
+def test_run_keeps_a_stopped_run_in_the_cache_when_the_output_disk_is_full(
+    checkpoint, tmp_path, cache, capsys, monkeypatch
+):
+    err = run_stopped_on_a_full_disk(checkpoint, tmp_path, capsys, monkeypatch, 2, "--steps", "4", "-s", "3")
     assert read_latents(cache / "fox.latents.safetensors").progress == (2, 4)
     assert f"motif-lite run --resume {cache / 'fox.latents.safetensors'}" in err
 
@@ -150,19 +155,7 @@ def test_the_advice_fits_why_the_save_failed(tmp_path, monkeypatch, error, advic
 
 
 def test_a_stopped_batch_counts_a_state_kept_in_the_cache_as_saved(checkpoint, tmp_path, cache, capsys, monkeypatch):
-    out = tmp_path / "videos"
-    out.mkdir()
-    full_disk_in(monkeypatch, out)
-
-    def stop(self, stage, done, total):
-        if stage == "denoise" and done == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr("motif_lite.progress.ProgressBars.__call__", stop)
-    size = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "2", "--dtype", "fp32", "-s", "10", "-b", "2"]
-    code = cli.main(["run", "-m", str(checkpoint), "-p", "a red fox", *size, "-o", str(out / "fox.mp4"),
-                     "--device", "cpu", "--kernels", "torch", "--yes"])  # fmt: skip
-    err = capsys.readouterr().err
-    assert code == cli.EXIT_INTERRUPTED
+    flags = ["--steps", "2", "-s", "10", "-b", "2"]
+    err = run_stopped_on_a_full_disk(checkpoint, tmp_path, capsys, monkeypatch, 1, *flags)
     assert read_latents(cache / "fox-1.latents.safetensors").progress == (1, 2)
     assert "nothing saved" not in err, err
