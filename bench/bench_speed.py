@@ -246,7 +246,8 @@ class OursRun:
 
 def build_ours(row: str, size: tuple[int, int, int], steps: int) -> OursRun:
     """The model, kernels, plan and pipeline of one of our rows, with its inputs (random text features)."""
-    from motif_lite.pipeline import MotifVideoPipeline, _Conditioning
+    from motif_lite.pipeline import MotifVideoPipeline
+    from motif_lite.pipeline.conditioning import Conditioning
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.attention import apply_attention_backend, attention_backend
     from motif_lite.runtime.compile import apply_compile
@@ -280,7 +281,7 @@ def build_ours(row: str, size: tuple[int, int, int], steps: int) -> OursRun:
     prompt, negative = text_features(PROMPT_TOKENS, width_text, g), text_features(NEGATIVE_TOKENS, width_text, g)
     noise = torch.randn(latent_shape(*size), generator=g).to(DEVICE, DTYPE)
     zeros = torch.zeros_like(noise)
-    cond = _Conditioning(prompt, negative, zeros, zeros[:, :1], None)
+    cond = Conditioning(prompt, negative, zeros, zeros[:, :1], None)
     request, _ = GenerationRequest("-", width=size[0], height=size[1], frames=size[2], steps=steps, seed=0).resolve()
     settings = pipe.settings_for(request)  # the official sampling: Euler, shift 15, APG
     return OursRun(model, pipe, request, noise, cond, settings, notes)
@@ -459,7 +460,7 @@ def process_seconds(call, reps: int = 3) -> float:
 def cpu_ratios(size: tuple[int, int, int]) -> dict:
     """CPU seconds per transformer call of the features on the reduced model: batched vs separate guidance, a
     reused vs a full step-cache call, compiled vs eager."""
-    from motif_lite.pipeline import _Conditioning
+    from motif_lite.pipeline.conditioning import Conditioning
     from motif_lite.runtime.compile import apply_compile
     from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
 
@@ -468,7 +469,7 @@ def cpu_ratios(size: tuple[int, int, int]) -> dict:
     width_text = official_config()["text_embed_dim"]
     prompt, negative = text_features(PROMPT_TOKENS, width_text, g), text_features(NEGATIVE_TOKENS, width_text, g)
     x = torch.randn(latent_shape(*size), generator=g)
-    cond = _Conditioning(prompt, negative, torch.zeros_like(x), torch.zeros_like(x[:, :1]), None)
+    cond = Conditioning(prompt, negative, torch.zeros_like(x), torch.zeros_like(x[:, :1]), None)
     t1, t2 = torch.full((1,), 900.0), torch.full((2,), 900.0)
     pair = cond.inputs(x, (True, False))
     one, other = cond.inputs(x, (True,)), cond.inputs(x, (False,))

@@ -9,7 +9,8 @@ from tiny_config import TINY
 from motif_lite.choices import SAMPLERS
 from motif_lite.config import TransformerConfig
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.pipeline import MotifVideoPipeline, _Conditioning
+from motif_lite.pipeline import MotifVideoPipeline
+from motif_lite.pipeline.conditioning import Conditioning
 from motif_lite.request import GenerationRequest
 from motif_lite.sampling import RECOMMENDED_APG
 from motif_lite.settings import FLAG, Setting, Settings
@@ -30,7 +31,7 @@ def tiny_transformer(seed: int = 0, **overrides) -> MotifVideoTransformer:
     return model
 
 
-def conditioning(i2v: bool = False, prompt_tokens: int = 7, negative_tokens: int = 4, seed: int = 1) -> _Conditioning:
+def conditioning(i2v: bool = False, prompt_tokens: int = 7, negative_tokens: int = 4, seed: int = 1) -> Conditioning:
     """A prompt and a negative prompt of different lengths (unpadded, as the pipeline encodes them); for I2V a
     first-frame latent, its mask channel and image tokens."""
     g = torch.Generator().manual_seed(seed)
@@ -44,7 +45,7 @@ def conditioning(i2v: bool = False, prompt_tokens: int = 7, negative_tokens: int
         mask[:, :, 0] = 1.0
         image = torch.randn(1, 5, image_dim, generator=g)
     ones = torch.ones
-    return _Conditioning(
+    return Conditioning(
         (prompt, ones(1, prompt_tokens, dtype=torch.bool)),
         (negative, ones(1, negative_tokens, dtype=torch.bool)),
         latents,
@@ -70,7 +71,7 @@ def sampling_request(steps: int = 5, solver: str = "euler", guidance=RECOMMENDED
     return Settings(request, Setting(sampler, FLAG), Setting(8.0, FLAG), Setting(guidance, FLAG), config)
 
 
-def sample(pipe: MotifVideoPipeline, cond: _Conditioning, settings: Settings):
+def sample(pipe: MotifVideoPipeline, cond: Conditioning, settings: Settings):
     """(latents, record) of one sampling run."""
     return pipe.sample(settings.request, noise(), cond, settings, lambda stage, done, total: None)
 

@@ -221,16 +221,16 @@ def test_speed_settings_are_checked_as_the_run_will_use_them(checkpoint, monkeyp
 def test_batch_guidance_the_plan_has_no_room_for_is_turned_off_with_a_warning():
     from types import SimpleNamespace
 
-    from motif_lite.pipeline import _install_speed
+    from motif_lite.pipeline.loading import install_speed
 
     pipe = SimpleNamespace(device=torch.device("cuda"), parallel=None, transformer=None)
     with pytest.warns(UserWarning, match="batch_guidance=True does not fit the memory plan"):
-        _install_speed(pipe, SimpleNamespace(cfg_batch=1), True, None)
+        install_speed(pipe, SimpleNamespace(cfg_batch=1), True, None)
     assert pipe.batch_guidance is False
-    _install_speed(pipe, SimpleNamespace(cfg_batch=2), True, None)
+    install_speed(pipe, SimpleNamespace(cfg_batch=2), True, None)
     assert pipe.batch_guidance is True
     pipe.parallel = object()  # a parallel run computes the two predictions in separate calls
-    _install_speed(pipe, SimpleNamespace(cfg_batch=2), True, None)
+    install_speed(pipe, SimpleNamespace(cfg_batch=2), True, None)
     assert pipe.batch_guidance is False
 
 

@@ -117,8 +117,8 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[s
         report.problem(model, exc.problem, exc.fix)
         return None
     except MotifLiteError:  # neither a folder nor a repo id
-        if revision_problem(model) is not None:
-            report.problem(model, *revision_problem(model))
+        if (revision := revision_problem(model)) is not None:
+            report.problem(model, *revision)
             return None
         if path.exists():
             fix = file_fix(model) or f"pass the folder that holds model_index.json, or {MOTIF_REPO}"

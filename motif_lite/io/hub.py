@@ -340,8 +340,8 @@ def find_checkpoint(
         return path
     if path.exists():
         raise CheckpointError(f"{text} is a file; expected a checkpoint directory (or a Hub repo id){file_hint(text)}")
-    if revision_problem(text) is not None:
-        raise CheckpointError("{}: {}; {}".format(text, *revision_problem(text)))
+    if (revision := revision_problem(text)) is not None:
+        raise CheckpointError("{}: {}; {}".format(text, *revision))
     if not is_repo_id(text):
         raise CheckpointError(f"no such checkpoint directory: {text}{expanded_as(text)}")
     if is_gguf_repo(text):  # before any lookup: nothing of a checkpoint is there to download

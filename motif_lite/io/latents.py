@@ -25,11 +25,12 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.errors import MotifLiteError
+from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.io.staging import process_running, staged_output
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.io.video import unused_path
 from motif_lite.paths import user_path
+from motif_lite.weights.safetensors_header import TruncatedError, read_header
 
 FORMAT_KEY = "motif_lite_latents"
 FORMAT_VERSION = 2
@@ -327,34 +328,24 @@ def _unreadable(path: Path, command: str | None, not_latents: str, exc: Exceptio
             f"{path} is {kind}, not a latents file: give the .latents.safetensors file {SAVED_BY[command]} saved "
             f"({latents_path(path).name})"
         )
-    if (whole := _whole_size(path)) is not None and whole > path.stat().st_size:
-        return (f"{path} is cut short: {path.stat().st_size} bytes where its header asks for {whole} or more (a copy "
+    if (cut := _cut_short(path)) is not None:
+        return (f"{path} is cut short: {cut.size} bytes where its header asks for {cut.expected} or more (a copy "
                 "or download that did not finish: motif-lite writes it whole or not at all); copy it again from "
                 "where it was saved")  # fmt: skip
     why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a safetensors file, or a damaged one"
     return f"{not_latents}: {why}"
 
 
-def _whole_size(path: Path) -> int | None:
-    """The size a safetensors file says it has (8 bytes of header length, the JSON header, the tensors' data), read
-    from its start (of a file cut inside its header: the size up to the header's end); None when its start is no
-    safetensors header."""
+def _cut_short(path: Path) -> TruncatedError | None:
+    """How a file that safetensors cannot read falls short of the size its header asks for; None when it does not
+    (its header itself is damaged, or it is no safetensors file)."""
     try:
-        with path.open("rb") as file:
-            length = int.from_bytes(file.read(8), "little")
-            if not 2 <= length <= 100_000_000:  # safetensors' own limit on the header
-                return None
-            header = file.read(length)
-    except OSError:
-        return None
-    if len(header) < length:  # cut inside the header itself
-        return 8 + length
-    try:
-        entries = json.loads(header)
-        ends = [entry["data_offsets"][1] for name, entry in entries.items() if name != "__metadata__"]
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-        return None
-    return 8 + length + max(ends, default=0)
+        read_header(path)
+    except TruncatedError as cut:
+        return cut
+    except CheckpointError:
+        pass
+    return None
 
 
 def _parsed(header: str, not_latents: str) -> dict:

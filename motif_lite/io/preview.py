@@ -32,7 +32,8 @@ def preview_interval(steps: int, every: int | None) -> int:
 def preview_steps(steps: int, every: int | None) -> list[int]:
     """The steps after which a `steps`-step run writes a preview (the pipeline's rule: every interval-th step but
     the last)."""
-    return list(range(preview_interval(steps, every), steps, preview_interval(steps, every)))
+    interval = preview_interval(steps, every)
+    return list(range(interval, steps, interval))
 
 
 def preview_note(path: str | Path, steps: int, every: int | None) -> str:

@@ -20,10 +20,6 @@ from motif_lite.pipeline.generation import MotifVideoPipeline
 from motif_lite.pipeline.loading import load_pipeline
 from motif_lite.pipeline.result import GenerationResult, PreviewFn, ProgressFn, first_step_overhead
 
-# Internals that tests and benchmarks reach for by their old place.
-from motif_lite.pipeline.conditioning import _Conditioning as _Conditioning  # isort: skip
-from motif_lite.pipeline.loading import _install_speed as _install_speed  # isort: skip
-
 __all__ = [
     "TEXTS_KEPT",
     "GenerationResult",

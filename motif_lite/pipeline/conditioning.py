@@ -26,7 +26,7 @@ TEXTS_KEPT = 4  # encoded texts a pipeline keeps (`MotifVideoPipeline.encoded_te
 
 
 @dataclass
-class _Conditioning:
+class Conditioning:
     """Everything the transformer sees besides the noisy latents (see docs/sampling.md)."""
 
     text: tuple[torch.Tensor, torch.Tensor | None]
@@ -62,14 +62,13 @@ def pad_prompts(prompts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> tupl
 
 
 @dataclass
-class _KeptImage:
+class KeptImage:
     """An image-to-video first frame's encodings, host copies, kept for the next video of the same image (a batch's,
     `-b N`): the image is not read again, the text encoder not placed on the device for its SigLIP embeddings, the
     VAE not run; each video still draws its own posterior sample, from its own seed. The same bits as encoding it."""
 
-    key: tuple[
-        str | None, int, int
-    ]  # (the file's SHA-256, width, height): another file, or the same one edited, misses
+    # (the file's SHA-256, width, height): another file, or the same one edited, misses
+    key: tuple[str | None, int, int]
     size: tuple[int, int]  # the image's (width, height), upright, before it was resized
     embeds: torch.Tensor  # the image encoder's embeddings of the first frame
     posterior: DiagonalGaussian  # the VAE's posterior of the first frame
@@ -85,13 +84,13 @@ def image_sha256(path: Path) -> str | None:
         return None
 
 
-def _image_key(request: GenerationRequest) -> tuple[str | None, int, int]:
-    """What a first frame's encodings depend on: the image file's bytes and the video's size (`_KeptImage`)."""
+def first_frame_key(request: GenerationRequest) -> tuple[str | None, int, int]:
+    """What a first frame's encodings depend on: the image file's bytes and the video's size (`KeptImage`)."""
     return image_sha256(user_path(request.image)), request.width, request.height
 
 
 @contextlib.contextmanager
-def _text_encoder_placed(
+def text_encoder_placed(
     text_encoder: TextEncoder, placement: TextEncoderPlacement, device: torch.device
 ) -> Iterator[None]:
     # The 4B-parameter encoder is needed for a few seconds per video: it gives the device back before the

@@ -22,22 +22,22 @@ from motif_lite.decoding import decode_video
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.latents import LatentsFile, SavedLatents, other_model_notes
-from motif_lite.io.preview import preview_interval
+from motif_lite.io.preview import preview_steps
 from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
 from motif_lite.paths import user_path
 from motif_lite.pipeline.conditioning import (
     TEXTS_KEPT,
-    _Conditioning,
-    _image_key,
-    _KeptImage,
-    _text_encoder_placed,
+    Conditioning,
+    KeptImage,
+    first_frame_key,
     image_sha256,
+    text_encoder_placed,
 )
-from motif_lite.pipeline.metadata import _findable, _jsonable, _metadata, model_flags_of, model_metadata_of
-from motif_lite.pipeline.recipe import _load_transformer_stage, _LoadedTransformer, _TransformerRecipe
-from motif_lite.pipeline.result import GenerationResult, PreviewFn, ProgressFn, _DenoiseRecord, first_step_overhead
+from motif_lite.pipeline.metadata import findable, jsonable, model_flags_of, model_metadata_of, stored_settings
+from motif_lite.pipeline.recipe import LoadedTransformer, TransformerRecipe, load_transformer_stage
+from motif_lite.pipeline.result import DenoiseRecord, GenerationResult, PreviewFn, ProgressFn, first_step_overhead
 from motif_lite.pipeline.resuming import resumed_state
 from motif_lite.preflight import check_loras
 from motif_lite.request import GenerationRequest, RequestError
@@ -159,8 +159,8 @@ class MotifVideoPipeline:
         # on the device when every text of a request is known. The same bits as encoding again.
         self.encoded_texts: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._texts_encoded_by: weakref.ref | None = None  # the text encoder that encoded them (`_kept_texts`)
-        self._kept_image: _KeptImage | None = None  # the last first frame encoded for image-to-video
-        self._transformer_recipe: _TransformerRecipe | None = None  # how load_pipeline built it: for `set_loras`
+        self._kept_image: KeptImage | None = None  # the last first frame encoded for image-to-video
+        self._transformer_recipe: TransformerRecipe | None = None  # how load_pipeline built it: for `set_loras`
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -191,7 +191,7 @@ class MotifVideoPipeline:
         lora_files = check_loras(lora_specs(loras), recipe.sources)
         self._drop_transformer()
         try:
-            self._use_transformer(_load_transformer_stage(recipe, lora_files))
+            self._use_transformer(load_transformer_stage(recipe, lora_files))
         except BaseException as exc:
             _tell(exc, "the pipeline has no transformer now: call set_loras again once the cause is fixed")
             raise
@@ -204,7 +204,7 @@ class MotifVideoPipeline:
         self.loras = self.plan_handle = self.compile_handle = None
         gc.collect()
 
-    def _use_transformer(self, loaded: _LoadedTransformer) -> None:
+    def _use_transformer(self, loaded: LoadedTransformer) -> None:
         self.transformer, self.loras = loaded.model, loaded.loras
         self.plan_handle, self.compile_handle = loaded.plan_handle, loaded.compile_handle
 
@@ -285,13 +285,13 @@ class MotifVideoPipeline:
         self,
         request: GenerationRequest,
         noise: torch.Tensor,
-        cond: _Conditioning,
+        cond: Conditioning,
         settings: Settings,
         progress: ProgressFn,
         on_denoised: StepCallback | None,
         start: SamplingState | None,
         keeper: LatentsFile | None,
-    ) -> tuple[torch.Tensor, _DenoiseRecord]:
+    ) -> tuple[torch.Tensor, DenoiseRecord]:
         """`sample`, with its state saved to `keeper` (when given) every `save_state_every` seconds and when it
         stops early; not on inf/NaN, which a resumed run would meet again."""
         saver = None
@@ -352,11 +352,11 @@ class MotifVideoPipeline:
 
     def _inputs(
         self, request: GenerationRequest, generator: torch.Generator, progress: ProgressFn, guided: bool
-    ) -> tuple[torch.Tensor, _Conditioning]:
+    ) -> tuple[torch.Tensor, Conditioning]:
         """The initial noise (the generator's first draw, as in both reference pipelines), then the conditioning.
         In a parallel run rank 0 makes both and the other ranks receive them (an error there reaches them all)."""
 
-        def make() -> tuple[torch.Tensor, _Conditioning]:
+        def make() -> tuple[torch.Tensor, Conditioning]:
             if request.image is not None and not self.text_encoder.can_encode_images:
                 raise CheckpointError(
                     "image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint"
@@ -378,7 +378,7 @@ class MotifVideoPipeline:
         generator: torch.Generator,
         progress: ProgressFn,
         guided: bool = True,
-    ) -> _Conditioning:
+    ) -> Conditioning:
         """Prompts (and for I2V the first frame) -> conditioning; the text encoder leaves the device afterwards.
 
         guided: whether the guidance needs the negative prompt's embeddings."""
@@ -386,14 +386,14 @@ class MotifVideoPipeline:
         total = 1 + guided + conditioned
         progress("encode", 0, total)
         cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])
-        image_key = _image_key(request) if conditioned else None
+        image_key = first_frame_key(request) if conditioned else None
         image = self._image_kept_for(image_key) if conditioned else None
         image_needed = conditioned and image is None
         texts = (request.prompt, request.negative_prompt) if guided else (request.prompt,)
         encoder_needed = image_needed or any(text not in self._kept_texts() for text in texts)
         # Every text already encoded: the text encoder stays where it is (not placed on the device and back).
         placed = (
-            _text_encoder_placed(self.text_encoder, self.text_placement, self.device)
+            text_encoder_placed(self.text_encoder, self.text_placement, self.device)
             if encoder_needed
             else contextlib.nullcontext()
         )
@@ -407,19 +407,19 @@ class MotifVideoPipeline:
                 image_embeds = self.text_encoder.encode_image(pixels).to(self.device, self.dtype)
                 check_finite(image_embeds, "the image encoder's embeddings of the first frame")
         if not conditioned:
-            return _Conditioning(text, negative, cond_latents, mask, None, None)
+            return Conditioning(text, negative, cond_latents, mask, None, None)
         if image_needed:  # the VAE encodes the first frame once the text encoder has left the device
             posterior = self.vae.encode(pixels[:, :, None], bands=self.vae_bands)
             encoders = (weakref.ref(self.text_encoder), weakref.ref(self.vae))
-            image = _KeptImage(image_key, image_size, image_embeds, posterior, encoders)
+            image = KeptImage(image_key, image_size, image_embeds, posterior, encoders)
         cond_latents[:, :, :1] = self._first_frame_latents(image.posterior.to(self.device), generator).to(noise.dtype)
         mask[:, :, 0] = 1.0
         if image_needed and image_key[0] is not None:  # kept once all of it is known to be finite
             self._kept_image = dataclasses.replace(image, embeds=image.embeds.cpu(), posterior=posterior.to("cpu"))
         progress("encode", total, total)
-        return _Conditioning(text, negative, cond_latents, mask, image.embeds.to(self.device), image.size)
+        return Conditioning(text, negative, cond_latents, mask, image.embeds.to(self.device), image.size)
 
-    def _image_kept_for(self, key: tuple[str | None, int, int]) -> _KeptImage | None:
+    def _image_kept_for(self, key: tuple[str | None, int, int]) -> KeptImage | None:
         """The kept encodings of a first frame, if they are this image's at this size, by these encoders."""
         kept = self._kept_image
         if kept is None or kept.encoders[0]() is not self.text_encoder or kept.encoders[1]() is not self.vae:
@@ -469,14 +469,14 @@ class MotifVideoPipeline:
         """The denoise loop's `on_denoised` that turns every `every`-th clean-latent estimate into a preview."""
         if on_preview is None:
             return None
-        every = preview_interval(steps, every)
+        shown = set(preview_steps(steps, every))  # the steps the run's note named (`preview_note`)
         if self.preview_projection is None:
             self.preview_projection = fit_latent_rgb(self.vae)
         projection = self.preview_projection
 
         def on_denoised(step: int, denoised: torch.Tensor) -> None:
             done = step + 1
-            if done % every == 0 and done < steps:
+            if done in shown:
                 on_preview(done, steps, projection.preview(self.vae.denormalize_latents(denoised)))
 
         return on_denoised
@@ -485,20 +485,20 @@ class MotifVideoPipeline:
         self,
         request: GenerationRequest,
         noise: torch.Tensor,
-        cond: _Conditioning,
+        cond: Conditioning,
         settings: Settings,
         progress: ProgressFn,
         on_denoised: StepCallback | None = None,
         start: SamplingState | None = None,
         on_state: Callable[[SamplingState], None] | None = None,
-    ) -> tuple[torch.Tensor, _DenoiseRecord]:
+    ) -> tuple[torch.Tensor, DenoiseRecord]:
         """The denoising loop from pure noise (or from `start`, a stopped run's state) to clean latents (model
         space), with the effective settings, and a record of its steps; `on_state` gets the state after each step."""
         schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value, settings.schedule)
         schedule = Schedule(schedule.sigmas.to(self.device), schedule.timesteps.to(self.device))
         guidance = settings.guidance.value
         cache = None if self.step_cache is None else StepCache(self.transformer, self.step_cache, request.steps)
-        record = _DenoiseRecord(2 if self.batch_guidance and needs_uncond(guidance) else 1, None)
+        record = DenoiseRecord(2 if self.batch_guidance and needs_uncond(guidance) else 1, None)
         first = 0 if start is None else start.done
         last = time.perf_counter()
 
@@ -578,7 +578,7 @@ class MotifVideoPipeline:
         """`latents` with what writing their video needs, and the checkpoint, VAE file and dtype this run used;
         with `state` (latents still being sampled), what going on from it needs too."""
         sources = self.sources
-        model = None if sources is None else _findable(sources.model)
+        model = None if sources is None else findable(sources.model)
         vae = None if sources is None or "vae" not in sources.weight_files else str(sources.weight_files["vae"])
         vae_dtype = str(self.vae.post_quant_conv.weight.dtype).removeprefix("torch.")  # e.g. "bfloat16"
         output = user_path(request.output).absolute()
@@ -592,7 +592,7 @@ class MotifVideoPipeline:
         if state.apg_running is not None:
             tensors["apg_running"] = state.apg_running
         image = None if request.image is None else user_path(request.image).absolute()
-        fields = _jsonable(
+        fields = jsonable(
             {**dataclasses.asdict(request), "output": str(output), "image": None if image is None else str(image)}
         )
         # The image's checksum beside the model flags: a resume given the image again, moved, checks it is the same.
@@ -601,7 +601,7 @@ class MotifVideoPipeline:
                                    run=run)  # fmt: skip
 
     def _video_metadata(self, request: GenerationRequest, settings: Settings) -> dict:
-        return _jsonable(_metadata(request, settings, self.model_metadata()))
+        return jsonable(stored_settings(request, settings, self.model_metadata()))
 
     def model_metadata(self) -> dict:
         """The model a video was made with, as its file stores it: `model_flags` with each file and folder by its

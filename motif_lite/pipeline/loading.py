@@ -13,7 +13,7 @@ from motif_lite.checkpoint import ModelSources
 from motif_lite.devices import checked_dtype
 from motif_lite.io.hub import MOTIF_REPO
 from motif_lite.pipeline.generation import MotifVideoPipeline
-from motif_lite.pipeline.recipe import _load_transformer_stage, _TransformerRecipe
+from motif_lite.pipeline.recipe import TransformerRecipe, load_transformer_stage
 from motif_lite.preflight import (
     batched_guidance,
     check_loras,
@@ -115,9 +115,9 @@ def load_pipeline(
             apply_dequant_kernels(text_encoder.model, kernels)
     vae = load_vae(root, dtype=dtype, device=target if plan is None else plan.device)  # where the plan puts it
     # int8 attention keeps the op `apply_kernels` chose: no exact kernel goes in its place.
-    recipe = _TransformerRecipe(sources, dtype, load_device, kernels, attention, plan, compile,
+    recipe = TransformerRecipe(sources, dtype, load_device, kernels, attention, plan, compile,
                                 None if attention == "int8" else backend)  # fmt: skip
-    loaded = _load_transformer_stage(recipe, lora_files)
+    loaded = load_transformer_stage(recipe, lora_files)
     pipe = MotifVideoPipeline(loaded.model, text_encoder, vae, target, dtype, sources)
     pipe.dtype_setting = dtype_setting
     pipe._transformer_recipe = recipe
@@ -129,17 +129,17 @@ def load_pipeline(
         pipe.vae_tile = pipe.plan_handle.vae_tile
         pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
         pipe.vae_bands = pipe.plan_handle.vae_bands
-    _install_speed(pipe, plan, batch_guidance, cache_config)
+    install_speed(pipe, plan, batch_guidance, cache_config)
     return pipe
 
 
-def _install_speed(
+def install_speed(
     pipe: MotifVideoPipeline,
     plan: Plan | None,
     batch_guidance: bool | None,
     cache_config: StepCacheConfig | None,
 ) -> None:
-    """Install the speed settings that are the pipeline's, not the transformer's (`_load_transformer_stage`)."""
+    """Install the speed settings that are the pipeline's, not the transformer's (`load_transformer_stage`)."""
     batch_guidance, refused = batched_guidance(batch_guidance, pipe.device, plan)
     if refused:  # a batch 2 would need twice the activations the plan counted
         warnings.warn(

@@ -18,19 +18,19 @@ from motif_lite.version import VERSION
 from motif_lite.weights.lora import AppliedLoRAs
 
 
-def _findable(model: str | Path) -> str:
+def findable(model: str | Path) -> str:
     """The checkpoint as a saved run names it: a folder by its absolute path (found again from anywhere), a Hub repo
     id as it is."""
     folder = user_path(model)
     return str(folder.resolve()) if folder.is_dir() else str(model)
 
 
-def _jsonable(values: dict) -> dict:
+def jsonable(values: dict) -> dict:
     """`values` as a JSON round trip gives them back (tuples as lists, paths as strings): how a file stores them."""
     return json.loads(json.dumps(values, default=str))
 
 
-def _metadata(request: GenerationRequest, settings: Settings, model: dict | None = None) -> dict:
+def stored_settings(request: GenerationRequest, settings: Settings, model: dict | None = None) -> dict:
     """What a video stores of how it was made (its file's comment): the request, the effective sampling settings and
     `model` (`MotifVideoPipeline.model_metadata`); file names only, never the user's folders."""
     values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request).items()}
@@ -55,7 +55,7 @@ def model_flags_of(
     flags: dict = {"dtype": names[dtype], "attention": "int8" if attention == "int8" else "exact"}
     flags["lora"] = [f"{f.spec.path.absolute()}:{f.spec.strength:g}" for f in (loras.files if loras else [])]
     if sources is not None:
-        flags["model"] = _findable(sources.model)
+        flags["model"] = findable(sources.model)
         flags["gguf"] = None if sources.gguf is None else str(sources.gguf.absolute())
         tegguf = sources.text_encoder_gguf
         flags["text_encoder_gguf"] = None if tegguf is None else str(tegguf.path.absolute())

@@ -18,7 +18,7 @@ from motif_lite.weights.lora import AppliedLoRAs, LoRAFile, apply_loras
 
 
 @dataclass(frozen=True)
-class _TransformerRecipe:
+class TransformerRecipe:
     """How `load_pipeline` builds the transformer: `set_loras` builds it again the same way with other LoRAs."""
 
     sources: ModelSources
@@ -32,8 +32,8 @@ class _TransformerRecipe:
 
 
 @dataclass
-class _LoadedTransformer:
-    """The transformer `_load_transformer_stage` built, and what it installed on it."""
+class LoadedTransformer:
+    """The transformer `load_transformer_stage` built, and what it installed on it."""
 
     model: MotifVideoTransformer
     loras: AppliedLoRAs | None
@@ -41,7 +41,7 @@ class _LoadedTransformer:
     compile_handle: CompileHandle | None
 
 
-def _load_transformer_stage(recipe: _TransformerRecipe, lora_files: list[LoRAFile]) -> _LoadedTransformer:
+def load_transformer_stage(recipe: TransformerRecipe, lora_files: list[LoRAFile]) -> LoadedTransformer:
     """Load the transformer from its source with `lora_files` (checked by `check_loras`) applied, then its kernels,
     its part of the memory plan, the attention backend and compiling, in that order."""
     sources, dtype, device = recipe.sources, recipe.dtype, recipe.load_device
@@ -59,4 +59,4 @@ def _load_transformer_stage(recipe: _TransformerRecipe, lora_files: list[LoRAFil
     if recipe.compile:
         config = recipe.compile if isinstance(recipe.compile, CompileConfig) else None
         compile_handle = apply_compile(transformer, config)
-    return _LoadedTransformer(transformer, applied_loras, plan_handle, compile_handle)
+    return LoadedTransformer(transformer, applied_loras, plan_handle, compile_handle)

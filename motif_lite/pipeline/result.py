@@ -46,7 +46,7 @@ class GenerationResult:
 
 
 @dataclass
-class _DenoiseRecord:
+class DenoiseRecord:
     """What one sampling loop did: rows per guided forward, the step cache's counts, each step's seconds."""
 
     guidance_batch: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from motif_lite.io.latents import SavedLatents
-from motif_lite.pipeline.metadata import _jsonable, _metadata
+from motif_lite.pipeline.metadata import jsonable, stored_settings
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.sampling import SamplingState
 from motif_lite.settings import Settings
@@ -25,7 +25,7 @@ def resumed_state(
         raise RequestError(f"resume takes the SavedLatents of read_latents(path), got {type(resume).__name__}")
     where = resume.file or "the saved state"
     # Every setting but the image's path (the saved request holds it absolute, the run may have had it relative).
-    saved, now = resume.video_metadata, _jsonable(_metadata(request, settings))
+    saved, now = resume.video_metadata, jsonable(stored_settings(request, settings))
     # The model may differ (`other_model_notes` says so), and so may the software's version.
     changed = [key for key in sorted({*saved, *now} - {"image", "model", "version"}) if saved.get(key) != now.get(key)]
     if changed:

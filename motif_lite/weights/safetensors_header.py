@@ -25,6 +25,15 @@ DTYPE_BYTES = {
 MAX_HEADER_BYTES = 100 * 2**20  # the format's own limit
 
 
+class TruncatedError(CheckpointError):
+    """A safetensors file shorter than its header says (a copy or download that did not finish): `size` bytes where
+    the header asks for `expected` or more."""
+
+    def __init__(self, message: str, size: int, expected: int) -> None:
+        super().__init__(message)
+        self.size, self.expected = size, expected
+
+
 @dataclass(frozen=True)
 class HeaderTensor:
     dtype: str
@@ -54,7 +63,10 @@ def read_header(path: str | Path) -> SafetensorsHeader:
             (length,) = struct.unpack("<Q", prefix)
             if length > min(MAX_HEADER_BYTES, size - 8):
                 what = "not a safetensors file, or truncated"
-                raise CheckpointError(f"{path}: the header claims {length:,} bytes, the file has {size:,} ({what})")
+                message = f"{path}: the header claims {length:,} bytes, the file has {size:,} ({what})"
+                if length > MAX_HEADER_BYTES:
+                    raise CheckpointError(message)
+                raise TruncatedError(message, size, 8 + length)  # or cut inside its header
             raw = f.read(length)
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -72,7 +84,9 @@ def read_header(path: str | Path) -> SafetensorsHeader:
     data_bytes = _check_spans(path, sorted(spans))
     expected = 8 + length + data_bytes
     if size < expected:
-        raise CheckpointError(f"{path}: truncated: the header needs {expected:,} bytes, the file has {size:,}")
+        raise TruncatedError(
+            f"{path}: truncated: the header needs {expected:,} bytes, the file has {size:,}", size, expected
+        )
     if size > expected:
         raise CheckpointError(f"{path}: {size - expected:,} bytes after the last tensor (corrupt download?)")
     return SafetensorsHeader(path, tensors, data_bytes)
