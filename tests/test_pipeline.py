@@ -83,6 +83,20 @@ def test_euler_apg_equals_reference(pipe, reference_apg, tmp_path):
     assert_same_video(ours(pipe, tmp_path), reference_apg)
 
 
+def test_a_diffusers_style_call_gives_the_line_that_makes_the_references_video(pipe, reference_apg, tmp_path):
+    """`pipe(...)` as a diffusers user calls it (reference_apg's call) is refused with a generate line: run as
+    written, with only the output changed, it makes the frames diffusers made for that call."""
+    call = dict(prompt=PROMPT, negative_prompt=NEGATIVE, height=SIZE["height"], width=SIZE["width"],
+                num_frames=SIZE["frames"], num_inference_steps=SIZE["steps"], output_type="np",
+                generator=torch.Generator().manual_seed(0))  # fmt: skip
+    with pytest.raises(MotifLiteError) as error:
+        pipe(**call)
+    line = re.search(r"pipe\.generate\((GenerationRequest\(.*\))\), with GenerationRequest", str(error.value))
+    request = eval(line.group(1), {"GenerationRequest": GenerationRequest})  # as the user would paste it
+    pipe.generate(dataclasses.replace(request, output=tmp_path / "out_%03d.png"))
+    assert_same_video(read_png_frames(tmp_path), reference_apg)
+
+
 @pytest.mark.parametrize("change", [dict(cfg_scale=7.5), dict(flow_shift=12.0), dict(negative_prompt="")], ids=str)
 def test_parity_check_rejects_a_wrong_setting(pipe, reference_apg, tmp_path, change):
     """Negative controls: one setting off (guidance scale, shift, negative prompt) and the parity check fails."""

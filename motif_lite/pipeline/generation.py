@@ -35,6 +35,7 @@ from motif_lite.pipeline.conditioning import (
     image_sha256,
     text_encoder_placed,
 )
+from motif_lite.pipeline.from_diffusers import call_advice, method_advice
 from motif_lite.pipeline.metadata import findable, jsonable, model_flags_of, model_metadata_of, stored_settings
 from motif_lite.pipeline.recipe import LoadedTransformer, TransformerRecipe, load_transformer_stage
 from motif_lite.pipeline.result import DenoiseRecord, GenerationResult, PreviewFn, ProgressFn, first_step_overhead
@@ -611,3 +612,14 @@ class MotifVideoPipeline:
     def model_flags(self) -> dict:
         """The model this pipeline runs, as `motif-lite run`'s flags (dests) name it: what a resumed run loads."""
         return model_flags_of(self.sources, self.dtype, self.attention_used(), self.loras)
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        """Called as a diffusers pipeline is: says the `generate` line that makes that video."""
+        raise RequestError(call_advice(args, kwargs))
+
+    def __getattr__(self, name: str) -> object:
+        """Only for names the pipeline lacks: diffusers' methods (`to`, `enable_model_cpu_offload`, ...) say what
+        does the same here."""
+        advice = method_advice(name)
+        message = f"{type(self).__name__!r} object has no attribute {name!r}"
+        raise AttributeError(message if advice is None else f"{message}: {advice}", name=name, obj=self)

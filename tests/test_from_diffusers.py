@@ -1,0 +1,91 @@
+"""What a diffusers user types, said the motif-lite way (motif_lite.pipeline.from_diffusers): its tables against
+diffusers' own pipelines, so that a renamed or new diffusers argument or method shows up here. The line it gives
+for a diffusers call makes the reference's video: tests/test_pipeline.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+
+import PIL.Image
+import pytest
+import torch
+from diffusers import MotifVideoImage2VideoPipeline, MotifVideoPipeline, WanPipeline
+
+from motif_lite.pipeline import MotifVideoPipeline as OurPipeline
+from motif_lite.pipeline.from_diffusers import CALL_ADVICE, CALL_FIELDS, METHOD_ADVICE, call_advice
+from motif_lite.request import GenerationRequest, RequestError
+
+
+def call_parameters(pipeline: type) -> dict[str, inspect.Parameter]:
+    return {k: v for k, v in inspect.signature(pipeline.__call__).parameters.items() if k != "self"}
+
+
+@pytest.mark.parametrize("pipeline", [MotifVideoPipeline, MotifVideoImage2VideoPipeline])
+def test_every_argument_of_diffusers_call_has_a_field_or_advice(pipeline):
+    unknown = set(call_parameters(pipeline)) - set(CALL_FIELDS) - set(CALL_ADVICE)
+    assert not unknown, f"diffusers' {pipeline.__name__} takes arguments this table does not know: {unknown}"
+
+
+def test_each_field_is_the_one_with_the_same_official_default():
+    """num_frames -> frames, num_inference_steps -> steps, ...: where diffusers has a default, the field named for
+    it has the same one (a swapped height and width, or frames mapped to fps, would differ)."""
+    parameters = call_parameters(MotifVideoPipeline)
+    fields = {field.name: field for field in dataclasses.fields(GenerationRequest)}
+    compared = 0
+    for name, field in CALL_FIELDS.items():
+        assert field in fields, f"{name} -> {field}: no such GenerationRequest field"
+        default = parameters[name].default if name in parameters else inspect.Parameter.empty
+        if default not in (inspect.Parameter.empty, None) and fields[field].default is not dataclasses.MISSING:
+            assert fields[field].default == default, name
+            compared += 1
+    assert compared >= 4  # height, width, num_frames, num_inference_steps
+
+
+def test_the_methods_named_are_diffusers_and_not_ours():
+    for name in METHOD_ADVICE:
+        assert hasattr(MotifVideoPipeline, name) or hasattr(WanPipeline, name), f"diffusers has no {name}"
+        assert not hasattr(OurPipeline, name), f"ours has {name}: its advice would never be shown"
+
+
+def generate_line(message: str) -> GenerationRequest:
+    line = re.search(r"pipe\.generate\((GenerationRequest\(.*\))\), with GenerationRequest", message).group(1)
+    return eval(line, {"GenerationRequest": GenerationRequest})  # the line as the user would paste it
+
+
+def test_a_call_becomes_a_request_with_the_same_settings():
+    generator = torch.Generator().manual_seed(1234)
+    message = call_advice(("a fox",), dict(num_inference_steps=30, guidance_scale=5.0, num_frames=49,
+                                           generator=generator, output_type="np"))  # fmt: skip
+    request = generate_line(message)
+    assert (request.prompt, request.steps, request.cfg_scale, request.frames, request.seed) == (
+        "a fox", 30, 5.0, 49, 1234)  # fmt: skip
+    assert "\noutput_type: " in message
+
+
+def test_an_image_to_video_call_with_a_pil_image_asks_for_a_file():
+    image = PIL.Image.new("RGB", (64, 64))
+    message = call_advice((image, "a fox"), {})
+    request = generate_line(message)
+    assert (request.prompt, request.image) == ("a fox", "first_frame.png")
+    assert "save the image first" in message
+
+
+def test_a_list_of_generators_and_of_prompts_are_said_not_translated():
+    generators = [torch.Generator().manual_seed(seed) for seed in (1, 2)]  # one per video, as diffusers takes them
+    message = call_advice((), dict(prompt=["a fox", "a cat"], generator=generators))
+    assert (generate_line(message).prompt, generate_line(message).seed) == ("a fox", None)
+    assert "one request per prompt" in message and "generator: give seed=N" in message
+
+
+def test_our_pipeline_answers_diffusers_calls_and_methods():
+    pipe = OurPipeline.__new__(OurPipeline)  # no weights needed: neither touches them
+    with pytest.raises(RequestError, match=r"pipe\.generate\(GenerationRequest\('a fox', steps=4"):
+        pipe("a fox", num_inference_steps=4)
+    with pytest.raises(AttributeError, match="plan=plan_generation"):
+        pipe.enable_model_cpu_offload()
+    with pytest.raises(AttributeError) as error:
+        pipe.no_such_thing  # noqa: B018
+    assert str(error.value) == "'MotifVideoPipeline' object has no attribute 'no_such_thing'"
+    assert not hasattr(pipe, "to")
