@@ -12,7 +12,8 @@ and what a run checks and plans before loading lives in `motif_lite.preflight`.
 Its modules: `loading` (load_pipeline), `recipe` (how the transformer is built, and rebuilt by `set_loras`),
 `generation` (MotifVideoPipeline), `conditioning` (the encoded prompts and first frame, and those kept between
 videos), `metadata` (what a video and a saved run store of how they were made), `resuming` (a stopped run's
-sampling state, checked against the request), `result` (GenerationResult).
+sampling state, checked against the request), `result` (GenerationResult), `from_diffusers` (a diffusers call or
+method answered with what does the same here).
 """
 
 from motif_lite.pipeline.conditioning import TEXTS_KEPT, image_sha256, pad_prompts
