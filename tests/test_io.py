@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import imageio_ffmpeg
 import numpy as np
+import PIL.features
 import PIL.Image
 import pytest
 import torch
@@ -556,6 +557,42 @@ def test_load_image_errors(tmp_path):
     (tmp_path / "empty.png").touch()  # it was "cannot identify image file"
     with pytest.raises(MotifLiteError, match=r"input image .*empty.png is empty \(0 bytes\)"):
         load_image(tmp_path / "empty.png")
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".mkv", ".mov"])
+def test_a_video_given_as_the_image_gives_the_command_that_takes_its_last_frame(tmp_path, monkeypatch, suffix):
+    # It was Pillow's "cannot identify image file": a user going on from a clip passed the clip itself.
+    frames = np.zeros((9, 32, 48, 3), np.uint8)
+    frames[-1] = (200, 40, 90)  # the last frame differs from the others: the command must take that one
+    write_video(frames, tmp_path / f"clip{suffix}", fps=24)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MotifLiteError, match="it is a video, not an image") as error:
+        load_image(f"clip{suffix}")
+    command = re.search(r"(ffmpeg -sseof .*?), and give that", str(error.value)).group(1)
+    argv = shlex.split(command)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", *argv[1:]], check=True)
+    last = np.asarray(load_image(argv[-1]), dtype=int)
+    assert np.abs(last - (200, 40, 90)).max() <= 12  # the last frame, through lossy video compression
+
+
+def test_a_phone_photo_a_drawing_and_unknown_bytes_are_named(tmp_path, monkeypatch):
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)  # an iPhone photo's first bytes
+    avif = b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(64)
+    files = {"IMG_0001.HEIC": heic, "logo.svg": b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>',
+             "page.pdf": b"%PDF-1.7\n", "cat.avif": avif, "noise.png": bytes(range(256))}  # fmt: skip
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    expected = {"IMG_0001.HEIC": "it is a HEIF (HEIC) photo", "logo.svg": "it is an SVG drawing",
+                "page.pdf": "it is a PDF", "noise.png": "cannot identify image file"}  # fmt: skip
+    for name, words in expected.items():
+        with pytest.raises(MotifLiteError, match=re.escape(words)):
+            load_image(tmp_path / name)
+    with pytest.raises(MotifLiteError) as error:  # this Pillow reads AVIF: a damaged one keeps Pillow's words
+        load_image(tmp_path / "cat.avif")
+    assert "it is a" not in str(error.value)
+    monkeypatch.setattr(PIL.features, "check", lambda feature: feature != "avif")  # a Pillow built without it
+    with pytest.raises(MotifLiteError, match="it is an AVIF image, which this Pillow does not read"):
+        load_image(tmp_path / "cat.avif")
 
 
 @pytest.mark.parametrize(

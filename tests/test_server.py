@@ -556,6 +556,19 @@ def test_a_large_upload_is_read_without_pillows_bomb_warning_and_one_pillow_refu
     assert "save a smaller copy first" in error.message and "this server's limit: 40,000 pixels" in error.message
 
 
+def test_an_uploaded_video_is_named_with_how_to_take_a_frame(tmp_path):
+    # It was "not a format Pillow reads: PNG, JPEG, WebP, ...": a client chaining clips sent the last clip itself.
+    from motif_lite.io.video import write_video
+    from motif_lite.server.schema import ApiError, check_image
+
+    clip = write_video(np.zeros((5, 32, 48, 3), np.uint8), tmp_path / "clip.mp4", fps=24)
+    with pytest.raises(ApiError) as refused:
+        check_image(clip.read_bytes(), max_bytes=2**20, max_pixels=40_000)
+    error = refused.value
+    assert (error.status, error.param, error.code) == (400, "input_reference", "invalid_image")
+    assert "(it is a video, not an image" in error.message and "ffmpeg -sseof -1 -i FILE" in error.message
+
+
 def test_full_queue_is_429(pipe, tmp_path):
     with InProcessServer(pipe, tmp_path / "data", max_queue=2) as server:
         ids = [server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]["id"] for _ in range(2)]

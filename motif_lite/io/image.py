@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 import numpy as np
 import PIL.ExifTags
+import PIL.features
 import PIL.Image
 import PIL.ImageOps
 import torch
@@ -50,8 +51,47 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
             upright = PIL.ImageOps.exif_transpose(image)  # loads the pixels, so the file can be closed here
             notes += _orientation_notes(image, upright)
             return _to_rgb(upright), notes
+    except PIL.UnidentifiedImageError as exc:
+        with path.open("rb") as file:
+            why = not_an_image(file.read(1024), path)
+        raise MotifLiteError(f"cannot read image {path}: {why or exc}") from exc
     except (OSError, ValueError) as exc:
         raise MotifLiteError(f"cannot read image {path}: {exc}") from exc
+
+
+# ISO base media files (MP4, MOV, HEIF, AVIF) say what they hold in the brand after "ftyp" at byte 4.
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+
+
+def not_an_image(head: bytes, path: Path | None) -> str | None:
+    """Why a file Pillow cannot identify is no image it reads, from its first bytes, with what to do: a video (to go
+    on from one, its last frame is what image-to-video takes), a phone's HEIF photo, AVIF without Pillow's AVIF
+    support, a vector or PDF drawing. None when the bytes say nothing known. `path`: the file, named in the commands
+    it gives (None: an upload, named by placeholders)."""
+    name = "FILE" if path is None else shlex.quote(str(path))
+    stem = "frame" if path is None else path.stem
+    brand = head[8:12] if head[4:8] == b"ftyp" else None
+    if brand in _HEIF_BRANDS:
+        return (
+            "it is a HEIF (HEIC) photo, the format phones save, which Pillow does not read: save it as JPEG or PNG "
+            f"first (on a Mac: sips -s format png {name} --out {shlex.quote(stem + '.png')})"
+        )
+    if brand in _AVIF_BRANDS:  # with Pillow's AVIF support, a damaged one: Pillow's own message is better
+        readable = PIL.features.check("avif")
+        return None if readable else "it is an AVIF image, which this Pillow does not read: save it as PNG or JPEG"
+    if brand is not None or head.startswith(b"\x1a\x45\xdf\xa3") or head[8:12] == b"AVI ":
+        last = shlex.quote(f"{stem}-last.png")
+        return (
+            "it is a video, not an image; image-to-video starts from one frame: take the one to go on from, e.g. "
+            f"the last, ffmpeg -sseof -1 -i {name} -update 1 -y {last}, and give that"
+        )
+    text = head.lstrip().lower()
+    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
+        return "it is an SVG drawing, which is not rasterized here: export it as PNG at the video's size first"
+    if head.startswith(b"%PDF"):
+        return "it is a PDF: export the page as PNG or JPEG first"
+    return None
 
 
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")  # https://, http://, ftp://, s3://: a scheme, then //

@@ -236,7 +236,7 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> None:
     large photo raises no "decompression bomb" warning in the log, and one Pillow refuses gets a 413 saying so."""
     import PIL.Image
 
-    from motif_lite.io.image import ImageTooLarge, open_image
+    from motif_lite.io.image import ImageTooLarge, not_an_image, open_image
 
     if len(data) > max_bytes:
         raise ApiError(413, f"input_reference is {len(data):,} bytes, larger than this server's limit "
@@ -254,8 +254,9 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> None:
         raise ApiError(413, f"{exc} (this server's limit: {max_pixels:,} pixels)", "input_reference",
                        "image_too_large") from None  # fmt: skip
     except PIL.UnidentifiedImageError as exc:  # its message names the in-memory buffer, not the upload
-        raise ApiError(400, "input_reference is not a readable image (not a format Pillow reads: PNG, JPEG, WebP, "
-                       "...)", "input_reference", "invalid_image") from exc  # fmt: skip
+        why = not_an_image(data[:1024], None) or "not a format Pillow reads: PNG, JPEG, WebP, ..."
+        raise ApiError(400, f"input_reference is not a readable image ({why})", "input_reference",
+                       "invalid_image") from exc  # fmt: skip
     except (OSError, ValueError) as exc:
         raise ApiError(400, f"input_reference is not a readable image ({exc})", "input_reference",
                        "invalid_image") from exc  # fmt: skip
