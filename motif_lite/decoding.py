@@ -25,7 +25,7 @@ from motif_lite.devices import checked_dtype, resolve_device
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.latents import LatentsFileError, SavedLatents
 from motif_lite.io.staging import staged_output
-from motif_lite.io.video import check_output_fps, check_output_path, write_video
+from motif_lite.io.video import check_output_fps, check_output_path, unused_path, write_video
 from motif_lite.numerics import check_finite
 from motif_lite.paths import user_path
 from motif_lite.runtime.planner import DECODE_ADVICE, DecodePlan, default_budget, plan_decode, positive_budget
@@ -52,10 +52,12 @@ def decode_video(
     frame_by_frame: bool = True,
     bands: int = 1,
     parallel: Parallel | None = None,
-) -> None:
+) -> Path | None:
     """Decode `latents` (model space, [1, C, F, h, w]) and stream the frames straight into `output` (one latent
     frame of pixels alive at a time); `tile`, `frame_by_frame`, `bands`: the VAE setup of a memory plan. In a
-    parallel run every rank decodes its bands and rank 0 writes the file."""
+    parallel run every rank decodes its bands and rank 0 writes the file. Returns the file written: `output`, or
+    `fox-new.mp4` beside it when `output` could not be replaced (open in a player on Windows), with a
+    warning; None on the other ranks."""
     vae_dtype = vae.post_quant_conv.weight.dtype
     z = vae.denormalize_latents(latents.to(vae_dtype))
     total = z.shape[2]
@@ -78,10 +80,17 @@ def decode_video(
     if parallel is not None and not parallel.is_main:
         for _ in chunks():  # this rank's bands go to rank 0, which writes the file
             pass
-        return
+        return None
     frames = vae.config.video_frames(total)
-    with staged_output(output, frames) as partial:
-        write_video(chunks(), partial, fps, metadata)
+    with staged_output(output, frames, fallback=_beside) as staged:
+        write_video(chunks(), staged.partial, fps, metadata)
+    return staged.written
+
+
+def _beside(output: Path) -> Path:
+    """Where a video goes when `output` cannot be replaced: `fox-new.mp4` (or `fox-new-2.mp4`, ...), never a name a
+    batch's later video takes (`fox-2.mp4`)."""
+    return unused_path(output.with_name(f"{output.stem}-new{output.suffix}"))
 
 
 @dataclass(frozen=True)
@@ -141,15 +150,15 @@ def prepare_decode(
 
 
 def run_decode(job: DecodeJob, progress: ProgressFn | None = None) -> Path:
-    """Load the VAE's decoder only (no transformer, no text encoder), decode, write `job.output`; return it."""
+    """Load the VAE's decoder only (no transformer, no text encoder), decode, write `job.output`; return the file
+    written (`decode_video`: another name when `job.output` could not be replaced)."""
     vae = load_vae(job.root, dtype=job.dtype, device=job.device, encoder=False)
     plan, setup = job.plan, {}
     if plan is not None:
         setup = dict(tile=plan.vae_tile, frame_by_frame=plan.vae_frame_by_frame, bands=plan.vae_bands)
     saved = job.saved
     latents = saved.latents.to(job.device)
-    decode_video(vae, latents, job.output, saved.fps, saved.video_metadata, progress or _silent, **setup)
-    return job.output
+    return decode_video(vae, latents, job.output, saved.fps, saved.video_metadata, progress or _silent, **setup)
 
 
 def _vae_checkpoint(

@@ -8,6 +8,7 @@ import copy
 import dataclasses
 import gc
 import json
+import os
 import re
 import shutil
 import weakref
@@ -476,6 +477,38 @@ def test_failed_run_leaves_no_output(pipe, tmp_path):
             pipe.generate(GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / name, **SIZE), on_progress=cancel)
     # No partial video; the denoised latents are kept to decode later (tests/test_decode.py).
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fox.latents-2.safetensors", "fox.latents.safetensors"]
+
+
+def test_an_output_open_in_a_player_on_windows_gets_the_video_beside_it(pipe, tmp_path, monkeypatch, caplog):
+    """Windows refuses to replace a file a player has open: the finished video was left hidden as a partial file
+    (removed by the next run), with the run reported failed. It is now `fox-new.mp4` (`fox-new-2.mp4` when that is
+    taken too: never `fox-2.mp4`, a batch's next name), said in a warning and in the result."""
+    replace, in_use = os.replace, {"fox.mp4"}
+
+    def locked(source, target):
+        if Path(target).name in in_use:
+            raise PermissionError(13, "The process cannot access the file because it is being used by another "
+                                      "process", str(target))  # fmt: skip
+        return replace(source, target)
+
+    (tmp_path / "fox.mp4").write_bytes(b"the earlier video, playing")
+    (tmp_path / "fox-new.mp4").write_bytes(b"an earlier fallback")
+    monkeypatch.setattr(os, "replace", locked)
+    result = pipe.generate(GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / "fox.mp4", **SIZE))
+    assert result.output == tmp_path / "fox-new-2.mp4"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fox-new-2.mp4", "fox-new.mp4", "fox.mp4"]  # no latents
+    assert (tmp_path / "fox.mp4").read_bytes() == b"the earlier video, playing"
+    assert len(read_back(result.output)) == SIZE["frames"]
+    assert f"{tmp_path / 'fox.mp4'} could not be replaced (The process cannot access the file" in caplog.text
+    monkeypatch.setattr(os, "replace", replace)
+    for file in tmp_path.iterdir():
+        file.unlink()
+    (tmp_path / "f_000.png").write_bytes(b"locked")  # a PNG sequence has no fallback: the error goes on
+    monkeypatch.setattr(
+        os, "replace", lambda s, t: locked(s, t) if Path(t).name != "f_000.png" else locked(s, "fox.mp4")
+    )
+    with pytest.raises(PermissionError):
+        pipe.generate(GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / "f_%03d.png", **SIZE))
 
 
 def test_latents_that_stop_being_finite_stop_the_run_at_that_step(pipe, tmp_path, monkeypatch):

@@ -107,7 +107,7 @@ def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     progress = ProgressBars()
     try:
-        run_decode(job, progress)
+        written = run_decode(job, progress)
     except BaseException:  # out of memory, a full disk, Ctrl-C, SIGTERM: the latents file is never touched
         with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP) takes no more lines
             print(f"note: the latents stay in {saved.file}: decode them again with motif-lite decode "
@@ -120,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
     seed = f", seed {meta['seed']}" if "seed" in meta else ""
     print(f"done: {saved.width}x{saved.height}, {counted(saved.frames, 'frame')}{seed}, decoded in "
           f"{time.perf_counter() - start:.1f}s on {job.device}")  # fmt: skip
-    print(f"output: {described_output(job.output, saved.frames)}")
+    print(f"output: {described_output(written, saved.frames)}")
     # Unlike a run, which removes its latents once the video is written: they may be decoded again (another -o),
     # and a later run of the same output would otherwise call them a failed decode still to make.
     print(f"note: the latents stay in {saved.file}: delete it once you no longer want to decode them again",

@@ -117,8 +117,8 @@ def save_latents(saved: SavedLatents, path: Path) -> Path:
     tensors |= {STATE_PREFIX + name: t.detach().cpu().contiguous() for name, t in saved.state.items()}
     writer = {"pid": os.getpid(), "host": socket.gethostname()}  # `still_running` asks about it
     metadata = {FORMAT_KEY: json.dumps({**saved.info(), "writer": writer}, default=str)}
-    with staged_output(path, 1) as partial:
-        save_file(tensors, str(partial), metadata=metadata)
+    with staged_output(path, 1) as staged:
+        save_file(tensors, str(staged.partial), metadata=metadata)
     return path
 
 

@@ -7,7 +7,8 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from motif_lite.errors import MotifLiteError
@@ -22,25 +23,48 @@ def is_frame_sequence(path: Path) -> bool:
     return path.suffix.lower() == ".png" and FRAME_PATTERN.search(path.name) is not None
 
 
+@dataclass
+class StagedOutput:
+    """Where to write (`partial`, a hidden sibling) and, once the `staged_output` block has ended, where the output
+    is (`written`: the path asked for, or the fallback's)."""
+
+    partial: Path
+    written: Path
+
+
 @contextlib.contextmanager
-def staged_output(path: Path, frames: int) -> Iterator[Path]:
+def staged_output(path: Path, frames: int, fallback: Callable[[Path], Path] | None = None) -> Iterator[StagedOutput]:
     """Yield a hidden sibling path to write to; move the result to `path` on success, delete it on any failure.
 
     A crash or Ctrl-C mid-write never leaves a truncated video under the requested name. For PNG sequences
     (`out_%03d.png`) every frame file is staged and moved. A process killed outright (`kill -9`) cannot delete its
     partial file: the next write of the same output removes it (`remove_stale_partials`).
+    `fallback(path)`: where a finished single file goes when `path` cannot be replaced (Windows refuses to replace a
+    file that a video player has open), with a warning; without one, that error goes on and the next write of the
+    output removes the finished file.
     """
     remove_stale_partials(path)
     partial = path.with_name(f"{PARTIAL_PREFIX}{os.getpid()}-{path.name}")
     pairs = _staged_files(partial, path, frames)
+    staged = StagedOutput(partial, path)
     try:
-        yield partial
+        yield staged
     except BaseException:
-        for staged, _ in pairs:
-            staged.unlink(missing_ok=True)
+        for file, _ in pairs:
+            file.unlink(missing_ok=True)
         raise
-    for staged, final in pairs:
-        os.replace(staged, final)
+    try:
+        for file, final in pairs:
+            os.replace(file, final)
+    except PermissionError as exc:  # the "in use" of Windows; other errors are not a name's fault
+        if fallback is None or len(pairs) > 1:
+            raise
+        staged.written = fallback(path)
+        os.replace(partial, staged.written)
+        logger.warning(
+            "%s could not be replaced (%s; on Windows a file open in a player cannot be): wrote %s instead",
+            path, exc.strerror or exc, staged.written,
+        )  # fmt: skip
 
 
 def _staged_files(partial: Path, final: Path, frames: int) -> list[tuple[Path, Path]]:

@@ -558,7 +558,7 @@ class MotifVideoPipeline:
         how to decode them (`motif-lite decode`)."""
         output = user_path(request.output)
         try:
-            decode_video(
+            written = decode_video(
                 self.vae, latents, output, request.fps, self._video_metadata(request, settings), progress,
                 tile=self.vae_tile,
                 frame_by_frame=self.vae_frame_by_frame, bands=self.vae_bands, parallel=self.parallel,
@@ -567,7 +567,7 @@ class MotifVideoPipeline:
             if keeper is not None:
                 _tell(exc, keep(keeper, self.saved_latents(request, latents, settings)))
             raise
-        return output
+        return written or output  # another name when output could not be replaced; None on parallel ranks > 0
 
     def saved_latents(
         self,

@@ -322,5 +322,5 @@ def write_thumbnail(video: Path, thumbnail: Path) -> None:
         first = next(frames)
     finally:
         frames.close()
-    with staged_output(thumbnail, 1) as partial:
-        PIL.Image.frombytes("RGB", tuple(meta["size"]), first).save(partial, "WEBP", quality=85)
+    with staged_output(thumbnail, 1) as staged:
+        PIL.Image.frombytes("RGB", tuple(meta["size"]), first).save(staged.partial, "WEBP", quality=85)
