@@ -190,8 +190,7 @@ def test_an_image_encoded_once_is_kept_for_the_next_videos(pipe, checkpoint, tmp
     for owner, name in [(pipe.text_encoder, "encode_image"), (pipe.text_encoder, "offload"), (pipe.vae, "encode")]:
         method = getattr(owner, name)
         monkeypatch.setattr(owner, name, lambda *a, m=method, n=name, **kw: calls.append(n) or m(*a, **kw))
-    pipe.encoded_texts.clear()
-    pipe._kept_image = None
+    pipe.kept_encodings.clear()
     first = ours(pipe, subdir(tmp_path, "first"), image=tmp_path / "first.png", seed=5)
     assert calls == ["encode_image", "offload", "encode"]
     second = ours(pipe, subdir(tmp_path, "second"), image=tmp_path / "first.png", seed=7)
