@@ -28,6 +28,7 @@ from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.sampling import needs_uncond
 from motif_lite.settings import resolve_dtype, resolve_settings
 from motif_lite.sizes import model_sizes
+from motif_lite.units import memory_size
 from motif_lite.weights.gguf_loader import meta_gguf_transformer
 from motif_lite.weights.loader import meta_transformer
 from motif_lite.weights.lora import LoRAFile, LoRASpec, linear_shapes, read_loras
@@ -158,7 +159,7 @@ def _device_budget(gpu: torch.device, vram_gib: float | None) -> int:
     if vram_gib * 2**30 <= total:
         return int(vram_gib * 2**30)
     warnings.warn(
-        f"--vram {vram_gib:g} GiB is more than this GPU's {total / 2**30:.1f} GiB (--vram is in GiB; 8000MB is "
+        f"--vram {vram_gib:g} GiB is more than this GPU's {memory_size(total)} (--vram is in GiB; 8000MB is "
         "also understood): planned for its free memory instead",
         stacklevel=3,
     )
@@ -282,8 +283,8 @@ def unplanned_memory_warning(
         return None
     size = f"{official.width}x{official.height}x{official.frames}"
     return (
-        f"no memory plan: everything goes on {torch.cuda.get_device_name(device)}, whose {total / 2**30:.1f} GiB "
-        f"are less than the {need / 2**30:.1f} GiB the planner estimates for the official {size} video that way, "
+        f"no memory plan: everything goes on {torch.cuda.get_device_name(device)}, whose {memory_size(total)} "
+        f"are less than the {memory_size(need)} the planner estimates for the official {size} video that way, "
         "so a video near that size would run out of memory at its first step. Plan for the largest video you will "
         "make: plan = plan_generation(request, model, dtype=..., device=...) (from motif_lite.preflight, with "
         "load_pipeline's model and files), then load_pipeline(..., plan=plan), which streams and splits what does "

@@ -15,6 +15,7 @@ from motif_lite import devices
 from motif_lite.checkpoint import ModelSources
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError
+from motif_lite.units import memory_size
 from motif_lite.vae import WanVAEConfig
 from motif_lite.weights.gguf_file import read_gguf
 from motif_lite.weights.shapes import build_model, expected_shapes
@@ -37,13 +38,9 @@ class ModelSizes:
     def lines(self) -> list[str]:
         sizes = {"transformer": self.transformer_bytes, "text encoder": self.text_encoder_bytes}
         return ["sizes:"] + [
-            f"  {name:<12} {_human_bytes(sizes[name]) if name in sizes else 'Wan2.1':>10}  ({origin})"
+            f"  {name:<12} {memory_size(sizes[name]) if name in sizes else 'Wan2.1':>10}  ({origin})"
             for name, origin in self.origins.items()
         ]
-
-
-def _human_bytes(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: torch.dtype | None = None) -> ModelSizes:

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.paths import user_path
+from motif_lite.units import file_size
 from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY
 
 from .components import TRANSFORMER, Component
@@ -69,7 +70,7 @@ class Summary:
     def lines(self) -> list[str]:
         size = self.path.stat().st_size if self.path.exists() else self.data_bytes
         out = [
-            f"wrote {self.path} ({_size(size)}, {self.n_params:,} weights, "  # GB as the docs' recipe sizes
+            f"wrote {self.path} ({file_size(size)}, {self.n_params:,} weights, "  # GB as the docs' recipe sizes
             f"{self.bits_per_weight:.2f} bits/weight)",
             "tensor types: " + ", ".join(f"{name} x{n}" for name, n in self.types.most_common()),
             "relative RMSE per tensor class (weight space):",
@@ -161,13 +162,9 @@ def _check_free_space(out: Path, needed: int) -> None:
     free = shutil.disk_usage(out.parent).free
     if free < needed:
         raise OutputError(
-            f"{out.parent} has {_size(free)} free; {out.name} needs about {_size(needed)}: free some space or write "
-            "it elsewhere (-o)"
+            f"{out.parent} has {file_size(free)} free; {out.name} needs about {file_size(needed)}: free some space or "
+            "write it elsewhere (-o)"
         )
-
-
-def _size(nbytes: int) -> str:
-    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.1f} MB"
 
 
 @contextlib.contextmanager

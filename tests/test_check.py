@@ -22,6 +22,7 @@ from motif_lite.checkpoint import locate_sources  # noqa: E402
 from motif_lite.checkup import check_setup  # noqa: E402
 from motif_lite.checkup.checkpoint import types_and_sizes  # noqa: E402
 from motif_lite.errors import CheckpointError  # noqa: E402
+from motif_lite.units import file_size, memory_size  # noqa: E402
 
 TRANSFORMER = "transformer/diffusion_pytorch_model.safetensors"
 
@@ -243,9 +244,9 @@ def test_the_gguf_line_says_its_type_and_the_size_of_each_tensor_type(tiny, tmp_
     assert len(listed) == len({t.qtype for t in ckpt.tensors.values()}) > 1
     shares = [sum(t.nbytes for t in ckpt.tensors.values() if t.qtype.name == item.split()[0]) for item in listed]
     assert shares == sorted(shares, reverse=True), line  # the largest share first
-    for qtype in {t.qtype for t in ckpt.tensors.values()}:  # each type: its count and its bytes (a tiny model: kB)
+    for qtype in {t.qtype for t in ckpt.tensors.values()}:  # each type: its count and its bytes, as a file's
         of_type = [t for t in ckpt.tensors.values() if t.qtype == qtype]
-        assert f"{qtype.name} x{len(of_type)} {sum(t.nbytes for t in of_type) / 1e3:.1f} kB" in listed, line
+        assert f"{qtype.name} x{len(of_type)} {file_size(sum(t.nbytes for t in of_type))}" in listed, line
 
 
 def test_a_gguf_checked_alone_is_checked_against_the_config_it_embeds(tiny, tmp_path):
@@ -546,7 +547,8 @@ def test_a_gpu_without_bf16_tensor_cores_is_told_runs_use_fp16(monkeypatch, name
     report = Checkup()
     _check_gpu(report)
     [finding] = report.findings
-    assert finding.subject == "GPU cuda:0" and "6.0 GiB free of 8.0 GiB" in finding.message
+    memory = f"{memory_size(6 * 2**30)} free of {memory_size(8 * 2**30)}"
+    assert finding.subject == "GPU cuda:0" and memory in finding.message
     if advised:
         assert finding.level == "warning" and f"{name} (compute capability {capability[0]}.{capability[1]})" in (
             finding.message
@@ -554,7 +556,7 @@ def test_a_gpu_without_bf16_tensor_cores_is_told_runs_use_fp16(monkeypatch, name
         assert "no bfloat16 tensor cores: runs here use fp16 unless --dtype" in finding.message
         assert "--dtype fp32 is safe" in finding.message
     else:
-        assert finding.level == "ok" and finding.message == f"{name}, 6.0 GiB free of 8.0 GiB"
+        assert finding.level == "ok" and finding.message == f"{name}, {memory}"
 
 
 def test_the_dtype_note_is_for_bf16_on_such_a_gpu_only(monkeypatch):

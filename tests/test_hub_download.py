@@ -22,6 +22,7 @@ from huggingface_hub.errors import (
 from motif_lite import cli
 from motif_lite.errors import CheckpointError
 from motif_lite.io import hub
+from motif_lite.units import file_size
 
 # The official repos' files as the Hub lists them (sizes in bytes).
 CHECKPOINT_FILES = {
@@ -90,10 +91,6 @@ def free_space(monkeypatch, free: int) -> list[Path]:
     return asked
 
 
-def gb(nbytes: int) -> str:
-    return f"{nbytes / 10**9:.2f} GB"
-
-
 def selected(patterns: list[str]) -> int:
     return sum(s for n, s in CHECKPOINT_FILES.items() if any(Path(n).match(p) or n == p for p in patterns))
 
@@ -105,9 +102,9 @@ def test_the_download_is_announced_with_its_size_and_where_it_goes(fake_hub, mon
     said = capsys.readouterr().err
     total = selected(WITH_GGUF)
     text_encoder = sum(s for n, s in CHECKPOINT_FILES.items() if n.startswith("text_encoder/"))
-    assert f"downloading {gb(total)} of {hub.MOTIF_REPO} (text_encoder/ {gb(text_encoder)}, vae/ " in said
+    assert f"downloading {file_size(total)} of {hub.MOTIF_REPO} (text_encoder/ {file_size(text_encoder)}, vae/ " in said
     assert f"into the Hugging Face cache {constants.HF_HUB_CACHE}" in said and "goes on where it stopped" in said
-    assert "transformer/diffusion" not in said and gb(total + 4_075_000_000) not in said  # a GGUF replaces it
+    assert "transformer/diffusion" not in said and file_size(total + 4_075_000_000) not in said  # a GGUF replaces it
     cache = Path(constants.HF_HUB_CACHE)
     assert asked == [cache.parent.parent]  # the nearest folder that exists on the cache's way, not the current one
     assert fake_hub.downloads == [(hub.MOTIF_REPO, WITH_GGUF)]
@@ -120,8 +117,10 @@ def test_a_download_that_does_not_fit_is_refused_before_it_starts(fake_hub, monk
         hub.find_checkpoint(hub.MOTIF_REPO, download=WITH_GGUF)
     message = str(error.value)
     assert not isinstance(error.value, hub.MissingFilesError)  # said as it is, not as a failed download
-    assert message.startswith(f"not enough disk space to download {hub.MOTIF_REPO}: it needs {gb(total)} in the ")
-    assert f"needs {gb(total)} in the Hugging Face cache {constants.HF_HUB_CACHE}" in message
+    assert message.startswith(
+        f"not enough disk space to download {hub.MOTIF_REPO}: it needs {file_size(total)} in the "
+    )
+    assert f"needs {file_size(total)} in the Hugging Face cache {constants.HF_HUB_CACHE}" in message
     assert "HF_HUB_CACHE=" in message and "HF_HOME" in message and fake_hub.downloads == []
     free_space(monkeypatch, total)  # just enough: it starts
     with pytest.raises(hub.MissingFilesError):
@@ -145,14 +144,17 @@ def test_what_the_cache_holds_is_not_fetched_again_and_a_partial_download_counts
         hub.find_checkpoint(hub.MOTIF_REPO, ["text_encoder/*.safetensors"], download=WITH_GGUF)
     assert asked == [Path(constants.HF_HUB_CACHE)]  # the cache is there: its own disk (it may be a mount or a link)
     said = capsys.readouterr().err
-    assert f"downloading {gb(total)} of" in said and "vae/" not in said
-    assert f"{gb(1000)} of it there from an interrupted download" in said
+    assert f"downloading {file_size(total)} of" in said and "vae/" not in said
+    assert f"{file_size(1000)} of it there from an interrupted download" in said
 
 
 def test_a_gguf_variant_is_announced_and_checked_for_space(fake_hub, monkeypatch, capsys):
     free_space(monkeypatch, 10**12)
     assert hub.find_gguf("Q4_K_M") == Path("/downloaded/motif-video-2b-Q4_K_M.gguf")
-    assert f"downloading {gb(GGUF_FILES['motif-video-2b-Q4_K_M.gguf'])} of {hub.GGUF_REPO}" in capsys.readouterr().err
+    assert (
+        f"downloading {file_size(GGUF_FILES['motif-video-2b-Q4_K_M.gguf'])} of {hub.GGUF_REPO}"
+        in capsys.readouterr().err
+    )
     free_space(monkeypatch, GGUF_FILES["motif-video-2b-Q8_0.gguf"] - 1)
     with pytest.raises(CheckpointError, match="not enough disk space to download"):
         hub.find_gguf("Q8_0")

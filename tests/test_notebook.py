@@ -16,6 +16,7 @@ from motif_lite import load_pipeline  # noqa: E402
 from motif_lite.checkpoint import locate_sources  # noqa: E402
 from motif_lite.io.latents import read_latents  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
+from motif_lite.units import memory_size  # noqa: E402
 
 TINY = dict(width=48, height=32, frames=5, steps=3, seed=3)
 
@@ -107,7 +108,7 @@ def test_load_pipeline_without_a_plan_warns_when_the_official_video_would_not_fi
     from motif_lite.preflight import plan_generation
 
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2**29, 2**29))
-    fix = r"no memory plan: everything goes on Tesla T4, whose 0.5 GiB are less than the \d+\.\d GiB .* 1280x736x121"
+    fix = rf"everything goes on Tesla T4, whose {memory_size(2**29)} are less than the \d+\.\d\d GiB .* 1280x736x121"
     with pytest.warns(UserWarning, match=fix) as said, pytest.raises(Loading):
         load_pipeline(tesla_t4, device="cuda")
     assert "plan = plan_generation(request, model" in str(said[0].message) and said[0].filename == __file__

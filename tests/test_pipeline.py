@@ -13,6 +13,7 @@ import re
 import shutil
 import weakref
 from pathlib import Path
+from types import SimpleNamespace
 
 import imageio_ffmpeg
 import numpy as np
@@ -34,6 +35,7 @@ from motif_lite.runtime.kernels import FallbackOp
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.settings import CheckpointConfigs, resolve_settings
 from motif_lite.sizes import model_sizes
+from motif_lite.units import memory_size
 from motif_lite.vae import DiagonalGaussian
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
@@ -205,8 +207,7 @@ def test_an_image_encoded_once_is_kept_for_the_next_videos(pipe, checkpoint, tmp
     for owner, name in [(pipe.text_encoder, "encode_image"), (pipe.text_encoder, "offload"), (pipe.vae, "encode")]:
         method = getattr(owner, name)
         monkeypatch.setattr(owner, name, lambda *a, m=method, n=name, **kw: calls.append(n) or m(*a, **kw))
-    pipe.encoded_texts.clear()
-    pipe._kept_image = None
+    pipe.kept_encodings.clear()
     first = ours(pipe, subdir(tmp_path, "first"), image=tmp_path / "first.png", seed=5)
     assert calls == ["encode_image", "offload", "encode"]
     second = ours(pipe, subdir(tmp_path, "second"), image=tmp_path / "first.png", seed=7)
@@ -379,6 +380,13 @@ def test_text_encoder_leaves_the_device_and_result_reports(pipe, tmp_path, monke
     frames = dataclasses.replace(result, output=tmp_path / "f_%03d.png")
     assert summary(frames, 0.0).endswith(f"output: {tmp_path / 'f_%03d.png'} (f_000.png ... f_004.png)")
     assert f"peak memory: RSS {result.peak_rss_bytes / 2**30:.2f} GiB" in summary(result, 0.0)
+    # Each size with its unit, the plan's too: a stage's peak may be in MiB where the run's is in GiB.
+    stage = SimpleNamespace(name="denoise", peak_bytes=5 * 2**20)
+    plan = SimpleNamespace(host=SimpleNamespace(peak_bytes=2**30), stages=[stage])
+    said = summary(dataclasses.replace(result, stage_peaks={"denoise": 3 * 2**20}, peak_device_bytes=2**29), 0.0, plan)
+    rss, planned, device = (memory_size(n) for n in (result.peak_rss_bytes, 2**30, 2**29))
+    assert f"peak memory: RSS {rss} (planned {planned}), device {device}" in said, said
+    assert f"device peak per stage: denoise {memory_size(3 * 2**20)} (planned {memory_size(5 * 2**20)})" in said
     # Where the OS does not say (Windows has no `resource` module), the summary says so instead of failing.
     assert "peak memory: RSS n/a" in summary(dataclasses.replace(result, peak_rss_bytes=None), 0.0)
 

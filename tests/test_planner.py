@@ -21,6 +21,7 @@ from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host
 from motif_lite.runtime.planner import GiB, apply_plan, default_budget, plan_memory
 from motif_lite.runtime.streaming import TextEncoderPlacement
+from motif_lite.units import memory_size
 from motif_lite.vae.config import WanVAEConfig
 
 FULL = TransformerConfig()
@@ -370,6 +371,15 @@ def test_without_a_ram_budget_an_estimate_above_the_available_memory_is_warned()
         plan_host(needs, 64 * GiB, available_bytes=peak - 1)  # --ram given: the user's budget decides
 
 
+def test_the_host_estimate_gives_each_size_its_unit():
+    # Each number with its unit (units.py): a small part may be said in MiB next to a peak in GiB.
+    p = plan(1280, 736, 121, 6, text=T5GEMMA2_Q8_0)
+    host = p.host
+    parts = [host.peak_bytes, host.load_bytes, host.run_bytes, host.pinned_bytes]
+    said = "host peak {} RSS (no limit): loading {}, generating {}, of which page-locked {};"
+    assert said.format(*map(memory_size, parts)) in p.describe(), p.describe()
+
+
 def test_pinned_size_rounds_up_to_a_power_of_two():
     # PyTorch's pinned allocator rounds each allocation up to a power of two; one already a power stays as it is.
     assert [pinned_size(n) for n in (0, 1, 4096, 4097, 3 * 2**20)] == [0, 1, 4096, 8192, 4 * 2**20]
@@ -453,11 +463,3 @@ def test_head_groups_come_last_and_never_with_sequence_parallelism():
     with pytest.raises(MotifLiteError) as err:
         plan(1280, 736, 121, 1.0, sequence_parallel=2)
     assert "heads per call" not in str(err.value)
-
-
-def test_sizes_below_a_tenth_of_a_gib_are_said_in_mib():
-    # Two decimals of GiB would print a need of 3 MiB against a budget of 1 MiB as 0.00 against 0.00.
-    from motif_lite.runtime.planner import _gib
-
-    assert (_gib(3 * 2**20), _gib(int(0.05 * GiB)), _gib(int(0.0999 * GiB))) == ("3 MiB", "51.2 MiB", "102 MiB")
-    assert (_gib(GiB // 8), _gib(6 * GiB)) == ("0.12 GiB", "6.00 GiB")

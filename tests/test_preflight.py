@@ -28,6 +28,7 @@ from motif_lite.pipeline import loading
 from motif_lite.preflight import AT_HAND, plan_generation
 from motif_lite.request import GenerationRequest
 from motif_lite.sizes import estimated_gguf_bytes
+from motif_lite.units import memory_size
 from motif_lite.weights.gguf_file import read_gguf
 
 CHECKPOINT_PATTERNS = "text_encoder/*, tokenizer/*, vae/*, transformer/config.json, model_index.json, scheduler/*, "
@@ -90,7 +91,9 @@ def test_a_vram_budget_above_the_gpus_memory_plans_for_its_free_memory(no_networ
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))  # the default dtype's
     request, _ = GenerationRequest("x", output="a.mp4").resolve()
     sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
-    with pytest.warns(UserWarning, match=r"--vram 8000 GiB is more than this GPU's 8.0 GiB \(--vram is in GiB"):
+    with pytest.warns(
+        UserWarning, match=rf"--vram 8000 GiB is more than this GPU's {memory_size(8 * 2**30)} \(--vram is in GiB"
+    ):
         slip = plan_generation(request, sources, device="cuda", vram_gib=8000)
     assert slip.budget_bytes == int(6 * 2**30 / RESERVED_RATIO)
     assert plan_generation(request, sources, device="cuda", vram_gib=7).budget_bytes == 7 * 2**30

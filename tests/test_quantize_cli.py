@@ -21,6 +21,7 @@ from tiny_config import randomize_
 
 from motif_lite.quantize import get_recipe, parse_keep, plan_types
 from motif_lite.quantize.cli import main
+from motif_lite.units import file_size
 
 TINY = dict(
     num_attention_heads=2,
@@ -267,7 +268,7 @@ def test_a_quoted_tilde_in_the_output_is_the_home_folder(tiny, tmp_path, monkeyp
     assert out.is_file()
     summary = capsys.readouterr().out
     assert f"--gguf {out}" in summary  # the next commands name the real file
-    assert f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, " in summary  # the docs' units: GB and MB, not MiB
+    assert f"wrote {out} ({file_size(out.stat().st_size)}, " in summary  # the docs' decimal units, not MiB
 
 
 def test_requantizing_onto_the_source_file_is_refused_even_with_force(q4km, tmp_path, capsys):
@@ -609,7 +610,9 @@ def test_too_little_free_space_is_refused_before_the_work(tiny, tmp_path, capsys
     monkeypatch.setattr(convert, "_encode", lambda *args: pytest.fail("no tensor should be quantized"))
     assert main([str(tiny[0]), "-o", str(tmp_path / "o.gguf"), "--type", "Q8_0", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert f"{tmp_path} has 0.0 MB free; o.gguf needs about " in err and "write it elsewhere (-o)" in err, err
+    assert f"{tmp_path} has {file_size(1000)} free; o.gguf needs about " in err and "write it elsewhere (-o)" in err, (
+        err
+    )
     assert list(tmp_path.iterdir()) == []
 
 

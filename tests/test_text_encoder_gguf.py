@@ -33,6 +33,7 @@ from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.quantize import TEXT_ENCODER, get_text_recipe, open_source, plan_text_types, quantize_tensor
 from motif_lite.quantize.cli import main as quantize_main
 from motif_lite.quantize.text_recipes import more_bits_layer
+from motif_lite.units import file_size
 from motif_lite.weights.dequant import dequantize
 from motif_lite.weights.quant_linear import QuantizedLinear
 
@@ -443,7 +444,8 @@ def test_run_flag_summary_dry_run_and_errors(checkpoint, checkpoint_files, tmp_p
     q8 = str(checkpoint_files["Q8_0"])
     assert cli.main([*args, "-o", str(tmp_path / "a.gif"), "--text-encoder-gguf", q8]) == 0
     out = capsys.readouterr().out
-    assert "text encoder: te-Q8_0.gguf (Q8_0, 0.00 GiB packed)" in out and (tmp_path / "a.gif").is_file()
+    packed = file_size(read_text_encoder_gguf(q8).nbytes)  # a file's size: decimal units
+    assert f"text encoder: te-Q8_0.gguf (Q8_0, {packed} packed)" in out and (tmp_path / "a.gif").is_file()
     assert cli.main([*args, "-o", str(tmp_path / "b.gif"), "--text-encoder-gguf", q8, "--dry-run"]) == 0
     assert "te-Q8_0.gguf, packed" in capsys.readouterr().out
     # A transformer GGUF given as the text encoder, next to a missing VAE file: both reported, nothing loaded.

@@ -44,6 +44,7 @@ from motif_lite.io.hub import (
 )
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint
 from motif_lite.paths import user_path
+from motif_lite.units import memory_size
 
 __all__ = ["CheckpointFiles", "Checkup", "Finding", "check_setup"]
 
@@ -191,9 +192,9 @@ def _check_default_plan(report: Checkup, root: Path, gguf: Path | None, text_enc
         report.warning("memory plan", f"the default {size} does not fit here: {first_line(exc)}")
         return
     report.plan = plan
-    budget = "none on the CPU" if plan.budget_bytes is None else f"{plan.budget_bytes / 2**30:.2f} GiB free"
+    budget = "none on the CPU" if plan.budget_bytes is None else f"{memory_size(plan.budget_bytes)} free"
     report.ok(
         "memory plan",
         f"default {size}: plan {plan.ladder_index + 1} of {plan.ladder_size} (1 = fastest), estimated peak "
-        f"{plan.peak_bytes / 2**30:.2f} GiB, budget {budget}",
+        f"{memory_size(plan.peak_bytes)}, budget {budget}",
     )

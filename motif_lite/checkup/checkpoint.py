@@ -13,6 +13,7 @@ from motif_lite.checkup.report import CheckpointFiles, Checkup, first_line
 from motif_lite.errors import LFSPointerError, MotifLiteError
 from motif_lite.io.linked import other_component
 from motif_lite.paths import user_path
+from motif_lite.units import file_size
 from motif_lite.weights.safetensors_files import weight_files
 from motif_lite.weights.safetensors_header import SafetensorsHeader, read_header
 from motif_lite.weights.shapes import (
@@ -263,7 +264,7 @@ def _report_weights(
         return
     count = sum(len(h.tensors) for h in headers)
     size = sum(h.data_bytes for h in headers)
-    report.ok(files, f"complete, {count} tensors ({_size(size)}), names and shapes match {config}")
+    report.ok(files, f"complete, {count} tensors ({file_size(size)}), names and shapes match {config}")
 
 
 def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, model: str) -> Path | None:
@@ -367,7 +368,7 @@ def types_and_sizes(tensors: Mapping[str, PackedTensor]) -> str:
     for tensor in tensors.values():
         by_type.setdefault(tensor.qtype.name, []).append(tensor.nbytes)
     largest_first = sorted(by_type.items(), key=lambda item: -sum(item[1]))
-    return ", ".join(f"{name} x{len(sizes)} {_size(sum(sizes))}" for name, sizes in largest_first)
+    return ", ".join(f"{name} x{len(sizes)} {file_size(sum(sizes))}" for name, sizes in largest_first)
 
 
 def _foreign_fix(error: MotifLiteError, path: Path, model: str) -> str | None:
@@ -377,12 +378,6 @@ def _foreign_fix(error: MotifLiteError, path: Path, model: str) -> str | None:
     from motif_lite.weights.gguf_file import ForeignGGUFError
 
     return foreign_gguf_fix(path, model, "transformer") if isinstance(error, ForeignGGUFError) else None
-
-
-def _size(nbytes: int) -> str:
-    if nbytes >= 1e8:
-        return f"{nbytes / 1e9:.2f} GB"
-    return f"{nbytes / 1e6:.1f} MB" if nbytes >= 1e6 else f"{nbytes / 1e3:.1f} kB"  # tiny test models, small tensors
 
 
 def _other_kind_fix(error: MotifLiteError, path: str | Path) -> str | None:

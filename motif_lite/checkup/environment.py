@@ -8,6 +8,7 @@ import torch
 from motif_lite.checkup.report import Checkup, first_line
 from motif_lite.devices import BF16_CAPABILITY
 from motif_lite.errors import MotifLiteError
+from motif_lite.units import memory_size
 
 
 def check_environment(report: Checkup) -> None:
@@ -29,7 +30,7 @@ def _check_gpu(report: Checkup) -> None:
     for index in range(torch.cuda.device_count()):
         free, total = torch.cuda.mem_get_info(index)
         name = torch.cuda.get_device_name(index)
-        memory = f"{free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB"
+        memory = f"{memory_size(free)} free of {memory_size(total)}"
         major, minor = torch.cuda.get_device_capability(index)
         if (major, minor) >= BF16_CAPABILITY:
             report.ok(f"GPU cuda:{index}", f"{name}, {memory}")

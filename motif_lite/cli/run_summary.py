@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from motif_lite.errors import counted
 from motif_lite.io.staging import described_output
+from motif_lite.units import memory_size
 
 if TYPE_CHECKING:
     from motif_lite.pipeline import GenerationResult
@@ -37,9 +38,9 @@ def summary(
         f"({t['denoise'] / max(1, r.steps - (result.resumed_at or 0)):.2f} s/step) | decode {t['decode']:.1f}s | "
         f"total {load_seconds + t['total']:.1f}s",
         "peak memory: RSS "
-        + ("n/a" if result.peak_rss_bytes is None else f"{result.peak_rss_bytes / 2**30:.2f} GiB")
-        + ("" if plan is None or plan.host is None else f" (planned {plan.host.peak_bytes / 2**30:.2f})")
-        + ("" if result.peak_device_bytes is None else f", device {result.peak_device_bytes / 2**30:.2f} GiB"),
+        + ("n/a" if result.peak_rss_bytes is None else memory_size(result.peak_rss_bytes))
+        + ("" if plan is None or plan.host is None else f" (planned {memory_size(plan.host.peak_bytes)})")
+        + ("" if result.peak_device_bytes is None else f", device {memory_size(result.peak_device_bytes)}"),
         f"attention: {result.attention}" + (f", {result.attention_backend}" if result.attention_backend else ""),
         f"output: {described_output(result.output, r.frames)}",
     ]
@@ -55,7 +56,7 @@ def summary(
     if result.stage_peaks:
         planned = {stage.name: stage.peak_bytes for stage in plan.stages} if plan is not None else {}
         lines.insert(-1, "device peak per stage: " + " | ".join(
-            f"{name} {peak / 2**30:.2f} GiB" + (f" (planned {planned[name] / 2**30:.2f})" if name in planned else "")
+            f"{name} {memory_size(peak)}" + (f" (planned {memory_size(planned[name])})" if name in planned else "")
             for name, peak in result.stage_peaks.items()
         ))  # fmt: skip
     if result.resumed_at is not None:

@@ -25,6 +25,7 @@ from torch import nn
 from transformers import PreTrainedModel, T5Gemma2Encoder, T5Gemma2EncoderConfig
 
 from motif_lite.errors import CheckpointError, listed
+from motif_lite.units import file_size
 from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY, TEXT_ENCODER_ARCH, PackedTensor, read_gguf
 from motif_lite.weights.quant_embedding import QuantizedEmbedding
 from motif_lite.weights.quant_linear import quantized_state_dict, replace_linears
@@ -72,7 +73,7 @@ class TextEncoderGGUF:
     def describe(self) -> str:
         """One line for run summaries: file, recipe and packed size."""
         recipe = f"{self.recipe}, " if self.recipe else ""
-        return f"{self.path.name} ({recipe}{self.nbytes / 2**30:.2f} GiB packed)"
+        return f"{self.path.name} ({recipe}{file_size(self.nbytes)} packed)"
 
 
 def model_key(name: str) -> str:

@@ -31,6 +31,7 @@ from huggingface_hub.utils import filter_repo_objects
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import LFS_POINTER_START, CheckpointError, LFSPointerError, is_lfs_pointer, listed
 from motif_lite.paths import user_path
+from motif_lite.units import file_size
 
 __all__ = [
     "GGUF_REPO",
@@ -621,12 +622,12 @@ class DownloadPlan:
         for name, size in self.files.items():
             folder = f"{name.split('/')[0]}/" if "/" in name else name
             by_folder[folder] = by_folder.get(folder, 0) + size
-        big = [f"{folder} {_gb(size)}" for folder, size in by_folder.items() if size >= 10**8]
+        big = [f"{folder} {file_size(size)}" for folder, size in by_folder.items() if size >= 10**8]
         small = [folder for folder, size in by_folder.items() if size < 10**8]
         parts = big + ([f"{len(small)} small {'file' if len(small) == 1 else 'files or folders'}"] if small else [])
-        resumed = f", {_gb(self.partial)} of it there from an interrupted download" if self.partial else ""
+        resumed = f", {file_size(self.partial)} of it there from an interrupted download" if self.partial else ""
         return (
-            f"downloading {_gb(sum(self.files.values()))} of {self.repo} ({', '.join(parts)}{resumed}) into the "
+            f"downloading {file_size(sum(self.files.values()))} of {self.repo} ({', '.join(parts)}{resumed}) into the "
             f"Hugging Face cache {constants.HF_HUB_CACHE}; later runs read it from there, and a download that stops "
             "goes on where it stopped when you run again"
         )
@@ -642,15 +643,11 @@ def start_download(plan: DownloadPlan) -> None:
     free = shutil.disk_usage(existing).free
     if plan.needed > free:
         raise CheckpointError(
-            f"not enough disk space to download {plan.repo}: it needs {_gb(plan.needed)} in the Hugging Face cache "
-            f"{cache}, whose disk has {_gb(free)} free; free space there, or put the cache on a bigger disk "
-            "(HF_HUB_CACHE=/big/disk/hf-cache, or HF_HOME=/big/disk/huggingface) and run again"
+            f"not enough disk space to download {plan.repo}: it needs {file_size(plan.needed)} in the Hugging Face "
+            f"cache {cache}, whose disk has {file_size(free)} free; free space there, or put the cache on a bigger "
+            "disk (HF_HUB_CACHE=/big/disk/hf-cache, or HF_HOME=/big/disk/huggingface) and run again"
         )
     print(plan.describe(), file=sys.stderr)
-
-
-def _gb(nbytes: int) -> str:
-    return f"{nbytes / 10**9:.2f} GB"
 
 
 def gguf_file_fix(path: Path, model: str) -> str:

@@ -30,6 +30,7 @@ from motif_lite.io.staging import process_running, staged_output
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.io.video import unused_path
 from motif_lite.paths import user_path
+from motif_lite.units import file_size
 from motif_lite.weights.safetensors_header import TruncatedError, read_header
 
 FORMAT_KEY = "motif_lite_latents"
@@ -185,7 +186,7 @@ def _not_saved(attempts: list[tuple[Path, Exception]], saved: SavedLatents) -> s
         fix = "free that much space, or give the output another folder (-o)"
     else:
         fix = "give the output a folder this process can write (-o)"
-    return f"the latents could not be saved to {tried}; they need {_megabytes(_file_size(saved))}: {fix}"
+    return f"the latents could not be saved to {tried}; they need {file_size(_file_size(saved))}: {fix}"
 
 
 def _errno(error: Exception) -> int | None:
@@ -204,7 +205,7 @@ def _reason(error: Exception) -> str:
 
 def _free_space(folder: Path) -> str:
     try:
-        return f", {_megabytes(shutil.disk_usage(folder).free)} free there"
+        return f", {file_size(shutil.disk_usage(folder).free)} free there"
     except OSError:  # a folder that is gone, or a share that no longer answers
         return ""
 
@@ -215,10 +216,6 @@ def _file_size(saved: SavedLatents) -> int:
     state = saved.state.values()
     header = len(json.dumps(json.dumps(saved.info(), default=str))) + 100 * (1 + len(state))
     return header + saved.latents.numel() * 4 + sum(t.numel() * t.element_size() for t in state)
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
 
 
 def still_running(saved: SavedLatents) -> int | None:

@@ -4,8 +4,10 @@ the last texts encoded and the last first frame of image-to-video."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import weakref
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +22,10 @@ from motif_lite.vae.posterior import DiagonalGaussian
 
 if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
     from motif_lite.encoders.text import TextEncoder
+    from motif_lite.vae import WanVAE
 
 
-TEXTS_KEPT = 4  # encoded texts a pipeline keeps (`MotifVideoPipeline.encoded_texts`)
+TEXTS_KEPT = 4  # encoded texts a pipeline keeps (`KeptEncodings`, `MotifVideoPipeline.encoded_texts`)
 
 
 @dataclass
@@ -63,16 +66,81 @@ def pad_prompts(prompts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> tupl
 
 @dataclass
 class KeptImage:
-    """An image-to-video first frame's encodings, host copies, kept for the next video of the same image (a batch's,
-    `-b N`): the image is not read again, the text encoder not placed on the device for its SigLIP embeddings, the
-    VAE not run; each video still draws its own posterior sample, from its own seed. The same bits as encoding it."""
+    """An image-to-video first frame's encodings: what `KeptEncodings` keeps for the next video of the same image."""
 
     # (the file's SHA-256, width, height): another file, or the same one edited, misses
     key: tuple[str | None, int, int]
     size: tuple[int, int]  # the image's (width, height), upright, before it was resized
     embeds: torch.Tensor  # the image encoder's embeddings of the first frame
     posterior: DiagonalGaussian  # the VAE's posterior of the first frame
-    encoders: tuple[weakref.ref, weakref.ref]  # the text encoder and the VAE that made them
+
+
+class KeptEncodings:
+    """The encodings a pipeline keeps between videos, as host copies; the same bits as encoding again.
+
+    Texts: the last `TEXTS_KEPT` encoded, the least recently used dropped first. The videos of a batch (-b N), a
+    server's repeated prompts and the negative prompt most runs share are encoded once, and the text encoder is not
+    even placed on the device when every text of a request is known.
+
+    The first frame of image-to-video (`KeptImage`), for the next video of the same image (a batch's): the image is
+    not read again, the text encoder not placed on the device for its SigLIP embeddings, the VAE not run; each video
+    still draws its own posterior sample, from its own seed.
+
+    Each belongs to the encoders that made it: another one (swapped by hand) finds nothing. They are held by weak
+    reference, not `id()`: a new encoder may get a freed one's address; and what is kept must not keep an encoder the
+    user let go of in memory.
+    """
+
+    def __init__(self) -> None:
+        self.texts: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()  # the oldest first
+        self._texts_encoded_by: weakref.ref | None = None
+        self._image: KeptImage | None = None
+        self._image_encoded_by: tuple[weakref.ref, weakref.ref] | None = None  # the text encoder and the VAE
+
+    def has_text(self, text: str, encoder: TextEncoder) -> bool:
+        """Whether `encoder`'s encoding of `text` is kept."""
+        return text in self._texts_of(encoder)
+
+    def text(self, text: str, encoder: TextEncoder) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """`encoder`'s kept (embeddings, mask) of `text`, now the most recently used; None if not kept."""
+        texts = self._texts_of(encoder)
+        if text in texts:
+            texts.move_to_end(text)
+        return texts.get(text)
+
+    def keep_text(self, text: str, encoder: TextEncoder, embeds: torch.Tensor, mask: torch.Tensor) -> None:
+        """Keep host copies of `encoder`'s encoding of `text`, dropping the least recently used beyond `TEXTS_KEPT`."""
+        texts = self._texts_of(encoder)
+        texts[text] = embeds.cpu(), mask.cpu()
+        while len(texts) > TEXTS_KEPT:
+            texts.popitem(last=False)
+
+    def image(self, key: tuple[str | None, int, int], text_encoder: TextEncoder, vae: WanVAE) -> KeptImage | None:
+        """The kept encodings of a first frame, if they are this image's at this size, by these encoders."""
+        if self._image is None or self._image.key != key:
+            return None
+        made_by = self._image_encoded_by
+        return self._image if made_by[0]() is text_encoder and made_by[1]() is vae else None
+
+    def keep_image(self, image: KeptImage, text_encoder: TextEncoder, vae: WanVAE) -> None:
+        """Keep host copies of a first frame's encodings in place of the last one's; not one whose file could not
+        be read for its hash (`image_sha256`), which no later image could be told apart from."""
+        if image.key[0] is None:
+            return
+        self._image = dataclasses.replace(image, embeds=image.embeds.cpu(), posterior=image.posterior.to("cpu"))
+        self._image_encoded_by = weakref.ref(text_encoder), weakref.ref(vae)
+
+    def clear(self) -> None:
+        """Forget every kept encoding."""
+        self.texts.clear()
+        self._image = None
+
+    def _texts_of(self, encoder: TextEncoder) -> OrderedDict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The texts kept for `encoder`, emptied when they are another encoder's."""
+        if self._texts_encoded_by is None or self._texts_encoded_by() is not encoder:
+            self.texts.clear()
+            self._texts_encoded_by = weakref.ref(encoder)
+        return self.texts
 
 
 def image_sha256(path: Path) -> str | None:

@@ -9,7 +9,6 @@ import gc
 import logging
 import time
 import traceback
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -28,8 +27,8 @@ from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
 from motif_lite.paths import user_path
 from motif_lite.pipeline.conditioning import (
-    TEXTS_KEPT,
     Conditioning,
+    KeptEncodings,
     KeptImage,
     first_frame_key,
     image_sha256,
@@ -155,13 +154,14 @@ class MotifVideoPipeline:
         self.save_state_every = SAVE_STATE_EVERY_SECONDS  # seconds of sampling between saves of its state (keeping.py)
         # Where a run's latents go when their own place takes no file (a full disk): `motif-lite run` sets one.
         self.latents_fallback: Path | None = None
-        # The last texts encoded (host copies, a few MB each): the videos of a batch (-b N), a server's repeated
-        # prompts and the negative prompt most runs share are encoded once, and the text encoder is not even placed
-        # on the device when every text of a request is known. The same bits as encoding again.
-        self.encoded_texts: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
-        self._texts_encoded_by: weakref.ref | None = None  # the text encoder that encoded them (`_kept_texts`)
-        self._kept_image: KeptImage | None = None  # the last first frame encoded for image-to-video
+        # The last texts and first frame encoded, kept for the next videos (a batch, a server's repeated prompts).
+        self.kept_encodings = KeptEncodings()
         self._transformer_recipe: TransformerRecipe | None = None  # how load_pipeline built it: for `set_loras`
+
+    @property
+    def encoded_texts(self) -> OrderedDict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The last texts encoded, the most recently used last: host copies of (embeddings, mask) by text."""
+        return self.kept_encodings.texts
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -388,10 +388,10 @@ class MotifVideoPipeline:
         progress("encode", 0, total)
         cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])
         image_key = first_frame_key(request) if conditioned else None
-        image = self._image_kept_for(image_key) if conditioned else None
+        image = self.kept_encodings.image(image_key, self.text_encoder, self.vae) if conditioned else None
         image_needed = conditioned and image is None
         texts = (request.prompt, request.negative_prompt) if guided else (request.prompt,)
-        encoder_needed = image_needed or any(text not in self._kept_texts() for text in texts)
+        encoder_needed = image_needed or not all(self.kept_encodings.has_text(t, self.text_encoder) for t in texts)
         # Every text already encoded: the text encoder stays where it is (not placed on the device and back).
         placed = (
             text_encoder_placed(self.text_encoder, self.text_placement, self.device)
@@ -411,46 +411,23 @@ class MotifVideoPipeline:
             return Conditioning(text, negative, cond_latents, mask, None, None)
         if image_needed:  # the VAE encodes the first frame once the text encoder has left the device
             posterior = self.vae.encode(pixels[:, :, None], bands=self.vae_bands)
-            encoders = (weakref.ref(self.text_encoder), weakref.ref(self.vae))
-            image = KeptImage(image_key, image_size, image_embeds, posterior, encoders)
+            image = KeptImage(image_key, image_size, image_embeds, posterior)
         cond_latents[:, :, :1] = self._first_frame_latents(image.posterior.to(self.device), generator).to(noise.dtype)
         mask[:, :, 0] = 1.0
-        if image_needed and image_key[0] is not None:  # kept once all of it is known to be finite
-            self._kept_image = dataclasses.replace(image, embeds=image.embeds.cpu(), posterior=posterior.to("cpu"))
+        if image_needed:  # kept once all of it is known to be finite
+            self.kept_encodings.keep_image(image, self.text_encoder, self.vae)
         progress("encode", total, total)
         return Conditioning(text, negative, cond_latents, mask, image.embeds.to(self.device), image.size)
 
-    def _image_kept_for(self, key: tuple[str | None, int, int]) -> KeptImage | None:
-        """The kept encodings of a first frame, if they are this image's at this size, by these encoders."""
-        kept = self._kept_image
-        if kept is None or kept.encoders[0]() is not self.text_encoder or kept.encoders[1]() is not self.vae:
-            return None
-        return kept if kept.key == key else None
-
-    def _kept_texts(self) -> OrderedDict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """The encoded texts kept for the pipeline's text encoder, emptied when it is another one (swapped by hand).
-
-        A weak reference, not `id()`: a new encoder may get a freed one's address; and the kept texts must not keep
-        an encoder the user let go of in memory."""
-        if self._texts_encoded_by is None or self._texts_encoded_by() is not self.text_encoder:
-            self.encoded_texts.clear()
-            self._texts_encoded_by = weakref.ref(self.text_encoder)
-        return self.encoded_texts
-
     def _encode_prompt(self, prompt: str, label: str) -> tuple[torch.Tensor, torch.Tensor]:
-        kept_texts = self._kept_texts()
-        kept = kept_texts.pop(prompt, None)  # put back last: the most recently used
+        kept = self.kept_encodings.text(prompt, self.text_encoder)
         if kept is not None:
-            embeds, mask = (t.to(self.device) for t in kept)
-        else:
-            # One prompt per call is never padded; the transformer drops an all-true mask (attention's fast path).
-            embeds, mask = self.text_encoder.encode([prompt], labels=[label])
-            embeds, mask = embeds.to(self.device, self.dtype), mask.to(self.device)
-            check_finite(embeds, f"the text encoder's embeddings of the {label}")  # before any step is spent
-            kept = embeds.cpu(), mask.cpu()
-        kept_texts[prompt] = kept
-        while len(kept_texts) > TEXTS_KEPT:
-            kept_texts.popitem(last=False)
+            return tuple(t.to(self.device) for t in kept)
+        # One prompt per call is never padded; the transformer drops an all-true mask (attention's fast path).
+        embeds, mask = self.text_encoder.encode([prompt], labels=[label])
+        embeds, mask = embeds.to(self.device, self.dtype), mask.to(self.device)
+        check_finite(embeds, f"the text encoder's embeddings of the {label}")  # before any step is spent
+        self.kept_encodings.keep_text(prompt, self.text_encoder, embeds, mask)
         return embeds, mask
 
     def _first_frame(self, request: GenerationRequest) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from motif_lite.errors import MotifLiteError
+from motif_lite.units import memory_size
 
 GiB = 1024**3
 # The process before any weights: Python, torch, transformers, motif_lite and the run's thread pools. Measured on
@@ -66,11 +67,11 @@ class HostEstimate:
         return max(self.load_bytes, self.run_bytes)
 
     def describe(self) -> str:
-        budget = "no limit" if self.budget_bytes is None else f"budget {self.budget_bytes / GiB:.2f} GiB"
+        budget = "no limit" if self.budget_bytes is None else f"budget {memory_size(self.budget_bytes)}"
         blocks = {True: "page-locked homes", False: "staged", None: "none"}[self.pinned_blocks]
         return (
-            f"host peak {self.peak_bytes / GiB:.2f} GiB RSS ({budget}): loading {self.load_bytes / GiB:.2f}, "
-            f"generating {self.run_bytes / GiB:.2f}, of which page-locked {self.pinned_bytes / GiB:.2f}; "
+            f"host peak {memory_size(self.peak_bytes)} RSS ({budget}): loading {memory_size(self.load_bytes)}, "
+            f"generating {memory_size(self.run_bytes)}, of which page-locked {memory_size(self.pinned_bytes)}; "
             f"streamed blocks: {blocks}"
         )
 
@@ -99,14 +100,14 @@ def plan_host(needs: HostNeeds, budget_bytes: int | None, available_bytes: int |
     staged = host_estimate(needs, pinned_blocks=False, budget_bytes=budget_bytes)
     if budget_bytes is not None and staged.peak_bytes > budget_bytes:
         raise MotifLiteError(
-            f"this run needs about {staged.peak_bytes / GiB:.2f} GiB of host memory, but --ram is "
-            f"{budget_bytes / GiB:.2f} GiB ({staged.describe()}). {less_host_memory(needs, staged)}, or allow more "
+            f"this run needs about {memory_size(staged.peak_bytes)} of host memory, but --ram is "
+            f"{memory_size(budget_bytes)} ({staged.describe()}). {less_host_memory(needs, staged)}, or allow more "
             "memory."
         )
     if budget_bytes is None and available_bytes is not None and staged.peak_bytes > available_bytes:
         warnings.warn(
-            f"this run needs about {staged.peak_bytes / GiB:.2f} GiB of host memory, more than the "
-            f"{available_bytes / GiB:.2f} GiB available now: the system may kill it part way (in a notebook, the "
+            f"this run needs about {memory_size(staged.peak_bytes)} of host memory, more than the "
+            f"{memory_size(available_bytes)} available now: the system may kill it part way (in a notebook, the "
             f"kernel restarts; a pipeline still loaded there counts too: del pipe first). "
             f"{less_host_memory(needs, staged)}.",
             stacklevel=2,
@@ -118,12 +119,12 @@ def less_host_memory(needs: HostNeeds, estimate: HostEstimate) -> str:
     """What lowers a host estimate, largest saving first: the text encoder is most of it at loading (8.0 GiB in
     bf16, 4.4 GiB as our Q8_0 GGUF), and a smaller video helps only where generating holds more than loading."""
     advice = (
-        f"The text encoder is {needs.text_bytes / GiB:.2f} GiB of it; a Q8_0 copy of the bf16 one is about half: "
+        f"The text encoder is {memory_size(needs.text_bytes)} of it; a Q8_0 copy of the bf16 one is about half: "
         "python -m motif_lite.quantize CHECKPOINT --component text_encoder --type Q8_0 -o te-Q8_0.gguf (it reads "
         "one slice at a time, so it needs far less memory than a run), then --text-encoder-gguf te-Q8_0.gguf"
     )
     if not needs.transformer_quantized:  # 3.8 GiB in bf16; 1.26 GiB as our Q4_K_M
-        advice += f"; the transformer is {needs.transformer_bytes / GiB:.2f} GiB: a GGUF one (--gguf Q4_K_M) is a third"
+        advice += f"; the transformer is {memory_size(needs.transformer_bytes)}: a GGUF one (--gguf Q4_K_M) is a third"
     if estimate.run_bytes > estimate.load_bytes:
         advice += "; a smaller video"
     return advice

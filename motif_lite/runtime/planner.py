@@ -66,6 +66,7 @@ from motif_lite.runtime.streaming import (
     apply_block_streaming,
 )
 from motif_lite.runtime.vae_memory import vae_decode_bytes, vae_encode_bytes
+from motif_lite.units import memory_size
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAETile
 
@@ -146,7 +147,7 @@ class Plan:
 
     def describe(self) -> str:
         """A human-readable table of the plan (the CLI's --dry-run output)."""
-        budget = "none" if self.budget_bytes is None else f"{self.budget_bytes / GiB:.2f} GiB"
+        budget = "none" if self.budget_bytes is None else memory_size(self.budget_bytes)
         lines = [
             f"Memory plan for {self.width}x{self.height}x{self.frames}: N = {self.video_tokens:,} video tokens "
             f"(2N = {2 * self.video_tokens:,} in the DDT decoder), budget {budget}, "
@@ -156,27 +157,19 @@ class Plan:
         ]
         for s in self.stages:
             lines.append(
-                f"{s.name:<9} {_gib(s.peak_bytes):>10} {_gib(s.weight_bytes):>10} {_gib(s.activation_bytes):>12}  "
-                f"{s.streamed:<34} {s.chunks}"
+                f"{s.name:<9} {memory_size(s.peak_bytes):>10} {memory_size(s.weight_bytes):>10} "
+                f"{memory_size(s.activation_bytes):>12}  {s.streamed:<34} {s.chunks}"
             )
         if torch.device(self.device).type == "cpu":  # no device allocator: the stages live in the process's RSS
-            lines.append(f"peak of the stages {_gib(self.peak_bytes)}: on the CPU, part of the host peak below")
+            lines.append(f"peak of the stages {memory_size(self.peak_bytes)}: on the CPU, part of the host peak below")
         else:
             lines.append(
-                f"device peak {_gib(self.peak_bytes)} allocated (x{ESTIMATE_MARGIN:.2f} margin and workspaces "
-                f"included), ~{_gib(self.reserved_bytes)} reserved"
+                f"device peak {memory_size(self.peak_bytes)} allocated (x{ESTIMATE_MARGIN:.2f} margin and workspaces "
+                f"included), ~{memory_size(self.reserved_bytes)} reserved"
             )
         if self.host is not None:
             lines.append(self.host.describe())
         return "\n".join(lines)
-
-
-def _gib(n: int) -> str:
-    """`n` bytes for a reader: GiB with two decimals, MiB with three significant digits below 0.1 GiB, where two
-    decimals of GiB hide the numbers (a need of 3 MiB against a budget of 1 MiB would read 0.00 against 0.00)."""
-    if n < 0.1 * GiB:
-        return f"{n / MiB:.3g} MiB"
-    return f"{n / GiB:.2f} GiB"
 
 
 def positive_budget(gib: object) -> bool:
@@ -440,9 +433,9 @@ def plan_memory(
     groups = "" if smallest.heads_per_call is None else f", {smallest.heads_per_call} heads per attention call"
     step = size_multiple(transformer_config, vae_config)
     raise MotifLiteError(
-        f"{width}x{height}x{frames} needs at least {_gib(smallest.peak_bytes)} of device memory (plan "
+        f"{width}x{height}x{frames} needs at least {memory_size(smallest.peak_bytes)} of device memory (plan "
         f"{smallest.ladder_index + 1}: everything streamed, {_TEXT_PLACES[smallest.text_placement]}{groups}), but the "
-        f"budget is {_gib(budget_bytes)}. {_what_fits(fits, width, height, frames, vae_config, step)}\n"
+        f"budget is {memory_size(budget_bytes)}. {_what_fits(fits, width, height, frames, vae_config, step)}\n"
         + smallest.describe()
     )
 
@@ -494,12 +487,12 @@ class DecodePlan:
 
     def describe(self) -> str:
         """One line for the `motif-lite decode` output."""
-        budget = "none" if self.budget_bytes is None else _gib(self.budget_bytes)
+        budget = "none" if self.budget_bytes is None else memory_size(self.budget_bytes)
         s = self.stage
         return (
             f"Memory plan for decoding {self.width}x{self.height}x{self.frames}: budget {budget}, est. peak "
-            f"{_gib(s.peak_bytes)} (VAE weights {_gib(s.weight_bytes)}, activations {_gib(s.activation_bytes)}); "
-            f"{s.chunks}"
+            f"{memory_size(s.peak_bytes)} (VAE weights {memory_size(s.weight_bytes)}, "
+            f"activations {memory_size(s.activation_bytes)}); {s.chunks}"
         )
 
 
@@ -534,8 +527,8 @@ def plan_decode(
         plans.append(plan)
     smallest = min(plans, key=lambda p: p.stage.peak_bytes)
     raise MotifLiteError(
-        f"decoding {width}x{height}x{frames} needs at least {_gib(smallest.stage.peak_bytes)} of device memory "
-        f"({smallest.stage.chunks}), but the budget is {_gib(budget_bytes)}: {advice}"
+        f"decoding {width}x{height}x{frames} needs at least {memory_size(smallest.stage.peak_bytes)} of device memory "
+        f"({smallest.stage.chunks}), but the budget is {memory_size(budget_bytes)}: {advice}"
     )
 
 
