@@ -84,3 +84,18 @@ def test_the_launcher_passes_the_schedulers_warning_on_to_its_ranks(monkeypatch)
     assert parallel.launch(2, ["run", "-p", "fox"]) == 128 + signal.SIGUSR1  # as one process exits
     assert {"SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2"} <= set(handled[0])
     assert parallel.TORCHELASTIC_SIGNALS not in os.environ  # the launcher's environment is left as it was
+
+
+def test_an_attention_choice_that_cannot_be_kept_is_said_once_with_where_to_keep_it(tmp_path, caplog):
+    # A read-only home on a compute node: each run timed the kernels again, and could choose another (other bits
+    # for the same seed), without a word.
+    from motif_lite.runtime.attention_choices import RememberedChoices
+
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # the cache's folder is a file: nothing can be written there, also by root
+    memory = RememberedChoices("env", blocked / "choices.json")
+    memory.put("joint", "cudnn")
+    memory.put("cross", "sdpa")
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 1 and f"could not be kept in {blocked / 'choices.json'}" in said[0]
+    assert "set XDG_CACHE_HOME to a folder you can write" in said[0]
