@@ -99,3 +99,13 @@ def test_an_attention_choice_that_cannot_be_kept_is_said_once_with_where_to_keep
     said = [record.getMessage() for record in caplog.records]
     assert len(said) == 1 and f"could not be kept in {blocked / 'choices.json'}" in said[0]
     assert "set XDG_CACHE_HOME to a folder you can write" in said[0]
+
+
+def test_a_resumed_runs_file_that_cannot_be_deleted_leaves_the_finished_run_alone(tmp_path, caplog):
+    # `run --resume` of a file in a read-only folder (a copy on a shared disk) wrote the video, then ended in a
+    # traceback and exit code 1 when it deleted the file. A folder in its place cannot be unlinked, also by root.
+    undeletable = tmp_path / "fox.latents.safetensors"
+    undeletable.mkdir()
+    LatentsFile(tmp_path / "fox.mp4", path=undeletable).remove()
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 1 and f"the video is written, but {undeletable} could not be deleted" in said[0]
