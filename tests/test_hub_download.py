@@ -191,6 +191,9 @@ class ConnectError(Exception):
         # The cause behind huggingface_hub's own error, and an HTTP client's error known by its name only.
         (raised_from(RuntimeError("download failed"), OSError(errno.ENOSPC, "No space")), "is full: free space"),
         (raised_from(RuntimeError("request failed"), ConnectError("[Errno 111]")), "cannot reach https://hf-mirror"),
+        # A cluster's shared cache, read-only for its users: huggingface_hub fails on its lock file or folders.
+        (PermissionError(errno.EACCES, "Permission denied"), "the Hugging Face cache ({cache}) cannot be written"),
+        (raised_from(RuntimeError("download failed"), OSError(errno.EROFS, "Read-only")), "set HF_HUB_CACHE to a"),
     ],
 )
 def test_a_failed_hub_call_says_what_to_do(fake_hub, monkeypatch, error, advice):

@@ -4,8 +4,9 @@ Each subcommand module adds its parser with `register(commands)` and imports tor
 handler, so that `motif-lite --help` answers at once. User mistakes (`MotifLiteError`) print `error: ...` and exit
 with code 2, Ctrl-C exits with 130, running out of device memory prints `error: out of device memory: ...` and
 exits with code 1; none prints a traceback. While `run` or `decode` works, SIGTERM and SIGHUP (`kill`, a batch
-scheduler's preemption, a closed terminal) stop it as Ctrl-C does, so that it keeps its work (docs/usage.md, "When
-a run stops"), and it exits with 128 + the signal's number.
+scheduler's preemption, a closed terminal) and SIGUSR1 and SIGUSR2 (a batch scheduler's warning before its time
+limit, as Slurm's `--signal`) stop it as Ctrl-C does, so that it keeps its work (docs/usage.md, "When a run stops"),
+and it exits with 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ OUT_OF_MEMORY_ADVICE = (
 SUBCOMMANDS = (run, decode, check, verify, serve)
 # Commands that keep their work when stopped: termination signals stop them as Ctrl-C does. (`serve` has its own.)
 KEEPING_COMMANDS = ("run", "decode")
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+# SIGUSR1/2 kill a process that has no handler for them: a scheduler's warning before its time limit (Slurm's
+# `--signal=USR1@120`) would lose the run's state instead of giving it the time to keep it.
+STOP_SIGNAL_NAMES = ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2")
+STOP_SIGNALS = tuple(getattr(signal, name) for name in STOP_SIGNAL_NAMES if hasattr(signal, name))
 
 
 class Terminated(KeyboardInterrupt):
@@ -77,10 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def entry() -> NoReturn:
-    """The `motif-lite` program (and `python -m motif_lite`): `main`, then exit with its code. Ctrl-C, SIGTERM and
-    SIGHUP are ignored once the command has finished: one that lands while Python tears down torch would turn a
-    finished run's exit status into 130 (or a death by the signal) without a word, and a script would take the video
-    it got for a failure."""
+    """The `motif-lite` program (and `python -m motif_lite`): `main`, then exit with its code. Ctrl-C and the stop
+    signals (SIGTERM, SIGHUP, SIGUSR1, SIGUSR2) are ignored once the command has finished: one that lands while
+    Python tears down torch would turn a finished run's exit status into 130 (or a death by the signal) without a
+    word, and a script would take the video it got for a failure."""
     code = main()
     with contextlib.suppress(ValueError):  # not the main thread: nothing to ignore
         for signum in (signal.SIGINT, *STOP_SIGNALS):
@@ -197,10 +201,16 @@ def _signals_interrupt(signums: Sequence[int]) -> Iterator[None]:
     """While the block runs, each of `signums` raises `Terminated` where the program is (the handlers before are
     put back after). A signal the program was started ignoring stays ignored: `nohup motif-lite run ...` must
     outlive the SSH session that started it. Only the main thread can set handlers: elsewhere (a host application's
-    worker) nothing changes."""
+    worker) nothing changes. Only the first signal stops: the run is stopping from then on, and a second one would
+    interrupt the save of its state. Slurm signals every process of a job, and torch's launcher (`--gpus N`) passes
+    the signal on to its ranks, so that each rank gets it twice, moments apart. (A second Ctrl-C still stops a save.)
+    """
+    stopping = []  # the signal that stopped the block, once one did
 
     def stop(signum: int, frame: object) -> None:
-        raise Terminated(signum)
+        if not stopping:
+            stopping.append(signum)
+            raise Terminated(signum)
 
     before = {}
     with contextlib.suppress(ValueError):  # not the main thread

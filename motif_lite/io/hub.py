@@ -102,6 +102,12 @@ def failure_advice(exc: BaseException, repo: str) -> str | None:
         return f"the Hub refused the token: {login} with a valid token"
     if status == 403:
         return f"the token may not read {repo}: {login} with a token that may"
+    if _read_only(exc):
+        return (
+            f"the Hugging Face cache ({constants.HF_HUB_CACHE}) cannot be written here (a shared cache is often "
+            "read-only): download the missing files into a folder of yours with the command below, or set "
+            "HF_HUB_CACHE to a cache of your own (where everything downloads again)"
+        )
     if _disk_full(exc):
         return (
             f"the disk of the Hugging Face cache ({constants.HF_HUB_CACHE}) is full: free space there, or move the "
@@ -130,6 +136,11 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 def _disk_full(exc: BaseException) -> bool:
     return any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in _causes(exc))
+
+
+def _read_only(exc: BaseException) -> bool:
+    """A cache this user may not write (permissions, a read-only mount): huggingface_hub fails on its lock file."""
+    return any(isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) for e in _causes(exc))
 
 
 def _is_timeout(exc: BaseException) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import re
 import shutil
@@ -32,6 +33,8 @@ from motif_lite.io.video import unused_path
 from motif_lite.paths import user_path
 from motif_lite.units import file_size
 from motif_lite.weights.safetensors_header import TruncatedError, read_header
+
+logger = logging.getLogger(__name__)
 
 FORMAT_KEY = "motif_lite_latents"
 FORMAT_VERSION = 2
@@ -171,8 +174,17 @@ class LatentsFile:
         self.path = path
 
     def remove(self) -> None:
-        if self.written and self.path is not None:
+        """Delete the file once the video is written. One that cannot be deleted (a resumed run's file in a
+        read-only folder, or another user's) is left with a warning: the video is there all the same."""
+        if not self.written or self.path is None:
+            return
+        try:
             self.path.unlink(missing_ok=True)
+        except OSError as error:
+            logger.warning(
+                f"the video is written, but {self.path} could not be deleted ({error.strerror or error}): delete it "
+                "yourself, or a script that resumes whenever it is there would go on with it again"
+            )
 
 
 def _not_saved(attempts: list[tuple[Path, Exception]], saved: SavedLatents) -> str:

@@ -6,14 +6,15 @@ swapped places between runs), and kernels round differently, so two runs with th
 kernels and give different bits. A remembered choice is taken again by a later run on the same GPU with the same
 software, after one checked call and without timing: the same kernels, so the same rounding. The environment key
 holds what can change the candidates or their outputs: the GPU, the versions of torch, CUDA, cuDNN and Triton, and
-the candidates on offer. Delete the file to time again; a cache that cannot be written only means a trial in
-every run.
+the candidates on offer. Delete the file to time again; a cache that cannot be written (a read-only home on a
+cluster's compute node) means a trial in every run, and a warning once per run that says where to keep it instead.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -22,6 +23,8 @@ import torch
 from motif_lite.io.user_cache import user_cache_folder
 
 CHOICES_FILE = "attention-choices.json"
+
+logger = logging.getLogger(__name__)
 
 
 def environment(device: torch.device, candidates: list[str]) -> str:
@@ -50,6 +53,7 @@ class RememberedChoices:
     def __init__(self, environment: str, path: Path | None = None) -> None:
         self.environment = environment
         self.path = path or user_cache_folder() / CHOICES_FILE
+        self.warned = False  # a file that cannot be written is said once
 
     def _read(self) -> dict[str, dict[str, str]]:
         try:
@@ -74,5 +78,11 @@ class RememberedChoices:
             partial = self.path.with_name(f".{self.path.name}.{os.getpid()}")
             partial.write_text(json.dumps(data, indent=1, sort_keys=True))
             os.replace(partial, self.path)
-        except OSError:  # a read-only cache: every run times again, nothing else changes
-            pass
+        except OSError as error:  # a read-only cache: every run times again, and may choose another kernel
+            if not self.warned:
+                self.warned = True
+                logger.warning(
+                    f"the attention kernels' choice could not be kept in {self.path} ({error.strerror or error}): "
+                    "every run times them again and may choose another, whose last bits differ; set XDG_CACHE_HOME "
+                    "to a folder you can write to keep it"
+                )

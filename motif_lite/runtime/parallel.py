@@ -26,6 +26,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -177,6 +178,13 @@ def stop() -> None:
         dist.destroy_process_group()
 
 
+TORCHELASTIC_SIGNALS = "TORCHELASTIC_SIGNALS_TO_HANDLE"  # the signals torch's launcher stops its processes on
+# torch's default, and the schedulers' warnings before a time limit (which Windows has not)
+LAUNCHER_SIGNALS = ",".join(
+    name for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2") if hasattr(signal, name)
+)
+
+
 def launch(nproc: int, argv: Sequence[str]) -> int:
     """Run `python -m motif_lite *argv` in `nproc` processes on this machine through torch's elastic launcher
     (`torchrun --standalone --nproc-per-node nproc`); it stops every rank as soon as one fails. Returns the
@@ -194,6 +202,10 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     failures = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
     level = failures.level
     failures.setLevel(logging.CRITICAL)
+    # The launcher passes the signals it handles on to the ranks; by default not SIGUSR1/2, which would kill it and
+    # leave the ranks running: a scheduler's warning before its time limit must reach them, to keep their state.
+    handled = os.environ.get(TORCHELASTIC_SIGNALS)
+    os.environ[TORCHELASTIC_SIGNALS] = handled or LAUNCHER_SIGNALS
     try:
         run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module", "motif_lite", *argv]))
     except ChildFailedError as exc:
@@ -203,12 +215,14 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
             f"error: rank {rank} failed (exit code {failure.exitcode}); the other ranks were stopped", file=sys.stderr
         )
         return code
-    except SignalException:
-        return 130
+    except SignalException as exc:  # passed on to the ranks, which kept their work: exit as one process does
+        return 128 + exc.sigval
     finally:
         failures.setLevel(level)
         if threads is None:
             del os.environ["OMP_NUM_THREADS"]
+        if handled is None:
+            del os.environ[TORCHELASTIC_SIGNALS]
     return 0
 
 

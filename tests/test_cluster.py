@@ -1,0 +1,111 @@
+"""A run on a shared cluster under Slurm: the scheduler's warning before its time limit (`--signal=USR1@120`)
+keeps the run's state as SIGTERM does, a signal that arrives twice (Slurm signals every process of a job, torch's
+launcher passes it on to the ranks) does not stop the save, and `--gpus N`'s launcher passes the warning on to its
+ranks. Tiny checkpoint, CPU."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from motif_lite import cli
+from motif_lite.io.latents import LatentsFile, read_latents
+from motif_lite.runtime import parallel
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX signals")
+
+SIZE = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "4", "--dtype", "fp32", "-s", "3"]
+
+
+def run_cli(checkpoint, output, capsys) -> tuple[int, str]:
+    args = ["run", "-m", str(checkpoint), "-p", "a red fox", *SIZE, "-o", str(output)]
+    code = cli.main([*args, "--device", "cpu", "--kernels", "torch", "--yes"])
+    return code, capsys.readouterr().err
+
+
+def signal_at_step(monkeypatch, signum: int, step: int = 2) -> None:
+    """`signum` to this process as sampling step `step` finishes."""
+
+    def send(self, stage, done, total):
+        if stage == "denoise" and done == step:
+            os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr("motif_lite.progress.ProgressBars.__call__", send)
+
+
+@pytest.mark.parametrize("name", ["SIGUSR1", "SIGUSR2"])
+def test_the_schedulers_warning_keeps_the_state_and_exits_with_its_code(
+    checkpoint, tmp_path, capsys, monkeypatch, name
+):
+    # Without a handler SIGUSR1 killed the run where it stood: the steps since the last periodic save were lost.
+    signum = getattr(signal, name)
+    before = signal.getsignal(signum)
+    signal_at_step(monkeypatch, signum)
+    code, err = run_cli(checkpoint, tmp_path / "fox.mp4", capsys)
+    assert code == 128 + signum and f"terminated ({name})" in err, err
+    assert read_latents(tmp_path / "fox.latents.safetensors").progress == (2, 4)
+    assert signal.getsignal(signum) is before
+
+
+def test_a_stop_signal_sent_again_while_the_state_is_saved_does_not_stop_the_save(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    # Under Slurm with --gpus N each rank gets SIGTERM from Slurm and again from torch's launcher, moments apart.
+    # The second one interrupted the save as a second Ctrl-C does, and nothing was kept.
+    save = LatentsFile.save
+
+    def signalled_again(self, saved):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return save(self, saved)
+
+    monkeypatch.setattr(LatentsFile, "save", signalled_again)
+    signal_at_step(monkeypatch, signal.SIGTERM)
+    code, err = run_cli(checkpoint, tmp_path / "fox.mp4", capsys)
+    assert code == 128 + signal.SIGTERM and "stopped the save" not in err, err
+    assert read_latents(tmp_path / "fox.latents.safetensors").progress == (2, 4)
+
+
+def test_the_launcher_passes_the_schedulers_warning_on_to_its_ranks(monkeypatch):
+    # torch's launcher handles SIGTERM, SIGINT, SIGHUP and SIGQUIT by default: SIGUSR1 killed it and left the ranks
+    # running. Told to handle it, it raises SignalException and passes the signal on to the ranks.
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    handled = []
+
+    def warned(config):
+        handled.append(os.environ[parallel.TORCHELASTIC_SIGNALS].split(","))
+        raise SignalException("got SIGUSR1", sigval=signal.SIGUSR1)
+
+    monkeypatch.setattr(torchrun, "run", warned)
+    monkeypatch.delenv(parallel.TORCHELASTIC_SIGNALS, raising=False)
+    assert parallel.launch(2, ["run", "-p", "fox"]) == 128 + signal.SIGUSR1  # as one process exits
+    assert {"SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2"} <= set(handled[0])
+    assert parallel.TORCHELASTIC_SIGNALS not in os.environ  # the launcher's environment is left as it was
+
+
+def test_an_attention_choice_that_cannot_be_kept_is_said_once_with_where_to_keep_it(tmp_path, caplog):
+    # A read-only home on a compute node: each run timed the kernels again, and could choose another (other bits
+    # for the same seed), without a word.
+    from motif_lite.runtime.attention_choices import RememberedChoices
+
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # the cache's folder is a file: nothing can be written there, also by root
+    memory = RememberedChoices("env", blocked / "choices.json")
+    memory.put("joint", "cudnn")
+    memory.put("cross", "sdpa")
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 1 and f"could not be kept in {blocked / 'choices.json'}" in said[0]
+    assert "set XDG_CACHE_HOME to a folder you can write" in said[0]
+
+
+def test_a_resumed_runs_file_that_cannot_be_deleted_leaves_the_finished_run_alone(tmp_path, caplog):
+    # `run --resume` of a file in a read-only folder (a copy on a shared disk) wrote the video, then ended in a
+    # traceback and exit code 1 when it deleted the file. A folder in its place cannot be unlinked, also by root.
+    undeletable = tmp_path / "fox.latents.safetensors"
+    undeletable.mkdir()
+    LatentsFile(tmp_path / "fox.mp4", path=undeletable).remove()
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 1 and f"the video is written, but {undeletable} could not be deleted" in said[0]
