@@ -7,7 +7,7 @@
 
 Both write a size in the largest unit in which it reads at least 0.1 (`--ram 0.1` is 0.10 GiB, not 102.4 MiB), GB
 and GiB with two decimals, the smaller units with one: two sizes side by side never both read 0.00 (a need of 3 MiB
-against a budget of 1 MiB), and the tiny test models' files read in kB.
+against a budget of 1 MiB), and the tiny test models' files read in kB. Nothing at all is "0 GB" / "0 GiB".
 """
 
 KB = 10**3
@@ -20,6 +20,8 @@ GiB = 2**30
 
 def file_size(nbytes: int) -> str:
     """`nbytes` of a file, a download or a disk in decimal units: "4.70 GB", "12.5 MB", "3.2 kB"."""
+    if nbytes == 0:
+        return "0 GB"
     if round(nbytes / GB, 2) >= 0.1:
         return f"{nbytes / GB:.2f} GB"
     if round(nbytes / MB, 1) >= 0.1:
@@ -29,6 +31,8 @@ def file_size(nbytes: int) -> str:
 
 def memory_size(nbytes: int) -> str:
     """`nbytes` of memory (device or host) in binary units: "6.00 GiB", "51.2 MiB", "3.0 KiB"."""
+    if nbytes == 0:  # "page-locked 0 GiB" rather than "0.0 KiB"
+        return "0 GiB"
     if round(nbytes / GiB, 2) >= 0.1:
         return f"{nbytes / GiB:.2f} GiB"
     if round(nbytes / MiB, 1) >= 0.1:
