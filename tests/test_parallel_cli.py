@@ -48,6 +48,21 @@ def test_gpus_refuses_what_every_process_would_refuse(capsys, tmp_path, monkeypa
     assert "[rank" not in err and err.count("error:") == 1
 
 
+def test_several_srun_tasks_on_a_node_are_refused_and_one_per_node_is_not(capsys, monkeypatch, no_launch):
+    # `srun --ntasks=2 motif-lite run --gpus 2` started two launchers on the same GPUs, writing the same output.
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
+    monkeypatch.setenv("SLURM_STEP_NUM_NODES", "1")
+    code, err = run(capsys, "--gpus", "2", "-p", "fox")
+    assert (
+        code == cli.EXIT_USER_ERROR
+        and "srun started 2 copies of this command on 1 node (SLURM_STEP_NUM_TASKS=2)" in err
+    )
+    monkeypatch.setenv("SLURM_STEP_NUM_NODES", "2")  # one per node: torchrun-like, each node its own GPUs
+    started = []
+    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: started.append(nproc) or 0)
+    assert run(capsys, "--gpus", "2", "-p", "fox")[0] == 0 and started == [2]
+
+
 def test_a_device_no_rank_can_use_is_refused_before_the_gpus_are_counted(capsys, monkeypatch, no_launch):
     # On a machine with 2 GPUs the processes would start and each would refuse cuda:1.
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

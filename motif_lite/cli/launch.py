@@ -21,6 +21,8 @@ def launch_run(args: argparse.Namespace) -> int:
     from motif_lite.runtime.parallel import ParallelError, check_device, gpu_budgets, launch
 
     check_device(args.device)
+    if (copies := srun_copies()) is not None:
+        raise ParallelError(copies)
     resume = resume_args(args)[0] if args.resume is not None else None
     check_flags(args, resume)
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, None)
@@ -62,6 +64,23 @@ def torchrun_notes(gpus: int | str | None, world: int) -> list[str]:
         return []
     return [f"--gpus {gpus} is not used under torchrun, which started {world} processes: this run is on {world} "
             "(torchrun --nproc-per-node N decides; leave --gpus out)"]  # fmt: skip
+
+
+def srun_copies() -> str | None:
+    """Why `--gpus N` must not start here: Slurm's `srun` started more copies of this command than nodes, so each
+    node's copies would all start N processes on the same GPUs, each planning for the whole GPU memory and writing
+    the same output. None outside such a job step (plain commands, the batch script itself, one task per node)."""
+    try:
+        tasks, nodes = int(os.environ["SLURM_STEP_NUM_TASKS"]), int(os.environ["SLURM_STEP_NUM_NODES"])
+    except (KeyError, ValueError):
+        return None
+    if tasks <= nodes:
+        return None
+    return (
+        f"srun started {tasks} copies of this command on {nodes} node{'s' if nodes > 1 else ''} "
+        f"(SLURM_STEP_NUM_TASKS={tasks}), and each one's --gpus would start its processes on the same GPUs: start one "
+        'per node (srun --ntasks-per-node=1, or run it in the batch script itself; docs/parallel.md, "Under Slurm")'
+    )
 
 
 def missing_gpus(gpus: int | None, device: str) -> str | None:
