@@ -173,6 +173,7 @@ class GenerationRequest:
                 ("output",),
             )
         resolved = dataclasses.replace(self, frames=frames, seed=seed, guidance=guidance, sampler=sampler)
+        notes += _beyond_training_notes(self.width, self.height, frames)
         if image is not None and not resolved.conditions_on_image:  # frames are 4k+1 here: 1 frame
             notes.append(
                 "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
@@ -182,6 +183,27 @@ class GenerationRequest:
             notes += [*image_notes, *_stretch_note(image.size, self.width, self.height)]
             notes += enlargement_notes(image.size, self.width, self.height)
         return resolved, notes
+
+
+# The largest videos the model was trained on (its last stages: 1280x736, 121 frames); beyond them it extrapolates.
+TRAINED_FRAMES = 121
+TRAINED_PIXELS = 1280 * 736
+
+
+def _beyond_training_notes(width: int, height: int, frames: int) -> list[str]:
+    """A note for a video longer or larger than any the model was trained on: it runs, but nobody knows how well."""
+    notes = []
+    if frames > TRAINED_FRAMES:
+        notes.append(
+            f"{frames} frames is longer than the model was trained to make ({TRAINED_FRAMES}, 5 s at 24 fps): motion "
+            "often repeats or drifts past that; for a longer clip, go on from this one's last frame (image-to-video)"
+        )
+    if width * height > TRAINED_PIXELS:
+        notes.append(
+            f"{width}x{height} is more pixels than the model was trained at (1280x736): subjects may repeat or "
+            "distort; make it at 1280x736 (or its shape at that many pixels) and upscale the video"
+        )
+    return notes
 
 
 REQUEST_DEFAULTS = GenerationRequest(prompt="-")  # every default (the prompt has none): read them from its fields

@@ -135,3 +135,19 @@ def test_a_torch_generator_as_the_seed_says_how_to_give_its_seed(tmp_path):
     assert str(error).startswith("seed must be an integer in [0, 4294967295] or -1 (random), got <torch")
     assert str(error).endswith(": pass the number it was seeded with, generator.initial_seed()")
     assert "initial_seed" not in str(refused(tmp_path, seed="3"))
+
+
+def beyond_training(tmp_path, **fields) -> list[str]:
+    request = GenerationRequest(**{"prompt": "a fox", "output": tmp_path / "fox.mp4", **fields})
+    return [note for note in request.resolve()[1] if "trained" in note]
+
+
+def test_a_video_longer_or_larger_than_any_the_model_was_trained_on_is_noted(tmp_path):
+    # The official size and length, and the same pixels upright, run without a word; one frame or pixel past them
+    # is noted with what to do instead (the model was trained up to 1280x736 with 121 frames).
+    assert beyond_training(tmp_path) == [] and beyond_training(tmp_path, width=736, height=1280) == []
+    longer = beyond_training(tmp_path, frames=125)
+    assert len(longer) == 1 and longer[0].startswith("125 frames is longer than the model was trained to make (121")
+    larger = beyond_training(tmp_path, width=1280, height=752)
+    assert len(larger) == 1 and larger[0].startswith("1280x752 is more pixels than the model was trained at")
+    assert len(beyond_training(tmp_path, width=1472, height=832, frames=161)) == 2
