@@ -13,7 +13,7 @@ import PIL.Image
 import pytest
 
 from motif_lite import cli
-from motif_lite.cli.run_request import request_from_args
+from motif_lite.cli.run_request import request_from_args, resolve_requests
 from motif_lite.cli.settings_from import settings_from_args
 from motif_lite.io.settings_file import SettingsFileError, read_settings
 from motif_lite.io.video import write_video
@@ -93,6 +93,13 @@ def test_flags_and_the_file_make_the_request(made):
     assert (request.width, request.height, request.frames, request.steps) == (48, 32, 5, 3)
     assert (request.guidance, request.cfg_scale, request.apg_momentum) == ("apg", 4.0, pytest.approx(0.1))
     assert request.sampler == "euler" and request.flow_shift == 15
+
+
+def test_a_batch_starts_at_the_files_seed(made, tmp_path):
+    args = parsed("--settings-from", str(made), "-b", "2", "-o", str(tmp_path / "fox.mp4"))
+    settings_from_args(args)
+    requests, _ = resolve_requests(args, request_from_args(args))
+    assert [(r.seed, r.output.name) for r in requests] == [(5, "fox-1.mp4"), (6, "fox-2.mp4")]
 
 
 def test_seed_minus_one_draws_a_new_seed(made):
@@ -208,7 +215,7 @@ def test_settings_of_a_newer_version_take_what_is_known(checkpoint, made, tmp_pa
     newer = written(tmp_path, {**read_settings(made).values, "version": "9.0", "motion_strength": 2})
     code, out, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(newer), "--dry-run")
     assert code == 0, err
-    assert "made.webp was made by motif-lite 9.0" in err and "motion_strength left out" in err
+    assert "made.webp was made by motif-lite 9.0" in err and "does not know: motion_strength (left out)" in err
     assert "  steps        file       2  (made.webp)" in out
 
 

@@ -73,7 +73,7 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     if image is not None and "image" not in given:
         raise RequestError(f"{stored.file.name} was made image-to-video from {image}, and the file keeps the image's "
                            f"name only: give it again with -i PATH")  # fmt: skip
-    if (image is None) != (args.image is None):  # -i made a text-to-video file image-to-video, or the reverse
+    if image is None and args.image is not None:  # -i makes image-to-video of a text-to-video file's settings
         fields.pop("flow_shift", None)  # the file's was for the other kind: the checkpoint's or the official one
     taken = {field for field in fields if _dest(field) not in given}
     for field in taken:
@@ -81,8 +81,8 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     overridden = set(fields) - taken
     notes = [_taken_note(stored.file, stored.version, taken, overridden, fields.get("seed"))]
     if unknown := unknown_stored_keys(stored.values):
-        notes.append(f"{stored.file.name} was made by motif-lite {stored.version}, whose settings this version does "
-                     f"not know in part: {', '.join(unknown)} left out")  # fmt: skip
+        notes.append(f"{stored.file.name} was made by motif-lite {stored.version} and stores settings this version "
+                     f"does not know: {', '.join(unknown)} (left out)")  # fmt: skip
     model = stored.values.get("model")
     return Recalled(stored.file, frozenset(taken), frozenset(overridden), model if isinstance(model, dict) else None,
                     tuple(notes))  # fmt: skip
