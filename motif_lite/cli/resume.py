@@ -26,7 +26,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     """`--resume FILE`: the stopped run it holds, checked, and its model flags put into `args` where the command
     line gives none (a given one wins: the notes say so). Flags that choose the video are an error: the file says
     it."""
-    from motif_lite.cli.run_flags import weight_files
+    from motif_lite.cli.run_flags import run_flags_given, weight_files
     from motif_lite.io.latents import (
         MODEL_FLAG_GROUPS,
         LatentsFileError,
@@ -43,7 +43,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
                                f"from them with motif-lite decode {where}")  # fmt: skip
     if saved.request is None or saved.run is None:
         raise LatentsFileError(f"{saved.file} does not say which request and model its run had: it is damaged")
-    defaults, given = _run_flags_given(args)
+    defaults, given = run_flags_given(args)
     done, steps = saved.progress
     notes = [f"resuming {saved.file}: {done} of {steps} steps sampled, {steps - done} to go"]
     if (pid := still_running(saved)) is not None:
@@ -177,21 +177,6 @@ def _image_given_again(saved: SavedLatents, image: str) -> tuple[SavedLatents, s
         check = "the same image (its checksum matches)"
     note = f"the run's input image {old} is no longer there: going on with {new}, {check}"
     return dataclasses.replace(saved, request={**saved.request, "image": str(new)}), note
-
-
-def _run_flags_given(args: argparse.Namespace) -> tuple[dict, set[str]]:
-    """-> (every run flag's default, by dest; the dests the command line gave, also where it gave the default)."""
-    from motif_lite.cli.run_flags import add_run_flags
-
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # as the command parses it
-    add_run_flags(parser)
-    defaults = vars(parser.parse_args([]))
-    # None marks "not given": a flag on the command line never parses to None (each type returns a value), and an
-    # `append` flag (--lora) needs None or a list as its default to append to (a sentinel object crashes argparse).
-    parser.set_defaults(**dict.fromkeys(defaults))
-    argv = list(getattr(args, "argv", None) or [])
-    parsed, _ = parser.parse_known_args(argv[argv.index("run") + 1 :] if "run" in argv else argv)
-    return defaults, {dest for dest, value in vars(parsed).items() if value is not None}
 
 
 def resumed_request(saved: SavedLatents, output: str | None) -> GenerationRequest:

@@ -27,6 +27,7 @@ from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import prompt_line, summary
 from motif_lite.cli.run_time import confirm_cpu_time, cpu_time_note, gpu_time_note
+from motif_lite.cli.settings_from import Recalled, other_model_notes, settings_from_args, settings_lines
 from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest
 
@@ -76,6 +77,8 @@ def main(args: argparse.Namespace) -> int:
     """The `run` handler: check every setting and file, plan, load, generate, print a summary. With `--gpus N`
     (outside torchrun) it checks the settings, then starts N processes that each run this handler under torchrun."""
     args.weights = weight_files(args)  # a .gguf given as --diffusion-model / --text-encoder becomes --gguf / ...
+    # The file's settings become flags before anything reads them (also before --gpus N starts its processes).
+    args.recalled = settings_from_args(args) if args.settings_from is not None else None
     torchrun_world = int(os.environ.get("WORLD_SIZE", "1"))
     if torchrun_world == 1 and args.gpus == "all":  # under torchrun --gpus is ignored: torchrun started the ranks
         args.gpus = all_gpus(args.device)
@@ -122,7 +125,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     previews = _preview_notes(args.preview, request.steps, args.preview_every)
     ignored = torchrun_notes(args.gpus, torchrun_world)
     flags = flag_notes(args, several_processes=layout is not None)
-    print_notes([*resume_notes, *notes, *previews, *flags, *ignored], say)
+    recalled_notes = list(args.recalled.notes) if _recalled(args) else []
+    print_notes([*resume_notes, *recalled_notes, *notes, *previews, *flags, *ignored], say)
     if args.dry_run:
         return dry_run(args, request, layout, videos=len(requests))
     device = args.device if session is None else session.device
@@ -188,6 +192,8 @@ def dry_run(
     dtype = dtype_setting.value
     settings = resolve_settings(request, sources.configs, sources.transformer, dtype_setting)
     print_notes([*sources.notes, *settings.notes])
+    if recalled := _recalled(args):
+        print_notes(other_model_notes(recalled, args, sources, dtype, device))
     print_notes(_dry_run_device_notes(args, device))
     if here:  # the device is here: check the speed flags as a run would
         _check_speed_flags(args, device, dtype)
@@ -201,9 +207,15 @@ def dry_run(
     print_notes(_dry_run_time_notes(request, settings, sources, dtype, device, videos))
     sizes = model_sizes(sources, dtype).lines()
     prompt = args.prompt if args.resume is None else request.prompt  # a resumed run's is in its latents file
-    lines = [prompt_line(prompt), *settings.lines(), dry_run_speed(args, device), *sizes]
+    lines = [prompt_line(prompt), *settings_lines(settings, _recalled(args)), dry_run_speed(args, device), *sizes]
     print("\n".join([*lines, *_lora_lines(args, sources), described]))
     return 0
+
+
+def _recalled(args: argparse.Namespace) -> Recalled | None:
+    """What `--settings-from` took from its file (`main` reads it), else None (also for `args` that `main` never
+    saw, as a test's)."""
+    return getattr(args, "recalled", None)
 
 
 def _host_of_the_machine(main_bytes: int, other_bytes: int, world: int) -> str:
@@ -323,6 +335,8 @@ def _generate(
 
         check_backend_runs(args.attention_backend, device, dtype)
     settings = resolve_settings(request, sources.configs, sources.transformer)
+    if recalled := _recalled(args):
+        print_notes(other_model_notes(recalled, args, sources, dtype, device), say)
     print_notes(loading_notes(sources, device, dtype, settings.notes), say)  # before loading
     if parallel is None:
         _say_run_time(args, requests, settings, sources, dtype, device, say)
@@ -348,7 +362,8 @@ def _generate(
         batch = dict(in_batch=len(requests) > 1, unstarted=requests[number:])
         result = _sample(args, pipe, video, on_preview, parallel, say, resume, **batch)
         first = number == 1
-        say(summary(result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on))
+        table = settings_lines(result.settings, _recalled(args)) if result.settings is not None else None
+        say(summary(result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, table))
     return 0
 
 

@@ -135,6 +135,14 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         "its message said where). The video's settings and the model come from FILE; "
         "-o and the device, memory and speed flags may be given anew",
     )
+    g.add_argument(
+        "--settings-from",
+        metavar="FILE",
+        help="make a video again with the settings stored in FILE, a video or image motif-lite wrote (.mp4 .mkv .mov "
+        ".webm .webp .gif .png): prompt, negative prompt, seed, size, frames, fps, steps, sampler, flow shift and "
+        "guidance; every flag given wins over them (-s -1: a new seed), and -p may be left out. The model comes "
+        "from this command's flags; an image-to-video file needs -i again",
+    )
 
 
 def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
@@ -476,3 +484,16 @@ def add_speed_flags(run: argparse.ArgumentParser) -> None:
         help="the conditional and unconditional predictions as one batch-2 forward (same result; default: on a GPU "
         "when the memory plan allows, off on the CPU where it is slower)",
     )
+
+
+def run_flags_given(args: argparse.Namespace) -> tuple[dict, set[str]]:
+    """-> (every run flag's default, by dest; the dests the command line gave, also where it gave the default)."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # as the command parses it
+    add_run_flags(parser)
+    defaults = vars(parser.parse_args([]))
+    # None marks "not given": a flag on the command line never parses to None (each type returns a value), and an
+    # `append` flag (--lora) needs None or a list as its default to append to (a sentinel object crashes argparse).
+    parser.set_defaults(**dict.fromkeys(defaults))
+    argv = list(getattr(args, "argv", None) or [])
+    parsed, _ = parser.parse_known_args(argv[argv.index("run") + 1 :] if "run" in argv else argv)
+    return defaults, {dest for dest, value in vars(parsed).items() if value is not None}

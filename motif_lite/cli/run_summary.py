@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     from motif_lite.weights.lora import AppliedLoRAs
 
 
+def _settings_lines(result: GenerationResult, given: list[str] | None) -> list[str]:
+    if given is not None:
+        return given
+    return result.settings.lines() if result.settings is not None else []
+
+
 def summary(
     result: GenerationResult,
     load_seconds: float,
@@ -23,14 +29,16 @@ def summary(
     text_encoder: str | None = None,
     with_settings: bool = True,
     ran_on: str | None = None,
+    settings_lines: list[str] | None = None,
 ) -> str:
     """The final report of a run (of one video of it); `text_encoder`: the text encoder GGUF in words, when one was
-    used; `with_settings`: lead with the settings table (once per run); `ran_on`: the device, dtype and GGUF file."""
+    used; `with_settings`: lead with the settings table (once per run), `settings_lines` when given (the table with
+    the rows --settings-from decided marked), else the result's; `ran_on`: the device, dtype and GGUF file."""
     t = result.timings
     r = result.request
     lines = [
         *([prompt_line(r.prompt)] if with_settings else []),
-        *(result.settings.lines() if result.settings is not None and with_settings else []),
+        *(_settings_lines(result, settings_lines) if with_settings else []),
         f"done: {r.width}x{r.height}, {counted(r.frames, 'frame')}, {counted(r.steps, 'step')}, seed {r.seed}, "
         f"shift {result.shift:g}",
         *([image_line(result)] if r.image is not None else []),

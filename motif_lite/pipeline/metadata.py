@@ -13,6 +13,7 @@ from motif_lite.checkpoint import ModelSources
 from motif_lite.paths import user_path
 from motif_lite.request import GenerationRequest
 from motif_lite.sampling import ScheduleOptions
+from motif_lite.sampling.guidance import APGConfig, CFGConfig
 from motif_lite.settings import Settings
 from motif_lite.version import VERSION
 from motif_lite.weights.lora import AppliedLoRAs
@@ -74,3 +75,44 @@ def model_metadata_of(flags: dict) -> dict:
 
     described = {key: named(value) for key, value in flags.items() if isinstance(value, str)}
     return {**described, "lora": [named(lora) for lora in flags["lora"]]}
+
+
+# What `stored_settings` writes beside the request's fields: who made the file, and the effective settings.
+_MADE_WITH_KEYS = ("software", "version", "model", "sampler", "flow_shift", "schedule", "guidance_config")
+# The request's fields a file gives back as they were (the image by its file name only).
+_PLAIN_FIELDS = ("prompt", "negative_prompt", "width", "height", "frames", "fps", "steps", "seed", "image")
+_GUIDANCE_FIELDS = ("guidance", "cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum")
+_METHODS = {APGConfig.__name__: "apg", CFGConfig.__name__: "cfg"}
+
+
+def unknown_stored_keys(stored: dict) -> list[str]:
+    """The keys of a file's stored settings that this version does not write (a newer motif-lite's, say)."""
+    request_fields = {field.name for field in dataclasses.fields(GenerationRequest)} - {"output"}
+    return sorted(set(stored) - request_fields - set(_MADE_WITH_KEYS))
+
+
+def request_fields_of(stored: dict) -> dict:
+    """The `GenerationRequest` fields that make the video a file's stored settings describe (what `stored_settings`
+    wrote, read back): the request's own values, and the sampler, flow shift and guidance that ran, as the fields
+    that choose them (so that another checkpoint's configs do not change them). Fields the file leaves out or holds
+    as None are left out."""
+    fields = {name: stored[name] for name in _PLAIN_FIELDS if stored.get(name) is not None}
+    fields.update({name: stored[name] for name in ("sampler", "flow_shift") if stored.get(name) is not None})
+    if "guidance_config" not in stored:  # not written by this version: the request's guidance fields, as given
+        fields.update({name: stored[name] for name in _GUIDANCE_FIELDS if stored.get(name) is not None})
+        return fields
+    guidance = stored["guidance_config"]
+    if guidance is None:  # unguided
+        return {**fields, "cfg_scale": 1.0}
+    method = _METHODS.get(guidance.get("method")) if isinstance(guidance, dict) else None
+    if method is None:
+        return fields  # a method this version does not have: the run's flags or the checkpoint decide
+    fields.update(guidance=method, cfg_scale=guidance.get("scale"))
+    if method == "apg":
+        momentum = guidance.get("momentum")
+        fields.update(
+            apg_eta=guidance.get("eta"),
+            apg_norm_threshold=guidance.get("norm_threshold"),
+            apg_momentum=0.0 if momentum is None else momentum,  # None is off, as 0 is for the flag
+        )
+    return {name: value for name, value in fields.items() if value is not None}

@@ -1,0 +1,166 @@
+"""`motif-lite run --settings-from FILE`: a new video made with the settings a motif-lite output file stores.
+
+Each setting comes from the flag given, else from the file, else from the checkpoint's configs, else the official
+value. The file's values are put into the command's flags (as `--resume` puts a stopped run's model flags), so the
+rest of `run` checks and makes the video as for flags typed by hand. The model is this command's: the file stores
+the names of its files only, and a note says where they differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from motif_lite.request import RequestError
+
+if TYPE_CHECKING:
+    import torch
+
+    from motif_lite.checkpoint import ModelSources
+    from motif_lite.settings import Settings
+
+# The flag (dest) of each request field, where its name differs.
+_DESTS = {"frames": "video_frames", "sampler": "sampling_method"}
+_GUIDANCE_FIELDS = ("guidance", "cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum")
+_APG_FIELDS = ("apg_eta", "apg_norm_threshold", "apg_momentum")
+# The rows of the settings table (`Settings.table`) that request fields decide.
+_ROW_FIELDS = {
+    "size": ("width", "height", "frames", "fps"),
+    "steps": ("steps",),
+    "sampler": ("sampler",),
+    "flow shift": ("flow_shift",),
+    "guidance": _GUIDANCE_FIELDS,
+    "negative": ("negative_prompt",),
+}
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """What `--settings-from` took from its file: the request fields (`taken`), those the file had that a flag
+    replaced (`overridden`), the file's `"model"` section (names only; None in a file without one) and the notes."""
+
+    file: Path
+    taken: frozenset[str]
+    overridden: frozenset[str]
+    model: dict | None
+    notes: tuple[str, ...]
+
+
+def _dest(field: str) -> str:
+    return _DESTS.get(field, field)
+
+
+def _flag(field: str) -> str:
+    return "--" + _dest(field).replace("_", "-")
+
+
+def settings_from_args(args: argparse.Namespace) -> Recalled:
+    """`--settings-from FILE`: the settings FILE stores put into `args` wherever the command line gives no flag for
+    them, checked before anything loads (`RequestError`, `SettingsFileError` otherwise)."""
+    from motif_lite.cli.run_flags import run_flags_given
+    from motif_lite.io.settings_file import read_settings
+    from motif_lite.pipeline.metadata import request_fields_of, unknown_stored_keys
+
+    if args.resume is not None:
+        raise RequestError("--settings-from makes a new video with a file's settings, --resume goes on with a "
+                           "stopped run from its own: give one of them")  # fmt: skip
+    stored = read_settings(args.settings_from)
+    _, given = run_flags_given(args)
+    fields = _without_replaced_guidance(request_fields_of(stored.values), given, args.guidance)
+    image = fields.pop("image", None)  # by its file name only
+    if image is not None and "image" not in given:
+        raise RequestError(f"{stored.file.name} was made image-to-video from {image}, and the file keeps the image's "
+                           f"name only: give it again with -i PATH")  # fmt: skip
+    if image is None and args.image is not None:  # -i makes image-to-video of a text-to-video file's settings
+        fields.pop("flow_shift", None)  # the file's was for the other kind: the checkpoint's or the official one
+    taken = {field for field in fields if _dest(field) not in given}
+    for field in taken:
+        setattr(args, _dest(field), fields[field])
+    overridden = set(fields) - taken
+    notes = [_taken_note(stored.file, stored.version, taken, overridden, fields.get("seed"))]
+    if unknown := unknown_stored_keys(stored.values):
+        notes.append(f"{stored.file.name} was made by motif-lite {stored.version} and stores settings this version "
+                     f"does not know: {', '.join(unknown)} (left out)")  # fmt: skip
+    model = stored.values.get("model")
+    return Recalled(stored.file, frozenset(taken), frozenset(overridden), model if isinstance(model, dict) else None,
+                    tuple(notes))  # fmt: skip
+
+
+def _without_replaced_guidance(fields: dict, given: set[str], method: str | None) -> dict:
+    """The file's fields less the guidance ones that guidance flags replace: another `--guidance` method than the
+    file's takes that method's own parameters (the file's APG ones would be an error with CFG), and any guidance flag
+    over an unguided file guides (its scale of 1 would switch guidance off again)."""
+    unguided = "guidance" not in fields  # the file's cfg_scale is 1 (or its method is one this version lacks)
+    if "guidance" in given and method != fields.get("guidance"):
+        fields = {name: value for name, value in fields.items() if name not in ("guidance", *_APG_FIELDS)}
+    if given & set(_GUIDANCE_FIELDS) and unguided:
+        fields.pop("cfg_scale", None)
+    return fields
+
+
+def _taken_note(file: Path, version: str, taken: set[str], overridden: set[str], seed: object) -> str:
+    """Which settings the file gave this run (as the settings table names them), and which flags replaced the
+    file's."""
+    groups = {"prompt": ("prompt",), "seed": ("seed",), **_ROW_FIELDS}
+    names = [name for name, fields in groups.items() if taken & set(fields)]
+    shown = {"seed": f"seed {seed}", "negative": "negative prompt"}
+    names = [shown.get(name, name) for name in names]
+    note = f"settings from {file.name} (made by motif-lite {version}): {', '.join(names) or 'none'}"
+    if overridden:
+        note += f"; your flags instead of the file's: {', '.join(sorted({_flag(field) for field in overridden}))}"
+    return note
+
+
+def settings_lines(settings: Settings, recalled: Recalled | None) -> list[str]:
+    """The settings table (`Settings.lines`) with the rows the file decided shown as the file's."""
+    if recalled is None:
+        return settings.lines()
+    name = recalled.file.name
+    head = f"settings (flag: given by you; file: {name}; checkpoint: its config files; default: the official value):"
+    rows = []
+    for row, value, setting in settings.table():
+        fields = _ROW_FIELDS.get(row, ())
+        source, origin = setting.source, setting.origin
+        if any(field in recalled.taken for field in fields):
+            replaced = sorted({_flag(field) for field in fields if field in recalled.overridden})
+            source, origin = ("flag", f"{', '.join(replaced)} over {name}") if replaced else ("file", name)
+        rows.append(f"  {row:<12} {source:<10} {value}" + (f"  ({origin})" if origin else ""))
+    return [head, *rows]
+
+
+def other_model_notes(
+    recalled: Recalled, args: argparse.Namespace, sources: ModelSources, dtype: torch.dtype, device: torch.device
+) -> list[str]:
+    """A note per group of model flags in which this run's model differs from the one the file names (by file
+    names: the file keeps no folders), saying the video will differ."""
+    from motif_lite.cli.common import lora_args
+
+    # The resume notes' wording of model flags (io.latents keeps it private; it is another helper's file).
+    from motif_lite.io.latents import MODEL_FLAG_GROUPS
+    from motif_lite.io.latents import _model_flags_text as model_flags_text
+    from motif_lite.pipeline.metadata import model_flags_of, model_metadata_of
+
+    if recalled.model is None:  # a file from before the model was stored
+        return []
+    attention = "int8" if args.attention == "int8" and device.type == "cuda" else "exact"  # the CPU runs exact
+    now = model_metadata_of(model_flags_of(sources, dtype, attention, None))
+    now["lora"] = [f"{path.name}:{strength:g}" for path, strength in lora_args(args.lora)]
+    notes = []
+    for group in MODEL_FLAG_GROUPS:
+        then_group = {dest: recalled.model.get(dest, [] if dest == "lora" else None) for dest in group}
+        now_group = {dest: now.get(dest, [] if dest == "lora" else None) for dest in group}
+        if _names(then_group) != _names(now_group):
+            notes.append(f"{recalled.file.name} was made with {model_flags_text(then_group)}, this run has "
+                         f"{model_flags_text(now_group)}: its video differs from the file's")  # fmt: skip
+    return notes
+
+
+def _names(flags: dict) -> dict:
+    """Model flags by the last part of each path or repo id (./Motif-Video-2B is the Hub's Org/Motif-Video-2B)."""
+
+    def name(value: object) -> object:
+        return Path(value).name if isinstance(value, str) else value
+
+    return {dest: [name(v) for v in value] if isinstance(value, list) else name(value) for dest, value in flags.items()}

@@ -1,0 +1,114 @@
+"""The settings motif-lite stored in an output file it wrote, read back (`motif-lite run --settings-from FILE`).
+
+`write_video` stores them as one JSON string in each format's comment: the container's `comment` tag (.mp4, .mkv,
+.mov, .webm; read here with `ffmpeg -f ffmetadata`, the ffmpeg of imageio-ffmpeg), the `comment` text chunk of a
+PNG, the GIF comment and the EXIF ImageDescription of a WebP (read with Pillow).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from motif_lite.errors import MotifLiteError
+from motif_lite.io.ffmpeg import find_ffmpeg
+from motif_lite.io.latents import SUFFIX as LATENTS_SUFFIX
+from motif_lite.io.video import VIDEO_EXTENSIONS
+from motif_lite.paths import user_path
+
+FFMPEG_FORMATS = (".mp4", ".mkv", ".mov", ".webm")
+_EXIF_IMAGE_DESCRIPTION = 0x010E  # where a WebP keeps the settings (io.video writes them there)
+READ_TIMEOUT_S = 30.0  # ffmpeg reads only the container's header: seconds at most, even for a long video
+_TAKES = "--settings-from takes a video or image that motif-lite wrote"
+
+
+class SettingsFileError(MotifLiteError):
+    """A file whose motif-lite settings cannot be read: not there, not a format motif-lite writes, or without them."""
+
+
+@dataclass(frozen=True)
+class StoredSettings:
+    """The settings a motif-lite output file stores (`motif_lite.pipeline.metadata.stored_settings` wrote them)."""
+
+    file: Path
+    values: dict
+
+    @property
+    def version(self) -> str:
+        return str(self.values.get("version", "unknown"))
+
+
+def read_settings(path: str | Path) -> StoredSettings:
+    """The motif-lite settings stored in the output file at `path`; `SettingsFileError` (one line saying what to do)
+    for a file that is not there, a latents file, a format motif-lite does not write, or a file without them."""
+    path = user_path(path)
+    if path.name.endswith(LATENTS_SUFFIX):  # first: it may be there or not, the answer is another command
+        quoted = shlex.quote(str(path))
+        raise SettingsFileError(
+            f"{path} is a latents file a run kept, not a video: motif-lite run --resume {quoted} goes on with a "
+            f"stopped run, motif-lite decode {quoted} makes the video of a failed decode"
+        )
+    if not path.is_file():
+        raise SettingsFileError(f"no such file: {path} ({_TAKES})")
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_EXTENSIONS:
+        raise SettingsFileError(f"{path}: {suffix or 'a file without extension'} is no format motif-lite writes "
+                                f"({_TAKES}: {', '.join(VIDEO_EXTENSIONS)})")  # fmt: skip
+    comment = _ffmpeg_comment(path) if suffix in FFMPEG_FORMATS else _pillow_comment(path)
+    values = _motif_lite_settings(comment)
+    if values is None:
+        raise SettingsFileError(
+            f"{path} holds no motif-lite settings: another tool made it, or rewrote it without its comment (motif-lite "
+            "stores a run's settings there); give a video or image motif-lite wrote"
+        )
+    return StoredSettings(path, values)
+
+
+def _motif_lite_settings(comment: str | None) -> dict | None:
+    """The settings in a file's comment, or None when it holds none of motif-lite's."""
+    try:
+        values = json.loads(comment) if comment else None
+    except ValueError:
+        return None
+    return values if isinstance(values, dict) and values.get("software") == "motif-lite" else None
+
+
+def _ffmpeg_comment(path: Path) -> str | None:
+    """The `comment` tag of a video's container, as `ffmpeg -i FILE -f ffmetadata -` prints it (escapes undone)."""
+    command = [find_ffmpeg(), "-v", "error", "-nostdin", "-i", str(path), "-f", "ffmetadata", "-"]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=READ_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise SettingsFileError(f"cannot read {path}: ffmpeg gave no answer in {READ_TIMEOUT_S:g} s") from None
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        raise SettingsFileError(f"cannot read {path} as a video" + (f": ffmpeg said: {said[-1]}" if said else ""))
+    return ffmetadata_value(done.stdout.decode("utf-8", errors="replace"), "comment")
+
+
+def ffmetadata_value(text: str, key: str) -> str | None:
+    """The value of `key` (in any case: Matroska's tags are upper case) in the global section of an FFMETADATA file,
+    with its escapes undone (`=`, `;`, `#`, `\\` and a newline each come after a `\\`, `io.video._ffmetadata`)."""
+    pattern = rf"^{re.escape(key)}=((?:[^\\\n]|\\.|\\\n)*)"
+    header = text.split("\n[", 1)[0]  # the global section: a stream's or chapter's starts with "["
+    match = re.search(pattern, header, flags=re.MULTILINE | re.IGNORECASE)
+    return None if match is None else re.sub(r"\\(.)", r"\1", match.group(1), flags=re.DOTALL)
+
+
+def _pillow_comment(path: Path) -> str | None:
+    """The comment Pillow reads from a PNG frame, a GIF or a WebP, where `io.video` writes it."""
+    import PIL.Image
+
+    try:
+        with PIL.Image.open(path) as image:
+            if image.format == "WEBP":
+                comment = image.getexif().get(_EXIF_IMAGE_DESCRIPTION)
+            else:  # PNG: a text chunk; GIF: its comment extension (bytes)
+                comment = image.info.get("comment")
+    except (OSError, SyntaxError, ValueError) as exc:  # Pillow's errors for a file that is no image it reads
+        raise SettingsFileError(f"cannot read {path} as an image: {exc}") from None
+    return comment.decode("utf-8", errors="replace") if isinstance(comment, bytes) else comment

@@ -1,0 +1,250 @@
+"""`motif-lite run --settings-from FILE`: a video made again from the settings a motif-lite output file stores, each
+flag given winning over them; the reader of those settings in every format motif-lite writes, and its errors.
+Tiny checkpoint, CPU."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import PIL.Image
+import pytest
+
+from motif_lite import cli
+from motif_lite.cli.run_request import request_from_args, resolve_requests
+from motif_lite.cli.settings_from import settings_from_args
+from motif_lite.io.settings_file import SettingsFileError, read_settings
+from motif_lite.io.video import write_video
+
+SIZE = ["-W", "32", "-H", "32", "--video-frames", "5", "--steps", "2"]
+FP32 = ["--dtype", "fp32"]  # the model's flags are this command's, never the file's: given again
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli.main(["run", *args, "--device", "cpu", "--kernels", "torch", "--yes"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def frames_of(path: Path) -> np.ndarray:
+    """A video's frames as [F, H, W, 3], from PNG frames (out_000.png ...) or through ffmpeg."""
+    if path.suffix == ".png":
+        files = sorted(path.parent.glob(path.name.replace("000", "*")))
+        return np.stack([np.asarray(PIL.Image.open(file)) for file in files])
+    reader = imageio_ffmpeg.read_frames(str(path))
+    width, height = next(reader)["size"]
+    return np.stack([np.frombuffer(frame, np.uint8).reshape(height, width, 3) for frame in reader])
+
+
+@pytest.fixture(scope="module")
+def made(checkpoint, tmp_path_factory) -> Path:
+    """The first frame of a 5-frame video of the tiny checkpoint, in PNG frames."""
+    folder = tmp_path_factory.mktemp("made")
+    flags = ["-p", "a red fox", "-n", "blurry", "-s", "5", "--cfg-scale", "4", *SIZE, *FP32]
+    code = cli.main(["run", "-m", str(checkpoint), *flags, "-o", str(folder / "a_%03d.png"), "--device", "cpu",
+                     "--kernels", "torch", "--yes"])  # fmt: skip
+    assert code == 0
+    return folder / "a_000.png"
+
+
+def parsed(*argv: str):
+    """`motif-lite run`'s flags as the command parses them, with the command line they came from."""
+    args = cli.build_parser().parse_args(["run", *argv])
+    args.argv = ["run", *argv]
+    return args
+
+
+def written(folder: Path, values: dict, name: str = "made.webp") -> Path:
+    """A two-frame file written by motif-lite's own writer, storing `values`."""
+    return write_video(np.zeros((2, 16, 16, 3), np.uint8), folder / name, 24, values)
+
+
+# ------------------------------------------------------------------------------ the same video again
+
+
+def test_the_same_settings_make_the_same_video_through_png_and_mp4(checkpoint, made, tmp_path, capsys):
+    again = tmp_path / "b.mp4"
+    code, out, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(made), "-o", str(again))
+    assert code == 0, err
+    assert "settings from a_000.png" in err and "seed 5" in err
+    assert "  steps        file       2  (a_000.png)" in out
+    # From the mp4's settings (read with ffmpeg) back to PNG frames: the first video's, bit for bit.
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(again),
+                           "-o", str(tmp_path / "c_%03d.png"))  # fmt: skip
+    assert code == 0, err
+    assert np.array_equal(frames_of(tmp_path / "c_000.png"), frames_of(made))
+
+
+def test_a_flag_wins_over_the_file(checkpoint, made, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(made), "-s", "6",
+                             "-o", str(tmp_path / "d_%03d.png"))  # fmt: skip
+    assert code == 0, err
+    assert "your flags instead of the file's: --seed" in err and "seed: 6" in err
+    assert not np.array_equal(frames_of(tmp_path / "d_000.png"), frames_of(made))
+
+
+def test_flags_and_the_file_make_the_request(made):
+    args = parsed("--settings-from", str(made), "--steps", "3", "-W", "48")
+    settings_from_args(args)
+    request = request_from_args(args)
+    assert (request.prompt, request.negative_prompt, request.seed) == ("a red fox", "blurry", 5)
+    assert (request.width, request.height, request.frames, request.steps) == (48, 32, 5, 3)
+    assert (request.guidance, request.cfg_scale, request.apg_momentum) == ("apg", 4.0, pytest.approx(0.1))
+    assert request.sampler == "euler" and request.flow_shift == 15
+
+
+def test_a_batch_starts_at_the_files_seed(made, tmp_path):
+    args = parsed("--settings-from", str(made), "-b", "2", "-o", str(tmp_path / "fox.mp4"))
+    settings_from_args(args)
+    requests, _ = resolve_requests(args, request_from_args(args))
+    assert [(r.seed, r.output.name) for r in requests] == [(5, "fox-1.mp4"), (6, "fox-2.mp4")]
+
+
+def test_seed_minus_one_draws_a_new_seed(made):
+    args = parsed("--settings-from", str(made), "-s", "-1")
+    settings_from_args(args)
+    assert args.seed == -1  # the random seed, drawn as for any run
+
+
+def test_another_guidance_method_drops_the_files_apg_parameters(made):
+    args = parsed("--settings-from", str(made), "--guidance", "cfg")
+    settings_from_args(args)
+    request = request_from_args(args)
+    assert (request.guidance, request.cfg_scale, request.apg_eta, request.apg_momentum) == ("cfg", 4.0, None, None)
+
+
+def test_a_guidance_flag_guides_over_an_unguided_file(made, tmp_path):
+    values = {**read_settings(made).values, "guidance_config": None}
+    unguided = written(tmp_path, values)
+    args = parsed("--settings-from", str(unguided))
+    settings_from_args(args)
+    assert args.cfg_scale == 1.0
+    args = parsed("--settings-from", str(unguided), "--apg-eta", "0")
+    settings_from_args(args)
+    assert args.cfg_scale is None and args.apg_eta == 0.0
+
+
+def test_the_dry_run_shows_the_file_as_a_source(checkpoint, made, capsys, no_weights):
+    code, out, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(made), "--cfg-scale", "6",
+                             "--dry-run")  # fmt: skip
+    assert code == 0, err
+    assert "prompt: 'a red fox'" in out
+    assert "file: a_000.png;" in out
+    assert "  size         file       32x32, 5 frames at 24 fps  (a_000.png)" in out
+    assert "(--cfg-scale over a_000.png)" in out
+
+
+# ------------------------------------------------------------------------------ the model
+
+
+def test_another_model_than_the_files_is_noted(checkpoint, made, tmp_path, capsys, no_weights):
+    values = read_settings(made).values
+    model = {**values["model"], "gguf": "motif-video-2b-Q4_K_M.gguf", "lora": ["style.safetensors:0.8"]}
+    other = written(tmp_path, {**values, "model": model})
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(other), "--dry-run")
+    assert code == 0, err
+    assert (
+        "made.webp was made with --gguf motif-video-2b-Q4_K_M.gguf, this run has no --gguf or --diffusion-model" in err
+    )
+    assert "made.webp was made with --lora style.safetensors:0.8, this run has no --lora" in err
+    assert "--dtype" not in err and "--model" not in err  # the same checkpoint and dtype: no note
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(other), "--dry-run")
+    assert "made.webp was made with --dtype fp32, this run has --dtype bf16" in err
+
+
+# ------------------------------------------------------------------------------ refused, before any work
+
+
+def assert_user_error(code: int, err: str, *needles: str) -> None:
+    assert code == cli.EXIT_USER_ERROR, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_an_image_to_video_file_needs_its_image(checkpoint, made, tmp_path, capsys, no_weights):
+    values = {**read_settings(made).values, "image": "cat.png"}
+    i2v = written(tmp_path, values)
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(i2v), "--dry-run")
+    assert_user_error(code, err, "made.webp was made image-to-video from cat.png", "-i PATH")
+    image = tmp_path / "cat.png"
+    PIL.Image.new("RGB", (32, 32), "orange").save(image)
+    code, out, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(i2v), "-i", str(image), "--dry-run")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("missing.mp4", "no such file"),
+        ("fox.latents.safetensors", "motif-lite run --resume"),
+        ("notes.txt", ".txt is no format motif-lite writes"),
+    ],
+)
+def test_files_without_settings_are_refused(tmp_path, capsys, name, says):
+    if name != "missing.mp4":
+        (tmp_path / name).write_text("x")
+    code, _, err = run_cli(capsys, "--settings-from", str(tmp_path / name))
+    assert_user_error(code, err, says)
+
+
+def test_a_video_of_another_tool_is_refused(tmp_path, capsys):
+    path = tmp_path / "other.mp4"
+    writer = imageio_ffmpeg.write_frames(str(path), (16, 16))
+    writer.send(None)
+    writer.send(np.zeros((16, 16, 3), np.uint8).tobytes())
+    writer.close()
+    code, _, err = run_cli(capsys, "--settings-from", str(path))
+    assert_user_error(code, err, "other.mp4 holds no motif-lite settings: another tool made it")
+
+
+def test_a_broken_video_is_refused(tmp_path, capsys):
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    code, _, err = run_cli(capsys, "--settings-from", str(tmp_path / "broken.mp4"))
+    assert_user_error(code, err, "cannot read", "as a video")
+
+
+def test_settings_from_with_resume_is_refused(made, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "--settings-from", str(made), "--resume", str(tmp_path / "a.latents.safetensors"))
+    assert_user_error(code, err, "give one of them")
+
+
+def test_settings_of_a_newer_version_take_what_is_known(checkpoint, made, tmp_path, capsys, no_weights):
+    newer = written(tmp_path, {**read_settings(made).values, "version": "9.0", "motion_strength": 2})
+    code, out, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(newer), "--dry-run")
+    assert code == 0, err
+    assert "made.webp was made by motif-lite 9.0" in err and "does not know: motion_strength (left out)" in err
+    assert "  steps        file       2  (made.webp)" in out
+
+
+# ------------------------------------------------------------------------------ the reader, in every format
+
+
+@pytest.mark.parametrize("name", ["v.mp4", "v.mkv", "v.mov", "v.webm", "v.gif", "v.webp", "f_%03d.png"])
+def test_the_reader_reads_every_format_the_writer_writes(tmp_path, name):
+    values = {"software": "motif-lite", "prompt": 'a = b; #c \\ "d"\nnew line', "seed": 3}
+    path = written(tmp_path, values, name)
+    first = path.parent / (path.name % 0) if "%" in path.name else path
+    assert read_settings(first).values == values
+
+
+def test_a_comment_that_is_not_motif_lites_is_refused(tmp_path):
+    path = tmp_path / "x.png"
+    PIL.Image.new("RGB", (8, 8)).save(path)
+    with pytest.raises(SettingsFileError, match="holds no motif-lite settings"):
+        read_settings(path)
+    path = written(tmp_path, {"software": "other", "prompt": "x"}, "y.gif")
+    with pytest.raises(SettingsFileError, match="holds no motif-lite settings"):
+        read_settings(path)
+    assert json.loads(PIL.Image.open(path).info["comment"])["software"] == "other"
+
+
+def test_an_image_given_to_a_text_to_video_file_takes_the_image_to_video_shift(made, tmp_path):
+    image = tmp_path / "cat.png"
+    PIL.Image.new("RGB", (32, 32), "orange").save(image)
+    args = parsed("--settings-from", str(made), "-i", str(image))
+    settings_from_args(args)
+    assert args.flow_shift is None  # the file's 15 was text-to-video's: the checkpoint's or the official 8 decides
+    assert args.steps == 2 and args.image == str(image)
