@@ -395,7 +395,7 @@ def test_a_parallel_dry_run_adds_up_the_host_memory_of_the_machines_processes(
     out = capsys.readouterr().out
     first = float(re.search(r"^host peak (\d+\.\d+) GiB RSS", out, re.M)[1])
     line = re.search(rf"^host, the {here} processes on this machine together: about (\S+) GiB RSS \(the first, with "
-                     r"the text encoder, (\S+); each other (\S+)\)$", out, re.M)  # fmt: skip
+                     r"the text encoder, (\S+) GiB; each other (\S+) GiB\)$", out, re.M)  # fmt: skip
     total, main, other = (float(value) for value in line.groups())
     assert main == first and other < first - 7  # the others hold no text encoder
     assert abs(total - (main + (here - 1) * other)) <= 0.01 * here

@@ -221,11 +221,13 @@ def _recalled(args: argparse.Namespace) -> Recalled | None:
 def _host_of_the_machine(main_bytes: int, other_bytes: int, world: int) -> str:
     """The host memory of a parallel run's processes on this machine together: each holds its transformer, only the
     first the text encoder too. Under torchrun over several machines, LOCAL_WORLD_SIZE of them are on this one."""
+    from motif_lite.units import memory_size
+
     here = int(os.environ.get("LOCAL_WORLD_SIZE", world))
     total = main_bytes + (here - 1) * other_bytes
     return (
-        f"host, the {here} processes on this machine together: about {total / 2**30:.2f} GiB RSS (the first, with "
-        f"the text encoder, {main_bytes / 2**30:.2f}; each other {other_bytes / 2**30:.2f})"
+        f"host, the {here} processes on this machine together: about {memory_size(total)} RSS (the first, with "
+        f"the text encoder, {memory_size(main_bytes)}; each other {memory_size(other_bytes)})"
     )
 
 

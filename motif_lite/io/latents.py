@@ -254,14 +254,14 @@ def other_model_notes(then: dict | None, now: dict, sampled_with: str) -> list[s
     if then is None:  # denoised latents: no model samples them any more
         return []
     return [
-        f"the run being resumed had {_model_flags_text({dest: then[dest] for dest in group})}: the rest of the video "
+        f"the run being resumed had {model_flags_text({dest: then[dest] for dest in group})}: the rest of the video "
         f"is sampled with {sampled_with}"
         for group in MODEL_FLAG_GROUPS
         if all(dest in then and dest in now for dest in group) and any(then[dest] != now[dest] for dest in group)
     ]
 
 
-def _model_flags_text(values: dict) -> str:
+def model_flags_text(values: dict) -> str:
     """A group of model flags as a run had them ("--gguf tr-Q8_0.gguf", "--lora a:1 --lora b:0.5"), or the flags it
     left out ("no --gguf or --diffusion-model"): the note names the flag either way."""
     flags = {dest: "--" + dest.replace("_", "-") for dest in values}
