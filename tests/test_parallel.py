@@ -371,7 +371,7 @@ def test_without_vram_each_gpus_free_memory_is_planned_before_the_processes_star
     monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda")) == 2
     err = capsys.readouterr().err
-    assert err.count("error: 80x32x5 needs at least") == 1 and "but the budget is 1 MiB" in err, err
+    assert err.count("error: 80x32x5 needs at least") == 1 and "but the budget is 1.0 MiB" in err, err
     tried = [(True, plenty / 2**30), (False, none / 2**30)] if short else [(True, none / 2**30)]
     assert planned == tried  # rank 0 with the text encoder on cuda:0's budget, then the others on theirs
     launched = []
@@ -396,7 +396,7 @@ def test_the_other_ranks_are_planned_with_the_smallest_of_their_gpus_budgets(
     monkeypatch.setattr(parallel, "gpu_budgets", lambda n: [plenty, plenty, none, plenty])
     monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "4", "--device", "cuda")) == 2
-    assert "but the budget is 1 MiB" in capsys.readouterr().err
+    assert "but the budget is 1.0 MiB" in capsys.readouterr().err
     assert planned == [(True, plenty / 2**30), (False, none / 2**30)]
 
 

@@ -300,24 +300,34 @@ def test_a_fixed_triton_attention_is_as_strict_as_the_kernels(kernels, strict, m
 
 
 def test_the_field_table_of_usage_md_matches_the_request_the_flags_and_the_server():
-    """docs/usage.md lists GenerationRequest's fields with the run flag and the server field of each (diffusers'
-    num_frames is a TypeError there): every field once, each flag filling that field, each server name mapped to it."""
+    """docs/usage.md lists GenerationRequest's fields with the run flag, the server field and diffusers' name of each
+    (diffusers' num_frames is a TypeError there): every field once, each flag filling that field, each server name
+    mapped to it, each diffusers call argument mapped to it (from_diffusers), the other diffusers names real ones."""
     import argparse
     import dataclasses
+    import inspect
     import pathlib
     import re
 
+    from diffusers import AdaptiveProjectedGuidance, FlowMatchEulerDiscreteScheduler
+    from diffusers.utils import export_to_video
+
     from motif_lite.cli import build_parser
     from motif_lite.cli.run_request import request_from_args
+    from motif_lite.pipeline.from_diffusers import CALL_FIELDS
     from motif_lite.server.schema import MOTIF_FIELDS, OPENAI_FIELDS
 
     text = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "usage.md").read_text()
-    rows = re.findall(r"^\| (`\w+`.*?) \| (`-.*?) \| (.*?) \|$", text, re.M)
+    rows = re.findall(r"^\| (`\w+`.*?) \| (`-.*?) \| (.*?) \| (.*?) \|$", text, re.M)
+    diffusers_names = {"guider", "scheduler", "export_to_video"}  # the pipeline's components, its video writer
+    # and their arguments
+    for function in (AdaptiveProjectedGuidance.__init__, FlowMatchEulerDiscreteScheduler.__init__, export_to_video):
+        diffusers_names |= set(inspect.signature(function).parameters)
     run = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["run"]
     dests = {option: action.dest for action in run._actions for option in action.option_strings}
     defaults = run.parse_args(["-p", "x"])
     listed = []
-    for fields_cell, flags_cell, server_cell in rows:
+    for fields_cell, flags_cell, server_cell, diffusers_cell in rows:
         fields = re.findall(r"`(\w+)`", fields_cell)
         listed += fields
         for flag in re.findall(r"`(-[^`]+)`", flags_cell):  # the flag's every spelling fills one of the fields
@@ -335,6 +345,12 @@ def test_the_field_table_of_usage_md_matches_the_request_the_flags_and_the_serve
                 assert MOTIF_FIELDS[name][0] in fields, (name, fields)
             else:
                 assert name in OPENAI_FIELDS, name
+        for name in re.findall(r"`(\w+)`", diffusers_cell):
+            if name in CALL_FIELDS:
+                assert CALL_FIELDS[name] in fields, (name, fields)
+            else:
+                assert name in diffusers_names, name
+    assert len(rows) >= 12
     assert sorted(listed) == sorted(f.name for f in dataclasses.fields(GenerationRequest))
     with pytest.raises(TypeError, match="num_frames"):  # Python's own, naming the keyword (see the docs)
         GenerationRequest("x", num_frames=5)
