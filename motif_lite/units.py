@@ -18,23 +18,24 @@ MiB = 2**20
 GiB = 2**30
 
 
+# (bytes, name, decimals), largest first
+_DECIMAL = ((GB, "GB", 2), (MB, "MB", 1), (KB, "kB", 1))
+_BINARY = ((GiB, "GiB", 2), (MiB, "MiB", 1), (KiB, "KiB", 1))
+
+
 def file_size(nbytes: int) -> str:
     """`nbytes` of a file, a download or a disk in decimal units: "4.70 GB", "12.5 MB", "3.2 kB"."""
-    if nbytes == 0:
-        return "0 GB"
-    if round(nbytes / GB, 2) >= 0.1:
-        return f"{nbytes / GB:.2f} GB"
-    if round(nbytes / MB, 1) >= 0.1:
-        return f"{nbytes / MB:.1f} MB"
-    return f"{nbytes / KB:.1f} kB"
+    return _in_units(nbytes, _DECIMAL)
 
 
 def memory_size(nbytes: int) -> str:
     """`nbytes` of memory (device or host) in binary units: "6.00 GiB", "51.2 MiB", "3.0 KiB"."""
+    return _in_units(nbytes, _BINARY)
+
+
+def _in_units(nbytes: int, units: tuple[tuple[int, str, int], ...]) -> str:
+    """In the largest of `units` in which `nbytes` reads at least 0.1 once rounded, else the smallest."""
     if nbytes == 0:  # "page-locked 0 GiB" rather than "0.0 KiB"
-        return "0 GiB"
-    if round(nbytes / GiB, 2) >= 0.1:
-        return f"{nbytes / GiB:.2f} GiB"
-    if round(nbytes / MiB, 1) >= 0.1:
-        return f"{nbytes / MiB:.1f} MiB"
-    return f"{nbytes / KiB:.1f} KiB"
+        return f"0 {units[0][1]}"
+    size, name, decimals = next((unit for unit in units if round(nbytes / unit[0], unit[2]) >= 0.1), units[-1])
+    return f"{nbytes / size:.{decimals}f} {name}"
