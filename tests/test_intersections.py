@@ -1,0 +1,57 @@
+"""Where features meet: a stopped image-to-video run whose image file changed before `--resume`, ... (each test
+names the two or three features it combines). Tiny checkpoint, fp32 on the CPU."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from test_resume import assert_user_error, random_image, request, run_cli, stop_at
+
+from motif_lite import load_pipeline
+from motif_lite.io.latents import read_latents
+from motif_lite.request import RequestError
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    pipe = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+    pipe.save_state_every = float("inf")
+    return pipe
+
+
+@pytest.fixture
+def stopped_i2v(pipe, tmp_path) -> tuple[Path, Path]:
+    """An image-to-video run stopped after step 1 of 4: its latents file and its image."""
+    image = random_image(tmp_path / "first.png", 0)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, image=image), on_progress=stop_at(1))
+    return tmp_path / "fox.latents.safetensors", image
+
+
+def test_resume_refuses_an_image_file_overwritten_since_and_takes_the_runs_image_with_i(stopped_i2v, capsys):
+    stopped, image = stopped_i2v
+    kept = shutil.copy(image, image.with_name("kept.png"))
+    random_image(image, 1)  # the same name, another picture
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert_user_error(code, err, f"the input image of the run being resumed, {image}, holds another image since the "
+                                 "run stopped: give it again with -i FILE")  # fmt: skip
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-i", str(image), "--dry-run")
+    assert_user_error(code, err, f"{image} is not the image the run being resumed used ({image}, overwritten since)")
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-i", str(kept), "--dry-run")
+    assert code == 0, err
+    assert f"{image} holds another image since the run stopped: going on with {kept}, the same image" in err
+
+
+def test_the_api_refuses_to_resume_with_another_image_or_none(pipe, stopped_i2v):
+    stopped, image = stopped_i2v
+    saved = read_latents(stopped)
+    original = request(stopped.parent, image=image)
+    random_image(image, 1)
+    with pytest.raises(RequestError, match="is not the image the run .* sampled from"):
+        pipe.generate(original, resume=saved)
+    with pytest.raises(RequestError, match="continues image-to-video sampling, and this request is text-to-video"):
+        pipe.generate(dataclasses.replace(original, image=None), resume=saved)
