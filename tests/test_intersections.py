@@ -55,3 +55,17 @@ def test_the_api_refuses_to_resume_with_another_image_or_none(pipe, stopped_i2v)
         pipe.generate(original, resume=saved)
     with pytest.raises(RequestError, match="continues image-to-video sampling, and this request is text-to-video"):
         pipe.generate(dataclasses.replace(original, image=None), resume=saved)
+
+
+@pytest.mark.parametrize(("stopped_after", "said"), [
+    (1, "is replaced after steps 2, 3 of 4; the last one stays after the run (this run goes on after step 1)"),
+    (3, "previews: none to {preview}: this run goes on after step 3 of 4, past the last step a preview comes after"),
+])  # fmt: skip
+def test_a_resumed_runs_preview_note_names_only_the_steps_it_samples(pipe, tmp_path, capsys, stopped_after, said):
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path), on_progress=stop_at(stopped_after))
+    preview = tmp_path / "now.webp"
+    code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.latents.safetensors"), "--preview", str(preview),
+                           "--preview-every", "1", "--dry-run")  # fmt: skip
+    assert code == 0, err
+    assert said.format(preview=preview) in err

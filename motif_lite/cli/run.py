@@ -122,7 +122,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     say = print if main_rank else _quiet
     loras = lora_args(args.lora)
     on_preview = _preview_writer(args.preview, request.fps) if args.preview and main_rank else None
-    previews = _preview_notes(args.preview, request.steps, args.preview_every)
+    done = resume.progress[0] if resume is not None else 0  # a resumed run previews only the steps it samples
+    previews = _preview_notes(args.preview, request.steps, args.preview_every, done)
     ignored = torchrun_notes(args.gpus, torchrun_world)
     flags = flag_notes(args, several_processes=layout is not None)
     recalled_notes = list(args.recalled.notes) if _recalled(args) else []
@@ -475,11 +476,12 @@ def _quiet(*values: object, **kwargs: object) -> None:
     """Ranks other than 0 print nothing but errors."""
 
 
-def _preview_notes(path: str | None, steps: int, every: int | None) -> list[str]:
-    """Where and when the previews come: a terminal shows nothing of them otherwise."""
+def _preview_notes(path: str | None, steps: int, every: int | None, done: int) -> list[str]:
+    """Where and when the previews come (after step `done`, where a resumed run starts): a terminal shows nothing
+    of them otherwise."""
     from motif_lite.io.preview import preview_note
 
-    return [preview_note(path, steps, every)] if path else []
+    return [preview_note(path, steps, every, done)] if path else []
 
 
 def _preview_writer(path: str, fps: float):
