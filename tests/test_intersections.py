@@ -69,3 +69,15 @@ def test_a_resumed_runs_preview_note_names_only_the_steps_it_samples(pipe, tmp_p
                            "--preview-every", "1", "--dry-run")  # fmt: skip
     assert code == 0, err
     assert said.format(preview=preview) in err
+
+
+def test_settings_from_a_video_made_with_a_step_cache_notes_a_run_without_it(checkpoint, tmp_path, capsys):
+    # The step cache is lossy: a file that did not keep it would be remade without it, silently another video.
+    cached = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", step_cache=0.05)
+    video = cached.generate(request(tmp_path, steps=2)).output
+    ran = ["--settings-from", str(video), "-m", str(checkpoint), "--dtype", "fp32", "--dry-run"]
+    code, _, err = run_cli(capsys, *ran)
+    assert code == 0, err
+    assert "fox.mp4 was made with --step-cache 0.05, this run has no --step-cache: its video differs" in err
+    code, _, err = run_cli(capsys, *ran, "--step-cache", "0.05")
+    assert code == 0 and "step-cache" not in err.split("speed:")[0], err
