@@ -81,3 +81,16 @@ def test_settings_from_a_video_made_with_a_step_cache_notes_a_run_without_it(che
     assert "fox.mp4 was made with --step-cache 0.05, this run has no --step-cache: its video differs" in err
     code, _, err = run_cli(capsys, *ran, "--step-cache", "0.05")
     assert code == 0 and "step-cache" not in err.split("speed:")[0], err
+
+
+def test_a_resumed_run_goes_on_with_the_stopped_runs_step_cache(checkpoint, tmp_path, capsys):
+    cached = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", step_cache=0.05)
+    cached.save_state_every = float("inf")
+    with pytest.raises(KeyboardInterrupt):
+        cached.generate(request(tmp_path), on_progress=stop_at(1))
+    stopped = str(tmp_path / "fox.latents.safetensors")
+    code, out, err = run_cli(capsys, "--resume", stopped, "--dry-run")
+    assert code == 0 and "step cache 0.05 (lossy)" in out + err, err
+    code, out, err = run_cli(capsys, "--resume", stopped, "--step-cache", "0", "--dry-run")
+    assert code == 0 and "step cache 0 (exact)" in out + err, err
+    assert "the run being resumed had --step-cache 0.05: the rest of the video is sampled with what this" in err

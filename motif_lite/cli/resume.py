@@ -70,8 +70,24 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
                 _check_still_there(dest, then[dest], saved)
                 setattr(args, dest, then[dest])
     notes += other_model_notes(then, vars(args), "what this command gives")
+    notes += _step_cache_resumed(saved, args, given)
     args.weights = weight_files(args)
     return saved, notes
+
+
+def _step_cache_resumed(saved: SavedLatents, args: argparse.Namespace, given: set[str]) -> list[str]:
+    """The stopped run's lossy step cache goes on in the resumed run unless --step-cache is given, as a model flag
+    does (it changes the video as much); the note where a given one differs from it."""
+    then = saved.video_metadata.get("model", {}).get("step_cache")
+    then = then if isinstance(then, float | int) and not isinstance(then, bool) else None  # kept only above 0
+    if "step_cache" not in given:
+        if then is not None:
+            args.step_cache = float(then)
+        return []
+    if then == (args.step_cache or None):  # --step-cache 0 is the plain run
+        return []
+    had = "no --step-cache" if then is None else f"--step-cache {then:g}"
+    return [f"the run being resumed had {had}: the rest of the video is sampled with what this command gives"]
 
 
 def _check_still_there(dest: str, value: str | list | None, saved: SavedLatents) -> None:
