@@ -11,7 +11,7 @@ import pytest
 import torch
 from test_resume import assert_user_error, random_image, request, run_cli, stop_at
 
-from motif_lite import load_pipeline
+from motif_lite import cli, load_pipeline
 from motif_lite.io.latents import read_latents
 from motif_lite.request import RequestError
 
@@ -94,3 +94,12 @@ def test_a_resumed_run_goes_on_with_the_stopped_runs_step_cache(checkpoint, tmp_
     code, out, err = run_cli(capsys, "--resume", stopped, "--step-cache", "0", "--dry-run")
     assert code == 0 and "step cache 0 (exact)" in out + err, err
     assert "the run being resumed had --step-cache 0.05: the rest of the video is sampled with what this" in err
+
+
+@pytest.mark.parametrize("flag", ["-i", "--image", "--init-img"])
+def test_verify_given_an_image_says_it_compares_text_to_video_only(capsys, flag):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["verify", flag, "first.png"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert f"({flag}: verify compares a text-to-video run only (it encodes no image): leave it out)" in err
