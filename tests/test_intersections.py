@@ -103,3 +103,24 @@ def test_verify_given_an_image_says_it_compares_text_to_video_only(capsys, flag)
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "Traceback" not in err
     assert f"({flag}: verify compares a text-to-video run only (it encodes no image): leave it out)" in err
+
+
+def test_decode_of_a_png_sequence_run_writes_beside_frames_already_there(pipe, tmp_path, capsys, monkeypatch):
+    # A failed decode's latents decoded twice: the second decode must not write over the first one's frames.
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipe.vae, "decode_frames", out_of_memory)
+        with pytest.raises(torch.OutOfMemoryError):
+            pipe.generate(request(tmp_path, "fox_%03d.png", steps=1))
+    latents = str(tmp_path / "fox.latents.safetensors")
+    decode = ["decode", latents, "--device", "cpu"]
+    assert cli.main(decode) == 0
+    first = (tmp_path / "fox_000.png").read_bytes()
+    (tmp_path / "fox_000.png").write_bytes(b"kept")  # tells the first decode's frame from a second one
+    assert cli.main(decode) == 0
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'fox_%03d.png'} exists: writing {tmp_path / 'fox-2_%03d.png'} instead" in err
+    assert (tmp_path / "fox_000.png").read_bytes() == b"kept"
+    assert (tmp_path / "fox-2_000.png").read_bytes() == first
