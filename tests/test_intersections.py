@@ -124,3 +124,11 @@ def test_decode_of_a_png_sequence_run_writes_beside_frames_already_there(pipe, t
     assert f"{tmp_path / 'fox_%03d.png'} exists: writing {tmp_path / 'fox-2_%03d.png'} instead" in err
     assert (tmp_path / "fox_000.png").read_bytes() == b"kept"
     assert (tmp_path / "fox-2_000.png").read_bytes() == first
+
+
+def test_resume_refuses_a_preview_that_would_replace_the_runs_input_image(stopped_i2v, capsys):
+    stopped, image = stopped_i2v
+    before = image.read_bytes()
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--preview", str(image))
+    assert_user_error(code, err, f"--preview {image} is the input image of the run being resumed: the previews would")
+    assert image.read_bytes() == before and stopped.exists()
