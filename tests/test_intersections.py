@@ -132,3 +132,12 @@ def test_resume_refuses_a_preview_that_would_replace_the_runs_input_image(stoppe
     code, _, err = run_cli(capsys, "--resume", str(stopped), "--preview", str(image))
     assert_user_error(code, err, f"--preview {image} is the input image of the run being resumed: the previews would")
     assert image.read_bytes() == before and stopped.exists()
+
+
+def test_a_dry_run_of_a_batch_from_a_files_settings_names_each_videos_seed_and_file(pipe, checkpoint, tmp_path, capsys):
+    # The seeds start at the file's: without this line they are seen only once the run has loaded.
+    video = pipe.generate(request(tmp_path, "fox.webp", seed=41, steps=1)).output
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(video), "-b", "2",
+                           "-o", str(tmp_path / "again.mp4"), "--dry-run")  # fmt: skip
+    assert code == 0, err
+    assert f"note: videos: {tmp_path / 'again-1.mp4'} (seed 41), {tmp_path / 'again-2.mp4'} (seed 42)\n" in err

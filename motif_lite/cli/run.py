@@ -129,6 +129,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     recalled_notes = list(args.recalled.notes) if _recalled(args) else []
     print_notes([*resume_notes, *recalled_notes, *notes, *previews, *flags, *ignored], say)
     if args.dry_run:
+        print_notes(_batch_videos_note(requests), say)
         return dry_run(args, request, layout, videos=len(requests))
     device = args.device if session is None else session.device
     try:
@@ -211,6 +212,14 @@ def dry_run(
     lines = [prompt_line(prompt), *settings_lines(settings, _recalled(args)), dry_run_speed(args, device), *sizes]
     print("\n".join([*lines, *_lora_lines(args, sources), described]))
     return 0
+
+
+def _batch_videos_note(requests: list[GenerationRequest]) -> list[str]:
+    """A dry run's note on the videos of a batch, each with its seed and file: what a run names as it starts (a seed
+    drawn for the batch, or a file's with --settings-from, would otherwise not be seen before the run)."""
+    if len(requests) == 1:
+        return []
+    return ["videos: " + ", ".join(f"{r.output} (seed {r.seed})" for r in requests)]
 
 
 def _recalled(args: argparse.Namespace) -> Recalled | None:
