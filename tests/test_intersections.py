@@ -141,3 +141,10 @@ def test_a_dry_run_of_a_batch_from_a_files_settings_names_each_videos_seed_and_f
                            "-o", str(tmp_path / "again.mp4"), "--dry-run")  # fmt: skip
     assert code == 0, err
     assert f"note: videos: {tmp_path / 'again-1.mp4'} (seed 41), {tmp_path / 'again-2.mp4'} (seed 42)\n" in err
+
+
+def test_a_dry_run_of_a_batch_with_no_seed_names_no_seeds_the_run_would_not_use(checkpoint, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), "-p", "a fox", "-b", "2", "-o", str(tmp_path / "f.mp4"),
+                           "--dry-run")  # fmt: skip
+    assert code == 0, err
+    assert f"note: videos: {tmp_path / 'f-1.mp4'}, {tmp_path / 'f-2.mp4'} (the run draws their seeds)\n" in err

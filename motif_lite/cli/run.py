@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     recalled_notes = list(args.recalled.notes) if _recalled(args) else []
     print_notes([*resume_notes, *recalled_notes, *notes, *previews, *flags, *ignored], say)
     if args.dry_run:
-        print_notes(_batch_videos_note(requests), say)
+        print_notes(_batch_videos_note(requests, drawn=unresolved.seed in (None, -1)), say)
         return dry_run(args, request, layout, videos=len(requests))
     device = args.device if session is None else session.device
     try:
@@ -214,11 +214,13 @@ def dry_run(
     return 0
 
 
-def _batch_videos_note(requests: list[GenerationRequest]) -> list[str]:
-    """A dry run's note on the videos of a batch, each with its seed and file: what a run names as it starts (a seed
-    drawn for the batch, or a file's with --settings-from, would otherwise not be seen before the run)."""
+def _batch_videos_note(requests: list[GenerationRequest], drawn: bool) -> list[str]:
+    """A dry run's note on the videos of a batch: each one's file, and its seed unless the seeds are `drawn` (the run
+    draws its own), which a run names as it starts (a file's seed with --settings-from, say)."""
     if len(requests) == 1:
         return []
+    if drawn:
+        return [f"videos: {', '.join(str(r.output) for r in requests)} (the run draws their seeds)"]
     return ["videos: " + ", ".join(f"{r.output} (seed {r.seed})" for r in requests)]
 
 
