@@ -334,7 +334,7 @@ def test_a_write_that_fails_in_its_cleanup_is_still_said(tmp_path, caplog):
 
 def test_a_resumed_run_s_preview_note_counts_the_saved_run_s_steps(pipe, tmp_path, capsys, monkeypatch):
     # --resume takes the steps from the stopped run (4 here), while --steps keeps its default: the note must count
-    # the steps the run takes.
+    # the steps the run takes, and name only those after step 2, where the resumed run starts.
     _, root = pipe
     args = ["run", "-m", str(root), "-p", "a red fox", "-W", "48", "-H", "32", "--video-frames", "9", "--steps", "4"]
     args += ["--dtype", "fp32", "--device", "cpu", "--kernels", "torch", "-o", str(tmp_path / "out.webm")]
@@ -350,4 +350,4 @@ def test_a_resumed_run_s_preview_note_counts_the_saved_run_s_steps(pipe, tmp_pat
     preview = tmp_path / "p.webp"
     resume = ["run", "--resume", str(tmp_path / "out.latents.safetensors"), "--preview", str(preview)]
     assert cli_main([*resume, "--device", "cpu", "--kernels", "torch"]) == 0
-    assert f"note: {preview_note(preview, 4, None)}" in capsys.readouterr().err
+    assert f"note: {preview_note(preview, 4, None, 2)}" in capsys.readouterr().err

@@ -50,11 +50,13 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
         notes.append(f"the run that saved {saved.file} may still be running (process {pid} on this machine): two "
                      f"runs of one video compete for the GPU and its file; stop that one first (kill {pid} saves its "
                      "state), then resume")  # fmt: skip
-    if _image_moved(saved):  # as -m may be given again for a moved checkpoint, -i for a moved image
+    # As -m may be given again for a moved checkpoint, -i for a moved image, or for one whose file now holds another
+    # image: going on with another first frame would make a video neither image gives.
+    if (image_state := _image_gone_or_changed(saved)) is not None:
         if "image" not in given:
-            raise RequestError(f"the input image of the run being resumed, {saved.request['image']}, is no longer "
-                               "there: give it again with -i FILE")  # fmt: skip
-        saved, note = _image_given_again(saved, args.image)
+            raise RequestError(f"the input image of the run being resumed, {saved.request['image']}, "
+                               f"{_IMAGE_STATES[image_state]}: give it again with -i FILE")  # fmt: skip
+        saved, note = _image_given_again(saved, args.image, image_state)
         notes.append(note)
         given.discard("image")
     if clash := [dest for dest in REQUEST_DESTS if dest in given]:
@@ -68,8 +70,24 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
                 _check_still_there(dest, then[dest], saved)
                 setattr(args, dest, then[dest])
     notes += other_model_notes(then, vars(args), "what this command gives")
+    notes += _step_cache_resumed(saved, args, given)
     args.weights = weight_files(args)
     return saved, notes
+
+
+def _step_cache_resumed(saved: SavedLatents, args: argparse.Namespace, given: set[str]) -> list[str]:
+    """The stopped run's lossy step cache goes on in the resumed run unless --step-cache is given, as a model flag
+    does (it changes the video as much); the note where a given one differs from it."""
+    then = saved.video_metadata.get("model", {}).get("step_cache")
+    then = then if isinstance(then, float | int) and not isinstance(then, bool) else None  # kept only above 0
+    if "step_cache" not in given:
+        if then is not None:
+            args.step_cache = float(then)
+        return []
+    if then == (args.step_cache or None):  # --step-cache 0 is the plain run
+        return []
+    had = "no --step-cache" if then is None else f"--step-cache {then:g}"
+    return [f"the run being resumed had {had}: the rest of the video is sampled with what this command gives"]
 
 
 def _check_still_there(dest: str, value: str | list | None, saved: SavedLatents) -> None:
@@ -152,15 +170,31 @@ def _earlier_run(path: Path, output: Path | None = None) -> SavedLatents | None:
     return saved
 
 
-def _image_moved(saved: SavedLatents) -> bool:
-    """Whether the stopped run had an input image that is no longer where it was."""
+# What happened to a stopped run's input image (`_image_gone_or_changed`), as the messages say it.
+_IMAGE_STATES = {"gone": "is no longer there", "overwritten": "holds another image since the run stopped"}
+_SHORT_STATES = {"gone": "no longer there", "overwritten": "overwritten since"}
+
+
+def _image_gone_or_changed(saved: SavedLatents) -> str | None:
+    """What happened to the stopped run's input image, if anything: "gone" from where it was, or "overwritten" (that
+    file's content differs from the checksum the run kept); None when it is there as it was, or the run had none."""
+    from motif_lite.pipeline import image_sha256
+
     image = saved.request.get("image")
-    return image is not None and not Path(image).exists()
+    if image is None:
+        return None
+    if not Path(image).exists():
+        return "gone"
+    expected = saved.run.get("image_sha256")  # None in a file of an older motif-lite: nothing to compare
+    if expected is not None and image_sha256(Path(image)) != expected:
+        return "overwritten"
+    return None
 
 
-def _image_given_again(saved: SavedLatents, image: str) -> tuple[SavedLatents, str]:
-    """`saved` going on with `image` (-i) in place of its moved one, checked against the checksum the file keeps
-    (a file of an older motif-lite keeps none: the note says so); and the note."""
+def _image_given_again(saved: SavedLatents, image: str, image_state: str) -> tuple[SavedLatents, str]:
+    """`saved` going on with `image` (-i) in place of its moved or changed one (`image_state` says which), checked
+    against the checksum the file keeps (a file of an older motif-lite keeps none: the note says so); and the
+    note."""
     from motif_lite.pipeline import image_sha256
     from motif_lite.request import RequestError
 
@@ -169,13 +203,13 @@ def _image_given_again(saved: SavedLatents, image: str) -> tuple[SavedLatents, s
         raise RequestError(f"input image not found: {new}")
     expected = saved.run.get("image_sha256")
     if expected is not None and image_sha256(new) != expected:
-        raise RequestError(f"{new} is not the image the run being resumed used ({old}, no longer there): its "
-                           "content differs; give -i that image")  # fmt: skip
+        raise RequestError(f"{new} is not the image the run being resumed used ({old}, "
+                           f"{_SHORT_STATES[image_state]}): its content differs; give -i that image")  # fmt: skip
     if expected is None:
         check = "it must be the same image (this file, saved by an older motif-lite, cannot check it)"
     else:
         check = "the same image (its checksum matches)"
-    note = f"the run's input image {old} is no longer there: going on with {new}, {check}"
+    note = f"the run's input image {old} {_IMAGE_STATES[image_state]}: going on with {new}, {check}"
     return dataclasses.replace(saved, request={**saved.request, "image": str(new)}), note
 
 

@@ -122,12 +122,14 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     say = print if main_rank else _quiet
     loras = lora_args(args.lora)
     on_preview = _preview_writer(args.preview, request.fps) if args.preview and main_rank else None
-    previews = _preview_notes(args.preview, request.steps, args.preview_every)
+    done = resume.progress[0] if resume is not None else 0  # a resumed run previews only the steps it samples
+    previews = _preview_notes(args.preview, request.steps, args.preview_every, done)
     ignored = torchrun_notes(args.gpus, torchrun_world)
     flags = flag_notes(args, several_processes=layout is not None)
     recalled_notes = list(args.recalled.notes) if _recalled(args) else []
     print_notes([*resume_notes, *recalled_notes, *notes, *previews, *flags, *ignored], say)
     if args.dry_run:
+        print_notes(_batch_videos_note(requests, drawn=unresolved.seed in (None, -1)), say)
         return dry_run(args, request, layout, videos=len(requests))
     device = args.device if session is None else session.device
     try:
@@ -210,6 +212,16 @@ def dry_run(
     lines = [prompt_line(prompt), *settings_lines(settings, _recalled(args)), dry_run_speed(args, device), *sizes]
     print("\n".join([*lines, *_lora_lines(args, sources), described]))
     return 0
+
+
+def _batch_videos_note(requests: list[GenerationRequest], drawn: bool) -> list[str]:
+    """A dry run's note on the videos of a batch: each one's file, and its seed unless the seeds are `drawn` (the run
+    draws its own), which a run names as it starts (a file's seed with --settings-from, say)."""
+    if len(requests) == 1:
+        return []
+    if drawn:
+        return [f"videos: {', '.join(str(r.output) for r in requests)} (the run draws their seeds)"]
+    return ["videos: " + ", ".join(f"{r.output} (seed {r.seed})" for r in requests)]
 
 
 def _recalled(args: argparse.Namespace) -> Recalled | None:
@@ -475,11 +487,12 @@ def _quiet(*values: object, **kwargs: object) -> None:
     """Ranks other than 0 print nothing but errors."""
 
 
-def _preview_notes(path: str | None, steps: int, every: int | None) -> list[str]:
-    """Where and when the previews come: a terminal shows nothing of them otherwise."""
+def _preview_notes(path: str | None, steps: int, every: int | None, done: int) -> list[str]:
+    """Where and when the previews come (after step `done`, where a resumed run starts): a terminal shows nothing
+    of them otherwise."""
     from motif_lite.io.preview import preview_note
 
-    return [preview_note(path, steps, every)] if path else []
+    return [preview_note(path, steps, every, done)] if path else []
 
 
 def _preview_writer(path: str, fps: float):

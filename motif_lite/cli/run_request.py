@@ -148,6 +148,10 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
     if args.preview and args.image and _same_file(args.preview, args.image):
         raise RequestError(f"--preview and -i both name {args.image}: the previews would replace your image; give the "
                            "preview its own file")  # fmt: skip
+    resumed_image = resume.request.get("image") if resume is not None and args.preview else None  # --resume: no -i
+    if resumed_image and _same_file(args.preview, resumed_image):
+        raise RequestError(f"--preview {args.preview} is the input image of the run being resumed: the previews would "
+                           "replace your image; give the preview its own file")  # fmt: skip
 
 
 def _same_file(a: str | Path, b: str | Path) -> bool:

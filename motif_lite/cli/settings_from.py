@@ -151,7 +151,25 @@ def other_model_notes(
         if _names(then_group) != _names(now_group):
             notes.append(f"{recalled.file.name} was made with {model_flags_text(then_group)}, this run has "
                          f"{model_flags_text(now_group)}: its video differs from the file's")  # fmt: skip
+    if (note := _step_cache_note(recalled, args.step_cache)) is not None:
+        notes.append(note)
     return notes
+
+
+def _step_cache_note(recalled: Recalled, threshold: float | None) -> str | None:
+    """The note when this run's step cache (lossy: it changes the video) differs from the file's run's; a file keeps
+    the threshold only where it was above 0, and one from before it kept any has None, as a run without it."""
+    then, now = recalled.model.get("step_cache"), threshold or None  # 0 is the plain run
+    if then == now:
+        return None
+
+    def text(value: object) -> str:
+        if value is None:
+            return "no --step-cache"
+        return f"--step-cache {value:g}" if isinstance(value, float | int) else f"--step-cache {value}"
+
+    file = recalled.file.name
+    return f"{file} was made with {text(then)}, this run has {text(now)}: its video differs from the file's"
 
 
 def _names(flags: dict) -> dict:

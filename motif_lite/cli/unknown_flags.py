@@ -222,6 +222,9 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if _spelled(name) == "--lora" and "--lora" not in known:  # check, decode, verify
             hints.append(f"{flag}: {LORA_CHECKED_BY_DRY_RUN}")
             continue
+        if name in IMAGE_FLAGS and "--prompt" in known and "--image" not in known:  # verify
+            hints.append(f"{flag}: {VERIFY_WITHOUT_IMAGE}")
+            continue
         needs, advice = OTHER_TOOLS_SETTINGS.get(name) or OTHER_TOOLS_SETTINGS.get(_spelled(name), (None, None))
         if needs in known:
             hints.append(f"{flag}: {advice}")
@@ -239,6 +242,8 @@ LORA_CHECKED_BY_DRY_RUN = (
     "this command takes no LoRA (LoRAs change the transformer); a dry run checks one "
     'against it without generating: motif-lite run -p "..." --lora FILE --dry-run'
 )
+IMAGE_FLAGS = ("-i", "--image", "--init-img")  # run's image-to-video input
+VERIFY_WITHOUT_IMAGE = "verify compares a text-to-video run only (it encodes no image): leave it out"
 DURATION_FLAGS = ("--seconds", "--duration")  # a clip's length in seconds, as other tools take it
 
 

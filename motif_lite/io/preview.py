@@ -36,10 +36,16 @@ def preview_steps(steps: int, every: int | None) -> list[int]:
     return list(range(interval, steps, interval))
 
 
-def preview_note(path: str | Path, steps: int, every: int | None) -> str:
+def preview_note(path: str | Path, steps: int, every: int | None, done: int = 0) -> str:
     """What a run with `--preview path` writes and when: the terminal shows nothing else of the previews, and a
-    user without an image viewer open may not know where to look."""
-    after = preview_steps(steps, every)
+    user without an image viewer open may not know where to look. `done`: the steps a resumed run's stopped run
+    sampled, after which it makes none of its previews."""
+    after = [step for step in preview_steps(steps, every) if step > done]
+    if not after:  # a resumed run past the last preview step
+        return (
+            f"previews: none to {path}: this run goes on after step {done} of {steps}, past the last step a preview "
+            "comes after (never after the last step)"
+        )
     when = (
         ", ".join(map(str, after))
         if len(after) <= 5
@@ -49,6 +55,7 @@ def preview_note(path: str | Path, steps: int, every: int | None) -> str:
     return (
         f"previews: {path} ({what}, colours and layout rather than detail) is replaced after step"
         f"{'s' if len(after) > 1 else ''} {when} of {steps}; the last one stays after the run"
+        + (f" (this run goes on after step {done})" if done else "")
     )
 
 

@@ -73,10 +73,16 @@ _OWN_PROCESS_GROUP: dict = (
 
 
 def unused_path(path: Path) -> Path:
-    """`path` when nothing is there, else the first free `stem-2.suffix`, `stem-3.suffix`, ... beside it."""
-    if not path.exists():
+    """`path` when nothing is there, else the first free `stem-2.suffix`, `stem-3.suffix`, ... beside it (a PNG
+    sequence, `f_%03d.png`, is there when its first frame is)."""
+    if not _taken(path):
         return path
-    return next(candidate for n in itertools.count(2) if not (candidate := numbered_path(path, n)).exists())
+    return next(candidate for n in itertools.count(2) if not _taken(candidate := numbered_path(path, n)))
+
+
+def _taken(path: Path) -> bool:
+    """Whether a file is at `path`; for a PNG sequence, at its first frame (the pattern itself is never a file)."""
+    return (path.parent / (path.name % 0)).exists() if is_frame_sequence(path) else path.exists()
 
 
 def numbered_path(path: Path, n: int) -> Path:

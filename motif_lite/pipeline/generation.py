@@ -583,8 +583,12 @@ class MotifVideoPipeline:
 
     def model_metadata(self) -> dict:
         """The model a video was made with, as its file stores it: `model_flags` with each file and folder by its
-        name (a Hub repo id as it is), so that a shared video tells nothing of the user's disk."""
-        return model_metadata_of(self.model_flags())
+        name (a Hub repo id as it is), so that a shared video tells nothing of the user's disk; and a lossy step
+        cache's threshold, which changes the video as much as the model does (`--settings-from` notes it)."""
+        metadata = model_metadata_of(self.model_flags())
+        if self.step_cache is not None and self.step_cache.threshold > 0:  # 0 gives exactly the plain run
+            metadata["step_cache"] = self.step_cache.threshold
+        return metadata
 
     def model_flags(self) -> dict:
         """The model this pipeline runs, as `motif-lite run`'s flags (dests) name it: what a resumed run loads."""

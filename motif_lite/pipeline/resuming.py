@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 
 from motif_lite.io.latents import SavedLatents
+from motif_lite.paths import user_path
+from motif_lite.pipeline.conditioning import image_sha256
 from motif_lite.pipeline.metadata import jsonable, stored_settings
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.sampling import SamplingState
@@ -34,6 +36,7 @@ def resumed_state(
             f"{where} continues another video than this request makes ({differences}): resume it with the "
             "request it holds and the checkpoint its run used"
         )
+    _check_same_image(resume, request)
     if tuple(resume.latents.shape) != latent_shape:
         raise RequestError(f"{where}: latents of shape {tuple(resume.latents.shape)}, but this model samples "
                            f"{latent_shape} for the request: they come from another model")  # fmt: skip
@@ -45,3 +48,20 @@ def resumed_state(
     solver = {name.removeprefix("solver."): t for name, t in state.items() if name.startswith("solver.")}
     done = request.steps if resume.denoised else resume.progress[0]
     return SamplingState(done, here(resume.latents), solver, state.get("apg_running"))
+
+
+def _check_same_image(resume: SavedLatents, request: GenerationRequest) -> None:
+    """Refuse an input image other than the one the stopped run sampled from (by the checksum its file keeps; a file
+    of an older motif-lite keeps none): its path is not compared, since a moved image may be given again, but a file
+    overwritten in between would make a video whose first steps followed one image and the rest another."""
+    had_image = resume.video_metadata.get("image") is not None
+    if had_image != (request.image is not None):
+        kinds = ("image-to-video", "text-to-video") if had_image else ("text-to-video", "image-to-video")
+        raise RequestError(f"{resume.file or 'the saved state'} continues {kinds[0]} sampling, and this request is "
+                           f"{kinds[1]}: resume it with the request it holds")  # fmt: skip
+    expected = (resume.run or {}).get("image_sha256")
+    if expected is None or request.image is None:
+        return
+    if image_sha256(user_path(request.image)) != expected:
+        raise RequestError(f"{request.image} is not the image the run {resume.file or 'being resumed'} sampled from "
+                           "(its content differs since): give the run's image")  # fmt: skip

@@ -1,0 +1,150 @@
+"""Where features meet: a stopped image-to-video run whose image file changed before `--resume`, ... (each test
+names the two or three features it combines). Tiny checkpoint, fp32 on the CPU."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from test_resume import assert_user_error, random_image, request, run_cli, stop_at
+
+from motif_lite import cli, load_pipeline
+from motif_lite.io.latents import read_latents
+from motif_lite.request import RequestError
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    pipe = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+    pipe.save_state_every = float("inf")
+    return pipe
+
+
+@pytest.fixture
+def stopped_i2v(pipe, tmp_path) -> tuple[Path, Path]:
+    """An image-to-video run stopped after step 1 of 4: its latents file and its image."""
+    image = random_image(tmp_path / "first.png", 0)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, image=image), on_progress=stop_at(1))
+    return tmp_path / "fox.latents.safetensors", image
+
+
+def test_resume_refuses_an_image_file_overwritten_since_and_takes_the_runs_image_with_i(stopped_i2v, capsys):
+    stopped, image = stopped_i2v
+    kept = shutil.copy(image, image.with_name("kept.png"))
+    random_image(image, 1)  # the same name, another picture
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert_user_error(code, err, f"the input image of the run being resumed, {image}, holds another image since the "
+                                 "run stopped: give it again with -i FILE")  # fmt: skip
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-i", str(image), "--dry-run")
+    assert_user_error(code, err, f"{image} is not the image the run being resumed used ({image}, overwritten since)")
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-i", str(kept), "--dry-run")
+    assert code == 0, err
+    assert f"{image} holds another image since the run stopped: going on with {kept}, the same image" in err
+
+
+def test_the_api_refuses_to_resume_with_another_image_or_none(pipe, stopped_i2v):
+    stopped, image = stopped_i2v
+    saved = read_latents(stopped)
+    original = request(stopped.parent, image=image)
+    random_image(image, 1)
+    with pytest.raises(RequestError, match="is not the image the run .* sampled from"):
+        pipe.generate(original, resume=saved)
+    with pytest.raises(RequestError, match="continues image-to-video sampling, and this request is text-to-video"):
+        pipe.generate(dataclasses.replace(original, image=None), resume=saved)
+
+
+@pytest.mark.parametrize(("stopped_after", "said"), [
+    (1, "is replaced after steps 2, 3 of 4; the last one stays after the run (this run goes on after step 1)"),
+    (3, "previews: none to {preview}: this run goes on after step 3 of 4, past the last step a preview comes after"),
+])  # fmt: skip
+def test_a_resumed_runs_preview_note_names_only_the_steps_it_samples(pipe, tmp_path, capsys, stopped_after, said):
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path), on_progress=stop_at(stopped_after))
+    preview = tmp_path / "now.webp"
+    code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.latents.safetensors"), "--preview", str(preview),
+                           "--preview-every", "1", "--dry-run")  # fmt: skip
+    assert code == 0, err
+    assert said.format(preview=preview) in err
+
+
+def test_settings_from_a_video_made_with_a_step_cache_notes_a_run_without_it(checkpoint, tmp_path, capsys):
+    # The step cache is lossy: a file that did not keep it would be remade without it, silently another video.
+    cached = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", step_cache=0.05)
+    video = cached.generate(request(tmp_path, steps=2)).output
+    ran = ["--settings-from", str(video), "-m", str(checkpoint), "--dtype", "fp32", "--dry-run"]
+    code, _, err = run_cli(capsys, *ran)
+    assert code == 0, err
+    assert "fox.mp4 was made with --step-cache 0.05, this run has no --step-cache: its video differs" in err
+    code, _, err = run_cli(capsys, *ran, "--step-cache", "0.05")
+    assert code == 0 and "step-cache" not in err.split("speed:")[0], err
+
+
+def test_a_resumed_run_goes_on_with_the_stopped_runs_step_cache(checkpoint, tmp_path, capsys):
+    cached = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", step_cache=0.05)
+    cached.save_state_every = float("inf")
+    with pytest.raises(KeyboardInterrupt):
+        cached.generate(request(tmp_path), on_progress=stop_at(1))
+    stopped = str(tmp_path / "fox.latents.safetensors")
+    code, out, err = run_cli(capsys, "--resume", stopped, "--dry-run")
+    assert code == 0 and "step cache 0.05 (lossy)" in out + err, err
+    code, out, err = run_cli(capsys, "--resume", stopped, "--step-cache", "0", "--dry-run")
+    assert code == 0 and "step cache 0 (exact)" in out + err, err
+    assert "the run being resumed had --step-cache 0.05: the rest of the video is sampled with what this" in err
+
+
+@pytest.mark.parametrize("flag", ["-i", "--image", "--init-img"])
+def test_verify_given_an_image_says_it_compares_text_to_video_only(capsys, flag):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["verify", flag, "first.png"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert f"({flag}: verify compares a text-to-video run only (it encodes no image): leave it out)" in err
+
+
+def test_decode_of_a_png_sequence_run_writes_beside_frames_already_there(pipe, tmp_path, capsys, monkeypatch):
+    # A failed decode's latents decoded twice: the second decode must not write over the first one's frames.
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipe.vae, "decode_frames", out_of_memory)
+        with pytest.raises(torch.OutOfMemoryError):
+            pipe.generate(request(tmp_path, "fox_%03d.png", steps=1))
+    latents = str(tmp_path / "fox.latents.safetensors")
+    decode = ["decode", latents, "--device", "cpu"]
+    assert cli.main(decode) == 0
+    first = (tmp_path / "fox_000.png").read_bytes()
+    (tmp_path / "fox_000.png").write_bytes(b"kept")  # tells the first decode's frame from a second one
+    assert cli.main(decode) == 0
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'fox_%03d.png'} exists: writing {tmp_path / 'fox-2_%03d.png'} instead" in err
+    assert (tmp_path / "fox_000.png").read_bytes() == b"kept"
+    assert (tmp_path / "fox-2_000.png").read_bytes() == first
+
+
+def test_resume_refuses_a_preview_that_would_replace_the_runs_input_image(stopped_i2v, capsys):
+    stopped, image = stopped_i2v
+    before = image.read_bytes()
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--preview", str(image))
+    assert_user_error(code, err, f"--preview {image} is the input image of the run being resumed: the previews would")
+    assert image.read_bytes() == before and stopped.exists()
+
+
+def test_a_dry_run_of_a_batch_from_a_files_settings_names_each_videos_seed_and_file(pipe, checkpoint, tmp_path, capsys):
+    # The seeds start at the file's: without this line they are seen only once the run has loaded.
+    video = pipe.generate(request(tmp_path, "fox.webp", seed=41, steps=1)).output
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(video), "-b", "2",
+                           "-o", str(tmp_path / "again.mp4"), "--dry-run")  # fmt: skip
+    assert code == 0, err
+    assert f"note: videos: {tmp_path / 'again-1.mp4'} (seed 41), {tmp_path / 'again-2.mp4'} (seed 42)\n" in err
+
+
+def test_a_dry_run_of_a_batch_with_no_seed_names_no_seeds_the_run_would_not_use(checkpoint, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), "-p", "a fox", "-b", "2", "-o", str(tmp_path / "f.mp4"),
+                           "--dry-run")  # fmt: skip
+    assert code == 0, err
+    assert f"note: videos: {tmp_path / 'f-1.mp4'}, {tmp_path / 'f-2.mp4'} (the run draws their seeds)\n" in err
