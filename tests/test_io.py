@@ -595,6 +595,29 @@ def test_a_phone_photo_a_drawing_and_unknown_bytes_are_named(tmp_path, monkeypat
         load_image(tmp_path / "cat.avif")
 
 
+def test_staged_output_says_where_the_file_went_and_keeps_other_errors(tmp_path, monkeypatch):
+    """`written` is the path asked for when the move succeeds; only Windows' "in use" (PermissionError) takes the
+    fallback: another error (an I/O error, a vanished folder) is no name's fault and must not become a file with
+    another name, so it goes on."""
+    beside = tmp_path / "fox-new.mp4"
+    with staging.staged_output(tmp_path / "fox.mp4", 1, fallback=lambda path: beside) as staged:
+        staged.partial.write_bytes(b"video")
+    assert staged.written == tmp_path / "fox.mp4" and not beside.exists()
+
+    replace = os.replace
+
+    def failing(source, target):  # only the asked-for name fails: the fallback's move would succeed
+        if Path(target).name == "cat.mp4":
+            raise OSError(5, "Input/output error")
+        return replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing)
+    cat = tmp_path / "cat.mp4"
+    with pytest.raises(OSError, match="Input/output error"), staging.staged_output(cat, 1, lambda _: beside) as staged:
+        staged.partial.write_bytes(b"video")
+    assert not beside.exists()
+
+
 @pytest.mark.parametrize(
     "head, words",
     [
