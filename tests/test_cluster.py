@@ -139,3 +139,5 @@ def test_a_resumed_runs_file_that_cannot_be_deleted_leaves_the_finished_run_alon
     LatentsFile(tmp_path / "fox.mp4", path=undeletable).remove()
     said = [record.getMessage() for record in caplog.records]
     assert len(said) == 1 and f"the video is written, but {undeletable} could not be deleted" in said[0]
+    LatentsFile(tmp_path / "fox.mp4", path=tmp_path / "deleted by hand.safetensors").remove()  # gone: nothing to say
+    assert len(caplog.records) == 1
