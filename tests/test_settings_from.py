@@ -15,7 +15,7 @@ import pytest
 from motif_lite import cli
 from motif_lite.cli.run_request import request_from_args, resolve_requests
 from motif_lite.cli.settings_from import settings_from_args
-from motif_lite.io.settings_file import SettingsFileError, read_settings
+from motif_lite.io.settings_file import SettingsFileError, ffmetadata_value, read_settings
 from motif_lite.io.video import write_video
 
 SIZE = ["-W", "32", "-H", "32", "--video-frames", "5", "--steps", "2"]
@@ -228,6 +228,22 @@ def test_the_reader_reads_every_format_the_writer_writes(tmp_path, name):
     path = written(tmp_path, values, name)
     first = path.parent / (path.name % 0) if "%" in path.name else path
     assert read_settings(first).values == values
+
+
+def test_a_name_in_capitals_is_read_as_its_format(tmp_path):
+    # Windows and cameras write V.MP4: the extension's case does not make it another format.
+    values = {"software": "motif-lite", "seed": 3}
+    path = written(tmp_path, values, "v.mp4").rename(tmp_path / "V.MP4")
+    assert read_settings(path).values == values
+
+
+def test_ffmetadata_takes_the_files_own_comment_with_its_escapes_undone():
+    # A stream's section ("[STREAM]") may carry its own comment: only the global section's is the file's. A value
+    # may go on over an escaped newline, which ffmpeg writes for a comment of several lines.
+    text = ";FFMETADATA1\ntitle=x\n[STREAM]\ncomment=the stream's\n"
+    assert ffmetadata_value(text, "comment") is None
+    text = ";FFMETADATA1\ncomment=one\\\ntwo \\= three\nencoder=Lavf\n"
+    assert ffmetadata_value(text, "comment") == "one\ntwo = three"
 
 
 def test_a_comment_that_is_not_motif_lites_is_refused(tmp_path):
