@@ -17,6 +17,7 @@ from motif_lite.cli.run_request import request_from_args, resolve_requests
 from motif_lite.cli.settings_from import settings_from_args
 from motif_lite.io.settings_file import SettingsFileError, ffmetadata_value, read_settings
 from motif_lite.io.video import write_video
+from motif_lite.pipeline.metadata import request_fields_of, unknown_stored_keys
 
 SIZE = ["-W", "32", "-H", "32", "--video-frames", "5", "--steps", "2"]
 FP32 = ["--dtype", "fp32"]  # the model's flags are this command's, never the file's: given again
@@ -264,3 +265,33 @@ def test_an_image_given_to_a_text_to_video_file_takes_the_image_to_video_shift(m
     settings_from_args(args)
     assert args.flow_shift is None  # the file's 15 was text-to-video's: the checkpoint's or the official 8 decides
     assert args.steps == 2 and args.image == str(image)
+
+
+def test_an_image_to_video_file_keeps_its_shift_when_its_image_is_given(made, tmp_path):
+    # Only a text-to-video file's shift is the other kind's: an image-to-video file's is the one its video used.
+    image = tmp_path / "cat.png"
+    PIL.Image.new("RGB", (32, 32), "orange").save(image)
+    i2v = written(tmp_path, {**read_settings(made).values, "image": "cat.png", "flow_shift": 6.0})
+    args = parsed("--settings-from", str(i2v), "-i", str(image))
+    settings_from_args(args)
+    assert args.flow_shift == 6.0
+
+
+def test_the_files_own_guidance_method_given_again_keeps_its_parameters(made):
+    args = parsed("--settings-from", str(made), "--guidance", "apg")
+    settings_from_args(args)
+    request = request_from_args(args)
+    assert (request.guidance, request.cfg_scale, request.apg_momentum) == ("apg", 4.0, pytest.approx(0.1))
+
+
+def test_apg_without_momentum_is_read_back_as_momentum_off(made):
+    # APG stores momentum None when it is off; the flag says off with 0 (None would be "the checkpoint's").
+    values = read_settings(made).values
+    values = {**values, "guidance_config": {**values["guidance_config"], "momentum": None}}
+    assert request_fields_of(values)["apg_momentum"] == 0.0
+
+
+def test_a_file_of_this_version_has_no_unknown_keys(made):
+    # "schedule" is written only for a run with other schedule options than the official ones (not this one).
+    values = read_settings(made).values
+    assert unknown_stored_keys(values) == [] and unknown_stored_keys({**values, "schedule": {}}) == []
