@@ -67,23 +67,53 @@ def test_a_stop_signal_sent_again_while_the_state_is_saved_does_not_stop_the_sav
     assert read_latents(tmp_path / "fox.latents.safetensors").progress == (2, 4)
 
 
-def test_the_launcher_passes_the_schedulers_warning_on_to_its_ranks(monkeypatch):
-    # torch's launcher handles SIGTERM, SIGINT, SIGHUP and SIGQUIT by default: SIGUSR1 killed it and left the ranks
-    # running. Told to handle it, it raises SignalException and passes the signal on to the ranks.
-    import torch.distributed.run as torchrun
-    from torch.distributed.elastic.multiprocessing.api import SignalException
+class Agent:
+    """Stands in for torch's LocalElasticAgent, which starts the ranks: it records the signals the launcher was
+    told to handle, as the process context reads them when it starts the ranks, then stops as on SIGUSR1."""
 
-    handled = []
+    seen: list[str] = []
 
-    def warned(config):
-        handled.append(os.environ[parallel.TORCHELASTIC_SIGNALS].split(","))
+    def __init__(self, **kwargs):
+        pass
+
+    def run(self):
+        from torch.distributed.elastic.multiprocessing.api import SignalException
+
+        Agent.seen.append(os.environ[parallel.TORCHELASTIC_SIGNALS])
         raise SignalException("got SIGUSR1", sigval=signal.SIGUSR1)
 
-    monkeypatch.setattr(torchrun, "run", warned)
-    monkeypatch.delenv(parallel.TORCHELASTIC_SIGNALS, raising=False)
+    def get_event_failed(self):
+        return None
+
+
+@pytest.fixture
+def agent(monkeypatch):
+    """torch's launcher as it is (its arguments, its config) up to the agent that would start the ranks."""
+    import torch.distributed.launcher.api as launcher
+
+    monkeypatch.setattr(launcher, "LocalElasticAgent", Agent)
+    monkeypatch.setattr(launcher.events, "record", lambda *args, **kwargs: None)
+    for name in (parallel.TORCHELASTIC_SIGNALS, parallel.TORCHRUN_SIGNALS):
+        monkeypatch.delenv(name, raising=False)
+    Agent.seen = []
+    return Agent
+
+
+def test_the_launcher_passes_the_schedulers_warning_on_to_its_ranks(agent):
+    # torch's launcher handles SIGTERM, SIGINT, SIGHUP and SIGQUIT by default: SIGUSR1 killed it and left the ranks
+    # running. Told to handle it, it raises SignalException and passes the signal on to the ranks. The real
+    # launcher runs here up to its agent: torch 2.13's writes its --signals-to-handle (torch's default list unless
+    # told) over the variable, which alone had set nothing.
     assert parallel.launch(2, ["run", "-p", "fox"]) == 128 + signal.SIGUSR1  # as one process exits
-    assert {"SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2"} <= set(handled[0])
-    assert parallel.TORCHELASTIC_SIGNALS not in os.environ  # the launcher's environment is left as it was
+    assert set(agent.seen[0].split(",")) == {"SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"}
+    for name in (parallel.TORCHELASTIC_SIGNALS, parallel.TORCHRUN_SIGNALS):
+        assert name not in os.environ  # the launcher's environment is left as it was
+
+
+def test_signals_the_user_chose_for_the_launcher_are_kept(agent, monkeypatch):
+    monkeypatch.setenv(parallel.TORCHELASTIC_SIGNALS, "SIGTERM,SIGUSR1")
+    parallel.launch(2, ["run", "-p", "fox"])
+    assert agent.seen == ["SIGTERM,SIGUSR1"] and os.environ[parallel.TORCHELASTIC_SIGNALS] == "SIGTERM,SIGUSR1"
 
 
 def test_an_attention_choice_that_cannot_be_kept_is_said_once_with_where_to_keep_it(tmp_path, caplog):
@@ -109,3 +139,5 @@ def test_a_resumed_runs_file_that_cannot_be_deleted_leaves_the_finished_run_alon
     LatentsFile(tmp_path / "fox.mp4", path=undeletable).remove()
     said = [record.getMessage() for record in caplog.records]
     assert len(said) == 1 and f"the video is written, but {undeletable} could not be deleted" in said[0]
+    LatentsFile(tmp_path / "fox.mp4", path=tmp_path / "deleted by hand.safetensors").remove()  # gone: nothing to say
+    assert len(caplog.records) == 1

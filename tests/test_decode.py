@@ -223,6 +223,26 @@ def test_decode_never_replaces_a_video_without_o(saved, tmp_path, capsys):
     assert (folder / "fox.gif").read_bytes() == b"an earlier video" and (folder / "fox-2.gif").is_file()
 
 
+def test_decode_into_a_video_open_in_a_player_writes_beside_it_and_says_so(saved, tmp_path, capsys, monkeypatch):
+    """`motif-lite decode -o v.gif` over a file Windows will not replace (open in a player): the video goes to
+    v-new.gif, as a run's does, and the `output:` line names that file, not the one left as it was."""
+    import os
+
+    replace = os.replace
+
+    def locked(source, target):
+        if Path(target).name == "v.gif":
+            raise PermissionError(13, "The process cannot access the file", str(target))
+        return replace(source, target)
+
+    (tmp_path / "v.gif").write_bytes(b"the earlier video, playing")
+    monkeypatch.setattr(os, "replace", locked)
+    code, out, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "v.gif"))
+    assert code == 0, err
+    assert f"output: {tmp_path / 'v-new.gif'}" in out
+    assert (tmp_path / "v.gif").read_bytes() == b"the earlier video, playing" and (tmp_path / "v-new.gif").is_file()
+
+
 def test_decode_says_the_latents_file_is_kept(saved, tmp_path, capsys):
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "v.gif"))
     assert code == 0, err

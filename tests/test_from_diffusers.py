@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+from unittest import mock
 
 import PIL.Image
 import pytest
@@ -89,3 +90,60 @@ def test_our_pipeline_answers_diffusers_calls_and_methods():
         pipe.no_such_thing  # noqa: B018
     assert str(error.value) == "'MotifVideoPipeline' object has no attribute 'no_such_thing'"
     assert not hasattr(pipe, "to")
+
+
+def test_every_entry_of_the_tables_is_an_argument_diffusers_takes():
+    """The other direction: an entry for an argument no pipeline takes (a stale or misspelled name) would
+    translate something no diffusers call passes. Wan's call is counted: guidance_scale is its habit (diffusers'
+    Motif-Video pipelines read the guider's config instead)."""
+    taken = set().union(*map(call_parameters, (MotifVideoPipeline, MotifVideoImage2VideoPipeline, WanPipeline)))
+    assert not (set(CALL_FIELDS) | set(CALL_ADVICE)) - taken
+
+
+@pytest.mark.parametrize("pipeline", [MotifVideoPipeline, MotifVideoImage2VideoPipeline])
+def test_positional_arguments_are_read_in_diffusers_order(pipeline):
+    """pipe("a fox", "blurry", 480, 832, 49) as diffusers reads it: each value given positionally lands in the
+    field of the argument at that place in diffusers' own signature (height and width swapped would not)."""
+    image = PIL.Image.new("RGB", (64, 64))
+    values = {"image": image, "prompt": "a fox", "negative_prompt": "blurry", "height": 480, "width": 832,
+              "num_frames": 49}  # fmt: skip
+    order = [name for name in call_parameters(pipeline) if name in values][: len(values)]
+    request = generate_line(call_advice(tuple(values[name] for name in order), {}))
+    for name in order:
+        if name != "image":
+            assert getattr(request, CALL_FIELDS[name]) == values[name], name
+    assert (request.image is not None) == ("image" in order)
+
+
+def test_a_list_of_prompts_given_first_is_not_taken_for_an_image():
+    """Only the image-to-video pipeline puts the image first; a text-to-video call's first argument may be a
+    list of prompts, which must stay the prompt."""
+    request = generate_line(call_advice((["a fox", "a cat"],), {}))
+    assert (request.prompt, request.image) == ("a fox", None)
+
+
+def test_an_image_path_is_kept_and_pastes_as_written(tmp_path):
+    """An image given as a path (str or Path) is the file to use; a Path is written as a plain string, so the
+    line runs with only GenerationRequest imported (PosixPath('...') would not)."""
+    for image in ("frame.png", tmp_path / "frame.png"):
+        message = call_advice((), dict(image=image, prompt="a fox"))
+        assert generate_line(message).image == str(image)
+        assert "save the image first" not in message
+
+
+def test_a_cuda_generator_is_not_taken_for_its_seed():
+    """diffusers draws the noise on a CUDA generator's device: its seed gives other noise than our CPU draw, so it
+    is said, not translated. A stand-in generator (no GPU here) that claims the CUDA device."""
+    generator = mock.Mock(spec=torch.Generator)
+    generator.device = torch.device("cuda")
+    generator.initial_seed.return_value = 7
+    message = call_advice(("a fox",), dict(generator=generator))
+    assert generate_line(message).seed is None
+    assert "generator: give seed=N" in message
+
+
+def test_the_line_names_the_file_the_video_is_written_to():
+    """A diffusers user expects frames back: the line says where the video goes instead of leaving the default
+    unsaid."""
+    request = generate_line(call_advice(("a fox",), {}))
+    assert "output=" in call_advice(("a fox",), {}) and str(request.output).endswith(".mp4")

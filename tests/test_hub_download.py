@@ -5,6 +5,7 @@ gated repo, a refused token, a full disk, no connection, a typo in the repo id) 
 from __future__ import annotations
 
 import errno
+import re
 import shutil
 from collections import namedtuple
 from pathlib import Path
@@ -122,6 +123,9 @@ def test_a_download_that_does_not_fit_is_refused_before_it_starts(fake_hub, monk
     )
     assert f"needs {file_size(total)} in the Hugging Face cache {constants.HF_HUB_CACHE}" in message
     assert "HF_HUB_CACHE=" in message and "HF_HOME" in message and fake_hub.downloads == []
+    free_space(monkeypatch, total // 3)  # a free figure far from the need: the message gives each its own
+    with pytest.raises(CheckpointError, match=f"whose disk has {re.escape(file_size(total // 3))} free;"):
+        hub.find_checkpoint(hub.MOTIF_REPO, download=WITH_GGUF)
     free_space(monkeypatch, total)  # just enough: it starts
     with pytest.raises(hub.MissingFilesError):
         hub.find_checkpoint(hub.MOTIF_REPO, download=WITH_GGUF)

@@ -24,7 +24,7 @@ from motif_lite.cli import run_request as run_command
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io import hub, staging
 from motif_lite.io import video as video_module
-from motif_lite.io.image import load_image, preprocess_image, read_image
+from motif_lite.io.image import load_image, not_an_image, preprocess_image, read_image
 from motif_lite.io.video import check_output_path, stale_frames_note, to_uint8_frames, write_video
 from motif_lite.request import GenerationRequest, RequestError
 
@@ -593,6 +593,55 @@ def test_a_phone_photo_a_drawing_and_unknown_bytes_are_named(tmp_path, monkeypat
     monkeypatch.setattr(PIL.features, "check", lambda feature: feature != "avif")  # a Pillow built without it
     with pytest.raises(MotifLiteError, match="it is an AVIF image, which this Pillow does not read"):
         load_image(tmp_path / "cat.avif")
+
+
+def test_staged_output_says_where_the_file_went_and_keeps_other_errors(tmp_path, monkeypatch):
+    """`written` is the path asked for when the move succeeds; only Windows' "in use" (PermissionError) takes the
+    fallback: another error (an I/O error, a vanished folder) is no name's fault and must not become a file with
+    another name, so it goes on."""
+    beside = tmp_path / "fox-new.mp4"
+    with staging.staged_output(tmp_path / "fox.mp4", 1, fallback=lambda path: beside) as staged:
+        staged.partial.write_bytes(b"video")
+    assert staged.written == tmp_path / "fox.mp4" and not beside.exists()
+
+    replace = os.replace
+
+    def failing(source, target):  # only the asked-for name fails: the fallback's move would succeed
+        if Path(target).name == "cat.mp4":
+            raise OSError(5, "Input/output error")
+        return replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing)
+    cat = tmp_path / "cat.mp4"
+    with pytest.raises(OSError, match="Input/output error"), staging.staged_output(cat, 1, lambda _: beside) as staged:
+        staged.partial.write_bytes(b"video")
+    assert not beside.exists()
+
+
+@pytest.mark.parametrize(
+    "head, words",
+    [
+        (b"RIFF\x00\x10\x00\x00AVI LIST", "it is a video"),  # AVI: RIFF, then the form type at byte 8
+        (b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1heic", "it is a HEIF (HEIC) photo"),  # the generic HEIF brand
+        (b'\n  <svg xmlns="http://www.w3.org/2000/svg"/>', "it is an SVG drawing"),  # no XML prolog, indented
+        (b'<?xml version="1.0"?>\n<note>a list</note>', None),  # XML that is no drawing: nothing known to say
+        (b"RIFF\x00\x10\x00\x00WAVEfmt ", None),  # RIFF of another kind (a sound) is no video
+    ],
+)
+def test_first_bytes_of_other_kinds_are_named(head, words):
+    why = not_an_image(head, Path("x"))
+    assert (why is None) if words is None else why.startswith(words)
+
+
+def test_the_commands_for_a_video_or_a_phone_photo_keep_a_name_with_spaces_together():
+    """The commands are pasted into a shell: a file name with a space is quoted, and the file they write is named
+    after the input (its stem, not stem and extension)."""
+    video = Path("holiday clips/day 1.mov")
+    argv = shlex.split(re.search(r"(ffmpeg .*?), and give that", not_an_image(b"\x00\x00\x00\x14ftypqt  ", video))[1])
+    assert argv[argv.index("-i") + 1] == str(video) and argv[-1] == "day 1-last.png"
+    photo = Path("My Photos/IMG 0001.HEIC")
+    argv = shlex.split(re.search(r"\(on a Mac: (.*)\)", not_an_image(b"\x00\x00\x00\x18ftypheic", photo))[1])
+    assert argv[argv.index("png") + 1] == str(photo) and argv[argv.index("--out") + 1] == "IMG 0001.png"
 
 
 @pytest.mark.parametrize(

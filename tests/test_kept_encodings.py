@@ -38,6 +38,7 @@ def test_another_text_encoder_finds_nothing_and_the_kept_texts_do_not_hold_it():
     kept.keep_text("a fox", first, *encoding(1))
     assert kept.text("a fox", other) is None and list(kept.texts) == []
     kept.keep_text("a fox", other, *encoding(2))
+    assert torch.equal(kept.text("a fox", other)[0], encoding(2)[0])  # the new encoder's own are kept
     let_go = weakref.ref(other)
     del other
     gc.collect()
@@ -60,3 +61,13 @@ def test_a_first_frame_whose_file_could_not_be_read_is_not_kept():
     kept, text_encoder, vae = KeptEncodings(), Encoder(), Encoder()
     kept.keep_image(first_frame((None, 48, 32)), text_encoder, vae)
     assert kept.image((None, 48, 32), text_encoder, vae) is None
+
+
+def test_a_kept_first_frame_does_not_hold_its_encoders():
+    # A VAE or text encoder the user let go of (another checkpoint loaded) must not stay in memory for the frame.
+    kept, text_encoder, vae = KeptEncodings(), Encoder(), Encoder()
+    kept.keep_image(first_frame(("sha", 48, 32)), text_encoder, vae)
+    let_go = weakref.ref(text_encoder), weakref.ref(vae)
+    del text_encoder, vae
+    gc.collect()
+    assert let_go[0]() is None and let_go[1]() is None

@@ -63,6 +63,17 @@ def test_several_srun_tasks_on_a_node_are_refused_and_one_per_node_is_not(capsys
     assert run(capsys, "--gpus", "2", "-p", "fox")[0] == 0 and started == [2]
 
 
+def test_slurm_variables_that_are_not_counts_refuse_nothing(monkeypatch):
+    # Outside a plain job step (a heterogeneous job, a variable emptied by a wrapper) the counts cannot be read:
+    # --gpus is not refused for what cannot be told, nor does it fail with a ValueError.
+    from motif_lite.cli.launch import srun_copies
+
+    monkeypatch.setenv("SLURM_STEP_NUM_NODES", "1")
+    for tasks in ("", "2,1"):
+        monkeypatch.setenv("SLURM_STEP_NUM_TASKS", tasks)
+        assert srun_copies() is None
+
+
 def test_a_device_no_rank_can_use_is_refused_before_the_gpus_are_counted(capsys, monkeypatch, no_launch):
     # On a machine with 2 GPUs the processes would start and each would refuse cuda:1.
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

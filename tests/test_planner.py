@@ -363,8 +363,12 @@ def test_without_a_ram_budget_an_estimate_above_the_available_memory_is_warned()
     needs = HostNeeds(cuda=True, text_staging_bytes=0, activation_bytes=0, streamed_bytes=0, streamed_pinned_bytes=0,
                       block_staging_bytes=0, **{name: int(x * GiB) for name, x in gib.items()})  # fmt: skip
     peak = plan_host(needs, None).peak_bytes
-    with pytest.warns(UserWarning, match=r"more than the .* GiB available now.*--text-encoder-gguf te-Q8_0\.gguf"):
+    with pytest.warns(UserWarning, match=r"more than the .* GiB available now.*--text-encoder-gguf te-Q8_0\.gguf") as w:
         plan_host(needs, None, available_bytes=peak - 1)
+    # The advice names each component's own size (the text encoder's and the transformer's are far apart here).
+    said = str(w[0].message)
+    assert f"The text encoder is {memory_size(needs.text_bytes)} of it" in said
+    assert f"the transformer is {memory_size(needs.transformer_bytes)}: a GGUF one" in said
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plan_host(needs, None, available_bytes=peak)  # fits: nothing to say

@@ -151,3 +151,6 @@ def test_a_video_longer_or_larger_than_any_the_model_was_trained_on_is_noted(tmp
     larger = beyond_training(tmp_path, width=1280, height=752)
     assert len(larger) == 1 and larger[0].startswith("1280x752 is more pixels than the model was trained at")
     assert len(beyond_training(tmp_path, width=1472, height=832, frames=161)) == 2
+    # The frames made, not those asked for: 122 is made as 121 (nothing to note), 123 as 125.
+    assert beyond_training(tmp_path, frames=122) == []
+    assert beyond_training(tmp_path, frames=123)[0].startswith("125 frames is longer")

@@ -569,6 +569,15 @@ def test_an_uploaded_video_is_named_with_how_to_take_a_frame(tmp_path):
     assert "(it is a video, not an image" in error.message and "ffmpeg -sseof -1 -i FILE" in error.message
 
 
+def test_an_uploaded_phone_photo_is_named_from_its_brand(tmp_path):
+    # The brand sits at bytes 8-11: the upload's first bytes, not only its first few, are what is looked at.
+    from motif_lite.server.schema import ApiError, check_image
+
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+    with pytest.raises(ApiError, match=r"\(it is a HEIF \(HEIC\) photo"):
+        check_image(heic, max_bytes=2**20, max_pixels=40_000)
+
+
 def test_full_queue_is_429(pipe, tmp_path):
     with InProcessServer(pipe, tmp_path / "data", max_queue=2) as server:
         ids = [server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]["id"] for _ in range(2)]

@@ -15,8 +15,9 @@ import pytest
 from motif_lite import cli
 from motif_lite.cli.run_request import request_from_args, resolve_requests
 from motif_lite.cli.settings_from import settings_from_args
-from motif_lite.io.settings_file import SettingsFileError, read_settings
+from motif_lite.io.settings_file import SettingsFileError, ffmetadata_value, read_settings
 from motif_lite.io.video import write_video
+from motif_lite.pipeline.metadata import request_fields_of, unknown_stored_keys
 
 SIZE = ["-W", "32", "-H", "32", "--video-frames", "5", "--steps", "2"]
 FP32 = ["--dtype", "fp32"]  # the model's flags are this command's, never the file's: given again
@@ -230,6 +231,22 @@ def test_the_reader_reads_every_format_the_writer_writes(tmp_path, name):
     assert read_settings(first).values == values
 
 
+def test_a_name_in_capitals_is_read_as_its_format(tmp_path):
+    # Windows and cameras write V.MP4: the extension's case does not make it another format.
+    values = {"software": "motif-lite", "seed": 3}
+    path = written(tmp_path, values, "v.mp4").rename(tmp_path / "V.MP4")
+    assert read_settings(path).values == values
+
+
+def test_ffmetadata_takes_the_files_own_comment_with_its_escapes_undone():
+    # A stream's section ("[STREAM]") may carry its own comment: only the global section's is the file's. A value
+    # may go on over an escaped newline, which ffmpeg writes for a comment of several lines.
+    text = ";FFMETADATA1\ntitle=x\n[STREAM]\ncomment=the stream's\n"
+    assert ffmetadata_value(text, "comment") is None
+    text = ";FFMETADATA1\ncomment=one\\\ntwo \\= three\nencoder=Lavf\n"
+    assert ffmetadata_value(text, "comment") == "one\ntwo = three"
+
+
 def test_a_comment_that_is_not_motif_lites_is_refused(tmp_path):
     path = tmp_path / "x.png"
     PIL.Image.new("RGB", (8, 8)).save(path)
@@ -248,3 +265,33 @@ def test_an_image_given_to_a_text_to_video_file_takes_the_image_to_video_shift(m
     settings_from_args(args)
     assert args.flow_shift is None  # the file's 15 was text-to-video's: the checkpoint's or the official 8 decides
     assert args.steps == 2 and args.image == str(image)
+
+
+def test_an_image_to_video_file_keeps_its_shift_when_its_image_is_given(made, tmp_path):
+    # Only a text-to-video file's shift is the other kind's: an image-to-video file's is the one its video used.
+    image = tmp_path / "cat.png"
+    PIL.Image.new("RGB", (32, 32), "orange").save(image)
+    i2v = written(tmp_path, {**read_settings(made).values, "image": "cat.png", "flow_shift": 6.0})
+    args = parsed("--settings-from", str(i2v), "-i", str(image))
+    settings_from_args(args)
+    assert args.flow_shift == 6.0
+
+
+def test_the_files_own_guidance_method_given_again_keeps_its_parameters(made):
+    args = parsed("--settings-from", str(made), "--guidance", "apg")
+    settings_from_args(args)
+    request = request_from_args(args)
+    assert (request.guidance, request.cfg_scale, request.apg_momentum) == ("apg", 4.0, pytest.approx(0.1))
+
+
+def test_apg_without_momentum_is_read_back_as_momentum_off(made):
+    # APG stores momentum None when it is off; the flag says off with 0 (None would be "the checkpoint's").
+    values = read_settings(made).values
+    values = {**values, "guidance_config": {**values["guidance_config"], "momentum": None}}
+    assert request_fields_of(values)["apg_momentum"] == 0.0
+
+
+def test_a_file_of_this_version_has_no_unknown_keys(made):
+    # "schedule" is written only for a run with other schedule options than the official ones (not this one).
+    values = read_settings(made).values
+    assert unknown_stored_keys(values) == [] and unknown_stored_keys({**values, "schedule": {}}) == []

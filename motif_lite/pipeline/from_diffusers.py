@@ -82,8 +82,8 @@ def call_advice(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         if name == "image" and not isinstance(value, str | Path):
             fields["image"] = "first_frame.png"
             advice.append("image: the path of an image file is taken; save the image first (image.save(...))")
-        elif name in CALL_FIELDS:
-            fields[CALL_FIELDS[name]] = value
+        elif name in CALL_FIELDS:  # a Path as a plain string: the line must run with only GenerationRequest
+            fields[CALL_FIELDS[name]] = str(value) if isinstance(value, Path) else value
         elif name == "generator" and _cpu_generator(value):
             fields["seed"] = value.initial_seed()
         else:

@@ -179,6 +179,9 @@ def stop() -> None:
 
 
 TORCHELASTIC_SIGNALS = "TORCHELASTIC_SIGNALS_TO_HANDLE"  # the signals torch's launcher stops its processes on
+# torchrun's --signals-to-handle (newer torch), which takes its default from this variable and then writes its value
+# over TORCHELASTIC_SIGNALS_TO_HANDLE: without it, torch's default list replaced ours
+TORCHRUN_SIGNALS = "PET_SIGNALS_TO_HANDLE"
 # torch's default, and the schedulers' warnings before a time limit (which Windows has not)
 LAUNCHER_SIGNALS = ",".join(
     name for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2") if hasattr(signal, name)
@@ -204,8 +207,9 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     failures.setLevel(logging.CRITICAL)
     # The launcher passes the signals it handles on to the ranks; by default not SIGUSR1/2, which would kill it and
     # leave the ranks running: a scheduler's warning before its time limit must reach them, to keep their state.
-    handled = os.environ.get(TORCHELASTIC_SIGNALS)
+    handled, flag = os.environ.get(TORCHELASTIC_SIGNALS), os.environ.get(TORCHRUN_SIGNALS)
     os.environ[TORCHELASTIC_SIGNALS] = handled or LAUNCHER_SIGNALS
+    os.environ[TORCHRUN_SIGNALS] = flag or os.environ[TORCHELASTIC_SIGNALS]
     try:
         run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module", "motif_lite", *argv]))
     except ChildFailedError as exc:
@@ -221,8 +225,12 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
         failures.setLevel(level)
         if threads is None:
             del os.environ["OMP_NUM_THREADS"]
-        if handled is None:
-            del os.environ[TORCHELASTIC_SIGNALS]
+        if handled is None:  # the launcher may have written over it: as it was
+            os.environ.pop(TORCHELASTIC_SIGNALS, None)
+        else:
+            os.environ[TORCHELASTIC_SIGNALS] = handled
+        if flag is None:
+            del os.environ[TORCHRUN_SIGNALS]
     return 0
 
 
