@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import signal
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from motif_lite import cli, load_pipeline
 from motif_lite.io.latents import read_latents
 from motif_lite.numerics import NonFiniteError
 from motif_lite.request import GenerationRequest, RequestError
+from motif_lite.units import file_size
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 SIZE = dict(width=48, height=32, frames=9, steps=4)  # guided by the official APG: momentum carries a state
@@ -439,13 +441,56 @@ def test_the_note_on_another_lora_names_the_stopped_runs(checkpoint, tmp_path, c
     assert f"the run being resumed had --lora {lora}:0.8 --lora {second}:0.5: the rest of the video" in err
 
 
+RETRAINED = 1_700_000_000  # seconds: 2023-11-14
+
+
+def retrain(lora: Path) -> None:
+    """`lora` written again in place, as a retrained LoRA is: other weights, another size (rank 4) and time."""
+    from safetensors.torch import save_file
+
+    module = "transformer.transformer_blocks.0.attn.to_q"
+    save_file({f"{module}.lora_A.weight": torch.randn(4, 64), f"{module}.lora_B.weight": torch.randn(64, 4)}, lora)
+    os.utime(lora, (RETRAINED, RETRAINED))  # another time, whatever the file system's clock resolution
+
+
+def test_a_lora_changed_in_place_since_the_run_stopped_is_noted(checkpoint, tmp_path, capsys):
+    # A LoRA retrained under the same name went on silently: only its path and strength were compared.
+    lora = a_lora(tmp_path)
+    styled = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", loras=[(lora, 0.5)])
+    with pytest.raises(KeyboardInterrupt):
+        styled.generate(request(tmp_path), on_progress=stop_at(1))
+    stopped = tmp_path / "fox.latents.safetensors"
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert code == 0, err
+    assert "changed since the run stopped" not in err
+    size = file_size(lora.stat().st_size)
+    retrain(lora)
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert code == 0, err
+    assert f"{lora} changed since the run stopped ({size} then, {file_size(lora.stat().st_size)} now; modified " in err
+    assert "the rest of the video is sampled with the file as it is now" in err
+    assert "the run being resumed had" not in err  # the same path and strength: no other note
+    saved = read_latents(stopped)
+    result = styled.generate(GenerationRequest(**saved.request), resume=saved, latents_file=tmp_path / "b.safetensors")
+    assert [note for note in result.notes if "changed since the run stopped" in note] == [
+        f"{lora} changed since the run stopped ({size} then, {file_size(lora.stat().st_size)} now; modified "
+        f"{datetime.fromtimestamp(RETRAINED):%Y-%m-%d %H:%M:%S}): the rest of the video is sampled with the file "
+        "as it is now"
+    ]
+    drop_run_key(stopped, "file_stamps")  # a file of an older motif-lite: nothing to compare
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert code == 0, err
+    assert "changed since the run stopped" not in err
+
+
 def random_image(path: Path, seed: int) -> Path:
     PIL.Image.fromarray(np.random.default_rng(seed).integers(0, 255, (32, 48, 3), dtype=np.uint8)).save(path)
     return path
 
 
-def drop_image_checksum(path: Path) -> None:
-    """`path` as an older motif-lite wrote it: no checksum of the input image."""
+def drop_run_key(path: Path, key: str) -> None:
+    """`path` as an older motif-lite wrote it: without `key` in what it keeps of the run (the input image's
+    checksum, the weight files' stamps)."""
     import json
 
     from safetensors import safe_open
@@ -454,7 +499,7 @@ def drop_image_checksum(path: Path) -> None:
     with safe_open(str(path), "pt") as file:
         info = json.loads(file.metadata()["motif_lite_latents"])
         tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
-    del info["run"]["image_sha256"]
+    del info["run"][key]
     save_file(tensors, str(path), metadata={"motif_lite_latents": json.dumps(info)})
 
 
@@ -487,7 +532,7 @@ def test_a_moved_image_of_an_older_file_is_taken_with_a_note_and_one_still_there
     other = random_image(tmp_path / "other.png", 1)
     code, _, err = run_cli(capsys, "--resume", str(stopped), "-i", str(other), "--dry-run")
     assert_user_error(code, err, "leave out --image")  # the run's image is still there
-    drop_image_checksum(stopped)
+    drop_run_key(stopped, "image_sha256")
     first.unlink()
     code, _, err = run_cli(capsys, "--resume", str(stopped), "-i", str(other), "--dry-run")
     assert code == 0, err
@@ -685,3 +730,20 @@ def test_a_stopped_run_from_another_machine_asks_for_o_when_its_folder_is_not_he
     assert_user_error(code, err, f"wrote to {elsewhere}, and that folder is not here: give -o for the video")
     code, _, err = run_cli(capsys, "--resume", str(stopped), "-o", str(tmp_path / "fox.mp4"), "--dry-run")
     assert code == 0, err
+
+
+def test_a_weight_file_changed_in_place_is_noted_and_an_unchanged_one_is_not(tmp_path):
+    from motif_lite.io.latents import changed_file_notes, file_stamps
+
+    vae = tmp_path / "vae.safetensors"
+    vae.write_bytes(b"x" * 10)
+    flags = {"vae": str(vae), "gguf": None, "lora": []}
+    then = {"file_stamps": file_stamps(flags)}
+    assert changed_file_notes(then, flags) == []
+    os.utime(vae, (RETRAINED, RETRAINED))  # the same size, another time
+    assert changed_file_notes(then, flags) == [
+        f"{vae} changed since the run stopped (the same size; modified "
+        f"{datetime.fromtimestamp(RETRAINED):%Y-%m-%d %H:%M:%S}): the rest of the video is sampled with the file as "
+        "it is now"
+    ]
+    assert changed_file_notes(then, {**flags, "vae": None}) == []  # the resumed run leaves it out: not its model

@@ -30,6 +30,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     from motif_lite.io.latents import (
         MODEL_FLAG_GROUPS,
         LatentsFileError,
+        changed_file_notes,
         other_model_notes,
         read_latents,
         still_running,
@@ -70,6 +71,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
                 _check_still_there(dest, then[dest], saved)
                 setattr(args, dest, then[dest])
     notes += other_model_notes(then, vars(args), "what this command gives")
+    notes += changed_file_notes(saved.run, vars(args))
     notes += _step_cache_resumed(saved, args, given)
     args.weights = weight_files(args)
     return saved, notes

@@ -20,7 +20,7 @@ from motif_lite.checkpoint import ModelSources
 from motif_lite.decoding import decode_video
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.image import load_image, preprocess_image
-from motif_lite.io.latents import LatentsFile, SavedLatents, other_model_notes
+from motif_lite.io.latents import LatentsFile, SavedLatents, changed_file_notes, file_stamps, other_model_notes
 from motif_lite.io.preview import preview_steps
 from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
 from motif_lite.model.transformer import MotifVideoTransformer
@@ -157,6 +157,9 @@ class MotifVideoPipeline:
         # The last texts and first frame encoded, kept for the next videos (a batch, a server's repeated prompts).
         self.kept_encodings = KeptEncodings()
         self._transformer_recipe: TransformerRecipe | None = None  # how load_pipeline built it: for `set_loras`
+        # The size and time of each weight file as the model was loaded (`file_stamps`): a stopped run keeps them,
+        # so that its resume can tell a file changed in place since (a LoRA retrained under the same name).
+        self.file_stamps: dict[str, dict[str, int]] = {}
 
     @property
     def encoded_texts(self) -> OrderedDict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -207,6 +210,7 @@ class MotifVideoPipeline:
 
     def _use_transformer(self, loaded: LoadedTransformer) -> None:
         self.transformer, self.loras = loaded.model, loaded.loras
+        self.file_stamps = file_stamps(self.model_flags())
         self.plan_handle, self.compile_handle = loaded.plan_handle, loaded.compile_handle
 
     @_frees_memory_when_stopped
@@ -248,6 +252,7 @@ class MotifVideoPipeline:
         notes += [*self.notes, *settings.notes]
         if resume is not None:  # as `run --resume` notes it: the rest of the video is not the one that run made
             notes += other_model_notes(resume.run, self.model_flags(), "this pipeline's model")
+            notes += changed_file_notes(resume.run, self.model_flags())
         progress = on_progress or (lambda stage, done, total: None)
         timings: dict[str, float] = {}
         peaks: dict[str, int] = {}
@@ -573,8 +578,10 @@ class MotifVideoPipeline:
         fields = jsonable(
             {**dataclasses.asdict(request), "output": str(output), "image": None if image is None else str(image)}
         )
-        # The image's checksum beside the model flags: a resume given the image again, moved, checks it is the same.
-        run = {**self.model_flags(), "image_sha256": None if image is None else image_sha256(image)}
+        # The image's checksum beside the model flags: a resume given the image again, moved, checks it is the same;
+        # the weight files' stamps: a resume tells one changed in place.
+        checksum = None if image is None else image_sha256(image)
+        run = {**self.model_flags(), "file_stamps": self.file_stamps, "image_sha256": checksum}
         return dataclasses.replace(saved, progress=(state.done, request.steps), state=tensors, request=fields,
                                    run=run)  # fmt: skip
 
