@@ -155,6 +155,20 @@ def test_another_model_than_the_files_is_noted(checkpoint, made, tmp_path, capsy
     assert "made.webp was made with --dtype fp32, this run has --dtype bf16" in err
 
 
+@pytest.mark.parametrize(("repo", "noted"), [("Org/{name}", False), ("Org/Other-Model", True)])
+def test_a_hub_repo_id_in_the_file_is_the_local_folder_of_its_name(checkpoint, made, tmp_path, capsys, no_weights,
+                                                                   repo, noted):  # fmt: skip
+    # The model is compared by name: a file made from the Hub's Org/Motif-Video-2B and a run of a local folder
+    # Motif-Video-2B (its download) have the same model.
+    values = read_settings(made).values
+    repo = repo.format(name=checkpoint.name)
+    other = written(tmp_path, {**values, "model": {**values["model"], "model": repo}})
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(other), "--dry-run")
+    assert code == 0, err
+    note = f"made.webp was made with --model {repo}, this run has --model {checkpoint.name}: its video differs"
+    assert (note in err) == noted, err
+
+
 # ------------------------------------------------------------------------------ refused, before any work
 
 
