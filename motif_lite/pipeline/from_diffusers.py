@@ -48,6 +48,7 @@ _PLAN = (
     "fits and streams the rest (docs/memory.md)"
 )
 _LORAS = "pipe.set_loras({'style.safetensors': 0.8}) replaces the LoRAs (set_loras({}) removes them)"
+_APPLIED = "pipe.loras are the LoRAs applied (pipe.loras.describe() lists them; None: none)"
 # diffusers pipeline methods (the LoRA ones of its video pipelines that take LoRAs, e.g. Wan's) -> what does the
 # same here.
 METHOD_ADVICE = {
@@ -64,6 +65,13 @@ METHOD_ADVICE = {
     "unfuse_lora": _LORAS,
     "unload_lora_weights": _LORAS,
     "delete_adapters": _LORAS,
+    "enable_lora": _LORAS,
+    "disable_lora": _LORAS,
+    "enable_lora_hotswap": _LORAS + "; each call reads the transformer again, with the new LoRAs merged",
+    "get_active_adapters": _APPLIED,
+    "get_list_adapters": _APPLIED,
+    "set_lora_device": "the LoRAs are on the transformer's device, merged into its weights or beside its packed "
+    "layers: load_pipeline(..., device='cuda') chooses it",
     "save_pretrained": "the pipeline loads the official files as they are; to save a quantized transformer, "
     "python -m motif_lite.quantize (docs/quantize.md)",
 }
