@@ -27,7 +27,7 @@ from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import prompt_line, summary
 from motif_lite.cli.run_time import confirm_cpu_time, cpu_time_note, gpu_time_note
-from motif_lite.cli.settings_from import Recalled, other_model_notes, settings_from_args, settings_lines
+from motif_lite.cli.settings_from import Recalled, recalled_model_notes, settings_from_args, settings_lines
 from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest
 
@@ -195,7 +195,7 @@ def dry_run(
     settings = resolve_settings(request, sources.configs, sources.transformer, dtype_setting)
     print_notes([*sources.notes, *settings.notes])
     if recalled := _recalled(args):
-        print_notes(other_model_notes(recalled, args, sources, dtype, device))
+        print_notes(recalled_model_notes(recalled, args, sources, dtype, device))
     print_notes(_dry_run_device_notes(args, device))
     if here:  # the device is here: check the speed flags as a run would
         _check_speed_flags(args, device, dtype)
@@ -350,7 +350,7 @@ def _generate(
         check_backend_runs(args.attention_backend, device, dtype)
     settings = resolve_settings(request, sources.configs, sources.transformer)
     if recalled := _recalled(args):
-        print_notes(other_model_notes(recalled, args, sources, dtype, device), say)
+        print_notes(recalled_model_notes(recalled, args, sources, dtype, device), say)
     print_notes(loading_notes(sources, device, dtype, settings.notes), say)  # before loading
     if parallel is None:
         _say_run_time(args, requests, settings, sources, dtype, device, say)

@@ -130,7 +130,7 @@ def settings_lines(settings: Settings, recalled: Recalled | None) -> list[str]:
     return [head, *rows]
 
 
-def other_model_notes(
+def recalled_model_notes(
     recalled: Recalled, args: argparse.Namespace, sources: ModelSources, dtype: torch.dtype, device: torch.device
 ) -> list[str]:
     """A note per group of model flags in which this run's model differs from the one the file names (by file
