@@ -54,10 +54,45 @@ def text_encoder_dtype(dtype: torch.dtype, given: torch.dtype | None = None) -> 
 SUPPORTED_TYPES = ("cpu", "cuda")  # CUDA includes ROCm builds, which name their GPUs "cuda" too
 
 
+# Accelerators torch can drive that motif-lite does not run on (its kernels, memory plans and tests are CUDA's):
+# torch's device type -> the name users know. A ROCm build of torch names AMD GPUs "cuda" (accepted, untested).
+OTHER_ACCELERATORS = {"mps": "Apple silicon GPU (mps)", "xpu": "Intel GPU (xpu)", "npu": "Ascend NPU (npu)"}
+
+
+def present_accelerator() -> str | None:
+    """torch's device type for this machine's accelerator ("cuda", "mps", "xpu", ...), or None: the CPU only."""
+    accelerator = getattr(torch, "accelerator", None)  # torch 2.6 and later
+    if accelerator is None or not accelerator.is_available():
+        return None
+    return accelerator.current_accelerator().type
+
+
+def unused_accelerator_note(kind: str | None) -> str | None:
+    """When `device` "auto" gives the CPU on a machine whose accelerator is of a `kind` motif-lite does not run on
+    (`present_accelerator`: a Mac's GPU, an Intel GPU), the sentence that says so: without it a Mac user sees only
+    a long CPU estimate and cannot tell why their GPU is not used. None for "cuda" or no accelerator."""
+    if kind is None or kind in SUPPORTED_TYPES:
+        return None
+    name = OTHER_ACCELERATORS.get(kind, f"{kind} device")
+    return (
+        f"this machine's {name} is not supported: motif-lite runs on NVIDIA GPUs (CUDA) and on the CPU, which is "
+        "meant for tests and tiny sizes; this run uses the CPU"
+    )
+
+
+def auto_cpu_note(asked: str | torch.device, device: torch.device) -> str | None:
+    """`unused_accelerator_note` for this machine when the device `asked` for was "auto" and gave the CPU."""
+    if str(asked) != "auto" or device.type != "cpu":
+        return None
+    return unused_accelerator_note(present_accelerator())
+
+
 def _supported(resolved: torch.device, name: str | torch.device) -> torch.device:
     if resolved.type not in SUPPORTED_TYPES:
+        other = OTHER_ACCELERATORS.get(resolved.type)
         raise DeviceError(
-            f"device {str(name)!r} is not supported: motif-lite runs on CUDA GPUs (cuda, cuda:N) and the CPU (cpu)"
+            f"device {str(name)!r}{f', an {other},' if other else ''} is not supported: motif-lite runs on CUDA GPUs "
+            "(cuda, cuda:N) and the CPU (cpu; slow, for tests and tiny sizes)"
         )
     return resolved
 

@@ -168,8 +168,10 @@ def test_unusable_cuda_device_is_a_user_error(checkpoint, monkeypatch, cuda_buil
         load_transformer(checkpoint, device="nonsense")
     with pytest.raises(MotifLiteError, match=r"unknown device 'gpu': a GPU is cuda here \(--device cuda\)"):
         parse_device("gpu")  # what a dry run checks (it also takes auto)
-    for other in ("mps", "xpu"):  # real torch devices this runtime does not support: said before any file is read
-        with pytest.raises(MotifLiteError, match=f"device '{other}' is not supported: motif-lite runs on CUDA GPUs"):
+    # Real torch devices this runtime does not support: said before any file is read, with the name users know.
+    for other, known in (("mps", "an Apple silicon GPU"), ("xpu", "an Intel GPU"), ("meta", None)):
+        said = f", {known} \\({other}\\)," if known else ""
+        with pytest.raises(MotifLiteError, match=f"device '{other}'{said} is not supported: motif-lite runs on CUDA"):
             load_transformer(checkpoint, device=other)
 
 

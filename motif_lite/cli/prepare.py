@@ -26,12 +26,19 @@ def preflight_flags(args: argparse.Namespace, device: str | torch.device) -> tup
 
 
 def loading_notes(
-    sources: ModelSources, device: torch.device, dtype: torch.dtype, settings_notes: Iterable[str] = ()
+    sources: ModelSources,
+    device: torch.device,
+    dtype: torch.dtype,
+    asked_device: str,
+    settings_notes: Iterable[str] = (),
 ) -> list[str]:
-    """The notes printed before loading, in order: the files' (where they came from) and the settings' (a run's).
-    The dtype's advice (bf16 asked for on a GPU without bf16 tensor cores) is `load_pipeline`'s warning, before it
-    loads."""
-    return [*sources.notes, *settings_notes]
+    """The notes printed before loading, in order: the device's (`asked_device`, --device: auto on a Mac, whose GPU is
+    not used), the files' (where they came from) and the settings' (a run's). The dtype's advice (bf16 asked for on
+    a GPU without bf16 tensor cores) is `load_pipeline`'s warning, before it loads."""
+    from motif_lite.devices import auto_cpu_note
+
+    device_note = auto_cpu_note(asked_device, device)
+    return [*([device_note] if device_note else []), *sources.notes, *settings_notes]
 
 
 def plan_if_budget(

@@ -268,11 +268,14 @@ def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> lis
     """What a dry run says about planning for a device this machine lacks."""
     import torch
 
+    from motif_lite.devices import auto_cpu_note
+
     notes = []
     if device.type == "cuda" and not torch.cuda.is_available() and args.vram is None:
         notes.append("no CUDA device on this machine: planned without a budget; give --vram GiB to plan for yours")
     if str(args.device) == "auto" and device.type == "cpu":
         notes.append("no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU")
+        notes.extend(filter(None, [auto_cpu_note(args.device, device)]))  # a Mac's GPU: not used, said why
     if os.environ.get("WORLD_SIZE", "1") == "1" and (missing := missing_gpus(args.gpus, args.device)) is not None:
         notes.append(f"a run of this command would be refused here: {missing}")  # the plan may be for other GPUs
     return notes
@@ -351,7 +354,7 @@ def _generate(
     settings = resolve_settings(request, sources.configs, sources.transformer)
     if recalled := _recalled(args):
         print_notes(recalled_model_notes(recalled, args, sources, dtype, device), say)
-    print_notes(loading_notes(sources, device, dtype, settings.notes), say)  # before loading
+    print_notes(loading_notes(sources, device, dtype, args.device, settings.notes), say)  # before loading
     if parallel is None:
         _say_run_time(args, requests, settings, sources, dtype, device, say)
     # In a parallel run: the plan of one rank, which loads the text encoder only if it is the main one.

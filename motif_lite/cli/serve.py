@@ -336,7 +336,7 @@ def _load_served_pipeline(
     max_video = config.max_video
     sources, device = preflight_flags(args, args.device)  # every check, and any download, before planning (as run)
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
-    print_notes(loading_notes(sources, device, dtype))  # as run prints them
+    print_notes(loading_notes(sources, device, dtype, args.device))  # as run prints them
     # A plan is made for the largest video a job may ask for, which is then the official size unless --max-video says.
     planned_video = max_video or OFFICIAL_VIDEO
     width, height, frames = planned_video

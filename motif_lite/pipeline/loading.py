@@ -98,6 +98,8 @@ def load_pipeline(
     advice = devices.dtype_note(target, dtype) if asked is not None else None  # a default is never a poor fit
     if advice:  # bf16 asked for on a GPU before Ampere (a notebook's T4): said before minutes of loading, not after
         warnings.warn(advice, stacklevel=2)
+    if isinstance(device, str) and (unused := devices.auto_cpu_note(device, target)):
+        warnings.warn(unused, stacklevel=2)  # a Mac's GPU: the user should know why the run is slow
     check_strict_int8(attention, kernels, target)
     backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
     cache_config, backend = check_speed(target, kernels, compile, backend_name, step_cache, parallel, dtype)
