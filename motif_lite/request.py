@@ -14,6 +14,7 @@ import math
 import numbers
 import re
 import secrets
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,7 @@ class GenerationRequest:
             )
         resolved = dataclasses.replace(self, frames=frames, seed=seed, guidance=guidance, sampler=sampler)
         notes += _beyond_training_notes(self.width, self.height, frames)
+        notes += _language_notes(self.prompt, "prompt") + _language_notes(self.negative_prompt, "negative prompt")
         if image is not None and not resolved.conditions_on_image:  # frames are 4k+1 here: 1 frame
             notes.append(
                 "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
@@ -204,6 +206,31 @@ def _beyond_training_notes(width: int, height: int, frames: int) -> list[str]:
             "distort; make it at 1280x736 (or its shape at that many pixels) and upscale the video"
         )
     return notes
+
+
+# Languages by the script of their letters (the first word of the letters' Unicode names): kana is Japanese also where
+# kanji ("CJK", Chinese characters) outnumber it; other scripts are named as scripts (Cyrillic, Arabic, ...).
+_JAPANESE = {"HIRAGANA", "KATAKANA"}
+_LANGUAGES = {"CJK": "Chinese", "HANGUL": "Korean"}
+
+
+def _language_notes(text: str, label: str) -> list[str]:
+    """A note when most letters of `text` are of a script other than Latin (Chinese, Korean, Cyrillic, ...): the
+    training captions were English only, so such a prompt may be followed loosely, and a user coming from models
+    trained on Chinese too (Wan) would otherwise blame the runtime. Latin-script languages are not told apart from
+    English: they get no note."""
+    scripts = [
+        unicodedata.name(c, "?").split()[0] for c in text if c.isalpha() and "LATIN" not in unicodedata.name(c, "")
+    ]
+    letters = sum(c.isalpha() for c in text)
+    if not scripts or len(scripts) * 2 <= letters:
+        return []
+    main = max(set(scripts), key=scripts.count)
+    language = "Japanese" if _JAPANESE & set(scripts) else _LANGUAGES.get(main, f"{main.title()} script")
+    return [
+        f"the {label} is mostly in {language}: the model was trained on English captions only, so it may follow "
+        f"this {label} loosely; an English translation is what it knows best"
+    ]
 
 
 REQUEST_DEFAULTS = GenerationRequest(prompt="-")  # every default (the prompt has none): read them from its fields

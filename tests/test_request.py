@@ -154,3 +154,26 @@ def test_a_video_longer_or_larger_than_any_the_model_was_trained_on_is_noted(tmp
     # The frames made, not those asked for: 122 is made as 121 (nothing to note), 123 as 125.
     assert beyond_training(tmp_path, frames=122) == []
     assert beyond_training(tmp_path, frames=123)[0].startswith("125 frames is longer")
+
+
+def test_a_prompt_mostly_in_another_script_than_latin_is_noted(tmp_path):
+    # The training captions were English only. Wan's workflows (trained on Chinese too) come with Chinese prompts
+    # and a Chinese negative prompt: each is named with its language; Latin-script text is not told apart.
+    def language_notes(**fields) -> list[str]:
+        request = GenerationRequest(**{"prompt": "a fox", "output": tmp_path / "fox.mp4", **fields})
+        return [note for note in request.resolve()[1] if "English captions" in note]
+
+    assert language_notes() == []  # the official negative prompt is English
+    for prompt in ("un renard roux court dans la neige", "ein roter Fuchs läuft durch den Schnee", "ａ ｆｏｘ"):
+        assert language_notes(prompt=prompt) == [], prompt
+    assert language_notes(prompt="a red fox runs through the snow, 红狐") == []  # a few words of another script
+    for prompt, language in [
+        ("一只红狐狸在雪地里奔跑", "Chinese"),
+        ("눈 속을 달리는 붉은 여우", "Korean"),
+        ("雪の中を走る赤いキツネ", "Japanese"),  # more kanji than kana: still Japanese
+        ("рыжая лиса бежит по снегу", "Cyrillic script"),
+    ]:
+        (note,) = language_notes(prompt=prompt)
+        assert note.startswith(f"the prompt is mostly in {language}: the model was trained on English captions"), note
+    (note,) = language_notes(negative_prompt="色调艳丽，过曝，静态，细节模糊不清，字幕")  # Wan's, as copied
+    assert note.startswith("the negative prompt is mostly in Chinese") and note.endswith("what it knows best")
