@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.common import download_hint_repeats, lora_args, print_notes
+from motif_lite.cli.kernel_cache import writable_kernel_cache
 from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_layout, torchrun_notes
 from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
 from motif_lite.cli.resume import earlier_runs, kept_anywhere, resume_args, resumed_request
@@ -346,6 +347,7 @@ def _generate(
         print_notes(earlier_runs(requests), say)
     # Every check, before any weights.
     sources, device = preflight_flags(args, device)
+    print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]), say)  # before it compiles
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
     if args.attention == "exact":  # a fixed attention kernel that this device lacks in this dtype
         from motif_lite.runtime.attention import check_backend_runs

@@ -328,6 +328,7 @@ def _load_served_pipeline(
     loaded model decides: the largest video a job may ask for, the planned size when there is a plan; whether it
     takes images; on the CPU without --max-video, which jobs are too long)."""
     from motif_lite.cli.common import print_notes
+    from motif_lite.cli.kernel_cache import writable_kernel_cache
     from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
     from motif_lite.pipeline import load_pipeline
     from motif_lite.request import GenerationRequest
@@ -335,6 +336,7 @@ def _load_served_pipeline(
 
     max_video = config.max_video
     sources, device = preflight_flags(args, args.device)  # every check, and any download, before planning (as run)
+    print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]))  # before it compiles
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
     print_notes(loading_notes(sources, device, dtype, args.device))  # as run prints them
     # A plan is made for the largest video a job may ask for, which is then the official size unless --max-video says.

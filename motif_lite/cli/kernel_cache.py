@@ -1,0 +1,65 @@
+"""Triton's kernel cache, made writable for a run before its first kernel compiles.
+
+Triton compiles each kernel into its cache folder (`TRITON_CACHE_DIR`, else `~/.triton/cache`, or under
+`TRITON_HOME`) and cannot compile at all where that folder cannot be written: a read-only home on a cluster's compute
+node, a container's read-only file system. Every kernel would then fail at its first call, each falling back to the
+torch ops with a warning (`--kernels auto`, much slower) or stopping the run (`--kernels triton`). Triton reads the
+variable at each compile, so pointing it at a folder of the temporary directory before loading is enough.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+
+def triton_cache_dir(environ: MutableMapping[str, str]) -> Path:
+    """The folder Triton compiles into under `environ`, as Triton finds it."""
+    if environ.get("TRITON_CACHE_DIR"):
+        return Path(environ["TRITON_CACHE_DIR"])
+    home = environ.get("TRITON_HOME") or os.path.expanduser("~")
+    return Path(home) / ".triton" / "cache"
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why no file can be made in `folder` (made first if missing, as Triton does), in words; None if one can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=folder, prefix=".motif-lite-")
+        os.close(handle)
+        os.unlink(name)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
+def writable_kernel_cache(environ: MutableMapping[str, str], kernels: str, device: torch.device) -> str | None:
+    """Where Triton will compile this run's kernels (on CUDA, unless `kernels` is "torch") and its cache folder
+    cannot be written: set `environ`'s TRITON_CACHE_DIR to a folder of this user in the temporary directory and
+    return the note that says so, with how to keep the kernels between runs. A note without the change when that
+    folder cannot be written either; None when nothing is wrong."""
+    if device.type != "cuda" or kernels == "torch":
+        return None
+    folder = triton_cache_dir(environ)
+    problem = unwritable(folder)
+    if problem is None:
+        return None
+    user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    fallback = Path(tempfile.gettempdir()) / f"motif-lite-triton-{user}"
+    told = f"Triton's kernel cache {folder} cannot be written ({problem})"
+    if (other := unwritable(fallback)) is not None:
+        return (
+            f"{told}, nor {fallback} ({other}): each kernel will fail to compile; set TRITON_CACHE_DIR to a "
+            "folder you may write"
+        )
+    environ["TRITON_CACHE_DIR"] = str(fallback)
+    return (
+        f"{told}: this run compiles its kernels into {fallback}; set TRITON_CACHE_DIR to a folder of yours to keep "
+        "them between runs (compiling takes seconds to minutes per size)"
+    )

@@ -1,0 +1,116 @@
+"""Triton's kernel cache where it cannot be written (a cluster's read-only home): a run points it at a folder of the
+temporary directory before anything compiles, with a note (motif_lite/cli/kernel_cache.py).
+
+A folder that cannot be written is made here as a path under a regular file: the tests run as root in CI, where
+permission bits stop nothing (a read-only mount, the real case, needs privileges a test does not have)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from motif_lite.cli.kernel_cache import triton_cache_dir, writable_kernel_cache
+
+CUDA = torch.device("cuda")  # no CUDA call is made: the device's type decides whether Triton will compile
+
+
+def blocked(tmp_path: Path, name: str) -> Path:
+    """A folder that cannot be made: its parent is a file."""
+    (tmp_path / name).write_text("a file where a folder should be")
+    return tmp_path / name / "cache"
+
+
+@pytest.fixture
+def temp_dir(tmp_path, monkeypatch) -> Path:
+    """tempfile's temporary directory, in this test's own folder."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_the_cache_is_found_where_triton_looks(tmp_path):
+    assert triton_cache_dir({"TRITON_CACHE_DIR": "/x/c", "TRITON_HOME": "/h"}) == Path("/x/c")
+    assert triton_cache_dir({"TRITON_HOME": "/h"}) == Path("/h/.triton/cache")
+    assert triton_cache_dir({}) == Path.home() / ".triton/cache"
+    from triton import knobs  # Triton's own answer under this process's environment
+
+    assert triton_cache_dir(os.environ) == Path(knobs.cache.dir)
+
+
+def test_a_writable_cache_is_left_alone(tmp_path, temp_dir):
+    environ = {"TRITON_CACHE_DIR": str(tmp_path / "new" / "cache")}
+    assert writable_kernel_cache(environ, "auto", CUDA) is None
+    assert environ == {"TRITON_CACHE_DIR": str(tmp_path / "new" / "cache")}
+    assert (tmp_path / "new" / "cache").is_dir() and not list((tmp_path / "new" / "cache").iterdir())  # no litter
+
+
+def test_an_unwritable_cache_is_replaced_with_a_note(tmp_path, temp_dir):
+    environ = {"TRITON_CACHE_DIR": str(blocked(tmp_path, "home"))}
+    note = writable_kernel_cache(environ, "auto", CUDA)
+    fallback = Path(environ["TRITON_CACHE_DIR"])
+    assert fallback.parent == temp_dir and fallback.is_dir() and fallback.name.startswith("motif-lite-triton-")
+    assert note.startswith(f"Triton's kernel cache {tmp_path / 'home' / 'cache'} cannot be written (")
+    assert f"this run compiles its kernels into {fallback}; set TRITON_CACHE_DIR" in note
+    # The same run again: the folder of the first is used again, and said again.
+    again = {"TRITON_CACHE_DIR": str(blocked(tmp_path, "home2"))}
+    assert writable_kernel_cache(again, "triton", CUDA) is not None and again["TRITON_CACHE_DIR"] == str(fallback)
+
+
+def test_nothing_writable_says_so_and_changes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(blocked(tmp_path, "tmp")))
+    environ = {"TRITON_CACHE_DIR": str(blocked(tmp_path, "home"))}
+    note = writable_kernel_cache(environ, "auto", CUDA)
+    assert "nor " in note and note.endswith("set TRITON_CACHE_DIR to a folder you may write")
+    assert environ == {"TRITON_CACHE_DIR": str(tmp_path / "home" / "cache")}
+
+
+def test_nothing_is_checked_where_triton_does_not_compile(tmp_path, temp_dir):
+    environ = {"TRITON_CACHE_DIR": str(blocked(tmp_path, "home"))}
+    assert writable_kernel_cache(environ, "auto", torch.device("cpu")) is None
+    assert writable_kernel_cache(environ, "torch", CUDA) is None
+    assert environ == {"TRITON_CACHE_DIR": str(tmp_path / "home" / "cache")} and not list(temp_dir.iterdir())
+
+
+# What the fix relies on, with Triton's real compiler (no GPU needed): an unwritable cache stops compiling, and the
+# variable set after Triton was imported is the folder the next compile uses.
+COMPILE = """
+import sys
+sys.path.insert(0, "tests")
+from cubins import compile_or_skip
+from motif_lite.kernels import norm
+import os
+os.environ["TRITON_CACHE_DIR"] = sys.argv[1]  # after importing Triton
+pointers = dict(x_ptr="*bf16", shift_ptr="*bf16", scale_ptr="*bf16", y_ptr="*bf16", eps="fp32")
+compile_or_skip(norm._layer_norm_modulate_kernel, 90, pointers, dict(BLOCK_C=2048), num_warps=4)
+"""
+
+
+def test_triton_compiles_into_the_folder_set_before_compiling(tmp_path):
+    cache = tmp_path / "fresh"
+    run = subprocess.run([sys.executable, "-c", COMPILE, str(cache)], capture_output=True, text=True)
+    if "Skipped" in run.stderr:
+        pytest.skip(run.stderr.strip().splitlines()[-1])
+    assert run.returncode == 0, run.stderr
+    assert any(cache.rglob("*.cubin")), list(cache.rglob("*"))
+    refused = subprocess.run([sys.executable, "-c", COMPILE, str(blocked(tmp_path, "x"))], capture_output=True)
+    assert refused.returncode != 0 and (b"NotADirectoryError" in refused.stderr or b"FileExistsError" in refused.stderr)
+
+
+@pytest.mark.cuda
+def test_a_gpu_run_with_an_unwritable_cache_runs_its_kernels(checkpoint, tmp_path):
+    """On a GPU: `--kernels triton` (no fallback allowed) runs with the cache under a file, and says where it went."""
+    env = {**os.environ, "TRITON_CACHE_DIR": str(blocked(tmp_path, "home"))}
+    args = ["-m", str(checkpoint), "-p", "a fox", "-W", "64", "-H", "64", "--video-frames", "5", "--steps", "2"]
+    run = subprocess.run(
+        [sys.executable, "-m", "motif_lite", "run", *args, "--kernels", "triton", "-o", str(tmp_path / "fox.mp4")],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "cannot be written" in run.stderr and "this run compiles its kernels into" in run.stderr
