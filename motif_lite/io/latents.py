@@ -33,6 +33,7 @@ from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.io.video import unused_path
 from motif_lite.paths import user_path
 from motif_lite.units import file_size
+from motif_lite.version import VERSION
 from motif_lite.weights.safetensors_header import TruncatedError, read_header
 
 logger = logging.getLogger(__name__)
@@ -429,11 +430,24 @@ def _parsed(header: str, not_latents: str) -> dict:
 
 def _check_version(info: dict, path: Path) -> None:
     version = info.get("version")
+    if isinstance(version, int) and version > FORMAT_VERSION:  # a user who downgraded, or a folder shared with one
+        raise LatentsFileError(
+            f"{path} was saved by {_writer_version(info)}, newer than this one ({VERSION}; latents format version "
+            f"{version}; this one reads versions {', '.join(map(str, READABLE_VERSIONS))}): upgrade motif-lite (pip "
+            "install -U motif-lite) to use it"
+        )
     if version not in READABLE_VERSIONS:
         raise LatentsFileError(
             f"{path} holds latents in format version {version}, and this motif-lite reads versions "
             f"{', '.join(map(str, READABLE_VERSIONS))}: use it with the motif-lite version that saved it"
         )
+
+
+def _writer_version(info: dict) -> str:
+    """The motif-lite that saved a file, as its video's metadata names it ("motif-lite 0.2.0"), else in words."""
+    metadata = info.get("video_metadata")
+    version = metadata.get("version") if isinstance(metadata, dict) else None
+    return f"motif-lite {version}" if isinstance(version, str) else "another motif-lite"
 
 
 def _saved(info: dict, latents: torch.Tensor, state: dict[str, torch.Tensor], not_latents: str) -> SavedLatents:

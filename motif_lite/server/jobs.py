@@ -34,6 +34,7 @@ from typing import IO, Any
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.staging import PARTIAL_PREFIX
 from motif_lite.paths import user_path
+from motif_lite.version import VERSION
 
 try:
     import fcntl
@@ -154,7 +155,8 @@ class JobStore:
         if version > SCHEMA_VERSION:
             raise MotifLiteError(
                 f"the data folder {self.root} was written by a newer motif-lite (job database version {version}; "
-                f"this one knows up to {SCHEMA_VERSION}): upgrade motif-lite, or give --data another folder"
+                f"this one, motif-lite {VERSION}, knows up to {SCHEMA_VERSION}): upgrade motif-lite (pip install -U "
+                "motif-lite), or give --data another folder"
             )
 
     def _add_missing_columns(self) -> None:

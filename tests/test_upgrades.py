@@ -1,0 +1,196 @@
+"""Files an older motif-lite wrote, read by this one: a user upgrades and goes on with last week's stopped runs, kept
+latents, videos, server data folder and per-user cache. The fixtures in tests/data/old_formats/ were made by the
+commits their folders name (README.md there says how); the other direction, a file of a newer motif-lite, is tested
+by raising a fixture's version."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from motif_lite import cli, load_pipeline
+from motif_lite.io.latents import FORMAT_KEY, FORMAT_VERSION, LatentsFileError, read_latents
+from motif_lite.io.settings_file import read_settings
+from motif_lite.request import GenerationRequest
+from motif_lite.runtime.attention_choices import RememberedChoices
+from motif_lite.server.jobs import SCHEMA_VERSION, JobStore
+from motif_lite.version import VERSION
+
+OLD = Path(__file__).parent / "data" / "old_formats"
+# What tests/data/old_formats/make_api.py asked for (the denoised latents of version 1 keep no request).
+REQUEST = dict(prompt="a red fox", width=64, height=64, frames=9, steps=4, seed=7)
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+
+
+def copied(fixture: str, tmp_path: Path) -> Path:
+    """A copy of a fixture (file or folder) to work on: readers may rewrite them."""
+    source, target = OLD / fixture, tmp_path / Path(fixture).name
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copy(source, target)
+    return target
+
+
+def denoised_latents(pipe, request: GenerationRequest, monkeypatch, **generate) -> torch.Tensor:
+    """The latents the run's decode receives: its decode fails, and the file it keeps holds them."""
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("simulated")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipe.vae, "decode_frames", out_of_memory)
+        with pytest.raises(torch.OutOfMemoryError):
+            pipe.generate(request, **generate)
+    saved = read_latents(generate["resume"].file if "resume" in generate else _kept(request))
+    assert saved.denoised
+    return saved.latents
+
+
+def _kept(request: GenerationRequest) -> Path:
+    return Path(request.output).with_name(Path(request.output).stem + ".latents.safetensors")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(pipe, tmp_path_factory) -> torch.Tensor:
+    """This motif-lite's denoised latents for the fixtures' request, sampled without a stop."""
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        output = tmp_path_factory.mktemp("now") / "fox.mp4"
+        return denoised_latents(pipe, GenerationRequest(**REQUEST, output=output), monkeypatch)
+    finally:
+        monkeypatch.undo()
+
+
+# ------------------------------------------------------------------------------ latents files
+
+
+@pytest.mark.parametrize("commit", ["3adb65b", "50ae301"])
+def test_an_older_stopped_run_resumes_to_the_uninterrupted_latents(pipe, uninterrupted, commit, tmp_path, monkeypatch):
+    saved = read_latents(copied(f"{commit}/stopped.latents.safetensors", tmp_path))
+    assert saved.progress == (2, 4)
+    request = GenerationRequest(**{**saved.request, "output": tmp_path / "fox.mp4"})
+    assert torch.equal(denoised_latents(pipe, request, monkeypatch, resume=saved), uninterrupted)
+
+
+@pytest.mark.parametrize("commit", ["b2c4114", "3adb65b", "50ae301"])
+def test_older_denoised_latents_are_this_versions(uninterrupted, commit, tmp_path):
+    saved = read_latents(copied(f"{commit}/denoised.latents.safetensors", tmp_path))
+    assert saved.denoised and (saved.width, saved.height, saved.frames) == (64, 64, 9)
+    assert torch.equal(saved.latents, uninterrupted)
+
+
+def test_run_resume_and_decode_go_on_from_older_files(checkpoint, tmp_path):
+    # The files name the checkpoint where it was when they were made: -m gives it again.
+    stopped = copied("3adb65b/stopped.latents.safetensors", tmp_path)
+    args = ["-m", str(checkpoint), "--device", "cpu"]
+    resume = ["run", "--resume", str(stopped), "-o", str(tmp_path / "resumed.webp"), "--kernels", "torch", "--yes"]
+    assert cli.main([*resume, *args]) == 0
+    assert (tmp_path / "resumed.webp").is_file() and not stopped.exists()  # done: its file removed
+    version_1 = copied("b2c4114/denoised.latents.safetensors", tmp_path)
+    assert cli.main(["decode", str(version_1), "-o", str(tmp_path / "decoded.webp"), *args]) == 0
+    assert (tmp_path / "decoded.webp").is_file()
+
+
+def newer(path: Path, change) -> Path:
+    """`path` rewritten as a newer motif-lite would have saved it: `change` edits its description."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as file:
+        info = json.loads(file.metadata()[FORMAT_KEY])
+    change(info)
+    save_file(load_file(path), str(path), metadata={FORMAT_KEY: json.dumps(info)})
+    return path
+
+
+def test_latents_of_a_newer_format_name_both_versions_and_say_upgrade(tmp_path):
+    def from_the_future(info: dict) -> None:
+        info["version"] = FORMAT_VERSION + 1
+        info["video_metadata"]["version"] = "9.0.0"
+
+    path = newer(copied("50ae301/stopped.latents.safetensors", tmp_path), from_the_future)
+    with pytest.raises(LatentsFileError) as error:
+        read_latents(path)
+    message = str(error.value)
+    assert f"saved by motif-lite 9.0.0, newer than this one ({VERSION};" in message
+    assert "upgrade motif-lite" in message and "\n" not in message
+
+
+def test_a_newer_file_without_the_writers_version_still_says_upgrade(tmp_path, capsys):
+    def from_the_future(info: dict) -> None:
+        info["version"] = FORMAT_VERSION + 1
+        info["video_metadata"] = {}
+
+    path = newer(copied("50ae301/stopped.latents.safetensors", tmp_path), from_the_future)
+    assert cli.main(["run", "--resume", str(path), "--device", "cpu"]) != 0
+    err = capsys.readouterr().err
+    assert "saved by another motif-lite, newer than this one" in err and "upgrade motif-lite" in err
+    assert "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------ videos: --settings-from
+
+
+@pytest.mark.parametrize("commit", ["b2c4114", "50ae301"])
+def test_settings_from_reads_an_older_video(commit):
+    stored = read_settings(OLD / commit / "fox.mp4")
+    values = stored.values
+    assert (values["prompt"], values["seed"], values["sampler"], values["steps"]) == ("a red fox", 7, "dpm++2m", 2)
+    assert (values["width"], values["height"], values["frames"]) == (64, 64, 9)
+
+
+def test_run_settings_from_an_older_video_plans_its_settings(checkpoint, tmp_path, capsys):
+    video = copied("b2c4114/fox.mp4", tmp_path)
+    command = ["run", "--settings-from", str(video), "-m", str(checkpoint), "-o", str(tmp_path / "again.webp")]
+    assert cli.main([*command, "--device", "cpu", "--dry-run"]) == 0
+    out = capsys.readouterr()
+    assert "sampler      file       dpm++2m" in out.out and "seed 7" in out.err
+
+
+# ------------------------------------------------------------------------------ the server's data folder
+
+
+@pytest.mark.parametrize("commit", ["b2c4114", "3adb65b", "50ae301"])
+def test_the_server_lists_and_serves_an_older_data_folders_jobs(pipe, commit, tmp_path):
+    from server_helpers import InProcessServer
+
+    data = copied(f"{commit}/serve-data", tmp_path)
+    (video,) = (data / "videos").glob("*.mp4")
+    with InProcessServer(pipe, data) as server:
+        status, listing, _ = server.request("GET", "/v1/videos")
+        assert status == 200
+        (job,) = listing["data"]
+        assert (job["id"], job["status"], job["prompt"]) == (video.stem, "completed", "a red fox")
+        status, body, _ = server.request("GET", f"/v1/videos/{video.stem}/content")
+        assert status == 200 and body == video.read_bytes()
+    database = sqlite3.connect(data / "jobs.sqlite3")
+    assert database.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION  # upgraded in place
+    database.close()
+
+
+def test_a_data_folder_of_a_newer_motif_lite_names_this_version(tmp_path):
+    data = copied("50ae301/serve-data", tmp_path)
+    database = sqlite3.connect(data / "jobs.sqlite3")
+    database.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    database.close()
+    with pytest.raises(Exception, match=f"newer motif-lite .*this one, motif-lite {VERSION}, .*: upgrade motif-lite"):
+        JobStore(data)
+
+
+# ------------------------------------------------------------------------------ the per-user cache
+
+
+def test_an_older_attention_choice_is_taken_again():
+    environment, choices = json.loads((OLD / "b2c4114" / "attention-choices.json").read_text()).popitem()
+    (shape, name), = choices.items()  # fmt: skip
+    assert RememberedChoices(environment, OLD / "b2c4114" / "attention-choices.json").get(shape) == name == "cudnn"
