@@ -10,6 +10,7 @@ STAGE` or, when the reference gives inf/NaN too, `verdict: inf/NaN at STAGE, in 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -70,7 +71,8 @@ def main(args: argparse.Namespace) -> int:
     import dataclasses
 
     from motif_lite.cli.common import download_hint_repeats, print_notes
-    from motif_lite.devices import torch_dtype
+    from motif_lite.cli.kernel_cache import writable_kernel_cache
+    from motif_lite.devices import parse_device, torch_dtype
     from motif_lite.verify import VerifySettings, resolve_verify_settings, verify
 
     forced, weights = check_flags(args)
@@ -80,6 +82,7 @@ def main(args: argparse.Namespace) -> int:
     settings, notes = resolve_verify_settings(settings)  # as `run` resolves them: frames rounded to 4k+1, a note
     print_notes(notes)
     dtype = torch_dtype(args.dtype) if args.dtype else None
+    print_notes(filter(None, [writable_kernel_cache(os.environ, "auto", parse_device(args.device))]))  # as run does
     print(f"verify: loading both pipelines from {args.model} ...", file=sys.stderr)
     with download_hint_repeats(getattr(args, "argv", None)):
         result = verify(
