@@ -32,9 +32,9 @@ H100 (1,979 dense INT8/FP8 TOPS; 16 exp2 per clock per SM). So the per-score ins
 ones that issue at the exp2 unit's rate most of all. Per score: an integer add and a float add turn the int32
 into fp32 (instead of a conversion, which issues at that rate, see MAGIC_BITS), one FMA (scales, running max and
 FP8's factor 448 folded into it), a max, one exp2, an add to the row sum and half an e4m3 pack. Needs INT8 tensor
-cores (sm_80+); FP8 P·V needs sm_89+ (`pv="auto"` picks it there). Under TRITON_INTERPRET=1 the e4m3 casts round
-in fp32 first: the CPU interpreter's fp8 cast drops the carry of a rounded-up mantissa (1.94 -> 1.0); compiled
-code casts directly.
+cores (sm_80+; not run on AMD GPUs: `devices.int8_attention_blocker`); FP8 P·V needs sm_89+ (`pv="auto"` picks
+it there). Under TRITON_INTERPRET=1 the e4m3 casts round in fp32 first: the CPU interpreter's fp8 cast drops the
+carry of a rounded-up mantissa (1.94 -> 1.0); compiled code casts directly.
 """
 
 from __future__ import annotations
@@ -47,12 +47,13 @@ import torch
 import triton
 import triton.language as tl
 
+from motif_lite.devices import GpuFacts, gpu_facts, has_fp8_pv, int8_attention_blocker
+
 from .attention import _block_table, _block_table_row, _key_mask_arg, _length_bucket
 from .errors import KernelInputError
 from .int8_scheme import (
     E4M3_MAX,
     K_BLOCK,
-    MIN_CAPABILITY,
     PV_FORMATS,
     WORKSPACE_BYTES,
     head_block,
@@ -63,7 +64,6 @@ from .launch import FUSED_FP, autotune_attention
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 _STATS_ROWS = 1024  # keys per statistics program
-FP8_CAPABILITY = (8, 9)  # FP8 e4m3 tensor cores (Ada, Hopper and later)
 
 
 @triton.jit
@@ -335,29 +335,27 @@ class _QuantizedKV:
     v_mean: torch.Tensor
 
 
-def _capability(device: torch.device) -> tuple[int, int] | None:
-    """The CUDA compute capability, None under the interpreter; raises where the kernel cannot run."""
+def _gpu(device: torch.device) -> GpuFacts | None:
+    """The GPU's facts, None under the interpreter; raises where the kernel cannot run."""
     if _INTERPRET:
         return None
     if device.type != "cuda":
         raise KernelInputError("int8 attention: needs CUDA tensors (or TRITON_INTERPRET=1)")
-    capability = torch.cuda.get_device_capability(device)
-    if capability < MIN_CAPABILITY:
-        version = ".".join(map(str, capability))
-        raise KernelInputError(
-            f"int8 attention: needs INT8 tensor cores (compute capability 8.0+), this GPU is {version}"
-        )
-    return capability
+    gpu = gpu_facts(device)
+    blocker = int8_attention_blocker(gpu)
+    if blocker is not None:
+        raise KernelInputError(f"int8 attention: {blocker}")
+    return gpu
 
 
 def _use_fp8(pv: str, device: torch.device) -> bool:
     if pv not in ("auto", *PV_FORMATS):
         raise KernelInputError(f"int8 attention: pv must be auto, {' or '.join(PV_FORMATS)}; got {pv!r}")
-    capability = _capability(device)
-    fp8_ok = capability is None or capability >= FP8_CAPABILITY
+    gpu = _gpu(device)
+    fp8_ok = gpu is None or has_fp8_pv(gpu)
     if pv == "fp8" and not fp8_ok:
-        raise KernelInputError(f"int8 attention: FP8 P·V needs compute capability 8.9+, this GPU is {capability}")
-    return pv == "fp8" or (pv == "auto" and capability is not None and fp8_ok)
+        raise KernelInputError(f"int8 attention: FP8 P·V needs compute capability 8.9+, this GPU is {gpu.describe()}")
+    return pv == "fp8" or (pv == "auto" and gpu is not None and fp8_ok)
 
 
 @dataclass

@@ -31,7 +31,6 @@ K_BLOCK = 64  # keys per K scale = the kernel's key tile
 # Quantized K/V copies are made for as many heads at a time as fit this (at least one head): a bounded transient.
 WORKSPACE_BYTES = 128 * 2**20
 PV_FORMATS = ("fp8", "16bit")
-MIN_CAPABILITY = (8, 0)  # INT8 tensor cores (mma.s8): Ampere and later
 
 
 def padded_keys(length: int, block_n: int = K_BLOCK) -> int:

@@ -9,6 +9,8 @@ from collections.abc import Callable
 import torch
 import triton
 
+from motif_lite.devices import rocm_build
+
 # FMA contraction on: the kernels were tuned, read in SASS and measured with it. Stated because Triton 3.9 warns
 # on every first compile when it is left to the default, and Triton 3.10 turns that default off.
 FUSED_FP = {"enable_fp_fusion": True}
@@ -39,7 +41,11 @@ def splits_rows(block_m: int, block_n: int, block_d: int, capability: tuple[int,
 
 def row_split_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
     """`early_config_prune` for the attention kernels: the configs whose warps own whole rows on this GPU (all of
-    them if none does). Needs q_ptr and BLOCK_D among the call's arguments, BLOCK_N in the config or the call."""
+    them if none does). Needs q_ptr and BLOCK_D among the call's arguments, BLOCK_N in the config or the call. On
+    AMD GPUs all of them: the rule is about NVIDIA's MMA layouts, and a ROCm build's device capability is not an
+    NVIDIA one (an RX 9070's gfx1201 reads 12.0, an RTX 50xx's number)."""
+    if rocm_build():
+        return configs
     args = {**named_args, **kwargs}
     capability = torch.cuda.get_device_capability(args["q_ptr"].device)
     kept = [

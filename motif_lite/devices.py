@@ -4,7 +4,9 @@
 `parse_device` reads a name ("auto" included) for plans, which may be made for a device this machine lacks;
 `resolve_device` and `checked_device` also require that the device runs here. `default_dtype` is the compute dtype
 when the user names none (float16 on a GPU before compute capability 8.0, else bfloat16); `dtype_note` says when
-a dtype the user named is a poor fit for a GPU (bfloat16 before compute capability 8.0).
+a dtype the user named is a poor fit for a GPU (bfloat16 before compute capability 8.0). `gpu_facts` reads what the
+code decides on about a GPU (NVIDIA's compute capability, or on PyTorch's ROCm build the AMD architecture), and the
+pure functions after it decide from those facts (bf16, 8-bit attention, FP8, NVIDIA-only attention kernels).
 
 torch reports a missing GPU in several ways (an AssertionError from a CPU-only build, a RuntimeError about the
 NVIDIA driver, an invalid device ordinal); the loaders call `checked_device` first so that users get one message.
@@ -13,6 +15,7 @@ NVIDIA driver, an invalid device ordinal); the loaders call `checked_device` fir
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import torch
 
@@ -115,13 +118,20 @@ def checked_device(device: str | torch.device) -> torch.device:
     if resolved.type != "cuda":
         return resolved
     if not torch.cuda.is_available():
-        why = "this torch build has no CUDA" if torch.version.cuda is None else "no NVIDIA driver or GPU was found"
+        why = no_gpu_reason()
         raise DeviceError(
             f"device {str(device)!r} requested but CUDA is not available ({why}); use the CPU: --device cpu"
         )
     if resolved.index is not None and resolved.index >= torch.cuda.device_count():
         raise DeviceError(f"device {str(device)!r}: there are only {torch.cuda.device_count()} CUDA device(s)")
     return resolved
+
+
+def no_gpu_reason() -> str:
+    """Why torch sees no GPU, in words that fit this torch build (a ROCm build needs AMD's driver, not NVIDIA's)."""
+    if rocm_build():
+        return "no AMD GPU or ROCm driver was found"
+    return "this torch build has no CUDA" if torch.version.cuda is None else "no NVIDIA driver or GPU was found"
 
 
 def parse_device(device: str | torch.device) -> torch.device:
@@ -140,36 +150,100 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return checked_device(parse_device(device))
 
 
+# What the code decides on about a GPU, read from torch once (`gpu_facts`) and decided on by pure functions below,
+# so that tests can state any GPU. PyTorch's ROCm build names AMD GPUs "cuda" too, but its
+# `get_device_capability` is not an NVIDIA compute capability (gfx1100 reads (11, 0), gfx942 (9, 4)): on AMD the
+# architecture name ("gfx1100") is what counts.
+NVIDIA, AMD = "nvidia", "amd"
+
+
+@dataclass(frozen=True)
+class GpuFacts:
+    """One GPU as the code decides on it: `vendor` NVIDIA or AMD, its `name`, NVIDIA's compute `capability`
+    (None on AMD) and AMD's `arch` (the gfx name without feature flags, "gfx1100"; None on NVIDIA)."""
+
+    vendor: str
+    name: str
+    capability: tuple[int, int] | None = None
+    arch: str | None = None
+
+    @property
+    def is_amd(self) -> bool:
+        return self.vendor == AMD
+
+    def describe(self) -> str:
+        """What the GPU is, as the messages name it: "compute capability 7.5" or "gfx1030"."""
+        if self.is_amd:
+            return self.arch or "unknown AMD architecture"
+        major, minor = self.capability or (0, 0)
+        return f"compute capability {major}.{minor}"
+
+
+def rocm_build() -> bool:
+    """Whether this torch is PyTorch's ROCm build (its "cuda" devices are AMD GPUs)."""
+    return torch.version.hip is not None
+
+
+def gpu_facts(device: torch.device | int) -> GpuFacts:
+    """The facts of GPU `device`, which this machine must have."""
+    name = torch.cuda.get_device_name(device)
+    if rocm_build():  # gcnArchName carries feature flags: "gfx90a:sramecc+:xnack-"
+        arch = torch.cuda.get_device_properties(device).gcnArchName.split(":")[0]
+        return GpuFacts(AMD, name, arch=arch)
+    return GpuFacts(NVIDIA, name, capability=tuple(torch.cuda.get_device_capability(device)))
+
+
+def gpu_platform() -> str:
+    """The GPU software this torch was built for, as `check` names it: "CUDA 12.8", "ROCm 6.4.43482" or none."""
+    if rocm_build():
+        return f"ROCm {torch.version.hip}"
+    return f"CUDA {torch.version.cuda or 'none in this build'}"
+
+
 # bfloat16 has tensor cores from compute capability 8.0 (Ampere: RTX 30xx, A100) on. Before that (RTX 20xx,
 # GTX 16xx and 10xx, T4, V100) its matrix multiplies run without tensor cores, and SDPA's memory-efficient and flash
 # kernels take no bfloat16 there: attention falls to the math kernel, whose memory grows with the square of the
 # tokens.
 BF16_CAPABILITY = (8, 0)
+# AMD GPUs without bfloat16 arithmetic (AMD's HIP hardware feature table): RDNA 1 and 2 (gfx10xx: RX 5000 and
+# 6000), Vega and MI50/MI60 (gfx900-gfx906), Polaris (gfx8xx). bf16 there is emulated, and Triton can fail to
+# compile a bf16 dot for them. MI100 (gfx908) and later CDNA, and RDNA 3 (gfx11xx) and later, have it.
+AMD_WITHOUT_BF16 = ("gfx8", "gfx900", "gfx902", "gfx904", "gfx906", "gfx909", "gfx90c", "gfx10")
+
+
+def has_bf16_matrix_cores(gpu: GpuFacts) -> bool:
+    """Whether bfloat16 runs at this GPU's speed (tensor cores on NVIDIA, matrix/WMMA instructions on AMD)."""
+    if gpu.is_amd:
+        return gpu.arch is not None and not gpu.arch.startswith(AMD_WITHOUT_BF16)
+    return gpu.capability is not None and gpu.capability >= BF16_CAPABILITY
 
 
 def default_dtype(device: torch.device | None) -> tuple[torch.dtype, str]:
-    """The compute dtype when the user names none, and why in words: float16 on a CUDA GPU before compute capability
-    8.0 (its bfloat16 is slow and has no memory-efficient attention, see above), else bfloat16, the dtype the model
-    was published in. `device` must be one this machine has (its capability is read); None stands for a GPU that
-    is not here (a dry run's plan for another machine), which gets bfloat16."""
+    """The compute dtype when the user names none, and why in words: float16 on a GPU without bfloat16 tensor cores
+    (NVIDIA before compute capability 8.0, AMD before RDNA 3 and MI100; its bfloat16 is slow and, on NVIDIA, has
+    no memory-efficient attention, see above), else bfloat16, the dtype the model was published in. `device` must
+    be one this machine has (its facts are read); None stands for a GPU that is not here (a dry run's plan for
+    another machine), which gets bfloat16."""
     if device is None:
         return torch.bfloat16, "the published dtype; a GPU before compute capability 8.0 gets fp16 (not known here)"
-    if device.type != "cuda" or torch.cuda.get_device_capability(device) >= BF16_CAPABILITY:
+    if device.type != "cuda":
         return torch.bfloat16, "the published dtype"
-    name = torch.cuda.get_device_name(device)
-    return torch.float16, f"{name} has no bf16 tensor cores; --dtype bf16 to override"
+    gpu = gpu_facts(device)
+    if has_bf16_matrix_cores(gpu):
+        return torch.bfloat16, "the published dtype"
+    return torch.float16, f"{gpu.name} has no bf16 tensor cores; --dtype bf16 to override"
 
 
 def dtype_note(device: torch.device, dtype: torch.dtype) -> str | None:
-    """Advice when `dtype` is a poor fit for the GPU `device` (bf16 before compute capability 8.0), else None. Said
+    """Advice when `dtype` is a poor fit for the GPU `device` (bf16 without bf16 tensor cores), else None. Said
     only when bf16 was asked for: such a GPU gets fp16 by default (`default_dtype`)."""
     if device.type != "cuda" or dtype != torch.bfloat16:
         return None
-    major, minor = torch.cuda.get_device_capability(device)
-    if (major, minor) >= BF16_CAPABILITY:
+    gpu = gpu_facts(device)
+    if has_bf16_matrix_cores(gpu):
         return None
     return (
-        f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor}) has no bfloat16 tensor cores: "
+        f"{gpu.name} ({gpu.describe()}) has no bfloat16 tensor cores: "
         "in bf16 the matrix multiplies run without them (several times slower) and attention has no "
         "memory-efficient bf16 kernel there: its memory grows with the square of the tokens, which the memory plan "
         "does not count (at 832x480x65 the DDT decoder's scores over 53,040 tokens alone would be 63 GiB). fp16, "
@@ -177,4 +251,56 @@ def dtype_note(device: torch.device, dtype: torch.dtype) -> str | None:
         "speed, but float16's range is narrower than the model was published in and fp16 has not been checked on "
         "the real weights (a run that overflows stops at that step and says so); --dtype fp32 is safe, slower and "
         "twice the memory"
+    )
+
+
+# 8-bit attention (`motif_lite.kernels.attention_int8`): INT8 QKᵀ needs INT8 tensor cores (NVIDIA compute
+# capability 8.0+), FP8 e4m3 P·V FP8 ones (8.9+: Ada, Hopper and later).
+INT8_CAPABILITY = (8, 0)
+FP8_CAPABILITY = (8, 9)
+
+
+def int8_attention_blocker(gpu: GpuFacts) -> str | None:
+    """Why the 8-bit attention kernel cannot run on `gpu` (to follow "--attention int8 " or "int8 attention: "),
+    or None where it can. Not on AMD GPUs: Triton's AMD backend has INT8 dots on some architectures, but the kernel
+    was written, tuned and checked on NVIDIA's tensor cores only and has never run on an AMD GPU, so exact
+    attention, which PyTorch runs there, is the safe choice."""
+    if gpu.is_amd:
+        return f"has not been checked on AMD GPUs ({gpu.name}, {gpu.describe()}), which run exact attention"
+    if gpu.capability is None or gpu.capability < INT8_CAPABILITY:
+        major, minor = gpu.capability or (0, 0)
+        return f"needs INT8 tensor cores (compute capability 8.0, Ampere, and later), but {gpu.name} is {major}.{minor}"
+    return None
+
+
+def has_fp8_pv(gpu: GpuFacts) -> bool:
+    """Whether the 8-bit attention's P·V runs in FP8 e4m3 on `gpu`. Never on AMD (no NVIDIA capability): RDNA 3
+    has no FP8, MI300 (gfx942) has only the FNUZ variant (Triton emulates e4m3fn there with fp16), and nothing here
+    has checked the architectures that have it; 16-bit P·V is the safe choice."""
+    return gpu.capability is not None and gpu.capability >= FP8_CAPABILITY
+
+
+# Exact attention kernels that exist for NVIDIA GPUs only: cuDNN's (ROCm builds of PyTorch have no cuDNN) and
+# FlashAttention-3 (a Hopper kernel). On AMD, SDPA's flash and memory-efficient kernels (AOTriton, on the
+# architectures it was built for) and the math kernel are what PyTorch offers.
+NVIDIA_ONLY_ATTENTION = ("cudnn", "fa3")
+
+
+def nvidia_only_attention(name: str, gpu: GpuFacts) -> bool:
+    """Whether the exact attention backend `name` cannot be on offer on `gpu`: an NVIDIA-only kernel on AMD."""
+    return gpu.is_amd and name in NVIDIA_ONLY_ATTENTION
+
+
+# Why `--kernels auto` runs torch's ops on a ROCm build: Triton has an AMD backend, but motif-lite's kernels were
+# tuned and checked on NVIDIA GPUs only, and a kernel Triton cannot compile for an AMD architecture can end the
+# process (an LLVM error) before any fallback could run torch's version.
+AMD_TRITON_REASON = "not checked on AMD GPUs; --kernels triton tries them"
+
+
+def amd_gpu_note(gpu: GpuFacts) -> str:
+    """What `motif-lite check` says of an AMD GPU: that nothing has run on one, and what a run decides there."""
+    return (
+        f"{gpu.name} ({gpu.describe()}) is an AMD GPU (PyTorch's ROCm build), on which motif-lite has never run: "
+        "runs there use torch's ops unless --kernels triton, exact attention for --attention int8 (never FP8), "
+        "and no cuDNN or FA3 attention"
     )

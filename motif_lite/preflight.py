@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from motif_lite.checkpoint import ModelSources, locate_sources
-from motif_lite.devices import checked_dtype, parse_device, resolve_device
+from motif_lite.devices import checked_dtype, gpu_facts, int8_attention_blocker, parse_device, resolve_device
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.hub import MOTIF_REPO, MissingFilesError
 from motif_lite.request import GenerationRequest
@@ -89,18 +89,15 @@ def check_kernels(kernels: str, device: torch.device) -> None:
 
 def check_strict_int8(attention: str, kernels: str, device: torch.device) -> None:
     """Raise `KernelBackendError` before loading when `--attention int8` with `--kernels triton` (no fallback) meets
-    a GPU without INT8 tensor cores: the kernel would fail at the first step. (`auto` falls back to exact attention
-    with a warning instead.)"""
+    a GPU the 8-bit kernel does not run on (no INT8 tensor cores, or an AMD GPU): it would fail at the first step.
+    (`auto` falls back to exact attention with a warning instead.)"""
     if attention != "int8" or kernels != "triton" or device.type != "cuda":
         return
-    from motif_lite.kernels.int8_scheme import MIN_CAPABILITY
-
-    capability = torch.cuda.get_device_capability(device)
-    if capability < MIN_CAPABILITY:
+    blocker = int8_attention_blocker(gpu_facts(device))
+    if blocker is not None:
         raise KernelBackendError(
-            f"--attention int8 needs INT8 tensor cores (compute capability 8.0, Ampere, and later), but "
-            f"{torch.cuda.get_device_name(device)} is {capability[0]}.{capability[1]}, and --kernels triton never "
-            "falls back: use --attention exact, or --kernels auto (exact attention there, with a warning)"
+            f"--attention int8 {blocker}, and --kernels triton never falls back: use --attention exact, or "
+            "--kernels auto (exact attention there, with a warning)"
         )
 
 

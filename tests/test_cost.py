@@ -219,6 +219,7 @@ def test_a_long_gpu_run_says_how_long_first(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(checks, "preflight", lambda *a, **kw: (at_hand, torch.device("cuda")))
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: (_ for _ in ()).throw(Reached()))
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))  # an H200: bf16 is native
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H200")
     args = ["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cuda", "--vram", "24"]
     with pytest.raises(Reached):  # the official 720p: 4.9e17 FLOPs at 775 TFLOP/s (an H200's rate) is 11 minutes
         cli.main(args)
@@ -250,6 +251,7 @@ def test_a_dry_run_for_a_gpu_says_how_long_only_when_the_gpu_is_here(tmp_path, m
     monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype, seconds, device: rates.append(device) or 7.75e14)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H200")
     args = ["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cuda", "--vram", "24", "--dry-run"]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert cli.main([*args, "-b", "2"]) == 0

@@ -89,6 +89,7 @@ def test_a_vram_budget_above_the_gpus_memory_plans_for_its_free_memory(no_networ
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (6 * 2**30, 8 * 2**30))
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))  # the default dtype's
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4090")
     request, _ = GenerationRequest("x", output="a.mp4").resolve()
     sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
     with pytest.warns(

@@ -6,13 +6,13 @@ from __future__ import annotations
 import torch
 
 from motif_lite.checkup.report import Checkup, first_line
-from motif_lite.devices import BF16_CAPABILITY
+from motif_lite.devices import amd_gpu_note, gpu_facts, gpu_platform, has_bf16_matrix_cores, no_gpu_reason
 from motif_lite.errors import MotifLiteError
 from motif_lite.units import memory_size
 
 
 def check_environment(report: Checkup) -> None:
-    report.ok("torch", f"{torch.__version__} (CUDA {torch.version.cuda or 'none in this build'})")
+    report.ok("torch", f"{torch.__version__} ({gpu_platform()})")
     _check_gpu(report)
     _check_triton(report)
     _check_ffmpeg(report)
@@ -20,7 +20,7 @@ def check_environment(report: Checkup) -> None:
 
 def _check_gpu(report: Checkup) -> None:
     if not torch.cuda.is_available():
-        reason = "this torch build has no CUDA" if torch.version.cuda is None else "no NVIDIA driver or GPU found"
+        reason = no_gpu_reason()
         report.warning(
             "GPU",
             f"none usable ({reason}): runs use the CPU, which is for tests and tiny sizes (a default 720p video "
@@ -31,15 +31,19 @@ def _check_gpu(report: Checkup) -> None:
         free, total = torch.cuda.mem_get_info(index)
         name = torch.cuda.get_device_name(index)
         memory = f"{memory_size(free)} free of {memory_size(total)}"
-        major, minor = torch.cuda.get_device_capability(index)
-        if (major, minor) >= BF16_CAPABILITY:
+        gpu = gpu_facts(index)
+        notes = [amd_gpu_note(gpu)] if gpu.is_amd else []  # nothing has run on an AMD GPU: what a run does there
+        if not has_bf16_matrix_cores(gpu):  # runs default to fp16 (`devices.default_dtype`), unchecked on real weights
+            notes.append(
+                f"{name} ({gpu.describe()}) has no bfloat16 tensor cores: runs here use fp16 unless --dtype says "
+                "otherwise (bf16 would be several times slower, its attention memory growing with the square of the "
+                "tokens). fp16 has not been checked on the real weights: a run that overflows stops at that step and "
+                "says so; --dtype fp32 is safe, slower and twice the memory"
+            )
+        if notes:
+            report.warning(f"GPU cuda:{index}", "; ".join([memory, *notes]))
+        else:
             report.ok(f"GPU cuda:{index}", f"{name}, {memory}")
-        else:  # runs default to fp16 here (`devices.default_dtype`), which nothing has checked on the real weights
-            report.warning(f"GPU cuda:{index}", f"{memory}; {name} (compute capability {major}.{minor}) has no "
-                           "bfloat16 tensor cores: runs here use fp16 unless --dtype says otherwise (bf16 would be "
-                           "several times slower, its attention memory growing with the square of the tokens). fp16 "
-                           "has not been checked on the real weights: a run that overflows stops at that step and "
-                           "says so; --dtype fp32 is safe, slower and twice the memory")  # fmt: skip
 
 
 def _check_triton(report: Checkup) -> None:

@@ -23,7 +23,8 @@ Every backend computes the same exact softmax attention (no approximation; they 
   sequence-length bug go wrong), is dropped; SDPA's own pick is checked the same way, not trusted. `fa3` is a
   candidate only where its package imports (a failure, e.g. on a GPU it was not built for, drops it). The choice is
   kept for the rest of the process and reported by `describe()`. On the CPU `auto` is `sdpa` (no trial: there is
-  one CPU kernel worth having).
+  one CPU kernel worth having). On an AMD GPU (PyTorch's ROCm build) cuDNN and FA3 are not candidates, and asking
+  for either is refused before loading: they are NVIDIA's kernels.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from motif_lite.choices import ATTENTION_BACKENDS
+from motif_lite.devices import GpuFacts, gpu_facts, nvidia_only_attention
 from motif_lite.errors import ConfigError
 from motif_lite.model.ops import AttentionFn, sdpa_attention
 from motif_lite.runtime.attention_choices import RememberedChoices, environment
@@ -347,11 +349,12 @@ class FixedAttention:
 AttentionBackend = AutoAttention | FixedAttention
 
 
-def auto_candidates(triton_ok: bool) -> dict[str, AttentionFn]:
+def auto_candidates(triton_ok: bool, gpu: GpuFacts | None = None) -> dict[str, AttentionFn]:
     """PyTorch's own pick (the baseline `auto` can only beat), each SDPA kernel, our Triton kernel, and
-    FlashAttention-3 where it is installed."""
+    FlashAttention-3 where it is installed; on an AMD `gpu` none of NVIDIA's own kernels (cuDNN, FA3), which a
+    trial would only time out as failures."""
     names = ["sdpa", *_SDPA_KERNELS, *(["triton"] if triton_ok else []), *(["fa3"] if fa3_module() else [])]
-    return {name: candidate(name) for name in names}
+    return {name: candidate(name) for name in names if gpu is None or not nvidia_only_attention(name, gpu)}
 
 
 def unused_backend_note(attention: str, backend: str) -> str | None:
@@ -388,6 +391,12 @@ def check_backend_runs(name: str, device: torch.device | str, dtype: torch.dtype
         raise ConfigError(_cuda_only(name))
     if name in ("auto", "sdpa", "triton"):
         return
+    if device.type == "cuda" and nvidia_only_attention(name, gpu := gpu_facts(device)):
+        raise ConfigError(
+            f"--attention-backend {name} is a kernel for NVIDIA GPUs, and {gpu.name} is an AMD GPU (PyTorch's ROCm "
+            "build has neither cuDNN nor FlashAttention-3): choose auto, which times the kernels that run here, "
+            "sdpa, flash or efficient"
+        )
     dtype = dtype or (torch.float32 if device.type == "cpu" else torch.float16)
     attend = candidate(name)
     q = torch.zeros(2, 1, 16, PROBE_HEAD_DIM, dtype=dtype, device=device)
@@ -428,7 +437,7 @@ def attention_backend(
     device = torch.device(device)
     if device.type != "cuda":
         return FixedAttention("sdpa")
-    candidates = auto_candidates(triton_ok)
+    candidates = auto_candidates(triton_ok, gpu_facts(device))
     return AutoAttention(candidates, memory=RememberedChoices(environment(device, list(candidates))))
 
 

@@ -5,9 +5,10 @@ time within noise of each other (on an H200 at 40,560 keys cuDNN and SDPA's own 
 swapped places between runs), and kernels round differently, so two runs with the same seed could take different
 kernels and give different bits. A remembered choice is taken again by a later run on the same GPU with the same
 software, after one checked call and without timing: the same kernels, so the same rounding. The environment key
-holds what can change the candidates or their outputs: the GPU, the versions of torch, CUDA, cuDNN and Triton, and
-the candidates on offer. Delete the file to time again; a cache that cannot be written (a read-only home on a
-cluster's compute node) means a trial in every run, and a warning once per run that says where to keep it instead.
+holds what can change the candidates or their outputs: the GPU, the versions of torch, CUDA, cuDNN and Triton (on
+an AMD GPU: ROCm's instead of CUDA's and cuDNN's), and the candidates on offer. Delete the file to time again; a
+cache that cannot be written (a read-only home on a cluster's compute node) means a trial in every run, and a
+warning once per run that says where to keep it instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from motif_lite.devices import gpu_facts, gpu_platform
 from motif_lite.io.user_cache import user_cache_folder
 
 CHOICES_FILE = "attention-choices.json"
@@ -29,15 +31,20 @@ logger = logging.getLogger(__name__)
 
 def environment(device: torch.device, candidates: list[str]) -> str:
     """What a remembered choice is valid for: this GPU, the software that runs the kernels, the candidates."""
-    major, minor = torch.cuda.get_device_capability(device)
-    versions = [
-        f"torch {torch.__version__}",
-        f"CUDA {torch.version.cuda}",
-        f"cuDNN {torch.backends.cudnn.version()}",
-        f"triton {_version('triton')}",
-    ]
-    gpu = f"{torch.cuda.get_device_name(device)} (sm_{major}{minor})"
-    return f"{gpu}; {', '.join(versions)}; candidates {', '.join(candidates)}"
+    gpu = gpu_facts(device)
+    if gpu.is_amd:  # a ROCm build: its HIP version, and no cuDNN
+        versions = [f"torch {torch.__version__}", gpu_platform(), f"triton {_version('triton')}"]
+        name = f"{gpu.name} ({gpu.arch})"
+    else:
+        versions = [
+            f"torch {torch.__version__}",
+            f"CUDA {torch.version.cuda}",
+            f"cuDNN {torch.backends.cudnn.version()}",
+            f"triton {_version('triton')}",
+        ]
+        major, minor = gpu.capability
+        name = f"{gpu.name} (sm_{major}{minor})"
+    return f"{name}; {', '.join(versions)}; candidates {', '.join(candidates)}"
 
 
 def _version(distribution: str) -> str:

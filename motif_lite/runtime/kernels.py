@@ -25,6 +25,7 @@ from torch import nn
 
 from motif_lite.choices import ATTENTION_MODES, KERNEL_BACKENDS
 from motif_lite.config import TransformerConfig
+from motif_lite.devices import AMD_TRITON_REASON, rocm_build
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.kernels import int8_scheme, patterns
 from motif_lite.kernels.reference import block_sparse_attention_torch, dequant_linear_torch
@@ -140,9 +141,11 @@ def fallbacks(model: nn.Module) -> dict[str, str]:
 
 def triton_unavailable(backend: str) -> str | None:
     """Why `backend` runs torch's ops on a CUDA machine although it would run Triton's ("auto" with a triton that
-    cannot be imported), else None (Triton runs, or was not wanted: "torch", or no CUDA device)."""
+    cannot be imported, or on an AMD GPU), else None (Triton runs, or was not wanted: "torch", or no CUDA device)."""
     if backend != "auto" or not torch.cuda.is_available():
         return None
+    if rocm_build():
+        return AMD_TRITON_REASON
     error = _triton_import_error()
     return None if error is None else f"triton cannot be imported ({error})"
 
@@ -187,10 +190,11 @@ def _triton_import_error() -> str | None:
 
 
 def use_triton(backend: str) -> bool:
-    """Resolve a backend name: True for Triton kernels, False for the torch references."""
+    """Resolve a backend name: True for Triton kernels, False for the torch references. "auto" on an AMD GPU (a
+    ROCm build) is torch's: `devices.AMD_TRITON_REASON` says why, `triton_unavailable` reports it."""
     if backend not in KERNEL_BACKENDS:
         raise ConfigError(f"unknown kernel backend {backend!r}; choose one of {', '.join(KERNEL_BACKENDS)}")
-    if backend == "torch" or (backend == "auto" and not torch.cuda.is_available()):
+    if backend == "torch" or (backend == "auto" and (not torch.cuda.is_available() or rocm_build())):
         return False
     if not torch.cuda.is_available():
         raise KernelBackendError("kernel backend 'triton' is not possible here: no CUDA device; use 'auto' or 'torch'")

@@ -1,0 +1,174 @@
+"""AMD GPUs through PyTorch's ROCm build, without one: the decisions are made from `GpuFacts`, which the tests state
+for each GPU, and the few places that read torch are checked against a faked ROCm build (torch.version.hip set,
+`gcnArchName` in the device properties, and a `get_device_capability` that is not NVIDIA's: gfx1100 reads 11.0,
+gfx942 9.4, gfx1201 12.0)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from motif_lite import devices
+from motif_lite.devices import AMD, NVIDIA, GpuFacts
+
+RTX_4090 = GpuFacts(NVIDIA, "NVIDIA GeForce RTX 4090", capability=(8, 9))
+H100 = GpuFacts(NVIDIA, "NVIDIA H100 80GB HBM3", capability=(9, 0))
+A100 = GpuFacts(NVIDIA, "NVIDIA A100-SXM4-80GB", capability=(8, 0))
+T4 = GpuFacts(NVIDIA, "Tesla T4", capability=(7, 5))
+RX_7900_XTX = GpuFacts(AMD, "AMD Radeon RX 7900 XTX", arch="gfx1100")
+RX_6800 = GpuFacts(AMD, "AMD Radeon RX 6800", arch="gfx1030")
+MI300X = GpuFacts(AMD, "AMD Instinct MI300X", arch="gfx942")
+MI250 = GpuFacts(AMD, "AMD Instinct MI250X", arch="gfx90a")
+RADEON_VII = GpuFacts(AMD, "AMD Radeon VII", arch="gfx906")
+
+# What each GPU reports as its "capability" on a ROCm build: read as NVIDIA's, each would pass every check.
+ROCM_CAPABILITY = {"gfx1100": (11, 0), "gfx1030": (10, 3), "gfx942": (9, 4), "gfx90a": (9, 0), "gfx906": (9, 0)}
+
+
+def rocm_gpu(monkeypatch, gpu: GpuFacts, hip: str = "6.4.43482") -> None:
+    """This process as a ROCm build of torch with `gpu` as every cuda device."""
+    monkeypatch.setattr(torch.version, "hip", hip)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: gpu.name)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: ROCM_CAPABILITY[gpu.arch])
+    properties = SimpleNamespace(name=gpu.name, gcnArchName=f"{gpu.arch}:sramecc+:xnack-")
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: properties)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (20 * 2**30, 24 * 2**30))
+
+
+@pytest.mark.parametrize(
+    ("gpu", "bf16"),
+    [(RTX_4090, True), (H100, True), (A100, True), (T4, False), (RX_7900_XTX, True), (MI300X, True),
+     (MI250, True), (RX_6800, False), (RADEON_VII, False)],
+)  # fmt: skip
+def test_bf16_runs_at_speed_on_nvidia_from_ampere_and_amd_from_rdna3_and_mi100(gpu, bf16):
+    assert devices.has_bf16_matrix_cores(gpu) is bf16
+
+
+@pytest.mark.parametrize(
+    ("gpu", "int8", "fp8"),
+    [(RTX_4090, True, True), (H100, True, True), (A100, True, False), (T4, False, False),
+     (RX_7900_XTX, False, False), (MI300X, False, False), (RX_6800, False, False)],
+)  # fmt: skip
+def test_8_bit_attention_runs_on_nvidia_tensor_cores_only_and_fp8_never_on_amd(gpu, int8, fp8):
+    blocker = devices.int8_attention_blocker(gpu)
+    assert (blocker is None) is int8
+    assert devices.has_fp8_pv(gpu) is fp8
+    if gpu.is_amd:
+        assert "not been checked on AMD GPUs" in blocker and gpu.arch in blocker
+
+
+@pytest.mark.parametrize("gpu", [RX_7900_XTX, MI300X, RTX_4090, H100])
+def test_cudnn_and_fa3_are_nvidia_only(gpu):
+    offered = [
+        name for name in ("sdpa", "flash", "efficient", "cudnn", "fa3") if not devices.nvidia_only_attention(name, gpu)
+    ]
+    assert offered == (["sdpa", "flash", "efficient"] if gpu.is_amd else ["sdpa", "flash", "efficient", "cudnn", "fa3"])
+
+
+@pytest.mark.parametrize("gpu", [RX_7900_XTX, MI300X, RX_6800])
+def test_the_facts_of_a_rocm_gpu_are_its_arch_not_its_capability(monkeypatch, gpu):
+    rocm_gpu(monkeypatch, gpu)
+    assert devices.gpu_facts(torch.device("cuda", 0)) == gpu
+    assert devices.gpu_platform() == "ROCm 6.4.43482"
+    # The default dtype follows the architecture: (11, 0) and (10, 3) would both read as "Ampere or later".
+    expected = torch.bfloat16 if devices.has_bf16_matrix_cores(gpu) else torch.float16
+    assert devices.default_dtype(torch.device("cuda", 0))[0] == expected
+    note = devices.dtype_note(torch.device("cuda", 0), torch.bfloat16)
+    assert (note is None) is (expected == torch.bfloat16)
+    if note is not None:
+        assert f"{gpu.name} ({gpu.arch}) has no bfloat16" in note
+
+
+def test_no_gpu_on_a_rocm_build_names_amds_driver_not_nvidias(monkeypatch):
+    monkeypatch.setattr(torch.version, "hip", "6.4.43482")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(devices.DeviceError, match="no AMD GPU or ROCm driver") as caught:
+        devices.checked_device("cuda")
+    assert "NVIDIA" not in str(caught.value)
+
+
+def test_check_names_rocm_and_says_what_a_run_does_on_an_amd_gpu(monkeypatch):
+    from motif_lite.checkup.environment import _check_gpu, check_environment
+    from motif_lite.checkup.report import Checkup
+
+    rocm_gpu(monkeypatch, RX_7900_XTX)
+    report = Checkup()
+    check_environment(report)
+    torch_line = next(finding for finding in report.findings if finding.subject == "torch")
+    assert torch_line.message.endswith("(ROCm 6.4.43482)") and "CUDA" not in torch_line.message
+    report = Checkup()
+    _check_gpu(report)
+    [finding] = report.findings
+    assert finding.level == "warning" and "AMD Radeon RX 7900 XTX (gfx1100) is an AMD GPU" in finding.message
+    assert "never run" in finding.message and "no bfloat16" not in finding.message
+    rocm_gpu(monkeypatch, RX_6800)  # no bf16 either: both said on its one row
+    report = Checkup()
+    _check_gpu(report)
+    [finding] = report.findings
+    assert "is an AMD GPU" in finding.message and "(gfx1030) has no bfloat16 tensor cores" in finding.message
+
+
+def test_strict_int8_attention_on_an_amd_gpu_is_refused_before_loading(monkeypatch):
+    from motif_lite.preflight import check_strict_int8
+    from motif_lite.runtime.kernels import KernelBackendError
+
+    rocm_gpu(monkeypatch, MI300X)  # 9.4: read as NVIDIA's, "Hopper and later", INT8 and FP8
+    with pytest.raises(KernelBackendError, match="not been checked on AMD GPUs .*--kernels triton never falls back"):
+        check_strict_int8("int8", "triton", torch.device("cuda"))
+    check_strict_int8("int8", "auto", torch.device("cuda"))  # auto: exact attention, with one warning
+
+
+def test_auto_kernels_are_torchs_on_an_amd_gpu_and_the_summary_says_why(monkeypatch):
+    from motif_lite.runtime.kernels import FallbackOp, select_ops, triton_unavailable, use_triton
+
+    rocm_gpu(monkeypatch, RX_7900_XTX)
+    monkeypatch.setattr(FallbackOp, "kernel_can_run", staticmethod(lambda tensors: True))  # as if on the GPU
+    assert use_triton("auto") is False and use_triton("torch") is False
+    assert triton_unavailable("auto") == devices.AMD_TRITON_REASON
+    with pytest.warns(RuntimeWarning, match="int8 attention falls back to torch: .*not checked on AMD GPUs"):
+        attend = select_ops("auto", attention="int8").attention
+        q = torch.zeros(1, 1, 4, 8)
+        attend(q, q, q, None)
+
+
+def test_the_int8_kernel_refuses_an_amd_gpu(monkeypatch):
+    pytest.importorskip("triton")
+    from motif_lite.kernels import attention_int8
+    from motif_lite.kernels.errors import KernelInputError
+
+    rocm_gpu(monkeypatch, RX_7900_XTX)  # 11.0: read as NVIDIA's, INT8 and FP8
+    monkeypatch.setattr(attention_int8, "_INTERPRET", False)
+    with pytest.raises(KernelInputError, match="not been checked on AMD GPUs"):
+        attention_int8._use_fp8("auto", torch.device("cuda"))
+
+
+def test_attention_backends_on_an_amd_gpu(monkeypatch, tmp_path):
+    from motif_lite.errors import ConfigError
+    from motif_lite.runtime import attention
+
+    rocm_gpu(monkeypatch, RX_7900_XTX)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    auto = attention.attention_backend("auto", "cuda")
+    assert "cudnn" not in auto.candidates and {"sdpa", "flash", "efficient"} <= set(auto.candidates)
+    environment = auto.memory.environment  # the remembered choices' key names the GPU's arch and ROCm
+    assert environment.startswith("AMD Radeon RX 7900 XTX (gfx1100); torch ") and "ROCm 6.4.43482" in environment
+    assert "CUDA" not in environment and "cuDNN" not in environment
+    for name in ("cudnn", "fa3"):
+        with pytest.raises(ConfigError, match=f"--attention-backend {name} is a kernel for NVIDIA GPUs"):
+            attention.attention_backend(name, "cuda")
+
+
+def test_the_row_split_prune_keeps_every_config_on_an_amd_gpu(monkeypatch):
+    pytest.importorskip("triton")
+    from motif_lite.kernels import attention_int8, launch
+
+    rocm_gpu(monkeypatch, RX_7900_XTX)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (12, 0))  # RDNA 4's gfx1201
+    q = SimpleNamespace(device=torch.device("cuda", 0))
+    configs = attention_int8._CONFIGS
+    assert launch.row_split_configs(configs, {"q_ptr": q}, BLOCK_D=128, BLOCK_N=attention_int8.K_BLOCK) == configs
