@@ -1,19 +1,22 @@
 """Under WSL2 (Linux in a VM on Windows): weights on a Windows drive are named once with the copy command, host memory
-advice names .wslconfig, Triton's missing libcuda.so gets the WSL fix, and `motif-lite check` says WSL2. No WSL
-machine is needed: the /proc files are replaced by files with a WSL machine's contents, and the Windows drive is a
-folder that the mount table names."""
+advice names .wslconfig, page-locking that CUDA refuses falls back to ordinary memory with one warning, Triton's
+missing libcuda.so gets the WSL fix, and `motif-lite check` says WSL2. No WSL machine is needed: the /proc files
+are replaced by files with a WSL machine's contents, and the Windows drive is a folder that the mount table names."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from motif_lite.checkup.report import Checkup
 from motif_lite.io import wsl
 from motif_lite.runtime.host_memory import HostNeeds, plan_host
 from motif_lite.runtime.kernels import FallbackOp, KernelFailedError
+from motif_lite.runtime.streaming import LayerStreamer, StreamingConfig
 
 WSL_KERNEL = "5.15.167.4-microsoft-standard-WSL2\n"
 LINUX_KERNEL = "6.8.0-45-generic\n"
@@ -150,6 +153,55 @@ def test_host_memory_advice_names_wslconfig_under_wsl_only(monkeypatch, tmp_path
         with pytest.raises(Exception, match="--ram") as refused:
             plan_host(HOST_NEEDS, peak - 1)
         assert (".wslconfig" in str(refused.value)) is named
+
+
+def layers(count: int = 3) -> nn.ModuleList:
+    return nn.ModuleList(nn.Linear(4, 4) for _ in range(count))
+
+
+def refuse_pinning(monkeypatch) -> list[int]:
+    """Page-locking fails as CUDA on WSL2 can make it fail: every pinned allocation raises. Returns the number of
+    tries so far (a list of one count)."""
+    empty = torch.empty
+    tries = [0]
+
+    def no_pin_memory(self, *args, **kwargs):
+        tries[0] += 1
+        raise RuntimeError("CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported")
+
+    def empty_unpinned(*args, pin_memory: bool = False, **kwargs):
+        if pin_memory:
+            no_pin_memory(None)
+        return empty(*args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", no_pin_memory)
+    monkeypatch.setattr(torch, "empty", empty_unpinned)
+    return tries
+
+
+def test_streamed_homes_stay_in_ordinary_memory_when_pinning_fails_with_one_warning(monkeypatch, under_wsl):
+    tries = refuse_pinning(monkeypatch)
+    model = layers()
+    weights = [layer.weight.detach().clone() for layer in model]
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("default")
+        streamer = LayerStreamer(model, StreamingConfig("cuda", prefetch=False))  # no CUDA call until a forward
+    assert len(said) == 1, [str(w.message) for w in said]
+    assert tries == [1]  # the other tensors are not tried again
+    message = str(said[0].message)
+    assert "CUDA error: out of memory" in message and "\n" not in message
+    assert "--ram" in message and "under WSL2, CUDA limits page-locked memory" in message
+    for layer, weight in zip(model, weights, strict=True):
+        assert not layer.weight.is_pinned() and torch.equal(layer.weight, weight)
+    streamer.remove()
+
+
+def test_staging_without_page_locked_buffers_copies_from_the_homes(monkeypatch, plain_linux):
+    refuse_pinning(monkeypatch)
+    with pytest.warns(RuntimeWarning, match="page-locking host memory for streamed weights failed") as said:
+        streamer = LayerStreamer(layers(), StreamingConfig("cuda", prefetch=False, staging=True))
+    assert streamer.staging is None
+    assert "--ram" not in str(said[0].message) and "WSL2" not in str(said[0].message)  # staged already; not WSL
 
 
 def libcuda_missing(*args):
