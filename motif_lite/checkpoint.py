@@ -20,7 +20,7 @@ collected and raised as one error, with the download commands for whatever is mi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -44,6 +44,7 @@ from motif_lite.io.hub import (
     text_encoder_gguf_fix,
 )
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint, other_component, real_paths
+from motif_lite.io.wsl import windows_drive_note
 from motif_lite.paths import user_path
 from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting
 from motif_lite.vae.config import WanVAEConfig
@@ -191,6 +192,9 @@ def locate_sources(
         for component, file in linked.items():
             _collect(lambda c=component, f=file: _check_dry_run_weights(root, configs, c, f, yours), problems, [])
     stop_on_problems()
+    separate = [gguf_path, text_gguf.path if text_gguf else None, *linked.values()]
+    slow = windows_drive_note(weight_locations(found, gguf_replaced | set(linked), separate))
+    notes.extend([slow] if slow else [])  # WSL2: said before minutes of slow loading
     gguf_request = None if gguf is None else str(gguf)
     return ModelSources(
         str(model), root, gguf_path, gguf_request, configs, transformer, tuple(notes), text_gguf, linked
@@ -509,6 +513,13 @@ def _refuse_prefixed(file: Path, names: list[str]) -> None:
         return
     file = file.resolve()  # a file of the user's, not the link standing for it in the linked folder
     raise CheckpointError(f"{file}: {comfy_prefix_problem(prefix)}; {strip_prefix_command(file, prefix)}")
+
+
+def weight_locations(root: Path | None, replaced: Collection[str], files: Iterable[Path | None]) -> list[Path]:
+    """Where a run reads weights from: the checkpoint folder `root` (unless other files replace the weights of
+    every component: `replaced`) and each weight file in `files` (None: absent)."""
+    from_root = root is not None and bool({"text_encoder", "vae", "transformer"} - set(replaced))
+    return [*([root] if from_root else []), *(file for file in files if file is not None)]
 
 
 def _component_weights(root: Path, text_encoder: bool) -> list[Path]:

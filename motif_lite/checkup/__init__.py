@@ -18,7 +18,7 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
-from motif_lite.checkpoint import download_patterns, float8_notes, required_files
+from motif_lite.checkpoint import download_patterns, float8_notes, required_files, weight_locations
 from motif_lite.checkup.checkpoint import check_checkpoint, check_gguf, check_text_encoder_gguf
 from motif_lite.checkup.environment import check_environment
 from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_line
@@ -43,6 +43,7 @@ from motif_lite.io.hub import (
     revision_problem,
 )
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint
+from motif_lite.io.wsl import windows_drive_note
 from motif_lite.paths import user_path
 from motif_lite.units import memory_size
 
@@ -64,6 +65,7 @@ def check_setup(
     replaced = {"transformer"} if gguf is not None else set()
     replaced |= {"text_encoder"} if text_encoder_gguf is not None else set()
     files = _local_checkpoint(str(model), report, linked=set(weights or {}), gguf=replaced)
+    found = None if files is None else files.root  # before your own weight files are linked in
     if files is not None and weights:
         files = _with_weight_files(files, weights, report)
     gguf_path = _local_gguf(str(gguf), report) if gguf is not None else None
@@ -75,9 +77,18 @@ def check_setup(
     text_path = None
     if text_encoder_gguf is not None:
         text_path = check_text_encoder_gguf(report, str(text_encoder_gguf), root, str(model))
+    separate = [gguf_path, text_path, *(user_path(file) for file in (weights or {}).values())]
+    _check_windows_drives(report, weight_locations(found, replaced | set(weights or {}), separate))
     if files is not None and not report.problems:
         _check_default_plan(report, files.root, gguf_path, text_path)
     return report
+
+
+def _check_windows_drives(report: Checkup, paths: list[Path]) -> None:
+    """Under WSL2, weights on a Windows drive (/mnt/c, ...): a run reads them many times slower (a warning)."""
+    note = windows_drive_note(path for path in paths if path.exists())
+    if note is not None:
+        report.warning("weights on a Windows drive", note)
 
 
 def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[str]) -> CheckpointFiles | None:

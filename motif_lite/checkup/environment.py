@@ -8,19 +8,38 @@ import torch
 from motif_lite.checkup.report import Checkup, first_line
 from motif_lite.devices import amd_gpu_note, gpu_facts, gpu_platform, has_bf16_matrix_cores, no_gpu_reason
 from motif_lite.errors import MotifLiteError
+from motif_lite.io.wsl import WSL_DRIVER_FIX, is_wsl
+from motif_lite.runtime.host_memory import total_ram
 from motif_lite.units import memory_size
 
 
 def check_environment(report: Checkup) -> None:
     report.ok("torch", f"{torch.__version__} ({gpu_platform()})")
+    _check_wsl(report)
     _check_gpu(report)
     _check_triton(report)
     _check_ffmpeg(report)
 
 
+def _check_wsl(report: Checkup) -> None:
+    """Under WSL2: say so, with the VM's memory and where its size is set (runs need ~8-12 GiB of it)."""
+    if not is_wsl():
+        return
+    total = total_ram()
+    memory = "" if total is None else f"; this VM has {memory_size(total)} of memory"
+    report.ok(
+        "WSL2",
+        f"Linux under Windows{memory} (by default half of the machine's; %UserProfile%\\.wslconfig sets it: "
+        '[wsl2] memory=...); keep the weights under the Linux home, not on /mnt/c (docs/usage.md, "Under WSL2 '
+        '(Windows)")',
+    )
+
+
 def _check_gpu(report: Checkup) -> None:
     if not torch.cuda.is_available():
         reason = no_gpu_reason()
+        if torch.version.cuda is not None and is_wsl():
+            reason += f"; {WSL_DRIVER_FIX}"
         report.warning(
             "GPU",
             f"none usable ({reason}): runs use the CPU, which is for tests and tiny sizes (a default 720p video "

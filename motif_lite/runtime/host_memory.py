@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from motif_lite.errors import MotifLiteError
+from motif_lite.io.wsl import WSLCONFIG_FIX, is_wsl
 from motif_lite.units import memory_size
 
 GiB = 1024**3
@@ -102,14 +103,14 @@ def plan_host(needs: HostNeeds, budget_bytes: int | None, available_bytes: int |
         raise MotifLiteError(
             f"this run needs about {memory_size(staged.peak_bytes)} of host memory, but --ram is "
             f"{memory_size(budget_bytes)} ({staged.describe()}). {less_host_memory(needs, staged)}, or allow more "
-            "memory."
+            f"memory{more_memory_fix()}."
         )
     if budget_bytes is None and available_bytes is not None and staged.peak_bytes > available_bytes:
         warnings.warn(
             f"this run needs about {memory_size(staged.peak_bytes)} of host memory, more than the "
             f"{memory_size(available_bytes)} available now: the system may kill it part way (in a notebook, the "
             f"kernel restarts; a pipeline still loaded there counts too: del pipe first). "
-            f"{less_host_memory(needs, staged)}.",
+            f"{less_host_memory(needs, staged)}{more_memory_fix()}.",
             stacklevel=2,
         )
     return staged
@@ -130,6 +131,12 @@ def less_host_memory(needs: HostNeeds, estimate: HostEstimate) -> str:
     return advice
 
 
+def more_memory_fix() -> str:
+    """Under WSL2, where the memory comes from (the VM's share of Windows', a setting), to end the advice; else
+    nothing."""
+    return f"; {WSLCONFIG_FIX}" if is_wsl() else ""
+
+
 def pinned_size(nbytes: int) -> int:
     """PyTorch's pinned-memory allocator rounds every allocation up to a power of two."""
     return 1 << max(0, nbytes - 1).bit_length() if nbytes else 0
@@ -142,9 +149,19 @@ def staging_bytes(layer_bytes: int) -> int:
 
 def available_ram() -> int | None:
     """MemAvailable from /proc/meminfo (Linux), in bytes; None where it cannot be read."""
+    return _meminfo_bytes("MemAvailable")
+
+
+def total_ram() -> int | None:
+    """MemTotal from /proc/meminfo (Linux; under WSL2 the VM's share of the machine), in bytes; None where it cannot
+    be read."""
+    return _meminfo_bytes("MemTotal")
+
+
+def _meminfo_bytes(name: str) -> int | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
+            if line.startswith(f"{name}:"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         return None

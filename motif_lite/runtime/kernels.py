@@ -27,6 +27,7 @@ from motif_lite.choices import ATTENTION_MODES, KERNEL_BACKENDS
 from motif_lite.config import TransformerConfig
 from motif_lite.devices import AMD_TRITON_REASON, rocm_build
 from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.io.wsl import libcuda_fix
 from motif_lite.kernels import int8_scheme, patterns
 from motif_lite.kernels.reference import block_sparse_attention_torch, dequant_linear_torch
 from motif_lite.model.ops import TORCH_OPS, Ops
@@ -98,15 +99,15 @@ class FallbackOp:
                 return self.kernel(*args, **kwargs)
             except Exception as exc:
                 raise KernelFailedError(
-                    f"Triton {self.name} failed ({type(exc).__name__}: {exc}); --kernels triton never falls back, "
-                    "--kernels auto would run torch's version of this op instead"
+                    f"Triton {self.name} failed ({type(exc).__name__}: {exc}){wsl_fix(exc)}; --kernels triton never "
+                    "falls back, --kernels auto would run torch's version of this op instead"
                 ) from exc
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
         if self.kernel_can_run(tensors):
             try:
                 return self.kernel(*args, **kwargs)
             except Exception as exc:  # any kernel failure: the reference still gives the right answer
-                reason = f"the kernel failed ({type(exc).__name__}: {exc})"
+                reason = f"the kernel failed ({type(exc).__name__}: {exc}){wsl_fix(exc)}"
         else:
             reason = "the inputs are not CUDA tensors"
         self.fallback_calls += 1
@@ -114,6 +115,12 @@ class FallbackOp:
             self.fallback_reason = reason
             warnings.warn(f"motif-lite: Triton {self.name} falls back to torch: {reason}", RuntimeWarning, stacklevel=2)
         return self.reference(*args, **kwargs)
+
+
+def wsl_fix(error: BaseException) -> str:
+    """Under WSL2, the fix for a Triton failure to find the driver's libcuda.so, to follow its error; else ""."""
+    fix = libcuda_fix(str(error))
+    return f"; {fix}" if fix else ""
 
 
 def kernel_ops(model: nn.Module) -> list[FallbackOp]:
@@ -185,7 +192,7 @@ def _triton_import_error() -> str | None:
         for name in ("attention", "norm", "dequant_matmul"):
             importlib.import_module(f"motif_lite.kernels.{name}")
     except Exception as exc:  # ImportError, or a triton install that fails at import
-        return f"{type(exc).__name__}: {exc}"
+        return f"{type(exc).__name__}: {exc}{wsl_fix(exc)}"
     return None
 
 

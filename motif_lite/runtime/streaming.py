@@ -24,6 +24,7 @@ Nothing here is called from the model's math or the sampling loop: the hooks are
 from __future__ import annotations
 
 import enum
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ import torch
 from torch import nn
 
 from motif_lite.errors import ConfigError
+from motif_lite.io.wsl import is_wsl
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,42 @@ class _Prefetch:
     event: torch.cuda.Event | None
 
 
-def _home_copy(t: torch.Tensor, pin: bool) -> torch.Tensor:
-    home = t.data if t.device.type == "cpu" else t.data.to("cpu")
-    return home.pin_memory() if pin and not home.is_pinned() else home
+PINNING_FAILED = (
+    "motif-lite: page-locking host memory for streamed weights failed ({error}); they are copied from ordinary "
+    "memory instead, which is slower and no longer overlaps the computation"
+)
+# For page-locked homes: staging needs only two page-locked buffers of one block each.
+STAGE_INSTEAD = (
+    "; a --ram budget below this plan's page-locked homes makes the planner stage the blocks through two small "
+    "buffers instead (--dry-run shows the plan)"
+)
+WSL_PINNING = "; under WSL2, CUDA limits page-locked memory (NVIDIA's CUDA on WSL guide)"
+
+
+def pinning_failed(error: RuntimeError, advice: str = "") -> None:
+    """Warn that page-locking failed (CUDA on WSL2 limits it; a machine short of memory refuses it) and the run goes
+    on with ordinary memory. Once per run: the same text from the same line, which Python's filters show once."""
+    wsl = WSL_PINNING if is_wsl() else ""
+    text = PINNING_FAILED.format(error=(str(error).strip() or type(error).__name__).splitlines()[0])
+    warnings.warn(text + advice + wsl, RuntimeWarning, stacklevel=2)
+
+
+def pinned(tensor: torch.Tensor) -> torch.Tensor | None:
+    """A page-locked copy of the CPU `tensor`, or None (after a warning) where page-locking fails."""
+    try:
+        return tensor.pin_memory()
+    except RuntimeError as exc:  # cudaHostAlloc refused: out of memory, or WSL2's limit on pinned memory
+        pinning_failed(exc, STAGE_INSTEAD)
+        return None
+
+
+def empty_pinned(nbytes: int) -> torch.Tensor | None:
+    """A page-locked byte buffer, or None (after a warning) where page-locking fails."""
+    try:
+        return torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+    except RuntimeError as exc:
+        pinning_failed(exc)
+        return None
 
 
 STAGING_ALIGNMENT = 256  # bytes: every tensor in a staging buffer starts aligned for any dtype view
@@ -97,11 +132,11 @@ def layer_nbytes(tensors: Sequence[torch.Tensor]) -> int:
 
 
 class StagingBuffers:
-    """Two page-locked byte buffers of `nbytes`: a layer is copied into one (a host memcpy) and from there to the
-    device (an asynchronous copy) while the other one's copy may still be in flight."""
+    """Two byte buffers of one layer's size (page-locked on CUDA): a layer is copied into one (a host memcpy) and
+    from there to the device (an asynchronous copy) while the other one's copy may still be in flight."""
 
-    def __init__(self, nbytes: int, pin: bool) -> None:
-        self.buffers = [torch.empty(nbytes, dtype=torch.uint8, pin_memory=pin) for _ in range(2)]
+    def __init__(self, buffers: list[torch.Tensor]) -> None:
+        self.buffers = buffers
         self.events: list[torch.cuda.Event | None] = [None, None]
         self.next = 0
 
@@ -137,15 +172,35 @@ class LayerStreamer:
         self._layers: list[_Layer | None] = []  # None = resident on the device
         self._resident: list[tuple[list[torch.Tensor], list[torch.device]]] = []
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
+        # Cleared by the first failure to page-lock: the rest stay in ordinary memory, without another try.
+        self._pin = config.pin_memory and cuda and not config.staging
         for index, layer in enumerate(layers):
             if index < config.resident_blocks:
                 self._add_resident(index, layer)
             else:
-                self._add_streamed(index, layer, pin=config.pin_memory and cuda and not config.staging)
+                self._add_streamed(index, layer)
         streamed = [layer.homes for layer in self._layers if layer is not None]
         self.staging = None
         if config.staging and streamed:
-            self.staging = StagingBuffers(max(layer_nbytes(homes) for homes in streamed), pin=cuda)
+            self.staging = self._staging_buffers(max(layer_nbytes(homes) for homes in streamed), pin=cuda)
+
+    def _staging_buffers(self, nbytes: int, pin: bool) -> StagingBuffers | None:
+        """Two staging buffers of `nbytes`, page-locked on CUDA; None where page-locking fails: then each layer is
+        copied straight from its home, which is ordinary memory too (one host memcpy fewer)."""
+        if not pin:
+            return StagingBuffers([torch.empty(nbytes, dtype=torch.uint8) for _ in range(2)])
+        buffers = [empty_pinned(nbytes) for _ in range(2)]
+        return None if any(buffer is None for buffer in buffers) else StagingBuffers(buffers)
+
+    def _home_copy(self, t: torch.Tensor) -> torch.Tensor:
+        home = t.data if t.device.type == "cpu" else t.data.to("cpu")
+        if not self._pin or home.is_pinned():
+            return home
+        locked = pinned(home)
+        if locked is None:
+            self._pin = False
+            return home
+        return locked
 
     def _add_resident(self, index: int, layer: nn.Module) -> None:
         slots = _tensor_slots(layer)
@@ -156,10 +211,10 @@ class LayerStreamer:
             # The last resident layer starts the copy of the first streamed one.
             self._hooks.append(layer.register_forward_pre_hook(self._make_prefetch_hook(index + 1)))
 
-    def _add_streamed(self, index: int, layer: nn.Module, pin: bool) -> None:
+    def _add_streamed(self, index: int, layer: nn.Module) -> None:
         slots = _tensor_slots(layer)
         devices = [t.device for t in slots]
-        homes = [_home_copy(t, pin) for t in slots]
+        homes = [self._home_copy(t) for t in slots]
         for t, home in zip(slots, homes, strict=True):
             t.data = home
         self._layers.append(_Layer(slots, homes, devices))
