@@ -221,6 +221,7 @@ def plan_generation(
     return plan_memory(
         **inputs, budget_bytes=budget, device=str(target), step_cache=step_cache, sequence_parallel=sequence_parallel,
         ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30),
+        text_encoder_quantized=sources.text_encoder_gguf is not None,
     )  # fmt: skip
 
 

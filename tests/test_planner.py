@@ -355,6 +355,12 @@ def test_the_ram_error_names_what_would_make_this_run_fit():
     assert plan(1280, 736, 121, 6, text=T5GEMMA2_Q8_0, ram_budget_bytes=10 * GiB).host.peak_bytes <= 10 * GiB
     with pytest.raises(MotifLiteError, match=r"the transformer is 3\.80 GiB: a GGUF one \(--gguf Q4_K_M\)"):
         plan(1280, 736, 121, 6, weights=BF16, ram_budget_bytes=10 * GiB)
+    # A user who already made the Q8_0 copy (and a bf16 transformer) is not told to make it: the GGUF is named.
+    with pytest.raises(MotifLiteError, match="host memory") as refused:
+        plan(1280, 736, 121, 6, weights=BF16, text=T5GEMMA2_Q8_0, text_encoder_quantized=True, ram_budget_bytes=4 * GiB)
+    advice = str(refused.value)
+    assert "--component text_encoder" not in advice and "of it, already a GGUF file" in advice
+    assert "the transformer is 3.80 GiB: a GGUF one" in advice
 
 
 def test_without_a_ram_budget_an_estimate_above_the_available_memory_is_warned():

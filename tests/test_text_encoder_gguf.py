@@ -486,3 +486,16 @@ def test_packed_encoder_on_cuda_runs_the_triton_kernel_and_leaves_nothing(wide, 
     del embeds, cuda_mask
     assert torch.cuda.memory_allocated() == baseline
     assert [m.packed.data_ptr() for m in encoder.model.modules() if isinstance(m, QuantizedLinear)] == pointers
+
+
+def test_the_host_memory_advice_knows_the_text_encoder_is_a_gguf_already(checkpoint, checkpoint_files):
+    # A --ram too small for this tiny model: the advice offers the text encoder's Q8_0 copy only to those without one.
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.preflight import plan_generation
+    from motif_lite.request import GenerationRequest
+
+    request = GenerationRequest("a fox", width=48, height=32, frames=9)
+    for gguf, advice in [(None, "--component text_encoder --type Q8_0"), (checkpoint_files["Q8_0"], "already a GGUF")]:
+        with pytest.raises(MotifLiteError, match="host memory") as refused:
+            plan_generation(request, checkpoint, device="cpu", ram_gib=1e-4, text_encoder_gguf=gguf)
+        assert advice in str(refused.value), refused.value

@@ -51,6 +51,7 @@ class HostNeeds:
     video_bytes: int  # decoded pixels held on the host
     activation_bytes: int  # activations computed on the host (all of them when the device is the CPU)
     transformer_quantized: bool = False  # a GGUF transformer (packed): --gguf would not make it smaller
+    text_quantized: bool = False  # a GGUF text encoder (--text-encoder-gguf): a Q8_0 copy would not make it smaller
 
 
 @dataclass(frozen=True)
@@ -119,11 +120,14 @@ def plan_host(needs: HostNeeds, budget_bytes: int | None, available_bytes: int |
 def less_host_memory(needs: HostNeeds, estimate: HostEstimate) -> str:
     """What lowers a host estimate, largest saving first: the text encoder is most of it at loading (8.0 GiB in
     bf16, 4.4 GiB as our Q8_0 GGUF), and a smaller video helps only where generating holds more than loading."""
-    advice = (
-        f"The text encoder is {memory_size(needs.text_bytes)} of it; a Q8_0 copy of the bf16 one is about half: "
-        "python -m motif_lite.quantize CHECKPOINT --component text_encoder --type Q8_0 -o te-Q8_0.gguf (it reads "
-        "one slice at a time, so it needs far less memory than a run), then --text-encoder-gguf te-Q8_0.gguf"
-    )
+    if needs.text_quantized:  # the user already did what the docs advise first
+        advice = f"The text encoder is {memory_size(needs.text_bytes)} of it, already a GGUF file"
+    else:
+        advice = (
+            f"The text encoder is {memory_size(needs.text_bytes)} of it; a Q8_0 copy of the bf16 one is about half: "
+            "python -m motif_lite.quantize CHECKPOINT --component text_encoder --type Q8_0 -o te-Q8_0.gguf (it reads "
+            "one slice at a time, so it needs far less memory than a run), then --text-encoder-gguf te-Q8_0.gguf"
+        )
     if not needs.transformer_quantized:  # 3.8 GiB in bf16; 1.26 GiB as our Q4_K_M
         advice += f"; the transformer is {memory_size(needs.transformer_bytes)}: a GGUF one (--gguf Q4_K_M) is a third"
     if estimate.run_bytes > estimate.load_bytes:

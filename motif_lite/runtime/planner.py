@@ -326,7 +326,9 @@ def _vae_label(choice: _Choice) -> str:
     return f"vae: {where}, {frames} at a time"
 
 
-def _host_needs(sizes: GenerationSizes, choice: _Choice, device: str, stages: tuple[StageEstimate, ...]) -> HostNeeds:
+def _host_needs(
+    sizes: GenerationSizes, choice: _Choice, device: str, stages: tuple[StageEstimate, ...], text_quantized: bool
+) -> HostNeeds:
     cuda = torch.device(device).type == "cuda"
     streamed = [] if choice.resident_blocks is None else list(range(choice.resident_blocks, len(sizes.block_bytes)))
     text_layer = int(TEXT_LAYER_FRACTION * sizes.text_bytes)  # + the SigLIP tower's list, ~1/6 of a text layer
@@ -350,6 +352,7 @@ def _host_needs(sizes: GenerationSizes, choice: _Choice, device: str, stages: tu
         video_bytes=held_frames * pixels_per_frame,
         activation_bytes=host_acts,
         transformer_quantized=sizes.quantized,
+        text_quantized=text_quantized,
     )
 
 
@@ -372,6 +375,7 @@ def plan_memory(
     sequence_parallel: int = 1,
     attention_workspace_bytes: Callable[[int], int] | None = None,
     step_cache: bool = False,
+    text_encoder_quantized: bool = False,
 ) -> Plan:
     """The fastest plan whose estimated device peak fits `budget_bytes` (None: no limit, everything resident), with
     its host memory checked against `ram_budget_bytes` (None: no limit).
@@ -389,6 +393,7 @@ def plan_memory(
     (8-bit attention's quantized K/V, `runtime.kernels.attention_workspace_bytes`), counted in the denoise stage
     for the rows each candidate runs; None: nothing (exact attention).
     step_cache: a step cache (runtime/step_cache.py) holds its tensors through the denoise stage.
+    text_encoder_quantized: the text encoder is a GGUF file (the host memory advice then does not offer one).
     Raises MotifLiteError naming the smallest peak when no plan fits the device, or the host need when the host
     memory does not fit.
     """
@@ -419,7 +424,8 @@ def plan_memory(
     plans = []
     for plan, sizes, choice in candidates(width, height, frames):
         if budget_bytes is None or plan.peak_bytes <= budget_bytes:
-            host = plan_host(_host_needs(sizes, choice, device, plan.stages), ram_budget_bytes, available_ram())
+            needs = _host_needs(sizes, choice, device, plan.stages, text_encoder_quantized)
+            host = plan_host(needs, ram_budget_bytes, available_ram())
             return replace(plan, host=host)
         plans.append(plan)
     smallest = min(plans, key=lambda p: p.peak_bytes)
