@@ -77,17 +77,15 @@ def unused_accelerator_note(kind: str | None) -> str | None:
     if kind is None or kind in SUPPORTED_TYPES:
         return None
     name = OTHER_ACCELERATORS.get(kind, f"{kind} device")
-    return (
-        f"this machine's {name} is not supported: motif-lite runs on NVIDIA GPUs (CUDA) and on the CPU, which is "
-        "meant for tests and tiny sizes; this run uses the CPU"
-    )
+    return f"this machine's {name} is not supported: motif-lite runs on NVIDIA GPUs (CUDA) and on the CPU"
 
 
 def auto_cpu_note(asked: str | torch.device, device: torch.device) -> str | None:
     """`unused_accelerator_note` for this machine when the device `asked` for was "auto" and gave the CPU."""
     if str(asked) != "auto" or device.type != "cpu":
         return None
-    return unused_accelerator_note(present_accelerator())
+    note = unused_accelerator_note(present_accelerator())
+    return None if note is None else f"{note}; this run uses the CPU, which is meant for tests and tiny sizes"
 
 
 def _supported(resolved: torch.device, name: str | torch.device) -> torch.device:

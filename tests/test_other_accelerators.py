@@ -76,3 +76,13 @@ def test_load_pipeline_warns_with_auto_only(checkpoint, on_a_mac):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+
+
+def test_check_names_the_gpu_it_does_not_use(on_a_mac):
+    from motif_lite.checkup.environment import check_environment
+    from motif_lite.checkup.report import Checkup
+
+    report = Checkup()
+    check_environment(report)
+    warned = {finding.subject: finding.message for finding in report.warnings}
+    assert f"this machine's Apple silicon GPU (mps) {UNUSED}" in warned["GPU"], warned

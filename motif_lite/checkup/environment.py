@@ -6,7 +6,15 @@ from __future__ import annotations
 import torch
 
 from motif_lite.checkup.report import Checkup, first_line
-from motif_lite.devices import amd_gpu_note, gpu_facts, gpu_platform, has_bf16_matrix_cores, no_gpu_reason
+from motif_lite.devices import (
+    amd_gpu_note,
+    gpu_facts,
+    gpu_platform,
+    has_bf16_matrix_cores,
+    no_gpu_reason,
+    present_accelerator,
+    unused_accelerator_note,
+)
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.wsl import WSL_DRIVER_FIX, is_wsl
 from motif_lite.runtime.host_memory import total_ram
@@ -40,6 +48,8 @@ def _check_gpu(report: Checkup) -> None:
         reason = no_gpu_reason()
         if torch.version.cuda is not None and is_wsl():
             reason += f"; {WSL_DRIVER_FIX}"
+        if (other := unused_accelerator_note(present_accelerator())) is not None:  # a Mac's GPU: why it is not used
+            reason += f"; {other}"
         report.warning(
             "GPU",
             f"none usable ({reason}): runs use the CPU, which is for tests and tiny sizes (a default 720p video "
