@@ -175,7 +175,8 @@ class GenerationRequest:
             )
         resolved = dataclasses.replace(self, frames=frames, seed=seed, guidance=guidance, sampler=sampler)
         notes += _beyond_training_notes(self.width, self.height, frames)
-        notes += _language_notes(self.prompt, "prompt") + _language_notes(self.negative_prompt, "negative prompt")
+        for text, label in ((self.prompt, "prompt"), (self.negative_prompt, "negative prompt")):
+            notes += _language_notes(text, label) + _syntax_notes(text, label)
         if image is not None and not resolved.conditions_on_image:  # frames are 4k+1 here: 1 frame
             notes.append(
                 "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
@@ -231,6 +232,32 @@ def _language_notes(text: str, label: str) -> list[str]:
         f"the {label} is mostly in {language}: the model was trained on English captions only, so it may follow "
         f"this {label} loosely; an English translation is what it knows best"
     ]
+
+
+# Other tools' prompt syntax, which the text encoder reads as plain text here (as in diffusers' pipeline):
+# ComfyUI's and A1111's emphasis "(red fox:1.3)" and "((red fox))" (words before the colon: "(16:9)" is no weight),
+# and A1111's LoRA tags "<lora:name:0.8>".
+_WEIGHTED = re.compile(r"\([^()]*[^\W\d_][^()]*:\s*-?\d+(?:\.\d+)?\s*\)|\(\([^()]+\)\)")
+_LORA_TAG = re.compile(r"<lora:([^:>]+)(?::\s*(-?\d+(?:\.\d+)?))?\s*>", re.IGNORECASE)
+
+
+def _syntax_notes(text: str, label: str) -> list[str]:
+    """Notes for other tools' prompt syntax in `text`, which is read as plain text here: a user coming from
+    ComfyUI or A1111 expects `(red fox:1.3)` to weigh words and `<lora:name:0.8>` to load a LoRA."""
+    notes = []
+    if weighted := _WEIGHTED.search(text):
+        notes.append(
+            f"the {label} has {weighted[0]!r}, ComfyUI's and A1111's weighting syntax: motif-lite, like diffusers, "
+            "gives the text encoder the prompt as written, so the brackets (and any number) are read as text; "
+            "describe what matters in words instead"
+        )
+    if tag := _LORA_TAG.search(text):
+        strength = f":{tag[2]}" if tag[2] else ""
+        notes.append(
+            f"the {label} has {tag[0]!r}, A1111's LoRA tag, which is read as text here: LoRAs are given as flags, "
+            f'--lora {tag[1]}.safetensors{strength} (docs/usage.md, "LoRA adapters")'
+        )
+    return notes
 
 
 REQUEST_DEFAULTS = GenerationRequest(prompt="-")  # every default (the prompt has none): read them from its fields

@@ -177,3 +177,22 @@ def test_a_prompt_mostly_in_another_script_than_latin_is_noted(tmp_path):
         assert note.startswith(f"the prompt is mostly in {language}: the model was trained on English captions"), note
     (note,) = language_notes(negative_prompt="色调艳丽，过曝，静态，细节模糊不清，字幕")  # Wan's, as copied
     assert note.startswith("the negative prompt is mostly in Chinese") and note.endswith("what it knows best")
+
+
+def test_other_tools_prompt_syntax_is_noted_as_read_as_text(tmp_path):
+    # ComfyUI's and A1111's weights and A1111's LoRA tags reach the text encoder as text here (as in diffusers).
+    def syntax_notes(**fields) -> list[str]:
+        request = GenerationRequest(**{"prompt": "a fox", "output": tmp_path / "fox.mp4", **fields})
+        return [note for note in request.resolve()[1] if "syntax" in note or "LoRA tag" in note]
+
+    assert syntax_notes() == []  # the official negative prompt has none
+    for plain in ("a fox (seen from afar) runs", "a fox, aspect (16:9)", "(a fox: 2 of them)", "a <b>fox</b>"):
+        assert syntax_notes(prompt=plain) == [], plain
+    for weighted in ("(red fox:1.3)", "((masterpiece))", "(fox: -0.5)"):
+        (note,) = syntax_notes(prompt=f"a {weighted} runs through snow")
+        assert note.startswith(f"the prompt has {weighted!r}, ComfyUI's and A1111's weighting syntax"), note
+    (note,) = syntax_notes(prompt="a fox <lora:snowy_style:0.8>")
+    assert "A1111's LoRA tag" in note and "--lora snowy_style.safetensors:0.8" in note
+    assert "--lora snow.safetensors (" in syntax_notes(prompt="a fox <LoRA:snow>")[0]  # no strength: none given
+    both = syntax_notes(negative_prompt="(blurry:1.4), <lora:bad:1>")
+    assert len(both) == 2 and all(note.startswith("the negative prompt has") for note in both)
