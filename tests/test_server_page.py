@@ -1,8 +1,10 @@
 """The web page of `motif-lite serve` in headless Chromium (Debian's chromium + chromium-driver, which .ci/run
-installs): enter the API key, submit a tiny job from the form, watch it finish and play in place, delete it."""
+installs): enter the API key, submit a tiny job from the form, watch it finish and play in place, delete it; pick
+LoRAs and advanced settings and check the job the server received; see the API's errors next to the form."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -104,9 +106,146 @@ def test_the_page_and_its_api_calls_stay_under_the_path_it_is_served_at(tmp_path
     page = "https://proxy.example/motif/"
     assets = re.findall(r'(?:href|src)="([^"]+)"', (STATIC / "index.html").read_text())
     calls = re.findall(r'api\("([^"]+)"', (STATIC / "app.js").read_text())
-    assert len(assets) == 2 and len(calls) == 6
+    assert len(assets) == 2 and len(calls) == 7
     outside = [url for url in assets + calls if not urljoin(page, url).startswith(page)]
     assert outside == []
     with InProcessServer(None, tmp_path / "data") as server:  # what the proxy forwards them to is served
-        for url in assets + ["v1/videos", "v1/models"]:
+        for url in assets + ["v1/videos", "v1/models", "v1/loras"]:
             assert server.request("GET", "/" + urljoin(page, url).removeprefix(page))[0] == 200, url
+
+
+def test_the_pages_copies_of_the_api_limits_and_official_settings_agree_with_the_server():
+    # The page names a job's settings that differ from the official ones and stops at the API's LoRA limit: both
+    # are copies in app.js, which must follow the Python they come from.
+    from motif_lite.request import I2V_SHIFT, REQUEST_DEFAULTS, T2V_SHIFT
+    from motif_lite.sampling.guidance import RECOMMENDED_APG
+    from motif_lite.server.app import STATIC
+    from motif_lite.server.schema import MAX_JOB_LORAS
+
+    script = (STATIC / "app.js").read_text()
+    official = json.loads(re.search(r"const OFFICIAL = (\{.*?\});", script, re.S)[1])
+    assert official == {"guidance_method": "apg", "guidance_scale": RECOMMENDED_APG.scale,
+                        "apg_eta": RECOMMENDED_APG.eta, "apg_norm_threshold": RECOMMENDED_APG.norm_threshold,
+                        "apg_momentum": RECOMMENDED_APG.momentum, "sampling_method": "euler",
+                        "fps": REQUEST_DEFAULTS.fps}  # fmt: skip
+    shift = json.loads(re.search(r"const OFFICIAL_SHIFT = (\{.*?\});", script)[1])
+    assert shift == {"text_to_video": T2V_SHIFT, "image_to_video": I2V_SHIFT}
+    assert int(re.search(r"const MAX_JOB_LORAS = (\d+);", script)[1]) == MAX_JOB_LORAS
+
+
+def type_into(driver, element_id: str, value: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    element = driver.find_element(By.ID, element_id)
+    element.clear()
+    element.send_keys(value)
+
+
+def tiny_job_in_the_form(driver, prompt: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    driver.find_element(By.ID, "prompt").send_keys(prompt)
+    Select(driver.find_element(By.ID, "size")).select_by_value("custom")
+    for field, value in (("width", "48"), ("height", "32"), ("frames", "5"), ("steps", "1"), ("seed", "3")):
+        type_into(driver, field, value)
+
+
+def lora_row(driver, name: str):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, f'#lora-list .lora[data-name="{name}"]')
+
+
+def test_the_page_sends_the_loras_and_advanced_settings_picked(driver, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+    from test_server_ops import write_lora
+
+    from motif_lite.preflight import meta_transformer
+    from motif_lite.weights.lora import linear_shapes
+
+    make_tiny_checkpoint(tmp_path / "ckpt")
+    pipe = load_pipeline(tmp_path / "ckpt", dtype=torch.float32, device="cpu", kernels="torch")
+    loras = tmp_path / "loras"
+    loras.mkdir()
+    shapes = linear_shapes(meta_transformer(tmp_path / "ckpt"))
+    style = write_lora(loras / "style.safetensors", {n: s for n, s in shapes.items() if n.endswith("to_q")})
+    for i in range(8):  # one more than a job may name with the file added below
+        (loras / f"extra{i}.safetensors").write_bytes(style.read_bytes())
+    with InProcessServer(pipe, tmp_path / "data", lora_dir=loras) as server:
+        driver.get(server.url + "/")
+        wait_for(lambda: driver.find_element(By.ID, "loras").is_displayed(), 30, "the LoRA picker")
+        assert driver.find_element(By.ID, "advanced").get_attribute("open") is None  # collapsed
+        (loras / "later.safetensors").write_bytes(style.read_bytes())  # named after a refresh of the list
+        lora_row(driver, "style.safetensors").find_element(By.CLASS_NAME, "use").click()
+        type_into_element = lora_row(driver, "style.safetensors").find_element(By.CLASS_NAME, "strength")
+        type_into_element.clear()
+        type_into_element.send_keys("0.5")
+        driver.find_element(By.ID, "lora-refresh").click()
+        later = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, '.lora[data-name="later.safetensors"]'), 30,
+                         "the file added later to be listed")  # fmt: skip
+        assert lora_row(driver, "style.safetensors").find_element(By.CLASS_NAME, "use").is_selected()  # kept
+        later[0].find_element(By.CLASS_NAME, "use").click()
+        for i in range(6):  # 8 chosen: the API's limit, so the last file cannot be ticked
+            lora_row(driver, f"extra{i}.safetensors").find_element(By.CLASS_NAME, "use").click()
+        assert not lora_row(driver, "extra7.safetensors").find_element(By.CLASS_NAME, "use").is_enabled()
+        for i in range(6):
+            lora_row(driver, f"extra{i}.safetensors").find_element(By.CLASS_NAME, "use").click()
+        assert lora_row(driver, "extra7.safetensors").find_element(By.CLASS_NAME, "use").is_enabled()
+
+        tiny_job_in_the_form(driver, "a fox in the page's own style")
+        driver.find_element(By.CSS_SELECTOR, "#advanced summary").click()
+        type_into(driver, "flow-shift", "7")
+        Select(driver.find_element(By.ID, "sampling-method")).select_by_value("dpm++2m")
+        driver.find_element(By.ID, "submit").click()
+
+        card = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "li.job"), 30, "the job's card")[0]
+        assert driver.find_element(By.ID, "form-error").text == ""
+        (video,) = server.client().videos.list()
+        assert video.settings["loras"] == [{"name": "later.safetensors", "strength": 1.0},  # the folder's order
+                                           {"name": "style.safetensors", "strength": 0.5}]  # fmt: skip
+        assert (video.settings["flow_shift"], video.settings["sampling_method"]) == (7.0, "dpm++2m")
+        assert (video.settings["guidance_scale"], video.settings["fps"]) == (8.0, 24.0)  # empty: the defaults
+        assert card.find_element(By.CLASS_NAME, "settings").text == "sampler dpm++2m · flow shift 7"
+        assert card.find_element(By.CLASS_NAME, "loras").text == "LoRAs: later.safetensors ×1, style.safetensors ×0.5"
+
+
+def test_without_a_lora_dir_there_is_no_picker_and_api_errors_stay_by_the_form(driver, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    make_tiny_checkpoint(tmp_path / "ckpt")
+    pipe = load_pipeline(tmp_path / "ckpt", dtype=torch.float32, device="cpu", kernels="torch")
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        driver.get(server.url + "/")
+        # After the page has read /v1/loras (per_job false), the picker stays hidden.
+        hidden = driver.execute_async_script(
+            "const done = arguments[0]; loadLoras().then(() => done(document.getElementById('loras').hidden));"
+        )
+        assert hidden is True and not driver.find_element(By.ID, "loras").is_displayed()
+        # A card names the settings that are not the official ones: guidance off once (its scale is then 1), and an
+        # image-to-video job's official shift 8 not at all.
+        official = {"guidance_method": "apg", "guidance_scale": 8, "apg_eta": 1, "apg_norm_threshold": 12,
+                    "apg_momentum": 0.1, "sampling_method": "euler", "flow_shift": 15, "fps": 24}  # fmt: skip
+        off = {**official, "guidance_method": None, "guidance_scale": 1, "apg_eta": None, "apg_norm_threshold": None,
+               "apg_momentum": None, "fps": 12, "image_to_video": False}  # fmt: skip
+        image = {**official, "flow_shift": 8, "image_to_video": True}
+        named = driver.execute_script("return [...arguments].map((s) => unofficialSettings(s))", off, image)
+        assert named == ["no guidance · fps 12", ""]
+
+        tiny_job_in_the_form(driver, "a fox guided the wrong way")
+        driver.find_element(By.CSS_SELECTOR, "#advanced summary").click()
+        Select(driver.find_element(By.ID, "guidance-method")).select_by_value("cfg")
+        type_into(driver, "apg-eta", "0.5")
+        driver.find_element(By.CSS_SELECTOR, "#advanced summary").click()  # collapsed again: the error opens it
+        driver.find_element(By.ID, "submit").click()
+        error = wait_for(lambda: driver.find_element(By.ID, "form-error").text, 30, "the API's error")
+        code, body, _ = server.request("POST", "/v1/videos", {"prompt": "x", "guidance_method": "cfg", "apg_eta": 0.5})
+        assert (code, body["error"]["param"]) == (400, "apg_eta") and error == body["error"]["message"]
+        assert driver.find_element(By.ID, "apg-eta").get_attribute("aria-invalid") == "true"
+        assert driver.find_element(By.ID, "advanced").get_attribute("open") is not None
+        # The queue's refresh (every few seconds) used to clear the form's error before it could be read.
+        driver.execute_async_script("refresh().then(arguments[0]);")
+        assert driver.find_element(By.ID, "form-error").text == error
+        assert server.client().videos.list().data == []

@@ -6,6 +6,15 @@ const $ = (id) => document.getElementById(id);
 const blobs = new Map(); // video id -> object URL of the finished video
 const cards = new Map(); // video id -> its <li>
 let refreshTimer = null;
+const MAX_JOB_LORAS = 8; // the API's limit on a job's LoRAs (motif_lite/server/schema.py)
+// The official values of the settings the advanced section sets (motif_lite/request.py, sampling/guidance.py): a
+// job's card names those it ran with otherwise. The flow shift's depends on the kind of video.
+const OFFICIAL = {"guidance_method": "apg", "guidance_scale": 8, "apg_eta": 1, "apg_norm_threshold": 12,
+                  "apg_momentum": 0.1, "sampling_method": "euler", "fps": 24};
+const OFFICIAL_SHIFT = {"text_to_video": 15, "image_to_video": 8};
+const SETTING_LABELS = { guidance_method: "guidance", guidance_scale: "guidance scale", apg_eta: "APG eta",
+                         apg_norm_threshold: "APG norm threshold", apg_momentum: "APG momentum",
+                         sampling_method: "sampler", flow_shift: "flow shift", fps: "fps" };
 
 function apiKey() { return localStorage.getItem("motif-lite-api-key") || ""; }
 
@@ -15,8 +24,9 @@ async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers });
   if (!response.ok) {
     let message = response.status + " " + response.statusText;
-    try { message = (await response.json()).error.message; } catch (_) { /* not JSON */ }
-    throw new Error(message);
+    let param = null;
+    try { ({ message, param } = (await response.json()).error); } catch (_) { /* not JSON */ }
+    throw Object.assign(new Error(message), { param }); // param: the API field to fix, where one is at fault
   }
   return response;
 }
@@ -26,22 +36,87 @@ function formBody() {
   body.set("prompt", $("prompt").value);
   const fields = { negative_prompt: $("negative").value, num_frames: $("frames").value, steps: $("steps").value,
                    seed: $("seed").value };
+  for (const input of $("advanced").querySelectorAll("[name]")) fields[input.name] = input.value;
   for (const [name, value] of Object.entries(fields)) if (value.trim() !== "") body.set(name, value.trim());
   const size = $("size").value === "custom" ? $("width").value + "x" + $("height").value : $("size").value;
   if (size) body.set("size", size);
+  const loras = chosenLoras();
+  if (loras.length) body.set("loras", JSON.stringify(loras)); // a form's loras is the JSON list as text
   if ($("image").files.length) body.set("input_reference", $("image").files[0]);
   return body;
+}
+
+function chosenLoras() {
+  const chosen = [];
+  for (const row of $("lora-list").children) {
+    if (!row.querySelector(".use").checked) continue;
+    const strength = row.querySelector(".strength").value.trim();
+    const name = row.dataset.name;
+    chosen.push(strength === "" ? { name } : { name, strength: Number(strength) }); // empty: the API's 1
+  }
+  return chosen;
+}
+
+function loraRow(name, previous) {
+  const row = document.createElement("div");
+  row.className = "lora";
+  row.dataset.name = name;
+  row.innerHTML = '<label><input class="use" type="checkbox"> <span></span></label>' +
+                  '<label>strength <input class="strength" type="number" min="-10" max="10" step="any" value="1" ' +
+                  'title="-10 to 10; 1 as trained, 0 no effect"></label>';
+  row.querySelector("span").textContent = name;
+  if (previous) {
+    row.querySelector(".use").checked = previous.querySelector(".use").checked;
+    row.querySelector(".strength").value = previous.querySelector(".strength").value;
+  }
+  row.querySelector(".use").addEventListener("change", limitLoras);
+  return row;
+}
+
+function limitLoras() {
+  // The API takes at most MAX_JOB_LORAS per job: once that many are chosen, the others cannot be ticked.
+  const boxes = [...$("lora-list").querySelectorAll(".use")];
+  const full = boxes.filter((box) => box.checked).length >= MAX_JOB_LORAS;
+  for (const box of boxes) box.disabled = full && !box.checked;
+}
+
+async function loadLoras() {
+  // Read from the server's folder at each call: files added since the page loaded can be chosen after a refresh.
+  let list;
+  try {
+    list = await (await api("v1/loras")).json();
+  } catch (_) {
+    return; // e.g. no API key yet: the queue shows that error
+  }
+  $("loras").hidden = !list.per_job;
+  $("lora-limit").textContent = "(up to " + MAX_JOB_LORAS + " at once)";
+  const previous = new Map([...$("lora-list").children].map((row) => [row.dataset.name, row]));
+  $("lora-list").replaceChildren(...list.data.map((lora) => loraRow(lora.id, previous.get(lora.id))));
+  $("lora-none").hidden = list.data.length > 0;
+  limitLoras();
+}
+
+function markInvalid(param) {
+  for (const field of $("create").querySelectorAll("[aria-invalid]")) field.removeAttribute("aria-invalid");
+  if (!param) return;
+  const custom = param === "size" && $("size").value === "custom";
+  const named = $("create").querySelectorAll(`[name="${CSS.escape(param)}"]`);
+  const fields = custom ? [$("width"), $("height")] : [...named];
+  for (const field of fields) field.setAttribute("aria-invalid", "true");
+  if (fields.some((field) => $("advanced").contains(field))) $("advanced").open = true;
 }
 
 async function submit(event) {
   event.preventDefault();
   $("form-error").textContent = "";
+  markInvalid(null);
   $("submit").disabled = true;
   try {
     await api("v1/videos", { method: "POST", body: formBody() });
     await refresh();
   } catch (error) {
     $("form-error").textContent = error.message;
+    markInvalid(error.param);
   } finally {
     $("submit").disabled = false;
   }
@@ -54,14 +129,41 @@ function describe(video) {
   return parts.join(" · ");
 }
 
+function unofficialSettings(settings) {
+  // The settings a job ran with that are not the official ones: given in its request, or its checkpoint's own.
+  const kind = settings.image_to_video ? "image_to_video" : "text_to_video";
+  const official = { ...OFFICIAL, flow_shift: OFFICIAL_SHIFT[kind] };
+  const parts = [];
+  if (settings.guidance_method === null) { // guidance off: its scale is then 1, which says the same
+    parts.push("no guidance");
+    delete official.guidance_scale;
+  }
+  for (const [name, value] of Object.entries(official)) {
+    const given = settings[name];
+    if (given !== null && given !== undefined && given !== value) parts.push(SETTING_LABELS[name] + " " + given);
+  }
+  return parts.join(" · ");
+}
+
+function loraText(settings) {
+  const loras = settings.loras || [];
+  return loras.length ? "LoRAs: " + loras.map((lora) => lora.name + " ×" + lora.strength).join(", ") : "";
+}
+
 function newCard(video) {
   const li = document.createElement("li");
   li.className = "job";
   li.dataset.id = video.id;
-  li.innerHTML = '<div class="prompt"></div><div class="meta"></div><div class="state meta"></div>' +
+  li.innerHTML = '<div class="prompt"></div><div class="meta"></div><div class="settings meta"></div>' +
+                 '<div class="loras meta"></div><div class="state meta"></div>' +
                  '<progress max="100"></progress><div class="media"></div><div class="actions"></div>';
   li.querySelector(".prompt").textContent = video.prompt;
   li.querySelector(".meta").textContent = describe(video);
+  for (const [selector, text] of [[".settings", unofficialSettings(video.settings || {})],
+                                  [".loras", loraText(video.settings || {})]]) {
+    li.querySelector(selector).textContent = text;
+    li.querySelector(selector).hidden = text === "";
+  }
   return li;
 }
 
@@ -170,9 +272,10 @@ async function refresh() {
       if (blobs.has(id)) { URL.revokeObjectURL(blobs.get(id)); blobs.delete(id); }
     }
     $("empty").hidden = page.data.length > 0;
-    $("form-error").textContent = "";
+    $("queue-error").textContent = "";
   } catch (error) {
-    $("form-error").textContent = error.message;
+    // Apart from the form's error: a refresh that works must not wipe the message of a job the API refused.
+    $("queue-error").textContent = error.message;
   }
   refreshTimer = setTimeout(refresh, busy ? 1000 : 5000);
 }
@@ -189,12 +292,15 @@ document.addEventListener("DOMContentLoaded", () => {
   $("api-key").addEventListener("change", () => {
     localStorage.setItem("motif-lite-api-key", $("api-key").value.trim());
     showModel();
+    loadLoras();
     refresh();
   });
   $("size").addEventListener("change", () => {
     for (const label of document.querySelectorAll(".custom")) label.hidden = $("size").value !== "custom";
   });
   $("create").addEventListener("submit", submit);
+  $("lora-refresh").addEventListener("click", loadLoras);
   showModel();
+  loadLoras();
   refresh();
 });
