@@ -23,6 +23,7 @@ from motif_lite.checkpoint import check_vae_file, locate_vae
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype, resolve_device
 from motif_lite.errors import CheckpointError, ConfigError
+from motif_lite.io.clip import Clip, joined_frames
 from motif_lite.io.latents import LatentsFileError, SavedLatents
 from motif_lite.io.staging import staged_output
 from motif_lite.io.video import check_output_fps, check_output_path, unused_path, write_video
@@ -52,12 +53,14 @@ def decode_video(
     frame_by_frame: bool = True,
     bands: int = 1,
     parallel: Parallel | None = None,
+    clip: Clip | None = None,
 ) -> Path | None:
     """Decode `latents` (model space, [1, C, F, h, w]) and stream the frames straight into `output` (one latent
     frame of pixels alive at a time); `tile`, `frame_by_frame`, `bands`: the VAE setup of a memory plan. In a
     parallel run every rank decodes its bands and rank 0 writes the file. Returns the file written: `output`, or
     `fox-new.mp4` beside it when `output` could not be replaced (open in a player on Windows), with a
-    warning; None on the other ranks."""
+    warning; None on the other ranks. `clip`: the clip these frames go on from (`run --extend`), whose frames the
+    file holds first; the decoded first frame, its last frame again, is left out."""
     vae_dtype = vae.post_quant_conv.weight.dtype
     z = vae.denormalize_latents(latents.to(vae_dtype))
     total = z.shape[2]
@@ -82,8 +85,10 @@ def decode_video(
             pass
         return None
     frames = vae.config.video_frames(total)
+    written = chunks() if clip is None else joined_frames(clip, chunks())
+    frames += 0 if clip is None else clip.frames - 1
     with staged_output(output, frames, fallback=_beside) as staged:
-        write_video(chunks(), staged.partial, fps, metadata)
+        write_video(written, staged.partial, fps, metadata)
     return staged.written
 
 

@@ -14,15 +14,19 @@ import math
 import numbers
 import re
 import secrets
+import shlex
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from motif_lite.choices import GUIDANCE_METHODS, SAMPLERS
 from motif_lite.errors import MotifLiteError
 from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS
+
+if TYPE_CHECKING:
+    from motif_lite.io.clip import Clip
 
 # The negative prompt of the official ComfyUI workflows and the Replicate wrapper ("the model was trained against").
 OFFICIAL_NEGATIVE_PROMPT = (
@@ -83,6 +87,9 @@ class GenerationRequest:
     pass, half the transformer calls); apg_eta / apg_norm_threshold / apg_momentum: one APG parameter each.
     flow_shift: the schedule's shift. sampler: "euler" or "dpm++2m".
     seed: None or -1 = a random seed (chosen by `resolve()` and reported in the result).
+    extend: a clip to go on from (a video file, or a PNG sequence's pattern): its last frame is the first frame, as
+    `image` would be, and `output` holds the clip's frames followed by the new ones after that first frame. The
+    clip's size must be the request's (`motif_lite.io.clip.read_clip` gives its size and frame rate).
     """
 
     prompt: str
@@ -102,6 +109,7 @@ class GenerationRequest:
     seed: int | None = None
     image: str | Path | None = None
     output: str | Path = "output.mp4"
+    extend: str | Path | None = None
 
     @property
     def latent_frames(self) -> int:
@@ -109,10 +117,15 @@ class GenerationRequest:
         return (self.frames - 1) // TEMPORAL_FACTOR + 1
 
     @property
+    def starts_from_frame(self) -> bool:
+        """Image-to-video: a first frame is given, as an image or as the last frame of a clip to extend."""
+        return self.image is not None or self.extend is not None
+
+    @property
     def conditions_on_image(self) -> bool:
-        """Image-to-video: an image is given and the video has more than one latent frame. One latent frame is
+        """Image-to-video: a first frame is given and the video has more than one latent frame. One latent frame is
         plain text-to-video, as in the reference: nothing follows the first frame for the image to condition."""
-        return self.image is not None and self.latent_frames > 1
+        return self.starts_from_frame and self.latent_frames > 1
 
     def resolve(self) -> tuple[GenerationRequest, list[str]]:
         """Validate every setting and return (normalized copy, notes on what was changed).
@@ -160,7 +173,13 @@ class GenerationRequest:
         if sampler is not None:
             check("sampler", _check_choice, sampler, "sampler", tuple(SAMPLERS))
         seed = check("seed", _resolve_seed, self.seed)
-        if check("output", check_output_path, self.output, frames_known) is not None and fps_ok:
+        clip = (
+            check("extend", _checked_clip, self, frames_known, width_ok and height_ok)
+            if self.extend is not None
+            else None
+        )
+        written = frames_known + clip.frames - 1 if clip is not None and frames_known is not None else frames_known
+        if check("output", check_output_path, self.output, written) is not None and fps_ok:
             check("fps", check_output_fps, self.output, self.fps)
         read = check("image", read_image, self.image) if self.image is not None else None  # names an unreadable file
         image, image_notes = read if read is not None else (None, [])
@@ -173,8 +192,15 @@ class GenerationRequest:
                 "video (-o) another name",
                 ("output",),
             )
+        if clip is not None and any(replaces_file(self.output, written, file) for file in clip.files):
+            raise RequestError(  # the clip is read again as the output is written: it must stay as it is
+                f"the output {self.output} would replace the clip {self.extend} it goes on from; give the longer video "
+                "(-o) another name",
+                ("output",),
+            )
         resolved = dataclasses.replace(self, frames=frames, seed=seed, guidance=guidance, sampler=sampler)
         notes += _beyond_training_notes(self.width, self.height, frames)
+        notes += _extension_notes(clip, frames, self.fps, self.output) if clip is not None else []
         for text, label in ((self.prompt, "prompt"), (self.negative_prompt, "negative prompt")):
             notes += _language_notes(text, label) + _syntax_notes(text, label)
         if image is not None and not resolved.conditions_on_image:  # frames are 4k+1 here: 1 frame
@@ -188,6 +214,63 @@ class GenerationRequest:
         return resolved, notes
 
 
+def _checked_clip(request: GenerationRequest, frames: int | None, size_ok: bool) -> Clip:
+    """The clip `request.extend` names, read and checked against the request: one first frame (not `image` too),
+    new frames to add, and the clip's size (the longer video has one size; the clip is not resized, so as not to
+    change the frames it already has)."""
+    from motif_lite.io.clip import read_clip
+
+    if not isinstance(request.extend, str | Path):
+        raise RequestError(
+            f"extend must be the path of a video file (str or Path), got {type(request.extend).__name__}"
+        )
+    if request.image is not None:
+        raise RequestError(
+            f"the image {request.image} and the clip {request.extend} would both be the first frame: "
+            "give -i (start from an image) or --extend (go on from a clip's last frame), not both"
+        )
+    if frames is not None and frames <= TEMPORAL_FACTOR:
+        raise RequestError(f"going on from a clip needs --video-frames {TEMPORAL_FACTOR + 1} or more: with {frames} "
+                           "the first frame conditions nothing and no new frame follows it")  # fmt: skip
+    clip = read_clip(request.extend)
+    if size_ok and (clip.width, clip.height) != (request.width, request.height):
+        raise RequestError(
+            f"{clip.path.name} is {clip.width}x{clip.height} and the new frames would be "
+            f"{request.width}x{request.height}: one video has one size; {_clip_size_fix(clip)}"
+        )
+    return clip
+
+
+def _clip_size_fix(clip: Clip) -> str:
+    """What to do about a clip whose size differs from the request's: its size, when the model can make it, else
+    the ffmpeg command that resizes the clip to the nearest size it can."""
+    if clip.width % SIZE_MULTIPLE == 0 and clip.height % SIZE_MULTIPLE == 0:
+        return f"give -W {clip.width} -H {clip.height} (width={clip.width}, height={clip.height}), or leave them out"
+    width, height = (
+        max(SIZE_MULTIPLE, round(side / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in (clip.width, clip.height)
+    )
+    resized = f"{clip.path.stem}-{width}x{height}{clip.path.suffix}"
+    return (
+        f"the model makes sides in multiples of {SIZE_MULTIPLE}: resize the clip first, e.g. ffmpeg -i "
+        f"{shlex.quote(str(clip.path))} -vf scale={width}:{height} -crf 18 {shlex.quote(resized)}, and extend that"
+    )
+
+
+def _extension_notes(clip: Clip, frames: int, fps: float, output: str | Path) -> list[str]:
+    """What an extended video holds and how it is written, and a note when its frame rate is not the clip's (the
+    clip's frames then play faster or slower)."""
+    total = clip.frames + frames - 1
+    notes = [
+        f"going on from {clip.describe()}: its last frame is the first frame; {output} holds its {clip.frames} frames "
+        f"and {frames - 1} new ones, {total} in all ({total / fps:.2f} s at {fps:g} fps); the clip is decoded and "
+        "encoded again with them, frame by frame"
+    ]
+    if abs(fps - clip.fps) > 1e-3 * clip.fps:
+        notes.append(f"--fps {fps:g} is not the clip's {clip.fps:g}: its frames play at {fps:g} fps in the longer "
+                     "video too; leave --fps out to keep the clip's")  # fmt: skip
+    return notes
+
+
 # The largest videos the model was trained on (its last stages: 1280x736, 121 frames); beyond them it extrapolates.
 TRAINED_FRAMES = 121
 TRAINED_PIXELS = 1280 * 736
@@ -199,7 +282,8 @@ def _beyond_training_notes(width: int, height: int, frames: int) -> list[str]:
     if frames > TRAINED_FRAMES:
         notes.append(
             f"{frames} frames is longer than the model was trained to make ({TRAINED_FRAMES}, 5 s at 24 fps): motion "
-            "often repeats or drifts past that; for a longer clip, go on from this one's last frame (image-to-video)"
+            "often repeats or drifts past that; for a longer video, make 121 frames and go on from them: motif-lite "
+            "run --extend CLIP -p 'what happens next'"
         )
     if width * height > TRAINED_PIXELS:
         notes.append(

@@ -282,8 +282,8 @@ def resolve_flow_shift(request: GenerationRequest, scheduler_shift: float | None
     """
     if request.flow_shift is not None:
         return Setting(float(request.flow_shift), FLAG, "--flow-shift")
-    default = I2V_SHIFT if request.image is not None else T2V_SHIFT
-    what = "image-to-video" if request.image is not None else "text-to-video"
+    default = I2V_SHIFT if request.starts_from_frame else T2V_SHIFT
+    what = "image-to-video" if request.starts_from_frame else "text-to-video"
     if scheduler_shift is None or scheduler_shift == UNSHIFTED:
         if scheduler_shift == UNSHIFTED:
             notes.append(

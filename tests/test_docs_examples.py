@@ -384,7 +384,7 @@ def checks_before_loading(program: str, args: argparse.Namespace, tmp: Path) -> 
         else:
             request = run_command.request_from_args(args)
             output = tmp / Path(request.output).name
-            dataclasses.replace(request, image=None, output=output).resolve()
+            dataclasses.replace(request, image=None, extend=None, output=output).resolve()
         if args.preview:
             from motif_lite.io.preview import check_preview_path
 

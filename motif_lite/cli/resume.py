@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 REQUEST_DESTS = (
     "prompt", "negative_prompt", "width", "height", "video_frames", "fps", "steps", "guidance", "cfg_scale", "apg_eta",
     "apg_norm_threshold", "apg_momentum", "flow_shift", "sampling_method", "seed", "image", "batch_count",
+    "extend",
 )  # fmt: skip
 
 

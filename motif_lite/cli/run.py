@@ -25,7 +25,7 @@ from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_l
 from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
 from motif_lite.cli.resume import earlier_runs, kept_anywhere, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
-from motif_lite.cli.run_request import check_flags, request_from_args, resolve_requests
+from motif_lite.cli.run_request import check_flags, request_from_args, resolve_requests, take_clip_defaults
 from motif_lite.cli.run_summary import prompt_line, summary
 from motif_lite.cli.run_time import confirm_cpu_time, cpu_time_note, gpu_time_note
 from motif_lite.cli.settings_from import Recalled, recalled_model_notes, settings_from_args, settings_lines
@@ -47,6 +47,7 @@ examples:
   motif-lite run -p "a red fox runs through snow" -o fox.mp4
   motif-lite run --gguf Q4_K_M -p "a red fox runs through snow" -o fox.mp4
   motif-lite run -i first_frame.png -p "the fox turns its head" -o fox_i2v.mp4          (image-to-video)
+  motif-lite run --extend fox.mp4 -p "the fox stops and looks back" -o fox-10s.mp4      (go on from a clip)
   motif-lite run --gguf Q4_K_M -b 4 -p "a red fox runs through snow" -o fox.mp4        (4 seeds: fox-1..4.mp4)
   motif-lite run -W 832 -H 480 --video-frames 65 --steps 30 -p "..." -o fast.mp4        (faster, unofficial)
   motif-lite run --gpus 4 -p "a red fox runs through snow" -o fox.mp4                    (4 GPUs: cfg 2 x sp 2)
@@ -113,6 +114,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     use_expandable_segments()  # before torch starts CUDA
     resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
     check_flags(args, resume)
+    if args.extend is not None:  # the clip's size and frame rate, where no flag and no --settings-from gives them
+        take_clip_defaults(args)
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
     torchrun_world = int(os.environ.get("WORLD_SIZE", "1"))  # a dry run under torchrun joins no process group
     world = session.world if session is not None else torchrun_world if torchrun_world > 1 else args.gpus or 1

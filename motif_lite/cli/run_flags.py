@@ -86,6 +86,13 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     )
     g.add_argument("-i", "--image", "--init-img", help="first frame for image-to-video (png, jpg, webp, ...)")
     g.add_argument(
+        "--extend",
+        metavar="CLIP",
+        help="go on from a clip (a video file, or a PNG sequence fox_%%03d.png): its last frame is the first frame, "
+        "and -o holds the clip's frames, then the new ones (the clip is decoded and encoded again); its size and "
+        "frame rate are the defaults of -W/-H/--fps",
+    )
+    g.add_argument(
         "-W", "--width", type=int, default=d.width, help=f"width in pixels, multiple of 16 (default {d.width})"
     )
     g.add_argument("-H", "--height", type=int, default=d.height, help=f"height, multiple of 16 (default {d.height})")

@@ -39,7 +39,23 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
         seed=args.seed,
         image=args.image,
         output=args.output if args.output is not None else REQUEST_DEFAULTS.output,
+        extend=args.extend,
     )
+
+
+def take_clip_defaults(args: argparse.Namespace) -> None:
+    """-W, -H and --fps from the clip `--extend` names, for those the command line and --settings-from's file leave
+    out: the longer video keeps the clip's size (which the request then checks) and plays at its rate."""
+    from motif_lite.cli.run_flags import run_flags_given
+    from motif_lite.io.clip import read_clip
+
+    clip = read_clip(args.extend)  # a missing or unreadable clip: its error, before anything else
+    _, given = run_flags_given(args)
+    recalled = getattr(args, "recalled", None)
+    taken = recalled.taken if recalled is not None else frozenset()
+    for dest, value in (("width", clip.width), ("height", clip.height), ("fps", clip.fps)):
+        if dest not in given and dest not in taken:
+            setattr(args, dest, value)
 
 
 def resolve_requests(

@@ -3,6 +3,7 @@ the attention and speed features used, fallbacks and the output."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.errors import counted
@@ -42,6 +43,7 @@ def summary(
         f"done: {r.width}x{r.height}, {counted(r.frames, 'frame')}, {counted(r.steps, 'step')}, seed {r.seed}, "
         f"shift {result.shift:g}",
         *([image_line(result)] if r.image is not None else []),
+        *([_extended_line(result)] if result.clip_frames is not None else []),
         f"time: load {load_seconds:.1f}s | encode {t['encode']:.1f}s | denoise {t['denoise']:.1f}s "
         f"({t['denoise'] / max(1, r.steps - (result.resumed_at or 0)):.2f} s/step) | decode {t['decode']:.1f}s | "
         f"total {load_seconds + t['total']:.1f}s",
@@ -50,7 +52,7 @@ def summary(
         + ("" if plan is None or plan.host is None else f" (planned {memory_size(plan.host.peak_bytes)})")
         + ("" if result.peak_device_bytes is None else f", device {memory_size(result.peak_device_bytes)}"),
         f"attention: {result.attention}" + (f", {result.attention_backend}" if result.attention_backend else ""),
-        f"output: {described_output(result.output, r.frames)}",
+        f"output: {described_output(result.output, result.frames_written)}",
     ]
     if ran_on is not None:
         lines.insert(-1, f"ran on: {ran_on}")
@@ -75,6 +77,15 @@ def summary(
             f"{op} ({reason})" for op, reason in result.kernel_fallbacks.items()
         ))  # fmt: skip
     return "\n".join(lines)
+
+
+def _extended_line(result: GenerationResult) -> str:
+    """What an extended video's file holds (the done line counts the new frames only)."""
+    r = result.request
+    return (
+        f"extended: {Path(r.extend).name}'s {counted(result.clip_frames, 'frame')}, then {r.frames - 1} new: "
+        f"{result.frames_written} frames, {result.frames_written / r.fps:.2f} s at {r.fps:g} fps"
+    )
 
 
 def image_line(result: GenerationResult) -> str:

@@ -73,6 +73,12 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     if image is not None and "image" not in given:
         raise RequestError(f"{stored.file.name} was made image-to-video from {image}, and the file keeps the image's "
                            f"name only: give it again with -i PATH")  # fmt: skip
+    clip = fields.pop("extend", None)  # likewise
+    if clip is not None and "extend" not in given:
+        raise RequestError(
+            f"{stored.file.name} goes on from the clip {clip} (its first frames), and the file keeps the "
+            "clip's name only: give it again with --extend PATH (the same new frames then follow it)"
+        )
     if image is None and args.image is not None:  # -i makes image-to-video of a text-to-video file's settings
         fields.pop("flow_shift", None)  # the file's was for the other kind: the checkpoint's or the official one
     taken = {field for field in fields if _dest(field) not in given}

@@ -82,9 +82,10 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
         return None if readable else "it is an AVIF image, which this Pillow does not read: save it as PNG or JPEG"
     if brand is not None or head.startswith(b"\x1a\x45\xdf\xa3") or head[8:12] == b"AVI ":
         last = shlex.quote(f"{stem}-last.png")
+        extend = "" if path is None else f"to go on from the clip, give --extend {name} instead of -i; or "
         return (
-            "it is a video, not an image; image-to-video starts from one frame: take the one to go on from, e.g. "
-            f"the last, ffmpeg -sseof -1 -i {name} -update 1 -y {last}, and give that"
+            f"it is a video, not an image; image-to-video starts from one frame: {extend}take the one to go on "
+            f"from, e.g. the last, ffmpeg -sseof -1 -i {name} -update 1 -y {last}, and give that"
         )
     text = head.lstrip().lower()
     if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from motif_lite.io.clip import last_frame_file
 from motif_lite.paths import user_path
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
@@ -153,8 +154,10 @@ def image_sha256(path: Path) -> str | None:
 
 
 def first_frame_key(request: GenerationRequest) -> tuple[str | None, int, int]:
-    """What a first frame's encodings depend on: the image file's bytes and the video's size (`KeptImage`)."""
-    return image_sha256(user_path(request.image)), request.width, request.height
+    """What a first frame's encodings depend on: the image file's bytes (a clip's: the file holding its last frame)
+    and the video's size (`KeptImage`)."""
+    source = user_path(request.image) if request.extend is None else last_frame_file(request.extend)
+    return image_sha256(source), request.width, request.height
 
 
 @contextlib.contextmanager

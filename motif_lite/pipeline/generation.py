@@ -19,6 +19,7 @@ import torch
 from motif_lite.checkpoint import ModelSources
 from motif_lite.decoding import decode_video
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
+from motif_lite.io.clip import Clip, last_frame, read_clip
 from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.latents import LatentsFile, SavedLatents, changed_file_notes, file_stamps, other_model_notes
 from motif_lite.io.preview import preview_steps
@@ -268,7 +269,8 @@ class MotifVideoPipeline:
                 request, noise, cond, settings, progress, on_denoised, start, keeper
             )
         with self._stage("decode", timings, peaks):
-            output = self.decode(request, latents, settings, progress, keeper)
+            clip = None if request.extend is None else read_clip(request.extend)  # its frames go first in the file
+            output = self.decode(request, latents, settings, progress, keeper, clip)
         if keeper is not None:
             keeper.remove()  # the video is written: the run's saved state is of no more use
         timings["total"] = time.perf_counter() - begin
@@ -285,6 +287,7 @@ class MotifVideoPipeline:
             kernel_fallbacks=self.kernel_fallbacks(),
             resumed_at=None if start is None else start.done,
             image_size=cond.image_size,
+            clip_frames=None if clip is None else clip.frames,
         )  # fmt: skip
 
     def _sample_keeping_state(
@@ -363,7 +366,7 @@ class MotifVideoPipeline:
         In a parallel run rank 0 makes both and the other ranks receive them (an error there reaches them all)."""
 
         def make() -> tuple[torch.Tensor, Conditioning]:
-            if request.image is not None and not self.text_encoder.can_encode_images:
+            if request.starts_from_frame and not self.text_encoder.can_encode_images:
                 raise CheckpointError(
                     "image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint"
                 )
@@ -437,7 +440,7 @@ class MotifVideoPipeline:
 
     def _first_frame(self, request: GenerationRequest) -> tuple[torch.Tensor, tuple[int, int]]:
         """The first frame's pixels, and the image's size before they were resized (for the summary)."""
-        image = load_image(request.image)
+        image = load_image(request.image) if request.extend is None else last_frame(read_clip(request.extend))
         # The reference casts the preprocessed video to the transformer dtype before the VAE and SigLIP see it.
         return preprocess_image(image, request.height, request.width).to(self.device, self.dtype), image.size
 
@@ -533,17 +536,18 @@ class MotifVideoPipeline:
         settings: Settings,
         progress: ProgressFn,
         keeper: LatentsFile | None = None,
+        clip: Clip | None = None,
     ) -> Path:
         """Stream decoded frames straight into the video file (one latent frame of pixels alive at a time). With
         `keeper`, a decode that fails in any way (out of memory, inf/NaN, a full disk, Ctrl-C) does not lose the
         sampling: the latents are saved there first, then the original error goes on, saying where they are and
-        how to decode them (`motif-lite decode`)."""
+        how to decode them (`motif-lite decode`). `clip`: the clip `request.extend` names, whose frames go first."""
         output = user_path(request.output)
         try:
             written = decode_video(
                 self.vae, latents, output, request.fps, self._video_metadata(request, settings), progress,
                 tile=self.vae_tile,
-                frame_by_frame=self.vae_frame_by_frame, bands=self.vae_bands, parallel=self.parallel,
+                frame_by_frame=self.vae_frame_by_frame, bands=self.vae_bands, parallel=self.parallel, clip=clip,
             )  # fmt: skip
         except BaseException as exc:
             if keeper is not None:
@@ -575,9 +579,9 @@ class MotifVideoPipeline:
         if state.apg_running is not None:
             tensors["apg_running"] = state.apg_running
         image = None if request.image is None else user_path(request.image).absolute()
-        fields = jsonable(
-            {**dataclasses.asdict(request), "output": str(output), "image": None if image is None else str(image)}
-        )
+        clip = None if request.extend is None else str(user_path(request.extend).absolute())  # found from anywhere
+        fields = jsonable({**dataclasses.asdict(request), "output": str(output),
+                           "image": None if image is None else str(image), "extend": clip})  # fmt: skip
         # The image's checksum beside the model flags: a resume given the image again, moved, checks it is the same;
         # the weight files' stamps: a resume tells one changed in place.
         checksum = None if image is None else image_sha256(image)

@@ -38,6 +38,8 @@ def stored_settings(request: GenerationRequest, settings: Settings, model: dict 
     values.pop("output")
     if request.image is not None:  # the file name only: a shared video must not tell the user's folders
         values["image"] = Path(request.image).name
+    if request.extend is not None:  # likewise the clip it goes on from (its frames come first in the file)
+        values["extend"] = Path(request.extend).name
     effective = {"sampler": settings.sampler.value, "flow_shift": settings.flow_shift.value}
     if settings.schedule != ScheduleOptions():  # only then: a file saved before the key existed still resumes
         effective["schedule"] = dataclasses.asdict(settings.schedule)
@@ -79,8 +81,8 @@ def model_metadata_of(flags: dict) -> dict:
 
 # What `stored_settings` writes beside the request's fields: who made the file, and the effective settings.
 _MADE_WITH_KEYS = ("software", "version", "model", "sampler", "flow_shift", "schedule", "guidance_config")
-# The request's fields a file gives back as they were (the image by its file name only).
-_PLAIN_FIELDS = ("prompt", "negative_prompt", "width", "height", "frames", "fps", "steps", "seed", "image")
+# The request's fields a file gives back as they were (the image and the extended clip by their file names only).
+_PLAIN_FIELDS = ("prompt", "negative_prompt", "width", "height", "frames", "fps", "steps", "seed", "image", "extend")
 _GUIDANCE_FIELDS = ("guidance", "cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum")
 _METHODS = {APGConfig.__name__: "apg", CFGConfig.__name__: "cfg"}
 

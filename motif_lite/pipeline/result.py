@@ -40,6 +40,12 @@ class GenerationResult:
     attention_backend: str | None = None  # the exact attention kernel used (with `auto`: what it chose and why)
     resumed_at: int | None = None  # a resumed run: the steps an earlier run had done (`generate(resume=...)`)
     image_size: tuple[int, int] | None = None  # image-to-video: the input image's (width, height), upright
+    clip_frames: int | None = None  # an extended clip (`request.extend`): its frames, which the file holds first
+
+    @property
+    def frames_written(self) -> int:
+        """The frames in the file: the request's, after an extended clip's frames but its last (the same frame)."""
+        return self.request.frames + (self.clip_frames - 1 if self.clip_frames is not None else 0)
 
     # Triton ops that ran torch's version instead ("auto" falls back when a kernel fails): {op: first reason}
     kernel_fallbacks: dict[str, str] = field(default_factory=dict)

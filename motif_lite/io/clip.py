@@ -1,0 +1,194 @@
+"""A clip to go on from (`run --extend`): its size, frame rate and frame count, checked before any work; its last
+frame (the next video's first frame); its frames again, one at a time, as the longer video is written.
+
+A clip is a video file ffmpeg reads (.mp4, .mkv, .mov, .webm, ...: imageio-ffmpeg's ffmpeg decodes it to RGB) or a
+PNG sequence such as motif-lite writes (`fox_%03d.png`: frames 0, 1, ... until one is missing; lossless). The frames
+are never all in memory: they are decoded when needed, once for the last frame and once more while writing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shlex
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+
+from motif_lite.errors import MotifLiteError
+from motif_lite.io.ffmpeg import find_ffmpeg
+from motif_lite.io.staging import is_frame_sequence
+from motif_lite.paths import user_path
+
+DEFAULT_FPS = 24.0  # a PNG sequence that does not say its rate (motif-lite's store it in each frame)
+
+
+class ClipError(MotifLiteError):
+    """A clip given to go on from that cannot be used (missing, not a video, one frame, ...)."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A clip to go on from: `path` (a file, or a PNG sequence's pattern), its frame count, size and rate."""
+
+    path: Path
+    frames: int
+    width: int
+    height: int
+    fps: float
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return self.width, self.height
+
+    @property
+    def files(self) -> list[Path]:
+        """The files the clip is read from: one video file, or each frame of a PNG sequence."""
+        if is_frame_sequence(self.path):
+            return [_frame_file(self.path, index) for index in range(self.frames)]
+        return [self.path]
+
+    def describe(self) -> str:
+        """The clip in a few words, for notes: `fox.mp4 (121 frames, 1280x736 at 24 fps)`."""
+        return f"{self.path.name} ({self.frames} frames, {self.width}x{self.height} at {self.fps:g} fps)"
+
+
+def read_clip(path: str | Path) -> Clip:
+    """The clip at `path`, checked: it exists, is a video (or a PNG sequence) and has more than one frame; decodes
+    it once to count its frames (a second or two for a 5-second 720p clip). `ClipError` with what to do otherwise."""
+    path = user_path(path)
+    if is_frame_sequence(path):
+        return _read_png_sequence(path)
+    if path.is_dir():
+        raise ClipError(
+            f"the clip to extend, {path}, is a directory: give the video file (or a PNG sequence's pattern, "
+            "e.g. frames/fox_%03d.png)"
+        )
+    if not path.is_file():
+        raise ClipError(f"the clip to extend was not found: {path}")
+    if path.suffix.lower() == ".png" or _is_image(path):
+        raise ClipError(f"{path.name} is one image, not a clip: to start a video from it use -i {_quoted(path)}; "
+                        "for a PNG sequence give its pattern (e.g. fox_%03d.png)")  # fmt: skip
+    return _read_video_file(path)
+
+
+def clip_frames(clip: Clip) -> Iterator[np.ndarray]:
+    """The clip's frames in order, each a uint8 `[H, W, 3]` array, decoded one at a time."""
+    if is_frame_sequence(clip.path):
+        for file in clip.files:
+            yield _read_png(file)
+        return
+    import imageio_ffmpeg
+
+    find_ffmpeg()  # a clear message when there is none
+    reader = imageio_ffmpeg.read_frames(str(clip.path))
+    try:
+        width, height = next(reader)["size"]  # the first item describes the video
+        for frame in reader:
+            yield np.frombuffer(bytearray(frame), np.uint8).reshape(height, width, 3)  # writable, for torch
+    finally:
+        reader.close()  # stops ffmpeg when the caller stops early
+
+
+def last_frame(clip: Clip) -> PIL.Image.Image:
+    """The clip's last frame as an RGB image: the first frame of the video that goes on from it."""
+    if is_frame_sequence(clip.path):
+        return PIL.Image.fromarray(_read_png(clip.files[-1]))
+    last = None
+    for last in clip_frames(clip):  # noqa: B007 (the loop keeps the last one)
+        pass
+    if last is None:
+        raise ClipError(f"no frames could be read from {clip.path}")
+    return PIL.Image.fromarray(last.copy())
+
+
+def last_frame_file(path: str | Path) -> Path:
+    """The file holding a clip's last frame: the video file itself, or a PNG sequence's last frame (what the
+    encodings of its last frame depend on)."""
+    path = user_path(path)
+    if not is_frame_sequence(path):
+        return path
+    count = itertools.takewhile(lambda index: _frame_file(path, index).is_file(), itertools.count())
+    return _frame_file(path, max(count, default=0))
+
+
+def joined_frames(clip: Clip, new: Iterable[torch.Tensor]) -> Iterator[torch.Tensor | np.ndarray]:
+    """The longer video's frames, as `write_video` takes them: the clip's frames, then the `new` ones without their
+    first, which is the clip's last frame again (decoded from its latents, so not bit for bit the clip's)."""
+    for frame in clip_frames(clip):
+        yield frame[None]  # [1, H, W, 3] uint8
+    first = True
+    for chunk in new:  # float [3, n, H, W], as decoded
+        if first:
+            chunk, first = chunk[:, 1:], False
+        if chunk.numel():
+            yield chunk
+
+
+def _read_video_file(path: Path) -> Clip:
+    import imageio_ffmpeg
+
+    find_ffmpeg()
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        reader.close()
+        frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+    except (OSError, RuntimeError):  # ffmpeg found no video stream in it: not a video, an audio file, damaged
+        raise ClipError(f"{path} has no video that ffmpeg can read (not a video file, only audio, or damaged): give "
+                        "a video such as an .mp4 motif-lite wrote") from None  # fmt: skip
+    width, height = meta["size"]
+    if frames < 2:
+        raise _one_frame(path, frames)
+    fps = float(meta.get("fps") or DEFAULT_FPS)
+    return Clip(path, frames, width, height, fps)
+
+
+def _read_png_sequence(pattern: Path) -> Clip:
+    first = _frame_file(pattern, 0)
+    if not first.is_file():
+        raise ClipError(f"the clip to extend was not found: {pattern} has no frame {first.name}")
+    frames = 1
+    while _frame_file(pattern, frames).is_file():
+        frames += 1
+    if frames < 2:
+        raise _one_frame(pattern, frames)
+    with PIL.Image.open(first) as image:
+        width, height = image.size
+        fps = float(image.info.get("fps", DEFAULT_FPS))
+    return Clip(pattern, frames, width, height, fps)
+
+
+def _one_frame(path: Path, frames: int) -> ClipError:
+    return ClipError(f"{path.name} has {frames} frame{'s' if frames != 1 else ''}: there is nothing to go on from "
+                     "but an image; start image-to-video from it with -i instead")  # fmt: skip
+
+
+def _frame_file(pattern: Path, index: int) -> Path:
+    return pattern.parent / (pattern.name % index)
+
+
+def _read_png(file: Path) -> np.ndarray:
+    try:
+        with PIL.Image.open(file) as image:
+            return np.array(image.convert("RGB"))  # writable, for torch
+    except OSError as exc:
+        raise ClipError(f"cannot read {file}, a frame of the clip to extend: {exc}") from None
+
+
+def _is_image(path: Path) -> bool:
+    """Whether Pillow reads `path` as a still image (a JPEG given as the clip, say); an animated GIF or WebP is a
+    clip ffmpeg reads."""
+    try:
+        with PIL.Image.open(path) as image:
+            return getattr(image, "n_frames", 1) == 1
+    except (OSError, ValueError, PIL.Image.DecompressionBombError):
+        return False
+
+
+def _quoted(path: Path) -> str:
+    return shlex.quote(str(path))

@@ -1,0 +1,117 @@
+"""`motif-lite run --extend CLIP` and `GenerationRequest(extend=...)`: going on from a clip's last frame, the clip's
+frames and the new ones in one file, and the clip's mistakes refused before anything loads."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from motif_lite import cli, pipeline
+from motif_lite.io.clip import clip_frames, read_clip
+from motif_lite.io.ffmpeg import find_ffmpeg
+from motif_lite.io.settings_file import read_settings
+from motif_lite.io.video import write_video
+from motif_lite.request import GenerationRequest
+
+PROMPT = "the fox runs off"
+
+
+def make_clip(path: Path, frames: int = 9, width: int = 32, height: int = 32, fps: float = 24.0) -> Path:
+    """A clip of random frames (written by motif-lite, as a clip to extend usually is)."""
+    pixels = np.random.default_rng(0).integers(0, 256, (frames, height, width, 3), dtype=np.uint8)
+    return write_video(pixels, path, fps)
+
+
+def png_frames(pattern: Path) -> list[np.ndarray]:
+    files = sorted(pattern.parent.glob(pattern.name.replace("%03d", "[0-9][0-9][0-9]")))
+    return [np.asarray(PIL.Image.open(file).convert("RGB")) for file in files]
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    return pipeline.load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+
+
+def test_new_frames_are_those_of_image_to_video_from_the_last_frame(pipe, tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4")
+    # The last frame as docs/usage.md's manual recipe extracts it.
+    last = tmp_path / "last.png"
+    command = [find_ffmpeg(), "-v", "error", "-sseof", "-1", "-i", str(clip), "-update", "1", "-y", str(last)]
+    subprocess.run(command, check=True)
+    same = dict(width=32, height=32, frames=5, steps=1, seed=5)
+    pipe.generate(GenerationRequest(PROMPT, image=last, output=tmp_path / "i2v_%03d.png", **same))
+    result = pipe.generate(GenerationRequest(PROMPT, extend=clip, output=tmp_path / "longer_%03d.png", **same))
+
+    longer, i2v = png_frames(tmp_path / "longer_%03d.png"), png_frames(tmp_path / "i2v_%03d.png")
+    clip_pixels = list(clip_frames(read_clip(clip)))
+    assert len(longer) == result.frames_written == 9 + 5 - 1
+    np.testing.assert_array_equal(np.stack(longer[:9]), np.stack(clip_pixels))  # the clip's frames, lossless here
+    np.testing.assert_array_equal(np.stack(longer[9:]), np.stack(i2v[1:]))  # then the new ones after the first
+    stored = read_settings(tmp_path / "longer_000.png").values
+    assert (stored["extend"], stored["frames"], stored["image"]) == ("clip.mp4", 5, None)
+
+
+def test_a_png_sequence_clip_and_an_mp4_output(pipe, tmp_path):
+    make_clip(tmp_path / "clip_%03d.png", frames=6)
+    request = GenerationRequest(PROMPT, extend=tmp_path / "clip_%03d.png", output=tmp_path / "longer.mp4",
+                                width=32, height=32, frames=5, steps=1, seed=1)  # fmt: skip
+    pipe.generate(request)
+    assert read_clip(tmp_path / "longer.mp4").frames == 6 + 5 - 1
+
+
+def test_the_clip_decides_size_and_fps_unless_a_flag_does(checkpoint, tmp_path, capsys):
+    clip = make_clip(tmp_path / "clip.mp4", width=64, height=48, fps=12.0)
+    dry_run = ["run", "--dry-run", "-m", str(checkpoint), "--device", "cpu", "--extend", str(clip)]
+    assert cli.main([*dry_run, "-o", str(tmp_path / "o.mp4")]) == 0
+    out = capsys.readouterr()
+    assert "64x48, 121 frames at 12 fps" in out.out
+    assert "holds its 9 frames and 120 new ones, 129 in all" in out.err
+    assert cli.main([*dry_run, "--fps", "24", "-o", str(tmp_path / "o.mp4")]) == 0
+    out = capsys.readouterr()
+    assert "64x48, 121 frames at 24 fps" in out.out and "--fps 24 is not the clip's 12" in out.err
+
+
+def refused(tmp_path, capsys, monkeypatch, *flags: str) -> str:
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
+    code = cli.main(["run", "-m", str(tmp_path / "no-model"), "-p", PROMPT, "--device", "cpu", *flags])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+    return err
+
+
+def test_clip_mistakes_are_refused_before_loading(tmp_path, capsys, monkeypatch):
+    out = ("-o", str(tmp_path / "longer.mp4"))
+    err = refused(tmp_path, capsys, monkeypatch, "--extend", str(tmp_path / "gone.mp4"), *out)
+    assert "the clip to extend was not found" in err
+    (tmp_path / "notes.txt").write_text("not a video")
+    assert "has no video that ffmpeg can read" in refused(tmp_path, capsys, monkeypatch, "--extend",
+                                                          str(tmp_path / "notes.txt"), *out)  # fmt: skip
+    one = make_clip(tmp_path / "one.mp4", frames=1)
+    assert "one.mp4 has 1 frame: " in refused(tmp_path, capsys, monkeypatch, "--extend", str(one), *out)
+    clip = make_clip(tmp_path / "clip.mp4")
+    err = refused(tmp_path, capsys, monkeypatch, "--extend", str(clip), "-i", str(tmp_path / "first.png"), *out)
+    assert "give -i (start from an image) or --extend" in err
+    err = refused(tmp_path, capsys, monkeypatch, "--extend", str(clip), "-o", str(clip))
+    assert "would replace the clip" in err and clip.stat().st_size > 0
+    err = refused(tmp_path, capsys, monkeypatch, "--extend", str(clip), "-W", "48", *out)
+    assert "clip.mp4 is 32x32 and the new frames would be 48x32" in err
+    assert not (tmp_path / "longer.mp4").exists()
+
+
+def test_a_clip_of_a_size_the_model_cannot_make_gets_the_resize_command(tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", width=42, height=30)  # 42 / 16 = 2.6 -> 48
+    with pytest.raises(Exception, match=r"scale=48:32"):
+        GenerationRequest(PROMPT, extend=clip, width=48, height=32, output=tmp_path / "o.mp4").resolve()
+
+
+def test_settings_from_an_extended_video_needs_the_clip_again(pipe, tmp_path, capsys, monkeypatch):
+    clip = make_clip(tmp_path / "clip.mp4")
+    longer = tmp_path / "longer.mp4"
+    pipe.generate(GenerationRequest(PROMPT, extend=clip, output=longer, width=32, height=32, frames=5, steps=1))
+    err = refused(tmp_path, capsys, monkeypatch, "--settings-from", str(longer), "-o", str(tmp_path / "again.mp4"))
+    assert "goes on from the clip clip.mp4" in err and "--extend PATH" in err
