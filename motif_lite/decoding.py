@@ -23,10 +23,10 @@ from motif_lite.checkpoint import check_vae_file, locate_vae
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype, resolve_device
 from motif_lite.errors import CheckpointError, ConfigError
-from motif_lite.io.clip import Clip, joined_frames
+from motif_lite.io.clip import Clip, ClipError, joined_frames, read_clip
 from motif_lite.io.latents import LatentsFileError, SavedLatents
 from motif_lite.io.staging import staged_output
-from motif_lite.io.video import check_output_fps, check_output_path, unused_path, write_video
+from motif_lite.io.video import check_output_fps, check_output_path, replaces_file, unused_path, write_video
 from motif_lite.numerics import check_finite
 from motif_lite.paths import user_path
 from motif_lite.runtime.planner import DECODE_ADVICE, DecodePlan, default_budget, plan_decode, positive_budget
@@ -108,6 +108,13 @@ class DecodeJob:
     device: torch.device
     dtype: torch.dtype  # the VAE's
     plan: DecodePlan | None  # None: no budget (the CPU without --vram), the VAE's default setup
+    clip: Clip | None = None  # the clip the run went on from (`run --extend`): the video holds its frames first
+    notes: tuple[str, ...] = ()  # what the user should know before it decodes (a clip that is gone)
+
+    @property
+    def frames(self) -> int:
+        """The frames the video holds: the run's, after the clip's but its last (the run's first frame)."""
+        return self.saved.frames + (self.clip.frames - 1 if self.clip is not None else 0)
 
 
 def prepare_decode(
@@ -135,7 +142,12 @@ def prepare_decode(
             f"sample the rest with motif-lite run --resume {where} (it then writes the video)"
         )
     output = user_path(output if output is not None else saved.output)
-    check_output_path(output, saved.frames)
+    clip, notes = _extended_clip(saved)
+    frames = saved.frames + (clip.frames - 1 if clip is not None else 0)
+    check_output_path(output, frames)
+    if clip is not None and any(replaces_file(output, frames, file) for file in clip.files):
+        raise ConfigError(f"the output {output} would replace the clip {clip.path} the run went on from; give -o "
+                          "another name")  # fmt: skip
     check_output_fps(output, saved.fps, "a decode keeps the run's frame rate: give -o a .webp or .mp4 file")
     target = resolve_device(device)
     dtype = checked_dtype(dtype if dtype is not None else saved.dtype)
@@ -151,7 +163,27 @@ def prepare_decode(
         elif vram_gib is not None:
             advice = "give a larger --vram, or decode on the CPU (--device cpu)"
         plan = plan_decode(saved.width, saved.height, saved.frames, vae_config, budget, str(target), dtype, advice)
-    return DecodeJob(saved, output, root, target, dtype, plan)
+    return DecodeJob(saved, output, root, target, dtype, plan, clip, notes)
+
+
+def _extended_clip(saved: SavedLatents) -> tuple[Clip | None, tuple[str, ...]]:
+    """The clip an extension's latents go on from (`saved.clip`), read again to write its frames first; where it
+    cannot be used now (moved, deleted, replaced by a clip of another size), the new part alone, with a note: the
+    decode itself is what the user asked for, and the clip is theirs to join by hand."""
+    if saved.clip is None:
+        return None, ()
+    try:
+        clip = read_clip(saved.clip)
+    except ClipError as exc:
+        why = str(exc)
+    else:
+        if clip.size == (saved.width, saved.height):
+            return clip, ()
+        why = f"it is {clip.width}x{clip.height} now, the run {saved.width}x{saved.height}"
+    return None, (
+        f"the clip this run went on from cannot be used ({why}): the video holds the new part only, whose first "
+        f"frame is the clip's last; put the clip back at {saved.clip} and decode again to have them joined",
+    )
 
 
 def run_decode(job: DecodeJob, progress: ProgressFn | None = None) -> Path:
@@ -163,7 +195,9 @@ def run_decode(job: DecodeJob, progress: ProgressFn | None = None) -> Path:
         setup = dict(tile=plan.vae_tile, frame_by_frame=plan.vae_frame_by_frame, bands=plan.vae_bands)
     saved = job.saved
     latents = saved.latents.to(job.device)
-    return decode_video(vae, latents, job.output, saved.fps, saved.video_metadata, progress or _silent, **setup)
+    return decode_video(
+        vae, latents, job.output, saved.fps, saved.video_metadata, progress or _silent, **setup, clip=job.clip
+    )
 
 
 def _vae_checkpoint(

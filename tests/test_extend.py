@@ -115,3 +115,34 @@ def test_settings_from_an_extended_video_needs_the_clip_again(pipe, tmp_path, ca
     pipe.generate(GenerationRequest(PROMPT, extend=clip, output=longer, width=32, height=32, frames=5, steps=1))
     err = refused(tmp_path, capsys, monkeypatch, "--settings-from", str(longer), "-o", str(tmp_path / "again.mp4"))
     assert "goes on from the clip clip.mp4" in err and "--extend PATH" in err
+
+
+def test_decode_of_an_extension_joins_the_clip_again_or_says_it_cannot(pipe, tmp_path, capsys, monkeypatch):
+    """A failed decode of an extended run keeps the clip's path with its latents: `motif-lite decode` writes what the
+    run would have written (the clip first); with the clip gone, the new part alone, with a note."""
+    clip = make_clip(tmp_path / "clip_%03d.png", frames=6)
+    same = dict(width=32, height=32, frames=5, steps=1, seed=2)
+    pipe.generate(GenerationRequest(PROMPT, extend=clip, output=tmp_path / "whole_%03d.png", **same))
+
+    def cancel(stage, done, total):
+        if stage == "decode":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(
+            GenerationRequest(PROMPT, extend=clip, output=tmp_path / "longer.mp4", **same), on_progress=cancel
+        )
+    latents = tmp_path / "longer.latents.safetensors"
+    argv = ["decode", str(latents), "--device", "cpu", "-o"]
+    assert cli.main([*argv, str(tmp_path / "decoded_%03d.png")]) == 0
+    out = capsys.readouterr().out
+    assert "extended: clip_%03d.png's 6 frames, then 4 new: 10 frames" in out and "10 frames" in out, out
+    np.testing.assert_array_equal(np.stack(png_frames(tmp_path / "decoded_%03d.png")),
+                                  np.stack(png_frames(tmp_path / "whole_%03d.png")))  # fmt: skip
+    assert cli.main([*argv, str(tmp_path / "clip_%03d.png")]) == 2  # never over the clip's own frames
+    assert "would replace the clip" in capsys.readouterr().err
+    for file in tmp_path.glob("clip_*.png"):
+        file.unlink()
+    assert cli.main([*argv, str(tmp_path / "alone_%03d.png")]) == 0
+    assert "the clip this run went on from cannot be used" in capsys.readouterr().err
+    assert len(png_frames(tmp_path / "alone_%03d.png")) == 5

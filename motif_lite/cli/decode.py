@@ -80,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
     from motif_lite.cli import use_expandable_segments
 
     use_expandable_segments()  # before torch starts CUDA, as for run: the decode's memory plan assumes it
-    from motif_lite.cli.common import download_hint_repeats
+    from motif_lite.cli.common import download_hint_repeats, print_notes
     from motif_lite.decoding import prepare_decode, run_decode
     from motif_lite.devices import torch_dtype
     from motif_lite.errors import counted
@@ -96,11 +96,13 @@ def main(args: argparse.Namespace) -> int:
     dtype = torch_dtype(args.dtype) if args.dtype is not None else None
     with download_hint_repeats(getattr(args, "argv", None)):
         job = prepare_decode(saved, output, args.model, args.vae, args.device, dtype, args.vram, not args.dry_run)
+    print_notes(job.notes)
     if args.dry_run:
         plan = job.plan.describe() if job.plan is not None else "no memory plan: on the CPU without --vram, no limit"
         vae = args.vae or saved.vae or job.root  # the user's file, not the folder it is linked into
+        joined = f" ({job.clip.describe()} first)" if job.clip is not None else ""
         print(f"{plan}\nVAE: {vae}, {str(job.dtype).removeprefix('torch.')} on {job.device}\n"
-              f"would write: {job.output}")  # fmt: skip
+              f"would write: {job.output}{joined}")  # fmt: skip
         return 0
     if job.plan is not None:
         print(job.plan.describe(), file=sys.stderr)
@@ -120,7 +122,10 @@ def main(args: argparse.Namespace) -> int:
     seed = f", seed {meta['seed']}" if "seed" in meta else ""
     print(f"done: {saved.width}x{saved.height}, {counted(saved.frames, 'frame')}{seed}, decoded in "
           f"{time.perf_counter() - start:.1f}s on {job.device}")  # fmt: skip
-    print(f"output: {described_output(written, saved.frames)}")
+    if job.clip is not None:  # as run's summary says it: the done line counts the new part
+        print(f"extended: {job.clip.path.name}'s {counted(job.clip.frames, 'frame')}, then {saved.frames - 1} new: "
+              f"{job.frames} frames, {job.frames / saved.fps:.2f} s at {saved.fps:g} fps")  # fmt: skip
+    print(f"output: {described_output(written, job.frames)}")
     # Unlike a run, which removes its latents once the video is written: they may be decoded again (another -o),
     # and a later run of the same output would otherwise call them a failed decode still to make.
     print(f"note: the latents stay in {saved.file}: delete it once you no longer want to decode them again",

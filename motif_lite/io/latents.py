@@ -73,6 +73,7 @@ class SavedLatents:
     video_metadata: dict = field(default_factory=dict)  # what the run would have stored in the video
     model: str | None = None  # the checkpoint (-m): a Hub repo id or an absolute folder; None: not known
     vae: str | None = None  # the VAE weight file of the user's (--vae), absolute; None: the checkpoint's
+    clip: str | None = None  # the clip an extension goes on from (--extend), absolute: the video holds its frames first
     file: Path | None = field(default=None, compare=False)  # where it was read from (not stored)
     # The process that wrote the file, {"pid", "host"} (stored by `save_latents`; None in older files).
     writer: dict | None = field(default=None, compare=False)
@@ -101,6 +102,7 @@ class SavedLatents:
             "dtype": self.dtype,
             "model": self.model,
             "vae": self.vae,
+            "clip": self.clip,
             "video_metadata": self.video_metadata,
             "progress": None if self.progress is None else list(self.progress),
             "request": self.request,
@@ -464,6 +466,7 @@ def _saved(info: dict, latents: torch.Tensor, state: dict[str, torch.Tensor], no
             video_metadata=dict(info.get("video_metadata") or {}),
             model=info.get("model"),
             vae=info.get("vae"),
+            clip=info.get("clip"),
             progress=None if progress is None else (int(progress[0]), int(progress[1])),
             state=state,
             request=info.get("request"),

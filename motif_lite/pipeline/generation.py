@@ -569,9 +569,10 @@ class MotifVideoPipeline:
         vae = None if sources is None or "vae" not in sources.weight_files else str(sources.weight_files["vae"])
         vae_dtype = str(self.vae.post_quant_conv.weight.dtype).removeprefix("torch.")  # e.g. "bfloat16"
         output = user_path(request.output).absolute()
+        clip = None if request.extend is None else str(user_path(request.extend).absolute())  # found from anywhere
         saved = SavedLatents(
             latents, output, request.width, request.height, request.frames, request.fps, vae_dtype,
-            self._video_metadata(request, settings), model, vae,
+            self._video_metadata(request, settings), model, vae, clip,
         )  # fmt: skip
         if state is None:
             return saved
@@ -579,7 +580,6 @@ class MotifVideoPipeline:
         if state.apg_running is not None:
             tensors["apg_running"] = state.apg_running
         image = None if request.image is None else user_path(request.image).absolute()
-        clip = None if request.extend is None else str(user_path(request.extend).absolute())  # found from anywhere
         fields = jsonable({**dataclasses.asdict(request), "output": str(output),
                            "image": None if image is None else str(image), "extend": clip})  # fmt: skip
         # The image's checksum beside the model flags: a resume given the image again, moved, checks it is the same;
