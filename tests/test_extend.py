@@ -146,3 +146,28 @@ def test_decode_of_an_extension_joins_the_clip_again_or_says_it_cannot(pipe, tmp
     assert cli.main([*argv, str(tmp_path / "alone_%03d.png")]) == 0
     assert "the clip this run went on from cannot be used" in capsys.readouterr().err
     assert len(png_frames(tmp_path / "alone_%03d.png")) == 5
+
+
+def test_a_stopped_extension_resumes_to_the_same_video_and_refuses_a_changed_clip(pipe, tmp_path, capsys):
+    """`run --resume` of a stopped extension goes on with the clip the file names and makes the uninterrupted video;
+    a clip overwritten since (its last frame, the run's first, another) is refused, as a changed input image is."""
+    clip = make_clip(tmp_path / "clip_%03d.png", frames=6)
+    same = dict(width=32, height=32, frames=5, steps=2, seed=4)
+    pipe.generate(GenerationRequest(PROMPT, extend=clip, output=tmp_path / "whole_%03d.png", **same))
+
+    def stop(stage, done, total):
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    for name in ("a", "b"):
+        with pytest.raises(KeyboardInterrupt):
+            pipe.generate(GenerationRequest(PROMPT, extend=clip, output=tmp_path / f"{name}_%03d.png", **same),
+                          on_progress=stop)  # fmt: skip
+    argv = ["run", "--device", "cpu", "--kernels", "torch", "--resume"]
+    assert cli.main([*argv, str(tmp_path / "a.latents.safetensors")]) == 0, capsys.readouterr().err
+    np.testing.assert_array_equal(np.stack(png_frames(tmp_path / "a_%03d.png")),
+                                  np.stack(png_frames(tmp_path / "whole_%03d.png")))  # fmt: skip
+    make_clip(tmp_path / "clip_%03d.png", frames=6, fps=12.0)  # other frames under the same names
+    PIL.Image.new("RGB", (32, 32), "red").save(tmp_path / "clip_005.png")
+    assert cli.main([*argv, str(tmp_path / "b.latents.safetensors")]) == 2
+    assert "is not the clip the run" in capsys.readouterr().err and (tmp_path / "b.latents.safetensors").exists()

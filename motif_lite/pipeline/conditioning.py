@@ -153,6 +153,14 @@ def image_sha256(path: Path) -> str | None:
         return None
 
 
+def first_frame_sha256(request: GenerationRequest) -> str | None:
+    """The checksum of the file the first frame comes from: the input image, or the file holding an extended clip's
+    last frame (`last_frame_file`); None for text-to-video, or a file that cannot be read."""
+    if request.extend is not None:
+        return image_sha256(last_frame_file(request.extend))
+    return None if request.image is None else image_sha256(user_path(request.image))
+
+
 def first_frame_key(request: GenerationRequest) -> tuple[str | None, int, int]:
     """What a first frame's encodings depend on: the image file's bytes (a clip's: the file holding its last frame)
     and the video's size (`KeptImage`)."""

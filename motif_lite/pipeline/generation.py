@@ -32,6 +32,7 @@ from motif_lite.pipeline.conditioning import (
     KeptEncodings,
     KeptImage,
     first_frame_key,
+    first_frame_sha256,
     image_sha256,
     text_encoder_placed,
 )
@@ -584,8 +585,10 @@ class MotifVideoPipeline:
                            "image": None if image is None else str(image), "extend": clip})  # fmt: skip
         # The image's checksum beside the model flags: a resume given the image again, moved, checks it is the same;
         # the weight files' stamps: a resume tells one changed in place.
+        # An extended clip's: the file its last frame, this run's first, came from (a resume checks it likewise).
+        clip = None if request.extend is None else first_frame_sha256(request)
         checksum = None if image is None else image_sha256(image)
-        run = {**self.model_flags(), "file_stamps": self.file_stamps, "image_sha256": checksum}
+        run = {**self.model_flags(), "file_stamps": self.file_stamps, "image_sha256": checksum, "clip_sha256": clip}
         return dataclasses.replace(saved, progress=(state.done, request.steps), state=tensors, request=fields,
                                    run=run)  # fmt: skip
 

@@ -6,7 +6,7 @@ import torch
 
 from motif_lite.io.latents import SavedLatents
 from motif_lite.paths import user_path
-from motif_lite.pipeline.conditioning import image_sha256
+from motif_lite.pipeline.conditioning import first_frame_sha256, image_sha256
 from motif_lite.pipeline.metadata import jsonable, stored_settings
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.sampling import SamplingState
@@ -59,6 +59,10 @@ def _check_same_image(resume: SavedLatents, request: GenerationRequest) -> None:
         kinds = ("image-to-video", "text-to-video") if had_image else ("text-to-video", "image-to-video")
         raise RequestError(f"{resume.file or 'the saved state'} continues {kinds[0]} sampling, and this request is "
                            f"{kinds[1]}: resume it with the request it holds")  # fmt: skip
+    clip = (resume.run or {}).get("clip_sha256")
+    if clip is not None and request.extend is not None and first_frame_sha256(request) != clip:
+        raise RequestError(f"{request.extend} is not the clip the run {resume.file or 'being resumed'} went on from "
+                           "(its content differs since): put that clip back where it was")  # fmt: skip
     expected = (resume.run or {}).get("image_sha256")
     if expected is None or request.image is None:
         return
