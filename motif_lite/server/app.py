@@ -43,6 +43,7 @@ from motif_lite.server.schema import (
     check_image,
     effective_settings,
     form_loras,
+    frames_for_seconds,
     in_api_words,
     parse_create,
     stored_settings,
@@ -242,37 +243,44 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[[CreateBody], Jo
         called once the model has loaded (the API's `_loaded_checker`)."""
         worker, config = state.worker, state.config
         job_id = new_job_id()
+        extended = None if body.extend is None else extended_job(store, body, config.image_to_video)
         if body.image is not None:
             check_image(body.image, config.max_upload_bytes, config.max_image_pixels)
             if not config.image_to_video:
                 raise ApiError(400, "this checkpoint has no image encoder (feature_extractor/): text-to-video only",
                                "input_reference", "invalid_value")  # fmt: skip
         image_path = None if body.image is None else store.input_path(job_id)
+        kept = []  # the files this job has been given so far: removed again if it is not queued
         try:
             if image_path is not None:
                 image_path.write_bytes(body.image)
-            fields, capped = within_max_video(body.request_fields, config.max_video)
-            request = GenerationRequest(**fields, image=image_path, output=store.video_path(job_id))
+                kept.append(image_path)
+            clip_path = None if extended is None else _keep_clip(store, extended.id, job_id)
+            kept += [clip_path] if clip_path is not None else []
+            fields = body.request_fields if extended is None else with_clip_defaults(body, extended)
+            fields, capped = within_max_video(fields, config.max_video)
+            output = store.video_path(job_id)
+            request = GenerationRequest(**fields, image=image_path, extend=clip_path, output=output)
+            names = {} if extended is None else _server_names(clip_path, extended.id, output)
             try:
                 resolved, notes = request.resolve()
                 run_settings = worker.pipe.settings_for(resolved)  # as the worker will see them
                 effective = effective_settings(run_settings)
             except MotifLiteError as exc:  # a RequestError: `motif-lite run`'s message, in the API's field names
-                raise ApiError(400, in_api_words(str(exc)), api_param(exc), "invalid_value") from exc
-            notes = [in_api_words(note) for note in (*capped, *notes, *run_settings.notes)]
+                raise ApiError(400, in_api_words(renamed(str(exc), names)), api_param(exc), "invalid_value") from exc
+            notes = [in_api_words(renamed(note, names)) for note in (*capped, *notes, *run_settings.notes)]
             check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
             _check_planned_size(resolved, config.max_video)
             if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:
                 raise ApiError(400, why, "size", "invalid_value")
             settings = stored_settings(resolved)
             job = store.add(job_id, config.model_name, settings, image_path is not None, config.max_queue, effective,
-                            notes, body.loras)  # fmt: skip
+                            notes, body.loras, extended)  # fmt: skip
             if job is None:
                 raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
                                None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip
         except (OSError, sqlite3.Error) as exc:  # the data folder: a full disk, a read-only mount
-            if image_path is not None:
-                image_path.unlink(missing_ok=True)
+            _remove(kept)
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             message = (
                 f"the server cannot store the job ({reason}): its data folder is full or cannot be written; try again "
@@ -280,13 +288,79 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[[CreateBody], Jo
             )
             raise ApiError(507, message, None, "storage_full") from None
         except BaseException:
-            if image_path is not None:
-                image_path.unlink(missing_ok=True)
+            _remove(kept)
             raise
         worker.notify()
         return job
 
     return submit
+
+
+def extended_job(store: JobStore, body: CreateBody, image_to_video: bool) -> Job:
+    """The completed job whose video `body` goes on from; 400 (`param` extend) for any other, or for a request that
+    conflicts with going on from it (a first frame of its own, another size)."""
+    video_id = body.extend
+    if body.image is not None:
+        raise _extend_error("input_reference and extend would both give the first frame (an extension starts from the "
+                            "last frame of the video it extends): send one of them")  # fmt: skip
+    if not image_to_video:
+        raise _extend_error("this checkpoint has no image encoder (feature_extractor/), which an extension needs: "
+                            "text-to-video only")  # fmt: skip
+    job = store.get(video_id)
+    if job is None:
+        raise _extend_error(f"extend: no video {video_id} on this server (never made here, or deleted)")
+    if job.status != COMPLETED:
+        wait = "; wait until it is completed" if job.status in (QUEUED, IN_PROGRESS) else ""
+        raise _extend_error(f"extend: video {video_id} is {job.status}: only a completed video can be extended{wait}")
+    width, height = job.settings["width"], job.settings["height"]
+    asked = body.request_fields.get("width"), body.request_fields.get("height")
+    if asked != (None, None) and asked != (width, height):
+        raise _extend_error(f"extend: video {video_id} is {width}x{height}, and an extension keeps the size of the "
+                            f"video it goes on from: leave size out, or give {width}x{height}")  # fmt: skip
+    return job
+
+
+def with_clip_defaults(body: CreateBody, extended: Job) -> dict[str, Any]:
+    """The request's fields with the size and frame rate of the video it extends where it gives none, as `motif-lite
+    run --extend` takes them from its clip; `seconds` then counts at that rate."""
+    fields = dict(body.request_fields)
+    clip = extended.settings
+    fields.setdefault("width", clip["width"])
+    fields.setdefault("height", clip["height"])
+    if "fps" not in fields:
+        fields["fps"] = clip["fps"]
+        if body.seconds is not None:
+            fields["frames"] = frames_for_seconds(body.seconds, clip["fps"])
+    return fields
+
+
+def _keep_clip(store: JobStore, extended_id: str, job_id: str) -> Path:
+    try:
+        return store.keep_clip(extended_id, job_id)
+    except FileNotFoundError:  # deleted since it was looked up, or removed by hand
+        raise _extend_error(f"extend: the video file of {extended_id} is not in the data folder (deleted, or "
+                            "removed by hand)") from None  # fmt: skip
+
+
+def _server_names(clip: Path, extended_id: str, output: Path) -> dict[str, str]:
+    """What the request's messages and notes say of the server's files -> the names a client knows: the clip by the
+    id of the video it is, the output as the job's video (the full paths first: a name is part of one)."""
+    return {str(clip): extended_id, str(output): "the video", clip.name: extended_id}
+
+
+def renamed(text: str, names: dict[str, str]) -> str:
+    for old, new in names.items():
+        text = text.replace(old, new)
+    return text
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def _extend_error(message: str) -> ApiError:
+    return ApiError(400, message, "extend", "invalid_value")
 
 
 def _preview(store: JobStore, job: Job) -> Response:

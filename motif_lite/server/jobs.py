@@ -5,6 +5,7 @@
     DATA/videos/ID.webp      their first frame (the `thumbnail` variant)
     DATA/videos/ID.preview.webp  a running job's latest preview (the `preview` variant), removed when it ends
     DATA/inputs/ID.png       the first-frame image of an image-to-video job as uploaded, kept until the job ends
+    DATA/inputs/ID.mp4       an extension's own link to (or copy of) the video it goes on from, kept until it ends
     DATA/states/ID.latents.safetensors  a job's sampling state: saved every 10 minutes of sampling and when the
                              job stops (it goes on from there when it runs again) or fails (kept until it is
                              deleted or the server restarts)
@@ -22,8 +23,10 @@ worker: every statement is short, and WAL keeps a reader from waiting for the wo
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
+import shutil
 import sqlite3
 import threading
 import time
@@ -47,7 +50,8 @@ _ID = r"video_[0-9a-f]{32}"
 JOB_ID = re.compile(rf"^{_ID}$")
 # A file this store writes: named after its job's id, or the staged name of one (`.partial-PID-ID.mp4`, io.staging).
 JOB_FILE = re.compile(rf"^(?:{re.escape(PARTIAL_PREFIX)}(?:\d+-)?)?{_ID}\.")
-SCHEMA_VERSION = 3  # 2: the notes column; 3: the loras column, and times as fractional seconds
+# 2: the notes column; 3: the loras column, and times as fractional seconds; 4: the extend and clip_frames columns
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -64,6 +68,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     has_image INTEGER NOT NULL DEFAULT 0,
     notes TEXT NOT NULL DEFAULT '[]',       -- JSON: what the request's checks found worth knowing (API words)
     loras TEXT NOT NULL DEFAULT '[]',       -- JSON: [file name in --lora-dir, strength] pairs the job asked for
+    extend TEXT,                            -- the id of the job whose video this one goes on from (NULL: none)
+    clip_frames INTEGER,                    -- that video's frames, which this one's file holds first
     error_code TEXT,
     error_message TEXT
 );
@@ -94,6 +100,14 @@ class Job:
     error_message: str | None
     notes: list[str]  # e.g. "the image is stretched ...", as `motif-lite run` prints them
     loras: list[tuple[str, float]]  # (file name in the server's --lora-dir, strength); [] = the server's own
+    extend: str | None = None  # the id of the job whose video this one goes on from (its frames come first)
+    clip_frames: int | None = None  # the frames of that video
+
+    @property
+    def frames_in_file(self) -> int:
+        """The frames of the job's video: its own, after those of the video it extends but that one's last (the
+        same frame)."""
+        return self.settings["frames"] + (self.clip_frames - 1 if self.clip_frames else 0)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -166,6 +180,10 @@ class JobStore:
             self._db.execute("ALTER TABLE jobs ADD COLUMN notes TEXT NOT NULL DEFAULT '[]'")
         if "loras" not in columns:
             self._db.execute("ALTER TABLE jobs ADD COLUMN loras TEXT NOT NULL DEFAULT '[]'")
+        if "extend" not in columns:
+            self._db.execute("ALTER TABLE jobs ADD COLUMN extend TEXT")
+        if "clip_frames" not in columns:
+            self._db.execute("ALTER TABLE jobs ADD COLUMN clip_frames INTEGER")
 
     def close(self) -> None:
         with self._lock:
@@ -185,6 +203,23 @@ class JobStore:
     def input_path(self, job_id: str) -> Path:
         return self.inputs / f"{_checked(job_id)}.png"
 
+    def clip_path(self, job_id: str) -> Path:
+        """An extension's own hold on the video it goes on from (a hard link, or a copy)."""
+        return self.inputs / f"{_checked(job_id)}.mp4"
+
+    def keep_clip(self, extended_id: str, job_id: str) -> Path:
+        """Give the job `job_id` its own hold on the video of `extended_id`: a hard link (no space taken), else a
+        copy. Deleting the extended video then removes its name, not the file the extension reads: an extension
+        holds that video's frames anyway. FileNotFoundError when the video is gone (deleted meanwhile)."""
+        source, target = self.video_path(extended_id), self.clip_path(job_id)
+        try:
+            os.link(source, target)
+        except FileNotFoundError:
+            raise
+        except OSError:  # a file system without hard links, or videos/ on another one
+            shutil.copyfile(source, target)
+        return target
+
     def state_path(self, job_id: str) -> Path:
         return self.states / f"{_checked(job_id)}.latents.safetensors"
 
@@ -201,17 +236,20 @@ class JobStore:
         effective: dict[str, Any] | None = None,
         notes: list[str] | None = None,
         loras: list[tuple[str, float]] | None = None,
+        extend: Job | None = None,
     ) -> Job | None:
-        """Queue a new job; None when `max_active` jobs are already queued or running."""
+        """Queue a new job (going on from the video of `extend`, a completed job); None when `max_active` jobs are
+        already queued or running."""
         with self._lock:
             active = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", (QUEUED, IN_PROGRESS))
             if active.fetchone()[0] >= max_active:
                 return None
             self._db.execute(
-                "INSERT INTO jobs (id, status, created_at, model, settings, effective, has_image, notes, loras) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, status, created_at, model, settings, effective, has_image, notes, loras, "
+                "extend, clip_frames) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_checked(job_id), QUEUED, time.time(), model, json.dumps(settings), json.dumps(effective or {}),
-                 int(has_image), json.dumps(notes or []), json.dumps(loras or [])),
+                 int(has_image), json.dumps(notes or []), json.dumps(loras or []),
+                 None if extend is None else extend.id, None if extend is None else extend.frames_in_file),
             )  # fmt: skip
             return self._get(job_id)
 
@@ -275,6 +313,7 @@ class JobStore:
             )
             done = cursor.rowcount == 1
         self.input_path(job_id).unlink(missing_ok=True)
+        self.clip_path(job_id).unlink(missing_ok=True)
         self.retried_path(job_id).unlink(missing_ok=True)
         return done
 
@@ -300,6 +339,7 @@ class JobStore:
         for path in (self.video_path(job_id), self.thumbnail_path(job_id), self.preview_path(job_id)):
             path.unlink(missing_ok=True)
         self.input_path(job_id).unlink(missing_ok=True)
+        self.clip_path(job_id).unlink(missing_ok=True)
         self.state_path(job_id).unlink(missing_ok=True)
         self.retried_path(job_id).unlink(missing_ok=True)
 
@@ -323,7 +363,8 @@ class JobStore:
             )
             finished = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (COMPLETED,))}
             queued = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (QUEUED,))}
-            waiting = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ? AND has_image", (QUEUED,))}
+            needs_input = "SELECT id FROM jobs WHERE status = ? AND (has_image OR extend IS NOT NULL)"
+            waiting = {r[0] for r in self._db.execute(needs_input, (QUEUED,))}  # the image, or the video extended
         for path in _job_files(self.videos):
             if path.stem not in finished or path.suffix not in (".mp4", ".webp"):
                 path.unlink()  # partial writes, previews, files of deleted jobs, a video renamed just before a crash

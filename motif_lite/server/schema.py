@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any, NoReturn
 
 from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest, RequestError
-from motif_lite.server.jobs import Job
+from motif_lite.server.jobs import JOB_ID, Job
 from motif_lite.settings import Settings
 
 # API field -> (GenerationRequest field, type of a form value). `num_frames` wins over `seconds`.
@@ -40,6 +40,7 @@ MOTIF_FIELDS: dict[str, tuple[str, type]] = {
     "flow_shift": ("flow_shift", float),
     "sampling_method": ("sampler", str),
     "fps": ("fps", float),
+    "extend": ("extend", str),  # the id of a completed job: the server gives the request that job's video
 }
 OPENAI_FIELDS = ("prompt", "model", "size", "seconds", "input_reference")
 SERVER_FIELDS = ("loras",)  # motif-lite serve's own: LoRA files of the operator's --lora-dir (server/loras.py)
@@ -79,6 +80,7 @@ RUN_FLAG_FIELDS = {
     "--flow-shift": "flow_shift",
     "--sampling-method": "sampling_method",
     "--fps": "fps",
+    "--extend": "extend",
 }
 _RUN_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*(?![\w-])")
 _RUN_SIZE = re.compile(r"(?<![\w-])-W (\d+) -H (\d+)\b")
@@ -131,6 +133,8 @@ class CreateBody:
     request_fields: dict[str, Any]
     image: bytes | None
     loras: list[tuple[str, float]] = dataclasses.field(default_factory=list)  # (file name in --lora-dir, strength)
+    extend: str | None = None  # the id of the job whose video this one goes on from
+    seconds: Any = None  # `seconds` as given, where it decided the frames (an extension counts it at its clip's fps)
 
 
 def parse_create(fields: Mapping[str, Any], image: bytes | None, from_form: bool) -> CreateBody:
@@ -157,14 +161,25 @@ def parse_create(fields: Mapping[str, Any], image: bytes | None, from_form: bool
             request_fields[field] = _form_value(given[name], kind, name) if from_form else given[name]
     if "size" in given:
         request_fields["width"], request_fields["height"] = parse_size(given["size"])
+    seconds = None
     if "seconds" in given and "frames" not in request_fields:
-        request_fields["frames"] = frames_for_seconds(given["seconds"], request_fields.get("fps", REQUEST_DEFAULTS.fps))
+        seconds = given["seconds"]
+        request_fields["frames"] = frames_for_seconds(seconds, request_fields.get("fps", REQUEST_DEFAULTS.fps))
     if "input_reference" in given:
         if image is not None:
             raise ApiError(400, "input_reference was sent twice", "input_reference", "invalid_value")
         image = image_from_reference(given["input_reference"])
     loras = parse_loras(given["loras"], from_form) if "loras" in given else []
-    return CreateBody(request_fields, image, loras)
+    extend = _video_id(request_fields.pop("extend")) if "extend" in request_fields else None
+    return CreateBody(request_fields, image, loras, extend, seconds)
+
+
+def _video_id(value: Any) -> str:
+    """`extend`: the id of a video of this server, never a path (the server has the file)."""
+    if not (isinstance(value, str) and JOB_ID.match(value)):
+        raise ApiError(400, f"extend must be the id of a completed video of this server (video_ and 32 hex digits), "
+                       f"got {value!r}", "extend", "invalid_value")  # fmt: skip
+    return value
 
 
 def _form_value(value: Any, kind: type, name: str) -> Any:
@@ -263,9 +278,9 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> None:
 
 
 def stored_settings(request: GenerationRequest) -> dict[str, Any]:
-    """What the store keeps of a resolved request: every field but the paths, which come from the job id."""
+    """What the store keeps of a resolved request: every field but the paths, which come from the job ids."""
     settings = dataclasses.asdict(request)
-    del settings["image"], settings["output"]
+    del settings["image"], settings["output"], settings["extend"]  # an extension's clip: the job's `extend` column
     return settings
 
 
@@ -292,7 +307,8 @@ def video_object(job: Job) -> dict[str, Any]:
     s = job.settings
     error = None if job.error_code is None else {"code": job.error_code, "message": job.error_message}
     settings = {name: _given_or(s.get(field), job.effective.get(name)) for name, (field, _) in MOTIF_FIELDS.items()}
-    settings["image_to_video"] = job.has_image
+    settings["image_to_video"] = job.has_image or job.extend is not None
+    settings["extend"] = job.extend
     settings["loras"] = [{"name": name, "strength": strength} for name, strength in job.loras]
     return {
         "id": job.id,
@@ -305,7 +321,7 @@ def video_object(job: Job) -> dict[str, Any]:
         "model": job.model,
         "prompt": s["prompt"],
         "size": f"{s['width']}x{s['height']}",
-        "seconds": f"{round((s['frames'] - 1) / s['fps'], 2):g}",
+        "seconds": f"{round((job.frames_in_file - 1) / s['fps'], 2):g}",  # an extension's: the whole file's
         "remixed_from_video_id": None,
         "error": error,
         "settings": settings,

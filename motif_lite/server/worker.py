@@ -142,15 +142,18 @@ class Worker:
 
     def run_job(self, job: Job) -> None:
         image = self.store.input_path(job.id) if job.has_image else None
+        clip = self.store.clip_path(job.id) if job.extend is not None else None  # its own hold on the video
         output = self.store.video_path(job.id)
-        s = job.settings
+        # The settings of a job queued by the version before extensions hold `extend: null`; the clip is a path here.
+        s = {name: value for name, value in job.settings.items() if name != "extend"}
+        going_on = "" if job.extend is None else f", going on from {job.extend}"
         self.log(f"{job.id}: started ({s.get('width')}x{s.get('height')}, {s.get('frames')} frames, "
-                 f"{s.get('steps')} steps)")  # fmt: skip
+                 f"{s.get('steps')} steps{going_on})")  # fmt: skip
         for note in job.notes:  # as `motif-lite run` prints them
             self.log(f"{job.id}: note: {note}")
         try:
             # Inside the try: settings stored by another version of motif-lite fail this job, not the worker.
-            request = GenerationRequest(**s, image=image, output=output)
+            request = GenerationRequest(**s, image=image, extend=clip, output=output)
             # Written on a background thread, one preview frame per latent frame.
             preview = FirstPreviewOpens(self.store.preview_path(job.id), request.fps / TEMPORAL_FACTOR)
             state = self.store.state_path(job.id)
@@ -169,7 +172,10 @@ class Worker:
             self.store.requeue(job.id)
         except Exception as exc:  # one failed job must not stop the server
             code, message = failure(exc)
-            self.store.finish(job.id, (code, for_the_client(message, self.store.state_path(job.id))))
+            to_client = for_the_client(message, self.store.state_path(job.id))
+            if clip is not None:  # the clip by the id of the video it is, not by the server's path
+                to_client = to_client.replace(str(clip), job.extend)
+            self.store.finish(job.id, (code, to_client))
             # All of the message: where the job's work is kept is for the operator.
             self.log(f"{job.id}: failed{self._took(job.id)}: {message}")
             if code == "generation_failed":

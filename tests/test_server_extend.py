@@ -1,0 +1,225 @@
+"""`motif-lite serve` going on from one of its finished videos (the create field `extend`), in the test process on a
+tiny checkpoint: the longer video is the one `GenerationRequest(extend=...)` makes from the same clip, every request
+that cannot go on is refused before it is queued, a queued extension keeps its clip when that video is deleted and
+across a restart, and a data folder of an older version opens and its videos can be extended."""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+pytest.importorskip("fastapi")
+pytest.importorskip("openai")
+from server_helpers import TINY, InProcessServer, multipart  # noqa: E402
+
+from motif_lite import load_pipeline  # noqa: E402
+from motif_lite.request import GenerationRequest  # noqa: E402
+from motif_lite.server.jobs import SCHEMA_VERSION, JobStore, new_job_id  # noqa: E402
+from motif_lite.server.schema import stored_settings  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
+PROMPT, NEXT = "a red fox runs through snow", "the fox stops and looks back"
+NEW_PART = dict(num_frames=5, steps=2, seed=8)
+LONG = dict(size="48x32", num_frames=5, steps=1000, seed=1)  # holds the worker: every test deletes it again
+SMALL = dict(width=48, height=32, frames=5, steps=1, seed=3)  # GenerationRequest fields
+OLD_FOLDER = Path(__file__).parent / "data" / "old_formats" / "50ae301" / "serve-data"  # a version 3 database
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+
+
+@pytest.fixture
+def server(pipe, tmp_path):
+    with InProcessServer(pipe, tmp_path / "data") as running:
+        yield running
+
+
+def frames_of(path: Path) -> np.ndarray:
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    width, height = next(reader)["size"]
+    return np.stack([np.frombuffer(frame, np.uint8).reshape(height, width, 3) for frame in reader])
+
+
+def png_bytes() -> bytes:
+    import PIL.Image
+
+    buffer = io.BytesIO()
+    PIL.Image.new("RGB", (48, 32), (200, 80, 40)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def finished(server: InProcessServer, **fields) -> dict:
+    code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY, **fields})
+    assert code == 200, video
+    return server.wait_status(video["id"], ("completed",))
+
+
+def refused(server: InProcessServer, body: dict, message: str) -> None:
+    code, error, _ = server.request("POST", "/v1/videos", {"prompt": NEXT, **body})
+    assert code == 400, error
+    assert (error["error"]["param"], error["error"]["code"]) == ("extend", "invalid_value")
+    assert message in error["error"]["message"], error
+
+
+def test_an_extension_is_the_clips_frames_then_the_new_ones_as_generate_makes_them(server, pipe, tmp_path):
+    clip = finished(server)
+    client = server.client()
+    video = client.videos.create_and_poll(prompt=NEXT, poll_interval_ms=100,
+                                          extra_body={"extend": clip["id"], **NEW_PART})  # fmt: skip
+    assert video.status == "completed", video
+    assert (video.settings["extend"], video.size, video.settings["num_frames"]) == (clip["id"], "48x32", 5)
+    assert video.settings["image_to_video"] is True and video.settings["fps"] == 24
+    assert video.seconds == "0.33"  # the whole file: 5 + 5 - 1 frames at 24 fps, (9 - 1) / 24 s
+    assert video.notes == [f"going on from {clip['id']} (5 frames, 48x32 at 24 fps): its last frame is the first "
+                           "frame; the video holds its 5 frames and 4 new ones, 9 in all (0.38 s at 24 fps); the clip "
+                           "is decoded and encoded again with them, frame by frame"]  # fmt: skip
+    assert f"{video.id}: started (48x32, 5 frames, 2 steps, going on from {clip['id']})" in server.log
+    served = tmp_path / "served.mp4"
+    served.write_bytes(client.videos.download_content(video.id).content)
+    (tmp_path / "clip.mp4").write_bytes(client.videos.download_content(clip["id"]).content)
+
+    request = GenerationRequest(NEXT, width=48, height=32, frames=5, steps=2, seed=8, extend=tmp_path / "clip.mp4",
+                                output=tmp_path / "direct.mp4")  # fmt: skip
+    assert pipe.generate(request).frames_written == 9
+    frames = frames_of(served)
+    assert frames.shape == (9, 32, 48, 3) and np.array_equal(frames, frames_of(tmp_path / "direct.mp4"))
+    clip_frames = frames_of(tmp_path / "clip.mp4").astype(int)
+    assert np.abs(frames[:5] - clip_frames).mean() < 4  # the clip's frames, encoded a second time
+    thumbnail = client.videos.download_content(video.id, variant="thumbnail").content
+    (tmp_path / "thumbnail.webp").write_bytes(thumbnail)
+    import PIL.Image
+
+    first = np.asarray(PIL.Image.open(tmp_path / "thumbnail.webp").convert("RGB")).astype(int)
+    assert np.abs(first - frames[0]).mean() < 12  # the whole file's first frame: the clip's
+    assert list((server.store.root / "inputs").iterdir()) == []  # its hold on the clip is gone once it ended
+
+
+def finished_elsewhere(data: Path) -> tuple[str, str]:
+    """(a failed job, a completed one whose video was removed by hand) in the store of the data folder `data`."""
+    store = JobStore(data)
+    try:
+        ids = []
+        for error in (("generation_failed", "boom"), None):
+            job = store.add(new_job_id(), "tiny", stored_settings(GenerationRequest(PROMPT, **SMALL)), False, 10)
+            assert store.claim_next().id == job.id and store.finish(job.id, error)
+            ids.append(job.id)
+        return ids[0], ids[1]
+    finally:
+        store.close()
+
+
+def test_what_cannot_be_extended_is_refused_before_it_is_queued(pipe, tmp_path):
+    failed, lost = finished_elsewhere(tmp_path / "data")
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        refusals_before_anything_is_queued(server, failed, lost)
+
+
+def refusals_before_anything_is_queued(server: InProcessServer, failed: str, lost: str) -> None:
+    clip = finished(server, fps=12)
+    store = server.store
+    running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
+    queued = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
+    server.wait_status(running["id"], ("in_progress",))
+    before = server.request("GET", "/v1/videos")[1]["data"]
+
+    refused(server, {"extend": new_job_id()}, "no video video_")
+    refused(server, {"extend": "../videos/x.mp4"}, "extend must be the id of a completed video")
+    refused(server, {"extend": running["id"]}, "is in_progress: only a completed video can be extended; wait")
+    refused(server, {"extend": queued["id"]}, "is queued: only a completed video can be extended; wait")
+    refused(server, {"extend": failed}, "is failed: only a completed video can be extended")
+    refused(server, {"extend": lost}, f"the video file of {lost} is not in the data folder")
+    refused(server, {"extend": clip["id"], "size": "64x32"}, "is 48x32, and an extension keeps the size")
+    png = png_bytes()
+    image = {"image_url": "data:image/png;base64," + base64.b64encode(png).decode()}
+    refused(server, {"extend": clip["id"], "input_reference": image}, "would both give the first frame")
+    body, headers = multipart({"prompt": NEXT, "extend": clip["id"]}, {"input_reference": ("a.png", png, "image/png")})
+    code, error, _ = server.request("POST", "/v1/videos", body, headers)
+    assert code == 400 and error["error"]["param"] == "extend", error
+    code, error, _ = server.request("POST", "/v1/videos", {"prompt": NEXT, "extend": clip["id"], "steps": 0})
+    assert code == 400 and error["error"]["param"] == "steps", error  # found once the clip was taken: let go again
+    assert server.request("GET", "/v1/videos")[1]["data"] == before  # nothing was queued
+    assert list((store.root / "inputs").iterdir()) == []  # and no file was left
+
+    # The clip's size and rate are the defaults, `seconds` counted at that rate: 1 s at 12 fps is 13 frames.
+    code, extension, _ = server.request("POST", "/v1/videos", {"prompt": NEXT, "extend": clip["id"], "seconds": "1"})
+    assert code == 200, extension
+    assert (extension["size"], extension["settings"]["fps"], extension["settings"]["num_frames"]) == ("48x32", 12, 13)
+    code, same_size, _ = server.request("POST", "/v1/videos", {"prompt": NEXT, "extend": clip["id"], "size": "48x32"})
+    assert code == 200 and same_size["settings"]["extend"] == clip["id"]
+    for job in (same_size, extension, queued, running):
+        assert server.request("DELETE", f"/v1/videos/{job['id']}")[0] == 200
+    assert server.request("DELETE", f"/v1/videos/{clip['id']}")[0] == 200
+    refused(server, {"extend": clip["id"]}, f"no video {clip['id']} on this server (never made here, or deleted)")
+
+
+def test_deleting_the_extended_video_leaves_a_queued_extension_its_clip(server, tmp_path):
+    clip = finished(server)
+    (tmp_path / "clip.mp4").write_bytes(server.request("GET", f"/v1/videos/{clip['id']}/content")[1])
+    running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
+    code, extension, _ = server.request("POST", "/v1/videos", {"prompt": NEXT, "extend": clip["id"], **NEW_PART})
+    assert code == 200, extension
+    assert server.request("DELETE", f"/v1/videos/{clip['id']}")[0] == 200  # allowed: the extension has its own hold
+    assert not (server.store.root / "videos" / f"{clip['id']}.mp4").exists()
+    assert server.request("DELETE", f"/v1/videos/{running['id']}")[0] == 200
+    done = server.wait_status(extension["id"], ("completed", "failed"))
+    assert done["status"] == "completed" and done["settings"]["extend"] == clip["id"], done  # the id, for the chain
+    served = tmp_path / "served.mp4"
+    served.write_bytes(server.request("GET", f"/v1/videos/{extension['id']}/content")[1])
+    frames = frames_of(served).astype(int)
+    assert frames.shape[0] == 9 and np.abs(frames[:5] - frames_of(tmp_path / "clip.mp4")).mean() < 4
+    assert list((server.store.root / "inputs").iterdir()) == []
+
+
+def test_a_queued_extension_survives_a_restart(pipe, tmp_path):
+    data = tmp_path / "data"
+    with InProcessServer(pipe, data) as server:
+        clip = finished(server)
+        running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
+        extension = server.request("POST", "/v1/videos", {"prompt": NEXT, "extend": clip["id"], **NEW_PART})[1]
+        server.wait_status(running["id"], ("in_progress",))
+    assert (data / "inputs" / f"{extension['id']}.mp4").is_file()
+    with InProcessServer(pipe, data) as server:  # start again: recover() keeps a queued extension's clip
+        assert server.request("DELETE", f"/v1/videos/{running['id']}")[0] == 200
+        done = server.wait_status(extension["id"], ("completed", "failed"))
+        assert done["status"] == "completed" and done["settings"]["extend"] == clip["id"], done
+        assert done["seconds"] == "0.33"
+
+
+def test_an_older_data_folder_opens_and_its_videos_can_be_extended(pipe, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(OLD_FOLDER, data)
+    (old,) = (path.stem for path in (data / "videos").glob("*.mp4"))
+    store = JobStore(data)  # a job queued by the version before extensions: its settings hold `extend: null`
+    queued = store.add(new_job_id(), "tiny", {**stored_settings(GenerationRequest(PROMPT, **SMALL)), "extend": None},
+                       False, 10)  # fmt: skip
+    store.close()
+    database = sqlite3.connect(data / "jobs.sqlite3")
+    assert database.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    columns = {row[1] for row in database.execute("PRAGMA table_info(jobs)")}
+    database.close()
+    assert {"extend", "clip_frames"} <= columns
+    with InProcessServer(pipe, data) as server:
+        assert server.wait_status(queued.id, ("completed", "failed"))["status"] == "completed"
+        code, listed, _ = server.request("GET", f"/v1/videos/{old}")
+        assert code == 200 and listed["settings"]["extend"] is None and listed["seconds"] == "0.33"  # 9 frames
+        body = {"prompt": NEXT, "extend": old, "num_frames": 5, "steps": 1}
+        code, extension, _ = server.request("POST", "/v1/videos", body)
+        assert code == 200 and extension["size"] == "64x64", extension
+        done = server.wait_status(extension["id"], ("completed", "failed"))
+        assert done["status"] == "completed", done
+        assert done["seconds"] == "0.5"  # 9 + 5 - 1 frames at 24 fps
+        served = tmp_path / "served.mp4"
+        served.write_bytes(server.request("GET", f"/v1/videos/{extension['id']}/content")[1])
+        assert frames_of(served).shape == (13, 64, 64, 3)
