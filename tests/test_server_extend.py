@@ -18,7 +18,7 @@ import torch
 pytest.importorskip("diffusers")
 pytest.importorskip("fastapi")
 pytest.importorskip("openai")
-from server_helpers import TINY, InProcessServer, multipart  # noqa: E402
+from server_helpers import TINY, InProcessServer, multipart, wait_for  # noqa: E402
 
 from motif_lite import load_pipeline  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
@@ -223,3 +223,43 @@ def test_an_older_data_folder_opens_and_its_videos_can_be_extended(pipe, tmp_pat
         served = tmp_path / "served.mp4"
         served.write_bytes(server.request("GET", f"/v1/videos/{extension['id']}/content")[1])
         assert frames_of(served).shape == (13, 64, 64, 3)
+
+
+def test_the_pages_extend_button_fills_the_form_for_the_next_part(pipe, tmp_path):
+    from selenium.webdriver.common.by import By
+    from test_server_page import browser, type_into
+
+    driver = browser()
+    try:
+        with InProcessServer(pipe, tmp_path / "data") as server:
+            clip = finished(server)
+            driver.get(server.url + "/")
+            card = f'li.job[data-id="{clip["id"]}"][data-status="completed"]'
+            wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, card), 30, "the card of the finished video")
+            extend = driver.find_element(By.CSS_SELECTOR, card).find_element(By.XPATH, ".//button[text()='Extend']")
+            driver.find_element(By.ID, "prompt").send_keys("a prompt of the clip's")
+            extend.click()
+            assert driver.find_element(By.ID, "extending").is_displayed()
+            assert clip["id"] in driver.find_element(By.ID, "extending-text").text
+            assert driver.find_element(By.ID, "prompt").get_attribute("value") == ""  # the new part's, to write
+            size = [driver.find_element(By.ID, name) for name in ("size", "width", "height")]
+            assert [e.get_attribute("value") for e in size] == ["custom", "48", "32"]
+            assert not any(e.is_enabled() for e in (*size, driver.find_element(By.ID, "image")))
+            driver.find_element(By.ID, "prompt").send_keys(NEXT)
+            for field, value in (("frames", "5"), ("steps", "1")):
+                type_into(driver, field, value)
+            driver.find_element(By.ID, "submit").click()
+
+            def extension() -> dict | None:
+                jobs = server.request("GET", "/v1/videos")[1]["data"]
+                return next((job for job in jobs if job["settings"]["extend"] == clip["id"]), None)
+
+            video = server.wait_status(wait_for(extension, 30, "the extension to be queued")["id"], ("completed",))
+            assert (video["prompt"], video["size"], video["settings"]["num_frames"]) == (NEXT, "48x32", 5)
+            shown = f'li.job[data-id="{video["id"]}"] .extends'
+            text = wait_for(lambda: driver.find_element(By.CSS_SELECTOR, shown).text, 30, "the card of the extension")
+            assert text == f"extends {clip['id']}"
+            assert not driver.find_element(By.ID, "extending").is_displayed()  # the next Generate makes a new video
+            assert driver.find_element(By.ID, "size").is_enabled()
+    finally:
+        driver.quit()

@@ -43,7 +43,38 @@ function formBody() {
   const loras = chosenLoras();
   if (loras.length) body.set("loras", JSON.stringify(loras)); // a form's loras is the JSON list as text
   if ($("image").files.length) body.set("input_reference", $("image").files[0]);
+  if (!$("extending").hidden) body.set("extend", $("extending").dataset.id);
   return body;
+}
+
+function extendFrom(video) {
+  // The form for the next part of a finished video: its last frame is the first frame, so no image, and the size
+  // is the video's (the API refuses another). Its frame rate is the API's default, so fps is left to the server.
+  const fieldset = $("extending");
+  fieldset.dataset.id = video.id;
+  $("extending-text").textContent = "Extending " + video.id + " (" + video.size + ", " + video.seconds +
+    " s): its last frame is the first frame of the new part. Write what happens next.";
+  fieldset.hidden = false;
+  const [width, height] = video.size.split("x");
+  $("size").value = "custom";
+  $("width").value = width;
+  $("height").value = height;
+  $("image").value = "";
+  for (const input of [$("size"), $("width"), $("height"), $("image")]) input.disabled = true;
+  showCustomSize();
+  $("prompt").value = "";
+  $("prompt").focus();
+  $("create").scrollIntoView();
+}
+
+function stopExtending() {
+  $("extending").hidden = true;
+  delete $("extending").dataset.id;
+  for (const input of [$("size"), $("width"), $("height"), $("image")]) input.disabled = false;
+}
+
+function showCustomSize() {
+  for (const label of document.querySelectorAll(".custom")) label.hidden = $("size").value !== "custom";
 }
 
 function chosenLoras() {
@@ -113,6 +144,7 @@ async function submit(event) {
   $("submit").disabled = true;
   try {
     await api("v1/videos", { method: "POST", body: formBody() });
+    stopExtending(); // the next Generate makes a new video unless another Extend is clicked
     await refresh();
   } catch (error) {
     $("form-error").textContent = error.message;
@@ -124,8 +156,12 @@ async function submit(event) {
 
 function describe(video) {
   const s = video.settings || {};
-  const parts = [video.size, (s.num_frames || "?") + " frames", (s.steps || "?") + " steps", "seed " + s.seed];
-  if (s.image_to_video) parts.push("image-to-video");
+  let frames = (s.num_frames || "?") + " frames";
+  if (s.extend) { // `seconds` counts the whole file, the extended video's frames first
+    frames = s.num_frames + " new frames, " + (Math.round(Number(video.seconds) * s.fps) + 1) + " in all";
+  }
+  const parts = [video.size, frames, (s.steps || "?") + " steps", "seed " + s.seed];
+  if (s.image_to_video && !s.extend) parts.push("image-to-video");
   return parts.join(" · ");
 }
 
@@ -154,12 +190,15 @@ function newCard(video) {
   const li = document.createElement("li");
   li.className = "job";
   li.dataset.id = video.id;
-  li.innerHTML = '<div class="prompt"></div><div class="meta"></div><div class="settings meta"></div>' +
+  li.innerHTML = '<div class="prompt"></div><div class="meta"></div><div class="extends meta"></div>' +
+                 '<div class="settings meta"></div>' +
                  '<div class="loras meta"></div><div class="state meta"></div>' +
                  '<progress max="100"></progress><div class="media"></div><div class="actions"></div>';
   li.querySelector(".prompt").textContent = video.prompt;
   li.querySelector(".meta").textContent = describe(video);
-  for (const [selector, text] of [[".settings", unofficialSettings(video.settings || {})],
+  const extended = (video.settings || {}).extend;
+  for (const [selector, text] of [[".extends", extended ? "extends " + extended : ""],
+                                  [".settings", unofficialSettings(video.settings || {})],
                                   [".loras", loraText(video.settings || {})]]) {
     li.querySelector(selector).textContent = text;
     li.querySelector(selector).hidden = text === "";
@@ -182,6 +221,7 @@ function updateCard(li, video) {
   if (!actions.dataset.status || actions.dataset.status !== (running ? "running" : video.status)) {
     actions.dataset.status = running ? "running" : video.status;
     actions.replaceChildren(button(running ? "Cancel" : "Delete", () => remove(video.id)));
+    if (video.status === "completed") actions.append(button("Extend", () => extendFrom(video)));
   }
   if (video.status === "in_progress") showPreview(li, video);
   if (video.status === "completed") showVideo(li, video);
@@ -295,9 +335,8 @@ document.addEventListener("DOMContentLoaded", () => {
     loadLoras();
     refresh();
   });
-  $("size").addEventListener("change", () => {
-    for (const label of document.querySelectorAll(".custom")) label.hidden = $("size").value !== "custom";
-  });
+  $("size").addEventListener("change", showCustomSize);
+  $("extend-stop").addEventListener("click", stopExtending);
   $("create").addEventListener("submit", submit);
   $("lora-refresh").addEventListener("click", loadLoras);
   showModel();
