@@ -27,7 +27,7 @@ from motif_lite.server.schema import stored_settings  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
 PROMPT, NEXT = "a red fox runs through snow", "the fox stops and looks back"
-NEW_PART = dict(num_frames=5, steps=2, seed=8)
+NEW_PART = dict(num_frames=5, steps=1, seed=8)
 LONG = dict(size="48x32", num_frames=5, steps=1000, seed=1)  # holds the worker: every test deletes it again
 SMALL = dict(width=48, height=32, frames=5, steps=1, seed=3)  # GenerationRequest fields
 OLD_FOLDER = Path(__file__).parent / "data" / "old_formats" / "50ae301" / "serve-data"  # a version 3 database
@@ -85,12 +85,12 @@ def test_an_extension_is_the_clips_frames_then_the_new_ones_as_generate_makes_th
     assert video.notes == [f"going on from {clip['id']} (5 frames, 48x32 at 24 fps): its last frame is the first "
                            "frame; the video holds its 5 frames and 4 new ones, 9 in all (0.38 s at 24 fps); the clip "
                            "is decoded and encoded again with them, frame by frame"]  # fmt: skip
-    assert f"{video.id}: started (48x32, 5 frames, 2 steps, going on from {clip['id']})" in server.log
+    assert f"{video.id}: started (48x32, 5 frames, 1 steps, going on from {clip['id']})" in server.log
     served = tmp_path / "served.mp4"
     served.write_bytes(client.videos.download_content(video.id).content)
     (tmp_path / "clip.mp4").write_bytes(client.videos.download_content(clip["id"]).content)
 
-    request = GenerationRequest(NEXT, width=48, height=32, frames=5, steps=2, seed=8, extend=tmp_path / "clip.mp4",
+    request = GenerationRequest(NEXT, width=48, height=32, frames=5, steps=1, seed=8, extend=tmp_path / "clip.mp4",
                                 output=tmp_path / "direct.mp4")  # fmt: skip
     assert pipe.generate(request).frames_written == 9
     frames = frames_of(served)
@@ -263,3 +263,47 @@ def test_the_pages_extend_button_fills_the_form_for_the_next_part(pipe, tmp_path
             assert driver.find_element(By.ID, "size").is_enabled()
     finally:
         driver.quit()
+
+
+def test_an_extension_an_orderly_stop_queued_again_goes_on_to_the_same_video(pipe, tmp_path):
+    from motif_lite.server.worker import Worker, percent
+
+    store = JobStore(tmp_path)
+    lines: list[str] = []
+    worker = Worker(store, pipe, lines.append)
+    settings = stored_settings(GenerationRequest(PROMPT, **SMALL))
+    try:
+        clip = store.add(new_job_id(), "tiny", settings, False, 10)
+        worker.run_job(store.claim_next())
+        videos = {}
+        for stop_at in (None, percent("denoise", 1, 3)):  # uninterrupted, then stopped after step 2 of 3
+            job = store.add(new_job_id(), "tiny", {**settings, "steps": 3, "seed": 9}, False, 10,
+                            extend=store.get(clip.id))  # fmt: skip
+            store.keep_clip(clip.id, job.id)
+            run_until(worker, stop_at)
+            if stop_at is not None:
+                assert store.get(job.id).status == "queued" and store.clip_path(job.id).is_file()
+                run_until(worker, None)
+                assert f"{job.id}: goes on from step 2 of 3" in lines
+            assert store.get(job.id).status == "completed", lines
+            videos[stop_at] = store.video_path(job.id)
+        assert np.array_equal(*(frames_of(path) for path in videos.values()))
+    finally:
+        store.close()
+
+
+def run_until(worker, stop_at: int | None) -> None:
+    """The worker runs its store's next job; an orderly stop arrives once its progress reaches `stop_at`."""
+    report = worker.store.set_progress
+
+    def set_progress(job_id: str, progress: int) -> bool:
+        if stop_at is not None and progress >= stop_at:
+            worker._stopping.set()  # what `Worker.stop()` sets: the job stops after its current step
+        return report(job_id, progress)
+
+    worker.store.set_progress = set_progress
+    try:
+        worker.run_job(worker.store.claim_next())
+    finally:
+        worker.store.set_progress = report
+        worker._stopping.clear()
