@@ -307,3 +307,27 @@ def run_until(worker, stop_at: int | None) -> None:
     finally:
         worker.store.set_progress = report
         worker._stopping.clear()
+
+
+def test_the_clip_is_linked_copied_where_links_fail_and_missing_when_deleted(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    store = JobStore(tmp_path)
+    try:
+        clip, linked, copied = new_job_id(), new_job_id(), new_job_id()
+        store.video_path(clip).write_bytes(b"mp4")
+        assert os.path.samefile(store.keep_clip(clip, linked), store.video_path(clip))  # a link: no space taken
+
+        def no_links(source, target):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "link", no_links)  # videos/ on another file system than inputs/
+        kept = store.keep_clip(clip, copied)
+        assert kept.read_bytes() == b"mp4" and not os.path.samefile(kept, store.video_path(clip))
+        monkeypatch.undo()
+        store.video_path(clip).unlink()
+        with pytest.raises(FileNotFoundError):
+            store.keep_clip(clip, new_job_id())
+    finally:
+        store.close()
