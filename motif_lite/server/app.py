@@ -255,8 +255,10 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[[CreateBody], Jo
             if image_path is not None:
                 image_path.write_bytes(body.image)
                 kept.append(image_path)
-            clip_path = None if extended is None else _keep_clip(store, extended.id, job_id)
-            kept += [clip_path] if clip_path is not None else []
+            clip_path = None
+            if extended is not None:  # taken first: the request reads the clip to check it
+                clip_path = _keep_clip(store, extended.id, job_id)
+                kept.append(clip_path)
             fields = body.request_fields if extended is None else with_clip_defaults(body, extended)
             fields, capped = within_max_video(fields, config.max_video)
             output = store.video_path(job_id)
@@ -349,6 +351,7 @@ def _server_names(clip: Path, extended_id: str, output: Path) -> dict[str, str]:
 
 
 def renamed(text: str, names: dict[str, str]) -> str:
+    """`text` with each key of `names` replaced by its value, in order."""
     for old, new in names.items():
         text = text.replace(old, new)
     return text
