@@ -28,7 +28,10 @@ def checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def on_a_mac(monkeypatch):
-    monkeypatch.setattr(devices, "present_accelerator", lambda: "mps")
+    from motif_lite.checkup import environment  # imports the function by name: replaced there too
+
+    for module in (devices, environment):
+        monkeypatch.setattr(module, "present_accelerator", lambda: "mps")
 
 
 def test_the_note_names_the_accelerator_users_know():
