@@ -176,6 +176,7 @@ def test_a_prompt_mostly_in_another_script_than_latin_is_noted(tmp_path):
         ("눈 속을 달리는 붉은 여우", "Korean"),
         ("雪の中を走る赤いキツネ", "Japanese"),
         ("赤い狐が雪原を走る", "Japanese"),  # more kanji than kana: still Japanese
+        ("アニメ スタイル キツネ", "Japanese"),  # katakana alone
         ("눈 속을 달리는 붉은 여우, 雪狐", "Korean"),  # a few Chinese characters (hanja): the script most letters use
         ("рыжая лиса бежит по снегу", "Cyrillic script"),
     ]:
