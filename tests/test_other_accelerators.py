@@ -28,7 +28,11 @@ def checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def on_a_mac(monkeypatch):
+    from motif_lite.checkup import environment
+
     monkeypatch.setattr(devices, "present_accelerator", lambda: "mps")
+    # `check` imports it by name: replaced there too, or a module imported by an earlier test keeps torch's answer
+    monkeypatch.setattr(environment, "present_accelerator", lambda: "mps")
 
 
 def test_the_note_names_the_accelerator_users_know():
