@@ -6,6 +6,8 @@ permission bits stop nothing (a read-only mount, the real case, needs privileges
 
 from __future__ import annotations
 
+import errno
+import importlib
 import os
 import subprocess
 import sys
@@ -44,6 +46,21 @@ def test_the_cache_is_found_where_triton_looks(tmp_path):
     assert triton_cache_dir(os.environ) == Path(knobs.cache.dir)
 
 
+def test_an_empty_variable_is_read_as_triton_reads_it(monkeypatch):
+    # Triton takes a variable set but empty as set: TRITON_HOME="" is the current folder, and TRITON_CACHE_DIR=""
+    # (a job script's `export TRITON_CACHE_DIR=$UNSET`) leaves it no folder at all, where every compile fails.
+    from triton import knobs
+    from triton.runtime.cache import FileCacheManager
+
+    monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
+    monkeypatch.setenv("TRITON_HOME", "")
+    assert triton_cache_dir(os.environ) == Path(knobs.cache.dir) == Path(".triton/cache")
+    monkeypatch.setenv("TRITON_CACHE_DIR", "")
+    assert triton_cache_dir(os.environ) is None and knobs.cache.dir == ""
+    with pytest.raises(RuntimeError, match="Could not create or locate cache dir"):
+        FileCacheManager("a kernel's key")
+
+
 def test_a_writable_cache_is_left_alone(tmp_path, temp_dir):
     environ = {"TRITON_CACHE_DIR": str(tmp_path / "new" / "cache")}
     assert writable_kernel_cache(environ, "auto", CUDA) is None
@@ -55,12 +72,21 @@ def test_an_unwritable_cache_is_replaced_with_a_note(tmp_path, temp_dir):
     environ = {"TRITON_CACHE_DIR": str(blocked(tmp_path, "home"))}
     note = writable_kernel_cache(environ, "auto", CUDA)
     fallback = Path(environ["TRITON_CACHE_DIR"])
-    assert fallback.parent == temp_dir and fallback.is_dir() and fallback.name.startswith("motif-lite-triton-")
-    assert note.startswith(f"Triton's kernel cache {tmp_path / 'home' / 'cache'} cannot be written (")
+    # The user's own folder: another user's, left in a shared /tmp, could not be written.
+    assert fallback.parent == temp_dir and fallback.is_dir() and fallback.name == f"motif-lite-triton-{os.getuid()}"
+    why = os.strerror(errno.ENOTDIR)  # the OS's words, not the exception's type
+    assert note.startswith(f"Triton's kernel cache {tmp_path / 'home' / 'cache'} cannot be written ({why})")
     assert f"this run compiles its kernels into {fallback}; set TRITON_CACHE_DIR" in note
     # The same run again: the folder of the first is used again, and said again.
     again = {"TRITON_CACHE_DIR": str(blocked(tmp_path, "home2"))}
     assert writable_kernel_cache(again, "triton", CUDA) is not None and again["TRITON_CACHE_DIR"] == str(fallback)
+
+
+def test_an_empty_cache_variable_is_replaced_with_a_note(temp_dir):
+    environ = {"TRITON_CACHE_DIR": ""}
+    note = writable_kernel_cache(environ, "auto", CUDA)
+    assert note.startswith("Triton has no kernel cache (TRITON_CACHE_DIR is set but empty): this run compiles")
+    assert Path(environ["TRITON_CACHE_DIR"]).parent == temp_dir
 
 
 def test_nothing_writable_says_so_and_changes_nothing(tmp_path, monkeypatch):
@@ -76,6 +102,48 @@ def test_nothing_is_checked_where_triton_does_not_compile(tmp_path, temp_dir):
     assert writable_kernel_cache(environ, "auto", torch.device("cpu")) is None
     assert writable_kernel_cache(environ, "torch", CUDA) is None
     assert environ == {"TRITON_CACHE_DIR": str(tmp_path / "home" / "cache")} and not list(temp_dir.iterdir())
+
+
+class Reached(Exception):
+    """Raised by a stand-in to stop a command at the point the test looks at, before anything loads."""
+
+
+def test_run_serve_and_verify_fix_the_cache_before_loading(checkpoint, tmp_path, monkeypatch):
+    # On the CPU the check itself does nothing: the stand-in shows each command calls it, with its --kernels.
+    from motif_lite import cli
+    from motif_lite.cli import kernel_cache, prepare
+    from motif_lite.cli.serve import _load_served_pipeline
+    from motif_lite.server.app import ServerConfig
+
+    seen = []
+
+    def check(environ, kernels, device):
+        seen.append((environ is os.environ, kernels, device.type))
+        raise Reached
+
+    monkeypatch.setattr(importlib.import_module("motif_lite.cli.run"), "writable_kernel_cache", check)
+    monkeypatch.setattr(kernel_cache, "writable_kernel_cache", check)  # serve and verify import it when called
+    model = ["-m", str(checkpoint), "--device", "cpu"]
+    with pytest.raises(Reached):
+        cli.main(["run", *model, "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--kernels", "torch"])
+    with pytest.raises(Reached):
+        cli.main(["verify", *model])  # verify has no --kernels: both pipelines run auto
+    args = cli.build_parser().parse_args(["serve", "-m", str(checkpoint), "--kernels", "torch"])
+    args.weights = {}  # as serve's main sets it (no --vae and such)
+    with pytest.raises(Reached):
+        _load_served_pipeline(args, ServerConfig(model_name="m"), [])
+    assert seen == [(True, "torch", "cpu"), (True, "auto", "cpu"), (True, "torch", "cpu")]
+    # serve's loading notes are told the device asked for (auto: a Mac's GPU is named), as run's are.
+    monkeypatch.setattr(kernel_cache, "writable_kernel_cache", lambda *args: None)
+
+    def notes(sources, device, dtype, asked_device, settings_notes=()):
+        seen.append(asked_device)
+        raise Reached
+
+    monkeypatch.setattr(prepare, "loading_notes", notes)
+    with pytest.raises(Reached):
+        _load_served_pipeline(args, ServerConfig(model_name="m"), [])
+    assert seen[-1] == "auto"
 
 
 # What the fix relies on, with Triton's real compiler (no GPU needed): an unwritable cache stops compiling, and the

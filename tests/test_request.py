@@ -167,10 +167,17 @@ def test_a_prompt_mostly_in_another_script_than_latin_is_noted(tmp_path):
     for prompt in ("un renard roux court dans la neige", "ein roter Fuchs läuft durch den Schnee", "ａ ｆｏｘ"):
         assert language_notes(prompt=prompt) == [], prompt
     assert language_notes(prompt="a red fox runs through the snow, 红狐") == []  # a few words of another script
+    assert language_notes(prompt="a fox 1280x720, 60 fps!") == []  # digits, spaces and signs are no script
+    # "Mostly" is more than half of the letters (spaces not counted): half is not enough, one more is.
+    assert language_notes(prompt="ab 가나") == []
+    assert language_notes(prompt="ab 가나다")[0].startswith("the prompt is mostly in Korean")
     for prompt, language in [
         ("一只红狐狸在雪地里奔跑", "Chinese"),
         ("눈 속을 달리는 붉은 여우", "Korean"),
-        ("雪の中を走る赤いキツネ", "Japanese"),  # more kanji than kana: still Japanese
+        ("雪の中を走る赤いキツネ", "Japanese"),
+        ("赤い狐が雪原を走る", "Japanese"),  # more kanji than kana: still Japanese
+        ("アニメ スタイル キツネ", "Japanese"),  # katakana alone
+        ("눈 속을 달리는 붉은 여우, 雪狐", "Korean"),  # a few Chinese characters (hanja): the script most letters use
         ("рыжая лиса бежит по снегу", "Cyrillic script"),
     ]:
         (note,) = language_notes(prompt=prompt)
@@ -186,13 +193,17 @@ def test_other_tools_prompt_syntax_is_noted_as_read_as_text(tmp_path):
         return [note for note in request.resolve()[1] if "syntax" in note or "LoRA tag" in note]
 
     assert syntax_notes() == []  # the official negative prompt has none
-    for plain in ("a fox (seen from afar) runs", "a fox, aspect (16:9)", "(a fox: 2 of them)", "a <b>fox</b>"):
+    for plain in ("a fox (seen from afar) runs", "a fox, aspect (16:9)", "(a fox: 2 of them)", "a <b>fox</b>",
+                  "a fox (see below:)"):  # fmt: skip
         assert syntax_notes(prompt=plain) == [], plain
-    for weighted in ("(red fox:1.3)", "((masterpiece))", "(fox: -0.5)"):
+    for weighted in ("(red fox:1.3)", "((masterpiece))", "(fox: -0.5)", "(fox:1.3 )"):
         (note,) = syntax_notes(prompt=f"a {weighted} runs through snow")
         assert note.startswith(f"the prompt has {weighted!r}, ComfyUI's and A1111's weighting syntax"), note
     (note,) = syntax_notes(prompt="a fox <lora:snowy_style:0.8>")
     assert "A1111's LoRA tag" in note and "--lora snowy_style.safetensors:0.8" in note
     assert "--lora snow.safetensors (" in syntax_notes(prompt="a fox <LoRA:snow>")[0]  # no strength: none given
+    # A1111 reads the strength as a number: negative, with spaces around it.
+    for tag, flag in (("<lora:snow:-0.5>", "snow.safetensors:-0.5"), ("<lora:snow: 0.8 >", "snow.safetensors:0.8")):
+        assert f"--lora {flag} (" in syntax_notes(prompt=f"a fox {tag}")[0], tag
     both = syntax_notes(negative_prompt="(blurry:1.4), <lora:bad:1>")
     assert len(both) == 2 and all(note.startswith("the negative prompt has") for note in both)

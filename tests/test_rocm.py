@@ -22,6 +22,10 @@ RX_6800 = GpuFacts(AMD, "AMD Radeon RX 6800", arch="gfx1030")
 MI300X = GpuFacts(AMD, "AMD Instinct MI300X", arch="gfx942")
 MI250 = GpuFacts(AMD, "AMD Instinct MI250X", arch="gfx90a")
 RADEON_VII = GpuFacts(AMD, "AMD Radeon VII", arch="gfx906")
+MI100 = GpuFacts(AMD, "AMD Instinct MI100", arch="gfx908")
+RX_580 = GpuFacts(AMD, "AMD Radeon RX 580", arch="gfx803")
+VEGA_64 = GpuFacts(AMD, "AMD Radeon RX Vega 64", arch="gfx900")
+RENOIR = GpuFacts(AMD, "AMD Radeon Graphics", arch="gfx90c")  # a Ryzen 4000 APU: Vega, like gfx900
 
 # What each GPU reports as its "capability" on a ROCm build: read as NVIDIA's, each would pass every check.
 ROCM_CAPABILITY = {"gfx1100": (11, 0), "gfx1030": (10, 3), "gfx942": (9, 4), "gfx90a": (9, 0), "gfx906": (9, 0)}
@@ -43,10 +47,18 @@ def rocm_gpu(monkeypatch, gpu: GpuFacts, hip: str = "6.4.43482") -> None:
 @pytest.mark.parametrize(
     ("gpu", "bf16"),
     [(RTX_4090, True), (H100, True), (A100, True), (T4, False), (RX_7900_XTX, True), (MI300X, True),
-     (MI250, True), (RX_6800, False), (RADEON_VII, False)],
+     (MI250, True), (MI100, True), (RX_6800, False), (RADEON_VII, False), (RX_580, False), (VEGA_64, False),
+     (RENOIR, False)],
 )  # fmt: skip
 def test_bf16_runs_at_speed_on_nvidia_from_ampere_and_amd_from_rdna3_and_mi100(gpu, bf16):
     assert devices.has_bf16_matrix_cores(gpu) is bf16
+
+
+def test_an_amd_gpu_of_unknown_architecture_gets_no_bf16():
+    # Facts without the architecture: the safe answer is fp16's (no bf16 claimed), not an AttributeError.
+    unknown = GpuFacts(AMD, "AMD Radeon")
+    assert devices.has_bf16_matrix_cores(unknown) is False
+    assert unknown.describe() == "unknown AMD architecture"
 
 
 @pytest.mark.parametrize(
@@ -90,6 +102,18 @@ def test_no_gpu_on_a_rocm_build_names_amds_driver_not_nvidias(monkeypatch):
     with pytest.raises(devices.DeviceError, match="no AMD GPU or ROCm driver") as caught:
         devices.checked_device("cuda")
     assert "NVIDIA" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("cuda", "reason"), [(None, "this torch build has no CUDA"), ("12.8", "no NVIDIA driver or GPU was found")]
+)
+def test_no_gpu_on_an_nvidia_build_says_whether_the_build_or_the_driver_lacks_it(monkeypatch, cuda, reason):
+    # A CPU-only build needs another torch, a CUDA build a driver: the two fixes differ, so the messages must.
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.version, "cuda", cuda)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(devices.DeviceError, match=f"CUDA is not available \\({reason}\\)"):
+        devices.checked_device("cuda")
 
 
 def test_check_names_rocm_and_says_what_a_run_does_on_an_amd_gpu(monkeypatch):
@@ -145,6 +169,32 @@ def test_the_int8_kernel_refuses_an_amd_gpu(monkeypatch):
     monkeypatch.setattr(attention_int8, "_INTERPRET", False)
     with pytest.raises(KernelInputError, match="not been checked on AMD GPUs"):
         attention_int8._use_fp8("auto", torch.device("cuda"))
+
+
+def nvidia_gpu(monkeypatch, gpu: GpuFacts) -> None:
+    """This process as a CUDA build of torch with `gpu` as every cuda device."""
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: gpu.name)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: gpu.capability)
+
+
+def test_the_int8_kernel_takes_fp8_pv_from_ada_on_and_refuses_it_before(monkeypatch):
+    pytest.importorskip("triton")
+    from motif_lite.kernels import attention_int8
+    from motif_lite.kernels.errors import KernelInputError
+
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(attention_int8, "_INTERPRET", True)  # the CPU interpreter: auto is 16-bit (not a GPU)
+    assert attention_int8._use_fp8("auto", cuda) is False and attention_int8._use_fp8("fp8", cuda) is True
+    monkeypatch.setattr(attention_int8, "_INTERPRET", False)
+    nvidia_gpu(monkeypatch, RTX_4090)  # 8.9: FP8 tensor cores
+    assert attention_int8._use_fp8("auto", cuda) is True and attention_int8._use_fp8("16bit", cuda) is False
+    nvidia_gpu(monkeypatch, A100)  # 8.0: INT8 but no FP8 tensor cores
+    assert attention_int8._use_fp8("auto", cuda) is False and attention_int8._use_fp8("16bit", cuda) is False
+    with pytest.raises(
+        KernelInputError, match=r"FP8 P·V needs compute capability 8\.9\+, this GPU is compute capability 8\.0"
+    ):
+        attention_int8._use_fp8("fp8", cuda)
 
 
 def test_attention_backends_on_an_amd_gpu(monkeypatch, tmp_path):

@@ -137,6 +137,15 @@ def test_a_newer_file_without_the_writers_version_still_says_upgrade(tmp_path, c
     assert "saved by another motif-lite, newer than this one" in err and "upgrade motif-lite" in err
     assert "Traceback" not in err
 
+    def without_metadata(info: dict) -> None:  # a newer format may keep the video's metadata elsewhere
+        info["version"] = FORMAT_VERSION + 1
+        del info["video_metadata"]
+
+    (tmp_path / "again").mkdir()
+    path = newer(copied("50ae301/stopped.latents.safetensors", tmp_path / "again"), without_metadata)
+    with pytest.raises(LatentsFileError, match="saved by another motif-lite, newer than this one"):
+        read_latents(path)
+
 
 # ------------------------------------------------------------------------------ videos: --settings-from
 

@@ -58,9 +58,11 @@ def plain_linux(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(wsl, "OSRELEASE", tmp_path / "osrelease")
 
 
-def test_wsl_is_told_by_the_kernel_release():
+def test_wsl_is_told_by_the_kernel_release(monkeypatch, tmp_path):
     assert wsl.is_wsl(WSL_KERNEL) and wsl.is_wsl("4.4.0-19041-Microsoft")  # WSL2, WSL1
     assert not wsl.is_wsl(LINUX_KERNEL) and not wsl.is_wsl("")
+    monkeypatch.setattr(wsl, "OSRELEASE", tmp_path)  # a file that cannot be read (a folder): not WSL, no error
+    assert not wsl.is_wsl()
 
 
 def test_windows_drives_are_the_drvfs_mounts_only(tmp_path):
@@ -68,6 +70,9 @@ def test_windows_drives_are_the_drvfs_mounts_only(tmp_path):
     assert wsl.windows_mounts(mounts) == ["/mnt/my drive", "/mnt/d"]  # not / nor WSL's own 9p driver share
     assert wsl.windows_mount_of(Path("/mnt/my drive/x.gguf"), ["/mnt/my drive"]) == "/mnt/my drive"
     assert wsl.windows_mount_of(Path("/mnt/my drivers/x.gguf"), ["/mnt/my drive"]) is None  # a prefix, not a parent
+    assert wsl.windows_mount_of(Path("/mnt/d"), ["/mnt/d"]) == "/mnt/d"  # the drive itself (-m /mnt/d)
+    # A folder mounted inside a drive's mount: the innermost mount holds the file.
+    assert wsl.windows_mount_of(Path("/mnt/c/data/x.gguf"), ["/mnt/c", "/mnt/c/data"]) == "/mnt/c/data"
 
 
 def test_a_weight_file_on_a_windows_drive_is_named_with_the_copy_command(tmp_path):
@@ -83,6 +88,17 @@ def test_a_weight_file_on_a_windows_drive_is_named_with_the_copy_command(tmp_pat
     assert note is not None and str(gguf) in note and str(linux) not in note
     assert f"mkdir -p ~/models; cp {gguf} ~/models/" in note
     assert wsl.windows_drive_note([linux], mounts) is None
+    assert (
+        "is on a Windows drive" in note
+        and "Copy it under" in note
+        and "pass the copy in place of the original " in note
+    )
+    assert wsl.windows_drive_note([gguf, gguf], mounts) == note  # the same file given twice is named once
+    vae = drive / "vae.safetensors"
+    vae.write_bytes(b"{}")
+    both = wsl.windows_drive_note([gguf, vae], mounts)
+    assert both.startswith(f"{gguf}, {vae} are on a Windows drive") and "Copy them under" in both
+    assert f"cp {gguf} ~/models/; cp {vae} ~/models/; then pass the copies in place of the originals" in both
     assert wsl.windows_drive_note([gguf], "") is None  # no Windows drives: not WSL
     # A link under the Linux home to a file on the drive is read from the drive.
     (tmp_path / "home" / "linked.gguf").symlink_to(gguf)
@@ -108,16 +124,78 @@ def test_a_run_notes_a_checkpoint_on_a_windows_drive_before_loading(checkpoint, 
     assert not [note for note in locate_sources(checkpoint).notes if "Windows drive" in note]
 
 
+def test_the_weights_read_from_the_checkpoint_folder_unless_every_component_is_replaced(tmp_path):
+    from motif_lite.checkpoint import weight_locations
+
+    gguf = tmp_path / "t.gguf"
+    assert weight_locations(tmp_path, {"transformer"}, [gguf, None]) == [tmp_path, gguf]
+    assert weight_locations(tmp_path, {"transformer", "text_encoder"}, [gguf]) == [tmp_path, gguf]  # the VAE's
+    assert weight_locations(tmp_path, {"transformer", "text_encoder", "vae"}, [gguf]) == [gguf]
+    assert weight_locations(None, set(), [gguf]) == [gguf]  # no checkpoint folder found
+
+
+@pytest.fixture(scope="module")
+def weight_files(checkpoint, tmp_path_factory) -> dict[str, Path]:
+    """Each component's weights as a file of its own, as a user might keep them: the transformer's and the text
+    encoder's as Q8_0 GGUFs (our quantizer), the VAE's safetensors copied."""
+    import shutil
+
+    from motif_lite.quantize.cli import main as quantize
+
+    folder = tmp_path_factory.mktemp("weights")
+    files = {"gguf": folder / "t-Q8_0.gguf", "text_encoder_gguf": folder / "te-Q8_0.gguf"}
+    assert quantize([str(checkpoint), "-o", str(files["gguf"]), "--type", "Q8_0", "--quiet"]) == 0
+    te = ["--component", "text_encoder", "-o", str(files["text_encoder_gguf"])]
+    assert quantize([str(checkpoint), *te, "--type", "Q8_0", "--quiet"]) == 0
+    files["vae"] = folder / "wan_vae.safetensors"
+    shutil.copy(checkpoint / "vae" / "diffusion_pytorch_model.safetensors", files["vae"])
+    return files
+
+
+def test_each_weight_file_on_a_windows_drive_is_named_by_run_and_check(
+    checkpoint, weight_files, under_wsl, monkeypatch, tmp_path
+):
+    import shutil
+
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.checkup import check_setup
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the linked checkpoint's folder
+    on_drive = {name: Path(shutil.copy(file, under_wsl)) for name, file in weight_files.items()}
+    given = dict(gguf=on_drive["gguf"], text_encoder_gguf=on_drive["text_encoder_gguf"])
+    # The checkpoint under the Linux home, every weight file on the drive: each file is named.
+    (note,) = [n for n in locate_sources(checkpoint, **given, weights={"vae": on_drive["vae"]}).notes if "Windows" in n]
+    report = check_setup(checkpoint, **given, weights={"vae": on_drive["vae"]})
+    warned = {finding.subject: finding.message for finding in report.warnings}["weights on a Windows drive"]
+    for said in (note, warned):
+        assert all(str(file) in said for file in on_drive.values()) and str(checkpoint) not in said, said
+    # The checkpoint on the drive, the VAE's file from the home: the folder is named, not the links that a run
+    # makes of it under the cache (they lie under the Linux home, but the weights they lead to do not).
+    ckpt = under_wsl / "ckpt"
+    shutil.copytree(checkpoint, ckpt)
+    (note,) = [n for n in locate_sources(ckpt, weights={"vae": weight_files["vae"]}).notes if "Windows" in n]
+    report = check_setup(ckpt, weights={"vae": weight_files["vae"]})
+    warned = {finding.subject: finding.message for finding in report.warnings}["weights on a Windows drive"]
+    for said in (note, warned):
+        assert said.startswith(f"{ckpt} is on a Windows drive"), said
+    # A weight file named on the drive that is not there: its own problem, not a slow drive.
+    report = check_setup(checkpoint, weights={"vae": under_wsl / "missing.safetensors"})
+    assert "weights on a Windows drive" not in {finding.subject for finding in report.findings}
+
+
 def test_check_says_wsl2_and_warns_of_weights_on_a_windows_drive(checkpoint, under_wsl, tmp_path):
     import shutil
 
     from motif_lite.checkup import check_setup
     from motif_lite.checkup.environment import check_environment
+    from motif_lite.runtime.host_memory import total_ram
+    from motif_lite.units import memory_size
 
     report = Checkup()
     check_environment(report)
     said = {finding.subject: finding.message for finding in report.findings}
     assert ".wslconfig" in said["WSL2"]
+    assert f"this VM has {memory_size(total_ram())} of memory" in said["WSL2"]  # all of it, not what is free now
     on_drive = under_wsl / "ckpt"
     shutil.copytree(checkpoint, on_drive)
     report = check_setup(on_drive)
@@ -134,6 +212,30 @@ def test_no_gpu_under_wsl_points_to_the_windows_driver(under_wsl, monkeypatch):
     report = Checkup()
     check_environment(report)
     assert "NVIDIA driver for Windows" in {f.subject: f.message for f in report.warnings}["GPU"]
+    monkeypatch.setattr(torch.version, "cuda", None)  # a CPU-only torch: the driver is not what is missing
+    report = Checkup()
+    check_environment(report)
+    assert "NVIDIA driver for Windows" not in {f.subject: f.message for f in report.warnings}["GPU"]
+
+
+def test_plain_linux_gets_no_wsl_row_nor_wsl_advice(plain_linux, monkeypatch):
+    from motif_lite.checkup.environment import check_environment
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    report = Checkup()
+    check_environment(report)
+    assert "WSL2" not in {finding.subject for finding in report.findings}
+    assert "WSL" not in {f.subject: f.message for f in report.warnings}["GPU"]
+
+
+def test_total_ram_is_the_machines_memory():
+    import os
+
+    from motif_lite.runtime.host_memory import total_ram
+
+    # MemTotal, which is what the kernel counts as physical pages (not MemAvailable, what is free now).
+    assert total_ram() == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 HOST_NEEDS = HostNeeds(
@@ -196,6 +298,39 @@ def test_streamed_homes_stay_in_ordinary_memory_when_pinning_fails_with_one_warn
     streamer.remove()
 
 
+def test_a_home_already_page_locked_is_not_locked_again(monkeypatch, under_wsl):
+    tries = refuse_pinning(monkeypatch)
+    monkeypatch.setattr(torch.Tensor, "is_pinned", lambda self: True)  # as a pinned CPU tensor reads on CUDA
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LayerStreamer(layers(), StreamingConfig("cuda", prefetch=False)).remove()
+    assert tries == [0]
+
+
+def test_an_error_without_words_is_named_by_its_type(plain_linux):
+    from motif_lite.runtime.streaming import pinning_failed
+
+    with pytest.warns(RuntimeWarning, match=r"page-locking host memory for streamed weights failed \(RuntimeError\)"):
+        pinning_failed(RuntimeError(""))
+
+
+def test_staging_with_only_one_page_locked_buffer_copies_from_the_homes(monkeypatch, plain_linux):
+    # The first buffer is locked, the second refused (the limit reached between them): no half-pinned staging.
+    empty = torch.empty
+    calls = []
+
+    def second_refused(*args, pin_memory: bool = False, **kwargs):
+        calls.append(pin_memory)
+        if pin_memory and calls.count(True) == 2:
+            raise RuntimeError("CUDA error: out of memory")
+        return empty(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "empty", second_refused)
+    with pytest.warns(RuntimeWarning, match="page-locking host memory for streamed weights failed"):
+        streamer = LayerStreamer(layers(), StreamingConfig("cuda", prefetch=False, staging=True))
+    assert streamer.staging is None and calls.count(True) == 2
+
+
 def test_staging_without_page_locked_buffers_copies_from_the_homes(monkeypatch, plain_linux):
     refuse_pinning(monkeypatch)
     with pytest.warns(RuntimeWarning, match="page-locking host memory for streamed weights failed") as said:
@@ -206,6 +341,16 @@ def test_staging_without_page_locked_buffers_copies_from_the_homes(monkeypatch, 
 
 def libcuda_missing(*args):
     raise AssertionError(TRITON_LIBCUDA)
+
+
+def test_triton_that_fails_at_import_for_libcuda_gets_the_wsl_fix(monkeypatch, under_wsl):
+    from types import SimpleNamespace
+
+    from motif_lite.runtime import kernels
+
+    # Triton's driver can look for libcuda.so as the kernel modules are imported (`--kernels auto`'s reason).
+    monkeypatch.setattr(kernels, "importlib", SimpleNamespace(import_module=libcuda_missing))
+    assert "export TRITON_LIBCUDA_PATH=/usr/lib/wsl/lib" in kernels._triton_import_error()
 
 
 def test_triton_missing_libcuda_gets_the_wsl_fix(monkeypatch, under_wsl):

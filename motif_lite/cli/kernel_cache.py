@@ -19,12 +19,12 @@ if TYPE_CHECKING:
     import torch
 
 
-def triton_cache_dir(environ: MutableMapping[str, str]) -> Path:
-    """The folder Triton compiles into under `environ`, as Triton finds it."""
-    if environ.get("TRITON_CACHE_DIR"):
-        return Path(environ["TRITON_CACHE_DIR"])
-    home = environ.get("TRITON_HOME") or os.path.expanduser("~")
-    return Path(home) / ".triton" / "cache"
+def triton_cache_dir(environ: MutableMapping[str, str]) -> Path | None:
+    """The folder Triton compiles into under `environ`, as Triton finds it (a variable set but empty counts as set);
+    None for an empty TRITON_CACHE_DIR, where Triton finds no folder and every compile fails."""
+    if "TRITON_CACHE_DIR" in environ:
+        return Path(environ["TRITON_CACHE_DIR"]) if environ["TRITON_CACHE_DIR"] else None
+    return Path(environ.get("TRITON_HOME", os.path.expanduser("~"))) / ".triton" / "cache"
 
 
 def unwritable(folder: Path) -> str | None:
@@ -41,18 +41,20 @@ def unwritable(folder: Path) -> str | None:
 
 def writable_kernel_cache(environ: MutableMapping[str, str], kernels: str, device: torch.device) -> str | None:
     """Where Triton will compile this run's kernels (on CUDA, unless `kernels` is "torch") and its cache folder
-    cannot be written: set `environ`'s TRITON_CACHE_DIR to a folder of this user in the temporary directory and
-    return the note that says so, with how to keep the kernels between runs. A note without the change when that
-    folder cannot be written either; None when nothing is wrong."""
+    cannot be written (or TRITON_CACHE_DIR is empty): set `environ`'s TRITON_CACHE_DIR to a folder of this user in
+    the temporary directory and return the note that says so, with how to keep the kernels between runs. A note
+    without the change when that folder cannot be written either; None when nothing is wrong."""
     if device.type != "cuda" or kernels == "torch":
         return None
     folder = triton_cache_dir(environ)
-    problem = unwritable(folder)
-    if problem is None:
+    if folder is None:
+        told = "Triton has no kernel cache (TRITON_CACHE_DIR is set but empty)"
+    elif (problem := unwritable(folder)) is not None:
+        told = f"Triton's kernel cache {folder} cannot be written ({problem})"
+    else:
         return None
     user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
     fallback = Path(tempfile.gettempdir()) / f"motif-lite-triton-{user}"
-    told = f"Triton's kernel cache {folder} cannot be written ({problem})"
     if (other := unwritable(fallback)) is not None:
         return (
             f"{told}, nor {fallback} ({other}): each kernel will fail to compile; set TRITON_CACHE_DIR to a "
