@@ -50,6 +50,11 @@ def test_only_auto_on_the_cpu_says_it(on_a_mac):
     assert devices.auto_cpu_note("auto", cuda) is None
 
 
+def test_a_machine_without_an_accelerator_gets_no_note(monkeypatch):
+    monkeypatch.setattr(devices, "present_accelerator", lambda: None)  # a CPU-only machine: nothing to explain
+    assert devices.auto_cpu_note("auto", torch.device("cpu")) is None
+
+
 def test_a_dry_run_and_the_loading_notes_say_why_the_cpu(checkpoint, tmp_path, capsys, on_a_mac):
     argv = ["run", "-m", str(checkpoint), "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--dry-run"]
     assert cli.main([*argv, "-W", "64", "-H", "64", "--video-frames", "9"]) == 0
