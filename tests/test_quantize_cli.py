@@ -352,7 +352,7 @@ def test_the_vae_is_said_to_stay_as_it_is(tiny, tmp_path, capsys, named):
         (["--threads", "0"], "--threads must be"),
         (["--device", "nonsense"], "--device: unknown device 'nonsense'"),
         # torch knows these names, but the search cannot run on them here (mps: another machine; meta: no data)
-        (["--device", "mps"], "--device: device 'mps' is not supported"),
+        (["--device", "mps"], "--device: device 'mps', an Apple silicon GPU (mps), is not supported"),
         (["--device", "meta"], "--device: device 'meta' is not supported"),
     ],
 )
