@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
+from motif_lite.server.extension import extended_job, keep_clip, renamed, server_names, with_clip_defaults
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, QUEUED, Job, JobStore, new_job_id
 from motif_lite.server.loras import available_loras, check_loras_fit, lora_files
 from motif_lite.server.schema import (
@@ -43,7 +44,6 @@ from motif_lite.server.schema import (
     check_image,
     effective_settings,
     form_loras,
-    frames_for_seconds,
     in_api_words,
     parse_create,
     stored_settings,
@@ -257,13 +257,13 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[[CreateBody], Jo
                 kept.append(image_path)
             clip_path = None
             if extended is not None:  # taken first: the request reads the clip to check it
-                clip_path = _keep_clip(store, extended.id, job_id)
+                clip_path = keep_clip(store, extended.id, job_id)
                 kept.append(clip_path)
             fields = body.request_fields if extended is None else with_clip_defaults(body, extended)
             fields, capped = within_max_video(fields, config.max_video)
             output = store.video_path(job_id)
             request = GenerationRequest(**fields, image=image_path, extend=clip_path, output=output)
-            names = {} if extended is None else _server_names(clip_path, extended.id, output)
+            names = {} if extended is None else server_names(clip_path, extended.id, output)
             try:
                 resolved, notes = request.resolve()
                 run_settings = worker.pipe.settings_for(resolved)  # as the worker will see them
@@ -298,72 +298,9 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[[CreateBody], Jo
     return submit
 
 
-def extended_job(store: JobStore, body: CreateBody, image_to_video: bool) -> Job:
-    """The completed job whose video `body` goes on from; 400 (`param` extend) for any other, or for a request that
-    conflicts with going on from it (a first frame of its own, another size)."""
-    video_id = body.extend
-    if body.image is not None:
-        raise _extend_error("input_reference and extend would both give the first frame (an extension starts from the "
-                            "last frame of the video it extends): send one of them")  # fmt: skip
-    if not image_to_video:
-        raise _extend_error("this checkpoint has no image encoder (feature_extractor/), which an extension needs: "
-                            "text-to-video only")  # fmt: skip
-    job = store.get(video_id)
-    if job is None:
-        raise _extend_error(f"extend: no video {video_id} on this server (never made here, or deleted)")
-    if job.status != COMPLETED:
-        wait = "; wait until it is completed" if job.status in (QUEUED, IN_PROGRESS) else ""
-        raise _extend_error(f"extend: video {video_id} is {job.status}: only a completed video can be extended{wait}")
-    width, height = job.settings["width"], job.settings["height"]
-    asked = body.request_fields.get("width"), body.request_fields.get("height")
-    if asked != (None, None) and asked != (width, height):
-        raise _extend_error(f"extend: video {video_id} is {width}x{height}, and an extension keeps the size of the "
-                            f"video it goes on from: leave size out, or give {width}x{height}")  # fmt: skip
-    return job
-
-
-def with_clip_defaults(body: CreateBody, extended: Job) -> dict[str, Any]:
-    """The request's fields with the size and frame rate of the video it extends where it gives none, as `motif-lite
-    run --extend` takes them from its clip; `seconds` then counts at that rate."""
-    fields = dict(body.request_fields)
-    clip = extended.settings
-    fields.setdefault("width", clip["width"])
-    fields.setdefault("height", clip["height"])
-    if "fps" not in fields:
-        fields["fps"] = clip["fps"]
-        if body.seconds is not None:
-            fields["frames"] = frames_for_seconds(body.seconds, clip["fps"])
-    return fields
-
-
-def _keep_clip(store: JobStore, extended_id: str, job_id: str) -> Path:
-    try:
-        return store.keep_clip(extended_id, job_id)
-    except FileNotFoundError:  # deleted since it was looked up, or removed by hand
-        raise _extend_error(f"extend: the video file of {extended_id} is not in the data folder (deleted, or "
-                            "removed by hand)") from None  # fmt: skip
-
-
-def _server_names(clip: Path, extended_id: str, output: Path) -> dict[str, str]:
-    """What the request's messages and notes say of the server's files -> the names a client knows: the clip by the
-    id of the video it is, the output as the job's video (the full paths first: a name is part of one)."""
-    return {str(clip): extended_id, str(output): "the video", clip.name: extended_id}
-
-
-def renamed(text: str, names: dict[str, str]) -> str:
-    """`text` with each key of `names` replaced by its value, in order."""
-    for old, new in names.items():
-        text = text.replace(old, new)
-    return text
-
-
 def _remove(paths: list[Path]) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
-
-
-def _extend_error(message: str) -> ApiError:
-    return ApiError(400, message, "extend", "invalid_value")
 
 
 def _preview(store: JobStore, job: Job) -> Response:

@@ -1,0 +1,74 @@
+"""Going on from a finished video of this server (the create field `extend`): the job it extends, checked before
+queueing (400 with `param` extend), the request's defaults taken from that video, the extension's own link to its
+file, and the server's file names said as the ids a client knows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, QUEUED, Job, JobStore
+from motif_lite.server.schema import ApiError, CreateBody, frames_for_seconds
+
+
+def extended_job(store: JobStore, body: CreateBody, image_to_video: bool) -> Job:
+    """The completed job whose video `body` goes on from; 400 (`param` extend) for any other, or for a request that
+    conflicts with going on from it (a first frame of its own, another size)."""
+    video_id = body.extend
+    if body.image is not None:
+        raise _extend_error("input_reference and extend would both give the first frame (an extension starts from the "
+                            "last frame of the video it extends): send one of them")  # fmt: skip
+    if not image_to_video:
+        raise _extend_error("this checkpoint has no image encoder (feature_extractor/), which an extension needs: "
+                            "text-to-video only")  # fmt: skip
+    job = store.get(video_id)
+    if job is None:
+        raise _extend_error(f"extend: no video {video_id} on this server (never made here, or deleted)")
+    if job.status != COMPLETED:
+        wait = "; wait until it is completed" if job.status in (QUEUED, IN_PROGRESS) else ""
+        raise _extend_error(f"extend: video {video_id} is {job.status}: only a completed video can be extended{wait}")
+    width, height = job.settings["width"], job.settings["height"]
+    asked = body.request_fields.get("width"), body.request_fields.get("height")
+    if asked != (None, None) and asked != (width, height):
+        raise _extend_error(f"extend: video {video_id} is {width}x{height}, and an extension keeps the size of the "
+                            f"video it goes on from: leave size out, or give {width}x{height}")  # fmt: skip
+    return job
+
+
+def with_clip_defaults(body: CreateBody, extended: Job) -> dict[str, Any]:
+    """The request's fields with the size and frame rate of the video it extends where it gives none, as `motif-lite
+    run --extend` takes them from its clip; `seconds` then counts at that rate."""
+    fields = dict(body.request_fields)
+    clip = extended.settings
+    fields.setdefault("width", clip["width"])
+    fields.setdefault("height", clip["height"])
+    if "fps" not in fields:
+        fields["fps"] = clip["fps"]
+        if body.seconds is not None:
+            fields["frames"] = frames_for_seconds(body.seconds, clip["fps"])
+    return fields
+
+
+def keep_clip(store: JobStore, extended_id: str, job_id: str) -> Path:
+    try:
+        return store.keep_clip(extended_id, job_id)
+    except FileNotFoundError:  # deleted since it was looked up, or removed by hand
+        raise _extend_error(f"extend: the video file of {extended_id} is not in the data folder (deleted, or "
+                            "removed by hand)") from None  # fmt: skip
+
+
+def server_names(clip: Path, extended_id: str, output: Path) -> dict[str, str]:
+    """What the request's messages and notes say of the server's files -> the names a client knows: the clip by the
+    id of the video it is, the output as the job's video (the full paths first: a name is part of one)."""
+    return {str(clip): extended_id, str(output): "the video", clip.name: extended_id}
+
+
+def renamed(text: str, names: dict[str, str]) -> str:
+    """`text` with each key of `names` replaced by its value, in order."""
+    for old, new in names.items():
+        text = text.replace(old, new)
+    return text
+
+
+def _extend_error(message: str) -> ApiError:
+    return ApiError(400, message, "extend", "invalid_value")
