@@ -39,6 +39,7 @@ class Clip:
     width: int
     height: int
     fps: float
+    has_sound: bool = False  # an audio stream, which the longer video does not keep
 
     @property
     def size(self) -> tuple[int, int]:
@@ -116,6 +117,21 @@ def last_frame_file(path: str | Path) -> Path:
     return _frame_file(path, max(count, default=0))
 
 
+def is_clip_file(clip: str | Path, file: str | Path) -> bool:
+    """Whether `file` is one the clip at `clip` is read from: the video file, or a frame of a PNG sequence, or the
+    frame after its last, which would join it (checked before a run writes `file`, as the clip is read again)."""
+    target = user_path(file).resolve()
+    path = user_path(clip)
+    if not is_frame_sequence(path):
+        return path.resolve() == target
+    for index in itertools.count():
+        frame = _frame_file(path, index)
+        if frame.resolve() == target:
+            return True
+        if not frame.is_file():
+            return False
+
+
 def joined_frames(clip: Clip, new: Iterable[torch.Tensor]) -> Iterator[torch.Tensor | np.ndarray]:
     """The longer video's frames, as `write_video` takes them: the clip's frames, then the `new` ones without their
     first, which is the clip's last frame again (decoded from its latents, so not bit for bit the clip's)."""
@@ -144,14 +160,31 @@ def _read_video_file(path: Path) -> Clip:
     width, height = meta["size"]
     if frames < 2:
         raise _one_frame(path, frames)
-    fps = float(meta.get("fps") or DEFAULT_FPS)
-    return Clip(path, frames, width, height, fps)
+    fps = _rate_written(path) or float(meta.get("fps") or DEFAULT_FPS)
+    return Clip(path, frames, width, height, fps, has_sound=bool(meta.get("audio_codec")))
+
+
+def _rate_written(path: Path) -> float | None:
+    """The frame rate motif-lite wrote a GIF or WebP at, from the settings it keeps: these formats store whole
+    milliseconds per frame (a GIF tens of them), which ffmpeg reads back as another rate (a 24 fps GIF as 25)."""
+    from motif_lite.io.settings_file import read_settings
+
+    if path.suffix.lower() not in (".gif", ".webp"):
+        return None
+    try:
+        fps = read_settings(path).values.get("fps")
+    except MotifLiteError:  # not written by motif-lite: ffmpeg's rate is all there is
+        return None
+    return float(fps) if isinstance(fps, int | float) and not isinstance(fps, bool) and fps > 0 else None
 
 
 def _read_png_sequence(pattern: Path) -> Clip:
     first = _frame_file(pattern, 0)
     if not first.is_file():
-        raise ClipError(f"the clip to extend was not found: {pattern} has no frame {first.name}")
+        # ffmpeg numbers the frames it writes from 1 unless told otherwise
+        from_one = _frame_file(pattern, 1).is_file()
+        hint = " (it starts at frame 1: write it with ffmpeg's -start_number 0)" if from_one else ""
+        raise ClipError(f"the clip to extend was not found: {pattern} has no frame {first.name}{hint}")
     frames = 1
     while _frame_file(pattern, frames).is_file():
         frames += 1
@@ -160,6 +193,11 @@ def _read_png_sequence(pattern: Path) -> Clip:
     with PIL.Image.open(first) as image:
         width, height = image.size
         fps = float(image.info.get("fps", DEFAULT_FPS))
+    last = _frame_file(pattern, frames - 1)
+    with PIL.Image.open(last) as image:  # the next video's first frame; writing would fail only after sampling
+        if image.size != (width, height):
+            raise ClipError(f"{last.name} is {image.size[0]}x{image.size[1]} and {first.name} {width}x{height}: the "
+                            f"frames of {pattern.name} must be of one size")  # fmt: skip
     return Clip(pattern, frames, width, height, fps)
 
 
