@@ -80,6 +80,14 @@ def test_a_preview_that_would_replace_the_clip_or_join_it_is_refused(checkpoint,
     assert {file: file.read_bytes() for file in tmp_path.iterdir()} == before
 
 
+def test_the_preview_of_an_extension_shows_the_new_part_alone(pipe, tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4")
+    shapes = []
+    request = GenerationRequest(PROMPT, extend=clip, output=tmp_path / "longer.mp4", **{**NEW_PART, "steps": 2})
+    pipe.generate(request, on_preview=lambda done, steps, frames: shapes.append(tuple(frames.shape)), preview_every=1)
+    assert shapes == [(2, 8, 8, 3)]  # the 5 new frames' 2 latent frames (not the clip's 9), at twice 32 / 8
+
+
 def test_a_resumed_extensions_preview_may_not_be_its_clip_and_a_new_output_is_written(pipe, tmp_path, capsys):
     clip = make_clip(tmp_path / "clip.webp")
 
