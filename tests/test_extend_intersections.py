@@ -214,6 +214,17 @@ def test_a_clip_from_another_tool_with_sound_gets_a_note_that_the_sound_is_left_
     assert code == 0 and "has sound" not in err, err
 
 
+def test_a_phone_clip_stored_sideways_goes_on_upright_without_imageio_ffmpegs_warnings(checkpoint, tmp_path, capsys,
+                                                                                         caplog):  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=48x32:rate=24", "-frames:v", "7", str(tmp_path / "stored.mp4"))
+    clip = tmp_path / "portrait.mp4"  # the same frames with a rotation, as a phone stores a portrait video
+    ffmpeg("-display_rotation", "90", "-i", str(tmp_path / "stored.mp4"), "-c", "copy", str(clip))
+    code, _, err = dry_run(capsys, checkpoint, "--extend", str(clip), "-o", str(tmp_path / "o.mp4"))
+    assert code == 0 and "portrait.mp4 (7 frames, 32x48 at 24 fps)" in err, err
+    assert next(clip_frames(read_clip(clip))).shape == (48, 32, 3)
+    assert not [record for record in caplog.records if "source frame size" in record.getMessage()]
+
+
 @pytest.mark.parametrize(("name", "encoding"), [("odd.mov", "-crf 18"), ("odd_%03d.png", "-start_number 0")])
 def test_a_clip_whose_size_the_model_cannot_make_gets_a_resize_command_that_works(
     checkpoint, tmp_path, capsys, monkeypatch, name, encoding

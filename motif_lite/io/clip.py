@@ -8,7 +8,9 @@ are never all in memory: they are decoded when needed, once for the last frame a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import logging
 import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -88,7 +90,8 @@ def clip_frames(clip: Clip) -> Iterator[np.ndarray]:
     find_ffmpeg()  # a clear message when there is none
     reader = imageio_ffmpeg.read_frames(str(clip.path))
     try:
-        width, height = next(reader)["size"]  # the first item describes the video
+        with _upright_frames_expected():
+            width, height = next(reader)["size"]  # the first item describes the video
         for frame in reader:
             yield np.frombuffer(bytearray(frame), np.uint8).reshape(height, width, 3)  # writable, for torch
     finally:
@@ -151,7 +154,8 @@ def _read_video_file(path: Path) -> Clip:
     find_ffmpeg()
     try:
         reader = imageio_ffmpeg.read_frames(str(path))
-        meta = next(reader)
+        with _upright_frames_expected():
+            meta = next(reader)
         reader.close()
         frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
     except (OSError, RuntimeError):  # ffmpeg found no video stream in it: not a video, an audio file, damaged
@@ -162,6 +166,23 @@ def _read_video_file(path: Path) -> Clip:
         raise _one_frame(path, frames)
     fps = _rate_written(path) or float(meta.get("fps") or DEFAULT_FPS)
     return Clip(path, frames, width, height, fps, has_sound=bool(meta.get("audio_codec")))
+
+
+@contextlib.contextmanager
+def _upright_frames_expected() -> Iterator[None]:
+    """While inside, imageio-ffmpeg does not warn that a video's frames are read at another size than stored: a
+    phone's portrait clip is stored sideways with a rotation, and ffmpeg turns its frames upright, as players show
+    them and as the clip's size says (one line per read, five per run, would say nothing to do)."""
+
+    def not_the_turn(record: logging.LogRecord) -> bool:
+        return "is different from the source frame size" not in record.getMessage()
+
+    logger = logging.getLogger("imageio_ffmpeg")
+    logger.addFilter(not_the_turn)
+    try:
+        yield
+    finally:
+        logger.removeFilter(not_the_turn)
 
 
 def _rate_written(path: Path) -> float | None:
