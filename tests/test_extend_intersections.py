@@ -16,7 +16,7 @@ from test_resume import assert_user_error, run_cli
 
 from motif_lite import load_pipeline
 from motif_lite.io.clip import clip_frames, read_clip
-from motif_lite.io.ffmpeg import find_ffmpeg
+from motif_lite.io.ffmpeg import each_frame_once, find_ffmpeg
 from motif_lite.io.video import write_video
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime import parallel
@@ -223,6 +223,26 @@ def test_a_phone_clip_stored_sideways_goes_on_upright_without_imageio_ffmpegs_wa
     assert code == 0 and "portrait.mp4 (7 frames, 32x48 at 24 fps)" in err, err
     assert next(clip_frames(read_clip(clip))).shape == (48, 32, 3)
     assert not [record for record in caplog.records if "source frame size" in record.getMessage()]
+
+
+def test_a_variable_rate_clip_gives_each_of_its_frames_once(pipe, tmp_path):
+    # A screen or phone recording: frames 3 to 5 come 4 frame times apart. By default ffmpeg's pipe of frames
+    # repeats them to a constant rate (28 frames here), which the clip's count (6) and rate did not say.
+    clip = tmp_path / "screen.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=32x32:rate=24,trim=end_frame=6,setpts='if(lt(N,3),N,N*4)/24/TB'",
+           "-fps_mode", "passthrough", str(clip))  # fmt: skip
+    assert read_clip(clip).frames == len(list(clip_frames(read_clip(clip)))) == 6
+    result = pipe.generate(GenerationRequest(PROMPT, extend=clip, output=tmp_path / "o.mp4", **NEW_PART))
+    assert result.frames_written == len(frames_of(result.output)) == 6 + 5 - 1
+
+
+@pytest.mark.parametrize(("said", "option"), [("4.4.2-0ubuntu0.22.04.1", "-vsync"), ("n9.0.2-17-g2a5", "-fps_mode"),
+                                              ("N-117043-g8707c8660d", "-fps_mode")])  # fmt: skip
+def test_each_frame_once_takes_the_option_of_the_ffmpeg_found(tmp_path, said, option):
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(f"#!/bin/sh\necho 'ffmpeg version {said} Copyright (c) 2000-2024 the FFmpeg developers'\n")
+    fake.chmod(0o755)
+    assert each_frame_once(str(fake)) == [option, "passthrough"]
 
 
 @pytest.mark.parametrize(("name", "encoding"), [("odd.mov", "-crf 18"), ("odd_%03d.png", "-start_number 0")])

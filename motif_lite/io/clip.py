@@ -21,7 +21,7 @@ import PIL.Image
 import torch
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.ffmpeg import find_ffmpeg
+from motif_lite.io.ffmpeg import each_frame_once, find_ffmpeg
 from motif_lite.io.staging import is_frame_sequence
 from motif_lite.paths import user_path
 
@@ -87,8 +87,9 @@ def clip_frames(clip: Clip) -> Iterator[np.ndarray]:
         return
     import imageio_ffmpeg
 
-    find_ffmpeg()  # a clear message when there is none
-    reader = imageio_ffmpeg.read_frames(str(clip.path))
+    exe = find_ffmpeg()  # a clear message when there is none
+    # Each stored frame once, as many as the clip counts (a variable-rate clip would come out with frames repeated).
+    reader = imageio_ffmpeg.read_frames(str(clip.path), output_params=each_frame_once(exe))
     try:
         with _upright_frames_expected():
             width, height = next(reader)["size"]  # the first item describes the video
