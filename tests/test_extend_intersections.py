@@ -187,6 +187,14 @@ def test_the_clip_under_another_spelling_or_through_a_symlink_is_never_the_outpu
 # Clips
 
 
+@pytest.mark.parametrize("name", ["clip.mov", "clip.webm", "clip.mkv"])
+def test_a_clip_of_an_odd_frame_count_at_12_fps_goes_on_at_its_rate(pipe, tmp_path, name):
+    clip = make_clip(tmp_path / name, frames=7, fps=12.0)
+    request = GenerationRequest(PROMPT, extend=clip, output=tmp_path / "longer.mp4", fps=12.0, **NEW_PART)
+    longer = read_clip(pipe.generate(request).output)
+    assert (longer.frames, longer.fps) == (7 + 5 - 1, 12.0)
+
+
 def test_a_gif_or_webp_motif_lite_wrote_goes_on_at_the_rate_it_was_written_at(pipe, tmp_path):
     # Their frame times are whole milliseconds (a GIF's tens): ffmpeg reads a 24 fps GIF as 25 fps, and the settings
     # motif-lite keeps in the file say 24.
