@@ -88,7 +88,9 @@ def test_the_preview_of_an_extension_shows_the_new_part_alone(pipe, tmp_path):
     assert shapes == [(2, 8, 8, 3)]  # the 5 new frames' 2 latent frames (not the clip's 9), at twice 32 / 8
 
 
-def test_a_resumed_extensions_preview_may_not_be_its_clip_and_a_new_output_is_written(pipe, tmp_path, capsys):
+def test_a_resumed_extension_refuses_its_clip_as_preview_says_to_put_a_moved_clip_back_and_takes_a_new_output(
+    pipe, tmp_path, capsys
+):
     clip = make_clip(tmp_path / "clip.webp")
 
     def stop(stage, done, total):
@@ -101,6 +103,12 @@ def test_a_resumed_extensions_preview_may_not_be_its_clip_and_a_new_output_is_wr
     stopped = str(tmp_path / "longer.latents.safetensors")
     code, _, err = run_cli(capsys, "--resume", stopped, "--preview", str(clip), "--dry-run")
     assert_user_error(code, err, f"is the clip {clip} the run goes on from")
+    moved = clip.rename(tmp_path / "moved.webp")
+    for given_again in ([], ["--extend", str(moved)]):  # --extend cannot stand in for it: the message says so first
+        code, _, err = run_cli(capsys, "--resume", stopped, *given_again, "--dry-run")
+        assert_user_error(code, err, f"the clip the run being resumed goes on from, {clip}, is no longer there: put "
+                                     "it back there to resume")  # fmt: skip
+    moved.rename(clip)
     code, _, err = run_cli(capsys, "--resume", stopped, "-o", str(tmp_path / "again.mp4"))
     assert code == 0, err
     assert read_clip(tmp_path / "again.mp4").frames == 9 + 5 - 1 and not (tmp_path / "longer.mp4").exists()
