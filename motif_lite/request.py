@@ -233,6 +233,8 @@ def _checked_clip(request: GenerationRequest, frames: int | None, size_ok: bool)
         raise RequestError(f"going on from a clip needs --video-frames {TEMPORAL_FACTOR + 1} or more: with {frames} "
                            "the first frame conditions nothing and no new frame follows it")  # fmt: skip
     clip = read_clip(request.extend)
+    if not size_ok and (clip.width, clip.height) == (request.width, request.height):  # the clip's own size is wrong
+        raise RequestError(f"{clip.path.name} is {clip.width}x{clip.height}: {_clip_size_fix(clip)}")
     if size_ok and (clip.width, clip.height) != (request.width, request.height):
         raise RequestError(
             f"{clip.path.name} is {clip.width}x{clip.height} and the new frames would be "
@@ -244,15 +246,19 @@ def _checked_clip(request: GenerationRequest, frames: int | None, size_ok: bool)
 def _clip_size_fix(clip: Clip) -> str:
     """What to do about a clip whose size differs from the request's: its size, when the model can make it, else
     the ffmpeg command that resizes the clip to the nearest size it can."""
+    from motif_lite.io.staging import is_frame_sequence
+
     if clip.width % SIZE_MULTIPLE == 0 and clip.height % SIZE_MULTIPLE == 0:
         return f"give -W {clip.width} -H {clip.height} (width={clip.width}, height={clip.height}), or leave them out"
     width, height = (
         max(SIZE_MULTIPLE, round(side / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in (clip.width, clip.height)
     )
     resized = f"{clip.path.stem}-{width}x{height}{clip.path.suffix}"
+    # A PNG sequence stays lossless and must start at frame 0 (ffmpeg's own numbering starts at 1).
+    encoding = "-start_number 0" if is_frame_sequence(clip.path) else "-crf 18"
     return (
         f"the model makes sides in multiples of {SIZE_MULTIPLE}: resize the clip first, e.g. ffmpeg -i "
-        f"{shlex.quote(str(clip.path))} -vf scale={width}:{height} -crf 18 {shlex.quote(resized)}, and extend that"
+        f"{shlex.quote(str(clip.path))} -vf scale={width}:{height} {encoding} {shlex.quote(resized)}, and extend that"
     )
 
 
@@ -261,13 +267,17 @@ def _extension_notes(clip: Clip, frames: int, fps: float, output: str | Path) ->
     clip's frames then play faster or slower)."""
     total = clip.frames + frames - 1
     notes = [
-        f"going on from {clip.describe()}: its last frame is the first frame; {output} holds its {clip.frames} frames "
+        f"going on from {clip.describe()}: its last frame is the first frame; the video holds its {clip.frames} frames "
         f"and {frames - 1} new ones, {total} in all ({total / fps:.2f} s at {fps:g} fps); the clip is decoded and "
         "encoded again with them, frame by frame"
     ]
     if abs(fps - clip.fps) > 1e-3 * clip.fps:
         notes.append(f"--fps {fps:g} is not the clip's {clip.fps:g}: its frames play at {fps:g} fps in the longer "
                      "video too; leave --fps out to keep the clip's")  # fmt: skip
+    if clip.has_sound:  # written frames carry no sound: say so rather than lose it without a word
+        notes.append(f"{clip.path.name} has sound, which the longer video leaves out (motif-lite writes pictures "
+                     f"only); put it back with ffmpeg -i {shlex.quote(str(output))} -i {shlex.quote(str(clip.path))} "
+                     "-map 0:v -map 1:a -c:v copy with-sound.mp4")  # fmt: skip
     return notes
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from motif_lite.cli.common import lora_args
 from motif_lite.cli.resume import resume_args, resumed_request
-from motif_lite.cli.run_request import check_flags, request_from_args
+from motif_lite.cli.run_request import check_flags, request_from_args, take_clip_defaults
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ def launch_run(args: argparse.Namespace) -> int:
         raise ParallelError(copies)
     resume = resume_args(args)[0] if args.resume is not None else None
     check_flags(args, resume)
+    if args.extend is not None:  # as each rank's run will: the clip's size and frame rate where no flag gives them
+        take_clip_defaults(args)
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, None)
     request, _ = unresolved.resolve()
     layout = parallel_layout(args, request, args.gpus)

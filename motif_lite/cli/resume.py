@@ -61,6 +61,9 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
         saved, note = _image_given_again(saved, args.image, image_state)
         notes.append(note)
         given.discard("image")
+    if _clip_gone(saved):  # unlike an image, a clip is not given again: its frames, all of them, begin the video
+        raise RequestError(f"the clip the run being resumed goes on from, {saved.request['extend']}, is no longer "
+                           "there: put it back there to resume (the longer video begins with its frames)")  # fmt: skip
     if clash := [dest for dest in REQUEST_DESTS if dest in given]:
         flags = ", ".join("--" + dest.replace("_", "-") for dest in clash)
         raise RequestError(f"--resume goes on with the video {saved.file} describes: leave out {flags} (-o may "
@@ -192,6 +195,14 @@ def _image_gone_or_changed(saved: SavedLatents) -> str | None:
     if expected is not None and image_sha256(Path(image)) != expected:
         return "overwritten"
     return None
+
+
+def _clip_gone(saved: SavedLatents) -> bool:
+    """Whether the stopped run went on from a clip (`--extend`) that is no longer where it was."""
+    from motif_lite.io.clip import last_frame_file
+
+    clip = saved.request.get("extend")
+    return clip is not None and not last_frame_file(clip).is_file()
 
 
 def _image_given_again(saved: SavedLatents, image: str, image_state: str) -> tuple[SavedLatents, str]:

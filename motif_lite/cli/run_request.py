@@ -48,11 +48,17 @@ def take_clip_defaults(args: argparse.Namespace) -> None:
     out: the longer video keeps the clip's size (which the request then checks) and plays at its rate."""
     from motif_lite.cli.run_flags import run_flags_given
     from motif_lite.io.clip import read_clip
+    from motif_lite.request import RequestError
 
     clip = read_clip(args.extend)  # a missing or unreadable clip: its error, before anything else
     _, given = run_flags_given(args)
     recalled = getattr(args, "recalled", None)
     taken = recalled.taken if recalled is not None else frozenset()
+    if {"width", "height"} & taken and (args.width, args.height) != clip.size:  # leaving -W/-H out cannot help
+        file = recalled.file.name
+        raise RequestError(f"{file} is {args.width}x{args.height} and the clip {clip.path.name} {clip.width}x"
+                           f"{clip.height}: one video has one size; give -W {clip.width} -H {clip.height} to go on "
+                           f"from the clip with {file}'s other settings")  # fmt: skip
     for dest, value in (("width", clip.width), ("height", clip.height), ("fps", clip.fps)):
         if dest not in given and dest not in taken:
             setattr(args, dest, value)
@@ -151,6 +157,7 @@ def _file_named(text: str) -> str | None:
 def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
     """The checks of flags that need no model, made before anything starts (also before `--gpus N` starts its
     processes, each of which would fail with the same message)."""
+    from motif_lite.io.clip import is_clip_file
     from motif_lite.request import RequestError
 
     if args.prompt is None and not args.dry_run and resume is None and args.settings_from is None:
@@ -168,6 +175,11 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
     if resumed_image and _same_file(args.preview, resumed_image):
         raise RequestError(f"--preview {args.preview} is the input image of the run being resumed: the previews would "
                            "replace your image; give the preview its own file")  # fmt: skip
+    resumed_clip = resume.request.get("extend") if resume is not None and args.preview else None  # no --extend
+    clip = args.extend or resumed_clip
+    if args.preview and clip and is_clip_file(clip, args.preview):
+        raise RequestError(f"--preview {args.preview} is the clip {clip} the run goes on from (or one of its frames): "
+                           "the previews would replace it; give the preview its own file")  # fmt: skip
 
 
 def _same_file(a: str | Path, b: str | Path) -> bool:

@@ -69,17 +69,19 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     stored = read_settings(args.settings_from)
     _, given = run_flags_given(args)
     fields = _without_replaced_guidance(request_fields_of(stored.values), given, args.guidance)
+    # A first frame given either way (-i, --extend) stands for the file's, given either way: both are image-to-video.
+    first_frame_given = bool({"image", "extend"} & given)
     image = fields.pop("image", None)  # by its file name only
-    if image is not None and "image" not in given:
+    if image is not None and not first_frame_given:
         raise RequestError(f"{stored.file.name} was made image-to-video from {image}, and the file keeps the image's "
                            f"name only: give it again with -i PATH")  # fmt: skip
     clip = fields.pop("extend", None)  # likewise
-    if clip is not None and "extend" not in given:
+    if clip is not None and not first_frame_given:
         raise RequestError(
             f"{stored.file.name} goes on from the clip {clip} (its first frames), and the file keeps the "
             "clip's name only: give it again with --extend PATH (the same new frames then follow it)"
         )
-    if image is None and args.image is not None:  # -i makes image-to-video of a text-to-video file's settings
+    if image is None and clip is None and first_frame_given:  # image-to-video of a text-to-video file's settings
         fields.pop("flow_shift", None)  # the file's was for the other kind: the checkpoint's or the official one
     taken = {field for field in fields if _dest(field) not in given}
     for field in taken:

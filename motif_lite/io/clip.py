@@ -8,7 +8,9 @@ are never all in memory: they are decoded when needed, once for the last frame a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import logging
 import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ import PIL.Image
 import torch
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.ffmpeg import find_ffmpeg
+from motif_lite.io.ffmpeg import each_frame_once, find_ffmpeg
 from motif_lite.io.staging import is_frame_sequence
 from motif_lite.paths import user_path
 
@@ -39,6 +41,7 @@ class Clip:
     width: int
     height: int
     fps: float
+    has_sound: bool = False  # an audio stream, which the longer video does not keep
 
     @property
     def size(self) -> tuple[int, int]:
@@ -84,10 +87,12 @@ def clip_frames(clip: Clip) -> Iterator[np.ndarray]:
         return
     import imageio_ffmpeg
 
-    find_ffmpeg()  # a clear message when there is none
-    reader = imageio_ffmpeg.read_frames(str(clip.path))
+    exe = find_ffmpeg()  # a clear message when there is none
+    # Each stored frame once, as many as the clip counts (a variable-rate clip would come out with frames repeated).
+    reader = imageio_ffmpeg.read_frames(str(clip.path), output_params=each_frame_once(exe))
     try:
-        width, height = next(reader)["size"]  # the first item describes the video
+        with _upright_frames_expected():
+            width, height = next(reader)["size"]  # the first item describes the video
         for frame in reader:
             yield np.frombuffer(bytearray(frame), np.uint8).reshape(height, width, 3)  # writable, for torch
     finally:
@@ -116,6 +121,21 @@ def last_frame_file(path: str | Path) -> Path:
     return _frame_file(path, max(count, default=0))
 
 
+def is_clip_file(clip: str | Path, file: str | Path) -> bool:
+    """Whether `file` is one the clip at `clip` is read from: the video file, or a frame of a PNG sequence, or the
+    frame after its last, which would join it (checked before a run writes `file`, as the clip is read again)."""
+    target = user_path(file).resolve()
+    path = user_path(clip)
+    if not is_frame_sequence(path):
+        return path.resolve() == target
+    for index in itertools.count():
+        frame = _frame_file(path, index)
+        if frame.resolve() == target:
+            return True
+        if not frame.is_file():
+            return False
+
+
 def joined_frames(clip: Clip, new: Iterable[torch.Tensor]) -> Iterator[torch.Tensor | np.ndarray]:
     """The longer video's frames, as `write_video` takes them: the clip's frames, then the `new` ones without their
     first, which is the clip's last frame again (decoded from its latents, so not bit for bit the clip's)."""
@@ -135,7 +155,8 @@ def _read_video_file(path: Path) -> Clip:
     find_ffmpeg()
     try:
         reader = imageio_ffmpeg.read_frames(str(path))
-        meta = next(reader)
+        with _upright_frames_expected():
+            meta = next(reader)
         reader.close()
         frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
     except (OSError, RuntimeError):  # ffmpeg found no video stream in it: not a video, an audio file, damaged
@@ -144,14 +165,48 @@ def _read_video_file(path: Path) -> Clip:
     width, height = meta["size"]
     if frames < 2:
         raise _one_frame(path, frames)
-    fps = float(meta.get("fps") or DEFAULT_FPS)
-    return Clip(path, frames, width, height, fps)
+    fps = _rate_written(path) or float(meta.get("fps") or DEFAULT_FPS)
+    return Clip(path, frames, width, height, fps, has_sound=bool(meta.get("audio_codec")))
+
+
+@contextlib.contextmanager
+def _upright_frames_expected() -> Iterator[None]:
+    """While inside, imageio-ffmpeg does not warn that a video's frames are read at another size than stored: a
+    phone's portrait clip is stored sideways with a rotation, and ffmpeg turns its frames upright, as players show
+    them and as the clip's size says (one line per read, five per run, would say nothing to do)."""
+
+    def not_the_turn(record: logging.LogRecord) -> bool:
+        return "is different from the source frame size" not in record.getMessage()
+
+    logger = logging.getLogger("imageio_ffmpeg")
+    logger.addFilter(not_the_turn)
+    try:
+        yield
+    finally:
+        logger.removeFilter(not_the_turn)
+
+
+def _rate_written(path: Path) -> float | None:
+    """The frame rate motif-lite wrote a GIF or WebP at, from the settings it keeps: these formats store whole
+    milliseconds per frame (a GIF tens of them), which ffmpeg reads back as another rate (a 24 fps GIF as 25)."""
+    from motif_lite.io.settings_file import read_settings
+
+    if path.suffix.lower() not in (".gif", ".webp"):
+        return None
+    try:
+        fps = read_settings(path).values.get("fps")
+    except MotifLiteError:  # not written by motif-lite: ffmpeg's rate is all there is
+        return None
+    return float(fps) if isinstance(fps, int | float) and not isinstance(fps, bool) and fps > 0 else None
 
 
 def _read_png_sequence(pattern: Path) -> Clip:
     first = _frame_file(pattern, 0)
     if not first.is_file():
-        raise ClipError(f"the clip to extend was not found: {pattern} has no frame {first.name}")
+        # ffmpeg numbers the frames it writes from 1 unless told otherwise
+        from_one = _frame_file(pattern, 1).is_file()
+        hint = " (it starts at frame 1: write it with ffmpeg's -start_number 0)" if from_one else ""
+        raise ClipError(f"the clip to extend was not found: {pattern} has no frame {first.name}{hint}")
     frames = 1
     while _frame_file(pattern, frames).is_file():
         frames += 1
@@ -160,6 +215,11 @@ def _read_png_sequence(pattern: Path) -> Clip:
     with PIL.Image.open(first) as image:
         width, height = image.size
         fps = float(image.info.get("fps", DEFAULT_FPS))
+    last = _frame_file(pattern, frames - 1)
+    with PIL.Image.open(last) as image:  # the next video's first frame; writing would fail only after sampling
+        if image.size != (width, height):
+            raise ClipError(f"{last.name} is {image.size[0]}x{image.size[1]} and {first.name} {width}x{height}: the "
+                            f"frames of {pattern.name} must be of one size")  # fmt: skip
     return Clip(pattern, frames, width, height, fps)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 
@@ -51,3 +52,15 @@ def _version_failure(exe: str) -> str | None:
         said = done.stderr.decode(errors="replace").strip().splitlines()
         return f"-version exited with code {done.returncode}" + (f": {said[-1]}" if said else "")
     return None
+
+
+@functools.cache
+def each_frame_once(exe: str) -> list[str]:
+    """The output option with which ffmpeg at `exe` passes a video's frames as they are stored, each once. By default
+    a pipe of frames is made constant-rate, so that a variable-rate video (a screen or phone recording) comes out
+    with frames repeated or dropped: more or fewer than the frames it counts. `-fps_mode` since ffmpeg 5.1, `-vsync`
+    before it (9.0 no longer takes it); a build without a version number (from git) is taken to be recent."""
+    done = subprocess.run([exe, "-version"], capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
+    version = re.search(r"version n?(\d+)\.(\d+)", done.stdout.decode(errors="replace"))
+    older = version is not None and (int(version[1]), int(version[2])) < (5, 1)
+    return ["-vsync" if older else "-fps_mode", "passthrough"]
