@@ -147,10 +147,14 @@ class KeptEncodings:
 def image_sha256(path: Path) -> str | None:
     """The SHA-256 of an input image file's bytes: what a stopped run keeps to recognise its image moved. None if
     it cannot be read (gone while sampling): the state is saved all the same."""
+    digest = hashlib.sha256()
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        with open(path, "rb") as file:  # in pieces: a clip's video file may be hundreds of MB
+            for piece in iter(lambda: file.read(1 << 20), b""):
+                digest.update(piece)
     except OSError:
         return None
+    return digest.hexdigest()
 
 
 def first_frame_sha256(request: GenerationRequest) -> str | None:
