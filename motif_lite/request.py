@@ -15,7 +15,6 @@ import numbers
 import re
 import secrets
 import shlex
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from motif_lite.choices import GUIDANCE_METHODS, SAMPLERS
 from motif_lite.errors import MotifLiteError
+from motif_lite.prompt_notes import language_notes, syntax_notes
 from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ class GenerationRequest:
         notes += _beyond_training_notes(self.width, self.height, frames)
         notes += _extension_notes(clip, frames, self.fps, self.output) if clip is not None else []
         for text, label in ((self.prompt, "prompt"), (self.negative_prompt, "negative prompt")):
-            notes += _language_notes(text, label) + _syntax_notes(text, label)
+            notes += language_notes(text, label) + syntax_notes(text, label)
         if image is not None and not resolved.conditions_on_image:  # frames are 4k+1 here: 1 frame
             notes.append(
                 "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
@@ -299,57 +299,6 @@ def _beyond_training_notes(width: int, height: int, frames: int) -> list[str]:
         notes.append(
             f"{width}x{height} is more pixels than the model was trained at (1280x736): subjects may repeat or "
             "distort; make it at 1280x736 (or its shape at that many pixels) and upscale the video"
-        )
-    return notes
-
-
-# Languages by the script of their letters (the first word of the letters' Unicode names): kana is Japanese also where
-# kanji ("CJK", Chinese characters) outnumber it; other scripts are named as scripts (Cyrillic, Arabic, ...).
-_JAPANESE = {"HIRAGANA", "KATAKANA"}
-_LANGUAGES = {"CJK": "Chinese", "HANGUL": "Korean"}
-
-
-def _language_notes(text: str, label: str) -> list[str]:
-    """A note when most letters of `text` are of a script other than Latin (Chinese, Korean, Cyrillic, ...): the
-    training captions were English only, so such a prompt may be followed loosely, and a user coming from models
-    trained on Chinese too (Wan) would otherwise blame the runtime. Latin-script languages are not told apart from
-    English: they get no note."""
-    scripts = [
-        unicodedata.name(c, "?").split()[0] for c in text if c.isalpha() and "LATIN" not in unicodedata.name(c, "")
-    ]
-    letters = sum(c.isalpha() for c in text)
-    if not scripts or len(scripts) * 2 <= letters:
-        return []
-    main = max(set(scripts), key=scripts.count)
-    language = "Japanese" if _JAPANESE & set(scripts) else _LANGUAGES.get(main, f"{main.title()} script")
-    return [
-        f"the {label} is mostly in {language}: the model was trained on English captions only, so it may follow "
-        f"this {label} loosely; an English translation is what it knows best"
-    ]
-
-
-# Other tools' prompt syntax, which the text encoder reads as plain text here (as in diffusers' pipeline):
-# ComfyUI's and A1111's emphasis "(red fox:1.3)" and "((red fox))" (words before the colon: "(16:9)" is no weight),
-# and A1111's LoRA tags "<lora:name:0.8>".
-_WEIGHTED = re.compile(r"\([^()]*[^\W\d_][^()]*:\s*-?\d+(?:\.\d+)?\s*\)|\(\([^()]+\)\)")
-_LORA_TAG = re.compile(r"<lora:([^:>]+)(?::\s*(-?\d+(?:\.\d+)?))?\s*>", re.IGNORECASE)
-
-
-def _syntax_notes(text: str, label: str) -> list[str]:
-    """Notes for other tools' prompt syntax in `text`, which is read as plain text here: a user coming from
-    ComfyUI or A1111 expects `(red fox:1.3)` to weigh words and `<lora:name:0.8>` to load a LoRA."""
-    notes = []
-    if weighted := _WEIGHTED.search(text):
-        notes.append(
-            f"the {label} has {weighted[0]!r}, ComfyUI's and A1111's weighting syntax: motif-lite, like diffusers, "
-            "gives the text encoder the prompt as written, so the brackets (and any number) are read as text; "
-            "describe what matters in words instead"
-        )
-    if tag := _LORA_TAG.search(text):
-        strength = f":{tag[2]}" if tag[2] else ""
-        notes.append(
-            f"the {label} has {tag[0]!r}, A1111's LoRA tag, which is read as text here: LoRAs are given as flags, "
-            f'--lora {tag[1]}.safetensors{strength} (docs/usage.md, "LoRA adapters")'
         )
     return notes
 

@@ -1,0 +1,58 @@
+"""Notes on a prompt the text encoder may not read as the user means it: one mostly in another script than Latin
+(the training captions were English only), and other tools' syntax that is read as plain text here (ComfyUI's and
+A1111's weights, A1111's LoRA tags). Notes only: the prompt is never rewritten."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Languages by the script of their letters (the first word of the letters' Unicode names): kana is Japanese also where
+# kanji ("CJK", Chinese characters) outnumber it; other scripts are named as scripts (Cyrillic, Arabic, ...).
+_JAPANESE = {"HIRAGANA", "KATAKANA"}
+_LANGUAGES = {"CJK": "Chinese", "HANGUL": "Korean"}
+
+
+def language_notes(text: str, label: str) -> list[str]:
+    """A note when most letters of `text` are of a script other than Latin (Chinese, Korean, Cyrillic, ...): the
+    training captions were English only, so such a prompt may be followed loosely, and a user coming from models
+    trained on Chinese too (Wan) would otherwise blame the runtime. Latin-script languages are not told apart from
+    English: they get no note."""
+    scripts = [
+        unicodedata.name(c, "?").split()[0] for c in text if c.isalpha() and "LATIN" not in unicodedata.name(c, "")
+    ]
+    letters = sum(c.isalpha() for c in text)
+    if not scripts or len(scripts) * 2 <= letters:
+        return []
+    main = max(set(scripts), key=scripts.count)
+    language = "Japanese" if _JAPANESE & set(scripts) else _LANGUAGES.get(main, f"{main.title()} script")
+    return [
+        f"the {label} is mostly in {language}: the model was trained on English captions only, so it may follow "
+        f"this {label} loosely; an English translation is what it knows best"
+    ]
+
+
+# Other tools' prompt syntax, which the text encoder reads as plain text here (as in diffusers' pipeline):
+# ComfyUI's and A1111's emphasis "(red fox:1.3)" and "((red fox))" (words before the colon: "(16:9)" is no weight),
+# and A1111's LoRA tags "<lora:name:0.8>".
+_WEIGHTED = re.compile(r"\([^()]*[^\W\d_][^()]*:\s*-?\d+(?:\.\d+)?\s*\)|\(\([^()]+\)\)")
+_LORA_TAG = re.compile(r"<lora:([^:>]+)(?::\s*(-?\d+(?:\.\d+)?))?\s*>", re.IGNORECASE)
+
+
+def syntax_notes(text: str, label: str) -> list[str]:
+    """Notes for other tools' prompt syntax in `text`, which is read as plain text here: a user coming from
+    ComfyUI or A1111 expects `(red fox:1.3)` to weigh words and `<lora:name:0.8>` to load a LoRA."""
+    notes = []
+    if weighted := _WEIGHTED.search(text):
+        notes.append(
+            f"the {label} has {weighted[0]!r}, ComfyUI's and A1111's weighting syntax: motif-lite, like diffusers, "
+            "gives the text encoder the prompt as written, so the brackets (and any number) are read as text; "
+            "describe what matters in words instead"
+        )
+    if tag := _LORA_TAG.search(text):
+        strength = f":{tag[2]}" if tag[2] else ""
+        notes.append(
+            f"the {label} has {tag[0]!r}, A1111's LoRA tag, which is read as text here: LoRAs are given as flags, "
+            f'--lora {tag[1]}.safetensors{strength} (docs/usage.md, "LoRA adapters")'
+        )
+    return notes
