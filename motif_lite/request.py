@@ -272,8 +272,9 @@ def _extension_notes(clip: Clip, frames: int, fps: float, output: str | Path) ->
         "encoded again with them, frame by frame"
     ]
     if abs(fps - clip.fps) > 1e-3 * clip.fps:
-        notes.append(f"--fps {fps:g} is not the clip's {clip.fps:g}: its frames play at {fps:g} fps in the longer "
-                     "video too; leave --fps out to keep the clip's")  # fmt: skip
+        # The rate may come from --fps or from --settings-from's file: the fix is the flag either way.
+        notes.append(f"{fps:g} fps is not the clip's {clip.fps:g}: its frames play at {fps:g} fps in the longer "
+                     f"video too; --fps {clip.fps:g} keeps the clip's rate")  # fmt: skip
     if clip.has_sound:  # written frames carry no sound: say so rather than lose it without a word
         notes.append(f"{clip.path.name} has sound, which the longer video leaves out (motif-lite writes pictures "
                      f"only); put it back with ffmpeg -i {shlex.quote(str(output))} -i {shlex.quote(str(clip.path))} "

@@ -73,7 +73,8 @@ def test_the_clip_decides_size_and_fps_unless_a_flag_does(checkpoint, tmp_path, 
     assert "holds its 9 frames and 120 new ones, 129 in all" in out.err
     assert cli.main([*dry_run, "--fps", "24", "-o", str(tmp_path / "o.mp4")]) == 0
     out = capsys.readouterr()
-    assert "64x48, 121 frames at 24 fps" in out.out and "--fps 24 is not the clip's 12" in out.err
+    assert "64x48, 121 frames at 24 fps" in out.out and "24 fps is not the clip's 12" in out.err
+    assert "--fps 12 keeps the clip's rate" in out.err
 
 
 def refused(tmp_path, capsys, monkeypatch, *flags: str) -> str:
