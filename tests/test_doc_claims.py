@@ -3,6 +3,9 @@ tests. Each test names the doc line it backs."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -91,3 +94,16 @@ def test_a_run_over_its_ram_budget_is_refused_before_anything_loads(checkpoint, 
     err = capsys.readouterr().err
     assert "GiB of host memory, but --ram is 0.10 GiB" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_recipe_table_of_docs_quantize_is_the_quantizers():
+    # docs/quantize.md, "Recipes (`--type`)": each row's type per tensor class is the one get_recipe gives.
+    from motif_lite.quantize import get_recipe
+
+    text = (Path(__file__).resolve().parent.parent / "docs/quantize.md").read_text()
+    rows = re.findall(r"^\| (Q\w+) \| (Q\w+) \| (Q\w+) \| (Q\w+) \| (Q\w+) \| (Q\w+) \| [\d.]+ GB \|", text, re.M)
+    assert len(rows) == 10, rows
+    for name, *types in rows:
+        recipe = get_recipe(name)
+        classes = [recipe.base, recipe.sensitive, recipe.modulation, recipe.edge, recipe.embed]
+        assert [t.name for t in classes] == types, name
