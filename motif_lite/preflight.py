@@ -138,7 +138,7 @@ def check_loras(specs: list[LoRASpec], sources: ModelSources) -> list[LoRAFile]:
 
 def batched_guidance(wanted: bool | None, device: torch.device, plan: Plan | None = None) -> tuple[bool, bool]:
     """(whether a guided step's two predictions run as one batch-2 forward, whether an explicit request for that
-    was refused): `wanted` (`--batch-guidance`; None: on a GPU, as batch 2 measured 3-10 % slower on the CPU,
+    was refused): `wanted` (`--batch-guidance`; None: on a GPU, as batch 2 measured 3-11 % slower on the CPU,
     docs/benchmarks.md) where the memory plan has room for two rows per forward (`plan.cfg_batch`; None: no plan)."""
     no_room = plan is not None and plan.cfg_batch < 2
     if wanted is None:
