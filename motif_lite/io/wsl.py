@@ -3,12 +3,15 @@
     is_wsl()                                 # "microsoft" in /proc/sys/kernel/osrelease
     windows_drive_note([gguf, vae_file])     # files on /mnt/c etc.: slow to read, the copy command
     libcuda_fix(str(error))                  # Triton cannot find the driver's libcuda.so: where it is
+    windows_gpu_driver()                     # on Windows or WSL2: the driver spills into system memory
 
 - The Windows drives appear under /mnt/c, /mnt/d, ... through a 9p file server ("drvfs"): reading gigabytes from
   there, and memory-mapping them, is many times slower than from the VM's own disk (the Linux home).
 - The VM gets part of the Windows machine's memory (by default half), set in %UserProfile%\\.wslconfig.
 - CUDA on WSL limits page-locked (pinned) host memory (NVIDIA's "CUDA on WSL" user guide).
 - The NVIDIA driver comes from Windows: its libcuda.so lies in /usr/lib/wsl/lib, where Triton does not always look.
+  So, like Windows itself, WSL2 has the driver that spills memory beyond the GPU into system memory
+  (`devices.sysmem_spill_note`).
 
 Every function takes the text of the /proc file it reads as an optional argument, so that the tests can pass a WSL
 machine's contents; without it, the file is read (a file that cannot be read: not WSL, no Windows mounts).
@@ -19,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -124,3 +128,9 @@ def libcuda_fix(error: str, osrelease: str | None = None) -> str | None:
         f"under WSL2 the driver's libcuda.so is in {WSL_LIBCUDA}: `export TRITON_LIBCUDA_PATH={WSL_LIBCUDA}` "
         "before motif-lite (or add it to ~/.bashrc) lets Triton find it"
     )
+
+
+def windows_gpu_driver(platform: str = sys.platform, osrelease: str | None = None) -> bool:
+    """Whether the GPU's driver is Windows' NVIDIA driver: on Windows itself (`platform`, as `sys.platform` says
+    it), or under WSL2, which maps that driver into the VM."""
+    return platform == "win32" or is_wsl(osrelease)
