@@ -77,3 +77,37 @@ def test_a_vram_above_the_free_memory_is_warned_about_only_where_it_spills():
     assert "spills into system memory" in note and "Leave --vram out" in note and "Prefer No Sysmem Fallback" in note
     assert vram_over_free_note(6 * GiB, 6 * GiB, windows_driver=True) is None  # fits
     assert vram_over_free_note(8 * GiB, 6 * GiB, windows_driver=False) is None  # Linux: out-of-memory, handled
+
+
+def _library(folder: Path, name: str = "libcuda.so.1") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(b"\x7fELF")
+    return folder / name
+
+
+def test_wsl_without_the_windows_drivers_libcuda_says_to_install_that_driver(tmp_path):
+    linux = tmp_path / "usr-lib"
+    for wsl_lib in (tmp_path / "absent", tmp_path / "wsl-lib"):
+        if wsl_lib.name == "wsl-lib":
+            _library(wsl_lib, "libd3d12.so")  # WSL's own libraries are there, the NVIDIA driver's are not
+        problem = wsl.wsl_driver_problem(wsl_lib, [linux])
+        assert f"{wsl_lib} has no libcuda.so" in problem and "driver for Windows" in problem
+        assert "wsl --shutdown" in problem
+
+
+def test_a_linux_driver_inside_wsl_is_named_with_how_to_find_its_package(tmp_path):
+    wsl_lib, linux = tmp_path / "wsl-lib", tmp_path / "usr-lib"
+    _library(wsl_lib)
+    linux_libcuda = _library(linux, "libcuda.so.535.183.01")
+    problem = wsl.wsl_driver_problem(wsl_lib, [linux, tmp_path / "absent"])
+    assert f"a Linux NVIDIA driver is installed inside WSL ({linux_libcuda})" in problem
+    assert f"`dpkg -S {linux_libcuda}`" in problem
+
+
+def test_a_link_to_the_windows_drivers_libcuda_is_not_a_linux_driver(tmp_path):
+    wsl_lib, linux = tmp_path / "wsl-lib", tmp_path / "usr-lib"
+    windows_libcuda = _library(wsl_lib)
+    linux.mkdir()
+    (linux / "libcuda.so.1").symlink_to(windows_libcuda)
+    assert wsl.linux_libcudas([linux], wsl_lib) == []
+    assert wsl.wsl_driver_problem(wsl_lib, [linux]) == wsl.WSL_DRIVER_FIX  # nothing more specific to say
