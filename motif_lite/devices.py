@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from motif_lite.errors import ConfigError, DeviceError
+from motif_lite.units import memory_size
 
 COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}  # --dtype name -> dtype
 
@@ -301,4 +302,59 @@ def amd_gpu_note(gpu: GpuFacts) -> str:
         f"{gpu.name} ({gpu.describe()}) is an AMD GPU (PyTorch's ROCm build), on which motif-lite has never run: "
         "runs there use torch's ops unless --kernels triton, exact attention for --attention int8 (never FP8), "
         "and no cuDNN or FA3 attention"
+    )
+
+
+# Windows' NVIDIA driver (since 536.40; WSL2 uses it too) does not fail a CUDA allocation that exceeds the GPU's
+# memory: it moves memory into "shared GPU memory", system RAM across PCIe, and the run goes on many times slower
+# (NVIDIA's support answer 5490, "System Memory Fallback for Stable Diffusion"). Linux's driver fails it instead,
+# with out-of-memory, which a run handles (it keeps its state for --resume and says how to lower memory). Since
+# driver 546.01 a Control Panel setting turns the fallback off.
+SYSMEM_FALLBACK_SETTING = (
+    'in the NVIDIA Control Panel (Windows), Manage 3D settings, set "CUDA - Sysmem Fallback Policy" to "Prefer No '
+    'Sysmem Fallback" (globally, or for the python.exe that runs motif-lite; driver 546.01 or later), then restart '
+    "motif-lite"
+)
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    """What the spill check knows of the GPU a run used: its `total_bytes` (`get_device_properties`), and whether
+    its driver is Windows' (`windows_driver`: on Windows or under WSL2), which spills into system memory."""
+
+    total_bytes: int
+    windows_driver: bool
+
+
+def sysmem_spill_note(peak_bytes: int | None, gpu: GpuMemory | None) -> str | None:
+    """When a run's peak of allocated device memory exceeded the whole GPU, which only Windows' driver allows: that
+    the excess went to system memory (slow) and the two fixes; else None.
+
+    Checked only with Windows' driver: Linux's fails an allocation beyond the GPU, so a peak above the total cannot
+    happen there, and one fix is a Windows setting. The driver starts spilling already near the GPU's total, so a
+    peak just below it may have spilled too: this says so only where it is certain."""
+    if peak_bytes is None or gpu is None or not gpu.windows_driver or peak_bytes <= gpu.total_bytes:
+        return None
+    return (
+        f"this run's GPU memory peaked at {memory_size(peak_bytes)}, {memory_size(peak_bytes - gpu.total_bytes)} "
+        f"more than the GPU's {memory_size(gpu.total_bytes)}: Windows' NVIDIA driver moved the excess into system "
+        "memory (shared GPU memory), which is many times slower than the GPU's own. Give a lower --vram (the plan "
+        f"then streams more of the model; --dry-run shows what a budget plans), or {SYSMEM_FALLBACK_SETTING}: a run "
+        "that does not fit then stops with out-of-memory, keeps its state for --resume and says how to lower memory"
+    )
+
+
+def vram_over_free_note(vram_bytes: int, free_budget_bytes: int, windows_driver: bool) -> str | None:
+    """A `--vram` budget above what the GPU can give a plan now (`free_budget_bytes`: its free memory less the
+    allocator's reserve, `planner.default_budget`) is the user's choice; with Windows' driver what does not fit
+    then spills into system memory rather than failing, so it is said before the run. None elsewhere or when it
+    fits."""
+    if not windows_driver or vram_bytes <= free_budget_bytes:
+        return None
+    return (
+        f"--vram {memory_size(vram_bytes)} is more than the {memory_size(free_budget_bytes)} this GPU can give a run "
+        "now (other programs, the Windows desktop among them, hold the rest): with Windows' NVIDIA driver what does "
+        "not fit spills into system memory, many times slower, instead of failing. Leave --vram out (the plan then "
+        f"fits the free memory) or close what holds GPU memory; or {SYSMEM_FALLBACK_SETTING}, so that a run that "
+        "does not fit stops with out-of-memory instead"
     )

@@ -13,9 +13,17 @@ from pathlib import Path
 import torch
 
 from motif_lite.checkpoint import ModelSources, locate_sources
-from motif_lite.devices import checked_dtype, gpu_facts, int8_attention_blocker, parse_device, resolve_device
+from motif_lite.devices import (
+    checked_dtype,
+    gpu_facts,
+    int8_attention_blocker,
+    parse_device,
+    resolve_device,
+    vram_over_free_note,
+)
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.hub import MOTIF_REPO, MissingFilesError
+from motif_lite.io.wsl import windows_gpu_driver
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.attention import AttentionBackend
 from motif_lite.runtime.attention import attention_backend as attention_backend_for
@@ -149,12 +157,16 @@ def batched_guidance(wanted: bool | None, device: torch.device, plan: Plan | Non
 def _device_budget(gpu: torch.device, vram_gib: float | None) -> int:
     """The budget of a plan for a GPU at hand: `vram_gib`, else its free memory. A budget above the GPU's whole
     memory is a slip (megabytes for GiB?) that would plan a run the GPU cannot hold: its free memory instead, with a
-    warning."""
+    warning. One above its free memory is kept, with a warning where Windows' driver would spill what does not fit
+    into system memory (`devices.vram_over_free_note`)."""
     if vram_gib is None:
         return default_budget(gpu)
     total = torch.cuda.mem_get_info(gpu)[1]
-    if vram_gib * 2**30 <= total:
-        return int(vram_gib * 2**30)
+    budget = int(vram_gib * 2**30)
+    if budget <= total:  # the user's, even above what is free now; Windows' driver then spills: said before the run
+        if (spills := vram_over_free_note(budget, default_budget(gpu), windows_gpu_driver())) is not None:
+            warnings.warn(spills, stacklevel=3)
+        return budget
     warnings.warn(
         f"--vram {vram_gib:g} GiB is more than this GPU's {memory_size(total)} (--vram is in GiB; 8000MB is "
         "also understood): planned for its free memory instead",

@@ -212,6 +212,8 @@ def test_no_gpu_under_wsl_points_to_the_windows_driver(under_wsl, monkeypatch):
     report = Checkup()
     check_environment(report)
     assert "NVIDIA driver for Windows" in {f.subject: f.message for f in report.warnings}["GPU"]
+    # What this machine's library folders show (here: no /usr/lib/wsl/lib), as tests/test_sysmem.py checks per case.
+    assert wsl.wsl_driver_problem() in {f.subject: f.message for f in report.warnings}["GPU"]
     monkeypatch.setattr(torch.version, "cuda", None)  # a CPU-only torch: the driver is not what is missing
     report = Checkup()
     check_environment(report)

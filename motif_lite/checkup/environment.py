@@ -16,7 +16,7 @@ from motif_lite.devices import (
     unused_accelerator_note,
 )
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.wsl import WSL_DRIVER_FIX, is_wsl
+from motif_lite.io.wsl import is_wsl, wsl_driver_problem
 from motif_lite.runtime.host_memory import total_ram
 from motif_lite.units import memory_size
 
@@ -46,8 +46,8 @@ def _check_wsl(report: Checkup) -> None:
 def _check_gpu(report: Checkup) -> None:
     if not torch.cuda.is_available():
         reason = no_gpu_reason()
-        if torch.version.cuda is not None and is_wsl():
-            reason += f"; {WSL_DRIVER_FIX}"
+        if torch.version.cuda is not None and is_wsl():  # what /usr/lib/wsl/lib and the Linux folders say is wrong
+            reason += f"; {wsl_driver_problem()}"
         if (other := unused_accelerator_note(present_accelerator())) is not None:  # a Mac's GPU: why it is not used
             reason += f"; {other}"
         report.warning(

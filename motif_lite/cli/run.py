@@ -26,7 +26,7 @@ from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flag
 from motif_lite.cli.resume import earlier_runs, kept_anywhere, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, request_from_args, resolve_requests, take_clip_defaults
-from motif_lite.cli.run_summary import prompt_line, summary
+from motif_lite.cli.run_summary import gpu_memory_of, prompt_line, summary
 from motif_lite.cli.run_time import confirm_cpu_time, cpu_time_note, gpu_time_note
 from motif_lite.cli.settings_from import Recalled, recalled_model_notes, settings_from_args, settings_lines
 from motif_lite.progress import ProgressBars
@@ -378,6 +378,7 @@ def _generate(
     load_seconds = time.perf_counter() - start
     text_encoder = sources.text_encoder_gguf.describe() if sources.text_encoder_gguf is not None else None
     ran_on = _ran_on(pipe, dtype, sources)
+    gpu_memory = gpu_memory_of(pipe.device)  # to warn when a video's peak spilled past it (Windows' driver)
     for number, video in enumerate(requests, 1):
         if len(requests) > 1:
             say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
@@ -385,7 +386,9 @@ def _generate(
         result = _sample(args, pipe, video, on_preview, parallel, say, resume, **batch)
         first = number == 1
         table = settings_lines(result.settings, _recalled(args)) if result.settings is not None else None
-        say(summary(result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, table))
+        say(summary(
+            result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, table, gpu_memory
+        ))  # fmt: skip
     return 0
 
 

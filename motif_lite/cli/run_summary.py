@@ -11,6 +11,9 @@ from motif_lite.io.staging import described_output
 from motif_lite.units import memory_size
 
 if TYPE_CHECKING:
+    import torch
+
+    from motif_lite.devices import GpuMemory
     from motif_lite.pipeline import GenerationResult
     from motif_lite.runtime.planner import Plan
     from motif_lite.weights.lora import AppliedLoRAs
@@ -31,10 +34,12 @@ def summary(
     with_settings: bool = True,
     ran_on: str | None = None,
     settings_lines: list[str] | None = None,
+    gpu_memory: GpuMemory | None = None,
 ) -> str:
     """The final report of a run (of one video of it); `text_encoder`: the text encoder GGUF in words, when one was
     used; `with_settings`: lead with the settings table (once per run), `settings_lines` when given (the table with
-    the rows --settings-from decided marked), else the result's; `ran_on`: the device, dtype and GGUF file."""
+    the rows --settings-from decided marked), else the result's; `ran_on`: the device, dtype and GGUF file;
+    `gpu_memory`: the GPU's (`gpu_memory_of`), to warn when the peak went past it into system memory."""
     t = result.timings
     r = result.request
     lines = [
@@ -51,6 +56,7 @@ def summary(
         + ("n/a" if result.peak_rss_bytes is None else memory_size(result.peak_rss_bytes))
         + ("" if plan is None or plan.host is None else f" (planned {memory_size(plan.host.peak_bytes)})")
         + ("" if result.peak_device_bytes is None else f", device {memory_size(result.peak_device_bytes)}"),
+        *([f"warning: {spilled}"] if (spilled := _spill_note(result, gpu_memory)) else []),
         f"attention: {result.attention}" + (f", {result.attention_backend}" if result.attention_backend else ""),
         f"output: {described_output(result.output, result.frames_written)}",
     ]
@@ -77,6 +83,24 @@ def summary(
             f"{op} ({reason})" for op, reason in result.kernel_fallbacks.items()
         ))  # fmt: skip
     return "\n".join(lines)
+
+
+def _spill_note(result: GenerationResult, gpu_memory: GpuMemory | None) -> str | None:
+    from motif_lite.devices import sysmem_spill_note  # torch: not for `--help`, which imports this module
+
+    return sysmem_spill_note(result.peak_device_bytes, gpu_memory)
+
+
+def gpu_memory_of(device: torch.device) -> GpuMemory | None:
+    """The facts the summary's spill warning needs about the GPU a run used; None on the CPU."""
+    import torch  # not for `--help`, which imports this module
+
+    from motif_lite.devices import GpuMemory
+    from motif_lite.io.wsl import windows_gpu_driver
+
+    if device.type != "cuda":
+        return None
+    return GpuMemory(torch.cuda.get_device_properties(device).total_memory, windows_gpu_driver())
 
 
 def _extended_line(result: GenerationResult) -> str:

@@ -3,15 +3,20 @@
     is_wsl()                                 # "microsoft" in /proc/sys/kernel/osrelease
     windows_drive_note([gguf, vae_file])     # files on /mnt/c etc.: slow to read, the copy command
     libcuda_fix(str(error))                  # Triton cannot find the driver's libcuda.so: where it is
+    wsl_driver_problem()                     # no GPU under WSL: the Windows driver missing, or a Linux one inside
+    windows_gpu_driver()                     # on Windows or WSL2: the driver spills into system memory
 
 - The Windows drives appear under /mnt/c, /mnt/d, ... through a 9p file server ("drvfs"): reading gigabytes from
   there, and memory-mapping them, is many times slower than from the VM's own disk (the Linux home).
 - The VM gets part of the Windows machine's memory (by default half), set in %UserProfile%\\.wslconfig.
 - CUDA on WSL limits page-locked (pinned) host memory (NVIDIA's "CUDA on WSL" user guide).
 - The NVIDIA driver comes from Windows: its libcuda.so lies in /usr/lib/wsl/lib, where Triton does not always look.
+  A Linux NVIDIA driver installed inside WSL hides it; so, like Windows itself, WSL2 has the driver that spills
+  memory beyond the GPU into system memory (`devices.sysmem_spill_note`).
 
 Every function takes the text of the /proc file it reads as an optional argument, so that the tests can pass a WSL
-machine's contents; without it, the file is read (a file that cannot be read: not WSL, no Windows mounts).
+machine's contents; without it, the file is read (a file that cannot be read: not WSL, no Windows mounts). The
+driver probe likewise takes the library folders it looks in.
 """
 
 from __future__ import annotations
@@ -19,12 +24,15 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 OSRELEASE = Path("/proc/sys/kernel/osrelease")  # e.g. "5.15.167.4-microsoft-standard-WSL2"
 MOUNTS = Path("/proc/mounts")
 WSL_LIBCUDA = "/usr/lib/wsl/lib"  # the Windows driver's libcuda.so.1, mounted into the VM
+# Where a Linux NVIDIA driver's libcuda.so lies (Ubuntu's and Fedora's packages): inside WSL it should not exist.
+LINUX_LIB_FOLDERS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64")
 # The advice wherever host memory runs short under WSL2: the VM's size is a Windows setting.
 WSLCONFIG_FIX = (
     "under WSL2 the Linux VM gets only part of this machine's memory (by default half): raise it in "
@@ -124,3 +132,41 @@ def libcuda_fix(error: str, osrelease: str | None = None) -> str | None:
         f"under WSL2 the driver's libcuda.so is in {WSL_LIBCUDA}: `export TRITON_LIBCUDA_PATH={WSL_LIBCUDA}` "
         "before motif-lite (or add it to ~/.bashrc) lets Triton find it"
     )
+
+
+def windows_gpu_driver(platform: str = sys.platform, osrelease: str | None = None) -> bool:
+    """Whether the GPU's driver is Windows' NVIDIA driver: on Windows itself (`platform`, as `sys.platform` says
+    it), or under WSL2, which maps that driver into the VM."""
+    return platform == "win32" or is_wsl(osrelease)
+
+
+def linux_libcudas(folders: Iterable[str | Path] = LINUX_LIB_FOLDERS, wsl_lib: str | Path = WSL_LIBCUDA) -> list[Path]:
+    """The libcuda.so files of a Linux NVIDIA driver in `folders`; links into `wsl_lib` (a fix some guides give)
+    are the Windows driver's and are left out."""
+    found = []
+    for folder in map(Path, folders):
+        for library in sorted(folder.glob("libcuda.so*")):
+            if Path(wsl_lib).resolve() not in library.resolve().parents:
+                found.append(library)
+    return found
+
+
+def wsl_driver_problem(
+    wsl_lib: str | Path = WSL_LIBCUDA, linux_folders: Iterable[str | Path] = LINUX_LIB_FOLDERS
+) -> str:
+    """Under WSL2, when torch finds no GPU: what the library folders say is wrong, and the fix. No libcuda.so in
+    `wsl_lib`: the Windows driver is missing or too old; a Linux driver's libcuda in `linux_folders`: it hides the
+    Windows one; neither: where the driver should come from (`WSL_DRIVER_FIX`)."""
+    if not any(Path(wsl_lib).glob("libcuda.so*")):
+        return (
+            f"{wsl_lib} has no libcuda.so, which WSL2 maps in from the NVIDIA driver for Windows: that driver is "
+            "missing or too old. Install the current NVIDIA driver in Windows, run `wsl --shutdown` in PowerShell "
+            "and open the WSL shell again"
+        )
+    if linux := linux_libcudas(linux_folders, wsl_lib):
+        return (
+            f"a Linux NVIDIA driver is installed inside WSL ({linux[0]}), which hides the Windows driver's libcuda in "
+            f"{wsl_lib} (NVIDIA's CUDA on WSL guide: install no Linux driver inside WSL). `dpkg -S {linux[0]}` names "
+            "its package: remove that package, then open the WSL shell again"
+        )
+    return WSL_DRIVER_FIX
