@@ -107,3 +107,29 @@ def test_the_recipe_table_of_docs_quantize_is_the_quantizers():
         recipe = get_recipe(name)
         classes = [recipe.base, recipe.sensitive, recipe.modulation, recipe.edge, recipe.embed]
         assert [t.name for t in classes] == types, name
+
+
+USAGE = Path(__file__).resolve().parent.parent / "docs/usage.md"
+
+
+def test_every_flag_of_run_has_a_row_in_the_flags_table_of_docs_usage():
+    # docs/usage.md, "Flags of `motif-lite run`": the table lists every flag the command takes.
+    import argparse
+
+    from motif_lite.cli.run_flags import add_run_flags
+
+    parser = argparse.ArgumentParser(add_help=False)
+    add_run_flags(parser)
+    section = USAGE.read_text().split("## Flags of `motif-lite run`")[1].split("\n## ")[0]
+    first_cells = [line.split(" | ")[0] for line in section.splitlines() if line.startswith("| `")]
+    documented = set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", " ".join(first_cells)))
+    flags = {name for action in parser._actions for name in action.option_strings}
+    assert sorted(flags - documented) == []
+
+
+def test_the_official_negative_prompt_quoted_in_docs_usage_is_the_default():
+    # docs/usage.md, "Dry runs": "Official negative prompt (default of `-n`): *...*".
+    from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT
+
+    quoted = re.search(r"Official negative prompt \(default of `-n`\): \*(.*?)\*", USAGE.read_text(), re.S)
+    assert " ".join(quoted.group(1).split()).removesuffix(".") == OFFICIAL_NEGATIVE_PROMPT
