@@ -136,7 +136,7 @@ def test_run_serve_and_verify_fix_the_cache_before_loading(checkpoint, tmp_path,
     # serve's loading notes are told the device asked for (auto: a Mac's GPU is named), as run's are.
     monkeypatch.setattr(kernel_cache, "writable_kernel_cache", lambda *args: None)
 
-    def notes(sources, device, dtype, asked_device, settings_notes=()):
+    def notes(sources, device, asked_device, settings_notes=()):
         seen.append(asked_device)
         raise Reached
 

@@ -62,10 +62,10 @@ def test_a_dry_run_and_the_loading_notes_say_why_the_cpu(checkpoint, tmp_path, c
     assert cli.main([*argv, "--device", "cpu"]) == 0
     assert UNUSED not in capsys.readouterr().err
     sources = SimpleNamespace(notes=["a file's note"])  # the one field loading_notes reads
-    notes = loading_notes(sources, torch.device("cpu"), torch.float32, "auto", ["a setting's note"])
+    notes = loading_notes(sources, torch.device("cpu"), "auto", ["a setting's note"])
     assert notes[0].startswith("this machine's Apple silicon GPU")
     assert notes[1:] == ["a file's note", "a setting's note"]
-    assert loading_notes(sources, torch.device("cpu"), torch.float32, "cpu") == ["a file's note"]
+    assert loading_notes(sources, torch.device("cpu"), "cpu") == ["a file's note"]
 
 
 def test_a_run_says_it_before_loading(checkpoint, tmp_path, capsys, on_a_mac):

@@ -28,7 +28,6 @@ from motif_lite.sampling import (
     SamplingSettingsError,
     denoise,
     dpm_schedule,
-    dpm_sigmas,
     flow_schedule,
     flow_sigmas,
     schedule_for,
@@ -82,7 +81,6 @@ def test_dpm_schedule_equals_dpm_scheduler(steps: int, shift: float) -> None:
     ours = dpm_schedule(steps, shift)
     assert ours.sigmas.dtype == ref.sigmas.dtype
     assert torch.equal(ours.sigmas, ref.sigmas)
-    assert torch.equal(dpm_sigmas(steps, shift), ref.sigmas)
     assert ours.timesteps.dtype == ref.timesteps.dtype == torch.int64
     assert torch.equal(ours.timesteps, ref.timesteps)
     assert torch.equal(schedule_for("dpmpp_2m", steps, shift).sigmas, ref.sigmas)
@@ -176,7 +174,7 @@ def test_dpmpp_2m_last_step_returns_denoised_estimate() -> None:
 
 
 def test_bad_settings_raise_user_errors() -> None:
-    for bad in [lambda: flow_sigmas(0, 15.0), lambda: dpm_sigmas(3, -1.0), lambda: schedule_for("heun", 5, 1.0)]:
+    for bad in [lambda: flow_sigmas(0, 15.0), lambda: dpm_schedule(3, -1.0), lambda: schedule_for("heun", 5, 1.0)]:
         with pytest.raises(MotifLiteError):
             bad()
     with pytest.raises(MotifLiteError, match="latents"):

@@ -28,7 +28,6 @@ def preflight_flags(args: argparse.Namespace, device: str | torch.device) -> tup
 def loading_notes(
     sources: ModelSources,
     device: torch.device,
-    dtype: torch.dtype,
     asked_device: str,
     settings_notes: Iterable[str] = (),
 ) -> list[str]:

@@ -72,7 +72,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     for group in MODEL_FLAG_GROUPS:  # a group the command line leaves out comes from the file
         if not given & set(group):
             for dest in group:
-                _check_still_there(dest, then[dest], saved)
+                _check_still_there(dest, then[dest])
                 setattr(args, dest, then[dest])
     notes += other_model_notes(then, vars(args), "what this command gives")
     notes += changed_file_notes(saved.run, vars(args))
@@ -96,7 +96,7 @@ def _step_cache_resumed(saved: SavedLatents, args: argparse.Namespace, given: se
     return [f"the run being resumed had {had}: the rest of the video is sampled with what this command gives"]
 
 
-def _check_still_there(dest: str, value: str | list | None, saved: SavedLatents) -> None:
+def _check_still_there(dest: str, value: str | list | None) -> None:
     """Refuse a model file or folder the stopped run had (absolute in the file) that is no longer there, as on another
     machine or after a move, naming the flag that gives it again; a Hub repo id is no path and is left alone."""
     from motif_lite.request import RequestError

@@ -359,7 +359,7 @@ def _generate(
     settings = resolve_settings(request, sources.configs, sources.transformer)
     if recalled := _recalled(args):
         print_notes(recalled_model_notes(recalled, args, sources, dtype, device), say)
-    print_notes(loading_notes(sources, device, dtype, args.device, settings.notes), say)  # before loading
+    print_notes(loading_notes(sources, device, args.device, settings.notes), say)  # before loading
     if parallel is None:
         _say_run_time(args, requests, settings, sources, dtype, device, say)
     # In a parallel run: the plan of one rank, which loads the text encoder only if it is the main one.

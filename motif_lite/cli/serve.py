@@ -338,7 +338,7 @@ def _load_served_pipeline(
     sources, device = preflight_flags(args, args.device)  # every check, and any download, before planning (as run)
     print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]))  # before it compiles
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
-    print_notes(loading_notes(sources, device, dtype, args.device))  # as run prints them
+    print_notes(loading_notes(sources, device, args.device))  # as run prints them
     # A plan is made for the largest video a job may ask for, which is then the official size unless --max-video says.
     planned_video = max_video or OFFICIAL_VIDEO
     width, height, frames = planned_video

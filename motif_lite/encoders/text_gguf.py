@@ -156,13 +156,13 @@ def _flat(values: dict, prefix: str = "") -> dict[str, object]:
 
 
 def load_text_encoder_gguf(
-    source: str | Path | TextEncoderGGUF, dtype: torch.dtype = torch.bfloat16, device: torch.device | str = "cpu"
+    source: str | Path | TextEncoderGGUF, dtype: torch.dtype = torch.bfloat16
 ) -> T5Gemma2Encoder:
     """Load a text encoder GGUF (a path, or what `read_text_encoder_gguf` returned) into a `T5Gemma2Encoder`.
 
     Quantized linears become `QuantizedLinear` and a quantized token table a `QuantizedScaledEmbedding`, both over
     the file's packed blocks (memory-mapped on the CPU); float tensors (norms, biases, tensors the recipe kept) are
-    cast to `dtype`."""
+    cast to `dtype`. The model is on the CPU (`load_text_encoder` moves it)."""
     gguf = source if isinstance(source, TextEncoderGGUF) else read_text_encoder_gguf(source)
     model = meta_encoder(gguf.config)
     _materialize_buffers(model)
@@ -171,8 +171,8 @@ def load_text_encoder_gguf(
         model.text_model.embed_tokens = QuantizedScaledEmbedding(model.text_model.embed_tokens, embed.qtype)
     replace_linears(model, gguf.tensors)
     state = quantized_state_dict(model, gguf.tensors, float_dtype=dtype)
-    model.load_state_dict({name: t.to(device) for name, t in state.items()}, strict=True, assign=True)
-    return model.to(device).eval().requires_grad_(False)
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.eval().requires_grad_(False)
 
 
 def _materialize_buffers(model: T5Gemma2Encoder) -> None:

@@ -111,10 +111,8 @@ class QKVProjection(nn.Module):
         # Tokens per projection piece (None = a stream at once); set by runtime.chunking.
         self.token_chunk: int | None = None
 
-    def project_q(
-        self, x: torch.Tensor, ctx: BlockContext, rope: bool = True, start: int = 0, heads: slice | None = None
-    ) -> torch.Tensor:
-        cos, sin = rope_rows(ctx, start, x.shape[1]) if rope else (None, None)
+    def project_q(self, x: torch.Tensor, ctx: BlockContext, start: int = 0, heads: slice | None = None) -> torch.Tensor:
+        cos, sin = rope_rows(ctx, start, x.shape[1])
         q = split_heads(project_rows(self.to_q, x, self._rows(heads)), self._count(heads))
         return ctx.ops.rms_norm_rope(q, self.norm_q.weight, self.norm_q.eps, cos, sin)
 

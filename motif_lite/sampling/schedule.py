@@ -112,14 +112,9 @@ def _dpm_table(steps: int, shift: float, train: int) -> tuple[np.ndarray, np.nda
     return sigmas, sigmas * train
 
 
-def dpm_sigmas(steps: int, shift: float, options: ScheduleOptions | None = None) -> torch.Tensor:
-    """Sigmas of DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=shift, final_sigmas_type="zero");
-    of `options` only train_timesteps applies (the rest are FlowMatchEuler's)."""
-    return dpm_schedule(steps, shift, options).sigmas
-
-
 def dpm_schedule(steps: int, shift: float, options: ScheduleOptions | None = None) -> Schedule:
-    """The DPM++ schedule; timesteps are int64, truncated from float64 σ·1000 like the scheduler's."""
+    """The DPM++ schedule; timesteps are int64, truncated from float64 σ·1000 like the scheduler's. Of `options`
+    only train_timesteps applies (the rest are FlowMatchEuler's)."""
     _check(steps, shift)
     sigmas, timesteps = _dpm_table(steps, shift, (options or ScheduleOptions()).train_timesteps)
     return Schedule(
