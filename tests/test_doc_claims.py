@@ -133,3 +133,39 @@ def test_the_official_negative_prompt_quoted_in_docs_usage_is_the_default():
 
     quoted = re.search(r"Official negative prompt \(default of `-n`\): \*(.*?)\*", USAGE.read_text(), re.S)
     assert " ".join(quoted.group(1).split()).removesuffix(".") == OFFICIAL_NEGATIVE_PROMPT
+
+
+SERVER = Path(__file__).resolve().parent.parent / "docs/server.md"
+
+
+def test_the_video_object_has_the_fields_docs_server_lists():
+    # docs/server.md, "The video object": its top-level fields, `settings`' extras and `timings`' keys, no more.
+    from motif_lite.server.jobs import Job
+    from motif_lite.server.schema import MOTIF_FIELDS, video_object
+
+    settings = {"prompt": "a fox", "width": 64, "height": 64, "frames": 9, "fps": 24.0}
+    job = Job(id="video_" + "0" * 32, seq=1, status="queued", progress=0, created_at=0.0, started_at=None,
+              completed_at=None, model="tiny", settings=settings, effective={}, has_image=False, error_code=None,
+              error_message=None, notes=[], loras=[])  # fmt: skip
+    video = video_object(job)
+    paragraph = SERVER.read_text().split("**The video object**")[1].split("\n\n")[0]
+    named = {word for span in re.findall(r"`([^`]+)`", paragraph) for word in re.findall(r"\w+", span)}
+    extras = set(video["settings"]) - set(MOTIF_FIELDS)
+    assert extras == {"image_to_video", "loras"}  # `extend` is a create field too
+    assert sorted({*video, *extras, *video["timings"]} - named) == []
+    assert video["expires_at"] is None and video["remixed_from_video_id"] is None  # "always null"
+
+
+def test_a_method_a_route_does_not_take_gets_405_with_the_documented_code(tmp_path):
+    # docs/server.md, "Errors": 405 `method_not_allowed`, in OpenAI's error shape (even while the model loads).
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from motif_lite.server.app import ServerConfig, ServerState, create_app
+    from motif_lite.server.jobs import JobStore
+
+    client = TestClient(create_app(JobStore(tmp_path / "data"), ServerState(ServerConfig(model_name="tiny"))))
+    answer = client.put("/v1/videos", json={})
+    assert answer.status_code == 405 and answer.json()["error"]["code"] == "method_not_allowed"
+    row = re.search(r"^\| 405 \|.*\| `(\w+)` \|$", SERVER.read_text(), re.M)
+    assert row and row.group(1) == "method_not_allowed"
