@@ -158,3 +158,26 @@ def test_serve_refuses_a_damaged_data_folder_in_one_line(tmp_path, capsys, no_ne
     assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
     assert "jobs.sqlite3 is damaged (file is not a database)" in err
     assert database.read_bytes() == b"not a database" * 100
+
+
+FORM = {"prompt": "a red fox", "size": "48x32", "num_frames": "5", "steps": "2", "seed": "7"}
+FORM_FIELDS = [*FORM, "guidance_scale", "fps", "seconds", "extend", "loras", "loras[]", "loras[][name]",
+               "loras[][strength]", "input_reference[image_url]"]  # fmt: skip
+FORM_VALUES = ["x", "", "nan", "inf", "1e400", "-5", "0", "1" * 5000, "x" * 100_000, "[1]", "[" * 100_000,
+               "[" + "1" * 5000 + "]"]  # fmt: skip
+
+
+@pytest.mark.parametrize("field", FORM_FIELDS)
+def test_every_wrong_form_value_gets_a_4xx_with_the_apis_error(client, field):
+    for value in FORM_VALUES:
+        response = client.post("/v1/videos", data={**FORM, field: value})
+        answer = response.json()
+        assert 400 <= response.status_code < 500 and answer["error"]["message"], (value[:40], answer)
+
+
+@pytest.mark.parametrize("field", ["num_frames", "loras"])
+def test_a_form_integer_of_5000_digits_is_no_integer(client, field):
+    # Before: a 500, from Python's own limit on the digits of an integer read from text.
+    value = "1" * 5000 if field == "num_frames" else "[" + "1" * 5000 + "]"
+    response = client.post("/v1/videos", data={**FORM, field: value})
+    assert response.status_code == 400 and response.json()["error"]["param"] == field
