@@ -449,11 +449,26 @@ def _check_text(value: object, name: str, allow_empty: bool) -> None:
         raise RequestError(f"{name} must be a string, got {type(value).__name__}")
     if not allow_empty and not value.strip():
         raise RequestError(f"{name} is empty")
+    if not value.isascii() and not _is_unicode(value):
+        raise RequestError(
+            f"{name} holds bytes that are not UTF-8 text (from a terminal in another encoding, or a damaged or "
+            "hand-edited file); give it again as UTF-8 text"
+        )
     if len(value) > MAX_PROMPT_CHARS:
         raise RequestError(
             f"{name} is {len(value):,} characters, over the {MAX_PROMPT_CHARS:,} taken: the model reads only its first "
             f"{MAX_PROMPT_TOKENS} tokens (about 2,000 characters of English); shorten it"
         )
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether `text` is valid Unicode: Python keeps undecodable bytes (in argv, or as a JSON escape such as
+    \\udcff) as lone surrogates, which the tokenizer refuses only after the model has loaded."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_positive_int(value: object, name: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -212,15 +213,31 @@ def _read_png_sequence(pattern: Path) -> Clip:
         frames += 1
     if frames < 2:
         raise _one_frame(pattern, frames)
-    with PIL.Image.open(first) as image:
-        width, height = image.size
-        fps = float(image.info.get("fps", DEFAULT_FPS))
-    last = _frame_file(pattern, frames - 1)
-    with PIL.Image.open(last) as image:  # the next video's first frame; writing would fail only after sampling
-        if image.size != (width, height):
-            raise ClipError(f"{last.name} is {image.size[0]}x{image.size[1]} and {first.name} {width}x{height}: the "
+    (width, height), fps = _png_header(first)
+    # Every frame's header (no pixels: cheap): one of another size, or not an image, would fail the writing of the
+    # longer video only after sampling.
+    for index in range(1, frames):
+        frame = _frame_file(pattern, index)
+        size, _ = _png_header(frame)
+        if size != (width, height):
+            raise ClipError(f"{frame.name} is {size[0]}x{size[1]} and {first.name} {width}x{height}: the "
                             f"frames of {pattern.name} must be of one size")  # fmt: skip
     return Clip(pattern, frames, width, height, fps)
+
+
+def _png_header(file: Path) -> tuple[tuple[int, int], float]:
+    """A frame's size and the frame rate its `fps` text says (motif-lite writes one; the default where it is missing
+    or no rate, as after a hand edit), from its header alone."""
+    try:
+        with PIL.Image.open(file) as image:
+            size, said = image.size, image.info.get("fps")
+    except (OSError, ValueError, PIL.Image.DecompressionBombError) as exc:
+        raise ClipError(f"cannot read {file}, a frame of the clip to extend: {exc}") from None
+    try:
+        fps = float(said)
+    except (TypeError, ValueError):
+        fps = DEFAULT_FPS
+    return size, fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
 
 
 def _one_frame(path: Path, frames: int) -> ClipError:

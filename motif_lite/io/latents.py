@@ -363,6 +363,7 @@ def read_latents(path: str | Path, command: str | None = None) -> SavedLatents:
                 raise LatentsFileError(not_latents)
             info = _parsed(header, not_latents)
             _check_version(info, path)
+            _check_description(info, path)
             latents = file.get_tensor(TENSOR_NAME)
             state = {
                 name.removeprefix(STATE_PREFIX): file.get_tensor(name)
@@ -372,7 +373,11 @@ def read_latents(path: str | Path, command: str | None = None) -> SavedLatents:
     except (SafetensorError, OSError, ValueError) as exc:  # not safetensors at all, or a damaged one
         raise LatentsFileError(_unreadable(path, command, not_latents, exc)) from None
     if latents.ndim != 5 or latents.shape[0] != 1 or not latents.is_floating_point():
-        raise LatentsFileError(f"{path}: the latents have shape {tuple(latents.shape)}, not [1, C, F, h, w]")
+        raise LatentsFileError(f"{path}: the latents are {latents.dtype} of shape {tuple(latents.shape)}, not floats "
+                               "of shape [1, C, F, h, w]: the file is damaged")  # fmt: skip
+    if not torch.isfinite(latents).all():  # a run never saves these (`NonFiniteError` stops it first)
+        raise LatentsFileError(f"{path}: the latents hold inf or NaN, which no run saves: the file is damaged; copy "
+                               "it again from where it was saved, or make the video again")  # fmt: skip
     return replace(_saved(info, latents.float(), state, not_latents), file=path)
 
 
@@ -443,6 +448,92 @@ def _check_version(info: dict, path: Path) -> None:
             f"{path} holds latents in format version {version}, and this motif-lite reads versions "
             f"{', '.join(map(str, READABLE_VERSIONS))}: use it with the motif-lite version that saved it"
         )
+
+
+# The entries of a file's description that its readers take as they are (paths, model flags), by what each must be.
+_TEXT_OR_NONE = ("model", "vae", "clip")
+_REQUEST_PATHS = ("image", "extend")
+_RUN_TEXTS = ("model", "gguf", "diffusion_model", "text_encoder_gguf", "text_encoder", "vae", "dtype", "attention",
+              "image_sha256", "clip_sha256")  # fmt: skip
+
+
+def _check_description(info: dict, path: Path) -> None:
+    """Refuse a description whose entries are not of the kind motif-lite writes (a hand-edited or damaged file), in
+    one line naming the entry, before anything reads them: `LatentsFileError`."""
+    for where, value, wanted in _description_problems(info):
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise LatentsFileError(
+            f"{path}: its description's {where} is {shown}, not {wanted} (the file was edited or damaged): copy it "
+            "again from where it was saved, or make the video again"
+        )
+
+
+def _description_problems(info: dict) -> list[tuple[str, object, str]]:
+    """The entries of `info` that are not what motif-lite writes: (where, value, what it should be)."""
+    checks = [("output", info.get("output"), _is_path, "a path")]
+    checks += [(key, info.get(key), _is_count, "a whole number above 0") for key in ("width", "height", "frames")]
+    checks += [("fps", info.get("fps"), _is_rate, "a frame rate above 0"), ("dtype", info.get("dtype"), _is_text,
+               "a dtype name")]  # fmt: skip
+    checks += [(key, info.get(key), _is_path_or_none, "a path or null") for key in _TEXT_OR_NONE]
+    checks += [("progress", info.get("progress"), _is_progress, "null or [steps done, steps]")]
+    metadata = info.get("video_metadata", {})
+    checks += [("video_metadata", metadata, _is_dict, "an object")]
+    if isinstance(metadata, dict) and "model" in metadata:
+        checks += [("video_metadata.model", metadata["model"], _is_dict, "an object")]
+    request = info.get("request")
+    checks += [("request", request, _is_dict_or_none, "an object or null")]
+    if isinstance(request, dict):
+        checks += [("request.output", request.get("output"), _is_path, "a path")]
+        checks += [(f"request.{key}", request.get(key), _is_path_or_none, "a path or null") for key in _REQUEST_PATHS]
+    run = info.get("run")
+    checks += [("run", run, _is_dict_or_none, "an object or null")]
+    if isinstance(run, dict):
+        checks += [(f"run.{key}", run.get(key), _is_path_or_none, "text or null") for key in _RUN_TEXTS]
+        checks += [("run.lora", run.get("lora", []), _is_paths, "a list of LoRA files")]
+    return [(where, value, wanted) for where, value, test, wanted in checks if not test(value)]
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _is_path(value: object) -> bool:
+    """Text that can name a file: no part longer than the 255 bytes file systems take (the OS refuses a longer one
+    with an error of its own wherever the path is looked at)."""
+    return _is_text(value) and all(len(part.encode(errors="replace")) <= 255 for part in Path(value).parts)
+
+
+def _is_path_or_none(value: object) -> bool:
+    return value is None or _is_path(value)
+
+
+def _is_paths(value: object) -> bool:
+    return isinstance(value, list) and all(_is_path(item) for item in value)
+
+
+def _is_dict(value: object) -> bool:
+    return isinstance(value, dict)
+
+
+def _is_dict_or_none(value: object) -> bool:
+    return value is None or isinstance(value, dict)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_rate(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf")
+
+
+def _is_progress(value: object) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, list) or len(value) != 2 or not all(isinstance(n, int) for n in value):
+        return False
+    done, steps = value
+    return not isinstance(done, bool) and 0 <= done <= steps and _is_count(steps)
 
 
 def _writer_version(info: dict) -> str:

@@ -106,7 +106,8 @@ def request_fields_of(stored: dict) -> dict:
     guidance = stored["guidance_config"]
     if guidance is None:  # unguided
         return {**fields, "cfg_scale": 1.0}
-    method = _METHODS.get(guidance.get("method")) if isinstance(guidance, dict) else None
+    method = guidance.get("method") if isinstance(guidance, dict) else None
+    method = _METHODS.get(method) if isinstance(method, str) else None  # a hand-edited file may hold any JSON
     if method is None:
         return fields  # a method this version does not have: the run's flags or the checkpoint decide
     fields.update(guidance=method, cfg_scale=guidance.get("scale"))

@@ -41,6 +41,8 @@ def resumed_state(
         raise RequestError(f"{where}: latents of shape {tuple(resume.latents.shape)}, but this model samples "
                            f"{latent_shape} for the request: they come from another model")  # fmt: skip
 
+    _check_state_tensors(resume, latent_shape)
+
     def here(tensor: torch.Tensor) -> torch.Tensor:  # sigmas stay float32; latent-shaped tensors take our dtype
         return tensor.to(device, dtype if tensor.ndim else tensor.dtype)
 
@@ -48,6 +50,16 @@ def resumed_state(
     solver = {name.removeprefix("solver."): t for name, t in state.items() if name.startswith("solver.")}
     done = request.steps if resume.denoised else resume.progress[0]
     return SamplingState(done, here(resume.latents), solver, state.get("apg_running"))
+
+
+def _check_state_tensors(resume: SavedLatents, latent_shape: tuple[int, ...]) -> None:
+    """Refuse sampling-state tensors that no run saves (a damaged or hand-edited file) before any step: each is a
+    float sigma (a scalar) or a float tensor of the latents' shape (a solver's previous estimate, APG's momentum)."""
+    for name, tensor in resume.state.items():
+        if not tensor.is_floating_point() or (tensor.ndim and tuple(tensor.shape) != latent_shape):
+            raise RequestError(f"{resume.file or 'the saved state'}: its sampling state {name!r} is {tensor.dtype} "
+                               f"of shape {tuple(tensor.shape)}, where a run saves floats of shape {latent_shape} (or "
+                               "one number): the file is damaged; copy it again, or make the video again")  # fmt: skip
 
 
 def _check_same_image(resume: SavedLatents, request: GenerationRequest) -> None:

@@ -63,11 +63,18 @@ class RememberedChoices:
         self.warned = False  # a file that cannot be written is said once
 
     def _read(self) -> dict[str, dict[str, str]]:
+        return self._load()[0]
+
+    def _load(self) -> tuple[dict[str, dict[str, str]], bool]:
+        """The file's choices, and whether it could be read (a missing file can: none yet). Unreadable or damaged,
+        it is as if empty: it is only a cache."""
         try:
             data = json.loads(self.path.read_text())
-        except (OSError, ValueError):  # none yet, unreadable or damaged: as if empty (it is only a cache)
-            return {}
-        return data if isinstance(data, dict) else {}
+        except FileNotFoundError:
+            return {}, True
+        except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deeply for Python's parser
+            return {}, False
+        return (data, True) if isinstance(data, dict) else ({}, False)
 
     def get(self, shape: str) -> str | None:
         choices = self._read().get(self.environment)
@@ -77,7 +84,12 @@ class RememberedChoices:
     def put(self, shape: str, name: str) -> None:
         """Remember `name` for `shape`, rewriting the file whole (a parallel run's ranks may write at once: each
         write is complete, the last one stays)."""
-        data = self._read()
+        data, readable = self._load()
+        if not readable:  # replaced below: said, since the file may be one the user edited
+            logger.warning(
+                f"{self.path} is no file of attention choices motif-lite can read (damaged, or edited by hand): it "
+                "is written again with this run's choices; earlier ones are timed again"
+            )
         choices = data.get(self.environment)
         data[self.environment] = {**(choices if isinstance(choices, dict) else {}), shape: name}
         try:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from motif_lite.errors import MotifLiteError
+from motif_lite.errors import MotifLiteError, counted, listed
 from motif_lite.io.staging import PARTIAL_PREFIX
 from motif_lite.paths import user_path
 from motif_lite.version import VERSION
@@ -111,13 +111,69 @@ class Job:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
+        """The job a row holds; `DamagedJob` for a row this store never writes (edited by hand, or damaged)."""
         values = dict(row)
-        values["settings"] = json.loads(values["settings"])
-        values["effective"] = json.loads(values["effective"])
+        for column in _JSON_COLUMNS:
+            try:
+                values[column] = json.loads(values[column])
+            except (TypeError, ValueError):
+                raise DamagedJob(values["id"], f"{column} is not JSON") from None
+        if (problem := _row_problem(values)) is not None:
+            raise DamagedJob(values["id"], problem)
         values["has_image"] = bool(values["has_image"])
-        values["notes"] = json.loads(values["notes"])
-        values["loras"] = [(name, strength) for name, strength in json.loads(values["loras"])]
+        values["loras"] = [(name, strength) for name, strength in values["loras"]]
         return cls(**values)
+
+
+_JSON_COLUMNS = ("settings", "effective", "notes", "loras")
+_LAST_TIME = 253402300800  # 10000-01-01: the first moment a date (the API's times) cannot show
+
+
+def _row_problem(values: dict[str, Any]) -> str | None:
+    """What in a job's row (its JSON columns parsed) is not what `JobStore` writes, in words; None when all is."""
+    settings = values["settings"]
+    checks = {
+        "settings is not an object with the prompt, size, frames and fps": isinstance(settings, dict)
+        and isinstance(settings.get("prompt"), str)
+        and all(_is_count(settings.get(key)) for key in ("width", "height", "frames"))
+        and _is_number(settings.get("fps"))
+        and settings["fps"] > 0,
+        "effective is not an object": isinstance(values["effective"], dict),
+        "notes is not a list of texts": isinstance(values["notes"], list)
+        and all(isinstance(note, str) for note in values["notes"]),
+        "loras is not a list of [file name, strength] pairs": isinstance(values["loras"], list)
+        and all(_is_lora(pair) for pair in values["loras"]),
+        "created_at is not a time": _is_time(values["created_at"]),
+        "started_at is not a time": values["started_at"] is None or _is_time(values["started_at"]),
+        "completed_at is not a time": values["completed_at"] is None or _is_time(values["completed_at"]),
+        "progress is not a whole number": isinstance(values["progress"], int),
+        "clip_frames is not a frame count": values["clip_frames"] is None or _is_count(values["clip_frames"]),
+    }
+    return next((problem for problem, fine in checks.items() if not fine), None)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_time(value: object) -> bool:
+    return _is_number(value) and 0 <= value < _LAST_TIME
+
+
+def _is_lora(pair: object) -> bool:
+    return isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and _is_number(pair[1])
+
+
+class DamagedJob(MotifLiteError):
+    """A row of the job database that this store did not write as it is: edited by hand, or damaged."""
+
+    def __init__(self, job_id: object, problem: str) -> None:
+        self.job_id, self.problem = job_id, problem
+        super().__init__(f"{job_id}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -151,16 +207,56 @@ class JobStore:
         self._db = sqlite3.connect(self.root / "jobs.sqlite3", check_same_thread=False, isolation_level=None)
         try:
             self._refuse_a_newer_schema()
-        except MotifLiteError:
+            self._refuse_a_damaged_file()  # before anything is written to it
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash; WAL commits stay cheap
+            self._db.executescript(_SCHEMA)
+            self._add_missing_columns()
+            self._refuse_unreadable_jobs()
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except (MotifLiteError, sqlite3.Error) as exc:
             self._db.close()
             self._owner.close()
+            # SQLite's own word for a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB) is this exact class; its
+            # subclasses are other troubles (a read-only or full disk), which the caller words.
+            if type(exc) is sqlite3.DatabaseError:
+                raise MotifLiteError(self._damaged(str(exc))) from None
             raise
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash; WAL commits stay cheap
-        self._db.executescript(_SCHEMA)
-        self._add_missing_columns()
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _refuse_a_damaged_file(self) -> None:
+        """Refuse a database SQLite finds damaged before the server starts: it would fail later, in a client's request
+        or in the worker's job."""
+        found = self._db.execute("PRAGMA quick_check").fetchone()[0]  # milliseconds for thousands of jobs
+        if found != "ok":  # its first problem, of a few lines: one line, cut short
+            first = " ".join(found.replace("*** in database main ***", "").split())
+            raise MotifLiteError(self._damaged(f"SQLite's check found: {first[:100]}"))
+
+    def _refuse_unreadable_jobs(self) -> None:
+        """Refuse rows this store did not write (`DamagedJob`): edited by hand, they would fail each request that
+        lists them."""
+        damaged = []
+        for row in self._db.execute("SELECT * FROM jobs ORDER BY seq"):
+            try:
+                Job.from_row(row)
+            except DamagedJob as exc:
+                damaged.append(exc)
+        if damaged:
+            ids = ", ".join(f"'{exc.job_id}'" for exc in damaged)
+            problems = listed([str(exc) for exc in damaged], 3, "; ")
+            raise MotifLiteError(
+                f"the job database {self.root / 'jobs.sqlite3'} holds {counted(len(damaged), 'job')} this motif-lite "
+                f"cannot read ({problems}): it was edited by hand or damaged; delete those jobs (sqlite3 "
+                f'{self.root / "jobs.sqlite3"} "DELETE FROM jobs WHERE id IN ({ids})"), or give --data another folder'
+            )
+
+    def _damaged(self, why: str) -> str:
+        """What to say of a job database SQLite cannot read. Not "move it away": a new database knows no finished
+        job, and the next start removes every video of the folder as the files of no job (`recover`)."""
+        return (
+            f"the job database {self.root / 'jobs.sqlite3'} is damaged ({why}): give --data another folder (this "
+            f"one's videos stay in {self.videos}: copy out those you want), or put back a copy of the database"
+        )
 
     def _refuse_a_newer_schema(self) -> None:
         """A database a newer motif-lite wrote may hold what this version cannot read; opened, its version was

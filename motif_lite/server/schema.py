@@ -86,6 +86,9 @@ _RUN_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*(?![\w-])")
 _RUN_SIZE = re.compile(r"(?<![\w-])-W (\d+) -H (\d+)\b")
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
+# Python reads no integer of over 4300 digits from text (a ValueError of its own); a form value that long is refused
+# as any other that is no integer.
+_MAX_DIGITS = 4000
 
 
 # GenerationRequest field -> the API field a client sets it with (`size` holds both sides, `input_reference` the
@@ -185,7 +188,7 @@ def _video_id(value: Any) -> str:
 def _form_value(value: Any, kind: type, name: str) -> Any:
     if kind is str or not isinstance(value, str):
         return value
-    if kind is int and _INT.match(value):
+    if kind is int and _INT.match(value) and len(value) <= _MAX_DIGITS:
         return int(value)
     if kind is float:
         try:
@@ -365,7 +368,7 @@ def parse_loras(value: Any, from_form: bool) -> list[tuple[str, float]]:
     if from_form and isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, or an integer of over 4300 digits, or nested too deeply
             _refuse_loras('in a form, loras is JSON text, e.g. \'[{"name": "style.safetensors", "strength": 0.8}]\'')
     if not isinstance(value, list):
         _refuse_loras(f"loras must be a list of LoRA file names or {{name, strength}} objects, got {value!r}")

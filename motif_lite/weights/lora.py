@@ -481,7 +481,8 @@ def _check_finite(spec: LoRASpec, module: str, parts: Mapping[str, torch.Tensor 
     with the file, before any weight is loaded."""
     for name, value in parts.items():
         finite = value is None or (
-            bool(torch.isfinite(value).all()) if isinstance(value, torch.Tensor) else math.isfinite(value)
+            # In float32: torch has no isfinite for the float8 dtypes (a LoRA is small: the copy costs little)
+            bool(torch.isfinite(value.float()).all()) if isinstance(value, torch.Tensor) else math.isfinite(value)
         )
         if not finite:
             raise LoRAError(f"{spec.path}: the {name} of {module} holds inf or NaN: the file is damaged (or its "
@@ -511,15 +512,41 @@ def _peft_alphas(path: Path, metadata: Mapping[str, str]) -> _Alphas | None:
     raw, source = metadata.get("lora_adapter_metadata"), "its lora_adapter_metadata"
     config_file = path.with_name(_PEFT_CONFIG)
     if raw is None and path.name == _PEFT_FILE and config_file.is_file():
-        raw, source = config_file.read_text(encoding="utf-8"), str(config_file)
+        raw, source = config_file.read_bytes(), str(config_file)  # bytes: json.loads tells text that is not UTF-8
     if raw is None:
         return None
     try:
         config = json.loads(raw)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise LoRAError(f"{path}: {source} is not valid JSON: {exc}") from None
     if not isinstance(config, dict):
         raise LoRAError(f"{path}: {source} is not a JSON object of PEFT settings")
     if config.get("use_dora"):
         raise LoRAError(f"{path}: DoRA adapters (use_dora in {source}) are not supported; {_MERGE_IT}")
-    return _Alphas(config.get("lora_alpha"), dict(config.get("alpha_pattern") or {}), bool(config.get("use_rslora")))
+    alpha, patterns = config.get("lora_alpha"), config.get("alpha_pattern") or {}
+    if alpha is not None and not _is_number(alpha):
+        raise LoRAError(f"{path}: lora_alpha in {source} is {_shown(alpha)}, not a number: {_EDITED}")
+    if not isinstance(patterns, dict) or not all(_is_number(value) for value in patterns.values()):
+        raise LoRAError(f"{path}: alpha_pattern in {source} is {_shown(patterns)}, not an object of layer name "
+                        f"patterns and numbers: {_EDITED}")  # fmt: skip
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise LoRAError(f"{path}: alpha_pattern in {source} holds {pattern!r}, which is no regular expression "
+                            f"({exc}): {_EDITED}") from None  # fmt: skip
+    return _Alphas(alpha, patterns, bool(config.get("use_rslora")))
+
+
+# What to do about PEFT settings no PEFT version writes.
+_EDITED = "the file was edited or damaged; export the LoRA again"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _shown(value: object) -> str:
+    """A value for a message, cut to 60 characters (a damaged file may hold anything, of any length)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

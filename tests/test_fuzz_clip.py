@@ -1,0 +1,77 @@
+"""Damaged and hand-edited clips to extend (`run --extend CLIP`): every video format motif-lite writes cut short or
+with flipped bytes, and PNG sequences with a frame damaged, empty or of another size or with a hand-edited frame
+rate, are either read (every frame the clip counts decodes) or refused with `ClipError` before any weights load.
+CPU."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import PIL.PngImagePlugin
+import pytest
+
+from motif_lite import cli
+from motif_lite.errors import MotifLiteError
+from motif_lite.io.clip import ClipError, clip_frames, read_clip
+from motif_lite.io.video import write_video
+
+FRAMES = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+
+
+def read_whole_or_refused(path: Path) -> None:
+    """Read the clip as `--extend` does, and every frame it counts; `MotifLiteError` is the one error allowed."""
+    with contextlib.suppress(MotifLiteError):
+        clip = read_clip(path)
+        assert sum(1 for _ in clip_frames(clip)) >= 1
+
+
+@pytest.mark.parametrize("suffix", ["mp4", "webp", "gif", "mkv", "webm"])
+def test_a_video_cut_short_or_with_flipped_bytes_is_read_or_refused(tmp_path, suffix):
+    path = write_video(FRAMES, tmp_path / f"clip.{suffix}", 24)
+    whole = path.read_bytes()
+    cuts = [whole[:n] for n in (0, 10, 100, len(whole) // 2, len(whole) - 10)]
+    flips = [whole[:i] + bytes([whole[i] ^ 0xFF]) + whole[i + 1 :] for i in (4, 20, 60, len(whole) // 3)]
+    for damaged in [*cuts, *flips]:
+        path.write_bytes(damaged)
+        read_whole_or_refused(path)
+
+
+def png_sequence(folder: Path, fps: str | None = None) -> Path:
+    """The clip as PNG frames f_000.png ... (with an `fps` text where given, as a hand edit leaves it); its pattern."""
+    for index, frame in enumerate(FRAMES):
+        info = PIL.PngImagePlugin.PngInfo()
+        if fps is not None:
+            info.add_text("fps", fps)
+        PIL.Image.fromarray(frame).save(folder / f"f_{index:03d}.png", pnginfo=info)
+    return folder / "f_%03d.png"
+
+
+@pytest.mark.parametrize("fps", ["x", "nan", "inf", "0", "-5", "1e400", ""])
+def test_a_frame_rate_that_is_no_rate_is_the_default(tmp_path, fps):
+    assert read_clip(png_sequence(tmp_path, fps)).fps == 24.0
+
+
+@pytest.mark.parametrize("index", [0, 2, 4])
+@pytest.mark.parametrize("damage", ["empty", "not a png", "another size"])
+def test_a_damaged_frame_anywhere_is_refused_before_sampling(tmp_path, index, damage):
+    pattern = png_sequence(tmp_path)
+    frame = tmp_path / f"f_{index:03d}.png"
+    if damage == "another size":
+        PIL.Image.new("RGB", (16, 16)).save(frame)
+    else:
+        frame.write_bytes(b"" if damage == "empty" else b"GIF89a not really")
+    with pytest.raises(ClipError, match="must be of one size" if damage == "another size" else f"cannot read {frame}"):
+        read_clip(pattern)
+
+
+def test_the_command_refuses_an_empty_first_frame_in_one_line(tmp_path, capsys):
+    pattern = png_sequence(tmp_path)
+    (tmp_path / "f_000.png").write_bytes(b"")
+    code = cli.main(["run", "-m", str(tmp_path / "no-model"), "-p", "a fox", "--device", "cpu", "--extend",
+                     str(pattern), "-o", str(tmp_path / "longer.mp4")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+    assert "cannot read" in err and "f_000.png, a frame of the clip to extend" in err

@@ -1,0 +1,201 @@
+"""Damaged and hand-edited latents files (`run --resume`, `motif-lite decode`): every mutation of a saved file, a
+fixed list of them (bytes cut or flipped, each description entry of the wrong JSON type, tensors of another shape
+or dtype), is either read as it is or refused with `MotifLiteError`; the commands say so in one line. CPU."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from motif_lite import cli
+from motif_lite.cli.resume import resume_args, resumed_request
+from motif_lite.errors import MotifLiteError
+from motif_lite.io.latents import FORMAT_KEY, STATE_PREFIX, TENSOR_NAME, SavedLatents, read_latents, save_latents
+
+LATENT_SHAPE = (1, 16, 2, 4, 4)
+# What a stopped run of a 32x32, 5-frame video keeps (as `SavedLatents.info` writes it), its folders made up.
+REQUEST = {
+    "prompt": "a red fox",
+    "negative_prompt": "blurry",
+    "width": 32,
+    "height": 32,
+    "frames": 5,
+    "fps": 24.0,
+    "steps": 3,
+    "guidance": None,
+    "cfg_scale": None,
+    "apg_eta": None,
+    "apg_norm_threshold": None,
+    "apg_momentum": None,
+    "flow_shift": None,
+    "sampler": None,
+    "seed": 3,
+    "image": None,
+    "extend": None,
+}
+RUN = {"dtype": "fp32", "attention": "exact", "lora": [], "model": "Org/Motif-Video-2B", "gguf": None,
+       "text_encoder_gguf": None, "diffusion_model": None, "text_encoder": None, "vae": None, "file_stamps": {},
+       "image_sha256": None, "clip_sha256": None}  # fmt: skip
+METADATA = {"software": "motif-lite", "version": "0.1.0", "model": {"dtype": "fp32", "model": "Motif-Video-2B",
+            "lora": []}, **REQUEST}  # fmt: skip
+
+# Values of each wrong JSON type a hand edit may leave, and a missing entry.
+MISSING = object()
+WRONG_VALUES = ["12", [1], None, float("nan"), float("inf"), 10**30, -5, 0, True, {"a": 1}, "x" * 100_000, "\udcff",
+                1.5, MISSING]  # fmt: skip
+
+
+def stopped(folder: Path) -> SavedLatents:
+    return SavedLatents(torch.randn(LATENT_SHAPE, generator=torch.Generator().manual_seed(0)), folder / "fox.mp4", 32,
+                        32, 5, 24.0, "float32", METADATA, "Org/Motif-Video-2B", progress=(1, 3),
+                        state={"apg_running": torch.zeros(LATENT_SHAPE)}, request={**REQUEST,
+                        "output": str(folder / "fox.mp4")}, run=RUN)  # fmt: skip
+
+
+@pytest.fixture
+def saved(tmp_path) -> Path:
+    return save_latents(stopped(tmp_path), tmp_path / "fox.latents.safetensors")
+
+
+def entries(info: dict) -> list[str]:
+    """Where a hand edit may change the description: each entry, and each of its request, run and metadata."""
+    nested = [f"{key}.{inner}" for key in ("request", "run") for inner in info[key]]
+    return [*info, *nested, "progress.0", "progress.1", "video_metadata.model", "video_metadata.model.lora"]
+
+
+INFO = json.loads(json.dumps(stopped(Path("/nowhere")).info()))
+
+
+def edited(info: dict, where: str, value: object) -> dict:
+    """`info` with the entry at `where` ("run.vae", "progress.0") set to `value`, or left out (`MISSING`)."""
+    info = copy.deepcopy(info)
+    *outer, last = where.split(".")
+    inner = info
+    for key in outer:
+        inner = inner[int(key)] if isinstance(inner, list) else inner[key]
+    if value is MISSING and isinstance(inner, dict):
+        inner.pop(last, None)
+    elif value is not MISSING:
+        inner[int(last) if isinstance(inner, list) else last] = value
+    return info
+
+
+def rewritten(path: Path, info: dict, tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    if tensors is None:
+        tensors = {TENSOR_NAME: torch.zeros(LATENT_SHAPE), STATE_PREFIX + "apg_running": torch.zeros(LATENT_SHAPE)}
+    save_file(tensors, str(path), metadata={FORMAT_KEY: json.dumps(info)})
+    return path
+
+
+def read_and_resume(path: Path) -> None:
+    """What `run --resume` does with the file before loading anything: read, check, take its flags and request."""
+    args = cli.build_parser().parse_args(["run", "--resume", str(path)])
+    saved, _ = resume_args(args)
+    resumed_request(saved, str(path.with_name("again.mp4")))
+
+
+@pytest.mark.parametrize("where", entries(INFO))
+def test_every_wrong_entry_in_the_description_is_refused_or_read(saved, where):
+    info = json.loads(json.dumps(read_latents(saved).info()))
+    for value in WRONG_VALUES:
+        rewritten(saved, edited(info, where, value))
+        with contextlib.suppress(MotifLiteError):  # anything else fails the test
+            read_and_resume(saved)
+
+
+def test_a_path_entry_of_100_kb_is_refused_naming_the_entry(saved):
+    info = json.loads(json.dumps(read_latents(saved).info()))
+    rewritten(saved, edited(info, "run.vae", "x" * 100_000))
+    with pytest.raises(MotifLiteError, match=r"description's run.vae is 'xxx.*edited or damaged"):
+        read_latents(saved)
+
+
+@pytest.mark.parametrize(("where", "value"), [("request", "12"), ("run.lora", [1]), ("video_metadata.model", None),
+                                              ("width", float("inf")), ("progress", [3, 1])])  # fmt: skip
+def test_a_wrong_entry_is_named(saved, where, value):
+    info = json.loads(json.dumps(read_latents(saved).info()))
+    rewritten(saved, edited(info, where, value))
+    with pytest.raises(MotifLiteError, match=f"description's {where} is"):
+        read_latents(saved)
+
+
+def test_cut_and_flipped_bytes_are_refused_or_read(saved):
+    whole = saved.read_bytes()
+    header_end = 8 + int.from_bytes(whole[:8], "little")
+    cuts = [whole[:n] for n in (0, 1, 7, 8, 20, header_end // 2, header_end, header_end + 1, len(whole) - 1)]
+    flips = [whole[:i] + bytes([whole[i] ^ 0xFF]) + whole[i + 1 :] for i in range(0, header_end, 7)]
+    huge = (2**62).to_bytes(8, "little") + whole[8:]
+    for damaged in [*cuts, *flips, huge]:
+        saved.write_bytes(damaged)
+        with contextlib.suppress(MotifLiteError):
+            read_latents(saved)
+
+
+@pytest.mark.parametrize(
+    ("latents", "says"),
+    [
+        (torch.zeros(16, 2, 4, 4), "not floats of shape [1, C, F, h, w]"),
+        (torch.zeros(LATENT_SHAPE, dtype=torch.int32), "torch.int32"),
+        (torch.full(LATENT_SHAPE, float("nan")), "inf or NaN"),
+    ],
+)
+def test_latents_no_run_saves_are_refused(saved, latents, says):
+    info = json.loads(json.dumps(read_latents(saved).info()))
+    rewritten(saved, info, {TENSOR_NAME: latents})
+    with pytest.raises(MotifLiteError) as raised:
+        read_latents(saved)
+    assert says in str(raised.value) and "the file is damaged" in str(raised.value)
+
+
+@pytest.mark.parametrize("command", [["run", "--resume"], ["decode"]])
+def test_the_commands_refuse_a_damaged_file_in_one_line(saved, capsys, command):
+    info = json.loads(json.dumps(read_latents(saved).info()))
+    rewritten(saved, edited(info, "request", [1]))
+    code = cli.main([*command, str(saved), "--dry-run", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err
+    assert "description's request is [1]" in err
+    assert saved.is_file()  # kept as it is: the user may copy it again
+
+
+# ------------------------------------------------------------------------------ the sampling state's tensors
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    from motif_lite import load_pipeline
+
+    return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        torch.zeros(1, 16, 3, 4, 4),  # another shape
+        torch.zeros(0),  # no values at all
+        torch.zeros(LATENT_SHAPE, dtype=torch.int64),
+        torch.zeros(LATENT_SHAPE, dtype=torch.bool),
+    ],
+)
+def test_a_damaged_sampling_state_is_refused_before_any_step(pipe, tmp_path, state):
+    from motif_lite.request import GenerationRequest
+
+    def stop_after_the_first_step(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    request = GenerationRequest(**{**REQUEST, "output": str(tmp_path / "fox.mp4")})
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request, on_progress=stop_after_the_first_step)
+    path = tmp_path / "fox.latents.safetensors"
+    good = read_latents(path)
+    rewritten(path, json.loads(json.dumps(good.info())), {TENSOR_NAME: good.latents, "state.apg_running": state})
+    with pytest.raises(MotifLiteError, match="its sampling state 'apg_running' is .* the file is damaged"):
+        pipe.generate(request, resume=read_latents(path))
+    assert path.is_file()

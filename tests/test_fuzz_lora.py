@@ -1,0 +1,123 @@
+"""Damaged and hand-edited LoRA files (`--lora FILE`): every mutation in a fixed list (bytes cut or flipped, tensors
+of another dtype or shape, PEFT settings of the wrong JSON type) is either applied or refused with `LoRAError`
+before any weight is read; the command says so in one line. A one-layer model stands for the transformer. CPU."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from motif_lite import cli
+from motif_lite.errors import MotifLiteError
+from motif_lite.weights.lora import LoRAError, LoRASpec, apply_loras, linear_shapes, read_loras
+
+DOWN, UP = "transformer_blocks.0.attn.to_q.lora_A.weight", "transformer_blocks.0.attn.to_q.lora_B.weight"
+ALPHA = "transformer_blocks.0.attn.to_q.alpha"
+GOOD = {DOWN: torch.randn(4, 64, generator=torch.Generator().manual_seed(0)), UP: torch.zeros(64, 4)}
+WRONG_VALUES = ["12", [1], None, float("nan"), float("inf"), 1e308, -5, 0, True, {"a": 1}, "x" * 100_000]
+
+
+class OneBlock(nn.Module):
+    """The transformer's names for one attention's query projection: transformer_blocks.0.attn.to_q."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        attention = nn.Module()
+        attention.to_q = nn.Linear(64, 64)
+        block = nn.Module()
+        block.attn = attention
+        self.transformer_blocks = nn.ModuleList([block])
+
+
+def applied_or_refused(path: Path) -> None:
+    """Read `path` as a LoRA of `OneBlock` and apply it; `MotifLiteError` is the one error allowed."""
+    model = OneBlock()
+    with contextlib.suppress(MotifLiteError):
+        apply_loras(model, read_loras([LoRASpec(path)], linear_shapes(model)), torch.float32)
+
+
+def written(path: Path, tensors: dict[str, torch.Tensor], peft: object = None) -> Path:
+    metadata = None if peft is None else {"lora_adapter_metadata": peft if isinstance(peft, str) else json.dumps(peft)}
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+DTYPES = [torch.int8, torch.int32, torch.bool, torch.uint8, torch.float16, torch.float64, torch.float8_e4m3fn]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_tensors_of_every_dtype_are_applied_or_refused(tmp_path, dtype):
+    path = tmp_path / "lora.safetensors"
+    for tensors in [{**GOOD, DOWN: GOOD[DOWN].to(dtype)}, {**GOOD, UP: GOOD[UP].to(dtype)},
+                    {**GOOD, ALPHA: torch.tensor(8.0).to(dtype)}]:  # fmt: skip
+        applied_or_refused(written(path, tensors))
+
+
+def test_tensors_of_every_shape_are_applied_or_refused(tmp_path):
+    path = tmp_path / "lora.safetensors"
+    shapes = [((0, 64), (64, 0)), ((1, 4, 64), (64, 4)), ((4, 32), (64, 4)), ((64,), (64,)), ((), ()), ((4, 64),)]
+    for shape in shapes:
+        applied_or_refused(written(path, {name: torch.zeros(s) for name, s in zip((DOWN, UP), shape, strict=False)}))
+    for alpha in [torch.zeros(3), torch.zeros(0), torch.tensor(float("nan")), torch.tensor(0.0)]:
+        applied_or_refused(written(path, {**GOOD, ALPHA: alpha}))
+
+
+@pytest.mark.parametrize("setting", ["lora_alpha", "alpha_pattern", "use_rslora", "use_dora", "r"])
+def test_peft_settings_of_every_json_type_are_applied_or_refused(tmp_path, setting):
+    for value in WRONG_VALUES:
+        applied_or_refused(written(tmp_path / "lora.safetensors", GOOD, {"lora_alpha": 8, setting: value}))
+
+
+@pytest.mark.parametrize(
+    ("peft", "says"),
+    [
+        ({"lora_alpha": "8"}, "lora_alpha in its lora_adapter_metadata is '8', not a number"),
+        ({"alpha_pattern": [1]}, "alpha_pattern in its lora_adapter_metadata is [1], not an object"),
+        ({"alpha_pattern": {"to_q": "x"}}, "not an object of layer name patterns and numbers"),
+        ({"alpha_pattern": {"(": 2}}, "holds '(', which is no regular expression"),
+    ],
+)
+def test_peft_settings_no_peft_writes_are_named(tmp_path, peft, says):
+    path = written(tmp_path / "lora.safetensors", GOOD, {"lora_alpha": 8, **peft})
+    with pytest.raises(LoRAError, match="export the LoRA again") as raised:
+        read_loras([LoRASpec(path)], linear_shapes(OneBlock()))
+    assert says in str(raised.value)
+
+
+def test_float8_tensors_are_checked_for_inf_and_nan(tmp_path):
+    nan = torch.full((4, 64), float("nan")).to(torch.float8_e4m3fn)
+    path = written(tmp_path / "lora.safetensors", {**GOOD, DOWN: nan})
+    with pytest.raises(LoRAError, match="holds inf or NaN"):
+        read_loras([LoRASpec(path)], linear_shapes(OneBlock()))
+
+
+def test_an_adapter_config_that_is_not_utf8_is_named(tmp_path):
+    written(tmp_path / "adapter_model.safetensors", GOOD)
+    (tmp_path / "adapter_config.json").write_bytes(b'{"lora_alpha": 8, "\xff": 1}')
+    with pytest.raises(LoRAError, match="adapter_config.json is not valid JSON"):
+        read_loras([LoRASpec(tmp_path / "adapter_model.safetensors")], linear_shapes(OneBlock()))
+
+
+def test_cut_and_flipped_bytes_are_applied_or_refused(tmp_path):
+    path = written(tmp_path / "lora.safetensors", GOOD)
+    whole = path.read_bytes()
+    header_end = 8 + int.from_bytes(whole[:8], "little")
+    cuts = [whole[:n] for n in (0, 1, 8, 20, header_end, header_end + 1, len(whole) - 1)]
+    flips = [whole[:i] + bytes([whole[i] ^ 0xFF]) + whole[i + 1 :] for i in range(0, header_end, 5)]
+    for damaged in [*cuts, *flips]:
+        path.write_bytes(damaged)
+        applied_or_refused(path)
+
+
+def test_the_command_refuses_a_damaged_lora_in_one_line(tmp_path, capsys, no_network):
+    path = written(tmp_path / "lora.safetensors", GOOD, {"lora_alpha": [8]})
+    code = cli.main(["run", "-p", "a fox", "--lora", str(path), "--dry-run", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+    assert "lora_alpha in its lora_adapter_metadata is [8], not a number" in err

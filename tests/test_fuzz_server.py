@@ -1,0 +1,183 @@
+"""Damaged and hand-edited input to `motif-lite serve`: create bodies with each field of the wrong JSON type (and
+bodies that are no JSON object at all) get a 4xx with the API's JSON error, never a 500; a job database cut short,
+with flipped bytes or with rows edited by hand is refused at start in one line, and left as it is. Tiny checkpoint,
+CPU; no job runs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from motif_lite import cli  # noqa: E402
+from motif_lite.errors import MotifLiteError  # noqa: E402
+from motif_lite.server.app import ServerConfig, ServerState, create_app  # noqa: E402
+from motif_lite.server.jobs import JobStore, new_job_id  # noqa: E402
+from motif_lite.server.worker import Worker  # noqa: E402
+
+BODY = {"prompt": "a red fox", "size": "48x32", "num_frames": 5, "steps": 2, "seed": 7}
+FIELDS = ["prompt", "model", "size", "seconds", "input_reference", "negative_prompt", "num_frames", "steps", "seed",
+          "guidance_scale", "guidance_method", "apg_eta", "apg_norm_threshold", "apg_momentum", "flow_shift",
+          "sampling_method", "fps", "extend", "loras", "unknown_field"]  # fmt: skip
+MISSING = object()
+WRONG_VALUES = ["12", [1], None, float("nan"), float("inf"), 10**30, -5, 0, True, {"a": 1}, "x" * 100_000, "\udcff",
+                1.5, -1e308, MISSING]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def client(checkpoint, tmp_path_factory):
+    """The API of a server whose model has loaded, with no room in its queue: a body that passes every check gets
+    429 and no job runs."""
+    import torch
+
+    from motif_lite import load_pipeline
+
+    pipe = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+    store = JobStore(tmp_path_factory.mktemp("data"))
+    state = ServerState(ServerConfig(model_name="tiny"))
+    app_client = TestClient(create_app(store, state), raise_server_exceptions=False)
+    state.ready(Worker(store, pipe, log=lambda line: None), ServerConfig(model_name="tiny", max_queue=0))
+    yield app_client
+    store.close()
+
+
+def posted(client, body: bytes) -> tuple[int, dict]:
+    response = client.post("/v1/videos", content=body, headers={"content-type": "application/json"})
+    return response.status_code, response.json()
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_every_wrong_value_gets_a_4xx_with_the_apis_error(client, field):
+    for value in WRONG_VALUES:
+        body = {key: item for key, item in BODY.items() if key != field and not (field == "seconds" and
+                key == "num_frames")}  # fmt: skip
+        if value is not MISSING:
+            body[field] = value
+        status, answer = posted(client, json.dumps(body).encode())
+        assert 400 <= status < 500 and set(answer["error"]) == {"message", "type", "param", "code"}, (value, answer)
+
+
+def test_a_prompt_that_is_not_utf8_is_refused_with_its_param(client):
+    status, answer = posted(client, json.dumps({**BODY, "prompt": "a \udcff fox"}).encode())
+    assert status == 400 and answer["error"]["param"] == "prompt"
+    assert "not UTF-8 text" in answer["error"]["message"]
+
+
+def test_bodies_that_are_no_json_object_get_a_400(client):
+    whole = json.dumps(BODY).encode()
+    cut = [whole[:n] for n in (0, 1, 10, len(whole) // 2, len(whole) - 1)]
+    others = [b"\xff\xfe{}", b"[1]", b"null", b'"x"', b'{"prompt": 1' + b"0" * 5000 + b"}", b"[" * 100_000,
+              b'{"prompt": "' + b"x" * 100_000 + b'"}']  # fmt: skip
+    for body in [*cut, *others]:
+        status, answer = posted(client, body)
+        assert status == 400 and answer["error"]["message"], body[:40]
+
+
+# ------------------------------------------------------------------------------ the data folder
+
+
+SETTINGS = {"prompt": "a red fox", "negative_prompt": "", "width": 48, "height": 32, "frames": 5, "fps": 24.0,
+            "steps": 2, "seed": 7}  # fmt: skip
+
+
+def data_folder(root: Path) -> list[str]:
+    """A data folder of three queued jobs, closed; their ids."""
+    store = JobStore(root)
+    ids = [new_job_id() for _ in range(3)]
+    for job_id in ids:
+        store.add(job_id, "tiny", SETTINGS, False, 100)
+    store.close()
+    return ids
+
+
+def opened_or_refused(root: Path) -> None:
+    """Open the store and list its jobs, as a starting server does; `MotifLiteError` is the one error allowed."""
+    try:
+        store = JobStore(root)
+    except MotifLiteError:
+        return
+    try:
+        store.recover()
+        store.page(None, 100, descending=True)
+    finally:
+        store.close()
+
+
+def test_a_database_cut_short_or_with_flipped_bytes_is_refused_and_left_as_it_is(tmp_path):
+    data_folder(tmp_path)
+    database = tmp_path / "jobs.sqlite3"
+    whole = database.read_bytes()
+    cuts = [whole[:n] for n in (50, 100, 1000, 4096, 5000, len(whole) - 100)]
+    flips = [
+        whole[:i] + bytes([whole[i] ^ 0xFF]) + whole[i + 1 :] for i in (0, 16, 20, 28, 100, 4104, len(whole) - 200)
+    ]
+    for damaged in [*cuts, *flips]:
+        database.write_bytes(damaged)
+        opened_or_refused(tmp_path)
+    database.write_bytes(whole[:5000])
+    with pytest.raises(MotifLiteError, match=r"jobs.sqlite3 is damaged .*give --data another folder"):
+        JobStore(tmp_path)
+    assert database.read_bytes() == whole[:5000]
+
+
+ROW_EDITS = {
+    "settings": ["x", "[1]", "null", "{}", '{"prompt": "a", "width": "a", "height": 32, "frames": 5, "fps": 0}'],
+    "effective": ["x", "[1]", "null"],
+    "notes": ["x", '{"a": 1}', "null", "[1]"],
+    "loras": ["x", "[1]", "[[1]]", '[["a", 1, 2]]', "null"],
+    "progress": ["x"],
+    "created_at": ["x", 1e300, -1e20],
+    "started_at": ["x", 1e300],
+    "completed_at": ["x"],
+    "clip_frames": ["x", -3],
+}
+
+
+@pytest.mark.parametrize("column", list(ROW_EDITS))
+def test_a_row_edited_by_hand_is_refused_naming_the_job(tmp_path, column):
+    ids = data_folder(tmp_path)
+    database = tmp_path / "jobs.sqlite3"
+    for value in ROW_EDITS[column]:
+        with sqlite3.connect(database) as db:
+            db.execute(f"UPDATE jobs SET {column} = ? WHERE id = ?", (value, ids[1]))
+        with pytest.raises(MotifLiteError, match=f"holds 1 job this motif-lite cannot read \\({ids[1]}: {column}"):
+            JobStore(tmp_path)
+
+
+def test_serve_refuses_a_damaged_data_folder_in_one_line(tmp_path, capsys, no_network):
+    data_folder(tmp_path)
+    database = tmp_path / "jobs.sqlite3"
+    database.write_bytes(b"not a database" * 100)
+    code = cli.main(["serve", "--data", str(tmp_path), "--port", "0", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+    assert "jobs.sqlite3 is damaged (file is not a database)" in err
+    assert database.read_bytes() == b"not a database" * 100
+
+
+FORM = {"prompt": "a red fox", "size": "48x32", "num_frames": "5", "steps": "2", "seed": "7"}
+FORM_FIELDS = [*FORM, "guidance_scale", "fps", "seconds", "extend", "loras", "loras[]", "loras[][name]",
+               "loras[][strength]", "input_reference[image_url]"]  # fmt: skip
+FORM_VALUES = ["x", "", "nan", "inf", "1e400", "-5", "0", "1" * 5000, "x" * 100_000, "[1]", "[" * 100_000,
+               "[" + "1" * 5000 + "]"]  # fmt: skip
+
+
+@pytest.mark.parametrize("field", FORM_FIELDS)
+def test_every_wrong_form_value_gets_a_4xx_with_the_apis_error(client, field):
+    for value in FORM_VALUES:
+        response = client.post("/v1/videos", data={**FORM, field: value})
+        answer = response.json()
+        assert 400 <= response.status_code < 500 and answer["error"]["message"], (value[:40], answer)
+
+
+@pytest.mark.parametrize("field", ["num_frames", "loras"])
+def test_a_form_integer_of_5000_digits_is_no_integer(client, field):
+    # Before: a 500, from Python's own limit on the digits of an integer read from text.
+    value = "1" * 5000 if field == "num_frames" else "[" + "1" * 5000 + "]"
+    response = client.post("/v1/videos", data={**FORM, field: value})
+    assert response.status_code == 400 and response.json()["error"]["param"] == field

@@ -1,0 +1,107 @@
+"""Damaged and hand-edited settings in a video (`run --settings-from FILE`): every mutation of the stored settings,
+a fixed list of them (each value of the wrong JSON type, a missing or unknown key, text that is not UTF-8), and of
+the file's bytes, either makes the request or is refused with `MotifLiteError`; the command says so in one line.
+CPU, no weights."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from motif_lite import cli
+from motif_lite.cli.run_request import request_from_args, resolve_requests
+from motif_lite.cli.settings_from import settings_from_args
+from motif_lite.errors import MotifLiteError
+from motif_lite.io.video import write_video
+
+# What a video of the tiny checkpoint stores (`stored_settings`), guided by APG.
+STORED = {
+    "software": "motif-lite", "version": "0.1.0",
+    "model": {"model": "Motif-Video-2B", "dtype": "bf16", "attention": "exact", "lora": ["a.safetensors:1"]},
+    "prompt": "a red fox", "negative_prompt": "blurry", "width": 32, "height": 32, "frames": 5, "fps": 24, "steps": 2,
+    "seed": 5, "image": None, "extend": None, "sampler": "euler", "flow_shift": 15.0,
+    "guidance_config": {"method": "APGConfig", "scale": 4.0, "eta": 0.5, "norm_threshold": 12.0, "momentum": 0.1},
+}  # fmt: skip
+MISSING = object()
+WRONG_VALUES = ["12", [1], None, float("nan"), float("inf"), 10**30, -5, 0, True, {"a": 1}, "x" * 100_000, "\udcff",
+                1.5, MISSING]  # fmt: skip
+NESTED = ["guidance_config.method", "guidance_config.scale", "guidance_config.eta", "guidance_config.momentum",
+          "model.lora", "model.dtype", "model.step_cache", "unknown_key"]  # fmt: skip
+
+
+def edited(where: str, value: object) -> dict:
+    """The stored settings with the entry at `where` ("guidance_config.method") set to `value`, or left out."""
+    stored = copy.deepcopy(STORED)
+    *outer, last = where.split(".")
+    inner = stored[outer[0]] if outer else stored
+    if value is MISSING:
+        inner.pop(last, None)
+    else:
+        inner[last] = value
+    return stored
+
+
+def written(folder: Path, values: dict) -> Path:
+    return write_video(np.zeros((2, 16, 16, 3), np.uint8), folder / "made.webp", 24, values)
+
+
+def requests_from(path: Path) -> list:
+    """What `run --settings-from PATH` makes of the file before loading anything."""
+    args = cli.build_parser().parse_args(["run", "--settings-from", str(path)])
+    args.argv = ["run", "--settings-from", str(path)]
+    settings_from_args(args)
+    requests, _ = resolve_requests(args, request_from_args(args))
+    return requests
+
+
+@pytest.mark.parametrize("where", [key for key in STORED if key != "software"] + NESTED)
+def test_every_wrong_value_makes_the_request_or_is_refused(tmp_path, where):
+    for value in WRONG_VALUES:
+        path = written(tmp_path, edited(where, value))
+        with contextlib.suppress(MotifLiteError):  # anything else fails the test
+            requests_from(path)
+
+
+@pytest.mark.parametrize("method", [[1], {"a": 1}])
+def test_a_guidance_method_of_another_json_type_is_one_this_version_lacks(tmp_path, method):
+    path = written(tmp_path, edited("guidance_config.method", method))
+    (request,) = requests_from(path)
+    assert request.guidance is None and request.cfg_scale is None  # the checkpoint's or the official guidance
+
+
+@pytest.mark.parametrize("where", ["prompt", "negative_prompt"])
+def test_text_that_is_not_utf8_is_refused_before_loading(tmp_path, where):
+    path = written(tmp_path, edited(where, "a \udcff fox"))
+    with pytest.raises(MotifLiteError, match=f"{where.replace('_', ' ')} holds bytes that are not UTF-8 text"):
+        requests_from(path)
+
+
+def test_cut_and_flipped_bytes_are_refused_or_read(tmp_path):
+    path = written(tmp_path, STORED)
+    whole = path.read_bytes()
+    cuts = [whole[:n] for n in (0, 1, 12, 30, len(whole) // 2, len(whole) - 1)]
+    flips = [whole[:i] + bytes([whole[i] ^ 0xFF]) + whole[i + 1 :] for i in range(0, len(whole), 37)]
+    for damaged in [*cuts, *flips]:
+        path.write_bytes(damaged)
+        with contextlib.suppress(MotifLiteError):
+            requests_from(path)
+
+
+def test_the_command_refuses_a_prompt_that_is_not_utf8_in_one_line(tmp_path, capsys):
+    path = written(tmp_path, edited("prompt", "\udcff"))
+    code = cli.main(["run", "--settings-from", str(path), "--dry-run", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err
+    assert "prompt holds bytes that are not UTF-8 text" in err
+
+
+def test_a_damaged_mp4_is_refused_in_one_line(tmp_path, capsys):
+    mp4 = write_video(np.zeros((2, 16, 16, 3), np.uint8), tmp_path / "made.mp4", 24, STORED)
+    mp4.write_bytes(mp4.read_bytes()[:100])
+    code = cli.main(["run", "--settings-from", str(mp4), "--dry-run", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err and "made.mp4" in err
