@@ -327,8 +327,9 @@ class GpuMemory:
 
 
 def sysmem_spill_note(peak_bytes: int | None, gpu: GpuMemory | None) -> str | None:
-    """When a run's peak of allocated device memory exceeded the whole GPU, which only Windows' driver allows: that
-    the excess went to system memory (slow) and the two fixes; else None.
+    """When a run's device memory peak (the summary gives the reserved one, what the driver had to place) exceeded
+    the whole GPU, which only Windows' driver allows: that the excess went to system memory (slow) and the two
+    fixes; else None.
 
     Checked only with Windows' driver: Linux's fails an allocation beyond the GPU, so a peak above the total cannot
     happen there, and one fix is a Windows setting. The driver starts spilling already near the GPU's total, so a

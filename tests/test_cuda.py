@@ -8,7 +8,8 @@
 - block streaming on CUDA (side-stream prefetch) bit-identical to the resident model;
 - the planner's estimates against the peaks measured at 1280x736x121 (denoise and decode within 10 %);
 - the VAE in bf16 bit-identical to diffusers' in bf16 (docs/vae.md);
-- two runs in two processes giving the same bits (the remembered `auto` attention choices).
+- two runs in two processes giving the same bits (the remembered `auto` attention choices);
+- a run's per-stage peaks of allocated and reserved memory, as torch counts them.
 Each test records what it measured (`record_property`), which `bash bench/gpu_check.sh` puts in its report.
 """
 
@@ -27,13 +28,15 @@ from gguf import GGMLQuantizationType as Q
 from gguf_helpers import random_packed
 from test_gguf_model import write_model_gguf
 from tiny_config import inputs, randomize_
+from tiny_pipeline import make_tiny_checkpoint
 from tiny_transformer import make_reference, reference_forward, save_official
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from motif_lite import load_transformer
+from motif_lite import load_pipeline, load_transformer
 from motif_lite.config import TransformerConfig
 from motif_lite.model import ops
 from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.request import GenerationRequest
 from motif_lite.runtime.kernels import SparsityConfig, apply_kernels, fallbacks, kernel_ops
 from motif_lite.runtime.planner import GiB, apply_plan, plan_memory
 from motif_lite.runtime.streaming import StreamingConfig, apply_block_streaming
@@ -422,3 +425,22 @@ def test_two_runs_give_the_same_bits(mid_reference, tmp_path, record_property) -
     record_property("attention, second run", second["attention"])
     assert "as an earlier run on this GPU chose" in second["attention"], second["attention"]
     assert torch.equal(first["out"], second["out"]), (first["out"] - second["out"]).abs().max()
+
+
+def test_a_run_records_allocated_and_reserved_peaks_per_stage(tmp_path, record_property) -> None:
+    """Each stage's peak of allocated memory and of reserved memory (the allocator's segments, what nvidia-smi
+    compares with), in the result and its maxima."""
+    make_tiny_checkpoint(tmp_path / "ckpt")
+    pipe = load_pipeline(tmp_path / "ckpt", dtype=torch.float32, device="cuda", kernels="torch")
+    request = GenerationRequest("a red fox", width=48, height=32, frames=5, steps=2, output=tmp_path / "v.mp4")
+    result = pipe.generate(request)
+    record_property("stage peaks allocated", result.stage_peaks)
+    record_property("stage peaks reserved", result.stage_reserved_peaks)
+    assert list(result.stage_reserved_peaks) == list(result.stage_peaks) == ["encode", "denoise", "decode"]
+    for stage, allocated in result.stage_peaks.items():
+        assert 0 < allocated <= result.stage_reserved_peaks[stage], stage
+    assert result.peak_reserved_bytes == max(result.stage_reserved_peaks.values())
+    assert result.peak_device_bytes == max(result.stage_peaks.values())
+    # The decode's stats were the last reset: its peaks are still torch's.
+    assert result.stage_reserved_peaks["decode"] == torch.cuda.max_memory_reserved()
+    assert result.stage_peaks["decode"] == torch.cuda.max_memory_allocated()

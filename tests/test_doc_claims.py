@@ -169,3 +169,88 @@ def test_a_method_a_route_does_not_take_gets_405_with_the_documented_code(tmp_pa
     assert answer.status_code == 405 and answer.json()["error"]["code"] == "method_not_allowed"
     row = re.search(r"^\| 405 \|.*\| `(\w+)` \|$", SERVER.read_text(), re.M)
     assert row and row.group(1) == "method_not_allowed"
+
+
+NUMBER = r"(\d[\d,]*(?:\.\d+)?(?:e-?\d+)?)"  # 1.05, 16384, 1,350, 3e-3; not the full stop after one
+
+
+def _numbers_in(text: str, pattern: str) -> list[float]:
+    """The numbers `pattern`'s groups capture in `text` (whitespace made single spaces first, so a claim may wrap
+    anywhere; thousands separators dropped); fails when the doc no longer says it."""
+    found = re.search(pattern, " ".join(text.split()))
+    assert found is not None, f"the doc no longer matches {pattern!r}"
+    return [float(group.replace(",", "")) for group in found.groups()]
+
+
+def test_the_verify_tolerances_docs_usage_gives_are_the_commands():
+    # docs/usage.md, "Checking against the reference": the tolerance per stage in each dtype, and with --gguf.
+    from motif_lite.verify import GGUF_TRANSFORMER_TOLERANCE, TOLERANCES
+
+    section = USAGE.read_text().split("## Checking against the reference")[1].split("\n## ")[0]
+    fp32_stages, fp32_frames = _numbers_in(
+        section, rf"{NUMBER} per stage in float32 \(.*?\) and {NUMBER} for the frames"
+    )
+    bf16 = _numbers_in(
+        section, rf"in bfloat16 \(and float16\) {NUMBER} or {NUMBER} per stage and {NUMBER} for the frames"
+    )
+    (gguf,) = _numbers_in(section, rf"so that stage's tolerance is {NUMBER}")
+    stages = [stage for stage in TOLERANCES[torch.float32] if stage != "frames"]
+    assert {TOLERANCES[torch.float32][stage] for stage in stages} == {fp32_stages}
+    assert TOLERANCES[torch.float32]["frames"] == fp32_frames
+    assert sorted({TOLERANCES[torch.bfloat16][stage] for stage in stages}) == sorted(bf16[:2])
+    assert TOLERANCES[torch.bfloat16]["frames"] == bf16[2]
+    assert gguf == GGUF_TRANSFORMER_TOLERANCE
+
+
+MEMORY = Path(__file__).resolve().parent.parent / "docs/memory.md"
+# Where docs/memory.md states each of the planner's named constants (runtime/planner.py, vae_memory.py,
+# activation_memory.py); `_planner_constants` gives the code's values in the same order.
+MEMORY_CLAIMS = {
+    "ESTIMATE_MARGIN": rf"\(weights \+ activations\) x {NUMBER}",
+    "WORKSPACE_BYTES": rf"\+ {NUMBER} MiB of cuBLAS workspace",
+    "SAMPLER_LATENTS": rf"the sampler's latent-sized tensors \({NUMBER} latents\)",
+    "RESERVED_RATIO": rf"the plan prints `x {NUMBER}` of its peak as the expected reserve",
+    "RESERVED_RATIO in the budget": rf"Without `--vram` the budget is the GPU's free memory / {NUMBER}",
+    "TOKEN_CHUNKS": rf"token chunks of {NUMBER} .*?→ chunks of {NUMBER} →",
+    "VAE_TILES": rf"VAE tiles {NUMBER}/{NUMBER}, {NUMBER}/{NUMBER} →",
+    "VAE_BANDS": rf"then {NUMBER}, {NUMBER}, {NUMBER} exact bands",
+    "DEQUANT_BYTES_PER_WEIGHT": rf"largest linear \(7680 x 1536\) x {NUMBER} bytes",
+    "VAE_CACHE_ELEMS_PER_PIXEL": rf"causal caches {NUMBER}",
+    "VAE_CACHE_CHANNELS": rf"2 · \({NUMBER}/64 \+ {NUMBER}/16 \+ {NUMBER}/4 \+ {NUMBER}\)",
+    "VAE_WORK_ELEMS_PER_PIXEL": rf"frame by frame \({NUMBER} counted\)",
+    "VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK": rf"with 4 frames at once \({NUMBER}\)",
+    "VAE_ENCODE_ELEMS_PER_PIXEL": rf"~{NUMBER} elements per input pixel",
+    "TEXT_NON_LAYER_FRACTION, TEXT_LAYER_FRACTION (%)": rf"embedding ≈ {NUMBER} %, one layer ≈ {NUMBER} %",
+}
+
+
+def _planner_constants() -> dict[str, list[float]]:
+    from motif_lite.runtime import activation_memory, planner, vae_memory
+
+    return {
+        "ESTIMATE_MARGIN": [planner.ESTIMATE_MARGIN],
+        "WORKSPACE_BYTES": [planner.WORKSPACE_BYTES / planner.MiB],
+        "SAMPLER_LATENTS": [planner.SAMPLER_LATENTS],
+        "RESERVED_RATIO": [planner.RESERVED_RATIO],
+        "RESERVED_RATIO in the budget": [planner.RESERVED_RATIO],
+        "TOKEN_CHUNKS": list(planner.TOKEN_CHUNKS),
+        "VAE_TILES": [n for tile in planner.VAE_TILES for n in (tile.size, tile.overlap)],
+        "VAE_BANDS": list(planner.VAE_BANDS),
+        "DEQUANT_BYTES_PER_WEIGHT": [planner.DEQUANT_BYTES_PER_WEIGHT],
+        "VAE_CACHE_ELEMS_PER_PIXEL": [vae_memory.VAE_CACHE_ELEMS_PER_PIXEL],
+        "VAE_CACHE_CHANNELS": list(vae_memory.VAE_CACHE_CHANNELS),
+        "VAE_WORK_ELEMS_PER_PIXEL": [vae_memory.VAE_WORK_ELEMS_PER_PIXEL],
+        "VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK": [vae_memory.VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK],
+        "VAE_ENCODE_ELEMS_PER_PIXEL": [vae_memory.VAE_ENCODE_ELEMS_PER_PIXEL],
+        "TEXT_NON_LAYER_FRACTION, TEXT_LAYER_FRACTION (%)": [
+            100 * activation_memory.TEXT_NON_LAYER_FRACTION,
+            100 * activation_memory.TEXT_LAYER_FRACTION,
+        ],
+    }
+
+
+@pytest.mark.parametrize("constant", list(MEMORY_CLAIMS))
+def test_the_planner_constants_docs_memory_names_are_the_codes(constant):
+    # docs/memory.md, "Weights", "VAE decode", "VAE encode", "Stage estimates" and "Ladder": each number the page
+    # gives for a named constant of the planner.
+    assert _numbers_in(MEMORY.read_text(), MEMORY_CLAIMS[constant]) == pytest.approx(_planner_constants()[constant])

@@ -375,6 +375,9 @@ def test_text_encoder_leaves_the_device_and_result_reports(pipe, tmp_path, monke
     assert set(result.timings) == {"encode", "denoise", "decode", "total"} and result.peak_rss_bytes > 0
     assert result.output == tmp_path / "v.gif" and result.request.seed == 1 and result.shift == 15.0
     assert result.kernel_fallbacks == {}  # torch ops: nothing could fall back
+    # On the CPU the stages' memory is the host's (the RSS): no device peaks, allocated or reserved.
+    assert result.peak_device_bytes is None and result.stage_peaks == {}
+    assert result.peak_reserved_bytes is None and result.stage_reserved_peaks == {}
     assert "fell back" not in summary(result, 0.0)
     assert summary(result, 0.0).splitlines()[0] == f"prompt: {PROMPT!r}"  # which video this is, before its settings
     assert f"output: {tmp_path / 'v.gif'}" in summary(result, 0.0)

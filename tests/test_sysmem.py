@@ -1,8 +1,8 @@
 """Windows' NVIDIA driver (and so WSL2's) moves GPU memory past the GPU's own into system memory instead of failing:
-a run whose device peak exceeded the GPU is told so in its summary, a --vram above the free memory is warned about
-before the run, and `motif-lite check` under WSL without a GPU says what the library folders show is wrong. No
-Windows machine is needed: the facts (total memory, whether the driver is Windows', the library folders) are
-passed in."""
+a run whose device peak (reserved, what the driver had to place) exceeded the GPU is told so in its summary, a
+--vram above the free memory is warned about before the run, and `motif-lite check` under WSL without a GPU says
+what the library folders show is wrong. No Windows machine is needed: the facts (total memory, whether the driver
+is Windows', the library folders) are passed in. Also the summary's device peak line, allocated and reserved."""
 
 from __future__ import annotations
 
@@ -52,10 +52,18 @@ def test_windows_driver_is_windows_itself_or_wsl2():
     assert not wsl.windows_gpu_driver("linux", linux_kernel)
 
 
-def _result(tmp_path: Path, peak: int | None) -> GenerationResult:
+def _result(tmp_path: Path, peak: int | None, reserved: int | None = None) -> GenerationResult:
     request = GenerationRequest("a red fox", width=32, height=16, frames=5, steps=2, seed=0, output=tmp_path / "v.mp4")
     timings = {"encode": 0.1, "denoise": 0.2, "decode": 0.1, "total": 0.4}
-    return GenerationResult(tmp_path / "v.mp4", request, 3.0, timings, None, peak, stage_peaks={"denoise": peak})
+    return GenerationResult(
+        tmp_path / "v.mp4", request, 3.0, timings, None, peak, stage_peaks={} if peak is None else {"denoise": peak},
+        peak_reserved_bytes=reserved, stage_reserved_peaks={} if reserved is None else {"denoise": reserved},
+    )  # fmt: skip
+
+
+def _peak_line(result: GenerationResult, gpu: GpuMemory | None = None) -> str:
+    lines = summary(result, 0.0, with_settings=False, gpu_memory=gpu).splitlines()
+    return next(line for line in lines if line.startswith("peak memory: "))
 
 
 def test_the_summary_warns_under_its_peak_line_when_the_run_spilled(tmp_path):
@@ -65,6 +73,22 @@ def test_the_summary_warns_under_its_peak_line_when_the_run_spilled(tmp_path):
     assert lines[at + 1] == f"warning: {sysmem_spill_note(peak, WINDOWS_8_GIB)}"
     for facts in (LINUX_8_GIB, None, GpuMemory(16 * GiB, windows_driver=True)):
         assert "warning:" not in summary(_result(tmp_path, peak), 0.0, with_settings=False, gpu_memory=facts)
+
+
+def test_the_summary_gives_the_device_peak_allocated_and_reserved(tmp_path):
+    allocated, reserved = int(5.46 * GiB), int(5.96 * GiB)
+    line = _peak_line(_result(tmp_path, allocated, reserved))
+    assert line.endswith(f", device {memory_size(allocated)} allocated, {memory_size(reserved)} reserved"), line
+    # A result made without the reserved peak (older code, or built by hand) gives the allocated one as before.
+    assert _peak_line(_result(tmp_path, allocated)).endswith(f", device {memory_size(allocated)}")
+    assert "device" not in _peak_line(_result(tmp_path, None))  # the CPU: no device memory of its own
+
+
+def test_the_spill_check_reads_the_reserved_peak(tmp_path):
+    # Allocated stayed within the 8 GiB GPU, but the allocator's segments did not: those are what spilled.
+    allocated, reserved = 7 * GiB, 8 * GiB + 512 * 2**20
+    lines = summary(_result(tmp_path, allocated, reserved), 0.0, with_settings=False, gpu_memory=WINDOWS_8_GIB)
+    assert f"warning: {sysmem_spill_note(reserved, WINDOWS_8_GIB)}" in lines.splitlines()
 
 
 def test_a_cpu_run_has_no_gpu_memory_facts():

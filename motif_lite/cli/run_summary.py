@@ -55,7 +55,7 @@ def summary(
         "peak memory: RSS "
         + ("n/a" if result.peak_rss_bytes is None else memory_size(result.peak_rss_bytes))
         + ("" if plan is None or plan.host is None else f" (planned {memory_size(plan.host.peak_bytes)})")
-        + ("" if result.peak_device_bytes is None else f", device {memory_size(result.peak_device_bytes)}"),
+        + _device_peak(result),
         *([f"warning: {spilled}"] if (spilled := _spill_note(result, gpu_memory)) else []),
         f"attention: {result.attention}" + (f", {result.attention_backend}" if result.attention_backend else ""),
         f"output: {described_output(result.output, result.frames_written)}",
@@ -85,10 +85,25 @@ def summary(
     return "\n".join(lines)
 
 
+def _device_peak(result: GenerationResult) -> str:
+    """ ", device 5.46 GiB allocated, 5.96 GiB reserved" on CUDA (reserved is what nvidia-smi compares with), "" on
+    the CPU; a result without the reserved peak gives the allocated one alone."""
+    if result.peak_device_bytes is None:
+        return ""
+    if result.peak_reserved_bytes is None:
+        return f", device {memory_size(result.peak_device_bytes)}"
+    return (
+        f", device {memory_size(result.peak_device_bytes)} allocated, "
+        f"{memory_size(result.peak_reserved_bytes)} reserved"
+    )
+
+
 def _spill_note(result: GenerationResult, gpu_memory: GpuMemory | None) -> str | None:
     from motif_lite.devices import sysmem_spill_note  # torch: not for `--help`, which imports this module
 
-    return sysmem_spill_note(result.peak_device_bytes, gpu_memory)
+    # Reserved memory is what the driver must place: past the GPU's total it spilled, even where allocated did not.
+    reserved = result.peak_reserved_bytes
+    return sysmem_spill_note(result.peak_device_bytes if reserved is None else reserved, gpu_memory)
 
 
 def gpu_memory_of(device: torch.device) -> GpuMemory | None:

@@ -258,18 +258,19 @@ class MotifVideoPipeline:
         progress = on_progress or (lambda stage, done, total: None)
         timings: dict[str, float] = {}
         peaks: dict[str, int] = {}
+        reserved: dict[str, int] = {}
         begin = time.perf_counter()
         generator = torch.Generator().manual_seed(request.seed)
         keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
-        with self._stage("encode", timings, peaks):
+        with self._stage("encode", timings, peaks, reserved):
             # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
             noise, cond = self._inputs(request, generator, progress, guided=needs_uncond(settings.guidance.value))
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
-        with self._stage("denoise", timings, peaks):
+        with self._stage("denoise", timings, peaks, reserved):
             latents, record = self._sample_keeping_state(
                 request, noise, cond, settings, progress, on_denoised, start, keeper
             )
-        with self._stage("decode", timings, peaks):
+        with self._stage("decode", timings, peaks, reserved):
             clip = None if request.extend is None else read_clip(request.extend)  # its frames go first in the file
             output = self.decode(request, latents, settings, progress, keeper, clip)
         if keeper is not None:
@@ -289,6 +290,8 @@ class MotifVideoPipeline:
             resumed_at=None if start is None else start.done,
             image_size=cond.image_size,
             clip_frames=None if clip is None else clip.frames,
+            peak_reserved_bytes=max(reserved.values()) if reserved else None,
+            stage_reserved_peaks=reserved,
         )  # fmt: skip
 
     def _sample_keeping_state(
@@ -349,8 +352,11 @@ class MotifVideoPipeline:
         return f"exact (int8 fell back: {op.fallback_reason})" if op.warned else "int8"
 
     @contextlib.contextmanager
-    def _stage(self, name: str, timings: dict[str, float], peaks: dict[str, int]) -> Iterator[None]:
-        """Time a stage and, on CUDA, record its own peak of allocated memory."""
+    def _stage(
+        self, name: str, timings: dict[str, float], peaks: dict[str, int], reserved: dict[str, int]
+    ) -> Iterator[None]:
+        """Time a stage and, on CUDA, record its own peaks of allocated memory (`peaks`, what the planner estimates)
+        and of reserved memory (`reserved`: the caching allocator's segments, what the GPU actually holds)."""
         cuda = self.device.type == "cuda"
         if cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -359,6 +365,7 @@ class MotifVideoPipeline:
         timings[name] = time.perf_counter() - start
         if cuda:
             peaks[name] = torch.cuda.max_memory_allocated(self.device)
+            reserved[name] = torch.cuda.max_memory_reserved(self.device)
 
     def _inputs(
         self, request: GenerationRequest, generator: torch.Generator, progress: ProgressFn, guided: bool

@@ -29,7 +29,7 @@ class GenerationResult:
     peak_rss_bytes: int | None  # peak resident memory of this process so far (None: the OS does not say)
     peak_device_bytes: int | None  # peak CUDA memory allocated during this generation (None on CPU)
     notes: list[str] = field(default_factory=list)  # settings that were normalized (e.g. frames)
-    stage_peaks: dict[str, int] = field(default_factory=dict)  # peak CUDA bytes per stage (empty on CPU)
+    stage_peaks: dict[str, int] = field(default_factory=dict)  # peak CUDA bytes allocated per stage (empty: CPU)
     settings: Settings | None = None  # every effective setting and where it came from (flag / checkpoint / default)
     parallel: str | None = None  # the layout of a parallel run, e.g. "cfg 2 x sp 2 on 4 ranks (nccl)"
     attention: str = "exact"  # the attention that ran: "exact", "int8", or "exact (int8 fell back)"
@@ -41,6 +41,10 @@ class GenerationResult:
     resumed_at: int | None = None  # a resumed run: the steps an earlier run had done (`generate(resume=...)`)
     image_size: tuple[int, int] | None = None  # image-to-video: the input image's (width, height), upright
     clip_frames: int | None = None  # an extended clip (`request.extend`): its frames, which the file holds first
+    # The caching allocator's reserved memory, what the GPU holds (nvidia-smi adds the CUDA context): peak during
+    # this generation and per stage; None and empty on the CPU. Allocated (above) is what the planner estimates.
+    peak_reserved_bytes: int | None = None
+    stage_reserved_peaks: dict[str, int] = field(default_factory=dict)
 
     @property
     def frames_written(self) -> int:
