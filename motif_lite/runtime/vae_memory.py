@@ -17,20 +17,21 @@ from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAETile
 
 # Wan2.1 VAE decode (base_dim 96), per output pixel of one frame, in elements of the VAE dtype:
-# - causal caches: every 3-tap temporal conv keeps its last 2 input frames; summed over the decoder's convs at
-#   their resolutions (1/8: 4240 channels, 1/4: 2496, 1/2: 1152, full: 672) -> 2 * (4240/64 + 2496/16 + 1152/4
-#   + 672) = 2365. With tiles, every tile keeps its own caches (tiling.py), so this term covers the whole frame
-#   (times the tiles' overlap) whatever the tile size; with bands (bands.py) only one band's caches exist, each
-#   level's term times the largest band's share of that level's rows (halo included). The 1/8 term is mostly
-#   the up path's first level (conv_in and the mid block, 1552 channels, run on whole frames before the bands
-#   and are freed); the bands keep the mid block's output of every latent frame instead (384 channels at 1/8);
+# - causal caches: every 3-tap temporal conv keeps its last 2 input frames; summed over the decoder's convs at their
+#   resolutions (1/8: 4240 channels, 1/4: 2496, 1/2: 1152, full: 672) -> 2 * (4240/64 + 2496/16 + 1152/4 + 672) =
+#   2364.5, rounded to 2364 (halves to even). With tiles, every tile keeps its own caches (tiling.py), so this term
+#   covers the whole frame (times the tiles' overlap) whatever the tile size; with bands (bands.py) only one band's
+#   caches exist, each level's term times the largest band's share of that level's rows (halo included). The 1/8
+#   term is mostly the up path's first level (conv_in and the mid block, 1552 channels, run on whole frames before
+#   the bands and are freed); the bands keep the mid block's output of every latent frame instead (384 channels at
+#   1/8);
 # - working tensors (input, float32 norm band, padded conv input, new cache, output, cuDNN's workspace), measured
 #   on an H200 at 1280x736x121 in bf16 (bench/bench_vae_gpu.py, `decode_frames` into CPU memory) as peak - weights
 #   - caches: 6.59 GiB -> 1311 when the 4 frames of a latent frame go through the upper levels one at a time
 #   (`frame_by_frame`, the default), 10.39 GiB -> 3480 when they go together (the reference's chunking, 5-20 %
 #   faster). With tiles, per tile pixel.
 VAE_CACHE_CHANNELS = (4240, 2496, 1152, 672)  # at 1/8, 1/4, 1/2 and full resolution
-VAE_CACHE_ELEMS_PER_PIXEL = round(2 * sum(c / 4 ** (3 - i) for i, c in enumerate(VAE_CACHE_CHANNELS)))  # 2365
+VAE_CACHE_ELEMS_PER_PIXEL = round(2 * sum(c / 4 ** (3 - i) for i, c in enumerate(VAE_CACHE_CHANNELS)))  # 2364
 VAE_LOWER_CACHE_CHANNELS = 1552  # conv_in (16) and the mid block (4 x 384): whole frames, before the bands
 VAE_MID_CHANNELS = 384
 VAE_WORK_ELEMS_PER_PIXEL = 1350
