@@ -409,6 +409,24 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     assert result.returncode == 2 and "error: width 1000" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("where", ["-o", "-o folder", "-i", "-m", "decode"])
+def test_a_name_too_long_for_the_file_system_is_a_user_error(checkpoint, tmp_path, capsys, where):
+    # A script's -o "$prompt.mp4" with a long prompt: the file system refuses a name over 255 bytes, before any work.
+    long = "a red fox runs through the snow " * 10  # 320 bytes
+    args = {
+        "-o": run_args(checkpoint[0], tmp_path / f"{long}.mp4"),
+        "-o folder": run_args(checkpoint[0], tmp_path / long / "fox.mp4"),
+        "-i": run_args(checkpoint[0], tmp_path / "fox.mp4", "-i", str(tmp_path / f"{long}.png")),
+        "-m": run_args(tmp_path / long, tmp_path / "fox.mp4"),
+        "decode": ["decode", str(tmp_path / f"{long}.latents.safetensors")],
+    }[where]
+    code = cli.main(args)
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err
+    assert "error: a file name is too long for this file system" in err and "that name is 3" in err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
 def test_every_dtype_name_has_a_torch_dtype():
     from motif_lite.choices import DTYPE_NAMES
     from motif_lite.devices import torch_dtype

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -121,6 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say(f"\n{_rank_prefix()}interrupted")
         return EXIT_INTERRUPTED
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        _say(f"{_rank_prefix()}error: {_name_too_long(exc)}")  # a path the user typed or a script built
+        return EXIT_USER_ERROR
     except Exception as exc:
         if not _out_of_memory(exc):
             raise  # a bug: keep its traceback
@@ -129,6 +135,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(args, "vram"):  # the commands that plan their memory: run, decode, serve
             _say(f"{_rank_prefix()}{OUT_OF_MEMORY_ADVICE}")
         return EXIT_OUT_OF_MEMORY
+
+
+def _name_too_long(exc: OSError) -> str:
+    """The file system's refusal of a path (a name over its limit, 255 bytes on most; a script's `-o "$prompt.mp4"`
+    gets there with a long prompt), naming the longest part of that path and its length."""
+    path = os.fsdecode(exc.filename) if exc.filename is not None else ""
+    longest = max(path.split(os.sep), key=lambda part: len(os.fsencode(part)), default="")
+    if not longest:
+        return f"a file name is too long for this file system ({exc.strerror}): give shorter names"
+    shown = longest if len(longest) <= 60 else f"{longest[:40]}...{longest[-12:]}"
+    return (
+        f"a file name is too long for this file system: {path.replace(longest, shown)} (that name is "
+        f"{len(os.fsencode(longest))} bytes; most file systems allow 255 per file or folder name): give a shorter one"
+    )
 
 
 def _out_of_memory(exc: Exception) -> bool:
