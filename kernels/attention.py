@@ -229,6 +229,15 @@ def _tile_sizes(block_size: int, head_dim: int) -> tuple[int, int]:
     return min(block_size, 128 if head_dim <= 64 else 64), min(block_size, 64)
 
 
+# The fixed launch of fp32 inputs (exact `ieee` dots on the CUDA cores): 32 query rows and no pipelining. Its
+# operands are staged through shared memory, and at head dim 128 the 16-bit inputs' 64-row tiles with 3 stages ask
+# for 176 KiB, more than any GPU but Hopper gives a block (sm_75: 64 KiB; sm_86/89/120: 99 KiB; sm_80: 163 KiB);
+# 32 x 64 with one stage takes 56 KiB (tests/test_kernels_compile.py). Query rows are independent, so the rows
+# per program change no result; the key tile, which orders the online softmax, stays.
+FP32_BLOCK_M = 32
+FP32_STAGES = 1
+
+
 # Autotuned configs for 16-bit inputs on CUDA (head_dim <= 128). Every tile is <= 128, so each divides any
 # power-of-two block mask size >= 128. 128-row query tiles on 8 warps (two warpgroups of 64 rows) are the usual
 # Hopper FlashAttention shape; 128- vs 64-key tiles trade the [BM, BN] fp32 score tile's registers (~254 vs
@@ -307,8 +316,11 @@ def block_sparse_attention(
     if _use_autotune(q.dtype, block_d, block_mask, block_size):
         _attention_autotuned[lambda meta: (triton.cdiv(lq, meta["BLOCK_M"]), bsz * heads)](*args, **flags)
     else:
+        stages = 3
+        if q.dtype == torch.float32 and not _INTERPRET:
+            block_m, stages = min(block_m, FP32_BLOCK_M), FP32_STAGES
         grid = (triton.cdiv(lq, block_m), bsz * heads)
-        _attention_kernel[grid](*args, **flags, BLOCK_M=block_m, BLOCK_N=block_n)
+        _attention_kernel[grid](*args, **flags, BLOCK_M=block_m, BLOCK_N=block_n, num_stages=stages)
     return out
 
 

@@ -1,9 +1,17 @@
 """What a Triton kernel compiles to for a CUDA target, on any machine (no GPU needed: Triton ships ptxas and
-cuobjdump). The compile tests and `bench/int8_sass.py` read the PTX and SASS of our kernels with it."""
+cuobjdump). The compile tests and `bench/int8_sass.py` read the PTX and SASS of our kernels with it, and the
+compile tests what a block of each kernel needs at launch (`resources`), against each GPU generation's limits."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+
 import triton
+from triton import knobs
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from triton.runtime.jit import JITFunction
@@ -21,7 +29,8 @@ def compile_for(
     ints: dict[str, int] | None = None,
     **options: int,
 ) -> dict[str, object]:
-    """-> the compiled kernel's `asm` (ttgir, ptx, cubin, ...) for compute capability `capability` (90: H100).
+    """-> the compiled kernel's `asm` (ttgir, ptx, cubin, ...) for compute capability `capability` (90: H100), and
+    under "metadata" Triton's metadata as a dict ("shared": the shared memory bytes a launch asks for, ...).
 
     pointers: the pointer and float arguments' types ("*bf16", "fp32"); constexprs: their values; every other
     argument is an i32. Specialized as Triton's JIT specializes a call: pointers are 16-byte aligned, and an
@@ -43,7 +52,32 @@ def compile_for(
         target=GPUTarget("cuda", capability, 32),
         options={"num_warps": 8, "num_stages": 3, **FUSED_FP, **options},
     )
-    return compiled.asm
+    return {**compiled.asm, "metadata": compiled.metadata._asdict()}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one block of a compiled kernel needs when it is launched."""
+
+    shared: int  # bytes of shared memory (Triton allocates it all dynamically, at launch)
+    registers: int  # per thread
+    stack: int  # bytes of stack frame per thread: registers spilled to local memory (0: no spills)
+    threads: int
+
+
+def resources(asm: dict[str, object]) -> Resources:
+    """`compile_for`'s result -> its `Resources`: shared memory from Triton's metadata (what the launch asks for),
+    registers and stack frame from the cubin, as `cuobjdump -res-usage` reports them."""
+    fd, path = tempfile.mkstemp(suffix=".cubin")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(asm["cubin"])
+        usage = subprocess.check_output([knobs.nvidia.cuobjdump.path, "-res-usage", path], text=True)
+    finally:
+        os.remove(path)
+    registers, stack = re.search(r"REG:(\d+) STACK:(\d+)", usage).groups()
+    metadata = asm["metadata"]
+    return Resources(metadata["shared"], int(registers), int(stack), metadata["num_warps"] * 32)
 
 
 def sass(cubin: bytes) -> str:

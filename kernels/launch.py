@@ -39,6 +39,18 @@ def splits_rows(block_m: int, block_n: int, block_d: int, capability: tuple[int,
     return not uses_mma_sync(capability) or block_m >= max(block_n, block_d)
 
 
+# Triton (3.x) runs `tl.dot` on tensor cores from compute capability 8.0 on; before that (Turing: RTX 20xx, T4) on
+# the CUDA cores, with no MMA layout for the row-split rule to be about.
+TENSOR_CORE_DOTS = (8, 0)
+
+
+def turing_configs(configs: list[triton.Config]) -> list[triton.Config]:
+    """The attention configs worth tuning on Turing: 64-row tiles. A block there gets 64 KiB of shared memory, and
+    only the 64 x 64 tiles of the dense kernel fit it (64 KiB exactly; 128 x 64 asks for 96 KiB, 128 x 128 for 128:
+    tests/test_kernels_compile.py). The others would each take a minute or more to compile, then fail to launch."""
+    return [config for config in configs if config.kwargs["BLOCK_M"] <= 64] or configs
+
+
 def row_split_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
     """`early_config_prune` for the attention kernels: the configs whose warps own whole rows on this GPU (all of
     them if none does). Needs q_ptr and BLOCK_D among the call's arguments, BLOCK_N in the config or the call. On
@@ -47,7 +59,14 @@ def row_split_configs(configs: list[triton.Config], named_args: dict, **kwargs) 
     if rocm_build():
         return configs
     args = {**named_args, **kwargs}
-    capability = torch.cuda.get_device_capability(args["q_ptr"].device)
+    return offered_configs(configs, torch.cuda.get_device_capability(args["q_ptr"].device), args)
+
+
+def offered_configs(configs: list[triton.Config], capability: tuple[int, int], args: dict) -> list[triton.Config]:
+    """`row_split_configs` on an NVIDIA GPU of compute capability `capability`: on Turing `turing_configs`, else the
+    configs whose warps own whole rows (all of them if none does)."""
+    if capability < TENSOR_CORE_DOTS:
+        return turing_configs(configs)
     kept = [
         config
         for config in configs

@@ -1,19 +1,28 @@
-"""Every kernel compiles to an sm_90 cubin (bf16, Motif tile sizes) without a GPU.
+"""Every kernel compiles to an sm_90 cubin (bf16, Motif tile sizes) without a GPU, and the launches the code makes
+fit the GPUs users bring: for sm_75 (RTX 20xx, T4; fp16), sm_80 (A100), sm_86 (RTX 30xx), sm_89 (RTX 40xx), sm_90
+(H100) and sm_120 (RTX 50xx), each launch config a kernel can take there (fixed tiles, and the autotune configs
+offered on that GPU) asks for no more shared memory per block than the generation has, and for no more registers
+than a block has. A representative few run by default; MOTIF_LITE_ALL_LAUNCHES=1 compiles every config for every
+generation.
 
 The interpreter tests prove the math; this proves the compiled path (constexpr branches, dynamic tile skipping,
-types) gets through Triton's real compiler and ptxas, which the interpreter never runs.
+types) gets through Triton's real compiler and ptxas, which the interpreter never runs. Nothing here has run on
+these GPUs: the figures are the compiler's.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from dataclasses import dataclass
 
 import pytest
-from cubins import compile_or_skip
+import triton
+from cubins import compile_or_skip, int8_attention_or_skip
 from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as Q
 
-from motif_lite.kernels import attention, dequant_matmul, norm
+from motif_lite.kernels import attention, attention_int8, compiled, dequant_matmul, launch, norm
 
 
 def compile_for_h100(kernel, pointers: dict[str, str], constexprs: dict[str, object], **options: object) -> dict:
@@ -124,3 +133,142 @@ def test_rms_norm_rope_reads_and_writes_whole_rows() -> None:
     vectors = [access for access in accesses if ".v4." in access]
     # x (2 per thread), cos and sin (4 each) and the output (2): 16-byte vectors; the norm weight may be scalar
     assert len(vectors) == 12 and set(accesses) - set(vectors) <= {"ld.global.b16"}, accesses
+
+
+@dataclass(frozen=True)
+class Gpu:
+    names: str
+    shared: int  # bytes of shared memory one block may use (CUDA's opt-in maximum per block)
+    dtype: str  # what a run there computes in: fp16 without bf16 tensor cores (motif_lite.devices.default_dtype)
+
+
+# CUDA C++ Programming Guide, "Technical Specifications per Compute Capability". Every generation has 64 K 32-bit
+# registers per block and at most 255 per thread.
+GPUS = {
+    75: Gpu("RTX 20xx, T4", 64 * 1024, "fp16"),
+    80: Gpu("A100", 163 * 1024, "bf16"),
+    86: Gpu("RTX 30xx", 99 * 1024, "bf16"),
+    89: Gpu("RTX 40xx, L4", 99 * 1024, "bf16"),
+    90: Gpu("H100, H200", 227 * 1024, "bf16"),
+    120: Gpu("RTX 50xx", 99 * 1024, "bf16"),
+}
+BLOCK_REGISTERS = 64 * 1024
+
+
+def assert_fits(asm: dict, capability: int, spills: bool = True) -> None:
+    """A block of the compiled kernel launches on sm_`capability`: its shared memory and its registers (allocated
+    8 per thread at a time) fit. spills=False: and no register spills to local memory."""
+    used = compiled.resources(asm)
+    gpu = GPUS[capability]
+    assert used.shared <= gpu.shared, (
+        f"{used.shared} bytes of shared memory; sm_{capability} ({gpu.names}) has {gpu.shared}"
+    )
+    assert -(-used.registers // 8) * 8 * used.threads <= BLOCK_REGISTERS, used
+    assert spills or used.stack == 0, f"spills: a {used.stack}-byte stack frame"
+
+
+def offered(configs, capability: int, **call) -> list:
+    """The attention configs the autotuner is offered on sm_`capability` at head dim 128."""
+    return launch.offered_configs(configs, divmod(capability, 10), {"BLOCK_D": 128, **call})
+
+
+def config_id(config) -> str:
+    tiles = "x".join(str(config.kwargs[name]) for name in ("BLOCK_M", "BLOCK_N", "BLOCK_K") if name in config.kwargs)
+    return f"{tiles}-w{config.num_warps}-s{config.num_stages}"
+
+
+def launches(capability: int) -> dict[str, tuple]:
+    """Every launch config of every kernel on sm_`capability` at Motif's sizes (K = 1536 for the quantized weights,
+    head dim 128), in the dtype a run there uses -> (kernel, pointers, constexprs, options, whether it may spill).
+    The 8-bit attention kernel (sm_80 and newer only) is compiled by `int8_launch`."""
+    dtype = "*" + GPUS[capability].dtype
+    cases = {}
+    pointers = dict(x_ptr=dtype, shift_ptr=dtype, scale_ptr=dtype, y_ptr=dtype, eps="fp32")
+    cases["layer_norm_modulate"] = (norm._layer_norm_modulate_kernel, pointers, dict(BLOCK_C=2048), dict(num_warps=8),
+                                    False)  # fmt: skip
+    pointers = dict(x_ptr=dtype, w_ptr=dtype, cos_ptr="*fp32", sin_ptr="*fp32", y_ptr=dtype, eps="fp32")
+    constexprs = dict(HAS_WEIGHT=True, HAS_ROPE=True, BLOCK_ROWS=16, BLOCK_D=128)
+    cases["rms_norm_rope"] = (norm._rms_norm_rope_kernel, pointers, constexprs, dict(num_warps=4), False)
+    block_n, block_k = dequant_matmul._dequantize_blocks(1536)
+    for qtype in dequant_matmul.SUPPORTED_QTYPES:
+        constexprs = dict(QTYPE=int(qtype), BLOCK_N=block_n, BLOCK_K=block_k, BF16_BY_BITS=False)
+        cases[f"dequantize-{qtype.name}"] = (dequant_matmul._dequantize_kernel, dict(w_ptr="*u8", out_ptr=dtype),
+                                             constexprs, dequant_matmul.DEQUANTIZE_OPTIONS, False)  # fmt: skip
+        gemm = [(dtype, config) for config in dequant_matmul.CONFIGS]
+        gemm += [(dtype, dequant_matmul._fixed_config(dequant_matmul.SMALL_M, 1536))]
+        gemm += [("*fp32", dequant_matmul._fixed_config(1024, 1536, fp32=True))]
+        for x, config in gemm:
+            pointers = dict(x_ptr=x, w_ptr="*u8", b_ptr=x, y_ptr=x)
+            constexprs = dict(QTYPE=int(qtype), HAS_BIAS=True, PRECISION="ieee" if x == "*fp32" else "tf32",
+                              **config.kwargs)  # fmt: skip
+            options = dict(num_warps=config.num_warps, num_stages=config.num_stages)
+            name = f"dequant_matmul-{qtype.name}-{x[1:]}-{config_id(config)}"
+            cases[name] = (dequant_matmul._dequant_matmul_kernel, pointers, constexprs, options, True)
+    block_m, block_n = attention._tile_sizes(64, 128)
+    fixed = [(dtype, triton.Config(dict(BLOCK_M=block_m, BLOCK_N=block_n), num_warps=4, num_stages=3))]
+    block_m, block_n = attention._tile_sizes(128, 128)
+    fixed += [("*fp32", triton.Config(dict(BLOCK_M=min(block_m, attention.FP32_BLOCK_M), BLOCK_N=block_n),
+                                      num_warps=4, num_stages=attention.FP32_STAGES))]  # fmt: skip
+    for x, config in [(dtype, config) for config in offered(attention._CONFIGS, capability)] + fixed:
+        pointers = {name: x for name in ("q_ptr", "k_ptr", "v_ptr", "o_ptr")}
+        pointers.update(kmask_ptr="*u8", bmask_ptr="*u8", qk_scale="fp32")
+        constexprs = dict(HAS_BLOCK_MASK=False, MASK_BLOCK=128, BLOCK_D=128, PRECISION="ieee" if x == "*fp32" else
+                          "tf32", HAS_KEY_MASK=True, EVEN_D=True, **config.kwargs)  # fmt: skip
+        options = dict(num_warps=config.num_warps, num_stages=config.num_stages)
+        cases[f"attention-{x[1:]}-{config_id(config)}"] = (attention._attention_kernel, pointers, constexprs, options,
+                                                           True)  # fmt: skip
+    return cases
+
+
+def int8_launches(capability: int) -> dict[str, object]:
+    """The 8-bit attention's autotune configs offered on sm_`capability` (sm_80 and newer: it needs INT8 tensor
+    cores)."""
+    if capability < 80:
+        return {}
+    configs = offered(attention_int8._CONFIGS, capability, BLOCK_N=attention_int8.K_BLOCK)
+    return {f"int8_attention-{config_id(config)}": config for config in configs}
+
+
+# The default run's representative cases (about 40 s in a clean Triton cache on 2 cores): the memory-bound kernels
+# on every generation (cheap), and the launches closest to a limit: T4's fp32 attention (56 KiB of 64) and the
+# 16-bit one, the largest GEMM and attention tiles and the 8-bit attention's deepest pipeline on a 99 KiB GPU.
+DEFAULT_CASES = {(capability, "layer_norm_modulate") for capability in GPUS}
+DEFAULT_CASES |= {(capability, "rms_norm_rope") for capability in GPUS}
+DEFAULT_CASES |= {(capability, "dequantize-Q4_K") for capability in GPUS}
+DEFAULT_CASES |= {(75, "attention-fp32-32x64-w4-s1"), (86, "dequant_matmul-Q4_K-bf16-256x128x64-w8-s3"),
+                  (86, "attention-bf16-128x128-w8-s3"), (86, "int8_attention-128-w8-s4")}  # fmt: skip
+
+
+def fit_cases():
+    """DEFAULT_CASES; with MOTIF_LITE_ALL_LAUNCHES=1 every launch on every generation (~350 compiles, about an hour
+    on 2 cores: Turing's attention takes 40-120 s a config), too long for CI, which runs the slow tests too."""
+    every = os.environ.get("MOTIF_LITE_ALL_LAUNCHES") == "1"
+    for capability in GPUS:
+        for name in [*launches(capability), *int8_launches(capability)]:
+            if every or (capability, name) in DEFAULT_CASES:
+                yield pytest.param(capability, name, id=f"sm{capability}-{name}")
+
+
+@pytest.mark.parametrize(("capability", "name"), list(fit_cases()))
+def test_launch_fits_the_gpu(capability: int, name: str) -> None:
+    if name.startswith("int8_attention"):
+        config = int8_launches(capability)[name]
+        asm = int8_attention_or_skip(capability, fp8=capability >= 89, block_m=config.kwargs["BLOCK_M"],
+                                     num_warps=config.num_warps, num_stages=config.num_stages)  # fmt: skip
+        assert_fits(asm, capability)
+        return
+    kernel, pointers, constexprs, options, spills = launches(capability)[name]
+    assert_fits(compile_or_skip(kernel, capability, pointers, constexprs, **options), capability, spills)
+
+
+def test_default_cases_exist() -> None:
+    """Every representative case names a real launch (a renamed config would otherwise drop out silently)."""
+    for capability, name in DEFAULT_CASES:
+        assert name in {**launches(capability), **int8_launches(capability)}, (capability, name)
+
+
+def test_turing_is_offered_only_the_attention_tiles_that_fit() -> None:
+    """Turing runs Triton's dots on the CUDA cores with 64 KiB of shared memory per block: of the dense attention's
+    configs only the 64 x 64 one fits (the 128-row ones the row-split rule would keep ask for 96-128 KiB)."""
+    assert [config_id(config) for config in offered(attention._CONFIGS, 75)] == ["64x64-w4-s3"]
+    assert all(config.kwargs["BLOCK_M"] == 128 for config in offered(attention._CONFIGS, 86))
