@@ -290,6 +290,15 @@ def nvidia_only_attention(name: str, gpu: GpuFacts) -> bool:
     return gpu.is_amd and name in NVIDIA_ONLY_ATTENTION
 
 
+def slow_before_ampere(name: str, gpu: GpuFacts) -> bool:
+    """Whether `auto` should leave the attention backend `name` out of its trial on `gpu`: our Triton kernel on an
+    NVIDIA GPU before compute capability 8.0 (Turing: RTX 20xx, T4). Triton has no tensor-core dots there (its
+    compiled attention runs on the CUDA cores, where SDPA's kernels use the tensor cores) and compiling it takes
+    40-120 s per shape (tests/test_kernels_compile.py), so a trial would spend minutes to lose. `--attention-backend
+    triton` still runs it."""
+    return name == "triton" and not gpu.is_amd and gpu.capability is not None and gpu.capability < (8, 0)
+
+
 # Why `--kernels auto` runs torch's ops on a ROCm build: Triton has an AMD backend, but motif-lite's kernels were
 # tuned and checked on NVIDIA GPUs only, and a kernel Triton cannot compile for an AMD architecture can end the
 # process (an LLVM error) before any fallback could run torch's version.

@@ -459,3 +459,16 @@ def test_a_fixed_triton_backend_is_strict_under_kernels_triton():
     with pytest.warns(RuntimeWarning):
         out = attention_module.FixedAttention("triton")(q, k, v, None)
     torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v))
+
+
+def test_auto_leaves_our_triton_attention_out_of_its_trial_before_ampere():
+    # On Turing (T4, RTX 20xx) Triton compiles attention without tensor cores, 40-120 s per shape: a trial there
+    # spent minutes to lose to SDPA. From Ampere on, and where the GPU is not known, it is tried.
+    from motif_lite.devices import NVIDIA, GpuFacts
+
+    t4 = GpuFacts(NVIDIA, "Tesla T4", capability=(7, 5))
+    rtx_3060 = GpuFacts(NVIDIA, "NVIDIA GeForce RTX 3060", capability=(8, 6))
+    assert "triton" not in auto_candidates(triton_ok=True, gpu=t4)
+    assert "sdpa" in auto_candidates(triton_ok=True, gpu=t4)
+    assert "triton" in auto_candidates(triton_ok=True, gpu=rtx_3060)
+    assert "triton" in auto_candidates(triton_ok=True)

@@ -24,7 +24,8 @@ Every backend computes the same exact softmax attention (no approximation; they 
   candidate only where its package imports (a failure, e.g. on a GPU it was not built for, drops it). The choice is
   kept for the rest of the process and reported by `describe()`. On the CPU `auto` is `sdpa` (no trial: there is
   one CPU kernel worth having). On an AMD GPU (PyTorch's ROCm build) cuDNN and FA3 are not candidates, and asking
-  for either is refused before loading: they are NVIDIA's kernels.
+  for either is refused before loading: they are NVIDIA's kernels. Before Ampere our Triton kernel is not one
+  either (`devices.slow_before_ampere`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from motif_lite.choices import ATTENTION_BACKENDS
-from motif_lite.devices import GpuFacts, gpu_facts, nvidia_only_attention
+from motif_lite.devices import GpuFacts, gpu_facts, nvidia_only_attention, slow_before_ampere
 from motif_lite.errors import ConfigError
 from motif_lite.model.ops import AttentionFn, sdpa_attention
 from motif_lite.runtime.attention_choices import RememberedChoices, environment
@@ -352,9 +353,11 @@ AttentionBackend = AutoAttention | FixedAttention
 def auto_candidates(triton_ok: bool, gpu: GpuFacts | None = None) -> dict[str, AttentionFn]:
     """PyTorch's own pick (the baseline `auto` can only beat), each SDPA kernel, our Triton kernel, and
     FlashAttention-3 where it is installed; on an AMD `gpu` none of NVIDIA's own kernels (cuDNN, FA3), which a
-    trial would only time out as failures."""
+    trial would only time out as failures, and before Ampere not our Triton kernel (`slow_before_ampere`)."""
     names = ["sdpa", *_SDPA_KERNELS, *(["triton"] if triton_ok else []), *(["fa3"] if fa3_module() else [])]
-    return {name: candidate(name) for name in names if gpu is None or not nvidia_only_attention(name, gpu)}
+    if gpu is not None:
+        names = [name for name in names if not nvidia_only_attention(name, gpu) and not slow_before_ampere(name, gpu)]
+    return {name: candidate(name) for name in names}
 
 
 def unused_backend_note(attention: str, backend: str) -> str | None:
