@@ -66,13 +66,14 @@ class RememberedChoices:
         return self._load()[0]
 
     def _load(self) -> tuple[dict[str, dict[str, str]], bool]:
-        """The file's choices, and whether it could be read (a missing file can: none yet). Unreadable or damaged,
-        it is as if empty: it is only a cache."""
+        """The file's choices, and whether its text could be read as such (a missing file can: none yet). Damaged or
+        out of reach, it is as if empty: it is only a cache. Out of reach (no permission, a file where its folder
+        should be) is not damage: writing fails there too, and `put` says that once."""
         try:
             data = json.loads(self.path.read_text())
-        except FileNotFoundError:
+        except OSError:
             return {}, True
-        except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deeply for Python's parser
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply for Python's parser
             return {}, False
         return (data, True) if isinstance(data, dict) else ({}, False)
 
