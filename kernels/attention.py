@@ -6,8 +6,9 @@ the computed key blocks per query block, so skipped tiles cost nothing in the lo
 result is exact softmax attention (SDPA with the same boolean key mask). Query rows that see no key at all
 (every tile skipped or every key padded) return zeros, where SDPA would return NaN.
 
-Speed (bf16/fp16 on CUDA): tiles, warps and pipeline stages come from `triton.autotune` over `_CONFIGS`, keyed
-on the (bucketed) lengths, head dim and which masks are present. The key loop is split into full key tiles,
+Speed (bf16/fp16 on CUDA): tiles, warps and pipeline stages come from `triton.autotune` over `_CONFIGS` (and
+`MMA_SYNC_CONFIGS` on Ampere, Ada and RTX 50xx), keyed on the (bucketed) lengths, head dim and which masks are
+present. The key loop is split into full key tiles,
 which load k/v without bounds masks and apply no mask at all, and one partial tail tile. With a key mask, the
 full tiles before each row's first masked key (all but the last one or two for the model's trailing text
 padding) take that mask-free path too; only the tiles from there on read the mask. k/v tile pointers are
@@ -254,8 +255,20 @@ _CONFIGS = [
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=8, num_stages=4),
     triton.Config({"BLOCK_M": 64, "BLOCK_N": 64}, num_warps=4, num_stages=3),
 ]
+# Offered too on the GPUs whose dots are `mma.sync` (sm_80-sm_89, sm_120), where every config above spills
+# registers (a 72-1144-byte stack per thread at head dim 128 as a call specializes it: its warps hold k and v
+# fragments in registers, where Hopper's wgmma reads them from shared memory). 32-key tiles on 8 warps are the
+# ones that do not spill there without a key mask (one stage on all four; three on all but sm_120, 48 bytes), and
+# spill least with one (8-56 bytes); 64-row tiles would not give warps whole rows. Not timed on those GPUs: the
+# autotuner times them with the others there and keeps the fastest (tests/test_kernels_compile.py).
+MMA_SYNC_CONFIGS = [
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 32}, num_warps=8, num_stages=1),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 32}, num_warps=8, num_stages=3),
+]
 _TUNE_KEY = ["LQ_BUCKET", "LK_BUCKET", "D", "HAS_BLOCK_MASK", "HAS_KEY_MASK"]
-_attention_autotuned = None if _INTERPRET else autotune_attention(_CONFIGS, _TUNE_KEY)(_attention_kernel)
+_attention_autotuned = (
+    None if _INTERPRET else autotune_attention(_CONFIGS, _TUNE_KEY, MMA_SYNC_CONFIGS)(_attention_kernel)
+)
 
 
 def _length_bucket(n: int) -> int:

@@ -51,32 +51,54 @@ def turing_configs(configs: list[triton.Config]) -> list[triton.Config]:
     return [config for config in configs if config.kwargs["BLOCK_M"] <= 64] or configs
 
 
-def row_split_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+def row_split_configs(
+    configs: list[triton.Config], named_args: dict, mma_sync_configs: list[triton.Config] = (), **kwargs
+) -> list[triton.Config]:
     """`early_config_prune` for the attention kernels: the configs whose warps own whole rows on this GPU (all of
-    them if none does). Needs q_ptr and BLOCK_D among the call's arguments, BLOCK_N in the config or the call. On
-    AMD GPUs all of them: the rule is about NVIDIA's MMA layouts, and a ROCm build's device capability is not an
-    NVIDIA one (an RX 9070's gfx1201 reads 12.0, an RTX 50xx's number)."""
+    them if none does), `mma_sync_configs` among them on `mma.sync` GPUs. Needs q_ptr and BLOCK_D among the call's
+    arguments, BLOCK_N in the config or the call. On AMD GPUs all of `configs`: the rule is about NVIDIA's MMA
+    layouts, and a ROCm build's device capability is not an NVIDIA one (an RX 9070's gfx1201 reads 12.0, an RTX
+    50xx's number)."""
     if rocm_build():
         return configs
     args = {**named_args, **kwargs}
-    return offered_configs(configs, torch.cuda.get_device_capability(args["q_ptr"].device), args)
+    capability = torch.cuda.get_device_capability(args["q_ptr"].device)
+    return offered_configs(configs, capability, args, mma_sync_configs)
 
 
-def offered_configs(configs: list[triton.Config], capability: tuple[int, int], args: dict) -> list[triton.Config]:
+def offered_configs(
+    configs: list[triton.Config],
+    capability: tuple[int, int],
+    args: dict,
+    mma_sync_configs: list[triton.Config] = (),
+) -> list[triton.Config]:
     """`row_split_configs` on an NVIDIA GPU of compute capability `capability`: on Turing `turing_configs`, else the
-    configs whose warps own whole rows (all of them if none does)."""
+    configs whose warps own whole rows (all of them if none does), where `mma_sync_configs` are added first on the
+    GPUs that use `mma.sync` (Ampere, Ada, RTX 50xx)."""
     if capability < TENSOR_CORE_DOTS:
         return turing_configs(configs)
+    candidates = [*configs, *mma_sync_configs] if uses_mma_sync(capability) else configs
     kept = [
         config
-        for config in configs
+        for config in candidates
         if splits_rows(config.kwargs["BLOCK_M"], {**args, **config.kwargs}["BLOCK_N"], args["BLOCK_D"], capability)
     ]
     return kept or configs
 
 
-def autotune_attention(configs: list[triton.Config], key: list[str]) -> Callable[[Callable], triton.runtime.Autotuner]:
-    """`triton.autotune` for the attention kernels: `configs` pruned per GPU by `row_split_configs`."""
+def autotune_attention(
+    configs: list[triton.Config], key: list[str], mma_sync_configs: list[triton.Config] = ()
+) -> Callable[[Callable], triton.runtime.Autotuner]:
+    """`triton.autotune` for the attention kernels: `configs`, and on `mma.sync` GPUs `mma_sync_configs` too, pruned
+    per GPU by `row_split_configs`."""
+
+    def prune(offered: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+        # `offered` is the autotuner's whole list, both of ours: pick from them by GPU.
+        return row_split_configs(configs, named_args, mma_sync_configs, **kwargs)
+
     return triton.autotune(
-        configs=configs, key=key, prune_configs_by={"early_config_prune": row_split_configs}, **PERSISTENT_TUNING
+        configs=[*configs, *mma_sync_configs],
+        key=key,
+        prune_configs_by={"early_config_prune": prune},
+        **PERSISTENT_TUNING,
     )

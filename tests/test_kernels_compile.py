@@ -167,9 +167,13 @@ def assert_fits(asm: dict, capability: int, spills: bool = True) -> None:
     assert spills or used.stack == 0, f"spills: a {used.stack}-byte stack frame"
 
 
-def offered(configs, capability: int, **call) -> list:
+def offered(configs, capability: int, mma_sync_configs=(), **call) -> list:
     """The attention configs the autotuner is offered on sm_`capability` at head dim 128."""
-    return launch.offered_configs(configs, divmod(capability, 10), {"BLOCK_D": 128, **call})
+    return launch.offered_configs(configs, divmod(capability, 10), {"BLOCK_D": 128, **call}, mma_sync_configs)
+
+
+def dense_attention_offered(capability: int) -> list:
+    return offered(attention._CONFIGS, capability, attention.MMA_SYNC_CONFIGS)
 
 
 def config_id(config) -> str:
@@ -209,7 +213,7 @@ def launches(capability: int) -> dict[str, tuple]:
     block_m, block_n = attention._tile_sizes(128, 128)
     fixed += [("*fp32", triton.Config(dict(BLOCK_M=min(block_m, attention.FP32_BLOCK_M), BLOCK_N=block_n),
                                       num_warps=4, num_stages=attention.FP32_STAGES))]  # fmt: skip
-    for x, config in [(dtype, config) for config in offered(attention._CONFIGS, capability)] + fixed:
+    for x, config in [(dtype, config) for config in dense_attention_offered(capability)] + fixed:
         pointers = {name: x for name in ("q_ptr", "k_ptr", "v_ptr", "o_ptr")}
         pointers.update(kmask_ptr="*u8", bmask_ptr="*u8", qk_scale="fp32")
         constexprs = dict(HAS_BLOCK_MASK=False, MASK_BLOCK=128, BLOCK_D=128, PRECISION="ieee" if x == "*fp32" else
@@ -270,5 +274,59 @@ def test_default_cases_exist() -> None:
 def test_turing_is_offered_only_the_attention_tiles_that_fit() -> None:
     """Turing runs Triton's dots on the CUDA cores with 64 KiB of shared memory per block: of the dense attention's
     configs only the 64 x 64 one fits (the 128-row ones the row-split rule would keep ask for 96-128 KiB)."""
-    assert [config_id(config) for config in offered(attention._CONFIGS, 75)] == ["64x64-w4-s3"]
-    assert all(config.kwargs["BLOCK_M"] == 128 for config in offered(attention._CONFIGS, 86))
+    assert [config_id(config) for config in dense_attention_offered(75)] == ["64x64-w4-s3"]
+    assert all(config.kwargs["BLOCK_M"] == 128 for config in dense_attention_offered(86))
+
+
+def test_only_mma_sync_gpus_are_offered_the_spill_free_attention_configs() -> None:
+    """Hopper keeps the configs tuned on it; Ampere, Ada and RTX 50xx get `MMA_SYNC_CONFIGS` besides."""
+    assert dense_attention_offered(90) == attention._CONFIGS
+    for capability in (80, 86, 89, 120):
+        assert dense_attention_offered(capability)[-2:] == attention.MMA_SYNC_CONFIGS
+
+
+def dense_attention_call(capability: int, config, key_mask: bool) -> dict:
+    """The dense attention kernel in bf16 as the model's call specializes it: q, k and v are [B, 12, L, 128] views of
+    [B, L, 1536] projections (unit-stride head dim, every other stride a multiple of 16), so full k/v tiles load by
+    16-byte `cp.async` copies, pipelined over `num_stages` buffers. (`launches` leaves the strides unknown: no
+    `cp.async`, so less shared memory and more registers than a real call.)"""
+    tokens = 114_080  # 1280x736x121: 31 x 46 x 80 latent patches
+    rows = tokens * 1536
+    ints = dict(H=12, D=128, sqb=rows, sqh=128, sqm=1536, sqd=1, skb=rows, skh=128, skn=1536, skd=1, svb=rows,
+                svh=128, svn=1536, svd=1)  # fmt: skip
+    pointers = {name: "*bf16" for name in ("q_ptr", "k_ptr", "v_ptr", "o_ptr")}
+    pointers.update(kmask_ptr="*u8", bmask_ptr="*u8", qk_scale="fp32")
+    constexprs = dict(HAS_BLOCK_MASK=False, MASK_BLOCK=128, BLOCK_D=128, PRECISION="tf32", HAS_KEY_MASK=key_mask,
+                      EVEN_D=True, **config.kwargs)  # fmt: skip
+    options = dict(num_warps=config.num_warps, num_stages=config.num_stages)
+    return compile_or_skip(attention._attention_kernel, capability, pointers, constexprs, ints, **options)
+
+
+# The most a thread's stack may hold with a key mask (text padding): no offered config is spill-free there on
+# sm_86, sm_89 and sm_120 (128 x 32 tiles on 8 warps, one stage: 8, 8 and 24 bytes; the Hopper configs 72-1144).
+MASKED_STACK = 64
+
+
+def spill_free_cases():
+    """sm_86 (RTX 30xx) by default; with MOTIF_LITE_ALL_LAUNCHES=1 every `mma.sync` generation."""
+    every = os.environ.get("MOTIF_LITE_ALL_LAUNCHES") == "1"
+    for capability in (80, 86, 89, 120) if every else (86,):
+        for key_mask in (False, True):
+            yield pytest.param(capability, key_mask, id=f"sm{capability}-{'key-mask' if key_mask else 'no-mask'}")
+
+
+@pytest.mark.parametrize(("capability", "key_mask"), list(spill_free_cases()))
+def test_dense_attention_offers_a_config_that_does_not_spill(capability: int, key_mask: bool) -> None:
+    """On the `mma.sync` GPUs the dense attention's tuned (Hopper) configs all spill registers; the autotuner there
+    is offered at least one config that fits and does not spill (with a key mask: spills at most MASKED_STACK
+    bytes). Smallest tiles first: the likeliest to pass, so usually one compile."""
+    limit = MASKED_STACK if key_mask else 0
+    seen = {}
+    for config in sorted(dense_attention_offered(capability), key=lambda c: c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"]):
+        asm = dense_attention_call(capability, config, key_mask)
+        used = compiled.resources(asm)
+        seen[config_id(config)] = used
+        if used.shared <= GPUS[capability].shared and used.stack <= limit:
+            assert_fits(asm, capability)
+            return
+    pytest.fail(f"every offered config spills more than {limit} bytes or does not fit: {seen}")
