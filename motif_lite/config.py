@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import warnings
 from collections.abc import Mapping
@@ -134,6 +135,13 @@ class TransformerConfig:
         return dataclasses.replace(self, **changes)
 
 
+# Bounds far beyond any Motif-Video model (the official widths are at most 4096, its blocks 36) on values a hand-edited
+# config.json may hold: a typo's 10**30 overflowed torch when the model was built, or built blocks without end.
+MAX_WIDTH = 2**16
+MAX_LAYERS = 1024
+MAX_MLP_RATIO = 64
+
+
 def _validate(cfg: TransformerConfig) -> None:
     def require(ok: bool, message: str) -> None:
         if not ok:
@@ -150,34 +158,40 @@ def _validate(cfg: TransformerConfig) -> None:
     ):
         value = getattr(cfg, name)
         require(
-            isinstance(value, int) and not isinstance(value, bool) and value > 0,
-            f"{name} must be a positive integer, got {value!r}",
+            _is_int(value) and 0 < value <= MAX_WIDTH, f"{name} must be an integer from 1 to {MAX_WIDTH}, got {value!r}"
         )
     for name in ("num_layers", "num_single_layers", "num_decoder_layers"):
         value = getattr(cfg, name)
         require(
-            isinstance(value, int) and not isinstance(value, bool) and value >= 0,
-            f"{name} must be a non-negative integer, got {value!r}",
+            _is_int(value) and 0 <= value <= MAX_LAYERS,
+            f"{name} must be an integer from 0 to {MAX_LAYERS}, got {value!r}",
         )
     require(
         cfg.num_decoder_layers <= cfg.num_single_layers,
         f"num_decoder_layers ({cfg.num_decoder_layers}) exceeds num_single_layers ({cfg.num_single_layers})",
     )
     require(
-        cfg.image_embed_dim is None or (isinstance(cfg.image_embed_dim, int) and cfg.image_embed_dim > 0),
-        f"image_embed_dim must be a positive integer or null, got {cfg.image_embed_dim!r}",
+        cfg.hidden_size <= MAX_WIDTH,
+        f"num_attention_heads x attention_head_dim ({cfg.hidden_size}) must be at most {MAX_WIDTH}",
     )
     require(
-        isinstance(cfg.mlp_ratio, int | float) and cfg.mlp_ratio > 0,
-        f"mlp_ratio must be positive, got {cfg.mlp_ratio!r}",
+        cfg.image_embed_dim is None or (_is_int(cfg.image_embed_dim) and 0 < cfg.image_embed_dim <= MAX_WIDTH),
+        f"image_embed_dim must be an integer from 1 to {MAX_WIDTH} or null, got {cfg.image_embed_dim!r}",
     )
     require(
-        isinstance(cfg.rope_theta, int | float) and cfg.rope_theta > 0,
-        f"rope_theta must be positive, got {cfg.rope_theta!r}",
+        _is_number(cfg.mlp_ratio) and 0 < cfg.mlp_ratio <= MAX_MLP_RATIO,
+        f"mlp_ratio must be a number > 0 and at most {MAX_MLP_RATIO}, got {cfg.mlp_ratio!r}",
     )
+    require(
+        _is_number(cfg.rope_theta) and 0 < cfg.rope_theta < math.inf,
+        f"rope_theta must be a finite number > 0, got {cfg.rope_theta!r}",
+    )
+    for name in ("enable_text_cross_attention_dual", "enable_text_cross_attention_single"):
+        value = getattr(cfg, name)
+        require(isinstance(value, bool), f"{name} must be true or false, got {value!r}")
     axes = cfg.rope_axes_dim
     require(
-        len(axes) == 3 and all(isinstance(a, int) and a > 0 and a % 2 == 0 for a in axes),
+        len(axes) == 3 and all(_is_int(a) and a > 0 and a % 2 == 0 for a in axes),
         f"rope_axes_dim must be 3 positive even integers, got {list(axes)}",
     )
     require(
@@ -192,6 +206,14 @@ def _validate(cfg: TransformerConfig) -> None:
         cfg.cross_attention_layout in CROSS_ATTENTION_LAYOUTS,
         f"cross_attention_layout must be one of {CROSS_ATTENTION_LAYOUTS}, got {cfg.cross_attention_layout!r}",
     )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON's true is no size
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def config_from_weights(shapes: Mapping[str, tuple[int, ...]], layout: str = "diffusers") -> TransformerConfig:

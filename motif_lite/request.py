@@ -489,7 +489,7 @@ def _check_number(
 ) -> bool:
     """`value` is a finite number, > 0 (positive True), >= 0 (False) or any (None), and within `bounds`:
     (lowest, highest, why)."""
-    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and _is_finite(value)
     if not ok or (positive and value <= 0) or (positive is False and value < 0):
         bound = {True: " > 0", False: " >= 0", None: ""}[positive]
         raise RequestError(f"{name} must be a finite number{bound}, got {value!r}")
@@ -497,6 +497,13 @@ def _check_number(
         low, high, why = bounds
         raise RequestError(f"{name} must be from {low:g} to {high:g} ({why}), got {value:g}")
     return True
+
+
+def _is_finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond a float's range (10**400): no float setting can hold it
+        return False
 
 
 def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:

@@ -32,6 +32,9 @@ GGUF_HELP = (
 )
 LONG_CPU_RUN_SECONDS = 600  # a CPU run estimated longer than this asks first (--yes skips the question)
 LONG_GPU_RUN_SECONDS = 600  # a GPU run estimated longer than this says how long first (a note, no question)
+# Far beyond any real batch (100,000 videos of the official size take years on one GPU); a typo's 10**30 made the
+# list of the batch's requests until the machine ran out of memory.
+MAX_BATCH_COUNT = 100_000
 
 
 class StoreOnce(argparse.Action):
@@ -128,7 +131,7 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument(
         "-b",
         "--batch-count",
-        type=_positive_int,
+        type=_batch_count,
         default=1,
         metavar="N",
         help="make N videos one after another with seeds SEED, SEED+1, ... (the model loads once); their files "
@@ -379,6 +382,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _batch_count(text: str) -> int:
+    count = _positive_int(text)
+    if count > MAX_BATCH_COUNT:
+        raise argparse.ArgumentTypeError(
+            f"must be from 1 to {MAX_BATCH_COUNT:,}, got {text}: run a larger batch as several commands, each with "
+            "its own -s SEED"
+        )
+    return count
+
+
 SAGE_HINT = "8-bit attention (SageAttention's scheme, in motif-lite's own kernel; lossy) is --attention int8"
 
 
@@ -457,9 +470,18 @@ def _gpu_count(text: str) -> int | str:
     return value
 
 
+# A week: far beyond any wait for the other ranks, and within what a timedelta holds (1e30 overflowed it once the
+# processes had started).
+MAX_COMM_TIMEOUT_SECONDS = 7 * 24 * 3600
+
+
 def _positive_seconds(text: str) -> float:
-    """A time in seconds: a finite number > 0 (0 or less would fail every wait for the other ranks at once)."""
-    return positive_number(text, "seconds", text)
+    """A time in seconds: a finite number > 0 (0 or less would fail every wait for the other ranks at once), at most
+    a week."""
+    seconds = positive_number(text, "seconds", text)
+    if seconds > MAX_COMM_TIMEOUT_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_COMM_TIMEOUT_SECONDS:,} seconds (a week), got {text}")
+    return seconds
 
 
 def add_speed_flags(run: argparse.ArgumentParser) -> None:

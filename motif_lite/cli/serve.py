@@ -83,7 +83,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _add_server_flags(serve: argparse.ArgumentParser) -> None:
     s = serve.add_argument_group("server")
-    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--host", type=host_name, default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")  # fmt: skip
     s.add_argument("--port", type=port_number, default=8080, help="port; 0 = any free port, printed (default 8080)")
     s.add_argument("--api-key", help=f"require 'Authorization: Bearer KEY' on the API (default: ${API_KEY_VARIABLE})")
     s.add_argument("--data", default="motif-lite-data", help="folder for the job database and the videos "
@@ -153,6 +154,19 @@ def cors_origin(text: str) -> str:
         f"--cors-origin must be an origin as a browser sends it, scheme://host[:port] without a path or trailing "
         f"slash, e.g. https://app.example.com, or * for any; got {text!r}{meant}"
     )
+
+
+def host_name(text: str) -> str:
+    """A name the resolver can look up: it encodes the name (IDNA) first, and one it cannot encode (a lone surrogate
+    from a terminal in another encoding, an empty label as in a..b) raised a UnicodeError traceback."""
+    try:
+        text.encode("idna")
+    except UnicodeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a host name or IP address: give e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every "
+            "address of this machine)"
+        ) from None
+    return text
 
 
 def port_number(text: str) -> int:
