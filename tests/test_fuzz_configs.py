@@ -65,3 +65,52 @@ def test_the_largest_sizes_taken_build_the_model():
     config = TransformerConfig.from_dict(edited("text_embed_dim", 2**16), source=SOURCE)
     with torch.device("meta"):
         MotifVideoTransformer(config)
+
+
+# ----------------------------------------------------------------------------------------- vae/config.json
+
+VAE_SOURCE = "ckpt/vae/config.json"
+
+
+def edited_vae(key: str, value: object) -> dict:
+    from tiny_pipeline import TINY_VAE
+
+    values = {"_class_name": "AutoencoderKLWan", **TINY_VAE, "latents_mean": [0.0] * 16, "latents_std": [1.0] * 16}
+    if value is MISSING:
+        values.pop(key, None)
+    else:
+        values[key] = value
+    return json.loads(json.dumps(values))
+
+
+VAE_KEYS = ["base_dim", "decoder_base_dim", "z_dim", "in_channels", "out_channels", "num_res_blocks", "dim_mult"]
+
+
+@pytest.mark.parametrize("key", [*VAE_KEYS, "dropout", "temperal_downsample", "latents_std"])
+def test_every_wrong_vae_value_reads_as_a_usable_config_or_is_refused(key):
+    # Before: base_dim, decoder_base_dim or in_channels at 1e30 overflowed torch, a list as dropout crashed, and
+    # num_res_blocks at 1e30 built blocks for ever (check and run --dry-run build the VAE to size it).
+    from motif_lite.vae.config import WanVAEConfig
+    from motif_lite.vae.model import WanVAE
+
+    for value in WRONG_VALUES:
+        with contextlib.suppress(ConfigError):
+            config = WanVAEConfig.from_dict(edited_vae(key, value), source=VAE_SOURCE)
+            with torch.device("meta"):
+                WanVAE(config)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("base_dim", 10**30, "must be an integer from 1 to 65536"),
+        ("num_res_blocks", 10**30, "must be an integer from 1 to 1024"),
+        ("dim_mult", [1, 2, 10**5, 4], "each times base_dim at most 65536"),
+        ("dropout", [0.1], "must be a number from 0 to 1"),
+    ],
+)
+def test_vae_values_that_crashed_are_refused_naming_the_file_and_key(key, value, message):
+    from motif_lite.vae.config import WanVAEConfig
+
+    with pytest.raises(ConfigError, match=f"^{VAE_SOURCE}: {key}=.*{message}"):
+        WanVAEConfig.from_dict(edited_vae(key, value), source=VAE_SOURCE)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from motif_lite.config import diffusers_values
+from motif_lite.config import MAX_LAYERS, MAX_WIDTH, diffusers_values
 from motif_lite.errors import CheckpointError, ConfigError
 
 # The official Wan2.1 per-channel latent statistics (also diffusers' defaults).
@@ -108,13 +108,23 @@ class WanVAEConfig:
             shown = list(value) if isinstance(value, tuple) else value  # a list field as config.json spells it
             return ConfigError(f"{source}: {key}={shown!r} {why}")
 
-        for key in ("base_dim", "z_dim", "num_res_blocks", "in_channels", "out_channels"):
-            if not _is_positive_int(getattr(self, key)):
-                raise bad(key, "must be a positive integer")
-        if self.decoder_base_dim is not None and not _is_positive_int(self.decoder_base_dim):
-            raise bad("decoder_base_dim", "must be a positive integer or null")
-        if not isinstance(self.dim_mult, tuple) or not self.dim_mult or not all(map(_is_positive_int, self.dim_mult)):
+        # Upper bounds far above any VAE, so that a hand-edited 1e30 is named here rather than overflowing torch or
+        # building layers for ever (Wan2.1: base_dim 96, 2 residual blocks, dim_mult [1, 2, 4, 4]).
+        for key in ("base_dim", "z_dim", "in_channels", "out_channels"):
+            if not _is_positive_int(getattr(self, key), MAX_WIDTH):
+                raise bad(key, f"must be an integer from 1 to {MAX_WIDTH}")
+        if not _is_positive_int(self.num_res_blocks, MAX_LAYERS):
+            raise bad("num_res_blocks", f"must be an integer from 1 to {MAX_LAYERS}")
+        if self.decoder_base_dim is not None and not _is_positive_int(self.decoder_base_dim, MAX_WIDTH):
+            raise bad("decoder_base_dim", f"must be an integer from 1 to {MAX_WIDTH}, or null")
+        widest = max(self.base_dim, self.decoder_base_dim or 0)
+        dim_mult = self.dim_mult
+        if not isinstance(dim_mult, tuple) or not 0 < len(dim_mult) <= MAX_LAYERS:
             raise bad("dim_mult", "must be a non-empty list of positive integers")
+        if not all(_is_positive_int(m, MAX_WIDTH // widest) for m in dim_mult):
+            raise bad("dim_mult", f"must be positive integers, each times base_dim at most {MAX_WIDTH}")
+        if not _is_number(self.dropout) or not 0 <= self.dropout <= 1:
+            raise bad("dropout", "must be a number from 0 to 1")
         td = self.temperal_downsample
         if not isinstance(td, tuple) or len(td) != len(self.dim_mult) - 1 or not all(isinstance(t, bool) for t in td):
             raise bad("temperal_downsample", f"must be a list of {len(self.dim_mult) - 1} booleans")
@@ -139,8 +149,8 @@ class WanVAEConfig:
             raise bad("scale_factor_temporal", f"does not match temperal_downsample (expected {self.temporal_factor})")
 
 
-def _is_positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+def _is_positive_int(value: Any, at_most: int | None = None) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= (at_most or value)
 
 
 def _is_number(value: Any) -> bool:
