@@ -471,4 +471,5 @@ def test_auto_leaves_our_triton_attention_out_of_its_trial_before_ampere():
     assert "triton" not in auto_candidates(triton_ok=True, gpu=t4)
     assert "sdpa" in auto_candidates(triton_ok=True, gpu=t4)
     assert "triton" in auto_candidates(triton_ok=True, gpu=rtx_3060)
+    assert "triton" in auto_candidates(triton_ok=True, gpu=GpuFacts(NVIDIA, "NVIDIA A100", capability=(8, 0)))
     assert "triton" in auto_candidates(triton_ok=True)

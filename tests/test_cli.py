@@ -621,3 +621,18 @@ def test_a_run_removes_the_partial_file_a_killed_run_left_of_its_output(checkpoi
         capsys.readouterr().err
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".partial-{running.pid}-k.mp4", "k.mp4"]  # a live one stays
+
+
+def test_a_name_too_long_is_measured_in_bytes_and_cut_short():
+    import errno
+    import os
+
+    from motif_lite.cli import _name_too_long
+
+    accents, folder = "é" * 140 + ".mp4", "x" * 200  # 284 bytes in 144 characters; 200 bytes
+    said = _name_too_long(OSError(errno.ENAMETOOLONG, "File name too long", f"/videos/{folder}/{accents}"))
+    assert f"/videos/{folder}/{'é' * 40}...{accents[-12:]} (that name is 284 bytes;" in said
+    said = _name_too_long(OSError(errno.ENAMETOOLONG, "File name too long", os.fsencode(f"/videos/{folder}")))
+    assert f"file system: /videos/{'x' * 40}...{'x' * 12} (that name is 200 bytes;" in said  # a name given as bytes
+    said = _name_too_long(OSError(errno.ENAMETOOLONG, "File name too long"))
+    assert said == "a file name is too long for this file system (File name too long): give shorter names"

@@ -6,6 +6,8 @@ CPU."""
 from __future__ import annotations
 
 import contextlib
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +56,7 @@ def test_a_frame_rate_that_is_no_rate_is_the_default(tmp_path, fps):
     assert read_clip(png_sequence(tmp_path, fps)).fps == 24.0
 
 
-@pytest.mark.parametrize("index", [0, 2, 4])
+@pytest.mark.parametrize("index", [0, 1, 2, 4])
 @pytest.mark.parametrize("damage", ["empty", "not a png", "another size"])
 def test_a_damaged_frame_anywhere_is_refused_before_sampling(tmp_path, index, damage):
     pattern = png_sequence(tmp_path)
@@ -64,6 +66,27 @@ def test_a_damaged_frame_anywhere_is_refused_before_sampling(tmp_path, index, da
     else:
         frame.write_bytes(b"" if damage == "empty" else b"GIF89a not really")
     with pytest.raises(ClipError, match="must be of one size" if damage == "another size" else f"cannot read {frame}"):
+        read_clip(pattern)
+
+
+def test_a_frame_of_another_height_only_is_refused(tmp_path):
+    pattern = png_sequence(tmp_path)
+    PIL.Image.new("RGB", (32, 16)).save(tmp_path / "f_002.png")
+    with pytest.raises(ClipError, match="f_002.png is 32x16 and f_000.png 32x32"):
+        read_clip(pattern)
+
+
+def test_a_frame_too_large_for_pillow_is_refused(tmp_path):
+    # The header alone says 100000x100000: Pillow refuses to open it (its bomb check), before reading any pixel.
+    pattern = png_sequence(tmp_path)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
+    (tmp_path / "f_003.png").write_bytes(png)
+    with pytest.raises(ClipError, match="f_003.png, a frame of the clip to extend: Image size .* exceeds limit"):
         read_clip(pattern)
 
 

@@ -199,3 +199,66 @@ def test_a_damaged_sampling_state_is_refused_before_any_step(pipe, tmp_path, sta
     with pytest.raises(MotifLiteError, match="its sampling state 'apg_running' is .* the file is damaged"):
         pipe.generate(request, resume=read_latents(path))
     assert path.is_file()
+
+
+# ------------------------------------------------------------------------------ each check of the description
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("clip", [1]),
+        ("request.output", None),
+        ("run.clip_sha256", 5),
+        ("dtype", ""),
+        ("output", "/videos/" + "x" * 300 + "/fox.mp4"),  # a long folder, not only a long first part
+        ("output", "/videos/" + "x" * 256),
+        ("output", "/videos/" + "é" * 200),  # 200 characters, 400 bytes
+        ("width", True),
+        ("frames", 0),
+        ("fps", 0),
+        ("fps", float("inf")),
+        ("progress", [1, 2, 3]),
+        ("progress", [-1, 3]),
+        ("progress", [True, 3]),
+        ("progress", [0, 0]),
+    ],
+)
+def test_each_kind_of_wrong_entry_is_named(saved, where, value):
+    info = json.loads(json.dumps(read_latents(saved).info()))
+    rewritten(saved, edited(info, where, value))
+    with pytest.raises(MotifLiteError, match=f"description's {where} is"):
+        read_latents(saved)
+
+
+@pytest.mark.parametrize(("where", "value"), [("output", "/videos/" + "x" * 255), ("progress", [3, 3])])
+def test_entries_at_their_limits_are_read(saved, where, value):
+    info = json.loads(json.dumps(read_latents(saved).info()))
+    rewritten(saved, edited(info, where, value))
+    read_latents(saved)
+
+
+def test_a_long_wrong_entry_is_cut_short_in_the_message(saved):
+    info = json.loads(json.dumps(read_latents(saved).info()))
+    rewritten(saved, edited(info, "run.vae", "x" * 100_000))
+    with pytest.raises(MotifLiteError) as raised:
+        read_latents(saved)
+    assert len(str(raised.value)) < 400
+
+
+def test_latents_with_one_nan_are_refused(saved):
+    latents = torch.zeros(LATENT_SHAPE)
+    latents[0, 3, 1, 2, 2] = float("nan")
+    rewritten(saved, json.loads(json.dumps(read_latents(saved).info())), {TENSOR_NAME: latents})
+    with pytest.raises(MotifLiteError, match="inf or NaN"):
+        read_latents(saved)
+
+
+def test_a_sigma_saved_as_one_number_is_taken(tmp_path):
+    from dataclasses import replace
+
+    from motif_lite.pipeline.resuming import _check_state_tensors
+
+    state = {"solver.sigma": torch.tensor(0.5), "apg_running": torch.zeros(LATENT_SHAPE)}
+    resume = replace(stopped(tmp_path), state=state)
+    _check_state_tensors(resume, LATENT_SHAPE)  # no error

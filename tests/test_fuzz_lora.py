@@ -81,6 +81,8 @@ def test_peft_settings_of_every_json_type_are_applied_or_refused(tmp_path, setti
         ({"alpha_pattern": [1]}, "alpha_pattern in its lora_adapter_metadata is [1], not an object"),
         ({"alpha_pattern": {"to_q": "x"}}, "not an object of layer name patterns and numbers"),
         ({"alpha_pattern": {"(": 2}}, "holds '(', which is no regular expression"),
+        ({"lora_alpha": True}, "lora_alpha in its lora_adapter_metadata is True, not a number"),
+        ({"alpha_pattern": {"to_q": True}}, "not an object of layer name patterns and numbers"),
     ],
 )
 def test_peft_settings_no_peft_writes_are_named(tmp_path, peft, says):
@@ -88,6 +90,18 @@ def test_peft_settings_no_peft_writes_are_named(tmp_path, peft, says):
     with pytest.raises(LoRAError, match="export the LoRA again") as raised:
         read_loras([LoRASpec(path)], linear_shapes(OneBlock()))
     assert says in str(raised.value)
+
+
+def test_peft_settings_without_lora_alpha_are_read(tmp_path):
+    path = written(tmp_path / "lora.safetensors", GOOD, {"r": 4})
+    read_loras([LoRASpec(path)], linear_shapes(OneBlock()))  # no error
+
+
+def test_a_long_peft_setting_is_cut_short_in_the_message(tmp_path):
+    path = written(tmp_path / "lora.safetensors", GOOD, {"lora_alpha": "x" * 1000})
+    with pytest.raises(LoRAError) as raised:
+        read_loras([LoRASpec(path)], linear_shapes(OneBlock()))
+    assert len(str(raised.value)) < 400
 
 
 def test_float8_tensors_are_checked_for_inf_and_nan(tmp_path):

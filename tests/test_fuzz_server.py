@@ -126,12 +126,22 @@ def test_a_database_cut_short_or_with_flipped_bytes_is_refused_and_left_as_it_is
 
 
 ROW_EDITS = {
-    "settings": ["x", "[1]", "null", "{}", '{"prompt": "a", "width": "a", "height": 32, "frames": 5, "fps": 0}'],
+    "settings": [
+        "x",
+        "[1]",
+        "null",
+        "{}",
+        '{"prompt": "a", "width": "a", "height": 32, "frames": 5, "fps": 0}',
+        '{"prompt": 1, "width": 48, "height": 32, "frames": 5, "fps": 24.0}',
+        '{"prompt": "a", "width": 48, "height": 32, "fps": 24.0}',
+        '{"prompt": "a", "width": 48, "height": 32, "frames": 5, "fps": 0}',
+        '{"prompt": "a", "width": 48, "height": 32, "frames": 5, "fps": -24}',
+    ],  # fmt: skip
     "effective": ["x", "[1]", "null"],
     "notes": ["x", '{"a": 1}', "null", "[1]"],
-    "loras": ["x", "[1]", "[[1]]", '[["a", 1, 2]]', "null"],
+    "loras": ["x", "[1]", "[[1]]", '[["a", 1, 2]]', "null", "[[1, 0.5]]"],
     "progress": ["x"],
-    "created_at": ["x", 1e300, -1e20],
+    "created_at": ["x", 1e300, -1e20, 253402300800],  # the last: 10000-01-01
     "started_at": ["x", 1e300],
     "completed_at": ["x"],
     "clip_frames": ["x", -3],
@@ -147,6 +157,40 @@ def test_a_row_edited_by_hand_is_refused_naming_the_job(tmp_path, column):
             db.execute(f"UPDATE jobs SET {column} = ? WHERE id = ?", (value, ids[1]))
         with pytest.raises(MotifLiteError, match=f"holds 1 job this motif-lite cannot read \\({ids[1]}: {column}"):
             JobStore(tmp_path)
+
+
+def test_every_damaged_row_is_named_with_its_id(tmp_path):
+    ids = data_folder(tmp_path)
+    with sqlite3.connect(tmp_path / "jobs.sqlite3") as db:
+        db.execute("UPDATE jobs SET notes = 'x' WHERE id != ?", (ids[1],))
+    with pytest.raises(MotifLiteError) as raised:
+        JobStore(tmp_path)
+    said = str(raised.value)
+    assert "holds 2 jobs" in said and f"{ids[0]}: notes" in said and f"{ids[2]}: notes" in said
+    assert f"WHERE id IN ('{ids[0]}', '{ids[2]}')" in said
+
+
+def test_a_damaged_index_is_refused_at_start_in_one_line(tmp_path):
+    # Listing the jobs in order reads no index: only SQLite's own check finds this before a request does.
+    data_folder(tmp_path)
+    database = tmp_path / "jobs.sqlite3"
+    with sqlite3.connect(database) as db:
+        page = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'jobs_status'").fetchone()[0]
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    damaged = bytearray(database.read_bytes())
+    damaged[(page - 1) * page_size] = 0xFF  # no kind of page
+    database.write_bytes(bytes(damaged))
+    with pytest.raises(MotifLiteError, match=r"is damaged \(SQLite's check found: Page \d+") as raised:
+        JobStore(tmp_path)
+    assert "\n" not in str(raised.value) and "***" not in str(raised.value)
+
+
+def test_a_database_out_of_reach_is_not_said_to_be_damaged(tmp_path):
+    data_folder(tmp_path)
+    (tmp_path / "jobs.sqlite3-wal").mkdir()  # SQLite cannot open its log: an OperationalError, the caller's to word
+    with pytest.raises(sqlite3.OperationalError):
+        JobStore(tmp_path)
 
 
 def test_serve_refuses_a_damaged_data_folder_in_one_line(tmp_path, capsys, no_network):
@@ -181,3 +225,12 @@ def test_a_form_integer_of_5000_digits_is_no_integer(client, field):
     value = "1" * 5000 if field == "num_frames" else "[" + "1" * 5000 + "]"
     response = client.post("/v1/videos", data={**FORM, field: value})
     assert response.status_code == 400 and response.json()["error"]["param"] == field
+
+
+def test_form_integers_are_read_up_to_4000_digits():
+    from motif_lite.server.schema import ApiError, _form_value
+
+    assert _form_value(" 4294967295 ", int, "seed") == 4294967295
+    assert _form_value("9" * 4000, int, "seed") == int("9" * 4000)
+    with pytest.raises(ApiError, match="seed must be an integer"):
+        _form_value("9" * 4001, int, "seed")

@@ -101,6 +101,34 @@ def test_a_vram_budget_above_the_gpus_memory_plans_for_its_free_memory(no_networ
     assert plan_generation(request, sources, device="cuda").budget_bytes == int(6 * 2**30 / RESERVED_RATIO)  # none
 
 
+@pytest.mark.parametrize("windows_driver", [True, False])
+def test_a_vram_budget_above_the_free_memory_is_kept_and_warned_of_where_it_spills(
+    no_network, monkeypatch, windows_driver
+):
+    import warnings
+
+    from motif_lite import preflight
+    from motif_lite.runtime.planner import RESERVED_RATIO
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (6 * 2**30, 8 * 2**30))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4090")
+    monkeypatch.setattr(preflight, "windows_gpu_driver", lambda: windows_driver)
+    request, _ = GenerationRequest("x", output="a.mp4").resolve()
+    sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert plan_generation(request, sources, device="cuda", vram_gib=7).budget_bytes == 7 * 2**30
+        assert plan_generation(request, sources, device="cuda", vram_gib=8).budget_bytes == 8 * 2**30  # the whole GPU
+    spills = [str(warning.message) for warning in said if "spills into system memory" in str(warning.message)]
+    assert len(spills) == (2 if windows_driver else 0), spills
+    assert not [warning for warning in said if "more than this GPU's" in str(warning.message)]
+    if windows_driver:  # compared with what a plan may take of the free memory, not with the GPU's total
+        free_budget = memory_size(int(6 * 2**30 / RESERVED_RATIO))
+        assert spills[0].startswith(f"--vram 7.00 GiB is more than the {free_budget} this GPU can give a run now")
+
+
 def test_guidance_is_batched_on_cuda_only_unless_asked(no_network):
     # Batched guidance is slower on the CPU (docs/benchmarks.md): a CPU plan keeps one row per forward even
     # when a budget leaves room for two, unless batch_guidance=True asks for it.

@@ -54,6 +54,14 @@ def test_a_prompt_far_longer_than_the_model_reads_is_refused_at_once(tmp_path, f
     resolves(tmp_path, **{field: "x" * MAX_PROMPT_CHARS})
 
 
+@pytest.mark.parametrize(("field", "name"), [("prompt", "prompt"), ("negative_prompt", "negative prompt")])
+def test_a_prompt_with_bytes_that_are_not_utf8_is_refused_at_once(tmp_path, field, name):
+    # Python keeps an undecodable byte of argv as a lone surrogate; the tokenizer would refuse it after loading.
+    error = refused(tmp_path, **{field: "a \udcff fox"})
+    assert error.fields == (field,) and str(error).startswith(f"{name} holds bytes that are not UTF-8 text")
+    resolves(tmp_path, **{field: "un renard roux, 狐狸"})
+
+
 @pytest.mark.parametrize("fps", [1e308, 1000.5, 0.0009])
 def test_frame_rates_no_format_stores_are_refused(tmp_path, fps):
     # --fps 1e308 sampled the whole video and then failed in ffmpeg's write.

@@ -309,3 +309,9 @@ def test_a_file_of_this_version_has_no_unknown_keys(made):
     # "schedule" is written only for a run with other schedule options than the official ones (not this one).
     values = read_settings(made).values
     assert unknown_stored_keys(values) == [] and unknown_stored_keys({**values, "schedule": {}}) == []
+
+
+@pytest.mark.parametrize("guidance", [[1], {"method": [1]}, {"method": 5}])
+def test_a_guidance_config_of_the_wrong_json_type_leaves_guidance_open(made, guidance):
+    values = {**read_settings(made).values, "guidance_config": guidance}
+    assert "guidance" not in request_fields_of(values)

@@ -93,6 +93,7 @@ def test_the_spill_check_reads_the_reserved_peak(tmp_path):
 
 def test_a_cpu_run_has_no_gpu_memory_facts():
     assert gpu_memory_of(torch.device("cpu")) is None
+    assert gpu_memory_of(torch.device("meta")) is None  # nor a device other than CUDA (a Mac's mps, say)
 
 
 def test_a_vram_above_the_free_memory_is_warned_about_only_where_it_spills():
@@ -135,3 +136,9 @@ def test_a_link_to_the_windows_drivers_libcuda_is_not_a_linux_driver(tmp_path):
     (linux / "libcuda.so.1").symlink_to(windows_libcuda)
     assert wsl.linux_libcudas([linux], wsl_lib) == []
     assert wsl.wsl_driver_problem(wsl_lib, [linux]) == wsl.WSL_DRIVER_FIX  # nothing more specific to say
+
+
+def test_every_libcuda_of_a_linux_driver_is_listed(tmp_path):
+    linux = tmp_path / "usr-lib"
+    found = [_library(linux, "libcuda.so"), _library(linux, "libcuda.so.1"), _library(tmp_path / "lib64")]
+    assert wsl.linux_libcudas([linux, tmp_path / "lib64"], tmp_path / "wsl-lib") == found
