@@ -276,6 +276,18 @@ def test_turing_is_offered_only_the_attention_tiles_that_fit() -> None:
     configs only the 64 x 64 one fits (the 128-row ones the row-split rule would keep ask for 96-128 KiB)."""
     assert [config_id(config) for config in dense_attention_offered(75)] == ["64x64-w4-s3"]
     assert all(config.kwargs["BLOCK_M"] == 128 for config in dense_attention_offered(86))
+    assert all(config.kwargs["BLOCK_M"] == 128 for config in dense_attention_offered(80))  # an A100 is no Turing
+
+
+def test_resources_reads_what_a_launch_needs() -> None:
+    """`resources` of a launch whose needs are known from its tiles: T4's fp32 attention, 4 warps, holds at least
+    its Q tile (32 rows x 128 fp32) in shared memory and one register per thread per Q element it owns (the fit
+    test checks upper limits only, so a `resources` reading zeros would pass it)."""
+    kernel, pointers, constexprs, options, _ = launches(75)["attention-fp32-32x64-w4-s1"]
+    used = compiled.resources(compile_or_skip(kernel, 75, pointers, constexprs, **options))
+    assert used.threads == 4 * 32
+    assert used.shared >= 32 * 128 * 4
+    assert used.registers >= 32 * 128 // used.threads
 
 
 def test_only_mma_sync_gpus_are_offered_the_spill_free_attention_configs() -> None:
