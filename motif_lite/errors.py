@@ -63,3 +63,10 @@ def listed(items: Sequence[str], limit: int, separator: str = ", ", more: str = 
     if len(items) <= limit:
         return separator.join(items)
     return separator.join([*items[:limit], more.format(len(items) - limit)])
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """`value` as Python writes it (`repr`), cut to `limit` characters, for a message about a value that may be of
+    any length (a damaged file's entry, a request's 4000-digit field): "'xxxxx...'"."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.errors import CheckpointError, MotifLiteError
+from motif_lite.errors import CheckpointError, MotifLiteError, shown
 from motif_lite.io.staging import process_running, staged_output
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.io.video import unused_path
@@ -461,10 +461,9 @@ def _check_description(info: dict, path: Path) -> None:
     """Refuse a description whose entries are not of the kind motif-lite writes (a hand-edited or damaged file), in
     one line naming the entry, before anything reads them: `LatentsFileError`."""
     for where, value, wanted in _description_problems(info):
-        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
         raise LatentsFileError(
-            f"{path}: its description's {where} is {shown}, not {wanted} (the file was edited or damaged): copy it "
-            "again from where it was saved, or make the video again"
+            f"{path}: its description's {where} is {shown(value)}, not {wanted} (the file was edited or damaged): copy "
+            "it again from where it was saved, or make the video again"
         )
 
 

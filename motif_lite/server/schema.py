@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NoReturn
 
+from motif_lite.errors import shown
 from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest, RequestError
 from motif_lite.server.jobs import JOB_ID, Job
 from motif_lite.settings import Settings
@@ -195,7 +196,7 @@ def _form_value(value: Any, kind: type, name: str) -> Any:
             return float(value)
         except ValueError:
             pass
-    raise ApiError(400, f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}", name,
+    raise ApiError(400, f"{name} must be {'an integer' if kind is int else 'a number'}, got {shown(value)}", name,
                    "invalid_value")  # fmt: skip
 
 

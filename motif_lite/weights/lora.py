@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from motif_lite.errors import MotifLiteError, counted
+from motif_lite.errors import MotifLiteError, counted, shown
 from motif_lite.model.attention import project_rows
 from motif_lite.paths import user_path
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
@@ -525,9 +525,9 @@ def _peft_alphas(path: Path, metadata: Mapping[str, str]) -> _Alphas | None:
         raise LoRAError(f"{path}: DoRA adapters (use_dora in {source}) are not supported; {_MERGE_IT}")
     alpha, patterns = config.get("lora_alpha"), config.get("alpha_pattern") or {}
     if alpha is not None and not _is_number(alpha):
-        raise LoRAError(f"{path}: lora_alpha in {source} is {_shown(alpha)}, not a number: {_EDITED}")
+        raise LoRAError(f"{path}: lora_alpha in {source} is {shown(alpha)}, not a number: {_EDITED}")
     if not isinstance(patterns, dict) or not all(_is_number(value) for value in patterns.values()):
-        raise LoRAError(f"{path}: alpha_pattern in {source} is {_shown(patterns)}, not an object of layer name "
+        raise LoRAError(f"{path}: alpha_pattern in {source} is {shown(patterns)}, not an object of layer name "
                         f"patterns and numbers: {_EDITED}")  # fmt: skip
     for pattern in patterns:
         try:
@@ -544,9 +544,3 @@ _EDITED = "the file was edited or damaged; export the LoRA again"
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _shown(value: object) -> str:
-    """A value for a message, cut to 60 characters (a damaged file may hold anything, of any length)."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
