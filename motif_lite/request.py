@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from motif_lite.choices import GUIDANCE_METHODS, SAMPLERS
-from motif_lite.errors import MotifLiteError
+from motif_lite.errors import MotifLiteError, shown
 from motif_lite.prompt_notes import language_notes, syntax_notes
 from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS
 
@@ -492,7 +492,7 @@ def _check_number(
     ok = not isinstance(value, bool) and isinstance(value, int | float) and _is_finite(value)
     if not ok or (positive and value <= 0) or (positive is False and value < 0):
         bound = {True: " > 0", False: " >= 0", None: ""}[positive]
-        raise RequestError(f"{name} must be a finite number{bound}, got {value!r}")
+        raise RequestError(f"{name} must be a finite number{bound}, got {shown(value)}")
     if bounds is not None and not bounds[0] <= value <= bounds[1]:
         low, high, why = bounds
         raise RequestError(f"{name} must be from {low:g} to {high:g} ({why}), got {value:g}")

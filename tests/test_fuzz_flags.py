@@ -109,7 +109,7 @@ def test_an_integer_beyond_a_floats_range_is_refused_naming_the_field(field):
     """math.isfinite(10**400) raised OverflowError from inside the check."""
     with pytest.raises(RequestError, match="must be a finite number") as refused:
         GenerationRequest("a fox", **{field: 10**400}).resolve()
-    assert refused.value.fields == (field,)
+    assert refused.value.fields == (field,) and len(str(refused.value)) < 200  # the 401 digits cut short
 
 
 @pytest.mark.parametrize(
