@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from motif_lite.errors import ConfigError
+from motif_lite.json_values import is_int, is_number
 
 CROSS_ATTENTION_LAYOUTS = ("diffusers", "original", "pr")
 
@@ -158,12 +159,12 @@ def _validate(cfg: TransformerConfig) -> None:
     ):
         value = getattr(cfg, name)
         require(
-            _is_int(value) and 0 < value <= MAX_WIDTH, f"{name} must be an integer from 1 to {MAX_WIDTH}, got {value!r}"
+            is_int(value) and 0 < value <= MAX_WIDTH, f"{name} must be an integer from 1 to {MAX_WIDTH}, got {value!r}"
         )
     for name in ("num_layers", "num_single_layers", "num_decoder_layers"):
         value = getattr(cfg, name)
         require(
-            _is_int(value) and 0 <= value <= MAX_LAYERS,
+            is_int(value) and 0 <= value <= MAX_LAYERS,
             f"{name} must be an integer from 0 to {MAX_LAYERS}, got {value!r}",
         )
     require(
@@ -175,15 +176,15 @@ def _validate(cfg: TransformerConfig) -> None:
         f"num_attention_heads x attention_head_dim ({cfg.hidden_size}) must be at most {MAX_WIDTH}",
     )
     require(
-        cfg.image_embed_dim is None or (_is_int(cfg.image_embed_dim) and 0 < cfg.image_embed_dim <= MAX_WIDTH),
+        cfg.image_embed_dim is None or (is_int(cfg.image_embed_dim) and 0 < cfg.image_embed_dim <= MAX_WIDTH),
         f"image_embed_dim must be an integer from 1 to {MAX_WIDTH} or null, got {cfg.image_embed_dim!r}",
     )
     require(
-        _is_number(cfg.mlp_ratio) and 0 < cfg.mlp_ratio <= MAX_MLP_RATIO,
+        is_number(cfg.mlp_ratio) and 0 < cfg.mlp_ratio <= MAX_MLP_RATIO,
         f"mlp_ratio must be a number > 0 and at most {MAX_MLP_RATIO}, got {cfg.mlp_ratio!r}",
     )
     require(
-        _is_number(cfg.rope_theta) and 0 < cfg.rope_theta < math.inf,
+        is_number(cfg.rope_theta) and 0 < cfg.rope_theta < math.inf,
         f"rope_theta must be a finite number > 0, got {cfg.rope_theta!r}",
     )
     for name in ("enable_text_cross_attention_dual", "enable_text_cross_attention_single"):
@@ -191,7 +192,7 @@ def _validate(cfg: TransformerConfig) -> None:
         require(isinstance(value, bool), f"{name} must be true or false, got {value!r}")
     axes = cfg.rope_axes_dim
     require(
-        len(axes) == 3 and all(_is_int(a) and a > 0 and a % 2 == 0 for a in axes),
+        len(axes) == 3 and all(is_int(a) and a > 0 and a % 2 == 0 for a in axes),
         f"rope_axes_dim must be 3 positive even integers, got {list(axes)}",
     )
     require(
@@ -206,14 +207,6 @@ def _validate(cfg: TransformerConfig) -> None:
         cfg.cross_attention_layout in CROSS_ATTENTION_LAYOUTS,
         f"cross_attention_layout must be one of {CROSS_ATTENTION_LAYOUTS}, got {cfg.cross_attention_layout!r}",
     )
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)  # JSON's true is no size
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def config_from_weights(shapes: Mapping[str, tuple[int, ...]], layout: str = "diffusers") -> TransformerConfig:

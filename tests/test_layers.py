@@ -20,7 +20,19 @@ SOURCES = {"motif_lite": "motif_lite", "kernels": "motif_lite.kernels", "quantiz
 # Each unit (a module or a package directly under motif_lite) by layer, lowest first.
 LAYERS = [
     # names, errors, bars, how sizes are written, ...
-    {"errors", "paths", "progress", "choices", "config", "devices", "numerics", "version", "units", "prompt_notes"},
+    {
+        "errors",
+        "paths",
+        "progress",
+        "choices",
+        "config",
+        "devices",
+        "numerics",
+        "version",
+        "units",
+        "prompt_notes",
+        "json_values",
+    },
     {"model"},  # the transformer's math: never kernels, weights or runtime (kernels plug in through model.ops)
     {"weights", "encoders", "vae", "sampling", "runtime", "io", "kernels", "quantize"},  # the components
     {"request", "settings", "checkpoint", "checkup", "sizes", "preflight", "decoding", "keeping"},  # one run's parts

@@ -31,6 +31,7 @@ from motif_lite.errors import CheckpointError, MotifLiteError, shown
 from motif_lite.io.staging import process_running, staged_output
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.io.video import unused_path
+from motif_lite.json_values import is_count, is_number
 from motif_lite.paths import user_path
 from motif_lite.units import file_size
 from motif_lite.version import VERSION
@@ -470,7 +471,7 @@ def _check_description(info: dict, path: Path) -> None:
 def _description_problems(info: dict) -> list[tuple[str, object, str]]:
     """The entries of `info` that are not what motif-lite writes: (where, value, what it should be)."""
     checks = [("output", info.get("output"), _is_path, "a path")]
-    checks += [(key, info.get(key), _is_count, "a whole number above 0") for key in ("width", "height", "frames")]
+    checks += [(key, info.get(key), is_count, "a whole number above 0") for key in ("width", "height", "frames")]
     checks += [("fps", info.get("fps"), _is_rate, "a frame rate above 0"), ("dtype", info.get("dtype"), _is_text,
                "a dtype name")]  # fmt: skip
     checks += [(key, info.get(key), _is_path_or_none, "a path or null") for key in _TEXT_OR_NONE]
@@ -518,12 +519,8 @@ def _is_dict_or_none(value: object) -> bool:
     return value is None or isinstance(value, dict)
 
 
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
 def _is_rate(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf")
+    return is_number(value) and 0 < value < float("inf")
 
 
 def _is_progress(value: object) -> bool:
@@ -532,7 +529,7 @@ def _is_progress(value: object) -> bool:
     if not isinstance(value, list) or len(value) != 2 or not all(isinstance(n, int) for n in value):
         return False
     done, steps = value
-    return not isinstance(done, bool) and 0 <= done <= steps and _is_count(steps)
+    return not isinstance(done, bool) and 0 <= done <= steps and is_count(steps)
 
 
 def _writer_version(info: dict) -> str:

@@ -36,6 +36,7 @@ from typing import IO, Any
 
 from motif_lite.errors import MotifLiteError, counted, listed
 from motif_lite.io.staging import PARTIAL_PREFIX
+from motif_lite.json_values import is_count, is_number
 from motif_lite.paths import user_path
 from motif_lite.version import VERSION
 
@@ -135,8 +136,8 @@ def _row_problem(values: dict[str, Any]) -> str | None:
     checks = {
         "settings is not an object with the prompt, size, frames and fps": isinstance(settings, dict)
         and isinstance(settings.get("prompt"), str)
-        and all(_is_count(settings.get(key)) for key in ("width", "height", "frames"))
-        and _is_number(settings.get("fps"))
+        and all(is_count(settings.get(key)) for key in ("width", "height", "frames"))
+        and is_number(settings.get("fps"))
         and settings["fps"] > 0,
         "effective is not an object": isinstance(values["effective"], dict),
         "notes is not a list of texts": isinstance(values["notes"], list)
@@ -147,25 +148,17 @@ def _row_problem(values: dict[str, Any]) -> str | None:
         "started_at is not a time": values["started_at"] is None or _is_time(values["started_at"]),
         "completed_at is not a time": values["completed_at"] is None or _is_time(values["completed_at"]),
         "progress is not a whole number": isinstance(values["progress"], int),
-        "clip_frames is not a frame count": values["clip_frames"] is None or _is_count(values["clip_frames"]),
+        "clip_frames is not a frame count": values["clip_frames"] is None or is_count(values["clip_frames"]),
     }
     return next((problem for problem, fine in checks.items() if not fine), None)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
 def _is_time(value: object) -> bool:
-    return _is_number(value) and 0 <= value < _LAST_TIME
+    return is_number(value) and 0 <= value < _LAST_TIME
 
 
 def _is_lora(pair: object) -> bool:
-    return isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and _is_number(pair[1])
+    return isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and is_number(pair[1])
 
 
 class DamagedJob(MotifLiteError):

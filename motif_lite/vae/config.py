@@ -9,6 +9,7 @@ from typing import Any
 
 from motif_lite.config import MAX_LAYERS, MAX_WIDTH, diffusers_values
 from motif_lite.errors import CheckpointError, ConfigError
+from motif_lite.json_values import is_count, is_number
 
 # The official Wan2.1 per-channel latent statistics (also diffusers' defaults).
 WAN21_LATENTS_MEAN = (
@@ -111,26 +112,26 @@ class WanVAEConfig:
         # Upper bounds far above any VAE, so that a hand-edited 1e30 is named here rather than overflowing torch or
         # building layers for ever (Wan2.1: base_dim 96, 2 residual blocks, dim_mult [1, 2, 4, 4]).
         for key in ("base_dim", "z_dim", "in_channels", "out_channels"):
-            if not _is_positive_int(getattr(self, key), MAX_WIDTH):
+            if not is_count(getattr(self, key), MAX_WIDTH):
                 raise bad(key, f"must be an integer from 1 to {MAX_WIDTH}")
-        if not _is_positive_int(self.num_res_blocks, MAX_LAYERS):
+        if not is_count(self.num_res_blocks, MAX_LAYERS):
             raise bad("num_res_blocks", f"must be an integer from 1 to {MAX_LAYERS}")
-        if self.decoder_base_dim is not None and not _is_positive_int(self.decoder_base_dim, MAX_WIDTH):
+        if self.decoder_base_dim is not None and not is_count(self.decoder_base_dim, MAX_WIDTH):
             raise bad("decoder_base_dim", f"must be an integer from 1 to {MAX_WIDTH}, or null")
         widest = max(self.base_dim, self.decoder_base_dim or 0)
         dim_mult = self.dim_mult
         if not isinstance(dim_mult, tuple) or not 0 < len(dim_mult) <= MAX_LAYERS:
             raise bad("dim_mult", "must be a non-empty list of positive integers")
-        if not all(_is_positive_int(m, MAX_WIDTH // widest) for m in dim_mult):
+        if not all(is_count(m, MAX_WIDTH // widest) for m in dim_mult):
             raise bad("dim_mult", f"must be positive integers, each times base_dim at most {MAX_WIDTH}")
-        if not _is_number(self.dropout) or not 0 <= self.dropout <= 1:
+        if not is_number(self.dropout) or not 0 <= self.dropout <= 1:
             raise bad("dropout", "must be a number from 0 to 1")
         td = self.temperal_downsample
         if not isinstance(td, tuple) or len(td) != len(self.dim_mult) - 1 or not all(isinstance(t, bool) for t in td):
             raise bad("temperal_downsample", f"must be a list of {len(self.dim_mult) - 1} booleans")
         for key in ("latents_mean", "latents_std"):
             values = getattr(self, key)
-            if not isinstance(values, tuple) or len(values) != self.z_dim or not all(map(_is_number, values)):
+            if not isinstance(values, tuple) or len(values) != self.z_dim or not all(map(is_number, values)):
                 raise bad(key, f"must be a list of z_dim={self.z_dim} numbers")
         if any(s <= 0 for s in self.latents_std):
             raise bad("latents_std", "must be positive")
@@ -147,11 +148,3 @@ class WanVAEConfig:
             raise bad("scale_factor_spatial", f"does not match dim_mult (expected {self.spatial_factor})")
         if self.scale_factor_temporal not in (None, self.temporal_factor):
             raise bad("scale_factor_temporal", f"does not match temperal_downsample (expected {self.temporal_factor})")
-
-
-def _is_positive_int(value: Any, at_most: int | None = None) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= (at_most or value)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -39,6 +39,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from motif_lite.errors import MotifLiteError, counted, shown
+from motif_lite.json_values import is_number
 from motif_lite.model.attention import project_rows
 from motif_lite.paths import user_path
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
@@ -524,9 +525,9 @@ def _peft_alphas(path: Path, metadata: Mapping[str, str]) -> _Alphas | None:
     if config.get("use_dora"):
         raise LoRAError(f"{path}: DoRA adapters (use_dora in {source}) are not supported; {_MERGE_IT}")
     alpha, patterns = config.get("lora_alpha"), config.get("alpha_pattern") or {}
-    if alpha is not None and not _is_number(alpha):
+    if alpha is not None and not is_number(alpha):
         raise LoRAError(f"{path}: lora_alpha in {source} is {shown(alpha)}, not a number: {_EDITED}")
-    if not isinstance(patterns, dict) or not all(_is_number(value) for value in patterns.values()):
+    if not isinstance(patterns, dict) or not all(is_number(value) for value in patterns.values()):
         raise LoRAError(f"{path}: alpha_pattern in {source} is {shown(patterns)}, not an object of layer name "
                         f"patterns and numbers: {_EDITED}")  # fmt: skip
     for pattern in patterns:
@@ -540,7 +541,3 @@ def _peft_alphas(path: Path, metadata: Mapping[str, str]) -> _Alphas | None:
 
 # What to do about PEFT settings no PEFT version writes.
 _EDITED = "the file was edited or damaged; export the LoRA again"
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
