@@ -14,7 +14,8 @@ value (`weights.gguf_loader.choose_gguf_config`). With `--text-encoder-gguf`, `t
 needed either: the file's embedded config must agree with `text_encoder/config.json` where the checkpoint has one, and
 its every tensor must fit that config (`encoders.text_gguf.read_text_encoder_gguf`). Every problem of a request (a
 bad `--gguf` path next to missing checkpoint files, a foreign GGUF, a tensor whose shape does not fit the config) is
-collected and raised as one error, with the download commands for whatever is missing (`io.hub.MissingFilesError`).
+collected and raised as one error, with the download commands for whatever is missing
+(`io.missing_report.MissingFilesError`).
 """
 
 from __future__ import annotations
@@ -28,22 +29,19 @@ from typing import TYPE_CHECKING, TypeVar
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, MotifLiteError
-from motif_lite.io.hub import (
-    HubAccess,
-    MissingFiles,
-    MissingFilesError,
+from motif_lite.io.checkpoint_source import covering, find_checkpoint, missing_patterns
+from motif_lite.io.gguf_source import (
     check_gguf_variant,
-    covering,
-    find_checkpoint,
     find_gguf,
     foreign_gguf_fix,
     gguf_file_fix,
     is_gguf_variant,
-    missing_patterns,
     single_gguf,
     text_encoder_gguf_fix,
 )
+from motif_lite.io.hub import HubAccess
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint, other_component, real_paths
+from motif_lite.io.missing_report import MissingFiles, MissingFilesError
 from motif_lite.io.wsl import windows_drive_note
 from motif_lite.paths import user_path
 from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from motif_lite.checkpoint import ModelSources, locate_sources
+from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import (
     checked_dtype,
     gpu_facts,
@@ -22,7 +23,7 @@ from motif_lite.devices import (
     vram_over_free_note,
 )
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
-from motif_lite.io.hub import MOTIF_REPO, MissingFilesError
+from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.wsl import windows_gpu_driver
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.attention import AttentionBackend

@@ -396,7 +396,7 @@ def _require_reference_configs(root: Path, model: str) -> None:
     before anything loads, with the download command (`MissingFilesError`)."""
     from motif_lite.checkpoint import listed_configs
     from motif_lite.choices import MOTIF_REPO
-    from motif_lite.io.hub import MissingFiles, MissingFilesError
+    from motif_lite.io.missing_report import MissingFiles, MissingFilesError
 
     missing = listed_configs(root)
     if missing:

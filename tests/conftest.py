@@ -58,12 +58,12 @@ def no_network(monkeypatch, tmp_path):
     """HF offline mode, an empty private cache, and every Hub call a test failure: nothing may be fetched."""
     from huggingface_hub import constants
 
-    from motif_lite.io import hub
+    from motif_lite.io import checkpoint_source, gguf_source, hub
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    for name in ("snapshot_download", "hf_hub_download", "HfApi"):
-        monkeypatch.setattr(hub, name, lambda *a, **k: pytest.fail("a Hub call was made"))
+    for module, name in ((checkpoint_source, "snapshot_download"), (gguf_source, "hf_hub_download"), (hub, "HfApi")):
+        monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("a Hub call was made"))
     return tmp_path / "hf-cache"
 
 

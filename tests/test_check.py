@@ -431,7 +431,7 @@ def test_a_gguf_cut_inside_its_header_is_made_again_with_the_type_its_name_tells
     ],
 )
 def test_the_type_a_gguf_was_made_with_comes_from_its_header_then_its_name(tmp_path, name, metadata, made_with):
-    from motif_lite.io.hub import made_with_type
+    from motif_lite.io.gguf_source import made_with_type
 
     tensors = {"w": (np.zeros((2, 32), np.float32), Q.F32, (2, 32))}
     path = write_test_gguf(tmp_path / name, tensors, extra_metadata=metadata)

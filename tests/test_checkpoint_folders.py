@@ -16,7 +16,7 @@ from motif_lite import cli
 from motif_lite.checkpoint import locate_sources
 from motif_lite.checkup import check_setup
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
-from motif_lite.io import hub
+from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.preflight import AT_HAND
 from motif_lite.settings import CHECKPOINT, DEFAULT, resolve_settings
 
@@ -88,7 +88,7 @@ def test_a_cached_hub_checkpoint_still_fetches_the_configs_its_model_index_lists
     shutil.copytree(tiny, snapshot, ignore=shutil.ignore_patterns("guider"))
     (snapshot.parent.parent / "refs").mkdir()
     (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
-    with pytest.raises(hub.MissingFilesError) as err:
+    with pytest.raises(MissingFilesError) as err:
         locate_sources(MOTIF_REPO)
     assert f"{MOTIF_REPO}: guider/* (HF_HUB_OFFLINE=1 is set)" in str(err.value)
 
@@ -96,7 +96,7 @@ def test_a_cached_hub_checkpoint_still_fetches_the_configs_its_model_index_lists
 def test_a_missing_feature_extractor_that_model_index_lists_is_still_required(tiny, tmp_path, no_network):
     # No official value stands in for it: an image-to-video run would fail only after loading.
     root = without(tiny, tmp_path, "feature_extractor")
-    with pytest.raises(hub.MissingFilesError, match="missing feature_extractor/preprocessor_config.json"):
+    with pytest.raises(MissingFilesError, match="missing feature_extractor/preprocessor_config.json"):
         locate_sources(root)
 
 

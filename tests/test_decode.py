@@ -313,7 +313,7 @@ def test_decode_loads_the_vae_alone(saved, tmp_path, capsys, monkeypatch):
 def test_a_dry_run_checks_and_plans_without_loading_or_downloading(saved, tmp_path, capsys, monkeypatch):
     from huggingface_hub import constants
 
-    from motif_lite.io import hub
+    from motif_lite.io import checkpoint_source, gguf_source, hub
 
     monkeypatch.setattr(decoding, "load_vae", lambda *a, **k: pytest.fail("a dry run loaded the VAE"))
     output = tmp_path / "fox.webm"
@@ -329,8 +329,8 @@ def test_a_dry_run_checks_and_plans_without_loading_or_downloading(saved, tmp_pa
     # A VAE that is not at hand: the download command, never a download (online, with an empty cache).
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    for name in ("snapshot_download", "hf_hub_download", "HfApi"):
-        monkeypatch.setattr(hub, name, lambda *a, **k: pytest.fail("a dry run downloaded"))
+    for module, name in ((checkpoint_source, "snapshot_download"), (gguf_source, "hf_hub_download"), (hub, "HfApi")):
+        monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("a dry run downloaded"))
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "-m", "Motif-Technologies/Motif-Video-2B", "--dry-run")
     assert_user_error(code, err, "hf download Motif-Technologies/Motif-Video-2B")
 

@@ -21,8 +21,12 @@ from huggingface_hub.errors import (
 )
 
 from motif_lite import cli
+from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError
-from motif_lite.io import hub
+from motif_lite.io import checkpoint_source, gguf_source, hub
+from motif_lite.io.checkpoint_source import find_checkpoint
+from motif_lite.io.gguf_source import check_gguf_variant, find_gguf
+from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.units import file_size
 
 # The official repos' files as the Hub lists them (sizes in bytes).
@@ -57,7 +61,7 @@ class FakeHub:
         self.listed.append(repo_id)
         if self.fail is not None:
             raise self.fail
-        files = GGUF_FILES if repo_id == hub.GGUF_REPO else CHECKPOINT_FILES
+        files = GGUF_FILES if repo_id == GGUF_REPO else CHECKPOINT_FILES
         # As the Hub: the files' sizes only with files_metadata=True (None otherwise).
         sizes = {n: s if files_metadata else None for n, s in files.items()}
         return SimpleNamespace(siblings=[SimpleNamespace(rfilename=n, size=s) for n, s in sizes.items()])
@@ -80,8 +84,8 @@ def fake_hub(monkeypatch, tmp_path) -> FakeHub:
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "data" / "hf-cache"))
     monkeypatch.setattr(hub, "HfApi", lambda: fake)
-    monkeypatch.setattr(hub, "snapshot_download", fake.snapshot_download)
-    monkeypatch.setattr(hub, "hf_hub_download", fake.hf_hub_download)
+    monkeypatch.setattr(checkpoint_source, "snapshot_download", fake.snapshot_download)
+    monkeypatch.setattr(gguf_source, "hf_hub_download", fake.hf_hub_download)
     return fake
 
 
@@ -98,38 +102,36 @@ def selected(patterns: list[str]) -> int:
 
 def test_the_download_is_announced_with_its_size_and_where_it_goes(fake_hub, monkeypatch, capsys):
     asked = free_space(monkeypatch, 10**12)
-    with pytest.raises(hub.MissingFilesError):
-        hub.find_checkpoint(hub.MOTIF_REPO, download=WITH_GGUF)
+    with pytest.raises(MissingFilesError):
+        find_checkpoint(MOTIF_REPO, download=WITH_GGUF)
     said = capsys.readouterr().err
     total = selected(WITH_GGUF)
     text_encoder = sum(s for n, s in CHECKPOINT_FILES.items() if n.startswith("text_encoder/"))
-    assert f"downloading {file_size(total)} of {hub.MOTIF_REPO} (text_encoder/ {file_size(text_encoder)}, vae/ " in said
+    assert f"downloading {file_size(total)} of {MOTIF_REPO} (text_encoder/ {file_size(text_encoder)}, vae/ " in said
     assert f"into the Hugging Face cache {constants.HF_HUB_CACHE}" in said and "goes on where it stopped" in said
     assert "transformer/diffusion" not in said and file_size(total + 4_075_000_000) not in said  # a GGUF replaces it
     cache = Path(constants.HF_HUB_CACHE)
     assert asked == [cache.parent.parent]  # the nearest folder that exists on the cache's way, not the current one
-    assert fake_hub.downloads == [(hub.MOTIF_REPO, WITH_GGUF)]
+    assert fake_hub.downloads == [(MOTIF_REPO, WITH_GGUF)]
 
 
 def test_a_download_that_does_not_fit_is_refused_before_it_starts(fake_hub, monkeypatch):
     total = selected(WITH_GGUF)
     free_space(monkeypatch, total - 1)
     with pytest.raises(CheckpointError) as error:
-        hub.find_checkpoint(hub.MOTIF_REPO, download=WITH_GGUF)
+        find_checkpoint(MOTIF_REPO, download=WITH_GGUF)
     message = str(error.value)
-    assert not isinstance(error.value, hub.MissingFilesError)  # said as it is, not as a failed download
-    assert message.startswith(
-        f"not enough disk space to download {hub.MOTIF_REPO}: it needs {file_size(total)} in the "
-    )
+    assert not isinstance(error.value, MissingFilesError)  # said as it is, not as a failed download
+    assert message.startswith(f"not enough disk space to download {MOTIF_REPO}: it needs {file_size(total)} in the ")
     assert f"needs {file_size(total)} in the Hugging Face cache {constants.HF_HUB_CACHE}" in message
     assert "HF_HUB_CACHE=" in message and "HF_HOME" in message and fake_hub.downloads == []
     free_space(monkeypatch, total // 3)  # a free figure far from the need: the message gives each its own
     with pytest.raises(CheckpointError, match=f"whose disk has {re.escape(file_size(total // 3))} free;"):
-        hub.find_checkpoint(hub.MOTIF_REPO, download=WITH_GGUF)
+        find_checkpoint(MOTIF_REPO, download=WITH_GGUF)
     free_space(monkeypatch, total)  # just enough: it starts
-    with pytest.raises(hub.MissingFilesError):
-        hub.find_checkpoint(hub.MOTIF_REPO, download=WITH_GGUF)
-    assert fake_hub.downloads == [(hub.MOTIF_REPO, WITH_GGUF)]
+    with pytest.raises(MissingFilesError):
+        find_checkpoint(MOTIF_REPO, download=WITH_GGUF)
+    assert fake_hub.downloads == [(MOTIF_REPO, WITH_GGUF)]
 
 
 def test_what_the_cache_holds_is_not_fetched_again_and_a_partial_download_counts(fake_hub, monkeypatch, capsys):
@@ -144,8 +146,8 @@ def test_what_the_cache_holds_is_not_fetched_again_and_a_partial_download_counts
     (repo / "blobs" / "0123abcd.incomplete").write_bytes(b"\0" * 1000)  # Ctrl-C in the middle of a file
     total = selected(WITH_GGUF) - selected(["vae/*"])
     asked = free_space(monkeypatch, total - 1000)  # fits only with the interrupted download's bytes counted
-    with pytest.raises(hub.MissingFilesError):
-        hub.find_checkpoint(hub.MOTIF_REPO, ["text_encoder/*.safetensors"], download=WITH_GGUF)
+    with pytest.raises(MissingFilesError):
+        find_checkpoint(MOTIF_REPO, ["text_encoder/*.safetensors"], download=WITH_GGUF)
     assert asked == [Path(constants.HF_HUB_CACHE)]  # the cache is there: its own disk (it may be a mount or a link)
     said = capsys.readouterr().err
     assert f"downloading {file_size(total)} of" in said and "vae/" not in said
@@ -154,15 +156,14 @@ def test_what_the_cache_holds_is_not_fetched_again_and_a_partial_download_counts
 
 def test_a_gguf_variant_is_announced_and_checked_for_space(fake_hub, monkeypatch, capsys):
     free_space(monkeypatch, 10**12)
-    assert hub.find_gguf("Q4_K_M") == Path("/downloaded/motif-video-2b-Q4_K_M.gguf")
+    assert find_gguf("Q4_K_M") == Path("/downloaded/motif-video-2b-Q4_K_M.gguf")
     assert (
-        f"downloading {file_size(GGUF_FILES['motif-video-2b-Q4_K_M.gguf'])} of {hub.GGUF_REPO}"
-        in capsys.readouterr().err
+        f"downloading {file_size(GGUF_FILES['motif-video-2b-Q4_K_M.gguf'])} of {GGUF_REPO}" in capsys.readouterr().err
     )
     free_space(monkeypatch, GGUF_FILES["motif-video-2b-Q8_0.gguf"] - 1)
     with pytest.raises(CheckpointError, match="not enough disk space to download"):
-        hub.find_gguf("Q8_0")
-    assert fake_hub.downloads == [(hub.GGUF_REPO, "motif-video-2b-Q4_K_M.gguf")]
+        find_gguf("Q8_0")
+    assert fake_hub.downloads == [(GGUF_REPO, "motif-video-2b-Q4_K_M.gguf")]
 
 
 def http_error(kind: type, status: int) -> Exception:
@@ -204,17 +205,17 @@ def test_a_failed_hub_call_says_what_to_do(fake_hub, monkeypatch, error, advice)
     monkeypatch.setenv("HF_ENDPOINT", "https://hf-mirror.com")
     monkeypatch.setattr(constants, "ENDPOINT", "https://hf-mirror.com")  # as huggingface_hub read it at import
     fake_hub.fail = error
-    for find, repo in ((lambda: hub.find_checkpoint(hub.MOTIF_REPO), hub.MOTIF_REPO), (hub.find_gguf, hub.GGUF_REPO)):
-        with pytest.raises(hub.MissingFilesError) as failed:
-            find("Q4_K_M") if find is hub.find_gguf else find()
+    for find, repo in ((lambda: find_checkpoint(MOTIF_REPO), MOTIF_REPO), (find_gguf, GGUF_REPO)):
+        with pytest.raises(MissingFilesError) as failed:
+            find("Q4_K_M") if find is find_gguf else find()
         assert advice.format(repo=repo, cache=constants.HF_HUB_CACHE) in str(failed.value)
 
 
 def test_a_repo_the_hub_does_not_know_is_one_line_without_a_download_command(fake_hub, tmp_path, capsys):
     fake_hub.fail = http_error(RepositoryNotFoundError, 401)
     with pytest.raises(CheckpointError) as error:
-        hub.find_checkpoint("Motif-Technologies/Motif-Vidoe-2B")
-    assert not isinstance(error.value, hub.MissingFilesError)
+        find_checkpoint("Motif-Technologies/Motif-Vidoe-2B")
+    assert not isinstance(error.value, MissingFilesError)
     assert str(error.value) == (
         f"Motif-Technologies/Motif-Vidoe-2B (-m): no such model repo on {constants.ENDPOINT}: check its spelling; "
         "a private repo needs a token (`hf auth login`, or HF_TOKEN)"
@@ -230,7 +231,7 @@ def test_a_repo_at_a_revision_says_how_to_use_that_revision(no_network, tmp_path
     # revision into a folder, in a run and in check alike (not "no such checkpoint directory").
     fix = "hf download Org/Name --revision v2 --local-dir ./Name, then -m ./Name"
     with pytest.raises(CheckpointError, match="-m takes a Hub repo's main revision only") as error:
-        hub.find_checkpoint("Org/Name@v2")
+        find_checkpoint("Org/Name@v2")
     assert str(error.value).endswith(fix)
     assert cli.main(["check", "-m", "Org/Name@v2"]) == 2
     assert (
@@ -241,8 +242,8 @@ def test_a_repo_at_a_revision_says_how_to_use_that_revision(no_network, tmp_path
 
 def test_hf_hub_offline_is_named_as_what_stops_the_download(no_network):
     # A notebook set HF_HUB_OFFLINE=1 on a machine that has a network: unsetting it is the fix, before the commands.
-    with pytest.raises(hub.MissingFilesError) as error:
-        hub.find_checkpoint(hub.MOTIF_REPO, download=["vae/*"])
+    with pytest.raises(MissingFilesError) as error:
+        find_checkpoint(MOTIF_REPO, download=["vae/*"])
     lines = str(error.value).splitlines()
     unset = "With a network here, unset HF_HUB_OFFLINE and run again: they then download themselves."
     assert lines[lines.index(unset) + 1].startswith("Download them")
@@ -253,23 +254,23 @@ def test_a_typo_in_the_gguf_variant_is_said_before_the_checkpoint_downloads(fake
 
     free_space(monkeypatch, 10**12)
     with pytest.raises(CheckpointError) as error:
-        locate_sources(hub.MOTIF_REPO, gguf="Q4_K_N")
+        locate_sources(MOTIF_REPO, gguf="Q4_K_N")
     assert str(error.value) == (
-        f"no file in {hub.GGUF_REPO} match variant 'Q4_K_N'; available: {', '.join(sorted(GGUF_FILES))}"
+        f"no file in {GGUF_REPO} match variant 'Q4_K_N'; available: {', '.join(sorted(GGUF_FILES))}"
     )
     assert fake_hub.downloads == []
     # A right one: the GGUF repo is listed once for both the check and the download.
     fake_hub.snapshot, fake_hub.listed = tmp_path, []  # a checkpoint "downloaded" without its files
-    with pytest.raises(hub.MissingFilesError):
-        locate_sources(hub.MOTIF_REPO, gguf="Q4_K_M")
-    assert fake_hub.listed == [hub.GGUF_REPO, hub.MOTIF_REPO]
-    assert [repo for repo, _ in fake_hub.downloads] == [hub.MOTIF_REPO, hub.GGUF_REPO]
+    with pytest.raises(MissingFilesError):
+        locate_sources(MOTIF_REPO, gguf="Q4_K_M")
+    assert fake_hub.listed == [GGUF_REPO, MOTIF_REPO]
+    assert [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO, GGUF_REPO]
 
 
 def test_unset_hf_hub_offline_is_said_only_when_it_is_set(fake_hub):
     # Downloads off for another reason (check, a dry run): no advice about a setting the user did not make.
-    with pytest.raises(hub.MissingFilesError) as error:
-        hub.find_checkpoint(hub.MOTIF_REPO, download=["vae/*"], hub=hub.HubAccess(download=False))
+    with pytest.raises(MissingFilesError) as error:
+        find_checkpoint(MOTIF_REPO, download=["vae/*"], hub=hub.HubAccess(download=False))
     assert "HF_HUB_OFFLINE" not in str(error.value) and "Download them" in str(error.value)
 
 
@@ -277,9 +278,9 @@ def test_an_unknown_gguf_repo_is_one_line_naming_gguf(fake_hub):
     # The GGUF repo missing on the endpoint (a mirror without it): "no such repo" with --gguf, no download command.
     fake_hub.fail = http_error(RepositoryNotFoundError, 404)
     with pytest.raises(CheckpointError) as error:
-        hub.find_gguf("Q4_K_M")
-    assert not isinstance(error.value, hub.MissingFilesError)
-    assert str(error.value).startswith(f"{hub.GGUF_REPO} (--gguf): no such model repo on {constants.ENDPOINT}")
+        find_gguf("Q4_K_M")
+    assert not isinstance(error.value, MissingFilesError)
+    assert str(error.value).startswith(f"{GGUF_REPO} (--gguf): no such model repo on {constants.ENDPOINT}")
 
 
 def test_the_variant_check_asks_the_hub_once_and_only_when_it_may(fake_hub, tmp_path, monkeypatch):
@@ -287,19 +288,19 @@ def test_the_variant_check_asks_the_hub_once_and_only_when_it_may(fake_hub, tmp_
     # over.
     fake_hub.fail = ConnectionError("no route to host")
     access = hub.HubAccess()
-    hub.check_gguf_variant("Q4_K_M", access)
-    with pytest.raises(hub.MissingFilesError, match="cannot reach"):
-        hub.find_gguf("Q4_K_M", access)
-    assert fake_hub.listed == [hub.GGUF_REPO]
+    check_gguf_variant("Q4_K_M", access)
+    with pytest.raises(MissingFilesError, match="cannot reach"):
+        find_gguf("Q4_K_M", access)
+    assert fake_hub.listed == [GGUF_REPO]
     # No listing with downloads off (a dry run, check), even for a typo; none for a variant the cache holds.
     fake_hub.fail, fake_hub.listed = None, []
-    hub.check_gguf_variant("Q4_K_N", hub.HubAccess(download=False))
+    check_gguf_variant("Q4_K_N", hub.HubAccess(download=False))
     repo = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B-GGUF"
     (repo / "snapshots" / ("1" * 40)).mkdir(parents=True)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("1" * 40)
     (repo / "snapshots" / ("1" * 40) / "motif-video-2b-Q4_K_M.gguf").write_bytes(b"GGUF")
-    hub.check_gguf_variant("Q4_K_M", hub.HubAccess())
+    check_gguf_variant("Q4_K_M", hub.HubAccess())
     assert fake_hub.listed == []
 
 
@@ -309,9 +310,9 @@ def test_the_partial_bytes_count_up_to_what_is_fetched(fake_hub, capsys):
     blobs = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B" / "blobs"
     blobs.mkdir(parents=True)
     (blobs / "big.incomplete").write_bytes(b"\0" * 5000)
-    plan = hub.DownloadPlan.of(hub.MOTIF_REPO, {"vae/config.json": 900}, ["vae/*"], None)
+    plan = hub.DownloadPlan.of(MOTIF_REPO, {"vae/config.json": 900}, ["vae/*"], None)
     assert (plan.partial, plan.needed) == (900, 0)
-    hub.start_download(hub.DownloadPlan.of(hub.MOTIF_REPO, CHECKPOINT_FILES, ["nothing/*"], None))
+    hub.start_download(hub.DownloadPlan.of(MOTIF_REPO, CHECKPOINT_FILES, ["nothing/*"], None))
     assert capsys.readouterr().err == ""
 
 

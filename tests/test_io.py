@@ -20,10 +20,13 @@ import torch
 from huggingface_hub import constants
 
 from motif_lite import cli
+from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.cli import run_request as run_command
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
-from motif_lite.io import hub, staging
+from motif_lite.io import checkpoint_source, gguf_source, hub, staging
 from motif_lite.io import video as video_module
+from motif_lite.io.checkpoint_source import find_checkpoint
+from motif_lite.io.gguf_source import find_gguf, single_gguf
 from motif_lite.io.image import load_image, not_an_image, preprocess_image, read_image
 from motif_lite.io.video import check_output_path, stale_frames_note, to_uint8_frames, write_video
 from motif_lite.request import GenerationRequest, RequestError
@@ -698,23 +701,23 @@ def offline(monkeypatch, tmp_path):
 
 
 def test_local_directory_returned_as_is(tmp_path, offline):
-    assert hub.find_checkpoint(str(tmp_path)) == tmp_path
+    assert find_checkpoint(str(tmp_path)) == tmp_path
 
 
 def test_missing_local_path_and_file(tmp_path, offline):
     with pytest.raises(CheckpointError, match="no such checkpoint directory"):
-        hub.find_checkpoint(str(tmp_path / "nope"))
+        find_checkpoint(str(tmp_path / "nope"))
     (tmp_path / "f.bin").write_bytes(b"")
     with pytest.raises(CheckpointError, match="is a file"):
-        hub.find_checkpoint(str(tmp_path / "f.bin"))
+        find_checkpoint(str(tmp_path / "f.bin"))
 
 
 def test_offline_repo_names_repo_files_and_command(offline):
     with pytest.raises(CheckpointError) as err:
-        hub.find_checkpoint(hub.MOTIF_REPO, download=["text_encoder/*", "tokenizer/*"])
+        find_checkpoint(MOTIF_REPO, download=["text_encoder/*", "tokenizer/*"])
     message = str(err.value)
-    assert hub.MOTIF_REPO in message and "HF_HUB_OFFLINE" in message
-    assert f"hf download {hub.MOTIF_REPO} --include 'text_encoder/*' --include 'tokenizer/*'" in message
+    assert MOTIF_REPO in message and "HF_HUB_OFFLINE" in message
+    assert f"hf download {MOTIF_REPO} --include 'text_encoder/*' --include 'tokenizer/*'" in message
     assert "huggingface-cli download" in message and str(offline) in message
 
 
@@ -726,26 +729,26 @@ def test_cached_snapshot_is_used_offline(offline):
     snapshot = repo_dir / "snapshots" / commit
     (snapshot / "text_encoder").mkdir(parents=True)
     (snapshot / "text_encoder" / "config.json").write_text("{}")
-    assert hub.find_checkpoint(hub.MOTIF_REPO) == snapshot
+    assert find_checkpoint(MOTIF_REPO) == snapshot
 
 
 def test_gguf_path_and_variant(tmp_path, offline):
     gguf = tmp_path / "model-Q8_0.gguf"
     gguf.write_bytes(b"GGUF")
-    assert hub.find_gguf(str(gguf)) == gguf
+    assert find_gguf(str(gguf)) == gguf
     with pytest.raises(CheckpointError, match="no such GGUF file"):
-        hub.find_gguf(str(tmp_path / "other.gguf"))
+        find_gguf(str(tmp_path / "other.gguf"))
     with pytest.raises(CheckpointError) as err:
-        hub.find_gguf("Q4_K_M")
-    assert hub.GGUF_REPO in str(err.value) and "--include '*Q4_K_M*.gguf'" in str(err.value)
+        find_gguf("Q4_K_M")
+    assert GGUF_REPO in str(err.value) and "--include '*Q4_K_M*.gguf'" in str(err.value)
 
 
 def test_variant_matching_is_whole_token():
     names = ["motif-video-2b-Q4_K_M.gguf", "motif-video-2b-Q4_K.gguf", "motif-video-2b-Q8_0.gguf"]
-    assert hub._pick_variant(names, "Q4_K") == "motif-video-2b-Q4_K.gguf"
-    assert hub._pick_variant(names, "q8_0") == "motif-video-2b-Q8_0.gguf"
+    assert gguf_source._pick_variant(names, "Q4_K") == "motif-video-2b-Q4_K.gguf"
+    assert gguf_source._pick_variant(names, "q8_0") == "motif-video-2b-Q8_0.gguf"
     with pytest.raises(CheckpointError, match="available: motif-video-2b-Q4_K.gguf"):
-        hub._pick_variant(names, "Q5_K_S")
+        gguf_source._pick_variant(names, "Q5_K_S")
 
 
 @pytest.fixture
@@ -753,7 +756,7 @@ def online_without_network(monkeypatch, tmp_path):
     """Offline mode off, empty cache, and every Hub request fails as it does without a network."""
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    real_snapshot_download = hub.snapshot_download
+    real_snapshot_download = checkpoint_source.snapshot_download
 
     def snapshot_download(repo_id, **kwargs):
         if kwargs.get("local_files_only"):
@@ -764,13 +767,13 @@ def online_without_network(monkeypatch, tmp_path):
         def model_info(self, repo_id, **kwargs):
             raise ConnectionError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(hub, "snapshot_download", snapshot_download)
+    monkeypatch.setattr(checkpoint_source, "snapshot_download", snapshot_download)
     monkeypatch.setattr(hub, "HfApi", NoNetworkApi)
 
 
 def test_download_failure_is_a_checkpoint_error(online_without_network):
     with pytest.raises(CheckpointError, match=r"(?s)download failed: ConnectionError.*hf download Motif-Tech"):
-        hub.find_checkpoint(hub.MOTIF_REPO, download=["vae/*"])
+        find_checkpoint(MOTIF_REPO, download=["vae/*"])
 
 
 def test_gguf_variant_found_by_listing_the_repo(online_without_network, monkeypatch, tmp_path):
@@ -779,7 +782,7 @@ def test_gguf_variant_found_by_listing_the_repo(online_without_network, monkeypa
 
     class FakeApi:
         def model_info(self, repo_id, files_metadata=False):
-            assert repo_id == hub.GGUF_REPO
+            assert repo_id == GGUF_REPO
             return SimpleNamespace(siblings=[SimpleNamespace(rfilename=name, size=1) for name in names])
 
     def fake_download(repo_id, filename):
@@ -787,11 +790,11 @@ def test_gguf_variant_found_by_listing_the_repo(online_without_network, monkeypa
         return str(tmp_path / filename)
 
     monkeypatch.setattr(hub, "HfApi", FakeApi)
-    monkeypatch.setattr(hub, "hf_hub_download", fake_download)
-    assert hub.find_gguf("Q8_0") == tmp_path / "motif-video-2b-Q8_0.gguf"
-    assert downloads == [(hub.GGUF_REPO, "motif-video-2b-Q8_0.gguf")]
+    monkeypatch.setattr(gguf_source, "hf_hub_download", fake_download)
+    assert find_gguf("Q8_0") == tmp_path / "motif-video-2b-Q8_0.gguf"
+    assert downloads == [(GGUF_REPO, "motif-video-2b-Q8_0.gguf")]
     with pytest.raises(CheckpointError, match="no file in .* match variant 'Q5_K_M'"):
-        hub.find_gguf("Q5_K_M")
+        find_gguf("Q5_K_M")
 
 
 def test_an_earlier_longer_png_sequence_is_named(tmp_path, monkeypatch):
@@ -897,4 +900,4 @@ def test_stale_partial_files_are_those_of_the_same_output_whose_process_ended(tm
 
 def test_a_gguf_folder_without_a_gguf_file_says_so(tmp_path):
     with pytest.raises(CheckpointError, match=r"--gguf folder .* must hold exactly one .gguf file \(found: none\)"):
-        hub.single_gguf(tmp_path)
+        single_gguf(tmp_path)

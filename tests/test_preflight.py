@@ -23,7 +23,9 @@ from motif_lite.checkpoint import locate_sources
 from motif_lite.config import TransformerConfig
 from motif_lite.devices import resolve_device
 from motif_lite.errors import CheckpointError, DeviceError
-from motif_lite.io import hub
+from motif_lite.io import checkpoint_source, hub
+from motif_lite.io.gguf_source import find_gguf
+from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.pipeline import loading
 from motif_lite.preflight import AT_HAND, plan_generation
 from motif_lite.request import GenerationRequest
@@ -272,7 +274,7 @@ def test_missing_files_are_listed_exactly_with_the_commands(no_network, monkeypa
         (snapshot / file).write_text("{}")
     (snapshot.parent.parent / "refs").mkdir()
     (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
-    with pytest.raises(hub.MissingFilesError) as err:
+    with pytest.raises(MissingFilesError) as err:
         locate_sources(gguf="Q4_K_M")
     text = str(err.value)
     assert "Motif-Technologies/Motif-Video-2B: vae/*, transformer/config.json, model_index.json" in text
@@ -286,10 +288,10 @@ def test_gguf_folder_holding_one_file(tmp_path):
     (folder / ".cache").mkdir(parents=True)
     (folder / ".cache" / "x.gguf").write_text("lock")  # huggingface_hub's bookkeeping is not a weight file
     (folder / "motif-video-2b-Q4_K_M.gguf").write_bytes(b"GGUF")
-    assert hub.find_gguf(str(folder)) == folder / "motif-video-2b-Q4_K_M.gguf"
+    assert find_gguf(str(folder)) == folder / "motif-video-2b-Q4_K_M.gguf"
     (folder / "motif-video-2b-Q8_0.gguf").write_bytes(b"GGUF")
     with pytest.raises(CheckpointError, match="exactly one .gguf file.*Q4_K_M.gguf, motif-video-2b-Q8_0.gguf"):
-        hub.find_gguf(str(folder))
+        find_gguf(str(folder))
 
 
 HINT_SCRIPT = """
@@ -388,7 +390,7 @@ def test_a_cached_download_missing_a_shard_is_not_taken_as_complete(checkpoint, 
     single = "diffusion_pytorch_model.safetensors"
     shards = shard(snapshot / "transformer", single, f"{single}.index.json")
     shards[1].unlink()
-    with pytest.raises(hub.MissingFilesError) as err:
+    with pytest.raises(MissingFilesError) as err:
         locate_sources()
     assert "--include 'transformer/*'" in str(err.value), err.value  # downloaded again, not loaded to fail
 
@@ -402,10 +404,10 @@ def test_a_download_that_left_a_shard_out_is_not_taken_as_complete(checkpoint, t
     shards = shard(downloaded / "transformer", single, f"{single}.index.json")
     shards[1].unlink()
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(hub, "snapshot_download", lambda *args, **kwargs: str(downloaded))
+    monkeypatch.setattr(checkpoint_source, "snapshot_download", lambda *args, **kwargs: str(downloaded))
     listing = SimpleNamespace(siblings=[])  # the repo's file list, from which a download's size is told
     monkeypatch.setattr(hub, "HfApi", lambda: SimpleNamespace(model_info=lambda *args, **kwargs: listing))
-    with pytest.raises(hub.MissingFilesError) as err:
+    with pytest.raises(MissingFilesError) as err:
         locate_sources()
     assert f"has no files matching transformer/{shards[1].name}" in str(err.value), err.value
 

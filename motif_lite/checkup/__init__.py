@@ -24,25 +24,22 @@ from motif_lite.checkup.environment import check_environment
 from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_line
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import LFSPointerError, MotifLiteError
-from motif_lite.io.hub import (
+from motif_lite.io.checkpoint_source import find_checkpoint, refuse_lfs_pointers
+from motif_lite.io.gguf_source import find_gguf, gguf_files
+from motif_lite.io.hub import HubAccess, revision_problem
+from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint
+from motif_lite.io.missing_report import MissingFilesError
+from motif_lite.io.path_fixes import (
     GGUF_FOLDER,
     GGUF_REPO_AS_MODEL,
-    HubAccess,
-    MissingFilesError,
     checkpoint_folders_inside,
     expanded_as,
     file_fix,
-    find_checkpoint,
-    find_gguf,
-    gguf_files,
     gguf_folder_fix,
     is_component_folder,
     is_gguf_repo,
     parent_as_given,
-    refuse_lfs_pointers,
-    revision_problem,
 )
-from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint
 from motif_lite.io.wsl import windows_drive_note
 from motif_lite.paths import user_path
 from motif_lite.units import memory_size

@@ -273,7 +273,7 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, mode
     (`model`: -m as given, which a fix that makes the file again names). Returns its path, or None after reporting
     the problem."""
     from motif_lite.checkpoint import TextEncoderGGUFError, find_text_encoder_gguf
-    from motif_lite.io.hub import text_encoder_gguf_fix
+    from motif_lite.io.gguf_source import text_encoder_gguf_fix
 
     try:
         found = find_text_encoder_gguf(root, value, model)
@@ -304,7 +304,7 @@ def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> No
     `transformer/config.json` when there is one, else the one our quantizer embeds, else a `config.json` beside the
     file, else inferred from the tensor shapes (which cannot show rope_theta: a warning says so)."""
     from motif_lite.config import TransformerConfig
-    from motif_lite.io.hub import gguf_file_fix
+    from motif_lite.io.gguf_source import gguf_file_fix
     from motif_lite.weights.gguf_file import read_gguf
     from motif_lite.weights.gguf_loader import check_gguf_config
 
@@ -374,7 +374,7 @@ def types_and_sizes(tensors: Mapping[str, PackedTensor]) -> str:
 def _foreign_fix(error: MotifLiteError, path: Path, model: str) -> str | None:
     """For another model's GGUF given as the transformer: where ours comes from (`foreign_gguf_fix`); None for any
     other error. (A text encoder GGUF's error carries its own fix: `TextEncoderGGUFError`.)"""
-    from motif_lite.io.hub import foreign_gguf_fix
+    from motif_lite.io.gguf_source import foreign_gguf_fix
     from motif_lite.weights.gguf_file import ForeignGGUFError
 
     return foreign_gguf_fix(path, model, "transformer") if isinstance(error, ForeignGGUFError) else None

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from motif_lite.io.hub import MissingFilesError
+    from motif_lite.io.missing_report import MissingFilesError
 
 
 def print_notes(notes, say: Callable = print) -> None:
@@ -24,7 +24,7 @@ def print_notes(notes, say: Callable = print) -> None:
 def download_hint_repeats(argv: list[str] | None) -> Iterator[None]:
     """Missing files raised inside end their download hint with the user's own command (`argv`, the subcommand
     first: run, verify, serve), pointed at the folders the downloads fill."""
-    from motif_lite.io.hub import MissingFilesError
+    from motif_lite.io.missing_report import MissingFilesError
 
     try:
         yield

@@ -24,7 +24,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Gemma2Encoder
 
 from motif_lite.encoders.text_gguf import TextEncoderGGUF, load_text_encoder_gguf, read_text_encoder_gguf
 from motif_lite.errors import CheckpointError, ConfigError
-from motif_lite.io.hub import find_checkpoint
+from motif_lite.io.checkpoint_source import find_checkpoint
 from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS  # the reference pipeline's max_sequence_length
 
 if TYPE_CHECKING:  # importing it warns when torchvision is missing: load it only for image-to-video
@@ -205,8 +205,8 @@ def load_text_encoder(
 ) -> TextEncoder:
     """Load `text_encoder/`, `tokenizer/` and (if present) `feature_extractor/` from a checkpoint.
 
-    `source` is a local checkpoint directory in the official layout or a Hugging Face repo id
-    (resolved through the local cache, see `motif_lite.io.hub.find_checkpoint`). `gguf`: a text encoder GGUF
+    `source` is a local checkpoint directory in the official layout or a Hugging Face repo id (resolved through
+    the local cache, see `motif_lite.io.checkpoint_source.find_checkpoint`). `gguf`: a text encoder GGUF
     (`python -m motif_lite.quantize --component text_encoder`, or what `read_text_encoder_gguf` returned) replaces
     `text_encoder/`'s weights; it is checked against `text_encoder/config.json` when the checkpoint has one, and
     its quantized layers stay packed (motif_lite/encoders/text_gguf.py).

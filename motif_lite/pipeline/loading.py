@@ -10,8 +10,8 @@ import torch
 
 from motif_lite import devices
 from motif_lite.checkpoint import ModelSources
+from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype
-from motif_lite.io.hub import MOTIF_REPO
 from motif_lite.pipeline.generation import MotifVideoPipeline
 from motif_lite.pipeline.recipe import TransformerRecipe, load_transformer_stage
 from motif_lite.preflight import (

@@ -1,0 +1,198 @@
+"""GGUF files: a path, a folder holding one, or a variant of the official GGUF repo (`find_gguf`), and the fix
+for a damaged, mismatched or foreign GGUF file.
+
+A variant such as `Q4_K_M` is looked up in the cache of the official GGUF repo, then (online) in the repo's file
+list, and the one file whose name carries the variant as a whole token is downloaded.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+from huggingface_hub import hf_hub_download
+
+from motif_lite.choices import GGUF_REPO
+from motif_lite.errors import CheckpointError
+from motif_lite.io.hub import (
+    HUB_ERRORS,
+    DownloadPlan,
+    HubAccess,
+    cached_snapshot,
+    local_dir_for,
+    quiet_hub,
+    refuse_unknown_repo,
+    start_download,
+)
+from motif_lite.io.missing_report import MissingFiles, MissingFilesError
+from motif_lite.paths import user_path
+
+_VARIANT = re.compile(r"^[A-Za-z0-9_]+$")  # Q4_K_M, Q8_0, BF16, ...
+
+
+def is_gguf_variant(variant_or_path: str | Path) -> bool:
+    """Whether `--gguf` names a variant of the official GGUF repo (e.g. Q4_K_M) rather than a file or folder."""
+    text = str(variant_or_path)
+    path = user_path(text)
+    return not (path.suffix.lower() == ".gguf" or path.exists() or not _VARIANT.match(text))
+
+
+def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path:
+    """A local `.gguf` file for a path, a folder holding exactly one, or a variant name of the official GGUF repo.
+
+    A variant such as `Q4_K_M` is looked up in the cache of `Motif-Technologies/Motif-Video-2B-GGUF`, then (online)
+    in the repo's file list, and the one file whose name carries the variant as a whole token is downloaded.
+    Raises `MissingFilesError` when it cannot be had, `CheckpointError` for a wrong path.
+    """
+    hub = hub or HubAccess()
+    text = str(variant_or_path)
+    if not is_gguf_variant(text):
+        return _local_gguf(user_path(text))
+    cached = cached_variant(text)
+    if cached is not None:
+        return cached
+    pattern = f"*{text}*.gguf"
+    missing = MissingFiles(GGUF_REPO, (pattern,), (pattern,), local_dir_for(GGUF_REPO), "")
+    if not hub.online:
+        reason = hub.offline_reason or "downloads are off"
+        raise MissingFilesError([_with_reason(missing, reason)])
+    try:
+        sizes = {name: size for name, size in hub.file_sizes(GGUF_REPO).items() if name.endswith(".gguf")}
+    except HUB_ERRORS as exc:
+        refuse_unknown_repo(exc, GGUF_REPO, "--gguf")
+        failed = hub.failed("listing the GGUF repo", exc, GGUF_REPO)
+        raise MissingFilesError([_with_reason(missing, failed)]) from exc
+    name = _pick_variant(list(sizes), text)
+    start_download(DownloadPlan.of(GGUF_REPO, sizes, [name], cached_snapshot(GGUF_REPO)))
+    try:
+        with quiet_hub():
+            return Path(hf_hub_download(GGUF_REPO, name))
+    except HUB_ERRORS as exc:
+        raise MissingFilesError([_with_reason(missing, hub.failed("download", exc, GGUF_REPO))]) from exc
+
+
+def cached_variant(variant: str) -> Path | None:
+    """The one file of the cached GGUF repo whose name carries `variant`; None when there is none (or several)."""
+    cached = cached_snapshot(GGUF_REPO)
+    if cached is None:
+        return None
+    found = match_variant([str(p.relative_to(cached)) for p in cached.rglob("*.gguf")], variant)
+    return cached / found[0] if len(found) == 1 else None
+
+
+def check_gguf_variant(variant: str, hub: HubAccess) -> None:
+    """A `--gguf` variant that no file of the official GGUF repo carries (a typo such as Q4_K_N): its
+    `CheckpointError` (with the variants there are) before anything else downloads, not after the checkpoint's
+    gigabytes. Nothing when the cache has it or the Hub cannot be asked: `find_gguf` reports that."""
+    if not is_gguf_variant(variant) or not hub.online or cached_variant(variant) is not None:
+        return
+    try:
+        names = [name for name in hub.file_sizes(GGUF_REPO) if name.endswith(".gguf")]
+    except HUB_ERRORS:
+        return
+    _pick_variant(names, variant)
+
+
+def gguf_file_fix(path: Path, model: str) -> str:
+    """The fix for a damaged or mismatched GGUF transformer file: a file of the official GGUF repo is downloaded
+    again with the command `run` would give; one of the user's own (a name that is no official file's) is made again
+    from the checkpoint -m names (`model`, as given), with the type it was made with, or copied again."""
+    cached = cached_snapshot(GGUF_REPO)
+    if cached is not None and path.resolve().is_relative_to(cached.resolve()):  # our own download, in the cache
+        return f"download the file again: hf download {GGUF_REPO} --include '{path.name}' --force-download"
+    made_as = made_with_type(path)
+    remake = f"python -m motif_lite.quantize {shlex.quote(model)} -o {shlex.quote(str(path))} --type "
+    remake += f"{made_as} --force" if made_as else "TYPE --force, TYPE being the type you made it with"
+    if not _official_gguf_name(path):
+        return (
+            f"{path.name} is not a file of {GGUF_REPO}: make it again from the checkpoint ({remake}), or copy it "
+            "again from where it came"
+        )
+    command = MissingFiles(GGUF_REPO, (path.name,), (path.name,), str(path.parent), "").command()
+    return f"download the file again ({command}), or make one from the checkpoint: {remake}"
+
+
+def text_encoder_gguf_fix(path: Path, model: str | None) -> str:
+    """The fix for a text encoder GGUF that is missing or damaged: the quantizer's command that makes it (again),
+    from the checkpoint -m names (`model`, as given; a placeholder when unknown), with the type it was made with
+    (Q8_0, the one the docs advise, for a new file or an unknown type)."""
+    source = shlex.quote(model) if model else "CHECKPOINT"
+    made_as = made_with_type(path) if path.is_file() else None
+    command = f"python -m motif_lite.quantize {source} --component text_encoder -o {shlex.quote(str(path))}"
+    command += f" --type {made_as or 'Q8_0'}"
+    return f"make it again: {command} --force" if path.is_file() else f"make one: {command}"
+
+
+def foreign_gguf_fix(path: Path, model: str | None, component: str) -> str:
+    """The fix for another model's GGUF (an LLM, another diffusion model) given as the transformer's or the text
+    encoder's (`component`): where the right file comes from, under a new name, since the file given is the user's to
+    keep (`model`: -m as given, which the quantizer's command names; a placeholder when unknown)."""
+    quantize = f"python -m motif_lite.quantize {shlex.quote(model) if model else 'CHECKPOINT'}"
+    if component == "text_encoder":
+        made = f"{quantize} --component text_encoder -o {shlex.quote(str(path.parent / 'te-Q8_0.gguf'))}"
+        return f"it is another model's file; pass a text encoder GGUF made by {made}"
+    made = f"{quantize} -o {shlex.quote(str(path.parent / 'motif-video-2b-Q4_K_M.gguf'))}"
+    return f"it is another model's file; pass an official one (--gguf Q4_K_M downloads it), or make one: {made}"
+
+
+def made_with_type(path: Path) -> str | None:
+    """The quantizer type a GGUF file was made with: from its header where that is readable, else from its name
+    (motif-video-2b-Q8_0.gguf); None when neither tells one our quantizer makes."""
+    from motif_lite.quantize.recipes import ALIASES, RECIPES  # only for a damaged file's fix
+    from motif_lite.weights.gguf_file import quantization_type
+
+    recorded = quantization_type(path)
+    if recorded is not None:
+        return recorded if recorded in RECIPES or recorded in ALIASES else None
+    named = [name for name in [*RECIPES, *ALIASES] if match_variant([path.name], name)]
+    return named[0] if len(named) == 1 else None
+
+
+def _official_gguf_name(path: Path) -> bool:
+    """Whether `path` is a file of the official GGUF repo by name: `hf download --local-dir` left its record beside
+    it, or it has the repo's naming (motif-video-2b-VARIANT.gguf)."""
+    record = path.parent / ".cache" / "huggingface" / "download" / f"{path.name}.metadata"
+    return record.is_file() or re.fullmatch(r"motif-video-2b-[A-Za-z0-9_]+\.gguf", path.name, re.IGNORECASE) is not None
+
+
+def _with_reason(missing: MissingFiles, reason: str) -> MissingFiles:
+    return MissingFiles(missing.repo, missing.missing, missing.include, missing.local_dir, reason)
+
+
+def gguf_files(folder: Path) -> list[Path]:
+    """The `.gguf` files of a folder (`hf download ... --local-dir` fills one; its .cache/ holds no weights)."""
+    return sorted(p for p in folder.rglob("*.gguf") if ".cache" not in p.relative_to(folder).parts)
+
+
+def single_gguf(folder: Path, flag: str = "--gguf") -> Path:
+    """The one `.gguf` file of a folder (`gguf_files`) given to `flag`; `CheckpointError` naming what it holds
+    when that is none or several."""
+    files = gguf_files(folder)
+    if len(files) == 1:
+        return files[0]
+    listed = ", ".join(str(f.relative_to(folder)) for f in files) or "none"
+    raise CheckpointError(f"{flag} folder {folder} must hold exactly one .gguf file (found: {listed}); pass the file")
+
+
+def _local_gguf(path: Path) -> Path:
+    if path.is_dir():
+        return single_gguf(path)
+    if not path.is_file():
+        raise CheckpointError(f"no such GGUF file: {path}")
+    return path
+
+
+def match_variant(names: list[str], variant: str) -> list[str]:
+    # Whole-token match so that Q4_K does not pick Q4_K_M and q8_0 matches Q8_0.
+    pattern = re.compile(rf"(?<![A-Za-z0-9]){re.escape(variant)}(?![A-Za-z0-9_])", re.IGNORECASE)
+    return sorted(n for n in names if pattern.search(Path(n).name))
+
+
+def _pick_variant(names: list[str], variant: str) -> str:
+    found = match_variant(names, variant)
+    if len(found) != 1:
+        available = ", ".join(sorted(Path(n).name for n in names)) or "none"
+        what = "no file" if not found else f"{len(found)} files ({', '.join(found)})"
+        raise CheckpointError(f"{what} in {GGUF_REPO} match variant {variant!r}; available: {available}")
+    return found[0]

@@ -1,0 +1,93 @@
+"""What a request needs and cannot have, in one message with the commands that fetch it.
+
+`MissingFiles` is the part of one Hub repo that is missing, and the `hf download` command for it;
+`MissingFilesError` turns every missing piece of a request into one message: what is missing, the `hf download`
+commands to fetch it on a connected machine, and the `motif-lite run` command to type afterwards.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from huggingface_hub import constants
+
+from motif_lite.choices import GGUF_REPO
+from motif_lite.errors import CheckpointError
+from motif_lite.io.hub import OFFLINE_SET
+
+
+@dataclass(frozen=True)
+class MissingFiles:
+    """Files of a Hub repo that a request needs and cannot have: not in the local checkpoint folder (`in_folder`),
+    or, for a repo id, neither in the cache nor downloadable (`reason` says why).
+
+    missing: the patterns (or files) not found; include: what the download command fetches (for a repo id,
+    everything the request reads from it, so that the downloaded folder is complete); local_dir: where the command
+    puts them.
+    """
+
+    repo: str
+    missing: tuple[str, ...]
+    include: tuple[str, ...]
+    local_dir: str
+    reason: str
+    in_folder: bool = False  # missing from a local checkpoint folder (else: from the cache of a Hub repo id)
+
+    def describe(self) -> str:
+        if self.in_folder:
+            return f"incomplete checkpoint {self.local_dir}: missing {', '.join(self.missing)}"
+        return f"{self.repo}: {', '.join(self.missing)} ({self.reason})"
+
+    def command(self) -> str:
+        includes = [f"--include {shlex.quote(p)}" for p in self.include]
+        return " ".join(["hf download", self.repo, *includes, "--local-dir", shlex.quote(self.local_dir)])
+
+
+@dataclass(eq=False)
+class MissingFilesError(CheckpointError):
+    """Everything a request needs that is not on this machine, with the commands that fetch it.
+
+    `problems` are other errors of the same request (e.g. a bad `--gguf` path), listed first so that one run
+    reports them all. `run_command` is the command to type once the files are downloaded; the CLI sets it to the
+    user's own command line with the new local paths (`replacements`).
+    """
+
+    missing: list[MissingFiles]
+    problems: list[str] = field(default_factory=list)
+    run_command: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    @property
+    def replacements(self) -> dict[str, str]:
+        """{"model": local folder, "gguf": local folder} for the repos whose files are missing."""
+        out = {}
+        for item in self.missing:
+            out["gguf" if item.repo == GGUF_REPO else "model"] = item.local_dir
+        return out
+
+    def default_run_command(self) -> str:
+        parts = ["motif-lite run"]
+        if "model" in self.replacements:
+            parts.append(f"-m {shlex.quote(self.replacements['model'])}")
+        if "gguf" in self.replacements:
+            parts.append(f"--gguf {shlex.quote(self.replacements['gguf'])}")
+        return " ".join([*parts, '-p "..."'])
+
+    def __str__(self) -> str:
+        lines = list(self.problems)
+        if self.missing:
+            hub = [item for item in self.missing if not item.in_folder]
+            lines += [item.describe() for item in self.missing if item.in_folder]
+            if hub:
+                lines.append(f"missing files, not in the Hugging Face cache ({constants.HF_HUB_CACHE}):")
+                lines += [f"  {item.describe()}" for item in hub]
+            if any(item.reason == OFFLINE_SET for item in hub):  # e.g. set by a notebook, on a connected machine
+                lines.append("With a network here, unset HF_HUB_OFFLINE and run again: they then download themselves.")
+            lines.append("Download them (on a machine with network access if this one has none):")
+            lines += [f"  {item.command()}" for item in self.missing]
+            lines.append("(older huggingface_hub: `huggingface-cli download` takes the same arguments), then run:")
+            lines.append(f"  {self.run_command or self.default_run_command()}")
+        return "\n".join(lines)

@@ -1,0 +1,163 @@
+"""Fixes for mistaken paths: what a user meant by a -m that is no checkpoint, and the flag or folder to give.
+
+A checkpoint's component folder, a folder of checkpoints, a folder of GGUF files, a weights file or a file inside
+a checkpoint given to -m: each is told with the fix (the checkpoint folder itself, or the flag that takes the file).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+from motif_lite.choices import GGUF_REPO, MOTIF_REPO
+from motif_lite.errors import CheckpointError, listed
+from motif_lite.io.gguf_source import gguf_files
+from motif_lite.paths import user_path
+
+
+def expanded_as(path: str) -> str:
+    """ " (that is /home/me/x)" for a path whose ~ was expanded (a quoted ~ reaches us as it is), so that an error
+    shows where it looked; "" otherwise."""
+    expanded = str(user_path(path))
+    return f" (that is {expanded})" if path.startswith("~") and not expanded.startswith("~") else ""
+
+
+# -m given the GGUF repo (a variant of it goes to --gguf): the problem and its fix, shared by `run` and `check`.
+GGUF_REPO_AS_MODEL = (
+    "is the official GGUF repo, not a checkpoint",
+    f"give a variant of it to --gguf (e.g. --gguf Q4_K_M) and leave -m out: -m stays the official checkpoint "
+    f"{MOTIF_REPO}, which the configs, text encoder and VAE come from",
+)
+
+
+def is_gguf_repo(model: str) -> bool:
+    """Whether -m names the official GGUF repo (Hub repo ids are case-insensitive)."""
+    return model.lower() == GGUF_REPO.lower()
+
+
+def is_component_folder(path: Path) -> bool:
+    """Whether `path` is a folder inside a checkpoint (its parent holds model_index.json) rather than one."""
+    return not (path / "model_index.json").is_file() and (path.parent / "model_index.json").is_file()
+
+
+def checkpoint_folders_inside(path: Path) -> list[Path]:
+    """The checkpoint folders (holding model_index.json) directly inside `path`, when `path` is none itself: a
+    folder of checkpoints given to -m."""
+    if (path / "model_index.json").is_file():
+        return []
+    try:
+        return sorted(child for child in path.iterdir() if (child / "model_index.json").is_file())
+    except OSError:
+        return []
+
+
+def refuse_non_checkpoint_folder(model: str) -> None:
+    """The `CheckpointError` for a local -m folder (as given: `model`) that is part of a checkpoint (e.g.
+    ./Motif-Video-2B/transformer) or a folder holding checkpoint folders, naming the folder -m takes; nothing for
+    any other folder."""
+    path = user_path(model)
+    gguf_fix = gguf_folder_fix(model)
+    if gguf_fix is not None:
+        raise CheckpointError(f"{model} {GGUF_FOLDER}; {gguf_fix}")
+    if is_component_folder(path):
+        parent = parent_as_given(model)
+        raise CheckpointError(
+            f"{model} is the {path.name}/ folder of the checkpoint {parent}; -m takes the checkpoint folder itself: "
+            f"-m {shlex.quote(parent)}"
+        )
+    inside = checkpoint_folders_inside(path)
+    if inside:
+        names = ", ".join(child.name for child in inside)
+        what = "the checkpoint folder" if len(inside) == 1 else "the checkpoint folders"
+        which = "the checkpoint folder itself" if len(inside) == 1 else "one of them"
+        first = shlex.quote(str(Path(model) / inside[0].name))
+        raise CheckpointError(
+            f"{model} is not a checkpoint folder but holds {what} {names}; -m takes {which}: -m {first}"
+        )
+
+
+GGUF_FOLDER = "holds GGUF files, not a checkpoint"
+
+
+# What a weights file given to -m is told beside the flag that takes it.
+KEEP_MODEL = "; -m stays the checkpoint folder or Hub repo id the configs come from (leave it out for the official one)"
+
+
+def gguf_folder_fix(model: str) -> str | None:
+    """For a local -m folder that holds .gguf files and nothing of a checkpoint (as `hf download` of the GGUF repo
+    leaves it): the flag that takes them instead; None for any other folder."""
+    path = user_path(model)
+    if not path.is_dir() or (path / "model_index.json").is_file():
+        return None
+    files = gguf_files(path)
+    if not files or any(child.is_dir() and not child.name.startswith(".") for child in path.iterdir()):
+        return None
+    if len(files) == 1:
+        return f"pass it as {_gguf_flag(files[0])} {shlex.quote(model)}{KEEP_MODEL}"
+    names = listed([file.name for file in files], 4)
+    return f"pass one of its files ({names}) as --gguf {shlex.quote(str(Path(model) / files[0].name))}{KEEP_MODEL}"
+
+
+def parent_as_given(model: str) -> str:
+    """The parent folder of the path `model`, written as the user wrote it (./a/b -> ./a, not a)."""
+    return os.path.dirname(model.rstrip("/\\")) or "."
+
+
+def file_hint(model: str) -> str:
+    """ "; " and `file_fix(model)` for a file given to -m that belongs elsewhere; "" for any other file."""
+    fix = file_fix(model)
+    return f"; {fix}" if fix else ""
+
+
+def file_fix(model: str) -> str | None:
+    """For a file given to -m: the flag that takes a weights file (stable-diffusion.cpp's `-m model.gguf`, a ComfyUI
+    model file), told from its name and header as the weight-file flags tell a file given to the wrong one; the
+    checkpoint folder for a file inside one (its model_index.json, a component's config.json); None otherwise."""
+    path = user_path(model)
+    if path.suffix.lower() == ".gguf":
+        return f"pass it as {_gguf_flag(path)} {shlex.quote(model)}{KEEP_MODEL}"
+    checkpoint = checkpoint_of_file(model)
+    if checkpoint is not None:  # e.g. -m ./Motif-Video-2B/model_index.json, or its vae/config.json
+        return f"it is a file of the checkpoint {checkpoint}: give the folder: -m {shlex.quote(checkpoint)}"
+    if path.suffix.lower() != ".safetensors":
+        return None
+    from motif_lite.io.linked import other_component  # safetensors: only for a file given to -m
+    from motif_lite.weights.safetensors_header import read_header
+
+    try:
+        names = list(read_header(path).tensors)
+    except CheckpointError:
+        names = []
+    holds = other_component("checkpoint", names)  # "the VAE's tensors (pass it as --vae)", or None
+    if holds is None:
+        return (
+            f"a weights file goes to the flag of its component (--diffusion-model, --text-encoder or --vae "
+            f"{shlex.quote(model)}){KEEP_MODEL}"
+        )
+    return f"it holds {holds.replace(')', f' {shlex.quote(model)})')}{KEEP_MODEL}"
+
+
+def checkpoint_of_file(model: str) -> str | None:
+    """The checkpoint folder (as the user wrote the path) that the file `model` is part of: the folder of a
+    model_index.json, or the parent of a component folder; None for a file elsewhere."""
+    path = user_path(model)
+    if (path.parent / "model_index.json").is_file():
+        return parent_as_given(model)
+    if is_component_folder(path.parent):
+        return parent_as_given(parent_as_given(model))
+    return None
+
+
+def _gguf_flag(path: Path) -> str:
+    """--gguf for a transformer GGUF, --text-encoder-gguf for a text encoder one (told from its header; a file that
+    cannot be read goes to --gguf, which says what is wrong with it)."""
+    from motif_lite.weights.gguf_file import OtherGGUFKindError, read_gguf  # gguf: only for a file given to -m
+
+    try:
+        read_gguf(path)
+    except OtherGGUFKindError as exc:
+        return exc.flag
+    except CheckpointError:
+        pass
+    return "--gguf"
