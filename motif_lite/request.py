@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from motif_lite.choices import GUIDANCE_METHODS, SAMPLERS
 from motif_lite.errors import MotifLiteError, shown
+from motif_lite.paths import user_path
 from motif_lite.prompt_notes import language_notes, syntax_notes
 from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS
 
@@ -135,9 +136,16 @@ class GenerationRequest:
         per invalid setting (an unwritable output or an unreadable image included). numpy's scalars (a notebook's
         `np.int64` seed) count as the Python numbers they hold.
         """
-        return _plain_numbers(self)._checked()
+        resolved, _, notes = self.resolve_with_clip()
+        return resolved, notes
 
-    def _checked(self) -> tuple[GenerationRequest, list[str]]:
+    def resolve_with_clip(self, clip: Clip | None = None) -> tuple[GenerationRequest, Clip | None, list[str]]:
+        """`resolve()`, also handing on the clip `extend` names, read and checked (None without one), to callers that
+        go on to use it. `clip`: that clip as the caller read it already (`read_clip`), checked here but not read
+        again: reading a clip costs a decode of a video file, or every header of a PNG sequence."""
+        return _plain_numbers(self)._checked(clip)
+
+    def _checked(self, read: Clip | None) -> tuple[GenerationRequest, Clip | None, list[str]]:
         from motif_lite.io.image import enlargement_notes, read_image  # torch and Pillow: once a request is resolved
         from motif_lite.io.video import check_output_fps, check_output_path, replaces_file
 
@@ -174,7 +182,7 @@ class GenerationRequest:
             check("sampler", _check_choice, sampler, "sampler", tuple(SAMPLERS))
         seed = check("seed", _resolve_seed, self.seed)
         clip = (
-            check("extend", _checked_clip, self, frames_known, width_ok and height_ok)
+            check("extend", _checked_clip, self, frames_known, width_ok and height_ok, read)
             if self.extend is not None
             else None
         )
@@ -211,13 +219,13 @@ class GenerationRequest:
         elif image is not None:
             notes += [*image_notes, *_stretch_note(image.size, self.width, self.height)]
             notes += enlargement_notes(image.size, self.width, self.height)
-        return resolved, notes
+        return resolved, clip, notes
 
 
-def _checked_clip(request: GenerationRequest, frames: int | None, size_ok: bool) -> Clip:
-    """The clip `request.extend` names, read and checked against the request: one first frame (not `image` too),
-    new frames to add, and the clip's size (the longer video has one size; the clip is not resized, so as not to
-    change the frames it already has)."""
+def _checked_clip(request: GenerationRequest, frames: int | None, size_ok: bool, read: Clip | None) -> Clip:
+    """The clip `request.extend` names, read (unless `read` is that clip already) and checked against the request:
+    one first frame (not `image` too), new frames to add, and the clip's size (the longer video has one size; the
+    clip is not resized, so as not to change the frames it already has)."""
     from motif_lite.io.clip import read_clip
 
     if not isinstance(request.extend, str | Path):
@@ -232,7 +240,7 @@ def _checked_clip(request: GenerationRequest, frames: int | None, size_ok: bool)
     if frames is not None and frames <= TEMPORAL_FACTOR:
         raise RequestError(f"going on from a clip needs --video-frames {TEMPORAL_FACTOR + 1} or more: with {frames} "
                            "the first frame conditions nothing and no new frame follows it")  # fmt: skip
-    clip = read_clip(request.extend)
+    clip = read if read is not None and read.path == user_path(request.extend) else read_clip(request.extend)
     if not size_ok and (clip.width, clip.height) == (request.width, request.height):  # the clip's own size is wrong
         raise RequestError(f"{clip.path.name} is {clip.width}x{clip.height}: {_clip_size_fix(clip)}")
     if size_ok and (clip.width, clip.height) != (request.width, request.height):

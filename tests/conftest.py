@@ -5,6 +5,7 @@ Tests marked `cuda` are skipped without a CUDA device. On a CUDA machine the ker
 join the suite too. On a CUDA machine each failure is printed as it happens (`EchoFailures`).
 """
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,25 @@ def no_network(monkeypatch, tmp_path):
     for module, name in ((checkpoint_source, "snapshot_download"), (gguf_source, "hf_hub_download"), (hub, "HfApi")):
         monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("a Hub call was made"))
     return tmp_path / "hf-cache"
+
+
+@pytest.fixture
+def clip_reads(monkeypatch) -> list[Path]:
+    """The clips that motif-lite's code reads through `read_clip`, in order. Every motif_lite module holding it by
+    name gets the counting one (a caller importing it at the top of its module would hold the uncounted one)."""
+    from motif_lite.io import clip as clip_module
+
+    reads: list[Path] = []
+    uncounted = clip_module.read_clip
+
+    def counted(path):
+        reads.append(Path(path))
+        return uncounted(path)
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("motif_lite") and getattr(module, "read_clip", None) is uncounted:
+            monkeypatch.setattr(module, "read_clip", counted)
+    return reads
 
 
 @pytest.fixture

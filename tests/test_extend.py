@@ -56,12 +56,13 @@ def test_new_frames_are_those_of_image_to_video_from_the_last_frame(pipe, tmp_pa
     assert (stored["extend"], stored["frames"], stored["image"]) == ("clip.mp4", 5, None)
 
 
-def test_a_png_sequence_clip_and_an_mp4_output(pipe, tmp_path):
+def test_a_png_sequence_clip_and_an_mp4_output(pipe, tmp_path, clip_reads):
     make_clip(tmp_path / "clip_%03d.png", frames=6)
     request = GenerationRequest(PROMPT, extend=tmp_path / "clip_%03d.png", output=tmp_path / "longer.mp4",
                                 width=32, height=32, frames=5, steps=1, seed=1)  # fmt: skip
     pipe.generate(request)
     assert read_clip(tmp_path / "longer.mp4").frames == 6 + 5 - 1
+    assert clip_reads == [tmp_path / "clip_%03d.png"]  # once: checked, then its last frame and its frames again
 
 
 def test_the_clip_decides_size_and_fps_unless_a_flag_does(checkpoint, tmp_path, capsys):
@@ -172,3 +173,22 @@ def test_a_stopped_extension_resumes_to_the_same_video_and_refuses_a_changed_cli
     PIL.Image.new("RGB", (32, 32), "red").save(tmp_path / "clip_005.png")
     assert cli.main([*argv, str(tmp_path / "b.latents.safetensors")]) == 2
     assert "is not the clip the run" in capsys.readouterr().err and (tmp_path / "b.latents.safetensors").exists()
+
+
+def test_a_run_reads_its_clip_once(pipe, checkpoint, tmp_path, capsys, monkeypatch, clip_reads):
+    # For its size and rate, the request's checks (twice), the first frame and the file: one read (it was 5).
+    clip = make_clip(tmp_path / "clip_%03d.png", frames=6)
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pipe)  # loaded once for the module
+    run = ["run", "-m", str(checkpoint), "-p", PROMPT, "--device", "cpu", "--video-frames", "5", "--steps", "1"]
+    assert cli.main([*run, "--extend", str(clip), "-o", str(tmp_path / "longer.mp4")]) == 0
+    assert clip_reads == [clip], capsys.readouterr().err
+    assert read_clip(tmp_path / "longer.mp4").frames == 6 + 5 - 1
+
+
+def test_a_clip_read_already_is_read_again_only_when_extend_names_another(tmp_path, clip_reads):
+    clip, other = make_clip(tmp_path / "clip.mp4"), make_clip(tmp_path / "other.mp4", frames=6)
+    request = GenerationRequest(PROMPT, extend=clip, width=32, height=32, frames=5, output=tmp_path / "o.mp4")
+    _, given, _ = request.resolve_with_clip(read_clip(clip))
+    assert clip_reads == [] and given.frames == 9
+    _, named, _ = request.resolve_with_clip(read_clip(other))
+    assert clip_reads == [clip] and (named.path, named.frames) == (clip, 9)

@@ -161,7 +161,8 @@ def test_settings_from_a_file_of_another_size_than_the_clip_says_which_flags_to_
 # Several processes (--gpus N)
 
 
-def test_gpus_n_takes_the_clips_size_before_starting_its_processes(checkpoint, tmp_path, capsys, monkeypatch):
+def test_gpus_n_takes_the_clips_size_before_starting_its_processes(checkpoint, tmp_path, capsys, monkeypatch,
+                                                                    clip_reads):  # fmt: skip
     # The launcher checks the request before starting the ranks: it must see the clip's size, as each rank does.
     launched = []
     monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
@@ -169,6 +170,7 @@ def test_gpus_n_takes_the_clips_size_before_starting_its_processes(checkpoint, t
     code, _, err = run_cli(capsys, "-m", str(checkpoint), "-p", PROMPT, "--extend", str(clip), "--video-frames", "5",
                            "--gpus", "2", "-o", str(tmp_path / "o.mp4"))  # fmt: skip
     assert code == 0 and launched == [2], err
+    assert clip_reads == [clip]  # for its size, then its checks (each rank reads it once more)
 
 
 # Outputs

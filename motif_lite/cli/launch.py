@@ -25,10 +25,10 @@ def launch_run(args: argparse.Namespace) -> int:
         raise ParallelError(copies)
     resume = resume_args(args)[0] if args.resume is not None else None
     check_flags(args, resume)
-    if args.extend is not None:  # as each rank's run will: the clip's size and frame rate where no flag gives them
-        take_clip_defaults(args)
+    # As each rank's run will: the clip's size and frame rate where no flag gives them.
+    clip = take_clip_defaults(args) if args.extend is not None else None
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, None)
-    request, _ = unresolved.resolve()
+    request, _, _ = unresolved.resolve_with_clip(clip)
     layout = parallel_layout(args, request, args.gpus)
     lora_args(args.lora)  # the files exist
     if args.preview:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import torch
 
     from motif_lite.checkpoint import ModelSources
+    from motif_lite.io.clip import Clip
     from motif_lite.io.latents import SavedLatents
     from motif_lite.pipeline import GenerationResult, MotifVideoPipeline
     from motif_lite.runtime.parallel import Parallel, ParallelLayout, Session
@@ -114,13 +115,13 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     use_expandable_segments()  # before torch starts CUDA
     resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
     check_flags(args, resume)
-    if args.extend is not None:  # the clip's size and frame rate, where no flag and no --settings-from gives them
-        take_clip_defaults(args)
+    # The clip's size and frame rate, where no flag and no --settings-from gives them.
+    clip = take_clip_defaults(args) if args.extend is not None else None
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
     torchrun_world = int(os.environ.get("WORLD_SIZE", "1"))  # a dry run under torchrun joins no process group
     world = session.world if session is not None else torchrun_world if torchrun_world > 1 else args.gpus or 1
     layout = parallel_layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
-    parallel, requests, notes = _resolve(args, unresolved, session, layout)
+    parallel, requests, notes = _resolve(args, unresolved, session, layout, clip)
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
     main_rank = parallel is None or parallel.is_main
     say = print if main_rank else _quiet
@@ -138,25 +139,29 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     device = args.device if session is None else session.device
     try:
         with download_hint_repeats(getattr(args, "argv", None)):
-            return _generate(args, requests, device, loras, on_preview, parallel, say, resume)
+            return _generate(args, requests, device, loras, on_preview, parallel, say, resume, clip)
     finally:
         if on_preview is not None:
             on_preview.close()
 
 
 def _resolve(
-    args: argparse.Namespace, unresolved: GenerationRequest, session: Session | None, layout: ParallelLayout | None
+    args: argparse.Namespace,
+    unresolved: GenerationRequest,
+    session: Session | None,
+    layout: ParallelLayout | None,
+    clip: Clip | None,
 ) -> tuple[Parallel | None, list[GenerationRequest], list[str]]:
     """-> (this process's part of a parallel run, else None; the run's videos; their notes), every setting checked
     before anything loads. In a parallel run rank 0 checks the settings (its output folder, its image), draws the
     seed and names the outputs, and the other ranks get its answer."""
     if session is None:
-        return None, *resolve_requests(args, unresolved)
+        return None, *resolve_requests(args, unresolved, clip)
     from motif_lite.runtime.parallel import DEFAULT_STEP_TIMEOUT_S, Parallel
 
     timeout = args.comm_timeout if args.comm_timeout is not None else DEFAULT_STEP_TIMEOUT_S
     parallel = Parallel.create(layout, session.device, timeout)
-    return parallel, *parallel.share(lambda: resolve_requests(args, unresolved))
+    return parallel, *parallel.share(lambda: resolve_requests(args, unresolved, clip))
 
 
 def flag_notes(args: argparse.Namespace, several_processes: bool) -> list[str]:
@@ -340,6 +345,7 @@ def _generate(
     parallel: Parallel | None,
     say: Callable,
     resume: SavedLatents | None = None,
+    clip: Clip | None = None,
 ) -> int:
     from motif_lite.io.latents import fallback_folder
     from motif_lite.pipeline import load_pipeline
@@ -383,7 +389,7 @@ def _generate(
         if len(requests) > 1:
             say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
         batch = dict(in_batch=len(requests) > 1, unstarted=requests[number:])
-        result = _sample(args, pipe, video, on_preview, parallel, say, resume, **batch)
+        result = _sample(args, pipe, video, on_preview, parallel, say, resume, clip, **batch)
         first = number == 1
         table = settings_lines(result.settings, _recalled(args)) if result.settings is not None else None
         say(summary(
@@ -435,6 +441,7 @@ def _sample(
     parallel: Parallel | None,
     say: Callable,
     resume: SavedLatents | None,
+    clip: Clip | None,
     in_batch: bool,
     unstarted: list[GenerationRequest],
 ) -> GenerationResult:
@@ -448,7 +455,9 @@ def _sample(
     # Named here (the pipeline would name it on its first save) so that a failure can tell whether anything was kept.
     keeps = unused_path(latents_path(video.output)) if resume is None else resume.file
     try:
-        return pipe.generate(video, progress, on_preview, args.preview_every, resume=resume, latents_file=keeps)
+        return pipe.generate(
+            video, progress, on_preview, args.preview_every, resume=resume, latents_file=keeps, clip=clip
+        )
     except BaseException:
         lost = [video] if in_batch and keeps is not None and not kept_anywhere(keeps, video.output) else []
         print_notes([*unsaved_videos(lost), *unstarted_videos(unstarted)], say)

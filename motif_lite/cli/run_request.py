@@ -14,6 +14,7 @@ from motif_lite.paths import user_path
 from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
 
 if TYPE_CHECKING:
+    from motif_lite.io.clip import Clip
     from motif_lite.io.latents import SavedLatents
 
 DRY_RUN_PROMPT = "(dry run)"  # a dry run needs no prompt: it encodes nothing
@@ -43,9 +44,10 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
     )
 
 
-def take_clip_defaults(args: argparse.Namespace) -> None:
+def take_clip_defaults(args: argparse.Namespace) -> Clip:
     """-W, -H and --fps from the clip `--extend` names, for those the command line and --settings-from's file leave
-    out: the longer video keeps the clip's size (which the request then checks) and plays at its rate."""
+    out: the longer video keeps the clip's size (which the request then checks) and plays at its rate. Returns the
+    clip, read once for the whole run (`resolve_requests` and the pipeline take it)."""
     from motif_lite.cli.run_flags import run_flags_given
     from motif_lite.io.clip import read_clip
     from motif_lite.request import RequestError
@@ -62,20 +64,21 @@ def take_clip_defaults(args: argparse.Namespace) -> None:
     for dest, value in (("width", clip.width), ("height", clip.height), ("fps", clip.fps)):
         if dest not in given and dest not in taken:
             setattr(args, dest, value)
+    return clip
 
 
 def resolve_requests(
-    args: argparse.Namespace, unresolved: GenerationRequest
+    args: argparse.Namespace, unresolved: GenerationRequest, clip: Clip | None = None
 ) -> tuple[list[GenerationRequest], list[str]]:
     """`unresolved.resolve()` as the run's videos: one, or with `--batch-count N` N of them with seeds SEED,
     SEED+1, ... and files numbered -1, -2, ... before the extension; without -o, names that do not replace an
-    earlier video."""
+    earlier video. `clip`: the clip `--extend` names, as `take_clip_defaults` read it."""
     import dataclasses
 
     from motif_lite.io.preview import check_previews_come
     from motif_lite.io.video import numbered_path, stale_frames_note
 
-    request, notes = unresolved.resolve()
+    request, _, notes = unresolved.resolve_with_clip(clip)
     path, count = Path(request.output), args.batch_count
     outputs = [path] if count == 1 else [numbered_path(path, i) for i in range(1, count + 1)]
     if args.output is None and count == 1:

@@ -226,6 +226,7 @@ class MotifVideoPipeline:
         keep_latents: bool = True,
         resume: SavedLatents | None = None,
         latents_file: str | Path | None = None,
+        clip: Clip | None = None,
     ) -> GenerationResult:
         """Generate one video and write it to `request.output` (always a file: no frames come back in memory; a file
         there is replaced); no partial video is left behind if it fails.
@@ -243,12 +244,13 @@ class MotifVideoPipeline:
         from its last step and the video is the one that run would have made (a failed decode's denoised latents:
         straight to the decode); a model other than that run's goes on all the same, with a note in the result.
         `latents_file`: where this run keeps its work (default: the file it resumed from, else a free name beside the
-        output)."""
+        output). `clip`: the clip `request.extend` names, as the caller read it already (`read_clip`; read here once
+        otherwise): reading it again would decode a video file, or every header of a PNG sequence."""
         # Before any work: a wrong argument costs no encoding.
         _check_call(request, preview_every, {"on_progress": on_progress, "on_preview": on_preview})
         if self.transformer is None:
             raise ConfigError("this pipeline has no transformer: its set_loras failed to load one; call it again")
-        request, notes = request.resolve()
+        request, clip, notes = request.resolve_with_clip(clip)
         settings = self.settings_for(request)
         start = None if resume is None else self._resume_state(resume, request, settings)
         notes += [*self.notes, *settings.notes]
@@ -264,15 +266,15 @@ class MotifVideoPipeline:
         keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
         with self._stage("encode", timings, peaks, reserved):
             # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
-            noise, cond = self._inputs(request, generator, progress, guided=needs_uncond(settings.guidance.value))
+            guided = needs_uncond(settings.guidance.value)
+            noise, cond = self._inputs(request, generator, progress, guided, clip)
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
         with self._stage("denoise", timings, peaks, reserved):
             latents, record = self._sample_keeping_state(
                 request, noise, cond, settings, progress, on_denoised, start, keeper
             )
         with self._stage("decode", timings, peaks, reserved):
-            clip = None if request.extend is None else read_clip(request.extend)  # its frames go first in the file
-            output = self.decode(request, latents, settings, progress, keeper, clip)
+            output = self.decode(request, latents, settings, progress, keeper, clip)  # its frames go first
         if keeper is not None:
             keeper.remove()  # the video is written: the run's saved state is of no more use
         timings["total"] = time.perf_counter() - begin
@@ -368,7 +370,12 @@ class MotifVideoPipeline:
             reserved[name] = torch.cuda.max_memory_reserved(self.device)
 
     def _inputs(
-        self, request: GenerationRequest, generator: torch.Generator, progress: ProgressFn, guided: bool
+        self,
+        request: GenerationRequest,
+        generator: torch.Generator,
+        progress: ProgressFn,
+        guided: bool,
+        clip: Clip | None,
     ) -> tuple[torch.Tensor, Conditioning]:
         """The initial noise (the generator's first draw, as in both reference pipelines), then the conditioning.
         In a parallel run rank 0 makes both and the other ranks receive them (an error there reaches them all)."""
@@ -379,7 +386,7 @@ class MotifVideoPipeline:
                     "image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint"
                 )
             noise = self.initial_noise(request, generator)
-            return noise, self.encode(request, noise, generator, progress, guided)
+            return noise, self.encode(request, noise, generator, progress, guided, clip)
 
         return make() if self.parallel is None else self.parallel.share(make)
 
@@ -395,10 +402,12 @@ class MotifVideoPipeline:
         generator: torch.Generator,
         progress: ProgressFn,
         guided: bool = True,
+        clip: Clip | None = None,
     ) -> Conditioning:
         """Prompts (and for I2V the first frame) -> conditioning; the text encoder leaves the device afterwards.
 
-        guided: whether the guidance needs the negative prompt's embeddings."""
+        guided: whether the guidance needs the negative prompt's embeddings. clip: the clip `request.extend` names,
+        as read already (read here when its last frame is needed and it is None)."""
         conditioned = request.conditions_on_image
         total = 1 + guided + conditioned
         progress("encode", 0, total)
@@ -420,7 +429,7 @@ class MotifVideoPipeline:
             negative = self._encode_prompt(request.negative_prompt, "negative prompt") if guided else None
             progress("encode", 1 + guided, total)
             if image_needed:
-                pixels, image_size = self._first_frame(request)
+                pixels, image_size = self._first_frame(request, clip)
                 image_embeds = self.text_encoder.encode_image(pixels).to(self.device, self.dtype)
                 check_finite(image_embeds, "the image encoder's embeddings of the first frame")
         if not conditioned:
@@ -446,9 +455,12 @@ class MotifVideoPipeline:
         self.kept_encodings.keep_text(prompt, self.text_encoder, embeds, mask)
         return embeds, mask
 
-    def _first_frame(self, request: GenerationRequest) -> tuple[torch.Tensor, tuple[int, int]]:
+    def _first_frame(self, request: GenerationRequest, clip: Clip | None) -> tuple[torch.Tensor, tuple[int, int]]:
         """The first frame's pixels, and the image's size before they were resized (for the summary)."""
-        image = load_image(request.image) if request.extend is None else last_frame(read_clip(request.extend))
+        if request.extend is None:
+            image = load_image(request.image)
+        else:
+            image = last_frame(clip if clip is not None else read_clip(request.extend))
         # The reference casts the preprocessed video to the transformer dtype before the VAE and SigLIP see it.
         return preprocess_image(image, request.height, request.width).to(self.device, self.dtype), image.size
 
