@@ -426,11 +426,11 @@ def _check_your_weights(root: Path, configs: CheckpointConfigs, component: str, 
             return  # the loader names the missing config
         problems = vae_mismatches(configs.vae, found)
     else:
-        from transformers import AutoConfig
+        from motif_lite.encoders.text_config import parse_text_encoder_config
 
         try:
-            config = AutoConfig.from_pretrained(root / "text_encoder")
-        except (OSError, ValueError, KeyError):  # what transformers raises for a config it rejects
+            config = parse_text_encoder_config(root / "text_encoder" / "config.json")
+        except (OSError, MotifLiteError):
             return  # the loader reports a config it cannot read, naming it
         problems = text_encoder_mismatches(config, found)
     if not problems:

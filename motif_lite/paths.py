@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -20,3 +21,14 @@ def user_path(value: str | os.PathLike) -> Path:
             f"{value}: {user} names the home folder of a user {user[1:]!r}, and this machine has none; give the path "
             f"in full (or ~/{str(value)[1:]} for one in your home)"
         ) from None
+
+
+def path_arg(text: str) -> str:
+    """argparse's type of every flag (and argument) that takes a path: an empty or blank value is refused as the
+    flags are read. Path('') is the current folder, so `--lora-dir "$DIR"` with DIR unset served every file of the
+    folder the server was started in, and `--gguf ''` took the one .gguf file found there."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"is empty ({text!r}; an unset variable in a script?): give the path of the file or folder"
+        )
+    return text

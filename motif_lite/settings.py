@@ -135,7 +135,7 @@ class CheckpointConfigs:
             schedule=schedule_options(scheduler_config, str(scheduler)),
             guider=read_guider_config(root / "guider"),
             vae=WanVAEConfig.from_json(vae) if vae.is_file() else None,
-            text_encoder=_parses(root / "text_encoder" / "config.json", "text encoder config"),
+            text_encoder=_text_encoder_config_parses(root / "text_encoder" / "config.json"),
             tokenizer=_parses(root / "tokenizer" / "tokenizer_config.json", "tokenizer config"),
             image_processor=_parses(root / "feature_extractor" / "preprocessor_config.json", "image processor config"),
         )
@@ -164,6 +164,16 @@ def _parses(path: Path, what: str) -> bool:
     if not path.is_file():
         return False
     read_json_object(path, what)
+    return True
+
+
+def _text_encoder_config_parses(path: Path) -> bool:
+    """As `_parses`, with the sizes the text encoder is built from checked (a wrong one crashed the cost estimate)."""
+    from motif_lite.encoders.text_config import check_text_encoder_config
+
+    if not path.is_file():
+        return False
+    check_text_encoder_config(path)
     return True
 
 

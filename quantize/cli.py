@@ -10,6 +10,7 @@ import torch
 
 from motif_lite.devices import checked_device
 from motif_lite.errors import ConfigError, DeviceError, MotifLiteError
+from motif_lite.paths import path_arg
 
 from .components import COMPONENTS, Component
 from .convert import quantize_checkpoint
@@ -38,11 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,  # --type only, not --t or --ty: flags are spelled whole, as in motif-lite
     )
     parser.add_argument(
-        "src", help="checkpoint folder, component folder (transformer/, text_encoder/), .safetensors, .index.json or "
-        ".gguf",
+        "src", type=path_arg, help="checkpoint folder, component folder (transformer/, text_encoder/), .safetensors, "
+        ".index.json or .gguf",
     )  # fmt: skip
     # Not `required` for argparse: a missing -o is reported by `main`, with a hint when OUT was given another way.
-    parser.add_argument("-o", "--output", help="output .gguf path (required)")
+    parser.add_argument("-o", "--output", type=path_arg, help="output .gguf path (required)")
     parser.add_argument(
         "--component",
         type=_component,

@@ -427,6 +427,21 @@ def test_a_name_too_long_for_the_file_system_is_a_user_error(checkpoint, tmp_pat
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied", "fox.mp4"), OSError(28, "No space")])
+def test_other_os_errors_than_a_name_too_long_keep_their_traceback(monkeypatch, capsys, error):
+    """Only the file system's refusal of a long name is the user's to fix in one line: another OSError reaching
+    `main` is a bug (a failure some check should have named), told as "a file name is too long" it would mislead."""
+    from motif_lite.cli import check
+
+    def fails(args):
+        raise error
+
+    monkeypatch.setattr(check, "main", fails)  # `check`'s handler, as `build_parser` registers it
+    with pytest.raises(OSError) as raised:
+        cli.main(["check"])
+    assert raised.value is error and "too long" not in capsys.readouterr().err
+
+
 def test_every_dtype_name_has_a_torch_dtype():
     from motif_lite.choices import DTYPE_NAMES
     from motif_lite.devices import torch_dtype

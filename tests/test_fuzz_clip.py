@@ -6,6 +6,7 @@ CPU."""
 from __future__ import annotations
 
 import contextlib
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -41,6 +42,25 @@ def test_a_video_cut_short_or_with_flipped_bytes_is_read_or_refused(tmp_path, su
         read_whole_or_refused(path)
 
 
+@pytest.mark.parametrize("suffix", ["mp4", "mov", "mkv", "webm", "gif", "webp"])
+def test_a_video_cut_short_anywhere_is_refused_saying_so(tmp_path, suffix):
+    """ffmpeg reads a video cut short without an error, up to the cut: the run went on from a frame in its middle
+    (or said the clip had one frame). The header's duration (GIF, WebP: the format's end) shows it; where no frame
+    is left ffmpeg finds no video."""
+    path = write_video(FRAMES, tmp_path / f"clip.{suffix}", 24)
+    whole = path.read_bytes()
+    assert read_clip(path).frames == len(FRAMES)
+    for cut in (0.25, 0.6, 0.9, 0.98):  # Pillow raised IndexError counting the frames of a GIF cut at 0.25
+        path.write_bytes(whole[: int(len(whole) * cut)])
+        with pytest.raises(
+            ClipError, match=f"^{re.escape(str(path))} (is cut short|has no video that ffmpeg can read)"
+        ):
+            read_clip(path)  # the second where no frame is left
+    if suffix != "gif":  # a GIF's end is its last byte (the trailer)
+        path.write_bytes(whole + b"\0" * 8)  # bytes after the end, which readers ignore: still whole
+        assert read_clip(path).frames == len(FRAMES)
+
+
 def png_sequence(folder: Path, fps: str | None = None) -> Path:
     """The clip as PNG frames f_000.png ... (with an `fps` text where given, as a hand edit leaves it); its pattern."""
     for index, frame in enumerate(FRAMES):
@@ -67,6 +87,20 @@ def test_a_damaged_frame_anywhere_is_refused_before_sampling(tmp_path, index, da
         frame.write_bytes(b"" if damage == "empty" else b"GIF89a not really")
     with pytest.raises(ClipError, match="must be of one size" if damage == "another size" else f"cannot read {frame}"):
         read_clip(pattern)
+
+
+@pytest.mark.parametrize("index", [0, 2, 4])
+def test_a_frame_cut_short_after_its_header_is_refused_before_sampling(tmp_path, index):
+    """Its header reads: it failed only as the longer video was written, after all the sampling."""
+    pattern = png_sequence(tmp_path)
+    frame = tmp_path / f"f_{index:03d}.png"
+    whole = frame.read_bytes()
+    for cut in (100, len(whole) // 2, len(whole) - 1):
+        frame.write_bytes(whole[:cut])
+        with pytest.raises(ClipError, match=f"^{re.escape(str(frame))} is cut short .*a frame of the clip to extend"):
+            read_clip(pattern)
+    frame.write_bytes(whole + b"\0" * 8)  # bytes after its end, which Pillow ignores: whole
+    assert read_clip(pattern).frames == len(FRAMES)
 
 
 def test_a_frame_of_another_height_only_is_refused(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -114,3 +115,89 @@ def test_vae_values_that_crashed_are_refused_naming_the_file_and_key(key, value,
 
     with pytest.raises(ConfigError, match=f"^{VAE_SOURCE}: {key}=.*{message}"):
         WanVAEConfig.from_dict(edited_vae(key, value), source=VAE_SOURCE)
+
+
+# ------------------------------------------------------------------------------ text_encoder/config.json
+
+TEXT_ENCODER_KEYS = [
+    "text_config", "vision_config", "model_type", "mm_tokens_per_image",
+    *(f"text_config.{key}" for key in ("hidden_size", "intermediate_size", "num_hidden_layers",
+                                        "num_attention_heads", "num_key_value_heads", "head_dim", "vocab_size")),
+    *(f"vision_config.{key}" for key in ("hidden_size", "image_size", "patch_size")),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def text_encoder_config(checkpoint) -> dict:
+    return json.loads((checkpoint / "text_encoder" / "config.json").read_text())
+
+
+def edited_text_encoder(values: dict, key: str, value: object) -> str:
+    """The file's text with `key` (a dotted path into the file: text_config.hidden_size) set to `value`."""
+    values = json.loads(json.dumps(values))
+    *sections, name = key.split(".")
+    part = values
+    for section in sections:
+        part = part[section]
+    if value is MISSING:
+        part.pop(name, None)
+    else:
+        part[name] = value
+    return json.dumps(values)
+
+
+@pytest.mark.parametrize("key", TEXT_ENCODER_KEYS)
+def test_every_wrong_text_encoder_value_parses_and_builds_or_is_refused(tmp_path, text_encoder_config, key):
+    """Before: a string or null size crashed the dry run's cost estimate, a section missing keys or a negative, zero
+    or huge size crashed transformers or torch as the encoder was built (TypeError, AttributeError, ...)."""
+    from transformers import T5Gemma2Encoder
+
+    from motif_lite.encoders.text_config import parse_text_encoder_config
+    from motif_lite.runtime.cost import text_encoder_flops, text_encoder_shape
+
+    path = tmp_path / "text_encoder" / "config.json"
+    path.parent.mkdir()
+    for value in WRONG_VALUES:
+        path.write_text(edited_text_encoder(text_encoder_config, key, value))
+        with contextlib.suppress(ConfigError):  # anything else fails the test
+            config = parse_text_encoder_config(path)
+            text_encoder_flops(text_encoder_shape(tmp_path), 16)  # as run's time estimate reads the file
+            with torch.device("meta"):
+                T5Gemma2Encoder(config)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("text_config.hidden_size", "12", "text_config.hidden_size must be an integer from 1 to 1,048,576, got '12'"),
+        ("text_config.vocab_size", 10**30, "text_config.vocab_size must be an integer from 1 to 1,048,576"),
+        ("vision_config.patch_size", 0, "vision_config.patch_size must be an integer from 1"),
+        ("text_config", None, "text_config must be a JSON object, got None"),
+        ("mm_tokens_per_image", -1, "mm_tokens_per_image must be a square number"),
+        ("text_config", {"a": 1}, "transformers cannot read it as the text encoder's config: "),
+    ],
+)
+@pytest.mark.parametrize("command", ["dry-run", "check", "run"])
+def test_a_wrong_text_encoder_config_is_one_line_naming_the_file(
+    checkpoint, tmp_path, capsys, text_encoder_config, key, value, message, command
+):
+    """Through the commands a user runs: one line naming the file and the key (`run`'s own checks are the dry run's,
+    before any weights load; the file transformers rejects is parsed before the text encoder's weights load)."""
+    from motif_lite import cli
+
+    root = tmp_path / "ckpt"
+    weights = None if command == "run" else shutil.ignore_patterns("*.safetensors")  # no weights: none may load
+    shutil.copytree(checkpoint, root, ignore=weights)
+    path = root / "text_encoder" / "config.json"
+    path.write_text(edited_text_encoder(text_encoder_config, key, value))
+    run = ["run", "-m", str(root), "-p", "a fox", "-W", "32", "-H", "32", "--video-frames", "5", "--device", "cpu"]
+    argv = {"dry-run": [*run, "--dry-run"], "check": ["check", "-m", str(root)], "run": [*run, "--steps", "1"]}
+    code = cli.main(argv[command])
+    out, err = capsys.readouterr()
+    if command == "dry-run" and "transformers" in message:  # a dry run does not import transformers
+        assert code == 0, err
+    elif command == "check":
+        assert code == cli.EXIT_USER_ERROR, out
+        assert f"text_encoder/config.json: cannot be read as a T5Gemma2 encoder config: {path}: {message}" in out
+    else:
+        assert code == cli.EXIT_USER_ERROR and f"error: {path}: {message}" in err, err

@@ -74,6 +74,65 @@ def test_run_flags_with_odd_values_make_the_request_or_are_refused(tmp_path):
                 resolve_requests(args, request_from_args(args))
 
 
+# Every flag (and argument) that takes a path, by command. Path("") is the current folder: `serve --lora-dir ""`
+# served the LoRA files of the folder it was started in, `--gguf ""` took the one .gguf file found there.
+PATH_FLAGS = {
+    "run": ["-o", "-i", "--extend", "--resume", "--settings-from", "--lora", "--preview", "-m", "--gguf",
+            "--diffusion-model", "--text-encoder", "--vae", "--text-encoder-gguf"],
+    "decode": ["LATENTS", "-o", "-m", "--vae"],
+    "check": ["-m", "--gguf", "--text-encoder-gguf", "--diffusion-model", "--text-encoder", "--vae"],
+    "verify": ["-m", "--gguf", "--text-encoder-gguf", "--diffusion-model", "--text-encoder", "--vae"],
+    "serve": ["--data", "--lora", "--lora-dir", "-m", "--gguf", "--text-encoder-gguf", "--diffusion-model",
+              "--text-encoder", "--vae"],
+}  # fmt: skip
+PATH_METAVARS = {"FILE", "DIR", "CLIP", "FILE[:STRENGTH]", "LATENTS"}
+
+
+def usage_error(argv: list[str]) -> str:
+    """argparse's usage error for `argv` (checked: exit 2), its message line."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exited:
+        cli.build_parser().parse_args(argv)
+    assert exited.value.code == 2, err.getvalue()
+    return err.getvalue().splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_the_path_flags_listed_are_every_flag_that_takes_a_file(command):
+    """So that the test below sees a new file flag: each one named FILE, DIR, ... in --help is in PATH_FLAGS."""
+    actions = command_parsers()[command]._actions
+    files = {flag_name(action) for action in actions if action.metavar in PATH_METAVARS}
+    assert files <= set(PATH_FLAGS[command]) <= {flag_name(action) for action in actions}
+
+
+def flag_name(action: argparse.Action) -> str:
+    """A flag's shortest name (-o of -o/--output), an argument's metavar (LATENTS)."""
+    return min(action.option_strings, key=len) if action.option_strings else action.metavar
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_path_is_a_usage_error_naming_its_flag(command, value):
+    """A script's unset "$VAR" (or one holding blanks) is refused as the flags are read, before anything loads."""
+    for flag in PATH_FLAGS[command]:
+        positional = ["fox.latents.safetensors"] if command == "decode" else []
+        argv = [command, value] if flag == "LATENTS" else [command, *positional, flag, value]
+        message = usage_error(argv)
+        assert f"argument {flag}" in message, message
+        assert f"is empty ({value!r}; an unset variable in a script?)" in message, message
+    if command != "decode":  # the same flags with a path are taken
+        assert parsed([command, "-m", "ckpt", "--gguf", "fox.gguf"]).gguf == "fox.gguf"
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_a_lora_strength_without_its_file_is_a_usage_error(command):
+    """`--lora "$LORA:0.8"` with LORA unset: the current folder at 0.8 took the one LoRA file found there."""
+    for value in (":0.8", "  :1"):
+        assert "gives a strength but no file" in usage_error([command, "--lora", value])
+    assert parsed([command, "--lora", "style.safetensors:0.8"]).lora == ["style.safetensors:0.8"]
+    assert parsed([command, "--lora", "C:x.safetensors"]).lora == ["C:x.safetensors"]  # a drive, no strength
+
+
 @pytest.mark.parametrize("count", [str(MAX_BATCH_COUNT + 1), str(10**30)])
 def test_a_batch_count_beyond_any_batch_is_a_usage_error(count):
     """10**30 made the list of the batch's requests until the machine ran out of memory."""

@@ -253,6 +253,17 @@ def test_an_output_not_named_gguf_is_refused_before_quantizing(tiny, tmp_path, c
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_source_or_output_is_a_usage_error(tmp_path, empty, capsys):
+    """A script's unset "$SRC" was the current folder, read as a checkpoint."""
+    for argv in ([empty, "-o", str(tmp_path / "q8.gguf")], [str(tmp_path), "-o", empty]):
+        with pytest.raises(SystemExit) as exited:
+            main([*argv, "--type", "Q8_0", "--quiet"])
+        assert exited.value.code == 2
+        assert f"is empty ({empty!r}; an unset variable in a script?)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_quoted_tilde_in_the_source_is_the_home_folder(tiny, tmp_path, monkeypatch):
     # "~/Motif-Video-2B" in quotes (or from a script) reaches the quantizer unexpanded: it is still the home folder.
     monkeypatch.setenv("HOME", str(tiny[0].parent))

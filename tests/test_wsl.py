@@ -220,6 +220,30 @@ def test_no_gpu_under_wsl_points_to_the_windows_driver(under_wsl, monkeypatch):
     assert "NVIDIA driver for Windows" not in {f.subject: f.message for f in report.warnings}["GPU"]
 
 
+def test_check_under_wsl_names_a_linux_driver_found_in_the_library_folders(under_wsl, monkeypatch, tmp_path):
+    """`check` looks in the Linux driver's folders: a libcuda.so there hides the Windows driver's."""
+    from motif_lite.checkup.environment import check_environment
+
+    windows_lib, linux_lib = tmp_path / "wsl-lib", tmp_path / "x86_64-linux-gnu"
+    for folder in (windows_lib, linux_lib):
+        folder.mkdir()
+        (folder / "libcuda.so.1").write_bytes(b"")
+    monkeypatch.setattr(wsl, "WSL_LIBCUDA", str(windows_lib))
+    monkeypatch.setattr(wsl, "LINUX_LIB_FOLDERS", (str(linux_lib),))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    report = Checkup()
+    check_environment(report)
+    said = {f.subject: f.message for f in report.warnings}["GPU"]
+    assert f"a Linux NVIDIA driver is installed inside WSL ({linux_lib / 'libcuda.so.1'})" in said
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])  # the Linux driver's machines: PCs, GH200 / DGX Spark
+def test_the_linux_driver_folders_hold_each_machines_multiarch_folder(machine):
+    """Ubuntu's NVIDIA driver packages put libcuda.so in /usr/lib/<machine>-linux-gnu (Debian's multiarch)."""
+    assert f"/usr/lib/{machine}-linux-gnu" in wsl.LINUX_LIB_FOLDERS
+
+
 def test_plain_linux_gets_no_wsl_row_nor_wsl_advice(plain_linux, monkeypatch):
     from motif_lite.checkup.environment import check_environment
 

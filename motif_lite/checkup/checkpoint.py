@@ -98,9 +98,9 @@ def _check_text_encoder(report: Checkup, source: CheckpointFiles, with_weights: 
         return
 
     def parse() -> object:
-        from transformers import AutoConfig
+        from motif_lite.encoders.text_config import parse_text_encoder_config
 
-        config = AutoConfig.from_pretrained(source.root / "text_encoder")
+        config = parse_text_encoder_config(source.root / rel)
         if config.model_type != "t5gemma2_encoder":
             raise MotifLiteError(f"model_type {config.model_type!r}, expected 't5gemma2_encoder'")
         return config

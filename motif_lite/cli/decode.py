@@ -17,6 +17,7 @@ from pathlib import Path
 
 from motif_lite.choices import DTYPE_NAMES, MOTIF_REPO, dtype_name
 from motif_lite.cli.run_flags import gib
+from motif_lite.paths import path_arg
 
 DESCRIPTION = """\
 Decode latents that `motif-lite run` saved beside its output when the decode failed (out of memory, inf/NaN, a
@@ -45,18 +46,25 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    decode.add_argument("latents", metavar="LATENTS", help="the .latents.safetensors file a run saved")
+    decode.add_argument("latents", type=path_arg, metavar="LATENTS", help="the .latents.safetensors file a run saved")
     decode.add_argument(
         "-o",
         "--output",
+        type=path_arg,
         help="output: .mp4 .mkv .mov .webm .webp .gif or out_%%03d.png (default: the run's output; a name beside "
         "it when that exists)",
     )
     decode.add_argument(
-        "-m", "--model", help=f"checkpoint folder or Hub repo with the VAE (default: the run's, else {MOTIF_REPO})"
+        "-m",
+        "--model",
+        type=path_arg,
+        help=f"checkpoint folder or Hub repo with the VAE (default: the run's, else {MOTIF_REPO})",
     )
     decode.add_argument(
-        "--vae", metavar="FILE", help="the Wan2.1 VAE as one .safetensors file (default: the run's, else -m's)"
+        "--vae",
+        type=path_arg,
+        metavar="FILE",
+        help="the Wan2.1 VAE as one .safetensors file (default: the run's, else -m's)",
     )
     decode.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     decode.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, help="the VAE's dtype (default: the run's)")

@@ -20,6 +20,7 @@ from motif_lite.choices import (
     dtype_name,
 )
 from motif_lite.errors import ConfigError
+from motif_lite.paths import path_arg
 from motif_lite.request import REQUEST_DEFAULTS, choice_name
 
 DTYPE_HELP = (
@@ -87,9 +88,12 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         default=d.negative_prompt,
         help="what to avoid (default: the official negative prompt)",
     )
-    g.add_argument("-i", "--image", "--init-img", help="first frame for image-to-video (png, jpg, webp, ...)")
+    g.add_argument(
+        "-i", "--image", "--init-img", type=path_arg, help="first frame for image-to-video (png, jpg, webp, ...)"
+    )
     g.add_argument(
         "--extend",
+        type=path_arg,
         metavar="CLIP",
         help="go on from a clip (a video file, or a PNG sequence fox_%%03d.png): its last frame is the first frame, "
         "and -o holds the clip's frames, then the new ones (the clip is decoded and encoded again); its size and "
@@ -124,6 +128,7 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument(
         "-o",
         "--output",
+        type=path_arg,
         help="output: .mp4 .mkv .mov .webm .webp .gif or out_%%03d.png (out.png for one frame); an existing file is "
         "replaced (default output.mp4, or output-2.mp4, output-3.mp4, ... when it exists: the default never replaces "
         "an earlier video)",
@@ -139,6 +144,7 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--resume",
+        type=path_arg,
         metavar="FILE",
         help="go on with a run that stopped while sampling (Ctrl-C, out of memory, a crash): FILE is the "
         ".latents.safetensors it kept beside its output (or, when that disk was full, in ~/.cache/motif-lite/latents; "
@@ -147,6 +153,7 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--settings-from",
+        type=path_arg,
         metavar="FILE",
         help="make a video again with the settings stored in FILE, a video or image motif-lite wrote (.mp4 .mkv .mov "
         ".webm .webp .gif .png): prompt, negative prompt, seed, size, frames, fps, steps, sampler, flow shift and "
@@ -207,9 +214,9 @@ def _guidance(text: str) -> str:
 def add_checkpoint_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """-m and --gguf, as every command that reads a checkpoint takes them."""
     parser.add_argument(
-        "-m", "--model", default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})"
+        "-m", "--model", type=path_arg, default=MOTIF_REPO, help=f"checkpoint folder or Hub repo (default {MOTIF_REPO})"
     )
-    parser.add_argument("--gguf", help=GGUF_HELP)
+    parser.add_argument("--gguf", type=path_arg, help=GGUF_HELP)
 
 
 def _add_model_flags(run: argparse.ArgumentParser) -> None:
@@ -292,6 +299,7 @@ def _add_lora_flags(run: argparse.ArgumentParser) -> None:
     g = run.add_argument_group("LoRA and previews")
     g.add_argument(
         "--lora",
+        type=lora_value,
         action="append",
         default=[],
         metavar="FILE[:STRENGTH]",
@@ -300,6 +308,7 @@ def _add_lora_flags(run: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--preview",
+        type=path_arg,
         metavar="FILE",
         help="while sampling, keep rewriting a cheap preview: .png (middle frame) or .webp (every latent frame)",
     )
@@ -311,6 +320,26 @@ def _add_lora_flags(run: argparse.ArgumentParser) -> None:
     )
 
 
+def lora_value(text: str) -> str:
+    """`--lora FILE[:STRENGTH]`, its file checked not to be empty as the flags are read: `--lora "$LORA:0.8"` with
+    LORA unset gives ":0.8", the current folder at strength 0.8, which took the one LoRA file found there."""
+    file, colon, strength = path_arg(text).rpartition(":")
+    if colon and not file.strip() and _is_number(strength):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} gives a strength but no file (an unset variable in a script?): use FILE:STRENGTH, e.g. "
+            "style.safetensors:0.8"
+        )
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def add_text_encoder_flags(run: argparse.ArgumentParser) -> None:
     add_text_encoder_gguf_flag(run.add_argument_group("text encoder"))
 
@@ -318,6 +347,7 @@ def add_text_encoder_flags(run: argparse.ArgumentParser) -> None:
 def add_text_encoder_gguf_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--text-encoder-gguf",
+        type=path_arg,
         metavar="FILE",
         help="quantized T5Gemma2 text encoder (python -m motif_lite.quantize CKPT --component text_encoder -o "
         "te-Q8_0.gguf --type Q8_0), used instead of -m's text_encoder/ weights: 4.7 GB in Q8_0 instead of 8.6 GB, "
@@ -334,17 +364,22 @@ def add_weight_file_flags(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--diffusion-model",
+        type=path_arg,
         metavar="FILE",
         help="the transformer: .safetensors (diffusers or ComfyUI tensor names), or a .gguf file (as --gguf)",
     )
     g.add_argument(
         "--text-encoder",
+        type=path_arg,
         metavar="FILE",
         help="the T5Gemma2 text encoder: .safetensors (the checkpoint's text_encoder/model.safetensors), or a .gguf "
         "file (as --text-encoder-gguf)",
     )
     g.add_argument(
-        "--vae", metavar="FILE", help="the Wan2.1 VAE: .safetensors (the checkpoint's vae/diffusion_pytorch_model...)"
+        "--vae",
+        type=path_arg,
+        metavar="FILE",
+        help="the Wan2.1 VAE: .safetensors (the checkpoint's vae/diffusion_pytorch_model...)",
     )
 
 

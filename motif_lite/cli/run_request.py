@@ -166,9 +166,6 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
     if args.prompt is None and not args.dry_run and resume is None and args.settings_from is None:
         raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run and --settings-from '
                            "run without one)")  # fmt: skip
-    if args.preview is not None and not args.preview.strip():  # a script's unset "$PREVIEW": no previews, silently
-        raise RequestError("--preview was given an empty file name: give the preview's file (fox.png or fox.webp), "
-                           "or leave the flag out")  # fmt: skip
     if args.preview_every is not None and not args.preview:  # alone it would do nothing, without a word
         raise RequestError("--preview-every says how often the --preview file is rewritten: add --preview FILE")
     if args.preview and args.output and _same_file(args.preview, args.output):

@@ -31,11 +31,12 @@ from motif_lite.cli.run_flags import (
     add_text_encoder_flags,
     add_weight_file_flags,
     gib,
+    lora_value,
     positive_number,
     weight_files,
 )
 from motif_lite.errors import MotifLiteError
-from motif_lite.paths import user_path
+from motif_lite.paths import path_arg, user_path
 
 if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
     import torch
@@ -87,8 +88,8 @@ def _add_server_flags(serve: argparse.ArgumentParser) -> None:
                    help="address to listen on (default 127.0.0.1: this machine only)")  # fmt: skip
     s.add_argument("--port", type=port_number, default=8080, help="port; 0 = any free port, printed (default 8080)")
     s.add_argument("--api-key", help=f"require 'Authorization: Bearer KEY' on the API (default: ${API_KEY_VARIABLE})")
-    s.add_argument("--data", default="motif-lite-data", help="folder for the job database and the videos "
-                   "(default ./motif-lite-data)")  # fmt: skip
+    s.add_argument("--data", type=path_arg, default="motif-lite-data",
+                   help="folder for the job database and the videos (default ./motif-lite-data)")  # fmt: skip
     s.add_argument("--max-queue", type=positive_int, default=100,
                    help="jobs queued or running before 429 (default 100)")  # fmt: skip
     s.add_argument("--max-upload-mb", type=positive_mib, default=20,
@@ -127,10 +128,11 @@ def _add_model_flags(serve: argparse.ArgumentParser) -> None:
     m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
     m.add_argument("--vram", type=gib, metavar="GiB", help="device memory budget (default: the GPU's free memory)")
     add_ram_flag(m)
-    m.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
+    m.add_argument("--lora", type=lora_value, action="append", default=[], metavar="FILE[:STRENGTH]",
                    help="a LoRA applied to the transformer for every job, as for run (repeatable)")  # fmt: skip
-    m.add_argument("--lora-dir", metavar="DIR", help="a folder of LoRA files jobs may name in their 'loras' field "
-                   "(default: none; jobs then run with --lora's)")  # fmt: skip
+    m.add_argument("--lora-dir", type=path_arg, metavar="DIR",
+                   help="a folder of LoRA files jobs may name in their 'loras' field (default: none; jobs then run "
+                   "with --lora's)")  # fmt: skip
 
 
 # The server flags' types: argparse refuses a bad value as it reads the flags, before the port is bound.

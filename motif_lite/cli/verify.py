@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from motif_lite.choices import DTYPE_NAMES
 from motif_lite.cli.run_flags import add_checkpoint_flags, add_weight_file_flags, weight_files
 from motif_lite.errors import MotifLiteError
+from motif_lite.paths import path_arg
 
 if TYPE_CHECKING:
     from motif_lite.verify import ForcedSettings, StageResult
@@ -62,7 +63,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     # Not offered (diffusers cannot read the file), but known: `main` says why, where argparse would suggest
     # --text-encoder, which refuses a GGUF in turn.
-    verify.add_argument("--text-encoder-gguf", metavar="FILE", help=argparse.SUPPRESS)
+    verify.add_argument("--text-encoder-gguf", type=path_arg, metavar="FILE", help=argparse.SUPPRESS)
     add_weight_file_flags(verify)
     verify.set_defaults(handler=main)
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Gemma2Encoder
 
+from motif_lite.encoders.text_config import parse_text_encoder_config
 from motif_lite.encoders.text_gguf import TextEncoderGGUF, load_text_encoder_gguf, read_text_encoder_gguf
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.checkpoint_source import find_checkpoint
@@ -216,11 +217,12 @@ def load_text_encoder(
     _check_layout(root, weights=gguf is None)
     if gguf is not None and not isinstance(gguf, TextEncoderGGUF):
         gguf = read_text_encoder_gguf(gguf, root / "text_encoder/config.json")  # every check before any weight
+    config = parse_text_encoder_config(root / "text_encoder" / "config.json") if gguf is None else None
     try:
         tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
         if gguf is None:
             model, loading = T5Gemma2Encoder.from_pretrained(
-                root / "text_encoder", dtype=dtype, output_loading_info=True
+                root / "text_encoder", config=config, dtype=dtype, output_loading_info=True
             )
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise CheckpointError(f"cannot load the text encoder from {root}: {exc}") from exc

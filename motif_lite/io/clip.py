@@ -27,6 +27,14 @@ from motif_lite.io.staging import is_frame_sequence
 from motif_lite.paths import user_path
 
 DEFAULT_FPS = 24.0  # a PNG sequence that does not say its rate (motif-lite's store it in each frame)
+# How a complete PNG ends: the IEND chunk (no data, then its CRC). It may be followed by a few stray bytes, which
+# Pillow ignores, so it is looked for in the file's last bytes, not only at its very end.
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+PNG_TAIL_BYTES = 1024
+# A video's duration in its header (to 1/100 s) may run past its last frame's: by the rounding, or where an audio
+# stream is a little longer than the video. Frames missing beyond that mean the file was cut short.
+MISSING_FRAMES_TAKEN = 1
+AUDIO_LONGER_SECONDS = 0.5
 
 
 class ClipError(MotifLiteError):
@@ -154,6 +162,8 @@ def _read_video_file(path: Path) -> Clip:
     import imageio_ffmpeg
 
     find_ffmpeg()
+    if not _whole_gif_or_webp(path):
+        raise _cut_short(path, "it lacks the end its format has")
     try:
         reader = imageio_ffmpeg.read_frames(str(path))
         with _upright_frames_expected():
@@ -164,10 +174,45 @@ def _read_video_file(path: Path) -> Clip:
         raise ClipError(f"{path} has no video that ffmpeg can read (not a video file, only audio, or damaged): give "
                         "a video such as an .mp4 motif-lite wrote") from None  # fmt: skip
     width, height = meta["size"]
+    _check_whole_video(path, frames, meta)
     if frames < 2:
         raise _one_frame(path, frames)
     fps = _rate_written(path) or float(meta.get("fps") or DEFAULT_FPS)
     return Clip(path, frames, width, height, fps, has_sound=bool(meta.get("audio_codec")))
+
+
+def _check_whole_video(path: Path, frames: int, meta: dict) -> None:
+    """Refuse a video whose header's duration holds more frames than the file has: a copy interrupted, a disk that
+    filled. Such a file is read without an error up to where it was cut, and the run would go on from a frame in
+    its middle."""
+    duration, fps = meta.get("duration"), meta.get("fps")
+    if not isinstance(duration, int | float) or not isinstance(fps, int | float) or duration <= 0 or fps <= 0:
+        return  # the header says no duration or rate (an animated GIF may not): nothing to compare
+    allowed = MISSING_FRAMES_TAKEN + (AUDIO_LONGER_SECONDS * fps if meta.get("audio_codec") else 0)
+    if frames < duration * fps - allowed:
+        expected = round(duration * fps)
+        raise _cut_short(path, f"its header says {duration:g} s at {fps:g} fps, {expected} frames; it holds {frames}")
+
+
+def _whole_gif_or_webp(path: Path) -> bool:
+    """Whether a GIF ends with its trailer byte, and a WebP is as long as its RIFF header says (other files: True).
+    These formats say no duration to check the frames against (`_check_whole_video`), and ffmpeg reads one cut
+    short without an error, up to where it was cut. (A GIF cut just after a byte that happens to be the trailer's
+    passes: one cut in 256.)"""
+    size = path.stat().st_size
+    with path.open("rb") as stream:
+        head = stream.read(12)
+        stream.seek(max(0, size - 1))
+        last = stream.read(1)
+    if head.startswith(b"GIF8"):
+        return last == b";"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return size >= 8 + int.from_bytes(head[4:8], "little")
+    return True
+
+
+def _cut_short(path: Path, said: str) -> ClipError:
+    return ClipError(f"{path} is cut short (a copy interrupted, a disk that filled?): {said}; copy or write it again")
 
 
 @contextlib.contextmanager
@@ -227,17 +272,27 @@ def _read_png_sequence(pattern: Path) -> Clip:
 
 def _png_header(file: Path) -> tuple[tuple[int, int], float]:
     """A frame's size and the frame rate its `fps` text says (motif-lite writes one; the default where it is missing
-    or no rate, as after a hand edit), from its header alone."""
+    or no rate, as after a hand edit), from its header alone; and that the file is whole (its end, `PNG_END`)."""
     try:
         with PIL.Image.open(file) as image:
-            size, said = image.size, image.info.get("fps")
+            size, said, is_png = image.size, image.info.get("fps"), image.format == "PNG"
+        whole = not is_png or _ends_a_png(file)
     except (OSError, ValueError, PIL.Image.DecompressionBombError) as exc:
         raise ClipError(f"cannot read {file}, a frame of the clip to extend: {exc}") from None
+    if not whole:  # it would fail only as the longer video is written, after the sampling
+        raise _cut_short(file, "a frame of the clip to extend, it lacks a PNG's end")
     try:
         fps = float(said)
     except (TypeError, ValueError):
         fps = DEFAULT_FPS
     return size, fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
+
+
+def _ends_a_png(file: Path) -> bool:
+    """Whether `file` has the end of a PNG in its last bytes (a file cut short after its header has not)."""
+    with file.open("rb") as stream:
+        stream.seek(max(0, file.stat().st_size - PNG_TAIL_BYTES))
+        return PNG_END in stream.read()
 
 
 def _one_frame(path: Path, frames: int) -> ClipError:
@@ -259,11 +314,12 @@ def _read_png(file: Path) -> np.ndarray:
 
 def _is_image(path: Path) -> bool:
     """Whether Pillow reads `path` as a still image (a JPEG given as the clip, say); an animated GIF or WebP is a
-    clip ffmpeg reads."""
+    clip ffmpeg reads. Counting a damaged GIF's frames raises what its plugin meets (an IndexError for one cut
+    short): any error leaves the file to ffmpeg, whose refusal says what is wrong with it."""
     try:
         with PIL.Image.open(path) as image:
             return getattr(image, "n_frames", 1) == 1
-    except (OSError, ValueError, PIL.Image.DecompressionBombError):
+    except Exception:
         return False
 
 

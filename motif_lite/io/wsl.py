@@ -140,23 +140,24 @@ def windows_gpu_driver(platform: str = sys.platform, osrelease: str | None = Non
     return platform == "win32" or is_wsl(osrelease)
 
 
-def linux_libcudas(folders: Iterable[str | Path] = LINUX_LIB_FOLDERS, wsl_lib: str | Path = WSL_LIBCUDA) -> list[Path]:
-    """The libcuda.so files of a Linux NVIDIA driver in `folders`; links into `wsl_lib` (a fix some guides give)
-    are the Windows driver's and are left out."""
+def linux_libcudas(folders: Iterable[str | Path] | None = None, wsl_lib: str | Path | None = None) -> list[Path]:
+    """The libcuda.so files of a Linux NVIDIA driver in `folders` (default `LINUX_LIB_FOLDERS`); links into
+    `wsl_lib` (default `WSL_LIBCUDA`; a fix some guides give) are the Windows driver's and are left out."""
+    wsl_lib = WSL_LIBCUDA if wsl_lib is None else wsl_lib
     found = []
-    for folder in map(Path, folders):
+    for folder in map(Path, LINUX_LIB_FOLDERS if folders is None else folders):
         for library in sorted(folder.glob("libcuda.so*")):
             if Path(wsl_lib).resolve() not in library.resolve().parents:
                 found.append(library)
     return found
 
 
-def wsl_driver_problem(
-    wsl_lib: str | Path = WSL_LIBCUDA, linux_folders: Iterable[str | Path] = LINUX_LIB_FOLDERS
-) -> str:
+def wsl_driver_problem(wsl_lib: str | Path | None = None, linux_folders: Iterable[str | Path] | None = None) -> str:
     """Under WSL2, when torch finds no GPU: what the library folders say is wrong, and the fix. No libcuda.so in
-    `wsl_lib`: the Windows driver is missing or too old; a Linux driver's libcuda in `linux_folders`: it hides the
-    Windows one; neither: where the driver should come from (`WSL_DRIVER_FIX`)."""
+    `wsl_lib` (default `WSL_LIBCUDA`): the Windows driver is missing or too old; a Linux driver's libcuda in
+    `linux_folders` (default `LINUX_LIB_FOLDERS`): it hides the Windows one; neither: where the driver should come
+    from (`WSL_DRIVER_FIX`). The defaults are read at each call, as `OSRELEASE` and `MOUNTS` are."""
+    wsl_lib = WSL_LIBCUDA if wsl_lib is None else wsl_lib
     if not any(Path(wsl_lib).glob("libcuda.so*")):
         return (
             f"{wsl_lib} has no libcuda.so, which WSL2 maps in from the NVIDIA driver for Windows: that driver is "
