@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import re
 import struct
+import subprocess
 import zlib
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 from motif_lite import cli
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.clip import ClipError, clip_frames, read_clip
+from motif_lite.io.ffmpeg import find_ffmpeg
 from motif_lite.io.video import write_video
 
 FRAMES = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
@@ -45,20 +47,55 @@ def test_a_video_cut_short_or_with_flipped_bytes_is_read_or_refused(tmp_path, su
 @pytest.mark.parametrize("suffix", ["mp4", "mov", "mkv", "webm", "gif", "webp"])
 def test_a_video_cut_short_anywhere_is_refused_saying_so(tmp_path, suffix):
     """ffmpeg reads a video cut short without an error, up to the cut: the run went on from a frame in its middle
-    (or said the clip had one frame). The header's duration (GIF, WebP: the format's end) shows it; where no frame
-    is left ffmpeg finds no video."""
+    (or said the clip had one frame). The container's own sizes show it (an MP4 box, a Matroska segment, a RIFF
+    header running past the file's end; a GIF's trailer byte)."""
     path = write_video(FRAMES, tmp_path / f"clip.{suffix}", 24)
     whole = path.read_bytes()
     assert read_clip(path).frames == len(FRAMES)
     for cut in (0.25, 0.6, 0.9, 0.98):  # Pillow raised IndexError counting the frames of a GIF cut at 0.25
         path.write_bytes(whole[: int(len(whole) * cut)])
-        with pytest.raises(
-            ClipError, match=f"^{re.escape(str(path))} (is cut short|has no video that ffmpeg can read)"
-        ):
-            read_clip(path)  # the second where no frame is left
+        with pytest.raises(ClipError, match=f"^{re.escape(str(path))} is cut short"):
+            read_clip(path)
     if suffix != "gif":  # a GIF's end is its last byte (the trailer)
         path.write_bytes(whole + b"\0" * 8)  # bytes after the end, which readers ignore: still whole
         assert read_clip(path).frames == len(FRAMES)
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([find_ffmpeg(), "-v", "error", "-y", *args], check=True)
+
+
+TEST_PICTURE = ["-f", "lavfi", "-i", "testsrc=size=32x32:rate=24"]
+SINE = ["-f", "lavfi", "-i", "sine=frequency=440"]
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("faststart.mp4", ["-t", "1", "-movflags", "+faststart"]), ("sound.mov", [*SINE, "-t", "1", "-shortest"]),
+     ("clip.avi", ["-t", "1"]), ("sound.mkv", [*SINE, "-t", "1", "-shortest"])],
+)  # fmt: skip
+def test_another_tools_video_cut_short_is_refused_saying_so(tmp_path, name, options):
+    """Files motif-lite does not write: the index before the pictures (an MP4 made for streaming), sound, AVI."""
+    path = tmp_path / name
+    ffmpeg(*TEST_PICTURE, *options, str(path))
+    whole = path.read_bytes()
+    assert read_clip(path).frames == 24
+    for cut in (0.3, 0.7, 0.99):
+        path.write_bytes(whole[: int(len(whole) * cut)])
+        with pytest.raises(ClipError, match=f"^{re.escape(str(path))} is cut short"):
+            read_clip(path)
+
+
+def test_a_whole_video_whose_sound_or_timing_runs_past_its_pictures_is_read(tmp_path):
+    """What a duration check would take for a cut: sound 2 s longer than the pictures, frames at a variable rate (a
+    screen recording: 6 frames over 0.9 s). Only the containers' sizes say a file is cut short."""
+    sound = tmp_path / "sound.mp4"
+    ffmpeg("-f", "lavfi", "-t", "1", "-i", "testsrc=size=32x32:rate=24", "-f", "lavfi", "-t", "3", "-i", "sine",
+           str(sound))  # fmt: skip
+    screen = tmp_path / "screen.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=32x32:rate=24,trim=end_frame=6,setpts='if(lt(N,3),N,N*4)/24/TB'",
+           "-fps_mode", "passthrough", str(screen))  # fmt: skip
+    assert (read_clip(sound).frames, read_clip(screen).frames) == (24, 6)
 
 
 def png_sequence(folder: Path, fps: str | None = None) -> Path:

@@ -16,6 +16,7 @@ import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import PIL.Image
@@ -31,10 +32,9 @@ DEFAULT_FPS = 24.0  # a PNG sequence that does not say its rate (motif-lite's st
 # Pillow ignores, so it is looked for in the file's last bytes, not only at its very end.
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 PNG_TAIL_BYTES = 1024
-# A video's duration in its header (to 1/100 s) may run past its last frame's: by the rounding, or where an audio
-# stream is a little longer than the video. Frames missing beyond that mean the file was cut short.
-MISSING_FRAMES_TAKEN = 1
-AUDIO_LONGER_SECONDS = 0.5
+MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"  # .mkv and .webm begin with the EBML header's ID
+MATROSKA_SEGMENT = 0x18538067
+MAX_TOP_LEVEL_BOXES = 10_000  # an MP4 has a handful (ftyp, moov, mdat, free, ...): more is no MP4 to check
 
 
 class ClipError(MotifLiteError):
@@ -162,8 +162,9 @@ def _read_video_file(path: Path) -> Clip:
     import imageio_ffmpeg
 
     find_ffmpeg()
-    if not _whole_gif_or_webp(path):
-        raise _cut_short(path, "it lacks the end its format has")
+    missing = _cut_short_by_its_sizes(path)
+    if missing is not None:
+        raise _cut_short(path, missing)
     try:
         reader = imageio_ffmpeg.read_frames(str(path))
         with _upright_frames_expected():
@@ -174,41 +175,102 @@ def _read_video_file(path: Path) -> Clip:
         raise ClipError(f"{path} has no video that ffmpeg can read (not a video file, only audio, or damaged): give "
                         "a video such as an .mp4 motif-lite wrote") from None  # fmt: skip
     width, height = meta["size"]
-    _check_whole_video(path, frames, meta)
     if frames < 2:
         raise _one_frame(path, frames)
     fps = _rate_written(path) or float(meta.get("fps") or DEFAULT_FPS)
     return Clip(path, frames, width, height, fps, has_sound=bool(meta.get("audio_codec")))
 
 
-def _check_whole_video(path: Path, frames: int, meta: dict) -> None:
-    """Refuse a video whose header's duration holds more frames than the file has: a copy interrupted, a disk that
-    filled. Such a file is read without an error up to where it was cut, and the run would go on from a frame in
-    its middle."""
-    duration, fps = meta.get("duration"), meta.get("fps")
-    if not isinstance(duration, int | float) or not isinstance(fps, int | float) or duration <= 0 or fps <= 0:
-        return  # the header says no duration or rate (an animated GIF may not): nothing to compare
-    allowed = MISSING_FRAMES_TAKEN + (AUDIO_LONGER_SECONDS * fps if meta.get("audio_codec") else 0)
-    if frames < duration * fps - allowed:
-        expected = round(duration * fps)
-        raise _cut_short(path, f"its header says {duration:g} s at {fps:g} fps, {expected} frames; it holds {frames}")
-
-
-def _whole_gif_or_webp(path: Path) -> bool:
-    """Whether a GIF ends with its trailer byte, and a WebP is as long as its RIFF header says (other files: True).
-    These formats say no duration to check the frames against (`_check_whole_video`), and ffmpeg reads one cut
-    short without an error, up to where it was cut. (A GIF cut just after a byte that happens to be the trailer's
-    passes: one cut in 256.)"""
+def _cut_short_by_its_sizes(path: Path) -> str | None:
+    """What shows `path` cut short by its container's own sizes, or None: an MP4/MOV box or a Matroska segment
+    (.mkv, .webm) that runs past the file's end, a RIFF file (WebP, AVI) shorter than its header says, a GIF without
+    its trailer byte. ffmpeg reads such a file without an error up to where it was cut, and the run would go on from
+    a frame in its middle. Other formats, and sizes this cannot read, are left to ffmpeg. (A GIF cut just after a
+    byte that happens to be the trailer's passes: one cut in 256.)"""
     size = path.stat().st_size
     with path.open("rb") as stream:
         head = stream.read(12)
+        if head[4:8] == b"ftyp":
+            return _mp4_box_past_the_end(stream, size)
+        if head.startswith(MATROSKA_MAGIC):
+            return _matroska_segment_past_the_end(stream, size)
         stream.seek(max(0, size - 1))
         last = stream.read(1)
-    if head.startswith(b"GIF8"):
-        return last == b";"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return size >= 8 + int.from_bytes(head[4:8], "little")
-    return True
+    if head.startswith(b"GIF8") and last != b";":
+        return "a GIF's last byte is its trailer, ';', and this one has none"
+    said = 8 + int.from_bytes(head[4:8], "little")
+    if head.startswith(b"RIFF") and size < said:
+        return f"its header says {said:,} bytes, the file has {size:,}"
+    return None
+
+
+def _mp4_box_past_the_end(stream: BinaryIO, size: int) -> str | None:
+    """The top-level box of an MP4/MOV (ISO base media file) that runs past the file's end, if any."""
+    offset = 0
+    for _ in range(MAX_TOP_LEVEL_BOXES):
+        if offset >= size:
+            return None
+        stream.seek(offset)
+        header = stream.read(16)
+        if len(header) < 8:
+            return f"its last box header is cut at byte {size:,}"
+        length, kind = int.from_bytes(header[:4], "big"), header[4:8].decode("latin-1")
+        if length == 1:  # the size follows as 64 bits
+            if len(header) < 16:
+                return f"its last box header is cut at byte {size:,}"
+            length = int.from_bytes(header[8:16], "big")
+        elif length == 0:  # the last box, to the end of the file
+            return None
+        if length < 8:
+            return None  # not a size this walk understands: ffmpeg judges the file
+        if offset + length > size:
+            return f"its {kind!r} box ends at byte {offset + length:,}, the file at {size:,}"
+        offset += length
+    return None
+
+
+def _matroska_segment_past_the_end(stream: BinaryIO, size: int) -> str | None:
+    """Whether the segment of a Matroska/WebM file (after its EBML header) says more bytes than the file has."""
+    stream.seek(0)
+    data = stream.read(1024)  # the EBML header (its ID, size and a few short fields), then the segment's ID and size
+    header = _ebml_element(data, 0)
+    if header is None:
+        return None
+    _, header_data, header_size = header
+    segment = _ebml_element(data, header_data + header_size)
+    if segment is None or segment[0] != MATROSKA_SEGMENT or segment[2] is None:
+        return None  # no segment where it should be, or one of unknown size (written as a stream): not checked
+    _, segment_data, segment_size = segment
+    if segment_data + segment_size > size:
+        return f"its segment ends at byte {segment_data + segment_size:,}, the file at {size:,}"
+    return None
+
+
+def _ebml_element(data: bytes, at: int) -> tuple[int, int, int | None] | None:
+    """An EBML element's ID, where its data begins and its size (None: unknown) at `at`; None if not readable."""
+    element_id = _ebml_number(data, at, keep_marker=True)
+    if element_id is None:
+        return None
+    value, after_id = element_id
+    length = _ebml_number(data, after_id, keep_marker=False)
+    if length is None:
+        return None
+    data_size, data_at = length
+    width = data_at - after_id
+    unknown = data_size == (1 << (7 * width)) - 1  # every value bit set: a size not known when it was written
+    return value, data_at, None if unknown else data_size
+
+
+def _ebml_number(data: bytes, at: int, keep_marker: bool) -> tuple[int, int] | None:
+    """EBML's variable-length integer at `at` (its first byte's leading zeros say how many bytes follow) and where
+    it ends; an ID keeps its length marker bit, a size drops it."""
+    if at >= len(data) or data[at] == 0:
+        return None
+    width = 9 - data[at].bit_length()
+    if at + width > len(data):
+        return None
+    value = int.from_bytes(data[at : at + width], "big")
+    return (value if keep_marker else value & ((1 << (7 * width)) - 1)), at + width
 
 
 def _cut_short(path: Path, said: str) -> ClipError:
