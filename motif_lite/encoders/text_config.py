@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from motif_lite.errors import ConfigError
+from motif_lite.errors import ConfigError, shown
 from motif_lite.json_values import is_count
 from motif_lite.sampling.schedule import read_json_object
 
@@ -26,16 +26,16 @@ def check_text_encoder_config(path: Path) -> dict:
     for section, keys in (("text_config", TEXT_SIZES), ("vision_config", VISION_SIZES)):
         part = values.get(section, {})
         if not isinstance(part, dict):
-            raise ConfigError(f"{path}: {section} must be a JSON object, got {_shown(part)}")
+            raise ConfigError(f"{path}: {section} must be a JSON object, got {shown(part)}")
         for key in keys:
             most = MAX_LAYERS if key == "num_hidden_layers" else MAX_SIZE
             if key in part and not is_count(part[key], most):
                 raise ConfigError(
-                    f"{path}: {section}.{key} must be an integer from 1 to {most:,}, got {_shown(part[key])}"
+                    f"{path}: {section}.{key} must be an integer from 1 to {most:,}, got {shown(part[key])}"
                 )
     tokens = values.get("mm_tokens_per_image", 1)
     if not is_count(tokens, MAX_SIZE) or round(tokens**0.5) ** 2 != tokens:  # the image's tokens form a square
-        raise ConfigError(f"{path}: mm_tokens_per_image must be a square number (e.g. 256), got {_shown(tokens)}")
+        raise ConfigError(f"{path}: mm_tokens_per_image must be a square number (e.g. 256), got {shown(tokens)}")
     return values
 
 
@@ -55,8 +55,3 @@ def parse_text_encoder_config(path: Path) -> object:
     except Exception as exc:  # transformers' errors for a bad file are of many classes
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"{path}: transformers cannot read it as the text encoder's config: {reason}") from None
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
