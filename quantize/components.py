@@ -94,7 +94,7 @@ def _text_tensor_name(name: str) -> str:
 
 def _check_text_encoder(config_json: str | None, shapes: Shapes) -> None:
     """Every tensor against the `T5Gemma2Encoder` its config builds (on the meta device), before any is read."""
-    from motif_lite.encoders.text_gguf import config_from_json, meta_encoder
+    from motif_lite.encoders.text_config import config_from_json, meta_encoder
     from motif_lite.weights.shapes import check_tensors
 
     if config_json is None:

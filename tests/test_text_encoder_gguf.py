@@ -347,17 +347,35 @@ def test_a_folder_is_searched_as_a_gguf_folder_is(tiny, tiny_files, tmp_path):
         find_text_encoder_gguf(tiny, folder)
 
 
-def rewrite_without(src: Path, out: Path, drop: str) -> Path:
-    """A copy of a text encoder GGUF without one tensor or one (string) metadata key."""
+def rewrite_without(src: Path, out: Path, drop: str, replace: dict[str, str] | None = None) -> Path:
+    """A copy of a text encoder GGUF without one tensor or one (string) metadata key, and with the (string)
+    metadata in `replace` changed."""
     reader = GGUFReader(src)
     strings = {k: f.contents() for k, f in reader.fields.items() if isinstance(f.contents(), str)}
-    metadata = {k: v for k, v in strings.items() if k not in (drop, "general.architecture")}
+    metadata = {k: v for k, v in strings.items() if k not in (drop, "general.architecture")} | (replace or {})
     tensors = {
         t.name: (np.array(t.data), t.tensor_type, tuple(int(d) for d in reversed(t.shape.tolist())))
         for t in reader.tensors
         if t.name != drop
     }
     return write_test_gguf(out, tensors, arch="t5gemma2_encoder", extra_metadata=metadata)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [({"hidden_size": -4}, r"config_json: text_config\.hidden_size must be an integer from 1"),
+     ({"num_hidden_layers": 10**6}, r"config_json: text_config\.num_hidden_layers must be an integer from 1 to 1,024"),
+     ({"hidden_activation": "none such"}, "config_json: transformers cannot read it as the text encoder.s config")],
+)  # fmt: skip
+def test_an_embedded_config_that_builds_no_encoder_is_refused_naming_it(tiny_files, tmp_path, edit, message):
+    """The checks of a checkpoint's text_encoder/config.json apply to the copy a GGUF holds: a size torch cannot
+    build ended in a traceback as the tensors were checked against the encoder it builds."""
+    key = "t5gemma2_encoder.config_json"
+    values = json.loads(GGUFReader(tiny_files["Q8_0"]).fields[key].contents())
+    values["text_config"] |= edit
+    edited = rewrite_without(tiny_files["Q8_0"], tmp_path / "edited.gguf", "", {key: json.dumps(values)})
+    with pytest.raises(ConfigError, match=message):
+        read_text_encoder_gguf(edited)
 
 
 def test_the_wrong_component_is_named(tiny, tiny_files, tmp_path):

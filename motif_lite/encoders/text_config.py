@@ -5,11 +5,17 @@ traceback; each is now a `ConfigError` naming the file and the key."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from motif_lite.errors import ConfigError, shown
 from motif_lite.json_values import is_count
 from motif_lite.sampling.schedule import read_json_object
+from motif_lite.weights.gguf_file import TEXT_ENCODER_ARCH
+
+if TYPE_CHECKING:
+    from transformers import T5Gemma2Encoder, T5Gemma2EncoderConfig
 
 MAX_SIZE = 2**20  # far above the official sizes (a vocabulary of 262,208 the largest), far below an overflow
 MAX_LAYERS = 1024
@@ -21,37 +27,66 @@ VISION_SIZES = ("hidden_size", "intermediate_size", "num_attention_heads", "imag
 
 
 def check_text_encoder_config(path: Path) -> dict:
-    """The file's values, checked where motif-lite or the model build reads them; `ConfigError` otherwise."""
+    """The file's values, checked where motif-lite or the model build reads them (`check_sizes`)."""
     values = read_json_object(path, "text encoder config")
+    check_sizes(values, str(path))
+    return values
+
+
+def check_sizes(values: dict, origin: str) -> None:
+    """`ConfigError` naming `origin` (a file, a GGUF's metadata key) for a size the encoder cannot be built from."""
     for section, keys in (("text_config", TEXT_SIZES), ("vision_config", VISION_SIZES)):
         part = values.get(section, {})
         if not isinstance(part, dict):
-            raise ConfigError(f"{path}: {section} must be a JSON object, got {shown(part)}")
+            raise ConfigError(f"{origin}: {section} must be a JSON object, got {shown(part)}")
         for key in keys:
             most = MAX_LAYERS if key == "num_hidden_layers" else MAX_SIZE
             if key in part and not is_count(part[key], most):
                 raise ConfigError(
-                    f"{path}: {section}.{key} must be an integer from 1 to {most:,}, got {shown(part[key])}"
+                    f"{origin}: {section}.{key} must be an integer from 1 to {most:,}, got {shown(part[key])}"
                 )
     tokens = values.get("mm_tokens_per_image", 1)
     if not is_count(tokens, MAX_SIZE) or round(tokens**0.5) ** 2 != tokens:  # the image's tokens form a square
-        raise ConfigError(f"{path}: mm_tokens_per_image must be a square number (e.g. 256), got {shown(tokens)}")
-    return values
+        raise ConfigError(f"{origin}: mm_tokens_per_image must be a square number (e.g. 256), got {shown(tokens)}")
 
 
-def parse_text_encoder_config(path: Path) -> object:
-    """transformers' config of the text encoder in `path`, checked first (`check_text_encoder_config`); what
-    transformers raises for a file it rejects (a validation error, or an AttributeError for a section missing keys
-    it needs) as a `ConfigError` naming the file."""
-    check_text_encoder_config(path)
-    import torch
-    from transformers import AutoConfig, T5Gemma2Encoder
+def parse_text_encoder_config(path: Path) -> T5Gemma2EncoderConfig:
+    """transformers' config of the text encoder in `path`, checked (`config_from_json`)."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable JSON text encoder config ({exc})") from None
+    return config_from_json(text, str(path))
+
+
+def config_from_json(text: str, origin: str) -> T5Gemma2EncoderConfig:
+    """A `T5Gemma2EncoderConfig` from config.json text (a checkpoint's file, or the copy a text encoder GGUF holds),
+    checked before any weights load: `ConfigError` naming `origin` if it is no T5Gemma2 encoder config, for a size
+    out of range (`check_sizes`), or for what transformers raises for a file it rejects (a validation error, or an
+    AttributeError for a section missing keys it needs)."""
+    try:
+        values = json.loads(text)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{origin} is not valid JSON ({exc})") from None
+    if not isinstance(values, dict) or values.get("model_type") != TEXT_ENCODER_ARCH:
+        found = values.get("model_type") if isinstance(values, dict) else type(values).__name__
+        raise ConfigError(f"{origin} has model_type {found!r}, expected {TEXT_ENCODER_ARCH!r} (T5Gemma2 encoder)")
+    check_sizes(values, origin)
+    from transformers import T5Gemma2EncoderConfig
 
     try:
-        config = AutoConfig.from_pretrained(path.parent)
-        with torch.device("meta"):  # no memory: a section missing a key the model needs fails only as it is built
-            T5Gemma2Encoder(config)
-        return config
+        config = T5Gemma2EncoderConfig.from_dict(values)
+        meta_encoder(config)  # a section missing a key the model needs fails only as the model is built
     except Exception as exc:  # transformers' errors for a bad file are of many classes
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"{path}: transformers cannot read it as the text encoder's config: {reason}") from None
+        raise ConfigError(f"{origin}: transformers cannot read it as the text encoder's config: {reason}") from None
+    return config
+
+
+def meta_encoder(config: T5Gemma2EncoderConfig) -> T5Gemma2Encoder:
+    """The encoder with every tensor on the meta device: no memory, no initialization."""
+    import torch
+    from transformers import T5Gemma2Encoder
+
+    with torch.device("meta"):
+        return T5Gemma2Encoder(config)

@@ -16,7 +16,6 @@ blocks (memory-mapped on the CPU, copied when the encoder visits a device).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, T5Gemma2Encoder, T5Gemma2EncoderConfig
 
+from motif_lite.encoders.text_config import config_from_json, meta_encoder
 from motif_lite.errors import CheckpointError, listed
 from motif_lite.units import file_size
 from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY, TEXT_ENCODER_ARCH, PackedTensor, read_gguf
@@ -84,27 +84,6 @@ def model_key(name: str) -> str:
     for prefix in ("model.encoder.", "encoder."):
         name = name.removeprefix(prefix)
     return name if name.startswith(_TOP_LEVEL) else f"text_model.{name}"
-
-
-def config_from_json(text: str, origin: str) -> T5Gemma2EncoderConfig:
-    """A `T5Gemma2EncoderConfig` from config.json text; `CheckpointError` naming `origin` if it is not one."""
-    try:
-        values = json.loads(text)
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{origin} is not valid JSON ({exc})") from None
-    if not isinstance(values, dict) or values.get("model_type") != TEXT_ENCODER_ARCH:
-        found = values.get("model_type") if isinstance(values, dict) else type(values).__name__
-        raise CheckpointError(f"{origin} has model_type {found!r}, expected {TEXT_ENCODER_ARCH!r} (T5Gemma2 encoder)")
-    try:
-        return T5Gemma2EncoderConfig.from_dict(values)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{origin} is not a valid T5Gemma2 encoder config ({exc})") from None
-
-
-def meta_encoder(config: T5Gemma2EncoderConfig) -> T5Gemma2Encoder:
-    """The encoder with every tensor on the meta device: no memory, no initialization."""
-    with torch.device("meta"):
-        return T5Gemma2Encoder(config)
 
 
 def read_text_encoder_gguf(path: str | Path, checkpoint_config: Path | None = None) -> TextEncoderGGUF:
