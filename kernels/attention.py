@@ -29,7 +29,7 @@ import triton
 import triton.language as tl
 
 from .errors import KernelInputError
-from .launch import FUSED_FP, autotune_attention
+from .launch import FUSED_FP, autotune_attention, cp_async_tiles
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
@@ -266,8 +266,26 @@ MMA_SYNC_CONFIGS = [
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 32}, num_warps=8, num_stages=3),
 ]
 _TUNE_KEY = ["LQ_BUCKET", "LK_BUCKET", "D", "HAS_BLOCK_MASK", "HAS_KEY_MASK"]
+
+
+def shared_memory_floor(config: triton.Config, args: dict, capability: tuple[int, int]) -> int:
+    """The fewest bytes of shared memory a block of the dense kernel asks for with `config` on a call with `args`:
+    its q tile, plus num_stages - 1 buffers of each k or v tile that loads by `cp.async` (`launch.cp_async_tiles`).
+    Hopper's 128 x 128 tiles with 3 stages: 32 + 2 x 64 KiB, exactly what they compile to on sm_80-sm_120
+    (tests/test_kernels_compile.py checks the floor against every compiled config)."""
+    block_m, block_n, stages = config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"], config.num_stages
+    tile = args["BLOCK_D"] * args["q_ptr"].element_size()
+    k_strides = tuple(args[name] for name in ("skb", "skh", "skn", "skd"))
+    v_strides = tuple(args[name] for name in ("svb", "svh", "svn", "svd"))
+    pipelined = int(cp_async_tiles(args["k_ptr"], k_strides, capability))
+    pipelined += cp_async_tiles(args["v_ptr"], v_strides, capability)
+    return (block_m + (stages - 1) * block_n * pipelined) * tile
+
+
 _attention_autotuned = (
-    None if _INTERPRET else autotune_attention(_CONFIGS, _TUNE_KEY, MMA_SYNC_CONFIGS)(_attention_kernel)
+    None
+    if _INTERPRET
+    else autotune_attention(_CONFIGS, _TUNE_KEY, shared_memory_floor, MMA_SYNC_CONFIGS)(_attention_kernel)
 )
 
 

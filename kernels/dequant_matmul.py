@@ -41,7 +41,7 @@ import triton.testing
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from .errors import KernelInputError
-from .launch import FUSED_FP, PERSISTENT_TUNING
+from .launch import FUSED_FP, PERSISTENT_TUNING, cp_async_tiles, device_fitting_configs
 
 Q = GGMLQuantizationType
 SUPPORTED_QTYPES = (Q.Q8_0, Q.Q4_0, Q.Q4_K, Q.Q5_K, Q.Q6_K)
@@ -257,11 +257,24 @@ def _fixed_config(m: int, k: int, fp32: bool = False) -> triton.Config:
     )
 
 
+def shared_memory_floor(config: triton.Config, args: dict, capability: tuple[int, int]) -> int:
+    """The fewest bytes of shared memory a block of the fused GEMM asks for with `config` on a call with `args`: the
+    num_stages - 1 buffers of its xᵀ tile where x loads by `cp.async` (`launch.cp_async_tiles`).
+    tests/test_kernels_compile.py checks the floor against every compiled config and GPU generation."""
+    x = args["x_ptr"]
+    if not cp_async_tiles(x, (args["stride_xm"], args["stride_xk"]), capability):
+        return 0
+    block_m, block_k = config.kwargs["BLOCK_M"], config.kwargs["BLOCK_K"]
+    return (config.num_stages - 1) * block_k * block_m * x.element_size()
+
+
 def _prune(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
-    """Drop configs whose BLOCK_K does not divide K (only Q8_0 / Q4_0 with K = 32·odd can hit this)."""
-    k = {**named_args, **kwargs}["K"]
-    kept = [c for c in configs if k % c.kwargs["BLOCK_K"] == 0]
-    return kept or [_fixed_config(SMALL_M, k)]
+    """Drop configs whose BLOCK_K does not divide K (only Q8_0 / Q4_0 with K = 32·odd can hit this), and those
+    that cannot fit the GPU's shared memory (`launch.fitting_configs`)."""
+    args = {**named_args, **kwargs}
+    k = args["K"]
+    kept = [c for c in configs if k % c.kwargs["BLOCK_K"] == 0] or [_fixed_config(SMALL_M, k)]
+    return device_fitting_configs(kept, args, args["x_ptr"].device, shared_memory_floor)
 
 
 # Tuning runs once per (M bucket, N, K, quant type, dtypes). 10 ms warm-up + 40 ms of timed runs per config
