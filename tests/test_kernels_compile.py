@@ -409,9 +409,11 @@ def test_default_cases_exist() -> None:
 
 def test_the_99_kib_gpus_are_not_offered_the_configs_that_do_not_fit_them() -> None:
     """On the RTX 30xx, 40xx and 50xx (99 KiB a block) the dense attention's 128 x 128 x 3-stage and 128 x 64 x
-    4-stage configs (160 and 128 KiB as the model's call compiles them) are pruned before compiling; Turing, the A100
-    (163 KiB) and Hopper lose nothing, and the 8-bit attention and the fused GEMM nothing anywhere."""
-    dropped = {"attention-128x128-w8-s3", "attention-128x64-w8-s4"}
+    4-stage configs (160 and 128 KiB as the model's call compiles them) and Q5_K's fused-GEMM 256 x 128 x 64 and
+    128 x 128 x 64 ones (104 and 100 KiB) are pruned before compiling; Turing, the A100 (163 KiB) and Hopper lose
+    nothing, and the 8-bit attention nothing anywhere."""
+    dropped = {"attention-128x128-w8-s3", "attention-128x64-w8-s4", "dequant_matmul-Q5_K-256x128x64-w8-s3",
+               "dequant_matmul-Q5_K-128x128x64-w8-s4"}  # fmt: skip
     for capability in (86, 89, 120):
         assert set(pruned_launches(capability)) == dropped
     for capability in (75, 80, 90):

@@ -155,3 +155,23 @@ def test_the_shared_memory_prune_keeps_the_smallest_config_when_none_fits() -> N
     assert 0 < len(kept(48 * 1024)) < len(dequant_matmul.CONFIGS)
     assert kept(1024) == [min(dequant_matmul.CONFIGS, key=floor)]
     assert floor(dequant_matmul.CONFIGS[0], (7, 5)) == 0  # no cp.async on Turing
+
+
+def test_the_fused_gemms_prune_drops_what_cannot_fit_the_gpu(monkeypatch) -> None:
+    """On a 99 KiB GPU (an RTX 40xx) the fused GEMM's prune drops, before compiling, Q5_K's two configs that ask for
+    100 and 104 KiB there; Q4_K, whose largest asks for 96 KiB, keeps all six."""
+    monkeypatch.setattr(launch.torch.cuda, "get_device_capability", lambda device: (8, 9))
+    monkeypatch.setattr(launch, "max_shared_memory", lambda device: 99 * 1024)
+    tuner = dequant_matmul._autotuned_kernel
+    x, w = torch.empty(1, dtype=torch.bfloat16), torch.empty(1, dtype=torch.uint8)
+
+    def kept(qtype, row_bytes: int) -> list:
+        args = dict(x_ptr=x, w_ptr=w, K=1536, stride_xm=1536, stride_xk=1, stride_wn=row_bytes)
+        return tuner.early_config_prune(tuner.configs, args, QTYPE=int(qtype))
+
+    assert kept(dequant_matmul.Q.Q4_K, 864) == dequant_matmul.CONFIGS
+    q5_k = [c for c in dequant_matmul.CONFIGS if c not in kept(dequant_matmul.Q.Q5_K, 1056)]
+    assert [(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"]) for c in q5_k] == [
+        (256, 128, 64),
+        (128, 128, 64),
+    ]
