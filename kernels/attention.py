@@ -257,13 +257,16 @@ _CONFIGS = [
 ]
 # Offered too on the GPUs whose dots are `mma.sync` (sm_80-sm_89, sm_120), where every config above spills
 # registers (a 72-1144-byte stack per thread at head dim 128 as a call specializes it: its warps hold k and v
-# fragments in registers, where Hopper's wgmma reads them from shared memory). 32-key tiles on 8 warps are the
-# ones that do not spill there without a key mask (one stage on all four; three on all but sm_120, 48 bytes), and
-# spill least with one (8-56 bytes); 64-row tiles would not give warps whole rows. Not timed on those GPUs: the
-# autotuner times them with the others there and keeps the fastest (tests/test_kernels_compile.py).
+# fragments in registers, where Hopper's wgmma reads them from shared memory). 32-key tiles on 8 warps do not spill
+# there without a key mask (one stage on all four; three on all but sm_120, 48 bytes), but do with one (8-56
+# bytes: the masked tiles hold the mask too); 16-key tiles on 8 warps with one stage are the ones that spill with
+# neither (220-224 registers with a key mask; two and three stages spill on sm_120). 64-row tiles would not give
+# warps whole rows. Not timed on those GPUs: the autotuner times them with the others there and keeps the fastest
+# (tests/test_kernels_compile.py).
 MMA_SYNC_CONFIGS = [
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 32}, num_warps=8, num_stages=1),
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 32}, num_warps=8, num_stages=3),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 16}, num_warps=8, num_stages=1),
 ]
 _TUNE_KEY = ["LQ_BUCKET", "LK_BUCKET", "D", "HAS_BLOCK_MASK", "HAS_KEY_MASK"]
 
