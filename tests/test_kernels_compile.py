@@ -297,13 +297,14 @@ def launches(capability: int) -> dict[str, Launch]:
         gemm += [("*fp32", dequant_matmul._fixed_config(1024, 1536, fp32=True))]
         for x, config in gemm:
             cases[f"dequant_matmul-{qtype.name}-{x[1:]}-{config_id(config)}"] = gemm_launch(qtype, x, config)
-    block_m, block_n = attention._tile_sizes(64, 128)
-    fixed = [(dtype, triton.Config(dict(BLOCK_M=block_m, BLOCK_N=block_n), num_warps=4, num_stages=3))]
-    block_m, block_n = attention._tile_sizes(128, 128)
-    fixed += [("*fp32", triton.Config(dict(BLOCK_M=min(block_m, attention.FP32_BLOCK_M), BLOCK_N=block_n),
-                                      num_warps=4, num_stages=attention.FP32_STAGES))]  # fmt: skip
-    for x, config in [(dtype, config) for config in dense_attention_offered(capability)] + fixed:
-        cases[f"attention-{x[1:]}-{config_id(config)}"] = attention_launch(x, config)
+    fixed = [(dtype, 128, 64), ("*fp32", 128, 128), (dtype, 256, 128)]  # (dtype, head dim, the mask's block size)
+    for x, dim, block_size in fixed:
+        block_m, block_n, stages = attention.fixed_launch(block_size, dim, TORCH_DTYPES[x], divmod(capability, 10))
+        config = triton.Config(dict(BLOCK_M=block_m, BLOCK_N=block_n), num_warps=4, num_stages=stages)
+        wide = "-d256" if dim == 256 else ""
+        cases[f"attention-{x[1:]}{wide}-{config_id(config)}"] = attention_launch(x, config, dim=dim)
+    for config in dense_attention_offered(capability):
+        cases[f"attention-{dtype[1:]}-{config_id(config)}"] = attention_launch(dtype, config)
     return cases
 
 
@@ -340,7 +341,8 @@ DEFAULT_CASES = {(capability, "layer_norm_modulate") for capability in GPUS}
 DEFAULT_CASES |= {(capability, "rms_norm_rope") for capability in GPUS}
 DEFAULT_CASES |= {(capability, "dequantize-Q4_K") for capability in GPUS}
 DEFAULT_CASES |= {(75, "attention-fp32-32x64-w4-s1"), (86, "dequant_matmul-Q4_K-bf16-256x128x64-w8-s3"),
-                  (86, "attention-bf16-128x128-w8-s2"), (86, "int8_attention-128-w8-s4")}  # fmt: skip
+                  (86, "attention-bf16-128x128-w8-s2"), (86, "int8_attention-128-w8-s4"),
+                  (86, "attention-bf16-d256-64x64-w4-s1")}  # fmt: skip
 # The config the shared-memory prune drops that comes closest to fitting (128 KiB), on an RTX 30xx.
 DEFAULT_PRUNED = {(86, "attention-128x64-w8-s4")}
 
