@@ -333,7 +333,7 @@ def pruned_launches(capability: int) -> dict[str, Launch]:
     return cases
 
 
-# The default run's representative cases (about 40 s in a clean Triton cache on 2 cores): the memory-bound kernels
+# The default run's representative cases (45-50 s in a clean Triton cache on 2 idle cores): the memory-bound kernels
 # on every generation (cheap), and the launches closest to a limit: T4's fp32 attention (56 KiB of 64) and the
 # 16-bit one, the largest GEMM and attention tiles kept on a 99 KiB GPU (96 KiB each) and the 8-bit attention's
 # deepest pipeline there.
