@@ -29,7 +29,7 @@ import triton
 import triton.language as tl
 
 from .errors import KernelInputError
-from .launch import FUSED_FP, autotune_attention
+from .launch import FUSED_FP, TENSOR_CORE_DOTS, autotune_attention, cp_async_tiles
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
@@ -237,6 +237,28 @@ def _tile_sizes(block_size: int, head_dim: int) -> tuple[int, int]:
 # per program change no result; the key tile, which orders the online softmax, stays.
 FP32_BLOCK_M = 32
 FP32_STAGES = 1
+# The fixed launch of 16-bit inputs at head dims above 128 (BLOCK_D 256): with 64 x 64 tiles and 3 stages it asks
+# for 168 KiB as the model's strides specialize it, more than any GPU but Hopper gives a block; one stage takes 72
+# KiB (sm_80-sm_120). Turing, whose dots stage their operands through shared memory, needs 128 KiB even then, and
+# 64 KiB (all it has) with 32 x 32 tiles; there the smaller key tile changes the online softmax's rounding order.
+WIDE_HEAD_STAGES = 1
+TURING_WIDE_HEAD_TILES = (32, 32)
+
+
+def fixed_launch(
+    block_size: int, block_d: int, dtype: torch.dtype, capability: tuple[int, int]
+) -> tuple[int, int, int]:
+    """(BLOCK_M, BLOCK_N, num_stages) of the non-autotuned launch on a GPU of compute capability `capability`: the
+    tiles that divide the mask's block size (`_tile_sizes`), made to fit the GPU's shared memory
+    (tests/test_kernels_compile.py compiles each for every generation)."""
+    block_m, block_n = _tile_sizes(block_size, block_d)
+    if dtype == torch.float32:
+        return min(block_m, FP32_BLOCK_M), block_n, FP32_STAGES
+    if block_d <= 128:
+        return block_m, block_n, 3
+    if capability < TENSOR_CORE_DOTS:
+        return min(block_m, TURING_WIDE_HEAD_TILES[0]), min(block_n, TURING_WIDE_HEAD_TILES[1]), WIDE_HEAD_STAGES
+    return block_m, block_n, WIDE_HEAD_STAGES
 
 
 # Autotuned configs for 16-bit inputs on CUDA (head_dim <= 128). Every tile is <= 128, so each divides any
@@ -257,17 +279,38 @@ _CONFIGS = [
 ]
 # Offered too on the GPUs whose dots are `mma.sync` (sm_80-sm_89, sm_120), where every config above spills
 # registers (a 72-1144-byte stack per thread at head dim 128 as a call specializes it: its warps hold k and v
-# fragments in registers, where Hopper's wgmma reads them from shared memory). 32-key tiles on 8 warps are the
-# ones that do not spill there without a key mask (one stage on all four; three on all but sm_120, 48 bytes), and
-# spill least with one (8-56 bytes); 64-row tiles would not give warps whole rows. Not timed on those GPUs: the
-# autotuner times them with the others there and keeps the fastest (tests/test_kernels_compile.py).
+# fragments in registers, where Hopper's wgmma reads them from shared memory). 32-key tiles on 8 warps do not spill
+# there without a key mask (one stage on all four; three on all but sm_120, 48 bytes), but do with one (8-56
+# bytes: the masked tiles hold the mask too); 16-key tiles on 8 warps with one stage are the ones that spill with
+# neither (220-224 registers with a key mask; two and three stages spill on sm_120). 64-row tiles would not give
+# warps whole rows. Not timed on those GPUs: the autotuner times them with the others there and keeps the fastest
+# (tests/test_kernels_compile.py).
 MMA_SYNC_CONFIGS = [
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 32}, num_warps=8, num_stages=1),
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 32}, num_warps=8, num_stages=3),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 16}, num_warps=8, num_stages=1),
 ]
 _TUNE_KEY = ["LQ_BUCKET", "LK_BUCKET", "D", "HAS_BLOCK_MASK", "HAS_KEY_MASK"]
+
+
+def shared_memory_floor(config: triton.Config, args: dict, capability: tuple[int, int]) -> int:
+    """The fewest bytes of shared memory a block of the dense kernel asks for with `config` on a call with `args`:
+    its q tile, plus num_stages - 1 buffers of each k or v tile that loads by `cp.async` (`launch.cp_async_tiles`).
+    Hopper's 128 x 128 tiles with 3 stages: 32 + 2 x 64 KiB, exactly what they compile to on sm_80-sm_120
+    (tests/test_kernels_compile.py checks the floor against every compiled config)."""
+    block_m, block_n, stages = config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"], config.num_stages
+    tile = args["BLOCK_D"] * args["q_ptr"].element_size()
+    k_strides = tuple(args[name] for name in ("skb", "skh", "skn", "skd"))
+    v_strides = tuple(args[name] for name in ("svb", "svh", "svn", "svd"))
+    pipelined = int(cp_async_tiles(args["k_ptr"], k_strides, capability))
+    pipelined += cp_async_tiles(args["v_ptr"], v_strides, capability)
+    return (block_m + (stages - 1) * block_n * pipelined) * tile
+
+
 _attention_autotuned = (
-    None if _INTERPRET else autotune_attention(_CONFIGS, _TUNE_KEY, MMA_SYNC_CONFIGS)(_attention_kernel)
+    None
+    if _INTERPRET
+    else autotune_attention(_CONFIGS, _TUNE_KEY, shared_memory_floor, MMA_SYNC_CONFIGS)(_attention_kernel)
 )
 
 
@@ -330,8 +373,9 @@ def block_sparse_attention(
         _attention_autotuned[lambda meta: (triton.cdiv(lq, meta["BLOCK_M"]), bsz * heads)](*args, **flags)
     else:
         stages = 3
-        if q.dtype == torch.float32 and not _INTERPRET:
-            block_m, stages = min(block_m, FP32_BLOCK_M), FP32_STAGES
+        if not _INTERPRET:  # the interpreter has no shared memory to fit: it keeps the mask's tiles
+            capability = torch.cuda.get_device_capability(q.device)
+            block_m, block_n, stages = fixed_launch(block_size, block_d, q.dtype, capability)
         grid = (triton.cdiv(lq, block_m), bsz * heads)
         _attention_kernel[grid](*args, **flags, BLOCK_M=block_m, BLOCK_N=block_n, num_stages=stages)
     return out

@@ -60,7 +60,7 @@ from .int8_scheme import (
     heads_per_launch,
     padded_keys,
 )
-from .launch import FUSED_FP, autotune_attention
+from .launch import FUSED_FP, autotune_attention, cp_async_tiles
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 _STATS_ROWS = 1024  # keys per statistics program
@@ -312,7 +312,26 @@ _CONFIGS = [
     triton.Config({"BLOCK_M": 64}, num_warps=4, num_stages=4),
 ]
 _TUNE_KEY = ["LQ_BUCKET", "LK_BUCKET", "D", "HAS_BLOCK_MASK", "HAS_KEY_MASK", "PV_FP8"]
-_int8_attention_autotuned = None if _INTERPRET else autotune_attention(_CONFIGS, _TUNE_KEY)(_int8_attention_kernel)
+
+
+def shared_memory_floor(config: triton.Config, args: dict, capability: tuple[int, int]) -> int:
+    """The fewest bytes of shared memory a block of the 8-bit kernel asks for with `config` on a call with `args`:
+    its INT8 q tile, plus num_stages - 1 buffers of the INT8 K tile and of the V tile (e4m3 or 16-bit) where they
+    load by `cp.async` (`launch.cp_async_tiles`; tests/test_kernels_compile.py checks the floor against every
+    compiled config). Every config fits every GPU that runs this kernel (at most 89 KiB on sm_86, 99 KiB there), so
+    today it drops nothing."""
+    block_m, block_n, block_d, stages = config.kwargs["BLOCK_M"], args["BLOCK_N"], args["BLOCK_D"], config.num_stages
+    v = args["v_ptr"]
+    k_bytes = cp_async_tiles(args["k8_ptr"], (block_d, 1), capability)
+    v_bytes = (
+        cp_async_tiles(v, tuple(args[name] for name in ("svb", "svh", "svn", "svd")), capability) * v.element_size()
+    )
+    return (block_m + (stages - 1) * block_n * (k_bytes + v_bytes)) * block_d
+
+
+_int8_attention_autotuned = (
+    None if _INTERPRET else autotune_attention(_CONFIGS, _TUNE_KEY, shared_memory_floor)(_int8_attention_kernel)
+)
 
 
 def last_tuned_config() -> str | None:

@@ -41,7 +41,7 @@ import triton.testing
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from .errors import KernelInputError
-from .launch import FUSED_FP, PERSISTENT_TUNING
+from .launch import FUSED_FP, PERSISTENT_TUNING, cp_async_tiles, device_fitting_configs, uses_mma_sync
 
 Q = GGMLQuantizationType
 SUPPORTED_QTYPES = (Q.Q8_0, Q.Q4_0, Q.Q4_K, Q.Q5_K, Q.Q6_K)
@@ -228,7 +228,8 @@ def _dequantize_kernel(
 # Autotuned configs (CUDA). BLOCK_N is the wgmma M side (64 weight rows per warpgroup), BLOCK_M the wgmma N side
 # (≤ 256 tokens): a big BLOCK_M amortizes each dequantized weight value over more tokens. BLOCK_K is 64 or 32:
 # BLOCK_K = 128 spilled registers (or overflowed shared memory) at these tile sizes for most quant types when
-# compiled for sm_90. None of these spills for any quant type, and all use ≤ 132 KiB of shared memory. The
+# compiled for sm_90. None of these spills for any quant type, and all use ≤ 132 KiB of shared memory (on sm_90;
+# Q5_K's 256 x 128 x 64 and 128 x 128 x 64 ask for 104 and 100 KiB on the 99 KiB GPUs: pruned there). The
 # 64-token and 64-row tiles give the N = 1536 outputs (a short grid with big tiles) more programs, and two
 # resident programs per SM, so one program's dequantization can overlap the other's tensor-core work.
 CONFIGS = [
@@ -257,11 +258,39 @@ def _fixed_config(m: int, k: int, fp32: bool = False) -> triton.Config:
     )
 
 
+# Bytes of quant bits per weight row that the fused GEMM's K loop copies by `cp.async` (16-byte vectors), per
+# BLOCK_K values, for the types whose blocks keep them 16-byte aligned: Q4_K's nibbles are gathered as one byte per
+# value, Q5_K's too plus its 32 high-bit bytes. The other types' quants are read 1-2 bytes at a time, into registers.
+_CP_ASYNC_QUANT_BYTES = {int(Q.Q4_K): lambda block_k: block_k, int(Q.Q5_K): lambda block_k: block_k + 32}
+
+
+def shared_memory_floor(config: triton.Config, args: dict, capability: tuple[int, int]) -> int:
+    """The fewest bytes of shared memory a block of the fused GEMM asks for with `config` on a call with `args`:
+    num_stages - 1 buffers of its xᵀ tile where x loads by `cp.async` (`launch.cp_async_tiles`), and for Q4_K and
+    Q5_K of their quant bits (`_CP_ASYNC_QUANT_BYTES`) and, on the `mma.sync` GPUs, of the dequantized weight tile
+    on its way to the tensor cores (Hopper's wgmma takes it from registers). Exactly what Q4_K and Q5_K compile to
+    on sm_86; tests/test_kernels_compile.py checks the floor against every compiled config and GPU generation."""
+    block_m, block_n, block_k = (config.kwargs[name] for name in ("BLOCK_M", "BLOCK_N", "BLOCK_K"))
+    buffers = config.num_stages - 1
+    x = args["x_ptr"]
+    floor = 0
+    if cp_async_tiles(x, (args["stride_xm"], args["stride_xk"]), capability):
+        floor += buffers * block_k * block_m * x.element_size()
+    quant_bytes = _CP_ASYNC_QUANT_BYTES.get(args["QTYPE"])
+    if quant_bytes and cp_async_tiles(args["w_ptr"], (args["stride_wn"], 1), capability):
+        floor += buffers * block_n * quant_bytes(block_k)
+        if uses_mma_sync(capability):
+            floor += block_n * block_k * x.element_size()
+    return floor
+
+
 def _prune(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
-    """Drop configs whose BLOCK_K does not divide K (only Q8_0 / Q4_0 with K = 32·odd can hit this)."""
-    k = {**named_args, **kwargs}["K"]
-    kept = [c for c in configs if k % c.kwargs["BLOCK_K"] == 0]
-    return kept or [_fixed_config(SMALL_M, k)]
+    """Drop configs whose BLOCK_K does not divide K (only Q8_0 / Q4_0 with K = 32·odd can hit this), and those
+    that cannot fit the GPU's shared memory (`launch.fitting_configs`)."""
+    args = {**named_args, **kwargs}
+    k = args["K"]
+    kept = [c for c in configs if k % c.kwargs["BLOCK_K"] == 0] or [_fixed_config(SMALL_M, k)]
+    return device_fitting_configs(kept, args, args["x_ptr"].device, shared_memory_floor)
 
 
 # Tuning runs once per (M bucket, N, K, quant type, dtypes). 10 ms warm-up + 40 ms of timed runs per config

@@ -86,15 +86,66 @@ def offered_configs(
     return kept or configs
 
 
+# A shared-memory floor: (config, the call's arguments, compute capability) -> the fewest bytes of shared memory
+# a block of the compiled launch asks for. Each autotuned kernel has one (`attention.shared_memory_floor`, ...).
+SharedFloor = Callable[[triton.Config, dict, tuple[int, int]], int]
+
+
+def max_shared_memory(device: torch.device) -> int:
+    """Bytes of shared memory one block may use on `device` (CUDA's opt-in per-block maximum), from Triton's
+    driver: 64 KiB on Turing, 99 KiB on the RTX 30xx/40xx/50xx, 163 KiB on an A100, 227 KiB on Hopper."""
+    return triton.runtime.driver.active.utils.get_device_properties(device.index)["max_shared_mem"]
+
+
+def cp_async_tiles(tensor: torch.Tensor, strides: tuple[int, ...], capability: tuple[int, int]) -> bool:
+    """Whether Triton loads tiles of `tensor` (addressed by `strides`, in elements) by 16-byte `cp.async` copies,
+    which it pipelines through num_stages - 1 shared-memory buffers: from compute capability 8.0 on, when the tile
+    is contiguous along one axis (a stride of 1, which the JIT specializes to a constant) and everything else is
+    16-byte aligned (a 16-byte aligned base, every other stride a multiple of 16: the JIT's divisibility hint).
+    Otherwise Triton loads the tiles into registers and allocates no such buffers."""
+    return (
+        capability >= TENSOR_CORE_DOTS
+        and tensor.data_ptr() % 16 == 0
+        and 1 in strides
+        and all(stride % 16 == 0 for stride in strides if stride != 1)
+    )
+
+
+def fitting_configs(
+    configs: list[triton.Config], args: dict, capability: tuple[int, int], floor: SharedFloor, limit: int
+) -> list[triton.Config]:
+    """The configs whose shared-memory floor fits `limit` bytes (the device's per-block maximum), or the one with
+    the smallest floor if none does. Pruned before compiling: a config that does not fit would otherwise be
+    compiled (a second or more of the user's time) only for its launch to fail. The floor is a lower bound of what
+    the compiled launch asks for (tests/test_kernels_compile.py checks it per kernel, config and GPU generation),
+    so a config dropped here cannot fit."""
+    kept = [config for config in configs if floor(config, args, capability) <= limit]
+    return kept or [min(configs, key=lambda config: floor(config, args, capability))]
+
+
+def device_fitting_configs(configs: list[triton.Config], args: dict, device: torch.device, floor: SharedFloor) -> list:
+    """`fitting_configs` for the CUDA device `device`. On AMD GPUs all of `configs`: the floors count NVIDIA's
+    `cp.async` buffers."""
+    if rocm_build():
+        return configs
+    capability = torch.cuda.get_device_capability(device)
+    return fitting_configs(configs, args, capability, floor, max_shared_memory(device))
+
+
 def autotune_attention(
-    configs: list[triton.Config], key: list[str], mma_sync_configs: list[triton.Config] = ()
+    configs: list[triton.Config],
+    key: list[str],
+    shared_floor: SharedFloor,
+    mma_sync_configs: list[triton.Config] = (),
 ) -> Callable[[Callable], triton.runtime.Autotuner]:
     """`triton.autotune` for the attention kernels: `configs`, and on `mma.sync` GPUs `mma_sync_configs` too, pruned
-    per GPU by `row_split_configs`."""
+    per GPU by `row_split_configs`, then by `fitting_configs` with the kernel's `shared_floor`."""
 
     def prune(offered: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
         # `offered` is the autotuner's whole list, both of ours: pick from them by GPU.
-        return row_split_configs(configs, named_args, mma_sync_configs, **kwargs)
+        args = {**named_args, **kwargs}
+        kept = row_split_configs(configs, args, mma_sync_configs)
+        return device_fitting_configs(kept, args, args["q_ptr"].device, shared_floor)
 
     return triton.autotune(
         configs=[*configs, *mma_sync_configs],

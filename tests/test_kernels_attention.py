@@ -55,6 +55,16 @@ def test_key_padding_over_several_full_key_tiles(kernel) -> None:
     torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), **TOL)
 
 
+@pytest.mark.parametrize("key_tile", [16, 32])
+def test_key_padding_with_narrow_key_tiles(kernel, key_tile: int) -> None:
+    # The `mma.sync` GPUs are offered 32- and 16-key tiles (`MMA_SYNC_CONFIGS`): with no block mask, block_size
+    # only sets the fixed tiles, so this runs the dense kernel's masked loop with such tiles at Motif's head dim.
+    q, k, v = qkv(2, 2, 40, 200, 128)
+    mask = key_padding(2, 200, [200, 70])
+    out = kernel("attention.block_sparse_attention", q, k, v, mask, None, key_tile)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), **TOL)
+
+
 def test_motif_head_dim(kernel) -> None:
     q, k, v = qkv(1, 1, 20, 20, 128)
     out = kernel("attention.attention", q, k, v, key_padding(1, 20, [17]))

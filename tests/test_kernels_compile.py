@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
+import torch
 import triton
 from cubins import compile_or_skip, int8_attention_or_skip
 from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as Q
 
 from motif_lite.kernels import attention, attention_int8, compiled, dequant_matmul, launch, norm
+from motif_lite.kernels.launch import SharedFloor
 
 
 def compile_for_h100(kernel, pointers: dict[str, str], constexprs: dict[str, object], **options: object) -> dict:
@@ -168,12 +170,8 @@ def assert_fits(asm: dict, capability: int, spills: bool = True) -> None:
 
 
 def offered(configs, capability: int, mma_sync_configs=(), **call) -> list:
-    """The attention configs the autotuner is offered on sm_`capability` at head dim 128."""
+    """The attention configs the row-split rule offers on sm_`capability` at head dim 128."""
     return launch.offered_configs(configs, divmod(capability, 10), {"BLOCK_D": 128, **call}, mma_sync_configs)
-
-
-def dense_attention_offered(capability: int) -> list:
-    return offered(attention._CONFIGS, capability, attention.MMA_SYNC_CONFIGS)
 
 
 def config_id(config) -> str:
@@ -181,94 +179,247 @@ def config_id(config) -> str:
     return f"{tiles}-w{config.num_warps}-s{config.num_stages}"
 
 
-def launches(capability: int) -> dict[str, tuple]:
+TORCH_DTYPES = {"*bf16": torch.bfloat16, "*fp16": torch.float16, "*fp32": torch.float32, "*u8": torch.uint8,
+                "*i8": torch.int8, "*i32": torch.int32, "*fp8e4nv": torch.float8_e4m3fn}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One launch of a kernel, specialized as the code's call specializes it."""
+
+    kernel: object
+    pointers: dict[str, str]
+    constexprs: dict[str, object]
+    options: dict[str, object]
+    spills: bool  # whether it may spill registers (the memory-bound kernels may not)
+    ints: dict[str, int] = field(default_factory=dict)  # integer arguments the JIT sees (strides, sizes)
+    floor: SharedFloor | None = None  # the kernel's shared-memory floor, where the autotuner prunes by it
+
+    def args(self) -> dict:
+        """The call's arguments as an `early_config_prune` sees them: (one-element CPU) tensors for the pointers."""
+        tensors = {name: torch.empty(1, dtype=TORCH_DTYPES[kind]) for name, kind in self.pointers.items()
+                   if kind.startswith("*")}  # fmt: skip
+        return {**tensors, **self.ints, **self.constexprs}
+
+    def config(self) -> triton.Config:
+        tiles = {name: value for name, value in self.constexprs.items() if name.startswith("BLOCK_")}
+        return triton.Config(tiles, num_warps=self.options["num_warps"], num_stages=self.options["num_stages"])
+
+    def shared_floor(self, capability: int) -> int | None:
+        return None if self.floor is None else self.floor(self.config(), self.args(), divmod(capability, 10))
+
+    def compile(self, capability: int) -> dict:
+        return compile_or_skip(self.kernel, capability, self.pointers, self.constexprs, self.ints, **self.options)
+
+
+def attention_launch(dtype: str, config, key_mask: bool = True, dim: int = 128) -> Launch:
+    """The dense attention kernel as the model's call specializes it: q, k and v are [B, 12, L, 128] views of
+    [B, L, 1536] projections (unit-stride head dim, every other stride a multiple of 16), so full k/v tiles load by
+    16-byte `cp.async` copies (from sm_80 on), pipelined over `num_stages` buffers."""
+    tokens, heads = 114_080, 12  # 1280x736x121: 31 x 46 x 80 latent patches
+    rows = tokens * heads * dim
+    ints = dict(H=heads, D=dim, sqb=rows, sqh=dim, sqm=heads * dim, sqd=1, skb=rows, skh=dim, skn=heads * dim, skd=1,
+                svb=rows, svh=dim, svn=heads * dim, svd=1)  # fmt: skip
+    pointers = {name: dtype for name in ("q_ptr", "k_ptr", "v_ptr", "o_ptr")}
+    pointers.update(kmask_ptr="*u8", bmask_ptr="*u8", qk_scale="fp32")
+    constexprs = dict(HAS_BLOCK_MASK=False, MASK_BLOCK=128, BLOCK_D=dim, PRECISION="ieee" if dtype == "*fp32" else
+                      "tf32", HAS_KEY_MASK=key_mask, EVEN_D=True, **config.kwargs)  # fmt: skip
+    options = dict(num_warps=config.num_warps, num_stages=config.num_stages)
+    return Launch(attention._attention_kernel, pointers, constexprs, options, True, ints, attention.shared_memory_floor)
+
+
+def gemm_launch(qtype, dtype: str, config, k: int = 1536, n: int = 1536) -> Launch:
+    """The fused dequant-GEMM as `dequant_matmul` calls it for a contiguous x [M, K] (M unknown: any token count)."""
+    block_size, type_size = GGML_QUANT_SIZES[qtype]
+    pointers = dict(x_ptr=dtype, w_ptr="*u8", b_ptr=dtype, y_ptr=dtype)
+    ints = dict(N=n, K=k, stride_xm=k, stride_xk=1, stride_wn=k // block_size * type_size, stride_ym=n)
+    constexprs = dict(QTYPE=int(qtype), HAS_BIAS=True, PRECISION="ieee" if dtype == "*fp32" else "tf32",
+                      **config.kwargs)  # fmt: skip
+    options = dict(num_warps=config.num_warps, num_stages=config.num_stages)
+    kernel = dequant_matmul._dequant_matmul_kernel
+    return Launch(kernel, pointers, constexprs, options, True, ints, dequant_matmul.shared_memory_floor)
+
+
+def int8_launch(capability: int, config) -> Launch:
+    """The 8-bit attention kernel as `compiled.int8_attention_asm` builds it (FP8 P·V from sm_89 on), for its
+    shared-memory floor; compiled by `compiled.int8_attention_asm` itself."""
+    keys, dim, fp8 = 228_160, 128, capability >= 89
+    v_strides = dict(svb=2 * dim * keys, svh=dim * keys, svn=1, svd=keys) if fp8 else dict(
+        svb=12 * keys * dim, svh=keys * dim, svn=dim, svd=1
+    )  # fmt: skip
+    pointers = dict(q_ptr="*bf16", k8_ptr="*i8", v_ptr="*fp8e4nv" if fp8 else "*bf16")
+    constexprs = dict(BLOCK_M=config.kwargs["BLOCK_M"], BLOCK_N=attention_int8.K_BLOCK, BLOCK_D=dim)
+    options = dict(num_warps=config.num_warps, num_stages=config.num_stages)
+    kernel = attention_int8._int8_attention_kernel
+    return Launch(kernel, pointers, constexprs, options, True, v_strides, attention_int8.shared_memory_floor)
+
+
+def fitting(configs, capability: int, sample: Launch) -> list:
+    """`configs` pruned to the shared memory of sm_`capability`, as the autotuner does for a call like `sample`."""
+    floor, args = sample.floor, sample.args()
+    return launch.fitting_configs(configs, args, divmod(capability, 10), floor, GPUS[capability].shared)
+
+
+def dense_attention_offered(capability: int) -> list:
+    """The dense attention configs the autotuner tunes on sm_`capability` for the model's call."""
+    configs = offered(attention._CONFIGS, capability, attention.MMA_SYNC_CONFIGS)
+    return fitting(configs, capability, attention_launch("*" + GPUS[capability].dtype, configs[0]))
+
+
+def gemm_offered(capability: int, qtype) -> list:
+    return fitting(dequant_matmul.CONFIGS, capability, gemm_launch(qtype, "*bf16", dequant_matmul.CONFIGS[0]))
+
+
+def int8_offered(capability: int) -> list:
+    configs = offered(attention_int8._CONFIGS, capability, BLOCK_N=attention_int8.K_BLOCK)
+    return fitting(configs, capability, int8_launch(capability, configs[0]))
+
+
+def launches(capability: int) -> dict[str, Launch]:
     """Every launch config of every kernel on sm_`capability` at Motif's sizes (K = 1536 for the quantized weights,
-    head dim 128), in the dtype a run there uses -> (kernel, pointers, constexprs, options, whether it may spill).
-    The 8-bit attention kernel (sm_80 and newer only) is compiled by `int8_launch`."""
+    head dim 128), in the dtype a run there uses, specialized as the calls are: the fixed ones, and the autotune
+    configs the autotuner keeps there. The 8-bit attention kernel (sm_80 and newer only) is in `int8_launches`."""
     dtype = "*" + GPUS[capability].dtype
     cases = {}
     pointers = dict(x_ptr=dtype, shift_ptr=dtype, scale_ptr=dtype, y_ptr=dtype, eps="fp32")
-    cases["layer_norm_modulate"] = (norm._layer_norm_modulate_kernel, pointers, dict(BLOCK_C=2048), dict(num_warps=8),
-                                    False)  # fmt: skip
+    cases["layer_norm_modulate"] = Launch(norm._layer_norm_modulate_kernel, pointers, dict(BLOCK_C=2048),
+                                          dict(num_warps=8), False)  # fmt: skip
     pointers = dict(x_ptr=dtype, w_ptr=dtype, cos_ptr="*fp32", sin_ptr="*fp32", y_ptr=dtype, eps="fp32")
     constexprs = dict(HAS_WEIGHT=True, HAS_ROPE=True, BLOCK_ROWS=16, BLOCK_D=128)
-    cases["rms_norm_rope"] = (norm._rms_norm_rope_kernel, pointers, constexprs, dict(num_warps=4), False)
+    cases["rms_norm_rope"] = Launch(norm._rms_norm_rope_kernel, pointers, constexprs, dict(num_warps=4), False)
     block_n, block_k = dequant_matmul._dequantize_blocks(1536)
     for qtype in dequant_matmul.SUPPORTED_QTYPES:
         constexprs = dict(QTYPE=int(qtype), BLOCK_N=block_n, BLOCK_K=block_k, BF16_BY_BITS=False)
-        cases[f"dequantize-{qtype.name}"] = (dequant_matmul._dequantize_kernel, dict(w_ptr="*u8", out_ptr=dtype),
-                                             constexprs, dequant_matmul.DEQUANTIZE_OPTIONS, False)  # fmt: skip
-        gemm = [(dtype, config) for config in dequant_matmul.CONFIGS]
+        cases[f"dequantize-{qtype.name}"] = Launch(dequant_matmul._dequantize_kernel, dict(w_ptr="*u8", out_ptr=dtype),
+                                                   constexprs, dequant_matmul.DEQUANTIZE_OPTIONS, False)  # fmt: skip
+        gemm = [(dtype, config) for config in gemm_offered(capability, qtype)]
         gemm += [(dtype, dequant_matmul._fixed_config(dequant_matmul.SMALL_M, 1536))]
         gemm += [("*fp32", dequant_matmul._fixed_config(1024, 1536, fp32=True))]
         for x, config in gemm:
-            pointers = dict(x_ptr=x, w_ptr="*u8", b_ptr=x, y_ptr=x)
-            constexprs = dict(QTYPE=int(qtype), HAS_BIAS=True, PRECISION="ieee" if x == "*fp32" else "tf32",
-                              **config.kwargs)  # fmt: skip
-            options = dict(num_warps=config.num_warps, num_stages=config.num_stages)
-            name = f"dequant_matmul-{qtype.name}-{x[1:]}-{config_id(config)}"
-            cases[name] = (dequant_matmul._dequant_matmul_kernel, pointers, constexprs, options, True)
-    block_m, block_n = attention._tile_sizes(64, 128)
-    fixed = [(dtype, triton.Config(dict(BLOCK_M=block_m, BLOCK_N=block_n), num_warps=4, num_stages=3))]
-    block_m, block_n = attention._tile_sizes(128, 128)
-    fixed += [("*fp32", triton.Config(dict(BLOCK_M=min(block_m, attention.FP32_BLOCK_M), BLOCK_N=block_n),
-                                      num_warps=4, num_stages=attention.FP32_STAGES))]  # fmt: skip
-    for x, config in [(dtype, config) for config in dense_attention_offered(capability)] + fixed:
-        pointers = {name: x for name in ("q_ptr", "k_ptr", "v_ptr", "o_ptr")}
-        pointers.update(kmask_ptr="*u8", bmask_ptr="*u8", qk_scale="fp32")
-        constexprs = dict(HAS_BLOCK_MASK=False, MASK_BLOCK=128, BLOCK_D=128, PRECISION="ieee" if x == "*fp32" else
-                          "tf32", HAS_KEY_MASK=True, EVEN_D=True, **config.kwargs)  # fmt: skip
-        options = dict(num_warps=config.num_warps, num_stages=config.num_stages)
-        cases[f"attention-{x[1:]}-{config_id(config)}"] = (attention._attention_kernel, pointers, constexprs, options,
-                                                           True)  # fmt: skip
+            cases[f"dequant_matmul-{qtype.name}-{x[1:]}-{config_id(config)}"] = gemm_launch(qtype, x, config)
+    fixed = [(dtype, 128, 64), ("*fp32", 128, 128), (dtype, 256, 128)]  # (dtype, head dim, the mask's block size)
+    for x, dim, block_size in fixed:
+        block_m, block_n, stages = attention.fixed_launch(block_size, dim, TORCH_DTYPES[x], divmod(capability, 10))
+        config = triton.Config(dict(BLOCK_M=block_m, BLOCK_N=block_n), num_warps=4, num_stages=stages)
+        wide = "-d256" if dim == 256 else ""
+        cases[f"attention-{x[1:]}{wide}-{config_id(config)}"] = attention_launch(x, config, dim=dim)
+    for config in dense_attention_offered(capability):
+        cases[f"attention-{dtype[1:]}-{config_id(config)}"] = attention_launch(dtype, config)
     return cases
 
 
 def int8_launches(capability: int) -> dict[str, object]:
-    """The 8-bit attention's autotune configs offered on sm_`capability` (sm_80 and newer: it needs INT8 tensor
+    """The 8-bit attention's autotune configs kept on sm_`capability` (sm_80 and newer: it needs INT8 tensor
     cores)."""
     if capability < 80:
         return {}
-    configs = offered(attention_int8._CONFIGS, capability, BLOCK_N=attention_int8.K_BLOCK)
-    return {f"int8_attention-{config_id(config)}": config for config in configs}
+    return {f"int8_attention-{config_id(config)}": config for config in int8_offered(capability)}
 
 
-# The default run's representative cases (about 40 s in a clean Triton cache on 2 cores): the memory-bound kernels
+def pruned_launches(capability: int) -> dict[str, Launch]:
+    """The autotune configs the row-split rule offers on sm_`capability` but its shared memory prune drops."""
+    dtype = "*" + GPUS[capability].dtype
+    dense = offered(attention._CONFIGS, capability, attention.MMA_SYNC_CONFIGS)
+    cases = {f"attention-{config_id(config)}": attention_launch(dtype, config) for config in dense
+             if config not in dense_attention_offered(capability)}  # fmt: skip
+    for qtype in dequant_matmul.SUPPORTED_QTYPES:
+        kept = gemm_offered(capability, qtype)
+        cases |= {f"dequant_matmul-{qtype.name}-{config_id(config)}": gemm_launch(qtype, "*bf16", config)
+                  for config in dequant_matmul.CONFIGS if config not in kept}  # fmt: skip
+    if capability >= 80:
+        int8 = offered(attention_int8._CONFIGS, capability, BLOCK_N=attention_int8.K_BLOCK)
+        cases |= {f"int8_attention-{config_id(config)}": int8_launch(capability, config) for config in int8
+                  if config not in int8_offered(capability)}  # fmt: skip
+    return cases
+
+
+# The default run's representative cases (45-50 s in a clean Triton cache on 2 idle cores): the memory-bound kernels
 # on every generation (cheap), and the launches closest to a limit: T4's fp32 attention (56 KiB of 64) and the
-# 16-bit one, the largest GEMM and attention tiles and the 8-bit attention's deepest pipeline on a 99 KiB GPU.
+# 16-bit one, the largest GEMM and attention tiles kept on a 99 KiB GPU (96 KiB each) and the 8-bit attention's
+# deepest pipeline there.
 DEFAULT_CASES = {(capability, "layer_norm_modulate") for capability in GPUS}
 DEFAULT_CASES |= {(capability, "rms_norm_rope") for capability in GPUS}
 DEFAULT_CASES |= {(capability, "dequantize-Q4_K") for capability in GPUS}
 DEFAULT_CASES |= {(75, "attention-fp32-32x64-w4-s1"), (86, "dequant_matmul-Q4_K-bf16-256x128x64-w8-s3"),
-                  (86, "attention-bf16-128x128-w8-s3"), (86, "int8_attention-128-w8-s4")}  # fmt: skip
+                  (86, "attention-bf16-128x128-w8-s2"), (86, "int8_attention-128-w8-s4"),
+                  (86, "attention-bf16-d256-64x64-w4-s1")}  # fmt: skip
+# The config the shared-memory prune drops that comes closest to fitting (128 KiB), on an RTX 30xx.
+DEFAULT_PRUNED = {(86, "attention-128x64-w8-s4")}
+
+
+def every_launch() -> bool:
+    return os.environ.get("MOTIF_LITE_ALL_LAUNCHES") == "1"
 
 
 def fit_cases():
     """DEFAULT_CASES; with MOTIF_LITE_ALL_LAUNCHES=1 every launch on every generation (~350 compiles, about an hour
     on 2 cores: Turing's attention takes 40-120 s a config), too long for CI, which runs the slow tests too."""
-    every = os.environ.get("MOTIF_LITE_ALL_LAUNCHES") == "1"
     for capability in GPUS:
         for name in [*launches(capability), *int8_launches(capability)]:
-            if every or (capability, name) in DEFAULT_CASES:
+            if every_launch() or (capability, name) in DEFAULT_CASES:
                 yield pytest.param(capability, name, id=f"sm{capability}-{name}")
+
+
+def compiled_launch(capability: int, name: str) -> tuple[dict, int | None]:
+    """-> (the compiled launch `name` on sm_`capability`, its shared-memory floor or None)."""
+    if name.startswith("int8_attention"):
+        config = {**int8_launches(capability), **pruned_launches(capability)}[name]
+        config = config.config() if isinstance(config, Launch) else config
+        asm = int8_attention_or_skip(capability, fp8=capability >= 89, block_m=config.kwargs["BLOCK_M"],
+                                     num_warps=config.num_warps, num_stages=config.num_stages)  # fmt: skip
+        return asm, int8_launch(capability, config).shared_floor(capability)
+    case = {**launches(capability), **pruned_launches(capability)}[name]
+    return case.compile(capability), case.shared_floor(capability)
 
 
 @pytest.mark.parametrize(("capability", "name"), list(fit_cases()))
 def test_launch_fits_the_gpu(capability: int, name: str) -> None:
-    if name.startswith("int8_attention"):
-        config = int8_launches(capability)[name]
-        asm = int8_attention_or_skip(capability, fp8=capability >= 89, block_m=config.kwargs["BLOCK_M"],
-                                     num_warps=config.num_warps, num_stages=config.num_stages)  # fmt: skip
-        assert_fits(asm, capability)
-        return
-    kernel, pointers, constexprs, options, spills = launches(capability)[name]
-    assert_fits(compile_or_skip(kernel, capability, pointers, constexprs, **options), capability, spills)
+    """Every launch kept on a GPU fits it, and its shared-memory floor (what the autotuner's prune compares with the
+    GPU's limit) is at most what it compiles to: so the prune never drops a config that would fit."""
+    asm, floor = compiled_launch(capability, name)
+    spills = name.startswith("int8_attention") or launches(capability)[name].spills
+    assert_fits(asm, capability, spills)
+    if floor is not None:
+        assert floor <= compiled.resources(asm).shared, f"the floor {floor} exceeds the compiled figure"
+
+
+def pruned_cases():
+    """DEFAULT_PRUNED; with MOTIF_LITE_ALL_LAUNCHES=1 every config pruned on any generation."""
+    for capability in GPUS:
+        for name in pruned_launches(capability):
+            if every_launch() or (capability, name) in DEFAULT_PRUNED:
+                yield pytest.param(capability, name, id=f"sm{capability}-{name}")
+
+
+@pytest.mark.parametrize(("capability", "name"), list(pruned_cases()))
+def test_pruned_configs_do_not_fit(capability: int, name: str) -> None:
+    """A config the shared-memory prune drops (its floor is over the GPU's limit) compiles to more shared memory than
+    the GPU has, and to at least its floor: it was not worth compiling."""
+    asm, floor = compiled_launch(capability, name)
+    shared = compiled.resources(asm).shared
+    assert floor > GPUS[capability].shared
+    assert floor <= shared, f"the floor {floor} exceeds the compiled figure {shared}"
 
 
 def test_default_cases_exist() -> None:
     """Every representative case names a real launch (a renamed config would otherwise drop out silently)."""
     for capability, name in DEFAULT_CASES:
         assert name in {**launches(capability), **int8_launches(capability)}, (capability, name)
+    for capability, name in DEFAULT_PRUNED:
+        assert name in pruned_launches(capability), (capability, name)
+
+
+def test_the_99_kib_gpus_are_not_offered_the_configs_that_do_not_fit_them() -> None:
+    """On the RTX 30xx, 40xx and 50xx (99 KiB a block) the dense attention's 128 x 128 x 3-stage and 128 x 64 x
+    4-stage configs (160 and 128 KiB as the model's call compiles them) and Q5_K's fused-GEMM 256 x 128 x 64 and
+    128 x 128 x 64 ones (104 and 100 KiB) are pruned before compiling; Turing, the A100 (163 KiB) and Hopper lose
+    nothing, and the 8-bit attention nothing anywhere."""
+    dropped = {"attention-128x128-w8-s3", "attention-128x64-w8-s4", "dequant_matmul-Q5_K-256x128x64-w8-s3",
+               "dequant_matmul-Q5_K-128x128x64-w8-s4"}  # fmt: skip
+    for capability in (86, 89, 120):
+        assert set(pruned_launches(capability)) == dropped
+    for capability in (75, 80, 90):
+        assert pruned_launches(capability) == {}
 
 
 def test_turing_is_offered_only_the_attention_tiles_that_fit() -> None:
@@ -283,8 +434,7 @@ def test_resources_reads_what_a_launch_needs() -> None:
     """`resources` of a launch whose needs are known from its tiles: T4's fp32 attention, 4 warps, holds at least
     its Q tile (32 rows x 128 fp32) in shared memory and one register per thread per Q element it owns (the fit
     test checks upper limits only, so a `resources` reading zeros would pass it)."""
-    kernel, pointers, constexprs, options, _ = launches(75)["attention-fp32-32x64-w4-s1"]
-    used = compiled.resources(compile_or_skip(kernel, 75, pointers, constexprs, **options))
+    used = compiled.resources(launches(75)["attention-fp32-32x64-w4-s1"].compile(75))
     assert used.threads == 4 * 32
     assert used.shared >= 32 * 128 * 4
     assert used.registers >= 32 * 128 // used.threads
@@ -294,51 +444,29 @@ def test_only_mma_sync_gpus_are_offered_the_spill_free_attention_configs() -> No
     """Hopper keeps the configs tuned on it; Ampere, Ada and RTX 50xx get `MMA_SYNC_CONFIGS` besides."""
     assert dense_attention_offered(90) == attention._CONFIGS
     for capability in (80, 86, 89, 120):
-        assert dense_attention_offered(capability)[-2:] == attention.MMA_SYNC_CONFIGS
-
-
-def dense_attention_call(capability: int, config, key_mask: bool) -> dict:
-    """The dense attention kernel in bf16 as the model's call specializes it: q, k and v are [B, 12, L, 128] views of
-    [B, L, 1536] projections (unit-stride head dim, every other stride a multiple of 16), so full k/v tiles load by
-    16-byte `cp.async` copies, pipelined over `num_stages` buffers. (`launches` leaves the strides unknown: no
-    `cp.async`, so less shared memory and more registers than a real call.)"""
-    tokens = 114_080  # 1280x736x121: 31 x 46 x 80 latent patches
-    rows = tokens * 1536
-    ints = dict(H=12, D=128, sqb=rows, sqh=128, sqm=1536, sqd=1, skb=rows, skh=128, skn=1536, skd=1, svb=rows,
-                svh=128, svn=1536, svd=1)  # fmt: skip
-    pointers = {name: "*bf16" for name in ("q_ptr", "k_ptr", "v_ptr", "o_ptr")}
-    pointers.update(kmask_ptr="*u8", bmask_ptr="*u8", qk_scale="fp32")
-    constexprs = dict(HAS_BLOCK_MASK=False, MASK_BLOCK=128, BLOCK_D=128, PRECISION="tf32", HAS_KEY_MASK=key_mask,
-                      EVEN_D=True, **config.kwargs)  # fmt: skip
-    options = dict(num_warps=config.num_warps, num_stages=config.num_stages)
-    return compile_or_skip(attention._attention_kernel, capability, pointers, constexprs, ints, **options)
-
-
-# The most a thread's stack may hold with a key mask (text padding): no offered config is spill-free there on
-# sm_86, sm_89 and sm_120 (128 x 32 tiles on 8 warps, one stage: 8, 8 and 24 bytes; the Hopper configs 72-1144).
-MASKED_STACK = 64
+        assert dense_attention_offered(capability)[-len(attention.MMA_SYNC_CONFIGS) :] == attention.MMA_SYNC_CONFIGS
 
 
 def spill_free_cases():
-    """sm_86 (RTX 30xx) by default; with MOTIF_LITE_ALL_LAUNCHES=1 every `mma.sync` generation."""
-    every = os.environ.get("MOTIF_LITE_ALL_LAUNCHES") == "1"
-    for capability in (80, 86, 89, 120) if every else (86,):
+    """sm_86 (RTX 30xx), and sm_120 (RTX 50xx) with a key mask, by default; with MOTIF_LITE_ALL_LAUNCHES=1 every
+    `mma.sync` generation."""
+    for capability in (80, 86, 89, 120):
         for key_mask in (False, True):
-            yield pytest.param(capability, key_mask, id=f"sm{capability}-{'key-mask' if key_mask else 'no-mask'}")
+            if every_launch() or capability == 86 or (capability, key_mask) == (120, True):
+                yield pytest.param(capability, key_mask, id=f"sm{capability}-{'key-mask' if key_mask else 'no-mask'}")
 
 
 @pytest.mark.parametrize(("capability", "key_mask"), list(spill_free_cases()))
 def test_dense_attention_offers_a_config_that_does_not_spill(capability: int, key_mask: bool) -> None:
     """On the `mma.sync` GPUs the dense attention's tuned (Hopper) configs all spill registers; the autotuner there
-    is offered at least one config that fits and does not spill (with a key mask: spills at most MASKED_STACK
-    bytes). Smallest tiles first: the likeliest to pass, so usually one compile."""
-    limit = MASKED_STACK if key_mask else 0
+    is offered at least one config that fits and does not spill, with a key mask (text padding) too. Smallest tiles
+    first: the likeliest to pass, so usually one compile."""
     seen = {}
     for config in sorted(dense_attention_offered(capability), key=lambda c: c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"]):
-        asm = dense_attention_call(capability, config, key_mask)
+        asm = attention_launch("*bf16", config, key_mask).compile(capability)
         used = compiled.resources(asm)
         seen[config_id(config)] = used
-        if used.shared <= GPUS[capability].shared and used.stack <= limit:
+        if used.shared <= GPUS[capability].shared and used.stack == 0:
             assert_fits(asm, capability)
             return
-    pytest.fail(f"every offered config spills more than {limit} bytes or does not fit: {seen}")
+    pytest.fail(f"every offered config spills or does not fit: {seen}")

@@ -9,9 +9,10 @@ import re
 from types import SimpleNamespace
 
 import pytest
+import torch
 from cubins import compile_or_skip, int8_attention_or_skip
 
-from motif_lite.kernels import attention, attention_int8, launch
+from motif_lite.kernels import attention, attention_int8, dequant_matmul, launch
 
 LENGTH = 32_768
 
@@ -103,6 +104,74 @@ def test_autotuning_winners_are_kept_on_disk_where_triton_can():
 
     persisted = "cache_results" in inspect.signature(triton.autotune).parameters
     assert launch.PERSISTENT_TUNING.get("cache_results", False) == persisted
-    tuned = launch.autotune_attention(attention._CONFIGS, attention._TUNE_KEY)(attention._attention_kernel)
+    tuned = launch.autotune_attention(attention._CONFIGS, attention._TUNE_KEY, attention.shared_memory_floor)(
+        attention._attention_kernel
+    )
     assert getattr(tuned, "cache_results", False) == persisted
     assert getattr(dequant_matmul._autotuned_kernel, "cache_results", False) == persisted
+
+
+def model_attention_args(**strides: int) -> dict:
+    """The dense attention's arguments as the autotuner's prune sees them for the model's call (bf16 [B, 12, L, 128]
+    views of [B, L, 1536] projections); `strides` overrides some."""
+    q, k, v = (torch.empty(1, dtype=torch.bfloat16) for _ in range(3))
+    rows = 4096 * 1536
+    k_strides = dict(skb=rows, skh=128, skn=1536, skd=1, svb=rows, svh=128, svn=1536, svd=1)
+    return dict(q_ptr=q, k_ptr=k, v_ptr=v, BLOCK_D=128, **{**k_strides, **strides})
+
+
+def test_the_autotuners_prune_drops_what_cannot_fit_the_gpu(monkeypatch) -> None:
+    """The attention autotuner's prune drops, before any compile, the configs whose shared-memory floor is over the
+    device's per-block maximum (99 KiB: an RTX 30xx): Hopper's 128 x 128 x 3-stage and 128 x 64 x 4-stage tiles. When
+    k and v cannot load by `cp.async` (a head-dim stride other than 1) there are no pipeline buffers: nothing is
+    dropped."""
+    monkeypatch.setattr(launch.torch.cuda, "get_device_capability", lambda device: (8, 6))
+    monkeypatch.setattr(launch, "max_shared_memory", lambda device: 99 * 1024)
+    tuner = attention._attention_autotuned
+
+    def kept(args: dict) -> list[str]:
+        configs = tuner.early_config_prune(tuner.configs, args)
+        return [f"{c.kwargs['BLOCK_M']}x{c.kwargs['BLOCK_N']}-s{c.num_stages}" for c in configs]
+
+    assert kept(model_attention_args()) == ["128x128-s2", "128x64-s3", "128x32-s1", "128x32-s3", "128x16-s1"]
+    strided = kept(model_attention_args(skd=2, svd=2))
+    assert "128x128-s3" in strided and "128x64-s4" in strided
+
+
+def test_the_shared_memory_prune_keeps_the_smallest_config_when_none_fits() -> None:
+    """The fused GEMM's configs for Q8_0 against a made-up limit: the ones whose xᵀ pipeline buffers fit are kept;
+    when none fits, the one with the smallest floor is (the autotuner needs one config)."""
+    x, w = torch.empty(1, dtype=torch.bfloat16), torch.empty(1, dtype=torch.uint8)
+    args = dict(x_ptr=x, w_ptr=w, stride_xm=1536, stride_xk=1, stride_wn=1632, QTYPE=int(dequant_matmul.Q.Q8_0))
+
+    def floor(config, capability=(8, 9)) -> int:
+        return dequant_matmul.shared_memory_floor(config, args, capability)
+
+    def kept(limit: int) -> list:
+        return launch.fitting_configs(dequant_matmul.CONFIGS, args, (8, 9), dequant_matmul.shared_memory_floor, limit)
+
+    assert max(map(floor, dequant_matmul.CONFIGS)) == 64 * 1024  # 256 tokens x 64 of K x 2 bytes x 2 buffers
+    assert kept(48 * 1024) == [c for c in dequant_matmul.CONFIGS if floor(c) <= 48 * 1024]
+    assert 0 < len(kept(48 * 1024)) < len(dequant_matmul.CONFIGS)
+    assert kept(1024) == [min(dequant_matmul.CONFIGS, key=floor)]
+    assert floor(dequant_matmul.CONFIGS[0], (7, 5)) == 0  # no cp.async on Turing
+
+
+def test_the_fused_gemms_prune_drops_what_cannot_fit_the_gpu(monkeypatch) -> None:
+    """On a 99 KiB GPU (an RTX 40xx) the fused GEMM's prune drops, before compiling, Q5_K's two configs that ask for
+    100 and 104 KiB there; Q4_K, whose largest asks for 96 KiB, keeps all six."""
+    monkeypatch.setattr(launch.torch.cuda, "get_device_capability", lambda device: (8, 9))
+    monkeypatch.setattr(launch, "max_shared_memory", lambda device: 99 * 1024)
+    tuner = dequant_matmul._autotuned_kernel
+    x, w = torch.empty(1, dtype=torch.bfloat16), torch.empty(1, dtype=torch.uint8)
+
+    def kept(qtype, row_bytes: int) -> list:
+        args = dict(x_ptr=x, w_ptr=w, K=1536, stride_xm=1536, stride_xk=1, stride_wn=row_bytes)
+        return tuner.early_config_prune(tuner.configs, args, QTYPE=int(qtype))
+
+    assert kept(dequant_matmul.Q.Q4_K, 864) == dequant_matmul.CONFIGS
+    q5_k = [c for c in dequant_matmul.CONFIGS if c not in kept(dequant_matmul.Q.Q5_K, 1056)]
+    assert [(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"]) for c in q5_k] == [
+        (256, 128, 64),
+        (128, 128, 64),
+    ]
