@@ -11,11 +11,10 @@ import tempfile
 from dataclasses import dataclass
 
 import triton
-from triton import knobs
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from triton.runtime.jit import JITFunction
-from triton.tools.disasm import get_sass
+from triton.tools.disasm import get_sass, path_to_cuobjdump
 
 from . import attention_int8
 from .launch import FUSED_FP
@@ -38,21 +37,35 @@ def compile_for(
     (integers not in `ints` get no hint). options: num_warps, num_stages, ...; FP fusion on unless stated, as our
     launches state it (kernels/launch.py)."""
     ints = ints or {}
-    constexprs = {**constexprs, **{name: 1 for name, value in ints.items() if value == 1}}
+    # Constexprs left out take their defaults, as in a call (Triton 3.2 would compile them as runtime integers).
+    defaults = {param.name: param.default for param in kernel.params if param.is_constexpr and param.has_default}
+    constexprs = {**defaults, **constexprs, **{name: 1 for name, value in ints.items() if value == 1}}
     signature = {name: "constexpr" if name in constexprs else pointers.get(name, "i32") for name in kernel.arg_names}
     aligned = [
         name
         for name, kind in signature.items()
         if kind.startswith("*") or (kind == "i32" and ints.get(name, 1) % 16 == 0)
     ]
-    attrs = {(kernel.arg_names.index(name),): [["tt.divisibility", 16]] for name in aligned}
-    values = {(kernel.arg_names.index(name),): value for name, value in constexprs.items()}
     compiled = triton.compile(
-        ASTSource(kernel, signature, values, attrs),
+        _source(kernel, signature, constexprs, aligned),
         target=GPUTarget("cuda", capability, 32),
         options={"num_warps": 8, "num_stages": 3, **FUSED_FP, **options},
     )
     return {**compiled.asm, "metadata": compiled.metadata._asdict()}
+
+
+def _source(kernel: JITFunction, signature: dict[str, str], constexprs: dict[str, object], aligned: list[str]):
+    """The `ASTSource` of a specialized call. Triton 3.3 changed its form; bench/triton_versions.py compiles our
+    kernels with every Triton a supported torch installs (3.2 with torch 2.6), so both are spelled here."""
+    index = kernel.arg_names.index
+    if hasattr(triton.backends.compiler, "AttrsDescriptor"):  # Triton 3.2: names as keys, an AttrsDescriptor
+        from triton.backends.compiler import AttrsDescriptor
+
+        hints = {index(name): 16 for name in aligned}
+        arguments = {name: kind for name, kind in signature.items() if kind != "constexpr"}
+        return ASTSource(kernel, arguments, constexprs, AttrsDescriptor.from_hints(hints))
+    attrs = {(index(name),): [["tt.divisibility", 16]] for name in aligned}
+    return ASTSource(kernel, signature, {(index(name),): value for name, value in constexprs.items()}, attrs)
 
 
 @dataclass(frozen=True)
@@ -68,11 +81,13 @@ class Resources:
 def resources(asm: dict[str, object]) -> Resources:
     """`compile_for`'s result -> its `Resources`: shared memory from Triton's metadata (what the launch asks for),
     registers and stack frame from the cubin, as `cuobjdump -res-usage` reports them."""
+    found = path_to_cuobjdump()
+    cuobjdump = found[0] if isinstance(found, tuple) else found  # (path, version) before Triton 3.4
     fd, path = tempfile.mkstemp(suffix=".cubin")
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(asm["cubin"])
-        usage = subprocess.check_output([knobs.nvidia.cuobjdump.path, "-res-usage", path], text=True)
+        usage = subprocess.check_output([cuobjdump, "-res-usage", path], text=True)
     finally:
         os.remove(path)
     registers, stack = re.search(r"REG:(\d+) STACK:(\d+)", usage).groups()

@@ -29,19 +29,23 @@ float operations in order, and the kernel is compiled with fp fusion off (no mul
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
 
 import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
-import triton.testing
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from .errors import KernelInputError
-from .launch import FUSED_FP, PERSISTENT_TUNING, cp_async_tiles, device_fitting_configs, uses_mma_sync
+from .launch import (
+    FUSED_FP,
+    PERSISTENT_TUNING,
+    benchmark_options,
+    cp_async_tiles,
+    device_fitting_configs,
+    uses_mma_sync,
+)
 
 Q = GGMLQuantizationType
 SUPPORTED_QTYPES = (Q.Q8_0, Q.Q4_0, Q.Q4_K, Q.Q5_K, Q.Q6_K)
@@ -294,12 +298,8 @@ def _prune(configs: list[triton.Config], named_args: dict, **kwargs) -> list[tri
 
 
 # Tuning runs once per (M bucket, N, K, quant type, dtypes). 10 ms warm-up + 40 ms of timed runs per config
-# (Triton's default is 25 + 100) keeps the first call at a new shape short; the do_bench hook is Triton ≥ 3.2.
-_TUNING = (
-    {"do_bench": functools.partial(triton.testing.do_bench, warmup=10, rep=40)}
-    if "do_bench" in inspect.signature(triton.autotune).parameters
-    else {}
-)
+# (Triton's default is 25 + 100) keeps the first call at a new shape short.
+_TUNING = benchmark_options(warmup_ms=10, rep_ms=40)
 _autotuned_kernel = triton.autotune(
     configs=CONFIGS,
     key=["m_bucket", "N", "K", "QTYPE"],

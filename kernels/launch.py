@@ -3,11 +3,14 @@ on a given GPU."""
 
 from __future__ import annotations
 
+import functools
 import inspect
+import re
 from collections.abc import Callable
 
 import torch
 import triton
+import triton.testing
 
 from motif_lite.devices import rocm_build
 
@@ -19,6 +22,45 @@ FUSED_FP = {"enable_fp_fusion": True}
 # rounds the same way. Without it two runs could tune to different tiles when two configs time within noise, and
 # give different bits for the same seed.
 PERSISTENT_TUNING = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
+
+
+def triton_version(text: str) -> tuple[int, int]:
+    """A Triton version string ("3.2.0", "3.5.0+git1a2b3c", "3.10.0") -> (major, minor), comparable as numbers."""
+    major, minor = re.match(r"(\d+)\.(\d+)", text).groups()
+    return int(major), int(minor)
+
+
+def benchmark_options(warmup_ms: int = 25, rep_ms: int = 100, version: str = triton.__version__) -> dict[str, object]:
+    """`triton.autotune` arguments that time each config with triton.testing.do_bench (Triton's defaults: 25 ms of
+    warm-up, 100 ms timed), the function the CUDA driver gives, on every Triton from 3.2 on: 3.3 and newer take it
+    as `do_bench`; 3.2's `autotune` drops `do_bench` and takes the deprecated warmup/rep instead."""
+    if triton_version(version) < (3, 3):
+        return {"warmup": warmup_ms, "rep": rep_ms}
+    return {"do_bench": functools.partial(triton.testing.do_bench, warmup=warmup_ms, rep=rep_ms)}
+
+
+def import_safe_tuning(version: str = triton.__version__) -> dict[str, object]:
+    """What an autotuner needs so that creating it, i.e. importing our kernel modules, works without a GPU. Before
+    3.4 an autotuner given no benchmark function asks the active GPU driver for one when it is created, which raises
+    on a machine without a GPU (the compile tests; `import` of the kernels): there, name the function."""
+    return benchmark_options(version=version) if triton_version(version) < (3, 4) else {}
+
+
+# Blackwell GPUs (compute capability 10.x: B200; 12.x: RTX 50xx) need Triton 3.3 (torch 2.7): 3.2's compiler has
+# no such target, and for an RTX 50xx its LLVM aborts the whole process mid-compile (bench/triton_versions.py), which
+# no fallback can catch.
+BLACKWELL_TRITON = (3, 3)
+
+
+def triton_too_old(version: str, capability: tuple[int, int]) -> str | None:
+    """Why Triton `version` cannot build our kernels for an NVIDIA GPU of compute capability `capability` (what to
+    install instead), or None when it can."""
+    if capability[0] < 10 or triton_version(version) >= BLACKWELL_TRITON:
+        return None
+    return (
+        f"Triton {version} cannot compile for compute capability {capability[0]}.{capability[1]} (Blackwell); "
+        "install torch>=2.7, which brings triton>=3.3"
+    )
 
 
 def uses_mma_sync(capability: tuple[int, int]) -> bool:
@@ -152,4 +194,5 @@ def autotune_attention(
         key=key,
         prune_configs_by={"early_config_prune": prune},
         **PERSISTENT_TUNING,
+        **import_safe_tuning(),
     )

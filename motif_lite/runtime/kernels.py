@@ -148,13 +148,13 @@ def fallbacks(model: nn.Module) -> dict[str, str]:
 
 def triton_unavailable(backend: str) -> str | None:
     """Why `backend` runs torch's ops on a CUDA machine although it would run Triton's ("auto" with a triton that
-    cannot be imported, or on an AMD GPU), else None (Triton runs, or was not wanted: "torch", or no CUDA device)."""
+    cannot be imported or is too old for the GPU, or on an AMD GPU), else None (Triton runs, or was not wanted:
+    "torch", or no CUDA device)."""
     if backend != "auto" or not torch.cuda.is_available():
         return None
     if rocm_build():
         return AMD_TRITON_REASON
-    error = _triton_import_error()
-    return None if error is None else f"triton cannot be imported ({error})"
+    return _triton_problem()
 
 
 class SparseDecoderAttention:
@@ -196,6 +196,25 @@ def _triton_import_error() -> str | None:
     return None
 
 
+def _triton_too_old() -> str | None:
+    """Why the installed Triton cannot build our kernels for this machine's CUDA GPU (too old for its generation),
+    or None. Asked only once triton imports."""
+    import triton
+
+    from motif_lite.kernels.launch import BLACKWELL_TRITON, triton_too_old, triton_version
+
+    if rocm_build() or triton_version(triton.__version__) >= BLACKWELL_TRITON:
+        return None  # new enough for every NVIDIA generation; an AMD GPU's capability is no NVIDIA one
+    return triton_too_old(triton.__version__, torch.cuda.get_device_capability())
+
+
+def _triton_problem() -> str | None:
+    """Why Triton's kernels cannot run on this CUDA machine (triton cannot be imported, or is too old for the GPU),
+    or None when they can."""
+    error = _triton_import_error()
+    return _triton_too_old() if error is None else f"triton cannot be imported ({error})"
+
+
 def use_triton(backend: str) -> bool:
     """Resolve a backend name: True for Triton kernels, False for the torch references. "auto" on an AMD GPU (a
     ROCm build) is torch's: `devices.AMD_TRITON_REASON` says why, `triton_unavailable` reports it."""
@@ -205,13 +224,13 @@ def use_triton(backend: str) -> bool:
         return False
     if not torch.cuda.is_available():
         raise KernelBackendError("kernel backend 'triton' is not possible here: no CUDA device; use 'auto' or 'torch'")
-    error = _triton_import_error()
-    if error is None:
+    problem = _triton_problem()
+    if problem is None:
         return True
     if backend == "triton":
-        raise KernelBackendError(f"kernel backend 'triton' is not possible here: triton cannot be imported ({error})")
+        raise KernelBackendError(f"kernel backend 'triton' is not possible here: {problem}")
     warnings.warn(
-        f"motif-lite: Triton kernels unavailable ({error}); using the torch ops", RuntimeWarning, stacklevel=2
+        f"motif-lite: Triton kernels unavailable ({problem}); using the torch ops", RuntimeWarning, stacklevel=2
     )
     return False
 
@@ -309,6 +328,9 @@ def apply_kernels(
     model.ops = select_ops(backend, sparse, attention)
     # A backend that fell back as a whole warns once, while loading; `fallbacks` keeps saying it for the summary.
     model.triton_unavailable = triton_unavailable(backend)
+    # Where "auto" fell back as a whole, select_ops has warned once: the dequantization takes torch's without asking
+    # (and warning) again.
+    triton_dequant = triton_dequant and model.triton_unavailable is None
     return apply_dequant_kernels(model, backend if triton_dequant else "torch")
 
 

@@ -1,0 +1,123 @@
+"""The rules that let our kernels work with every Triton a supported torch installs (torch 2.6 -> Triton 3.2, ...,
+docs/kernels.md, "Triton versions"), checked as functions of a version string: CI has one Triton only."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+triton = pytest.importorskip("triton")
+import triton.testing  # noqa: E402, F811  (do_bench, for the comparison below)
+
+from motif_lite.kernels import launch  # noqa: E402
+from motif_lite.model.ops import TORCH_OPS  # noqa: E402
+from motif_lite.preflight import check_kernels  # noqa: E402
+from motif_lite.runtime import kernels as rt  # noqa: E402
+
+
+class TinyModel(nn.Module):
+    """The one attribute `apply_kernels` needs of a transformer: `ops`."""
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.ops, self.body = TORCH_OPS, body
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("3.2.0", (3, 2)), ("3.5.0+git1a2b3c4", (3, 5)), ("3.10.0", (3, 10)), ("3.4.0rc1", (3, 4))],
+)
+def test_triton_version_reads_major_and_minor(text: str, expected: tuple[int, int]) -> None:
+    assert launch.triton_version(text) == expected
+
+
+def test_triton_versions_compare_as_numbers() -> None:
+    """3.10 is newer than 3.9 (as strings it would sort first)."""
+    assert launch.triton_version("3.10.0") > launch.triton_version("3.9.0") > launch.triton_version("3.2.0")
+
+
+def test_triton_3_2_times_configs_through_warmup_and_rep() -> None:
+    """Triton 3.2's `autotune` does not pass `do_bench` on to its autotuner: the timing must go by warmup/rep."""
+    assert launch.benchmark_options(10, 40, version="3.2.0") == {"warmup": 10, "rep": 40}
+
+
+@pytest.mark.parametrize("version", ["3.3.1", "3.6.0", "3.9.0"])
+def test_later_tritons_take_triton_do_bench(version: str) -> None:
+    """From 3.3 on the benchmark function goes in as `do_bench`: Triton's own, with our warm-up and timing."""
+    options = launch.benchmark_options(10, 40, version=version)
+    assert list(options) == ["do_bench"]
+    bench = options["do_bench"]
+    assert bench.func is triton.testing.do_bench and bench.keywords == {"warmup": 10, "rep": 40}
+
+
+@pytest.mark.parametrize(("version", "named"), [("3.2.0", True), ("3.3.1", True), ("3.4.0", False), ("3.9.0", False)])
+def test_autotuners_before_triton_3_4_are_given_their_benchmark(version: str, named: bool) -> None:
+    """Before 3.4 an autotuner without a benchmark function asks the GPU driver for one when it is created, which
+    raises at import on a machine without a GPU; 3.4 and newer ask when they tune, so nothing is added there."""
+    assert bool(launch.import_safe_tuning(version)) == named
+
+
+def test_autotune_takes_the_options_of_the_installed_triton() -> None:
+    """The installed Triton's `autotune` accepts what `import_safe_tuning` and `benchmark_options` give it."""
+
+    @triton.jit
+    def kernel(x_ptr, BLOCK: triton.language.constexpr):
+        pass
+
+    configs = [triton.Config({"BLOCK": 16})]
+    triton.autotune(configs=configs, key=[], **launch.import_safe_tuning())(kernel)
+    triton.autotune(configs=configs, key=[], **launch.benchmark_options())(kernel)
+
+
+@pytest.mark.parametrize(
+    ("version", "capability", "refused"),
+    [("3.2.0", (12, 0), True), ("3.2.0", (10, 0), True), ("3.2.0", (9, 0), False), ("3.2.0", (8, 9), False),
+     ("3.3.1", (12, 0), False), ("3.10.0", (12, 0), False)],
+)  # fmt: skip
+def test_blackwell_needs_triton_3_3(version: str, capability: tuple[int, int], refused: bool) -> None:
+    """Triton 3.2 (torch 2.6's) has no Blackwell target: for sm_120 its LLVM aborts the process mid-compile."""
+    reason = launch.triton_too_old(version, capability)
+    assert (reason is not None) == refused
+    if refused:
+        major, minor = capability
+        assert f"Triton {version}" in reason and f"capability {major}.{minor}" in reason
+        assert "torch>=2.7" in reason and "triton>=3.3" in reason
+
+
+@pytest.fixture
+def old_triton_on_an_rtx_50xx(monkeypatch):
+    """A CUDA machine with an RTX 50xx (sm_120) and the Triton torch 2.6 installs."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (12, 0))
+    monkeypatch.setattr(triton, "__version__", "3.2.0")
+
+
+def test_kernels_triton_refuses_a_triton_too_old_for_the_gpu(old_triton_on_an_rtx_50xx) -> None:
+    with pytest.raises(rt.KernelBackendError, match=r"not possible here: Triton 3\.2\.0 cannot compile .* 12\.0"):
+        rt.use_triton("triton")
+
+
+def test_kernels_triton_is_refused_before_loading(old_triton_on_an_rtx_50xx) -> None:
+    """The run's preflight says it, before any weights load."""
+    with pytest.raises(rt.KernelBackendError, match=r"install torch>=2\.7, which brings triton>=3\.3"):
+        check_kernels("triton", torch.device("cuda"))
+
+
+def test_auto_uses_torch_with_one_note_on_a_triton_too_old_for_the_gpu(old_triton_on_an_rtx_50xx) -> None:
+    """No kernel is compiled (it would abort the process): torch's ops everywhere, one warning while loading, and
+    the run summary's fallbacks name the Triton version needed."""
+    model = TinyModel(nn.Linear(4, 4))
+    with pytest.warns(RuntimeWarning, match="Triton kernels unavailable") as caught:
+        rt.apply_kernels(model, "auto")
+    assert len([w for w in caught if "Triton kernels unavailable" in str(w.message)]) == 1
+    assert model.ops.layer_norm_modulate is TORCH_OPS.layer_norm_modulate
+    assert "triton>=3.3" in rt.fallbacks(model)[rt.TRITON_KERNELS]
+
+
+def test_a_new_enough_triton_runs_the_kernels_on_blackwell(monkeypatch) -> None:
+    """Negative control: the same GPU with Triton 3.3 gets the Triton ops."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (12, 0))
+    monkeypatch.setattr(triton, "__version__", "3.3.1")
+    assert rt.use_triton("triton") and rt.use_triton("auto")
