@@ -24,6 +24,9 @@ from motif_lite.server.jobs import COMPLETED, FAILED, INTERRUPTED, QUEUED, JobSt
 
 PROMPT = "a red fox runs through snow"
 LONG = dict(size="48x32", num_frames=5, steps=1000, seed=1, negative_prompt="blurry")  # minutes: always stopped
+# A server on the CPU refuses a job its measured speed puts over ~10 minutes, as LONG can be on a loaded machine;
+# with --max-video it takes any job up to that size, as these tests need.
+TAKES_LONG = ("--max-video", "48x32x9")
 
 
 def create(server, **settings) -> dict:
@@ -44,7 +47,7 @@ def wait_status(server, video_id: str, wanted: str, timeout: float = 120) -> dic
 
 def test_restart_keeps_finished_jobs_sigkill_interrupts_sigterm_requeues(checkpoint, tmp_path):
     data = tmp_path / "data"
-    with process_server(checkpoint, data) as first:
+    with process_server(checkpoint, data, *TAKES_LONG) as first:
         finished = create(first, **TINY)
         finished = wait_status(first, finished["id"], COMPLETED)
         video = first.request("GET", f"/v1/videos/{finished['id']}/content")[1]
@@ -83,7 +86,7 @@ def test_restart_keeps_finished_jobs_sigkill_interrupts_sigterm_requeues(checkpo
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on Windows")
 def test_a_hangup_stops_in_order_and_queues_the_running_job_again(checkpoint, tmp_path):
     # SIGHUP (the terminal of a foreground server closed) killed it at once: the running job then counted as crashed.
-    with process_server(checkpoint, tmp_path / "data") as server:
+    with process_server(checkpoint, tmp_path / "data", *TAKES_LONG) as server:
         running = create(server, **LONG)
         wait_status(server, running["id"], "in_progress")
         assert server.signal(signal.SIGHUP) == 0
