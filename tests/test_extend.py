@@ -192,3 +192,12 @@ def test_a_clip_read_already_is_read_again_only_when_extend_names_another(tmp_pa
     assert clip_reads == [] and given.frames == 9
     _, named, _ = request.resolve_with_clip(read_clip(other))
     assert clip_reads == [clip] and (named.path, named.frames) == (clip, 9)
+
+
+def test_a_clip_read_already_from_a_quoted_tilde_is_not_read_again(tmp_path, clip_reads, monkeypatch):
+    # `--extend "~/clip.mp4"` (quoted, so the shell leaves the tilde) names the clip read from the home folder.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    make_clip(tmp_path / "clip.mp4")
+    request = GenerationRequest(PROMPT, extend="~/clip.mp4", width=32, height=32, frames=5, output=tmp_path / "o.mp4")
+    _, given, _ = request.resolve_with_clip(read_clip("~/clip.mp4"))
+    assert clip_reads == [] and given.path == tmp_path / "clip.mp4"

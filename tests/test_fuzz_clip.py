@@ -37,7 +37,7 @@ def read_whole_or_refused(path: Path) -> None:
 def test_a_video_cut_short_or_with_flipped_bytes_is_read_or_refused(tmp_path, suffix):
     path = write_video(FRAMES, tmp_path / f"clip.{suffix}", 24)
     whole = path.read_bytes()
-    cuts = [whole[:n] for n in (0, 10, 100, len(whole) // 2, len(whole) - 10)]
+    cuts = [whole[:n] for n in (0, 4, 10, 100, len(whole) // 2, len(whole) - 10)]  # 4: a Matroska ID alone
     flips = [whole[:i] + bytes([whole[i] ^ 0xFF]) + whole[i + 1 :] for i in (4, 20, 60, len(whole) // 3)]
     for damaged in [*cuts, *flips]:
         path.write_bytes(damaged)
@@ -52,8 +52,9 @@ def test_a_video_cut_short_anywhere_is_refused_saying_so(tmp_path, suffix):
     path = write_video(FRAMES, tmp_path / f"clip.{suffix}", 24)
     whole = path.read_bytes()
     assert read_clip(path).frames == len(FRAMES)
-    for cut in (0.25, 0.6, 0.9, 0.98):  # Pillow raised IndexError counting the frames of a GIF cut at 0.25
-        path.write_bytes(whole[: int(len(whole) * cut)])
+    # Pillow raised IndexError counting the frames of a GIF cut at a quarter; the last few bytes say the sizes' end.
+    for cut in (len(whole) // 4, int(len(whole) * 0.6), int(len(whole) * 0.9), int(len(whole) * 0.98), -7, -1):
+        path.write_bytes(whole[:cut])
         with pytest.raises(ClipError, match=f"^{re.escape(str(path))} is cut short"):
             read_clip(path)
     if suffix != "gif":  # a GIF's end is its last byte (the trailer)
@@ -98,6 +99,42 @@ def test_a_whole_video_whose_sound_or_timing_runs_past_its_pictures_is_read(tmp_
     assert (read_clip(sound).frames, read_clip(screen).frames) == (24, 6)
 
 
+def test_an_mp4_box_with_a_64_bit_size_is_read_and_checked(tmp_path):
+    """A box over 4 GiB (a long video's mdat) gives its size in the 64 bits after its type, in place of the 8-byte
+    free box ffmpeg leaves before mdat for that: the file reads whole, and a cut in that size or the box is found."""
+    path = write_video(FRAMES, tmp_path / "clip.mp4", 24)
+    whole = path.read_bytes()
+    free = whole.index(b"\0\0\0\x08free")
+    mdat = whole[free + 8 :]
+    assert mdat[4:8] == b"mdat"
+    wide = whole[:free] + struct.pack(">I4sQ", 1, b"mdat", int.from_bytes(mdat[:4], "big") + 8) + mdat[8:]
+    path.write_bytes(wide)
+    assert read_clip(path).frames == len(FRAMES)
+    for cut in (free + 12, len(wide) - 1):  # in the 64-bit size; in the box
+        path.write_bytes(wide[:cut])
+        with pytest.raises(ClipError, match=f"^{re.escape(str(path))} is cut short"):
+            read_clip(path)
+
+
+@pytest.mark.parametrize("suffix", ["mkv", "webm"])
+def test_a_matroska_file_cut_just_after_its_segments_size_is_refused(tmp_path, suffix):
+    """The segment's size is all there is to check: a file that ends with it is cut short."""
+    path = write_video(FRAMES, tmp_path / f"clip.{suffix}", 24)
+    whole = path.read_bytes()
+    segment = whole.index(bytes.fromhex("18538067"))  # the segment's ID; its size's first byte says its width
+    path.write_bytes(whole[: segment + 4 + 9 - whole[segment + 4].bit_length()])
+    with pytest.raises(ClipError, match=f"^{re.escape(str(path))} is cut short .*: its segment ends at byte"):
+        read_clip(path)
+
+
+def test_a_matroska_file_written_as_a_stream_is_read(tmp_path):
+    """Written to a pipe, a Matroska segment's size is unknown (every bit of it set): it says nothing of a cut."""
+    stream = [find_ffmpeg(), "-v", "error", *TEST_PICTURE, "-t", "1", "-f", "matroska", "pipe:1"]
+    path = tmp_path / "stream.mkv"
+    path.write_bytes(subprocess.run(stream, capture_output=True, check=True).stdout)
+    assert read_clip(path).frames == 24
+
+
 def png_sequence(folder: Path, fps: str | None = None) -> Path:
     """The clip as PNG frames f_000.png ... (with an `fps` text where given, as a hand edit leaves it); its pattern."""
     for index, frame in enumerate(FRAMES):
@@ -138,6 +175,21 @@ def test_a_frame_cut_short_after_its_header_is_refused_before_sampling(tmp_path,
             read_clip(pattern)
     frame.write_bytes(whole + b"\0" * 8)  # bytes after its end, which Pillow ignores: whole
     assert read_clip(pattern).frames == len(FRAMES)
+
+
+def test_a_frame_that_is_not_a_png_inside_is_read(tmp_path):
+    """Only a PNG has a PNG's end to look for: a JPEG saved under a frame's .png name (an editor's export) reads."""
+    pattern = png_sequence(tmp_path)
+    PIL.Image.fromarray(FRAMES[2]).save(tmp_path / "f_002.png", format="JPEG")
+    assert read_clip(pattern).frames == len(FRAMES)
+
+
+def test_a_still_image_given_as_the_clip_is_named_one(tmp_path):
+    """A JPEG (which has no frame count) is one image: -i starts a video from it."""
+    path = tmp_path / "fox.jpg"
+    PIL.Image.fromarray(FRAMES[0]).save(path)
+    with pytest.raises(ClipError, match="^fox.jpg is one image, not a clip"):
+        read_clip(path)
 
 
 def test_a_frame_of_another_height_only_is_refused(tmp_path):

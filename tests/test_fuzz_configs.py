@@ -166,6 +166,47 @@ def test_every_wrong_text_encoder_value_parses_and_builds_or_is_refused(tmp_path
                 T5Gemma2Encoder(config)
 
 
+@pytest.mark.parametrize("key", ["vision_config", "mm_tokens_per_image"])
+def test_a_text_encoder_config_without_a_section_or_the_image_tokens_takes_transformers_defaults(
+    tmp_path, text_encoder_config, key
+):
+    from transformers import T5Gemma2Encoder
+
+    from motif_lite.encoders.text_config import check_text_encoder_config, parse_text_encoder_config
+
+    path = tmp_path / "config.json"
+    path.write_text(edited_text_encoder(text_encoder_config, key, MISSING))
+    check_text_encoder_config(path)  # as the dry run reads it
+    with torch.device("meta"):
+        T5Gemma2Encoder(parse_text_encoder_config(path))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [("mm_tokens_per_image", 255, "mm_tokens_per_image must be a square number"),
+     ("text_config.num_hidden_layers", 1025, "text_config.num_hidden_layers must be an integer from 1 to 1,024"),
+     ("model_type", "t5gemma2", "has model_type 't5gemma2', expected 't5gemma2_encoder'")],
+)  # fmt: skip
+def test_a_text_encoder_value_just_out_of_range_is_refused(tmp_path, text_encoder_config, key, value, message):
+    from motif_lite.encoders.text_config import parse_text_encoder_config
+
+    path = tmp_path / "config.json"
+    path.write_text(edited_text_encoder(text_encoder_config, key, value))
+    with pytest.raises(ConfigError, match=f"^{path}.*{message}"):
+        parse_text_encoder_config(path)
+
+
+def test_a_text_encoder_config_that_is_not_text_or_an_object_is_refused(tmp_path):
+    from motif_lite.encoders.text_config import config_from_json, parse_text_encoder_config
+
+    path = tmp_path / "config.json"
+    path.write_bytes(b'{"model_type": "\xff"}')  # not UTF-8
+    with pytest.raises(ConfigError, match=f"^{path}: not a readable JSON text encoder config"):
+        parse_text_encoder_config(path)
+    with pytest.raises(ConfigError, match="^config_json has model_type 'list', expected"):
+        config_from_json("[1]", "config_json")
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [

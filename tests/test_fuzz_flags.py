@@ -133,6 +133,23 @@ def test_a_lora_strength_without_its_file_is_a_usage_error(command):
     assert parsed([command, "--lora", "C:x.safetensors"]).lora == ["C:x.safetensors"]  # a drive, no strength
 
 
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_a_lora_path_with_a_colon_and_no_strength_is_taken(command):
+    """Only a number after the last colon is a strength: `:style.safetensors` is a path with a colon in it (which
+    `LoRASpec.parse` reads whole), not a strength without its file."""
+    for value in (":style.safetensors", "  :style.safetensors"):
+        assert parsed([command, "--lora", value]).lora == [value]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_path_with_blanks_around_it_is_kept_as_given(command):
+    """Only an empty or blank value is refused: a name that begins or ends with a blank is a file's real name."""
+    positional = ["fox.latents.safetensors"] if command == "decode" else []
+    assert parsed([command, *positional, "-m", " ckpt "]).model == " ckpt "
+    if command in ("run", "serve"):
+        assert parsed([command, "--lora", " style.safetensors :0.8"]).lora == [" style.safetensors :0.8"]
+
+
 @pytest.mark.parametrize("count", [str(MAX_BATCH_COUNT + 1), str(10**30)])
 def test_a_batch_count_beyond_any_batch_is_a_usage_error(count):
     """10**30 made the list of the batch's requests until the machine ran out of memory."""

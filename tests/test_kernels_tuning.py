@@ -130,12 +130,14 @@ def test_the_autotuners_prune_drops_what_cannot_fit_the_gpu(monkeypatch) -> None
     tuner = attention._attention_autotuned
 
     def kept(args: dict) -> list[str]:
-        configs = tuner.early_config_prune(tuner.configs, args)
+        flags = {"BLOCK_D": args.pop("BLOCK_D")}  # a keyword of the call, as `block_sparse_attention` passes it
+        configs = tuner.early_config_prune(tuner.configs, args, **flags)
         return [f"{c.kwargs['BLOCK_M']}x{c.kwargs['BLOCK_N']}-s{c.num_stages}" for c in configs]
 
     assert kept(model_attention_args()) == ["128x128-s2", "128x64-s3", "128x32-s1", "128x32-s3", "128x16-s1"]
     strided = kept(model_attention_args(skd=2, svd=2))
     assert "128x128-s3" in strided and "128x64-s4" in strided
+    assert "128x128-s3" in kept(model_attention_args(svd=2))  # k's buffers alone (96 KiB) fit
 
 
 def test_the_shared_memory_prune_keeps_the_smallest_config_when_none_fits() -> None:
@@ -175,3 +177,30 @@ def test_the_fused_gemms_prune_drops_what_cannot_fit_the_gpu(monkeypatch) -> Non
         (256, 128, 64),
         (128, 128, 64),
     ]
+
+
+def test_tiles_load_by_cp_async_from_ampere_when_contiguous_and_16_byte_aligned() -> None:
+    """`cp_async_tiles`: from sm_80 on, a tile with a unit-stride axis, a 16-byte aligned base and every other stride
+    divisible by 16 (the JIT's hint) loads by `cp.async`; any of those missing, into registers."""
+    x = torch.empty(64, dtype=torch.bfloat16)
+    assert x.data_ptr() % 16 == 0
+    assert launch.cp_async_tiles(x, (1536, 1), (8, 0)) and launch.cp_async_tiles(x[8:], (1536, 1), (8, 6))
+    assert not launch.cp_async_tiles(x, (1536, 1), (7, 5))  # Turing
+    assert not launch.cp_async_tiles(x[4:], (1536, 1), (8, 6))  # a base 8 bytes past a 16-byte boundary
+    assert not launch.cp_async_tiles(x, (1544, 1), (8, 6))  # a stride divisible by 8, not by 16
+    assert not launch.cp_async_tiles(x, (1536, 32), (8, 6))  # no unit stride
+
+
+def test_a_config_whose_floor_is_the_limit_fits_it() -> None:
+    x, w = torch.empty(1, dtype=torch.bfloat16), torch.empty(1, dtype=torch.uint8)
+    args = dict(x_ptr=x, w_ptr=w, stride_xm=1536, stride_xk=1, stride_wn=1632, QTYPE=int(dequant_matmul.Q.Q8_0))
+    floor = dequant_matmul.shared_memory_floor
+    largest = max(floor(config, args, (8, 9)) for config in dequant_matmul.CONFIGS)
+    assert launch.fitting_configs(dequant_matmul.CONFIGS, args, (8, 9), floor, largest) == dequant_matmul.CONFIGS
+
+
+def test_amd_gpus_keep_every_config(monkeypatch) -> None:
+    """The floors count NVIDIA's `cp.async` buffers: on a ROCm build nothing is pruned by them."""
+    monkeypatch.setattr(launch, "rocm_build", lambda: True)
+    configs = dequant_matmul.CONFIGS
+    assert launch.device_fitting_configs(configs, {}, torch.device("cuda", 0), lambda *_: 1 << 40) == configs

@@ -129,12 +129,14 @@ def test_a_linux_driver_inside_wsl_is_named_with_how_to_find_its_package(tmp_pat
     assert f"`dpkg -S {linux_libcuda}`" in problem
 
 
-def test_a_link_to_the_windows_drivers_libcuda_is_not_a_linux_driver(tmp_path):
+def test_a_link_to_the_windows_drivers_libcuda_is_not_a_linux_driver(tmp_path, monkeypatch):
     wsl_lib, linux = tmp_path / "wsl-lib", tmp_path / "usr-lib"
     windows_libcuda = _library(wsl_lib)
     linux.mkdir()
     (linux / "libcuda.so.1").symlink_to(windows_libcuda)
     assert wsl.linux_libcudas([linux], wsl_lib) == []
+    monkeypatch.setattr(wsl, "WSL_LIBCUDA", wsl_lib)  # the default folder, read at the call
+    assert wsl.linux_libcudas([linux]) == []
     assert wsl.wsl_driver_problem(wsl_lib, [linux]) == wsl.WSL_DRIVER_FIX  # nothing more specific to say
 
 
