@@ -242,3 +242,15 @@ def test_a_wrong_text_encoder_config_is_one_line_naming_the_file(
         assert f"text_encoder/config.json: cannot be read as a T5Gemma2 encoder config: {path}: {message}" in out
     else:
         assert code == cli.EXIT_USER_ERROR and f"error: {path}: {message}" in err, err
+
+
+def test_a_checkpoint_without_a_text_encoder_config_reads(checkpoint, tmp_path):
+    """A run with a text encoder GGUF builds the encoder from the config the GGUF embeds: the checkpoint's own file
+    may be absent, and reading the configs must not ask for it."""
+    from motif_lite.settings import CheckpointConfigs
+
+    root = tmp_path / "ckpt"
+    shutil.copytree(checkpoint, root, ignore=shutil.ignore_patterns("*.safetensors"))
+    assert CheckpointConfigs.read(root).text_encoder
+    (root / "text_encoder" / "config.json").unlink()
+    assert not CheckpointConfigs.read(root).text_encoder
