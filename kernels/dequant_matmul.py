@@ -44,6 +44,7 @@ from .launch import (
     benchmark_options,
     cp_async_tiles,
     device_fitting_configs,
+    triton_version,
     uses_mma_sync,
 )
 
@@ -416,6 +417,18 @@ def _fused_matmul(
     return y
 
 
+# Triton 3.2 (torch 2.6) aborts the whole process compiling the float32 fused GEMM of Q4_K and Q5_K (an assertion
+# in its shared-memory lowering; bench/triton_versions.py, docs/kernels.md): there float32 inputs take the split path.
+FUSED_FP32_TRITON = (3, 3)
+
+
+def takes_split(m: int, dtype: torch.dtype, version: str = triton.__version__) -> bool:
+    """Whether `path="auto"` dequantizes, then multiplies (`F.linear`), for M rows of `dtype`: from `SPLIT_MIN_M`
+    rows on, and for float32 inputs where this Triton cannot compile the fused kernel for them."""
+    too_old_for_fp32 = not INTERPRET and triton_version(version) < FUSED_FP32_TRITON
+    return m >= SPLIT_MIN_M or (dtype == torch.float32 and too_old_for_fp32)
+
+
 def dequant_matmul(
     x: torch.Tensor,
     packed: torch.Tensor,
@@ -436,7 +449,7 @@ def dequant_matmul(
     if path not in PATHS:
         raise KernelInputError(f"dequant_matmul: path must be one of {', '.join(PATHS)}, got {path!r}")
     x2 = x.reshape(-1, in_features)  # [M, K]; a view when possible, any strides are fine
-    if path == "split" or (path == "auto" and x2.shape[0] >= SPLIT_MIN_M):
+    if path == "split" or (path == "auto" and takes_split(x2.shape[0], x.dtype)):
         weight = dequantize(packed, qtype, out_features, in_features, x.dtype)  # transient: this call only
         return F.linear(x, weight, None if bias is None else bias.to(x.dtype))
     return _fused_matmul(x2, packed, qtype, out_features, bias).reshape(*x.shape[:-1], out_features)

@@ -121,3 +121,14 @@ def test_a_new_enough_triton_runs_the_kernels_on_blackwell(monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (12, 0))
     monkeypatch.setattr(triton, "__version__", "3.3.1")
     assert rt.use_triton("triton") and rt.use_triton("auto")
+
+
+def test_float32_inputs_take_the_split_path_where_triton_cannot_compile_the_fused_gemm() -> None:
+    """Triton 3.2 aborted the process compiling the float32 fused GEMM of Q4_K and Q5_K (found compiling the launches
+    as the calls specialize them, bench/triton_versions.py); 16-bit inputs and newer Tritons keep the fused kernel."""
+    from motif_lite.kernels.dequant_matmul import SPLIT_MIN_M, takes_split
+
+    assert takes_split(16, torch.float32, "3.2.0")
+    assert not takes_split(16, torch.float32, "3.3.1") and not takes_split(16, torch.float32, "3.9.0")
+    assert not takes_split(16, torch.bfloat16, "3.2.0") and not takes_split(SPLIT_MIN_M - 1, torch.float16, "3.2.0")
+    assert takes_split(SPLIT_MIN_M, torch.bfloat16, "3.9.0")
