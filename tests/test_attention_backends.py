@@ -433,6 +433,29 @@ def test_the_triton_backend_without_triton_is_a_user_error(monkeypatch):
         attention_backend("triton", "cuda")  # no GPU needed: the import fails first
 
 
+@pytest.mark.parametrize(("version", "refused"), [("3.2.0", True), ("3.3.1", False)])
+def test_the_triton_backend_with_a_triton_too_old_for_the_gpu_is_refused_before_loading(monkeypatch, version, refused):
+    # Before: with --kernels torch or auto (which only warn that the Triton ops are off), `--attention-backend triton`
+    # still compiled our kernel at the first step, and Triton 3.2's LLVM aborts the process for an RTX 50xx.
+    import triton
+
+    from motif_lite.preflight import check_speed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (12, 0))
+    monkeypatch.setattr(triton, "__version__", version)
+    if not refused:  # negative control: a Triton that has the target keeps the fixed kernel
+        assert check_speed(torch.device("cuda"), "torch", False, "triton", None)[1].describe().startswith("triton")
+        return
+    for kernels in ("torch", "auto"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # auto's own note that the Triton ops are off
+            with pytest.raises(
+                ConfigError, match=r"triton is our Triton kernel: Triton 3\.2\.0 cannot compile .* 12\.0"
+            ):
+                check_speed(torch.device("cuda"), kernels, False, "triton", None)
+
+
 @pytest.mark.parametrize("entry", [{"name": "a"}, ["a"], 3, None], ids=["dict", "list", "number", "null"])
 def test_a_damaged_entry_in_the_choices_file_only_costs_a_trial(tmp_path, entry):
     # Before: a hand-edited or damaged entry that is not a name stopped the run at its first attention call

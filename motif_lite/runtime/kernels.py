@@ -196,7 +196,7 @@ def _triton_import_error() -> str | None:
     return None
 
 
-def _triton_too_old() -> str | None:
+def triton_too_old_for_gpu() -> str | None:
     """Why the installed Triton cannot build our kernels for this machine's CUDA GPU (too old for its generation),
     or None. Asked only once triton imports."""
     import triton
@@ -212,7 +212,7 @@ def _triton_problem() -> str | None:
     """Why Triton's kernels cannot run on this CUDA machine (triton cannot be imported, or is too old for the GPU),
     or None when they can."""
     error = _triton_import_error()
-    return _triton_too_old() if error is None else f"triton cannot be imported ({error})"
+    return triton_too_old_for_gpu() if error is None else f"triton cannot be imported ({error})"
 
 
 def use_triton(backend: str) -> bool:
