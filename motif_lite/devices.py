@@ -123,6 +123,8 @@ def checked_device(device: str | torch.device) -> torch.device:
         )
     if resolved.index is not None and resolved.index >= torch.cuda.device_count():
         raise DeviceError(f"device {str(device)!r}: there are only {torch.cuda.device_count()} CUDA device(s)")
+    if (lacking := torch_build_gpu_problem(resolved)) is not None:
+        raise DeviceError(lacking)
     return resolved
 
 
@@ -190,6 +192,61 @@ def gpu_facts(device: torch.device | int) -> GpuFacts:
         arch = torch.cuda.get_device_properties(device).gcnArchName.split(":")[0]
         return GpuFacts(AMD, name, arch=arch)
     return GpuFacts(NVIDIA, name, capability=tuple(torch.cuda.get_device_capability(device)))
+
+
+def _built_arch(arch: str) -> tuple[str, int]:
+    """ "sm_86" -> ("sm", 86), "compute_120" -> ("compute", 120); "sm_90a", "sm_100f": variants of 9.0 and 10.0."""
+    kind, _, number = arch.partition("_")
+    return kind, int(number.rstrip("af"))
+
+
+def build_runs_on(capability: tuple[int, int], arch_list: list[str]) -> bool:
+    """Whether a CUDA build compiled for `arch_list` (`torch.cuda.get_arch_list()`) has code for a GPU of compute
+    `capability`, by NVIDIA's rules: a cubin for X.Y runs on X.Z for Z >= Y (the same major only), PTX for X.Y is
+    compiled by the driver for X.Y and every later GPU."""
+    major, minor = capability
+    for kind, built in map(_built_arch, arch_list):
+        if kind == "sm" and built // 10 == major and built % 10 <= minor:
+            return True
+        if kind == "compute" and built <= 10 * major + minor:
+            return True
+    return False
+
+
+# `pip install torch` gives a build for CUDA 12.8 or later, which starts at Turing (7.5); PyTorch's CUDA 12.6 builds
+# still have Maxwell, Pascal and Volta. Blackwell (10.0, 12.0: B200, RTX 50xx) came with torch 2.7's CUDA 12.8 builds.
+_OLDER_GPU_BUILD = "https://download.pytorch.org/whl/cu126"
+_NEWER_GPU_BUILD = "https://download.pytorch.org/whl/cu128"
+
+
+def lacking_gpu_note(gpu: GpuFacts, arch_list: list[str], cuda: str | None, version: str) -> str | None:
+    """Why this PyTorch build (`version`, CUDA `cuda`, compiled for `arch_list`) cannot run on NVIDIA `gpu`, and
+    which build can, else None. Without it every GPU operation fails at the first step with CUDA's "no kernel image
+    is available for execution on the device": an RTX 50xx under a build before CUDA 12.8, a GTX 10xx under the
+    builds for CUDA 12.8 and later."""
+    if gpu.capability is None or not arch_list or build_runs_on(gpu.capability, arch_list):
+        return None
+    if gpu.capability < divmod(min(built for _, built in map(_built_arch, arch_list)), 10):
+        fix = "PyTorch's builds for CUDA 12.6 still have it: pip install --force-reinstall torch --index-url "
+        fix += _OLDER_GPU_BUILD
+    else:
+        fix = (
+            "install a PyTorch built for it (Blackwell, RTX 50xx and B200, needs torch 2.7 or newer built for CUDA "
+            f"12.8 or later): pip install --force-reinstall -U torch --index-url {_NEWER_GPU_BUILD}"
+        )
+    return (
+        f"{gpu.name} ({gpu.describe()}) has no code in this PyTorch build (torch {version}, CUDA {cuda}, built for "
+        f'{" ".join(arch_list)}), so every GPU operation would fail ("no kernel image is available"); {fix}; '
+        "or run on the CPU: --device cpu"
+    )
+
+
+def torch_build_gpu_problem(device: torch.device) -> str | None:
+    """`lacking_gpu_note` for CUDA `device` under the installed torch (None on ROCm: no NVIDIA architectures)."""
+    arch_list = torch.cuda.get_arch_list() if not rocm_build() else []
+    if not arch_list:  # a CPU build, ROCm, or a build that does not say: nothing to check
+        return None
+    return lacking_gpu_note(gpu_facts(device), arch_list, torch.version.cuda, torch.__version__)
 
 
 def gpu_platform() -> str:

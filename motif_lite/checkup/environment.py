@@ -13,6 +13,7 @@ from motif_lite.devices import (
     has_bf16_matrix_cores,
     no_gpu_reason,
     present_accelerator,
+    torch_build_gpu_problem,
     unused_accelerator_note,
 )
 from motif_lite.errors import MotifLiteError
@@ -62,6 +63,8 @@ def _check_gpu(report: Checkup) -> None:
         memory = f"{memory_size(free)} free of {memory_size(total)}"
         gpu = gpu_facts(index)
         notes = [amd_gpu_note(gpu)] if gpu.is_amd else []  # nothing has run on an AMD GPU: what a run does there
+        if (lacking := torch_build_gpu_problem(torch.device("cuda", index))) is not None:  # runs there would fail
+            notes.append(lacking)
         if not has_bf16_matrix_cores(gpu):  # runs default to fp16 (`devices.default_dtype`), unchecked on real weights
             notes.append(
                 f"{name} ({gpu.describe()}) has no bfloat16 tensor cores: runs here use fp16 unless --dtype says "
