@@ -14,6 +14,7 @@ NVIDIA driver, an invalid device ordinal); the loaders call `checked_device` fir
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -129,10 +130,34 @@ def checked_device(device: str | torch.device) -> torch.device:
 
 
 def no_gpu_reason() -> str:
-    """Why torch sees no GPU, in words that fit this torch build (a ROCm build needs AMD's driver, not NVIDIA's)."""
+    """Why torch sees no GPU, in words that fit this torch build (a ROCm build needs AMD's driver, not NVIDIA's); on
+    a CUDA build, CUDA's own reason where it gives one (`cuda_start_failure`)."""
     if rocm_build():
         return "no AMD GPU or ROCm driver was found"
-    return "this torch build has no CUDA" if torch.version.cuda is None else "no NVIDIA driver or GPU was found"
+    if torch.version.cuda is None:
+        return "this torch build has no CUDA"
+    return cuda_start_failure() or "no NVIDIA driver or GPU was found"
+
+
+def cuda_start_failure() -> str | None:
+    """Why CUDA does not start, in its own words, first sentence ("Found no NVIDIA driver on your system", "The
+    NVIDIA driver on your system is too old (found version 11040)", "No CUDA GPUs are available"), with what to do
+    where the words alone do not say it; None if it starts. Only asked once `torch.cuda.is_available()` said no:
+    a driver older than this torch's CUDA, or CUDA_VISIBLE_DEVICES hiding every GPU, look like no GPU at all."""
+    try:
+        torch.cuda.init()
+    except Exception as exc:  # RuntimeError from CUDA; AssertionError from a build without it
+        reason = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
+    else:
+        return None
+    if "too old" in reason:
+        reason += (
+            f": this torch is built for CUDA {torch.version.cuda}; update the NVIDIA driver, or install a PyTorch "
+            "built for an older CUDA (https://pytorch.org/get-started/locally/)"
+        )
+    if (visible := os.environ.get("CUDA_VISIBLE_DEVICES")) is not None:
+        reason += f" (CUDA_VISIBLE_DEVICES={visible!r} chooses the GPUs CUDA may use)"
+    return reason
 
 
 def parse_device(device: str | torch.device) -> torch.device:

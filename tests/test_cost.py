@@ -153,10 +153,14 @@ def cpu_run(tmp_path, monkeypatch):
 
 def test_long_cpu_run_is_refused_without_a_terminal(cpu_run, capsys, monkeypatch):
     monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only torch, as CI's, on any machine
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.version, "hip", None)
     assert cpu_run() == cli.EXIT_USER_ERROR  # the official 720p default: months on a CPU
     err = capsys.readouterr().err
     assert "error: on the CPU this run (1280x736x121, 50 steps) is 4.9e+17 FLOPs: about" in err
     assert "days at the 50 GFLOP/s this CPU does now" in err and "Pass --yes to start it anyway." in err
+    assert "The CPU is meant for tests (no GPU here: this torch build has no CUDA): use a GPU" in err
     with pytest.raises(Reached):
         cpu_run("--yes")
     assert "starting it (--yes)" in capsys.readouterr().err

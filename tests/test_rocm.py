@@ -104,16 +104,47 @@ def test_no_gpu_on_a_rocm_build_names_amds_driver_not_nvidias(monkeypatch):
     assert "NVIDIA" not in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    ("cuda", "reason"), [(None, "this torch build has no CUDA"), ("12.8", "no NVIDIA driver or GPU was found")]
+NO_DRIVER = "Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU and installed a driver"
+OLD_DRIVER = (
+    "The NVIDIA driver on your system is too old (found version 11040). Please update your GPU driver by downloading"
 )
-def test_no_gpu_on_an_nvidia_build_says_whether_the_build_or_the_driver_lacks_it(monkeypatch, cuda, reason):
-    # A CPU-only build needs another torch, a CUDA build a driver: the two fixes differ, so the messages must.
+
+
+@pytest.mark.parametrize(
+    ("cuda", "cuda_says", "reason"),
+    [(None, None, "this torch build has no CUDA"),
+     ("12.8", NO_DRIVER, "Found no NVIDIA driver on your system"),
+     ("12.8", OLD_DRIVER, r"The NVIDIA driver on your system is too old \(found version 11040\): this torch is built "
+                          r"for CUDA 12\.8; update the NVIDIA driver, or install a PyTorch built for an older CUDA"),
+     ("12.8", "", "no NVIDIA driver or GPU was found")],  # CUDA starts, yet torch sees no GPU: our own words
+)  # fmt: skip
+def test_no_gpu_on_an_nvidia_build_says_whether_the_build_or_the_driver_lacks_it(monkeypatch, cuda, cuda_says, reason):
+    # A CPU-only build needs another torch, a CUDA build a driver (or a newer one): the fixes differ, so the
+    # messages must; CUDA's own reason says which (torch's is_available() only says False).
+    def init():
+        if cuda_says:
+            raise RuntimeError(cuda_says)
+
     monkeypatch.setattr(torch.version, "hip", None)
     monkeypatch.setattr(torch.version, "cuda", cuda)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(devices.DeviceError, match=f"CUDA is not available \\({reason}\\)"):
+    monkeypatch.setattr(torch.cuda, "init", init)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with pytest.raises(devices.DeviceError, match=f"CUDA is not available \\({reason}"):
         devices.checked_device("cuda")
+
+
+def test_hidden_gpus_name_cuda_visible_devices(monkeypatch):
+    def init():
+        raise RuntimeError("No CUDA GPUs are available")
+
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.cuda, "init", init)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert (
+        devices.no_gpu_reason() == "No CUDA GPUs are available (CUDA_VISIBLE_DEVICES='' chooses the GPUs CUDA may use)"
+    )
 
 
 def test_check_names_rocm_and_says_what_a_run_does_on_an_amd_gpu(monkeypatch):

@@ -41,8 +41,19 @@ def cpu_time_note(
     if dtype != torch.float32 and (fp32 := cost.measure_matmul_flops(torch.float32)) > 1.5 * throughput:
         message += f"; in float32 it does {fp32 / 1e9:.0f} GFLOP/s (--dtype fp32)"
     return message + (
-        ". The CPU is meant for tests: use a GPU, or a small size such as -W 256 -H 256 --video-frames 9 --steps 2"
+        f". The CPU is meant for tests{_why_no_gpu()}: use a GPU, or a small size such as -W 256 -H 256 "
+        "--video-frames 9 --steps 2"
     )
+
+
+def _why_no_gpu() -> str:
+    """Why this run is not on a GPU, where the machine has none that torch can use: the user may think they have
+    one (a CPU-only torch, a driver too old for it), and only the reason says what to fix."""
+    import torch
+
+    from motif_lite.devices import no_gpu_reason
+
+    return "" if torch.cuda.is_available() else f" (no GPU here: {no_gpu_reason()})"
 
 
 def confirm_cpu_time(
