@@ -118,9 +118,10 @@ def sdpa_with(kernel: SDPBackend, split_masked: bool) -> AttentionFn:
 
 def triton_attention(strict: bool = False) -> AttentionFn:
     """Our dense Triton kernel, falling back to SDPA (with a warning) off-CUDA or if it fails, or with `strict`
-    (`--kernels triton`) failing the run; ConfigError where Triton cannot be imported (e.g. not installed) or is too
-    old for the GPU (compiling for a GPU its LLVM has no target for aborts the process, which no fallback catches)."""
-    from motif_lite.runtime.kernels import FallbackOp, triton_too_old_for_gpu
+    (`--kernels triton`) failing the run; ConfigError where Triton cannot be imported (e.g. not installed) or cannot
+    build kernels here (`triton_cannot_build`: compiling for a GPU its LLVM has no target for aborts the process,
+    which no fallback catches; no C compiler for its launcher)."""
+    from motif_lite.runtime.kernels import FallbackOp, triton_cannot_build
 
     try:
         from motif_lite.kernels.attention import attention
@@ -129,8 +130,8 @@ def triton_attention(strict: bool = False) -> AttentionFn:
             f"--attention-backend triton needs Triton, which cannot be imported here ({type(exc).__name__}: {exc}); "
             "choose auto to time what runs here, or sdpa"
         ) from None
-    if torch.cuda.is_available() and (too_old := triton_too_old_for_gpu()) is not None:
-        raise ConfigError(f"--attention-backend triton is our Triton kernel: {too_old}; or choose auto or sdpa")
+    if torch.cuda.is_available() and (problem := triton_cannot_build()) is not None:
+        raise ConfigError(f"--attention-backend triton is our Triton kernel: {problem}; or choose auto or sdpa")
     return FallbackOp("attention", attention, sdpa_attention, strict=strict)
 
 

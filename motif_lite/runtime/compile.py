@@ -38,6 +38,7 @@ from torch import nn
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.model.ops import TORCH_OPS, Ops
+from motif_lite.runtime.triton_build import launcher_build_problem
 from motif_lite.weights.quant_linear import QuantizedLinear, QuantKernel
 
 
@@ -85,6 +86,10 @@ def check_compile_possible(device: torch.device | str) -> None:
             import triton  # noqa: F401
         except ImportError as exc:
             raise CompileUnavailableError(f"--compile on CUDA needs triton ({exc}); run without --compile") from exc
+        if (problem := launcher_build_problem()) is not None:  # inductor's kernels are Triton's
+            raise CompileUnavailableError(
+                f"--compile on CUDA builds Triton kernels: {problem}; or run without --compile"
+            )
     elif not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
         raise CompileUnavailableError("--compile on the CPU needs a C++ compiler (g++ or clang++); none found")
 

@@ -32,6 +32,7 @@ from motif_lite.kernels import int8_scheme, patterns
 from motif_lite.kernels.reference import block_sparse_attention_torch, dequant_linear_torch
 from motif_lite.model.ops import TORCH_OPS, Ops
 from motif_lite.runtime.activation_memory import CONTEXT_TOKENS
+from motif_lite.runtime.triton_build import launcher_build_problem
 from motif_lite.weights.quant_linear import QuantizedLinear
 
 
@@ -196,7 +197,7 @@ def _triton_import_error() -> str | None:
     return None
 
 
-def triton_too_old_for_gpu() -> str | None:
+def _triton_too_old() -> str | None:
     """Why the installed Triton cannot build our kernels for this machine's CUDA GPU (too old for its generation),
     or None. Asked only once triton imports."""
     import triton
@@ -208,11 +209,18 @@ def triton_too_old_for_gpu() -> str | None:
     return triton_too_old(triton.__version__, torch.cuda.get_device_capability())
 
 
+def triton_cannot_build() -> str | None:
+    """Why Triton, importable, cannot build kernels on this CUDA machine (too old for the GPU, whose compile would
+    abort the process; no C compiler or Python headers for its launcher, which would fail the first step), else
+    None."""
+    return _triton_too_old() or launcher_build_problem()
+
+
 def _triton_problem() -> str | None:
-    """Why Triton's kernels cannot run on this CUDA machine (triton cannot be imported, or is too old for the GPU),
-    or None when they can."""
+    """Why Triton's kernels cannot run on this CUDA machine (triton cannot be imported, or cannot build kernels
+    here), or None when they can."""
     error = _triton_import_error()
-    return triton_too_old_for_gpu() if error is None else f"triton cannot be imported ({error})"
+    return triton_cannot_build() if error is None else f"triton cannot be imported ({error})"
 
 
 def use_triton(backend: str) -> bool:
