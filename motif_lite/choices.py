@@ -15,6 +15,8 @@ GUIDANCE_METHODS = ("apg", "cfg")
 SAMPLERS = {"euler": "euler", "dpm++2m": "dpmpp_2m"}  # user-facing name -> motif_lite.sampling solver name
 # The exact attention kernel (`--attention-backend`): auto = a timed trial on the GPU (docs/kernels.md).
 ATTENTION_BACKENDS = ("auto", "sdpa", "flash", "cudnn", "efficient", "triton", "fa3")
+# --crf: the constant-rate factors each video encoder takes (lower = better and larger), as ffmpeg checks them.
+CRF_RANGES = {"H.264": (0, 51), "VP9": (0, 63)}
 
 
 def dtype_name(text: str) -> str:

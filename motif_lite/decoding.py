@@ -26,7 +26,14 @@ from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.clip import Clip, ClipError, joined_frames, read_clip
 from motif_lite.io.latents import LatentsFileError, SavedLatents
 from motif_lite.io.staging import staged_output
-from motif_lite.io.video import check_output_fps, check_output_path, replaces_file, unused_path, write_video
+from motif_lite.io.video import (
+    check_crf,
+    check_output_fps,
+    check_output_path,
+    replaces_file,
+    unused_path,
+    write_video,
+)
 from motif_lite.numerics import check_finite
 from motif_lite.paths import user_path
 from motif_lite.runtime.planner import DECODE_ADVICE, DecodePlan, default_budget, plan_decode, positive_budget
@@ -54,13 +61,15 @@ def decode_video(
     bands: int = 1,
     parallel: Parallel | None = None,
     clip: Clip | None = None,
+    crf: int | None = None,
 ) -> Path | None:
     """Decode `latents` (model space, [1, C, F, h, w]) and stream the frames straight into `output` (one latent
     frame of pixels alive at a time); `tile`, `frame_by_frame`, `bands`: the VAE setup of a memory plan. In a
     parallel run every rank decodes its bands and rank 0 writes the file. Returns the file written: `output`, or
     `fox-new.mp4` beside it when `output` could not be replaced (open in a player on Windows), with a
     warning; None on the other ranks. `clip`: the clip these frames go on from (`run --extend`), whose frames the
-    file holds first; the decoded first frame, its last frame again, is left out."""
+    file holds first; the decoded first frame, its last frame again, is left out. `crf`: the video encoder's
+    constant-rate factor (`write_video`; None: the codec's default)."""
     vae_dtype = vae.post_quant_conv.weight.dtype
     z = vae.denormalize_latents(latents.to(vae_dtype))
     total = z.shape[2]
@@ -88,7 +97,7 @@ def decode_video(
     written = chunks() if clip is None else joined_frames(clip, chunks())
     frames += 0 if clip is None else clip.frames - 1
     with staged_output(output, frames, fallback=_beside) as staged:
-        write_video(written, staged.partial, fps, metadata)
+        write_video(written, staged.partial, fps, metadata, crf=crf)
     return staged.written
 
 
@@ -110,6 +119,7 @@ class DecodeJob:
     plan: DecodePlan | None  # None: no budget (the CPU without --vram), the VAE's default setup
     clip: Clip | None = None  # the clip the run went on from (`run --extend`): the video holds its frames first
     notes: tuple[str, ...] = ()  # what the user should know before it decodes (a clip that is gone)
+    crf: int | None = None  # the video encoder's constant-rate factor; None: the codec's default
 
     @property
     def frames(self) -> int:
@@ -126,12 +136,13 @@ def prepare_decode(
     dtype: torch.dtype | str | None = None,
     vram_gib: float | None = None,
     download: bool = True,
+    crf: int | None = None,
 ) -> DecodeJob:
     """Every check of a decode before any weights load: the output path (default: the run's), the device, the dtype
     (default: the run's VAE dtype), the VAE's files (`model` / `vae_file` default to what the run used, else the
     official repo; downloaded when missing only if `download`) and config against the latents, and the memory
-    plan (with `vram_gib`, or on CUDA: the GPU's free memory), as for a run's decode stage. Raises a
-    `MotifLiteError` naming the problem."""
+    plan (with `vram_gib`, or on CUDA: the GPU's free memory), as for a run's decode stage; `crf` against the
+    output's format (`check_crf`). Raises a `MotifLiteError` naming the problem."""
     if vram_gib is not None and not positive_budget(vram_gib):
         raise ConfigError(f"--vram must be a positive number of GiB, got {vram_gib!r}")
     if not saved.denoised:
@@ -145,6 +156,7 @@ def prepare_decode(
     clip, notes = _extended_clip(saved)
     frames = saved.frames + (clip.frames - 1 if clip is not None else 0)
     check_output_path(output, frames)
+    check_crf(output, crf)
     if clip is not None and any(replaces_file(output, frames, file) for file in clip.files):
         raise ConfigError(f"the output {output} would replace the clip {clip.path} the run went on from; give -o "
                           "another name")  # fmt: skip
@@ -163,7 +175,7 @@ def prepare_decode(
         elif vram_gib is not None:
             advice = "give a larger --vram, or decode on the CPU (--device cpu)"
         plan = plan_decode(saved.width, saved.height, saved.frames, vae_config, budget, str(target), dtype, advice)
-    return DecodeJob(saved, output, root, target, dtype, plan, clip, notes)
+    return DecodeJob(saved, output, root, target, dtype, plan, clip, notes, crf)
 
 
 def _extended_clip(saved: SavedLatents) -> tuple[Clip | None, tuple[str, ...]]:
@@ -196,7 +208,15 @@ def run_decode(job: DecodeJob, progress: ProgressFn | None = None) -> Path:
     saved = job.saved
     latents = saved.latents.to(job.device)
     return decode_video(
-        vae, latents, job.output, saved.fps, saved.video_metadata, progress or _silent, **setup, clip=job.clip
+        vae,
+        latents,
+        job.output,
+        saved.fps,
+        saved.video_metadata,
+        progress or _silent,
+        **setup,
+        clip=job.clip,
+        crf=job.crf,
     )
 
 

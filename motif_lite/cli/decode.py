@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from motif_lite.choices import DTYPE_NAMES, MOTIF_REPO, dtype_name
-from motif_lite.cli.run_flags import gib
+from motif_lite.cli.run_flags import add_crf_flag, gib
 from motif_lite.paths import path_arg
 
 DESCRIPTION = """\
@@ -28,6 +28,7 @@ EPILOG = """\
 examples:
   motif-lite decode fox.latents.safetensors                      (writes the run's output, e.g. fox.mp4)
   motif-lite decode fox.latents.safetensors -o fox.webm
+  motif-lite decode fox.latents.safetensors --crf 28             (a smaller file: H.264 at CRF 28, not 18)
   motif-lite decode fox.latents.safetensors --device cpu         (no GPU memory needed; slower)
   motif-lite decode fox.latents.safetensors --vram 4             (plan the decode for 4 GiB)
   motif-lite decode fox.latents.safetensors --vram 4 --dry-run   (check and plan it, then exit)
@@ -54,6 +55,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="output: .mp4 .mkv .mov .webm .webp .gif or out_%%03d.png (default: the run's output; a name beside "
         "it when that exists)",
     )
+    add_crf_flag(decode)
     decode.add_argument(
         "-m",
         "--model",
@@ -103,7 +105,9 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output is not None else _free(saved.output)
     dtype = torch_dtype(args.dtype) if args.dtype is not None else None
     with download_hint_repeats(getattr(args, "argv", None)):
-        job = prepare_decode(saved, output, args.model, args.vae, args.device, dtype, args.vram, not args.dry_run)
+        job = prepare_decode(
+            saved, output, args.model, args.vae, args.device, dtype, args.vram, not args.dry_run, crf=args.crf
+        )
     print_notes(job.notes)
     if args.dry_run:
         plan = job.plan.describe() if job.plan is not None else "no memory plan: on the CPU without --vram, no limit"

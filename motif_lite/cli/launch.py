@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 def launch_run(args: argparse.Namespace) -> int:
     """Check the settings and the GPUs, then start `args.gpus` processes with torch's elastic launcher."""
+    from motif_lite.io.video import check_crf
     from motif_lite.runtime.parallel import ParallelError, check_device, gpu_budgets, launch
 
     check_device(args.device)
@@ -29,6 +30,7 @@ def launch_run(args: argparse.Namespace) -> int:
     clip = take_clip_defaults(args) if args.extend is not None else None
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, None)
     request, _, _ = unresolved.resolve_with_clip(clip)
+    check_crf(args.output or request.output, args.crf)  # as each rank will (-o: a resumed run's too), before they start
     layout = parallel_layout(args, request, args.gpus)
     lora_args(args.lora)  # the files exist
     if args.preview:

@@ -111,6 +111,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     from motif_lite.cli import use_expandable_segments
+    from motif_lite.io.video import check_crf
 
     use_expandable_segments()  # before torch starts CUDA
     resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
@@ -118,6 +119,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     # The clip's size and frame rate, where no flag and no --settings-from gives them.
     clip = take_clip_defaults(args) if args.extend is not None else None
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
+    check_crf(unresolved.output, args.crf)  # the format is known now: -o's, or the resumed run's
     torchrun_world = int(os.environ.get("WORLD_SIZE", "1"))  # a dry run under torchrun joins no process group
     world = session.world if session is not None else torchrun_world if torchrun_world > 1 else args.gpus or 1
     layout = parallel_layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
@@ -456,7 +458,7 @@ def _sample(
     keeps = unused_path(latents_path(video.output)) if resume is None else resume.file
     try:
         return pipe.generate(
-            video, progress, on_preview, args.preview_every, resume=resume, latents_file=keeps, clip=clip
+            video, progress, on_preview, args.preview_every, resume=resume, latents_file=keeps, clip=clip, crf=args.crf
         )
     except BaseException:
         lost = [video] if in_batch and keeps is not None and not kept_anywhere(keeps, video.output) else []

@@ -12,6 +12,7 @@ import re
 from motif_lite.choices import (
     ATTENTION_BACKENDS,
     ATTENTION_MODES,
+    CRF_RANGES,
     DTYPE_NAMES,
     GUIDANCE_METHODS,
     KERNEL_BACKENDS,
@@ -133,6 +134,7 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         "replaced (default output.mp4, or output-2.mp4, output-3.mp4, ... when it exists: the default never replaces "
         "an earlier video)",
     )
+    add_crf_flag(g)
     g.add_argument(
         "-b",
         "--batch-count",
@@ -160,6 +162,34 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         "guidance; every flag given wins over them (-s -1: a new seed), and -p may be left out. The model comes "
         "from this command's flags; an image-to-video file needs -i again",
     )
+
+
+def add_crf_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--crf, as `run` and `decode` take it: an encoding option of the output file, not a setting of the video."""
+    parser.add_argument(
+        "--crf",
+        type=crf_value,
+        metavar="N",
+        help="the video encoder's constant-rate factor, lower = better and larger: .mp4 .mkv .mov (H.264) 0-51, "
+        "default 18; .webm (VP9) 0-63, default 30. H.264 at 28 makes a smaller file to share, at 12 a near-lossless "
+        "one to edit. Not for .webp, .gif or PNG",
+    )
+
+
+def crf_value(text: str) -> int:
+    """--crf's number: a whole number within some codec's range (0-63). The range of the output's own codec (H.264:
+    0-51) is checked against -o once the output is known, before anything loads (`io.video.check_crf`)."""
+    low = min(low for low, _ in CRF_RANGES.values())
+    high = max(high for _, high in CRF_RANGES.values())
+    ranges = ", ".join(f"{codec} {first}-{last}" for codec, (first, last) in CRF_RANGES.items())
+    expected = f"a whole number from {low} to {high} ({ranges}; lower is better and larger)"
+    try:
+        value = int(text)
+    except ValueError:  # argparse would say "invalid crf_value value"
+        raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
+    return value
 
 
 def _add_guidance_flags(run: argparse.ArgumentParser) -> None:

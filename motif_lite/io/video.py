@@ -19,6 +19,7 @@ import shlex
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import PIL.Image
 import torch
 from PIL.PngImagePlugin import PngInfo
 
+from motif_lite.choices import CRF_RANGES
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io.ffmpeg import find_ffmpeg
 from motif_lite.io.staging import (
@@ -44,17 +46,37 @@ FrameSource = Chunk | Iterable[Chunk]
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".webp", ".gif", ".png")
 _FORMATS = ".mp4, .mkv, .mov, .webm, .webp, .gif, or out_%03d.png for a PNG per frame (out.png: one frame)"
 _EXIF_IMAGE_DESCRIPTION = 0x010E
-# ffmpeg settings per container: H.264 at CRF 18 ("visually lossless") and VP9 constant quality. .mkv and .mov
-# (what editors and ComfyUI's video nodes often ask for) hold the same H.264 stream as .mp4.
-_H264 = ["-crf", "18", "-preset", "medium"]
-_FAST_START = ["-movflags", "+faststart"]  # the index first (MP4/QuickTime), so that players start before the end
+
+
+@dataclass(frozen=True)
+class _Encoder:
+    """An ffmpeg video encoder as motif-lite runs it: `-c:v name -pix_fmt yuv420p -crf N *options`."""
+
+    name: str  # ffmpeg's
+    codec: str  # as CRF_RANGES and the messages name it
+    default_crf: int  # without a crf of the user's
+    options: tuple[str, ...]
+
+
+# H.264 at CRF 18 ("visually lossless"); VP9 at CRF 30 in constant-quality mode (-b:v 0: the CRF alone decides).
+_H264 = _Encoder("libx264", "H.264", 18, ("-preset", "medium"))
+_VP9 = _Encoder("libvpx-vp9", "VP9", 30, ("-b:v", "0", "-row-mt", "1"))
+_FAST_START = ("-movflags", "+faststart")  # the index first (MP4/QuickTime), so that players start before the end
 # QuickTime's classic user data holds at most 64 KiB of text (a longer comment is cut); its metadata keys hold more.
-_QUICKTIME_TAGS = ["-movflags", "+faststart+use_metadata_tags"]
+_QUICKTIME_TAGS = ("-movflags", "+faststart+use_metadata_tags")
+# Each container's encoder and its own options. .mkv and .mov (what editors and ComfyUI's video nodes often ask for)
+# hold the same H.264 stream as .mp4.
 _FFMPEG = {
-    ".mp4": ("libx264", [*_H264, *_FAST_START]),
-    ".mov": ("libx264", [*_H264, *_QUICKTIME_TAGS]),
-    ".mkv": ("libx264", _H264),
-    ".webm": ("libvpx-vp9", ["-crf", "30", "-b:v", "0", "-row-mt", "1"]),
+    ".mp4": (_H264, _FAST_START),
+    ".mov": (_H264, _QUICKTIME_TAGS),
+    ".mkv": (_H264, ()),
+    ".webm": (_VP9, ()),
+}
+# Why the formats ffmpeg does not write take no crf (a constant-rate factor is a video encoder's setting).
+_NO_CRF = {
+    ".webp": "animated WebP is written by Pillow at its quality 90, a 0-100 scale of its own that no CRF maps to",
+    ".gif": "a GIF's 256-colour palette has no quality setting",
+    ".png": "PNG frames are lossless",
 }
 # RGB to yuv420p with the BT.709 matrix, and the stream tagged BT.709 (limited range). ffmpeg's default converts with
 # BT.601 and tags nothing, while browsers, QuickTime and phones decode untagged HD video as BT.709: colours then
@@ -188,6 +210,30 @@ def check_output_fps(
         )
 
 
+def check_crf(path: str | Path, crf: int | None) -> None:
+    """Fail early (`MotifLiteError`) for a constant-rate factor the output's encoder cannot take: one outside its
+    codec's range (`CRF_RANGES`: H.264 for .mp4 .mkv .mov, VP9 for .webm), or any for .webp, .gif and PNG, which no
+    video encoder writes. None is each codec's default (18 for H.264, 30 for VP9)."""
+    if crf is None:
+        return
+    if isinstance(crf, bool) or not isinstance(crf, int):
+        raise ConfigError(f"crf must be a whole number, e.g. 23, got {crf!r}")
+    suffix = Path(path).suffix.lower()
+    if suffix not in _FFMPEG:
+        why = _NO_CRF.get(suffix, "it is no video encoder's")
+        raise MotifLiteError(
+            f"crf has no meaning for a {suffix or 'file without an extension'} output ({why}); it sets the quality "
+            "of .mp4, .mkv, .mov (H.264) and .webm (VP9): leave it out, or write one of those"
+        )
+    encoder = _FFMPEG[suffix][0]
+    low, high = CRF_RANGES[encoder.codec]
+    if not low <= crf <= high:
+        raise MotifLiteError(
+            f"crf {crf} is outside {encoder.codec}'s range for {suffix}: {low} to {high}, lower is better and larger "
+            f"(default {encoder.default_crf})"
+        )
+
+
 def stale_frames_note(path: str | Path, frames: int) -> str | None:
     """The note on the frames of an earlier, longer PNG sequence under the pattern `path` that a `frames`-frame
     video leaves in place: numbered right after its own, they would play as part of it (`ffmpeg -i out_%03d.png`
@@ -235,17 +281,22 @@ def _frames(source: FrameSource) -> Iterator[np.ndarray]:
         yield from to_uint8_frames(chunk)  # converts one chunk at a time
 
 
-def write_video(frames: FrameSource, path: str | Path, fps: float, metadata: dict | None = None) -> Path:
+def write_video(
+    frames: FrameSource, path: str | Path, fps: float, metadata: dict | None = None, *, crf: int | None = None
+) -> Path:
     """Write frames to `path` (format from the extension) and return the path.
 
     `frames` is one chunk or an iterable of chunks (see the module doc). `metadata` (prompt, seed, settings)
     is stored as JSON in the container's comment (mp4/webm), the GIF comment, the WebP EXIF description,
-    or a `comment` text chunk of every PNG.
+    or a `comment` text chunk of every PNG. `crf`: the encoder's constant-rate factor for .mp4/.mkv/.mov (H.264,
+    0-51) and .webm (VP9, 0-63), lower is better and larger; None keeps the codec's default (18, 30). Other formats
+    refuse one (`check_crf`).
     """
     check_output_path(path)
     if not fps > 0:
         raise ConfigError(f"fps must be > 0, got {fps}")
     check_output_fps(path, fps)
+    check_crf(path, crf)
     path = user_path(path)
     stream = _frames(frames)
     first = next(stream, None)
@@ -255,7 +306,7 @@ def write_video(frames: FrameSource, path: str | Path, fps: float, metadata: dic
     comment = json.dumps(metadata or {}, sort_keys=True, default=str)
     suffix = path.suffix.lower()
     if suffix in _FFMPEG:
-        _write_ffmpeg(stream, path, fps, comment, first.shape)
+        _write_ffmpeg(stream, path, fps, comment, first.shape, crf)
     elif is_frame_sequence(path):
         _write_png_sequence(stream, path, fps, comment)
     elif suffix == ".png":
@@ -265,7 +316,9 @@ def write_video(frames: FrameSource, path: str | Path, fps: float, metadata: dic
     return path
 
 
-def _write_ffmpeg(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str, shape: tuple) -> None:
+def _write_ffmpeg(
+    stream: Iterator[np.ndarray], path: Path, fps: float, comment: str, shape: tuple, crf: int | None = None
+) -> None:
     height, width = shape[0], shape[1]
     if height % 2 or width % 2:
         raise ConfigError(f"{path.suffix} (yuv420p) needs an even width and height, got {width}x{height}")
@@ -279,7 +332,7 @@ def _write_ffmpeg(stream: Iterator[np.ndarray], path: Path, fps: float, comment:
             metadata.write_text(_ffmetadata(comment), encoding="utf-8")
         except OSError as exc:
             raise MotifLiteError(f"cannot write the video's metadata to {folder}: {exc.strerror or exc}") from None
-        said = _pipe_to_ffmpeg(stream, shape, _ffmpeg_command(path, metadata, width, height, fps))
+        said = _pipe_to_ffmpeg(stream, shape, _ffmpeg_command(path, metadata, width, height, fps, crf))
     # A short video fits in the pipe: ffmpeg failing to open the file then breaks nothing; its exit code tells.
     if said is not None or not path.is_file() or path.stat().st_size == 0:
         raise MotifLiteError(f"ffmpeg could not write {output_of(path)}: {_write_failure(path, said)}")
@@ -291,13 +344,16 @@ def _ffmetadata(comment: str) -> str:
     return f";FFMETADATA1\ncomment={escaped}\n"
 
 
-def _ffmpeg_command(path: Path, metadata: Path, width: int, height: int, fps: float) -> list[str]:
-    """ffmpeg reading RGB frames from its standard input and the container metadata from `metadata`."""
-    codec, params = _FFMPEG[path.suffix.lower()]
+def _ffmpeg_command(path: Path, metadata: Path, width: int, height: int, fps: float, crf: int | None) -> list[str]:
+    """ffmpeg reading RGB frames from its standard input and the container metadata from `metadata`, encoding at
+    `crf` (None: the codec's default)."""
+    encoder, container = _FFMPEG[path.suffix.lower()]
+    quality = str(encoder.default_crf if crf is None else crf)
     rate = str(Fraction(fps).limit_denominator())  # a fraction, so that 24000/1001 is not rounded
     frames = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", rate, "-i", "-"]
     tags = ["-f", "ffmetadata", "-i", str(metadata), "-map", "0:v", "-map_metadata", "1"]
-    encode = ["-an", *_BT709, "-c:v", codec, "-pix_fmt", "yuv420p", *params]
+    encode = ["-an", *_BT709, "-c:v", encoder.name, "-pix_fmt", "yuv420p", "-crf", quality, *encoder.options]
+    encode += container
     return [find_ffmpeg(), "-y", "-nostdin", "-v", "error", *frames, *tags, *encode, str(path)]
 
 

@@ -23,6 +23,7 @@ from motif_lite.io.clip import Clip, last_frame, read_clip
 from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.latents import LatentsFile, SavedLatents, changed_file_notes, file_stamps, other_model_notes
 from motif_lite.io.preview import preview_steps
+from motif_lite.io.video import check_crf
 from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
@@ -227,6 +228,7 @@ class MotifVideoPipeline:
         resume: SavedLatents | None = None,
         latents_file: str | Path | None = None,
         clip: Clip | None = None,
+        crf: int | None = None,
     ) -> GenerationResult:
         """Generate one video and write it to `request.output` (always a file: no frames come back in memory; a file
         there is replaced); no partial video is left behind if it fails.
@@ -245,12 +247,16 @@ class MotifVideoPipeline:
         straight to the decode); a model other than that run's goes on all the same, with a note in the result.
         `latents_file`: where this run keeps its work (default: the file it resumed from, else a free name beside the
         output). `clip`: the clip `request.extend` names, as the caller read it already (`read_clip`; read here once
-        otherwise): reading it again would decode a video file, or every header of a PNG sequence."""
+        otherwise): reading it again would decode a video file, or every header of a PNG sequence. `crf`: the video
+        encoder's constant-rate factor for .mp4/.mkv/.mov (H.264, 0-51) and .webm (VP9, 0-63), lower is better and
+        larger; None keeps the codec's default (18, 30); other formats refuse one. An encoding option: it is not
+        stored with the settings in the file."""
         # Before any work: a wrong argument costs no encoding.
         _check_call(request, preview_every, {"on_progress": on_progress, "on_preview": on_preview})
         if self.transformer is None:
             raise ConfigError("this pipeline has no transformer: its set_loras failed to load one; call it again")
         request, clip, notes = request.resolve_with_clip(clip)
+        check_crf(request.output, crf)
         settings = self.settings_for(request)
         start = None if resume is None else self._resume_state(resume, request, settings)
         notes += [*self.notes, *settings.notes]
@@ -274,7 +280,7 @@ class MotifVideoPipeline:
                 request, noise, cond, settings, progress, on_denoised, start, keeper
             )
         with self._stage("decode", timings, peaks, reserved):
-            output = self.decode(request, latents, settings, progress, keeper, clip)  # its frames go first
+            output = self.decode(request, latents, settings, progress, keeper, clip, crf)  # the clip's frames first
         if keeper is not None:
             keeper.remove()  # the video is written: the run's saved state is of no more use
         timings["total"] = time.perf_counter() - begin
@@ -557,17 +563,20 @@ class MotifVideoPipeline:
         progress: ProgressFn,
         keeper: LatentsFile | None = None,
         clip: Clip | None = None,
+        crf: int | None = None,
     ) -> Path:
         """Stream decoded frames straight into the video file (one latent frame of pixels alive at a time). With
         `keeper`, a decode that fails in any way (out of memory, inf/NaN, a full disk, Ctrl-C) does not lose the
         sampling: the latents are saved there first, then the original error goes on, saying where they are and
-        how to decode them (`motif-lite decode`). `clip`: the clip `request.extend` names, whose frames go first."""
+        how to decode them (`motif-lite decode`). `clip`: the clip `request.extend` names, whose frames go first.
+        `crf`: the video encoder's constant-rate factor (`write_video`; None: the codec's default)."""
         output = user_path(request.output)
         try:
             written = decode_video(
                 self.vae, latents, output, request.fps, self._video_metadata(request, settings), progress,
                 tile=self.vae_tile,
                 frame_by_frame=self.vae_frame_by_frame, bands=self.vae_bands, parallel=self.parallel, clip=clip,
+                crf=crf,
             )  # fmt: skip
         except BaseException as exc:
             if keeper is not None:
