@@ -77,9 +77,9 @@ def clip_reads(monkeypatch) -> list[Path]:
     reads: list[Path] = []
     uncounted = clip_module.read_clip
 
-    def counted(path):
+    def counted(path, **known):
         reads.append(Path(path))
-        return uncounted(path)
+        return uncounted(path, **known)
 
     for name, module in list(sys.modules.items()):
         if name.startswith("motif_lite") and getattr(module, "read_clip", None) is uncounted:

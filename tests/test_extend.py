@@ -185,6 +185,26 @@ def test_a_run_reads_its_clip_once(pipe, checkpoint, tmp_path, capsys, monkeypat
     assert read_clip(tmp_path / "longer.mp4").frames == 6 + 5 - 1
 
 
+def test_a_resumed_extension_reads_its_clip_once(pipe, tmp_path, capsys, monkeypatch, clip_reads):
+    # Its latents file names the clip: the request's checks read it, then the pipeline again (2 reads).
+    clip = make_clip(tmp_path / "clip_%03d.png", frames=6)
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pipe)  # loaded once for the module
+
+    def stop(stage, done, total):
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    request = GenerationRequest(PROMPT, extend=clip, output=tmp_path / "longer.mp4", width=32, height=32, frames=5,
+                                steps=2, seed=4)  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request, on_progress=stop)
+    clip_reads.clear()
+    argv = ["run", "--device", "cpu", "--kernels", "torch", "--resume", str(tmp_path / "longer.latents.safetensors")]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert clip_reads == [clip]
+    assert read_clip(tmp_path / "longer.mp4").frames == 6 + 5 - 1
+
+
 def test_a_clip_read_already_is_read_again_only_when_extend_names_another(tmp_path, clip_reads):
     clip, other = make_clip(tmp_path / "clip.mp4"), make_clip(tmp_path / "other.mp4", frames=6)
     request = GenerationRequest(PROMPT, extend=clip, width=32, height=32, frames=5, output=tmp_path / "o.mp4")

@@ -335,3 +335,37 @@ def test_the_clip_is_linked_copied_where_links_fail_and_missing_when_deleted(tmp
             store.keep_clip(clip, new_job_id())
     finally:
         store.close()
+
+
+def test_an_extension_decodes_its_clip_only_for_its_last_frame_and_the_file(server, monkeypatch, clip_reads):
+    # The server wrote the video and knows its frames: the check at submission and the worker's one read each
+    # decoded all of it to count them (a second or two for a 720p clip), on top of the pipeline's two decodes.
+    import imageio_ffmpeg
+
+    from motif_lite.io import clip as clip_module
+
+    counted, decoded = [], []
+    count, frames = imageio_ffmpeg.count_frames_and_secs, clip_module.clip_frames
+    monkeypatch.setattr(imageio_ffmpeg, "count_frames_and_secs", lambda path, **kw: counted.append(Path(path)) or
+                        count(path, **kw))  # fmt: skip
+    monkeypatch.setattr(clip_module, "clip_frames", lambda clip: decoded.append(clip.path) or frames(clip))
+    clip = finished(server)
+    running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]  # holds the worker
+    server.wait_status(running["id"], ("in_progress",))
+    clip_reads.clear()
+    code, extension, _ = server.request("POST", "/v1/videos", {"prompt": NEXT, "extend": clip["id"], **NEW_PART})
+    assert code == 200, extension
+    link = server.store.clip_path(extension["id"])
+    assert (clip_reads, counted, decoded) == ([link], [], [])  # checked from its headers alone
+    assert "(5 frames, 48x32 at 24 fps)" in extension["notes"][0]  # the frames the server counted as it wrote it
+    assert server.request("DELETE", f"/v1/videos/{running['id']}")[0] == 200
+    assert server.wait_status(extension["id"], ("completed", "failed"))["status"] == "completed"
+    assert (clip_reads, counted, decoded) == ([link, link], [], [link, link])  # its last frame, then the file's
+
+
+def test_an_extended_video_cut_short_by_hand_is_refused_when_the_extension_is_submitted(server):
+    clip = finished(server)
+    video = server.store.video_path(clip["id"])
+    video.write_bytes(video.read_bytes()[:-100])  # the same file as the extension's link to it
+    refused(server, {"extend": clip["id"]}, f"{clip['id']} is cut short (a copy interrupted, a disk that filled?)")
+    assert list((server.store.root / "inputs").iterdir()) == []

@@ -25,7 +25,7 @@ from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_l
 from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
 from motif_lite.cli.resume import earlier_runs, kept_anywhere, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
-from motif_lite.cli.run_request import check_flags, request_from_args, resolve_requests, take_clip_defaults
+from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import gpu_memory_of, prompt_line, summary
 from motif_lite.cli.run_time import confirm_cpu_time, cpu_time_note, gpu_time_note
 from motif_lite.cli.settings_from import Recalled, recalled_model_notes, settings_from_args, settings_lines
@@ -116,8 +116,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     use_expandable_segments()  # before torch starts CUDA
     resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
     check_flags(args, resume)
-    # The clip's size and frame rate, where no flag and no --settings-from gives them.
-    clip = take_clip_defaults(args) if args.extend is not None else None
+    # The clip's size and frame rate, where no flag and no --settings-from gives them; read once for the run.
+    clip = read_run_clip(args, resume)
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
     check_crf(unresolved.output, args.crf)  # the format is known now: -o's, or the resumed run's
     torchrun_world = int(os.environ.get("WORLD_SIZE", "1"))  # a dry run under torchrun joins no process group

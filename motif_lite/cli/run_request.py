@@ -44,6 +44,19 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
     )
 
 
+def read_run_clip(args: argparse.Namespace, resume: SavedLatents | None) -> Clip | None:
+    """The clip the run goes on from, read once for the whole run (`resolve_requests` and the pipeline take it):
+    `--extend`'s, which also gives -W, -H and --fps their defaults (`take_clip_defaults`), or the one the latents
+    file of a resumed extension names. None for a run that goes on from no clip."""
+    if args.extend is not None:
+        return take_clip_defaults(args)
+    if resume is None or resume.request.get("extend") is None:
+        return None
+    from motif_lite.io.clip import read_clip
+
+    return read_clip(resume.request["extend"])  # where it was: `resume_args` asked a moved clip back there
+
+
 def take_clip_defaults(args: argparse.Namespace) -> Clip:
     """-W, -H and --fps from the clip `--extend` names, for those the command line and --settings-from's file leave
     out: the longer video keeps the clip's size (which the request then checks) and plays at its rate. Returns the

@@ -69,9 +69,12 @@ class Clip:
         return f"{self.path.name} ({self.frames} frames, {self.width}x{self.height} at {self.fps:g} fps)"
 
 
-def read_clip(path: str | Path) -> Clip:
+def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
     """The clip at `path`, checked: it exists, is a video (or a PNG sequence) and has more than one frame; decodes
-    it once to count its frames (a second or two for a 5-second 720p clip). `ClipError` with what to do otherwise."""
+    it once to count its frames (a second or two for a 5-second 720p clip). `ClipError` with what to do otherwise.
+    `frames`: a video file's frame count where the caller knows it (the server, of a video it wrote): the file is
+    then checked from its container's sizes and ffmpeg's header alone, not decoded to count them. A PNG sequence's
+    frames are counted from its files either way (no pixels are read)."""
     path = user_path(path)
     if is_frame_sequence(path):
         return _read_png_sequence(path)
@@ -85,7 +88,7 @@ def read_clip(path: str | Path) -> Clip:
     if path.suffix.lower() == ".png" or _is_image(path):
         raise ClipError(f"{path.name} is one image, not a clip: to start a video from it use -i {_quoted(path)}; "
                         "for a PNG sequence give its pattern (e.g. fox_%03d.png)")  # fmt: skip
-    return _read_video_file(path)
+    return _read_video_file(path, frames)
 
 
 def clip_frames(clip: Clip) -> Iterator[np.ndarray]:
@@ -158,7 +161,7 @@ def joined_frames(clip: Clip, new: Iterable[torch.Tensor]) -> Iterator[torch.Ten
             yield chunk
 
 
-def _read_video_file(path: Path) -> Clip:
+def _read_video_file(path: Path, frames: int | None) -> Clip:
     import imageio_ffmpeg
 
     find_ffmpeg()
@@ -170,7 +173,8 @@ def _read_video_file(path: Path) -> Clip:
         with _upright_frames_expected():
             meta = next(reader)
         reader.close()
-        frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+        if frames is None:  # counting them decodes the whole video
+            frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
     except (OSError, RuntimeError):  # ffmpeg found no video stream in it: not a video, an audio file, damaged
         raise ClipError(f"{path} has no video that ffmpeg can read (not a video file, only audio, or damaged): give "
                         "a video such as an .mp4 motif-lite wrote") from None  # fmt: skip

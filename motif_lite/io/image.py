@@ -16,6 +16,7 @@ import PIL.ImageOps
 import torch
 
 from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.io.clip import MATROSKA_MAGIC
 from motif_lite.paths import user_path
 
 
@@ -80,7 +81,7 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
     if brand in _AVIF_BRANDS:  # with Pillow's AVIF support, a damaged one: Pillow's own message is better
         readable = PIL.features.check("avif")
         return None if readable else "it is an AVIF image, which this Pillow does not read: save it as PNG or JPEG"
-    if brand is not None or head.startswith(b"\x1a\x45\xdf\xa3") or head[8:12] == b"AVI ":
+    if brand is not None or head.startswith(MATROSKA_MAGIC) or head[8:12] == b"AVI ":
         last = shlex.quote(f"{stem}-last.png")
         extend = "" if path is None else f"to go on from the clip, give --extend {name} instead of -i; or "
         return (

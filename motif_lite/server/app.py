@@ -32,7 +32,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
-from motif_lite.server.extension import extended_job, keep_clip, renamed, server_names, with_clip_defaults
+from motif_lite.server.extension import (
+    checked_clip,
+    extended_job,
+    keep_clip,
+    renamed,
+    server_names,
+    with_clip_defaults,
+)
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, QUEUED, Job, JobStore, new_job_id
 from motif_lite.server.loras import available_loras, check_loras_fit, lora_files
 from motif_lite.server.schema import (
@@ -256,7 +263,7 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[[CreateBody], Jo
                 image_path.write_bytes(body.image)
                 kept.append(image_path)
             clip_path = None
-            if extended is not None:  # taken first: the request reads the clip to check it
+            if extended is not None:  # taken first: the clip checked is the one the job will read
                 clip_path = keep_clip(store, extended.id, job_id)
                 kept.append(clip_path)
             fields = body.request_fields if extended is None else with_clip_defaults(body, extended)
@@ -264,8 +271,9 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[[CreateBody], Jo
             output = store.video_path(job_id)
             request = GenerationRequest(**fields, image=image_path, extend=clip_path, output=output)
             names = {} if extended is None else server_names(clip_path, extended.id, output)
+            clip = None if extended is None else checked_clip(clip_path, extended, names)
             try:
-                resolved, notes = request.resolve()
+                resolved, _, notes = request.resolve_with_clip(clip)
                 run_settings = worker.pipe.settings_for(resolved)  # as the worker will see them
                 effective = effective_settings(run_settings)
             except MotifLiteError as exc:  # a RequestError: `motif-lite run`'s message, in the API's field names

@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from motif_lite.io.clip import Clip, ClipError, read_clip
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, QUEUED, Job, JobStore
-from motif_lite.server.schema import ApiError, CreateBody, frames_for_seconds
+from motif_lite.server.schema import ApiError, CreateBody, frames_for_seconds, in_api_words
 
 
 def extended_job(store: JobStore, body: CreateBody, image_to_video: bool) -> Job:
@@ -55,6 +56,17 @@ def keep_clip(store: JobStore, extended_id: str, job_id: str) -> Path:
     except FileNotFoundError:  # deleted since it was looked up, or removed by hand
         raise _extend_error(f"extend: the video file of {extended_id} is not in the data folder (deleted, or "
                             "removed by hand)") from None  # fmt: skip
+
+
+def checked_clip(clip: Path, extended: Job, names: dict[str, str]) -> Clip:
+    """The video of `extended`, as the extension's own link `clip` holds it, checked before the job is queued (400,
+    `param` extend, for one damaged since it was written; the message in the client's `names`). Its frames are those
+    the server recorded when it wrote it: counting them would decode the whole video, while the checks need only its
+    container's sizes and ffmpeg's header."""
+    try:
+        return read_clip(clip, frames=extended.frames_in_file)
+    except ClipError as exc:
+        raise _extend_error(in_api_words(renamed(str(exc), names))) from None
 
 
 def server_names(clip: Path, extended_id: str, output: Path) -> dict[str, str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.errors import MotifLiteError
+from motif_lite.io.clip import read_clip
 from motif_lite.io.latents import LatentsFileError, SavedLatents, read_latents
 from motif_lite.io.preview import PreviewFile
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
@@ -142,7 +143,7 @@ class Worker:
 
     def run_job(self, job: Job) -> None:
         image = self.store.input_path(job.id) if job.has_image else None
-        clip = self.store.clip_path(job.id) if job.extend is not None else None  # its own hold on the video
+        clip_file = self.store.clip_path(job.id) if job.extend is not None else None  # its own hold on the video
         output = self.store.video_path(job.id)
         # The settings of a job queued by the version before extensions hold `extend: null`; the clip is a path here.
         s = {name: value for name, value in job.settings.items() if name != "extend"}
@@ -153,7 +154,10 @@ class Worker:
             self.log(f"{job.id}: note: {note}")
         try:
             # Inside the try: settings stored by another version of motif-lite fail this job, not the worker.
-            request = GenerationRequest(**s, image=image, extend=clip, output=output)
+            request = GenerationRequest(**s, image=image, extend=clip_file, output=output)
+            # Read once for the whole job, with the frames the server counted as it wrote that video: the pipeline
+            # then decodes it only for its last frame and as the longer video is written.
+            clip = None if clip_file is None else read_clip(clip_file, frames=job.clip_frames)
             # Written on a background thread, one preview frame per latent frame.
             preview = FirstPreviewOpens(self.store.preview_path(job.id), request.fps / TEMPORAL_FACTOR)
             state = self.store.state_path(job.id)
@@ -161,7 +165,7 @@ class Worker:
             self._use_loras(job)
             try:
                 self.pipe.generate(request, on_progress=self._progress(job.id), on_preview=preview, resume=resume,
-                                   latents_file=state)  # fmt: skip
+                                   latents_file=state, clip=clip)  # fmt: skip
             finally:
                 preview.close()  # the last preview is written before the job's files are removed below
         except JobDeleted:
@@ -173,8 +177,8 @@ class Worker:
         except Exception as exc:  # one failed job must not stop the server
             code, message = failure(exc)
             to_client = for_the_client(message, self.store.state_path(job.id))
-            if clip is not None:  # the clip by the id of the video it is, not by the server's path
-                to_client = to_client.replace(str(clip), job.extend)
+            if clip_file is not None:  # the clip by the id of the video it is, not by the server's path
+                to_client = to_client.replace(str(clip_file), job.extend)
             self.store.finish(job.id, (code, to_client))
             # All of the message: where the job's work is kept is for the operator.
             self.log(f"{job.id}: failed{self._took(job.id)}: {message}")

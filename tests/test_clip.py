@@ -1,0 +1,48 @@
+"""motif_lite/io/clip.py's facts about video files, shared with the other readers of the io layer."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import motif_lite
+from motif_lite.io.clip import MATROSKA_MAGIC
+from motif_lite.io.image import not_an_image
+
+PACKAGE = Path(motif_lite.__file__).parent
+
+
+def test_the_matroska_magic_bytes_are_spelled_once_in_the_package():
+    # A second spelling of the EBML header's ID could drift from the one the clip checks use.
+    spellings = re.compile(r"\\x1a(?:\\x45|E)\\xdf\\xa3|0x1a45dfa3", re.IGNORECASE)
+    found = [
+        f"{path.relative_to(PACKAGE)}:{number}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if spellings.search(line)
+    ]
+    assert len(found) == 1 and found[0].startswith("io/clip.py:"), found
+
+
+def test_a_matroska_file_given_as_an_image_is_named_a_video():
+    why = not_an_image(MATROSKA_MAGIC + b"\x9f\x42\x86\x81\x01webm", Path("fox.webm"))
+    assert why is not None and why.startswith("it is a video, not an image") and "--extend fox.webm" in why
+
+
+def test_a_video_whose_frames_are_known_is_checked_without_counting_them(tmp_path, monkeypatch):
+    import imageio_ffmpeg
+
+    from motif_lite.io.clip import ClipError, read_clip
+    from motif_lite.io.video import write_video
+
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 32, 48, 3), dtype=np.uint8)
+    video = write_video(pixels, tmp_path / "fox.mp4", 12.0)
+    counted = read_clip(video)  # the whole video decoded to count its frames
+    monkeypatch.setattr(imageio_ffmpeg, "count_frames_and_secs", lambda *a, **k: pytest.fail("frames counted"))
+    assert read_clip(video, frames=5) == counted and counted.frames == 5
+    video.write_bytes(video.read_bytes()[:-100])
+    with pytest.raises(ClipError, match="is cut short"):  # the checks that need no decode stay
+        read_clip(video, frames=5)
