@@ -21,6 +21,7 @@ from motif_lite import cli, load_pipeline
 from motif_lite.io.latents import read_latents
 from motif_lite.numerics import NonFiniteError
 from motif_lite.request import GenerationRequest, RequestError
+from motif_lite.runtime import parallel
 from motif_lite.units import file_size
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
@@ -714,7 +715,9 @@ def test_a_file_cut_short_says_so(stopped, tmp_path, capsys, cut):
         assert f"asks for {len(whole)} or more" in err
 
 
-def test_a_stopped_run_from_another_machine_asks_for_o_when_its_folder_is_not_here(stopped, tmp_path, capsys):
+def test_a_stopped_run_from_another_machine_asks_for_o_when_its_folder_is_not_here(
+    stopped, tmp_path, capsys, monkeypatch
+):
     import json
 
     from safetensors import safe_open
@@ -730,6 +733,11 @@ def test_a_stopped_run_from_another_machine_asks_for_o_when_its_folder_is_not_he
     assert_user_error(code, err, f"wrote to {elsewhere}, and that folder is not here: give -o for the video")
     code, _, err = run_cli(capsys, "--resume", str(stopped), "-o", str(tmp_path / "fox.mp4"), "--dry-run")
     assert code == 0, err
+    # The same with --gpus: its launcher checked the file's own output, and refused what each rank would take.
+    launched = []
+    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-o", str(tmp_path / "fox.mp4"), "--gpus", "2")
+    assert code == 0 and launched == [2], err
 
 
 def test_a_weight_file_changed_in_place_is_noted_and_an_unchanged_one_is_not(tmp_path):

@@ -28,9 +28,9 @@ def launch_run(args: argparse.Namespace) -> int:
     check_flags(args, resume)
     # As each rank's run will: the clip's size and frame rate where no flag gives them.
     clip = take_clip_defaults(args) if args.extend is not None else None
-    unresolved = request_from_args(args) if resume is None else resumed_request(resume, None)
+    unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
     request, _, _ = unresolved.resolve_with_clip(clip)
-    check_crf(args.output or request.output, args.crf)  # as each rank will (-o: a resumed run's too), before they start
+    check_crf(request.output, args.crf)  # as each rank will, before they start
     layout = parallel_layout(args, request, args.gpus)
     lora_args(args.lora)  # the files exist
     if args.preview:
