@@ -14,7 +14,8 @@ import pytest
 import torch
 from helpers import median_seconds
 
-from motif_lite.io.latents import LatentsFile, SavedLatents, read_latents
+from motif_lite.io.latents import SavedLatents, read_latents
+from motif_lite.io.latents_saving import LatentsFile
 from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS
 
 LATENTS_720P = (1, 16, 31, 92, 160)

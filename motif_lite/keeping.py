@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.io.latents import LatentsFile, LatentsSaveError, SavedLatents, latents_path
+from motif_lite.io.latents import SavedLatents, latents_path
+from motif_lite.io.latents_saving import LatentsFile, LatentsSaveError
 from motif_lite.sampling import SamplingState
 
 logger = logging.getLogger(__name__)

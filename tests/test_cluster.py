@@ -11,7 +11,8 @@ import signal
 import pytest
 
 from motif_lite import cli
-from motif_lite.io.latents import LatentsFile, read_latents
+from motif_lite.io.latents import read_latents
+from motif_lite.io.latents_saving import LatentsFile
 from motif_lite.runtime import parallel
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX signals")

@@ -133,7 +133,7 @@ def test_a_failed_save_never_hides_the_decode_error(pipe, tmp_path, monkeypatch,
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
-    monkeypatch.setattr("motif_lite.io.latents.save_latents", disk_full)
+    monkeypatch.setattr("motif_lite.io.latents_saving.save_latents", disk_full)
     with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(torch.OutOfMemoryError, match="simulated"):
         pipe.generate(request(tmp_path, "fox.mp4"))
     assert "could not be saved" in caplog.text and "No space left on device" in caplog.text

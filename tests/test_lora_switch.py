@@ -20,7 +20,8 @@ from tiny_pipeline import make_tiny_checkpoint
 import motif_lite.pipeline.recipe as recipe_module
 from motif_lite import load_pipeline
 from motif_lite.errors import ConfigError, MotifLiteError
-from motif_lite.io.latents import other_model_notes, read_latents
+from motif_lite.io.latents import read_latents
+from motif_lite.io.model_stamps import other_model_notes
 from motif_lite.pipeline import MotifVideoPipeline
 from motif_lite.preflight import plan_generation
 from motif_lite.quantize.convert import quantize_checkpoint

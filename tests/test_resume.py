@@ -198,7 +198,7 @@ def test_a_failed_periodic_save_is_said_once_and_sampling_goes_on(pipe, tmp_path
         raise OSError(28, "No space left on device")
 
     pipe.save_state_every = 0.0
-    monkeypatch.setattr("motif_lite.io.latents.save_latents", disk_full)
+    monkeypatch.setattr("motif_lite.io.latents_saving.save_latents", disk_full)
     with caplog.at_level(logging.WARNING, "motif_lite"):
         pipe.generate(request(tmp_path))
     assert names(tmp_path) == ["fox.mp4"]
@@ -645,9 +645,9 @@ def test_a_model_path_that_is_gone_is_named_with_its_flag(stopped, checkpoint, t
 def test_a_second_ctrl_c_during_the_save_leaves_the_last_whole_state_and_says_so(pipe, tmp_path, monkeypatch, caplog):
     """Ctrl-C, then Ctrl-C again while the state is written: the file a periodic save wrote stays whole (no half
     file), and the warning names it and the step it holds."""
-    from motif_lite.io import latents as latents_io
+    from motif_lite.io import latents_saving
 
-    save, saves = latents_io.save_latents, []
+    save, saves = latents_saving.save_latents, []
 
     def second_ctrl_c_on_the_last(saved, path):
         saves.append(saved.progress)
@@ -661,7 +661,7 @@ def test_a_second_ctrl_c_during_the_save_leaves_the_last_whole_state_and_says_so
             raise KeyboardInterrupt
 
     pipe.save_state_every = 0.0  # periodic saves after steps 1, 2 (and 3)
-    monkeypatch.setattr(latents_io, "save_latents", second_ctrl_c_on_the_last)
+    monkeypatch.setattr(latents_saving, "save_latents", second_ctrl_c_on_the_last)
     with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(KeyboardInterrupt):
         pipe.generate(request(tmp_path), on_progress=first_ctrl_c)
     kept = tmp_path / "fox.latents.safetensors"
@@ -741,7 +741,7 @@ def test_a_stopped_run_from_another_machine_asks_for_o_when_its_folder_is_not_he
 
 
 def test_a_weight_file_changed_in_place_is_noted_and_an_unchanged_one_is_not(tmp_path):
-    from motif_lite.io.latents import changed_file_notes, file_stamps
+    from motif_lite.io.model_stamps import changed_file_notes, file_stamps
 
     vae = tmp_path / "vae.safetensors"
     vae.write_bytes(b"x" * 10)

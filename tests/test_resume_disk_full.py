@@ -15,7 +15,9 @@ import torch
 from motif_lite import cli, load_pipeline
 from motif_lite.cli.resume import earlier_runs
 from motif_lite.io import latents as latents_io
-from motif_lite.io.latents import fallback_folder, read_latents
+from motif_lite.io import latents_saving
+from motif_lite.io.latents import read_latents
+from motif_lite.io.latents_saving import fallback_folder
 from motif_lite.request import GenerationRequest
 
 SIZE = dict(width=48, height=32, frames=9, steps=4, seed=3)
@@ -36,7 +38,7 @@ def cache(tmp_path, monkeypatch) -> Path:
 
 def full_disk_in(monkeypatch, *folders: Path) -> list:
     """Saving latents fails in `folders` as on a full disk; elsewhere it works. -> the latents saves tried."""
-    save, tried = latents_io.save_latents, []
+    save, tried = latents_saving.save_latents, []
 
     def save_unless_full(saved, path):
         tried.append(saved)
@@ -44,7 +46,7 @@ def full_disk_in(monkeypatch, *folders: Path) -> list:
             raise OSError(errno.ENOSPC, "No space left on device")
         return save(saved, path)
 
-    monkeypatch.setattr(latents_io, "save_latents", save_unless_full)
+    monkeypatch.setattr(latents_saving, "save_latents", save_unless_full)
     return tried
 
 
@@ -147,10 +149,10 @@ def test_the_advice_fits_why_the_save_failed(tmp_path, monkeypatch, error, advic
     def failing(saved, path):
         raise error
 
-    monkeypatch.setattr(latents_io, "save_latents", failing)
+    monkeypatch.setattr(latents_saving, "save_latents", failing)
     saved = latents_io.SavedLatents(torch.zeros(1, 16, 2, 4, 4), tmp_path / "fox.mp4", 32, 32, 5, 24.0, "float32")
-    with pytest.raises(latents_io.LatentsSaveError) as caught:
-        latents_io.LatentsFile(tmp_path / "fox.mp4").save(saved)
+    with pytest.raises(latents_saving.LatentsSaveError) as caught:
+        latents_saving.LatentsFile(tmp_path / "fox.mp4").save(saved)
     assert advice in str(caught.value) and "(os error" not in str(caught.value), str(caught.value)
 
 

@@ -20,7 +20,9 @@ import torch
 
 from motif_lite.cli.resume import _check_still_there, earlier_runs, kept_anywhere
 from motif_lite.io import latents as latents_io
-from motif_lite.io.latents import LatentsFile, LatentsSaveError, SavedLatents, read_latents, save_latents, still_running
+from motif_lite.io import latents_saving
+from motif_lite.io.latents import SavedLatents, read_latents, save_latents
+from motif_lite.io.latents_saving import LatentsFile, LatentsSaveError, still_running
 from motif_lite.keeping import keep
 from motif_lite.request import RequestError
 
@@ -42,19 +44,19 @@ def out(tmp_path) -> Path:
 @pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return latents_io.fallback_folder()
+    return latents_saving.fallback_folder()
 
 
 def full_disk_in(monkeypatch, *folders: Path) -> None:
     """Saving latents fails in `folders` as on a full disk (or a quota) from now on; elsewhere it works."""
-    save = latents_io.save_latents
+    save = latents_saving.save_latents
 
     def save_unless_full(saved, path):
         if path.parent in folders:
             raise OSError(errno.ENOSPC, "No space left on device")
         return save(saved, path)
 
-    monkeypatch.setattr(latents_io, "save_latents", save_unless_full)
+    monkeypatch.setattr(latents_saving, "save_latents", save_unless_full)
 
 
 def test_a_move_to_the_cache_removes_the_runs_older_state_beside_the_output(out, cache, monkeypatch):
@@ -118,7 +120,7 @@ def test_a_quota_is_a_full_disk_too(tmp_path, monkeypatch):
     def over_quota(saved, path):
         raise OSError(errno.EDQUOT, "Disk quota exceeded")
 
-    monkeypatch.setattr(latents_io, "save_latents", over_quota)
+    monkeypatch.setattr(latents_saving, "save_latents", over_quota)
     with pytest.raises(LatentsSaveError, match="free that much space, or give the output another folder"):
         LatentsFile(tmp_path / "fox.mp4").save(stopped_state(tmp_path / "fox.mp4"))
 
@@ -173,7 +175,7 @@ def test_a_second_ctrl_c_at_the_first_save_says_what_is_there(tmp_path, monkeypa
     def ctrl_c(saved, path):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(latents_io, "save_latents", ctrl_c)
+    monkeypatch.setattr(latents_saving, "save_latents", ctrl_c)
     with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(KeyboardInterrupt):
         keep(LatentsFile(tmp_path / "fox.mp4", given), stopped_state(tmp_path / "fox.mp4"))
     left = f"{given} is as it was when this run began" if resumed else "nothing is kept"
@@ -195,7 +197,7 @@ def test_resume_checks_the_model_paths_that_are_paths(tmp_path):
 def test_the_cache_folder_is_the_one_the_docs_name(tmp_path, monkeypatch):
     # docs/usage.md and run --help tell users to look in $XDG_CACHE_HOME/motif-lite/latents (~/.cache/...).
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert latents_io.fallback_folder() == tmp_path / "motif-lite" / "latents"
+    assert latents_saving.fallback_folder() == tmp_path / "motif-lite" / "latents"
 
 
 def test_a_whole_file_with_a_damaged_header_is_not_called_cut_short(tmp_path):

@@ -28,14 +28,9 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     line gives none (a given one wins: the notes say so). Flags that choose the video are an error: the file says
     it."""
     from motif_lite.cli.run_flags import run_flags_given, weight_files
-    from motif_lite.io.latents import (
-        MODEL_FLAG_GROUPS,
-        LatentsFileError,
-        changed_file_notes,
-        other_model_notes,
-        read_latents,
-        still_running,
-    )
+    from motif_lite.io.latents import LatentsFileError, read_latents
+    from motif_lite.io.latents_saving import still_running
+    from motif_lite.io.model_stamps import MODEL_FLAG_GROUPS, changed_file_notes, other_model_notes
     from motif_lite.request import RequestError
 
     saved = read_latents(args.resume, command="resume")
@@ -113,7 +108,8 @@ def _check_still_there(dest: str, value: str | list | None) -> None:
 def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
     """Notes on the latents files an earlier run of these outputs left (it stopped, or its decode failed): this
     run starts again, and the note says how to use that work instead."""
-    from motif_lite.io.latents import latents_path, still_running
+    from motif_lite.io.latents import latents_path
+    from motif_lite.io.latents_saving import still_running
 
     notes = []
     for request in requests:
@@ -151,7 +147,7 @@ def _kept_in_fallback(path: Path, output: str | Path) -> SavedLatents | None:
     (fox.latents-2.safetensors); the newest when several are that output's."""
     import glob
 
-    from motif_lite.io.latents import fallback_folder
+    from motif_lite.io.latents_saving import fallback_folder
 
     fallback = fallback_folder()
     if not fallback.is_dir():

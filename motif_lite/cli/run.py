@@ -349,7 +349,7 @@ def _generate(
     resume: SavedLatents | None = None,
     clip: Clip | None = None,
 ) -> int:
-    from motif_lite.io.latents import fallback_folder
+    from motif_lite.io.latents_saving import fallback_folder
     from motif_lite.pipeline import load_pipeline
     from motif_lite.settings import resolve_dtype, resolve_settings
 

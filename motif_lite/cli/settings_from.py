@@ -144,7 +144,7 @@ def recalled_model_notes(
     """A note per group of model flags in which this run's model differs from the one the file names (by file
     names: the file keeps no folders), saying the video will differ."""
     from motif_lite.cli.common import lora_args
-    from motif_lite.io.latents import MODEL_FLAG_GROUPS, model_flags_text  # the resume notes' wording of model flags
+    from motif_lite.io.model_stamps import MODEL_FLAG_GROUPS, model_flags_text  # the resume notes' flag wording
     from motif_lite.pipeline.metadata import model_flags_of, model_metadata_of
 
     if recalled.model is None:  # a file from before the model was stored

@@ -9,35 +9,28 @@ metadata one JSON string under "motif_lite_latents": the format version, what wr
 path, size, frames, fps, the metadata the video carries), what decoding needs (the VAE's dtype in the run, the
 checkpoint and VAE file it came from) and, for a stopped run, the steps done, the request and the model flags.
 Version 1 files (denoised latents, before stopped runs were kept) read as version 2 files without a state.
+
+This module is the format: writing a file and reading it back, checked. Where a run saves its file (and where
+to when the disk is full) is `latents_saving`; the model stamps a stopped run keeps are `model_stamps`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
-import logging
 import os
 import re
-import shutil
 import socket
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 
 import torch
 
 from motif_lite.errors import CheckpointError, MotifLiteError, shown
-from motif_lite.io.staging import process_running, staged_output
-from motif_lite.io.user_cache import user_cache_folder
-from motif_lite.io.video import unused_path
+from motif_lite.io.staging import staged_output
 from motif_lite.json_values import is_count, is_number
 from motif_lite.paths import user_path
-from motif_lite.units import file_size
 from motif_lite.version import VERSION
 from motif_lite.weights.safetensors_header import TruncatedError, read_header
-
-logger = logging.getLogger(__name__)
 
 FORMAT_KEY = "motif_lite_latents"
 FORMAT_VERSION = 2
@@ -46,14 +39,6 @@ TENSOR_NAME = "latents"
 STATE_PREFIX = "state."
 SUFFIX = ".latents.safetensors"
 _FRAME_PATTERN = re.compile(r"[_\-. ]*%0?\d*d")  # with the separator before it: out_%03d -> out
-
-
-# The model flags (`motif-lite run`'s dests) a stopped run keeps in `SavedLatents.run`, grouped where one flag of a
-# group replaces the others (a transformer from --gguf or --diffusion-model).
-MODEL_FLAG_GROUPS = (
-    ("model",), ("gguf", "diffusion_model"), ("text_encoder_gguf", "text_encoder"), ("vae",), ("dtype",),
-    ("lora",), ("attention",),
-)  # fmt: skip
 
 
 class LatentsFileError(MotifLiteError):
@@ -130,211 +115,6 @@ def save_latents(saved: SavedLatents, path: Path) -> Path:
     with staged_output(path, 1) as staged:
         save_file(tensors, str(staged.partial), metadata=metadata)
     return path
-
-
-class LatentsSaveError(MotifLiteError):
-    """Latents that could be saved nowhere: the message names each place tried, why, and the space they need."""
-
-
-class LatentsFile:
-    """The latents file of one run: named on its first save (beside the output, never replacing a file that is
-    there) unless given (the file a resumed run came from); each later save replaces it; `remove` once the video
-    is written. With a `fallback` folder, a save that fails where it was meant to go (a full disk, a network share
-    gone read-only) goes there instead, and so do the later ones: hours of sampling are not lost for want of a
-    few tens of MB on the output's disk. `moved` then says why."""
-
-    def __init__(self, output: str | Path, path: Path | None = None, fallback: Path | None = None) -> None:
-        self.output = Path(output)
-        self.path = path
-        self.written = path is not None  # a file this run owns
-        self.fallback = fallback
-        self.moved: str | None = None  # why the file is in `fallback`, not beside the output
-        self.kept: SavedLatents | None = None  # what the last save of this run wrote, its tensors left out
-
-    def save(self, saved: SavedLatents) -> Path:
-        """Write `saved` (whole or not at all) and return where; `LatentsSaveError` when no place takes it."""
-        if self.path is None:
-            self.path = unused_path(latents_path(self.output))
-        try:
-            save_latents(saved, self.path)
-        except Exception as error:
-            if self.fallback is None or self.path.parent == self.fallback:
-                raise LatentsSaveError(_not_saved([(self.path, error)], saved)) from error
-            self._save_in_fallback(saved, error)
-        self.written = True
-        self.kept = replace(saved, latents=torch.empty(0), state={})  # no tensors (a view would keep them alive)
-        return self.path
-
-    def _save_in_fallback(self, saved: SavedLatents, error: Exception) -> None:
-        """`saved` in the fallback folder, where `self.path` failed with `error`; from then on the file is there."""
-        path = unused_path(self.fallback / self.path.name)
-        try:
-            self.fallback.mkdir(parents=True, exist_ok=True)
-            save_latents(saved, path)
-        except Exception as second:
-            raise LatentsSaveError(_not_saved([(self.path, error), (path, second)], saved)) from error
-        if self.written:  # this run's older state there: superseded, and its space is wanted
-            with contextlib.suppress(OSError):
-                self.path.unlink(missing_ok=True)
-        self.moved = f"{self.path} could not be written: {_reason(error)}"
-        self.path = path
-
-    def remove(self) -> None:
-        """Delete the file once the video is written. One that cannot be deleted (a resumed run's file in a
-        read-only folder, or another user's) is left with a warning: the video is there all the same."""
-        if not self.written or self.path is None:
-            return
-        try:
-            self.path.unlink(missing_ok=True)
-        except OSError as error:
-            logger.warning(
-                f"the video is written, but {self.path} could not be deleted ({error.strerror or error}): delete it "
-                "yourself, or a script that resumes whenever it is there would go on with it again"
-            )
-
-
-def _not_saved(attempts: list[tuple[Path, Exception]], saved: SavedLatents) -> str:
-    """Why `saved` is nowhere: each path tried with its error and the free space in its folder, the size, and what
-    to do about it."""
-    tried = "; nor to ".join(f"{path} ({_reason(error)}{_free_space(path.parent)})" for path, error in attempts)
-    codes = {_errno(error) for _, error in attempts}
-    if errno.EFBIG in codes:  # a file size limit, whatever the free space
-        fix = "raise the file size limit of this shell (ulimit -f unlimited)"
-    elif codes & {errno.ENOSPC, errno.EDQUOT}:
-        fix = "free that much space, or give the output another folder (-o)"
-    else:
-        fix = "give the output a folder this process can write (-o)"
-    return f"the latents could not be saved to {tried}; they need {file_size(_file_size(saved))}: {fix}"
-
-
-def _errno(error: Exception) -> int | None:
-    """The OS's error number behind `error`: an OSError's, or the "(os error N)" safetensors' own errors end with."""
-    if isinstance(error, OSError) and error.errno is not None:
-        return error.errno
-    found = re.search(r"\(os error (\d+)\)", str(error))
-    return int(found.group(1)) if found else None
-
-
-def _reason(error: Exception) -> str:
-    """An error's cause in short: the OS's words where there are some (safetensors wraps them in its own)."""
-    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-    return re.sub(r" \(os error \d+\)$", "", text.removeprefix("Error while serializing: ").removeprefix("I/O error: "))
-
-
-def _free_space(folder: Path) -> str:
-    try:
-        return f", {file_size(shutil.disk_usage(folder).free)} free there"
-    except OSError:  # a folder that is gone, or a share that no longer answers
-        return ""
-
-
-def _file_size(saved: SavedLatents) -> int:
-    """About the bytes of the file `saved` makes: the latents in float32, the state, and the header (the description
-    as a JSON string inside JSON, about 100 bytes per tensor's entry)."""
-    state = saved.state.values()
-    header = len(json.dumps(json.dumps(saved.info(), default=str))) + 100 * (1 + len(state))
-    return header + saved.latents.numel() * 4 + sum(t.numel() * t.element_size() for t in state)
-
-
-def still_running(saved: SavedLatents) -> int | None:
-    """The process ID of the run that wrote `saved` when it still runs on this machine (a periodic save of a run
-    that goes on: under nohup after an SSH drop, in another terminal), else None. A recycled process ID can make it
-    a false alarm: say it as a note, never refuse on it."""
-    writer = saved.writer or {}
-    pid = writer.get("pid")
-    if not isinstance(pid, int) or writer.get("host") != socket.gethostname() or pid == os.getpid():
-        return None
-    return pid if process_running(pid) else None
-
-
-def fallback_folder() -> Path:
-    """Where `motif-lite run` keeps a run's latents when the output's folder takes no file (`LatentsFile`)."""
-    return user_cache_folder() / "latents"
-
-
-def other_model_notes(then: dict | None, now: dict, sampled_with: str) -> list[str]:
-    """The notes on a resumed run whose model differs from the stopped run's: one per group of model flags
-    (MODEL_FLAG_GROUPS) in which `now` differs from `then` (`SavedLatents.run`), naming the flags as the stopped run
-    had them. `sampled_with` says what samples the rest ("what this command gives"). A group that either leaves out
-    (an older file, a pipeline without its checkpoint's sources) is not compared."""
-    if then is None:  # denoised latents: no model samples them any more
-        return []
-    return [
-        f"the run being resumed had {model_flags_text({dest: then[dest] for dest in group})}: the rest of the video "
-        f"is sampled with {sampled_with}"
-        for group in MODEL_FLAG_GROUPS
-        if all(dest in then and dest in now for dest in group) and any(then[dest] != now[dest] for dest in group)
-    ]
-
-
-# The model flags that name one weight file each, stamped beside the LoRAs' (`file_stamps`); -m is left out: a folder
-# or a Hub repo id, whose files change one by one.
-_FILE_FLAGS = ("gguf", "diffusion_model", "text_encoder_gguf", "text_encoder", "vae")
-
-
-def model_files(flags: dict) -> list[Path]:
-    """The weight files that model flags (`SavedLatents.run`'s, or a command line's) name, absolute: each of
-    --gguf, --diffusion-model, --text-encoder-gguf, --text-encoder and --vae given, and each LoRA's."""
-    from motif_lite.weights.lora import LoRAError, LoRASpec
-
-    files = [user_path(flags[dest]).absolute() for dest in _FILE_FLAGS if flags.get(dest)]
-    for item in flags.get("lora") or []:
-        with contextlib.suppress(LoRAError):  # refused, with why, where the LoRAs are read
-            files.append(LoRASpec.parse(item).path.absolute())
-    return files
-
-
-def file_stamps(flags: dict) -> dict[str, dict[str, int]]:
-    """Each weight file of `flags` (`model_files`) by its path, with its size and modification time: what a resumed
-    run compares to tell a file changed in place (`changed_file_notes`); cheap, where a checksum of gigabytes
-    is not."""
-    return {str(path): _stamp(path) for path in model_files(flags) if path.is_file()}
-
-
-def _stamp(path: Path) -> dict[str, int]:
-    stat = path.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def changed_file_notes(then: dict | None, now: dict) -> list[str]:
-    """The notes on the weight files of `now` (model flags) that have another size or modification time than the
-    stopped run's of the same path (`then`: `SavedLatents.run`, its "file_stamps"), as a LoRA retrained since: the
-    user may mean it, but the rest of the video is another model's. An older file without stamps: none."""
-    stamps = (then or {}).get("file_stamps")
-    if not isinstance(stamps, dict):
-        return []
-    notes = []
-    for path in model_files(now):
-        old = stamps.get(str(path))
-        if not isinstance(old, dict) or not path.is_file() or (new := _stamp(path)) == old:
-            continue
-        notes.append(f"{path} changed since the run stopped ({_change(old, new)}): the rest of the video is sampled "
-                     "with the file as it is now")  # fmt: skip
-    return notes
-
-
-def _change(old: dict, new: dict[str, int]) -> str:
-    """How a file changed: "2.1 kB then, 2.3 kB now; modified 2026-12-02 18:40:12"."""
-    same = old.get("size") == new["size"]
-    size = "the same size" if same else f"{_sized(old.get('size'))} then, {file_size(new['size'])} now"
-    modified = datetime.fromtimestamp(new["mtime_ns"] / 1e9).strftime("%Y-%m-%d %H:%M:%S")
-    return f"{size}; modified {modified}"
-
-
-def _sized(nbytes: object) -> str:
-    return file_size(nbytes) if isinstance(nbytes, int) else "another size"
-
-
-def model_flags_text(values: dict) -> str:
-    """A group of model flags as a run had them ("--gguf tr-Q8_0.gguf", "--lora a:1 --lora b:0.5"), or the flags it
-    left out ("no --gguf or --diffusion-model"): the note names the flag either way."""
-    flags = {dest: "--" + dest.replace("_", "-") for dest in values}
-    given = [
-        " ".join(f"{flags[dest]} {item}" for item in value) if isinstance(value, list) else f"{flags[dest]} {value}"
-        for dest, value in values.items()
-        if value not in (None, [])
-    ]
-    return ", ".join(given) if given else "no " + " or ".join(flags.values())
 
 
 # Who saves the latents a command reads, for its errors: `run --resume` reads a stopped run's, `decode` a failed

@@ -21,7 +21,9 @@ from motif_lite.decoding import decode_video
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.clip import Clip, last_frame, read_clip
 from motif_lite.io.image import load_image, preprocess_image
-from motif_lite.io.latents import LatentsFile, SavedLatents, changed_file_notes, file_stamps, other_model_notes
+from motif_lite.io.latents import SavedLatents
+from motif_lite.io.latents_saving import LatentsFile
+from motif_lite.io.model_stamps import changed_file_notes, file_stamps, other_model_notes
 from motif_lite.io.preview import preview_steps
 from motif_lite.io.video import check_crf
 from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep

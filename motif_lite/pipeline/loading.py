@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -31,6 +32,9 @@ from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.settings import resolve_dtype
 from motif_lite.vae import load_vae
 from motif_lite.weights.lora import LoRAEntry, lora_specs
+
+if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
+    from motif_lite.encoders.text import TextEncoder
 
 
 def load_pipeline(
@@ -86,8 +90,8 @@ def load_pipeline(
     whose fallback is plain SDPA. `step_cache`: a threshold (lossy, opt-in; 0 = exact) or a
     `StepCacheConfig` (not in a parallel run).
     """
-    from motif_lite.encoders.text import load_text_encoder
-
+    # Every check that needs no weights comes first, in this order, so that an error is said before any weights
+    # load (and before any download).
     asked = checked_dtype(dtype) if dtype is not None else None  # a wrong one fails before any download
     given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
     specs = lora_specs(loras)  # the argument's shape before any check that may download
@@ -95,11 +99,7 @@ def load_pipeline(
     dtype_setting = resolve_dtype(asked, target)
     dtype = dtype_setting.value
     text_dtype = devices.text_encoder_dtype(dtype, given)
-    advice = devices.dtype_note(target, dtype) if asked is not None else None  # a default is never a poor fit
-    if advice:  # bf16 asked for on a GPU before Ampere (a notebook's T4): said before minutes of loading, not after
-        warnings.warn(advice, stacklevel=2)
-    if isinstance(device, str) and (unused := devices.auto_cpu_note(device, target)):
-        warnings.warn(unused, stacklevel=2)  # a Mac's GPU: the user should know why the run is slow
+    _warn_of_device_fit(device, target, dtype, asked)
     check_strict_int8(attention, kernels, target)
     backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
     cache_config, backend = check_speed(target, kernels, compile, backend_name, step_cache, parallel, dtype)
@@ -108,18 +108,16 @@ def load_pipeline(
         memory = unplanned_memory_warning(sources, dtype, target, kernels, attention, batch_guidance, given)
         if memory:
             warnings.warn(memory, stacklevel=2)
-    root = sources.root
+
+    # Then the weights: the text encoder, the VAE and the transformer.
+    text_encoder = _load_text_encoder(sources, text_dtype, kernels, plan, parallel)
+    vae = load_vae(sources.root, dtype=dtype, device=target if plan is None else plan.device)  # as the plan says
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
-    text_encoder = None
-    if parallel is None or parallel.is_main:
-        text_encoder = load_text_encoder(root, dtype=text_dtype, device="cpu", gguf=sources.text_encoder_gguf)
-        if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers run where it visits
-            apply_dequant_kernels(text_encoder.model, kernels)
-    vae = load_vae(root, dtype=dtype, device=target if plan is None else plan.device)  # where the plan puts it
     # int8 attention keeps the op `apply_kernels` chose: no exact kernel goes in its place.
     recipe = TransformerRecipe(sources, dtype, load_device, kernels, attention, plan, compile,
                                 None if attention == "int8" else backend)  # fmt: skip
     loaded = load_transformer_stage(recipe, lora_files)
+
     pipe = MotifVideoPipeline(loaded.model, text_encoder, vae, target, dtype, sources)
     pipe.dtype_setting = dtype_setting
     pipe._transformer_recipe = recipe
@@ -127,12 +125,49 @@ def load_pipeline(
     pipe.parallel = parallel
     pipe.attention_backend = recipe.attention_backend
     if plan is not None:
-        pipe.text_placement = plan.text_placement
-        pipe.vae_tile = pipe.plan_handle.vae_tile
-        pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
-        pipe.vae_bands = pipe.plan_handle.vae_bands
+        _follow_plan(pipe, plan)
     install_speed(pipe, plan, batch_guidance, cache_config)
     return pipe
+
+
+def _warn_of_device_fit(
+    device: str | torch.device, target: torch.device, dtype: torch.dtype, asked: torch.dtype | None
+) -> None:
+    """Warn, before minutes of loading rather than after, of a dtype asked for that fits the device poorly and of
+    a device "auto" that leaves an accelerator unused. `stacklevel` 3: the warning names the caller of
+    `load_pipeline`."""
+    advice = devices.dtype_note(target, dtype) if asked is not None else None  # a default is never a poor fit
+    if advice:  # bf16 asked for on a GPU before Ampere (a notebook's T4): said before minutes of loading, not after
+        warnings.warn(advice, stacklevel=3)
+    if isinstance(device, str) and (unused := devices.auto_cpu_note(device, target)):
+        warnings.warn(unused, stacklevel=3)  # a Mac's GPU: the user should know why the run is slow
+
+
+def _load_text_encoder(
+    sources: ModelSources,
+    dtype: torch.dtype,
+    kernels: str,
+    plan: Plan | None,
+    parallel: Parallel | None,
+) -> TextEncoder | None:
+    """The text encoder, on the CPU (it visits the device only while prompts are encoded); None on a parallel run's
+    other ranks, which never encode."""
+    from motif_lite.encoders.text import load_text_encoder
+
+    if parallel is not None and not parallel.is_main:
+        return None
+    text_encoder = load_text_encoder(sources.root, dtype=dtype, device="cpu", gguf=sources.text_encoder_gguf)
+    if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers run where it visits
+        apply_dequant_kernels(text_encoder.model, kernels)
+    return text_encoder
+
+
+def _follow_plan(pipe: MotifVideoPipeline, plan: Plan) -> None:
+    """Where the memory plan keeps the text encoder, and how the VAE decodes within it."""
+    pipe.text_placement = plan.text_placement
+    pipe.vae_tile = pipe.plan_handle.vae_tile
+    pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
+    pipe.vae_bands = pipe.plan_handle.vae_bands
 
 
 def install_speed(
