@@ -97,6 +97,14 @@ OTHER_TOOLS_SETTINGS["--mode"] = OTHER_TOOLS_SETTINGS["-M"] = (
     "the GGUF converter is python -m motif_lite.quantize",
 )
 
+# The output's quality: diffusers' export_to_video(quality=0-10, higher is better), ffmpeg's bitrates. Here the
+# encoder's constant-rate factor, whose scale runs the other way: so no plain "did you mean".
+OTHER_TOOLS_SETTINGS["--quality"] = OTHER_TOOLS_SETTINGS["--video-quality"] = OTHER_TOOLS_SETTINGS["--bitrate"] = (
+    "--crf",
+    "the video's quality is --crf N, the encoder's constant-rate factor: lower is better and larger (.mp4 .mkv "
+    ".mov: 0-51, default 18; .webm: 0-63, default 30)",
+)
+
 # Multi-GPU settings of xDiT / xfuser (--ulysses-degree, --ring-degree, --use-cfg-parallel), Wan2.1's generate.py
 # (--ulysses-size, --ring-size, --dit-fsdp, --t5-fsdp) and torchrun's own flag given to the command.
 _ULYSSES = (
