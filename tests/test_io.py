@@ -129,7 +129,7 @@ def test_ffmpeg_formats_keep_their_colours_in_players_that_decode_bt709(tmp_path
 def _documented_ffmpeg(starting: str) -> list[str]:
     """The ffmpeg command of docs/usage.md ("Output files") that starts with `starting`, with our ffmpeg."""
     docs = (Path(__file__).parents[1] / "docs" / "usage.md").read_text()
-    command = re.search(rf"`(ffmpeg {re.escape(starting)}[^`]*)`", docs).group(1)
+    command = re.search(rf"`(ffmpeg\s+{re.escape(starting)}[^`]*)`", docs).group(1)  # wrapped anywhere
     return [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", *shlex.split(command)[1:]]
 
 
