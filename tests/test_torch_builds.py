@@ -85,11 +85,17 @@ def test_run_refuses_before_loading(build_without_the_gpu, checkpoint, tmp_path,
     assert not (tmp_path / "fox.mp4").exists()
 
 
-def test_check_warns(build_without_the_gpu, capsys):
+def test_check_names_it_a_problem(build_without_the_gpu, monkeypatch):
+    # A problem, not a warning: a run on this machine (device auto: the GPU) fails, and check exits 2 for scripts.
     from motif_lite.checkup.environment import check_environment
     from motif_lite.checkup.report import Checkup
 
     report = Checkup()
     check_environment(report)
     gpu = [line for line in report.lines() if "cuda:0" in line]
-    assert gpu and "has no code in this PyTorch build" in gpu[0] and "cu128" in gpu[0], report.lines()
+    assert gpu and gpu[0].startswith("problem  GPU cuda:0: 30.00 GiB free of 32.00 GiB; NVIDIA GeForce RTX 5090"), gpu
+    assert "has no code in this PyTorch build" in gpu[0] and "cu128" in gpu[0] and not report.passed
+    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: CU128)  # negative control: a build that has it
+    report = Checkup()
+    check_environment(report)
+    assert any(line.startswith("ok       GPU cuda:0: NVIDIA GeForce RTX 5090") for line in report.lines())

@@ -1,5 +1,5 @@
 """The machine: torch, the GPU and its free memory, Triton, ffmpeg. What is missing limits a run, so it is a
-warning, never a problem."""
+warning; a GPU the installed PyTorch has no code for is a problem (a run there, the default, fails)."""
 
 from __future__ import annotations
 
@@ -61,10 +61,11 @@ def _check_gpu(report: Checkup) -> None:
         free, total = torch.cuda.mem_get_info(index)
         name = torch.cuda.get_device_name(index)
         memory = f"{memory_size(free)} free of {memory_size(total)}"
+        if (lacking := torch_build_gpu_problem(torch.device("cuda", index))) is not None:  # every run there fails
+            report.problem(f"GPU cuda:{index}", f"{memory}; {lacking}", "install the PyTorch build named above")
+            continue
         gpu = gpu_facts(index)
         notes = [amd_gpu_note(gpu)] if gpu.is_amd else []  # nothing has run on an AMD GPU: what a run does there
-        if (lacking := torch_build_gpu_problem(torch.device("cuda", index))) is not None:  # runs there would fail
-            notes.append(lacking)
         if not has_bf16_matrix_cores(gpu):  # runs default to fp16 (`devices.default_dtype`), unchecked on real weights
             notes.append(
                 f"{name} ({gpu.describe()}) has no bfloat16 tensor cores: runs here use fp16 unless --dtype says "
