@@ -1,6 +1,6 @@
 """Compile our kernels, specialized as the compile tests build them, with the installed Triton, without a GPU.
 
-    python bench/triton_versions.py [--capabilities 80,86,89,90] [--only PREFIX,PREFIX]
+    python bench/triton_versions.py [--capabilities 80,86,89,90,120] [--only PREFIX,PREFIX]
 
 prints one JSON line per launch: {"triton", "capability", "launch", "ok", "error"}. To try the Triton each torch
 release installs, put that release first on the path (no torch change needed: compiling uses Triton alone):
