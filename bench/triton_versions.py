@@ -1,6 +1,6 @@
 """Compile our kernels, specialized as the compile tests build them, with the installed Triton, without a GPU.
 
-    python bench/triton_versions.py [--capabilities 80,86,89,90] [--only PREFIX,PREFIX]
+    python bench/triton_versions.py [--capabilities 80,86,89,90,120] [--only PREFIX,PREFIX]
 
 prints one JSON line per launch: {"triton", "capability", "launch", "ok", "error"}. To try the Triton each torch
 release installs, put that release first on the path (no torch change needed: compiling uses Triton alone):
@@ -26,6 +26,7 @@ import torch
 import triton
 
 from motif_lite.kernels import attention, attention_int8, compiled
+from motif_lite.kernels.launch import triton_too_old
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from test_kernels_compile import int8_launches  # noqa: E402  (the compile tests' launches, specialized as called)
@@ -83,9 +84,25 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:300]
 
 
+def _compiled(launch: Launch, capability: int, verbose: bool) -> dict:
+    """{"ok", "error"} of compiling `launch` for sm_`capability`: ok None when skipped."""
+    too_old = triton_too_old(triton.__version__, divmod(capability, 10))
+    if too_old:  # not tried: its LLVM would abort the process, and the launches added here do not skip by themselves
+        return dict(ok=None, error=f"skipped: {too_old}")
+    try:
+        launch(capability)
+    except pytest.skip.Exception as exc:  # the compile tests' own reasons: e.g. this Triton splits that call
+        return dict(ok=None, error=f"skipped: {exc}")
+    except Exception as exc:  # any compiler error is a result here, not a crash
+        if verbose:
+            traceback.print_exc()
+        return dict(ok=False, error=_error(exc))
+    return dict(ok=True, error="")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--capabilities", default="80,86,89,90", help="compute capabilities, e.g. 89,90")
+    parser.add_argument("--capabilities", default="80,86,89,90", help="compute capabilities, e.g. 89,90,120")
     parser.add_argument("--only", default="", help="only the launches whose names start with one of these (a,b)")
     parser.add_argument("--verbose", action="store_true", help="print the whole traceback of a failure")
     args = parser.parse_args(argv)
@@ -94,16 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, launch in launches(capability):
             if not name.startswith(tuple(args.only.split(","))):
                 continue
-            row = dict(triton=triton.__version__, capability=capability, launch=name, ok=True, error="")
-            try:
-                launch(capability)
-            except pytest.skip.Exception as exc:  # the compile tests' own reasons: e.g. no target in this Triton
-                row.update(ok=None, error=f"skipped: {exc}")
-            except Exception as exc:  # any compiler error is a result here, not a crash
-                row.update(ok=False, error=_error(exc))
-                failed += 1
-                if args.verbose:
-                    traceback.print_exc()
+            row = dict(triton=triton.__version__, capability=capability, launch=name)
+            row.update(_compiled(launch, capability, args.verbose))
+            failed += row["ok"] is False
             print(json.dumps(row), flush=True)
     return 1 if failed else 0
 

@@ -3,6 +3,8 @@ docs/kernels.md, "Triton versions"), checked as functions of a version string: C
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -132,3 +134,29 @@ def test_float32_inputs_take_the_split_path_where_triton_cannot_compile_the_fuse
     assert not takes_split(16, torch.float32, "3.3.1") and not takes_split(16, torch.float32, "3.9.0")
     assert not takes_split(16, torch.bfloat16, "3.2.0") and not takes_split(SPLIT_MIN_M - 1, torch.float16, "3.2.0")
     assert takes_split(SPLIT_MIN_M, torch.bfloat16, "3.9.0")
+
+
+def test_the_version_script_does_not_compile_for_a_gpu_its_triton_cannot_target(monkeypatch, capsys) -> None:
+    """bench/triton_versions.py with Triton 3.2 and sm_120: every launch is reported skipped with the reason, none
+    is compiled (3.2's LLVM would abort the process), the launches the script adds to the compile tests' included."""
+    import importlib.util
+    from pathlib import Path
+
+    from motif_lite.kernels import compiled
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "triton_versions.py"
+    spec = importlib.util.spec_from_file_location("triton_versions", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def must_not_compile(*args, **kwargs):
+        raise AssertionError("compiled for a target this Triton does not have")
+
+    monkeypatch.setattr(compiled, "compile_for", must_not_compile)
+    monkeypatch.setattr(compiled, "int8_attention_asm", must_not_compile)
+    monkeypatch.setattr(triton, "__version__", "3.2.0")
+    assert script.main(["--capabilities", "120", "--only", "layer_norm,attention-block-sparse,int8"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {row["launch"] for row in rows} >= {"layer_norm_modulate", "attention-block-sparse", "int8-prepasses"}
+    for row in rows:
+        assert row["ok"] is None and "triton>=3.3" in row["error"], row
