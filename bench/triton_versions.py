@@ -102,7 +102,7 @@ def _compiled(launch: Launch, capability: int, verbose: bool) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--capabilities", default="80,86,89,90", help="compute capabilities, e.g. 89,90,120")
+    parser.add_argument("--capabilities", default="80,86,89,90,120", help="compute capabilities, e.g. 89,90,120")
     parser.add_argument("--only", default="", help="only the launches whose names start with one of these (a,b)")
     parser.add_argument("--verbose", action="store_true", help="print the whole traceback of a failure")
     args = parser.parse_args(argv)
