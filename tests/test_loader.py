@@ -157,7 +157,12 @@ def test_unusable_cuda_device_is_a_user_error(checkpoint, monkeypatch, cuda_buil
     # raises its own AssertionError / RuntimeError from deep inside `.to("cuda")`).
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.version, "cuda", cuda_build)
-    why = "no CUDA" if cuda_build is None else "no NVIDIA driver"
+
+    def no_driver():  # what CUDA says on starting (`devices.cuda_start_failure` quotes it)
+        raise RuntimeError("Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU")
+
+    monkeypatch.setattr(torch.cuda, "init", no_driver)
+    why = "no CUDA" if cuda_build is None else "Found no NVIDIA driver on your system"
     for source in (checkpoint, checkpoint / WEIGHTS):
         with pytest.raises(MotifLiteError, match=f"'cuda' requested but CUDA is not available .*{why}.*: --device cpu"):
             load_transformer(source, device="cuda")
