@@ -203,6 +203,7 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["run", "-p", "x", "--type", "q8_0"], "(--type: quantized weights come from a GGUF file: --gguf Q4_K_M"),
         (["run", "-p", "x", "--quality", "9"], "(--quality: the video's quality is --crf N, the encoder's constant"),
         (["decode", "f", "--bitrate=8M"], "(--bitrate=8M: the video's quality is --crf N"),
+        (["run", "-p", "x", "--video-quality", "9"], "(--video-quality: the video's quality is --crf N"),
         (["check", "--quality", "9"], "unrecognized arguments: --quality 9\n"),  # check writes no video: no --crf
         (["check", "--lora", "x.safetensors"], "(--lora: this command takes no LoRA (LoRAs change the transformer); "),
         (["decode", "f", "--Lora=x"], "a dry run checks one against it without generating: motif-lite run -p "),

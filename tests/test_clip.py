@@ -46,3 +46,14 @@ def test_a_video_whose_frames_are_known_is_checked_without_counting_them(tmp_pat
     video.write_bytes(video.read_bytes()[:-100])
     with pytest.raises(ClipError, match="is cut short"):  # the checks that need no decode stay
         read_clip(video, frames=5)
+
+
+def test_a_video_of_one_frame_known_is_refused_as_one_counted(tmp_path):
+    # The server's count of a 1-frame video it wrote stands in for ffmpeg's: the same refusal.
+    from motif_lite.io.clip import ClipError, read_clip
+    from motif_lite.io.video import write_video
+
+    video = write_video(np.zeros((1, 32, 48, 3), dtype=np.uint8), tmp_path / "still.mp4", 12.0)
+    for frames in (None, 1):
+        with pytest.raises(ClipError, match="still.mp4 has 1 frame: there is nothing to go on from"):
+            read_clip(video, frames=frames)

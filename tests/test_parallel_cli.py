@@ -39,6 +39,7 @@ def run(capsys, *argv: str) -> tuple[int, str]:
         (("-p", "fox", "--lora", "missing.safetensors"), "LoRA file not found: missing.safetensors"),
         (("-p", "fox", "--step-cache", "0.05"), "--step-cache is not supported in a parallel run"),
         (("-p", "fox", "--preview", "p.avi"), "p.avi"),
+        (("-p", "fox", "-o", "fox.gif", "--crf", "20"), "crf has no meaning for a .gif output"),
     ],
 )
 def test_gpus_refuses_what_every_process_would_refuse(capsys, tmp_path, monkeypatch, no_launch, argv, message):

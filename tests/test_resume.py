@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from motif_lite import cli, load_pipeline
+from motif_lite.errors import MotifLiteError
 from motif_lite.io.latents import read_latents
 from motif_lite.numerics import NonFiniteError
 from motif_lite.request import GenerationRequest, RequestError
@@ -317,6 +318,19 @@ def stopped(pipe, tmp_path) -> Path:
     with pytest.raises(KeyboardInterrupt):
         pipe.generate(request(tmp_path), on_progress=stop_at(1))
     return tmp_path / "fox.latents.safetensors"
+
+
+def test_a_crf_the_output_cannot_take_is_refused_before_sampling(pipe, tmp_path):
+    stages = []
+    with pytest.raises(MotifLiteError, match=r"crf has no meaning for a \.gif output"):
+        pipe.generate(request(tmp_path, "fox.gif"), on_progress=lambda stage, *_: stages.append(stage), crf=20)
+    assert "denoise" not in stages and names(tmp_path) == []
+
+
+def test_a_resumed_run_writes_its_video_at_the_crf_given(stopped, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--crf", "40")
+    assert code == 0, err
+    assert b"crf=40.0" in (tmp_path / "fox.mp4").read_bytes()  # x264 writes its options into the stream
 
 
 def assert_user_error(code: int, err: str, *needles: str) -> None:

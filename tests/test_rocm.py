@@ -147,6 +147,29 @@ def test_hidden_gpus_name_cuda_visible_devices(monkeypatch):
     )
 
 
+LAZY_FAILURE = (
+    "CUDA call failed lazily at initialization with error: device >= 0 && device < num_gpus INTERNAL ASSERT FAILED"
+    '\n\nCUDA call was originally invoked at:\n\n  File "fox.py", line 1, in <module>'
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [(RuntimeError(LAZY_FAILURE), LAZY_FAILURE.splitlines()[0]),  # its first line, without the traceback after it
+     (RuntimeError(), "RuntimeError"),  # no words: its kind
+     (AssertionError("Torch not compiled with CUDA enabled"), "Torch not compiled with CUDA enabled")],
+)  # fmt: skip
+def test_cudas_reason_is_its_first_line(monkeypatch, error, reason):
+    def init():
+        raise error
+
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.cuda, "init", init)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert devices.no_gpu_reason() == reason
+
+
 def test_check_names_rocm_and_says_what_a_run_does_on_an_amd_gpu(monkeypatch):
     from motif_lite.checkup.environment import _check_gpu, check_environment
     from motif_lite.checkup.report import Checkup

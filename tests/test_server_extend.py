@@ -369,3 +369,18 @@ def test_an_extended_video_cut_short_by_hand_is_refused_when_the_extension_is_su
     video.write_bytes(video.read_bytes()[:-100])  # the same file as the extension's link to it
     refused(server, {"extend": clip["id"]}, f"{clip['id']} is cut short (a copy interrupted, a disk that filled?)")
     assert list((server.store.root / "inputs").iterdir()) == []
+
+
+def test_an_extension_whose_clip_is_cut_while_queued_fails_naming_the_video(server):
+    # The worker reads the clip it was given (its headers, with the frames the server counted): one damaged on disk
+    # since the job was queued fails that job, named by the id of its video as the client knows it, not by the
+    # server's path to it.
+    clip = finished(server)
+    running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]  # holds the worker
+    code, extension, _ = server.request("POST", "/v1/videos", {"prompt": NEXT, "extend": clip["id"], **NEW_PART})
+    assert code == 200, extension
+    link = server.store.clip_path(extension["id"])
+    link.write_bytes(link.read_bytes()[:-100])
+    assert server.request("DELETE", f"/v1/videos/{running['id']}")[0] == 200
+    message = server.wait_status(extension["id"], ("failed",))["error"]["message"]
+    assert f"{clip['id']} is cut short" in message and str(link) not in message, message

@@ -12,7 +12,7 @@ import torch
 from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import cli, devices
-from motif_lite.devices import NVIDIA, GpuFacts
+from motif_lite.devices import AMD, NVIDIA, GpuFacts
 from motif_lite.errors import DeviceError
 
 # What torch.cuda.get_arch_list() gives in PyTorch's wheels.
@@ -33,7 +33,9 @@ RTX_4090 = GpuFacts(NVIDIA, "NVIDIA GeForce RTX 4090", capability=(8, 9))
      ((10, 0), ["sm_120"], False),  # another major
      ((12, 1), ["compute_120"], True), ((13, 0), ["sm_90", "compute_120"], True),  # PTX: the driver compiles it
      ((9, 0), ["sm_80", "compute_120"], False), ((8, 6), ["compute_90"], False),  # PTX: not on earlier
-     ((6, 1), CU130, False), ((6, 1), CU126, True), ((9, 0), ["sm_90a"], True)],
+     ((6, 1), CU130, False), ((6, 1), CU126, True), ((9, 0), ["sm_90a"], True),
+     ((10, 3), ["sm_100f"], True),  # the family variant: the "f" is not part of the number
+     ((8, 6), ["compute_86"], True)],  # PTX for exactly this GPU
 )  # fmt: skip
 def test_nvidias_compatibility_rules(capability, arch_list, runs):
     assert devices.build_runs_on(capability, arch_list) is runs
@@ -48,6 +50,8 @@ def test_the_note_names_the_build_that_has_the_gpu():
     assert "--index-url https://download.pytorch.org/whl/cu126" in older and "cu128" not in older
     assert devices.lacking_gpu_note(RTX_4090, CU130, "13.0", "2.13.0") is None  # the build has it
     assert devices.lacking_gpu_note(RTX_5090, [], None, "2.13.0+cpu") is None  # a build that names no architecture
+    # An AMD GPU has no compute capability to compare: NVIDIA's architectures say nothing of it.
+    assert devices.lacking_gpu_note(GpuFacts(AMD, "AMD Instinct MI300X", arch="gfx942"), CU128, "12.8", "2.9") is None
 
 
 @pytest.fixture
@@ -64,7 +68,10 @@ def build_without_the_gpu(monkeypatch):
 
 
 def test_the_device_is_refused(build_without_the_gpu, monkeypatch):
-    with pytest.raises(DeviceError, match=r"RTX 5090 .* has no code in this PyTorch build"):
+    monkeypatch.setattr(torch, "__version__", "2.6.0+cu126")
+    with pytest.raises(
+        DeviceError, match=r"RTX 5090 .* has no code in this PyTorch build \(torch 2\.6\.0\+cu126, CUDA 12\.6,"
+    ):
         devices.resolve_device("cuda:0")
     monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: CU128)  # negative control: a build that has it
     assert devices.resolve_device("cuda:0") == torch.device("cuda:0")
@@ -99,3 +106,32 @@ def test_check_names_it_a_problem(build_without_the_gpu, monkeypatch):
     report = Checkup()
     check_environment(report)
     assert any(line.startswith("ok       GPU cuda:0: NVIDIA GeForce RTX 5090") for line in report.lines())
+
+
+@pytest.fixture
+def second_gpu_without_code(build_without_the_gpu, monkeypatch):
+    """The CUDA 12.6 build on a machine with an RTX 4090 (which it has code for) as cuda:0 and the RTX 5090 as
+    cuda:1."""
+    gpus = [RTX_4090, RTX_5090]
+
+    def gpu(device: torch.device | int | None = None) -> GpuFacts:
+        index = device if isinstance(device, int) else None if device is None else torch.device(device).index
+        return gpus[index or 0]  # no index: the current device, cuda:0
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: gpu(device).name)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: gpu(device).capability)
+
+
+def test_each_gpu_is_checked_for_itself(second_gpu_without_code):
+    from motif_lite.checkup.environment import check_environment
+    from motif_lite.checkup.report import Checkup
+
+    assert devices.resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(DeviceError, match="RTX 5090 .* has no code in this PyTorch build"):
+        devices.resolve_device("cuda:1")
+    report = Checkup()
+    check_environment(report)
+    first, second = ([line for line in report.lines() if f"cuda:{index}" in line] for index in (0, 1))
+    assert first and "has no code" not in first[0], report.lines()
+    assert second and "RTX 5090 (compute capability 12.0) has no code" in second[0], report.lines()

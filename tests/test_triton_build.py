@@ -7,7 +7,9 @@ faked (this machine has none)."""
 from __future__ import annotations
 
 import sys
+import sysconfig
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +22,7 @@ from motif_lite.runtime import triton_build
 from motif_lite.runtime.compile import CompileUnavailableError, check_compile_possible
 
 PYTHON_DEV = f"python{sys.version_info.major}.{sys.version_info.minor}-dev"
+PYTHON_DEVEL = f"python{sys.version_info.major}.{sys.version_info.minor}-devel"  # Fedora's name
 
 
 @pytest.fixture
@@ -55,6 +58,34 @@ def test_cc_names_the_compiler(no_compiler, monkeypatch):
     assert triton_build.launcher_build_problem() is None
 
 
+def test_clang_alone_is_a_compiler(no_compiler, tmp_path):
+    (tmp_path / "clang").write_text("#!/bin/sh\n")
+    (tmp_path / "clang").chmod(0o755)
+    assert triton_build.launcher_build_problem() is None
+
+
+def test_a_build_of_triton_s_own_needs_no_compiler(no_compiler, monkeypatch):
+    # triton.knobs.build.impl (Triton 3.4 on): the launcher is built by the function named there, not by CC or gcc.
+    knobs = pytest.importorskip("triton.knobs")
+    monkeypatch.setattr(knobs.build, "impl", lambda *args: None)
+    assert triton_build.launcher_build_problem() is None
+
+
+def test_a_triton_before_knobs_is_checked_too(no_compiler, monkeypatch):
+    # Triton 3.3 and earlier have no triton.knobs: the launcher is built with the C compiler, so its absence counts.
+    monkeypatch.delattr(triton, "knobs", raising=False)
+    monkeypatch.setitem(sys.modules, "triton.knobs", None)  # the import fails, as it does there
+    assert "needs a C compiler" in triton_build.launcher_build_problem()
+
+
+def test_debians_local_scheme_looks_for_the_headers_where_triton_does(monkeypatch):
+    # Debian's python3 installs into posix_local (/usr/local), whose include folder holds no Python.h; Triton looks
+    # in posix_prefix's (/usr/include/python3.X, where python3-dev puts it).
+    monkeypatch.setattr(sysconfig, "get_default_scheme", lambda: "posix_local")
+    monkeypatch.setattr(sysconfig, "get_paths", lambda scheme=None: {"include": f"/{scheme}/include/python3.X"})
+    assert triton_build.python_headers() == Path("/posix_prefix/include/python3.X")
+
+
 def test_no_headers(no_headers, tmp_path):
     problem = triton_build.launcher_build_problem()
     assert f"Python's C headers (no Python.h in {tmp_path})" in problem and f"sudo apt install {PYTHON_DEV};" in problem
@@ -64,6 +95,7 @@ def test_no_headers(no_headers, tmp_path):
 def test_neither(no_compiler, no_headers):
     problem = triton_build.launcher_build_problem()
     assert "install them" in problem and f"sudo apt install gcc {PYTHON_DEV};" in problem
+    assert problem.endswith(f"Fedora: sudo dnf install gcc {PYTHON_DEVEL})")
     assert triton_build.launcher_build_problem(platform="win32") is None  # Windows' Triton brings its own compiler
 
 
@@ -98,3 +130,11 @@ def test_the_triton_attention_backend_is_refused(gpu_without_compiler):
         warnings.simplefilter("ignore")
         with pytest.raises(ConfigError, match="--attention-backend triton is our Triton kernel: .*C compiler"):
             attention_backend("triton", "cuda")
+
+
+def test_off_cuda_the_triton_attention_falls_back_without_a_compiler(no_compiler, monkeypatch):
+    # Off CUDA no Triton kernel is built (the op falls back to SDPA with a warning): nothing to refuse.
+    from motif_lite.runtime.attention import triton_attention
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert isinstance(triton_attention(), rt.FallbackOp)

@@ -6,6 +6,7 @@ latents with the tiny checkpoint's VAE."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -102,11 +103,26 @@ def test_crf_is_refused_where_no_video_encoder_writes(tmp_path, name, format_):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("name", "crf", "named"), [("fox.mp4", 52, "0 to 51"), ("fox.MKV", -1, "0 to 51"),
-                                                    ("fox.webm", 64, "0 to 63")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "crf", "named"),
+    [("fox.mp4", 52, "0 to 51, lower is better and larger (default 18)"), ("fox.MKV", -1, "0 to 51"),
+     ("fox.webm", 64, "0 to 63, lower is better and larger (default 30)")],
+)  # fmt: skip
 def test_crf_outside_the_codecs_range_is_refused(name, crf, named):
-    with pytest.raises(MotifLiteError, match=named):
+    with pytest.raises(MotifLiteError, match=re.escape(named)):
         check_crf(name, crf)
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [("fox.gif", "a .gif output (a GIF's 256-colour palette has no quality"),
+     ("fox.webp", "a .webp output (animated WebP is written by Pillow at its"),
+     ("fox.avi", "a .avi output (it is no video encoder's)"),
+     ("fox", "a file without an extension output (it is no video encoder's)")],
+)  # fmt: skip
+def test_the_refusal_says_why_that_format_takes_no_crf(name, why):
+    with pytest.raises(MotifLiteError, match=re.escape(f"crf has no meaning for {why}")):
+        check_crf(name, 20)
 
 
 def test_each_codec_takes_its_whole_range():
@@ -133,6 +149,12 @@ def test_a_crf_no_codec_takes_is_a_usage_error(capsys, command, value):
     err = capsys.readouterr().err
     assert stop.value.code == 2
     assert "argument --crf: must be a whole number from 0 to 63 (H.264 0-51, VP9 0-63" in err
+
+
+@pytest.mark.parametrize("command", [["run", "-p", "a red fox"], ["decode", "fox.latents.safetensors"]])
+def test_the_command_line_takes_every_crf_of_some_codec(command):
+    for value in (0, 51, 63):  # 52-63: VP9's alone, checked against -o later
+        assert cli.build_parser().parse_args([*command, "--crf", str(value)]).crf == value
 
 
 @pytest.mark.parametrize(("output", "crf", "said"), [("fox.gif", "20", "crf has no meaning for a .gif output"),
