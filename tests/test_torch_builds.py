@@ -92,6 +92,14 @@ def test_run_refuses_before_loading(build_without_the_gpu, checkpoint, tmp_path,
     assert not (tmp_path / "fox.mp4").exists()
 
 
+def test_a_dry_run_plans_and_says_a_run_would_be_refused(build_without_the_gpu, checkpoint, tmp_path, capsys):
+    # A dry run may plan for another machine's GPU, so it is a note, not an error; before, it said nothing.
+    argv = ["run", "-m", str(checkpoint), "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cuda"]
+    assert cli.main([*argv, "-W", "64", "-H", "64", "--video-frames", "9", "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "a run of this command would be refused here: NVIDIA GeForce RTX 5090 (compute capability 12.0)" in err
+
+
 def test_check_names_it_a_problem(build_without_the_gpu, monkeypatch):
     # A problem, not a warning: a run on this machine (device auto: the GPU) fails, and check exits 2 for scripts.
     from motif_lite.checkup.environment import check_environment

@@ -279,11 +279,14 @@ def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> lis
     """What a dry run says about planning for a device this machine lacks."""
     import torch
 
-    from motif_lite.devices import auto_cpu_note
+    from motif_lite.devices import auto_cpu_note, torch_build_gpu_problem
 
     notes = []
     if device.type == "cuda" and not torch.cuda.is_available() and args.vram is None:
         notes.append("no CUDA device on this machine: planned without a budget; give --vram GiB to plan for yours")
+    here = device.type == "cuda" and torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    if here and (lacking := torch_build_gpu_problem(device)) is not None:  # the plan may be for another machine's
+        notes.append(f"a run of this command would be refused here: {lacking}")
     if str(args.device) == "auto" and device.type == "cpu":
         notes.append("no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU")
         notes.extend(filter(None, [auto_cpu_note(args.device, device)]))  # a Mac's GPU: not used, said why
