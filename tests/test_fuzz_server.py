@@ -23,7 +23,7 @@ from motif_lite.server.worker import Worker  # noqa: E402
 BODY = {"prompt": "a red fox", "size": "48x32", "num_frames": 5, "steps": 2, "seed": 7}
 FIELDS = ["prompt", "model", "size", "seconds", "input_reference", "negative_prompt", "num_frames", "steps", "seed",
           "guidance_scale", "guidance_method", "apg_eta", "apg_norm_threshold", "apg_momentum", "flow_shift",
-          "sampling_method", "fps", "extend", "loras", "unknown_field"]  # fmt: skip
+          "sampling_method", "fps", "extend", "loras", "crf", "unknown_field"]  # fmt: skip
 MISSING = object()
 WRONG_VALUES = ["12", [1], None, float("nan"), float("inf"), 10**30, -5, 0, True, {"a": 1}, "x" * 100_000, "\udcff",
                 1.5, -1e308, MISSING]  # fmt: skip
@@ -145,6 +145,7 @@ ROW_EDITS = {
     "started_at": ["x", 1e300],
     "completed_at": ["x"],
     "clip_frames": ["x", -3],
+    "crf": ["x", 1.5],
 }
 
 
@@ -205,7 +206,7 @@ def test_serve_refuses_a_damaged_data_folder_in_one_line(tmp_path, capsys, no_ne
 
 
 FORM = {"prompt": "a red fox", "size": "48x32", "num_frames": "5", "steps": "2", "seed": "7"}
-FORM_FIELDS = [*FORM, "guidance_scale", "fps", "seconds", "extend", "loras", "loras[]", "loras[][name]",
+FORM_FIELDS = [*FORM, "guidance_scale", "fps", "seconds", "extend", "loras", "crf", "loras[]", "loras[][name]",
                "loras[][strength]", "input_reference[image_url]"]  # fmt: skip
 FORM_VALUES = ["x", "", "nan", "inf", "1e400", "-5", "0", "1" * 5000, "x" * 100_000, "[1]", "[" * 100_000,
                "[" + "1" * 5000 + "]"]  # fmt: skip

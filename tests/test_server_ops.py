@@ -233,14 +233,15 @@ def test_a_data_folder_of_version_2_keeps_its_jobs_and_gains_loras(tmp_path):
         assert video["timings"] == {"queued_at": "1970-01-01T00:16:40.000Z", "started_at": "1970-01-01T00:16:43.000Z",
                                     "finished_at": "1970-01-01T00:16:50.000Z", "waited_seconds": 3,
                                     "ran_seconds": 7}  # fmt: skip
-        assert video["settings"]["loras"] == [] and store.claim_next().id == waiting
+        assert video["settings"]["loras"] == [] and video["settings"]["crf"] == 18  # the codec's default, as before
+        assert store.claim_next().id == waiting
         assert store.add(new_job_id(), "tiny", SETTINGS, False, 10, loras=[("a.safetensors", 0.5)]).loras == [
             ("a.safetensors", 0.5)
         ]
     finally:
         store.close()
     database = sqlite3.connect(tmp_path / "jobs.sqlite3")
-    assert database.execute("PRAGMA user_version").fetchone()[0] == jobs.SCHEMA_VERSION == 4
+    assert database.execute("PRAGMA user_version").fetchone()[0] == jobs.SCHEMA_VERSION == 5
     database.close()
 
 

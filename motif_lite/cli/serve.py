@@ -30,6 +30,7 @@ from motif_lite.cli.run_flags import (
     add_speed_flags,
     add_text_encoder_flags,
     add_weight_file_flags,
+    crf_value,
     gib,
     lora_value,
     positive_number,
@@ -101,6 +102,13 @@ def _add_server_flags(serve: argparse.ArgumentParser) -> None:
         help="largest video a job may ask for; the memory plan is made for it "
         "(default with a plan, i.e. on CUDA or with --vram: 1280x736x121; otherwise no size limit, but on the CPU "
         "a job estimated over ~10 minutes is refused)",
+    )
+    s.add_argument(
+        "--crf",
+        type=crf_value,
+        metavar="N",
+        help="H.264 constant-rate factor of the .mp4 of every job that gives no 'crf' of its own, 0-51, lower = "
+        "better and larger (default 18; 28: small files to share, 12: near-lossless ones to edit)",
     )
     s.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="allow browser pages from ORIGIN to call the API (repeatable; default: none)")  # fmt: skip
@@ -224,6 +232,7 @@ def main(args: argparse.Namespace) -> int:
     args.cors_origins = tuple(cors_origin(origin) for origin in args.cors_origin or ())
     loras = lora_args(args.lora)  # each file checked to exist before anything loads, as for run
     args.lora_dir = lora_folder(args.lora_dir)
+    check_server_crf(args.crf)
     if not is_loopback(args.host) and api_key is None:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
               "the server", file=sys.stderr)  # fmt: skip
@@ -249,6 +258,17 @@ def lora_folder(value: str | None) -> Path | None:
         what = "is not a folder" if folder.exists() else "does not exist"
         raise MotifLiteError(f"--lora-dir {value} {what}: give it the folder of the LoRA files jobs may name")
     return folder
+
+
+def check_server_crf(crf: int | None) -> None:
+    """`--crf` against the codec of the videos the server writes (H.264: 0-51; the parser took VP9's 0-63)."""
+    from motif_lite.io.video import check_crf
+    from motif_lite.server.jobs import VIDEO_SUFFIX
+
+    try:
+        check_crf(f"video{VIDEO_SUFFIX}", crf)
+    except MotifLiteError as exc:
+        raise MotifLiteError(f"--crf {crf}: the server writes every video as {VIDEO_SUFFIX}, and {exc}") from None
 
 
 def api_key_from(flag: str | None, environ: Mapping[str, str]) -> str | None:
@@ -302,6 +322,7 @@ def _serve(
         max_video=max_video,
         cors_origins=args.cors_origins,
         lora_dir=args.lora_dir,
+        crf=args.crf,
     )
     server = VideoServer(store, config)
     counts = ", ".join(f"{n} {status}" for status, n in sorted(store.counts().items())) or "no jobs"

@@ -234,6 +234,13 @@ def check_crf(path: str | Path, crf: int | None) -> None:
         )
 
 
+def default_crf(path: str | Path) -> int | None:
+    """The constant-rate factor a `path` video is encoded at without a crf of the user's (18 for H.264, 30 for VP9);
+    None for the formats no video encoder writes."""
+    encoder = _FFMPEG.get(Path(path).suffix.lower())
+    return None if encoder is None else encoder[0].default_crf
+
+
 def stale_frames_note(path: str | Path, frames: int) -> str | None:
     """The note on the frames of an earlier, longer PNG sequence under the pattern `path` that a `frames`-frame
     video leaves in place: numbered right after its own, they would play as part of it (`ffmpeg -i out_%03d.png`

@@ -52,6 +52,7 @@ from motif_lite.server.schema import (
     effective_settings,
     form_loras,
     in_api_words,
+    job_crf,
     parse_create,
     stored_settings,
     upload_limit,
@@ -94,6 +95,7 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()
     poll_after_ms: int = 1000  # the SDK's `poll` waits this long between retrieves
     lora_dir: Path | None = None  # --lora-dir: the folder of LoRA files a job may name (None: jobs may name none)
+    crf: int | None = None  # --crf: the videos' constant-rate factor for jobs that give none (None: the codec's)
 
     @property
     def max_body_bytes(self) -> int:
@@ -250,6 +252,7 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[[CreateBody], Jo
         called once the model has loaded (the API's `_loaded_checker`)."""
         worker, config = state.worker, state.config
         job_id = new_job_id()
+        crf = job_crf(body.crf, config.crf, store.video_path(job_id))  # before any file is written for the job
         extended = None if body.extend is None else extended_job(store, body, config.image_to_video)
         if body.image is not None:
             check_image(body.image, config.max_upload_bytes, config.max_image_pixels)
@@ -285,7 +288,7 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[[CreateBody], Jo
                 raise ApiError(400, why, "size", "invalid_value")
             settings = stored_settings(resolved)
             job = store.add(job_id, config.model_name, settings, image_path is not None, config.max_queue, effective,
-                            notes, body.loras, extended)  # fmt: skip
+                            notes, body.loras, extended, crf)  # fmt: skip
             if job is None:
                 raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
                                None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip

@@ -51,8 +51,10 @@ _ID = r"video_[0-9a-f]{32}"
 JOB_ID = re.compile(rf"^{_ID}$")
 # A file this store writes: named after its job's id, or the staged name of one (`.partial-PID-ID.mp4`, io.staging).
 JOB_FILE = re.compile(rf"^(?:{re.escape(PARTIAL_PREFIX)}(?:\d+-)?)?{_ID}\.")
-# 2: the notes column; 3: the loras column, and times as fractional seconds; 4: the extend and clip_frames columns
-SCHEMA_VERSION = 4
+# 2: the notes column; 3: the loras column, and times as fractional seconds; 4: the extend and clip_frames columns;
+# 5: the crf column
+SCHEMA_VERSION = 5
+VIDEO_SUFFIX = ".mp4"  # every job's video: H.264 in MP4, whatever its crf
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -71,6 +73,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     loras TEXT NOT NULL DEFAULT '[]',       -- JSON: [file name in --lora-dir, strength] pairs the job asked for
     extend TEXT,                            -- the id of the job whose video this one goes on from (NULL: none)
     clip_frames INTEGER,                    -- that video's frames, which this one's file holds first
+    crf INTEGER,                            -- the video encoder's constant-rate factor (NULL: the codec's default)
     error_code TEXT,
     error_message TEXT
 );
@@ -103,6 +106,7 @@ class Job:
     loras: list[tuple[str, float]]  # (file name in the server's --lora-dir, strength); [] = the server's own
     extend: str | None = None  # the id of the job whose video this one goes on from (its frames come first)
     clip_frames: int | None = None  # the frames of that video
+    crf: int | None = None  # the H.264 constant-rate factor its video is written at; None: the codec's default
 
     @property
     def frames_in_file(self) -> int:
@@ -149,6 +153,7 @@ def _row_problem(values: dict[str, Any]) -> str | None:
         "completed_at is not a time": values["completed_at"] is None or _is_time(values["completed_at"]),
         "progress is not a whole number": isinstance(values["progress"], int),
         "clip_frames is not a frame count": values["clip_frames"] is None or is_count(values["clip_frames"]),
+        "crf is not a whole number": values["crf"] is None or type(values["crf"]) is int,
     }
     return next((problem for problem, fine in checks.items() if not fine), None)
 
@@ -273,6 +278,8 @@ class JobStore:
             self._db.execute("ALTER TABLE jobs ADD COLUMN extend TEXT")
         if "clip_frames" not in columns:
             self._db.execute("ALTER TABLE jobs ADD COLUMN clip_frames INTEGER")
+        if "crf" not in columns:  # the jobs queued before it keep the codec's default, as they were queued with
+            self._db.execute("ALTER TABLE jobs ADD COLUMN crf INTEGER")
 
     def close(self) -> None:
         with self._lock:
@@ -281,7 +288,7 @@ class JobStore:
 
     # Paths: only ever from ids this store drew.
     def video_path(self, job_id: str) -> Path:
-        return self.videos / f"{_checked(job_id)}.mp4"
+        return self.videos / f"{_checked(job_id)}{VIDEO_SUFFIX}"
 
     def thumbnail_path(self, job_id: str) -> Path:
         return self.videos / f"{_checked(job_id)}.webp"
@@ -326,19 +333,20 @@ class JobStore:
         notes: list[str] | None = None,
         loras: list[tuple[str, float]] | None = None,
         extend: Job | None = None,
+        crf: int | None = None,
     ) -> Job | None:
-        """Queue a new job (going on from the video of `extend`, a completed job); None when `max_active` jobs are
-        already queued or running."""
+        """Queue a new job (going on from the video of `extend`, a completed job; its video written at `crf`, None:
+        the codec's default); None when `max_active` jobs are already queued or running."""
         with self._lock:
             active = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", (QUEUED, IN_PROGRESS))
             if active.fetchone()[0] >= max_active:
                 return None
             self._db.execute(
                 "INSERT INTO jobs (id, status, created_at, model, settings, effective, has_image, notes, loras, "
-                "extend, clip_frames) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "extend, clip_frames, crf) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_checked(job_id), QUEUED, time.time(), model, json.dumps(settings), json.dumps(effective or {}),
                  int(has_image), json.dumps(notes or []), json.dumps(loras or []),
-                 None if extend is None else extend.id, None if extend is None else extend.frames_in_file),
+                 None if extend is None else extend.id, None if extend is None else extend.frames_in_file, crf),
             )  # fmt: skip
             return self._get(job_id)
 

@@ -20,11 +20,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, NoReturn
 
-from motif_lite.errors import shown
+from motif_lite.errors import MotifLiteError, shown
 from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest, RequestError
-from motif_lite.server.jobs import JOB_ID, Job
+from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
 from motif_lite.settings import Settings
 
 # API field -> (GenerationRequest field, type of a form value). `num_frames` wins over `seconds`.
@@ -44,7 +45,9 @@ MOTIF_FIELDS: dict[str, tuple[str, type]] = {
     "extend": ("extend", str),  # the id of a completed job: the server gives the request that job's video
 }
 OPENAI_FIELDS = ("prompt", "model", "size", "seconds", "input_reference")
-SERVER_FIELDS = ("loras",)  # motif-lite serve's own: LoRA files of the operator's --lora-dir (server/loras.py)
+# motif-lite serve's own: LoRA files of the operator's --lora-dir (server/loras.py), and the video encoder's
+# constant-rate factor (an encoding option of the job's file, not a GenerationRequest field: `run --crf`).
+SERVER_FIELDS = ("loras", "crf")
 # The names other video APIs and UIs give these fields (diffusers' call arguments, ComfyUI's and sd.cpp's options).
 OTHER_API_FIELDS = {
     "num_inference_steps": "steps",
@@ -64,6 +67,8 @@ OTHER_API_FIELDS = {
     "image": "input_reference",
     "duration": "seconds",
     "lora": "loras",
+    "quality": "crf",  # diffusers' export_to_video (0-10, higher is better: the other way round)
+    "video_quality": "crf",
 }
 MiB = 2**20
 # `motif-lite run` flag -> the API field that sets the same thing (docs/server.md's table): messages and notes come
@@ -139,6 +144,7 @@ class CreateBody:
     loras: list[tuple[str, float]] = dataclasses.field(default_factory=list)  # (file name in --lora-dir, strength)
     extend: str | None = None  # the id of the job whose video this one goes on from
     seconds: Any = None  # `seconds` as given, where it decided the frames (an extension counts it at its clip's fps)
+    crf: Any = None  # as given (an int from a form); checked against the job's video by `job_crf`
 
 
 def parse_create(fields: Mapping[str, Any], image: bytes | None, from_form: bool) -> CreateBody:
@@ -175,7 +181,20 @@ def parse_create(fields: Mapping[str, Any], image: bytes | None, from_form: bool
         image = image_from_reference(given["input_reference"])
     loras = parse_loras(given["loras"], from_form) if "loras" in given else []
     extend = _video_id(request_fields.pop("extend")) if "extend" in request_fields else None
-    return CreateBody(request_fields, image, loras, extend, seconds)
+    crf = _form_value(given["crf"], int, "crf") if from_form and "crf" in given else given.get("crf")
+    return CreateBody(request_fields, image, loras, extend, seconds, crf)
+
+
+def job_crf(given: Any, server_default: int | None, output: Path) -> int | None:
+    """The crf a job's video is written at: its own `crf` field, else the server's --crf, else None (the codec's
+    default). A field that is no whole number, or outside the range of the codec that writes `output`, is a 400."""
+    from motif_lite.io.video import check_crf
+
+    try:
+        check_crf(output, given)
+    except MotifLiteError as exc:
+        raise ApiError(400, str(exc), "crf", "invalid_value") from None
+    return server_default if given is None else given
 
 
 def _video_id(value: Any) -> str:
@@ -308,12 +327,15 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
 def video_object(job: Job) -> dict[str, Any]:
     """A job as the OpenAI `Video` object, plus `settings`: every Motif setting in API names, as given or else as
     the checkpoint (or the official default) decides it, and `notes`: what the checks found worth knowing."""
+    from motif_lite.io.video import default_crf
+
     s = job.settings
     error = None if job.error_code is None else {"code": job.error_code, "message": job.error_message}
     settings = {name: _given_or(s.get(field), job.effective.get(name)) for name, (field, _) in MOTIF_FIELDS.items()}
     settings["image_to_video"] = job.has_image or job.extend is not None
     settings["extend"] = job.extend
     settings["loras"] = [{"name": name, "strength": strength} for name, strength in job.loras]
+    settings["crf"] = default_crf(f"video{VIDEO_SUFFIX}") if job.crf is None else job.crf
     return {
         "id": job.id,
         "object": "video",

@@ -148,8 +148,9 @@ class Worker:
         # The settings of a job queued by the version before extensions hold `extend: null`; the clip is a path here.
         s = {name: value for name, value in job.settings.items() if name != "extend"}
         going_on = "" if job.extend is None else f", going on from {job.extend}"
+        quality = "" if job.crf is None else f", crf {job.crf}"
         self.log(f"{job.id}: started ({s.get('width')}x{s.get('height')}, {s.get('frames')} frames, "
-                 f"{s.get('steps')} steps{going_on})")  # fmt: skip
+                 f"{s.get('steps')} steps{quality}{going_on})")  # fmt: skip
         for note in job.notes:  # as `motif-lite run` prints them
             self.log(f"{job.id}: note: {note}")
         try:
@@ -165,7 +166,7 @@ class Worker:
             self._use_loras(job)
             try:
                 self.pipe.generate(request, on_progress=self._progress(job.id), on_preview=preview, resume=resume,
-                                   latents_file=state, clip=clip)  # fmt: skip
+                                   latents_file=state, clip=clip, crf=job.crf)  # fmt: skip
             finally:
                 preview.close()  # the last preview is written before the job's files are removed below
         except JobDeleted:
