@@ -117,6 +117,7 @@ def test_the_page_and_its_api_calls_stay_under_the_path_it_is_served_at(tmp_path
 def test_the_pages_copies_of_the_api_limits_and_official_settings_agree_with_the_server():
     # The page names a job's settings that differ from the official ones and stops at the API's LoRA limit: both
     # are copies in app.js, which must follow the Python they come from.
+    from motif_lite.io.video import default_crf
     from motif_lite.request import I2V_SHIFT, REQUEST_DEFAULTS, T2V_SHIFT
     from motif_lite.sampling.guidance import RECOMMENDED_APG
     from motif_lite.server.app import STATIC
@@ -127,7 +128,7 @@ def test_the_pages_copies_of_the_api_limits_and_official_settings_agree_with_the
     assert official == {"guidance_method": "apg", "guidance_scale": RECOMMENDED_APG.scale,
                         "apg_eta": RECOMMENDED_APG.eta, "apg_norm_threshold": RECOMMENDED_APG.norm_threshold,
                         "apg_momentum": RECOMMENDED_APG.momentum, "sampling_method": "euler",
-                        "fps": REQUEST_DEFAULTS.fps}  # fmt: skip
+                        "fps": REQUEST_DEFAULTS.fps, "crf": default_crf("video.mp4")}  # fmt: skip
     shift = json.loads(re.search(r"const OFFICIAL_SHIFT = (\{.*?\});", script)[1])
     assert shift == {"text_to_video": T2V_SHIFT, "image_to_video": I2V_SHIFT}
     assert int(re.search(r"const MAX_JOB_LORAS = (\d+);", script)[1]) == MAX_JOB_LORAS
@@ -198,6 +199,7 @@ def test_the_page_sends_the_loras_and_advanced_settings_picked(driver, tmp_path)
         driver.find_element(By.CSS_SELECTOR, "#advanced summary").click()
         type_into(driver, "flow-shift", "7")
         Select(driver.find_element(By.ID, "sampling-method")).select_by_value("dpm++2m")
+        type_into(driver, "crf", "28")
         driver.find_element(By.ID, "submit").click()
 
         card = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "li.job"), 30, "the job's card")[0]
@@ -207,7 +209,8 @@ def test_the_page_sends_the_loras_and_advanced_settings_picked(driver, tmp_path)
                                            {"name": "style.safetensors", "strength": 0.5}]  # fmt: skip
         assert (video.settings["flow_shift"], video.settings["sampling_method"]) == (7.0, "dpm++2m")
         assert (video.settings["guidance_scale"], video.settings["fps"]) == (8.0, 24.0)  # empty: the defaults
-        assert card.find_element(By.CLASS_NAME, "settings").text == "sampler dpm++2m · flow shift 7"
+        assert video.settings["crf"] == 28
+        assert card.find_element(By.CLASS_NAME, "settings").text == "sampler dpm++2m · crf 28 · flow shift 7"
         assert card.find_element(By.CLASS_NAME, "loras").text == "LoRAs: later.safetensors ×1, style.safetensors ×0.5"
 
 

@@ -7,14 +7,15 @@ const blobs = new Map(); // video id -> object URL of the finished video
 const cards = new Map(); // video id -> its <li>
 let refreshTimer = null;
 const MAX_JOB_LORAS = 8; // the API's limit on a job's LoRAs (motif_lite/server/schema.py)
-// The official values of the settings the advanced section sets (motif_lite/request.py, sampling/guidance.py): a
-// job's card names those it ran with otherwise. The flow shift's depends on the kind of video.
+// The official values of the settings the advanced section sets (motif_lite/request.py, sampling/guidance.py; the
+// crf: H.264's default, motif_lite/io/video.py): a job's card names those it ran with otherwise. The flow shift's
+// depends on the kind of video.
 const OFFICIAL = {"guidance_method": "apg", "guidance_scale": 8, "apg_eta": 1, "apg_norm_threshold": 12,
-                  "apg_momentum": 0.1, "sampling_method": "euler", "fps": 24};
+                  "apg_momentum": 0.1, "sampling_method": "euler", "fps": 24, "crf": 18};
 const OFFICIAL_SHIFT = {"text_to_video": 15, "image_to_video": 8};
 const SETTING_LABELS = { guidance_method: "guidance", guidance_scale: "guidance scale", apg_eta: "APG eta",
                          apg_norm_threshold: "APG norm threshold", apg_momentum: "APG momentum",
-                         sampling_method: "sampler", flow_shift: "flow shift", fps: "fps" };
+                         sampling_method: "sampler", flow_shift: "flow shift", fps: "fps", crf: "crf" };
 
 function apiKey() { return localStorage.getItem("motif-lite-api-key") || ""; }
 
