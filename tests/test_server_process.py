@@ -489,6 +489,22 @@ def test_the_banner_names_the_text_encoder_gguf(checkpoint, tmp_path, capsys, mo
     assert "\ntext encoder: te-Q8_0.gguf (Q8_0, " in err and "error: stop here" in err
 
 
+def test_the_banner_names_the_servers_crf(checkpoint, tmp_path, capsys, monkeypatch):
+    # The settings table holds no crf (an encoding option): the banner says the jobs' default when --crf gave one.
+    from motif_lite.cli import serve
+    from motif_lite.errors import MotifLiteError
+
+    def stop_here(*args, **kwargs):
+        raise MotifLiteError("stop here")
+
+    monkeypatch.setattr(serve, "cpu_time_limit", stop_here)  # after the banner
+    flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--dtype", "fp32"]
+    assert cli.main(["serve", "-m", str(checkpoint), *flags, "--crf", "28"]) == cli.EXIT_USER_ERROR
+    assert "\ncrf: 28 for every job that gives no crf of its own\n" in capsys.readouterr().err
+    assert cli.main(["serve", "-m", str(checkpoint), *flags]) == cli.EXIT_USER_ERROR
+    assert "crf:" not in capsys.readouterr().err
+
+
 def test_a_cpu_server_with_max_video_checks_sizes_not_times(checkpoint, tmp_path, capsys, monkeypatch):
     # On the CPU the time limit stands in for --max-video; with --max-video the operator chose the bound, and a job
     # within it is not refused for its estimated time.

@@ -402,6 +402,8 @@ def _load_served_pipeline(
     print("\n".join(pipe.settings_for(GenerationRequest("-")).lines()), file=sys.stderr)  # what jobs get by default
     if text_encoder is not None:  # as run's summary says it: the table's row names the encoder's config only
         print(f"text encoder: {text_encoder}", file=sys.stderr)
+    if args.crf is not None:  # an encoding option, not in the settings table: the jobs' default said here
+        print(f"crf: {args.crf} for every job that gives no crf of its own", file=sys.stderr)
     too_long = cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None
     loaded = dataclasses.replace(
         config, max_video=max_video, image_to_video=pipe.text_encoder.can_encode_images, too_long=too_long
