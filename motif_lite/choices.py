@@ -12,7 +12,14 @@ DTYPE_ALIASES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "f16": "
 KERNEL_BACKENDS = ("auto", "torch", "triton")
 ATTENTION_MODES = ("exact", "int8")  # --attention: exact softmax attention, or 8-bit (INT8 QKᵀ, FP8/16-bit P·V)
 GUIDANCE_METHODS = ("apg", "cfg")
-SAMPLERS = {"euler": "euler", "dpm++2m": "dpmpp_2m"}  # user-facing name -> motif_lite.sampling solver name
+SAMPLERS = {
+    "euler": "euler",
+    "dpm++2m": "dpmpp_2m",
+    "unipc": "unipc",
+}  # user-facing name -> motif_lite.sampling solver name
+# Other tools' names of our samplers that no change of case or separators gives: ComfyUI's `uni_pc_bh2` (its `uni_pc`
+# spells `unipc` already; it is ComfyUI's bh1 variant, run here as diffusers' bh2 UniPC: docs/usage.md says so).
+SAMPLER_ALIASES = {"uni_pc_bh2": "unipc"}
 # The exact attention kernel (`--attention-backend`): auto = a timed trial on the GPU (docs/kernels.md).
 ATTENTION_BACKENDS = ("auto", "sdpa", "flash", "cudnn", "efficient", "triton", "fa3")
 # --crf: the constant-rate factors each video encoder takes (lower = better and larger), as ffmpeg checks them.

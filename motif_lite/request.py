@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from motif_lite.choices import GUIDANCE_METHODS, SAMPLERS
+from motif_lite.choices import GUIDANCE_METHODS, SAMPLER_ALIASES, SAMPLERS
 from motif_lite.errors import MotifLiteError, shown
 from motif_lite.paths import user_path
 from motif_lite.prompt_notes import language_notes, syntax_notes
@@ -86,7 +86,7 @@ class GenerationRequest:
     None means "not given": the checkpoint's config decides, else the official value (motif_lite.settings).
     guidance: "apg" or "cfg" (the method); cfg_scale: its scale, 1 switches guidance off (no negative-prompt
     pass, half the transformer calls); apg_eta / apg_norm_threshold / apg_momentum: one APG parameter each.
-    flow_shift: the schedule's shift. sampler: "euler" or "dpm++2m".
+    flow_shift: the schedule's shift. sampler: "euler", "dpm++2m" or "unipc".
     seed: None or -1 = a random seed (chosen by `resolve()` and reported in the result).
     extend: a clip to go on from (a video file, or a PNG sequence's pattern): its last frame is the first frame, as
     `image` would be, and `output` holds the clip's frames followed by the new ones after that first frame. The
@@ -177,7 +177,7 @@ class GenerationRequest:
         guidance = choice_name(self.guidance, GUIDANCE_METHODS)
         if guidance is not None:
             check("guidance", _check_choice, guidance, "guidance", GUIDANCE_METHODS)
-        sampler = choice_name(self.sampler, tuple(SAMPLERS))
+        sampler = choice_name(self.sampler, tuple(SAMPLERS), SAMPLER_ALIASES)
         if sampler is not None:
             check("sampler", _check_choice, sampler, "sampler", tuple(SAMPLERS))
         seed = check("seed", _resolve_seed, self.seed)
@@ -315,12 +315,14 @@ def _beyond_training_notes(width: int, height: int, frames: int) -> list[str]:
 REQUEST_DEFAULTS = GenerationRequest(prompt="-")  # every default (the prompt has none): read them from its fields
 
 
-def choice_name(value: T, choices: tuple[str, ...]) -> T:
+def choice_name(value: T, choices: tuple[str, ...], aliases: dict[str, str] | None = None) -> T:
     """`value` as the name in `choices` it spells another way (ComfyUI's `dpmpp_2m` or `DPM++ 2M` for `dpm++2m`,
-    `CFG` for `cfg`); anything else unchanged, for the check to name."""
+    `CFG` for `cfg`) or an alias of (`aliases`: other name -> choice, spelled freely too); anything else unchanged,
+    for the check to name."""
     if not isinstance(value, str):
         return value
-    spelled = {_spelling(choice): choice for choice in choices}
+    names = {**{choice: choice for choice in choices}, **(aliases or {})}
+    spelled = {_spelling(name): choice for name, choice in names.items()}
     return spelled.get(_spelling(value), value)
 
 

@@ -66,8 +66,13 @@ T = TypeVar("T")
 FLAG, CHECKPOINT, DEFAULT = "flag", "checkpoint", "default"
 DTYPE_NAMES = {dtype: name for name, dtype in COMPUTE_DTYPES.items()}  # torch.float16 -> "fp16", as --dtype says
 UNSHIFTED = 1.0  # FlowMatchEulerDiscreteScheduler's class default: no shift, never a Motif setting
-# The sampler each scheduler class runs (DPM++ 2M only as the model card's flow-sigma dpmsolver++ order 2).
-_SCHEDULER_SAMPLERS = {"FlowMatchEulerDiscreteScheduler": "euler", "DPMSolverMultistepScheduler": "dpm++2m"}
+# The sampler each scheduler class runs (DPM++ 2M only as the model card's flow-sigma dpmsolver++ order 2, UniPC only
+# as diffusers' defaults with flow sigmas).
+_SCHEDULER_SAMPLERS = {
+    "FlowMatchEulerDiscreteScheduler": "euler",
+    "DPMSolverMultistepScheduler": "dpm++2m",
+    "UniPCMultistepScheduler": "unipc",
+}
 # The DPMSolverMultistepScheduler settings of the model card's "FlowDPMSolver" (every one that changes the sigmas or
 # the steps), and the class defaults a config that leaves one out gets. The reference pipeline cannot run this class
 # (it gives every scheduler `sigmas=`, which DPMSolver refuses); motif-lite runs the model card's as `dpm++2m`.
@@ -77,6 +82,18 @@ _DPM_SETTINGS = {
     "use_karras_sigmas": False, "use_exponential_sigmas": False, "use_beta_sigmas": False, "use_lu_lambdas": False,
 }  # fmt: skip
 _DPM_DEFAULTS = {**_DPM_SETTINGS, "use_flow_sigmas": False, "prediction_type": "epsilon"}
+# The UniPCMultistepScheduler settings `unipc` samples (diffusers' defaults, with flow sigmas and flow prediction: the
+# reference pipeline runs such a config), every one that changes the sigmas or the steps. solver_type "bh1" is not
+# among them: with flow sigmas ending in 0 diffusers' bh1 makes the last step NaN (docs/sampling.md).
+_UNIPC_SETTINGS = {
+    "solver_order": 2, "prediction_type": "flow_prediction", "use_flow_sigmas": True, "predict_x0": True,
+    "solver_type": "bh2", "lower_order_final": True, "disable_corrector": [], "final_sigmas_type": "zero",
+    "thresholding": False, "use_karras_sigmas": False, "use_exponential_sigmas": False, "use_beta_sigmas": False,
+    "shift_terminal": None, "solver_p": None,
+}  # fmt: skip
+_UNIPC_DEFAULTS = {**_UNIPC_SETTINGS, "use_flow_sigmas": False, "prediction_type": "epsilon"}
+# What each class must hold to run as the sampler named for it: (the settings, the class defaults).
+_SAMPLER_SETTINGS = {"dpm++2m": (_DPM_SETTINGS, _DPM_DEFAULTS), "unipc": (_UNIPC_SETTINGS, _UNIPC_DEFAULTS)}
 REFERENCE_SCHEDULER = "FlowMatchEulerDiscreteScheduler"
 # Components whose config file names its class (`_class_name`), and the class when it does not. diffusers builds
 # the class model_index.json lists and hands it the file's values, so the two must agree.
@@ -306,26 +323,44 @@ def resolve_flow_shift(request: GenerationRequest, scheduler_shift: float | None
 def resolve_sampler(request: GenerationRequest, scheduler: dict[str, Any] | None) -> Setting[str]:
     """The sampler: the request's, else the one the checkpoint's scheduler class runs, else Euler.
 
-    A scheduler config that no sampler here samples as configured (another class, e.g. UniPC, which the reference
-    pipeline would run; a DPMSolverMultistep config unlike the model card's) is a RequestError unless the request
-    chooses the sampler."""
+    A scheduler config that no sampler here samples as configured (another class, e.g. DEIS; a DPMSolverMultistep
+    config unlike the model card's; a UniPCMultistep config with other than diffusers' defaults, such as bh1 or
+    Karras sigmas) is a RequestError naming the settings, unless the request chooses the sampler."""
     if request.sampler is not None:
         return Setting(request.sampler, FLAG, "--sampling-method")
     if scheduler is None:
         return Setting("euler", DEFAULT, "FlowMatchEuler, as the diffusers pipeline")
     class_name = scheduler.get("_class_name", REFERENCE_SCHEDULER)
     sampler = _SCHEDULER_SAMPLERS.get(class_name)
-    unlike = []
-    if sampler == "dpm++2m":
-        unlike = [f"{k}: {json.dumps(scheduler.get(k, _DPM_DEFAULTS[k]))}" for k, v in _DPM_SETTINGS.items()
-                  if scheduler.get(k, _DPM_DEFAULTS[k]) != v]  # fmt: skip
+    unlike = _unlike_sampler(scheduler, sampler)
     if sampler is None or unlike:
         how = f" with {', '.join(unlike)}" if unlike else ""
+        names = list(SAMPLERS)
         raise RequestError(
             f"scheduler/scheduler_config.json holds a {class_name}{how}, which none of motif-lite's samplers is: "
-            "choose one with --sampling-method euler or dpm++2m"
+            f"choose one with --sampling-method {', '.join(names[:-1])} or {names[-1]}"
         )
     return Setting(sampler, CHECKPOINT, f"scheduler/scheduler_config.json: {class_name}")
+
+
+def _unlike_sampler(scheduler: dict[str, Any], sampler: str | None) -> list[str]:
+    """The settings of `scheduler` (as "key: value") that make it sample otherwise than `sampler` does."""
+    if sampler not in _SAMPLER_SETTINGS:
+        return []
+    settings, defaults = _SAMPLER_SETTINGS[sampler]
+    values = {key: scheduler.get(key, defaults[key]) for key in settings}
+    return [f"{key}: {json.dumps(value)}" for key, value in values.items()
+            if _as_read(sampler, key, value) != settings[key]]  # fmt: skip
+
+
+def _as_read(sampler: str, key: str, value: Any) -> Any:
+    """A scheduler config value as its class reads it: UniPC takes DPM's solver types for bh2 and applies a
+    shift_terminal only when it is truthy."""
+    if sampler == "unipc" and key == "solver_type" and value in ("midpoint", "heun", "logrho"):
+        return "bh2"
+    if sampler == "unipc" and key == "shift_terminal" and not value:
+        return None
+    return value
 
 
 def resolve_guidance(request: GenerationRequest, guider: GuiderConfig | None) -> Setting[Guidance | None]:

@@ -332,8 +332,11 @@ def test_scheduler_config_sets_sampler_and_shift_unless_a_flag_does(tmp_path):
     unshifted = settings(FlowMatchEulerDiscreteScheduler())  # diffusers' class default 1.0: a known pitfall
     assert unshifted.flow_shift.value == 15.0 and unshifted.flow_shift.source == DEFAULT
     assert any("ignoring shift 1.0" in note for note in unshifted.notes)
-    # UniPC: the reference pipeline would run it, none of our samplers is it: refused unless a flag chooses one.
-    with pytest.raises(RequestError, match=r"holds a UniPCMultistepScheduler, which .* --sampling-method euler or"):
+    # UniPC with flow sigmas and flow prediction (what the reference pipeline runs) is `unipc`; as epsilon prediction
+    # (the class default) none of our samplers is it: refused unless a flag chooses one.
+    unipc = settings(UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0, prediction_type="flow_prediction"))
+    assert (unipc.sampler.value, unipc.sampler.source, unipc.flow_shift.value) == ("unipc", CHECKPOINT, 8.0)
+    with pytest.raises(RequestError, match=r"holds a UniPCMultistepScheduler with .* --sampling-method euler, dpm"):
         settings(UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0))
     unipc = settings(UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0), sampler="euler")
     assert (unipc.sampler.value, unipc.flow_shift.value, unipc.notes) == ("euler", 8.0, ())

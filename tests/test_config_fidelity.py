@@ -77,6 +77,15 @@ CASES = {
     "scheduler.shift_terminal": Case(SCHEDULER, {"shift_terminal": 0.3}),
     "scheduler.use_karras_sigmas": Case(SCHEDULER, {"use_karras_sigmas": True}),
     "scheduler.use_exponential_sigmas": Case(SCHEDULER, {"use_exponential_sigmas": True}),
+    "scheduler UniPC": Case(
+        SCHEDULER,
+        {
+            "_class_name": "UniPCMultistepScheduler",
+            "flow_shift": 8.0,
+            "use_flow_sigmas": True,
+            "prediction_type": "flow_prediction",
+        },
+    ),
     # guider/guider_config.json: AdaptiveProjectedGuidance (the base checkpoint's, the official one)
     "apg.guidance_scale": Case(GUIDER, {"guidance_scale": 4.0}),
     "apg.eta": Case(GUIDER, {"eta": 0.0}),
@@ -219,8 +228,11 @@ REFUSED = {
     "shift_terminal 1": (Case(SCHEDULER, {"shift_terminal": 1.0}), "shift_terminal must be"),
     "num_train_timesteps true": (Case(SCHEDULER, {"num_train_timesteps": True}), "num_train_timesteps must be"),
     "another scheduler": (Case(SCHEDULER, {"_class_name": "EulerDiscreteScheduler"}), "unsupported scheduler"),
-    # UniPC: diffusers' pipeline runs it, none of our samplers is it (--sampling-method chooses one)
-    "unipc": (Case(SCHEDULER, {"_class_name": "UniPCMultistepScheduler", "flow_shift": 8.0}), "--sampling-method"),
+    # UniPC as its class defaults (epsilon prediction, no flow sigmas): none of our samplers (--sampling-method chooses)
+    "unipc epsilon": (
+        Case(SCHEDULER, {"_class_name": "UniPCMultistepScheduler", "flow_shift": 8.0}),
+        "--sampling-method",
+    ),
     "another guider": (Case(GUIDER, {"_class_name": "SkipLayerGuidance"}), "unsupported guider 'SkipLayerGuidance'"),
     "unknown guider key": (Case(GUIDER, {"skip_layer_guidance_scale": 2.8}), "unknown AdaptiveProjectedGuidance keys"),
     "vae attn_scales": (Case(VAE, {"attn_scales": [0.5]}), "attn_scales"),

@@ -80,7 +80,9 @@ def names(folder: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("sampler", "image"), [("euler", False), ("dpm++2m", False), ("euler", True)], ids=["euler", "dpm++2m", "i2v"]
+    ("sampler", "image"),
+    [("euler", False), ("dpm++2m", False), ("unipc", False), ("euler", True)],
+    ids=["euler", "dpm++2m", "unipc", "i2v"],
 )
 def test_a_stopped_run_resumed_reaches_the_uninterrupted_latents(pipe, tmp_path, monkeypatch, sampler, image):
     changes = dict(sampler=sampler)
@@ -95,6 +97,7 @@ def test_a_stopped_run_resumed_reaches_the_uninterrupted_latents(pipe, tmp_path,
     saved = read_latents(tmp_path / "fox.latents.safetensors")
     assert saved.progress == (2, 4) and saved.file == tmp_path / "fox.latents.safetensors"
     assert ("solver.prev_x0" in saved.state) == (sampler == "dpm++2m") and "apg_running" in saved.state
+    assert ("solver.last_sample" in saved.state) == (sampler == "unipc")
     resumed = denoised(pipe, GenerationRequest(**saved.request), monkeypatch, resume=saved)
     assert torch.equal(resumed, whole)
     # Negative control: the latents alone, without the solver's and APG's state, go elsewhere.

@@ -250,9 +250,10 @@ class FakeVae(torch.nn.Module):
         return torch.device("cpu")
 
 
-def run_reference(guider, steps: int, shift: float, latents, embeds, transformer) -> torch.Tensor:
+def run_reference(guider, steps: int, shift: float, latents, embeds, transformer, scheduler=None) -> torch.Tensor:
+    """The real pipeline's loop; `scheduler`: another than FlowMatchEuler at `shift` (e.g. UniPC)."""
     pipe = MotifVideoPipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=shift),
+        scheduler=scheduler or FlowMatchEulerDiscreteScheduler(shift=shift),
         vae=FakeVae(),
         text_encoder=None,
         tokenizer=None,
@@ -400,7 +401,7 @@ def run_stopping_after(stop: int | None, solver: str, guidance, start=None) -> t
 MOMENTUM_APG = APGConfig(scale=4.0, norm_threshold=2.0, momentum=0.5, norm_dims=(-1, -2, -4))
 
 
-@pytest.mark.parametrize("solver", ["euler", "dpmpp_2m"])
+@pytest.mark.parametrize("solver", ["euler", "dpmpp_2m", "unipc"])
 @pytest.mark.parametrize("guidance", [None, MOMENTUM_APG], ids=["unguided", "apg-momentum"])
 def test_a_loop_stopped_midway_goes_on_to_the_same_bits(solver: str, guidance) -> None:
     whole, _ = run_stopping_after(None, solver, guidance)
@@ -412,7 +413,8 @@ def test_a_loop_stopped_midway_goes_on_to_the_same_bits(solver: str, guidance) -
 
 
 @pytest.mark.parametrize(
-    ("solver", "guidance", "lost"), [("dpmpp_2m", None, "solver"), ("euler", MOMENTUM_APG, "apg_running")]
+    ("solver", "guidance", "lost"),
+    [("dpmpp_2m", None, "solver"), ("unipc", None, "solver"), ("euler", MOMENTUM_APG, "apg_running")],
 )
 def test_going_on_without_the_solver_or_guidance_state_differs(solver: str, guidance, lost: str) -> None:
     """Negative control: the latents alone do not continue a multistep solver or APG's momentum."""

@@ -41,8 +41,8 @@ def test_guidance_method_in_capitals(tmp_path):
 def test_a_sampler_that_is_not_there_is_still_refused(capsys, tmp_path):
     with pytest.raises(SystemExit):
         parse_run("--sampling-method", "euler_ancestral")
-    assert "invalid choice: 'euler_ancestral' (choose from 'euler', 'dpm++2m')" in capsys.readouterr().err
-    with pytest.raises(RequestError, match="unknown sampler 'ddim'; choose one of euler, dpm\\+\\+2m"):
+    assert "invalid choice: 'euler_ancestral' (choose from 'euler', 'dpm++2m', 'unipc')" in capsys.readouterr().err
+    with pytest.raises(RequestError, match="unknown sampler 'ddim'; choose one of euler, dpm\\+\\+2m, unipc"):
         GenerationRequest("fox", sampler="ddim", output=str(tmp_path / "a.mp4")).resolve()
 
 
@@ -140,7 +140,7 @@ def test_each_dpm_option_that_changes_the_sigmas_needs_a_sampler_flag(option, va
         resolve_settings(GenerationRequest("fox"), CheckpointConfigs(scheduler=scheduler))
     assert str(error.value) == (
         f"scheduler/scheduler_config.json holds a DPMSolverMultistepScheduler with {option}: {shown}, which none of "
-        "motif-lite's samplers is: choose one with --sampling-method euler or dpm++2m"
+        "motif-lite's samplers is: choose one with --sampling-method euler, dpm++2m or unipc"
     )
     chosen = resolve_settings(GenerationRequest("fox", sampler="dpm++2m"), CheckpointConfigs(scheduler=scheduler))
     assert chosen.sampler.source == "flag" and chosen.notes == ()

@@ -17,6 +17,7 @@ from motif_lite.choices import (
     GUIDANCE_METHODS,
     KERNEL_BACKENDS,
     MOTIF_REPO,
+    SAMPLER_ALIASES,
     SAMPLERS,
     dtype_name,
 )
@@ -228,8 +229,9 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
 
 
 def _sampler(text: str) -> str:
-    """ComfyUI's `dpmpp_2m` (and other spellings) as `dpm++2m`; argparse's choices name anything else."""
-    return choice_name(text, tuple(SAMPLERS))
+    """ComfyUI's `dpmpp_2m` (and other spellings) as `dpm++2m`, its `uni_pc` and `uni_pc_bh2` as `unipc`; argparse's
+    choices name anything else."""
+    return choice_name(text, tuple(SAMPLERS), SAMPLER_ALIASES)
 
 
 def _guidance(text: str) -> str:

@@ -34,8 +34,9 @@ from motif_lite.sampling.schedule import (
     schedule_options,
     scheduler_shift,
     shift_from_scheduler_config,
+    unipc_schedule,
 )
-from motif_lite.sampling.solvers import SOLVERS, DPMpp2M, Euler, euler_step, make_solver, schedule_for
+from motif_lite.sampling.solvers import SOLVERS, DPMpp2M, Euler, UniPC, euler_step, make_solver, schedule_for
 
 __all__ = [
     "RECOMMENDED_APG",
@@ -54,6 +55,7 @@ __all__ = [
     "ScheduleOptions",
     "StateCallback",
     "StepCallback",
+    "UniPC",
     "VelocityFn",
     "apg",
     "batch_timestep",
@@ -73,4 +75,5 @@ __all__ = [
     "schedule_options",
     "scheduler_shift",
     "shift_from_scheduler_config",
+    "unipc_schedule",
 ]

@@ -1,9 +1,11 @@
 """Noise schedules for flow matching: sigma tables and the timesteps the transformer sees.
 
-Two schedules exist because the two reference schedulers build different tables:
+Three schedules exist because the reference schedulers build different tables:
 - `flow_schedule` = MotifVideoPipeline + FlowMatchEulerDiscreteScheduler (`set_timesteps(sigmas=linspace(1, 1/N, N))`).
 - `dpm_schedule` = DPMSolverMultistepScheduler(use_flow_sigmas=True, final_sigmas_type="zero").
-Both shift once with `s·σ / (1 + (s−1)·σ)` and end in σ = 0. A checkpoint's scheduler config may change them
+- `unipc_schedule` = MotifVideoPipeline + UniPCMultistepScheduler(use_flow_sigmas=True, final_sigmas_type="zero"),
+  given the pipeline's `sigmas=linspace(1, 1/N, N)`.
+All shift once with `s·σ / (1 + (s−1)·σ)` and end in σ = 0. A checkpoint's scheduler config may change them
 further (`ScheduleOptions`, read by `schedule_options`): its `num_train_timesteps`, and FlowMatchEuler's
 `shift_terminal` and Karras or exponential sigma spacing, applied as diffusers applies them.
 """
@@ -35,7 +37,7 @@ class Schedule:
     """The sigma table of one run and the timestep fed to the transformer at each step.
 
     `sigmas` is float32 of length steps + 1 and ends in 0; step i moves from sigmas[i] to sigmas[i + 1].
-    `timesteps` has length steps: float32 σ·1000 for the flow schedule, int64 trunc(σ·1000) for DPM++.
+    `timesteps` has length steps: float32 σ·1000 for the flow schedule, int64 trunc(σ·1000) for DPM++ and UniPC.
     """
 
     sigmas: torch.Tensor
@@ -117,6 +119,28 @@ def dpm_schedule(steps: int, shift: float, options: ScheduleOptions | None = Non
     only train_timesteps applies (the rest are FlowMatchEuler's)."""
     _check(steps, shift)
     sigmas, timesteps = _dpm_table(steps, shift, (options or ScheduleOptions()).train_timesteps)
+    return Schedule(
+        sigmas=torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32)),
+        timesteps=torch.from_numpy(timesteps).to(torch.int64),
+    )
+
+
+# UniPCMultistepScheduler moves a first sigma within this of 1 down by it: at σ = 1 the log-SNR is -inf.
+UNIPC_EPS = 1e-6
+
+
+def unipc_schedule(steps: int, shift: float, options: ScheduleOptions | None = None) -> Schedule:
+    """The UniPC schedule of the reference pipeline: the pipeline's sigmas `linspace(1, 1/N, N)` shifted in float64
+    (not float32 as FlowMatchEuler does), the first moved from 1 to 1 − 1e-6, then 0 appended and the table cast to
+    float32. Timesteps are int64, truncated from float64 σ·1000 (999 first). Of `options` only train_timesteps
+    applies."""
+    _check(steps, shift)
+    shift = float(shift)
+    sigmas = np.linspace(1.0, 1 / steps, steps)
+    sigmas = shift * sigmas / (1 + (shift - 1) * sigmas)
+    if abs(sigmas[0] - 1) < UNIPC_EPS:
+        sigmas[0] -= UNIPC_EPS
+    timesteps = sigmas * (options or ScheduleOptions()).train_timesteps
     return Schedule(
         sigmas=torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32)),
         timesteps=torch.from_numpy(timesteps).to(torch.int64),

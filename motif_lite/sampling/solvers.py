@@ -4,6 +4,9 @@
 algorithm_type="dpmsolver++", solver_order=2, solver_type="midpoint", prediction_type="flow_prediction",
 use_flow_sigmas=True, lower_order_final=True, final_sigmas_type="zero").step, op for op, so that results match
 in every dtype: the step math runs on the float32 sigmas as 0-dim tensors and the sample is upcast to float32.
+`UniPC` equals UniPCMultistepScheduler(solver_order=2, solver_type="bh2", predict_x0=True,
+prediction_type="flow_prediction", use_flow_sigmas=True, lower_order_final=True, final_sigmas_type="zero").step,
+op for op; that scheduler does not upcast: the sample stays in the model's dtype.
 """
 
 from __future__ import annotations
@@ -15,7 +18,14 @@ from typing import Protocol
 
 import torch
 
-from motif_lite.sampling.schedule import SamplingSettingsError, Schedule, ScheduleOptions, dpm_schedule, flow_schedule
+from motif_lite.sampling.schedule import (
+    SamplingSettingsError,
+    Schedule,
+    ScheduleOptions,
+    dpm_schedule,
+    flow_schedule,
+    unipc_schedule,
+)
 
 
 class Solver(Protocol):
@@ -97,11 +107,88 @@ class DPMpp2M:
         return out.to(x0.dtype)
 
 
+@dataclass
+class UniPC:
+    """UniPC (bh2, data prediction, order 2): each step first corrects the previous step's result with this step's
+    data estimate (UniC, reusing the model call the next prediction needs anyway: one call per step), then predicts
+    the next sample (UniP). The first step and the step into σ = 0 predict at first order, as diffusers does with
+    lower_order_final; the correction is first order on the second step and second order after.
+
+    State: the corrected sample the previous step started from, and the data estimates x0 = x − σ·v of the last two
+    steps with their sigmas. Use a fresh instance per run.
+    """
+
+    last_sample: torch.Tensor | None = None
+    last_x0: torch.Tensor | None = None
+    last_sigma: torch.Tensor | None = None
+    older_x0: torch.Tensor | None = None
+    older_sigma: torch.Tensor | None = None
+
+    def step(self, x: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
+        sigma, sigma_next = _f32(sigma), _f32(sigma_next)
+        x0 = x - sigma * v  # from the sample as given, before its correction (as diffusers)
+        if self.last_x0 is not None:
+            x = self._corrected(x, x0, sigma)
+        second_order = self.last_x0 is not None and not bool(sigma_next == 0)
+        earlier = (self.last_x0, self.last_sigma) if second_order else None
+        out = _unipc_predict(x, x0, sigma, sigma_next, earlier)
+        self.older_x0, self.older_sigma = self.last_x0, self.last_sigma
+        self.last_sample, self.last_x0, self.last_sigma = x, x0, sigma
+        return out
+
+    def _corrected(self, x: torch.Tensor, x0: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """`x`, the previous step's prediction, redone from `last_sample` with this step's estimate `x0` (UniC).
+        Its order is the previous prediction's: 1 after the first step, 2 after."""
+        alpha = 1 - sigma
+        h = _lambda(sigma) - _lambda(self.last_sigma)
+        b_h = torch.expm1(-h)  # bh2; also h·φ₁(h) of the first-order term
+        base = sigma / self.last_sigma * self.last_sample - alpha * torch.expm1(-h) * self.last_x0
+        update = x0 - self.last_x0
+        if self.older_x0 is None:
+            update = 0.5 * update  # UniC-1's weight
+        else:
+            rk = (_lambda(self.older_sigma) - _lambda(self.last_sigma)) / h
+            weights = _unic2_weights(rk, -h, b_h).to(x.dtype)
+            update = weights[0] * ((self.older_x0 - self.last_x0) / rk) + weights[1] * update
+        return (base - alpha * b_h * update).to(x.dtype)
+
+
+def _unipc_predict(
+    x: torch.Tensor,
+    x0: torch.Tensor,
+    sigma: torch.Tensor,
+    sigma_next: torch.Tensor,
+    earlier: tuple[torch.Tensor, torch.Tensor] | None,
+) -> torch.Tensor:
+    """UniP-bh2 from σ to σ_next: first order, or second order with the `earlier` step's (x0, σ)."""
+    alpha_next = 1 - sigma_next
+    h = _lambda(sigma_next) - _lambda(sigma)
+    b_h = torch.expm1(-h)  # bh2; also h·φ₁(h) of the first-order term
+    out = sigma_next / sigma * x - alpha_next * torch.expm1(-h) * x0
+    if earlier is not None:
+        earlier_x0, earlier_sigma = earlier
+        rk = (_lambda(earlier_sigma) - _lambda(sigma)) / h
+        out = out - alpha_next * b_h * (0.5 * ((earlier_x0 - x0) / rk))  # UniP-2's weight is 1/2
+    return out.to(x.dtype)
+
+
+def _unic2_weights(rk: torch.Tensor, hh: torch.Tensor, b_h: torch.Tensor) -> torch.Tensor:
+    """The two weights of the second-order correction: the 2x2 system R·ρ = b diffusers solves, solved as it does
+    (torch.linalg.solve in float32), so that the weights are bit-identical."""
+    h_phi_k = torch.expm1(hh) / hh - 1
+    b1 = h_phi_k / b_h
+    h_phi_k = h_phi_k / hh - 1 / 2
+    b2 = h_phi_k * 2 / b_h
+    rks = torch.stack([rk, torch.ones((), device=rk.device)])
+    return torch.linalg.solve(torch.stack([torch.ones_like(rks), rks]), torch.stack([b1, b2]))  # R = [[1, 1], [rk, 1]]
+
+
 # Solver name -> (factory of a fresh solver, the schedule its reference scheduler builds). A new instance per
 # run keeps multistep state from leaking between videos.
 SOLVERS: dict[str, tuple[Callable[[], Solver], Callable[[int, float, ScheduleOptions | None], Schedule]]] = {
     "euler": (Euler, flow_schedule),
     "dpmpp_2m": (DPMpp2M, dpm_schedule),
+    "unipc": (UniPC, unipc_schedule),
 }
 
 
@@ -112,11 +199,11 @@ def _lookup(name: str) -> tuple[Callable[[], Solver], Callable[[int, float, Sche
 
 
 def make_solver(name: str) -> Solver:
-    """A fresh solver by name: "euler" or "dpmpp_2m"."""
+    """A fresh solver by name: "euler", "dpmpp_2m" or "unipc"."""
     return _lookup(name)[0]()
 
 
 def schedule_for(name: str, steps: int, shift: float, options: ScheduleOptions | None = None) -> Schedule:
-    """The schedule the named solver's reference scheduler uses: flow_schedule (euler) or dpm_schedule, with the
-    checkpoint's scheduler `options` (`schedule.schedule_options`)."""
+    """The schedule the named solver's reference scheduler uses: flow_schedule (euler), dpm_schedule or
+    unipc_schedule, with the checkpoint's scheduler `options` (`schedule.schedule_options`)."""
     return _lookup(name)[1](steps, shift, options)
