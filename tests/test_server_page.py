@@ -117,6 +117,7 @@ def test_the_page_and_its_api_calls_stay_under_the_path_it_is_served_at(tmp_path
 def test_the_pages_copies_of_the_api_limits_and_official_settings_agree_with_the_server():
     # The page names a job's settings that differ from the official ones and stops at the API's LoRA limit: both
     # are copies in app.js, which must follow the Python they come from.
+    from motif_lite.choices import SAMPLERS
     from motif_lite.io.video import default_crf
     from motif_lite.request import I2V_SHIFT, REQUEST_DEFAULTS, T2V_SHIFT
     from motif_lite.sampling.guidance import RECOMMENDED_APG
@@ -132,6 +133,9 @@ def test_the_pages_copies_of_the_api_limits_and_official_settings_agree_with_the
     shift = json.loads(re.search(r"const OFFICIAL_SHIFT = (\{.*?\});", script)[1])
     assert shift == {"text_to_video": T2V_SHIFT, "image_to_video": I2V_SHIFT}
     assert int(re.search(r"const MAX_JOB_LORAS = (\d+);", script)[1]) == MAX_JOB_LORAS
+    page = (STATIC / "index.html").read_text()
+    select = re.search(r'<select id="sampling-method".*?</select>', page, re.S)[0]
+    assert re.findall(r'<option value="([^"]*)"', select) == ["", *SAMPLERS]  # "" = the checkpoint's or default
 
 
 def type_into(driver, element_id: str, value: str) -> None:
