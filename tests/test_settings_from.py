@@ -17,7 +17,8 @@ from motif_lite.cli.run_request import request_from_args, resolve_requests
 from motif_lite.cli.settings_from import settings_from_args
 from motif_lite.io.settings_file import SettingsFileError, ffmetadata_value, read_settings
 from motif_lite.io.video import write_video
-from motif_lite.pipeline.metadata import request_fields_of, unknown_stored_keys
+from motif_lite.pipeline.metadata import request_fields_of, unknown_stored_choices, unknown_stored_keys
+from motif_lite.version import VERSION
 
 SIZE = ["-W", "32", "-H", "32", "--video-frames", "5", "--steps", "2"]
 FP32 = ["--dtype", "fp32"]  # the model's flags are this command's, never the file's: given again
@@ -232,6 +233,34 @@ def test_settings_of_a_newer_version_take_what_is_known(checkpoint, made, tmp_pa
     assert code == 0, err
     assert "made.webp was made by motif-lite 9.0" in err and "does not know: motion_strength (left out)" in err
     assert "  steps        file       2  (made.webp)" in out
+
+
+@pytest.mark.parametrize(
+    ("stored", "flag", "choice"),
+    [({"sampler": "dpm++3m"}, "--sampling-method", "unipc"),
+     ({"guidance_config": {"method": "PAGConfig", "scale": 3.0}}, "--guidance", "cfg")],
+)  # fmt: skip
+def test_a_sampler_or_guidance_this_version_lacks_is_refused_unless_chosen(
+    checkpoint, made, tmp_path, capsys, no_weights, stored, flag, choice
+):
+    # A newer version's sampler was an "unknown sampler" error that named neither the file nor the way out; a newer
+    # guidance method was dropped without a word, and the checkpoint's guidance made another video.
+    newer = written(tmp_path, {**read_settings(made).values, "version": "9.0", **stored})
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(newer), "--dry-run")
+    field = "sampler" if "sampler" in stored else "guidance"
+    assert_user_error(code, err, f"made.webp was made with the {field} ")
+    assert f"which motif-lite {VERSION} does not have (the file was made by motif-lite 9.0)" in err
+    assert f"upgrade motif-lite to make the same video, or choose one with {flag} " in err
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(newer), flag, choice, "--dry-run")
+    assert code == 0, err
+
+
+def test_the_samplers_and_guidance_of_this_version_are_known(made):
+    values = read_settings(made).values
+    for sampler in ("euler", "dpm++2m", "unipc", "uni_pc_bh2"):
+        assert unknown_stored_choices({**values, "sampler": sampler}) == {}
+    assert unknown_stored_choices({**values, "guidance_config": {"method": "CFGConfig"}}) == {}
+    assert unknown_stored_choices(values) == {}
 
 
 # ------------------------------------------------------------------------------ the reader, in every format

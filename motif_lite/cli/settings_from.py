@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import torch
 
     from motif_lite.checkpoint import ModelSources
+    from motif_lite.io.settings_file import StoredSettings
     from motif_lite.settings import Settings
 
 # The flag (dest) of each request field, where its name differs.
@@ -68,6 +69,7 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
                            "stopped run from its own: give one of them")  # fmt: skip
     stored = read_settings(args.settings_from)
     _, given = run_flags_given(args)
+    _refuse_unknown_choices(stored, given)
     fields = _without_replaced_guidance(request_fields_of(stored.values), given, args.guidance)
     # A first frame given either way (-i, --extend) stands for the file's, given either way: both are image-to-video.
     first_frame_given = bool({"image", "extend"} & given)
@@ -94,6 +96,24 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     model = stored.values.get("model")
     return Recalled(stored.file, frozenset(taken), frozenset(overridden), model if isinstance(model, dict) else None,
                     tuple(notes))  # fmt: skip
+
+
+def _refuse_unknown_choices(stored: StoredSettings, given: set[str]) -> None:
+    """A sampler or guidance method the file names that this version does not have (a newer motif-lite's) makes
+    another video: refused, unless the flag that chooses it is given."""
+    from motif_lite.choices import GUIDANCE_METHODS, SAMPLERS
+    from motif_lite.pipeline.metadata import unknown_stored_choices
+    from motif_lite.version import VERSION
+
+    names = {"sampler": tuple(SAMPLERS), "guidance": GUIDANCE_METHODS}
+    for field, value in unknown_stored_choices(stored.values).items():
+        if _dest(field) not in given:
+            choices = names[field]
+            raise RequestError(
+                f"{stored.file.name} was made with the {field} {value!r}, which motif-lite {VERSION} does not have "
+                f"(the file was made by motif-lite {stored.version}): upgrade motif-lite to make the same video, or "
+                f"choose one with {_flag(field)} {', '.join(choices[:-1])} or {choices[-1]}"
+            )
 
 
 def _without_replaced_guidance(fields: dict, given: set[str], method: str | None) -> dict:
