@@ -15,7 +15,7 @@ import numbers
 import re
 import secrets
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -313,6 +313,17 @@ def _beyond_training_notes(width: int, height: int, frames: int) -> list[str]:
 
 
 REQUEST_DEFAULTS = GenerationRequest(prompt="-")  # every default (the prompt has none): read them from its fields
+
+
+def unknown_choices(fields: Mapping[str, object]) -> dict[str, str]:
+    """The sampler and guidance method of a request's `fields` that this version does not have (a newer motif-lite's
+    file), by field: {"sampler": "dpm++3m"}. A value of another type is left to the request's own checks."""
+    named = {"sampler": (tuple(SAMPLERS), SAMPLER_ALIASES), "guidance": (GUIDANCE_METHODS, None)}
+    return {
+        field: value
+        for field, (choices, aliases) in named.items()
+        if isinstance(value := fields.get(field), str) and choice_name(value, choices, aliases) not in choices
+    }
 
 
 def choice_name(value: T, choices: tuple[str, ...], aliases: dict[str, str] | None = None) -> T:

@@ -572,6 +572,27 @@ def test_a_request_this_version_does_not_know_is_named(stopped, capsys):
     assert_user_error(code, err, "its request does not fit this motif-lite", "motion_bucket")
 
 
+@pytest.mark.parametrize(("field", "value"), [("sampler", "dpm++3m"), ("guidance", "pag")])
+def test_a_sampler_or_guidance_this_version_lacks_says_to_upgrade(stopped, capsys, field, value):
+    # It was "unknown sampler 'dpm++3m'; choose one of ...", which --resume refuses to take.
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from motif_lite.version import VERSION
+
+    with safe_open(str(stopped), "pt") as file:
+        info = json.loads(file.metadata()["motif_lite_latents"])
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+    info["request"][field] = value
+    info["video_metadata"]["version"] = "9.0"
+    save_file(tensors, str(stopped), metadata={"motif_lite_latents": json.dumps(info)})
+    code, _, err = run_cli(capsys, "--resume", str(stopped))
+    assert_user_error(code, err, f"its run samples with the {field} {value!r}, which motif-lite {VERSION} does not "
+                      "have (the run was started by motif-lite 9.0): upgrade motif-lite to go on with it")  # fmt: skip
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM") or os.name == "nt", reason="POSIX signals")
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
 def test_a_terminated_run_keeps_its_state(checkpoint, tmp_path, capsys, monkeypatch, signame):

@@ -10,9 +10,8 @@ import torch
 
 from motif_lite import devices
 from motif_lite.checkpoint import ModelSources
-from motif_lite.choices import SAMPLER_ALIASES, SAMPLERS
 from motif_lite.paths import user_path
-from motif_lite.request import GenerationRequest, choice_name
+from motif_lite.request import GenerationRequest, unknown_choices
 from motif_lite.sampling import ScheduleOptions
 from motif_lite.sampling.guidance import APGConfig, CFGConfig
 from motif_lite.settings import Settings
@@ -98,10 +97,7 @@ def unknown_stored_choices(stored: dict) -> dict[str, str]:
     """The sampler and guidance method of a file's stored settings that this version does not have (a newer
     motif-lite's), by the request field that chooses each: {"sampler": "dpm++3m"}, {"guidance": "PAGConfig"}. Values
     of another JSON type than a name are left to the request's own checks."""
-    unknown = {}
-    sampler = stored.get("sampler")
-    if isinstance(sampler, str) and choice_name(sampler, tuple(SAMPLERS), SAMPLER_ALIASES) not in SAMPLERS:
-        unknown["sampler"] = sampler
+    unknown = unknown_choices({"sampler": stored.get("sampler")})
     guidance = stored.get("guidance_config")
     method = guidance.get("method") if isinstance(guidance, dict) else None
     if isinstance(method, str) and method not in _METHODS:
