@@ -279,6 +279,23 @@ def test_dpmpp_2m_equals_reference_pipeline_with_dpm_solver(pipe, checkpoint, tm
     assert np.abs(frames.astype(int) - euler.astype(int)).max() > 1  # the sampler really changed
 
 
+def test_a_seed_starts_from_the_noise_comfyui_draws_for_it(pipe, tmp_path, monkeypatch):
+    # docs/usage.md says a ComfyUI seed carries over: its KSampler draws float32 normal numbers on the CPU from
+    # torch's generator seeded with the seed (torch.manual_seed(seed), the same stream as a fresh Generator's) over
+    # the empty video latent [B, 16, (F - 1) // 4 + 1, H / 8, W / 8], and a flow model's first sigma, 1, keeps them
+    # as they are. Here the transformer's first input holds them in its first 16 channels.
+    inputs = []
+    forward = pipe.transformer.forward
+    monkeypatch.setattr(pipe.transformer, "forward", lambda *a, **kw: inputs.append(a[0].clone()) or forward(*a, **kw))
+    ours(pipe, tmp_path, seed=1234, steps=1, frames=9)
+    drawn = torch.randn([1, 16, (9 - 1) // 4 + 1, 32 // 8, 48 // 8], generator=torch.Generator().manual_seed(1234))
+    assert torch.equal(inputs[0][:1, :16], drawn.to(inputs[0].dtype))
+    assert not torch.equal(inputs[0][:1, :16], torch.randn(drawn.shape, generator=torch.Generator().manual_seed(1235)))
+    # A bf16 run draws the same numbers rounded: torch's CPU normal sampler makes float values first.
+    rounded = torch.randn(drawn.shape, generator=torch.Generator().manual_seed(1234), dtype=torch.bfloat16)
+    assert torch.equal(rounded, drawn.to(torch.bfloat16))
+
+
 def test_cfg_scale_one_skips_the_negative_prompt(pipe, tmp_path, monkeypatch):
     prompts = []
     encode = pipe.text_encoder.encode
