@@ -33,8 +33,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.extension import (
+    NO_VIDEO_UPLOADS,
     checked_clip,
     extended_job,
+    extension_fields,
+    in_video_words,
     keep_clip,
     renamed,
     server_names,
@@ -42,6 +45,7 @@ from motif_lite.server.extension import (
 )
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, QUEUED, Job, JobStore, new_job_id
 from motif_lite.server.loras import available_loras, check_loras_fit, lora_files
+from motif_lite.server.remix import remix_fields
 from motif_lite.server.schema import (
     FORM_LORA_KEYS,
     ApiError,
@@ -75,6 +79,13 @@ LOADING_PAGE = f"""<!doctype html>
 """
 # variant -> (media type, suffix). `preview` (motif-lite's own): a running job's latest preview, animated WebP.
 MEDIA_TYPES = {"video": ("video/mp4", ".mp4"), "thumbnail": ("image/webp", ".webp"), "preview": ("image/webp", ".webp")}
+# What the server offers instead of the SDK's calls that need a model that changes or studies a video.
+INSTEAD = (
+    "Motif-Video makes videos from text or a first frame. This server offers instead: extend (client.videos.extend, "
+    "POST /v1/videos/extensions: the next part after a video's last frame), remix (client.videos.remix, POST "
+    "/v1/videos/{id}/remix: a video's settings and seed with a new prompt) and input_reference on create (a first "
+    "frame)"
+)
 
 
 @dataclass(frozen=True)
@@ -157,6 +168,41 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
     async def create_video(request: Request) -> dict[str, Any]:
         fields, image, from_form = await read_create_body(request)
         job = await run_in_threadpool(submit, parse_create(fields, image, from_form))
+        return video_object(job)
+
+    @api.post("/videos/extensions")
+    async def extend_video(request: Request) -> dict[str, Any]:
+        """The SDK's `client.videos.extend`: a create with `extend` = the id in `video`; `seconds` is the new
+        part's length, as for `extend`."""
+        fields, image, from_form = await read_create_body(request)
+        try:
+            job = await run_in_threadpool(submit, parse_create(extension_fields(fields), image, from_form))
+        except ApiError as exc:
+            raise in_video_words(exc) from None
+        return video_object(job)
+
+    @api.post("/videos/edits")
+    async def edit_video(request: Request) -> None:
+        await request.body()  # read to its end: the client then sees the answer, not a connection closed mid-upload
+        raise ApiError(400, f"this server does not edit videos: {INSTEAD}", "video", "unsupported")
+
+    @api.post("/videos/characters")
+    async def create_character(request: Request) -> None:
+        await request.body()
+        raise ApiError(400, f"this server has no characters: {INSTEAD}; a character's picture can be the first "
+                       "frame", "video", "unsupported")  # fmt: skip
+
+    @api.get("/videos/characters/{character_id}")  # before /videos/{video_id}/content: `characters/content`
+    async def get_character(character_id: str) -> None:
+        raise ApiError(400, f"this server has no characters: {INSTEAD}", "character_id", "unsupported")
+
+    @api.post("/videos/{video_id}/remix")
+    async def remix_video(video_id: str, request: Request) -> dict[str, Any]:
+        """The SDK's `client.videos.remix`: the completed video's settings and seed with a new prompt."""
+        source = _job(store, video_id)
+        fields, image, from_form = await read_create_body(request)
+        body = parse_create(remix_fields(source, fields, image), image, from_form)
+        job = await run_in_threadpool(submit, body, source.id)
         return video_object(job)
 
     @api.get("/videos")
@@ -246,10 +292,11 @@ def _status(worker: Worker | None) -> str:
     return "ready" if worker is not None and worker.running else "loading"
 
 
-def _submitter(store: JobStore, state: ServerState) -> Callable[[CreateBody], Job]:
-    def submit(body: CreateBody) -> Job:
+def _submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
+    def submit(body: CreateBody, remixed_from: str | None = None) -> Job:
         """Validate like `motif-lite run`, store, queue (runs in a thread: decoding an image takes a while). Only
-        called once the model has loaded (the API's `_loaded_checker`)."""
+        called once the model has loaded (the API's `_loaded_checker`). `remixed_from`: the id of the video whose
+        settings the body holds."""
         worker, config = state.worker, state.config
         job_id = new_job_id()
         crf = job_crf(body.crf, config.crf, store.video_path(job_id))  # before any file is written for the job
@@ -288,7 +335,7 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[[CreateBody], Jo
                 raise ApiError(400, why, "size", "invalid_value")
             settings = stored_settings(resolved)
             job = store.add(job_id, config.model_name, settings, image_path is not None, config.max_queue, effective,
-                            notes, body.loras, extended, crf)  # fmt: skip
+                            notes, body.loras, extended, crf, remixed_from)  # fmt: skip
             if job is None:
                 raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
                                None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip
@@ -378,6 +425,8 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | No
             if key in FORM_LORA_KEYS and isinstance(value, str):
                 lora_items.setdefault(key, []).append(value)
             elif isinstance(value, UploadFile):
+                if key == "video":  # the SDK's extend (or edit) with a file: only this server's own videos go on
+                    raise ApiError(400, NO_VIDEO_UPLOADS, "video", "invalid_value")
                 if key != "input_reference":
                     raise ApiError(400, f"unexpected file field {key!r}; the first frame goes in input_reference",
                                    key, "unknown_parameter")  # fmt: skip

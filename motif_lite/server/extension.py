@@ -1,9 +1,11 @@
-"""Going on from a finished video of this server (the create field `extend`): the job it extends, checked before
-queueing (400 with `param` extend), the request's defaults taken from that video, the extension's own link to its
-file, and the server's file names said as the ids a client knows."""
+"""Going on from a finished video of this server (the create field `extend`, or the SDK's `client.videos.extend`):
+the job it extends, checked before queueing (400 with `param` extend), the request's defaults taken from that video,
+the extension's own link to its file, and the server's file names said as the ids a client knows."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +86,42 @@ def renamed(text: str, names: dict[str, str]) -> str:
 
 def _extend_error(message: str) -> ApiError:
     return ApiError(400, message, "extend", "invalid_value")
+
+
+# `POST /v1/videos/extensions` (the SDK's `client.videos.extend`): its `video` is the create field `extend`.
+NO_VIDEO_UPLOADS = (
+    "this server takes no uploaded videos: name a completed video of this server by its id, video={'id': "
+    "'video_...'} (openai 3.57's extend cannot send that: pass video=openai.omit, extra_body={'video': {'id': "
+    "'video_...'}}); to go on from a file of your own, use motif-lite run --extend FILE"
+)
+
+
+def extension_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The create fields of an extensions body: `video` ({"id": ...} in JSON, `video[id]` in a form) becomes
+    `extend`; every other field is a create field, as on `POST /v1/videos`."""
+    create = dict(fields)
+    if "extend" in create:
+        raise _video_error("extend is POST /v1/videos's name for video here: give video={'id': 'video_...'} only")
+    reference = create.pop("video", None)
+    video_id = create.pop("video[id]", None)  # the SDK's form encoding of {"id": ...}
+    if isinstance(reference, Mapping) and set(reference) == {"id"}:
+        video_id = reference["id"]
+    elif reference is not None:
+        raise _video_error(f"video must be {{'id': 'video_...'}}, a completed video of this server, got {reference!r}")
+    if video_id is None:
+        raise ApiError(400, "video is required: {'id': 'video_...'}, the completed video to go on from", "video",
+                       "missing_required_parameter")  # fmt: skip
+    create["extend"] = video_id
+    return create
+
+
+def in_video_words(error: ApiError) -> ApiError:
+    """An `extend` refusal as the extensions route says it: its field is `video`."""
+    if error.param != "extend":
+        return error
+    message = re.sub(r"\bextend\b", "video", error.message)  # the field's name only: not "extended", "extension"
+    return ApiError(error.status, message, "video", error.code, error.headers)
+
+
+def _video_error(message: str) -> ApiError:
+    return ApiError(400, message, "video", "invalid_value")

@@ -52,8 +52,8 @@ JOB_ID = re.compile(rf"^{_ID}$")
 # A file this store writes: named after its job's id, or the staged name of one (`.partial-PID-ID.mp4`, io.staging).
 JOB_FILE = re.compile(rf"^(?:{re.escape(PARTIAL_PREFIX)}(?:\d+-)?)?{_ID}\.")
 # 2: the notes column; 3: the loras column, and times as fractional seconds; 4: the extend and clip_frames columns;
-# 5: the crf column
-SCHEMA_VERSION = 5
+# 5: the crf column; 6: the remixed_from column
+SCHEMA_VERSION = 6
 VIDEO_SUFFIX = ".mp4"  # every job's video: H.264 in MP4, whatever its crf
 
 _SCHEMA = """
@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     extend TEXT,                            -- the id of the job whose video this one goes on from (NULL: none)
     clip_frames INTEGER,                    -- that video's frames, which this one's file holds first
     crf INTEGER,                            -- the video encoder's constant-rate factor (NULL: the codec's default)
+    remixed_from TEXT,                      -- the id of the job whose settings this one remixes (NULL: none)
     error_code TEXT,
     error_message TEXT
 );
@@ -107,6 +108,7 @@ class Job:
     extend: str | None = None  # the id of the job whose video this one goes on from (its frames come first)
     clip_frames: int | None = None  # the frames of that video
     crf: int | None = None  # the H.264 constant-rate factor its video is written at; None: the codec's default
+    remixed_from: str | None = None  # the id of the job whose settings and seed it took with a new prompt
 
     @property
     def frames_in_file(self) -> int:
@@ -154,12 +156,17 @@ def _row_problem(values: dict[str, Any]) -> str | None:
         "progress is not a whole number": isinstance(values["progress"], int),
         "clip_frames is not a frame count": values["clip_frames"] is None or is_count(values["clip_frames"]),
         "crf is not a whole number": values["crf"] is None or type(values["crf"]) is int,
+        "remixed_from is not a video id": values["remixed_from"] is None or _is_job_id(values["remixed_from"]),
     }
     return next((problem for problem, fine in checks.items() if not fine), None)
 
 
 def _is_time(value: object) -> bool:
     return is_number(value) and 0 <= value < _LAST_TIME
+
+
+def _is_job_id(value: object) -> bool:
+    return isinstance(value, str) and JOB_ID.match(value) is not None
 
 
 def _is_lora(pair: object) -> bool:
@@ -280,6 +287,8 @@ class JobStore:
             self._db.execute("ALTER TABLE jobs ADD COLUMN clip_frames INTEGER")
         if "crf" not in columns:  # the jobs queued before it keep the codec's default, as they were queued with
             self._db.execute("ALTER TABLE jobs ADD COLUMN crf INTEGER")
+        if "remixed_from" not in columns:  # the jobs before it were no remixes
+            self._db.execute("ALTER TABLE jobs ADD COLUMN remixed_from TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -334,19 +343,22 @@ class JobStore:
         loras: list[tuple[str, float]] | None = None,
         extend: Job | None = None,
         crf: int | None = None,
+        remixed_from: str | None = None,
     ) -> Job | None:
         """Queue a new job (going on from the video of `extend`, a completed job; its video written at `crf`, None:
-        the codec's default); None when `max_active` jobs are already queued or running."""
+        the codec's default; `remixed_from`: the id of the job it remixes); None when `max_active` jobs are already
+        queued or running."""
         with self._lock:
             active = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", (QUEUED, IN_PROGRESS))
             if active.fetchone()[0] >= max_active:
                 return None
             self._db.execute(
                 "INSERT INTO jobs (id, status, created_at, model, settings, effective, has_image, notes, loras, "
-                "extend, clip_frames, crf) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "extend, clip_frames, crf, remixed_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_checked(job_id), QUEUED, time.time(), model, json.dumps(settings), json.dumps(effective or {}),
                  int(has_image), json.dumps(notes or []), json.dumps(loras or []),
-                 None if extend is None else extend.id, None if extend is None else extend.frames_in_file, crf),
+                 None if extend is None else extend.id, None if extend is None else extend.frames_in_file, crf,
+                 remixed_from),
             )  # fmt: skip
             return self._get(job_id)
 

@@ -348,7 +348,7 @@ def video_object(job: Job) -> dict[str, Any]:
         "prompt": s["prompt"],
         "size": f"{s['width']}x{s['height']}",
         "seconds": f"{round((job.frames_in_file - 1) / s['fps'], 2):g}",  # an extension's: the whole file's
-        "remixed_from_video_id": None,
+        "remixed_from_video_id": job.remixed_from,
         "error": error,
         "settings": settings,
         "notes": job.notes,

@@ -1,0 +1,47 @@
+"""Remixing a completed video (`POST /v1/videos/{id}/remix`, the SDK's `client.videos.remix`): a new job with the
+source job's settings, its seed included, and a new prompt. The same seed and size give the same starting noise, so
+the remix keeps the source's composition and follows the new words, as `motif-lite run --settings-from` makes a
+video again from its file with the flags given winning."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, QUEUED, Job
+from motif_lite.server.schema import MOTIF_FIELDS, ApiError
+
+
+def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> dict[str, Any]:
+    """The create fields of a remix of `source`: its settings, under the fields the client gave (the new prompt, and
+    any create field it changes). 400 for a source that is not completed, a missing prompt, and an image-to-video
+    source whose first frame is not sent again (the server does not keep it once a job ends)."""
+    if source.status != COMPLETED:
+        wait = "; wait until it is completed" if source.status in (QUEUED, IN_PROGRESS) else ""
+        raise ApiError(400, f"video {source.id} is {source.status}: only a completed video can be remixed{wait}",
+                       "video_id", "invalid_value")  # fmt: skip
+    if given.get("prompt") in (None, ""):
+        raise ApiError(400, "prompt is required: a remix is the video's settings and seed with a new prompt", "prompt",
+                       "missing_required_parameter")  # fmt: skip
+    if source.has_image and image is None and given.get("input_reference") in (None, ""):
+        raise ApiError(400, f"video {source.id} was made from a first frame (input_reference), which the server does "
+                       "not keep once a job ends: send the image again as input_reference to remix it (the SDK: "
+                       "extra_body={'input_reference': {'image_url': 'data:image/png;base64,...'}})",
+                       "input_reference", "missing_required_parameter")  # fmt: skip
+    fields = source_fields(source)
+    if given.get("seconds") not in (None, ""):  # the client's length: else the source's frames would win over it
+        del fields["num_frames"]
+    return {**fields, **given}
+
+
+def source_fields(source: Job) -> dict[str, Any]:
+    """The create fields that queue `source`'s settings again: those it was queued with, resolved (the seed it
+    drew, its frames in 4k+1). The fields it left open (null) stay open, so the server's checkpoint decides them as
+    it did for the source; its LoRAs, its crf, and the video it extends, if any."""
+    settings = source.settings
+    fields = {name: settings.get(field) for name, (field, _) in MOTIF_FIELDS.items()}
+    fields["size"] = f"{settings['width']}x{settings['height']}"
+    fields["extend"] = source.extend
+    fields["loras"] = [{"name": name, "strength": strength} for name, strength in source.loras]
+    fields["crf"] = source.crf
+    return fields

@@ -1,0 +1,244 @@
+"""The openai SDK's newer `client.videos` calls on `motif-lite serve`, in the test process on a tiny checkpoint:
+`extend` queues the job a create with `extend` queues, `remix` queues the source's settings and seed with a new
+prompt (and says so in `remixed_from_video_id`, across restarts and in an older data folder), each request that
+cannot be served is refused before anything is queued, and `edit` and the character calls say what the server
+offers instead."""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+pytest.importorskip("fastapi")
+openai = pytest.importorskip("openai")
+from server_helpers import TINY, InProcessServer, multipart  # noqa: E402
+
+from motif_lite import load_pipeline  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
+PROMPT, NEXT = "a red fox runs through snow", "the fox stops and looks back"
+LONG = dict(size="48x32", num_frames=5, steps=1000, seed=1)  # holds the worker: every test deletes it again
+# Every setting a job can give, none of them its default: a remix must keep each one.
+SETTINGS = dict(negative_prompt="blurry", fps=12, guidance_scale=3.0, guidance_method="cfg", flow_shift=5.0,
+                sampling_method="dpm++2m", crf=30)  # fmt: skip
+OLD_FOLDER = Path(__file__).parent / "data" / "old_formats" / "50ae301" / "serve-data"  # a version 3 database
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+
+
+@pytest.fixture
+def server(pipe, tmp_path):
+    with InProcessServer(pipe, tmp_path / "data") as running:
+        yield running
+
+
+def finished(server: InProcessServer, **fields) -> dict:
+    code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY, **fields})
+    assert code == 200, video
+    return server.wait_status(video["id"], ("completed",))
+
+
+def video_bytes(server: InProcessServer, video_id: str) -> bytes:
+    done = server.wait_status(video_id, ("completed", "failed"))
+    assert done["status"] == "completed", done
+    return server.request("GET", f"/v1/videos/{video_id}/content")[1]
+
+
+def frames_of(data: bytes, folder: Path) -> list[bytes]:
+    """The decoded frames of a video (two extensions' files differ in the name of the clip their settings keep)."""
+    import imageio_ffmpeg
+
+    path = folder / "decoded.mp4"
+    path.write_bytes(data)
+    reader = imageio_ffmpeg.read_frames(str(path))
+    next(reader)  # its metadata
+    return list(reader)
+
+
+def png_data_url() -> str:
+    import PIL.Image
+
+    buffer = io.BytesIO()
+    PIL.Image.new("RGB", (48, 32), (200, 80, 40)).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def error_of(server: InProcessServer, method: str, path: str, body=None, headers=None) -> tuple[int, dict]:
+    code, answer, _ = server.request(method, path, body, headers)
+    return code, answer["error"]
+
+
+def listed_ids(server: InProcessServer) -> list[str]:
+    return [video["id"] for video in server.request("GET", "/v1/videos")[1]["data"]]
+
+
+# client.videos.extend
+
+
+def test_the_sdks_extend_queues_the_job_a_create_with_extend_queues(server, tmp_path):
+    clip = finished(server, fps=12)
+    client = server.client()
+    # openai 3.57 cannot send video={"id": ...} itself (it takes every `video` for a file): the id goes in extra_body.
+    extension = client.videos.extend(prompt=NEXT, seconds="1", video=openai.omit,
+                                     extra_body={"video": {"id": clip["id"]}, "steps": 1, "seed": 8})  # fmt: skip
+    code, created, _ = server.request("POST", "/v1/videos", {"prompt": NEXT, "seconds": "1", "extend": clip["id"],
+                                                             "steps": 1, "seed": 8})  # fmt: skip
+    assert code == 200, created
+    assert extension.settings == created["settings"] and extension.notes == created["notes"]
+    # `seconds` is the new part's length, counted at the clip's rate (13 frames at 12 fps), as for `extend`; the
+    # answer's `seconds` is the whole file's (5 + 13 - 1 frames), as OpenAI's says of an extension.
+    assert (extension.settings["extend"], extension.settings["num_frames"], extension.seconds) == (clip["id"], 13,
+                                                                                                   "1.33")  # fmt: skip
+    frames = frames_of(video_bytes(server, extension.id), tmp_path)
+    assert len(frames) == 17 and frames == frames_of(video_bytes(server, created["id"]), tmp_path)
+    # curl's JSON body, with the id as OpenAI documents it
+    body = {"prompt": NEXT, "seconds": "1", "steps": 1, "seed": 8, "video": {"id": clip["id"]}}
+    code, plain, _ = server.request("POST", "/v1/videos/extensions", body)
+    assert code == 200 and plain["settings"] == created["settings"], plain
+
+
+def test_an_extension_that_cannot_be_made_is_refused_naming_video(server):
+    clip = finished(server)
+    running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
+    server.wait_status(running["id"], ("in_progress",))
+    before = listed_ids(server)
+    client = server.client()
+    missing = "video_" + "0" * 32
+    for reference, message in [
+        ({"id": missing}, f"video: no video {missing} on this server"),
+        ({"id": running["id"]}, "is in_progress: only a completed video can be extended; wait"),
+        ({"id": "../videos/x.mp4"}, "video must be the id of a completed video of this server"),
+        ("video_x", "video must be {'id': 'video_...'}"),
+    ]:
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.videos.extend(prompt=NEXT, seconds="4", video=openai.omit, extra_body={"video": reference})
+        assert refused.value.body["param"] == "video" and message in refused.value.body["message"], refused.value.body
+    with pytest.raises(openai.BadRequestError) as refused:  # the SDK's upload: this server's videos only
+        client.videos.extend(prompt=NEXT, seconds="4", video=("clip.mp4", b"\0" * 64, "video/mp4"))
+    assert refused.value.body["param"] == "video" and "takes no uploaded videos" in refused.value.body["message"]
+    assert "motif-lite run --extend FILE" in refused.value.body["message"]
+    code, error = error_of(server, "POST", "/v1/videos/extensions", {"prompt": NEXT, "size": "64x32",
+                                                                     "video": {"id": clip["id"]}})  # fmt: skip
+    assert (code, error["param"]) == (400, "video") and "an extension keeps the size" in error["message"], error
+    code, error = error_of(server, "POST", "/v1/videos/extensions", {"prompt": NEXT})
+    assert (code, error["param"], error["code"]) == (400, "video", "missing_required_parameter"), error
+    code, error = error_of(server, "POST", "/v1/videos/extensions", {"prompt": NEXT, "extend": clip["id"]})
+    assert (code, error["param"]) == (400, "video") and "give video=" in error["message"], error
+    code, error = error_of(server, "POST", "/v1/videos/extensions", {"video": {"id": clip["id"]}})
+    assert (code, error["param"]) == (400, "prompt"), error
+    assert listed_ids(server) == before and list((server.store.root / "inputs").iterdir()) == []
+    assert server.request("DELETE", f"/v1/videos/{running['id']}")[0] == 200
+
+
+# client.videos.remix
+
+
+def test_a_remix_keeps_the_seed_and_settings_with_the_new_prompt(server):
+    source = finished(server, **SETTINGS)
+    client = server.client()
+    remix = client.videos.remix(source["id"], prompt=NEXT)
+    assert remix.remixed_from_video_id == source["id"] and source["remixed_from_video_id"] is None
+    assert remix.prompt == NEXT and remix.settings == source["settings"]  # the seed, the crf, ... all of them
+    code, same, _ = server.request("POST", "/v1/videos", {"prompt": NEXT, **TINY, **SETTINGS})
+    assert code == 200 and same["remixed_from_video_id"] is None
+    assert video_bytes(server, remix.id) == video_bytes(server, same["id"])  # the same noise, the new words
+    # A field given wins over the source's; `seconds` counts at the source's rate: 1 s at 12 fps is 13 frames.
+    changed = client.videos.remix(source["id"], prompt=NEXT, extra_body={"steps": 1, "seconds": "1"})
+    assert (changed.settings["steps"], changed.settings["num_frames"]) == (1, 13)
+    assert {**changed.settings, "steps": 2, "num_frames": 5} == source["settings"]
+    assert server.request("DELETE", f"/v1/videos/{changed.id}")[0] == 200
+
+
+def test_a_remix_of_an_extension_goes_on_from_the_same_video_and_one_of_an_image_needs_it_again(server):
+    clip = finished(server)
+    extension = server.request("POST", "/v1/videos", {"prompt": NEXT, "extend": clip["id"], "steps": 1, "seed": 3,
+                                                      "num_frames": 5})[1]  # fmt: skip
+    server.wait_status(extension["id"], ("completed",))
+    client = server.client()
+    remix = client.videos.remix(extension["id"], prompt="it trots off")
+    assert remix.settings == extension["settings"] and remix.settings["extend"] == clip["id"]
+    assert server.wait_status(remix.id, ("completed", "failed"))["status"] == "completed"
+
+    image = finished(server, input_reference={"image_url": png_data_url()})
+    with pytest.raises(openai.BadRequestError) as refused:  # its first frame is not kept once the job ends
+        client.videos.remix(image["id"], prompt=NEXT)
+    assert refused.value.body["param"] == "input_reference" and "send the image again" in refused.value.body["message"]
+    again = client.videos.remix(image["id"], prompt=NEXT, extra_body={"input_reference": {"image_url": png_data_url()}})
+    assert again.settings == image["settings"] and again.settings["image_to_video"] is True
+    assert server.request("DELETE", f"/v1/videos/{again.id}")[0] == 200
+
+
+def test_what_cannot_be_remixed_is_refused_before_anything_is_queued(server):
+    source = finished(server)
+    running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
+    queued = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
+    server.wait_status(running["id"], ("in_progress",))
+    before = listed_ids(server)
+    client = server.client()
+    with pytest.raises(openai.NotFoundError):
+        client.videos.remix("video_" + "0" * 32, prompt=NEXT)
+    for job, status in ((running, "in_progress"), (queued, "queued")):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.videos.remix(job["id"], prompt=NEXT)
+        assert refused.value.body["param"] == "video_id", refused.value.body
+        assert f"is {status}: only a completed video can be remixed; wait" in refused.value.body["message"]
+    code, error = error_of(server, "POST", f"/v1/videos/{source['id']}/remix", {})
+    assert (code, error["param"], error["code"]) == (400, "prompt", "missing_required_parameter"), error
+    code, error = error_of(server, "POST", f"/v1/videos/{source['id']}/remix", {"prompt": NEXT, "num_steps": 1})
+    assert (code, error["code"]) == (400, "unknown_parameter"), error
+    code, error = error_of(server, "POST", f"/v1/videos/{source['id']}/remix", {"prompt": NEXT, "steps": 0})
+    assert (code, error["param"]) == (400, "steps"), error
+    assert listed_ids(server) == before
+    for job in (queued, running):
+        assert server.request("DELETE", f"/v1/videos/{job['id']}")[0] == 200
+
+
+def test_a_remix_says_so_after_a_restart_and_an_older_data_folder_remixes(pipe, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(OLD_FOLDER, data)
+    (old,) = (path.stem for path in (data / "videos").glob("*.mp4"))
+    with InProcessServer(pipe, data) as server:
+        assert server.request("GET", f"/v1/videos/{old}")[1]["remixed_from_video_id"] is None
+        remix = server.client().videos.remix(old, prompt=NEXT)
+        assert remix.settings["seed"] == 7 and remix.size == "64x64" and remix.settings["num_frames"] == 9
+        assert server.wait_status(remix.id, ("completed", "failed"))["status"] == "completed"
+    database = sqlite3.connect(data / "jobs.sqlite3")
+    assert "remixed_from" in {row[1] for row in database.execute("PRAGMA table_info(jobs)")}
+    database.close()
+    with InProcessServer(pipe, data) as server:
+        assert server.request("GET", f"/v1/videos/{remix.id}")[1]["remixed_from_video_id"] == old
+        assert server.request("GET", f"/v1/videos/{old}")[1]["remixed_from_video_id"] is None
+
+
+# client.videos.edit, create_character, get_character
+
+
+def test_edits_and_characters_say_what_the_server_offers_instead(server):
+    client = server.client()
+    calls = [
+        (lambda: client.videos.edit(prompt=NEXT, video=("clip.mp4", b"\0" * 64, "video/mp4")), "does not edit videos",
+         "video"),
+        (lambda: client.videos.create_character(name="fox", video=("fox.mp4", b"\0" * 64, "video/mp4")),
+         "has no characters", "video"),
+        (lambda: client.videos.get_character("char_123"), "has no characters", "character_id"),
+    ]  # fmt: skip
+    for call, message, param in calls:
+        with pytest.raises(openai.BadRequestError) as refused:  # a 400: the SDK does not retry it
+            call()
+        body = refused.value.body
+        assert (body["param"], body["code"]) == (param, "unsupported") and message in body["message"], body
+        assert "first frame" in body["message"] and "client.videos.remix" in body["message"], body
+    body, headers = multipart({"prompt": NEXT, "video[id]": "video_" + "0" * 32}, {})
+    code, error = error_of(server, "POST", "/v1/videos/edits", body, headers)
+    assert (code, error["code"]) == (400, "unsupported"), error
+    assert listed_ids(server) == []
