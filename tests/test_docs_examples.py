@@ -966,6 +966,8 @@ SDK_ROUTES = {
     "retrieve": ("GET", "/v1/videos/ID"),
     "delete": ("DELETE", "/v1/videos/ID"),
     "download_content": ("GET", "/v1/videos/ID/content"),
+    "extend": ("POST", "/v1/videos/extensions"),
+    "remix": ("POST", "/v1/videos/ID/remix"),
 }
 SDK_OPTIONS = ("extra_headers", "extra_query", "extra_body", "timeout", "poll_interval_ms")
 
@@ -1015,6 +1017,7 @@ def request_problems(request: HttpRequest, tmp: Path) -> list[str]:
     that the route's checks, `parse_create` or `resolve()` reject (values only where every one is a literal)."""
     from motif_lite.request import GenerationRequest
     from motif_lite.server import app
+    from motif_lite.server.extension import extension_fields
     from motif_lite.server.schema import ApiError, parse_create
 
     route = api_route(request.method, request.path)
@@ -1034,9 +1037,10 @@ def request_problems(request: HttpRequest, tmp: Path) -> list[str]:
         problems.append(f"variant {request.query['variant']!r} is none of {list(app.MEDIA_TYPES)}")
     problems += [f"{route.path} reads no query parameter {name!r}" for name in set(request.query) - known]
     if request.body is not None:
-        complete = not request.elided and None not in request.body.values()
+        complete = not request.elided and not holds_none(request.body)
         try:
-            parsed = parse_create(request.body, b"image" if request.image else None, from_form=request.form)
+            body = extension_fields(request.body) if route.path.endswith("/extensions") else request.body
+            parsed = parse_create(body, b"image" if request.image else None, from_form=request.form)
             if complete:
                 GenerationRequest(**parsed.request_fields, output=tmp / "video.mp4").resolve()
         except ApiError as exc:
@@ -1045,6 +1049,11 @@ def request_problems(request: HttpRequest, tmp: Path) -> list[str]:
         except MotifLiteError as exc:
             problems.append(str(exc))
     return problems
+
+
+def holds_none(value: object) -> bool:
+    """A value that is not a literal, or a dict holding one (`{"video": {"id": fox.id}}`)."""
+    return value is None or (isinstance(value, dict) and any(holds_none(item) for item in value.values()))
 
 
 def curl_requests() -> list[tuple[str, int, str, HttpRequest]]:
