@@ -106,7 +106,7 @@ def test_the_page_and_its_api_calls_stay_under_the_path_it_is_served_at(tmp_path
     page = "https://proxy.example/motif/"
     assets = re.findall(r'(?:href|src)="([^"]+)"', (STATIC / "index.html").read_text())
     calls = re.findall(r'api\("([^"]+)"', (STATIC / "app.js").read_text())
-    assert len(assets) == 2 and len(calls) == 7
+    assert len(assets) == 2 and len(calls) == 8
     outside = [url for url in assets + calls if not urljoin(page, url).startswith(page)]
     assert outside == []
     with InProcessServer(None, tmp_path / "data") as server:  # what the proxy forwards them to is served

@@ -18,7 +18,7 @@ import torch
 pytest.importorskip("diffusers")
 pytest.importorskip("fastapi")
 openai = pytest.importorskip("openai")
-from server_helpers import TINY, InProcessServer, multipart  # noqa: E402
+from server_helpers import TINY, InProcessServer, multipart, wait_for  # noqa: E402
 
 from motif_lite import load_pipeline  # noqa: E402
 
@@ -242,3 +242,37 @@ def test_edits_and_characters_say_what_the_server_offers_instead(server):
     code, error = error_of(server, "POST", "/v1/videos/edits", body, headers)
     assert (code, error["code"]) == (400, "unsupported"), error
     assert listed_ids(server) == []
+
+
+def test_the_pages_remix_button_sends_the_new_prompt_to_the_remix_route(server):
+    from selenium.webdriver.common.by import By
+    from test_server_page import browser, type_into
+
+    driver = browser()
+    try:
+        source = finished(server, seed=5, **SETTINGS)
+        driver.get(server.url + "/")
+        card = f'li.job[data-id="{source["id"]}"][data-status="completed"]'
+        wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, card), 30, "the card of the finished video")
+        driver.find_element(By.CSS_SELECTOR, card).find_element(By.XPATH, ".//button[text()='Remix']").click()
+        assert driver.find_element(By.ID, "remixing").is_displayed()
+        assert source["id"] in driver.find_element(By.ID, "remixing-text").text
+        assert driver.find_element(By.ID, "prompt").get_attribute("value") == PROMPT  # to be rewritten
+        type_into(driver, "prompt", NEXT)
+        type_into(driver, "steps", "2")  # a field filled in replaces the source's
+        driver.find_element(By.ID, "submit").click()
+
+        def remix() -> dict | None:
+            jobs = server.request("GET", "/v1/videos")[1]["data"]
+            return next((job for job in jobs if job["remixed_from_video_id"] == source["id"]), None)
+
+        video = server.wait_status(wait_for(remix, 30, "the remix to be queued")["id"], ("completed",))
+        kept = ("seed", "num_frames", *SETTINGS)
+        assert {key: video["settings"][key] for key in kept} == {key: source["settings"][key] for key in kept}
+        assert (video["prompt"], video["size"], video["settings"]["steps"]) == (NEXT, source["size"], 2)
+        shown = f'li.job[data-id="{video["id"]}"] .extends'
+        text = wait_for(lambda: driver.find_element(By.CSS_SELECTOR, shown).text, 30, "the card of the remix")
+        assert text == f"remix of {source['id']}"
+        assert not driver.find_element(By.ID, "remixing").is_displayed()  # the next Generate makes a new video
+    finally:
+        driver.quit()

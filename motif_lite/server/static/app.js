@@ -51,6 +51,7 @@ function formBody() {
 function extendFrom(video) {
   // The form for the next part of a finished video: its last frame is the first frame, so no image, and the size
   // is the video's (the API refuses another). Its frame rate is the API's default, so fps is left to the server.
+  stopRemixing();
   const fieldset = $("extending");
   fieldset.dataset.id = video.id;
   $("extending-text").textContent = "Extending " + video.id + " (" + video.size + ", " + video.seconds +
@@ -66,6 +67,26 @@ function extendFrom(video) {
   $("prompt").value = "";
   $("prompt").focus();
   $("create").scrollIntoView();
+}
+
+function remixFrom(video) {
+  // A remix is the video's settings and seed with a new prompt (POST /v1/videos/{id}/remix): the form sends the
+  // prompt and only the fields filled in, each replacing the video's value. A first frame is not kept by the server.
+  stopExtending();
+  const fieldset = $("remixing");
+  fieldset.dataset.id = video.id;
+  const image = (video.settings || {}).image_to_video && !(video.settings || {}).extend;
+  $("remixing-text").textContent = "Remixing " + video.id + ": its settings and seed with the prompt below; a field" +
+    " you fill in replaces its value." + (image ? " It was made from a first frame: choose that image again." : "");
+  fieldset.hidden = false;
+  $("prompt").value = video.prompt || "";
+  $("prompt").focus();
+  $("create").scrollIntoView();
+}
+
+function stopRemixing() {
+  $("remixing").hidden = true;
+  delete $("remixing").dataset.id;
 }
 
 function stopExtending() {
@@ -144,8 +165,11 @@ async function submit(event) {
   markInvalid(null);
   $("submit").disabled = true;
   try {
-    await api("v1/videos", { method: "POST", body: formBody() });
-    stopExtending(); // the next Generate makes a new video unless another Extend is clicked
+    const remixed = $("remixing").hidden ? null : $("remixing").dataset.id;
+    if (remixed) await api("v1/videos/" + encodeURIComponent(remixed) + "/remix", { method: "POST", body: formBody() });
+    else await api("v1/videos", { method: "POST", body: formBody() });
+    stopExtending(); // the next Generate makes a new video unless another Extend or Remix is clicked
+    stopRemixing();
     await refresh();
   } catch (error) {
     $("form-error").textContent = error.message;
@@ -198,7 +222,9 @@ function newCard(video) {
   li.querySelector(".prompt").textContent = video.prompt;
   li.querySelector(".meta").textContent = describe(video);
   const extended = (video.settings || {}).extend;
-  for (const [selector, text] of [[".extends", extended ? "extends " + extended : ""],
+  const origin = [extended ? "extends " + extended : "",
+                  video.remixed_from_video_id ? "remix of " + video.remixed_from_video_id : ""];
+  for (const [selector, text] of [[".extends", origin.filter(Boolean).join(" · ")],
                                   [".settings", unofficialSettings(video.settings || {})],
                                   [".loras", loraText(video.settings || {})]]) {
     li.querySelector(selector).textContent = text;
@@ -222,7 +248,9 @@ function updateCard(li, video) {
   if (!actions.dataset.status || actions.dataset.status !== (running ? "running" : video.status)) {
     actions.dataset.status = running ? "running" : video.status;
     actions.replaceChildren(button(running ? "Cancel" : "Delete", () => remove(video.id)));
-    if (video.status === "completed") actions.append(button("Extend", () => extendFrom(video)));
+    if (video.status === "completed") {
+      actions.append(button("Extend", () => extendFrom(video)), button("Remix", () => remixFrom(video)));
+    }
   }
   if (video.status === "in_progress") showPreview(li, video);
   if (video.status === "completed") showVideo(li, video);
@@ -338,6 +366,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("size").addEventListener("change", showCustomSize);
   $("extend-stop").addEventListener("click", stopExtending);
+  $("remix-stop").addEventListener("click", stopRemixing);
   $("create").addEventListener("submit", submit);
   $("lora-refresh").addEventListener("click", loadLoras);
   showModel();
