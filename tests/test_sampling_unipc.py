@@ -26,7 +26,7 @@ from test_sampling import (
 )
 
 from motif_lite.request import GenerationRequest, RequestError
-from motif_lite.sampling import UniPC, schedule_for, schedule_options, unipc_schedule
+from motif_lite.sampling import SamplingSettingsError, UniPC, schedule_for, schedule_options, unipc_schedule
 from motif_lite.settings import CHECKPOINT, FLAG, CheckpointConfigs, resolve_settings
 
 FLOW = dict(use_flow_sigmas=True, prediction_type="flow_prediction")  # what a flow model's UniPC config sets
@@ -60,6 +60,16 @@ def test_unipc_schedule_with_other_train_timesteps_equals_the_scheduler() -> Non
     assert torch.equal(ours.sigmas, ref.sigmas) and torch.equal(ours.timesteps, ref.timesteps)
 
 
+@pytest.mark.parametrize(("steps", "shift"), [(0, 8.0), (4, 0.0), (4, float("nan"))])
+def test_unipc_schedule_refuses_what_the_other_schedules_refuse(steps: int, shift: float) -> None:
+    # Called by a library user: an error naming the setting (it was a ZeroDivisionError, or a table of NaN or 0).
+    with pytest.raises(SamplingSettingsError) as ours:
+        unipc_schedule(steps, shift)
+    with pytest.raises(SamplingSettingsError) as dpm:
+        schedule_for("dpmpp_2m", steps, shift)
+    assert str(ours.value) == str(dpm.value)
+
+
 # ------------------------------------------------------------------------------------------------- each step
 
 
@@ -83,6 +93,13 @@ def test_unipc_steps_equal_the_scheduler_bit_for_bit(steps: int, dtype: torch.dt
     refs, ours = run_steps(reference_unipc(steps, 15.0), steps, 15.0, dtype)
     for i, (x_ref, x_ours) in enumerate(zip(refs, ours, strict=True)):
         assert x_ours.dtype == x_ref.dtype == dtype  # no upcast: UniPC keeps the model's dtype
+        assert torch.equal(x_ours, x_ref), f"step {i}"
+
+
+def test_unipc_steps_at_a_small_shift_equal_the_scheduler() -> None:
+    # Only the step into σ = 0 is first order: the one before it (σ ≈ 0.006 here) is second order like the others.
+    refs, ours = run_steps(reference_unipc(50, 0.3), 50, 0.3, torch.float32)
+    for i, (x_ref, x_ours) in enumerate(zip(refs, ours, strict=True)):
         assert torch.equal(x_ours, x_ref), f"step {i}"
 
 
@@ -157,10 +174,16 @@ def test_a_unipc_checkpoint_samples_with_unipc_unless_a_flag_says_otherwise() ->
     chosen = settings_for(unipc_config())
     assert (chosen.sampler.value, chosen.sampler.source, chosen.solver) == ("unipc", CHECKPOINT, "unipc")
     assert chosen.sampler.origin == "scheduler/scheduler_config.json: UniPCMultistepScheduler"
-    # diffusers takes DPM's solver types for bh2, and a shift_terminal of 0 for none: still ours
-    assert settings_for(unipc_config(solver_type="midpoint", shift_terminal=0)).sampler.value == "unipc"
+    # diffusers takes a shift_terminal of 0 for none: still ours
+    assert settings_for(unipc_config(shift_terminal=0)).sampler.value == "unipc"
     flag = settings_for(unipc_config(), sampler="euler")
     assert (flag.sampler.value, flag.sampler.source) == ("euler", FLAG)
+
+
+@pytest.mark.parametrize("solver_type", ["midpoint", "heun", "logrho"])
+def test_a_unipc_config_with_one_of_dpms_solver_types_samples_as_ours(solver_type: str) -> None:
+    assert UniPCMultistepScheduler(**FLOW, solver_type=solver_type).config.solver_type == "bh2"  # diffusers reads it so
+    assert settings_for(unipc_config(solver_type=solver_type)).sampler.value == "unipc"
 
 
 @pytest.mark.parametrize(

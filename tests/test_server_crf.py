@@ -137,8 +137,9 @@ def test_a_form_crf_is_parsed_and_a_quality_field_points_at_crf(pipe, tmp_path):
         code, error, _ = server.request("POST", "/v1/videos", body, headers)
         assert code == 400 and error["error"]["param"] == "crf"
         assert error["error"]["message"] == "crf must be an integer, got 'forty'"
-        code, error, _ = server.request("POST", "/v1/videos", {**JOB, "quality": 8})
-        assert code == 400 and "unknown parameter 'quality'; did you mean 'crf'?" in error["error"]["message"]
+        for other_name in ("quality", "video_quality"):
+            code, error, _ = server.request("POST", "/v1/videos", {**JOB, other_name: 8})
+            assert code == 400 and f"unknown parameter '{other_name}'; did you mean 'crf'?" in error["error"]["message"]
         body, headers = multipart({**JOB, "num_frames": "5", "steps": "1000", "seed": "5", "crf": " 30 "}, {})
         code, queued, _ = server.request("POST", "/v1/videos", body, headers)
         assert code == 200 and queued["settings"]["crf"] == 30, queued
@@ -147,12 +148,12 @@ def test_a_form_crf_is_parsed_and_a_quality_field_points_at_crf(pipe, tmp_path):
 
 def test_the_jobs_crf_wins_over_the_servers_and_reaches_the_encoder(pipe, tmp_path, encodes):
     with InProcessServer(pipe, tmp_path / "data", crf=28) as server:
-        own = finished(server, {**JOB, "crf": 12})
+        own = finished(server, {**JOB, "crf": 0})  # 0 (lossless) is a crf like any other, not "none given"
         servers = finished(server, {**JOB, "crf": None})  # null: not given
-    assert (own["settings"]["crf"], servers["settings"]["crf"]) == (12, 28)
-    assert encoding_of(encodes, own["id"]) == with_crf(12)
+    assert (own["settings"]["crf"], servers["settings"]["crf"]) == (0, 28)
+    assert encoding_of(encodes, own["id"]) == with_crf(0)
     assert encoding_of(encodes, servers["id"]) == with_crf(28)
-    assert f"{own['id']}: started (48x32, 5 frames, 1 steps, crf 12)" in server.log
+    assert f"{own['id']}: started (48x32, 5 frames, 1 steps, crf 0)" in server.log
 
 
 def test_without_any_crf_the_video_is_encoded_as_before_and_a_higher_one_is_smaller(pipe, tmp_path, encodes):

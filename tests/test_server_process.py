@@ -499,8 +499,9 @@ def test_the_banner_names_the_servers_crf(checkpoint, tmp_path, capsys, monkeypa
 
     monkeypatch.setattr(serve, "cpu_time_limit", stop_here)  # after the banner
     flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--dtype", "fp32"]
-    assert cli.main(["serve", "-m", str(checkpoint), *flags, "--crf", "28"]) == cli.EXIT_USER_ERROR
-    assert "\ncrf: 28 for every job that gives no crf of its own\n" in capsys.readouterr().err
+    for crf in ("28", "0"):
+        assert cli.main(["serve", "-m", str(checkpoint), *flags, "--crf", crf]) == cli.EXIT_USER_ERROR
+        assert f"\ncrf: {crf} for every job that gives no crf of its own\n" in capsys.readouterr().err
     assert cli.main(["serve", "-m", str(checkpoint), *flags]) == cli.EXIT_USER_ERROR
     assert "crf:" not in capsys.readouterr().err
 

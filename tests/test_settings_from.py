@@ -236,12 +236,12 @@ def test_settings_of_a_newer_version_take_what_is_known(checkpoint, made, tmp_pa
 
 
 @pytest.mark.parametrize(
-    ("stored", "flag", "choice"),
-    [({"sampler": "dpm++3m"}, "--sampling-method", "unipc"),
-     ({"guidance_config": {"method": "PAGConfig", "scale": 3.0}}, "--guidance", "cfg")],
+    ("stored", "flag", "choice", "choices"),
+    [({"sampler": "dpm++3m"}, "--sampling-method", "unipc", "euler, dpm++2m or unipc"),
+     ({"guidance_config": {"method": "PAGConfig", "scale": 3.0}}, "--guidance", "cfg", "apg or cfg")],
 )  # fmt: skip
 def test_a_sampler_or_guidance_this_version_lacks_is_refused_unless_chosen(
-    checkpoint, made, tmp_path, capsys, no_weights, stored, flag, choice
+    checkpoint, made, tmp_path, capsys, no_weights, stored, flag, choice, choices
 ):
     # A newer version's sampler was an "unknown sampler" error that named neither the file nor the way out; a newer
     # guidance method was dropped without a word, and the checkpoint's guidance made another video.
@@ -250,7 +250,7 @@ def test_a_sampler_or_guidance_this_version_lacks_is_refused_unless_chosen(
     field = "sampler" if "sampler" in stored else "guidance"
     assert_user_error(code, err, f"made.webp was made with the {field} ")
     assert f"which motif-lite {VERSION} does not have (the file was made by motif-lite 9.0)" in err
-    assert f"upgrade motif-lite to make the same video, or choose one with {flag} " in err
+    assert f"upgrade motif-lite to make the same video, or choose one with {flag} {choices}\n" in err
     code, _, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(newer), flag, choice, "--dry-run")
     assert code == 0, err
 
@@ -261,6 +261,15 @@ def test_the_samplers_and_guidance_of_this_version_are_known(made):
         assert unknown_stored_choices({**values, "sampler": sampler}) == {}
     assert unknown_stored_choices({**values, "guidance_config": {"method": "CFGConfig"}}) == {}
     assert unknown_stored_choices(values) == {}
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [{"sampler": 5}, {"guidance_config": "PAGConfig"}, {"guidance_config": {"scale": 3.0}}, {"guidance_config": None}],
+)
+def test_a_sampler_or_guidance_that_is_no_name_is_left_to_the_requests_checks(made, stored):
+    # Not "a method this version lacks" (nor an AttributeError): what the file holds there is no method at all.
+    assert unknown_stored_choices({**read_settings(made).values, **stored}) == {}
 
 
 # ------------------------------------------------------------------------------ the reader, in every format

@@ -64,6 +64,13 @@ def test_without_crf_the_encoding_is_unchanged(suffix):
     assert encoding(suffix.upper()) == BEFORE_CRF[suffix]
 
 
+@pytest.mark.parametrize("suffix", [*BEFORE_CRF, ".MP4", ".webp", ".gif", ".png"])
+def test_default_crf_is_the_one_the_encoder_gets_without_a_crf(suffix):
+    # The server shows a job without a crf at this one.
+    before = BEFORE_CRF.get(suffix.lower())
+    assert video.default_crf(f"fox{suffix}") == (None if before is None else int(before[before.index("-crf") + 1]))
+
+
 @pytest.mark.parametrize(("suffix", "crf"), [(".mp4", 35), (".mov", 0), (".mkv", 51), (".webm", 63)])
 def test_crf_replaces_the_codecs_own_and_nothing_else(suffix, crf):
     expected = list(BEFORE_CRF[suffix])
