@@ -21,6 +21,11 @@ openai = pytest.importorskip("openai")
 from server_helpers import TINY, InProcessServer, multipart, wait_for  # noqa: E402
 
 from motif_lite import load_pipeline  # noqa: E402
+from motif_lite.errors import MotifLiteError  # noqa: E402
+from motif_lite.request import GenerationRequest  # noqa: E402
+from motif_lite.server.jobs import Job, JobStore, new_job_id  # noqa: E402
+from motif_lite.server.remix import remix_fields  # noqa: E402
+from motif_lite.server.schema import ApiError, stored_settings  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
 PROMPT, NEXT = "a red fox runs through snow", "the fox stops and looks back"
@@ -130,6 +135,9 @@ def test_an_extension_that_cannot_be_made_is_refused_naming_video(server):
     code, error = error_of(server, "POST", "/v1/videos/extensions", {"prompt": NEXT, "size": "64x32",
                                                                      "video": {"id": clip["id"]}})  # fmt: skip
     assert (code, error["param"]) == (400, "video") and "an extension keeps the size" in error["message"], error
+    code, error = error_of(server, "POST", "/v1/videos/extensions", {"prompt": NEXT, "video": {"id": clip["id"],
+                                                                                         "seconds": "4"}})  # fmt: skip
+    assert (code, error["param"]) == (400, "video") and "video must be {'id': 'video_...'}" in error["message"], error
     code, error = error_of(server, "POST", "/v1/videos/extensions", {"prompt": NEXT})
     assert (code, error["param"], error["code"]) == (400, "video", "missing_required_parameter"), error
     code, error = error_of(server, "POST", "/v1/videos/extensions", {"prompt": NEXT, "extend": clip["id"]})
@@ -194,6 +202,7 @@ def test_what_cannot_be_remixed_is_refused_before_anything_is_queued(server):
         assert f"is {status}: only a completed video can be remixed; wait" in refused.value.body["message"]
     code, error = error_of(server, "POST", f"/v1/videos/{source['id']}/remix", {})
     assert (code, error["param"], error["code"]) == (400, "prompt", "missing_required_parameter"), error
+    assert "a remix is the video's settings and seed with a new prompt" in error["message"], error
     code, error = error_of(server, "POST", f"/v1/videos/{source['id']}/remix", {"prompt": NEXT, "num_steps": 1})
     assert (code, error["code"]) == (400, "unknown_parameter"), error
     code, error = error_of(server, "POST", f"/v1/videos/{source['id']}/remix", {"prompt": NEXT, "steps": 0})
@@ -218,6 +227,53 @@ def test_a_remix_says_so_after_a_restart_and_an_older_data_folder_remixes(pipe, 
     with InProcessServer(pipe, data) as server:
         assert server.request("GET", f"/v1/videos/{remix.id}")[1]["remixed_from_video_id"] == old
         assert server.request("GET", f"/v1/videos/{old}")[1]["remixed_from_video_id"] is None
+
+
+def completed_job(store: JobStore, error: tuple[str, str] | None = None, **add) -> Job:
+    """A job of `store` that ran to its end (failed with `error`), without a server."""
+    settings = stored_settings(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=2))
+    job = store.add(new_job_id(), "tiny", settings, False, 10, **add)
+    assert store.claim_next().id == job.id and store.finish(job.id, error)
+    return store.get(job.id)
+
+
+def test_a_remix_keeps_the_loras_and_a_failed_video_is_refused_without_a_wait(tmp_path):
+    store = JobStore(tmp_path)
+    try:
+        source = completed_job(store, loras=[("style.safetensors", 0.5)])
+        fields = remix_fields(source, {"prompt": NEXT}, None)
+        assert fields["loras"] == [{"name": "style.safetensors", "strength": 0.5}]
+        with pytest.raises(ApiError) as refused:
+            remix_fields(completed_job(store, ("generation_failed", "boom")), {"prompt": NEXT}, None)
+        assert refused.value.message.endswith("is failed: only a completed video can be remixed"), refused.value
+    finally:
+        store.close()
+
+
+def test_a_form_remix_takes_an_uploaded_first_frame_and_reads_empty_fields_as_none(server):
+    source = finished(server, input_reference={"image_url": png_data_url()})
+    png = ("first.png", base64.b64decode(png_data_url().split(",")[1]), "image/png")
+    remix_route = f"/v1/videos/{source['id']}/remix"
+    # "" is a form's none (the SDK's): the source's length, and no first frame
+    body, headers = multipart({"prompt": NEXT, "steps": "1", "seconds": ""}, {"input_reference": png})
+    code, remix, _ = server.request("POST", remix_route, body, headers)
+    assert code == 200 and {**remix["settings"], "steps": 2} == source["settings"], remix
+    body, headers = multipart({"prompt": NEXT, "input_reference": ""}, {})
+    code, error = error_of(server, "POST", remix_route, body, headers)
+    assert (code, error["param"]) == (400, "input_reference"), error
+    assert server.request("DELETE", f"/v1/videos/{remix['id']}")[0] == 200
+
+
+def test_a_remixed_from_edited_by_hand_into_no_video_id_is_refused_at_start(tmp_path):
+    store = JobStore(tmp_path)
+    job = completed_job(store, remixed_from=new_job_id())
+    store.close()
+    for value in ("../videos/x", 7):
+        with sqlite3.connect(tmp_path / "jobs.sqlite3") as database:
+            database.execute("UPDATE jobs SET remixed_from = ? WHERE id = ?", (value, job.id))
+        database.close()
+        with pytest.raises(MotifLiteError, match=f"{job.id}: remixed_from is not a video id"):
+            JobStore(tmp_path)
 
 
 # client.videos.edit, create_character, get_character
