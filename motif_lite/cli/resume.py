@@ -225,7 +225,7 @@ def _image_given_again(saved: SavedLatents, image: str, image_state: str) -> tup
 
 def resumed_request(saved: SavedLatents, output: str | None) -> GenerationRequest:
     """The request of the run `saved` stopped (its output file, or `output` when given)."""
-    from motif_lite.io.latents import LatentsFileError
+    from motif_lite.io.latents import LatentsFileError, writer_of
     from motif_lite.io.video import check_output_fps
     from motif_lite.request import unknown_choices
     from motif_lite.version import VERSION
@@ -242,10 +242,9 @@ def resumed_request(saved: SavedLatents, output: str | None) -> GenerationReques
         raise LatentsFileError(f"{saved.file}: its request does not fit this motif-lite ({exc})") from None
     if unknown := unknown_choices(fields):  # a newer version's: no flag may choose another for a stopped run
         field, value = next(iter(unknown.items()))
-        made_by = saved.video_metadata.get("version", "another version")
         raise LatentsFileError(f"{saved.file}: its run samples with the {field} {value!r}, which motif-lite "
-                               f"{VERSION} does not have (the run was started by motif-lite {made_by}): upgrade "
-                               "motif-lite to go on with it")  # fmt: skip
+                               f"{VERSION} does not have (the run was started by {writer_of(saved.video_metadata)}): "
+                               "upgrade motif-lite to go on with it")  # fmt: skip
     if output is not None:  # --fps is refused with --resume: the way out is another format
         check_output_fps(output, request.fps, "--resume keeps the run's frame rate: give -o a .webp or .mp4 file")
     return request

@@ -219,8 +219,9 @@ def _parsed(header: str, not_latents: str) -> dict:
 def _check_version(info: dict, path: Path) -> None:
     version = info.get("version")
     if isinstance(version, int) and version > FORMAT_VERSION:  # a user who downgraded, or a folder shared with one
+        writer = writer_of(info.get("video_metadata"))
         raise LatentsFileError(
-            f"{path} was saved by {_writer_version(info)}, newer than this one ({VERSION}; latents format version "
+            f"{path} was saved by {writer}, newer than this one ({VERSION}; latents format version "
             f"{version}; this one reads versions {', '.join(map(str, READABLE_VERSIONS))}): upgrade motif-lite (pip "
             "install -U motif-lite) to use it"
         )
@@ -312,10 +313,9 @@ def _is_progress(value: object) -> bool:
     return not isinstance(done, bool) and 0 <= done <= steps and is_count(steps)
 
 
-def _writer_version(info: dict) -> str:
+def writer_of(video_metadata: object) -> str:
     """The motif-lite that saved a file, as its video's metadata names it ("motif-lite 0.2.0"), else in words."""
-    metadata = info.get("video_metadata")
-    version = metadata.get("version") if isinstance(metadata, dict) else None
+    version = video_metadata.get("version") if isinstance(video_metadata, dict) else None
     return f"motif-lite {version}" if isinstance(version, str) else "another motif-lite"
 
 
