@@ -398,6 +398,7 @@ def _read_transformer_gguf(path: Path, model: str) -> GGUFCheckpoint:
 def check_safetensors(root: Path, config: TransformerConfig, yours: Collection[Path] = ()) -> None:
     """Every tensor of the checkpoint's `transformer/` safetensors against `config`, from the headers only
     (`yours`: the user's own weight files, which a damaged-file error says)."""
+    from motif_lite.weights.float8 import is_companion, weight_scales
     from motif_lite.weights.safetensors_files import find_weight_files, read_tensor_refs
     from motif_lite.weights.shapes import transformer_mismatch
 
@@ -405,10 +406,11 @@ def check_safetensors(root: Path, config: TransformerConfig, yours: Collection[P
     for file in files:
         _check_complete(file, yours)
     refs = read_tensor_refs(files)
+    weight_scales({name: ref.dtype for name, ref in refs.items()}, str(root / "transformer"))  # fp8 or refused
     other = other_component("transformer", refs) if any(file.resolve() in yours for file in files) else None
     if other is not None:  # a file of the user's given to the wrong flag: say what it is, not 200 tensor names
         raise CheckpointError(f"{files[0]} is not the transformer: it holds {other}")
-    _refuse_prefixed(files[0], list(refs))
+    _refuse_prefixed(files[0], [name for name in refs if not is_companion(name)])
     shapes = {name: ref.shape for name, ref in refs.items()}
     transformer_mismatch(config, shapes).raise_for(str(root / "transformer"))
 
@@ -474,9 +476,11 @@ def _check_your_header(component: str, file: Path, yours: Collection[Path]) -> N
 
 
 def float8_notes(component: str, file: Path) -> list[str]:
-    """ComfyUI's fp8 copies: a plain cast (float8 tensors) loads, widened to the compute dtype, which a user who
-    chose it to save memory should know; a "scaled" one holds a `scale_weight` beside each weight that a plain
-    load would ignore (wrong weights), so it is refused."""
+    """ComfyUI's fp8 copies: the transformer's, plain or scaled (fp8_scaled), keeps its linear weights in 8 bits
+    (`weights/float8.py`); a text encoder's or VAE's plain cast loads widened to the compute dtype, which a user
+    who chose it to save memory should know, and a scaled one, whose scales a plain load would ignore (wrong
+    weights), is refused. So is a file in another of ComfyUI's quantized formats (int8, NVFP4)."""
+    from motif_lite.weights.float8 import SCALED_MARKER, weight_scales
     from motif_lite.weights.safetensors_header import read_header
 
     try:
@@ -484,20 +488,24 @@ def float8_notes(component: str, file: Path) -> list[str]:
     except CheckpointError:
         return []  # a damaged file: the completeness check names it as the user's
     what = "VAE" if component == "vae" else component.replace("_", " ")
-    if "scaled_fp8" in tensors or any(name.endswith(".scale_weight") for name in tensors):
-        raise CheckpointError(
-            f"{file} is a scaled fp8 file (ComfyUI's fp8_scaled: each weight has a scale_weight beside it), which "
-            f"motif-lite does not read; use the bf16 or fp16 {what} file"
-            + (", or a GGUF of it (--gguf)" if component == "transformer" else "")
-        )
+    scaled = weight_scales({name: t.dtype for name, t in tensors.items()}, str(file))
     float8 = sorted({t.dtype for t in tensors.values() if t.dtype.startswith("F8_")})
+    if component == "transformer":
+        kind = "scaled " if scaled else ""
+        return [
+            f"your transformer file {file.name} holds {kind}{', '.join(float8)} weights: its linear weights stay in "
+            "8 bits and are widened layer by layer as they run, so the video keeps the fp8 copy's rounding"
+        ] if float8 else []  # fmt: skip
+    if scaled or SCALED_MARKER in tensors:
+        raise CheckpointError(
+            f"{file} is a scaled fp8 file (ComfyUI's fp8_scaled: each weight has a scale beside it), which "
+            f"motif-lite reads only for the transformer; use the bf16 or fp16 {what} file"
+        )
     if not float8:
         return []
-    smaller = " (a GGUF stays packed: --gguf Q8_0 is about the size of fp8, docs/gguf.md)"
     return [
         f"your {what} file {file.name} holds {', '.join(float8)} weights: they are widened to the compute dtype "
         "when loaded, so they take the memory of a 16-bit file and keep the fp8 copy's rounding"
-        + (smaller if component == "transformer" else "")
     ]
 
 

@@ -17,7 +17,9 @@ from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError
 from motif_lite.units import memory_size
 from motif_lite.vae import WanVAEConfig
+from motif_lite.weights.float8 import FLOAT8_DTYPES
 from motif_lite.weights.gguf_file import read_gguf
+from motif_lite.weights.safetensors_header import read_header
 from motif_lite.weights.shapes import build_model, expected_shapes
 
 # The T5Gemma2 encoder of the official checkpoint (with its SigLIP tower), counted by building transformers'
@@ -60,6 +62,10 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
     else:
         transformer_bytes = _numel(config) * dtype.itemsize
         origins["transformer"] = f"transformer config, {str(dtype).removeprefix('torch.')}"
+        kept = _float8_linear_numel(sources.root)
+        if kept:  # ComfyUI's fp8 copy: its linear weights stay one byte each (weights/float8.py)
+            transformer_bytes -= kept * (dtype.itemsize - 1)
+            origins["transformer"] += f"; its {kept / 1e9:.2f}B fp8 linear weights kept in 8 bits (file headers)"
     text_dtype = devices.text_encoder_dtype(dtype, text_encoder_dtype)
     files = sorted(sources.root.glob("text_encoder/*.safetensors")) if sources.root is not None else []
     if sources.text_encoder_gguf is not None:  # packed bytes as stored, from the header
@@ -83,6 +89,23 @@ def estimated_gguf_bytes(config: TransformerConfig, variant: str) -> tuple[int, 
 
     recipe = get_recipe(variant)
     return packed_bytes(expected_shapes(build_model(config)), recipe), recipe.name
+
+
+def _float8_linear_numel(root: Path | None) -> int:
+    """The elements of the fp8 linear weights of the checkpoint's `transformer/` safetensors (0 when none, or not
+    at hand), which the loader keeps in 8 bits, from the headers."""
+    files = sorted(root.glob("transformer/*.safetensors")) if root is not None else []
+    total = 0
+    for path in files:
+        try:
+            tensors = read_header(path).tensors
+        except CheckpointError:
+            return 0  # the checks before the run name a damaged file
+        total += sum(
+            math.prod(t.shape) for name, t in tensors.items()
+            if t.dtype in FLOAT8_DTYPES and name.endswith(".weight") and len(t.shape) == 2
+        )  # fmt: skip
+    return total
 
 
 def _numel(config: TransformerConfig) -> int:

@@ -14,6 +14,7 @@ from safetensors import safe_open
 from motif_lite.errors import CheckpointError
 from motif_lite.paths import user_path
 from motif_lite.weights.dequant import dequantize
+from motif_lite.weights.float8 import is_companion, kept_scale_shape, weight_scales, widened
 from motif_lite.weights.gguf_file import OtherGGUFKindError, read_gguf
 from motif_lite.weights.safetensors_files import find_weight_files, shard_files
 from motif_lite.weights.safetensors_header import read_header
@@ -34,8 +35,10 @@ class SafetensorsSource:
         self._stack = ExitStack()
         self._handles: dict[str, tuple[object, str]] = {}  # our name -> (file handle, the name in the file)
         self.shapes: dict[str, tuple[int, ...]] = {}
+        self._scales: dict[str, str] = {}  # a scaled fp8 weight's name -> its scale's (weights/float8.py)
         try:
             self._index(files, rename)
+            self._split_float8_scales()
         except BaseException:
             self._stack.close()
             raise
@@ -50,10 +53,20 @@ class SafetensorsSource:
                 self._handles[name] = (handle, stored)
                 self.shapes[name] = tuple(handle.get_slice(stored).get_shape())
 
+    def _split_float8_scales(self) -> None:
+        """A scaled fp8 file (ComfyUI's fp8_scaled): its weights are read times their scales, and what it stores
+        beside them (scales, input scales, markers) is not a tensor of the model."""
+        dtypes = {name: handle.get_slice(stored).get_dtype() for name, (handle, stored) in self._handles.items()}
+        self._scales = weight_scales(dtypes, str(self.path))
+        for weight, scale in self._scales.items():
+            kept_scale_shape(self.shapes[scale], self.shapes[weight][0], f"{self.path}: {weight}")
+        self.shapes = {name: shape for name, shape in self.shapes.items() if not is_companion(name)}
+
     def drop_name_prefix(self, prefix: str) -> None:
         """Name every tensor without `prefix`, which every name carries (ComfyUI's `model.diffusion_model.`)."""
         self._handles = {name.removeprefix(prefix): handle for name, handle in self._handles.items()}
         self.shapes = {name.removeprefix(prefix): shape for name, shape in self.shapes.items()}
+        self._scales = {name.removeprefix(prefix): scale.removeprefix(prefix) for name, scale in self._scales.items()}
 
     def _open(self, file: Path):
         if not file.is_file():
@@ -68,12 +81,17 @@ class SafetensorsSource:
             raise CheckpointError(f"cannot read {file}: {exc}") from None
 
     def read(self, name: str, rows: slice | None = None) -> torch.Tensor:
-        """One tensor (or the slice `rows` of its first dimension) as float32 (bf16/f16 upcast)."""
+        """One tensor (or the slice `rows` of its first dimension) as float32 (bf16/f16/fp8 upcast; a scaled fp8
+        weight times its scale)."""
         handle, stored = self._handles[name]
         tensor = handle.get_tensor(stored) if rows is None else handle.get_slice(stored)[rows]
         if not tensor.is_floating_point():
             raise CheckpointError(f"tensor {name!r} has dtype {tensor.dtype}; only float tensors can be quantized")
-        return tensor.float()
+        if name not in self._scales:
+            return tensor.float()
+        handle, stored = self._handles[self._scales[name]]
+        scale = handle.get_tensor(stored)
+        return widened(tensor, scale if scale.numel() == 1 else scale.reshape(-1)[rows or slice(None)])
 
     def close(self) -> None:
         self._stack.close()

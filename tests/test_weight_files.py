@@ -17,7 +17,8 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from safetensors.torch import save_file
+from fp8_files import KINDS, fp8_copy
+from safetensors.torch import load_file, save_file
 from test_cli import assert_user_error, run_args
 from tiny_pipeline import make_tiny_checkpoint
 
@@ -28,6 +29,7 @@ from motif_lite.checkup import check_setup
 from motif_lite.cli.run_flags import weight_files
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.linked import WEIGHT_NAMES, linked_checkpoint
+from motif_lite.weights.float8 import is_companion
 
 FLAGS = {"transformer": "--diffusion-model", "text_encoder": "--text-encoder", "vae": "--vae"}
 COMFY_NAMES = {
@@ -217,29 +219,68 @@ def test_a_folder_given_as_a_file_lists_what_it_holds(checkpoints, tmp_path, cap
     assert any("is a folder" in line for line in report.lines())
 
 
-def test_fp8_copies_are_said_and_scaled_fp8_is_refused(checkpoints, tmp_path, capsys, monkeypatch):
-    # ComfyUI's fp8 copies: a plain cast loads widened to the compute dtype (no memory saved: the user is told);
-    # a "scaled" one needs each weight's scale_weight, which a plain load would drop: refused before loading.
-    from safetensors import safe_open
-
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_run_from_an_fp8_copy_makes_the_frames_of_its_values(checkpoints, tmp_path, capsys, kind):
+    # ComfyUI's fp8 copies of the transformer, plain or scaled: the run keeps the linear weights in 8 bits and makes
+    # the frames of the same values in float32, within one level: the CPU's GEMM rounds differently for weights
+    # memory-mapped at an unaligned offset, as the float32 file's are (test_float8.py compares the transformers'
+    # outputs bit for bit). A scaled copy read without its scales makes other frames; a run says it keeps fp8.
     _, b, files = checkpoints
-    with safe_open(str(files["transformer"]), "pt") as f:
-        tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-    fp8 = {name: t.to(torch.float8_e4m3fn) if t.ndim == 2 else t for name, t in tensors.items()}
-    save_file(fp8, tmp_path / "motifvideo_2b_fp8_e4m3fn.safetensors")
-    code = cli.main([*run_args(b, tmp_path / "fox.gif", "--video-frames", "5"), "--diffusion-model",
-                     str(tmp_path / "motifvideo_2b_fp8_e4m3fn.safetensors")])  # fmt: skip
+    copy, widened = fp8_copy(files["transformer"], tmp_path, kind)
+    ours = run_frames(capsys, b, tmp_path / "fp8", "--diffusion-model", str(copy))
+    values = run_frames(capsys, b, tmp_path / "wide", "--diffusion-model", str(widened))
+    assert ours.std() > 10 and np.abs(ours.astype(int) - values).max() <= 1
+    if kind.startswith("scaled"):
+        unscaled = tmp_path / "unscaled.safetensors"
+        save_file({n: t.float() for n, t in load_file(copy).items() if not is_companion(n)}, unscaled)
+        (tmp_path / "unscaled").mkdir()
+        code = cli.main([*run_args(b, tmp_path / "unscaled" / "f_%03d.png", "--video-frames", "5"),
+                         "--diffusion-model", str(unscaled)])  # fmt: skip
+        err = capsys.readouterr().err
+        assert (
+            "hold inf or NaN" in err if code else np.abs(frames(tmp_path / "unscaled").astype(int) - values).max() > 20
+        )
+    code = cli.main([*run_args(b, tmp_path / "fox.gif", "--video-frames", "5"), "--diffusion-model", str(copy)])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert "note: your transformer file motifvideo_2b_fp8_e4m3fn.safetensors holds F8_E4M3 weights" in err
-    scaled = tmp_path / "motifvideo_2b_fp8_scaled.safetensors"
-    save_file({**fp8, **{n.replace(".weight", ".scale_weight"): torch.ones(()) for n, t in fp8.items() if t.ndim == 2}},
-              scaled)  # fmt: skip
+    assert f"note: your transformer file {copy.name} holds " in err and "stay in 8 bits" in err
+    assert not any(line.startswith("problem") for line in check_setup(b, weights={"transformer": copy}).lines())
+
+
+def test_scaled_fp8_beyond_the_transformer_and_other_quantized_formats_are_refused(
+    checkpoints, tmp_path, capsys, monkeypatch
+):
+    # A scaled text encoder or VAE would load with its scales ignored (wrong weights): refused before loading, as is
+    # a file in ComfyUI's int8 format (a scale beside integer weights), whatever the component. A plain fp8 VAE
+    # loads widened, with a note saying so.
+    _, b, files = checkpoints
+    vae = load_file(files["vae"])
+    scaled_vae = tmp_path / "vae_fp8_scaled.safetensors"
+    save_file({**{n: t.to(torch.float8_e4m3fn) for n, t in vae.items()}, "scaled_fp8": torch.empty(0)}, scaled_vae)
+    plain_vae = tmp_path / "vae_fp8.safetensors"
+    save_file({n: t.to(torch.float8_e4m3fn) if t.ndim > 1 else t for n, t in vae.items()}, plain_vae)
+    transformer = load_file(files["transformer"])
+    int8 = tmp_path / "motifvideo_2b_int8.safetensors"
+    name = next(n for n, t in transformer.items() if t.ndim == 2)
+    save_file({**transformer, name: transformer[name].to(torch.int8), name + "_scale": torch.ones(())}, int8)
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
-    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--diffusion-model", str(scaled)])
-    assert_user_error(capsys, code, f"{scaled} is a scaled fp8 file", "use the bf16 or fp16 transformer file")
-    lines = check_setup(b, weights={"transformer": scaled}).lines()
-    assert any(line.startswith("problem") and "is a scaled fp8 file" in line for line in lines)
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--vae", str(scaled_vae)])
+    assert_user_error(capsys, code, f"{scaled_vae} is a scaled fp8 file", "use the bf16 or fp16 VAE file")
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--diffusion-model", str(int8)])
+    assert_user_error(capsys, code, f"{int8} is quantized in a format motif-lite does not read", name)
+    for flag, file, needle in [("transformer", int8, "does not read"), ("vae", scaled_vae, "is a scaled fp8 file")]:
+        lines = check_setup(b, weights={flag: file}).lines()
+        assert any(line.startswith("problem") and needle in line for line in lines), lines
+    inside = tmp_path / "checkpoint"  # the int8 file as a checkpoint's own transformer weights
+    shutil.copytree(b, inside)
+    shutil.copy(int8, inside / WEIGHT_NAMES["transformer"])
+    lines = check_setup(inside).lines()
+    assert any(line.startswith("problem") and "does not read" in line for line in lines), lines
+    monkeypatch.undo()
+    code = cli.main([*run_args(b, tmp_path / "fox.gif", "--video-frames", "5"), "--vae", str(plain_vae)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "note: your VAE file vae_fp8.safetensors holds F8_E4M3 weights: they are widened" in err
 
 
 def test_a_transformer_file_saved_by_comfyui_gets_the_command_that_strips_its_prefix(
@@ -248,8 +289,6 @@ def test_a_transformer_file_saved_by_comfyui_gets_the_command_that_strips_its_pr
     # ComfyUI's own saves put "model.diffusion_model." before every name: every tensor was listed as missing.
     import subprocess
     import sys
-
-    from safetensors.torch import load_file
 
     _, b, files = checkpoints
     prefixed = tmp_path / "merged.safetensors"

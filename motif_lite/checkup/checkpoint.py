@@ -14,6 +14,7 @@ from motif_lite.errors import LFSPointerError, MotifLiteError
 from motif_lite.io.linked import other_component
 from motif_lite.paths import user_path
 from motif_lite.units import file_size
+from motif_lite.weights.float8 import is_companion, weight_scales
 from motif_lite.weights.safetensors_files import weight_files
 from motif_lite.weights.safetensors_header import SafetensorsHeader, read_header
 from motif_lite.weights.shapes import (
@@ -250,9 +251,14 @@ def _report_weights(
 ) -> None:
     files = ", ".join(f"{folder}/{h.path.name}" for h in headers)
     names = [name for h in headers for name in h.tensors]
-    prefix = comfy_prefix(names) if folder == "transformer" else None
+    prefix = comfy_prefix([n for n in names if not is_companion(n)]) if folder == "transformer" else None
     if prefix is not None:  # one line, not every tensor twice (missing, unexpected)
         report.problem(files, comfy_prefix_problem(prefix), strip_prefix_command(headers[0].path, prefix))
+        return
+    try:  # ComfyUI's fp8 copies load (their scales beside the weights); its int8 and NVFP4 formats do not
+        weight_scales({name: t.dtype for h in headers for name, t in h.tensors.items()}, files)
+    except MotifLiteError as exc:
+        report.problem(files, str(exc), f"replace it with the official file: {source.fetch(folder + '/*', again=True)}")
         return
     if problems:
         fix = f"the weights and the config come from different models: {source.fetch(folder + '/*', again=True)}"

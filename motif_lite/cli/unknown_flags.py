@@ -78,10 +78,11 @@ OTHER_TOOLS_SETTINGS["--teacache"] = OTHER_TOOLS_SETTINGS["--tea-cache"] = OTHER
     "the step cache here is --step-cache THRESHOLD (First-Block-Cache style): TeaCache's and MagCache's thresholds "
     "measure other quantities, don't carry them over; start around 0.05 (docs/usage.md, 'Going faster')",
 )
-# Low-precision switches (--fp8, ComfyUI's --fp8_e4m3fn-unet, ...): here low precision is a GGUF's weights.
+# Low-precision switches (--fp8, ComfyUI's --fp8_e4m3fn-unet, ...): here low precision is the weight file's.
 OTHER_TOOLS_SETTINGS["--fp8"] = OTHER_TOOLS_SETTINGS["--fp8-e4m3fn-unet"] = (
     "--gguf",
-    "8-bit weights come from a GGUF file: --gguf Q8_0 (or Q4_K_M, ...); 8-bit attention is --attention int8",
+    "8-bit weights come from a GGUF file: --gguf Q8_0 (or Q4_K_M, ...), or from an fp8 copy of the transformer "
+    "(--diffusion-model FILE, kept in 8 bits); 8-bit attention is --attention int8",
 )
 # stable-diffusion.cpp's --type (q8_0, q4_k, ...) quantizes the weights as it loads them: here a GGUF file does.
 OTHER_TOOLS_SETTINGS["--type"] = (

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 from motif_lite.errors import CheckpointError
+from motif_lite.weights.float8 import is_companion
 
 T = TypeVar("T")
 
@@ -51,9 +52,9 @@ def to_model_name(name: str, layout: str) -> str:
 
 def to_model_names(tensors: Mapping[str, T]) -> tuple[dict[str, T], str]:
     """A transformer file's tensors (shapes, or anything with a `.shape`) under our parameter names, and the
-    cross-attention layout they were stored in; zero-size tensors, placeholders some exporters write for absent
-    layers, are left out."""
-    kept = {name: t for name, t in tensors.items() if 0 not in getattr(t, "shape", t)}
+    cross-attention layout they were stored in. Left out: zero-size tensors, placeholders some exporters write for
+    absent layers, and what a scaled fp8 file stores beside its weights (`float8.weight_scales` reads the scales)."""
+    kept = {name: t for name, t in tensors.items() if 0 not in getattr(t, "shape", t) and not is_companion(name)}
     layout = detect_layout(kept)
     return {to_model_name(name, layout): t for name, t in kept.items()}, layout
 

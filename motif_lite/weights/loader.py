@@ -19,7 +19,8 @@ from motif_lite.devices import checked_device, checked_dtype
 from motif_lite.errors import CheckpointError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.paths import user_path
-from motif_lite.weights.keymap import to_model_names
+from motif_lite.weights.float8 import float8_state, use_float8_linears, weight_scales
+from motif_lite.weights.keymap import to_model_name, to_model_names
 from motif_lite.weights.safetensors_files import TensorRef, find_weight_files, read_tensor_refs, shard_files
 from motif_lite.weights.shapes import (  # also imported from here
     TRANSFORMER_CLASS,
@@ -34,7 +35,8 @@ def load_transformer(
     source: str | Path, dtype: torch.dtype | str = torch.bfloat16, device: torch.device | str = "cpu"
 ) -> MotifVideoTransformer:
     """Load the transformer from a checkpoint directory (uses `transformer/`), a `transformer/` folder, one
-    `.safetensors` file, a sharded set's `.index.json`, or a `.gguf` file (weights stay packed). `dtype`:
+    `.safetensors` file, a sharded set's `.index.json`, or a `.gguf` file (weights stay packed; so do the fp8
+    linear weights of ComfyUI's fp8 copies, `weights/float8.py`). `dtype`:
     torch.bfloat16, torch.float16 or torch.float32, or its name ("bf16", "float32", ...)."""
     path = user_path(source)  # "~/..." from a config file or a notebook, where no shell expanded it
     device = checked_device(device)  # before any file is read
@@ -43,9 +45,10 @@ def load_transformer(
         from motif_lite.weights.gguf_loader import load_gguf_transformer
 
         return load_gguf_transformer(path, dtype=dtype, device=device)
-    model, refs = _build_safetensors(path)
+    model, refs, scales = _build_safetensors(path)
     check_tensors(model, {name: ref.shape for name, ref in refs.items()}, str(path))
-    state = {name: ref.load().to(device=device, dtype=dtype) for name, ref in refs.items()}
+    kept = use_float8_linears(model, refs, scales, str(path))  # ComfyUI's fp8 copies stay in 8 bits
+    state = float8_state(refs, scales, kept, lambda t: t.to(device=device, dtype=dtype), lambda t: t.to(device))
     return assign_weights(model, state)
 
 
@@ -57,20 +60,27 @@ def meta_transformer(source: str | Path) -> MotifVideoTransformer:
         from motif_lite.weights.gguf_loader import meta_gguf_transformer
 
         return meta_gguf_transformer(path)
-    model, _ = _build_safetensors(path)
+    model, refs, scales = _build_safetensors(path)
+    use_float8_linears(model, refs, scales, str(path))
     return model
 
 
-def _build_safetensors(path: Path) -> tuple[MotifVideoTransformer, dict[str, TensorRef]]:
-    """The meta model for a safetensors source and its tensors under our names (headers only, nothing read).
-    Not yet checked against each other: `load_transformer` does that, `meta_transformer` leaves it to the load."""
+def _build_safetensors(
+    path: Path,
+) -> tuple[MotifVideoTransformer, dict[str, TensorRef], dict[str, TensorRef]]:
+    """The meta model for a safetensors source, its tensors under our names and the scales of its scaled fp8
+    weights under the weights' names (headers only, nothing read). Not yet checked against each other:
+    `load_transformer` does that, `meta_transformer` leaves it to the load."""
     files, config_path = locate_safetensors(path)
     if config_path is not None:  # another component's folder (vae/): say so, not the first field its config lacks
         _refuse_other_model(config_path)
-    refs, layout = to_model_names(read_tensor_refs(files))
+    stored = read_tensor_refs(files)
+    scales = weight_scales({name: ref.dtype for name, ref in stored.items()}, str(path))
+    refs, layout = to_model_names(stored)
     shapes = {name: ref.shape for name, ref in refs.items()}
     # stacklevel 4: the warning points at the caller of load_transformer / meta_transformer.
-    return build_model(resolve_config(shapes, layout, config_path, stacklevel=4)), refs
+    model = build_model(resolve_config(shapes, layout, config_path, stacklevel=4))
+    return model, refs, {to_model_name(weight, layout): stored[scale] for weight, scale in scales.items()}
 
 
 def locate_safetensors(path: Path) -> tuple[list[Path], Path | None]:

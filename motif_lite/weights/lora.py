@@ -6,8 +6,8 @@
 A LoRA adds `scale · B·A` to the weight W of a linear layer (A: `[rank, in]`, "lora_A" / "lora_down"; B:
 `[out, rank]`, "lora_B" / "lora_up"), with scale = strength × alpha / rank (alpha from the file; without one the
 scale is the strength alone). A float layer gets the update merged into its weight (the forward stays one GEMM);
-a `QuantizedLinear`, whose packed blocks cannot absorb it, is wrapped in `LoRALinear`, which computes
-`W·x + B·(A·x)` with the scale folded into B. The adapter tensors are buffers of the layer's block, so block
+a `QuantizedLinear` or `Float8Linear`, whose packed weight cannot absorb it, is wrapped in `LoRALinear`, which
+computes `W·x + B·(A·x)` with the scale folded into B. The adapter tensors are buffers of the layer's block, so block
 streaming moves them with the block.
 
 Formats (detected from the tensor names):
@@ -42,6 +42,7 @@ from motif_lite.errors import MotifLiteError, counted, shown
 from motif_lite.json_values import is_number
 from motif_lite.model.attention import project_rows
 from motif_lite.paths import user_path
+from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
 from motif_lite.weights.quant_linear import QuantizedLinear
 from motif_lite.weights.shapes import listing
@@ -226,7 +227,7 @@ def linear_shapes(model: nn.Module) -> dict[str, tuple[int, int]]:
     return {
         name: (module.out_features, module.in_features)
         for name, module in model.named_modules()
-        if isinstance(module, nn.Linear | QuantizedLinear)
+        if isinstance(module, nn.Linear | QuantizedLinear | Float8Linear)
     }
 
 
@@ -264,9 +265,9 @@ def _merge(layer: nn.Linear, updates: list[LoRAUpdate]) -> None:
     layer.weight = nn.Parameter(weight.to(layer.weight.dtype), requires_grad=False)
 
 
-def _wrap(layer: QuantizedLinear, updates: list[LoRAUpdate], dtype: torch.dtype) -> LoRALinear:
+def _wrap(layer: QuantizedLinear | Float8Linear, updates: list[LoRAUpdate], dtype: torch.dtype) -> LoRALinear:
     # Several files on one layer: one adapter of the summed rank, [A1; A2] and [s1·B1, s2·B2].
-    device = layer.packed.device
+    device = next(layer.buffers()).device  # the packed weight's
     down = torch.cat([u.down.float() for u in updates]).to(device, dtype)
     up = torch.cat([u.scale * u.up.float() for u in updates], dim=1).to(device, dtype)
     return LoRALinear(layer, down, up)

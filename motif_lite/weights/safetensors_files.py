@@ -21,6 +21,7 @@ class TensorRef:
     file: Path
     name: str
     shape: tuple[int, ...]
+    dtype: str  # as the header names it: "BF16", "F8_E4M3", ...
 
     def load(self) -> torch.Tensor:
         try:
@@ -90,7 +91,8 @@ def read_tensor_refs(files: list[Path]) -> dict[str, TensorRef]:
                 for name in f.keys():  # noqa: SIM118 - safe_open is not a mapping
                     if name in refs:
                         raise CheckpointError(f"tensor {name!r} appears in both {refs[name].file} and {file}")
-                    refs[name] = TensorRef(file, name, tuple(f.get_slice(name).get_shape()))
+                    stored = f.get_slice(name)
+                    refs[name] = TensorRef(file, name, tuple(stored.get_shape()), stored.get_dtype())
         except (SafetensorError, OSError) as exc:
             raise CheckpointError(f"{file} is not a readable safetensors file (corrupt or truncated?): {exc}") from None
     return refs
