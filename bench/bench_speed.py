@@ -19,14 +19,15 @@ the full 2.04B architecture with random values, bf16 on CUDA (fp32 on the CPU), 
 implementations; our Q4_K rows replace every block linear with random Q4_K blocks (about Q4_K_M's size).
 Attention: `auto`.
 
-Rows: diffusers resident | diffusers with group offload (its block streaming to the GPU, at 720p only) |
-ours resident | ours with int8 attention | ours compiled (compile time = the first step's extra time) | ours
-with the two predictions as separate calls | ours Q4_K resident | ours Q4_K in the 8 GiB plan | ours Q4_K with
-int8 attention | ours Q4_K with the step cache at a threshold that reuses every middle step (the time of a
-reused step: the floor the cache approaches; how often real weights allow a reuse is unmeasured) | ours Q4_K
-compiled. "ours" rows without Q4_K keep the weights in bf16, as diffusers does, so ours vs ours-int8 or
-ours-compile isolates one feature. Compiled rows also record Dynamo's graph count and why it broke graphs (the
-attention calls, which run eagerly between compiled pieces: runtime/compile.py).
+Rows: diffusers resident | diffusers with group offload (its block streaming to the GPU, at 720p only) | ours
+resident | ours with int8 attention | ours compiled (compile time = the first step's extra time) | ours with the
+block linears as an fp8 copy with per-row scales (ComfyUI's fp8_scaled, each weight widened as its layer runs) |
+ours with the two predictions as separate calls | ours Q4_K resident | ours Q4_K in the 8 GiB plan | ours Q4_K with
+int8 attention | ours Q4_K with the step cache at a threshold that reuses every middle step (the time of a reused
+step: the floor the cache approaches; how often real weights allow a reuse is unmeasured) | ours Q4_K compiled.
+"ours" rows without Q4_K keep the weights in bf16, as diffusers does, so ours vs ours-int8 or ours-compile isolates
+one feature. Compiled rows also record Dynamo's graph count and why it broke graphs (the attention calls, which run
+eagerly between compiled pieces: runtime/compile.py).
 
 Targets (issues #16 and #17, H100/H200), checked by `test_targets` from the rows measured in the run: ours exact
 at 720p <= 15.5 s/step; ours exact at 832x480x49 <= 0.7x diffusers' s/step (exact: the fastest of the rows with
@@ -65,6 +66,7 @@ ROWS = (
     "ours",
     "ours-int8",
     "ours-compile",
+    "ours-fp8",
     "ours-separate",
     "ours-q4k",
     "ours-q4k-8gb",
@@ -256,6 +258,13 @@ def build_ours(row: str, size: tuple[int, int, int], steps: int) -> OursRun:
 
     model = ours_model(quantized="q4k" in row)
     notes = []
+    if row == "ours-fp8":
+        from helpers import float8_copy, swap
+
+        swap(model, float8_copy(model))
+        notes.append("block linears fp8 e4m3, per-row scales")
+        if CUDA:
+            torch.cuda.empty_cache()
     if row.endswith("-int8"):
         apply_kernels(model, "auto", attention="int8")
         notes.append("int8 attention")

@@ -10,7 +10,8 @@
 #             with Triton ops, every kernel compiled, streaming, the planner's peaks; no fallback)  60-200 s
 #   norms     the two norm kernels against torch (rms_norm_rope rewritten 2026-12-01, untimed)   20-60 s
 #   int8      8-bit attention vs SDPA and sageattention, and the 720p forwards                   60-150 s
-#   speed480  s/step at 832x480x49: diffusers, ours, with int8 attention, compiled (3 steps)     90-190 s
+#   speed480  s/step at 832x480x49: diffusers, ours, with int8 attention, compiled, fp8 weights   90-220 s
+#             (3 steps)
 #   profile   where one 480p step's time goes: kernel time by kind, TFLOP/s, idle time           45-100 s
 #   suite     the rest of the GPU suite (the kernel tests compiled, --compile on CUDA)            60 s-rest
 #   speed720  s/step at 1280x736x121: ours, ours with int8 attention (2 steps)                   150 s-rest
@@ -64,7 +65,8 @@ CORE=(tests/test_cuda.py tests/test_attention_int8_runtime.py)
 step core 60 200 -- "${CORE[@]}" -m "cuda and not slow"
 step norms 20 60 -- bench/bench_kernels.py -m cuda -k "norm" -s --bench-report "$OUT/norms"
 step int8 60 150 -- bench/bench_attention_int8.py -m cuda -s --bench-report "$OUT/int8"
-step speed480 90 190 MOTIF_BENCH_SIZES=832x480x49 MOTIF_BENCH_STEPS=3 MOTIF_BENCH_ROWS=diffusers,ours,ours-int8,ours-compile \
+step speed480 90 220 MOTIF_BENCH_SIZES=832x480x49 MOTIF_BENCH_STEPS=3 \
+    MOTIF_BENCH_ROWS=diffusers,ours,ours-int8,ours-compile,ours-fp8 \
     -- bench/bench_speed.py -m cuda -s --bench-report "$OUT/speed480"
 step profile 45 100 -- bench/bench_profile.py -m cuda -s --bench-report "$OUT/profile"
 step suite 60 100000 -- tests/ "${CORE[@]/#/--ignore=}" -m "cuda and not slow"

@@ -1,4 +1,4 @@
-"""Small helpers the benchmarks share: synchronized timing, peak memory, random quantized block linears."""
+"""Small helpers the benchmarks share: synchronized timing, peak memory, random quantized block linears, fp8 copies."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from gguf import GGMLQuantizationType
 from gguf_helpers import random_packed
 
+from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.quant_linear import QuantizedLinear
 
 GiB = 2**30
@@ -66,6 +67,22 @@ def quantized_copy(model: torch.nn.Module, qtype: GGMLQuantizationType, device: 
         if isinstance(module, torch.nn.Linear) and "blocks" in name:
             packed = torch.from_numpy(random_packed(qtype, module.weight.shape, rng, scale=0.002)).to(device)
             swaps[name] = QuantizedLinear.from_packed(packed, qtype, module.in_features, module.bias)
+    return swaps
+
+
+def float8_copy(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """{name: Float8Linear} for every block linear of `model` (left untouched): its weight in float8_e4m3fn with one
+    scale per output row, as ComfyUI's fp8_scaled copies store it."""
+    swaps = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and "blocks" in name:
+            weight = module.weight.detach().float()
+            scale = (weight.abs().amax(dim=1, keepdim=True) / 448).clamp(min=1e-12)
+            layer = Float8Linear(module.in_features, module.out_features, scale_shape=(module.out_features, 1),
+                                 bias=module.bias is not None, device="meta")  # fmt: skip
+            layer.fp8_weight, layer.scale = (weight / scale).to(torch.float8_e4m3fn), scale
+            layer.bias = module.bias
+            swaps[name] = layer
     return swaps
 
 
