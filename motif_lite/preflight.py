@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from collections.abc import Mapping
@@ -54,11 +55,13 @@ def preflight(
     text_encoder_gguf: str | Path | None = None,
     *,
     weights: Mapping[str, str | Path] | None = None,
+    quantize: str | None = None,
 ) -> tuple[ModelSources, torch.device]:
     """Every check a run can make before reading weights: the device, the kernel backend, the checkpoint and GGUF
     files (found, fetched if missing, headers and architecture read, every transformer tensor against the config,
     a text encoder GGUF's config and tensors against the checkpoint's text encoder config). `weights`: weight files
-    of the user's that replace the checkpoint's for some components (`locate_sources`).
+    of the user's that replace the checkpoint's for some components (`locate_sources`); `quantize`: the recipe the
+    transformer is quantized to as it loads (`with_quantize`).
 
     Raises one `MotifLiteError` listing every problem (a `MissingFilesError`, with the download commands, when files
     are missing; the problem's own error, e.g. a `DeviceError`, when there is one; else a `CheckpointError`); returns
@@ -85,7 +88,40 @@ def preflight(
         raise problems[0]
     if problems:
         raise CheckpointError("\n".join(str(problem) for problem in problems))
-    return sources, target
+    return with_quantize(sources, quantize), target
+
+
+def with_quantize(sources: ModelSources, quantize: str | None) -> ModelSources:
+    """`sources` with the transformer quantized to the recipe `quantize` (--quantize; any letter case, the
+    quantizer's aliases) as it loads, checked before any weights load: a recipe the quantizer has, and safetensors
+    to quantize (a GGUF's weights are quantized already). Its note says that every run does it again, and how long
+    it takes. None: `sources` as they are."""
+    if quantize is None:
+        return sources
+    from motif_lite.quantize.on_load import is_slow_on_cpu
+    from motif_lite.quantize.recipes import get_recipe
+
+    try:
+        recipe = get_recipe(quantize)
+    except ConfigError as exc:  # it lists the recipes
+        raise ConfigError(f"--quantize: {exc}") from None
+    if sources.gguf_request is not None:
+        raise ConfigError(
+            f"--quantize {quantize} quantizes the transformer's safetensors as they load, and --gguf "
+            f"{sources.gguf_request} gives weights quantized already: leave out one of them"
+        )
+    made_from = sources.weight_files.get("transformer") or sources.model
+    out = f"transformer-{recipe.name}.gguf"
+    cost = (
+        "its K-quants' search: minutes on a CPU; a GPU run searches on the GPU"
+        if is_slow_on_cpu(recipe)
+        else "tens of seconds"
+    )
+    note = (
+        f"the transformer is quantized to {recipe.name} as it loads, in every run ({cost}); to do it once: "
+        f"python -m motif_lite.quantize {made_from} --type {recipe.name} -o {out}, then --gguf {out}"
+    )
+    return dataclasses.replace(sources, quantize=recipe.name, notes=(*sources.notes, note))
 
 
 def check_kernels(kernels: str, device: torch.device) -> None:
@@ -194,6 +230,7 @@ def plan_generation(
     text_encoder_gguf: str | Path | None = None,
     weights: Mapping[str, str | Path] | None = None,
     text_encoder: bool = True,
+    quantize: str | None = None,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
@@ -209,8 +246,9 @@ def plan_generation(
     block homes are then used only if they fit the memory available now); `text_encoder_dtype`: the dtype the
     text encoder is loaded in (default: `devices.text_encoder_dtype`); `weights`: the user's own weight files
     (`locate_sources`); `text_encoder=False`: a process that never loads the text encoder (the ranks of a parallel
-    run other than the main one), planned without it. `dtype` None: what `load_pipeline` picks on that device
-    (`settings.resolve_dtype`: float16 on a GPU before compute capability 8.0, else bfloat16).
+    run other than the main one), planned without it; `quantize`: the recipe the transformer is quantized to as it
+    loads (its size is then our quantizer's for this architecture). `dtype` None: what `load_pipeline` picks on
+    that device (`settings.resolve_dtype`: float16 on a GPU before compute capability 8.0, else bfloat16).
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not positive_budget(gib):
@@ -222,6 +260,7 @@ def plan_generation(
         sources = model
     else:
         sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, **AT_HAND)
+    sources = with_quantize(sources, quantize)
     target = parse_device(device)
     here = target.type == "cuda" and torch.cuda.is_available()
     absent = target.type == "cuda" and not here  # a plan for a GPU this machine lacks: its capability is unknown

@@ -59,6 +59,9 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
         origins["transformer"] = (
             f"estimated from our quantizer's {recipe} recipe over this architecture; the official file may differ"
         )
+    elif sources.quantize is not None:  # what quantize/on_load.py makes: the quantizer's file, byte for byte
+        transformer_bytes, recipe = estimated_gguf_bytes(config, sources.quantize)
+        origins["transformer"] = f"quantized to {recipe} as it loads: our quantizer's recipe over this architecture"
     else:
         transformer_bytes = _numel(config) * dtype.itemsize
         origins["transformer"] = f"transformer config, {str(dtype).removeprefix('torch.')}"

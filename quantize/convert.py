@@ -101,7 +101,8 @@ def _source_label(path: Path, component: Component) -> str:
     return f"{path.parent.name}/{path.name}" if path.name == component.folder else path.name
 
 
-def _encode(values: torch.Tensor, qtype: GGMLQuantizationType, name: str, device: str) -> np.ndarray:
+def encode_checked(values: torch.Tensor, qtype: GGMLQuantizationType, name: str, device: str) -> np.ndarray:
+    """`values` (tensor `name`'s, or some of its rows) as `qtype`'s raw blocks; a `CheckpointError` for NaN or inf."""
     if not bool(torch.isfinite(values).all()):
         raise CheckpointError(f"tensor {name!r} contains NaN or infinite values")
     return quantize_tensor(values, qtype, device=device)
@@ -198,7 +199,7 @@ def _write_tensors(writer: GGUFWriter, out: Path, source, plan, device: str, pro
             sums = summary.errors.setdefault(tensor_class(name, shape), _ErrorSums())
             for rows in row_slices(shape):
                 values = source.read(name, rows)
-                packed[rows] = _encode(values, qtype, name, device)
+                packed[rows] = encode_checked(values, qtype, name, device)
                 sums.add(values.numpy(), gguf_quants.dequantize(packed[rows], qtype).reshape(values.shape))
                 bar.update(values.numel())
             with _writing(out):

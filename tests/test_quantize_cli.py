@@ -575,7 +575,7 @@ def test_progress_counts_weights_slice_by_slice(tiny, tmp_path, monkeypatch):
 def test_ctrl_c_leaves_no_file_and_no_traceback(tiny, tmp_path, capsys, monkeypatch):
     from motif_lite.quantize import convert
 
-    encode, calls = convert._encode, []
+    encode, calls = convert.encode_checked, []
 
     def interrupted_on_the_third(*args, **kwargs):
         calls.append(1)
@@ -583,7 +583,7 @@ def test_ctrl_c_leaves_no_file_and_no_traceback(tiny, tmp_path, capsys, monkeypa
             raise KeyboardInterrupt
         return encode(*args, **kwargs)
 
-    monkeypatch.setattr(convert, "_encode", interrupted_on_the_third)
+    monkeypatch.setattr(convert, "encode_checked", interrupted_on_the_third)
     out = tmp_path / "o.gguf"
     assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 130
     assert capsys.readouterr().err.strip() == f"interrupted: {out} was not written"
@@ -618,7 +618,7 @@ def test_too_little_free_space_is_refused_before_the_work(tiny, tmp_path, capsys
 
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(convert.shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 1000, 1000))
-    monkeypatch.setattr(convert, "_encode", lambda *args: pytest.fail("no tensor should be quantized"))
+    monkeypatch.setattr(convert, "encode_checked", lambda *args: pytest.fail("no tensor should be quantized"))
     assert main([str(tiny[0]), "-o", str(tmp_path / "o.gguf"), "--type", "Q8_0", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path} has {file_size(1000)} free; o.gguf needs about " in err and "write it elsewhere (-o)" in err, (
@@ -634,7 +634,7 @@ def test_an_unwritable_output_folder_is_a_user_error(tiny, tmp_path, capsys, mon
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(convert.Path, "touch", refused)  # tests may run as root, who may write anywhere
-    monkeypatch.setattr(convert, "_encode", lambda *args: pytest.fail("no tensor should be quantized"))
+    monkeypatch.setattr(convert, "encode_checked", lambda *args: pytest.fail("no tensor should be quantized"))
     out = tmp_path / "o.gguf"
     assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
     assert capsys.readouterr().err == f"error: cannot write {out}: Permission denied; choose another -o\n"

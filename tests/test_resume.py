@@ -435,7 +435,11 @@ def test_a_lora_given_on_resume_is_checked_and_applied(stopped, capsys, lora_fir
     ("flag", "file", "named"),
     [
         ("--vae", "vae/diffusion_pytorch_model.safetensors", "no --vae"),
-        ("--diffusion-model", "transformer/diffusion_pytorch_model.safetensors", "no --gguf or --diffusion-model"),
+        (
+            "--diffusion-model",
+            "transformer/diffusion_pytorch_model.safetensors",
+            "no --gguf, --diffusion-model or --quantize",
+        ),
     ],
 )
 def test_the_note_on_a_model_flag_the_stopped_run_left_out_names_it(stopped, checkpoint, capsys, flag, file, named):

@@ -148,7 +148,8 @@ def test_another_model_than_the_files_is_noted(checkpoint, made, tmp_path, capsy
     code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(other), "--dry-run")
     assert code == 0, err
     assert (
-        "made.webp was made with --gguf motif-video-2b-Q4_K_M.gguf, this run has no --gguf or --diffusion-model" in err
+        "made.webp was made with --gguf motif-video-2b-Q4_K_M.gguf, this run has no --gguf, --diffusion-model or "
+        "--quantize" in err
     )
     assert "made.webp was made with --lora style.safetensors:0.8, this run has no --lora" in err
     assert "--dtype" not in err and "--model" not in err  # the same checkpoint and dtype: no note

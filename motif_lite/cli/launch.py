@@ -137,10 +137,12 @@ def _plan_before_launch(
 
     from motif_lite.checkpoint import locate_sources
     from motif_lite.cli.prepare import plan_run
-    from motif_lite.preflight import AT_HAND
+    from motif_lite.preflight import AT_HAND, with_quantize
     from motif_lite.settings import resolve_dtype
 
-    sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
+    sources = with_quantize(
+        locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND), args.quantize
+    )
     if sources.root is None or (args.gguf is not None and sources.gguf is None):
         return
     device = "cpu" if args.device == "cpu" else "cuda"

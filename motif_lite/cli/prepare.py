@@ -22,7 +22,10 @@ def preflight_flags(args: argparse.Namespace, device: str | torch.device) -> tup
     made from the files that will load, not from the built-in sizes of a model not yet on disk)."""
     from motif_lite.preflight import preflight
 
-    return preflight(args.model, args.gguf, device, args.kernels, args.text_encoder_gguf, weights=args.weights)
+    quantize = getattr(args, "quantize", None)  # run's flag (serve has none)
+    return preflight(
+        args.model, args.gguf, device, args.kernels, args.text_encoder_gguf, weights=args.weights, quantize=quantize
+    )
 
 
 def loading_notes(

@@ -194,11 +194,12 @@ def dry_run(
     from motif_lite.checkpoint import locate_sources
     from motif_lite.cli.prepare import plan_run
     from motif_lite.devices import parse_device
-    from motif_lite.preflight import AT_HAND
+    from motif_lite.preflight import AT_HAND, with_quantize
     from motif_lite.settings import resolve_dtype, resolve_settings
     from motif_lite.sizes import model_sizes
 
     sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
+    sources = with_quantize(sources, args.quantize)
     device = parse_device(args.device)
     here = device.type == "cpu" or torch.cuda.is_available()
     dtype_setting = resolve_dtype(args.dtype, device if here else None)  # a GPU not here: its default is unknown
@@ -435,6 +436,8 @@ def _ran_on(pipe: MotifVideoPipeline, dtype: torch.dtype, sources: ModelSources)
     """Where and in what precision the run ran, for its summary: nothing else there says it (a CPU run prints no
     memory plan)."""
     ran_on = f"{pipe.device}, {str(dtype).removeprefix('torch.')}"
+    if sources.quantize is not None:
+        return ran_on + f", transformer quantized to {sources.quantize} as it loaded"
     return ran_on + (f", transformer {sources.gguf.name}" if sources.gguf is not None else "")
 
 

@@ -243,6 +243,17 @@ def _guidance(text: str) -> str:
     raise argparse.ArgumentTypeError(f"takes the method, apg or cfg; the guidance scale is --cfg-scale {text}")
 
 
+def quantize_type(text: str) -> str:
+    """--quantize's type as the quantizer names its recipe (any letter case, its aliases: q4_k is Q4_K_M), or the
+    argparse error listing them."""
+    from motif_lite.quantize.recipes import get_recipe
+
+    try:
+        return get_recipe(text).name
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_checkpoint_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """-m and --gguf, as every command that reads a checkpoint takes them."""
     parser.add_argument(
@@ -254,6 +265,14 @@ def add_checkpoint_flags(parser: argparse.ArgumentParser | argparse._ArgumentGro
 def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m = run.add_argument_group("model and runtime")
     add_checkpoint_flags(m)
+    m.add_argument(
+        "--quantize",
+        type=quantize_type,
+        metavar="TYPE",
+        help="quantize the transformer's safetensors as they load, as python -m motif_lite.quantize --type TYPE "
+        "would (Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_0, ...; stable-diffusion.cpp's --type): the memory of a GGUF, no file "
+        "written; every run quantizes again (K-quants take minutes on a CPU)",
+    )
     m.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, help=DTYPE_HELP)  # None: the device's default
     m.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto); a dry run may plan for any"

@@ -179,6 +179,9 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
     if args.prompt is None and not args.dry_run and resume is None and args.settings_from is None:
         raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run and --settings-from '
                            "run without one)")  # fmt: skip
+    if args.quantize is not None and args.gguf is not None:  # before any download of either
+        raise RequestError(f"--quantize {args.quantize} quantizes the transformer's safetensors as they load, and "
+                           f"--gguf {args.gguf} gives weights quantized already: leave out one of them")  # fmt: skip
     if args.preview_every is not None and not args.preview:  # alone it would do nothing, without a word
         raise RequestError("--preview-every says how often the --preview file is rewritten: add --preview FILE")
     if args.preview and args.output and _same_file(args.preview, args.output):

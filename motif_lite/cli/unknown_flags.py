@@ -84,11 +84,11 @@ OTHER_TOOLS_SETTINGS["--fp8"] = OTHER_TOOLS_SETTINGS["--fp8-e4m3fn-unet"] = (
     "8-bit weights come from a GGUF file: --gguf Q8_0 (or Q4_K_M, ...), or from an fp8 copy of the transformer "
     "(--diffusion-model FILE, kept in 8 bits); 8-bit attention is --attention int8",
 )
-# stable-diffusion.cpp's --type (q8_0, q4_k, ...) quantizes the weights as it loads them: here a GGUF file does.
+# stable-diffusion.cpp's --type (q8_0, q4_k, ...) quantizes the weights as it loads them: --quantize here.
 OTHER_TOOLS_SETTINGS["--type"] = (
-    "--gguf",
-    "quantized weights come from a GGUF file: --gguf Q4_K_M (or Q8_0, ...) downloads the official one, and "
-    "python -m motif_lite.quantize CHECKPOINT --type Q8_0 makes one; --dtype is the compute type (bf16, fp16, fp32)",
+    "--quantize",
+    "the transformer is quantized as it loads with --quantize Q8_0 (or Q4_K_M, ...); --gguf Q4_K_M downloads the "
+    "official quantized file instead; --dtype is the compute type (bf16, fp16, fp32)",
 )
 # stable-diffusion.cpp's run mode (img_gen, vid_gen, upscale, convert): here the command says what to do. Keyed with
 # its own capital too: -M is not -m (--model).
@@ -228,6 +228,9 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if _spelled(name) in ("--gpus", "--sp") and "--port" in known:  # the server's parser
             hints.append(f"{flag}: {SERVER_ON_ONE_GPU}")
             continue
+        if _spelled(name) in ("--quantize", "--type") and "--port" in known:
+            hints.append(f"{flag}: {SERVER_FROM_A_FILE}")
+            continue
         if _spelled(name) == "--lora" and "--lora" not in known:  # check, decode, verify
             hints.append(f"{flag}: {LORA_CHECKED_BY_DRY_RUN}")
             continue
@@ -247,6 +250,9 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
 
 SERVER_ON_ONE_GPU = ("the server runs on one GPU; for several, start one server per GPU (motif-lite serve --device "
                      "cuda:1 --port 8001), or use motif-lite run --gpus N")  # fmt: skip
+SERVER_FROM_A_FILE = ("a server loads its transformer once, from a GGUF file: make it once with python -m "
+                      "motif_lite.quantize CHECKPOINT --type Q8_0 -o transformer-Q8_0.gguf and serve --gguf "
+                      "transformer-Q8_0.gguf, or serve --gguf Q4_K_M (the official file)")  # fmt: skip
 LORA_CHECKED_BY_DRY_RUN = (
     "this command takes no LoRA (LoRAs change the transformer); a dry run checks one "
     'against it without generating: motif-lite run -p "..." --lora FILE --dry-run'

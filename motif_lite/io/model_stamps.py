@@ -13,9 +13,9 @@ from motif_lite.paths import user_path
 from motif_lite.units import file_size
 
 # The model flags (`motif-lite run`'s dests) a stopped run keeps in `SavedLatents.run`, grouped where one flag of a
-# group replaces the others (a transformer from --gguf or --diffusion-model).
+# group replaces the others (a transformer from --gguf, or from --diffusion-model and --quantize).
 MODEL_FLAG_GROUPS = (
-    ("model",), ("gguf", "diffusion_model"), ("text_encoder_gguf", "text_encoder"), ("vae",), ("dtype",),
+    ("model",), ("gguf", "diffusion_model", "quantize"), ("text_encoder_gguf", "text_encoder"), ("vae",), ("dtype",),
     ("lora",), ("attention",),
 )  # fmt: skip
 
@@ -95,11 +95,14 @@ def _sized(nbytes: object) -> str:
 
 def model_flags_text(values: dict) -> str:
     """A group of model flags as a run had them ("--gguf tr-Q8_0.gguf", "--lora a:1 --lora b:0.5"), or the flags it
-    left out ("no --gguf or --diffusion-model"): the note names the flag either way."""
+    left out ("no --gguf, --diffusion-model or --quantize"): the note names the flag either way."""
     flags = {dest: "--" + dest.replace("_", "-") for dest in values}
     given = [
         " ".join(f"{flags[dest]} {item}" for item in value) if isinstance(value, list) else f"{flags[dest]} {value}"
         for dest, value in values.items()
         if value not in (None, [])
     ]
-    return ", ".join(given) if given else "no " + " or ".join(flags.values())
+    if given:
+        return ", ".join(given)
+    *first, last = flags.values()
+    return "no " + (f"{', '.join(first)} or {last}" if first else last)

@@ -55,6 +55,7 @@ def load_pipeline(
     attention_backend: str = "auto",
     step_cache: float | StepCacheConfig | None = None,
     weights: Mapping[str, str | Path] | None = None,
+    quantize: str | None = None,
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
 
@@ -80,6 +81,9 @@ def load_pipeline(
     memory-mapped on the CPU (ignored when `model` is `ModelSources`, which says it). `weights`: component
     ("transformer", "text_encoder", "vae") -> a .safetensors file holding its official weights under another name
     (e.g. ComfyUI's copies), used instead of the checkpoint's (`locate_sources`; ignored with `ModelSources` too).
+    `quantize`: a recipe of the quantizer ("Q8_0", "Q4_K_M", ...) the transformer's safetensors are quantized to as
+    they load (quantize/on_load.py: the model a GGUF file of that type would give; every load quantizes again,
+    `set_loras` too).
     `parallel`: this process's part of a parallel run (`runtime.parallel`): only its main rank loads the text
     encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself.
 
@@ -95,7 +99,7 @@ def load_pipeline(
     asked = checked_dtype(dtype) if dtype is not None else None  # a wrong one fails before any download
     given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
     specs = lora_specs(loras)  # the argument's shape before any check that may download
-    sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights)
+    sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights, quantize=quantize)
     dtype_setting = resolve_dtype(asked, target)
     dtype = dtype_setting.value
     text_dtype = devices.text_encoder_dtype(dtype, given)

@@ -60,6 +60,7 @@ def model_flags_of(
     if sources is not None:
         flags["model"] = findable(sources.model)
         flags["gguf"] = None if sources.gguf is None else str(sources.gguf.absolute())
+        flags["quantize"] = sources.quantize
         tegguf = sources.text_encoder_gguf
         flags["text_encoder_gguf"] = None if tegguf is None else str(tegguf.path.absolute())
         weights = {component: str(Path(path).absolute()) for component, path in sources.weight_files.items()}

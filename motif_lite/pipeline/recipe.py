@@ -8,11 +8,12 @@ import torch
 
 from motif_lite.checkpoint import ModelSources
 from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.quantize.on_load import quantize_transformer_tensors
 from motif_lite.runtime.attention import AttentionBackend, apply_attention_backend
 from motif_lite.runtime.compile import CompileConfig, CompileHandle, apply_compile
 from motif_lite.runtime.kernels import apply_kernels
 from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan
-from motif_lite.weights.gguf_loader import load_gguf_transformer
+from motif_lite.weights.gguf_loader import load_gguf_transformer, load_packed_transformer
 from motif_lite.weights.loader import load_transformer
 from motif_lite.weights.lora import AppliedLoRAs, LoRAFile, apply_loras
 
@@ -48,6 +49,13 @@ def load_transformer_stage(recipe: TransformerRecipe, lora_files: list[LoRAFile]
     if sources.gguf is not None:
         config = sources.transformer.value
         transformer = load_gguf_transformer(sources.gguf, dtype=dtype, device=device, config=config)
+    elif sources.quantize is not None:
+        # The K-quants' search runs on the run's GPU, much faster than on the CPU, before the weights go there.
+        run_device = recipe.plan.device if recipe.plan is not None else device
+        search = "cuda" if torch.device(run_device).type == "cuda" else "cpu"
+        packed = quantize_transformer_tensors(sources.root, sources.quantize, device=search)
+        config = sources.transformer.value
+        transformer = load_packed_transformer(packed, config, dtype, device, f"{sources.root} quantized on load")
     else:
         transformer = load_transformer(sources.root, dtype=dtype, device=device)
     applied_loras = apply_loras(transformer, lora_files, dtype) if lora_files else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,32 @@ def load_gguf_transformer(
     """
     device = checked_device(device)  # before any file is read
     model, tensors = _build(Path(path), config)
+    return _assigned(model, tensors, dtype, device)
+
+
+def load_packed_transformer(
+    tensors: Mapping[str, PackedTensor],
+    config: TransformerConfig,
+    dtype: torch.dtype = torch.bfloat16,
+    device: torch.device | str = "cpu",
+    source: str = "the quantized weights",
+) -> MotifVideoTransformer:
+    """The transformer of packed tensors already in memory, under the checkpoint's names (what a GGUF file holds:
+    `quantize/on_load.py` makes them as the checkpoint loads), checked against `config` and loaded as
+    `load_gguf_transformer` loads a file's; `source` names them in errors."""
+    device = checked_device(device)
+    renamed, layout = to_model_names(tensors)
+    tensors = {name: _renamed(t, name) for name, t in renamed.items()}
+    model = build_model(config.replace(cross_attention_layout=layout))
+    check_tensors(model, {name: t.shape for name, t in tensors.items()}, source)
+    return _assigned(model, tensors, dtype, device)
+
+
+def _assigned(
+    model: MotifVideoTransformer, tensors: dict[str, PackedTensor], dtype: torch.dtype, device: torch.device
+) -> MotifVideoTransformer:
+    """`model` (checked against `tensors`, on the meta device) with its quantized linears packed and every tensor
+    assigned on `device`, floats in `dtype`."""
     replace_linears(model, tensors)
     state = quantized_state_dict(model, tensors, float_dtype=dtype)
     return assign_weights(model, {name: t.to(device) for name, t in state.items()})
