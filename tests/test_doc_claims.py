@@ -151,7 +151,7 @@ def test_the_video_object_has_the_fields_docs_server_lists():
     paragraph = SERVER.read_text().split("**The video object**")[1].split("\n\n")[0]
     named = {word for span in re.findall(r"`([^`]+)`", paragraph) for word in re.findall(r"\w+", span)}
     extras = set(video["settings"]) - set(MOTIF_FIELDS)
-    assert extras == {"image_to_video", "loras", "crf"}  # `extend` is a create field too
+    assert extras == {"image_to_video", "loras", "crf", "extend_file"}  # `extend` is a create field too
     assert sorted({*video, *extras, *video["timings"]} - named) == []
     assert video["expires_at"] is None and video["remixed_from_video_id"] is None  # "always null"
 

@@ -1092,7 +1092,11 @@ def curl_request(words: list[str]) -> HttpRequest:
         elif word in ("-F", "--form"):
             name, _, value = next(options).partition("=")
             body, form = body or {}, True
-            if value.startswith("@"):
+            if value.startswith("@") and name in ("video", "extend"):  # a video to go on from, uploaded
+                from motif_lite.server.clip_upload import UploadedClip
+
+                body[name] = UploadedClip.of(io.BytesIO(), value[1:])
+            elif value.startswith("@"):
                 image = True
             else:
                 body[name] = value

@@ -384,3 +384,131 @@ def test_an_extension_whose_clip_is_cut_while_queued_fails_naming_the_video(serv
     assert server.request("DELETE", f"/v1/videos/{running['id']}")[0] == 200
     message = server.wait_status(extension["id"], ("failed",))["error"]["message"]
     assert f"{clip['id']} is cut short" in message and str(link) not in message, message
+
+
+# An uploaded video to go on from: `extend` as a multipart file on create (the SDK's `client.videos.extend` with a
+# file is in test_server_sdk_routes.py).
+
+
+def write_clip(path: Path, width: int, height: int, frames: int, fps: float = 24) -> Path:
+    """A small H.264 clip of its own (not one this server wrote), as a user uploads one."""
+    import imageio_ffmpeg
+
+    writer = imageio_ffmpeg.write_frames(str(path), (width, height), fps=fps, macro_block_size=1, quality=None,
+                                         output_params=["-crf", "18"])  # fmt: skip
+    writer.send(None)
+    for index in range(frames):
+        writer.send(np.full((height, width, 3), 40 + 20 * index, np.uint8).tobytes())
+    writer.close()
+    return path
+
+
+def upload(server: InProcessServer, data: bytes, name: str = "clip.mp4", route: str = "/v1/videos", **fields):
+    field = "video" if route.endswith("extensions") else "extend"
+    body, headers = multipart({"prompt": NEXT, **fields}, {field: (name, data, "video/mp4")})
+    return server.request("POST", route, body, headers)
+
+
+def test_an_uploaded_video_is_extended_as_run_extend_extends_the_file(server, pipe, tmp_path):
+    import hashlib
+
+    clip = write_clip(tmp_path / "my clip.mp4", 48, 32, 9, fps=12)
+    data = clip.read_bytes()
+    code, queued, _ = upload(server, data, "folder/my clip.mp4", steps=1, seed=8, seconds="1")
+    assert code == 200, queued
+    # The clip's size and rate are the defaults (`seconds` counted at 12 fps: 13 frames), as for `run --extend`.
+    assert (queued["size"], queued["settings"]["fps"], queued["settings"]["num_frames"]) == ("48x32", 12, 13)
+    record = {"name": "my clip.mp4", "sha256": hashlib.sha256(data).hexdigest(), "frames": 9}  # the name only
+    assert queued["settings"]["extend"] is None and queued["settings"]["extend_file"] == record
+    assert queued["settings"]["image_to_video"] is True and queued["seconds"] == "1.67"  # (9 + 13 - 1 - 1) / 12
+    assert queued["notes"][0].startswith("going on from my clip.mp4 (9 frames, 48x32 at 12 fps): its last frame")
+    assert (server.store.root / "inputs" / f"{queued['id']}.mp4").read_bytes() == data  # beside the job
+    done = server.wait_status(queued["id"], ("completed", "failed"))
+    assert done["status"] == "completed" and done["settings"]["extend_file"] == record, done
+    assert f"{queued['id']}: started (48x32, 13 frames, 1 steps, going on from my clip.mp4)" in server.log
+    served = tmp_path / "served.mp4"
+    served.write_bytes(server.request("GET", f"/v1/videos/{queued['id']}/content")[1])
+    request = GenerationRequest(NEXT, width=48, height=32, frames=13, fps=12, steps=1, seed=8, extend=clip,
+                                output=tmp_path / "direct.mp4")  # fmt: skip
+    assert pipe.generate(request).frames_written == 21
+    assert np.array_equal(frames_of(served), frames_of(tmp_path / "direct.mp4"))  # the video run --extend makes
+    assert list((server.store.root / "inputs").iterdir()) == []  # removed once the job ended
+
+
+def test_an_uploaded_video_that_cannot_be_extended_is_refused_before_it_is_queued(pipe, tmp_path):
+    import socket
+
+    limits = dict(max_video_upload_bytes=200_000, max_image_pixels=64 * 48)
+    with InProcessServer(pipe, tmp_path / "data", **limits) as server:
+        good = write_clip(tmp_path / "good.mp4", 48, 32, 5).read_bytes()
+        cases = [
+            (b"", "extend: clip.mp4 is empty (0 bytes): send the video file's contents"),
+            (png_bytes(), "clip.mp4 is one image, not a clip: to start a video from it, send it as input_reference"),
+            (good[: len(good) // 2], "clip.mp4 is cut short (a copy interrupted, a disk that filled?)"),
+            (b"\0" * 64, "clip.mp4 has no video that ffmpeg can read"),
+            (np.random.default_rng(0).bytes(5000), "clip.mp4 has no video that ffmpeg can read"),
+            (write_clip(tmp_path / "one.mp4", 48, 32, 1).read_bytes(), "clip.mp4 has 1 frame: there is nothing to go "
+             "on from but an image; start image-to-video from such a frame with input_reference instead"),
+            (write_clip(tmp_path / "odd.mp4", 50, 30, 5).read_bytes(), "clip.mp4 is 50x30: the model makes sides in "
+             "multiples of 16: resize the clip first, e.g. ffmpeg -i clip.mp4 -vf scale=48:32 -crf 18 "
+             "clip-48x32.mp4, and send that"),
+            (write_clip(tmp_path / "big.mp4", 80, 64, 5).read_bytes(), "extend: clip.mp4 is 80x64, more than the "
+             "3,072 pixels a frame this server takes"),  # from its header: none of its frames decoded
+        ]  # fmt: skip
+        for route in ("/v1/videos", "/v1/videos/extensions"):
+            for data, message in cases:
+                code, error, _ = upload(server, data, route=route)
+                param = "video" if route.endswith("extensions") else "extend"
+                assert (code, error["error"]["param"], error["error"]["code"]) == (400, param, "invalid_value"), error
+                expected = message.replace("extend:", "video:") if param == "video" else message
+                assert expected in error["error"]["message"], error
+                assert "inputs/" not in error["error"]["message"] and "video_" not in error["error"]["message"]
+        for fields, param, message in [
+            ({"size": "64x32"}, "extend", "good.mp4 is 48x32 and the new frames would be 64x32: one video has one"),
+            ({"num_frames": 1}, "extend", "going on from a clip needs num_frames 5 or more"),
+            ({"steps": 0}, "steps", "steps"),
+        ]:
+            code, error, _ = upload(server, good, "good.mp4", **fields)
+            assert (code, error["error"]["param"]) == (400, param) and message in error["error"]["message"], error
+        image = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+        code, error, _ = upload(server, good, **{"input_reference[image_url]": image})
+        assert (code, error["error"]["param"]) == (400, "extend") and "would both give the first frame" in str(error)
+        files = {"extend": ("good.mp4", good, "video/mp4"), "input_reference": ("a.png", png_bytes(), "image/png")}
+        code, error, _ = server.request("POST", "/v1/videos", *multipart({"prompt": NEXT}, files))
+        assert (code, error["error"]["param"]) == (400, "input_reference"), error  # one file a request
+        over = good + b"\0" * 200_000  # over --max-video-upload-mb, within the body limit: 413 naming the flag
+        code, error, _ = upload(server, over)
+        assert (code, error["error"]["code"], error["error"]["param"]) == (413, "video_too_large", "extend"), error
+        assert "--max-video-upload-mb 0.190735: videos to extend up to 0.190735 MiB" in error["error"]["message"]
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw:  # a declared 1 GB: refused
+            raw.sendall(b"POST /v1/videos/extensions HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+                        b"boundary=b\r\nContent-Length: 1000000000\r\n\r\n")  # fmt: skip
+            assert raw.recv(4096).startswith(b"HTTP/1.1 413")
+        assert server.request("GET", "/v1/videos")[1]["data"] == []  # nothing was queued
+        assert list((server.store.root / "inputs").iterdir()) == []  # and no file was left
+
+
+def test_a_queued_upload_extension_survives_a_restart_and_its_remix_needs_the_video_again(pipe, tmp_path):
+    data = tmp_path / "data"
+    clip = write_clip(tmp_path / "clip.mp4", 48, 32, 5)
+    with InProcessServer(pipe, data) as server:
+        running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
+        code, extension, _ = upload(server, clip.read_bytes(), **NEW_PART)
+        assert code == 200, extension
+        server.wait_status(running["id"], ("in_progress",))
+    assert (data / "inputs" / f"{extension['id']}.mp4").read_bytes() == clip.read_bytes()
+    with InProcessServer(pipe, data) as server:  # recover() keeps a queued extension's uploaded video
+        assert server.request("DELETE", f"/v1/videos/{running['id']}")[0] == 200
+        done = server.wait_status(extension["id"], ("completed", "failed"))
+        assert done["status"] == "completed" and done["settings"]["extend_file"]["name"] == "clip.mp4", done
+        assert list((data / "inputs").iterdir()) == []
+        # A remix needs the video again: the server kept it only until the job ended.
+        code, error, _ = server.request("POST", f"/v1/videos/{extension['id']}/remix", {"prompt": PROMPT})
+        assert (code, error["error"]["param"], error["error"]["code"]) == (400, "extend", "missing_required_parameter")
+        sha = done["settings"]["extend_file"]["sha256"]
+        assert f"went on from an uploaded video (clip.mp4, sha256 {sha})" in error["error"]["message"], error
+        body, headers = multipart({"prompt": PROMPT}, {"extend": ("clip.mp4", clip.read_bytes(), "video/mp4")})
+        code, remix, _ = server.request("POST", f"/v1/videos/{extension['id']}/remix", body, headers)
+        assert code == 200, remix
+        assert remix["settings"] == done["settings"] and remix["remixed_from_video_id"] == extension["id"]
+        assert server.wait_status(remix["id"], ("completed", "failed"))["status"] == "completed"

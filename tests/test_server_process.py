@@ -313,6 +313,9 @@ def test_the_served_model_is_named_by_its_checkpoint_and_gguf_variant():
         (("--max-queue", "0"), "argument --max-queue: must be a whole number >= 1, got 0"),
         (("--max-queue", "1.5"), "argument --max-queue: must be a whole number >= 1, got 1.5"),
         (("--max-upload-mb", "0"), "argument --max-upload-mb: must be a number of MiB > 0, got 0"),
+        (("--max-video-upload-mb", "0.5"), "argument --max-video-upload-mb: must be 1 to 4096 MiB (a 5-second 720p"),
+        (("--max-video-upload-mb", "5000"), "argument --max-video-upload-mb: must be 1 to 4096 MiB"),
+        (("--max-video-upload-mb", "x"), "argument --max-video-upload-mb: must be a number of MiB > 0, got x"),
         (("--step-cache", "-0.05"), "argument --step-cache: must be a finite number >= 0 (e.g. 0.05), got -0.05"),
         # run's -p, out of habit: it was "unrecognized arguments: -p a fox".
         (("-p", "a", "fox"), "argument -p: the server takes no prompt: each job brings its own, in POST /v1/videos"),
@@ -330,13 +333,15 @@ def test_bad_flags_are_refused_as_the_flags_are_read(flags, needle, capsys):
 def test_serve_flag_values_at_their_bounds():
     import argparse
 
-    from motif_lite.cli.serve import parse_max_video, port_number, positive_int, positive_mib
+    from motif_lite.cli.serve import parse_max_video, port_number, positive_int, positive_mib, video_upload_mib
 
     assert [port_number(text) for text in ("0", "8080", "65535")] == [0, 8080, 65535]  # 0: any free port
     assert positive_int("1") == 1 and positive_mib("0.5") == 0.5  # half a MiB is a size
+    assert [video_upload_mib(text) for text in ("1", "100", "4096")] == [1, 100, 4096]
     assert parse_max_video("1280x736x121") == (1280, 736, 121)  # width, height, frames
     assert parse_max_video(" 48x32x9 ") == (48, 32, 9)
     refused = [(port_number, "65536"), (port_number, "http"), (positive_int, "0"), (positive_mib, "-1")]
+    refused += [(video_upload_mib, text) for text in ("0.99", "4097", "inf", "nan")]
     refused += [(parse_max_video, text) for text in ("0x736x121", "1280x0x121", "1280x736x0", "1280x736x121x2")]
     for parse, text in refused:
         with pytest.raises(argparse.ArgumentTypeError, match="must "):

@@ -112,6 +112,27 @@ def test_the_sdks_extend_queues_the_job_a_create_with_extend_queues(server, tmp_
     assert code == 200 and plain["settings"] == created["settings"], plain
 
 
+def test_the_sdks_extend_with_a_file_goes_on_from_the_uploaded_video(server, tmp_path):
+    import hashlib
+
+    clip = finished(server, fps=12)
+    path = tmp_path / "fox.mp4"
+    path.write_bytes(server.request("GET", f"/v1/videos/{clip['id']}/content")[1])
+    client = server.client()
+    with open(path, "rb") as video:  # the SDK's natural call: a multipart body with the file as `video`
+        extension = client.videos.extend(prompt=NEXT, seconds="1", video=video, extra_body={"steps": 1, "seed": 8})
+    record = {"name": "fox.mp4", "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "frames": 5}
+    assert (extension.settings["extend"], extension.settings["extend_file"]) == (None, record)
+    assert (extension.size, extension.settings["num_frames"], extension.seconds) == ("48x32", 13, "1.33")
+    by_id = client.videos.extend(prompt=NEXT, seconds="1", video=openai.omit,
+                                 extra_body={"video": {"id": clip["id"]}, "steps": 1, "seed": 8})  # fmt: skip
+    # The same frames as going on from the server's own file by its id: the upload is that file.
+    frames = frames_of(video_bytes(server, extension.id), tmp_path)
+    assert len(frames) == 17 and frames == frames_of(video_bytes(server, by_id.id), tmp_path)
+    assert client.videos.retrieve(extension.id).settings["extend_file"] == record  # kept once it ended
+    assert list((server.store.root / "inputs").iterdir()) == []
+
+
 def test_an_extension_that_cannot_be_made_is_refused_naming_video(server):
     clip = finished(server)
     running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
@@ -128,10 +149,11 @@ def test_an_extension_that_cannot_be_made_is_refused_naming_video(server):
         with pytest.raises(openai.BadRequestError) as refused:
             client.videos.extend(prompt=NEXT, seconds="4", video=openai.omit, extra_body={"video": reference})
         assert refused.value.body["param"] == "video" and message in refused.value.body["message"], refused.value.body
-    with pytest.raises(openai.BadRequestError) as refused:  # the SDK's upload: this server's videos only
+    with pytest.raises(openai.BadRequestError) as refused:  # the SDK's upload of a file that is no video
         client.videos.extend(prompt=NEXT, seconds="4", video=("clip.mp4", b"\0" * 64, "video/mp4"))
-    assert refused.value.body["param"] == "video" and "takes no uploaded videos" in refused.value.body["message"]
-    assert "motif-lite run --extend FILE" in refused.value.body["message"]
+    assert refused.value.body["param"] == "video" and refused.value.body["message"].startswith(
+        "video: clip.mp4 has no video that ffmpeg can read"
+    )
     code, error = error_of(server, "POST", "/v1/videos/extensions", {"prompt": NEXT, "size": "64x32",
                                                                      "video": {"id": clip["id"]}})  # fmt: skip
     assert (code, error["param"]) == (400, "video") and "an extension keeps the size" in error["message"], error

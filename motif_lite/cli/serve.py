@@ -95,6 +95,9 @@ def _add_server_flags(serve: argparse.ArgumentParser) -> None:
                    help="jobs queued or running before 429 (default 100)")  # fmt: skip
     s.add_argument("--max-upload-mb", type=positive_mib, default=20,
                    help="largest first-frame image in MiB (default 20)")  # fmt: skip
+    s.add_argument("--max-video-upload-mb", type=video_upload_mib, default=100, metavar="MB",
+                   help=f"largest uploaded video to extend in MiB, {MIN_VIDEO_UPLOAD_MB}-{MAX_VIDEO_UPLOAD_MB} "
+                   "(default 100: over a minute of a phone's 720p)")  # fmt: skip
     s.add_argument(
         "--max-video",
         type=parse_max_video,
@@ -196,6 +199,21 @@ def positive_int(text: str) -> int:
 
 def positive_mib(text: str) -> float:
     return positive_number(text, "MiB", text)
+
+
+MIN_VIDEO_UPLOAD_MB, MAX_VIDEO_UPLOAD_MB = 1, 4096
+
+
+def video_upload_mib(text: str) -> float:
+    """--max-video-upload-mb: under 1 MiB no clip worth extending fits; over 4 GiB a single request would fill a
+    disk (the upload is spooled to a temporary file, then copied into the data folder)."""
+    value = positive_mib(text)
+    if not MIN_VIDEO_UPLOAD_MB <= value <= MAX_VIDEO_UPLOAD_MB:
+        raise argparse.ArgumentTypeError(
+            f"must be {MIN_VIDEO_UPLOAD_MB} to {MAX_VIDEO_UPLOAD_MB} MiB (a 5-second 720p clip is a few MiB), got "
+            f"{text}"
+        )
+    return value
 
 
 def _integer(text: str) -> int | None:
@@ -319,6 +337,7 @@ def _serve(
         api_key=api_key,
         max_queue=args.max_queue,
         max_upload_bytes=int(args.max_upload_mb * MiB),
+        max_video_upload_bytes=int(args.max_video_upload_mb * MiB),
         max_video=max_video,
         cors_origins=args.cors_origins,
         lora_dir=args.lora_dir,

@@ -32,8 +32,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
+from motif_lite.server.clip_upload import (
+    UploadedClip,
+    in_upload_words,
+    read_upload,
+    save_upload,
+    upload_names,
+    uploaded_record,
+    video_upload_limit,
+)
 from motif_lite.server.extension import (
-    NO_VIDEO_UPLOADS,
+    check_can_extend,
     checked_clip,
     extended_job,
     extension_fields,
@@ -96,6 +105,7 @@ class ServerConfig:
     api_key: str | None = None
     max_queue: int = 100  # queued + running jobs; more gets 429
     max_upload_bytes: int = 20 * MiB  # the first-frame image
+    max_video_upload_bytes: int = 100 * MiB  # an uploaded video to extend (multipart only)
     max_image_pixels: int = 40_000_000
     # (width, height, frames): the largest video the memory plan covers (None: no plan, no limit).
     max_video: tuple[int, int, int] | None = None
@@ -112,6 +122,12 @@ class ServerConfig:
     def max_body_bytes(self) -> int:
         """The image as a base64 data URL in JSON (4/3 of its size) plus 1 MiB for the other fields."""
         return self.max_upload_bytes * 4 // 3 + MiB
+
+    @property
+    def max_form_bytes(self) -> int:
+        """A multipart body: that, or an uploaded video to extend plus 1 MiB for the other fields (a form's files
+        go to a temporary file as they arrive, not into memory)."""
+        return max(self.max_body_bytes, self.max_video_upload_bytes + MiB)
 
 
 class ServerState:
@@ -142,7 +158,13 @@ def create_app(store: JobStore, state: ServerState) -> FastAPI:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     _add_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, max_upload_bytes=config.max_upload_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=config.max_body_bytes,
+        max_upload_bytes=config.max_upload_bytes,
+        max_form_bytes=config.max_form_bytes,
+        max_video_upload_bytes=config.max_video_upload_bytes,
+    )
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -301,6 +323,9 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
         job_id = new_job_id()
         crf = job_crf(body.crf, config.crf, store.video_path(job_id))  # before any file is written for the job
         extended = None if body.extend is None else extended_job(store, body, config.image_to_video)
+        upload: UploadedClip | None = body.extend_upload
+        if upload is not None:
+            check_can_extend(body, config.image_to_video)
         if body.image is not None:
             check_image(body.image, config.max_upload_bytes, config.max_image_pixels)
             if not config.image_to_video:
@@ -312,30 +337,47 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
             if image_path is not None:
                 image_path.write_bytes(body.image)
                 kept.append(image_path)
-            clip_path = None
+            clip_path, clip, names, uploaded = None, None, {}, None
+            output = store.video_path(job_id)
+            fields = body.request_fields
             if extended is not None:  # taken first: the clip checked is the one the job will read
                 clip_path = keep_clip(store, extended.id, job_id)
                 kept.append(clip_path)
-            fields = body.request_fields if extended is None else with_clip_defaults(body, extended)
+                names = server_names(clip_path, extended.id, output)
+                clip = checked_clip(clip_path, extended, names)
+                made = extended.settings
+                fields = with_clip_defaults(body, made["width"], made["height"], made["fps"])
+            elif upload is not None:  # written beside the job, where the worker reads it, then read as run reads it
+                clip_path = store.clip_path(job_id)
+                kept.append(clip_path)
+                uploaded = uploaded_record(upload, save_upload(upload, clip_path, config.max_video_upload_bytes))
+                names = upload_names(clip_path, upload, output)
+                clip = read_upload(clip_path, upload, config.max_image_pixels, names)
+                fields = with_clip_defaults(body, clip.width, clip.height, clip.fps)
             fields, capped = within_max_video(fields, config.max_video)
-            output = store.video_path(job_id)
+
+            def worded(text: str) -> str:  # a message or note of run's checks, in the client's names and fields
+                return in_upload_words(text, names) if upload is not None else in_api_words(renamed(text, names))
+
             request = GenerationRequest(**fields, image=image_path, extend=clip_path, output=output)
-            names = {} if extended is None else server_names(clip_path, extended.id, output)
-            clip = None if extended is None else checked_clip(clip_path, extended, names)
             try:
                 resolved, _, notes = request.resolve_with_clip(clip)
                 run_settings = worker.pipe.settings_for(resolved)  # as the worker will see them
                 effective = effective_settings(run_settings)
             except MotifLiteError as exc:  # a RequestError: `motif-lite run`'s message, in the API's field names
-                raise ApiError(400, in_api_words(renamed(str(exc), names)), api_param(exc), "invalid_value") from exc
-            notes = [in_api_words(renamed(note, names)) for note in (*capped, *notes, *run_settings.notes)]
+                param = api_param(exc)
+                if param == "size" and clip is not None and "width" not in body.request_fields:
+                    param = "extend"  # the size is the video's: it is the one to fix (resized, the message says)
+                raise ApiError(400, worded(str(exc)), param, "invalid_value") from exc
+            notes = [worded(note) for note in (*capped, *notes, *run_settings.notes)]
             check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
             _check_planned_size(resolved, config.max_video)
             if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:
                 raise ApiError(400, why, "size", "invalid_value")
             settings = stored_settings(resolved)
             job = store.add(job_id, config.model_name, settings, image_path is not None, config.max_queue, effective,
-                            notes, body.loras, extended, crf, remixed_from)  # fmt: skip
+                            notes, body.loras, extended, crf, remixed_from, uploaded,
+                            None if uploaded is None else clip.frames)  # fmt: skip
             if job is None:
                 raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
                                None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip
@@ -425,11 +467,15 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | No
             if key in FORM_LORA_KEYS and isinstance(value, str):
                 lora_items.setdefault(key, []).append(value)
             elif isinstance(value, UploadFile):
-                if key == "video":  # the SDK's extend (or edit) with a file: only this server's own videos go on
-                    raise ApiError(400, NO_VIDEO_UPLOADS, "video", "invalid_value")
+                if key in ("video", "extend"):  # a video to go on from (the SDK's extend sends `video`)
+                    if key in fields:
+                        raise ApiError(400, f"{key} was sent twice", key, "invalid_value")
+                    fields[key] = UploadedClip.of(value.file, value.filename)  # written beside the job once checked
+                    continue
                 if key != "input_reference":
-                    raise ApiError(400, f"unexpected file field {key!r}; the first frame goes in input_reference",
-                                   key, "unknown_parameter")  # fmt: skip
+                    raise ApiError(400, f"unexpected file field {key!r}; the first frame goes in input_reference, a "
+                                   "video to extend in extend (video on /v1/videos/extensions)", key,
+                                   "unknown_parameter")  # fmt: skip
                 image = await value.read()
             elif key == "input_reference[image_url]":  # the SDK's form encoding of {"image_url": ...}
                 fields["input_reference"] = {"image_url": value}
@@ -553,7 +599,8 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimit:
-    """ASGI middleware: 413 for a body over `max_bytes`, by its Content-Length or by counting what arrives.
+    """ASGI middleware: 413 for a body over `max_bytes` (`max_form_bytes` for a multipart one, which may hold a video
+    to extend), by its Content-Length or by counting what arrives.
 
     A body a little over the limit is read to its end and dropped, so that the client sees the 413 rather than
     a connection closed in the middle of its upload; a declared length far over it is refused at once.
@@ -561,18 +608,30 @@ class BodyLimit:
 
     DRAIN_FACTOR = 4
 
-    def __init__(self, app, max_bytes: int, max_upload_bytes: int) -> None:
+    def __init__(
+        self,
+        app,
+        max_bytes: int,
+        max_upload_bytes: int,
+        max_form_bytes: int | None = None,
+        max_video_upload_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_upload_bytes = max_upload_bytes  # what the limit is made from, named in the message
+        self.max_form_bytes = max_bytes if max_form_bytes is None else max_form_bytes
+        self.max_video_upload_bytes = max_video_upload_bytes
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send, drain=int(declared) <= self.DRAIN_FACTOR * self.max_bytes)
+        headers = dict(scope["headers"])
+        form = headers.get(b"content-type", b"").split(b";")[0].strip().lower() == b"multipart/form-data"
+        limit = self.max_form_bytes if form else self.max_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, int(declared) <= self.DRAIN_FACTOR * limit, limit, form)
             return
         received = 0
         started = False
@@ -581,7 +640,7 @@ class BodyLimit:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
+            if received > limit:
                 raise BodyTooLarge
             return message
 
@@ -595,16 +654,18 @@ class BodyLimit:
         except BodyTooLarge:
             if started:
                 raise
-            await self._refuse(scope, receive, send, drain=True)
+            await self._refuse(scope, receive, send, True, limit, form)
 
-    async def _refuse(self, scope: dict, receive, send, drain: bool) -> None:
+    async def _refuse(self, scope: dict, receive, send, drain: bool, limit: int, form: bool) -> None:
         drained = 0
-        while drain and drained <= self.DRAIN_FACTOR * self.max_bytes:
+        while drain and drained <= self.DRAIN_FACTOR * limit:
             message = await receive()
             drained += len(message.get("body", b""))
             drain = message["type"] == "http.request" and message.get("more_body", False)
-        error = ApiError(413, f"the request is larger than this server's limit of {self.max_bytes:,} bytes "
-                         f"({upload_limit(self.max_upload_bytes)}, as a file or in JSON as base64)", None,
+        limits = f"{upload_limit(self.max_upload_bytes)}, as a file or in JSON as base64"
+        if form and self.max_video_upload_bytes is not None:
+            limits = f"{upload_limit(self.max_upload_bytes)}; {video_upload_limit(self.max_video_upload_bytes)}"
+        error = ApiError(413, f"the request is larger than this server's limit of {limit:,} bytes ({limits})", None,
                          "request_too_large")  # fmt: skip
         response = JSONResponse(error.body(), status_code=413, headers={"Connection": "close"})
         await response(scope, receive, send)

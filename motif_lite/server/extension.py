@@ -1,6 +1,7 @@
 """Going on from a finished video of this server (the create field `extend`, or the SDK's `client.videos.extend`):
 the job it extends, checked before queueing (400 with `param` extend), the request's defaults taken from that video,
-the extension's own link to its file, and the server's file names said as the ids a client knows."""
+the extension's own link to its file, and the server's file names said as the ids a client knows. An uploaded video
+to go on from is clip_upload.py's."""
 
 from __future__ import annotations
 
@@ -18,12 +19,7 @@ def extended_job(store: JobStore, body: CreateBody, image_to_video: bool) -> Job
     """The completed job whose video `body` goes on from; 400 (`param` extend) for any other, or for a request that
     conflicts with going on from it (a first frame of its own, another size)."""
     video_id = body.extend
-    if body.image is not None:
-        raise _extend_error("input_reference and extend would both give the first frame (an extension starts from the "
-                            "last frame of the video it extends): send one of them")  # fmt: skip
-    if not image_to_video:
-        raise _extend_error("this checkpoint has no image encoder (feature_extractor/), which an extension needs: "
-                            "text-to-video only")  # fmt: skip
+    check_can_extend(body, image_to_video)
     job = store.get(video_id)
     if job is None:
         raise _extend_error(f"extend: no video {video_id} on this server (never made here, or deleted)")
@@ -38,17 +34,28 @@ def extended_job(store: JobStore, body: CreateBody, image_to_video: bool) -> Job
     return job
 
 
-def with_clip_defaults(body: CreateBody, extended: Job) -> dict[str, Any]:
-    """The request's fields with the size and frame rate of the video it extends where it gives none, as `motif-lite
-    run --extend` takes them from its clip; `seconds` then counts at that rate."""
+def check_can_extend(body: CreateBody, image_to_video: bool) -> None:
+    """400 (`param` extend) for an extension (of a video of this server or an uploaded one) that cannot be made
+    whatever its video: a first frame of its own, or a checkpoint without the image encoder."""
+    if body.image is not None:
+        raise _extend_error("input_reference and extend would both give the first frame (an extension starts from the "
+                            "last frame of the video it extends): send one of them")  # fmt: skip
+    if not image_to_video:
+        raise _extend_error("this checkpoint has no image encoder (feature_extractor/), which an extension needs: "
+                            "text-to-video only")  # fmt: skip
+
+
+def with_clip_defaults(body: CreateBody, width: int, height: int, fps: float) -> dict[str, Any]:
+    """The request's fields with the size and frame rate of the video it extends (a video of this server's, or an
+    uploaded one) where it gives none, as `motif-lite run --extend` takes them from its clip; `seconds` then counts
+    at that rate."""
     fields = dict(body.request_fields)
-    clip = extended.settings
-    fields.setdefault("width", clip["width"])
-    fields.setdefault("height", clip["height"])
+    fields.setdefault("width", width)
+    fields.setdefault("height", height)
     if "fps" not in fields:
-        fields["fps"] = clip["fps"]
+        fields["fps"] = fps
         if body.seconds is not None:
-            fields["frames"] = frames_for_seconds(body.seconds, clip["fps"])
+            fields["frames"] = frames_for_seconds(body.seconds, fps)
     return fields
 
 
@@ -89,28 +96,29 @@ def _extend_error(message: str) -> ApiError:
 
 
 # `POST /v1/videos/extensions` (the SDK's `client.videos.extend`): its `video` is the create field `extend`.
-NO_VIDEO_UPLOADS = (
-    "this server takes no uploaded videos: name a completed video of this server by its id, video={'id': "
-    "'video_...'} (openai 3.57's extend cannot send that: pass video=openai.omit, extra_body={'video': {'id': "
-    "'video_...'}}); to go on from a file of your own, use motif-lite run --extend FILE"
-)
-
-
 def extension_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The create fields of an extensions body: `video` ({"id": ...} in JSON, `video[id]` in a form) becomes
-    `extend`; every other field is a create field, as on `POST /v1/videos`."""
+    """The create fields of an extensions body: `video` ({"id": ...} in JSON, `video[id]` in a form, or an uploaded
+    file in a form) becomes `extend`; every other field is a create field, as on `POST /v1/videos`."""
+    from motif_lite.server.clip_upload import UploadedClip
+
     create = dict(fields)
     if "extend" in create:
-        raise _video_error("extend is POST /v1/videos's name for video here: give video={'id': 'video_...'} only")
+        raise _video_error("extend is POST /v1/videos's name for video here: give video={'id': 'video_...'} or "
+                           "the video file only")  # fmt: skip
     reference = create.pop("video", None)
     video_id = create.pop("video[id]", None)  # the SDK's form encoding of {"id": ...}
-    if isinstance(reference, Mapping) and set(reference) == {"id"}:
+    if isinstance(reference, UploadedClip):
+        if video_id is not None:
+            raise _video_error("video is an uploaded file and an id (video[id]): send one of them")
+        video_id = reference
+    elif isinstance(reference, Mapping) and set(reference) == {"id"}:
         video_id = reference["id"]
     elif reference is not None:
-        raise _video_error(f"video must be {{'id': 'video_...'}}, a completed video of this server, got {reference!r}")
+        raise _video_error(f"video must be {{'id': 'video_...'}}, a completed video of this server, or a video file "
+                           f"(multipart), got {reference!r}")  # fmt: skip
     if video_id is None:
-        raise ApiError(400, "video is required: {'id': 'video_...'}, the completed video to go on from", "video",
-                       "missing_required_parameter")  # fmt: skip
+        raise ApiError(400, "video is required: {'id': 'video_...'}, the completed video to go on from, or a video "
+                       "file (multipart)", "video", "missing_required_parameter")  # fmt: skip
     create["extend"] = video_id
     return create
 

@@ -5,7 +5,8 @@
     DATA/videos/ID.webp      their first frame (the `thumbnail` variant)
     DATA/videos/ID.preview.webp  a running job's latest preview (the `preview` variant), removed when it ends
     DATA/inputs/ID.png       the first-frame image of an image-to-video job as uploaded, kept until the job ends
-    DATA/inputs/ID.mp4       an extension's own link to (or copy of) the video it goes on from, kept until it ends
+    DATA/inputs/ID.mp4       an extension's own link to (or copy of) the video it goes on from, or the video
+                             uploaded for it to go on from; kept until it ends
     DATA/states/ID.latents.safetensors  a job's sampling state: saved every 10 minutes of sampling and when the
                              job stops (it goes on from there when it runs again) or fails (kept until it is
                              deleted or the server restarts)
@@ -52,8 +53,8 @@ JOB_ID = re.compile(rf"^{_ID}$")
 # A file this store writes: named after its job's id, or the staged name of one (`.partial-PID-ID.mp4`, io.staging).
 JOB_FILE = re.compile(rf"^(?:{re.escape(PARTIAL_PREFIX)}(?:\d+-)?)?{_ID}\.")
 # 2: the notes column; 3: the loras column, and times as fractional seconds; 4: the extend and clip_frames columns;
-# 5: the crf column; 6: the remixed_from column
-SCHEMA_VERSION = 6
+# 5: the crf column; 6: the remixed_from column; 7: the extend_file column
+SCHEMA_VERSION = 7
 VIDEO_SUFFIX = ".mp4"  # every job's video: H.264 in MP4, whatever its crf
 
 _SCHEMA = """
@@ -75,6 +76,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     clip_frames INTEGER,                    -- that video's frames, which this one's file holds first
     crf INTEGER,                            -- the video encoder's constant-rate factor (NULL: the codec's default)
     remixed_from TEXT,                      -- the id of the job whose settings this one remixes (NULL: none)
+    extend_file TEXT,                       -- JSON {name, sha256}: the uploaded video it goes on from (NULL: none)
     error_code TEXT,
     error_message TEXT
 );
@@ -109,6 +111,19 @@ class Job:
     clip_frames: int | None = None  # the frames of that video
     crf: int | None = None  # the H.264 constant-rate factor its video is written at; None: the codec's default
     remixed_from: str | None = None  # the id of the job whose settings and seed it took with a new prompt
+    # The uploaded video it goes on from instead of a video of this server: {"name": as sent, "sha256": ...}; its
+    # frames are `clip_frames`, the file waits in inputs/ID.mp4 until the job ends.
+    extend_file: dict[str, str] | None = None
+
+    @property
+    def extends(self) -> bool:
+        """It goes on from a video: one of this server's (`extend`) or an uploaded one (`extend_file`)."""
+        return self.extend is not None or self.extend_file is not None
+
+    @property
+    def extended_name(self) -> str | None:
+        """What the client calls the video it goes on from: the id, or the uploaded file's name."""
+        return self.extend if self.extend_file is None else self.extend_file["name"]
 
     @property
     def frames_in_file(self) -> int:
@@ -125,6 +140,11 @@ class Job:
                 values[column] = json.loads(values[column])
             except (TypeError, ValueError):
                 raise DamagedJob(values["id"], f"{column} is not JSON") from None
+        if values["extend_file"] is not None:
+            try:
+                values["extend_file"] = json.loads(values["extend_file"])
+            except (TypeError, ValueError):
+                raise DamagedJob(values["id"], "extend_file is not JSON") from None
         if (problem := _row_problem(values)) is not None:
             raise DamagedJob(values["id"], problem)
         values["has_image"] = bool(values["has_image"])
@@ -157,6 +177,8 @@ def _row_problem(values: dict[str, Any]) -> str | None:
         "clip_frames is not a frame count": values["clip_frames"] is None or is_count(values["clip_frames"]),
         "crf is not a whole number": values["crf"] is None or type(values["crf"]) is int,
         "remixed_from is not a video id": values["remixed_from"] is None or _is_job_id(values["remixed_from"]),
+        "extend_file is not an object with a name and a sha256": values["extend_file"] is None
+        or _is_uploaded_file(values["extend_file"]),
     }
     return next((problem for problem, fine in checks.items() if not fine), None)
 
@@ -167,6 +189,14 @@ def _is_time(value: object) -> bool:
 
 def _is_job_id(value: object) -> bool:
     return isinstance(value, str) and JOB_ID.match(value) is not None
+
+
+def _is_uploaded_file(value: object) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) == {"name", "sha256"}
+        and all(isinstance(text, str) for text in value.values())
+    )
 
 
 def _is_lora(pair: object) -> bool:
@@ -289,6 +319,8 @@ class JobStore:
             self._db.execute("ALTER TABLE jobs ADD COLUMN crf INTEGER")
         if "remixed_from" not in columns:  # the jobs before it were no remixes
             self._db.execute("ALTER TABLE jobs ADD COLUMN remixed_from TEXT")
+        if "extend_file" not in columns:  # the jobs before it went on from no uploaded video
+            self._db.execute("ALTER TABLE jobs ADD COLUMN extend_file TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -309,7 +341,8 @@ class JobStore:
         return self.inputs / f"{_checked(job_id)}.png"
 
     def clip_path(self, job_id: str) -> Path:
-        """An extension's own hold on the video it goes on from (a hard link, or a copy)."""
+        """An extension's own hold on the video it goes on from (a hard link, or a copy), or the uploaded video it
+        goes on from."""
         return self.inputs / f"{_checked(job_id)}.mp4"
 
     def keep_clip(self, extended_id: str, job_id: str) -> Path:
@@ -344,21 +377,27 @@ class JobStore:
         extend: Job | None = None,
         crf: int | None = None,
         remixed_from: str | None = None,
+        extend_file: dict[str, str] | None = None,
+        clip_frames: int | None = None,
     ) -> Job | None:
-        """Queue a new job (going on from the video of `extend`, a completed job; its video written at `crf`, None:
-        the codec's default; `remixed_from`: the id of the job it remixes); None when `max_active` jobs are already
-        queued or running."""
+        """Queue a new job (going on from the video of `extend`, a completed job, or from the uploaded video
+        `extend_file` ({name, sha256}) of `clip_frames` frames; its video written at `crf`, None: the codec's
+        default; `remixed_from`: the id of the job it remixes); None when `max_active` jobs are already queued or
+        running."""
+        if extend is not None:
+            clip_frames = extend.frames_in_file
         with self._lock:
             active = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", (QUEUED, IN_PROGRESS))
             if active.fetchone()[0] >= max_active:
                 return None
             self._db.execute(
                 "INSERT INTO jobs (id, status, created_at, model, settings, effective, has_image, notes, loras, "
-                "extend, clip_frames, crf, remixed_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "extend, clip_frames, crf, remixed_from, extend_file) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_checked(job_id), QUEUED, time.time(), model, json.dumps(settings), json.dumps(effective or {}),
                  int(has_image), json.dumps(notes or []), json.dumps(loras or []),
-                 None if extend is None else extend.id, None if extend is None else extend.frames_in_file, crf,
-                 remixed_from),
+                 None if extend is None else extend.id, clip_frames, crf, remixed_from,
+                 None if extend_file is None else json.dumps(extend_file)),
             )  # fmt: skip
             return self._get(job_id)
 
@@ -472,7 +511,9 @@ class JobStore:
             )
             finished = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (COMPLETED,))}
             queued = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (QUEUED,))}
-            needs_input = "SELECT id FROM jobs WHERE status = ? AND (has_image OR extend IS NOT NULL)"
+            needs_input = (
+                "SELECT id FROM jobs WHERE status = ? AND (has_image OR extend IS NOT NULL OR extend_file IS NOT NULL)"
+            )
             waiting = {r[0] for r in self._db.execute(needs_input, (QUEUED,))}  # the image, or the video extended
         for path in _job_files(self.videos):
             if path.stem not in finished or path.suffix not in (".mp4", ".webp"):

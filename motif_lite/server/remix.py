@@ -15,7 +15,8 @@ from motif_lite.server.schema import MOTIF_FIELDS, ApiError
 def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> dict[str, Any]:
     """The create fields of a remix of `source`: its settings, under the fields the client gave (the new prompt, and
     any create field it changes). 400 for a source that is not completed, a missing prompt, and an image-to-video
-    source whose first frame is not sent again (the server does not keep it once a job ends)."""
+    source whose first frame is not sent again (the server does not keep it once a job ends), and likewise an
+    extension of an uploaded video whose video is not sent again."""
     if source.status != COMPLETED:
         wait = "; wait until it is completed" if source.status in (QUEUED, IN_PROGRESS) else ""
         raise ApiError(400, f"video {source.id} is {source.status}: only a completed video can be remixed{wait}",
@@ -28,10 +29,22 @@ def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> 
                        "not keep once a job ends: send the image again as input_reference to remix it (the SDK: "
                        "extra_body={'input_reference': {'image_url': 'data:image/png;base64,...'}})",
                        "input_reference", "missing_required_parameter")  # fmt: skip
+    uploaded = source.extend_file
+    if uploaded is not None and not _is_upload(given.get("extend")):
+        raise ApiError(400, f"video {source.id} went on from an uploaded video ({uploaded['name']}, sha256 "
+                       f"{uploaded['sha256']}), which the server does not keep once a job ends: send it again as the "
+                       "file extend in a multipart body to remix it (curl: -F extend=@FILE)", "extend",
+                       "missing_required_parameter")  # fmt: skip
     fields = source_fields(source)
     if given.get("seconds") not in (None, ""):  # the client's length: else the source's frames would win over it
         del fields["num_frames"]
     return {**fields, **given}
+
+
+def _is_upload(value: Any) -> bool:
+    from motif_lite.server.clip_upload import UploadedClip
+
+    return isinstance(value, UploadedClip)
 
 
 def source_fields(source: Job) -> dict[str, Any]:

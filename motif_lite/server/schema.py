@@ -67,6 +67,7 @@ OTHER_API_FIELDS = {
     "image": "input_reference",
     "duration": "seconds",
     "lora": "loras",
+    "video": "extend",  # the extensions route's name for it
     "quality": "crf",  # diffusers' export_to_video (0-10, higher is better: the other way round)
     "video_quality": "crf",
 }
@@ -145,6 +146,7 @@ class CreateBody:
     extend: str | None = None  # the id of the job whose video this one goes on from
     seconds: Any = None  # `seconds` as given, where it decided the frames (an extension counts it at its clip's fps)
     crf: Any = None  # as given (an int from a form); checked against the job's video by `job_crf`
+    extend_upload: Any = None  # or an uploaded video to go on from (`clip_upload.UploadedClip`)
 
 
 def parse_create(fields: Mapping[str, Any], image: bytes | None, from_form: bool) -> CreateBody:
@@ -180,9 +182,17 @@ def parse_create(fields: Mapping[str, Any], image: bytes | None, from_form: bool
             raise ApiError(400, "input_reference was sent twice", "input_reference", "invalid_value")
         image = image_from_reference(given["input_reference"])
     loras = parse_loras(given["loras"], from_form) if "loras" in given else []
-    extend = _video_id(request_fields.pop("extend")) if "extend" in request_fields else None
+    extend = request_fields.pop("extend", None)
+    upload = extend if _is_upload(extend) else None
+    extend = None if extend is None or upload is not None else _video_id(extend)
     crf = _form_value(given["crf"], int, "crf") if from_form and "crf" in given else given.get("crf")
-    return CreateBody(request_fields, image, loras, extend, seconds, crf)
+    return CreateBody(request_fields, image, loras, extend, seconds, crf, upload)
+
+
+def _is_upload(value: Any) -> bool:
+    from motif_lite.server.clip_upload import UploadedClip
+
+    return isinstance(value, UploadedClip)
 
 
 def job_crf(given: Any, server_default: int | None, output: Path) -> int | None:
@@ -200,8 +210,8 @@ def job_crf(given: Any, server_default: int | None, output: Path) -> int | None:
 def _video_id(value: Any) -> str:
     """`extend`: the id of a video of this server, never a path (the server has the file)."""
     if not (isinstance(value, str) and JOB_ID.match(value)):
-        raise ApiError(400, f"extend must be the id of a completed video of this server (video_ and 32 hex digits), "
-                       f"got {value!r}", "extend", "invalid_value")  # fmt: skip
+        raise ApiError(400, f"extend must be the id of a completed video of this server (video_ and 32 hex digits) "
+                       f"or an uploaded video file (multipart), got {value!r}", "extend", "invalid_value")  # fmt: skip
     return value
 
 
@@ -332,8 +342,10 @@ def video_object(job: Job) -> dict[str, Any]:
     s = job.settings
     error = None if job.error_code is None else {"code": job.error_code, "message": job.error_message}
     settings = {name: _given_or(s.get(field), job.effective.get(name)) for name, (field, _) in MOTIF_FIELDS.items()}
-    settings["image_to_video"] = job.has_image or job.extend is not None
+    settings["image_to_video"] = job.has_image or job.extends
     settings["extend"] = job.extend
+    upload = job.extend_file  # the uploaded video it goes on from: its name as sent, its checksum and frames
+    settings["extend_file"] = None if upload is None else {**upload, "frames": job.clip_frames}
     settings["loras"] = [{"name": name, "strength": strength} for name, strength in job.loras]
     settings["crf"] = default_crf(f"video{VIDEO_SUFFIX}") if job.crf is None else job.crf
     return {

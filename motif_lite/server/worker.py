@@ -143,11 +143,11 @@ class Worker:
 
     def run_job(self, job: Job) -> None:
         image = self.store.input_path(job.id) if job.has_image else None
-        clip_file = self.store.clip_path(job.id) if job.extend is not None else None  # its own hold on the video
+        clip_file = self.store.clip_path(job.id) if job.extends else None  # its own hold on the video, or the upload
         output = self.store.video_path(job.id)
         # The settings of a job queued by the version before extensions hold `extend: null`; the clip is a path here.
         s = {name: value for name, value in job.settings.items() if name != "extend"}
-        going_on = "" if job.extend is None else f", going on from {job.extend}"
+        going_on = "" if not job.extends else f", going on from {job.extended_name}"
         quality = "" if job.crf is None else f", crf {job.crf}"
         self.log(f"{job.id}: started ({s.get('width')}x{s.get('height')}, {s.get('frames')} frames, "
                  f"{s.get('steps')} steps{quality}{going_on})")  # fmt: skip
@@ -178,8 +178,8 @@ class Worker:
         except Exception as exc:  # one failed job must not stop the server
             code, message = failure(exc)
             to_client = for_the_client(message, self.store.state_path(job.id))
-            if clip_file is not None:  # the clip by the id of the video it is, not by the server's path
-                to_client = to_client.replace(str(clip_file), job.extend)
+            if clip_file is not None:  # the clip by the id of the video it is (or its upload's name), not by the path
+                to_client = to_client.replace(str(clip_file), job.extended_name)
             self.store.finish(job.id, (code, to_client))
             # All of the message: where the job's work is kept is for the operator.
             self.log(f"{job.id}: failed{self._took(job.id)}: {message}")

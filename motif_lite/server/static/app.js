@@ -75,9 +75,13 @@ function remixFrom(video) {
   stopExtending();
   const fieldset = $("remixing");
   fieldset.dataset.id = video.id;
-  const image = (video.settings || {}).image_to_video && !(video.settings || {}).extend;
+  const s = video.settings || {};
+  const image = s.image_to_video && !s.extend && !s.extend_file;
+  const upload = s.extend_file ? " It went on from an uploaded video (" + s.extend_file.name + "), which the server" +
+    " no longer has and this page cannot send: the remix is refused; send the video again with the API." : "";
   $("remixing-text").textContent = "Remixing " + video.id + ": its settings and seed with the prompt below; a field" +
-    " you fill in replaces its value." + (image ? " It was made from a first frame: choose that image again." : "");
+    " you fill in replaces its value." + (image ? " It was made from a first frame: choose that image again." : "") +
+    upload;
   fieldset.hidden = false;
   $("prompt").value = video.prompt || "";
   $("prompt").focus();
@@ -182,11 +186,11 @@ async function submit(event) {
 function describe(video) {
   const s = video.settings || {};
   let frames = (s.num_frames || "?") + " frames";
-  if (s.extend) { // `seconds` counts the whole file, the extended video's frames first
+  if (s.extend || s.extend_file) { // `seconds` counts the whole file, the extended video's frames first
     frames = s.num_frames + " new frames, " + (Math.round(Number(video.seconds) * s.fps) + 1) + " in all";
   }
   const parts = [video.size, frames, (s.steps || "?") + " steps", "seed " + s.seed];
-  if (s.image_to_video && !s.extend) parts.push("image-to-video");
+  if (s.image_to_video && !s.extend && !s.extend_file) parts.push("image-to-video");
   return parts.join(" · ");
 }
 
@@ -221,7 +225,8 @@ function newCard(video) {
                  '<progress max="100"></progress><div class="media"></div><div class="actions"></div>';
   li.querySelector(".prompt").textContent = video.prompt;
   li.querySelector(".meta").textContent = describe(video);
-  const extended = (video.settings || {}).extend;
+  const upload = (video.settings || {}).extend_file;
+  const extended = (video.settings || {}).extend || (upload ? upload.name + " (uploaded)" : null);
   const origin = [extended ? "extends " + extended : "",
                   video.remixed_from_video_id ? "remix of " + video.remixed_from_video_id : ""];
   for (const [selector, text] of [[".extends", origin.filter(Boolean).join(" · ")],

@@ -1,0 +1,109 @@
+"""Going on from an uploaded video (a multipart file part: `video` on `POST /v1/videos/extensions`, the SDK's
+`client.videos.extend(video=open(...))`; `extend` on `POST /v1/videos`): the file is written beside the job as
+`inputs/ID.mp4` (where an extension of a server video keeps its link), with its checksum, and read and checked with
+`motif-lite run --extend`'s own reading (`read_clip`) before the job is queued: 400 with `param` extend (`video` on
+the extensions route) for anything `run --extend` refuses, 413 for a file over `--max-video-upload-mb`."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from motif_lite.io.clip import Clip, ClipError, read_clip
+from motif_lite.server.extension import renamed
+from motif_lite.server.schema import ApiError, MiB, in_api_words
+
+CHUNK = MiB
+MAX_NAME = 120  # characters of the upload's file name kept (it names the video in messages and the job's settings)
+UNNAMED = "the uploaded video"
+
+
+@dataclass(frozen=True)
+class UploadedClip:
+    """A video file sent to go on from: its contents (the form parser's temporary file) and the name it was sent
+    under, a plain file name (no folders), for messages and the job's record; never a path on the server."""
+
+    file: BinaryIO
+    name: str
+
+    @classmethod
+    def of(cls, file: BinaryIO, filename: str | None) -> UploadedClip:
+        return cls(file, plain_name(filename))
+
+
+def plain_name(filename: str | None) -> str:
+    """The last part of the name a client gave its file, without control characters and at most `MAX_NAME` long."""
+    name = re.split(r"[\\/]", filename or "")[-1]
+    name = "".join(char for char in name if char.isprintable()).strip()[:MAX_NAME]
+    return name if name not in ("", ".", "..") else UNNAMED
+
+
+def video_upload_limit(max_bytes: int) -> str:
+    """The video limit in the words of the flag that sets it, for a 413's message."""
+    return f"--max-video-upload-mb {max_bytes / MiB:g}: videos to extend up to {max_bytes / MiB:g} MiB"
+
+
+def save_upload(upload: UploadedClip, target: Path, max_bytes: int) -> str:
+    """Write the uploaded video to `target` (the job's `inputs/ID.mp4`); its SHA-256. 413 over `max_bytes`, 400 for
+    an empty file (the caller removes `target` on any error)."""
+    digest = hashlib.sha256()
+    written = 0
+    upload.file.seek(0)
+    with target.open("wb") as out:
+        while piece := upload.file.read(CHUNK):
+            written += len(piece)
+            if written > max_bytes:
+                raise ApiError(413, f"extend: {upload.name} is larger than this server's limit "
+                               f"({video_upload_limit(max_bytes)})", "extend", "video_too_large")  # fmt: skip
+            digest.update(piece)
+            out.write(piece)
+    if written == 0:
+        raise upload_error(f"extend: {upload.name} is empty (0 bytes): send the video file's contents")
+    return digest.hexdigest()
+
+
+def read_upload(path: Path, upload: UploadedClip, max_pixels: int, names: dict[str, str]) -> Clip:
+    """The uploaded video at `path`, read and checked as `motif-lite run --extend` reads its clip: a video (or an
+    animated GIF or WebP) ffmpeg reads, not cut short, with more than one frame. Its size is taken from ffmpeg's header
+    first and refused over `max_pixels` (no frame of it is decoded then); only then are its frames counted, which
+    decodes it once (a second or two for 5 s at 720p). 400 with `param` extend, the message in the client's
+    `names`."""
+    try:
+        header = read_clip(path, frames=2)  # the container's sizes and ffmpeg's header: frames not counted yet
+        if header.width * header.height > max_pixels:
+            raise upload_error(f"extend: {upload.name} is {header.width}x{header.height}, more than the "
+                               f"{max_pixels:,} pixels a frame this server takes")  # fmt: skip
+        return read_clip(path)
+    except ClipError as exc:
+        raise upload_error(f"extend: {in_upload_words(str(exc), names)}") from None
+
+
+def in_upload_words(text: str, names: dict[str, str]) -> str:
+    """A message of `read_clip` or of the request's checks, about the upload instead of a file of the user's disk:
+    the server's names as the client's, and `-i FILE` (run's first-frame image) as `input_reference`."""
+    text = re.sub(r"to start a video from it use -i \S+; for a PNG sequence give its pattern \(e\.g\. fox_%03d\.png\)",
+                  "to start a video from it, send it as input_reference", text)  # fmt: skip
+    text = text.replace("start image-to-video from it with -i instead", "start image-to-video from such a frame with "
+                        "input_reference instead")  # fmt: skip
+    text = text.replace(", and extend that", ", and send that")  # `extend` the field's name, on either route
+    return in_api_words(renamed(text, names))
+
+
+def upload_names(clip: Path, upload: UploadedClip, output: Path) -> dict[str, str]:
+    """The server's names -> the client's: the job's copy of the upload by the name it was sent under (its stem too,
+    in the ffmpeg command that resizes it), the output as the job's video (the full paths first)."""
+    stem = Path(upload.name).stem if upload.name != UNNAMED else "clip"
+    return {str(clip): upload.name, str(output): "the video", clip.name: upload.name, clip.stem: stem}
+
+
+def upload_error(message: str) -> ApiError:
+    return ApiError(400, message, "extend", "invalid_value")
+
+
+def uploaded_record(upload: UploadedClip, sha256: str) -> dict[str, str]:
+    """What the job keeps of the video it went on from: the name it was sent under and its checksum (the file itself
+    goes when the job ends)."""
+    return {"name": upload.name, "sha256": sha256}
