@@ -18,6 +18,7 @@
 # Only when named (not in the default list):
 #   planner   the whole 720p T2V per stage against the plan, 6 GiB plan and all resident        150-300 s
 #   floor     the same in the 3.3 GiB plan: everything streamed, head groups (the lowest floor)   150-300 s
+#   onload    run --quantize: the transformer quantized as it loads, K-quants searched on the GPU 120-300 s
 # Each step writes OUT_DIR/STEP.log and OUT_DIR/STEP.xml (JUnit: every test's outcome and recorded values), the
 # benchmarks also their report OUT_DIR/STEP.md / .json; all of it is packed into OUT_DIR.tar.gz at the end. Run
 # `bash bench/gpu_wheels.sh .whl` first where the GPU machine has no network: the wheels in .whl/ (if present) are
@@ -74,5 +75,6 @@ step speed720 150 100000 MOTIF_BENCH_SIZES=1280x736x121 MOTIF_BENCH_STEPS=2 MOTI
     -- bench/bench_speed.py -m cuda -s --bench-report "$OUT/speed720"
 step planner 150 300 -- bench/bench_planner.py -m cuda -s --bench-report "$OUT/planner"
 step floor 150 300 PLANNER_BENCH_VRAM=3.3 -- bench/bench_planner.py -m cuda -k "whole_t2v and planned" -s --bench-report "$OUT/floor"
+step onload 120 300 -- bench/bench_quantize_on_load.py -m cuda -s --bench-report "$OUT/onload"
 tar czf "$OUT.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")" && echo "gpu_slot: everything in $OUT.tar.gz"
 exit "$STATUS"
