@@ -115,7 +115,7 @@ def with_quantize(sources: ModelSources, quantize: str | None) -> ModelSources:
     cost = (
         "its K-quants' search: minutes on a CPU; a GPU run searches on the GPU"
         if is_slow_on_cpu(recipe)
-        else "tens of seconds"
+        else "about a minute on a CPU"
     )
     note = (
         f"the transformer is quantized to {recipe.name} as it loads, in every run ({cost}); to do it once: "
