@@ -14,11 +14,11 @@ import torch
 from fp8_files import KINDS, fp8_copy
 from safetensors.torch import load_file, save_file
 from tiny_pipeline import make_tiny_checkpoint
-from tiny_transformer import inputs, make_reference, save_official
+from tiny_transformer import inputs, make_reference, save_official, save_shared_layout, tie_cross_attention_to_block
 from torch import nn
 
 from motif_lite import load_transformer
-from motif_lite.checkpoint import locate_sources
+from motif_lite.checkpoint import float8_notes, locate_sources
 from motif_lite.errors import CheckpointError
 from motif_lite.quantize import convert
 from motif_lite.quantize.convert import quantize_checkpoint
@@ -157,6 +157,19 @@ def test_other_quantized_formats_and_unreadable_scales_are_refused(copies, tmp_p
     def orphan(tensors):  # a scale whose weight the file does not have
         tensors["proj_out.extra.weight_scale"] = torch.ones(())
 
+    def columns(tensors):  # [1, out]: not one per output row (its weight is square: it would scale the columns)
+        tensors[f"{name}.weight_scale"] = tensors[f"{name}.weight_scale"].reshape(1, -1)
+
+    def two_per_row(tensors):
+        tensors[f"{name}.weight_scale"] = torch.ones(tensors[f"{name}.weight_scale"].shape[0], 2)
+
+    def conv_by_block(tensors):  # a scaled tensor that is no linear weight is checked too
+        tensors["x_embedder.proj.weight"] = tensors["x_embedder.proj.weight"].to(torch.float8_e4m3fn)
+        tensors["x_embedder.proj.weight_scale"] = torch.ones(4, 8)
+
+    def both_namings(tensors):  # which of two scales the file's maker meant is not known
+        tensors[f"{name}.scale_weight"] = torch.ones(())
+
     for edit, said in [
         (int8, f"quantized in a format motif-lite does not read (ComfyUI's int8 or NVFP4 layers, by their scales; "
                f"{name}.weight is not fp8)"),
@@ -164,17 +177,25 @@ def test_other_quantized_formats_and_unreadable_scales_are_refused(copies, tmp_p
         (by_block, f"{name}.weight: its fp8 scale has shape [4, 8]; motif-lite reads one scale per tensor or per "
                    "output row"),
         (orphan, "proj_out.extra.weight_scale"),
+        (columns, f"{name}.weight: its fp8 scale has shape [1, 64]"),
+        (two_per_row, f"{name}.weight: its fp8 scale has shape [64, 2]"),
+        (conv_by_block, "x_embedder.proj.weight: its fp8 scale has shape [4, 8]"),
+        (both_namings, f"{name}.weight has two scales beside it, {name}.scale_weight and {name}.weight_scale"),
     ]:  # fmt: skip
         with pytest.raises(CheckpointError) as error:
             load_transformer(_edited(copy, tmp_path, edit), dtype=torch.float32)
         assert said in str(error.value)
+        if edit in (by_block, conv_by_block):  # the quantizer refuses it too, before reading a tensor
+            with pytest.raises(CheckpointError, match="its fp8 scale has shape"):
+                open_source(_edited(copy, tmp_path, edit))
 
 
 def test_the_tensors_stored_beside_the_weights_are_not_model_tensors():
     for name in ["scaled_fp8", "a.b.scale_weight", "a.b.scale_input", "a.b.weight_scale", "a.b.input_scale",
-                 "a.b.comfy_quant", "a.b.weight_scale_2", "a.b.pre_quant_scale"]:  # fmt: skip
+                 "a.b.comfy_quant", "a.b.weight_scale_2", "a.b.pre_quant_scale",
+                 "model.diffusion_model.scaled_fp8"]:  # fmt: skip
         assert is_companion(name), name
-    for name in ["a.b.weight", "a.b.bias", "a.scale_shift_table", "norm.weight"]:
+    for name in ["a.b.weight", "a.b.bias", "a.scale_shift_table", "norm.weight", "a.not_scaled_fp8"]:
         assert not is_companion(name), name
 
 
@@ -207,8 +228,124 @@ def test_a_plan_counts_the_fp8_weights_at_one_byte(tmp_path):
     root = tmp_path / "checkpoint"
     make_tiny_checkpoint(root)
     copy, _ = fp8_copy(root / WEIGHTS, tmp_path, "scaled")
+    tensors = load_file(copy)  # a conv in fp8 too: no linear weight, it loads widened (counted at two bytes)
+    tensors["x_embedder.proj.weight"] = tensors["x_embedder.proj.weight"].to(torch.float8_e4m3fn)
+    save_file(tensors, copy)
     plain = model_sizes(locate_sources(root, download=False), torch.bfloat16)
+    assert "fp8" not in plain.origins["transformer"]
     fp8 = model_sizes(locate_sources(root, weights={"transformer": copy}, download=False), torch.bfloat16)
     linears = sum(t.numel() for n, t in load_file(root / WEIGHTS).items() if t.ndim == 2 and n.endswith(".weight"))
     assert fp8.transformer_bytes == plain.transformer_bytes - linears and linears > plain.transformer_bytes / 4
     assert "fp8 linear weights kept in 8 bits" in fp8.origins["transformer"]
+
+
+def _loaded(tensors: dict, path: Path, config_from: Path) -> nn.Module:
+    """`tensors` saved as `path` (with `config_from`'s config beside it), loaded in float32."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, path)
+    (path.parent / "config.json").write_text((config_from.parent / "config.json").read_text())
+    return aligned(load_transformer(path, dtype=torch.float32))
+
+
+def test_the_non_fp8_tensors_take_the_compute_dtype_and_the_scales_stay_float32(copies):
+    # Both sides of the comparisons above load through the same loader: a dtype left unapplied would go unseen.
+    model = load_transformer(copies["scaled_rows"][0], dtype=torch.bfloat16)
+    dtypes = {name: t.dtype for name, t in model.state_dict().items()}
+    assert {d for n, d in dtypes.items() if n.endswith(".fp8_weight")} == {torch.float8_e4m3fn}
+    assert {d for n, d in dtypes.items() if n.endswith(".scale")} == {torch.float32}
+    assert {d for n, d in dtypes.items() if not n.endswith((".fp8_weight", ".scale"))} == {torch.bfloat16}
+    layers = float8_layers(model)
+    assert "scale=per row" in repr(layers["proj_out"])
+    scaled = float8_layers(load_transformer(copies["scaled"][0]))["proj_out"]
+    assert "scale=per tensor" in repr(scaled) and "fp8=float8_e4m3fn" in repr(scaled)
+
+
+def test_fp8_tensors_of_other_layers_load_widened_times_their_scales(copies, tmp_path):
+    # A copy that also casts the patch embedding's conv (e5m2, scaled per output channel) and a norm (e4m3, plain):
+    # they are no linear weights, so they load widened, times their scale.
+    copy, widened = copies["scaled"]
+    tensors, values = load_file(copy), load_file(widened)
+    conv, norm = "x_embedder.proj.weight", "transformer_blocks.0.attn.norm_q.weight"
+    scale = values[conv].abs().amax(dim=(1, 2, 3, 4)) / 57344
+    tensors[conv] = (values[conv] / scale.reshape(-1, 1, 1, 1, 1)).to(torch.float8_e5m2)
+    tensors["x_embedder.proj.scale_weight"] = scale
+    values[conv] = tensors[conv].float() * scale.reshape(-1, 1, 1, 1, 1)
+    tensors[norm] = values[norm].to(torch.float8_e4m3fn)
+    values[norm] = tensors[norm].float()
+    ours = _loaded(tensors, tmp_path / "copy.safetensors", copy)
+    expected = _loaded(values, tmp_path / "values" / "v.safetensors", copy)
+    assert ours.x_embedder.proj.weight.dtype == torch.float32 and not float8_layers(ours.x_embedder)
+    assert torch.equal(ours.x_embedder.proj.weight, expected.x_embedder.proj.weight)
+    x = inputs(image=3)
+    assert torch.equal(forward(ours, x), forward(expected, x))
+
+
+def test_a_scale_loads_in_any_shape_of_one_per_tensor_or_per_row_and_in_bf16(copies, tmp_path):
+    # One per tensor as [] (the fixture), [1] or [1, 1]; one per row as [out] (the fixture) or [out, 1]; a bf16
+    # scale is the same values in float32.
+    name = "transformer_blocks.0.attn.to_q"
+    (copy, widened), (rows_copy, rows_widened) = copies["scaled"], copies["scaled_rows"]
+    cases = []
+    for shape in [(1,), (1, 1)]:
+        tensors = load_file(copy)
+        tensors[f"{name}.scale_weight"] = tensors[f"{name}.scale_weight"].reshape(shape)
+        cases.append((tensors, load_file(widened)))
+    tensors = load_file(rows_copy)
+    tensors[f"{name}.weight_scale"] = tensors[f"{name}.weight_scale"].reshape(-1, 1)
+    cases.append((tensors, load_file(rows_widened)))
+    tensors, values = load_file(rows_copy), load_file(rows_widened)
+    tensors[f"{name}.weight_scale"] = tensors[f"{name}.weight_scale"].bfloat16()
+    values[f"{name}.weight"] = tensors[f"{name}.weight"].float() * tensors[f"{name}.weight_scale"].float()[:, None]
+    cases.append((tensors, values))
+    x = inputs(image=3)
+    for i, (tensors, values) in enumerate(cases):
+        ours = _loaded(tensors, tmp_path / f"{i}" / "copy.safetensors", copy)
+        expected = _loaded(values, tmp_path / f"{i}" / "values.safetensors", copy)
+        assert ours.get_submodule(name).scale.dtype == torch.float32
+        assert torch.equal(ours.get_submodule(name).dequantized_weight(), expected.get_submodule(name).weight)
+        assert torch.equal(forward(ours, x), forward(expected, x)), i
+
+
+def test_the_meta_model_of_an_e5m2_copy_has_e5m2_placeholders_on_the_meta_device(copies):
+    layers = float8_layers(meta_transformer(copies["e5m2"][0]))
+    assert layers and all(layer.fp8_weight.is_meta for layer in layers.values())
+    assert {layer.fp8_weight.dtype for layer in layers.values()} == {torch.float8_e5m2}
+
+
+def test_a_scaled_copy_in_a_shared_cross_attention_layout_reads_the_scales_of_the_renamed_layers(tmp_path):
+    # The "original" layout names the cross-attention's query `cross_attn_query_proj`: its scale is found under the
+    # name the layer takes in the model.
+    reference = make_reference()
+    tie_cross_attention_to_block(reference)
+    blocks = [
+        f"single_transformer_blocks.{i}" for i, b in enumerate(reference.single_transformer_blocks) if b.cross_attn
+    ]
+    query_norm = {b: (1 + 0.1 * torch.randn(64), 0.1 * torch.randn(64)) for b in blocks}
+    root = save_shared_layout(reference, tmp_path / "shared", "original", query_norm)
+    copy, widened = fp8_copy(root / WEIGHTS, tmp_path, "scaled_rows")
+    (tmp_path / "config.json").write_text((root / "transformer/config.json").read_text())
+    ours = load_transformer(copy, dtype=torch.float32)
+    assert ours.config.cross_attention_layout == "original"
+    query = ours.get_submodule(f"{blocks[0]}.cross_attn.query_proj")
+    assert isinstance(query, Float8Linear) and query.scale is not None
+    x = inputs(image=3)
+    assert torch.equal(forward(ours, x), forward(aligned(load_transformer(widened, dtype=torch.float32)), x))
+
+
+def test_quantizing_a_scaled_copy_comfyui_saved_reads_it_without_its_prefix(copies, tmp_path):
+    # ComfyUI's own save names every tensor, its `scaled_fp8` marker too, `model.diffusion_model.<name>`.
+    copy, _ = copies["scaled"]
+    prefixed = tmp_path / "prefixed.safetensors"
+    save_file({f"model.diffusion_model.{k}": v for k, v in load_file(copy).items()}, prefixed)
+    for name, source in [("copy", copy), ("prefixed", prefixed)]:
+        quantize_checkpoint(open_source(source), tmp_path / f"{name}.gguf", get_recipe("Q8_0"), progress=False)
+    ours, expected = read_gguf(tmp_path / "prefixed.gguf").tensors, read_gguf(tmp_path / "copy.gguf").tensors
+    assert ours.keys() == expected.keys()
+    assert all(torch.equal(ours[name].data, expected[name].data) for name in expected)
+
+
+def test_the_transformer_note_says_a_scaled_copy_and_a_16_bit_file_gets_none(copies):
+    assert float8_notes("transformer", copies["e5m2"][1]) == []  # the float32 values: no fp8 in it
+    (note,) = float8_notes("transformer", copies["e5m2"][0])
+    assert "holds F8_E5M2 weights: its linear weights stay in 8 bits" in note
+    assert "holds scaled F8_E4M3 weights" in float8_notes("transformer", copies["scaled_rows"][0])[0]

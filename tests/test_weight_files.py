@@ -276,6 +276,8 @@ def test_scaled_fp8_beyond_the_transformer_and_other_quantized_formats_are_refus
     shutil.copy(int8, inside / WEIGHT_NAMES["transformer"])
     lines = check_setup(inside).lines()
     assert any(line.startswith("problem") and "does not read" in line for line in lines), lines
+    code = cli.main(run_args(inside, tmp_path / "fox.gif"))  # and a run from it, before any model loads
+    assert_user_error(capsys, code, "is quantized in a format motif-lite does not read", name)
     monkeypatch.undo()
     code = cli.main([*run_args(b, tmp_path / "fox.gif", "--video-frames", "5"), "--vae", str(plain_vae)])
     err = capsys.readouterr().err

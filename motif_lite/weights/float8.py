@@ -49,15 +49,16 @@ class StoredTensor(Protocol):
 
 
 def is_companion(name: str) -> bool:
-    """Whether `name` is one of the tensors a scaled fp8 file stores beside the weights (not a model tensor)."""
-    return name == SCALED_MARKER or name.endswith((*_WEIGHT_SCALES, *_NOT_READ, *_OTHER_FORMATS))
+    """Whether `name` is one of the tensors a scaled fp8 file stores beside the weights (not a model tensor); the
+    marker also under the `model.diffusion_model.` prefix ComfyUI's own saves put before every name."""
+    return name.rpartition(".")[2] == SCALED_MARKER or name.endswith((*_WEIGHT_SCALES, *_NOT_READ, *_OTHER_FORMATS))
 
 
 def weight_scales(dtypes: Mapping[str, str], source: str) -> dict[str, str]:
     """{weight name: its scale's name} of a file's fp8 weights stored scaled, from the file's {tensor name: dtype}
     (safetensors' names: "F8_E4M3", ...). Raises `CheckpointError` for a file quantized in another of ComfyUI's
     formats (int8, NVFP4, ...: a scale beside a weight that is not fp8), naming it, rather than loading packed
-    integers as weights."""
+    integers as weights; and for a weight with a scale under both namings (which one was meant is not known)."""
     scales, others = {}, set()
     for name in dtypes:
         if name.endswith(_OTHER_FORMATS):
@@ -66,6 +67,11 @@ def weight_scales(dtypes: Mapping[str, str], source: str) -> dict[str, str]:
             continue
         weight = name.rsplit(".", 1)[0] + ".weight"
         if dtypes.get(weight) in FLOAT8_DTYPES:
+            if weight in scales:  # both namings for one layer: which scale its maker meant is not known
+                raise CheckpointError(
+                    f"{source}: {weight} has two scales beside it, {scales[weight]} and {name}; use the bf16 file "
+                    "or a GGUF (--gguf)"
+                )
             scales[weight] = name
         else:
             others.add(weight if weight in dtypes else name)
