@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.checkpoint import ModelSources, locate_sources
+from motif_lite.checkpoint import ModelSources, float8_notes, locate_sources
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import (
     checked_dtype,
@@ -110,7 +110,8 @@ def with_quantize(sources: ModelSources, quantize: str | None) -> ModelSources:
             f"--quantize {quantize} quantizes the transformer's safetensors as they load, and --gguf "
             f"{sources.gguf_request} gives weights quantized already: leave out one of them"
         )
-    made_from = sources.weight_files.get("transformer") or sources.model
+    mine = sources.weight_files.get("transformer")
+    made_from = mine or sources.model
     out = f"transformer-{recipe.name}.gguf"
     cost = (
         "its K-quants' search: minutes on a CPU; a GPU run searches on the GPU"
@@ -121,7 +122,10 @@ def with_quantize(sources: ModelSources, quantize: str | None) -> ModelSources:
         f"the transformer is quantized to {recipe.name} as it loads, in every run ({cost}); to do it once: "
         f"python -m motif_lite.quantize {made_from} --type {recipe.name} -o {out}, then --gguf {out}"
     )
-    return dataclasses.replace(sources, quantize=recipe.name, notes=(*sources.notes, note))
+    # An fp8 copy's weights do not stay in 8 bits, as its note says: they are quantized from their fp8 values.
+    kept = float8_notes("transformer", mine) if mine is not None else []
+    notes = tuple(said for said in sources.notes if said not in kept)
+    return dataclasses.replace(sources, quantize=recipe.name, notes=(*notes, note))
 
 
 def check_kernels(kernels: str, device: torch.device) -> None:

@@ -4,6 +4,7 @@ GGUF file of that type loads into, byte for byte, and a run with it makes that f
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import PIL.Image
@@ -13,8 +14,9 @@ from test_cli import assert_user_error
 
 from motif_lite import cli, load_pipeline
 from motif_lite.config import TransformerConfig
-from motif_lite.errors import ConfigError
+from motif_lite.errors import CheckpointError, ConfigError, DeviceError
 from motif_lite.io.latents import read_latents
+from motif_lite.preflight import preflight
 from motif_lite.quantize.convert import quantize_checkpoint
 from motif_lite.quantize.on_load import is_slow_on_cpu, quantize_transformer_tensors
 from motif_lite.quantize.recipes import get_recipe
@@ -43,7 +45,7 @@ def test_the_tensors_and_the_model_are_the_files(checkpoint, files, recipe):
     assert packed.keys() == stored.keys()
     assert len({t.qtype for t in packed.values()}) > 1  # quantized and float tensors, as the recipe plans them
     for name, tensor in stored.items():
-        assert (packed[name].qtype, packed[name].shape) == (tensor.qtype, tensor.shape), name
+        assert (packed[name].qtype, packed[name].shape, packed[name].name) == (tensor.qtype, tensor.shape, name), name
         assert torch.equal(packed[name].data, tensor.data), name
     config = TransformerConfig.from_json(checkpoint / "transformer/config.json")
     ours = load_packed_transformer(packed, config, torch.float32).state_dict()
@@ -105,6 +107,8 @@ def test_a_resumed_run_quantizes_again(checkpoint, tmp_path, capsys, monkeypatch
     latents = tmp_path / "out" / "f.latents.safetensors"
     assert read_latents(latents).run["quantize"] == "Q8_0"
     capsys.readouterr()
+    assert cli.main(["run", "--resume", str(latents), "--quantize", "q8_0", "--dry-run"]) == 0
+    assert "the run being resumed had" not in capsys.readouterr().err  # the same recipe, however spelled
     assert cli.main(["run", "--resume", str(latents), "--kernels", "torch"]) == 0
     assert np.array_equal(frames(tmp_path / "out"), whole)
 
@@ -129,3 +133,152 @@ def test_mistakes_are_said_before_any_weights_load(checkpoint, files, tmp_path, 
 def test_the_k_quants_are_said_to_take_minutes():
     assert is_slow_on_cpu("Q4_K_M") and is_slow_on_cpu("Q6_K") and is_slow_on_cpu("Q3_K_M")
     assert not is_slow_on_cpu("Q8_0") and not is_slow_on_cpu("Q4_0")
+
+
+def test_an_fp8_copy_is_not_said_to_stay_in_8_bits(checkpoint, tmp_path):
+    from fp8_files import fp8_copy
+
+    copy, _ = fp8_copy(checkpoint / "transformer/diffusion_pytorch_model.safetensors", tmp_path, "scaled")
+    as_is, _ = preflight(checkpoint, None, "cpu", "torch", weights={"transformer": copy})
+    quantized, _ = preflight(checkpoint, None, "cpu", "torch", weights={"transformer": copy}, quantize="Q8_0")
+    assert any("stay in 8 bits" in note for note in as_is.notes)  # it does without --quantize
+    assert not any("stay in 8 bits" in note for note in quantized.notes), quantized.notes
+    assert f"python -m motif_lite.quantize {copy} --type Q8_0" in quantized.notes[-1]
+
+
+@pytest.mark.parametrize("planned", [False, True])
+def test_the_search_runs_on_the_runs_gpu(checkpoint, monkeypatch, planned):
+    # --device cuda:1: the K-quants' search on cuda:1 too, not on the current device (cuda:0, maybe another job's).
+    from motif_lite.pipeline import recipe as recipe_module
+
+    asked = []
+
+    def quantize(source, recipe, device):
+        asked.append(device)
+        raise InterruptedError
+
+    monkeypatch.setattr(recipe_module, "quantize_transformer_tensors", quantize)
+    sources, _ = preflight(checkpoint, None, "cpu", "torch", quantize="Q4_K_M")
+    gpu = torch.device("cuda:1")
+    plan = SimpleNamespace(device=gpu) if planned else None  # a plan loads on the CPU, then places the weights
+    recipe = recipe_module.TransformerRecipe(sources, torch.float32, "cpu" if planned else gpu, "torch", "exact",
+                                             plan, False, None)  # fmt: skip
+    with pytest.raises(InterruptedError):
+        recipe_module.load_transformer_stage(recipe, [])
+    assert asked == [gpu]
+
+
+def test_a_nan_in_the_weights_is_refused_naming_the_tensor(checkpoint, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(checkpoint / "transformer/diffusion_pytorch_model.safetensors")
+    broken = next(name for name, t in state.items() if t.ndim == 2)
+    state[broken] = state[broken].clone()
+    state[broken][0, 0] = float("nan")
+    save_file(state, tmp_path / "broken.safetensors")
+    with pytest.raises(CheckpointError, match=f"tensor '{broken}' contains NaN or infinite values"):
+        quantize_transformer_tensors(tmp_path / "broken.safetensors", "Q8_0", progress=False)
+
+
+def test_the_progress_counts_every_weight(checkpoint, monkeypatch):
+    from motif_lite.quantize import on_load
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total, disable, **kwargs):
+            self.total, self.disable, self.n = total, disable, 0
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            self.n += n
+
+    monkeypatch.setattr(on_load, "tqdm", Bar)
+    quantize_transformer_tensors(checkpoint, "Q8_0")
+    quantize_transformer_tensors(checkpoint, "Q8_0", progress=False)
+    assert [bar.disable for bar in bars] == [False, True] and bars[0].n == bars[0].total > 10**5
+
+
+def test_the_note_names_the_recipe_as_the_quantizer_does(checkpoint):
+    # From Python the type comes as given ("q4_k"), not as --quantize's argparse type made it.
+    sources, _ = preflight(checkpoint, None, "cpu", "torch", quantize="q4_k")
+    assert sources.quantize == "Q4_K_M"
+    assert sources.notes[-1] == (
+        "the transformer is quantized to Q4_K_M as it loads, in every run (its K-quants' search: minutes on a CPU; a "
+        f"GPU run searches on the GPU); to do it once: python -m motif_lite.quantize {checkpoint} --type Q4_K_M -o "
+        "transformer-Q4_K_M.gguf, then --gguf transformer-Q4_K_M.gguf"
+    )
+    assert (
+        "in every run (tens of seconds);" in preflight(checkpoint, None, "cpu", "torch", quantize="q8_0")[0].notes[-1]
+    )
+
+
+def test_the_plan_counts_the_recipes_size(checkpoint, files):
+    from motif_lite.preflight import plan_generation
+    from motif_lite.request import GenerationRequest
+    from motif_lite.sizes import model_sizes
+
+    for recipe in RECIPES:  # the packed bytes of the file that recipe makes
+        sources, _ = preflight(checkpoint, None, "cpu", "torch", quantize=recipe)
+        assert model_sizes(sources, torch.float32).transformer_bytes == read_gguf(files[recipe]).nbytes()
+    request = GenerationRequest(prompt="x", width=48, height=32, frames=5)
+    plan = lambda model, **kw: plan_generation(request, model, dtype=torch.float32, device="cpu", **kw).stages  # noqa: E731
+    assert plan(checkpoint, quantize="q8_0") == plan(preflight(checkpoint, None, "cpu", "torch", quantize="Q8_0")[0])
+    assert plan(checkpoint, quantize="q8_0") != plan(checkpoint)
+
+
+def test_packed_tensors_are_checked_and_loaded_in_the_runs_dtype(checkpoint, files):
+    config = TransformerConfig.from_json(checkpoint / "transformer/config.json")
+    packed = quantize_transformer_tensors(checkpoint, "Q8_0", progress=False)
+    ours = load_packed_transformer(packed, config, torch.bfloat16).state_dict()
+    theirs = load_gguf_transformer(files["Q8_0"], torch.bfloat16, config=config).state_dict()
+    assert torch.bfloat16 in {t.dtype for t in ours.values()}
+    assert all(ours[k].dtype == theirs[k].dtype and torch.equal(ours[k], theirs[k]) for k in ours)
+    dropped = next(name for name in packed if name.endswith(".weight"))
+    with pytest.raises(CheckpointError, match="mine"):
+        load_packed_transformer({k: t for k, t in packed.items() if k != dropped}, config, source="mine")
+    with pytest.raises(DeviceError):  # before anything is built
+        load_packed_transformer(packed, config, device="cuda:99")
+
+
+def test_the_pipeline_quantized_as_it_loads_computes_in_its_dtype(checkpoint):
+    pipe = load_pipeline(checkpoint, quantize="Q8_0", device="cpu", dtype=torch.bfloat16, kernels="torch")
+    floats = {t.dtype for t in pipe.transformer.state_dict().values() if t.is_floating_point()}
+    assert floats == {torch.bfloat16}
+
+
+def test_a_gguf_variant_with_quantize_is_refused_before_any_download(checkpoint, no_network, capsys):
+    code = cli.main(["run", "-m", str(checkpoint), "-p", "x", "--quantize", "Q8_0", "--gguf", "Q4_K_M"])
+    assert_user_error(capsys, code, "--quantize Q8_0 quantizes the transformer's safetensors as they load, and --gguf "
+                                    "Q4_K_M gives weights quantized already")  # fmt: skip
+
+
+def test_a_parallel_run_is_planned_quantized_before_it_starts(checkpoint, capsys, monkeypatch):
+    from motif_lite.cli import prepare
+    from motif_lite.runtime import parallel
+
+    planned = []
+    monkeypatch.setattr(prepare, "plan_run", lambda args, request, sources, *a, **kw: planned.append(sources.quantize))
+    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: 0)
+    code = cli.main(["run", "-m", str(checkpoint), "-p", "x", "--device", "cpu", "--gpus", "2", "--vram", "4",
+                     "--quantize", "q8_0"])  # fmt: skip
+    assert code == 0 and planned == ["Q8_0"], capsys.readouterr().err
+
+
+def test_a_checkpoint_in_the_original_layout_loads_in_it(tmp_path):
+    # The layout comes from the tensors' names, as a GGUF file's does: the config.json says nothing of it.
+    from tiny_transformer import make_reference, save_shared_layout, tie_cross_attention_to_block
+
+    reference = make_reference(enable_text_cross_attention_dual=True, enable_text_cross_attention_single=False)
+    tie_cross_attention_to_block(reference)
+    blocks = [f"transformer_blocks.{i}" for i, b in enumerate(reference.transformer_blocks) if b.cross_attn]
+    root = save_shared_layout(reference, tmp_path, "original", {b: (torch.ones(64), torch.zeros(64)) for b in blocks})
+    config = TransformerConfig.from_json(root / "transformer/config.json")
+    model = load_packed_transformer(quantize_transformer_tensors(root, "Q8_0", progress=False), config)
+    assert model.config.cross_attention_layout == "original"

@@ -231,6 +231,9 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if _spelled(name) in ("--quantize", "--type") and "--port" in known:
             hints.append(f"{flag}: {SERVER_FROM_A_FILE}")
             continue
+        if _spelled(name) in ("--quantize", "--type") and "--quantize" not in known and "--gguf" in known:
+            hints.append(f"{flag}: {QUANTIZED_FROM_A_FILE}")  # check, verify
+            continue
         if _spelled(name) == "--lora" and "--lora" not in known:  # check, decode, verify
             hints.append(f"{flag}: {LORA_CHECKED_BY_DRY_RUN}")
             continue
@@ -253,6 +256,9 @@ SERVER_ON_ONE_GPU = ("the server runs on one GPU; for several, start one server 
 SERVER_FROM_A_FILE = ("a server loads its transformer once, from a GGUF file: make it once with python -m "
                       "motif_lite.quantize CHECKPOINT --type Q8_0 -o transformer-Q8_0.gguf and serve --gguf "
                       "transformer-Q8_0.gguf, or serve --gguf Q4_K_M (the official file)")  # fmt: skip
+QUANTIZED_FROM_A_FILE = ("this command reads quantized weights from a GGUF file: --gguf Q4_K_M (the official "
+                         "file) or one python -m motif_lite.quantize CHECKPOINT --type Q8_0 makes; run's --quantize "
+                         "quantizes the transformer as it loads")  # fmt: skip
 LORA_CHECKED_BY_DRY_RUN = (
     "this command takes no LoRA (LoRAs change the transformer); a dry run checks one "
     'against it without generating: motif-lite run -p "..." --lora FILE --dry-run'

@@ -52,7 +52,7 @@ def load_transformer_stage(recipe: TransformerRecipe, lora_files: list[LoRAFile]
     elif sources.quantize is not None:
         # The K-quants' search runs on the run's GPU, much faster than on the CPU, before the weights go there.
         run_device = recipe.plan.device if recipe.plan is not None else device
-        search = "cuda" if torch.device(run_device).type == "cuda" else "cpu"
+        search = torch.device(run_device) if torch.device(run_device).type == "cuda" else "cpu"  # cuda:1, not 0
         packed = quantize_transformer_tensors(sources.root, sources.quantize, device=search)
         config = sources.transformer.value
         transformer = load_packed_transformer(packed, config, dtype, device, f"{sources.root} quantized on load")
