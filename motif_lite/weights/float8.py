@@ -21,6 +21,7 @@ State-dict layout of a Float8Linear (what `float8_state` gives `load_state_dict(
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
@@ -137,10 +138,10 @@ def use_float8_linears(
     """Swap every `nn.Linear` of `model` whose weight is fp8 in `tensors` (names as the model's) for a
     `Float8Linear` placeholder on the old weight's device (the meta device: `float8_state` fills it); returns the
     swapped modules' names. Scales must be one per tensor or one per output row."""
-    swapped = set()
+    swapped, modules = set(), dict(model.named_modules())
     for name, tensor in tensors.items():
         module_name = name.removesuffix(".weight")
-        linear = _module(model, module_name)
+        linear = modules.get(module_name)
         if tensor.dtype not in FLOAT8_DTYPES or not name.endswith(".weight") or not isinstance(linear, nn.Linear):
             continue
         scale = scales.get(name)
@@ -201,9 +202,7 @@ def widened(values: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Te
 def kept_scale_shape(shape: tuple[int, ...], rows: int, what: str) -> tuple[int, ...]:
     """The shape a scale of a weight with `rows` output rows is kept in: [] for one per tensor, [rows, 1] for one
     per row; any other is a `CheckpointError` about `what`."""
-    count = 1
-    for size in shape:
-        count *= size
+    count = math.prod(shape)
     if count == 1:
         return ()
     if count == rows and len(shape) <= 2 and shape[0] == rows:
@@ -212,10 +211,3 @@ def kept_scale_shape(shape: tuple[int, ...], rows: int, what: str) -> tuple[int,
         f"{what}: its fp8 scale has shape {list(shape)}; motif-lite reads one scale per tensor or per output row "
         f"({rows})"
     )
-
-
-def _module(model: nn.Module, name: str) -> nn.Module | None:
-    try:
-        return model.get_submodule(name)
-    except AttributeError:
-        return None
