@@ -57,7 +57,7 @@ def quantize_transformer_tensors(
 
 def is_slow_on_cpu(recipe: str | Recipe) -> bool:
     """Whether the recipe's types need the K-quants' search (minutes for the 2B transformer on a few CPU cores),
-    rather than round-to-nearest (seconds)."""
+    rather than round-to-nearest (about a minute there: docs/benchmarks.md, "Quantizing as it loads")."""
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     used = {recipe.base, recipe.sensitive, recipe.modulation, recipe.edge, recipe.embed}
     return any(qtype in K_QUANTIZERS for qtype in used)
