@@ -91,6 +91,8 @@ class ModelSources:
     # --quantize: the quantizer's recipe the transformer's safetensors are quantized to as they load (`preflight`'s
     # `with_quantize` sets it, checked; quantize/on_load.py)
     quantize: str | None = None
+    # --text-encoder-quantize: the text encoder's recipe its safetensors are quantized to as they load (`with_quantize`)
+    text_encoder_quantize: str | None = None
 
     @property
     def gguf_variant(self) -> str | None:

@@ -56,17 +56,21 @@ def preflight(
     *,
     weights: Mapping[str, str | Path] | None = None,
     quantize: str | None = None,
+    text_encoder_quantize: str | None = None,
 ) -> tuple[ModelSources, torch.device]:
     """Every check a run can make before reading weights: the device, the kernel backend, the checkpoint and GGUF
     files (found, fetched if missing, headers and architecture read, every transformer tensor against the config,
     a text encoder GGUF's config and tensors against the checkpoint's text encoder config). `weights`: weight files
-    of the user's that replace the checkpoint's for some components (`locate_sources`); `quantize`: the recipe the
-    transformer is quantized to as it loads (`with_quantize`).
+    of the user's that replace the checkpoint's for some components (`locate_sources`); `quantize` /
+    `text_encoder_quantize`: the recipe the transformer / the text encoder is quantized to as it loads
+    (`with_quantize`; the text encoder's checked before any download).
 
     Raises one `MotifLiteError` listing every problem (a `MissingFilesError`, with the download commands, when files
     are missing; the problem's own error, e.g. a `DeviceError`, when there is one; else a `CheckpointError`); returns
     what was found and the device.
     """
+    if text_encoder_quantize is not None:  # a wrong type, or a GGUF besides, said before any download
+        _text_encoder_recipe(text_encoder_quantize, None if text_encoder_gguf is None else str(text_encoder_gguf))
     problems: list[MotifLiteError] = []
     target = None
     try:
@@ -88,14 +92,18 @@ def preflight(
         raise problems[0]
     if problems:
         raise CheckpointError("\n".join(str(problem) for problem in problems))
-    return with_quantize(sources, quantize), target
+    return with_quantize(sources, quantize, text_encoder_quantize), target
 
 
-def with_quantize(sources: ModelSources, quantize: str | None) -> ModelSources:
+def with_quantize(
+    sources: ModelSources, quantize: str | None, text_encoder_quantize: str | None = None
+) -> ModelSources:
     """`sources` with the transformer quantized to the recipe `quantize` (--quantize; any letter case, the
-    quantizer's aliases) as it loads, checked before any weights load: a recipe the quantizer has, and safetensors
-    to quantize (a GGUF's weights are quantized already). Its note says that every run does it again, and how long
-    it takes. None: `sources` as they are."""
+    quantizer's aliases) as it loads, and the text encoder to its recipe `text_encoder_quantize`
+    (--text-encoder-quantize), checked before any weights load: a recipe the quantizer has for that component, and
+    safetensors to quantize (a GGUF's weights are quantized already). Each one's note says that every run does it
+    again, and how long it takes. None: that component as it is."""
+    sources = _with_text_encoder_quantize(sources, text_encoder_quantize)
     if quantize is None:
         return sources
     from motif_lite.quantize.on_load import is_slow_on_cpu
@@ -126,6 +134,50 @@ def with_quantize(sources: ModelSources, quantize: str | None) -> ModelSources:
     kept = float8_notes("transformer", mine) if mine is not None else []
     notes = tuple(said for said in sources.notes if said not in kept)
     return dataclasses.replace(sources, quantize=recipe.name, notes=(*notes, note))
+
+
+def _with_text_encoder_quantize(sources: ModelSources, quantize: str | None) -> ModelSources:
+    """`with_quantize` for the text encoder: the recipe checked, its note (with the quantizer's command that makes
+    the file once) added."""
+    if quantize is None:
+        return sources
+    from motif_lite.quantize.components import TEXT_ENCODER
+    from motif_lite.quantize.on_load import is_slow_on_cpu
+
+    given = sources.text_encoder_gguf
+    recipe = _text_encoder_recipe(quantize, None if given is None else str(given.path))
+    # A file of the user's is quantized from the folder that links it beside -m's text_encoder/config.json (the
+    # quantizer needs that config), as the run does.
+    made_from = sources.root if "text_encoder" in sources.weight_files and sources.root else sources.model
+    out = f"te-{recipe.name}.gguf"
+    cost = (
+        "its K-quants' search: minutes on a CPU; a GPU run searches on the GPU"
+        if is_slow_on_cpu(recipe, TEXT_ENCODER)
+        else "about a minute on a CPU"
+    )
+    note = (
+        f"the text encoder is quantized to {recipe.name} as it loads, in every run ({cost}); to do it once: python -m "
+        f"motif_lite.quantize {made_from} --component text_encoder --type {recipe.name} -o {out}, then "
+        f"--text-encoder-gguf {out}"
+    )
+    return dataclasses.replace(sources, text_encoder_quantize=recipe.name, notes=(*sources.notes, note))
+
+
+def _text_encoder_recipe(quantize: str, text_encoder_gguf: str | None):
+    """The quantizer's text encoder recipe called `quantize`; a `ConfigError` listing them for another name (a
+    transformer-only type such as Q4_0 included), or when a text encoder GGUF is given too."""
+    from motif_lite.quantize.text_recipes import get_text_recipe
+
+    try:
+        recipe = get_text_recipe(quantize)
+    except ConfigError as exc:  # it lists the text encoder's recipes
+        raise ConfigError(f"--text-encoder-quantize: {exc}") from None
+    if text_encoder_gguf is not None:
+        raise ConfigError(
+            f"--text-encoder-quantize {quantize} quantizes the text encoder's safetensors as they load, and "
+            f"--text-encoder-gguf {text_encoder_gguf} gives weights quantized already: leave out one of them"
+        )
+    return recipe
 
 
 def check_kernels(kernels: str, device: torch.device) -> None:
@@ -235,6 +287,7 @@ def plan_generation(
     weights: Mapping[str, str | Path] | None = None,
     text_encoder: bool = True,
     quantize: str | None = None,
+    text_encoder_quantize: str | None = None,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
@@ -250,9 +303,10 @@ def plan_generation(
     block homes are then used only if they fit the memory available now); `text_encoder_dtype`: the dtype the
     text encoder is loaded in (default: `devices.text_encoder_dtype`); `weights`: the user's own weight files
     (`locate_sources`); `text_encoder=False`: a process that never loads the text encoder (the ranks of a parallel
-    run other than the main one), planned without it; `quantize`: the recipe the transformer is quantized to as it
-    loads (its size is then our quantizer's for this architecture). `dtype` None: what `load_pipeline` picks on
-    that device (`settings.resolve_dtype`: float16 on a GPU before compute capability 8.0, else bfloat16).
+    run other than the main one), planned without it; `quantize` / `text_encoder_quantize`: the recipe the
+    transformer / the text encoder is quantized to as it loads (its size is then our quantizer's for it). `dtype`
+    None: what `load_pipeline` picks on that device (`settings.resolve_dtype`: float16 on a GPU before compute
+    capability 8.0, else bfloat16).
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not positive_budget(gib):
@@ -264,7 +318,7 @@ def plan_generation(
         sources = model
     else:
         sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, **AT_HAND)
-    sources = with_quantize(sources, quantize)
+    sources = with_quantize(sources, quantize, text_encoder_quantize)
     target = parse_device(device)
     here = target.type == "cuda" and torch.cuda.is_available()
     absent = target.type == "cuda" and not here  # a plan for a GPU this machine lacks: its capability is unknown
@@ -277,7 +331,7 @@ def plan_generation(
     return plan_memory(
         **inputs, budget_bytes=budget, device=str(target), step_cache=step_cache, sequence_parallel=sequence_parallel,
         ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30),
-        text_encoder_quantized=sources.text_encoder_gguf is not None,
+        text_encoder_quantized=sources.text_encoder_gguf is not None or sources.text_encoder_quantize is not None,
     )  # fmt: skip
 
 

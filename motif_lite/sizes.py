@@ -74,6 +74,10 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
     if sources.text_encoder_gguf is not None:  # packed bytes as stored, from the header
         text_bytes = sources.text_encoder_gguf.nbytes
         origins["text encoder"] = f"{sources.text_encoder_gguf.path.name}, packed"
+    elif sources.text_encoder_quantize is not None:  # quantize/on_load.py makes the quantizer's file, byte for byte
+        recipe = sources.text_encoder_quantize
+        text_bytes, counted = quantized_text_encoder_bytes(files, recipe)
+        origins["text encoder"] = f"quantized to {recipe} as it loads: our quantizer's recipe over {counted}"
     elif files:
         text_bytes = stored_bytes(files, text_dtype)
         origins["text encoder"] = "text_encoder/*.safetensors headers"
@@ -92,6 +96,37 @@ def estimated_gguf_bytes(config: TransformerConfig, variant: str) -> tuple[int, 
 
     recipe = get_recipe(variant)
     return packed_bytes(expected_shapes(build_model(config)), recipe), recipe.name
+
+
+def quantized_text_encoder_bytes(files: list[Path], recipe: str) -> tuple[int, str]:
+    """Packed bytes of the text encoder file that `python -m motif_lite.quantize --component text_encoder --type
+    RECIPE` makes of the safetensors `files` (their headers), or of the official encoder when there are none (the
+    built-in `OFFICIAL_TEXT_ENCODER_PACKED`); and what was counted."""
+    from motif_lite.encoders.text_config import model_key
+    from motif_lite.quantize.components import TEXT_ENCODER
+    from motif_lite.quantize.on_load import planned_bytes
+    from motif_lite.quantize.text_recipes import get_text_recipe
+    from motif_lite.weights.float8 import is_companion
+
+    name = get_text_recipe(recipe).name
+    if not files:
+        return OFFICIAL_TEXT_ENCODER_PACKED[name], "the official T5Gemma2 (built-in), weights not at hand"
+    shapes = {}
+    for path in files:
+        try:
+            tensors = read_header(path).tensors
+        except CheckpointError as exc:
+            raise CheckpointError(f"cannot read {path} (corrupt or truncated safetensors?): {exc}") from None
+        shapes.update({model_key(key): tuple(t.shape) for key, t in tensors.items() if not is_companion(key)})
+    return planned_bytes(shapes, name, TEXT_ENCODER), "text_encoder/*.safetensors headers"
+
+
+# The packed bytes of each text encoder recipe over the official T5Gemma2 encoder (its shapes on the meta device, as
+# `quantized_text_encoder_bytes` counts files; tests/test_quantize_on_load.py checks them): dry runs without weights.
+OFFICIAL_TEXT_ENCODER_PACKED = {
+    "F32": 17_199_672_768, "F16": 8_602_734_016, "BF16": 8_602_734_016, "Q8_0": 4_705_612_096,
+    "Q6_K": 3_765_989_696, "Q5_K_M": 3_404_947_776, "Q4_K_M": 3_065_143_616,
+}  # fmt: skip
 
 
 def _float8_linear_numel(root: Path | None) -> int:

@@ -87,7 +87,7 @@ def _refuse_other_model(config: dict[str, Any]) -> None:
 
 
 def _text_tensor_name(name: str) -> str:
-    from motif_lite.encoders.text_gguf import model_key
+    from motif_lite.encoders.text_config import model_key
 
     return model_key(name)
 

@@ -1,32 +1,39 @@
-"""Quantizing the transformer as it loads (`motif-lite run --quantize Q4_K_M`; stable-diffusion.cpp's `--type`).
+"""Quantizing a component as it loads (`motif-lite run --quantize Q4_K_M`, `--text-encoder-quantize Q8_0`;
+stable-diffusion.cpp's `--type`).
 
-The quantizer's recipe runs over the checkpoint's safetensors (or the user's transformer file) tensor by tensor, as
-`python -m motif_lite.quantize --type Q4_K_M` does, into packed blocks in memory instead of a file: the model is
-then the one that command's GGUF file loads into, byte for byte. Nothing is written to disk; each run quantizes again
-(a file made once with the quantizer is for runs that should not wait).
+The quantizer's recipe runs over the checkpoint's safetensors (or the user's file of that component) tensor by
+tensor, as `python -m motif_lite.quantize [--component text_encoder] --type Q4_K_M` does, into packed blocks in
+memory instead of a file: the model is then the one that command's GGUF file loads into, byte for byte. Nothing is
+written to disk; each run quantizes again (a file made once with the quantizer is for runs that should not wait).
+One code path for every component (`quantize_tensors`); only the component's recipes and names differ.
 
     packed = quantize_transformer_tensors(checkpoint_folder, "Q4_K_M")   # {checkpoint name: PackedTensor}
     model = load_packed_transformer(packed, config, torch.bfloat16, "cuda")
+    packed = quantize_text_encoder_tensors(checkpoint_folder, "Q8_0")    # {T5Gemma2Encoder key: PackedTensor}
+    encoder = load_text_encoder_gguf(packed_text_encoder(packed, config_path, "Q8_0", folder))
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
+from gguf import GGMLQuantizationType
 from tqdm.auto import tqdm
 
 from motif_lite.weights.dequant import FLOAT_TYPES
 from motif_lite.weights.gguf_file import PackedTensor
 
-from .components import TRANSFORMER
+from .components import TEXT_ENCODER, TRANSFORMER, Component
 from .convert import encode_checked, row_slices
-from .recipes import Recipe, get_recipe
+from .recipes import Recipe, plan_bytes
 from .sources import open_source
 from .tensor import K_QUANTIZERS, byte_shape
+from .text_recipes import TextRecipe
 
 
 def quantize_transformer_tensors(
@@ -35,9 +42,31 @@ def quantize_transformer_tensors(
     """Every tensor of the transformer at `source` (what `open_source` takes: a checkpoint folder, a `transformer/`
     folder, a `.safetensors` file) as `recipe` plans it, packed in memory under the checkpoint's names, as the
     quantizer's GGUF file would hold it. `device`: where the K-quants' search runs ("cuda" is much faster)."""
-    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
-    with contextlib.closing(open_source(source)) as tensors_source:
-        plan = TRANSFORMER.plan(tensors_source.shapes, recipe, [])
+    return quantize_tensors(source, recipe, TRANSFORMER, device, progress)
+
+
+def quantize_text_encoder_tensors(
+    source: str | Path, recipe: str | TextRecipe, device: str | torch.device = "cpu", progress: bool = True
+) -> dict[str, PackedTensor]:
+    """Every tensor of the T5Gemma2 text encoder at `source` (a checkpoint folder, its `text_encoder/` folder, a
+    `.safetensors` file with a `config.json` beside it) as the text-encoder recipe `recipe` plans it, packed in
+    memory under the `T5Gemma2Encoder` names, as `python -m motif_lite.quantize --component text_encoder` would write
+    it (`encoders.text_gguf.packed_text_encoder` makes the encoder's file of them)."""
+    return quantize_tensors(source, recipe, TEXT_ENCODER, device, progress)
+
+
+def quantize_tensors(
+    source: str | Path,
+    recipe: str | Recipe | TextRecipe,
+    component: Component = TRANSFORMER,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> dict[str, PackedTensor]:
+    """Every tensor of `component` at `source` as its recipe `recipe` plans it (`convert.quantize_checkpoint`'s
+    plan and encoding, slice by slice), packed in memory under the names its GGUF file would give them."""
+    recipe = component.get_recipe(recipe) if isinstance(recipe, str) else recipe
+    with contextlib.closing(open_source(source, component)) as tensors_source:
+        plan = component.plan(tensors_source.shapes, recipe, [])
         total = sum(math.prod(tensors_source.shapes[name]) for name in plan)
         packed = {}
         with tqdm(total=total, desc="quantize", unit="weight", unit_scale=True, disable=not progress) as bar:
@@ -55,9 +84,18 @@ def quantize_transformer_tensors(
     return packed
 
 
-def is_slow_on_cpu(recipe: str | Recipe) -> bool:
+def is_slow_on_cpu(recipe: str | Recipe | TextRecipe, component: Component = TRANSFORMER) -> bool:
     """Whether the recipe's types need the K-quants' search (minutes for the 2B transformer on a few CPU cores),
     rather than round-to-nearest (about a minute there: docs/benchmarks.md, "Quantizing as it loads")."""
-    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
-    used = {recipe.base, recipe.sensitive, recipe.modulation, recipe.edge, recipe.embed}
-    return any(qtype in K_QUANTIZERS for qtype in used)
+    recipe = component.get_recipe(recipe) if isinstance(recipe, str) else recipe
+    used = {getattr(recipe, f.name) for f in dataclasses.fields(recipe)}
+    return any(isinstance(qtype, GGMLQuantizationType) and qtype in K_QUANTIZERS for qtype in used)
+
+
+def planned_bytes(
+    shapes: dict[str, tuple[int, ...]], recipe: str | Recipe | TextRecipe, component: Component = TRANSFORMER
+) -> int:
+    """The packed bytes `quantize_tensors` makes of tensors of these shapes (under the component's GGUF names): the
+    tensor data of the quantizer's file, counted from the plan alone (no weights)."""
+    recipe = component.get_recipe(recipe) if isinstance(recipe, str) else recipe
+    return plan_bytes(shapes, component.plan(shapes, recipe, []))

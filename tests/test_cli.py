@@ -205,6 +205,13 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["serve", "--type", "q8_0"], "(--type: a server loads its transformer once, from a GGUF file"),
         (["check", "--type", "q8_0"], "(--type: this command reads quantized weights from a GGUF file: --gguf"),
         (["verify", "-p", "x", "--quantize", "Q8_0"], "(--quantize: this command reads quantized weights from a"),
+        (["serve", "--text-encoder-quantize", "Q8_0"], "(--text-encoder-quantize: this command loads a quantized text"),
+        (["check", "--text_encoder_quantize", "Q8_0"], "(--text_encoder_quantize: this command loads a quantized text"),
+        (["verify", "-p", "x", "--text-encoder-quantize", "Q8_0"], "(--text-encoder-quantize: this command loads a"),
+        (
+            ["run", "-p", "x", "--text-encoder-quantise", "Q8_0"],
+            "(--text-encoder-quantise: did you mean --text-encoder-",
+        ),
         (["run", "-p", "x", "--quality", "9"], "(--quality: the video's quality is --crf N, the encoder's constant"),
         (["decode", "f", "--bitrate=8M"], "(--bitrate=8M: the video's quality is --crf N"),
         (["run", "-p", "x", "--video-quality", "9"], "(--video-quality: the video's quality is --crf N"),

@@ -141,8 +141,9 @@ def _plan_before_launch(
     from motif_lite.settings import resolve_dtype
 
     sources = with_quantize(
-        locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND), args.quantize
-    )
+        locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND),
+        args.quantize, args.text_encoder_quantize,
+    )  # fmt: skip
     if sources.root is None or (args.gguf is not None and sources.gguf is None):
         return
     device = "cpu" if args.device == "cpu" else "cuda"

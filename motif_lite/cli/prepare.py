@@ -22,10 +22,12 @@ def preflight_flags(args: argparse.Namespace, device: str | torch.device) -> tup
     made from the files that will load, not from the built-in sizes of a model not yet on disk)."""
     from motif_lite.preflight import preflight
 
-    quantize = getattr(args, "quantize", None)  # run's flag (serve has none)
+    quantize = getattr(args, "quantize", None)  # run's flags (serve has neither)
+    text_encoder_quantize = getattr(args, "text_encoder_quantize", None)
     return preflight(
-        args.model, args.gguf, device, args.kernels, args.text_encoder_gguf, weights=args.weights, quantize=quantize
-    )
+        args.model, args.gguf, device, args.kernels, args.text_encoder_gguf, weights=args.weights, quantize=quantize,
+        text_encoder_quantize=text_encoder_quantize,
+    )  # fmt: skip
 
 
 def loading_notes(

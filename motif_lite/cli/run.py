@@ -199,7 +199,7 @@ def dry_run(
     from motif_lite.sizes import model_sizes
 
     sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
-    sources = with_quantize(sources, args.quantize)
+    sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
     device = parse_device(args.device)
     here = device.type == "cpu" or torch.cuda.is_available()
     dtype_setting = resolve_dtype(args.dtype, device if here else None)  # a GPU not here: its default is unknown
@@ -389,6 +389,8 @@ def _generate(
     pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
     load_seconds = time.perf_counter() - start
     text_encoder = sources.text_encoder_gguf.describe() if sources.text_encoder_gguf is not None else None
+    if sources.text_encoder_quantize is not None:
+        text_encoder = f"quantized to {sources.text_encoder_quantize} as it loaded"
     ran_on = _ran_on(pipe, dtype, sources)
     gpu_memory = gpu_memory_of(pipe.device)  # to warn when a video's peak spilled past it (Windows' driver)
     for number, video in enumerate(requests, 1):

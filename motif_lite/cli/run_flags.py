@@ -254,6 +254,17 @@ def quantize_type(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def text_encoder_quantize_type(text: str) -> str:
+    """--text-encoder-quantize's type as the quantizer names its text encoder recipe (any letter case, q4_k is
+    Q4_K_M), or the argparse error listing them."""
+    from motif_lite.quantize.text_recipes import get_text_recipe
+
+    try:
+        return get_text_recipe(text).name
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_checkpoint_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """-m and --gguf, as every command that reads a checkpoint takes them."""
     parser.add_argument(
@@ -272,6 +283,14 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
         help="quantize the transformer's safetensors as they load, as python -m motif_lite.quantize --type TYPE "
         "would (Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_0, ...; stable-diffusion.cpp's --type): the memory of a GGUF, no file "
         "written; every run quantizes again (K-quants take minutes on a CPU)",
+    )
+    m.add_argument(
+        "--text-encoder-quantize",
+        type=text_encoder_quantize_type,
+        metavar="TYPE",
+        help="quantize the text encoder's safetensors as they load, as python -m motif_lite.quantize --component "
+        "text_encoder --type TYPE would (Q8_0, Q6_K, Q5_K_M, Q4_K_M): the memory of --text-encoder-gguf, no file "
+        "written; every run quantizes again",
     )
     m.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, help=DTYPE_HELP)  # None: the device's default
     m.add_argument(

@@ -182,6 +182,10 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
     if args.quantize is not None and args.gguf is not None:  # before any download of either
         raise RequestError(f"--quantize {args.quantize} quantizes the transformer's safetensors as they load, and "
                            f"--gguf {args.gguf} gives weights quantized already: leave out one of them")  # fmt: skip
+    if args.text_encoder_quantize is not None and args.text_encoder_gguf is not None:  # a .gguf --text-encoder too
+        raise RequestError(f"--text-encoder-quantize {args.text_encoder_quantize} quantizes the text encoder's "
+                           f"safetensors as they load, and --text-encoder-gguf {args.text_encoder_gguf} gives weights "
+                           "quantized already: leave out one of them")  # fmt: skip
     if args.preview_every is not None and not args.preview:  # alone it would do nothing, without a word
         raise RequestError("--preview-every says how often the --preview file is rewritten: add --preview FILE")
     if args.preview and args.output and _same_file(args.preview, args.output):

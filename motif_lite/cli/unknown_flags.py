@@ -234,6 +234,10 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if _spelled(name) in ("--quantize", "--type") and "--quantize" not in known and "--gguf" in known:
             hints.append(f"{flag}: {QUANTIZED_FROM_A_FILE}")  # check, verify
             continue
+        run_only = "--text-encoder-quantize"  # serve, check and verify take --text-encoder-gguf only
+        if _spelled(name) == run_only and run_only not in known and "--text-encoder-gguf" in known:
+            hints.append(f"{flag}: {TEXT_ENCODER_FROM_A_FILE}")  # serve, check, verify
+            continue
         if _spelled(name) == "--lora" and "--lora" not in known:  # check, decode, verify
             hints.append(f"{flag}: {LORA_CHECKED_BY_DRY_RUN}")
             continue
@@ -259,6 +263,10 @@ SERVER_FROM_A_FILE = ("a server loads its transformer once, from a GGUF file: ma
 QUANTIZED_FROM_A_FILE = ("this command reads quantized weights from a GGUF file: --gguf Q4_K_M (the official "
                          "file) or one python -m motif_lite.quantize CHECKPOINT --type Q8_0 makes; run's --quantize "
                          "quantizes the transformer as it loads")  # fmt: skip
+TEXT_ENCODER_FROM_A_FILE = ("this command loads a quantized text encoder from a GGUF file: make it once with "
+                            "python -m motif_lite.quantize CHECKPOINT --component text_encoder --type Q8_0 -o "
+                            "te-Q8_0.gguf, then --text-encoder-gguf te-Q8_0.gguf; run's --text-encoder-quantize "
+                            "quantizes it as it loads")  # fmt: skip
 LORA_CHECKED_BY_DRY_RUN = (
     "this command takes no LoRA (LoRAs change the transformer); a dry run checks one "
     'against it without generating: motif-lite run -p "..." --lora FILE --dry-run'

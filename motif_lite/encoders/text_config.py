@@ -24,6 +24,17 @@ TEXT_SIZES = ("hidden_size", "intermediate_size", "num_attention_heads", "num_ke
               "vocab_size", "num_hidden_layers")  # fmt: skip
 VISION_SIZES = ("hidden_size", "intermediate_size", "num_attention_heads", "image_size", "patch_size",
                 "num_hidden_layers")  # fmt: skip
+_TOP_LEVEL = ("text_model.", "vision_tower.", "multi_modal_projector.")
+
+
+def model_key(name: str) -> str:
+    """A key of the checkpoint's `text_encoder/*.safetensors` -> the `T5Gemma2Encoder` state-dict key.
+
+    transformers saves the text model's tensors without their `text_model.` prefix (and renames them back on load);
+    some exporters prefix everything with `encoder.`."""
+    for prefix in ("model.encoder.", "encoder."):
+        name = name.removeprefix(prefix)
+    return name if name.startswith(_TOP_LEVEL) else f"text_model.{name}"
 
 
 def check_text_encoder_config(path: Path) -> dict:

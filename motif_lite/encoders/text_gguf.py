@@ -16,6 +16,7 @@ blocks (memory-mapped on the CPU, copied when the encoder visits a device).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,6 @@ from motif_lite.weights.shapes import check_tensors
 
 CONFIG_KEY = f"{TEXT_ENCODER_ARCH}.config_json"
 EMBED_KEY = "text_model.embed_tokens.weight"
-_TOP_LEVEL = ("text_model.", "vision_tower.", "multi_modal_projector.")
 # Config entries that record how a file was written, not what the model is.
 _BOOKKEEPING = {"transformers_version", "dtype", "torch_dtype", "_name_or_path", "architectures"}
 _MAX_LISTED = 12
@@ -76,16 +76,6 @@ class TextEncoderGGUF:
         return f"{self.path.name} ({recipe}{file_size(self.nbytes)} packed)"
 
 
-def model_key(name: str) -> str:
-    """A key of the checkpoint's `text_encoder/*.safetensors` -> the `T5Gemma2Encoder` state-dict key.
-
-    transformers saves the text model's tensors without their `text_model.` prefix (and renames them back on load);
-    some exporters prefix everything with `encoder.`."""
-    for prefix in ("model.encoder.", "encoder."):
-        name = name.removeprefix(prefix)
-    return name if name.startswith(_TOP_LEVEL) else f"text_model.{name}"
-
-
 def read_text_encoder_gguf(path: str | Path, checkpoint_config: Path | None = None) -> TextEncoderGGUF:
     """Open and check a text encoder GGUF without reading any weights.
 
@@ -102,11 +92,29 @@ def read_text_encoder_gguf(path: str | Path, checkpoint_config: Path | None = No
     config = config_from_json(embedded, f"{path}: {CONFIG_KEY}")
     if checkpoint_config is not None and checkpoint_config.is_file():
         check_same_config(config, config_from_json(checkpoint_config.read_text(), str(checkpoint_config)), path)
-    tensors = {name: t for name, t in ckpt.tensors.items() if 0 not in t.shape}
+    recipe = ckpt.metadata.get(QUANTIZE_TYPE_KEY)
+    return _checked(path, config, ckpt.tensors, recipe if isinstance(recipe, str) else None)
+
+
+def packed_text_encoder(
+    tensors: Mapping[str, PackedTensor], config_path: Path, recipe: str, source: Path
+) -> TextEncoderGGUF:
+    """Packed tensors already in memory under the `T5Gemma2Encoder` names (what a text encoder GGUF holds:
+    `quantize/on_load.py` makes them as the checkpoint loads), with the checkpoint's `text_encoder/config.json` at
+    `config_path`, checked as `read_text_encoder_gguf` checks a file's; `load_text_encoder_gguf` loads it as a file.
+    `source`: the folder (or file) they were quantized from, which errors and the summary name."""
+    config = config_from_json(config_path.read_text(), str(config_path))
+    return _checked(source, config, tensors, recipe)
+
+
+def _checked(
+    path: Path, config: T5Gemma2EncoderConfig, tensors: Mapping[str, PackedTensor], recipe: str | None
+) -> TextEncoderGGUF:
+    """Every tensor (empty ones, which no model has, left out) against the encoder `config` builds."""
+    tensors = {name: t for name, t in tensors.items() if 0 not in t.shape}
     shapes = {name: t.shape for name, t in tensors.items()}
     check_tensors(meta_encoder(config), shapes, str(path), "the text encoder config")
-    recipe = ckpt.metadata.get(QUANTIZE_TYPE_KEY)
-    return TextEncoderGGUF(path, config, tensors, recipe if isinstance(recipe, str) else None)
+    return TextEncoderGGUF(path, config, tensors, recipe)
 
 
 def check_same_config(embedded: T5Gemma2EncoderConfig, checkpoint: T5Gemma2EncoderConfig, path: Path) -> None:

@@ -235,8 +235,8 @@ def _check_version(info: dict, path: Path) -> None:
 # The entries of a file's description that its readers take as they are (paths, model flags), by what each must be.
 _TEXT_OR_NONE = ("model", "vae", "clip")
 _REQUEST_PATHS = ("image", "extend")
-_RUN_TEXTS = ("model", "gguf", "diffusion_model", "quantize", "text_encoder_gguf", "text_encoder", "vae", "dtype",
-              "attention", "image_sha256", "clip_sha256")  # fmt: skip
+_RUN_TEXTS = ("model", "gguf", "diffusion_model", "quantize", "text_encoder_gguf", "text_encoder",
+              "text_encoder_quantize", "vae", "dtype", "attention", "image_sha256", "clip_sha256")  # fmt: skip
 
 
 def _check_description(info: dict, path: Path) -> None:

@@ -13,10 +13,11 @@ from motif_lite.paths import user_path
 from motif_lite.units import file_size
 
 # The model flags (`motif-lite run`'s dests) a stopped run keeps in `SavedLatents.run`, grouped where one flag of a
-# group replaces the others (a transformer from --gguf, or from --diffusion-model and --quantize).
+# group replaces the others (a transformer from --gguf, or from --diffusion-model and --quantize; a text encoder from
+# --text-encoder-gguf, or from --text-encoder and --text-encoder-quantize).
 MODEL_FLAG_GROUPS = (
-    ("model",), ("gguf", "diffusion_model", "quantize"), ("text_encoder_gguf", "text_encoder"), ("vae",), ("dtype",),
-    ("lora",), ("attention",),
+    ("model",), ("gguf", "diffusion_model", "quantize"), ("text_encoder_gguf", "text_encoder", "text_encoder_quantize"),
+    ("vae",), ("dtype",), ("lora",), ("attention",),
 )  # fmt: skip
 
 

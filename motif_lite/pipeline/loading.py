@@ -56,6 +56,7 @@ def load_pipeline(
     step_cache: float | StepCacheConfig | None = None,
     weights: Mapping[str, str | Path] | None = None,
     quantize: str | None = None,
+    text_encoder_quantize: str | None = None,
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
 
@@ -83,7 +84,9 @@ def load_pipeline(
     (e.g. ComfyUI's copies), used instead of the checkpoint's (`locate_sources`; ignored with `ModelSources` too).
     `quantize`: a recipe of the quantizer ("Q8_0", "Q4_K_M", ...) the transformer's safetensors are quantized to as
     they load (quantize/on_load.py: the model a GGUF file of that type would give; every load quantizes again,
-    `set_loras` too).
+    `set_loras` too). `text_encoder_quantize`: a text encoder recipe of the quantizer ("Q8_0", "Q6_K", "Q5_K_M",
+    "Q4_K_M") its safetensors are quantized to as they load: the encoder the `text_encoder_gguf` file of that type
+    would give (not with `text_encoder_gguf`).
     `parallel`: this process's part of a parallel run (`runtime.parallel`): only its main rank loads the text
     encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself.
 
@@ -99,7 +102,8 @@ def load_pipeline(
     asked = checked_dtype(dtype) if dtype is not None else None  # a wrong one fails before any download
     given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
     specs = lora_specs(loras)  # the argument's shape before any check that may download
-    sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights, quantize=quantize)
+    sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights, quantize=quantize,
+                                text_encoder_quantize=text_encoder_quantize)  # fmt: skip
     dtype_setting = resolve_dtype(asked, target)
     dtype = dtype_setting.value
     text_dtype = devices.text_encoder_dtype(dtype, given)
@@ -114,7 +118,7 @@ def load_pipeline(
             warnings.warn(memory, stacklevel=2)
 
     # Then the weights: the text encoder, the VAE and the transformer.
-    text_encoder = _load_text_encoder(sources, text_dtype, kernels, plan, parallel)
+    text_encoder = _load_text_encoder(sources, text_dtype, kernels, plan, parallel, target)
     vae = load_vae(sources.root, dtype=dtype, device=target if plan is None else plan.device)  # as the plan says
     load_device = "cpu" if plan is not None else target  # the plan moves what fits
     # int8 attention keeps the op `apply_kernels` chose: no exact kernel goes in its place.
@@ -153,14 +157,24 @@ def _load_text_encoder(
     kernels: str,
     plan: Plan | None,
     parallel: Parallel | None,
+    target: torch.device,
 ) -> TextEncoder | None:
     """The text encoder, on the CPU (it visits the device only while prompts are encoded); None on a parallel run's
-    other ranks, which never encode."""
+    other ranks, which never encode. Quantized as it loads with `sources.text_encoder_quantize` (the K-quants'
+    search on `target` when it is a GPU)."""
     from motif_lite.encoders.text import load_text_encoder
+    from motif_lite.encoders.text_gguf import packed_text_encoder
+    from motif_lite.quantize.on_load import quantize_text_encoder_tensors
 
     if parallel is not None and not parallel.is_main:
         return None
-    text_encoder = load_text_encoder(sources.root, dtype=dtype, device="cpu", gguf=sources.text_encoder_gguf)
+    gguf = sources.text_encoder_gguf
+    if sources.text_encoder_quantize is not None:
+        search = target if target.type == "cuda" else "cpu"
+        packed = quantize_text_encoder_tensors(sources.root, sources.text_encoder_quantize, device=search)
+        folder = sources.root / "text_encoder"
+        gguf = packed_text_encoder(packed, folder / "config.json", sources.text_encoder_quantize, folder)
+    text_encoder = load_text_encoder(sources.root, dtype=dtype, device="cpu", gguf=gguf)
     if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers run where it visits
         apply_dequant_kernels(text_encoder.model, kernels)
     return text_encoder

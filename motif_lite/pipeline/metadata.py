@@ -63,6 +63,7 @@ def model_flags_of(
         flags["quantize"] = sources.quantize
         tegguf = sources.text_encoder_gguf
         flags["text_encoder_gguf"] = None if tegguf is None else str(tegguf.path.absolute())
+        flags["text_encoder_quantize"] = sources.text_encoder_quantize
         weights = {component: str(Path(path).absolute()) for component, path in sources.weight_files.items()}
         flags.update(diffusion_model=weights.get("transformer"), text_encoder=weights.get("text_encoder"),
                      vae=weights.get("vae"))  # fmt: skip
