@@ -211,6 +211,7 @@ def test_a_damaged_sampling_state_is_refused_before_any_step(pipe, tmp_path, sta
         ("request.output", None),
         ("run.clip_sha256", 5),
         ("run.quantize", 5),
+        ("run.text_encoder_quantize", 5),
         ("dtype", ""),
         ("output", "/videos/" + "x" * 300 + "/fox.mp4"),  # a long folder, not only a long first part
         ("output", "/videos/" + "x" * 256),
