@@ -262,3 +262,16 @@ def test_the_search_runs_on_the_runs_gpu(checkpoint, monkeypatch, device):
     with pytest.raises(InterruptedError):
         loading._load_text_encoder(sources, torch.float32, "torch", None, None, torch.device(device))
     assert asked == [torch.device(device) if device != "cpu" else "cpu"]
+
+
+def test_a_parallel_run_is_planned_quantized_before_it_starts(checkpoint, capsys, monkeypatch):
+    from motif_lite.cli import prepare
+    from motif_lite.runtime import parallel
+
+    planned = []
+    monkeypatch.setattr(prepare, "plan_run", lambda args, request, sources, *a, **kw: planned.append(
+        sources.text_encoder_quantize))  # fmt: skip
+    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: 0)
+    code = cli.main(["run", "-m", str(checkpoint), "-p", "x", "--device", "cpu", "--gpus", "2", "--vram", "4",
+                     "--text-encoder-quantize", "q8_0"])  # fmt: skip
+    assert code == 0 and set(planned) == {"Q8_0"}, capsys.readouterr().err
