@@ -69,7 +69,8 @@ def quantize_tensors(
         plan = component.plan(tensors_source.shapes, recipe, [])
         total = sum(math.prod(tensors_source.shapes[name]) for name in plan)
         packed = {}
-        with tqdm(total=total, desc="quantize", unit="weight", unit_scale=True, disable=not progress) as bar:
+        desc = f"quantize {component.name.replace('_', ' ')}"  # two bars when both components quantize
+        with tqdm(total=total, desc=desc, unit="weight", unit_scale=True, disable=not progress) as bar:
             for name, qtype in plan.items():
                 shape = tensors_source.shapes[name]
                 blocks = np.empty(byte_shape(shape, qtype), dtype=np.uint8)
