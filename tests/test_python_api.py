@@ -144,6 +144,27 @@ def test_a_step_cache_threshold_that_is_not_a_number_fails_at_load(threshold, ch
         load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", step_cache=threshold)
 
 
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        (dict(plan="auto"), r"plan must be a Plan from plan_generation\(request, model\).*got str 'auto'"),
+        (dict(parallel="cfg"), "parallel must be a Parallel of motif_lite.runtime.parallel .*got str 'cfg'"),
+        (dict(compile="max-autotune"), "compile must be True, False or a CompileConfig.*got str 'max-autotune'"),
+        (dict(compile={"mode": "max-autotune"}), "compile must be True, False or a CompileConfig.*got dict"),
+        (dict(batch_guidance="yes"), r"batch_guidance must be True or False \(or None\), got str 'yes'"),
+        (dict(weights="vae.safetensors"), "weights must be a dict of component -> .safetensors file.*got str"),
+        (dict(quantize=8), r"quantize must be a quantization type such as 'Q4_K_M'.*got int 8"),
+    ],
+)
+def test_an_argument_of_a_type_load_pipeline_cannot_use_fails_before_any_file_is_read(argument, message, tmp_path):
+    # Before: plan="auto" was an AttributeError once every weight had loaded, parallel="cfg" one once the checks
+    # were done, weights="..." and quantize=8 AttributeErrors from inside the checks; compile="max-autotune" (or
+    # a dict of torch.compile's options) and batch_guidance="yes" were taken as True.
+    absent = tmp_path / "no-checkpoint"  # a checkpoint error would mean the argument was not checked first
+    with pytest.raises(ConfigError, match=message):
+        load_pipeline(absent, dtype="fp32", device="cpu", **argument)
+
+
 def test_the_top_level_names_are_importable_and_listed():
     import motif_lite
 
@@ -272,9 +293,9 @@ def test_load_pipeline_refuses_strict_int8_attention_on_a_gpu_without_int8_tenso
 
 
 def test_load_pipeline_refuses_a_step_cache_in_a_parallel_run_before_loading(checkpoint):
-    from types import SimpleNamespace
+    from motif_lite.runtime.parallel import Parallel
 
-    parallel = SimpleNamespace(is_main=True)  # never reached: the check comes first
+    parallel = Parallel.__new__(Parallel)  # never used: the check comes first
     with pytest.raises(ConfigError, match="a step cache is not supported in a parallel run"):
         load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", step_cache=0.1, parallel=parallel)
 
