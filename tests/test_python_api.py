@@ -79,6 +79,24 @@ def test_a_callback_that_is_not_a_function_fails_before_encoding(pipe, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_callback_that_cannot_take_its_arguments_fails_before_encoding(pipe, tmp_path):
+    # Before: diffusers' callback_on_step_end(pipe, step, timestep, callback_kwargs) given as on_progress was a
+    # TypeError from inside the encode; a preview function of one argument one after the first steps had run.
+    def on_step_end(pipe, step, timestep, callback_kwargs):
+        return callback_kwargs
+
+    request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")
+    with pytest.raises(RequestError, match=r"on_progress is called as on_progress\(stage, done, total\), which .*"
+                       r"on_step_end\(pipe, step, timestep, callback_kwargs\) cannot take"):  # fmt: skip
+        pipe.generate(request, on_progress=on_step_end)
+    with pytest.raises(RequestError, match=r"on_preview is called as on_preview\(done, steps, frames\), which"):
+        pipe.generate(request, on_preview=lambda frames: None, preview_every=1)
+    assert list(tmp_path.iterdir()) == []
+    stages = []  # what takes the arguments as they come passes: *args, a callable object, print
+    pipe.generate(request, on_progress=lambda *stage: stages.append(stage), on_preview=print, preview_every=1)
+    assert stages[0] == ("encode", 0, 2)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import functools
 import gc
+import inspect
 import logging
 import time
 import traceback
@@ -84,6 +85,30 @@ def _check_call(request: object, preview_every: object, callbacks: Mapping[str, 
     for name, callback in callbacks.items():
         if callback is not None and not callable(callback):
             raise RequestError(f"{name} must be a function (or None), got {type(callback).__name__} {callback!r}")
+        if callback is not None:
+            _check_callable_as(name, callback, CALLED_AS[name])
+
+
+# How `generate` calls each callback: positional arguments, named as ProgressFn and PreviewFn describe them.
+CALLED_AS = {"on_progress": ("stage", "done", "total"), "on_preview": ("done", "steps", "frames")}
+
+
+def _check_callable_as(name: str, callback: Callable, arguments: tuple[str, ...]) -> None:
+    """Raise `RequestError` when `callback` cannot take `arguments` positionally (diffusers'
+    `callback_on_step_end(pipe, step, timestep, callback_kwargs)` given as `on_progress`, a preview function of one
+    argument): said before any work, not as a TypeError from inside the run, an on_preview's after the first steps.
+    A callable whose signature Python cannot read (some built-ins) is not checked."""
+    try:
+        signature = inspect.signature(callback)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*arguments)
+    except TypeError as exc:
+        called = getattr(callback, "__qualname__", type(callback).__qualname__)
+        raise RequestError(
+            f"{name} is called as {name}({', '.join(arguments)}), which {called}{signature} cannot take ({exc})"
+        ) from None
 
 
 def _frees_memory_when_stopped(generate: Callable) -> Callable:
