@@ -76,6 +76,13 @@ METHOD_ADVICE = {
     "python -m motif_lite.quantize (docs/quantize.md)",
 }
 
+# The fields of diffusers' `MotifVideoPipelineOutput` (what its pipeline returns) -> where the same thing is here.
+RESULT_ADVICE = {
+    "frames": "generate writes the video to result.output and keeps no frames in memory: read them back from the "
+    "file (docs/usage.md, 'Errors, stopping a run, frames and output files'), or show it with "
+    "IPython.display.Video(str(result.output))",
+}
+
 
 def call_advice(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """What to write instead of `pipe(*args, **kwargs)`, a diffusers pipeline's call: the `generate` line that makes
