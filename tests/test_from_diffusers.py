@@ -46,8 +46,10 @@ def test_each_field_is_the_one_with_the_same_official_default():
 
 
 def test_the_methods_named_are_diffusers_and_not_ours():
+    components = set(inspect.signature(MotifVideoPipeline.__init__).parameters)  # pipe.scheduler, pipe.guider
     for name in METHOD_ADVICE:
-        assert hasattr(MotifVideoPipeline, name) or hasattr(WanPipeline, name), f"diffusers has no {name}"
+        diffusers_has = hasattr(MotifVideoPipeline, name) or hasattr(WanPipeline, name) or name in components
+        assert diffusers_has, f"diffusers has no {name}"
         assert not hasattr(OurPipeline, name), f"ours has {name}: its advice would never be shown"
 
 
@@ -110,6 +112,13 @@ def test_our_pipeline_answers_diffusers_calls_and_methods():
         pipe.no_such_thing  # noqa: B018
     assert str(error.value) == "'MotifVideoPipeline' object has no attribute 'no_such_thing'"
     assert not hasattr(pipe, "to")
+    # A notebook's habits (before: bare AttributeErrors): bars turned off, a scheduler read to swap it.
+    with pytest.raises(AttributeError, match=r"on_progress=ProgressBars\(\)"):
+        pipe.set_progress_bar_config(disable=True)
+    with pytest.raises(AttributeError, match="the sampler is a request field: GenerationRequest"):
+        pipe.scheduler.config  # noqa: B018
+    with pytest.raises(AttributeError, match="guidance='cfg', cfg_scale=5.0"):
+        pipe.guider  # noqa: B018
 
 
 def test_every_entry_of_the_tables_is_an_argument_diffusers_takes():
