@@ -147,6 +147,9 @@ def test_loras_may_be_plain_files_and_anything_else_is_named(tmp_path):
         lora_specs([(tmp_path / "absent.safetensors", 1.0)])
     with pytest.raises(LoRAError, match="loras takes a list"):  # before the (absent) checkpoint is looked for
         load_pipeline(tmp_path / "no-checkpoint", loras=str(style), device="cpu")
+    for nothing in (None, 0):  # None was a TypeError ("'NoneType' object is not iterable") from inside
+        with pytest.raises(LoRAError, match=rf"loras takes a list .*, or \[\] for none; got \w+ {nothing}"):
+            lora_specs(nothing)
 
 
 def test_a_weight_file_for_an_unknown_component_names_the_known_ones(checkpoint):
