@@ -98,6 +98,39 @@ def test_a_callback_that_cannot_take_its_arguments_fails_before_encoding(pipe, t
 
 
 @pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        (dict(keep_latents="no"), "keep_latents must be True or False, got str 'no'"),  # was taken as True
+        (dict(latents_file=3), r"latents_file must be a file path \(str or Path\).*got int 3"),  # pathlib's TypeError
+    ],
+)
+def test_keeping_arguments_of_a_wrong_type_fail_before_encoding(pipe, tmp_path, argument, message):
+    stages = []
+    request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")
+    with pytest.raises(RequestError, match=message):
+        pipe.generate(request, on_progress=lambda *stage: stages.append(stage), **argument)
+    assert stages == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_latents_file_in_the_home_folder_is_kept_there(pipe, tmp_path, monkeypatch):
+    # As an output's "~" is expanded; before, "~/kept.latents.safetensors" named a folder "~" in the current one.
+    home, elsewhere = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir(), elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+
+    def stop(stage, done, total):
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request, on_progress=stop, latents_file="~/kept.latents.safetensors")
+    assert [path.name for path in home.iterdir()] == ["kept.latents.safetensors"]
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize(
     ("change", "message"),
     [
         (dict(width=10**9), "transformer tokens"),  # was torch's allocator error after the encode ("can't allocate")
