@@ -102,6 +102,11 @@ def test_a_callback_that_cannot_take_its_arguments_fails_before_encoding(pipe, t
     [
         (dict(keep_latents="no"), "keep_latents must be True or False, got str 'no'"),  # was taken as True
         (dict(latents_file=3), r"latents_file must be a file path \(str or Path\).*got int 3"),  # pathlib's TypeError
+        # The clip's path as clip= (extend= names it) was an AttributeError from inside the request's checks.
+        (
+            dict(clip="fox.mp4"),
+            r"clip must be the Clip that read_clip\(path\) gives .*GenerationRequest\(extend=path\)",
+        ),
     ],
 )
 def test_keeping_arguments_of_a_wrong_type_fail_before_encoding(pipe, tmp_path, argument, message):

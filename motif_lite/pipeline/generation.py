@@ -76,6 +76,7 @@ def _check_call(
     callbacks: Mapping[str, object],
     keep_latents: object = True,
     latents_file: object = None,
+    clip: object = None,
 ) -> None:
     """`generate`'s arguments that `GenerationRequest.resolve` does not see, checked before any work (`callbacks`:
     name -> the function given, or None)."""
@@ -95,6 +96,11 @@ def _check_call(
         raise RequestError(
             f"latents_file must be a file path (str or Path) such as 'fox.latents.safetensors', or None, got "
             f"{type(latents_file).__name__} {latents_file!r}"
+        )
+    if clip is not None and not isinstance(clip, Clip):  # a path was an AttributeError from inside resolve
+        raise RequestError(
+            f"clip must be the Clip that read_clip(path) gives (motif_lite.io.clip), or None, got "
+            f"{type(clip).__name__} {clip!r}: the clip to extend is named by GenerationRequest(extend=path)"
         )
     for name, callback in callbacks.items():
         if callback is not None and not callable(callback):
@@ -294,7 +300,7 @@ class MotifVideoPipeline:
         stored with the settings in the file."""
         # Before any work: a wrong argument costs no encoding.
         callbacks = {"on_progress": on_progress, "on_preview": on_preview}
-        _check_call(request, preview_every, callbacks, keep_latents, latents_file)
+        _check_call(request, preview_every, callbacks, keep_latents, latents_file, clip)
         if self.transformer is None:
             raise ConfigError("this pipeline has no transformer: its set_loras failed to load one; call it again")
         request, clip, notes = request.resolve_with_clip(clip)
