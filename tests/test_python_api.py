@@ -212,6 +212,7 @@ def test_a_step_cache_threshold_that_is_not_a_number_fails_at_load(threshold, ch
         (dict(compile={"mode": "max-autotune"}), "compile must be True, False or a CompileConfig.*got dict"),
         (dict(batch_guidance="yes"), r"batch_guidance must be True or False \(or None\), got str 'yes'"),
         (dict(weights="vae.safetensors"), "weights must be a dict of component -> .safetensors file.*got str"),
+        (dict(weights={"vae": None}), r"weights\['vae'\] must be the path of a .safetensors file.*got NoneType"),
         (dict(quantize=8), r"quantize must be a quantization type such as 'Q4_K_M'.*got int 8"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -160,6 +161,12 @@ def _check_argument_types(
         if value is not None and not isinstance(value, kind):
             none = "" if name == "compile" else " (or None)"
             raise ConfigError(f"{name} must be {wanted}{none}, got {type(value).__name__} {value!r}")
+    for component, file in (weights or {}).items():  # None was a TypeError from pathlib inside the checks
+        if not isinstance(file, str | os.PathLike):
+            raise ConfigError(
+                f"weights[{component!r}] must be the path of a .safetensors file (str or Path), got "
+                f"{type(file).__name__} {file!r}"
+            )
 
 
 def _warn_of_device_fit(
