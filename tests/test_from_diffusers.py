@@ -14,8 +14,9 @@ import pytest
 import torch
 from diffusers import MotifVideoImage2VideoPipeline, MotifVideoPipeline, WanPipeline
 
+from motif_lite.pipeline import GenerationResult
 from motif_lite.pipeline import MotifVideoPipeline as OurPipeline
-from motif_lite.pipeline.from_diffusers import CALL_ADVICE, CALL_FIELDS, METHOD_ADVICE, call_advice
+from motif_lite.pipeline.from_diffusers import CALL_ADVICE, CALL_FIELDS, METHOD_ADVICE, RESULT_ADVICE, call_advice
 from motif_lite.request import GenerationRequest, RequestError
 
 
@@ -45,8 +46,10 @@ def test_each_field_is_the_one_with_the_same_official_default():
 
 
 def test_the_methods_named_are_diffusers_and_not_ours():
+    components = set(inspect.signature(MotifVideoPipeline.__init__).parameters)  # pipe.scheduler, pipe.guider
     for name in METHOD_ADVICE:
-        assert hasattr(MotifVideoPipeline, name) or hasattr(WanPipeline, name), f"diffusers has no {name}"
+        diffusers_has = hasattr(MotifVideoPipeline, name) or hasattr(WanPipeline, name) or name in components
+        assert diffusers_has, f"diffusers has no {name}"
         assert not hasattr(OurPipeline, name), f"ours has {name}: its advice would never be shown"
 
 
@@ -109,6 +112,13 @@ def test_our_pipeline_answers_diffusers_calls_and_methods():
         pipe.no_such_thing  # noqa: B018
     assert str(error.value) == "'MotifVideoPipeline' object has no attribute 'no_such_thing'"
     assert not hasattr(pipe, "to")
+    # A notebook's habits (before: bare AttributeErrors): bars turned off, a scheduler read to swap it.
+    with pytest.raises(AttributeError, match=r"on_progress=ProgressBars\(\)"):
+        pipe.set_progress_bar_config(disable=True)
+    with pytest.raises(AttributeError, match="the sampler is a request field: GenerationRequest"):
+        pipe.scheduler.config  # noqa: B018
+    with pytest.raises(AttributeError, match="guidance='cfg', cfg_scale=5.0"):
+        pipe.guider  # noqa: B018
 
 
 def test_every_entry_of_the_tables_is_an_argument_diffusers_takes():
@@ -166,3 +176,22 @@ def test_the_line_names_the_file_the_video_is_written_to():
     unsaid."""
     request = generate_line(call_advice(("a fox",), {}))
     assert "output=" in call_advice(("a fox",), {}) and str(request.output).endswith(".mp4")
+
+
+def test_the_result_answers_diffusers_output_fields():
+    """diffusers' pipeline returns a MotifVideoPipelineOutput whose `.frames` hold the video; ours says where they
+    are instead of a bare AttributeError (before: "'GenerationResult' object has no attribute 'frames'")."""
+    from diffusers.pipelines.motif_video.pipeline_output import MotifVideoPipelineOutput
+
+    assert set(RESULT_ADVICE) == {field.name for field in dataclasses.fields(MotifVideoPipelineOutput)}
+    fields = {
+        field.name: None for field in dataclasses.fields(GenerationResult) if field.default is dataclasses.MISSING
+    }
+    result = GenerationResult(**fields)
+    assert not any(hasattr(GenerationResult, name) for name in RESULT_ADVICE)  # else its advice is never shown
+    with pytest.raises(AttributeError, match=r"no attribute 'frames': generate writes the video to result\.output"):
+        result.frames  # noqa: B018
+    with pytest.raises(AttributeError) as error:
+        result.no_such_thing  # noqa: B018
+    assert str(error.value) == "'GenerationResult' object has no attribute 'no_such_thing'"
+    assert dataclasses.replace(result, shift=1.0).shift == 1.0  # still a plain dataclass: copies, fields

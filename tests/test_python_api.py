@@ -79,6 +79,62 @@ def test_a_callback_that_is_not_a_function_fails_before_encoding(pipe, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_callback_that_cannot_take_its_arguments_fails_before_encoding(pipe, tmp_path):
+    # Before: diffusers' callback_on_step_end(pipe, step, timestep, callback_kwargs) given as on_progress was a
+    # TypeError from inside the encode; a preview function of one argument one after the first steps had run.
+    def on_step_end(pipe, step, timestep, callback_kwargs):
+        return callback_kwargs
+
+    request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")
+    with pytest.raises(RequestError, match=r"on_progress is called as on_progress\(stage, done, total\), which .*"
+                       r"on_step_end\(pipe, step, timestep, callback_kwargs\) cannot take"):  # fmt: skip
+        pipe.generate(request, on_progress=on_step_end)
+    with pytest.raises(RequestError, match=r"on_preview is called as on_preview\(done, steps, frames\), which"):
+        pipe.generate(request, on_preview=lambda frames: None, preview_every=1)
+    assert list(tmp_path.iterdir()) == []
+    stages = []  # what takes the arguments as they come passes: *args, a callable object, print
+    pipe.generate(request, on_progress=lambda *stage: stages.append(stage), on_preview=print, preview_every=1)
+    assert stages[0] == ("encode", 0, 2)
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        (dict(keep_latents="no"), "keep_latents must be True or False, got str 'no'"),  # was taken as True
+        (dict(latents_file=3), r"latents_file must be a file path \(str or Path\).*got int 3"),  # pathlib's TypeError
+        # The clip's path as clip= (extend= names it) was an AttributeError from inside the request's checks.
+        (
+            dict(clip="fox.mp4"),
+            r"clip must be the Clip that read_clip\(path\) gives .*GenerationRequest\(extend=path\)",
+        ),
+    ],
+)
+def test_keeping_arguments_of_a_wrong_type_fail_before_encoding(pipe, tmp_path, argument, message):
+    stages = []
+    request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")
+    with pytest.raises(RequestError, match=message):
+        pipe.generate(request, on_progress=lambda *stage: stages.append(stage), **argument)
+    assert stages == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_latents_file_in_the_home_folder_is_kept_there(pipe, tmp_path, monkeypatch):
+    # As an output's "~" is expanded; before, "~/kept.latents.safetensors" named a folder "~" in the current one.
+    home, elsewhere = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir(), elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+
+    def stop(stage, done, total):
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request, on_progress=stop, latents_file="~/kept.latents.safetensors")
+    assert [path.name for path in home.iterdir()] == ["kept.latents.safetensors"]
+    assert list(elsewhere.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -129,6 +185,9 @@ def test_loras_may_be_plain_files_and_anything_else_is_named(tmp_path):
         lora_specs([(tmp_path / "absent.safetensors", 1.0)])
     with pytest.raises(LoRAError, match="loras takes a list"):  # before the (absent) checkpoint is looked for
         load_pipeline(tmp_path / "no-checkpoint", loras=str(style), device="cpu")
+    for nothing in (None, 0):  # None was a TypeError ("'NoneType' object is not iterable") from inside
+        with pytest.raises(LoRAError, match=rf"loras takes a list .*, or \[\] for none; got \w+ {nothing}"):
+            lora_specs(nothing)
 
 
 def test_a_weight_file_for_an_unknown_component_names_the_known_ones(checkpoint):
@@ -142,6 +201,28 @@ def test_a_step_cache_threshold_that_is_not_a_number_fails_at_load(threshold, ch
     # A str used to be kept as the cache's config and fail inside the first step of the first video.
     with pytest.raises(ConfigError, match=r"step cache threshold must be a (finite )?number"):
         load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", step_cache=threshold)
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        (dict(plan="auto"), r"plan must be a Plan from plan_generation\(request, model\).*got str 'auto'"),
+        (dict(parallel="cfg"), "parallel must be a Parallel of motif_lite.runtime.parallel .*got str 'cfg'"),
+        (dict(compile="max-autotune"), "compile must be True, False or a CompileConfig.*got str 'max-autotune'"),
+        (dict(compile={"mode": "max-autotune"}), "compile must be True, False or a CompileConfig.*got dict"),
+        (dict(batch_guidance="yes"), r"batch_guidance must be True or False \(or None\), got str 'yes'"),
+        (dict(weights="vae.safetensors"), "weights must be a dict of component -> .safetensors file.*got str"),
+        (dict(weights={"vae": None}), r"weights\['vae'\] must be the path of a .safetensors file.*got NoneType"),
+        (dict(quantize=8), r"quantize must be a quantization type such as 'Q4_K_M'.*got int 8"),
+    ],
+)
+def test_an_argument_of_a_type_load_pipeline_cannot_use_fails_before_any_file_is_read(argument, message, tmp_path):
+    # Before: plan="auto" was an AttributeError once every weight had loaded, parallel="cfg" one once the checks
+    # were done, weights="..." and quantize=8 AttributeErrors from inside the checks; compile="max-autotune" (or
+    # a dict of torch.compile's options) and batch_guidance="yes" were taken as True.
+    absent = tmp_path / "no-checkpoint"  # a checkpoint error would mean the argument was not checked first
+    with pytest.raises(ConfigError, match=message):
+        load_pipeline(absent, dtype="fp32", device="cpu", **argument)
 
 
 def test_the_top_level_names_are_importable_and_listed():
@@ -272,9 +353,9 @@ def test_load_pipeline_refuses_strict_int8_attention_on_a_gpu_without_int8_tenso
 
 
 def test_load_pipeline_refuses_a_step_cache_in_a_parallel_run_before_loading(checkpoint):
-    from types import SimpleNamespace
+    from motif_lite.runtime.parallel import Parallel
 
-    parallel = SimpleNamespace(is_main=True)  # never reached: the check comes first
+    parallel = Parallel.__new__(Parallel)  # never used: the check comes first
     with pytest.raises(ConfigError, match="a step cache is not supported in a parallel run"):
         load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", step_cache=0.1, parallel=parallel)
 

@@ -49,8 +49,12 @@ _PLAN = (
 )
 _LORAS = "pipe.set_loras({'style.safetensors': 0.8}) replaces the LoRAs (set_loras({}) removes them)"
 _APPLIED = "pipe.loras are the LoRAs applied (pipe.loras.describe() lists them; None: none)"
-# diffusers pipeline methods (the LoRA ones of its video pipelines that take LoRAs, e.g. Wan's) -> what does the
-# same here.
+_BARS = (
+    "generate shows no progress unless given on_progress: generate(request, on_progress=ProgressBars()) draws a bar "
+    "per stage, with ProgressBars from motif_lite"
+)
+# diffusers pipeline methods (the LoRA ones of its video pipelines that take LoRAs, e.g. Wan's) and attributes -> what
+# does the same here.
 METHOD_ADVICE = {
     "to": "the device is chosen when loading: load_pipeline(..., device='cuda'), dtype=torch.bfloat16 likewise",
     "enable_model_cpu_offload": _PLAN,
@@ -74,6 +78,21 @@ METHOD_ADVICE = {
     "layers: load_pipeline(..., device='cuda') chooses it",
     "save_pretrained": "the pipeline loads the official files as they are; to save a quantized transformer, "
     "python -m motif_lite.quantize (docs/quantize.md)",
+    "set_progress_bar_config": _BARS,
+    "progress_bar": _BARS,
+    # Its components that are settings here, read (`pipe.scheduler.config`) before one is swapped for another.
+    "scheduler": "the sampler is a request field: GenerationRequest(..., sampler='dpm++2m', flow_shift=...); "
+    "without one the checkpoint's scheduler config decides (result.settings says which)",
+    "guider": "guidance is set by request fields: GenerationRequest(..., guidance='cfg', cfg_scale=5.0), or "
+    "apg_eta, apg_norm_threshold, apg_momentum; without them the checkpoint's guider config decides",
+    "components": "the loaded components are pipe.transformer, pipe.text_encoder and pipe.vae",
+}
+
+# The fields of diffusers' `MotifVideoPipelineOutput` (what its pipeline returns) -> where the same thing is here.
+RESULT_ADVICE = {
+    "frames": "generate writes the video to result.output and keeps no frames in memory: read them back from the "
+    "file (docs/usage.md, 'Errors, stopping a run, frames and output files'), or show it with "
+    "IPython.display.Video(str(result.output))",
 }
 
 

@@ -6,7 +6,9 @@ import contextlib
 import dataclasses
 import functools
 import gc
+import inspect
 import logging
+import os
 import time
 import traceback
 from collections import OrderedDict
@@ -68,7 +70,14 @@ if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs ne
 logger = logging.getLogger(__name__)
 
 
-def _check_call(request: object, preview_every: object, callbacks: Mapping[str, object]) -> None:
+def _check_call(
+    request: object,
+    preview_every: object,
+    callbacks: Mapping[str, object],
+    keep_latents: object = True,
+    latents_file: object = None,
+    clip: object = None,
+) -> None:
     """`generate`'s arguments that `GenerationRequest.resolve` does not see, checked before any work (`callbacks`:
     name -> the function given, or None)."""
     if not isinstance(request, GenerationRequest):
@@ -81,9 +90,45 @@ def _check_call(request: object, preview_every: object, callbacks: Mapping[str, 
         isinstance(preview_every, bool) or not isinstance(preview_every, int) or preview_every < 1
     ):
         raise RequestError(f"preview_every must be a positive integer, got {preview_every!r}")
+    if not isinstance(keep_latents, bool):  # "no" would keep them; a wrong latents_file failed only when used
+        raise RequestError(f"keep_latents must be True or False, got {type(keep_latents).__name__} {keep_latents!r}")
+    if latents_file is not None and not isinstance(latents_file, str | os.PathLike):
+        raise RequestError(
+            f"latents_file must be a file path (str or Path) such as 'fox.latents.safetensors', or None, got "
+            f"{type(latents_file).__name__} {latents_file!r}"
+        )
+    if clip is not None and not isinstance(clip, Clip):  # a path was an AttributeError from inside resolve
+        raise RequestError(
+            f"clip must be the Clip that read_clip(path) gives (motif_lite.io.clip), or None, got "
+            f"{type(clip).__name__} {clip!r}: the clip to extend is named by GenerationRequest(extend=path)"
+        )
     for name, callback in callbacks.items():
         if callback is not None and not callable(callback):
             raise RequestError(f"{name} must be a function (or None), got {type(callback).__name__} {callback!r}")
+        if callback is not None:
+            _check_callable_as(name, callback, CALLED_AS[name])
+
+
+# How `generate` calls each callback: positional arguments, named as ProgressFn and PreviewFn describe them.
+CALLED_AS = {"on_progress": ("stage", "done", "total"), "on_preview": ("done", "steps", "frames")}
+
+
+def _check_callable_as(name: str, callback: Callable, arguments: tuple[str, ...]) -> None:
+    """Raise `RequestError` when `callback` cannot take `arguments` positionally (diffusers'
+    `callback_on_step_end(pipe, step, timestep, callback_kwargs)` given as `on_progress`, a preview function of one
+    argument): said before any work, not as a TypeError from inside the run, an on_preview's after the first steps.
+    A callable whose signature Python cannot read (some built-ins) is not checked."""
+    try:
+        signature = inspect.signature(callback)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*arguments)
+    except TypeError as exc:
+        called = getattr(callback, "__qualname__", type(callback).__qualname__)
+        raise RequestError(
+            f"{name} is called as {name}({', '.join(arguments)}), which {called}{signature} cannot take ({exc})"
+        ) from None
 
 
 def _frees_memory_when_stopped(generate: Callable) -> Callable:
@@ -254,7 +299,8 @@ class MotifVideoPipeline:
         larger; None keeps the codec's default (18, 30); other formats refuse one. An encoding option: it is not
         stored with the settings in the file."""
         # Before any work: a wrong argument costs no encoding.
-        _check_call(request, preview_every, {"on_progress": on_progress, "on_preview": on_preview})
+        callbacks = {"on_progress": on_progress, "on_preview": on_preview}
+        _check_call(request, preview_every, callbacks, keep_latents, latents_file, clip)
         if self.transformer is None:
             raise ConfigError("this pipeline has no transformer: its set_loras failed to load one; call it again")
         request, clip, notes = request.resolve_with_clip(clip)
@@ -337,7 +383,7 @@ class MotifVideoPipeline:
             return None
         if path is None and resume is not None:
             path = resume.file
-        return LatentsFile(request.output, None if path is None else Path(path), self.latents_fallback)
+        return LatentsFile(request.output, None if path is None else user_path(path), self.latents_fallback)
 
     def _resume_state(self, resume: SavedLatents, request: GenerationRequest, settings: Settings) -> SamplingState:
         """The sampling state `resume` holds, on this pipeline's device and dtype, after checking that it continues

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from motif_lite import devices
 from motif_lite.checkpoint import ModelSources
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype
+from motif_lite.errors import ConfigError
 from motif_lite.pipeline.generation import MotifVideoPipeline
 from motif_lite.pipeline.recipe import TransformerRecipe, load_transformer_stage
 from motif_lite.preflight import (
@@ -99,6 +101,7 @@ def load_pipeline(
     """
     # Every check that needs no weights comes first, in this order, so that an error is said before any weights
     # load (and before any download).
+    _check_argument_types(plan, parallel, compile, batch_guidance, weights, quantize)
     asked = checked_dtype(dtype) if dtype is not None else None  # a wrong one fails before any download
     given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
     specs = lora_specs(loras)  # the argument's shape before any check that may download
@@ -136,6 +139,38 @@ def load_pipeline(
         _follow_plan(pipe, plan)
     install_speed(pipe, plan, batch_guidance, cache_config)
     return pipe
+
+
+def _check_argument_types(
+    plan: object, parallel: object, compile: object, batch_guidance: object, weights: object, quantize: object
+) -> None:
+    """Raise `ConfigError` for an argument of a type `load_pipeline` cannot use, before any file is read: a str for
+    `plan` or `parallel` was an AttributeError after the checks (or after the weights loaded), a str or a dict for
+    `compile` compiled with the default settings, a str for `weights` or an int for `quantize` was an
+    AttributeError from inside the checks."""
+    expected = [
+        ("plan", plan, Plan, "a Plan from plan_generation(request, model) (motif_lite.preflight)"),
+        ("parallel", parallel, Parallel, "a Parallel of motif_lite.runtime.parallel (docs/parallel.md)"),
+        ("compile", compile, bool | CompileConfig, "True, False or a CompileConfig of motif_lite.runtime.compile"),
+        ("batch_guidance", batch_guidance, bool, "True or False"),
+        (
+            "weights",
+            weights,
+            Mapping,
+            "a dict of component -> .safetensors file, e.g. {'vae': 'wan_2.1_vae.safetensors'}",
+        ),
+        ("quantize", quantize, str, "a quantization type such as 'Q4_K_M' or 'Q8_0'"),
+    ]
+    for name, value, kind, wanted in expected:
+        if value is not None and not isinstance(value, kind):
+            none = "" if name == "compile" else " (or None)"
+            raise ConfigError(f"{name} must be {wanted}{none}, got {type(value).__name__} {value!r}")
+    for component, file in (weights or {}).items():  # None was a TypeError from pathlib inside the checks
+        if not isinstance(file, str | os.PathLike):
+            raise ConfigError(
+                f"weights[{component!r}] must be the path of a .safetensors file (str or Path), got "
+                f"{type(file).__name__} {file!r}"
+            )
 
 
 def _warn_of_device_fit(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from motif_lite.pipeline.from_diffusers import RESULT_ADVICE
 from motif_lite.request import GenerationRequest
 from motif_lite.settings import Settings
 
@@ -53,6 +54,12 @@ class GenerationResult:
 
     # Triton ops that ran torch's version instead ("auto" falls back when a kernel fails): {op: first reason}
     kernel_fallbacks: dict[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> object:
+        """Only for names the result lacks: diffusers' `.frames` says where the frames are."""
+        message = f"{type(self).__name__!r} object has no attribute {name!r}"
+        advice = RESULT_ADVICE.get(name)
+        raise AttributeError(message if advice is None else f"{message}: {advice}", name=name, obj=self)
 
 
 @dataclass

@@ -127,6 +127,11 @@ def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[
         raise LoRAError(f"loras takes a list of files or (file, strength) pairs, e.g. loras=[({str(loras)!r}, 1.0)]")
     if isinstance(loras, Mapping):  # iterating it would give the files alone, each at strength 1
         loras = list(loras.items())
+    if not isinstance(loras, Iterable):  # None (as "no LoRAs"?) was a TypeError from the loop below
+        raise LoRAError(
+            f"loras takes a list of files or (file, strength) pairs, e.g. loras=[('style.safetensors', 0.8)], or [] "
+            f"for none; got {type(loras).__name__} {loras!r}"
+        )
     specs = []
     for entry in loras:
         if isinstance(entry, str | Path):
