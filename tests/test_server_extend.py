@@ -6,6 +6,7 @@ across a restart, and a data folder of an older version opens and its videos can
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import shutil
 import sqlite3
@@ -21,6 +22,7 @@ pytest.importorskip("openai")
 from server_helpers import TINY, InProcessServer, multipart, wait_for  # noqa: E402
 
 from motif_lite import load_pipeline  # noqa: E402
+from motif_lite.io.settings_file import read_settings  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
 from motif_lite.server.jobs import SCHEMA_VERSION, JobStore, new_job_id  # noqa: E402
 from motif_lite.server.schema import stored_settings  # noqa: E402
@@ -89,6 +91,8 @@ def test_an_extension_is_the_clips_frames_then_the_new_ones_as_generate_makes_th
     served = tmp_path / "served.mp4"
     served.write_bytes(client.videos.download_content(video.id).content)
     (tmp_path / "clip.mp4").write_bytes(client.videos.download_content(clip["id"]).content)
+    # The file's settings name the video it went on from by its download's name, not the job's copy of it.
+    assert read_settings(served).values["extend"] == f"{clip['id']}.mp4"
 
     request = GenerationRequest(NEXT, width=48, height=32, frames=5, steps=1, seed=8, extend=tmp_path / "clip.mp4",
                                 output=tmp_path / "direct.mp4")  # fmt: skip
@@ -410,7 +414,6 @@ def upload(server: InProcessServer, data: bytes, name: str = "clip.mp4", route: 
 
 
 def test_an_uploaded_video_is_extended_as_run_extend_extends_the_file(server, pipe, tmp_path):
-    import hashlib
 
     clip = write_clip(tmp_path / "my clip.mp4", 48, 32, 9, fps=12)
     data = clip.read_bytes()
@@ -428,6 +431,8 @@ def test_an_uploaded_video_is_extended_as_run_extend_extends_the_file(server, pi
     assert f"{queued['id']}: started (48x32, 13 frames, 1 steps, going on from my clip.mp4)" in server.log
     served = tmp_path / "served.mp4"
     served.write_bytes(server.request("GET", f"/v1/videos/{queued['id']}/content")[1])
+    stored = read_settings(served).values  # what run --settings-from and a remix read: the upload as it was sent
+    assert (stored["extend"], stored["extend_sha256"]) == ("my clip.mp4", record["sha256"])
     request = GenerationRequest(NEXT, width=48, height=32, frames=13, fps=12, steps=1, seed=8, extend=clip,
                                 output=tmp_path / "direct.mp4")  # fmt: skip
     assert pipe.generate(request).frames_written == 21

@@ -77,11 +77,13 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     if image is not None and not first_frame_given:
         raise RequestError(f"{stored.file.name} was made image-to-video from {image}, and the file keeps the image's "
                            f"name only: give it again with -i PATH")  # fmt: skip
-    clip = fields.pop("extend", None)  # likewise
+    clip = fields.pop("extend", None)  # likewise (a server's upload with its checksum too)
     if clip is not None and not first_frame_given:
+        checksum = stored.values.get("extend_sha256")
+        kept = "name only" if checksum is None else f"name and SHA-256 ({checksum}) only"
         raise RequestError(
             f"{stored.file.name} goes on from the clip {clip} (its first frames), and the file keeps the "
-            "clip's name only: give it again with --extend PATH (the same new frames then follow it)"
+            f"clip's {kept}: give it again with --extend PATH (the same new frames then follow it)"
         )
     if image is None and clip is None and first_frame_given:  # image-to-video of a text-to-video file's settings
         fields.pop("flow_shift", None)  # the file's was for the other kind: the checkpoint's or the official one
