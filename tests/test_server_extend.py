@@ -414,7 +414,6 @@ def upload(server: InProcessServer, data: bytes, name: str = "clip.mp4", route: 
 
 
 def test_an_uploaded_video_is_extended_as_run_extend_extends_the_file(server, pipe, tmp_path):
-
     clip = write_clip(tmp_path / "my clip.mp4", 48, 32, 9, fps=12)
     data = clip.read_bytes()
     code, queued, _ = upload(server, data, "folder/my clip.mp4", steps=1, seed=8, seconds="1")
@@ -516,4 +515,16 @@ def test_a_queued_upload_extension_survives_a_restart_and_its_remix_needs_the_vi
         code, remix, _ = server.request("POST", f"/v1/videos/{extension['id']}/remix", body, headers)
         assert code == 200, remix
         assert remix["settings"] == done["settings"] and remix["remixed_from_video_id"] == extension["id"]
+        assert not any("is not the video" in note for note in remix["notes"]), remix
         assert server.wait_status(remix["id"], ("completed", "failed"))["status"] == "completed"
+        # Another file than the one it went on from: remixed from that file, with a note naming both.
+        other = write_clip(tmp_path / "other.mp4", 48, 32, 9).read_bytes()
+        body, headers = multipart({"prompt": PROMPT}, {"extend": ("other.mp4", other, "video/mp4")})
+        code, remix, _ = server.request("POST", f"/v1/videos/{extension['id']}/remix", body, headers)
+        assert code == 200, remix
+        assert remix["settings"]["extend_file"]["sha256"] == hashlib.sha256(other).hexdigest()
+        assert (
+            f"extend: other.mp4 (sha256 {hashlib.sha256(other).hexdigest()}) is not the video {extension['id']} "
+            f"went on from (clip.mp4, sha256 {sha}): the remix goes on from the file sent" in remix["notes"]
+        ), remix
+        assert server.request("DELETE", f"/v1/videos/{remix['id']}")[0] == 200

@@ -58,3 +58,14 @@ def source_fields(source: Job) -> dict[str, Any]:
     fields["loras"] = [{"name": name, "strength": strength} for name, strength in source.loras]
     fields["crf"] = source.crf
     return fields
+
+
+def other_upload_note(source: Job, uploaded: dict[str, str]) -> str | None:
+    """The note of a remix of `source` sent another video file to go on from than the one `source` went on from (by
+    their SHA-256): the remix goes on from the file sent, as it takes any field the client gives; None when it is the
+    same file, or `source` went on from no uploaded video."""
+    before = source.extend_file
+    if before is None or before["sha256"] == uploaded["sha256"]:
+        return None
+    return (f"extend: {uploaded['name']} (sha256 {uploaded['sha256']}) is not the video {source.id} went on from "
+            f"({before['name']}, sha256 {before['sha256']}): the remix goes on from the file sent")  # fmt: skip
