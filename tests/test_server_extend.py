@@ -528,3 +528,9 @@ def test_a_queued_upload_extension_survives_a_restart_and_its_remix_needs_the_vi
             f"went on from (clip.mp4, sha256 {sha}): the remix goes on from the file sent" in remix["notes"]
         ), remix
         assert server.request("DELETE", f"/v1/videos/{remix['id']}")[0] == 200
+        # Its size is the file's, as for an extension (the video's would refuse it: one video has one size).
+        wide = write_clip(tmp_path / "wide.mp4", 64, 32, 5).read_bytes()
+        body, headers = multipart({"prompt": PROMPT}, {"extend": ("wide.mp4", wide, "video/mp4")})
+        code, remix, _ = server.request("POST", f"/v1/videos/{extension['id']}/remix", body, headers)
+        assert (code, remix.get("size")) == (200, "64x32"), remix
+        assert server.request("DELETE", f"/v1/videos/{remix['id']}")[0] == 200

@@ -14,9 +14,10 @@ from motif_lite.server.schema import MOTIF_FIELDS, ApiError
 
 def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> dict[str, Any]:
     """The create fields of a remix of `source`: its settings, under the fields the client gave (the new prompt, and
-    any create field it changes). 400 for a source that is not completed, a missing prompt, and an image-to-video
-    source whose first frame is not sent again (the server does not keep it once a job ends), and likewise an
-    extension of an uploaded video whose video is not sent again."""
+    any create field it changes); an extension's size is left to the video it goes on from, as for any extension.
+    400 for a source that is not completed, a missing prompt, and an image-to-video source whose first frame is not
+    sent again (the server does not keep it once a job ends), and likewise an extension of an uploaded video whose
+    video is not sent again."""
     if source.status != COMPLETED:
         wait = "; wait until it is completed" if source.status in (QUEUED, IN_PROGRESS) else ""
         raise ApiError(400, f"video {source.id} is {source.status}: only a completed video can be remixed{wait}",
@@ -38,6 +39,8 @@ def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> 
     fields = source_fields(source)
     if given.get("seconds") not in (None, ""):  # the client's length: else the source's frames would win over it
         del fields["num_frames"]
+    if source.extends:  # an extension's size is its video's: another file sent to go on from brings its own
+        del fields["size"]
     return {**fields, **given}
 
 
