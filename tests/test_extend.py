@@ -3,6 +3,7 @@ frames and the new ones in one file, and the clip's mistakes refused before anyt
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from motif_lite.io.clip import clip_frames, read_clip
 from motif_lite.io.ffmpeg import find_ffmpeg
 from motif_lite.io.settings_file import read_settings
 from motif_lite.io.video import write_video
+from motif_lite.pipeline.metadata import unknown_stored_keys
 from motif_lite.request import GenerationRequest
 
 PROMPT = "the fox runs off"
@@ -111,12 +113,35 @@ def test_a_clip_of_a_size_the_model_cannot_make_gets_the_resize_command(tmp_path
         GenerationRequest(PROMPT, extend=clip, width=48, height=32, output=tmp_path / "o.mp4").resolve()
 
 
-def test_settings_from_an_extended_video_needs_the_clip_again(pipe, tmp_path, capsys, monkeypatch):
+def test_settings_from_an_extended_video_needs_the_clip_again(pipe, checkpoint, tmp_path, capsys, monkeypatch):
     clip = make_clip(tmp_path / "clip.mp4")
     longer = tmp_path / "longer.mp4"
     pipe.generate(GenerationRequest(PROMPT, extend=clip, output=longer, width=32, height=32, frames=5, steps=1))
     err = refused(tmp_path, capsys, monkeypatch, "--settings-from", str(longer), "-o", str(tmp_path / "again.mp4"))
     assert "goes on from the clip clip.mp4" in err and "--extend PATH" in err
+    # A server's extension of an upload stores the upload's name and checksum instead of its copy's name.
+    served = tmp_path / "served.mp4"
+    request = GenerationRequest(PROMPT, extend=clip, output=served, width=32, height=32, frames=5, steps=1)
+    pipe.generate(request, stored_clip={"extend": "their clip.mp4", "extend_sha256": "ab" * 32})
+    stored = read_settings(served).values
+    assert (stored["extend"], stored["extend_sha256"]) == ("their clip.mp4", "ab" * 32)
+    err = refused(tmp_path, capsys, monkeypatch, "--settings-from", str(served), "-o", str(tmp_path / "again.mp4"))
+    assert (
+        f"goes on from the clip their clip.mp4 (its first frames), and the file keeps the clip's name and SHA-256 "
+        f"({'ab' * 32}) only: give it again with --extend PATH" in err
+    )
+    assert unknown_stored_keys(stored) == []  # a key of this version's
+    # Another clip given: taken, with a note (the same clip, by its checksum: none).
+    dry_run = ["run", "--dry-run", "-m", str(checkpoint), "--device", "cpu", "-o", str(tmp_path / "again.mp4")]
+    assert cli.main([*dry_run, "--settings-from", str(served), "--extend", str(clip)]) == 0
+    sha = hashlib.sha256(clip.read_bytes()).hexdigest()
+    assert (
+        f"note: served.mp4 went on from their clip.mp4 (sha256 {'ab' * 32}), and --extend clip.mp4 is another "
+        f"file (sha256 {sha}): the new part goes on from it" in capsys.readouterr().err
+    )
+    pipe.generate(request, stored_clip={"extend": "their clip.mp4", "extend_sha256": sha})
+    assert cli.main([*dry_run, "--settings-from", str(served), "--extend", str(clip)]) == 0
+    assert "is another file" not in capsys.readouterr().err
 
 
 def test_decode_of_an_extension_joins_the_clip_again_or_says_it_cannot(pipe, tmp_path, capsys, monkeypatch):

@@ -6,6 +6,7 @@ across a restart, and a data folder of an older version opens and its videos can
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import shutil
 import sqlite3
@@ -21,6 +22,7 @@ pytest.importorskip("openai")
 from server_helpers import TINY, InProcessServer, multipart, wait_for  # noqa: E402
 
 from motif_lite import load_pipeline  # noqa: E402
+from motif_lite.io.settings_file import read_settings  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
 from motif_lite.server.jobs import SCHEMA_VERSION, JobStore, new_job_id  # noqa: E402
 from motif_lite.server.schema import stored_settings  # noqa: E402
@@ -89,6 +91,8 @@ def test_an_extension_is_the_clips_frames_then_the_new_ones_as_generate_makes_th
     served = tmp_path / "served.mp4"
     served.write_bytes(client.videos.download_content(video.id).content)
     (tmp_path / "clip.mp4").write_bytes(client.videos.download_content(clip["id"]).content)
+    # The file's settings name the video it went on from by its download's name, not the job's copy of it.
+    assert read_settings(served).values["extend"] == f"{clip['id']}.mp4"
 
     request = GenerationRequest(NEXT, width=48, height=32, frames=5, steps=1, seed=8, extend=tmp_path / "clip.mp4",
                                 output=tmp_path / "direct.mp4")  # fmt: skip
@@ -410,8 +414,6 @@ def upload(server: InProcessServer, data: bytes, name: str = "clip.mp4", route: 
 
 
 def test_an_uploaded_video_is_extended_as_run_extend_extends_the_file(server, pipe, tmp_path):
-    import hashlib
-
     clip = write_clip(tmp_path / "my clip.mp4", 48, 32, 9, fps=12)
     data = clip.read_bytes()
     code, queued, _ = upload(server, data, "folder/my clip.mp4", steps=1, seed=8, seconds="1")
@@ -428,6 +430,8 @@ def test_an_uploaded_video_is_extended_as_run_extend_extends_the_file(server, pi
     assert f"{queued['id']}: started (48x32, 13 frames, 1 steps, going on from my clip.mp4)" in server.log
     served = tmp_path / "served.mp4"
     served.write_bytes(server.request("GET", f"/v1/videos/{queued['id']}/content")[1])
+    stored = read_settings(served).values  # what run --settings-from and a remix read: the upload as it was sent
+    assert (stored["extend"], stored["extend_sha256"]) == ("my clip.mp4", record["sha256"])
     request = GenerationRequest(NEXT, width=48, height=32, frames=13, fps=12, steps=1, seed=8, extend=clip,
                                 output=tmp_path / "direct.mp4")  # fmt: skip
     assert pipe.generate(request).frames_written == 21
@@ -511,4 +515,22 @@ def test_a_queued_upload_extension_survives_a_restart_and_its_remix_needs_the_vi
         code, remix, _ = server.request("POST", f"/v1/videos/{extension['id']}/remix", body, headers)
         assert code == 200, remix
         assert remix["settings"] == done["settings"] and remix["remixed_from_video_id"] == extension["id"]
+        assert not any("is not the video" in note for note in remix["notes"]), remix
         assert server.wait_status(remix["id"], ("completed", "failed"))["status"] == "completed"
+        # Another file than the one it went on from: remixed from that file, with a note naming both.
+        other = write_clip(tmp_path / "other.mp4", 48, 32, 9).read_bytes()
+        body, headers = multipart({"prompt": PROMPT}, {"extend": ("other.mp4", other, "video/mp4")})
+        code, remix, _ = server.request("POST", f"/v1/videos/{extension['id']}/remix", body, headers)
+        assert code == 200, remix
+        assert remix["settings"]["extend_file"]["sha256"] == hashlib.sha256(other).hexdigest()
+        assert (
+            f"extend: other.mp4 (sha256 {hashlib.sha256(other).hexdigest()}) is not the video {extension['id']} "
+            f"went on from (clip.mp4, sha256 {sha}): the remix goes on from the file sent" in remix["notes"]
+        ), remix
+        assert server.request("DELETE", f"/v1/videos/{remix['id']}")[0] == 200
+        # Its size is the file's, as for an extension (the video's would refuse it: one video has one size).
+        wide = write_clip(tmp_path / "wide.mp4", 64, 32, 5).read_bytes()
+        body, headers = multipart({"prompt": PROMPT}, {"extend": ("wide.mp4", wide, "video/mp4")})
+        code, remix, _ = server.request("POST", f"/v1/videos/{extension['id']}/remix", body, headers)
+        assert (code, remix.get("size")) == (200, "64x32"), remix
+        assert server.request("DELETE", f"/v1/videos/{remix['id']}")[0] == 200

@@ -77,11 +77,13 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     if image is not None and not first_frame_given:
         raise RequestError(f"{stored.file.name} was made image-to-video from {image}, and the file keeps the image's "
                            f"name only: give it again with -i PATH")  # fmt: skip
-    clip = fields.pop("extend", None)  # likewise
+    clip = fields.pop("extend", None)  # likewise (a server's upload with its checksum too)
     if clip is not None and not first_frame_given:
+        checksum = stored.values.get("extend_sha256")
+        kept = "name only" if checksum is None else f"name and SHA-256 ({checksum}) only"
         raise RequestError(
             f"{stored.file.name} goes on from the clip {clip} (its first frames), and the file keeps the "
-            "clip's name only: give it again with --extend PATH (the same new frames then follow it)"
+            f"clip's {kept}: give it again with --extend PATH (the same new frames then follow it)"
         )
     if image is None and clip is None and first_frame_given:  # image-to-video of a text-to-video file's settings
         fields.pop("flow_shift", None)  # the file's was for the other kind: the checkpoint's or the official one
@@ -90,12 +92,38 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
         setattr(args, _dest(field), fields[field])
     overridden = set(fields) - taken
     notes = [_taken_note(stored.file, stored.version, taken, overridden, fields.get("seed"))]
+    if clip is not None and "extend" in given and (note := _other_clip_note(stored, clip, args.extend)):
+        notes.append(note)
     if unknown := unknown_stored_keys(stored.values):
         notes.append(f"{stored.file.name} was made by motif-lite {stored.version} and stores settings this version "
                      f"does not know: {', '.join(unknown)} (left out)")  # fmt: skip
     model = stored.values.get("model")
     return Recalled(stored.file, frozenset(taken), frozenset(overridden), model if isinstance(model, dict) else None,
                     tuple(notes))  # fmt: skip
+
+
+def _other_clip_note(stored: StoredSettings, clip: str, given: str | Path) -> str | None:
+    """The note of an --extend clip other than the one the file went on from, where the file keeps that one's
+    SHA-256 (a server's extension of an uploaded video): the new part goes on from the clip given, as a flag wins
+    over the file."""
+    import hashlib
+
+    from motif_lite.paths import user_path
+
+    checksum, path = stored.values.get("extend_sha256"), user_path(given)
+    if not isinstance(checksum, str) or not path.is_file():  # a PNG sequence's pattern: no one file to compare
+        return None
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as file:
+            for piece in iter(lambda: file.read(1 << 20), b""):
+                digest.update(piece)
+    except OSError:  # unreadable: reading it as the clip says so
+        return None
+    if digest.hexdigest() == checksum:
+        return None
+    return (f"{stored.file.name} went on from {clip} (sha256 {checksum}), and --extend {path.name} is another file "
+            f"(sha256 {digest.hexdigest()}): the new part goes on from it")  # fmt: skip
 
 
 def _refuse_unknown_choices(stored: StoredSettings, given: set[str]) -> None:

@@ -276,6 +276,7 @@ class MotifVideoPipeline:
         latents_file: str | Path | None = None,
         clip: Clip | None = None,
         crf: int | None = None,
+        stored_clip: Mapping[str, str] | None = None,
     ) -> GenerationResult:
         """Generate one video and write it to `request.output` (always a file: no frames come back in memory; a file
         there is replaced); no partial video is left behind if it fails.
@@ -297,7 +298,9 @@ class MotifVideoPipeline:
         otherwise): reading it again would decode a video file, or every header of a PNG sequence. `crf`: the video
         encoder's constant-rate factor for .mp4/.mkv/.mov (H.264, 0-51) and .webm (VP9, 0-63), lower is better and
         larger; None keeps the codec's default (18, 30); other formats refuse one. An encoding option: it is not
-        stored with the settings in the file."""
+        stored with the settings in the file. `stored_clip`: what the file's settings say of the clip instead of its
+        path's name, where that is not the name its user knows (the server's copy of an upload): `{"extend": name,
+        "extend_sha256": checksum}`, either or both."""
         # Before any work: a wrong argument costs no encoding.
         callbacks = {"on_progress": on_progress, "on_preview": on_preview}
         _check_call(request, preview_every, callbacks, keep_latents, latents_file, clip)
@@ -325,10 +328,11 @@ class MotifVideoPipeline:
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
         with self._stage("denoise", timings, peaks, reserved):
             latents, record = self._sample_keeping_state(
-                request, noise, cond, settings, progress, on_denoised, start, keeper
+                request, noise, cond, settings, progress, on_denoised, start, keeper, stored_clip
             )
         with self._stage("decode", timings, peaks, reserved):
-            output = self.decode(request, latents, settings, progress, keeper, clip, crf)  # the clip's frames first
+            # The clip's frames first.
+            output = self.decode(request, latents, settings, progress, keeper, clip, crf, stored_clip)
         if keeper is not None:
             keeper.remove()  # the video is written: the run's saved state is of no more use
         timings["total"] = time.perf_counter() - begin
@@ -360,13 +364,17 @@ class MotifVideoPipeline:
         on_denoised: StepCallback | None,
         start: SamplingState | None,
         keeper: LatentsFile | None,
+        stored_clip: Mapping[str, str] | None = None,
     ) -> tuple[torch.Tensor, DenoiseRecord]:
         """`sample`, with its state saved to `keeper` (when given) every `save_state_every` seconds and when it
         stops early; not on inf/NaN, which a resumed run would meet again."""
         saver = None
         if keeper is not None:
-            saver = StateSaver(keeper, lambda state: self.saved_latents(request, state.latents, settings, state),
-                               self.save_state_every, request.steps, start)  # fmt: skip
+
+            def saved(state: SamplingState) -> SavedLatents:
+                return self.saved_latents(request, state.latents, settings, state, stored_clip)
+
+            saver = StateSaver(keeper, saved, self.save_state_every, request.steps, start)
         try:
             return self.sample(request, noise, cond, settings, progress, on_denoised, start, saver)
         except BaseException as exc:
@@ -612,23 +620,25 @@ class MotifVideoPipeline:
         keeper: LatentsFile | None = None,
         clip: Clip | None = None,
         crf: int | None = None,
+        stored_clip: Mapping[str, str] | None = None,
     ) -> Path:
         """Stream decoded frames straight into the video file (one latent frame of pixels alive at a time). With
         `keeper`, a decode that fails in any way (out of memory, inf/NaN, a full disk, Ctrl-C) does not lose the
         sampling: the latents are saved there first, then the original error goes on, saying where they are and
         how to decode them (`motif-lite decode`). `clip`: the clip `request.extend` names, whose frames go first.
-        `crf`: the video encoder's constant-rate factor (`write_video`; None: the codec's default)."""
+        `crf`: the video encoder's constant-rate factor (`write_video`; None: the codec's default). `stored_clip`:
+        what the file's settings say of the clip (`generate`'s)."""
         output = user_path(request.output)
         try:
             written = decode_video(
-                self.vae, latents, output, request.fps, self._video_metadata(request, settings), progress,
+                self.vae, latents, output, request.fps, self._video_metadata(request, settings, stored_clip), progress,
                 tile=self.vae_tile,
                 frame_by_frame=self.vae_frame_by_frame, bands=self.vae_bands, parallel=self.parallel, clip=clip,
                 crf=crf,
             )  # fmt: skip
         except BaseException as exc:
             if keeper is not None:
-                _tell(exc, keep(keeper, self.saved_latents(request, latents, settings)))
+                _tell(exc, keep(keeper, self.saved_latents(request, latents, settings, stored_clip=stored_clip)))
             raise
         return written or output  # another name when output could not be replaced; None on parallel ranks > 0
 
@@ -638,9 +648,10 @@ class MotifVideoPipeline:
         latents: torch.Tensor,
         settings: Settings,
         state: SamplingState | None = None,
+        stored_clip: Mapping[str, str] | None = None,
     ) -> SavedLatents:
         """`latents` with what writing their video needs, and the checkpoint, VAE file and dtype this run used;
-        with `state` (latents still being sampled), what going on from it needs too."""
+        with `state` (latents still being sampled), what going on from it needs too. `stored_clip`: `generate`'s."""
         sources = self.sources
         model = None if sources is None else findable(sources.model)
         vae = None if sources is None or "vae" not in sources.weight_files else str(sources.weight_files["vae"])
@@ -649,7 +660,7 @@ class MotifVideoPipeline:
         clip = None if request.extend is None else str(user_path(request.extend).absolute())  # found from anywhere
         saved = SavedLatents(
             latents, output, request.width, request.height, request.frames, request.fps, vae_dtype,
-            self._video_metadata(request, settings), model, vae, clip,
+            self._video_metadata(request, settings, stored_clip), model, vae, clip,
         )  # fmt: skip
         if state is None:
             return saved
@@ -668,8 +679,10 @@ class MotifVideoPipeline:
         return dataclasses.replace(saved, progress=(state.done, request.steps), state=tensors, request=fields,
                                    run=run)  # fmt: skip
 
-    def _video_metadata(self, request: GenerationRequest, settings: Settings) -> dict:
-        return jsonable(stored_settings(request, settings, self.model_metadata()))
+    def _video_metadata(
+        self, request: GenerationRequest, settings: Settings, stored_clip: Mapping[str, str] | None = None
+    ) -> dict:
+        return jsonable(stored_settings(request, settings, self.model_metadata(), stored_clip))
 
     def model_metadata(self) -> dict:
         """The model a video was made with, as its file stores it: `model_flags` with each file and folder by its

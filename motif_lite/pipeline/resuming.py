@@ -26,10 +26,16 @@ def resumed_state(
     if not isinstance(resume, SavedLatents):
         raise RequestError(f"resume takes the SavedLatents of read_latents(path), got {type(resume).__name__}")
     where = resume.file or "the saved state"
-    # Every setting but the image's path (the saved request holds it absolute, the run may have had it relative).
+    # Every setting but the image's path (the saved request holds it absolute, the run may have had it relative) and
+    # the clip's name (the server stores its upload's, `generate(stored_clip=...)`): whether there is one is
+    # compared, and its contents by the checksum the run keeps (`_check_same_image`).
     saved, now = resume.video_metadata, jsonable(stored_settings(request, settings))
+    saved_clip, now_clip = saved.get("extend") is not None, now.get("extend") is not None
     # The model may differ (`other_model_notes` says so), and so may the software's version.
-    changed = [key for key in sorted({*saved, *now} - {"image", "model", "version"}) if saved.get(key) != now.get(key)]
+    names = {"image", "model", "version", "extend", "extend_sha256"}
+    changed = [key for key in sorted({*saved, *now} - names) if saved.get(key) != now.get(key)]
+    if saved_clip != now_clip:
+        changed.insert(0, "extend")
     if changed:
         differences = "; ".join(f"{key}: {saved.get(key)!r} then, {now.get(key)!r} now" for key in changed[:4])
         raise RequestError(

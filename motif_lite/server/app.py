@@ -54,7 +54,7 @@ from motif_lite.server.extension import (
 )
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, QUEUED, Job, JobStore, new_job_id
 from motif_lite.server.loras import available_loras, check_loras_fit, lora_files
-from motif_lite.server.remix import remix_fields
+from motif_lite.server.remix import other_upload_note, remix_fields
 from motif_lite.server.schema import (
     FORM_LORA_KEYS,
     ApiError,
@@ -224,7 +224,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
         source = _job(store, video_id)
         fields, image, from_form = await read_create_body(request)
         body = parse_create(remix_fields(source, fields, image), image, from_form)
-        job = await run_in_threadpool(submit, body, source.id)
+        job = await run_in_threadpool(submit, body, source)
         return video_object(job)
 
     @api.get("/videos")
@@ -315,10 +315,11 @@ def _status(worker: Worker | None) -> str:
 
 
 def _submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
-    def submit(body: CreateBody, remixed_from: str | None = None) -> Job:
+    def submit(body: CreateBody, remixed: Job | None = None) -> Job:
         """Validate like `motif-lite run`, store, queue (runs in a thread: decoding an image takes a while). Only
-        called once the model has loaded (the API's `_loaded_checker`). `remixed_from`: the id of the video whose
-        settings the body holds."""
+        called once the model has loaded (the API's `_loaded_checker`). `remixed`: the video whose settings the body
+        holds."""
+        remixed_from = None if remixed is None else remixed.id
         worker, config = state.worker, state.config
         job_id = new_job_id()
         crf = job_crf(body.crf, config.crf, store.video_path(job_id))  # before any file is written for the job
@@ -370,6 +371,8 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
                     param = "extend"  # the size is the video's: it is the one to fix (resized, the message says)
                 raise ApiError(400, worded(str(exc)), param, "invalid_value") from exc
             notes = [worded(note) for note in (*capped, *notes, *run_settings.notes)]
+            if remixed is not None and uploaded is not None and (note := other_upload_note(remixed, uploaded)):
+                notes.append(note)
             check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
             _check_planned_size(resolved, config.max_video)
             if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:

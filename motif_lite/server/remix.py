@@ -14,9 +14,10 @@ from motif_lite.server.schema import MOTIF_FIELDS, ApiError
 
 def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> dict[str, Any]:
     """The create fields of a remix of `source`: its settings, under the fields the client gave (the new prompt, and
-    any create field it changes). 400 for a source that is not completed, a missing prompt, and an image-to-video
-    source whose first frame is not sent again (the server does not keep it once a job ends), and likewise an
-    extension of an uploaded video whose video is not sent again."""
+    any create field it changes); an extension's size is left to the video it goes on from, as for any extension.
+    400 for a source that is not completed, a missing prompt, and an image-to-video source whose first frame is not
+    sent again (the server does not keep it once a job ends), and likewise an extension of an uploaded video whose
+    video is not sent again."""
     if source.status != COMPLETED:
         wait = "; wait until it is completed" if source.status in (QUEUED, IN_PROGRESS) else ""
         raise ApiError(400, f"video {source.id} is {source.status}: only a completed video can be remixed{wait}",
@@ -38,6 +39,8 @@ def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> 
     fields = source_fields(source)
     if given.get("seconds") not in (None, ""):  # the client's length: else the source's frames would win over it
         del fields["num_frames"]
+    if source.extends:  # an extension's size is its video's: another file sent to go on from brings its own
+        del fields["size"]
     return {**fields, **given}
 
 
@@ -58,3 +61,14 @@ def source_fields(source: Job) -> dict[str, Any]:
     fields["loras"] = [{"name": name, "strength": strength} for name, strength in source.loras]
     fields["crf"] = source.crf
     return fields
+
+
+def other_upload_note(source: Job, uploaded: dict[str, str]) -> str | None:
+    """The note of a remix of `source` sent another video file to go on from than the one `source` went on from (by
+    their SHA-256): the remix goes on from the file sent, as it takes any field the client gives; None when it is the
+    same file, or `source` went on from no uploaded video."""
+    before = source.extend_file
+    if before is None or before["sha256"] == uploaded["sha256"]:
+        return None
+    return (f"extend: {uploaded['name']} (sha256 {uploaded['sha256']}) is not the video {source.id} went on from "
+            f"({before['name']}, sha256 {before['sha256']}): the remix goes on from the file sent")  # fmt: skip

@@ -27,7 +27,7 @@ from motif_lite.io.clip import read_clip
 from motif_lite.io.latents import LatentsFileError, SavedLatents, read_latents
 from motif_lite.io.preview import PreviewFile
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
-from motif_lite.server.jobs import Job, JobStore
+from motif_lite.server.jobs import VIDEO_SUFFIX, Job, JobStore
 from motif_lite.server.loras import without_folder
 
 if TYPE_CHECKING:
@@ -166,7 +166,8 @@ class Worker:
             self._use_loras(job)
             try:
                 self.pipe.generate(request, on_progress=self._progress(job.id), on_preview=preview, resume=resume,
-                                   latents_file=state, clip=clip, crf=job.crf)  # fmt: skip
+                                   latents_file=state, clip=clip, crf=job.crf,
+                                   stored_clip=stored_clip(job))  # fmt: skip
             finally:
                 preview.close()  # the last preview is written before the job's files are removed below
         except JobDeleted:
@@ -251,6 +252,16 @@ class Worker:
                 raise JobDeleted(job_id, stage, done, total)
 
         return report
+
+
+def stored_clip(job: Job) -> dict[str, str] | None:
+    """What the job's video file stores of the video it goes on from (the settings `motif-lite run --settings-from`
+    and a remix read) instead of the name of the server's copy, `inputs/ID.mp4`, which goes when the job ends: an
+    upload by the name it was sent under and its SHA-256 (as `settings.extend_file` gives them), a video of this
+    server by the name its download has."""
+    if job.extend_file is not None:
+        return {"extend": job.extend_file["name"], "extend_sha256": job.extend_file["sha256"]}
+    return None if job.extend is None else {"extend": f"{job.extend}{VIDEO_SUFFIX}"}
 
 
 def applied_loras(pipe: MotifVideoPipeline) -> tuple[tuple[Path, float], ...]:
