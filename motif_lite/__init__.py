@@ -13,6 +13,8 @@ from motif_lite.version import VERSION as __version__
 
 _PUBLIC = {
     "GenerationRequest": "motif_lite.request",  # what `load_pipeline(...).generate` takes
+    "GenerationResult": "motif_lite.pipeline",  # what `generate` returns (the output file, its settings, times)
+    "MotifVideoPipeline": "motif_lite.pipeline",  # what `load_pipeline` returns, for type hints
     "LoRAError": "motif_lite.weights.lora",  # a LoRA file or strength `load_pipeline(loras=...)` cannot take
     "MotifLiteError": "motif_lite.errors",  # every error a user can cause: the class the others derive from
     "RequestError": "motif_lite.request",  # a request's wrong settings, one line each
@@ -24,8 +26,10 @@ _PUBLIC = {
 }
 __all__ = [
     "GenerationRequest",
+    "GenerationResult",
     "LoRAError",
     "MotifLiteError",
+    "MotifVideoPipeline",
     "MotifVideoTransformer",
     "ProgressBars",
     "RequestError",
@@ -39,7 +43,7 @@ if TYPE_CHECKING:
     from motif_lite.config import TransformerConfig
     from motif_lite.errors import MotifLiteError
     from motif_lite.model.transformer import MotifVideoTransformer
-    from motif_lite.pipeline import load_pipeline
+    from motif_lite.pipeline import GenerationResult, MotifVideoPipeline, load_pipeline
     from motif_lite.progress import ProgressBars
     from motif_lite.request import GenerationRequest, RequestError
     from motif_lite.weights.loader import load_transformer
@@ -53,5 +57,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    # The lazy names too, so that completion in a REPL or notebook offers `motif_lite.load_pipeline`.
-    return sorted({*globals(), *__all__})
+    # The public names, lazy ones included, so that completion in a REPL or notebook offers
+    # `motif_lite.load_pipeline` and not this file's own imports (`Any`, `importlib`, ...).
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})

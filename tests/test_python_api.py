@@ -15,6 +15,7 @@ from motif_lite import load_pipeline, load_transformer  # noqa: E402
 from motif_lite.checkpoint import locate_sources  # noqa: E402
 from motif_lite.devices import checked_dtype  # noqa: E402
 from motif_lite.errors import CheckpointError, ConfigError  # noqa: E402
+from motif_lite.pipeline import GenerationResult, MotifVideoPipeline  # noqa: E402
 from motif_lite.preflight import plan_generation  # noqa: E402
 from motif_lite.request import GenerationRequest, RequestError  # noqa: E402
 from motif_lite.weights.lora import LoRAError, LoRASpec, lora_specs  # noqa: E402
@@ -232,6 +233,9 @@ def test_the_top_level_names_are_importable_and_listed():
     for name in motif_lite.__all__:
         assert getattr(motif_lite, name) is not None
     assert motif_lite.GenerationRequest is GenerationRequest and issubclass(RequestError, motif_lite.MotifLiteError)
+    # What load_pipeline returns and generate gives back, for type hints; not the module's own imports.
+    assert motif_lite.MotifVideoPipeline is MotifVideoPipeline and motif_lite.GenerationResult is GenerationResult
+    assert not {"Any", "TYPE_CHECKING", "annotations", "importlib"} & set(dir(motif_lite))
 
 
 def test_the_errors_to_catch_are_top_level_names():
