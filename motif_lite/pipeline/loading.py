@@ -101,7 +101,7 @@ def load_pipeline(
     """
     # Every check that needs no weights comes first, in this order, so that an error is said before any weights
     # load (and before any download).
-    _check_argument_types(plan, parallel, compile, batch_guidance, weights, quantize)
+    _check_argument_types(plan, parallel, compile, batch_guidance, weights, quantize, text_encoder_quantize)
     asked = checked_dtype(dtype) if dtype is not None else None  # a wrong one fails before any download
     given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
     specs = lora_specs(loras)  # the argument's shape before any check that may download
@@ -142,7 +142,13 @@ def load_pipeline(
 
 
 def _check_argument_types(
-    plan: object, parallel: object, compile: object, batch_guidance: object, weights: object, quantize: object
+    plan: object,
+    parallel: object,
+    compile: object,
+    batch_guidance: object,
+    weights: object,
+    quantize: object,
+    text_encoder_quantize: object,
 ) -> None:
     """Raise `ConfigError` for an argument of a type `load_pipeline` cannot use, before any file is read: a str for
     `plan` or `parallel` was an AttributeError after the checks (or after the weights loaded), a str or a dict for
@@ -160,6 +166,7 @@ def _check_argument_types(
             "a dict of component -> .safetensors file, e.g. {'vae': 'wan_2.1_vae.safetensors'}",
         ),
         ("quantize", quantize, str, "a quantization type such as 'Q4_K_M' or 'Q8_0'"),
+        ("text_encoder_quantize", text_encoder_quantize, str, "a quantization type such as 'Q8_0'"),
     ]
     for name, value, kind, wanted in expected:
         if value is not None and not isinstance(value, kind):
