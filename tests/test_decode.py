@@ -408,6 +408,13 @@ def test_a_missing_file(tmp_path, capsys, no_vae_load):
     assert_user_error(code, err, "no such latents file")
 
 
+def test_a_folder_names_the_latents_files_in_it(tmp_path, capsys, no_vae_load):
+    code, _, err = decode_cli(capsys, str(tmp_path))
+    assert_user_error(code, err, f"{tmp_path} is a folder: give the .latents.safetensors file (a failed decode of",
+                      "in this folder: none")  # fmt: skip
+    assert "no such" not in err
+
+
 def test_a_video_given_for_its_latents_names_the_latents_file(tmp_path, capsys, no_vae_load):
     (tmp_path / "fox.mp4").write_bytes(b"\x00\x00\x00 ftypisom not latents")
     code, _, err = decode_cli(capsys, str(tmp_path / "fox.mp4"))
