@@ -453,6 +453,14 @@ def test_a_pickle_lora_is_refused_with_the_conversion(tmp_path, targets):
             read_loras([LoRASpec(path)], targets)
 
 
+def test_a_gguf_lora_is_refused_naming_the_format_read(tmp_path, targets):
+    """stable-diffusion.cpp loads LoRAs from GGUF files too: say so, not safetensors' "header too large"."""
+    path = tmp_path / "style.gguf"
+    path.write_bytes(b"GGUF\x03\x00\x00\x00" + bytes(32))
+    with pytest.raises(LoRAError, match=r"style\.gguf is a GGUF file: motif-lite reads a LoRA from its \.safetensors"):
+        read_loras([LoRASpec(path)], targets)
+
+
 def test_a_lora_folder_stands_for_its_one_file(setup, tmp_path, monkeypatch):
     # diffusers' save_lora_weights and `hf download` leave a folder holding one .safetensors file.
     _, _, files, _ = setup
