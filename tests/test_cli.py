@@ -211,6 +211,10 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["check", "--quality", "9"], "unrecognized arguments: --quality 9\n"),  # check writes no video: no --crf
         (["check", "--lora", "x.safetensors"], "(--lora: this command takes no LoRA (LoRAs change the transformer); "),
         (["decode", "f", "--Lora=x"], "a dry run checks one against it without generating: motif-lite run -p "),
+        # run's settings given to decode: the run's are in the file (one hint for them all)
+        (["decode", "f", "--fps", "12"], "(--fps: decode makes the video of the latents a run sampled: its prompt,"),
+        (["decode", "f", "-p", "x", "--Steps=3"], "(-p, --Steps=3: decode makes the video of the latents a run"),
+        (["decode", "f", "--gguf", "Q8_0"], "and no transformer runs; it takes -o, --crf, -m, --vae, --dtype, "),
         (["serve", "--lora", "x", "--bogus"], "unrecognized arguments: --bogus\n"),  # serve takes --lora
         (["serve", "--Lora", "x"], "(--Lora: did you mean --lora?)"),  # serve's own --lora, misspelled
         (["check", "--frames", "9"], "unrecognized arguments: --frames 9\n"),  # check has no frames: no guess
