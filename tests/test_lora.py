@@ -495,6 +495,17 @@ def test_shape_mismatch_names_the_module(tmp_path, targets):
         read_loras([LoRASpec(_write(tmp_path / "ranks.safetensors", ranks_differ))], targets)
 
 
+def test_a_model_file_given_as_a_lora_is_told_its_flag(tmp_path, targets):
+    """ComfyUI keeps models and LoRAs in sibling folders: the transformer's or the VAE's file given to --lora is
+    named so, with the flag that takes it, not "unknown LoRA format"."""
+    for name, tensors, flag in [
+        ("mv.safetensors", {"transformer_blocks.0.attn.to_q.weight": torch.zeros(2, 2)}, "--diffusion-model"),
+        ("vae.safetensors", {"decoder.conv_in.weight": torch.zeros(2, 2, 1, 1, 1)}, "--vae"),
+    ]:
+        with pytest.raises(LoRAError, match=rf"{name} is not a LoRA: it holds the .*\(pass it as {flag}\)"):
+            read_loras([LoRASpec(_write(tmp_path / name, tensors))], targets)
+
+
 def test_unknown_and_unsupported_formats(tmp_path, targets):
     path = _write(tmp_path / "x.safetensors", {"model.diffusion.weird": torch.zeros(2)})
     with pytest.raises(LoRAError, match="unknown LoRA format.*supported: diffusers/PEFT.*kohya"):

@@ -407,6 +407,10 @@ def _parse_keys(path: Path, tensors: Mapping[str, torch.Tensor]) -> tuple[str, d
         are = "tensor is" if len(others) == 1 else "tensors are"
         title = f"{are} not LoRA down/up/alpha weights (LoHa, LoKr, DoRA, ... are not supported)"
         raise LoRAError(f"{path}: {listing(title, others)}")
+    from motif_lite.io.linked import other_component  # only for this error
+
+    if (holds := other_component("lora", tensors)) is not None:  # a model file in ComfyUI's models/ folders
+        raise LoRAError(f"{path} is not a LoRA: it holds {holds}")
     raise LoRAError(
         f"{path}: unknown LoRA format (first keys: {sorted(tensors)[:3]}); supported: diffusers/PEFT "
         "(`transformer.<module>.lora_A.weight` / `lora_B.weight`) and kohya/ComfyUI "
