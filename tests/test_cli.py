@@ -349,6 +349,27 @@ def test_a_batch_stopped_before_a_videos_first_step_names_that_video_too(checkpo
     assert not list(tmp_path.glob("*.latents.safetensors")) and not second.exists()
 
 
+def test_the_notes_of_a_stopped_batch_come_after_its_progress_bar_is_closed(checkpoint, tmp_path, capsys, monkeypatch):
+    # They were printed while the bar was open, then the bar closed: on a terminal the first note ran on from the
+    # bar's line ("denoise:   0%| ... ?step/s]note: started, nothing saved: ...").
+    def stop_in_the_second_encode(self, stage, done, total):
+        if stage == "encode" and (tmp_path / "fox-1.mp4").exists():
+            self.stage = stage  # an open bar, as the real one would have
+            raise KeyboardInterrupt
+
+    def close(self):
+        if self.stage is not None:
+            print("<bar closed>", file=sys.stderr)
+        self.stage = None
+
+    monkeypatch.setattr(ProgressBars, "__call__", stop_in_the_second_encode)
+    monkeypatch.setattr(ProgressBars, "close", close)
+    args = run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "1", "--steps", "1", "-b", "3")
+    assert cli.main([*args, "-s", "2"]) == cli.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "<bar closed>\nnote: started, nothing saved: " in err, err
+
+
 def test_a_single_video_stopped_before_its_first_step_gets_no_batch_note(checkpoint, tmp_path, capsys, monkeypatch):
     # The note with "-b 1 -s SEED -o FILE" is for the videos of a batch: a run of one is run again as it was.
     def stop_in_the_encode(self, stage, done, total):
