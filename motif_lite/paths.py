@@ -32,3 +32,12 @@ def path_arg(text: str) -> str:
             f"is empty ({text!r}; an unset variable in a script?): give the path of the file or folder"
         )
     return text
+
+
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file that stands where `folder`, or a folder above it, would be (`-o fox.mp4/frames/out_%03d.png` with
+    fox.mp4 a video), or None: a missing folder can then be made with `mkdir -p`, which fails on such a file."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None

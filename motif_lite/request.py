@@ -155,6 +155,8 @@ class GenerationRequest:
         def check(field: str, fn: Callable[..., T], *args: object) -> T | None:
             try:
                 return fn(*args)
+            except _ClipSizeError:  # handled where the clip is checked
+                raise
             except MotifLiteError as exc:
                 problems.append(str(exc))
                 invalid.append(field)
@@ -181,11 +183,16 @@ class GenerationRequest:
         if sampler is not None:
             check("sampler", _check_choice, sampler, "sampler", tuple(SAMPLERS))
         seed = check("seed", _resolve_seed, self.seed)
-        clip = (
-            check("extend", _checked_clip, self, frames_known, width_ok and height_ok, read)
-            if self.extend is not None
-            else None
-        )
+        try:
+            clip = (
+                check("extend", _checked_clip, self, frames_known, width_ok and height_ok, read)
+                if self.extend is not None
+                else None
+            )
+        except _ClipSizeError as exc:  # the size came from the clip: its line alone, not "nearest valid width: 96"
+            kept = [(p, f) for p, f in zip(problems, invalid, strict=True) if f not in ("width", "height")]
+            problems[:], invalid[:] = [p for p, _ in kept] + [str(exc)], [f for _, f in kept] + ["extend"]
+            clip = None
         written = frames_known + clip.frames - 1 if clip is not None and frames_known is not None else frames_known
         if check("output", check_output_path, self.output, written) is not None and fps_ok:
             check("fps", check_output_fps, self.output, self.fps)
@@ -242,13 +249,18 @@ def _checked_clip(request: GenerationRequest, frames: int | None, size_ok: bool,
                            "the first frame conditions nothing and no new frame follows it")  # fmt: skip
     clip = read if read is not None and read.path == user_path(request.extend) else read_clip(request.extend)
     if not size_ok and (clip.width, clip.height) == (request.width, request.height):  # the clip's own size is wrong
-        raise RequestError(f"{clip.path.name} is {clip.width}x{clip.height}: {_clip_size_fix(clip)}")
+        raise _ClipSizeError(f"{clip.path.name} is {clip.width}x{clip.height}: {_clip_size_fix(clip)}")
     if size_ok and (clip.width, clip.height) != (request.width, request.height):
         raise RequestError(
             f"{clip.path.name} is {clip.width}x{clip.height} and the new frames would be "
             f"{request.width}x{request.height}: one video has one size; {_clip_size_fix(clip)}"
         )
     return clip
+
+
+class _ClipSizeError(RequestError):
+    """The clip's own size is none the model makes: its message says what to do, which the width and height lines
+    (their nearest sizes, which the clip does not have) would only confuse."""
 
 
 def _clip_size_fix(clip: Clip) -> str:

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import math
+import shlex
 import shutil
 from collections import Counter
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from gguf import quants as gguf_quants
 from tqdm import tqdm
 
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
-from motif_lite.paths import user_path
+from motif_lite.paths import file_in_the_way, user_path
 from motif_lite.units import file_size
 from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY
 
@@ -127,7 +128,7 @@ def quantize_checkpoint(
     """
     out = user_path(out)  # a quoted "~/x.gguf" reaches us unexpanded, as the source does
     if out.is_dir():  # checked first: --force cannot replace a folder, and would fail only after all the work
-        raise ConfigError(f"{out} is a folder; name the .gguf file to write, e.g. {out / 'model-Q4_K_M.gguf'}")
+        raise ConfigError(f"{out} is a folder; name the .gguf file to write, e.g. {out / f'model-{recipe.name}.gguf'}")
     if out.suffix.lower() != ".gguf":  # the loaders tell a GGUF by its name: any other would be read as safetensors
         raise ConfigError(f"{out}: the quantizer writes a GGUF file; name it .gguf, e.g. {out.with_suffix('.gguf')}")
     if source.is_gguf and out.exists() and out.samefile(source.path):  # even with --force: the source is read to
@@ -135,8 +136,12 @@ def quantize_checkpoint(
         raise ConfigError(f"{out} is the source file; write the new file under another name (-o)")
     if out.exists() and not force:
         raise ConfigError(f"{out} already exists; pass --force to overwrite it")
+    if (blocker := file_in_the_way(out.parent)) is not None:
+        raise ConfigError(f"output folder {out.parent} cannot be made: {blocker} is a file, not a folder: write to "
+                          "another folder")  # fmt: skip
     if not out.parent.is_dir():
-        raise ConfigError(f"output folder {out.parent} does not exist")
+        folder = shlex.quote(str(out.parent))
+        raise ConfigError(f"output folder {out.parent} does not exist; create it first (mkdir -p {folder})")
     keep = list(keep or [])
     plan = component.plan(source.shapes, recipe, keep)
     tmp = out.with_name(out.name + ".tmp")

@@ -286,6 +286,21 @@ def test_a_safetensors_file_given_as_a_gguf_is_told_its_flag(tiny):
         assert "fix: it is a safetensors file that holds the VAE's tensors (pass it as --vae)" in found, found
 
 
+def test_a_file_that_is_no_gguf_is_not_made_again_under_its_own_name(tiny, tmp_path):
+    """A video (or any file not named .gguf) given to --gguf or --text-encoder-gguf: the fix is to pass the .gguf
+    file; the quantizer's command to make it again would name the video as its output, which the quantizer refuses
+    (and which is the user's file)."""
+    root = tiny[0]
+    video = tmp_path / "fox.mp4"
+    video.write_bytes(b"\x00\x00\x00 ftypisom" + bytes(64))
+    (found,) = problems(check_setup(root, gguf=video))
+    assert found.endswith("fix: pass the transformer's .gguf file (or a variant such as Q4_K_M)"), found
+    for given in (video, tmp_path / "missing.mp4"):
+        (found,) = problems(check_setup(root, text_encoder_gguf=given))
+        command = f"python -m motif_lite.quantize {root} --component text_encoder -o te-Q8_0.gguf --type Q8_0"
+        assert found.endswith(f"fix: pass the text encoder's .gguf file, or make one: {command}"), found
+
+
 def test_a_text_encoder_gguf_problem_names_the_file_once(tiny, tmp_path):
     from motif_lite.quantize.cli import main as quantize_main
 

@@ -218,6 +218,10 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["check", "--quality", "9"], "unrecognized arguments: --quality 9\n"),  # check writes no video: no --crf
         (["check", "--lora", "x.safetensors"], "(--lora: this command takes no LoRA (LoRAs change the transformer); "),
         (["decode", "f", "--Lora=x"], "a dry run checks one against it without generating: motif-lite run -p "),
+        # run's settings given to decode: the run's are in the file (one hint for them all)
+        (["decode", "f", "--fps", "12"], "(--fps: decode makes the video of the latents a run sampled: its prompt,"),
+        (["decode", "f", "-p", "x", "--Steps=3"], "(-p, --Steps=3: decode makes the video of the latents a run"),
+        (["decode", "f", "--gguf", "Q8_0"], "and no transformer runs; it takes -o, --crf, -m, --vae, --dtype, "),
         (["serve", "--lora", "x", "--bogus"], "unrecognized arguments: --bogus\n"),  # serve takes --lora
         (["serve", "--Lora", "x"], "(--Lora: did you mean --lora?)"),  # serve's own --lora, misspelled
         (["check", "--frames", "9"], "unrecognized arguments: --frames 9\n"),  # check has no frames: no guess
@@ -350,6 +354,27 @@ def test_a_batch_stopped_before_a_videos_first_step_names_that_video_too(checkpo
            f"with -b 1 -s 3 -o {second}" in err, err  # fmt: skip
     assert f"not started: {third} (seed 4)" in err
     assert not list(tmp_path.glob("*.latents.safetensors")) and not second.exists()
+
+
+def test_the_notes_of_a_stopped_batch_come_after_its_progress_bar_is_closed(checkpoint, tmp_path, capsys, monkeypatch):
+    # They were printed while the bar was open, then the bar closed: on a terminal the first note ran on from the
+    # bar's line ("denoise:   0%| ... ?step/s]note: started, nothing saved: ...").
+    def stop_in_the_second_encode(self, stage, done, total):
+        if stage == "encode" and (tmp_path / "fox-1.mp4").exists():
+            self.stage = stage  # an open bar, as the real one would have
+            raise KeyboardInterrupt
+
+    def close(self):
+        if self.stage is not None:
+            print("<bar closed>", file=sys.stderr)
+        self.stage = None
+
+    monkeypatch.setattr(ProgressBars, "__call__", stop_in_the_second_encode)
+    monkeypatch.setattr(ProgressBars, "close", close)
+    args = run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "1", "--steps", "1", "-b", "3")
+    assert cli.main([*args, "-s", "2"]) == cli.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "<bar closed>\nnote: started, nothing saved: " in err, err
 
 
 def test_a_single_video_stopped_before_its_first_step_gets_no_batch_note(checkpoint, tmp_path, capsys, monkeypatch):

@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -408,6 +409,13 @@ def test_a_missing_file(tmp_path, capsys, no_vae_load):
     assert_user_error(code, err, "no such latents file")
 
 
+def test_a_folder_names_the_latents_files_in_it(tmp_path, capsys, no_vae_load):
+    code, _, err = decode_cli(capsys, str(tmp_path))
+    assert_user_error(code, err, f"{tmp_path} is a folder: give the .latents.safetensors file (a failed decode of",
+                      "in this folder: none")  # fmt: skip
+    assert "no such" not in err
+
+
 def test_a_video_given_for_its_latents_names_the_latents_file(tmp_path, capsys, no_vae_load):
     (tmp_path / "fox.mp4").write_bytes(b"\x00\x00\x00 ftypisom not latents")
     code, _, err = decode_cli(capsys, str(tmp_path / "fox.mp4"))
@@ -596,6 +604,25 @@ def test_a_decode_that_stops_says_the_latents_stay(saved, tmp_path, capsys, monk
     assert code in (cli.EXIT_INTERRUPTED, cli.EXIT_OUT_OF_MEMORY)
     assert f"note: the latents stay in {saved / LATENTS}: decode them again with motif-lite decode" in err
     assert read_latents(saved / LATENTS).denoised and not (tmp_path / "fox.mp4").exists()
+
+
+def test_the_note_of_a_stopped_decode_comes_after_its_progress_bar_is_closed(saved, tmp_path, capsys, monkeypatch):
+    # It was printed while the bar was open, then the bar closed: on a terminal it ran on from the bar's line.
+    from motif_lite.progress import ProgressBars
+
+    def stopped(job, progress):
+        progress.stage = "decode"  # an open bar, as the real one would have
+        raise KeyboardInterrupt
+
+    def close(self):
+        if self.stage is not None:
+            print("<bar closed>", file=sys.stderr)
+        self.stage = None
+
+    monkeypatch.setattr("motif_lite.decoding.run_decode", stopped)
+    monkeypatch.setattr(ProgressBars, "close", close)
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "fox.mp4"))
+    assert code == cli.EXIT_INTERRUPTED and "<bar closed>\nnote: the latents stay in " in err, err
 
 
 def test_latents_from_another_machine_ask_for_o_when_their_folder_is_not_here(saved, tmp_path, capsys):

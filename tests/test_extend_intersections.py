@@ -274,6 +274,7 @@ def test_a_clip_whose_size_the_model_cannot_make_gets_a_resize_command_that_work
     command = f"ffmpeg -i {name} -vf scale=32:32 {encoding} {resized}"
     assert_user_error(code, err, f"{name} is 40x30: the model makes sides in multiples of 16: resize the clip first, "
                                  f"e.g. {command}, and extend that")  # fmt: skip
+    assert "nearest valid" not in err, err  # the clip's line alone: -W 48 -H 32 would not fit the clip either
     ffmpeg(*command.split()[1:])
     code, _, err = dry_run(capsys, checkpoint, "--extend", resized, "-o", "o.mp4")
     assert code == 0 and "(7 frames, 32x32 at 24 fps)" in err, err

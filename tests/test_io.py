@@ -259,6 +259,17 @@ def test_check_output_path_errors(tmp_path, name, message):
         check_output_path(tmp_path / name)
 
 
+def test_a_file_where_the_output_folder_would_be_is_named_not_made_with_mkdir(tmp_path):
+    """`-o fox.mp4/out.mp4` with fox.mp4 a video: `mkdir -p fox.mp4` would fail, so the message says what is in the
+    way (also a level up), not to create the folder."""
+    (tmp_path / "fox.mp4").write_bytes(b"a video")
+    for output in ("fox.mp4/out.mp4", "fox.mp4/frames/out_%03d.png"):
+        with pytest.raises(MotifLiteError) as error:
+            check_output_path(tmp_path / output)
+        assert f"{tmp_path / 'fox.mp4'} is a file, not a folder: write to another folder" in str(error.value)
+        assert "mkdir" not in str(error.value)
+
+
 def test_output_path_suggestions_survive_copy_and_paste(tmp_path):
     # Before: "create it first (mkdir -p .../dir with space)", which a shell runs as three folders, and for `-o -`
     # (standard output to ffmpeg) "e.g. -.mp4".

@@ -453,6 +453,14 @@ def test_a_pickle_lora_is_refused_with_the_conversion(tmp_path, targets):
             read_loras([LoRASpec(path)], targets)
 
 
+def test_a_gguf_lora_is_refused_naming_the_format_read(tmp_path, targets):
+    """stable-diffusion.cpp loads LoRAs from GGUF files too: say so, not safetensors' "header too large"."""
+    path = tmp_path / "style.gguf"
+    path.write_bytes(b"GGUF\x03\x00\x00\x00" + bytes(32))
+    with pytest.raises(LoRAError, match=r"style\.gguf is a GGUF file: motif-lite reads a LoRA from its \.safetensors"):
+        read_loras([LoRASpec(path)], targets)
+
+
 def test_a_lora_folder_stands_for_its_one_file(setup, tmp_path, monkeypatch):
     # diffusers' save_lora_weights and `hf download` leave a folder holding one .safetensors file.
     _, _, files, _ = setup
@@ -485,6 +493,17 @@ def test_shape_mismatch_names_the_module(tmp_path, targets):
     }
     with pytest.raises(LoRAError, match=r"transformer_blocks\.0\.attn\.to_q do not fit"):
         read_loras([LoRASpec(_write(tmp_path / "ranks.safetensors", ranks_differ))], targets)
+
+
+def test_a_model_file_given_as_a_lora_is_told_its_flag(tmp_path, targets):
+    """ComfyUI keeps models and LoRAs in sibling folders: the transformer's or the VAE's file given to --lora is
+    named so, with the flag that takes it, not "unknown LoRA format"."""
+    for name, tensors, flag in [
+        ("mv.safetensors", {"transformer_blocks.0.attn.to_q.weight": torch.zeros(2, 2)}, "--diffusion-model"),
+        ("vae.safetensors", {"decoder.conv_in.weight": torch.zeros(2, 2, 1, 1, 1)}, "--vae"),
+    ]:
+        with pytest.raises(LoRAError, match=rf"{name} is not a LoRA: it holds the .*\(pass it as {flag}\)"):
+            read_loras([LoRASpec(_write(tmp_path / name, tensors))], targets)
 
 
 def test_unknown_and_unsupported_formats(tmp_path, targets):

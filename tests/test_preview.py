@@ -180,6 +180,9 @@ def test_preview_path_checks(tmp_path):
         check_preview_path(tmp_path / "folder.png")
     with pytest.raises(MotifLiteError, match=r"the folder .*missing does not exist; create it first$"):
         check_preview_path(tmp_path / "missing" / "p.png")
+    (tmp_path / "fox.mp4").write_bytes(b"a video")  # no folder to create: a file is in its place
+    with pytest.raises(MotifLiteError, match=r"fox\.mp4 is a file, not a folder: write the preview to another folder$"):
+        check_preview_path(tmp_path / "fox.mp4" / "p.png")
 
 
 def test_cli_preview(pipe, tmp_path, capsys):

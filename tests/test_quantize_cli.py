@@ -246,6 +246,19 @@ def test_output_folder_is_refused_before_quantizing(tiny, tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_output_folder_that_is_a_file_or_missing_is_refused_before_quantizing(tiny, tmp_path, capsys):
+    """-o fox.mp4/q.gguf with fox.mp4 a file: what is in the way, not that the folder does not exist (mkdir -p
+    fails on it); a missing folder gets the mkdir command. A folder as -o names a file of the --type asked for."""
+    (tmp_path / "fox.mp4").write_bytes(b"a video")
+    assert main([str(tiny[0]), "-o", str(tmp_path / "fox.mp4" / "q.gguf"), "--type", "Q8_0", "--quiet"]) == 2
+    assert f"{tmp_path / 'fox.mp4'} is a file, not a folder: write to another folder" in capsys.readouterr().err
+    assert main([str(tiny[0]), "-o", str(tmp_path / "new" / "q.gguf"), "--type", "Q8_0", "--quiet"]) == 2
+    assert f"create it first (mkdir -p {tmp_path / 'new'})" in capsys.readouterr().err
+    assert main([str(tiny[0]), "-o", str(tmp_path), "--type", "Q8_0", "--quiet"]) == 2
+    assert f"e.g. {tmp_path / 'model-Q8_0.gguf'}" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fox.mp4"]
+
+
 def test_an_output_not_named_gguf_is_refused_before_quantizing(tiny, tmp_path, capsys):
     # The loaders tell a GGUF by its name: a GGUF written as x.safetensors would later be read as safetensors.
     assert main([str(tiny[0]), "-o", str(tmp_path / "x.safetensors"), "--type", "Q8_0", "--quiet"]) == 2

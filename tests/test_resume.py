@@ -386,6 +386,11 @@ def test_resume_of_a_missing_file_is_named(tmp_path, capsys):
     code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.mp4"))
     assert_user_error(code, err, "is a video, not a latents file", "a stopped run saved")
     assert "failed decode" not in err  # --resume goes on from a stopped run
+    (tmp_path / "fox.latents.safetensors").write_bytes(b"x")  # the output folder given: its latents files named
+    code, _, err = run_cli(capsys, "--resume", str(tmp_path))
+    assert_user_error(code, err, f"{tmp_path} is a folder: give the .latents.safetensors file (a stopped run of",
+                      "in this folder: fox.latents.safetensors")  # fmt: skip
+    assert "no such" not in err
 
 
 def test_resume_dry_run_shows_the_files_settings_and_a_changed_model_flag(stopped, capsys):

@@ -207,6 +207,16 @@ def test_files_without_settings_are_refused(tmp_path, capsys, name, says):
     assert_user_error(code, err, says)
 
 
+def test_a_folder_or_a_png_sequence_pattern_is_told_to_give_one_file(tmp_path, capsys):
+    """`--settings-from frames/` or the pattern the run was given (`fox_%03d.png`): not "no such file"."""
+    code, _, err = run_cli(capsys, "--settings-from", str(tmp_path))
+    assert_user_error(code, err, f"{tmp_path} is a folder (--settings-from takes", "of a PNG sequence, one frame")
+    (tmp_path / "fox_000.png").write_bytes(b"a frame")
+    code, _, err = run_cli(capsys, "--settings-from", str(tmp_path / "fox_%03d.png"))
+    assert_user_error(code, err, "names a PNG sequence", f"give one of its frames, e.g. {tmp_path / 'fox_000.png'}")
+    assert "no such file" not in err
+
+
 def test_a_video_of_another_tool_is_refused(tmp_path, capsys):
     path = tmp_path / "other.mp4"
     writer = imageio_ffmpeg.write_frames(str(path), (16, 16))

@@ -123,6 +123,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         written = run_decode(job, progress)
     except BaseException:  # out of memory, a full disk, Ctrl-C, SIGTERM: the latents file is never touched
+        progress.close()  # its bar ends its line first: the note ran on from the bar's line
         with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP) takes no more lines
             print(f"note: the latents stay in {saved.file}: decode them again with motif-lite decode "
                   f"{shlex.quote(str(saved.file))} (-o for another disk, --device cpu or --vram GiB for less GPU "

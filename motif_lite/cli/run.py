@@ -470,6 +470,8 @@ def _sample(
         )
     except BaseException:
         lost = [video] if in_batch and keeps is not None and not kept_anywhere(keeps, video.output) else []
+        if progress is not None:  # its bar ends its line first: a note printed after it was glued to the bar
+            progress.close()
         print_notes([*unsaved_videos(lost), *unstarted_videos(unstarted)], say)
         raise
     finally:

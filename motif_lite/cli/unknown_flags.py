@@ -216,7 +216,7 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     unknown flag, the flag it most likely means; words without a flag in a command that takes a prompt are probably
     an unquoted prompt, or the rest of one (`args`: what was parsed, the prompt's first word included)."""
     known = _option_strings(parser)
-    hints = []
+    hints, runs = [], []
     for index, flag in ((i, word) for i, word in enumerate(extras) if word.startswith("-")):
         name = flag.split("=", 1)[0]
         if name in DURATION_FLAGS and "--video-frames" in known:
@@ -238,6 +238,9 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if _spelled(name) == run_only and run_only not in known and "--text-encoder-gguf" in known:
             hints.append(f"{flag}: {TEXT_ENCODER_FROM_A_FILE}")  # serve, check, verify
             continue
+        if parser.prog.endswith(" decode") and _spelled(name) in RUN_SETTINGS:
+            runs.append(flag)  # one hint for them all, after the loop
+            continue
         if _spelled(name) == "--lora" and "--lora" not in known:  # check, decode, verify
             hints.append(f"{flag}: {LORA_CHECKED_BY_DRY_RUN}")
             continue
@@ -249,6 +252,8 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
             hints.append(f"{flag}: {advice}")
         elif meant := suggestion(flag, known):
             hints.append(f"{flag}: did you mean {meant}?")
+    if runs:
+        hints.append(f"{', '.join(runs)}: {DECODE_KEEPS_THE_RUNS}")
     if "--prompt" in known and not any(word.startswith("-") for word in extras):
         words = [*([args.prompt] if getattr(args, "prompt", None) else []), *extras]
         hints.append(f'a prompt goes after -p, in quotes: -p "{" ".join(words)}"')
@@ -270,6 +275,19 @@ TEXT_ENCODER_FROM_A_FILE = ("this command loads a quantized text encoder from a 
 LORA_CHECKED_BY_DRY_RUN = (
     "this command takes no LoRA (LoRAs change the transformer); a dry run checks one "
     'against it without generating: motif-lite run -p "..." --lora FILE --dry-run'
+)
+# What `run` takes and `decode` does not: the video's settings and the transformer's and text encoder's files.
+RUN_SETTINGS = frozenset({
+    "-p", "--prompt", "-n", "--negative-prompt", "-s", "--seed", "-W", "--width", "-H", "--height",
+    "--video-frames", "--fps", "--steps", "--cfg-scale", "--guidance", "--flow-shift", "--sampling-method",
+    "-i", "--image", "--init-img", "--extend", "-b", "--batch-count", "--gguf", "--quantize",
+    "--diffusion-model", "--text-encoder", "--text-encoder-gguf", "--text-encoder-quantize", "--settings-from",
+    "--resume",
+})  # fmt: skip
+DECODE_KEEPS_THE_RUNS = (
+    "decode makes the video of the latents a run sampled: its prompt, seed, size, frames, fps and steps were the "
+    "run's (stored in the file) and no transformer runs; it takes -o, --crf, -m, --vae, --dtype, --device, --vram "
+    "and --dry-run (another video: motif-lite run)"
 )
 IMAGE_FLAGS = ("-i", "--image", "--init-img")  # run's image-to-video input
 VERIFY_WITHOUT_IMAGE = "verify compares a text-to-video run only (it encodes no image): leave it out"

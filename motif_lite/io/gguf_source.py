@@ -98,6 +98,8 @@ def gguf_file_fix(path: Path, model: str) -> str:
     """The fix for a damaged or mismatched GGUF transformer file: a file of the official GGUF repo is downloaded
     again with the command `run` would give; one of the user's own (a name that is no official file's) is made again
     from the checkpoint -m names (`model`, as given), with the type it was made with, or copied again."""
+    if not_a_gguf(path):
+        return "pass the transformer's .gguf file (or a variant such as Q4_K_M)"
     cached = cached_snapshot(GGUF_REPO)
     if cached is not None and path.resolve().is_relative_to(cached.resolve()):  # our own download, in the cache
         return f"download the file again: hf download {GGUF_REPO} --include '{path.name}' --force-download"
@@ -119,6 +121,9 @@ def text_encoder_gguf_fix(path: Path, model: str | None) -> str:
     (Q8_0, the one the docs advise, for a new file or an unknown type)."""
     source = shlex.quote(model) if model else "CHECKPOINT"
     made_as = made_with_type(path) if path.is_file() else None
+    if not_a_gguf(path):  # a video, an image, ...: the quantizer writes only .gguf names, and this is the user's
+        command = f"python -m motif_lite.quantize {source} --component text_encoder -o te-Q8_0.gguf --type Q8_0"
+        return f"pass the text encoder's .gguf file, or make one: {command}"
     command = f"python -m motif_lite.quantize {source} --component text_encoder -o {shlex.quote(str(path))}"
     command += f" --type {made_as or 'Q8_0'}"
     return f"make it again: {command} --force" if path.is_file() else f"make one: {command}"
@@ -134,6 +139,18 @@ def foreign_gguf_fix(path: Path, model: str | None, component: str) -> str:
         return f"it is another model's file; pass a text encoder GGUF made by {made}"
     made = f"{quantize} -o {shlex.quote(str(path.parent / 'motif-video-2b-Q4_K_M.gguf'))}"
     return f"it is another model's file; pass an official one (--gguf Q4_K_M downloads it), or make one: {made}"
+
+
+def not_a_gguf(path: Path) -> bool:
+    """Whether `path` is no GGUF file by its name (not .gguf) and, where it is there, by its first bytes (a video or
+    an image given to --gguf): making it again would name an output the quantizer refuses, or the user's file."""
+    if path.suffix.lower() == ".gguf":
+        return False
+    try:
+        with path.open("rb") as file:
+            return file.read(4) != b"GGUF"
+    except OSError:  # not there (or unreadable): its name alone says it
+        return True
 
 
 def made_with_type(path: Path) -> str | None:

@@ -131,6 +131,10 @@ def read_latents(path: str | Path, command: str | None = None) -> SavedLatents:
     from safetensors import SafetensorError, safe_open
 
     path = user_path(path)
+    if path.is_dir():  # the output folder, say: the files in it to choose from
+        found = ", ".join(sorted(p.name for p in path.glob(f"*{SUFFIX}"))) or "none"
+        raise LatentsFileError(f"{path} is a folder: give the {SUFFIX} file ({SAVED_BY[command]} of `motif-lite "
+                               f"run` saves one beside the output); in this folder: {found}")  # fmt: skip
     if not path.is_file():
         raise LatentsFileError(f"no such latents file: {path}{_finished(path)}")
     not_latents = (

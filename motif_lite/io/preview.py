@@ -16,7 +16,7 @@ import PIL.Image
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.staging import check_writable_folder
-from motif_lite.paths import user_path
+from motif_lite.paths import file_in_the_way, user_path
 
 PREVIEW_EXTENSIONS = (".png", ".webp")
 PREVIEWS_PER_RUN = 4  # the default spacing of previews: about this many per run
@@ -80,6 +80,8 @@ def check_preview_path(path: str | Path) -> Path:
         raise MotifLiteError(f"preview must be a .png (middle frame) or .webp (every frame) file, got {path}")
     if path.is_dir():
         raise MotifLiteError(f"preview {path} is a folder; name a file in it, e.g. {path / 'preview.webp'}")
+    if (blocker := file_in_the_way(path.parent)) is not None:
+        raise MotifLiteError(f"preview {path}: {blocker} is a file, not a folder: write the preview to another folder")
     if not path.parent.is_dir():  # as for -o: the run does not create folders
         raise MotifLiteError(f"preview {path}: the folder {path.parent} does not exist; create it first")
     check_writable_folder(path.parent, "preview folder")  # by creating a file there, as for -o

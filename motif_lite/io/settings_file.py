@@ -17,6 +17,7 @@ from pathlib import Path
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.ffmpeg import find_ffmpeg
 from motif_lite.io.latents import SUFFIX as LATENTS_SUFFIX
+from motif_lite.io.staging import is_frame_sequence
 from motif_lite.io.video import VIDEO_EXTENSIONS
 from motif_lite.paths import user_path
 
@@ -52,7 +53,13 @@ def read_settings(path: str | Path) -> StoredSettings:
             f"{path} is a latents file a run kept, not a video: motif-lite run --resume {quoted} goes on with a "
             f"stopped run, motif-lite decode {quoted} makes the video of a failed decode"
         )
+    if path.is_dir():
+        raise SettingsFileError(f"{path} is a folder ({_TAKES}): give one of its files; of a PNG sequence, one frame, "
+                                "e.g. fox_000.png")  # fmt: skip
     if not path.is_file():
+        frame = _first_frame(path)
+        if frame is not None:  # the pattern a run was given (-o fox_%03d.png): every frame keeps the settings
+            raise SettingsFileError(f"{path} names a PNG sequence ({_TAKES}): give one of its frames, e.g. {frame}")
         raise SettingsFileError(f"no such file: {path} ({_TAKES})")
     suffix = path.suffix.lower()
     if suffix not in VIDEO_EXTENSIONS:
@@ -66,6 +73,21 @@ def read_settings(path: str | Path) -> StoredSettings:
             "stores a run's settings there); give a video or image motif-lite wrote"
         )
     return StoredSettings(path, values)
+
+
+def _first_frame(pattern: Path) -> Path | None:
+    """The first frame there is of the PNG sequence `pattern` names (fox_%03d.png: fox_000.png, else fox_001.png),
+    or None (no pattern, or no such frame)."""
+    if not is_frame_sequence(pattern):
+        return None
+    for number in (0, 1):
+        try:
+            frame = pattern.with_name(pattern.name % number)
+        except (TypeError, ValueError):  # another % in the name
+            return None
+        if frame.is_file():
+            return frame
+    return None
 
 
 def _motif_lite_settings(comment: str | None) -> dict | None:

@@ -38,7 +38,7 @@ from motif_lite.io.staging import (
     is_frame_sequence,
     output_of,
 )
-from motif_lite.paths import user_path
+from motif_lite.paths import file_in_the_way, user_path
 
 Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
@@ -166,6 +166,9 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
     if suffix != ".png" and patterns:
         raise MotifLiteError(f"frame-number patterns are only for .png sequences, got {path.name!r}")
     parent = path.parent
+    if (blocker := file_in_the_way(parent)) is not None:
+        raise MotifLiteError(f"output directory {parent} cannot be made: {blocker} is a file, not a folder: write to "
+                             "another folder")  # fmt: skip
     if not parent.is_dir():
         raise MotifLiteError(f"output directory {parent} does not exist; create it first (mkdir -p {_quoted(parent)})")
     check_writable_folder(parent, "output directory")  # by creating a file there: root passes os.access anywhere
