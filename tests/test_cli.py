@@ -222,6 +222,7 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["decode", "f", "--fps", "12"], "(--fps: decode makes the video of the latents a run sampled: its prompt,"),
         (["decode", "f", "-p", "x", "--Steps=3"], "(-p, --Steps=3: decode makes the video of the latents a run"),
         (["decode", "f", "--gguf", "Q8_0"], "and no transformer runs; it takes -o, --crf, -m, --vae, --dtype, "),
+        (["decode", "f", "--text-encoder-quantize", "Q8_0"], "(--text-encoder-quantize: decode makes the video of"),
         (["serve", "--lora", "x", "--bogus"], "unrecognized arguments: --bogus\n"),  # serve takes --lora
         (["serve", "--Lora", "x"], "(--Lora: did you mean --lora?)"),  # serve's own --lora, misspelled
         (["check", "--frames", "9"], "unrecognized arguments: --frames 9\n"),  # check has no frames: no guess
