@@ -109,6 +109,9 @@ def test_a_callback_that_cannot_take_its_arguments_fails_before_encoding(pipe, t
             dict(clip="fox.mp4"),
             r"clip must be the Clip that read_clip\(path\) gives .*GenerationRequest\(extend=path\)",
         ),
+        # A key of its own (the server's argument) was a ValueError once the whole video had been sampled.
+        (dict(stored_clip={"name": "fox.mp4"}), r"stored_clip takes \{'extend': name, 'extend_sha256': checksum\}"),
+        (dict(stored_clip={"extend": None}), r"either or both \(each a str\), or None, got dict \{'extend': None\}"),
     ],
 )
 def test_keeping_arguments_of_a_wrong_type_fail_before_encoding(pipe, tmp_path, argument, message):
