@@ -248,6 +248,31 @@ def test_a_stopped_or_failed_extension_keeps_the_clip_as_its_user_knows_it(pipe,
     assert {key: kept[key] for key in stored} == stored
 
 
+def test_a_stopped_extension_is_not_resumed_by_a_request_without_its_clip(pipe, tmp_path):
+    # Whether there is a clip is compared (its name is not: the server stores its upload's); named first, as the
+    # message shows four differences at most.
+    from motif_lite.io.latents import read_latents
+    from motif_lite.request import RequestError
+
+    clip = make_clip(tmp_path / "clip.mp4")
+    request = GenerationRequest(PROMPT, extend=clip, output=tmp_path / "fox.mp4", width=32, height=32, frames=5,
+                                steps=2, seed=4)  # fmt: skip
+
+    def stop(stage, done, total):
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request, on_progress=stop)
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    without = dataclasses.replace(request, extend=None)
+    with pytest.raises(RequestError, match=r"makes \(extend: 'clip.mp4' then, None now\): resume it"):
+        pipe.generate(without, resume=saved)
+    others = dataclasses.replace(without, prompt="another", negative_prompt="blur", seed=5, steps=3)
+    with pytest.raises(RequestError, match=r"makes \(extend: 'clip.mp4' then, None now; "):
+        pipe.generate(others, resume=saved)
+
+
 def test_a_run_reads_its_clip_once(pipe, checkpoint, tmp_path, capsys, monkeypatch, clip_reads):
     # For its size and rate, the request's checks (twice), the first frame and the file: one read (it was 5).
     clip = make_clip(tmp_path / "clip_%03d.png", frames=6)
