@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from motif_lite import cli, pipeline
-from motif_lite.io.clip import clip_frames, read_clip
+from motif_lite.io.clip import ClipError, clip_frames, read_clip
 from motif_lite.io.ffmpeg import find_ffmpeg
 from motif_lite.io.settings_file import read_settings
 from motif_lite.io.video import write_video
@@ -106,6 +106,21 @@ def test_clip_mistakes_are_refused_before_loading(tmp_path, capsys, monkeypatch)
     err = refused(tmp_path, capsys, monkeypatch, "--extend", str(clip), "-W", "48", *out)
     assert "clip.mp4 is 32x32 and the new frames would be 48x32" in err
     assert not (tmp_path / "longer.mp4").exists()
+
+
+def test_a_clip_this_user_cannot_read_is_a_clip_error(tmp_path, capsys, monkeypatch):
+    # Before: a PermissionError's traceback (root reads any file: the refusal is made up here).
+    clip = make_clip(tmp_path / "clip.mp4")
+    opened = Path.open
+
+    def unreadable(path, *args, **kwargs):
+        if path.name == clip.name:
+            raise PermissionError(13, "Permission denied", str(path))
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", unreadable)
+    with pytest.raises(ClipError, match=f"cannot read the clip to extend, {clip}: Permission denied"):
+        read_clip(clip)
 
 
 def test_a_clip_of_a_size_the_model_cannot_make_gets_the_resize_command(tmp_path):
