@@ -3,6 +3,7 @@ frames and the new ones in one file, and the clip's mistakes refused before anyt
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import subprocess
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from motif_lite import cli, pipeline
-from motif_lite.io.clip import clip_frames, read_clip
+from motif_lite.io.clip import ClipError, clip_frames, read_clip
 from motif_lite.io.ffmpeg import find_ffmpeg
 from motif_lite.io.settings_file import read_settings
 from motif_lite.io.video import write_video
@@ -107,6 +108,21 @@ def test_clip_mistakes_are_refused_before_loading(tmp_path, capsys, monkeypatch)
     assert not (tmp_path / "longer.mp4").exists()
 
 
+def test_a_clip_this_user_cannot_read_is_a_clip_error(tmp_path, capsys, monkeypatch):
+    # Before: a PermissionError's traceback (root reads any file: the refusal is made up here).
+    clip = make_clip(tmp_path / "clip.mp4")
+    opened = Path.open
+
+    def unreadable(path, *args, **kwargs):
+        if path.name == clip.name:
+            raise PermissionError(13, "Permission denied", str(path))
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", unreadable)
+    with pytest.raises(ClipError, match=f"cannot read the clip to extend, {clip}: Permission denied"):
+        read_clip(clip)
+
+
 def test_a_clip_of_a_size_the_model_cannot_make_gets_the_resize_command(tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", width=42, height=30)  # 42 / 16 = 2.6 -> 48
     with pytest.raises(Exception, match=r"scale=48:32"):
@@ -142,6 +158,21 @@ def test_settings_from_an_extended_video_needs_the_clip_again(pipe, checkpoint, 
     pipe.generate(request, stored_clip={"extend": "their clip.mp4", "extend_sha256": sha})
     assert cli.main([*dry_run, "--settings-from", str(served), "--extend", str(clip)]) == 0
     assert "is another file" not in capsys.readouterr().err
+    # A file the run made keeps no checksum: no note. A clip the note cannot read (its first reader, before the
+    # clip's own checks, which say what is wrong with it): no note.
+    assert cli.main([*dry_run, "--settings-from", str(longer), "--extend", str(clip)]) == 0
+    assert "went on from" not in capsys.readouterr().err
+    opened, denied = Path.open, []
+
+    def unreadable(path, *args, **kwargs):
+        if path.name == clip.name and not denied:
+            denied.append(path)
+            raise PermissionError(13, "Permission denied", str(path))
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", unreadable)
+    assert cli.main([*dry_run, "--settings-from", str(served), "--extend", str(clip)]) == 0
+    assert denied and "went on from" not in capsys.readouterr().err
 
 
 def test_decode_of_an_extension_joins_the_clip_again_or_says_it_cannot(pipe, tmp_path, capsys, monkeypatch):
@@ -198,6 +229,63 @@ def test_a_stopped_extension_resumes_to_the_same_video_and_refuses_a_changed_cli
     PIL.Image.new("RGB", (32, 32), "red").save(tmp_path / "clip_005.png")
     assert cli.main([*argv, str(tmp_path / "b.latents.safetensors")]) == 2
     assert "is not the clip the run" in capsys.readouterr().err and (tmp_path / "b.latents.safetensors").exists()
+
+
+def test_a_stopped_or_failed_extension_keeps_the_clip_as_its_user_knows_it(pipe, tmp_path, monkeypatch):
+    """`stored_clip` (the server's upload, by the name it was sent under and its checksum) is what a stopped run's
+    latents file says too, and what a failed decode's; the run resumed from the file goes on to that video."""
+    from motif_lite.io.latents import read_latents
+    from motif_lite.pipeline import generation
+
+    clip = make_clip(tmp_path / "clip.mp4")
+    stored = {"extend": "their clip.mp4", "extend_sha256": "ab" * 32}
+    request = GenerationRequest(PROMPT, extend=clip, output=tmp_path / "fox.mp4", width=32, height=32, frames=5,
+                                steps=2, seed=4)  # fmt: skip
+
+    def stop(stage, done, total):
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request, on_progress=stop, stored_clip=stored)
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    assert {key: saved.video_metadata[key] for key in stored} == stored
+    pipe.generate(request, resume=saved, stored_clip=stored)  # the clip by another name: the same video
+    assert {key: read_settings(tmp_path / "fox.mp4").values[key] for key in stored} == stored
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(generation, "decode_video", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        pipe.generate(dataclasses.replace(request, output=tmp_path / "failed.mp4"), stored_clip=stored)
+    kept = read_latents(tmp_path / "failed.latents.safetensors").video_metadata
+    assert {key: kept[key] for key in stored} == stored
+
+
+def test_a_stopped_extension_is_not_resumed_by_a_request_without_its_clip(pipe, tmp_path):
+    # Whether there is a clip is compared (its name is not: the server stores its upload's); named first, as the
+    # message shows four differences at most.
+    from motif_lite.io.latents import read_latents
+    from motif_lite.request import RequestError
+
+    clip = make_clip(tmp_path / "clip.mp4")
+    request = GenerationRequest(PROMPT, extend=clip, output=tmp_path / "fox.mp4", width=32, height=32, frames=5,
+                                steps=2, seed=4)  # fmt: skip
+
+    def stop(stage, done, total):
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request, on_progress=stop)
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    without = dataclasses.replace(request, extend=None)
+    with pytest.raises(RequestError, match=r"makes \(extend: 'clip.mp4' then, None now\): resume it"):
+        pipe.generate(without, resume=saved)
+    others = dataclasses.replace(without, prompt="another", negative_prompt="blur", seed=5, steps=3)
+    with pytest.raises(RequestError, match=r"makes \(extend: 'clip.mp4' then, None now; "):
+        pipe.generate(others, resume=saved)
 
 
 def test_a_run_reads_its_clip_once(pipe, checkpoint, tmp_path, capsys, monkeypatch, clip_reads):

@@ -119,6 +119,10 @@ def test_our_pipeline_answers_diffusers_calls_and_methods():
         pipe.scheduler.config  # noqa: B018
     with pytest.raises(AttributeError, match="guidance='cfg', cfg_scale=5.0"):
         pipe.guider  # noqa: B018
+    with pytest.raises(AttributeError, match=r"on_progress=ProgressBars\(\)"):
+        pipe.progress_bar(total=4)
+    with pytest.raises(AttributeError, match="pipe.transformer, pipe.text_encoder and pipe.vae"):
+        pipe.components  # noqa: B018
 
 
 def test_every_entry_of_the_tables_is_an_argument_diffusers_takes():

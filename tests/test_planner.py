@@ -359,7 +359,7 @@ def test_the_ram_error_names_what_would_make_this_run_fit():
     with pytest.raises(MotifLiteError, match="host memory") as refused:
         plan(1280, 736, 121, 6, weights=BF16, text=T5GEMMA2_Q8_0, text_encoder_quantized=True, ram_budget_bytes=4 * GiB)
     advice = str(refused.value)
-    assert "--component text_encoder" not in advice and "of it, already a GGUF file" in advice
+    assert "--component text_encoder" not in advice and "of it, already quantized" in advice
     assert "the transformer is 3.80 GiB: a GGUF one" in advice
 
 

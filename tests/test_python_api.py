@@ -96,6 +96,7 @@ def test_a_callback_that_cannot_take_its_arguments_fails_before_encoding(pipe, t
     stages = []  # what takes the arguments as they come passes: *args, a callable object, print
     pipe.generate(request, on_progress=lambda *stage: stages.append(stage), on_preview=print, preview_every=1)
     assert stages[0] == ("encode", 0, 2)
+    pipe.generate(request, on_progress=slice, on_preview=slice, preview_every=1)  # no signature to read: not checked
 
 
 @pytest.mark.parametrize(
@@ -108,6 +109,9 @@ def test_a_callback_that_cannot_take_its_arguments_fails_before_encoding(pipe, t
             dict(clip="fox.mp4"),
             r"clip must be the Clip that read_clip\(path\) gives .*GenerationRequest\(extend=path\)",
         ),
+        # A key of its own (the server's argument) was a ValueError once the whole video had been sampled.
+        (dict(stored_clip={"name": "fox.mp4"}), r"stored_clip takes \{'extend': name, 'extend_sha256': checksum\}"),
+        (dict(stored_clip={"extend": None}), r"either or both \(each a str\), or None, got dict \{'extend': None\}"),
     ],
 )
 def test_keeping_arguments_of_a_wrong_type_fail_before_encoding(pipe, tmp_path, argument, message):
@@ -116,6 +120,18 @@ def test_keeping_arguments_of_a_wrong_type_fail_before_encoding(pipe, tmp_path, 
     with pytest.raises(RequestError, match=message):
         pipe.generate(request, on_progress=lambda *stage: stages.append(stage), **argument)
     assert stages == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_latents_file_given_as_a_path_is_kept_there(pipe, tmp_path):
+    def stop(stage, done, total):
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    (tmp_path / "kept").mkdir()
+    request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request, on_progress=stop, latents_file=tmp_path / "kept" / "fox.latents.safetensors")
+    assert [path.name for path in (tmp_path / "kept").iterdir()] == ["fox.latents.safetensors"]
 
 
 def test_a_latents_file_in_the_home_folder_is_kept_there(pipe, tmp_path, monkeypatch):
@@ -227,6 +243,13 @@ def test_an_argument_of_a_type_load_pipeline_cannot_use_fails_before_any_file_is
         load_pipeline(absent, dtype="fp32", device="cpu", **argument)
 
 
+def test_weight_files_may_be_paths(tmp_path):
+    # A Path (what the checks' message asks for: "str or Path") passes the type check: the checkpoint is looked for.
+    with pytest.raises(CheckpointError) as refused:
+        load_pipeline(tmp_path / "no-checkpoint", device="cpu", weights={"vae": tmp_path / "vae.safetensors"})
+    assert not isinstance(refused.value, ConfigError), refused.value
+
+
 def test_the_top_level_names_are_importable_and_listed():
     import motif_lite
 
@@ -237,6 +260,7 @@ def test_the_top_level_names_are_importable_and_listed():
     # What load_pipeline returns and generate gives back, for type hints; not the module's own imports.
     assert motif_lite.MotifVideoPipeline is MotifVideoPipeline and motif_lite.GenerationResult is GenerationResult
     assert not {"Any", "TYPE_CHECKING", "annotations", "importlib"} & set(dir(motif_lite))
+    assert {"__version__", "__name__", "load_pipeline"} <= set(dir(motif_lite))  # a module's own names stay
 
 
 def test_the_errors_to_catch_are_top_level_names():

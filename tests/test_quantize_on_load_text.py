@@ -275,3 +275,94 @@ def test_a_parallel_run_is_planned_quantized_before_it_starts(checkpoint, capsys
     code = cli.main(["run", "-m", str(checkpoint), "-p", "x", "--device", "cpu", "--gpus", "2", "--vram", "4",
                      "--text-encoder-quantize", "q8_0"])  # fmt: skip
     assert code == 0 and set(planned) == {"Q8_0"}, capsys.readouterr().err
+
+
+def test_each_components_bar_is_named(checkpoint, monkeypatch):
+    # Both components quantized in one run draw two bars: each says which it counts.
+    from motif_lite.quantize import on_load
+    from motif_lite.quantize.on_load import quantize_transformer_tensors
+
+    names = []
+
+    class Bar:
+        def __init__(self, total, desc, **kwargs):
+            names.append(desc)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            pass
+
+    monkeypatch.setattr(on_load, "tqdm", Bar)
+    quantize_text_encoder_tensors(checkpoint, "Q8_0")
+    quantize_transformer_tensors(checkpoint, "Q8_0")
+    assert names == ["quantize text encoder", "quantize transformer"]
+
+
+def test_a_recipe_given_as_an_object_is_slow_for_a_k_quant_in_any_of_its_classes():
+    # `is_slow_on_cpu` takes the recipe itself too: a K-quant only in a class other than the base still searches.
+    from motif_lite.quantize.recipes import Recipe
+    from motif_lite.quantize.text_recipes import TextRecipe
+
+    for kquant in range(1, 4):
+        types = [Q.Q8_0] * 4
+        types[kquant] = Q.Q6_K
+        assert is_slow_on_cpu(TextRecipe("mix", *types), TEXT_ENCODER), types
+    for kquant in range(1, 5):
+        types = [Q.Q8_0] * 5
+        types[kquant] = Q.Q4_K
+        assert is_slow_on_cpu(Recipe("mix", *types)), types
+    assert not is_slow_on_cpu(TextRecipe("round", Q.Q8_0, Q.Q8_0, Q.BF16, Q.F32), TEXT_ENCODER)
+
+
+def test_an_empty_tensor_is_left_out_of_the_packed_encoder(checkpoint):
+    # As a text encoder file's empty tensors are (no model has one): not refused as a tensor the encoder lacks.
+    from motif_lite.weights.gguf_file import PackedTensor
+
+    packed = quantize_text_encoder_tensors(checkpoint, "Q8_0", progress=False)
+    empty = PackedTensor(data=torch.empty(0, 4), qtype=Q.F32, shape=(0, 4), name="text_model.unused.weight")
+    folder = checkpoint / "text_encoder"
+    ours = packed_text_encoder({**packed, empty.name: empty}, folder / "config.json", "Q8_0", folder)
+    assert ours.tensors.keys() == packed.keys()
+
+
+def test_the_plan_of_a_scaled_fp8_text_encoder_counts_its_weights_not_their_scales(checkpoint, tmp_path):
+    # A checkpoint whose text_encoder/ holds ComfyUI's fp8_scaled copy: the quantizer reads each weight times its
+    # scale, and the scales and the marker stored beside them are no tensors of the encoder: the plan counts none.
+    from fp8_files import fp8_copy
+
+    from motif_lite.sizes import model_sizes
+
+    scaled = tmp_path / "scaled"
+    shutil.copytree(checkpoint, scaled)
+    copy, _ = fp8_copy(checkpoint / "text_encoder/model.safetensors", tmp_path, "scaled")
+    shutil.move(copy, scaled / "text_encoder/model.safetensors")
+
+    def text_bytes(root):
+        sources, _ = preflight(root, None, "cpu", "torch", text_encoder_quantize="Q8_0")
+        return model_sizes(sources, torch.float32).text_encoder_bytes
+
+    packed = quantize_text_encoder_tensors(scaled, "Q8_0", progress=False)
+    assert text_bytes(scaled) == text_bytes(checkpoint) == sum(t.data.nbytes for t in packed.values())
+
+
+def test_a_gguf_besides_is_refused_before_the_hub_checkpoint_is_fetched(files, no_network):
+    with pytest.raises(ConfigError, match="leave out one of them"):
+        load_pipeline("Motif-Technologies/Motif-Video-2B", text_encoder_gguf=files["Q8_0"],
+                      text_encoder_quantize="Q8_0")  # fmt: skip
+
+
+def test_the_host_memory_advice_knows_the_text_encoder_is_quantized_already(checkpoint):
+    # A --ram too small for the tiny model: a Q8_0 copy of the text encoder is not offered to a run that quantizes it.
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.preflight import plan_generation
+    from motif_lite.request import GenerationRequest
+
+    request = GenerationRequest("a fox", width=48, height=32, frames=9)
+    with pytest.raises(MotifLiteError, match="host memory") as refused:
+        plan_generation(request, checkpoint, device="cpu", ram_gib=1e-4, text_encoder_quantize="Q8_0")
+    assert "--component text_encoder" not in str(refused.value) and "already quantized" in str(refused.value)

@@ -517,14 +517,15 @@ def test_a_queued_upload_extension_survives_a_restart_and_its_remix_needs_the_vi
         assert remix["settings"] == done["settings"] and remix["remixed_from_video_id"] == extension["id"]
         assert not any("is not the video" in note for note in remix["notes"]), remix
         assert server.wait_status(remix["id"], ("completed", "failed"))["status"] == "completed"
-        # Another file than the one it went on from: remixed from that file, with a note naming both.
+        # Another file than the one it went on from (under the same name: the checksums tell them apart): remixed
+        # from that file, with a note naming both.
         other = write_clip(tmp_path / "other.mp4", 48, 32, 9).read_bytes()
-        body, headers = multipart({"prompt": PROMPT}, {"extend": ("other.mp4", other, "video/mp4")})
+        body, headers = multipart({"prompt": PROMPT}, {"extend": ("clip.mp4", other, "video/mp4")})
         code, remix, _ = server.request("POST", f"/v1/videos/{extension['id']}/remix", body, headers)
         assert code == 200, remix
         assert remix["settings"]["extend_file"]["sha256"] == hashlib.sha256(other).hexdigest()
         assert (
-            f"extend: other.mp4 (sha256 {hashlib.sha256(other).hexdigest()}) is not the video {extension['id']} "
+            f"extend: clip.mp4 (sha256 {hashlib.sha256(other).hexdigest()}) is not the video {extension['id']} "
             f"went on from (clip.mp4, sha256 {sha}): the remix goes on from the file sent" in remix["notes"]
         ), remix
         assert server.request("DELETE", f"/v1/videos/{remix['id']}")[0] == 200

@@ -513,7 +513,8 @@ def test_the_host_memory_advice_knows_the_text_encoder_is_a_gguf_already(checkpo
     from motif_lite.request import GenerationRequest
 
     request = GenerationRequest("a fox", width=48, height=32, frames=9)
-    for gguf, advice in [(None, "--component text_encoder --type Q8_0"), (checkpoint_files["Q8_0"], "already a GGUF")]:
+    cases = [(None, "--component text_encoder --type Q8_0"), (checkpoint_files["Q8_0"], "already quantized")]
+    for gguf, advice in cases:
         with pytest.raises(MotifLiteError, match="host memory") as refused:
             plan_generation(request, checkpoint, device="cpu", ram_gib=1e-4, text_encoder_gguf=gguf)
         assert advice in str(refused.value), refused.value

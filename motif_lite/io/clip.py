@@ -88,7 +88,10 @@ def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
     if path.suffix.lower() == ".png" or _is_image(path):
         raise ClipError(f"{path.name} is one image, not a clip: to start a video from it use -i {_quoted(path)}; "
                         "for a PNG sequence give its pattern (e.g. fox_%03d.png)")  # fmt: skip
-    return _read_video_file(path, frames)
+    try:
+        return _read_video_file(path, frames)
+    except PermissionError as exc:  # was a traceback from the check of its sizes
+        raise ClipError(f"cannot read the clip to extend, {path}: {exc.strerror}") from None
 
 
 def clip_frames(clip: Clip) -> Iterator[np.ndarray]:

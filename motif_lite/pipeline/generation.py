@@ -42,7 +42,14 @@ from motif_lite.pipeline.conditioning import (
     text_encoder_placed,
 )
 from motif_lite.pipeline.from_diffusers import call_advice, method_advice
-from motif_lite.pipeline.metadata import findable, jsonable, model_flags_of, model_metadata_of, stored_settings
+from motif_lite.pipeline.metadata import (
+    STORED_CLIP_KEYS,
+    findable,
+    jsonable,
+    model_flags_of,
+    model_metadata_of,
+    stored_settings,
+)
 from motif_lite.pipeline.recipe import LoadedTransformer, TransformerRecipe, load_transformer_stage
 from motif_lite.pipeline.result import DenoiseRecord, GenerationResult, PreviewFn, ProgressFn, first_step_overhead
 from motif_lite.pipeline.resuming import resumed_state
@@ -77,6 +84,7 @@ def _check_call(
     keep_latents: object = True,
     latents_file: object = None,
     clip: object = None,
+    stored_clip: object = None,
 ) -> None:
     """`generate`'s arguments that `GenerationRequest.resolve` does not see, checked before any work (`callbacks`:
     name -> the function given, or None)."""
@@ -101,6 +109,15 @@ def _check_call(
         raise RequestError(
             f"clip must be the Clip that read_clip(path) gives (motif_lite.io.clip), or None, got "
             f"{type(clip).__name__} {clip!r}: the clip to extend is named by GenerationRequest(extend=path)"
+        )
+    if stored_clip is not None and (  # a wrong key: a ValueError once an extension was sampled (or ignored)
+        not isinstance(stored_clip, Mapping)
+        or not set(stored_clip) <= set(STORED_CLIP_KEYS)
+        or not all(isinstance(value, str) for value in stored_clip.values())
+    ):
+        raise RequestError(
+            f"stored_clip takes {{'extend': name, 'extend_sha256': checksum}}, either or both (each a str), or None, "
+            f"got {type(stored_clip).__name__} {stored_clip!r}"
         )
     for name, callback in callbacks.items():
         if callback is not None and not callable(callback):
@@ -303,7 +320,7 @@ class MotifVideoPipeline:
         "extend_sha256": checksum}`, either or both."""
         # Before any work: a wrong argument costs no encoding.
         callbacks = {"on_progress": on_progress, "on_preview": on_preview}
-        _check_call(request, preview_every, callbacks, keep_latents, latents_file, clip)
+        _check_call(request, preview_every, callbacks, keep_latents, latents_file, clip, stored_clip)
         if self.transformer is None:
             raise ConfigError("this pipeline has no transformer: its set_loras failed to load one; call it again")
         request, clip, notes = request.resolve_with_clip(clip)

@@ -51,7 +51,7 @@ class HostNeeds:
     video_bytes: int  # decoded pixels held on the host
     activation_bytes: int  # activations computed on the host (all of them when the device is the CPU)
     transformer_quantized: bool = False  # a GGUF transformer (packed): --gguf would not make it smaller
-    text_quantized: bool = False  # a GGUF text encoder (--text-encoder-gguf): a Q8_0 copy would not make it smaller
+    text_quantized: bool = False  # a quantized text encoder (--text-encoder-gguf/-quantize): a Q8_0 copy is no smaller
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def less_host_memory(needs: HostNeeds, estimate: HostEstimate) -> str:
     """What lowers a host estimate, largest saving first: the text encoder is most of it at loading (8.0 GiB in
     bf16, 4.4 GiB as our Q8_0 GGUF), and a smaller video helps only where generating holds more than loading."""
     if needs.text_quantized:  # the user already did what the docs advise first
-        advice = f"The text encoder is {memory_size(needs.text_bytes)} of it, already a GGUF file"
+        advice = f"The text encoder is {memory_size(needs.text_bytes)} of it, already quantized"
     else:
         advice = (
             f"The text encoder is {memory_size(needs.text_bytes)} of it; a Q8_0 copy of the bf16 one is about half: "
