@@ -518,7 +518,7 @@ from motif_lite import cli
 cli.main = lambda argv=None: 0  # the command finished: the video is written
 real_exit = sys.exit
 def exiting(code):  # a Ctrl-C on the way out, as while Python tears torch down
-    os.kill(os.getpid(), signal.SIGINT)
+    signal.raise_signal(signal.SIGINT)
     real_exit(code)
 sys.exit = exiting
 cli.entry()

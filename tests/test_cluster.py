@@ -31,7 +31,7 @@ def signal_at_step(monkeypatch, signum: int, step: int = 2) -> None:
 
     def send(self, stage, done, total):
         if stage == "denoise" and done == step:
-            os.kill(os.getpid(), signum)
+            signal.raise_signal(signum)
 
     monkeypatch.setattr("motif_lite.progress.ProgressBars.__call__", send)
 
@@ -58,7 +58,7 @@ def test_a_stop_signal_sent_again_while_the_state_is_saved_does_not_stop_the_sav
     save = LatentsFile.save
 
     def signalled_again(self, saved):
-        os.kill(os.getpid(), signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)
         return save(self, saved)
 
     monkeypatch.setattr(LatentsFile, "save", signalled_again)

@@ -611,7 +611,7 @@ def test_a_terminated_run_keeps_its_state(checkpoint, tmp_path, capsys, monkeypa
 
     def terminate(self, stage, done, total):
         if stage == "denoise" and done == 2:
-            os.kill(os.getpid(), signum)
+            signal.raise_signal(signum)
 
     monkeypatch.setattr("motif_lite.progress.ProgressBars.__call__", terminate)
     size = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "4", "--dtype", "fp32", "-s", "3"]

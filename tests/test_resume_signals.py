@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import io
-import os
 import signal
 import subprocess
 import sys
@@ -39,7 +38,7 @@ def send_at_step(monkeypatch, step: int, then=lambda: None) -> None:
     def hang_up(self, stage, done, total):
         if stage == "denoise" and done == step:
             then()
-            os.kill(os.getpid(), signal.SIGHUP)
+            signal.raise_signal(signal.SIGHUP)
 
     monkeypatch.setattr("motif_lite.progress.ProgressBars.__call__", hang_up)
 
@@ -76,7 +75,7 @@ from motif_lite import cli
 cli.main = lambda argv=None: 0  # the command finished: the video is written
 real_exit = sys.exit
 def exiting(code):  # a preemption or a hangup on the way out, as while Python tears torch down
-    os.kill(os.getpid(), signal.{name})
+    signal.raise_signal(signal.{name})
     real_exit(code)
 sys.exit = exiting
 cli.entry()
