@@ -609,6 +609,24 @@ def test_a_phone_photo_a_drawing_and_unknown_bytes_are_named(tmp_path, monkeypat
         load_image(tmp_path / "cat.avif")
 
 
+def test_a_model_file_given_as_the_image_is_named_a_model_file(tmp_path):
+    # -i model.gguf was Pillow's "cannot identify image file"; the server's upload says the same words.
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, tmp_path / "lora.safetensors")
+    (tmp_path / "model.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + bytes(64))
+    for name, kind in (("lora.safetensors", "safetensors"), ("model.gguf", "GGUF")):
+        words = f"it is a {kind} model file (weights), not an image: give the first frame as a PNG, JPEG or WebP"
+        with pytest.raises(MotifLiteError, match=re.escape(f"{tmp_path / name}: {words}")):
+            load_image(tmp_path / name)
+        sent = not_an_image((tmp_path / name).read_bytes()[:1024], None)
+        assert sent == f"it is a {kind} model file (weights), not an image: send the first frame as a PNG, JPEG or WebP"
+    assert not_an_image(b"\x07\x00\x00\x00\x00\x00\x00\x00[1, 2]", None) is None  # no JSON object: nothing known
+    schema = pytest.importorskip("motif_lite.server.schema")
+    with pytest.raises(schema.ApiError, match=re.escape("input_reference is not a readable image (it is a GGUF")):
+        schema.check_image((tmp_path / "model.gguf").read_bytes(), 2**20, 10**6)
+
+
 def test_staged_output_says_where_the_file_went_and_keeps_other_errors(tmp_path, monkeypatch):
     """`written` is the path asked for when the move succeeds; only Windows' "in use" (PermissionError) takes the
     fallback: another error (an I/O error, a vanished folder) is no name's fault and must not become a file with

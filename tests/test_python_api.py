@@ -112,6 +112,8 @@ def test_a_callback_that_cannot_take_its_arguments_fails_before_encoding(pipe, t
         # A key of its own (the server's argument) was a ValueError once the whole video had been sampled.
         (dict(stored_clip={"name": "fox.mp4"}), r"stored_clip takes \{'extend': name, 'extend_sha256': checksum\}"),
         (dict(stored_clip={"extend": None}), r"either or both \(each a str\), or None, got dict \{'extend': None\}"),
+        (dict(stored_image={"extend": "fox.png"}), r"stored_image takes \{'image': name, 'image_sha256': checksum\}"),
+        (dict(stored_image={"image": 3}), r"either or both \(each a str\), or None, got dict \{'image': 3\}"),
     ],
 )
 def test_keeping_arguments_of_a_wrong_type_fail_before_encoding(pipe, tmp_path, argument, message):
@@ -120,6 +122,37 @@ def test_keeping_arguments_of_a_wrong_type_fail_before_encoding(pipe, tmp_path, 
     with pytest.raises(RequestError, match=message):
         pipe.generate(request, on_progress=lambda *stage: stages.append(stage), **argument)
     assert stages == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_stopped_image_to_video_run_keeps_the_image_as_its_user_knows_it(pipe, tmp_path):
+    """`stored_image` (the server's upload, by the name it was sent under and its checksum) is what the video's file
+    and a stopped run's latents file say of the first frame; the run resumed under it goes on."""
+    from motif_lite.io.latents import read_latents
+    from motif_lite.io.settings_file import read_settings
+
+    image = tmp_path / "video_1.png"
+    PIL.Image.new("RGB", (48, 32), "orange").save(image)
+    stored = {"image": "cat.png", "image_sha256": "ab" * 32}
+    request = GenerationRequest("a fox", **TINY, image=image, output=tmp_path / "fox.mp4")
+
+    def stop(stage, done, total):
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request, on_progress=stop, stored_image=stored)
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    assert {key: saved.video_metadata[key] for key in stored} == stored
+    pipe.generate(request, resume=saved, stored_image=stored)
+    assert {key: read_settings(tmp_path / "fox.mp4").values[key] for key in stored} == stored
+    pipe.generate(request)  # without it (motif-lite run): the image's own name, and no checksum
+    values = read_settings(tmp_path / "fox.mp4").values
+    assert values["image"] == "video_1.png" and "image_sha256" not in values
+    # A job a server of the version before stopped (its state without the checksum) resumes under one that keeps it.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request, on_progress=stop)
+    pipe.generate(request, resume=read_latents(tmp_path / "fox.latents.safetensors"), stored_image=stored)
+    assert read_settings(tmp_path / "fox.mp4").values["image_sha256"] == "ab" * 32
 
 
 def test_a_latents_file_given_as_a_path_is_kept_there(pipe, tmp_path):

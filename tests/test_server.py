@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -26,6 +27,7 @@ openai = pytest.importorskip("openai")
 from server_helpers import TINY, InProcessServer, multipart, wait_for  # noqa: E402
 
 from motif_lite import cli, load_pipeline  # noqa: E402
+from motif_lite.io.settings_file import read_settings  # noqa: E402
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest  # noqa: E402
 from motif_lite.server import jobs  # noqa: E402
 from motif_lite.server.jobs import COMPLETED, FAILED, INTERRUPTED, QUEUED, DataFolderBusy, JobStore, new_job_id  # noqa: E402
@@ -133,6 +135,10 @@ def test_image_to_video_upload_equals_the_pipeline(server, pipe, tmp_path):
     pipe.generate(request)
     served = frames_of(client.videos.download_content(video.id).content, tmp_path, "served.mp4")
     assert np.array_equal(served, frames_of((tmp_path / "direct.mp4").read_bytes(), tmp_path, "direct-copy.mp4"))
+    # The file's settings name the image as it was sent, with its checksum, not the job's copy inputs/ID.png.
+    sha = hashlib.sha256(image).hexdigest()
+    stored = read_settings(tmp_path / "served.mp4").values
+    assert (stored["image"], stored["image_sha256"]) == ("first.png", sha)
 
     data_url = "data:image/png;base64," + base64.b64encode(image).decode()
     code, queued, _ = server.request(
@@ -141,6 +147,14 @@ def test_image_to_video_upload_equals_the_pipeline(server, pipe, tmp_path):
     assert code == 200 and queued["settings"]["image_to_video"] is True
     assert server.request("DELETE", f"/v1/videos/{queued['id']}")[0] == 200
     assert wait_for(lambda: not list((server.store.root / "inputs").iterdir()), 60, "the upload to be removed")
+    # A data URL has no file name: the file names the field it came in, with the image's checksum.
+    video = client.videos.create_and_poll(
+        prompt=PROMPT, extra_body={**TINY, "input_reference": {"image_url": data_url}}, poll_interval_ms=100
+    )
+    assert video.status == "completed", video
+    (tmp_path / "from-url.mp4").write_bytes(client.videos.download_content(video.id).content)
+    stored = read_settings(tmp_path / "from-url.mp4").values
+    assert (stored["image"], stored["image_sha256"]) == ("input_reference", sha)
 
 
 def test_image_to_video_notes_are_in_the_video_and_the_log_in_api_words(server, tmp_path):

@@ -4,6 +4,7 @@ Tiny checkpoint, CPU."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -190,6 +191,30 @@ def test_an_image_to_video_file_needs_its_image(checkpoint, made, tmp_path, caps
     PIL.Image.new("RGB", (32, 32), "orange").save(image)
     code, out, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(i2v), "-i", str(image), "--dry-run")
     assert code == 0, err
+
+
+def test_a_servers_image_to_video_file_asks_for_its_first_frame_by_name_and_checksum(
+    checkpoint, made, tmp_path, capsys, no_weights
+):
+    # A server's job keeps its upload as inputs/ID.png: the file names the image as it was sent, with its SHA-256.
+    image = tmp_path / "cat.png"
+    PIL.Image.new("RGB", (32, 32), "orange").save(image)
+    sha = hashlib.sha256(image.read_bytes()).hexdigest()
+    values = {**read_settings(made).values, "image": "first.png", "image_sha256": "ab" * 32}
+    assert unknown_stored_keys(values) == []  # a key of this version's
+    served = written(tmp_path, values, "served.webp")
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(served), "--dry-run")
+    assert_user_error(code, err, f"give the first frame again with -i PATH (first.png, sha256 {'ab' * 32})")
+    # Another image given: taken, with a note; the same image, by its checksum: none.
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(served), "-i", str(image), "--dry-run")
+    assert code == 0, err
+    assert (
+        f"note: served.webp was made from the first frame first.png (sha256 {'ab' * 32}), and -i cat.png is another "
+        f"file (sha256 {sha}): the video starts from it" in err
+    )
+    same = written(tmp_path, {**values, "image_sha256": sha}, "same.webp")
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(same), "-i", str(image), "--dry-run")
+    assert code == 0 and "is another file" not in err, err
 
 
 @pytest.mark.parametrize(

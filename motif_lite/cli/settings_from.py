@@ -73,10 +73,15 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     fields = _without_replaced_guidance(request_fields_of(stored.values), given, args.guidance)
     # A first frame given either way (-i, --extend) stands for the file's, given either way: both are image-to-video.
     first_frame_given = bool({"image", "extend"} & given)
-    image = fields.pop("image", None)  # by its file name only
+    image = fields.pop("image", None)  # by its file name only (a server's upload with its checksum too)
     if image is not None and not first_frame_given:
-        raise RequestError(f"{stored.file.name} was made image-to-video from {image}, and the file keeps the image's "
-                           f"name only: give it again with -i PATH")  # fmt: skip
+        image_checksum = stored.values.get("image_sha256")
+        if image_checksum is None:
+            raise RequestError(f"{stored.file.name} was made image-to-video from {image}, and the file keeps the "
+                               f"image's name only: give it again with -i PATH")  # fmt: skip
+        raise RequestError(f"{stored.file.name} was made image-to-video from a first frame the file keeps the name "
+                           f"and SHA-256 of only: give the first frame again with -i PATH ({image}, sha256 "
+                           f"{image_checksum})")  # fmt: skip
     clip = fields.pop("extend", None)  # likewise (a server's upload with its checksum too)
     if clip is not None and not first_frame_given:
         checksum = stored.values.get("extend_sha256")
@@ -94,6 +99,8 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     notes = [_taken_note(stored.file, stored.version, taken, overridden, fields.get("seed"))]
     if clip is not None and "extend" in given and (note := _other_clip_note(stored, clip, args.extend)):
         notes.append(note)
+    if image is not None and "image" in given and (note := _other_image_note(stored, image, args.image)):
+        notes.append(note)
     if unknown := unknown_stored_keys(stored.values):
         notes.append(f"{stored.file.name} was made by motif-lite {stored.version} and stores settings this version "
                      f"does not know: {', '.join(unknown)} (left out)")  # fmt: skip
@@ -106,24 +113,42 @@ def _other_clip_note(stored: StoredSettings, clip: str, given: str | Path) -> st
     """The note of an --extend clip other than the one the file went on from, where the file keeps that one's
     SHA-256 (a server's extension of an uploaded video): the new part goes on from the clip given, as a flag wins
     over the file."""
+    checksum, path, digest = _other_file(stored.values.get("extend_sha256"), given)
+    if digest is None:
+        return None
+    return (f"{stored.file.name} went on from {clip} (sha256 {checksum}), and --extend {path.name} is another file "
+            f"(sha256 {digest}): the new part goes on from it")  # fmt: skip
+
+
+def _other_image_note(stored: StoredSettings, image: str, given: str | Path) -> str | None:
+    """Likewise of an -i image other than the first frame a server's image-to-video file keeps the SHA-256 of: the
+    video starts from the image given."""
+    checksum, path, digest = _other_file(stored.values.get("image_sha256"), given)
+    if digest is None:
+        return None
+    return (f"{stored.file.name} was made from the first frame {image} (sha256 {checksum}), and -i {path.name} is "
+            f"another file (sha256 {digest}): the video starts from it")  # fmt: skip
+
+
+def _other_file(checksum: object, given: str | Path) -> tuple[object, Path, str | None]:
+    """(checksum, the file given, its SHA-256 where that differs from `checksum`, else None): None too where the
+    file keeps no checksum, or the file given is no one readable file (a PNG sequence's pattern; reading it as the
+    input says what is wrong with it)."""
     import hashlib
 
     from motif_lite.paths import user_path
 
-    checksum, path = stored.values.get("extend_sha256"), user_path(given)
-    if not isinstance(checksum, str) or not path.is_file():  # a PNG sequence's pattern: no one file to compare
-        return None
+    path = user_path(given)
+    if not isinstance(checksum, str) or not path.is_file():
+        return checksum, path, None
     digest = hashlib.sha256()
     try:
         with path.open("rb") as file:
             for piece in iter(lambda: file.read(1 << 20), b""):
                 digest.update(piece)
-    except OSError:  # unreadable: reading it as the clip says so
-        return None
-    if digest.hexdigest() == checksum:
-        return None
-    return (f"{stored.file.name} went on from {clip} (sha256 {checksum}), and --extend {path.name} is another file "
-            f"(sha256 {digest.hexdigest()}): the new part goes on from it")  # fmt: skip
+    except OSError:
+        return checksum, path, None
+    return checksum, path, None if digest.hexdigest() == checksum else digest.hexdigest()
 
 
 def _refuse_unknown_choices(stored: StoredSettings, given: set[str]) -> None:

@@ -93,6 +93,20 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
         return "it is an SVG drawing, which is not rasterized here: export it as PNG at the video's size first"
     if head.startswith(b"%PDF"):
         return "it is a PDF: export the page as PNG or JPEG first"
+    if (kind := _model_file_kind(head)) is not None:
+        picture = "give" if path is not None else "send"
+        return f"it is a {kind} model file (weights), not an image: {picture} the first frame as a PNG, JPEG or WebP"
+    return None
+
+
+def _model_file_kind(head: bytes) -> str | None:
+    """ "GGUF" or "safetensors" when the first bytes are those of such a model file, a common slip for -i among the
+    model's files: GGUF starts with its magic, safetensors with its header's length (8 bytes, little-endian), then
+    the header's JSON object."""
+    if head.startswith(b"GGUF"):
+        return "GGUF"
+    if len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < 100 * 2**20:
+        return "safetensors"
     return None
 
 
@@ -122,6 +136,14 @@ def open_image(source: Path | BinaryIO, name: str) -> PIL.Image.Image:
     179 megapixels Pillow refuses it: `ImageTooLarge`, with what to do, naming the image as `name`."""
     # The filter list is the process's: two threads opening images at once (the server's uploads and its worker)
     # can leave this one filter in place after both, which silences only this warning, as intended anyway.
+    if not hasattr(source, "read"):
+        with open(source, "rb") as file:
+            head = file.read(16)
+    else:
+        head = source.read(16)
+        source.seek(-len(head), 1)
+    if _model_file_kind(head) is not None:  # Pillow may take one for a BMP of a wrong depth: `not_an_image` names it
+        raise PIL.UnidentifiedImageError(f"cannot identify image file {name}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
         try:

@@ -44,6 +44,7 @@ from motif_lite.pipeline.conditioning import (
 from motif_lite.pipeline.from_diffusers import call_advice, method_advice
 from motif_lite.pipeline.metadata import (
     STORED_CLIP_KEYS,
+    STORED_IMAGE_KEYS,
     findable,
     jsonable,
     model_flags_of,
@@ -85,6 +86,7 @@ def _check_call(
     latents_file: object = None,
     clip: object = None,
     stored_clip: object = None,
+    stored_image: object = None,
 ) -> None:
     """`generate`'s arguments that `GenerationRequest.resolve` does not see, checked before any work (`callbacks`:
     name -> the function given, or None)."""
@@ -118,6 +120,15 @@ def _check_call(
         raise RequestError(
             f"stored_clip takes {{'extend': name, 'extend_sha256': checksum}}, either or both (each a str), or None, "
             f"got {type(stored_clip).__name__} {stored_clip!r}"
+        )
+    if stored_image is not None and (
+        not isinstance(stored_image, Mapping)
+        or not set(stored_image) <= set(STORED_IMAGE_KEYS)
+        or not all(isinstance(value, str) for value in stored_image.values())
+    ):
+        raise RequestError(
+            f"stored_image takes {{'image': name, 'image_sha256': checksum}}, either or both (each a str), or None, "
+            f"got {type(stored_image).__name__} {stored_image!r}"
         )
     for name, callback in callbacks.items():
         if callback is not None and not callable(callback):
@@ -294,6 +305,7 @@ class MotifVideoPipeline:
         clip: Clip | None = None,
         crf: int | None = None,
         stored_clip: Mapping[str, str] | None = None,
+        stored_image: Mapping[str, str] | None = None,
     ) -> GenerationResult:
         """Generate one video and write it to `request.output` (always a file: no frames come back in memory; a file
         there is replaced); no partial video is left behind if it fails.
@@ -317,10 +329,13 @@ class MotifVideoPipeline:
         larger; None keeps the codec's default (18, 30); other formats refuse one. An encoding option: it is not
         stored with the settings in the file. `stored_clip`: what the file's settings say of the clip instead of its
         path's name, where that is not the name its user knows (the server's copy of an upload): `{"extend": name,
-        "extend_sha256": checksum}`, either or both."""
+        "extend_sha256": checksum}`, either or both. `stored_image`: likewise of the first frame (the server's copy of
+        an uploaded image, `inputs/ID.png`): `{"image": name, "image_sha256": checksum}`, either or both."""
         # Before any work: a wrong argument costs no encoding.
         callbacks = {"on_progress": on_progress, "on_preview": on_preview}
-        _check_call(request, preview_every, callbacks, keep_latents, latents_file, clip, stored_clip)
+        _check_call(request, preview_every, callbacks, keep_latents, latents_file, clip, stored_clip, stored_image)
+        # One mapping from here on: `stored_settings` takes the keys of each for the input the request has.
+        stored_clip = {**(stored_clip or {}), **(stored_image or {})} or None
         if self.transformer is None:
             raise ConfigError("this pipeline has no transformer: its set_loras failed to load one; call it again")
         request, clip, notes = request.resolve_with_clip(clip)

@@ -35,6 +35,8 @@ def jsonable(values: dict) -> dict:
 # What a caller may say of the clip a video goes on from where its path's name is not the one its user knows (the
 # server's copy of an upload, `inputs/ID.mp4`): the name, and the file's SHA-256 (stored beside `extend`).
 STORED_CLIP_KEYS = ("extend", "extend_sha256")
+# Likewise of the first frame of an image-to-video video (the server's copy of an upload, `inputs/ID.png`).
+STORED_IMAGE_KEYS = ("image", "image_sha256")
 
 
 def stored_settings(
@@ -45,16 +47,19 @@ def stored_settings(
 ) -> dict:
     """What a video stores of how it was made (its file's comment): the request, the effective sampling settings and
     `model` (`MotifVideoPipeline.model_metadata`); file names only, never the user's folders. `stored_clip`
-    (keys of `STORED_CLIP_KEYS`, for an extension only): the clip as its user knows it, not by its path's name."""
+    (keys of `STORED_CLIP_KEYS`, for an extension only, and of `STORED_IMAGE_KEYS`, for image-to-video only): the clip
+    and the first frame as their user knows them, not by their paths' names."""
+    stored_clip = stored_clip or {}
+    if unknown := set(stored_clip) - {*STORED_CLIP_KEYS, *STORED_IMAGE_KEYS}:
+        raise ValueError(f"stored_clip takes {', '.join(STORED_CLIP_KEYS)}, got {', '.join(sorted(unknown))}")
     values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request).items()}
     values.pop("output")
     if request.image is not None:  # the file name only: a shared video must not tell the user's folders
         values["image"] = Path(request.image).name
+        values.update({key: value for key, value in stored_clip.items() if key in STORED_IMAGE_KEYS})
     if request.extend is not None:  # likewise the clip it goes on from (its frames come first in the file)
         values["extend"] = Path(request.extend).name
-        if unknown := set(stored_clip or {}) - set(STORED_CLIP_KEYS):
-            raise ValueError(f"stored_clip takes {', '.join(STORED_CLIP_KEYS)}, got {', '.join(sorted(unknown))}")
-        values.update(stored_clip or {})
+        values.update({key: value for key, value in stored_clip.items() if key in STORED_CLIP_KEYS})
     effective = {"sampler": settings.sampler.value, "flow_shift": settings.flow_shift.value}
     if settings.schedule != ScheduleOptions():  # only then: a file saved before the key existed still resumes
         effective["schedule"] = dataclasses.asdict(settings.schedule)
@@ -97,9 +102,9 @@ def model_metadata_of(flags: dict) -> dict:
 
 
 # What `stored_settings` writes beside the request's fields: who made the file, the effective settings, and the
-# checksum of an uploaded clip (the server's).
+# checksums of an uploaded clip and first frame (the server's).
 _MADE_WITH_KEYS = ("software", "version", "model", "sampler", "flow_shift", "schedule", "guidance_config",
-                   "extend_sha256")  # fmt: skip
+                   "extend_sha256", "image_sha256")  # fmt: skip
 # The request's fields a file gives back as they were (the image and the extended clip by their file names only).
 _PLAIN_FIELDS = ("prompt", "negative_prompt", "width", "height", "frames", "fps", "steps", "seed", "image", "extend")
 _GUIDANCE_FIELDS = ("guidance", "cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum")

@@ -32,7 +32,7 @@ def resumed_state(
     saved, now = resume.video_metadata, jsonable(stored_settings(request, settings))
     saved_clip, now_clip = saved.get("extend") is not None, now.get("extend") is not None
     # The model may differ (`other_model_notes` says so), and so may the software's version.
-    names = {"image", "model", "version", "extend", "extend_sha256"}
+    names = {"image", "image_sha256", "model", "version", "extend", "extend_sha256"}
     changed = [key for key in sorted({*saved, *now} - names) if saved.get(key) != now.get(key)]
     if saved_clip != now_clip:
         changed.insert(0, "extend")

@@ -57,6 +57,7 @@ from motif_lite.server.loras import available_loras, check_loras_fit, lora_files
 from motif_lite.server.remix import other_upload_note, remix_fields
 from motif_lite.server.schema import (
     FORM_LORA_KEYS,
+    IMAGE_NAME_KEY,
     ApiError,
     CreateBody,
     MiB,
@@ -188,17 +189,17 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
 
     @api.post("/videos")
     async def create_video(request: Request) -> dict[str, Any]:
-        fields, image, from_form = await read_create_body(request)
-        job = await run_in_threadpool(submit, parse_create(fields, image, from_form))
+        fields, (image, image_name), from_form = await read_create_body(request)
+        job = await run_in_threadpool(submit, parse_create(fields, image, from_form, image_name))
         return video_object(job)
 
     @api.post("/videos/extensions")
     async def extend_video(request: Request) -> dict[str, Any]:
         """The SDK's `client.videos.extend`: a create with `extend` = the id in `video`; `seconds` is the new
         part's length, as for `extend`."""
-        fields, image, from_form = await read_create_body(request)
+        fields, (image, image_name), from_form = await read_create_body(request)
         try:
-            job = await run_in_threadpool(submit, parse_create(extension_fields(fields), image, from_form))
+            job = await run_in_threadpool(submit, parse_create(extension_fields(fields), image, from_form, image_name))
         except ApiError as exc:
             raise in_video_words(exc) from None
         return video_object(job)
@@ -222,8 +223,8 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
     async def remix_video(video_id: str, request: Request) -> dict[str, Any]:
         """The SDK's `client.videos.remix`: the completed video's settings and seed with a new prompt."""
         source = _job(store, video_id)
-        fields, image, from_form = await read_create_body(request)
-        body = parse_create(remix_fields(source, fields, image), image, from_form)
+        fields, (image, image_name), from_form = await read_create_body(request)
+        body = parse_create(remix_fields(source, fields, image), image, from_form, image_name)
         job = await run_in_threadpool(submit, body, source)
         return video_object(job)
 
@@ -378,6 +379,8 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
             if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:
                 raise ApiError(400, why, "size", "invalid_value")
             settings = stored_settings(resolved)
+            if body.image is not None and body.image_name is not None:  # its video's file names it so (`stored_image`)
+                settings[IMAGE_NAME_KEY] = body.image_name
             job = store.add(job_id, config.model_name, settings, image_path is not None, config.max_queue, effective,
                             notes, body.loras, extended, crf, remixed_from, uploaded,
                             None if uploaded is None else clip.frames)  # fmt: skip
@@ -455,8 +458,17 @@ def _check_planned_size(request: GenerationRequest, max_video: tuple[int, int, i
         )
 
 
-async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | None, bool]:
-    """(fields, uploaded first frame, whether the fields are form strings) of a JSON or multipart body."""
+def _image_name(filename: str | None) -> str | None:
+    """The plain file name an uploaded first frame was sent under, None when it came without one."""
+    from motif_lite.server.clip_upload import UNNAMED, plain_name
+
+    name = plain_name(filename)
+    return None if name == UNNAMED else name
+
+
+async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[bytes | None, str | None], bool]:
+    """(fields, (uploaded first frame, the file name it was sent under), whether the fields are form strings) of a
+    JSON or multipart body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await _read_form(request)
@@ -464,7 +476,7 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | No
             raise ApiError(400, "the body looks like JSON: send it with Content-Type: application/json (curl: -H "
                            "'Content-Type: application/json')", None, "invalid_value")  # fmt: skip
         fields: dict[str, Any] = {}
-        image = None
+        image, image_name = None, None
         lora_items: dict[str, list[str]] = {}  # the SDK's form encoding of a list: `loras[]`, `loras[][name]`, ...
         for key, value in form.multi_items():
             if key in FORM_LORA_KEYS and isinstance(value, str):
@@ -480,6 +492,7 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | No
                                    "video to extend in extend (video on /v1/videos/extensions)", key,
                                    "unknown_parameter")  # fmt: skip
                 image = await value.read()
+                image_name = _image_name(value.filename)
             elif key == "input_reference[image_url]":  # the SDK's form encoding of {"image_url": ...}
                 fields["input_reference"] = {"image_url": value}
             elif key in fields:
@@ -490,7 +503,7 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | No
             if "loras" in fields:
                 raise ApiError(400, "loras was sent twice", "loras", "invalid_value")
             fields["loras"] = form_loras(lora_items)
-        return fields, image, True
+        return fields, (image, image_name), True
     if content_type not in ("application/json", ""):
         raise ApiError(400, f"send application/json or multipart/form-data, not {content_type}", None,
                        "invalid_value")  # fmt: skip
@@ -503,7 +516,7 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], bytes | No
                        "invalid_value") from exc  # fmt: skip
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object", None, "invalid_value")
-    return body, None, False
+    return body, (None, None), False
 
 
 async def _read_form(request: Request):

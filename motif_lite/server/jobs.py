@@ -100,7 +100,7 @@ class Job:
     started_at: float | None  # its last start (a job queued again by a shutdown starts again)
     completed_at: float | None  # completed or failed
     model: str
-    settings: dict[str, Any]  # GenerationRequest fields except `image` and `output`
+    settings: dict[str, Any]  # GenerationRequest fields except `image` and `output`; `image_name`: as sent
     effective: dict[str, Any]  # API name -> the checkpoint's (or official) value of a field left open
     has_image: bool  # image-to-video: the uploaded first frame waits in inputs/ID.png
     error_code: str | None

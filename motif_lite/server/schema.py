@@ -147,9 +147,12 @@ class CreateBody:
     seconds: Any = None  # `seconds` as given, where it decided the frames (an extension counts it at its clip's fps)
     crf: Any = None  # as given (an int from a form); checked against the job's video by `job_crf`
     extend_upload: Any = None  # or an uploaded video to go on from (`clip_upload.UploadedClip`)
+    image_name: str | None = None  # the file name the first frame was sent under (multipart); None: none given
 
 
-def parse_create(fields: Mapping[str, Any], image: bytes | None, from_form: bool) -> CreateBody:
+def parse_create(
+    fields: Mapping[str, Any], image: bytes | None, from_form: bool, image_name: str | None = None
+) -> CreateBody:
     """Map the body of `POST /v1/videos` onto GenerationRequest fields; raises `ApiError` (400) for what is
     malformed here (unknown fields, size, seconds, form values that are not numbers). The values themselves are
     checked by `GenerationRequest.resolve()`."""
@@ -181,12 +184,14 @@ def parse_create(fields: Mapping[str, Any], image: bytes | None, from_form: bool
         if image is not None:
             raise ApiError(400, "input_reference was sent twice", "input_reference", "invalid_value")
         image = image_from_reference(given["input_reference"])
+        image_name = None  # a data URL has no file name
     loras = parse_loras(given["loras"], from_form) if "loras" in given else []
     extend = request_fields.pop("extend", None)
     upload = extend if _is_upload(extend) else None
     extend = None if extend is None or upload is not None else _video_id(extend)
     crf = _form_value(given["crf"], int, "crf") if from_form and "crf" in given else given.get("crf")
-    return CreateBody(request_fields, image, loras, extend, seconds, crf, upload)
+    image_name = None if image is None else image_name
+    return CreateBody(request_fields, image, loras, extend, seconds, crf, upload, image_name)
 
 
 def _is_upload(value: Any) -> bool:
@@ -308,6 +313,11 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> None:
     except (OSError, ValueError) as exc:
         raise ApiError(400, f"input_reference is not a readable image ({exc})", "input_reference",
                        "invalid_image") from exc  # fmt: skip
+
+
+# The key of a job's settings that holds the file name its first frame was sent under (absent: none was given); the
+# worker gives it to the video's file (`generate(stored_image=...)`), not to the request.
+IMAGE_NAME_KEY = "image_name"
 
 
 def stored_settings(request: GenerationRequest) -> dict[str, Any]:

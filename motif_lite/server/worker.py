@@ -29,6 +29,7 @@ from motif_lite.io.preview import PreviewFile
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.jobs import VIDEO_SUFFIX, Job, JobStore
 from motif_lite.server.loras import without_folder
+from motif_lite.server.schema import IMAGE_NAME_KEY
 
 if TYPE_CHECKING:
     import numpy as np
@@ -146,7 +147,8 @@ class Worker:
         clip_file = self.store.clip_path(job.id) if job.extends else None  # its own hold on the video, or the upload
         output = self.store.video_path(job.id)
         # The settings of a job queued by the version before extensions hold `extend: null`; the clip is a path here.
-        s = {name: value for name, value in job.settings.items() if name != "extend"}
+        # The first frame's name as sent is for the video's file (`stored_image`), not the request.
+        s = {name: value for name, value in job.settings.items() if name not in ("extend", IMAGE_NAME_KEY)}
         going_on = "" if not job.extends else f", going on from {job.extended_name}"
         quality = "" if job.crf is None else f", crf {job.crf}"
         self.log(f"{job.id}: started ({s.get('width')}x{s.get('height')}, {s.get('frames')} frames, "
@@ -167,7 +169,7 @@ class Worker:
             try:
                 self.pipe.generate(request, on_progress=self._progress(job.id), on_preview=preview, resume=resume,
                                    latents_file=state, clip=clip, crf=job.crf,
-                                   stored_clip=stored_clip(job))  # fmt: skip
+                                   stored_clip=stored_clip(job), stored_image=stored_image(job, image))  # fmt: skip
             finally:
                 preview.close()  # the last preview is written before the job's files are removed below
         except JobDeleted:
@@ -262,6 +264,21 @@ def stored_clip(job: Job) -> dict[str, str] | None:
     if job.extend_file is not None:
         return {"extend": job.extend_file["name"], "extend_sha256": job.extend_file["sha256"]}
     return None if job.extend is None else {"extend": f"{job.extend}{VIDEO_SUFFIX}"}
+
+
+def stored_image(job: Job, image: Path | None) -> dict[str, str] | None:
+    """What the job's video file stores of its first frame instead of the name of the server's copy, `inputs/ID.png`,
+    which goes when the job ends: its SHA-256 (the copy's bytes are the upload's), and the name it was sent under
+    where it had one (a multipart file; a data URL has none: the file then names it `input_reference`, the field it
+    came in)."""
+    from motif_lite.pipeline.conditioning import image_sha256
+
+    if image is None:
+        return None
+    stored = {"image": job.settings.get(IMAGE_NAME_KEY) or "input_reference"}
+    if (checksum := image_sha256(image)) is not None:
+        stored["image_sha256"] = checksum
+    return stored
 
 
 def applied_loras(pipe: MotifVideoPipeline) -> tuple[tuple[Path, float], ...]:
