@@ -112,29 +112,25 @@ def _check_call(
             f"clip must be the Clip that read_clip(path) gives (motif_lite.io.clip), or None, got "
             f"{type(clip).__name__} {clip!r}: the clip to extend is named by GenerationRequest(extend=path)"
         )
-    if stored_clip is not None and (  # a wrong key: a ValueError once an extension was sampled (or ignored)
-        not isinstance(stored_clip, Mapping)
-        or not set(stored_clip) <= set(STORED_CLIP_KEYS)
-        or not all(isinstance(value, str) for value in stored_clip.values())
-    ):
-        raise RequestError(
-            f"stored_clip takes {{'extend': name, 'extend_sha256': checksum}}, either or both (each a str), or None, "
-            f"got {type(stored_clip).__name__} {stored_clip!r}"
-        )
-    if stored_image is not None and (
-        not isinstance(stored_image, Mapping)
-        or not set(stored_image) <= set(STORED_IMAGE_KEYS)
-        or not all(isinstance(value, str) for value in stored_image.values())
-    ):
-        raise RequestError(
-            f"stored_image takes {{'image': name, 'image_sha256': checksum}}, either or both (each a str), or None, "
-            f"got {type(stored_image).__name__} {stored_image!r}"
-        )
+    # A wrong key was a ValueError once an extension was sampled (or ignored otherwise).
+    _check_stored("stored_clip", stored_clip, STORED_CLIP_KEYS, "{'extend': name, 'extend_sha256': checksum}")
+    _check_stored("stored_image", stored_image, STORED_IMAGE_KEYS, "{'image': name, 'image_sha256': checksum}")
     for name, callback in callbacks.items():
         if callback is not None and not callable(callback):
             raise RequestError(f"{name} must be a function (or None), got {type(callback).__name__} {callback!r}")
         if callback is not None:
             _check_callable_as(name, callback, CALLED_AS[name])
+
+
+def _check_stored(name: str, value: object, keys: tuple[str, ...], shape: str) -> None:
+    """Raise `RequestError` unless `value` is None or a mapping of some of `keys` to str (`stored_clip`,
+    `stored_image`: what the file's settings say of an input instead of its path's name)."""
+    if value is None or (
+        isinstance(value, Mapping) and set(value) <= set(keys) and all(isinstance(v, str) for v in value.values())
+    ):
+        return
+    raise RequestError(f"{name} takes {shape}, either or both (each a str), or None, got {type(value).__name__} "
+                       f"{value!r}")  # fmt: skip
 
 
 # How `generate` calls each callback: positional arguments, named as ProgressFn and PreviewFn describe them.
@@ -335,7 +331,7 @@ class MotifVideoPipeline:
         callbacks = {"on_progress": on_progress, "on_preview": on_preview}
         _check_call(request, preview_every, callbacks, keep_latents, latents_file, clip, stored_clip, stored_image)
         # One mapping from here on: `stored_settings` takes the keys of each for the input the request has.
-        stored_clip = {**(stored_clip or {}), **(stored_image or {})} or None
+        stored_inputs = {**(stored_clip or {}), **(stored_image or {})} or None
         if self.transformer is None:
             raise ConfigError("this pipeline has no transformer: its set_loras failed to load one; call it again")
         request, clip, notes = request.resolve_with_clip(clip)
@@ -360,11 +356,11 @@ class MotifVideoPipeline:
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
         with self._stage("denoise", timings, peaks, reserved):
             latents, record = self._sample_keeping_state(
-                request, noise, cond, settings, progress, on_denoised, start, keeper, stored_clip
+                request, noise, cond, settings, progress, on_denoised, start, keeper, stored_inputs
             )
         with self._stage("decode", timings, peaks, reserved):
             # The clip's frames first.
-            output = self.decode(request, latents, settings, progress, keeper, clip, crf, stored_clip)
+            output = self.decode(request, latents, settings, progress, keeper, clip, crf, stored_inputs)
         if keeper is not None:
             keeper.remove()  # the video is written: the run's saved state is of no more use
         timings["total"] = time.perf_counter() - begin
@@ -396,7 +392,7 @@ class MotifVideoPipeline:
         on_denoised: StepCallback | None,
         start: SamplingState | None,
         keeper: LatentsFile | None,
-        stored_clip: Mapping[str, str] | None = None,
+        stored_inputs: Mapping[str, str] | None = None,
     ) -> tuple[torch.Tensor, DenoiseRecord]:
         """`sample`, with its state saved to `keeper` (when given) every `save_state_every` seconds and when it
         stops early; not on inf/NaN, which a resumed run would meet again."""
@@ -404,7 +400,7 @@ class MotifVideoPipeline:
         if keeper is not None:
 
             def saved(state: SamplingState) -> SavedLatents:
-                return self.saved_latents(request, state.latents, settings, state, stored_clip)
+                return self.saved_latents(request, state.latents, settings, state, stored_inputs)
 
             saver = StateSaver(keeper, saved, self.save_state_every, request.steps, start)
         try:
@@ -652,25 +648,25 @@ class MotifVideoPipeline:
         keeper: LatentsFile | None = None,
         clip: Clip | None = None,
         crf: int | None = None,
-        stored_clip: Mapping[str, str] | None = None,
+        stored_inputs: Mapping[str, str] | None = None,
     ) -> Path:
         """Stream decoded frames straight into the video file (one latent frame of pixels alive at a time). With
         `keeper`, a decode that fails in any way (out of memory, inf/NaN, a full disk, Ctrl-C) does not lose the
         sampling: the latents are saved there first, then the original error goes on, saying where they are and
         how to decode them (`motif-lite decode`). `clip`: the clip `request.extend` names, whose frames go first.
-        `crf`: the video encoder's constant-rate factor (`write_video`; None: the codec's default). `stored_clip`:
-        what the file's settings say of the clip (`generate`'s)."""
+        `crf`: the video encoder's constant-rate factor (`write_video`; None: the codec's default). `stored_inputs`:
+        what the file's settings say of the clip and the first frame (`generate`'s)."""
         output = user_path(request.output)
         try:
+            metadata = self._video_metadata(request, settings, stored_inputs)
             written = decode_video(
-                self.vae, latents, output, request.fps, self._video_metadata(request, settings, stored_clip), progress,
-                tile=self.vae_tile,
+                self.vae, latents, output, request.fps, metadata, progress, tile=self.vae_tile,
                 frame_by_frame=self.vae_frame_by_frame, bands=self.vae_bands, parallel=self.parallel, clip=clip,
                 crf=crf,
             )  # fmt: skip
         except BaseException as exc:
             if keeper is not None:
-                _tell(exc, keep(keeper, self.saved_latents(request, latents, settings, stored_clip=stored_clip)))
+                _tell(exc, keep(keeper, self.saved_latents(request, latents, settings, stored_inputs=stored_inputs)))
             raise
         return written or output  # another name when output could not be replaced; None on parallel ranks > 0
 
@@ -680,10 +676,10 @@ class MotifVideoPipeline:
         latents: torch.Tensor,
         settings: Settings,
         state: SamplingState | None = None,
-        stored_clip: Mapping[str, str] | None = None,
+        stored_inputs: Mapping[str, str] | None = None,
     ) -> SavedLatents:
         """`latents` with what writing their video needs, and the checkpoint, VAE file and dtype this run used;
-        with `state` (latents still being sampled), what going on from it needs too. `stored_clip`: `generate`'s."""
+        with `state` (latents still being sampled), what going on from it needs too. `stored_inputs`: `generate`'s."""
         sources = self.sources
         model = None if sources is None else findable(sources.model)
         vae = None if sources is None or "vae" not in sources.weight_files else str(sources.weight_files["vae"])
@@ -692,7 +688,7 @@ class MotifVideoPipeline:
         clip = None if request.extend is None else str(user_path(request.extend).absolute())  # found from anywhere
         saved = SavedLatents(
             latents, output, request.width, request.height, request.frames, request.fps, vae_dtype,
-            self._video_metadata(request, settings, stored_clip), model, vae, clip,
+            self._video_metadata(request, settings, stored_inputs), model, vae, clip,
         )  # fmt: skip
         if state is None:
             return saved
@@ -712,9 +708,9 @@ class MotifVideoPipeline:
                                    run=run)  # fmt: skip
 
     def _video_metadata(
-        self, request: GenerationRequest, settings: Settings, stored_clip: Mapping[str, str] | None = None
+        self, request: GenerationRequest, settings: Settings, stored_inputs: Mapping[str, str] | None = None
     ) -> dict:
-        return jsonable(stored_settings(request, settings, self.model_metadata(), stored_clip))
+        return jsonable(stored_settings(request, settings, self.model_metadata(), stored_inputs))
 
     def model_metadata(self) -> dict:
         """The model a video was made with, as its file stores it: `model_flags` with each file and folder by its

@@ -43,23 +43,24 @@ def stored_settings(
     request: GenerationRequest,
     settings: Settings,
     model: dict | None = None,
-    stored_clip: Mapping[str, str] | None = None,
+    stored_inputs: Mapping[str, str] | None = None,
 ) -> dict:
     """What a video stores of how it was made (its file's comment): the request, the effective sampling settings and
-    `model` (`MotifVideoPipeline.model_metadata`); file names only, never the user's folders. `stored_clip`
+    `model` (`MotifVideoPipeline.model_metadata`); file names only, never the user's folders. `stored_inputs`
     (keys of `STORED_CLIP_KEYS`, for an extension only, and of `STORED_IMAGE_KEYS`, for image-to-video only): the clip
     and the first frame as their user knows them, not by their paths' names."""
-    stored_clip = stored_clip or {}
-    if unknown := set(stored_clip) - {*STORED_CLIP_KEYS, *STORED_IMAGE_KEYS}:
-        raise ValueError(f"stored_clip takes {', '.join(STORED_CLIP_KEYS)}, got {', '.join(sorted(unknown))}")
+    stored_inputs = stored_inputs or {}
+    if unknown := set(stored_inputs) - {*STORED_CLIP_KEYS, *STORED_IMAGE_KEYS}:
+        keys = ", ".join((*STORED_CLIP_KEYS, *STORED_IMAGE_KEYS))
+        raise ValueError(f"stored_inputs takes {keys}, got {', '.join(sorted(unknown))}")
     values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request).items()}
     values.pop("output")
     if request.image is not None:  # the file name only: a shared video must not tell the user's folders
         values["image"] = Path(request.image).name
-        values.update({key: value for key, value in stored_clip.items() if key in STORED_IMAGE_KEYS})
+        values.update({key: value for key, value in stored_inputs.items() if key in STORED_IMAGE_KEYS})
     if request.extend is not None:  # likewise the clip it goes on from (its frames come first in the file)
         values["extend"] = Path(request.extend).name
-        values.update({key: value for key, value in stored_clip.items() if key in STORED_CLIP_KEYS})
+        values.update({key: value for key, value in stored_inputs.items() if key in STORED_CLIP_KEYS})
     effective = {"sampler": settings.sampler.value, "flow_shift": settings.flow_shift.value}
     if settings.schedule != ScheduleOptions():  # only then: a file saved before the key existed still resumes
         effective["schedule"] = dataclasses.asdict(settings.schedule)
