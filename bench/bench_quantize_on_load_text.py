@@ -10,7 +10,8 @@ with random bf16 weights in the official `text_encoder/` layout, and times `quan
 (quantize/on_load.py: reading the safetensors, the recipe's plan, packing every tensor in memory), what
 `--text-encoder-quantize` adds to a load. The whole encoder's time is the measured rate times its 4.30B weights:
 every class but the few BF16 tensors (SigLIP's fc2, the position embedding) rounds to Q8_0 at one rate, and the
-slice holds the classes in about the whole's proportions.
+slice holds the classes in about the whole's proportions. `test_peak_resident_memory` records, in a process of its
+own, the peak resident memory the quantizing reaches.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -65,3 +68,34 @@ def test_on_the_cpu(bench_report, checkpoint, recipe: str) -> None:
     bench_report.add(TABLE, recipe=recipe, device="cpu", weights_b=round(weights / 1e9, 3),
                      seconds=round(seconds, 1), scaled_seconds=round(scaled), load_average=round(load, 1),
                      threads=torch.get_num_threads())  # fmt: skip
+
+
+# Run in a process of its own, so that its peak resident memory is the quantizing's alone (not the fixture's).
+# VmHWM, not ru_maxrss: Linux carries a parent's ru_maxrss over fork and exec (this one's would start at pytest's).
+PEAK_RSS = """
+import sys
+from motif_lite.quantize.on_load import quantize_text_encoder_tensors
+def hwm():
+    line = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+start = hwm()
+packed = quantize_text_encoder_tensors(sys.argv[1], "Q8_0", device="cpu", progress=False)
+print(start, hwm(), sum(t.nbytes for t in packed.values()))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux's /proc")
+def test_peak_resident_memory(bench_report, checkpoint) -> None:
+    """The process's peak RSS while it quantizes: the packed blocks, and the pages of the memory-mapped bf16 file
+    it has read (counted in RSS until the file closes; the system can drop them when memory is short)."""
+    root, _ = checkpoint
+    out = subprocess.run([sys.executable, "-c", PEAK_RSS, str(root)], capture_output=True, text=True, check=True)
+    start, peak, packed = (int(word) for word in out.stdout.split())
+    file_bytes = (root / "text_encoder/model.safetensors").stat().st_size
+    print(f"Q8_0: peak RSS {peak / 2**30:.2f} GiB from {start / 2**30:.2f} GiB; file {file_bytes / 2**30:.2f} GiB, "
+          f"packed {packed / 2**30:.2f} GiB")  # fmt: skip
+    bench_report.add(TABLE + ", peak resident memory", recipe="Q8_0", start_gib=round(start / 2**30, 2),
+                     peak_gib=round(peak / 2**30, 2), file_gib=round(file_bytes / 2**30, 2),
+                     packed_gib=round(packed / 2**30, 2))  # fmt: skip
+    assert peak - start > packed  # the packed blocks at least: a sanity check of the measurement, not a target
