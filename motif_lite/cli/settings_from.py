@@ -134,21 +134,14 @@ def _other_file(checksum: object, given: str | Path) -> tuple[object, Path, str 
     """(checksum, the file given, its SHA-256 where that differs from `checksum`, else None): None too where the
     file keeps no checksum, or the file given is no one readable file (a PNG sequence's pattern; reading it as the
     input says what is wrong with it)."""
-    import hashlib
-
     from motif_lite.paths import user_path
+    from motif_lite.pipeline.conditioning import image_sha256
 
     path = user_path(given)
     if not isinstance(checksum, str) or not path.is_file():
         return checksum, path, None
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as file:
-            for piece in iter(lambda: file.read(1 << 20), b""):
-                digest.update(piece)
-    except OSError:
-        return checksum, path, None
-    return checksum, path, None if digest.hexdigest() == checksum else digest.hexdigest()
+    digest = image_sha256(path)  # None: it cannot be read
+    return checksum, path, None if digest in (None, checksum) else digest
 
 
 def _refuse_unknown_choices(stored: StoredSettings, given: set[str]) -> None:

@@ -143,14 +143,18 @@ def foreign_gguf_fix(path: Path, model: str | None, component: str) -> str:
 
 def not_a_gguf(path: Path) -> bool:
     """Whether `path` is no GGUF file by its name (not .gguf) and, where it is there, by its first bytes (a video or
-    an image given to --gguf): making it again would name an output the quantizer refuses, or the user's file."""
-    if path.suffix.lower() == ".gguf":
-        return False
+    an image given to --gguf): making it again would name an output the quantizer refuses, or the user's file. Not
+    there (or unreadable): its name alone says it."""
+    return path.suffix.lower() != ".gguf" and not starts_as_gguf(path)
+
+
+def starts_as_gguf(path: Path) -> bool:
+    """Whether the file at `path` starts with GGUF's magic bytes (False when it cannot be read)."""
     try:
         with path.open("rb") as file:
-            return file.read(4) != b"GGUF"
-    except OSError:  # not there (or unreadable): its name alone says it
-        return True
+            return file.read(4) == b"GGUF"
+    except OSError:
+        return False
 
 
 def made_with_type(path: Path) -> str | None:

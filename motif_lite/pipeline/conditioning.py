@@ -149,7 +149,7 @@ def image_sha256(path: Path) -> str | None:
     it cannot be read (gone while sampling): the state is saved all the same."""
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as file:  # in pieces: a clip's video file may be hundreds of MB
+        with Path(path).open("rb") as file:  # in pieces: a clip's video file may be hundreds of MB
             for piece in iter(lambda: file.read(1 << 20), b""):
                 digest.update(piece)
     except OSError:

@@ -379,20 +379,14 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
                 'code); convert it once where you trust it: python -c "import torch, safetensors.torch as s; '
                 f"s.save_file(torch.load('{path}', weights_only=True), '{path.with_suffix('.safetensors')}')\""
             ) from None
-        if _starts_with(path, b"GGUF"):  # stable-diffusion.cpp loads a LoRA from a GGUF file too
+        from motif_lite.io.gguf_source import starts_as_gguf  # only for this error
+
+        if starts_as_gguf(path):  # stable-diffusion.cpp loads a LoRA from a GGUF file too
             raise LoRAError(
                 f"{path} is a GGUF file: motif-lite reads a LoRA from its .safetensors file (diffusers/PEFT or "
                 "kohya/ComfyUI keys), the file the LoRA was published as"
             ) from None
         raise LoRAError(f"{path} is not a readable safetensors LoRA file: {exc}") from None
-
-
-def _starts_with(path: Path, magic: bytes) -> bool:
-    try:
-        with path.open("rb") as file:
-            return file.read(len(magic)) == magic
-    except OSError:
-        return False
 
 
 def _parse_keys(path: Path, tensors: Mapping[str, torch.Tensor]) -> tuple[str, dict[str, tuple[str, str]]]:
