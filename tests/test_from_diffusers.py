@@ -12,11 +12,19 @@ from unittest import mock
 import PIL.Image
 import pytest
 import torch
-from diffusers import MotifVideoImage2VideoPipeline, MotifVideoPipeline, WanPipeline
+from diffusers import DiffusionPipeline, MotifVideoImage2VideoPipeline, MotifVideoPipeline, WanPipeline
 
-from motif_lite.pipeline import GenerationResult
+from motif_lite.errors import ConfigError
+from motif_lite.pipeline import GenerationResult, load_pipeline
 from motif_lite.pipeline import MotifVideoPipeline as OurPipeline
-from motif_lite.pipeline.from_diffusers import CALL_ADVICE, CALL_FIELDS, METHOD_ADVICE, RESULT_ADVICE, call_advice
+from motif_lite.pipeline.from_diffusers import (
+    CALL_ADVICE,
+    CALL_FIELDS,
+    LOAD_ADVICE,
+    METHOD_ADVICE,
+    RESULT_ADVICE,
+    call_advice,
+)
 from motif_lite.request import GenerationRequest, RequestError
 
 
@@ -199,3 +207,69 @@ def test_the_result_answers_diffusers_output_fields():
         result.no_such_thing  # noqa: B018
     assert str(error.value) == "'GenerationResult' object has no attribute 'no_such_thing'"
     assert dataclasses.replace(result, shift=1.0).shift == 1.0  # still a plain dataclass: copies, fields
+
+
+def from_pretrained_keywords() -> set[str]:
+    """The keywords diffusers' `from_pretrained` reads (it takes **kwargs and pops each one by name), and the
+    components it takes in place of the checkpoint's (`scheduler=`, `transformer=`, ...)."""
+    source = inspect.getsource(DiffusionPipeline.from_pretrained)
+    components = set(inspect.signature(MotifVideoPipeline.__init__).parameters) - {"self"}
+    return set(re.findall(r'kwargs\.pop\("(\w+)"', source)) | components
+
+
+def test_every_keyword_of_diffusers_from_pretrained_is_ours_or_has_advice():
+    ours = set(inspect.signature(load_pipeline).parameters)
+    keywords = from_pretrained_keywords()
+    assert {"torch_dtype", "variant", "device_map", "cache_dir", "token", "revision"} <= keywords  # the parse works
+    assert keywords - ours - set(LOAD_ADVICE) == set()
+    assert set(LOAD_ADVICE) <= keywords  # the other direction: a stale or misspelled entry
+    assert not set(LOAD_ADVICE) & ours  # else its advice would never be shown
+
+
+def test_load_pipeline_says_what_to_give_for_diffusers_keywords(tmp_path):
+    """Before: Python's "load_pipeline() got an unexpected keyword argument 'torch_dtype'". Said before anything is
+    read (an absent checkpoint would be a CheckpointError), a line per keyword."""
+    absent = tmp_path / "no-checkpoint"
+    with pytest.raises(ConfigError, match=r"load_pipeline takes no torch_dtype= .*give dtype=torch\.bfloat16"):
+        load_pipeline(absent, torch_dtype=torch.bfloat16)
+    with pytest.raises(ConfigError) as error:
+        load_pipeline(absent, variant="fp16", use_safetensors=True, device_map="cuda", low_cpu_mem_usage=False)
+    lines = str(error.value).splitlines()
+    assert [line.split()[3] for line in lines] == ["variant=", "use_safetensors=", "device_map=", "low_cpu_mem_usage="]
+    assert "gguf='Q4_K_M'" in lines[0] and "device='cuda'" in lines[2] and "not needed" in lines[3]
+    with pytest.raises(ConfigError, match="HF_TOKEN"):
+        load_pipeline(absent, token="hf_xxx")
+    with pytest.raises(ConfigError, match="sampler="):  # a component: its settings are request fields
+        load_pipeline(absent, scheduler=object())
+
+
+def test_a_misspelled_keyword_of_load_pipeline_names_the_one_meant(tmp_path):
+    """A typo of our own arguments is not taken for a diffusers keyword, nor passed over: the closest name, else
+    the list of them."""
+    absent = tmp_path / "no-checkpoint"
+    with pytest.raises(
+        ConfigError, match=r"^load_pipeline takes no text_encoder_dtpye=: did you mean text_encoder_dtype=\?$"
+    ):
+        load_pipeline(absent, text_encoder_dtpye="bf16")
+    with pytest.raises(ConfigError, match=r"takes no lora=: did you mean loras=\?"):
+        load_pipeline(absent, lora=["style.safetensors"])
+    with pytest.raises(ConfigError, match=r"takes no frobnicate=: its arguments are model, gguf, dtype, device, "):
+        load_pipeline(absent, frobnicate=1)
+
+
+@pytest.mark.parametrize("name", ["scheduler", "guider"])
+def test_setting_a_diffusers_component_is_refused_with_what_to_pass(name):
+    """Before: pipe.scheduler = UniPCMultistepScheduler(...) was kept as an attribute nothing reads, and the video
+    came out as before; now it says which request fields set the same thing."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    pipe = OurPipeline.__new__(OurPipeline)
+    with pytest.raises(
+        AttributeError, match=rf"pipe\.{name} = \.\.\. would change nothing: .*{METHOD_ADVICE[name][:20]}"
+    ):
+        setattr(pipe, name, FlowMatchEulerDiscreteScheduler(shift=5.0))
+    assert name not in vars(pipe)
+    with pytest.raises(AttributeError, match="pipe.set_loras"):
+        pipe.load_lora_weights = None
+    pipe.vae_tile = None  # its own attributes are set as before
+    assert pipe.vae_tile is None

@@ -1,10 +1,13 @@
 """What a diffusers user types, said the motif-lite way: a pipeline called as diffusers' is
-(`pipe("a fox", num_inference_steps=30)`) or asked for diffusers' methods (`pipe.to("cuda")`,
-`pipe.enable_model_cpu_offload()`) gets the line that does the same here instead of a bare TypeError or
-AttributeError. docs/usage.md, "Coming from diffusers", has the same table for people."""
+(`pipe("a fox", num_inference_steps=30)`), asked for diffusers' methods (`pipe.to("cuda")`,
+`pipe.enable_model_cpu_offload()`) or loaded with `from_pretrained`'s keywords (`torch_dtype=torch.bfloat16`) gets
+the line that does the same here instead of a bare TypeError or AttributeError. docs/usage.md, "Coming from
+diffusers", has the same table for people."""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +91,60 @@ METHOD_ADVICE = {
     "components": "the loaded components are pipe.transformer, pipe.text_encoder and pipe.vae",
 }
 
+_HUB_ENVIRONMENT = "set in the environment before loading"
+_NOT_PYTORCH = "not taken: motif-lite runs Motif-Video's own PyTorch code"
+_COMPONENT_FILE = (
+    "weights={'transformer': 'file.safetensors'} (or 'text_encoder', 'vae') loads a component's official weights "
+    "from another file (docs/usage.md, 'Weight files you already have'); gguf= a GGUF transformer"
+)
+_MEMORY_MAPPED = "not needed: the weights are memory-mapped and go straight into the model, never held twice"
+# diffusers' `DiffusionPipeline.from_pretrained` keywords (and the components it takes as keywords) -> what
+# `load_pipeline` takes for the same, or why it needs nothing.
+LOAD_ADVICE = {
+    "torch_dtype": "give dtype=torch.bfloat16 (or torch.float16, torch.float32, or a name: 'bf16', 'fp16', 'fp32'); "
+    "without it bf16 (fp16 on a GPU before Ampere)",
+    "variant": "not needed: the checkpoint's published bf16 files are read as they are; a smaller transformer is "
+    "gguf='Q4_K_M' (a published GGUF) or quantize='Q8_0' (quantized as it loads)",
+    "use_safetensors": "not needed: the checkpoint's .safetensors files are the weights read (a GGUF transformer: "
+    "gguf=)",
+    "device_map": "device='cuda' (or 'cpu', 'cuda:1') places the pipeline; to keep on the GPU what fits and stream "
+    "the rest, plan=plan_generation(request, model) (motif_lite.preflight); several GPUs: parallel= "
+    "(docs/parallel.md)",
+    "max_memory": "plan=plan_generation(request, model, vram_gib=N) (motif_lite.preflight) plans the run within N "
+    "GiB of GPU memory, streaming what does not fit",
+    "offload_folder": "not needed: a memory plan (plan=) streams the weights from their memory-mapped files",
+    "offload_state_dict": "not needed: a memory plan (plan=) streams the weights from their memory-mapped files",
+    "low_cpu_mem_usage": _MEMORY_MAPPED,
+    "disable_mmap": "not taken: " + _MEMORY_MAPPED.removeprefix("not needed: "),
+    "cache_dir": f"the Hub cache is HF_HUB_CACHE (or HF_HOME), {_HUB_ENVIRONMENT}; or give model= a local folder",
+    "force_download": "not taken: files complete in the Hub cache are used as they are; `hf download REPO "
+    "--force-download` fetches them again",
+    "local_files_only": f"HF_HUB_OFFLINE=1, {_HUB_ENVIRONMENT}: then only the cache and local folders are read",
+    "proxies": f"HTTPS_PROXY, {_HUB_ENVIRONMENT}",
+    "token": f"log in with `hf auth login`, or HF_TOKEN {_HUB_ENVIRONMENT}",
+    "revision": "a Hub repo id loads its main revision; for another one, `hf download REPO --revision REV "
+    "--local-dir DIR`, then load_pipeline('DIR')",
+    "quantization_config": "quantize='Q8_0' (or 'Q4_K_M', ...) quantizes the transformer as it loads, gguf='Q4_K_M' "
+    "loads a published GGUF, text_encoder_quantize='Q8_0' quantizes the text encoder (docs/quantize.md)",
+    "custom_pipeline": _NOT_PYTORCH,
+    "custom_revision": _NOT_PYTORCH,
+    "trust_remote_code": _NOT_PYTORCH,
+    "load_connected_pipeline": _NOT_PYTORCH,
+    "use_onnx": _NOT_PYTORCH,
+    "provider": _NOT_PYTORCH,
+    "provider_options": _NOT_PYTORCH,
+    "sess_options": _NOT_PYTORCH,
+    "use_flashpack": "not needed: " + _MEMORY_MAPPED.removeprefix("not needed: "),
+    # Components given to from_pretrained in place of the checkpoint's.
+    "transformer": _COMPONENT_FILE,
+    "text_encoder": _COMPONENT_FILE,
+    "vae": _COMPONENT_FILE,
+    "tokenizer": "not taken: the checkpoint's tokenizer is the text encoder's",
+    "feature_extractor": "not taken: the checkpoint's image processor is the one image-to-video needs",
+    "scheduler": METHOD_ADVICE["scheduler"],
+    "guider": METHOD_ADVICE["guider"],
+}
+
 # The fields of diffusers' `MotifVideoPipelineOutput` (what its pipeline returns) -> where the same thing is here.
 RESULT_ADVICE = {
     "frames": "generate writes the video to result.output and keeps no frames in memory: read them back from the "
@@ -126,6 +183,21 @@ def call_advice(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         f"video here: pipe.generate(GenerationRequest({arguments})), with GenerationRequest from motif_lite",
         *advice,
     ]
+    return "\n".join(lines)
+
+
+def load_advice(keywords: Mapping[str, object], own: Sequence[str]) -> str:
+    """What to write instead of the `keywords` that `load_pipeline` does not take, a line each: a keyword of
+    diffusers' `from_pretrained` gets what does the same here; any other the closest of `own` (`load_pipeline`'s
+    own arguments), as a typo of ours would, else the list of them."""
+    lines = []
+    for name in keywords:
+        if name in LOAD_ADVICE:
+            lines.append(f"load_pipeline takes no {name}= (diffusers' from_pretrained does): {LOAD_ADVICE[name]}")
+            continue
+        close = difflib.get_close_matches(name, own, n=1)
+        meant = f"did you mean {close[0]}=?" if close else f"its arguments are {', '.join(own)}"
+        lines.append(f"load_pipeline takes no {name}=: {meant}")
     return "\n".join(lines)
 
 

@@ -729,6 +729,19 @@ class MotifVideoPipeline:
         """Called as a diffusers pipeline is: says the `generate` line that makes that video."""
         raise RequestError(call_advice(args, kwargs))
 
+    def __setattr__(self, name: str, value: object) -> None:
+        """Refuses diffusers' components and methods (`pipe.scheduler = UniPCMultistepScheduler(...)`,
+        `pipe.guider = ...`): nothing here reads them, so the video would not change; says what does instead."""
+        advice = method_advice(name)
+        if advice is not None:
+            raise AttributeError(
+                f"pipe.{name} = ... would change nothing: MotifVideoPipeline has no {name} (diffusers' pipelines do); "
+                f"{advice}",
+                name=name,
+                obj=self,
+            )
+        super().__setattr__(name, value)
+
     def __getattr__(self, name: str) -> object:
         """Only for names the pipeline lacks: diffusers' methods (`to`, `enable_model_cpu_offload`, ...) say what
         does the same here."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ from motif_lite.checkpoint import ModelSources
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype
 from motif_lite.errors import ConfigError
+from motif_lite.pipeline.from_diffusers import load_advice
 from motif_lite.pipeline.generation import MotifVideoPipeline
 from motif_lite.pipeline.recipe import TransformerRecipe, load_transformer_stage
 from motif_lite.preflight import (
@@ -59,6 +61,7 @@ def load_pipeline(
     weights: Mapping[str, str | Path] | None = None,
     quantize: str | None = None,
     text_encoder_quantize: str | None = None,
+    **other_keywords: object,
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
 
@@ -98,7 +101,12 @@ def load_pipeline(
     the GPU) or a fixed exact kernel (`motif_lite.choices.ATTENTION_BACKENDS`); not used with `attention="int8"`,
     whose fallback is plain SDPA. `step_cache`: a threshold (lossy, opt-in; 0 = exact) or a
     `StepCacheConfig` (not in a parallel run).
+
+    Any other keyword (diffusers' `from_pretrained`'s `torch_dtype`, `variant`, `device_map`, ..., or a misspelled
+    one of the above) is a `ConfigError` saying what to give instead (`pipeline.from_diffusers.load_advice`).
     """
+    if other_keywords:  # Python's own TypeError would only name the keyword
+        raise ConfigError(load_advice(other_keywords, _own_arguments()))
     # Every check that needs no weights comes first, in this order, so that an error is said before any weights
     # load (and before any download).
     _check_argument_types(plan, parallel, compile, batch_guidance, weights, quantize, text_encoder_quantize)
@@ -139,6 +147,12 @@ def load_pipeline(
         _follow_plan(pipe, plan)
     install_speed(pipe, plan, batch_guidance, cache_config)
     return pipe
+
+
+def _own_arguments() -> list[str]:
+    """`load_pipeline`'s argument names, for the closest one to a misspelled keyword."""
+    parameters = inspect.signature(load_pipeline).parameters.values()
+    return [p.name for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD]
 
 
 def _check_argument_types(
