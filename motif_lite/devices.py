@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
-from motif_lite.errors import ConfigError, DeviceError
+from motif_lite.errors import ConfigError, DeviceError, both_spellings
 from motif_lite.units import memory_size
 
+USE_THE_CPU = both_spellings("--device cpu", 'device="cpu"')
 COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}  # --dtype name -> dtype
 
 
@@ -105,7 +106,8 @@ def _unknown_device(device: str | torch.device, names: str) -> str:
     meant = re.fullmatch(r"(?:gpu:?)?(\d+)|gpu", str(device).strip().lower())
     if meant:
         cuda = "cuda" if meant[1] is None else f"cuda:{meant[1]}"
-        return f"unknown device {device!r}: a GPU is cuda here (--device {cuda})"
+        spelled = both_spellings(f"--device {cuda}", f'device="{cuda}"')
+        return f"unknown device {device!r}: a GPU is cuda here: {spelled}"
     return f"unknown device {device!r} (use {names})"
 
 
@@ -120,7 +122,7 @@ def checked_device(device: str | torch.device) -> torch.device:
     if not torch.cuda.is_available():
         why = no_gpu_reason()
         raise DeviceError(
-            f"device {str(device)!r} requested but CUDA is not available ({why}); use the CPU: --device cpu"
+            f"device {str(device)!r} requested but CUDA is not available ({why}); use the CPU: {USE_THE_CPU}"
         )
     if resolved.index is not None and resolved.index >= torch.cuda.device_count():
         raise DeviceError(f"device {str(device)!r}: there are only {torch.cuda.device_count()} CUDA device(s)")
@@ -262,7 +264,7 @@ def lacking_gpu_note(gpu: GpuFacts, arch_list: list[str], cuda: str | None, vers
     return (
         f"{gpu.name} ({gpu.describe()}) has no code in this PyTorch build (torch {version}, CUDA {cuda}, built for "
         f'{" ".join(arch_list)}), so every GPU operation would fail ("no kernel image is available"); {fix}; '
-        "or run on the CPU: --device cpu"
+        f"or run on the CPU: {USE_THE_CPU}"
     )
 
 

@@ -52,6 +52,13 @@ class DeviceError(MotifLiteError):
     """The requested device does not exist or cannot be used on this machine."""
 
 
+def both_spellings(flag: str, keyword: str) -> str:
+    """A setting named in a message that `motif-lite run` and the Python API share (the checks before loading), as
+    each of their users writes it: `both_spellings("--device cpu", 'device="cpu"')` -> '--device cpu (in Python
+    device="cpu")'. A Python caller would otherwise have to guess the keyword from the flag."""
+    return f"{flag} (in Python {keyword})"
+
+
 def counted(n: int, noun: str) -> str:
     """ "1 frame", "49 frames": a count with its noun (regular plurals only), for messages and summaries."""
     return f"{n} {noun}" + ("" if n == 1 else "s")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import torch
 
-from motif_lite.errors import MotifLiteError
+from motif_lite.errors import MotifLiteError, both_spellings
 
+TORCH_KERNELS = both_spellings("--kernels torch", 'kernels="torch"')
 FLOAT16_ADVICE = (
-    "float16's range (up to 65504) is too narrow for this model here: run in bf16 (--dtype bf16, GPUs of compute "
-    "capability 8.0 and newer) or fp32 (--dtype fp32)"
+    "float16's range (up to 65504) is too narrow for this model here: run in bf16 on GPUs of compute capability 8.0 "
+    f"and newer: {both_spellings('--dtype bf16', 'dtype=torch.bfloat16')}; or in fp32: "
+    f"{both_spellings('--dtype fp32', 'dtype=torch.float32')}"
 )
 
 
@@ -42,7 +44,7 @@ def advice(tensor: torch.Tensor) -> str:
         return FLOAT16_ADVICE
     on_gpu = tensor.device.type != "cpu"
     causes = "a weight file or a LoRA may be damaged" + (", or a kernel may have failed" if on_gpu else "")
-    kernels = "try --kernels torch, " if on_gpu else ""
+    kernels = f"try {TORCH_KERNELS}; " if on_gpu else ""
     return (
         f"{causes}: {kernels}leave out any --lora, and run `motif-lite verify`, which compares every stage with the "
         "reference"

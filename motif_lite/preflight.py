@@ -23,7 +23,7 @@ from motif_lite.devices import (
     resolve_device,
     vram_over_free_note,
 )
-from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
+from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError, both_spellings
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.wsl import windows_gpu_driver
 from motif_lite.request import GenerationRequest
@@ -180,10 +180,16 @@ def _text_encoder_recipe(quantize: str, text_encoder_gguf: str | None):
     return recipe
 
 
+AUTO_KERNELS = both_spellings("--kernels auto", 'kernels="auto"')
+EXACT_ATTENTION = both_spellings("--attention exact", 'attention="exact"')
+
+
 def check_kernels(kernels: str, device: torch.device) -> None:
     """Raise `KernelBackendError` when the backend cannot run on `device` (e.g. triton without CUDA)."""
     if kernels == "triton" and device.type != "cuda":
-        raise KernelBackendError(f"--kernels triton needs a CUDA device, but the device is {device}; use auto or torch")
+        raise KernelBackendError(
+            f"--kernels triton needs a CUDA device, but the device is {device}; use auto or torch: {AUTO_KERNELS}"
+        )
     if kernels != "auto":
         use_triton(kernels)  # an unknown backend, or triton that cannot be imported
 
@@ -197,8 +203,8 @@ def check_strict_int8(attention: str, kernels: str, device: torch.device) -> Non
     blocker = int8_attention_blocker(gpu_facts(device))
     if blocker is not None:
         raise KernelBackendError(
-            f"--attention int8 {blocker}, and --kernels triton never falls back: use --attention exact, or "
-            "--kernels auto (exact attention there, with a warning)"
+            f"--attention int8 {blocker}, and --kernels triton never falls back: use {EXACT_ATTENTION}, or "
+            f"{AUTO_KERNELS}, which runs exact attention there with a warning"
         )
 
 

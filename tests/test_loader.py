@@ -167,11 +167,12 @@ def test_unusable_cuda_device_is_a_user_error(checkpoint, monkeypatch, cuda_buil
         with pytest.raises(MotifLiteError, match=f"'cuda' requested but CUDA is not available .*{why}.*: --device cpu"):
             load_transformer(source, device="cuda")
     for other, meant in (("gpu", "cuda"), ("GPU:1", "cuda:1"), ("0", "cuda:0")):  # other tools' names of a GPU
-        with pytest.raises(MotifLiteError, match=rf"unknown device '{other}': a GPU is cuda here \(--device {meant}\)"):
+        meant_both = rf"--device {meant} \(in Python device=\"{meant}\"\)"
+        with pytest.raises(MotifLiteError, match=rf"unknown device '{other}': a GPU is cuda here: {meant_both}"):
             load_transformer(checkpoint, device=other)
     with pytest.raises(MotifLiteError, match=r"unknown device 'nonsense' \(use cpu, cuda or cuda:N\)"):
         load_transformer(checkpoint, device="nonsense")
-    with pytest.raises(MotifLiteError, match=r"unknown device 'gpu': a GPU is cuda here \(--device cuda\)"):
+    with pytest.raises(MotifLiteError, match=r"a GPU is cuda here: --device cuda \(in Python device=\"cuda\"\)"):
         parse_device("gpu")  # what a dry run checks (it also takes auto)
     # Real torch devices this runtime does not support: said before any file is read, with the name users know.
     for other, known in (("mps", "an Apple silicon GPU"), ("xpu", "an Intel GPU"), ("meta", None)):

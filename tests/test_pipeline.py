@@ -610,7 +610,7 @@ def test_the_advice_for_values_that_are_not_finite_fits_the_device():
     assert "kernel" not in str(error.value) and "leave out any --lora" in str(error.value)
     assert error.value.what == "the latents"  # for verify, which reports it as a stage's result
     on_gpu = advice(torch.empty(1, device="meta"))  # advice reads only the device and dtype
-    assert "a kernel may have failed: try --kernels torch, leave out any --lora" in on_gpu
+    assert 'a kernel may have failed: try --kernels torch (in Python kernels="torch"); leave out any --lora' in on_gpu
 
 
 # ---------------------------------------------------------------------------------- validation

@@ -14,7 +14,7 @@ pytest.importorskip("diffusers")
 from motif_lite import load_pipeline, load_transformer  # noqa: E402
 from motif_lite.checkpoint import locate_sources  # noqa: E402
 from motif_lite.devices import checked_dtype  # noqa: E402
-from motif_lite.errors import CheckpointError, ConfigError  # noqa: E402
+from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError  # noqa: E402
 from motif_lite.pipeline import GenerationResult, MotifVideoPipeline  # noqa: E402
 from motif_lite.preflight import plan_generation  # noqa: E402
 from motif_lite.request import GenerationRequest, RequestError  # noqa: E402
@@ -316,6 +316,36 @@ def test_one_problem_keeps_its_own_error_type_and_several_are_listed(checkpoint,
     assert "cuda" in str(raised.value) and "nothing" in str(raised.value) and len(str(raised.value).splitlines()) > 1
 
 
+@pytest.mark.parametrize(
+    ("arguments", "keyword"),
+    [
+        (dict(device="gpu"), 'a GPU is cuda here: --device cuda (in Python device="cuda")'),  # other tools' name
+        (dict(device="cpu", kernels="triton"), 'use auto or torch: --kernels auto (in Python kernels="auto")'),
+    ],
+)
+def test_the_advice_of_a_check_before_loading_names_the_keyword_too(arguments, keyword, checkpoint):
+    """The checks before loading are shared with `motif-lite run`, whose flags they name: a Python caller gets the
+    keyword to pass beside each flag (before: only "--device cuda", "--kernels auto")."""
+    with pytest.raises(MotifLiteError) as error:
+        load_pipeline(checkpoint, dtype="fp32", **arguments)
+    assert keyword in str(error.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_gpu_asked_for_without_one_names_the_cpu_keyword_too(checkpoint):
+    from motif_lite.errors import DeviceError
+
+    with pytest.raises(DeviceError, match=r'use the CPU: --device cpu \(in Python device="cpu"\)$'):
+        load_pipeline(checkpoint, dtype="fp32", device="cuda")
+
+
+def test_float16_overflow_advice_names_the_dtype_keywords_too():
+    from motif_lite.numerics import advice
+
+    said = advice(torch.zeros(1, dtype=torch.float16))
+    assert "--dtype bf16 (in Python dtype=torch.bfloat16)" in said and "(in Python dtype=torch.float32)" in said
+
+
 def test_numpy_numbers_count_as_the_python_numbers_they_hold(tmp_path):
     """A notebook's seed from numpy (np.int64) or a cfg from a sweep (np.float32) is a valid setting, and the
     resolved request holds plain ints and floats (the video's metadata is JSON)."""
@@ -410,8 +440,11 @@ def test_load_pipeline_refuses_strict_int8_attention_on_a_gpu_without_int8_tenso
     monkeypatch.setattr(loading, "preflight", lambda *a, **kw: (locate_sources(checkpoint), torch.device("cuda")))
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
-    with pytest.raises(KernelBackendError, match="--attention int8 needs INT8 tensor cores"):
+    with pytest.raises(KernelBackendError, match="--attention int8 needs INT8 tensor cores") as error:
         load_pipeline(checkpoint, device="cuda", kernels="triton", attention="int8")
+    assert 'use --attention exact (in Python attention="exact"), or --kernels auto (in Python kernels="auto")' in str(
+        error.value
+    )
 
 
 def test_load_pipeline_refuses_a_step_cache_in_a_parallel_run_before_loading(checkpoint):
@@ -428,8 +461,9 @@ def test_load_pipeline_refuses_compile_without_a_compiler_before_loading(checkpo
     from motif_lite.runtime.compile import CompileUnavailableError
 
     monkeypatch.setattr(shutil, "which", lambda name: None)  # no g++, c++ or clang++
-    with pytest.raises(CompileUnavailableError, match="--compile on the CPU needs a C\\+\\+ compiler"):
+    with pytest.raises(CompileUnavailableError, match="--compile on the CPU needs a C\\+\\+ compiler") as error:
         load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", compile=True)
+    assert str(error.value).endswith("run without compiling: no --compile (in Python compile=False)")
 
 
 @pytest.mark.parametrize(("kernels", "strict"), [("triton", True), ("auto", False)])

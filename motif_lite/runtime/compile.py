@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from motif_lite.errors import MotifLiteError
+from motif_lite.errors import MotifLiteError, both_spellings
 from motif_lite.model.ops import TORCH_OPS, Ops
 from motif_lite.runtime.triton_build import launcher_build_problem
 from motif_lite.weights.quant_linear import QuantizedLinear, QuantKernel
@@ -78,6 +78,9 @@ class CompileHandle:
         self.model = self.ops = None
 
 
+WITHOUT_COMPILING = "run without compiling: " + both_spellings("no --compile", "compile=False")
+
+
 def check_compile_possible(device: torch.device | str) -> None:
     """Raise CompileUnavailableError before any long work when inductor cannot build kernels for `device`."""
     device = torch.device(device)
@@ -85,13 +88,14 @@ def check_compile_possible(device: torch.device | str) -> None:
         try:
             import triton  # noqa: F401
         except ImportError as exc:
-            raise CompileUnavailableError(f"--compile on CUDA needs triton ({exc}); run without --compile") from exc
+            raise CompileUnavailableError(f"--compile on CUDA needs triton ({exc}); {WITHOUT_COMPILING}") from exc
         if (problem := launcher_build_problem()) is not None:  # inductor's kernels are Triton's
-            raise CompileUnavailableError(
-                f"--compile on CUDA builds Triton kernels: {problem}; or run without --compile"
-            )
+            raise CompileUnavailableError(f"--compile on CUDA builds Triton kernels: {problem}; or {WITHOUT_COMPILING}")
     elif not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
-        raise CompileUnavailableError("--compile on the CPU needs a C++ compiler (g++ or clang++); none found")
+        raise CompileUnavailableError(
+            f"--compile on the CPU needs a C++ compiler (g++ or clang++); none found: install one, or "
+            f"{WITHOUT_COMPILING}"
+        )
 
 
 def apply_compile(model: nn.Module, config: CompileConfig | None = None) -> CompileHandle:
