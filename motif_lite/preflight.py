@@ -316,7 +316,8 @@ def plan_generation(
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not positive_budget(gib):
-            raise ConfigError(f"--{name} must be a positive number of GiB, got {gib!r}")
+            budget = both_spellings(f"--{name}", f"{name}_gib")  # plan_generation is called from Python too
+            raise ConfigError(f"{budget} must be a positive number of GiB, got {gib!r}")
     given = checked_dtype(dtype) if dtype is not None else None
     if text_encoder_dtype is not None:
         text_encoder_dtype = checked_dtype(text_encoder_dtype, "text_encoder_dtype")

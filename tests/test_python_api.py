@@ -52,7 +52,7 @@ def test_other_dtypes_fail_before_any_file_is_read(dtype, tmp_path):
 
 @pytest.mark.parametrize("vram", ["4", True, float("nan"), float("inf")])
 def test_a_budget_that_is_not_a_number_is_a_plan_error(vram, checkpoint):
-    with pytest.raises(ConfigError, match="--vram must be a positive number of GiB"):
+    with pytest.raises(ConfigError, match=r"--vram \(in Python vram_gib\) must be a positive number of GiB"):
         plan_generation(GenerationRequest("a fox", **TINY), checkpoint, device="cpu", vram_gib=vram)
 
 
