@@ -273,3 +273,19 @@ def test_setting_a_diffusers_component_is_refused_with_what_to_pass(name):
         pipe.load_lora_weights = None
     pipe.vae_tile = None  # its own attributes are set as before
     assert pipe.vae_tile is None
+
+
+def test_generate_says_what_to_give_for_diffusers_call_keywords_and_typos():
+    """As load_pipeline does: before, Python's "generate() got an unexpected keyword argument", after no check of
+    ours had run (no weights needed: said first)."""
+    pipe = OurPipeline.__new__(OurPipeline)
+    request = GenerationRequest("a fox")
+    with pytest.raises(RequestError) as error:
+        pipe.generate(request, num_inference_steps=30, generator=torch.Generator().manual_seed(7))
+    assert str(error.value).splitlines() == [
+        "generate takes no num_inference_steps= (diffusers' pipeline call does): a request field here: "
+        "GenerationRequest(..., steps=...)",
+        f"generate takes no generator= (diffusers' pipeline call does): {CALL_ADVICE['generator']}",
+    ]
+    with pytest.raises(RequestError, match=r"^generate takes no on_progres=: did you mean on_progress=\?$"):
+        pipe.generate(request, on_progres=print)

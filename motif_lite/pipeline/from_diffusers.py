@@ -7,7 +7,8 @@ diffusers", has the same table for people."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+import inspect
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -186,18 +187,31 @@ def call_advice(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def load_advice(keywords: Mapping[str, object], own: Sequence[str]) -> str:
+def load_advice(keywords: Mapping[str, object], load_pipeline: Callable) -> str:
     """What to write instead of the `keywords` that `load_pipeline` does not take, a line each: a keyword of
-    diffusers' `from_pretrained` gets what does the same here; any other the closest of `own` (`load_pipeline`'s
-    own arguments), as a typo of ours would, else the list of them."""
+    diffusers' `from_pretrained` gets what does the same here; any other the closest of `load_pipeline`'s own
+    arguments, as a typo of ours would, else the list of them."""
+    return _keyword_advice(load_pipeline, keywords, LOAD_ADVICE, "diffusers' from_pretrained does")
+
+
+def generate_advice(keywords: Mapping[str, object], generate: Callable) -> str:
+    """As `load_advice`, for `generate`: a keyword of diffusers' pipeline call gets the request field that sets the
+    same (`num_inference_steps=` -> `steps=`) or what to do instead (`generator=` -> `seed=`)."""
+    fields = {name: f"a request field here: GenerationRequest(..., {field}=...)" for name, field in CALL_FIELDS.items()}
+    return _keyword_advice(generate, keywords, {**fields, **CALL_ADVICE}, "diffusers' pipeline call does")
+
+
+def _keyword_advice(function: Callable, keywords: Mapping[str, object], advice: Mapping[str, str], whose: str) -> str:
+    parameters = inspect.signature(function).parameters.values()
+    own = [p.name for p in parameters if p.name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD]
     lines = []
     for name in keywords:
-        if name in LOAD_ADVICE:
-            lines.append(f"load_pipeline takes no {name}= (diffusers' from_pretrained does): {LOAD_ADVICE[name]}")
+        if name in advice:
+            lines.append(f"{function.__name__} takes no {name}= ({whose}): {advice[name]}")
             continue
         close = difflib.get_close_matches(name, own, n=1)
         meant = f"did you mean {close[0]}=?" if close else f"its arguments are {', '.join(own)}"
-        lines.append(f"load_pipeline takes no {name}=: {meant}")
+        lines.append(f"{function.__name__} takes no {name}=: {meant}")
     return "\n".join(lines)
 
 

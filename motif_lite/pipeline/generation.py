@@ -41,7 +41,7 @@ from motif_lite.pipeline.conditioning import (
     image_sha256,
     text_encoder_placed,
 )
-from motif_lite.pipeline.from_diffusers import call_advice, method_advice
+from motif_lite.pipeline.from_diffusers import call_advice, generate_advice, method_advice
 from motif_lite.pipeline.metadata import (
     STORED_CLIP_KEYS,
     STORED_IMAGE_KEYS,
@@ -302,6 +302,7 @@ class MotifVideoPipeline:
         crf: int | None = None,
         stored_clip: Mapping[str, str] | None = None,
         stored_image: Mapping[str, str] | None = None,
+        **other_keywords: object,
     ) -> GenerationResult:
         """Generate one video and write it to `request.output` (always a file: no frames come back in memory; a file
         there is replaced); no partial video is left behind if it fails.
@@ -326,8 +327,12 @@ class MotifVideoPipeline:
         stored with the settings in the file. `stored_clip`: what the file's settings say of the clip instead of its
         path's name, where that is not the name its user knows (the server's copy of an upload): `{"extend": name,
         "extend_sha256": checksum}`, either or both. `stored_image`: likewise of the first frame (the server's copy of
-        an uploaded image, `inputs/ID.png`): `{"image": name, "image_sha256": checksum}`, either or both."""
+        an uploaded image, `inputs/ID.png`): `{"image": name, "image_sha256": checksum}`, either or both.
+        Any other keyword (diffusers' call's `num_inference_steps`, `generator`, ..., or a misspelled one of the
+        above) is a `RequestError` saying what to give instead."""
         # Before any work: a wrong argument costs no encoding.
+        if other_keywords:  # Python's own TypeError would only name the keyword
+            raise RequestError(generate_advice(other_keywords, MotifVideoPipeline.generate))
         callbacks = {"on_progress": on_progress, "on_preview": on_preview}
         _check_call(request, preview_every, callbacks, keep_latents, latents_file, clip, stored_clip, stored_image)
         # One mapping from here on: `stored_settings` takes the keys of each for the input the request has.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -106,7 +105,7 @@ def load_pipeline(
     one of the above) is a `ConfigError` saying what to give instead (`pipeline.from_diffusers.load_advice`).
     """
     if other_keywords:  # Python's own TypeError would only name the keyword
-        raise ConfigError(load_advice(other_keywords, _own_arguments()))
+        raise ConfigError(load_advice(other_keywords, load_pipeline))
     # Every check that needs no weights comes first, in this order, so that an error is said before any weights
     # load (and before any download).
     _check_argument_types(plan, parallel, compile, batch_guidance, weights, quantize, text_encoder_quantize)
@@ -147,12 +146,6 @@ def load_pipeline(
         _follow_plan(pipe, plan)
     install_speed(pipe, plan, batch_guidance, cache_config)
     return pipe
-
-
-def _own_arguments() -> list[str]:
-    """`load_pipeline`'s argument names, for the closest one to a misspelled keyword."""
-    parameters = inspect.signature(load_pipeline).parameters.values()
-    return [p.name for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD]
 
 
 def _check_argument_types(
