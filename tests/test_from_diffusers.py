@@ -289,3 +289,13 @@ def test_generate_says_what_to_give_for_diffusers_call_keywords_and_typos():
     ]
     with pytest.raises(RequestError, match=r"^generate takes no on_progres=: did you mean on_progress=\?$"):
         pipe.generate(request, on_progres=print)
+
+
+def test_from_pretrained_says_the_load_pipeline_line():
+    """Before: "type object 'MotifVideoPipeline' has no attribute 'from_pretrained'". The keywords load_pipeline
+    takes go into the line; the others get their advice."""
+    with pytest.raises(ConfigError) as error:
+        OurPipeline.from_pretrained("Motif-Technologies/Motif-Video-2B", torch_dtype=torch.bfloat16, device="cuda")
+    first, advice = str(error.value).splitlines()
+    assert "pipe = load_pipeline('Motif-Technologies/Motif-Video-2B', device='cuda'), with load_pipeline" in first
+    assert advice.startswith("load_pipeline takes no torch_dtype= ") and "dtype=torch.bfloat16" in advice

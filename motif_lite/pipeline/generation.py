@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from motif_lite.checkpoint import ModelSources
+from motif_lite.choices import MOTIF_REPO
 from motif_lite.decoding import decode_video
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.clip import Clip, last_frame, read_clip
@@ -41,7 +42,7 @@ from motif_lite.pipeline.conditioning import (
     image_sha256,
     text_encoder_placed,
 )
-from motif_lite.pipeline.from_diffusers import call_advice, generate_advice, method_advice
+from motif_lite.pipeline.from_diffusers import call_advice, generate_advice, load_advice, method_advice
 from motif_lite.pipeline.metadata import (
     STORED_CLIP_KEYS,
     STORED_IMAGE_KEYS,
@@ -729,6 +730,25 @@ class MotifVideoPipeline:
     def model_flags(self) -> dict:
         """The model this pipeline runs, as `motif-lite run`'s flags (dests) name it: what a resumed run loads."""
         return model_flags_of(self.sources, self.dtype, self.attention_used(), self.loras)
+
+    @classmethod
+    def from_pretrained(cls, model: object = None, *args: object, **kwargs: object) -> None:
+        """Called as diffusers' `MotifVideoPipeline.from_pretrained(repo, torch_dtype=...)` is: says the
+        `load_pipeline` line instead, and what its keywords are here."""
+        from motif_lite.pipeline.loading import load_pipeline  # loading builds this class: imported when called
+
+        taken = inspect.signature(load_pipeline).parameters
+        given = {name: value for name, value in kwargs.items() if name in taken}  # written into the line
+        others = {name: value for name, value in kwargs.items() if name not in taken}
+        shown = repr(str(model)) if isinstance(model, str | os.PathLike) else repr(MOTIF_REPO)
+        arguments = ", ".join([shown, *(f"{name}={value!r}" for name, value in given.items())])
+        lines = [
+            f"MotifVideoPipeline is loaded by load_pipeline, not from_pretrained: pipe = load_pipeline({arguments}), "
+            "with load_pipeline from motif_lite (help(load_pipeline) lists its arguments)"
+        ]
+        if others:
+            lines.append(load_advice(others, load_pipeline))
+        raise ConfigError("\n".join(lines))
 
     def __call__(self, *args: object, **kwargs: object) -> None:
         """Called as a diffusers pipeline is: says the `generate` line that makes that video."""
