@@ -202,6 +202,8 @@ def generate_advice(keywords: Mapping[str, object], generate: Callable) -> str:
 
 
 def _keyword_advice(function: Callable, keywords: Mapping[str, object], advice: Mapping[str, str], whose: str) -> str:
+    """A line per keyword `function` does not take: `advice`'s for a keyword of diffusers (`whose`), else the
+    closest of its own names, which a misspelled keyword of ours must get rather than diffusers' advice."""
     parameters = inspect.signature(function).parameters.values()
     own = [p.name for p in parameters if p.name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD]
     lines = []

@@ -732,7 +732,7 @@ class MotifVideoPipeline:
         return model_flags_of(self.sources, self.dtype, self.attention_used(), self.loras)
 
     @classmethod
-    def from_pretrained(cls, model: object = None, *args: object, **kwargs: object) -> None:
+    def from_pretrained(cls, model: object = None, **kwargs: object) -> None:
         """Called as diffusers' `MotifVideoPipeline.from_pretrained(repo, torch_dtype=...)` is: says the
         `load_pipeline` line instead, and what its keywords are here."""
         from motif_lite.pipeline.loading import load_pipeline  # loading builds this class: imported when called
