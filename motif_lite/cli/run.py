@@ -27,7 +27,7 @@ from motif_lite.cli.resume import earlier_runs, kept_anywhere, resume_args, resu
 from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import gpu_memory_of, prompt_line, summary
-from motif_lite.cli.run_time import confirm_cpu_time, cpu_time_note, gpu_time_note
+from motif_lite.cli.run_time import confirm_cpu_time, cpu_time_note, gpu_time_note, quantizing_seconds
 from motif_lite.cli.settings_from import Recalled, recalled_model_notes, settings_from_args, settings_lines
 from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest
@@ -268,7 +268,7 @@ def _dry_run_time_notes(
     import torch
 
     if device.type == "cpu":
-        note = cpu_time_note(request, settings, sources.configs, dtype, videos)
+        note = cpu_time_note(request, settings, sources.configs, dtype, videos, quantizing_seconds(sources))
         return [] if note is None else [f"{note}; a run asks before it starts (--yes starts it)"]
     if device.type == "cuda" and torch.cuda.is_available():
         note = gpu_time_note(request, settings, sources.configs, dtype, device, videos)
@@ -418,7 +418,8 @@ def _say_run_time(
     """How long a run on one process will take, before it loads: the question before a long CPU run (--yes answers
     it), the note before a long GPU run."""
     if device.type == "cpu":
-        confirm_cpu_time(requests[0], settings, sources.configs, dtype, args.yes, len(requests))
+        quantizing = quantizing_seconds(sources)
+        confirm_cpu_time(requests[0], settings, sources.configs, dtype, args.yes, len(requests), quantizing)
     elif device.type == "cuda":
         note = gpu_time_note(requests[0], settings, sources.configs, dtype, device, len(requests))
         print_notes([note] if note else [], say)
