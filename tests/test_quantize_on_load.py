@@ -285,6 +285,17 @@ def test_a_parallel_run_is_planned_quantized_before_it_starts(checkpoint, capsys
     assert code == 0 and planned == ["Q8_0"], capsys.readouterr().err
 
 
+def test_a_parallel_run_says_each_process_quantizes(checkpoint, capsys):
+    # --gpus N: every rank quantizes the transformer itself (docs/parallel.md says why it is not done once for all):
+    # the cost is said, with the way to pay it once (a file, as --gguf).
+    args = ["run", "-m", str(checkpoint), "-p", "x", "--device", "cpu", "--gpus", "2", "--dry-run"]
+    assert cli.main([*args, "--quantize", "q8_0"]) == 0
+    err = capsys.readouterr().err
+    assert "note: --quantize on several processes: each one quantizes the transformer to Q8_0 itself" in err
+    assert "a file made once, given as --gguf, is read by all of them from one copy in the page cache" in err
+    assert cli.main(args) == 0 and "--quantize on several" not in capsys.readouterr().err
+
+
 def test_a_checkpoint_in_the_original_layout_loads_in_it(tmp_path):
     # The layout comes from the tensors' names, as a GGUF file's does: the config.json says nothing of it.
     from tiny_transformer import make_reference, save_shared_layout, tie_cross_attention_to_block

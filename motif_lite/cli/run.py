@@ -168,8 +168,8 @@ def _resolve(
 
 def flag_notes(args: argparse.Namespace, several_processes: bool) -> list[str]:
     """The notes on flags this run does not use as given (from the flags alone): a step cache threshold that reuses
-    nearly every step, an attention backend that int8 attention leaves unused, and a flag for (or against) a run on
-    several processes."""
+    nearly every step, an attention backend that int8 attention leaves unused, a flag for (or against) a run on
+    several processes, and what --quantize costs there."""
     from motif_lite.runtime.attention import unused_backend_note
     from motif_lite.runtime.step_cache import threshold_note
 
@@ -181,6 +181,11 @@ def flag_notes(args: argparse.Namespace, several_processes: bool) -> list[str]:
     if several_processes and args.batch_guidance:
         notes.append("--batch-guidance is not used on several processes: there the two guidance predictions are "
                      "separate calls, side by side on their own processes with cfg 2")  # fmt: skip
+    if several_processes and args.quantize is not None:  # docs/parallel.md, "Quantizing as it loads"
+        notes.append(f"--quantize on several processes: each one quantizes the transformer to {args.quantize} itself "
+                     "as it loads (the work times the processes, and each holds its packed weights in host memory "
+                     "until they move to its GPU); a file made once, given as --gguf, is read by all of them from "
+                     "one copy in the page cache")  # fmt: skip
     return [note for note in notes if note]
 
 
