@@ -118,14 +118,22 @@ class _StoredTensor:
             shape = (max(stop - start, 0), *shape[1:])
             offset, nbytes = offset + start * row_bytes, max(stop - start, 0) * row_bytes
         data = torch.empty(nbytes, dtype=torch.uint8)
-        self.handle.seek(offset)
-        done, view = 0, memoryview(data.numpy())
-        while done < nbytes:  # a large read may come back in parts
-            got = self.handle.readinto(view[done:])
-            if not got:
-                raise CheckpointError(f"cannot read tensor {self.name!r} from {self.file}: the file ended early")
-            done += got
+        try:
+            _read_into(self.handle, offset, memoryview(data.numpy()))
+        except (OSError, EOFError) as exc:  # a disk error, or a file cut short since its header was checked
+            raise CheckpointError(f"cannot read tensor {self.name!r} from {self.file}: {exc}") from None
         return data.view(_FLOAT_DTYPES[self.tensor.dtype]).reshape(shape)
+
+
+def _read_into(handle: BinaryIO, offset: int, buffer: memoryview) -> None:
+    """Fill `buffer` with the file's bytes from `offset` on (a large read may come back in parts)."""
+    handle.seek(offset)
+    done = 0
+    while done < len(buffer):
+        got = handle.readinto(buffer[done:])
+        if not got:
+            raise EOFError(f"the file ends at byte {offset + done:,}, inside the tensor (changed since it was opened?)")
+        done += got
 
 
 def _checked_header(file: Path) -> SafetensorsHeader:

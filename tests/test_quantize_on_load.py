@@ -3,6 +3,7 @@ GGUF file of that type loads into, byte for byte, and a run with it makes that f
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,6 +24,7 @@ from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
 from motif_lite.weights.gguf_file import read_gguf
 from motif_lite.weights.gguf_loader import load_gguf_transformer, load_packed_transformer
+from motif_lite.weights.safetensors_header import read_header
 
 RECIPES = ["Q8_0", "Q4_K_M"]
 
@@ -181,6 +183,21 @@ def test_the_safetensors_are_read_not_memory_mapped(checkpoint):
         source.close()
     assert str(file) not in mapped
     assert all(values[name].shape == shape for name, shape in source.shapes.items())
+
+
+def test_a_file_cut_short_while_it_quantizes_is_said_not_a_traceback(checkpoint, tmp_path):
+    # Checked whole when it opened, then cut (a copy or a sync that rewrote it meanwhile): the read names the tensor.
+    file = tmp_path / "transformer.safetensors"
+    file.write_bytes((checkpoint / "transformer/diffusion_pytorch_model.safetensors").read_bytes())
+    tensors = read_header(file).tensors
+    last = max(tensors, key=lambda name: tensors[name].offset)  # its bytes end the file
+    source = open_source(file)
+    try:
+        os.truncate(file, file.stat().st_size - 1000)
+        with pytest.raises(CheckpointError, match=f"cannot read tensor '{last}' from {file}: the file ends at byte"):
+            source.read(last)
+    finally:
+        source.close()
 
 
 def test_a_nan_in_the_weights_is_refused_naming_the_tensor(checkpoint, tmp_path):
