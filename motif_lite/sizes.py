@@ -17,7 +17,7 @@ from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError
 from motif_lite.units import memory_size
 from motif_lite.vae import WanVAEConfig
-from motif_lite.weights.float8 import FLOAT8_DTYPES
+from motif_lite.weights.float8 import FLOAT8_DTYPES, is_companion
 from motif_lite.weights.gguf_file import read_gguf
 from motif_lite.weights.safetensors_header import read_header
 from motif_lite.weights.shapes import build_model, expected_shapes
@@ -106,7 +106,6 @@ def quantized_text_encoder_bytes(files: list[Path], recipe: str) -> tuple[int, s
     from motif_lite.quantize.components import TEXT_ENCODER
     from motif_lite.quantize.on_load import planned_bytes
     from motif_lite.quantize.text_recipes import get_text_recipe
-    from motif_lite.weights.float8 import is_companion
 
     name = get_text_recipe(recipe).name
     if not files:
@@ -127,6 +126,22 @@ OFFICIAL_TEXT_ENCODER_PACKED = {
     "F32": 17_199_672_768, "F16": 8_602_734_016, "BF16": 8_602_734_016, "Q8_0": 4_705_612_096,
     "Q6_K": 3_765_989_696, "Q5_K_M": 3_404_947_776, "Q4_K_M": 3_065_143_616,
 }  # fmt: skip
+
+
+def transformer_weights(config: TransformerConfig) -> int:
+    """The transformer's weights (values) by its config, counted on the meta device."""
+    return _numel(config)
+
+
+def text_encoder_weights(root: Path | None) -> int:
+    """The text encoder's weights (values) in the checkpoint at `root`: from its `text_encoder/*.safetensors` headers
+    (a scaled fp8 file's scales left out), else the official encoder's when they are not at hand."""
+    files = sorted(root.glob("text_encoder/*.safetensors")) if root is not None else []
+    if not files:
+        return OFFICIAL_TEXT_ENCODER_PARAMS
+    return sum(
+        math.prod(t.shape) for path in files for name, t in read_header(path).tensors.items() if not is_companion(name)
+    )
 
 
 def _float8_linear_numel(root: Path | None) -> int:

@@ -85,6 +85,20 @@ def quantize_tensors(
     return packed
 
 
+# Weights quantized per second as they load on a CPU, measured on 2 idle cores (docs/benchmarks.md, "Quantizing as
+# it loads"): rounding to nearest (Q8_0: the 2.04B transformer in about 55 s, the text encoder at 40-60 M/s) and the
+# K-quants' search (Q4_K_M: the transformer in 210 s). A busy machine is slower; more cores speed up the search.
+ROUNDING_WEIGHTS_PER_SECOND = 40e6
+SEARCH_WEIGHTS_PER_SECOND = 10e6
+
+
+def cpu_seconds(weights: int, recipe: str | Recipe | TextRecipe, component: Component = TRANSFORMER) -> float:
+    """About how long quantizing `weights` weights of `component` to `recipe` as they load takes on a CPU: an
+    approximate figure, from the rates measured on 2 cores (`ROUNDING_WEIGHTS_PER_SECOND`, `SEARCH_...`)."""
+    slow = is_slow_on_cpu(recipe, component)
+    return weights / (SEARCH_WEIGHTS_PER_SECOND if slow else ROUNDING_WEIGHTS_PER_SECOND)
+
+
 def is_slow_on_cpu(recipe: str | Recipe | TextRecipe, component: Component = TRANSFORMER) -> bool:
     """Whether the recipe's types need the K-quants' search (minutes for the 2B transformer on a few CPU cores),
     rather than round-to-nearest (about a minute there: docs/benchmarks.md, "Quantizing as it loads")."""

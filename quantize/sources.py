@@ -6,18 +6,19 @@ its rows) at a time as float32, so peak memory stays near the size of the larges
 
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
-from safetensors import safe_open
 
 from motif_lite.errors import CheckpointError
 from motif_lite.paths import user_path
 from motif_lite.weights.dequant import dequantize
-from motif_lite.weights.float8 import is_companion, kept_scale_shape, weight_scales, widened
+from motif_lite.weights.float8 import FLOAT8_DTYPES, is_companion, kept_scale_shape, weight_scales, widened
 from motif_lite.weights.gguf_file import OtherGGUFKindError, read_gguf
 from motif_lite.weights.safetensors_files import find_weight_files, shard_files
-from motif_lite.weights.safetensors_header import read_header
+from motif_lite.weights.safetensors_header import HeaderTensor, SafetensorsHeader, read_header
 from motif_lite.weights.shapes import comfy_prefix
 
 from .components import TRANSFORMER, Component
@@ -25,7 +26,12 @@ from .components import TRANSFORMER, Component
 
 class SafetensorsSource:
     """Tensors from one or more .safetensors files (a diffusers `transformer/` folder or shards), under the names
-    `rename` gives them (the component's GGUF tensor names)."""
+    `rename` gives them (the component's GGUF tensor names).
+
+    Each read is a plain file read of the tensor's (or its rows') bytes, not a memory map: a mapped file's pages
+    count in the process's resident memory until the file closes, so quantizing an 8.6 GB encoder would have shown
+    it all as the run's own (docs/gguf.md, "Memory while it quantizes"). Read pages stay in the system's file cache.
+    """
 
     is_gguf = False
 
@@ -33,7 +39,7 @@ class SafetensorsSource:
         self.path = files[0].parent
         self.config_json = config_path.read_text() if config_path and config_path.is_file() else None
         self._stack = ExitStack()
-        self._handles: dict[str, tuple[object, str]] = {}  # our name -> (file handle, the name in the file)
+        self._stored: dict[str, _StoredTensor] = {}  # our name -> where its bytes are
         self.shapes: dict[str, tuple[int, ...]] = {}
         self._scales: dict[str, str] = {}  # a scaled fp8 weight's name -> its scale's (weights/float8.py)
         try:
@@ -45,18 +51,19 @@ class SafetensorsSource:
 
     def _index(self, files: list[Path], rename: Callable[[str], str]) -> None:
         for file in files:
-            handle = self._open(file)
-            for stored in handle.keys():  # noqa: SIM118 (safe_open handles are not iterable)
+            header = _checked_header(file)
+            handle = self._stack.enter_context(_opened(file))
+            for stored in sorted(header.tensors):  # sorted, as safetensors lists them: the plan's and file's order
                 name = rename(stored)
                 if name in self.shapes:
                     raise CheckpointError(f"tensor {name!r} appears more than once (again as {stored!r} in {file})")
-                self._handles[name] = (handle, stored)
-                self.shapes[name] = tuple(handle.get_slice(stored).get_shape())
+                self._stored[name] = _StoredTensor(handle, file, stored, header.tensors[stored])
+                self.shapes[name] = header.tensors[stored].shape
 
     def _split_float8_scales(self) -> None:
         """A scaled fp8 file (ComfyUI's fp8_scaled): its weights are read times their scales, and what it stores
         beside them (scales, input scales, markers) is not a tensor of the model."""
-        dtypes = {name: handle.get_slice(stored).get_dtype() for name, (handle, stored) in self._handles.items()}
+        dtypes = {name: stored.tensor.dtype for name, stored in self._stored.items()}
         self._scales = weight_scales(dtypes, str(self.path))
         for weight, scale in self._scales.items():
             kept_scale_shape(self.shapes[scale], self.shapes[weight][0], f"{self.path}: {weight}")
@@ -64,37 +71,87 @@ class SafetensorsSource:
 
     def drop_name_prefix(self, prefix: str) -> None:
         """Name every tensor without `prefix`, which every name carries (ComfyUI's `model.diffusion_model.`)."""
-        self._handles = {name.removeprefix(prefix): handle for name, handle in self._handles.items()}
+        self._stored = {name.removeprefix(prefix): stored for name, stored in self._stored.items()}
         self.shapes = {name.removeprefix(prefix): shape for name, shape in self.shapes.items()}
         self._scales = {name.removeprefix(prefix): scale.removeprefix(prefix) for name, scale in self._scales.items()}
-
-    def _open(self, file: Path):
-        if not file.is_file():
-            raise CheckpointError(f"missing safetensors file {file}")
-        try:  # our own header check first: it says what is wrong (truncated, not safetensors) in words
-            read_header(file)
-        except CheckpointError as exc:
-            raise CheckpointError(f"{exc}; download the file again") from None
-        try:
-            return self._stack.enter_context(safe_open(str(file), framework="pt"))
-        except Exception as exc:  # safetensors raises its own error type for corrupt headers
-            raise CheckpointError(f"cannot read {file}: {exc}") from None
 
     def read(self, name: str, rows: slice | None = None) -> torch.Tensor:
         """One tensor (or the slice `rows` of its first dimension) as float32 (bf16/f16/fp8 upcast; a scaled fp8
         weight times its scale)."""
-        handle, stored = self._handles[name]
-        tensor = handle.get_tensor(stored) if rows is None else handle.get_slice(stored)[rows]
-        if not tensor.is_floating_point():
-            raise CheckpointError(f"tensor {name!r} has dtype {tensor.dtype}; only float tensors can be quantized")
+        stored = self._stored[name]
+        if stored.tensor.dtype not in _FLOAT_DTYPES:
+            raise CheckpointError(
+                f"tensor {name!r} has dtype {stored.tensor.dtype}; only float tensors can be quantized"
+            )
+        tensor = stored.read(rows)
         if name not in self._scales:
             return tensor.float()
-        handle, stored = self._handles[self._scales[name]]
-        scale = handle.get_tensor(stored)
+        scale = self._stored[self._scales[name]].read()
         return widened(tensor, scale if scale.numel() == 1 else scale.reshape(-1)[rows or slice(None)])
 
     def close(self) -> None:
         self._stack.close()
+
+
+# safetensors' names of the float dtypes a source can quantize.
+_FLOAT_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+_FLOAT_DTYPES |= FLOAT8_DTYPES
+
+
+@dataclass(frozen=True)
+class _StoredTensor:
+    """A tensor's bytes in an open safetensors file: `handle` at `tensor.offset`."""
+
+    handle: BinaryIO
+    file: Path
+    name: str  # the name in the file
+    tensor: HeaderTensor
+
+    def read(self, rows: slice | None = None) -> torch.Tensor:
+        """The tensor (or the rows `rows` of its first dimension), in its stored dtype, read into new memory."""
+        shape, offset, nbytes = self.tensor.shape, self.tensor.offset, self.tensor.nbytes
+        if rows is not None and shape:
+            start, stop, step = rows.indices(shape[0])
+            if step != 1:
+                raise ValueError(f"rows must be contiguous (a slice with step 1), got {rows}")
+            row_bytes = nbytes // shape[0] if shape[0] else 0
+            shape = (max(stop - start, 0), *shape[1:])
+            offset, nbytes = offset + start * row_bytes, max(stop - start, 0) * row_bytes
+        data = torch.empty(nbytes, dtype=torch.uint8)
+        try:
+            _read_into(self.handle, offset, memoryview(data.numpy()))
+        except (OSError, EOFError) as exc:  # a disk error, or a file cut short since its header was checked
+            raise CheckpointError(f"cannot read tensor {self.name!r} from {self.file}: {exc}") from None
+        return data.view(_FLOAT_DTYPES[self.tensor.dtype]).reshape(shape)
+
+
+def _read_into(handle: BinaryIO, offset: int, buffer: memoryview) -> None:
+    """Fill `buffer` with the file's bytes from `offset` on (a large read may come back in parts)."""
+    handle.seek(offset)
+    done = 0
+    while done < len(buffer):
+        got = handle.readinto(buffer[done:])
+        if not got:
+            raise EOFError(f"the file ends at byte {offset + done:,}, inside the tensor (changed since it was opened?)")
+        done += got
+
+
+def _checked_header(file: Path) -> SafetensorsHeader:
+    """The file's header, checked (a truncated file or one that is not safetensors is said in words)."""
+    if not file.is_file():
+        raise CheckpointError(f"missing safetensors file {file}")
+    try:
+        return read_header(file)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; download the file again") from None
+
+
+def _opened(file: Path) -> BinaryIO:
+    """`file` opened for plain reads: unbuffered, as each read is one tensor's bytes or a slice of them."""
+    try:
+        return open(file, "rb", buffering=0)  # noqa: SIM115 (the source's ExitStack closes it)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {file}: {exc.strerror or exc}") from None
 
 
 class GGUFSource:

@@ -210,6 +210,36 @@ def test_short_cpu_runs_do_not_ask_and_dry_runs_only_say(cpu_run, monkeypatch, c
     assert "note: on the CPU this run (256x256x9, 2 steps, 8 videos) is 1.3e+14 FLOPs" in capsys.readouterr().err
 
 
+def test_quantizing_as_it_loads_is_counted_in_the_cpu_time(cpu_run, monkeypatch, capsys):
+    # Before: --quantize / --text-encoder-quantize were left out of the estimate, and a short run that spends 7
+    # minutes quantizing the official text encoder's K-quants on the CPU started without asking.
+    from motif_lite.checkpoint import locate_sources
+
+    small = ("-W", "256", "-H", "256", "--video-frames", "9", "--steps", "2")  # 5 minutes of FLOPs at 50 GFLOP/s
+    assert cpu_run("--dry-run", *small, "--quantize", "Q8_0") == 0  # + 51 s: still under 10 minutes
+    assert "on the CPU this run" not in capsys.readouterr().err
+    assert cpu_run("--dry-run", *small, "--text-encoder-quantize", "Q4_K_M") == 0  # + 430 s
+    err = capsys.readouterr().err
+    assert (
+        "note: on the CPU this run (256x256x9, 2 steps) is 1.6e+13 FLOPs: about 5 minutes at the 50 GFLOP/s this "
+        "CPU does now (bfloat16 matrix multiply), and quantizing the text encoder to Q4_K_M as it loads about 7 "
+        "minutes more (approximate: the rates measured on 2 CPU cores)."
+    ) in err
+    assert "use a GPU, or quantize once with the command its note gives and load that file" in err
+    # A run asks as the dry run said (its sources come from the checks before loading, quantizing as they say).
+    at_hand = locate_sources(download=False, require_weights=False)
+    checked = lambda *a, quantize, text_encoder_quantize, **kw: (  # noqa: E731
+        checks.with_quantize(at_hand, quantize, text_encoder_quantize),
+        torch.device("cpu"),
+    )
+    monkeypatch.setattr(checks, "preflight", checked)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    assert cpu_run(*small, "--quantize", "Q4_K_M", "--text-encoder-quantize", "Q8_0") == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err  # 204 s + 107 s
+    assert "quantizing the transformer to Q4_K_M and the text encoder to Q8_0 as they load about 5 minutes more" in err
+    assert "Pass --yes to start it anyway." in err
+
+
 def test_a_long_gpu_run_says_how_long_first(tmp_path, monkeypatch, capsys):
     # On a GPU nothing is asked: a note gives the range (FLOPs over the measured matrix-multiply rate, up to 1.5x).
     from huggingface_hub import constants

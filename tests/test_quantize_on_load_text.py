@@ -319,6 +319,29 @@ def test_a_recipe_given_as_an_object_is_slow_for_a_k_quant_in_any_of_its_classes
     assert not is_slow_on_cpu(TextRecipe("round", Q.Q8_0, Q.Q8_0, Q.BF16, Q.F32), TEXT_ENCODER)
 
 
+def test_the_cpu_time_estimate_counts_the_checkpoints_own_weights(checkpoint):
+    # The run's CPU time estimate adds the quantizing as it loads: each component's weights (from the headers at
+    # hand) at the rate measured for its recipe's kind (docs/benchmarks.md, "Quantizing as it loads").
+    from safetensors import safe_open
+
+    from motif_lite.cli.run_time import quantizing_seconds
+    from motif_lite.quantize.on_load import ROUNDING_WEIGHTS_PER_SECOND, SEARCH_WEIGHTS_PER_SECOND
+
+    def weights(file: Path) -> int:
+        with safe_open(str(file), framework="pt") as f:
+            return sum(f.get_tensor(name).numel() for name in f.keys())  # noqa: SIM118 (safe_open is no dict)
+
+    sources, _ = preflight(checkpoint, None, "cpu", "torch", quantize="Q8_0", text_encoder_quantize="Q4_K_M")
+    transformer = weights(checkpoint / "transformer/diffusion_pytorch_model.safetensors")
+    text = sum(weights(file) for file in (checkpoint / "text_encoder").glob("*.safetensors"))
+    assert quantizing_seconds(sources) == {
+        "the transformer to Q8_0": pytest.approx(transformer / ROUNDING_WEIGHTS_PER_SECOND),
+        "the text encoder to Q4_K_M": pytest.approx(text / SEARCH_WEIGHTS_PER_SECOND),
+    }
+    plain, _ = preflight(checkpoint, None, "cpu", "torch")
+    assert quantizing_seconds(plain) == {}
+
+
 def test_an_empty_tensor_is_left_out_of_the_packed_encoder(checkpoint):
     # As a text encoder file's empty tensors are (no model has one): not refused as a tensor the encoder lacks.
     from motif_lite.weights.gguf_file import PackedTensor

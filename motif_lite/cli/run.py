@@ -27,7 +27,7 @@ from motif_lite.cli.resume import earlier_runs, kept_anywhere, resume_args, resu
 from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import gpu_memory_of, prompt_line, summary
-from motif_lite.cli.run_time import confirm_cpu_time, cpu_time_note, gpu_time_note
+from motif_lite.cli.run_time import confirm_cpu_time, cpu_time_note, gpu_time_note, quantizing_seconds
 from motif_lite.cli.settings_from import Recalled, recalled_model_notes, settings_from_args, settings_lines
 from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest
@@ -168,8 +168,8 @@ def _resolve(
 
 def flag_notes(args: argparse.Namespace, several_processes: bool) -> list[str]:
     """The notes on flags this run does not use as given (from the flags alone): a step cache threshold that reuses
-    nearly every step, an attention backend that int8 attention leaves unused, and a flag for (or against) a run on
-    several processes."""
+    nearly every step, an attention backend that int8 attention leaves unused, a flag for (or against) a run on
+    several processes, and what --quantize costs there."""
     from motif_lite.runtime.attention import unused_backend_note
     from motif_lite.runtime.step_cache import threshold_note
 
@@ -181,6 +181,11 @@ def flag_notes(args: argparse.Namespace, several_processes: bool) -> list[str]:
     if several_processes and args.batch_guidance:
         notes.append("--batch-guidance is not used on several processes: there the two guidance predictions are "
                      "separate calls, side by side on their own processes with cfg 2")  # fmt: skip
+    if several_processes and args.quantize is not None:  # docs/parallel.md, "Quantizing as it loads"
+        notes.append(f"--quantize on several processes: each one quantizes the transformer to {args.quantize} itself "
+                     "as it loads (the work times the processes, and each holds its packed weights in host memory "
+                     "until they move to its GPU); a file made once, given as --gguf, is read by all of them from "
+                     "one copy in the page cache")  # fmt: skip
     return [note for note in notes if note]
 
 
@@ -268,7 +273,7 @@ def _dry_run_time_notes(
     import torch
 
     if device.type == "cpu":
-        note = cpu_time_note(request, settings, sources.configs, dtype, videos)
+        note = cpu_time_note(request, settings, sources.configs, dtype, videos, quantizing_seconds(sources))
         return [] if note is None else [f"{note}; a run asks before it starts (--yes starts it)"]
     if device.type == "cuda" and torch.cuda.is_available():
         note = gpu_time_note(request, settings, sources.configs, dtype, device, videos)
@@ -418,7 +423,8 @@ def _say_run_time(
     """How long a run on one process will take, before it loads: the question before a long CPU run (--yes answers
     it), the note before a long GPU run."""
     if device.type == "cpu":
-        confirm_cpu_time(requests[0], settings, sources.configs, dtype, args.yes, len(requests))
+        quantizing = quantizing_seconds(sources)
+        confirm_cpu_time(requests[0], settings, sources.configs, dtype, args.yes, len(requests), quantizing)
     elif device.type == "cuda":
         note = gpu_time_note(requests[0], settings, sources.configs, dtype, device, len(requests))
         print_notes([note] if note else [], say)

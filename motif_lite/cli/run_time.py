@@ -1,6 +1,7 @@
 """How long a run will take, said before it starts: the question before a long CPU run and the note before a long
 GPU run, both from the run's FLOPs (motif_lite.runtime.cost) over this machine's measured matrix-multiply rate, on
-the CPU plus the fixed cost of its transformer calls."""
+the CPU plus the fixed cost of its transformer calls and the quantizing as it loads (--quantize,
+--text-encoder-quantize) at the rates measured on 2 cores."""
 
 from __future__ import annotations
 
@@ -13,15 +14,22 @@ from motif_lite.request import GenerationRequest
 if TYPE_CHECKING:
     import torch
 
+    from motif_lite.checkpoint import ModelSources
     from motif_lite.settings import CheckpointConfigs, Settings
 
 
 def cpu_time_note(
-    request: GenerationRequest, settings: Settings, configs: CheckpointConfigs, dtype: torch.dtype, videos: int = 1
+    request: GenerationRequest,
+    settings: Settings,
+    configs: CheckpointConfigs,
+    dtype: torch.dtype,
+    videos: int = 1,
+    quantizing: dict[str, float] | None = None,
 ) -> str | None:
     """How long `videos` videos of `request` would take on this CPU, in words, with the way out, when that is over
     LONG_CPU_RUN_SECONDS (see motif_lite.runtime.cost); None when it is not. Counts with the checkpoint's configs
-    (`settings`, `configs`), the official architecture standing in for a missing one."""
+    (`settings`, `configs`), the official architecture standing in for a missing one; `quantizing`: the seconds of
+    quantizing as it loads (`quantizing_seconds`), once before the videos."""
     import torch
 
     from motif_lite.runtime import cost
@@ -30,20 +38,20 @@ def cpu_time_note(
     calls = transformer_calls(request, settings) * videos
     config = settings.transformer.value
     slowest_fixed = calls * cost.slowest_call_seconds(config)
-    if total / cost.SLOWEST_CPU_FLOPS + slowest_fixed < LONG_CPU_RUN_SECONDS:
+    if total / cost.SLOWEST_CPU_FLOPS + slowest_fixed + sum((quantizing or {}).values()) < LONG_CPU_RUN_SECONDS:
         return None  # short on any CPU: not worth measuring this one
     throughput = cost.measure_matmul_flops(dtype)
     # The calls' fixed cost is timed where it can change the estimate by a percent (not for a 720p video's weeks).
     call_seconds = cost.measure_call_seconds(config, dtype) if slowest_fixed > 0.01 * total / throughput else 0.0
-    message = long_cpu_run(request, total, dtype, throughput, videos, calls, call_seconds)
+    message = long_cpu_run(request, total, dtype, throughput, videos, calls, call_seconds, quantizing)
     if message is None:
         return None
     if dtype != torch.float32 and (fp32 := cost.measure_matmul_flops(torch.float32)) > 1.5 * throughput:
         message += f"; in float32 it does {fp32 / 1e9:.0f} GFLOP/s (--dtype fp32)"
-    return message + (
-        f". The CPU is meant for tests{_why_no_gpu()}: use a GPU, or a small size such as -W 256 -H 256 "
-        "--video-frames 9 --steps 2"
-    )
+    smaller = "a small size such as -W 256 -H 256 --video-frames 9 --steps 2"
+    if sum((quantizing or {}).values()) > total / throughput + calls * call_seconds:  # a smaller video saves little
+        smaller = "quantize once with the command its note gives and load that file"
+    return message + f". The CPU is meant for tests{_why_no_gpu()}: use a GPU, or {smaller}"
 
 
 def _why_no_gpu() -> str:
@@ -63,13 +71,14 @@ def confirm_cpu_time(
     dtype: torch.dtype,
     yes: bool,
     videos: int = 1,
+    quantizing: dict[str, float] | None = None,
 ) -> None:
     """Ask before a CPU run estimated at more than LONG_CPU_RUN_SECONDS (`cpu_time_note`): the CPU is for tests and
     tiny sizes. `yes` starts it anyway; without a terminal to ask on, it is refused; end of input (Ctrl-D) answers
     no."""
     from motif_lite.errors import MotifLiteError
 
-    message = cpu_time_note(request, settings, configs, dtype, videos)
+    message = cpu_time_note(request, settings, configs, dtype, videos, quantizing)
     if message is None:
         return
     if yes:
@@ -94,24 +103,57 @@ def long_cpu_run(
     videos: int = 1,
     calls: int = 0,
     call_seconds: float = 0.0,
+    quantizing: dict[str, float] | None = None,
 ) -> str | None:
     """How long `videos` videos of `request`, `total` FLOPs (`run_flops`) in `calls` transformer calls
     (`transformer_calls`), would take on a CPU that does `throughput` FLOP/s in `dtype` and `call_seconds` of fixed
-    cost per call (`cost.measure_call_seconds`), in words, when that is over LONG_CPU_RUN_SECONDS; None when it is
-    not. The calls are named where their fixed cost is a tenth of the time or more (a tiny model's many steps)."""
+    cost per call (`cost.measure_call_seconds`), after `quantizing` (`quantizing_seconds`), in words, when that is
+    over LONG_CPU_RUN_SECONDS; None when it is not. The calls are named where their fixed cost is a tenth of the
+    time or more (a tiny model's many steps)."""
     fixed = calls * call_seconds
+    quantize = sum((quantizing or {}).values())
     seconds = total / throughput + fixed
-    if seconds <= LONG_CPU_RUN_SECONDS:
+    if seconds + quantize <= LONG_CPU_RUN_SECONDS:
         return None
     kind = str(dtype).split(".")[-1]
     run, about = f"on the CPU this run ({_described(request, videos)}) is {total:.2g} FLOPs", _duration(seconds)
     rate = f"the {throughput / 1e9:.0f} GFLOP/s this CPU does now ({kind} matrix multiply)"
     if fixed < 0.1 * seconds:
-        return f"{run}: about {about} at {rate}"
+        return f"{run}: about {about} at {rate}" + _quantizing_words(quantizing)
     return (
         f"{run} and {calls:,} transformer calls: about {about} at {rate} and {call_seconds * 1e3:.0f} ms per call "
-        "however small (Python and op launches, timed now)"
+        "however small (Python and op launches, timed now)" + _quantizing_words(quantizing)
     )
+
+
+def _quantizing_words(quantizing: dict[str, float] | None) -> str:
+    """What quantizing as it loads adds to the estimate, in words ("" when nothing is quantized)."""
+    if not quantizing:
+        return ""
+    what = " and ".join(quantizing)
+    they = "they load" if len(quantizing) > 1 else "it loads"
+    return (
+        f", and quantizing {what} as {they} about {_duration(sum(quantizing.values()))} more (approximate: the "
+        "rates measured on 2 CPU cores)"
+    )
+
+
+def quantizing_seconds(sources: ModelSources) -> dict[str, float]:
+    """About how long quantizing each component as it loads takes on a CPU (`quantize.on_load.cpu_seconds`), by
+    what is quantized to what: {"the transformer to Q4_K_M": 204.0}; empty when nothing is."""
+    from motif_lite.quantize.components import TEXT_ENCODER
+    from motif_lite.quantize.on_load import cpu_seconds
+    from motif_lite.sizes import text_encoder_weights, transformer_weights
+
+    seconds = {}
+    if sources.quantize is not None:
+        weights = transformer_weights(sources.transformer.value)
+        seconds[f"the transformer to {sources.quantize}"] = cpu_seconds(weights, sources.quantize)
+    if sources.text_encoder_quantize is not None:
+        weights = text_encoder_weights(sources.root)
+        recipe = sources.text_encoder_quantize
+        seconds[f"the text encoder to {recipe}"] = cpu_seconds(weights, recipe, TEXT_ENCODER)
+    return seconds
 
 
 def _described(request: GenerationRequest, videos: int) -> str:

@@ -39,6 +39,7 @@ class HeaderTensor:
     dtype: str
     shape: tuple[int, ...]
     nbytes: int
+    offset: int  # where its bytes start in the file (after the 8-byte length and the header)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def read_header(path: str | Path) -> SafetensorsHeader:
     entries.pop("__metadata__", None)
     tensors, spans = {}, []
     for name, entry in entries.items():
-        tensors[name], span = _tensor(path, name, entry)
+        tensors[name], span = _tensor(path, name, entry, 8 + length)
         spans.append(span)
     data_bytes = _check_spans(path, sorted(spans))
     expected = 8 + length + data_bytes
@@ -92,7 +93,7 @@ def read_header(path: str | Path) -> SafetensorsHeader:
     return SafetensorsHeader(path, tensors, data_bytes)
 
 
-def _tensor(path: Path, name: str, entry: object) -> tuple[HeaderTensor, tuple[int, int]]:
+def _tensor(path: Path, name: str, entry: object, data_start: int) -> tuple[HeaderTensor, tuple[int, int]]:
     try:
         dtype, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
         ok = all(isinstance(v, int) and v >= 0 for v in (*shape, begin, end))
@@ -107,7 +108,7 @@ def _tensor(path: Path, name: str, entry: object) -> tuple[HeaderTensor, tuple[i
         raise CheckpointError(
             f"{path}: tensor {name!r} ({dtype} {list(shape)}) needs {nbytes:,} bytes but its range has {end - begin:,}"
         )
-    return HeaderTensor(dtype, shape, nbytes), (begin, end)
+    return HeaderTensor(dtype, shape, nbytes, data_start + begin), (begin, end)
 
 
 def _check_spans(path: Path, spans: list[tuple[int, int]]) -> int:
