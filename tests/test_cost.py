@@ -240,6 +240,16 @@ def test_quantizing_as_it_loads_is_counted_in_the_cpu_time(cpu_run, monkeypatch,
     assert "Pass --yes to start it anyway." in err
 
 
+def test_a_duration_reads_as_words_a_user_would_write():
+    # Before: a quantizing of 40 s was "about 1 minutes", one of 20 s "about 0 minutes".
+    from motif_lite.cli.run_time import _duration
+
+    assert [_duration(s) for s in (20, 40, 89, 91, 1500)] == ["1 minute", "1 minute", "1 minute", "2 minutes",
+                                                            "25 minutes"]  # fmt: skip
+    assert _duration(3 * 3600) == "3.0 hours"
+    assert _duration(40 * 86400) == "40 days"
+
+
 def test_a_long_gpu_run_says_how_long_first(tmp_path, monkeypatch, capsys):
     # On a GPU nothing is asked: a note gives the range (FLOPs over the measured matrix-multiply rate, up to 1.5x).
     from huggingface_hub import constants

@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.run_flags import LONG_CPU_RUN_SECONDS, LONG_GPU_RUN_SECONDS
+from motif_lite.errors import counted
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -221,8 +222,10 @@ def gpu_time_note(
 
 
 def _duration(seconds: float) -> str:
+    """ "1 minute", "25 minutes", "2.5 hours", "40 days": what follows "about" in a time note (never "0 minutes": a
+    quantizing of a few seconds is about a minute, as the whole estimate is approximate)."""
     if seconds < 5400:
-        return f"{seconds / 60:.0f} minutes"
+        return counted(max(1, round(seconds / 60)), "minute")
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} hours"
     return f"{seconds / 86400:.0f} days"
