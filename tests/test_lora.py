@@ -425,6 +425,8 @@ def test_a_lora_for_another_model_is_said_to_be_one(tmp_path, targets, kind):
         ("diffusion_model.", ("A", "B")),  # diffusion-pipe, ComfyUI: kohya's prefix, PEFT's part names
         ("transformer.", ("down", "up")),  # kohya part names under diffusers' prefix
         ("", ("down", "up")),  # kohya part names, no prefix
+        ("lora_transformer_", ("down", "up")),  # OneTrainer: kohya's names under its own prefix, underscored
+        ("lycoris_", ("down", "up")),  # SimpleTuner's LyCORIS plain LoRA, underscored
     ],
 )
 def test_mixed_prefixes_and_part_names_are_read(tmp_path, targets, prefix, parts):
@@ -434,6 +436,7 @@ def test_mixed_prefixes_and_part_names_are_read(tmp_path, targets, prefix, parts
     mixed = {}
     for key, value in plain.items():
         module, part = key.removeprefix("transformer.").rsplit(".lora_", 1)
+        module = module.replace(".", "_") if prefix.endswith("_") else module
         name = parts[0] if part.startswith("A") else parts[1]
         mixed[f"{prefix}{module}.lora_{name}.weight"] = value
     (ours,) = read_loras([LoRASpec(_write(tmp_path / "plain.safetensors", plain))], targets)

@@ -15,7 +15,7 @@ Formats (detected from the tensor names):
   tensors or from the `lora_adapter_metadata` JSON that diffusers writes (`lora_alpha`, `alpha_pattern`,
   `use_rslora`: scale alpha / sqrt(rank)).
 - "kohya" (kohya-ss, ComfyUI): `diffusion_model.<module>.lora_down.weight` / `.lora_up.weight` / `.alpha`, or the
-  same under `lora_unet_<module with "_" for ".">`.
+  same under `lora_unet_<module with "_" for ".">` (OneTrainer: `lora_transformer_`, SimpleTuner: `lycoris_`).
 Any of these prefixes (or none) goes with either pair of part names, as trainers mix them; the format is named
 after the part names.
 Module names may use any of the three text cross-attention layouts (weights/keymap.py); they are mapped to the
@@ -49,9 +49,12 @@ from motif_lite.weights.shapes import listing
 
 # One key of a LoRA: an optional prefix, the module, the part. Trainers mix the prefixes and part names of the two
 # conventions (diffusion-pipe and ComfyUI save `diffusion_model.<module>.lora_A.weight`, some kohya forks
-# `transformer.<module>.lora_down.weight`), so any prefix goes with any part name.
+# `transformer.<module>.lora_down.weight`), so any prefix goes with any part name. OneTrainer writes
+# `lora_transformer_<module with "_">` and SimpleTuner's LyCORIS plain LoRAs `lycoris_<module with "_">`, as
+# ComfyUI reads them.
 _KEY = re.compile(
-    r"^(?:transformer\.|base_model\.model\.|diffusion_model\.|lora_unet_)?(?P<module>.+?)\."
+    r"^(?:transformer\.|base_model\.model\.|diffusion_model\.|lora_unet_|lora_transformer_|lycoris_)?"
+    r"(?P<module>.+?)\."
     r"(?:lora_(?P<part>A|B|down|up)\.weight|(?P<alpha>alpha))$"
 )
 _PARTS = {"A": "down", "B": "up", "down": "down", "up": "up"}
