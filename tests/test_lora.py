@@ -722,3 +722,20 @@ def test_the_python_api_takes_a_dict_of_strengths(setup):
     ]
     with pytest.raises(LoRAError, match="a finite number as strength"):
         lora_specs({files["peft"]: "strong"})
+
+
+def test_a_resumed_run_whose_lora_moved_is_told_each_lora_with_its_strength(tmp_path):
+    """Given again, --lora replaces all of the stopped run's LoRAs, and a file without a strength runs at 1: the
+    message names every LoRA of the run with its strength, so that the rest of the video is not sampled with
+    others."""
+    from motif_lite.cli.resume import _check_still_there
+    from motif_lite.request import RequestError
+
+    kept = _write(tmp_path / "motion.safetensors", _pairs("", "proj_out", ("A", "B")))
+    gone = tmp_path / "elsewhere" / "style.safetensors"
+    with pytest.raises(RequestError) as caught:
+        _check_still_there("lora", [f"{gone}:0.6", f"{kept}:1.5"])
+    message = str(caught.value)
+    assert f"had --lora {gone}, which is not there" in message
+    assert "give --lora again for each of its LoRAs, with where the file is now and its strength" in message
+    assert f"--lora {gone}:0.6 --lora {kept}:1.5" in message
