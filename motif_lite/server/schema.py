@@ -459,11 +459,26 @@ def _lora_entry(item: Any) -> tuple[str, float]:
 def _lora_file_name(name: Any) -> str:
     """A plain file name: the folder's own files only, and nothing that could climb out of it."""
     plain = isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
-    if not plain or "\0" in name or ":" in name:  # ':' a Windows drive, or run's FILE:STRENGTH
+    if plain and (strength := _run_strength(name)) is not None:  # --lora's FILE:STRENGTH, as a user of run types it
+        file = name.rpartition(":")[0]
+        _refuse_loras(f'{name!r}: a job gives a LoRA\'s strength in an object, {{"name": {json.dumps(file)}, '
+                      f'"strength": {strength:g}}}, not after a colon as motif-lite run\'s --lora does')  # fmt: skip
+    if not plain or "\0" in name or ":" in name:  # ':' a Windows drive
         _refuse_loras(
             f"a LoRA is named by its file name in the server's LoRA folder (no folders or paths), got {name!r}"
         )
     return name
+
+
+def _run_strength(name: str) -> float | None:
+    """The strength of a name written as `motif-lite run --lora FILE:STRENGTH` takes it (`style.safetensors:0.8`),
+    if it is one."""
+    file, colon, tail = name.rpartition(":")
+    try:
+        strength = float(tail) if colon and file else None
+    except ValueError:
+        return None
+    return strength if strength is not None and math.isfinite(strength) else None
 
 
 def _refuse_loras(message: str) -> NoReturn:
