@@ -90,6 +90,10 @@ RUN_FLAG_FIELDS = {
     "--extend": "extend",
 }
 _RUN_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*(?![\w-])")
+_RUN_LORA = re.compile(r"(?<![\w-])--lora ('[^']*'|[^\s']+)")
+_RUN_LORAS = re.compile(rf"{_RUN_LORA.pattern}(?: --lora ('[^']*'|[^\s']+))*")
+# Where a note on LoRAs points a user of `run`; a client's LoRAs are the server's "Per-job LoRAs".
+_RUN_LORA_DOCS = '(docs/usage.md, "LoRA adapters")'
 _RUN_SIZE = re.compile(r"(?<![\w-])-W (\d+) -H (\d+)\b")
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
@@ -119,7 +123,21 @@ def in_api_words(text: str) -> str:
     """A message or note of the checks `motif-lite run` shares with the server, with the run flags it names as the
     API fields a client sets (`--guidance apg` -> `guidance_method apg`, `-W 96 -H 48` -> `size 96x48`)."""
     text = _RUN_SIZE.sub(r"size \1x\2", text)
+    text = _RUN_LORAS.sub(_as_loras_field, text).replace(_RUN_LORA_DOCS, '(docs/server.md, "Per-job LoRAs")')
     return _RUN_FLAG.sub(lambda flag: RUN_FLAG_FIELDS.get(flag[0], flag[0]), text)
+
+
+def _as_loras_field(flags: re.Match) -> str:
+    """`--lora a.safetensors:0.8 --lora b.safetensors` (a note's advice, as shlex quotes it) as the `loras` field
+    that applies the same LoRAs to a job."""
+    entries = []
+    for value in _RUN_LORA.findall(flags[0]):
+        name, colon, strength = value.strip("'").rpartition(":")
+        try:
+            entries.append({"name": name, "strength": float(strength)} if colon else {"name": strength})
+        except ValueError:  # no strength after the colon: not run's FILE:STRENGTH, left as it is
+            return flags[0]
+    return f"loras {json.dumps(entries)}"
 
 
 class ApiError(Exception):
