@@ -739,3 +739,21 @@ def test_a_resumed_run_whose_lora_moved_is_told_each_lora_with_its_strength(tmp_
     assert f"had --lora {gone}, which is not there" in message
     assert "give --lora again for each of its LoRAs, with where the file is now and its strength" in message
     assert f"--lora {gone}:0.6 --lora {kept}:1.5" in message
+
+
+def test_latents_that_overflow_with_a_huge_strength_name_the_strength(setup, tmp_path):
+    """A strength far beyond what LoRAs are made for overflows the latents: the error names that LoRA and its
+    strength, not a damaged file; a usual strength keeps the general advice."""
+    from motif_lite.numerics import NonFiniteError
+
+    root, _, files, _ = setup
+    pipe = load_pipeline(root, dtype=torch.float32, device="cpu", loras=[(files["peft"], 1e30)])
+    with pytest.raises(NonFiniteError) as caught:
+        frames(pipe, tmp_path)
+    message = str(caught.value)
+    assert "the latents after step 1 of 2 hold inf or NaN" in message
+    assert f"the LoRA strength of {files['peft'].name} x1e+30 is far beyond what LoRAs are made for" in message
+    assert "may be damaged" not in message
+    assert pipe.loras.overflow_cause() is not None
+    pipe.set_loras([(files["peft"], -10)])  # at the edge of the usual: no such cause
+    assert pipe.loras.overflow_cause() is None

@@ -83,6 +83,10 @@ _PEFT_FILE, _PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
 _CROSS_ALIASES = {"cross_attn.to_q": "cross_attn.query_proj", "cross_attn.to_out.0": "cross_attn.out_proj"}
 
 
+# A strength beyond which a LoRA makes noise rather than its style (1 is as trained; users go to about 2).
+FAR_STRENGTH = 10.0
+
+
 class LoRAError(MotifLiteError, ValueError):
     """A LoRA file cannot be read or does not fit the transformer."""
 
@@ -203,6 +207,18 @@ class AppliedLoRAs:
     def describe(self) -> str:
         parts = [f.describe() for f in self.files]
         return f"{', '.join(parts)}; {counted(self.merged, 'layer')} merged, {self.wrapped} unmerged (packed)"
+
+    def overflow_cause(self) -> str | None:
+        """What to say when the latents overflow to inf or NaN with a LoRA far stronger than LoRAs are made for
+        applied (`--lora style.safetensors:1e6`): that strength, rather than a damaged file, is the likely cause."""
+        strong = [f for f in self.files if abs(f.spec.strength) > FAR_STRENGTH]
+        if not strong:
+            return None
+        named = ", ".join(f"{f.spec.path.name} x{f.spec.strength:g}" for f in strong)
+        return (
+            f"the LoRA strength of {named} is far beyond what LoRAs are made for (about -2 to 2; beyond "
+            f"{FAR_STRENGTH:g} the video is noise, and huge strengths overflow): run it at a usual strength"
+        )
 
 
 class LoRALinear(nn.Module):
