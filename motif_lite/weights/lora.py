@@ -193,7 +193,17 @@ class LoRAFile:
     updates: list[LoRAUpdate]
 
     def describe(self) -> str:
-        return f"{self.spec.path.name} x{self.spec.strength:g} ({self.format}, {counted(len(self.updates), 'layer')})"
+        # A LoRA saved before training changed anything (PEFT starts B at zero) makes the video it would make
+        # without it: said, as the video alone would not tell why the LoRA shows no effect.
+        zero = ", all zero: no effect; saved before training?" if self.is_zero() else ""
+        return (
+            f"{self.spec.path.name} x{self.spec.strength:g} ({self.format}, {counted(len(self.updates), 'layer')}"
+            f"{zero})"
+        )
+
+    def is_zero(self) -> bool:
+        """Whether every update of the file is zero (its up or its down weights all zero), at any strength."""
+        return all(not (u.up.any() and u.down.any()) for u in self.updates)
 
 
 @dataclass
