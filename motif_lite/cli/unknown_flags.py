@@ -117,8 +117,12 @@ OTHER_TOOLS_SETTINGS["--lora-dir"] = (
     "--lora",
     f"{_LORA_FILE_STRENGTH}; --lora-dir is the server's folder of LoRAs jobs may name (motif-lite serve)",
 )
-for _strength in ("--lora-scale", "--lora-strength", "--lora-weight", "--strength-model", "--lora-alpha"):
-    OTHER_TOOLS_SETTINGS[_strength] = ("--lora", "a LoRA's strength goes after its file: --lora FILE:0.8")
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--lora-scale", "--lora-strength", "--lora-weight", "--strength-model", "--lora-alpha"),
+        ("--lora", "a LoRA's strength goes after its file: --lora FILE:0.8"),
+    )
+)
 
 # Multi-GPU settings of xDiT / xfuser (--ulysses-degree, --ring-degree, --use-cfg-parallel), Wan2.1's generate.py
 # (--ulysses-size, --ring-size, --dit-fsdp, --t5-fsdp) and torchrun's own flag given to the command.
