@@ -28,13 +28,14 @@ class NonFiniteError(MotifLiteError):
         self.what = what
 
 
-def check_finite(tensor: torch.Tensor, what: str) -> None:
+def check_finite(tensor: torch.Tensor, what: str, likely_cause: str | None = None) -> None:
     """Raise `NonFiniteError` naming `what` (e.g. "the latents after step 3 of 50") if `tensor` holds inf or NaN.
-    One reduction and one host sync: per step, nothing next to a transformer forward."""
+    `likely_cause`: what the caller knows to be the likeliest cause (a huge LoRA strength), said instead of the
+    general advice. One reduction and one host sync: per step, nothing next to a transformer forward."""
     if bool(torch.isfinite(tensor).all()):
         return
     dtype = str(tensor.dtype).removeprefix("torch.")
-    raise NonFiniteError(f"{what} hold inf or NaN ({dtype}): {advice(tensor)}", what)
+    raise NonFiniteError(f"{what} hold inf or NaN ({dtype}): {likely_cause or advice(tensor)}", what)
 
 
 def advice(tensor: torch.Tensor) -> str:

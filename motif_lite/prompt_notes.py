@@ -5,6 +5,7 @@ A1111's weights, A1111's LoRA tags). Notes only: the prompt is never rewritten."
 from __future__ import annotations
 
 import re
+import shlex
 import unicodedata
 
 # Languages by the script of their letters (the first word of the letters' Unicode names): kana is Japanese also where
@@ -49,10 +50,19 @@ def syntax_notes(text: str, label: str) -> list[str]:
             "gives the text encoder the prompt as written, so the brackets (and any number) are read as text; "
             "describe what matters in words instead"
         )
-    if tag := _LORA_TAG.search(text):
-        strength = f":{tag[2]}" if tag[2] else ""
-        notes.append(
-            f"the {label} has {tag[0]!r}, A1111's LoRA tag, which is read as text here: LoRAs are given as flags, "
-            f'--lora {tag[1]}.safetensors{strength} (docs/usage.md, "LoRA adapters")'
-        )
+    if tags := list(_LORA_TAG.finditer(text)):
+        notes.append(_lora_tags_note(tags, label))
     return notes
+
+
+def _lora_tags_note(tags: list[re.Match], label: str) -> str:
+    """The note on A1111's LoRA tags: every one of them, as the --lora flags that apply them (the server words the
+    flags as its `loras` field)."""
+    quoted = ", ".join(repr(tag[0]) for tag in tags)
+    flags = " ".join(f"--lora {shlex.quote(f'{tag[1].strip()}.safetensors' + (f':{tag[2]}' if tag[2] else ''))}"
+                     for tag in tags)  # fmt: skip
+    many = len(tags) > 1
+    return (
+        f"the {label} has {quoted}, A1111's LoRA {'tags, which are' if many else 'tag, which is'} read as text here: "
+        f'to apply {"them" if many else "it"}, give {flags} (docs/usage.md, "LoRA adapters")'
+    )

@@ -229,6 +229,19 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["decode", "f", "--gguf", "Q8_0"], "and no transformer runs; it takes -o, --crf, -m, --vae, --dtype, "),
         (["decode", "f", "--text-encoder-quantize", "Q8_0"], "(--text-encoder-quantize: decode makes the video of"),
         (["serve", "--lora", "x", "--bogus"], "unrecognized arguments: --bogus\n"),  # serve takes --lora
+        # other tools' LoRA settings: sd.cpp's folder of prompt-tag LoRAs, diffusers' lora_scale, the server's folder
+        (
+            ["run", "-p", "x", "--lora-model-dir", "loras"],
+            "(--lora-model-dir: each LoRA is given with its file and "
+            "strength: --lora DIR/NAME.safetensors:0.8 (repeatable); a <lora:NAME:0.8> tag in the prompt is read as",
+        ),
+        (["run", "-p", "x", "--lora-dir", "loras"], "--lora-dir is the server's folder of LoRAs jobs may name"),
+        (
+            ["run", "-p", "x", "--lora", "a", "--lora_scale", "0.8"],
+            "(--lora_scale: a LoRA's strength goes after its file: --lora FILE:0.8)",
+        ),
+        (["run", "-p", "x", "--lora-strength=0.8"], "(--lora-strength=0.8: a LoRA's strength goes after its file"),
+        (["check", "--lora-scale", "0.8"], "unrecognized arguments: --lora-scale 0.8\n"),  # check takes no LoRA
         (["serve", "--Lora", "x"], "(--Lora: did you mean --lora?)"),  # serve's own --lora, misspelled
         (["check", "--frames", "9"], "unrecognized arguments: --frames 9\n"),  # check has no frames: no guess
         (["check", "--scheduler", "karras"], "unrecognized arguments: --scheduler karras\n"),  # no --flow-shift

@@ -254,3 +254,18 @@ def test_the_planner_constants_docs_memory_names_are_the_codes(constant):
     # docs/memory.md, "Weights", "VAE decode", "VAE encode", "Stage estimates" and "Ladder": each number the page
     # gives for a named constant of the planner.
     assert _numbers_in(MEMORY.read_text(), MEMORY_CLAIMS[constant]) == pytest.approx(_planner_constants()[constant])
+
+
+def test_docs_usage_lora_section_tells_of_the_servers_per_job_loras():
+    # docs/usage.md, "LoRA adapters": a server's jobs may name their own LoRAs when it has --lora-dir (docs/server.md,
+    # "Per-job LoRAs"); the section once said a job could not choose its LoRAs.
+    import argparse
+
+    from motif_lite.cli.serve import register
+
+    commands = argparse.ArgumentParser().add_subparsers()
+    register(commands)
+    assert "--lora-dir" in commands.choices["serve"].format_help()
+    section = " ".join(USAGE.read_text().split("## LoRA adapters")[1].split("\n## ")[0].split())
+    assert "a job cannot choose its LoRAs" not in section
+    assert "`--lora-dir DIR`" in section and '"Per-job LoRAs"' in section

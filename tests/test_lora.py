@@ -425,6 +425,8 @@ def test_a_lora_for_another_model_is_said_to_be_one(tmp_path, targets, kind):
         ("diffusion_model.", ("A", "B")),  # diffusion-pipe, ComfyUI: kohya's prefix, PEFT's part names
         ("transformer.", ("down", "up")),  # kohya part names under diffusers' prefix
         ("", ("down", "up")),  # kohya part names, no prefix
+        ("lora_transformer_", ("down", "up")),  # OneTrainer: kohya's names under its own prefix, underscored
+        ("lycoris_", ("down", "up")),  # SimpleTuner's LyCORIS plain LoRA, underscored
     ],
 )
 def test_mixed_prefixes_and_part_names_are_read(tmp_path, targets, prefix, parts):
@@ -434,6 +436,7 @@ def test_mixed_prefixes_and_part_names_are_read(tmp_path, targets, prefix, parts
     mixed = {}
     for key, value in plain.items():
         module, part = key.removeprefix("transformer.").rsplit(".lora_", 1)
+        module = module.replace(".", "_") if prefix.endswith("_") else module
         name = parts[0] if part.startswith("A") else parts[1]
         mixed[f"{prefix}{module}.lora_{name}.weight"] = value
     (ours,) = read_loras([LoRASpec(_write(tmp_path / "plain.safetensors", plain))], targets)
@@ -719,3 +722,38 @@ def test_the_python_api_takes_a_dict_of_strengths(setup):
     ]
     with pytest.raises(LoRAError, match="a finite number as strength"):
         lora_specs({files["peft"]: "strong"})
+
+
+def test_a_resumed_run_whose_lora_moved_is_told_each_lora_with_its_strength(tmp_path):
+    """Given again, --lora replaces all of the stopped run's LoRAs, and a file without a strength runs at 1: the
+    message names every LoRA of the run with its strength, so that the rest of the video is not sampled with
+    others."""
+    from motif_lite.cli.resume import _check_still_there
+    from motif_lite.request import RequestError
+
+    kept = _write(tmp_path / "motion.safetensors", _pairs("", "proj_out", ("A", "B")))
+    gone = tmp_path / "elsewhere" / "style.safetensors"
+    with pytest.raises(RequestError) as caught:
+        _check_still_there("lora", [f"{gone}:0.6", f"{kept}:1.5"])
+    message = str(caught.value)
+    assert f"had --lora {gone}, which is not there" in message
+    assert "give --lora again for each of its LoRAs, with where the file is now and its strength" in message
+    assert f"--lora {gone}:0.6 --lora {kept}:1.5" in message
+
+
+def test_latents_that_overflow_with_a_huge_strength_name_the_strength(setup, tmp_path):
+    """A strength far beyond what LoRAs are made for overflows the latents: the error names that LoRA and its
+    strength, not a damaged file; a usual strength keeps the general advice."""
+    from motif_lite.numerics import NonFiniteError
+
+    root, _, files, _ = setup
+    pipe = load_pipeline(root, dtype=torch.float32, device="cpu", loras=[(files["peft"], 1e30)])
+    with pytest.raises(NonFiniteError) as caught:
+        frames(pipe, tmp_path)
+    message = str(caught.value)
+    assert "the latents after step 1 of 2 hold inf or NaN" in message
+    assert f"the LoRA strength of {files['peft'].name} x1e+30 is far beyond what LoRAs are made for" in message
+    assert "may be damaged" not in message
+    assert pipe.loras.overflow_cause() is not None
+    pipe.set_loras([(files["peft"], -10)])  # at the edge of the usual: no such cause
+    assert pipe.loras.overflow_cause() is None

@@ -109,6 +109,18 @@ def test_an_empty_file_is_said_to_be_empty(tmp_path, targets):
         read_loras([LoRASpec(_write(tmp_path / "empty.safetensors", {}))], targets)
 
 
+def test_a_lora_saved_before_training_is_said_to_have_no_effect(tmp_path, targets):
+    # PEFT starts lora_B at zero: a LoRA saved at step 0 makes the video made without it, and the summary says why.
+    key_proj = Q.replace("to_q", "to_k")
+    untrained = _pair("transformer.", Q) | _pair("transformer.", key_proj)
+    untrained = {key: torch.zeros_like(value) if "lora_B" in key else value for key, value in untrained.items()}
+    (file,) = read_loras([LoRASpec(_write(tmp_path / "step0.safetensors", untrained), 0.8)], targets)
+    assert file.describe() == "step0.safetensors x0.8 (peft, 2 layers, all zero: no effect; saved before training?)"
+    trained = _pair("transformer.", Q) | {k: v for k, v in untrained.items() if key_proj in k}  # one layer still zero
+    (file,) = read_loras([LoRASpec(_write(tmp_path / "trained.safetensors", trained))], targets)
+    assert file.describe() == "trained.safetensors x1 (peft, 2 layers)"
+
+
 def test_a_lora_for_another_model_with_the_same_layer_names_is_said_to_be_one(tmp_path, targets):
     # diffusers' Flux and HunyuanVideo transformers name layers transformer_blocks.N.attn.to_q too (3072 wide): such
     # a LoRA was refused as one layer's shape mismatch, not as a LoRA for another model.

@@ -343,6 +343,20 @@ def test_a_vram_nothing_fits_is_refused_once_before_any_process_starts(checkpoin
     assert devices == ["cpu"]  # planned for the device the ranks run on (--device cpu)
 
 
+def test_a_lora_of_another_model_is_refused_once_before_any_process_starts(checkpoint, tmp_path, capsys, monkeypatch):
+    # Each rank read the LoRA as it loaded, after starting: N copies of the same refusal, then "rank 0 failed".
+    from safetensors.torch import save_file
+
+    wan = tmp_path / "wan.safetensors"
+    save_file({"diffusion_model.blocks.0.self_attn.q.lora_down.weight": torch.ones(2, 8),
+               "diffusion_model.blocks.0.self_attn.q.lora_up.weight": torch.ones(8, 2)}, wan)  # fmt: skip
+    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot run"))
+    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--lora", f"{wan}:0.8")) == 2
+    err = capsys.readouterr().err
+    assert err.count("none of its layers (1) matches a linear layer of the Motif-Video transformer") == 1, err
+    assert "[rank" not in err
+
+
 @pytest.fixture
 def planned(monkeypatch) -> list[tuple[bool, float | None]]:
     """(text_encoder, vram_gib) of each plan the launcher makes before starting the processes (made as before)."""

@@ -213,5 +213,9 @@ def test_other_tools_prompt_syntax_is_noted_as_read_as_text(tmp_path):
     # A1111 reads the strength as a number: negative, with spaces around it.
     for tag, flag in (("<lora:snow:-0.5>", "snow.safetensors:-0.5"), ("<lora:snow: 0.8 >", "snow.safetensors:0.8")):
         assert f"--lora {flag} (" in syntax_notes(prompt=f"a fox {tag}")[0], tag
+    # Every tag, as the flags that apply them (a name with a space quoted for the shell), in one note.
+    (note,) = syntax_notes(prompt="a fox <lora:snow:0.8> <lora:my style:-1>")
+    assert "'<lora:snow:0.8>', '<lora:my style:-1>', A1111's LoRA tags, which are read as text" in note
+    assert "to apply them, give --lora snow.safetensors:0.8 --lora 'my style.safetensors:-1' (" in note
     both = syntax_notes(negative_prompt="(blurry:1.4), <lora:bad:1>")
     assert len(both) == 2 and all(note.startswith("the negative prompt has") for note in both)

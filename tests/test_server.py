@@ -200,6 +200,17 @@ def test_run_flags_in_messages_become_api_fields():
         "fox--steps"  # fmt: skip
 
 
+def test_the_lora_tag_note_tells_a_client_the_loras_field():
+    # A1111's <lora:...> tags in a job's prompt: the note gives the `loras` field that applies them, not run's --lora.
+    from motif_lite.prompt_notes import syntax_notes
+    from motif_lite.server.schema import in_api_words
+
+    (note,) = syntax_notes("a fox <lora:snow:0.8> <lora:my style>", "prompt")
+    loras = '[{"name": "snow.safetensors", "strength": 0.8}, {"name": "my style.safetensors"}]'
+    assert in_api_words(note).endswith(f'to apply them, give loras {loras} (docs/server.md, "Per-job LoRAs")'), note
+    assert in_api_words("--lora x:strong, --lora: no LoRA") == "--lora x:strong, --lora: no LoRA"  # not run's advice
+
+
 NOT_A_PNG = "data:image/png;base64,AAAA"
 BAD_BODIES = [
     ({"prompt": PROMPT, "size": "50x32"}, "width 50 is not a multiple of 16; nearest valid width: 48", "size"),

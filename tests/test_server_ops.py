@@ -287,7 +287,8 @@ def test_a_job_names_only_files_of_the_folder_with_a_sane_strength(lora_pipe, tm
         "sub/style.safetensors": "(no folders or paths)",
         "..": "(no folders or paths)",
         "..\\outside.safetensors": "(no folders or paths)",
-        "style.safetensors:0.8": "(no folders or paths)",
+        # run's FILE:STRENGTH: the object that gives the strength
+        "style.safetensors:0.8": '{"name": "style.safetensors", "strength": 0.8}, not after a colon',
         "link.safetensors": "no LoRA file 'link.safetensors' in this server's LoRA folder (available: "
         "style.safetensors, wrong.safetensors)",
         "missing.safetensors": "no LoRA file 'missing.safetensors'",

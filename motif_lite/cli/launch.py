@@ -32,7 +32,7 @@ def launch_run(args: argparse.Namespace) -> int:
     request, _, _ = unresolved.resolve_with_clip(clip)
     check_crf(request.output, args.crf)  # as each rank will, before they start
     layout = parallel_layout(args, request, args.gpus)
-    lora_args(args.lora)  # the files exist
+    _check_loras_before_launch(args)
     if args.preview:
         from motif_lite.io.preview import check_preview_path
 
@@ -122,6 +122,23 @@ def parallel_layout(args: argparse.Namespace, request: GenerationRequest, world:
     if args.step_cache is not None:  # else each process would refuse it as it loads
         raise ParallelError("--step-cache is not supported in a parallel run (--gpus / torchrun) yet: leave it out")
     return layout
+
+
+def _check_loras_before_launch(args: argparse.Namespace) -> None:
+    """The LoRA files exist and fit the transformer's layers (file headers only, as each rank checks them before
+    loading), so that a LoRA of another model is refused once, before N processes start and each prints the
+    refusal. Their fit only with the checkpoint at hand: otherwise the ranks check them after their download."""
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.preflight import AT_HAND, check_loras
+    from motif_lite.weights.lora import LoRASpec
+
+    specs = [LoRASpec(path, strength) for path, strength in lora_args(args.lora)]
+    if not specs:
+        return
+    sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)
+    if sources.root is None or (args.gguf is not None and sources.gguf is None):
+        return
+    check_loras(specs, sources)
 
 
 def _plan_before_launch(

@@ -101,8 +101,20 @@ def _check_still_there(dest: str, value: str | list | None) -> None:
     flag = "--" + dest.replace("_", "-")
     for path in paths:
         if path and Path(path).is_absolute() and not Path(path).exists():
+            again = _loras_again(value) if dest == "lora" else f"give {flag} again with where it is now"
             raise RequestError(f"the run being resumed had {flag} {path}, which is not there (moved, or the file "
-                               f"comes from another machine): give {flag} again with where it is now")  # fmt: skip
+                               f"comes from another machine): {again}")  # fmt: skip
+
+
+def _loras_again(loras: list[str]) -> str:
+    """How to give a stopped run's LoRAs again when one moved: --lora given replaces all of them, and a file given
+    without its strength runs at 1, so each is named with its strength."""
+    from motif_lite.io.model_stamps import model_flags_text
+
+    return (
+        "give --lora again for each of its LoRAs, with where the file is now and its strength (the run had "
+        f"{model_flags_text({'lora': loras})})"
+    )
 
 
 def earlier_runs(requests: list[GenerationRequest]) -> list[str]:

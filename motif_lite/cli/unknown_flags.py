@@ -106,6 +106,24 @@ OTHER_TOOLS_SETTINGS["--quality"] = OTHER_TOOLS_SETTINGS["--video-quality"] = OT
     ".mov: 0-51, default 18; .webm: 0-63, default 30)",
 )
 
+# LoRA settings of other tools: stable-diffusion.cpp's --lora-model-dir (the folder its prompt's <lora:NAME:0.8>
+# tags are looked up in), diffusers' lora_scale, ComfyUI's strength_model; and the server's --lora-dir given to run.
+_LORA_FILE_STRENGTH = "each LoRA is given with its file and strength: --lora DIR/NAME.safetensors:0.8 (repeatable)"
+OTHER_TOOLS_SETTINGS["--lora-model-dir"] = (
+    "--lora",
+    f"{_LORA_FILE_STRENGTH}; a <lora:NAME:0.8> tag in the prompt is read as text",
+)
+OTHER_TOOLS_SETTINGS["--lora-dir"] = (
+    "--lora",
+    f"{_LORA_FILE_STRENGTH}; --lora-dir is the server's folder of LoRAs jobs may name (motif-lite serve)",
+)
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--lora-scale", "--lora-strength", "--lora-weight", "--strength-model", "--lora-alpha"),
+        ("--lora", "a LoRA's strength goes after its file: --lora FILE:0.8"),
+    )
+)
+
 # Multi-GPU settings of xDiT / xfuser (--ulysses-degree, --ring-degree, --use-cfg-parallel), Wan2.1's generate.py
 # (--ulysses-size, --ring-size, --dit-fsdp, --t5-fsdp) and torchrun's own flag given to the command.
 _ULYSSES = (

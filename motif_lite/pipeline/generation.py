@@ -616,13 +616,16 @@ class MotifVideoPipeline:
             names = tuple("cond" if branch else "uncond" for branch in branches)
             return cache(first + len(record.step_seconds), hidden, t, text, text_mask, image_embeds, names)
 
+        # Latents that overflow with a LoRA at a huge strength: that strength, not a damaged file, is what to name.
+        overflow_cause = self.loras.overflow_cause() if self.loras is not None else None
+
         def on_step(i: int, latents: torch.Tensor) -> None:
             nonlocal last
             if self.device.type == "cuda":  # step times of the device's work, not of the kernel launches
                 torch.cuda.synchronize(self.device)
             record.step_seconds.append(time.perf_counter() - last)
             last = time.perf_counter()
-            check_finite(latents, f"the latents after step {i + 1} of {request.steps}")
+            check_finite(latents, f"the latents after step {i + 1} of {request.steps}", overflow_cause)
             progress("denoise", i + 1, request.steps)
 
         def predict_velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:

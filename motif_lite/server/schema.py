@@ -90,6 +90,10 @@ RUN_FLAG_FIELDS = {
     "--extend": "extend",
 }
 _RUN_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*(?![\w-])")
+_RUN_LORA = re.compile(r"(?<![\w-])--lora ('[^']*'|[^\s']+)")
+_RUN_LORAS = re.compile(rf"{_RUN_LORA.pattern}(?: --lora ('[^']*'|[^\s']+))*")
+# Where a note on LoRAs points a user of `run`; a client's LoRAs are the server's "Per-job LoRAs".
+_RUN_LORA_DOCS = '(docs/usage.md, "LoRA adapters")'
 _RUN_SIZE = re.compile(r"(?<![\w-])-W (\d+) -H (\d+)\b")
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
@@ -119,7 +123,21 @@ def in_api_words(text: str) -> str:
     """A message or note of the checks `motif-lite run` shares with the server, with the run flags it names as the
     API fields a client sets (`--guidance apg` -> `guidance_method apg`, `-W 96 -H 48` -> `size 96x48`)."""
     text = _RUN_SIZE.sub(r"size \1x\2", text)
+    text = _RUN_LORAS.sub(_as_loras_field, text).replace(_RUN_LORA_DOCS, '(docs/server.md, "Per-job LoRAs")')
     return _RUN_FLAG.sub(lambda flag: RUN_FLAG_FIELDS.get(flag[0], flag[0]), text)
+
+
+def _as_loras_field(flags: re.Match) -> str:
+    """`--lora a.safetensors:0.8 --lora b.safetensors` (a note's advice, as shlex quotes it) as the `loras` field
+    that applies the same LoRAs to a job."""
+    entries = []
+    for value in _RUN_LORA.findall(flags[0]):
+        name, colon, strength = value.strip("'").rpartition(":")
+        try:
+            entries.append({"name": name, "strength": float(strength)} if colon else {"name": strength})
+        except ValueError:  # no strength after the colon: not run's FILE:STRENGTH, left as it is
+            return flags[0]
+    return f"loras {json.dumps(entries)}"
 
 
 class ApiError(Exception):
@@ -459,11 +477,26 @@ def _lora_entry(item: Any) -> tuple[str, float]:
 def _lora_file_name(name: Any) -> str:
     """A plain file name: the folder's own files only, and nothing that could climb out of it."""
     plain = isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
-    if not plain or "\0" in name or ":" in name:  # ':' a Windows drive, or run's FILE:STRENGTH
+    if plain and (strength := _run_strength(name)) is not None:  # --lora's FILE:STRENGTH, as a user of run types it
+        file = name.rpartition(":")[0]
+        _refuse_loras(f'{name!r}: a job gives a LoRA\'s strength in an object, {{"name": {json.dumps(file)}, '
+                      f'"strength": {strength:g}}}, not after a colon as motif-lite run\'s --lora does')  # fmt: skip
+    if not plain or "\0" in name or ":" in name:  # ':' a Windows drive
         _refuse_loras(
             f"a LoRA is named by its file name in the server's LoRA folder (no folders or paths), got {name!r}"
         )
     return name
+
+
+def _run_strength(name: str) -> float | None:
+    """The strength of a name written as `motif-lite run --lora FILE:STRENGTH` takes it (`style.safetensors:0.8`),
+    if it is one."""
+    file, colon, tail = name.rpartition(":")
+    try:
+        strength = float(tail) if colon and file else None
+    except ValueError:
+        return None
+    return strength if strength is not None and math.isfinite(strength) else None
 
 
 def _refuse_loras(message: str) -> NoReturn:

@@ -15,7 +15,7 @@ Formats (detected from the tensor names):
   tensors or from the `lora_adapter_metadata` JSON that diffusers writes (`lora_alpha`, `alpha_pattern`,
   `use_rslora`: scale alpha / sqrt(rank)).
 - "kohya" (kohya-ss, ComfyUI): `diffusion_model.<module>.lora_down.weight` / `.lora_up.weight` / `.alpha`, or the
-  same under `lora_unet_<module with "_" for ".">`.
+  same under `lora_unet_<module with "_" for ".">` (OneTrainer: `lora_transformer_`, SimpleTuner: `lycoris_`).
 Any of these prefixes (or none) goes with either pair of part names, as trainers mix them; the format is named
 after the part names.
 Module names may use any of the three text cross-attention layouts (weights/keymap.py); they are mapped to the
@@ -49,9 +49,12 @@ from motif_lite.weights.shapes import listing
 
 # One key of a LoRA: an optional prefix, the module, the part. Trainers mix the prefixes and part names of the two
 # conventions (diffusion-pipe and ComfyUI save `diffusion_model.<module>.lora_A.weight`, some kohya forks
-# `transformer.<module>.lora_down.weight`), so any prefix goes with any part name.
+# `transformer.<module>.lora_down.weight`), so any prefix goes with any part name. OneTrainer writes
+# `lora_transformer_<module with "_">` and SimpleTuner's LyCORIS plain LoRAs `lycoris_<module with "_">`, as
+# ComfyUI reads them.
 _KEY = re.compile(
-    r"^(?:transformer\.|base_model\.model\.|diffusion_model\.|lora_unet_)?(?P<module>.+?)\."
+    r"^(?:transformer\.|base_model\.model\.|diffusion_model\.|lora_unet_|lora_transformer_|lycoris_)?"
+    r"(?P<module>.+?)\."
     r"(?:lora_(?P<part>A|B|down|up)\.weight|(?P<alpha>alpha))$"
 )
 _PARTS = {"A": "down", "B": "up", "down": "down", "up": "up"}
@@ -78,6 +81,10 @@ _OTHER_ADAPTERS = [
 _PEFT_FILE, _PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
 # The same cross-attention projection under the diffusers layout and under the two shared layouts.
 _CROSS_ALIASES = {"cross_attn.to_q": "cross_attn.query_proj", "cross_attn.to_out.0": "cross_attn.out_proj"}
+
+
+# A strength beyond which a LoRA makes noise rather than its style (1 is as trained; users go to about 2).
+FAR_STRENGTH = 10.0
 
 
 class LoRAError(MotifLiteError, ValueError):
@@ -186,7 +193,17 @@ class LoRAFile:
     updates: list[LoRAUpdate]
 
     def describe(self) -> str:
-        return f"{self.spec.path.name} x{self.spec.strength:g} ({self.format}, {counted(len(self.updates), 'layer')})"
+        # A LoRA saved before training changed anything (PEFT starts B at zero) makes the video it would make
+        # without it: said, as the video alone would not tell why the LoRA shows no effect.
+        zero = ", all zero: no effect; saved before training?" if self.is_zero() else ""
+        return (
+            f"{self.spec.path.name} x{self.spec.strength:g} ({self.format}, {counted(len(self.updates), 'layer')}"
+            f"{zero})"
+        )
+
+    def is_zero(self) -> bool:
+        """Whether every update of the file is zero (its up or its down weights all zero), at any strength."""
+        return all(not (u.up.any() and u.down.any()) for u in self.updates)
 
 
 @dataclass
@@ -200,6 +217,18 @@ class AppliedLoRAs:
     def describe(self) -> str:
         parts = [f.describe() for f in self.files]
         return f"{', '.join(parts)}; {counted(self.merged, 'layer')} merged, {self.wrapped} unmerged (packed)"
+
+    def overflow_cause(self) -> str | None:
+        """What to say when the latents overflow to inf or NaN with a LoRA far stronger than LoRAs are made for
+        applied (`--lora style.safetensors:1e6`): that strength, rather than a damaged file, is the likely cause."""
+        strong = [f for f in self.files if abs(f.spec.strength) > FAR_STRENGTH]
+        if not strong:
+            return None
+        named = ", ".join(f"{f.spec.path.name} x{f.spec.strength:g}" for f in strong)
+        return (
+            f"the LoRA strength of {named} is far beyond what LoRAs are made for (about -2 to 2; beyond "
+            f"{FAR_STRENGTH:g} the video is noise, and huge strengths overflow): run it at a usual strength"
+        )
 
 
 class LoRALinear(nn.Module):
