@@ -13,6 +13,8 @@ import itertools
 import logging
 import math
 import shlex
+import subprocess
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ import PIL.Image
 import torch
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.ffmpeg import each_frame_once, find_ffmpeg
+from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, each_frame_once, find_ffmpeg
 from motif_lite.io.staging import is_frame_sequence
 from motif_lite.paths import user_path
 
@@ -100,18 +102,39 @@ def clip_frames(clip: Clip) -> Iterator[np.ndarray]:
         for file in clip.files:
             yield _read_png(file)
         return
-    import imageio_ffmpeg
+    yield from _decoded_frames(clip)
 
+
+def _decoded_frames(clip: Clip) -> Iterator[np.ndarray]:
+    """A video file's frames from ffmpeg, as RGB at the size `read_clip` found (upright: ffmpeg turns a rotated
+    clip's frames as it did there). ffmpeg runs here rather than through imageio-ffmpeg's reader, which leaves the
+    pipes of an ffmpeg that finished to the garbage collector (a ResourceWarning for each clip read to its end);
+    `subprocess.Popen`'s block closes them and waits for ffmpeg however the reading ends."""
     exe = find_ffmpeg()  # a clear message when there is none
     # Each stored frame once, as many as the clip counts (a variable-rate clip would come out with frames repeated).
-    reader = imageio_ffmpeg.read_frames(str(clip.path), output_params=each_frame_once(exe))
-    try:
-        with _upright_frames_expected():
-            width, height = next(reader)["size"]  # the first item describes the video
-        for frame in reader:
-            yield np.frombuffer(bytearray(frame), np.uint8).reshape(height, width, 3)  # writable, for torch
-    finally:
-        reader.close()  # stops ffmpeg when the caller stops early
+    command = [exe, "-nostdin", "-v", "error", "-i", str(clip.path), "-f", "rawvideo", "-pix_fmt", "rgb24",
+               *each_frame_once(exe), "-"]  # fmt: skip
+    frame_bytes = clip.width * clip.height * 3
+    with (
+        tempfile.TemporaryFile() as errors,
+        subprocess.Popen(  # errors in a file: ffmpeg never blocks on a pipe
+            command, stdout=subprocess.PIPE, stderr=errors, **OWN_PROCESS_GROUP
+        ) as process,
+    ):
+        try:
+            while frame := process.stdout.read(frame_bytes):
+                if len(frame) < frame_bytes:
+                    raise ClipError(f"{clip.path} ended in the middle of a frame: it changed since it was read, "
+                                    "or is damaged; give it again, or write it again")  # fmt: skip
+                yield np.frombuffer(bytearray(frame), np.uint8).reshape(clip.height, clip.width, 3)  # writable
+        finally:
+            if process.poll() is None:  # the caller stopped early (or failed): ffmpeg is not needed any more
+                process.kill()
+        if process.wait() != 0:
+            errors.seek(0)
+            said = errors.read().decode(errors="replace").strip().splitlines()
+            raise ClipError(f"ffmpeg could not decode {clip.path}" + (f": {said[-1]}" if said else "")
+                            + "; give a video that plays, or write it again")  # fmt: skip
 
 
 def last_frame(clip: Clip) -> PIL.Image.Image:
