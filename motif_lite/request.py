@@ -274,7 +274,7 @@ def _clip_size_fix(clip: Clip) -> str:
         max(SIZE_MULTIPLE, round(side / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in (clip.width, clip.height)
     )
     resized = f"{clip.path.stem}-{width}x{height}{clip.path.suffix}"
-    # A PNG sequence stays lossless and must start at frame 0 (ffmpeg's own numbering starts at 1).
+    # A PNG sequence stays lossless, numbered from 0 as motif-lite writes them (ffmpeg's own numbering starts at 1).
     encoding = "-start_number 0" if is_frame_sequence(clip.path) else "-crf 18"
     return (
         f"the model makes sides in multiples of {SIZE_MULTIPLE}: resize the clip first, e.g. ffmpeg -i "

@@ -2,8 +2,9 @@
 frame (the next video's first frame); its frames again, one at a time, as the longer video is written.
 
 A clip is a video file ffmpeg reads (.mp4, .mkv, .mov, .webm, ...: imageio-ffmpeg's ffmpeg decodes it to RGB) or a
-PNG sequence such as motif-lite writes (`fox_%03d.png`: frames 0, 1, ... until one is missing; lossless). The frames
-are never all in memory: they are decoded when needed, once for the last frame and once more while writing.
+PNG sequence such as motif-lite writes (`fox_%03d.png`: frames 0, 1, ... until one is missing, or from 1 as ffmpeg,
+Blender and ComfyUI number them; lossless). The frames are never all in memory: they are decoded when needed, once
+for the last frame and once more while writing.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import itertools
 import logging
 import math
+import re
 import shlex
 import subprocess
 import tempfile
@@ -26,7 +28,7 @@ import torch
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, each_frame_once, find_ffmpeg
-from motif_lite.io.staging import is_frame_sequence
+from motif_lite.io.staging import FRAME_PATTERN, is_frame_sequence
 from motif_lite.paths import user_path
 
 DEFAULT_FPS = 24.0  # a PNG sequence that does not say its rate (motif-lite's store it in each frame)
@@ -36,6 +38,9 @@ PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 PNG_TAIL_BYTES = 1024
 MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"  # .mkv and .webm begin with the EBML header's ID
 MATROSKA_SEGMENT = 0x18538067
+# The numbers a PNG sequence's first frame may have, as ffmpeg's image2 reader looks for it (-start_number_range 5):
+# 0 as motif-lite writes frames, 1 as ffmpeg itself, Blender and ComfyUI do.
+FIRST_FRAME_NUMBERS = range(5)
 MAX_TOP_LEVEL_BOXES = 10_000  # an MP4 has a handful (ftyp, moov, mdat, free, ...): more is no MP4 to check
 
 
@@ -53,6 +58,7 @@ class Clip:
     height: int
     fps: float
     has_sound: bool = False  # an audio stream, which the longer video does not keep
+    first: int = 0  # a PNG sequence's first frame number (FIRST_FRAME_NUMBERS)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -63,7 +69,7 @@ class Clip:
     def files(self) -> list[Path]:
         """The files the clip is read from: one video file, or each frame of a PNG sequence."""
         if is_frame_sequence(self.path):
-            return [_frame_file(self.path, index) for index in range(self.frames)]
+            return [_frame_file(self.path, index) for index in range(self.first, self.first + self.frames)]
         return [self.path]
 
     def describe(self) -> str:
@@ -81,19 +87,70 @@ def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
     if is_frame_sequence(path):
         return _read_png_sequence(path)
     if path.is_dir():
-        raise ClipError(
-            f"the clip to extend, {path}, is a directory: give the video file (or a PNG sequence's pattern, "
-            "e.g. frames/fox_%03d.png)"
-        )
+        raise ClipError(_folder_given(path))
+    if FRAME_PATTERN.search(path.name) is not None and not path.is_file():  # `frames/fox_%03d.jpg`
+        raise ClipError(_not_png_frames(path))
     if not path.is_file():
         raise ClipError(f"the clip to extend was not found: {path}")
     if path.suffix.lower() == ".png" or _is_image(path):
+        sequence = _sequence_pattern(path.parent, like=path.name)
+        pattern = f"its pattern, --extend {_quoted(sequence)}" if sequence else "its pattern (e.g. fox_%03d.png)"
         raise ClipError(f"{path.name} is one image, not a clip: to start a video from it use -i {_quoted(path)}; "
-                        "for a PNG sequence give its pattern (e.g. fox_%03d.png)")  # fmt: skip
+                        f"for the sequence of frames it belongs to give {pattern}")  # fmt: skip
     try:
         return _read_video_file(path, frames)
     except PermissionError as exc:  # was a traceback from the check of its sizes
         raise ClipError(f"cannot read the clip to extend, {path}: {exc.strerror}") from None
+
+
+def _folder_given(folder: Path) -> str:
+    """What to say of a folder given as the clip: the pattern of the frames in it (a PNG sequence's, or the command
+    that makes one of other frames), else what to give."""
+    pattern = _sequence_pattern(folder)
+    if pattern is None:
+        return (f"the clip to extend, {folder}, is a directory: give the video file (or a PNG sequence's pattern, "
+                "e.g. frames/fox_%03d.png)")  # fmt: skip
+    if pattern.suffix.lower() == ".png":
+        return (
+            f"the clip to extend, {folder}, is a folder of PNG frames: give their pattern, --extend {_quoted(pattern)}"
+        )
+    return f"the clip to extend, {folder}, is a folder of frames: {_not_png_frames(pattern)}"
+
+
+def _not_png_frames(pattern: Path) -> str:
+    """The fix for frames of a sequence that are not PNG (`fox_%03d.jpg`): ffmpeg's command that writes them as one."""
+    png = pattern.with_suffix(".png")
+    return (f"a sequence of frames is read from PNG files only, and {pattern.name} names {pattern.suffix} files: "
+            f"convert them first, ffmpeg -i {_quoted(pattern)} -start_number 0 {_quoted(png)}, then give "
+            f"--extend {_quoted(png)}")  # fmt: skip
+
+
+# A frame of a sequence: a name, then its number (the last digits), maybe more, then an image's extension.
+_NUMBERED_FRAME = re.compile(r"([^%]*?)(\d+)([^\d%]*)(\.(?:png|jpe?g|webp|tiff?|bmp))", re.IGNORECASE)
+
+
+def _sequence_pattern(folder: Path, like: str | None = None) -> Path | None:
+    """The pattern of the numbered frames in `folder` (`fox_000.png`, `fox_001.png`, ... -> `fox_%03d.png`,
+    `ComfyUI_00001_.png` -> `ComfyUI_%05d_.png`): of those named like `like` (a frame's file name), else of the
+    most frames that share a name; None when there are not two."""
+    named: dict[tuple[str, ...], list[str]] = {}
+    with contextlib.suppress(OSError):  # an unreadable folder: the plain message
+        for file in folder.iterdir():
+            if (match := _NUMBERED_FRAME.fullmatch(file.name)) is not None:
+                prefix, number, after, suffix = match.groups()
+                named.setdefault((prefix, after, suffix), []).append(number)
+    if like is not None:
+        match = _NUMBERED_FRAME.fullmatch(like)
+        key = None if match is None else (match[1], match[3], match[4])
+    else:
+        key = max(named, key=lambda name: len(named[name]), default=None)
+    numbers = named.get(key, []) if key is not None else []
+    if len(numbers) < 2:
+        return None
+    first = min(numbers, key=int)  # zero-padded (`000`) when the sequence is, which its first number shows
+    digits = f"%0{len(first)}d" if len(first) > 1 and first.startswith("0") else "%d"
+    prefix, after, suffix = key
+    return folder / f"{prefix}{digits}{after}{suffix}"
 
 
 def clip_frames(clip: Clip) -> Iterator[np.ndarray]:
@@ -155,22 +212,24 @@ def last_frame_file(path: str | Path) -> Path:
     path = user_path(path)
     if not is_frame_sequence(path):
         return path
-    count = itertools.takewhile(lambda index: _frame_file(path, index).is_file(), itertools.count())
-    return _frame_file(path, max(count, default=0))
+    first = _first_frame_number(path)
+    return _frame_file(path, 0 if first is None else _frame_numbers(path, first)[-1])
 
 
 def is_clip_file(clip: str | Path, file: str | Path) -> bool:
     """Whether `file` is one the clip at `clip` is read from: the video file, or a frame of a PNG sequence, or the
-    frame after its last, which would join it (checked before a run writes `file`, as the clip is read again)."""
+    frame after its last or one before its first, which would join it (checked before a run writes `file`, as the
+    clip is read again)."""
     target = user_path(file).resolve()
     path = user_path(clip)
     if not is_frame_sequence(path):
         return path.resolve() == target
+    first = _first_frame_number(path) or 0
     for index in itertools.count():
         frame = _frame_file(path, index)
         if frame.resolve() == target:
             return True
-        if not frame.is_file():
+        if index >= first and not frame.is_file():
             return False
 
 
@@ -339,27 +398,38 @@ def _rate_written(path: Path) -> float | None:
 
 
 def _read_png_sequence(pattern: Path) -> Clip:
-    first = _frame_file(pattern, 0)
-    if not first.is_file():
-        # ffmpeg numbers the frames it writes from 1 unless told otherwise
-        from_one = _frame_file(pattern, 1).is_file()
-        hint = " (it starts at frame 1: write it with ffmpeg's -start_number 0)" if from_one else ""
-        raise ClipError(f"the clip to extend was not found: {pattern} has no frame {first.name}{hint}")
-    frames = 1
-    while _frame_file(pattern, frames).is_file():
-        frames += 1
-    if frames < 2:
-        raise _one_frame(pattern, frames)
+    number = _first_frame_number(pattern)
+    if number is None:
+        low, high = (_frame_file(pattern, n).name for n in (FIRST_FRAME_NUMBERS[0], FIRST_FRAME_NUMBERS[-1]))
+        raise ClipError(f"the clip to extend was not found: {pattern} has no frame {low} (nor any up to {high}, "
+                        "where a sequence may start)")  # fmt: skip
+    numbers = _frame_numbers(pattern, number)
+    if len(numbers) < 2:
+        raise _one_frame(pattern, len(numbers))
+    first = _frame_file(pattern, number)
     (width, height), fps = _png_header(first)
     # Every frame's header (no pixels: cheap): one of another size, or not an image, would fail the writing of the
     # longer video only after sampling.
-    for index in range(1, frames):
+    for index in numbers[1:]:
         frame = _frame_file(pattern, index)
         size, _ = _png_header(frame)
         if size != (width, height):
             raise ClipError(f"{frame.name} is {size[0]}x{size[1]} and {first.name} {width}x{height}: the "
                             f"frames of {pattern.name} must be of one size")  # fmt: skip
-    return Clip(pattern, frames, width, height, fps)
+    return Clip(pattern, len(numbers), width, height, fps, first=number)
+
+
+def _first_frame_number(pattern: Path) -> int | None:
+    """The number of a PNG sequence's first frame (the lowest of FIRST_FRAME_NUMBERS with a file), None if none."""
+    return next((number for number in FIRST_FRAME_NUMBERS if _frame_file(pattern, number).is_file()), None)
+
+
+def _frame_numbers(pattern: Path, first: int) -> range:
+    """The numbers of a PNG sequence's frames: from `first` until one is missing."""
+    last = first
+    while _frame_file(pattern, last + 1).is_file():
+        last += 1
+    return range(first, last + 1)
 
 
 def _png_header(file: Path) -> tuple[tuple[int, int], float]:
