@@ -573,6 +573,24 @@ def test_load_image_errors(tmp_path):
         load_image(tmp_path / "empty.png")
 
 
+def test_a_folder_a_frame_pattern_or_a_pasted_space_given_as_the_image_says_which_file_to_give(tmp_path):
+    frames = tmp_path / "comfy"
+    frames.mkdir()
+    for index in (1, 2, 3):  # ComfyUI's names
+        PIL.Image.new("RGB", (8, 8)).save(frames / f"ComfyUI_{index:05d}_.png")
+    (frames / "notes.txt").write_text("prompt")
+    with pytest.raises(MotifLiteError, match=re.escape(f"in it, e.g. {frames}/ComfyUI_00001_.png")):
+        load_image(frames)  # was "e.g. comfy/first.png", a file that is not there
+    pattern = frames / "ComfyUI_%05d_.png"  # was "input image not found"
+    said = (f"{pattern} is a PNG sequence's pattern, and -i takes one image: give one frame, e.g. its last, "
+            f"{frames}/ComfyUI_00003_.png, or go on from the sequence with --extend {pattern}")  # fmt: skip
+    with pytest.raises(MotifLiteError, match=re.escape(said)):
+        load_image(pattern)
+    pasted = f"{frames}/ComfyUI_00001_.png "  # was "not found", the space unseen at the end of the message
+    with pytest.raises(MotifLiteError, match=re.escape(f"not found: '{pasted}'; the name has a space at an end, and ")):
+        load_image(pasted)
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".webm", ".mkv", ".mov"])
 def test_a_video_given_as_the_image_gives_the_command_that_takes_its_last_frame(tmp_path, monkeypatch, suffix):
     # It was Pillow's "cannot identify image file": a user going on from a clip passed the clip itself.

@@ -16,7 +16,8 @@ import PIL.ImageOps
 import torch
 
 from motif_lite.errors import ConfigError, MotifLiteError
-from motif_lite.io.clip import MATROSKA_MAGIC
+from motif_lite.io.clip import MATROSKA_MAGIC, last_frame_file
+from motif_lite.io.staging import is_frame_sequence
 from motif_lite.paths import user_path
 
 
@@ -39,9 +40,10 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
     _check_not_url(str(path))
     path = user_path(path)
     if path.is_dir():
-        raise MotifLiteError(f"input image {path} is a directory; give the image file in it, e.g. {path / 'first.png'}")
+        example = _an_image_in(path) or path / "first.png"
+        raise MotifLiteError(f"input image {path} is a directory; give the image file in it, e.g. {_quoted(example)}")
     if not path.is_file():
-        raise MotifLiteError(f"input image not found: {path}")
+        raise MotifLiteError(_missing_image(path))
     if path.stat().st_size == 0:  # Pillow would say only "cannot identify image file"
         raise MotifLiteError(f"input image {path} is empty (0 bytes): save or copy the image again, then give it")
     try:
@@ -58,6 +60,37 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
         raise MotifLiteError(f"cannot read image {path}: {why or exc}") from exc
     except (OSError, ValueError) as exc:
         raise MotifLiteError(f"cannot read image {path}: {exc}") from exc
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".avif", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def _an_image_in(folder: Path) -> Path | None:
+    """The first image file in `folder` by name (for an example to give), None if it holds none or cannot be read."""
+    try:
+        return min((file for file in folder.iterdir() if file.suffix.lower() in IMAGE_SUFFIXES), default=None)
+    except OSError:
+        return None
+
+
+def _missing_image(path: Path) -> str:
+    """The error for an -i that is no file, with what it most likely meant: a PNG sequence's pattern (a clip: -i
+    takes one frame of it), or a name with a stray space at an end (pasted) whose trimmed name is a file."""
+    if is_frame_sequence(path) and (last := last_frame_file(path)).is_file():
+        return (
+            f"input image {path} is a PNG sequence's pattern, and -i takes one image: give one frame, e.g. its "
+            f"last, {_quoted(last)}, or go on from the sequence with --extend {_quoted(path)} in place of -i"
+        )
+    trimmed = path.with_name(path.name.strip())
+    if trimmed != path and trimmed.is_file():
+        return (
+            f"input image not found: {_quoted(path)}; the name has a space at an end, and {_quoted(trimmed)} is there"
+        )
+    return f"input image not found: {path}"
+
+
+def _quoted(path: Path) -> str:
+    return shlex.quote(str(path))
 
 
 # ISO base media files (MP4, MOV, HEIF, AVIF) say what they hold in the brand after "ftyp" at byte 4.
