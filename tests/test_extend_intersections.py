@@ -5,6 +5,7 @@ CPU, clips of a few 32x32 frames."""
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -233,6 +234,22 @@ def test_a_clip_from_another_tool_with_sound_gets_a_note_that_the_sound_is_left_
     assert code == 0 and "has sound" not in err, err
 
 
+def test_an_hdr_phone_clip_gets_a_note_with_the_command_that_makes_an_sdr_copy(checkpoint, tmp_path, capsys):
+    # A phone's HLG clip was read without a word: its frames, not tone-mapped, went washed out into the SDR video.
+    clip = tmp_path / "phone.mov"
+    hlg = "setparams=color_primaries=bt2020:color_trc=arib-std-b67:colorspace=bt2020nc"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=32x32:rate=24", "-frames:v", "7", "-vf", hlg, "-pix_fmt", "yuv420p10le",
+           str(clip))  # fmt: skip
+    code, _, err = dry_run(capsys, checkpoint, "--extend", str(clip), "-o", str(tmp_path / "o.mp4"))
+    assert code == 0 and "phone.mov is HDR video (HLG, as phones often record): its frames are read without" in err
+    command = re.search(r"convert it to SDR first, ffmpeg (-i .*?), and extend that", err)
+    assert command is not None, err
+    ffmpeg(*shlex.split(command[1]))  # the command given works, and its copy is SDR
+    output = str(tmp_path / "o.mp4")
+    code, _, err = dry_run(capsys, checkpoint, "--extend", str(tmp_path / "phone-sdr.mp4"), "-o", output)
+    assert code == 0 and "(7 frames, 32x32 at 24 fps)" in err and "HDR" not in err, err
+
+
 def test_a_phone_clip_stored_sideways_goes_on_upright_without_imageio_ffmpegs_warnings(checkpoint, tmp_path, capsys,
                                                                                          caplog):  # fmt: skip
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=48x32:rate=24", "-frames:v", "7", str(tmp_path / "stored.mp4"))
@@ -307,7 +324,8 @@ def test_a_folder_of_frames_or_one_frame_given_as_the_clip_gets_the_pattern_to_g
     with pytest.raises(ClipError, match=r"comfy, is a folder of PNG frames: give their pattern, --extend "
                                         r"\S*/comfy/ComfyUI_%05d_.png$"):  # fmt: skip
         read_clip(tmp_path / "comfy")  # was: "give ... a PNG sequence's pattern, e.g. frames/fox_%03d.png"
-    with pytest.raises(ClipError, match=r"one image, not a clip: .* give its pattern, --extend \S*/ComfyUI_%05d_.png$"):
+    frame_of = r"one image, not a clip: .*; for the PNG sequence it is a frame of, give its pattern, --extend "
+    with pytest.raises(ClipError, match=frame_of + r"\S*/ComfyUI_%05d_.png$"):
         read_clip(tmp_path / "comfy" / "ComfyUI_00002_.png")
     (tmp_path / "jpeg").mkdir()
     for index in range(3):

@@ -41,6 +41,14 @@ MATROSKA_SEGMENT = 0x18538067
 # The numbers a PNG sequence's first frame may have, as ffmpeg's image2 reader looks for it (-start_number_range 5):
 # 0 as motif-lite writes frames, 1 as ffmpeg itself, Blender and ComfyUI do.
 FIRST_FRAME_NUMBERS = range(5)
+# The transfer functions of HDR video as ffmpeg names them in a video stream's description: phones record HLG
+# (iPhones by default) or PQ (HDR10, HDR10+).
+HDR_TRANSFERS = {"arib-std-b67": "HLG", "smpte2084": "PQ"}
+# zscale's tone mapping of HDR video to SDR BT.709 (zimg is in imageio-ffmpeg's ffmpeg and most builds).
+TO_SDR = (
+    "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,"
+    "zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
+)
 MAX_TOP_LEVEL_BOXES = 10_000  # an MP4 has a handful (ftyp, moov, mdat, free, ...): more is no MP4 to check
 
 
@@ -59,6 +67,7 @@ class Clip:
     fps: float
     has_sound: bool = False  # an audio stream, which the longer video does not keep
     first: int = 0  # a PNG sequence's first frame number (FIRST_FRAME_NUMBERS)
+    hdr: str | None = None  # an HDR video's transfer (HDR_TRANSFERS), read as stored: without tone mapping
 
     @property
     def size(self) -> tuple[int, int]:
@@ -94,9 +103,13 @@ def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
         raise ClipError(f"the clip to extend was not found: {path}")
     if path.suffix.lower() == ".png" or _is_image(path):
         sequence = _sequence_pattern(path.parent, like=path.name)
-        pattern = f"its pattern, --extend {_quoted(sequence)}" if sequence else "its pattern (e.g. fox_%03d.png)"
+        pattern = (
+            f"for the PNG sequence it is a frame of, give its pattern, --extend {_quoted(sequence)}"
+            if sequence
+            else "for a PNG sequence give its pattern (e.g. fox_%03d.png)"
+        )  # the server's words match this
         raise ClipError(f"{path.name} is one image, not a clip: to start a video from it use -i {_quoted(path)}; "
-                        f"for the sequence of frames it belongs to give {pattern}")  # fmt: skip
+                        f"{pattern}")  # fmt: skip
     try:
         return _read_video_file(path, frames)
     except PermissionError as exc:  # was a traceback from the check of its sizes
@@ -151,6 +164,19 @@ def _sequence_pattern(folder: Path, like: str | None = None) -> Path | None:
     digits = f"%0{len(first)}d" if len(first) > 1 and first.startswith("0") else "%d"
     prefix, after, suffix = key
     return folder / f"{prefix}{digits}{after}{suffix}"
+
+
+def hdr_note(clip: Clip) -> str | None:
+    """A note for an HDR clip (a phone's, recorded in HLG): ffmpeg turns its frames into RGB as stored, without tone
+    mapping, so they look washed out in the longer video, which is SDR, and the new frames go on from that look;
+    with the command that makes an SDR copy. None for other clips."""
+    if clip.hdr is None:
+        return None
+    sdr = clip.path.with_name(f"{clip.path.stem}-sdr.mp4")
+    return (f"{clip.path.name} is HDR video ({clip.hdr}, as phones often record): its frames are read without tone "
+            "mapping, so they look washed out in the longer video (SDR), and the new frames go on from that "
+            f"look; convert it to SDR first, ffmpeg -i {_quoted(clip.path)} -vf {TO_SDR} -crf 18 {_quoted(sdr)}, "
+            "and extend that")  # fmt: skip
 
 
 def clip_frames(clip: Clip) -> Iterator[np.ndarray]:
@@ -267,7 +293,8 @@ def _read_video_file(path: Path, frames: int | None) -> Clip:
     if frames < 2:
         raise _one_frame(path, frames)
     fps = _rate_written(path) or float(meta.get("fps") or DEFAULT_FPS)
-    return Clip(path, frames, width, height, fps, has_sound=bool(meta.get("audio_codec")))
+    hdr = next((kind for name, kind in HDR_TRANSFERS.items() if name in str(meta.get("pix_fmt"))), None)
+    return Clip(path, frames, width, height, fps, has_sound=bool(meta.get("audio_codec")), hdr=hdr)
 
 
 def _cut_short_by_its_sizes(path: Path) -> str | None:
