@@ -716,6 +716,13 @@ def test_an_image_url_is_refused_with_the_command_that_downloads_it(url):
     assert f"curl -L -o {name} {shlex.quote(url)}, then give -i {name}" in str(err.value)
 
 
+def test_a_file_url_given_as_the_image_names_its_path(tmp_path):
+    # A path pasted from a browser's address bar: curl's command was given, for a file on this disk.
+    image = tmp_path / "my fox.png"
+    with pytest.raises(MotifLiteError, match=re.escape(f"reads image files only: give its path, -i '{image}'")):
+        load_image(f"file://{tmp_path}/my%20fox.png")
+
+
 def test_a_large_photo_is_read_without_pillows_bomb_warning_and_a_too_large_one_says_what_to_do(tmp_path, monkeypatch):
     # Pillow's limits scaled down (89 and 179 megapixels by default): a 108-megapixel phone photo warned of a
     # "decompression bomb DOS attack", a 200-megapixel one was refused in Pillow's words alone.

@@ -17,6 +17,7 @@ import re
 import shlex
 import subprocess
 import tempfile
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,8 @@ def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
     `frames`: a video file's frame count where the caller knows it (the server, of a video it wrote): the file is
     then checked from its container's sizes and ffmpeg's header alone, not decoded to count them. A PNG sequence's
     frames are counted from its files either way (no pixels are read)."""
+    if (fix := url_fix(str(path), "--extend", "clip.mp4")) is not None:  # not "not found: https:/..."
+        raise ClipError(f"the clip to extend, {path}, is a URL; motif-lite reads local files only: {fix}")
     path = user_path(path)
     if is_frame_sequence(path):
         return _read_png_sequence(path)
@@ -114,6 +117,21 @@ def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
         return _read_video_file(path, frames)
     except PermissionError as exc:  # was a traceback from the check of its sizes
         raise ClipError(f"cannot read the clip to extend, {path}: {exc.strerror}") from None
+
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")  # https://, http://, ftp://, s3://: a scheme, then //
+
+
+def url_fix(given: str, flag: str, default_name: str) -> str | None:
+    """What to do with a URL given as a local file to `flag` (-i, --extend): the command that downloads it, or for a
+    file:// URL (pasted from a browser's address bar) its path; None when `given` is no URL."""
+    if not _URL.match(given):
+        return None
+    if given.startswith("file://"):
+        local = urllib.parse.unquote(urllib.parse.urlparse(given).path)
+        return f"give its path, {flag} {shlex.quote(local)}"
+    name = shlex.quote(Path(given.split("?")[0].rstrip("/")).name or default_name)
+    return f"download it first, e.g. curl -L -o {name} {shlex.quote(given)}, then give {flag} {name}"
 
 
 def _folder_given(folder: Path) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 import warnings
 from pathlib import Path
@@ -16,7 +15,7 @@ import PIL.ImageOps
 import torch
 
 from motif_lite.errors import ConfigError, MotifLiteError
-from motif_lite.io.clip import MATROSKA_MAGIC, last_frame_file
+from motif_lite.io.clip import MATROSKA_MAGIC, last_frame_file, url_fix
 from motif_lite.io.staging import is_frame_sequence
 from motif_lite.paths import user_path
 
@@ -143,19 +142,12 @@ def _model_file_kind(head: bytes) -> str | None:
     return None
 
 
-_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")  # https://, http://, ftp://, s3://: a scheme, then //
-
-
 def _check_not_url(path: str) -> None:
     """diffusers' `load_image` downloads an http(s) URL; motif-lite reads local files only (a run keeps the image's
-    path and checksum to resume with), so a URL is refused with the command that fetches it, rather than being
-    looked up as a file named "https:/..." and reported missing."""
-    if _URL.match(path):
-        name = shlex.quote(Path(path.split("?")[0].rstrip("/")).name or "first.png")
-        raise MotifLiteError(
-            f"input image {path} is a URL; motif-lite reads image files only: download it first, e.g. "
-            f"curl -L -o {name} {shlex.quote(path)}, then give -i {name}"
-        )
+    path and checksum to resume with), so a URL is refused with the command that fetches it (a file:// URL with its
+    path), rather than being looked up as a file named "https:/..." and reported missing."""
+    if (fix := url_fix(path, "-i", "first.png")) is not None:
+        raise MotifLiteError(f"input image {path} is a URL; motif-lite reads image files only: {fix}")
 
 
 class ImageTooLarge(MotifLiteError):
