@@ -335,6 +335,8 @@ def test_a_folder_of_frames_or_one_frame_given_as_the_clip_gets_the_pattern_to_g
     for given in (tmp_path / "jpeg", pattern):  # the pattern was "not found"
         with pytest.raises(ClipError, match=re.escape(f"f_%03d.jpg names .jpg files: {fix}")):
             read_clip(given)
+    with pytest.raises(ClipError, match="the clip to extend was not found: .*clip_%d.mp4$"):  # a video's name
+        read_clip(tmp_path / "clip_%d.mp4")
     ffmpeg("-i", str(pattern), "-start_number", "0", str(png))  # the command given makes a clip that is read
     assert read_clip(png).frames == 3
 

@@ -100,7 +100,7 @@ def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
         return _read_png_sequence(path)
     if path.is_dir():
         raise ClipError(_folder_given(path))
-    if FRAME_PATTERN.search(path.name) is not None and not path.is_file():  # `frames/fox_%03d.jpg`
+    if _is_image_pattern(path) and not path.is_file():  # `frames/fox_%03d.jpg`
         raise ClipError(_not_png_frames(path))
     if not path.is_file():
         raise ClipError(f"the clip to extend was not found: {path}")
@@ -158,6 +158,13 @@ def _not_png_frames(pattern: Path) -> str:
 
 # A frame of a sequence: a name, then its number (the last digits), maybe more, then an image's extension.
 _NUMBERED_FRAME = re.compile(r"([^%]*?)(\d+)([^\d%]*)(\.(?:png|jpe?g|webp|tiff?|bmp))", re.IGNORECASE)
+_FRAME_SUFFIXES = (".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")  # frames of a sequence that is not PNG
+
+
+def _is_image_pattern(path: Path) -> bool:
+    """Whether `path` names a sequence of frames other than PNG (`fox_%03d.jpg`), which ffmpeg reads but this does
+    not (a video's name with a `%d` in it is none)."""
+    return path.suffix.lower() in _FRAME_SUFFIXES and FRAME_PATTERN.search(path.name) is not None
 
 
 def _sequence_pattern(folder: Path, like: str | None = None) -> Path | None:
