@@ -274,7 +274,7 @@ def _clip_size_fix(clip: Clip) -> str:
         max(SIZE_MULTIPLE, round(side / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in (clip.width, clip.height)
     )
     resized = f"{clip.path.stem}-{width}x{height}{clip.path.suffix}"
-    # A PNG sequence stays lossless and must start at frame 0 (ffmpeg's own numbering starts at 1).
+    # A PNG sequence stays lossless, numbered from 0 as motif-lite writes them (ffmpeg's own numbering starts at 1).
     encoding = "-start_number 0" if is_frame_sequence(clip.path) else "-crf 18"
     return (
         f"the model makes sides in multiples of {SIZE_MULTIPLE}: resize the clip first, e.g. ffmpeg -i "
@@ -284,7 +284,9 @@ def _clip_size_fix(clip: Clip) -> str:
 
 def _extension_notes(clip: Clip, frames: int, fps: float, output: str | Path) -> list[str]:
     """What an extended video holds and how it is written, and a note when its frame rate is not the clip's (the
-    clip's frames then play faster or slower)."""
+    clip's frames then play faster or slower), one on its sound and one on HDR video, which the longer video lacks."""
+    from motif_lite.io.clip import hdr_note
+
     total = clip.frames + frames - 1
     notes = [
         f"going on from {clip.describe()}: its last frame is the first frame; the video holds its {clip.frames} frames "
@@ -299,6 +301,8 @@ def _extension_notes(clip: Clip, frames: int, fps: float, output: str | Path) ->
         notes.append(f"{clip.path.name} has sound, which the longer video leaves out (motif-lite writes pictures "
                      f"only); put it back with ffmpeg -i {shlex.quote(str(output))} -i {shlex.quote(str(clip.path))} "
                      "-map 0:v -map 1:a -c:v copy with-sound.mp4")  # fmt: skip
+    if (note := hdr_note(clip)) is not None:
+        notes.append(note)
     return notes
 
 

@@ -57,3 +57,27 @@ def test_a_video_of_one_frame_known_is_refused_as_one_counted(tmp_path):
     for frames in (None, 1):
         with pytest.raises(ClipError, match="still.mp4 has 1 frame: there is nothing to go on from"):
             read_clip(video, frames=frames)
+
+
+def test_a_clip_read_to_its_end_or_stopped_early_leaves_no_pipe_to_the_garbage_collector(tmp_path):
+    # imageio-ffmpeg's reader left a finished ffmpeg's pipes to be collected: a ResourceWarning (`python -X dev`)
+    # for each clip read to its end, i.e. twice in each run of --extend.
+    import gc
+    import warnings
+
+    from motif_lite.io.clip import clip_frames, last_frame, read_clip
+    from motif_lite.io.video import write_video
+
+    # 48 KiB of RGB a frame: ffmpeg cannot finish before read_clip stops it (imageio's reader closes pipes then)
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 128, 128, 3), dtype=np.uint8)
+    clip = read_clip(write_video(pixels, tmp_path / "fox.mp4", 24.0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        frames = list(clip_frames(clip))
+        last = last_frame(clip)
+        stopped = clip_frames(clip)
+        next(stopped)
+        stopped.close()  # as a failed write stops reading the clip
+        gc.collect()
+    assert len(frames) == 4 and last.size == (128, 128) and frames[0].flags.writeable
+    assert [str(warning.message) for warning in caught if warning.category is ResourceWarning] == []

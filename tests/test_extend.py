@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import subprocess
 from pathlib import Path
 
@@ -106,6 +107,18 @@ def test_clip_mistakes_are_refused_before_loading(tmp_path, capsys, monkeypatch)
     err = refused(tmp_path, capsys, monkeypatch, "--extend", str(clip), "-W", "48", *out)
     assert "clip.mp4 is 32x32 and the new frames would be 48x32" in err
     assert not (tmp_path / "longer.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "fix"),
+    [("https://example.com/v/fox.mp4?dl=1", "download it first, e.g. curl -L -o fox.mp4 "
+      "'https://example.com/v/fox.mp4?dl=1', then give --extend fox.mp4"),
+     ("file:///videos/my%20fox.mp4", "give its path, --extend '/videos/my fox.mp4'")],
+)  # fmt: skip
+def test_a_url_given_as_the_clip_says_what_to_give(given, fix):
+    # It was "the clip to extend was not found: https:/example.com/..." (read as a path, one slash dropped).
+    with pytest.raises(ClipError, match=re.escape(f"{given}, is a URL; motif-lite reads local files only: {fix}")):
+        read_clip(given)
 
 
 def test_a_clip_this_user_cannot_read_is_a_clip_error(tmp_path, capsys, monkeypatch):

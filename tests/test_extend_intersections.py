@@ -4,6 +4,8 @@ CPU, clips of a few 32x32 frames."""
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from test_extend import PROMPT, make_clip
 from test_resume import assert_user_error, run_cli
 
 from motif_lite import load_pipeline
-from motif_lite.io.clip import clip_frames, read_clip
+from motif_lite.io.clip import ClipError, clip_frames, is_clip_file, last_frame_file, read_clip
 from motif_lite.io.ffmpeg import each_frame_once, find_ffmpeg
 from motif_lite.io.video import write_video
 from motif_lite.request import GenerationRequest
@@ -232,6 +234,22 @@ def test_a_clip_from_another_tool_with_sound_gets_a_note_that_the_sound_is_left_
     assert code == 0 and "has sound" not in err, err
 
 
+def test_an_hdr_phone_clip_gets_a_note_with_the_command_that_makes_an_sdr_copy(checkpoint, tmp_path, capsys):
+    # A phone's HLG clip was read without a word: its frames, not tone-mapped, went washed out into the SDR video.
+    clip = tmp_path / "phone.mov"
+    hlg = "setparams=color_primaries=bt2020:color_trc=arib-std-b67:colorspace=bt2020nc"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=32x32:rate=24", "-frames:v", "7", "-vf", hlg, "-pix_fmt", "yuv420p10le",
+           str(clip))  # fmt: skip
+    code, _, err = dry_run(capsys, checkpoint, "--extend", str(clip), "-o", str(tmp_path / "o.mp4"))
+    assert code == 0 and "phone.mov is HDR video (HLG, as phones often record): its frames are read without" in err
+    command = re.search(r"convert it to SDR first, ffmpeg (-i .*?), and extend that", err)
+    assert command is not None, err
+    ffmpeg(*shlex.split(command[1]))  # the command given works, and its copy is SDR
+    output = str(tmp_path / "o.mp4")
+    code, _, err = dry_run(capsys, checkpoint, "--extend", str(tmp_path / "phone-sdr.mp4"), "-o", output)
+    assert code == 0 and "(7 frames, 32x32 at 24 fps)" in err and "HDR" not in err, err
+
+
 def test_a_phone_clip_stored_sideways_goes_on_upright_without_imageio_ffmpegs_warnings(checkpoint, tmp_path, capsys,
                                                                                          caplog):  # fmt: skip
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=48x32:rate=24", "-frames:v", "7", str(tmp_path / "stored.mp4"))
@@ -280,12 +298,50 @@ def test_a_clip_whose_size_the_model_cannot_make_gets_a_resize_command_that_work
     assert code == 0 and "(7 frames, 32x32 at 24 fps)" in err, err
 
 
-def test_png_sequence_clips_numbered_from_1_or_of_two_sizes_are_refused_with_the_reason(checkpoint, tmp_path, capsys):
-    for index in range(1, 4):  # as ffmpeg writes a sequence unless told -start_number 0
-        PIL.Image.new("RGB", (32, 32)).save(tmp_path / f"from1_{index:03d}.png")
-    code, _, err = dry_run(capsys, checkpoint, "--extend", str(tmp_path / "from1_%03d.png"))
-    assert_user_error(code, err, "has no frame from1_000.png (it starts at frame 1: write it with ffmpeg's "
-                                 "-start_number 0)")  # fmt: skip
+def test_a_png_sequence_numbered_from_1_goes_on_from_its_last_frame(pipe, tmp_path):
+    # As ffmpeg, Blender and ComfyUI number the frames they write, and ffmpeg reads them: it was refused, and the
+    # user had to write every frame again numbered from 0.
+    frames = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    for index, frame in enumerate(frames, start=1):
+        PIL.Image.fromarray(frame).save(tmp_path / f"from1_{index:03d}.png")
+    pattern = tmp_path / "from1_%03d.png"
+    clip = read_clip(pattern)
+    assert (clip.frames, clip.files[0].name, last_frame_file(pattern).name) == (4, "from1_001.png", "from1_004.png")
+    np.testing.assert_array_equal(np.stack(list(clip_frames(clip))), frames)
+    # Frame 0 written now would join the clip as it is read again, as the frame after its last would.
+    assert is_clip_file(pattern, tmp_path / "from1_000.png") and is_clip_file(pattern, tmp_path / "from1_005.png")
+    assert not is_clip_file(pattern, tmp_path / "from1_006.png")
+    result = extended(pipe, pattern, tmp_path / "o_%03d.png")
+    assert result.name == "o_%03d.png" and len(frames_of(result)) == 4 + 5 - 1
+    np.testing.assert_array_equal(frames_of(result)[:4], frames)
+
+
+def test_a_folder_of_frames_or_one_frame_given_as_the_clip_gets_the_pattern_to_give(tmp_path):
+    (tmp_path / "comfy").mkdir()
+    for index in (1, 2, 3):  # ComfyUI's names: a counter from 1, then "_"
+        PIL.Image.new("RGB", (32, 32)).save(tmp_path / "comfy" / f"ComfyUI_{index:05d}_.png")
+    PIL.Image.new("RGB", (32, 32)).save(tmp_path / "comfy" / "cover.png")
+    with pytest.raises(ClipError, match=r"comfy, is a folder of PNG frames: give their pattern, --extend "
+                                        r"\S*/comfy/ComfyUI_%05d_.png$"):  # fmt: skip
+        read_clip(tmp_path / "comfy")  # was: "give ... a PNG sequence's pattern, e.g. frames/fox_%03d.png"
+    frame_of = r"one image, not a clip: .*; for the PNG sequence it is a frame of, give its pattern, --extend "
+    with pytest.raises(ClipError, match=frame_of + r"\S*/ComfyUI_%05d_.png$"):
+        read_clip(tmp_path / "comfy" / "ComfyUI_00002_.png")
+    (tmp_path / "jpeg").mkdir()
+    for index in range(3):
+        PIL.Image.new("RGB", (32, 32)).save(tmp_path / "jpeg" / f"f_{index:03d}.jpg")
+    pattern, png = tmp_path / "jpeg" / "f_%03d.jpg", tmp_path / "jpeg" / "f_%03d.png"
+    fix = f"convert them first, ffmpeg -i {pattern} -start_number 0 {png}, then give --extend {png}"
+    for given in (tmp_path / "jpeg", pattern):  # the pattern was "not found"
+        with pytest.raises(ClipError, match=re.escape(f"f_%03d.jpg names .jpg files: {fix}")):
+            read_clip(given)
+    with pytest.raises(ClipError, match="the clip to extend was not found: .*clip_%d.mp4$"):  # a video's name
+        read_clip(tmp_path / "clip_%d.mp4")
+    ffmpeg("-i", str(pattern), "-start_number", "0", str(png))  # the command given makes a clip that is read
+    assert read_clip(png).frames == 3
+
+
+def test_png_sequence_clips_of_two_sizes_are_refused_with_the_reason(checkpoint, tmp_path, capsys):
     make_clip(tmp_path / "mixed_%03d.png", frames=4)
     PIL.Image.new("RGB", (16, 16)).save(tmp_path / "mixed_003.png")  # its last frame: the next video's first
     code, _, err = dry_run(capsys, checkpoint, "--extend", str(tmp_path / "mixed_%03d.png"))

@@ -461,6 +461,16 @@ def test_a_16_bit_grayscale_image_keeps_its_levels(tmp_path):
     )
 
 
+def test_a_float_image_of_levels_0_to_1_keeps_them(tmp_path):
+    # Pillow's own conversion clips float levels to 0..255 as they are: a 0..1 float TIFF became a black first frame.
+    levels = np.random.default_rng(0).random((5, 7), dtype=np.float32)
+    PIL.Image.fromarray(levels, "F").save(tmp_path / "float.tiff")
+    image = np.asarray(load_image(tmp_path / "float.tiff")).astype(int)
+    assert image.shape == (5, 7, 3) and np.array_equal(image[..., 1], np.round(levels * 255.0).astype(int))
+    PIL.Image.fromarray(levels * 255, "F").save(tmp_path / "float255.tiff")  # levels 0..255: as Pillow reads them
+    assert np.abs(np.asarray(load_image(tmp_path / "float255.tiff"))[..., 0] - levels * 255).max() <= 1
+
+
 def test_what_the_conversion_drops_is_noted(tmp_path):
     transparent = PIL.Image.new("RGBA", (8, 8), (10, 20, 30, 255))
     transparent.putpixel((0, 0), (0, 0, 0, 0))
@@ -571,6 +581,24 @@ def test_load_image_errors(tmp_path):
     (tmp_path / "empty.png").touch()  # it was "cannot identify image file"
     with pytest.raises(MotifLiteError, match=r"input image .*empty.png is empty \(0 bytes\)"):
         load_image(tmp_path / "empty.png")
+
+
+def test_a_folder_a_frame_pattern_or_a_pasted_space_given_as_the_image_says_which_file_to_give(tmp_path):
+    frames = tmp_path / "comfy"
+    frames.mkdir()
+    for index in (1, 2, 3):  # ComfyUI's names
+        PIL.Image.new("RGB", (8, 8)).save(frames / f"ComfyUI_{index:05d}_.png")
+    (frames / "notes.txt").write_text("prompt")
+    with pytest.raises(MotifLiteError, match=re.escape(f"in it, e.g. {frames}/ComfyUI_00001_.png")):
+        load_image(frames)  # was "e.g. comfy/first.png", a file that is not there
+    pattern = frames / "ComfyUI_%05d_.png"  # was "input image not found"
+    said = (f"{pattern} is a PNG sequence's pattern, and -i takes one image: give one frame, e.g. its last, "
+            f"{frames}/ComfyUI_00003_.png, or go on from the sequence with --extend {pattern}")  # fmt: skip
+    with pytest.raises(MotifLiteError, match=re.escape(said)):
+        load_image(pattern)
+    pasted = f"{frames}/ComfyUI_00001_.png "  # was "not found", the space unseen at the end of the message
+    with pytest.raises(MotifLiteError, match=re.escape(f"not found: '{pasted}'; the name has a space at an end, and ")):
+        load_image(pasted)
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".webm", ".mkv", ".mov"])
@@ -686,6 +714,13 @@ def test_an_image_url_is_refused_with_the_command_that_downloads_it(url):
         load_image(url)
     name = url.split("?")[0].rsplit("/", 1)[1]
     assert f"curl -L -o {name} {shlex.quote(url)}, then give -i {name}" in str(err.value)
+
+
+def test_a_file_url_given_as_the_image_names_its_path(tmp_path):
+    # A path pasted from a browser's address bar: curl's command was given, for a file on this disk.
+    image = tmp_path / "my fox.png"
+    with pytest.raises(MotifLiteError, match=re.escape(f"reads image files only: give its path, -i '{image}'")):
+        load_image(f"file://{tmp_path}/my%20fox.png")
 
 
 def test_a_large_photo_is_read_without_pillows_bomb_warning_and_a_too_large_one_says_what_to_do(tmp_path, monkeypatch):

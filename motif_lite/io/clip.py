@@ -2,8 +2,9 @@
 frame (the next video's first frame); its frames again, one at a time, as the longer video is written.
 
 A clip is a video file ffmpeg reads (.mp4, .mkv, .mov, .webm, ...: imageio-ffmpeg's ffmpeg decodes it to RGB) or a
-PNG sequence such as motif-lite writes (`fox_%03d.png`: frames 0, 1, ... until one is missing; lossless). The frames
-are never all in memory: they are decoded when needed, once for the last frame and once more while writing.
+PNG sequence such as motif-lite writes (`fox_%03d.png`: frames 0, 1, ... until one is missing, or from 1 as ffmpeg,
+Blender and ComfyUI number them; lossless). The frames are never all in memory: they are decoded when needed, once
+for the last frame and once more while writing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ import contextlib
 import itertools
 import logging
 import math
+import re
 import shlex
+import subprocess
+import tempfile
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +28,8 @@ import PIL.Image
 import torch
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.ffmpeg import each_frame_once, find_ffmpeg
-from motif_lite.io.staging import is_frame_sequence
+from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, each_frame_once, find_ffmpeg
+from motif_lite.io.staging import FRAME_PATTERN, is_frame_sequence
 from motif_lite.paths import user_path
 
 DEFAULT_FPS = 24.0  # a PNG sequence that does not say its rate (motif-lite's store it in each frame)
@@ -34,6 +39,17 @@ PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 PNG_TAIL_BYTES = 1024
 MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"  # .mkv and .webm begin with the EBML header's ID
 MATROSKA_SEGMENT = 0x18538067
+# The numbers a PNG sequence's first frame may have, as ffmpeg's image2 reader looks for it (-start_number_range 5):
+# 0 as motif-lite writes frames, 1 as ffmpeg itself, Blender and ComfyUI do.
+FIRST_FRAME_NUMBERS = range(5)
+# The transfer functions of HDR video as ffmpeg names them in a video stream's description: phones record HLG
+# (iPhones by default) or PQ (HDR10, HDR10+).
+HDR_TRANSFERS = {"arib-std-b67": "HLG", "smpte2084": "PQ"}
+# zscale's tone mapping of HDR video to SDR BT.709 (zimg is in imageio-ffmpeg's ffmpeg and most builds).
+TO_SDR = (
+    "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,"
+    "zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
+)
 MAX_TOP_LEVEL_BOXES = 10_000  # an MP4 has a handful (ftyp, moov, mdat, free, ...): more is no MP4 to check
 
 
@@ -51,6 +67,8 @@ class Clip:
     height: int
     fps: float
     has_sound: bool = False  # an audio stream, which the longer video does not keep
+    first: int = 0  # a PNG sequence's first frame number (FIRST_FRAME_NUMBERS)
+    hdr: str | None = None  # an HDR video's transfer (HDR_TRANSFERS), read as stored: without tone mapping
 
     @property
     def size(self) -> tuple[int, int]:
@@ -61,7 +79,7 @@ class Clip:
     def files(self) -> list[Path]:
         """The files the clip is read from: one video file, or each frame of a PNG sequence."""
         if is_frame_sequence(self.path):
-            return [_frame_file(self.path, index) for index in range(self.frames)]
+            return [_frame_file(self.path, index) for index in range(self.first, self.first + self.frames)]
         return [self.path]
 
     def describe(self) -> str:
@@ -75,23 +93,115 @@ def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
     `frames`: a video file's frame count where the caller knows it (the server, of a video it wrote): the file is
     then checked from its container's sizes and ffmpeg's header alone, not decoded to count them. A PNG sequence's
     frames are counted from its files either way (no pixels are read)."""
+    if (fix := url_fix(str(path), "--extend", "clip.mp4")) is not None:  # not "not found: https:/..."
+        raise ClipError(f"the clip to extend, {path}, is a URL; motif-lite reads local files only: {fix}")
     path = user_path(path)
     if is_frame_sequence(path):
         return _read_png_sequence(path)
     if path.is_dir():
-        raise ClipError(
-            f"the clip to extend, {path}, is a directory: give the video file (or a PNG sequence's pattern, "
-            "e.g. frames/fox_%03d.png)"
-        )
+        raise ClipError(_folder_given(path))
+    if _is_image_pattern(path) and not path.is_file():  # `frames/fox_%03d.jpg`
+        raise ClipError(_not_png_frames(path))
     if not path.is_file():
         raise ClipError(f"the clip to extend was not found: {path}")
     if path.suffix.lower() == ".png" or _is_image(path):
+        sequence = _sequence_pattern(path.parent, like=path.name)
+        pattern = (
+            f"for the PNG sequence it is a frame of, give its pattern, --extend {_quoted(sequence)}"
+            if sequence
+            else "for a PNG sequence give its pattern (e.g. fox_%03d.png)"
+        )  # the server's words match this
         raise ClipError(f"{path.name} is one image, not a clip: to start a video from it use -i {_quoted(path)}; "
-                        "for a PNG sequence give its pattern (e.g. fox_%03d.png)")  # fmt: skip
+                        f"{pattern}")  # fmt: skip
     try:
         return _read_video_file(path, frames)
     except PermissionError as exc:  # was a traceback from the check of its sizes
         raise ClipError(f"cannot read the clip to extend, {path}: {exc.strerror}") from None
+
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")  # https://, http://, ftp://, s3://: a scheme, then //
+
+
+def url_fix(given: str, flag: str, default_name: str) -> str | None:
+    """What to do with a URL given as a local file to `flag` (-i, --extend): the command that downloads it, or for a
+    file:// URL (pasted from a browser's address bar) its path; None when `given` is no URL."""
+    if not _URL.match(given):
+        return None
+    if given.startswith("file://"):
+        local = urllib.parse.unquote(urllib.parse.urlparse(given).path)
+        return f"give its path, {flag} {shlex.quote(local)}"
+    name = shlex.quote(Path(given.split("?")[0].rstrip("/")).name or default_name)
+    return f"download it first, e.g. curl -L -o {name} {shlex.quote(given)}, then give {flag} {name}"
+
+
+def _folder_given(folder: Path) -> str:
+    """What to say of a folder given as the clip: the pattern of the frames in it (a PNG sequence's, or the command
+    that makes one of other frames), else what to give."""
+    pattern = _sequence_pattern(folder)
+    if pattern is None:
+        return (f"the clip to extend, {folder}, is a directory: give the video file (or a PNG sequence's pattern, "
+                "e.g. frames/fox_%03d.png)")  # fmt: skip
+    if pattern.suffix.lower() == ".png":
+        return (
+            f"the clip to extend, {folder}, is a folder of PNG frames: give their pattern, --extend {_quoted(pattern)}"
+        )
+    return f"the clip to extend, {folder}, is a folder of frames: {_not_png_frames(pattern)}"
+
+
+def _not_png_frames(pattern: Path) -> str:
+    """The fix for frames of a sequence that are not PNG (`fox_%03d.jpg`): ffmpeg's command that writes them as one."""
+    png = pattern.with_suffix(".png")
+    return (f"a sequence of frames is read from PNG files only, and {pattern.name} names {pattern.suffix} files: "
+            f"convert them first, ffmpeg -i {_quoted(pattern)} -start_number 0 {_quoted(png)}, then give "
+            f"--extend {_quoted(png)}")  # fmt: skip
+
+
+# A frame of a sequence: a name, then its number (the last digits), maybe more, then an image's extension.
+_NUMBERED_FRAME = re.compile(r"([^%]*?)(\d+)([^\d%]*)(\.(?:png|jpe?g|webp|tiff?|bmp))", re.IGNORECASE)
+_FRAME_SUFFIXES = (".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")  # frames of a sequence that is not PNG
+
+
+def _is_image_pattern(path: Path) -> bool:
+    """Whether `path` names a sequence of frames other than PNG (`fox_%03d.jpg`), which ffmpeg reads but this does
+    not (a video's name with a `%d` in it is none)."""
+    return path.suffix.lower() in _FRAME_SUFFIXES and FRAME_PATTERN.search(path.name) is not None
+
+
+def _sequence_pattern(folder: Path, like: str | None = None) -> Path | None:
+    """The pattern of the numbered frames in `folder` (`fox_000.png`, `fox_001.png`, ... -> `fox_%03d.png`,
+    `ComfyUI_00001_.png` -> `ComfyUI_%05d_.png`): of those named like `like` (a frame's file name), else of the
+    most frames that share a name; None when there are not two."""
+    named: dict[tuple[str, ...], list[str]] = {}
+    with contextlib.suppress(OSError):  # an unreadable folder: the plain message
+        for file in folder.iterdir():
+            if (match := _NUMBERED_FRAME.fullmatch(file.name)) is not None:
+                prefix, number, after, suffix = match.groups()
+                named.setdefault((prefix, after, suffix), []).append(number)
+    if like is not None:
+        match = _NUMBERED_FRAME.fullmatch(like)
+        key = None if match is None else (match[1], match[3], match[4])
+    else:
+        key = max(named, key=lambda name: len(named[name]), default=None)
+    numbers = named.get(key, []) if key is not None else []
+    if len(numbers) < 2:
+        return None
+    first = min(numbers, key=int)  # zero-padded (`000`) when the sequence is, which its first number shows
+    digits = f"%0{len(first)}d" if len(first) > 1 and first.startswith("0") else "%d"
+    prefix, after, suffix = key
+    return folder / f"{prefix}{digits}{after}{suffix}"
+
+
+def hdr_note(clip: Clip) -> str | None:
+    """A note for an HDR clip (a phone's, recorded in HLG): ffmpeg turns its frames into RGB as stored, without tone
+    mapping, so they look washed out in the longer video, which is SDR, and the new frames go on from that look;
+    with the command that makes an SDR copy. None for other clips."""
+    if clip.hdr is None:
+        return None
+    sdr = clip.path.with_name(f"{clip.path.stem}-sdr.mp4")
+    return (f"{clip.path.name} is HDR video ({clip.hdr}, as phones often record): its frames are read without tone "
+            "mapping, so they look washed out in the longer video (SDR), and the new frames go on from that "
+            f"look; convert it to SDR first, ffmpeg -i {_quoted(clip.path)} -vf {TO_SDR} -crf 18 {_quoted(sdr)}, "
+            "and extend that")  # fmt: skip
 
 
 def clip_frames(clip: Clip) -> Iterator[np.ndarray]:
@@ -100,18 +210,39 @@ def clip_frames(clip: Clip) -> Iterator[np.ndarray]:
         for file in clip.files:
             yield _read_png(file)
         return
-    import imageio_ffmpeg
+    yield from _decoded_frames(clip)
 
+
+def _decoded_frames(clip: Clip) -> Iterator[np.ndarray]:
+    """A video file's frames from ffmpeg, as RGB at the size `read_clip` found (upright: ffmpeg turns a rotated
+    clip's frames as it did there). ffmpeg runs here rather than through imageio-ffmpeg's reader, which leaves the
+    pipes of an ffmpeg that finished to the garbage collector (a ResourceWarning for each clip read to its end);
+    `subprocess.Popen`'s block closes them and waits for ffmpeg however the reading ends."""
     exe = find_ffmpeg()  # a clear message when there is none
     # Each stored frame once, as many as the clip counts (a variable-rate clip would come out with frames repeated).
-    reader = imageio_ffmpeg.read_frames(str(clip.path), output_params=each_frame_once(exe))
-    try:
-        with _upright_frames_expected():
-            width, height = next(reader)["size"]  # the first item describes the video
-        for frame in reader:
-            yield np.frombuffer(bytearray(frame), np.uint8).reshape(height, width, 3)  # writable, for torch
-    finally:
-        reader.close()  # stops ffmpeg when the caller stops early
+    command = [exe, "-nostdin", "-v", "error", "-i", str(clip.path), "-f", "rawvideo", "-pix_fmt", "rgb24",
+               *each_frame_once(exe), "-"]  # fmt: skip
+    frame_bytes = clip.width * clip.height * 3
+    with (
+        tempfile.TemporaryFile() as errors,
+        subprocess.Popen(  # errors in a file: ffmpeg never blocks on a pipe
+            command, stdout=subprocess.PIPE, stderr=errors, **OWN_PROCESS_GROUP
+        ) as process,
+    ):
+        try:
+            while frame := process.stdout.read(frame_bytes):
+                if len(frame) < frame_bytes:
+                    raise ClipError(f"{clip.path} ended in the middle of a frame: it changed since it was read, "
+                                    "or is damaged; give it again, or write it again")  # fmt: skip
+                yield np.frombuffer(bytearray(frame), np.uint8).reshape(clip.height, clip.width, 3)  # writable
+        finally:
+            if process.poll() is None:  # the caller stopped early (or failed): ffmpeg is not needed any more
+                process.kill()
+        if process.wait() != 0:
+            errors.seek(0)
+            said = errors.read().decode(errors="replace").strip().splitlines()
+            raise ClipError(f"ffmpeg could not decode {clip.path}" + (f": {said[-1]}" if said else "")
+                            + "; give a video that plays, or write it again")  # fmt: skip
 
 
 def last_frame(clip: Clip) -> PIL.Image.Image:
@@ -132,22 +263,24 @@ def last_frame_file(path: str | Path) -> Path:
     path = user_path(path)
     if not is_frame_sequence(path):
         return path
-    count = itertools.takewhile(lambda index: _frame_file(path, index).is_file(), itertools.count())
-    return _frame_file(path, max(count, default=0))
+    first = _first_frame_number(path)
+    return _frame_file(path, 0 if first is None else _frame_numbers(path, first)[-1])
 
 
 def is_clip_file(clip: str | Path, file: str | Path) -> bool:
     """Whether `file` is one the clip at `clip` is read from: the video file, or a frame of a PNG sequence, or the
-    frame after its last, which would join it (checked before a run writes `file`, as the clip is read again)."""
+    frame after its last or one before its first, which would join it (checked before a run writes `file`, as the
+    clip is read again)."""
     target = user_path(file).resolve()
     path = user_path(clip)
     if not is_frame_sequence(path):
         return path.resolve() == target
+    first = _first_frame_number(path) or 0
     for index in itertools.count():
         frame = _frame_file(path, index)
         if frame.resolve() == target:
             return True
-        if not frame.is_file():
+        if index >= first and not frame.is_file():
             return False
 
 
@@ -185,7 +318,8 @@ def _read_video_file(path: Path, frames: int | None) -> Clip:
     if frames < 2:
         raise _one_frame(path, frames)
     fps = _rate_written(path) or float(meta.get("fps") or DEFAULT_FPS)
-    return Clip(path, frames, width, height, fps, has_sound=bool(meta.get("audio_codec")))
+    hdr = next((kind for name, kind in HDR_TRANSFERS.items() if name in str(meta.get("pix_fmt"))), None)
+    return Clip(path, frames, width, height, fps, has_sound=bool(meta.get("audio_codec")), hdr=hdr)
 
 
 def _cut_short_by_its_sizes(path: Path) -> str | None:
@@ -316,27 +450,38 @@ def _rate_written(path: Path) -> float | None:
 
 
 def _read_png_sequence(pattern: Path) -> Clip:
-    first = _frame_file(pattern, 0)
-    if not first.is_file():
-        # ffmpeg numbers the frames it writes from 1 unless told otherwise
-        from_one = _frame_file(pattern, 1).is_file()
-        hint = " (it starts at frame 1: write it with ffmpeg's -start_number 0)" if from_one else ""
-        raise ClipError(f"the clip to extend was not found: {pattern} has no frame {first.name}{hint}")
-    frames = 1
-    while _frame_file(pattern, frames).is_file():
-        frames += 1
-    if frames < 2:
-        raise _one_frame(pattern, frames)
+    number = _first_frame_number(pattern)
+    if number is None:
+        low, high = (_frame_file(pattern, n).name for n in (FIRST_FRAME_NUMBERS[0], FIRST_FRAME_NUMBERS[-1]))
+        raise ClipError(f"the clip to extend was not found: {pattern} has no frame {low} (nor any up to {high}, "
+                        "where a sequence may start)")  # fmt: skip
+    numbers = _frame_numbers(pattern, number)
+    if len(numbers) < 2:
+        raise _one_frame(pattern, len(numbers))
+    first = _frame_file(pattern, number)
     (width, height), fps = _png_header(first)
     # Every frame's header (no pixels: cheap): one of another size, or not an image, would fail the writing of the
     # longer video only after sampling.
-    for index in range(1, frames):
+    for index in numbers[1:]:
         frame = _frame_file(pattern, index)
         size, _ = _png_header(frame)
         if size != (width, height):
             raise ClipError(f"{frame.name} is {size[0]}x{size[1]} and {first.name} {width}x{height}: the "
                             f"frames of {pattern.name} must be of one size")  # fmt: skip
-    return Clip(pattern, frames, width, height, fps)
+    return Clip(pattern, len(numbers), width, height, fps, first=number)
+
+
+def _first_frame_number(pattern: Path) -> int | None:
+    """The number of a PNG sequence's first frame (the lowest of FIRST_FRAME_NUMBERS with a file), None if none."""
+    return next((number for number in FIRST_FRAME_NUMBERS if _frame_file(pattern, number).is_file()), None)
+
+
+def _frame_numbers(pattern: Path, first: int) -> range:
+    """The numbers of a PNG sequence's frames: from `first` until one is missing."""
+    last = first
+    while _frame_file(pattern, last + 1).is_file():
+        last += 1
+    return range(first, last + 1)
 
 
 def _png_header(file: Path) -> tuple[tuple[int, int], float]:

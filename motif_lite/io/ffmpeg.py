@@ -14,6 +14,11 @@ from motif_lite.errors import MotifLiteError
 ENV_VARIABLE = "IMAGEIO_FFMPEG_EXE"  # imageio-ffmpeg takes this path as given, without trying it
 PROBE_TIMEOUT_S = 10.0  # `ffmpeg -version` answers in well under a second; a binary that hangs is not usable
 _NO_FFMPEG_NEEDED = "or write .webp, .gif or PNG frames (out_%03d.png), which need no ffmpeg"
+# ffmpeg in a process group of its own: Ctrl-C reaches Python only, which stops ffmpeg itself (ffmpeg stopping first
+# would turn an interruption into a failed write or a clip read short).
+OWN_PROCESS_GROUP: dict = (
+    {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt" else {"start_new_session": True}
+)
 
 
 def find_ffmpeg() -> str:

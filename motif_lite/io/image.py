@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 import warnings
 from pathlib import Path
@@ -16,7 +15,8 @@ import PIL.ImageOps
 import torch
 
 from motif_lite.errors import ConfigError, MotifLiteError
-from motif_lite.io.clip import MATROSKA_MAGIC
+from motif_lite.io.clip import MATROSKA_MAGIC, last_frame_file, url_fix
+from motif_lite.io.staging import is_frame_sequence
 from motif_lite.paths import user_path
 
 
@@ -39,9 +39,10 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
     _check_not_url(str(path))
     path = user_path(path)
     if path.is_dir():
-        raise MotifLiteError(f"input image {path} is a directory; give the image file in it, e.g. {path / 'first.png'}")
+        example = _an_image_in(path) or path / "first.png"
+        raise MotifLiteError(f"input image {path} is a directory; give the image file in it, e.g. {_quoted(example)}")
     if not path.is_file():
-        raise MotifLiteError(f"input image not found: {path}")
+        raise MotifLiteError(_missing_image(path))
     if path.stat().st_size == 0:  # Pillow would say only "cannot identify image file"
         raise MotifLiteError(f"input image {path} is empty (0 bytes): save or copy the image again, then give it")
     try:
@@ -58,6 +59,37 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
         raise MotifLiteError(f"cannot read image {path}: {why or exc}") from exc
     except (OSError, ValueError) as exc:
         raise MotifLiteError(f"cannot read image {path}: {exc}") from exc
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".avif", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def _an_image_in(folder: Path) -> Path | None:
+    """The first image file in `folder` by name (for an example to give), None if it holds none or cannot be read."""
+    try:
+        return min((file for file in folder.iterdir() if file.suffix.lower() in IMAGE_SUFFIXES), default=None)
+    except OSError:
+        return None
+
+
+def _missing_image(path: Path) -> str:
+    """The error for an -i that is no file, with what it most likely meant: a PNG sequence's pattern (a clip: -i
+    takes one frame of it), or a name with a stray space at an end (pasted) whose trimmed name is a file."""
+    if is_frame_sequence(path) and (last := last_frame_file(path)).is_file():
+        return (
+            f"input image {path} is a PNG sequence's pattern, and -i takes one image: give one frame, e.g. its "
+            f"last, {_quoted(last)}, or go on from the sequence with --extend {_quoted(path)} in place of -i"
+        )
+    trimmed = path.with_name(path.name.strip())
+    if trimmed != path and trimmed.is_file():
+        return (
+            f"input image not found: {_quoted(path)}; the name has a space at an end, and {_quoted(trimmed)} is there"
+        )
+    return f"input image not found: {path}"
+
+
+def _quoted(path: Path) -> str:
+    return shlex.quote(str(path))
 
 
 # ISO base media files (MP4, MOV, HEIF, AVIF) say what they hold in the brand after "ftyp" at byte 4.
@@ -110,19 +142,12 @@ def _model_file_kind(head: bytes) -> str | None:
     return None
 
 
-_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")  # https://, http://, ftp://, s3://: a scheme, then //
-
-
 def _check_not_url(path: str) -> None:
     """diffusers' `load_image` downloads an http(s) URL; motif-lite reads local files only (a run keeps the image's
-    path and checksum to resume with), so a URL is refused with the command that fetches it, rather than being
-    looked up as a file named "https:/..." and reported missing."""
-    if _URL.match(path):
-        name = shlex.quote(Path(path.split("?")[0].rstrip("/")).name or "first.png")
-        raise MotifLiteError(
-            f"input image {path} is a URL; motif-lite reads image files only: download it first, e.g. "
-            f"curl -L -o {name} {shlex.quote(path)}, then give -i {name}"
-        )
+    path and checksum to resume with), so a URL is refused with the command that fetches it (a file:// URL with its
+    path), rather than being looked up as a file named "https:/..." and reported missing."""
+    if (fix := url_fix(path, "-i", "first.png")) is not None:
+        raise MotifLiteError(f"input image {path} is a URL; motif-lite reads image files only: {fix}")
 
 
 class ImageTooLarge(MotifLiteError):
@@ -178,9 +203,14 @@ def _orientation_notes(stored: PIL.Image.Image, upright: PIL.Image.Image) -> lis
 
 def _to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
     """RGB, 8 bits per channel. Pillow converts 16- and 32-bit integer grayscale ("I;16", "I": 16-bit PNGs and
-    TIFFs) by clipping at 255, which makes a mid-gray 16-bit image white: scale 0..65535 to 0..255 instead."""
+    TIFFs) by clipping at 255, which makes a mid-gray 16-bit image white: scale 0..65535 to 0..255 instead. It
+    converts a float image ("F": a 32-bit float TIFF, as numpy and renderers save one) the same way, which makes
+    one of levels 0..1 black: scale those to 0..255."""
     if image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255):
         levels = np.asarray(image).astype(np.float64).clip(0, 65535) / 257.0
+        return PIL.Image.fromarray(levels.round().astype(np.uint8), "L").convert("RGB")
+    if image.mode == "F" and image.getextrema()[1] <= 1.0:
+        levels = np.nan_to_num(np.asarray(image, dtype=np.float64)).clip(0, 1) * 255.0
         return PIL.Image.fromarray(levels.round().astype(np.uint8), "L").convert("RGB")
     return image.convert("RGB")
 

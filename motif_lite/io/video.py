@@ -30,7 +30,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from motif_lite.choices import CRF_RANGES
 from motif_lite.errors import ConfigError, MotifLiteError
-from motif_lite.io.ffmpeg import find_ffmpeg
+from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, find_ffmpeg
 from motif_lite.io.staging import (
     FRAME_PATTERN,
     check_writable_folder,
@@ -87,11 +87,6 @@ _BT709 = [
     *("-vf", "scale=out_color_matrix=bt709:out_range=tv"),
     *("-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"),
 ]
-# ffmpeg in a process group of its own: Ctrl-C reaches Python only, which stops ffmpeg itself (ffmpeg stopping first
-# would turn the interruption into a failed write).
-_OWN_PROCESS_GROUP: dict = (
-    {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt" else {"start_new_session": True}
-)
 
 
 def unused_path(path: Path) -> Path:
@@ -372,7 +367,7 @@ def _pipe_to_ffmpeg(stream: Iterator[np.ndarray], shape: tuple, command: list[st
     ("" when it said nothing)."""
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg never blocks on a full one
         process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, **_OWN_PROCESS_GROUP
+            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, **OWN_PROCESS_GROUP
         )
         try:
             for frame in stream:
