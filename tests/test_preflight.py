@@ -462,6 +462,8 @@ BROKEN_CONFIGS = {
     "wrong type": ("transformer/config.json", lambda config: json.dumps({**config, "num_layers": "2"})),
     "broken scheduler": ("scheduler/scheduler_config.json", lambda config: '{"shift": '),
     "broken VAE": ("vae/config.json", lambda config: "[1,"),
+    # Another model's text encoder used to be found only once the others had loaded.
+    "text encoder": ("text_encoder/config.json", lambda config: json.dumps({**config, "model_type": "t5gemma"})),
 }
 
 
