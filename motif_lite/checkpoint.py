@@ -194,10 +194,18 @@ def locate_sources(
     stop_on_problems()
     yours = {file.resolve() for file in linked.values()}
     transformer = _collect(
-        lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes, yours, str(model)), problems, []
+        lambda: _config_fixed(
+            lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes, yours, str(model)),
+            str(model),
+        ),
+        problems,
+        [],
     )
     if root is not None and require_weights:
-        for file in _component_weights(root, text_encoder=text_encoder_gguf is None):
+        weights = _collect(
+            lambda: _config_fixed(lambda: _component_weights(root, text_encoder_gguf is None), str(model)), problems, []
+        )
+        for file in weights or []:
             _collect(lambda file=file: _check_complete(file, yours), problems, [])
         stop_on_problems()
         for component, file in linked.items():
@@ -359,17 +367,18 @@ def _config_fixed(step: Callable[[], T], model: str) -> T:
 
 
 def damaged_config_fix(problem: str, model: str) -> str | None:
-    """The fix for an error that names one config file of the checkpoint -m names (`model`, as given): download it
-    again, into the local folder or the Hugging Face cache. None for any other error, and for one naming several
-    files (two configs that disagree: that message says which to change)."""
+    """The fix for an error that names one config file (or safetensors index) of the checkpoint -m names (`model`,
+    as given): download it again, into the local folder or the Hugging Face cache. None for any other error, and
+    for one naming several files (two configs that disagree: that message says which to change)."""
     folder = user_path(model)
-    if not folder.is_dir() and not is_repo_id(model):
-        return None  # a file, a typo: its own error says what to do
+    if "download" in problem or (not folder.is_dir() and not is_repo_id(model)):
+        return None  # its own advice (e.g. the shards an index names, to download), or -m's own error
     repo = None if folder.is_dir() else model
     root = folder if repo is None else cached_snapshot(model)
     if root is None:
         return None
-    named = [rel for rel in CONFIG_FILES if str(root / rel) in problem]
+    indexes = [index.relative_to(root).as_posix() for index in root.glob("*/*.safetensors.index.json")]
+    named = [rel for rel in [*CONFIG_FILES, *indexes] if str(root / rel) in problem]
     if len(named) != 1:
         return None
     return f"download it again: {download_command(named[0], repo, root, again=True)}"
@@ -578,9 +587,13 @@ def weight_locations(root: Path | None, replaced: Collection[str], files: Iterab
 
 def _component_weights(root: Path, text_encoder: bool) -> list[Path]:
     """The VAE's safetensors and, unless a GGUF replaces them, the text encoder's (the transformer's are checked
-    tensor by tensor against its config)."""
-    folders = ["vae", *(["text_encoder"] if text_encoder else [])]
-    return [file for folder in folders for file in sorted((root / folder).glob("*.safetensors"))]
+    tensor by tensor against its config). The VAE's as its loader finds them: a broken index of them is named now,
+    not after the text encoder has loaded."""
+    from motif_lite.weights.safetensors_files import find_weight_files
+
+    vae = [file for file in find_weight_files(root / "vae") if file.is_file()]
+    encoder = sorted((root / "text_encoder").glob("*.safetensors")) if text_encoder else []
+    return [*vae, *encoder]
 
 
 def _check_complete(file: Path, yours: Collection[Path] = ()) -> None:

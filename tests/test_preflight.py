@@ -464,6 +464,8 @@ BROKEN_CONFIGS = {
     "broken VAE": ("vae/config.json", lambda config: "[1,"),
     # Another model's text encoder used to be found only once the others had loaded.
     "text encoder": ("text_encoder/config.json", lambda config: json.dumps({**config, "model_type": "t5gemma"})),
+    # A safetensors index, read by the VAE's loader: it used to fail once the text encoder had loaded, without a fix.
+    "VAE index": ("vae/diffusion_pytorch_model.safetensors.index.json", lambda config: '{"weight_map": '),
 }
 
 
@@ -474,7 +476,7 @@ def test_a_broken_config_says_how_to_download_it_again(broken, checkpoint, tmp_p
     rel, damage = BROKEN_CONFIGS[broken]
     root = tmp_path / "my ckpt"
     shutil.copytree(checkpoint[0], root)
-    (root / rel).write_text(damage(json.loads((root / rel).read_text())))
+    (root / rel).write_text(damage(json.loads((root / rel).read_text()) if (root / rel).is_file() else {}))
     code, _, err = run(capsys, "-m", str(root), "-p", "x", "-o", str(tmp_path / "a.mp4"))
     command = f"hf download Motif-Technologies/Motif-Video-2B --include '{rel}' --local-dir '{root}' --force-download"
     assert code == cli.EXIT_USER_ERROR and f"error: {root / rel}" in err.replace("VAE config ", ""), err
