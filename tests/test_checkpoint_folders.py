@@ -252,6 +252,33 @@ def test_a_safetensors_file_given_to_m_is_pointed_at_its_components_flag(tiny, t
     assert code == cli.EXIT_USER_ERROR and f"it is a file of the checkpoint {tiny}: give the folder: -m {tiny}" in err
 
 
+def single_file_checkpoint(tiny: Path, path: Path, components: dict[str, str]) -> Path:
+    """The tiny checkpoint's `components` (folder -> prefix) in one file, as ComfyUI's checkpoints/ folder holds."""
+    from safetensors.numpy import load_file, save_file
+
+    tensors = {}
+    for folder, prefix in components.items():
+        (file,) = (tiny / folder).glob("*.safetensors")
+        tensors |= {prefix + name: array for name, array in load_file(file).items()}
+    save_file(tensors, path)
+    return path
+
+
+def test_a_single_file_checkpoint_is_told_as_one(tiny, tmp_path, capsys, no_network):
+    # Given to -m it was "goes to the flag of its component"; to --diffusion-model, 148 missing tensors listed.
+    prefixes = {"transformer": "model.diffusion_model.", "vae": "first_stage_model."}
+    both = single_file_checkpoint(tiny, tmp_path / "motif_aio.safetensors", prefixes)
+    said = "the tensors of several components (VAE, transformer): a single-file checkpoint"
+    for flags in (["-m", str(both)], ["-m", str(tiny), "--diffusion-model", str(both)]):
+        code, _, err = run(capsys, *flags, "-p", "fox", "--dry-run")
+        assert code == cli.EXIT_USER_ERROR and said in err and "missing" not in err, err
+        assert "one file per component (--diffusion-model, --text-encoder, --vae)" in err
+    # The transformer alone under ComfyUI's prefix is the transformer's file, whose own error says to strip it.
+    alone = single_file_checkpoint(tiny, tmp_path / "motif.safetensors", {"transformer": "model.diffusion_model."})
+    code, _, err = run(capsys, "-m", str(alone), "-p", "fox", "--dry-run")
+    assert code == cli.EXIT_USER_ERROR and f"(pass it as --diffusion-model {alone})" in err, err
+
+
 @pytest.mark.parametrize("file", ["model_index.json", "transformer/config.json", "tokenizer/tokenizer.json"])
 def test_a_file_inside_the_checkpoint_given_to_m_names_the_folder(tiny, tmp_path, capsys, no_network, file):
     # It said only that a checkpoint directory was expected.

@@ -122,13 +122,15 @@ def file_fix(model: str) -> str | None:
         return f"it is a file of the checkpoint {checkpoint}: give the folder: -m {shlex.quote(checkpoint)}"
     if path.suffix.lower() != ".safetensors":
         return None
-    from motif_lite.io.linked import other_component  # safetensors: only for a file given to -m
+    from motif_lite.io.linked import other_component, single_file_checkpoint  # safetensors: for a file given to -m
     from motif_lite.weights.safetensors_header import read_header
 
     try:
         names = list(read_header(path).tensors)
     except CheckpointError:
         names = []
+    if (several := single_file_checkpoint(names)) is not None:  # ComfyUI's checkpoints/ folder: no one flag's
+        return f"it holds {several}"
     holds = other_component("checkpoint", names)  # "the VAE's tensors (pass it as --vae)", or None
     if holds is None:
         return (
