@@ -279,6 +279,18 @@ def test_a_single_file_checkpoint_is_told_as_one(tiny, tmp_path, capsys, no_netw
     assert code == cli.EXIT_USER_ERROR and f"(pass it as --diffusion-model {alone})" in err, err
 
 
+def test_a_pickle_checkpoint_given_to_m_says_what_to_give_instead(tmp_path, capsys, no_network):
+    # It said only that a checkpoint directory was expected.
+    ckpt = tmp_path / "motif-video-2b.ckpt"
+    ckpt.write_bytes(b"PK\x03\x04")
+    code, _, err = run(capsys, "-m", str(ckpt), "-p", "fox", "--dry-run")
+    assert code == cli.EXIT_USER_ERROR and "it is a PyTorch pickle file, which motif-lite does not read" in err, err
+    assert err.rstrip().endswith("give the official checkpoint folder (-m; left out: the official one), whose weights "
+                                 "are safetensors files")  # fmt: skip
+    (problem,) = [f.line() for f in check_setup(ckpt).problems]
+    assert "fix: it is a PyTorch pickle file" in problem
+
+
 @pytest.mark.parametrize("file", ["model_index.json", "transformer/config.json", "tokenizer/tokenizer.json"])
 def test_a_file_inside_the_checkpoint_given_to_m_names_the_folder(tiny, tmp_path, capsys, no_network, file):
     # It said only that a checkpoint directory was expected.

@@ -104,6 +104,10 @@ def parent_as_given(model: str) -> str:
     return os.path.dirname(model.rstrip("/\\")) or "."
 
 
+# Weights saved with torch.save (other tools' checkpoints): not read, since unpickling one may run its code.
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+
+
 def file_hint(model: str) -> str:
     """ "; " and `file_fix(model)` for a file given to -m that belongs elsewhere; "" for any other file."""
     fix = file_fix(model)
@@ -120,6 +124,11 @@ def file_fix(model: str) -> str | None:
     checkpoint = checkpoint_of_file(model)
     if checkpoint is not None:  # e.g. -m ./Motif-Video-2B/model_index.json, or its vae/config.json
         return f"it is a file of the checkpoint {checkpoint}: give the folder: -m {shlex.quote(checkpoint)}"
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return (
+            "it is a PyTorch pickle file, which motif-lite does not read (loading one may run any code in it); give "
+            "the official checkpoint folder (-m; left out: the official one), whose weights are safetensors files"
+        )
     if path.suffix.lower() != ".safetensors":
         return None
     from motif_lite.io.linked import other_component, single_file_checkpoint  # safetensors: for a file given to -m
