@@ -39,7 +39,7 @@ from motif_lite.io.gguf_source import (
     single_gguf,
     text_encoder_gguf_fix,
 )
-from motif_lite.io.hub import HubAccess, cached_snapshot, is_repo_id
+from motif_lite.io.hub import HubAccess, cached_snapshot, cached_spelling, is_repo_id
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint, other_component, real_paths
 from motif_lite.io.missing_report import MissingFiles, MissingFilesError, download_command
 from motif_lite.io.wsl import windows_drive_note
@@ -373,8 +373,8 @@ def damaged_config_fix(problem: str, model: str) -> str | None:
     folder = user_path(model)
     if "download" in problem or (not folder.is_dir() and not is_repo_id(model)):
         return None  # its own advice (e.g. the shards an index names, to download), or -m's own error
-    repo = None if folder.is_dir() else model
-    root = folder if repo is None else cached_snapshot(model)
+    repo = None if folder.is_dir() else cached_spelling(model)
+    root = folder if repo is None else cached_snapshot(repo)
     if root is None:
         return None
     indexes = [index.relative_to(root).as_posix() for index in root.glob("*/*.safetensors.index.json")]

@@ -290,6 +290,21 @@ def test_a_local_file_named_like_a_hub_address_is_read_as_a_file(tmp_path, monke
     assert find_gguf("Org/Name:Q4_K_M") == Path("Org/Name:Q4_K_M")
 
 
+def test_a_repo_id_in_other_letter_case_reads_the_cached_repo(no_network, tmp_path):
+    # The Hub takes either spelling, the cache's folders do not: it was "missing files", or online a second download.
+    repo = no_network / "models--Motif-Technologies--Motif-Video-2B"
+    (repo / "snapshots" / "abc" / "vae").mkdir(parents=True)
+    (repo / "snapshots" / "abc" / "vae" / "config.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc")
+    assert find_checkpoint("motif-technologies/motif-video-2b", ["vae/config.json"]) == repo / "snapshots" / "abc"
+    with pytest.raises(MissingFilesError) as error:  # what the cache lacks is fetched under the cached spelling
+        find_checkpoint("motif-technologies/motif-video-2b", ["vae/config.json", "tokenizer/*"])
+    assert f"hf download {MOTIF_REPO} --include" in str(error.value) and "--local-dir ./Motif-Video-2B" in str(
+        error.value
+    )
+
+
 def test_hf_hub_offline_is_named_as_what_stops_the_download(no_network):
     # A notebook set HF_HUB_OFFLINE=1 on a machine that has a network: unsetting it is the fix, before the commands.
     with pytest.raises(MissingFilesError) as error:

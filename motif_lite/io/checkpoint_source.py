@@ -21,6 +21,7 @@ from motif_lite.io.hub import (
     DownloadPlan,
     HubAccess,
     cached_snapshot,
+    cached_spelling,
     is_repo_id,
     local_dir_for,
     model_address_problem,
@@ -94,6 +95,7 @@ def find_checkpoint(
         raise CheckpointError(f"no such checkpoint directory: {text}{expanded_as(text)}")
     if is_gguf_repo(text):  # before any lookup: nothing of a checkpoint is there to download
         raise CheckpointError(f"{text} {GGUF_REPO_AS_MODEL[0]}; {GGUF_REPO_AS_MODEL[1]}")
+    text = cached_spelling(text)
     cached = cached_snapshot(text)
     if cached is not None and not missing_files(cached, required):
         return cached

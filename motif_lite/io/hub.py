@@ -242,6 +242,20 @@ def cached_snapshot(repo_id: str) -> Path | None:
     return snapshot if snapshot.is_dir() else None
 
 
+def cached_spelling(repo_id: str) -> str:
+    """`repo_id` as a cached repo spells it where that differs in letter case only, else as given. The Hub takes
+    either spelling, the cache's folders do not: `-m motif-technologies/motif-video-2b` would download the whole
+    checkpoint again, into a second folder, next to the cached Motif-Technologies/Motif-Video-2B."""
+    cache = Path(constants.HF_HUB_CACHE)
+    wanted = repo_folder_name(repo_id=repo_id, repo_type="model")
+    if (cache / wanted).is_dir() or not cache.is_dir():
+        return repo_id
+    for folder in sorted(cache.iterdir()):
+        if folder.name.lower() == wanted.lower() and (folder / "refs" / "main").is_file():
+            return folder.name.removeprefix("models--").replace("--", "/", 1)  # repo ids hold no "--"
+    return repo_id
+
+
 def local_dir_for(repo_id: str) -> str:
     return f"./{repo_id.split('/')[-1]}"
 
