@@ -279,6 +279,24 @@ def test_a_single_file_checkpoint_is_told_as_one(tiny, tmp_path, capsys, no_netw
     assert code == cli.EXIT_USER_ERROR and f"(pass it as --diffusion-model {alone})" in err, err
 
 
+def test_a_repo_folder_of_the_hub_cache_given_to_m_names_what_reads_it(tiny, tmp_path, capsys, no_network):
+    # It was "incomplete checkpoint", with the command that downloads the whole checkpoint into the cache's insides.
+    other_cache = tmp_path / "other-cache"
+    for cache in (no_network, other_cache):
+        repo = cache / "models--Motif-Technologies--Motif-Video-2B"
+        shutil.copytree(tiny, repo / "snapshots" / "abc")
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text("abc")
+    in_use = str(no_network / "models--Motif-Technologies--Motif-Video-2B")
+    code, _, err = run(capsys, "-m", in_use, "-p", "fox", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR and "hf download" not in err, err
+    assert err.rstrip().endswith(f"inside the Hugging Face cache, not a checkpoint folder; give the repo id, which "
+                                 f"reads that cache: -m {MOTIF_REPO}")  # fmt: skip
+    elsewhere = other_cache / "models--Motif-Technologies--Motif-Video-2B"
+    (problem,) = [f.line() for f in check_setup(elsewhere).problems]
+    assert f"fix: give its snapshot folder: -m {elsewhere / 'snapshots' / 'abc'} (or -m {MOTIF_REPO}, " in problem
+
+
 def test_a_pickle_checkpoint_given_to_m_says_what_to_give_instead(tmp_path, capsys, no_network):
     # It said only that a checkpoint directory was expected.
     ckpt = tmp_path / "motif-video-2b.ckpt"

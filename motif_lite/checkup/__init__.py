@@ -30,8 +30,10 @@ from motif_lite.io.hub import HubAccess, model_address_problem, revision_problem
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.path_fixes import (
+    CACHE_REPO_FOLDER,
     GGUF_FOLDER,
     GGUF_REPO_AS_MODEL,
+    cache_repo_fix,
     checkpoint_folders_inside,
     expanded_as,
     file_fix,
@@ -97,6 +99,10 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[s
     gguf_fix = gguf_folder_fix(model)
     if gguf_fix is not None:
         report.problem(model, GGUF_FOLDER, gguf_fix)
+        return None
+    cache_fix = cache_repo_fix(model)
+    if cache_fix is not None:
+        report.problem(model, CACHE_REPO_FOLDER, cache_fix)
         return None
     if is_gguf_repo(model):  # -m names the GGUF repo: not a download of checkpoint files it does not have
         report.problem(model, *GGUF_REPO_AS_MODEL)

@@ -10,6 +10,8 @@ import os
 import shlex
 from pathlib import Path
 
+from huggingface_hub import constants
+
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError, listed
 from motif_lite.io.gguf_source import gguf_files
@@ -60,6 +62,9 @@ def refuse_non_checkpoint_folder(model: str) -> None:
     gguf_fix = gguf_folder_fix(model)
     if gguf_fix is not None:
         raise CheckpointError(f"{model} {GGUF_FOLDER}; {gguf_fix}")
+    cache_fix = cache_repo_fix(model)
+    if cache_fix is not None:
+        raise CheckpointError(f"{model} {CACHE_REPO_FOLDER}; {cache_fix}")
     if is_component_folder(path):
         parent = parent_as_given(model)
         raise CheckpointError(
@@ -75,6 +80,26 @@ def refuse_non_checkpoint_folder(model: str) -> None:
         raise CheckpointError(
             f"{model} is not a checkpoint folder but holds {what} {names}; -m takes {which}: -m {first}"
         )
+
+
+CACHE_REPO_FOLDER = "is a repo's folder inside the Hugging Face cache, not a checkpoint folder"
+
+
+def cache_repo_fix(model: str) -> str | None:
+    """For a Hugging Face cache's repo folder given to -m (models--Org--Name: its files are under snapshots/): the
+    -m that reads it, the repo id when it is the cache in use, else its snapshot folder; None for any other
+    folder. Without this, the missing-files message would download the whole checkpoint into the cache's insides."""
+    path = user_path(model)
+    if not (path.name.startswith("models--") and (path / "snapshots").is_dir()):
+        return None
+    repo = path.name.removeprefix("models--").replace("--", "/", 1)  # repo ids hold no "--"
+    if path.parent.resolve() == Path(constants.HF_HUB_CACHE).resolve():
+        return f"give the repo id, which reads that cache: -m {repo}"
+    ref = path / "refs" / "main"
+    snapshot = path / "snapshots" / ref.read_text().strip() if ref.is_file() else None
+    if snapshot is None or not snapshot.is_dir():
+        return f"give the repo id: -m {repo}, with HF_HUB_CACHE={shlex.quote(str(path.parent))}"
+    return f"give its snapshot folder: -m {shlex.quote(str(snapshot))} (or -m {repo}, HF_HUB_CACHE set to its cache)"
 
 
 GGUF_FOLDER = "holds GGUF files, not a checkpoint"
