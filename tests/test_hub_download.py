@@ -283,6 +283,17 @@ def test_a_hub_address_given_to_m_says_what_to_give_instead(address, no_network,
     assert f"problem  {address}: " in (out := capsys.readouterr().out) and MODEL_ADDRESSES[address] in out
 
 
+def test_a_gguf_file_that_is_not_there_says_what_gguf_takes(no_network, tmp_path, monkeypatch):
+    # `--gguf q4_k_m.gguf` in a folder without it, meant as the official variant: it said only "no such GGUF file".
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as error:
+        find_gguf("q4_k_m.gguf")
+    assert str(error.value) == (
+        f"no such GGUF file: q4_k_m.gguf; give the path of a .gguf file, or a variant of {GGUF_REPO} without .gguf "
+        "(e.g. --gguf Q4_K_M), which is downloaded"
+    )
+
+
 def test_a_local_file_named_like_a_hub_address_is_read_as_a_file(tmp_path, monkeypatch, no_network):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "Org").mkdir()

@@ -234,7 +234,10 @@ def _local_gguf(path: Path) -> Path:
     if path.is_dir():
         return single_gguf(path)
     if not path.is_file():
-        raise CheckpointError(f"no such GGUF file: {path}")
+        raise CheckpointError(
+            f"no such GGUF file: {path}; give the path of a .gguf file, or a variant of {GGUF_REPO} without .gguf "
+            "(e.g. --gguf Q4_K_M), which is downloaded"
+        )
     return path
 
 
