@@ -39,9 +39,9 @@ from motif_lite.io.gguf_source import (
     single_gguf,
     text_encoder_gguf_fix,
 )
-from motif_lite.io.hub import HubAccess
+from motif_lite.io.hub import HubAccess, cached_snapshot, cached_spelling, is_repo_id
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint, other_component, real_paths
-from motif_lite.io.missing_report import MissingFiles, MissingFilesError
+from motif_lite.io.missing_report import MissingFiles, MissingFilesError, download_command
 from motif_lite.io.wsl import windows_drive_note
 from motif_lite.paths import user_path
 from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting
@@ -68,6 +68,14 @@ LISTED_CONFIGS = {
     "guider": "guider/guider_config.json",
     "feature_extractor": "feature_extractor/preprocessor_config.json",
 }
+# The checkpoint's config files a run parses: one it cannot read (broken JSON, a value of the wrong type) is
+# downloaded again, as `motif-lite check` says.
+CONFIG_FILES = (
+    "model_index.json",
+    *(config for config, *_ in REQUIRED.values()),
+    "tokenizer/tokenizer.json",
+    *LISTED_CONFIGS.values(),
+)
 TRANSFORMER_CONFIG = "transformer/config.json"
 TEXT_ENCODER_CONFIG = "text_encoder/config.json"
 CHECKPOINT_CONFIG_ORIGIN = "transformer/config.json of the checkpoint"
@@ -154,7 +162,11 @@ def locate_sources(
     gguf_replaced = {"transformer"} if gguf is not None else set()
     gguf_replaced |= {"text_encoder"} if text_encoder_gguf is not None else set()
     root = _collect(
-        lambda: _find_root(str(model), gguf_replaced, set(files), hub, require_weights, notes), problems, missing
+        lambda: _config_fixed(
+            lambda: _find_root(str(model), gguf_replaced, set(files), hub, require_weights, notes), str(model)
+        ),
+        problems,
+        missing,
     )
     linked = {component: file for component, file in files.items() if file is not None}
     found = root
@@ -175,17 +187,25 @@ def locate_sources(
     if text_encoder_gguf is not None:
         text_gguf = _collect(lambda: find_text_encoder_gguf(root, text_encoder_gguf, str(model)), problems, missing)
     stop_on_problems()
-    configs = _collect(lambda: CheckpointConfigs.read(root), problems, missing)
+    configs = _collect(lambda: _config_fixed(lambda: CheckpointConfigs.read(root), str(model)), problems, missing)
     stop_on_problems()
     for component, file in linked.items():  # before the transformer's tensors are listed one by one
         notes.extend(_collect(lambda c=component, f=file: float8_notes(c, f), problems, []) or [])
     stop_on_problems()
     yours = {file.resolve() for file in linked.values()}
     transformer = _collect(
-        lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes, yours, str(model)), problems, []
+        lambda: _config_fixed(
+            lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes, yours, str(model)),
+            str(model),
+        ),
+        problems,
+        [],
     )
     if root is not None and require_weights:
-        for file in _component_weights(root, text_encoder=text_encoder_gguf is None):
+        weights = _collect(
+            lambda: _config_fixed(lambda: _component_weights(root, text_encoder_gguf is None), str(model)), problems, []
+        )
+        for file in weights or []:
             _collect(lambda file=file: _check_complete(file, yours), problems, [])
         stop_on_problems()
         for component, file in linked.items():
@@ -330,6 +350,38 @@ class TextEncoderGGUFError(CheckpointError):
     def __init__(self, message: str, problem: str, fix: str) -> None:
         super().__init__(message)
         self.problem, self.fix = problem, fix
+
+
+def _config_fixed(step: Callable[[], T], model: str) -> T:
+    """`step()`; its error about one config file of the checkpoint ends with the command that downloads the file
+    again, the fix `motif-lite check` gives (without it a run said only what is wrong)."""
+    try:
+        return step()
+    except MissingFilesError:
+        raise
+    except MotifLiteError as exc:
+        fix = damaged_config_fix(str(exc), model)
+        if fix is None:
+            raise
+        raise CheckpointError(f"{exc}; {fix}") from None
+
+
+def damaged_config_fix(problem: str, model: str) -> str | None:
+    """The fix for an error that names one config file (or safetensors index) of the checkpoint -m names (`model`,
+    as given): download it again, into the local folder or the Hugging Face cache. None for any other error, and
+    for one naming several files (two configs that disagree: that message says which to change)."""
+    folder = user_path(model)
+    if "download" in problem or (not folder.is_dir() and not is_repo_id(model)):
+        return None  # its own advice (e.g. the shards an index names, to download), or -m's own error
+    repo = None if folder.is_dir() else cached_spelling(model)
+    root = folder if repo is None else cached_snapshot(repo)
+    if root is None:
+        return None
+    indexes = [index.relative_to(root).as_posix() for index in root.glob("*/*.safetensors.index.json")]
+    named = [rel for rel in [*CONFIG_FILES, *indexes] if str(root / rel) in problem]
+    if len(named) != 1:
+        return None
+    return f"download it again: {download_command(named[0], repo, root, again=True)}"
 
 
 def listed_configs(root: Path) -> list[str]:
@@ -535,9 +587,13 @@ def weight_locations(root: Path | None, replaced: Collection[str], files: Iterab
 
 def _component_weights(root: Path, text_encoder: bool) -> list[Path]:
     """The VAE's safetensors and, unless a GGUF replaces them, the text encoder's (the transformer's are checked
-    tensor by tensor against its config)."""
-    folders = ["vae", *(["text_encoder"] if text_encoder else [])]
-    return [file for folder in folders for file in sorted((root / folder).glob("*.safetensors"))]
+    tensor by tensor against its config). The VAE's as its loader finds them: a broken index of them is named now,
+    not after the text encoder has loaded."""
+    from motif_lite.weights.safetensors_files import find_weight_files
+
+    vae = [file for file in find_weight_files(root / "vae") if file.is_file()]
+    encoder = sorted((root / "text_encoder").glob("*.safetensors")) if text_encoder else []
+    return [*vae, *encoder]
 
 
 def _check_complete(file: Path, yours: Collection[Path] = ()) -> None:

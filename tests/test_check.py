@@ -170,8 +170,20 @@ def test_fixes_download_into_the_checked_folder(copy):
     command = "hf download Motif-Technologies/Motif-Video-2B --include"
     assert fixes == [
         f"download it: {command} 'vae/*.safetensors*' --local-dir {copy}",
-        f"download it again: {command} '{TRANSFORMER}' --local-dir {copy}",
+        f"download it again: {command} '{TRANSFORMER}' --local-dir {copy} --force-download",
     ]
+
+
+def test_a_damaged_file_in_the_hub_cache_is_downloaded_again_with_force(tiny, no_network):
+    # Without --force-download, `hf download` keeps the file the cache holds: the fix changed nothing.
+    repo = no_network / "models--Motif-Technologies--Motif-Video-2B"
+    shutil.copytree(tiny[0], repo / "snapshots" / ("0" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    _truncate(repo / "snapshots" / ("0" * 40) / TRANSFORMER)
+    (found,) = problems(check_setup("Motif-Technologies/Motif-Video-2B"))
+    command = f"hf download Motif-Technologies/Motif-Video-2B --include '{TRANSFORMER}' --force-download"
+    assert found.endswith(f"; fix: download it again: {command}"), found
 
 
 @pytest.mark.parametrize("reshaped", [3, 4])

@@ -252,6 +252,63 @@ def test_a_safetensors_file_given_to_m_is_pointed_at_its_components_flag(tiny, t
     assert code == cli.EXIT_USER_ERROR and f"it is a file of the checkpoint {tiny}: give the folder: -m {tiny}" in err
 
 
+def single_file_checkpoint(tiny: Path, path: Path, components: dict[str, str]) -> Path:
+    """The tiny checkpoint's `components` (folder -> prefix) in one file, as ComfyUI's checkpoints/ folder holds."""
+    from safetensors.numpy import load_file, save_file
+
+    tensors = {}
+    for folder, prefix in components.items():
+        (file,) = (tiny / folder).glob("*.safetensors")
+        tensors |= {prefix + name: array for name, array in load_file(file).items()}
+    save_file(tensors, path)
+    return path
+
+
+def test_a_single_file_checkpoint_is_told_as_one(tiny, tmp_path, capsys, no_network):
+    # Given to -m it was "goes to the flag of its component"; to --diffusion-model, 148 missing tensors listed.
+    prefixes = {"transformer": "model.diffusion_model.", "vae": "first_stage_model."}
+    both = single_file_checkpoint(tiny, tmp_path / "motif_aio.safetensors", prefixes)
+    said = "the tensors of several components (VAE, transformer): a single-file checkpoint"
+    for flags in (["-m", str(both)], ["-m", str(tiny), "--diffusion-model", str(both)]):
+        code, _, err = run(capsys, *flags, "-p", "fox", "--dry-run")
+        assert code == cli.EXIT_USER_ERROR and said in err and "missing" not in err, err
+        assert "one file per component (--diffusion-model, --text-encoder, --vae)" in err
+    # The transformer alone under ComfyUI's prefix is the transformer's file, whose own error says to strip it.
+    alone = single_file_checkpoint(tiny, tmp_path / "motif.safetensors", {"transformer": "model.diffusion_model."})
+    code, _, err = run(capsys, "-m", str(alone), "-p", "fox", "--dry-run")
+    assert code == cli.EXIT_USER_ERROR and f"(pass it as --diffusion-model {alone})" in err, err
+
+
+def test_a_repo_folder_of_the_hub_cache_given_to_m_names_what_reads_it(tiny, tmp_path, capsys, no_network):
+    # It was "incomplete checkpoint", with the command that downloads the whole checkpoint into the cache's insides.
+    other_cache = tmp_path / "other-cache"
+    for cache in (no_network, other_cache):
+        repo = cache / "models--Motif-Technologies--Motif-Video-2B"
+        shutil.copytree(tiny, repo / "snapshots" / "abc")
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text("abc")
+    in_use = str(no_network / "models--Motif-Technologies--Motif-Video-2B")
+    code, _, err = run(capsys, "-m", in_use, "-p", "fox", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR and "hf download" not in err, err
+    assert err.rstrip().endswith(f"inside the Hugging Face cache, not a checkpoint folder; give the repo id, which "
+                                 f"reads that cache: -m {MOTIF_REPO}")  # fmt: skip
+    elsewhere = other_cache / "models--Motif-Technologies--Motif-Video-2B"
+    (problem,) = [f.line() for f in check_setup(elsewhere).problems]
+    assert f"fix: give its snapshot folder: -m {elsewhere / 'snapshots' / 'abc'} (or -m {MOTIF_REPO}, " in problem
+
+
+def test_a_pickle_checkpoint_given_to_m_says_what_to_give_instead(tmp_path, capsys, no_network):
+    # It said only that a checkpoint directory was expected.
+    ckpt = tmp_path / "motif-video-2b.ckpt"
+    ckpt.write_bytes(b"PK\x03\x04")
+    code, _, err = run(capsys, "-m", str(ckpt), "-p", "fox", "--dry-run")
+    assert code == cli.EXIT_USER_ERROR and "it is a PyTorch pickle file, which motif-lite does not read" in err, err
+    assert err.rstrip().endswith("give the official checkpoint folder (-m; left out: the official one), whose weights "
+                                 "are safetensors files")  # fmt: skip
+    (problem,) = [f.line() for f in check_setup(ckpt).problems]
+    assert "fix: it is a PyTorch pickle file" in problem
+
+
 @pytest.mark.parametrize("file", ["model_index.json", "transformer/config.json", "tokenizer/tokenizer.json"])
 def test_a_file_inside_the_checkpoint_given_to_m_names_the_folder(tiny, tmp_path, capsys, no_network, file):
     # It said only that a checkpoint directory was expected.

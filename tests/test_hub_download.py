@@ -240,6 +240,82 @@ def test_a_repo_at_a_revision_says_how_to_use_that_revision(no_network, tmp_path
     )
 
 
+OFFICIAL_Q4 = f"https://huggingface.co/{GGUF_REPO}/resolve/main/motif-video-2b-Q4_K_M.gguf?download=true"
+# --gguf given a Hub file as users copy it (the browser's address, llama.cpp's hf.co/repo:TAG, repo:file): the fix.
+GGUF_ADDRESSES = {
+    OFFICIAL_Q4: "--gguf Q4_K_M",
+    f"hf.co/{GGUF_REPO}:q8_0": "--gguf q8_0",
+    f"{GGUF_REPO}:motif-video-2b-Q4_K_M.gguf": "--gguf Q4_K_M",
+    f"https://huggingface.co/{GGUF_REPO}": "e.g. --gguf Q4_K_M",
+    "https://huggingface.co/city96/Wan2.1-T2V-14B-gguf/blob/main/wan2.1-t2v-14b-Q4_K_M.gguf": "download it first: "
+    "hf download city96/Wan2.1-T2V-14B-gguf wan2.1-t2v-14b-Q4_K_M.gguf --local-dir ./Wan2.1-T2V-14B-gguf, then "
+    "--gguf ./Wan2.1-T2V-14B-gguf/wan2.1-t2v-14b-Q4_K_M.gguf",
+    "hf.co/unsloth/Qwen3-8B-GGUF:Q4_K_M": "download it first: hf download unsloth/Qwen3-8B-GGUF --include "
+    "'*Q4_K_M*.gguf' --local-dir ./Qwen3-8B-GGUF, then --gguf ./Qwen3-8B-GGUF",
+}
+
+
+@pytest.mark.parametrize("address", GGUF_ADDRESSES)
+def test_a_hub_address_given_to_gguf_says_what_to_give_instead(address, no_network, capsys):
+    # It used to be "no such GGUF file: https:/huggingface.co/..." (the path's // made one), with no fix.
+    with pytest.raises(CheckpointError) as error:
+        find_gguf(address)
+    assert str(error.value).startswith(f"{address}: --gguf ") and str(error.value).endswith(GGUF_ADDRESSES[address])
+    assert cli.main(["check", "--gguf", address]) == 2
+    assert f"problem  {address}: --gguf " in capsys.readouterr().out
+
+
+MODEL_ADDRESSES = {
+    f"https://huggingface.co/{MOTIF_REPO}": f"-m {MOTIF_REPO}",
+    f"huggingface.co/{MOTIF_REPO}/tree/main/": f"-m {MOTIF_REPO}",
+    f"https://huggingface.co/{MOTIF_REPO}/tree/v2": f"hf download {MOTIF_REPO} --revision v2 --local-dir "
+    "./Motif-Video-2B, then -m ./Motif-Video-2B",
+    OFFICIAL_Q4: "it goes to --gguf: --gguf Q4_K_M",
+}
+
+
+@pytest.mark.parametrize("address", MODEL_ADDRESSES)
+def test_a_hub_address_given_to_m_says_what_to_give_instead(address, no_network, capsys):
+    with pytest.raises(CheckpointError) as error:
+        find_checkpoint(address)
+    assert str(error.value).endswith(MODEL_ADDRESSES[address]) and "no such" not in str(error.value)
+    assert cli.main(["check", "-m", address]) == 2
+    assert f"problem  {address}: " in (out := capsys.readouterr().out) and MODEL_ADDRESSES[address] in out
+
+
+def test_a_gguf_file_that_is_not_there_says_what_gguf_takes(no_network, tmp_path, monkeypatch):
+    # `--gguf q4_k_m.gguf` in a folder without it, meant as the official variant: it said only "no such GGUF file".
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as error:
+        find_gguf("q4_k_m.gguf")
+    assert str(error.value) == (
+        f"no such GGUF file: q4_k_m.gguf; give the path of a .gguf file, or a variant of {GGUF_REPO} without .gguf "
+        "(e.g. --gguf Q4_K_M), which is downloaded"
+    )
+
+
+def test_a_local_file_named_like_a_hub_address_is_read_as_a_file(tmp_path, monkeypatch, no_network):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "Org").mkdir()
+    (tmp_path / "Org" / "Name:Q4_K_M").write_bytes(b"GGUF")
+    assert find_gguf("Org/Name:Q4_K_M") == Path("Org/Name:Q4_K_M")
+
+
+def test_a_repo_id_in_other_letter_case_reads_the_cached_repo(no_network, tmp_path):
+    # The Hub takes either spelling, the cache's folders do not: it was "missing files", or online a second download.
+    repo = no_network / "models--Motif-Technologies--Motif-Video-2B"
+    (repo / "snapshots" / "abc" / "vae").mkdir(parents=True)
+    (repo / "snapshots" / "abc" / "vae" / "config.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc")
+    assert find_checkpoint("motif-technologies/motif-video-2b", ["vae/config.json"]) == repo / "snapshots" / "abc"
+    with pytest.raises(MissingFilesError) as error:  # what the cache lacks is fetched under the cached spelling
+        find_checkpoint("motif-technologies/motif-video-2b", ["vae/config.json", "tokenizer/*"])
+    assert f"hf download {MOTIF_REPO} --include" in str(error.value) and "--local-dir ./Motif-Video-2B" in str(
+        error.value
+    )
+
+
 def test_hf_hub_offline_is_named_as_what_stops_the_download(no_network):
     # A notebook set HF_HUB_OFFLINE=1 on a machine that has a network: unsetting it is the fix, before the commands.
     with pytest.raises(MissingFilesError) as error:

@@ -457,6 +457,46 @@ def test_a_broken_component_config_is_named_before_loading(config, checkpoint, t
     assert code == cli.EXIT_USER_ERROR and f"error: {root / config}: not a readable JSON" in err, err
 
 
+BROKEN_CONFIGS = {
+    "broken JSON": ("model_index.json", lambda config: "{truncated"),
+    "wrong type": ("transformer/config.json", lambda config: json.dumps({**config, "num_layers": "2"})),
+    "broken scheduler": ("scheduler/scheduler_config.json", lambda config: '{"shift": '),
+    "broken VAE": ("vae/config.json", lambda config: "[1,"),
+    # Another model's text encoder used to be found only once the others had loaded.
+    "text encoder": ("text_encoder/config.json", lambda config: json.dumps({**config, "model_type": "t5gemma"})),
+    # A safetensors index, read by the VAE's loader: it used to fail once the text encoder had loaded, without a fix.
+    "VAE index": ("vae/diffusion_pytorch_model.safetensors.index.json", lambda config: '{"weight_map": '),
+}
+
+
+@pytest.mark.parametrize("broken", BROKEN_CONFIGS)
+def test_a_broken_config_says_how_to_download_it_again(broken, checkpoint, tmp_path, capsys, no_network, no_weights):
+    # A run used to say only what is wrong ("is not valid JSON"); `motif-lite check` gave the command. In a folder
+    # with a space in its name, which the command quotes.
+    rel, damage = BROKEN_CONFIGS[broken]
+    root = tmp_path / "my ckpt"
+    shutil.copytree(checkpoint[0], root)
+    (root / rel).write_text(damage(json.loads((root / rel).read_text()) if (root / rel).is_file() else {}))
+    code, _, err = run(capsys, "-m", str(root), "-p", "x", "-o", str(tmp_path / "a.mp4"))
+    command = f"hf download Motif-Technologies/Motif-Video-2B --include '{rel}' --local-dir '{root}' --force-download"
+    assert code == cli.EXIT_USER_ERROR and f"error: {root / rel}" in err.replace("VAE config ", ""), err
+    assert err.rstrip().endswith(f"; download it again: {command}"), err
+
+
+def test_a_broken_config_in_the_hub_cache_is_downloaded_again_with_force(checkpoint, tmp_path, capsys, no_network):
+    # Without --force-download, `hf download` keeps a file the cache already holds, broken or not.
+    repo = no_network / "models--Motif-Technologies--Motif-Video-2B"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(checkpoint[0], snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    (snapshot / "vae" / "config.json").write_text("{")
+    with pytest.raises(CheckpointError) as err:
+        locate_sources("Motif-Technologies/Motif-Video-2B")
+    command = "hf download Motif-Technologies/Motif-Video-2B --include 'vae/config.json' --force-download"
+    assert str(err.value).endswith(f"; download it again: {command}"), err.value
+
+
 def test_a_component_folder_given_as_the_checkpoint_names_the_checkpoint(checkpoint, tmp_path, capsys, no_weights):
     # Not "download the whole checkpoint into transformer/", which the missing-files hint would say.
     root = checkpoint[0]

@@ -25,13 +25,15 @@ from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_l
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import LFSPointerError, MotifLiteError
 from motif_lite.io.checkpoint_source import find_checkpoint, refuse_lfs_pointers
-from motif_lite.io.gguf_source import find_gguf, gguf_files
-from motif_lite.io.hub import HubAccess, revision_problem
+from motif_lite.io.gguf_source import find_gguf, gguf_address_problem, gguf_files
+from motif_lite.io.hub import HubAccess, model_address_problem, revision_problem
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.path_fixes import (
+    CACHE_REPO_FOLDER,
     GGUF_FOLDER,
     GGUF_REPO_AS_MODEL,
+    cache_repo_fix,
     checkpoint_folders_inside,
     expanded_as,
     file_fix,
@@ -98,6 +100,10 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[s
     if gguf_fix is not None:
         report.problem(model, GGUF_FOLDER, gguf_fix)
         return None
+    cache_fix = cache_repo_fix(model)
+    if cache_fix is not None:
+        report.problem(model, CACHE_REPO_FOLDER, cache_fix)
+        return None
     if is_gguf_repo(model):  # -m names the GGUF repo: not a download of checkpoint files it does not have
         report.problem(model, *GGUF_REPO_AS_MODEL)
         return None
@@ -128,6 +134,12 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[s
     except MotifLiteError:  # neither a folder nor a repo id
         if (revision := revision_problem(model)) is not None:
             report.problem(model, *revision)
+            return None
+        if (address := model_address_problem(model)) is not None:
+            report.problem(model, *address)
+            return None
+        if (gguf_address := gguf_address_problem(model)) is not None:
+            report.problem(model, "a GGUF file on the Hub, not a checkpoint", f"it goes to --gguf: {gguf_address[1]}")
             return None
         if path.exists():
             fix = file_fix(model) or f"pass the folder that holds model_index.json, or {MOTIF_REPO}"
@@ -179,7 +191,9 @@ def _local_gguf(gguf: str, report: Checkup) -> Path | None:
         report.problem(gguf, f"no single file of variant {gguf} in the local cache of {GGUF_REPO}", fix)
     except MotifLiteError:
         path = user_path(gguf)
-        if path.is_dir():
+        if (address := gguf_address_problem(gguf)) is not None:
+            report.problem(gguf, *address)
+        elif path.is_dir():
             report.problem(gguf, f"holds {len(gguf_files(path))} .gguf files", "pass the path of one .gguf file")
         else:
             fix = "pass the path of a .gguf file (or its folder), or a variant name such as Q4_K_M"

@@ -8,7 +8,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.choices import MOTIF_REPO
+from motif_lite.io.missing_report import download_command
 
 if TYPE_CHECKING:
     from motif_lite.runtime.planner import Plan
@@ -71,8 +71,7 @@ class CheckpointFiles:
         users = [str(file) for name, file in self.linked.items() if fnmatchcase(name, pattern)]
         if users:
             return f"this is your file {', '.join(users)}: replace it with the official {pattern}"
-        target = "" if self.repo else f" --local-dir {self.root}"
-        command = f"hf download {self.repo or MOTIF_REPO} --include '{pattern}'{target}"
+        command = download_command(pattern, self.repo, self.root, again)
         return f"download it again: {command}" if again else f"download it: {command}"
 
 

@@ -40,8 +40,16 @@ def model_key(name: str) -> str:
 def check_text_encoder_config(path: Path) -> dict:
     """The file's values, checked where motif-lite or the model build reads them (`check_sizes`)."""
     values = read_json_object(path, "text encoder config")
+    check_model_type(values, str(path))
     check_sizes(values, str(path))
     return values
+
+
+def check_model_type(values: object, origin: str) -> None:
+    """`ConfigError` naming `origin` for a config that is no T5Gemma2 encoder's (another model's text encoder)."""
+    if not isinstance(values, dict) or values.get("model_type") != TEXT_ENCODER_ARCH:
+        found = values.get("model_type") if isinstance(values, dict) else type(values).__name__
+        raise ConfigError(f"{origin} has model_type {found!r}, expected {TEXT_ENCODER_ARCH!r} (T5Gemma2 encoder)")
 
 
 def check_sizes(values: dict, origin: str) -> None:
@@ -79,9 +87,7 @@ def config_from_json(text: str, origin: str) -> T5Gemma2EncoderConfig:
         values = json.loads(text)
     except (TypeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{origin} is not valid JSON ({exc})") from None
-    if not isinstance(values, dict) or values.get("model_type") != TEXT_ENCODER_ARCH:
-        found = values.get("model_type") if isinstance(values, dict) else type(values).__name__
-        raise ConfigError(f"{origin} has model_type {found!r}, expected {TEXT_ENCODER_ARCH!r} (T5Gemma2 encoder)")
+    check_model_type(values, origin)
     check_sizes(values, origin)
     from transformers import T5Gemma2EncoderConfig
 

@@ -15,13 +15,16 @@ from huggingface_hub import snapshot_download
 
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.errors import LFS_POINTER_START, CheckpointError, LFSPointerError, is_lfs_pointer, listed
+from motif_lite.io.gguf_source import gguf_address_problem
 from motif_lite.io.hub import (
     HUB_ERRORS,
     DownloadPlan,
     HubAccess,
     cached_snapshot,
+    cached_spelling,
     is_repo_id,
     local_dir_for,
+    model_address_problem,
     quiet_hub,
     refuse_unknown_repo,
     revision_problem,
@@ -84,10 +87,15 @@ def find_checkpoint(
         raise CheckpointError(f"{text} is a file; expected a checkpoint directory (or a Hub repo id){file_hint(text)}")
     if (revision := revision_problem(text)) is not None:
         raise CheckpointError("{}: {}; {}".format(text, *revision))
+    if (address := model_address_problem(text)) is not None:
+        raise CheckpointError("{}: {}; {}".format(text, *address))
+    if (gguf := gguf_address_problem(text)) is not None:  # a .gguf's address: where it goes, and how
+        raise CheckpointError(f"{text}: a GGUF file on the Hub, not a checkpoint; it goes to --gguf: {gguf[1]}")
     if not is_repo_id(text):
         raise CheckpointError(f"no such checkpoint directory: {text}{expanded_as(text)}")
     if is_gguf_repo(text):  # before any lookup: nothing of a checkpoint is there to download
         raise CheckpointError(f"{text} {GGUF_REPO_AS_MODEL[0]}; {GGUF_REPO_AS_MODEL[1]}")
+    text = cached_spelling(text)
     cached = cached_snapshot(text)
     if cached is not None and not missing_files(cached, required):
         return cached

@@ -20,6 +20,7 @@ from motif_lite.io.hub import (
     DownloadPlan,
     HubAccess,
     cached_snapshot,
+    hub_address,
     local_dir_for,
     quiet_hub,
     refuse_unknown_repo,
@@ -48,6 +49,8 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
     hub = hub or HubAccess()
     text = str(variant_or_path)
     if not is_gguf_variant(text):
+        if (address := gguf_address_problem(text)) is not None:
+            raise CheckpointError("{}: {}; {}".format(text, *address))
         return _local_gguf(user_path(text))
     cached = cached_variant(text)
     if cached is not None:
@@ -70,6 +73,37 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
             return Path(hf_hub_download(GGUF_REPO, name))
     except HUB_ERRORS as exc:
         raise MissingFilesError([_with_reason(missing, hub.failed("download", exc, GGUF_REPO))]) from exc
+
+
+def gguf_address_problem(text: str) -> tuple[str, str] | None:
+    """For a Hub web address (or `repo:file`) given to --gguf, which reads local files and official variants: (the
+    problem, the fix: the variant's name for a file of the official repo, else the download of the file and the
+    path to give); None for anything else."""
+    address = hub_address(text)
+    if address is None or user_path(text).exists():
+        return None
+    official = address.repo.lower() == GGUF_REPO.lower() and address.revision == "main"
+    variant = _variant_named(address.file) if official and address.file else None
+    if variant is not None:
+        return "--gguf takes the variant a file of the official repo carries", f"--gguf {variant}"
+    if official and not address.file:
+        return "--gguf takes a variant of the official repo", "e.g. --gguf Q4_K_M"
+    folder = local_dir_for(address.repo)
+    revision = f" --revision {shlex.quote(address.revision)}" if address.revision != "main" else ""
+    if address.file and address.file.lower().endswith(".gguf"):
+        command = f"hf download {address.repo} {shlex.quote(address.file)}{revision} --local-dir {folder}"
+        then = f"--gguf {shlex.quote(f'{folder}/{address.file}')}"
+    else:  # a tag (Q4_K_M), or the repo alone: the file of that tag, or one the user picks
+        pattern = f"*{address.file}*.gguf" if address.file else "FILE.gguf"
+        command = f"hf download {address.repo} --include {shlex.quote(pattern)}{revision} --local-dir {folder}"
+        then = f"--gguf {folder}"
+    return "--gguf reads a file on this machine, not a web address", f"download it first: {command}, then {then}"
+
+
+def _variant_named(file: str) -> str | None:
+    """The variant a file name of the official GGUF repo carries (motif-video-2b-Q4_K_M.gguf), or a bare tag."""
+    match = re.fullmatch(r"(?:motif-video-2b-)?([A-Za-z0-9_]+)(?:\.gguf)?", Path(file).name, re.IGNORECASE)
+    return match.group(1) if match else None
 
 
 def cached_variant(variant: str) -> Path | None:
@@ -200,7 +234,10 @@ def _local_gguf(path: Path) -> Path:
     if path.is_dir():
         return single_gguf(path)
     if not path.is_file():
-        raise CheckpointError(f"no such GGUF file: {path}")
+        raise CheckpointError(
+            f"no such GGUF file: {path}; give the path of a .gguf file, or a variant of {GGUF_REPO} without .gguf "
+            "(e.g. --gguf Q4_K_M), which is downloaded"
+        )
     return path
 
 

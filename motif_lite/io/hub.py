@@ -181,6 +181,52 @@ def revision_problem(text: str) -> tuple[str, str] | None:
     return "-m takes a Hub repo's main revision only", fix
 
 
+# A Hub repo or one of its files as users copy it: from the browser (https://huggingface.co/owner/name, its
+# .../resolve/main/x.gguf or .../blob/main/x.gguf), from llama.cpp or Ollama (hf.co/owner/name:Q4_K_M), or as
+# owner/name:x.gguf.
+_WEB_ADDRESS = re.compile(
+    r"^(?:https?:/+)?(?:www\.)?(?:huggingface\.co|hf\.co)/(?P<repo>[\w.-]+/[\w.-]+?)(?::(?P<tag>[\w.-]+))?"
+    r"(?:/(?:resolve|blob|tree)/(?P<revision>[^/]+)(?:/(?P<file>[^?]+?))?)?/?(?:\?.*)?$"
+)
+_REPO_AND_FILE = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+):(?P<tag>[\w.-]+)$")
+
+
+@dataclass(frozen=True)
+class HubAddress:
+    """A Hub repo, or a file of it, as a web address or another tool's `repo:file` (`hub_address`)."""
+
+    repo: str
+    file: str | None  # a file of the repo, or a tag naming one (Q4_K_M); None: the repo itself
+    revision: str = "main"
+
+    @property
+    def names_gguf(self) -> bool:
+        """Whether it names a GGUF file: by a .gguf name, or by a tag (llama.cpp's hf.co/owner/name:Q4_K_M)."""
+        file = self.file or ""
+        return file.lower().endswith(".gguf") or (bool(file) and "." not in file)
+
+
+def hub_address(text: str) -> HubAddress | None:
+    """`text` read as a Hub web address (https://huggingface.co/..., hf.co/owner/name:TAG) or `owner/name:file`;
+    None for anything else (a path, a plain repo id)."""
+    match = _WEB_ADDRESS.match(text) or _REPO_AND_FILE.match(text)
+    if match is None:
+        return None
+    found = match.groupdict()
+    return HubAddress(found["repo"], found.get("file") or found.get("tag"), found.get("revision") or "main")
+
+
+def model_address_problem(text: str) -> tuple[str, str] | None:
+    """For a Hub web address (or `repo:file`) given to -m: (the problem, the fix: the repo id; for another revision,
+    its download); None for anything else, and for a GGUF file's (`gguf_source.gguf_address_problem` tells it)."""
+    address = hub_address(text)
+    if address is None or address.names_gguf or user_path(text).exists():
+        return None
+    problem = "-m takes a checkpoint folder or a Hub repo id, not a web address"
+    revision = revision_problem(f"{address.repo}@{address.revision}") if address.revision != "main" else None
+    return problem, revision[1] if revision else f"-m {address.repo}"
+
+
 def is_repo_id(text: str) -> bool:
     """Whether `text` reads as a Hub repo id (`owner/name`)."""
     return bool(_REPO_ID.match(text))
@@ -194,6 +240,20 @@ def cached_snapshot(repo_id: str) -> Path | None:
         return None
     snapshot = folder / "snapshots" / ref.read_text().strip()
     return snapshot if snapshot.is_dir() else None
+
+
+def cached_spelling(repo_id: str) -> str:
+    """`repo_id` as a cached repo spells it where that differs in letter case only, else as given. The Hub takes
+    either spelling, the cache's folders do not: `-m motif-technologies/motif-video-2b` would download the whole
+    checkpoint again, into a second folder, next to the cached Motif-Technologies/Motif-Video-2B."""
+    cache = Path(constants.HF_HUB_CACHE)
+    wanted = repo_folder_name(repo_id=repo_id, repo_type="model")
+    if (cache / wanted).is_dir() or not cache.is_dir():
+        return repo_id
+    for folder in sorted(cache.iterdir()):
+        if folder.name.lower() == wanted.lower() and (folder / "refs" / "main").is_file():
+            return folder.name.removeprefix("models--").replace("--", "/", 1)  # repo ids hold no "--"
+    return repo_id
 
 
 def local_dir_for(repo_id: str) -> str:

@@ -82,6 +82,12 @@ def check_weight_file(component: str, path: str | Path) -> Path:
     return file.resolve()
 
 
+# The prefixes a single-file checkpoint (ComfyUI's checkpoints/ folder) puts before each component's tensor names.
+_CHECKPOINT_PREFIX = re.compile(
+    r"^(model\.diffusion_model\.|diffusion_model\.|first_stage_model\.|cond_stage_model\.|text_encoders\.\w+\.)"
+)
+
+
 def other_component(component: str, names: Iterable[str]) -> str | None:
     """What a file given as `component`'s weights holds instead, from its tensor names, in words with the flag
     that takes it (e.g. "the VAE's tensors (pass it as --vae)"); None when its names are `component`'s own or
@@ -89,14 +95,34 @@ def other_component(component: str, names: Iterable[str]) -> str | None:
     found = _kinds_found(names)
     if "lora" in found and component != "lora":
         return _KIND_NAMES["lora"]
+    if len(found) > 1:  # its own names among others': a single-file checkpoint, which no one flag takes
+        return _single_file_checkpoint(found)
     if component in found:  # its own names, with whatever else: a damaged or merged file, not a mix-up
         return None
     return next((_KIND_NAMES[kind] for kind in _KINDS if kind in found), None)
 
 
+def single_file_checkpoint(names: Iterable[str]) -> str | None:
+    """What a file holding the tensors of several components is, and what to give instead; None for any other."""
+    found = _kinds_found(names)
+    return _single_file_checkpoint(found) if len(found) > 1 and "lora" not in found else None
+
+
+def _single_file_checkpoint(kinds: set[str]) -> str:
+    held = ", ".join(_COMPONENT_WORDS[kind] for kind in _KINDS if kind in kinds)
+    return (
+        f"the tensors of several components ({held}): a single-file checkpoint, which motif-lite does not read; "
+        "give the official checkpoint folder (-m; left out: the official one), or one file per component "
+        "(--diffusion-model, --text-encoder, --vae)"
+    )
+
+
+_COMPONENT_WORDS = {"lora": "LoRA", "text_encoder": "text encoder", "vae": "VAE", "transformer": "transformer"}
+
+
 def _kinds_found(names: Iterable[str]) -> set[str]:
-    """The kinds of `_KINDS` whose tensor names are among `names`."""
-    names = list(names)
+    """The kinds of `_KINDS` whose tensor names are among `names`, also under a single-file checkpoint's prefix."""
+    names = [_CHECKPOINT_PREFIX.sub("", name) for name in names]
     return {kind for kind, pattern in _KINDS.items() if any(pattern.search(name) for name in names)}
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from huggingface_hub import constants
 
-from motif_lite.choices import GGUF_REPO
+from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError
 from motif_lite.io.hub import OFFLINE_SET
 
@@ -91,3 +92,12 @@ class MissingFilesError(CheckpointError):
             lines.append("(older huggingface_hub: `huggingface-cli download` takes the same arguments), then run:")
             lines.append(f"  {self.run_command or self.default_run_command()}")
         return "\n".join(lines)
+
+
+def download_command(pattern: str, repo: str | None, folder: Path, again: bool = False) -> str:
+    """The command that downloads a checkpoint's files `pattern` to where a run reads them: for a Hub `repo`, into
+    its Hugging Face cache; for a local checkpoint `folder` (repo None), from the official repo into that folder.
+    `again`: over a damaged copy, which huggingface_hub keeps in the cache unless told to download it anyway."""
+    target = "" if repo else f" --local-dir {shlex.quote(str(folder))}"
+    force = " --force-download" if again else ""
+    return f"hf download {repo or MOTIF_REPO} --include '{pattern}'{target}{force}"

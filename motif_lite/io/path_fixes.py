@@ -10,6 +10,8 @@ import os
 import shlex
 from pathlib import Path
 
+from huggingface_hub import constants
+
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError, listed
 from motif_lite.io.gguf_source import gguf_files
@@ -60,6 +62,9 @@ def refuse_non_checkpoint_folder(model: str) -> None:
     gguf_fix = gguf_folder_fix(model)
     if gguf_fix is not None:
         raise CheckpointError(f"{model} {GGUF_FOLDER}; {gguf_fix}")
+    cache_fix = cache_repo_fix(model)
+    if cache_fix is not None:
+        raise CheckpointError(f"{model} {CACHE_REPO_FOLDER}; {cache_fix}")
     if is_component_folder(path):
         parent = parent_as_given(model)
         raise CheckpointError(
@@ -75,6 +80,26 @@ def refuse_non_checkpoint_folder(model: str) -> None:
         raise CheckpointError(
             f"{model} is not a checkpoint folder but holds {what} {names}; -m takes {which}: -m {first}"
         )
+
+
+CACHE_REPO_FOLDER = "is a repo's folder inside the Hugging Face cache, not a checkpoint folder"
+
+
+def cache_repo_fix(model: str) -> str | None:
+    """For a Hugging Face cache's repo folder given to -m (models--Org--Name: its files are under snapshots/): the
+    -m that reads it, the repo id when it is the cache in use, else its snapshot folder; None for any other
+    folder. Without this, the missing-files message would download the whole checkpoint into the cache's insides."""
+    path = user_path(model)
+    if not (path.name.startswith("models--") and (path / "snapshots").is_dir()):
+        return None
+    repo = path.name.removeprefix("models--").replace("--", "/", 1)  # repo ids hold no "--"
+    if path.parent.resolve() == Path(constants.HF_HUB_CACHE).resolve():
+        return f"give the repo id, which reads that cache: -m {repo}"
+    ref = path / "refs" / "main"
+    snapshot = path / "snapshots" / ref.read_text().strip() if ref.is_file() else None
+    if snapshot is None or not snapshot.is_dir():
+        return f"give the repo id: -m {repo}, with HF_HUB_CACHE={shlex.quote(str(path.parent))}"
+    return f"give its snapshot folder: -m {shlex.quote(str(snapshot))} (or -m {repo}, HF_HUB_CACHE set to its cache)"
 
 
 GGUF_FOLDER = "holds GGUF files, not a checkpoint"
@@ -104,6 +129,10 @@ def parent_as_given(model: str) -> str:
     return os.path.dirname(model.rstrip("/\\")) or "."
 
 
+# Weights saved with torch.save (other tools' checkpoints): not read, since unpickling one may run its code.
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+
+
 def file_hint(model: str) -> str:
     """ "; " and `file_fix(model)` for a file given to -m that belongs elsewhere; "" for any other file."""
     fix = file_fix(model)
@@ -120,15 +149,22 @@ def file_fix(model: str) -> str | None:
     checkpoint = checkpoint_of_file(model)
     if checkpoint is not None:  # e.g. -m ./Motif-Video-2B/model_index.json, or its vae/config.json
         return f"it is a file of the checkpoint {checkpoint}: give the folder: -m {shlex.quote(checkpoint)}"
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return (
+            "it is a PyTorch pickle file, which motif-lite does not read (loading one may run any code in it); give "
+            "the official checkpoint folder (-m; left out: the official one), whose weights are safetensors files"
+        )
     if path.suffix.lower() != ".safetensors":
         return None
-    from motif_lite.io.linked import other_component  # safetensors: only for a file given to -m
+    from motif_lite.io.linked import other_component, single_file_checkpoint  # safetensors: for a file given to -m
     from motif_lite.weights.safetensors_header import read_header
 
     try:
         names = list(read_header(path).tensors)
     except CheckpointError:
         names = []
+    if (several := single_file_checkpoint(names)) is not None:  # ComfyUI's checkpoints/ folder: no one flag's
+        return f"it holds {several}"
     holds = other_component("checkpoint", names)  # "the VAE's tensors (pass it as --vae)", or None
     if holds is None:
         return (
