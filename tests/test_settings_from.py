@@ -12,6 +12,7 @@ import imageio_ffmpeg
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 
 from motif_lite import cli
 from motif_lite.cli.run_request import request_from_args, resolve_requests
@@ -156,6 +157,35 @@ def test_another_model_than_the_files_is_noted(checkpoint, made, tmp_path, capsy
     assert "--dtype" not in err and "--model" not in err  # the same checkpoint and dtype: no note
     code, _, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(other), "--dry-run")
     assert "made.webp was made with --dtype fp32, this run has --dtype bf16" in err
+
+
+@pytest.mark.parametrize(
+    ("given", "noted"),
+    [
+        (["b.safetensors:1", "a.safetensors:0.5"], False),  # another order: the same sum of changes
+        (["a.safetensors:0.25", "b.safetensors", "a.safetensors:0.25"], False),  # a file twice: its strengths add
+        (["a.safetensors:0.5"], True),
+        (["a.safetensors:0.5", "b.safetensors:0.9"], True),
+    ],
+    ids=["order", "twice", "one-missing", "other-strength"],
+)
+def test_loras_are_compared_by_each_files_total_strength(checkpoint, made, tmp_path, capsys, no_weights, given,
+                                                         noted):  # fmt: skip
+    # Before: the lists were compared as they were written, so the same LoRAs in another order, or a file given
+    # twice against once at the sum, were told "its video differs" (LoRAs merge by adding their changes).
+    from safetensors.torch import save_file
+
+    for name in ("a", "b"):
+        module = "transformer.transformer_blocks.0.attn.to_q"
+        tensors = {f"{module}.lora_A.weight": torch.randn(2, 64), f"{module}.lora_B.weight": torch.randn(64, 2)}
+        save_file(tensors, tmp_path / f"{name}.safetensors")
+    values = read_settings(made).values
+    stored = {**values, "model": {**values["model"], "lora": ["a.safetensors:0.5", "b.safetensors:1"]}}
+    other = written(tmp_path, stored)
+    loras = [arg for lora in given for arg in ("--lora", str(tmp_path / lora))]
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, *loras, "--settings-from", str(other), "--dry-run")
+    assert code == 0, err
+    assert ("made.webp was made with --lora" in err) == noted, err
 
 
 @pytest.mark.parametrize(("repo", "noted"), [("Org/{name}", False), ("Org/Other-Model", True)])

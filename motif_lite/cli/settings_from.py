@@ -247,9 +247,27 @@ def _step_cache_note(recalled: Recalled, threshold: float | None) -> str | None:
 
 
 def _names(flags: dict) -> dict:
-    """Model flags by the last part of each path or repo id (./Motif-Video-2B is the Hub's Org/Motif-Video-2B)."""
+    """Model flags by the last part of each path or repo id (./Motif-Video-2B is the Hub's Org/Motif-Video-2B), the
+    LoRAs as each file's total strength (`_lora_totals`)."""
 
     def name(value: object) -> object:
         return Path(value).name if isinstance(value, str) else value
 
-    return {dest: [name(v) for v in value] if isinstance(value, list) else name(value) for dest, value in flags.items()}
+    named = {
+        dest: [name(v) for v in value] if isinstance(value, list) else name(value) for dest, value in flags.items()
+    }
+    return {**named, "lora": _lora_totals(named["lora"])} if "lora" in named else named
+
+
+def _lora_totals(loras: list[str]) -> dict[str, float]:
+    """`--lora` values (`style.safetensors:0.8`) as each file's total strength: LoRAs merge by adding their changes,
+    so their order is no difference, nor one file given twice (`a:1`, `a:0.5`) against once at the sum (`a:1.5`).
+    Rounded as the file stores strengths (`:g`, 6 digits)."""
+    totals: dict[str, float] = {}
+    for lora in loras:
+        name, _, strength = lora.rpartition(":")
+        try:
+            totals[name] = totals.get(name, 0.0) + float(strength)
+        except ValueError:  # a file's value we did not write: compared as it is
+            totals[lora] = totals.get(lora, 0.0) + 1.0
+    return {name: float(f"{total:.6g}") for name, total in totals.items()}
