@@ -350,6 +350,7 @@ def test_the_ram_error_names_what_would_make_this_run_fit():
         plan(1280, 736, 121, 6, ram_budget_bytes=10 * GiB)
     advice = str(refused.value)
     assert "--component text_encoder --type Q8_0" in advice and "--text-encoder-gguf te-Q8_0.gguf" in advice
+    assert "--text-encoder-quantize Q8_0 quantizes it as it loads" in advice  # no file to make first
     assert "--gguf" not in advice  # the transformer is a GGUF already
     assert "smaller video" not in advice  # loading is the peak: the video's size does not change it
     assert plan(1280, 736, 121, 6, text=T5GEMMA2_Q8_0, ram_budget_bytes=10 * GiB).host.peak_bytes <= 10 * GiB

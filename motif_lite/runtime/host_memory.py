@@ -124,9 +124,10 @@ def less_host_memory(needs: HostNeeds, estimate: HostEstimate) -> str:
         advice = f"The text encoder is {memory_size(needs.text_bytes)} of it, already quantized"
     else:
         advice = (
-            f"The text encoder is {memory_size(needs.text_bytes)} of it; a Q8_0 copy of the bf16 one is about half: "
-            "python -m motif_lite.quantize CHECKPOINT --component text_encoder --type Q8_0 -o te-Q8_0.gguf (it reads "
-            "one slice at a time, so it needs far less memory than a run), then --text-encoder-gguf te-Q8_0.gguf"
+            f"The text encoder is {memory_size(needs.text_bytes)} of it; in Q8_0 the bf16 one is about half: "
+            "--text-encoder-quantize Q8_0 quantizes it as it loads (a minute or two each run), or make the copy "
+            "once, python -m motif_lite.quantize CHECKPOINT --component text_encoder --type Q8_0 -o te-Q8_0.gguf (it "
+            "reads one slice at a time, so it needs far less memory than a run), then --text-encoder-gguf te-Q8_0.gguf"
         )
     if not needs.transformer_quantized:  # 3.8 GiB in bf16; 1.26 GiB as our Q4_K_M
         advice += f"; the transformer is {memory_size(needs.transformer_bytes)}: a GGUF one (--gguf Q4_K_M) is a third"
