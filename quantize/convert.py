@@ -5,6 +5,7 @@ import json
 import math
 import shlex
 import shutil
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ class Summary:
     data_bytes: int = 0
     types: Counter = field(default_factory=Counter)
     errors: dict[str, _ErrorSums] = field(default_factory=dict)
+    seconds: float = 0.0  # from the first tensor read to the file renamed into place
 
     @property
     def bits_per_weight(self) -> float:
@@ -72,12 +74,23 @@ class Summary:
         size = self.path.stat().st_size if self.path.exists() else self.data_bytes
         out = [
             f"wrote {self.path} ({file_size(size)}, {self.n_params:,} weights, "  # GB as the docs' recipe sizes
-            f"{self.bits_per_weight:.2f} bits/weight)",
+            f"{self.bits_per_weight:.2f} bits/weight) in {duration(self.seconds)}",
             "tensor types: " + ", ".join(f"{name} x{n}" for name, n in self.types.most_common()),
             "relative RMSE per tensor class (weight space):",
         ]
         out += [f"  {cls:<16} {sums.rel_rmse:.4f}" for cls, sums in sorted(self.errors.items())]
         return out
+
+
+def duration(seconds: float) -> str:
+    """`seconds` as the summary says them: "0.4 s", "42 s", "7 min 05 s" (the K-quants of the 2B model take
+    minutes, which in seconds alone are hard to compare with the docs' figures)."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if round(seconds) < 60:  # 59.6 s reads "1 min 00 s", not "60 s"
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
 
 
 def _new_writer(
@@ -147,6 +160,7 @@ def quantize_checkpoint(
     tmp = out.with_name(out.name + ".tmp")
     name = source.path.parent.name if source.path.name == component.folder else source.path.stem
     writer = _new_writer(tmp, source, recipe, [f"{p}={t.name}" for p, t in keep], name, component)
+    started = time.perf_counter()
     try:
         with _writing(out):
             tmp.touch()  # a folder we may not write to fails here, before the work
@@ -160,6 +174,7 @@ def quantize_checkpoint(
         tmp.unlink(missing_ok=True)
         raise
     summary.path = out
+    summary.seconds = time.perf_counter() - started
     return summary
 
 

@@ -689,6 +689,26 @@ def test_the_summary_ends_with_the_commands_that_use_the_file(checkpoint, tmp_pa
         assert last == f'next: motif-lite check {use}, then motif-lite run {use} -p "..."'
 
 
+def test_the_summary_says_how_long_the_quantizing_took(tiny, tmp_path, capsys, monkeypatch):
+    """The time is what a user compares with the docs' figures (minutes for Q4_K_M of the 2B model) before
+    choosing --threads or --device; the summary gave size and bits/weight but not the time."""
+    from motif_lite.quantize import convert
+
+    clock = iter([100.0, 100.0 + 7 * 60 + 5.4])  # the start and the end of the work
+    monkeypatch.setattr(convert.time, "perf_counter", lambda: next(clock))
+    out = tmp_path / "o.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"wrote {out} (") and first.endswith(" bits/weight) in 7 min 05 s"), first
+
+
+@pytest.mark.parametrize("seconds, said", [(0.42, "0.4 s"), (42.4, "42 s"), (59.6, "1 min 00 s"), (3725, "62 min 05 s")])
+def test_durations_read_as_seconds_or_minutes(seconds, said):
+    from motif_lite.quantize.convert import duration
+
+    assert duration(seconds) == said
+
+
 @pytest.mark.parametrize("command", ["quantize", "convert"])
 def test_motif_lite_quantize_or_convert_points_to_the_quantizer(command, capsys):
     """What stable-diffusion.cpp (`-M convert`) and llama.cpp (llama-quantize) users type first: the `motif-lite`
