@@ -702,7 +702,9 @@ def test_the_summary_says_how_long_the_quantizing_took(tiny, tmp_path, capsys, m
     assert first.startswith(f"wrote {out} (") and first.endswith(" bits/weight) in 7 min 05 s"), first
 
 
-@pytest.mark.parametrize("seconds, said", [(0.42, "0.4 s"), (42.4, "42 s"), (59.6, "1 min 00 s"), (3725, "62 min 05 s")])
+@pytest.mark.parametrize(
+    "seconds, said", [(0.42, "0.4 s"), (42.4, "42 s"), (59.6, "1 min 00 s"), (3725, "62 min 05 s")]
+)
 def test_durations_read_as_seconds_or_minutes(seconds, said):
     from motif_lite.quantize.convert import duration
 
