@@ -2,8 +2,11 @@
 [--force]`."""
 
 import argparse
+import contextlib
 import shlex
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -160,10 +163,48 @@ def _check_device(name: str) -> None:
 # stable-diffusion.cpp's `sd -M convert -m MODEL -o OUT --type TYPE`.
 OTHER_TOOLS_NAMES = {"--outfile": "-o", "--outtype": "--type", "-m": "SRC", "--model": "SRC"}
 EXIT_INTERRUPTED = 130  # as `motif-lite` (128 + SIGINT)
+# `kill`, a batch scheduler's stop, a closed terminal: by default they end the process where it is, which left a
+# partial OUT.tmp as large as the file (GBs) behind. Caught, they unwind as Ctrl-C does, and OUT.tmp is removed.
+STOP_SIGNAL_NAMES = ("SIGTERM", "SIGHUP")
+STOP_SIGNALS = tuple(getattr(signal, name) for name in STOP_SIGNAL_NAMES if hasattr(signal, name))
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal, raised where the quantizer is, as Ctrl-C's KeyboardInterrupt is."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP raise `Stopped` (the handlers before are put back after). A signal
+    ignored from the start stays ignored: `nohup python -m motif_lite.quantize ...` must outlive its SSH session.
+    Only the main thread can set handlers: elsewhere nothing changes. Only the first signal stops."""
+
+    stopping = []  # the signal that stopped the block, once one did
+
+    def stop(signum: int, frame: object) -> None:
+        if not stopping:  # a second one (Slurm signals every process of a job) would interrupt removing OUT.tmp
+            stopping.append(signum)
+            raise Stopped(signum)
+
+    before = {}
+    with contextlib.suppress(ValueError):  # not the main thread
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                before[signum] = signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; user errors print `error: ...` and exit with status 2, Ctrl-C exits with 130."""
+    """CLI entry point; user errors print `error: ...` and exit with status 2, Ctrl-C exits with 130, SIGTERM and
+    SIGHUP with 128 + their number."""
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     if extras:
@@ -171,14 +212,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.output is None:
         parser.error("the following arguments are required: -o/--output")
     try:
-        run(args)
+        with stop_signals_interrupt():
+            run(args)
     except MotifLiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Stopped as exc:  # the partial OUT.tmp is already removed (quantize_checkpoint), as for Ctrl-C
+        _say(f"\nterminated ({exc}): {args.output} was not written")
+        return 128 + exc.signum
     except KeyboardInterrupt:  # the partial OUT.tmp is already removed (quantize_checkpoint)
-        print(f"\ninterrupted: {args.output} was not written", file=sys.stderr)
+        _say(f"\ninterrupted: {args.output} was not written")
         return EXIT_INTERRUPTED
     return 0
+
+
+def _say(line: str) -> None:
+    """`line` on stderr, where it may fail: a terminal that hung up (SIGHUP) takes no more lines, and the exit status
+    must still say how the quantizer stopped."""
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr)
 
 
 def _hint(extras: list[str]) -> str:

@@ -603,6 +603,47 @@ def test_ctrl_c_leaves_no_file_and_no_traceback(tiny, tmp_path, capsys, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_kill_or_a_closed_terminal_leaves_no_partial_file(tiny, tmp_path, capsys, monkeypatch, name):
+    """`kill PID` or closing the terminal halfway ended the process where it was and left OUT.tmp (as large as the
+    file: GBs for the 2B model): they now stop the quantizer as Ctrl-C does, and it exits with 128 + the signal."""
+    import os
+    import signal
+
+    from motif_lite.quantize import convert
+
+    signum, out = getattr(signal, name), tmp_path / "o.gguf"
+    encode, calls = convert.encode_checked, []
+
+    def signalled_on_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            if signal.getsignal(signum) is signal.SIG_DFL:  # the signal would end pytest too
+                pytest.fail(f"{name} would end the quantizer where it is, leaving {out}.tmp")
+            os.kill(os.getpid(), signum)
+            os.kill(os.getpid(), signum)  # a second one (Slurm signals every process) does not cut the clean-up
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(convert, "encode_checked", signalled_on_the_third)
+    before = signal.getsignal(signum)
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 128 + signum
+    assert capsys.readouterr().err.strip() == f"terminated ({name}): {out} was not written"
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signum) is before  # the handler is put back
+
+
+def test_a_signal_ignored_from_the_start_stays_ignored(tiny, tmp_path):
+    """`nohup python -m motif_lite.quantize ...` must outlive the SSH session that started it."""
+    import signal
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        assert main([str(tiny[0]), "-o", str(tmp_path / "o.gguf"), "--type", "Q8_0", "--quiet"]) == 0
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
 def test_a_full_disk_midway_is_a_user_error_and_leaves_nothing(tiny, tmp_path, capsys, monkeypatch):
     import errno
 
