@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--type",
+        action="append",  # kept whole, so that `run` can refuse a second type rather than keep only the last
         help=f"recipe; transformer: {recipe_names()}, default Q4_K_M; text_encoder: {text_recipe_names()}, default "
         "Q8_0 (the text encoder's error grows fast below it, docs/quantize.md)",
     )
@@ -85,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     """Quantize as `args` say and print the summary; user errors raise `MotifLiteError`."""
     component = COMPONENTS[args.component]
-    recipe = component.get_recipe(args.type or component.default_recipe)
+    recipe = component.get_recipe(_one_type(args.type) or component.default_recipe)
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")
@@ -113,6 +114,19 @@ def run(args: argparse.Namespace) -> None:
         source.close()
     print("\n".join(summary.lines()))
     print(next_steps(Path(args.src), summary.path, component))
+
+
+def _one_type(typed: list[str] | None) -> str | None:
+    """--type's one value. Several (--type repeated, or a list as `Q4_K_M,Q8_0`) were read as the last one, or as
+    an unknown type: one run writes one file, so each type needs a run and an -o of its own."""
+    names = [name.strip() for text in typed or [] for name in text.split(",") if name.strip()]
+    if len(names) > 1:
+        runs = ", then ".join(f"-o model-{name.upper()}.gguf --type {name}" for name in names)
+        raise ConfigError(
+            f"--type takes one type per run, got {len(names)} ({', '.join(names)}): run the quantizer once per "
+            f"type, each with its own -o ({runs})"
+        )
+    return names[0] if names else None
 
 
 def _requantize_note(recipe: str) -> str:
@@ -161,7 +175,14 @@ def _check_device(name: str) -> None:
 
 # Other converters' names for our arguments: llama.cpp's convert_hf_to_gguf.py (--outfile, --outtype) and
 # stable-diffusion.cpp's `sd -M convert -m MODEL -o OUT --type TYPE`.
-OTHER_TOOLS_NAMES = {"--outfile": "-o", "--outtype": "--type", "-m": "SRC", "--model": "SRC"}
+OTHER_TOOLS_NAMES = {
+    "--outfile": "-o",
+    "--outtype": "--type",
+    "-m": "SRC",
+    "--model": "SRC",
+    "-M": "MODE",
+    "--mode": "MODE",
+}
 EXIT_INTERRUPTED = 130  # as `motif-lite` (128 + SIGINT)
 # `kill`, a batch scheduler's stop, a closed terminal: by default they end the process where it is, which left a
 # partial OUT.tmp as large as the file (GBs) behind. Caught, they unwind as Ctrl-C does, and OUT.tmp is removed.
@@ -208,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     if extras:
-        parser.error(f"unrecognized arguments: {' '.join(extras)}{_hint(extras)}")
+        parser.error(f"unrecognized arguments: {' '.join(extras)}{_hint(extras, typed=bool(args.type))}")
     if args.output is None:
         parser.error("the following arguments are required: -o/--output")
     try:
@@ -233,13 +254,16 @@ def _say(line: str) -> None:
         print(line, file=sys.stderr)
 
 
-def _hint(extras: list[str]) -> str:
-    """What a user of another converter most likely meant by `extras` (llama-quantize takes SRC OUT TYPE)."""
+def _hint(extras: list[str], typed: bool = False) -> str:
+    """What a user of another converter most likely meant by `extras` (llama-quantize takes SRC OUT TYPE); `typed`:
+    whether --type was given (a type after it is a second type, not a misplaced one)."""
     hints = []
     for previous, word in zip([None, *extras[:-1]], extras, strict=True):
         meant = OTHER_TOOLS_NAMES.get(word.split("=", 1)[0])
         if meant == "SRC":
             hints.append(f"{word}: the source needs no flag, it comes first: python -m motif_lite.quantize SRC -o ...")
+        elif meant == "MODE":  # stable-diffusion.cpp's `sd -M convert`: converting is all this program does
+            hints.append(f"{word}: not needed, this program only converts: python -m motif_lite.quantize SRC -o ...")
         elif meant is not None:
             hints.append(f"{word}: here {meant}")
         elif previous in OTHER_TOOLS_NAMES:  # the value of a flag named above
@@ -247,7 +271,8 @@ def _hint(extras: list[str]) -> str:
         elif word.lower().endswith(".gguf"):
             hints.append(f"{word}: the output goes after -o")
         elif not word.startswith("-") and _is_recipe(word):
-            hints.append(f"{word}: the type goes after --type")
+            where = "one type per run: run again for it" if typed else "the type goes after --type"
+            hints.append(f"{word}: {where}")
     return f" ({'; '.join(hints)})" if hints else ""
 
 

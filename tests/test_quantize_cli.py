@@ -701,6 +701,8 @@ def test_an_unwritable_output_folder_is_a_user_error(tiny, tmp_path, capsys, mon
         (["-o", "OUT.gguf", "q8_0"], "(q8_0: the type goes after --type)"),
         (["--outfile", "OUT.gguf", "--outtype", "q8_0"], "(--outfile: here -o; --outtype: here --type)"),
         (["-m", "-o", "OUT.gguf"], "(-m: the source needs no flag, it comes first"),
+        (["-M", "convert", "-o", "OUT.gguf"], "(-M: not needed, this program only converts: "),  # sd -M convert
+        (["-o", "OUT.gguf", "--type", "Q4_K_M", "Q8_0"], "(Q8_0: one type per run: run again for it)"),
     ],
 )
 def test_other_converters_arguments_get_a_hint(tmp_path, capsys, args, hint):
@@ -711,6 +713,20 @@ def test_other_converters_arguments_get_a_hint(tmp_path, capsys, args, hint):
     err = capsys.readouterr().err
     assert "unrecognized arguments" in err and hint in err, err
     assert not (tmp_path / "OUT.gguf").exists()
+
+
+@pytest.mark.parametrize("types", [["Q4_K_M", "Q8_0"], ["q4_k_m,q8_0"]])
+def test_several_types_are_refused_before_any_tensor_is_read(tiny, tmp_path, capsys, monkeypatch, types):
+    """A repeated --type wrote a file of the last type only, without a word; a list was called an unknown type."""
+    from motif_lite.quantize import convert
+
+    monkeypatch.setattr(convert, "encode_checked", lambda *args: pytest.fail("no tensor should be quantized"))
+    typed = [arg for name in types for arg in ("--type", name)]
+    assert main([str(tiny[0]), "-o", str(tmp_path / "o.gguf"), *typed]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --type takes one type per run, got 2 (") and "Traceback" not in err, err
+    assert "each with its own -o (-o model-Q4_K_M.gguf --type " in err and ", then -o model-Q8_0.gguf --type " in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_abbreviated_flag_is_not_expanded(tmp_path, capsys):
