@@ -16,7 +16,7 @@ from motif_lite.errors import ConfigError, DeviceError, MotifLiteError
 from motif_lite.paths import path_arg
 
 from .components import COMPONENTS, Component
-from .convert import quantize_checkpoint
+from .convert import check_output, quantize_checkpoint
 from .recipes import get_recipe, keep_fallbacks, parse_keep, recipe_names
 from .sources import open_source
 from .text_recipes import text_recipe_names
@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> None:
     _check_device(args.device)
     source = open_source(args.src, component)
     try:
+        check_output(source, args.output, recipe, force=args.force)  # a refusal first, not after the notes below
         if source.is_gguf:
             print(_requantize_note(recipe.name), file=sys.stderr)
         plan = component.plan(source.shapes, recipe, keep)

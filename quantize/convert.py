@@ -139,22 +139,7 @@ def quantize_checkpoint(
     `recipe` is one of its recipes. Writes `out.tmp` and renames it at the end, so a failure never leaves a
     half-written `out`. Refuses to replace an existing `out` unless `force`.
     """
-    out = user_path(out)  # a quoted "~/x.gguf" reaches us unexpanded, as the source does
-    if out.is_dir():  # checked first: --force cannot replace a folder, and would fail only after all the work
-        raise ConfigError(f"{out} is a folder; name the .gguf file to write, e.g. {out / f'model-{recipe.name}.gguf'}")
-    if out.suffix.lower() != ".gguf":  # the loaders tell a GGUF by its name: any other would be read as safetensors
-        raise ConfigError(f"{out}: the quantizer writes a GGUF file; name it .gguf, e.g. {out.with_suffix('.gguf')}")
-    if source.is_gguf and out.exists() and out.samefile(source.path):  # even with --force: the source is read to
-        # the end, and replacing a file still mapped fails on Windows after all the work
-        raise ConfigError(f"{out} is the source file; write the new file under another name (-o)")
-    if out.exists() and not force:
-        raise ConfigError(f"{out} already exists; pass --force to overwrite it")
-    if (blocker := file_in_the_way(out.parent)) is not None:
-        raise ConfigError(f"output folder {out.parent} cannot be made: {blocker} is a file, not a folder: write to "
-                          "another folder")  # fmt: skip
-    if not out.parent.is_dir():
-        folder = shlex.quote(str(out.parent))
-        raise ConfigError(f"output folder {out.parent} does not exist; create it first (mkdir -p {folder})")
+    out = check_output(source, out, recipe, force=force)
     keep = list(keep or [])
     plan = component.plan(source.shapes, recipe, keep)
     tmp = out.with_name(out.name + ".tmp")
@@ -176,6 +161,31 @@ def quantize_checkpoint(
     summary.path = out
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def check_output(
+    source: SafetensorsSource | GGUFSource, out: str | Path, recipe: Recipe | TextRecipe, *, force: bool = False
+) -> Path:
+    """`out` as the file to write, expanded (`~`); a `ConfigError` for an output that cannot or must not be written:
+    a folder, not named .gguf, the source itself, an existing file without `force`, a missing folder. The CLI calls
+    it before its notes on the source, so that a refusal is not preceded by them; `quantize_checkpoint` again."""
+    out = user_path(out)  # a quoted "~/x.gguf" reaches us unexpanded, as the source does
+    if out.is_dir():  # checked first: --force cannot replace a folder, and would fail only after all the work
+        raise ConfigError(f"{out} is a folder; name the .gguf file to write, e.g. {out / f'model-{recipe.name}.gguf'}")
+    if out.suffix.lower() != ".gguf":  # the loaders tell a GGUF by its name: any other would be read as safetensors
+        raise ConfigError(f"{out}: the quantizer writes a GGUF file; name it .gguf, e.g. {out.with_suffix('.gguf')}")
+    if source.is_gguf and out.exists() and out.samefile(source.path):  # even with --force: the source is read to
+        # the end, and replacing a file still mapped fails on Windows after all the work
+        raise ConfigError(f"{out} is the source file; write the new file under another name (-o)")
+    if out.exists() and not force:
+        raise ConfigError(f"{out} already exists; pass --force to overwrite it")
+    if (blocker := file_in_the_way(out.parent)) is not None:
+        raise ConfigError(f"output folder {out.parent} cannot be made: {blocker} is a file, not a folder: write to "
+                          "another folder")  # fmt: skip
+    if not out.parent.is_dir():
+        folder = shlex.quote(str(out.parent))
+        raise ConfigError(f"output folder {out.parent} does not exist; create it first (mkdir -p {folder})")
+    return out
 
 
 def _check_free_space(out: Path, needed: int) -> None:

@@ -344,6 +344,15 @@ def test_requantize_gguf_warns_and_keeps_config(tiny, q4km, tmp_path, capsys):
     assert (w - ref).norm() / ref.norm() < WEIGHT_ERROR[Q.Q4_K]  # dominated by the first Q4_K pass (~0.072)
 
 
+def test_an_output_refused_is_not_preceded_by_the_requantizing_warning(q4km, tmp_path, capsys):
+    """The warning about quality came first, then the refusal: read as if the work had begun."""
+    out = tmp_path / "taken.gguf"
+    out.write_bytes(b"kept")
+    assert main([str(q4km), "-o", str(out), "--type", "Q4_0", "--quiet"]) == 2
+    assert capsys.readouterr().err == f"error: {out} already exists; pass --force to overwrite it\n"
+    assert out.read_bytes() == b"kept"
+
+
 def test_dequantizing_a_gguf_to_f32_is_not_called_a_loss(tiny, q4km, tmp_path, capsys):
     # float32 holds every dequantized value exactly: "requantizing ... loses quality" was not true there.
     assert main([str(q4km), "-o", str(tmp_path / "f32.gguf"), "--type", "F32", "--quiet"]) == 0
