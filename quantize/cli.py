@@ -135,9 +135,9 @@ def _requantize_note(recipe: str) -> str:
     rounding on top of the first."""
     if recipe == "F32":
         return "note: dequantizing a GGUF to F32 keeps its values exactly (no further loss; 4 bytes per weight)"
-    return (
-        "warning: requantizing an already quantized GGUF loses quality; quantize from the original safetensors "
-        "when you can"
+    return (  # a larger type (Q4_K_M -> Q8_0) makes a larger file of the same quality: said, as users try it
+        "warning: requantizing an already quantized GGUF loses quality, and a larger type does not bring back what "
+        "the file lost; quantize from the original safetensors when you can"
     )
 
 
