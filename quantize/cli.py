@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 
@@ -246,6 +247,17 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"\ninterrupted: {args.output} was not written")
         return EXIT_INTERRUPTED
     return 0
+
+
+def entry() -> NoReturn:
+    """`python -m motif_lite.quantize`: `main`, then exit with its code. Ctrl-C and the stop signals are ignored once
+    `main` has returned: one landing while Python tears torch down turned a written file's exit status 0 into 143
+    (SIGTERM's death), and a script would take the finished file for a failure."""
+    code = main()
+    with contextlib.suppress(ValueError):  # not the main thread: nothing to ignore
+        for signum in (signal.SIGINT, *STOP_SIGNALS):
+            signal.signal(signum, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def _say(line: str) -> None:

@@ -645,6 +645,26 @@ def test_kill_or_a_closed_terminal_leaves_no_partial_file(tiny, tmp_path, capsys
     assert signal.getsignal(signum) is before  # the handler is put back
 
 
+def test_a_stop_signal_after_the_file_is_written_does_not_change_the_exit_status(monkeypatch):
+    """A SIGTERM landing while Python tears torch down, after the file was renamed into place, ended the process
+    with status 143: a script took the finished file for a failure."""
+    import signal
+
+    from motif_lite.quantize import cli
+
+    monkeypatch.setattr(cli, "main", lambda: 0)  # the file written
+    signums = (signal.SIGINT, *cli.STOP_SIGNALS)
+    before = {signum: signal.getsignal(signum) for signum in signums}
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.entry()
+        assert exit_.value.code == 0
+        assert all(signal.getsignal(signum) is signal.SIG_IGN for signum in signums)
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
 def test_a_signal_ignored_from_the_start_stays_ignored(tiny, tmp_path):
     """`nohup python -m motif_lite.quantize ...` must outlive the SSH session that started it."""
     import signal
