@@ -18,9 +18,9 @@ from motif_lite.paths import path_arg
 
 from .components import COMPONENTS, Component
 from .convert import check_output, quantize_checkpoint
-from .recipes import get_recipe, keep_fallbacks, parse_keep, recipe_names
+from .recipes import Recipe, get_recipe, keep_fallbacks, parse_keep, recipe_names
 from .sources import open_source
-from .text_recipes import text_recipe_names
+from .text_recipes import TextRecipe, text_recipe_names
 
 EPILOG = """\
 examples:
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     """Quantize as `args` say and print the summary; user errors raise `MotifLiteError`."""
     component = COMPONENTS[args.component]
-    recipe = component.get_recipe(_one_type(args.type) or component.default_recipe)
+    recipe = chosen_recipe(args)
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")
@@ -116,6 +116,12 @@ def run(args: argparse.Namespace) -> None:
         source.close()
     print("\n".join(summary.lines()))
     print(next_steps(Path(args.src), summary.path, component))
+
+
+def chosen_recipe(args: argparse.Namespace) -> Recipe | TextRecipe:
+    """The recipe that --type names (one: `_one_type`) for --component, else that component's default."""
+    component = COMPONENTS[args.component]
+    return component.get_recipe(_one_type(args.type) or component.default_recipe)
 
 
 def _one_type(typed: list[str] | None) -> str | None:
