@@ -181,16 +181,22 @@ def _check_device(name: str) -> None:
         raise DeviceError(f"--device: {exc}") from None
 
 
-# Other converters' names for our arguments: llama.cpp's convert_hf_to_gguf.py (--outfile, --outtype) and
-# stable-diffusion.cpp's `sd -M convert -m MODEL -o OUT --type TYPE`.
-OTHER_TOOLS_NAMES = {
-    "--outfile": "-o",
-    "--outtype": "--type",
-    "-m": "SRC",
-    "--model": "SRC",
-    "-M": "MODE",
-    "--mode": "MODE",
+# Other converters' flags, and what they are here: llama.cpp's convert_hf_to_gguf.py (--outfile, --outtype),
+# llama-quantize (--allow-requantize, --imatrix) and stable-diffusion.cpp's `sd -M convert -m MODEL -o OUT --type TYPE
+# -t THREADS`.
+SOURCE_FIRST = "the source needs no flag, it comes first: python -m motif_lite.quantize SRC -o ..."
+OTHER_TOOLS_FLAGS = {
+    "--outfile": "here -o",
+    "--outtype": "here --type",
+    "-m": SOURCE_FIRST,
+    "--model": SOURCE_FIRST,
+    "-M": "not needed, this program only converts: python -m motif_lite.quantize SRC -o ...",
+    "--mode": "not needed, this program only converts: python -m motif_lite.quantize SRC -o ...",
+    "-t": "here --threads",
+    "--allow-requantize": "not needed: a GGUF given as SRC is requantized, with a warning",
+    "--imatrix": "not taken: no importance matrix is used (docs/quantize.md, How the K-quants are made)",
 }
+FLAGS_WITHOUT_VALUE = ("--allow-requantize",)
 EXIT_INTERRUPTED = 130  # as `motif-lite` (128 + SIGINT)
 # `kill`, a batch scheduler's stop, a closed terminal: by default they end the process where it is, which left a
 # partial OUT.tmp as large as the file (GBs) behind. Caught, they unwind as Ctrl-C does, and OUT.tmp is removed.
@@ -278,14 +284,10 @@ def _hint(extras: list[str], typed: bool = False) -> str:
     whether --type was given (a type after it is a second type, not a misplaced one)."""
     hints = []
     for previous, word in zip([None, *extras[:-1]], extras, strict=True):
-        meant = OTHER_TOOLS_NAMES.get(word.split("=", 1)[0])
-        if meant == "SRC":
-            hints.append(f"{word}: the source needs no flag, it comes first: python -m motif_lite.quantize SRC -o ...")
-        elif meant == "MODE":  # stable-diffusion.cpp's `sd -M convert`: converting is all this program does
-            hints.append(f"{word}: not needed, this program only converts: python -m motif_lite.quantize SRC -o ...")
-        elif meant is not None:
-            hints.append(f"{word}: here {meant}")
-        elif previous in OTHER_TOOLS_NAMES:  # the value of a flag named above
+        meant = OTHER_TOOLS_FLAGS.get(word.split("=", 1)[0])
+        if meant is not None:
+            hints.append(f"{word}: {meant}")
+        elif previous in OTHER_TOOLS_FLAGS and previous not in FLAGS_WITHOUT_VALUE:  # the value of a flag above
             continue
         elif word.lower().endswith(".gguf"):
             hints.append(f"{word}: the output goes after -o")

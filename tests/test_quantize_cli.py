@@ -735,6 +735,13 @@ def test_an_unwritable_output_folder_is_a_user_error(tiny, tmp_path, capsys, mon
         (["--outfile", "OUT.gguf", "--outtype", "q8_0"], "(--outfile: here -o; --outtype: here --type)"),
         (["-m", "-o", "OUT.gguf"], "(-m: the source needs no flag, it comes first"),
         (["-M", "convert", "-o", "OUT.gguf"], "(-M: not needed, this program only converts: "),  # sd -M convert
+        (["-o", "OUT.gguf", "-t", "4"], "(-t: here --threads)"),  # sd's threads
+        (
+            ["--allow-requantize", "Q8_0", "-o", "OUT.gguf"],
+            "(--allow-requantize: not needed: a GGUF given as SRC is "
+            "requantized, with a warning; Q8_0: the type goes after --type)",
+        ),  # fmt: skip
+        (["-o", "OUT.gguf", "--imatrix", "x.dat"], "(--imatrix: not taken: no importance matrix is used"),
         (["-o", "OUT.gguf", "--type", "Q4_K_M", "Q8_0"], "(Q8_0: one type per run: run again for it)"),
     ],
 )
