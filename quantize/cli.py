@@ -3,6 +3,7 @@
 
 import argparse
 import contextlib
+import os
 import shlex
 import signal
 import sys
@@ -114,8 +115,17 @@ def run(args: argparse.Namespace) -> None:
         )
     finally:
         source.close()
-    print("\n".join(summary.lines()))
-    print(next_steps(Path(args.src), summary.path, component))
+    _print_summary([*summary.lines(), next_steps(Path(args.src), summary.path, component)])
+
+
+def _print_summary(lines: list[str]) -> None:
+    """`lines` on stdout, whose reader may have stopped reading (`| head -1`): the file is written by then, so that
+    is no failure and no traceback. Python would write the rest again at exit: stdout goes to /dev/null instead."""
+    try:
+        print("\n".join(lines), flush=True)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):  # a stdout without a file descriptor has nothing buffered
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def chosen_recipe(args: argparse.Namespace) -> Recipe | TextRecipe:

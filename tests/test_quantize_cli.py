@@ -808,6 +808,21 @@ def test_durations_read_as_seconds_or_minutes(seconds, said):
     assert duration(seconds) == said
 
 
+def test_a_reader_that_stops_early_is_no_failure(tiny, tmp_path, capsys, monkeypatch):
+    """`python -m motif_lite.quantize ... | head -1`: the summary's later lines met a closed pipe, and the file just
+    written ended in a BrokenPipeError traceback and exit status 1."""
+    import io
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    out = tmp_path / "o.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 0
+    assert out.is_file() and "Traceback" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", ["quantize", "convert"])
 def test_motif_lite_quantize_or_convert_points_to_the_quantizer(command, capsys):
     """What stable-diffusion.cpp (`-M convert`) and llama.cpp (llama-quantize) users type first: the `motif-lite`
