@@ -3,6 +3,7 @@
 import contextlib
 import json
 import math
+import os
 import shlex
 import shutil
 import time
@@ -27,6 +28,11 @@ from .recipes import Recipe, file_type, plan_bytes
 from .sources import GGUFSource, SafetensorsSource
 from .tensor import byte_shape, quantize_tensor
 from .text_recipes import TextRecipe
+
+try:
+    import fcntl  # locks OUT.tmp (`_claim`)
+except ImportError:  # Windows
+    fcntl = None
 
 # ggml's quantization format version (GGML_QNT_VERSION); llama.cpp writes it into every quantized file.
 QUANT_VERSION = 2
@@ -151,11 +157,11 @@ def quantize_checkpoint(
     plan = component.plan(source.shapes, recipe, keep)
     tmp = out.with_name(out.name + ".tmp")
     name = source.path.parent.name if source.path.name == component.folder else source.path.stem
+    with _writing(out):  # a folder we may not write to fails here, before the work
+        claim = _claim(tmp, out)
     writer = _new_writer(tmp, source, recipe, [f"{p}={t.name}" for p, t in keep], name, component)
     started = time.perf_counter()
     try:
-        with _writing(out):
-            tmp.touch()  # a folder we may not write to fails here, before the work
         _check_free_space(out, plan_bytes(source.shapes, plan) + HEADER_ALLOWANCE)
         summary = _write_tensors(writer, out, source, plan, device, progress, component.tensor_class)
         with _writing(out):
@@ -165,6 +171,8 @@ def quantize_checkpoint(
         writer.close()
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        os.close(claim)
     summary.path = out
     summary.from_gguf = source.is_gguf
     summary.seconds = time.perf_counter() - started
@@ -194,6 +202,24 @@ def check_output(
         folder = shlex.quote(str(out.parent))
         raise ConfigError(f"output folder {out.parent} does not exist; create it first (mkdir -p {folder})")
     return out
+
+
+def _claim(tmp: Path, out: Path) -> int:
+    """A descriptor of `tmp`, created if missing but not truncated, and locked for this run (where the system has
+    `flock`): a second quantizer started with the same -o wrote into the same OUT.tmp, and the file renamed into
+    place was a mixture of both. A lock of a run that died goes with it: a leftover OUT.tmp is no obstacle."""
+    claim = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o666)
+    if fcntl is None:  # Windows: no advisory locks here
+        return claim
+    try:
+        fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(claim)
+        raise ConfigError(
+            f"another quantizer is writing {out} now ({tmp.name} is in use): wait for it to finish, or write "
+            "elsewhere (-o)"
+        ) from None
+    return claim
 
 
 def _check_free_space(out: Path, needed: int) -> None:

@@ -698,6 +698,33 @@ def test_a_full_disk_midway_is_a_user_error_and_leaves_nothing(tiny, tmp_path, c
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_second_quantizer_writing_the_same_output_is_refused(tiny, tmp_path, capsys, monkeypatch):
+    """Two runs with the same -o (the command started again in another terminal) wrote into the same OUT.tmp, and
+    the file renamed into place mixed both. The second is refused, and the first one's OUT.tmp left alone."""
+    import fcntl
+
+    from motif_lite.quantize import convert
+
+    monkeypatch.setattr(convert, "encode_checked", lambda *args: pytest.fail("no tensor should be quantized"))
+    out = tmp_path / "o.gguf"
+    tmp = tmp_path / "o.gguf.tmp"
+    with tmp.open("wb") as first:  # the first run, holding its OUT.tmp
+        first.write(b"the first run's tensors")
+        first.flush()
+        fcntl.flock(first, fcntl.LOCK_EX)
+        assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: another quantizer is writing {out} now (o.gguf.tmp is in use): wait for it to finish, " \
+        "or write elsewhere (-o)\n"  # fmt: skip
+    assert tmp.read_bytes() == b"the first run's tensors" and not out.exists()
+
+
+def test_an_out_tmp_left_by_a_killed_run_is_no_obstacle(tiny, tmp_path):
+    (tmp_path / "o.gguf.tmp").write_bytes(b"left by kill -9")  # its lock went with its process
+    assert main([str(tiny[0]), "-o", str(tmp_path / "o.gguf"), "--type", "Q8_0", "--quiet"]) == 0
+    assert [path.name for path in tmp_path.iterdir()] == ["o.gguf"]
+
+
 def test_too_little_free_space_is_refused_before_the_work(tiny, tmp_path, capsys, monkeypatch):
     import collections
 
@@ -717,10 +744,14 @@ def test_too_little_free_space_is_refused_before_the_work(tiny, tmp_path, capsys
 def test_an_unwritable_output_folder_is_a_user_error(tiny, tmp_path, capsys, monkeypatch):
     from motif_lite.quantize import convert
 
-    def refused(self, *args, **kwargs):
-        raise PermissionError(13, "Permission denied")
+    os_open = convert.os.open
 
-    monkeypatch.setattr(convert.Path, "touch", refused)  # tests may run as root, who may write anywhere
+    def refused(path, *args, **kwargs):  # tests may run as root, who may write anywhere
+        if str(path).endswith(".gguf.tmp"):
+            raise PermissionError(13, "Permission denied")
+        return os_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(convert.os, "open", refused)
     monkeypatch.setattr(convert, "encode_checked", lambda *args: pytest.fail("no tensor should be quantized"))
     out = tmp_path / "o.gguf"
     assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
