@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--type",
         action="append",  # kept whole, so that `run` can refuse a second type rather than keep only the last
-        help=f"recipe; transformer: {recipe_names()}, default Q4_K_M; text_encoder: {text_recipe_names()}, default "
-        "Q8_0 (the text encoder's error grows fast below it, docs/quantize.md)",
+        help=f"recipe, one per run; transformer: {recipe_names()}, default Q4_K_M; text_encoder: "
+        f"{text_recipe_names()}, default Q8_0 (the text encoder's error grows fast below it, docs/quantize.md)",
     )
     parser.add_argument(
         "--keep",

@@ -549,7 +549,7 @@ def test_help_lists_the_recipes_and_aliases(capsys):
         main(["--help"])
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "Q4_K_M" in out and "Q2_K" in out and "Q4_K = Q4_K_M" in out and "Q3_K = Q3_K_M" in out
-    assert "any letter case" in out
+    assert "any letter case" in out and "recipe, one per run;" in out
 
 
 def test_help_shows_examples_that_parse(capsys):
