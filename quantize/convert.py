@@ -1,6 +1,7 @@
 """Source checkpoint -> quantized GGUF, streamed one tensor (and, for large tensors, one slice of rows) at a time."""
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -41,6 +42,9 @@ QUANT_VERSION = 2
 CHUNK_VALUES = 1 << 24
 # Room for the header (tensor infos, the embedded config) and the alignment padding, on top of the tensor data.
 HEADER_ALLOWANCE = 1 << 20
+# Free space under which a short write (an OSError without errno) is taken for a full disk: right after one, a full
+# disk has less than a block left.
+SHORT_WRITE_ROOM = 1 << 20
 
 
 class OutputError(MotifLiteError):
@@ -238,7 +242,21 @@ def _writing(out: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose another -o") from None
+        if not _disk_full(exc, out):
+            raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose another -o") from None
+        free = file_size(shutil.disk_usage(out.parent).free)
+        raise OutputError(
+            f"cannot write {out}: No space left on device ({free} free in {out.parent}; another program may have "
+            "taken what the check before the work saw): free some space or write it elsewhere (-o)"
+        ) from None
+
+
+def _disk_full(exc: OSError, out: Path) -> bool:
+    """Whether writing `out` failed for want of space: ENOSPC, or a short write on a disk with less than a buffer
+    left, which numpy's `tofile` reports with no errno ("4096 requested and 3680 written", seen on a full tmpfs)."""
+    if exc.errno == errno.ENOSPC:
+        return True
+    return exc.errno is None and shutil.disk_usage(out.parent).free < SHORT_WRITE_ROOM
 
 
 def _write_tensors(writer: GGUFWriter, out: Path, source, plan, device: str, progress: bool, tensor_class) -> Summary:

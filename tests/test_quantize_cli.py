@@ -725,6 +725,36 @@ def test_an_out_tmp_left_by_a_killed_run_is_no_obstacle(tiny, tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["o.gguf"]
 
 
+def test_a_disk_filled_by_another_program_meanwhile_is_named(tiny, tmp_path, capsys, monkeypatch):
+    """On a full tmpfs numpy's tofile fails with "4096 requested and 3680 written" (no errno), which the error
+    gave as it was: the full disk is now named, with what to do."""
+    import collections
+
+    from gguf import GGUFWriter
+
+    from motif_lite.quantize import convert
+
+    usage = collections.namedtuple("usage", "total used free")
+    free = iter([10**9])  # the check before the work sees room; another program takes it meanwhile
+    monkeypatch.setattr(convert.shutil, "disk_usage", lambda path: usage(10**9, 10**9, next(free, 4000)))
+    write, calls = GGUFWriter.write_tensor_data, []
+
+    def short_write_on_the_third(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("4096 requested and 3680 written")
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(GGUFWriter, "write_tensor_data", short_write_on_the_third)
+    out = tmp_path / "o.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {out}: No space left on device (4.0 kB free in {tmp_path}; ") and (
+        err.endswith("free some space or write it elsewhere (-o)\n")
+    ), err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_too_little_free_space_is_refused_before_the_work(tiny, tmp_path, capsys, monkeypatch):
     import collections
 
