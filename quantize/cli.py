@@ -2,9 +2,14 @@
 [--force]`."""
 
 import argparse
+import contextlib
+import os
 import shlex
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 
@@ -13,10 +18,10 @@ from motif_lite.errors import ConfigError, DeviceError, MotifLiteError
 from motif_lite.paths import path_arg
 
 from .components import COMPONENTS, Component
-from .convert import quantize_checkpoint
-from .recipes import get_recipe, keep_fallbacks, parse_keep, recipe_names
+from .convert import check_output, quantize_checkpoint
+from .recipes import Recipe, get_recipe, keep_fallbacks, parse_keep, recipe_names
 from .sources import open_source
-from .text_recipes import text_recipe_names
+from .text_recipes import TextRecipe, text_recipe_names
 
 EPILOG = """\
 examples:
@@ -54,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--type",
-        help=f"recipe; transformer: {recipe_names()}, default Q4_K_M; text_encoder: {text_recipe_names()}, default "
-        "Q8_0 (the text encoder's error grows fast below it, docs/quantize.md)",
+        action="append",  # kept whole, so that `run` can refuse a second type rather than keep only the last
+        help=f"recipe, one per run; transformer: {recipe_names()}, default Q4_K_M; text_encoder: "
+        f"{text_recipe_names()}, default Q8_0 (the text encoder's error grows fast below it, docs/quantize.md)",
     )
     parser.add_argument(
         "--keep",
@@ -82,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     """Quantize as `args` say and print the summary; user errors raise `MotifLiteError`."""
     component = COMPONENTS[args.component]
-    recipe = component.get_recipe(args.type or component.default_recipe)
+    recipe = chosen_recipe(args)
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")
@@ -91,6 +97,7 @@ def run(args: argparse.Namespace) -> None:
     _check_device(args.device)
     source = open_source(args.src, component)
     try:
+        check_output(source, args.output, recipe, force=args.force)  # a refusal first, not after the notes below
         if source.is_gguf:
             print(_requantize_note(recipe.name), file=sys.stderr)
         plan = component.plan(source.shapes, recipe, keep)
@@ -108,8 +115,36 @@ def run(args: argparse.Namespace) -> None:
         )
     finally:
         source.close()
-    print("\n".join(summary.lines()))
-    print(next_steps(Path(args.src), summary.path, component))
+    _print_summary([*summary.lines(), next_steps(Path(args.src), summary.path, component)])
+
+
+def _print_summary(lines: list[str]) -> None:
+    """`lines` on stdout, whose reader may have stopped reading (`| head -1`): the file is written by then, so that
+    is no failure and no traceback. Python would write the rest again at exit: stdout goes to /dev/null instead."""
+    try:
+        print("\n".join(lines), flush=True)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):  # a stdout without a file descriptor has nothing buffered
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def chosen_recipe(args: argparse.Namespace) -> Recipe | TextRecipe:
+    """The recipe that --type names (one: `_one_type`) for --component, else that component's default."""
+    component = COMPONENTS[args.component]
+    return component.get_recipe(_one_type(args.type) or component.default_recipe)
+
+
+def _one_type(typed: list[str] | None) -> str | None:
+    """--type's one value. Several (--type repeated, or a list as `Q4_K_M,Q8_0`) were read as the last one, or as
+    an unknown type: one run writes one file, so each type needs a run and an -o of its own."""
+    names = [name.strip() for text in typed or [] for name in text.split(",") if name.strip()]
+    if len(names) > 1:
+        runs = ", then ".join(f"-o model-{name.upper()}.gguf --type {name}" for name in names)
+        raise ConfigError(
+            f"--type takes one type per run, got {len(names)} ({', '.join(names)}): run the quantizer once per "
+            f"type, each with its own -o ({runs})"
+        )
+    return names[0] if names else None
 
 
 def _requantize_note(recipe: str) -> str:
@@ -117,9 +152,9 @@ def _requantize_note(recipe: str) -> str:
     rounding on top of the first."""
     if recipe == "F32":
         return "note: dequantizing a GGUF to F32 keeps its values exactly (no further loss; 4 bytes per weight)"
-    return (
-        "warning: requantizing an already quantized GGUF loses quality; quantize from the original safetensors "
-        "when you can"
+    return (  # a larger type (Q4_K_M -> Q8_0) makes a larger file of the same quality: said, as users try it
+        "warning: requantizing an already quantized GGUF loses quality, and a larger type does not bring back what "
+        "the file lost; quantize from the original safetensors when you can"
     )
 
 
@@ -156,46 +191,119 @@ def _check_device(name: str) -> None:
         raise DeviceError(f"--device: {exc}") from None
 
 
-# Other converters' names for our arguments: llama.cpp's convert_hf_to_gguf.py (--outfile, --outtype) and
-# stable-diffusion.cpp's `sd -M convert -m MODEL -o OUT --type TYPE`.
-OTHER_TOOLS_NAMES = {"--outfile": "-o", "--outtype": "--type", "-m": "SRC", "--model": "SRC"}
+# Other converters' flags, and what they are here: llama.cpp's convert_hf_to_gguf.py (--outfile, --outtype),
+# llama-quantize (--allow-requantize, --imatrix) and stable-diffusion.cpp's `sd -M convert -m MODEL -o OUT --type TYPE
+# -t THREADS`.
+SOURCE_FIRST = "the source needs no flag, it comes first: python -m motif_lite.quantize SRC -o ..."
+OTHER_TOOLS_FLAGS = {
+    "--outfile": "here -o",
+    "--outtype": "here --type",
+    "-m": SOURCE_FIRST,
+    "--model": SOURCE_FIRST,
+    "-M": "not needed, this program only converts: python -m motif_lite.quantize SRC -o ...",
+    "--mode": "not needed, this program only converts: python -m motif_lite.quantize SRC -o ...",
+    "-t": "here --threads",
+    "--allow-requantize": "not needed: a GGUF given as SRC is requantized, with a warning",
+    "--imatrix": "not taken: no importance matrix is used (docs/quantize.md, How the K-quants are made)",
+}
+FLAGS_WITHOUT_VALUE = ("--allow-requantize",)
 EXIT_INTERRUPTED = 130  # as `motif-lite` (128 + SIGINT)
+# `kill`, a batch scheduler's stop, a closed terminal: by default they end the process where it is, which left a
+# partial OUT.tmp as large as the file (GBs) behind. Caught, they unwind as Ctrl-C does, and OUT.tmp is removed.
+STOP_SIGNAL_NAMES = ("SIGTERM", "SIGHUP")
+STOP_SIGNALS = tuple(getattr(signal, name) for name in STOP_SIGNAL_NAMES if hasattr(signal, name))
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal, raised where the quantizer is, as Ctrl-C's KeyboardInterrupt is."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP raise `Stopped` (the handlers before are put back after). A signal
+    ignored from the start stays ignored: `nohup python -m motif_lite.quantize ...` must outlive its SSH session.
+    Only the main thread can set handlers: elsewhere nothing changes. Only the first signal stops."""
+
+    stopping = []  # the signal that stopped the block, once one did
+
+    def stop(signum: int, frame: object) -> None:
+        if not stopping:  # a second one (Slurm signals every process of a job) would interrupt removing OUT.tmp
+            stopping.append(signum)
+            raise Stopped(signum)
+
+    before = {}
+    with contextlib.suppress(ValueError):  # not the main thread
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                before[signum] = signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; user errors print `error: ...` and exit with status 2, Ctrl-C exits with 130."""
+    """CLI entry point; user errors print `error: ...` and exit with status 2, Ctrl-C exits with 130, SIGTERM and
+    SIGHUP with 128 + their number."""
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     if extras:
-        parser.error(f"unrecognized arguments: {' '.join(extras)}{_hint(extras)}")
+        parser.error(f"unrecognized arguments: {' '.join(extras)}{_hint(extras, typed=bool(args.type))}")
     if args.output is None:
         parser.error("the following arguments are required: -o/--output")
     try:
-        run(args)
+        with stop_signals_interrupt():
+            run(args)
     except MotifLiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Stopped as exc:  # the partial OUT.tmp is already removed (quantize_checkpoint), as for Ctrl-C
+        _say(f"\nterminated ({exc}): {args.output} was not written")
+        return 128 + exc.signum
     except KeyboardInterrupt:  # the partial OUT.tmp is already removed (quantize_checkpoint)
-        print(f"\ninterrupted: {args.output} was not written", file=sys.stderr)
+        _say(f"\ninterrupted: {args.output} was not written")
         return EXIT_INTERRUPTED
     return 0
 
 
-def _hint(extras: list[str]) -> str:
-    """What a user of another converter most likely meant by `extras` (llama-quantize takes SRC OUT TYPE)."""
+def entry() -> NoReturn:
+    """`python -m motif_lite.quantize`: `main`, then exit with its code. Ctrl-C and the stop signals are ignored once
+    `main` has returned: one landing while Python tears torch down turned a written file's exit status 0 into 143
+    (SIGTERM's death), and a script would take the finished file for a failure."""
+    code = main()
+    with contextlib.suppress(ValueError):  # not the main thread: nothing to ignore
+        for signum in (signal.SIGINT, *STOP_SIGNALS):
+            signal.signal(signum, signal.SIG_IGN)
+    sys.exit(code)
+
+
+def _say(line: str) -> None:
+    """`line` on stderr, where it may fail: a terminal that hung up (SIGHUP) takes no more lines, and the exit status
+    must still say how the quantizer stopped."""
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr)
+
+
+def _hint(extras: list[str], typed: bool = False) -> str:
+    """What a user of another converter most likely meant by `extras` (llama-quantize takes SRC OUT TYPE); `typed`:
+    whether --type was given (a type after it is a second type, not a misplaced one)."""
     hints = []
     for previous, word in zip([None, *extras[:-1]], extras, strict=True):
-        meant = OTHER_TOOLS_NAMES.get(word.split("=", 1)[0])
-        if meant == "SRC":
-            hints.append(f"{word}: the source needs no flag, it comes first: python -m motif_lite.quantize SRC -o ...")
-        elif meant is not None:
-            hints.append(f"{word}: here {meant}")
-        elif previous in OTHER_TOOLS_NAMES:  # the value of a flag named above
+        meant = OTHER_TOOLS_FLAGS.get(word.split("=", 1)[0])
+        if meant is not None:
+            hints.append(f"{word}: {meant}")
+        elif previous in OTHER_TOOLS_FLAGS and previous not in FLAGS_WITHOUT_VALUE:  # the value of a flag above
             continue
         elif word.lower().endswith(".gguf"):
             hints.append(f"{word}: the output goes after -o")
         elif not word.startswith("-") and _is_recipe(word):
-            hints.append(f"{word}: the type goes after --type")
+            where = "one type per run: run again for it" if typed else "the type goes after --type"
+            hints.append(f"{word}: {where}")
     return f" ({'; '.join(hints)})" if hints else ""
 
 

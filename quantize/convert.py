@@ -1,10 +1,13 @@
 """Source checkpoint -> quantized GGUF, streamed one tensor (and, for large tensors, one slice of rows) at a time."""
 
 import contextlib
+import errno
 import json
 import math
+import os
 import shlex
 import shutil
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +30,11 @@ from .sources import GGUFSource, SafetensorsSource
 from .tensor import byte_shape, quantize_tensor
 from .text_recipes import TextRecipe
 
+try:
+    import fcntl  # locks OUT.tmp (`_claim`)
+except ImportError:  # Windows
+    fcntl = None
+
 # ggml's quantization format version (GGML_QNT_VERSION); llama.cpp writes it into every quantized file.
 QUANT_VERSION = 2
 # Values read, quantized and checked at a time (row slices): memory stays bounded even for the text encoder's token
@@ -34,6 +42,9 @@ QUANT_VERSION = 2
 CHUNK_VALUES = 1 << 24
 # Room for the header (tensor infos, the embedded config) and the alignment padding, on top of the tensor data.
 HEADER_ALLOWANCE = 1 << 20
+# Free space under which a short write (an OSError without errno) is taken for a full disk: right after one, a full
+# disk has less than a block left.
+SHORT_WRITE_ROOM = 1 << 20
 
 
 class OutputError(MotifLiteError):
@@ -63,21 +74,40 @@ class Summary:
     data_bytes: int = 0
     types: Counter = field(default_factory=Counter)
     errors: dict[str, _ErrorSums] = field(default_factory=dict)
+    seconds: float = 0.0  # from the first tensor read to the file renamed into place
+    from_gguf: bool = False  # the errors are then against the GGUF's values, whose own loss they do not count
 
     @property
     def bits_per_weight(self) -> float:
         return 8 * self.data_bytes / max(self.n_params, 1)
 
+    def _error_heading(self) -> str:
+        """Requantizing, the errors are measured against the GGUF read, not the original weights (a Q8_0 of a
+        Q4_K file reads ~0.005 where its weights carry ~0.07): said, so that they are not taken for the whole."""
+        against = ", against the source GGUF: its own loss from the original weights comes on top"
+        return f"relative RMSE per tensor class (weight space{against if self.from_gguf else ''}):"
+
     def lines(self) -> list[str]:
         size = self.path.stat().st_size if self.path.exists() else self.data_bytes
         out = [
             f"wrote {self.path} ({file_size(size)}, {self.n_params:,} weights, "  # GB as the docs' recipe sizes
-            f"{self.bits_per_weight:.2f} bits/weight)",
+            f"{self.bits_per_weight:.2f} bits/weight) in {duration(self.seconds)}",
             "tensor types: " + ", ".join(f"{name} x{n}" for name, n in self.types.most_common()),
-            "relative RMSE per tensor class (weight space):",
+            self._error_heading(),
         ]
         out += [f"  {cls:<16} {sums.rel_rmse:.4f}" for cls, sums in sorted(self.errors.items())]
         return out
+
+
+def duration(seconds: float) -> str:
+    """`seconds` as the summary says them: "0.4 s", "42 s", "7 min 05 s" (the K-quants of the 2B model take
+    minutes, which in seconds alone are hard to compare with the docs' figures)."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if round(seconds) < 60:  # 59.6 s reads "1 min 00 s", not "60 s"
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
 
 
 def _new_writer(
@@ -126,6 +156,39 @@ def quantize_checkpoint(
     `recipe` is one of its recipes. Writes `out.tmp` and renames it at the end, so a failure never leaves a
     half-written `out`. Refuses to replace an existing `out` unless `force`.
     """
+    out = check_output(source, out, recipe, force=force)
+    keep = list(keep or [])
+    plan = component.plan(source.shapes, recipe, keep)
+    tmp = out.with_name(out.name + ".tmp")
+    name = source.path.parent.name if source.path.name == component.folder else source.path.stem
+    with _writing(out):  # a folder we may not write to fails here, before the work
+        claim = _claim(tmp, out)
+    writer = _new_writer(tmp, source, recipe, [f"{p}={t.name}" for p, t in keep], name, component)
+    started = time.perf_counter()
+    try:
+        _check_free_space(out, plan_bytes(source.shapes, plan) + HEADER_ALLOWANCE)
+        summary = _write_tensors(writer, out, source, plan, device, progress, component.tensor_class)
+        with _writing(out):
+            writer.close()
+            tmp.replace(out)
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(claim)
+    summary.path = out
+    summary.from_gguf = source.is_gguf
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def check_output(
+    source: SafetensorsSource | GGUFSource, out: str | Path, recipe: Recipe | TextRecipe, *, force: bool = False
+) -> Path:
+    """`out` as the file to write, expanded (`~`); a `ConfigError` for an output that cannot or must not be written:
+    a folder, not named .gguf, the source itself, an existing file without `force`, a missing folder. The CLI calls
+    it before its notes on the source, so that a refusal is not preceded by them; `quantize_checkpoint` again."""
     out = user_path(out)  # a quoted "~/x.gguf" reaches us unexpanded, as the source does
     if out.is_dir():  # checked first: --force cannot replace a folder, and would fail only after all the work
         raise ConfigError(f"{out} is a folder; name the .gguf file to write, e.g. {out / f'model-{recipe.name}.gguf'}")
@@ -142,25 +205,25 @@ def quantize_checkpoint(
     if not out.parent.is_dir():
         folder = shlex.quote(str(out.parent))
         raise ConfigError(f"output folder {out.parent} does not exist; create it first (mkdir -p {folder})")
-    keep = list(keep or [])
-    plan = component.plan(source.shapes, recipe, keep)
-    tmp = out.with_name(out.name + ".tmp")
-    name = source.path.parent.name if source.path.name == component.folder else source.path.stem
-    writer = _new_writer(tmp, source, recipe, [f"{p}={t.name}" for p, t in keep], name, component)
+    return out
+
+
+def _claim(tmp: Path, out: Path) -> int:
+    """A descriptor of `tmp`, created if missing but not truncated, and locked for this run (where the system has
+    `flock`): a second quantizer started with the same -o wrote into the same OUT.tmp, and the file renamed into
+    place was a mixture of both. A lock of a run that died goes with it: a leftover OUT.tmp is no obstacle."""
+    claim = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o666)
+    if fcntl is None:  # Windows: no advisory locks here
+        return claim
     try:
-        with _writing(out):
-            tmp.touch()  # a folder we may not write to fails here, before the work
-        _check_free_space(out, plan_bytes(source.shapes, plan) + HEADER_ALLOWANCE)
-        summary = _write_tensors(writer, out, source, plan, device, progress, component.tensor_class)
-        with _writing(out):
-            writer.close()
-            tmp.replace(out)
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    summary.path = out
-    return summary
+        fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(claim)
+        raise ConfigError(
+            f"another quantizer is writing {out} now ({tmp.name} is in use): wait for it to finish, or write "
+            "elsewhere (-o)"
+        ) from None
+    return claim
 
 
 def _check_free_space(out: Path, needed: int) -> None:
@@ -179,7 +242,21 @@ def _writing(out: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose another -o") from None
+        if not _disk_full(exc, out):
+            raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose another -o") from None
+        free = file_size(shutil.disk_usage(out.parent).free)
+        raise OutputError(
+            f"cannot write {out}: No space left on device ({free} free in {out.parent}; another program may have "
+            "taken what the check before the work saw): free some space or write it elsewhere (-o)"
+        ) from None
+
+
+def _disk_full(exc: OSError, out: Path) -> bool:
+    """Whether writing `out` failed for want of space: ENOSPC, or a short write on a disk with less than a buffer
+    left, which numpy's `tofile` reports with no errno ("4096 requested and 3680 written", seen on a full tmpfs)."""
+    if exc.errno == errno.ENOSPC:
+        return True
+    return exc.errno is None and shutil.disk_usage(out.parent).free < SHORT_WRITE_ROOM
 
 
 def _write_tensors(writer: GGUFWriter, out: Path, source, plan, device: str, progress: bool, tensor_class) -> Summary:

@@ -362,13 +362,12 @@ def checks_before_loading(program: str, args: argparse.Namespace, tmp: Path) -> 
     """The checks `program` makes from its flags alone, with no weights and no files: a `MotifLiteError` says
     what is wrong. Paths the run writes are moved into `tmp`; input files are not read."""
     if program == "quantize":
-        from motif_lite.quantize.cli import COMPONENTS
+        from motif_lite.quantize.cli import chosen_recipe
         from motif_lite.quantize.recipes import parse_keep
 
         if args.output is None:
             raise MotifLiteError("the following arguments are required: -o/--output")
-        component = COMPONENTS[args.component]
-        component.get_recipe(args.type or component.default_recipe)
+        chosen_recipe(args)
         parse_keep(args.keep)
         return
     command = args.command

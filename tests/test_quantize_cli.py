@@ -335,13 +335,26 @@ def test_requantize_gguf_warns_and_keeps_config(tiny, q4km, tmp_path, capsys):
     root, _, state = tiny
     out = tmp_path / "re.gguf"
     assert main([str(q4km), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 0
-    assert "requantizing" in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert "requantizing" in said.err and "a larger type does not bring back what the file lost" in said.err
     reader = GGUFReader(out)
     assert _fields(reader)["motif_video.config_json"] == (root / "transformer" / "config.json").read_text()
     assert {t.tensor_type for t in reader.tensors} == {Q.Q8_0, Q.F32}
     w = _dequantized(reader)["transformer_blocks.1.attn.to_q.weight"]
     ref = state["transformer_blocks.1.attn.to_q.weight"]
     assert (w - ref).norm() / ref.norm() < WEIGHT_ERROR[Q.Q4_K]  # dominated by the first Q4_K pass (~0.072)
+    # The summary's errors are against the GGUF read: Q8_0 of Q4_K values reads ~0.005, not the ~0.07 they carry.
+    heading = "relative RMSE per tensor class (weight space, against the source GGUF: its own loss from the original"
+    assert f"{heading} weights comes on top):" in said.out, said.out
+
+
+def test_an_output_refused_is_not_preceded_by_the_requantizing_warning(q4km, tmp_path, capsys):
+    """The warning about quality came first, then the refusal: read as if the work had begun."""
+    out = tmp_path / "taken.gguf"
+    out.write_bytes(b"kept")
+    assert main([str(q4km), "-o", str(out), "--type", "Q4_0", "--quiet"]) == 2
+    assert capsys.readouterr().err == f"error: {out} already exists; pass --force to overwrite it\n"
+    assert out.read_bytes() == b"kept"
 
 
 def test_dequantizing_a_gguf_to_f32_is_not_called_a_loss(tiny, q4km, tmp_path, capsys):
@@ -536,7 +549,7 @@ def test_help_lists_the_recipes_and_aliases(capsys):
         main(["--help"])
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "Q4_K_M" in out and "Q2_K" in out and "Q4_K = Q4_K_M" in out and "Q3_K = Q3_K_M" in out
-    assert "any letter case" in out
+    assert "any letter case" in out and "recipe, one per run;" in out
 
 
 def test_help_shows_examples_that_parse(capsys):
@@ -603,6 +616,67 @@ def test_ctrl_c_leaves_no_file_and_no_traceback(tiny, tmp_path, capsys, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_kill_or_a_closed_terminal_leaves_no_partial_file(tiny, tmp_path, capsys, monkeypatch, name):
+    """`kill PID` or closing the terminal halfway ended the process where it was and left OUT.tmp (as large as the
+    file: GBs for the 2B model): they now stop the quantizer as Ctrl-C does, and it exits with 128 + the signal."""
+    import os
+    import signal
+
+    from motif_lite.quantize import convert
+
+    signum, out = getattr(signal, name), tmp_path / "o.gguf"
+    encode, calls = convert.encode_checked, []
+
+    def signalled_on_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            if signal.getsignal(signum) is signal.SIG_DFL:  # the signal would end pytest too
+                pytest.fail(f"{name} would end the quantizer where it is, leaving {out}.tmp")
+            os.kill(os.getpid(), signum)
+            os.kill(os.getpid(), signum)  # a second one (Slurm signals every process) does not cut the clean-up
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(convert, "encode_checked", signalled_on_the_third)
+    before = signal.getsignal(signum)
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 128 + signum
+    assert capsys.readouterr().err.strip() == f"terminated ({name}): {out} was not written"
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signum) is before  # the handler is put back
+
+
+def test_a_stop_signal_after_the_file_is_written_does_not_change_the_exit_status(monkeypatch):
+    """A SIGTERM landing while Python tears torch down, after the file was renamed into place, ended the process
+    with status 143: a script took the finished file for a failure."""
+    import signal
+
+    from motif_lite.quantize import cli
+
+    monkeypatch.setattr(cli, "main", lambda: 0)  # the file written
+    signums = (signal.SIGINT, *cli.STOP_SIGNALS)
+    before = {signum: signal.getsignal(signum) for signum in signums}
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.entry()
+        assert exit_.value.code == 0
+        assert all(signal.getsignal(signum) is signal.SIG_IGN for signum in signums)
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+def test_a_signal_ignored_from_the_start_stays_ignored(tiny, tmp_path):
+    """`nohup python -m motif_lite.quantize ...` must outlive the SSH session that started it."""
+    import signal
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        assert main([str(tiny[0]), "-o", str(tmp_path / "o.gguf"), "--type", "Q8_0", "--quiet"]) == 0
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
 def test_a_full_disk_midway_is_a_user_error_and_leaves_nothing(tiny, tmp_path, capsys, monkeypatch):
     import errno
 
@@ -621,6 +695,63 @@ def test_a_full_disk_midway_is_a_user_error_and_leaves_nothing(tiny, tmp_path, c
     assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot write {out}: No space left on device") and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_quantizer_writing_the_same_output_is_refused(tiny, tmp_path, capsys, monkeypatch):
+    """Two runs with the same -o (the command started again in another terminal) wrote into the same OUT.tmp, and
+    the file renamed into place mixed both. The second is refused, and the first one's OUT.tmp left alone."""
+    import fcntl
+
+    from motif_lite.quantize import convert
+
+    monkeypatch.setattr(convert, "encode_checked", lambda *args: pytest.fail("no tensor should be quantized"))
+    out = tmp_path / "o.gguf"
+    tmp = tmp_path / "o.gguf.tmp"
+    with tmp.open("wb") as first:  # the first run, holding its OUT.tmp
+        first.write(b"the first run's tensors")
+        first.flush()
+        fcntl.flock(first, fcntl.LOCK_EX)
+        assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: another quantizer is writing {out} now (o.gguf.tmp is in use): wait for it to finish, " \
+        "or write elsewhere (-o)\n"  # fmt: skip
+    assert tmp.read_bytes() == b"the first run's tensors" and not out.exists()
+
+
+def test_an_out_tmp_left_by_a_killed_run_is_no_obstacle(tiny, tmp_path):
+    (tmp_path / "o.gguf.tmp").write_bytes(b"left by kill -9")  # its lock went with its process
+    assert main([str(tiny[0]), "-o", str(tmp_path / "o.gguf"), "--type", "Q8_0", "--quiet"]) == 0
+    assert [path.name for path in tmp_path.iterdir()] == ["o.gguf"]
+
+
+def test_a_disk_filled_by_another_program_meanwhile_is_named(tiny, tmp_path, capsys, monkeypatch):
+    """On a full tmpfs numpy's tofile fails with "4096 requested and 3680 written" (no errno), which the error
+    gave as it was: the full disk is now named, with what to do."""
+    import collections
+
+    from gguf import GGUFWriter
+
+    from motif_lite.quantize import convert
+
+    usage = collections.namedtuple("usage", "total used free")
+    free = iter([10**9])  # the check before the work sees room; another program takes it meanwhile
+    monkeypatch.setattr(convert.shutil, "disk_usage", lambda path: usage(10**9, 10**9, next(free, 4000)))
+    write, calls = GGUFWriter.write_tensor_data, []
+
+    def short_write_on_the_third(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("4096 requested and 3680 written")
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(GGUFWriter, "write_tensor_data", short_write_on_the_third)
+    out = tmp_path / "o.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {out}: No space left on device (4.0 kB free in {tmp_path}; ") and (
+        err.endswith("free some space or write it elsewhere (-o)\n")
+    ), err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -643,10 +774,14 @@ def test_too_little_free_space_is_refused_before_the_work(tiny, tmp_path, capsys
 def test_an_unwritable_output_folder_is_a_user_error(tiny, tmp_path, capsys, monkeypatch):
     from motif_lite.quantize import convert
 
-    def refused(self, *args, **kwargs):
-        raise PermissionError(13, "Permission denied")
+    os_open = convert.os.open
 
-    monkeypatch.setattr(convert.Path, "touch", refused)  # tests may run as root, who may write anywhere
+    def refused(path, *args, **kwargs):  # tests may run as root, who may write anywhere
+        if str(path).endswith(".gguf.tmp"):
+            raise PermissionError(13, "Permission denied")
+        return os_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(convert.os, "open", refused)
     monkeypatch.setattr(convert, "encode_checked", lambda *args: pytest.fail("no tensor should be quantized"))
     out = tmp_path / "o.gguf"
     assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
@@ -660,6 +795,15 @@ def test_an_unwritable_output_folder_is_a_user_error(tiny, tmp_path, capsys, mon
         (["-o", "OUT.gguf", "q8_0"], "(q8_0: the type goes after --type)"),
         (["--outfile", "OUT.gguf", "--outtype", "q8_0"], "(--outfile: here -o; --outtype: here --type)"),
         (["-m", "-o", "OUT.gguf"], "(-m: the source needs no flag, it comes first"),
+        (["-M", "convert", "-o", "OUT.gguf"], "(-M: not needed, this program only converts: "),  # sd -M convert
+        (["-o", "OUT.gguf", "-t", "4"], "(-t: here --threads)"),  # sd's threads
+        (
+            ["--allow-requantize", "Q8_0", "-o", "OUT.gguf"],
+            "(--allow-requantize: not needed: a GGUF given as SRC is "
+            "requantized, with a warning; Q8_0: the type goes after --type)",
+        ),  # fmt: skip
+        (["-o", "OUT.gguf", "--imatrix", "x.dat"], "(--imatrix: not taken: no importance matrix is used"),
+        (["-o", "OUT.gguf", "--type", "Q4_K_M", "Q8_0"], "(Q8_0: one type per run: run again for it)"),
     ],
 )
 def test_other_converters_arguments_get_a_hint(tmp_path, capsys, args, hint):
@@ -670,6 +814,20 @@ def test_other_converters_arguments_get_a_hint(tmp_path, capsys, args, hint):
     err = capsys.readouterr().err
     assert "unrecognized arguments" in err and hint in err, err
     assert not (tmp_path / "OUT.gguf").exists()
+
+
+@pytest.mark.parametrize("types", [["Q4_K_M", "Q8_0"], ["q4_k_m,q8_0"]])
+def test_several_types_are_refused_before_any_tensor_is_read(tiny, tmp_path, capsys, monkeypatch, types):
+    """A repeated --type wrote a file of the last type only, without a word; a list was called an unknown type."""
+    from motif_lite.quantize import convert
+
+    monkeypatch.setattr(convert, "encode_checked", lambda *args: pytest.fail("no tensor should be quantized"))
+    typed = [arg for name in types for arg in ("--type", name)]
+    assert main([str(tiny[0]), "-o", str(tmp_path / "o.gguf"), *typed]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --type takes one type per run, got 2 (") and "Traceback" not in err, err
+    assert "each with its own -o (-o model-Q4_K_M.gguf --type " in err and ", then -o model-Q8_0.gguf --type " in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_abbreviated_flag_is_not_expanded(tmp_path, capsys):
@@ -687,6 +845,43 @@ def test_the_summary_ends_with_the_commands_that_use_the_file(checkpoint, tmp_pa
         use = f"-m {checkpoint} {flag} {out}"
         last = capsys.readouterr().out.splitlines()[-1]
         assert last == f'next: motif-lite check {use}, then motif-lite run {use} -p "..."'
+
+
+def test_the_summary_says_how_long_the_quantizing_took(tiny, tmp_path, capsys, monkeypatch):
+    """The time is what a user compares with the docs' figures (minutes for Q4_K_M of the 2B model) before
+    choosing --threads or --device; the summary gave size and bits/weight but not the time."""
+    from motif_lite.quantize import convert
+
+    clock = iter([100.0, 100.0 + 7 * 60 + 5.4])  # the start and the end of the work
+    monkeypatch.setattr(convert.time, "perf_counter", lambda: next(clock))
+    out = tmp_path / "o.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"wrote {out} (") and first.endswith(" bits/weight) in 7 min 05 s"), first
+
+
+@pytest.mark.parametrize(
+    "seconds, said", [(0.42, "0.4 s"), (42.4, "42 s"), (59.6, "1 min 00 s"), (3725, "62 min 05 s")]
+)
+def test_durations_read_as_seconds_or_minutes(seconds, said):
+    from motif_lite.quantize.convert import duration
+
+    assert duration(seconds) == said
+
+
+def test_a_reader_that_stops_early_is_no_failure(tiny, tmp_path, capsys, monkeypatch):
+    """`python -m motif_lite.quantize ... | head -1`: the summary's later lines met a closed pipe, and the file just
+    written ended in a BrokenPipeError traceback and exit status 1."""
+    import io
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    out = tmp_path / "o.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 0
+    assert out.is_file() and "Traceback" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["quantize", "convert"])
