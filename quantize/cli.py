@@ -5,9 +5,7 @@ import argparse
 import contextlib
 import os
 import shlex
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -16,6 +14,7 @@ import torch
 from motif_lite.devices import checked_device
 from motif_lite.errors import ConfigError, DeviceError, MotifLiteError
 from motif_lite.paths import path_arg
+from motif_lite.stopping import Terminated, exit_with, signals_interrupt
 
 from .components import COMPONENTS, Component
 from .convert import check_output, quantize_checkpoint
@@ -208,43 +207,6 @@ OTHER_TOOLS_FLAGS = {
 }
 FLAGS_WITHOUT_VALUE = ("--allow-requantize",)
 EXIT_INTERRUPTED = 130  # as `motif-lite` (128 + SIGINT)
-# `kill`, a batch scheduler's stop, a closed terminal: by default they end the process where it is, which left a
-# partial OUT.tmp as large as the file (GBs) behind. Caught, they unwind as Ctrl-C does, and OUT.tmp is removed.
-STOP_SIGNAL_NAMES = ("SIGTERM", "SIGHUP")
-STOP_SIGNALS = tuple(getattr(signal, name) for name in STOP_SIGNAL_NAMES if hasattr(signal, name))
-
-
-class Stopped(KeyboardInterrupt):
-    """A stop signal, raised where the quantizer is, as Ctrl-C's KeyboardInterrupt is."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def stop_signals_interrupt() -> Iterator[None]:
-    """While the block runs, SIGTERM and SIGHUP raise `Stopped` (the handlers before are put back after). A signal
-    ignored from the start stays ignored: `nohup python -m motif_lite.quantize ...` must outlive its SSH session.
-    Only the main thread can set handlers: elsewhere nothing changes. Only the first signal stops."""
-
-    stopping = []  # the signal that stopped the block, once one did
-
-    def stop(signum: int, frame: object) -> None:
-        if not stopping:  # a second one (Slurm signals every process of a job) would interrupt removing OUT.tmp
-            stopping.append(signum)
-            raise Stopped(signum)
-
-    before = {}
-    with contextlib.suppress(ValueError):  # not the main thread
-        for signum in STOP_SIGNALS:
-            if signal.getsignal(signum) is not signal.SIG_IGN:
-                before[signum] = signal.signal(signum, stop)
-    try:
-        yield
-    finally:
-        for signum, handler in before.items():
-            signal.signal(signum, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,12 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.output is None:
         parser.error("the following arguments are required: -o/--output")
     try:
-        with stop_signals_interrupt():
+        with signals_interrupt():  # kill, a closed terminal: OUT.tmp is removed, as for Ctrl-C
             run(args)
     except MotifLiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except Stopped as exc:  # the partial OUT.tmp is already removed (quantize_checkpoint), as for Ctrl-C
+    except Terminated as exc:  # the partial OUT.tmp is already removed (quantize_checkpoint), as for Ctrl-C
         _say(f"\nterminated ({exc}): {args.output} was not written")
         return 128 + exc.signum
     except KeyboardInterrupt:  # the partial OUT.tmp is already removed (quantize_checkpoint)
@@ -272,14 +234,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> NoReturn:
-    """`python -m motif_lite.quantize`: `main`, then exit with its code. Ctrl-C and the stop signals are ignored once
-    `main` has returned: one landing while Python tears torch down turned a written file's exit status 0 into 143
-    (SIGTERM's death), and a script would take the finished file for a failure."""
-    code = main()
-    with contextlib.suppress(ValueError):  # not the main thread: nothing to ignore
-        for signum in (signal.SIGINT, *STOP_SIGNALS):
-            signal.signal(signum, signal.SIG_IGN)
-    sys.exit(code)
+    """`python -m motif_lite.quantize`: `main`, then exit with its code, the stop signals ignored from then on: one
+    landing while Python tears torch down turned a written file's exit status 0 into 143 (`stopping.exit_with`)."""
+    exit_with(main())
 
 
 def _say(line: str) -> None:

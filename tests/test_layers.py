@@ -32,6 +32,7 @@ LAYERS = [
         "units",
         "prompt_notes",
         "json_values",
+        "stopping",
     },
     {"model"},  # the transformer's math: never kernels, weights or runtime (kernels plug in through model.ops)
     {"weights", "encoders", "vae", "sampling", "runtime", "io", "kernels", "quantize"},  # the components

@@ -651,9 +651,10 @@ def test_a_stop_signal_after_the_file_is_written_does_not_change_the_exit_status
     import signal
 
     from motif_lite.quantize import cli
+    from motif_lite.stopping import STOP_SIGNALS
 
     monkeypatch.setattr(cli, "main", lambda: 0)  # the file written
-    signums = (signal.SIGINT, *cli.STOP_SIGNALS)
+    signums = (signal.SIGINT, *STOP_SIGNALS)
     before = {signum: signal.getsignal(signum) for signum in signums}
     try:
         with pytest.raises(SystemExit) as exit_:

@@ -16,7 +16,6 @@ import contextlib
 import errno
 import logging
 import os
-import signal
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -25,6 +24,7 @@ from typing import NoReturn, TextIO
 from motif_lite import __version__
 from motif_lite.cli import check, decode, run, serve, unknown_flags, verify
 from motif_lite.errors import MotifLiteError
+from motif_lite.stopping import STOP_SIGNALS, Terminated, exit_with, signals_interrupt
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -36,19 +36,6 @@ OUT_OF_MEMORY_ADVICE = (
 SUBCOMMANDS = (run, decode, check, verify, serve)
 # Commands that keep their work when stopped: termination signals stop them as Ctrl-C does. (`serve` has its own.)
 KEEPING_COMMANDS = ("run", "decode")
-# SIGUSR1/2 kill a process that has no handler for them: a scheduler's warning before its time limit (Slurm's
-# `--signal=USR1@120`) would lose the run's state instead of giving it the time to keep it.
-STOP_SIGNAL_NAMES = ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2")
-STOP_SIGNALS = tuple(getattr(signal, name) for name in STOP_SIGNAL_NAMES if hasattr(signal, name))
-
-
-class Terminated(KeyboardInterrupt):
-    """A termination signal, raised where the program is, as Ctrl-C's KeyboardInterrupt is."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
 
 EPILOG = """\
 examples:
@@ -82,15 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def entry() -> NoReturn:
-    """The `motif-lite` program (and `python -m motif_lite`): `main`, then exit with its code. Ctrl-C and the stop
-    signals (SIGTERM, SIGHUP, SIGUSR1, SIGUSR2) are ignored once the command has finished: one that lands while
-    Python tears down torch would turn a finished run's exit status into 130 (or a death by the signal) without a
-    word, and a script would take the video it got for a failure."""
-    code = main()
-    with contextlib.suppress(ValueError):  # not the main thread: nothing to ignore
-        for signum in (signal.SIGINT, *STOP_SIGNALS):
-            signal.signal(signum, signal.SIG_IGN)
-    sys.exit(code)
+    """The `motif-lite` program (and `python -m motif_lite`): `main`, then exit with its code, the stop signals
+    ignored from then on (`stopping.exit_with`)."""
+    exit_with(main())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     stops = STOP_SIGNALS if args.command in KEEPING_COMMANDS else ()
     try:
-        with _warnings_to_stderr(), _signals_interrupt(stops):
+        with _warnings_to_stderr(), signals_interrupt(stops):
             return args.handler(args)
     except MotifLiteError as exc:
         _say(f"{_rank_prefix()}error: {_as_this_rank_says(str(exc))}")
@@ -214,34 +195,6 @@ def _warnings_to_stderr() -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
-
-
-@contextlib.contextmanager
-def _signals_interrupt(signums: Sequence[int]) -> Iterator[None]:
-    """While the block runs, each of `signums` raises `Terminated` where the program is (the handlers before are
-    put back after). A signal the program was started ignoring stays ignored: `nohup motif-lite run ...` must
-    outlive the SSH session that started it. Only the main thread can set handlers: elsewhere (a host application's
-    worker) nothing changes. Only the first signal stops: the run is stopping from then on, and a second one would
-    interrupt the save of its state. Slurm signals every process of a job, and torch's launcher (`--gpus N`) passes
-    the signal on to its ranks, so that each rank gets it twice, moments apart. (A second Ctrl-C still stops a save.)
-    """
-    stopping = []  # the signal that stopped the block, once one did
-
-    def stop(signum: int, frame: object) -> None:
-        if not stopping:
-            stopping.append(signum)
-            raise Terminated(signum)
-
-    before = {}
-    with contextlib.suppress(ValueError):  # not the main thread
-        for signum in signums:
-            if signal.getsignal(signum) is not signal.SIG_IGN:
-                before[signum] = signal.signal(signum, stop)
-    try:
-        yield
-    finally:
-        for signum, handler in before.items():
-            signal.signal(signum, handler)
 
 
 def use_expandable_segments() -> None:

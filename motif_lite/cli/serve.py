@@ -328,7 +328,7 @@ def _serve(
     loras: list[tuple[Path, float]],
 ):
     """Answer on the port at once (/health: `loading`), load the model meanwhile, then run jobs until stopped."""
-    from motif_lite.cli import Terminated
+    from motif_lite.stopping import Terminated
     from motif_lite.server.app import MiB, ServerConfig
     from motif_lite.server.runner import VideoServer, served_model_name
 
@@ -362,7 +362,7 @@ def _stop_in_order_on_signals(server) -> Iterator[None]:
     code) systemd marked every stop as a failure, and SIGHUP's default killed the server like a crash. While the
     model loads they raise `Terminated` where the main thread is, as Ctrl-C interrupts the load. The handlers before
     are put back after."""
-    from motif_lite.cli import STOP_SIGNALS, Terminated
+    from motif_lite.stopping import STOP_SIGNALS, Terminated
 
     def stop(signum: int, _frame: object) -> None:
         server.stop()
