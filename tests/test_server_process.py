@@ -273,6 +273,14 @@ def test_the_api_key_comes_from_the_flag_else_the_variable_without_surrounding_b
     assert api_key_from(None, {}) is None
 
 
+def test_the_suite_never_sees_the_contributors_api_key():
+    # tests/conftest.py's `private_caches`: with MOTIF_LITE_API_KEY exported in the shell (docs/server.md's way to
+    # keep it out of `ps`), the server tests that send no key were refused and 5 of this file's tests failed.
+    from motif_lite.cli.serve import api_key_from
+
+    assert api_key_from(None, os.environ) is None
+
+
 @pytest.mark.parametrize(
     ("origin", "needle"),
     [  # copied from the address bar: it never matched a browser's Origin header, every preflight got 400
