@@ -7,6 +7,7 @@ join the suite too. On a CUDA machine each failure is printed as it happens (`Ec
 No test reads or writes the contributor's own caches or sees their settings (`private_caches`, `own_user_cache`).
 """
 
+import hashlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,10 +79,11 @@ def private_caches(tmp_path_factory) -> Iterator[Path]:
 
 
 @pytest.fixture(autouse=True)
-def own_user_cache(private_caches, tmp_path_factory, monkeypatch) -> Path:
+def own_user_cache(private_caches: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A motif-lite cache folder of the test's own (`$XDG_CACHE_HOME/motif-lite`: linked checkpoints, kept latents,
-    remembered attention choices), so that no test sees what another left there."""
-    cache = tmp_path_factory.mktemp("xdg-cache")
+    remembered attention choices), so that no test sees what another left there. Named after the test's id and made
+    only when something is written there: `mktemp` would list the whole temporary folder for each test."""
+    cache = private_caches / "per-test" / hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     return cache / "motif-lite"
 
