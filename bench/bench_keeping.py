@@ -33,8 +33,9 @@ def _state(solver: str) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("solver", ["euler", "dpm++2m"])
 def test_saving_the_state_at_720p(tmp_path, solver, bench_report):
     latents = torch.randn(LATENTS_720P, dtype=torch.bfloat16)
+    request = {"prompt": "a fox", "output": str(tmp_path / "fox.mp4")}  # a file without its output is refused
     saved = SavedLatents(latents, tmp_path / "fox.mp4", 1280, 736, 121, 24.0, "bfloat16", {"prompt": "a fox"},
-                         progress=(31, 50), state=_state(solver), request={"prompt": "a fox"}, run={})  # fmt: skip
+                         progress=(31, 50), state=_state(solver), request=request, run={})  # fmt: skip
     keeper = LatentsFile(tmp_path / "fox.mp4")
     save = median_seconds(lambda: keeper.save(saved), reps=ROUNDS)
     assert read_latents(keeper.path).progress == (31, 50)

@@ -3,9 +3,13 @@
 Tests marked `cuda` are skipped without a CUDA device. On a CUDA machine the kernel tests (every test that takes the
 `kernel` fixture of tests/kernels_interp.py), which run compiled there instead of in Triton's CPU interpreter,
 join the suite too. On a CUDA machine each failure is printed as it happens (`EchoFailures`).
+
+No test reads or writes the contributor's own caches or sees their settings (`private_caches`, `own_user_cache`).
 """
 
+import hashlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +45,47 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("cuda") is not None and not torch.cuda.is_available():
         pytest.skip("needs CUDA")
+
+
+# Variables of the contributor's shell that would change what a test sees: a token sent to the Hub, offline mode or a
+# mirror changing the Hub's messages, and the key `motif-lite serve` takes from the environment (with it set, every
+# request of the server tests without that key is refused).
+USER_SETTINGS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT", "MOTIF_LITE_API_KEY")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_caches(tmp_path_factory) -> Iterator[Path]:
+    """Temporary folders, for the whole session, in place of the caches in the contributor's home: motif-lite's
+    (`XDG_CACHE_HOME`), Hugging Face's (`HF_HOME`) and Triton's kernels (`TRITON_CACHE_DIR`), and none of
+    `USER_SETTINGS`. Session-wide so that module fixtures, Triton's interpreter worker and subprocesses get them too.
+    Hugging Face reads its variables when imported (at collection), so its constants are replaced as well. HOME
+    itself is kept: tests compare `~` with `~user`, which Python expands from the password database."""
+    from huggingface_hub import constants
+
+    root = tmp_path_factory.mktemp("caches")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(root))
+        patch.setenv("TRITON_CACHE_DIR", str(root / "triton"))
+        patch.setenv("HF_HOME", str(root / "huggingface"))
+        patch.delenv("HF_HUB_CACHE", raising=False)
+        for name in USER_SETTINGS:
+            patch.delenv(name, raising=False)
+        patch.setattr(constants, "HF_HOME", str(root / "huggingface"))
+        patch.setattr(constants, "HF_HUB_CACHE", str(root / "huggingface" / "hub"))
+        patch.setattr(constants, "HF_TOKEN_PATH", str(root / "huggingface" / "token"))
+        patch.setattr(constants, "HF_STORED_TOKENS_PATH", str(root / "huggingface" / "stored_tokens"))
+        patch.setattr(constants, "HF_HUB_OFFLINE", False)
+        yield root
+
+
+@pytest.fixture(autouse=True)
+def own_user_cache(private_caches: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A motif-lite cache folder of the test's own (`$XDG_CACHE_HOME/motif-lite`: linked checkpoints, kept latents,
+    remembered attention choices), so that no test sees what another left there. Named after the test's id and made
+    only when something is written there: `mktemp` would list the whole temporary folder for each test."""
+    cache = private_caches / "per-test" / hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache / "motif-lite"
 
 
 @pytest.fixture(scope="module")

@@ -400,3 +400,13 @@ def test_a_file_named_like_a_revision_is_a_file_to_check(tmp_path, monkeypatch, 
     assert cli.main(["check", "-m", "Org/Name@v2"]) == 2
     out = capsys.readouterr().out
     assert "problem  Org/Name@v2: is a file, not a checkpoint folder" in out and "revision" not in out
+
+
+def test_the_suite_has_a_temporary_hugging_face_cache_and_no_token(tmp_path_factory):
+    # tests/conftest.py's `private_caches`: Hugging Face reads HF_HOME, HF_TOKEN and HF_HUB_OFFLINE as it is imported,
+    # so the tests used the contributor's cache and token, and their offline mode.
+    from huggingface_hub import get_token
+
+    base = tmp_path_factory.getbasetemp()
+    assert Path(constants.HF_HUB_CACHE).is_relative_to(base) and Path(constants.HF_TOKEN_PATH).is_relative_to(base)
+    assert get_token() is None and not constants.HF_HUB_OFFLINE

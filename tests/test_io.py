@@ -28,6 +28,7 @@ from motif_lite.io import video as video_module
 from motif_lite.io.checkpoint_source import find_checkpoint
 from motif_lite.io.gguf_source import find_gguf, single_gguf
 from motif_lite.io.image import load_image, not_an_image, preprocess_image, read_image
+from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.io.video import check_output_path, stale_frames_note, to_uint8_frames, write_video
 from motif_lite.request import GenerationRequest, RequestError
 
@@ -965,3 +966,13 @@ def test_stale_partial_files_are_those_of_the_same_output_whose_process_ended(tm
 def test_a_gguf_folder_without_a_gguf_file_says_so(tmp_path):
     with pytest.raises(CheckpointError, match=r"--gguf folder .* must hold exactly one .gguf file \(found: none\)"):
         single_gguf(tmp_path)
+
+
+@pytest.mark.parametrize("order", ["first", "second"])
+def test_each_test_has_a_temporary_user_cache_of_its_own(order, tmp_path_factory):
+    # tests/conftest.py's `own_user_cache`: before it, tests that link weight files (test_float8.py, test_hub_lfs.py)
+    # left folders in the contributor's ~/.cache/motif-lite/linked, and every test shared what was there.
+    folder = user_cache_folder()
+    assert folder.is_relative_to(tmp_path_factory.getbasetemp()), folder
+    assert not folder.exists(), f"the {order} case found another test's {folder}"
+    folder.mkdir(parents=True)

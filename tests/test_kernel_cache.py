@@ -182,3 +182,8 @@ def test_a_gpu_run_with_an_unwritable_cache_runs_its_kernels(checkpoint, tmp_pat
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "cannot be written" in run.stderr and "this run compiles its kernels into" in run.stderr
+
+
+def test_the_suite_compiles_into_a_temporary_triton_cache(tmp_path_factory):
+    # tests/conftest.py's `private_caches`: test_kernels_compile.py's builds went to the contributor's ~/.triton/cache.
+    assert triton_cache_dir(os.environ).is_relative_to(tmp_path_factory.getbasetemp())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,14 @@ from motif_lite.paths import user_path
 NO_SUCH_USER = "~motif-lite-no-such-user"
 
 
-def test_a_home_is_expanded_and_other_paths_are_kept():
-    assert user_path("~/fox.mp4") == Path.home() / "fox.mp4"
-    assert user_path(f"~{getpass.getuser()}/fox.mp4") == Path("~/fox.mp4").expanduser()
+def test_a_home_is_expanded_and_other_paths_are_kept(monkeypatch, tmp_path):
+    # `~` is $HOME (%USERPROFILE% on Windows) and `~user` the password database's home: they differ in many
+    # containers and under sudo, where this test compared the two and failed.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("USERPROFILE", str(tmp_path))
+    assert user_path("~/fox.mp4") == tmp_path / "fox.mp4"
+    user = getpass.getuser()
+    assert user_path(f"~{user}/fox.mp4") == Path(os.path.expanduser(f"~{user}")) / "fox.mp4" != Path(f"~{user}/fox.mp4")
     assert user_path(Path("renders/fox.mp4")) == Path("renders/fox.mp4")
 
 
