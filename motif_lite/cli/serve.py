@@ -328,9 +328,9 @@ def _serve(
     loras: list[tuple[Path, float]],
 ):
     """Answer on the port at once (/health: `loading`), load the model meanwhile, then run jobs until stopped."""
-    from motif_lite.stopping import Terminated
     from motif_lite.server.app import MiB, ServerConfig
     from motif_lite.server.runner import VideoServer, served_model_name
+    from motif_lite.stopping import Terminated
 
     config = ServerConfig(  # what the flags decide; the loaded model decides the rest (_load_served_pipeline)
         model_name=served_model_name(args.model, args.gguf),
