@@ -92,3 +92,39 @@ def test_every_cross_reference_resolves():
                 if fragment not in anchors:
                     broken.append(f"{where}: link {link}")
     assert not broken, broken
+
+
+# Long pages a reader looks things up in get a contents list; these two are records read by section instead, and
+# README.md's table links to each.
+PAGES_WITHOUT_CONTENTS = {"docs/benchmarks.md": "tables of figures", "docs/testing.md": "one section per test family"}
+LONG_PAGE_LINES = 500
+
+
+def headings(text: str) -> list[tuple[int, str]]:
+    """The (level, title) of each heading outside code blocks, in page order."""
+    found, fenced = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (heading := re.match(r"(#+) (.+)", line)):
+            found.append((len(heading.group(1)), heading.group(2).strip()))
+    return found
+
+
+def test_long_pages_have_a_current_contents_list():
+    # A page over LONG_PAGE_LINES lines opens with a "**Contents**" paragraph or list linking every `##` section in
+    # page order (test_every_cross_reference_resolves checks that each link lands).
+    problems = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        name, text = str(page.relative_to(ROOT)), page.read_text()
+        if name in PAGES_WITHOUT_CONTENTS or len(text.splitlines()) <= LONG_PAGE_LINES:
+            continue
+        if "\n**Contents**" not in text:
+            problems.append(f"{name}: no **Contents** list")
+            continue
+        contents = text.split("\n**Contents**", 1)[1].split("\n\n#", 1)[0].split("\n\n```", 1)[0]
+        linked = re.findall(r"\]\(#([^)]+)\)", contents)
+        sections = [anchor(title) for level, title in headings(text) if level == 2]
+        if [section for section in linked if section in sections] != sections:
+            problems.append(f"{name}: its contents list {linked} is not its sections {sections}")
+    assert not problems, "\n".join(problems)
