@@ -94,9 +94,9 @@ def test_every_cross_reference_resolves():
     assert not broken, broken
 
 
-# Long pages a reader looks things up in get a contents list; these two are records read by section instead, and
-# README.md's table links to each.
-PAGES_WITHOUT_CONTENTS = {"docs/benchmarks.md": "tables of figures", "docs/testing.md": "one section per test family"}
+# Long pages a reader looks things up in get a contents list; these two are records that other pages quote by section
+# ("docs/benchmarks.md, "Sizes"", "docs/testing.md, "Versions"") instead.
+PAGES_WITHOUT_CONTENTS = {"docs/benchmarks.md": "figures by area", "docs/testing.md": "one bold lead per topic"}
 LONG_PAGE_LINES = 500
 
 
@@ -128,3 +128,22 @@ def test_long_pages_have_a_current_contents_list():
         if [section for section in linked if section in sections] != sections:
             problems.append(f"{name}: its contents list {linked} is not its sections {sections}")
     assert not problems, "\n".join(problems)
+
+
+DOC_WIDTH = 115
+
+
+def test_prose_wraps_at_the_docs_width():
+    # Prose lines of README.md and docs/*.md fit DOC_WIDTH columns; code blocks, tables and headings (which cannot
+    # wrap) may be longer.
+    long_lines = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        fenced = False
+        for number, line in enumerate(page.read_text().splitlines(), start=1):
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+                continue
+            code_table_or_heading = fenced or line.startswith(("    ", "#")) or line.lstrip().startswith("|")
+            if len(line) > DOC_WIDTH and not code_table_or_heading:
+                long_lines.append(f"{page.relative_to(ROOT)}:{number}: {len(line)} columns")
+    assert not long_lines, "\n".join(long_lines)
