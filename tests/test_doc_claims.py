@@ -269,3 +269,33 @@ def test_docs_usage_lora_section_tells_of_the_servers_per_job_loras():
     section = " ".join(USAGE.read_text().split("## LoRA adapters")[1].split("\n## ")[0].split())
     assert "a job cannot choose its LoRAs" not in section
     assert "`--lora-dir DIR`" in section and '"Per-job LoRAs"' in section
+
+
+@pytest.mark.parametrize(
+    ("page", "heading", "command"),
+    [(USAGE, "## Flags of `motif-lite run`", "run"), (SERVER, "## Flags", "serve")],
+)
+def test_the_flag_tables_give_the_commands_defaults(page, heading, command):
+    # docs/usage.md, "Flags of `motif-lite run`", and docs/server.md, "Flags": a row's default column names the value
+    # the command's parser starts from, where that is a number or a word (None, False and [] mean "see the meaning"),
+    # or "as `run`" where it is run's.
+    import argparse
+
+    (commands,) = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    parser = commands.choices[command]
+    section = page.read_text().split(heading + "\n")[1].split("\n## ")[0]
+    wrong = []
+    for row in (line for line in section.splitlines() if line.startswith("| `")):
+        flag_cell, default_cell = [cell.strip() for cell in re.split(r"(?<!\\)\|", row)[1:3]]
+        for flag in re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", flag_cell):
+            default = parser._option_string_actions[flag].default
+            if default_cell == "as `run`":  # the same default as run's, whose table gives it
+                if default != commands.choices["run"]._option_string_actions[flag].default:
+                    wrong.append(f"{flag}: the table says as run's, but run's is not {default!r}")
+                continue
+            if isinstance(default, bool) or not isinstance(default, int | float | str) or len(str(default)) > 40:
+                continue
+            shown = f"{default:g}" if isinstance(default, float) else str(default)
+            if not re.search(rf"(?<![\w.-]){re.escape(shown)}(?![\w-])", default_cell):
+                wrong.append(f"{flag}: the table says {default_cell!r}, the parser {shown!r}")
+    assert not wrong, "\n".join(wrong)
