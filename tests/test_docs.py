@@ -147,3 +147,33 @@ def test_prose_wraps_at_the_docs_width():
             if len(line) > DOC_WIDTH and not code_table_or_heading:
                 long_lines.append(f"{page.relative_to(ROOT)}:{number}: {len(line)} columns")
     assert not long_lines, "\n".join(long_lines)
+
+
+# A page cited by a section name, in code (`docs/usage.md, 'Going faster'`, `docs/memory.md ("The planner's
+# formulas")`, across string pieces) or in the docs (`README, "What you need"`).
+CITATION = re.compile(r"(docs/[\w-]+\.md|README(?:\.md)?)(?:,\s*\(?|\s*\()\\?([\"'])(.+?)\\?\2")
+
+
+def cited_sections(text: str) -> list[tuple[str, str]]:
+    """(page, section) for each citation in `text`, with adjacent string literals joined first."""
+    joined = re.sub(r"[\"']\s*\n\s*f?[\"']", "", text)
+    found = []
+    for page, _, name in CITATION.findall(joined):
+        found.append(("README.md" if page.startswith("README") else page, " ".join(name.split())))
+    return found
+
+
+def test_sections_cited_in_messages_and_docs_exist():
+    # The messages a user reads name a page and a section to read next; a renamed section must not leave them
+    # pointing nowhere. test_every_cross_reference_resolves covers `docs/FILE.md, "Section"` in the docs.
+    sources = [path for package in ("motif_lite", "quantize", "kernels") for path in (ROOT / package).rglob("*.py")]
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken, checked = [], 0
+    for path in [*sources, *pages]:
+        for page, name in cited_sections(path.read_text()):
+            checked += 1
+            target = ROOT / page
+            if not target.exists() or not any(section.startswith(name) for section in section_names(target)):
+                broken.append(f'{path.relative_to(ROOT)}: {page}, "{name}"')
+    assert checked >= 20, checked
+    assert not broken, "\n".join(broken)
