@@ -177,3 +177,17 @@ def test_sections_cited_in_messages_and_docs_exist():
                 broken.append(f'{path.relative_to(ROOT)}: {page}, "{name}"')
     assert checked >= 20, checked
     assert not broken, "\n".join(broken)
+
+
+def test_no_code_span_breaks_a_path_across_lines():
+    # A line break inside a code span renders as a space: `models/text_encoders/` + newline + `x.safetensors` showed
+    # a path with a blank in it. A prose line must not end inside a code span right after a "/".
+    broken = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        fenced = False
+        for number, line in enumerate(page.read_text().splitlines(), start=1):
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+            elif not fenced and line.count("`") % 2 == 1 and line.rstrip().endswith("/"):
+                broken.append(f"{page.relative_to(ROOT)}:{number}")
+    assert not broken, broken
