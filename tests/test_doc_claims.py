@@ -299,3 +299,19 @@ def test_the_flag_tables_give_the_commands_defaults(page, heading, command):
             if not re.search(rf"(?<![\w.-]){re.escape(shown)}(?![\w-])", default_cell):
                 wrong.append(f"{flag}: the table says {default_cell!r}, the parser {shown!r}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_import_flow_in_the_readme_is_the_one_test_layers_enforces():
+    # README.md, "Layout": "Imports flow one way: `cli` → ... → `config`"; each step down the arrows is a lower layer
+    # of tests/test_layers.py, and every package under motif_lite/ (and kernels/, quantize/) is named.
+    from test_layers import LAYER
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    flow = " ".join(readme.split("Imports flow one way:")[1].split("(`tests/test_layers.py`")[0].split())
+    steps = [re.findall(r"`(\w+)`", step) for step in flow.split("→")]
+    assert all(steps), flow
+    for higher, lower in zip(steps, steps[1:], strict=False):
+        assert min(LAYER[name] for name in higher) > max(LAYER[name] for name in lower), (higher, lower)
+    root = Path(__file__).resolve().parent.parent
+    packages = {path.parent.name for path in (root / "motif_lite").glob("*/__init__.py")} | {"kernels", "quantize"}
+    assert sorted(packages - {name for step in steps for name in step}) == []
