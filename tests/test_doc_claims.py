@@ -112,6 +112,13 @@ def test_the_recipe_table_of_docs_quantize_is_the_quantizers():
 USAGE = Path(__file__).resolve().parent.parent / "docs/usage.md"
 
 
+def documented_flags(page: Path, heading: str) -> set[str]:
+    """The flags named in the first cells of the table under `heading`."""
+    section = page.read_text().split(heading + "\n")[1].split("\n## ")[0]
+    first_cells = [line.split(" | ")[0] for line in section.splitlines() if line.startswith("| `")]
+    return set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", " ".join(first_cells)))
+
+
 def test_every_flag_of_run_has_a_row_in_the_flags_table_of_docs_usage():
     # docs/usage.md, "Flags of `motif-lite run`": the table lists every flag the command takes.
     import argparse
@@ -120,11 +127,18 @@ def test_every_flag_of_run_has_a_row_in_the_flags_table_of_docs_usage():
 
     parser = argparse.ArgumentParser(add_help=False)
     add_run_flags(parser)
-    section = USAGE.read_text().split("## Flags of `motif-lite run`")[1].split("\n## ")[0]
-    first_cells = [line.split(" | ")[0] for line in section.splitlines() if line.startswith("| `")]
-    documented = set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", " ".join(first_cells)))
     flags = {name for action in parser._actions for name in action.option_strings}
-    assert sorted(flags - documented) == []
+    assert sorted(flags - documented_flags(USAGE, "## Flags of `motif-lite run`")) == []
+
+
+def test_every_flag_of_serve_has_a_row_in_the_flags_table_of_docs_server():
+    # docs/server.md, "Flags": the table lists every flag `motif-lite serve` takes (--no-batch-guidance was missing).
+    import argparse
+
+    (commands,) = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    shown = [action for action in commands.choices["serve"]._actions if action.help != argparse.SUPPRESS]
+    flags = {name for action in shown for name in action.option_strings} - {"-h", "--help"}
+    assert sorted(flags - documented_flags(SERVER, "## Flags")) == []
 
 
 def test_the_official_negative_prompt_quoted_in_docs_usage_is_the_default():
