@@ -112,6 +112,13 @@ def test_the_recipe_table_of_docs_quantize_is_the_quantizers():
 USAGE = Path(__file__).resolve().parent.parent / "docs/usage.md"
 
 
+def documented_flags(page: Path, heading: str) -> set[str]:
+    """The flags named in the first cells of the table under `heading`."""
+    section = page.read_text().split(heading + "\n")[1].split("\n## ")[0]
+    first_cells = [line.split(" | ")[0] for line in section.splitlines() if line.startswith("| `")]
+    return set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", " ".join(first_cells)))
+
+
 def test_every_flag_of_run_has_a_row_in_the_flags_table_of_docs_usage():
     # docs/usage.md, "Flags of `motif-lite run`": the table lists every flag the command takes.
     import argparse
@@ -120,11 +127,18 @@ def test_every_flag_of_run_has_a_row_in_the_flags_table_of_docs_usage():
 
     parser = argparse.ArgumentParser(add_help=False)
     add_run_flags(parser)
-    section = USAGE.read_text().split("## Flags of `motif-lite run`")[1].split("\n## ")[0]
-    first_cells = [line.split(" | ")[0] for line in section.splitlines() if line.startswith("| `")]
-    documented = set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", " ".join(first_cells)))
     flags = {name for action in parser._actions for name in action.option_strings}
-    assert sorted(flags - documented) == []
+    assert sorted(flags - documented_flags(USAGE, "## Flags of `motif-lite run`")) == []
+
+
+def test_every_flag_of_serve_has_a_row_in_the_flags_table_of_docs_server():
+    # docs/server.md, "Flags": the table lists every flag `motif-lite serve` takes (--no-batch-guidance was missing).
+    import argparse
+
+    (commands,) = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    shown = [action for action in commands.choices["serve"]._actions if action.help != argparse.SUPPRESS]
+    flags = {name for action in shown for name in action.option_strings} - {"-h", "--help"}
+    assert sorted(flags - documented_flags(SERVER, "## Flags")) == []
 
 
 def test_the_official_negative_prompt_quoted_in_docs_usage_is_the_default():
@@ -269,3 +283,49 @@ def test_docs_usage_lora_section_tells_of_the_servers_per_job_loras():
     section = " ".join(USAGE.read_text().split("## LoRA adapters")[1].split("\n## ")[0].split())
     assert "a job cannot choose its LoRAs" not in section
     assert "`--lora-dir DIR`" in section and '"Per-job LoRAs"' in section
+
+
+@pytest.mark.parametrize(
+    ("page", "heading", "command"),
+    [(USAGE, "## Flags of `motif-lite run`", "run"), (SERVER, "## Flags", "serve")],
+)
+def test_the_flag_tables_give_the_commands_defaults(page, heading, command):
+    # docs/usage.md, "Flags of `motif-lite run`", and docs/server.md, "Flags": a row's default column names the value
+    # the command's parser starts from, where that is a number or a word (None, False and [] mean "see the meaning"),
+    # or "as `run`" where it is run's.
+    import argparse
+
+    (commands,) = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    parser = commands.choices[command]
+    section = page.read_text().split(heading + "\n")[1].split("\n## ")[0]
+    wrong = []
+    for row in (line for line in section.splitlines() if line.startswith("| `")):
+        flag_cell, default_cell = [cell.strip() for cell in re.split(r"(?<!\\)\|", row)[1:3]]
+        for flag in re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", flag_cell):
+            default = parser._option_string_actions[flag].default
+            if default_cell == "as `run`":  # the same default as run's, whose table gives it
+                if default != commands.choices["run"]._option_string_actions[flag].default:
+                    wrong.append(f"{flag}: the table says as run's, but run's is not {default!r}")
+                continue
+            if isinstance(default, bool) or not isinstance(default, int | float | str) or len(str(default)) > 40:
+                continue
+            shown = f"{default:g}" if isinstance(default, float) else str(default)
+            if not re.search(rf"(?<![\w.-]){re.escape(shown)}(?![\w-])", default_cell):
+                wrong.append(f"{flag}: the table says {default_cell!r}, the parser {shown!r}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_import_flow_in_the_readme_is_the_one_test_layers_enforces():
+    # README.md, "Layout": "Imports flow one way: `cli` → ... → `config`"; each step down the arrows is a lower layer
+    # of tests/test_layers.py, and every package under motif_lite/ (and kernels/, quantize/) is named.
+    from test_layers import LAYER
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    flow = " ".join(readme.split("Imports flow one way:")[1].split("(`tests/test_layers.py`")[0].split())
+    steps = [re.findall(r"`(\w+)`", step) for step in flow.split("→")]
+    assert all(steps), flow
+    for higher, lower in zip(steps, steps[1:], strict=False):
+        assert min(LAYER[name] for name in higher) > max(LAYER[name] for name in lower), (higher, lower)
+    root = Path(__file__).resolve().parent.parent
+    packages = {path.parent.name for path in (root / "motif_lite").glob("*/__init__.py")} | {"kernels", "quantize"}
+    assert sorted(packages - {name for step in steps for name in step}) == []

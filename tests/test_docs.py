@@ -92,3 +92,102 @@ def test_every_cross_reference_resolves():
                 if fragment not in anchors:
                     broken.append(f"{where}: link {link}")
     assert not broken, broken
+
+
+# Long pages a reader looks things up in get a contents list; these two are records that other pages quote by section
+# ("docs/benchmarks.md, "Sizes"", "docs/testing.md, "Versions"") instead.
+PAGES_WITHOUT_CONTENTS = {"docs/benchmarks.md": "figures by area", "docs/testing.md": "one bold lead per topic"}
+LONG_PAGE_LINES = 500
+
+
+def headings(text: str) -> list[tuple[int, str]]:
+    """The (level, title) of each heading outside code blocks, in page order."""
+    found, fenced = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (heading := re.match(r"(#+) (.+)", line)):
+            found.append((len(heading.group(1)), heading.group(2).strip()))
+    return found
+
+
+def test_long_pages_have_a_current_contents_list():
+    # A page over LONG_PAGE_LINES lines opens with a "**Contents**" paragraph or list linking every `##` section in
+    # page order (test_every_cross_reference_resolves checks that each link lands).
+    problems = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        name, text = str(page.relative_to(ROOT)), page.read_text()
+        if name in PAGES_WITHOUT_CONTENTS or len(text.splitlines()) <= LONG_PAGE_LINES:
+            continue
+        if "\n**Contents**" not in text:
+            problems.append(f"{name}: no **Contents** list")
+            continue
+        contents = text.split("\n**Contents**", 1)[1].split("\n\n#", 1)[0].split("\n\n```", 1)[0]
+        linked = re.findall(r"\]\(#([^)]+)\)", contents)
+        sections = [anchor(title) for level, title in headings(text) if level == 2]
+        if [section for section in linked if section in sections] != sections:
+            problems.append(f"{name}: its contents list {linked} is not its sections {sections}")
+    assert not problems, "\n".join(problems)
+
+
+DOC_WIDTH = 115
+
+
+def test_prose_wraps_at_the_docs_width():
+    # Prose lines of README.md and docs/*.md fit DOC_WIDTH columns; code blocks, tables and headings (which cannot
+    # wrap) may be longer.
+    long_lines = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        fenced = False
+        for number, line in enumerate(page.read_text().splitlines(), start=1):
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+                continue
+            code_table_or_heading = fenced or line.startswith(("    ", "#")) or line.lstrip().startswith("|")
+            if len(line) > DOC_WIDTH and not code_table_or_heading:
+                long_lines.append(f"{page.relative_to(ROOT)}:{number}: {len(line)} columns")
+    assert not long_lines, "\n".join(long_lines)
+
+
+# A page cited by a section name, in code (`docs/usage.md, 'Going faster'`, `docs/memory.md ("The planner's
+# formulas")`, across string pieces) or in the docs (`README, "What you need"`).
+CITATION = re.compile(r"(docs/[\w-]+\.md|README(?:\.md)?)(?:,\s*\(?|\s*\()\\?([\"'])(.+?)\\?\2")
+
+
+def cited_sections(text: str) -> list[tuple[str, str]]:
+    """(page, section) for each citation in `text`, with adjacent string literals joined first."""
+    joined = re.sub(r"[\"']\s*\n\s*f?[\"']", "", text)
+    found = []
+    for page, _, name in CITATION.findall(joined):
+        found.append(("README.md" if page.startswith("README") else page, " ".join(name.split())))
+    return found
+
+
+def test_sections_cited_in_messages_and_docs_exist():
+    # The messages a user reads name a page and a section to read next; a renamed section must not leave them
+    # pointing nowhere. test_every_cross_reference_resolves covers `docs/FILE.md, "Section"` in the docs.
+    sources = [path for package in ("motif_lite", "quantize", "kernels") for path in (ROOT / package).rglob("*.py")]
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken, checked = [], 0
+    for path in [*sources, *pages]:
+        for page, name in cited_sections(path.read_text()):
+            checked += 1
+            target = ROOT / page
+            if not target.exists() or not any(section.startswith(name) for section in section_names(target)):
+                broken.append(f'{path.relative_to(ROOT)}: {page}, "{name}"')
+    assert checked >= 20, checked
+    assert not broken, "\n".join(broken)
+
+
+def test_no_code_span_breaks_a_path_across_lines():
+    # A line break inside a code span renders as a space: `models/text_encoders/` + newline + `x.safetensors` showed
+    # a path with a blank in it. A prose line must not end inside a code span right after a "/".
+    broken = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        fenced = False
+        for number, line in enumerate(page.read_text().splitlines(), start=1):
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+            elif not fenced and line.count("`") % 2 == 1 and line.rstrip().endswith("/"):
+                broken.append(f"{page.relative_to(ROOT)}:{number}")
+    assert not broken, broken
