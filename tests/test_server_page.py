@@ -92,7 +92,12 @@ def test_page_submits_a_job_and_plays_it(driver, tmp_path):
             "completed", "48x32", 5, 3)  # fmt: skip
         card = driver.find_element(By.CSS_SELECTOR, f'li.job[data-id="{video.id}"]')
         assert card.find_element(By.LINK_TEXT, "Download").get_attribute("download") == f"{video.id}.mp4"
+        # Delete removes the video and its file for good: the page asks first, and keeps it when told no.
         card.find_element(By.XPATH, ".//button[text()='Delete']").click()
+        driver.switch_to.alert.dismiss()
+        assert server.request("GET", f"/v1/videos/{video.id}", headers={"Authorization": "Bearer page-key"})[0] == 200
+        card.find_element(By.XPATH, ".//button[text()='Delete']").click()
+        driver.switch_to.alert.accept()
         wait_for(lambda: not driver.find_elements(By.CSS_SELECTOR, "li.job"), 30, "the card to go")
         assert server.request("GET", f"/v1/videos/{video.id}", headers={"Authorization": "Bearer page-key"})[0] == 404
         assert driver.find_element(By.ID, "form-error").text == ""
@@ -256,3 +261,75 @@ def test_without_a_lora_dir_there_is_no_picker_and_api_errors_stay_by_the_form(d
         driver.execute_async_script("refresh().then(arguments[0]);")
         assert driver.find_element(By.ID, "form-error").text == error
         assert server.client().videos.list().data == []
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+
+
+def field_values(driver, *ids: str) -> list[str]:
+    return driver.execute_script("return [...arguments].map((id) => document.getElementById(id).value)", *ids)
+
+
+def test_the_page_keeps_its_fields_across_a_reload_shows_a_jobs_notes_and_queues_on_ctrl_enter(driver, pipe, tmp_path):
+    # A user of a web UI expects the settings of the last job to be there after a reload (they were lost), the
+    # server's notes on a job (frames rounded to 4k+1, an image stretched: never shown) and Ctrl+Enter to queue.
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    kept = ("prompt", "size", "width", "height", "frames", "steps", "seed", "flow-shift")
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        driver.get(server.url + "/")
+        tiny_job_in_the_form(driver, "a fox with 6 frames")
+        type_into(driver, "frames", "6")  # not 4k+1: the server uses 5 and says so in a note
+        driver.find_element(By.CSS_SELECTOR, "#advanced summary").click()
+        type_into(driver, "flow-shift", "7")
+        driver.find_element(By.ID, "prompt").send_keys(Keys.CONTROL, Keys.ENTER)
+
+        card = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "li.job"), 30, "the job's card")[0]
+        (video,) = server.client().videos.list()
+        assert card.find_element(By.CLASS_NAME, "notes").text == "\n".join(video.notes) != ""
+        assert "frames 6 is not 4k+1; using 5" in video.notes
+
+        driver.refresh()
+        wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "li.job"), 30, "the queue after the reload")
+        assert field_values(driver, *kept) == ["a fox with 6 frames", "custom", "48", "32", "6", "1", "3", "7"]
+        assert driver.find_element(By.ID, "width").is_displayed()  # the custom size's fields shown with it
+        assert driver.find_element(By.ID, "advanced").get_attribute("open") is not None  # a kept setting is seen
+
+        driver.find_element(By.ID, "reset-form").click()
+        assert field_values(driver, *kept) == ["", "", "832", "480", "", "", "", ""]
+        driver.refresh()
+        assert field_values(driver, *kept) == ["", "", "832", "480", "", "", "", ""]
+        assert driver.find_element(By.ID, "advanced").get_attribute("open") is None
+
+
+def test_a_server_that_stopped_is_said_in_words_not_the_browsers_failed_to_fetch(driver, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    with InProcessServer(None, tmp_path / "data") as server:
+        driver.get(server.url + "/")
+        wait_for(lambda: driver.find_element(By.ID, "empty").is_displayed(), 30, "the empty queue")
+    driver.execute_async_script("refresh().then(arguments[0]);")
+    queue_error = driver.find_element(By.ID, "queue-error").text
+    assert queue_error.startswith("cannot reach the motif-lite server: it has stopped or is restarting")
+    assert "motif-lite serve" in queue_error
+    driver.find_element(By.ID, "prompt").send_keys("a fox")
+    driver.find_element(By.ID, "submit").click()
+    assert wait_for(lambda: driver.find_element(By.ID, "form-error").text, 30, "the form's error") == queue_error
+
+
+def test_the_page_fits_a_phones_width(driver, tmp_path):
+    # On a 390-pixel-wide phone the header squeezed the title into two lines ("motif-" / "lite").
+    with InProcessServer(None, tmp_path / "data") as server:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})  # fmt: skip
+        driver.get(server.url + "/")
+        widths = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths == [390, 390]  # nothing sticks out sideways
+        title_lines = driver.execute_script(
+            "const range = document.createRange(); range.selectNodeContents(document.querySelector('header h1'));"
+            "return range.getClientRects().length;"
+        )
+        assert title_lines == 1

@@ -17,12 +17,29 @@ const SETTING_LABELS = { guidance_method: "guidance", guidance_scale: "guidance 
                          apg_norm_threshold: "APG norm threshold", apg_momentum: "APG momentum",
                          sampling_method: "sampler", flow_shift: "flow shift", fps: "fps", crf: "crf" };
 
+// What a request that got no answer at all means: the server stopped (or restarts), or the network is down.
+const UNREACHABLE = "cannot reach the motif-lite server: it has stopped or is restarting (or the network is " +
+  "down). Start it again with motif-lite serve; this page tries again every few seconds, and queued jobs run " +
+  "once it is back.";
+
+// The fields a reload of the page keeps, by id (a browser cannot fill a file input again; Extend and Remix belong
+// to one video, and the LoRA list is the server's folder).
+const FORM_KEY = "motif-lite-form";
+const KEPT_FIELDS = ["prompt", "negative", "size", "width", "height", "frames", "steps", "seed", "guidance-method",
+                     "guidance-scale", "apg-eta", "apg-norm-threshold", "apg-momentum", "sampling-method",
+                     "flow-shift", "fps", "crf"];
+
 function apiKey() { return localStorage.getItem("motif-lite-api-key") || ""; }
 
 async function api(path, options = {}) {
   const headers = new Headers(options.headers || {});
   if (apiKey()) headers.set("Authorization", "Bearer " + apiKey());
-  const response = await fetch(path, { ...options, headers });
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers });
+  } catch (_) { // the browser's own words ("Failed to fetch") say nothing of what happened or what to do
+    throw new Error(UNREACHABLE);
+  }
   if (!response.ok) {
     let message = response.status + " " + response.statusText;
     let param = null;
@@ -46,6 +63,52 @@ function formBody() {
   if ($("image").files.length) body.set("input_reference", $("image").files[0]);
   if (!$("extending").hidden) body.set("extend", $("extending").dataset.id);
   return body;
+}
+
+function saveForm() {
+  // A field Extend fixed (disabled) keeps the value saved before: the size of one video is not the user's choice.
+  const saved = savedForm();
+  for (const id of KEPT_FIELDS) if (!$(id).disabled) saved[id] = $(id).value;
+  localStorage.setItem(FORM_KEY, JSON.stringify(saved));
+}
+
+function savedForm() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(FORM_KEY) || "{}");
+    return saved && typeof saved === "object" ? saved : {};
+  } catch (_) {
+    return {}; // written by hand or damaged: the fields start empty
+  }
+}
+
+function restoreForm() {
+  const saved = savedForm();
+  for (const id of KEPT_FIELDS) {
+    if (typeof saved[id] !== "string") continue;
+    $(id).value = saved[id];
+    if ($(id).value !== saved[id]) $(id).selectedIndex = 0; // an option this version of the page no longer has
+  }
+  showCustomSize();
+  // A setting kept in the collapsed section would change the next job unseen: show it.
+  $("advanced").open = [...$("advanced").querySelectorAll("[name]")].some((field) => field.value !== "");
+}
+
+function resetForm() {
+  localStorage.removeItem(FORM_KEY);
+  stopExtending();
+  stopRemixing();
+  $("create").reset(); // (no control of the form may be named or have the id `reset`: it would hide this method)
+  showCustomSize();
+  markInvalid(null);
+  $("form-error").textContent = "";
+  $("advanced").open = false;
+}
+
+function submitOnCtrlEnter(event) {
+  // Ctrl+Enter (Cmd+Enter on a Mac) in any field queues the job, as in ComfyUI and AUTOMATIC1111's web UI.
+  if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey) || $("submit").disabled) return;
+  event.preventDefault();
+  $("create").requestSubmit();
 }
 
 function extendFrom(video) {
@@ -220,7 +283,7 @@ function newCard(video) {
   li.className = "job";
   li.dataset.id = video.id;
   li.innerHTML = '<div class="prompt"></div><div class="meta"></div><div class="extends meta"></div>' +
-                 '<div class="settings meta"></div>' +
+                 '<div class="settings meta"></div><ul class="notes meta"></ul>' +
                  '<div class="loras meta"></div><div class="state meta"></div>' +
                  '<progress max="100"></progress><div class="media"></div><div class="actions"></div>';
   li.querySelector(".prompt").textContent = video.prompt;
@@ -235,7 +298,15 @@ function newCard(video) {
     li.querySelector(selector).textContent = text;
     li.querySelector(selector).hidden = text === "";
   }
+  showNotes(li.querySelector(".notes"), video.notes || []);
   return li;
+}
+
+function showNotes(list, notes) {
+  // What the server changed or warns about (frames rounded to 4k+1, an image stretched to the size, ...): the notes
+  // `motif-lite run` prints, which the page would otherwise never show.
+  list.replaceChildren(...notes.map((note) => Object.assign(document.createElement("li"), { textContent: note })));
+  list.hidden = notes.length === 0;
 }
 
 function updateCard(li, video) {
@@ -252,7 +323,7 @@ function updateCard(li, video) {
   const actions = li.querySelector(".actions");
   if (!actions.dataset.status || actions.dataset.status !== (running ? "running" : video.status)) {
     actions.dataset.status = running ? "running" : video.status;
-    actions.replaceChildren(button(running ? "Cancel" : "Delete", () => remove(video.id)));
+    actions.replaceChildren(button(running ? "Cancel" : "Delete", () => remove(video)));
     if (video.status === "completed") {
       actions.append(button("Extend", () => extendFrom(video)), button("Remix", () => remixFrom(video)));
     }
@@ -315,9 +386,13 @@ async function showVideo(li, video) {
   }
 }
 
-async function remove(id) {
+async function remove(video) {
+  // A finished video goes from the server with its file for good (a web UI's history, ComfyUI's say, keeps the
+  // files): ask first. Cancelling a job or removing a failed one loses no video.
+  const gone = "Delete this video from the server for good? Its file goes too; Download keeps a copy.\n\n";
+  if (video.status === "completed" && !confirm(gone + video.prompt)) return;
   try {
-    await api("v1/videos/" + id, { method: "DELETE" });
+    await api("v1/videos/" + video.id, { method: "DELETE" });
   } catch (error) {
     alert(error.message);
   }
@@ -369,6 +444,11 @@ document.addEventListener("DOMContentLoaded", () => {
     loadLoras();
     refresh();
   });
+  restoreForm();
+  $("create").addEventListener("input", saveForm);
+  $("create").addEventListener("change", saveForm);
+  $("create").addEventListener("keydown", submitOnCtrlEnter);
+  $("reset-form").addEventListener("click", resetForm);
   $("size").addEventListener("change", showCustomSize);
   $("extend-stop").addEventListener("click", stopExtending);
   $("remix-stop").addEventListener("click", stopRemixing);
