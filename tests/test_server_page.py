@@ -333,3 +333,16 @@ def test_the_page_fits_a_phones_width(driver, tmp_path):
             "return range.getClientRects().length;"
         )
         assert title_lines == 1
+
+
+def test_a_queued_job_says_how_many_jobs_run_before_it(driver, tmp_path):
+    # A card said only "queued": in a queue of jobs minutes long each, a user could not tell when theirs would run.
+    with InProcessServer(None, tmp_path / "data") as server:
+        driver.get(server.url + "/")
+        newest_first = [{"id": "video_c", "status": "queued"}, {"id": "video_b", "status": "queued"},
+                        {"id": "video_x", "status": "completed"},
+                        {"id": "video_a", "status": "in_progress", "progress": 40}]  # fmt: skip
+        script = "const ahead = jobsAhead(arguments[0]); return arguments[0].map((v) => stateText(v, ahead.get(v.id)));"
+        states = driver.execute_script(script, newest_first)
+        assert states == ["queued · 2 ahead of it", "queued · 1 ahead of it", "completed", "generating · 40%"]
+        assert driver.execute_script(script, [{"id": "video_q", "status": "queued"}]) == ["queued · next"]

@@ -309,13 +309,31 @@ function showNotes(list, notes) {
   list.hidden = notes.length === 0;
 }
 
-function updateCard(li, video) {
-  if (li.dataset.status === video.status && video.status !== "in_progress") return;
-  li.dataset.status = video.status;
+function jobsAhead(videos) {
+  // video id -> how many jobs run before that queued one: the worker takes them in the order they came, so those
+  // queued before it and the running one. `videos`: newest first, as the page lists them.
+  const ahead = new Map();
+  let active = 0;
+  for (const video of [...videos].reverse()) {
+    if (video.status === "queued") ahead.set(video.id, active);
+    if (video.status === "queued" || video.status === "in_progress") active += 1;
+  }
+  return ahead;
+}
+
+function stateText(video, ahead) {
+  if (video.status === "failed") return "failed: " + video.error.message;
+  if (video.status === "in_progress") return "generating · " + video.progress + "%";
+  if (video.status === "queued") return ahead ? "queued · " + ahead + " ahead of it" : "queued · next";
+  return video.status;
+}
+
+function updateCard(li, video, ahead) {
   const running = video.status === "queued" || video.status === "in_progress";
+  if (li.dataset.status === video.status && !running) return;
+  li.dataset.status = video.status;
   const state = li.querySelector(".state");
-  state.textContent = video.status === "failed" ? "failed: " + video.error.message
-                    : video.status === "in_progress" ? "generating · " + video.progress + "%" : video.status;
+  state.textContent = stateText(video, ahead);
   state.classList.toggle("error", video.status === "failed");
   const bar = li.querySelector("progress");
   bar.hidden = !running;
@@ -404,6 +422,7 @@ async function refresh() {
   let busy = false;
   try {
     const page = await (await api("v1/videos?limit=100&order=desc")).json();
+    const ahead = jobsAhead(page.data);
     const seen = new Set();
     page.data.forEach((video, index) => {
       seen.add(video.id);
@@ -411,7 +430,7 @@ async function refresh() {
       if (!li) { li = newCard(video); cards.set(video.id, li); }
       const list = $("queue");
       if (list.children[index] !== li) list.insertBefore(li, list.children[index] || null);
-      updateCard(li, video);
+      updateCard(li, video, ahead.get(video.id));
       busy = busy || video.status === "queued" || video.status === "in_progress";
     });
     for (const [id, li] of cards) {
