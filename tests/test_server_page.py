@@ -73,9 +73,22 @@ def test_page_submits_a_job_and_plays_it(driver, tmp_path):
     pipe = load_pipeline(tmp_path / "ckpt", dtype=torch.float32, device="cpu", kernels="torch")
     with InProcessServer(pipe, tmp_path / "data", api_key="page-key") as server:
         driver.get(server.url + "/")
+        # The API's 401 says "send Authorization: Bearer KEY", which a page's user cannot act on: the page says
+        # where the key goes, and when the one typed is wrong.
+        queue_error = lambda: driver.find_element(By.ID, "queue-error").text  # noqa: E731
+        assert wait_for(queue_error, 30, "the missing key's message").startswith(
+            "this server wants an API key: type the key motif-lite serve was started with (--api-key or "
+            "$MOTIF_LITE_API_KEY) in the API key field at the top of the page"
+        )
         key = driver.find_element(By.ID, "api-key")
-        key.send_keys("page-key")
-        driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
+        for typed in ("wrong-key", "page-key"):
+            key.clear()
+            key.send_keys(typed)
+            driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
+            if typed == "wrong-key":
+                wrong = "the API key typed at the top of the page is not the server's"
+                wait_for(lambda: queue_error().startswith(wrong), 30, "the wrong key's message")  # noqa: B023
+        wait_for(lambda: queue_error() == "", 30, "the queue to be read with the right key")
         driver.find_element(By.ID, "prompt").send_keys("a red fox runs through snow")
         Select(driver.find_element(By.ID, "size")).select_by_value("custom")
         for field, value in (("width", "48"), ("height", "32"), ("frames", "5"), ("steps", "1"), ("seed", "3")):

@@ -29,6 +29,12 @@ const KEPT_FIELDS = ["prompt", "negative", "size", "width", "height", "frames", 
                      "guidance-scale", "apg-eta", "apg-norm-threshold", "apg-momentum", "sampling-method",
                      "flow-shift", "fps", "crf"];
 
+function keyMessage() {
+  const where = "the key motif-lite serve was started with (--api-key or $MOTIF_LITE_API_KEY)";
+  return apiKey() ? "the API key typed at the top of the page is not the server's: type " + where
+                  : "this server wants an API key: type " + where + " in the API key field at the top of the page";
+}
+
 function apiKey() { return localStorage.getItem("motif-lite-api-key") || ""; }
 
 async function api(path, options = {}) {
@@ -44,6 +50,7 @@ async function api(path, options = {}) {
     let message = response.status + " " + response.statusText;
     let param = null;
     try { ({ message, param } = (await response.json()).error); } catch (_) { /* not JSON */ }
+    if (response.status === 401) message = keyMessage(); // the API's words ("send Authorization: ...") are a client's
     throw Object.assign(new Error(message), { param }); // param: the API field to fix, where one is at fault
   }
   return response;
