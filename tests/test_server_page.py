@@ -290,6 +290,7 @@ def test_the_page_keeps_its_fields_across_a_reload_shows_a_jobs_notes_and_queues
     # server's notes on a job (frames rounded to 4k+1, an image stretched: never shown) and Ctrl+Enter to queue.
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
 
     kept = ("prompt", "size", "width", "height", "frames", "steps", "seed", "flow-shift")
     with InProcessServer(pipe, tmp_path / "data") as server:
@@ -310,6 +311,15 @@ def test_the_page_keeps_its_fields_across_a_reload_shows_a_jobs_notes_and_queues
         assert field_values(driver, *kept) == ["a fox with 6 frames", "custom", "48", "32", "6", "1", "3", "7"]
         assert driver.find_element(By.ID, "width").is_displayed()  # the custom size's fields shown with it
         assert driver.find_element(By.ID, "advanced").get_attribute("open") is not None  # a kept setting is seen
+
+        # Extend fixes the size to its video's; a new video after it had that size instead of the one chosen.
+        Select(driver.find_element(By.ID, "size")).select_by_value("832x480")
+        done = 'li.job[data-status="completed"] .actions button'
+        wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, done), 60, "the job to finish")
+        driver.find_element(By.XPATH, "//li[@data-status='completed']//button[text()='Extend']").click()
+        assert field_values(driver, "size", "width", "height") == ["custom", "48", "32"]
+        driver.find_element(By.ID, "extend-stop").click()
+        assert field_values(driver, "size") == ["832x480"] and not driver.find_element(By.ID, "width").is_displayed()
 
         driver.find_element(By.ID, "reset-form").click()
         assert field_values(driver, *kept) == ["", "", "832", "480", "", "", "", ""]

@@ -90,11 +90,7 @@ function savedForm() {
 
 function restoreForm() {
   const saved = savedForm();
-  for (const id of KEPT_FIELDS) {
-    if (typeof saved[id] !== "string") continue;
-    $(id).value = saved[id];
-    if ($(id).value !== saved[id]) $(id).selectedIndex = 0; // an option this version of the page no longer has
-  }
+  for (const id of KEPT_FIELDS) if (typeof saved[id] === "string") setField($(id), saved[id]);
   showCustomSize();
   // A setting kept in the collapsed section would change the next job unseen: show it.
   $("advanced").open = [...$("advanced").querySelectorAll("[name]")].some((field) => field.value !== "");
@@ -164,9 +160,26 @@ function stopRemixing() {
 }
 
 function stopExtending() {
+  const extending = !$("extending").hidden;
   $("extending").hidden = true;
   delete $("extending").dataset.id;
   for (const input of [$("size"), $("width"), $("height"), $("image")]) input.disabled = false;
+  if (extending) restoreSize();
+}
+
+function restoreSize() {
+  // Extend set the size to its video's: the next new video gets the size chosen before (saved while it was not
+  // fixed), or the official one.
+  const saved = savedForm();
+  for (const id of ["size", "width", "height"]) setField($(id), typeof saved[id] === "string" ? saved[id] : null);
+  showCustomSize();
+}
+
+function setField(field, value) {
+  // null, or a choice this version of the page no longer offers: the field's value in the page as served.
+  const initial = field.tagName === "SELECT" ? field.options[0].value : field.defaultValue;
+  field.value = value ?? initial;
+  if (field.value !== (value ?? initial)) field.value = initial;
 }
 
 function showCustomSize() {
