@@ -320,6 +320,13 @@ def test_the_page_keeps_its_fields_across_a_reload_shows_a_jobs_notes_and_queues
         assert field_values(driver, "size", "width", "height") == ["custom", "48", "32"]
         driver.find_element(By.ID, "extend-stop").click()
         assert field_values(driver, "size") == ["832x480"] and not driver.find_element(By.ID, "width").is_displayed()
+        # Remix sends the fields filled in, each replacing the video's value: those kept from earlier jobs replaced
+        # its seed and frames. The form now shows the video's settings.
+        type_into(driver, "seed", "11")
+        driver.find_element(By.XPATH, "//li[@data-status='completed']//button[text()='Remix']").click()
+        assert field_values(driver, *kept) == ["a fox with 6 frames", "custom", "48", "32", "5", "1", "3", "7"]
+        assert field_values(driver, "fps", "crf", "guidance-method") == ["24", "18", "apg"]
+        driver.find_element(By.ID, "remix-stop").click()
 
         driver.find_element(By.ID, "reset-form").click()
         assert field_values(driver, *kept) == ["", "", "832", "480", "", "", "", ""]

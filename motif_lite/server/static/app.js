@@ -137,21 +137,36 @@ function extendFrom(video) {
 
 function remixFrom(video) {
   // A remix is the video's settings and seed with a new prompt (POST /v1/videos/{id}/remix): the form sends the
-  // prompt and only the fields filled in, each replacing the video's value. A first frame is not kept by the server.
+  // prompt and only the fields filled in, each replacing the video's value; they are filled with the video's, or
+  // the values kept from earlier jobs would replace its seed, frames, ... A first frame is not kept by the server.
   stopExtending();
+  showSettingsOf(video);
   const fieldset = $("remixing");
   fieldset.dataset.id = video.id;
   const s = video.settings || {};
   const image = s.image_to_video && !s.extend && !s.extend_file;
   const upload = s.extend_file ? " It went on from an uploaded video (" + s.extend_file.name + "), which the server" +
     " no longer has and this page cannot send: the remix is refused; send the video again with the API." : "";
-  $("remixing-text").textContent = "Remixing " + video.id + ": its settings and seed with the prompt below; a field" +
-    " you fill in replaces its value." + (image ? " It was made from a first frame: choose that image again." : "") +
+  $("remixing-text").textContent = "Remixing " + video.id + ": its settings and seed, in the fields below, with" +
+    " the prompt you write; a field you change replaces its value." + (image ? " It was made from a first frame: choose that image again." : "") +
     upload;
   fieldset.hidden = false;
   $("prompt").value = video.prompt || "";
   $("prompt").focus();
   $("create").scrollIntoView();
+}
+
+function showSettingsOf(video) {
+  const s = video.settings || {};
+  for (const field of $("create").querySelectorAll("#negative, #frames, #steps, #seed, #advanced [name]")) {
+    const value = s[field.name];
+    setField(field, value === null || value === undefined ? "" : String(value)); // null: left to the server
+  }
+  const [width, height] = video.size.split("x");
+  setField($("size"), "custom");
+  setField($("width"), width);
+  setField($("height"), height);
+  showCustomSize();
 }
 
 function stopRemixing() {
