@@ -350,12 +350,23 @@ def test_a_server_that_stopped_is_said_in_words_not_the_browsers_failed_to_fetch
     assert wait_for(lambda: driver.find_element(By.ID, "form-error").text, 30, "the form's error") == queue_error
 
 
-def test_the_page_fits_a_phones_width(driver, tmp_path):
-    # On a 390-pixel-wide phone the header squeezed the title into two lines ("motif-" / "lite").
-    with InProcessServer(None, tmp_path / "data") as server:
+def test_the_page_fits_a_phones_width(driver, pipe, tmp_path):
+    # On a 390-pixel-wide phone the header squeezed the title into two lines ("motif-" / "lite"), and a finished
+    # video's Download link stuck out of its card.
+    from selenium.webdriver.common.by import By
+    from server_helpers import TINY
+
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        server.client().videos.create_and_poll(prompt="a fox on a phone", poll_interval_ms=100, extra_body=TINY)
         driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                                {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})  # fmt: skip
         driver.get(server.url + "/")
+        link = wait_for(lambda: driver.find_elements(By.LINK_TEXT, "Download"), 60, "the finished video")[0]
+        card = driver.find_element(By.CSS_SELECTOR, "li.job")
+        overhang = driver.execute_script(
+            "return arguments[0].getBoundingClientRect().right - arguments[1].getBoundingClientRect().right", link, card
+        )
+        assert overhang <= 0
         widths = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
         assert widths == [390, 390]  # nothing sticks out sideways
         title_lines = driver.execute_script(
