@@ -152,6 +152,11 @@ def test_the_pages_copies_of_the_api_limits_and_official_settings_agree_with_the
     assert shift == {"text_to_video": T2V_SHIFT, "image_to_video": I2V_SHIFT}
     assert int(re.search(r"const MAX_JOB_LORAS = (\d+);", script)[1]) == MAX_JOB_LORAS
     page = (STATIC / "index.html").read_text()
+    # Each advanced field's tooltip names the default an empty field gets, from the same values.
+    titles = dict(re.findall(r'name="(\w+)"[^>]*title="([^"]*)"', page))
+    for name, value in {**official, "flow_shift": f"{T2V_SHIFT:g} ({I2V_SHIFT:g} from a first frame)"}.items():
+        value = f"{value:g}" if isinstance(value, float | int) else value
+        assert re.search(rf"the official {re.escape(value)}(?![\d.])", titles[name]), name
     select = re.search(r'<select id="sampling-method".*?</select>', page, re.S)[0]
     assert re.findall(r'<option value="([^"]*)"', select) == ["", *SAMPLERS]  # "" = the checkpoint's or default
 
