@@ -737,6 +737,37 @@ def test_a_failed_thumbnail_leaves_no_partial_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
 
 
+def test_a_thumbnail_leaves_no_pipe_to_the_garbage_collector(tmp_path):
+    # imageio-ffmpeg's reader, stopped after the first frame of a video whose ffmpeg had already finished, left its
+    # pipes to be collected: a ResourceWarning for every finished job (`python -W error::ResourceWarning`).
+    import gc
+    import warnings
+
+    import imageio_ffmpeg
+
+    from motif_lite.server.worker import write_thumbnail
+
+    video, thumbnail = tmp_path / "v.mp4", tmp_path / "v.webp"
+    writer = imageio_ffmpeg.write_frames(str(video), (48, 32), fps=8, macro_block_size=16)
+    writer.send(None)
+    for shade in (200, 100):
+        writer.send(np.full((32, 48, 3), shade, np.uint8).tobytes())
+    writer.close()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        write_thumbnail(video, thumbnail)
+        gc.collect()
+    assert [str(warning.message) for warning in caught if warning.category is ResourceWarning] == []
+    first = np.asarray(PIL.Image.open(thumbnail).convert("RGB"))
+    assert first.shape == (32, 48, 3) and abs(int(first.mean()) - 200) <= 3  # the first frame, not the second
+    thumbnail.unlink()
+    not_a_video = tmp_path / "not.mp4"
+    not_a_video.write_bytes(b"not a video")
+    with pytest.raises(RuntimeError, match="ffmpeg could not read the first frame of .*not.mp4"):
+        write_thumbnail(not_a_video, thumbnail)
+    assert not thumbnail.exists()
+
+
 def test_a_job_that_cannot_run_fails_and_the_worker_goes_on(server):
     # Settings a future version might store: this job fails, the next one runs.
     settings = {**stored_settings(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1)), "bogus": 1}

@@ -73,9 +73,22 @@ def test_page_submits_a_job_and_plays_it(driver, tmp_path):
     pipe = load_pipeline(tmp_path / "ckpt", dtype=torch.float32, device="cpu", kernels="torch")
     with InProcessServer(pipe, tmp_path / "data", api_key="page-key") as server:
         driver.get(server.url + "/")
+        # The API's 401 says "send Authorization: Bearer KEY", which a page's user cannot act on: the page says
+        # where the key goes, and when the one typed is wrong.
+        queue_error = lambda: driver.find_element(By.ID, "queue-error").text  # noqa: E731
+        assert wait_for(queue_error, 30, "the missing key's message").startswith(
+            "this server wants an API key: type the key motif-lite serve was started with (--api-key or "
+            "$MOTIF_LITE_API_KEY) in the API key field at the top of the page"
+        )
         key = driver.find_element(By.ID, "api-key")
-        key.send_keys("page-key")
-        driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
+        for typed in ("wrong-key", "page-key"):
+            key.clear()
+            key.send_keys(typed)
+            driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
+            if typed == "wrong-key":
+                wrong = "the API key typed at the top of the page is not the server's"
+                wait_for(lambda: queue_error().startswith(wrong), 30, "the wrong key's message")  # noqa: B023
+        wait_for(lambda: queue_error() == "", 30, "the queue to be read with the right key")
         driver.find_element(By.ID, "prompt").send_keys("a red fox runs through snow")
         Select(driver.find_element(By.ID, "size")).select_by_value("custom")
         for field, value in (("width", "48"), ("height", "32"), ("frames", "5"), ("steps", "1"), ("seed", "3")):
@@ -92,7 +105,12 @@ def test_page_submits_a_job_and_plays_it(driver, tmp_path):
             "completed", "48x32", 5, 3)  # fmt: skip
         card = driver.find_element(By.CSS_SELECTOR, f'li.job[data-id="{video.id}"]')
         assert card.find_element(By.LINK_TEXT, "Download").get_attribute("download") == f"{video.id}.mp4"
+        # Delete removes the video and its file for good: the page asks first, and keeps it when told no.
         card.find_element(By.XPATH, ".//button[text()='Delete']").click()
+        driver.switch_to.alert.dismiss()
+        assert server.request("GET", f"/v1/videos/{video.id}", headers={"Authorization": "Bearer page-key"})[0] == 200
+        card.find_element(By.XPATH, ".//button[text()='Delete']").click()
+        driver.switch_to.alert.accept()
         wait_for(lambda: not driver.find_elements(By.CSS_SELECTOR, "li.job"), 30, "the card to go")
         assert server.request("GET", f"/v1/videos/{video.id}", headers={"Authorization": "Bearer page-key"})[0] == 404
         assert driver.find_element(By.ID, "form-error").text == ""
@@ -134,6 +152,11 @@ def test_the_pages_copies_of_the_api_limits_and_official_settings_agree_with_the
     assert shift == {"text_to_video": T2V_SHIFT, "image_to_video": I2V_SHIFT}
     assert int(re.search(r"const MAX_JOB_LORAS = (\d+);", script)[1]) == MAX_JOB_LORAS
     page = (STATIC / "index.html").read_text()
+    # Each advanced field's tooltip names the default an empty field gets, from the same values.
+    titles = dict(re.findall(r'name="(\w+)"[^>]*title="([^"]*)"', page))
+    for name, value in {**official, "flow_shift": f"{T2V_SHIFT:g} ({I2V_SHIFT:g} from a first frame)"}.items():
+        value = f"{value:g}" if isinstance(value, float | int) else value
+        assert re.search(rf"the official {re.escape(value)}(?![\d.])", titles[name]), name
     select = re.search(r'<select id="sampling-method".*?</select>', page, re.S)[0]
     assert re.findall(r'<option value="([^"]*)"', select) == ["", *SAMPLERS]  # "" = the checkpoint's or default
 
@@ -256,3 +279,116 @@ def test_without_a_lora_dir_there_is_no_picker_and_api_errors_stay_by_the_form(d
         driver.execute_async_script("refresh().then(arguments[0]);")
         assert driver.find_element(By.ID, "form-error").text == error
         assert server.client().videos.list().data == []
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+
+
+def field_values(driver, *ids: str) -> list[str]:
+    return driver.execute_script("return [...arguments].map((id) => document.getElementById(id).value)", *ids)
+
+
+def test_the_page_keeps_its_fields_across_a_reload_shows_a_jobs_notes_and_queues_on_ctrl_enter(driver, pipe, tmp_path):
+    # A user of a web UI expects the settings of the last job to be there after a reload (they were lost), the
+    # server's notes on a job (frames rounded to 4k+1, an image stretched: never shown) and Ctrl+Enter to queue.
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    kept = ("prompt", "size", "width", "height", "frames", "steps", "seed", "flow-shift")
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        driver.get(server.url + "/")
+        tiny_job_in_the_form(driver, "a fox with 6 frames")
+        type_into(driver, "frames", "6")  # not 4k+1: the server uses 5 and says so in a note
+        driver.find_element(By.CSS_SELECTOR, "#advanced summary").click()
+        type_into(driver, "flow-shift", "7")
+        driver.find_element(By.ID, "prompt").send_keys(Keys.CONTROL, Keys.ENTER)
+
+        card = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "li.job"), 30, "the job's card")[0]
+        (video,) = server.client().videos.list()
+        assert card.find_element(By.CLASS_NAME, "notes").text == "\n".join(video.notes) != ""
+        assert "frames 6 is not 4k+1; using 5" in video.notes
+
+        driver.refresh()
+        wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "li.job"), 30, "the queue after the reload")
+        assert field_values(driver, *kept) == ["a fox with 6 frames", "custom", "48", "32", "6", "1", "3", "7"]
+        assert driver.find_element(By.ID, "width").is_displayed()  # the custom size's fields shown with it
+        assert driver.find_element(By.ID, "advanced").get_attribute("open") is not None  # a kept setting is seen
+
+        # Extend fixes the size to its video's; a new video after it had that size instead of the one chosen.
+        Select(driver.find_element(By.ID, "size")).select_by_value("832x480")
+        done = 'li.job[data-status="completed"] .actions button'
+        wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, done), 60, "the job to finish")
+        driver.find_element(By.XPATH, "//li[@data-status='completed']//button[text()='Extend']").click()
+        assert field_values(driver, "size", "width", "height") == ["custom", "48", "32"]
+        driver.find_element(By.ID, "extend-stop").click()
+        assert field_values(driver, "size") == ["832x480"] and not driver.find_element(By.ID, "width").is_displayed()
+        # Remix sends the fields filled in, each replacing the video's value: those kept from earlier jobs replaced
+        # its seed and frames. The form now shows the video's settings.
+        type_into(driver, "seed", "11")
+        driver.find_element(By.XPATH, "//li[@data-status='completed']//button[text()='Remix']").click()
+        assert field_values(driver, *kept) == ["a fox with 6 frames", "custom", "48", "32", "5", "1", "3", "7"]
+        assert field_values(driver, "fps", "crf", "guidance-method") == ["24", "18", "apg"]
+        driver.find_element(By.ID, "remix-stop").click()
+
+        driver.find_element(By.ID, "reset-form").click()
+        assert field_values(driver, *kept) == ["", "", "832", "480", "", "", "", ""]
+        driver.refresh()
+        assert field_values(driver, *kept) == ["", "", "832", "480", "", "", "", ""]
+        assert driver.find_element(By.ID, "advanced").get_attribute("open") is None
+
+
+def test_a_server_that_stopped_is_said_in_words_not_the_browsers_failed_to_fetch(driver, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    with InProcessServer(None, tmp_path / "data") as server:
+        driver.get(server.url + "/")
+        wait_for(lambda: driver.find_element(By.ID, "empty").is_displayed(), 30, "the empty queue")
+    driver.execute_async_script("refresh().then(arguments[0]);")
+    queue_error = driver.find_element(By.ID, "queue-error").text
+    assert queue_error.startswith("cannot reach the motif-lite server: it has stopped or is restarting")
+    assert "motif-lite serve" in queue_error
+    driver.find_element(By.ID, "prompt").send_keys("a fox")
+    driver.find_element(By.ID, "submit").click()
+    assert wait_for(lambda: driver.find_element(By.ID, "form-error").text, 30, "the form's error") == queue_error
+
+
+def test_the_page_fits_a_phones_width(driver, pipe, tmp_path):
+    # On a 390-pixel-wide phone the header squeezed the title into two lines ("motif-" / "lite"), and a finished
+    # video's Download link stuck out of its card.
+    from selenium.webdriver.common.by import By
+    from server_helpers import TINY
+
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        server.client().videos.create_and_poll(prompt="a fox on a phone", poll_interval_ms=100, extra_body=TINY)
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})  # fmt: skip
+        driver.get(server.url + "/")
+        link = wait_for(lambda: driver.find_elements(By.LINK_TEXT, "Download"), 60, "the finished video")[0]
+        card = driver.find_element(By.CSS_SELECTOR, "li.job")
+        overhang = driver.execute_script(
+            "return arguments[0].getBoundingClientRect().right - arguments[1].getBoundingClientRect().right", link, card
+        )
+        assert overhang <= 0
+        widths = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths == [390, 390]  # nothing sticks out sideways
+        title_lines = driver.execute_script(
+            "const range = document.createRange(); range.selectNodeContents(document.querySelector('header h1'));"
+            "return range.getClientRects().length;"
+        )
+        assert title_lines == 1
+
+
+def test_a_queued_job_says_how_many_jobs_run_before_it(driver, tmp_path):
+    # A card said only "queued": in a queue of jobs minutes long each, a user could not tell when theirs would run.
+    with InProcessServer(None, tmp_path / "data") as server:
+        driver.get(server.url + "/")
+        newest_first = [{"id": "video_c", "status": "queued"}, {"id": "video_b", "status": "queued"},
+                        {"id": "video_x", "status": "completed"},
+                        {"id": "video_a", "status": "in_progress", "progress": 40}]  # fmt: skip
+        script = "const ahead = jobsAhead(arguments[0]); return arguments[0].map((v) => stateText(v, ahead.get(v.id)));"
+        states = driver.execute_script(script, newest_first)
+        assert states == ["queued · 2 ahead of it", "queued · 1 ahead of it", "completed", "generating · 40%"]
+        assert driver.execute_script(script, [{"id": "video_q", "status": "queued"}]) == ["queued · next"]

@@ -349,17 +349,22 @@ def for_the_client(message: str, state: Path) -> str:
 
 def write_thumbnail(video: Path, thumbnail: Path) -> None:
     """The first frame of the finished video as WebP, written under a temporary name and renamed (removed if the
-    write fails)."""
-    import imageio_ffmpeg
+    write fails). ffmpeg runs here through `subprocess.run`, which closes its pipes and waits for it: imageio-ffmpeg's
+    reader left the pipes of an ffmpeg that had finished to the garbage collector (a ResourceWarning per job)."""
+    import io
+    import subprocess
+
     import PIL.Image
 
+    from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, find_ffmpeg
     from motif_lite.io.staging import staged_output
 
-    frames = imageio_ffmpeg.read_frames(str(video))
-    try:
-        meta = next(frames)
-        first = next(frames)
-    finally:
-        frames.close()
+    command = [find_ffmpeg(), "-nostdin", "-v", "error", "-i", str(video), "-frames:v", "1", "-f", "image2pipe",
+               "-c:v", "png", "-"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, check=False, **OWN_PROCESS_GROUP)
+    if done.returncode != 0 or not done.stdout:
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        raise RuntimeError(f"ffmpeg could not read the first frame of {video}" + (f": {said[-1]}" if said else ""))
+    first = PIL.Image.open(io.BytesIO(done.stdout)).convert("RGB")
     with staged_output(thumbnail, 1) as staged:
-        PIL.Image.frombytes("RGB", tuple(meta["size"]), first).save(staged.partial, "WEBP", quality=85)
+        first.save(staged.partial, "WEBP", quality=85)

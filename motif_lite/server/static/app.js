@@ -17,16 +17,40 @@ const SETTING_LABELS = { guidance_method: "guidance", guidance_scale: "guidance 
                          apg_norm_threshold: "APG norm threshold", apg_momentum: "APG momentum",
                          sampling_method: "sampler", flow_shift: "flow shift", fps: "fps", crf: "crf" };
 
+// What a request that got no answer at all means: the server stopped (or restarts), or the network is down.
+const UNREACHABLE = "cannot reach the motif-lite server: it has stopped or is restarting (or the network is " +
+  "down). Start it again with motif-lite serve; this page tries again every few seconds, and queued jobs run " +
+  "once it is back.";
+
+// The fields a reload of the page keeps, by id (a browser cannot fill a file input again; Extend and Remix belong
+// to one video, and the LoRA list is the server's folder).
+const FORM_KEY = "motif-lite-form";
+const KEPT_FIELDS = ["prompt", "negative", "size", "width", "height", "frames", "steps", "seed", "guidance-method",
+                     "guidance-scale", "apg-eta", "apg-norm-threshold", "apg-momentum", "sampling-method",
+                     "flow-shift", "fps", "crf"];
+
+function keyMessage() {
+  const where = "the key motif-lite serve was started with (--api-key or $MOTIF_LITE_API_KEY)";
+  return apiKey() ? "the API key typed at the top of the page is not the server's: type " + where
+                  : "this server wants an API key: type " + where + " in the API key field at the top of the page";
+}
+
 function apiKey() { return localStorage.getItem("motif-lite-api-key") || ""; }
 
 async function api(path, options = {}) {
   const headers = new Headers(options.headers || {});
   if (apiKey()) headers.set("Authorization", "Bearer " + apiKey());
-  const response = await fetch(path, { ...options, headers });
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers });
+  } catch (_) { // the browser's own words ("Failed to fetch") say nothing of what happened or what to do
+    throw new Error(UNREACHABLE);
+  }
   if (!response.ok) {
     let message = response.status + " " + response.statusText;
     let param = null;
     try { ({ message, param } = (await response.json()).error); } catch (_) { /* not JSON */ }
+    if (response.status === 401) message = keyMessage(); // the API's words ("send Authorization: ...") are a client's
     throw Object.assign(new Error(message), { param }); // param: the API field to fix, where one is at fault
   }
   return response;
@@ -46,6 +70,48 @@ function formBody() {
   if ($("image").files.length) body.set("input_reference", $("image").files[0]);
   if (!$("extending").hidden) body.set("extend", $("extending").dataset.id);
   return body;
+}
+
+function saveForm() {
+  // A field Extend fixed (disabled) keeps the value saved before: the size of one video is not the user's choice.
+  const saved = savedForm();
+  for (const id of KEPT_FIELDS) if (!$(id).disabled) saved[id] = $(id).value;
+  localStorage.setItem(FORM_KEY, JSON.stringify(saved));
+}
+
+function savedForm() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(FORM_KEY) || "{}");
+    return saved && typeof saved === "object" ? saved : {};
+  } catch (_) {
+    return {}; // written by hand or damaged: the fields start empty
+  }
+}
+
+function restoreForm() {
+  const saved = savedForm();
+  for (const id of KEPT_FIELDS) if (typeof saved[id] === "string") setField($(id), saved[id]);
+  showCustomSize();
+  // A setting kept in the collapsed section would change the next job unseen: show it.
+  $("advanced").open = [...$("advanced").querySelectorAll("[name]")].some((field) => field.value !== "");
+}
+
+function resetForm() {
+  localStorage.removeItem(FORM_KEY);
+  stopExtending();
+  stopRemixing();
+  $("create").reset(); // (no control of the form may be named or have the id `reset`: it would hide this method)
+  showCustomSize();
+  markInvalid(null);
+  $("form-error").textContent = "";
+  $("advanced").open = false;
+}
+
+function submitOnCtrlEnter(event) {
+  // Ctrl+Enter (Cmd+Enter on a Mac) in any field queues the job, as in ComfyUI and AUTOMATIC1111's web UI.
+  if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey) || $("submit").disabled) return;
+  event.preventDefault();
+  $("create").requestSubmit();
 }
 
 function extendFrom(video) {
@@ -71,21 +137,36 @@ function extendFrom(video) {
 
 function remixFrom(video) {
   // A remix is the video's settings and seed with a new prompt (POST /v1/videos/{id}/remix): the form sends the
-  // prompt and only the fields filled in, each replacing the video's value. A first frame is not kept by the server.
+  // prompt and only the fields filled in, each replacing the video's value; they are filled with the video's, or
+  // the values kept from earlier jobs would replace its seed, frames, ... A first frame is not kept by the server.
   stopExtending();
+  showSettingsOf(video);
   const fieldset = $("remixing");
   fieldset.dataset.id = video.id;
   const s = video.settings || {};
   const image = s.image_to_video && !s.extend && !s.extend_file;
   const upload = s.extend_file ? " It went on from an uploaded video (" + s.extend_file.name + "), which the server" +
     " no longer has and this page cannot send: the remix is refused; send the video again with the API." : "";
-  $("remixing-text").textContent = "Remixing " + video.id + ": its settings and seed with the prompt below; a field" +
-    " you fill in replaces its value." + (image ? " It was made from a first frame: choose that image again." : "") +
+  $("remixing-text").textContent = "Remixing " + video.id + ": its settings and seed, in the fields below, with" +
+    " the prompt you write; a field you change replaces its value." + (image ? " It was made from a first frame: choose that image again." : "") +
     upload;
   fieldset.hidden = false;
   $("prompt").value = video.prompt || "";
   $("prompt").focus();
   $("create").scrollIntoView();
+}
+
+function showSettingsOf(video) {
+  const s = video.settings || {};
+  for (const field of $("create").querySelectorAll("#negative, #frames, #steps, #seed, #advanced [name]")) {
+    const value = s[field.name];
+    setField(field, value === null || value === undefined ? "" : String(value)); // null: left to the server
+  }
+  const [width, height] = video.size.split("x");
+  setField($("size"), "custom");
+  setField($("width"), width);
+  setField($("height"), height);
+  showCustomSize();
 }
 
 function stopRemixing() {
@@ -94,9 +175,26 @@ function stopRemixing() {
 }
 
 function stopExtending() {
+  const extending = !$("extending").hidden;
   $("extending").hidden = true;
   delete $("extending").dataset.id;
   for (const input of [$("size"), $("width"), $("height"), $("image")]) input.disabled = false;
+  if (extending) restoreSize();
+}
+
+function restoreSize() {
+  // Extend set the size to its video's: the next new video gets the size chosen before (saved while it was not
+  // fixed), or the official one.
+  const saved = savedForm();
+  for (const id of ["size", "width", "height"]) setField($(id), typeof saved[id] === "string" ? saved[id] : null);
+  showCustomSize();
+}
+
+function setField(field, value) {
+  // null, or a choice this version of the page no longer offers: the field's value in the page as served.
+  const initial = field.tagName === "SELECT" ? field.options[0].value : field.defaultValue;
+  field.value = value ?? initial;
+  if (field.value !== (value ?? initial)) field.value = initial;
 }
 
 function showCustomSize() {
@@ -220,7 +318,7 @@ function newCard(video) {
   li.className = "job";
   li.dataset.id = video.id;
   li.innerHTML = '<div class="prompt"></div><div class="meta"></div><div class="extends meta"></div>' +
-                 '<div class="settings meta"></div>' +
+                 '<div class="settings meta"></div><ul class="notes meta"></ul>' +
                  '<div class="loras meta"></div><div class="state meta"></div>' +
                  '<progress max="100"></progress><div class="media"></div><div class="actions"></div>';
   li.querySelector(".prompt").textContent = video.prompt;
@@ -235,16 +333,42 @@ function newCard(video) {
     li.querySelector(selector).textContent = text;
     li.querySelector(selector).hidden = text === "";
   }
+  showNotes(li.querySelector(".notes"), video.notes || []);
   return li;
 }
 
-function updateCard(li, video) {
-  if (li.dataset.status === video.status && video.status !== "in_progress") return;
-  li.dataset.status = video.status;
+function showNotes(list, notes) {
+  // What the server changed or warns about (frames rounded to 4k+1, an image stretched to the size, ...): the notes
+  // `motif-lite run` prints, which the page would otherwise never show.
+  list.replaceChildren(...notes.map((note) => Object.assign(document.createElement("li"), { textContent: note })));
+  list.hidden = notes.length === 0;
+}
+
+function jobsAhead(videos) {
+  // video id -> how many jobs run before that queued one: the worker takes them in the order they came, so those
+  // queued before it and the running one. `videos`: newest first, as the page lists them.
+  const ahead = new Map();
+  let active = 0;
+  for (const video of [...videos].reverse()) {
+    if (video.status === "queued") ahead.set(video.id, active);
+    if (video.status === "queued" || video.status === "in_progress") active += 1;
+  }
+  return ahead;
+}
+
+function stateText(video, ahead) {
+  if (video.status === "failed") return "failed: " + video.error.message;
+  if (video.status === "in_progress") return "generating · " + video.progress + "%";
+  if (video.status === "queued") return ahead ? "queued · " + ahead + " ahead of it" : "queued · next";
+  return video.status;
+}
+
+function updateCard(li, video, ahead) {
   const running = video.status === "queued" || video.status === "in_progress";
+  if (li.dataset.status === video.status && !running) return;
+  li.dataset.status = video.status;
   const state = li.querySelector(".state");
-  state.textContent = video.status === "failed" ? "failed: " + video.error.message
-                    : video.status === "in_progress" ? "generating · " + video.progress + "%" : video.status;
+  state.textContent = stateText(video, ahead);
   state.classList.toggle("error", video.status === "failed");
   const bar = li.querySelector("progress");
   bar.hidden = !running;
@@ -252,7 +376,7 @@ function updateCard(li, video) {
   const actions = li.querySelector(".actions");
   if (!actions.dataset.status || actions.dataset.status !== (running ? "running" : video.status)) {
     actions.dataset.status = running ? "running" : video.status;
-    actions.replaceChildren(button(running ? "Cancel" : "Delete", () => remove(video.id)));
+    actions.replaceChildren(button(running ? "Cancel" : "Delete", () => remove(video)));
     if (video.status === "completed") {
       actions.append(button("Extend", () => extendFrom(video)), button("Remix", () => remixFrom(video)));
     }
@@ -315,9 +439,13 @@ async function showVideo(li, video) {
   }
 }
 
-async function remove(id) {
+async function remove(video) {
+  // A finished video goes from the server with its file for good (a web UI's history, ComfyUI's say, keeps the
+  // files): ask first. Cancelling a job or removing a failed one loses no video.
+  const gone = "Delete this video from the server for good? Its file goes too; Download keeps a copy.\n\n";
+  if (video.status === "completed" && !confirm(gone + video.prompt)) return;
   try {
-    await api("v1/videos/" + id, { method: "DELETE" });
+    await api("v1/videos/" + video.id, { method: "DELETE" });
   } catch (error) {
     alert(error.message);
   }
@@ -329,6 +457,7 @@ async function refresh() {
   let busy = false;
   try {
     const page = await (await api("v1/videos?limit=100&order=desc")).json();
+    const ahead = jobsAhead(page.data);
     const seen = new Set();
     page.data.forEach((video, index) => {
       seen.add(video.id);
@@ -336,7 +465,7 @@ async function refresh() {
       if (!li) { li = newCard(video); cards.set(video.id, li); }
       const list = $("queue");
       if (list.children[index] !== li) list.insertBefore(li, list.children[index] || null);
-      updateCard(li, video);
+      updateCard(li, video, ahead.get(video.id));
       busy = busy || video.status === "queued" || video.status === "in_progress";
     });
     for (const [id, li] of cards) {
@@ -369,6 +498,11 @@ document.addEventListener("DOMContentLoaded", () => {
     loadLoras();
     refresh();
   });
+  restoreForm();
+  $("create").addEventListener("input", saveForm);
+  $("create").addEventListener("change", saveForm);
+  $("create").addEventListener("keydown", submitOnCtrlEnter);
+  $("reset-form").addEventListener("click", resetForm);
   $("size").addEventListener("change", showCustomSize);
   $("extend-stop").addEventListener("click", stopExtending);
   $("remix-stop").addEventListener("click", stopRemixing);
