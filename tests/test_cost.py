@@ -240,6 +240,23 @@ def test_quantizing_as_it_loads_is_counted_in_the_cpu_time(cpu_run, monkeypatch,
     assert "Pass --yes to start it anyway." in err
 
 
+def test_a_long_cpu_run_is_asked_about_before_any_download(cpu_run, capsys, monkeypatch):
+    # Before: the checks before loading, which download the weights that are not at hand (about 10 GB), came first,
+    # and a user without a GPU learnt that the run would take weeks only after the download.
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    reached = []
+    monkeypatch.setattr(checks, "preflight", lambda *a, **kw: reached.append("checked") or pytest.fail("checked"))
+    assert cpu_run() == cli.EXIT_USER_ERROR
+    assert "Pass --yes to start it anyway." in capsys.readouterr().err
+    assert reached == []
+    # With --yes the run goes on to the checks and loading, and says its time once.
+    at_hand = checks.locate_sources(download=False, require_weights=False)
+    monkeypatch.setattr(checks, "preflight", lambda *a, **kw: (at_hand, torch.device("cpu")))
+    with pytest.raises(Reached):
+        cpu_run("--yes")
+    assert capsys.readouterr().err.count("on the CPU this run") == 1
+
+
 def test_a_duration_reads_as_words_a_user_would_write():
     # Before: a quantizing of 40 s was "about 1 minutes", one of 20 s "about 0 minutes".
     from motif_lite.cli.run_time import _duration
