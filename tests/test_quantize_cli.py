@@ -382,8 +382,15 @@ def test_the_vae_is_said_to_stay_as_it_is(tiny, tmp_path, capsys, named):
         # llama.cpp types it does not make: named as such, with whether motif-lite runs such files
         (["--type", "iq4_xs"], "IQ4_XS is a GGUF type this quantizer does not make (motif-lite runs files made"),
         (["--type", "TQ1_0"], "TQ1_0 is a GGUF type this quantizer does not make (motif-lite cannot run it)"),
-        # a type the transformer's recipes have is only unknown to the text encoder's
-        (["--type", "Q2_K", "--component", "text_encoder"], "unknown text encoder quantization type 'Q2_K'"),
+        # a type the transformer's recipes have is named as one, not as unknown
+        (
+            ["--type", "Q2_K", "--component", "text_encoder"],
+            "Q2_K is a transformer recipe, not one of the text "
+            "encoder's; the nearest recipe is Q4_K_M, or choose one of: F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q4_K_M",
+        ),
+        # a name that says only its bits gets the recipe it most likely means
+        (["--type", "fp8"], "unknown quantization type 'fp8'; the nearest recipe is Q8_0, or choose one of: "),
+        (["--type", "q4"], "unknown quantization type 'q4'; the nearest recipe is Q4_K_M, or choose one of: "),
         (["--keep", "nothing.*=Q8_0"], "matches no tensor"),
         (["--keep", "proj_out.weight"], "PATTERN=TYPE"),
         (["--threads", "0"], "--threads must be"),
