@@ -97,6 +97,8 @@ def run(args: argparse.Namespace) -> None:
     source = open_source(args.src, component)
     try:
         check_output(source, args.output, recipe, force=args.force)  # a refusal first, not after the notes below
+        for note in source.notes:
+            print(note, file=sys.stderr)
         if source.is_gguf:
             print(_requantize_note(recipe.name), file=sys.stderr)
         plan = component.plan(source.shapes, recipe, keep)

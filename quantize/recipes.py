@@ -90,14 +90,45 @@ def recipe_names() -> str:
     return table_names(RECIPES)
 
 
-def find_recipe(table: Mapping[str, R], name: str, what: str) -> R:
+def find_recipe(
+    table: Mapping[str, R], name: str, what: str, other: tuple[Mapping[str, object], str] | None = None
+) -> R:
     """The entry of a recipe table called `name` in any letter case, or by an `ALIASES` name whose target the table
-    has; a `ConfigError` ("unknown {what} ...") listing the choices otherwise."""
+    has; a `ConfigError` listing the choices otherwise: "unknown {what} ...", or, for a recipe of the `other` table
+    only, "{name} is {other's words}"; with the nearest recipe when the name says its bits."""
     upper = name.strip().upper()
-    recipe = table.get(ALIASES.get(upper, upper))
+    key = ALIASES.get(upper, upper)
+    recipe = table.get(key)
     if recipe is None:
-        raise ConfigError(f"{_unknown(name, upper, what)}; choose one of: {table_names(table)}")
+        why = f"{key} is {other[1]}" if other is not None and key in other[0] else _unknown(name, upper, what)
+        raise ConfigError(f"{why}; {_nearest_said(upper, table)}choose one of: {table_names(table)}")
     return recipe
+
+
+# The recipe a name that gives only its bits per weight (q8, int8, fp8, q4, nf4, Q4_K_XL) most likely means.
+_RECIPE_OF_BITS = {2: "Q2_K", 3: "Q3_K_M", 4: "Q4_K_M", 5: "Q5_K_M", 6: "Q6_K", 8: "Q8_0", 16: "F16", 32: "F32"}
+
+
+def _nearest_said(upper: str, table: Mapping[str, object]) -> str:
+    """For a name that says its bits per weight, "the nearest recipe is Q8_0, or ": the table's recipe of those bits
+    (`_RECIPE_OF_BITS`), else of the next larger ones it has (Q3 -> Q4_K_M for the text encoder); "" for others."""
+    bits = _bits_named(upper)
+    if bits is None:
+        return ""
+    if bits == 16 and upper.startswith("BF"):
+        return "the nearest recipe is BF16, or "
+    larger = [_RECIPE_OF_BITS[b] for b in sorted(_RECIPE_OF_BITS) if b >= bits and _RECIPE_OF_BITS[b] in table]
+    return f"the nearest recipe is {larger[0]}, or " if larger else ""
+
+
+def _bits_named(upper: str) -> int | None:
+    """The bits per weight a type's name says (FP8, INT8, Q4_K_XL, NF4, E4M3: 8, 8, 4, 4, 8); None for a name
+    without them, or with a number that is no weight's width (Q9_K)."""
+    if "E4M3" in upper or "E5M2" in upper:  # fp8's two formats, named by their exponent and mantissa bits
+        return 8
+    number = re.search(r"\d+", upper)
+    bits = int(number.group()) if number else None
+    return bits if bits in (*range(1, 9), 16, 32) else None
 
 
 def _unknown(name: str, upper: str, what: str) -> str:

@@ -4,11 +4,12 @@ Every source exposes the tensor names and shapes up front (from headers only) an
 its rows) at a time as float32, so peak memory stays near the size of the largest slice.
 """
 
+from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import torch
 
@@ -22,6 +23,8 @@ from motif_lite.weights.safetensors_header import HeaderTensor, SafetensorsHeade
 from motif_lite.weights.shapes import comfy_prefix
 
 from .components import TRANSFORMER, Component
+
+T = TypeVar("T")
 
 
 class SafetensorsSource:
@@ -37,6 +40,7 @@ class SafetensorsSource:
 
     def __init__(self, files: list[Path], config_path: Path | None, rename: Callable[[str], str] = str):
         self.path = files[0].parent
+        self.notes: list[str] = []  # what reading the files left out, for the user (`open_source`)
         self.config_json = config_path.read_text() if config_path and config_path.is_file() else None
         self._stack = ExitStack()
         self._stored: dict[str, _StoredTensor] = {}  # our name -> where its bytes are
@@ -69,11 +73,19 @@ class SafetensorsSource:
             kept_scale_shape(self.shapes[scale], self.shapes[weight][0], f"{self.path}: {weight}")
         self.shapes = {name: shape for name, shape in self.shapes.items() if not is_companion(name)}
 
-    def drop_name_prefix(self, prefix: str) -> None:
-        """Name every tensor without `prefix`, which every name carries (ComfyUI's `model.diffusion_model.`)."""
-        self._stored = {name.removeprefix(prefix): stored for name, stored in self._stored.items()}
-        self.shapes = {name.removeprefix(prefix): shape for name, shape in self.shapes.items()}
-        self._scales = {name.removeprefix(prefix): scale.removeprefix(prefix) for name, scale in self._scales.items()}
+    def keep_name_prefix(self, prefix: str) -> dict[str, int]:
+        """Keep only the tensors whose names carry `prefix` (ComfyUI's `model.diffusion_model.`), named without it.
+        Returns how many tensors were left out, by the first part of their names: a single-file checkpoint holds
+        the VAE (`first_stage_model.`) and text encoders beside the transformer."""
+        left_out = Counter(_first_part(name) for name in self.shapes if not name.startswith(prefix))
+        self._stored = _under(prefix, self._stored)
+        self.shapes = _under(prefix, self.shapes)
+        self._scales = {weight: scale.removeprefix(prefix) for weight, scale in _under(prefix, self._scales).items()}
+        return dict(left_out)
+
+    def file_names(self) -> list[str]:
+        """The tensor names as the files store them (before `rename`)."""
+        return [stored.name for stored in self._stored.values()]
 
     def read(self, name: str, rows: slice | None = None) -> torch.Tensor:
         """One tensor (or the slice `rows` of its first dimension) as float32 (bf16/f16/fp8 upcast; a scaled fp8
@@ -91,6 +103,11 @@ class SafetensorsSource:
 
     def close(self) -> None:
         self._stack.close()
+
+
+def _under(prefix: str, by_name: dict[str, T]) -> dict[str, T]:
+    """The entries whose names carry `prefix`, named without it."""
+    return {name.removeprefix(prefix): value for name, value in by_name.items() if name.startswith(prefix)}
 
 
 # safetensors' names of the float dtypes a source can quantize.
@@ -166,6 +183,7 @@ class GGUFSource:
 
     def __init__(self, path: Path, component: Component = TRANSFORMER):
         self.path = path
+        self.notes: list[str] = []
         try:
             self._checkpoint = read_gguf(path, expected_arch=component.arch)
         except OtherGGUFKindError as exc:  # the other component's file: the fix is --component, not another file
@@ -212,21 +230,93 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
         source = SafetensorsSource(shard_files(path), path.parent / "config.json", component.tensor_name)
     elif path.suffix == ".safetensors":
         source = SafetensorsSource([path], path.parent / "config.json", component.tensor_name)
+    elif path.name.endswith(".gguf.tmp"):
+        raise CheckpointError(_partial_output(path))
     else:
         raise CheckpointError(
             f"unsupported source {path}: expected a folder, .safetensors, .safetensors.index.json or .gguf"
         )
-    # A transformer file ComfyUI saved names every tensor `model.diffusion_model.<name>`: read it as its own GGUF
-    # converter (and motif-lite's GGUF reader) does, without the prefix.
-    if component is TRANSFORMER and not source.is_gguf and (prefix := comfy_prefix(list(source.shapes))):
-        source.drop_name_prefix(prefix)
-    if component.check is not None:
-        try:
+    try:
+        if not source.is_gguf:
+            _read_transformer_part(source, path, component)
+        if component.check is not None:
             component.check(source.config_json, source.shapes)
-        except BaseException:
-            source.close()
-            raise
+    except BaseException:
+        source.close()
+        raise
     return source
+
+
+def _partial_output(path: Path) -> str:
+    """What a quantizer's OUT.tmp given as SRC is: the partial file of a run that stopped (kill -9, a crash)."""
+    return (
+        f"{path} is the partial file of a quantizer run that stopped before it finished (a run writes OUT.tmp and "
+        f"renames it to OUT when done): delete it and quantize again, from the safetensors it was being made from "
+        f"(-o {path.with_suffix('')})"
+    )
+
+
+def _read_transformer_part(source: SafetensorsSource, path: Path, component: Component) -> None:
+    """A file ComfyUI saved names the transformer's tensors `model.diffusion_model.<name>`: a transformer alone, or a
+    single-file checkpoint with the VAE (`first_stage_model.`) and text encoders beside it. The transformer is read
+    as ComfyUI-GGUF's converter (and motif-lite's GGUF reader) reads it, without the prefix, and the rest is left
+    out with a note; the text encoder's names in such a file are not known here, so --component text_encoder is
+    refused with what the file is."""
+    prefix = _transformer_prefix(source.file_names())
+    if prefix is None:
+        return
+    if component is not TRANSFORMER:
+        raise CheckpointError(_transformer_file(path, prefix, source))
+    left_out = source.keep_name_prefix(prefix)
+    if left_out:
+        source.notes.append(
+            f"note: {path.name} is a single-file checkpoint; its transformer is quantized (the {len(source.shapes)} "
+            f"tensors under '{prefix}'), the rest is left out: {_counted(left_out)}"
+        )
+
+
+def _transformer_prefix(names: list[str]) -> str | None:
+    """The prefix ComfyUI puts before the transformer's tensor names that most of `names` carry (none: None)."""
+    carried = Counter(prefix for name in names if (prefix := comfy_prefix([name])) is not None)
+    return carried.most_common(1)[0][0] if carried else None
+
+
+def _transformer_file(path: Path, prefix: str, source: SafetensorsSource) -> str:
+    """Why a file holding the transformer under ComfyUI's `prefix` is no text encoder source, and what to do."""
+    others = Counter(_first_part(name) for name in source.file_names() if not name.startswith(prefix))
+    if not others:
+        return (
+            f"{path} is the transformer's file (every tensor named '{prefix}<name>', as ComfyUI saves it); to "
+            "quantize it, leave out --component text_encoder"
+        )
+    return (
+        f"{path} is a single-file checkpoint (its transformer under '{prefix}', {_counted(others)}): its text encoder "
+        "part is not read; give the official checkpoint folder or its text_encoder/ folder (their config.json goes "
+        "into the GGUF), or leave out --component text_encoder to quantize the file's transformer"
+    )
+
+
+# What the first part of a tensor name holds in a single-file checkpoint (ComfyUI's names), for the notes.
+_PART_WORDS = {
+    "first_stage_model.": "the VAE",
+    "cond_stage_model.": "a text encoder",
+    "text_encoders.": "text encoders",
+}
+
+
+def _first_part(name: str) -> str:
+    """`name`'s first part with its dot (`first_stage_model.`), or the whole name when it has no dot."""
+    head, dot, _ = name.partition(".")
+    return head + dot
+
+
+def _counted(parts: dict[str, int]) -> str:
+    """{'first_stage_model.': 146} -> "146 tensors under 'first_stage_model.' (the VAE)"."""
+    said = []
+    for part, count in sorted(parts.items()):
+        held = f" ({_PART_WORDS[part]})" if part in _PART_WORDS else ""
+        said.append(f"{count} tensor{'s' if count > 1 else ''} under '{part}'{held}")
+    return ", ".join(said)
 
 
 def _cached_repo(name: str, component: Component) -> Path:

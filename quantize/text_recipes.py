@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from gguf import GGMLQuantizationType
 
-from .recipes import find_recipe, finish_plan, table_names
+from .recipes import RECIPES, find_recipe, finish_plan, table_names
 
 Q = GGMLQuantizationType
 
@@ -59,8 +59,9 @@ TEXT_RECIPES = {
 
 def get_text_recipe(name: str) -> TextRecipe:
     """The text encoder recipe called `name` (any letter case; Q4_K = Q4_K_M, Q5_K = Q5_K_M); `ConfigError`
-    listing the choices otherwise."""
-    return find_recipe(TEXT_RECIPES, name, "text encoder quantization type")
+    listing the choices otherwise (a recipe only the transformer has is said to be one)."""
+    transformer_only = (RECIPES, "a transformer recipe, not one of the text encoder's")
+    return find_recipe(TEXT_RECIPES, name, "text encoder quantization type", transformer_only)
 
 
 def text_recipe_names() -> str:

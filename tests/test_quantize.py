@@ -191,6 +191,54 @@ def test_keep_pattern_matching_nothing_and_unknown_recipe(arch_shapes):
         get_recipe("Q4_K_X")
 
 
+@pytest.mark.parametrize(
+    ("typed", "nearest"),
+    [
+        ("q8", "Q8_0"),
+        ("int8", "Q8_0"),
+        ("fp8", "Q8_0"),
+        ("float8_e4m3fn", "Q8_0"),
+        ("q4", "Q4_K_M"),
+        ("nf4", "Q4_K_M"),
+        ("Q4_K_XL", "Q4_K_M"),
+        ("q5", "Q5_K_M"),
+        ("Q6_K_M", "Q6_K"),
+        ("Q2_K_S", "Q2_K"),
+        ("float16", "F16"),
+        ("bfloat16", "BF16"),
+        ("IQ4_XS", "Q4_K_M"),  # a llama.cpp type it does not make: said so, and the recipe of its bits
+    ],
+)
+def test_a_type_that_says_its_bits_gets_the_nearest_recipe(typed, nearest):
+    """`--type q8` or `fp8` listed every recipe without saying which one is meant (also for `motif-lite run
+    --quantize`, which reads the same table)."""
+    with pytest.raises(ConfigError, match=f"; the nearest recipe is {nearest}, or choose one of: F32, "):
+        get_recipe(typed)
+
+
+@pytest.mark.parametrize("typed", ["Q9_K", "mystery", "Q12_K", "fp64"])
+def test_a_type_without_bits_gets_no_suggestion(typed):
+    with pytest.raises(ConfigError, match=f"^unknown quantization type '{typed}'; choose one of: "):
+        get_recipe(typed)
+
+
+@pytest.mark.parametrize(
+    ("typed", "nearest"), [("Q4_K_S", "Q4_K_M"), ("q4_0", "Q4_K_M"), ("Q5_K_S", "Q5_K_M"), ("Q2_K", "Q4_K_M")]
+)
+def test_a_transformer_recipe_for_the_text_encoder_is_named_as_one(typed, nearest):
+    """Called "unknown" before, though the quantizer's help lists it (for the transformer)."""
+    from motif_lite.quantize import get_text_recipe
+
+    with pytest.raises(ConfigError) as raised:
+        get_text_recipe(typed)
+    assert str(raised.value).startswith(
+        f"{typed.upper()} is a transformer recipe, not one of the text encoder's; the nearest recipe is {nearest}, "
+        "or choose one of: F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q4_K_M ("
+    )
+    with pytest.raises(ConfigError, match="^unknown text encoder quantization type 'q3'; the nearest recipe is Q4_K_M"):
+        get_text_recipe("q3")  # no Q3 recipe for the text encoder: the smallest above it
+
+
 # (levels, group, affine): values already on such a grid must be found by the scale search.
 GRIDS = {Q.Q2_K: (4, 16, True), Q.Q3_K: (8, 16, False), Q.Q4_K: (16, 32, True), Q.Q5_K: (32, 32, True)}
 GRIDS[Q.Q6_K] = (64, 16, False)

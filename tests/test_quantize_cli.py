@@ -382,8 +382,15 @@ def test_the_vae_is_said_to_stay_as_it_is(tiny, tmp_path, capsys, named):
         # llama.cpp types it does not make: named as such, with whether motif-lite runs such files
         (["--type", "iq4_xs"], "IQ4_XS is a GGUF type this quantizer does not make (motif-lite runs files made"),
         (["--type", "TQ1_0"], "TQ1_0 is a GGUF type this quantizer does not make (motif-lite cannot run it)"),
-        # a type the transformer's recipes have is only unknown to the text encoder's
-        (["--type", "Q2_K", "--component", "text_encoder"], "unknown text encoder quantization type 'Q2_K'"),
+        # a type the transformer's recipes have is named as one, not as unknown
+        (
+            ["--type", "Q2_K", "--component", "text_encoder"],
+            "Q2_K is a transformer recipe, not one of the text "
+            "encoder's; the nearest recipe is Q4_K_M, or choose one of: F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q4_K_M",
+        ),
+        # a name that says only its bits gets the recipe it most likely means
+        (["--type", "fp8"], "unknown quantization type 'fp8'; the nearest recipe is Q8_0, or choose one of: "),
+        (["--type", "q4"], "unknown quantization type 'q4'; the nearest recipe is Q4_K_M, or choose one of: "),
         (["--keep", "nothing.*=Q8_0"], "matches no tensor"),
         (["--keep", "proj_out.weight"], "PATTERN=TYPE"),
         (["--threads", "0"], "--threads must be"),
@@ -503,6 +510,60 @@ def test_a_transformer_file_comfyui_saved_is_read_without_its_prefix(tiny, tmp_p
     assert main([str(prefixed), "-o", str(stripped), "--type", "Q8_0", "--quiet"]) == 0
     tensors = {t.name: (t.tensor_type, t.data.tobytes()) for t in GGUFReader(plain).tensors}
     assert {t.name: (t.tensor_type, t.data.tobytes()) for t in GGUFReader(stripped).tensors} == tensors
+
+
+def test_a_single_file_checkpoint_gives_its_transformer(checkpoint, tmp_path, capsys):
+    """ComfyUI's all-in-one file (the transformer under `model.diffusion_model.`, the VAE under `first_stage_model.`,
+    text encoders beside) was refused as "tensor 'x_embedder.proj.weight' is missing": the prefix was dropped only
+    when every name had it. Its transformer is quantized, and the rest is named as left out."""
+    from safetensors.torch import load_file
+
+    parts = {
+        "model.diffusion_model.": checkpoint / "transformer" / "diffusion_pytorch_model.safetensors",
+        "first_stage_model.": checkpoint / "vae" / "diffusion_pytorch_model.safetensors",
+        "text_encoders.t5gemma2.": checkpoint / "text_encoder" / "model.safetensors",
+    }
+    tensors = {prefix: load_file(file) for prefix, file in parts.items()}
+    single = tmp_path / "motif_video_all_in_one.safetensors"
+    save_file({prefix + name: t for prefix, named in tensors.items() for name, t in named.items()}, single)
+    plain, from_single = tmp_path / "plain.gguf", tmp_path / "single.gguf"
+    assert main([str(checkpoint), "-o", str(plain), "--type", "Q8_0", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main([str(single), "-o", str(from_single), "--type", "Q8_0", "--quiet"]) == 0
+    counts = {prefix: len(named) for prefix, named in tensors.items()}
+    assert capsys.readouterr().err == (
+        f"note: {single.name} is a single-file checkpoint; its transformer is quantized (the "
+        f"{counts['model.diffusion_model.']} tensors under 'model.diffusion_model.'), the rest is left out: "
+        f"{counts['first_stage_model.']} tensors under 'first_stage_model.' (the VAE), "
+        f"{counts['text_encoders.t5gemma2.']} tensors under 'text_encoders.' (text encoders)\n"
+    )
+    written = {t.name: (t.tensor_type, t.data.tobytes()) for t in GGUFReader(plain).tensors}
+    assert {t.name: (t.tensor_type, t.data.tobytes()) for t in GGUFReader(from_single).tensors} == written
+
+    # Its text encoder part is not read (its names and config are not known here): said, not "config.json missing".
+    assert main([str(single), "--component", "text_encoder", "-o", str(tmp_path / "te.gguf"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {single} is a single-file checkpoint (its transformer under 'model.diffusion_")
+    assert "its text encoder part is not read; give the official checkpoint folder or its text_encoder/ folder" in err
+    # A transformer alone that ComfyUI saved, with --component text_encoder: what it is.
+    alone = tmp_path / "comfy_transformer.safetensors"
+    save_file({f"model.diffusion_model.{name}": t for name, t in tensors["model.diffusion_model."].items()}, alone)
+    assert main([str(alone), "--component", "text_encoder", "-o", str(tmp_path / "te.gguf"), "--quiet"]) == 2
+    assert "is the transformer's file (every tensor named 'model.diffusion_model.<name>', as ComfyUI saves it); to " \
+        "quantize it, leave out --component text_encoder" in capsys.readouterr().err  # fmt: skip
+    assert not (tmp_path / "te.gguf").exists()
+
+
+def test_a_partial_output_of_a_stopped_run_is_named_as_such(tmp_path, capsys):
+    """OUT.tmp, left by a run that kill -9 or a crash stopped, given as the source was an "unsupported source"."""
+    partial = tmp_path / "model-Q4_K_M.gguf.tmp"
+    partial.write_bytes(b"GGUF" + b"\x00" * 64)
+    assert main([str(partial), "-o", str(tmp_path / "o.gguf"), "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {partial} is the partial file of a quantizer run that stopped before it finished (a run writes "
+        "OUT.tmp and renames it to OUT when done): delete it and quantize again, from the safetensors it was being "
+        f"made from (-o {tmp_path / 'model-Q4_K_M.gguf'})\n"
+    )
 
 
 def test_a_gguf_of_the_other_component_names_the_component_flag(checkpoint, tmp_path, capsys):

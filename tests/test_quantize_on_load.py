@@ -132,6 +132,21 @@ def test_mistakes_are_said_before_any_weights_load(checkpoint, files, tmp_path, 
     assert "argument --quantize: unknown quantization type 'Q9'; choose one of: " in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("flag", "typed", "said"),
+    [
+        ("--quantize", "fp8", "unknown quantization type 'fp8'; the nearest recipe is Q8_0, or choose one of: F32, "),
+        ("--text-encoder-quantize", "Q4_K_S", "Q4_K_S is a transformer recipe, not one of the text encoder's; the "
+         "nearest recipe is Q4_K_M, or choose one of: F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q4_K_M ("),
+    ],
+)  # fmt: skip
+def test_a_mistyped_type_gets_the_quantizers_suggestion(flag, typed, said, capsys):
+    """The run flags read the quantizer's recipe tables, and say what `python -m motif_lite.quantize --type` says."""
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "x", flag, typed])
+    assert f"argument {flag}: {said}" in capsys.readouterr().err
+
+
 def test_the_k_quants_are_said_to_take_minutes():
     assert is_slow_on_cpu("Q4_K_M") and is_slow_on_cpu("Q6_K") and is_slow_on_cpu("Q3_K_M")
     assert not is_slow_on_cpu("Q8_0") and not is_slow_on_cpu("Q4_0")

@@ -134,7 +134,7 @@ def test_recipes_at_the_official_architecture():
 
 def test_unknown_type_and_alias():
     assert get_text_recipe("q4_k").name == "Q4_K_M" and get_text_recipe("Q5_K").name == "Q5_K_M"
-    with pytest.raises(ConfigError, match="text encoder quantization type 'Q4_K_S'.*Q8_0, Q6_K, Q5_K_M, Q4_K_M"):
+    with pytest.raises(ConfigError, match="Q4_K_S is a transformer recipe.*Q8_0, Q6_K, Q5_K_M, Q4_K_M"):
         get_text_recipe("Q4_K_S")
 
 
