@@ -307,6 +307,10 @@ def test_a_pickle_checkpoint_given_to_m_says_what_to_give_instead(tmp_path, caps
                                  "are safetensors files")  # fmt: skip
     (problem,) = [f.line() for f in check_setup(ckpt).problems]
     assert "fix: it is a PyTorch pickle file" in problem
+    for other in ("model.pt", "model.PTH", "pytorch_model.bin"):  # torch.save's other names, any letter case
+        (tmp_path / other).write_bytes(b"PK\x03\x04")
+        code, _, err = run(capsys, "-m", str(tmp_path / other), "-p", "fox", "--dry-run")
+        assert "it is a PyTorch pickle file" in err, (other, err)
 
 
 @pytest.mark.parametrize("file", ["model_index.json", "transformer/config.json", "tokenizer/tokenizer.json"])

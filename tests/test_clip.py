@@ -81,3 +81,22 @@ def test_a_clip_read_to_its_end_or_stopped_early_leaves_no_pipe_to_the_garbage_c
         gc.collect()
     assert len(frames) == 4 and last.size == (128, 128) and frames[0].flags.writeable
     assert [str(warning.message) for warning in caught if warning.category is ResourceWarning] == []
+
+
+def test_a_video_that_ends_in_the_middle_of_a_frame_is_refused_not_cut_short(tmp_path):
+    # The frames are read at the size read_clip found: a stream that stops within a frame (the file changed since)
+    # is an error, not a clip one frame shorter than counted.
+    import dataclasses
+
+    from motif_lite.io.clip import ClipError, clip_frames, read_clip
+    from motif_lite.io.video import write_video
+
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    clip = read_clip(write_video(pixels, tmp_path / "fox.mp4", 24.0))
+    taller = dataclasses.replace(clip, height=33)  # 3 frames of 32 rows are 2.9 frames of 33
+    with pytest.raises(ClipError, match=r"fox\.mp4 ended in the middle of a frame: it changed since it was read"):
+        list(clip_frames(taller))
+    # One ffmpeg cannot decode (replaced since it was read) is an error too, not a clip of no frames.
+    (tmp_path / "fox.mp4").write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(ClipError, match=r"ffmpeg could not decode \S*fox\.mp4: .*; give a video that plays"):
+        list(clip_frames(clip))

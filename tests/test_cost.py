@@ -257,6 +257,23 @@ def test_a_long_cpu_run_is_asked_about_before_any_download(cpu_run, capsys, monk
     assert capsys.readouterr().err.count("on the CPU this run") == 1
 
 
+def test_the_advice_weighs_the_quantizing_against_the_whole_run(cpu_run, monkeypatch, capsys):
+    # The way out is quantizing once where that is most of the time: 430 s of it against 5 minutes of FLOPs is most,
+    # but not where each transformer call adds a fixed 100 s (a small size then saves the most).
+    monkeypatch.setattr(cost, "slowest_call_seconds", lambda config: 100.0)
+    monkeypatch.setattr(cost, "measure_call_seconds", lambda config, dtype: 100.0)
+    small = ("-W", "256", "-H", "256", "--video-frames", "9", "--steps", "2")
+    assert cpu_run("--dry-run", *small, "--text-encoder-quantize", "Q4_K_M") == 0
+    err = capsys.readouterr().err
+    assert "transformer calls: about" in err and "use a GPU, or a small size such as -W 256" in err
+    # A run short on any CPU whose quantizing alone is long is asked about all the same (not skipped as short).
+    monkeypatch.setattr(cost, "slowest_call_seconds", lambda config: 0.0)
+    tiny = ("-W", "64", "-H", "64", "--video-frames", "5", "--steps", "1")
+    assert cpu_run("--dry-run", *tiny, "--quantize", "Q4_K_M", "--text-encoder-quantize", "Q4_K_M") == 0  # 634 s
+    err = capsys.readouterr().err
+    assert "quantizing the transformer to Q4_K_M and the text encoder to Q4_K_M as they load about 11 minutes" in err
+
+
 def test_a_duration_reads_as_words_a_user_would_write():
     # Before: a quantizing of 40 s was "about 1 minutes", one of 20 s "about 0 minutes".
     from motif_lite.cli.run_time import _duration

@@ -316,6 +316,24 @@ def test_a_png_sequence_numbered_from_1_goes_on_from_its_last_frame(pipe, tmp_pa
     np.testing.assert_array_equal(frames_of(result)[:4], frames)
 
 
+def test_a_png_sequence_is_looked_for_from_frame_0_to_4_as_ffmpeg_does(tmp_path):
+    # ffmpeg's image2 reader takes a first frame numbered up to 4 (-start_number_range 5), and so does --extend.
+    for index in (3, 4, 5):
+        PIL.Image.new("RGB", (32, 32)).save(tmp_path / f"from3_{index:03d}.png")
+    clip = read_clip(tmp_path / "from3_%03d.png")
+    assert (clip.frames, clip.files[0].name, last_frame_file(tmp_path / "from3_%03d.png").name) == (
+        3,
+        "from3_003.png",
+        "from3_005.png",
+    )
+    assert is_clip_file(tmp_path / "from3_%03d.png", tmp_path / "from3_002.png")  # it would join the clip
+    assert not is_clip_file(tmp_path / "from3_%03d.png", tmp_path / "from3_007.png")
+    for index in (5, 6):
+        PIL.Image.new("RGB", (32, 32)).save(tmp_path / f"from5_{index:03d}.png")
+    with pytest.raises(ClipError, match=r"has no frame from5_000.png \(nor any up to from5_004.png, where a sequence"):
+        read_clip(tmp_path / "from5_%03d.png")
+
+
 def test_a_folder_of_frames_or_one_frame_given_as_the_clip_gets_the_pattern_to_give(tmp_path):
     (tmp_path / "comfy").mkdir()
     for index in (1, 2, 3):  # ComfyUI's names: a counter from 1, then "_"
@@ -327,6 +345,15 @@ def test_a_folder_of_frames_or_one_frame_given_as_the_clip_gets_the_pattern_to_g
     frame_of = r"one image, not a clip: .*; for the PNG sequence it is a frame of, give its pattern, --extend "
     with pytest.raises(ClipError, match=frame_of + r"\S*/ComfyUI_%05d_.png$"):
         read_clip(tmp_path / "comfy" / "ComfyUI_00002_.png")
+    (tmp_path / "one").mkdir()  # a numbered image alone is no sequence to name
+    PIL.Image.new("RGB", (32, 32)).save(tmp_path / "one" / "shot_001.png")
+    with pytest.raises(ClipError, match=r"one image, not a clip: .*; for a PNG sequence give its pattern \(e\.g\. "):
+        read_clip(tmp_path / "one" / "shot_001.png")
+    (tmp_path / "plain").mkdir()
+    for index in (1, 2, 10):  # numbers not padded: %d, as a user would write it (not %01d)
+        PIL.Image.new("RGB", (32, 32)).save(tmp_path / "plain" / f"f{index}.png")
+    with pytest.raises(ClipError, match=r"give their pattern, --extend \S*/plain/f%d.png$"):
+        read_clip(tmp_path / "plain")
     (tmp_path / "jpeg").mkdir()
     for index in range(3):
         PIL.Image.new("RGB", (32, 32)).save(tmp_path / "jpeg" / f"f_{index:03d}.jpg")

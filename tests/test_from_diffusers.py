@@ -289,6 +289,9 @@ def test_generate_says_what_to_give_for_diffusers_call_keywords_and_typos():
     ]
     with pytest.raises(RequestError, match=r"^generate takes no on_progres=: did you mean on_progress=\?$"):
         pipe.generate(request, on_progres=print)
+    # A keyword like none of its own gets the list of them, as a caller writes them (no `self`).
+    with pytest.raises(RequestError, match=r"^generate takes no frobnicate=: its arguments are request, on_progress, "):
+        pipe.generate(request, frobnicate=1)
 
 
 def test_from_pretrained_says_the_load_pipeline_line():
@@ -299,3 +302,6 @@ def test_from_pretrained_says_the_load_pipeline_line():
     first, advice = str(error.value).splitlines()
     assert "pipe = load_pipeline('Motif-Technologies/Motif-Video-2B', device='cuda'), with load_pipeline" in first
     assert advice.startswith("load_pipeline takes no torch_dtype= ") and "dtype=torch.bfloat16" in advice
+    # Without a repo (or with one not a name), the line names the official repo rather than None.
+    with pytest.raises(ConfigError, match=re.escape("pipe = load_pipeline('Motif-Technologies/Motif-Video-2B'), ")):
+        OurPipeline.from_pretrained()

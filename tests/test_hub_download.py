@@ -246,6 +246,7 @@ GGUF_ADDRESSES = {
     OFFICIAL_Q4: "--gguf Q4_K_M",
     f"hf.co/{GGUF_REPO}:q8_0": "--gguf q8_0",
     f"{GGUF_REPO}:motif-video-2b-Q4_K_M.gguf": "--gguf Q4_K_M",
+    f"hf.co/{GGUF_REPO.lower()}:Q4_K_M": "--gguf Q4_K_M",  # the official repo in other letter case
     f"https://huggingface.co/{GGUF_REPO}": "e.g. --gguf Q4_K_M",
     "https://huggingface.co/city96/Wan2.1-T2V-14B-gguf/blob/main/wan2.1-t2v-14b-Q4_K_M.gguf": "download it first: "
     "hf download city96/Wan2.1-T2V-14B-gguf wan2.1-t2v-14b-Q4_K_M.gguf --local-dir ./Wan2.1-T2V-14B-gguf, then "
@@ -271,6 +272,7 @@ MODEL_ADDRESSES = {
     f"https://huggingface.co/{MOTIF_REPO}/tree/v2": f"hf download {MOTIF_REPO} --revision v2 --local-dir "
     "./Motif-Video-2B, then -m ./Motif-Video-2B",
     OFFICIAL_Q4: "it goes to --gguf: --gguf Q4_K_M",
+    f"hf.co/{GGUF_REPO}:Q8_0": "it goes to --gguf: --gguf Q8_0",  # llama.cpp's repo:TAG names a GGUF file too
 }
 
 
@@ -299,6 +301,11 @@ def test_a_local_file_named_like_a_hub_address_is_read_as_a_file(tmp_path, monke
     (tmp_path / "Org").mkdir()
     (tmp_path / "Org" / "Name:Q4_K_M").write_bytes(b"GGUF")
     assert find_gguf("Org/Name:Q4_K_M") == Path("Org/Name:Q4_K_M")
+    from motif_lite.io.hub import model_address_problem
+
+    assert model_address_problem("Org/Name:model.safetensors") is not None
+    (tmp_path / "Org" / "Name:model.safetensors").write_bytes(b"{}")  # given to -m: the file's own message
+    assert model_address_problem("Org/Name:model.safetensors") is None
 
 
 def test_a_repo_id_in_other_letter_case_reads_the_cached_repo(no_network, tmp_path):

@@ -465,6 +465,7 @@ def test_a_16_bit_grayscale_image_keeps_its_levels(tmp_path):
 def test_a_float_image_of_levels_0_to_1_keeps_them(tmp_path):
     # Pillow's own conversion clips float levels to 0..255 as they are: a 0..1 float TIFF became a black first frame.
     levels = np.random.default_rng(0).random((5, 7), dtype=np.float32)
+    levels[0, 0] = 1.0  # white reaches 1.0 exactly: still a 0..1 image
     PIL.Image.fromarray(levels, "F").save(tmp_path / "float.tiff")
     image = np.asarray(load_image(tmp_path / "float.tiff")).astype(int)
     assert image.shape == (5, 7, 3) and np.array_equal(image[..., 1], np.round(levels * 255.0).astype(int))

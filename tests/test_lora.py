@@ -757,3 +757,5 @@ def test_latents_that_overflow_with_a_huge_strength_name_the_strength(setup, tmp
     assert pipe.loras.overflow_cause() is not None
     pipe.set_loras([(files["peft"], -10)])  # at the edge of the usual: no such cause
     assert pipe.loras.overflow_cause() is None
+    pipe.set_loras([(files["peft"], -11)])  # as far below it: named too
+    assert f"{files['peft'].name} x-11 is far beyond" in pipe.loras.overflow_cause()

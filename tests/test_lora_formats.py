@@ -116,6 +116,10 @@ def test_a_lora_saved_before_training_is_said_to_have_no_effect(tmp_path, target
     untrained = {key: torch.zeros_like(value) if "lora_B" in key else value for key, value in untrained.items()}
     (file,) = read_loras([LoRASpec(_write(tmp_path / "step0.safetensors", untrained), 0.8)], targets)
     assert file.describe() == "step0.safetensors x0.8 (peft, 2 layers, all zero: no effect; saved before training?)"
+    pairs = _pair("transformer.", Q) | _pair("transformer.", key_proj)
+    down_zero = {key: torch.zeros_like(value) if "lora_A" in key else value for key, value in pairs.items()}
+    (file,) = read_loras([LoRASpec(_write(tmp_path / "down0.safetensors", down_zero))], targets)
+    assert file.is_zero()  # lora_A zero instead: as much no effect
     trained = _pair("transformer.", Q) | {k: v for k, v in untrained.items() if key_proj in k}  # one layer still zero
     (file,) = read_loras([LoRASpec(_write(tmp_path / "trained.safetensors", trained))], targets)
     assert file.describe() == "trained.safetensors x1 (peft, 2 layers)"

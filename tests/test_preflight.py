@@ -483,6 +483,17 @@ def test_a_broken_config_says_how_to_download_it_again(broken, checkpoint, tmp_p
     assert err.rstrip().endswith(f"; download it again: {command}"), err
 
 
+def test_an_error_with_its_own_download_or_naming_two_configs_gets_no_second_fix(tmp_path):
+    # The fix is for one config file the error names; an error that says what to download already, or names two
+    # configs that disagree (which one to change is for that message to say), is left as it is.
+    from motif_lite.checkpoint import damaged_config_fix
+
+    index, vae = tmp_path / "model_index.json", tmp_path / "vae/config.json"
+    assert damaged_config_fix(f"{index} is not valid JSON", str(tmp_path)).startswith("download it again: hf ")
+    assert damaged_config_fix(f"{index} lists a shard; download it: hf download ...", str(tmp_path)) is None
+    assert damaged_config_fix(f"{index} and {vae} disagree on the VAE", str(tmp_path)) is None
+
+
 def test_a_broken_config_in_the_hub_cache_is_downloaded_again_with_force(checkpoint, tmp_path, capsys, no_network):
     # Without --force-download, `hf download` keeps a file the cache already holds, broken or not.
     repo = no_network / "models--Motif-Technologies--Motif-Video-2B"
@@ -494,6 +505,9 @@ def test_a_broken_config_in_the_hub_cache_is_downloaded_again_with_force(checkpo
     with pytest.raises(CheckpointError) as err:
         locate_sources("Motif-Technologies/Motif-Video-2B")
     command = "hf download Motif-Technologies/Motif-Video-2B --include 'vae/config.json' --force-download"
+    assert str(err.value).endswith(f"; download it again: {command}"), err.value
+    with pytest.raises(CheckpointError) as err:  # the repo id in other letter case reads the same cached repo
+        locate_sources("motif-technologies/motif-video-2b")
     assert str(err.value).endswith(f"; download it again: {command}"), err.value
 
 

@@ -735,6 +735,10 @@ def test_a_signal_ignored_from_the_start_stays_ignored(tiny, tmp_path):
     try:
         assert main([str(tiny[0]), "-o", str(tmp_path / "o.gguf"), "--type", "Q8_0", "--quiet"]) == 0
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        from motif_lite.stopping import signals_interrupt
+
+        with signals_interrupt():  # while the work runs too, not only once it is done
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, before)
 
@@ -785,6 +789,37 @@ def test_an_out_tmp_left_by_a_killed_run_is_no_obstacle(tiny, tmp_path):
     (tmp_path / "o.gguf.tmp").write_bytes(b"left by kill -9")  # its lock went with its process
     assert main([str(tiny[0]), "-o", str(tmp_path / "o.gguf"), "--type", "Q8_0", "--quiet"]) == 0
     assert [path.name for path in tmp_path.iterdir()] == ["o.gguf"]
+
+
+def test_two_claims_of_one_output_exclude_each_other(tmp_path):
+    # Each run takes the lock the same way: a shared lock would let a second run write into the first one's OUT.tmp.
+    import os
+
+    pytest.importorskip("fcntl")  # Windows has no advisory locks here
+
+    from motif_lite.errors import ConfigError
+    from motif_lite.quantize import convert
+
+    first = convert._claim(tmp_path / "o.gguf.tmp", tmp_path / "o.gguf")
+    try:
+        with pytest.raises(ConfigError, match="another quantizer is writing"):
+            convert._claim(tmp_path / "o.gguf.tmp", tmp_path / "o.gguf")
+    finally:
+        os.close(first)
+
+
+def test_only_a_failed_write_for_want_of_space_is_called_a_full_disk(tmp_path, monkeypatch):
+    # ENOSPC is a full disk whatever the space now; another error (a permission) is not one on a nearly full disk.
+    import collections
+    import errno
+
+    from motif_lite.quantize import convert
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(convert.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 10**9))
+    assert convert._disk_full(OSError(errno.ENOSPC, "No space left on device"), tmp_path / "o.gguf")
+    monkeypatch.setattr(convert.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 100))
+    assert not convert._disk_full(OSError(errno.EACCES, "Permission denied"), tmp_path / "o.gguf")
 
 
 def test_a_disk_filled_by_another_program_meanwhile_is_named(tiny, tmp_path, capsys, monkeypatch):

@@ -326,6 +326,8 @@ def test_a_parallel_run_says_each_process_quantizes(checkpoint, capsys):
     assert "note: --quantize on several processes: each one quantizes the transformer to Q8_0 itself" in err
     assert "a file made once, given as --gguf, is read by all of them from one copy in the page cache" in err
     assert cli.main(args) == 0 and "--quantize on several" not in capsys.readouterr().err
+    one = [arg for arg in args if arg not in ("--gpus", "2")]  # one process quantizes once: no such note
+    assert cli.main([*one, "--quantize", "q8_0"]) == 0 and "--quantize on several" not in capsys.readouterr().err
 
 
 def test_a_checkpoint_in_the_original_layout_loads_in_it(tmp_path):
@@ -339,3 +341,45 @@ def test_a_checkpoint_in_the_original_layout_loads_in_it(tmp_path):
     config = TransformerConfig.from_json(root / "transformer/config.json")
     model = load_packed_transformer(quantize_transformer_tensors(root, "Q8_0", progress=False), config)
     assert model.config.cross_attention_layout == "original"
+
+
+def test_each_slice_of_rows_reads_the_values_safetensors_gives(tmp_path):
+    # The plain reads compute each slice's offset and size from the header: checked against safetensors' own reads
+    # for every dtype, a scalar and a vector (which the quantizer reads with slice(None)), empty and clipped slices.
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from motif_lite.quantize.sources import SafetensorsSource
+
+    torch.manual_seed(0)
+    tensors = {
+        "matrix.bf16": torch.randn(7, 5).bfloat16(),
+        "matrix.f16": torch.randn(6, 3).half(),
+        "cube.f32": torch.randn(5, 2, 3),
+        "matrix.fp8": torch.randn(4, 8).to(torch.float8_e4m3fn),
+        "vector.f32": torch.randn(9),
+        "scalar.f32": torch.tensor(3.5),
+        "steps.i64": torch.arange(4),
+    }
+    save_file(tensors, tmp_path / "t.safetensors")
+    source = SafetensorsSource([tmp_path / "t.safetensors"], None)
+    try:
+        with safe_open(tmp_path / "t.safetensors", framework="pt") as reference:
+            for name, tensor in tensors.items():
+                if not tensor.is_floating_point():
+                    with pytest.raises(CheckpointError, match=f"'{name}' has dtype I64; only float tensors can be"):
+                        source.read(name)
+                    continue
+                assert torch.equal(source.read(name), tensor.float()), name
+                rows = (
+                    [slice(None)]
+                    if tensor.ndim == 0
+                    else [slice(None), slice(1, 3), slice(2, 100), slice(3, 3), slice(4, 2)]
+                )
+                for part in rows:
+                    expected = reference.get_tensor(name) if tensor.ndim == 0 else reference.get_slice(name)[part]
+                    assert torch.equal(source.read(name, part), expected.float()), (name, part)
+        with pytest.raises(ValueError, match="rows must be contiguous"):
+            source.read("matrix.f16", slice(0, 6, 2))
+    finally:
+        source.close()

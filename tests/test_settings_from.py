@@ -419,3 +419,11 @@ def test_a_file_of_this_version_has_no_unknown_keys(made):
 def test_a_guidance_config_of_the_wrong_json_type_leaves_guidance_open(made, guidance):
     values = {**read_settings(made).values, "guidance_config": guidance}
     assert "guidance" not in request_fields_of(values)
+
+
+def test_lora_totals_read_the_strength_after_the_last_colon():
+    # A file's name may hold a colon (Linux allows it): the strength is what follows the last one.
+    from motif_lite.cli.settings_from import _lora_totals
+
+    assert _lora_totals(["v1:a.safetensors:0.25", "v1:a.safetensors:0.25"]) == {"v1:a.safetensors": 0.5}
+    assert _lora_totals(["b.safetensors:x", "b.safetensors:x"]) == {"b.safetensors:x": 2.0}  # not ours: as it is
