@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,19 +134,26 @@ def test_long_pages_have_a_current_contents_list():
 DOC_WIDTH = 115
 
 
-def test_prose_wraps_at_the_docs_width():
-    # Prose lines of README.md and docs/*.md fit DOC_WIDTH columns; code blocks, tables and headings (which cannot
-    # wrap) may be longer.
-    long_lines = []
+def unfenced_lines() -> Iterator[tuple[str, int, str]]:
+    """(page, line number, line) of README.md and docs/*.md, the lines of fenced code blocks and their fences left
+    out."""
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         fenced = False
         for number, line in enumerate(page.read_text().splitlines(), start=1):
             if line.lstrip().startswith("```"):
                 fenced = not fenced
-                continue
-            code_table_or_heading = fenced or line.startswith(("    ", "#")) or line.lstrip().startswith("|")
-            if len(line) > DOC_WIDTH and not code_table_or_heading:
-                long_lines.append(f"{page.relative_to(ROOT)}:{number}: {len(line)} columns")
+            elif not fenced:
+                yield str(page.relative_to(ROOT)), number, line
+
+
+def test_prose_wraps_at_the_docs_width():
+    # Prose lines of README.md and docs/*.md fit DOC_WIDTH columns; code blocks, tables and headings (which cannot
+    # wrap) may be longer.
+    long_lines = [
+        f"{page}:{number}: {len(line)} columns"
+        for page, number, line in unfenced_lines()
+        if len(line) > DOC_WIDTH and not (line.startswith(("    ", "#")) or line.lstrip().startswith("|"))
+    ]
     assert not long_lines, "\n".join(long_lines)
 
 
@@ -182,12 +190,9 @@ def test_sections_cited_in_messages_and_docs_exist():
 def test_no_code_span_breaks_a_path_across_lines():
     # A line break inside a code span renders as a space: `models/text_encoders/` + newline + `x.safetensors` showed
     # a path with a blank in it. A prose line must not end inside a code span right after a "/".
-    broken = []
-    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        fenced = False
-        for number, line in enumerate(page.read_text().splitlines(), start=1):
-            if line.lstrip().startswith("```"):
-                fenced = not fenced
-            elif not fenced and line.count("`") % 2 == 1 and line.rstrip().endswith("/"):
-                broken.append(f"{page.relative_to(ROOT)}:{number}")
+    broken = [
+        f"{page}:{number}"
+        for page, number, line in unfenced_lines()
+        if line.count("`") % 2 == 1 and line.rstrip().endswith("/")
+    ]
     assert not broken, broken
