@@ -34,6 +34,7 @@ from motif_lite.io.gguf_source import (
     check_gguf_variant,
     find_gguf,
     foreign_gguf_fix,
+    gguf_address_problem,
     gguf_file_fix,
     is_gguf_variant,
     single_gguf,
@@ -329,6 +330,9 @@ def find_text_encoder_gguf(root: Path | None, value: str | Path, model: str | No
     from motif_lite.encoders.text_gguf import read_text_encoder_gguf  # transformers: only when asked for
     from motif_lite.weights.gguf_file import DamagedGGUFError, ForeignGGUFError
 
+    if (address := gguf_address_problem(str(value), "--text-encoder-gguf")) is not None:  # not "no such file"
+        problem, fix = address
+        raise TextEncoderGGUFError(f"{value}: {problem}; {fix}", problem, fix)
     path = user_path(value)
     if path.is_dir():  # found as a --gguf folder is: searched through, its .cache/ left out
         path = single_gguf(path, "--text-encoder-gguf")

@@ -21,6 +21,7 @@ from huggingface_hub.errors import (
 )
 
 from motif_lite import cli
+from motif_lite.checkpoint import find_text_encoder_gguf
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError
 from motif_lite.io import checkpoint_source, gguf_source, hub
@@ -264,6 +265,29 @@ def test_a_hub_address_given_to_gguf_says_what_to_give_instead(address, no_netwo
     assert str(error.value).startswith(f"{address}: --gguf ") and str(error.value).endswith(GGUF_ADDRESSES[address])
     assert cli.main(["check", "--gguf", address]) == 2
     assert f"problem  {address}: --gguf " in capsys.readouterr().out
+
+
+TEXT_ENCODER_ADDRESSES = {
+    "https://huggingface.co/someone/te-gguf/resolve/main/te-Q8_0.gguf": "download it first: hf download "
+    "someone/te-gguf te-Q8_0.gguf --local-dir ./te-gguf, then --text-encoder-gguf ./te-gguf/te-Q8_0.gguf",
+    f"hf.co/{GGUF_REPO}:Q8_0": f"download it first: hf download {GGUF_REPO} --include '*Q8_0*.gguf' --local-dir "
+    "./Motif-Video-2B-GGUF, then --text-encoder-gguf ./Motif-Video-2B-GGUF",  # no official variant: a file
+}
+
+
+@pytest.mark.parametrize("address", TEXT_ENCODER_ADDRESSES)
+def test_a_hub_address_given_to_text_encoder_gguf_says_what_to_give_instead(address, checkpoint, no_network, capsys):
+    # It was "no such text encoder GGUF file: https:/huggingface.co/..." with the quantizer's command writing into
+    # that "path" as the fix.
+    with pytest.raises(CheckpointError) as error:
+        find_text_encoder_gguf(checkpoint, address, str(checkpoint))
+    assert (
+        str(error.value)
+        == f"{address}: --text-encoder-gguf reads a file on this machine, not a web address; "
+        + (TEXT_ENCODER_ADDRESSES[address])
+    )
+    assert cli.main(["check", "-m", str(checkpoint), "--text-encoder-gguf", address]) == 2
+    assert f"problem  {address}: --text-encoder-gguf reads a file" in capsys.readouterr().out
 
 
 MODEL_ADDRESSES = {

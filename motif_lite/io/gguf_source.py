@@ -75,14 +75,14 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
         raise MissingFilesError([_with_reason(missing, hub.failed("download", exc, GGUF_REPO))]) from exc
 
 
-def gguf_address_problem(text: str) -> tuple[str, str] | None:
-    """For a Hub web address (or `repo:file`) given to --gguf, which reads local files and official variants: (the
-    problem, the fix: the variant's name for a file of the official repo, else the download of the file and the
-    path to give); None for anything else."""
+def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | None:
+    """For a Hub web address (or `repo:file`) given to `flag` (--gguf, which reads local files and official
+    variants, or --text-encoder-gguf, local files only): (the problem, the fix: the variant's name for a file of the
+    official transformer repo, else the download of the file and the path to give); None for anything else."""
     address = hub_address(text)
     if address is None or user_path(text).exists():
         return None
-    official = address.repo.lower() == GGUF_REPO.lower() and address.revision == "main"
+    official = flag == "--gguf" and address.repo.lower() == GGUF_REPO.lower() and address.revision == "main"
     variant = _variant_named(address.file) if official and address.file else None
     if variant is not None:
         return "--gguf takes the variant a file of the official repo carries", f"--gguf {variant}"
@@ -92,12 +92,12 @@ def gguf_address_problem(text: str) -> tuple[str, str] | None:
     revision = f" --revision {shlex.quote(address.revision)}" if address.revision != "main" else ""
     if address.file and address.file.lower().endswith(".gguf"):
         command = f"hf download {address.repo} {shlex.quote(address.file)}{revision} --local-dir {folder}"
-        then = f"--gguf {shlex.quote(f'{folder}/{address.file}')}"
+        then = f"{flag} {shlex.quote(f'{folder}/{address.file}')}"
     else:  # a tag (Q4_K_M), or the repo alone: the file of that tag, or one the user picks
         pattern = f"*{address.file}*.gguf" if address.file else "FILE.gguf"
         command = f"hf download {address.repo} --include {shlex.quote(pattern)}{revision} --local-dir {folder}"
-        then = f"--gguf {folder}"
-    return "--gguf reads a file on this machine, not a web address", f"download it first: {command}, then {then}"
+        then = f"{flag} {folder}"
+    return f"{flag} reads a file on this machine, not a web address", f"download it first: {command}, then {then}"
 
 
 def _variant_named(file: str) -> str | None:
