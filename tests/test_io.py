@@ -601,6 +601,9 @@ def test_a_folder_a_frame_pattern_or_a_pasted_space_given_as_the_image_says_whic
     pasted = f"{frames}/ComfyUI_00001_.png "  # was "not found", the space unseen at the end of the message
     with pytest.raises(MotifLiteError, match=re.escape(f"not found: '{pasted}'; the name has a space at an end, and ")):
         load_image(pasted)
+    for blank in (" ", f"{frames}/  "):  # nothing left once trimmed: was pathlib's ValueError "Invalid name ''"
+        with pytest.raises(MotifLiteError, match="input image not found"):
+            load_image(blank)
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".webm", ".mkv", ".mov"])

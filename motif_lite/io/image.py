@@ -80,8 +80,9 @@ def _missing_image(path: Path) -> str:
             f"input image {path} is a PNG sequence's pattern, and -i takes one image: give one frame, e.g. its "
             f"last, {_quoted(last)}, or go on from the sequence with --extend {_quoted(path)} in place of -i"
         )
-    trimmed = path.with_name(path.name.strip())
-    if trimmed != path and trimmed.is_file():
+    name = path.name.strip()  # all spaces, or no name (`/`): nothing to trim to
+    trimmed = path.with_name(name) if name and name != path.name else None
+    if trimmed is not None and trimmed.is_file():
         return (
             f"input image not found: {_quoted(path)}; the name has a space at an end, and {_quoted(trimmed)} is there"
         )
