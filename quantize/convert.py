@@ -163,16 +163,17 @@ def quantize_checkpoint(
     name = source.path.parent.name if source.path.name == component.folder else source.path.stem
     with _writing(out):  # a folder we may not write to fails here, before the work
         claim = _claim(tmp, out)
-    writer = _new_writer(tmp, source, recipe, [f"{p}={t.name}" for p, t in keep], name, component)
-    started = time.perf_counter()
-    try:
+    writer, started = None, time.perf_counter()
+    try:  # from the claim on, OUT.tmp is this run's: removed, and the claim let go, however the work ends
+        writer = _new_writer(tmp, source, recipe, [f"{p}={t.name}" for p, t in keep], name, component)
         _check_free_space(out, plan_bytes(source.shapes, plan) + HEADER_ALLOWANCE)
         summary = _write_tensors(writer, out, source, plan, device, progress, component.tensor_class)
         with _writing(out):
             writer.close()
             tmp.replace(out)
     except BaseException:
-        writer.close()
+        if writer is not None:
+            writer.close()
         tmp.unlink(missing_ok=True)
         raise
     finally:
