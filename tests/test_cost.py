@@ -240,23 +240,6 @@ def test_quantizing_as_it_loads_is_counted_in_the_cpu_time(cpu_run, monkeypatch,
     assert "Pass --yes to start it anyway." in err
 
 
-def test_a_long_cpu_run_is_asked_about_before_any_download(cpu_run, capsys, monkeypatch):
-    # Before: the checks before loading, which download the weights that are not at hand (about 10 GB), came first,
-    # and a user without a GPU learnt that the run would take weeks only after the download.
-    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
-    reached = []
-    monkeypatch.setattr(checks, "preflight", lambda *a, **kw: reached.append("checked") or pytest.fail("checked"))
-    assert cpu_run() == cli.EXIT_USER_ERROR
-    assert "Pass --yes to start it anyway." in capsys.readouterr().err
-    assert reached == []
-    # With --yes the run goes on to the checks and loading, and says its time once.
-    at_hand = checks.locate_sources(download=False, require_weights=False)
-    monkeypatch.setattr(checks, "preflight", lambda *a, **kw: (at_hand, torch.device("cpu")))
-    with pytest.raises(Reached):
-        cpu_run("--yes")
-    assert capsys.readouterr().err.count("on the CPU this run") == 1
-
-
 def test_the_advice_weighs_the_quantizing_against_the_whole_run(cpu_run, monkeypatch, capsys):
     # The way out is quantizing once where that is most of the time: 430 s of it against 5 minutes of FLOPs is most,
     # but not where each transformer call adds a fixed 100 s (a small size then saves the most).

@@ -365,8 +365,6 @@ def _generate(
     request = requests[0]  # the videos differ in seed and file only
     if resume is None:
         print_notes(earlier_runs(requests), say)
-    # On the CPU the time question comes first: the checks below may download the weights (about 10 GB).
-    asked = parallel is None and _asked_before_any_download(args, requests, device)
     # Every check, before any weights.
     sources, device = preflight_flags(args, device)
     print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]), say)  # before it compiles
@@ -379,7 +377,7 @@ def _generate(
     if recalled := _recalled(args):
         print_notes(recalled_model_notes(recalled, args, sources, dtype, device), say)
     print_notes(loading_notes(sources, device, args.device, settings.notes), say)  # before loading
-    if parallel is None and not asked:
+    if parallel is None:
         _say_run_time(args, requests, settings, sources, dtype, device, say)
     # In a parallel run: the plan of one rank, which loads the text encoder only if it is the main one.
     layout, main = (None, True) if parallel is None else (parallel.layout, parallel.is_main)
@@ -411,35 +409,6 @@ def _generate(
             result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, table, gpu_memory
         ))  # fmt: skip
     return 0
-
-
-def _asked_before_any_download(
-    args: argparse.Namespace, requests: list[GenerationRequest], device: str | torch.device
-) -> bool:
-    """On the CPU: the time question (`confirm_cpu_time`) before the checks that may download the weights, from the
-    files at hand or else the official model's built-in configs and sizes, as --dry-run estimates it (a user without
-    a GPU learnt that the run takes weeks only after a 10 GB download). Whether it was asked: not on a GPU, nor where
-    the files at hand cannot be read yet (the checks then say what is wrong, and the question follows them)."""
-    import torch
-
-    from motif_lite.checkpoint import locate_sources
-    from motif_lite.devices import parse_device
-    from motif_lite.errors import MotifLiteError
-    from motif_lite.preflight import AT_HAND, with_quantize
-    from motif_lite.settings import resolve_dtype, resolve_settings
-
-    try:
-        if parse_device(device).type != "cpu":
-            return False
-        sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
-        sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
-        dtype = resolve_dtype(args.dtype, torch.device("cpu")).value
-        settings = resolve_settings(requests[0], sources.configs, sources.transformer)
-    except MotifLiteError:
-        return False
-    quantizing = quantizing_seconds(sources)
-    confirm_cpu_time(requests[0], settings, sources.configs, dtype, args.yes, len(requests), quantizing)
-    return True
 
 
 def _say_run_time(
