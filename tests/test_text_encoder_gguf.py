@@ -200,7 +200,7 @@ def test_quantizer_refuses_before_writing(tiny, tmp_path, capsys):
     make_tiny_checkpoint(ckpt)
     assert quantize_main([str(ckpt / "transformer"), *args]) == 2  # a transformer is no text encoder
     err = capsys.readouterr().err
-    assert "config.json is missing beside its weights" in err and "'Q4_K_S'" in err
+    assert "config.json is missing beside its weights" in err and "Q4_K_S is a transformer recipe" in err
     assert "these are the transformer's weights (config.json: MotifVideoTransformer3DModel)" in err
     assert not (tmp_path / "x.gguf").exists() and not (tmp_path / "x.gguf.tmp").exists()
 
