@@ -39,7 +39,8 @@ def cpu_time_note(
     calls = transformer_calls(request, settings) * videos
     config = settings.transformer.value
     slowest_fixed = calls * cost.slowest_call_seconds(config)
-    if total / cost.SLOWEST_CPU_FLOPS + slowest_fixed + sum((quantizing or {}).values()) < LONG_CPU_RUN_SECONDS:
+    quantizing_total = sum((quantizing or {}).values())
+    if total / cost.SLOWEST_CPU_FLOPS + slowest_fixed + quantizing_total < LONG_CPU_RUN_SECONDS:
         return None  # short on any CPU: not worth measuring this one
     throughput = cost.measure_matmul_flops(dtype)
     # The calls' fixed cost is timed where it can change the estimate by a percent (not for a 720p video's weeks).
@@ -50,7 +51,7 @@ def cpu_time_note(
     if dtype != torch.float32 and (fp32 := cost.measure_matmul_flops(torch.float32)) > 1.5 * throughput:
         message += f"; in float32 it does {fp32 / 1e9:.0f} GFLOP/s (--dtype fp32)"
     smaller = "a small size such as -W 256 -H 256 --video-frames 9 --steps 2"
-    if sum((quantizing or {}).values()) > total / throughput + calls * call_seconds:  # a smaller video saves little
+    if quantizing_total > total / throughput + calls * call_seconds:  # a smaller video saves little
         smaller = "quantize once with the command its note gives and load that file"
     return message + f". The CPU is meant for tests{_why_no_gpu()}: use a GPU, or {smaller}"
 
