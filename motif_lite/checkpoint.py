@@ -40,7 +40,7 @@ from motif_lite.io.gguf_source import (
     single_gguf,
     text_encoder_gguf_fix,
 )
-from motif_lite.io.hub import HubAccess, cached_snapshot, cached_spelling, is_repo_id
+from motif_lite.io.hub import DownloadPlan, HubAccess, cached_snapshot, cached_spelling, is_repo_id
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint, other_component, real_paths
 from motif_lite.io.missing_report import MissingFiles, MissingFilesError, download_command
 from motif_lite.io.wsl import windows_drive_note
@@ -138,6 +138,7 @@ def locate_sources(
     weights: Mapping[str, str | Path] | None = None,
     download: bool = True,
     require_weights: bool = True,
+    before_download: Callable[[DownloadPlan], None] | None = None,
 ) -> ModelSources:
     """Find and check everything a run reads, without reading any weights; one error lists every problem.
 
@@ -146,10 +147,12 @@ def locate_sources(
     official weights under another name (ComfyUI's copies); the checkpoint then supplies only the rest, and
     `root` is a folder linking both together (`io.linked`). download=False: the local folder and the Hugging Face
     cache only, no network. require_weights=False (dry runs): files that are not at hand become notes instead of
-    errors, and the configs fall back to the official built-in values. Raises `MissingFilesError` (with the
-    download commands) or `CheckpointError`.
+    errors, and the configs fall back to the official built-in values. before_download: called with each
+    download's plan (the checkpoint's, a GGUF variant's) just before it starts (`HubAccess`); what it raises is one
+    of the problems, and that download does not start. Raises `MissingFilesError` (with the download commands) or
+    `CheckpointError`.
     """
-    hub = HubAccess(download)
+    hub = HubAccess(download, before_download)
     problems: list[str] = []
     missing: list = []
     notes: list[str] = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ from motif_lite.devices import (
     vram_over_free_note,
 )
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError, both_spellings
+from motif_lite.io.hub import DownloadPlan
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.wsl import windows_gpu_driver
 from motif_lite.request import GenerationRequest
@@ -57,13 +58,15 @@ def preflight(
     weights: Mapping[str, str | Path] | None = None,
     quantize: str | None = None,
     text_encoder_quantize: str | None = None,
+    before_download: Callable[[DownloadPlan], None] | None = None,
 ) -> tuple[ModelSources, torch.device]:
     """Every check a run can make before reading weights: the device, the kernel backend, the checkpoint and GGUF
     files (found, fetched if missing, headers and architecture read, every transformer tensor against the config,
     a text encoder GGUF's config and tensors against the checkpoint's text encoder config). `weights`: weight files
     of the user's that replace the checkpoint's for some components (`locate_sources`); `quantize` /
     `text_encoder_quantize`: the recipe the transformer / the text encoder is quantized to as it loads
-    (`with_quantize`; the text encoder's checked before any download).
+    (`with_quantize`; the text encoder's checked before any download); `before_download`: called just before a
+    download starts (`locate_sources`).
 
     Raises one `MotifLiteError` listing every problem (a `MissingFilesError`, with the download commands, when files
     are missing; the problem's own error, e.g. a `DeviceError`, when there is one; else a `CheckpointError`); returns
@@ -82,7 +85,7 @@ def preflight(
         if isinstance(model, ModelSources):
             sources = model
         else:
-            sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights)
+            sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, before_download=before_download)
     except MissingFilesError as exc:
         exc.problems[:0] = [str(problem) for problem in problems]
         raise

@@ -23,7 +23,7 @@ from huggingface_hub.errors import (
 from motif_lite import cli
 from motif_lite.checkpoint import find_text_encoder_gguf
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
-from motif_lite.errors import CheckpointError
+from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.io import checkpoint_source, gguf_source, hub
 from motif_lite.io.checkpoint_source import find_checkpoint
 from motif_lite.io.gguf_source import check_gguf_variant, find_gguf
@@ -441,3 +441,135 @@ def test_the_suite_has_a_temporary_hugging_face_cache_and_no_token(tmp_path_fact
     base = tmp_path_factory.getbasetemp()
     assert Path(constants.HF_HUB_CACHE).is_relative_to(base) and Path(constants.HF_TOKEN_PATH).is_relative_to(base)
     assert get_token() is None and not constants.HF_HUB_OFFLINE
+
+
+def test_a_hook_before_the_download_comes_after_the_space_check_and_can_stop_it(fake_hub, monkeypatch):
+    # `HubAccess.before_download`: where `run` asks its CPU time question, just before the gigabytes come.
+    plans = []
+    free_space(monkeypatch, selected(WITH_GGUF) - 1)
+    with pytest.raises(CheckpointError, match="not enough disk space"):  # no room: said before any question
+        find_checkpoint(MOTIF_REPO, download=WITH_GGUF, hub=hub.HubAccess(before_download=plans.append))
+    assert plans == []
+    free_space(monkeypatch, 10**12)
+
+    def refuse(plan: hub.DownloadPlan) -> None:
+        plans.append(plan)
+        raise MotifLiteError("not started")
+
+    with pytest.raises(MotifLiteError) as error:
+        find_checkpoint(MOTIF_REPO, download=WITH_GGUF, hub=hub.HubAccess(before_download=refuse))
+    assert str(error.value) == "not started" and not isinstance(error.value, MissingFilesError)
+    with pytest.raises(MotifLiteError, match="^not started$"):
+        find_gguf("Q4_K_M", hub.HubAccess(before_download=refuse))
+    assert [(plan.repo, sum(plan.files.values())) for plan in plans] == [
+        (MOTIF_REPO, selected(WITH_GGUF)),
+        (GGUF_REPO, GGUF_FILES["motif-video-2b-Q4_K_M.gguf"]),
+    ]
+    assert fake_hub.downloads == []
+
+
+class Reached(Exception):
+    """Raised by the stand-in for load_pipeline: the run went past its checks and its question."""
+
+
+@pytest.fixture
+def slow_cpu(monkeypatch):
+    """A machine without a GPU torch can use, whose CPU does 1 MFLOP/s (any run is long there: even the tiny
+    checkpoint's), a disk with room, and a run that stops where it would load."""
+    import torch
+
+    from motif_lite import pipeline
+    from motif_lite.runtime import cost
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: 1e6)
+    monkeypatch.setattr(cost, "measure_call_seconds", lambda config, dtype: 0.0)
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: (_ for _ in ()).throw(Reached()))
+    free_space(monkeypatch, 10**12)
+
+
+def answering(monkeypatch, answer: str | None) -> list[str]:
+    """The questions asked on a terminal, each answered `answer`; None: no terminal."""
+    import sys
+
+    questions: list[str] = []
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: answer is not None)
+    monkeypatch.setattr("builtins.input", lambda prompt: questions.append(prompt) or answer)
+    return questions
+
+
+def test_the_cpu_time_question_comes_before_the_checkpoint_downloads(fake_hub, slow_cpu, monkeypatch, tmp_path, capsys):
+    # Before: a CPU-only torch and an empty cache downloaded the whole checkpoint (10+ GB), and then asked whether to
+    # start a run of months. Now the question comes first, from the official configs (the checkpoint's are not here).
+    run = ["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4")]
+    answering(monkeypatch, None)
+    assert cli.main(run) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "error: on the CPU this run (1280x736x121, 50 steps) is 4.9e+17 FLOPs" in err
+    assert "Pass --yes to start it anyway." in err and "downloading" not in err and fake_hub.downloads == []
+    questions = answering(monkeypatch, "n")
+    assert cli.main(run) == cli.EXIT_USER_ERROR
+    assert "error: not started" in capsys.readouterr().err and fake_hub.downloads == []
+    assert questions[0].endswith(f"Start it anyway (downloading {file_size(selected(['*']))} of {MOTIF_REPO} first)? "
+                                 "[y/N] ")  # fmt: skip
+    # --yes: said once, before the download (which fails here: the fake Hub has no files to give).
+    assert cli.main([*run, "--yes"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.count("starting it (--yes)") == 1 and err.index("starting it (--yes)") < err.index("downloading")
+    assert [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
+
+
+def test_the_cpu_time_question_is_asked_once_when_the_download_came_after_it(
+    checkpoint, fake_hub, slow_cpu, monkeypatch, tmp_path, capsys
+):
+    # Answered yes before the download, it is not asked again once the checkpoint's own configs are there.
+    fake_hub.snapshot = checkpoint  # the download "gives" the tiny checkpoint
+    questions = answering(monkeypatch, "y")
+    run = ["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4")]  # long at 1 MFLOP/s, with either model's configs
+    with pytest.raises(Reached):
+        cli.main(run)
+    assert len(questions) == 1 and "(downloading " in questions[0] and len(fake_hub.downloads) == 1
+    capsys.readouterr()
+    with pytest.raises(Reached):
+        cli.main([*run, "--yes"])
+    assert capsys.readouterr().err.count("starting it (--yes)") == 1
+
+
+def test_the_cpu_time_question_comes_before_a_gguf_variant_downloads(
+    checkpoint, fake_hub, slow_cpu, monkeypatch, tmp_path, capsys
+):
+    # The checkpoint in the cache, the GGUF variant not: the question comes before the variant's download.
+    repo = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B"
+    shutil.copytree(checkpoint, repo / "snapshots" / ("0" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    questions = answering(monkeypatch, "n")
+    args = ["run", "--gguf", "Q4_K_M", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cpu"]
+    assert cli.main(args) == cli.EXIT_USER_ERROR
+    assert "error: not started" in capsys.readouterr().err and fake_hub.downloads == []
+    size = file_size(GGUF_FILES["motif-video-2b-Q4_K_M.gguf"])
+    assert len(questions) == 1 and f"(downloading {size} of {GGUF_REPO} first)? [y/N]" in questions[0]
+    # Nothing to download (the checkpoint alone): asked after the checks, from its own configs, as it always was.
+    answering(monkeypatch, None)
+    fake_hub.listed = []
+    assert cli.main(args[:1] + args[3:]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "error: on the CPU this run (1280x736x121, 50 steps) is " in err and "Pass --yes to start it" in err
+    assert "downloading" not in err and fake_hub.downloads == fake_hub.listed == []
+
+
+def test_local_mistakes_are_said_before_the_cpu_time_question_and_the_download(
+    fake_hub, slow_cpu, monkeypatch, tmp_path, capsys
+):
+    answering(monkeypatch, None)
+    run = ["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4")]
+    assert cli.main([*run, "-i", str(tmp_path / "missing.png")]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "missing.png" in err and "Pass --yes" not in err and fake_hub.downloads == fake_hub.listed == []
+    # A flag that contradicts another, and a typo in the GGUF variant (which the Hub's listing tells).
+    assert cli.main([*run, "--gguf", "Q4_K_M", "--quantize", "Q8_0"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "leave out one of them" in err and "Pass --yes" not in err and fake_hub.downloads == []
+    assert cli.main([*run, "--gguf", "Q4_K_N"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "match variant 'Q4_K_N'" in err and "Pass --yes" not in err and fake_hub.downloads == []

@@ -12,21 +12,27 @@ if TYPE_CHECKING:
     import torch
 
     from motif_lite.checkpoint import ModelSources
+    from motif_lite.io.hub import DownloadPlan
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.parallel import ParallelLayout
     from motif_lite.runtime.planner import Plan
 
 
-def preflight_flags(args: argparse.Namespace, device: str | torch.device) -> tuple[ModelSources, torch.device]:
+def preflight_flags(
+    args: argparse.Namespace,
+    device: str | torch.device,
+    before_download: Callable[[DownloadPlan], None] | None = None,
+) -> tuple[ModelSources, torch.device]:
     """`preflight` of the model the flags name: every check, and any download, before planning (so that the plan is
-    made from the files that will load, not from the built-in sizes of a model not yet on disk)."""
+    made from the files that will load, not from the built-in sizes of a model not yet on disk). `before_download`:
+    called just before a download starts (`run` asks its CPU time question there)."""
     from motif_lite.preflight import preflight
 
     quantize = getattr(args, "quantize", None)  # run's flags (serve has neither)
     text_encoder_quantize = getattr(args, "text_encoder_quantize", None)
     return preflight(
         args.model, args.gguf, device, args.kernels, args.text_encoder_gguf, weights=args.weights, quantize=quantize,
-        text_encoder_quantize=text_encoder_quantize,
+        text_encoder_quantize=text_encoder_quantize, before_download=before_download,
     )  # fmt: skip
 
 

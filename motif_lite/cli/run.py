@@ -27,7 +27,7 @@ from motif_lite.cli.resume import earlier_runs, kept_anywhere, resume_args, resu
 from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import gpu_memory_of, prompt_line, summary
-from motif_lite.cli.run_time import confirm_cpu_time, cpu_time_note, gpu_time_note, quantizing_seconds
+from motif_lite.cli.run_time import CpuTimeQuestion, cpu_time_note, gpu_time_note, quantizing_seconds
 from motif_lite.cli.settings_from import Recalled, recalled_model_notes, settings_from_args, settings_lines
 from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest
@@ -37,11 +37,12 @@ if TYPE_CHECKING:
 
     from motif_lite.checkpoint import ModelSources
     from motif_lite.io.clip import Clip
+    from motif_lite.io.hub import DownloadPlan
     from motif_lite.io.latents import SavedLatents
     from motif_lite.pipeline import GenerationResult, MotifVideoPipeline
     from motif_lite.runtime.parallel import Parallel, ParallelLayout, Session
     from motif_lite.runtime.planner import Plan
-    from motif_lite.settings import Settings
+    from motif_lite.settings import CheckpointConfigs, Settings
 
 EPILOG = """\
 examples:
@@ -365,8 +366,10 @@ def _generate(
     request = requests[0]  # the videos differ in seed and file only
     if resume is None:
         print_notes(earlier_runs(requests), say)
-    # Every check, before any weights.
-    sources, device = preflight_flags(args, device)
+    # Every check, before any weights; on the CPU, a long run is asked about before any download.
+    question = CpuTimeQuestion(args.yes)
+    before_download = _ask_before_download(args, requests, device, question) if parallel is None else None
+    sources, device = preflight_flags(args, device, before_download)
     print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]), say)  # before it compiles
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
     if args.attention == "exact":  # a fixed attention kernel that this device lacks in this dtype
@@ -378,7 +381,7 @@ def _generate(
         print_notes(recalled_model_notes(recalled, args, sources, dtype, device), say)
     print_notes(loading_notes(sources, device, args.device, settings.notes), say)  # before loading
     if parallel is None:
-        _say_run_time(args, requests, settings, sources, dtype, device, say)
+        _say_run_time(question, requests, settings, sources, dtype, device, say)
     # In a parallel run: the plan of one rank, which loads the text encoder only if it is the main one.
     layout, main = (None, True) if parallel is None else (parallel.layout, parallel.is_main)
     plan = plan_if_budget(args, request, sources, dtype, device, layout, text_encoder=main, say=say)
@@ -411,8 +414,50 @@ def _generate(
     return 0
 
 
+def _ask_before_download(
+    args: argparse.Namespace, requests: list[GenerationRequest], device: str | torch.device, question: CpuTimeQuestion
+) -> Callable[[DownloadPlan], None]:
+    """What the checks call just before a download starts (`HubAccess.before_download`): on the CPU, the time
+    question then, from the configs at hand or the official ones as a dry run counts (the checkpoint's own are not
+    downloaded yet), not after hours of downloading for a run the user would not start."""
+
+    def before_download(plan: DownloadPlan) -> None:
+        estimate = _estimate_at_hand(args, requests[0], device)
+        if estimate is not None:
+            settings, configs, dtype, quantizing = estimate
+            question.ask(requests[0], settings, configs, dtype, len(requests), quantizing, download=plan)
+
+    return before_download
+
+
+def _estimate_at_hand(
+    args: argparse.Namespace, request: GenerationRequest, device: str | torch.device
+) -> tuple[Settings, CheckpointConfigs, torch.dtype, dict[str, float]] | None:
+    """What the CPU time estimate counts with before a download (`cpu_time_note`'s settings, configs, dtype and
+    quantizing), from the files at hand, else the official architecture; None on a device other than the CPU, and
+    where the flags or files have a problem, which the checks go on to name."""
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.devices import resolve_device
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.preflight import AT_HAND, with_quantize
+    from motif_lite.settings import resolve_dtype, resolve_settings
+
+    try:
+        target = resolve_device(device)
+        if target.type != "cpu":
+            return None
+        # No --text-encoder-gguf: it changes nothing of the estimate, and its problems are the checks' to name.
+        sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)
+        sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
+        dtype = resolve_dtype(args.dtype, target).value
+        settings = resolve_settings(request, sources.configs, sources.transformer)
+    except MotifLiteError:
+        return None
+    return settings, sources.configs, dtype, quantizing_seconds(sources)
+
+
 def _say_run_time(
-    args: argparse.Namespace,
+    question: CpuTimeQuestion,
     requests: list[GenerationRequest],
     settings: Settings,
     sources: ModelSources,
@@ -421,10 +466,10 @@ def _say_run_time(
     say: Callable,
 ) -> None:
     """How long a run on one process will take, before it loads: the question before a long CPU run (--yes answers
-    it), the note before a long GPU run."""
+    it; not asked again when it came before a download), the note before a long GPU run."""
     if device.type == "cpu":
         quantizing = quantizing_seconds(sources)
-        confirm_cpu_time(requests[0], settings, sources.configs, dtype, args.yes, len(requests), quantizing)
+        question.ask(requests[0], settings, sources.configs, dtype, len(requests), quantizing)
     elif device.type == "cuda":
         note = gpu_time_note(requests[0], settings, sources.configs, dtype, device, len(requests))
         print_notes([note] if note else [], say)

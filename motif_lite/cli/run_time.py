@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import torch
 
     from motif_lite.checkpoint import ModelSources
+    from motif_lite.io.hub import DownloadPlan
     from motif_lite.settings import CheckpointConfigs, Settings
 
 
@@ -74,27 +75,56 @@ def confirm_cpu_time(
     yes: bool,
     videos: int = 1,
     quantizing: dict[str, float] | None = None,
-) -> None:
+    download: DownloadPlan | None = None,
+) -> bool:
     """Ask before a CPU run estimated at more than LONG_CPU_RUN_SECONDS (`cpu_time_note`): the CPU is for tests and
     tiny sizes. `yes` starts it anyway; without a terminal to ask on, it is refused; end of input (Ctrl-D) answers
-    no."""
+    no. `download`: the download that a yes starts first, named in the question. Returns whether the estimate was
+    said (asked, or noted with `yes`); False for a short run."""
     from motif_lite.errors import MotifLiteError
+    from motif_lite.units import file_size
 
     message = cpu_time_note(request, settings, configs, dtype, videos, quantizing)
     if message is None:
-        return
+        return False
     if yes:
         print(f"note: {message}; starting it (--yes)", file=sys.stderr)
-        return
+        return True
     if not sys.stdin.isatty():
         raise MotifLiteError(f"{message}. Pass --yes to start it anyway.")
+    first = f" (downloading {file_size(download.needed)} of {download.repo} first)" if download is not None else ""
     try:
-        answer = input(f"{message}.\nStart it anyway? [y/N] ")
+        answer = input(f"{message}.\nStart it anyway{first}? [y/N] ")
     except EOFError:  # Ctrl-D (end of input): no, as the default answer is
         print(file=sys.stderr)  # the error on a line of its own, not after the question
         answer = ""
     if answer.strip().lower() not in ("y", "yes"):
         raise MotifLiteError("not started")
+    return True
+
+
+class CpuTimeQuestion:
+    """The question before a long CPU run (`confirm_cpu_time`), said once per run: before a download where the run
+    needs one (the checkpoint's, a GGUF variant's: its hours are said before the gigabytes download, from the
+    configs at hand or the official ones), else after the checks, from the checkpoint's own configs. `yes`: --yes."""
+
+    def __init__(self, yes: bool) -> None:
+        self.yes = yes
+        self.said = False  # asked (and answered yes), or noted with --yes: not said a second time
+
+    def ask(
+        self,
+        request: GenerationRequest,
+        settings: Settings,
+        configs: CheckpointConfigs,
+        dtype: torch.dtype,
+        videos: int = 1,
+        quantizing: dict[str, float] | None = None,
+        download: DownloadPlan | None = None,
+    ) -> None:
+        """`confirm_cpu_time` of this run, unless the estimate was said already."""
+        if not self.said:
+            self.said = confirm_cpu_time(request, settings, configs, dtype, self.yes, videos, quantizing, download)
 
 
 def long_cpu_run(

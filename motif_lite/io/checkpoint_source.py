@@ -14,7 +14,14 @@ from pathlib import Path
 from huggingface_hub import snapshot_download
 
 from motif_lite.choices import MOTIF_REPO
-from motif_lite.errors import LFS_POINTER_START, CheckpointError, LFSPointerError, is_lfs_pointer, listed
+from motif_lite.errors import (
+    LFS_POINTER_START,
+    CheckpointError,
+    LFSPointerError,
+    MotifLiteError,
+    is_lfs_pointer,
+    listed,
+)
 from motif_lite.io.gguf_source import gguf_address_problem
 from motif_lite.io.hub import (
     HUB_ERRORS,
@@ -108,10 +115,10 @@ def find_checkpoint(
     if not hub.online:
         raise unavailable(hub.offline_reason or "downloads are off")
     try:
-        start_download(DownloadPlan.of(text, hub.file_sizes(text), include, cached))
+        start_download(DownloadPlan.of(text, hub.file_sizes(text), include, cached), hub.before_download)
         with quiet_hub():
             root = Path(snapshot_download(text, allow_patterns=list(include) or None))
-    except CheckpointError:
+    except MotifLiteError:  # no room for it, or `before_download` stopped it: said as it is, not as a failed download
         raise
     except HUB_ERRORS as exc:
         refuse_unknown_repo(exc, text, "-m")

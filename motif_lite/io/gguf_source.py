@@ -67,7 +67,7 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
         failed = hub.failed("listing the GGUF repo", exc, GGUF_REPO)
         raise MissingFilesError([_with_reason(missing, failed)]) from exc
     name = _pick_variant(list(sizes), text)
-    start_download(DownloadPlan.of(GGUF_REPO, sizes, [name], cached_snapshot(GGUF_REPO)))
+    start_download(DownloadPlan.of(GGUF_REPO, sizes, [name], cached_snapshot(GGUF_REPO)), hub.before_download)
     try:
         with quiet_hub():
             return Path(hf_hub_download(GGUF_REPO, name))

@@ -4,7 +4,7 @@ A Hub repo id is looked up in the local HF cache first (no network); only files 
 (never with `HF_HUB_OFFLINE=1`). One `HubAccess` serves a whole request: after the first failed Hub call it stops
 trying, so an unreachable Hub costs one fast failure rather than one retry loop per file; `failure_advice` says what
 to do about the failure. `DownloadPlan` and `start_download` say what a download fetches, and refuse one that does
-not fit on the cache's disk.
+not fit on the cache's disk; a request's `before_download` (`HubAccess`) is called just before each download starts.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 import shlex
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,10 +43,14 @@ OFFLINE_SET = "HF_HUB_OFFLINE=1 is set"
 
 class HubAccess:
     """How one request may use the Hub: downloads allowed (`download`) until a Hub call fails or when
-    `HF_HUB_OFFLINE=1`; `offline_reason` then says why every later lookup stays in the cache."""
+    `HF_HUB_OFFLINE=1`; `offline_reason` then says why every later lookup stays in the cache. `before_download`, when
+    given, is called with each download's plan just before it starts (after the disk space check): `motif-lite run`
+    asks its CPU time question there, so that a CPU run's hours are said before the gigabytes download, not after
+    them. Whatever it raises stops the request before the download."""
 
-    def __init__(self, download: bool = True) -> None:
+    def __init__(self, download: bool = True, before_download: Callable[[DownloadPlan], None] | None = None) -> None:
         self.download = download
+        self.before_download = before_download
         self.offline_reason: str | None = OFFLINE_SET if constants.HF_HUB_OFFLINE else None
         self._listings: dict[str, dict[str, int] | Exception] = {}
 
@@ -299,9 +303,10 @@ class DownloadPlan:
         )
 
 
-def start_download(plan: DownloadPlan) -> None:
+def start_download(plan: DownloadPlan, before: Callable[[DownloadPlan], None] | None = None) -> None:
     """Say what is about to be downloaded, and where, after checking that it fits on the cache's disk
-    (`CheckpointError` otherwise: huggingface_hub would only log a warning and fail with the disk full)."""
+    (`CheckpointError` otherwise: huggingface_hub would only log a warning and fail with the disk full) and calling
+    `before` (a request's `HubAccess.before_download`), which may stop it by raising."""
     if not plan.files:
         return
     cache = Path(constants.HF_HUB_CACHE)
@@ -313,4 +318,6 @@ def start_download(plan: DownloadPlan) -> None:
             f"cache {cache}, whose disk has {file_size(free)} free; free space there, or put the cache on a bigger "
             "disk (HF_HUB_CACHE=/big/disk/hf-cache, or HF_HOME=/big/disk/huggingface) and run again"
         )
+    if before is not None:
+        before(plan)
     print(plan.describe(), file=sys.stderr)
