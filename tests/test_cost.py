@@ -303,6 +303,51 @@ def test_a_long_gpu_run_says_how_long_first(tmp_path, monkeypatch, capsys):
     assert "note: this run" not in capsys.readouterr().err
 
 
+def test_the_gpu_note_counts_the_quantizing_the_cpu_does_as_it_loads(tmp_path, monkeypatch, capsys):
+    # Before: a GPU run's note left out --quantize's rounding on the CPU (about a minute for the transformer's Q8_0,
+    # two for the text encoder's), and a run of 8 minutes plus 3 of quantizing started without a word. The K-quants'
+    # search runs on the GPU (not measured yet): not counted.
+    from huggingface_hub import constants
+
+    from motif_lite.checkpoint import locate_sources
+
+    monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype, seconds, device: 1e15)  # 720p: 8 minutes
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    at_hand = locate_sources(download=False, require_weights=False)
+    checked = lambda *a, quantize, text_encoder_quantize, **kw: (  # noqa: E731
+        checks.with_quantize(at_hand, quantize, text_encoder_quantize),
+        torch.device("cuda"),
+    )
+    monkeypatch.setattr(checks, "preflight", checked)
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: (_ for _ in ()).throw(Reached()))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H200")
+    args = ["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cuda", "--vram", "24"]
+    with pytest.raises(Reached):
+        cli.main([*args, "--quantize", "Q8_0", "--text-encoder-quantize", "Q8_0"])
+    err = capsys.readouterr().err
+    assert "note: this run (1280x736x121, 50 steps) is 4.9e+17 FLOPs: about 8 minutes to 12 minutes on this GPU" in err
+    assert (
+        "attention and streamed weights are slower), and quantizing the transformer to Q8_0 and the text encoder to "
+        "Q8_0 as they load about 3 minutes more (approximate: the rates measured on 2 CPU cores). For a quick look"
+    ) in err
+    for searched_on_the_gpu in (["--quantize", "Q4_K_M"], ["--text-encoder-quantize", "Q4_K_M"]):
+        with pytest.raises(Reached):
+            cli.main([*args, *searched_on_the_gpu])
+        assert "note: this run" not in capsys.readouterr().err
+    # Where the quantizing is most of the time, a smaller video saves little: the way out is the file made once.
+    from motif_lite.settings import resolve_settings
+
+    request = GenerationRequest("a fox", width=256, height=256, frames=9, steps=2)
+    settings = resolve_settings(request, at_hand.configs, at_hand.transformer)
+    quantizing = {"the text encoder to Q8_0": 700.0}  # a slow CPU's
+    note = run_time.gpu_time_note(request, settings, at_hand.configs, torch.bfloat16, "cuda", 1, quantizing)
+    assert note.endswith(
+        "as it loads about 12 minutes more (approximate: the rates measured on 2 CPU cores). To skip the quantizing: "
+        "quantize once with the command its note gives and load that file"
+    )
+
+
 def test_a_dry_run_for_a_gpu_says_how_long_only_when_the_gpu_is_here(tmp_path, monkeypatch, capsys):
     # The GPU's note as the run gives it, for all the videos of a batch; planned for a GPU this machine lacks, none
     # (nothing to measure).

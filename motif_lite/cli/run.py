@@ -277,7 +277,9 @@ def _dry_run_time_notes(
         note = cpu_time_note(request, settings, sources.configs, dtype, videos, quantizing_seconds(sources))
         return [] if note is None else [f"{note}; a run asks before it starts (--yes starts it)"]
     if device.type == "cuda" and torch.cuda.is_available():
-        note = gpu_time_note(request, settings, sources.configs, dtype, device, videos)
+        note = gpu_time_note(
+            request, settings, sources.configs, dtype, device, videos, quantizing_seconds(sources, on_gpu=True)
+        )
         return [] if note is None else [note]
     return []
 
@@ -471,7 +473,8 @@ def _say_run_time(
         quantizing = quantizing_seconds(sources)
         question.ask(requests[0], settings, sources.configs, dtype, len(requests), quantizing)
     elif device.type == "cuda":
-        note = gpu_time_note(requests[0], settings, sources.configs, dtype, device, len(requests))
+        quantizing = quantizing_seconds(sources, on_gpu=True)
+        note = gpu_time_note(requests[0], settings, sources.configs, dtype, device, len(requests), quantizing)
         print_notes([note] if note else [], say)
 
 

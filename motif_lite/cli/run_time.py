@@ -170,21 +170,24 @@ def _quantizing_words(quantizing: dict[str, float] | None) -> str:
     )
 
 
-def quantizing_seconds(sources: ModelSources) -> dict[str, float]:
+def quantizing_seconds(sources: ModelSources, on_gpu: bool = False) -> dict[str, float]:
     """About how long quantizing each component as it loads takes on a CPU (`quantize.on_load.cpu_seconds`), by
-    what is quantized to what: {"the transformer to Q4_K_M": 204.0}; empty when nothing is."""
+    what is quantized to what: {"the transformer to Q4_K_M": 204.0}; empty when nothing is. `on_gpu`: for a GPU
+    run, which still rounds to nearest on the CPU (Q8_0: about a minute for the transformer) but searches the
+    K-quants on the GPU, whose time is not measured yet (docs/benchmarks.md): those recipes are left out."""
     from motif_lite.quantize.components import TEXT_ENCODER
-    from motif_lite.quantize.on_load import cpu_seconds
+    from motif_lite.quantize.on_load import cpu_seconds, is_slow_on_cpu
     from motif_lite.sizes import text_encoder_weights, transformer_weights
 
     seconds = {}
-    if sources.quantize is not None:
+    transformer = sources.quantize
+    if transformer is not None and not (on_gpu and is_slow_on_cpu(transformer)):
         weights = transformer_weights(sources.transformer.value)
-        seconds[f"the transformer to {sources.quantize}"] = cpu_seconds(weights, sources.quantize)
-    if sources.text_encoder_quantize is not None:
+        seconds[f"the transformer to {transformer}"] = cpu_seconds(weights, transformer)
+    text_encoder = sources.text_encoder_quantize
+    if text_encoder is not None and not (on_gpu and is_slow_on_cpu(text_encoder, TEXT_ENCODER)):
         weights = text_encoder_weights(sources.root)
-        recipe = sources.text_encoder_quantize
-        seconds[f"the text encoder to {recipe}"] = cpu_seconds(weights, recipe, TEXT_ENCODER)
+        seconds[f"the text encoder to {text_encoder}"] = cpu_seconds(weights, text_encoder, TEXT_ENCODER)
     return seconds
 
 
@@ -228,27 +231,33 @@ def gpu_time_note(
     dtype: torch.dtype,
     device: torch.device,
     videos: int = 1,
+    quantizing: dict[str, float] | None = None,
 ) -> str | None:
     """Before a long GPU run, what it will take: its FLOPs over this GPU's measured matrix-multiply rate, as a range
-    (motif_lite.runtime.cost says why "T to 1.5 T"); None for a run estimated under LONG_GPU_RUN_SECONDS."""
+    (motif_lite.runtime.cost says why "T to 1.5 T"), and the quantizing as it loads that runs on the CPU
+    (`quantizing_seconds(sources, on_gpu=True)`), once before the videos; None for a run estimated under
+    LONG_GPU_RUN_SECONDS."""
     from motif_lite.runtime import cost
 
     total = run_flops(request, settings, configs) * videos
-    if total < LONG_GPU_RUN_SECONDS * cost.SLOWEST_GPU_FLOPS:
+    quantizing_total = sum((quantizing or {}).values())
+    if total / cost.SLOWEST_GPU_FLOPS + quantizing_total < LONG_GPU_RUN_SECONDS:
         return None  # short on any GPU: no probe on the way to the run
     try:
         throughput = cost.measure_matmul_flops(dtype, seconds=0.2, device=device)
     except RuntimeError:  # e.g. out of memory on a GPU another process fills: the run itself will say more
         return None
     seconds = total / throughput
-    if seconds <= LONG_GPU_RUN_SECONDS:
+    if seconds + quantizing_total <= LONG_GPU_RUN_SECONDS:
         return None
     kind = str(dtype).split(".")[-1]
+    quicker = "For a quick look first: -W 832 -H 480 --video-frames 49 --steps 25"
+    if quantizing_total > seconds:  # a smaller video saves little
+        quicker = "To skip the quantizing: quantize once with the command its note gives and load that file"
     return (
         f"this run ({_described(request, videos)}) is {total:.2g} FLOPs: about {_duration(seconds)} to "
         f"{_duration(1.5 * seconds)} on this GPU ({throughput / 1e12:.0f} TFLOP/s {kind} matrix multiply now; "
-        "attention and streamed weights are slower). For a quick look first: -W 832 -H 480 --video-frames 49 "
-        "--steps 25"
+        f"attention and streamed weights are slower){_quantizing_words(quantizing)}. {quicker}"
     )
 
 
