@@ -210,7 +210,7 @@ def locate_sources(
             lambda: _config_fixed(lambda: _component_weights(root, text_encoder_gguf is None), str(model)), problems, []
         )
         for file in weights or []:
-            _collect(lambda file=file: _check_complete(file, yours), problems, [])
+            _collect(lambda file=file: _check_complete(file, yours, str(model)), problems, [])
         stop_on_problems()
         for component, file in linked.items():
             if component == "vae" or (component == "text_encoder" and text_encoder_gguf is None):
@@ -239,7 +239,7 @@ def locate_vae(model: str | Path = MOTIF_REPO, vae: str | Path | None = None, do
     root = find_checkpoint(str(model), required, [config] if yours else ["vae/*"], HubAccess(download))
     if yours is None:
         for file in sorted((root / "vae").glob("*.safetensors")):  # a truncated download, named before loading
-            _check_complete(file)
+            _check_complete(file, model=str(model))
         return root
     # Its shapes against the config, before linking: an error then names the user's file, not its link.
     _check_your_weights(root, CheckpointConfigs(vae=WanVAEConfig.from_json(root / config)), "vae", yours)
@@ -441,7 +441,7 @@ def _transformer_setting(
     if configs.transformer is None:
         return Setting(TransformerConfig(), DEFAULT, "official architecture (built-in)")
     if root is not None and require_weights:
-        check_safetensors(root, configs.transformer, yours)
+        check_safetensors(root, configs.transformer, yours, model)
     return Setting(configs.transformer, CHECKPOINT, TRANSFORMER_CONFIG)
 
 
@@ -459,16 +459,19 @@ def _read_transformer_gguf(path: Path, model: str) -> GGUFCheckpoint:
         raise CheckpointError(f"{exc}; {foreign_gguf_fix(path, model, 'transformer')}") from None
 
 
-def check_safetensors(root: Path, config: TransformerConfig, yours: Collection[Path] = ()) -> None:
+def check_safetensors(
+    root: Path, config: TransformerConfig, yours: Collection[Path] = (), model: str | None = None
+) -> None:
     """Every tensor of the checkpoint's `transformer/` safetensors against `config`, from the headers only
-    (`yours`: the user's own weight files, which a damaged-file error says)."""
+    (`yours`: the user's own weight files, which a damaged-file error says; `model`: -m as given, whose download
+    command a damaged file's error gives)."""
     from motif_lite.weights.float8 import is_companion, weight_scales
     from motif_lite.weights.safetensors_files import find_weight_files, read_tensor_refs
     from motif_lite.weights.shapes import transformer_mismatch
 
     files = find_weight_files(root / "transformer")
     for file in files:
-        _check_complete(file, yours)
+        _check_complete(file, yours, model)
     refs = read_tensor_refs(files)
     weight_scales({name: ref.dtype for name, ref in refs.items()}, str(root / "transformer"))  # fp8 or refused
     other = other_component("transformer", refs) if any(file.resolve() in yours for file in files) else None
@@ -603,19 +606,30 @@ def _component_weights(root: Path, text_encoder: bool) -> list[Path]:
     return [*vae, *encoder]
 
 
-def _check_complete(file: Path, yours: Collection[Path] = ()) -> None:
+def _check_complete(file: Path, yours: Collection[Path] = (), model: str | None = None) -> None:
     """`file`'s header against its size: a truncated or corrupt download is named before any weights load (the
     loaders would otherwise fail deep inside, after minutes of loading the others). `yours`: the files the user
-    gave, resolved (`io.linked`): not the checkpoint's downloads."""
+    gave, resolved (`io.linked`): not the checkpoint's downloads; `model`: -m as given (`damaged_weights_fix`)."""
     from motif_lite.weights.safetensors_header import read_header
 
     try:
         read_header(file)
     except CheckpointError as exc:
-        fix = "download it again (motif-lite check with the same -m gives the command)"
+        fix = damaged_weights_fix(file, model)
         if file.resolve() in yours:
             fix = "it is your file: replace it with a complete copy of the official one"
         raise CheckpointError(f"{exc}; {fix}") from None
+
+
+def damaged_weights_fix(file: Path, model: str | None) -> str:
+    """The fix for a truncated or damaged weights file of the checkpoint -m names (`model`, as given): for a Hub
+    repo, the command that downloads it again into the Hugging Face cache, as `motif-lite check` gives it (with
+    --force-download: without it `hf download` keeps the damaged copy); for a local folder, whose files may be
+    another checkpoint's than the official one, where to find that command."""
+    if model is None or user_path(model).is_dir() or not is_repo_id(model):
+        return "download it again (motif-lite check with the same -m gives the command)"
+    rel = f"{file.parent.name}/{file.name}"  # a component's weights: vae/diffusion_pytorch_model.safetensors
+    return f"download it again: {download_command(rel, cached_spelling(model), file.parent.parent, again=True)}"
 
 
 def _collect(step: Callable[[], T], problems: list[str], missing: list) -> T | None:

@@ -438,6 +438,28 @@ def test_truncated_weights_of_every_component_are_named_before_loading(checkpoin
     assert err.count("download it again (motif-lite check with the same -m gives the command)") == 3, err
 
 
+def test_truncated_weights_of_a_hub_checkpoint_say_the_command_that_downloads_them_again(
+    checkpoint, capsys, no_network, no_weights, tmp_path
+):
+    # Before: "download it again (motif-lite check with the same -m gives the command)", a second command to run for
+    # a command the run knew: a Hub repo's files are downloaded again into its cache, with --force-download.
+    repo = no_network / "models--Motif-Technologies--Motif-Video-2B"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(checkpoint[0], snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    damaged = ["text_encoder/model.safetensors", "vae/diffusion_pytorch_model.safetensors"]
+    damaged.append("transformer/diffusion_pytorch_model.safetensors")
+    for rel in damaged:
+        os.truncate(snapshot / rel, (snapshot / rel).stat().st_size - 1000)
+    code, _, err = run(capsys, "-p", "x", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR, err
+    for rel in damaged:
+        command = f"hf download Motif-Technologies/Motif-Video-2B --include '{rel}' --force-download"
+        assert f"{snapshot / rel}: truncated: the header needs" in err and f"; download it again: {command}\n" in err
+    assert "motif-lite check" not in err
+
+
 COMPONENT_CONFIGS = ["text_encoder/config.json", "tokenizer/tokenizer_config.json"]
 COMPONENT_CONFIGS.append("feature_extractor/preprocessor_config.json")
 
