@@ -533,6 +533,11 @@ def test_the_cpu_time_question_is_asked_once_when_the_download_came_after_it(
     with pytest.raises(Reached):
         cli.main([*run, "--yes"])
     assert capsys.readouterr().err.count("starting it (--yes)") == 1
+    # The checkpoint and a GGUF variant to download: asked before the first, not again before the second.
+    questions.clear()
+    fake_hub.downloads = []
+    cli.main([*run, "--gguf", "Q4_K_M"])  # the fake Hub's GGUF file is nowhere: the run stops there
+    assert len(questions) == 1 and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO, GGUF_REPO]
 
 
 def test_the_cpu_time_question_comes_before_a_gguf_variant_downloads(

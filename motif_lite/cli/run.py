@@ -424,6 +424,8 @@ def _ask_before_download(
     downloaded yet), not after hours of downloading for a run the user would not start."""
 
     def before_download(plan: DownloadPlan) -> None:
+        if question.said:  # before the checkpoint's download, not again before the GGUF variant's
+            return
         estimate = _estimate_at_hand(args, requests[0], device)
         if estimate is not None:
             settings, configs, dtype, quantizing = estimate
