@@ -49,7 +49,7 @@ def check_generate_arguments(
             f"clip must be the Clip that read_clip(path) gives (motif_lite.io.clip), or None, got "
             f"{type(clip).__name__} {clip!r}: the clip to extend is named by GenerationRequest(extend=path)"
         )
-    # A wrong key was a ValueError once an extension was sampled (or ignored otherwise).
+    # Checked here, before any work: `stored_settings` uses these keys only, each for its own input.
     _check_stored_input("stored_clip", stored_clip, STORED_CLIP_KEYS, "{'extend': name, 'extend_sha256': checksum}")
     _check_stored_input("stored_image", stored_image, STORED_IMAGE_KEYS, "{'image': name, 'image_sha256': checksum}")
     for name, callback in callbacks.items():
