@@ -85,7 +85,7 @@ class TextEncoder:
         else:
             _restore_homes(self._homes)
         if was_cuda:
-            # Without this the caching allocator keeps the ~8 GB of encoder weights reserved for the DiT's rival.
+            # Without this the caching allocator keeps the encoder's ~8 GB reserved after the weights have left.
             torch.cuda.empty_cache()
         return self
 

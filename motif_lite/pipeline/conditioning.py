@@ -168,8 +168,7 @@ def first_frame_sha256(request: GenerationRequest) -> str | None:
 def first_frame_key(request: GenerationRequest) -> tuple[str | None, int, int]:
     """What a first frame's encodings depend on: the image file's bytes (a clip's: the file holding its last frame)
     and the video's size (`KeptImage`)."""
-    source = user_path(request.image) if request.extend is None else last_frame_file(request.extend)
-    return image_sha256(source), request.width, request.height
+    return first_frame_sha256(request), request.width, request.height
 
 
 @contextlib.contextmanager

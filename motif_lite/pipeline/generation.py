@@ -33,6 +33,7 @@ from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
 from motif_lite.paths import user_path
+from motif_lite.pipeline.arguments import check_generate_arguments
 from motif_lite.pipeline.conditioning import (
     Conditioning,
     KeptEncodings,
@@ -44,8 +45,6 @@ from motif_lite.pipeline.conditioning import (
 )
 from motif_lite.pipeline.from_diffusers import call_advice, generate_advice, load_advice, method_advice
 from motif_lite.pipeline.metadata import (
-    STORED_CLIP_KEYS,
-    STORED_IMAGE_KEYS,
     findable,
     jsonable,
     model_flags_of,
@@ -77,83 +76,6 @@ if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs ne
 
 
 logger = logging.getLogger(__name__)
-
-
-def _check_call(
-    request: object,
-    preview_every: object,
-    callbacks: Mapping[str, object],
-    keep_latents: object = True,
-    latents_file: object = None,
-    clip: object = None,
-    stored_clip: object = None,
-    stored_image: object = None,
-) -> None:
-    """`generate`'s arguments that `GenerationRequest.resolve` does not see, checked before any work (`callbacks`:
-    name -> the function given, or None)."""
-    if not isinstance(request, GenerationRequest):
-        prompt = repr(request) if isinstance(request, str) else "'a red fox runs through snow'"
-        raise RequestError(
-            f"generate takes a GenerationRequest, got {type(request).__name__}: pipe.generate(GenerationRequest("
-            f"{prompt}, output='fox.mp4')), with GenerationRequest from motif_lite.request"
-        )
-    if preview_every is not None and (
-        isinstance(preview_every, bool) or not isinstance(preview_every, int) or preview_every < 1
-    ):
-        raise RequestError(f"preview_every must be a positive integer, got {preview_every!r}")
-    if not isinstance(keep_latents, bool):  # "no" would keep them; a wrong latents_file failed only when used
-        raise RequestError(f"keep_latents must be True or False, got {type(keep_latents).__name__} {keep_latents!r}")
-    if latents_file is not None and not isinstance(latents_file, str | os.PathLike):
-        raise RequestError(
-            f"latents_file must be a file path (str or Path) such as 'fox.latents.safetensors', or None, got "
-            f"{type(latents_file).__name__} {latents_file!r}"
-        )
-    if clip is not None and not isinstance(clip, Clip):  # a path was an AttributeError from inside resolve
-        raise RequestError(
-            f"clip must be the Clip that read_clip(path) gives (motif_lite.io.clip), or None, got "
-            f"{type(clip).__name__} {clip!r}: the clip to extend is named by GenerationRequest(extend=path)"
-        )
-    # A wrong key was a ValueError once an extension was sampled (or ignored otherwise).
-    _check_stored("stored_clip", stored_clip, STORED_CLIP_KEYS, "{'extend': name, 'extend_sha256': checksum}")
-    _check_stored("stored_image", stored_image, STORED_IMAGE_KEYS, "{'image': name, 'image_sha256': checksum}")
-    for name, callback in callbacks.items():
-        if callback is not None and not callable(callback):
-            raise RequestError(f"{name} must be a function (or None), got {type(callback).__name__} {callback!r}")
-        if callback is not None:
-            _check_callable_as(name, callback, CALLED_AS[name])
-
-
-def _check_stored(name: str, value: object, keys: tuple[str, ...], shape: str) -> None:
-    """Raise `RequestError` unless `value` is None or a mapping of some of `keys` to str (`stored_clip`,
-    `stored_image`: what the file's settings say of an input instead of its path's name)."""
-    if value is None or (
-        isinstance(value, Mapping) and set(value) <= set(keys) and all(isinstance(v, str) for v in value.values())
-    ):
-        return
-    raise RequestError(f"{name} takes {shape}, either or both (each a str), or None, got {type(value).__name__} "
-                       f"{value!r}")  # fmt: skip
-
-
-# How `generate` calls each callback: positional arguments, named as ProgressFn and PreviewFn describe them.
-CALLED_AS = {"on_progress": ("stage", "done", "total"), "on_preview": ("done", "steps", "frames")}
-
-
-def _check_callable_as(name: str, callback: Callable, arguments: tuple[str, ...]) -> None:
-    """Raise `RequestError` when `callback` cannot take `arguments` positionally (diffusers'
-    `callback_on_step_end(pipe, step, timestep, callback_kwargs)` given as `on_progress`, a preview function of one
-    argument): said before any work, not as a TypeError from inside the run, an on_preview's after the first steps.
-    A callable whose signature Python cannot read (some built-ins) is not checked."""
-    try:
-        signature = inspect.signature(callback)
-    except (TypeError, ValueError):
-        return
-    try:
-        signature.bind(*arguments)
-    except TypeError as exc:
-        called = getattr(callback, "__qualname__", type(callback).__qualname__)
-        raise RequestError(
-            f"{name} is called as {name}({', '.join(arguments)}), which {called}{signature} cannot take ({exc})"
-        ) from None
 
 
 def _frees_memory_when_stopped(generate: Callable) -> Callable:
@@ -335,7 +257,9 @@ class MotifVideoPipeline:
         if other_keywords:  # Python's own TypeError would only name the keyword
             raise RequestError(generate_advice(other_keywords, MotifVideoPipeline.generate))
         callbacks = {"on_progress": on_progress, "on_preview": on_preview}
-        _check_call(request, preview_every, callbacks, keep_latents, latents_file, clip, stored_clip, stored_image)
+        check_generate_arguments(
+            request, preview_every, callbacks, keep_latents, latents_file, clip, stored_clip, stored_image
+        )
         # One mapping from here on: `stored_settings` takes the keys of each for the input the request has.
         stored_inputs = {**(stored_clip or {}), **(stored_image or {})} or None
         if self.transformer is None:
@@ -365,7 +289,7 @@ class MotifVideoPipeline:
                 request, noise, cond, settings, progress, on_denoised, start, keeper, stored_inputs
             )
         with self._stage("decode", timings, peaks, reserved):
-            # The clip's frames first.
+            # An extension's video holds the clip's frames first, then the new ones (the clip's last frame once).
             output = self.decode(request, latents, settings, progress, keeper, clip, crf, stored_inputs)
         if keeper is not None:
             keeper.remove()  # the video is written: the run's saved state is of no more use

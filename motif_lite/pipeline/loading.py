@@ -194,7 +194,7 @@ def _warn_of_device_fit(
     a device "auto" that leaves an accelerator unused. `stacklevel` 3: the warning names the caller of
     `load_pipeline`."""
     advice = devices.dtype_note(target, dtype) if asked is not None else None  # a default is never a poor fit
-    if advice:  # bf16 asked for on a GPU before Ampere (a notebook's T4): said before minutes of loading, not after
+    if advice:  # bf16 asked for on a GPU before Ampere (a notebook's T4)
         warnings.warn(advice, stacklevel=3)
     if isinstance(device, str) and (unused := devices.auto_cpu_note(device, target)):
         warnings.warn(unused, stacklevel=3)  # a Mac's GPU: the user should know why the run is slow

@@ -49,10 +49,7 @@ def stored_settings(
     `model` (`MotifVideoPipeline.model_metadata`); file names only, never the user's folders. `stored_inputs`
     (keys of `STORED_CLIP_KEYS`, for an extension only, and of `STORED_IMAGE_KEYS`, for image-to-video only): the clip
     and the first frame as their user knows them, not by their paths' names."""
-    stored_inputs = stored_inputs or {}
-    if unknown := set(stored_inputs) - {*STORED_CLIP_KEYS, *STORED_IMAGE_KEYS}:
-        keys = ", ".join((*STORED_CLIP_KEYS, *STORED_IMAGE_KEYS))
-        raise ValueError(f"stored_inputs takes {keys}, got {', '.join(sorted(unknown))}")
+    stored_inputs = stored_inputs or {}  # its keys checked by `generate` (`check_generate_arguments`)
     values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request).items()}
     values.pop("output")
     if request.image is not None:  # the file name only: a shared video must not tell the user's folders

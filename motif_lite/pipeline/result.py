@@ -29,11 +29,13 @@ class GenerationResult:
     timings: dict[str, float]  # seconds per stage ("encode", "denoise", "decode") and "total"
     peak_rss_bytes: int | None  # peak resident memory of this process so far (None: the OS does not say)
     peak_device_bytes: int | None  # peak CUDA memory allocated during this generation (None on CPU)
-    notes: list[str] = field(default_factory=list)  # settings that were normalized (e.g. frames)
+    # What the user should know of the run: settings that were normalized (e.g. frames), what loading found,
+    # the settings' own notes, and a resumed run's differences from the run that stopped.
+    notes: list[str] = field(default_factory=list)
     stage_peaks: dict[str, int] = field(default_factory=dict)  # peak CUDA bytes allocated per stage (empty: CPU)
     settings: Settings | None = None  # every effective setting and where it came from (flag / checkpoint / default)
     parallel: str | None = None  # the layout of a parallel run, e.g. "cfg 2 x sp 2 on 4 ranks (nccl)"
-    attention: str = "exact"  # the attention that ran: "exact", "int8", or "exact (int8 fell back)"
+    attention: str = "exact"  # the attention that ran: "exact", "int8", or "exact (int8 fell back: why)"
     step_seconds: list[float] = field(default_factory=list)  # wall time of each denoising step
     guidance_batch: int = 1  # rows per transformer forward on guided steps: 2 = cond + uncond batched
     step_cache: tuple[int, int] | None = None  # (reused, made) transformer predictions with a step cache
@@ -47,13 +49,13 @@ class GenerationResult:
     peak_reserved_bytes: int | None = None
     stage_reserved_peaks: dict[str, int] = field(default_factory=dict)
 
+    # Triton ops that ran torch's version instead ("auto" falls back when a kernel fails): {op: first reason}
+    kernel_fallbacks: dict[str, str] = field(default_factory=dict)
+
     @property
     def frames_written(self) -> int:
         """The frames in the file: the request's, after an extended clip's frames but its last (the same frame)."""
         return self.request.frames + (self.clip_frames - 1 if self.clip_frames is not None else 0)
-
-    # Triton ops that ran torch's version instead ("auto" falls back when a kernel fails): {op: first reason}
-    kernel_fallbacks: dict[str, str] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> object:
         """Only for names the result lacks: diffusers' `.frames` says where the frames are."""

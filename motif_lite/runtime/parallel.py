@@ -93,26 +93,32 @@ def choose_layout(world: int, guided: bool, heads: int, sp: int | None = None) -
         why = "at most 2 (conditional, unconditional) can work" if guided else "guidance is off (cfg scale 1)"
         raise ParallelError(f"--sp {sp} on {world} ranks makes {cfg} guidance groups, but {why}: use --sp {default_sp}")
     if heads % sp:
-        divisors = [d for d in range(1, heads + 1) if heads % d == 0]
-        if not given:  # the user chose a process count, not a degree: say which counts work
-            counts = sorted({*divisors, *(2 * d for d in divisors if guided)})
-            if not guided:
-                how = "without guidance all of them share the video tokens"
-            elif world % 2:
-                how = "an odd count runs both guidance branches on all of them, sharing the video tokens"
-            else:
-                how = f"with guidance each branch gets {sp} of them, which share its video tokens"
-            raise ParallelError(
-                f"{world} processes cannot split this run: {how}, and {sp} does not divide the transformer's {heads} "
-                f"attention heads; possible counts (--gpus N, torchrun's processes): {', '.join(map(str, counts))}"
-            )
-        degrees = ", ".join(map(str, divisors))
-        hint = " (twice that many ranks with guidance)" if guided else ""
-        raise ParallelError(
-            f"sequence-parallel degree {sp} does not divide the transformer's {heads} attention heads; "
-            f"possible degrees: {degrees}{hint}"
-        )
+        raise _heads_do_not_split(world, sp, heads, guided, given)
     return ParallelLayout(cfg, sp)
+
+
+def _heads_do_not_split(world: int, sp: int, heads: int, guided: bool, given: bool) -> ParallelError:
+    """The error for a degree `sp` that does not divide the attention heads: the process counts that work when the
+    user chose only a count (`given` False: `sp` came from it), else the degrees that do."""
+    divisors = [d for d in range(1, heads + 1) if heads % d == 0]
+    if not given:
+        counts = sorted({*divisors, *(2 * d for d in divisors if guided)})
+        if not guided:
+            how = "without guidance all of them share the video tokens"
+        elif world % 2:
+            how = "an odd count runs both guidance branches on all of them, sharing the video tokens"
+        else:
+            how = f"with guidance each branch gets {sp} of them, which share its video tokens"
+        return ParallelError(
+            f"{world} processes cannot split this run: {how}, and {sp} does not divide the transformer's {heads} "
+            f"attention heads; possible counts (--gpus N, torchrun's processes): {', '.join(map(str, counts))}"
+        )
+    degrees = ", ".join(map(str, divisors))
+    hint = " (twice that many ranks with guidance)" if guided else ""
+    return ParallelError(
+        f"sequence-parallel degree {sp} does not divide the transformer's {heads} attention heads; "
+        f"possible degrees: {degrees}{hint}"
+    )
 
 
 def split_tokens(n: int, parts: int) -> tuple[int, ...]:

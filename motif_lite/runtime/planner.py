@@ -231,11 +231,8 @@ def _ladder(num_blocks: int, heads: int, sequence_parallel: int) -> list[_Choice
 def _resident_weights(sizes: GenerationSizes, choice: _Choice) -> int:
     """Bytes that stay on the device for the whole run: the transformer's resident part and the VAE. (The text
     encoder holds device memory only while it encodes.)"""
-    if choice.resident_blocks is None:
-        transformer = sizes.non_block_bytes + sum(sizes.block_bytes)
-    else:
-        transformer = sizes.non_block_bytes + sum(sizes.block_bytes[: choice.resident_blocks])
-    return transformer + sizes.vae_bytes
+    resident_blocks = sizes.block_bytes[: choice.resident_blocks]  # None: no streaming, every block
+    return sizes.non_block_bytes + sum(resident_blocks) + sizes.vae_bytes
 
 
 def _text_weights(sizes: GenerationSizes, choice: _Choice) -> int:
@@ -254,6 +251,31 @@ def _streamed_in_flight(sizes: GenerationSizes, choice: _Choice) -> int:
     return (2 if choice.prefetch else 1) * max(sizes.block_bytes[choice.resident_blocks :])
 
 
+def _denoise_activations(
+    sizes: GenerationSizes,
+    choice: _Choice,
+    batch: int,
+    fused_norms: bool,
+    sequence_parallel: int,
+    attention_workspace: Callable[[int], int] | None,
+    step_cache: bool,
+) -> int:
+    """The denoise stage's activation bytes: one transformer forward of `batch` rows, the sampler's latent-sized
+    tensors, and what the attention kernel and the step cache add."""
+    activations = transformer_activation_bytes(
+        sizes.video_tokens, sizes.config, batch, choice.token_chunk, fused_norms, act_bytes=sizes.act_bytes,
+        sequence_parallel=sequence_parallel, heads_per_call=choice.heads,
+    )  # fmt: skip
+    latent_elements = sizes.config.out_channels * sizes.video_tokens * 4  # 2x2 patches per token
+    activations += batch * SAMPLER_LATENTS * latent_elements * sizes.act_bytes
+    if attention_workspace is not None:
+        activations += attention_workspace(batch)
+    if step_cache:
+        tokens = math.ceil(sizes.video_tokens / sequence_parallel)
+        activations += STEP_CACHE_TENSORS * tokens * sizes.config.hidden_size * sizes.act_bytes
+    return activations
+
+
 def _stage_estimates(
     sizes: GenerationSizes,
     choice: _Choice,
@@ -263,6 +285,7 @@ def _stage_estimates(
     attention_workspace: Callable[[int], int] | None = None,
     step_cache: bool = False,
 ) -> tuple[StageEstimate, ...]:
+    """The encode, denoise and decode stages' estimates for `choice`, with `batch` rows per transformer forward."""
     resident = _resident_weights(sizes, choice)
     # Encode: the text encoder's pass; for image-to-video then the first frame through the VAE encoder, after
     # the text encoder has left the device.
@@ -275,17 +298,9 @@ def _stage_estimates(
     dit_weights = resident + _streamed_in_flight(sizes, choice)
     if sizes.quantized:
         dit_weights += sizes.largest_linear * DEQUANT_BYTES_PER_WEIGHT
-    dit_acts = transformer_activation_bytes(
-        sizes.video_tokens, sizes.config, batch, choice.token_chunk, fused_norms, act_bytes=sizes.act_bytes,
-        sequence_parallel=sequence_parallel, heads_per_call=choice.heads,
-    )  # fmt: skip
-    latent_elements = sizes.config.out_channels * sizes.video_tokens * 4  # 2x2 patches per token
-    dit_acts += batch * SAMPLER_LATENTS * latent_elements * sizes.act_bytes
-    if attention_workspace is not None:
-        dit_acts += attention_workspace(batch)
-    if step_cache:
-        tokens = math.ceil(sizes.video_tokens / sequence_parallel)
-        dit_acts += STEP_CACHE_TENSORS * tokens * sizes.config.hidden_size * sizes.act_bytes
+    dit_acts = _denoise_activations(
+        sizes, choice, batch, fused_norms, sequence_parallel, attention_workspace, step_cache
+    )
     vae_acts = vae_decode_bytes(sizes, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands)
     blocks = len(sizes.block_bytes)
     streamed_blocks = "none" if choice.resident_blocks is None else f"{blocks - choice.resident_blocks} of {blocks}"
@@ -436,12 +451,18 @@ def plan_memory(
         except MotifLiteError:  # a size the pipeline cannot make at all
             return False
 
+    advice = _what_fits(fits, width, height, frames, vae_config, size_multiple(transformer_config, vae_config))
+    raise _too_large(smallest, budget_bytes, advice)
+
+
+def _too_large(smallest: Plan, budget_bytes: int, advice: str) -> MotifLiteError:
+    """The error for a video that no plan fits into the device budget: the smallest plan's peak and table, and
+    `advice` (`_what_fits`)."""
     groups = "" if smallest.heads_per_call is None else f", {smallest.heads_per_call} heads per attention call"
-    step = size_multiple(transformer_config, vae_config)
-    raise MotifLiteError(
-        f"{width}x{height}x{frames} needs at least {memory_size(smallest.peak_bytes)} of device memory (plan "
-        f"{smallest.ladder_index + 1}: everything streamed, {_TEXT_PLACES[smallest.text_placement]}{groups}), but the "
-        f"budget is {memory_size(budget_bytes)}. {_what_fits(fits, width, height, frames, vae_config, step)}\n"
+    return MotifLiteError(
+        f"{smallest.width}x{smallest.height}x{smallest.frames} needs at least {memory_size(smallest.peak_bytes)} of "
+        f"device memory (plan {smallest.ladder_index + 1}: everything streamed, "
+        f"{_TEXT_PLACES[smallest.text_placement]}{groups}), but the budget is {memory_size(budget_bytes)}. {advice}\n"
         + smallest.describe()
     )
 

@@ -416,5 +416,4 @@ def place_text_encoder(
     if placement is TextEncoderPlacement.CPU:
         model.to("cpu")
         return None
-    # Each list (text layers, vision layers) runs front to back; embeddings and norms go to the device once.
     return _stream_with_rest(model, [list(layers) for layers in text_encoder_layer_lists(model)], config)

@@ -26,9 +26,9 @@ StepCallback = Callable[[int, torch.Tensor], None]
 class SamplingState:
     """A sampling loop after `done` steps: all it needs to go on exactly as if it had never stopped.
 
-    `solver`: the solver's fields (DPM++ 2M: the previous step's x0 and sigma; Euler: none); `apg_running`: APG's
-    momentum buffer. The loop replaces these tensors each step and never changes one in place, so a state holds a
-    consistent snapshot for as long as it is kept."""
+    `solver`: the solver's fields (DPM++ 2M: the previous step's x0 and sigma; UniPC: its previous sample and last
+    two x0 with their sigmas; Euler: none); `apg_running`: APG's momentum buffer. The loop replaces these tensors
+    each step and never changes one in place, so a state holds a consistent snapshot for as long as it is kept."""
 
     done: int
     latents: torch.Tensor  # [B, C, F, H, W], after step `done`
@@ -70,7 +70,7 @@ def denoise(
     if latents.ndim != 5:
         raise SamplingSettingsError(f"latents must be [B, C, F, H, W], got shape {tuple(latents.shape)}")
     steps = schedule.steps
-    if not 0 <= first <= steps:  # a state after the last step: nothing left to do
+    if not 0 <= first <= steps:  # (first == steps: a state after the last step, nothing left to do)
         raise SamplingSettingsError(f"a sampling state after step {first} cannot continue a run of {steps} steps")
     for i in range(first, steps):
         timestep = batch_timestep(schedule.timesteps[i], latents.shape[0])

@@ -1,7 +1,7 @@
 """Previews while a clip samples: the clean-latent estimate through a linear latent -> RGB map, no decoder call.
 
     projection = fit_latent_rgb(vae)                 # once per VAE: one encode of a 256x256 color chart
-    frames = projection.preview(vae.denormalize_latents(denoised))   # uint8 [F, h, w, 3], one per latent frame
+    frames = projection.preview(vae.denormalize_latents(denoised))   # uint8 [F, 2h, 2w, 3], one per latent frame
 
 Each latent pixel of the Wan2.1 VAE stands for an 8x8 pixel patch of 4 frames, and its 16 channels carry the
 patch's colour almost linearly. The map is not a table of constants: it is fitted by least squares from a

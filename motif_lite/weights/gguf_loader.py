@@ -75,8 +75,7 @@ def load_packed_transformer(
     `quantize/on_load.py` makes them as the checkpoint loads), checked against `config` and loaded as
     `load_gguf_transformer` loads a file's; `source` names them in errors."""
     device = checked_device(device)
-    renamed, layout = to_model_names(tensors)
-    tensors = {name: _renamed(t, name) for name, t in renamed.items()}
+    tensors, layout = _under_model_names(tensors)
     model = build_model(config.replace(cross_attention_layout=layout))
     check_tensors(model, {name: t.shape for name, t in tensors.items()}, source)
     return _assigned(model, tensors, dtype, device)
@@ -117,7 +116,13 @@ def _build(path: Path, config: TransformerConfig | None) -> tuple[MotifVideoTran
 
 def model_tensors(ckpt: GGUFCheckpoint) -> tuple[dict[str, PackedTensor], str]:
     """The file's tensors under our parameter names, and the cross-attention layout they were stored in."""
-    renamed, layout = to_model_names(ckpt.tensors)
+    return _under_model_names(ckpt.tensors)
+
+
+def _under_model_names(tensors: Mapping[str, PackedTensor]) -> tuple[dict[str, PackedTensor], str]:
+    """`tensors` (checkpoint names) under our parameter names, each renamed too, and the cross-attention layout
+    they were stored in."""
+    renamed, layout = to_model_names(tensors)
     return {name: _renamed(t, name) for name, t in renamed.items()}, layout
 
 
