@@ -7,6 +7,7 @@ traceback; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 
@@ -57,6 +58,15 @@ def both_spellings(flag: str, keyword: str) -> str:
     each of their users writes it: `both_spellings("--device cpu", 'device="cpu"')` -> '--device cpu (in Python
     device="cpu")'. A Python caller would otherwise have to guess the keyword from the flag."""
     return f"{flag} (in Python {keyword})"
+
+
+_PYTHON_SPELLING = re.compile(r" \(in Python [^()]*\)")
+
+
+def without_python_spellings(text: str) -> str:
+    """`text` with the Python keywords `both_spellings` added removed, for a reader who types neither (the server's
+    client, whose field names replace the flags): '--device cpu (in Python device="cpu")' -> '--device cpu'."""
+    return _PYTHON_SPELLING.sub("", text)
 
 
 def counted(n: int, noun: str) -> str:

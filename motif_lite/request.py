@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from motif_lite.choices import GUIDANCE_METHODS, SAMPLER_ALIASES, SAMPLERS
-from motif_lite.errors import MotifLiteError, shown
+from motif_lite.errors import MotifLiteError, both_spellings, shown
 from motif_lite.paths import user_path
 from motif_lite.prompt_notes import language_notes, syntax_notes
 from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS
@@ -67,6 +67,11 @@ RANGES = {
                    "overflow to inf/NaN"),
 }  # fmt: skip
 T = TypeVar("T")
+# Settings named in messages as `motif-lite run` and the Python API take them (both share these checks).
+OUTPUT_FLAG = both_spellings("-o", "output=")
+IMAGE_FLAG = both_spellings("-i", "image=")
+EXTEND_FLAG = both_spellings("--extend", "extend=")
+GO_ON = both_spellings("motif-lite run --extend CLIP -p 'what happens next'", "extend=CLIP")
 
 
 class RequestError(MotifLiteError, ValueError):
@@ -204,13 +209,13 @@ class GenerationRequest:
         if image is not None and replaces_file(self.output, frames, self.image):  # read first, then written over
             raise RequestError(
                 f"the output {self.output} would replace the input image {self.image} with the video; give the "
-                "video (-o) another name",
+                f"video another name with {OUTPUT_FLAG}",
                 ("output",),
             )
         if clip is not None and any(replaces_file(self.output, written, file) for file in clip.files):
             raise RequestError(  # the clip is read again as the output is written: it must stay as it is
                 f"the output {self.output} would replace the clip {self.extend} it goes on from; give the longer video "
-                "(-o) another name",
+                f"another name with {OUTPUT_FLAG}",
                 ("output",),
             )
         resolved = dataclasses.replace(self, frames=frames, seed=seed, guidance=guidance, sampler=sampler)
@@ -221,12 +226,17 @@ class GenerationRequest:
         if image is not None and not resolved.conditions_on_image:  # frames are 4k+1 here: 1 frame
             notes.append(
                 "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
-                f"reference): the image is ignored; use --video-frames {TEMPORAL_FACTOR + 1} or more for image-to-video"
+                f"reference): the image is ignored; use {_frames_flag(TEMPORAL_FACTOR + 1)} or more for image-to-video"
             )
         elif image is not None:
             notes += [*image_notes, *_stretch_note(image.size, self.width, self.height)]
             notes += enlargement_notes(image.size, self.width, self.height)
         return resolved, clip, notes
+
+
+def _frames_flag(frames: int) -> str:
+    """A frame count as `motif-lite run` (`--video-frames`) and the Python API (`frames=`) are given it."""
+    return both_spellings(f"--video-frames {frames}", f"frames={frames}")
 
 
 def _checked_clip(request: GenerationRequest, frames: int | None, size_ok: bool, read: Clip | None) -> Clip:
@@ -242,10 +252,10 @@ def _checked_clip(request: GenerationRequest, frames: int | None, size_ok: bool,
     if request.image is not None:
         raise RequestError(
             f"the image {request.image} and the clip {request.extend} would both be the first frame: "
-            "give -i (start from an image) or --extend (go on from a clip's last frame), not both"
+            f"give {IMAGE_FLAG} to start from an image, or {EXTEND_FLAG} to go on from a clip's last frame, not both"
         )
     if frames is not None and frames <= TEMPORAL_FACTOR:
-        raise RequestError(f"going on from a clip needs --video-frames {TEMPORAL_FACTOR + 1} or more: with {frames} "
+        raise RequestError(f"going on from a clip needs {_frames_flag(TEMPORAL_FACTOR + 1)} or more: with {frames} "
                            "the first frame conditions nothing and no new frame follows it")  # fmt: skip
     clip = read if read is not None and read.path == user_path(request.extend) else read_clip(request.extend)
     if not size_ok and (clip.width, clip.height) == (request.width, request.height):  # the clip's own size is wrong
@@ -296,7 +306,8 @@ def _extension_notes(clip: Clip, frames: int, fps: float, output: str | Path) ->
     if abs(fps - clip.fps) > 1e-3 * clip.fps:
         # The rate may come from --fps or from --settings-from's file: the fix is the flag either way.
         notes.append(f"{fps:g} fps is not the clip's {clip.fps:g}: its frames play at {fps:g} fps in the longer "
-                     f"video too; --fps {clip.fps:g} keeps the clip's rate")  # fmt: skip
+                     f"video too; {both_spellings(f'--fps {clip.fps:g}', f'fps={clip.fps:g}')} keeps the clip's "
+                     "rate")  # fmt: skip
     if clip.has_sound:  # written frames carry no sound: say so rather than lose it without a word
         notes.append(f"{clip.path.name} has sound, which the longer video leaves out (motif-lite writes pictures "
                      f"only); put it back with ffmpeg -i {shlex.quote(str(output))} -i {shlex.quote(str(clip.path))} "
@@ -317,8 +328,7 @@ def _beyond_training_notes(width: int, height: int, frames: int) -> list[str]:
     if frames > TRAINED_FRAMES:
         notes.append(
             f"{frames} frames is longer than the model was trained to make ({TRAINED_FRAMES}, 5 s at 24 fps): motion "
-            "often repeats or drifts past that; for a longer video, make 121 frames and go on from them: motif-lite "
-            "run --extend CLIP -p 'what happens next'"
+            f"often repeats or drifts past that; for a longer video, make 121 frames and go on from them: {GO_ON}"
         )
     if width * height > TRAINED_PIXELS:
         notes.append(
@@ -385,7 +395,8 @@ def _stretch_note(image_size: tuple[int, int], width: int, height: int) -> list[
     )
     if (fit_w, fit_h) == (width, height):  # no size near this one keeps its shape better
         return [stretched]
-    return [f"{stretched}; -W {fit_w} -H {fit_h} keeps its shape"]
+    fitting = both_spellings(f"-W {fit_w} -H {fit_h}", f"width={fit_w}, height={fit_h}")
+    return [f"{stretched}; {fitting} keeps its shape"]
 
 
 def _plain_numbers(request: GenerationRequest) -> GenerationRequest:

@@ -40,7 +40,7 @@ import torch
 from motif_lite.choices import SAMPLERS
 from motif_lite.config import TransformerConfig, diffusers_values
 from motif_lite.devices import COMPUTE_DTYPES, checked_dtype, default_dtype
-from motif_lite.errors import ConfigError, counted
+from motif_lite.errors import ConfigError, both_spellings, counted
 from motif_lite.request import (
     I2V_SHIFT,
     OFFICIAL_NEGATIVE_PROMPT,
@@ -66,6 +66,14 @@ T = TypeVar("T")
 FLAG, CHECKPOINT, DEFAULT = "flag", "checkpoint", "default"
 DTYPE_NAMES = {dtype: name for name, dtype in COMPUTE_DTYPES.items()}  # torch.float16 -> "fp16", as --dtype says
 UNSHIFTED = 1.0  # FlowMatchEulerDiscreteScheduler's class default: no shift, never a Motif setting
+# Settings named in messages as `motif-lite run` and the Python API take them (both share these checks).
+TWO_STEPS = both_spellings("--steps 2", "steps=2")
+DPM_SAMPLER = both_spellings("--sampling-method dpm++2m", 'sampler="dpm++2m"')
+CFG_GUIDANCE = both_spellings("--guidance cfg", 'guidance="cfg"')
+APG_GUIDANCE = both_spellings("--guidance apg", 'guidance="apg"')
+APG_SETTINGS = both_spellings(
+    "--apg-eta, --apg-norm-threshold and --apg-momentum", "apg_eta, apg_norm_threshold and apg_momentum"
+)
 # The sampler each scheduler class runs (DPM++ 2M only as the model card's flow-sigma dpmsolver++ order 2, UniPC only
 # as diffusers' defaults with flow sigmas).
 _SCHEDULER_SAMPLERS = {
@@ -266,7 +274,7 @@ def resolve_settings(
     if schedule.shift_terminal and request.steps < 2:  # the stretch divides by 1 - σ_last = 0: diffusers gives NaN
         raise RequestError(
             "with 1 step the shift_terminal of scheduler/scheduler_config.json makes every sigma NaN (as in the "
-            "reference): give --steps 2 or more, or --sampling-method dpm++2m",
+            f"reference): give {TWO_STEPS} or more, or {DPM_SAMPLER}",
             ("steps",),
         )
     guidance = resolve_guidance(request, configs.guider)
@@ -338,7 +346,7 @@ def resolve_sampler(request: GenerationRequest, scheduler: dict[str, Any] | None
         names = list(SAMPLERS)
         raise RequestError(
             f"scheduler/scheduler_config.json holds a {class_name}{how}, which none of motif-lite's samplers is: "
-            f"choose one with --sampling-method {', '.join(names[:-1])} or {names[-1]}"
+            f"choose one with {both_spellings('--sampling-method', 'sampler=')}: {', '.join(names[:-1])} or {names[-1]}"
         )
     return Setting(sampler, CHECKPOINT, f"scheduler/scheduler_config.json: {class_name}")
 
@@ -389,10 +397,9 @@ def resolve_guidance(request: GenerationRequest, guider: GuiderConfig | None) ->
         changes.update(eta=request.apg_eta, norm_threshold=request.apg_norm_threshold, momentum=request.apg_momentum)
     elif given & {"apg_eta", "apg_norm_threshold", "apg_momentum"}:
         # With a CFG guider in the checkpoint the user has not chosen CFG: say where it comes from, and the way out.
-        why = "--guidance cfg" if request.guidance is not None else f"the method of {origin}"
+        why = CFG_GUIDANCE if request.guidance is not None else f"the method of {origin}"
         raise RequestError(
-            f"--apg-eta, --apg-norm-threshold and --apg-momentum apply to APG guidance, not CFG ({why}); add "
-            "--guidance apg to guide with APG",
+            f"{APG_SETTINGS} apply to APG guidance, not CFG ({why}); add {APG_GUIDANCE} to guide with APG",
             tuple(sorted(given & {"apg_eta", "apg_norm_threshold", "apg_momentum"})),
         )
     value = dataclasses.replace(base, **{k: float(v) for k, v in changes.items() if v is not None})

@@ -138,3 +138,23 @@ def no_weights(monkeypatch):
     targets = ("encoders.text.load_text_encoder", "pipeline.loading.load_vae", "pipeline.recipe.load_transformer")
     for target in (*targets, "pipeline.recipe.load_gguf_transformer"):
         monkeypatch.setattr(f"motif_lite.{target}", lambda *a, **k: pytest.fail("weights were loaded"))
+
+
+@pytest.fixture
+def allocator_config_seen(monkeypatch) -> list[str | None]:
+    """PYTORCH_CUDA_ALLOC_CONF as each command run through `cli.main` saw it once it set it (`main` puts the
+    variable back as it was when the command ends), starting with the variable unset."""
+    import os
+
+    from motif_lite import cli
+
+    monkeypatch.delenv(cli.ALLOCATOR_CONFIG, raising=False)
+    seen: list[str | None] = []
+    sets_it = cli.use_expandable_segments
+
+    def seeing() -> None:
+        sets_it()
+        seen.append(os.environ.get(cli.ALLOCATOR_CONFIG))
+
+    monkeypatch.setattr(cli, "use_expandable_segments", seeing)
+    return seen

@@ -336,7 +336,8 @@ def test_scheduler_config_sets_sampler_and_shift_unless_a_flag_does(tmp_path):
     # (the class default) none of our samplers is it: refused unless a flag chooses one.
     unipc = settings(UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0, prediction_type="flow_prediction"))
     assert (unipc.sampler.value, unipc.sampler.source, unipc.flow_shift.value) == ("unipc", CHECKPOINT, 8.0)
-    with pytest.raises(RequestError, match=r"holds a UniPCMultistepScheduler with .* --sampling-method euler, dpm"):
+    said = r"holds a UniPCMultistepScheduler with .* --sampling-method \(in Python sampler=\): euler, dpm"
+    with pytest.raises(RequestError, match=said):
         settings(UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0))
     unipc = settings(UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=8.0), sampler="euler")
     assert (unipc.sampler.value, unipc.flow_shift.value, unipc.notes) == ("euler", 8.0, ())

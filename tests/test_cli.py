@@ -710,3 +710,18 @@ def test_a_name_too_long_is_measured_in_bytes_and_cut_short():
     assert f"file system: /videos/{'x' * 40}...{'x' * 12} (that name is 200 bytes;" in said  # a name given as bytes
     said = _name_too_long(OSError(errno.ENAMETOOLONG, "File name too long"))
     assert said == "a file name is too long for this file system (File name too long): give shorter names"
+
+
+def test_a_command_sets_the_allocator_config_for_itself_only(monkeypatch, tmp_path, capsys, allocator_config_seen):
+    # run, decode and serve set PYTORCH_CUDA_ALLOC_CONF (torch reads it as CUDA starts) and left it set: a script or
+    # a test that called cli.main got the command's allocator setting for its own CUDA use after, and so did every
+    # test after one that ran a command. It is the command's while it runs, then as it was.
+    import os
+
+    refused = ["run", "-m", str(tmp_path / "no-model"), "-p", "fox", "--device", "cpu", "-o", str(tmp_path / "a.mp4")]
+    assert cli.main(refused) == cli.EXIT_USER_ERROR
+    assert allocator_config_seen == ["expandable_segments:True"] and cli.ALLOCATOR_CONFIG not in os.environ
+    monkeypatch.setenv(cli.ALLOCATOR_CONFIG, "backend:native")  # the user's own, which the command keeps
+    assert cli.main(refused) == cli.EXIT_USER_ERROR
+    assert allocator_config_seen[-1] == os.environ[cli.ALLOCATOR_CONFIG] == "backend:native"
+    assert "error: " in capsys.readouterr().err

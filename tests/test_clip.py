@@ -83,6 +83,26 @@ def test_a_clip_read_to_its_end_or_stopped_early_leaves_no_pipe_to_the_garbage_c
     assert [str(warning.message) for warning in caught if warning.category is ResourceWarning] == []
 
 
+def test_a_tiny_clip_whose_frames_fit_in_a_pipe_leaves_no_pipe_to_the_garbage_collector(tmp_path):
+    # Its header was read through imageio-ffmpeg's reader, whose ffmpeg had decoded the whole clip into the pipe and
+    # finished by the time it was stopped: the reader then left its pipes to be collected, one ResourceWarning
+    # (`python -W error::ResourceWarning`) per clip checked.
+    import gc
+    import warnings
+
+    from motif_lite.io.clip import read_clip
+    from motif_lite.io.video import write_video
+
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    video = write_video(pixels, tmp_path / "fox.mp4", 24.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        clips = [read_clip(video), read_clip(video, frames=4)]
+        gc.collect()
+    assert [str(warning.message) for warning in caught if warning.category is ResourceWarning] == []
+    assert clips[0] == clips[1] and (clips[0].frames, clips[0].size, clips[0].fps) == (4, (16, 16), 24.0)
+
+
 def test_a_video_that_ends_in_the_middle_of_a_frame_is_refused_not_cut_short(tmp_path):
     # The frames are read at the size read_clip found: a stream that stops within a frame (the file changed since)
     # is an error, not a clip one frame shorter than counted.

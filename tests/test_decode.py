@@ -570,18 +570,13 @@ def test_run_out_of_memory_in_decode_says_how_to_decode_without_a_traceback(chec
     assert names(tmp_path) == [LATENTS]
 
 
-def test_decode_sets_the_allocator_config_as_run_does(monkeypatch, tmp_path):
+def test_decode_sets_the_allocator_config_as_run_does(monkeypatch, tmp_path, allocator_config_seen):
     # Its memory plan assumes growable allocator segments, as run's does; a value the user set wins.
-    import os
-
-    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "")
-    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF")
     missing = ["decode", str(tmp_path / "none.latents.safetensors")]  # refused once the command has started
     assert cli.main(missing) == cli.EXIT_USER_ERROR
-    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
     monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "backend:native")
     assert cli.main(missing) == cli.EXIT_USER_ERROR
-    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "backend:native"
+    assert allocator_config_seen == ["expandable_segments:True", "backend:native"]
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="Linux's /sys")

@@ -20,7 +20,7 @@ from motif_lite.io.ffmpeg import find_ffmpeg
 from motif_lite.io.settings_file import read_settings
 from motif_lite.io.video import write_video
 from motif_lite.pipeline.metadata import unknown_stored_keys
-from motif_lite.request import GenerationRequest
+from motif_lite.request import GenerationRequest, RequestError
 
 PROMPT = "the fox runs off"
 
@@ -79,7 +79,7 @@ def test_the_clip_decides_size_and_fps_unless_a_flag_does(checkpoint, tmp_path, 
     assert cli.main([*dry_run, "--fps", "24", "-o", str(tmp_path / "o.mp4")]) == 0
     out = capsys.readouterr()
     assert "64x48, 121 frames at 24 fps" in out.out and "24 fps is not the clip's 12" in out.err
-    assert "--fps 12 keeps the clip's rate" in out.err
+    assert "--fps 12 (in Python fps=12) keeps the clip's rate" in out.err
 
 
 def refused(tmp_path, capsys, monkeypatch, *flags: str) -> str:
@@ -101,12 +101,30 @@ def test_clip_mistakes_are_refused_before_loading(tmp_path, capsys, monkeypatch)
     assert "one.mp4 has 1 frame: " in refused(tmp_path, capsys, monkeypatch, "--extend", str(one), *out)
     clip = make_clip(tmp_path / "clip.mp4")
     err = refused(tmp_path, capsys, monkeypatch, "--extend", str(clip), "-i", str(tmp_path / "first.png"), *out)
-    assert "give -i (start from an image) or --extend" in err
+    assert "give -i (in Python image=) to start from an image, or --extend (in Python extend=)" in err
     err = refused(tmp_path, capsys, monkeypatch, "--extend", str(clip), "-o", str(clip))
     assert "would replace the clip" in err and clip.stat().st_size > 0
     err = refused(tmp_path, capsys, monkeypatch, "--extend", str(clip), "-W", "48", *out)
     assert "clip.mp4 is 32x32 and the new frames would be 48x32" in err
     assert not (tmp_path / "longer.mp4").exists()
+
+
+def test_the_clip_checks_name_the_setting_as_each_caller_gives_it(tmp_path, capsys, monkeypatch):
+    # They named only run's flags (-i, --extend, --video-frames 5), which a Python caller of GenerationRequest or
+    # generate(...) does not type: each now names the flag and the keyword.
+    clip, image = make_clip(tmp_path / "clip.mp4"), tmp_path / "first.png"
+    PIL.Image.new("RGB", (32, 32)).save(image)
+    same = dict(width=32, height=32, output=tmp_path / "longer.mp4")
+    with pytest.raises(RequestError, match=r"give -i \(in Python image=\) to start from an image, or --extend "
+                       r"\(in Python extend=\) to go on from a clip's last frame, not both"):  # fmt: skip
+        GenerationRequest(PROMPT, extend=clip, image=image, **same).resolve()
+    with pytest.raises(RequestError, match=r"going on from a clip needs --video-frames 5 \(in Python frames=5\) or "):
+        GenerationRequest(PROMPT, extend=clip, frames=1, **same).resolve()
+    with pytest.raises(RequestError, match=r"give the longer video another name with -o \(in Python output=\)"):
+        GenerationRequest(PROMPT, extend=clip, width=32, height=32, output=clip).resolve()
+    # The same checks as `motif-lite run` meets them.
+    err = refused(tmp_path, capsys, monkeypatch, "--extend", str(clip), "--video-frames", "1", "-W", "32", "-H", "32")
+    assert "going on from a clip needs --video-frames 5 (in Python frames=5) or more: with 1" in err
 
 
 @pytest.mark.parametrize(

@@ -539,7 +539,7 @@ def test_the_size_the_stretch_note_suggests_keeps_the_shape_better(tmp_path, ima
     request = GenerationRequest("x", width=width, height=height, frames=5, image=tmp_path / "first.png",
                                 output=tmp_path / "a.mp4")  # fmt: skip
     note = next(note for note in request.resolve()[1] if "stretched" in note)  # a 4x3 image is also noted as tiny
-    suggested = note.split("; -W ")[1].removesuffix(" keeps its shape").split(" -H ")
+    suggested = note.split("; -W ")[1].split(" (in Python")[0].split(" -H ")
     w, h = int(suggested[0]), int(suggested[1])
     error = lambda a, b: abs(np.log(a / b / (image[0] / image[1])))  # noqa: E731
     assert (w, h) != size and w % 16 == 0 and h % 16 == 0 and 0.5 < w * h / (width * height) < 2

@@ -552,7 +552,7 @@ def test_a_first_frame_of_another_shape_is_noted_with_a_size_that_keeps_it(tmp_p
     _, notes = square.resolve()  # 1280x736: stretched; 976 x 976 is about as many pixels (1.01x), square
     assert notes == [
         "the image is 300x300 (aspect 1.00) and is stretched to 1280x736 (aspect 1.74), as the reference pipeline "
-        "does; -W 976 -H 976 keeps its shape"
+        "does; -W 976 -H 976 (in Python width=976, height=976) keeps its shape"
     ]
     _, notes = GenerationRequest("x", image=tmp_path / "wide.png", output=tmp_path / "a.mp4").resolve()
     assert notes == []  # 16:9 into 1280x736 (1.74 vs 1.78): within 5 %, nothing to say
@@ -586,7 +586,7 @@ def test_an_image_that_one_latent_frame_ignores_is_noted(tmp_path):
     _, notes = GenerationRequest("x", image=tmp_path / "square.png", frames=1, output=tmp_path / "a.mp4").resolve()
     assert notes == [
         "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
-        "reference): the image is ignored; use --video-frames 5 or more for image-to-video"
+        "reference): the image is ignored; use --video-frames 5 (in Python frames=5) or more for image-to-video"
     ]
     # the frames as resolved decide: 4 is rounded to 5 (two latent frames), 2 to 1
     _, notes = GenerationRequest("x", image=tmp_path / "square.png", frames=4, output=tmp_path / "a.mp4").resolve()

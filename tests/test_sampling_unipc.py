@@ -209,7 +209,7 @@ def test_each_unipc_option_that_samples_otherwise_needs_a_sampler_flag(option, v
         settings_for(unipc_config(**{option: value}))
     assert str(error.value) == (
         f"scheduler/scheduler_config.json holds a UniPCMultistepScheduler with {option}: {shown}, which none of "
-        "motif-lite's samplers is: choose one with --sampling-method euler, dpm++2m or unipc"
+        "motif-lite's samplers is: choose one with --sampling-method (in Python sampler=): euler, dpm++2m or unipc"
     )
     assert settings_for(unipc_config(**{option: value}), sampler="unipc").sampler.source == FLAG
 

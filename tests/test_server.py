@@ -166,13 +166,14 @@ def test_image_to_video_notes_are_in_the_video_and_the_log_in_api_words(server, 
     PIL.Image.fromarray(pixels, "RGBA").save(path)
     _, run_notes = GenerationRequest(PROMPT, width=48, height=32, frames=5, image=path).resolve()
     assert any("alpha channel is dropped" in note for note in run_notes)
-    assert any(note.endswith("-W 64 -H 32 keeps its shape") for note in run_notes)
+    fitting = "-W 64 -H 32 (in Python width=64, height=32)"  # run's flags and the Python keywords
+    assert any(note.endswith(f"{fitting} keeps its shape") for note in run_notes)
     video = server.client().videos.create_and_poll(
         prompt=PROMPT, input_reference=("wide.png", path.read_bytes(), "image/png"), poll_interval_ms=100,
         extra_body=TINY,
     )  # fmt: skip
     assert video.status == "completed", video
-    assert video.notes == [note.replace("-W 64 -H 32", "size 64x32") for note in run_notes]
+    assert video.notes == [note.replace(fitting, "size 64x32") for note in run_notes]  # the API's field alone
     assert [line for line in server.log if ": note: " in line] == [f"{video.id}: note: {n}" for n in video.notes]
     code, one_frame, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "num_frames": 1,
         "input_reference": {"image_url": "data:image/png;base64," + base64.b64encode(png()).decode()}})  # fmt: skip
@@ -288,6 +289,8 @@ def test_run_flags_in_messages_become_api_fields_and_nothing_else_changes():
         "give steps 2 or more, or sampling_method dpm++2m"
     )
     assert in_api_words("-W 96 -H 48 keeps the shape") == "size 96x48 keeps the shape"
+    # the Python keyword a message adds for a caller of GenerationRequest is no field of the API's
+    assert in_api_words('add --guidance apg (in Python guidance="apg") to guide') == "add guidance_method apg to guide"
     # a flag the API has no field for stays as it is, and so does a flag-like part of a file name
     assert in_api_words("--dtype fp32 is faster") == "--dtype fp32 is faster"
     assert in_api_words("inputs/clip--fps.png is read") == "inputs/clip--fps.png is read"

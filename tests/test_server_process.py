@@ -421,16 +421,13 @@ def test_plans_from_the_sources_preflight_found(checkpoint, tmp_path, capsys, mo
     assert [name for name, _ in calls] == ["preflight", "plan"] and calls[1][1] == calls[0][1]
 
 
-def test_serve_sets_the_allocator_config_as_run_does(monkeypatch, tmp_path):
+def test_serve_sets_the_allocator_config_as_run_does(monkeypatch, tmp_path, allocator_config_seen):
     # The memory plan assumes growable allocator segments; a value the user set wins.
-    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "")
-    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF")
     missing_lora = ["serve", "--lora", str(tmp_path / "none.safetensors")]  # refused once the command starts
     assert cli.main(missing_lora) == cli.EXIT_USER_ERROR
-    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
     monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "backend:native")
     assert cli.main(missing_lora) == cli.EXIT_USER_ERROR
-    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "backend:native"
+    assert allocator_config_seen == ["expandable_segments:True", "backend:native"]
 
 
 def test_missing_lora_is_a_one_line_error(checkpoint, tmp_path, capsys):

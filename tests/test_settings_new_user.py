@@ -111,7 +111,8 @@ def test_one_step_with_shift_terminal_is_refused_before_loading():
     # One step ends the stretch at σ = 1: 1 − σ_last = 0 divides every sigma into NaN (the reference does the same),
     # which a run would only find as non-finite latents after loading everything.
     configs = CheckpointConfigs(schedule=ScheduleOptions(shift_terminal=0.1))
-    with pytest.raises(RequestError, match="with 1 step the shift_terminal .* give --steps 2 or more") as error:
+    said = r"with 1 step the shift_terminal .* give --steps 2 \(in Python steps=2\) or more"
+    with pytest.raises(RequestError, match=said) as error:
         resolve_settings(GenerationRequest("fox", steps=1), configs)
     assert error.value.fields == ("steps",)
     resolve_settings(GenerationRequest("fox", steps=2), configs)
@@ -140,7 +141,7 @@ def test_each_dpm_option_that_changes_the_sigmas_needs_a_sampler_flag(option, va
         resolve_settings(GenerationRequest("fox"), CheckpointConfigs(scheduler=scheduler))
     assert str(error.value) == (
         f"scheduler/scheduler_config.json holds a DPMSolverMultistepScheduler with {option}: {shown}, which none of "
-        "motif-lite's samplers is: choose one with --sampling-method euler, dpm++2m or unipc"
+        "motif-lite's samplers is: choose one with --sampling-method (in Python sampler=): euler, dpm++2m or unipc"
     )
     chosen = resolve_settings(GenerationRequest("fox", sampler="dpm++2m"), CheckpointConfigs(scheduler=scheduler))
     assert chosen.sampler.source == "flag" and chosen.notes == ()
@@ -169,10 +170,12 @@ def test_apg_flags_on_a_cfg_guider_say_where_cfg_comes_from():
     with pytest.raises(RequestError) as error:
         resolve_settings(GenerationRequest("fox", apg_eta=0.5), CheckpointConfigs(guider=guider))
     assert str(error.value) == (
-        "--apg-eta, --apg-norm-threshold and --apg-momentum apply to APG guidance, not CFG (the method of "
-        "guider/guider_config.json); add --guidance apg to guide with APG"
+        "--apg-eta, --apg-norm-threshold and --apg-momentum (in Python apg_eta, apg_norm_threshold and apg_momentum) "
+        "apply to APG guidance, not CFG (the method of guider/guider_config.json); add --guidance apg (in Python "
+        'guidance="apg") to guide with APG'
     )
-    with pytest.raises(RequestError, match=r"not CFG \(--guidance cfg\); add --guidance apg"):
+    said = r'not CFG \(--guidance cfg \(in Python guidance="cfg"\)\); add --guidance apg'
+    with pytest.raises(RequestError, match=said):
         resolve_settings(GenerationRequest("fox", guidance="cfg", apg_momentum=0.2), CheckpointConfigs())
     settings = resolve_settings(GenerationRequest("fox", guidance="apg", apg_eta=0.5), CheckpointConfigs(guider=guider))
     assert settings.guidance.value == dataclasses.replace(RECOMMENDED_APG, scale=5.0, eta=0.5)

@@ -36,6 +36,7 @@ OUT_OF_MEMORY_ADVICE = (
 SUBCOMMANDS = (run, decode, check, verify, serve)
 # Commands that keep their work when stopped: termination signals stop them as Ctrl-C does. (`serve` has its own.)
 KEEPING_COMMANDS = ("run", "decode")
+ALLOCATOR_CONFIG = "PYTORCH_CUDA_ALLOC_CONF"  # torch's CUDA caching allocator's settings, read as CUDA starts
 
 EPILOG = """\
 examples:
@@ -92,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     stops = STOP_SIGNALS if args.command in KEEPING_COMMANDS else ()
     try:
-        with _warnings_to_stderr(), signals_interrupt(stops):
+        with _warnings_to_stderr(), signals_interrupt(stops), _environment_kept(ALLOCATOR_CONFIG):
             return args.handler(args)
     except MotifLiteError as exc:
         _say(f"{_rank_prefix()}error: {_as_this_rank_says(str(exc))}")
@@ -199,8 +200,24 @@ def _warnings_to_stderr() -> Iterator[None]:
 
 def use_expandable_segments() -> None:
     """Before torch starts CUDA: growable allocator segments keep what is reserved close to what is allocated, as
-    the memory planner assumes (docs/memory.md). A value the user set wins."""
-    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    the memory planner assumes (docs/memory.md). A value the user set wins. It is set in the environment, the only
+    way to configure the allocator before it starts, for the command `main` runs (`_environment_kept`)."""
+    os.environ.setdefault(ALLOCATOR_CONFIG, "expandable_segments:True")
+
+
+@contextlib.contextmanager
+def _environment_kept(name: str) -> Iterator[None]:
+    """The variable `name` after a command as it was before: a command sets the allocator's for itself (torch reads
+    it once, as CUDA starts, and the ranks and workers the command starts inherit it), and a Python caller of `main`
+    (a script, a test) keeps its own environment for what it does next, its own CUDA use included."""
+    before = os.environ.get(name)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def _as_this_rank_says(message: str) -> str:

@@ -305,10 +305,8 @@ def _read_video_file(path: Path, frames: int | None) -> Clip:
     if missing is not None:
         raise _cut_short(path, missing)
     try:
-        reader = imageio_ffmpeg.read_frames(str(path))
         with _upright_frames_expected():
-            meta = next(reader)
-        reader.close()
+            meta = _video_header(path)
         if frames is None:  # counting them decodes the whole video
             frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
     except (OSError, RuntimeError):  # ffmpeg found no video stream in it: not a video, an audio file, damaged
@@ -320,6 +318,23 @@ def _read_video_file(path: Path, frames: int | None) -> Clip:
     fps = _rate_written(path) or float(meta.get("fps") or DEFAULT_FPS)
     hdr = next((kind for name, kind in HDR_TRANSFERS.items() if name in str(meta.get("pix_fmt"))), None)
     return Clip(path, frames, width, height, fps, has_sound=bool(meta.get("audio_codec")), hdr=hdr)
+
+
+def _video_header(path: Path) -> dict:
+    """ffmpeg's description of the video in `path` as imageio-ffmpeg's reader gives it (the size its frames come out
+    at, upright; its rate, pixel format and audio codec), from a decode of its first frame; OSError when there is no
+    video in it. ffmpeg runs here through `subprocess.run`, which closes its pipes: imageio-ffmpeg's reader left
+    those of an ffmpeg that had already finished (a clip of a few small frames) to the garbage collector."""
+    from imageio_ffmpeg._parsing import parse_ffmpeg_header  # its reader's parser, which has no public name
+
+    # The output options of imageio-ffmpeg's reader: the output stream's size is that of the frames decoded later.
+    command = [find_ffmpeg(), "-nostdin", "-i", str(path), "-frames:v", "1", "-pix_fmt", "rgb24", "-vcodec",
+               "rawvideo", "-f", "image2pipe", "-"]  # fmt: skip
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False, **OWN_PROCESS_GROUP)
+    said = done.stderr.decode(errors="replace")
+    if done.returncode != 0 or " Video: " not in said:  # no video stream, or none ffmpeg can decode
+        raise OSError(said.strip().splitlines()[-1] if said.strip() else f"ffmpeg exited with {done.returncode}")
+    return parse_ffmpeg_header(said)
 
 
 def _cut_short_by_its_sizes(path: Path) -> str | None:

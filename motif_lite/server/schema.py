@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
-from motif_lite.errors import MotifLiteError, shown
+from motif_lite.errors import MotifLiteError, shown, without_python_spellings
 from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest, RequestError
 from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
 from motif_lite.settings import Settings
@@ -122,7 +122,7 @@ def api_param(error: Exception) -> str | None:
 def in_api_words(text: str) -> str:
     """A message or note of the checks `motif-lite run` shares with the server, with the run flags it names as the
     API fields a client sets (`--guidance apg` -> `guidance_method apg`, `-W 96 -H 48` -> `size 96x48`)."""
-    text = _RUN_SIZE.sub(r"size \1x\2", text)
+    text = _RUN_SIZE.sub(r"size \1x\2", without_python_spellings(text))
     text = _RUN_LORAS.sub(_as_loras_field, text).replace(_RUN_LORA_DOCS, '(docs/server.md, "Per-job LoRAs")')
     return _RUN_FLAG.sub(lambda flag: RUN_FLAG_FIELDS.get(flag[0], flag[0]), text)
 
