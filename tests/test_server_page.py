@@ -452,6 +452,17 @@ def test_the_page_extends_a_video_file_and_says_what_is_wrong_with_one(driver, p
         assert driver.find_element(By.ID, "width").is_enabled()
         assert field_values(driver, "size", "width", "height") == ["custom", "64", "32"]
         server.wait_status(video.id, ("completed",))
+        # Its remix needs the file again (the server keeps it only while the job runs): the page asks for it.
+        remix_button = f"//li[@data-id='{video.id}']//button[text()='Remix']"
+        wait_for(lambda: driver.find_elements(By.XPATH, remix_button), 30, "the finished card")[0].click()
+        assert 'choose that file again in "Go on from a video file"' in driver.find_element(By.ID, "remixing").text
+        clip.send_keys(files["clip.mp4"])
+        driver.find_element(By.ID, "submit").click()
+        wait_for(lambda: len(server.client().videos.list().data) == 2, 30, "the remix")
+        remix = server.client().videos.list().data[0]
+        assert remix.remixed_from_video_id == video.id
+        assert remix.settings["extend_file"] == video.settings["extend_file"]  # the same file
+        assert error() == ""
 
 
 def test_the_advanced_fields_show_the_defaults_of_the_servers_checkpoint(driver, tmp_path):
