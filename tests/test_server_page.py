@@ -408,7 +408,7 @@ def test_the_page_extends_a_video_file_and_says_what_is_wrong_with_one(driver, p
     files = {name: str(tmp_path / name) for name in ("photo.png", "long.mp4")}
     files["still.mp4"] = str(write_clip(tmp_path / "still.mp4", 48, 32, 1))  # one frame: nothing to go on from
     files["clip.mp4"] = str(write_clip(tmp_path / "clip.mp4", 48, 32, 9, fps=12))
-    with InProcessServer(pipe, tmp_path / "data", max_video_upload_bytes=200_000) as server:
+    with InProcessServer(pipe, tmp_path / "data", max_video_upload_bytes=200_000, max_upload_bytes=2048) as server:
         driver.get(server.url + "/")
         wait_for(lambda: driver.execute_script("return serverInfo !== null"), 30, "the server's limits")
         tiny_job_in_the_form(driver, "the fox trots off")  # a custom size: the video's own is taken instead
@@ -419,10 +419,10 @@ def test_the_page_extends_a_video_file_and_says_what_is_wrong_with_one(driver, p
         assert error().startswith("photo.png is an image, not a video: choose it as the first frame")
         assert clip.get_attribute("aria-invalid") == "true"
         clip.send_keys(files["long.mp4"])
-        assert error().startswith("long.mp4 is 0.3 MB: this server takes videos to go on from up to 0.2 MB (its "
+        assert error().startswith("long.mp4 is 293 KB: this server takes videos to go on from up to 196 KB (its "
                                   "--max-video-upload-mb)")  # fmt: skip
         driver.find_element(By.ID, "submit").click()
-        assert error().startswith("long.mp4 is 0.3 MB") and server.client().videos.list().data == []  # not sent
+        assert error().startswith("long.mp4 is 293 KB") and server.client().videos.list().data == []  # not sent
 
         clip.send_keys(files["still.mp4"])
         assert error() == "" and not driver.find_element(By.ID, "width").is_enabled()
@@ -437,6 +437,8 @@ def test_the_page_extends_a_video_file_and_says_what_is_wrong_with_one(driver, p
 
         driver.find_element(By.ID, "image").send_keys(files["photo.png"])  # a first frame instead: the video goes
         assert driver.execute_script("return document.getElementById('clip').files.length") == 0
+        assert error().startswith(f"photo.png is {-(-len(png()) // 1024)} KB: this server takes first-frame images up "
+                                  "to 2 KB (its --max-upload-mb)")  # fmt: skip
         assert driver.find_element(By.ID, "width").is_enabled()
         clip.send_keys(files["clip.mp4"])
         assert driver.execute_script("return document.getElementById('image').files.length") == 0

@@ -96,7 +96,11 @@ function fixSize() {
   $("clip-note").hidden = chosenClip() === null;
 }
 
-function megabytes(bytes) { return (bytes / 2 ** 20).toFixed(1).replace(/\.0$/, "") + " MB"; }
+function sizeWords(bytes) {
+  // As the server's flags count them (--max-upload-mb 20 is 20 MiB), in KB below 1 MB: "0 MB" says nothing.
+  if (bytes < 2 ** 20) return Math.ceil(bytes / 2 ** 10) + " KB";
+  return (bytes / 2 ** 20).toFixed(1).replace(/\.0$/, "") + " MB";
+}
 
 function uploadProblem() {
   // A file the server would refuse, said at once and named: one over its limit was uploaded first (minutes for a
@@ -108,14 +112,14 @@ function uploadProblem() {
              "(image-to-video) instead; this field takes a video to go on from (MP4, MOV, MKV, WebM, GIF)" };
   }
   if (clip && limits && clip.size > limits.max_video_upload_bytes) {
-    return { param: "extend", message: clip.name + " is " + megabytes(clip.size) + ": this server takes videos " +
-             "to go on from up to " + megabytes(limits.max_video_upload_bytes) + " (its --max-video-upload-mb); " +
+    return { param: "extend", message: clip.name + " is " + sizeWords(clip.size) + ": this server takes videos " +
+             "to go on from up to " + sizeWords(limits.max_video_upload_bytes) + " (its --max-video-upload-mb); " +
              "choose a shorter or smaller clip, or ask the server's operator for a larger limit" };
   }
   const image = $("image").files[0];
   if (image && limits && image.size > limits.max_upload_bytes) {
-    return { param: "input_reference", message: image.name + " is " + megabytes(image.size) + ": this server " +
-             "takes first-frame images up to " + megabytes(limits.max_upload_bytes) + " (its --max-upload-mb); " +
+    return { param: "input_reference", message: image.name + " is " + sizeWords(image.size) + ": this server " +
+             "takes first-frame images up to " + sizeWords(limits.max_upload_bytes) + " (its --max-upload-mb); " +
              "choose a smaller image (a PNG or JPEG at the video's size is plenty)" };
   }
   return null;
