@@ -514,7 +514,6 @@ async function remove(video) {
   if (video.status === "completed" && !confirm(gone + video.prompt)) return;
   try {
     await api("v1/videos/" + video.id, { method: "DELETE" });
-    if (video.status === "in_progress") showStopping(video.id); // at once: the refresh below confirms it
   } catch (error) {
     alert(error.message);
   }
