@@ -77,6 +77,7 @@ from motif_lite.server.worker import Worker
 from motif_lite.version import VERSION
 
 if TYPE_CHECKING:
+    from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -294,7 +295,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
     return api
 
 
-def job_defaults(pipe: Any, config: ServerConfig) -> dict[str, dict[str, Any] | None]:
+def job_defaults(pipe: MotifVideoPipeline, config: ServerConfig) -> dict[str, dict[str, Any] | None]:
     """The values of a job that gives no settings, in API names, as `submit` resolves them (the checkpoint's
     configs, else the official values; the size and length within --max-video; the server's --crf): for a video
     from text, and from a first frame (its flow shift may differ), None where the checkpoint takes no image or
