@@ -167,3 +167,30 @@ def process_server(checkpoint: Path, data: Path, *flags: str) -> Iterator[Proces
         yield server
     finally:
         server.stop()
+
+
+class SlowStep:
+    """Stands in for the pipeline with a first denoising step that lasts until `end_step` is set, as a step of the
+    real model on a CPU lasts minutes; everything else is the pipeline's (settings, LoRAs). Makes no video."""
+
+    def __init__(self, pipe) -> None:
+        self.pipe = pipe
+        self.in_step = threading.Event()  # set once the worker is inside the long step
+        self.end_step = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.pipe, name)
+
+    def __enter__(self) -> SlowStep:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.end_step.set()  # a test that failed inside the step: the server's stop must not wait for it
+
+    def generate(self, request, on_progress, **kwargs) -> None:
+        on_progress("denoise", 0, 2)
+        self.in_step.set()
+        self.end_step.wait(120)
+        on_progress("denoise", 1, 2)  # where the worker stops a job deleted meanwhile
+        on_progress("denoise", 2, 2)
+        request.output.write_bytes(b"")  # no video: the thumbnail fails, which the worker only logs

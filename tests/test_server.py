@@ -511,7 +511,7 @@ def test_unknown_ids_are_404_and_bad_queries_400(server):
 def test_api_key_is_required_on_every_api_route(pipe, tmp_path):
     with InProcessServer(pipe, tmp_path / "data", api_key="s3cret") as server:
         routes = [("GET", "/v1/videos"), ("POST", "/v1/videos"), ("GET", "/v1/videos/x"), ("DELETE", "/v1/videos/x"),
-                  ("GET", "/v1/videos/x/content"), ("GET", "/v1/models")]  # fmt: skip
+                  ("GET", "/v1/videos/x/content"), ("GET", "/v1/models"), ("GET", "/v1/info")]  # fmt: skip
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
             for method, path in routes:
                 code, error, _ = server.request(method, path, {"prompt": PROMPT} if method == "POST" else None, headers)

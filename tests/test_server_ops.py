@@ -22,7 +22,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("fastapi")
 openai = pytest.importorskip("openai")
 from fastapi.testclient import TestClient  # noqa: E402
-from server_helpers import TINY, InProcessServer, wait_for  # noqa: E402
+from server_helpers import TINY, InProcessServer, SlowStep, wait_for  # noqa: E402
 
 from motif_lite import __version__, cli, load_pipeline  # noqa: E402
 from motif_lite.errors import MotifLiteError  # noqa: E402
@@ -100,6 +100,24 @@ def test_health_is_public_ready_and_says_nothing_private(pipe, tmp_path):
         assert PROMPT not in text and str(tmp_path) not in text and "the-key" not in text
         for job in (*waiting, running):
             assert server.request("DELETE", f"/v1/videos/{job['id']}", headers=key)[0] == 200
+
+
+def test_health_names_a_cancelled_job_until_the_worker_has_stopped_it(pipe, tmp_path):
+    # On a CPU a step takes minutes, and a job deleted while it ran stops only after it: /health said `running`
+    # null with a job queued for all that time, as if the worker were stuck.
+    slow = SlowStep(pipe)
+    with InProcessServer(slow, tmp_path / "data") as server, slow:
+        first = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY})[1]
+        second = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY})[1]
+        assert slow.in_step.wait(60)
+        assert server.request("GET", "/health")[1]["stopping"] is None  # running, not cancelled
+        assert server.request("DELETE", f"/v1/videos/{first['id']}")[0] == 200
+        health = server.request("GET", "/health")[1]
+        assert (health["running"], health["stopping"], health["queued"]) == (None, first["id"], 1)
+        slow.end_step.set()
+        wait_for(lambda: f"{first['id']}: deleted, stopped" in server.log, 60, "the worker to stop the job")
+        server.wait_status(second["id"], ("completed",))
+        assert server.request("GET", "/health")[1]["stopping"] is None
 
 
 def test_health_is_503_before_the_worker_runs_and_after_it_failed(pipe, tmp_path, monkeypatch):

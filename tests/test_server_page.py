@@ -116,19 +116,19 @@ def test_page_submits_a_job_and_plays_it(driver, tmp_path):
         assert driver.find_element(By.ID, "form-error").text == ""
 
 
-def test_the_page_and_its_api_calls_stay_under_the_path_it_is_served_at(tmp_path):
+def test_the_page_and_its_api_calls_stay_under_the_path_it_is_served_at(pipe, tmp_path):
     # The page named /static/app.js and /v1/videos from the root: behind a reverse proxy that serves the server at
     # https://host/motif/ it loaded without its script and style, and would have called the proxy's own /v1.
     from motif_lite.server.app import STATIC
 
     page = "https://proxy.example/motif/"
     assets = re.findall(r'(?:href|src)="([^"]+)"', (STATIC / "index.html").read_text())
-    calls = re.findall(r'api\("([^"]+)"', (STATIC / "app.js").read_text())
-    assert len(assets) == 2 and len(calls) == 8
+    calls = re.findall(r'(?:api|fetch)\("([^"]+)"', (STATIC / "app.js").read_text())  # fetch: /health's, no key
+    assert len(assets) == 2 and len(calls) == 10
     outside = [url for url in assets + calls if not urljoin(page, url).startswith(page)]
     assert outside == []
-    with InProcessServer(None, tmp_path / "data") as server:  # what the proxy forwards them to is served
-        for url in assets + ["v1/videos", "v1/models", "v1/loras"]:
+    with InProcessServer(pipe, tmp_path / "data") as server:  # what the proxy forwards them to is served
+        for url in assets + ["v1/videos", "v1/models", "v1/loras", "v1/info", "health"]:
             assert server.request("GET", "/" + urljoin(page, url).removeprefix(page))[0] == 200, url
 
 
@@ -392,3 +392,152 @@ def test_a_queued_job_says_how_many_jobs_run_before_it(driver, tmp_path):
         states = driver.execute_script(script, newest_first)
         assert states == ["queued · 2 ahead of it", "queued · 1 ahead of it", "completed", "generating · 40%"]
         assert driver.execute_script(script, [{"id": "video_q", "status": "queued"}]) == ["queued · next"]
+
+
+def test_the_page_extends_a_video_file_and_says_what_is_wrong_with_one(driver, pipe, tmp_path):
+    # The API extends an uploaded video; the page could only extend the server's own. Its errors: said before
+    # anything is sent where the page can tell (an image, a file over the server's limit, which was uploaded whole
+    # to be refused in bytes of the request), else the API's, by the field.
+    from selenium.webdriver.common.by import By
+    from server_helpers import multipart
+    from test_server import png
+    from test_server_extend import write_clip
+
+    (tmp_path / "photo.png").write_bytes(png())
+    (tmp_path / "long.mp4").write_bytes(bytes(300_000))
+    files = {name: str(tmp_path / name) for name in ("photo.png", "long.mp4")}
+    files["still.mp4"] = str(write_clip(tmp_path / "still.mp4", 48, 32, 1))  # one frame: nothing to go on from
+    files["clip.mp4"] = str(write_clip(tmp_path / "clip.mp4", 48, 32, 9, fps=12))
+    with InProcessServer(pipe, tmp_path / "data", max_video_upload_bytes=200_000, max_upload_bytes=2048) as server:
+        driver.get(server.url + "/")
+        wait_for(lambda: driver.execute_script("return serverInfo !== null"), 30, "the server's limits")
+        tiny_job_in_the_form(driver, "the fox trots off")  # a custom size: the video's own is taken instead
+        type_into(driver, "width", "64")
+        clip = driver.find_element(By.ID, "clip")
+        error = lambda: driver.find_element(By.ID, "form-error").text  # noqa: E731
+        clip.send_keys(files["photo.png"])
+        assert error().startswith("photo.png is an image, not a video: choose it as the first frame")
+        assert clip.get_attribute("aria-invalid") == "true"
+        clip.send_keys(files["long.mp4"])
+        assert error().startswith("long.mp4 is 293 KB: this server takes videos to go on from up to 196 KB (its "
+                                  "--max-video-upload-mb)")  # fmt: skip
+        driver.find_element(By.ID, "submit").click()
+        assert error().startswith("long.mp4 is 293 KB") and server.client().videos.list().data == []  # not sent
+
+        clip.send_keys(files["still.mp4"])
+        assert error() == "" and not driver.find_element(By.ID, "width").is_enabled()
+        assert driver.find_element(By.ID, "clip-note").is_displayed()
+        driver.find_element(By.ID, "submit").click()
+        refused = wait_for(error, 30, "the API's error")
+        body, headers = multipart({"prompt": "x"}, {"extend": ("still.mp4", (tmp_path / "still.mp4").read_bytes(),
+                                                               "video/mp4")})  # fmt: skip
+        code, expected, _ = server.request("POST", "/v1/videos", body, headers)
+        assert (code, expected["error"]["param"]) == (400, "extend") and refused == expected["error"]["message"]
+        assert "still.mp4" in refused and clip.get_attribute("aria-invalid") == "true"
+
+        driver.find_element(By.ID, "image").send_keys(files["photo.png"])  # a first frame instead: the video goes
+        assert driver.execute_script("return document.getElementById('clip').files.length") == 0
+        assert error().startswith(f"photo.png is {-(-len(png()) // 1024)} KB: this server takes first-frame images up "
+                                  "to 2 KB (its --max-upload-mb)")  # fmt: skip
+        assert driver.find_element(By.ID, "width").is_enabled()
+        clip.send_keys(files["clip.mp4"])
+        assert driver.execute_script("return document.getElementById('image').files.length") == 0
+        driver.find_element(By.ID, "submit").click()
+        card = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "li.job"), 30, "the job's card")[0]
+        assert error() == ""
+        (video,) = server.client().videos.list()
+        assert (video.size, video.settings["num_frames"], video.settings["fps"]) == ("48x32", 5, 12)
+        assert video.settings["extend_file"]["name"] == "clip.mp4" and video.settings["extend_file"]["frames"] == 9
+        assert card.find_element(By.CLASS_NAME, "extends").text == "extends clip.mp4 (uploaded)"
+        # The next job is a new video again, at the size chosen.
+        assert driver.execute_script("return document.getElementById('clip').files.length") == 0
+        assert driver.find_element(By.ID, "width").is_enabled()
+        assert field_values(driver, "size", "width", "height") == ["custom", "64", "32"]
+        server.wait_status(video.id, ("completed",))
+        # Its remix needs the file again (the server keeps it only while the job runs): the page asks for it.
+        remix_button = f"//li[@data-id='{video.id}']//button[text()='Remix']"
+        wait_for(lambda: driver.find_elements(By.XPATH, remix_button), 30, "the finished card")[0].click()
+        assert 'choose that file again in "Go on from a video file"' in driver.find_element(By.ID, "remixing").text
+        clip.send_keys(files["clip.mp4"])
+        driver.find_element(By.ID, "submit").click()
+        wait_for(lambda: len(server.client().videos.list().data) == 2, 30, "the remix")
+        remix = server.client().videos.list().data[0]
+        assert remix.remixed_from_video_id == video.id
+        assert remix.settings["extend_file"] == video.settings["extend_file"]  # the same file
+        assert error() == ""
+
+
+def test_the_advanced_fields_show_the_defaults_of_the_servers_checkpoint(driver, tmp_path):
+    # The tooltips named the official values, but a checkpoint's guider and scheduler configs decide what an empty
+    # field gets (as for `motif-lite run`): here guidance scale 5, norm threshold 7 and flow shift 9, and the
+    # server's --crf 28.
+    from selenium.webdriver.common.by import By
+    from tiny_pipeline import official_apg
+
+    make_tiny_checkpoint(tmp_path / "ckpt", guider=official_apg(guidance_scale=5.0,
+                         adaptive_projected_guidance_rescale=7.0), shift=9.0)  # fmt: skip
+    pipe = load_pipeline(tmp_path / "ckpt", dtype=torch.float32, device="cpu", kernels="torch")
+    with InProcessServer(pipe, tmp_path / "data", crf=28, max_video=(640, 352, 65)) as server:
+        code, info, _ = server.request("GET", "/v1/info")
+        defaults = info["defaults"]["text_to_video"]
+        assert code == 200 and info["limits"]["max_video"] == "640x352x65"
+        assert (defaults["guidance_scale"], defaults["apg_norm_threshold"], defaults["flow_shift"]) == (5, 7, 9)
+        assert (defaults["crf"], defaults["size"], defaults["num_frames"]) == (28, "640x352", 65)
+        assert info["defaults"]["image_to_video"]["flow_shift"] == 9  # the config's, for both kinds
+        # A job that leaves the fields empty gets exactly these.
+        made = server.client().videos.create(prompt="a fox", extra_body={"size": "48x32", "num_frames": 5})
+        assert {name: made.settings[name] for name in defaults if name != "size"} == {
+            **{name: value for name, value in defaults.items() if name != "size"},
+            "num_frames": 5,
+        }
+        server.client().videos.delete(made.id)
+
+        driver.get(server.url + "/")
+        scale = driver.find_element(By.ID, "guidance-scale")
+        wait_for(lambda: scale.get_attribute("placeholder") == "5", 30, "the server's defaults in the fields")
+        assert scale.get_attribute("title") == ("0 to 100; 1 switches guidance off; empty: this server's default, 5 "
+                                                "(the official value is 8)")  # fmt: skip
+        shown = {
+            field: driver.find_element(By.ID, field).get_attribute("placeholder")
+            for field in ("apg-eta", "apg-norm-threshold", "flow-shift", "crf", "fps", "steps", "frames")
+        }
+        assert shown == {"apg-eta": "1", "apg-norm-threshold": "7", "flow-shift": "9", "crf": "28", "fps": "24",
+                         "steps": "50", "frames": "65"}  # fmt: skip
+        assert driver.find_element(By.ID, "apg-eta").get_attribute("title") == "empty: this server's default, 1"
+        assert "this server's default, 9 (the official value is 15)" in driver.find_element(
+            By.ID, "flow-shift"
+        ).get_attribute("title")
+        options = [f"#{field} option" for field in ("guidance-method", "sampling-method", "size")]
+        assert [driver.find_element(By.CSS_SELECTOR, option).get_attribute("textContent") for option in options] == [
+            "default (APG)",
+            "default (euler)",
+            "640x352 (this server's default)",
+        ]
+
+
+def test_a_job_cancelled_while_it_runs_is_said_to_stop_after_its_step(driver, pipe, tmp_path):
+    # On a CPU a step takes minutes. Cancel took the card away at once, but the worker finished the step first:
+    # meanwhile the next job said "queued · next" and nothing seemed to run.
+    from selenium.webdriver.common.by import By
+    from server_helpers import TINY, SlowStep
+
+    slow = SlowStep(pipe)
+    with InProcessServer(slow, tmp_path / "data") as server, slow:
+        first, second = (server.client().videos.create(prompt=f"fox {i}", extra_body=TINY) for i in range(2))
+        assert slow.in_step.wait(60)
+        driver.get(server.url + "/")
+        running = f'li.job[data-id="{first.id}"][data-status="in_progress"]'
+        wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, running), 30, "the running job's card")
+        state = lambda: driver.find_element(By.CSS_SELECTOR, f'li.job[data-id="{second.id}"] .state').text  # noqa: E731
+        assert state() == "queued · 1 ahead of it"
+        driver.find_element(By.CSS_SELECTOR, running).find_element(By.XPATH, ".//button[text()='Cancel']").click()
+        stopping = driver.find_element(By.ID, "stopping")
+        wait_for(stopping.is_displayed, 30, "the page to say the job is stopping")
+        assert stopping.text == (f"Cancelled {first.id}: the server stops it after the step it is on (on a CPU a "
+                                 "step can take minutes); the next job starts then.")  # fmt: skip
+        wait_for(lambda: not driver.find_elements(By.CSS_SELECTOR, f'li.job[data-id="{first.id}"]'), 30, "the card")
+        driver.execute_async_script("refresh().then(arguments[0]);")
+        assert stopping.is_displayed() and state() == "queued · 1 ahead of it"  # not "next": it waits for the step
+        slow.end_step.set()
+        wait_for(lambda: not stopping.is_displayed(), 30, "the notice to go once the job has stopped")
+        server.wait_status(second.id, ("completed",))

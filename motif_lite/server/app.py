@@ -13,6 +13,7 @@ before they are parsed to the end, a full queue 429, and every error has OpenAI'
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import sqlite3
@@ -52,7 +53,7 @@ from motif_lite.server.extension import (
     server_names,
     with_clip_defaults,
 )
-from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, QUEUED, Job, JobStore, new_job_id
+from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, QUEUED, VIDEO_SUFFIX, Job, JobStore, new_job_id
 from motif_lite.server.loras import available_loras, check_loras_fit, lora_files
 from motif_lite.server.remix import other_upload_note, remix_fields
 from motif_lite.server.schema import (
@@ -76,6 +77,7 @@ from motif_lite.server.worker import Worker
 from motif_lite.version import VERSION
 
 if TYPE_CHECKING:
+    from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -274,6 +276,14 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
         model = {"id": config.model_name, "object": "model", "created": 0, "owned_by": "motif-lite"}
         return {"object": "list", "data": [model]}
 
+    @api.get("/info")
+    async def server_info() -> dict[str, Any]:
+        """motif-lite's own: what a job that leaves a field empty gets on this server, and the largest uploads it
+        takes (the web page shows both in its fields, and checks a file's size before sending it)."""
+        worker, config = state.worker, state.config
+        return {"object": "server.info", "model": config.model_name, "defaults": job_defaults(worker.pipe, config),
+                "limits": upload_limits(config)}  # fmt: skip
+
     @api.get("/loras")
     async def list_loras() -> dict[str, Any]:
         """The LoRA files a job may name (`loras`), read from --lora-dir now: files added since start count."""
@@ -283,6 +293,39 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
                 "per_job": folder is not None}  # fmt: skip
 
     return api
+
+
+def job_defaults(pipe: MotifVideoPipeline, config: ServerConfig) -> dict[str, dict[str, Any] | None]:
+    """The values of a job that gives no settings, in API names, as `submit` resolves them (the checkpoint's
+    configs, else the official values; the size and length within --max-video; the server's --crf): for a video
+    from text, and from a first frame (its flow shift may differ), None where the checkpoint takes no image or
+    refuses a job without that setting (a scheduler config no sampler runs: such a job must name its sampler)."""
+    from motif_lite.io.video import default_crf
+
+    fields, _ = within_max_video({}, config.max_video)
+    text = GenerationRequest("-", **fields)
+    requests = {"text_to_video": text, "image_to_video": dataclasses.replace(text, image=Path("first-frame.png"))}
+    crf = default_crf(f"video{VIDEO_SUFFIX}") if config.crf is None else config.crf
+    defaults: dict[str, dict[str, Any] | None] = {}
+    for kind, request in requests.items():
+        try:
+            effective = effective_settings(pipe.settings_for(request))
+        except MotifLiteError:
+            effective = None
+        if effective is None or (kind == "image_to_video" and not config.image_to_video):
+            defaults[kind] = None
+            continue
+        defaults[kind] = {**effective, "size": f"{request.width}x{request.height}", "num_frames": request.frames,
+                          "steps": request.steps, "fps": request.fps, "crf": crf}  # fmt: skip
+    return defaults
+
+
+def upload_limits(config: ServerConfig) -> dict[str, Any]:
+    """The largest first-frame image and video to go on from (bytes; --max-upload-mb, --max-video-upload-mb), the
+    most pixels of an image, and the largest video a job may ask for (`WxHxF`, None: no limit)."""
+    max_video = None if config.max_video is None else "x".join(map(str, config.max_video))
+    return {"max_upload_bytes": config.max_upload_bytes, "max_video_upload_bytes": config.max_video_upload_bytes,
+            "max_image_pixels": config.max_image_pixels, "max_video": max_video}  # fmt: skip
 
 
 def _health_route(store: JobStore, state: ServerState) -> Callable[[], Awaitable[JSONResponse]]:
@@ -295,6 +338,9 @@ def _health_route(store: JobStore, state: ServerState) -> Callable[[], Awaitable
         status = _status(worker)
         running_id = None if worker is None else worker.current
         running = store.get(running_id) if running_id is not None else None
+        # A job deleted while it ran is gone from the store at once, but the worker finishes the step it is on
+        # first (minutes on a CPU): until then the queue waits, which `running` alone would not explain.
+        stopping = running_id if running_id is not None and running is None else None
         body = {
             "status": status,
             "model": state.config.model_name,
@@ -302,6 +348,7 @@ def _health_route(store: JobStore, state: ServerState) -> Callable[[], Awaitable
             "uptime_seconds": round(time.monotonic() - started, 3),
             "queued": store.counts().get(QUEUED, 0),
             "running": None if running is None else {"id": running.id, "progress": running.progress},
+            "stopping": stopping,
         }
         return JSONResponse(body, status_code=200 if status == "ready" else 503, headers={"Cache-Control": "no-store"})
 

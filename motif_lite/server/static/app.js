@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 const blobs = new Map(); // video id -> object URL of the finished video
 const cards = new Map(); // video id -> its <li>
 let refreshTimer = null;
+let serverInfo = null; // GET v1/info: the defaults of this server's jobs and its upload limits (null until read)
 const MAX_JOB_LORAS = 8; // the API's limit on a job's LoRAs (motif_lite/server/schema.py)
 // The official values of the settings the advanced section sets (motif_lite/request.py, sampling/guidance.py; the
 // crf: H.264's default, motif_lite/io/video.py): a job's card names those it ran with otherwise. The flow shift's
@@ -64,12 +65,71 @@ function formBody() {
   for (const input of $("advanced").querySelectorAll("[name]")) fields[input.name] = input.value;
   for (const [name, value] of Object.entries(fields)) if (value.trim() !== "") body.set(name, value.trim());
   const size = $("size").value === "custom" ? $("width").value + "x" + $("height").value : $("size").value;
-  if (size) body.set("size", size);
+  if (size && !chosenClip()) body.set("size", size); // a video to go on from has its own size: the job takes it
   const loras = chosenLoras();
   if (loras.length) body.set("loras", JSON.stringify(loras)); // a form's loras is the JSON list as text
   if ($("image").files.length) body.set("input_reference", $("image").files[0]);
   if (!$("extending").hidden) body.set("extend", $("extending").dataset.id);
+  if (chosenClip()) body.set("extend", chosenClip()); // an uploaded video to go on from, as the API takes it
   return body;
+}
+
+function chosenClip() { return $("clip").files[0] || null; }
+
+function chooseClip() {
+  // A video to go on from: its last frame is the first frame (so no image), and its size is the video's.
+  if (chosenClip()) $("image").value = "";
+  fixSize();
+  showUploadProblem();
+}
+
+function chooseImage() {
+  if ($("image").files.length) $("clip").value = "";
+  fixSize();
+  showUploadProblem();
+}
+
+function fixSize() {
+  // The size is the video's when going on from one (Extend, or a chosen video file): not the user's to choose.
+  const fixed = !$("extending").hidden || chosenClip() !== null;
+  for (const input of [$("size"), $("width"), $("height")]) input.disabled = fixed;
+  $("clip-note").hidden = chosenClip() === null;
+}
+
+function sizeWords(bytes) {
+  // As the server's flags count them (--max-upload-mb 20 is 20 MiB), in KB below 1 MB: "0 MB" says nothing.
+  if (bytes < 2 ** 20) return Math.ceil(bytes / 2 ** 10) + " KB";
+  return (bytes / 2 ** 20).toFixed(1).replace(/\.0$/, "") + " MB";
+}
+
+function uploadProblem() {
+  // A file the server would refuse, said at once and named: one over its limit was uploaded first (minutes for a
+  // large video on a slow link) to be refused by a message on the request's size in bytes.
+  const limits = serverInfo ? serverInfo.limits : null;
+  const clip = chosenClip();
+  if (clip && clip.type.startsWith("image/") && !["image/gif", "image/webp"].includes(clip.type)) {
+    return { param: "extend", message: clip.name + " is an image, not a video: choose it as the first frame " +
+             "(image-to-video) instead; this field takes a video to go on from (MP4, MOV, MKV, WebM, GIF)" };
+  }
+  if (clip && limits && clip.size > limits.max_video_upload_bytes) {
+    return { param: "extend", message: clip.name + " is " + sizeWords(clip.size) + ": this server takes videos " +
+             "to go on from up to " + sizeWords(limits.max_video_upload_bytes) + " (its --max-video-upload-mb); " +
+             "choose a shorter or smaller clip, or ask the server's operator for a larger limit" };
+  }
+  const image = $("image").files[0];
+  if (image && limits && image.size > limits.max_upload_bytes) {
+    return { param: "input_reference", message: image.name + " is " + sizeWords(image.size) + ": this server " +
+             "takes first-frame images up to " + sizeWords(limits.max_upload_bytes) + " (its --max-upload-mb); " +
+             "choose a smaller image (a PNG or JPEG at the video's size is plenty)" };
+  }
+  return null;
+}
+
+function showUploadProblem() {
+  const problem = uploadProblem();
+  $("form-error").textContent = problem ? problem.message : "";
+  markInvalid(problem ? problem.param : null);
+  return problem;
 }
 
 function saveForm() {
@@ -101,6 +161,7 @@ function resetForm() {
   stopExtending();
   stopRemixing();
   $("create").reset(); // (no control of the form may be named or have the id `reset`: it would hide this method)
+  fixSize();
   showCustomSize();
   markInvalid(null);
   $("form-error").textContent = "";
@@ -128,7 +189,9 @@ function extendFrom(video) {
   $("width").value = width;
   $("height").value = height;
   $("image").value = "";
-  for (const input of [$("size"), $("width"), $("height"), $("image")]) input.disabled = true;
+  $("clip").value = "";
+  for (const input of [$("image"), $("clip")]) input.disabled = true;
+  fixSize();
   showCustomSize();
   $("prompt").value = "";
   $("prompt").focus();
@@ -146,7 +209,7 @@ function remixFrom(video) {
   const s = video.settings || {};
   const image = s.image_to_video && !s.extend && !s.extend_file;
   const upload = s.extend_file ? " It went on from an uploaded video (" + s.extend_file.name + "), which the server" +
-    " no longer has and this page cannot send: the remix is refused; send the video again with the API." : "";
+    " no longer has: choose that file again in \"Go on from a video file\"." : "";
   $("remixing-text").textContent = "Remixing " + video.id + ": its settings and seed, in the fields below, with" +
     " the prompt you write; a field you change replaces its value." + (image ? " It was made from a first frame: choose that image again." : "") +
     upload;
@@ -178,7 +241,8 @@ function stopExtending() {
   const extending = !$("extending").hidden;
   $("extending").hidden = true;
   delete $("extending").dataset.id;
-  for (const input of [$("size"), $("width"), $("height"), $("image")]) input.disabled = false;
+  for (const input of [$("image"), $("clip")]) input.disabled = false;
+  fixSize();
   if (extending) restoreSize();
 }
 
@@ -265,6 +329,7 @@ async function submit(event) {
   event.preventDefault();
   $("form-error").textContent = "";
   markInvalid(null);
+  if (showUploadProblem()) return;
   $("submit").disabled = true;
   try {
     const remixed = $("remixing").hidden ? null : $("remixing").dataset.id;
@@ -272,6 +337,8 @@ async function submit(event) {
     else await api("v1/videos", { method: "POST", body: formBody() });
     stopExtending(); // the next Generate makes a new video unless another Extend or Remix is clicked
     stopRemixing();
+    $("clip").value = ""; // likewise for a video file: the next job goes on from it only if chosen again
+    fixSize();
     await refresh();
   } catch (error) {
     $("form-error").textContent = error.message;
@@ -344,11 +411,12 @@ function showNotes(list, notes) {
   list.hidden = notes.length === 0;
 }
 
-function jobsAhead(videos) {
+function jobsAhead(videos, stopping = null) {
   // video id -> how many jobs run before that queued one: the worker takes them in the order they came, so those
-  // queued before it and the running one. `videos`: newest first, as the page lists them.
+  // queued before it and the running one, or a cancelled one still finishing its step (`stopping`, its id).
+  // `videos`: newest first, as the page lists them.
   const ahead = new Map();
-  let active = 0;
+  let active = stopping ? 1 : 0;
   for (const video of [...videos].reverse()) {
     if (video.status === "queued") ahead.set(video.id, active);
     if (video.status === "queued" || video.status === "in_progress") active += 1;
@@ -452,12 +520,31 @@ async function remove(video) {
   await refresh();
 }
 
+async function stoppingJob() {
+  // The id of a job cancelled while it ran that the worker is still stopping: it stops after its current step,
+  // which on a CPU takes minutes, and the queue waits until then (/health's `stopping`; needs no key).
+  try {
+    return (await (await fetch("health", { cache: "no-store" })).json()).stopping || null;
+  } catch (_) {
+    return null; // the server cannot be reached: the queue's error says so
+  }
+}
+
+function showStopping(id) {
+  $("stopping").textContent = id ? "Cancelled " + id + ": the server stops it after the step it is on (on a CPU " +
+    "a step can take minutes); the next job starts then." : "";
+  $("stopping").hidden = !id;
+}
+
 async function refresh() {
   clearTimeout(refreshTimer);
   let busy = false;
   try {
-    const page = await (await api("v1/videos?limit=100&order=desc")).json();
-    const ahead = jobsAhead(page.data);
+    const [page, stopping] = await Promise.all([api("v1/videos?limit=100&order=desc").then((r) => r.json()),
+                                                stoppingJob()]);
+    showStopping(stopping);
+    busy = stopping !== null;
+    const ahead = jobsAhead(page.data, stopping);
     const seen = new Set();
     page.data.forEach((video, index) => {
       seen.add(video.id);
@@ -483,6 +570,43 @@ async function refresh() {
   refreshTimer = setTimeout(refresh, busy ? 1000 : 5000);
 }
 
+async function loadInfo() {
+  // This server's defaults (its checkpoint's guider and scheduler configs, its --crf, --max-video) in the fields
+  // of the form, where the page as served names the official ones; and its upload limits, checked before sending.
+  try {
+    serverInfo = await (await api("v1/info")).json();
+  } catch (_) {
+    return; // e.g. no API key yet: the queue shows that error
+  }
+  const text = serverInfo.defaults.text_to_video;
+  if (!text) return; // a checkpoint that refuses a job without settings: the fields keep the official values
+  const image = serverInfo.defaults.image_to_video;
+  for (const field of $("create").querySelectorAll("#frames, #steps, #advanced [name]")) {
+    const value = text[field.name];
+    if (value === undefined) continue;
+    const official = field.name === "flow_shift" ? OFFICIAL_SHIFT.text_to_video : OFFICIAL[field.name];
+    let words = defaultWords(field.name, value);
+    if (field.name === "flow_shift" && image && image.flow_shift !== value) {
+      words += " (" + image.flow_shift + " from a first frame or a video)";
+    }
+    if (field.name === "fps") words += " (going on from a video: its own)";
+    const range = (field.dataset.range ??= field.title.split("empty:")[0].replace(/[;\s]+$/, ""));
+    const differs = official !== undefined && value !== official;
+    field.title = (range ? range + "; " : "") + "empty: this server's default, " + words +
+      (differs ? " (the official value is " + defaultWords(field.name, official) + ")" : "");
+    if (field.tagName === "SELECT") field.options[0].textContent = "default (" + defaultWords(field.name, value) + ")";
+    else field.placeholder = defaultWords(field.name, value);
+  }
+  const size = $("size").options[0];
+  size.textContent = text.size + (text.size === "1280x736" ? " (official)" : " (this server's default)");
+}
+
+function defaultWords(name, value) {
+  // null: guidance is off (a guidance method), or not APG (an APG parameter), by default.
+  if (value === null) return name === "guidance_method" ? "off" : "not used";
+  return name === "guidance_method" ? value.toUpperCase() : String(value); // as the field's choices name it
+}
+
 async function showModel() {
   try {
     const models = await (await api("v1/models")).json();
@@ -495,6 +619,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("api-key").addEventListener("change", () => {
     localStorage.setItem("motif-lite-api-key", $("api-key").value.trim());
     showModel();
+    loadInfo();
     loadLoras();
     refresh();
   });
@@ -508,7 +633,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("remix-stop").addEventListener("click", stopRemixing);
   $("create").addEventListener("submit", submit);
   $("lora-refresh").addEventListener("click", loadLoras);
+  $("clip").addEventListener("change", chooseClip);
+  $("image").addEventListener("change", chooseImage);
   showModel();
+  loadInfo();
   loadLoras();
   refresh();
 });
