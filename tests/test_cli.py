@@ -571,6 +571,35 @@ def test_the_default_output_never_replaces_an_earlier_video(checkpoint, tmp_path
     assert "exists" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("count", "first", "second"), [
+    ("1", ["output.mp4"], ["output-2.mp4"]),
+    ("2", ["output-1.mp4", "output-2.mp4"], ["output-2-1.mp4", "output-2-2.mp4"]),
+])  # fmt: skip
+def test_runs_started_at_the_same_moment_take_different_default_names(tmp_path, monkeypatch, count, first, second):
+    # Two runs of a script (`&`, `xargs -P`) both chose output.mp4 (nothing was there yet) and the one that finished
+    # last replaced the other's video. A run now claims its names as it chooses them (an empty file, created
+    # exclusively); a dry run writes nothing.
+    monkeypatch.chdir(tmp_path)
+    args = cli.build_parser().parse_args(["run", "-p", "fox", "--video-frames", "5", "-b", count])
+
+    def outputs(claim: bool) -> list[str]:
+        requests, _ = run_command.resolve_requests(args, run_command.request_from_args(args), claim=claim)
+        return [Path(r.output).name for r in requests]
+
+    assert outputs(claim=False) == first and not any(tmp_path.iterdir())
+    assert outputs(claim=True) == first and outputs(claim=True) == second
+    assert all((tmp_path / name).stat().st_size == 0 for name in first + second)
+
+
+def test_a_run_that_fails_frees_the_default_name_it_claimed(checkpoint, tmp_path, capsys, monkeypatch):
+    # The claim (an empty output.mp4) must not outlive a run that wrote no video: the next run would take
+    # output-2.mp4, beside an empty output.mp4.
+    monkeypatch.chdir(tmp_path)
+    args = [a for a in run_args(checkpoint[0], Path("unused")) if a not in ("-o", "unused")]
+    assert_user_error(capsys, cli.main([*args, "--lora", "missing.safetensors"]), "LoRA file not found")
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_dry_run_says_which_free_name_a_run_would_write(checkpoint, tmp_path, capsys, monkeypatch):
     # It said "output.mp4 exists: writing output-2.mp4 instead" although a dry run writes nothing.
     monkeypatch.chdir(tmp_path)

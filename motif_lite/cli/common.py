@@ -57,12 +57,13 @@ def _replace_flag(tokens: list[str], flags: tuple[str, ...], value: str) -> list
     return [*out[:1], flags[0], value, *out[1:]]
 
 
-def free_output(wanted: Path, dry_run: bool = False) -> tuple[Path, str | None]:
+def free_output(wanted: Path, dry_run: bool = False, claim: bool = False) -> tuple[Path, str | None]:
     """`wanted`, or the next free name beside it when a file is there (a default output never replaces an earlier
-    video), with the note that says so (in a `dry_run`, which writes nothing: what a run would write)."""
-    from motif_lite.io.video import unused_path
+    video), with the note that says so (in a `dry_run`, which writes nothing: what a run would write). `claim`:
+    the name is taken at once (`io.video.claim`), so that a run started at the same moment picks another."""
+    from motif_lite.io.video import claim_unused_path, unused_path
 
-    chosen = unused_path(wanted)
+    chosen = claim_unused_path(wanted) if claim and not dry_run else unused_path(wanted)
     if chosen == wanted:
         return wanted, None
     writing = "a run would write" if dry_run else "writing"
