@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import shlex
 import shutil
@@ -542,6 +544,49 @@ def test_a_ctrl_c_after_the_command_finished_keeps_its_exit_status():
     # A finished run once exited 130 without a word: the Ctrl-C landed after the video was written.
     done = subprocess.run([sys.executable, "-c", FINISHED_THEN_CTRL_C], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "KeyboardInterrupt" not in done.stderr, (done.returncode, done.stderr)
+
+
+def dry_run_command(checkpoint: Path, prompt: str) -> list[str]:
+    """`motif-lite run --dry-run` as its own process: what a script starts (stdout not a terminal)."""
+    size = ["-W", "48", "-H", "32", "--video-frames", "5", "--device", "cpu"]
+    return [sys.executable, "-m", "motif_lite", "run", "-m", str(checkpoint), "-p", prompt, *size, "--dry-run"]
+
+
+def test_a_prompt_that_stdouts_encoding_lacks_is_printed_escaped(checkpoint):
+    # Under an ASCII or Latin-1 locale (or Windows' cp1252) printing the summary's prompt failed after the video was
+    # written: a traceback and exit code 1 for a finished run. It is written as Python writes stderr: escaped.
+    environment = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    command = dry_run_command(checkpoint[0], "un renard \u2014 caf\xe9 \u72d0")
+    done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "prompt: 'un renard \\u2014 caf\\xe9 \\u72d0'" in done.stdout
+
+
+def test_a_reader_that_went_away_ends_the_command_with_141_and_no_traceback(checkpoint):
+    # `motif-lite run ... | head -1`: the last write to the closed pipe (at Python's exit, stdout being buffered)
+    # printed "Exception ignored ... BrokenPipeError" and exited with 120, or a traceback and 1 mid-run.
+    process = subprocess.Popen(
+        dry_run_command(checkpoint[0], "a fox"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    process.stdout.close()  # the reader is gone before the command writes anything
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == cli.EXIT_OUTPUT_CLOSED == 141
+    assert "BrokenPipeError" not in err and "Traceback" not in err, err
+
+
+class ClosedPipe(io.StringIO):
+    """A stream whose reader went away (`motif-lite run ... 2>&1 | head -3`)."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_run_whose_log_reader_went_away_stops_with_141(checkpoint, tmp_path, monkeypatch, capsys):
+    # The first line on a closed stderr raised BrokenPipeError out of the command: a traceback nobody could read
+    # and exit code 1. It stops as the program a shell would see killed by SIGPIPE.
+    monkeypatch.setattr(sys, "stderr", ClosedPipe())
+    assert cli.main(run_args(checkpoint[0], tmp_path / "fox.mp4")) == cli.EXIT_OUTPUT_CLOSED
+    assert not any(tmp_path.iterdir())
 
 
 def test_help_and_version_do_not_import_torch():
