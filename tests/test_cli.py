@@ -12,6 +12,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import PIL.Image
@@ -308,6 +309,55 @@ def test_python_warnings_are_lines_of_their_own_above_the_progress_bar(capsys):
     assert "warning: DeprecationWarning: an old flag (/site-packages/torch/x.py:12)" in lines, lines
     assert "warning: batch_guidance=True does not fit" in lines, lines
     assert not any("warnings.warn" in line for line in lines) and warnings.showwarning is shown  # put back
+
+
+def show_a_run(progress: ProgressBars, steps: int = 50) -> None:
+    progress("encode", 2, 2)
+    for done in range(steps + 1):
+        progress("denoise", done, steps)
+    progress("decode", 0, 4)
+    progress("decode", 4, 4)
+
+
+def test_progress_in_a_log_is_whole_lines_at_a_sensible_rate(monkeypatch):
+    # `nohup motif-lite run ... > run.log 2>&1`: tqdm redrew each bar with carriage returns, one line per stage
+    # holding every update, which grep, less and journald show garbled. A log gets a stage's first and last line,
+    # and one between at most every 30 s (TQDM_MININTERVAL if set); TQDM_DISABLE=1 writes none.
+    log = io.StringIO()
+    show_a_run(ProgressBars(file=log))
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 5, lines
+    assert lines[1].startswith("denoise:   0%|") and re.match(r"denoise: 100%\|.*\| 50/50 \[", lines[2]), lines
+    monkeypatch.setenv("TQDM_MININTERVAL", "0")
+    show_a_run(every_update := ProgressBars(file=io.StringIO()))
+    assert len(every_update.file.getvalue().splitlines()) == 1 + 51 + 2
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    show_a_run(silent := ProgressBars(file=io.StringIO()))
+    assert silent.file.getvalue() == ""
+
+
+def test_progress_in_a_log_says_where_a_stopped_stage_got(monkeypatch):
+    log = io.StringIO()
+    progress = ProgressBars(file=log)
+    for done in range(4):
+        progress("denoise", done, 10)
+    progress.close()  # stopped after step 3
+    assert [line.split("|")[0] for line in log.getvalue().splitlines()] == ["denoise:   0%", "denoise:  30%"]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_in_a_terminal_or_a_notebook_stays_a_bar_drawn_in_place(monkeypatch):
+    show_a_run(in_a_terminal := ProgressBars(file=Terminal()))
+    assert "\r" in in_a_terminal.file.getvalue()
+    # A Jupyter kernel's stderr is no terminal, but its cells show tqdm's bars in place (widgets with ipywidgets).
+    kernel = SimpleNamespace(config={"IPKernelApp": {}})
+    monkeypatch.setitem(sys.modules, "IPython", SimpleNamespace(get_ipython=lambda: kernel))
+    show_a_run(in_a_notebook := ProgressBars(file=io.StringIO()))
+    assert "\r" in in_a_notebook.file.getvalue()
 
 
 @pytest.mark.parametrize(
