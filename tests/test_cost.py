@@ -4,8 +4,10 @@ without running any model."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import os
 import sys
 import types
 
@@ -164,6 +166,30 @@ def test_long_cpu_run_is_refused_without_a_terminal(cpu_run, capsys, monkeypatch
     with pytest.raises(Reached):
         cpu_run("--yes")
     assert "starting it (--yes)" in capsys.readouterr().err
+
+
+class BackgroundTerminal(io.StringIO):
+    """The terminal of a job started with `&`: a terminal, whose foreground is another process group."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 0
+
+
+@pytest.mark.parametrize("stdin", [None, "background"])
+def test_long_cpu_run_is_refused_with_stdin_closed_or_in_a_background_job(cpu_run, capsys, monkeypatch, stdin):
+    # `motif-lite run ... <&-` (sys.stdin is None) failed with a traceback; `motif-lite run ... > log 2>&1 &` asked
+    # in the log, and the shell stopped the job as it read the terminal (SIGTTIN): a run that waited unseen.
+    if stdin == "background":
+        monkeypatch.setattr(os, "tcgetpgrp", lambda fd: os.getpgrp() + 1)
+        stdin = BackgroundTerminal()
+    monkeypatch.setattr(sys, "stdin", stdin)
+    monkeypatch.setattr("builtins.input", lambda prompt: pytest.fail("asked a question nobody could answer"))
+    assert cpu_run() == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "Pass --yes to start it anyway." in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(("answer", "starts"), [("y", True), ("n", False), ("", False)])

@@ -1,9 +1,10 @@
 """What several commands share: the download hint that repeats the user's command, free output
-names, `--lora` values, and the `note: ...` lines."""
+names, `--lora` values, the `note: ...` lines, and whether a question can be asked."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator
@@ -18,6 +19,18 @@ def print_notes(notes, say: Callable = print) -> None:
     """Each note as a `note: ...` line on stderr (`say`: print, or a rank's that prints nothing)."""
     for note in notes:
         say(f"note: {note}", file=sys.stderr)
+
+
+def can_ask() -> bool:
+    """Whether a question on the terminal can be answered: stdin is one, and this process is its foreground job.
+    A script's run has no terminal (stdin from /dev/null, or closed: `sys.stdin` is None), and a job started with
+    `&` in a shell would be stopped by the terminal (SIGTTIN) as it read the answer: a run that waits unseen."""
+    if sys.stdin is None or not sys.stdin.isatty():
+        return False
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (AttributeError, OSError, ValueError):  # no job control (Windows), or a stdin without a descriptor
+        return True
 
 
 @contextlib.contextmanager
