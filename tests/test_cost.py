@@ -169,7 +169,7 @@ def test_long_cpu_run_is_refused_without_a_terminal(cpu_run, capsys, monkeypatch
 
 
 class BackgroundTerminal(io.StringIO):
-    """The terminal of a job started with `&`: a terminal, whose foreground is another process group."""
+    """A terminal as stdin (whose foreground is another process group where `os.tcgetpgrp` says so)."""
 
     def isatty(self) -> bool:
         return True
@@ -178,12 +178,16 @@ class BackgroundTerminal(io.StringIO):
         return 0
 
 
-@pytest.mark.parametrize("stdin", [None, "background"])
-def test_long_cpu_run_is_refused_with_stdin_closed_or_in_a_background_job(cpu_run, capsys, monkeypatch, stdin):
+@pytest.mark.parametrize("stdin", [None, "background", "stdout taken"])
+def test_long_cpu_run_is_refused_where_nobody_sees_the_question(cpu_run, capsys, monkeypatch, stdin):
     # `motif-lite run ... <&-` (sys.stdin is None) failed with a traceback; `motif-lite run ... > log 2>&1 &` asked
-    # in the log, and the shell stopped the job as it read the terminal (SIGTTIN): a run that waited unseen.
+    # in the log, and the shell stopped the job as it read the terminal (SIGTTIN); `subprocess.run(...,
+    # capture_output=True)` from a terminal asked into the captured stdout: each a run that waited unseen.
+    stdout_is_a_terminal = stdin != "stdout taken"
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: stdout_is_a_terminal)
     if stdin == "background":
         monkeypatch.setattr(os, "tcgetpgrp", lambda fd: os.getpgrp() + 1)
+    if stdin in ("background", "stdout taken"):
         stdin = BackgroundTerminal()
     monkeypatch.setattr(sys, "stdin", stdin)
     monkeypatch.setattr("builtins.input", lambda prompt: pytest.fail("asked a question nobody could answer"))
@@ -195,6 +199,7 @@ def test_long_cpu_run_is_refused_with_stdin_closed_or_in_a_background_job(cpu_ru
 @pytest.mark.parametrize(("answer", "starts"), [("y", True), ("n", False), ("", False)])
 def test_long_cpu_run_asks_on_a_terminal(cpu_run, capsys, monkeypatch, answer, starts):
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     questions = []
     monkeypatch.setattr("builtins.input", lambda prompt: questions.append(prompt) or answer)
     if starts:
@@ -209,6 +214,7 @@ def test_long_cpu_run_asks_on_a_terminal(cpu_run, capsys, monkeypatch, answer, s
 def test_end_of_input_at_the_cpu_time_question_is_no(cpu_run, capsys, monkeypatch):
     # Ctrl-D at "Start it anyway? [y/N]" raised EOFError out of confirm_cpu_time: a traceback, exit code 1.
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
 
     def end_of_input(prompt: str) -> str:
         raise EOFError

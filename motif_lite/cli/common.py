@@ -22,10 +22,12 @@ def print_notes(notes, say: Callable = print) -> None:
 
 
 def can_ask() -> bool:
-    """Whether a question on the terminal can be answered: stdin is one, and this process is its foreground job.
-    A script's run has no terminal (stdin from /dev/null, or closed: `sys.stdin` is None), and a job started with
-    `&` in a shell would be stopped by the terminal (SIGTTIN) as it read the answer: a run that waits unseen."""
-    if sys.stdin is None or not sys.stdin.isatty():
+    """Whether a question (`input`, which writes it on stdout and reads stdin) can be seen and answered: stdin and
+    stdout are a terminal, and this process is its foreground job. A script's run has no terminal (stdin from
+    /dev/null, or closed: `sys.stdin` is None) or takes stdout (`subprocess.run(..., capture_output=True)`,
+    `$(...)`, `> log`: the question would go there), and a job started with `&` in a shell would be stopped by the
+    terminal (SIGTTIN) as it read the answer: each a run that waits unseen."""
+    if any(stream is None or not stream.isatty() for stream in (sys.stdin, sys.stdout)):
         return False
     try:
         return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
