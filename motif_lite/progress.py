@@ -1,16 +1,24 @@
 """`ProgressBars`: a tqdm bar per stage of `generate`, for its `on_progress` (the command line's bars and a
-notebook's). Imports nothing heavy, so that `motif-lite --help` stays quick."""
+notebook's), or whole lines where the text goes to a log. Imports nothing heavy, so that `motif-lite --help` stays
+quick."""
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 from typing import TextIO
+
+LOG_EVERY_S = 30.0  # a log gets a stage's first and last line, and one between at most this often
 
 
 class ProgressBars:
     """A progress bar per stage for `generate(request, on_progress=ProgressBars())`: encode (inputs), denoise
     (steps) and decode (latent frames). tqdm.auto's bars: widgets in a Jupyter notebook (Colab, Kaggle), text in a
-    terminal. One instance serves many calls: each stage that starts gets a new bar (the next video's encode, or
-    the one after a stop part way through denoising). `file`: where text bars go (default stderr)."""
+    terminal. Text that goes elsewhere (a log file, a pipe, a batch scheduler's output) gets `LogLines` instead:
+    there a bar redrawn with carriage returns is one long line that `grep`, `less` and journald show garbled. One
+    instance serves many calls: each stage that starts gets a new bar (the next video's encode, or the one after a
+    stop part way through denoising). `file`: where text goes (default stderr)."""
 
     UNITS = {"encode": "input", "denoise": "step", "decode": "latent frame"}
 
@@ -26,7 +34,9 @@ class ProgressBars:
             self.close()
             self.stage = stage  # `initial`: a resumed run's bar starts at the steps already done
             unit = self.UNITS.get(stage, "it")
-            self.bar = tqdm(total=total, initial=done, desc=f"{stage:>7}", unit=unit, file=self.file)
+            stream = self.file if self.file is not None else sys.stderr
+            bar = tqdm if _in_a_notebook() or _is_terminal(stream) else LogLines
+            self.bar = bar(total=total, initial=done, desc=f"{stage:>7}", unit=unit, file=self.file)
         self.bar.update(done - self.bar.n)
         if stage == "decode" and done == total:  # the last stage is done: nothing more will close it
             self.close()
@@ -35,3 +45,75 @@ class ProgressBars:
         if self.bar is not None:
             self.bar.close()
         self.stage, self.bar = None, None
+
+
+class LogLines:
+    """A stage's progress as whole lines, tqdm's text without the carriage returns: one when the stage starts, one
+    at its end, and one between at most every `LOG_EVERY_S` seconds (`TQDM_MININTERVAL` in the environment, if
+    set), so that `tail`, `grep` and a scheduler's log show how far a run got. `TQDM_DISABLE=1` writes none, as
+    it turns tqdm's bars off."""
+
+    def __init__(self, total: int, initial: int, desc: str, unit: str, file: TextIO | None = None) -> None:
+        self.total, self.initial, self.n = total, initial, initial
+        self.desc, self.unit, self.file = desc, unit, file
+        self.start = time.monotonic()
+        self.every, self.silent = _log_settings()
+        self.shown: tuple[int, float] | None = None  # (done, when) of the last line
+
+    def update(self, steps: int) -> None:
+        self.n += steps
+        now = time.monotonic()
+        if self.shown is None or self.n == self.total or now - self.shown[1] >= self.every:
+            self._line(now)
+
+    def close(self) -> None:
+        if self.shown is None or self.shown[0] != self.n:  # stopped part way: where it got
+            self._line(time.monotonic())
+
+    def _line(self, now: float) -> None:
+        from tqdm.std import tqdm
+
+        self.shown = (self.n, now)
+        if self.silent:
+            return
+        stream = self.file if self.file is not None else sys.stderr
+        text = tqdm.format_meter(self.n, self.total, now - self.start, prefix=self.desc, unit=self.unit,
+                                 initial=self.initial, ascii=not _writes_unicode(stream))  # fmt: skip
+        print(text, file=stream, flush=True)
+
+
+def _in_a_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (Colab, Kaggle): its stderr is no terminal, but a cell shows tqdm's
+    bars in place (widgets with ipywidgets, else text whose carriage returns it follows). tqdm.auto asks the same."""
+    ipython = sys.modules.get("IPython")  # imported by then in a kernel; never imported here
+    try:
+        return "IPKernelApp" in ipython.get_ipython().config
+    except AttributeError:  # no IPython, or get_ipython() is None outside one
+        return False
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
+
+
+def _writes_unicode(stream: TextIO) -> bool:
+    """Whether the bar's block characters fit `stream`'s encoding (else tqdm's ASCII bar: '#')."""
+    try:
+        "█▏".encode(getattr(stream, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def _log_settings() -> tuple[float, bool]:
+    """(seconds between lines, whether to write none) from tqdm's environment variables, which a user may already
+    set for every tqdm bar."""
+    try:
+        every = float(os.environ.get("TQDM_MININTERVAL", LOG_EVERY_S))
+    except ValueError:
+        every = LOG_EVERY_S
+    silent = os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes", "on")
+    return every, silent

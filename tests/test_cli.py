@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import shlex
 import shutil
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import PIL.Image
@@ -308,6 +311,55 @@ def test_python_warnings_are_lines_of_their_own_above_the_progress_bar(capsys):
     assert not any("warnings.warn" in line for line in lines) and warnings.showwarning is shown  # put back
 
 
+def show_a_run(progress: ProgressBars, steps: int = 50) -> None:
+    progress("encode", 2, 2)
+    for done in range(steps + 1):
+        progress("denoise", done, steps)
+    progress("decode", 0, 4)
+    progress("decode", 4, 4)
+
+
+def test_progress_in_a_log_is_whole_lines_at_a_sensible_rate(monkeypatch):
+    # `nohup motif-lite run ... > run.log 2>&1`: tqdm redrew each bar with carriage returns, one line per stage
+    # holding every update, which grep, less and journald show garbled. A log gets a stage's first and last line,
+    # and one between at most every 30 s (TQDM_MININTERVAL if set); TQDM_DISABLE=1 writes none.
+    log = io.StringIO()
+    show_a_run(ProgressBars(file=log))
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 5, lines
+    assert lines[1].startswith("denoise:   0%|") and re.match(r"denoise: 100%\|.*\| 50/50 \[", lines[2]), lines
+    monkeypatch.setenv("TQDM_MININTERVAL", "0")
+    show_a_run(every_update := ProgressBars(file=io.StringIO()))
+    assert len(every_update.file.getvalue().splitlines()) == 1 + 51 + 2
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    show_a_run(silent := ProgressBars(file=io.StringIO()))
+    assert silent.file.getvalue() == ""
+
+
+def test_progress_in_a_log_says_where_a_stopped_stage_got(monkeypatch):
+    log = io.StringIO()
+    progress = ProgressBars(file=log)
+    for done in range(4):
+        progress("denoise", done, 10)
+    progress.close()  # stopped after step 3
+    assert [line.split("|")[0] for line in log.getvalue().splitlines()] == ["denoise:   0%", "denoise:  30%"]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_in_a_terminal_or_a_notebook_stays_a_bar_drawn_in_place(monkeypatch):
+    show_a_run(in_a_terminal := ProgressBars(file=Terminal()))
+    assert "\r" in in_a_terminal.file.getvalue()
+    # A Jupyter kernel's stderr is no terminal, but its cells show tqdm's bars in place (widgets with ipywidgets).
+    kernel = SimpleNamespace(config={"IPKernelApp": {}})
+    monkeypatch.setitem(sys.modules, "IPython", SimpleNamespace(get_ipython=lambda: kernel))
+    show_a_run(in_a_notebook := ProgressBars(file=io.StringIO()))
+    assert "\r" in in_a_notebook.file.getvalue()
+
+
 @pytest.mark.parametrize(
     "twice", [["-p", "a red fox", "-p", "a blue bird"], ["-n", "blurry", "--negative-prompt", "x"]]
 )
@@ -544,6 +596,49 @@ def test_a_ctrl_c_after_the_command_finished_keeps_its_exit_status():
     assert done.returncode == 0 and "KeyboardInterrupt" not in done.stderr, (done.returncode, done.stderr)
 
 
+def dry_run_command(checkpoint: Path, prompt: str) -> list[str]:
+    """`motif-lite run --dry-run` as its own process: what a script starts (stdout not a terminal)."""
+    size = ["-W", "48", "-H", "32", "--video-frames", "5", "--device", "cpu"]
+    return [sys.executable, "-m", "motif_lite", "run", "-m", str(checkpoint), "-p", prompt, *size, "--dry-run"]
+
+
+def test_a_prompt_that_stdouts_encoding_lacks_is_printed_escaped(checkpoint):
+    # Under an ASCII or Latin-1 locale (or Windows' cp1252) printing the summary's prompt failed after the video was
+    # written: a traceback and exit code 1 for a finished run. It is written as Python writes stderr: escaped.
+    environment = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    command = dry_run_command(checkpoint[0], "un renard \u2014 caf\xe9 \u72d0")
+    done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "prompt: 'un renard \\u2014 caf\\xe9 \\u72d0'" in done.stdout
+
+
+def test_a_reader_that_went_away_ends_the_command_with_141_and_no_traceback(checkpoint):
+    # `motif-lite run ... | head -1`: the last write to the closed pipe (at Python's exit, stdout being buffered)
+    # printed "Exception ignored ... BrokenPipeError" and exited with 120, or a traceback and 1 mid-run.
+    process = subprocess.Popen(
+        dry_run_command(checkpoint[0], "a fox"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    process.stdout.close()  # the reader is gone before the command writes anything
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == cli.EXIT_OUTPUT_CLOSED == 141
+    assert "BrokenPipeError" not in err and "Traceback" not in err, err
+
+
+class ClosedPipe(io.StringIO):
+    """A stream whose reader went away (`motif-lite run ... 2>&1 | head -3`)."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_run_whose_log_reader_went_away_stops_with_141(checkpoint, tmp_path, monkeypatch, capsys):
+    # The first line on a closed stderr raised BrokenPipeError out of the command: a traceback nobody could read
+    # and exit code 1. It stops as the program a shell would see killed by SIGPIPE.
+    monkeypatch.setattr(sys, "stderr", ClosedPipe())
+    assert cli.main(run_args(checkpoint[0], tmp_path / "fox.mp4")) == cli.EXIT_OUTPUT_CLOSED
+    assert not any(tmp_path.iterdir())
+
+
 def test_help_and_version_do_not_import_torch():
     # --help must answer at once: building the parser may not pull in torch (seconds to import).
     code = "import sys; from motif_lite.cli import build_parser; build_parser(); print('torch' in sys.modules)"
@@ -569,6 +664,35 @@ def test_the_default_output_never_replaces_an_earlier_video(checkpoint, tmp_path
     assert cli.main([*args, "-o", "output.mp4"]) == 0
     assert (tmp_path / "output.mp4").stat().st_size > 1000  # named with -o: replaced
     assert "exists" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("count", "first", "second"), [
+    ("1", ["output.mp4"], ["output-2.mp4"]),
+    ("2", ["output-1.mp4", "output-2.mp4"], ["output-2-1.mp4", "output-2-2.mp4"]),
+])  # fmt: skip
+def test_runs_started_at_the_same_moment_take_different_default_names(tmp_path, monkeypatch, count, first, second):
+    # Two runs of a script (`&`, `xargs -P`) both chose output.mp4 (nothing was there yet) and the one that finished
+    # last replaced the other's video. A run now claims its names as it chooses them (an empty file, created
+    # exclusively); a dry run writes nothing.
+    monkeypatch.chdir(tmp_path)
+    args = cli.build_parser().parse_args(["run", "-p", "fox", "--video-frames", "5", "-b", count])
+
+    def outputs(claim: bool) -> list[str]:
+        requests, _ = run_command.resolve_requests(args, run_command.request_from_args(args), claim=claim)
+        return [Path(r.output).name for r in requests]
+
+    assert outputs(claim=False) == first and not any(tmp_path.iterdir())
+    assert outputs(claim=True) == first and outputs(claim=True) == second
+    assert all((tmp_path / name).stat().st_size == 0 for name in first + second)
+
+
+def test_a_run_that_fails_frees_the_default_name_it_claimed(checkpoint, tmp_path, capsys, monkeypatch):
+    # The claim (an empty output.mp4) must not outlive a run that wrote no video: the next run would take
+    # output-2.mp4, beside an empty output.mp4.
+    monkeypatch.chdir(tmp_path)
+    args = [a for a in run_args(checkpoint[0], Path("unused")) if a not in ("-o", "unused")]
+    assert_user_error(capsys, cli.main([*args, "--lora", "missing.safetensors"]), "LoRA file not found")
+    assert not any(tmp_path.iterdir())
 
 
 def test_a_dry_run_says_which_free_name_a_run_would_write(checkpoint, tmp_path, capsys, monkeypatch):

@@ -4,8 +4,10 @@ without running any model."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import os
 import sys
 import types
 
@@ -166,9 +168,38 @@ def test_long_cpu_run_is_refused_without_a_terminal(cpu_run, capsys, monkeypatch
     assert "starting it (--yes)" in capsys.readouterr().err
 
 
+class BackgroundTerminal(io.StringIO):
+    """A terminal as stdin (whose foreground is another process group where `os.tcgetpgrp` says so)."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 0
+
+
+@pytest.mark.parametrize("stdin", [None, "background", "stdout taken"])
+def test_long_cpu_run_is_refused_where_nobody_sees_the_question(cpu_run, capsys, monkeypatch, stdin):
+    # `motif-lite run ... <&-` (sys.stdin is None) failed with a traceback; `motif-lite run ... > log 2>&1 &` asked
+    # in the log, and the shell stopped the job as it read the terminal (SIGTTIN); `subprocess.run(...,
+    # capture_output=True)` from a terminal asked into the captured stdout: each a run that waited unseen.
+    stdout_is_a_terminal = stdin != "stdout taken"
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: stdout_is_a_terminal)
+    if stdin == "background":
+        monkeypatch.setattr(os, "tcgetpgrp", lambda fd: os.getpgrp() + 1)
+    if stdin in ("background", "stdout taken"):
+        stdin = BackgroundTerminal()
+    monkeypatch.setattr(sys, "stdin", stdin)
+    monkeypatch.setattr("builtins.input", lambda prompt: pytest.fail("asked a question nobody could answer"))
+    assert cpu_run() == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "Pass --yes to start it anyway." in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize(("answer", "starts"), [("y", True), ("n", False), ("", False)])
 def test_long_cpu_run_asks_on_a_terminal(cpu_run, capsys, monkeypatch, answer, starts):
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     questions = []
     monkeypatch.setattr("builtins.input", lambda prompt: questions.append(prompt) or answer)
     if starts:
@@ -183,6 +214,7 @@ def test_long_cpu_run_asks_on_a_terminal(cpu_run, capsys, monkeypatch, answer, s
 def test_end_of_input_at_the_cpu_time_question_is_no(cpu_run, capsys, monkeypatch):
     # Ctrl-D at "Start it anyway? [y/N]" raised EOFError out of confirm_cpu_time: a traceback, exit code 1.
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
 
     def end_of_input(prompt: str) -> str:
         raise EOFError

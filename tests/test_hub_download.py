@@ -490,10 +490,8 @@ def slow_cpu(monkeypatch):
 
 def answering(monkeypatch, answer: str | None) -> list[str]:
     """The questions asked on a terminal, each answered `answer`; None: no terminal."""
-    import sys
-
     questions: list[str] = []
-    monkeypatch.setattr(sys.stdin, "isatty", lambda: answer is not None)
+    monkeypatch.setattr("motif_lite.cli.run_time.can_ask", lambda: answer is not None)
     monkeypatch.setattr("builtins.input", lambda prompt: questions.append(prompt) or answer)
     return questions
 

@@ -29,6 +29,8 @@ from motif_lite.stopping import STOP_SIGNALS, Terminated, exit_with, signals_int
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_OUT_OF_MEMORY = 1  # what the uncaught exception gave before: scripts see the same code
+# 128 + SIGPIPE: what a shell reports for a program whose reader went away (`motif-lite run ... | head -1`).
+EXIT_OUTPUT_CLOSED = 141
 OUT_OF_MEMORY_ADVICE = (
     "the memory plan is made from the GPU's free memory at the start: another program may have taken some since. "
     "Close it, or give a smaller budget (--vram GiB) so that the plan leaves room; --dry-run shows the plan"
@@ -72,7 +74,28 @@ def build_parser() -> argparse.ArgumentParser:
 def entry() -> NoReturn:
     """The `motif-lite` program (and `python -m motif_lite`): `main`, then exit with its code, the stop signals
     ignored from then on (`stopping.exit_with`)."""
-    exit_with(main())
+    escape_what_stdout_cannot_encode()
+    exit_with(_flushed(main()))
+
+
+def _flushed(code: int) -> int:
+    """`code`, once stdout has written what it holds (a pipe's stdout is buffered: the summary may still be
+    there); `EXIT_OUTPUT_CLOSED` when its reader went away. Left to Python's exit, that write would fail with
+    "Exception ignored ... BrokenPipeError" and the exit code 120."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stop_writing_to_closed_pipes()
+        return EXIT_OUTPUT_CLOSED
+    return code
+
+
+def escape_what_stdout_cannot_encode() -> None:
+    """Characters that stdout's encoding lacks (a prompt's "café" or "狐" under an ASCII or Latin-1 locale, or
+    Windows' cp1252) written as backslash escapes, as Python writes them on stderr: the summary comes after the
+    video is written, and failing on it would turn a finished run into a traceback and exit code 1."""
+    with contextlib.suppress(AttributeError, ValueError):  # a stream without `reconfigure`, or already closed
+        sys.stdout.reconfigure(errors="backslashreplace")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say(f"\n{_rank_prefix()}interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of stdout or stderr went away: nothing more can be said
+        _stop_writing_to_closed_pipes()
+        return EXIT_OUTPUT_CLOSED
     except OSError as exc:
         if exc.errno != errno.ENAMETOOLONG:
             raise
@@ -117,6 +143,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(args, "vram"):  # the commands that plan their memory: run, decode, serve
             _say(f"{_rank_prefix()}{OUT_OF_MEMORY_ADVICE}")
         return EXIT_OUT_OF_MEMORY
+
+
+def _stop_writing_to_closed_pipes() -> None:
+    """stdout and stderr sent to /dev/null: Python flushes them as it exits, and a write to a closed pipe then
+    prints "Exception ignored ... BrokenPipeError" and makes the exit code 120 (Python's advice, "Note on
+    SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a stream with no file descriptor (captured in a test)
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
 def _name_too_long(exc: OSError) -> str:

@@ -1,9 +1,10 @@
 """What several commands share: the download hint that repeats the user's command, free output
-names, `--lora` values, and the `note: ...` lines."""
+names, `--lora` values, the `note: ...` lines, and whether a question can be asked."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator
@@ -18,6 +19,20 @@ def print_notes(notes, say: Callable = print) -> None:
     """Each note as a `note: ...` line on stderr (`say`: print, or a rank's that prints nothing)."""
     for note in notes:
         say(f"note: {note}", file=sys.stderr)
+
+
+def can_ask() -> bool:
+    """Whether a question (`input`, which writes it on stdout and reads stdin) can be seen and answered: stdin and
+    stdout are a terminal, and this process is its foreground job. A script's run has no terminal (stdin from
+    /dev/null, or closed: `sys.stdin` is None) or takes stdout (`subprocess.run(..., capture_output=True)`,
+    `$(...)`, `> log`: the question would go there), and a job started with `&` in a shell would be stopped by the
+    terminal (SIGTTIN) as it read the answer: each a run that waits unseen."""
+    if any(stream is None or not stream.isatty() for stream in (sys.stdin, sys.stdout)):
+        return False
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (AttributeError, OSError, ValueError):  # no job control (Windows), or a stdin without a descriptor
+        return True
 
 
 @contextlib.contextmanager
@@ -57,12 +72,13 @@ def _replace_flag(tokens: list[str], flags: tuple[str, ...], value: str) -> list
     return [*out[:1], flags[0], value, *out[1:]]
 
 
-def free_output(wanted: Path, dry_run: bool = False) -> tuple[Path, str | None]:
+def free_output(wanted: Path, dry_run: bool = False, claim: bool = False) -> tuple[Path, str | None]:
     """`wanted`, or the next free name beside it when a file is there (a default output never replaces an earlier
-    video), with the note that says so (in a `dry_run`, which writes nothing: what a run would write)."""
-    from motif_lite.io.video import unused_path
+    video), with the note that says so (in a `dry_run`, which writes nothing: what a run would write). `claim`:
+    the name is taken at once (`io.video.claim`), so that a run started at the same moment picks another."""
+    from motif_lite.io.video import claim_unused_path, unused_path
 
-    chosen = unused_path(wanted)
+    chosen = claim_unused_path(wanted) if claim and not dry_run else unused_path(wanted)
     if chosen == wanted:
         return wanted, None
     writing = "a run would write" if dry_run else "writing"

@@ -112,7 +112,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     from motif_lite.cli import use_expandable_segments
-    from motif_lite.io.video import check_crf
+    from motif_lite.io.video import check_crf, release_claims
 
     use_expandable_segments()  # before torch starts CUDA
     resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
@@ -127,25 +127,29 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     parallel, requests, notes = _resolve(args, unresolved, session, layout, clip)
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
     main_rank = parallel is None or parallel.is_main
-    say = print if main_rank else _quiet
-    loras = lora_args(args.lora)
-    on_preview = _preview_writer(args.preview, request.fps) if args.preview and main_rank else None
-    done = resume.progress[0] if resume is not None else 0  # a resumed run previews only the steps it samples
-    previews = _preview_notes(args.preview, request.steps, args.preview_every, done)
-    ignored = torchrun_notes(args.gpus, torchrun_world)
-    flags = flag_notes(args, several_processes=layout is not None)
-    recalled_notes = list(args.recalled.notes) if _recalled(args) else []
-    print_notes([*resume_notes, *recalled_notes, *notes, *previews, *flags, *ignored], say)
-    if args.dry_run:
-        print_notes(_batch_videos_note(requests, drawn=unresolved.seed in (None, -1)), say)
-        return dry_run(args, request, layout, videos=len(requests))
-    device = args.device if session is None else session.device
+    # The default names the main rank claimed (empty files): freed again unless a video replaced them.
+    claimed = [r.output for r in requests] if main_rank and args.output is None and not args.dry_run else []
+    on_preview = None
     try:
+        say = print if main_rank else _quiet
+        loras = lora_args(args.lora)
+        on_preview = _preview_writer(args.preview, request.fps) if args.preview and main_rank else None
+        done = resume.progress[0] if resume is not None else 0  # a resumed run previews only the steps it samples
+        previews = _preview_notes(args.preview, request.steps, args.preview_every, done)
+        ignored = torchrun_notes(args.gpus, torchrun_world)
+        flags = flag_notes(args, several_processes=layout is not None)
+        recalled_notes = list(args.recalled.notes) if _recalled(args) else []
+        print_notes([*resume_notes, *recalled_notes, *notes, *previews, *flags, *ignored], say)
+        if args.dry_run:
+            print_notes(_batch_videos_note(requests, drawn=unresolved.seed in (None, -1)), say)
+            return dry_run(args, request, layout, videos=len(requests))
+        device = args.device if session is None else session.device
         with download_hint_repeats(getattr(args, "argv", None)):
             return _generate(args, requests, device, loras, on_preview, parallel, say, resume, clip)
     finally:
         if on_preview is not None:
             on_preview.close()
+        release_claims(claimed)
 
 
 def _resolve(
@@ -159,12 +163,12 @@ def _resolve(
     before anything loads. In a parallel run rank 0 checks the settings (its output folder, its image), draws the
     seed and names the outputs, and the other ranks get its answer."""
     if session is None:
-        return None, *resolve_requests(args, unresolved, clip)
+        return None, *resolve_requests(args, unresolved, clip, claim=True)
     from motif_lite.runtime.parallel import DEFAULT_STEP_TIMEOUT_S, Parallel
 
     timeout = args.comm_timeout if args.comm_timeout is not None else DEFAULT_STEP_TIMEOUT_S
     parallel = Parallel.create(layout, session.device, timeout)
-    return parallel, *parallel.share(lambda: resolve_requests(args, unresolved, clip))
+    return parallel, *parallel.share(lambda: resolve_requests(args, unresolved, clip, claim=True))
 
 
 def flag_notes(args: argparse.Namespace, several_processes: bool) -> list[str]:

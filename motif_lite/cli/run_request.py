@@ -81,39 +81,46 @@ def take_clip_defaults(args: argparse.Namespace) -> Clip:
 
 
 def resolve_requests(
-    args: argparse.Namespace, unresolved: GenerationRequest, clip: Clip | None = None
+    args: argparse.Namespace, unresolved: GenerationRequest, clip: Clip | None = None, claim: bool = False
 ) -> tuple[list[GenerationRequest], list[str]]:
     """`unresolved.resolve()` as the run's videos: one, or with `--batch-count N` N of them with seeds SEED,
     SEED+1, ... and files numbered -1, -2, ... before the extension; without -o, names that do not replace an
-    earlier video. `clip`: the clip `--extend` names, as `take_clip_defaults` read it."""
+    earlier video, and with `claim` (a run, not a dry run) taken at once (`io.video.claim`): the caller releases
+    them (`io.video.release_claims`). `clip`: the clip `--extend` names, as `take_clip_defaults` read it."""
     import dataclasses
 
     from motif_lite.io.preview import check_previews_come
-    from motif_lite.io.video import numbered_path, stale_frames_note
+    from motif_lite.io.video import numbered_path, release_claims, stale_frames_note
 
     request, _, notes = unresolved.resolve_with_clip(clip)
     path, count = Path(request.output), args.batch_count
     outputs = [path] if count == 1 else [numbered_path(path, i) for i in range(1, count + 1)]
     if args.output is None and count == 1:
-        output, note = free_output(path, args.dry_run)
+        output, note = free_output(path, args.dry_run, claim)
         outputs, notes = [output], notes + ([note] if note else [])
     elif args.output is None:
-        outputs, note = free_batch_outputs(path, count, args.dry_run)
+        outputs, note = free_batch_outputs(path, count, args.dry_run, claim)
         notes += [note] if note else []
-    if args.preview:
-        _check_preview_is_no_frame(args.preview, outputs, request.frames)
-        check_previews_come(request.steps, args.preview_every)
+    try:
+        if args.preview:
+            _check_preview_is_no_frame(args.preview, outputs, request.frames)
+            check_previews_come(request.steps, args.preview_every)
+        notes += [note for output in outputs if (note := stale_frames_note(output, request.frames))]
+        notes += prompt_file_notes(args)
+    except BaseException:
+        if claim and args.output is None and not args.dry_run:  # refused after all: the names go back
+            release_claims(outputs)
+        raise
     seeds = [(request.seed + i) % 2**32 for i in range(count)]
-    notes += [note for output in outputs if (note := stale_frames_note(output, request.frames))]
-    notes += prompt_file_notes(args)
     return [dataclasses.replace(request, seed=s, output=o) for s, o in zip(seeds, outputs, strict=True)], notes
 
 
-def free_batch_outputs(wanted: Path, count: int, dry_run: bool) -> tuple[list[Path], str | None]:
+def free_batch_outputs(wanted: Path, count: int, dry_run: bool, claim: bool = False) -> tuple[list[Path], str | None]:
     """The files of a batch of `count` videos without -o: `output-1.mp4`, `output-2.mp4`, ... or, when any of them is
     there, the whole batch under the first free name a single run would pick (`output-2-1.mp4`, `output-2-2.mp4`,
     ...), so that one batch's files share a name (each picking its own free name gave `output-1-2.mp4` beside
-    `output-2.mp4`). With the note that says so (in a `dry_run`: what a run would write)."""
+    `output-2.mp4`). With the note that says so (in a `dry_run`: what a run would write). `claim`: the names are
+    taken at once (`io.video.claim`), all of a batch or none."""
     import itertools
 
     from motif_lite.io.video import numbered_path
@@ -121,12 +128,13 @@ def free_batch_outputs(wanted: Path, count: int, dry_run: bool) -> tuple[list[Pa
     def batch(base: Path) -> list[Path]:
         return [numbered_path(base, i) for i in range(1, count + 1)]
 
+    claiming = claim and not dry_run
     for base in itertools.chain([wanted], (numbered_path(wanted, n) for n in itertools.count(2))):
         outputs = batch(base)
-        if not any(output.exists() for output in outputs):
+        if _claim_all(outputs) if claiming else not any(output.exists() for output in outputs):
             break
     taken = [output for output in batch(wanted) if output.exists()]
-    if not taken:
+    if base == wanted or not taken:  # (the names claimed are there now: they are no earlier videos)
         return outputs, None
     writing = "a run would write" if dry_run else "writing"
     there = f"{taken[0]} exists" if len(taken) == 1 else f"{taken[0]} and {counted(len(taken) - 1, 'other')} exist"
@@ -207,3 +215,17 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
 
 def _same_file(a: str | Path, b: str | Path) -> bool:
     return user_path(a).resolve() == user_path(b).resolve()
+
+
+def _claim_all(paths: list[Path]) -> bool:
+    """Whether every one of `paths` was free and is now claimed (`io.video.claim`); when one is not, those claimed
+    are released, so that the batch moves on to its next name whole."""
+    from motif_lite.io.video import claim, release_claims
+
+    claimed = []
+    for path in paths:
+        if not claim(path):
+            release_claims(claimed)
+            return False
+        claimed.append(path)
+    return True

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from motif_lite.cli.common import can_ask
 from motif_lite.cli.run_flags import LONG_CPU_RUN_SECONDS, LONG_GPU_RUN_SECONDS
 from motif_lite.errors import counted
 from motif_lite.request import GenerationRequest
@@ -90,7 +91,7 @@ def confirm_cpu_time(
     if yes:
         print(f"note: {message}; starting it (--yes)", file=sys.stderr)
         return True
-    if not sys.stdin.isatty():
+    if not can_ask():  # no terminal, or a background job's (`&`): an answer nobody could give
         raise MotifLiteError(f"{message}. Pass --yes to start it anyway.")
     first = f" (downloading {file_size(download.needed)} of {download.repo} first)" if download is not None else ""
     try:

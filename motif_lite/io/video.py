@@ -99,7 +99,40 @@ def unused_path(path: Path) -> Path:
 
 def _taken(path: Path) -> bool:
     """Whether a file is at `path`; for a PNG sequence, at its first frame (the pattern itself is never a file)."""
-    return (path.parent / (path.name % 0)).exists() if is_frame_sequence(path) else path.exists()
+    return _first_file(path).exists()
+
+
+def _first_file(path: Path) -> Path:
+    """The file that shows `path` is taken: itself, or a PNG sequence's first frame."""
+    return path.parent / (path.name % 0) if is_frame_sequence(path) else path
+
+
+def claim(path: Path) -> bool:
+    """Whether `path` was free and is now this process's: an empty file created there exclusively (for a PNG
+    sequence, its first frame). Of two runs choosing a name at the same moment (a script's `&`, `xargs -P`) only
+    one can create it, so the other picks the next name instead of writing the same file. The finished video
+    replaces the empty file; `release_claims` removes it when the run ends without one."""
+    try:
+        _first_file(path).open("x").close()
+    except FileExistsError:
+        return False
+    return True
+
+
+def claim_unused_path(path: Path) -> Path:
+    """`unused_path`, claimed (`claim`): the first name from `path` on that no file and no other run has taken."""
+    candidates = itertools.chain([path], (numbered_path(path, n) for n in itertools.count(2)))
+    return next(candidate for candidate in candidates if claim(candidate))
+
+
+def release_claims(paths: Iterable[Path]) -> None:
+    """Remove the empty files `claim` made that no video replaced (the run failed or stopped first), so that the
+    name is free again. A file with content is a written video and stays."""
+    for path in paths:
+        file = _first_file(path)
+        with contextlib.suppress(OSError):  # gone already, or a folder now unreachable: nothing to release
+            if file.stat().st_size == 0:
+                file.unlink()
 
 
 def numbered_path(path: Path, n: int) -> Path:
