@@ -128,10 +128,10 @@ def free_batch_outputs(wanted: Path, count: int, dry_run: bool, claim: bool = Fa
     def batch(base: Path) -> list[Path]:
         return [numbered_path(base, i) for i in range(1, count + 1)]
 
-    claiming = claim and not dry_run
+    is_free = _claim_all if claim and not dry_run else _none_exist
     for base in itertools.chain([wanted], (numbered_path(wanted, n) for n in itertools.count(2))):
         outputs = batch(base)
-        if _claim_all(outputs) if claiming else not any(output.exists() for output in outputs):
+        if is_free(outputs):
             break
     taken = [output for output in batch(wanted) if output.exists()]
     if base == wanted or not taken:  # (the names claimed are there now: they are no earlier videos)
@@ -215,6 +215,10 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
 
 def _same_file(a: str | Path, b: str | Path) -> bool:
     return user_path(a).resolve() == user_path(b).resolve()
+
+
+def _none_exist(paths: list[Path]) -> bool:
+    return not any(path.exists() for path in paths)
 
 
 def _claim_all(paths: list[Path]) -> bool:
