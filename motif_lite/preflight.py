@@ -24,7 +24,7 @@ from motif_lite.devices import (
     vram_over_free_note,
 )
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError, both_spellings
-from motif_lite.io.hub import DownloadPlan
+from motif_lite.io.hub import DownloadHeld, DownloadPlan, held_while
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.wsl import windows_gpu_driver
 from motif_lite.request import GenerationRequest
@@ -70,7 +70,8 @@ def preflight(
 
     Raises one `MotifLiteError` listing every problem (a `MissingFilesError`, with the download commands, when files
     are missing; the problem's own error, e.g. a `DeviceError`, when there is one; else a `CheckpointError`); returns
-    what was found and the device.
+    what was found and the device. A problem found on this machine (the device, a flag, a file the user gave) holds
+    any download: it is raised before one starts (`io.hub.held_while`).
     """
     if text_encoder_quantize is not None:  # a wrong type, or a GGUF besides, said before any download
         _text_encoder_recipe(text_encoder_quantize, None if text_encoder_gguf is None else str(text_encoder_gguf))
@@ -84,8 +85,12 @@ def preflight(
     try:
         if isinstance(model, ModelSources):
             sources = model
-        else:
-            sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, before_download=before_download)
+        else:  # the device's problem holds any download: said now, not after the gigabytes
+            held = held_while(problems, before_download)
+            sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, before_download=held)
+    except DownloadHeld as exc:  # the device's problem and the files' found so far (the device's, said once)
+        said = {str(problem) for problem in problems}
+        problems.extend(CheckpointError(problem) for problem in exc.problems if problem not in said)
     except MissingFilesError as exc:
         exc.problems[:0] = [str(problem) for problem in problems]
         raise

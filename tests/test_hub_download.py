@@ -576,3 +576,73 @@ def test_local_mistakes_are_said_before_the_cpu_time_question_and_the_download(
     assert cli.main([*run, "--gguf", "Q4_K_N"]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert "match variant 'Q4_K_N'" in err and "Pass --yes" not in err and fake_hub.downloads == []
+
+
+@pytest.fixture
+def empty_cache_run(fake_hub, monkeypatch, tmp_path, capsys):
+    """`motif-lite run` of the official checkpoint on a machine without a GPU, online, its cache empty and its disk
+    roomy: returns a function that runs it with more flags and gives (exit code, stderr)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    free_space(monkeypatch, 10**12)
+    answering(monkeypatch, None)
+
+    def run(*flags: str) -> tuple[int, str]:
+        code = cli.main(["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), *flags])
+        return code, capsys.readouterr().err
+
+    return run
+
+
+def test_a_device_this_machine_lacks_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, monkeypatch):
+    # It was said after the whole checkpoint (10+ GB) had downloaded: preflight collected it and went on.
+    import torch
+
+    code, err = empty_cache_run("--device", "cuda")
+    assert code == cli.EXIT_USER_ERROR and "CUDA is not available" in err
+    assert "downloading" not in err and "hf download" not in err and fake_hub.downloads == []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a one-GPU machine
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    code, err = empty_cache_run("--device", "cuda:3")
+    assert code == cli.EXIT_USER_ERROR and "there are only 1 CUDA device(s)" in err
+    assert "downloading" not in err and fake_hub.downloads == []
+
+
+def test_a_wrong_weights_file_of_the_users_is_said_before_the_checkpoint_downloads(
+    empty_cache_run, fake_hub, checkpoint, tmp_path
+):
+    # A file the user gave is read on this machine: its problem comes before the rest of the checkpoint downloads.
+    code, err = empty_cache_run("--vae", str(tmp_path / "missing.safetensors"))
+    assert code == cli.EXIT_USER_ERROR and "missing.safetensors does not exist" in err
+    assert "downloading" not in err and fake_hub.downloads == []
+    truncated = tmp_path / "vae.safetensors"
+    truncated.write_bytes((checkpoint / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()[:-100])
+    code, err = empty_cache_run("--vae", str(truncated))
+    assert code == cli.EXIT_USER_ERROR and f"{truncated}" in err and "replace it with a complete copy" in err
+    assert fake_hub.downloads == []
+    transformer = next((checkpoint / "transformer").glob("*.safetensors"))
+    code, err = empty_cache_run("--vae", str(transformer))  # another component's file, given to the wrong flag
+    assert code == cli.EXIT_USER_ERROR and "is not the VAE" in err and fake_hub.downloads == []
+    # With a wrong device too: both, in one message, and still no download.
+    code, err = empty_cache_run("--vae", str(tmp_path / "missing.safetensors"), "--device", "cuda")
+    assert "CUDA is not available" in err and "missing.safetensors does not exist" in err
+    assert fake_hub.downloads == []
+
+
+def test_a_bad_gguf_file_of_the_users_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, tmp_path):
+    from gguf import GGMLQuantizationType
+    from gguf_helpers import write_test_gguf
+
+    code, err = empty_cache_run("--gguf", str(tmp_path / "typo.gguf"))
+    assert code == cli.EXIT_USER_ERROR and "no such GGUF file" in err and fake_hub.downloads == []
+    code, err = empty_cache_run("--text-encoder-gguf", str(tmp_path / "typo.gguf"))
+    assert code == cli.EXIT_USER_ERROR and "no such text encoder GGUF file" in err and fake_hub.downloads == []
+    import numpy as np
+
+    spec = {"tok.weight": (np.ones((2, 32), np.float32), GGMLQuantizationType.F32, (2, 32))}
+    llm = write_test_gguf(tmp_path / "llm.gguf", spec, arch="llama")  # another model's file
+    for flag in ("--gguf", "--text-encoder-gguf"):
+        code, err = empty_cache_run(flag, str(llm))
+        assert code == cli.EXIT_USER_ERROR and "'llama'" in err and "downloading" not in err
+        assert fake_hub.downloads == []
