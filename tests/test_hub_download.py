@@ -580,16 +580,16 @@ def test_local_mistakes_are_said_before_the_cpu_time_question_and_the_download(
 
 @pytest.fixture
 def empty_cache_run(fake_hub, monkeypatch, tmp_path, capsys):
-    """`motif-lite run` of the official checkpoint on a machine without a GPU, online, its cache empty and its disk
-    roomy: returns a function that runs it with more flags and gives (exit code, stderr)."""
+    """`motif-lite run --yes` of the official checkpoint on a machine without a GPU, online, its cache empty and its
+    disk roomy (--yes: no CPU time question stops it before the download, however fast this CPU is): returns a
+    function that runs it with more flags and gives (exit code, stderr)."""
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     free_space(monkeypatch, 10**12)
-    answering(monkeypatch, None)
 
     def run(*flags: str) -> tuple[int, str]:
-        code = cli.main(["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), *flags])
+        code = cli.main(["run", "--yes", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), *flags])
         return code, capsys.readouterr().err
 
     return run
@@ -646,3 +646,32 @@ def test_a_bad_gguf_file_of_the_users_is_said_before_the_checkpoint_downloads(em
         code, err = empty_cache_run(flag, str(llm))
         assert code == cli.EXIT_USER_ERROR and "'llama'" in err and "downloading" not in err
         assert fake_hub.downloads == []
+
+
+def test_a_speed_flag_the_device_cannot_run_is_said_before_the_checkpoint_downloads(
+    empty_cache_run, fake_hub, monkeypatch
+):
+    # They were checked once the checkpoint was there: after its download.
+    from motif_lite.runtime import compile as compiling
+
+    code, err = empty_cache_run("--device", "cpu", "--attention-backend", "cudnn")
+    assert code == cli.EXIT_USER_ERROR and "--attention-backend cudnn is a CUDA kernel" in err
+    assert "downloading" not in err and fake_hub.downloads == []
+    monkeypatch.setattr(compiling.shutil, "which", lambda name: None)  # no C++ compiler on this machine
+    code, err = empty_cache_run("--device", "cpu", "--compile")
+    assert code == cli.EXIT_USER_ERROR and "--compile on the CPU needs a C++ compiler" in err
+    assert "downloading" not in err and fake_hub.downloads == []
+
+
+def test_a_quantize_recipe_is_checked_before_anything_downloads(fake_hub, monkeypatch):
+    # In Python no flag parser checks it first: an unknown recipe, or one with a GGUF besides, was said after the
+    # checkpoint's (and the GGUF variant's) download.
+    from motif_lite.errors import ConfigError
+    from motif_lite.preflight import preflight
+
+    free_space(monkeypatch, 10**12)
+    with pytest.raises(ConfigError, match="^--quantize: "):
+        preflight(MOTIF_REPO, device="cpu", quantize="Q4_X")
+    with pytest.raises(ConfigError, match="leave out one of them$"):
+        preflight(MOTIF_REPO, gguf="Q4_K_M", device="cpu", quantize="Q8_0")
+    assert fake_hub.downloads == []
