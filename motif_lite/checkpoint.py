@@ -15,7 +15,9 @@ needed either: the file's embedded config must agree with `text_encoder/config.j
 its every tensor must fit that config (`encoders.text_gguf.read_text_encoder_gguf`). Every problem of a request (a
 bad `--gguf` path next to missing checkpoint files, a foreign GGUF, a tensor whose shape does not fit the config) is
 collected and raised as one error, with the download commands for whatever is missing
-(`io.missing_report.MissingFilesError`).
+(`io.missing_report.MissingFilesError`). The files the user gave (weight files, a GGUF path, a text encoder GGUF)
+are read before the checkpoint is looked for, and no download starts while a problem stands (`io.hub.held_while`):
+a mistake on this machine is said before gigabytes download, not after them.
 """
 
 from __future__ import annotations
@@ -157,8 +159,9 @@ def locate_sources(
     cache only, no network. require_weights=False (dry runs): files that are not at hand become notes instead of
     errors, and the configs fall back to the official built-in values. before_download: called with each
     download's plan (the checkpoint's, a GGUF variant's) just before it starts (`HubAccess`); what it raises is one
-    of the problems, and that download does not start. Raises `MissingFilesError` (with the download commands) or
-    `CheckpointError`.
+    of the problems, and that download does not start. No download starts while a problem has been found (the
+    files the user gave are read first): `io.hub.DownloadHeld` then lists them. Raises `MissingFilesError` (with
+    the download commands) or `CheckpointError`.
     """
     problems: list[str] = []
     missing: list = []
