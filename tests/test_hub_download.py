@@ -624,6 +624,14 @@ def test_a_wrong_weights_file_of_the_users_is_said_before_the_checkpoint_downloa
     transformer = next((checkpoint / "transformer").glob("*.safetensors"))
     code, err = empty_cache_run("--vae", str(transformer))  # another component's file, given to the wrong flag
     assert code == cli.EXIT_USER_ERROR and "is not the VAE" in err and fake_hub.downloads == []
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    scaled = tmp_path / "vae_fp8_scaled.safetensors"  # ComfyUI's fp8_scaled, which only the transformer may be
+    vae = load_file(checkpoint / "vae" / "diffusion_pytorch_model.safetensors")
+    save_file({**{n: t.to(torch.float8_e4m3fn) for n, t in vae.items()}, "scaled_fp8": torch.empty(0)}, scaled)
+    code, err = empty_cache_run("--vae", str(scaled))
+    assert code == cli.EXIT_USER_ERROR and "is a scaled fp8 file" in err and fake_hub.downloads == []
     # With a wrong device too: both, in one message, and still no download.
     code, err = empty_cache_run("--vae", str(tmp_path / "missing.safetensors"), "--device", "cuda")
     assert "CUDA is not available" in err and "missing.safetensors does not exist" in err
