@@ -613,6 +613,9 @@ def test_a_wrong_weights_file_of_the_users_is_said_before_the_checkpoint_downloa
     empty_cache_run, fake_hub, checkpoint, tmp_path
 ):
     # A file the user gave is read on this machine: its problem comes before the rest of the checkpoint downloads.
+    import torch
+    from safetensors.torch import load_file, save_file
+
     code, err = empty_cache_run("--vae", str(tmp_path / "missing.safetensors"))
     assert code == cli.EXIT_USER_ERROR and "missing.safetensors does not exist" in err
     assert "downloading" not in err and fake_hub.downloads == []
@@ -624,9 +627,6 @@ def test_a_wrong_weights_file_of_the_users_is_said_before_the_checkpoint_downloa
     transformer = next((checkpoint / "transformer").glob("*.safetensors"))
     code, err = empty_cache_run("--vae", str(transformer))  # another component's file, given to the wrong flag
     assert code == cli.EXIT_USER_ERROR and "is not the VAE" in err and fake_hub.downloads == []
-    import torch
-    from safetensors.torch import load_file, save_file
-
     scaled = tmp_path / "vae_fp8_scaled.safetensors"  # ComfyUI's fp8_scaled, which only the transformer may be
     vae = load_file(checkpoint / "vae" / "diffusion_pytorch_model.safetensors")
     save_file({**{n: t.to(torch.float8_e4m3fn) for n, t in vae.items()}, "scaled_fp8": torch.empty(0)}, scaled)
@@ -639,6 +639,7 @@ def test_a_wrong_weights_file_of_the_users_is_said_before_the_checkpoint_downloa
 
 
 def test_a_bad_gguf_file_of_the_users_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, tmp_path):
+    import numpy as np
     from gguf import GGMLQuantizationType
     from gguf_helpers import write_test_gguf
 
@@ -646,8 +647,6 @@ def test_a_bad_gguf_file_of_the_users_is_said_before_the_checkpoint_downloads(em
     assert code == cli.EXIT_USER_ERROR and "no such GGUF file" in err and fake_hub.downloads == []
     code, err = empty_cache_run("--text-encoder-gguf", str(tmp_path / "typo.gguf"))
     assert code == cli.EXIT_USER_ERROR and "no such text encoder GGUF file" in err and fake_hub.downloads == []
-    import numpy as np
-
     spec = {"tok.weight": (np.ones((2, 32), np.float32), GGMLQuantizationType.F32, (2, 32))}
     llm = write_test_gguf(tmp_path / "llm.gguf", spec, arch="llama")  # another model's file
     for flag in ("--gguf", "--text-encoder-gguf"):
