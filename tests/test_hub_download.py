@@ -1,6 +1,7 @@
 """A new user's first download, on a mocked Hub: what is fetched and how much is said up front, the free space of
 the cache's disk is checked first (an interrupted download's bytes counted as there), and a failed Hub call (a
-gated repo, a refused token, a full disk, no connection, a typo in the repo id) ends in one line saying what to do."""
+gated repo, a refused token, a full disk, no connection, a typo in the repo id) ends in one line saying what to do;
+a mistake found on this machine (the device, a speed flag, a file the user gave) is said before any download."""
 
 from __future__ import annotations
 
