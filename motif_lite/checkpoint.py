@@ -567,15 +567,20 @@ def _check_dry_run_weights(
 
 
 def _check_your_header(component: str, file: Path, yours: Collection[Path]) -> None:
-    """A weight file of the user's from its header: complete, and not another component's (given to the wrong
-    flag), each error naming the file and the flag that takes it."""
+    """A weight file of the user's from its header: complete, not another component's (given to the wrong flag),
+    each error naming the file and the flag that takes it; a transformer's without ComfyUI's prefix on its names
+    (`_refuse_prefixed`)."""
+    from motif_lite.weights.float8 import is_companion
     from motif_lite.weights.safetensors_header import read_header
 
     _check_complete(file, yours)
     what = "VAE" if component == "vae" else component.replace("_", " ")
-    other = other_component(component, read_header(file).tensors)
+    tensors = read_header(file).tensors
+    other = other_component(component, tensors)
     if other is not None:
         raise CheckpointError(f"{file} is not the {what}: it holds {other}")
+    if component == "transformer":
+        _refuse_prefixed(file, [name for name in tensors if not is_companion(name)])
 
 
 def float8_notes(component: str, file: Path) -> list[str]:

@@ -633,6 +633,11 @@ def test_a_wrong_weights_file_of_the_users_is_said_before_the_checkpoint_downloa
     save_file({**{n: t.to(torch.float8_e4m3fn) for n, t in vae.items()}, "scaled_fp8": torch.empty(0)}, scaled)
     code, err = empty_cache_run("--vae", str(scaled))
     assert code == cli.EXIT_USER_ERROR and "is a scaled fp8 file" in err and fake_hub.downloads == []
+    prefixed = tmp_path / "transformer_comfy.safetensors"  # every name with ComfyUI's prefix: said with its fix
+    save_file({f"model.diffusion_model.{n}": t for n, t in load_file(transformer).items()}, prefixed)
+    code, err = empty_cache_run("--diffusion-model", str(prefixed))
+    assert code == cli.EXIT_USER_ERROR and "every tensor name starts with 'model.diffusion_model.'" in err
+    assert "strip it once" in err and fake_hub.downloads == []
     # With a wrong device too: both, in one message, and still no download.
     code, err = empty_cache_run("--vae", str(tmp_path / "missing.safetensors"), "--device", "cuda")
     assert "CUDA is not available" in err and "missing.safetensors does not exist" in err
