@@ -467,8 +467,9 @@ def _transformer_setting(
 
 def _check_your_files(files: Mapping[str, Path | None], replaced: Collection[str], problems: list[str]) -> list[str]:
     """The weight files of the user's that a run reads (not one a GGUF replaces: `replaced`; None: refused already),
-    from their headers, before the checkpoint is looked for: complete, the component's own, and no scaled fp8 copy
-    but the transformer's. Their problems are collected in `problems`; returns their notes (an fp8 copy's)."""
+    from their headers, before the checkpoint is looked for: complete, the component's own (a transformer's without
+    ComfyUI's prefix), and no scaled fp8 copy but the transformer's. Their problems are collected in `problems`;
+    returns their notes (an fp8 copy's)."""
     notes: list[str] = []
     yours = {file for file in files.values() if file is not None}
     for component, file in files.items():
