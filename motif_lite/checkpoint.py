@@ -15,7 +15,9 @@ needed either: the file's embedded config must agree with `text_encoder/config.j
 its every tensor must fit that config (`encoders.text_gguf.read_text_encoder_gguf`). Every problem of a request (a
 bad `--gguf` path next to missing checkpoint files, a foreign GGUF, a tensor whose shape does not fit the config) is
 collected and raised as one error, with the download commands for whatever is missing
-(`io.missing_report.MissingFilesError`).
+(`io.missing_report.MissingFilesError`). The files the user gave (weight files, a GGUF path, a text encoder GGUF)
+are read before the checkpoint is looked for, and no download starts while a problem stands (`io.hub.held_while`):
+a mistake on this machine is said before gigabytes download, not after them.
 """
 
 from __future__ import annotations
@@ -40,7 +42,15 @@ from motif_lite.io.gguf_source import (
     single_gguf,
     text_encoder_gguf_fix,
 )
-from motif_lite.io.hub import DownloadPlan, HubAccess, cached_snapshot, cached_spelling, is_repo_id
+from motif_lite.io.hub import (
+    DownloadHeld,
+    DownloadPlan,
+    HubAccess,
+    cached_snapshot,
+    cached_spelling,
+    held_while,
+    is_repo_id,
+)
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint, other_component, real_paths
 from motif_lite.io.missing_report import MissingFiles, MissingFilesError, download_command
 from motif_lite.io.wsl import windows_drive_note
@@ -149,13 +159,14 @@ def locate_sources(
     cache only, no network. require_weights=False (dry runs): files that are not at hand become notes instead of
     errors, and the configs fall back to the official built-in values. before_download: called with each
     download's plan (the checkpoint's, a GGUF variant's) just before it starts (`HubAccess`); what it raises is one
-    of the problems, and that download does not start. Raises `MissingFilesError` (with the download commands) or
-    `CheckpointError`.
+    of the problems, and that download does not start. No download starts while a problem has been found (the
+    files the user gave are read first): `io.hub.DownloadHeld` then lists them. Raises `MissingFilesError` (with
+    the download commands) or `CheckpointError`.
     """
-    hub = HubAccess(download, before_download)
     problems: list[str] = []
     missing: list = []
     notes: list[str] = []
+    hub = HubAccess(download, held_while(problems, before_download))  # no download while a problem stands
     files = {
         component: _collect(lambda c=component, f=file: check_weight_file(c, f), problems, missing)
         for component, file in (weights or {}).items()
@@ -165,6 +176,16 @@ def locate_sources(
         _raise_if(problems, missing)
     gguf_replaced = {"transformer"} if gguf is not None else set()
     gguf_replaced |= {"text_encoder"} if text_encoder_gguf is not None else set()
+    # The files the user gave, read before the checkpoint is looked for: their problems hold its download.
+    file_notes = _check_your_files(files, gguf_replaced, problems)
+    gguf_path, gguf_header = None, None
+    if gguf is not None and not is_gguf_variant(str(gguf)):
+        gguf_path = _collect(lambda: find_gguf(str(gguf), hub), problems, missing)
+        if gguf_path is not None:
+            gguf_header = _collect(lambda: _read_transformer_gguf(gguf_path, str(model)), problems, [])
+    text_gguf = None
+    if text_encoder_gguf is not None:  # alone here; against the checkpoint's text encoder config once it is found
+        text_gguf = _collect(lambda: find_text_encoder_gguf(None, text_encoder_gguf, str(model)), problems, missing)
     root = _collect(
         lambda: _config_fixed(
             lambda: _find_root(str(model), gguf_replaced, set(files), hub, require_weights, notes), str(model)
@@ -183,23 +204,22 @@ def locate_sources(
             problems[:] = [real_paths(problem, root, found, linked) for problem in problems]
         _raise_if(problems, missing)
 
-    gguf_path = None
     # A variant is looked up (downloaded) only for a checkpoint that can run: after a wrong -m, its error alone.
-    if gguf is not None and not (problems and is_gguf_variant(str(gguf))):
+    if gguf is not None and is_gguf_variant(str(gguf)) and not problems:
         gguf_path = _collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes), problems, missing)
-    text_gguf = None
-    if text_encoder_gguf is not None:
-        text_gguf = _collect(lambda: find_text_encoder_gguf(root, text_encoder_gguf, str(model)), problems, missing)
+        if gguf_path is not None:
+            gguf_header = _collect(lambda: _read_transformer_gguf(gguf_path, str(model)), problems, [])
+    if text_gguf is not None and root is not None:
+        te_file = text_gguf.path
+        text_gguf = _collect(lambda: find_text_encoder_gguf(root, te_file, str(model)), problems, missing)
     stop_on_problems()
     configs = _collect(lambda: _config_fixed(lambda: CheckpointConfigs.read(root), str(model)), problems, missing)
     stop_on_problems()
-    for component, file in linked.items():  # before the transformer's tensors are listed one by one
-        notes.extend(_collect(lambda c=component, f=file: float8_notes(c, f), problems, []) or [])
-    stop_on_problems()
+    notes.extend(file_notes)
     yours = {file.resolve() for file in linked.values()}
     transformer = _collect(
         lambda: _config_fixed(
-            lambda: _transformer_setting(root, configs, gguf_path, require_weights, notes, yours, str(model)),
+            lambda: _transformer_setting(root, configs, gguf_header, require_weights, notes, yours, str(model)),
             str(model),
         ),
         problems,
@@ -364,7 +384,7 @@ def _config_fixed(step: Callable[[], T], model: str) -> T:
     again, the fix `motif-lite check` gives (without it a run said only what is wrong)."""
     try:
         return step()
-    except MissingFilesError:
+    except (MissingFilesError, DownloadHeld):
         raise
     except MotifLiteError as exc:
         fix = damaged_config_fix(str(exc), model)
@@ -421,22 +441,22 @@ def _find_gguf(gguf: str, hub: HubAccess, require_weights: bool, notes: list[str
 def _transformer_setting(
     root: Path | None,
     configs: CheckpointConfigs,
-    gguf: Path | None,
+    gguf: GGUFCheckpoint | None,
     require_weights: bool,
     notes: list[str],
     yours: Collection[Path] = (),
     model: str = MOTIF_REPO,
 ) -> Setting[TransformerConfig]:
     """The transformer config, where it came from, and every transformer tensor at hand checked against it
-    (`yours`: the user's own weight files, resolved, `io.linked`; `model`: -m as given, for a fix that names it)."""
+    (`gguf`: the GGUF's header, read by `_read_transformer_gguf`; `yours`: the user's own weight files, resolved,
+    `io.linked`; `model`: -m as given, for a fix that names it)."""
     from motif_lite.weights.gguf_loader import check_gguf_config
 
     if gguf is not None:
         ours = (configs.transformer, CHECKPOINT_CONFIG_ORIGIN) if configs.transformer is not None else None
-        # header, architecture and tensor types: memory-mapped, no tensor data read
-        choice, mismatch = check_gguf_config(_read_transformer_gguf(gguf, model), ours)
+        choice, mismatch = check_gguf_config(gguf, ours)
         notes.extend(choice.notes)
-        mismatch.raise_for(str(gguf))
+        mismatch.raise_for(str(gguf.path))
         return Setting(choice.config, DEFAULT if choice.inferred else CHECKPOINT, choice.origin)
     if configs.transformer is None:
         return Setting(TransformerConfig(), DEFAULT, "official architecture (built-in)")
@@ -445,10 +465,27 @@ def _transformer_setting(
     return Setting(configs.transformer, CHECKPOINT, TRANSFORMER_CONFIG)
 
 
+def _check_your_files(files: Mapping[str, Path | None], replaced: Collection[str], problems: list[str]) -> list[str]:
+    """The weight files of the user's that a run reads (not one a GGUF replaces: `replaced`; None: refused already),
+    from their headers, before the checkpoint is looked for: complete, the component's own (a transformer's without
+    ComfyUI's prefix), and no scaled fp8 copy but the transformer's. Their problems are collected in `problems`;
+    returns their notes (an fp8 copy's)."""
+    notes: list[str] = []
+    yours = {file for file in files.values() if file is not None}
+    for component, file in files.items():
+        if file is None or component in replaced:
+            continue
+        before = len(problems)
+        _collect(lambda c=component, f=file: _check_your_header(c, f, yours), problems, [])
+        if len(problems) == before:  # a damaged file's header is named once
+            notes.extend(_collect(lambda c=component, f=file: float8_notes(c, f), problems, []) or [])
+    return notes
+
+
 def _read_transformer_gguf(path: Path, model: str) -> GGUFCheckpoint:
-    """The GGUF transformer's header (`read_gguf`); a damaged file's error ends with the fix `motif-lite check`
-    gives: download it again, or make it again from -m with the type it was made with; another model's file's, with
-    where ours comes from."""
+    """The GGUF transformer's header (`read_gguf`: memory-mapped, no tensor data read); a damaged file's error ends
+    with the fix `motif-lite check` gives: download it again, or make it again from -m with the type it was made
+    with; another model's file's, with where ours comes from."""
     from motif_lite.weights.gguf_file import DamagedGGUFError, ForeignGGUFError, read_gguf  # torch: once needed
 
     try:
@@ -531,15 +568,20 @@ def _check_dry_run_weights(
 
 
 def _check_your_header(component: str, file: Path, yours: Collection[Path]) -> None:
-    """A weight file of the user's from its header: complete, and not another component's (given to the wrong
-    flag), each error naming the file and the flag that takes it."""
+    """A weight file of the user's from its header: complete, not another component's (given to the wrong flag),
+    each error naming the file and the flag that takes it; a transformer's without ComfyUI's prefix on its names
+    (`_refuse_prefixed`)."""
+    from motif_lite.weights.float8 import is_companion
     from motif_lite.weights.safetensors_header import read_header
 
     _check_complete(file, yours)
     what = "VAE" if component == "vae" else component.replace("_", " ")
-    other = other_component(component, read_header(file).tensors)
+    tensors = read_header(file).tensors
+    other = other_component(component, tensors)
     if other is not None:
         raise CheckpointError(f"{file} is not the {what}: it holds {other}")
+    if component == "transformer":
+        _refuse_prefixed(file, [name for name in tensors if not is_companion(name)])
 
 
 def float8_notes(component: str, file: Path) -> list[str]:
@@ -633,9 +675,12 @@ def damaged_weights_fix(file: Path, model: str | None) -> str:
 
 
 def _collect(step: Callable[[], T], problems: list[str], missing: list) -> T | None:
-    """Run one check; its failure becomes an entry of `problems` (or `missing`) so that the next still runs."""
+    """Run one check; its failure becomes an entry of `problems` (or `missing`) so that the next still runs. A
+    download held by the problems so far (`DownloadHeld`) ends the request: they are all there is to say."""
     try:
         return step()
+    except DownloadHeld:
+        raise
     except MissingFilesError as exc:
         problems.extend(exc.problems)
         missing.extend(exc.missing)

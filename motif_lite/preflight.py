@@ -24,7 +24,7 @@ from motif_lite.devices import (
     vram_over_free_note,
 )
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError, both_spellings
-from motif_lite.io.hub import DownloadPlan
+from motif_lite.io.hub import DownloadHeld, DownloadPlan, held_while
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.wsl import windows_gpu_driver
 from motif_lite.request import GenerationRequest
@@ -59,33 +59,45 @@ def preflight(
     quantize: str | None = None,
     text_encoder_quantize: str | None = None,
     before_download: Callable[[DownloadPlan], None] | None = None,
+    device_checks: Callable[[torch.device], None] | None = None,
 ) -> tuple[ModelSources, torch.device]:
     """Every check a run can make before reading weights: the device, the kernel backend, the checkpoint and GGUF
     files (found, fetched if missing, headers and architecture read, every transformer tensor against the config,
     a text encoder GGUF's config and tensors against the checkpoint's text encoder config). `weights`: weight files
     of the user's that replace the checkpoint's for some components (`locate_sources`); `quantize` /
     `text_encoder_quantize`: the recipe the transformer / the text encoder is quantized to as it loads
-    (`with_quantize`; the text encoder's checked before any download); `before_download`: called just before a
-    download starts (`locate_sources`).
+    (`with_quantize`; both checked before any download); `before_download`: called just before a download starts
+    (`locate_sources`); `device_checks`: the caller's checks of the device it resolved (`run`'s speed flags), whose
+    problem is collected with the device's.
 
     Raises one `MotifLiteError` listing every problem (a `MissingFilesError`, with the download commands, when files
     are missing; the problem's own error, e.g. a `DeviceError`, when there is one; else a `CheckpointError`); returns
-    what was found and the device.
+    what was found and the device. A problem found on this machine (the device, a flag, a file the user gave) holds
+    any download: it is raised before one starts (`io.hub.held_while`).
     """
-    if text_encoder_quantize is not None:  # a wrong type, or a GGUF besides, said before any download
+    # A wrong type, or a GGUF besides, said before any download.
+    if quantize is not None:
+        _transformer_recipe(quantize, None if gguf is None else str(gguf))
+    if text_encoder_quantize is not None:
         _text_encoder_recipe(text_encoder_quantize, None if text_encoder_gguf is None else str(text_encoder_gguf))
     problems: list[MotifLiteError] = []
     target = None
     try:
         target = resolve_device(device)
         check_kernels(kernels, target)
+        if device_checks is not None:
+            device_checks(target)
     except MotifLiteError as exc:
         problems.append(exc)
     try:
         if isinstance(model, ModelSources):
             sources = model
-        else:
-            sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, before_download=before_download)
+        else:  # the device's problem holds any download: said now, not after the gigabytes
+            held = held_while(problems, before_download)
+            sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, before_download=held)
+    except DownloadHeld as exc:  # the device's problem and the files' found so far (the device's, said once)
+        said = {str(problem) for problem in problems}
+        problems.extend(CheckpointError(problem) for problem in exc.problems if problem not in said)
     except MissingFilesError as exc:
         exc.problems[:0] = [str(problem) for problem in problems]
         raise
@@ -110,17 +122,8 @@ def with_quantize(
     if quantize is None:
         return sources
     from motif_lite.quantize.on_load import is_slow_on_cpu
-    from motif_lite.quantize.recipes import get_recipe
 
-    try:
-        recipe = get_recipe(quantize)
-    except ConfigError as exc:  # it lists the recipes
-        raise ConfigError(f"--quantize: {exc}") from None
-    if sources.gguf_request is not None:
-        raise ConfigError(
-            f"--quantize {quantize} quantizes the transformer's safetensors as they load, and --gguf "
-            f"{sources.gguf_request} gives weights quantized already: leave out one of them"
-        )
+    recipe = _transformer_recipe(quantize, sources.gguf_request)
     mine = sources.weight_files.get("transformer")
     made_from = mine or sources.model
     out = f"transformer-{recipe.name}.gguf"
@@ -164,6 +167,23 @@ def _with_text_encoder_quantize(sources: ModelSources, quantize: str | None) -> 
         f"--text-encoder-gguf {out}"
     )
     return dataclasses.replace(sources, text_encoder_quantize=recipe.name, notes=(*sources.notes, note))
+
+
+def _transformer_recipe(quantize: str, gguf: str | None):
+    """The quantizer's recipe called `quantize`; a `ConfigError` listing them for another name, or when a GGUF
+    (`gguf`, --gguf as given) is given too."""
+    from motif_lite.quantize.recipes import get_recipe
+
+    try:
+        recipe = get_recipe(quantize)
+    except ConfigError as exc:  # it lists the recipes
+        raise ConfigError(f"--quantize: {exc}") from None
+    if gguf is not None:
+        raise ConfigError(
+            f"--quantize {quantize} quantizes the transformer's safetensors as they load, and --gguf "
+            f"{gguf} gives weights quantized already: leave out one of them"
+        )
+    return recipe
 
 
 def _text_encoder_recipe(quantize: str, text_encoder_gguf: str | None):

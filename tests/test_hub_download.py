@@ -1,6 +1,7 @@
 """A new user's first download, on a mocked Hub: what is fetched and how much is said up front, the free space of
 the cache's disk is checked first (an interrupted download's bytes counted as there), and a failed Hub call (a
-gated repo, a refused token, a full disk, no connection, a typo in the repo id) ends in one line saying what to do."""
+gated repo, a refused token, a full disk, no connection, a typo in the repo id) ends in one line saying what to do;
+a mistake found on this machine (the device, a speed flag, a file the user gave) is said before any download."""
 
 from __future__ import annotations
 
@@ -576,3 +577,114 @@ def test_local_mistakes_are_said_before_the_cpu_time_question_and_the_download(
     assert cli.main([*run, "--gguf", "Q4_K_N"]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert "match variant 'Q4_K_N'" in err and "Pass --yes" not in err and fake_hub.downloads == []
+
+
+@pytest.fixture
+def empty_cache_run(fake_hub, monkeypatch, tmp_path, capsys):
+    """`motif-lite run --yes` of the official checkpoint on a machine without a GPU, online, its cache empty and its
+    disk roomy (--yes: no CPU time question stops it before the download, however fast this CPU is): returns a
+    function that runs it with more flags and gives (exit code, stderr)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    free_space(monkeypatch, 10**12)
+
+    def run(*flags: str) -> tuple[int, str]:
+        code = cli.main(["run", "--yes", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), *flags])
+        return code, capsys.readouterr().err
+
+    return run
+
+
+def test_a_device_this_machine_lacks_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, monkeypatch):
+    # It was said after the whole checkpoint (10+ GB) had downloaded: preflight collected it and went on.
+    import torch
+
+    code, err = empty_cache_run("--device", "cuda")
+    assert code == cli.EXIT_USER_ERROR and "CUDA is not available" in err
+    assert "downloading" not in err and "hf download" not in err and fake_hub.downloads == []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a one-GPU machine
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    code, err = empty_cache_run("--device", "cuda:3")
+    assert code == cli.EXIT_USER_ERROR and "there are only 1 CUDA device(s)" in err
+    assert "downloading" not in err and fake_hub.downloads == []
+
+
+def test_a_wrong_weights_file_of_the_users_is_said_before_the_checkpoint_downloads(
+    empty_cache_run, fake_hub, checkpoint, tmp_path
+):
+    # A file the user gave is read on this machine: its problem comes before the rest of the checkpoint downloads.
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    code, err = empty_cache_run("--vae", str(tmp_path / "missing.safetensors"))
+    assert code == cli.EXIT_USER_ERROR and "missing.safetensors does not exist" in err
+    assert "downloading" not in err and fake_hub.downloads == []
+    truncated = tmp_path / "vae.safetensors"
+    truncated.write_bytes((checkpoint / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()[:-100])
+    code, err = empty_cache_run("--vae", str(truncated))
+    assert code == cli.EXIT_USER_ERROR and f"{truncated}" in err and "replace it with a complete copy" in err
+    assert fake_hub.downloads == []
+    transformer = next((checkpoint / "transformer").glob("*.safetensors"))
+    code, err = empty_cache_run("--vae", str(transformer))  # another component's file, given to the wrong flag
+    assert code == cli.EXIT_USER_ERROR and "is not the VAE" in err and fake_hub.downloads == []
+    scaled = tmp_path / "vae_fp8_scaled.safetensors"  # ComfyUI's fp8_scaled, which only the transformer may be
+    vae = load_file(checkpoint / "vae" / "diffusion_pytorch_model.safetensors")
+    save_file({**{n: t.to(torch.float8_e4m3fn) for n, t in vae.items()}, "scaled_fp8": torch.empty(0)}, scaled)
+    code, err = empty_cache_run("--vae", str(scaled))
+    assert code == cli.EXIT_USER_ERROR and "is a scaled fp8 file" in err and fake_hub.downloads == []
+    prefixed = tmp_path / "transformer_comfy.safetensors"  # every name with ComfyUI's prefix: said with its fix
+    save_file({f"model.diffusion_model.{n}": t for n, t in load_file(transformer).items()}, prefixed)
+    code, err = empty_cache_run("--diffusion-model", str(prefixed))
+    assert code == cli.EXIT_USER_ERROR and "every tensor name starts with 'model.diffusion_model.'" in err
+    assert "strip it once" in err and fake_hub.downloads == []
+    # With a wrong device too: both, in one message, and still no download.
+    code, err = empty_cache_run("--vae", str(tmp_path / "missing.safetensors"), "--device", "cuda")
+    assert "CUDA is not available" in err and "missing.safetensors does not exist" in err
+    assert fake_hub.downloads == []
+
+
+def test_a_bad_gguf_file_of_the_users_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, tmp_path):
+    import numpy as np
+    from gguf import GGMLQuantizationType
+    from gguf_helpers import write_test_gguf
+
+    code, err = empty_cache_run("--gguf", str(tmp_path / "typo.gguf"))
+    assert code == cli.EXIT_USER_ERROR and "no such GGUF file" in err and fake_hub.downloads == []
+    code, err = empty_cache_run("--text-encoder-gguf", str(tmp_path / "typo.gguf"))
+    assert code == cli.EXIT_USER_ERROR and "no such text encoder GGUF file" in err and fake_hub.downloads == []
+    spec = {"tok.weight": (np.ones((2, 32), np.float32), GGMLQuantizationType.F32, (2, 32))}
+    llm = write_test_gguf(tmp_path / "llm.gguf", spec, arch="llama")  # another model's file
+    for flag in ("--gguf", "--text-encoder-gguf"):
+        code, err = empty_cache_run(flag, str(llm))
+        assert code == cli.EXIT_USER_ERROR and "'llama'" in err and "downloading" not in err
+        assert fake_hub.downloads == []
+
+
+def test_a_speed_flag_the_device_cannot_run_is_said_before_the_checkpoint_downloads(
+    empty_cache_run, fake_hub, monkeypatch
+):
+    # They were checked once the checkpoint was there: after its download.
+    from motif_lite.runtime import compile as compiling
+
+    code, err = empty_cache_run("--device", "cpu", "--attention-backend", "cudnn")
+    assert code == cli.EXIT_USER_ERROR and "--attention-backend cudnn is a CUDA kernel" in err
+    assert "downloading" not in err and fake_hub.downloads == []
+    monkeypatch.setattr(compiling.shutil, "which", lambda name: None)  # no C++ compiler on this machine
+    code, err = empty_cache_run("--device", "cpu", "--compile")
+    assert code == cli.EXIT_USER_ERROR and "--compile on the CPU needs a C++ compiler" in err
+    assert "downloading" not in err and fake_hub.downloads == []
+
+
+def test_a_quantize_recipe_is_checked_before_anything_downloads(fake_hub, monkeypatch):
+    # In Python no flag parser checks it first: an unknown recipe, or one with a GGUF besides, was said after the
+    # checkpoint's (and the GGUF variant's) download.
+    from motif_lite.errors import ConfigError
+    from motif_lite.preflight import preflight
+
+    free_space(monkeypatch, 10**12)
+    with pytest.raises(ConfigError, match="^--quantize: "):
+        preflight(MOTIF_REPO, device="cpu", quantize="Q4_X")
+    with pytest.raises(ConfigError, match="leave out one of them$"):
+        preflight(MOTIF_REPO, gguf="Q4_K_M", device="cpu", quantize="Q8_0")
+    assert fake_hub.downloads == []

@@ -24,8 +24,9 @@ def preflight_flags(
     before_download: Callable[[DownloadPlan], None] | None = None,
 ) -> tuple[ModelSources, torch.device]:
     """`preflight` of the model the flags name: every check, and any download, before planning (so that the plan is
-    made from the files that will load, not from the built-in sizes of a model not yet on disk). `before_download`:
-    called just before a download starts (`run` asks its CPU time question there)."""
+    made from the files that will load, not from the built-in sizes of a model not yet on disk); the speed flags
+    with the device, before any download (`speed_flag_checks`). `before_download`: called just before a download
+    starts (`run` asks its CPU time question there)."""
     from motif_lite.preflight import preflight
 
     quantize = getattr(args, "quantize", None)  # run's flags (serve has neither)
@@ -33,7 +34,25 @@ def preflight_flags(
     return preflight(
         args.model, args.gguf, device, args.kernels, args.text_encoder_gguf, weights=args.weights, quantize=quantize,
         text_encoder_quantize=text_encoder_quantize, before_download=before_download,
+        device_checks=lambda target: speed_flag_checks(args, target),
     )  # fmt: skip
+
+
+def speed_flag_checks(args: argparse.Namespace, device: torch.device) -> None:
+    """The speed flags' checks that need only the device (and the dtype it gives), as `load_pipeline` makes them
+    once the files are there: --attention int8 with --kernels triton on a GPU without its kernel, a fixed
+    --attention-backend the device lacks in that dtype, --compile without a compiler. Made with the device's
+    check, so that a flag this machine cannot run is said before any download."""
+    from motif_lite.preflight import check_strict_int8
+    from motif_lite.runtime.attention import check_backend_runs
+    from motif_lite.runtime.compile import check_compile_possible
+    from motif_lite.settings import resolve_dtype
+
+    check_strict_int8(args.attention, args.kernels, device)
+    if args.attention == "exact" and args.attention_backend != "auto":  # auto drops what does not run
+        check_backend_runs(args.attention_backend, device, resolve_dtype(args.dtype, device).value)
+    if args.compile:
+        check_compile_possible(device)
 
 
 def loading_notes(

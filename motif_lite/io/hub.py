@@ -4,7 +4,8 @@ A Hub repo id is looked up in the local HF cache first (no network); only files 
 (never with `HF_HUB_OFFLINE=1`). One `HubAccess` serves a whole request: after the first failed Hub call it stops
 trying, so an unreachable Hub costs one fast failure rather than one retry loop per file; `failure_advice` says what
 to do about the failure. `DownloadPlan` and `start_download` say what a download fetches, and refuse one that does
-not fit on the cache's disk; a request's `before_download` (`HubAccess`) is called just before each download starts.
+not fit on the cache's disk; a request's `before_download` (`HubAccess`) is called just before each download starts,
+and `held_while` makes one that stops it while the request has problems found on this machine (`DownloadHeld`).
 """
 
 from __future__ import annotations
@@ -301,6 +302,31 @@ class DownloadPlan:
             f"Hugging Face cache {constants.HF_HUB_CACHE}; later runs read it from there, and a download that stops "
             "goes on where it stopped when you run again"
         )
+
+
+class DownloadHeld(CheckpointError):
+    """A download not started because the request has problems found on this machine already (a flag, the device,
+    a file of the user's): they are said now, not after gigabytes of downloading (`held_while`). `problems`: their
+    messages, as the holder knew them."""
+
+    def __init__(self, problems: Sequence[object]) -> None:
+        self.problems = [str(problem) for problem in problems]
+        super().__init__("\n".join(self.problems))
+
+
+def held_while(
+    problems: Sequence[object], before: Callable[[DownloadPlan], None] | None = None
+) -> Callable[[DownloadPlan], None]:
+    """A `HubAccess.before_download` that raises `DownloadHeld` while `problems` (a list its caller goes on filling)
+    holds any, else calls `before`: a request's local mistakes stop its downloads."""
+
+    def before_download(plan: DownloadPlan) -> None:
+        if problems:
+            raise DownloadHeld(problems)
+        if before is not None:
+            before(plan)
+
+    return before_download
 
 
 def start_download(plan: DownloadPlan, before: Callable[[DownloadPlan], None] | None = None) -> None:
