@@ -184,7 +184,13 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["verify", "--frames", "9"], "(--frames: did you mean --video-frames?)"),
         (["serve", "--listen", "0.0.0.0"], "(--listen: did you mean --host?)"),  # ComfyUI's server flag
         (["run", "-p", "x", "--t5xxl", "t5.safetensors"], "(--t5xxl: did you mean --text-encoder?)"),  # sd.cpp's
-        (["run", "-p", "x", "--offload-to-cpu"], "(--offload-to-cpu: did you mean --vram?)"),
+        # memory switches (ComfyUI's, sd.cpp's, Wan2GP's): the plan is automatic; --vram takes a number of GiB
+        (["run", "-p", "x", "--offload-to-cpu"], "(--offload-to-cpu: memory is planned here, not switched: a run"),
+        (["run", "-p", "x", "--novram"], "(--novram: memory is planned here"),  # was "did you mean --vram?"
+        (["run", "-p", "x", "--low_vram"], "(--low_vram: memory is planned here"),
+        (["run", "-p", "x", "--profile", "4"], "(--profile: memory is planned here"),  # Wan2GP's: was no hint
+        (["run", "-p", "x", "--reserve-vram", "1"], "--vram GiB plans for a smaller budget (what the run may use, not"),
+        (["serve", "--lowvram"], "fit the GPU's free memory (--dry-run prints the plan); --vram GiB plans for a"),
         (["run", "-p", "x", "--use-sage-attention"], "(--use-sage-attention: did you mean --attention?)"),
         (["run", "-p", "x", "--xformers"], "(--xformers: did you mean --attention-backend?)"),  # diffusers users'
         (["run", "-p", "x", "--torch-compile"], "(--torch-compile: did you mean --compile?)"),
@@ -193,8 +199,8 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["run", "-p", "x", "--MagCache", "0.1"], "MagCache's thresholds measure other quantities, don't carry"),
         (["run", "-p", "x", "--fp8_e4m3fn_unet"], "(--fp8_e4m3fn_unet: 8-bit weights come from a GGUF file"),
         (["run", "-p", "x", "--fp8"], "8-bit attention is --attention int8)"),  # was "did you mean --fps?"
-        (["run", "-p", "x", "--sequential-cpu-offload"], "(--sequential-cpu-offload: did you mean --vram?)"),
-        (["run", "-p", "x", "--tiled"], "(--tiled: did you mean --vram?)"),
+        (["run", "-p", "x", "--sequential-cpu-offload"], "(--sequential-cpu-offload: memory is planned here"),
+        (["run", "-p", "x", "--tiled"], "(--tiled: memory is planned here"),
         (["run", "-p", "x", "--sage"], "(--sage: did you mean --attention?)"),
         (["run", "-p", "x", "--plan"], "(--plan: did you mean --dry-run?)"),
         (["run", "--version"], "(--version: the version is motif-lite --version)"),
