@@ -283,6 +283,11 @@ def _text_weights(sizes: GenerationSizes, choice: _Choice) -> int:
     return 0
 
 
+def _streamed_bytes(sizes: GenerationSizes, choice: _Choice) -> int:
+    """The streamed blocks' weights: what is copied to the device at every transformer forward."""
+    return 0 if choice.resident_blocks is None else sum(sizes.block_bytes[choice.resident_blocks :])
+
+
 def _streamed_in_flight(sizes: GenerationSizes, choice: _Choice) -> int:
     """Streamed blocks on the device at once: the running one and, with prefetch, the next."""
     if choice.resident_blocks is None or choice.resident_blocks >= len(sizes.block_bytes):
@@ -472,8 +477,7 @@ def plan_memory(
                     width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
                     choice.token_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages,
                     budget_bytes, index, len(ladder), choice.prefetch, cfg_batch=batch, heads_per_call=choice.heads,
-                    streamed_bytes=sum(sizes.block_bytes[choice.resident_blocks :]) if choice.resident_blocks is not None
-                    else 0, num_blocks=len(sizes.block_bytes),
+                    streamed_bytes=_streamed_bytes(sizes, choice), num_blocks=len(sizes.block_bytes),
                 )  # fmt: skip
                 yield plan, sizes, choice
 
