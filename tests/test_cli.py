@@ -68,6 +68,32 @@ def test_run_equals_reference_pipeline_and_normalizes_frames(checkpoint, tmp_pat
     assert expected.std() > 10 and np.abs(ours.astype(int) - expected.astype(int)).max() <= 1
 
 
+def test_a_plan_streaming_a_bf16_transformer_names_the_gguf_that_keeps_it_whole(tmp_path, capsys, monkeypatch):
+    # An 8 GB card's default run (free memory / 1.08 = 6.67 GiB) streams blocks of the bf16 transformer; nothing said
+    # that --gguf Q4_K_M keeps it whole. The note's figures are the plan that command gets.
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))  # the built-in sizes
+    args = ["run", "-p", "a fox", "--device", "cuda", "--vram", "6.67", "--dry-run"]
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    streamed = re.search(r"transformer blocks: (\d+) of 36", captured.out).group(1)
+    said = (
+        r"note: the transformer in bfloat16 does not fit whole: (\d+) of its 36 blocks stream from host memory at "
+        r"every forward\. --gguf Q4_K_M \(4-bit weights, a third of the bytes\) keeps it whole on the GPU: "
+        r"est\. peak (\S+ GiB) allocated, and \S+ GiB less host memory"
+    )
+    note = re.search(said, captured.err)
+    assert note is not None, captured.err
+    assert note.group(1) == streamed
+    assert cli.main([*args, "--gguf", "Q4_K_M"]) == 0  # what the note says is what that command plans
+    suggested = capsys.readouterr()
+    assert "transformer blocks: none" in suggested.out and f"device peak {note.group(2)} allocated" in suggested.out
+    assert "does not fit whole" not in suggested.err
+    assert cli.main([*args[:-2], "80", "--dry-run"]) == 0  # nothing streamed: nothing to say
+    assert "does not fit whole" not in capsys.readouterr().err
+
+
 def test_dry_run_prints_the_plan_without_loading(checkpoint, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("--dry-run loaded the model"))
     code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--dry-run", "--vram", "0.52"])

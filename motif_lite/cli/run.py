@@ -202,7 +202,7 @@ def dry_run(
     import torch
 
     from motif_lite.checkpoint import locate_sources
-    from motif_lite.cli.prepare import plan_run
+    from motif_lite.cli.prepare import plan_run, smaller_transformer_note
     from motif_lite.devices import parse_device
     from motif_lite.preflight import AT_HAND, with_quantize
     from motif_lite.settings import resolve_dtype, resolve_settings
@@ -227,7 +227,8 @@ def dry_run(
         others = plan_run(args, request, sources, dtype, device, layout, text_encoder=False)
         described += "\n" + _host_of_the_machine(plan.host.peak_bytes, others.host.peak_bytes, layout.world)
     _, note = planned_batch_guidance(args.batch_guidance and layout is None, device, plan, settings)
-    print_notes([note] if note else [])
+    smaller = smaller_transformer_note(args, request, sources, dtype, device, plan, layout)
+    print_notes([note for note in (note, smaller) if note])
     print_notes(_dry_run_time_notes(request, settings, sources, dtype, device, videos))
     sizes = model_sizes(sources, dtype).lines()
     prompt = args.prompt if args.resume is None else request.prompt  # a resumed run's is in its latents file
