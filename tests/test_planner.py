@@ -400,7 +400,23 @@ def test_without_a_ram_budget_an_estimate_above_the_available_memory_is_warned()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plan_host(needs, None, available_bytes=peak)  # fits: nothing to say
-        plan_host(needs, 64 * GiB, available_bytes=peak - 1)  # --ram given: the user's budget decides
+        plan_host(needs, 16 * GiB, available_bytes=peak)
+
+
+def test_a_ram_budget_above_the_available_memory_warns_of_swapping():
+    # A 16 GB laptop's `--ram 16`: the desktop and the browser hold a few GiB of it, so a run within the budget but
+    # above what is available would swap. It was silent ("the user's budget decides").
+    gib = {"text_bytes": 8.0, "transformer_bytes": 3.8, "vae_bytes": 0.25, "video_bytes": 0.5}
+    needs = HostNeeds(cuda=True, text_staging_bytes=0, activation_bytes=0, streamed_bytes=0, streamed_pinned_bytes=0,
+                      block_staging_bytes=0, **{name: int(x * GiB) for name, x in gib.items()})  # fmt: skip
+    peak = plan_host(needs, None).peak_bytes
+    available = peak - GiB
+    with pytest.warns(UserWarning) as said:
+        assert plan_host(needs, 16 * GiB, available_bytes=available).peak_bytes == peak <= 16 * GiB
+    [message] = [str(w.message) for w in said]
+    assert f"needs about {memory_size(peak)} of host memory, more than the {memory_size(available)} avail" in message
+    assert "now (--ram 16.00 GiB counts no others): the system will swap, many times slower, or kill it" in message
+    assert "--text-encoder-quantize Q8_0" in message and "a GGUF one (--gguf Q4_K_M)" in message
 
 
 def test_the_host_estimate_gives_each_size_its_unit():
