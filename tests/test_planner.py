@@ -296,6 +296,10 @@ def test_the_plan_says_in_words_what_it_moves_to_fit_and_its_peak():
     smallest = plan(1280, 736, 121, 3.5).in_words()
     assert "36 of 36 transformer blocks" in smallest and "not overlapped" in smallest and "heads per call" in smallest
     assert plan(832, 480, 49, 80).in_words().startswith("In short: everything on the GPU, the fastest plan; est. peak")
+    with pytest.raises(MotifLiteError) as refused:  # the smallest plan, printed with the refusal: not "to fit"
+        plan(1280, 736, 121, 2.96)
+    assert re.search(r"allocated over the 2\.96 GiB budget \(~\S+ GiB reserved: what the GPU needs free\); even with the text",
+                     str(refused.value)), str(refused.value)  # fmt: skip
     assert "In short" not in plan(832, 480, 49, None, device="cpu").describe()  # the CPU streams nothing
 
 

@@ -150,7 +150,9 @@ class Plan:
     def in_words(self) -> str:
         """The plan for a GPU in one line for its user: the peak against the budget, and what is moved or cut to
         fit, each with its cost next to keeping everything on the GPU (the fastest plan)."""
-        budget = "" if self.budget_bytes is None else f" of the {memory_size(self.budget_bytes)} budget"
+        fits = self.budget_bytes is None or self.peak_bytes <= self.budget_bytes  # the smallest plan of a refusal
+        budget = "" if self.budget_bytes is None else f" the {memory_size(self.budget_bytes)} budget"
+        budget = f" {'of' if fits else 'over'}{budget}" if budget else ""
         # The budget is checked against the allocated estimate; the reserved one is what must be free on the GPU.
         peak = (
             f"est. peak {memory_size(self.peak_bytes)} allocated{budget} (~{memory_size(self.reserved_bytes)} "
@@ -158,7 +160,7 @@ class Plan:
         )
         if self.ladder_index == 0:
             return f"In short: everything on the GPU, the fastest plan; {peak}"
-        return f"In short: {peak}; to fit, " + "; ".join(self._what_moves())
+        return f"In short: {peak}; {'to fit,' if fits else 'even with'} " + "; ".join(self._what_moves())
 
     def _what_moves(self) -> list[str]:
         """What this plan does that the fastest one does not, each with what it costs."""
