@@ -298,8 +298,8 @@ def test_the_plan_says_in_words_what_it_moves_to_fit_and_its_peak():
     assert plan(832, 480, 49, 80).in_words().startswith("In short: everything on the GPU, the fastest plan; est. peak")
     with pytest.raises(MotifLiteError) as refused:  # the smallest plan, printed with the refusal: not "to fit"
         plan(1280, 736, 121, 2.96)
-    assert re.search(r"allocated over the 2\.96 GiB budget \(~\S+ GiB reserved: what the GPU needs free\); even with the text",
-                     str(refused.value)), str(refused.value)  # fmt: skip
+    said = r"allocated over the 2\.96 GiB budget \(~\S+ GiB reserved: what the GPU needs free\); even with the text"
+    assert re.search(said, str(refused.value)), str(refused.value)
     assert "In short" not in plan(832, 480, 49, None, device="cpu").describe()  # the CPU streams nothing
 
 
