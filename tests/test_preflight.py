@@ -62,6 +62,21 @@ def test_dry_run_with_nothing_at_hand_plans_the_official_gguf_for_cuda(no_networ
     assert "Memory plan for 1280x736x121" in out  # no prompt needed
 
 
+def test_a_dry_run_for_a_gpu_not_here_says_which_vram_plans_as_a_run_there_would(no_network, no_weights, capsys):
+    # "give --vram GiB to plan for yours" led an 8 GB card's user to --vram 8, a plan its free memory cannot hold;
+    # a run there plans for the free memory / 1.08 (default_budget), and the note gives that figure's recipe.
+    from motif_lite.runtime.planner import default_budget
+
+    code, _, err = run(capsys, "--dry-run", "--gguf", "Q4_K_M", "--device", "cuda")
+    assert code == 0, err
+    assert "planned without a budget; give --vram GiB to plan as a run on your GPU would, for its free memory" in err
+    assert "nvidia-smi's free MiB / 1106 (7380 MiB free: --vram 6.67)" in err
+    free = 7380 * 2**20
+    with pytest.MonkeyPatch.context() as patch:  # the figure is the budget a run with that free memory takes
+        patch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 8188 * 2**20))
+        assert f"{default_budget('cuda') / 2**30:.2f}" == "6.67" == f"{7380 / 1106:.2f}"
+
+
 def test_a_dry_run_never_asks_the_hub_even_online(no_network, no_weights, monkeypatch, capsys):
     # `no_network` with HF's offline mode off: the Hub would be asked if the dry run allowed it, and that fails.
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)

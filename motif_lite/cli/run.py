@@ -289,6 +289,14 @@ def _dry_run_time_notes(
     return []
 
 
+# What a dry run for a GPU this machine lacks says: a run on that GPU plans for its free memory / RESERVED_RATIO
+# (planner.default_budget), which the user reads in nvidia-smi in MiB: 1024 x 1.08 = 1106.
+NO_GPU_HERE = (
+    "no CUDA device on this machine: planned without a budget; give --vram GiB to plan as a run on your GPU would, "
+    "for its free memory / 1.08: nvidia-smi's free MiB / 1106 (7380 MiB free: --vram 6.67)"
+)
+
+
 def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> list[str]:
     """What a dry run says about planning for a device this machine lacks."""
     import torch
@@ -297,7 +305,7 @@ def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> lis
 
     notes = []
     if device.type == "cuda" and not torch.cuda.is_available() and args.vram is None:
-        notes.append("no CUDA device on this machine: planned without a budget; give --vram GiB to plan for yours")
+        notes.append(NO_GPU_HERE)
     here = device.type == "cuda" and torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
     if here and (lacking := torch_build_gpu_problem(device)) is not None:  # the plan may be for another machine's
         notes.append(f"a run of this command would be refused here: {lacking}")
