@@ -574,12 +574,17 @@ def planned_batch_guidance(
     not fit, and a batch-2 forward would then need twice the activation memory the plan counted."""
     from motif_lite.preflight import batched_guidance
     from motif_lite.sampling import needs_uncond
+    from motif_lite.units import memory_size
 
     batched, refused = batched_guidance(wanted, device, plan)
     if refused and needs_uncond(settings.guidance.value):
+        # Not "allow more memory (--vram)": without --vram the budget is all the free memory already, and a budget
+        # above it runs out of memory (or spills into system memory on Windows).
+        budget = "" if plan is None or plan.budget_bytes is None else f" this plan's {memory_size(plan.budget_bytes)}"
         return batched, (
             "--batch-guidance does not fit the memory plan (room for one prediction per transformer forward): the "
-            "two guidance predictions run one after the other; allow more memory (--vram) to batch them"
+            f"two guidance predictions run one after the other; batching them needs more than{budget or ' its'} "
+            "budget: a smaller video, or a higher --vram where the GPU has that much free"
         )
     return batched, None
 
