@@ -39,7 +39,7 @@ from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.sampling import needs_uncond
 from motif_lite.settings import resolve_dtype, resolve_settings
 from motif_lite.sizes import model_sizes
-from motif_lite.units import memory_size
+from motif_lite.units import MiB, memory_size
 from motif_lite.weights.gguf_loader import meta_gguf_transformer
 from motif_lite.weights.loader import meta_transformer
 from motif_lite.weights.lora import LoRAFile, LoRASpec, linear_shapes, read_loras
@@ -289,12 +289,16 @@ def _device_budget(gpu: torch.device, vram_gib: float | None) -> int:
         if (spills := vram_over_free_note(budget, default_budget(gpu), windows_gpu_driver())) is not None:
             warnings.warn(spills, stacklevel=3)
         return budget
+    # In MiB, as nvidia-smi shows it: an "8 GB" card has 8188 MiB, which memory_size would round to "8.00 GiB",
+    # the very figure it is more than.
+    free_budget = default_budget(gpu)
     warnings.warn(
-        f"--vram {vram_gib:g} GiB is more than this GPU's {memory_size(total)} (--vram is in GiB; 8000MB is "
-        "also understood): planned for its free memory instead",
+        f"--vram {vram_gib:g} GiB ({budget // MiB} MiB) is more than this GPU's whole memory, {total // MiB} MiB "
+        "(--vram is in GiB; 8000MB is also understood): planned for its free memory instead, a budget of "
+        f"{memory_size(free_budget)}; leave --vram out to get that",
         stacklevel=3,
     )
-    return default_budget(gpu)
+    return free_budget
 
 
 def plan_generation(

@@ -68,6 +68,32 @@ def test_run_equals_reference_pipeline_and_normalizes_frames(checkpoint, tmp_pat
     assert expected.std() > 10 and np.abs(ours.astype(int) - expected.astype(int)).max() <= 1
 
 
+def test_a_plan_streaming_a_bf16_transformer_names_the_gguf_that_keeps_it_whole(tmp_path, capsys, monkeypatch):
+    # An 8 GB card's default run (free memory / 1.08 = 6.67 GiB) streams blocks of the bf16 transformer; nothing said
+    # that --gguf Q4_K_M keeps it whole. The note's figures are the plan that command gets.
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))  # the built-in sizes
+    args = ["run", "-p", "a fox", "--device", "cuda", "--vram", "6.67", "--dry-run"]
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    streamed = re.search(r"transformer blocks: (\d+) of 36", captured.out).group(1)
+    said = (
+        r"note: the transformer in bfloat16 does not fit whole: (\d+) of its 36 blocks stream from host memory at "
+        r"every forward\. --gguf Q4_K_M \(4-bit weights, a third of the bytes\) keeps it whole on the GPU: "
+        r"est\. peak (\S+ GiB) allocated, and \S+ GiB less host memory"
+    )
+    note = re.search(said, captured.err)
+    assert note is not None, captured.err
+    assert note.group(1) == streamed
+    assert cli.main([*args, "--gguf", "Q4_K_M"]) == 0  # what the note says is what that command plans
+    suggested = capsys.readouterr()
+    assert "transformer blocks: none" in suggested.out and f"device peak {note.group(2)} allocated" in suggested.out
+    assert "does not fit whole" not in suggested.err
+    assert cli.main([*args[:-2], "80", "--dry-run"]) == 0  # nothing streamed: nothing to say
+    assert "does not fit whole" not in capsys.readouterr().err
+
+
 def test_dry_run_prints_the_plan_without_loading(checkpoint, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("--dry-run loaded the model"))
     code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--dry-run", "--vram", "0.52"])
@@ -184,7 +210,13 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["verify", "--frames", "9"], "(--frames: did you mean --video-frames?)"),
         (["serve", "--listen", "0.0.0.0"], "(--listen: did you mean --host?)"),  # ComfyUI's server flag
         (["run", "-p", "x", "--t5xxl", "t5.safetensors"], "(--t5xxl: did you mean --text-encoder?)"),  # sd.cpp's
-        (["run", "-p", "x", "--offload-to-cpu"], "(--offload-to-cpu: did you mean --vram?)"),
+        # memory switches (ComfyUI's, sd.cpp's, Wan2GP's): the plan is automatic; --vram takes a number of GiB
+        (["run", "-p", "x", "--offload-to-cpu"], "(--offload-to-cpu: memory is planned here, not switched: a run"),
+        (["run", "-p", "x", "--novram"], "(--novram: memory is planned here"),  # was "did you mean --vram?"
+        (["run", "-p", "x", "--low_vram"], "(--low_vram: memory is planned here"),
+        (["run", "-p", "x", "--profile", "4"], "(--profile: memory is planned here"),  # Wan2GP's: was no hint
+        (["run", "-p", "x", "--reserve-vram", "1"], "--vram GiB plans for a smaller budget (what the run may use, not"),
+        (["serve", "--lowvram"], "fit the GPU's free memory (--dry-run prints the plan); --vram GiB plans for a"),
         (["run", "-p", "x", "--use-sage-attention"], "(--use-sage-attention: did you mean --attention?)"),
         (["run", "-p", "x", "--xformers"], "(--xformers: did you mean --attention-backend?)"),  # diffusers users'
         (["run", "-p", "x", "--torch-compile"], "(--torch-compile: did you mean --compile?)"),
@@ -193,8 +225,8 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["run", "-p", "x", "--MagCache", "0.1"], "MagCache's thresholds measure other quantities, don't carry"),
         (["run", "-p", "x", "--fp8_e4m3fn_unet"], "(--fp8_e4m3fn_unet: 8-bit weights come from a GGUF file"),
         (["run", "-p", "x", "--fp8"], "8-bit attention is --attention int8)"),  # was "did you mean --fps?"
-        (["run", "-p", "x", "--sequential-cpu-offload"], "(--sequential-cpu-offload: did you mean --vram?)"),
-        (["run", "-p", "x", "--tiled"], "(--tiled: did you mean --vram?)"),
+        (["run", "-p", "x", "--sequential-cpu-offload"], "(--sequential-cpu-offload: memory is planned here"),
+        (["run", "-p", "x", "--tiled"], "(--tiled: memory is planned here"),
         (["run", "-p", "x", "--sage"], "(--sage: did you mean --attention?)"),
         (["run", "-p", "x", "--plan"], "(--plan: did you mean --dry-run?)"),
         (["run", "--version"], "(--version: the version is motif-lite --version)"),

@@ -329,3 +329,22 @@ def test_the_import_flow_in_the_readme_is_the_one_test_layers_enforces():
     root = Path(__file__).resolve().parent.parent
     packages = {path.parent.name for path in (root / "motif_lite").glob("*/__init__.py")} | {"kernels", "quantize"}
     assert sorted(packages - {name for step in steps for name in step}) == []
+
+
+@pytest.mark.parametrize(
+    ("card", "vram", "transformer"),
+    [("12 GB", "10.37", "Q4_K_M"), ("8 GB", "6.67", "bf16"), ("8 GB", "6.67", "Q4_K_M"), ("6 GB", "5", "Q4_K_M")],
+)
+def test_the_6_8_gb_table_of_docs_memory_is_the_planners(no_network, no_weights, capsys, card, vram, transformer):
+    # docs/memory.md, "On a 6-8 GB GPU": each row's peak, reserved and host figures are what the dry run prints.
+    section = MEMORY.read_text().split("## On a 6-8 GB GPU", 1)[1].split("\n## ", 1)[0]
+    row = next(line for line in section.splitlines() if line.startswith(f"| {card} | ") and f"| {transformer}" in line)
+    gguf = ["--gguf", "Q4_K_M"] if transformer == "Q4_K_M" else []
+    assert cli.main(["run", "--dry-run", "--device", "cuda", "--vram", vram, *gguf, "-p", "a fox"]) == 0
+    out = capsys.readouterr().out
+    peak, reserved = re.search(r"device peak (\S+) GiB allocated .*~(\S+) GiB reserved", out).groups()
+    host = re.search(r"host peak (\S+) GiB RSS", out).group(1)
+    assert f"| {peak} GiB ({reserved}) | {host} GiB |" in row, (row, out)
+    streamed = re.search(r"(\d+ of 36) transformer blocks streamed from host memory \((\S+ GiB) copied", out)
+    said = None if streamed is None else f"{streamed.group(1)} blocks streamed, {streamed.group(2)} copied per forward"
+    assert (said is None and "blocks streamed" not in row) or (said is not None and said in row), (row, out)

@@ -17,7 +17,7 @@ from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime.activation_memory import transformer_activation_bytes
 from motif_lite.runtime.chunking import ChunkedFeedForward
-from motif_lite.runtime.generation_sizes import video_tokens
+from motif_lite.runtime.generation_sizes import generation_sizes, video_tokens
 from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host
 from motif_lite.runtime.planner import GiB, apply_plan, default_budget, plan_memory
 from motif_lite.runtime.streaming import TextEncoderPlacement
@@ -278,6 +278,31 @@ def test_describe_lists_every_stage():
     assert "on the CPU, part of the host peak below" in cpu and "device peak" not in cpu and "reserved" not in cpu
 
 
+def test_the_plan_says_in_words_what_it_moves_to_fit_and_its_peak():
+    # An 8 GB card with the bf16 transformer (a default run: the free memory / 1.08 = 6.67 GiB): the table's
+    # "transformer blocks: 20 of 36" and "plan 113 of 256" left open what was streamed and what it costs.
+    p = plan(1280, 736, 121, 6.67, weights=BF16)
+    line = p.describe().splitlines()[1]
+    assert line == p.in_words() and line.startswith(f"In short: est. peak {memory_size(p.peak_bytes)} allocated of ")
+    assert f"the 6.67 GiB budget (~{memory_size(p.reserved_bytes)} reserved: what the GPU needs free); to fit" in line
+    streamed = 36 - p.resident_blocks
+    assert 0 < streamed < 36 and f"{streamed} of 36 transformer blocks streamed from host memory (" in line
+    sizes = generation_sizes(1280, 736, 121, FULL, BF16, T5GEMMA2, VAE, torch.bfloat16, False, torch.bfloat16)
+    copied = sum(sizes.block_bytes[p.resident_blocks :])
+    assert f"({memory_size(copied)} copied per forward, while the block before computes)" in line
+    assert "text encoder streamed" in line and "pieces of 16384 tokens" in line and "2 exact bands" in line
+    with_gguf = plan(1280, 736, 121, 6.67).in_words()  # Q4_K_M: the transformer stays whole
+    assert "transformer blocks" not in with_gguf and "text encoder streamed" in with_gguf
+    smallest = plan(1280, 736, 121, 3.5).in_words()
+    assert "36 of 36 transformer blocks" in smallest and "not overlapped" in smallest and "heads per call" in smallest
+    assert plan(832, 480, 49, 80).in_words().startswith("In short: everything on the GPU, the fastest plan; est. peak")
+    with pytest.raises(MotifLiteError) as refused:  # the smallest plan, printed with the refusal: not "to fit"
+        plan(1280, 736, 121, 2.96)
+    said = r"allocated over the 2\.96 GiB budget \(~\S+ GiB reserved: what the GPU needs free\); even with the text"
+    assert re.search(said, str(refused.value)), str(refused.value)
+    assert "In short" not in plan(832, 480, 49, None, device="cpu").describe()  # the CPU streams nothing
+
+
 def test_image_to_video_plans_the_first_frame_encode_in_bands():
     t2v, i2v = plan(1280, 736, 121, 6), plan(1280, 736, 121, 6, image=True)
     assert i2v.stages[0].peak_bytes >= t2v.stages[0].peak_bytes and i2v.peak_bytes <= 6 * GiB
@@ -379,7 +404,23 @@ def test_without_a_ram_budget_an_estimate_above_the_available_memory_is_warned()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plan_host(needs, None, available_bytes=peak)  # fits: nothing to say
-        plan_host(needs, 64 * GiB, available_bytes=peak - 1)  # --ram given: the user's budget decides
+        plan_host(needs, 16 * GiB, available_bytes=peak)
+
+
+def test_a_ram_budget_above_the_available_memory_warns_of_swapping():
+    # A 16 GB laptop's `--ram 16`: the desktop and the browser hold a few GiB of it, so a run within the budget but
+    # above what is available would swap. It was silent ("the user's budget decides").
+    gib = {"text_bytes": 8.0, "transformer_bytes": 3.8, "vae_bytes": 0.25, "video_bytes": 0.5}
+    needs = HostNeeds(cuda=True, text_staging_bytes=0, activation_bytes=0, streamed_bytes=0, streamed_pinned_bytes=0,
+                      block_staging_bytes=0, **{name: int(x * GiB) for name, x in gib.items()})  # fmt: skip
+    peak = plan_host(needs, None).peak_bytes
+    available = peak - GiB
+    with pytest.warns(UserWarning) as said:
+        assert plan_host(needs, 16 * GiB, available_bytes=available).peak_bytes == peak <= 16 * GiB
+    [message] = [str(w.message) for w in said]
+    assert f"needs about {memory_size(peak)} of host memory, more than the {memory_size(available)} avail" in message
+    assert "now (--ram 16.00 GiB counts no others): the system will swap, many times slower, or kill it" in message
+    assert "--text-encoder-quantize Q8_0" in message and "a GGUF one (--gguf Q4_K_M)" in message
 
 
 def test_the_host_estimate_gives_each_size_its_unit():

@@ -62,6 +62,21 @@ def test_dry_run_with_nothing_at_hand_plans_the_official_gguf_for_cuda(no_networ
     assert "Memory plan for 1280x736x121" in out  # no prompt needed
 
 
+def test_a_dry_run_for_a_gpu_not_here_says_which_vram_plans_as_a_run_there_would(no_network, no_weights, capsys):
+    # "give --vram GiB to plan for yours" led an 8 GB card's user to --vram 8, a plan its free memory cannot hold;
+    # a run there plans for the free memory / 1.08 (default_budget), and the note gives that figure's recipe.
+    from motif_lite.runtime.planner import default_budget
+
+    code, _, err = run(capsys, "--dry-run", "--gguf", "Q4_K_M", "--device", "cuda")
+    assert code == 0, err
+    assert "planned without a budget; give --vram GiB to plan as a run on your GPU would, for its free memory" in err
+    assert "nvidia-smi's free MiB / 1106 (7380 MiB free: --vram 6.67)" in err
+    free = 7380 * 2**20
+    with pytest.MonkeyPatch.context() as patch:  # the figure is the budget a run with that free memory takes
+        patch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 8188 * 2**20))
+        assert f"{default_budget('cuda') / 2**30:.2f}" == "6.67" == f"{7380 / 1106:.2f}"
+
+
 def test_a_dry_run_never_asks_the_hub_even_online(no_network, no_weights, monkeypatch, capsys):
     # `no_network` with HF's offline mode off: the Hub would be asked if the dry run allowed it, and that fails.
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
@@ -95,12 +110,32 @@ def test_a_vram_budget_above_the_gpus_memory_plans_for_its_free_memory(no_networ
     request, _ = GenerationRequest("x", output="a.mp4").resolve()
     sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
     with pytest.warns(
-        UserWarning, match=rf"--vram 8000 GiB is more than this GPU's {memory_size(8 * 2**30)} \(--vram is in GiB"
+        UserWarning, match=r"--vram 8000 GiB \(8192000 MiB\) is more than this GPU's whole memory, 8192 MiB \(--vram is"
     ):
         slip = plan_generation(request, sources, device="cuda", vram_gib=8000)
     assert slip.budget_bytes == int(6 * 2**30 / RESERVED_RATIO)
     assert plan_generation(request, sources, device="cuda", vram_gib=7).budget_bytes == 7 * 2**30
     assert plan_generation(request, sources, device="cuda").budget_bytes == int(6 * 2**30 / RESERVED_RATIO)  # none
+
+
+def test_vram_8_on_an_8_gb_card_says_the_cards_memory_in_mib(no_network, monkeypatch):
+    # An "8 GB" card has 8188 MiB (nvidia-smi), a hair under --vram 8: in GiB both read "8.00 GiB", and the warning
+    # said "--vram 8 GiB is more than this GPU's 8.00 GiB". In MiB the two differ, and the free budget is named.
+    from motif_lite.runtime.planner import RESERVED_RATIO
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(7.2 * 2**30), 8188 * 2**20))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4060 Laptop GPU")
+    request, _ = GenerationRequest("x", output="a.mp4").resolve()
+    sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
+    with pytest.warns(UserWarning) as said:
+        plan = plan_generation(request, sources, device="cuda", vram_gib=8)
+    [message] = [str(w.message) for w in said if "--vram" in str(w.message)]
+    free_budget = int(int(7.2 * 2**30) / RESERVED_RATIO)
+    assert "--vram 8 GiB (8192 MiB) is more than this GPU's whole memory, 8188 MiB" in message
+    assert f"a budget of {memory_size(free_budget)}; leave --vram out" in message and "8.00 GiB" not in message
+    assert plan.budget_bytes == free_budget
 
 
 @pytest.mark.parametrize("windows_driver", [True, False])

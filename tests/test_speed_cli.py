@@ -161,7 +161,10 @@ def test_batch_guidance_that_the_memory_plan_has_no_room_for_is_turned_off_with_
     code = cli.main(
         [*run_args(checkpoint, tmp_path / "fox.gif", "--batch-guidance", "--vram", "0.15"), *size, "--dry-run"]
     )
-    assert code == 0 and "note: --batch-guidance does not fit the memory plan" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0 and "note: --batch-guidance does not fit the memory plan" in err
+    # Not "allow more memory (--vram)", which on a GPU whose free memory is the budget already plans past it.
+    assert "batching them needs more than this plan's 0.15 GiB budget: a smaller video, or a higher --vram" in err
     # Unguided (--cfg-scale 1): one prediction per step, nothing to batch or refuse; load_pipeline gets False, not
     # the True it would warn about.
     unguided = [*run_args(checkpoint, tmp_path / "fox.gif", "--batch-guidance", "--vram", "0.15"), *size]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -86,7 +87,60 @@ def plan_if_budget(
         return None
     plan = plan_run(args, request, sources, dtype, device, layout, text_encoder=text_encoder)
     say(plan.describe(), file=sys.stderr)
+    if (note := smaller_transformer_note(args, request, sources, dtype, device, plan, layout)) is not None:
+        say(f"note: {note}", file=sys.stderr)
     return plan
+
+
+# The GGUF a streamed full-precision transformer is pointed to: the official 4-bit file, a third of bf16's bytes.
+SMALLER_TRANSFORMER = "Q4_K_M"
+
+
+def smaller_transformer_note(
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    sources: ModelSources,
+    dtype: torch.dtype,
+    device: torch.device,
+    plan: Plan,
+    layout: ParallelLayout | None = None,
+) -> str | None:
+    """When `plan` streams blocks of a transformer loaded in full precision (an 8 GB GPU's default run), what
+    `--gguf Q4_K_M` would plan instead (the planner's estimate for the same request and budget); None where the
+    transformer is quantized already, is the user's own file, or nothing is streamed or gained."""
+    import torch
+
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.preflight import with_quantize
+    from motif_lite.units import memory_size
+
+    own_file = "transformer" in sources.weight_files  # an fp8 copy, say: not ours to judge
+    quantized = sources.gguf is not None or sources.gguf_request is not None or sources.quantize is not None
+    if plan.resident_blocks is None or own_file or quantized or torch.device(plan.device).type != "cuda":
+        return None
+    try:
+        smaller = with_quantize(sources, SMALLER_TRANSFORMER)  # our recipe's size: the official file's
+        with warnings.catch_warnings():  # the budget's and the host's warnings were given for `plan`
+            warnings.simplefilter("ignore")
+            other = plan_run(args, request, smaller, dtype, device, layout)
+    except MotifLiteError:  # nothing fits with it either, or a model the recipe does not take
+        return None
+    streamed = plan.num_blocks - plan.resident_blocks
+    if other.resident_blocks is None:
+        gain = "keeps it whole on the GPU"
+    elif other.resident_blocks > plan.resident_blocks:
+        gain = f"streams {other.num_blocks - other.resident_blocks} of them"
+    else:
+        return None
+    host = ""
+    if plan.host is not None and other.host is not None and other.host.peak_bytes < plan.host.peak_bytes:
+        host = f", and {memory_size(plan.host.peak_bytes - other.host.peak_bytes)} less host memory"
+    return (
+        f"the transformer in {str(dtype).removeprefix('torch.')} does not fit whole: {streamed} of its "
+        f"{plan.num_blocks} blocks stream from host memory at every forward. --gguf {SMALLER_TRANSFORMER} (4-bit "
+        f"weights, a third of the bytes) {gain}: est. peak {memory_size(other.peak_bytes)} allocated{host} "
+        "(the planner's estimate)"
+    )
 
 
 def plan_run(

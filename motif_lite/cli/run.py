@@ -202,7 +202,7 @@ def dry_run(
     import torch
 
     from motif_lite.checkpoint import locate_sources
-    from motif_lite.cli.prepare import plan_run
+    from motif_lite.cli.prepare import plan_run, smaller_transformer_note
     from motif_lite.devices import parse_device
     from motif_lite.preflight import AT_HAND, with_quantize
     from motif_lite.settings import resolve_dtype, resolve_settings
@@ -227,7 +227,8 @@ def dry_run(
         others = plan_run(args, request, sources, dtype, device, layout, text_encoder=False)
         described += "\n" + _host_of_the_machine(plan.host.peak_bytes, others.host.peak_bytes, layout.world)
     _, note = planned_batch_guidance(args.batch_guidance and layout is None, device, plan, settings)
-    print_notes([note] if note else [])
+    smaller = smaller_transformer_note(args, request, sources, dtype, device, plan, layout)
+    print_notes([note for note in (note, smaller) if note])
     print_notes(_dry_run_time_notes(request, settings, sources, dtype, device, videos))
     sizes = model_sizes(sources, dtype).lines()
     prompt = args.prompt if args.resume is None else request.prompt  # a resumed run's is in its latents file
@@ -288,6 +289,14 @@ def _dry_run_time_notes(
     return []
 
 
+# What a dry run for a GPU this machine lacks says: a run on that GPU plans for its free memory / RESERVED_RATIO
+# (planner.default_budget), which the user reads in nvidia-smi in MiB: 1024 x 1.08 = 1106.
+NO_GPU_HERE = (
+    "no CUDA device on this machine: planned without a budget; give --vram GiB to plan as a run on your GPU would, "
+    "for its free memory / 1.08: nvidia-smi's free MiB / 1106 (7380 MiB free: --vram 6.67)"
+)
+
+
 def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> list[str]:
     """What a dry run says about planning for a device this machine lacks."""
     import torch
@@ -296,7 +305,7 @@ def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> lis
 
     notes = []
     if device.type == "cuda" and not torch.cuda.is_available() and args.vram is None:
-        notes.append("no CUDA device on this machine: planned without a budget; give --vram GiB to plan for yours")
+        notes.append(NO_GPU_HERE)
     here = device.type == "cuda" and torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
     if here and (lacking := torch_build_gpu_problem(device)) is not None:  # the plan may be for another machine's
         notes.append(f"a run of this command would be refused here: {lacking}")
@@ -565,12 +574,17 @@ def planned_batch_guidance(
     not fit, and a batch-2 forward would then need twice the activation memory the plan counted."""
     from motif_lite.preflight import batched_guidance
     from motif_lite.sampling import needs_uncond
+    from motif_lite.units import memory_size
 
     batched, refused = batched_guidance(wanted, device, plan)
     if refused and needs_uncond(settings.guidance.value):
+        # Not "allow more memory (--vram)": without --vram the budget is all the free memory already, and a budget
+        # above it runs out of memory (or spills into system memory on Windows).
+        budget = "" if plan is None or plan.budget_bytes is None else f" this plan's {memory_size(plan.budget_bytes)}"
         return batched, (
             "--batch-guidance does not fit the memory plan (room for one prediction per transformer forward): the "
-            "two guidance predictions run one after the other; allow more memory (--vram) to batch them"
+            f"two guidance predictions run one after the other; batching them needs more than{budget or ' its'} "
+            "budget: a smaller video, or a higher --vram where the GPU has that much free"
         )
     return batched, None
 

@@ -38,20 +38,11 @@ OTHER_TOOLS_NAMES = {
     "--clip": "--text-encoder",
     "--unet": "--diffusion-model",
     "--model-path": "--model",
-    # memory and attention switches of stable-diffusion.cpp and ComfyUI: here a budget, or the attention flags
-    "--lowvram": "--vram",
-    "--offload-to-cpu": "--vram",
-    "--vae-tiling": "--vram",
+    # attention switches of stable-diffusion.cpp and ComfyUI (their memory switches: MEMORY_MODES below)
     "--use-sage-attention": "--attention",
     "--sage": "--attention",
     "--sage-attention": "--attention",
     "--diffusion-fa": "--attention-backend",
-    "--cpu-offload": "--vram",
-    "--sequential-offload": "--vram",
-    "--sequential-cpu-offload": "--vram",
-    "--model-cpu-offload": "--vram",
-    "--tiled": "--vram",
-    "--vae-tiled": "--vram",
     "--plan": "--dry-run",
     # speed switches of diffusers' users (xformers, flash-attn), torch.compile wrappers and step caches (TeaCache,
     # cache-dit's First Block Cache)
@@ -78,6 +69,26 @@ OTHER_TOOLS_SETTINGS["--teacache"] = OTHER_TOOLS_SETTINGS["--tea-cache"] = OTHER
     "the step cache here is --step-cache THRESHOLD (First-Block-Cache style): TeaCache's and MagCache's thresholds "
     "measure other quantities, don't carry them over; start around 0.05 (docs/usage.md, 'Going faster')",
 )
+# Memory switches: ComfyUI's modes (--lowvram, --novram, ...) and --reserve-vram, stable-diffusion.cpp's
+# --offload-to-cpu, --vae-tiling and --clip-on-cpu, diffusers' offload methods, Wan2GP's --profile. Here no switch:
+# the plan fits the free memory by itself, so "did you mean --vram?" (a number of GiB) would send them wrong.
+MEMORY_MODES = (
+    "--vram",
+    "memory is planned here, not switched: a run streams, offloads to the CPU and tiles what it must to fit the "
+    "GPU's free memory (--dry-run prints the plan); --vram GiB plans for a smaller budget (what the run may use, "
+    "not what it leaves free)",
+)
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        (
+            "--lowvram", "--low-vram", "--novram", "--no-vram", "--highvram", "--normalvram", "--gpu-only",
+            "--reserve-vram", "--cpu-vae", "--offload-to-cpu", "--offload", "--cpu-offload", "--model-cpu-offload",
+            "--sequential-offload", "--sequential-cpu-offload", "--vae-tiling", "--vae-tiled", "--tiled",
+            "--clip-on-cpu", "--vae-on-cpu", "--profile", "--preload",
+        ),
+        MEMORY_MODES,
+    )
+)  # fmt: skip
 # Low-precision switches (--fp8, ComfyUI's --fp8_e4m3fn-unet, ...): here low precision is the weight file's.
 OTHER_TOOLS_SETTINGS["--fp8"] = OTHER_TOOLS_SETTINGS["--fp8-e4m3fn-unet"] = (
     "--gguf",

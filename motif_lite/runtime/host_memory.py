@@ -98,23 +98,33 @@ def plan_host(needs: HostNeeds, budget_bytes: int | None, available_bytes: int |
     limit = budget_bytes if budget_bytes is not None else available_bytes
     pinned = host_estimate(needs, pinned_blocks=True, budget_bytes=budget_bytes)
     if needs.cuda and needs.streamed_bytes and (limit is None or pinned.peak_bytes <= limit):
-        return pinned
-    staged = host_estimate(needs, pinned_blocks=False, budget_bytes=budget_bytes)
-    if budget_bytes is not None and staged.peak_bytes > budget_bytes:
+        chosen = pinned
+    else:
+        chosen = host_estimate(needs, pinned_blocks=False, budget_bytes=budget_bytes)
+    if budget_bytes is not None and chosen.peak_bytes > budget_bytes:
         raise MotifLiteError(
-            f"this run needs about {memory_size(staged.peak_bytes)} of host memory, but --ram is "
-            f"{memory_size(budget_bytes)} ({staged.describe()}). {less_host_memory(needs, staged)}, or allow more "
+            f"this run needs about {memory_size(chosen.peak_bytes)} of host memory, but --ram is "
+            f"{memory_size(budget_bytes)} ({chosen.describe()}). {less_host_memory(needs, chosen)}, or allow more "
             f"memory{more_memory_fix()}."
         )
-    if budget_bytes is None and available_bytes is not None and staged.peak_bytes > available_bytes:
-        warnings.warn(
-            f"this run needs about {memory_size(staged.peak_bytes)} of host memory, more than the "
-            f"{memory_size(available_bytes)} available now: the system may kill it part way (in a notebook, the "
-            f"kernel restarts; a pipeline still loaded there counts too: del pipe first). "
-            f"{less_host_memory(needs, staged)}{more_memory_fix()}.",
-            stacklevel=2,
-        )
-    return staged
+    if (note := over_available_note(needs, chosen, available_bytes)) is not None:
+        warnings.warn(note, stacklevel=2)
+    return chosen
+
+
+def over_available_note(needs: HostNeeds, estimate: HostEstimate, available_bytes: int | None) -> str | None:
+    """An estimate above the memory available now, with --ram or without: a 16 GB laptop's `--ram 16` leaves out
+    what the desktop holds. The system then swaps (many times slower) or kills the process part way; None when it
+    fits or the available memory is unknown."""
+    if available_bytes is None or estimate.peak_bytes <= available_bytes:
+        return None
+    given = "" if estimate.budget_bytes is None else f" (--ram {memory_size(estimate.budget_bytes)} counts no others)"
+    return (
+        f"this run needs about {memory_size(estimate.peak_bytes)} of host memory, more than the "
+        f"{memory_size(available_bytes)} available now{given}: the system will swap, many times slower, or kill it "
+        f"part way (in a notebook, the kernel restarts; a pipeline still loaded there counts too: del pipe first). "
+        f"{less_host_memory(needs, estimate)}{more_memory_fix()}."
+    )
 
 
 def less_host_memory(needs: HostNeeds, estimate: HostEstimate) -> str:

@@ -135,6 +135,8 @@ class Plan:
     host: HostEstimate | None = None
     cfg_batch: int = 1  # rows per transformer forward the estimates allow: 2 = guidance branches batched
     heads_per_call: int | None = None  # single-stream blocks attend this many heads at a time (None: all at once)
+    streamed_bytes: int = 0  # the streamed transformer blocks' weights: copied to the device at every forward
+    num_blocks: int = 0  # the transformer's streamable blocks
 
     @property
     def peak_bytes(self) -> int:
@@ -145,6 +147,44 @@ class Plan:
         """What the caching allocator is expected to reserve at the peak (an estimate, see RESERVED_RATIO)."""
         return int(self.peak_bytes * RESERVED_RATIO)
 
+    def in_words(self) -> str:
+        """The plan for a GPU in one line for its user: the peak against the budget, and what is moved or cut to
+        fit, each with its cost next to keeping everything on the GPU (the fastest plan)."""
+        fits = self.budget_bytes is None or self.peak_bytes <= self.budget_bytes  # the smallest plan of a refusal
+        budget = "" if self.budget_bytes is None else f" the {memory_size(self.budget_bytes)} budget"
+        budget = f" {'of' if fits else 'over'}{budget}" if budget else ""
+        # The budget is checked against the allocated estimate; the reserved one is what must be free on the GPU.
+        peak = (
+            f"est. peak {memory_size(self.peak_bytes)} allocated{budget} (~{memory_size(self.reserved_bytes)} "
+            "reserved: what the GPU needs free)"
+        )
+        if self.ladder_index == 0:
+            return f"In short: everything on the GPU, the fastest plan; {peak}"
+        return f"In short: {peak}; {'to fit,' if fits else 'even with'} " + "; ".join(self._what_moves())
+
+    def _what_moves(self) -> list[str]:
+        """What this plan does that the fastest one does not, each with what it costs."""
+        moves = {
+            TextEncoderPlacement.DEVICE: [],
+            TextEncoderPlacement.STREAMED: ["the text encoder streamed layer by layer while it encodes (seconds)"],
+            TextEncoderPlacement.CPU: ["the text encoder run on the CPU (a slower encoding)"],
+        }[self.text_placement]
+        if self.resident_blocks is not None:
+            overlap = "while the block before computes" if self.prefetch else "not overlapped with the computation"
+            moves.append(
+                f"{self.num_blocks - self.resident_blocks} of {self.num_blocks} transformer blocks streamed from host "
+                f"memory ({memory_size(self.streamed_bytes)} copied per forward, {overlap})"
+            )
+        if self.token_chunk is not None:
+            moves.append(f"per-token steps in pieces of {self.token_chunk} tokens (near free)")
+        if self.heads_per_call is not None:
+            moves.append(f"attention over {self.heads_per_call} heads per call (a little more work per step)")
+        if self.vae_tile is not None:
+            moves.append("the VAE decoding in tiles (slower decode)")
+        elif self.vae_bands > 1:
+            moves.append(f"the VAE decoding in {self.vae_bands} exact bands (a few % more decode work per band)")
+        return moves
+
     def describe(self) -> str:
         """A human-readable table of the plan (the CLI's --dry-run output)."""
         budget = "none" if self.budget_bytes is None else memory_size(self.budget_bytes)
@@ -153,6 +193,7 @@ class Plan:
             f"(2N = {2 * self.video_tokens:,} in the DDT decoder), budget {budget}, "
             f"plan {self.ladder_index + 1} of {self.ladder_size} (1 = fastest), "
             f"{self.cfg_batch} row{'s' if self.cfg_batch > 1 else ''} per transformer forward",
+            *([self.in_words()] if torch.device(self.device).type != "cpu" else []),
             f"{'stage':<9} {'est. peak':>10} {'weights':>10} {'activations':>12}  {'streamed':<34} chunks",
         ]
         for s in self.stages:
@@ -242,6 +283,11 @@ def _text_weights(sizes: GenerationSizes, choice: _Choice) -> int:
     if choice.text is TextEncoderPlacement.STREAMED:  # embeddings and norms + the running and prefetched layers
         return int((TEXT_NON_LAYER_FRACTION + 2 * TEXT_LAYER_FRACTION) * sizes.text_bytes)
     return 0
+
+
+def _streamed_bytes(sizes: GenerationSizes, choice: _Choice) -> int:
+    """The streamed blocks' weights: what is copied to the device at every transformer forward."""
+    return 0 if choice.resident_blocks is None else sum(sizes.block_bytes[choice.resident_blocks :])
 
 
 def _streamed_in_flight(sizes: GenerationSizes, choice: _Choice) -> int:
@@ -433,6 +479,7 @@ def plan_memory(
                     width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
                     choice.token_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages,
                     budget_bytes, index, len(ladder), choice.prefetch, cfg_batch=batch, heads_per_call=choice.heads,
+                    streamed_bytes=_streamed_bytes(sizes, choice), num_blocks=len(sizes.block_bytes),
                 )  # fmt: skip
                 yield plan, sizes, choice
 
