@@ -222,6 +222,8 @@ def test_decode_never_replaces_a_video_without_o(saved, tmp_path, capsys):
     assert code == 0, err
     assert f"{folder / 'fox.gif'} exists: writing {folder / 'fox-2.gif'}" in err
     assert (folder / "fox.gif").read_bytes() == b"an earlier video" and (folder / "fox-2.gif").is_file()
+    code, _, err = decode_cli(capsys, str(folder / "fox.latents.safetensors"), "--dry-run")  # it said "writing"
+    assert code == 0 and f"{folder / 'fox.gif'} exists: a decode would write {folder / 'fox-3.gif'}" in err, err
 
 
 def latents_for(saved: Path, output: Path) -> Path:
