@@ -222,6 +222,52 @@ def test_decode_never_replaces_a_video_without_o(saved, tmp_path, capsys):
     assert code == 0, err
     assert f"{folder / 'fox.gif'} exists: writing {folder / 'fox-2.gif'}" in err
     assert (folder / "fox.gif").read_bytes() == b"an earlier video" and (folder / "fox-2.gif").is_file()
+    code, _, err = decode_cli(capsys, str(folder / "fox.latents.safetensors"), "--dry-run")  # it said "writing"
+    assert code == 0 and f"{folder / 'fox.gif'} exists: a decode would write {folder / 'fox-3.gif'}" in err, err
+
+
+def latents_for(saved: Path, output: Path) -> Path:
+    """The latents of `saved`, saved beside `output` for it (as a run writing `output` would have)."""
+    from motif_lite.io.latents import save_latents
+
+    latents = read_latents(saved / LATENTS)
+    path = latents_path(output)
+    save_latents(type(latents)(**{**vars(latents), "output": output}), path)
+    return path
+
+
+def test_decodes_started_at_the_same_moment_write_different_default_files(saved, tmp_path, capsys, monkeypatch):
+    # Both chose fox.gif (nothing was there yet) and the one that finished last replaced the other's video. A decode
+    # now claims its default name as it chooses it (an empty file, created exclusively), as a run does.
+    latents = latents_for(saved, tmp_path / "fox.gif")
+    decode, chosen = decoding.run_decode, []
+
+    def another_decode_starts_meanwhile(job, progress):
+        chosen.append(job.output.name)
+        if len(chosen) == 1:
+            assert cli.main(["decode", str(latents), "--device", "cpu"]) == 0
+        return decode(job, progress)
+
+    monkeypatch.setattr(decoding, "run_decode", another_decode_starts_meanwhile)
+    code, _, err = decode_cli(capsys, str(latents))
+    assert code == 0, err
+    assert chosen == ["fox.gif", "fox-2.gif"]
+    assert (tmp_path / "fox.gif").stat().st_size > 0 and (tmp_path / "fox-2.gif").stat().st_size > 0
+
+
+@pytest.mark.parametrize("failure", ["before loading", "while decoding"])
+def test_a_decode_that_fails_frees_its_default_name(saved, tmp_path, capsys, monkeypatch, failure):
+    # The claim (an empty fox.gif) must not outlive a decode that wrote no video: the next one would take fox-2.gif.
+    latents = latents_for(saved, tmp_path / "fox.gif")
+    if failure == "before loading":
+        code, _, err = decode_cli(capsys, str(latents), "--vram", "0.0001")
+    else:
+        monkeypatch.setattr(decoding, "run_decode", out_of_memory)
+        code, _, err = decode_cli(capsys, str(latents))
+    assert code != 0 and names(tmp_path) == [latents.name], err
+    code, out, err = decode_cli(capsys, str(latents), "--dry-run")  # writes nothing, claims nothing
+    assert code == 0 and f"would write: {tmp_path / 'fox.gif'}" in out, err
+    assert names(tmp_path) == [latents.name]
 
 
 def test_decode_into_a_video_open_in_a_player_writes_beside_it_and_says_so(saved, tmp_path, capsys, monkeypatch):

@@ -348,3 +348,31 @@ def test_the_6_8_gb_table_of_docs_memory_is_the_planners(no_network, no_weights,
     streamed = re.search(r"(\d+ of 36) transformer blocks streamed from host memory \((\S+ GiB) copied", out)
     said = None if streamed is None else f"{streamed.group(1)} blocks streamed, {streamed.group(2)} copied per forward"
     assert (said is None and "blocks streamed" not in row) or (said is not None and said in row), (row, out)
+
+
+def test_the_example_that_reads_a_results_frames_back_closes_ffmpegs_pipes(tmp_path):
+    # docs/usage.md, "Frames": the example read the file with imageio_ffmpeg.read_frames, which leaves the pipes of an
+    # ffmpeg that finished (a short video) to the garbage collector: a ResourceWarning, an error under -W error.
+    import gc
+    import types
+    import warnings
+
+    import numpy as np
+
+    from motif_lite.io.video import write_video
+
+    (example,) = [block for block in re.findall(r"```python\n(.*?)```", USAGE.read_text(), re.S)
+                  if "result.output" in block and "[F, H, W, 3]" in block]  # fmt: skip
+    written = np.random.default_rng(0).integers(0, 256, (5, 32, 48, 3), dtype=np.uint8)
+    written[:] = written[:, :1, :1]  # a flat colour per frame: H.264 keeps it
+    output = write_video(written, tmp_path / "fox.mp4", fps=24)
+    result = types.SimpleNamespace(output=output, request=types.SimpleNamespace(width=48, height=32))
+    scope = {"result": result}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        exec(example, scope)
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    frames = scope["frames"]
+    assert frames.shape == written.shape and frames.dtype == np.uint8
+    assert np.abs(frames.astype(int) - written).max() <= 4

@@ -665,6 +665,10 @@ def test_resuming_a_run_that_finished_says_its_video_is_there(tmp_path, capsys):
     code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.latents.safetensors"))
     assert_user_error(code, err, "no such latents file")
     assert "fox.mp4 is there" not in err
+    (tmp_path / "fox.mp4").touch()  # the empty file a run killed before its first save took its name with
+    code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.latents.safetensors"))
+    assert_user_error(code, err, "no such latents file")
+    assert "fox.mp4 is there" not in err
     (tmp_path / "fox.mp4").write_bytes(b"a finished video")
     code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.latents.safetensors"))
     assert_user_error(code, err, "fox.mp4 is there: a run removes its latents file once its video is written")
@@ -715,6 +719,28 @@ def test_a_second_ctrl_c_during_the_save_leaves_the_last_whole_state_and_says_so
     assert names(tmp_path) == ["fox.latents.safetensors"]
     held = read_latents(kept).progress
     assert f"a second Ctrl-C stopped the save: {kept} holds the state after step {held[0]} of 4" in caplog.text
+
+
+@pytest.mark.parametrize("made", ["by the killed run", "after its last save", "by a run that may still run"])
+def test_a_killed_runs_empty_output_file_is_where_its_resumed_run_writes(stopped, capsys, monkeypatch, made):
+    """A run killed outright (kill -9) leaves the empty fox.mp4 it took its name with: its resumed run wrote
+    fox-2.mp4 beside it and left it there. An empty file made after the run's last save is another run's claim, and
+    one of a run that may still be running is that run's."""
+    output, other = stopped.with_name("fox.mp4"), stopped.with_name("fox-2.mp4")
+    output.touch()
+    moment = stopped.stat().st_mtime + (60 if made == "after its last save" else -60)
+    os.utime(output, (moment, moment))
+    if made == "by a run that may still run":
+        monkeypatch.setattr("motif_lite.io.latents_saving.still_running", lambda saved: 4321)
+    taken = made == "by the killed run"
+    code, out, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert code == 0, err
+    assert ("exists" not in err) if taken else (f"{output} exists: a run would write {other} instead" in err), err
+    code, out, err = run_cli(capsys, "--resume", str(stopped))
+    assert code == 0, err
+    written = output if taken else other
+    assert f"output: {written}" in out and written.stat().st_size > 1000
+    assert not other.exists() if taken else output.stat().st_size == 0
 
 
 def test_resuming_a_run_that_still_runs_says_so(stopped, tmp_path, capsys):

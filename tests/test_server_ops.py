@@ -114,6 +114,8 @@ def test_health_names_a_cancelled_job_until_the_worker_has_stopped_it(pipe, tmp_
         assert server.request("DELETE", f"/v1/videos/{first['id']}")[0] == 200
         health = server.request("GET", "/health")[1]
         assert (health["running"], health["stopping"], health["queued"]) == (None, first["id"], 1)
+        # The log said nothing until the step ended ("deleted, stopped"): now it says so at the delete.
+        assert f"{first['id']}: deleted while running: stops after its current step" in server.log
         slow.end_step.set()
         wait_for(lambda: f"{first['id']}: deleted, stopped" in server.log, 60, "the worker to stop the job")
         server.wait_status(second["id"], ("completed",))

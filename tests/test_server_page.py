@@ -427,6 +427,11 @@ def test_the_page_extends_a_video_file_and_says_what_is_wrong_with_one(driver, p
         clip.send_keys(files["still.mp4"])
         assert error() == "" and not driver.find_element(By.ID, "width").is_enabled()
         assert driver.find_element(By.ID, "clip-note").is_displayed()
+        # The greyed-out dropdown read the size chosen before ("custom…", or "1280x736 (official)"): not the size
+        # the job gets.
+        shown = "return document.getElementById('size').selectedOptions[0].text"
+        assert driver.execute_script(shown) == "the video's size"
+        assert not driver.find_element(By.ID, "width").is_displayed()
         driver.find_element(By.ID, "submit").click()
         refused = wait_for(error, 30, "the API's error")
         body, headers = multipart({"prompt": "x"}, {"extend": ("still.mp4", (tmp_path / "still.mp4").read_bytes(),
@@ -440,6 +445,7 @@ def test_the_page_extends_a_video_file_and_says_what_is_wrong_with_one(driver, p
         assert error().startswith(f"photo.png is {-(-len(png()) // 1024)} KB: this server takes first-frame images up "
                                   "to 2 KB (its --max-upload-mb)")  # fmt: skip
         assert driver.find_element(By.ID, "width").is_enabled()
+        assert field_values(driver, "size", "width", "height") == ["custom", "64", "32"]  # the size chosen, again
         clip.send_keys(files["clip.mp4"])
         assert driver.execute_script("return document.getElementById('image').files.length") == 0
         driver.find_element(By.ID, "submit").click()

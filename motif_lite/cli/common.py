@@ -72,16 +72,19 @@ def _replace_flag(tokens: list[str], flags: tuple[str, ...], value: str) -> list
     return [*out[:1], flags[0], value, *out[1:]]
 
 
-def free_output(wanted: Path, dry_run: bool = False, claim: bool = False) -> tuple[Path, str | None]:
+def free_output(
+    wanted: Path, dry_run: bool = False, claim: bool = False, command: str = "run"
+) -> tuple[Path, str | None]:
     """`wanted`, or the next free name beside it when a file is there (a default output never replaces an earlier
-    video), with the note that says so (in a `dry_run`, which writes nothing: what a run would write). `claim`:
-    the name is taken at once (`io.video.claim`), so that a run started at the same moment picks another."""
+    video), with the note that says so (in a `dry_run`, which writes nothing: what a `command` would write).
+    `claim`: the name is taken at once (`io.video.claim`), so that a command started at the same moment picks
+    another."""
     from motif_lite.io.video import claim_unused_path, unused_path
 
     chosen = claim_unused_path(wanted) if claim and not dry_run else unused_path(wanted)
     if chosen == wanted:
         return wanted, None
-    writing = "a run would write" if dry_run else "writing"
+    writing = f"a {command} would write" if dry_run else "writing"
     return chosen, f"{wanted} exists: {writing} {chosen} instead (-o names the file and replaces it)"
 
 

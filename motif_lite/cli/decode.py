@@ -14,10 +14,14 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from motif_lite.choices import DTYPE_NAMES, MOTIF_REPO, dtype_name
 from motif_lite.cli.run_flags import add_crf_flag, gib
 from motif_lite.paths import path_arg
+
+if TYPE_CHECKING:
+    from motif_lite.io.latents import SavedLatents
 
 DESCRIPTION = """\
 Decode latents that `motif-lite run` saved beside its output when the decode failed (out of memory, inf/NaN, a
@@ -90,19 +94,34 @@ def main(args: argparse.Namespace) -> int:
     from motif_lite.cli import use_expandable_segments
 
     use_expandable_segments()  # before torch starts CUDA, as for run: the decode's memory plan assumes it
-    from motif_lite.cli.common import download_hint_repeats, print_notes
-    from motif_lite.decoding import prepare_decode, run_decode
-    from motif_lite.devices import torch_dtype
-    from motif_lite.errors import counted
     from motif_lite.io.latents import LatentsFileError, read_latents
-    from motif_lite.io.staging import described_output
-    from motif_lite.progress import ProgressBars
+    from motif_lite.io.video import release_claims
 
     saved = read_latents(args.latents, command="decode")
     if args.output is None and not saved.output.parent.is_dir():  # from another machine, or the folder moved
         raise LatentsFileError(f"the run that saved {saved.file} wrote to {saved.output}, and that folder is not "
                                "here: give -o for the video")  # fmt: skip
-    output = Path(args.output) if args.output is not None else _free(saved.output)
+    if args.output is not None:
+        return _decode(args, saved, Path(args.output))
+    # The default name is claimed (an empty file) as run claims its own: a decode of the same latents started at the
+    # same moment then picks the next name instead of writing this file too. Freed again unless the video replaced it.
+    output = _free(saved.output, args.dry_run)
+    try:
+        return _decode(args, saved, output)
+    finally:
+        if not args.dry_run:
+            release_claims([output])
+
+
+def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
+    """Check, plan and decode `saved` into `output`; say where the video is."""
+    from motif_lite.cli.common import download_hint_repeats, print_notes
+    from motif_lite.decoding import prepare_decode, run_decode
+    from motif_lite.devices import torch_dtype
+    from motif_lite.errors import counted
+    from motif_lite.io.staging import described_output
+    from motif_lite.progress import ProgressBars
+
     dtype = torch_dtype(args.dtype) if args.dtype is not None else None
     with download_hint_repeats(getattr(args, "argv", None)):
         job = prepare_decode(
@@ -146,11 +165,12 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _free(path: Path) -> Path:
-    """The run's output, or the next free name beside it when a file is there now (said on stderr)."""
+def _free(path: Path, dry_run: bool) -> Path:
+    """The run's output, or the next free name beside it when a file is there now (said on stderr); claimed unless in
+    a `dry_run`, which writes nothing."""
     from motif_lite.cli.common import free_output
 
-    free, note = free_output(path)
+    free, note = free_output(path, dry_run, claim=True, command="decode")
     if note is not None:
         print(f"note: {note}", file=sys.stderr)
     return free

@@ -235,6 +235,24 @@ def _image_given_again(saved: SavedLatents, image: str, image_state: str) -> tup
     return dataclasses.replace(saved, request={**saved.request, "image": str(new)}), note
 
 
+def claim_left_behind(saved: SavedLatents) -> Path | None:
+    """The stopped run's output when what is there is the empty file that run took the name with (`io.video.claim`)
+    and left behind, killed outright (`kill -9`, the kernel's out-of-memory killer): the resumed run writes its
+    video there, as the stopped run would have. None otherwise: a video, nothing, or an empty file made after the
+    run's last save (another run's, which may be running) or while that run may still be running."""
+    from motif_lite.io.latents_saving import still_running
+    from motif_lite.io.video import claimed_before
+
+    if saved.file is None or still_running(saved) is not None:
+        return None
+    try:
+        last_saved = saved.file.stat().st_mtime
+    except OSError:
+        return None
+    output = Path(saved.request["output"])
+    return output if claimed_before(output, last_saved) else None
+
+
 def resumed_request(saved: SavedLatents, output: str | None) -> GenerationRequest:
     """The request of the run `saved` stopped (its output file, or `output` when given)."""
     from motif_lite.io.latents import LatentsFileError, writer_of

@@ -23,7 +23,7 @@ from motif_lite.cli.common import download_hint_repeats, lora_args, print_notes
 from motif_lite.cli.kernel_cache import writable_kernel_cache
 from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_layout, torchrun_notes
 from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
-from motif_lite.cli.resume import earlier_runs, kept_anywhere, resume_args, resumed_request
+from motif_lite.cli.resume import claim_left_behind, earlier_runs, kept_anywhere, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import gpu_memory_of, prompt_line, summary
@@ -124,7 +124,9 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     torchrun_world = int(os.environ.get("WORLD_SIZE", "1"))  # a dry run under torchrun joins no process group
     world = session.world if session is not None else torchrun_world if torchrun_world > 1 else args.gpus or 1
     layout = parallel_layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
-    parallel, requests, notes = _resolve(args, unresolved, session, layout, clip)
+    # The empty file a stopped run being resumed left at its output (killed outright) is this run's to write.
+    claimed = claim_left_behind(resume) if resume is not None and args.output is None else None
+    parallel, requests, notes = _resolve(args, unresolved, session, layout, clip, claimed)
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
     main_rank = parallel is None or parallel.is_main
     # The default names the main rank claimed (empty files): freed again unless a video replaced them.
@@ -158,17 +160,18 @@ def _resolve(
     session: Session | None,
     layout: ParallelLayout | None,
     clip: Clip | None,
+    claimed: Path | None = None,
 ) -> tuple[Parallel | None, list[GenerationRequest], list[str]]:
     """-> (this process's part of a parallel run, else None; the run's videos; their notes), every setting checked
     before anything loads. In a parallel run rank 0 checks the settings (its output folder, its image), draws the
     seed and names the outputs, and the other ranks get its answer."""
     if session is None:
-        return None, *resolve_requests(args, unresolved, clip, claim=True)
+        return None, *resolve_requests(args, unresolved, clip, claim=True, claimed=claimed)
     from motif_lite.runtime.parallel import DEFAULT_STEP_TIMEOUT_S, Parallel
 
     timeout = args.comm_timeout if args.comm_timeout is not None else DEFAULT_STEP_TIMEOUT_S
     parallel = Parallel.create(layout, session.device, timeout)
-    return parallel, *parallel.share(lambda: resolve_requests(args, unresolved, clip, claim=True))
+    return parallel, *parallel.share(lambda: resolve_requests(args, unresolved, clip, claim=True, claimed=claimed))
 
 
 def flag_notes(args: argparse.Namespace, several_processes: bool) -> list[str]:

@@ -81,12 +81,17 @@ def take_clip_defaults(args: argparse.Namespace) -> Clip:
 
 
 def resolve_requests(
-    args: argparse.Namespace, unresolved: GenerationRequest, clip: Clip | None = None, claim: bool = False
+    args: argparse.Namespace,
+    unresolved: GenerationRequest,
+    clip: Clip | None = None,
+    claim: bool = False,
+    claimed: Path | None = None,
 ) -> tuple[list[GenerationRequest], list[str]]:
     """`unresolved.resolve()` as the run's videos: one, or with `--batch-count N` N of them with seeds SEED,
     SEED+1, ... and files numbered -1, -2, ... before the extension; without -o, names that do not replace an
     earlier video, and with `claim` (a run, not a dry run) taken at once (`io.video.claim`): the caller releases
-    them (`io.video.release_claims`). `clip`: the clip `--extend` names, as `take_clip_defaults` read it."""
+    them (`io.video.release_claims`). `clip`: the clip `--extend` names, as `take_clip_defaults` read it.
+    `claimed`: a name this run holds already (the claim a stopped run being resumed left: `claim_left_behind`)."""
     import dataclasses
 
     from motif_lite.io.preview import check_previews_come
@@ -96,7 +101,7 @@ def resolve_requests(
     path, count = Path(request.output), args.batch_count
     outputs = [path] if count == 1 else [numbered_path(path, i) for i in range(1, count + 1)]
     if args.output is None and count == 1:
-        output, note = free_output(path, args.dry_run, claim)
+        output, note = (path, None) if path == claimed else free_output(path, args.dry_run, claim)
         outputs, notes = [output], notes + ([note] if note else [])
     elif args.output is None:
         outputs, note = free_batch_outputs(path, count, args.dry_run, claim)

@@ -172,7 +172,9 @@ def _finished(missing: Path) -> str:
     if not missing.name.endswith(SUFFIX):
         return ""
     stem = missing.name.removesuffix(SUFFIX)
-    videos = [p for p in (missing.with_name(stem + suffix) for suffix in _VIDEO_SUFFIXES) if p.is_file()]
+    # An empty file is no video: the name a run took and left behind, killed outright (`io.video.claim`).
+    named = (missing.with_name(stem + suffix) for suffix in _VIDEO_SUFFIXES)
+    videos = [p for p in named if p.is_file() and p.stat().st_size > 0]
     if not videos:
         return ""
     return (f" ({videos[0].name} is there: a run removes its latents file once its video is written, so that run "

@@ -119,6 +119,16 @@ def claim(path: Path) -> bool:
     return True
 
 
+def claimed_before(path: Path, moment: float) -> bool:
+    """Whether the file at `path` is a claim (`claim`'s empty file: no video is empty) made no later than `moment`,
+    a time as `os.stat` gives it."""
+    try:
+        made = _first_file(path).stat()
+    except OSError:  # nothing there, or a folder now unreachable
+        return False
+    return made.st_size == 0 and made.st_mtime <= moment
+
+
 def claim_unused_path(path: Path) -> Path:
     """`unused_path`, claimed (`claim`): the first name from `path` on that no file and no other run has taken."""
     candidates = itertools.chain([path], (numbered_path(path, n) for n in itertools.count(2)))

@@ -251,6 +251,8 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
         job = store.delete(video_id) if JOB_ID.match(video_id) else None
         if job is None:
             raise _not_found(video_id)
+        if state.worker is not None:
+            state.worker.deleted(job.id)
         return {"id": job.id, "object": "video.deleted", "deleted": True}
 
     @api.get("/videos/{video_id}/content")

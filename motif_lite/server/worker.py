@@ -115,6 +115,12 @@ class Worker:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
+    def deleted(self, job_id: str) -> None:
+        """Log a job deleted while it runs at once: it stops only once its current step ends (minutes on a CPU),
+        and until then the log would say nothing of why the next job does not start."""
+        if job_id == self.current:
+            self.log(f"{job_id}: deleted while running: stops after its current step")
+
     def _loop(self) -> None:
         """Run the queue until stopped. A failure outside a job's own run (the store cannot record it: the disk is
         full, the folder became read-only) ends the worker and is reported: nothing could run the queue any more,

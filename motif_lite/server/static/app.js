@@ -91,9 +91,23 @@ function chooseImage() {
 
 function fixSize() {
   // The size is the video's when going on from one (Extend, or a chosen video file): not the user's to choose.
-  const fixed = !$("extending").hidden || chosenClip() !== null;
-  for (const input of [$("size"), $("width"), $("height")]) input.disabled = fixed;
-  $("clip-note").hidden = chosenClip() === null;
+  const clip = chosenClip() !== null;
+  for (const input of [$("size"), $("width"), $("height")]) input.disabled = clip || !$("extending").hidden;
+  showVideoSize(clip);
+  $("clip-note").hidden = !clip;
+}
+
+function showVideoSize(clip) {
+  // A chosen video file's size is not known here (Extend's is, and shows in Width and Height): the greyed-out
+  // dropdown says the video's size is used, not the size chosen before, which comes back once the file goes.
+  const size = $("size");
+  if (clip && size.value !== "video") {
+    size.dataset.chosen = size.value;
+    size.value = "video";
+  } else if (!clip && size.value === "video") {
+    setField(size, size.dataset.chosen ?? null);
+  }
+  showCustomSize();
 }
 
 function sizeWords(bytes) {
@@ -229,7 +243,7 @@ function showSettingsOf(video) {
   setField($("size"), "custom");
   setField($("width"), width);
   setField($("height"), height);
-  showCustomSize();
+  fixSize(); // a video file chosen before: its size still goes
 }
 
 function stopRemixing() {
