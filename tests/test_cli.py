@@ -905,6 +905,6 @@ def test_progress_on_a_terminal_stderr_is_a_bar_and_a_wrong_interval_is_the_defa
     monkeypatch.setattr(sys, "stderr", Terminal())
     show_a_run(ProgressBars())
     assert "\r" in sys.stderr.getvalue()
-    monkeypatch.setenv("TQDM_MININTERVAL", "soon")  # not a number: tqdm's own default for a log, 30 s
+    monkeypatch.setenv("TQDM_MININTERVAL", "soon")  # not a number: the default, a line every 30 s
     show_a_run(progress := ProgressBars(file=io.StringIO()))
     assert len(progress.file.getvalue().splitlines()) == 5

@@ -291,6 +291,8 @@ def test_run_flags_in_messages_become_api_fields_and_nothing_else_changes():
     assert in_api_words("-W 96 -H 48 keeps the shape") == "size 96x48 keeps the shape"
     # the Python keyword a message adds for a caller of GenerationRequest is no field of the API's
     assert in_api_words('add --guidance apg (in Python guidance="apg") to guide') == "add guidance_method apg to guide"
+    two = 'give --steps 2 (in Python steps=2) or --guidance cfg (in Python guidance="cfg") (the checkpoint\'s APG)'
+    assert in_api_words(two) == "give steps 2 or guidance_method cfg (the checkpoint's APG)"
     # a flag the API has no field for stays as it is, and so does a flag-like part of a file name
     assert in_api_words("--dtype fp32 is faster") == "--dtype fp32 is faster"
     assert in_api_words("inputs/clip--fps.png is read") == "inputs/clip--fps.png is read"
