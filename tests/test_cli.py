@@ -881,3 +881,62 @@ def test_a_command_sets_the_allocator_config_for_itself_only(monkeypatch, tmp_pa
     assert cli.main(refused) == cli.EXIT_USER_ERROR
     assert allocator_config_seen[-1] == os.environ[cli.ALLOCATOR_CONFIG] == "backend:native"
     assert "error: " in capsys.readouterr().err
+
+
+def test_names_claimed_by_a_run_that_is_refused_or_moves_on_are_freed(tmp_path, monkeypatch, capsys):
+    # A run refused after choosing its names (a --preview that never comes) left its empty claimed output.mp4: the
+    # next run wrote output-2.mp4. A batch that finds one of its names taken moves on whole, leaving none claimed.
+    monkeypatch.chdir(tmp_path)
+    refused = ["run", "-p", "fox", "--video-frames", "5", "--steps", "2", "--preview", "p.mp4", "--preview-every", "5"]
+    assert_user_error(capsys, cli.main(refused), "--preview-every 5 is not below --steps 2")
+    assert not any(tmp_path.iterdir())
+    (tmp_path / "output-2.mp4").write_bytes(b"an earlier video")
+    args = cli.build_parser().parse_args(["run", "-p", "fox", "--video-frames", "5", "-b", "2"])
+    requests, notes = run_command.resolve_requests(args, run_command.request_from_args(args), claim=True)
+    assert [Path(r.output).name for r in requests] == ["output-2-1.mp4", "output-2-2.mp4"]
+    assert not (tmp_path / "output-1.mp4").exists() and any("output-2.mp4 exists" in note for note in notes)
+
+
+@pytest.mark.parametrize("count", ["1", "2"])
+def test_names_a_run_claims_are_not_called_earlier_videos(tmp_path, monkeypatch, count):
+    # The claimed names are there once claimed: the note "output-1.mp4 exists: writing ... instead" is for earlier
+    # videos only.
+    monkeypatch.chdir(tmp_path)
+    args = cli.build_parser().parse_args(["run", "-p", "fox", "--video-frames", "5", "-b", count])
+    _, notes = run_command.resolve_requests(args, run_command.request_from_args(args), claim=True)
+    assert not any("exist" in note for note in notes), notes
+
+
+class ClosedOnFlush(io.StringIO):
+    """stdout whose reader went away while its text was still buffered (`motif-lite run ... | head -1`)."""
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_reader_gone_before_the_last_flush_ends_the_command_with_141(monkeypatch, capsys):
+    # A pipe's stdout is buffered: the summary may still be there at the end, and its write at Python's exit failed
+    # with "Exception ignored ... BrokenPipeError" and exit code 120.
+    monkeypatch.setattr(sys, "stdout", ClosedOnFlush())
+    assert cli._flushed(0) == cli.EXIT_OUTPUT_CLOSED
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert cli._flushed(3) == 3
+
+
+def test_progress_in_a_log_without_unicode_is_drawn_in_ascii():
+    # A log in an ASCII locale (LANG=C under cron): tqdm's block characters would fail to encode there.
+    log = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    show_a_run(ProgressBars(file=log))
+    log.seek(0)
+    lines = log.read().splitlines()
+    assert re.match(r"denoise: 100%\|#+\| 50/50 \[", lines[2]), lines
+
+
+def test_progress_on_a_terminal_stderr_is_a_bar_and_a_wrong_interval_is_the_default(monkeypatch):
+    # Without `file`, the bars go to stderr: a terminal there gets tqdm's bar, not a log's lines.
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    show_a_run(ProgressBars())
+    assert "\r" in sys.stderr.getvalue()
+    monkeypatch.setenv("TQDM_MININTERVAL", "soon")  # not a number: the default, a line every 30 s
+    show_a_run(progress := ProgressBars(file=io.StringIO()))
+    assert len(progress.file.getvalue().splitlines()) == 5

@@ -378,6 +378,14 @@ def test_the_gpu_note_counts_the_quantizing_the_cpu_does_as_it_loads(tmp_path, m
         "as it loads about 12 minutes more (approximate: the rates measured on 2 CPU cores). To skip the quantizing: "
         "quantize once with the command its note gives and load that file"
     )
+    # The advice turns where the quantizing takes longer than the run's own work, not later.
+    long_run = GenerationRequest("a fox", width=1280, height=736, frames=121, steps=50)
+    settings = resolve_settings(long_run, at_hand.configs, at_hand.transformer)
+    seconds = run_time.run_flops(long_run, settings, at_hand.configs) / 1e15  # 8 minutes
+    for share, advice in [(0.8, "For a quick look first"), (1.25, "To skip the quantizing")]:
+        quantizing = {"the text encoder to Q8_0": share * seconds}
+        note = run_time.gpu_time_note(long_run, settings, at_hand.configs, torch.bfloat16, "cuda", 1, quantizing)
+        assert advice in note, (share, note)
 
 
 def test_a_dry_run_for_a_gpu_says_how_long_only_when_the_gpu_is_here(tmp_path, monkeypatch, capsys):
@@ -399,6 +407,9 @@ def test_a_dry_run_for_a_gpu_says_how_long_only_when_the_gpu_is_here(tmp_path, m
     assert cli.main([*args, "-b", "2"]) == 0
     err = capsys.readouterr().err
     assert "note: this run (1280x736x121, 50 steps, 2 videos) is " in err and "about 21 minutes to 32 minutes" in err
+    # The quantizing the CPU does as it loads, as the run's own note counts it.
+    assert cli.main([*args, "--quantize", "Q8_0"]) == 0
+    assert "and quantizing the transformer to Q8_0 as it loads about " in capsys.readouterr().err
 
 
 def test_the_matmul_probe_measures_a_rate():

@@ -688,3 +688,30 @@ def test_a_quantize_recipe_is_checked_before_anything_downloads(fake_hub, monkey
     with pytest.raises(ConfigError, match="leave out one of them$"):
         preflight(MOTIF_REPO, gguf="Q4_K_M", device="cpu", quantize="Q8_0")
     assert fake_hub.downloads == []
+
+
+def test_the_cpu_time_question_before_a_download_counts_the_batch_and_the_quantizing(
+    fake_hub, slow_cpu, monkeypatch, tmp_path, capsys
+):
+    # The estimate before the download is the one the run gives after it: every video of the batch, and the
+    # quantizing as it loads.
+    questions = answering(monkeypatch, "n")
+    run = ["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "-b", "2", "--quantize", "Q8_0"]
+    assert cli.main(run) == cli.EXIT_USER_ERROR
+    assert "error: not started" in capsys.readouterr().err and fake_hub.downloads == []
+    (question,) = questions
+    assert "(1280x736x121, 50 steps, 2 videos)" in question, question
+    assert "and quantizing the transformer to Q8_0 as it loads about " in question, question
+
+
+def test_a_gpu_run_downloads_without_the_cpu_time_question(fake_hub, slow_cpu, monkeypatch, tmp_path, capsys):
+    # The question is the CPU's: a run on a GPU (a long one gets a note after the checks) is not asked before its
+    # download.
+    import torch
+
+    from motif_lite import devices
+
+    monkeypatch.setattr(devices, "resolve_device", lambda device: torch.device("cuda"))
+    answering(monkeypatch, None)
+    assert cli.main(["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cuda"]) != 0
+    assert "Pass --yes" not in capsys.readouterr().err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]

@@ -515,3 +515,34 @@ def test_head_groups_come_last_and_never_with_sequence_parallelism():
     with pytest.raises(MotifLiteError) as err:
         plan(1280, 736, 121, 1.0, sequence_parallel=2)
     assert "heads per call" not in str(err.value)
+
+
+def test_the_denoise_activations_count_each_row_each_rank_the_workspace_and_the_step_cache():
+    # `_denoise_activations`: one forward of `batch` rows (each with the sampler's latent-sized tensors), a rank's
+    # share of the tokens under sequence parallelism (the step cache's too), and the attention kernel's workspace
+    # for the rows it is given.
+    import math
+
+    from motif_lite.runtime.generation_sizes import generation_sizes
+    from motif_lite.runtime.planner import SAMPLER_LATENTS, STEP_CACHE_TENSORS, _Choice, _denoise_activations
+
+    config = TransformerConfig()
+    sizes = generation_sizes(1280, 736, 121, config, 4 * GiB, 0, WanVAEConfig(), torch.bfloat16, False, torch.bfloat16)
+    choice = _Choice(TextEncoderPlacement.DEVICE, resident_blocks=None, token_chunk=None, vae_tile=None)
+
+    def activations(batch: int = 1, ranks: int = 1, workspace=None, step_cache: bool = False) -> int:
+        return _denoise_activations(sizes, choice, batch, True, ranks, workspace, step_cache)
+
+    def forward(batch: int, ranks: int) -> int:
+        tokens, act_bytes = sizes.video_tokens, sizes.act_bytes
+        return transformer_activation_bytes(tokens, config, batch, None, True, act_bytes=act_bytes,
+                                            sequence_parallel=ranks)  # fmt: skip
+
+    latents = SAMPLER_LATENTS * config.out_channels * sizes.video_tokens * 4 * sizes.act_bytes
+    assert activations(batch=2) == forward(2, 1) + 2 * latents
+    assert activations(ranks=2) == forward(1, 2) + latents and forward(1, 2) < forward(1, 1)
+    assert activations(batch=2, workspace=lambda rows: 1000 * rows) == activations(batch=2) + 2000
+    for ranks in (1, 2):
+        cache = activations(ranks=ranks, step_cache=True) - activations(ranks=ranks)
+        tokens = math.ceil(sizes.video_tokens / ranks)
+        assert cache == STEP_CACHE_TENSORS * tokens * config.hidden_size * sizes.act_bytes

@@ -19,7 +19,7 @@ from huggingface_hub import constants
 from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import cli
-from motif_lite.checkpoint import locate_sources
+from motif_lite.checkpoint import locate_sources, locate_vae
 from motif_lite.config import TransformerConfig
 from motif_lite.devices import resolve_device
 from motif_lite.errors import CheckpointError, DeviceError
@@ -473,8 +473,9 @@ def test_truncated_weights_of_every_component_are_named_before_loading(checkpoin
     assert err.count("download it again (motif-lite check with the same -m gives the command)") == 3, err
 
 
+@pytest.mark.parametrize("model", [[], ["-m", "motif-technologies/motif-video-2b"]])
 def test_truncated_weights_of_a_hub_checkpoint_say_the_command_that_downloads_them_again(
-    checkpoint, capsys, no_network, no_weights, tmp_path
+    checkpoint, capsys, no_network, no_weights, tmp_path, model
 ):
     # Before: "download it again (motif-lite check with the same -m gives the command)", a second command to run for
     # a command the run knew: a Hub repo's files are downloaded again into its cache, with --force-download.
@@ -487,12 +488,31 @@ def test_truncated_weights_of_a_hub_checkpoint_say_the_command_that_downloads_th
     damaged.append("transformer/diffusion_pytorch_model.safetensors")
     for rel in damaged:
         os.truncate(snapshot / rel, (snapshot / rel).stat().st_size - 1000)
-    code, _, err = run(capsys, "-p", "x", "-o", str(tmp_path / "a.mp4"))
+    code, _, err = run(capsys, *model, "-p", "x", "-o", str(tmp_path / "a.mp4"))
     assert code == cli.EXIT_USER_ERROR, err
-    for rel in damaged:
+    for rel in damaged:  # the repo as the cache spells it: `hf download` would fetch another letter case again
         command = f"hf download Motif-Technologies/Motif-Video-2B --include '{rel}' --force-download"
         assert f"{snapshot / rel}: truncated: the header needs" in err and f"; download it again: {command}\n" in err
     assert "motif-lite check" not in err
+    # `motif-lite decode`, which reads the VAE alone, says the same command.
+    with pytest.raises(CheckpointError) as error:
+        locate_vae(*model[1:], download=False)
+    assert str(error.value).endswith(f"--include '{damaged[1]}' --force-download"), error.value
+
+
+def test_truncated_weights_of_a_local_folder_named_like_a_hub_repo_say_where_the_command_is(
+    checkpoint, capsys, no_network, no_weights, tmp_path, monkeypatch
+):
+    # A folder at -m Motif-Technologies/Motif-Video-2B is the user's, not the Hugging Face cache's: `hf download`
+    # would download into the cache and leave the damaged file where the run reads it.
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "Motif-Technologies" / "Motif-Video-2B"
+    shutil.copytree(checkpoint[0], root)
+    vae = root / "vae" / "diffusion_pytorch_model.safetensors"
+    os.truncate(vae, vae.stat().st_size - 1000)
+    code, _, err = run(capsys, "-m", "Motif-Technologies/Motif-Video-2B", "-p", "x", "-o", str(tmp_path / "a.mp4"))
+    assert code == cli.EXIT_USER_ERROR and "truncated: the header needs" in err, err
+    assert "download it again (motif-lite check with the same -m gives the command)" in err and "hf download" not in err
 
 
 COMPONENT_CONFIGS = ["text_encoder/config.json", "tokenizer/tokenizer_config.json"]

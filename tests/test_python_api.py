@@ -63,11 +63,12 @@ def test_generate_takes_a_request_not_a_prompt(pipe):
         pipe.generate("a fox")
 
 
-def test_a_bad_preview_spacing_fails_before_encoding(pipe, tmp_path):
+@pytest.mark.parametrize("every", [0, True])  # True is an int to Python, but no spacing a caller meant
+def test_a_bad_preview_spacing_fails_before_encoding(pipe, tmp_path, every):
     stages = []
     request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")
-    with pytest.raises(RequestError, match="preview_every must be a positive integer, got 0"):
-        pipe.generate(request, on_progress=lambda *stage: stages.append(stage), on_preview=print, preview_every=0)
+    with pytest.raises(RequestError, match=f"preview_every must be a positive integer, got {every}"):
+        pipe.generate(request, on_progress=lambda *stage: stages.append(stage), on_preview=print, preview_every=every)
     assert stages == [] and list(tmp_path.iterdir()) == []
 
 

@@ -156,6 +156,8 @@ def test_a_video_longer_or_larger_than_any_the_model_was_trained_on_is_noted(tmp
     assert beyond_training(tmp_path) == [] and beyond_training(tmp_path, width=736, height=1280) == []
     longer = beyond_training(tmp_path, frames=125)
     assert len(longer) == 1 and longer[0].startswith("125 frames is longer than the model was trained to make (121")
+    # The way to a longer video, as `motif-lite run` and the Python API each take it.
+    assert longer[0].endswith("motif-lite run --extend CLIP -p 'what happens next' (in Python extend=CLIP)")
     larger = beyond_training(tmp_path, width=1280, height=752)
     assert len(larger) == 1 and larger[0].startswith("1280x752 is more pixels than the model was trained at")
     assert len(beyond_training(tmp_path, width=1472, height=832, frames=161)) == 2

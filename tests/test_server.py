@@ -291,6 +291,8 @@ def test_run_flags_in_messages_become_api_fields_and_nothing_else_changes():
     assert in_api_words("-W 96 -H 48 keeps the shape") == "size 96x48 keeps the shape"
     # the Python keyword a message adds for a caller of GenerationRequest is no field of the API's
     assert in_api_words('add --guidance apg (in Python guidance="apg") to guide') == "add guidance_method apg to guide"
+    two = 'give --steps 2 (in Python steps=2) or --guidance cfg (in Python guidance="cfg") (the checkpoint\'s APG)'
+    assert in_api_words(two) == "give steps 2 or guidance_method cfg (the checkpoint's APG)"
     # a flag the API has no field for stays as it is, and so does a flag-like part of a file name
     assert in_api_words("--dtype fp32 is faster") == "--dtype fp32 is faster"
     assert in_api_words("inputs/clip--fps.png is read") == "inputs/clip--fps.png is read"
@@ -1177,3 +1179,32 @@ def test_a_job_the_data_folder_cannot_hold_is_507_not_a_traceback(pipe, tmp_path
         assert code == 507 and error["error"]["code"] == "storage_full", error
         assert error["error"]["message"].startswith("the server cannot store the job (database or disk is full)")
         assert list((tmp_path / "data" / "inputs").glob("*")) == []
+
+
+def test_the_info_defaults_are_none_where_a_job_without_settings_gets_none(pipe):
+    # GET /v1/info: no image-to-video defaults on a server whose checkpoint takes no image, and none at all where
+    # the checkpoint refuses a job that names no sampler (its scheduler config is none of motif-lite's samplers).
+    from motif_lite.request import RequestError
+    from motif_lite.server.app import ServerConfig, job_defaults
+
+    defaults = job_defaults(pipe, ServerConfig(model_name="tiny"))
+    assert defaults["text_to_video"] is not None and defaults["image_to_video"] is not None
+    assert job_defaults(pipe, ServerConfig(model_name="tiny", image_to_video=False))["image_to_video"] is None
+
+    def refused(request: GenerationRequest) -> None:
+        raise RequestError("scheduler/scheduler_config.json holds a KDPM2DiscreteScheduler: choose a sampler")
+
+    refusing = types.SimpleNamespace(settings_for=refused)
+    assert job_defaults(refusing, ServerConfig(model_name="tiny")) == {"text_to_video": None, "image_to_video": None}
+
+
+def test_the_info_defaults_of_a_first_frame_have_its_own_flow_shift(tmp_path):
+    # A scheduler config without a Motif shift (1.0, diffusers' class default): 15 from text, 8 from a first frame.
+    from tiny_pipeline import make_tiny_checkpoint
+
+    from motif_lite.server.app import ServerConfig, job_defaults
+
+    make_tiny_checkpoint(tmp_path / "ckpt", shift=1.0)
+    pipe = load_pipeline(tmp_path / "ckpt", dtype=torch.float32, device="cpu", kernels="torch")
+    defaults = job_defaults(pipe, ServerConfig(model_name="tiny"))
+    assert (defaults["text_to_video"]["flow_shift"], defaults["image_to_video"]["flow_shift"]) == (15, 8)

@@ -398,6 +398,7 @@ def test_the_page_extends_a_video_file_and_says_what_is_wrong_with_one(driver, p
     # The API extends an uploaded video; the page could only extend the server's own. Its errors: said before
     # anything is sent where the page can tell (an image, a file over the server's limit, which was uploaded whole
     # to be refused in bytes of the request), else the API's, by the field.
+    import PIL.Image
     from selenium.webdriver.common.by import By
     from server_helpers import multipart
     from test_server import png
@@ -405,7 +406,9 @@ def test_the_page_extends_a_video_file_and_says_what_is_wrong_with_one(driver, p
 
     (tmp_path / "photo.png").write_bytes(png())
     (tmp_path / "long.mp4").write_bytes(bytes(300_000))
-    files = {name: str(tmp_path / name) for name in ("photo.png", "long.mp4")}
+    frames = [PIL.Image.new("RGB", (48, 32), color) for color in ("red", "blue")]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    files = {name: str(tmp_path / name) for name in ("photo.png", "long.mp4", "anim.gif")}
     files["still.mp4"] = str(write_clip(tmp_path / "still.mp4", 48, 32, 1))  # one frame: nothing to go on from
     files["clip.mp4"] = str(write_clip(tmp_path / "clip.mp4", 48, 32, 9, fps=12))
     with InProcessServer(pipe, tmp_path / "data", max_video_upload_bytes=200_000, max_upload_bytes=2048) as server:
@@ -415,6 +418,11 @@ def test_the_page_extends_a_video_file_and_says_what_is_wrong_with_one(driver, p
         type_into(driver, "width", "64")
         clip = driver.find_element(By.ID, "clip")
         error = lambda: driver.find_element(By.ID, "form-error").text  # noqa: E731
+        clip.send_keys(files["anim.gif"])  # an animated GIF (image/gif) is a video to go on from
+        assert error() == "" and clip.get_attribute("aria-invalid") != "true"
+        assert driver.execute_script("return [2048, 1.5 * 2 ** 20, 20 * 2 ** 20].map(sizeWords)") == [
+            "2 KB", "1.5 MB", "20 MB"
+        ]  # fmt: skip
         clip.send_keys(files["photo.png"])
         assert error().startswith("photo.png is an image, not a video: choose it as the first frame")
         assert clip.get_attribute("aria-invalid") == "true"
