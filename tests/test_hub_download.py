@@ -716,3 +716,95 @@ def test_a_gpu_run_downloads_without_the_cpu_time_question(fake_hub, slow_cpu, m
     answering(monkeypatch, None)
     assert cli.main(["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cuda"]) != 0
     assert "Pass --yes" not in capsys.readouterr().err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
+
+
+def lora_file(path: Path, tensors: dict) -> Path:
+    from safetensors.torch import save_file
+
+    save_file(tensors, path)
+    return path
+
+
+def lora_of(shape: tuple[int, int], module: str = "transformer_blocks.0.attn.to_q", rank: int = 2) -> dict:
+    """A PEFT LoRA of one layer of `shape` (out, in)."""
+    import torch
+
+    out_features, in_features = shape
+    return {
+        f"transformer.{module}.lora_A.weight": torch.ones(rank, in_features),
+        f"transformer.{module}.lora_B.weight": torch.ones(out_features, rank),
+    }
+
+
+def test_a_wrong_lora_file_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, tmp_path):
+    # A LoRA file is read on this machine: it was read after the checkpoint (10+ GB) had downloaded.
+    import torch
+
+    (tmp_path / "notes.safetensors").write_text("not a safetensors file")
+    vae = lora_file(tmp_path / "vae.safetensors", {"decoder.conv_in.weight": torch.ones(2, 2)})
+    loha = {"transformer.transformer_blocks.0.attn.to_q.hada_w1_a": torch.ones(2, 4)}
+    wrong = {
+        tmp_path / "notes.safetensors": "is not a readable safetensors LoRA file",
+        lora_file(tmp_path / "empty.safetensors", {}): "holds no tensors",
+        vae: "is not a LoRA: it holds",
+        lora_file(tmp_path / "loha.safetensors", loha): "is a LyCORIS LoHa",
+        lora_file(tmp_path / "sdxl.safetensors", lora_of((640, 640), "down_blocks.1.attentions.0.proj_in")): (
+            "none of its layers (1) matches a linear layer of the Motif-Video transformer"
+        ),
+        # Named like the official transformer's layers, shaped like another model's (the tiny test model's).
+        lora_file(tmp_path / "tiny.safetensors", lora_of((64, 64))): "LoRA shapes for transformer_blocks.0.attn.to_q",
+    }
+    for file, said in wrong.items():
+        code, err = empty_cache_run("--lora", str(file))
+        assert code == cli.EXIT_USER_ERROR and said in err, err
+        assert "downloading" not in err and fake_hub.downloads == []
+    code, err = empty_cache_run("--lora", str(tmp_path / "tiny.safetensors"), "--device", "cuda")  # both at once
+    assert "CUDA is not available" in err and "LoRA shapes" in err and fake_hub.downloads == []
+    # A LoRA that fits the official transformer holds nothing: the download starts (and fails on the fake Hub).
+    fits = lora_file(tmp_path / "style.safetensors", lora_of((1536, 1536)))
+    code, err = empty_cache_run("--lora", str(fits))
+    assert "downloading" in err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
+
+
+def test_a_lora_of_another_checkpoint_not_here_is_checked_as_a_file_before_it_downloads(
+    empty_cache_run, fake_hub, tmp_path
+):
+    # Its config is not here yet, and the official one may not be its own: the file alone before the download, its
+    # layers against the checkpoint's config after it.
+    (tmp_path / "notes.safetensors").write_text("not a safetensors file")
+    code, err = empty_cache_run("-m", "someone/motif-finetune", "--lora", str(tmp_path / "notes.safetensors"))
+    assert code == cli.EXIT_USER_ERROR and "is not a readable safetensors LoRA file" in err and fake_hub.downloads == []
+    other_shapes = lora_file(tmp_path / "tiny.safetensors", lora_of((64, 64)))
+    code, err = empty_cache_run("-m", "someone/motif-finetune", "--lora", str(other_shapes))
+    assert "LoRA shapes" not in err and [repo for repo, _ in fake_hub.downloads] == ["someone/motif-finetune"]
+
+
+@pytest.mark.parametrize(
+    ("keywords", "said"),
+    [
+        ({"attention_backend": "cudnn"}, "--attention-backend cudnn is a CUDA kernel"),
+        ({"attention_backend": "flash3"}, "unknown attention backend 'flash3'"),
+        ({"attention": "fp8"}, "unknown attention 'fp8'"),
+        ({"compile": True}, "--compile on the CPU needs a C++ compiler"),
+        ({"step_cache": -0.1}, "step cache threshold must be a finite number >= 0"),
+        ({"step_cache": "0.1"}, "step cache threshold must be a number"),
+        ({"loras": ["notes.safetensors"]}, "is not a readable safetensors LoRA file"),
+    ],
+)
+def test_the_python_apis_local_mistakes_are_said_before_the_checkpoint_downloads(
+    fake_hub, monkeypatch, tmp_path, keywords, said
+):
+    # load_pipeline checked its speed settings and LoRA files once the checkpoint was there: after its download.
+    import torch
+
+    from motif_lite.pipeline import load_pipeline
+    from motif_lite.runtime import compile as compiling
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(compiling.shutil, "which", lambda name: None)  # no C++ compiler on this machine
+    free_space(monkeypatch, 10**12)
+    monkeypatch.chdir(tmp_path)
+    Path("notes.safetensors").write_text("not a safetensors file")
+    with pytest.raises(MotifLiteError) as error:
+        load_pipeline(MOTIF_REPO, device="cpu", **keywords)
+    assert said in str(error.value) and fake_hub.downloads == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -22,8 +23,9 @@ from motif_lite.preflight import (
     batched_guidance,
     check_loras,
     check_speed,
-    check_strict_int8,
+    check_speed_on_device,
     preflight,
+    step_cache_setting,
     unplanned_memory_warning,
 )
 from motif_lite.runtime.compile import CompileConfig
@@ -112,15 +114,19 @@ def load_pipeline(
     asked = checked_dtype(dtype) if dtype is not None else None  # a wrong one fails before any download
     given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
     specs = lora_specs(loras)  # the argument's shape before any check that may download
+    cache_setting = step_cache_setting(step_cache, parallel)  # a threshold that is no number >= 0, say
+    # The speed settings with the device, the LoRA files before a download: said before gigabytes download.
+    speed = functools.partial(check_speed_on_device, attention=attention, kernels=kernels,
+                              attention_backend=attention_backend, compile=compile, dtype=asked)  # fmt: skip
     sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights, quantize=quantize,
-                                text_encoder_quantize=text_encoder_quantize)  # fmt: skip
+                                text_encoder_quantize=text_encoder_quantize, device_checks=speed,
+                                loras=specs)  # fmt: skip
     dtype_setting = resolve_dtype(asked, target)
     dtype = dtype_setting.value
     text_dtype = devices.text_encoder_dtype(dtype, given)
     _warn_of_device_fit(device, target, dtype, asked)
-    check_strict_int8(attention, kernels, target)
     backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
-    cache_config, backend = check_speed(target, kernels, compile, backend_name, step_cache, parallel, dtype)
+    cache_config, backend = check_speed(target, kernels, compile, backend_name, cache_setting, parallel, dtype)
     lora_files = check_loras(specs, sources)
     if plan is None and parallel is None:  # everything goes on the device: on a small GPU, a sure out-of-memory
         memory = unplanned_memory_warning(sources, dtype, target, kernels, attention, batch_guidance, given)
