@@ -808,3 +808,20 @@ def test_the_python_apis_local_mistakes_are_said_before_the_checkpoint_downloads
     with pytest.raises(MotifLiteError) as error:
         load_pipeline(MOTIF_REPO, device="cpu", **keywords)
     assert said in str(error.value) and fake_hub.downloads == []
+
+
+def test_a_memory_plan_for_another_device_is_said_before_the_checkpoint_downloads(fake_hub, monkeypatch):
+    # It was said after the download, and after the text encoder had loaded: the VAE went to the plan's device.
+    import torch
+
+    from motif_lite.pipeline import load_pipeline
+    from motif_lite.preflight import plan_generation
+    from motif_lite.request import GenerationRequest
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    free_space(monkeypatch, 10**12)
+    request, _ = GenerationRequest("a fox").resolve()
+    plan = plan_generation(request, MOTIF_REPO, device="cuda", vram_gib=8)  # a GPU's plan, from the built-in sizes
+    with pytest.raises(MotifLiteError, match="^the plan is for cuda and load_pipeline loads on cpu: make the plan "):
+        load_pipeline(MOTIF_REPO, device="cpu", plan=plan)
+    assert fake_hub.downloads == []

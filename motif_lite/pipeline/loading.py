@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -115,11 +114,13 @@ def load_pipeline(
     given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
     specs = lora_specs(loras)  # the argument's shape before any check that may download
     cache_setting = step_cache_setting(step_cache, parallel)  # a threshold that is no number >= 0, say
-    # The speed settings with the device, the LoRA files before a download: said before gigabytes download.
-    speed = functools.partial(check_speed_on_device, attention=attention, kernels=kernels,
-                              attention_backend=attention_backend, compile=compile, dtype=asked)  # fmt: skip
+
+    def device_checks(target: torch.device) -> None:  # with the device's own check: before any download
+        check_speed_on_device(target, attention, kernels, attention_backend, compile, asked)
+        _check_plan_device(plan, target)
+
     sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights, quantize=quantize,
-                                text_encoder_quantize=text_encoder_quantize, device_checks=speed,
+                                text_encoder_quantize=text_encoder_quantize, device_checks=device_checks,
                                 loras=specs)  # fmt: skip
     dtype_setting = resolve_dtype(asked, target)
     dtype = dtype_setting.value
@@ -191,6 +192,20 @@ def _check_argument_types(
                 f"weights[{component!r}] must be the path of a .safetensors file (str or Path), got "
                 f"{type(file).__name__} {file!r}"
             )
+
+
+def _check_plan_device(plan: Plan | None, target: torch.device) -> None:
+    """Raise `ConfigError` for a memory plan made for another device than the one loaded on: it places the VAE and
+    the streamed blocks on its own device, which failed once the text encoder had loaded (or ran on another GPU)."""
+    if plan is None:
+        return
+    planned = torch.device(plan.device)
+    if planned.type == target.type and (planned.index or 0) == (target.index or 0):
+        return
+    raise ConfigError(
+        f"the plan is for {planned} and load_pipeline loads on {target}: make the plan for that device "
+        f'(plan_generation(..., device="{target}")) or load on the plan\'s (device="{planned}")'
+    )
 
 
 def _warn_of_device_fit(
