@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.checkpoint import ModelSources, float8_notes, locate_sources
+from motif_lite.checkpoint import ModelSources, check_your_shapes, float8_notes, locate_sources
 from motif_lite.choices import ATTENTION_BACKENDS, ATTENTION_MODES, MOTIF_REPO
+from motif_lite.config import TransformerConfig
 from motif_lite.devices import (
     checked_dtype,
     gpu_facts,
@@ -37,7 +38,7 @@ from motif_lite.runtime.parallel import Parallel
 from motif_lite.runtime.planner import Plan, default_budget, plan_memory, positive_budget, unplanned_peak_bytes
 from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.sampling import needs_uncond
-from motif_lite.settings import CHECKPOINT, resolve_dtype, resolve_settings
+from motif_lite.settings import CHECKPOINT, CheckpointConfigs, resolve_dtype, resolve_settings
 from motif_lite.sizes import model_sizes
 from motif_lite.units import MiB, memory_size
 from motif_lite.weights.gguf_loader import meta_gguf_transformer
@@ -71,8 +72,8 @@ def preflight(
     (`with_quantize`; both checked before any download); `before_download`: called just before a download starts
     (`locate_sources`); `device_checks`: the caller's checks of the device it resolved (the speed settings:
     `check_speed_on_device`), whose problem is collected with the device's; `loras`: the LoRA files, read before a
-    download starts (`check_loras_at_hand`; the caller checks them against the checkpoint's own transformer once
-    it is there, `check_loras`).
+    download starts, as the user's VAE and transformer files' shapes are (`local_file_problems`; the caller
+    checks the LoRAs against the checkpoint's own transformer once it is there, `check_loras`).
 
     Raises one `MotifLiteError` listing every problem (a `MissingFilesError`, with the download commands, when files
     are missing; the problem's own error, e.g. a `DeviceError`, when there is one; else a `CheckpointError`); returns
@@ -98,8 +99,8 @@ def preflight(
             sources = model
         else:  # the device's problem holds any download: said now, not after the gigabytes
             held = held_while(problems, before_download)
-            if loras:  # local files too: a wrong one holds the download
-                held = _loras_read_first(loras, model, gguf, weights, problems, held)
+            if loras or weights:  # checked against the configs at hand: a wrong one holds the download
+                held = _local_files_read_first(model, gguf, weights, loras, problems, held)
             sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, before_download=held)
     except DownloadHeld as exc:  # the device's problem and the files' found so far (the device's, said once)
         said = {str(problem) for problem in problems}
@@ -116,50 +117,69 @@ def preflight(
     return with_quantize(sources, quantize, text_encoder_quantize), target
 
 
-def _loras_read_first(
-    loras: Sequence[LoRASpec],
+def _local_files_read_first(
     model: str | Path,
     gguf: str | Path | None,
     weights: Mapping[str, str | Path] | None,
+    loras: Sequence[LoRASpec],
     problems: list[MotifLiteError],
     then: Callable[[DownloadPlan], None],
 ) -> Callable[[DownloadPlan], None]:
-    """A `before_download` that reads the LoRA files (`check_loras_at_hand`) before the first download, their
-    problem joining `problems`, then calls `then` (`held_while`'s, which those problems hold). Only where a download
-    comes: without one, the caller's `check_loras` reads them once, against the files found."""
+    """A `before_download` that checks the user's files against the transformer and VAE configs at hand
+    (`local_file_problems`) before the first download, their problems joining `problems`, then calls `then`
+    (`held_while`'s, which those problems hold). Only where a download comes: without one, the checks after it
+    read the files once, against the configs found."""
     read = False
 
     def before_download(plan: DownloadPlan) -> None:
         nonlocal read
         if not read:
             read = True
-            try:
-                check_loras_at_hand(loras, model, gguf, weights)
-            except MotifLiteError as exc:
-                problems.append(exc)
+            problems.extend(local_file_problems(model, gguf, weights, loras))
         then(plan)
 
     return before_download
 
 
-def check_loras_at_hand(
-    specs: Sequence[LoRASpec],
+def local_file_problems(
     model: str | Path = MOTIF_REPO,
     gguf: str | Path | None = None,
     weights: Mapping[str, str | Path] | None = None,
-) -> None:
-    """The LoRA files read before the checkpoint is there (file headers and the LoRAs' small tensors): against the
-    transformer config at hand (the checkpoint's or the GGUF's, where the cache or a folder holds it), else the
-    official architecture bundled with motif-lite for the official model. For another model whose config is not at
-    hand, the official shapes may not be its own: the files alone then (a readable safetensors LoRA, not another
-    kind of adapter), and their layers once its config is there (`check_loras`). Raises `LoRAError`."""
-    try:
-        at_hand = locate_sources(model, gguf, weights=weights, **AT_HAND)
-    except MotifLiteError:  # a problem of the files at hand: the checks name it
+    loras: Sequence[LoRASpec] = (),
+) -> list[MotifLiteError]:
+    """What is wrong with the user's files against the configs at hand, before the checkpoint downloads: the LoRA
+    files (`check_loras_at_hand`) and the VAE and transformer weight files (`checkpoint.check_your_shapes`), each
+    against the checkpoint's config where the cache or a folder holds it, else, for the official model, the official
+    architecture bundled with motif-lite. The full checks, against the checkpoint's own configs, come after."""
+    try:  # the user's weight files change no config: the checkpoint's and the GGUF's
+        at_hand = locate_sources(model, gguf, **AT_HAND)
+    except MotifLiteError:  # a problem of the files at hand (a broken config, say): the checks name or fetch it
         at_hand = None
+    official = str(model) == MOTIF_REPO
+    configs = at_hand.configs if at_hand is not None else CheckpointConfigs()
     # The official model's built-in config is its own (its GGUF files' too); another model's may not be.
-    if at_hand is not None and (at_hand.transformer.source == CHECKPOINT or str(model) == MOTIF_REPO):
-        read_loras(specs, linear_shapes(build_model(at_hand.transformer.value)))
+    transformer = at_hand.transformer if at_hand is not None else None
+    known = transformer.value if transformer is not None and (transformer.source == CHECKPOINT or official) else None
+    problems: list[MotifLiteError] = []
+    checks = [
+        lambda: check_loras_at_hand(loras, known or (TransformerConfig() if official else None)),
+        lambda: check_your_shapes(weights or {}, configs, official, gguf is not None),
+    ]
+    for check in checks:
+        try:
+            check()
+        except MotifLiteError as exc:
+            problems.append(exc)
+    return problems
+
+
+def check_loras_at_hand(specs: Sequence[LoRASpec], config: TransformerConfig | None) -> None:
+    """The LoRA files read before the checkpoint is there (file headers and the LoRAs' small tensors): against the
+    transformer `config` at hand (`local_file_problems`), or, where there is none (another model's config, not
+    downloaded yet), the files alone (a readable safetensors LoRA, not another kind of adapter): their layers once
+    that config is there (`check_loras`). Raises `LoRAError`."""
+    if config is not None:
+        read_loras(specs, linear_shapes(build_model(config)))
         return
     for spec in specs:
         check_lora_file(spec)

@@ -825,3 +825,26 @@ def test_a_memory_plan_for_another_device_is_said_before_the_checkpoint_download
     with pytest.raises(MotifLiteError, match="^the plan is for cuda and load_pipeline loads on cpu: make the plan "):
         load_pipeline(MOTIF_REPO, device="cpu", plan=plan)
     assert fake_hub.downloads == []
+
+
+def test_a_weights_file_of_another_size_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, checkpoint):
+    # Its names are the component's, its shapes another model's (Wan2.2's VAE, a smaller transformer): they were
+    # checked against the checkpoint's configs once it had downloaded. Before it, the official ones are bundled.
+    vae = checkpoint / "vae" / "diffusion_pytorch_model.safetensors"  # the tiny test model's
+    code, err = empty_cache_run("--vae", str(vae))
+    assert code == cli.EXIT_USER_ERROR and f"{vae} does not hold the VAE of Motif-Video" in err
+    assert "downloading" not in err and fake_hub.downloads == []
+    transformer = next((checkpoint / "transformer").glob("*.safetensors"))
+    code, err = empty_cache_run("--diffusion-model", str(transformer))
+    assert code == cli.EXIT_USER_ERROR and str(transformer) in err and "downloading" not in err, err
+    assert fake_hub.downloads == []
+    # Another model's configs are not guessed: it downloads, and its configs check the file.
+    code, err = empty_cache_run("-m", "someone/motif-finetune", "--vae", str(vae))
+    assert "downloading" in err and [repo for repo, _ in fake_hub.downloads] == ["someone/motif-finetune"]
+    # With a GGUF (in Python) the transformer's file is not read: not before the download either.
+    from motif_lite.preflight import preflight
+
+    fake_hub.downloads.clear()
+    with pytest.raises(MissingFilesError):  # the fake Hub's download fails
+        preflight(MOTIF_REPO, "Q4_K_M", "cpu", weights={"transformer": transformer})
+    assert [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
