@@ -349,14 +349,13 @@ def step_cache_setting(
 def check_speed(
     target: torch.device,
     kernels: str,
-    compile: bool | CompileConfig,
     attention_backend: str,
     step_cache: float | StepCacheConfig | None,
     parallel: Parallel | None = None,
     dtype: torch.dtype | None = None,
 ) -> tuple[StepCacheConfig | None, AttentionBackend]:
     """`load_pipeline`'s speed settings, checked before any weights load: the step cache, the attention backend (a
-    fixed kernel in the run's `dtype`: FlashAttention has none for float32). `compile` was checked with the device,
+    fixed kernel in the run's `dtype`: FlashAttention has none for float32). Compiling was checked with the device,
     before any download (`check_speed_on_device`)."""
     cache_config = step_cache_setting(step_cache, parallel)
     attention = attention_backend_for(attention_backend, target, use_triton(kernels), dtype, strict=kernels == "triton")

@@ -321,8 +321,9 @@ def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> lis
 
 
 def _check_speed_flags(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> None:
-    """The checks of the speed flags a run makes as it loads (`preflight` checks the kernels, `load_pipeline` the
-    rest), made by a dry run, which neither preflights nor loads: each raises what the run would."""
+    """The checks of the speed flags a run makes with the device (`preflight`: the kernels, then
+    `check_speed_on_device`), made by a dry run, which neither preflights nor loads: each raises what the run
+    would."""
     from motif_lite.preflight import check_kernels, check_speed_on_device
 
     check_kernels(args.kernels, device)

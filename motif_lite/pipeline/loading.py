@@ -127,7 +127,7 @@ def load_pipeline(
     text_dtype = devices.text_encoder_dtype(dtype, given)
     _warn_of_device_fit(device, target, dtype, asked)
     backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
-    cache_config, backend = check_speed(target, kernels, compile, backend_name, cache_setting, parallel, dtype)
+    cache_config, backend = check_speed(target, kernels, backend_name, cache_setting, parallel, dtype)
     lora_files = check_loras(specs, sources)
     if plan is None and parallel is None:  # everything goes on the device: on a small GPU, a sure out-of-memory
         memory = unplanned_memory_warning(sources, dtype, target, kernels, attention, batch_guidance, given)
