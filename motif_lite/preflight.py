@@ -157,12 +157,9 @@ def local_file_problems(
         at_hand = None
     official = str(model) == MOTIF_REPO
     configs = at_hand.configs if at_hand is not None else CheckpointConfigs()
-    # The official model's built-in config is its own (its GGUF files' too); another model's may not be.
-    transformer = at_hand.transformer if at_hand is not None else None
-    known = transformer.value if transformer is not None and (transformer.source == CHECKPOINT or official) else None
     problems: list[MotifLiteError] = []
     checks = [
-        lambda: check_loras_at_hand(loras, known or (TransformerConfig() if official else None)),
+        lambda: check_loras_at_hand(loras, _known_transformer_config(at_hand, official)),
         lambda: check_your_shapes(weights or {}, configs, official, gguf is not None),
     ]
     for check in checks:
@@ -171,6 +168,15 @@ def local_file_problems(
         except MotifLiteError as exc:
             problems.append(exc)
     return problems
+
+
+def _known_transformer_config(at_hand: ModelSources | None, official: bool) -> TransformerConfig | None:
+    """The transformer config to check files against before a download: the checkpoint's or the GGUF's at hand,
+    else the built-in one for the official model (whose GGUF files have it too); None for another model whose config
+    is not here, which may differ from the official one."""
+    if at_hand is not None and at_hand.transformer.source == CHECKPOINT:
+        return at_hand.transformer.value
+    return TransformerConfig() if official else None
 
 
 def check_loras_at_hand(specs: Sequence[LoRASpec], config: TransformerConfig | None) -> None:
