@@ -519,7 +519,34 @@ def check_safetensors(
     transformer_mismatch(config, shapes).raise_for(str(root / "transformer"))
 
 
-def _check_your_weights(root: Path, configs: CheckpointConfigs, component: str, file: Path) -> None:
+def check_your_shapes(
+    weights: Mapping[str, str | Path], configs: CheckpointConfigs, official: bool, gguf: bool = False
+) -> None:
+    """The user's VAE and transformer weight files (`weights`, checked by `locate_sources` already), their shapes
+    from their headers, before the checkpoint downloads: against its configs at hand (`configs`), else, for the
+    official model (`official`), the official architecture bundled with motif-lite. Another model's config that
+    is not here yet is not guessed: the run checks the files once it is. A transformer file is not read with a
+    GGUF (`gguf`). The text encoder's file waits for its config. Raises `CheckpointError` naming the file."""
+    for component, path in weights.items():
+        file = check_weight_file(component, path)
+        if component == "vae" and (configs.vae is not None or official):
+            with_vae = configs if configs.vae is not None else CheckpointConfigs(vae=WanVAEConfig())
+            _check_your_weights(None, with_vae, component, file)
+        elif component == "transformer" and not gguf and (configs.transformer is not None or official):
+            _check_your_transformer(file, configs.transformer or TransformerConfig())
+
+
+def _check_your_transformer(file: Path, config: TransformerConfig) -> None:
+    """A transformer file of the user's, every tensor against `config`, from its header (as `check_safetensors`
+    checks the checkpoint's transformer/ folder once it is there)."""
+    from motif_lite.weights.safetensors_files import read_tensor_refs
+    from motif_lite.weights.shapes import transformer_mismatch
+
+    shapes = {name: ref.shape for name, ref in read_tensor_refs([file]).items()}
+    transformer_mismatch(config, shapes).raise_for(str(file))
+
+
+def _check_your_weights(root: Path | None, configs: CheckpointConfigs, component: str, file: Path) -> None:
     """A text encoder or VAE file of the user's, its tensor names and shapes against the checkpoint's config, from
     the header only. Without this a file of another component given as the text encoder would load: transformers
     initializes whatever it lacks at random, and the run would make a video from noise."""
@@ -531,6 +558,8 @@ def _check_your_weights(root: Path, configs: CheckpointConfigs, component: str, 
         if configs.vae is None:
             return  # the loader names the missing config
         problems = vae_mismatches(configs.vae, found)
+    elif root is None:
+        return  # no text encoder config to check it against
     else:
         from motif_lite.encoders.text_config import parse_text_encoder_config
 

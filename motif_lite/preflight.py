@@ -8,13 +8,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
 
-from motif_lite.checkpoint import ModelSources, float8_notes, locate_sources
-from motif_lite.choices import MOTIF_REPO
+from motif_lite.checkpoint import ModelSources, check_your_shapes, float8_notes, locate_sources
+from motif_lite.choices import ATTENTION_BACKENDS, ATTENTION_MODES, MOTIF_REPO
+from motif_lite.config import TransformerConfig
 from motif_lite.devices import (
     checked_dtype,
     gpu_facts,
@@ -28,7 +29,7 @@ from motif_lite.io.hub import DownloadHeld, DownloadPlan, held_while
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.wsl import windows_gpu_driver
 from motif_lite.request import GenerationRequest
-from motif_lite.runtime.attention import AttentionBackend
+from motif_lite.runtime.attention import AttentionBackend, check_backend_runs
 from motif_lite.runtime.attention import attention_backend as attention_backend_for
 from motif_lite.runtime.compile import CompileConfig, check_compile_possible
 from motif_lite.runtime.generation_sizes import video_tokens
@@ -37,12 +38,13 @@ from motif_lite.runtime.parallel import Parallel
 from motif_lite.runtime.planner import Plan, default_budget, plan_memory, positive_budget, unplanned_peak_bytes
 from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.sampling import needs_uncond
-from motif_lite.settings import resolve_dtype, resolve_settings
+from motif_lite.settings import CHECKPOINT, CheckpointConfigs, resolve_dtype, resolve_settings
 from motif_lite.sizes import model_sizes
 from motif_lite.units import MiB, memory_size
 from motif_lite.weights.gguf_loader import meta_gguf_transformer
 from motif_lite.weights.loader import meta_transformer
-from motif_lite.weights.lora import LoRAFile, LoRASpec, linear_shapes, read_loras
+from motif_lite.weights.lora import LoRAFile, LoRASpec, check_lora_file, linear_shapes, read_loras
+from motif_lite.weights.shapes import build_model
 
 # `locate_sources` for plans: what is on disk or in the cache, never a download, never an error for absent weights.
 AT_HAND = {"download": False, "require_weights": False}
@@ -60,6 +62,7 @@ def preflight(
     text_encoder_quantize: str | None = None,
     before_download: Callable[[DownloadPlan], None] | None = None,
     device_checks: Callable[[torch.device], None] | None = None,
+    loras: Sequence[LoRASpec] = (),
 ) -> tuple[ModelSources, torch.device]:
     """Every check a run can make before reading weights: the device, the kernel backend, the checkpoint and GGUF
     files (found, fetched if missing, headers and architecture read, every transformer tensor against the config,
@@ -67,8 +70,10 @@ def preflight(
     of the user's that replace the checkpoint's for some components (`locate_sources`); `quantize` /
     `text_encoder_quantize`: the recipe the transformer / the text encoder is quantized to as it loads
     (`with_quantize`; both checked before any download); `before_download`: called just before a download starts
-    (`locate_sources`); `device_checks`: the caller's checks of the device it resolved (`run`'s speed flags), whose
-    problem is collected with the device's.
+    (`locate_sources`); `device_checks`: the caller's checks of the device it resolved (the speed settings:
+    `check_speed_on_device`), whose problem is collected with the device's; `loras`: the LoRA files, read before a
+    download starts, as the user's VAE and transformer files' shapes are (`local_file_problems`; the caller
+    checks the LoRAs against the checkpoint's own transformer once it is there, `check_loras`).
 
     Raises one `MotifLiteError` listing every problem (a `MissingFilesError`, with the download commands, when files
     are missing; the problem's own error, e.g. a `DeviceError`, when there is one; else a `CheckpointError`); returns
@@ -94,6 +99,8 @@ def preflight(
             sources = model
         else:  # the device's problem holds any download: said now, not after the gigabytes
             held = held_while(problems, before_download)
+            if loras or weights:  # checked against the configs at hand: a wrong one holds the download
+                held = _local_files_read_first(model, gguf, weights, loras, problems, held)
             sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, before_download=held)
     except DownloadHeld as exc:  # the device's problem and the files' found so far (the device's, said once)
         said = {str(problem) for problem in problems}
@@ -108,6 +115,80 @@ def preflight(
     if problems:
         raise CheckpointError("\n".join(str(problem) for problem in problems))
     return with_quantize(sources, quantize, text_encoder_quantize), target
+
+
+def _local_files_read_first(
+    model: str | Path,
+    gguf: str | Path | None,
+    weights: Mapping[str, str | Path] | None,
+    loras: Sequence[LoRASpec],
+    problems: list[MotifLiteError],
+    then: Callable[[DownloadPlan], None],
+) -> Callable[[DownloadPlan], None]:
+    """A `before_download` that checks the user's files against the transformer and VAE configs at hand
+    (`local_file_problems`) before the first download, their problems joining `problems`, then calls `then`
+    (`held_while`'s, which those problems hold). Only where a download comes: without one, the checks after it
+    read the files once, against the configs found."""
+    read = False
+
+    def before_download(plan: DownloadPlan) -> None:
+        nonlocal read
+        if not read:
+            read = True
+            problems.extend(local_file_problems(model, gguf, weights, loras))
+        then(plan)
+
+    return before_download
+
+
+def local_file_problems(
+    model: str | Path = MOTIF_REPO,
+    gguf: str | Path | None = None,
+    weights: Mapping[str, str | Path] | None = None,
+    loras: Sequence[LoRASpec] = (),
+) -> list[MotifLiteError]:
+    """What is wrong with the user's files against the configs at hand, before the checkpoint downloads: the LoRA
+    files (`check_loras_at_hand`) and the VAE and transformer weight files (`checkpoint.check_your_shapes`), each
+    against the checkpoint's config where the cache or a folder holds it, else, for the official model, the official
+    architecture bundled with motif-lite. The full checks, against the checkpoint's own configs, come after."""
+    try:  # the user's weight files change no config: the checkpoint's and the GGUF's
+        at_hand = locate_sources(model, gguf, **AT_HAND)
+    except MotifLiteError:  # a problem of the files at hand (a broken config, say): the checks name or fetch it
+        at_hand = None
+    official = str(model) == MOTIF_REPO
+    configs = at_hand.configs if at_hand is not None else CheckpointConfigs()
+    problems: list[MotifLiteError] = []
+    checks = [
+        lambda: check_loras_at_hand(loras, _known_transformer_config(at_hand, official)),
+        lambda: check_your_shapes(weights or {}, configs, official, gguf is not None),
+    ]
+    for check in checks:
+        try:
+            check()
+        except MotifLiteError as exc:
+            problems.append(exc)
+    return problems
+
+
+def _known_transformer_config(at_hand: ModelSources | None, official: bool) -> TransformerConfig | None:
+    """The transformer config to check files against before a download: the checkpoint's or the GGUF's at hand,
+    else the built-in one for the official model (whose GGUF files have it too); None for another model whose config
+    is not here, which may differ from the official one."""
+    if at_hand is not None and at_hand.transformer.source == CHECKPOINT:
+        return at_hand.transformer.value
+    return TransformerConfig() if official else None
+
+
+def check_loras_at_hand(specs: Sequence[LoRASpec], config: TransformerConfig | None) -> None:
+    """The LoRA files read before the checkpoint is there (file headers and the LoRAs' small tensors): against the
+    transformer `config` at hand (`local_file_problems`), or, where there is none (another model's config, not
+    downloaded yet), the files alone (a readable safetensors LoRA, not another kind of adapter): their layers once
+    that config is there (`check_loras`). Raises `LoRAError`."""
+    if config is not None:
+        read_loras(specs, linear_shapes(build_model(config)))
+        return
+    for spec in specs:
+        check_lora_file(spec)
 
 
 def with_quantize(
@@ -231,26 +312,59 @@ def check_strict_int8(attention: str, kernels: str, device: torch.device) -> Non
         )
 
 
-def check_speed(
-    target: torch.device,
-    kernels: str,
-    compile: bool | CompileConfig,
-    attention_backend: str,
-    step_cache: float | StepCacheConfig | None,
-    parallel: Parallel | None = None,
-    dtype: torch.dtype | None = None,
-) -> tuple[StepCacheConfig | None, AttentionBackend]:
-    """`load_pipeline`'s speed settings, checked before any weights load: the step cache, the attention backend (a
-    fixed kernel in the run's `dtype`: FlashAttention has none for float32)."""
+def check_speed_on_device(
+    device: torch.device,
+    attention: str = "exact",
+    kernels: str = "auto",
+    attention_backend: str = "auto",
+    compile: bool | CompileConfig = False,
+    dtype: torch.dtype | str | None = None,
+) -> None:
+    """The speed settings' checks that need only the device (and the dtype it gives: `dtype`, else the device's
+    default), made with the device's own check (`preflight`'s `device_checks`) so that a setting this machine
+    cannot run is said before any download: `run`'s flags and `load_pipeline`'s keywords alike. An unknown
+    attention or attention backend, 8-bit attention with triton kernels on a GPU without its kernel, a fixed
+    attention backend the device lacks in that dtype, compiling without a compiler."""
+    if attention not in ATTENTION_MODES:
+        raise ConfigError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTION_MODES)}")
+    if attention_backend not in ATTENTION_BACKENDS:
+        raise ConfigError(
+            f"unknown attention backend {attention_backend!r}; choose one of {', '.join(ATTENTION_BACKENDS)}"
+        )
+    check_strict_int8(attention, kernels, device)
+    if attention == "exact" and attention_backend != "auto":  # auto drops what does not run; int8 uses none
+        check_backend_runs(attention_backend, device, resolve_dtype(dtype, device).value)
+    if compile:
+        check_compile_possible(device)
+
+
+def step_cache_setting(
+    step_cache: float | StepCacheConfig | None, parallel: Parallel | None = None
+) -> StepCacheConfig | None:
+    """`load_pipeline`'s `step_cache` as a `StepCacheConfig` (None: none), checked before any download: a threshold
+    that is a number >= 0, and no parallel run."""
     # A threshold of any other type goes to StepCacheConfig too, whose check names it (a str would fail mid-run).
     cache_config = (
         step_cache if step_cache is None or isinstance(step_cache, StepCacheConfig) else StepCacheConfig(step_cache)
     )
     if cache_config is not None and parallel is not None:
         raise ConfigError("a step cache is not supported in a parallel run (--gpus / torchrun) yet")
+    return cache_config
+
+
+def check_speed(
+    target: torch.device,
+    kernels: str,
+    attention_backend: str,
+    step_cache: float | StepCacheConfig | None,
+    parallel: Parallel | None = None,
+    dtype: torch.dtype | None = None,
+) -> tuple[StepCacheConfig | None, AttentionBackend]:
+    """`load_pipeline`'s speed settings, checked before any weights load: the step cache, the attention backend (a
+    fixed kernel in the run's `dtype`: FlashAttention has none for float32). Compiling was checked with the device,
+    before any download (`check_speed_on_device`)."""
+    cache_config = step_cache_setting(step_cache, parallel)
     attention = attention_backend_for(attention_backend, target, use_triton(kernels), dtype, strict=kernels == "triton")
-    if compile:
-        check_compile_possible(target)
     return cache_config, attention
 
 

@@ -445,7 +445,7 @@ def test_the_triton_backend_with_a_triton_too_old_for_the_gpu_is_refused_before_
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (12, 0))
     monkeypatch.setattr(triton, "__version__", version)
     if not refused:  # negative control: a Triton that has the target keeps the fixed kernel
-        assert check_speed(torch.device("cuda"), "torch", False, "triton", None)[1].describe().startswith("triton")
+        assert check_speed(torch.device("cuda"), "torch", "triton", None)[1].describe().startswith("triton")
         return
     for kernels in ("torch", "auto"):
         with warnings.catch_warnings():
@@ -453,7 +453,7 @@ def test_the_triton_backend_with_a_triton_too_old_for_the_gpu_is_refused_before_
             with pytest.raises(
                 ConfigError, match=r"triton is our Triton kernel: Triton 3\.2\.0 cannot compile .* 12\.0"
             ):
-                check_speed(torch.device("cuda"), kernels, False, "triton", None)
+                check_speed(torch.device("cuda"), kernels, "triton", None)
 
 
 @pytest.mark.parametrize("entry", [{"name": "a"}, ["a"], 3, None], ids=["dict", "list", "number", "null"])

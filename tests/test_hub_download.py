@@ -709,9 +709,142 @@ def test_a_gpu_run_downloads_without_the_cpu_time_question(fake_hub, slow_cpu, m
     # download.
     import torch
 
-    from motif_lite import devices
+    from motif_lite import devices, preflight
 
-    monkeypatch.setattr(devices, "resolve_device", lambda device: torch.device("cuda"))
+    for module in (devices, preflight):  # the checks' and the time question's
+        monkeypatch.setattr(module, "resolve_device", lambda device: torch.device("cuda"))
     answering(monkeypatch, None)
     assert cli.main(["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cuda"]) != 0
     assert "Pass --yes" not in capsys.readouterr().err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
+
+
+def lora_file(path: Path, tensors: dict) -> Path:
+    from safetensors.torch import save_file
+
+    save_file(tensors, path)
+    return path
+
+
+def lora_of(shape: tuple[int, int], module: str = "transformer_blocks.0.attn.to_q", rank: int = 2) -> dict:
+    """A PEFT LoRA of one layer of `shape` (out, in)."""
+    import torch
+
+    out_features, in_features = shape
+    return {
+        f"transformer.{module}.lora_A.weight": torch.ones(rank, in_features),
+        f"transformer.{module}.lora_B.weight": torch.ones(out_features, rank),
+    }
+
+
+def test_a_wrong_lora_file_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, tmp_path):
+    # A LoRA file is read on this machine: it was read after the checkpoint (10+ GB) had downloaded.
+    import torch
+
+    (tmp_path / "notes.safetensors").write_text("not a safetensors file")
+    vae = lora_file(tmp_path / "vae.safetensors", {"decoder.conv_in.weight": torch.ones(2, 2)})
+    loha = {"transformer.transformer_blocks.0.attn.to_q.hada_w1_a": torch.ones(2, 4)}
+    wrong = {
+        tmp_path / "notes.safetensors": "is not a readable safetensors LoRA file",
+        lora_file(tmp_path / "empty.safetensors", {}): "holds no tensors",
+        vae: "is not a LoRA: it holds",
+        lora_file(tmp_path / "loha.safetensors", loha): "is a LyCORIS LoHa",
+        lora_file(tmp_path / "sdxl.safetensors", lora_of((640, 640), "down_blocks.1.attentions.0.proj_in")): (
+            "none of its layers (1) matches a linear layer of the Motif-Video transformer"
+        ),
+        # Named like the official transformer's layers, shaped like another model's (the tiny test model's).
+        lora_file(tmp_path / "tiny.safetensors", lora_of((64, 64))): "LoRA shapes for transformer_blocks.0.attn.to_q",
+    }
+    for file, said in wrong.items():
+        code, err = empty_cache_run("--lora", str(file))
+        assert code == cli.EXIT_USER_ERROR and said in err, err
+        assert "downloading" not in err and fake_hub.downloads == []
+    code, err = empty_cache_run("--lora", str(tmp_path / "tiny.safetensors"), "--device", "cuda")  # both at once
+    assert "CUDA is not available" in err and "LoRA shapes" in err and fake_hub.downloads == []
+    # A LoRA that fits the official transformer holds nothing: the download starts (and fails on the fake Hub).
+    fits = lora_file(tmp_path / "style.safetensors", lora_of((1536, 1536)))
+    code, err = empty_cache_run("--lora", str(fits))
+    assert "downloading" in err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
+
+
+def test_a_lora_of_another_checkpoint_not_here_is_checked_as_a_file_before_it_downloads(
+    empty_cache_run, fake_hub, tmp_path
+):
+    # Its config is not here yet, and the official one may not be its own: the file alone before the download, its
+    # layers against the checkpoint's config after it.
+    (tmp_path / "notes.safetensors").write_text("not a safetensors file")
+    code, err = empty_cache_run("-m", "someone/motif-finetune", "--lora", str(tmp_path / "notes.safetensors"))
+    assert code == cli.EXIT_USER_ERROR and "is not a readable safetensors LoRA file" in err and fake_hub.downloads == []
+    other_shapes = lora_file(tmp_path / "tiny.safetensors", lora_of((64, 64)))
+    code, err = empty_cache_run("-m", "someone/motif-finetune", "--lora", str(other_shapes))
+    assert "LoRA shapes" not in err and [repo for repo, _ in fake_hub.downloads] == ["someone/motif-finetune"]
+
+
+@pytest.mark.parametrize(
+    ("keywords", "said"),
+    [
+        ({"attention_backend": "cudnn"}, "--attention-backend cudnn is a CUDA kernel"),
+        ({"attention_backend": "flash3"}, "unknown attention backend 'flash3'"),
+        ({"attention": "fp8"}, "unknown attention 'fp8'"),
+        ({"compile": True}, "--compile on the CPU needs a C++ compiler"),
+        ({"step_cache": -0.1}, "step cache threshold must be a finite number >= 0"),
+        ({"step_cache": "0.1"}, "step cache threshold must be a number"),
+        ({"loras": ["notes.safetensors"]}, "is not a readable safetensors LoRA file"),
+    ],
+)
+def test_the_python_apis_local_mistakes_are_said_before_the_checkpoint_downloads(
+    fake_hub, monkeypatch, tmp_path, keywords, said
+):
+    # load_pipeline checked its speed settings and LoRA files once the checkpoint was there: after its download.
+    import torch
+
+    from motif_lite.pipeline import load_pipeline
+    from motif_lite.runtime import compile as compiling
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(compiling.shutil, "which", lambda name: None)  # no C++ compiler on this machine
+    free_space(monkeypatch, 10**12)
+    monkeypatch.chdir(tmp_path)
+    Path("notes.safetensors").write_text("not a safetensors file")
+    with pytest.raises(MotifLiteError) as error:
+        load_pipeline(MOTIF_REPO, device="cpu", **keywords)
+    assert said in str(error.value) and fake_hub.downloads == []
+
+
+def test_a_memory_plan_for_another_device_is_said_before_the_checkpoint_downloads(fake_hub, monkeypatch):
+    # It was said after the download, and after the text encoder had loaded: the VAE went to the plan's device.
+    import torch
+
+    from motif_lite.pipeline import load_pipeline
+    from motif_lite.preflight import plan_generation
+    from motif_lite.request import GenerationRequest
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    free_space(monkeypatch, 10**12)
+    request, _ = GenerationRequest("a fox").resolve()
+    plan = plan_generation(request, MOTIF_REPO, device="cuda", vram_gib=8)  # a GPU's plan, from the built-in sizes
+    with pytest.raises(MotifLiteError, match="^the plan is for cuda and load_pipeline loads on cpu: make the plan "):
+        load_pipeline(MOTIF_REPO, device="cpu", plan=plan)
+    assert fake_hub.downloads == []
+
+
+def test_a_weights_file_of_another_size_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, checkpoint):
+    # Its names are the component's, its shapes another model's (Wan2.2's VAE, a smaller transformer): they were
+    # checked against the checkpoint's configs once it had downloaded. Before it, the official ones are bundled.
+    vae = checkpoint / "vae" / "diffusion_pytorch_model.safetensors"  # the tiny test model's
+    code, err = empty_cache_run("--vae", str(vae))
+    assert code == cli.EXIT_USER_ERROR and f"{vae} does not hold the VAE of Motif-Video" in err
+    assert "downloading" not in err and fake_hub.downloads == []
+    transformer = next((checkpoint / "transformer").glob("*.safetensors"))
+    code, err = empty_cache_run("--diffusion-model", str(transformer))
+    assert code == cli.EXIT_USER_ERROR and str(transformer) in err and "downloading" not in err, err
+    assert fake_hub.downloads == []
+    # Another model's configs are not guessed: it downloads, and its configs check the file.
+    code, err = empty_cache_run("-m", "someone/motif-finetune", "--vae", str(vae))
+    assert "downloading" in err and [repo for repo, _ in fake_hub.downloads] == ["someone/motif-finetune"]
+    # With a GGUF (in Python) the transformer's file is not read: not before the download either.
+    from motif_lite.preflight import preflight
+
+    fake_hub.downloads.clear()
+    with pytest.raises(MissingFilesError):  # the fake Hub's download fails
+        preflight(MOTIF_REPO, "Q4_K_M", "cpu", weights={"transformer": transformer})
+    assert [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]

@@ -438,7 +438,11 @@ def test_load_pipeline_refuses_strict_int8_attention_on_a_gpu_without_int8_tenso
     from motif_lite.pipeline import loading
     from motif_lite.runtime.kernels import KernelBackendError
 
-    monkeypatch.setattr(loading, "preflight", lambda *a, **kw: (locate_sources(checkpoint), torch.device("cuda")))
+    def preflight_on_a_gpu(*args, device_checks, **kwargs):  # the caller's checks come with the device's
+        device_checks(torch.device("cuda"))
+        return locate_sources(checkpoint), torch.device("cuda")
+
+    monkeypatch.setattr(loading, "preflight", preflight_on_a_gpu)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
     with pytest.raises(KernelBackendError, match="--attention int8 needs INT8 tensor cores") as error:
@@ -473,7 +477,7 @@ def test_a_fixed_triton_attention_is_as_strict_as_the_kernels(kernels, strict, m
 
     pytest.importorskip("triton")
     monkeypatch.setattr(checks, "use_triton", lambda kernels: True)  # as on a GPU
-    _, backend = checks.check_speed(torch.device("cuda"), kernels, False, "triton", None)  # no GPU is touched
+    _, backend = checks.check_speed(torch.device("cuda"), kernels, "triton", None)  # no GPU is touched
     assert backend.attend.strict is strict
 
 

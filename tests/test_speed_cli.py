@@ -124,10 +124,10 @@ def test_the_attention_kernel_is_checked_in_the_runs_dtype(checkpoint, tmp_path,
     # FlashAttention on a GPU runs in fp16/bf16 but not in fp32: the check must use --dtype, not a guess.
     import torch
 
-    from motif_lite.runtime import attention
+    from motif_lite import preflight
 
     checked = []
-    monkeypatch.setattr(attention, "check_backend_runs", lambda *args: checked.append(args))
+    monkeypatch.setattr(preflight, "check_backend_runs", lambda *args: checked.append(args))
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: (_ for _ in ()).throw(KeyboardInterrupt))
     args = [*run_args(checkpoint, tmp_path / "fox.gif", "--attention-backend", "flash"), "--dtype", "bf16"]
     assert cli.main(args) == cli.EXIT_INTERRUPTED

@@ -4,12 +4,15 @@ download), the notes on what was found, and the memory plan when there is a budg
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
 
     from motif_lite.checkpoint import ModelSources
@@ -23,37 +26,30 @@ def preflight_flags(
     args: argparse.Namespace,
     device: str | torch.device,
     before_download: Callable[[DownloadPlan], None] | None = None,
+    loras: Iterable[tuple[Path, float]] = (),
 ) -> tuple[ModelSources, torch.device]:
     """`preflight` of the model the flags name: every check, and any download, before planning (so that the plan is
     made from the files that will load, not from the built-in sizes of a model not yet on disk); the speed flags
-    with the device, before any download (`speed_flag_checks`). `before_download`: called just before a download
-    starts (`run` asks its CPU time question there)."""
-    from motif_lite.preflight import preflight
+    with the device (`preflight.check_speed_on_device`) and the `loras` (--lora's files and strengths) before any
+    download. `before_download`: called just before a download starts (`run` asks its CPU time question there)."""
+    from motif_lite.preflight import check_speed_on_device, preflight
+    from motif_lite.weights.lora import LoRASpec
 
     quantize = getattr(args, "quantize", None)  # run's flags (serve has neither)
     text_encoder_quantize = getattr(args, "text_encoder_quantize", None)
+    speed = functools.partial(
+        check_speed_on_device,
+        attention=args.attention,
+        kernels=args.kernels,
+        attention_backend=args.attention_backend,
+        compile=args.compile,
+        dtype=args.dtype,
+    )
     return preflight(
         args.model, args.gguf, device, args.kernels, args.text_encoder_gguf, weights=args.weights, quantize=quantize,
-        text_encoder_quantize=text_encoder_quantize, before_download=before_download,
-        device_checks=lambda target: speed_flag_checks(args, target),
+        text_encoder_quantize=text_encoder_quantize, before_download=before_download, device_checks=speed,
+        loras=[LoRASpec(path, strength) for path, strength in loras],
     )  # fmt: skip
-
-
-def speed_flag_checks(args: argparse.Namespace, device: torch.device) -> None:
-    """The speed flags' checks that need only the device (and the dtype it gives), as `load_pipeline` makes them
-    once the files are there: --attention int8 with --kernels triton on a GPU without its kernel, a fixed
-    --attention-backend the device lacks in that dtype, --compile without a compiler. Made with the device's
-    check, so that a flag this machine cannot run is said before any download."""
-    from motif_lite.preflight import check_strict_int8
-    from motif_lite.runtime.attention import check_backend_runs
-    from motif_lite.runtime.compile import check_compile_possible
-    from motif_lite.settings import resolve_dtype
-
-    check_strict_int8(args.attention, args.kernels, device)
-    if args.attention == "exact" and args.attention_backend != "auto":  # auto drops what does not run
-        check_backend_runs(args.attention_backend, device, resolve_dtype(args.dtype, device).value)
-    if args.compile:
-        check_compile_possible(device)
 
 
 def loading_notes(

@@ -321,18 +321,13 @@ def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> lis
 
 
 def _check_speed_flags(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> None:
-    """The checks of the speed flags a run makes as it loads (`preflight` checks the kernels, `load_pipeline` the
-    rest), made by a dry run, which neither preflights nor loads: each raises what the run would."""
-    from motif_lite.preflight import check_kernels, check_strict_int8
-    from motif_lite.runtime.attention import check_backend_runs
-    from motif_lite.runtime.compile import check_compile_possible
+    """The checks of the speed flags a run makes with the device (`preflight`: the kernels, then
+    `check_speed_on_device`), made by a dry run, which neither preflights nor loads: each raises what the run
+    would."""
+    from motif_lite.preflight import check_kernels, check_speed_on_device
 
     check_kernels(args.kernels, device)
-    check_strict_int8(args.attention, args.kernels, device)
-    if args.attention == "exact":
-        check_backend_runs(args.attention_backend, device, dtype)
-    if args.compile:
-        check_compile_possible(device)
+    check_speed_on_device(device, args.attention, args.kernels, args.attention_backend, args.compile, dtype)
 
 
 def dry_run_speed(args: argparse.Namespace, device: torch.device) -> str:
@@ -387,13 +382,9 @@ def _generate(
     # Every check, before any weights; on the CPU, a long run is asked about before any download.
     question = CpuTimeQuestion(args.yes)
     before_download = _ask_before_download(args, requests, device, question) if parallel is None else None
-    sources, device = preflight_flags(args, device, before_download)
+    sources, device = preflight_flags(args, device, before_download, loras)  # the speed flags with the device
     print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]), say)  # before it compiles
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
-    if args.attention == "exact":  # a fixed attention kernel that this device lacks in this dtype
-        from motif_lite.runtime.attention import check_backend_runs
-
-        check_backend_runs(args.attention_backend, device, dtype)
     settings = resolve_settings(request, sources.configs, sources.transformer)
     if recalled := _recalled(args):
         print_notes(recalled_model_notes(recalled, args, sources, dtype, device), say)

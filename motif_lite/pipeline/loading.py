@@ -22,8 +22,9 @@ from motif_lite.preflight import (
     batched_guidance,
     check_loras,
     check_speed,
-    check_strict_int8,
+    check_speed_on_device,
     preflight,
+    step_cache_setting,
     unplanned_memory_warning,
 )
 from motif_lite.runtime.compile import CompileConfig
@@ -112,15 +113,21 @@ def load_pipeline(
     asked = checked_dtype(dtype) if dtype is not None else None  # a wrong one fails before any download
     given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
     specs = lora_specs(loras)  # the argument's shape before any check that may download
+    cache_setting = step_cache_setting(step_cache, parallel)  # a threshold that is no number >= 0, say
+
+    def device_checks(target: torch.device) -> None:  # with the device's own check: before any download
+        check_speed_on_device(target, attention, kernels, attention_backend, compile, asked)
+        _check_plan_device(plan, target)
+
     sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights, quantize=quantize,
-                                text_encoder_quantize=text_encoder_quantize)  # fmt: skip
+                                text_encoder_quantize=text_encoder_quantize, device_checks=device_checks,
+                                loras=specs)  # fmt: skip
     dtype_setting = resolve_dtype(asked, target)
     dtype = dtype_setting.value
     text_dtype = devices.text_encoder_dtype(dtype, given)
     _warn_of_device_fit(device, target, dtype, asked)
-    check_strict_int8(attention, kernels, target)
     backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
-    cache_config, backend = check_speed(target, kernels, compile, backend_name, step_cache, parallel, dtype)
+    cache_config, backend = check_speed(target, kernels, backend_name, cache_setting, parallel, dtype)
     lora_files = check_loras(specs, sources)
     if plan is None and parallel is None:  # everything goes on the device: on a small GPU, a sure out-of-memory
         memory = unplanned_memory_warning(sources, dtype, target, kernels, attention, batch_guidance, given)
@@ -185,6 +192,20 @@ def _check_argument_types(
                 f"weights[{component!r}] must be the path of a .safetensors file (str or Path), got "
                 f"{type(file).__name__} {file!r}"
             )
+
+
+def _check_plan_device(plan: Plan | None, target: torch.device) -> None:
+    """Raise `ConfigError` for a memory plan made for another device than the one loaded on: it places the VAE and
+    the streamed blocks on its own device, which failed once the text encoder had loaded (or ran on another GPU)."""
+    if plan is None:
+        return
+    planned = torch.device(plan.device)
+    if planned.type == target.type and (planned.index or 0) == (target.index or 0):
+        return
+    raise ConfigError(
+        f"the plan is for {planned} and load_pipeline loads on {target}: make the plan for that device "
+        f'(plan_generation(..., device="{target}")) or load on the plan\'s (device="{planned}")'
+    )
 
 
 def _warn_of_device_fit(

@@ -271,6 +271,18 @@ def read_loras(specs: Iterable[LoRASpec], targets: Mapping[str, tuple[int, int]]
     return [_read_lora(spec, targets) for spec in specs]
 
 
+def check_lora_file(spec: LoRASpec) -> str:
+    """The format ("peft" or "kohya") of the LoRA file `spec` names, from the file alone, for a check with no
+    model at hand: `LoRAError` for a file that is no readable safetensors LoRA (a pickle, a GGUF, an empty file,
+    another kind of adapter, a model's weights, unknown tensor names, PEFT settings that cannot be read). Its
+    layers need the model: `read_loras`."""
+    tensors, metadata = _read_safetensors(spec.path)
+    fmt, _ = _parse_keys(spec.path, tensors)
+    if fmt == "peft":
+        _peft_alphas(spec.path, metadata)
+    return fmt
+
+
 def apply_loras(model: nn.Module, files: list[LoRAFile], dtype: torch.dtype | None = None) -> AppliedLoRAs:
     """Add the files' updates to `model` (after loading, before kernels and memory plans are applied): merged into
     float weights, `LoRALinear` around packed ones. `dtype`: the adapters' compute dtype (default: float32)."""
