@@ -461,6 +461,30 @@ def test_without_a_ram_budget_page_locked_homes_must_fit_the_available_memory():
     assert plan_host(needs, None, available_bytes=pinned.peak_bytes - 1).pinned_blocks is False
 
 
+def test_a_ram_budget_above_the_available_memory_stages_what_cannot_be_page_locked():
+    # `--ram 64` with less available now: the homes were page-locked because the budget allowed them, but
+    # page-locked memory cannot swap, so pinning more than is available fails or starves the system. Staged now,
+    # and the plan's host line says why.
+    gib = {"text_bytes": 8.6, "transformer_bytes": 4, "streamed_bytes": 3, "streamed_pinned_bytes": 4,
+           "block_staging_bytes": 0.25, "vae_bytes": 0.25, "video_bytes": 0.5}  # fmt: skip
+    needs = HostNeeds(
+        cuda=True, text_staging_bytes=0, activation_bytes=0, **{name: int(x * GiB) for name, x in gib.items()}
+    )
+    pinned = plan_host(needs, 64 * GiB).peak_bytes
+    available = pinned - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # staged, the run fits what is available: nothing to warn of
+        host = plan_host(needs, 64 * GiB, available_bytes=available)
+    assert host.pinned_blocks is False and host.peak_bytes <= available
+    assert (
+        f"streamed blocks: staged (page-locked homes would make the peak {memory_size(pinned)}, more than the "
+        f"{memory_size(available)} available now, and page-locked memory cannot be swapped out)"
+    ) in host.describe()
+    tight = plan_host(needs, pinned - 1, available_bytes=64 * GiB)  # --ram below the homes' peak: said as --ram
+    assert f"(page-locked homes would make the peak {memory_size(pinned)}, more than --ram " in tight.describe()
+    assert plan_host(needs, 64 * GiB, available_bytes=pinned).pinned_blocks is True  # both fit: page-locked
+
+
 def test_cpu_plans_count_every_weight_and_activation_on_the_host():
     p = plan_memory(832, 480, 49, FULL, BF16, T5GEMMA2, VAE, None, 1, device="cpu", vae_dtype=torch.float32)
     assert p.host.pinned_blocks is None and p.host.pinned_bytes == 0
