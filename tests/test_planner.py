@@ -19,7 +19,7 @@ from motif_lite.runtime.activation_memory import transformer_activation_bytes
 from motif_lite.runtime.chunking import ChunkedFeedForward
 from motif_lite.runtime.generation_sizes import generation_sizes, video_tokens
 from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host
-from motif_lite.runtime.planner import GiB, apply_plan, default_budget, plan_memory
+from motif_lite.runtime.planner import RESERVED_RATIO, GiB, apply_plan, default_budget, plan_memory
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.units import memory_size
 from motif_lite.vae.config import WanVAEConfig
@@ -210,7 +210,7 @@ def test_a_video_too_large_names_the_longest_and_the_largest_that_fit():
     # height following the aspect) does not.
     with pytest.raises(MotifLiteError) as err:
         plan(1280, 736, 121, 3)
-    advice = re.search(r"At this budget 1280x736x(\d+) or (\d+)x(\d+)x121 fits; or allow more memory", str(err.value))
+    advice = re.search(r"At this budget 1280x736x(\d+) or (\d+)x(\d+)x121 fits\. Or give it more", str(err.value))
     assert advice is not None, str(err.value)
     frames, width, height = (int(g) for g in advice.groups())
     assert (frames - 1) % 4 == 0 and width % 16 == 0 and height % 16 == 0 and 1.6 < width / height < 1.9
@@ -218,8 +218,26 @@ def test_a_video_too_large_names_the_longest_and_the_largest_that_fit():
     for larger in ((1280, 736, frames + 4), (width + 16, round((width + 16) * 736 / 1280 / 16) * 16, 121)):
         with pytest.raises(MotifLiteError, match="needs at least"):
             plan(*larger, 3)
-    with pytest.raises(MotifLiteError, match="Nothing shorter or smaller of this shape fits: allow more memory"):
+    with pytest.raises(MotifLiteError, match="Nothing shorter or smaller of this shape fits this budget"):
         plan(1280, 736, 121, 0.2)
+
+
+def test_a_video_too_large_names_the_vram_that_plans_it_and_the_free_memory_that_needs():
+    # "or allow more memory" said neither how nor how much: now the flag, the smallest plan's peak rounded up (a
+    # budget of that many GiB holds it) and the free memory a run needs for that budget (x1.08, the reserve).
+    with pytest.raises(MotifLiteError) as err:
+        plan(1280, 736, 121, 3)
+    peak = float(re.search(r"needs at least (\d+\.\d\d) GiB", str(err.value)).group(1))
+    vram, free = re.search(r"Or give it more: --vram (\d+\.\d\d) \(in Python vram_gib=\1\) or more, which needs "
+                           r"(\d+\.\d\d) GiB free on the GPU \(close", str(err.value)).groups()  # fmt: skip
+    assert 0 <= float(vram) - peak <= 0.011 and float(free) == pytest.approx(float(vram) * RESERVED_RATIO, abs=0.011)
+    assert plan(1280, 736, 121, float(vram)) and "allow more" not in str(err.value)
+    with pytest.raises(
+        MotifLiteError, match=r"fits\. Or give it more: --vram \d+\.\d\d \(in Python vram_gib=[\d.]+\) or more\.\n"
+    ):
+        plan_memory(
+            1280, 736, 121, FULL, Q4_K_M, T5GEMMA2, VAE, 3 * GiB, device="cpu"
+        )  # no GPU: no free memory to name
 
 
 def test_every_block_is_streamed_before_the_pieces_shrink():
@@ -378,6 +396,11 @@ def test_the_ram_error_names_what_would_make_this_run_fit():
     assert "--text-encoder-quantize Q8_0 quantizes it as it loads" in advice  # no file to make first
     assert "--gguf" not in advice  # the transformer is a GGUF already
     assert "smaller video" not in advice  # loading is the peak: the video's size does not change it
+    # Not "or allow more memory": the --ram that holds the estimate, rounded up, is named, and it plans.
+    need = float(re.search(r"needs about (\d+\.\d\d) GiB", advice).group(1))
+    ram = float(re.search(r"; or give it --ram (\d+\.\d\d) or more where this machine has that much avai", advice)[1])
+    assert 0 <= ram - need <= 0.011 and "allow more" not in advice
+    assert plan(1280, 736, 121, 6, ram_budget_bytes=int(ram * GiB))
     assert plan(1280, 736, 121, 6, text=T5GEMMA2_Q8_0, ram_budget_bytes=10 * GiB).host.peak_bytes <= 10 * GiB
     with pytest.raises(MotifLiteError, match=r"the transformer is 3\.80 GiB: a GGUF one \(--gguf Q4_K_M\)"):
         plan(1280, 736, 121, 6, weights=BF16, ram_budget_bytes=10 * GiB)

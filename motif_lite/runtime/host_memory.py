@@ -17,6 +17,7 @@ them again (they are file pages, not anonymous memory).
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from dataclasses import dataclass, replace
@@ -110,8 +111,9 @@ def plan_host(needs: HostNeeds, budget_bytes: int | None, available_bytes: int |
     if budget_bytes is not None and chosen.peak_bytes > budget_bytes:
         raise MotifLiteError(
             f"this run needs about {memory_size(chosen.peak_bytes)} of host memory, but --ram is "
-            f"{memory_size(budget_bytes)} ({chosen.describe()}). {less_host_memory(needs, chosen)}, or allow more "
-            f"memory{more_memory_fix()}."
+            f"{memory_size(budget_bytes)} ({chosen.describe()}). {less_host_memory(needs, chosen)}; or give it "
+            f"--ram {math.ceil(chosen.peak_bytes / GiB * 100) / 100:.2f} or more where this machine has that much "
+            f"available{more_memory_fix()}."
         )
     if (note := over_available_note(needs, chosen, available_bytes)) is not None:
         warnings.warn(note, stacklevel=2)

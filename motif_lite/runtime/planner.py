@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from motif_lite.config import TransformerConfig
-from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.errors import ConfigError, MotifLiteError, both_spellings
 from motif_lite.runtime.activation_memory import (
     TEXT_LAYER_FRACTION,
     TEXT_NON_LAYER_FRACTION,
@@ -499,7 +499,8 @@ def plan_memory(
             return False
 
     advice = _what_fits(fits, width, height, frames, vae_config, size_multiple(transformer_config, vae_config))
-    raise _too_large(smallest, budget_bytes, advice)
+    more = more_budget(smallest.peak_bytes, torch.device(device).type == "cuda")
+    raise _too_large(smallest, budget_bytes, f"{advice} {more}")
 
 
 def _too_large(smallest: Plan, budget_bytes: int, advice: str) -> MotifLiteError:
@@ -632,8 +633,23 @@ def _what_fits(
     if smaller is not None:
         ways.append("{}x{}x{}".format(*scaled(count - 1 - smaller), frames))
     if not ways:
-        return "Nothing shorter or smaller of this shape fits: allow more memory."
-    return f"At this budget {' or '.join(ways)} fits; or allow more memory."
+        return "Nothing shorter or smaller of this shape fits this budget."
+    return f"At this budget {' or '.join(ways)} fits."
+
+
+def more_budget(peak_bytes: int, cuda: bool = True) -> str:
+    """How to plan a video whose smallest plan peaks at `peak_bytes`: the --vram that holds it, and on a GPU (`cuda`)
+    the free memory a run needs for that budget (what the allocator reserves on top; a run without --vram plans for
+    the free memory / RESERVED_RATIO)."""
+    vram = math.ceil(peak_bytes / GiB * 100) / 100  # rounded up: a budget of this many GiB holds the peak
+    free = math.ceil(vram * RESERVED_RATIO * 100) / 100
+    flag = both_spellings(f"--vram {vram:.2f}", f"vram_gib={vram:.2f}")
+    if not cuda:
+        return f"Or give it more: {flag} or more."
+    return (
+        f"Or give it more: {flag} or more, which needs {free:.2f} GiB free on the GPU (close what holds GPU memory; "
+        f"without --vram a run plans for the free memory / {RESERVED_RATIO:g})."
+    )
 
 
 def _largest(fits: Callable[[int], bool], top: int) -> int | None:
