@@ -321,6 +321,33 @@ def test_the_plan_says_in_words_what_it_moves_to_fit_and_its_peak():
     assert "In short" not in plan(832, 480, 49, None, device="cpu").describe()  # the CPU streams nothing
 
 
+def test_every_plan_but_the_fastest_names_in_words_what_it_gives_up():
+    # A 12 GB card, Q4_K_M, guided: the plan kept everything on the GPU but ran the guidance predictions one after
+    # the other and the VAE one frame at a time, and its line read "to fit, " with nothing after it.
+    p = plan(1280, 736, 121, 12, cfg_batch=2)
+    assert p.ladder_index > 0 and p.cfg_batch == 1 and p.resident_blocks is None and p.vae_frame_by_frame
+    line = p.in_words()
+    assert not line.endswith("to fit, ") and "the two guidance predictions one after the other" in line, line
+    assert "the VAE decoding one frame at a time, not 4 at once" in line
+    fastest_layout = plan(1280, 736, 121, 20, cfg_batch=2)  # all resident, 4 frames at once, one row per forward
+    assert fastest_layout.ladder_index == 0 and fastest_layout.cfg_batch == 1
+    assert "the fastest plan" not in fastest_layout.in_words()
+    assert "one after the other, not batched in one forward" in fastest_layout.in_words()
+    streamed = plan(1280, 736, 121, 5, cfg_batch=2)
+    assert "not batched in one forward (the streamed blocks copied for each)" in streamed.in_words()
+    assert plan(1280, 736, 121, 30, cfg_batch=2).in_words().startswith("In short: everything on the GPU, the fastest")
+
+
+def test_an_image_to_video_plan_says_the_first_frame_is_encoded_in_the_bands_too():
+    # The line said "the VAE decoding in 2 exact bands" of an image-to-video plan whose first frame's encode runs in
+    # those bands too (the table's "vae encode: 2 bands").
+    for gib in (6, 8):
+        i2v = plan(1280, 736, 121, gib, image=True)
+        assert i2v.vae_bands == 2 and "vae encode: 2 bands" in i2v.describe()
+        assert "the VAE decoding, and the first frame's encoding, in 2 exact bands" in i2v.in_words()
+    assert "the first frame" not in plan(1280, 736, 121, 6).in_words()  # text-to-video encodes no frame
+
+
 def test_image_to_video_plans_the_first_frame_encode_in_bands():
     t2v, i2v = plan(1280, 736, 121, 6), plan(1280, 736, 121, 6, image=True)
     assert i2v.stages[0].peak_bytes >= t2v.stages[0].peak_bytes and i2v.peak_bytes <= 6 * GiB

@@ -134,6 +134,8 @@ class Plan:
     prefetch: bool = True
     host: HostEstimate | None = None
     cfg_batch: int = 1  # rows per transformer forward the estimates allow: 2 = guidance branches batched
+    cfg_batch_asked: int = 1  # the rows per forward the runner could use (`plan_memory`'s cfg_batch)
+    image: bool = False  # image-to-video: the first frame goes through the VAE encoder (in `vae_bands` bands)
     heads_per_call: int | None = None  # single-stream blocks attend this many heads at a time (None: all at once)
     streamed_bytes: int = 0  # the streamed transformer blocks' weights: copied to the device at every forward
     num_blocks: int = 0  # the transformer's streamable blocks
@@ -158,9 +160,10 @@ class Plan:
             f"est. peak {memory_size(self.peak_bytes)} allocated{budget} (~{memory_size(self.reserved_bytes)} "
             "reserved: what the GPU needs free)"
         )
-        if self.ladder_index == 0:
+        moves = self._what_moves()
+        if not moves:
             return f"In short: everything on the GPU, the fastest plan; {peak}"
-        return f"In short: {peak}; {'to fit,' if fits else 'even with'} " + "; ".join(self._what_moves())
+        return f"In short: {peak}; {'to fit,' if fits else 'even with'} " + "; ".join(moves)
 
     def _what_moves(self) -> list[str]:
         """What this plan does that the fastest one does not, each with what it costs."""
@@ -179,10 +182,17 @@ class Plan:
             moves.append(f"per-token steps in pieces of {self.token_chunk} tokens (near free)")
         if self.heads_per_call is not None:
             moves.append(f"attention over {self.heads_per_call} heads per call (a little more work per step)")
+        if self.cfg_batch < self.cfg_batch_asked:
+            copies = "" if self.resident_blocks is None else " (the streamed blocks copied for each)"
+            moves.append(f"the two guidance predictions one after the other, not batched in one forward{copies}")
         if self.vae_tile is not None:
             moves.append("the VAE decoding in tiles (slower decode)")
         elif self.vae_bands > 1:
-            moves.append(f"the VAE decoding in {self.vae_bands} exact bands (a few % more decode work per band)")
+            # Image-to-video's first frame goes through the VAE encoder in the same bands.
+            encode = ", and the first frame's encoding," if self.image else ""
+            moves.append(f"the VAE decoding{encode} in {self.vae_bands} exact bands (a few % more VAE work per band)")
+        elif self.vae_frame_by_frame:  # implied by bands and tiles; alone, the one thing the fastest plan does not
+            moves.append("the VAE decoding one frame at a time, not 4 at once (~1-2 s more per video at 720p)")
         return moves
 
     def describe(self) -> str:
@@ -478,8 +488,9 @@ def plan_memory(
                 plan = Plan(
                     width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
                     choice.token_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages,
-                    budget_bytes, index, len(ladder), choice.prefetch, cfg_batch=batch, heads_per_call=choice.heads,
-                    streamed_bytes=_streamed_bytes(sizes, choice), num_blocks=len(sizes.block_bytes),
+                    budget_bytes, index, len(ladder), choice.prefetch, cfg_batch=batch, cfg_batch_asked=cfg_batch,
+                    image=sizes.image, heads_per_call=choice.heads, streamed_bytes=_streamed_bytes(sizes, choice),
+                    num_blocks=len(sizes.block_bytes),
                 )  # fmt: skip
                 yield plan, sizes, choice
 
