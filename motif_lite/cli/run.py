@@ -440,6 +440,7 @@ def _ask_before_download(
     downloaded yet), not after hours of downloading for a run the user would not start."""
 
     def before_download(plan: DownloadPlan) -> None:
+        _refuse_what_no_plan_fits(args, requests[0], device)  # before the time question: no question, no download
         if question.said:  # before the checkpoint's download, not again before the GGUF variant's
             return
         estimate = _estimate_at_hand(args, requests[0], device)
@@ -448,6 +449,34 @@ def _ask_before_download(
             question.ask(requests[0], settings, configs, dtype, len(requests), quantizing, download=plan)
 
     return before_download
+
+
+def _refuse_what_no_plan_fits(args: argparse.Namespace, request: GenerationRequest, device: str | torch.device) -> None:
+    """Before a download: the memory plan the run will make (`plan_if_budget`), from the configs at hand or the
+    official ones, raising its refusal when even the smallest plan does not fit the device budget or --ram: said
+    now, not after gigabytes of downloading for a run that is then refused. A problem with the flags or files is
+    left to the checks, which name it."""
+    import warnings
+
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.cli.prepare import plan_run
+    from motif_lite.devices import resolve_device
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.preflight import AT_HAND, with_quantize
+    from motif_lite.settings import resolve_dtype
+
+    try:
+        target = resolve_device(device)
+        sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
+        sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
+        dtype = resolve_dtype(args.dtype, target).value
+    except MotifLiteError:
+        return
+    if args.vram is None and args.ram is None and target.type != "cuda":  # a run that plans nothing (plan_if_budget)
+        return
+    with warnings.catch_warnings():  # the plan's warnings come with the plan the run prints after the download
+        warnings.simplefilter("ignore")
+        plan_run(args, request, sources, dtype, target)
 
 
 def _estimate_at_hand(
