@@ -36,7 +36,7 @@ explained where it is defined; docs/memory.md derives the formulas.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -135,6 +135,7 @@ class Plan:
     host: HostEstimate | None = None
     cfg_batch: int = 1  # rows per transformer forward the estimates allow: 2 = guidance branches batched
     cfg_batch_asked: int = 1  # the rows per forward the runner could use (`plan_memory`'s cfg_batch)
+    batched_vram_gib: float | None = None  # where fewer rows fitted: the least larger --vram that plans them all
     image: bool = False  # image-to-video: the first frame goes through the VAE encoder (in `vae_bands` bands)
     heads_per_call: int | None = None  # single-stream blocks attend this many heads at a time (None: all at once)
     streamed_bytes: int = 0  # the streamed transformer blocks' weights: copied to the device at every forward
@@ -499,6 +500,9 @@ def plan_memory(
         if budget_bytes is None or plan.peak_bytes <= budget_bytes:
             needs = _host_needs(sizes, choice, device, plan.stages, text_encoder_quantized)
             host = plan_host(needs, ram_budget_bytes, available_ram())
+            if plan.cfg_batch < cfg_batch:
+                batched = _batched_vram((p for p, _, _ in candidates(width, height, frames)), budget_bytes)
+                plan = replace(plan, batched_vram_gib=batched)
             return replace(plan, host=host)
         plans.append(plan)
     smallest = min(plans, key=lambda p: p.peak_bytes)
@@ -512,6 +516,21 @@ def plan_memory(
     advice = _what_fits(fits, width, height, frames, vae_config, size_multiple(transformer_config, vae_config))
     more = more_budget(smallest.peak_bytes, torch.device(device).type == "cuda")
     raise _too_large(smallest, budget_bytes, f"{advice} {more}")
+
+
+def _batched_vram(ladder: Iterable[Plan], above: int) -> float | None:
+    """The least --vram (GiB, 2 decimals) above `above` bytes whose plan (the first of `ladder` that fits) has every
+    row asked for per forward; None if none has. Such a plan is first for a budget of its peak (rounded up to the
+    flag's figure) only while every candidate before it peaks higher: a larger budget can bring back a faster rung
+    with fewer rows, so not every budget above works."""
+    least, lowest_before = None, math.inf
+    for plan in ladder:
+        vram = vram_for(plan.peak_bytes)
+        budget = int(vram * GiB)  # what --vram with that figure plans for (preflight)
+        if plan.cfg_batch == plan.cfg_batch_asked and above < budget < lowest_before:
+            least = vram if least is None else min(least, vram)
+        lowest_before = min(lowest_before, plan.peak_bytes)
+    return least
 
 
 def _too_large(smallest: Plan, budget_bytes: int, advice: str) -> MotifLiteError:
@@ -648,12 +667,21 @@ def _what_fits(
     return f"At this budget {' or '.join(ways)} fits."
 
 
+def vram_for(peak_bytes: int) -> float:
+    """The --vram (GiB, 2 decimals, rounded up) whose budget holds `peak_bytes`."""
+    return math.ceil(peak_bytes / GiB * 100) / 100
+
+
+def free_for(vram_gib: float) -> float:
+    """The free GPU memory (GiB, 2 decimals, rounded up) a budget of `vram_gib` needs: what the allocator reserves
+    on top (a run without --vram plans for the free memory / RESERVED_RATIO)."""
+    return math.ceil(vram_gib * RESERVED_RATIO * 100) / 100
+
+
 def more_budget(peak_bytes: int, cuda: bool = True) -> str:
     """How to plan a video whose smallest plan peaks at `peak_bytes`: the --vram that holds it, and on a GPU (`cuda`)
-    the free memory a run needs for that budget (what the allocator reserves on top; a run without --vram plans for
-    the free memory / RESERVED_RATIO)."""
-    vram = math.ceil(peak_bytes / GiB * 100) / 100  # rounded up: a budget of this many GiB holds the peak
-    free = math.ceil(vram * RESERVED_RATIO * 100) / 100
+    the free memory a run needs for that budget."""
+    vram, free = vram_for(peak_bytes), free_for(vram_for(peak_bytes))
     flag = both_spellings(f"--vram {vram:.2f}", f"vram_gib={vram:.2f}")
     if not cuda:
         return f"Or give it more: {flag} or more."
