@@ -419,20 +419,22 @@ class GpuMemory:
     windows_driver: bool
 
 
-def sysmem_spill_note(peak_bytes: int | None, gpu: GpuMemory | None) -> str | None:
+def sysmem_spill_note(peak_bytes: int | None, gpu: GpuMemory | None, lower_vram_gib: float | None = None) -> str | None:
     """When a run's device memory peak (the summary gives the reserved one, what the driver had to place) exceeded
     the whole GPU, which only Windows' driver allows: that the excess went to system memory (slow) and the two
     fixes; else None.
 
     Checked only with Windows' driver: Linux's fails an allocation beyond the GPU, so a peak above the total cannot
     happen there, and one fix is a Windows setting. The driver starts spilling already near the GPU's total, so a
-    peak just below it may have spilled too: this says so only where it is certain."""
+    peak just below it may have spilled too: this says so only where it is certain. `lower_vram_gib`: the --vram
+    whose plan would have stayed within the GPU, named in the advice when given."""
     if peak_bytes is None or gpu is None or not gpu.windows_driver or peak_bytes <= gpu.total_bytes:
         return None
+    lower = "a lower --vram" if lower_vram_gib is None else f"--vram {lower_vram_gib:.2f} or less"
     return (
         f"this run's GPU memory peaked at {memory_size(peak_bytes)}, {memory_size(peak_bytes - gpu.total_bytes)} "
         f"more than the GPU's {memory_size(gpu.total_bytes)}: Windows' NVIDIA driver moved the excess into system "
-        "memory (shared GPU memory), which is many times slower than the GPU's own. Give a lower --vram (the plan "
+        f"memory (shared GPU memory), which is many times slower than the GPU's own. Give {lower} (the plan "
         f"then streams more of the model; --dry-run shows what a budget plans), or {SYSMEM_FALLBACK_SETTING}: a run "
         "that does not fit then stops with out-of-memory, keeps its state for --resume and says how to lower memory"
     )

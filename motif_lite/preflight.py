@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -35,7 +36,14 @@ from motif_lite.runtime.compile import CompileConfig, check_compile_possible
 from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.runtime.kernels import KernelBackendError, attention_workspace_bytes, use_triton
 from motif_lite.runtime.parallel import Parallel
-from motif_lite.runtime.planner import Plan, default_budget, plan_memory, positive_budget, unplanned_peak_bytes
+from motif_lite.runtime.planner import (
+    RESERVED_RATIO,
+    Plan,
+    default_budget,
+    plan_memory,
+    positive_budget,
+    unplanned_peak_bytes,
+)
 from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.sampling import needs_uncond
 from motif_lite.settings import CHECKPOINT, CheckpointConfigs, resolve_dtype, resolve_settings
@@ -393,16 +401,26 @@ def batched_guidance(wanted: bool | None, device: torch.device, plan: Plan | Non
 def _device_budget(gpu: torch.device, vram_gib: float | None) -> int:
     """The budget of a plan for a GPU at hand: `vram_gib`, else its free memory. A budget above the GPU's whole
     memory is a slip (megabytes for GiB?) that would plan a run the GPU cannot hold: its free memory instead, with a
-    warning. One above its free memory is kept, with a warning where Windows' driver would spill what does not fit
-    into system memory (`devices.vram_over_free_note`)."""
+    warning. One whose allocator reserve (RESERVED_RATIO x the budget) would not fit the GPU's memory is lowered to
+    the most that does, with a warning naming that --vram. One above its free memory is kept, with a warning where
+    Windows' driver would spill what does not fit into system memory (`devices.vram_over_free_note`)."""
     if vram_gib is None:
         return default_budget(gpu)
     total = torch.cuda.mem_get_info(gpu)[1]
     budget = int(vram_gib * 2**30)
-    if budget <= total:  # the user's, even above what is free now; Windows' driver then spills: said before the run
-        if (spills := vram_over_free_note(budget, default_budget(gpu), windows_gpu_driver())) is not None:
-            warnings.warn(spills, stacklevel=3)
-        return budget
+    if budget > total:
+        return _free_budget_for_a_slip(gpu, vram_gib, budget, total)
+    if budget > (most := int(total / RESERVED_RATIO)):  # the allocated peak would fit, what is reserved would not
+        warnings.warn(_reserve_over_total_note(vram_gib, budget, total, most), stacklevel=3)
+        budget = most
+    # The user's, even above what is free now; Windows' driver then spills: said before the run.
+    if (spills := vram_over_free_note(budget, default_budget(gpu), windows_gpu_driver())) is not None:
+        warnings.warn(spills, stacklevel=3)
+    return budget
+
+
+def _free_budget_for_a_slip(gpu: torch.device, vram_gib: float, budget: int, total: int) -> int:
+    """The free memory's budget for a `--vram` above the GPU's whole memory, with the warning that says so."""
     # In MiB, as nvidia-smi shows it: an "8 GB" card has 8188 MiB, which memory_size would round to "8.00 GiB",
     # the very figure it is more than.
     free_budget = default_budget(gpu)
@@ -410,9 +428,21 @@ def _device_budget(gpu: torch.device, vram_gib: float | None) -> int:
         f"--vram {vram_gib:g} GiB ({budget // MiB} MiB) is more than this GPU's whole memory, {total // MiB} MiB "
         "(--vram is in GiB; 8000MB is also understood): planned for its free memory instead, a budget of "
         f"{memory_size(free_budget)}; leave --vram out to get that",
-        stacklevel=3,
+        stacklevel=4,
     )
     return free_budget
+
+
+def _reserve_over_total_note(vram_gib: float, budget: int, total: int, most: int) -> str:
+    """Why a `--vram` within the GPU's memory is planned for less: a plan may allocate up to its budget, and the
+    allocator reserves about RESERVED_RATIO times that, which past the GPU's memory runs out at the peak."""
+    fits = math.floor(most / 2**30 * 100) / 100  # rounded down: --vram with this figure plans within `most`
+    return (
+        f"--vram {vram_gib:g} lets a plan allocate up to {memory_size(budget)}, and PyTorch's allocator reserves "
+        f"about {RESERVED_RATIO:g}x what is allocated, up to {memory_size(int(budget * RESERVED_RATIO))}: more than "
+        f"this GPU's {total // MiB} MiB, so such a plan would run out of memory at its peak. Planned for a budget of "
+        f"{memory_size(most)} instead, the most whose reserve fits; give --vram {fits:.2f} or less to plan that way"
+    )
 
 
 def plan_generation(

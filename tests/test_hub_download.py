@@ -644,6 +644,26 @@ def test_a_wrong_weights_file_of_the_users_is_said_before_the_checkpoint_downloa
     assert fake_hub.downloads == []
 
 
+def test_a_run_no_memory_plan_fits_is_refused_before_the_checkpoint_downloads(empty_cache_run, fake_hub, monkeypatch):
+    # A 4 GB laptop GPU with 2 GiB free: even the smallest plan of the official video needs more. The refusal came
+    # after the whole checkpoint (10+ GB) had downloaded; now the plan is made from the official configs first.
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * 2**30, 4 * 2**30))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 3050 Laptop GPU")
+    code, err = empty_cache_run("--gguf", "Q4_K_M")
+    assert code == cli.EXIT_USER_ERROR and "1280x736x121 needs at least" in err and "At this budget" in err
+    assert "downloading" not in err and fake_hub.downloads == []
+    # --ram below what the run's host memory needs: refused before the download too, with the --ram that fits.
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (7 * 2**30, 8 * 2**30))
+    code, err = empty_cache_run("--gguf", "Q4_K_M", "--ram", "4")
+    assert code == cli.EXIT_USER_ERROR and "of host memory, but --ram is 4.00 GiB" in err and "or give it --ram" in err
+    assert "downloading" not in err and fake_hub.downloads == []
+
+
 def test_a_bad_gguf_file_of_the_users_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, tmp_path):
     import numpy as np
     from gguf import GGMLQuantizationType

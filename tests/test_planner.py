@@ -19,7 +19,7 @@ from motif_lite.runtime.activation_memory import transformer_activation_bytes
 from motif_lite.runtime.chunking import ChunkedFeedForward
 from motif_lite.runtime.generation_sizes import generation_sizes, video_tokens
 from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host
-from motif_lite.runtime.planner import GiB, apply_plan, default_budget, plan_memory
+from motif_lite.runtime.planner import RESERVED_RATIO, GiB, apply_plan, default_budget, plan_memory
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.units import memory_size
 from motif_lite.vae.config import WanVAEConfig
@@ -210,7 +210,7 @@ def test_a_video_too_large_names_the_longest_and_the_largest_that_fit():
     # height following the aspect) does not.
     with pytest.raises(MotifLiteError) as err:
         plan(1280, 736, 121, 3)
-    advice = re.search(r"At this budget 1280x736x(\d+) or (\d+)x(\d+)x121 fits; or allow more memory", str(err.value))
+    advice = re.search(r"At this budget 1280x736x(\d+) or (\d+)x(\d+)x121 fits\. Or give it more", str(err.value))
     assert advice is not None, str(err.value)
     frames, width, height = (int(g) for g in advice.groups())
     assert (frames - 1) % 4 == 0 and width % 16 == 0 and height % 16 == 0 and 1.6 < width / height < 1.9
@@ -218,8 +218,26 @@ def test_a_video_too_large_names_the_longest_and_the_largest_that_fit():
     for larger in ((1280, 736, frames + 4), (width + 16, round((width + 16) * 736 / 1280 / 16) * 16, 121)):
         with pytest.raises(MotifLiteError, match="needs at least"):
             plan(*larger, 3)
-    with pytest.raises(MotifLiteError, match="Nothing shorter or smaller of this shape fits: allow more memory"):
+    with pytest.raises(MotifLiteError, match="Nothing shorter or smaller of this shape fits this budget"):
         plan(1280, 736, 121, 0.2)
+
+
+def test_a_video_too_large_names_the_vram_that_plans_it_and_the_free_memory_that_needs():
+    # "or allow more memory" said neither how nor how much: now the flag, the smallest plan's peak rounded up (a
+    # budget of that many GiB holds it) and the free memory a run needs for that budget (x1.08, the reserve).
+    with pytest.raises(MotifLiteError) as err:
+        plan(1280, 736, 121, 3)
+    peak = float(re.search(r"needs at least (\d+\.\d\d) GiB", str(err.value)).group(1))
+    vram, free = re.search(r"Or give it more: --vram (\d+\.\d\d) \(in Python vram_gib=\1\) or more, which needs "
+                           r"(\d+\.\d\d) GiB free on the GPU \(close", str(err.value)).groups()  # fmt: skip
+    assert 0 <= float(vram) - peak <= 0.011 and float(free) == pytest.approx(float(vram) * RESERVED_RATIO, abs=0.011)
+    assert plan(1280, 736, 121, float(vram)) and "allow more" not in str(err.value)
+    with pytest.raises(
+        MotifLiteError, match=r"fits\. Or give it more: --vram \d+\.\d\d \(in Python vram_gib=[\d.]+\) or more\.\n"
+    ):
+        plan_memory(
+            1280, 736, 121, FULL, Q4_K_M, T5GEMMA2, VAE, 3 * GiB, device="cpu"
+        )  # no GPU: no free memory to name
 
 
 def test_every_block_is_streamed_before_the_pieces_shrink():
@@ -303,6 +321,33 @@ def test_the_plan_says_in_words_what_it_moves_to_fit_and_its_peak():
     assert "In short" not in plan(832, 480, 49, None, device="cpu").describe()  # the CPU streams nothing
 
 
+def test_every_plan_but_the_fastest_names_in_words_what_it_gives_up():
+    # A 12 GB card, Q4_K_M, guided: the plan kept everything on the GPU but ran the guidance predictions one after
+    # the other and the VAE one frame at a time, and its line read "to fit, " with nothing after it.
+    p = plan(1280, 736, 121, 12, cfg_batch=2)
+    assert p.ladder_index > 0 and p.cfg_batch == 1 and p.resident_blocks is None and p.vae_frame_by_frame
+    line = p.in_words()
+    assert not line.endswith("to fit, ") and "the two guidance predictions one after the other" in line, line
+    assert "the VAE decoding one frame at a time, not 4 at once" in line
+    fastest_layout = plan(1280, 736, 121, 20, cfg_batch=2)  # all resident, 4 frames at once, one row per forward
+    assert fastest_layout.ladder_index == 0 and fastest_layout.cfg_batch == 1
+    assert "the fastest plan" not in fastest_layout.in_words()
+    assert "one after the other, not batched in one forward" in fastest_layout.in_words()
+    streamed = plan(1280, 736, 121, 5, cfg_batch=2)
+    assert "not batched in one forward (the streamed blocks copied for each)" in streamed.in_words()
+    assert plan(1280, 736, 121, 30, cfg_batch=2).in_words().startswith("In short: everything on the GPU, the fastest")
+
+
+def test_an_image_to_video_plan_says_the_first_frame_is_encoded_in_the_bands_too():
+    # The line said "the VAE decoding in 2 exact bands" of an image-to-video plan whose first frame's encode runs in
+    # those bands too (the table's "vae encode: 2 bands").
+    for gib in (6, 8):
+        i2v = plan(1280, 736, 121, gib, image=True)
+        assert i2v.vae_bands == 2 and "vae encode: 2 bands" in i2v.describe()
+        assert "the VAE decoding, and the first frame's encoding, in 2 exact bands" in i2v.in_words()
+    assert "the first frame" not in plan(1280, 736, 121, 6).in_words()  # text-to-video encodes no frame
+
+
 def test_image_to_video_plans_the_first_frame_encode_in_bands():
     t2v, i2v = plan(1280, 736, 121, 6), plan(1280, 736, 121, 6, image=True)
     assert i2v.stages[0].peak_bytes >= t2v.stages[0].peak_bytes and i2v.peak_bytes <= 6 * GiB
@@ -378,6 +423,11 @@ def test_the_ram_error_names_what_would_make_this_run_fit():
     assert "--text-encoder-quantize Q8_0 quantizes it as it loads" in advice  # no file to make first
     assert "--gguf" not in advice  # the transformer is a GGUF already
     assert "smaller video" not in advice  # loading is the peak: the video's size does not change it
+    # Not "or allow more memory": the --ram that holds the estimate, rounded up, is named, and it plans.
+    need = float(re.search(r"needs about (\d+\.\d\d) GiB", advice).group(1))
+    ram = float(re.search(r"; or give it --ram (\d+\.\d\d) or more where this machine has that much avai", advice)[1])
+    assert 0 <= ram - need <= 0.011 and "allow more" not in advice
+    assert plan(1280, 736, 121, 6, ram_budget_bytes=int(ram * GiB))
     assert plan(1280, 736, 121, 6, text=T5GEMMA2_Q8_0, ram_budget_bytes=10 * GiB).host.peak_bytes <= 10 * GiB
     with pytest.raises(MotifLiteError, match=r"the transformer is 3\.80 GiB: a GGUF one \(--gguf Q4_K_M\)"):
         plan(1280, 736, 121, 6, weights=BF16, ram_budget_bytes=10 * GiB)
@@ -459,6 +509,30 @@ def test_without_a_ram_budget_page_locked_homes_must_fit_the_available_memory():
     assert pinned.pinned_blocks is True
     assert plan_host(needs, None, available_bytes=pinned.peak_bytes).pinned_blocks is True
     assert plan_host(needs, None, available_bytes=pinned.peak_bytes - 1).pinned_blocks is False
+
+
+def test_a_ram_budget_above_the_available_memory_stages_what_cannot_be_page_locked():
+    # `--ram 64` with less available now: the homes were page-locked because the budget allowed them, but
+    # page-locked memory cannot swap, so pinning more than is available fails or starves the system. Staged now,
+    # and the plan's host line says why.
+    gib = {"text_bytes": 8.6, "transformer_bytes": 4, "streamed_bytes": 3, "streamed_pinned_bytes": 4,
+           "block_staging_bytes": 0.25, "vae_bytes": 0.25, "video_bytes": 0.5}  # fmt: skip
+    needs = HostNeeds(
+        cuda=True, text_staging_bytes=0, activation_bytes=0, **{name: int(x * GiB) for name, x in gib.items()}
+    )
+    pinned = plan_host(needs, 64 * GiB).peak_bytes
+    available = pinned - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # staged, the run fits what is available: nothing to warn of
+        host = plan_host(needs, 64 * GiB, available_bytes=available)
+    assert host.pinned_blocks is False and host.peak_bytes <= available
+    assert (
+        f"streamed blocks: staged (page-locked homes would make the peak {memory_size(pinned)}, more than the "
+        f"{memory_size(available)} available now, and page-locked memory cannot be swapped out)"
+    ) in host.describe()
+    tight = plan_host(needs, pinned - 1, available_bytes=64 * GiB)  # --ram below the homes' peak: said as --ram
+    assert f"(page-locked homes would make the peak {memory_size(pinned)}, more than --ram " in tight.describe()
+    assert plan_host(needs, 64 * GiB, available_bytes=pinned).pinned_blocks is True  # both fit: page-locked
 
 
 def test_cpu_plans_count_every_weight_and_activation_on_the_host():

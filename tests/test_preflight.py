@@ -138,6 +138,33 @@ def test_vram_8_on_an_8_gb_card_says_the_cards_memory_in_mib(no_network, monkeyp
     assert plan.budget_bytes == free_budget
 
 
+def test_a_vram_whose_reserve_is_more_than_the_gpu_is_lowered_to_the_vram_that_fits(no_network, monkeypatch):
+    # --vram 7.9 on an 8188 MiB card: a plan may allocate 7.9 GiB, and the allocator reserves ~1.08x that, 8.53 GiB:
+    # more than the card, an out-of-memory at the peak. Said before loading, with the --vram that fits, and planned
+    # for that budget, whose reserve fits.
+    from motif_lite.runtime.planner import RESERVED_RATIO
+
+    total = 8188 * 2**20
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(7.9 * 2**30), total))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4060 Laptop GPU")
+    request, _ = GenerationRequest("x", output="a.mp4").resolve()
+    sources = locate_sources(**AT_HAND)  # bf16: the plan's peak is near its budget
+    with pytest.warns(UserWarning) as said:
+        plan = plan_generation(request, sources, device="cuda", vram_gib=7.9)
+    [message] = [str(w.message) for w in said if "--vram 7.9" in str(w.message)]
+    most = int(total / RESERVED_RATIO)
+    assert "up to 8.53 GiB: more than this GPU's 8188 MiB, so such a plan would run out of memory" in message
+    assert f"a budget of {memory_size(most)} instead" in message and "give --vram 7.40 or less" in message
+    assert plan.budget_bytes == most and plan.reserved_bytes <= total
+    import warnings
+
+    with warnings.catch_warnings():  # the figure it names plans without the warning, within the card
+        warnings.simplefilter("error")
+        assert plan_generation(request, sources, device="cuda", vram_gib=7.40).budget_bytes == int(7.40 * 2**30)
+
+
 @pytest.mark.parametrize("windows_driver", [True, False])
 def test_a_vram_budget_above_the_free_memory_is_kept_and_warned_of_where_it_spills(
     no_network, monkeypatch, windows_driver
@@ -157,7 +184,8 @@ def test_a_vram_budget_above_the_free_memory_is_kept_and_warned_of_where_it_spil
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         assert plan_generation(request, sources, device="cuda", vram_gib=7).budget_bytes == 7 * 2**30
-        assert plan_generation(request, sources, device="cuda", vram_gib=8).budget_bytes == 8 * 2**30  # the whole GPU
+        # The most whose allocator reserve fits the GPU's 8 GiB: 8 / 1.08 = 7.407 GiB.
+        assert plan_generation(request, sources, device="cuda", vram_gib=7.4).budget_bytes == int(7.4 * 2**30)
     spills = [str(warning.message) for warning in said if "spills into system memory" in str(warning.message)]
     assert len(spills) == (2 if windows_driver else 0), spills
     assert not [warning for warning in said if "more than this GPU's" in str(warning.message)]

@@ -3,6 +3,7 @@ anything loads."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -164,7 +165,17 @@ def test_batch_guidance_that_the_memory_plan_has_no_room_for_is_turned_off_with_
     err = capsys.readouterr().err
     assert code == 0 and "note: --batch-guidance does not fit the memory plan" in err
     # Not "allow more memory (--vram)", which on a GPU whose free memory is the budget already plans past it.
-    assert "batching them needs more than this plan's 0.15 GiB budget: a smaller video, or a higher --vram" in err
+    said = re.search(
+        r"batching them needs more than this plan's 0\.15 GiB budget: a smaller video, or --vram (\d+\.\d\d) \(the "
+        r"least budget that batches them\) where the GPU has (\d+\.\d\d) GiB free",
+        err,
+    )
+    assert said is not None, err  # the figure, not "a higher --vram": it plans the two rows
+    code = cli.main(
+        [*run_args(checkpoint, tmp_path / "fox.gif", "--batch-guidance", "--vram", said[1]), *size, "--dry-run"]
+    )
+    captured = capsys.readouterr()
+    assert code == 0 and "2 rows per transformer forward" in captured.out and "note: --batch" not in captured.err
     # Unguided (--cfg-scale 1): one prediction per step, nothing to batch or refuse; load_pipeline gets False, not
     # the True it would warn about.
     unguided = [*run_args(checkpoint, tmp_path / "fox.gif", "--batch-guidance", "--vram", "0.15"), *size]

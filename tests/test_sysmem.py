@@ -70,7 +70,7 @@ def test_the_summary_warns_under_its_peak_line_when_the_run_spilled(tmp_path):
     peak = 10 * GiB
     lines = summary(_result(tmp_path, peak), 0.0, with_settings=False, gpu_memory=WINDOWS_8_GIB).splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("peak memory: "))
-    assert lines[at + 1] == f"warning: {sysmem_spill_note(peak, WINDOWS_8_GIB)}"
+    assert lines[at + 1] == f"warning: {sysmem_spill_note(peak, WINDOWS_8_GIB, 7.40)}"  # 8 GiB / 1.08
     for facts in (LINUX_8_GIB, None, GpuMemory(16 * GiB, windows_driver=True)):
         assert "warning:" not in summary(_result(tmp_path, peak), 0.0, with_settings=False, gpu_memory=facts)
 
@@ -88,7 +88,19 @@ def test_the_spill_check_reads_the_reserved_peak(tmp_path):
     # Allocated stayed within the 8 GiB GPU, but the allocator's segments did not: those are what spilled.
     allocated, reserved = 7 * GiB, 8 * GiB + 512 * 2**20
     lines = summary(_result(tmp_path, allocated, reserved), 0.0, with_settings=False, gpu_memory=WINDOWS_8_GIB)
-    assert f"warning: {sysmem_spill_note(reserved, WINDOWS_8_GIB)}" in lines.splitlines()
+    assert f"warning: {sysmem_spill_note(reserved, WINDOWS_8_GIB, 6.58)}" in lines.splitlines()  # 8 / (8.5 / 7)
+
+
+def test_the_spill_warning_names_the_vram_that_stays_within_the_gpu(tmp_path):
+    # "Give a lower --vram" said neither which: the GPU's memory over the run's own reserved / allocated ratio is
+    # the budget whose plan would have stayed within it (8 GiB / (9 / 7.5) = 6.67 GiB), rounded down.
+    allocated, reserved = int(7.5 * GiB), 9 * GiB
+    lines = summary(_result(tmp_path, allocated, reserved), 0.0, with_settings=False, gpu_memory=WINDOWS_8_GIB)
+    [warning] = [line for line in lines.splitlines() if line.startswith("warning: ")]
+    assert "Give --vram 6.66 or less (the plan then streams more" in warning and "a lower --vram" not in warning
+    # Without the reserved peak: the planner's expected reserve, 8 / 1.08 = 7.407.
+    lines = summary(_result(tmp_path, 9 * GiB), 0.0, with_settings=False, gpu_memory=WINDOWS_8_GIB)
+    assert "Give --vram 7.40 or less" in lines
 
 
 def test_a_cpu_run_has_no_gpu_memory_facts():

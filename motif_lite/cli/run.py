@@ -431,6 +431,7 @@ def _ask_before_download(
     downloaded yet), not after hours of downloading for a run the user would not start."""
 
     def before_download(plan: DownloadPlan) -> None:
+        _refuse_what_no_plan_fits(args, requests[0], device)  # before the time question: no question, no download
         if question.said:  # before the checkpoint's download, not again before the GGUF variant's
             return
         estimate = _estimate_at_hand(args, requests[0], device)
@@ -439,6 +440,34 @@ def _ask_before_download(
             question.ask(requests[0], settings, configs, dtype, len(requests), quantizing, download=plan)
 
     return before_download
+
+
+def _refuse_what_no_plan_fits(args: argparse.Namespace, request: GenerationRequest, device: str | torch.device) -> None:
+    """Before a download: the memory plan the run will make (`plan_if_budget`), from the configs at hand or the
+    official ones, raising its refusal when even the smallest plan does not fit the device budget or --ram: said
+    now, not after gigabytes of downloading for a run that is then refused. A problem with the flags or files is
+    left to the checks, which name it."""
+    import warnings
+
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.cli.prepare import plan_run
+    from motif_lite.devices import resolve_device
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.preflight import AT_HAND, with_quantize
+    from motif_lite.settings import resolve_dtype
+
+    try:
+        target = resolve_device(device)
+        sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
+        sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
+        dtype = resolve_dtype(args.dtype, target).value
+    except MotifLiteError:
+        return
+    if args.vram is None and args.ram is None and target.type != "cuda":  # a run that plans nothing (plan_if_budget)
+        return
+    with warnings.catch_warnings():  # the plan's warnings come with the plan the run prints after the download
+        warnings.simplefilter("ignore")
+        plan_run(args, request, sources, dtype, target)
 
 
 def _estimate_at_hand(
@@ -567,18 +596,23 @@ def planned_batch_guidance(
     for it and there is no room, in a guided run: the planner falls back to one row per forward where batch 2 does
     not fit, and a batch-2 forward would then need twice the activation memory the plan counted."""
     from motif_lite.preflight import batched_guidance
+    from motif_lite.runtime.planner import free_for
     from motif_lite.sampling import needs_uncond
     from motif_lite.units import memory_size
 
     batched, refused = batched_guidance(wanted, device, plan)
     if refused and needs_uncond(settings.guidance.value):
         # Not "allow more memory (--vram)": without --vram the budget is all the free memory already, and a budget
-        # above it runs out of memory (or spills into system memory on Windows).
+        # above it runs out of memory (or spills into system memory on Windows): the free memory is named too.
         budget = "" if plan is None or plan.budget_bytes is None else f" this plan's {memory_size(plan.budget_bytes)}"
+        more = "a higher --vram where the GPU has that much free"
+        if plan is not None and plan.batched_vram_gib is not None:
+            vram, free = plan.batched_vram_gib, free_for(plan.batched_vram_gib)
+            more = f"--vram {vram:.2f} (the least budget that batches them) where the GPU has {free:.2f} GiB free"
         return batched, (
             "--batch-guidance does not fit the memory plan (room for one prediction per transformer forward): the "
             f"two guidance predictions run one after the other; batching them needs more than{budget or ' its'} "
-            "budget: a smaller video, or a higher --vram where the GPU has that much free"
+            f"budget: a smaller video, or {more}"
         )
     return batched, None
 

@@ -3,6 +3,7 @@ the attention and speed features used, fallbacks and the output."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,7 +104,21 @@ def _spill_note(result: GenerationResult, gpu_memory: GpuMemory | None) -> str |
 
     # Reserved memory is what the driver must place: past the GPU's total it spilled, even where allocated did not.
     reserved = result.peak_reserved_bytes
-    return sysmem_spill_note(result.peak_device_bytes if reserved is None else reserved, gpu_memory)
+    peak = result.peak_device_bytes if reserved is None else reserved
+    return sysmem_spill_note(peak, gpu_memory, _vram_within(result, gpu_memory))
+
+
+def _vram_within(result: GenerationResult, gpu_memory: GpuMemory | None) -> float | None:
+    """The --vram (GiB, rounded down) whose plan would have stayed within the GPU: a plan allocates up to its
+    budget, and the allocator reserved this run's measured ratio of reserved to allocated on top (the planner's
+    RESERVED_RATIO where the reserved peak is unknown); None without the GPU's facts or a peak."""
+    from motif_lite.runtime.planner import RESERVED_RATIO  # torch: not for `--help`, which imports this module
+
+    allocated, reserved = result.peak_device_bytes, result.peak_reserved_bytes
+    if gpu_memory is None or not allocated:
+        return None
+    ratio = max(reserved / allocated, 1.0) if reserved else RESERVED_RATIO
+    return math.floor(gpu_memory.total_bytes / ratio / 2**30 * 100) / 100
 
 
 def gpu_memory_of(device: torch.device) -> GpuMemory | None:

@@ -17,9 +17,10 @@ them again (they are file pages, not anonymous memory).
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from motif_lite.errors import MotifLiteError
@@ -63,6 +64,7 @@ class HostEstimate:
     pinned_bytes: int  # page-locked: can be neither swapped nor reclaimed
     pinned_blocks: bool | None  # streamed blocks: page-locked homes, or staging (False); None: none streamed
     budget_bytes: int | None
+    staged_because: str | None = None  # why streamed blocks are staged: the limit page-locked homes would pass
 
     @property
     def peak_bytes(self) -> int:
@@ -71,6 +73,8 @@ class HostEstimate:
     def describe(self) -> str:
         budget = "no limit" if self.budget_bytes is None else f"budget {memory_size(self.budget_bytes)}"
         blocks = {True: "page-locked homes", False: "staged", None: "none"}[self.pinned_blocks]
+        if self.staged_because is not None:
+            blocks += f" ({self.staged_because})"
         return (
             f"host peak {memory_size(self.peak_bytes)} RSS ({budget}): loading {memory_size(self.load_bytes)}, "
             f"generating {memory_size(self.run_bytes)}, of which page-locked {memory_size(self.pinned_bytes)}; "
@@ -91,25 +95,44 @@ def host_estimate(needs: HostNeeds, pinned_blocks: bool, budget_bytes: int | Non
 
 
 def plan_host(needs: HostNeeds, budget_bytes: int | None, available_bytes: int | None = None) -> HostEstimate:
-    """Page-locked block homes (the fastest copies) when they fit the budget (or, without one, the memory
-    available now), else staging; a `MotifLiteError` before anything loads when neither fits the budget. Without a
-    budget, an estimate above the memory available now is a warning: the system would kill the process part way
-    (a notebook's kernel restarts), and the estimate can be a little high (memory-mapped pages can be dropped)."""
-    limit = budget_bytes if budget_bytes is not None else available_bytes
+    """Page-locked block homes (the fastest copies) when they fit both the budget and the memory available now,
+    else staging (said in the estimate's line, with the limit they would pass); a `MotifLiteError` before anything
+    loads when neither fits the budget. An estimate above the memory available now is a warning: the system would
+    kill the process part way (a notebook's kernel restarts), and the estimate can be a little high
+    (memory-mapped pages can be dropped)."""
     pinned = host_estimate(needs, pinned_blocks=True, budget_bytes=budget_bytes)
-    if needs.cuda and needs.streamed_bytes and (limit is None or pinned.peak_bytes <= limit):
+    refusal = _pinned_refusal(pinned.peak_bytes, budget_bytes, available_bytes)
+    if needs.cuda and needs.streamed_bytes and refusal is None:
         chosen = pinned
     else:
         chosen = host_estimate(needs, pinned_blocks=False, budget_bytes=budget_bytes)
+        if needs.cuda and needs.streamed_bytes:
+            chosen = replace(chosen, staged_because=refusal)
     if budget_bytes is not None and chosen.peak_bytes > budget_bytes:
         raise MotifLiteError(
             f"this run needs about {memory_size(chosen.peak_bytes)} of host memory, but --ram is "
-            f"{memory_size(budget_bytes)} ({chosen.describe()}). {less_host_memory(needs, chosen)}, or allow more "
-            f"memory{more_memory_fix()}."
+            f"{memory_size(budget_bytes)} ({chosen.describe()}). {less_host_memory(needs, chosen)}; or give it "
+            f"--ram {math.ceil(chosen.peak_bytes / GiB * 100) / 100:.2f} or more where this machine has that much "
+            f"available{more_memory_fix()}."
         )
     if (note := over_available_note(needs, chosen, available_bytes)) is not None:
         warnings.warn(note, stacklevel=2)
     return chosen
+
+
+def _pinned_refusal(pinned_peak: int, budget_bytes: int | None, available_bytes: int | None) -> str | None:
+    """Why streamed blocks cannot have page-locked homes: a host peak with them above --ram, or above the memory
+    available now (page-locked memory cannot be swapped out: pinning more than is free fails, or starves the rest
+    of the system); None when they fit."""
+    homes = f"page-locked homes would make the peak {memory_size(pinned_peak)}"
+    if budget_bytes is not None and pinned_peak > budget_bytes:
+        return f"{homes}, more than --ram {memory_size(budget_bytes)}"
+    if available_bytes is not None and pinned_peak > available_bytes:
+        return (
+            f"{homes}, more than the {memory_size(available_bytes)} available now, and page-locked memory cannot "
+            "be swapped out"
+        )
+    return None
 
 
 def over_available_note(needs: HostNeeds, estimate: HostEstimate, available_bytes: int | None) -> str | None:

@@ -36,14 +36,14 @@ explained where it is defined; docs/memory.md derives the formulas.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
 from motif_lite.config import TransformerConfig
-from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.errors import ConfigError, MotifLiteError, both_spellings
 from motif_lite.runtime.activation_memory import (
     TEXT_LAYER_FRACTION,
     TEXT_NON_LAYER_FRACTION,
@@ -134,6 +134,9 @@ class Plan:
     prefetch: bool = True
     host: HostEstimate | None = None
     cfg_batch: int = 1  # rows per transformer forward the estimates allow: 2 = guidance branches batched
+    cfg_batch_asked: int = 1  # the rows per forward the runner could use (`plan_memory`'s cfg_batch)
+    batched_vram_gib: float | None = None  # where fewer rows fitted: the least larger --vram that plans them all
+    image: bool = False  # image-to-video: the first frame goes through the VAE encoder (in `vae_bands` bands)
     heads_per_call: int | None = None  # single-stream blocks attend this many heads at a time (None: all at once)
     streamed_bytes: int = 0  # the streamed transformer blocks' weights: copied to the device at every forward
     num_blocks: int = 0  # the transformer's streamable blocks
@@ -158,9 +161,10 @@ class Plan:
             f"est. peak {memory_size(self.peak_bytes)} allocated{budget} (~{memory_size(self.reserved_bytes)} "
             "reserved: what the GPU needs free)"
         )
-        if self.ladder_index == 0:
+        moves = self._what_moves()
+        if not moves:
             return f"In short: everything on the GPU, the fastest plan; {peak}"
-        return f"In short: {peak}; {'to fit,' if fits else 'even with'} " + "; ".join(self._what_moves())
+        return f"In short: {peak}; {'to fit,' if fits else 'even with'} " + "; ".join(moves)
 
     def _what_moves(self) -> list[str]:
         """What this plan does that the fastest one does not, each with what it costs."""
@@ -179,10 +183,17 @@ class Plan:
             moves.append(f"per-token steps in pieces of {self.token_chunk} tokens (near free)")
         if self.heads_per_call is not None:
             moves.append(f"attention over {self.heads_per_call} heads per call (a little more work per step)")
+        if self.cfg_batch < self.cfg_batch_asked:
+            copies = "" if self.resident_blocks is None else " (the streamed blocks copied for each)"
+            moves.append(f"the two guidance predictions one after the other, not batched in one forward{copies}")
         if self.vae_tile is not None:
             moves.append("the VAE decoding in tiles (slower decode)")
         elif self.vae_bands > 1:
-            moves.append(f"the VAE decoding in {self.vae_bands} exact bands (a few % more decode work per band)")
+            # Image-to-video's first frame goes through the VAE encoder in the same bands.
+            encode = ", and the first frame's encoding," if self.image else ""
+            moves.append(f"the VAE decoding{encode} in {self.vae_bands} exact bands (a few % more VAE work per band)")
+        elif self.vae_frame_by_frame:  # implied by bands and tiles; alone, the one thing the fastest plan does not
+            moves.append("the VAE decoding one frame at a time, not 4 at once (~1-2 s more per video at 720p)")
         return moves
 
     def describe(self) -> str:
@@ -478,8 +489,9 @@ def plan_memory(
                 plan = Plan(
                     width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
                     choice.token_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages,
-                    budget_bytes, index, len(ladder), choice.prefetch, cfg_batch=batch, heads_per_call=choice.heads,
-                    streamed_bytes=_streamed_bytes(sizes, choice), num_blocks=len(sizes.block_bytes),
+                    budget_bytes, index, len(ladder), choice.prefetch, cfg_batch=batch, cfg_batch_asked=cfg_batch,
+                    image=sizes.image, heads_per_call=choice.heads, streamed_bytes=_streamed_bytes(sizes, choice),
+                    num_blocks=len(sizes.block_bytes),
                 )  # fmt: skip
                 yield plan, sizes, choice
 
@@ -488,6 +500,9 @@ def plan_memory(
         if budget_bytes is None or plan.peak_bytes <= budget_bytes:
             needs = _host_needs(sizes, choice, device, plan.stages, text_encoder_quantized)
             host = plan_host(needs, ram_budget_bytes, available_ram())
+            if plan.cfg_batch < cfg_batch:
+                batched = _batched_vram((p for p, _, _ in candidates(width, height, frames)), budget_bytes)
+                plan = replace(plan, batched_vram_gib=batched)
             return replace(plan, host=host)
         plans.append(plan)
     smallest = min(plans, key=lambda p: p.peak_bytes)
@@ -499,7 +514,23 @@ def plan_memory(
             return False
 
     advice = _what_fits(fits, width, height, frames, vae_config, size_multiple(transformer_config, vae_config))
-    raise _too_large(smallest, budget_bytes, advice)
+    more = more_budget(smallest.peak_bytes, torch.device(device).type == "cuda")
+    raise _too_large(smallest, budget_bytes, f"{advice} {more}")
+
+
+def _batched_vram(ladder: Iterable[Plan], above: int) -> float | None:
+    """The least --vram (GiB, 2 decimals) above `above` bytes whose plan (the first of `ladder` that fits) has every
+    row asked for per forward; None if none has. Such a plan is first for a budget of its peak (rounded up to the
+    flag's figure) only while every candidate before it peaks higher: a larger budget can bring back a faster rung
+    with fewer rows, so not every budget above works."""
+    least, lowest_before = None, math.inf
+    for plan in ladder:
+        vram = vram_for(plan.peak_bytes)
+        budget = int(vram * GiB)  # what --vram with that figure plans for (preflight)
+        if plan.cfg_batch == plan.cfg_batch_asked and above < budget < lowest_before:
+            least = vram if least is None else min(least, vram)
+        lowest_before = min(lowest_before, plan.peak_bytes)
+    return least
 
 
 def _too_large(smallest: Plan, budget_bytes: int, advice: str) -> MotifLiteError:
@@ -632,8 +663,32 @@ def _what_fits(
     if smaller is not None:
         ways.append("{}x{}x{}".format(*scaled(count - 1 - smaller), frames))
     if not ways:
-        return "Nothing shorter or smaller of this shape fits: allow more memory."
-    return f"At this budget {' or '.join(ways)} fits; or allow more memory."
+        return "Nothing shorter or smaller of this shape fits this budget."
+    return f"At this budget {' or '.join(ways)} fits."
+
+
+def vram_for(peak_bytes: int) -> float:
+    """The --vram (GiB, 2 decimals, rounded up) whose budget holds `peak_bytes`."""
+    return math.ceil(peak_bytes / GiB * 100) / 100
+
+
+def free_for(vram_gib: float) -> float:
+    """The free GPU memory (GiB, 2 decimals, rounded up) a budget of `vram_gib` needs: what the allocator reserves
+    on top (a run without --vram plans for the free memory / RESERVED_RATIO)."""
+    return math.ceil(vram_gib * RESERVED_RATIO * 100) / 100
+
+
+def more_budget(peak_bytes: int, cuda: bool = True) -> str:
+    """How to plan a video whose smallest plan peaks at `peak_bytes`: the --vram that holds it, and on a GPU (`cuda`)
+    the free memory a run needs for that budget."""
+    vram, free = vram_for(peak_bytes), free_for(vram_for(peak_bytes))
+    flag = both_spellings(f"--vram {vram:.2f}", f"vram_gib={vram:.2f}")
+    if not cuda:
+        return f"Or give it more: {flag} or more."
+    return (
+        f"Or give it more: {flag} or more, which needs {free:.2f} GiB free on the GPU (close what holds GPU memory; "
+        f"without --vram a run plans for the free memory / {RESERVED_RATIO:g})."
+    )
 
 
 def _largest(fits: Callable[[int], bool], top: int) -> int | None:
