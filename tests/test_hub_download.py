@@ -709,9 +709,10 @@ def test_a_gpu_run_downloads_without_the_cpu_time_question(fake_hub, slow_cpu, m
     # download.
     import torch
 
-    from motif_lite import devices
+    from motif_lite import devices, preflight
 
-    monkeypatch.setattr(devices, "resolve_device", lambda device: torch.device("cuda"))
+    for module in (devices, preflight):  # the run's question and the checks, whose device problem holds a download
+        monkeypatch.setattr(module, "resolve_device", lambda device: torch.device("cuda"))
     answering(monkeypatch, None)
     assert cli.main(["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cuda"]) != 0
     assert "Pass --yes" not in capsys.readouterr().err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
