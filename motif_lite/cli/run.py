@@ -390,10 +390,6 @@ def _generate(
     sources, device = preflight_flags(args, device, before_download)
     print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]), say)  # before it compiles
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
-    if args.attention == "exact":  # a fixed attention kernel that this device lacks in this dtype
-        from motif_lite.runtime.attention import check_backend_runs
-
-        check_backend_runs(args.attention_backend, device, dtype)
     settings = resolve_settings(request, sources.configs, sources.transformer)
     if recalled := _recalled(args):
         print_notes(recalled_model_notes(recalled, args, sources, dtype, device), say)
