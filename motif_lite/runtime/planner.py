@@ -183,6 +183,8 @@ class Plan:
             moves.append("the VAE decoding in tiles (slower decode)")
         elif self.vae_bands > 1:
             moves.append(f"the VAE decoding in {self.vae_bands} exact bands (a few % more decode work per band)")
+        elif self.vae_frame_by_frame:  # plan 2's only move: without it, "to fit," ended the line
+            moves.append("the VAE decoding one frame at a time, not 4 (~1-2 s more per video)")
         return moves
 
     def describe(self) -> str:
