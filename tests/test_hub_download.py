@@ -645,6 +645,11 @@ def test_a_wrong_weights_file_of_the_users_is_said_before_the_checkpoint_downloa
     code, err = empty_cache_run("--diffusion-model", str(scaled_prefixed))
     assert code == cli.EXIT_USER_ERROR and "every tensor name starts with 'model.diffusion_model.'" in err, err
     assert fake_hub.downloads == []
+    scaled_transformer = tmp_path / "transformer_fp8_scaled.safetensors"  # to the wrong flag: said as that alone
+    fp8 = {n: t.to(torch.float8_e4m3fn) for n, t in load_file(transformer).items()}
+    save_file({**fp8, "scaled_fp8": torch.empty(0)}, scaled_transformer)
+    code, err = empty_cache_run("--vae", str(scaled_transformer))
+    assert code == cli.EXIT_USER_ERROR and "is not the VAE" in err and "is a scaled fp8 file" not in err, err
     # With a wrong device too: both, in one message, and still no download.
     code, err = empty_cache_run("--vae", str(tmp_path / "missing.safetensors"), "--device", "cuda")
     assert "CUDA is not available" in err and "missing.safetensors does not exist" in err
