@@ -171,9 +171,8 @@ def locate_sources(
         component: _collect(lambda c=component, f=file: check_weight_file(c, f), problems, missing)
         for component, file in (weights or {}).items()
     }
-    if gguf is not None and require_weights:  # a typo in a variant, said before the checkpoint downloads
+    if gguf is not None and require_weights:  # a typo in a variant: it holds the checkpoint's download (`hub`)
         _collect(lambda: check_gguf_variant(str(gguf), hub), problems, missing)
-        _raise_if(problems, missing)
     gguf_replaced = {"transformer"} if gguf is not None else set()
     gguf_replaced |= {"text_encoder"} if text_encoder_gguf is not None else set()
     # The files the user gave, read before the checkpoint is looked for: their problems hold its download.

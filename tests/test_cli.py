@@ -92,6 +92,10 @@ def test_a_plan_streaming_a_bf16_transformer_names_the_gguf_that_keeps_it_whole(
     assert "does not fit whole" not in suggested.err
     assert cli.main([*args[:-2], "80", "--dry-run"]) == 0  # nothing streamed: nothing to say
     assert "does not fit whole" not in capsys.readouterr().err
+    assert cli.main([*args[:-2], "5", "--dry-run", "--quantize", "Q8_0"]) == 0  # streamed, but quantized already
+    assert "does not fit whole" not in capsys.readouterr().err
+    assert cli.main([*args[:-2], "4", "--dry-run"]) == 0  # all 36 stream with Q4_K_M too: nothing gained
+    assert "does not fit whole" not in capsys.readouterr().err
 
 
 def test_dry_run_prints_the_plan_without_loading(checkpoint, tmp_path, capsys, monkeypatch):

@@ -268,6 +268,10 @@ def test_a_decode_that_fails_frees_its_default_name(saved, tmp_path, capsys, mon
     code, out, err = decode_cli(capsys, str(latents), "--dry-run")  # writes nothing, claims nothing
     assert code == 0 and f"would write: {tmp_path / 'fox.gif'}" in out, err
     assert names(tmp_path) == [latents.name]
+    (tmp_path / "fox.gif").touch()  # another decode's claim: this one takes fox-2.gif, and frees that one alone
+    monkeypatch.setattr(decoding, "run_decode", out_of_memory)
+    code, _, err = decode_cli(capsys, str(latents))
+    assert code != 0 and names(tmp_path) == ["fox.gif", latents.name], err
 
 
 def test_decode_into_a_video_open_in_a_player_writes_beside_it_and_says_so(saved, tmp_path, capsys, monkeypatch):

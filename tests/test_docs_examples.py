@@ -514,6 +514,7 @@ def test_pip_installs_name_extras_the_package_has():
 FOREIGN_FLAGS = {
     "--bench-report": "bench/conftest.py's pytest option",
     "-k": "pytest's",
+    "-pix_fmt": "ffmpeg's (docs/testing.md's mutation passes)",
     "--num-frame": "docs/usage.md's example of a misspelling that gets a hint",
     # docs/parallel.md's table for xDiT and Wan2.1 users
     "--ulysses_degree": "xDiT's",

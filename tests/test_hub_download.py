@@ -601,7 +601,7 @@ def test_a_device_this_machine_lacks_is_said_before_the_checkpoint_downloads(emp
     import torch
 
     code, err = empty_cache_run("--device", "cuda")
-    assert code == cli.EXIT_USER_ERROR and "CUDA is not available" in err
+    assert code == cli.EXIT_USER_ERROR and err.count("CUDA is not available") == 1, err  # said once, not per holder
     assert "downloading" not in err and "hf download" not in err and fake_hub.downloads == []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a one-GPU machine
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
@@ -618,7 +618,7 @@ def test_a_wrong_weights_file_of_the_users_is_said_before_the_checkpoint_downloa
     from safetensors.torch import load_file, save_file
 
     code, err = empty_cache_run("--vae", str(tmp_path / "missing.safetensors"))
-    assert code == cli.EXIT_USER_ERROR and "missing.safetensors does not exist" in err
+    assert code == cli.EXIT_USER_ERROR and err.count("missing.safetensors does not exist") == 1, err
     assert "downloading" not in err and fake_hub.downloads == []
     truncated = tmp_path / "vae.safetensors"
     truncated.write_bytes((checkpoint / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()[:-100])
@@ -638,6 +638,18 @@ def test_a_wrong_weights_file_of_the_users_is_said_before_the_checkpoint_downloa
     code, err = empty_cache_run("--diffusion-model", str(prefixed))
     assert code == cli.EXIT_USER_ERROR and "every tensor name starts with 'model.diffusion_model.'" in err
     assert "strip it once" in err and fake_hub.downloads == []
+    # ComfyUI's fp8_scaled transformer: its marker "scaled_fp8" has no prefix, the weights and scales have it.
+    scaled_prefixed = tmp_path / "transformer_fp8_scaled_comfy.safetensors"
+    weights = {f"model.diffusion_model.{n}": t.to(torch.float8_e4m3fn) for n, t in load_file(transformer).items()}
+    save_file({**weights, "scaled_fp8": torch.empty(0)}, scaled_prefixed)
+    code, err = empty_cache_run("--diffusion-model", str(scaled_prefixed))
+    assert code == cli.EXIT_USER_ERROR and "every tensor name starts with 'model.diffusion_model.'" in err, err
+    assert fake_hub.downloads == []
+    scaled_transformer = tmp_path / "transformer_fp8_scaled.safetensors"  # to the wrong flag: said as that alone
+    fp8 = {n: t.to(torch.float8_e4m3fn) for n, t in load_file(transformer).items()}
+    save_file({**fp8, "scaled_fp8": torch.empty(0)}, scaled_transformer)
+    code, err = empty_cache_run("--vae", str(scaled_transformer))
+    assert code == cli.EXIT_USER_ERROR and "is not the VAE" in err and "is a scaled fp8 file" not in err, err
     # With a wrong device too: both, in one message, and still no download.
     code, err = empty_cache_run("--vae", str(tmp_path / "missing.safetensors"), "--device", "cuda")
     assert "CUDA is not available" in err and "missing.safetensors does not exist" in err
@@ -679,6 +691,15 @@ def test_a_bad_gguf_file_of_the_users_is_said_before_the_checkpoint_downloads(em
         code, err = empty_cache_run(flag, str(llm))
         assert code == cli.EXIT_USER_ERROR and "'llama'" in err and "downloading" not in err
         assert fake_hub.downloads == []
+
+
+def test_a_bad_gguf_file_is_said_with_a_bad_weights_file_before_the_checkpoint_downloads(
+    empty_cache_run, fake_hub, tmp_path
+):
+    # Every mistake in the files given at once: the GGUF's was read only while no other file had a problem.
+    code, err = empty_cache_run("--vae", str(tmp_path / "missing.safetensors"), "--gguf", str(tmp_path / "typo.gguf"))
+    assert code == cli.EXIT_USER_ERROR and "missing.safetensors does not exist" in err and "no such GGUF file" in err
+    assert fake_hub.downloads == []
 
 
 def test_a_speed_flag_the_device_cannot_run_is_said_before_the_checkpoint_downloads(
@@ -733,8 +754,10 @@ def test_a_gpu_run_downloads_without_the_cpu_time_question(fake_hub, slow_cpu, m
 
     for module in (devices, preflight):  # the checks' and the time question's
         monkeypatch.setattr(module, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (70 * 2**30, 80 * 2**30))  # the plan's GPU
     answering(monkeypatch, None)
-    assert cli.main(["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cuda"]) != 0
+    run = ["run", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cuda", "--dtype", "bf16"]
+    assert cli.main(run) != 0  # bf16 given: the default dtype asks the GPU its name
     assert "Pass --yes" not in capsys.readouterr().err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
 
 

@@ -319,6 +319,18 @@ def test_the_plan_says_in_words_what_it_moves_to_fit_and_its_peak():
     said = r"allocated over the 2\.96 GiB budget \(~\S+ GiB reserved: what the GPU needs free\); even with the text"
     assert re.search(said, str(refused.value)), str(refused.value)
     assert "In short" not in plan(832, 480, 49, None, device="cpu").describe()  # the CPU streams nothing
+    assert "In short: est. peak" in plan(1280, 736, 121, 6.67).describe()  # a GPU plan that streams no block
+    second = plan(1280, 736, 121, 14.3, weights=BF16)  # plan 2: the VAE's frames one at a time, nothing else
+    assert second.ladder_index == 1 and second.in_words().endswith(
+        "(~15.32 GiB reserved: what the GPU needs free); to fit, the VAE decoding one frame at a time, not 4 at once "
+        "(~1-2 s more per video at 720p)"
+    ), second.in_words()
+    exact = plan(1280, 736, 121, p.peak_bytes / GiB, weights=BF16)  # a peak at the budget fits it
+    assert (
+        exact.peak_bytes == exact.budget_bytes
+        and f"allocated of the {memory_size(p.peak_bytes)} budget" in (exact.in_words())
+        and "; to fit, " in exact.in_words()
+    )
 
 
 def test_every_plan_but_the_fastest_names_in_words_what_it_gives_up():
@@ -468,6 +480,7 @@ def test_a_ram_budget_above_the_available_memory_warns_of_swapping():
     with pytest.warns(UserWarning) as said:
         assert plan_host(needs, 16 * GiB, available_bytes=available).peak_bytes == peak <= 16 * GiB
     [message] = [str(w.message) for w in said]
+    assert plan_host(needs, peak).peak_bytes == peak  # a budget just the estimate is enough
     assert f"needs about {memory_size(peak)} of host memory, more than the {memory_size(available)} avail" in message
     assert "now (--ram 16.00 GiB counts no others): the system will swap, many times slower, or kill it" in message
     assert "--text-encoder-quantize Q8_0" in message and "a GGUF one (--gguf Q4_K_M)" in message

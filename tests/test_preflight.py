@@ -71,6 +71,8 @@ def test_a_dry_run_for_a_gpu_not_here_says_which_vram_plans_as_a_run_there_would
     assert code == 0, err
     assert "planned without a budget; give --vram GiB to plan as a run on your GPU would, for its free memory" in err
     assert "nvidia-smi's free MiB / 1106 (7380 MiB free: --vram 6.67)" in err
+    code, _, err = run(capsys, "--dry-run", "--gguf", "Q4_K_M", "--device", "cuda", "--vram", "6.67")
+    assert code == 0 and "no CUDA device on this machine" not in err, err  # planned for that budget: nothing to say
     free = 7380 * 2**20
     with pytest.MonkeyPatch.context() as patch:  # the figure is the budget a run with that free memory takes
         patch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 8188 * 2**20))

@@ -323,6 +323,7 @@ def test_the_page_keeps_its_fields_across_a_reload_shows_a_jobs_notes_and_queues
         wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, done), 60, "the job to finish")
         driver.find_element(By.XPATH, "//li[@data-status='completed']//button[text()='Extend']").click()
         assert field_values(driver, "size", "width", "height") == ["custom", "48", "32"]
+        assert not driver.find_element(By.ID, "width").is_enabled()  # the video's size, not the user's to change
         driver.find_element(By.ID, "extend-stop").click()
         assert field_values(driver, "size") == ["832x480"] and not driver.find_element(By.ID, "width").is_displayed()
         # Remix sends the fields filled in, each replacing the video's value: those kept from earlier jobs replaced
@@ -470,7 +471,9 @@ def test_the_page_extends_a_video_file_and_says_what_is_wrong_with_one(driver, p
         server.wait_status(video.id, ("completed",))
         # Its remix needs the file again (the server keeps it only while the job runs): the page asks for it.
         remix_button = f"//li[@data-id='{video.id}']//button[text()='Remix']"
+        clip.send_keys(files["clip.mp4"])  # chosen before the remix: the remix's size is still the video's
         wait_for(lambda: driver.find_elements(By.XPATH, remix_button), 30, "the finished card")[0].click()
+        assert driver.execute_script(shown) == "the video's size"
         assert 'choose that file again in "Go on from a video file"' in driver.find_element(By.ID, "remixing").text
         clip.send_keys(files["clip.mp4"])
         driver.find_element(By.ID, "submit").click()
