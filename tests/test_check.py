@@ -554,6 +554,23 @@ def test_a_component_folder_given_as_the_checkpoint_names_the_checkpoint(tiny):
     ]
 
 
+def test_a_folder_given_for_a_weight_file_gets_the_file_in_it_as_the_fix(tiny):
+    # ComfyUI's models/vae/ or a checkpoint's vae/ given to --vae: the fix was "pass the path of the .safetensors file"
+    root = tiny[0]
+    [finding] = check_setup(root, weights={"vae": root / "vae"}).problems
+    assert finding.message.endswith(f"; fix: --vae {root / 'vae' / 'diffusion_pytorch_model.safetensors'}")
+
+
+def test_one_shard_given_for_a_weight_file_gets_the_fix_its_refusal_gives(tiny, tmp_path):
+    # The refusal said "pass the checkpoint folder ... with -m instead", its fix: "pass the .safetensors file"
+    shard = tmp_path / "model-00001-of-00002.safetensors"
+    shutil.copy(tiny[0] / "text_encoder" / "model.safetensors", shard)
+    for given in (shard, tmp_path):  # the shard, or its folder
+        [finding] = check_setup(tiny[0], weights={"text_encoder": given}).problems
+        assert finding.message.endswith("; fix: -m with the checkpoint folder that holds every shard, and no "
+                                        "--text-encoder"), finding.message  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("name", "capability", "advised"),
     [("Tesla T4", (7, 5), True), ("NVIDIA GeForce GTX 1080", (6, 1), True), ("NVIDIA GeForce RTX 3060", (8, 6), False)],
