@@ -36,6 +36,21 @@ def run_verify(capsys, *args: str) -> tuple[int, list[str]]:
     return code, captured.out.splitlines()
 
 
+def test_help_has_examples_that_parse_and_says_the_exit_codes_and_memory(capsys, monkeypatch):
+    # It had no example, and a description of one line of 196 columns (the weight files' paragraph: 292).
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit):
+        cli.main(["verify", "--help"])
+    out = capsys.readouterr().out
+    examples = [line.split("(")[0].split() for line in out.splitlines() if line.startswith("  motif-lite verify")]
+    assert len(examples) >= 3 and any("--gguf" in example for example in examples), out
+    for example in examples:
+        assert cli.build_parser().parse_args(example[1:]).command == "verify", example
+    assert "Exit code 0: every stage matches; 1: a mismatch" in out and "35 GB of RAM in fp32 on the CPU" in out
+    wide = [line for line in out.splitlines() if len(line) > 115]
+    assert not wide, wide
+
+
 def stage_lines(lines: list[str]) -> dict[str, str]:
     return {line.split()[0]: line for line in lines if line.split() and line.split()[0] in STAGES}
 
