@@ -202,6 +202,34 @@ def test_bad_force_is_a_user_error(tiny, capsys):
     assert "use NAME=VALUE with NAME one of rope_theta" in capsys.readouterr().err
 
 
+class _Loaded(Exception):
+    pass
+
+
+def _stop_at_load(*args, **kwargs):
+    raise _Loaded
+
+
+@pytest.mark.parametrize(("available", "warned"), [(1 << 20, True), (1 << 40, False)])
+def test_ram_short_of_both_pipelines_on_the_cpu_is_said_before_they_load(tiny, capsys, monkeypatch, available, warned):
+    """35 GB in float32 on the real weights: on a 16 GB machine the system killed verify part-way through loading,
+    with no word of why."""
+    from motif_lite import pipeline
+    from motif_lite.runtime import host_memory
+
+    monkeypatch.setattr(host_memory, "available_ram", lambda: available)
+    monkeypatch.setattr(pipeline, "load_pipeline", _stop_at_load)
+    with pytest.raises(_Loaded):
+        cli.main(["verify", "-m", str(tiny[0]), *SMALL])
+    err = capsys.readouterr().err
+    said = (
+        "warning: verify holds both pipelines in RAM on the CPU: about ",
+        " of weights in float32 (the text encoder once, the transformer twice), more than the 1.0 MiB available now, "
+        "so the system may stop it part-way without a word: --dtype bf16 about halves it; close other programs, or ",
+    )
+    assert all(part in err for part in said) == warned, err
+
+
 def test_a_bad_size_is_a_user_error_before_anything_loads(tiny, capsys, monkeypatch):
     from motif_lite import pipeline
 
