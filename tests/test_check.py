@@ -357,6 +357,14 @@ def test_a_gguf_folder_must_hold_one_file(tiny, tmp_path):
     assert f"{folder}: holds 2 .gguf files; fix: pass the path of one .gguf file" in found
 
 
+def test_a_checkpoint_folder_given_to_gguf_is_told_it_goes_to_m(tiny):
+    # It was "holds 0 .gguf files; fix: pass the path of one .gguf file", which left -m unsaid
+    root = tiny[0]
+    found = problems(check_setup(root, gguf=str(root)))
+    assert found == [f"problem  {root}: is a checkpoint folder (it holds model_index.json), not a GGUF file; fix: it "
+                     f"goes to -m: -m {root}; --gguf takes a .gguf file, or a variant such as Q4_K_M"]  # fmt: skip
+
+
 def test_settings_a_run_replaces_are_warnings(copy):
     # diffusers' default shift 1.0 and a disabled guider: a run still works (with shift 15 / no guidance), so
     # check warns about what the run does instead.

@@ -216,6 +216,9 @@ def _local_gguf(gguf: str, report: Checkup) -> Path | None:
         path = user_path(gguf)
         if (address := gguf_address_problem(gguf)) is not None:
             report.problem(gguf, *address)
+        elif (path / "model_index.json").is_file():  # the checkpoint given to --gguf instead of -m
+            fix = f"it goes to -m: -m {shlex.quote(gguf)}; --gguf takes a .gguf file, or a variant such as Q4_K_M"
+            report.problem(gguf, "is a checkpoint folder (it holds model_index.json), not a GGUF file", fix)
         elif path.is_dir():
             report.problem(gguf, f"holds {len(gguf_files(path))} .gguf files", "pass the path of one .gguf file")
         else:
