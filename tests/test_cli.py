@@ -268,6 +268,9 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["run", "-p", "x", "--video-quality", "9"], "(--video-quality: the video's quality is --crf N"),
         (["check", "--quality", "9"], "unrecognized arguments: --quality 9\n"),  # check writes no video: no --crf
         (["check", "--lora", "x.safetensors"], "(--lora: this command takes no LoRA (LoRAs change the transformer); "),
+        (["decode", "f", "-y"], "(-y: a file named with -o is replaced, no switch needed; without -o an existing"),
+        (["run", "-p", "x", "--overwrite"], "(--overwrite: a file named with -o is replaced, no switch needed; "),
+        (["decode", "f", "--force"], "(--force: a file named with -o is replaced"),  # the quantizer's switch
         (["decode", "f", "--Lora=x"], "a dry run checks one against it without generating: motif-lite run -p "),
         # run's settings given to decode: the run's are in the file (one hint for them all)
         (["decode", "f", "--fps", "12"], "(--fps: decode makes the video of the latents a run sampled: its prompt,"),

@@ -118,6 +118,15 @@ OTHER_TOOLS_SETTINGS["--quality"] = OTHER_TOOLS_SETTINGS["--video-quality"] = OT
     ".mov: 0-51, default 18; .webm: 0-63, default 30)",
 )
 
+# Overwrite switches (ffmpeg's -y, the quantizer's --force): here the output named with -o is replaced as it is.
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--overwrite", "-y", "--force"),
+        ("--output", "a file named with -o is replaced, no switch needed; without -o an existing video is kept and "
+                     "a free name beside it is written"),
+    )
+)  # fmt: skip
+
 # LoRA settings of other tools: stable-diffusion.cpp's --lora-model-dir (the folder its prompt's <lora:NAME:0.8>
 # tags are looked up in), diffusers' lora_scale, ComfyUI's strength_model; and the server's --lora-dir given to run.
 _LORA_FILE_STRENGTH = "each LoRA is given with its file and strength: --lora DIR/NAME.safetensors:0.8 (repeatable)"
