@@ -219,6 +219,7 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["decode", "fox.latents.safetensors", "fox.webm"], "(fox.webm: the output goes after -o: -o fox.webm)"),
         (["run", "-p", "a", "red", "fox"], '(a prompt goes after -p, in quotes: -p "a red fox")'),
         (["verify", "--frames", "9"], "(--frames: did you mean --video-frames?)"),
+        (["verify", "--dry-run"], "(--dry-run: verify has no dry run: motif-lite check with the same -m and files "),
         (["serve", "--listen", "0.0.0.0"], "(--listen: did you mean --host?)"),  # ComfyUI's server flag
         (["run", "-p", "x", "--t5xxl", "t5.safetensors"], "(--t5xxl: did you mean --text-encoder?)"),  # sd.cpp's
         # memory switches (ComfyUI's, sd.cpp's, Wan2GP's): the plan is automatic; --vram takes a number of GiB

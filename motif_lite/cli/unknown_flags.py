@@ -302,6 +302,9 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if _spelled(name) == "--lora" and "--lora" not in known:  # check, decode, verify
             hints.append(f"{flag}: {LORA_CHECKED_BY_DRY_RUN}")
             continue
+        if _spelled(name) == "--dry-run" and parser.prog.endswith(" verify"):
+            hints.append(f"{flag}: {VERIFY_DRY_RUN}")
+            continue
         if name in IMAGE_FLAGS and "--prompt" in known and "--image" not in known:  # verify
             hints.append(f"{flag}: {VERIFY_WITHOUT_IMAGE}")
             continue
@@ -352,6 +355,8 @@ DECODE_KEEPS_THE_RUNS = (
     "and --dry-run (another video: motif-lite run)"
 )
 IMAGE_FLAGS = ("-i", "--image", "--init-img")  # run's image-to-video input
+VERIFY_DRY_RUN = ("verify has no dry run: motif-lite check with the same -m and files checks them and this "
+                  "machine without loading anything")  # fmt: skip
 VERIFY_WITHOUT_IMAGE = "verify compares a text-to-video run only (it encodes no image): leave it out"
 DURATION_FLAGS = ("--seconds", "--duration")  # a clip's length in seconds, as other tools take it
 # What -o writes (as io.video.VIDEO_EXTENSIONS, not imported: it imports torch, and a refusal must be quick).
