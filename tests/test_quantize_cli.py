@@ -1030,3 +1030,12 @@ def test_a_hub_repo_id_is_read_from_the_hugging_face_cache(tiny, tmp_path, capsy
     assert capsys.readouterr().out.splitlines()[-1].startswith(f"next: motif-lite check -m {repo} --gguf {out}")
     assert main([repo, "--component", "text_encoder", "-o", str(tmp_path / "te.gguf"), "--quiet"]) == 2
     assert "has no text_encoder/ in the cache" in capsys.readouterr().err
+
+    # The repo's web address, copied from the browser, is read as its repo id: it was "does not exist", with the
+    # address's "//" made one "/"
+    for address in (f"https://huggingface.co/{repo}", f"https://huggingface.co/{repo}/blob/main/transformer/x.json"):
+        assert main([address, "-o", str(tmp_path / "web.gguf"), "--type", "Q8_0", "--quiet", "--force"]) == 0
+    missing = "https://huggingface.co/someone/other"
+    assert main([missing, "-o", str(out), "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: source {missing} is neither a local file nor a folder, and the "
+                                              "Hub repo someone/other is not in the Hugging Face cache")  # fmt: skip
