@@ -643,7 +643,7 @@ def test_every_dtype_name_has_a_torch_dtype():
     assert [torch_dtype(name) for name in DTYPE_NAMES] == [torch.bfloat16, torch.float16, torch.float32]
 
 
-@pytest.mark.parametrize("command", ["run", "serve", "decode"])
+@pytest.mark.parametrize("command", ["run", "serve", "decode", "verify"])
 def test_dtype_takes_torchs_and_other_tools_names_of_the_same_dtypes(command):
     # Users come with torch's names (float16, bfloat16) or numpy's (half, float): the same dtypes, taken as such.
     from motif_lite.choices import DTYPE_ALIASES

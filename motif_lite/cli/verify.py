@@ -14,7 +14,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from motif_lite.choices import DTYPE_NAMES
+from motif_lite.choices import DTYPE_NAMES, dtype_name
 from motif_lite.cli.run_flags import add_checkpoint_flags, add_weight_file_flags, weight_files
 from motif_lite.errors import MotifLiteError
 from motif_lite.paths import path_arg
@@ -59,7 +59,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_checkpoint_flags(verify)
     verify.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    verify.add_argument("--dtype", choices=DTYPE_NAMES, help="compute dtype (default fp32 on the CPU, bf16 on a GPU)")
+    verify.add_argument(
+        "--dtype", type=dtype_name, choices=DTYPE_NAMES, help="compute dtype (default fp32 on the CPU, bf16 on a GPU)"
+    )
     verify.add_argument("-W", "--width", type=int, default=256, help="width (default 256)")
     verify.add_argument("-H", "--height", type=int, default=256, help="height (default 256)")
     verify.add_argument("--video-frames", type=int, default=9, help="frames (default 9)")
