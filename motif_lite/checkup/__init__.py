@@ -32,10 +32,12 @@ from motif_lite.io.linked import FLAGS, WEIGHT_NAMES, check_weight_file, linked_
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.path_fixes import (
     CACHE_REPO_FOLDER,
+    COMFYUI_MODELS,
     GGUF_FOLDER,
     GGUF_REPO_AS_MODEL,
     cache_repo_fix,
     checkpoint_folders_inside,
+    comfyui_models_fix,
     expanded_as,
     file_fix,
     gguf_folder_fix,
@@ -104,6 +106,10 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[s
     cache_fix = cache_repo_fix(model)
     if cache_fix is not None:
         report.problem(model, CACHE_REPO_FOLDER, cache_fix)
+        return None
+    comfyui_fix = comfyui_models_fix(model)
+    if comfyui_fix is not None:
+        report.problem(model, COMFYUI_MODELS, comfyui_fix)
         return None
     if is_gguf_repo(model):  # -m names the GGUF repo: not a download of checkpoint files it does not have
         report.problem(model, *GGUF_REPO_AS_MODEL)
