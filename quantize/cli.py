@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         "that cannot hold its blocks get the row fallback, with a note",
     )
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists (never the GGUF being read)")
-    parser.add_argument("--device", default="cpu", help="torch device for the K-quant search (e.g. cuda)")
+    parser.add_argument(
+        "--device", default="cpu", help="torch device for the K-quant search (default cpu; cuda runs it on a GPU)"
+    )
     parser.add_argument(
         "--threads",
         type=int,

@@ -628,6 +628,20 @@ def test_help_lists_the_recipes_and_aliases(capsys):
     assert "any letter case" in out and "recipe, one per run;" in out
 
 
+def test_help_says_every_default():
+    # --device said "e.g. cuda" and not that the search runs on the CPU unless told
+    import argparse
+
+    from motif_lite.quantize.cli import build_parser
+
+    silent = [
+        action.option_strings
+        for action in build_parser()._actions
+        if action.default not in (None, False, [], argparse.SUPPRESS) and "default" not in (action.help or "default")
+    ]
+    assert not silent
+
+
 def test_help_shows_examples_that_parse(capsys):
     import shlex
 
