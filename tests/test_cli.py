@@ -328,6 +328,15 @@ def test_a_checkpoint_folder_without_its_flag_is_told_to_go_after_m(tmp_path, ca
     assert "a prompt goes after -p" not in err  # what run and verify said: -p "/path/to/checkpoint"
 
 
+def test_a_prompts_word_that_names_a_folder_here_stays_part_of_the_prompt(tmp_path, capsys, monkeypatch):
+    (tmp_path / "snow").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "a", "fox", "in", "snow"])
+    err = capsys.readouterr().err
+    assert '(a prompt goes after -p, in quotes: -p "a fox in snow")' in err and "-m snow" not in err, err
+
+
 @pytest.mark.parametrize(
     ("command", "hint"),
     [

@@ -378,7 +378,10 @@ def path_hint(word: str, known: list[str]) -> str | None:
         return f"{word}: a GGUF file goes after --gguf: --gguf {quoted}"
     if lower.endswith(OUTPUT_SUFFIXES) and "--output" in known:
         return f"{word}: the output goes after -o: -o {quoted}"
-    if os.path.isdir(os.path.expanduser(word)) and "--model" in known:
+    folder = os.path.expanduser(word)
+    # A word of an unquoted prompt may name a folder here too ("snow"): a path or a checkpoint, not a plain word.
+    looks_like_one = "/" in word or os.sep in word or os.path.isfile(os.path.join(folder, "model_index.json"))
+    if os.path.isdir(folder) and looks_like_one and "--model" in known:
         return f"{word}: a checkpoint folder goes after -m: -m {quoted}"
     return None
 
