@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import PIL.Image
@@ -45,6 +45,10 @@ from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS
 from motif_lite.sampling import APGState, guide, schedule_for
 from motif_lite.settings import describe_guidance
 
+if TYPE_CHECKING:
+    from motif_lite.checkpoint import ModelSources
+
+logger = logging.getLogger(__name__)
 INSTALL_HINT = 'pip install -e ".[verify]" (diffusers, and accelerate for GGUF files)'
 # The first diffusers release with MotifVideoPipeline (pyproject.toml's `verify` extra asks for it).
 DIFFUSERS_MIN = "0.42.1"
@@ -198,6 +202,28 @@ class VerifyResult:
         return [self.header, *(f"note: {n}" for n in self.notes), *table, self.verdict()]
 
 
+def _over_available_ram(sources: ModelSources, dtype: torch.dtype) -> str | None:
+    """What to say when both pipelines' weights on the CPU (the text encoder once, the transformer twice) exceed the
+    RAM available now: the system then kills the process part-way through loading, with no message of ours (35 GB
+    in float32 on the real weights; a laptop has 16). None when they fit, or the RAM cannot be read."""
+    from motif_lite.runtime.host_memory import available_ram
+    from motif_lite.sizes import model_sizes
+    from motif_lite.units import memory_size
+
+    available = available_ram()
+    sizes = model_sizes(sources, dtype)
+    needed = sizes.text_encoder_bytes + 2 * sizes.transformer_bytes
+    if available is None or needed <= available:
+        return None
+    less = "--dtype bf16 about halves it; " if dtype == torch.float32 else ""
+    return (
+        f"verify holds both pipelines in RAM on the CPU: about {memory_size(needed)} of weights in "
+        f"{str(dtype).removeprefix('torch.')} (the text encoder once, the transformer twice), more than the "
+        f"{memory_size(available)} available now, so the system may stop it part-way without a word: {less}"
+        "close other programs, or verify on a GPU (--device cuda)"
+    )
+
+
 def relative_difference(ours: torch.Tensor, reference: torch.Tensor) -> float:
     if ours.shape != reference.shape:
         return math.inf
@@ -231,6 +257,8 @@ def verify(
     if sources.gguf is not None:
         _require_accelerate()  # before our pipeline loads (minutes on the real weights), not after
     dtype = dtype or (torch.float32 if target.type == "cpu" else torch.bfloat16)
+    if target.type == "cpu" and (note := _over_available_ram(sources, dtype)) is not None:
+        logger.warning(note)  # before the loads (minutes on the real weights), which the system may kill
     root = sources.root
     ours = load_pipeline(sources, dtype=dtype, device=target)
     reference = _reference_pipeline(diffusers, root, ours, sources.gguf, dtype, target)

@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         "that cannot hold its blocks get the row fallback, with a note",
     )
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists (never the GGUF being read)")
-    parser.add_argument("--device", default="cpu", help="torch device for the K-quant search (e.g. cuda)")
+    parser.add_argument(
+        "--device", default="cpu", help="torch device for the K-quant search (default cpu; cuda runs it on a GPU)"
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -194,7 +196,7 @@ def _check_device(name: str) -> None:
 
 # Other converters' flags, and what they are here: llama.cpp's convert_hf_to_gguf.py (--outfile, --outtype),
 # llama-quantize (--allow-requantize, --imatrix) and stable-diffusion.cpp's `sd -M convert -m MODEL -o OUT --type TYPE
-# -t THREADS`.
+# -t THREADS`, and ffmpeg's -y.
 SOURCE_FIRST = "the source needs no flag, it comes first: python -m motif_lite.quantize SRC -o ..."
 OTHER_TOOLS_FLAGS = {
     "--outfile": "here -o",
@@ -206,8 +208,10 @@ OTHER_TOOLS_FLAGS = {
     "-t": "here --threads",
     "--allow-requantize": "not needed: a GGUF given as SRC is requantized, with a warning",
     "--imatrix": "not taken: no importance matrix is used (docs/quantize.md, How the K-quants are made)",
+    "--overwrite": "here --force",
+    "-y": "here --force",  # ffmpeg's
 }
-FLAGS_WITHOUT_VALUE = ("--allow-requantize",)
+FLAGS_WITHOUT_VALUE = ("--allow-requantize", "--overwrite", "-y")
 EXIT_INTERRUPTED = 130  # as `motif-lite` (128 + SIGINT)
 
 

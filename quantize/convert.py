@@ -199,7 +199,7 @@ def check_output(
         # the end, and replacing a file still mapped fails on Windows after all the work
         raise ConfigError(f"{out} is the source file; write the new file under another name (-o)")
     if out.exists() and not force:
-        raise ConfigError(f"{out} already exists; pass --force to overwrite it")
+        raise ConfigError(f"{out} already exists; pass --force to overwrite it (in Python force=True)")
     if (blocker := file_in_the_way(out.parent)) is not None:
         raise ConfigError(f"output folder {out.parent} cannot be made: {blocker} is a file, not a folder: write to "
                           "another folder")  # fmt: skip

@@ -217,9 +217,9 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
     `.safetensors` file, a sharded `.safetensors.index.json`, or a `.gguf` file of the component. Raises
     `CheckpointError` otherwise; the component's `check` runs on the names and shapes before any tensor is read.
     """
-    path = user_path(path)  # a quoted "~/..." reaches us unexpanded
+    given, path = str(path), user_path(path)  # a quoted "~/..." reaches us unexpanded
     if not path.exists():
-        path = _cached_repo(str(path), component)
+        path = _cached_repo(given, component)  # as typed: a Path makes a web address's "//" one "/"
     if path.is_dir():
         folder = path / component.folder if (path / component.folder).is_dir() else path
         files = find_weight_files(folder, component.weights_file)  # as a run finds them
@@ -322,16 +322,19 @@ def _counted(parts: dict[str, int]) -> str:
 def _cached_repo(name: str, component: Component) -> Path:
     """The local copy of the Hub repo `name` in the Hugging Face cache, where `motif-lite run -m REPO` put it (the
     quantizer never downloads); a `CheckpointError` saying how to get the files otherwise."""
-    from motif_lite.io.hub import cached_snapshot, is_repo_id, local_dir_for
+    from motif_lite.io.hub import cached_snapshot, hub_address, is_repo_id, local_dir_for
 
-    if not is_repo_id(name):
+    address = hub_address(name)  # the repo's web address (or a file's in it), copied from the browser
+    repo = address.repo if address is not None and not address.names_gguf else name
+    if not is_repo_id(repo):
         raise CheckpointError(f"source {name} does not exist")
-    snapshot = cached_snapshot(name)
+    snapshot = cached_snapshot(repo)
     if snapshot is not None and (snapshot / component.folder).is_dir():
         return snapshot
     cached = "is not in the Hugging Face cache" if snapshot is None else f"has no {component.folder}/ in the cache"
-    local = local_dir_for(name)
+    local = local_dir_for(repo)
+    named = "" if repo == name else f" {repo}"
     raise CheckpointError(
-        f"source {name} is neither a local file nor a folder, and the Hub repo {cached} (the quantizer does not "
-        f"download): hf download {name} --include '{component.folder}/*' --local-dir {local}, then quantize {local}"
+        f"source {name} is neither a local file nor a folder, and the Hub repo{named} {cached} (the quantizer does "
+        f"not download): hf download {repo} --include '{component.folder}/*' --local-dir {local}, then quantize {local}"
     )

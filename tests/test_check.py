@@ -357,6 +357,14 @@ def test_a_gguf_folder_must_hold_one_file(tiny, tmp_path):
     assert f"{folder}: holds 2 .gguf files; fix: pass the path of one .gguf file" in found
 
 
+def test_a_checkpoint_folder_given_to_gguf_is_told_it_goes_to_m(tiny):
+    # It was "holds 0 .gguf files; fix: pass the path of one .gguf file", which left -m unsaid
+    root = tiny[0]
+    found = problems(check_setup(root, gguf=str(root)))
+    assert found == [f"problem  {root}: is a checkpoint folder (it holds model_index.json), not a GGUF file; fix: it "
+                     f"goes to -m: -m {root}; --gguf takes a .gguf file, or a variant such as Q4_K_M"]  # fmt: skip
+
+
 def test_settings_a_run_replaces_are_warnings(copy):
     # diffusers' default shift 1.0 and a disabled guider: a run still works (with shift 15 / no guidance), so
     # check warns about what the run does instead.
@@ -546,12 +554,38 @@ def test_help_shows_examples_that_parse(capsys):
         assert args.command == "check", example
 
 
+def test_help_fits_the_docs_width(capsys, monkeypatch):
+    # The weight files' paragraph was one line of 292 columns: the raw formatter (kept for the examples) keeps it.
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit):
+        cli.main(["check", "--help"])
+    wide = [line for line in capsys.readouterr().out.splitlines() if len(line) > 115]
+    assert not wide, wide
+
+
 def test_a_component_folder_given_as_the_checkpoint_names_the_checkpoint(tiny):
     root = tiny[0]
     report = check_setup(root / "transformer")
     assert problems(report) == [
         f"problem  {root / 'transformer'}: is the transformer/ folder of the checkpoint {root}; fix: pass -m {root}"
     ]
+
+
+def test_a_folder_given_for_a_weight_file_gets_the_file_in_it_as_the_fix(tiny):
+    # ComfyUI's models/vae/ or a checkpoint's vae/ given to --vae: the fix was "pass the path of the .safetensors file"
+    root = tiny[0]
+    [finding] = check_setup(root, weights={"vae": root / "vae"}).problems
+    assert finding.message.endswith(f"; fix: --vae {root / 'vae' / 'diffusion_pytorch_model.safetensors'}")
+
+
+def test_one_shard_given_for_a_weight_file_gets_the_fix_its_refusal_gives(tiny, tmp_path):
+    # The refusal said "pass the checkpoint folder ... with -m instead", its fix: "pass the .safetensors file"
+    shard = tmp_path / "model-00001-of-00002.safetensors"
+    shutil.copy(tiny[0] / "text_encoder" / "model.safetensors", shard)
+    for given in (shard, tmp_path):  # the shard, or its folder
+        [finding] = check_setup(tiny[0], weights={"text_encoder": given}).problems
+        assert finding.message.endswith("; fix: -m with the checkpoint folder that holds every shard, and no "
+                                        "--text-encoder"), finding.message  # fmt: skip
 
 
 @pytest.mark.parametrize(

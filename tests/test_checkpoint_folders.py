@@ -297,6 +297,24 @@ def test_a_repo_folder_of_the_hub_cache_given_to_m_names_what_reads_it(tiny, tmp
     assert f"fix: give its snapshot folder: -m {elsewhere / 'snapshots' / 'abc'} (or -m {MOTIF_REPO}, " in problem
 
 
+def test_comfyuis_models_folder_given_to_m_names_the_flags_for_its_files(tiny, tmp_path, capsys, no_network):
+    # It was "incomplete checkpoint", with the command that downloads the whole checkpoint into ComfyUI's models/.
+    models = tmp_path / "ComfyUI" / "models"
+    for folder, name, official in (("diffusion_models", "motifvideo_2b.safetensors", "transformer"),
+                                   ("vae", "motifvideo_vae.safetensors", "vae")):  # fmt: skip
+        (models / folder).mkdir(parents=True)
+        shutil.copy(tiny / official / "diffusion_pytorch_model.safetensors", models / folder / name)
+    (models / "text_encoders").mkdir()  # none of its files yet: FILE stands for the one to give
+    fix = (f"--diffusion-model {models / 'diffusion_models' / 'motifvideo_2b.safetensors'} --text-encoder "
+           f"{models / 'text_encoders' / 'FILE'} --vae {models / 'vae' / 'motifvideo_vae.safetensors'}; -m stays the "
+           "checkpoint folder or Hub repo id the configs come from")  # fmt: skip
+    code, _, err = run(capsys, "-m", str(models), "-p", "fox", "--dry-run")
+    assert code == cli.EXIT_USER_ERROR and "hf download" not in err, err
+    assert f"{models} is ComfyUI's models folder, not a checkpoint; give its files by flag: {fix}" in err, err
+    (problem,) = [f.line() for f in check_setup(models).problems]
+    assert f"{models}: is ComfyUI's models folder, not a checkpoint; fix: give its files by flag: {fix}" in problem
+
+
 def test_a_pickle_checkpoint_given_to_m_says_what_to_give_instead(tmp_path, capsys, no_network):
     # It said only that a checkpoint directory was expected.
     ckpt = tmp_path / "motif-video-2b.ckpt"

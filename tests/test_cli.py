@@ -23,6 +23,7 @@ from video_frames import diffusers_frames
 
 from motif_lite import cli, pipeline
 from motif_lite.cli import run_request as run_command
+from motif_lite.cli import unknown_flags
 from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest
 
@@ -210,8 +211,19 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["run", "-p", "x", "--num-frame", "9"], "(--num-frame: did you mean --video-frames?)"),  # a typo of diffusers'
         (["run", "-p", "x", "--guidance_scal", "5"], "(--guidance_scal: did you mean --cfg-scale?)"),
         (["run", "a", "red", "fox"], '(a prompt goes after -p, in quotes: -p "a red fox")'),
+        # a path without its flag (diffusers' from_pretrained(path), ffmpeg's output last): was taken for a prompt
+        (["run", "-p", "a fox", "fox.mp4"], "(fox.mp4: the output goes after -o: -o fox.mp4)"),
+        (
+            ["run", "-p", "a fox", "q4.gguf", "fast"],
+            "(q4.gguf: a GGUF file goes after --gguf: --gguf q4.gguf; a "
+            'prompt goes after -p, in quotes: -p "a fox fast")',
+        ),  # fmt: skip
+        (["run", "fox.latents.safetensors"], "(fox.latents.safetensors: a stopped run's latents go after --resume: "),
+        (["check", "my model.gguf"], "(my model.gguf: a GGUF file goes after --gguf: --gguf 'my model.gguf')"),
+        (["decode", "fox.latents.safetensors", "fox.webm"], "(fox.webm: the output goes after -o: -o fox.webm)"),
         (["run", "-p", "a", "red", "fox"], '(a prompt goes after -p, in quotes: -p "a red fox")'),
         (["verify", "--frames", "9"], "(--frames: did you mean --video-frames?)"),
+        (["verify", "--dry-run"], "(--dry-run: verify has no dry run: motif-lite check with the same -m and files "),
         (["serve", "--listen", "0.0.0.0"], "(--listen: did you mean --host?)"),  # ComfyUI's server flag
         (["run", "-p", "x", "--t5xxl", "t5.safetensors"], "(--t5xxl: did you mean --text-encoder?)"),  # sd.cpp's
         # memory switches (ComfyUI's, sd.cpp's, Wan2GP's): the plan is automatic; --vram takes a number of GiB
@@ -261,6 +273,9 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["run", "-p", "x", "--video-quality", "9"], "(--video-quality: the video's quality is --crf N"),
         (["check", "--quality", "9"], "unrecognized arguments: --quality 9\n"),  # check writes no video: no --crf
         (["check", "--lora", "x.safetensors"], "(--lora: this command takes no LoRA (LoRAs change the transformer); "),
+        (["decode", "f", "-y"], "(-y: a file named with -o is replaced, no switch needed; without -o an existing"),
+        (["run", "-p", "x", "--overwrite"], "(--overwrite: a file named with -o is replaced, no switch needed; "),
+        (["decode", "f", "--force"], "(--force: a file named with -o is replaced"),  # the quantizer's switch
         (["decode", "f", "--Lora=x"], "a dry run checks one against it without generating: motif-lite run -p "),
         # run's settings given to decode: the run's are in the file (one hint for them all)
         (["decode", "f", "--fps", "12"], "(--fps: decode makes the video of the latents a run sampled: its prompt,"),
@@ -307,14 +322,59 @@ def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):
     assert f"usage: motif-lite {argv[0]}" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", ["run", "check", "verify", "serve"])
+def test_a_checkpoint_folder_without_its_flag_is_told_to_go_after_m(tmp_path, capsys, command):
+    root = str(tmp_path)
+    with pytest.raises(SystemExit):
+        cli.main([command, root])
+    err = capsys.readouterr().err
+    assert f"({root}: a checkpoint folder goes after -m: -m {root})" in err, err
+    assert "a prompt goes after -p" not in err  # what run and verify said: -p "/path/to/checkpoint"
+
+
+def test_a_prompts_word_that_names_a_folder_here_stays_part_of_the_prompt(tmp_path, capsys, monkeypatch):
+    (tmp_path / "snow").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "a", "fox", "in", "snow"])
+    err = capsys.readouterr().err
+    assert '(a prompt goes after -p, in quotes: -p "a fox in snow")' in err and "-m snow" not in err, err
+
+
 @pytest.mark.parametrize(
     ("command", "hint"),
-    [("generate", "is run: motif-lite run -p"), ("help", "motif-lite --help"), ("download", "hf download command")],
+    [
+        ("generate", "is run: motif-lite run -p"),
+        ("help", "motif-lite --help"),
+        ("download", "hf download command"),
+        ("version", "the version is a flag: motif-lite --version"),  # not "did you mean verify"
+    ],
 )
 def test_other_tools_command_names_get_ours(capsys, command, hint):
     assert cli.main([command, "-p", "x"]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert err.startswith(f"motif-lite: error: there is no '{command}' command; ") and hint in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "meant"),
+    [
+        (["chek", "-m", "my ckpt"], "motif-lite check -m 'my ckpt'"),
+        (["verfiy"], "motif-lite verify"),
+        (["Run", "-p", "x"], "motif-lite run -p x"),
+        (["server", "--port", "8001"], "motif-lite serve --port 8001"),
+    ],
+)
+def test_a_misspelled_command_gets_the_command_line_meant(capsys, argv, meant):
+    assert cli.main(argv) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err == f"motif-lite: error: there is no '{argv[0]}' command: did you mean {meant}\n"
+
+
+def test_a_command_like_no_other_gets_the_list_of_commands(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["xyz"])
+    assert "invalid choice: 'xyz' (choose from 'run', 'decode', 'check', 'verify', 'serve')" in capsys.readouterr().err
 
 
 def test_the_top_level_help_has_examples_and_names_the_quantizer(capsys):
@@ -596,7 +656,7 @@ def test_every_dtype_name_has_a_torch_dtype():
     assert [torch_dtype(name) for name in DTYPE_NAMES] == [torch.bfloat16, torch.float16, torch.float32]
 
 
-@pytest.mark.parametrize("command", ["run", "serve", "decode"])
+@pytest.mark.parametrize("command", ["run", "serve", "decode", "verify"])
 def test_dtype_takes_torchs_and_other_tools_names_of_the_same_dtypes(command):
     # Users come with torch's names (float16, bfloat16) or numpy's (half, float): the same dtypes, taken as such.
     from motif_lite.choices import DTYPE_ALIASES
@@ -944,3 +1004,9 @@ def test_progress_on_a_terminal_stderr_is_a_bar_and_a_wrong_interval_is_the_defa
     monkeypatch.setenv("TQDM_MININTERVAL", "soon")  # not a number: the default, a line every 30 s
     show_a_run(progress := ProgressBars(file=io.StringIO()))
     assert len(progress.file.getvalue().splitlines()) == 5
+
+
+def test_the_output_suffixes_a_path_hint_knows_are_the_videos():
+    from motif_lite.io.video import VIDEO_EXTENSIONS
+
+    assert unknown_flags.OUTPUT_SUFFIXES == VIDEO_EXTENSIONS

@@ -459,6 +459,19 @@ def test_a_missing_file(tmp_path, capsys, no_vae_load):
     assert_user_error(code, err, "no such latents file")
 
 
+def test_the_name_of_the_video_a_failed_decode_did_not_write_names_its_latents(saved, tmp_path, capsys, no_vae_load):
+    # What the user remembers is the video's name; the run wrote no video there, only the latents beside it.
+    shutil.copy(saved / LATENTS, tmp_path / "fox.latents.safetensors")
+    code, _, err = decode_cli(capsys, str(tmp_path / "fox.mp4"))
+    latents = tmp_path / "fox.latents.safetensors"
+    assert_user_error(code, err, f"error: no such latents file: {tmp_path / 'fox.mp4'} (that is the video's name; its "
+                      f"latents are in fox.latents.safetensors, beside it: motif-lite decode {latents})")  # fmt: skip
+    with pytest.raises(LatentsFileError, match=r"beside it: motif-lite run --resume "):
+        read_latents(tmp_path / "fox.mp4", command="resume")
+    with pytest.raises(LatentsFileError, match=r"beside it\)$"):  # a reader of any kind: the file alone
+        read_latents(tmp_path / "fox.mp4")
+
+
 def test_a_folder_names_the_latents_files_in_it(tmp_path, capsys, no_vae_load):
     code, _, err = decode_cli(capsys, str(tmp_path))
     assert_user_error(code, err, f"{tmp_path} is a folder: give the .latents.safetensors file (a failed decode of",

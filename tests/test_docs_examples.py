@@ -65,6 +65,8 @@ INTENDED_ERRORS = {
     ("docs/usage.md", "motif-lite run a red fox"): "the hint for an unquoted prompt",
     ("docs/usage.md", "motif-lite run -p a red fox"): "the hint for an unquoted prompt",
     ("docs/quantize.md", "motif-lite quantize"): "there is no quantize subcommand: the doc says so",
+    ("docs/usage.md", "motif-lite check ./Motif-Video-2B"): "the hint for a path without its flag",
+    ("docs/usage.md", "motif-lite chek"): "the hint for a misspelled command",
 }
 
 # Words that stand for a value the reader fills in (beside a flag's own metavar, which counts too).
@@ -514,7 +516,7 @@ def test_pip_installs_name_extras_the_package_has():
 FOREIGN_FLAGS = {
     "--bench-report": "bench/conftest.py's pytest option",
     "-k": "pytest's",
-    "-pix_fmt": "ffmpeg's (docs/testing.md's mutation passes)",
+    "-pix_fmt": "ffmpeg's (docs/usage.md's ffmpeg commands)",
     "--num-frame": "docs/usage.md's example of a misspelling that gets a hint",
     # docs/parallel.md's table for xDiT and Wan2.1 users
     "--ulysses_degree": "xDiT's",

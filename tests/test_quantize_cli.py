@@ -235,6 +235,19 @@ def test_overwrite_refused_then_forced(tiny, tmp_path, capsys):
     assert len(GGUFReader(out).tensors) == len(tiny[2])
 
 
+def test_an_existing_output_in_python_names_the_argument_that_replaces_it(tiny, tmp_path):
+    # docs/quantize.md's Python example run twice: "--force" alone is no argument of quantize_checkpoint
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.quantize import open_source, quantize_checkpoint
+
+    root, _, _ = tiny
+    out = tmp_path / "o.gguf"
+    out.write_bytes(b"keep me")
+    with pytest.raises(MotifLiteError, match=r"already exists; pass --force to overwrite it \(in Python force=True\)"):
+        quantize_checkpoint(open_source(root), out, get_recipe("Q8_0"), progress=False)
+    assert out.read_bytes() == b"keep me"
+
+
 def test_output_folder_is_refused_before_quantizing(tiny, tmp_path, capsys):
     """A folder given as -o: a one-line error naming a file to write, with or without --force (which cannot replace
     a folder: it used to end in a traceback after the whole quantization)."""
@@ -353,7 +366,9 @@ def test_an_output_refused_is_not_preceded_by_the_requantizing_warning(q4km, tmp
     out = tmp_path / "taken.gguf"
     out.write_bytes(b"kept")
     assert main([str(q4km), "-o", str(out), "--type", "Q4_0", "--quiet"]) == 2
-    assert capsys.readouterr().err == f"error: {out} already exists; pass --force to overwrite it\n"
+    assert (
+        capsys.readouterr().err == f"error: {out} already exists; pass --force to overwrite it (in Python force=True)\n"
+    )
     assert out.read_bytes() == b"kept"
 
 
@@ -611,6 +626,20 @@ def test_help_lists_the_recipes_and_aliases(capsys):
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "Q4_K_M" in out and "Q2_K" in out and "Q4_K = Q4_K_M" in out and "Q3_K = Q3_K_M" in out
     assert "any letter case" in out and "recipe, one per run;" in out
+
+
+def test_help_says_every_default():
+    # --device said "e.g. cuda" and not that the search runs on the CPU unless told
+    import argparse
+
+    from motif_lite.quantize.cli import build_parser
+
+    silent = [
+        action.option_strings
+        for action in build_parser()._actions
+        if action.default not in (None, False, [], argparse.SUPPRESS) and "default" not in (action.help or "default")
+    ]
+    assert not silent
 
 
 def test_help_shows_examples_that_parse(capsys):
@@ -901,6 +930,8 @@ def test_an_unwritable_output_folder_is_a_user_error(tiny, tmp_path, capsys, mon
         ),  # fmt: skip
         (["-o", "OUT.gguf", "--imatrix", "x.dat"], "(--imatrix: not taken: no importance matrix is used"),
         (["-o", "OUT.gguf", "--type", "Q4_K_M", "Q8_0"], "(Q8_0: one type per run: run again for it)"),
+        (["-o", "OUT.gguf", "--overwrite", "Q8_0"], "(--overwrite: here --force; Q8_0: the type goes after --type)"),
+        (["-y", "-o", "OUT.gguf"], "(-y: here --force)"),  # ffmpeg's
     ],
 )
 def test_other_converters_arguments_get_a_hint(tmp_path, capsys, args, hint):
@@ -1013,3 +1044,12 @@ def test_a_hub_repo_id_is_read_from_the_hugging_face_cache(tiny, tmp_path, capsy
     assert capsys.readouterr().out.splitlines()[-1].startswith(f"next: motif-lite check -m {repo} --gguf {out}")
     assert main([repo, "--component", "text_encoder", "-o", str(tmp_path / "te.gguf"), "--quiet"]) == 2
     assert "has no text_encoder/ in the cache" in capsys.readouterr().err
+
+    # The repo's web address, copied from the browser, is read as its repo id: it was "does not exist", with the
+    # address's "//" made one "/"
+    for address in (f"https://huggingface.co/{repo}", f"https://huggingface.co/{repo}/blob/main/transformer/x.json"):
+        assert main([address, "-o", str(tmp_path / "web.gguf"), "--type", "Q8_0", "--quiet", "--force"]) == 0
+    missing = "https://huggingface.co/someone/other"
+    assert main([missing, "-o", str(out), "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: source {missing} is neither a local file nor a folder, and the "
+                                              "Hub repo someone/other is not in the Hugging Face cache")  # fmt: skip

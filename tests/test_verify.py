@@ -36,6 +36,21 @@ def run_verify(capsys, *args: str) -> tuple[int, list[str]]:
     return code, captured.out.splitlines()
 
 
+def test_help_has_examples_that_parse_and_says_the_exit_codes_and_memory(capsys, monkeypatch):
+    # It had no example, and a description of one line of 196 columns (the weight files' paragraph: 292).
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit):
+        cli.main(["verify", "--help"])
+    out = capsys.readouterr().out
+    examples = [line.split("(")[0].split() for line in out.splitlines() if line.startswith("  motif-lite verify")]
+    assert len(examples) >= 3 and any("--gguf" in example for example in examples), out
+    for example in examples:
+        assert cli.build_parser().parse_args(example[1:]).command == "verify", example
+    assert "Exit code 0: every stage matches; 1: a mismatch" in out and "35 GB of RAM in fp32 on the CPU" in out
+    wide = [line for line in out.splitlines() if len(line) > 115]
+    assert not wide, wide
+
+
 def stage_lines(lines: list[str]) -> dict[str, str]:
     return {line.split()[0]: line for line in lines if line.split() and line.split()[0] in STAGES}
 
@@ -185,6 +200,34 @@ def test_a_text_encoder_gguf_is_refused_with_the_reason(tiny, tmp_path, capsys):
 def test_bad_force_is_a_user_error(tiny, capsys):
     assert cli.main(["verify", "-m", str(tiny[0]), "--force", "theta=1", *SMALL]) == cli.EXIT_USER_ERROR
     assert "use NAME=VALUE with NAME one of rope_theta" in capsys.readouterr().err
+
+
+class _Loaded(Exception):
+    pass
+
+
+def _stop_at_load(*args, **kwargs):
+    raise _Loaded
+
+
+@pytest.mark.parametrize(("available", "warned"), [(1 << 20, True), (1 << 40, False)])
+def test_ram_short_of_both_pipelines_on_the_cpu_is_said_before_they_load(tiny, capsys, monkeypatch, available, warned):
+    """35 GB in float32 on the real weights: on a 16 GB machine the system killed verify part-way through loading,
+    with no word of why."""
+    from motif_lite import pipeline
+    from motif_lite.runtime import host_memory
+
+    monkeypatch.setattr(host_memory, "available_ram", lambda: available)
+    monkeypatch.setattr(pipeline, "load_pipeline", _stop_at_load)
+    with pytest.raises(_Loaded):
+        cli.main(["verify", "-m", str(tiny[0]), *SMALL])
+    err = capsys.readouterr().err
+    said = (
+        "warning: verify holds both pipelines in RAM on the CPU: about ",
+        " of weights in float32 (the text encoder once, the transformer twice), more than the 1.0 MiB available now, "
+        "so the system may stop it part-way without a word: --dtype bf16 about halves it; close other programs, or ",
+    )
+    assert all(part in err for part in said) == warned, err
 
 
 def test_a_bad_size_is_a_user_error_before_anything_loads(tiny, capsys, monkeypatch):

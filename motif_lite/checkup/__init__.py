@@ -14,6 +14,7 @@ Findings have three levels: `ok`; `warning`, for what this machine or checkpoint
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,14 +28,16 @@ from motif_lite.errors import LFSPointerError, MotifLiteError
 from motif_lite.io.checkpoint_source import find_checkpoint, refuse_lfs_pointers
 from motif_lite.io.gguf_source import find_gguf, gguf_address_problem, gguf_files
 from motif_lite.io.hub import HubAccess, model_address_problem, revision_problem
-from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint
+from motif_lite.io.linked import FLAGS, WEIGHT_NAMES, check_weight_file, linked_checkpoint
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.path_fixes import (
     CACHE_REPO_FOLDER,
+    COMFYUI_MODELS,
     GGUF_FOLDER,
     GGUF_REPO_AS_MODEL,
     cache_repo_fix,
     checkpoint_folders_inside,
+    comfyui_models_fix,
     expanded_as,
     file_fix,
     gguf_folder_fix,
@@ -104,6 +107,10 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[s
     if cache_fix is not None:
         report.problem(model, CACHE_REPO_FOLDER, cache_fix)
         return None
+    comfyui_fix = comfyui_models_fix(model)
+    if comfyui_fix is not None:
+        report.problem(model, COMFYUI_MODELS, comfyui_fix)
+        return None
     if is_gguf_repo(model):  # -m names the GGUF repo: not a download of checkpoint files it does not have
         report.problem(model, *GGUF_REPO_AS_MODEL)
         return None
@@ -161,7 +168,7 @@ def _with_weight_files(files: CheckpointFiles, weights: Mapping[str, str | Path]
         try:
             valid[component] = check_weight_file(component, file)
         except MotifLiteError as exc:
-            report.problem(str(file), str(exc), "pass the path of the .safetensors file")
+            report.problem(str(file), str(exc), _weight_file_fix(component, file))
             continue
         try:  # ComfyUI's fp8 copies, as a run says it
             for note in float8_notes(component, valid[component]):
@@ -182,6 +189,28 @@ def _with_weight_files(files: CheckpointFiles, weights: Mapping[str, str | Path]
     return CheckpointFiles(root, files.repo, named)
 
 
+def _weight_file_fix(component: str, file: str | Path) -> str:
+    """The fix for a weight file `check_weight_file` refused, as concrete as the refusal: a folder's one .safetensors
+    file, with its flag; -m for one shard of several (its flag takes whole files only); else the file's path. A
+    fixed "pass the path of the .safetensors file" contradicted the refusal of a shard, which says to use -m."""
+    flag = FLAGS.get(component)
+    if flag is None:  # a component no flag takes (the Python API's `weights` keys): the refusal names the ones
+        return f"name one of {', '.join(WEIGHT_NAMES)}"
+    path = user_path(file)
+    inside = sorted(path.glob("*.safetensors")) if path.is_dir() else []
+    if len(inside) == 1 and not _one_shard_of_several(inside[0]):
+        return f"{flag} {shlex.quote(str(inside[0]))}"
+    if any(_one_shard_of_several(p) for p in [path, *inside]):
+        return f"-m with the checkpoint folder that holds every shard, and no {flag}"
+    return f"pass the path of the .safetensors file to {flag}"
+
+
+def _one_shard_of_several(path: Path) -> bool:
+    """Whether `path` is named as one shard of a sharded component (text_encoder/model-00001-of-00002.safetensors)."""
+    shard = re.search(r"-\d+-of-(\d+)\.safetensors$", path.name)
+    return shard is not None and int(shard[1]) > 1
+
+
 def _local_gguf(gguf: str, report: Checkup) -> Path | None:
     """The GGUF file, found as a run finds it (a file, a folder's one file, a variant) but in the cache only."""
     try:
@@ -193,6 +222,9 @@ def _local_gguf(gguf: str, report: Checkup) -> Path | None:
         path = user_path(gguf)
         if (address := gguf_address_problem(gguf)) is not None:
             report.problem(gguf, *address)
+        elif (path / "model_index.json").is_file():  # the checkpoint given to --gguf instead of -m
+            fix = f"it goes to -m: -m {shlex.quote(gguf)}; --gguf takes a .gguf file, or a variant such as Q4_K_M"
+            report.problem(gguf, "is a checkpoint folder (it holds model_index.json), not a GGUF file", fix)
         elif path.is_dir():
             report.problem(gguf, f"holds {len(gguf_files(path))} .gguf files", "pass the path of one .gguf file")
         else:

@@ -102,9 +102,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     # `quantize` / `convert` (what stable-diffusion.cpp and llama.cpp users type) are a program of their own here, and
-    # `run`'s flags without `run` (as sd.cpp's `sd` takes them) lack the command; argparse alone would answer
-    # "invalid choice" with the list of subcommands.
-    if (hint := unknown_flags.other_command(argv) or unknown_flags.missing_command(argv, parser)) is not None:
+    # `run`'s flags without `run` (as sd.cpp's `sd` takes them) lack the command, and `chek` is a typo of one; argparse
+    # alone would answer "invalid choice" with the list of subcommands.
+    hint = (
+        unknown_flags.other_command(argv)
+        or unknown_flags.misspelled_command(argv, parser)
+        or unknown_flags.missing_command(argv, parser)
+    )
+    if hint is not None:
         print(hint, file=sys.stderr)
         return EXIT_USER_ERROR
     args, extras = parser.parse_known_args(argv)

@@ -28,7 +28,7 @@ GPU, Triton or ffmpeg is a warning, not a problem."""
 
 EPILOG = """\
 examples:
-  motif-lite check                                                  (the official repo, from the Hugging Face cache)
+  motif-lite check                                                (the official repo, from the Hugging Face cache)
   motif-lite check -m ./Motif-Video-2B --gguf ./motif-video-2b-Q4_K_M.gguf
   motif-lite check -m ./Motif-Video-2B --gguf Q4_K_M --text-encoder-gguf te-Q8_0.gguf
 """

@@ -428,9 +428,10 @@ def add_text_encoder_gguf_flag(parser: argparse.ArgumentParser | argparse._Argum
 def add_weight_file_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group(
         "weight files you already have (docs/usage.md, Weight files you already have)",
-        "One file per component, e.g. ComfyUI's renamed copies of the official weights (models/diffusion_models/"
-        "motifvideo_2b.safetensors, ...): used instead of -m's weights for that component, while -m still gives the "
-        "configs and the tokenizer (from the Hub: tens of MB instead of the weights' GB).",
+        # Line breaks of its own: the commands' raw description formatter (kept for their examples) keeps it as is.
+        "One file per component, e.g. ComfyUI's renamed copies of the official weights\n"
+        "(models/diffusion_models/motifvideo_2b.safetensors, ...): used instead of -m's weights for that component,\n"
+        "while -m still gives the configs and the tokenizer (from the Hub: tens of MB instead of the weights' GB).",
     )
     g.add_argument(
         "--diffusion-model",

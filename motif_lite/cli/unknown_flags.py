@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 from collections.abc import Sequence
 
 # Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options,
@@ -117,6 +118,15 @@ OTHER_TOOLS_SETTINGS["--quality"] = OTHER_TOOLS_SETTINGS["--video-quality"] = OT
     ".mov: 0-51, default 18; .webm: 0-63, default 30)",
 )
 
+# Overwrite switches (ffmpeg's -y, the quantizer's --force): here the output named with -o is replaced as it is.
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--overwrite", "-y", "--force"),
+        ("--output", "a file named with -o is replaced, no switch needed; without -o an existing video is kept and "
+                     "a free name beside it is written"),
+    )
+)  # fmt: skip
+
 # LoRA settings of other tools: stable-diffusion.cpp's --lora-model-dir (the folder its prompt's <lora:NAME:0.8>
 # tags are looked up in), diffusers' lora_scale, ComfyUI's strength_model; and the server's --lora-dir given to run.
 _LORA_FILE_STRENGTH = "each LoRA is given with its file and strength: --lora DIR/NAME.safetensors:0.8 (repeatable)"
@@ -184,6 +194,7 @@ OTHER_COMMAND_NAMES = {
     "help": "help is a flag: motif-lite --help, or motif-lite run --help for a command's",
     "download": "a run downloads what it needs; motif-lite check -m FOLDER prints the hf download command for "
     "whatever a local checkpoint lacks",
+    "version": "the version is a flag: motif-lite --version",  # a close match of "verify", which it is not
 }
 
 
@@ -199,6 +210,24 @@ def other_command(argv: Sequence[str]) -> str | None:
         f"motif-lite: error: there is no '{argv[0]}' command; the GGUF quantizer is a program of its own: "
         f"{program} SRC -o OUT.gguf --type Q4_K_M (--help lists the types; docs/quantize.md)"
     )
+
+
+def misspelled_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str | None:
+    """The error line for a command that is a typo of one of ours (`chek`, `verfiy`), with the command line it
+    most likely meant, or None. `parser`: the `motif-lite` parser. argparse alone lists the commands, leaving the
+    user to find their own mistake among them."""
+    import shlex
+
+    if not argv or argv[0].startswith("-"):
+        return None
+    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    if argv[0] in commands.choices:
+        return None
+    close = difflib.get_close_matches(argv[0].lower(), list(commands.choices), n=1, cutoff=0.6)
+    if not close:
+        return None
+    meant = shlex.join([close[0], *argv[1:]])
+    return f"motif-lite: error: there is no '{argv[0]}' command: did you mean motif-lite {meant}"
 
 
 def missing_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str | None:
@@ -273,6 +302,9 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if _spelled(name) == "--lora" and "--lora" not in known:  # check, decode, verify
             hints.append(f"{flag}: {LORA_CHECKED_BY_DRY_RUN}")
             continue
+        if _spelled(name) == "--dry-run" and parser.prog.endswith(" verify"):
+            hints.append(f"{flag}: {VERIFY_DRY_RUN}")
+            continue
         if name in IMAGE_FLAGS and "--prompt" in known and "--image" not in known:  # verify
             hints.append(f"{flag}: {VERIFY_WITHOUT_IMAGE}")
             continue
@@ -283,9 +315,13 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
             hints.append(f"{flag}: did you mean {meant}?")
     if runs:
         hints.append(f"{', '.join(runs)}: {DECODE_KEEPS_THE_RUNS}")
-    if "--prompt" in known and not any(word.startswith("-") for word in extras):
-        words = [*([args.prompt] if getattr(args, "prompt", None) else []), *extras]
-        hints.append(f'a prompt goes after -p, in quotes: -p "{" ".join(words)}"')
+    if not any(word.startswith("-") for word in extras):  # words alone: a path without its flag, or a prompt
+        placed = {word: hint for word in extras if (hint := path_hint(word, known)) is not None}
+        hints.extend(placed.values())
+        loose = [word for word in extras if word not in placed]
+        if "--prompt" in known and loose:
+            words = [*([args.prompt] if getattr(args, "prompt", None) else []), *loose]
+            hints.append(f'a prompt goes after -p, in quotes: -p "{" ".join(words)}"')
     parser.error(f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else ""))
 
 
@@ -319,8 +355,35 @@ DECODE_KEEPS_THE_RUNS = (
     "and --dry-run (another video: motif-lite run)"
 )
 IMAGE_FLAGS = ("-i", "--image", "--init-img")  # run's image-to-video input
+VERIFY_DRY_RUN = ("verify has no dry run: motif-lite check with the same -m and files checks them and this "
+                  "machine without loading anything")  # fmt: skip
 VERIFY_WITHOUT_IMAGE = "verify compares a text-to-video run only (it encodes no image): leave it out"
 DURATION_FLAGS = ("--seconds", "--duration")  # a clip's length in seconds, as other tools take it
+# What -o writes (as io.video.VIDEO_EXTENSIONS, not imported: it imports torch, and a refusal must be quick).
+OUTPUT_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".webp", ".gif", ".png")
+LATENTS_SUFFIX = ".latents.safetensors"  # io.latents.SUFFIX
+
+
+def path_hint(word: str, known: list[str]) -> str | None:
+    """Where a path given without its flag goes, for a command whose option strings are `known`, or None: diffusers'
+    `from_pretrained(path)`, the quantizer and sd.cpp's `-m` make a checkpoint folder the first thing people type,
+    and `run -p "a fox" fox.mp4` names the output without -o. Without this, the path was taken for part of a
+    prompt."""
+    import shlex
+
+    lower, quoted = word.lower(), shlex.quote(word)
+    if lower.endswith(LATENTS_SUFFIX) and "--resume" in known:
+        return f"{word}: a stopped run's latents go after --resume: --resume {quoted}"
+    if lower.endswith(".gguf") and "--gguf" in known:
+        return f"{word}: a GGUF file goes after --gguf: --gguf {quoted}"
+    if lower.endswith(OUTPUT_SUFFIXES) and "--output" in known:
+        return f"{word}: the output goes after -o: -o {quoted}"
+    folder = os.path.expanduser(word)
+    # A word of an unquoted prompt may name a folder here too ("snow"): a path or a checkpoint, not a plain word.
+    looks_like_one = "/" in word or os.sep in word or os.path.isfile(os.path.join(folder, "model_index.json"))
+    if os.path.isdir(folder) and looks_like_one and "--model" in known:
+        return f"{word}: a checkpoint folder goes after -m: -m {quoted}"
+    return None
 
 
 def _duration_hint(flag: str, following: list[str], fps: float | None) -> str:

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from motif_lite.choices import DTYPE_NAMES
+from motif_lite.choices import DTYPE_NAMES, dtype_name
 from motif_lite.cli.run_flags import add_checkpoint_flags, add_weight_file_flags, weight_files
 from motif_lite.errors import MotifLiteError
 from motif_lite.paths import path_arg
@@ -25,6 +25,15 @@ if TYPE_CHECKING:
 EXIT_MISMATCH = 1
 
 EPILOG = """\
+examples:
+  motif-lite verify -m ./Motif-Video-2B             (fp32 on the CPU, bf16 on a GPU)
+  motif-lite verify -m ./Motif-Video-2B --gguf ./motif-video-2b-Q4_K_M.gguf --device cuda
+  motif-lite verify -m tiny -W 64 -H 64             (docs/usage.md's tiny random checkpoint: seconds on a CPU)
+
+Exit code 0: every stage matches; 1: a mismatch (the verdict names its stage); 2: a mistake, or diffusers missing.
+Memory: both pipelines are loaded (the text encoder once): on the real weights about 18 GB of GPU memory in bf16
+(less with --gguf), 35 GB of RAM in fp32 on the CPU.
+
 stages: text (prompt embeddings), transformer (one forward), guidance (the guided velocity of step 0), vae
 (one decode), frames (both pipelines end to end). Each stage gets the same inputs on both sides, so the first
 mismatch names the part that differs. On real weights this settles the checkpoint's rope_theta, guidance
@@ -42,15 +51,17 @@ def register(commands: argparse._SubParsersAction) -> None:
         "verify",
         help="compare motif-lite with the diffusers pipeline on the same weights, stage by stage",
         description=(
-            "Run motif-lite and diffusers' MotifVideoPipeline on the same checkpoint at a small size and compare "
-            'them stage by stage. Needs the verify extra: pip install -e ".[verify]".'
+            "Run motif-lite and diffusers' MotifVideoPipeline on the same checkpoint at a small size and compare them\n"
+            'stage by stage. Needs the verify extra: pip install -e ".[verify]".'
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_checkpoint_flags(verify)
     verify.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    verify.add_argument("--dtype", choices=DTYPE_NAMES, help="compute dtype (default fp32 on the CPU, bf16 on a GPU)")
+    verify.add_argument(
+        "--dtype", type=dtype_name, choices=DTYPE_NAMES, help="compute dtype (default fp32 on the CPU, bf16 on a GPU)"
+    )
     verify.add_argument("-W", "--width", type=int, default=256, help="width (default 256)")
     verify.add_argument("-H", "--height", type=int, default=256, help="height (default 256)")
     verify.add_argument("--video-frames", type=int, default=9, help="frames (default 9)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -136,7 +137,7 @@ def read_latents(path: str | Path, command: str | None = None) -> SavedLatents:
         raise LatentsFileError(f"{path} is a folder: give the {SUFFIX} file ({SAVED_BY[command]} of `motif-lite "
                                f"run` saves one beside the output); in this folder: {found}")  # fmt: skip
     if not path.is_file():
-        raise LatentsFileError(f"no such latents file: {path}{_finished(path)}")
+        raise LatentsFileError(f"no such latents file: {path}{_finished(path)}{_latents_of(path, command)}")
     not_latents = (
         f"{path} is not a latents file of motif-lite ({SAVED_BY[command]} of `motif-lite run` saves one beside the "
         "output, e.g. fox.latents.safetensors)"
@@ -179,6 +180,20 @@ def _finished(missing: Path) -> str:
         return ""
     return (f" ({videos[0].name} is there: a run removes its latents file once its video is written, so that run "
             "has likely finished and there is nothing to go on with)")  # fmt: skip
+
+
+# How each command that reads a latents file is typed with it, for a message that gives the command again.
+COMMAND_LINES = {"resume": "motif-lite run --resume", "decode": "motif-lite decode"}
+
+
+def _latents_of(missing: Path, command: str | None) -> str:
+    """The latents file of a video name given in its place, where there is one: a run whose decode failed wrote no
+    video, so the name it was given (`fox.mp4`, the name people remember) is missing and its latents file is
+    beside it."""
+    if missing.name.endswith(SUFFIX) or not (latents := latents_path(missing)).is_file():
+        return ""
+    again = f": {COMMAND_LINES[command]} {shlex.quote(str(latents))}" if command in COMMAND_LINES else ""
+    return f" (that is the video's name; its latents are in {latents.name}, beside it{again})"
 
 
 def _unreadable(path: Path, command: str | None, not_latents: str, exc: Exception) -> str:

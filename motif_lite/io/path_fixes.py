@@ -65,6 +65,9 @@ def refuse_non_checkpoint_folder(model: str) -> None:
     cache_fix = cache_repo_fix(model)
     if cache_fix is not None:
         raise CheckpointError(f"{model} {CACHE_REPO_FOLDER}; {cache_fix}")
+    comfyui_fix = comfyui_models_fix(model)
+    if comfyui_fix is not None:
+        raise CheckpointError(f"{model} {COMFYUI_MODELS}; {comfyui_fix}")
     if is_component_folder(path):
         parent = parent_as_given(model)
         raise CheckpointError(
@@ -103,6 +106,36 @@ def cache_repo_fix(model: str) -> str | None:
 
 
 GGUF_FOLDER = "holds GGUF files, not a checkpoint"
+COMFYUI_MODELS = "is ComfyUI's models folder, not a checkpoint"
+# ComfyUI's models/ subfolders that a checkpoint never has, and the flag each one's files go to (models/vae/ is
+# both ComfyUI's and a checkpoint's: it tells nothing alone).
+_COMFYUI_FOLDERS = {
+    "diffusion_models": "--diffusion-model",
+    "unet": "--diffusion-model",
+    "text_encoders": "--text-encoder",
+    "clip": "--text-encoder",
+}
+
+
+def comfyui_models_fix(model: str) -> str | None:
+    """For ComfyUI's models/ folder given to -m: the weight-file flags that take its files (each one's file where
+    its folder holds one .safetensors or .gguf file, else FILE); None for any other folder. Without this, the
+    missing-files message would download the whole checkpoint into ComfyUI's models folder."""
+    path = user_path(model)
+    if not path.is_dir() or (path / "model_index.json").is_file():
+        return None
+    folders = {name: flag for name, flag in _COMFYUI_FOLDERS.items() if (path / name).is_dir()}
+    if not folders:
+        return None
+    flags = {}
+    for name, flag in [*folders.items(), *([("vae", "--vae")] if (path / "vae").is_dir() else [])]:
+        try:
+            files = sorted(p.name for p in (path / name).iterdir() if p.suffix in (".safetensors", ".gguf"))
+        except OSError:  # a folder this user may not read: its file is theirs to name
+            files = []
+        chosen = files[0] if len(files) == 1 else "FILE"
+        flags.setdefault(flag, f"{flag} {shlex.quote(str(Path(model) / name / chosen))}")
+    return f"give its files by flag: {' '.join(flags.values())}{KEEP_MODEL}"
 
 
 # What a weights file given to -m is told beside the flag that takes it.
