@@ -3,7 +3,9 @@
 A create body (JSON, or multipart form fields where every value is a string) becomes the keyword arguments of a
 `GenerationRequest`: only the fields the client sent, so that everything else keeps the request's own defaults
 (and `resolve()` validates all of it exactly as it does for `motif-lite run`). A stored `Job` becomes a video
-object. Errors are `ApiError`s, rendered as `{"error": {"message", "type", "param", "code"}}`.
+object. The `loras` field is parsed here (which files it may name is loras.py's), and the messages and notes of the
+checks `motif-lite run` shares with the server are put in the API's field names (`in_api_words`). Errors are
+`ApiError`s, rendered as `{"error": {"message", "type", "param", "code"}}`.
 """
 
 from __future__ import annotations
