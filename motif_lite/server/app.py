@@ -674,18 +674,13 @@ class BodyLimit:
     DRAIN_FACTOR = 4
 
     def __init__(
-        self,
-        app,
-        max_bytes: int,
-        max_upload_bytes: int,
-        max_form_bytes: int | None = None,
-        max_video_upload_bytes: int | None = None,
+        self, app, max_bytes: int, max_upload_bytes: int, max_form_bytes: int, max_video_upload_bytes: int
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.max_upload_bytes = max_upload_bytes  # what the limit is made from, named in the message
-        self.max_form_bytes = max_bytes if max_form_bytes is None else max_form_bytes
-        self.max_video_upload_bytes = max_video_upload_bytes
+        self.max_form_bytes = max_form_bytes
+        # What the limits are made from, named in the message.
+        self.max_upload_bytes, self.max_video_upload_bytes = max_upload_bytes, max_video_upload_bytes
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send) -> None:
         if scope["type"] != "http":
@@ -728,7 +723,7 @@ class BodyLimit:
             drained += len(message.get("body", b""))
             drain = message["type"] == "http.request" and message.get("more_body", False)
         limits = f"{upload_limit(self.max_upload_bytes)}, as a file or in JSON as base64"
-        if form and self.max_video_upload_bytes is not None:
+        if form:
             limits = f"{upload_limit(self.max_upload_bytes)}; {video_upload_limit(self.max_video_upload_bytes)}"
         error = ApiError(413, f"the request is larger than this server's limit of {limit:,} bytes ({limits})", None,
                          "request_too_large")  # fmt: skip
