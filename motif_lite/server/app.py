@@ -77,6 +77,7 @@ from motif_lite.server.worker import Worker
 from motif_lite.version import VERSION
 
 if TYPE_CHECKING:
+    from motif_lite.io.clip import Clip
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.settings import Settings
 
@@ -388,24 +389,10 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
             if image_path is not None:
                 image_path.write_bytes(body.image)
                 kept.append(image_path)
-            clip_path, clip, names, uploaded = None, None, {}, None
             output = store.video_path(job_id)
-            fields = body.request_fields
-            if extended is not None:  # taken first: the clip checked is the one the job will read
-                clip_path = keep_clip(store, extended.id, job_id)
-                kept.append(clip_path)
-                names = server_names(clip_path, extended.id, output)
-                clip = checked_clip(clip_path, extended, names)
-                made = extended.settings
-                fields = with_clip_defaults(body, made["width"], made["height"], made["fps"])
-            elif upload is not None:  # written beside the job, where the worker reads it, then read as run reads it
-                clip_path = store.clip_path(job_id)
-                kept.append(clip_path)
-                uploaded = uploaded_record(upload, save_upload(upload, clip_path, config.max_video_upload_bytes))
-                names = upload_names(clip_path, upload, output)
-                clip = read_upload(clip_path, upload, config.max_image_pixels, names)
-                fields = with_clip_defaults(body, clip.width, clip.height, clip.fps)
-            fields, capped = within_max_video(fields, config.max_video)
+            source = _take_source_video(store, config, body, job_id, extended, kept)
+            clip_path, clip, names, uploaded = source.path, source.clip, source.names, source.uploaded
+            fields, capped = within_max_video(source.fields, config.max_video)
 
             def worded(text: str) -> str:  # a message or note of run's checks, in the client's names and fields
                 return in_upload_words(text, names) if upload is not None else in_api_words(renamed(text, names))
@@ -451,6 +438,44 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
         return job
 
     return submit
+
+
+@dataclass(frozen=True)
+class _SourceVideo:
+    """The video a job goes on from, taken for it (`_take_source_video`); no path, clip or record for a job that goes
+    on from none."""
+
+    path: Path | None  # the job's own file of it, where the worker reads it
+    clip: Clip | None  # that file, read and checked as `motif-lite run --extend` reads it
+    names: dict[str, str]  # its file names -> what a client calls them, for messages (`renamed`, `in_upload_words`)
+    uploaded: dict[str, str] | None  # an uploaded video's record, {name, sha256}
+    fields: dict[str, Any]  # the body's request fields, with the video's size and rate where the body gives none
+
+
+def _take_source_video(
+    store: JobStore, config: ServerConfig, body: CreateBody, job_id: str, extended: Job | None, kept: list[Path]
+) -> _SourceVideo:
+    """Give the job `job_id` its own file of the video it goes on from (a video of this server, `extended`, or the
+    body's upload), appended to `kept`, and read it; 400 when it cannot be used."""
+    output = store.video_path(job_id)
+    upload: UploadedClip | None = body.extend_upload
+    if extended is not None:  # taken first: the clip checked is the one the job will read
+        path = keep_clip(store, extended.id, job_id)
+        kept.append(path)
+        names = server_names(path, extended.id, output)
+        clip = checked_clip(path, extended, names)
+        made = extended.settings
+        return _SourceVideo(
+            path, clip, names, None, with_clip_defaults(body, made["width"], made["height"], made["fps"])
+        )
+    if upload is not None:  # written beside the job, where the worker reads it, then read as run reads it
+        path = store.clip_path(job_id)
+        kept.append(path)
+        uploaded = uploaded_record(upload, save_upload(upload, path, config.max_video_upload_bytes))
+        names = upload_names(path, upload, output)
+        clip = read_upload(path, upload, config.max_image_pixels, names)
+        return _SourceVideo(path, clip, names, uploaded, with_clip_defaults(body, clip.width, clip.height, clip.fps))
+    return _SourceVideo(None, None, {}, None, body.request_fields)
 
 
 def _remove(paths: list[Path]) -> None:
