@@ -35,6 +35,7 @@ from motif_lite.io.staging import (
     FRAME_PATTERN,
     check_writable_folder,
     creating_fails,
+    frame_file,
     is_frame_sequence,
     output_of,
 )
@@ -104,7 +105,7 @@ def _taken(path: Path) -> bool:
 
 def _first_file(path: Path) -> Path:
     """The file that shows `path` is taken: itself, or a PNG sequence's first frame."""
-    return path.parent / (path.name % 0) if is_frame_sequence(path) else path
+    return frame_file(path, 0) if is_frame_sequence(path) else path
 
 
 def claim(path: Path) -> bool:
@@ -289,7 +290,7 @@ def stale_frames_note(path: str | Path, frames: int) -> str | None:
     path = user_path(path)
     if not is_frame_sequence(path):
         return None
-    stale = list(itertools.takewhile(Path.exists, (path.parent / (path.name % i) for i in itertools.count(frames))))
+    stale = list(itertools.takewhile(Path.exists, (frame_file(path, i) for i in itertools.count(frames))))
     if not stale:
         return None
     files = stale[0].name if len(stale) == 1 else f"{stale[0].name} to {stale[-1].name}"
@@ -448,7 +449,7 @@ def _write_failure(path: Path, said: str | None) -> str:
 
 def _write_png_sequence(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
     for index, frame in enumerate(stream):
-        _write_png(frame, path.parent / (path.name % index), fps, comment)
+        _write_png(frame, frame_file(path, index), fps, comment)
 
 
 def _write_png_image(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
