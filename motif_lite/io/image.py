@@ -1,4 +1,5 @@
-"""Input images for image-to-video: loading and the reference's VAE preprocessing."""
+"""Input images for image-to-video: loading, with notes on what it changed and the reason a file is no image it
+reads (also for the server's uploads: `open_image`, `not_an_image`), and the reference's VAE preprocessing."""
 
 from __future__ import annotations
 

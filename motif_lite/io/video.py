@@ -1,11 +1,12 @@
 """Write generated frames as .mp4 (.mkv, .mov), .webm, animated .webp / .gif, a lossless PNG sequence, or (one
-frame) a PNG image.
+frame) a PNG image; and the output's name: checked before any work (`check_output_path`, `check_crf`, ...), and
+chosen without replacing an earlier video (`unused_path`, `claim`).
 
 Frames arrive as chunks (the VAE decoder streams them): each chunk is a uint8 `[F, H, W, 3]` array/tensor or a
 float `[3, F, H, W]` tensor in [-1, 1] (as decoded). Chunks are converted and written one frame at a time, so a
-whole float video never sits in memory next to its uint8 copy. mp4/webm go through the ffmpeg binary of
-imageio-ffmpeg (a pipe, fully streamed); gif/webp through Pillow, which keeps one uint8 copy of the frames.
-The generation settings are stored as one JSON string in each format's comment field.
+whole float video never sits in memory next to its uint8 copy. mp4/mkv/mov/webm go through ffmpeg (`find_ffmpeg`:
+a pipe, fully streamed); gif/webp through Pillow, which keeps one uint8 copy of the frames. The generation settings
+are stored as one JSON string in each format's comment field.
 """
 
 from __future__ import annotations
