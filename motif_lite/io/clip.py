@@ -30,7 +30,7 @@ import torch
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, each_frame_once, find_ffmpeg
 from motif_lite.io.staging import FRAME_PATTERN, frame_file, is_frame_sequence
-from motif_lite.paths import user_path
+from motif_lite.paths import quoted, user_path
 
 DEFAULT_FPS = 24.0  # a PNG sequence that does not say its rate (motif-lite's store it in each frame)
 # How a complete PNG ends: the IEND chunk (no data, then its CRC). It may be followed by a few stray bytes, which
@@ -107,11 +107,11 @@ def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
     if path.suffix.lower() == ".png" or _is_image(path):
         sequence = _sequence_pattern(path.parent, like=path.name)
         pattern = (
-            f"for the PNG sequence it is a frame of, give its pattern, --extend {_quoted(sequence)}"
+            f"for the PNG sequence it is a frame of, give its pattern, --extend {quoted(sequence)}"
             if sequence
             else "for a PNG sequence give its pattern (e.g. fox_%03d.png)"
         )  # the server's words match this
-        raise ClipError(f"{path.name} is one image, not a clip: to start a video from it use -i {_quoted(path)}; "
+        raise ClipError(f"{path.name} is one image, not a clip: to start a video from it use -i {quoted(path)}; "
                         f"{pattern}")  # fmt: skip
     try:
         return _read_video_file(path, frames)
@@ -143,7 +143,7 @@ def _folder_given(folder: Path) -> str:
                 "e.g. frames/fox_%03d.png)")  # fmt: skip
     if pattern.suffix.lower() == ".png":
         return (
-            f"the clip to extend, {folder}, is a folder of PNG frames: give their pattern, --extend {_quoted(pattern)}"
+            f"the clip to extend, {folder}, is a folder of PNG frames: give their pattern, --extend {quoted(pattern)}"
         )
     return f"the clip to extend, {folder}, is a folder of frames: {_not_png_frames(pattern)}"
 
@@ -152,8 +152,8 @@ def _not_png_frames(pattern: Path) -> str:
     """The fix for frames of a sequence that are not PNG (`fox_%03d.jpg`): ffmpeg's command that writes them as one."""
     png = pattern.with_suffix(".png")
     return (f"a sequence of frames is read from PNG files only, and {pattern.name} names {pattern.suffix} files: "
-            f"convert them first, ffmpeg -i {_quoted(pattern)} -start_number 0 {_quoted(png)}, then give "
-            f"--extend {_quoted(png)}")  # fmt: skip
+            f"convert them first, ffmpeg -i {quoted(pattern)} -start_number 0 {quoted(png)}, then give "
+            f"--extend {quoted(png)}")  # fmt: skip
 
 
 # A frame of a sequence: a name, then its number (the last digits), maybe more, then an image's extension.
@@ -200,7 +200,7 @@ def hdr_note(clip: Clip) -> str | None:
     sdr = clip.path.with_name(f"{clip.path.stem}-sdr.mp4")
     return (f"{clip.path.name} is HDR video ({clip.hdr}, as phones often record): its frames are read without tone "
             "mapping, so they look washed out in the longer video (SDR), and the new frames go on from that "
-            f"look; convert it to SDR first, ffmpeg -i {_quoted(clip.path)} -vf {TO_SDR} -crf 18 {_quoted(sdr)}, "
+            f"look; convert it to SDR first, ffmpeg -i {quoted(clip.path)} -vf {TO_SDR} -crf 18 {quoted(sdr)}, "
             "and extend that")  # fmt: skip
 
 
@@ -546,7 +546,3 @@ def _is_image(path: Path) -> bool:
             return getattr(image, "n_frames", 1) == 1
     except Exception:
         return False
-
-
-def _quoted(path: Path) -> str:
-    return shlex.quote(str(path))

@@ -16,7 +16,6 @@ import itertools
 import json
 import os
 import re
-import shlex
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -40,7 +39,7 @@ from motif_lite.io.staging import (
     is_frame_sequence,
     output_of,
 )
-from motif_lite.paths import file_in_the_way, user_path
+from motif_lite.paths import file_in_the_way, quoted, user_path
 
 Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
@@ -177,18 +176,16 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
     folder = isinstance(path, str) and path.endswith(("/", os.sep))  # `-o renders/`: Path drops the slash
     path = user_path(path)
     if path.is_dir():  # first: a folder (`-o renders`) has no suffix, and "unsupported format" would mislead
-        raise MotifLiteError(
-            f"output path {path} is a directory; give a file name, e.g. {_quoted(path / 'output.mp4')}"
-        )
+        raise MotifLiteError(f"output path {path} is a directory; give a file name, e.g. {quoted(path / 'output.mp4')}")
     if folder:
         raise MotifLiteError(
             f"output {path}/ names a folder, and that folder does not exist; -o takes a file name: create the "
-            f"folder (mkdir -p {_quoted(path)}) and give a file in it, e.g. {_quoted(path / 'output.mp4')}"
+            f"folder (mkdir -p {quoted(path)}) and give a file in it, e.g. {quoted(path / 'output.mp4')}"
         )
     suffix = path.suffix.lower()
     if not suffix:
         raise MotifLiteError(
-            f"output {path} has no extension to say its format: e.g. {_quoted(f'{path}.mp4')} ({_FORMATS})"
+            f"output {path} has no extension to say its format: e.g. {quoted(f'{path}.mp4')} ({_FORMATS})"
         )
     if suffix not in VIDEO_EXTENSIONS:
         raise MotifLiteError(f"unsupported output format {suffix!r} for {path}; use {_FORMATS}")
@@ -200,7 +197,7 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
     if suffix == ".png" and not patterns and frames is not None and frames != 1:
         raise MotifLiteError(
             f"{path.name} is one image, and this video has {frames} frames: for a PNG per frame put a frame-number "
-            f"pattern in the name, e.g. {_quoted(path.with_name(f'{path.stem}_%03d.png'))} (or ask for one frame: "
+            f"pattern in the name, e.g. {quoted(path.with_name(f'{path.stem}_%03d.png'))} (or ask for one frame: "
             "--video-frames 1)"
         )
     if suffix != ".png" and patterns:
@@ -210,17 +207,11 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
         raise MotifLiteError(f"output directory {parent} cannot be made: {blocker} is a file, not a folder: write to "
                              "another folder")  # fmt: skip
     if not parent.is_dir():
-        raise MotifLiteError(f"output directory {parent} does not exist; create it first (mkdir -p {_quoted(parent)})")
+        raise MotifLiteError(f"output directory {parent} does not exist; create it first (mkdir -p {quoted(parent)})")
     check_writable_folder(parent, "output directory")  # by creating a file there: root passes os.access anywhere
     if suffix in _FFMPEG:  # else a missing ffmpeg shows only once the video is made
         find_ffmpeg()
     return True
-
-
-def _quoted(path: str | Path) -> str:
-    """A path as a shell takes it (a folder with a space in its name), for the commands and names a message
-    suggests: they are pasted."""
-    return shlex.quote(str(path))
 
 
 def replaces_file(output: str | Path, frames: int, file: str | Path) -> bool:
