@@ -147,15 +147,9 @@ class Job:
         """The job a row holds; `DamagedJob` for a row this store never writes (edited by hand, or damaged)."""
         values = dict(row)
         for column in _JSON_COLUMNS:
-            try:
-                values[column] = json.loads(values[column])
-            except (TypeError, ValueError):
-                raise DamagedJob(values["id"], f"{column} is not JSON") from None
-        if values["extend_file"] is not None:
-            try:
-                values["extend_file"] = json.loads(values["extend_file"])
-            except (TypeError, ValueError):
-                raise DamagedJob(values["id"], "extend_file is not JSON") from None
+            values[column] = _parsed_json(values, column)
+        if values["extend_file"] is not None:  # NULL: no uploaded video
+            values["extend_file"] = _parsed_json(values, "extend_file")
         if (problem := _row_problem(values)) is not None:
             raise DamagedJob(values["id"], problem)
         values["has_image"] = bool(values["has_image"])
@@ -165,6 +159,13 @@ class Job:
 
 _JSON_COLUMNS = ("settings", "effective", "notes", "loras")
 _LAST_TIME = 253402300800  # 10000-01-01: the first moment a date (the API's times) cannot show
+
+
+def _parsed_json(values: dict[str, Any], column: str) -> Any:
+    try:
+        return json.loads(values[column])
+    except (TypeError, ValueError):
+        raise DamagedJob(values["id"], f"{column} is not JSON") from None
 
 
 def _row_problem(values: dict[str, Any]) -> str | None:
