@@ -34,8 +34,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.clip_upload import (
+    UNNAMED,
     UploadedClip,
     in_upload_words,
+    plain_name,
     read_upload,
     save_upload,
     upload_names,
@@ -534,8 +536,6 @@ def _check_planned_size(request: GenerationRequest, max_video: tuple[int, int, i
 
 def _image_name(filename: str | None) -> str | None:
     """The plain file name an uploaded first frame was sent under, None when it came without one."""
-    from motif_lite.server.clip_upload import UNNAMED, plain_name
-
     name = plain_name(filename)
     return None if name == UNNAMED else name
 
