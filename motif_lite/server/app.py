@@ -28,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from motif_lite.errors import MotifLiteError
@@ -549,35 +549,8 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[byte
         if content_type == "application/x-www-form-urlencoded" and _looks_like_json(form.keys()):
             raise ApiError(400, "the body looks like JSON: send it with Content-Type: application/json (curl: -H "
                            "'Content-Type: application/json')", None, "invalid_value")  # fmt: skip
-        fields: dict[str, Any] = {}
-        image, image_name = None, None
-        lora_items: dict[str, list[str]] = {}  # the SDK's form encoding of a list: `loras[]`, `loras[][name]`, ...
-        for key, value in form.multi_items():
-            if key in FORM_LORA_KEYS and isinstance(value, str):
-                lora_items.setdefault(key, []).append(value)
-            elif isinstance(value, UploadFile):
-                if key in ("video", "extend"):  # a video to go on from (the SDK's extend sends `video`)
-                    if key in fields:
-                        raise ApiError(400, f"{key} was sent twice", key, "invalid_value")
-                    fields[key] = UploadedClip.of(value.file, value.filename)  # written beside the job once checked
-                    continue
-                if key != "input_reference":
-                    raise ApiError(400, f"unexpected file field {key!r}; the first frame goes in input_reference, a "
-                                   "video to extend in extend (video on /v1/videos/extensions)", key,
-                                   "unknown_parameter")  # fmt: skip
-                image = await value.read()
-                image_name = _image_name(value.filename)
-            elif key == "input_reference[image_url]":  # the SDK's form encoding of {"image_url": ...}
-                fields["input_reference"] = {"image_url": value}
-            elif key in fields:
-                raise ApiError(400, f"{key} was sent twice", key, "invalid_value")
-            else:
-                fields[key] = value
-        if lora_items:
-            if "loras" in fields:
-                raise ApiError(400, "loras was sent twice", "loras", "invalid_value")
-            fields["loras"] = form_loras(lora_items)
-        return fields, (image, image_name), True
+        fields, image = await _form_fields(form)
+        return fields, image, True
     if content_type not in ("application/json", ""):
         raise ApiError(400, f"send application/json or multipart/form-data, not {content_type}", None,
                        "invalid_value")  # fmt: skip
@@ -593,7 +566,40 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[byte
     return body, (None, None), False
 
 
-async def _read_form(request: Request):
+async def _form_fields(form: FormData) -> tuple[dict[str, Any], tuple[bytes | None, str | None]]:
+    """(fields, (uploaded first frame, the file name it was sent under)) of a parsed form."""
+    fields: dict[str, Any] = {}
+    image, image_name = None, None
+    lora_items: dict[str, list[str]] = {}  # the SDK's form encoding of a list: `loras[]`, `loras[][name]`, ...
+    for key, value in form.multi_items():
+        if key in FORM_LORA_KEYS and isinstance(value, str):
+            lora_items.setdefault(key, []).append(value)
+        elif isinstance(value, UploadFile):
+            if key in ("video", "extend"):  # a video to go on from (the SDK's extend sends `video`)
+                if key in fields:
+                    raise ApiError(400, f"{key} was sent twice", key, "invalid_value")
+                fields[key] = UploadedClip.of(value.file, value.filename)  # written beside the job once checked
+                continue
+            if key != "input_reference":
+                raise ApiError(400, f"unexpected file field {key!r}; the first frame goes in input_reference, a "
+                               "video to extend in extend (video on /v1/videos/extensions)", key,
+                               "unknown_parameter")  # fmt: skip
+            image = await value.read()
+            image_name = _image_name(value.filename)
+        elif key == "input_reference[image_url]":  # the SDK's form encoding of {"image_url": ...}
+            fields["input_reference"] = {"image_url": value}
+        elif key in fields:
+            raise ApiError(400, f"{key} was sent twice", key, "invalid_value")
+        else:
+            fields[key] = value
+    if lora_items:
+        if "loras" in fields:
+            raise ApiError(400, "loras was sent twice", "loras", "invalid_value")
+        fields["loras"] = form_loras(lora_items)
+    return fields, (image, image_name)
+
+
+async def _read_form(request: Request) -> FormData:
     """The parsed form; a form over the parser's limits (a second file, too many fields, a field over 2 MiB) is a 400
     with a documented code, not Starlette's HTTPException (code null)."""
     try:
