@@ -1,6 +1,6 @@
-"""The videos the `run` flags ask for, checked before anything loads: the request (`request_from_args`), the flag
-checks that need no model (`check_flags`, also made before `--gpus N` starts its processes) and the resolved
-requests of a batch (`resolve_requests`)."""
+"""The videos the `run` flags ask for, checked before anything loads: the request (`request_from_args`), the clip
+it goes on from, read once (`read_run_clip`), the flag checks that need no model (`check_flags`, also made before
+`--gpus N` starts its processes) and the resolved requests of a batch with their output names (`resolve_requests`)."""
 
 from __future__ import annotations
 
