@@ -93,9 +93,12 @@ _BT709 = [
 def unused_path(path: Path) -> Path:
     """`path` when nothing is there, else the first free `stem-2.suffix`, `stem-3.suffix`, ... beside it (a PNG
     sequence, `f_%03d.png`, is there when its first frame is)."""
-    if not _taken(path):
-        return path
-    return next(candidate for n in itertools.count(2) if not _taken(candidate := numbered_path(path, n)))
+    return next(candidate for candidate in candidate_paths(path) if not _taken(candidate))
+
+
+def candidate_paths(path: Path) -> Iterator[Path]:
+    """The names an output of `path` may take, in order: `path`, then `stem-2.suffix`, `stem-3.suffix`, ..."""
+    return itertools.chain([path], (numbered_path(path, n) for n in itertools.count(2)))
 
 
 def _taken(path: Path) -> bool:
@@ -132,8 +135,7 @@ def claimed_before(path: Path, moment: float) -> bool:
 
 def claim_unused_path(path: Path) -> Path:
     """`unused_path`, claimed (`claim`): the first name from `path` on that no file and no other run has taken."""
-    candidates = itertools.chain([path], (numbered_path(path, n) for n in itertools.count(2)))
-    return next(candidate for candidate in candidates if claim(candidate))
+    return next(candidate for candidate in candidate_paths(path) if claim(candidate))
 
 
 def release_claims(paths: Iterable[Path]) -> None:
