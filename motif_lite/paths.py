@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from pathlib import Path
 
 from motif_lite.errors import MotifLiteError
@@ -21,6 +22,12 @@ def user_path(value: str | os.PathLike) -> Path:
             f"{value}: {user} names the home folder of a user {user[1:]!r}, and this machine has none; give the path "
             f"in full (or ~/{str(value)[1:]} for one in your home)"
         ) from None
+
+
+def quoted(path: str | os.PathLike) -> str:
+    """A path as a shell takes it (a folder with a space in its name), for the commands a message suggests: they are
+    pasted."""
+    return shlex.quote(str(path))
 
 
 def path_arg(text: str) -> str:

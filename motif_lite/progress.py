@@ -32,10 +32,11 @@ class ProgressBars:
             from tqdm.auto import tqdm  # a notebook's widgets where ipywidgets is installed
 
             self.close()
-            self.stage = stage  # `initial`: a resumed run's bar starts at the steps already done
+            self.stage = stage
             unit = self.UNITS.get(stage, "it")
             stream = self.file if self.file is not None else sys.stderr
             bar = tqdm if _in_a_notebook() or _is_terminal(stream) else LogLines
+            # `initial`: a resumed run's bar starts at the steps already done.
             self.bar = bar(total=total, initial=done, desc=f"{stage:>7}", unit=unit, file=self.file)
         self.bar.update(done - self.bar.n)
         if stage == "decode" and done == total:  # the last stage is done: nothing more will close it

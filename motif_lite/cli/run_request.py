@@ -1,6 +1,6 @@
-"""The videos the `run` flags ask for, checked before anything loads: the request (`request_from_args`), the flag
-checks that need no model (`check_flags`, also made before `--gpus N` starts its processes) and the resolved
-requests of a batch (`resolve_requests`)."""
+"""The videos the `run` flags ask for, checked before anything loads: the request (`request_from_args`), the clip
+it goes on from, read once (`read_run_clip`), the flag checks that need no model (`check_flags`, also made before
+`--gpus N` starts its processes) and the resolved requests of a batch with their output names (`resolve_requests`)."""
 
 from __future__ import annotations
 
@@ -126,15 +126,13 @@ def free_batch_outputs(wanted: Path, count: int, dry_run: bool, claim: bool = Fa
     ...), so that one batch's files share a name (each picking its own free name gave `output-1-2.mp4` beside
     `output-2.mp4`). With the note that says so (in a `dry_run`: what a run would write). `claim`: the names are
     taken at once (`io.video.claim`), all of a batch or none."""
-    import itertools
-
-    from motif_lite.io.video import numbered_path
+    from motif_lite.io.video import candidate_paths, numbered_path
 
     def batch(base: Path) -> list[Path]:
         return [numbered_path(base, i) for i in range(1, count + 1)]
 
     is_free = _claim_all if claim and not dry_run else _none_exist
-    for base in itertools.chain([wanted], (numbered_path(wanted, n) for n in itertools.count(2))):
+    for base in candidate_paths(wanted):
         outputs = batch(base)
         if is_free(outputs):
             break

@@ -47,7 +47,6 @@ if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
     from motif_lite.server.app import ServerConfig
     from motif_lite.settings import Settings
 
-OFFICIAL_VIDEO = (1280, 736, 121)
 API_KEY_VARIABLE = "MOTIF_LITE_API_KEY"
 MAX_PORT = 65535
 
@@ -261,7 +260,7 @@ def main(args: argparse.Namespace) -> int:
         except (OSError, sqlite3.Error) as exc:
             raise MotifLiteError(data_folder_problem(args.data, exc)) from exc
         with download_hint_repeats(getattr(args, "argv", None)):
-            _serve(args, sock, store, args.max_video, api_key, loras)
+            _serve(args, sock, store, api_key, loras)
     finally:
         sock.close()
     return 0
@@ -319,14 +318,7 @@ def data_folder_problem(data: str, error: Exception) -> str:
     return f"cannot use the data folder {data}: {error}"
 
 
-def _serve(
-    args: argparse.Namespace,
-    sock,
-    store,
-    max_video: tuple[int, int, int] | None,
-    api_key: str | None,
-    loras: list[tuple[Path, float]],
-):
+def _serve(args: argparse.Namespace, sock, store, api_key: str | None, loras: list[tuple[Path, float]]):
     """Answer on the port at once (/health: `loading`), load the model meanwhile, then run jobs until stopped."""
     from motif_lite.server.app import MiB, ServerConfig
     from motif_lite.server.runner import VideoServer, served_model_name
@@ -338,7 +330,7 @@ def _serve(
         max_queue=args.max_queue,
         max_upload_bytes=int(args.max_upload_mb * MiB),
         max_video_upload_bytes=int(args.max_video_upload_mb * MiB),
-        max_video=max_video,
+        max_video=args.max_video,
         cors_origins=args.cors_origins,
         lora_dir=args.lora_dir,
         crf=args.crf,
@@ -387,7 +379,7 @@ def _load_served_pipeline(
     from motif_lite.cli.kernel_cache import writable_kernel_cache
     from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
     from motif_lite.pipeline import load_pipeline
-    from motif_lite.request import GenerationRequest
+    from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
     from motif_lite.settings import resolve_dtype
 
     max_video = config.max_video
@@ -396,7 +388,7 @@ def _load_served_pipeline(
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
     print_notes(loading_notes(sources, device, args.device))  # as run prints them
     # A plan is made for the largest video a job may ask for, which is then the official size unless --max-video says.
-    planned_video = max_video or OFFICIAL_VIDEO
+    planned_video = max_video or (REQUEST_DEFAULTS.width, REQUEST_DEFAULTS.height, REQUEST_DEFAULTS.frames)
     width, height, frames = planned_video
     largest = GenerationRequest("-", width=width, height=height, frames=frames)
     plan = plan_if_budget(args, largest, sources, dtype, device)
@@ -411,6 +403,18 @@ def _load_served_pipeline(
         attention=args.attention, batch_guidance=args.batch_guidance, compile=args.compile,
         attention_backend=args.attention_backend, step_cache=args.step_cache,
     )  # fmt: skip
+    _say_loaded(args, pipe, text_encoder)
+    too_long = cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None
+    loaded = dataclasses.replace(
+        config, max_video=max_video, image_to_video=pipe.text_encoder.can_encode_images, too_long=too_long
+    )
+    return pipe, loaded
+
+
+def _say_loaded(args: argparse.Namespace, pipe: MotifVideoPipeline, text_encoder: str | None) -> None:
+    """What every job gets from the loaded model: its LoRAs, or those jobs may name, and the default settings."""
+    from motif_lite.request import GenerationRequest
+
     if pipe.loras is not None:
         print(f"loras: {pipe.loras.describe()}", file=sys.stderr)
     if args.lora_dir is not None:
@@ -423,11 +427,6 @@ def _load_served_pipeline(
         print(f"text encoder: {text_encoder}", file=sys.stderr)
     if args.crf is not None:  # an encoding option, not in the settings table: the jobs' default said here
         print(f"crf: {args.crf} for every job that gives no crf of its own", file=sys.stderr)
-    too_long = cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None
-    loaded = dataclasses.replace(
-        config, max_video=max_video, image_to_video=pipe.text_encoder.can_encode_images, too_long=too_long
-    )
-    return pipe, loaded
 
 
 def _say_serving(args: argparse.Namespace, sock, server, counts: str, model_name: str) -> None:

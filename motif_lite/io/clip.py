@@ -29,8 +29,8 @@ import torch
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, each_frame_once, find_ffmpeg
-from motif_lite.io.staging import FRAME_PATTERN, is_frame_sequence
-from motif_lite.paths import user_path
+from motif_lite.io.staging import FRAME_PATTERN, frame_file, is_frame_sequence
+from motif_lite.paths import quoted, user_path
 
 DEFAULT_FPS = 24.0  # a PNG sequence that does not say its rate (motif-lite's store it in each frame)
 # How a complete PNG ends: the IEND chunk (no data, then its CRC). It may be followed by a few stray bytes, which
@@ -79,7 +79,7 @@ class Clip:
     def files(self) -> list[Path]:
         """The files the clip is read from: one video file, or each frame of a PNG sequence."""
         if is_frame_sequence(self.path):
-            return [_frame_file(self.path, index) for index in range(self.first, self.first + self.frames)]
+            return [frame_file(self.path, index) for index in range(self.first, self.first + self.frames)]
         return [self.path]
 
     def describe(self) -> str:
@@ -107,11 +107,11 @@ def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
     if path.suffix.lower() == ".png" or _is_image(path):
         sequence = _sequence_pattern(path.parent, like=path.name)
         pattern = (
-            f"for the PNG sequence it is a frame of, give its pattern, --extend {_quoted(sequence)}"
+            f"for the PNG sequence it is a frame of, give its pattern, --extend {quoted(sequence)}"
             if sequence
             else "for a PNG sequence give its pattern (e.g. fox_%03d.png)"
         )  # the server's words match this
-        raise ClipError(f"{path.name} is one image, not a clip: to start a video from it use -i {_quoted(path)}; "
+        raise ClipError(f"{path.name} is one image, not a clip: to start a video from it use -i {quoted(path)}; "
                         f"{pattern}")  # fmt: skip
     try:
         return _read_video_file(path, frames)
@@ -143,7 +143,7 @@ def _folder_given(folder: Path) -> str:
                 "e.g. frames/fox_%03d.png)")  # fmt: skip
     if pattern.suffix.lower() == ".png":
         return (
-            f"the clip to extend, {folder}, is a folder of PNG frames: give their pattern, --extend {_quoted(pattern)}"
+            f"the clip to extend, {folder}, is a folder of PNG frames: give their pattern, --extend {quoted(pattern)}"
         )
     return f"the clip to extend, {folder}, is a folder of frames: {_not_png_frames(pattern)}"
 
@@ -152,8 +152,8 @@ def _not_png_frames(pattern: Path) -> str:
     """The fix for frames of a sequence that are not PNG (`fox_%03d.jpg`): ffmpeg's command that writes them as one."""
     png = pattern.with_suffix(".png")
     return (f"a sequence of frames is read from PNG files only, and {pattern.name} names {pattern.suffix} files: "
-            f"convert them first, ffmpeg -i {_quoted(pattern)} -start_number 0 {_quoted(png)}, then give "
-            f"--extend {_quoted(png)}")  # fmt: skip
+            f"convert them first, ffmpeg -i {quoted(pattern)} -start_number 0 {quoted(png)}, then give "
+            f"--extend {quoted(png)}")  # fmt: skip
 
 
 # A frame of a sequence: a name, then its number (the last digits), maybe more, then an image's extension.
@@ -200,7 +200,7 @@ def hdr_note(clip: Clip) -> str | None:
     sdr = clip.path.with_name(f"{clip.path.stem}-sdr.mp4")
     return (f"{clip.path.name} is HDR video ({clip.hdr}, as phones often record): its frames are read without tone "
             "mapping, so they look washed out in the longer video (SDR), and the new frames go on from that "
-            f"look; convert it to SDR first, ffmpeg -i {_quoted(clip.path)} -vf {TO_SDR} -crf 18 {_quoted(sdr)}, "
+            f"look; convert it to SDR first, ffmpeg -i {quoted(clip.path)} -vf {TO_SDR} -crf 18 {quoted(sdr)}, "
             "and extend that")  # fmt: skip
 
 
@@ -264,7 +264,7 @@ def last_frame_file(path: str | Path) -> Path:
     if not is_frame_sequence(path):
         return path
     first = _first_frame_number(path)
-    return _frame_file(path, 0 if first is None else _frame_numbers(path, first)[-1])
+    return frame_file(path, 0 if first is None else _frame_numbers(path, first)[-1])
 
 
 def is_clip_file(clip: str | Path, file: str | Path) -> bool:
@@ -277,7 +277,7 @@ def is_clip_file(clip: str | Path, file: str | Path) -> bool:
         return path.resolve() == target
     first = _first_frame_number(path) or 0
     for index in itertools.count():
-        frame = _frame_file(path, index)
+        frame = frame_file(path, index)
         if frame.resolve() == target:
             return True
         if index >= first and not frame.is_file():
@@ -467,18 +467,18 @@ def _rate_written(path: Path) -> float | None:
 def _read_png_sequence(pattern: Path) -> Clip:
     number = _first_frame_number(pattern)
     if number is None:
-        low, high = (_frame_file(pattern, n).name for n in (FIRST_FRAME_NUMBERS[0], FIRST_FRAME_NUMBERS[-1]))
+        low, high = (frame_file(pattern, n).name for n in (FIRST_FRAME_NUMBERS[0], FIRST_FRAME_NUMBERS[-1]))
         raise ClipError(f"the clip to extend was not found: {pattern} has no frame {low} (nor any up to {high}, "
                         "where a sequence may start)")  # fmt: skip
     numbers = _frame_numbers(pattern, number)
     if len(numbers) < 2:
         raise _one_frame(pattern, len(numbers))
-    first = _frame_file(pattern, number)
+    first = frame_file(pattern, number)
     (width, height), fps = _png_header(first)
     # Every frame's header (no pixels: cheap): one of another size, or not an image, would fail the writing of the
     # longer video only after sampling.
     for index in numbers[1:]:
-        frame = _frame_file(pattern, index)
+        frame = frame_file(pattern, index)
         size, _ = _png_header(frame)
         if size != (width, height):
             raise ClipError(f"{frame.name} is {size[0]}x{size[1]} and {first.name} {width}x{height}: the "
@@ -488,13 +488,13 @@ def _read_png_sequence(pattern: Path) -> Clip:
 
 def _first_frame_number(pattern: Path) -> int | None:
     """The number of a PNG sequence's first frame (the lowest of FIRST_FRAME_NUMBERS with a file), None if none."""
-    return next((number for number in FIRST_FRAME_NUMBERS if _frame_file(pattern, number).is_file()), None)
+    return next((number for number in FIRST_FRAME_NUMBERS if frame_file(pattern, number).is_file()), None)
 
 
 def _frame_numbers(pattern: Path, first: int) -> range:
     """The numbers of a PNG sequence's frames: from `first` until one is missing."""
     last = first
-    while _frame_file(pattern, last + 1).is_file():
+    while frame_file(pattern, last + 1).is_file():
         last += 1
     return range(first, last + 1)
 
@@ -529,10 +529,6 @@ def _one_frame(path: Path, frames: int) -> ClipError:
                      "but an image; start image-to-video from it with -i instead")  # fmt: skip
 
 
-def _frame_file(pattern: Path, index: int) -> Path:
-    return pattern.parent / (pattern.name % index)
-
-
 def _read_png(file: Path) -> np.ndarray:
     try:
         with PIL.Image.open(file) as image:
@@ -550,7 +546,3 @@ def _is_image(path: Path) -> bool:
             return getattr(image, "n_frames", 1) == 1
     except Exception:
         return False
-
-
-def _quoted(path: Path) -> str:
-    return shlex.quote(str(path))

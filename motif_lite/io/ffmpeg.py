@@ -1,5 +1,6 @@
-"""The ffmpeg executable that writes .mp4, .mkv, .mov and .webm (imageio-ffmpeg's), checked to run before any work
-needs it."""
+"""The ffmpeg executable that writes .mp4, .mkv, .mov and .webm and reads the clips a run goes on from
+(imageio-ffmpeg's, or the one $IMAGEIO_FFMPEG_EXE names), checked to run before any work needs it; and how it is
+started (in a process group of its own, passing a clip's frames each once)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Input images for image-to-video: loading and the reference's VAE preprocessing."""
+"""Input images for image-to-video: loading, with notes on what it changed and the reason a file is no image it
+reads (also for the server's uploads: `open_image`, `not_an_image`), and the reference's VAE preprocessing."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io.clip import MATROSKA_MAGIC, last_frame_file, url_fix
 from motif_lite.io.staging import is_frame_sequence
-from motif_lite.paths import user_path
+from motif_lite.paths import quoted, user_path
 
 
 def load_image(path: str | Path) -> PIL.Image.Image:
@@ -40,7 +41,7 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
     path = user_path(path)
     if path.is_dir():
         example = _an_image_in(path) or path / "first.png"
-        raise MotifLiteError(f"input image {path} is a directory; give the image file in it, e.g. {_quoted(example)}")
+        raise MotifLiteError(f"input image {path} is a directory; give the image file in it, e.g. {quoted(example)}")
     if not path.is_file():
         raise MotifLiteError(_missing_image(path))
     if path.stat().st_size == 0:  # Pillow would say only "cannot identify image file"
@@ -78,19 +79,13 @@ def _missing_image(path: Path) -> str:
     if is_frame_sequence(path) and (last := last_frame_file(path)).is_file():
         return (
             f"input image {path} is a PNG sequence's pattern, and -i takes one image: give one frame, e.g. its "
-            f"last, {_quoted(last)}, or go on from the sequence with --extend {_quoted(path)} in place of -i"
+            f"last, {quoted(last)}, or go on from the sequence with --extend {quoted(path)} in place of -i"
         )
     name = path.name.strip()  # all spaces, or no name (`/`): nothing to trim to
     trimmed = path.with_name(name) if name and name != path.name else None
     if trimmed is not None and trimmed.is_file():
-        return (
-            f"input image not found: {_quoted(path)}; the name has a space at an end, and {_quoted(trimmed)} is there"
-        )
+        return f"input image not found: {quoted(path)}; the name has a space at an end, and {quoted(trimmed)} is there"
     return f"input image not found: {path}"
-
-
-def _quoted(path: Path) -> str:
-    return shlex.quote(str(path))
 
 
 # ISO base media files (MP4, MOV, HEIF, AVIF) say what they hold in the brand after "ftyp" at byte 4.
@@ -103,7 +98,7 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
     on from one, its last frame is what image-to-video takes), a phone's HEIF photo, AVIF without Pillow's AVIF
     support, a vector or PDF drawing. None when the bytes say nothing known. `path`: the file, named in the commands
     it gives (None: an upload, named by placeholders)."""
-    name = "FILE" if path is None else shlex.quote(str(path))
+    name = "FILE" if path is None else quoted(path)
     stem = "frame" if path is None else path.stem
     brand = head[8:12] if head[4:8] == b"ftyp" else None
     if brand in _HEIF_BRANDS:

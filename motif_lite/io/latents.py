@@ -262,8 +262,10 @@ _RUN_TEXTS = ("model", "gguf", "diffusion_model", "quantize", "text_encoder_gguf
 
 def _check_description(info: dict, path: Path) -> None:
     """Refuse a description whose entries are not of the kind motif-lite writes (a hand-edited or damaged file), in
-    one line naming the entry, before anything reads them: `LatentsFileError`."""
-    for where, value, wanted in _description_problems(info):
+    one line naming the first such entry, before anything reads them: `LatentsFileError`."""
+    problems = _description_problems(info)
+    if problems:
+        where, value, wanted = problems[0]
         raise LatentsFileError(
             f"{path}: its description's {where} is {shown(value)}, not {wanted} (the file was edited or damaged): copy "
             "it again from where it was saved, or make the video again"

@@ -17,7 +17,7 @@ from pathlib import Path
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.ffmpeg import find_ffmpeg
 from motif_lite.io.latents import SUFFIX as LATENTS_SUFFIX
-from motif_lite.io.staging import is_frame_sequence
+from motif_lite.io.staging import frame_file, is_frame_sequence
 from motif_lite.io.video import VIDEO_EXTENSIONS
 from motif_lite.paths import user_path
 
@@ -82,7 +82,7 @@ def _first_frame(pattern: Path) -> Path | None:
         return None
     for number in (0, 1):
         try:
-            frame = pattern.with_name(pattern.name % number)
+            frame = frame_file(pattern, number)
         except (TypeError, ValueError):  # another % in the name
             return None
         if frame.is_file():

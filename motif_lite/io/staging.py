@@ -23,6 +23,11 @@ def is_frame_sequence(path: Path) -> bool:
     return path.suffix.lower() == ".png" and FRAME_PATTERN.search(path.name) is not None
 
 
+def frame_file(pattern: Path, index: int) -> Path:
+    """The file of frame `index` of a PNG sequence: `out_%03d.png`, 7 -> `out_007.png`."""
+    return pattern.parent / (pattern.name % index)
+
+
 @dataclass
 class StagedOutput:
     """Where to write (`partial`, a hidden sibling) and, once the `staged_output` block has ended, where the output
@@ -70,7 +75,7 @@ def staged_output(path: Path, frames: int, fallback: Callable[[Path], Path] | No
 def _staged_files(partial: Path, final: Path, frames: int) -> list[tuple[Path, Path]]:
     if not is_frame_sequence(final):
         return [(partial, final)]
-    return [(partial.with_name(partial.name % i), final.with_name(final.name % i)) for i in range(frames)]
+    return [(frame_file(partial, i), frame_file(final, i)) for i in range(frames)]
 
 
 def described_output(path: Path, frames: int) -> str:
@@ -78,7 +83,7 @@ def described_output(path: Path, frames: int) -> str:
     if FRAME_PATTERN.search(path.name) is None:
         return str(path)
     if frames == 1:
-        return str(path.with_name(path.name % 0))
+        return str(frame_file(path, 0))
     return f"{path} ({path.name % 0} ... {path.name % (frames - 1)})"
 
 

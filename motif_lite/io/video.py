@@ -1,11 +1,12 @@
 """Write generated frames as .mp4 (.mkv, .mov), .webm, animated .webp / .gif, a lossless PNG sequence, or (one
-frame) a PNG image.
+frame) a PNG image; and the output's name: checked before any work (`check_output_path`, `check_crf`, ...), and
+chosen without replacing an earlier video (`unused_path`, `claim`).
 
 Frames arrive as chunks (the VAE decoder streams them): each chunk is a uint8 `[F, H, W, 3]` array/tensor or a
 float `[3, F, H, W]` tensor in [-1, 1] (as decoded). Chunks are converted and written one frame at a time, so a
-whole float video never sits in memory next to its uint8 copy. mp4/webm go through the ffmpeg binary of
-imageio-ffmpeg (a pipe, fully streamed); gif/webp through Pillow, which keeps one uint8 copy of the frames.
-The generation settings are stored as one JSON string in each format's comment field.
+whole float video never sits in memory next to its uint8 copy. mp4/mkv/mov/webm go through ffmpeg (`find_ffmpeg`:
+a pipe, fully streamed); gif/webp through Pillow, which keeps one uint8 copy of the frames. The generation settings
+are stored as one JSON string in each format's comment field.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import itertools
 import json
 import os
 import re
-import shlex
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -35,10 +35,11 @@ from motif_lite.io.staging import (
     FRAME_PATTERN,
     check_writable_folder,
     creating_fails,
+    frame_file,
     is_frame_sequence,
     output_of,
 )
-from motif_lite.paths import file_in_the_way, user_path
+from motif_lite.paths import file_in_the_way, quoted, user_path
 
 Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
@@ -92,9 +93,12 @@ _BT709 = [
 def unused_path(path: Path) -> Path:
     """`path` when nothing is there, else the first free `stem-2.suffix`, `stem-3.suffix`, ... beside it (a PNG
     sequence, `f_%03d.png`, is there when its first frame is)."""
-    if not _taken(path):
-        return path
-    return next(candidate for n in itertools.count(2) if not _taken(candidate := numbered_path(path, n)))
+    return next(candidate for candidate in candidate_paths(path) if not _taken(candidate))
+
+
+def candidate_paths(path: Path) -> Iterator[Path]:
+    """The names an output of `path` may take, in order: `path`, then `stem-2.suffix`, `stem-3.suffix`, ..."""
+    return itertools.chain([path], (numbered_path(path, n) for n in itertools.count(2)))
 
 
 def _taken(path: Path) -> bool:
@@ -104,7 +108,7 @@ def _taken(path: Path) -> bool:
 
 def _first_file(path: Path) -> Path:
     """The file that shows `path` is taken: itself, or a PNG sequence's first frame."""
-    return path.parent / (path.name % 0) if is_frame_sequence(path) else path
+    return frame_file(path, 0) if is_frame_sequence(path) else path
 
 
 def claim(path: Path) -> bool:
@@ -131,8 +135,7 @@ def claimed_before(path: Path, moment: float) -> bool:
 
 def claim_unused_path(path: Path) -> Path:
     """`unused_path`, claimed (`claim`): the first name from `path` on that no file and no other run has taken."""
-    candidates = itertools.chain([path], (numbered_path(path, n) for n in itertools.count(2)))
-    return next(candidate for candidate in candidates if claim(candidate))
+    return next(candidate for candidate in candidate_paths(path) if claim(candidate))
 
 
 def release_claims(paths: Iterable[Path]) -> None:
@@ -175,18 +178,16 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
     folder = isinstance(path, str) and path.endswith(("/", os.sep))  # `-o renders/`: Path drops the slash
     path = user_path(path)
     if path.is_dir():  # first: a folder (`-o renders`) has no suffix, and "unsupported format" would mislead
-        raise MotifLiteError(
-            f"output path {path} is a directory; give a file name, e.g. {_quoted(path / 'output.mp4')}"
-        )
+        raise MotifLiteError(f"output path {path} is a directory; give a file name, e.g. {quoted(path / 'output.mp4')}")
     if folder:
         raise MotifLiteError(
             f"output {path}/ names a folder, and that folder does not exist; -o takes a file name: create the "
-            f"folder (mkdir -p {_quoted(path)}) and give a file in it, e.g. {_quoted(path / 'output.mp4')}"
+            f"folder (mkdir -p {quoted(path)}) and give a file in it, e.g. {quoted(path / 'output.mp4')}"
         )
     suffix = path.suffix.lower()
     if not suffix:
         raise MotifLiteError(
-            f"output {path} has no extension to say its format: e.g. {_quoted(f'{path}.mp4')} ({_FORMATS})"
+            f"output {path} has no extension to say its format: e.g. {quoted(f'{path}.mp4')} ({_FORMATS})"
         )
     if suffix not in VIDEO_EXTENSIONS:
         raise MotifLiteError(f"unsupported output format {suffix!r} for {path}; use {_FORMATS}")
@@ -198,7 +199,7 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
     if suffix == ".png" and not patterns and frames is not None and frames != 1:
         raise MotifLiteError(
             f"{path.name} is one image, and this video has {frames} frames: for a PNG per frame put a frame-number "
-            f"pattern in the name, e.g. {_quoted(path.with_name(f'{path.stem}_%03d.png'))} (or ask for one frame: "
+            f"pattern in the name, e.g. {quoted(path.with_name(f'{path.stem}_%03d.png'))} (or ask for one frame: "
             "--video-frames 1)"
         )
     if suffix != ".png" and patterns:
@@ -208,17 +209,11 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
         raise MotifLiteError(f"output directory {parent} cannot be made: {blocker} is a file, not a folder: write to "
                              "another folder")  # fmt: skip
     if not parent.is_dir():
-        raise MotifLiteError(f"output directory {parent} does not exist; create it first (mkdir -p {_quoted(parent)})")
+        raise MotifLiteError(f"output directory {parent} does not exist; create it first (mkdir -p {quoted(parent)})")
     check_writable_folder(parent, "output directory")  # by creating a file there: root passes os.access anywhere
     if suffix in _FFMPEG:  # else a missing ffmpeg shows only once the video is made
         find_ffmpeg()
     return True
-
-
-def _quoted(path: str | Path) -> str:
-    """A path as a shell takes it (a folder with a space in its name), for the commands and names a message
-    suggests: they are pasted."""
-    return shlex.quote(str(path))
 
 
 def replaces_file(output: str | Path, frames: int, file: str | Path) -> bool:
@@ -289,7 +284,7 @@ def stale_frames_note(path: str | Path, frames: int) -> str | None:
     path = user_path(path)
     if not is_frame_sequence(path):
         return None
-    stale = list(itertools.takewhile(Path.exists, (path.parent / (path.name % i) for i in itertools.count(frames))))
+    stale = list(itertools.takewhile(Path.exists, (frame_file(path, i) for i in itertools.count(frames))))
     if not stale:
         return None
     files = stale[0].name if len(stale) == 1 else f"{stale[0].name} to {stale[-1].name}"
@@ -448,7 +443,7 @@ def _write_failure(path: Path, said: str | None) -> str:
 
 def _write_png_sequence(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
     for index, frame in enumerate(stream):
-        _write_png(frame, path.parent / (path.name % index), fps, comment)
+        _write_png(frame, frame_file(path, index), fps, comment)
 
 
 def _write_png_image(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:

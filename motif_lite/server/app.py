@@ -28,14 +28,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.clip_upload import (
+    UNNAMED,
     UploadedClip,
     in_upload_words,
+    plain_name,
     read_upload,
     save_upload,
     upload_names,
@@ -77,6 +79,7 @@ from motif_lite.server.worker import Worker
 from motif_lite.version import VERSION
 
 if TYPE_CHECKING:
+    from motif_lite.io.clip import Clip
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.settings import Settings
 
@@ -388,24 +391,10 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
             if image_path is not None:
                 image_path.write_bytes(body.image)
                 kept.append(image_path)
-            clip_path, clip, names, uploaded = None, None, {}, None
             output = store.video_path(job_id)
-            fields = body.request_fields
-            if extended is not None:  # taken first: the clip checked is the one the job will read
-                clip_path = keep_clip(store, extended.id, job_id)
-                kept.append(clip_path)
-                names = server_names(clip_path, extended.id, output)
-                clip = checked_clip(clip_path, extended, names)
-                made = extended.settings
-                fields = with_clip_defaults(body, made["width"], made["height"], made["fps"])
-            elif upload is not None:  # written beside the job, where the worker reads it, then read as run reads it
-                clip_path = store.clip_path(job_id)
-                kept.append(clip_path)
-                uploaded = uploaded_record(upload, save_upload(upload, clip_path, config.max_video_upload_bytes))
-                names = upload_names(clip_path, upload, output)
-                clip = read_upload(clip_path, upload, config.max_image_pixels, names)
-                fields = with_clip_defaults(body, clip.width, clip.height, clip.fps)
-            fields, capped = within_max_video(fields, config.max_video)
+            source = _take_source_video(store, config, body, job_id, extended, kept)
+            clip_path, clip, names, uploaded = source.path, source.clip, source.names, source.uploaded
+            fields, capped = within_max_video(source.fields, config.max_video)
 
             def worded(text: str) -> str:  # a message or note of run's checks, in the client's names and fields
                 return in_upload_words(text, names) if upload is not None else in_api_words(renamed(text, names))
@@ -451,6 +440,44 @@ def _submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
         return job
 
     return submit
+
+
+@dataclass(frozen=True)
+class _SourceVideo:
+    """The video a job goes on from, taken for it (`_take_source_video`); no path, clip or record for a job that goes
+    on from none."""
+
+    path: Path | None  # the job's own file of it, where the worker reads it
+    clip: Clip | None  # that file, read and checked as `motif-lite run --extend` reads it
+    names: dict[str, str]  # its file names -> what a client calls them, for messages (`renamed`, `in_upload_words`)
+    uploaded: dict[str, str] | None  # an uploaded video's record, {name, sha256}
+    fields: dict[str, Any]  # the body's request fields, with the video's size and rate where the body gives none
+
+
+def _take_source_video(
+    store: JobStore, config: ServerConfig, body: CreateBody, job_id: str, extended: Job | None, kept: list[Path]
+) -> _SourceVideo:
+    """Give the job `job_id` its own file of the video it goes on from (a video of this server, `extended`, or the
+    body's upload), appended to `kept`, and read it; 400 when it cannot be used."""
+    output = store.video_path(job_id)
+    upload: UploadedClip | None = body.extend_upload
+    if extended is not None:  # taken first: the clip checked is the one the job will read
+        path = keep_clip(store, extended.id, job_id)
+        kept.append(path)
+        names = server_names(path, extended.id, output)
+        clip = checked_clip(path, extended, names)
+        made = extended.settings
+        return _SourceVideo(
+            path, clip, names, None, with_clip_defaults(body, made["width"], made["height"], made["fps"])
+        )
+    if upload is not None:  # written beside the job, where the worker reads it, then read as run reads it
+        path = store.clip_path(job_id)
+        kept.append(path)
+        uploaded = uploaded_record(upload, save_upload(upload, path, config.max_video_upload_bytes))
+        names = upload_names(path, upload, output)
+        clip = read_upload(path, upload, config.max_image_pixels, names)
+        return _SourceVideo(path, clip, names, uploaded, with_clip_defaults(body, clip.width, clip.height, clip.fps))
+    return _SourceVideo(None, None, {}, None, body.request_fields)
 
 
 def _remove(paths: list[Path]) -> None:
@@ -509,8 +536,6 @@ def _check_planned_size(request: GenerationRequest, max_video: tuple[int, int, i
 
 def _image_name(filename: str | None) -> str | None:
     """The plain file name an uploaded first frame was sent under, None when it came without one."""
-    from motif_lite.server.clip_upload import UNNAMED, plain_name
-
     name = plain_name(filename)
     return None if name == UNNAMED else name
 
@@ -524,35 +549,8 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[byte
         if content_type == "application/x-www-form-urlencoded" and _looks_like_json(form.keys()):
             raise ApiError(400, "the body looks like JSON: send it with Content-Type: application/json (curl: -H "
                            "'Content-Type: application/json')", None, "invalid_value")  # fmt: skip
-        fields: dict[str, Any] = {}
-        image, image_name = None, None
-        lora_items: dict[str, list[str]] = {}  # the SDK's form encoding of a list: `loras[]`, `loras[][name]`, ...
-        for key, value in form.multi_items():
-            if key in FORM_LORA_KEYS and isinstance(value, str):
-                lora_items.setdefault(key, []).append(value)
-            elif isinstance(value, UploadFile):
-                if key in ("video", "extend"):  # a video to go on from (the SDK's extend sends `video`)
-                    if key in fields:
-                        raise ApiError(400, f"{key} was sent twice", key, "invalid_value")
-                    fields[key] = UploadedClip.of(value.file, value.filename)  # written beside the job once checked
-                    continue
-                if key != "input_reference":
-                    raise ApiError(400, f"unexpected file field {key!r}; the first frame goes in input_reference, a "
-                                   "video to extend in extend (video on /v1/videos/extensions)", key,
-                                   "unknown_parameter")  # fmt: skip
-                image = await value.read()
-                image_name = _image_name(value.filename)
-            elif key == "input_reference[image_url]":  # the SDK's form encoding of {"image_url": ...}
-                fields["input_reference"] = {"image_url": value}
-            elif key in fields:
-                raise ApiError(400, f"{key} was sent twice", key, "invalid_value")
-            else:
-                fields[key] = value
-        if lora_items:
-            if "loras" in fields:
-                raise ApiError(400, "loras was sent twice", "loras", "invalid_value")
-            fields["loras"] = form_loras(lora_items)
-        return fields, (image, image_name), True
+        fields, image = await _form_fields(form)
+        return fields, image, True
     if content_type not in ("application/json", ""):
         raise ApiError(400, f"send application/json or multipart/form-data, not {content_type}", None,
                        "invalid_value")  # fmt: skip
@@ -568,7 +566,40 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[byte
     return body, (None, None), False
 
 
-async def _read_form(request: Request):
+async def _form_fields(form: FormData) -> tuple[dict[str, Any], tuple[bytes | None, str | None]]:
+    """(fields, (uploaded first frame, the file name it was sent under)) of a parsed form."""
+    fields: dict[str, Any] = {}
+    image, image_name = None, None
+    lora_items: dict[str, list[str]] = {}  # the SDK's form encoding of a list: `loras[]`, `loras[][name]`, ...
+    for key, value in form.multi_items():
+        if key in FORM_LORA_KEYS and isinstance(value, str):
+            lora_items.setdefault(key, []).append(value)
+        elif isinstance(value, UploadFile):
+            if key in ("video", "extend"):  # a video to go on from (the SDK's extend sends `video`)
+                if key in fields:
+                    raise ApiError(400, f"{key} was sent twice", key, "invalid_value")
+                fields[key] = UploadedClip.of(value.file, value.filename)  # written beside the job once checked
+                continue
+            if key != "input_reference":
+                raise ApiError(400, f"unexpected file field {key!r}; the first frame goes in input_reference, a "
+                               "video to extend in extend (video on /v1/videos/extensions)", key,
+                               "unknown_parameter")  # fmt: skip
+            image = await value.read()
+            image_name = _image_name(value.filename)
+        elif key == "input_reference[image_url]":  # the SDK's form encoding of {"image_url": ...}
+            fields["input_reference"] = {"image_url": value}
+        elif key in fields:
+            raise ApiError(400, f"{key} was sent twice", key, "invalid_value")
+        else:
+            fields[key] = value
+    if lora_items:
+        if "loras" in fields:
+            raise ApiError(400, "loras was sent twice", "loras", "invalid_value")
+        fields["loras"] = form_loras(lora_items)
+    return fields, (image, image_name)
+
+
+async def _read_form(request: Request) -> FormData:
     """The parsed form; a form over the parser's limits (a second file, too many fields, a field over 2 MiB) is a 400
     with a documented code, not Starlette's HTTPException (code null)."""
     try:
@@ -674,18 +705,13 @@ class BodyLimit:
     DRAIN_FACTOR = 4
 
     def __init__(
-        self,
-        app,
-        max_bytes: int,
-        max_upload_bytes: int,
-        max_form_bytes: int | None = None,
-        max_video_upload_bytes: int | None = None,
+        self, app, max_bytes: int, max_upload_bytes: int, max_form_bytes: int, max_video_upload_bytes: int
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.max_upload_bytes = max_upload_bytes  # what the limit is made from, named in the message
-        self.max_form_bytes = max_bytes if max_form_bytes is None else max_form_bytes
-        self.max_video_upload_bytes = max_video_upload_bytes
+        self.max_form_bytes = max_form_bytes
+        # What the limits are made from, named in the message.
+        self.max_upload_bytes, self.max_video_upload_bytes = max_upload_bytes, max_video_upload_bytes
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send) -> None:
         if scope["type"] != "http":
@@ -728,7 +754,7 @@ class BodyLimit:
             drained += len(message.get("body", b""))
             drain = message["type"] == "http.request" and message.get("more_body", False)
         limits = f"{upload_limit(self.max_upload_bytes)}, as a file or in JSON as base64"
-        if form and self.max_video_upload_bytes is not None:
+        if form:
             limits = f"{upload_limit(self.max_upload_bytes)}; {video_upload_limit(self.max_video_upload_bytes)}"
         error = ApiError(413, f"the request is larger than this server's limit of {limit:,} bytes ({limits})", None,
                          "request_too_large")  # fmt: skip

@@ -82,6 +82,17 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
 """
+# The columns added since the first version, in order, as `_SCHEMA` defines them. The jobs before each get its
+# default: no notes or LoRAs, no video extended, the codec's crf (as they were queued with), no remix.
+_ADDED_COLUMNS = {
+    "notes": "TEXT NOT NULL DEFAULT '[]'",
+    "loras": "TEXT NOT NULL DEFAULT '[]'",
+    "extend": "TEXT",
+    "clip_frames": "INTEGER",
+    "crf": "INTEGER",
+    "remixed_from": "TEXT",
+    "extend_file": "TEXT",
+}
 
 
 def new_job_id() -> str:
@@ -136,15 +147,9 @@ class Job:
         """The job a row holds; `DamagedJob` for a row this store never writes (edited by hand, or damaged)."""
         values = dict(row)
         for column in _JSON_COLUMNS:
-            try:
-                values[column] = json.loads(values[column])
-            except (TypeError, ValueError):
-                raise DamagedJob(values["id"], f"{column} is not JSON") from None
-        if values["extend_file"] is not None:
-            try:
-                values["extend_file"] = json.loads(values["extend_file"])
-            except (TypeError, ValueError):
-                raise DamagedJob(values["id"], "extend_file is not JSON") from None
+            values[column] = _parsed_json(values, column)
+        if values["extend_file"] is not None:  # NULL: no uploaded video
+            values["extend_file"] = _parsed_json(values, "extend_file")
         if (problem := _row_problem(values)) is not None:
             raise DamagedJob(values["id"], problem)
         values["has_image"] = bool(values["has_image"])
@@ -154,6 +159,13 @@ class Job:
 
 _JSON_COLUMNS = ("settings", "effective", "notes", "loras")
 _LAST_TIME = 253402300800  # 10000-01-01: the first moment a date (the API's times) cannot show
+
+
+def _parsed_json(values: dict[str, Any], column: str) -> Any:
+    try:
+        return json.loads(values[column])
+    except (TypeError, ValueError):
+        raise DamagedJob(values["id"], f"{column} is not JSON") from None
 
 
 def _row_problem(values: dict[str, Any]) -> str | None:
@@ -307,20 +319,9 @@ class JobStore:
     def _add_missing_columns(self) -> None:
         """A database an earlier version made gets the columns added since (CREATE TABLE IF NOT EXISTS keeps it)."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
-        if "notes" not in columns:
-            self._db.execute("ALTER TABLE jobs ADD COLUMN notes TEXT NOT NULL DEFAULT '[]'")
-        if "loras" not in columns:
-            self._db.execute("ALTER TABLE jobs ADD COLUMN loras TEXT NOT NULL DEFAULT '[]'")
-        if "extend" not in columns:
-            self._db.execute("ALTER TABLE jobs ADD COLUMN extend TEXT")
-        if "clip_frames" not in columns:
-            self._db.execute("ALTER TABLE jobs ADD COLUMN clip_frames INTEGER")
-        if "crf" not in columns:  # the jobs queued before it keep the codec's default, as they were queued with
-            self._db.execute("ALTER TABLE jobs ADD COLUMN crf INTEGER")
-        if "remixed_from" not in columns:  # the jobs before it were no remixes
-            self._db.execute("ALTER TABLE jobs ADD COLUMN remixed_from TEXT")
-        if "extend_file" not in columns:  # the jobs before it went on from no uploaded video
-            self._db.execute("ALTER TABLE jobs ADD COLUMN extend_file TEXT")
+        for column, definition in _ADDED_COLUMNS.items():
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         with self._lock:
@@ -460,9 +461,8 @@ class JobStore:
                 (status, error is None, time.time(), code, message, job_id, IN_PROGRESS),
             )
             done = cursor.rowcount == 1
-        self.input_path(job_id).unlink(missing_ok=True)
-        self.clip_path(job_id).unlink(missing_ok=True)
-        self.retried_path(job_id).unlink(missing_ok=True)
+        for path in self._inputs(job_id):  # what it was given; what it made (video, sampling state) stays
+            path.unlink(missing_ok=True)
         return done
 
     def requeue(self, job_id: str) -> None:
@@ -484,12 +484,13 @@ class JobStore:
         return job
 
     def remove_files(self, job_id: str) -> None:
-        for path in (self.video_path(job_id), self.thumbnail_path(job_id), self.preview_path(job_id)):
+        outputs = (self.video_path(job_id), self.thumbnail_path(job_id), self.preview_path(job_id))
+        for path in (*outputs, *self._inputs(job_id), self.state_path(job_id)):
             path.unlink(missing_ok=True)
-        self.input_path(job_id).unlink(missing_ok=True)
-        self.clip_path(job_id).unlink(missing_ok=True)
-        self.state_path(job_id).unlink(missing_ok=True)
-        self.retried_path(job_id).unlink(missing_ok=True)
+
+    def _inputs(self, job_id: str) -> tuple[Path, ...]:
+        """The files a job needs only until it ends: its first frame, the video it goes on from, its retry mark."""
+        return self.input_path(job_id), self.clip_path(job_id), self.retried_path(job_id)
 
     def recover(self) -> Recovered:
         """After a restart: the jobs that were running go back to the queue once, from their last saved sampling

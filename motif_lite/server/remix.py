@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, QUEUED, Job
-from motif_lite.server.schema import MOTIF_FIELDS, ApiError
+from motif_lite.server.schema import MOTIF_FIELDS, ApiError, is_upload
 
 
 def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> 
                        "extra_body={'input_reference': {'image_url': 'data:image/png;base64,...'}})",
                        "input_reference", "missing_required_parameter")  # fmt: skip
     uploaded = source.extend_file
-    if uploaded is not None and not _is_upload(given.get("extend")):
+    if uploaded is not None and not is_upload(given.get("extend")):
         raise ApiError(400, f"video {source.id} went on from an uploaded video ({uploaded['name']}, sha256 "
                        f"{uploaded['sha256']}), which the server does not keep once a job ends: send it again as the "
                        "file extend in a multipart body to remix it (curl: -F extend=@FILE)", "extend",
@@ -42,12 +42,6 @@ def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> 
     if source.extends:  # an extension's size is its video's: another file sent to go on from brings its own
         del fields["size"]
     return {**fields, **given}
-
-
-def _is_upload(value: Any) -> bool:
-    from motif_lite.server.clip_upload import UploadedClip
-
-    return isinstance(value, UploadedClip)
 
 
 def source_fields(source: Job) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 A create body (JSON, or multipart form fields where every value is a string) becomes the keyword arguments of a
 `GenerationRequest`: only the fields the client sent, so that everything else keeps the request's own defaults
 (and `resolve()` validates all of it exactly as it does for `motif-lite run`). A stored `Job` becomes a video
-object. Errors are `ApiError`s, rendered as `{"error": {"message", "type", "param", "code"}}`.
+object. The `loras` field is parsed here (which files it may name is loras.py's), and the messages and notes of the
+checks `motif-lite run` shares with the server are put in the API's field names (`in_api_words`). Errors are
+`ApiError`s, rendered as `{"error": {"message", "type", "param", "code"}}`.
 """
 
 from __future__ import annotations
@@ -205,15 +207,16 @@ def parse_create(
         image_name = None  # a data URL has no file name
     loras = parse_loras(given["loras"], from_form) if "loras" in given else []
     extend = request_fields.pop("extend", None)
-    upload = extend if _is_upload(extend) else None
+    upload = extend if is_upload(extend) else None
     extend = None if extend is None or upload is not None else _video_id(extend)
     crf = _form_value(given["crf"], int, "crf") if from_form and "crf" in given else given.get("crf")
     image_name = None if image is None else image_name
     return CreateBody(request_fields, image, loras, extend, seconds, crf, upload, image_name)
 
 
-def _is_upload(value: Any) -> bool:
-    from motif_lite.server.clip_upload import UploadedClip
+def is_upload(value: Any) -> bool:
+    """Whether a create field holds an uploaded video file (`clip_upload.UploadedClip`, from a multipart body)."""
+    from motif_lite.server.clip_upload import UploadedClip  # which imports this module
 
     return isinstance(value, UploadedClip)
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from motif_lite.errors import CheckpointError, listed
+from motif_lite.weights.modules import replace_module
 
 # safetensors' names of the fp8 dtypes torch computes with.
 FLOAT8_DTYPES = {"F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2}
@@ -154,8 +155,7 @@ def use_float8_linears(
             device=linear.weight.device,
             bias_dtype=linear.weight.dtype,
         )
-        parent, _, child = module_name.rpartition(".")
-        setattr(model.get_submodule(parent), child, layer)
+        replace_module(model, module_name, layer)
         swapped.add(module_name)
     return swapped
 

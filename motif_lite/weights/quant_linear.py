@@ -27,6 +27,7 @@ from torch import nn
 from motif_lite.errors import CheckpointError
 from motif_lite.weights.dequant import check_supported, dequantize, packed_nbytes
 from motif_lite.weights.gguf_file import PackedTensor
+from motif_lite.weights.modules import replace_module
 from motif_lite.weights.quant_embedding import QuantizedEmbedding
 
 # kernel(x, packed, qtype, out_features, in_features, bias) -> y, e.g. a fused Triton dequant-matmul.
@@ -120,8 +121,7 @@ def replace_linears(model: nn.Module, packed: Mapping[str, PackedTensor]) -> Non
             device=linear.weight.device,
             bias_dtype=linear.weight.dtype,
         )
-        parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name), child, layer)
+        replace_module(model, name, layer)
 
 
 def quantized_state_dict(

@@ -628,14 +628,19 @@ async function showModel() {
   } catch (_) { /* shown by refresh */ }
 }
 
+function readServer() {
+  // Everything the page shows of the server, read again whenever the API key changes.
+  showModel();
+  loadInfo();
+  loadLoras();
+  refresh();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   $("api-key").value = apiKey();
   $("api-key").addEventListener("change", () => {
     localStorage.setItem("motif-lite-api-key", $("api-key").value.trim());
-    showModel();
-    loadInfo();
-    loadLoras();
-    refresh();
+    readServer();
   });
   restoreForm();
   $("create").addEventListener("input", saveForm);
@@ -649,8 +654,5 @@ document.addEventListener("DOMContentLoaded", () => {
   $("lora-refresh").addEventListener("click", loadLoras);
   $("clip").addEventListener("change", chooseClip);
   $("image").addEventListener("change", chooseImage);
-  showModel();
-  loadInfo();
-  loadLoras();
-  refresh();
+  readServer();
 });
