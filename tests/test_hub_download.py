@@ -661,6 +661,10 @@ def test_a_run_no_memory_plan_fits_is_refused_before_the_checkpoint_downloads(em
     # after the whole checkpoint (10+ GB) had downloaded; now the plan is made from the official configs first.
     import torch
 
+    # On the CPU, --ram alone makes a plan: one it cannot hold is refused before the download too.
+    code, err = empty_cache_run("--gguf", "Q4_K_M", "--ram", "1")
+    assert code == cli.EXIT_USER_ERROR and "of host memory, but --ram is 1.00 GiB" in err, err
+    assert "downloading" not in err and fake_hub.downloads == []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * 2**30, 4 * 2**30))

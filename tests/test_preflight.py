@@ -165,6 +165,11 @@ def test_a_vram_whose_reserve_is_more_than_the_gpu_is_lowered_to_the_vram_that_f
     with warnings.catch_warnings():  # the figure it names plans without the warning, within the card
         warnings.simplefilter("error")
         assert plan_generation(request, sources, device="cuda", vram_gib=7.40).budget_bytes == int(7.40 * 2**30)
+    # --vram the GPU's whole memory is no slip beyond it: lowered the same way, not replaced by the free memory.
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (6 * 2**30, 8 * 2**30))
+    with pytest.warns(UserWarning) as said:
+        assert plan_generation(request, sources, device="cuda", vram_gib=8).budget_bytes == int(8 * 2**30 / 1.08)
+    assert not [w for w in said if "more than this GPU's whole memory" in str(w.message)]
 
 
 @pytest.mark.parametrize("windows_driver", [True, False])
@@ -194,6 +199,13 @@ def test_a_vram_budget_above_the_free_memory_is_kept_and_warned_of_where_it_spil
     if windows_driver:  # compared with what a plan may take of the free memory, not with the GPU's total
         free_budget = memory_size(int(6 * 2**30 / RESERVED_RATIO))
         assert spills[0].startswith(f"--vram 7.00 GiB is more than the {free_budget} this GPU can give a run now")
+    # A --vram lowered to the most whose reserve fits, on a GPU with all of it free: that is what the free memory
+    # gives, so nothing spills (the figure asked for, 7.9 GiB, would have).
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8 * 2**30, 8 * 2**30))
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert plan_generation(request, sources, device="cuda", vram_gib=7.9).budget_bytes == int(8 * 2**30 / 1.08)
+    assert not [warning for warning in said if "spills into system memory" in str(warning.message)]
 
 
 def test_guidance_is_batched_on_cuda_only_unless_asked(no_network):
