@@ -768,3 +768,24 @@ def test_batched_guidance_is_decided_by_one_rule():
     assert batched_guidance(False, cuda, room) == (False, False)
     assert batched_guidance(False, cuda, no_room) == (False, False)  # --no-batch-guidance is never "refused"
     assert batched_guidance(None, cpu, room) == (False, False)
+
+
+def test_a_lora_before_the_download_is_checked_against_the_transformer_config_the_cache_holds(checkpoint, no_network):
+    # The official repo's configs cached, its weights not (they would download): a LoRA of the cached config's
+    # shapes fits it, one of the official architecture's does not; the built-in official config is for no cache.
+    from safetensors.torch import save_file
+
+    from motif_lite.choices import MOTIF_REPO
+    from motif_lite.preflight import local_file_problems
+    from motif_lite.weights.lora import LoRASpec
+
+    snapshot = no_network / "models--Motif-Technologies--Motif-Video-2B" / "snapshots" / ("0" * 40)
+    shutil.copytree(checkpoint[0], snapshot, ignore=shutil.ignore_patterns("*.safetensors"))
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    layer = "transformer.transformer_blocks.0.attn.to_q"
+    for size, fits in ((64, True), (1536, False)):  # the tiny model's to_q, the official one's
+        lora = no_network.parent / f"lora-{size}.safetensors"
+        save_file({f"{layer}.lora_A.weight": torch.ones(2, size), f"{layer}.lora_B.weight": torch.ones(size, 2)}, lora)
+        problems = local_file_problems(MOTIF_REPO, loras=[LoRASpec(lora)])
+        assert (problems == []) == fits, problems
