@@ -322,10 +322,14 @@ def _counted(parts: dict[str, int]) -> str:
 def _cached_repo(name: str, component: Component) -> Path:
     """The local copy of the Hub repo `name` in the Hugging Face cache, where `motif-lite run -m REPO` put it (the
     quantizer never downloads); a `CheckpointError` saying how to get the files otherwise."""
+    from motif_lite.io.gguf_source import gguf_address_problem
     from motif_lite.io.hub import cached_snapshot, hub_address, is_repo_id, local_dir_for
 
     address = hub_address(name)  # the repo's web address (or a file's in it), copied from the browser
-    repo = address.repo if address is not None and not address.names_gguf else name
+    if address is not None and address.names_gguf:  # a GGUF file of the Hub: "does not exist" said nothing more
+        problem, fix = gguf_address_problem(name, "quantize") or ("", "")
+        raise CheckpointError(f"source {name}: {problem}; {fix}")
+    repo = address.repo if address is not None else name
     if not is_repo_id(repo):
         raise CheckpointError(f"source {name} does not exist")
     snapshot = cached_snapshot(repo)

@@ -586,6 +586,12 @@ def test_one_shard_given_for_a_weight_file_gets_the_fix_its_refusal_gives(tiny, 
         [finding] = check_setup(tiny[0], weights={"text_encoder": given}).problems
         assert finding.message.endswith("; fix: -m with the checkpoint folder that holds every shard, and no "
                                         "--text-encoder"), finding.message  # fmt: skip
+    # A folder of one file named as the only shard ("-00001-of-00001"): that file is the whole component.
+    only = tmp_path / "only"
+    only.mkdir()
+    shutil.copy(tiny[0] / "text_encoder" / "model.safetensors", only / "model-00001-of-00001.safetensors")
+    [finding] = check_setup(tiny[0], weights={"text_encoder": only}).problems
+    assert finding.message.endswith(f"; fix: --text-encoder {only / 'model-00001-of-00001.safetensors'}"), finding
 
 
 @pytest.mark.parametrize(

@@ -357,12 +357,28 @@ def test_other_tools_command_names_get_ours(capsys, command, hint):
 
 
 @pytest.mark.parametrize(
+    ("argv", "not_said"),
+    [
+        (["check", "--dry-run"], "verify has no dry run"),  # check has none either, and is no verify
+        (["decode", "a.latents.safetensors", "b.latents.safetensors"], "--resume"),  # decode has no --resume
+        (["run", "-p", "x", "./no/such/folder"], "goes after -m"),  # no folder there: not said as a checkpoint
+    ],
+)
+def test_a_hint_is_given_only_to_the_command_it_fits(capsys, argv, not_said):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "unrecognized arguments" in err and not_said not in err, err
+
+
+@pytest.mark.parametrize(
     ("argv", "meant"),
     [
         (["chek", "-m", "my ckpt"], "motif-lite check -m 'my ckpt'"),
         (["verfiy"], "motif-lite verify"),
         (["Run", "-p", "x"], "motif-lite run -p x"),
         (["server", "--port", "8001"], "motif-lite serve --port 8001"),
+        (["VERIFY"], "motif-lite verify"),  # caps lock: no letter in common with "verify" as typed
     ],
 )
 def test_a_misspelled_command_gets_the_command_line_meant(capsys, argv, meant):

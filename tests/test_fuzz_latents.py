@@ -264,3 +264,10 @@ def test_a_sigma_saved_as_one_number_is_taken(tmp_path):
     state = {"solver.sigma": torch.tensor(0.5), "apg_running": torch.zeros(LATENT_SHAPE)}
     resume = replace(stopped(tmp_path), state=state)
     _check_state_tensors(resume, LATENT_SHAPE)  # no error
+
+
+def test_of_two_wrong_entries_the_first_is_named(saved):
+    info = json.loads(json.dumps(read_latents(saved).info()))
+    rewritten(saved, edited(edited(info, "width", float("inf")), "progress", [3, 1]))
+    with pytest.raises(MotifLiteError, match="description's width is"):
+        read_latents(saved)

@@ -661,6 +661,10 @@ def test_a_run_no_memory_plan_fits_is_refused_before_the_checkpoint_downloads(em
     # after the whole checkpoint (10+ GB) had downloaded; now the plan is made from the official configs first.
     import torch
 
+    # On the CPU, --ram alone makes a plan: one it cannot hold is refused before the download too.
+    code, err = empty_cache_run("--gguf", "Q4_K_M", "--ram", "1")
+    assert code == cli.EXIT_USER_ERROR and "of host memory, but --ram is 1.00 GiB" in err, err
+    assert "downloading" not in err and fake_hub.downloads == []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * 2**30, 4 * 2**30))
@@ -814,9 +818,15 @@ def test_a_lora_of_another_checkpoint_not_here_is_checked_as_a_file_before_it_do
 ):
     # Its config is not here yet, and the official one may not be its own: the file alone before the download, its
     # layers against the checkpoint's config after it.
+    from safetensors.torch import save_file
+
     (tmp_path / "notes.safetensors").write_text("not a safetensors file")
     code, err = empty_cache_run("-m", "someone/motif-finetune", "--lora", str(tmp_path / "notes.safetensors"))
     assert code == cli.EXIT_USER_ERROR and "is not a readable safetensors LoRA file" in err and fake_hub.downloads == []
+    dora = tmp_path / "dora.safetensors"  # PEFT settings are read from the file alone too
+    save_file(lora_of((64, 64)), dora, metadata={"lora_adapter_metadata": '{"use_dora": true}'})
+    code, err = empty_cache_run("-m", "someone/motif-finetune", "--lora", str(dora))
+    assert code == cli.EXIT_USER_ERROR and "DoRA adapters" in err and fake_hub.downloads == [], err
     other_shapes = lora_file(tmp_path / "tiny.safetensors", lora_of((64, 64)))
     code, err = empty_cache_run("-m", "someone/motif-finetune", "--lora", str(other_shapes))
     assert "LoRA shapes" not in err and [repo for repo, _ in fake_hub.downloads] == ["someone/motif-finetune"]
@@ -828,6 +838,8 @@ def test_a_lora_of_another_checkpoint_not_here_is_checked_as_a_file_before_it_do
         ({"attention_backend": "cudnn"}, "--attention-backend cudnn is a CUDA kernel"),
         ({"attention_backend": "flash3"}, "unknown attention backend 'flash3'"),
         ({"attention": "fp8"}, "unknown attention 'fp8'"),
+        # With 8-bit attention no backend is probed, but an unknown one is still a typo, not a setting to drop.
+        ({"attention": "int8", "attention_backend": "flash3"}, "unknown attention backend 'flash3'"),
         ({"compile": True}, "--compile on the CPU needs a C++ compiler"),
         ({"step_cache": -0.1}, "step cache threshold must be a finite number >= 0"),
         ({"step_cache": "0.1"}, "step cache threshold must be a number"),
@@ -867,6 +879,49 @@ def test_a_memory_plan_for_another_device_is_said_before_the_checkpoint_download
     plan = plan_generation(request, MOTIF_REPO, device="cuda", vram_gib=8)  # a GPU's plan, from the built-in sizes
     with pytest.raises(MotifLiteError, match="^the plan is for cuda and load_pipeline loads on cpu: make the plan "):
         load_pipeline(MOTIF_REPO, device="cpu", plan=plan)
+    assert fake_hub.downloads == []
+
+
+def test_load_pipelines_fixed_attention_backend_is_checked_in_its_dtype_before_the_checkpoint_downloads(
+    fake_hub, monkeypatch
+):
+    # FlashAttention runs in bf16 but not in fp32: the check before the download must probe the dtype asked for (fp32
+    # here, not the default bf16).
+    import torch
+
+    from motif_lite import preflight
+    from motif_lite.pipeline import load_pipeline
+
+    checked = []
+    monkeypatch.setattr(preflight, "check_backend_runs", lambda *args: checked.append(args))
+    free_space(monkeypatch, 10**12)
+    with pytest.raises(MissingFilesError):  # the fake Hub's download fails
+        load_pipeline(MOTIF_REPO, device="cpu", dtype="fp32", attention_backend="flash")
+    assert checked[0] == ("flash", torch.device("cpu"), torch.float32)
+
+
+def test_a_memory_plan_for_the_same_gpu_by_another_name_is_not_refused(fake_hub, monkeypatch):
+    # "cuda" and "cuda:0" are one GPU: its plan loads; a plan for the second GPU is refused before the download.
+    import torch
+
+    from motif_lite.pipeline import load_pipeline
+    from motif_lite.preflight import plan_generation
+    from motif_lite.request import GenerationRequest
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (70 * 2**30, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100")
+    free_space(monkeypatch, 10**12)
+    request, _ = GenerationRequest("a fox").resolve()
+    plan = plan_generation(request, MOTIF_REPO, device="cuda", vram_gib=8)
+    with pytest.raises(MotifLiteError) as error:
+        load_pipeline(MOTIF_REPO, device="cuda:0", plan=plan, dtype="bf16", kernels="torch")
+    assert "the plan is for" not in str(error.value) and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
+    fake_hub.downloads.clear()
+    with pytest.raises(MotifLiteError, match="^the plan is for cuda and load_pipeline loads on cuda:1"):
+        load_pipeline(MOTIF_REPO, device="cuda:1", plan=plan, dtype="bf16", kernels="torch")
     assert fake_hub.downloads == []
 
 

@@ -980,3 +980,32 @@ def test_each_test_has_a_temporary_user_cache_of_its_own(order, tmp_path_factory
     assert folder.is_relative_to(tmp_path_factory.getbasetemp()), folder
     assert not folder.exists(), f"the {order} case found another test's {folder}"
     folder.mkdir(parents=True)
+
+
+def test_every_frame_of_a_staged_png_sequence_is_moved_to_its_name(tmp_path):
+    # The first frame too: it was left under its hidden partial name, and the sequence started at frame 1.
+    from motif_lite.io.staging import frame_file
+
+    pattern = tmp_path / "f_%03d.png"
+    with staging.staged_output(pattern, 3) as staged:
+        for index in range(3):
+            frame_file(staged.partial, index).write_bytes(b"png")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["f_000.png", "f_001.png", "f_002.png"]
+
+
+def test_a_percent_sign_in_a_sequences_folder_is_no_part_of_its_pattern(tmp_path):
+    # Only the file's name is the pattern: "100% done/f_%03d.png" as one string is no format Python can fill.
+    from motif_lite.io.staging import frame_file
+
+    folder = tmp_path / "100% done"
+    assert frame_file(folder / "f_%03d.png", 7) == folder / "f_007.png"
+
+
+def test_a_png_sequence_whose_first_frame_is_there_is_taken(tmp_path):
+    # The pattern itself is never a file: its first frame says whether an earlier sequence would be overwritten.
+    from motif_lite.io.video import unused_path
+
+    pattern = tmp_path / "f_%03d.png"
+    assert unused_path(pattern) == pattern
+    (tmp_path / "f_000.png").write_bytes(b"png")
+    assert unused_path(pattern) == tmp_path / "f-2_%03d.png"

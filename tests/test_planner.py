@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import warnings
+from dataclasses import replace
 
 import pytest
 import torch
@@ -546,6 +547,28 @@ def test_a_ram_budget_above_the_available_memory_stages_what_cannot_be_page_lock
     tight = plan_host(needs, pinned - 1, available_bytes=64 * GiB)  # --ram below the homes' peak: said as --ram
     assert f"(page-locked homes would make the peak {memory_size(pinned)}, more than --ram " in tight.describe()
     assert plan_host(needs, 64 * GiB, available_bytes=pinned).pinned_blocks is True  # both fit: page-locked
+    assert plan_host(needs, pinned, available_bytes=64 * GiB).pinned_blocks is True  # --ram just the homes' peak
+    cpu = replace(needs, cuda=False, streamed_bytes=0, streamed_pinned_bytes=0, block_staging_bytes=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # more than is available: warned of, but no blocks to stage
+        too_little = plan_host(cpu, None, available_bytes=GiB)
+    assert too_little.pinned_blocks is None and "page-locked homes would" not in too_little.describe()
+
+
+def test_the_ram_error_names_a_ram_that_holds_the_estimate_rounded_up():
+    # The --ram the refusal names is the estimate rounded up to 2 decimals: rounded to nearest, half the estimates
+    # would get a figure just below themselves, which is refused again.
+    for tenths in range(10):
+        gib = {"text_bytes": 8.6 + tenths * 0.0013, "transformer_bytes": 4, "streamed_bytes": 3,
+               "streamed_pinned_bytes": 4, "block_staging_bytes": 0.25, "vae_bytes": 0.25,
+               "video_bytes": 0.5}  # fmt: skip
+        needs = HostNeeds(
+            cuda=True, text_staging_bytes=0, activation_bytes=0, **{name: int(x * GiB) for name, x in gib.items()}
+        )
+        with pytest.raises(MotifLiteError) as refused:
+            plan_host(needs, GiB)
+        ram = float(re.search(r"or give it --ram (\d+\.\d\d) or more", str(refused.value))[1])
+        assert plan_host(needs, int(ram * GiB)).peak_bytes <= ram * GiB
 
 
 def test_cpu_plans_count_every_weight_and_activation_on_the_host():

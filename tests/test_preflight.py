@@ -165,6 +165,11 @@ def test_a_vram_whose_reserve_is_more_than_the_gpu_is_lowered_to_the_vram_that_f
     with warnings.catch_warnings():  # the figure it names plans without the warning, within the card
         warnings.simplefilter("error")
         assert plan_generation(request, sources, device="cuda", vram_gib=7.40).budget_bytes == int(7.40 * 2**30)
+    # --vram the GPU's whole memory is no slip beyond it: lowered the same way, not replaced by the free memory.
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (6 * 2**30, 8 * 2**30))
+    with pytest.warns(UserWarning) as said:
+        assert plan_generation(request, sources, device="cuda", vram_gib=8).budget_bytes == int(8 * 2**30 / 1.08)
+    assert not [w for w in said if "more than this GPU's whole memory" in str(w.message)]
 
 
 @pytest.mark.parametrize("windows_driver", [True, False])
@@ -194,6 +199,13 @@ def test_a_vram_budget_above_the_free_memory_is_kept_and_warned_of_where_it_spil
     if windows_driver:  # compared with what a plan may take of the free memory, not with the GPU's total
         free_budget = memory_size(int(6 * 2**30 / RESERVED_RATIO))
         assert spills[0].startswith(f"--vram 7.00 GiB is more than the {free_budget} this GPU can give a run now")
+    # A --vram lowered to the most whose reserve fits, on a GPU with all of it free: that is what the free memory
+    # gives, so nothing spills (the figure asked for, 7.9 GiB, would have).
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8 * 2**30, 8 * 2**30))
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert plan_generation(request, sources, device="cuda", vram_gib=7.9).budget_bytes == int(8 * 2**30 / 1.08)
+    assert not [warning for warning in said if "spills into system memory" in str(warning.message)]
 
 
 def test_guidance_is_batched_on_cuda_only_unless_asked(no_network):
@@ -756,3 +768,24 @@ def test_batched_guidance_is_decided_by_one_rule():
     assert batched_guidance(False, cuda, room) == (False, False)
     assert batched_guidance(False, cuda, no_room) == (False, False)  # --no-batch-guidance is never "refused"
     assert batched_guidance(None, cpu, room) == (False, False)
+
+
+def test_a_lora_before_the_download_is_checked_against_the_transformer_config_the_cache_holds(checkpoint, no_network):
+    # The official repo's configs cached, its weights not (they would download): a LoRA of the cached config's
+    # shapes fits it, one of the official architecture's does not; the built-in official config is for no cache.
+    from safetensors.torch import save_file
+
+    from motif_lite.choices import MOTIF_REPO
+    from motif_lite.preflight import local_file_problems
+    from motif_lite.weights.lora import LoRASpec
+
+    snapshot = no_network / "models--Motif-Technologies--Motif-Video-2B" / "snapshots" / ("0" * 40)
+    shutil.copytree(checkpoint[0], snapshot, ignore=shutil.ignore_patterns("*.safetensors"))
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    layer = "transformer.transformer_blocks.0.attn.to_q"
+    for size, fits in ((64, True), (1536, False)):  # the tiny model's to_q, the official one's
+        lora = no_network.parent / f"lora-{size}.safetensors"
+        save_file({f"{layer}.lora_A.weight": torch.ones(2, size), f"{layer}.lora_B.weight": torch.ones(size, 2)}, lora)
+        problems = local_file_problems(MOTIF_REPO, loras=[LoRASpec(lora)])
+        assert (problems == []) == fits, problems

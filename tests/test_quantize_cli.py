@@ -1053,3 +1053,10 @@ def test_a_hub_repo_id_is_read_from_the_hugging_face_cache(tiny, tmp_path, capsy
     assert main([missing, "-o", str(out), "--quiet"]) == 2
     assert capsys.readouterr().err.startswith(f"error: source {missing} is neither a local file nor a folder, and the "
                                               "Hub repo someone/other is not in the Hugging Face cache")  # fmt: skip
+    # A GGUF file's address: that file's download, and the path to quantize then (it was "does not exist").
+    assert main([f"{missing}/blob/main/motif-Q4_K_M.gguf", "-o", str(out), "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: source {missing}/blob/main/motif-Q4_K_M.gguf: quantize reads a file on this machine, not a web "
+        "address; download it first: hf download someone/other motif-Q4_K_M.gguf --local-dir ./other, then quantize "
+        "./other/motif-Q4_K_M.gguf\n"
+    )

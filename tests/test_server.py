@@ -1137,6 +1137,24 @@ def test_deleting_a_job_removes_its_state(tmp_path):
         store.close()
 
 
+def test_a_finished_job_loses_what_it_was_given_and_keeps_the_state_it_made(tmp_path):
+    # Its first frame, the video it went on from and its retry mark are of no use once it ends; a failed job's
+    # sampling state is where its work is kept (the operator's log names it): it stays until the job is deleted.
+    store = JobStore(tmp_path)
+    try:
+        job = store.add(new_job_id(), "tiny", SETTINGS, True, max_active=10)
+        given = [store.input_path(job.id), store.clip_path(job.id), store.retried_path(job.id)]
+        for path in [*given, store.state_path(job.id)]:
+            path.write_bytes(b"data")
+        assert store.claim_next().id == job.id and store.finish(job.id, ("generation_failed", "it failed"))
+        assert [path for path in given if path.exists()] == [] and store.state_path(job.id).exists()
+        store.retried_path(job.id).write_bytes(b"")
+        store.remove_files(job.id)
+        assert list(store.states.iterdir()) == []
+    finally:
+        store.close()
+
+
 def test_a_crashed_job_goes_back_to_the_queue_once_from_its_saved_state(tmp_path):
     """A job killed with the server (power, the OOM killer) after a periodic save goes on from it after the restart;
     a second crash fails it, so that a crash the job itself causes cannot loop."""

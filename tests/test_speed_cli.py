@@ -130,9 +130,10 @@ def test_the_attention_kernel_is_checked_in_the_runs_dtype(checkpoint, tmp_path,
     checked = []
     monkeypatch.setattr(preflight, "check_backend_runs", lambda *args: checked.append(args))
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: (_ for _ in ()).throw(KeyboardInterrupt))
-    args = [*run_args(checkpoint, tmp_path / "fox.gif", "--attention-backend", "flash"), "--dtype", "bf16"]
+    # fp32, not the default bf16: a check that left --dtype out would probe bf16.
+    args = [*run_args(checkpoint, tmp_path / "fox.gif", "--attention-backend", "flash"), "--dtype", "fp32"]
     assert cli.main(args) == cli.EXIT_INTERRUPTED
-    assert checked == [("flash", torch.device("cpu"), torch.bfloat16)]
+    assert checked == [("flash", torch.device("cpu"), torch.float32)]
 
 
 def test_batch_guidance_that_the_memory_plan_has_no_room_for_is_turned_off_with_a_note(
@@ -171,6 +172,9 @@ def test_batch_guidance_that_the_memory_plan_has_no_room_for_is_turned_off_with_
         err,
     )
     assert said is not None, err  # the figure, not "a higher --vram": it plans the two rows
+    from motif_lite.runtime.planner import free_for
+
+    assert float(said[2]) == free_for(float(said[1])) > float(said[1])  # the free memory, reserve included
     code = cli.main(
         [*run_args(checkpoint, tmp_path / "fox.gif", "--batch-guidance", "--vram", said[1]), *size, "--dry-run"]
     )

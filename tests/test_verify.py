@@ -230,6 +230,33 @@ def test_ram_short_of_both_pipelines_on_the_cpu_is_said_before_they_load(tiny, c
     assert all(part in err for part in said) == warned, err
 
 
+def test_the_ram_note_counts_the_transformer_twice_in_the_dtype_asked_for_on_the_cpu_only(tiny, capsys, monkeypatch):
+    # Just below the text encoder and two transformers in fp32: said, with their size. In bf16 (any spelling --dtype
+    # takes) no advice to use bf16. On a GPU the weights are not held in RAM: nothing said.
+    from motif_lite import pipeline, preflight
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.runtime import host_memory
+    from motif_lite.sizes import model_sizes
+    from motif_lite.units import memory_size
+
+    sizes = model_sizes(locate_sources(tiny[0]), torch.float32)
+    needed = sizes.text_encoder_bytes + 2 * sizes.transformer_bytes
+    monkeypatch.setattr(host_memory, "available_ram", lambda: needed - 1)
+    monkeypatch.setattr(pipeline, "load_pipeline", _stop_at_load)
+    with pytest.raises(_Loaded):
+        cli.main(["verify", "-m", str(tiny[0]), *SMALL])
+    assert f"about {memory_size(needed)} of weights in float32" in capsys.readouterr().err
+    monkeypatch.setattr(host_memory, "available_ram", lambda: 1 << 20)
+    with pytest.raises(_Loaded):
+        cli.main(["verify", "-m", str(tiny[0]), *SMALL, "--dtype", "BFloat16"])
+    err = capsys.readouterr().err
+    assert "of weights in bfloat16" in err and "--dtype bf16 about halves it" not in err, err
+    monkeypatch.setattr(preflight, "preflight", lambda *a, **kw: (locate_sources(tiny[0]), torch.device("cuda")))
+    with pytest.raises(_Loaded):
+        cli.main(["verify", "-m", str(tiny[0]), *SMALL])
+    assert "verify holds both pipelines in RAM" not in capsys.readouterr().err
+
+
 def test_a_bad_size_is_a_user_error_before_anything_loads(tiny, capsys, monkeypatch):
     from motif_lite import pipeline
 

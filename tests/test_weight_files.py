@@ -438,3 +438,22 @@ def test_serve_takes_your_files_and_says_so(checkpoints, tmp_path, capsys, monke
     err = capsys.readouterr().err
     assert f"note: weights from your files instead of the checkpoint's: vae {files['vae']}" in err, err
     assert "error: stop here" in err
+
+
+def test_your_shapes_are_checked_against_the_configs_at_hand_else_the_official_ones(checkpoints):
+    # Before a download: the checkpoint's configs where the cache or folder holds them (the tiny model's own files
+    # fit them), the official architecture only where none is here, and nothing guessed for another model.
+    from motif_lite.checkpoint import check_your_shapes
+    from motif_lite.settings import CheckpointConfigs
+    from motif_lite.vae.config import WanVAEConfig
+
+    root = checkpoints[0]
+    tiny = {component: root / WEIGHT_NAMES[component] for component in ("vae", "transformer")}
+    configs = locate_sources(root).configs
+    check_your_shapes(tiny, configs, official=True)
+    check_your_shapes(tiny, CheckpointConfigs(), official=False)
+    for component, file in tiny.items():
+        with pytest.raises(CheckpointError, match=str(file)):
+            check_your_shapes({component: file}, CheckpointConfigs(), official=True)
+    with pytest.raises(CheckpointError, match="does not hold the VAE"):  # another model's VAE config at hand
+        check_your_shapes({"vae": tiny["vae"]}, CheckpointConfigs(vae=WanVAEConfig()), official=False)
