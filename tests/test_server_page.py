@@ -558,3 +558,44 @@ def test_a_job_cancelled_while_it_runs_is_said_to_stop_after_its_step(driver, pi
         slow.end_step.set()
         wait_for(lambda: not stopping.is_displayed(), 30, "the notice to go once the job has stopped")
         server.wait_status(second.id, ("completed",))
+
+
+def test_a_mistake_in_the_form_is_said_by_its_field_in_the_words_of_motif_lite_run(driver, pipe, tmp_path):
+    # The browser's own checks of the fields (min, step, required) stopped the form with a bubble in its words
+    # ("Value must be greater than or equal to 1."), gone in seconds, naming no field or range; and the API's
+    # messages showed by the Generate button, a screen away from the field on a phone, tied to no field for a
+    # screen reader.
+    from selenium.webdriver.common.by import By
+
+    phone = {"width": 400, "height": 700, "deviceScaleFactor": 1, "mobile": True}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
+    where = """const error = document.getElementById('form-error'), field = document.getElementById(arguments[0]);
+               return [error.previousElementSibling.contains(field), document.activeElement.id,
+                       field.getAttribute('aria-describedby'), field.getAttribute('aria-invalid')];"""
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        driver.get(server.url + "/")
+        tiny_job_in_the_form(driver, "a fox")
+        mistakes = {  # field, what is typed: what `motif-lite run` says of the same value (its -W, --steps, -s)
+            ("steps", "0"): "steps must be a positive integer, got 0",
+            ("width", "50"): "width 50 is not a multiple of 16; nearest valid width: 48",
+            ("seed", "-5"): "seed must be an integer in [0, 4294967295] or -1 (random), got -5",
+            ("steps", "1e"): "steps is not a number: type a number, or empty the field for the server's default",
+            ("prompt", ""): "prompt is required",
+        }
+        for (field, typed), message in mistakes.items():
+            type_into(driver, field, typed)
+            driver.find_element(By.ID, "submit").click()
+            error = wait_for(lambda: driver.find_element(By.ID, "form-error").text, 30, f"the error of {field}")
+            assert error == message, field
+            assert driver.execute_script(where, field) == [True, field, "form-error", "true"], field
+            assert driver.find_element(By.ID, "form-error").is_displayed()
+            type_into(driver, field, {"steps": "1", "width": "48", "seed": "3", "prompt": "a fox"}[field])
+        refused = {"prompt": "a fox", "size": "48x32", "num_frames": 5, "steps": 0}
+        code, body, _ = server.request("POST", "/v1/videos", refused)
+        assert (code, body["error"]["message"]) == (400, mistakes[("steps", "0")])  # the API's words are the same
+        assert server.client().videos.list().data == []
+        driver.find_element(By.ID, "submit").click()  # all fixed: queued, and the message gone from the page
+        wait_for(lambda: server.client().videos.list().data, 30, "the job")
+        home = "return document.getElementById('form-error').parentElement.id"
+        assert driver.find_element(By.ID, "form-error").text == "" and driver.execute_script(home) == "form-actions"
+        assert driver.execute_script("return document.querySelectorAll('[aria-describedby]').length") == 0
