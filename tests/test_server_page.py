@@ -599,3 +599,29 @@ def test_a_mistake_in_the_form_is_said_by_its_field_in_the_words_of_motif_lite_r
         home = "return document.getElementById('form-error').parentElement.id"
         assert driver.find_element(By.ID, "form-error").text == "" and driver.execute_script(home) == "form-actions"
         assert driver.execute_script("return document.querySelectorAll('[aria-describedby]').length") == 0
+
+
+def test_long_file_names_wrap_on_a_phone(driver, pipe, tmp_path):
+    # A long file name in a message (an image chosen as the video to go on from) or on a card (`extends NAME
+    # (uploaded)`) is one word a browser does not break: the page was wider than a 400-pixel phone.
+    from selenium.webdriver.common.by import By
+    from server_helpers import multipart
+    from test_server import png
+    from test_server_extend import write_clip
+
+    name = "holiday_at_the_beach_with_the_whole_family_summer_2026_final"
+    (tmp_path / f"{name}.png").write_bytes(png())
+    clip = write_clip(tmp_path / f"{name}.mp4", 48, 32, 9)
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        body, headers = multipart({"prompt": "x", "num_frames": "5", "steps": "1"},
+                                  {"extend": (clip.name, clip.read_bytes(), "video/mp4")})  # fmt: skip
+        assert server.request("POST", "/v1/videos", body, headers)[0] == 200
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 400, "height": 800, "deviceScaleFactor": 1, "mobile": True})  # fmt: skip
+        driver.get(server.url + "/")
+        card = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "li.job .extends"), 30, "the card")[0]
+        assert card.text == f"extends {clip.name} (uploaded)"
+        driver.find_element(By.ID, "clip").send_keys(str(tmp_path / f"{name}.png"))
+        assert driver.find_element(By.ID, "form-error").text.startswith(f"{name}.png is an image, not a video")
+        widths = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths == [400, 400]
