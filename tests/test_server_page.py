@@ -625,3 +625,30 @@ def test_long_file_names_wrap_on_a_phone(driver, pipe, tmp_path):
         assert driver.find_element(By.ID, "form-error").text.startswith(f"{name}.png is an image, not a video")
         widths = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
         assert widths == [400, 400]
+
+
+def test_the_page_reads_the_servers_settings_again_once_it_is_back_after_a_restart(driver, pipe, checkpoint, tmp_path):
+    # The page read the server's model, defaults, limits and LoRA list only when it opened: after a restart with
+    # --lora-dir it offered no LoRAs, and it kept checking uploads against the old limits, until reloaded by hand.
+    from selenium.webdriver.common.by import By
+    from test_server_ops import write_lora
+
+    from motif_lite.preflight import meta_transformer
+    from motif_lite.weights.lora import linear_shapes
+
+    loras = tmp_path / "loras"
+    loras.mkdir()
+    shapes = linear_shapes(meta_transformer(checkpoint))
+    write_lora(loras / "style.safetensors", {n: s for n, s in shapes.items() if n.endswith("to_q")})
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        port = server.port
+        driver.get(server.url + "/")
+        wait_for(lambda: driver.execute_script("return serverInfo !== null"), 30, "the server's settings")
+        assert not driver.find_element(By.ID, "loras").is_displayed()
+    driver.execute_async_script("refresh().then(arguments[0]);")  # the server has stopped
+    assert driver.find_element(By.ID, "queue-error").text.startswith("cannot reach the motif-lite server")
+    with InProcessServer(pipe, tmp_path / "data", port=port, lora_dir=loras, crf=28) as server:
+        wait_for(lambda: driver.find_element(By.ID, "loras").is_displayed(), 30, "the LoRA picker after the restart")
+        assert driver.find_element(By.ID, "queue-error").text == ""
+        assert driver.find_element(By.ID, "crf").get_attribute("placeholder") == "28"
+        assert lora_row(driver, "style.safetensors").is_displayed()

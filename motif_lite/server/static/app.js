@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 const blobs = new Map(); // video id -> object URL of the finished video
 const cards = new Map(); // video id -> its <li>
 let refreshTimer = null;
+let queueUnread = false; // the last refresh failed: the server may come back restarted, with other settings
 let serverInfo = null; // GET v1/info: the defaults of this server's jobs and its upload limits (null until read)
 const MAX_JOB_LORAS = 8; // the API's limit on a job's LoRAs (motif_lite/server/schema.py)
 // The official values of the settings the advanced section sets (motif_lite/request.py, sampling/guidance.py; the
@@ -612,9 +613,12 @@ async function refresh() {
     }
     $("empty").hidden = page.data.length > 0;
     $("queue-error").textContent = "";
+    if (queueUnread) readSettings(); // back after a restart: its flags (--lora-dir, --crf, limits) may be new
+    queueUnread = false;
   } catch (error) {
     // Apart from the form's error: a refresh that works must not wipe the message of a job the API refused.
     $("queue-error").textContent = error.message;
+    queueUnread = true;
   }
   refreshTimer = setTimeout(refresh, busy ? 1000 : 5000);
 }
@@ -665,10 +669,16 @@ async function showModel() {
 
 function readServer() {
   // Everything the page shows of the server, read again whenever the API key changes.
+  readSettings();
+  refresh();
+}
+
+function readSettings() {
+  // What the page shows of the server beside the queue: read when the page opens, when the API key changes and
+  // when the server can be reached again (restarted, perhaps with another model or other flags).
   showModel();
   loadInfo();
   loadLoras();
-  refresh();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
