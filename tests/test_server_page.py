@@ -652,3 +652,31 @@ def test_the_page_reads_the_servers_settings_again_once_it_is_back_after_a_resta
         assert driver.find_element(By.ID, "queue-error").text == ""
         assert driver.find_element(By.ID, "crf").get_attribute("placeholder") == "28"
         assert lora_row(driver, "style.safetensors").is_displayed()
+
+
+def test_every_field_has_a_name_of_its_own_for_a_screen_reader(driver, pipe, checkpoint, tmp_path):
+    # A screen reader announces a field by its accessible name: each LoRA's strength field was "strength", the same
+    # for every file of the list.
+    from selenium.webdriver.common.by import By
+    from test_server_ops import write_lora
+
+    from motif_lite.preflight import meta_transformer
+    from motif_lite.weights.lora import linear_shapes
+
+    loras = tmp_path / "loras"
+    loras.mkdir()
+    shapes = linear_shapes(meta_transformer(checkpoint))
+    for name in ("style.safetensors", "motion.safetensors"):
+        write_lora(loras / name, {n: s for n, s in shapes.items() if n.endswith("to_q")})
+    with InProcessServer(pipe, tmp_path / "data", lora_dir=loras) as server:
+        driver.get(server.url + "/")
+        wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#lora-list .strength"), 30, "the LoRA list")
+        driver.find_element(By.CSS_SELECTOR, "#advanced summary").click()
+        fields = [field for field in driver.find_elements(By.CSS_SELECTOR, "input, select, textarea")
+                  if field.is_displayed()]  # fmt: skip
+        names = [field.accessible_name for field in fields]
+        assert len(fields) >= 20 and "" not in names
+        assert len(set(names)) == len(names), names
+        assert lora_row(driver, "motion.safetensors").find_element(By.CLASS_NAME, "strength").accessible_name == (
+            "strength of motion.safetensors"
+        )

@@ -329,6 +329,8 @@ function loraRow(name, previous) {
                   '<label>strength <input class="strength" type="number" min="-10" max="10" step="any" value="1" ' +
                   'title="-10 to 10; 1 as trained, 0 no effect"></label>';
   row.querySelector("span").textContent = name;
+  // Each row's strength field by its file: a screen reader read every one as "strength".
+  row.querySelector(".strength").setAttribute("aria-label", "strength of " + name);
   if (previous) {
     row.querySelector(".use").checked = previous.querySelector(".use").checked;
     row.querySelector(".strength").value = previous.querySelector(".strength").value;
