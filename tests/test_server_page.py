@@ -566,6 +566,7 @@ def test_a_mistake_in_the_form_is_said_by_its_field_in_the_words_of_motif_lite_r
     # messages showed by the Generate button, a screen away from the field on a phone, tied to no field for a
     # screen reader.
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     phone = {"width": 400, "height": 700, "deviceScaleFactor": 1, "mobile": True}
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
@@ -594,7 +595,7 @@ def test_a_mistake_in_the_form_is_said_by_its_field_in_the_words_of_motif_lite_r
         code, body, _ = server.request("POST", "/v1/videos", refused)
         assert (code, body["error"]["message"]) == (400, mistakes[("steps", "0")])  # the API's words are the same
         assert server.client().videos.list().data == []
-        driver.find_element(By.ID, "submit").click()  # all fixed: queued, and the message gone from the page
+        driver.find_element(By.ID, "seed").send_keys(Keys.ENTER)  # all fixed: queued, the message gone from the page
         wait_for(lambda: server.client().videos.list().data, 30, "the job")
         home = "return document.getElementById('form-error').parentElement.id"
         assert driver.find_element(By.ID, "form-error").text == "" and driver.execute_script(home) == "form-actions"
