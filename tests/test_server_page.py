@@ -678,6 +678,15 @@ def test_every_field_has_a_name_of_its_own_for_a_screen_reader(driver, pipe, che
         names = [field.accessible_name for field in fields]
         assert len(fields) >= 20 and "" not in names
         assert len(set(names)) == len(names), names
-        assert lora_row(driver, "motion.safetensors").find_element(By.CLASS_NAME, "strength").accessible_name == (
-            "strength of motion.safetensors"
+        strength = lora_row(driver, "motion.safetensors").find_element(By.CLASS_NAME, "strength")
+        assert strength.accessible_name == "strength of motion.safetensors"
+        # What is typed there that is no number is said by that name, not sent as the default strength.
+        lora_row(driver, "motion.safetensors").find_element(By.CLASS_NAME, "use").click()
+        strength.clear()
+        strength.send_keys("1e")
+        driver.find_element(By.ID, "prompt").send_keys("a fox")
+        driver.find_element(By.ID, "submit").click()
+        assert driver.find_element(By.ID, "form-error").text == (
+            "strength of motion.safetensors is not a number: type a number, or empty the field for the server's default"
         )
+        assert server.client().videos.list().data == []

@@ -152,7 +152,7 @@ function typingProblem() {
   // says what is wrong with a value in the words of motif-lite run.)
   for (const field of $("create").querySelectorAll("input[type=number]")) {
     if (!field.validity.badInput || field.disabled || !shown(field)) continue;
-    const name = field.name || field.id || "the LoRA's strength";
+    const name = field.name || field.id || field.getAttribute("aria-label"); // a LoRA's: "strength of FILE"
     return { param: field.name || (field.classList.contains("strength") ? "loras" : "size"),
              message: name + " is not a number: type a number, or empty the field for the server's default" };
   }
