@@ -924,6 +924,28 @@ def test_recover_keeps_finished_videos_and_the_images_and_states_of_queued_jobs(
         store.close()
 
 
+def test_a_job_whose_video_was_whole_when_the_server_died_is_completed_after_the_restart(tmp_path):
+    # The worker renames a job's video into place once it is whole, then writes its thumbnail and records the job
+    # as completed: a crash in between failed the finished job as `interrupted` at the next start, and removed its
+    # video.
+    from test_server_extend import write_clip
+
+    store = JobStore(tmp_path / "data")
+    job = store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
+    assert store.claim_next().id == job.id
+    made = write_clip(store.video_path(job.id), 48, 32, 5).read_bytes()
+    store.state_path(job.id).write_bytes(b"state")  # the sampling state goes once the video is whole; not yet
+    store.close()
+    with InProcessServer(None, tmp_path / "data") as server:
+        assert server.server.recovered == jobs.Recovered(failed=[], requeued=[], completed=[job.id])
+        code, video, _ = server.request("GET", f"/v1/videos/{job.id}")
+        assert (code, video["status"], video["progress"], video["error"]) == (200, COMPLETED, 100, None)
+        assert server.request("GET", f"/v1/videos/{job.id}/content")[:2] == (200, made)
+        assert server.request("GET", f"/v1/videos/{job.id}/content?variant=thumbnail")[0] == 200  # written now
+        assert f"{job.id}: completed: its video was written whole before the last stop" in server.log
+        assert not server.store.state_path(job.id).exists()
+
+
 def test_recover_removes_only_the_files_the_store_wrote(tmp_path):
     # It removed every file of videos/, inputs/ and states/ that belonged to no job: `--data .` in a folder with a
     # videos/ of its own lost those videos at start (and a folder in there stopped the start with IsADirectoryError).

@@ -558,3 +558,135 @@ def test_a_job_cancelled_while_it_runs_is_said_to_stop_after_its_step(driver, pi
         slow.end_step.set()
         wait_for(lambda: not stopping.is_displayed(), 30, "the notice to go once the job has stopped")
         server.wait_status(second.id, ("completed",))
+
+
+def test_a_mistake_in_the_form_is_said_by_its_field_in_the_words_of_motif_lite_run(driver, pipe, tmp_path):
+    # The browser's own checks of the fields (min, step, required) stopped the form with a bubble in its words
+    # ("Value must be greater than or equal to 1."), gone in seconds, naming no field or range; and the API's
+    # messages showed by the Generate button, a screen away from the field on a phone, tied to no field for a
+    # screen reader.
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    phone = {"width": 400, "height": 700, "deviceScaleFactor": 1, "mobile": True}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
+    where = """const error = document.getElementById('form-error'), field = document.getElementById(arguments[0]);
+               return [error.previousElementSibling.contains(field), document.activeElement.id,
+                       field.getAttribute('aria-describedby'), field.getAttribute('aria-invalid')];"""
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        driver.get(server.url + "/")
+        tiny_job_in_the_form(driver, "a fox")
+        mistakes = {  # field, what is typed: what `motif-lite run` says of the same value (its -W, --steps, -s)
+            ("steps", "0"): "steps must be a positive integer, got 0",
+            ("width", "50"): "width 50 is not a multiple of 16; nearest valid width: 48",
+            ("seed", "-5"): "seed must be an integer in [0, 4294967295] or -1 (random), got -5",
+            ("steps", "1e"): "steps is not a number: type a number, or empty the field for the server's default",
+            ("prompt", ""): "prompt is required",
+        }
+        for (field, typed), message in mistakes.items():
+            type_into(driver, field, typed)
+            driver.find_element(By.ID, "submit").click()
+            error = wait_for(lambda: driver.find_element(By.ID, "form-error").text, 30, f"the error of {field}")
+            assert error == message, field
+            assert driver.execute_script(where, field) == [True, field, "form-error", "true"], field
+            assert driver.find_element(By.ID, "form-error").is_displayed()
+            type_into(driver, field, {"steps": "1", "width": "48", "seed": "3", "prompt": "a fox"}[field])
+        refused = {"prompt": "a fox", "size": "48x32", "num_frames": 5, "steps": 0}
+        code, body, _ = server.request("POST", "/v1/videos", refused)
+        assert (code, body["error"]["message"]) == (400, mistakes[("steps", "0")])  # the API's words are the same
+        assert server.client().videos.list().data == []
+        driver.find_element(By.ID, "seed").send_keys(Keys.ENTER)  # all fixed: queued, the message gone from the page
+        wait_for(lambda: server.client().videos.list().data, 30, "the job")
+        home = "return document.getElementById('form-error').parentElement.id"
+        assert driver.find_element(By.ID, "form-error").text == "" and driver.execute_script(home) == "form-actions"
+        assert driver.execute_script("return document.querySelectorAll('[aria-describedby]').length") == 0
+
+
+def test_long_file_names_wrap_on_a_phone(driver, pipe, tmp_path):
+    # A long file name in a message (an image chosen as the video to go on from) or on a card (`extends NAME
+    # (uploaded)`) is one word a browser does not break: the page was wider than a 400-pixel phone.
+    from selenium.webdriver.common.by import By
+    from server_helpers import multipart
+    from test_server import png
+    from test_server_extend import write_clip
+
+    name = "holiday_at_the_beach_with_the_whole_family_summer_2026_final"
+    (tmp_path / f"{name}.png").write_bytes(png())
+    clip = write_clip(tmp_path / f"{name}.mp4", 48, 32, 9)
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        body, headers = multipart({"prompt": "x", "num_frames": "5", "steps": "1"},
+                                  {"extend": (clip.name, clip.read_bytes(), "video/mp4")})  # fmt: skip
+        assert server.request("POST", "/v1/videos", body, headers)[0] == 200
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 400, "height": 800, "deviceScaleFactor": 1, "mobile": True})  # fmt: skip
+        driver.get(server.url + "/")
+        card = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "li.job .extends"), 30, "the card")[0]
+        assert card.text == f"extends {clip.name} (uploaded)"
+        driver.find_element(By.ID, "clip").send_keys(str(tmp_path / f"{name}.png"))
+        assert driver.find_element(By.ID, "form-error").text.startswith(f"{name}.png is an image, not a video")
+        widths = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths == [400, 400]
+
+
+def test_the_page_reads_the_servers_settings_again_once_it_is_back_after_a_restart(driver, pipe, checkpoint, tmp_path):
+    # The page read the server's model, defaults, limits and LoRA list only when it opened: after a restart with
+    # --lora-dir it offered no LoRAs, and it kept checking uploads against the old limits, until reloaded by hand.
+    from selenium.webdriver.common.by import By
+    from test_server_ops import write_lora
+
+    from motif_lite.preflight import meta_transformer
+    from motif_lite.weights.lora import linear_shapes
+
+    loras = tmp_path / "loras"
+    loras.mkdir()
+    shapes = linear_shapes(meta_transformer(checkpoint))
+    write_lora(loras / "style.safetensors", {n: s for n, s in shapes.items() if n.endswith("to_q")})
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        port = server.port
+        driver.get(server.url + "/")
+        wait_for(lambda: driver.execute_script("return serverInfo !== null"), 30, "the server's settings")
+        assert not driver.find_element(By.ID, "loras").is_displayed()
+    driver.execute_async_script("refresh().then(arguments[0]);")  # the server has stopped
+    assert driver.find_element(By.ID, "queue-error").text.startswith("cannot reach the motif-lite server")
+    with InProcessServer(pipe, tmp_path / "data", port=port, lora_dir=loras, crf=28) as server:
+        wait_for(lambda: driver.find_element(By.ID, "loras").is_displayed(), 30, "the LoRA picker after the restart")
+        assert driver.find_element(By.ID, "queue-error").text == ""
+        assert driver.find_element(By.ID, "crf").get_attribute("placeholder") == "28"
+        assert lora_row(driver, "style.safetensors").is_displayed()
+
+
+def test_every_field_has_a_name_of_its_own_for_a_screen_reader(driver, pipe, checkpoint, tmp_path):
+    # A screen reader announces a field by its accessible name: each LoRA's strength field was "strength", the same
+    # for every file of the list.
+    from selenium.webdriver.common.by import By
+    from test_server_ops import write_lora
+
+    from motif_lite.preflight import meta_transformer
+    from motif_lite.weights.lora import linear_shapes
+
+    loras = tmp_path / "loras"
+    loras.mkdir()
+    shapes = linear_shapes(meta_transformer(checkpoint))
+    for name in ("style.safetensors", "motion.safetensors"):
+        write_lora(loras / name, {n: s for n, s in shapes.items() if n.endswith("to_q")})
+    with InProcessServer(pipe, tmp_path / "data", lora_dir=loras) as server:
+        driver.get(server.url + "/")
+        wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#lora-list .strength"), 30, "the LoRA list")
+        driver.find_element(By.CSS_SELECTOR, "#advanced summary").click()
+        fields = [field for field in driver.find_elements(By.CSS_SELECTOR, "input, select, textarea")
+                  if field.is_displayed()]  # fmt: skip
+        names = [field.accessible_name for field in fields]
+        assert len(fields) >= 20 and "" not in names
+        assert len(set(names)) == len(names), names
+        strength = lora_row(driver, "motion.safetensors").find_element(By.CLASS_NAME, "strength")
+        assert strength.accessible_name == "strength of motion.safetensors"
+        # What is typed there that is no number is said by that name, not sent as the default strength.
+        lora_row(driver, "motion.safetensors").find_element(By.CLASS_NAME, "use").click()
+        strength.clear()
+        strength.send_keys("1e")
+        driver.find_element(By.ID, "prompt").send_keys("a fox")
+        driver.find_element(By.ID, "submit").click()
+        assert driver.find_element(By.ID, "form-error").text == (
+            "strength of motion.safetensors is not a number: type a number, or empty the field for the server's default"
+        )
+        assert server.client().videos.list().data == []

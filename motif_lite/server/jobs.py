@@ -15,7 +15,8 @@
 Job ids are drawn at random (`video_` + 32 hex digits) and every file name is derived from one; nothing a client
 sends becomes a path. `recover()` runs once at start: a job that was running when the process died goes back to the
 queue once, from the sampling state it saved last (every 10 minutes of sampling), and is failed with code
-`interrupted` when it has none or was already retried (a crash that repeats must not loop); queued jobs stay queued
+`interrupted` when it has none or was already retried (a crash that repeats must not loop), and is completed when its
+video was already whole (the process died before it was recorded); queued jobs stay queued
 (with their sampling state, if an orderly stop kept one); the store's files that belong to no finished job are
 removed (nothing else in the folder is touched). One connection, guarded by a lock, serves the API threads and the
 worker: every statement is short, and WAL keeps a reader from waiting for the worker's progress writes.
@@ -31,7 +32,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -229,6 +230,8 @@ class Recovered:
 
     failed: list[str]  # failed as `interrupted`: no saved state, or a second crash
     requeued: list[str]  # back in the queue, to go on from their last saved state
+    # completed: their video was whole (renamed into place) before the process died, which left them unrecorded
+    completed: list[str] = field(default_factory=list)
 
 
 class DataFolderBusy(MotifLiteError):
@@ -493,12 +496,22 @@ class JobStore:
         return self.input_path(job_id), self.clip_path(job_id), self.retried_path(job_id)
 
     def recover(self) -> Recovered:
-        """After a restart: the jobs that were running go back to the queue once, from their last saved sampling
-        state, else fail; files of no finished or queued job are removed."""
+        """After a restart: the jobs that were running are completed if their video is whole, else go back to the
+        queue once, from their last saved sampling state, else fail; files of no finished or queued job are
+        removed."""
         now = time.time()
         message = "the server stopped while this video was being generated; submit it again"
         with self._lock:
             running = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (IN_PROGRESS,))]
+            # A video is renamed into place only once it is whole: the process died before the job was recorded as
+            # completed (while its thumbnail was written), and the video is the one the job would have answered.
+            written = [job for job in running if self.video_path(job).is_file()]
+            for job in written:
+                self._db.execute(
+                    "UPDATE jobs SET status = ?, progress = 100, completed_at = ? WHERE id = ?",
+                    (COMPLETED, self.video_path(job).stat().st_mtime, job),
+                )
+            running = [job for job in running if job not in written]
             retried = [job for job in running if self.state_path(job).exists() and not self.retried_path(job).exists()]
             for job in retried:
                 self.retried_path(job).touch()
@@ -518,14 +531,14 @@ class JobStore:
             waiting = {r[0] for r in self._db.execute(needs_input, (QUEUED,))}  # the image, or the video extended
         for path in _job_files(self.videos):
             if path.stem not in finished or path.suffix not in (".mp4", ".webp"):
-                path.unlink()  # partial writes, previews, files of deleted jobs, a video renamed just before a crash
+                path.unlink()  # partial writes, previews, files of deleted jobs
         for path in _job_files(self.inputs):
             if path.stem not in waiting:
                 path.unlink()
         for path in _job_files(self.states):  # a queued job's state waits with it; a failed job's goes
             if path.name.split(".")[0] not in queued:
                 path.unlink()
-        return Recovered(interrupted, retried)
+        return Recovered(interrupted, retried, written)
 
 
 def _job_files(folder: Path) -> list[Path]:

@@ -16,7 +16,7 @@ import uvicorn
 from motif_lite.errors import MotifLiteError
 from motif_lite.server.app import ServerConfig, ServerState, create_app
 from motif_lite.server.jobs import JobStore
-from motif_lite.server.worker import Worker
+from motif_lite.server.worker import Worker, write_thumbnail
 
 if TYPE_CHECKING:
     from motif_lite.pipeline import MotifVideoPipeline
@@ -30,6 +30,8 @@ class VideoServer:
         self.store = store
         self.recovered = self.store.recover()  # what became of the jobs that were running when the last process died
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        for job_id in self.recovered.completed:
+            self._finish_recovered(job_id)
         self.worker: Worker | None = None  # from the moment the model has loaded
         self.worker_failure: str | None = None  # why the worker stopped on its own, which stops the server
         self.state = ServerState(config)
@@ -38,6 +40,17 @@ class VideoServer:
         # where Ctrl-C can interrupt it), and the worker is started and stopped around it.
         settings = uvicorn.Config(self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5)
         self.http = uvicorn.Server(settings)
+
+    def _finish_recovered(self, job_id: str) -> None:
+        """A job whose video was whole when the last process died, before the worker wrote its thumbnail and
+        recorded it: the thumbnail is written now, and the log says why the job is completed."""
+        thumbnail = self.store.thumbnail_path(job_id)
+        if not thumbnail.exists():
+            try:
+                write_thumbnail(self.store.video_path(job_id), thumbnail)
+            except Exception as exc:  # the video is fine; only the thumbnail variant will be missing
+                self.log(f"{job_id}: no thumbnail: {exc!r}")
+        self.log(f"{job_id}: completed: its video was written whole before the last stop")
 
     def serve(self, sock: socket.socket, load: Callable[[], tuple[MotifVideoPipeline, ServerConfig]]) -> None:
         """Answer on `sock` at once while `load()` loads the model in this thread (/health says `loading`, the API

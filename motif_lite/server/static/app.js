@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 const blobs = new Map(); // video id -> object URL of the finished video
 const cards = new Map(); // video id -> its <li>
 let refreshTimer = null;
+let queueUnread = false; // the last refresh failed: the server may come back restarted, with other settings
 let serverInfo = null; // GET v1/info: the defaults of this server's jobs and its upload limits (null until read)
 const MAX_JOB_LORAS = 8; // the API's limit on a job's LoRAs (motif_lite/server/schema.py)
 // The official values of the settings the advanced section sets (motif_lite/request.py, sampling/guidance.py; the
@@ -141,9 +142,40 @@ function uploadProblem() {
 
 function showUploadProblem() {
   const problem = uploadProblem();
-  $("form-error").textContent = problem ? problem.message : "";
-  markInvalid(problem ? problem.param : null);
+  showFormError(problem ? problem.message : "", problem ? problem.param : null);
   return problem;
+}
+
+function typingProblem() {
+  // A number field holding what is no number ("1e", "--") reads as empty in a browser, and an empty field is not
+  // sent: the job would get the server's default without a word. (The form checks nothing else itself: the server
+  // says what is wrong with a value in the words of motif-lite run.)
+  for (const field of $("create").querySelectorAll("input[type=number]")) {
+    if (!field.validity.badInput || field.disabled || !shown(field)) continue;
+    const name = field.name || field.id || field.getAttribute("aria-label"); // a LoRA's: "strength of FILE"
+    return { param: field.name || (field.classList.contains("strength") ? "loras" : "size"),
+             message: name + " is not a number: type a number, or empty the field for the server's default" };
+  }
+  return null;
+}
+
+function shown(element) { return element.getClientRects().length > 0; }
+
+function showFormError(message, param) {
+  // Next to the field it is about (the first the API's `param` names that is on the page), which is focused: on a
+  // phone's narrow page the message is then on screen, and a screen reader reads it with the field. By the Generate
+  // button when no field is at fault (a full queue, a server that cannot be reached).
+  const error = $("form-error");
+  const fields = markInvalid(message ? param : null).filter(shown);
+  if (fields.length) {
+    const field = fields[0];
+    (field.closest(".row") ?? field.closest("label") ?? field).after(error);
+    for (const each of fields) each.setAttribute("aria-describedby", "form-error");
+    if (message !== error.textContent) field.focus();
+  } else {
+    $("form-actions").append(error);
+  }
+  error.textContent = message;
 }
 
 function saveForm() {
@@ -177,8 +209,7 @@ function resetForm() {
   $("create").reset(); // (no control of the form may be named or have the id `reset`: it would hide this method)
   fixSize();
   showCustomSize();
-  markInvalid(null);
-  $("form-error").textContent = "";
+  showFormError("", null);
   $("advanced").open = false;
 }
 
@@ -298,6 +329,8 @@ function loraRow(name, previous) {
                   '<label>strength <input class="strength" type="number" min="-10" max="10" step="any" value="1" ' +
                   'title="-10 to 10; 1 as trained, 0 no effect"></label>';
   row.querySelector("span").textContent = name;
+  // Each row's strength field by its file: a screen reader read every one as "strength".
+  row.querySelector(".strength").setAttribute("aria-label", "strength of " + name);
   if (previous) {
     row.querySelector(".use").checked = previous.querySelector(".use").checked;
     row.querySelector(".strength").value = previous.querySelector(".strength").value;
@@ -330,19 +363,25 @@ async function loadLoras() {
 }
 
 function markInvalid(param) {
-  for (const field of $("create").querySelectorAll("[aria-invalid]")) field.removeAttribute("aria-invalid");
-  if (!param) return;
+  // The fields the API field `param` names, outlined (their section opened); none for null.
+  for (const field of $("create").querySelectorAll("[aria-invalid]")) {
+    field.removeAttribute("aria-invalid");
+    field.removeAttribute("aria-describedby");
+  }
+  if (!param) return [];
   const custom = param === "size" && $("size").value === "custom";
   const named = $("create").querySelectorAll(`[name="${CSS.escape(param)}"]`);
   const fields = custom ? [$("width"), $("height")] : [...named];
   for (const field of fields) field.setAttribute("aria-invalid", "true");
   if (fields.some((field) => $("advanced").contains(field))) $("advanced").open = true;
+  return fields;
 }
 
 async function submit(event) {
   event.preventDefault();
-  $("form-error").textContent = "";
-  markInvalid(null);
+  showFormError("", null);
+  const typed = typingProblem();
+  if (typed) return showFormError(typed.message, typed.param);
   if (showUploadProblem()) return;
   $("submit").disabled = true;
   try {
@@ -355,8 +394,7 @@ async function submit(event) {
     fixSize();
     await refresh();
   } catch (error) {
-    $("form-error").textContent = error.message;
-    markInvalid(error.param);
+    showFormError(error.message, error.param);
   } finally {
     $("submit").disabled = false;
   }
@@ -577,9 +615,12 @@ async function refresh() {
     }
     $("empty").hidden = page.data.length > 0;
     $("queue-error").textContent = "";
+    if (queueUnread) readSettings(); // back after a restart: its flags (--lora-dir, --crf, limits) may be new
+    queueUnread = false;
   } catch (error) {
     // Apart from the form's error: a refresh that works must not wipe the message of a job the API refused.
     $("queue-error").textContent = error.message;
+    queueUnread = true;
   }
   refreshTimer = setTimeout(refresh, busy ? 1000 : 5000);
 }
@@ -630,10 +671,16 @@ async function showModel() {
 
 function readServer() {
   // Everything the page shows of the server, read again whenever the API key changes.
+  readSettings();
+  refresh();
+}
+
+function readSettings() {
+  // What the page shows of the server beside the queue: read when the page opens, when the API key changes and
+  // when the server can be reached again (restarted, perhaps with another model or other flags).
   showModel();
   loadInfo();
   loadLoras();
-  refresh();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
