@@ -44,6 +44,7 @@ from motif_lite.model.attention import project_rows
 from motif_lite.paths import user_path
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
+from motif_lite.weights.modules import replace_module
 from motif_lite.weights.quant_linear import QuantizedLinear
 from motif_lite.weights.shapes import listing
 
@@ -297,8 +298,7 @@ def apply_loras(model: nn.Module, files: list[LoRAFile], dtype: torch.dtype | No
             _merge(layer, updates)
             applied.merged += 1
         else:
-            parent, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent), child, _wrap(layer, updates, dtype or torch.float32))
+            replace_module(model, name, _wrap(layer, updates, dtype or torch.float32))
             applied.wrapped += 1
     return applied
 
