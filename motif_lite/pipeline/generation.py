@@ -69,7 +69,8 @@ from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, reso
 from motif_lite.vae import WanVAE
 from motif_lite.vae.posterior import DiagonalGaussian
 from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
-from motif_lite.weights.lora import AppliedLoRAs, LoRAEntry, lora_specs
+from motif_lite.weights.lora import LoRAEntry, lora_specs
+from motif_lite.weights.lora_apply import AppliedLoRAs
 
 if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
     from motif_lite.encoders.text import TextEncoder
