@@ -107,6 +107,17 @@ def _tell(exc: BaseException, note: str) -> None:
         logger.warning(note)
 
 
+@dataclasses.dataclass
+class _StageMeasures:
+    """Each stage's seconds (`generate`'s "encode", "denoise", "decode", then "total") and, on CUDA, its own peak of
+    memory allocated (what the planner estimates) and reserved (the caching allocator's segments, what the GPU
+    actually holds); empty on the CPU."""
+
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    allocated: dict[str, int] = dataclasses.field(default_factory=dict)
+    reserved: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
 class MotifVideoPipeline:
     """The loaded components plus what the checkpoint's configs say; `generate` makes one video.
 
@@ -274,32 +285,37 @@ class MotifVideoPipeline:
             notes += other_model_notes(resume.run, self.model_flags(), "this pipeline's model")
             notes += changed_file_notes(resume.run, self.model_flags())
         progress = on_progress or (lambda stage, done, total: None)
-        timings: dict[str, float] = {}
-        peaks: dict[str, int] = {}
-        reserved: dict[str, int] = {}
+        measures = _StageMeasures()
         begin = time.perf_counter()
         generator = torch.Generator().manual_seed(request.seed)
         keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
-        with self._stage("encode", timings, peaks, reserved):
-            # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
+        with self._stage("encode", measures):
             guided = needs_uncond(settings.guidance.value)
+            # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
             noise, cond = self._inputs(request, generator, progress, guided, clip)
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
-        with self._stage("denoise", timings, peaks, reserved):
+        with self._stage("denoise", measures):
             latents, record = self._sample_keeping_state(
                 request, noise, cond, settings, progress, on_denoised, start, keeper, stored_inputs
             )
-        with self._stage("decode", timings, peaks, reserved):
+        with self._stage("decode", measures):
             # An extension's video holds the clip's frames first, then the new ones (the clip's last frame once).
             output = self.decode(request, latents, settings, progress, keeper, clip, crf, stored_inputs)
         if keeper is not None:
             keeper.remove()  # the video is written: the run's saved state is of no more use
-        timings["total"] = time.perf_counter() - begin
-        peak = max(peaks.values()) if peaks else None
-        shift = settings.flow_shift.value
-        layout = None if self.parallel is None else self.parallel.describe()
+        measures.seconds["total"] = time.perf_counter() - begin
         return GenerationResult(
-            output, request, shift, timings, peak_rss(), peak, notes, peaks, settings, layout, self.attention_used(),
+            output=output,
+            request=request,
+            shift=settings.flow_shift.value,
+            timings=measures.seconds,
+            peak_rss_bytes=peak_rss(),
+            peak_device_bytes=max(measures.allocated.values(), default=None),
+            notes=notes,
+            stage_peaks=measures.allocated,
+            settings=settings,
+            parallel=None if self.parallel is None else self.parallel.describe(),
+            attention=self.attention_used(),
             step_seconds=record.step_seconds,
             guidance_batch=record.guidance_batch,
             step_cache=record.step_cache,
@@ -309,8 +325,8 @@ class MotifVideoPipeline:
             resumed_at=None if start is None else start.done,
             image_size=cond.image_size,
             clip_frames=None if clip is None else clip.frames,
-            peak_reserved_bytes=max(reserved.values()) if reserved else None,
-            stage_reserved_peaks=reserved,
+            peak_reserved_bytes=max(measures.reserved.values(), default=None),
+            stage_reserved_peaks=measures.reserved,
         )  # fmt: skip
 
     def _sample_keeping_state(
@@ -375,20 +391,17 @@ class MotifVideoPipeline:
         return f"exact (int8 fell back: {op.fallback_reason})" if op.warned else "int8"
 
     @contextlib.contextmanager
-    def _stage(
-        self, name: str, timings: dict[str, float], peaks: dict[str, int], reserved: dict[str, int]
-    ) -> Iterator[None]:
-        """Time a stage and, on CUDA, record its own peaks of allocated memory (`peaks`, what the planner estimates)
-        and of reserved memory (`reserved`: the caching allocator's segments, what the GPU actually holds)."""
+    def _stage(self, name: str, measures: _StageMeasures) -> Iterator[None]:
+        """Time a stage and, on CUDA, record its own peaks of memory into `measures`."""
         cuda = self.device.type == "cuda"
         if cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
         start = time.perf_counter()
         yield
-        timings[name] = time.perf_counter() - start
+        measures.seconds[name] = time.perf_counter() - start
         if cuda:
-            peaks[name] = torch.cuda.max_memory_allocated(self.device)
-            reserved[name] = torch.cuda.max_memory_reserved(self.device)
+            measures.allocated[name] = torch.cuda.max_memory_allocated(self.device)
+            measures.reserved[name] = torch.cuda.max_memory_reserved(self.device)
 
     def _inputs(
         self,
