@@ -632,10 +632,10 @@ class MotifVideoPipeline:
         vae = None if sources is None or "vae" not in sources.weight_files else str(sources.weight_files["vae"])
         vae_dtype = str(self.vae.post_quant_conv.weight.dtype).removeprefix("torch.")  # e.g. "bfloat16"
         output = user_path(request.output).absolute()
-        clip = None if request.extend is None else str(user_path(request.extend).absolute())  # found from anywhere
+        clip_path = None if request.extend is None else str(user_path(request.extend).absolute())  # found from anywhere
         saved = SavedLatents(
             latents, output, request.width, request.height, request.frames, request.fps, vae_dtype,
-            self._video_metadata(request, settings, stored_inputs), model, vae, clip,
+            self._video_metadata(request, settings, stored_inputs), model, vae, clip_path,
         )  # fmt: skip
         if state is None:
             return saved
@@ -644,13 +644,14 @@ class MotifVideoPipeline:
             tensors["apg_running"] = state.apg_running
         image = None if request.image is None else user_path(request.image).absolute()
         fields = jsonable({**dataclasses.asdict(request), "output": str(output),
-                           "image": None if image is None else str(image), "extend": clip})  # fmt: skip
-        # The image's checksum beside the model flags: a resume given the image again, moved, checks it is the same;
-        # the weight files' stamps: a resume tells one changed in place.
-        # An extended clip's: the file its last frame, this run's first, came from (a resume checks it likewise).
-        clip = None if request.extend is None else first_frame_sha256(request)
-        checksum = None if image is None else image_sha256(image)
-        run = {**self.model_flags(), "file_stamps": self.file_stamps, "image_sha256": checksum, "clip_sha256": clip}
+                           "image": None if image is None else str(image), "extend": clip_path})  # fmt: skip
+        # Beside the model flags, what a resume checks before it goes on: the image's checksum (given again, moved,
+        # it must be the same image), the weight files' stamps (one changed in place), and an extended clip's
+        # checksum of the file its last frame, this run's first, came from.
+        clip_checksum = None if request.extend is None else first_frame_sha256(request)
+        image_checksum = None if image is None else image_sha256(image)
+        run = {**self.model_flags(), "file_stamps": self.file_stamps, "image_sha256": image_checksum,
+               "clip_sha256": clip_checksum}  # fmt: skip
         return dataclasses.replace(saved, progress=(state.done, request.steps), state=tensors, request=fields,
                                    run=run)  # fmt: skip
 
