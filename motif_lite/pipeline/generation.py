@@ -244,25 +244,37 @@ class MotifVideoPipeline:
 
         `on_progress(stage, done, total)` may raise to stop the run (cancelling from code): that exception comes out
         of `generate` unchanged, after the work is kept as for any failure (below).
+
         `on_preview(done, steps, frames)` gets a cheap preview of the clip (vae/preview.py) every `preview_every`
-        steps (default: about 4 per run), not after the last step. `keep_latents`: the work is not lost when the run
-        fails (io/latents.py; the file is `fox.mp4` -> `fox.latents.safetensors`, removed once the video is
-        written): when sampling stops early (Ctrl-C, out of memory, an error; not inf/NaN, which would come back),
-        its state after the last finished step is saved, and while it runs long, every `save_state_every` seconds;
-        when the decode fails, the denoised latents (for `motif-lite decode`). The error's message (or, for errors
-        other than a `MotifLiteError`, a logged warning) says where. `resume`: the saved state of a run that
-        stopped while sampling (`read_latents`), with `request` that run's (`resume.request`): sampling goes on
-        from its last step and the video is the one that run would have made (a failed decode's denoised latents:
-        straight to the decode); a model other than that run's goes on all the same, with a note in the result.
-        `latents_file`: where this run keeps its work (default: the file it resumed from, else a free name beside the
-        output). `clip`: the clip `request.extend` names, as the caller read it already (`read_clip`; read here once
-        otherwise): reading it again would decode a video file, or every header of a PNG sequence. `crf`: the video
-        encoder's constant-rate factor for .mp4/.mkv/.mov (H.264, 0-51) and .webm (VP9, 0-63), lower is better and
-        larger; None keeps the codec's default (18, 30); other formats refuse one. An encoding option: it is not
-        stored with the settings in the file. `stored_clip`: what the file's settings say of the clip instead of its
-        path's name, where that is not the name its user knows (the server's copy of an upload): `{"extend": name,
-        "extend_sha256": checksum}`, either or both. `stored_image`: likewise of the first frame (the server's copy of
-        an uploaded image, `inputs/ID.png`): `{"image": name, "image_sha256": checksum}`, either or both.
+        steps (default: about 4 per run), not after the last step.
+
+        `keep_latents`: the work is not lost when the run fails (io/latents.py; the file is `fox.mp4` ->
+        `fox.latents.safetensors`, removed once the video is written): when sampling stops early (Ctrl-C, out of
+        memory, an error; not inf/NaN, which would come back), its state after the last finished step is saved, and
+        while it runs long, every `save_state_every` seconds; when the decode fails, the denoised latents (for
+        `motif-lite decode`). The error's message (or, for errors other than a `MotifLiteError`, a logged warning)
+        says where.
+
+        `resume`: the saved state of a run that stopped while sampling (`read_latents`), with `request` that run's
+        (`resume.request`): sampling goes on from its last step and the video is the one that run would have made
+        (a failed decode's denoised latents: straight to the decode); a model other than that run's goes on all the
+        same, with a note in the result.
+
+        `latents_file`: where this run keeps its work (default: the file it resumed from, else a free name beside
+        the output).
+
+        `clip`: the clip `request.extend` names, as the caller read it already (`read_clip`; read here once
+        otherwise): reading it again would decode a video file, or every header of a PNG sequence.
+
+        `crf`: the video encoder's constant-rate factor for .mp4/.mkv/.mov (H.264, 0-51) and .webm (VP9, 0-63),
+        lower is better and larger; None keeps the codec's default (18, 30); other formats refuse one. An encoding
+        option: it is not stored with the settings in the file.
+
+        `stored_clip`: what the file's settings say of the clip instead of its path's name, where that is not the
+        name its user knows (the server's copy of an upload): `{"extend": name, "extend_sha256": checksum}`, either
+        or both. `stored_image`: likewise of the first frame (the server's copy of an uploaded image,
+        `inputs/ID.png`): `{"image": name, "image_sha256": checksum}`, either or both.
+
         Any other keyword (diffusers' call's `num_inference_steps`, `generator`, ..., or a misspelled one of the
         above) is a `RequestError` saying what to give instead."""
         # Before any work: a wrong argument costs no encoding.
