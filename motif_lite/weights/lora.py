@@ -74,6 +74,8 @@ _OTHER_ADAPTERS = [
 ]  # fmt: skip
 # What PEFT's `save_pretrained` writes: the adapter's tensors, and beside them its settings (lora_alpha among them).
 _PEFT_FILE, _PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
+# What to do about PEFT settings no PEFT version writes.
+_EDITED = "the file was edited or damaged; export the LoRA again"
 # The same cross-attention projection under the diffusers layout and under the two shared layouts.
 _CROSS_ALIASES = {"cross_attn.to_q": "cross_attn.query_proj", "cross_attn.to_out.0": "cross_attn.out_proj"}
 
@@ -501,7 +503,3 @@ def _peft_alphas(path: Path, metadata: Mapping[str, str]) -> _Alphas | None:
             raise LoRAError(f"{path}: alpha_pattern in {source} holds {pattern!r}, which is no regular expression "
                             f"({exc}): {_EDITED}") from None  # fmt: skip
     return _Alphas(alpha, patterns, bool(config.get("use_rslora")))
-
-
-# What to do about PEFT settings no PEFT version writes.
-_EDITED = "the file was edited or damaged; export the LoRA again"
