@@ -34,15 +34,8 @@ from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
 from motif_lite.request import GenerationRequest
 from motif_lite.weights.loader import build_model
-from motif_lite.weights.lora import (
-    LoRAError,
-    LoRALinear,
-    LoRASpec,
-    apply_loras,
-    linear_shapes,
-    lora_specs,
-    read_loras,
-)
+from motif_lite.weights.lora import LoRAError, LoRASpec, linear_shapes, lora_specs, read_loras
+from motif_lite.weights.lora_apply import LoRALinear, apply_loras
 from motif_lite.weights.quant_linear import QuantizedLinear
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"

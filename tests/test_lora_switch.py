@@ -29,7 +29,8 @@ from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.planner import Plan
-from motif_lite.weights.lora import LoRAError, LoRALinear
+from motif_lite.weights.lora import LoRAError
+from motif_lite.weights.lora_apply import LoRALinear
 
 FP32_CPU = dict(dtype=torch.float32, device="cpu", kernels="torch")
 

@@ -336,7 +336,7 @@ def test_cuda_streaming_matches_and_frees_memory(staging):
 def grouped_model(layout: str, packed: bool) -> MotifVideoTransformer:
     """4 heads of 16 (head groups of 1 and 3 leave an uneven last group); with `packed`, the single-stream blocks'
     Q/K/V projections hold Q8_0 blocks, one of them beside an unmerged LoRA."""
-    from motif_lite.weights.lora import LoRALinear
+    from motif_lite.weights.lora_apply import LoRALinear
 
     flags = dict(num_attention_heads=4, attention_head_dim=16, rope_axes_dim=(4, 6, 6), cross_attention_layout=layout)
     model = randomize_(MotifVideoTransformer(TransformerConfig(**{**TINY_KWARGS, **flags})).eval(), 0)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from motif_lite.devices import GpuMemory
     from motif_lite.pipeline import GenerationResult
     from motif_lite.runtime.planner import Plan
-    from motif_lite.weights.lora import AppliedLoRAs
+    from motif_lite.weights.lora_apply import AppliedLoRAs
 
 
 def _settings_lines(result: GenerationResult, given: list[str] | None) -> list[str]:

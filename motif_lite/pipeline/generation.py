@@ -69,7 +69,8 @@ from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, reso
 from motif_lite.vae import WanVAE
 from motif_lite.vae.posterior import DiagonalGaussian
 from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
-from motif_lite.weights.lora import AppliedLoRAs, LoRAEntry, lora_specs
+from motif_lite.weights.lora import LoRAEntry, lora_specs
+from motif_lite.weights.lora_apply import AppliedLoRAs
 
 if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
     from motif_lite.encoders.text import TextEncoder
@@ -104,6 +105,17 @@ def _tell(exc: BaseException, note: str) -> None:
         exc.args = (f"{exc.args[0]}\n{note}",)
     else:
         logger.warning(note)
+
+
+@dataclasses.dataclass
+class _StageMeasures:
+    """Each stage's seconds (`generate`'s "encode", "denoise", "decode", then "total") and, on CUDA, its own peak of
+    memory allocated (what the planner estimates) and reserved (the caching allocator's segments, what the GPU
+    actually holds); empty on the CPU."""
+
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    allocated: dict[str, int] = dataclasses.field(default_factory=dict)
+    reserved: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class MotifVideoPipeline:
@@ -232,25 +244,37 @@ class MotifVideoPipeline:
 
         `on_progress(stage, done, total)` may raise to stop the run (cancelling from code): that exception comes out
         of `generate` unchanged, after the work is kept as for any failure (below).
+
         `on_preview(done, steps, frames)` gets a cheap preview of the clip (vae/preview.py) every `preview_every`
-        steps (default: about 4 per run), not after the last step. `keep_latents`: the work is not lost when the run
-        fails (io/latents.py; the file is `fox.mp4` -> `fox.latents.safetensors`, removed once the video is
-        written): when sampling stops early (Ctrl-C, out of memory, an error; not inf/NaN, which would come back),
-        its state after the last finished step is saved, and while it runs long, every `save_state_every` seconds;
-        when the decode fails, the denoised latents (for `motif-lite decode`). The error's message (or, for errors
-        other than a `MotifLiteError`, a logged warning) says where. `resume`: the saved state of a run that
-        stopped while sampling (`read_latents`), with `request` that run's (`resume.request`): sampling goes on
-        from its last step and the video is the one that run would have made (a failed decode's denoised latents:
-        straight to the decode); a model other than that run's goes on all the same, with a note in the result.
-        `latents_file`: where this run keeps its work (default: the file it resumed from, else a free name beside the
-        output). `clip`: the clip `request.extend` names, as the caller read it already (`read_clip`; read here once
-        otherwise): reading it again would decode a video file, or every header of a PNG sequence. `crf`: the video
-        encoder's constant-rate factor for .mp4/.mkv/.mov (H.264, 0-51) and .webm (VP9, 0-63), lower is better and
-        larger; None keeps the codec's default (18, 30); other formats refuse one. An encoding option: it is not
-        stored with the settings in the file. `stored_clip`: what the file's settings say of the clip instead of its
-        path's name, where that is not the name its user knows (the server's copy of an upload): `{"extend": name,
-        "extend_sha256": checksum}`, either or both. `stored_image`: likewise of the first frame (the server's copy of
-        an uploaded image, `inputs/ID.png`): `{"image": name, "image_sha256": checksum}`, either or both.
+        steps (default: about 4 per run), not after the last step.
+
+        `keep_latents`: the work is not lost when the run fails (io/latents.py; the file is `fox.mp4` ->
+        `fox.latents.safetensors`, removed once the video is written): when sampling stops early (Ctrl-C, out of
+        memory, an error; not inf/NaN, which would come back), its state after the last finished step is saved, and
+        while it runs long, every `save_state_every` seconds; when the decode fails, the denoised latents (for
+        `motif-lite decode`). The error's message (or, for errors other than a `MotifLiteError`, a logged warning)
+        says where.
+
+        `resume`: the saved state of a run that stopped while sampling (`read_latents`), with `request` that run's
+        (`resume.request`): sampling goes on from its last step and the video is the one that run would have made
+        (a failed decode's denoised latents: straight to the decode); a model other than that run's goes on all the
+        same, with a note in the result.
+
+        `latents_file`: where this run keeps its work (default: the file it resumed from, else a free name beside
+        the output).
+
+        `clip`: the clip `request.extend` names, as the caller read it already (`read_clip`; read here once
+        otherwise): reading it again would decode a video file, or every header of a PNG sequence.
+
+        `crf`: the video encoder's constant-rate factor for .mp4/.mkv/.mov (H.264, 0-51) and .webm (VP9, 0-63),
+        lower is better and larger; None keeps the codec's default (18, 30); other formats refuse one. An encoding
+        option: it is not stored with the settings in the file.
+
+        `stored_clip`: what the file's settings say of the clip instead of its path's name, where that is not the
+        name its user knows (the server's copy of an upload): `{"extend": name, "extend_sha256": checksum}`, either
+        or both. `stored_image`: likewise of the first frame (the server's copy of an uploaded image,
+        `inputs/ID.png`): `{"image": name, "image_sha256": checksum}`, either or both.
+
         Any other keyword (diffusers' call's `num_inference_steps`, `generator`, ..., or a misspelled one of the
         above) is a `RequestError` saying what to give instead."""
         # Before any work: a wrong argument costs no encoding.
@@ -273,32 +297,37 @@ class MotifVideoPipeline:
             notes += other_model_notes(resume.run, self.model_flags(), "this pipeline's model")
             notes += changed_file_notes(resume.run, self.model_flags())
         progress = on_progress or (lambda stage, done, total: None)
-        timings: dict[str, float] = {}
-        peaks: dict[str, int] = {}
-        reserved: dict[str, int] = {}
+        measures = _StageMeasures()
         begin = time.perf_counter()
         generator = torch.Generator().manual_seed(request.seed)
         keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
-        with self._stage("encode", timings, peaks, reserved):
-            # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
+        with self._stage("encode", measures):
             guided = needs_uncond(settings.guidance.value)
+            # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
             noise, cond = self._inputs(request, generator, progress, guided, clip)
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
-        with self._stage("denoise", timings, peaks, reserved):
+        with self._stage("denoise", measures):
             latents, record = self._sample_keeping_state(
                 request, noise, cond, settings, progress, on_denoised, start, keeper, stored_inputs
             )
-        with self._stage("decode", timings, peaks, reserved):
+        with self._stage("decode", measures):
             # An extension's video holds the clip's frames first, then the new ones (the clip's last frame once).
             output = self.decode(request, latents, settings, progress, keeper, clip, crf, stored_inputs)
         if keeper is not None:
             keeper.remove()  # the video is written: the run's saved state is of no more use
-        timings["total"] = time.perf_counter() - begin
-        peak = max(peaks.values()) if peaks else None
-        shift = settings.flow_shift.value
-        layout = None if self.parallel is None else self.parallel.describe()
+        measures.seconds["total"] = time.perf_counter() - begin
         return GenerationResult(
-            output, request, shift, timings, peak_rss(), peak, notes, peaks, settings, layout, self.attention_used(),
+            output=output,
+            request=request,
+            shift=settings.flow_shift.value,
+            timings=measures.seconds,
+            peak_rss_bytes=peak_rss(),
+            peak_device_bytes=max(measures.allocated.values(), default=None),
+            notes=notes,
+            stage_peaks=measures.allocated,
+            settings=settings,
+            parallel=None if self.parallel is None else self.parallel.describe(),
+            attention=self.attention_used(),
             step_seconds=record.step_seconds,
             guidance_batch=record.guidance_batch,
             step_cache=record.step_cache,
@@ -308,8 +337,8 @@ class MotifVideoPipeline:
             resumed_at=None if start is None else start.done,
             image_size=cond.image_size,
             clip_frames=None if clip is None else clip.frames,
-            peak_reserved_bytes=max(reserved.values()) if reserved else None,
-            stage_reserved_peaks=reserved,
+            peak_reserved_bytes=max(measures.reserved.values(), default=None),
+            stage_reserved_peaks=measures.reserved,
         )  # fmt: skip
 
     def _sample_keeping_state(
@@ -374,20 +403,17 @@ class MotifVideoPipeline:
         return f"exact (int8 fell back: {op.fallback_reason})" if op.warned else "int8"
 
     @contextlib.contextmanager
-    def _stage(
-        self, name: str, timings: dict[str, float], peaks: dict[str, int], reserved: dict[str, int]
-    ) -> Iterator[None]:
-        """Time a stage and, on CUDA, record its own peaks of allocated memory (`peaks`, what the planner estimates)
-        and of reserved memory (`reserved`: the caching allocator's segments, what the GPU actually holds)."""
+    def _stage(self, name: str, measures: _StageMeasures) -> Iterator[None]:
+        """Time a stage and, on CUDA, record its own peaks of memory into `measures`."""
         cuda = self.device.type == "cuda"
         if cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
         start = time.perf_counter()
         yield
-        timings[name] = time.perf_counter() - start
+        measures.seconds[name] = time.perf_counter() - start
         if cuda:
-            peaks[name] = torch.cuda.max_memory_allocated(self.device)
-            reserved[name] = torch.cuda.max_memory_reserved(self.device)
+            measures.allocated[name] = torch.cuda.max_memory_allocated(self.device)
+            measures.reserved[name] = torch.cuda.max_memory_reserved(self.device)
 
     def _inputs(
         self,
@@ -618,10 +644,10 @@ class MotifVideoPipeline:
         vae = None if sources is None or "vae" not in sources.weight_files else str(sources.weight_files["vae"])
         vae_dtype = str(self.vae.post_quant_conv.weight.dtype).removeprefix("torch.")  # e.g. "bfloat16"
         output = user_path(request.output).absolute()
-        clip = None if request.extend is None else str(user_path(request.extend).absolute())  # found from anywhere
+        clip_path = None if request.extend is None else str(user_path(request.extend).absolute())  # found from anywhere
         saved = SavedLatents(
             latents, output, request.width, request.height, request.frames, request.fps, vae_dtype,
-            self._video_metadata(request, settings, stored_inputs), model, vae, clip,
+            self._video_metadata(request, settings, stored_inputs), model, vae, clip_path,
         )  # fmt: skip
         if state is None:
             return saved
@@ -630,13 +656,14 @@ class MotifVideoPipeline:
             tensors["apg_running"] = state.apg_running
         image = None if request.image is None else user_path(request.image).absolute()
         fields = jsonable({**dataclasses.asdict(request), "output": str(output),
-                           "image": None if image is None else str(image), "extend": clip})  # fmt: skip
-        # The image's checksum beside the model flags: a resume given the image again, moved, checks it is the same;
-        # the weight files' stamps: a resume tells one changed in place.
-        # An extended clip's: the file its last frame, this run's first, came from (a resume checks it likewise).
-        clip = None if request.extend is None else first_frame_sha256(request)
-        checksum = None if image is None else image_sha256(image)
-        run = {**self.model_flags(), "file_stamps": self.file_stamps, "image_sha256": checksum, "clip_sha256": clip}
+                           "image": None if image is None else str(image), "extend": clip_path})  # fmt: skip
+        # Beside the model flags, what a resume checks before it goes on: the image's checksum (given again, moved,
+        # it must be the same image), the weight files' stamps (one changed in place), and an extended clip's
+        # checksum of the file its last frame, this run's first, came from.
+        clip_checksum = None if request.extend is None else first_frame_sha256(request)
+        image_checksum = None if image is None else image_sha256(image)
+        run = {**self.model_flags(), "file_stamps": self.file_stamps, "image_sha256": image_checksum,
+               "clip_sha256": clip_checksum}  # fmt: skip
         return dataclasses.replace(saved, progress=(state.done, request.steps), state=tensors, request=fields,
                                    run=run)  # fmt: skip
 

@@ -80,7 +80,7 @@ def load_pipeline(
     GB; its outputs are cast to `dtype`.
     `loras`: files (strength 1) or (file, strength) pairs (or a {file: strength} dict), checked against the
     transformer before any weight is read, then merged into its float weights or kept beside packed GGUF weights
-    (motif_lite/weights/lora.py); `MotifVideoPipeline.set_loras` switches them later.
+    (motif_lite/weights/lora.py, lora_apply.py); `MotifVideoPipeline.set_loras` switches them later.
     `attention`: "exact" or "int8" (8-bit attention on GPUs with INT8 tensor cores, lossy; elsewhere exact attention
     with one warning; docs/kernels.md). `text_encoder_gguf`: a text encoder GGUF (`python -m motif_lite.quantize
     CKPT --component text_encoder`) replacing `text_encoder/`'s weights; its quantized layers stay packed,

@@ -17,7 +17,7 @@ from motif_lite.sampling import ScheduleOptions
 from motif_lite.sampling.guidance import APGConfig, CFGConfig
 from motif_lite.settings import Settings
 from motif_lite.version import VERSION
-from motif_lite.weights.lora import AppliedLoRAs
+from motif_lite.weights.lora_apply import AppliedLoRAs
 
 
 def findable(model: str | Path) -> str:

@@ -7,7 +7,9 @@
     extension.py    going on from a finished video of this server (`extend`)
     clip_upload.py  going on from an uploaded video file
     remix.py        a completed video's settings and seed with a new prompt
-    app.py          the FastAPI routes (the API, the page, /health), authentication, size limits
+    app.py          the FastAPI routes (the API, the page, /health), authentication, job submission
+    request_body.py a create body's fields and uploads, JSON or multipart
+    body_limit.py   413 for a body over the server's limits, before it is read to its end
     runner.py       the composition the CLI (and the tests) start
     static/         the web page at `/` (plain HTML, JS and CSS)
 

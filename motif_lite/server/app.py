@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import json
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -28,21 +27,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
+from motif_lite.server.body_limit import BodyLimit
 from motif_lite.server.clip_upload import (
-    UNNAMED,
     UploadedClip,
     in_upload_words,
-    plain_name,
     read_upload,
     save_upload,
     upload_names,
     uploaded_record,
-    video_upload_limit,
 )
 from motif_lite.server.extension import (
     check_can_extend,
@@ -58,8 +54,8 @@ from motif_lite.server.extension import (
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, QUEUED, VIDEO_SUFFIX, Job, JobStore, new_job_id
 from motif_lite.server.loras import available_loras, check_loras_fit, lora_files
 from motif_lite.server.remix import other_upload_note, remix_fields
+from motif_lite.server.request_body import read_create_body
 from motif_lite.server.schema import (
-    FORM_LORA_KEYS,
     IMAGE_NAME_KEY,
     ApiError,
     CreateBody,
@@ -67,12 +63,10 @@ from motif_lite.server.schema import (
     api_param,
     check_image,
     effective_settings,
-    form_loras,
     in_api_words,
     job_crf,
     parse_create,
     stored_settings,
-    upload_limit,
     video_object,
 )
 from motif_lite.server.worker import Worker
@@ -534,92 +528,6 @@ def _check_planned_size(request: GenerationRequest, max_video: tuple[int, int, i
         )
 
 
-def _image_name(filename: str | None) -> str | None:
-    """The plain file name an uploaded first frame was sent under, None when it came without one."""
-    name = plain_name(filename)
-    return None if name == UNNAMED else name
-
-
-async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[bytes | None, str | None], bool]:
-    """(fields, (uploaded first frame, the file name it was sent under), whether the fields are form strings) of a
-    JSON or multipart body."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        form = await _read_form(request)
-        if content_type == "application/x-www-form-urlencoded" and _looks_like_json(form.keys()):
-            raise ApiError(400, "the body looks like JSON: send it with Content-Type: application/json (curl: -H "
-                           "'Content-Type: application/json')", None, "invalid_value")  # fmt: skip
-        fields, image = await _form_fields(form)
-        return fields, image, True
-    if content_type not in ("application/json", ""):
-        raise ApiError(400, f"send application/json or multipart/form-data, not {content_type}", None,
-                       "invalid_value")  # fmt: skip
-    try:
-        body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}", None, "invalid_value") from exc
-    except (ValueError, RecursionError) as exc:  # valid JSON that Python's parser refuses (not the client's bug)
-        raise ApiError(400, "the body holds an integer of over 4300 digits or is nested too deeply to be read", None,
-                       "invalid_value") from exc  # fmt: skip
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object", None, "invalid_value")
-    return body, (None, None), False
-
-
-async def _form_fields(form: FormData) -> tuple[dict[str, Any], tuple[bytes | None, str | None]]:
-    """(fields, (uploaded first frame, the file name it was sent under)) of a parsed form."""
-    fields: dict[str, Any] = {}
-    image, image_name = None, None
-    lora_items: dict[str, list[str]] = {}  # the SDK's form encoding of a list: `loras[]`, `loras[][name]`, ...
-    for key, value in form.multi_items():
-        if key in FORM_LORA_KEYS and isinstance(value, str):
-            lora_items.setdefault(key, []).append(value)
-        elif isinstance(value, UploadFile):
-            if key in ("video", "extend"):  # a video to go on from (the SDK's extend sends `video`)
-                if key in fields:
-                    raise ApiError(400, f"{key} was sent twice", key, "invalid_value")
-                fields[key] = UploadedClip.of(value.file, value.filename)  # written beside the job once checked
-                continue
-            if key != "input_reference":
-                raise ApiError(400, f"unexpected file field {key!r}; the first frame goes in input_reference, a "
-                               "video to extend in extend (video on /v1/videos/extensions)", key,
-                               "unknown_parameter")  # fmt: skip
-            image = await value.read()
-            image_name = _image_name(value.filename)
-        elif key == "input_reference[image_url]":  # the SDK's form encoding of {"image_url": ...}
-            fields["input_reference"] = {"image_url": value}
-        elif key in fields:
-            raise ApiError(400, f"{key} was sent twice", key, "invalid_value")
-        else:
-            fields[key] = value
-    if lora_items:
-        if "loras" in fields:
-            raise ApiError(400, "loras was sent twice", "loras", "invalid_value")
-        fields["loras"] = form_loras(lora_items)
-    return fields, (image, image_name)
-
-
-async def _read_form(request: Request) -> FormData:
-    """The parsed form; a form over the parser's limits (a second file, too many fields, a field over 2 MiB) is a 400
-    with a documented code, not Starlette's HTTPException (code null)."""
-    try:
-        return await request.form(max_files=1, max_fields=64, max_part_size=2 * MiB)
-    except StarletteHTTPException as exc:
-        if exc.status_code != 400:
-            raise
-        if "Too many files" in exc.detail:
-            raise ApiError(400, f"{exc.detail} Send one image, as input_reference", "input_reference",
-                           "invalid_value") from exc  # fmt: skip
-        raise ApiError(400, f"the form could not be read: {exc.detail}", None, "invalid_value") from exc
-
-
-def _looks_like_json(keys) -> bool:
-    """A JSON object sent without its content type: `curl -d '{...}'` (no -H) labels it a form, whose parser makes
-    the whole object one field name."""
-    first = next(iter(keys), "")
-    return first.lstrip().startswith("{")
-
-
 def _page_params(query) -> tuple[str | None, int, bool]:
     limit_text = query.get("limit", "20")
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
@@ -688,75 +596,3 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, internal_error)
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class BodyLimit:
-    """ASGI middleware: 413 for a body over `max_bytes` (`max_form_bytes` for a multipart one, which may hold a video
-    to extend), by its Content-Length or by counting what arrives.
-
-    A body a little over the limit is read to its end and dropped, so that the client sees the 413 rather than
-    a connection closed in the middle of its upload; a declared length far over it is refused at once.
-    """
-
-    DRAIN_FACTOR = 4
-
-    def __init__(
-        self, app, max_bytes: int, max_upload_bytes: int, max_form_bytes: int, max_video_upload_bytes: int
-    ) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.max_form_bytes = max_form_bytes
-        # What the limits are made from, named in the message.
-        self.max_upload_bytes, self.max_video_upload_bytes = max_upload_bytes, max_video_upload_bytes
-
-    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        form = headers.get(b"content-type", b"").split(b";")[0].strip().lower() == b"multipart/form-data"
-        limit = self.max_form_bytes if form else self.max_bytes
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._refuse(scope, receive, send, int(declared) <= self.DRAIN_FACTOR * limit, limit, form)
-            return
-        received = 0
-        started = False
-
-        async def counting_receive() -> dict:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise BodyTooLarge
-            return message
-
-        async def tracking_send(message: dict) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if started:
-                raise
-            await self._refuse(scope, receive, send, True, limit, form)
-
-    async def _refuse(self, scope: dict, receive, send, drain: bool, limit: int, form: bool) -> None:
-        drained = 0
-        while drain and drained <= self.DRAIN_FACTOR * limit:
-            message = await receive()
-            drained += len(message.get("body", b""))
-            drain = message["type"] == "http.request" and message.get("more_body", False)
-        limits = f"{upload_limit(self.max_upload_bytes)}, as a file or in JSON as base64"
-        if form:
-            limits = f"{upload_limit(self.max_upload_bytes)}; {video_upload_limit(self.max_video_upload_bytes)}"
-        error = ApiError(413, f"the request is larger than this server's limit of {limit:,} bytes ({limits})", None,
-                         "request_too_large")  # fmt: skip
-        response = JSONResponse(error.body(), status_code=413, headers={"Connection": "close"})
-        await response(scope, receive, send)

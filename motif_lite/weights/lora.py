@@ -1,14 +1,11 @@
-"""LoRA adapters for the transformer: read diffusers/PEFT and kohya/ComfyUI files, then merge or attach them.
+"""LoRA files for the transformer: read diffusers/PEFT and kohya/ComfyUI files and check them against the model's
+linear layers, before any model weight is read (weights/lora_apply.py then merges or attaches them).
 
     files = read_loras([LoRASpec.parse("style.safetensors:0.8")], linear_shapes(meta_model))  # checked, no weights
-    applied = apply_loras(transformer, files, dtype=torch.bfloat16)
 
 A LoRA adds `scale · B·A` to the weight W of a linear layer (A: `[rank, in]`, "lora_A" / "lora_down"; B:
 `[out, rank]`, "lora_B" / "lora_up"), with scale = strength × alpha / rank (alpha from the file; without one the
-scale is the strength alone). A float layer gets the update merged into its weight (the forward stays one GEMM);
-a `QuantizedLinear` or `Float8Linear`, whose packed weight cannot absorb it, is wrapped in `LoRALinear`, which
-computes `W·x + B·(A·x)` with the scale folded into B. The adapter tensors are buffers of the layer's block, so block
-streaming moves them with the block.
+scale is the strength alone).
 
 Formats (detected from the tensor names):
 - "peft" (diffusers/PEFT): `[transformer.]<module>.lora_A.weight` / `.lora_B.weight`; alpha from `.alpha`
@@ -30,17 +27,15 @@ import numbers
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from motif_lite.errors import MotifLiteError, counted, shown
 from motif_lite.json_values import is_number
-from motif_lite.model.attention import project_rows
 from motif_lite.paths import user_path
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
@@ -79,12 +74,10 @@ _OTHER_ADAPTERS = [
 ]  # fmt: skip
 # What PEFT's `save_pretrained` writes: the adapter's tensors, and beside them its settings (lora_alpha among them).
 _PEFT_FILE, _PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
+# What to do about PEFT settings no PEFT version writes.
+_EDITED = "the file was edited or damaged; export the LoRA again"
 # The same cross-attention projection under the diffusers layout and under the two shared layouts.
 _CROSS_ALIASES = {"cross_attn.to_q": "cross_attn.query_proj", "cross_attn.to_out.0": "cross_attn.out_proj"}
-
-
-# A strength beyond which a LoRA makes noise rather than its style (1 is as trained; users go to about 2).
-FAR_STRENGTH = 10.0
 
 
 class LoRAError(MotifLiteError, ValueError):
@@ -206,55 +199,6 @@ class LoRAFile:
         return all(not (u.up.any() and u.down.any()) for u in self.updates)
 
 
-@dataclass
-class AppliedLoRAs:
-    """What `apply_loras` did, for the run summary."""
-
-    files: list[LoRAFile] = field(default_factory=list)
-    merged: int = 0  # float layers whose weight absorbed the updates
-    wrapped: int = 0  # packed layers computing the update beside the weight
-
-    def describe(self) -> str:
-        parts = [f.describe() for f in self.files]
-        return f"{', '.join(parts)}; {counted(self.merged, 'layer')} merged, {self.wrapped} unmerged (packed)"
-
-    def overflow_cause(self) -> str | None:
-        """What to say when the latents overflow to inf or NaN with a LoRA far stronger than LoRAs are made for
-        applied (`--lora style.safetensors:1e6`): that strength, rather than a damaged file, is the likely cause."""
-        strong = [f for f in self.files if abs(f.spec.strength) > FAR_STRENGTH]
-        if not strong:
-            return None
-        named = ", ".join(f"{f.spec.path.name} x{f.spec.strength:g}" for f in strong)
-        return (
-            f"the LoRA strength of {named} is far beyond what LoRAs are made for (about -2 to 2; beyond "
-            f"{FAR_STRENGTH:g} the video is noise, and huge strengths overflow): run it at a usual strength"
-        )
-
-
-class LoRALinear(nn.Module):
-    """`base(x) + up·(down·x)`: a low-rank update beside a layer whose weight cannot absorb it (packed blocks).
-
-    `down` [rank, in] and `up` [out, rank] (the scales folded into `up`) are buffers of this module, so they move
-    wherever the layer's block is placed or streamed."""
-
-    def __init__(self, base: nn.Module, down: torch.Tensor, up: torch.Tensor) -> None:
-        super().__init__()
-        self.base = base
-        self.register_buffer("down", down)
-        self.register_buffer("up", up)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + F.linear(F.linear(x, self.down.to(x.dtype)), self.up.to(x.dtype))
-
-    def forward_rows(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
-        """`self(x)[..., rows]`: the base layer's rows and the update's."""
-        update = F.linear(F.linear(x, self.down.to(x.dtype)), self.up[rows].to(x.dtype))
-        return project_rows(self.base, x, rows) + update
-
-    def extra_repr(self) -> str:
-        return f"rank={self.down.shape[0]}"
-
-
 def linear_shapes(model: nn.Module) -> dict[str, tuple[int, int]]:
     """{module name: (out_features, in_features)} of every linear layer (float or packed) — the LoRA targets.
     Works on a model built on the meta device."""
@@ -281,42 +225,6 @@ def check_lora_file(spec: LoRASpec) -> str:
     if fmt == "peft":
         _peft_alphas(spec.path, metadata)
     return fmt
-
-
-def apply_loras(model: nn.Module, files: list[LoRAFile], dtype: torch.dtype | None = None) -> AppliedLoRAs:
-    """Add the files' updates to `model` (after loading, before kernels and memory plans are applied): merged into
-    float weights, `LoRALinear` around packed ones. `dtype`: the adapters' compute dtype (default: float32)."""
-    per_module: dict[str, list[LoRAUpdate]] = defaultdict(list)
-    for file in files:
-        for update in file.updates:
-            per_module[update.module].append(update)
-    applied = AppliedLoRAs(files=list(files))
-    for name, updates in per_module.items():
-        layer = model.get_submodule(name)
-        if isinstance(layer, nn.Linear):
-            _merge(layer, updates)
-            applied.merged += 1
-        else:
-            parent, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent), child, _wrap(layer, updates, dtype or torch.float32))
-            applied.wrapped += 1
-    return applied
-
-
-def _merge(layer: nn.Linear, updates: list[LoRAUpdate]) -> None:
-    weight = layer.weight.detach().float()
-    for u in updates:
-        weight = weight + u.scale * (u.up.float() @ u.down.float())
-    # A new tensor rather than an in-place add: the loaded weight may share memory with the checkpoint file.
-    layer.weight = nn.Parameter(weight.to(layer.weight.dtype), requires_grad=False)
-
-
-def _wrap(layer: QuantizedLinear | Float8Linear, updates: list[LoRAUpdate], dtype: torch.dtype) -> LoRALinear:
-    # Several files on one layer: one adapter of the summed rank, [A1; A2] and [s1·B1, s2·B2].
-    device = next(layer.buffers()).device  # the packed weight's
-    down = torch.cat([u.down.float() for u in updates]).to(device, dtype)
-    up = torch.cat([u.scale * u.up.float() for u in updates], dim=1).to(device, dtype)
-    return LoRALinear(layer, down, up)
 
 
 def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFile:
@@ -595,7 +503,3 @@ def _peft_alphas(path: Path, metadata: Mapping[str, str]) -> _Alphas | None:
             raise LoRAError(f"{path}: alpha_pattern in {source} holds {pattern!r}, which is no regular expression "
                             f"({exc}): {_EDITED}") from None  # fmt: skip
     return _Alphas(alpha, patterns, bool(config.get("use_rslora")))
-
-
-# What to do about PEFT settings no PEFT version writes.
-_EDITED = "the file was edited or damaged; export the LoRA again"
