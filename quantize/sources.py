@@ -238,6 +238,7 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
         )
     try:
         if not source.is_gguf:
+            _refuse_other_model(source, path, component)
             _read_transformer_part(source, path, component)
         if component.check is not None:
             component.check(source.config_json, source.shapes)
@@ -254,6 +255,21 @@ def _partial_output(path: Path) -> str:
         f"renames it to OUT when done): delete it and quantize again, from the safetensors it was being made from "
         f"(-o {path.with_suffix('')})"
     )
+
+
+def _refuse_other_model(source: SafetensorsSource, path: Path, component: Component) -> None:
+    """Another model's file (Stable Diffusion, Flux, Wan, ...: ComfyUI's folders hold them beside ours) named as what
+    it is, with where Motif-Video's comes from, rather than as the first Motif-Video tensor it lacks."""
+    from motif_lite.choices import MOTIF_REPO
+    from motif_lite.io.linked import other_model
+
+    if (model := other_model(source.file_names())) is not None:
+        what = component.name.replace("_", " ")
+        flag = "" if component is TRANSFORMER else f" --component {component.name}"
+        raise CheckpointError(
+            f"{path} is not Motif-Video's {what}: it is {model}; quantize the official one (downloaded once): "
+            f"python -m motif_lite.quantize {MOTIF_REPO}{flag} -o OUT.gguf"
+        )
 
 
 def _read_transformer_part(source: SafetensorsSource, path: Path, component: Component) -> None:

@@ -1053,3 +1053,21 @@ def test_a_hub_repo_id_is_read_from_the_hugging_face_cache(tiny, tmp_path, capsy
     assert main([missing, "-o", str(out), "--quiet"]) == 2
     assert capsys.readouterr().err.startswith(f"error: source {missing} is neither a local file nor a folder, and the "
                                               "Hub repo someone/other is not in the Hugging Face cache")  # fmt: skip
+
+
+@pytest.mark.parametrize("component", ["transformer", "text_encoder"])
+def test_another_models_file_is_named_with_the_official_source(tmp_path, capsys, component):
+    """A Stable Diffusion checkpoint from ComfyUI's folder was refused as "tensor 'x_embedder.proj.weight' is
+    missing": it is named, with the command that quantizes the official file instead."""
+    sd15 = tmp_path / "v1-5-pruned-emaonly.safetensors"
+    names = ("model.diffusion_model.input_blocks.0.0.weight", "first_stage_model.decoder.conv_in.weight",
+             "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight")  # fmt: skip
+    save_file({name: torch.zeros(2, 2) for name in names}, sd15)
+    out = tmp_path / "out.gguf"
+    assert main([str(sd15), "--component", component, "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    what = component.replace("_", " ")
+    flag = " --component text_encoder" if component == "text_encoder" else ""
+    command = f"python -m motif_lite.quantize Motif-Technologies/Motif-Video-2B{flag} -o OUT.gguf"
+    assert f"{sd15} is not Motif-Video's {what}: it is a Stable Diffusion 1.x checkpoint; " in err, err
+    assert f"quantize the official one (downloaded once): {command}\n" in err and not out.exists(), err

@@ -189,13 +189,15 @@ def file_fix(model: str) -> str | None:
         )
     if path.suffix.lower() != ".safetensors":
         return None
-    from motif_lite.io.linked import other_component, single_file_checkpoint  # safetensors: for a file given to -m
+    from motif_lite.io.linked import other_component, other_model, other_model_fix, single_file_checkpoint
     from motif_lite.weights.safetensors_header import read_header
 
     try:
         names = list(read_header(path).tensors)
     except CheckpointError:
         names = []
+    if (foreign := other_model(names)) is not None:  # SD, Flux, Wan, ...: no flag of ours takes it
+        return f"it holds {other_model_fix(foreign, 'checkpoint')}"
     if (several := single_file_checkpoint(names)) is not None:  # ComfyUI's checkpoints/ folder: no one flag's
         return f"it holds {several}"
     holds = other_component("checkpoint", names)  # "the VAE's tensors (pass it as --vae)", or None
