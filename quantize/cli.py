@@ -25,7 +25,7 @@ from .text_recipes import TextRecipe, text_recipe_names
 EPILOG = """\
 examples:
   python -m motif_lite.quantize Motif-Video-2B -o motif-video-2b-Q4_K_M.gguf --type Q4_K_M
-  python -m motif_lite.quantize Motif-Video-2B -o mv-Q4_K_M-hq.gguf --type Q4_K_M --keep 'transformer_blocks.0.*=Q8_0'
+  python -m motif_lite.quantize Motif-Video-2B -o mv-hq.gguf --type Q4_K_M --keep 'transformer_blocks.0.*=Q8_0'
   python -m motif_lite.quantize Motif-Video-2B --component text_encoder -o te-Q8_0.gguf --type Q8_0
 then: motif-lite run -m Motif-Video-2B --gguf motif-video-2b-Q4_K_M.gguf --text-encoder-gguf te-Q8_0.gguf -p "..."
 (docs/quantize.md: the recipes, their measured error and time)

@@ -15,6 +15,7 @@ import torch
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader
 from gguf import quants as gguf_quants
+from help_text import examples, help_text
 from quantize_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from safetensors.torch import save_file
 from tiny_config import randomize_
@@ -642,18 +643,12 @@ def test_help_says_every_default():
     assert not silent
 
 
-def test_help_shows_examples_that_parse(capsys):
-    import shlex
-
+def test_help_shows_examples_that_parse(capsys, monkeypatch):
     from motif_lite.quantize.cli import build_parser
 
-    with pytest.raises(SystemExit):
-        main(["--help"])
-    out = capsys.readouterr().out
-    prefix = "  python -m motif_lite.quantize "
-    examples = [shlex.split(line[len(prefix) :]) for line in out.splitlines() if line.startswith(prefix)]
-    assert len(examples) >= 3 and any("text_encoder" in example for example in examples), out
-    for example in examples:
+    found = examples(help_text(capsys, monkeypatch, main), "python -m motif_lite.quantize")
+    assert len(found) >= 3 and any("text_encoder" in example for example in found), found
+    for example in found:
         assert build_parser().parse_args(example).output.endswith(".gguf"), example
 
 

@@ -196,7 +196,8 @@ def crf_value(text: str) -> int:
 def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
     g = run.add_argument_group(
         "guidance",
-        "Default: the checkpoint's guider/guider_config.json (method and every parameter; enabled: false = none), "
+        # The run parser's raw formatter keeps this as written: lines end where the docs' 115 columns would.
+        "Default: the checkpoint's guider/guider_config.json (method and every parameter; enabled: false = none),\n"
         "else the official APG (scale 8, norm threshold 12, momentum 0.1). A flag changes only what it names.",
     )
     g.add_argument("--cfg-scale", type=float, help="guidance scale; 1 = no guidance (default: the guider's, else 8)")

@@ -54,7 +54,7 @@ EPILOG = f"""\
 examples:
   motif-lite serve                                     (http://127.0.0.1:8080/: the page and the API)
   motif-lite serve --gguf Q4_K_M --data ~/motif-videos
-  MOTIF_LITE_API_KEY="$(cat ~/.motif-lite-key)" motif-lite serve --host 0.0.0.0   (a key other users' ps cannot see)
+  MOTIF_LITE_API_KEY="$(cat ~/.motif-lite-key)" motif-lite serve --host 0.0.0.0   (a key that ps does not show)
   motif-lite serve --gguf Q4_K_M --compile --attention int8      (faster jobs: compiled once per video size)
 
 API: POST/GET /v1/videos, GET/DELETE /v1/videos/ID, GET /v1/videos/ID/content, as the openai SDK's
