@@ -61,14 +61,23 @@ def test_tiny_checkpoint_matches_at_every_stage(tiny, capsys):
 def test_each_stage_is_reported_on_stderr_as_it_ends(tiny, capsys):
     # On the real weights the comparison takes minutes: the user sees where it is before the final table.
     assert cli.main(["verify", "-m", str(tiny[0]), "--force", "apg_eta=0", *SMALL]) == 1
-    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("verify: stage ")]
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("verify: ")]
     assert progress == [
+        f"verify: loading both pipelines from {tiny[0]} ...",
         "verify: stage 1/5 text: match; next: transformer",
         "verify: stage 2/5 transformer: match; next: guidance",
         "verify: stage 3/5 guidance: MISMATCH; next: vae",
         "verify: stage 4/5 vae: match; next: frames",
         "verify: stage 5/5 frames: MISMATCH",
     ], progress
+
+
+def test_a_mistake_in_the_flags_or_files_is_said_before_loading_is(tiny, tmp_path, capsys):
+    # "verify: loading both pipelines ..." came first: the user waited for the loads, then read the error.
+    for flags in (["-m", str(tmp_path / "nothere")], ["-m", str(tiny[0]), "--gguf", str(tmp_path / "none.gguf")]):
+        assert cli.main(["verify", *flags, *SMALL]) == cli.EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert err.startswith("error: no such ") and "loading" not in err, err
 
 
 def test_the_checkpoints_own_guider_matches(tmp_path, capsys):
