@@ -318,6 +318,13 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["check", "--lora-scale", "0.8"], "unrecognized arguments: --lora-scale 0.8\n"),  # check takes no LoRA
         (["serve", "--Lora", "x"], "(--Lora: did you mean --lora?)"),  # serve's own --lora, misspelled
         (["check", "--frames", "9"], "unrecognized arguments: --frames 9\n"),  # check has no frames: no guess
+        # run's settings given to check: it plans the official default run (one hint for them all)
+        (["check", "--steps", "4", "-W", "64"], "(--steps, -W: check takes only the files' flags (-m, --gguf, "),
+        (["check", "--vram=6"], "and plans the official default run; your run's settings, files and memory plan, "),
+        (
+            ["check", "--Video-Frames", "9"],
+            "without loading anything: motif-lite run with the same flags and --dry-run)",
+        ),
         (["check", "--scheduler", "karras"], "unrecognized arguments: --scheduler karras\n"),  # no --flow-shift
         (["run", "-p", "x", "--bogus"], "unrecognized arguments: --bogus\n"),
         (["run", "-p", "x", "--num-videos", "3"], "(--num-videos: did you mean --batch-count?)"),
