@@ -927,6 +927,10 @@ def test_an_unwritable_output_folder_is_a_user_error(tiny, tmp_path, capsys, mon
         (["-o", "OUT.gguf", "--type", "Q4_K_M", "Q8_0"], "(Q8_0: one type per run: run again for it)"),
         (["-o", "OUT.gguf", "--overwrite", "Q8_0"], "(--overwrite: here --force; Q8_0: the type goes after --type)"),
         (["-y", "-o", "OUT.gguf"], "(-y: here --force)"),  # ffmpeg's
+        # our own flags misspelled: the flag meant, not the value's place
+        (["-o", "OUT.gguf", "--componet", "text_encoder"], "(--componet: did you mean --component?)"),
+        (["-o", "OUT.gguf", "--Type", "Q8_0"], "(--Type: did you mean --type?)"),
+        (["-o", "OUT.gguf", "--typ=q8_0", "--quite"], "(--typ=q8_0: did you mean --type?; --quite: did you mean"),
     ],
 )
 def test_other_converters_arguments_get_a_hint(tmp_path, capsys, args, hint):
