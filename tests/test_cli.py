@@ -699,6 +699,19 @@ def test_dtype_takes_torchs_and_other_tools_names_of_the_same_dtypes(command):
         parse([command, *extra, "--dtype", "fp8"])
 
 
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_every_choice_flag_takes_any_letter_case(command):
+    # --dtype BF16, --guidance APG and --sampling-method Euler were taken, --kernels Torch and --attention INT8 not.
+    parse = cli.build_parser().parse_args
+    args = parse(
+        [command, "--kernels", "Torch", "--attention", "INT8", "--dtype", "BF16", "--attention-backend", "SDPA"]
+    )
+    assert (args.kernels, args.attention, args.dtype, args.attention_backend) == ("torch", "int8", "bf16", "sdpa")
+    if command == "run":
+        args = parse([command, "--guidance", "APG", "--sampling-method", "Euler"])
+        assert (args.guidance, args.sampling_method) == ("apg", "euler")
+
+
 FINISHED_THEN_CTRL_C = """
 import os, signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, also under a parent that ignores it

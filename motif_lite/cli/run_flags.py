@@ -235,6 +235,11 @@ def _sampler(text: str) -> str:
     return choice_name(text, tuple(SAMPLERS), SAMPLER_ALIASES)
 
 
+def kernel_backend(text: str) -> str:
+    """--kernels' backend in any letter case (Triton, TORCH), as --dtype and --guidance take theirs."""
+    return choice_name(text, KERNEL_BACKENDS)
+
+
 def _guidance(text: str) -> str:
     """The guidance method; a number is stable-diffusion.cpp's `--guidance` (a scale), which is --cfg-scale here."""
     try:
@@ -297,7 +302,9 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto); a dry run may plan for any"
     )
-    m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
+    m.add_argument(
+        "--kernels", type=kernel_backend, choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)"
+    )
     m.add_argument(
         "--vram",
         type=gib,
@@ -511,14 +518,14 @@ def _attention(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{text} is an exact attention kernel: --attention-backend {text} (--attention is exact or int8)"
         )
-    return text
+    return choice_name(text, ATTENTION_MODES)  # INT8, Exact: any letter case, as the other choices
 
 
 def _attention_backend(text: str) -> str:
     """--attention-backend's kernel; SageAttention's name or int8 (8-bit attention is --attention int8) get a hint."""
-    if text.lower().startswith("sage") or text == "int8":
+    if text.lower().startswith("sage") or text.lower() == "int8":
         raise argparse.ArgumentTypeError(f"{text}: {SAGE_HINT}; --attention-backend chooses among exact kernels")
-    return text
+    return choice_name(text, ATTENTION_BACKENDS)  # SDPA, Flash: any letter case
 
 
 def add_attention_flags(run: argparse.ArgumentParser) -> None:

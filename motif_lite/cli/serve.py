@@ -32,6 +32,7 @@ from motif_lite.cli.run_flags import (
     add_weight_file_flags,
     crf_value,
     gib,
+    kernel_backend,
     lora_value,
     positive_number,
     weight_files,
@@ -135,7 +136,9 @@ def _add_model_flags(serve: argparse.ArgumentParser) -> None:
     add_checkpoint_flags(m)
     m.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, help=DTYPE_HELP)  # None: the device's default
     m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
+    m.add_argument(
+        "--kernels", type=kernel_backend, choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)"
+    )
     m.add_argument("--vram", type=gib, metavar="GiB", help="device memory budget (default: the GPU's free memory)")
     add_ram_flag(m)
     m.add_argument("--lora", type=lora_value, action="append", default=[], metavar="FILE[:STRENGTH]",
