@@ -265,10 +265,10 @@ def _folder_files(folder: Path, component: Component) -> tuple[list[Path], str |
     the index only tells which shard holds each tensor, and their headers tell that too."""
     candidates = sorted(folder.glob("*.safetensors"))
     indexed = any(folder.glob("*.safetensors.index.json")) or (folder / component.weights_file).is_file()
-    shards = {match["stem"]: match["count"] for file in candidates if (match := _SHARD.match(file.name))}
-    if indexed or not shards and len(candidates) < 2:
+    shards = {match["stem"]: match["count"] for file in candidates if (match := _shard_of_several(file))}
+    if indexed or (not shards and len(candidates) < 2):
         return find_weight_files(folder, component.weights_file), None
-    if len(shards) == 1 and all(_SHARD.match(file.name) for file in candidates):
+    if len(shards) == 1 and all(_shard_of_several(file) for file in candidates):
         ((stem, count),) = shards.items()
         missing = _missing_shards(folder, stem, count)
         if missing:
@@ -281,6 +281,12 @@ def _folder_files(folder: Path, component: Component) -> tuple[list[Path], str |
             f"{candidates[-1].name}) are read together"
         )
     raise CheckpointError(_several_files(folder, candidates))
+
+
+def _shard_of_several(file: Path) -> re.Match[str] | None:
+    """The name of a shard of two or more (model-00001-of-00002.safetensors), parsed; None for any other name."""
+    match = _SHARD.match(file.name)
+    return match if match is not None and int(match["count"]) > 1 else None
 
 
 def _several_files(folder: Path, files: list[Path]) -> str:
@@ -299,8 +305,8 @@ def _missing_shards(folder: Path, stem: str, count: str) -> list[str]:
 
 def _refuse_one_shard(path: Path) -> None:
     """One shard of several given as the source: its tensors are only part of the model; the folder is the source."""
-    match = _SHARD.match(path.name)
-    if match is None or int(match["count"]) < 2:
+    match = _shard_of_several(path)
+    if match is None:
         return
     missing = _missing_shards(path.parent, match["stem"], match["count"])
     shard = f"{path} is shard {int(match['number'])} of {int(match['count'])}"

@@ -1132,6 +1132,11 @@ def test_a_folder_of_shards_without_their_index_is_read_whole_or_named(tiny, tmp
     assert capsys.readouterr().err.startswith(f"note: {shards} has no .safetensors.index.json; its 2 shards (")
     written = {t.name: (t.tensor_type, t.data.tobytes()) for t in GGUFReader(whole).tensors}
     assert {t.name: (t.tensor_type, t.data.tobytes()) for t in GGUFReader(out).tensors} == written
+    alone = tmp_path / "alone"  # one shard of one is the whole file: read as it is, without a note
+    alone.mkdir()
+    shutil.copy(tiny[0] / "transformer" / "diffusion_pytorch_model.safetensors", alone / "m-00001-of-00001.safetensors")
+    assert main([str(alone), "-o", str(tmp_path / "alone.gguf"), "--type", "Q8_0", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
 
     assert main([str(files[0]), "-o", str(tmp_path / "one.gguf"), "--quiet"]) == 2
     said = f"{files[0]} is shard 1 of 2: the quantizer reads them all from their folder: python -m motif_lite."
