@@ -263,7 +263,7 @@ def test_wans_vae_under_its_own_names_and_an_sd_checkpoint_given_to_m_are_named(
     sd15 = tmp_path / "v1-5-pruned-emaonly.safetensors"
     save_file({name: torch.zeros(2, 2) for name in OTHER_MODELS["a Stable Diffusion 1.x checkpoint"]}, sd15)
     code = cli.main(["run", "-m", str(sd15), "-p", "fox", "-o", str(tmp_path / "fox.mp4")])
-    official = "Motif-Video's checkpoint is the folder Motif-Technologies/Motif-Video-2B (-m left out downloads it)\n"
+    official = "Motif-Video's checkpoint is the Hub repo Motif-Technologies/Motif-Video-2B (leave -m out to use it)"
     assert_user_error(capsys, code, f"it holds a Stable Diffusion 1.x checkpoint, not Motif-Video's; {official}")
 
 

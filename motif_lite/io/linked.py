@@ -115,14 +115,14 @@ _OTHER_MODELS = {
     "an image VAE (Stable Diffusion's or Flux's)": re.compile(r"^(first_stage_model\.)?(en|de)coder\.(down|up)\.\d"),
 }
 # What Motif-Video's own file for each flag is, and where it comes from.
+_WITHOUT_IT = "a run without this file uses it, downloaded with the checkpoint"
 _OURS = {
     "transformer": f"Motif-Video's transformer is transformer/diffusion_pytorch_model.safetensors of {MOTIF_REPO} "
-    "(left out, -m downloads the official checkpoint; --gguf Q4_K_M a quantized transformer)",
-    "vae": f"Motif-Video's VAE is vae/diffusion_pytorch_model.safetensors of {MOTIF_REPO} (left out, -m downloads it)",
-    "text_encoder": f"Motif-Video's text encoder is text_encoder/model.safetensors of {MOTIF_REPO} (left out, -m "
-    "downloads it)",
+    f"({_WITHOUT_IT}; --gguf Q4_K_M: a quantized one)",
+    "vae": f"Motif-Video's VAE is vae/diffusion_pytorch_model.safetensors of {MOTIF_REPO} ({_WITHOUT_IT})",
+    "text_encoder": f"Motif-Video's text encoder is text_encoder/model.safetensors of {MOTIF_REPO} ({_WITHOUT_IT})",
     "lora": "--lora takes a LoRA trained on Motif-Video's transformer",
-    "checkpoint": f"Motif-Video's checkpoint is the folder {MOTIF_REPO} (-m left out downloads it)",
+    "checkpoint": f"Motif-Video's checkpoint is the Hub repo {MOTIF_REPO} (leave -m out to use it), or a folder of it",
 }
 
 
