@@ -240,10 +240,12 @@ def verify(
     forced: ForcedSettings = ForcedSettings(),
     on_stage: Callable[[StageResult], None] | None = None,
     weights: Mapping[str, str | Path] | None = None,
+    on_loading: Callable[[], None] | None = None,
 ) -> VerifyResult:
     """Run both pipelines on the checkpoint `model` (and `gguf`) and compare them stage by stage.
 
-    dtype: float32 on the CPU, bfloat16 on a GPU unless given. `on_stage` sees each result as it is ready.
+    dtype: float32 on the CPU, bfloat16 on a GPU unless given. `on_stage` sees each result as it is ready;
+    `on_loading` is called once the flags and files are checked, as the loads (minutes on the real weights) begin.
     `weights`: the user's own weight files for some components (`locate_sources`); both pipelines read them."""
     from motif_lite.pipeline import load_pipeline
     from motif_lite.preflight import preflight
@@ -260,6 +262,8 @@ def verify(
     if target.type == "cpu" and (note := _over_available_ram(sources, dtype)) is not None:
         logger.warning(note)  # before the loads (minutes on the real weights), which the system may kill
     root = sources.root
+    if on_loading is not None:
+        on_loading()
     ours = load_pipeline(sources, dtype=dtype, device=target)
     reference = _reference_pipeline(diffusers, root, ours, sources.gguf, dtype, target)
     _apply_forced(ours, forced)

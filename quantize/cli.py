@@ -3,9 +3,11 @@
 
 import argparse
 import contextlib
+import difflib
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -25,7 +27,7 @@ from .text_recipes import TextRecipe, text_recipe_names
 EPILOG = """\
 examples:
   python -m motif_lite.quantize Motif-Video-2B -o motif-video-2b-Q4_K_M.gguf --type Q4_K_M
-  python -m motif_lite.quantize Motif-Video-2B -o mv-Q4_K_M-hq.gguf --type Q4_K_M --keep 'transformer_blocks.0.*=Q8_0'
+  python -m motif_lite.quantize Motif-Video-2B -o mv-hq.gguf --type Q4_K_M --keep 'transformer_blocks.0.*=Q8_0'
   python -m motif_lite.quantize Motif-Video-2B --component text_encoder -o te-Q8_0.gguf --type Q8_0
 then: motif-lite run -m Motif-Video-2B --gguf motif-video-2b-Q4_K_M.gguf --text-encoder-gguf te-Q8_0.gguf -p "..."
 (docs/quantize.md: the recipes, their measured error and time)
@@ -221,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     if extras:
-        parser.error(f"unrecognized arguments: {' '.join(extras)}{_hint(extras, typed=bool(args.type))}")
+        hint = _hint(extras, typed=bool(args.type), known=_option_strings(parser))
+        parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
     if args.output is None:
         parser.error("the following arguments are required: -o/--output")
     try:
@@ -252,9 +255,10 @@ def _say(line: str) -> None:
         print(line, file=sys.stderr)
 
 
-def _hint(extras: list[str], typed: bool = False) -> str:
-    """What a user of another converter most likely meant by `extras` (llama-quantize takes SRC OUT TYPE); `typed`:
-    whether --type was given (a type after it is a second type, not a misplaced one)."""
+def _hint(extras: list[str], typed: bool = False, known: Sequence[str] = ()) -> str:
+    """What a user of another converter most likely meant by `extras` (llama-quantize takes SRC OUT TYPE), or which
+    of our flags (`known`) a misspelled one is; `typed`: whether --type was given (a type after it is a second type,
+    not a misplaced one)."""
     hints = []
     for previous, word in zip([None, *extras[:-1]], extras, strict=True):
         meant = OTHER_TOOLS_FLAGS.get(word.split("=", 1)[0])
@@ -262,12 +266,29 @@ def _hint(extras: list[str], typed: bool = False) -> str:
             hints.append(f"{word}: {meant}")
         elif previous in OTHER_TOOLS_FLAGS and previous not in FLAGS_WITHOUT_VALUE:  # the value of a flag above
             continue
+        elif (ours := _misspelled(word, known)) is not None:
+            hints.append(f"{word}: did you mean {ours}?")
+        elif previous is not None and _misspelled(previous, known) is not None and "=" not in previous:
+            continue  # the value of the misspelled flag before it
         elif word.lower().endswith(".gguf"):
             hints.append(f"{word}: the output goes after -o")
         elif not word.startswith("-") and _is_recipe(word):
             where = "one type per run: run again for it" if typed else "the type goes after --type"
             hints.append(f"{word}: {where}")
     return f" ({'; '.join(hints)})" if hints else ""
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    return [flag for action in parser._actions for flag in action.option_strings]
+
+
+def _misspelled(word: str, known: Sequence[str]) -> str | None:
+    """The long flag of `known` that `word` most likely misspells (`--componet`, `--Type`, `--keep_`), or None."""
+    if not word.startswith("--"):
+        return None
+    name = "--" + word[2:].split("=", 1)[0].replace("_", "-").lower()
+    close = difflib.get_close_matches(name, [flag for flag in known if flag.startswith("--")], n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
 def _is_recipe(word: str) -> bool:

@@ -4,6 +4,8 @@ Every source exposes the tensor names and shapes up front (from headers only) an
 its rows) at a time as float32, so peak memory stays near the size of the largest slice.
 """
 
+import re
+import shlex
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -13,7 +15,7 @@ from typing import BinaryIO, TypeVar
 
 import torch
 
-from motif_lite.errors import CheckpointError
+from motif_lite.errors import CheckpointError, listed
 from motif_lite.paths import user_path
 from motif_lite.weights.dequant import dequantize
 from motif_lite.weights.float8 import FLOAT8_DTYPES, is_companion, kept_scale_shape, weight_scales, widened
@@ -218,17 +220,21 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
     `CheckpointError` otherwise; the component's `check` runs on the names and shapes before any tensor is read.
     """
     given, path = str(path), user_path(path)  # a quoted "~/..." reaches us unexpanded
+    notes = []
     if not path.exists():
         path = _cached_repo(given, component)  # as typed: a Path makes a web address's "//" one "/"
+        notes.append(f"note: {given} is read from the Hugging Face cache: {path}")
     if path.is_dir():
         folder = path / component.folder if (path / component.folder).is_dir() else path
-        files = find_weight_files(folder, component.weights_file)  # as a run finds them
+        files, note = _folder_files(folder, component)
         source = SafetensorsSource(files, folder / "config.json", component.tensor_name)
+        notes += [note] if note else []
     elif path.suffix == ".gguf":
         source = GGUFSource(path, component)
     elif path.name.endswith(".index.json"):
         source = SafetensorsSource(shard_files(path), path.parent / "config.json", component.tensor_name)
     elif path.suffix == ".safetensors":
+        _refuse_one_shard(path)
         source = SafetensorsSource([path], path.parent / "config.json", component.tensor_name)
     elif path.name.endswith(".gguf.tmp"):
         raise CheckpointError(_partial_output(path))
@@ -236,8 +242,10 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
         raise CheckpointError(
             f"unsupported source {path}: expected a folder, .safetensors, .safetensors.index.json or .gguf"
         )
+    source.notes.extend(notes)
     try:
         if not source.is_gguf:
+            _refuse_other_model(source, path, component)
             _read_transformer_part(source, path, component)
         if component.check is not None:
             component.check(source.config_json, source.shapes)
@@ -247,6 +255,70 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
     return source
 
 
+# A shard's name, as transformers and diffusers save them: model-00001-of-00002.safetensors.
+_SHARD = re.compile(r"^(?P<stem>.+)-(?P<number>\d+)-of-(?P<count>\d+)\.safetensors$")
+
+
+def _folder_files(folder: Path, component: Component) -> tuple[list[Path], str | None]:
+    """The weight files of a folder as a run finds them (`find_weight_files`), and a note; a folder of shards
+    without their .index.json (left out of a download, or copied without it) is read whole, which the note says:
+    the index only tells which shard holds each tensor, and their headers tell that too."""
+    candidates = sorted(folder.glob("*.safetensors"))
+    indexed = any(folder.glob("*.safetensors.index.json")) or (folder / component.weights_file).is_file()
+    shards = {match["stem"]: match["count"] for file in candidates if (match := _shard_of_several(file))}
+    if indexed or (not shards and len(candidates) < 2):
+        return find_weight_files(folder, component.weights_file), None
+    if len(shards) == 1 and all(_shard_of_several(file) for file in candidates):
+        ((stem, count),) = shards.items()
+        missing = _missing_shards(folder, stem, count)
+        if missing:
+            raise CheckpointError(
+                f"{folder} holds {len(candidates)} of the {int(count)} shards of {stem} (missing: {listed(missing, 4)})"
+                " and no .safetensors.index.json: download the missing shards (and the index) again"
+            )
+        return candidates, (
+            f"note: {folder} has no .safetensors.index.json; its {len(candidates)} shards ({candidates[0].name} ... "
+            f"{candidates[-1].name}) are read together"
+        )
+    raise CheckpointError(_several_files(folder, candidates))
+
+
+def _shard_of_several(file: Path) -> re.Match[str] | None:
+    """The name of a shard of two or more (model-00001-of-00002.safetensors), parsed; None for any other name."""
+    match = _SHARD.match(file.name)
+    return match if match is not None and int(match["count"]) > 1 else None
+
+
+def _several_files(folder: Path, files: list[Path]) -> str:
+    """Why a folder of several unrelated safetensors files is no source, and what to pass instead."""
+    return (
+        f"{folder} holds several .safetensors files ({listed([f.name for f in files], 4)}) and no .safetensors."
+        f"index.json saying they are shards of one model: pass the file to quantize, e.g. python -m "
+        f"motif_lite.quantize {shlex.quote(str(files[0]))} -o OUT.gguf"
+    )
+
+
+def _missing_shards(folder: Path, stem: str, count: str) -> list[str]:
+    names = [f"{stem}-{number:0{len(count)}d}-of-{count}.safetensors" for number in range(1, int(count) + 1)]
+    return [name for name in names if not (folder / name).is_file()]
+
+
+def _refuse_one_shard(path: Path) -> None:
+    """One shard of several given as the source: its tensors are only part of the model; the folder is the source."""
+    match = _shard_of_several(path)
+    if match is None:
+        return
+    missing = _missing_shards(path.parent, match["stem"], match["count"])
+    shard = f"{path} is shard {int(match['number'])} of {int(match['count'])}"
+    command = f"python -m motif_lite.quantize {shlex.quote(str(path.parent))} -o OUT.gguf"
+    if missing:
+        raise CheckpointError(
+            f"{shard}, and {listed(missing, 4)} {'is' if len(missing) == 1 else 'are'} not beside it: download "
+            f"every shard (and the index) into its folder, then quantize the folder: {command}"
+        )
+    raise CheckpointError(f"{shard}: the quantizer reads them all from their folder: {command}")
+
+
 def _partial_output(path: Path) -> str:
     """What a quantizer's OUT.tmp given as SRC is: the partial file of a run that stopped (kill -9, a crash)."""
     return (
@@ -254,6 +326,22 @@ def _partial_output(path: Path) -> str:
         f"renames it to OUT when done): delete it and quantize again, from the safetensors it was being made from "
         f"(-o {path.with_suffix('')})"
     )
+
+
+def _refuse_other_model(source: SafetensorsSource, path: Path, component: Component) -> None:
+    """Another model's file (Stable Diffusion, Flux, Wan, ...: ComfyUI's folders hold them beside ours) named as what
+    it is, with where Motif-Video's comes from, rather than as the first Motif-Video tensor it lacks."""
+    from motif_lite.choices import MOTIF_REPO
+    from motif_lite.io.linked import other_model
+
+    if (model := other_model(source.file_names())) is not None:
+        what = component.name.replace("_", " ")
+        flag = "" if component is TRANSFORMER else f" --component {component.name}"
+        raise CheckpointError(
+            f"{path} is not Motif-Video's {what}: it is {model}; quantize the official one: python -m "
+            f"motif_lite.quantize {MOTIF_REPO}{flag} -o OUT.gguf (read from the Hugging Face cache; where it is not "
+            "there, that says how to download it)"
+        )
 
 
 def _read_transformer_part(source: SafetensorsSource, path: Path, component: Component) -> None:
@@ -321,24 +409,53 @@ def _counted(parts: dict[str, int]) -> str:
 
 def _cached_repo(name: str, component: Component) -> Path:
     """The local copy of the Hub repo `name` in the Hugging Face cache, where `motif-lite run -m REPO` put it (the
-    quantizer never downloads); a `CheckpointError` saying how to get the files otherwise."""
-    from motif_lite.io.gguf_source import gguf_address_problem
+    quantizer never downloads), or of the folder or file of it that a web address copied from the browser names
+    (.../tree/main/transformer, .../blob/main/transformer/x.safetensors); a `CheckpointError` saying how to get the
+    files otherwise."""
     from motif_lite.io.hub import cached_snapshot, hub_address, is_repo_id, local_dir_for
 
     address = hub_address(name)  # the repo's web address (or a file's in it), copied from the browser
-    if address is not None and address.names_gguf:  # a GGUF file of the Hub: "does not exist" said nothing more
-        problem, fix = gguf_address_problem(name, "quantize") or ("", "")
-        raise CheckpointError(f"source {name}: {problem}; {fix}")
-    repo = address.repo if address is not None else name
+    repo = address.repo if address is not None and not address.names_gguf else name
+    inside = _path_in_repo(name)
+    if address is not None and inside is not None:
+        repo = address.repo
     if not is_repo_id(repo):
         raise CheckpointError(f"source {name} does not exist")
-    snapshot = cached_snapshot(repo)
-    if snapshot is not None and (snapshot / component.folder).is_dir():
-        return snapshot
-    cached = "is not in the Hugging Face cache" if snapshot is None else f"has no {component.folder}/ in the cache"
     local = local_dir_for(repo)
+    if address is not None and address.revision != "main":  # the cache's refs/main is all it can tell
+        raise CheckpointError(
+            f"source {name} is on the {address.revision!r} revision of {repo}, and the quantizer reads the Hugging "
+            f"Face cache's main revision only: hf download {repo} --revision {shlex.quote(address.revision)} "
+            f"--local-dir {local}, then quantize {local}/{inside or ''}"
+        )
+    wanted = inside or component.folder
+    snapshot = cached_snapshot(repo)
+    if snapshot is not None and (snapshot / wanted).exists():
+        return snapshot / inside if inside else snapshot
+    shown = wanted if _is_weights_file(wanted) else f"{wanted}/"
+    cached = "is not in the Hugging Face cache" if snapshot is None else f"has no {shown} in the cache"
     named = "" if repo == name else f" {repo}"
+    one_file = "/" not in wanted and _is_weights_file(wanted)  # e.g. a GGUF repo's motif-video-2b-Q8_0.gguf
+    include = wanted if one_file else f"{wanted.split('/')[0]}/*"  # a component's config.json comes with it
     raise CheckpointError(
         f"source {name} is neither a local file nor a folder, and the Hub repo{named} {cached} (the quantizer does "
-        f"not download): hf download {repo} --include '{component.folder}/*' --local-dir {local}, then quantize {local}"
+        f"not download): hf download {repo} --include '{include}' --local-dir {local}, then quantize "
+        f"{local}{'/' + inside if inside else ''}"
     )
+
+
+def _path_in_repo(name: str) -> str | None:
+    """The folder or weights file of a repo that a Hub web address names after /tree/REV/, /blob/REV/ or
+    /resolve/REV/ ("transformer", "transformer/diffusion_pytorch_model.safetensors"), or the folder of another file
+    it names (a config.json clicked in the browser); None for the repo itself, a file at its top, or a tag."""
+    match = re.search(r"/(?:tree|blob|resolve)/[^/]+/([^?]+?)/?(?:\?.*)?$", name)
+    if match is None:
+        return None
+    inside = match[1]
+    if "." in inside.rsplit("/", 1)[-1] and not _is_weights_file(inside):
+        inside = inside.rpartition("/")[0]
+    return inside or None
+
+
+def _is_weights_file(name: str) -> bool:
+    return name.endswith((".safetensors", ".gguf", ".index.json"))

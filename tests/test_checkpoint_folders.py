@@ -358,6 +358,20 @@ def test_a_path_is_printed_as_given(tmp_path, capsys, monkeypatch, no_network):
     assert code == cli.EXIT_USER_ERROR and "error: no such checkpoint directory: ./nonexist\n" in err, err
 
 
+def test_a_misspelled_checkpoint_folder_names_the_one_beside_it(tiny, tmp_path, capsys, monkeypatch, no_network):
+    # "no such checkpoint directory: tin" said nothing of ./tiny beside it.
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny, tmp_path / "Motif-Video-2B", ignore=shutil.ignore_patterns("*.safetensors"))
+    for typed, meant in (("motif-video-2b", "Motif-Video-2B"), ("./Motif-Video2B/", "./Motif-Video-2B")):
+        code, _, err = run(capsys, "-m", typed, "-p", "fox", "--dry-run")
+        said = f"error: no such checkpoint directory: {typed}; did you mean -m {meant}?\n"
+        assert code == cli.EXIT_USER_ERROR and said in err, err
+        (problem,) = [f.line() for f in check_setup(typed).problems]
+        assert problem.endswith(f"fix: did you mean -m {meant}?"), problem
+    code, _, err = run(capsys, "-m", "./other", "-p", "fox", "--dry-run")  # nothing close: no guess
+    assert "error: no such checkpoint directory: ./other\n" in err, err
+
+
 def test_a_quoted_tilde_is_expanded_and_a_missing_folder_says_where_it_looked(
     tiny, tmp_path, capsys, monkeypatch, no_network
 ):

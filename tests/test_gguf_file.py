@@ -255,6 +255,16 @@ def test_another_models_gguf_is_refused_as_foreign(tmp_path: Path) -> None:
         read_gguf(_motif_names_file(tmp_path, "motif.gguf", None), expected_arch=TEXT_ENCODER_ARCH)
 
 
+@pytest.mark.parametrize("arch", [None, "sd1"])  # stable-diffusion.cpp's conversions: no architecture
+def test_another_models_gguf_is_named_by_its_tensor_names(tmp_path: Path, arch) -> None:
+    # It was "has no general.architecture; expected 'motif_video'", which said nothing of what it is.
+    z = np.zeros((2, 64), np.float32)
+    names = ("model.diffusion_model.input_blocks.0.0.weight", "first_stage_model.decoder.conv_in.weight")
+    path = write_test_gguf(tmp_path / "v1-5-Q8_0.gguf", {name: (z, Q.F32, z.shape) for name in names}, arch=arch)
+    with pytest.raises(ForeignGGUFError, match="; by its tensor names it is a Stable Diffusion 1.x or 2.x UNet$"):
+        read_gguf(path)
+
+
 def test_only_a_prefix_every_name_carries_is_stripped_and_both_motif_names_are_needed(tmp_path: Path) -> None:
     z = np.zeros((2, 64), np.float32)
     mixed = {"model.diffusion_model.x_embedder.proj.weight": (z, Q.F32, z.shape),

@@ -15,6 +15,7 @@ import torch
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader
 from gguf import quants as gguf_quants
+from help_text import examples, help_text
 from quantize_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from safetensors.torch import save_file
 from tiny_config import randomize_
@@ -642,18 +643,12 @@ def test_help_says_every_default():
     assert not silent
 
 
-def test_help_shows_examples_that_parse(capsys):
-    import shlex
-
+def test_help_shows_examples_that_parse(capsys, monkeypatch):
     from motif_lite.quantize.cli import build_parser
 
-    with pytest.raises(SystemExit):
-        main(["--help"])
-    out = capsys.readouterr().out
-    prefix = "  python -m motif_lite.quantize "
-    examples = [shlex.split(line[len(prefix) :]) for line in out.splitlines() if line.startswith(prefix)]
-    assert len(examples) >= 3 and any("text_encoder" in example for example in examples), out
-    for example in examples:
+    found = examples(help_text(capsys, monkeypatch, main), "python -m motif_lite.quantize")
+    assert len(found) >= 3 and any("text_encoder" in example for example in found), found
+    for example in found:
         assert build_parser().parse_args(example).output.endswith(".gguf"), example
 
 
@@ -932,6 +927,10 @@ def test_an_unwritable_output_folder_is_a_user_error(tiny, tmp_path, capsys, mon
         (["-o", "OUT.gguf", "--type", "Q4_K_M", "Q8_0"], "(Q8_0: one type per run: run again for it)"),
         (["-o", "OUT.gguf", "--overwrite", "Q8_0"], "(--overwrite: here --force; Q8_0: the type goes after --type)"),
         (["-y", "-o", "OUT.gguf"], "(-y: here --force)"),  # ffmpeg's
+        # our own flags misspelled: the flag meant, not the value's place
+        (["-o", "OUT.gguf", "--componet", "text_encoder"], "(--componet: did you mean --component?)"),
+        (["-o", "OUT.gguf", "--Type", "Q8_0"], "(--Type: did you mean --type?)"),
+        (["-o", "OUT.gguf", "--typ=q8_0", "--quite"], "(--typ=q8_0: did you mean --type?; --quite: did you mean"),
     ],
 )
 def test_other_converters_arguments_get_a_hint(tmp_path, capsys, args, hint):
@@ -1049,14 +1048,111 @@ def test_a_hub_repo_id_is_read_from_the_hugging_face_cache(tiny, tmp_path, capsy
     # address's "//" made one "/"
     for address in (f"https://huggingface.co/{repo}", f"https://huggingface.co/{repo}/blob/main/transformer/x.json"):
         assert main([address, "-o", str(tmp_path / "web.gguf"), "--type", "Q8_0", "--quiet", "--force"]) == 0
+    assert capsys.readouterr().err.count(" is read from the Hugging Face cache: ") == 2
     missing = "https://huggingface.co/someone/other"
     assert main([missing, "-o", str(out), "--quiet"]) == 2
     assert capsys.readouterr().err.startswith(f"error: source {missing} is neither a local file nor a folder, and the "
                                               "Hub repo someone/other is not in the Hugging Face cache")  # fmt: skip
     # A GGUF file's address: that file's download, and the path to quantize then (it was "does not exist").
     assert main([f"{missing}/blob/main/motif-Q4_K_M.gguf", "-o", str(out), "--quiet"]) == 2
-    assert capsys.readouterr().err == (
-        f"error: source {missing}/blob/main/motif-Q4_K_M.gguf: quantize reads a file on this machine, not a web "
-        "address; download it first: hf download someone/other motif-Q4_K_M.gguf --local-dir ./other, then quantize "
-        "./other/motif-Q4_K_M.gguf\n"
-    )
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: source {missing}/blob/main/motif-Q4_K_M.gguf is neither a local file"), err
+    assert "hf download someone/other --include 'motif-Q4_K_M.gguf' --local-dir ./other, then quantize " in err, err
+    assert err.endswith("./other/motif-Q4_K_M.gguf\n"), err
+
+
+@pytest.mark.parametrize("component", ["transformer", "text_encoder"])
+def test_another_models_file_is_named_with_the_official_source(tmp_path, capsys, component):
+    """A Stable Diffusion checkpoint from ComfyUI's folder was refused as "tensor 'x_embedder.proj.weight' is
+    missing": it is named, with the command that quantizes the official file instead."""
+    sd15 = tmp_path / "v1-5-pruned-emaonly.safetensors"
+    names = ("model.diffusion_model.input_blocks.0.0.weight", "first_stage_model.decoder.conv_in.weight",
+             "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight")  # fmt: skip
+    save_file({name: torch.zeros(2, 2) for name in names}, sd15)
+    out = tmp_path / "out.gguf"
+    assert main([str(sd15), "--component", component, "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    what = component.replace("_", " ")
+    flag = " --component text_encoder" if component == "text_encoder" else ""
+    command = f"python -m motif_lite.quantize Motif-Technologies/Motif-Video-2B{flag} -o OUT.gguf"
+    assert f"{sd15} is not Motif-Video's {what}: it is a Stable Diffusion 1.x checkpoint; " in err, err
+    assert f"quantize the official one: {command} (read from the Hugging Face cache;" in err, err
+    assert not out.exists()
+
+
+def test_web_addresses_of_a_folder_or_file_of_a_cached_repo_read_it(tiny, tmp_path, capsys, monkeypatch):
+    """.../tree/main/transformer was "does not exist" and .../blob/main/text_encoder/model.safetensors read the
+    transformer/ folder: each names what it reads now, or the download of just that part."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "cache" / "models--someone--tiny-motif"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("0123abcd")
+    snapshot = folder / "snapshots" / "0123abcd"
+    shutil.copytree(tiny[0] / "transformer", snapshot / "transformer")
+    web, out = "https://huggingface.co/someone/tiny-motif", tmp_path / "o.gguf"
+    read = {
+        f"{web}/tree/main": snapshot,
+        f"{web}/tree/main/transformer": snapshot / "transformer",
+        f"{web}/blob/main/transformer/diffusion_pytorch_model.safetensors?download=true": snapshot
+        / "transformer/diffusion_pytorch_model.safetensors",
+        f"{web}/blob/main/transformer/config.json": snapshot / "transformer",  # the folder of the file clicked
+    }
+    for address, path in read.items():
+        assert main([address, "-o", str(out), "--type", "Q8_0", "--quiet", "--force"]) == 0, address
+        assert f"note: {address} is read from the Hugging Face cache: {path}\n" in capsys.readouterr().err
+    absent = {
+        f"{web}/tree/main/text_encoder": "has no text_encoder/ in the cache (the quantizer does not download): hf "
+        "download someone/tiny-motif --include 'text_encoder/*' --local-dir ./tiny-motif, then quantize "
+        "./tiny-motif/text_encoder\n",
+        "https://huggingface.co/someone/gguf/blob/main/x-Q8_0.gguf": "hf download someone/gguf --include "
+        "'x-Q8_0.gguf' --local-dir ./gguf, then quantize ./gguf/x-Q8_0.gguf\n",
+        f"{web}/blob/dev/transformer/config.json": "is on the 'dev' revision of someone/tiny-motif, and the quantizer "
+        "reads the Hugging Face cache's main revision only: hf download someone/tiny-motif --revision dev "
+        "--local-dir ./tiny-motif, then quantize ./tiny-motif/transformer\n",
+    }
+    for address, said in absent.items():
+        assert main([address, "-o", str(out), "--quiet", "--force"]) == 2, address
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: source {address} ") and said in err, err
+
+
+def test_a_folder_of_shards_without_their_index_is_read_whole_or_named(tiny, tmp_path, capsys):
+    """A folder of model-0000N-of-0000M shards without the .index.json was "holds several .safetensors files and no
+    .index.json": complete, its shards are read (a note says so); one shard given alone, or a folder missing some,
+    names the shards and what to do; unrelated files are named with the one to pass."""
+    from safetensors.torch import load_file
+
+    state = load_file(tiny[0] / "transformer" / "diffusion_pytorch_model.safetensors")
+    names = sorted(state)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    parts = [names[: len(names) // 2], names[len(names) // 2 :]]
+    files = [shards / f"diffusion_pytorch_model-0000{i}-of-00002.safetensors" for i in (1, 2)]
+    for file, part in zip(files, parts, strict=True):
+        save_file({name: state[name] for name in part}, file)
+    whole, out = tmp_path / "whole.gguf", tmp_path / "shards.gguf"
+    assert main([str(tiny[0] / "transformer"), "-o", str(whole), "--type", "Q8_0", "--quiet"]) == 0
+    assert main([str(shards), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 0
+    assert capsys.readouterr().err.startswith(f"note: {shards} has no .safetensors.index.json; its 2 shards (")
+    written = {t.name: (t.tensor_type, t.data.tobytes()) for t in GGUFReader(whole).tensors}
+    assert {t.name: (t.tensor_type, t.data.tobytes()) for t in GGUFReader(out).tensors} == written
+    alone = tmp_path / "alone"  # one shard of one is the whole file: read as it is, without a note
+    alone.mkdir()
+    shutil.copy(tiny[0] / "transformer" / "diffusion_pytorch_model.safetensors", alone / "m-00001-of-00001.safetensors")
+    assert main([str(alone), "-o", str(tmp_path / "alone.gguf"), "--type", "Q8_0", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+    assert main([str(files[0]), "-o", str(tmp_path / "one.gguf"), "--quiet"]) == 2
+    said = f"{files[0]} is shard 1 of 2: the quantizer reads them all from their folder: python -m motif_lite."
+    assert said in capsys.readouterr().err
+    files[1].rename(tmp_path / "elsewhere.safetensors")
+    assert main([str(shards), "-o", str(tmp_path / "one.gguf"), "--quiet"]) == 2
+    said = "holds 1 of the 2 shards of diffusion_pytorch_model (missing: diffusion_pytorch_model-00002-of-00002."
+    assert said in capsys.readouterr().err
+    (shards / "other.safetensors").write_bytes((tmp_path / "elsewhere.safetensors").read_bytes())
+    assert main([str(shards), "-o", str(tmp_path / "one.gguf"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "holds several .safetensors files (diffusion_pytorch_model-00001-of-00002.safetensors, other." in err, err
+    assert f"pass the file to quantize, e.g. python -m motif_lite.quantize {files[0]} -o OUT.gguf" in err

@@ -28,7 +28,7 @@ from motif_lite.checkpoint import download_patterns, locate_sources, required_fi
 from motif_lite.checkup import check_setup
 from motif_lite.cli.run_flags import weight_files
 from motif_lite.errors import CheckpointError, ConfigError
-from motif_lite.io.linked import WEIGHT_NAMES, linked_checkpoint
+from motif_lite.io.linked import WEIGHT_NAMES, linked_checkpoint, other_model
 from motif_lite.weights.float8 import is_companion
 
 FLAGS = {"transformer": "--diffusion-model", "text_encoder": "--text-encoder", "vae": "--vae"}
@@ -194,8 +194,77 @@ def test_a_file_of_another_model_is_refused_with_the_official_name(checkpoints, 
     )
     code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--text-encoder", str(umt5)])
     assert_user_error(
-        capsys, code, f"{umt5} does not hold the text encoder of Motif-Video", "text_encoder/model.safetensors of Motif"
+        capsys, code, f"{umt5} is not the text encoder: it holds a T5 text encoder", "text_encoder/model.safetensors of"
     )
+
+
+# Other models' files, as ComfyUI's folders hold them beside ours: a few of each one's tensor names.
+OTHER_MODELS = {
+    "a Stable Diffusion 1.x checkpoint": [
+        *("model.diffusion_model.input_blocks.0.0.weight", "first_stage_model.decoder.conv_in.weight"),
+        "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight",
+    ],
+    "a Stable Diffusion XL checkpoint": [
+        *("model.diffusion_model.input_blocks.0.0.weight", "model.diffusion_model.label_emb.0.0.weight"),
+        *(
+            "first_stage_model.decoder.conv_in.weight",
+            "conditioner.embedders.0.transformer.text_model.final_norm.weight",
+        ),
+    ],
+    "a Stable Diffusion 1.x or 2.x UNet": ["input_blocks.0.0.weight", "middle_block.0.in_layers.0.weight"],
+    "a Stable Diffusion 3 transformer": ["model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight"],
+    "a Flux transformer": [
+        *(
+            "model.diffusion_model.double_blocks.0.img_attn.qkv.weight",
+            "model.diffusion_model.single_blocks.0.linear1.weight",
+        )
+    ],
+    "a HunyuanVideo transformer": ["double_blocks.0.img_attn_qkv.weight", "single_blocks.0.linear1.weight"],
+    "a Wan transformer": ["blocks.0.self_attn.q.weight", "blocks.0.cross_attn.k.weight", "patch_embedding.weight"],
+    "an LTX-Video transformer": ["transformer_blocks.0.attn1.to_q.weight", "adaln_single.linear.weight"],
+    "a CLIP text encoder": ["text_model.embeddings.token_embedding.weight", "text_model.final_layer_norm.weight"],
+    "an image VAE (Stable Diffusion's or Flux's)": ["decoder.conv_in.weight", "encoder.down.0.block.0.conv1.weight"],
+}
+
+
+@pytest.mark.parametrize("model", OTHER_MODELS)
+def test_another_models_file_is_named_as_that_model_with_where_ours_comes_from(
+    checkpoints, tmp_path, capsys, monkeypatch, model
+):
+    # An SD checkpoint given as the transformer was called the VAE (its first_stage_model part), a Flux or Wan
+    # transformer was listed as 150 missing tensors, a Flux one ComfyUI saved was told to lose its prefix.
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
+    _, b, _ = checkpoints
+    path = tmp_path / "other.safetensors"
+    save_file({name: torch.zeros(2, 2) for name in OTHER_MODELS[model]}, path)
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--diffusion-model", str(path)])
+    official = "Motif-Video's transformer is transformer/diffusion_pytorch_model.safetensors of Motif-Technologies/"
+    assert_user_error(capsys, code, f"{path} is not the transformer: it holds {model}, not Motif-Video's; {official}")
+    report = "\n".join(check_setup(b, weights={"vae": path}).lines())
+    assert f"fix: your file {path} holds {model}, not Motif-Video's; Motif-Video's VAE is vae/" in report
+
+
+def test_motif_videos_own_files_are_no_other_models(checkpoints):
+    # Under every name they come with: diffusers', ComfyUI's prefix, an exporter's "encoder." before the text encoder's.
+    files = checkpoints[2]
+    names = {component: list(load_file(file)) for component, file in files.items()}
+    names["comfy"] = [f"model.diffusion_model.{name}" for name in names["transformer"]]
+    names["exported"] = [f"encoder.{name}" for name in names["text_encoder"]]
+    assert {kind: other_model(found) for kind, found in names.items()} == dict.fromkeys(names)
+
+
+def test_wans_vae_under_its_own_names_and_an_sd_checkpoint_given_to_m_are_named(checkpoints, tmp_path, capsys):
+    _, b, _ = checkpoints
+    wan_vae = tmp_path / "wan_2.1_vae.safetensors"  # ComfyUI's: Motif-Video's VAE, under Wan's names
+    save_file({"decoder.upsamples.0.residual.0.gamma": torch.zeros(2), "conv1.weight": torch.zeros(2)}, wan_vae)
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--vae", str(wan_vae)])
+    said = "it holds Wan 2.1's VAE under Wan's own tensor names, which motif-lite reads under diffusers' names only"
+    assert_user_error(capsys, code, f"{wan_vae} is not the VAE: {said}; Motif-Video's VAE is vae/")
+    sd15 = tmp_path / "v1-5-pruned-emaonly.safetensors"
+    save_file({name: torch.zeros(2, 2) for name in OTHER_MODELS["a Stable Diffusion 1.x checkpoint"]}, sd15)
+    code = cli.main(["run", "-m", str(sd15), "-p", "fox", "-o", str(tmp_path / "fox.mp4")])
+    official = "Motif-Video's checkpoint is the Hub repo Motif-Technologies/Motif-Video-2B (leave -m out to use it)"
+    assert_user_error(capsys, code, f"it holds a Stable Diffusion 1.x checkpoint, not Motif-Video's; {official}")
 
 
 def test_one_shard_given_as_a_file_is_named_as_one(checkpoints, tmp_path, capsys):

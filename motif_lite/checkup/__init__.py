@@ -37,6 +37,7 @@ from motif_lite.io.path_fixes import (
     GGUF_REPO_AS_MODEL,
     cache_repo_fix,
     checkpoint_folders_inside,
+    close_checkpoint,
     comfyui_models_fix,
     expanded_as,
     file_fix,
@@ -152,11 +153,9 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[s
             fix = file_fix(model) or f"pass the folder that holds model_index.json, or {MOTIF_REPO}"
             report.problem(model, "is a file, not a checkpoint folder", fix)
             return None
-        report.problem(
-            model,
-            f"no such checkpoint folder{expanded_as(model)}",
-            f"pass the folder that holds model_index.json, or {MOTIF_REPO}",
-        )
+        meant = close_checkpoint(model)
+        fix = f"did you mean -m {meant}?" if meant else f"pass the folder that holds model_index.json, or {MOTIF_REPO}"
+        report.problem(model, f"no such checkpoint folder{expanded_as(model)}", fix)
         return None
     return CheckpointFiles(root) if path.is_dir() else CheckpointFiles(root, model)
 

@@ -196,7 +196,8 @@ def crf_value(text: str) -> int:
 def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
     g = run.add_argument_group(
         "guidance",
-        "Default: the checkpoint's guider/guider_config.json (method and every parameter; enabled: false = none), "
+        # The run parser's raw formatter keeps this as written: lines end where the docs' 115 columns would.
+        "Default: the checkpoint's guider/guider_config.json (method and every parameter; enabled: false = none),\n"
         "else the official APG (scale 8, norm threshold 12, momentum 0.1). A flag changes only what it names.",
     )
     g.add_argument("--cfg-scale", type=float, help="guidance scale; 1 = no guidance (default: the guider's, else 8)")
@@ -232,6 +233,11 @@ def _sampler(text: str) -> str:
     """ComfyUI's `dpmpp_2m` (and other spellings) as `dpm++2m`, its `uni_pc` and `uni_pc_bh2` as `unipc`; argparse's
     choices name anything else."""
     return choice_name(text, tuple(SAMPLERS), SAMPLER_ALIASES)
+
+
+def kernel_backend(text: str) -> str:
+    """--kernels' backend in any letter case (Triton, TORCH), as --dtype and --guidance take theirs."""
+    return choice_name(text, KERNEL_BACKENDS)
 
 
 def _guidance(text: str) -> str:
@@ -296,7 +302,9 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto); a dry run may plan for any"
     )
-    m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
+    m.add_argument(
+        "--kernels", type=kernel_backend, choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)"
+    )
     m.add_argument(
         "--vram",
         type=gib,
@@ -510,14 +518,14 @@ def _attention(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{text} is an exact attention kernel: --attention-backend {text} (--attention is exact or int8)"
         )
-    return text
+    return choice_name(text, ATTENTION_MODES)  # INT8, Exact: any letter case, as the other choices
 
 
 def _attention_backend(text: str) -> str:
     """--attention-backend's kernel; SageAttention's name or int8 (8-bit attention is --attention int8) get a hint."""
-    if text.lower().startswith("sage") or text == "int8":
+    if text.lower().startswith("sage") or text.lower() == "int8":
         raise argparse.ArgumentTypeError(f"{text}: {SAGE_HINT}; --attention-backend chooses among exact kernels")
-    return text
+    return choice_name(text, ATTENTION_BACKENDS)  # SDPA, Flash: any letter case
 
 
 def add_attention_flags(run: argparse.ArgumentParser) -> None:

@@ -32,6 +32,7 @@ from motif_lite.cli.run_flags import (
     add_weight_file_flags,
     crf_value,
     gib,
+    kernel_backend,
     lora_value,
     positive_number,
     weight_files,
@@ -54,7 +55,7 @@ EPILOG = f"""\
 examples:
   motif-lite serve                                     (http://127.0.0.1:8080/: the page and the API)
   motif-lite serve --gguf Q4_K_M --data ~/motif-videos
-  MOTIF_LITE_API_KEY="$(cat ~/.motif-lite-key)" motif-lite serve --host 0.0.0.0   (a key other users' ps cannot see)
+  MOTIF_LITE_API_KEY="$(cat ~/.motif-lite-key)" motif-lite serve --host 0.0.0.0   (a key that ps does not show)
   motif-lite serve --gguf Q4_K_M --compile --attention int8      (faster jobs: compiled once per video size)
 
 API: POST/GET /v1/videos, GET/DELETE /v1/videos/ID, GET /v1/videos/ID/content, as the openai SDK's
@@ -135,7 +136,9 @@ def _add_model_flags(serve: argparse.ArgumentParser) -> None:
     add_checkpoint_flags(m)
     m.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, help=DTYPE_HELP)  # None: the device's default
     m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    m.add_argument("--kernels", choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)")
+    m.add_argument(
+        "--kernels", type=kernel_backend, choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)"
+    )
     m.add_argument("--vram", type=gib, metavar="GiB", help="device memory budget (default: the GPU's free memory)")
     add_ram_flag(m)
     m.add_argument("--lora", type=lora_value, action="append", default=[], metavar="FILE[:STRENGTH]",

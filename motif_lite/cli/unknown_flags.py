@@ -299,6 +299,9 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if parser.prog.endswith(" decode") and _spelled(name) in RUN_SETTINGS:
             runs.append(flag)  # one hint for them all, after the loop
             continue
+        if parser.prog.endswith(" check") and _spelled(name) in RUN_SETTINGS | PLAN_SETTINGS:
+            runs.append(flag)
+            continue
         if _spelled(name) == "--lora" and "--lora" not in known:  # check, decode, verify
             hints.append(f"{flag}: {LORA_CHECKED_BY_DRY_RUN}")
             continue
@@ -314,7 +317,8 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         elif meant := suggestion(flag, known):
             hints.append(f"{flag}: did you mean {meant}?")
     if runs:
-        hints.append(f"{', '.join(runs)}: {DECODE_KEEPS_THE_RUNS}")
+        why = CHECK_PLANS_A_DEFAULT_RUN if parser.prog.endswith(" check") else DECODE_KEEPS_THE_RUNS
+        hints.append(f"{', '.join(runs)}: {why}")
     if not any(word.startswith("-") for word in extras):  # words alone: a path without its flag, or a prompt
         placed = {word: hint for word in extras if (hint := path_hint(word, known)) is not None}
         hints.extend(placed.values())
@@ -353,6 +357,13 @@ DECODE_KEEPS_THE_RUNS = (
     "decode makes the video of the latents a run sampled: its prompt, seed, size, frames, fps and steps were the "
     "run's (stored in the file) and no transformer runs; it takes -o, --crf, -m, --vae, --dtype, --device, --vram "
     "and --dry-run (another video: motif-lite run)"
+)
+# What a run's memory plan depends on besides its settings: check plans the official default run on this machine.
+PLAN_SETTINGS = frozenset({"--vram", "--ram", "--device", "--dtype", "-o", "--output"})
+CHECK_PLANS_A_DEFAULT_RUN = (
+    "check takes only the files' flags (-m, --gguf, --text-encoder-gguf, --diffusion-model, --text-encoder, --vae) "
+    "and plans the official default run; your run's settings, files and memory plan, without loading anything: "
+    "motif-lite run with the same flags and --dry-run"
 )
 IMAGE_FLAGS = ("-i", "--image", "--init-img")  # run's image-to-video input
 VERIFY_DRY_RUN = ("verify has no dry run: motif-lite check with the same -m and files checks them and this "

@@ -95,10 +95,16 @@ def main(args: argparse.Namespace) -> int:
     print_notes(notes)
     dtype = torch_dtype(args.dtype) if args.dtype else None
     print_notes(filter(None, [writable_kernel_cache(os.environ, "auto", parse_device(args.device))]))  # as run does
-    print(f"verify: loading both pipelines from {args.model} ...", file=sys.stderr)
+
+    def say_loading() -> None:  # once the flags and files are checked: a mistake is said before the wait, not after
+        print(f"verify: loading both pipelines from {args.model} ...", file=sys.stderr, flush=True)
+
     with download_hint_repeats(getattr(args, "argv", None)):
         result = verify(
-            args.model, args.gguf, args.device, dtype, settings, forced, on_stage=_say_stage_done, weights=weights
+            *(args.model, args.gguf, args.device, dtype, settings, forced),
+            on_stage=_say_stage_done,
+            weights=weights,
+            on_loading=say_loading,
         )
     print("\n".join(result.lines()))
     return 0 if result.mismatch is None else EXIT_MISMATCH

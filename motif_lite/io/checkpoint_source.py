@@ -40,6 +40,7 @@ from motif_lite.io.hub import (
 from motif_lite.io.missing_report import MissingFiles, MissingFilesError
 from motif_lite.io.path_fixes import (
     GGUF_REPO_AS_MODEL,
+    close_checkpoint,
     expanded_as,
     file_hint,
     is_gguf_repo,
@@ -99,7 +100,9 @@ def find_checkpoint(
     if (gguf := gguf_address_problem(text)) is not None:  # a .gguf's address: where it goes, and how
         raise CheckpointError(f"{text}: a GGUF file on the Hub, not a checkpoint; it goes to --gguf: {gguf[1]}")
     if not is_repo_id(text):
-        raise CheckpointError(f"no such checkpoint directory: {text}{expanded_as(text)}")
+        meant = close_checkpoint(text)
+        typo = f"; did you mean -m {meant}?" if meant else ""
+        raise CheckpointError(f"no such checkpoint directory: {text}{expanded_as(text)}{typo}")
     if is_gguf_repo(text):  # before any lookup: nothing of a checkpoint is there to download
         raise CheckpointError(f"{text} {GGUF_REPO_AS_MODEL[0]}; {GGUF_REPO_AS_MODEL[1]}")
     text = cached_spelling(text)

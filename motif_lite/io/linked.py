@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from motif_lite.choices import MOTIF_REPO
 from motif_lite.errors import CheckpointError
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.paths import user_path
@@ -88,13 +89,69 @@ _CHECKPOINT_PREFIX = re.compile(
 )
 
 
+# Other models' files, told by tensor names only they have, under the prefix of ComfyUI's saves where there is one:
+# ComfyUI's checkpoints/, unet/, diffusion_models/ and vae/ folders hold them beside ours, and one given to a flag of
+# ours is named as what it is, not as the component whose names it shares (an SD checkpoint holds a VAE too) or as
+# two hundred missing tensors. The first that matches wins: SDXL before SD 1.x (same UNet names), checkpoints before
+# their VAE.
+_COMFY = r"^(?:model\.diffusion_model\.|diffusion_model\.)?"
+# The VAE Motif-Video uses, under Wan's own names (ComfyUI's wan_2.1_vae.safetensors): the same weights, which
+# motif-lite reads under diffusers' names only.
+WAN_NAMED_VAE = "Wan 2.1's VAE under Wan's own tensor names"
+_OTHER_MODELS = {
+    "a Stable Diffusion XL checkpoint": re.compile(r"^conditioner\.embedders\."),
+    "a Stable Diffusion XL UNet": re.compile(_COMFY + r"label_emb\."),
+    "a Stable Diffusion 1.x checkpoint": re.compile(r"^cond_stage_model\.transformer\."),
+    "a Stable Diffusion 2.x checkpoint": re.compile(r"^cond_stage_model\.model\."),
+    "a Stable Diffusion 1.x or 2.x UNet": re.compile(_COMFY + r"(input_blocks|middle_block|output_blocks)\.\d"),
+    "a Stable Diffusion 3 transformer": re.compile(_COMFY + r"joint_blocks\.\d"),
+    "a HunyuanVideo transformer": re.compile(_COMFY + r"double_blocks\.\d+\.img_attn_qkv\."),
+    "a Flux transformer": re.compile(_COMFY + r"double_blocks\.\d+\.img_attn\."),
+    "a Wan transformer": re.compile(_COMFY + r"blocks\.\d+\.(self_attn|cross_attn)\."),
+    "an LTX-Video transformer": re.compile(_COMFY + r"(adaln_single|patchify_proj)\."),
+    "a T5 text encoder (Wan's umt5, Flux's t5xxl)": re.compile(r"^(shared\.weight$|encoder\.block\.\d)"),
+    "a CLIP text encoder": re.compile(r"^text_model\.embeddings\.token_embedding\."),  # T5Gemma2's: embed_tokens
+    WAN_NAMED_VAE: re.compile(r"^(en|de)coder\.(downsamples|upsamples)\."),
+    "an image VAE (Stable Diffusion's or Flux's)": re.compile(r"^(first_stage_model\.)?(en|de)coder\.(down|up)\.\d"),
+}
+# What Motif-Video's own file for each flag is, and where it comes from.
+_WITHOUT_IT = "a run without this file uses it, downloaded with the checkpoint"
+_OURS = {
+    "transformer": f"Motif-Video's transformer is transformer/diffusion_pytorch_model.safetensors of {MOTIF_REPO} "
+    f"({_WITHOUT_IT}; --gguf Q4_K_M: a quantized one)",
+    "vae": f"Motif-Video's VAE is vae/diffusion_pytorch_model.safetensors of {MOTIF_REPO} ({_WITHOUT_IT})",
+    "text_encoder": f"Motif-Video's text encoder is text_encoder/model.safetensors of {MOTIF_REPO} ({_WITHOUT_IT})",
+    "lora": "--lora takes a LoRA trained on Motif-Video's transformer",
+    "checkpoint": f"Motif-Video's checkpoint is the Hub repo {MOTIF_REPO} (leave -m out to use it), or a folder of it",
+}
+
+
+def other_model(names: Iterable[str]) -> str | None:
+    """Which other model's file the tensor `names` are, in words ("a Stable Diffusion 1.x checkpoint"); None for
+    Motif-Video's or an unknown model's."""
+    names = list(names)
+    return next(
+        (model for model, pattern in _OTHER_MODELS.items() if any(pattern.search(name) for name in names)), None
+    )
+
+
+def other_model_fix(model: str, component: str) -> str:
+    """What a user who gave `model`'s file (`other_model`) as `component`'s weights ("transformer", "vae",
+    "text_encoder", "lora", "checkpoint" for -m) needs instead: what Motif-Video's file is and where it comes from."""
+    differs = "which motif-lite reads under diffusers' names only" if model == WAN_NAMED_VAE else "not Motif-Video's"
+    return f"{model}, {differs}; {_OURS[component]}"
+
+
 def other_component(component: str, names: Iterable[str]) -> str | None:
     """What a file given as `component`'s weights holds instead, from its tensor names, in words with the flag
-    that takes it (e.g. "the VAE's tensors (pass it as --vae)"); None when its names are `component`'s own or
-    nothing known (a file of another model)."""
+    that takes it (e.g. "the VAE's tensors (pass it as --vae)"), or another model's file with where ours comes from
+    (`other_model_fix`); None when its names are `component`'s own or nothing known."""
+    names = list(names)
     found = _kinds_found(names)
-    if "lora" in found and component != "lora":
+    if "lora" in found and component != "lora":  # a LoRA of another model too: the LoRA loader names that
         return _KIND_NAMES["lora"]
+    if (model := other_model(names)) is not None:
+        return other_model_fix(model, component)
     if len(found) > 1:  # its own names among others': a single-file checkpoint, which no one flag takes
         return _single_file_checkpoint(found)
     if component in found:  # its own names, with whatever else: a damaged or merged file, not a mix-up

@@ -6,6 +6,7 @@ a checkpoint given to -m: each is told with the fix (the checkpoint folder itsel
 
 from __future__ import annotations
 
+import difflib
 import os
 import shlex
 from pathlib import Path
@@ -23,6 +24,22 @@ def expanded_as(path: str) -> str:
     shows where it looked; "" otherwise."""
     expanded = str(user_path(path))
     return f" (that is {expanded})" if path.startswith("~") and not expanded.startswith("~") else ""
+
+
+def close_checkpoint(model: str) -> str | None:
+    """For a -m folder that does not exist: a checkpoint folder beside where it would be whose name is close to its
+    name (a typo: tin for tiny, Motif-Video-2b for Motif-Video-2B), written as the user wrote the path; else None."""
+    path = user_path(model)
+    try:
+        beside = [child.name for child in path.parent.iterdir() if (child / "model_index.json").is_file()]
+    except OSError:  # the parent is missing too, or unreadable
+        return None
+    folded = {name.lower(): name for name in beside}
+    close = difflib.get_close_matches(path.name.lower(), list(folded), n=1, cutoff=0.6)
+    if not close:
+        return None
+    given = model.rstrip("/\\")
+    return given[: len(given) - len(path.name)] + folded[close[0]]
 
 
 # -m given the GGUF repo (a variant of it goes to --gguf): the problem and its fix, shared by `run` and `check`.
@@ -189,13 +206,15 @@ def file_fix(model: str) -> str | None:
         )
     if path.suffix.lower() != ".safetensors":
         return None
-    from motif_lite.io.linked import other_component, single_file_checkpoint  # safetensors: for a file given to -m
+    from motif_lite.io.linked import other_component, other_model, other_model_fix, single_file_checkpoint
     from motif_lite.weights.safetensors_header import read_header
 
     try:
         names = list(read_header(path).tensors)
     except CheckpointError:
         names = []
+    if (foreign := other_model(names)) is not None:  # SD, Flux, Wan, ...: no flag of ours takes it
+        return f"it holds {other_model_fix(foreign, 'checkpoint')}"
     if (several := single_file_checkpoint(names)) is not None:  # ComfyUI's checkpoints/ folder: no one flag's
         return f"it holds {several}"
     holds = other_component("checkpoint", names)  # "the VAE's tensors (pass it as --vae)", or None

@@ -170,14 +170,18 @@ def _check_architecture(path: Path, metadata: dict[str, Any], expected: str, nam
         return
     if expected == EXPECTED_ARCH and arch not in GGUF_KINDS and is_motif_video_transformer(names):
         return  # the tensors are checked one by one against the config before anything loads
+    from motif_lite.io.linked import other_model  # only for a file that is not ours
+
     wanted = GGUF_KINDS.get(expected, expected)
+    model = other_model(names)  # stable-diffusion.cpp's conversions carry no architecture: the names tell
+    by_names = f"; by its tensor names it is {model}" if model else ""
     if arch is None:
-        raise ForeignGGUFError(f"{path} has no general.architecture; expected {expected!r} ({wanted})")
+        raise ForeignGGUFError(f"{path} has no general.architecture; expected {expected!r} ({wanted}){by_names}")
     known = f": {GGUF_KINDS[arch]}" if arch in GGUF_KINDS else ""
     message = f"{path} is a GGUF for architecture {arch!r}{known}; here motif-lite expects {expected!r} ({wanted})"
     if arch in GGUF_FLAGS:
         raise OtherGGUFKindError(message, GGUF_FLAGS[arch])
-    raise ForeignGGUFError(message)
+    raise ForeignGGUFError(message + by_names)
 
 
 def _packed_tensor(path: Path, t: Any) -> PackedTensor:
