@@ -809,6 +809,23 @@ def test_a_wrong_lora_file_is_said_before_the_checkpoint_downloads(empty_cache_r
     assert "downloading" in err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
 
 
+def test_serves_wrong_lora_file_is_said_before_the_checkpoint_downloads(fake_hub, monkeypatch, tmp_path):
+    # serve read its --lora files only as the model loaded: after the checkpoint (10+ GB) had downloaded.
+    import torch
+
+    from motif_lite.cli.serve import _load_served_pipeline
+    from motif_lite.server.app import ServerConfig
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    free_space(monkeypatch, 10**12)
+    tiny = lora_file(tmp_path / "tiny.safetensors", lora_of((64, 64)))  # shaped like another model's layers
+    args = cli.build_parser().parse_args(["serve", "--lora", str(tiny), "--device", "cpu"])
+    args.weights = {}  # as serve's main sets it (no --vae and such)
+    with pytest.raises(MotifLiteError, match="LoRA shapes for transformer_blocks.0.attn.to_q"):
+        _load_served_pipeline(args, ServerConfig(model_name="m"), [(tiny, 1.0)])
+    assert fake_hub.downloads == []
+
+
 def test_a_lora_of_another_checkpoint_not_here_is_checked_as_a_file_before_it_downloads(
     empty_cache_run, fake_hub, tmp_path
 ):

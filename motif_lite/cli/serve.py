@@ -383,7 +383,8 @@ def _load_served_pipeline(
     from motif_lite.settings import resolve_dtype
 
     max_video = config.max_video
-    sources, device = preflight_flags(args, args.device)  # every check, and any download, before planning (as run)
+    # Every check, and any download, before planning, as run: the --lora files before the download too.
+    sources, device = preflight_flags(args, args.device, loras=loras)
     print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]))  # before it compiles
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
     print_notes(loading_notes(sources, device, args.device))  # as run prints them
