@@ -36,7 +36,8 @@ from motif_lite.io.video import (
 )
 from motif_lite.numerics import check_finite
 from motif_lite.paths import user_path
-from motif_lite.runtime.planner import DECODE_ADVICE, DecodePlan, default_budget, plan_decode, positive_budget
+from motif_lite.preflight import device_budget
+from motif_lite.runtime.planner import DECODE_ADVICE, DecodePlan, plan_decode, positive_budget
 from motif_lite.vae import WanVAE, load_vae
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAETile
@@ -168,7 +169,7 @@ def prepare_decode(
     check_latents_fit(saved, vae_config)
     plan = None
     if vram_gib is not None or target.type == "cuda":
-        budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target)
+        budget = device_budget(target, vram_gib)  # run's --vram: one above the GPU's memory is a slip, said
         advice = DECODE_ADVICE  # the budget is the GPU's free memory
         if target.type == "cpu":
             advice = "--vram limits a decode on the CPU too: leave it out there (no limit) or give more"

@@ -602,6 +602,23 @@ def test_a_gpu_decode_over_the_vram_given_says_to_give_more(saved, tmp_path, mon
     assert str(error.value).endswith(": give a larger --vram, or decode on the CPU (--device cpu)")
 
 
+def test_a_gpu_decode_takes_a_vram_over_the_gpus_memory_as_run_does(saved, tmp_path, monkeypatch, no_vae_load):
+    # decode took any --vram as the budget: --vram 8000 (megabytes meant) on an 8 GiB GPU planned a decode the GPU
+    # cannot hold. Now run's rules: the free memory instead, and a --vram whose reserve is over the GPU lowered.
+    from motif_lite.runtime.planner import RESERVED_RATIO
+
+    monkeypatch.setattr(decoding, "resolve_device", lambda device: torch.device("cuda"))  # as on a machine with one
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (6 * 2**30, 8 * 2**30))
+    latents = read_latents(saved / LATENTS)
+    with pytest.warns(UserWarning, match=r"--vram 8000 GiB \(8192000 MiB\) is more than this GPU's whole memory"):
+        job = decoding.prepare_decode(latents, tmp_path / "v.gif", device="cuda", vram_gib=8000, download=False)
+    assert job.plan.budget_bytes == int(6 * 2**30 / RESERVED_RATIO)
+    with pytest.warns(UserWarning, match="give --vram 7.40 or less"):  # 8000MB: 7.81 GiB, 8.44 GiB reserved
+        job = decoding.prepare_decode(latents, tmp_path / "v.gif", device="cuda", vram_gib=7.8125, download=False)
+    assert job.plan.budget_bytes == int(8 * 2**30 / RESERVED_RATIO)
+
+
 def test_decode_help_has_an_example(capsys):
     with pytest.raises(SystemExit):
         cli.main(["decode", "--help"])
