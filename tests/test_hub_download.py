@@ -674,6 +674,33 @@ def test_a_run_no_memory_plan_fits_is_refused_before_the_checkpoint_downloads(em
     code, err = empty_cache_run("--gguf", "Q4_K_M", "--ram", "4")
     assert code == cli.EXIT_USER_ERROR and "of host memory, but --ram is 4.00 GiB" in err and "or give it --ram" in err
     assert "downloading" not in err and fake_hub.downloads == []
+    # Another model's sizes are not guessed from the official ones: it is planned once its files are there.
+    code, err = empty_cache_run("-m", "someone/motif-finetune", "--vram", "0.0001")
+    assert "needs at least" not in err and [repo for repo, _ in fake_hub.downloads] == ["someone/motif-finetune"]
+
+
+def test_a_rank_of_a_parallel_run_no_plan_fits_is_refused_before_the_checkpoint_downloads(
+    fake_hub, monkeypatch, tmp_path
+):
+    # Under torchrun each rank had no check before its download: each fetched the checkpoint (10+ GB), then refused.
+    # Now each plans what it will plan (one row per forward, the text encoder on the main rank only) first.
+    import torch
+
+    from motif_lite.cli import run as run_cli
+    from motif_lite.request import GenerationRequest
+    from motif_lite.runtime.parallel import choose_layout
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    free_space(monkeypatch, 10**12)
+    output = str(tmp_path / "fox.mp4")
+    args = cli.build_parser().parse_args(["run", "-p", "fox", "-o", output, "--device", "cpu", "--vram", "0.0001"])
+    args.weights = {}  # as run's main sets it (no --vae and such)
+    request, _ = GenerationRequest("fox", output=output).resolve()
+    for main in (True, False):
+        rank = SimpleNamespace(layout=choose_layout(2, guided=True, heads=12), is_main=main)
+        with pytest.raises(MotifLiteError, match="1280x736x121 needs at least"):
+            run_cli._generate(args, [request], "cpu", [], None, rank, print)
+    assert fake_hub.downloads == []
 
 
 def test_a_bad_gguf_file_of_the_users_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, tmp_path):

@@ -52,6 +52,21 @@ def preflight_flags(
     )  # fmt: skip
 
 
+def sources_before_download(args: argparse.Namespace) -> ModelSources | None:
+    """What a memory plan made before the checkpoint downloads counts with (a run's refusal before its download, the
+    launcher's plan of the ranks): the files and configs at hand (a folder, the cache), else, for the official model,
+    its configs bundled with motif-lite; None for another model not at hand, whose sizes may differ from the
+    official ones: it is planned once its files are there. Raises what `locate_sources` finds wrong at hand."""
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.choices import MOTIF_REPO
+    from motif_lite.preflight import AT_HAND, with_quantize
+
+    sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
+    if sources.root is None and str(args.model) != MOTIF_REPO:
+        return None
+    return with_quantize(sources, args.quantize, args.text_encoder_quantize)
+
+
 def loading_notes(
     sources: ModelSources,
     device: torch.device,

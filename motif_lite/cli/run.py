@@ -381,7 +381,10 @@ def _generate(
         print_notes(earlier_runs(requests), say)
     # Every check, before any weights; on the CPU, a long run is asked about before any download.
     question = CpuTimeQuestion(args.yes)
-    before_download = _ask_before_download(args, requests, device, question) if parallel is None else None
+    if parallel is None:
+        before_download = _ask_before_download(args, requests, device, question)
+    else:
+        before_download = _rank_refuses_before_download(args, request, device, parallel)
     sources, device = preflight_flags(args, device, before_download, loras)  # the speed flags with the device
     print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]), say)  # before it compiles
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
@@ -442,32 +445,50 @@ def _ask_before_download(
     return before_download
 
 
-def _refuse_what_no_plan_fits(args: argparse.Namespace, request: GenerationRequest, device: str | torch.device) -> None:
-    """Before a download: the memory plan the run will make (`plan_if_budget`), from the configs at hand or the
-    official ones, raising its refusal when even the smallest plan does not fit the device budget or --ram: said
-    now, not after gigabytes of downloading for a run that is then refused. A problem with the flags or files is
-    left to the checks, which name it."""
+def _rank_refuses_before_download(
+    args: argparse.Namespace, request: GenerationRequest, device: str | torch.device, parallel: Parallel
+) -> Callable[[DownloadPlan], None]:
+    """What a rank of a parallel run calls just before its download starts: its own plan's refusal, as a run on one
+    process refuses (`_refuse_what_no_plan_fits`); the CPU time question is a one-process run's."""
+
+    def before_download(plan: DownloadPlan) -> None:
+        _refuse_what_no_plan_fits(args, request, device, parallel.layout, text_encoder=parallel.is_main)
+
+    return before_download
+
+
+def _refuse_what_no_plan_fits(
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    device: str | torch.device,
+    layout: ParallelLayout | None = None,
+    text_encoder: bool = True,
+) -> None:
+    """Before a download: the memory plan the run will make (`plan_if_budget`; in a parallel run this rank's, by
+    its `layout` and whether it loads the `text_encoder`), from the configs at hand or the official ones
+    (`sources_before_download`), raising its refusal when even the smallest plan does not fit the device budget or
+    --ram: said now, not after gigabytes of downloading for a run that is then refused. A problem with the flags or
+    files is left to the checks, which name it."""
     import warnings
 
-    from motif_lite.checkpoint import locate_sources
-    from motif_lite.cli.prepare import plan_run
+    from motif_lite.cli.prepare import plan_run, sources_before_download
     from motif_lite.devices import resolve_device
     from motif_lite.errors import MotifLiteError
-    from motif_lite.preflight import AT_HAND, with_quantize
     from motif_lite.settings import resolve_dtype
 
     try:
         target = resolve_device(device)
-        sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
-        sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
+        sources = sources_before_download(args)
         dtype = resolve_dtype(args.dtype, target).value
     except MotifLiteError:
+        return
+    if sources is None:  # another model's sizes are not guessed
         return
     if args.vram is None and args.ram is None and target.type != "cuda":  # a run that plans nothing (plan_if_budget)
         return
     with warnings.catch_warnings():  # the plan's warnings come with the plan the run prints after the download
         warnings.simplefilter("ignore")
-        plan_run(args, request, sources, dtype, target)
+        plan_run(args, request, sources, dtype, target, layout, text_encoder=text_encoder)
 
 
 def _estimate_at_hand(
