@@ -1,13 +1,16 @@
 """What `run` and `serve` do before loading the model: `preflight` with the command's flags (every check, and any
-download), the notes on what was found, and the memory plan when there is a budget (--vram / --ram) or CUDA."""
+download), the notes on what was found, and the memory plan when there is a budget (--vram / --ram) or CUDA; and
+what a planned run says when it runs out of device memory all the same."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import math
 import sys
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -177,3 +180,67 @@ def plan_run(
         ram_gib=args.ram, batch_guidance=False if layout is not None else args.batch_guidance,
         step_cache=bool(args.step_cache), text_encoder=text_encoder,
     )  # fmt: skip
+
+
+@contextlib.contextmanager
+def figures_on_out_of_memory(
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    sources: ModelSources,
+    dtype: torch.dtype,
+    device: torch.device,
+    plan: Plan | None,
+    layout: ParallelLayout | None = None,
+    text_encoder: bool = True,
+) -> Iterator[None]:
+    """Torch's out-of-memory error raised inside, with a note of what to do in figures (`out_of_memory_advice`),
+    which `motif-lite` prints in place of its advice without figures; nothing is added without a plan."""
+    import torch
+
+    try:
+        yield
+    except torch.OutOfMemoryError as exc:
+        if plan is not None:
+            exc.add_note(out_of_memory_advice(args, request, sources, dtype, device, plan, layout, text_encoder))
+        raise
+
+
+def out_of_memory_advice(
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    sources: ModelSources,
+    dtype: torch.dtype,
+    device: torch.device,
+    plan: Plan,
+    layout: ParallelLayout | None = None,
+    text_encoder: bool = True,
+) -> str:
+    """What to do when a run made with `plan` ran out of device memory, with the figures the planner's refusals give:
+    the plan's budget and estimated peak, and the --vram just under that peak, which gives the next plan down the
+    ladder (slower, in less memory), said in words; where no plan fits under it, the way to the sizes that do."""
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.runtime.planner import GiB
+    from motif_lite.units import memory_size
+
+    where = "--vram" if args.vram is not None else "the GPU's free memory at the start / 1.08"
+    said = (
+        f"the memory plan ({plan.ladder_index + 1} of {plan.ladder_size}) had a budget of "
+        f"{memory_size(plan.budget_bytes)} ({where}) for an est. peak of {memory_size(plan.peak_bytes)} allocated "
+        f"(~{memory_size(plan.reserved_bytes)} reserved): another program may have taken GPU memory since (close it), "
+        "or the estimate fell short"
+    )
+    lower = math.floor((plan.peak_bytes - 1) / GiB * 100) / 100  # rounded down: its budget is under the peak
+    try:
+        with warnings.catch_warnings():  # the budget's warnings were given with the plan
+            warnings.simplefilter("ignore")
+            smaller = plan_run(args, request, sources, dtype, device, layout, text_encoder, vram_gib=lower)
+    except MotifLiteError:  # nothing fits under this plan's peak, or a figure too small to give
+        smaller = None
+    if smaller is None:
+        sizes = f" (--dry-run --vram {lower:.2f} names them)" if lower > 0 else ""
+        return f"{said}. No plan of this video needs less: make a smaller video{sizes}"
+    moves = smaller.in_words().removeprefix("In short: ")
+    return (
+        f"{said}. --vram {lower:.2f} gives the next plan, {smaller.ladder_index + 1}: {moves} (--dry-run --vram "
+        f"{lower:.2f} shows it)"
+    )

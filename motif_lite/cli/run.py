@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from motif_lite.cli.common import download_hint_repeats, lora_args, print_notes
 from motif_lite.cli.kernel_cache import writable_kernel_cache
 from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_layout, torchrun_notes
-from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
+from motif_lite.cli.prepare import figures_on_out_of_memory, loading_notes, plan_if_budget, preflight_flags
 from motif_lite.cli.resume import claim_left_behind, earlier_runs, kept_anywhere, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_args, resolve_requests
@@ -401,28 +401,30 @@ def _generate(
     batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, device, plan, settings)
     print_notes([note] if note else [], say)
     say(f"seed{'s' if len(requests) > 1 else ''}: {', '.join(str(r.seed) for r in requests)}", file=sys.stderr)
-    start = time.perf_counter()
-    pipe = load_pipeline(
-        sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
-        attention=args.attention, parallel=parallel, **_speed_settings(args, batch_guidance),
-    )  # fmt: skip
-    pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
-    load_seconds = time.perf_counter() - start
-    text_encoder = sources.text_encoder_gguf.describe() if sources.text_encoder_gguf is not None else None
-    if sources.text_encoder_quantize is not None:
-        text_encoder = f"quantized to {sources.text_encoder_quantize} as it loaded"
-    ran_on = _ran_on(pipe, dtype, sources)
-    gpu_memory = gpu_memory_of(pipe.device)  # to warn when a video's peak spilled past it (Windows' driver)
-    for number, video in enumerate(requests, 1):
-        if len(requests) > 1:
-            say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
-        batch = dict(in_batch=len(requests) > 1, unstarted=requests[number:])
-        result = _sample(args, pipe, video, on_preview, parallel, say, resume, clip, **batch)
-        first = number == 1
-        table = settings_lines(result.settings, _recalled(args)) if result.settings is not None else None
-        say(summary(
-            result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, table, gpu_memory
-        ))  # fmt: skip
+    # Out of memory all the same: said with the figures of the plan and of the next one down (its note).
+    with figures_on_out_of_memory(args, request, sources, dtype, device, plan, layout, text_encoder=main):
+        start = time.perf_counter()
+        pipe = load_pipeline(
+            sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
+            attention=args.attention, parallel=parallel, **_speed_settings(args, batch_guidance),
+        )  # fmt: skip
+        pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
+        load_seconds = time.perf_counter() - start
+        text_encoder = sources.text_encoder_gguf.describe() if sources.text_encoder_gguf is not None else None
+        if sources.text_encoder_quantize is not None:
+            text_encoder = f"quantized to {sources.text_encoder_quantize} as it loaded"
+        ran_on = _ran_on(pipe, dtype, sources)
+        gpu_memory = gpu_memory_of(pipe.device)  # to warn when a video's peak spilled past it (Windows' driver)
+        for number, video in enumerate(requests, 1):
+            if len(requests) > 1:
+                say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
+            batch = dict(in_batch=len(requests) > 1, unstarted=requests[number:])
+            result = _sample(args, pipe, video, on_preview, parallel, say, resume, clip, **batch)
+            first = number == 1
+            table = settings_lines(result.settings, _recalled(args)) if result.settings is not None else None
+            say(summary(
+                result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, table, gpu_memory
+            ))  # fmt: skip
     return 0
 
 
