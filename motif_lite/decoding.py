@@ -179,6 +179,16 @@ def prepare_decode(
     return DecodeJob(saved, output, root, target, dtype, plan, clip, notes, crf)
 
 
+def replanned(job: DecodeJob, vram_gib: float) -> DecodePlan:
+    """`job`'s decode planned again, as `prepare_decode` plans it, for a budget of `vram_gib` (the figure a decode
+    that ran out of memory is advised); raises `MotifLiteError` when nothing fits it."""
+    vae_config = WanVAEConfig.from_json(job.root / "vae" / "config.json")
+    budget = device_budget(job.device, vram_gib)
+    return plan_decode(
+        job.saved.width, job.saved.height, job.saved.frames, vae_config, budget, str(job.device), job.dtype
+    )
+
+
 def _extended_clip(saved: SavedLatents) -> tuple[Clip | None, tuple[str, ...]]:
     """The clip an extension's latents go on from (`saved.clip`), read again to write its frames first; where it
     cannot be used now (moved, deleted, replaced by a clip of another size), the new part alone, with a note: the

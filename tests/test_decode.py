@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import re
 import shutil
 import sys
@@ -679,6 +680,30 @@ def test_a_decode_that_stops_says_the_latents_stay(saved, tmp_path, capsys, monk
     assert code in (cli.EXIT_INTERRUPTED, cli.EXIT_OUT_OF_MEMORY)
     assert f"note: the latents stay in {saved / LATENTS}: decode them again with motif-lite decode" in err
     assert read_latents(saved / LATENTS).denoised and not (tmp_path / "fox.mp4").exists()
+
+
+def test_a_planned_decode_out_of_memory_names_its_budget_and_the_vram_that_plans_less(
+    saved, tmp_path, capsys, monkeypatch
+):
+    # It said "give a smaller budget (--vram GiB)" without a figure, as a run did.
+    from motif_lite.cli.decode import out_of_memory_advice
+
+    monkeypatch.setattr("motif_lite.decoding.run_decode", out_of_memory)
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "fox.mp4"), "--vram", "0.5")
+    assert code == cli.EXIT_OUT_OF_MEMORY and "the decode's memory plan had a budget of 0.50 GiB (--vram)" in err
+    assert "give a smaller budget (--vram GiB)" not in err, err  # the advice without figures
+    # A 720p video's decode (the tiny VAE's): the --vram under its peak, and what that plan does.
+    job = decoding.prepare_decode(read_latents(saved / LATENTS), tmp_path / "v.mp4", vram_gib=4, download=False)
+    job = dataclasses.replace(job, saved=dataclasses.replace(job.saved, width=1280, height=736, frames=121))
+    job = dataclasses.replace(job, plan=decoding.replanned(job, 4))
+    advice = out_of_memory_advice(job, vram_given=True)
+    lower = math.floor((job.plan.stage.peak_bytes - 1) / 2**30 * 100) / 100
+    smaller = decoding.replanned(job, lower)
+    said = (
+        f"--vram {lower:.2f} (just under that peak) plans it in less: est. peak {memory_size(smaller.stage.peak_bytes)}"
+    )
+    assert said in advice, advice
+    assert smaller.stage.peak_bytes < job.plan.stage.peak_bytes
 
 
 def test_the_note_of_a_stopped_decode_comes_after_its_progress_bar_is_closed(saved, tmp_path, capsys, monkeypatch):

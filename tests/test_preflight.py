@@ -284,7 +284,8 @@ def test_out_of_memory_in_a_planned_run_names_the_budget_and_the_vram_of_the_nex
     code, _, err = run(capsys, *flags, "--vram", "4")
     assert code == cli.EXIT_OUT_OF_MEMORY and "error: out of device memory: CUDA out of memory" in err
     assert "the memory plan (1 of " in err and "had a budget of 4.00 GiB (--vram) for an est. peak of" in err, err
-    lower, number = re.search(r"--vram (\d+\.\d\d) gives the next plan, (\d+): est. peak", err).groups()
+    figures = re.search(r"--vram (\d+\.\d\d) \(just under that peak\) gives the next plan, (\d+): est. peak", err)
+    lower, number = figures.groups()
     assert "give a smaller budget (--vram GiB)" not in err  # the advice without figures
     code, out, err = run(capsys, *flags, "--vram", lower, "--dry-run")  # the figure plans as it says
     assert code == 0 and f"budget {lower} GiB, plan {number} of " in out, out
@@ -303,7 +304,9 @@ def test_out_of_memory_with_the_smallest_plan_says_to_make_a_smaller_video(no_ne
     cuda = torch.device("cuda")
     plan = plan_run(args, request, sources, torch.bfloat16, cuda)  # 3.17 GiB: the ladder's last plans
     advice = out_of_memory_advice(args, request, sources, torch.bfloat16, cuda, plan)
-    assert advice.endswith("No plan of this video needs less: make a smaller video (--dry-run --vram 3.17 names them)")
+    assert advice.endswith(
+        "No plan of this video needs less: make a smaller video (--dry-run --vram 3.17 names the sizes that fit)"
+    )
 
 
 # --------------------------------------------------------------------------------- checks before any weights

@@ -230,17 +230,19 @@ def out_of_memory_advice(
         "or the estimate fell short"
     )
     lower = math.floor((plan.peak_bytes - 1) / GiB * 100) / 100  # rounded down: its budget is under the peak
+    if lower <= 0:  # a peak under 0.01 GiB: no --vram figure under it
+        return f"{said}. Make a smaller video"
     try:
         with warnings.catch_warnings():  # the budget's warnings were given with the plan
             warnings.simplefilter("ignore")
             smaller = plan_run(args, request, sources, dtype, device, layout, text_encoder, vram_gib=lower)
-    except MotifLiteError:  # nothing fits under this plan's peak, or a figure too small to give
-        smaller = None
-    if smaller is None:
-        sizes = f" (--dry-run --vram {lower:.2f} names them)" if lower > 0 else ""
-        return f"{said}. No plan of this video needs less: make a smaller video{sizes}"
+    except MotifLiteError:  # nothing fits under this plan's peak
+        return (
+            f"{said}. No plan of this video needs less: make a smaller video (--dry-run --vram {lower:.2f} names "
+            "the sizes that fit)"
+        )
     moves = smaller.in_words().removeprefix("In short: ")
     return (
-        f"{said}. --vram {lower:.2f} gives the next plan, {smaller.ladder_index + 1}: {moves} (--dry-run --vram "
-        f"{lower:.2f} shows it)"
+        f"{said}. --vram {lower:.2f} (just under that peak) gives the next plan, {smaller.ladder_index + 1}: "
+        f"{moves} (--dry-run --vram {lower:.2f} shows it)"
     )
