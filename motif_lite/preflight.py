@@ -108,7 +108,7 @@ def preflight(
         else:  # the device's problem holds any download: said now, not after the gigabytes
             held = held_while(problems, before_download)
             if loras or weights:  # checked against the configs at hand: a wrong one holds the download
-                held = _local_files_read_first(model, gguf, weights, loras, problems, held)
+                held = _local_files_read_first(model, gguf, weights, loras, problems, held, text_encoder_gguf)
             sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, before_download=held)
     except DownloadHeld as exc:  # the device's problem and the files' found so far (the device's, said once)
         said = {str(problem) for problem in problems}
@@ -132,8 +132,9 @@ def _local_files_read_first(
     loras: Sequence[LoRASpec],
     problems: list[MotifLiteError],
     then: Callable[[DownloadPlan], None],
+    text_encoder_gguf: str | Path | None = None,
 ) -> Callable[[DownloadPlan], None]:
-    """A `before_download` that checks the user's files against the transformer and VAE configs at hand
+    """A `before_download` that checks the user's files against the configs at hand
     (`local_file_problems`) before the first download, their problems joining `problems`, then calls `then`
     (`held_while`'s, which those problems hold). Only where a download comes: without one, the checks after it
     read the files once, against the configs found."""
@@ -143,7 +144,7 @@ def _local_files_read_first(
         nonlocal read
         if not read:
             read = True
-            problems.extend(local_file_problems(model, gguf, weights, loras))
+            problems.extend(local_file_problems(model, gguf, weights, loras, text_encoder_gguf))
         then(plan)
 
     return before_download
@@ -154,9 +155,11 @@ def local_file_problems(
     gguf: str | Path | None = None,
     weights: Mapping[str, str | Path] | None = None,
     loras: Sequence[LoRASpec] = (),
+    text_encoder_gguf: str | Path | None = None,
 ) -> list[MotifLiteError]:
     """What is wrong with the user's files against the configs at hand, before the checkpoint downloads: the LoRA
-    files (`check_loras_at_hand`) and the VAE and transformer weight files (`checkpoint.check_your_shapes`), each
+    files (`check_loras_at_hand`) and the VAE, transformer and text encoder weight files
+    (`checkpoint.check_your_shapes`; the text encoder's not beside a `text_encoder_gguf`, which replaces it), each
     against the checkpoint's config where the cache or a folder holds it, else, for the official model, the official
     architecture bundled with motif-lite. The full checks, against the checkpoint's own configs, come after."""
     try:  # the user's weight files change no config: the checkpoint's and the GGUF's
@@ -165,10 +168,13 @@ def local_file_problems(
         at_hand = None
     official = str(model) == MOTIF_REPO
     configs = at_hand.configs if at_hand is not None else CheckpointConfigs()
+    root = at_hand.root if at_hand is not None else None
     problems: list[MotifLiteError] = []
     checks = [
         lambda: check_loras_at_hand(loras, _known_transformer_config(at_hand, official)),
-        lambda: check_your_shapes(weights or {}, configs, official, gguf is not None),
+        lambda: check_your_shapes(
+            weights or {}, configs, official, gguf is not None, root, text_encoder_gguf is not None
+        ),
     ]
     for check in checks:
         try:

@@ -6,6 +6,7 @@ a mistake found on this machine (the device, a speed flag, a file the user gave)
 from __future__ import annotations
 
 import errno
+import math
 import re
 import shutil
 from collections import namedtuple
@@ -914,6 +915,36 @@ def test_a_memory_plan_for_another_device_is_said_before_the_checkpoint_download
     assert fake_hub.downloads == []
 
 
+def header_only_file(path: Path, shapes: dict[str, tuple[int, ...]]) -> Path:
+    """A complete-looking bf16 safetensors file of `shapes` whose data is a hole in the file (sparse: no disk space),
+    for the checks that read headers only."""
+    import json
+
+    header, offset = {}, 0
+    for name, shape in shapes.items():
+        size = 2 * math.prod(shape)
+        header[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    text = json.dumps(header).encode()
+    with open(path, "wb") as file:
+        file.write(len(text).to_bytes(8, "little") + text)
+        file.truncate(8 + len(text) + offset)
+    return path
+
+
+def test_a_text_encoder_file_of_the_official_shapes_holds_no_download(empty_cache_run, fake_hub, tmp_path):
+    # The official config bundled with motif-lite is the official file's: its shapes pass, and the download starts.
+    from motif_lite.encoders.text_config import meta_encoder, official_text_encoder_config
+    from motif_lite.sizes import OFFICIAL_TEXT_ENCODER_PARAMS
+    from motif_lite.weights.shapes import expected_shapes
+
+    shapes = expected_shapes(meta_encoder(official_text_encoder_config()))
+    assert sum(math.prod(shape) for shape in shapes.values()) == OFFICIAL_TEXT_ENCODER_PARAMS  # the official size
+    official = header_only_file(tmp_path / "t5gemma2_encoder.safetensors", shapes)
+    code, err = empty_cache_run("--text-encoder", str(official))
+    assert "does not hold" not in err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO], err
+
+
 def test_a_weights_file_of_another_size_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, checkpoint):
     # Its names are the component's, its shapes another model's (Wan2.2's VAE, a smaller transformer): they were
     # checked against the checkpoint's configs once it had downloaded. Before it, the official ones are bundled.
@@ -925,6 +956,11 @@ def test_a_weights_file_of_another_size_is_said_before_the_checkpoint_downloads(
     code, err = empty_cache_run("--diffusion-model", str(transformer))
     assert code == cli.EXIT_USER_ERROR and str(transformer) in err and "downloading" not in err, err
     assert fake_hub.downloads == []
+    # The text encoder's too, against the official config bundled with motif-lite: it was read after the download.
+    text_encoder = checkpoint / "text_encoder" / "model.safetensors"
+    code, err = empty_cache_run("--text-encoder", str(text_encoder))
+    assert code == cli.EXIT_USER_ERROR and f"{text_encoder} does not hold the text encoder of Motif-Video" in err, err
+    assert "downloading" not in err and fake_hub.downloads == []
     # Another model's configs are not guessed: it downloads, and its configs check the file.
     code, err = empty_cache_run("-m", "someone/motif-finetune", "--vae", str(vae))
     assert "downloading" in err and [repo for repo, _ in fake_hub.downloads] == ["someone/motif-finetune"]
