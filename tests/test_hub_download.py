@@ -704,6 +704,27 @@ def test_a_rank_of_a_parallel_run_no_plan_fits_is_refused_before_the_checkpoint_
     assert fake_hub.downloads == []
 
 
+def test_serve_refuses_what_no_plan_fits_before_the_checkpoint_downloads(fake_hub, monkeypatch):
+    # serve planned its largest video once the checkpoint (10+ GB) was there, and refused it then.
+    import torch
+
+    from motif_lite.cli.serve import _load_served_pipeline
+    from motif_lite.server.app import ServerConfig
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    free_space(monkeypatch, 10**12)
+    args = cli.build_parser().parse_args(["serve", "--device", "cpu", "--vram", "0.0001"])
+    args.weights = {}  # as serve's main sets it (no --vae and such)
+    with pytest.raises(MotifLiteError, match="1280x736x121 needs at least"):
+        _load_served_pipeline(args, ServerConfig(model_name="m"), [])
+    assert fake_hub.downloads == []
+    args = cli.build_parser().parse_args(["serve", "--device", "cpu", "--vram", "0.0001", "--max-video", "64x64x5"])
+    args.weights = {}
+    with pytest.raises(MotifLiteError, match="64x64x5 needs at least"):  # the largest video jobs may ask for
+        _load_served_pipeline(args, ServerConfig(model_name="m", max_video=(64, 64, 5)), [])
+    assert fake_hub.downloads == []
+
+
 def test_a_bad_gguf_file_of_the_users_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, tmp_path):
     import numpy as np
     from gguf import GGMLQuantizationType

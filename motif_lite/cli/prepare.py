@@ -67,7 +67,40 @@ def sources_before_download(args: argparse.Namespace) -> ModelSources | None:
     sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
     if sources.root is None and str(args.model) != MOTIF_REPO:
         return None
-    return with_quantize(sources, args.quantize, args.text_encoder_quantize)
+    # serve has no --quantize or --text-encoder-quantize
+    quantize, text_encoder_quantize = getattr(args, "quantize", None), getattr(args, "text_encoder_quantize", None)
+    return with_quantize(sources, quantize, text_encoder_quantize)
+
+
+def refuse_what_no_plan_fits(
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    device: str | torch.device,
+    layout: ParallelLayout | None = None,
+    text_encoder: bool = True,
+) -> None:
+    """Before a download: the memory plan the run will make (`plan_if_budget`; in a parallel run this rank's, by
+    its `layout` and whether it loads the `text_encoder`), from the configs at hand or the official ones
+    (`sources_before_download`), raising its refusal when even the smallest plan does not fit the device budget or
+    --ram: said now, not after gigabytes of downloading for a run that is then refused. A problem with the flags or
+    files is left to the checks, which name it."""
+    from motif_lite.devices import resolve_device
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.settings import resolve_dtype
+
+    try:
+        target = resolve_device(device)
+        sources = sources_before_download(args)
+        dtype = resolve_dtype(args.dtype, target).value
+    except MotifLiteError:
+        return
+    if sources is None:  # another model's sizes are not guessed
+        return
+    if args.vram is None and args.ram is None and target.type != "cuda":  # a run that plans nothing (plan_if_budget)
+        return
+    with warnings.catch_warnings():  # the plan's warnings come with the plan the run prints after the download
+        warnings.simplefilter("ignore")
+        plan_run(args, request, sources, dtype, target, layout, text_encoder=text_encoder)
 
 
 def loading_notes(

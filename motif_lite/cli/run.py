@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING
 from motif_lite.cli.common import download_hint_repeats, lora_args, print_notes
 from motif_lite.cli.kernel_cache import writable_kernel_cache
 from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_layout, torchrun_notes
-from motif_lite.cli.prepare import figures_on_out_of_memory, loading_notes, plan_if_budget, preflight_flags
+from motif_lite.cli.prepare import (
+    figures_on_out_of_memory,
+    loading_notes,
+    plan_if_budget,
+    preflight_flags,
+    refuse_what_no_plan_fits,
+)
 from motif_lite.cli.resume import claim_left_behind, earlier_runs, kept_anywhere, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_args, resolve_requests
@@ -436,7 +442,7 @@ def _ask_before_download(
     downloaded yet), not after hours of downloading for a run the user would not start."""
 
     def before_download(plan: DownloadPlan) -> None:
-        _refuse_what_no_plan_fits(args, requests[0], device)  # before the time question: no question, no download
+        refuse_what_no_plan_fits(args, requests[0], device)  # before the time question: no question, no download
         if question.said:  # before the checkpoint's download, not again before the GGUF variant's
             return
         estimate = _estimate_at_hand(args, requests[0], device)
@@ -451,46 +457,12 @@ def _rank_refuses_before_download(
     args: argparse.Namespace, request: GenerationRequest, device: str | torch.device, parallel: Parallel
 ) -> Callable[[DownloadPlan], None]:
     """What a rank of a parallel run calls just before its download starts: its own plan's refusal, as a run on one
-    process refuses (`_refuse_what_no_plan_fits`); the CPU time question is a one-process run's."""
+    process refuses (`prepare.refuse_what_no_plan_fits`); the CPU time question is a one-process run's."""
 
     def before_download(plan: DownloadPlan) -> None:
-        _refuse_what_no_plan_fits(args, request, device, parallel.layout, text_encoder=parallel.is_main)
+        refuse_what_no_plan_fits(args, request, device, parallel.layout, text_encoder=parallel.is_main)
 
     return before_download
-
-
-def _refuse_what_no_plan_fits(
-    args: argparse.Namespace,
-    request: GenerationRequest,
-    device: str | torch.device,
-    layout: ParallelLayout | None = None,
-    text_encoder: bool = True,
-) -> None:
-    """Before a download: the memory plan the run will make (`plan_if_budget`; in a parallel run this rank's, by
-    its `layout` and whether it loads the `text_encoder`), from the configs at hand or the official ones
-    (`sources_before_download`), raising its refusal when even the smallest plan does not fit the device budget or
-    --ram: said now, not after gigabytes of downloading for a run that is then refused. A problem with the flags or
-    files is left to the checks, which name it."""
-    import warnings
-
-    from motif_lite.cli.prepare import plan_run, sources_before_download
-    from motif_lite.devices import resolve_device
-    from motif_lite.errors import MotifLiteError
-    from motif_lite.settings import resolve_dtype
-
-    try:
-        target = resolve_device(device)
-        sources = sources_before_download(args)
-        dtype = resolve_dtype(args.dtype, target).value
-    except MotifLiteError:
-        return
-    if sources is None:  # another model's sizes are not guessed
-        return
-    if args.vram is None and args.ram is None and target.type != "cuda":  # a run that plans nothing (plan_if_budget)
-        return
-    with warnings.catch_warnings():  # the plan's warnings come with the plan the run prints after the download
-        warnings.simplefilter("ignore")
-        plan_run(args, request, sources, dtype, target, layout, text_encoder=text_encoder)
 
 
 def _estimate_at_hand(
