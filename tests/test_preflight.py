@@ -289,6 +289,14 @@ def test_out_of_memory_in_a_planned_run_names_the_budget_and_the_vram_of_the_nex
     assert "give a smaller budget (--vram GiB)" not in err  # the advice without figures
     code, out, err = run(capsys, *flags, "--vram", lower, "--dry-run")  # the figure plans as it says
     assert code == 0 and f"budget {lower} GiB, plan {number} of " in out, out
+    from motif_lite.cli import prepare
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the advice")
+
+    monkeypatch.setattr(prepare, "out_of_memory_advice", broken)  # the error it was for is said all the same
+    code, _, err = run(capsys, *flags, "--vram", "4")
+    assert code == cli.EXIT_OUT_OF_MEMORY and "give a smaller budget (--vram GiB)" in err, err
 
 
 def test_out_of_memory_with_the_smallest_plan_says_to_make_a_smaller_video(no_network, monkeypatch):

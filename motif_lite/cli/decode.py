@@ -146,8 +146,9 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
         written = run_decode(job, progress)
     except BaseException as exc:  # out of memory, a full disk, Ctrl-C, SIGTERM: the latents file is never touched
         progress.close()  # its bar ends its line first: the note ran on from the bar's line
-        if isinstance(exc, torch.OutOfMemoryError) and job.plan is not None:
-            exc.add_note(out_of_memory_advice(job, args.vram is not None))  # printed in place of the one without
+        if isinstance(exc, torch.OutOfMemoryError) and job.plan is not None:  # printed in place of the one without
+            with contextlib.suppress(Exception):  # a help: failing to make it must not hide the error it is for
+                exc.add_note(out_of_memory_advice(job, args.vram is not None))
         with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP) takes no more lines
             print(f"note: the latents stay in {saved.file}: decode them again with motif-lite decode "
                   f"{shlex.quote(str(saved.file))} (-o for another disk, --device cpu or --vram GiB for less GPU "

@@ -233,7 +233,9 @@ def figures_on_out_of_memory(
     try:
         yield
     except torch.OutOfMemoryError as exc:
-        if plan is not None:
+        if plan is None:
+            raise
+        with contextlib.suppress(Exception):  # a help: failing to make it must not hide the error it is for
             exc.add_note(out_of_memory_advice(args, request, sources, dtype, device, plan, layout, text_encoder))
         raise
 
