@@ -686,12 +686,19 @@ def test_a_planned_decode_out_of_memory_names_its_budget_and_the_vram_that_plans
     saved, tmp_path, capsys, monkeypatch
 ):
     # It said "give a smaller budget (--vram GiB)" without a figure, as a run did.
-    from motif_lite.cli.decode import out_of_memory_advice
+    from motif_lite.cli.decode import out_of_memory_advice  # before it is replaced below
 
     monkeypatch.setattr("motif_lite.decoding.run_decode", out_of_memory)
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "fox.mp4"), "--vram", "0.5")
     assert code == cli.EXIT_OUT_OF_MEMORY and "the decode's memory plan had a budget of 0.50 GiB (--vram)" in err
     assert "give a smaller budget (--vram GiB)" not in err, err  # the advice without figures
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the advice")
+
+    monkeypatch.setattr("motif_lite.cli.decode.out_of_memory_advice", broken)  # the error is said all the same
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "fox.mp4"), "--vram", "0.5")
+    assert code == cli.EXIT_OUT_OF_MEMORY and "give a smaller budget (--vram GiB)" in err and "latents stay" in err
     # A 720p video's decode (the tiny VAE's): the --vram under its peak, and what that plan does.
     job = decoding.prepare_decode(read_latents(saved / LATENTS), tmp_path / "v.mp4", vram_gib=4, download=False)
     job = dataclasses.replace(job, saved=dataclasses.replace(job.saved, width=1280, height=736, frames=121))
