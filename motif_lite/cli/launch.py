@@ -127,18 +127,21 @@ def parallel_layout(args: argparse.Namespace, request: GenerationRequest, world:
 def _check_loras_before_launch(args: argparse.Namespace) -> None:
     """The LoRA files exist and fit the transformer's layers (file headers only, as each rank checks them before
     loading), so that a LoRA of another model is refused once, before N processes start and each prints the
-    refusal. Their fit only with the checkpoint at hand: otherwise the ranks check them after their download."""
+    refusal: against the checkpoint at hand, else as a run checks them before its download (the official configs
+    bundled with motif-lite; another model's LoRA as a file alone, its layers once the ranks have its files)."""
     from motif_lite.checkpoint import locate_sources
-    from motif_lite.preflight import AT_HAND, check_loras
+    from motif_lite.preflight import AT_HAND, check_loras, local_file_problems
     from motif_lite.weights.lora import LoRASpec
 
     specs = [LoRASpec(path, strength) for path, strength in lora_args(args.lora)]
     if not specs:
         return
     sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)
-    if sources.root is None or (args.gguf is not None and sources.gguf is None):
+    if sources.root is not None and (args.gguf is None or sources.gguf is not None):
+        check_loras(specs, sources)
         return
-    check_loras(specs, sources)
+    for problem in local_file_problems(args.model, args.gguf, loras=specs):  # the LoRAs' alone: one at most
+        raise problem
 
 
 def _plan_before_launch(
