@@ -254,8 +254,7 @@ def out_of_memory_advice(
     the plan's budget and estimated peak, and the --vram just under that peak, which gives the next plan down the
     ladder (slower, in less memory), said in words; where no plan fits under it, the way to the sizes that do."""
     from motif_lite.errors import MotifLiteError
-    from motif_lite.runtime.planner import GiB
-    from motif_lite.units import memory_size
+    from motif_lite.units import GiB, memory_size
 
     where = "--vram" if args.vram is not None else "the GPU's free memory at the start / 1.08"
     said = (
