@@ -172,9 +172,9 @@ def prepare_decode(
         budget = device_budget(target, vram_gib)  # run's --vram: one above the GPU's memory is a slip, said
         advice = DECODE_ADVICE  # the budget is the GPU's free memory
         if target.type == "cpu":
-            advice = "--vram limits a decode on the CPU too: leave it out there (no limit) or give more"
+            advice = "--vram limits a decode on the CPU too: leave it out there (no limit)"
         elif vram_gib is not None:
-            advice = "give a larger --vram, or decode on the CPU (--device cpu)"
+            advice = "decode on the CPU (--device cpu)"
         plan = plan_decode(saved.width, saved.height, saved.frames, vae_config, budget, str(target), dtype, advice)
     return DecodeJob(saved, output, root, target, dtype, plan, clip, notes, crf)
 

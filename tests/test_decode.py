@@ -345,8 +345,13 @@ def test_the_decode_plan_is_a_runs_decode_stage_without_the_transformer():
     assert alone.stage.weight_bytes == decode.weight_bytes - 4 * GiB  # only the VAE's weights
     tight = plan_decode(1280, 736, 121, vae, 3 * GiB, "cuda", bf16)  # exact bands before tiles, as in a run
     assert tight.vae_bands > 1 and tight.vae_tile is None and tight.stage.peak_bytes <= 3 * GiB
-    with pytest.raises(MotifLiteError, match=r"needs at least 2\.\d\d GiB .* or decode on the CPU"):
+    with pytest.raises(MotifLiteError, match=r"needs at least 2\.\d\d GiB .* or decode on the CPU") as refused:
         plan_decode(1280, 736, 121, vae, GiB, "cuda", bf16)
+    # The figure that fits, as a run's refusal names it: that --vram plans the decode.
+    vram = re.search(r"Or give it more: --vram (\d+\.\d\d) .*or more, which needs [\d.]+ GiB free", str(refused.value))
+    assert plan_decode(1280, 736, 121, vae, int(float(vram.group(1)) * GiB), "cuda", bf16).stage.peak_bytes
+    with pytest.raises(MotifLiteError):  # and none under it
+        plan_decode(1280, 736, 121, vae, int((float(vram.group(1)) - 0.01) * GiB), "cuda", bf16)
 
 
 def test_decode_loads_the_vae_alone(saved, tmp_path, capsys, monkeypatch):
@@ -583,6 +588,7 @@ def test_a_truncated_vae_file_of_yours_is_named_not_its_link(saved, checkpoint, 
 def test_a_decode_over_the_budget_on_the_cpu_says_what_vram_does_there(saved, tmp_path, capsys, no_vae_load):
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vram", "0.00001", "-o", str(tmp_path / "v.gif"))
     assert_user_error(code, err, "needs at least", "--vram limits a decode on the CPU too: leave it out there")
+    assert "(no limit). Or give it more: --vram 0.0" in err and "free on the GPU" not in err  # the figure, on the CPU
     assert "or decode on the CPU" not in err  # it is on the CPU already
 
 
@@ -600,7 +606,7 @@ def test_a_gpu_decode_over_the_vram_given_says_to_give_more(saved, tmp_path, mon
     with pytest.raises(MotifLiteError) as error:
         decoding.prepare_decode(read_latents(saved / LATENTS), tmp_path / "v.gif", device="cuda", vram_gib=0.00001)
     assert "needs at least" in str(error.value)
-    assert str(error.value).endswith(": give a larger --vram, or decode on the CPU (--device cpu)")
+    assert ": decode on the CPU (--device cpu). Or give it more: --vram 0.0" in str(error.value)  # the figure
 
 
 def test_a_gpu_decode_takes_a_vram_over_the_gpus_memory_as_run_does(saved, tmp_path, monkeypatch, no_vae_load):
