@@ -519,13 +519,19 @@ def check_safetensors(
 
 
 def check_your_shapes(
-    weights: Mapping[str, str | Path], configs: CheckpointConfigs, official: bool, gguf: bool = False
+    weights: Mapping[str, str | Path],
+    configs: CheckpointConfigs,
+    official: bool,
+    gguf: bool = False,
+    root: Path | None = None,
+    text_encoder_gguf: bool = False,
 ) -> None:
-    """The user's VAE and transformer weight files (`weights`, checked by `locate_sources` already), their shapes
-    from their headers, before the checkpoint downloads: against its configs at hand (`configs`), else, for the
-    official model (`official`), the official architecture bundled with motif-lite. Another model's config that
-    is not here yet is not guessed: the run checks the files once it is. A transformer file is not read with a
-    GGUF (`gguf`). The text encoder's file waits for its config. Raises `CheckpointError` naming the file."""
+    """The user's weight files (`weights`, checked by `locate_sources` already), their shapes from their headers,
+    before the checkpoint downloads: against its configs at hand (`configs`; the text encoder's in the checkpoint
+    folder `root`), else, for the official model (`official`), the official architecture bundled with motif-lite.
+    Another model's config that is not here yet is not guessed: the run checks the files once it is. A transformer
+    file is not read with a GGUF (`gguf`), nor a text encoder file with a text encoder GGUF (`text_encoder_gguf`).
+    Raises `CheckpointError` naming the file."""
     for component, path in weights.items():
         file = check_weight_file(component, path)
         if component == "vae" and (configs.vae is not None or official):
@@ -533,6 +539,19 @@ def check_your_shapes(
             _check_your_weights(None, with_vae, component, file)
         elif component == "transformer" and not gguf and (configs.transformer is not None or official):
             _check_your_transformer(file, configs.transformer or TransformerConfig())
+        elif component == "text_encoder" and not text_encoder_gguf:
+            _check_your_text_encoder_at_hand(file, root, official)
+
+
+def _check_your_text_encoder_at_hand(file: Path, root: Path | None, official: bool) -> None:
+    """A text encoder file of the user's before the checkpoint downloads: against the checkpoint's config in `root`
+    where it is there, else, for the official model, the official config bundled with motif-lite."""
+    from motif_lite.encoders.text_config import official_text_encoder_config
+
+    if root is not None and (root / "text_encoder" / "config.json").is_file():
+        _check_your_weights(root, CheckpointConfigs(), "text_encoder", file)
+    elif official:
+        _check_your_tensors(file, "text_encoder", _text_encoder_mismatches(official_text_encoder_config()))
 
 
 def _check_your_transformer(file: Path, config: TransformerConfig) -> None:
@@ -549,24 +568,42 @@ def _check_your_weights(root: Path | None, configs: CheckpointConfigs, component
     """A text encoder or VAE file of the user's, its tensor names and shapes against the checkpoint's config, from
     the header only. Without this a file of another component given as the text encoder would load: transformers
     initializes whatever it lacks at random, and the run would make a video from noise."""
-    from motif_lite.weights.safetensors_header import read_header
-    from motif_lite.weights.shapes import named, text_encoder_mismatches, vae_mismatches
+    from motif_lite.weights.shapes import vae_mismatches
 
-    found = {name: tuple(t.shape) for name, t in read_header(file).tensors.items()}
     if component == "vae":
         if configs.vae is None:
             return  # the loader names the missing config
-        problems = vae_mismatches(configs.vae, found)
-    elif root is None:
+        _check_your_tensors(file, component, lambda found: vae_mismatches(configs.vae, found))
+        return
+    if root is None:
         return  # no text encoder config to check it against
-    else:
-        from motif_lite.encoders.text_config import parse_text_encoder_config
+    from motif_lite.encoders.text_config import parse_text_encoder_config
 
-        try:
-            config = parse_text_encoder_config(root / "text_encoder" / "config.json")
-        except (OSError, MotifLiteError):
-            return  # the loader reports a config it cannot read, naming it
-        problems = text_encoder_mismatches(config, found)
+    try:
+        config = parse_text_encoder_config(root / "text_encoder" / "config.json")
+    except (OSError, MotifLiteError):
+        return  # the loader reports a config it cannot read, naming it
+    _check_your_tensors(file, component, _text_encoder_mismatches(config))
+
+
+def _text_encoder_mismatches(config: object) -> Callable[[Mapping[str, tuple[int, ...]]], list[str]]:
+    """What `_check_your_tensors` compares a text encoder file's tensors with: a T5Gemma2 encoder of `config`."""
+    from motif_lite.weights.shapes import text_encoder_mismatches
+
+    return lambda found: text_encoder_mismatches(config, found)
+
+
+def _check_your_tensors(
+    file: Path, component: str, mismatches: Callable[[Mapping[str, tuple[int, ...]]], list[str]]
+) -> None:
+    """The tensors of a file of the user's (names and shapes, from its header) against what `component` holds
+    (`mismatches` lists the differences): `CheckpointError` naming the component the file holds instead, else the
+    tensors that do not match."""
+    from motif_lite.weights.safetensors_header import read_header
+    from motif_lite.weights.shapes import named
+
+    found = {name: tuple(t.shape) for name, t in read_header(file).tensors.items()}
+    problems = mismatches(found)
     if not problems:
         return
     what = "VAE" if component == "vae" else component.replace("_", " ")

@@ -36,7 +36,8 @@ from motif_lite.io.video import (
 )
 from motif_lite.numerics import check_finite
 from motif_lite.paths import user_path
-from motif_lite.runtime.planner import DECODE_ADVICE, DecodePlan, default_budget, plan_decode, positive_budget
+from motif_lite.preflight import device_budget
+from motif_lite.runtime.planner import DECODE_ADVICE, DecodePlan, plan_decode, positive_budget
 from motif_lite.vae import WanVAE, load_vae
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAETile
@@ -168,14 +169,24 @@ def prepare_decode(
     check_latents_fit(saved, vae_config)
     plan = None
     if vram_gib is not None or target.type == "cuda":
-        budget = int(vram_gib * 2**30) if vram_gib is not None else default_budget(target)
+        budget = device_budget(target, vram_gib)  # run's --vram: one above the GPU's memory is a slip, said
         advice = DECODE_ADVICE  # the budget is the GPU's free memory
         if target.type == "cpu":
-            advice = "--vram limits a decode on the CPU too: leave it out there (no limit) or give more"
+            advice = "--vram limits a decode on the CPU too: leave it out there (no limit)"
         elif vram_gib is not None:
-            advice = "give a larger --vram, or decode on the CPU (--device cpu)"
+            advice = "decode on the CPU (--device cpu)"
         plan = plan_decode(saved.width, saved.height, saved.frames, vae_config, budget, str(target), dtype, advice)
     return DecodeJob(saved, output, root, target, dtype, plan, clip, notes, crf)
+
+
+def replanned(job: DecodeJob, vram_gib: float) -> DecodePlan:
+    """`job`'s decode planned again, as `prepare_decode` plans it, for a budget of `vram_gib` (the figure a decode
+    that ran out of memory is advised); raises `MotifLiteError` when nothing fits it."""
+    vae_config = WanVAEConfig.from_json(job.root / "vae" / "config.json")
+    budget = device_budget(job.device, vram_gib)
+    return plan_decode(
+        job.saved.width, job.saved.height, job.saved.frames, vae_config, budget, str(job.device), job.dtype
+    )
 
 
 def _extended_clip(saved: SavedLatents) -> tuple[Clip | None, tuple[str, ...]]:

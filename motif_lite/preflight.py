@@ -108,7 +108,7 @@ def preflight(
         else:  # the device's problem holds any download: said now, not after the gigabytes
             held = held_while(problems, before_download)
             if loras or weights:  # checked against the configs at hand: a wrong one holds the download
-                held = _local_files_read_first(model, gguf, weights, loras, problems, held)
+                held = _local_files_read_first(model, gguf, weights, loras, problems, held, text_encoder_gguf)
             sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, before_download=held)
     except DownloadHeld as exc:  # the device's problem and the files' found so far (the device's, said once)
         said = {str(problem) for problem in problems}
@@ -132,8 +132,9 @@ def _local_files_read_first(
     loras: Sequence[LoRASpec],
     problems: list[MotifLiteError],
     then: Callable[[DownloadPlan], None],
+    text_encoder_gguf: str | Path | None = None,
 ) -> Callable[[DownloadPlan], None]:
-    """A `before_download` that checks the user's files against the transformer and VAE configs at hand
+    """A `before_download` that checks the user's files against the configs at hand
     (`local_file_problems`) before the first download, their problems joining `problems`, then calls `then`
     (`held_while`'s, which those problems hold). Only where a download comes: without one, the checks after it
     read the files once, against the configs found."""
@@ -143,7 +144,7 @@ def _local_files_read_first(
         nonlocal read
         if not read:
             read = True
-            problems.extend(local_file_problems(model, gguf, weights, loras))
+            problems.extend(local_file_problems(model, gguf, weights, loras, text_encoder_gguf))
         then(plan)
 
     return before_download
@@ -154,9 +155,11 @@ def local_file_problems(
     gguf: str | Path | None = None,
     weights: Mapping[str, str | Path] | None = None,
     loras: Sequence[LoRASpec] = (),
+    text_encoder_gguf: str | Path | None = None,
 ) -> list[MotifLiteError]:
     """What is wrong with the user's files against the configs at hand, before the checkpoint downloads: the LoRA
-    files (`check_loras_at_hand`) and the VAE and transformer weight files (`checkpoint.check_your_shapes`), each
+    files (`check_loras_at_hand`) and the VAE, transformer and text encoder weight files
+    (`checkpoint.check_your_shapes`; the text encoder's not beside a `text_encoder_gguf`, which replaces it), each
     against the checkpoint's config where the cache or a folder holds it, else, for the official model, the official
     architecture bundled with motif-lite. The full checks, against the checkpoint's own configs, come after."""
     try:  # the user's weight files change no config: the checkpoint's and the GGUF's
@@ -165,10 +168,13 @@ def local_file_problems(
         at_hand = None
     official = str(model) == MOTIF_REPO
     configs = at_hand.configs if at_hand is not None else CheckpointConfigs()
+    root = at_hand.root if at_hand is not None else None
     problems: list[MotifLiteError] = []
     checks = [
         lambda: check_loras_at_hand(loras, _known_transformer_config(at_hand, official)),
-        lambda: check_your_shapes(weights or {}, configs, official, gguf is not None),
+        lambda: check_your_shapes(
+            weights or {}, configs, official, gguf is not None, root, text_encoder_gguf is not None
+        ),
     ]
     for check in checks:
         try:
@@ -398,7 +404,16 @@ def batched_guidance(wanted: bool | None, device: torch.device, plan: Plan | Non
     return wanted and not no_room, wanted and no_room
 
 
-def _device_budget(gpu: torch.device, vram_gib: float | None) -> int:
+def device_budget(target: torch.device, vram_gib: float | None) -> int | None:
+    """The device memory budget of a plan for `target` (a run's, a decode's): on a GPU at hand `vram_gib` as
+    `_gpu_budget` takes it, else its free memory; for another device `vram_gib` in bytes (None: no limit). A plan
+    for a GPU this machine lacks (a dry run's) takes `vram_gib` as given: there is no memory to check it against."""
+    if target.type == "cuda" and torch.cuda.is_available():
+        return _gpu_budget(target, vram_gib)
+    return None if vram_gib is None else int(vram_gib * 2**30)
+
+
+def _gpu_budget(gpu: torch.device, vram_gib: float | None) -> int:
     """The budget of a plan for a GPU at hand: `vram_gib`, else its free memory. A budget above the GPU's whole
     memory is a slip (megabytes for GiB?) that would plan a run the GPU cannot hold: its free memory instead, with a
     warning. One whose allocator reserve (RESERVED_RATIO x the budget) would not fit the GPU's memory is lowered to
@@ -411,11 +426,11 @@ def _device_budget(gpu: torch.device, vram_gib: float | None) -> int:
     if budget > total:
         return _free_budget_for_a_slip(gpu, vram_gib, budget, total)
     if budget > (most := int(total / RESERVED_RATIO)):  # the allocated peak would fit, what is reserved would not
-        warnings.warn(_reserve_over_total_note(vram_gib, budget, total, most), stacklevel=3)
+        warnings.warn(_reserve_over_total_note(vram_gib, budget, total, most), stacklevel=4)
         budget = most
     # The user's, even above what is free now; Windows' driver then spills: said before the run.
     if (spills := vram_over_free_note(budget, default_budget(gpu), windows_gpu_driver())) is not None:
-        warnings.warn(spills, stacklevel=3)
+        warnings.warn(spills, stacklevel=4)
     return budget
 
 
@@ -428,7 +443,7 @@ def _free_budget_for_a_slip(gpu: torch.device, vram_gib: float, budget: int, tot
         f"--vram {vram_gib:g} GiB ({budget // MiB} MiB) is more than this GPU's whole memory, {total // MiB} MiB "
         "(--vram is in GiB; 8000MB is also understood): planned for its free memory instead, a budget of "
         f"{memory_size(free_budget)}; leave --vram out to get that",
-        stacklevel=4,
+        stacklevel=5,
     )
     return free_budget
 
@@ -498,10 +513,9 @@ def plan_generation(
         sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, **AT_HAND)
     sources = with_quantize(sources, quantize, text_encoder_quantize)
     target = parse_device(device)
-    here = target.type == "cuda" and torch.cuda.is_available()
-    absent = target.type == "cuda" and not here  # a plan for a GPU this machine lacks: its capability is unknown
+    absent = target.type == "cuda" and not torch.cuda.is_available()  # a GPU this machine lacks: capability unknown
     dtype = resolve_dtype(given, None if absent else target).value  # what load_pipeline picks on that device
-    budget = _device_budget(target, vram_gib) if here else None if vram_gib is None else int(vram_gib * 2**30)
+    budget = device_budget(target, vram_gib)
     inputs = _planner_inputs(
         request, sources, dtype, target, kernels, attention, batch_guidance, sequence_parallel, text_encoder_dtype,
         text_encoder,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import re
 import shutil
 import sys
@@ -344,8 +345,13 @@ def test_the_decode_plan_is_a_runs_decode_stage_without_the_transformer():
     assert alone.stage.weight_bytes == decode.weight_bytes - 4 * GiB  # only the VAE's weights
     tight = plan_decode(1280, 736, 121, vae, 3 * GiB, "cuda", bf16)  # exact bands before tiles, as in a run
     assert tight.vae_bands > 1 and tight.vae_tile is None and tight.stage.peak_bytes <= 3 * GiB
-    with pytest.raises(MotifLiteError, match=r"needs at least 2\.\d\d GiB .* or decode on the CPU"):
+    with pytest.raises(MotifLiteError, match=r"needs at least 2\.\d\d GiB .* or decode on the CPU") as refused:
         plan_decode(1280, 736, 121, vae, GiB, "cuda", bf16)
+    # The figure that fits, as a run's refusal names it: that --vram plans the decode.
+    vram = re.search(r"Or give it more: --vram (\d+\.\d\d) .*or more, which needs [\d.]+ GiB free", str(refused.value))
+    assert plan_decode(1280, 736, 121, vae, int(float(vram.group(1)) * GiB), "cuda", bf16).stage.peak_bytes
+    with pytest.raises(MotifLiteError):  # and none under it
+        plan_decode(1280, 736, 121, vae, int((float(vram.group(1)) - 0.01) * GiB), "cuda", bf16)
 
 
 def test_decode_loads_the_vae_alone(saved, tmp_path, capsys, monkeypatch):
@@ -582,6 +588,7 @@ def test_a_truncated_vae_file_of_yours_is_named_not_its_link(saved, checkpoint, 
 def test_a_decode_over_the_budget_on_the_cpu_says_what_vram_does_there(saved, tmp_path, capsys, no_vae_load):
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vram", "0.00001", "-o", str(tmp_path / "v.gif"))
     assert_user_error(code, err, "needs at least", "--vram limits a decode on the CPU too: leave it out there")
+    assert "(no limit). Or give it more: --vram 0.0" in err and "free on the GPU" not in err  # the figure, on the CPU
     assert "or decode on the CPU" not in err  # it is on the CPU already
 
 
@@ -599,7 +606,24 @@ def test_a_gpu_decode_over_the_vram_given_says_to_give_more(saved, tmp_path, mon
     with pytest.raises(MotifLiteError) as error:
         decoding.prepare_decode(read_latents(saved / LATENTS), tmp_path / "v.gif", device="cuda", vram_gib=0.00001)
     assert "needs at least" in str(error.value)
-    assert str(error.value).endswith(": give a larger --vram, or decode on the CPU (--device cpu)")
+    assert ": decode on the CPU (--device cpu). Or give it more: --vram 0.0" in str(error.value)  # the figure
+
+
+def test_a_gpu_decode_takes_a_vram_over_the_gpus_memory_as_run_does(saved, tmp_path, monkeypatch, no_vae_load):
+    # decode took any --vram as the budget: --vram 8000 (megabytes meant) on an 8 GiB GPU planned a decode the GPU
+    # cannot hold. Now run's rules: the free memory instead, and a --vram whose reserve is over the GPU lowered.
+    from motif_lite.runtime.planner import RESERVED_RATIO
+
+    monkeypatch.setattr(decoding, "resolve_device", lambda device: torch.device("cuda"))  # as on a machine with one
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (6 * 2**30, 8 * 2**30))
+    latents = read_latents(saved / LATENTS)
+    with pytest.warns(UserWarning, match=r"--vram 8000 GiB \(8192000 MiB\) is more than this GPU's whole memory"):
+        job = decoding.prepare_decode(latents, tmp_path / "v.gif", device="cuda", vram_gib=8000, download=False)
+    assert job.plan.budget_bytes == int(6 * 2**30 / RESERVED_RATIO)
+    with pytest.warns(UserWarning, match="give --vram 7.40 or less"):  # 8000MB: 7.81 GiB, 8.44 GiB reserved
+        job = decoding.prepare_decode(latents, tmp_path / "v.gif", device="cuda", vram_gib=7.8125, download=False)
+    assert job.plan.budget_bytes == int(8 * 2**30 / RESERVED_RATIO)
 
 
 def test_decode_help_has_an_example(capsys):
@@ -662,6 +686,37 @@ def test_a_decode_that_stops_says_the_latents_stay(saved, tmp_path, capsys, monk
     assert code in (cli.EXIT_INTERRUPTED, cli.EXIT_OUT_OF_MEMORY)
     assert f"note: the latents stay in {saved / LATENTS}: decode them again with motif-lite decode" in err
     assert read_latents(saved / LATENTS).denoised and not (tmp_path / "fox.mp4").exists()
+
+
+def test_a_planned_decode_out_of_memory_names_its_budget_and_the_vram_that_plans_less(
+    saved, tmp_path, capsys, monkeypatch
+):
+    # It said "give a smaller budget (--vram GiB)" without a figure, as a run did.
+    from motif_lite.cli.decode import out_of_memory_advice  # before it is replaced below
+
+    monkeypatch.setattr("motif_lite.decoding.run_decode", out_of_memory)
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "fox.mp4"), "--vram", "0.5")
+    assert code == cli.EXIT_OUT_OF_MEMORY and "the decode's memory plan had a budget of 0.50 GiB (--vram)" in err
+    assert "give a smaller budget (--vram GiB)" not in err, err  # the advice without figures
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the advice")
+
+    monkeypatch.setattr("motif_lite.cli.decode.out_of_memory_advice", broken)  # the error is said all the same
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "fox.mp4"), "--vram", "0.5")
+    assert code == cli.EXIT_OUT_OF_MEMORY and "give a smaller budget (--vram GiB)" in err and "latents stay" in err
+    # A 720p video's decode (the tiny VAE's): the --vram under its peak, and what that plan does.
+    job = decoding.prepare_decode(read_latents(saved / LATENTS), tmp_path / "v.mp4", vram_gib=4, download=False)
+    job = dataclasses.replace(job, saved=dataclasses.replace(job.saved, width=1280, height=736, frames=121))
+    job = dataclasses.replace(job, plan=decoding.replanned(job, 4))
+    advice = out_of_memory_advice(job, vram_given=True)
+    lower = math.floor((job.plan.stage.peak_bytes - 1) / 2**30 * 100) / 100
+    smaller = decoding.replanned(job, lower)
+    said = (
+        f"--vram {lower:.2f} (just under that peak) plans it in less: est. peak {memory_size(smaller.stage.peak_bytes)}"
+    )
+    assert said in advice, advice
+    assert smaller.stage.peak_bytes < job.plan.stage.peak_bytes
 
 
 def test_the_note_of_a_stopped_decode_comes_after_its_progress_bar_is_closed(saved, tmp_path, capsys, monkeypatch):

@@ -6,6 +6,7 @@ a mistake found on this machine (the device, a speed flag, a file the user gave)
 from __future__ import annotations
 
 import errno
+import math
 import re
 import shutil
 from collections import namedtuple
@@ -678,6 +679,54 @@ def test_a_run_no_memory_plan_fits_is_refused_before_the_checkpoint_downloads(em
     code, err = empty_cache_run("--gguf", "Q4_K_M", "--ram", "4")
     assert code == cli.EXIT_USER_ERROR and "of host memory, but --ram is 4.00 GiB" in err and "or give it --ram" in err
     assert "downloading" not in err and fake_hub.downloads == []
+    # Another model's sizes are not guessed from the official ones: it is planned once its files are there.
+    code, err = empty_cache_run("-m", "someone/motif-finetune", "--vram", "0.0001")
+    assert "needs at least" not in err and [repo for repo, _ in fake_hub.downloads] == ["someone/motif-finetune"]
+
+
+def test_a_rank_of_a_parallel_run_no_plan_fits_is_refused_before_the_checkpoint_downloads(
+    fake_hub, monkeypatch, tmp_path
+):
+    # Under torchrun each rank had no check before its download: each fetched the checkpoint (10+ GB), then refused.
+    # Now each plans what it will plan (one row per forward, the text encoder on the main rank only) first.
+    import torch
+
+    from motif_lite.cli import run as run_cli
+    from motif_lite.request import GenerationRequest
+    from motif_lite.runtime.parallel import choose_layout
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    free_space(monkeypatch, 10**12)
+    output = str(tmp_path / "fox.mp4")
+    args = cli.build_parser().parse_args(["run", "-p", "fox", "-o", output, "--device", "cpu", "--vram", "0.0001"])
+    args.weights = {}  # as run's main sets it (no --vae and such)
+    request, _ = GenerationRequest("fox", output=output).resolve()
+    for main in (True, False):
+        rank = SimpleNamespace(layout=choose_layout(2, guided=True, heads=12), is_main=main)
+        with pytest.raises(MotifLiteError, match="1280x736x121 needs at least"):
+            run_cli._generate(args, [request], "cpu", [], None, rank, print)
+    assert fake_hub.downloads == []
+
+
+def test_serve_refuses_what_no_plan_fits_before_the_checkpoint_downloads(fake_hub, monkeypatch):
+    # serve planned its largest video once the checkpoint (10+ GB) was there, and refused it then.
+    import torch
+
+    from motif_lite.cli.serve import _load_served_pipeline
+    from motif_lite.server.app import ServerConfig
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    free_space(monkeypatch, 10**12)
+    args = cli.build_parser().parse_args(["serve", "--device", "cpu", "--vram", "0.0001"])
+    args.weights = {}  # as serve's main sets it (no --vae and such)
+    with pytest.raises(MotifLiteError, match="1280x736x121 needs at least"):
+        _load_served_pipeline(args, ServerConfig(model_name="m"), [])
+    assert fake_hub.downloads == []
+    args = cli.build_parser().parse_args(["serve", "--device", "cpu", "--vram", "0.0001", "--max-video", "64x64x5"])
+    args.weights = {}
+    with pytest.raises(MotifLiteError, match="64x64x5 needs at least"):  # the largest video jobs may ask for
+        _load_served_pipeline(args, ServerConfig(model_name="m", max_video=(64, 64, 5)), [])
+    assert fake_hub.downloads == []
 
 
 def test_a_bad_gguf_file_of_the_users_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, tmp_path):
@@ -813,6 +862,23 @@ def test_a_wrong_lora_file_is_said_before_the_checkpoint_downloads(empty_cache_r
     assert "downloading" in err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
 
 
+def test_serves_wrong_lora_file_is_said_before_the_checkpoint_downloads(fake_hub, monkeypatch, tmp_path):
+    # serve read its --lora files only as the model loaded: after the checkpoint (10+ GB) had downloaded.
+    import torch
+
+    from motif_lite.cli.serve import _load_served_pipeline
+    from motif_lite.server.app import ServerConfig
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    free_space(monkeypatch, 10**12)
+    tiny = lora_file(tmp_path / "tiny.safetensors", lora_of((64, 64)))  # shaped like another model's layers
+    args = cli.build_parser().parse_args(["serve", "--lora", str(tiny), "--device", "cpu"])
+    args.weights = {}  # as serve's main sets it (no --vae and such)
+    with pytest.raises(MotifLiteError, match="LoRA shapes for transformer_blocks.0.attn.to_q"):
+        _load_served_pipeline(args, ServerConfig(model_name="m"), [(tiny, 1.0)])
+    assert fake_hub.downloads == []
+
+
 def test_a_lora_of_another_checkpoint_not_here_is_checked_as_a_file_before_it_downloads(
     empty_cache_run, fake_hub, tmp_path
 ):
@@ -925,6 +991,36 @@ def test_a_memory_plan_for_the_same_gpu_by_another_name_is_not_refused(fake_hub,
     assert fake_hub.downloads == []
 
 
+def header_only_file(path: Path, shapes: dict[str, tuple[int, ...]]) -> Path:
+    """A complete-looking bf16 safetensors file of `shapes` whose data is a hole in the file (sparse: no disk space),
+    for the checks that read headers only."""
+    import json
+
+    header, offset = {}, 0
+    for name, shape in shapes.items():
+        size = 2 * math.prod(shape)
+        header[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    text = json.dumps(header).encode()
+    with open(path, "wb") as file:
+        file.write(len(text).to_bytes(8, "little") + text)
+        file.truncate(8 + len(text) + offset)
+    return path
+
+
+def test_a_text_encoder_file_of_the_official_shapes_holds_no_download(empty_cache_run, fake_hub, tmp_path):
+    # The official config bundled with motif-lite is the official file's: its shapes pass, and the download starts.
+    from motif_lite.encoders.text_config import meta_encoder, official_text_encoder_config
+    from motif_lite.sizes import OFFICIAL_TEXT_ENCODER_PARAMS
+    from motif_lite.weights.shapes import expected_shapes
+
+    shapes = expected_shapes(meta_encoder(official_text_encoder_config()))
+    assert sum(math.prod(shape) for shape in shapes.values()) == OFFICIAL_TEXT_ENCODER_PARAMS  # the official size
+    official = header_only_file(tmp_path / "t5gemma2_encoder.safetensors", shapes)
+    code, err = empty_cache_run("--text-encoder", str(official))
+    assert "does not hold" not in err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO], err
+
+
 def test_a_weights_file_of_another_size_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, checkpoint):
     # Its names are the component's, its shapes another model's (Wan2.2's VAE, a smaller transformer): they were
     # checked against the checkpoint's configs once it had downloaded. Before it, the official ones are bundled.
@@ -936,6 +1032,11 @@ def test_a_weights_file_of_another_size_is_said_before_the_checkpoint_downloads(
     code, err = empty_cache_run("--diffusion-model", str(transformer))
     assert code == cli.EXIT_USER_ERROR and str(transformer) in err and "downloading" not in err, err
     assert fake_hub.downloads == []
+    # The text encoder's too, against the official config bundled with motif-lite: it was read after the download.
+    text_encoder = checkpoint / "text_encoder" / "model.safetensors"
+    code, err = empty_cache_run("--text-encoder", str(text_encoder))
+    assert code == cli.EXIT_USER_ERROR and f"{text_encoder} does not hold the text encoder of Motif-Video" in err, err
+    assert "downloading" not in err and fake_hub.downloads == []
     # Another model's configs are not guessed: it downloads, and its configs check the file.
     code, err = empty_cache_run("-m", "someone/motif-finetune", "--vae", str(vae))
     assert "downloading" in err and [repo for repo, _ in fake_hub.downloads] == ["someone/motif-finetune"]

@@ -523,15 +523,27 @@ def test_the_plans_made_before_a_run_count_the_text_encoder_unless_told(checkpoi
     assert encode[main].weight_bytes - encode[other].weight_bytes == text_bytes > 0
 
 
-def test_a_vram_budget_is_left_to_the_processes_when_the_gguf_is_not_at_hand(checkpoint, tmp_path, monkeypatch):
-    # Each process downloads the GGUF and plans with it; planned here, the checkpoint's bf16 transformer would
-    # stand in for it and refuse a budget the GGUF fits.
+def test_a_gguf_variant_not_at_hand_is_planned_before_launch_at_its_estimated_size(
+    checkpoint, tmp_path, monkeypatch, capsys
+):
+    # The launcher left it to the processes, each of which downloaded the GGUF, then refused a budget nothing fits.
+    # It is planned here now, as a run plans before its download: at our quantizer's size for that variant over
+    # this architecture, not at the checkpoint's bf16 transformer's, which would refuse a budget the GGUF fits.
+    import re
+
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))  # empty: the GGUF is not at hand
     launched = []
     monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
-    flags = ("--gpus", "2", "--vram", "0.0001", "--gguf", "Q4_K_M")
-    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", *flags)) == 0 and launched == [2]
+
+    def least(*flags: str) -> float:
+        """The MiB the refusal of a budget nothing fits names."""
+        assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--vram", "0.0001", *flags)) == 2
+        return float(re.search(r"needs at least ([\d.]+) MiB", capsys.readouterr().err).group(1))
+
+    assert least("--gguf", "Q4_K_M") < least() and launched == []  # the GGUF's size, not the bf16 transformer's
+    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--vram", "1", "--gguf", "Q4_K_M")) == 0
+    assert launched == [2]
 
 
 # What the tests below inject into the processes of a run (never into the package): each rank records its pid;

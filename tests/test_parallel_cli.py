@@ -208,6 +208,36 @@ def test_a_vram_budget_is_left_to_the_processes_when_the_checkpoint_is_not_at_ha
     assert code == 0 and launched == [2], err
 
 
+def test_a_vram_no_plan_fits_is_refused_before_launch_from_the_official_configs(
+    capsys, monkeypatch, tmp_path, no_launch
+):
+    # The launcher planned only with the checkpoint at hand: with an empty cache each of the N processes downloaded
+    # it (10+ GB), then refused. The official model's configs are bundled: refused once, before anything starts.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))  # empty: nothing is at hand
+    code, err = run(capsys, "-p", "fox", "--gpus", "2", "--vram", "0.0001")
+    assert code == cli.EXIT_USER_ERROR and "1280x736x121 needs at least" in err and "[rank" not in err, err
+    code, err = run(capsys, "-p", "fox", "--gpus", "2", "--vram", "0.0001", "--gguf", "Q4_K_M")  # a variant too
+    assert code == cli.EXIT_USER_ERROR and "1280x736x121 needs at least" in err, err
+
+
+def test_a_lora_of_other_shapes_is_refused_before_launch_from_the_official_configs(
+    capsys, monkeypatch, tmp_path, no_launch
+):
+    # With the checkpoint not at hand the launcher left the LoRAs to the processes: each downloaded the checkpoint
+    # (10+ GB), then refused. Now checked once against the official configs, as a run checks them before its download.
+    from safetensors.torch import save_file
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))  # empty: nothing is at hand
+    module = "transformer.transformer_blocks.0.attn.to_q"  # named as the official layer, shaped as another model's
+    lora = tmp_path / "other.safetensors"
+    save_file({f"{module}.lora_A.weight": torch.ones(2, 64), f"{module}.lora_B.weight": torch.ones(64, 2)}, lora)
+    code, err = run(capsys, "-p", "fox", "--gpus", "2", "--lora", str(lora))
+    assert code == cli.EXIT_USER_ERROR and "LoRA shapes for transformer_blocks.0.attn.to_q" in err, err
+    assert err.startswith("error: ") and err.count("error:") == 1  # said once, by the launcher
+
+
 def test_the_launcher_counts_the_cpus_this_process_may_use(monkeypatch):
     # In a container or under taskset a process may use fewer CPUs than the machine has; macOS has no such limit.
     import torch.distributed.run as torchrun

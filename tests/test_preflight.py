@@ -279,6 +279,56 @@ def test_official_variant_size_is_what_the_quantizer_writes(checkpoint, tmp_path
         assert estimate == read_gguf(out).nbytes() and recipe == variant.upper()
 
 
+def test_out_of_memory_in_a_planned_run_names_the_budget_and_the_vram_of_the_next_plan(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    # It said "give a smaller budget (--vram GiB)" without a figure: which one plans less was the user's to find.
+    import re
+
+    from motif_lite.model.transformer import MotifVideoTransformer
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+
+    monkeypatch.setattr(MotifVideoTransformer, "forward", out_of_memory)  # at the first step
+    flags = ["-m", str(checkpoint[0]), "-p", "a fox", "-W", "256", "-H", "256", "--video-frames", "33"]
+    flags += ["--steps", "2", "--device", "cpu", "--kernels", "torch", "-o", str(tmp_path / "fox.mp4")]
+    code, _, err = run(capsys, *flags, "--vram", "4")
+    assert code == cli.EXIT_OUT_OF_MEMORY and "error: out of device memory: CUDA out of memory" in err
+    assert "the memory plan (1 of " in err and "had a budget of 4.00 GiB (--vram) for an est. peak of" in err, err
+    figures = re.search(r"--vram (\d+\.\d\d) \(just under that peak\) gives the next plan, (\d+): est. peak", err)
+    lower, number = figures.groups()
+    assert "give a smaller budget (--vram GiB)" not in err  # the advice without figures
+    code, out, err = run(capsys, *flags, "--vram", lower, "--dry-run")  # the figure plans as it says
+    assert code == 0 and f"budget {lower} GiB, plan {number} of " in out, out
+    from motif_lite.cli import prepare
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the advice")
+
+    monkeypatch.setattr(prepare, "out_of_memory_advice", broken)  # the error it was for is said all the same
+    code, _, err = run(capsys, *flags, "--vram", "4")
+    assert code == cli.EXIT_OUT_OF_MEMORY and "give a smaller budget (--vram GiB)" in err, err
+
+
+def test_out_of_memory_with_the_smallest_plan_says_to_make_a_smaller_video(no_network, monkeypatch):
+    # No --vram plans less: the way to the sizes that fit is named instead.
+    from motif_lite.cli.prepare import out_of_memory_advice, plan_run, sources_before_download
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # --vram as given, on any machine
+
+    args = cli.build_parser().parse_args(["run", "-p", "x", "--gguf", "Q4_K_M", "--vram", "3.2", "--device", "cuda"])
+    args.weights = {}
+    request, _ = GenerationRequest("x", output="a.mp4").resolve()
+    sources = sources_before_download(args)  # the official configs: nothing is at hand
+    cuda = torch.device("cuda")
+    plan = plan_run(args, request, sources, torch.bfloat16, cuda)  # 3.17 GiB: the ladder's last plans
+    advice = out_of_memory_advice(args, request, sources, torch.bfloat16, cuda, plan)
+    assert advice.endswith(
+        "No plan of this video needs less: make a smaller video (--dry-run --vram 3.17 names the sizes that fit)"
+    )
+
+
 # --------------------------------------------------------------------------------- checks before any weights
 
 

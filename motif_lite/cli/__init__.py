@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Not a bug: other programs took the memory, or the size is too large for it. torch's message says how much.
         _say(f"{_rank_prefix()}error: out of device memory: {str(exc).splitlines()[0]}")
         if hasattr(args, "vram"):  # the commands that plan their memory: run, decode, serve
-            _say(f"{_rank_prefix()}{OUT_OF_MEMORY_ADVICE}")
+            _say(f"{_rank_prefix()}{_out_of_memory_advice(exc)}")
         return EXIT_OUT_OF_MEMORY
 
 
@@ -179,6 +179,13 @@ def _out_of_memory(exc: Exception) -> bool:
     """Whether `exc` is torch's out-of-memory error (torch is imported by then if it can be one)."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(exc, torch.OutOfMemoryError)
+
+
+def _out_of_memory_advice(exc: Exception) -> str:
+    """What to do about running out of device memory: the command's advice with the figures of its plan, noted on
+    the error where it knew them (`prepare.figures_on_out_of_memory`), else the advice without figures."""
+    notes = getattr(exc, "__notes__", None)
+    return notes[-1] if notes else OUT_OF_MEMORY_ADVICE
 
 
 def _say(line: str) -> None:

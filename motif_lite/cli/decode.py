@@ -21,6 +21,7 @@ from motif_lite.cli.run_flags import add_crf_flag, gib
 from motif_lite.paths import path_arg
 
 if TYPE_CHECKING:
+    from motif_lite.decoding import DecodeJob
     from motif_lite.io.latents import SavedLatents
 
 DESCRIPTION = """\
@@ -115,6 +116,8 @@ def main(args: argparse.Namespace) -> int:
 
 def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
     """Check, plan and decode `saved` into `output`; say where the video is."""
+    import torch
+
     from motif_lite.cli.common import download_hint_repeats, print_notes
     from motif_lite.decoding import prepare_decode, run_decode
     from motif_lite.devices import torch_dtype
@@ -141,8 +144,11 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
     progress = ProgressBars()
     try:
         written = run_decode(job, progress)
-    except BaseException:  # out of memory, a full disk, Ctrl-C, SIGTERM: the latents file is never touched
+    except BaseException as exc:  # out of memory, a full disk, Ctrl-C, SIGTERM: the latents file is never touched
         progress.close()  # its bar ends its line first: the note ran on from the bar's line
+        if isinstance(exc, torch.OutOfMemoryError) and job.plan is not None:  # printed in place of the one without
+            with contextlib.suppress(Exception):  # a help: failing to make it must not hide the error it is for
+                exc.add_note(out_of_memory_advice(job, args.vram is not None))
         with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP) takes no more lines
             print(f"note: the latents stay in {saved.file}: decode them again with motif-lite decode "
                   f"{shlex.quote(str(saved.file))} (-o for another disk, --device cpu or --vram GiB for less GPU "
@@ -163,6 +169,39 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
     print(f"note: the latents stay in {saved.file}: delete it once you no longer want to decode them again",
           file=sys.stderr)  # fmt: skip
     return 0
+
+
+def out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
+    """What to do when a planned decode ran out of device memory, in figures as a run's advice: its plan's budget
+    (`vram_given`: --vram's, else the free memory's) and estimated peak, and the --vram just under that peak, which
+    plans the decode in less memory (what it does then); where none does, the CPU."""
+    import math
+    import warnings
+
+    from motif_lite.decoding import replanned
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.units import GiB, memory_size
+
+    plan = job.plan
+    where = "--vram" if vram_given else "the GPU's free memory at the start / 1.08"
+    said = (
+        f"the decode's memory plan had a budget of {memory_size(plan.budget_bytes)} ({where}) for an est. peak of "
+        f"{memory_size(plan.stage.peak_bytes)}: another program may have taken GPU memory since (close it), or the "
+        "estimate fell short"
+    )
+    lower = math.floor((plan.stage.peak_bytes - 1) / GiB * 100) / 100  # rounded down: its budget is under the peak
+    if lower <= 0:  # a peak under 0.01 GiB: no --vram figure under it
+        return f"{said}. Decode on the CPU (--device cpu)"
+    try:
+        with warnings.catch_warnings():  # the budget's warnings were given with the plan
+            warnings.simplefilter("ignore")
+            smaller = replanned(job, lower)
+    except MotifLiteError:  # nothing fits under this plan's peak
+        return f"{said}. No plan of this decode needs less: decode on the CPU (--device cpu)"
+    return (
+        f"{said}. --vram {lower:.2f} (just under that peak) plans it in less: est. peak "
+        f"{memory_size(smaller.stage.peak_bytes)}, {smaller.stage.chunks}"
+    )
 
 
 def _free(path: Path, dry_run: bool) -> Path:

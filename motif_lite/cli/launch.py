@@ -127,18 +127,21 @@ def parallel_layout(args: argparse.Namespace, request: GenerationRequest, world:
 def _check_loras_before_launch(args: argparse.Namespace) -> None:
     """The LoRA files exist and fit the transformer's layers (file headers only, as each rank checks them before
     loading), so that a LoRA of another model is refused once, before N processes start and each prints the
-    refusal. Their fit only with the checkpoint at hand: otherwise the ranks check them after their download."""
+    refusal: against the checkpoint at hand, else as a run checks them before its download (the official configs
+    bundled with motif-lite; another model's LoRA as a file alone, its layers once the ranks have its files)."""
     from motif_lite.checkpoint import locate_sources
-    from motif_lite.preflight import AT_HAND, check_loras
+    from motif_lite.preflight import AT_HAND, check_loras, local_file_problems
     from motif_lite.weights.lora import LoRASpec
 
     specs = [LoRASpec(path, strength) for path, strength in lora_args(args.lora)]
     if not specs:
         return
     sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)
-    if sources.root is None or (args.gguf is not None and sources.gguf is None):
+    if sources.root is not None and (args.gguf is None or sources.gguf is not None):
+        check_loras(specs, sources)
         return
-    check_loras(specs, sources)
+    for problem in local_file_problems(args.model, args.gguf, loras=specs):  # the LoRAs' alone: one at most
+        raise problem
 
 
 def _plan_before_launch(
@@ -147,21 +150,16 @@ def _plan_before_launch(
     """Plan here what the ranks will plan, so that a run that does not fit is refused once, before N processes start
     and each prints the refusal. With --vram every rank plans for the same budget, and the main rank, which also
     loads the text encoder, needs the most. Without it each rank plans for its own GPU's free memory (`budgets`,
-    bytes, rank r on cuda:r): the main rank is planned with cuda:0's, the others with the smallest of theirs. Only
-    with the files at hand: otherwise this plan would count built-in sizes, and the ranks plan with the files they
-    download."""
+    bytes, rank r on cuda:r): the main rank is planned with cuda:0's, the others with the smallest of theirs. From
+    the files at hand, else the official configs for the official model, as a run plans before its download
+    (`sources_before_download`); another model not at hand is left to the ranks, which plan with its files."""
     import torch
 
-    from motif_lite.checkpoint import locate_sources
-    from motif_lite.cli.prepare import plan_run
-    from motif_lite.preflight import AT_HAND, with_quantize
+    from motif_lite.cli.prepare import plan_run, sources_before_download
     from motif_lite.settings import resolve_dtype
 
-    sources = with_quantize(
-        locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND),
-        args.quantize, args.text_encoder_quantize,
-    )  # fmt: skip
-    if sources.root is None or (args.gguf is not None and sources.gguf is None):
+    sources = sources_before_download(args)
+    if sources is None:
         return
     device = "cpu" if args.device == "cpu" else "cuda"
     # The ranks resolve --dtype on their own GPUs as this does on cuda:0 (one machine's GPUs are alike here).

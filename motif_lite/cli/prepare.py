@@ -1,13 +1,16 @@
 """What `run` and `serve` do before loading the model: `preflight` with the command's flags (every check, and any
-download), the notes on what was found, and the memory plan when there is a budget (--vram / --ram) or CUDA."""
+download), the notes on what was found, and the memory plan when there is a budget (--vram / --ram) or CUDA; and
+what a planned run says when it runs out of device memory all the same."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import math
 import sys
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -50,6 +53,54 @@ def preflight_flags(
         text_encoder_quantize=text_encoder_quantize, before_download=before_download, device_checks=speed,
         loras=[LoRASpec(path, strength) for path, strength in loras],
     )  # fmt: skip
+
+
+def sources_before_download(args: argparse.Namespace) -> ModelSources | None:
+    """What a memory plan made before the checkpoint downloads counts with (a run's refusal before its download, the
+    launcher's plan of the ranks): the files and configs at hand (a folder, the cache), else, for the official model,
+    its configs bundled with motif-lite; None for another model not at hand, whose sizes may differ from the
+    official ones: it is planned once its files are there. Raises what `locate_sources` finds wrong at hand."""
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.choices import MOTIF_REPO
+    from motif_lite.preflight import AT_HAND, with_quantize
+
+    sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
+    if sources.root is None and str(args.model) != MOTIF_REPO:
+        return None
+    # serve has no --quantize or --text-encoder-quantize
+    quantize, text_encoder_quantize = getattr(args, "quantize", None), getattr(args, "text_encoder_quantize", None)
+    return with_quantize(sources, quantize, text_encoder_quantize)
+
+
+def refuse_what_no_plan_fits(
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    device: str | torch.device,
+    layout: ParallelLayout | None = None,
+    text_encoder: bool = True,
+) -> None:
+    """Before a download: the memory plan the run will make (`plan_if_budget`; in a parallel run this rank's, by
+    its `layout` and whether it loads the `text_encoder`), from the configs at hand or the official ones
+    (`sources_before_download`), raising its refusal when even the smallest plan does not fit the device budget or
+    --ram: said now, not after gigabytes of downloading for a run that is then refused. A problem with the flags or
+    files is left to the checks, which name it."""
+    from motif_lite.devices import resolve_device
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.settings import resolve_dtype
+
+    try:
+        target = resolve_device(device)
+        sources = sources_before_download(args)
+        dtype = resolve_dtype(args.dtype, target).value
+    except MotifLiteError:
+        return
+    if sources is None:  # another model's sizes are not guessed
+        return
+    if args.vram is None and args.ram is None and target.type != "cuda":  # a run that plans nothing (plan_if_budget)
+        return
+    with warnings.catch_warnings():  # the plan's warnings come with the plan the run prints after the download
+        warnings.simplefilter("ignore")
+        plan_run(args, request, sources, dtype, target, layout, text_encoder=text_encoder)
 
 
 def loading_notes(
@@ -162,3 +213,70 @@ def plan_run(
         ram_gib=args.ram, batch_guidance=False if layout is not None else args.batch_guidance,
         step_cache=bool(args.step_cache), text_encoder=text_encoder,
     )  # fmt: skip
+
+
+@contextlib.contextmanager
+def figures_on_out_of_memory(
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    sources: ModelSources,
+    dtype: torch.dtype,
+    device: torch.device,
+    plan: Plan | None,
+    layout: ParallelLayout | None = None,
+    text_encoder: bool = True,
+) -> Iterator[None]:
+    """Torch's out-of-memory error raised inside, with a note of what to do in figures (`out_of_memory_advice`),
+    which `motif-lite` prints in place of its advice without figures; nothing is added without a plan."""
+    import torch
+
+    try:
+        yield
+    except torch.OutOfMemoryError as exc:
+        if plan is None:
+            raise
+        with contextlib.suppress(Exception):  # a help: failing to make it must not hide the error it is for
+            exc.add_note(out_of_memory_advice(args, request, sources, dtype, device, plan, layout, text_encoder))
+        raise
+
+
+def out_of_memory_advice(
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    sources: ModelSources,
+    dtype: torch.dtype,
+    device: torch.device,
+    plan: Plan,
+    layout: ParallelLayout | None = None,
+    text_encoder: bool = True,
+) -> str:
+    """What to do when a run made with `plan` ran out of device memory, with the figures the planner's refusals give:
+    the plan's budget and estimated peak, and the --vram just under that peak, which gives the next plan down the
+    ladder (slower, in less memory), said in words; where no plan fits under it, the way to the sizes that do."""
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.units import GiB, memory_size
+
+    where = "--vram" if args.vram is not None else "the GPU's free memory at the start / 1.08"
+    said = (
+        f"the memory plan ({plan.ladder_index + 1} of {plan.ladder_size}) had a budget of "
+        f"{memory_size(plan.budget_bytes)} ({where}) for an est. peak of {memory_size(plan.peak_bytes)} allocated "
+        f"(~{memory_size(plan.reserved_bytes)} reserved): another program may have taken GPU memory since (close it), "
+        "or the estimate fell short"
+    )
+    lower = math.floor((plan.peak_bytes - 1) / GiB * 100) / 100  # rounded down: its budget is under the peak
+    if lower <= 0:  # a peak under 0.01 GiB: no --vram figure under it
+        return f"{said}. Make a smaller video"
+    try:
+        with warnings.catch_warnings():  # the budget's warnings were given with the plan
+            warnings.simplefilter("ignore")
+            smaller = plan_run(args, request, sources, dtype, device, layout, text_encoder, vram_gib=lower)
+    except MotifLiteError:  # nothing fits under this plan's peak
+        return (
+            f"{said}. No plan of this video needs less: make a smaller video (--dry-run --vram {lower:.2f} names "
+            "the sizes that fit)"
+        )
+    moves = smaller.in_words().removeprefix("In short: ")
+    return (
+        f"{said}. --vram {lower:.2f} (just under that peak) gives the next plan, {smaller.ladder_index + 1}: "
+        f"{moves} (--dry-run --vram {lower:.2f} shows it)"
+    )

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING
 from motif_lite.cli.common import download_hint_repeats, lora_args, print_notes
 from motif_lite.cli.kernel_cache import writable_kernel_cache
 from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_layout, torchrun_notes
-from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
+from motif_lite.cli.prepare import (
+    figures_on_out_of_memory,
+    loading_notes,
+    plan_if_budget,
+    preflight_flags,
+    refuse_what_no_plan_fits,
+)
 from motif_lite.cli.resume import claim_left_behind, earlier_runs, kept_anywhere, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_args, resolve_requests
@@ -381,7 +387,10 @@ def _generate(
         print_notes(earlier_runs(requests), say)
     # Every check, before any weights; on the CPU, a long run is asked about before any download.
     question = CpuTimeQuestion(args.yes)
-    before_download = _ask_before_download(args, requests, device, question) if parallel is None else None
+    if parallel is None:
+        before_download = _ask_before_download(args, requests, device, question)
+    else:
+        before_download = _rank_refuses_before_download(args, request, device, parallel)
     sources, device = preflight_flags(args, device, before_download, loras)  # the speed flags with the device
     print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]), say)  # before it compiles
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
@@ -398,28 +407,30 @@ def _generate(
     batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, device, plan, settings)
     print_notes([note] if note else [], say)
     say(f"seed{'s' if len(requests) > 1 else ''}: {', '.join(str(r.seed) for r in requests)}", file=sys.stderr)
-    start = time.perf_counter()
-    pipe = load_pipeline(
-        sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
-        attention=args.attention, parallel=parallel, **_speed_settings(args, batch_guidance),
-    )  # fmt: skip
-    pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
-    load_seconds = time.perf_counter() - start
-    text_encoder = sources.text_encoder_gguf.describe() if sources.text_encoder_gguf is not None else None
-    if sources.text_encoder_quantize is not None:
-        text_encoder = f"quantized to {sources.text_encoder_quantize} as it loaded"
-    ran_on = _ran_on(pipe, dtype, sources)
-    gpu_memory = gpu_memory_of(pipe.device)  # to warn when a video's peak spilled past it (Windows' driver)
-    for number, video in enumerate(requests, 1):
-        if len(requests) > 1:
-            say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
-        batch = dict(in_batch=len(requests) > 1, unstarted=requests[number:])
-        result = _sample(args, pipe, video, on_preview, parallel, say, resume, clip, **batch)
-        first = number == 1
-        table = settings_lines(result.settings, _recalled(args)) if result.settings is not None else None
-        say(summary(
-            result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, table, gpu_memory
-        ))  # fmt: skip
+    # Out of memory all the same: said with the figures of the plan and of the next one down (its note).
+    with figures_on_out_of_memory(args, request, sources, dtype, device, plan, layout, text_encoder=main):
+        start = time.perf_counter()
+        pipe = load_pipeline(
+            sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
+            attention=args.attention, parallel=parallel, **_speed_settings(args, batch_guidance),
+        )  # fmt: skip
+        pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
+        load_seconds = time.perf_counter() - start
+        text_encoder = sources.text_encoder_gguf.describe() if sources.text_encoder_gguf is not None else None
+        if sources.text_encoder_quantize is not None:
+            text_encoder = f"quantized to {sources.text_encoder_quantize} as it loaded"
+        ran_on = _ran_on(pipe, dtype, sources)
+        gpu_memory = gpu_memory_of(pipe.device)  # to warn when a video's peak spilled past it (Windows' driver)
+        for number, video in enumerate(requests, 1):
+            if len(requests) > 1:
+                say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
+            batch = dict(in_batch=len(requests) > 1, unstarted=requests[number:])
+            result = _sample(args, pipe, video, on_preview, parallel, say, resume, clip, **batch)
+            first = number == 1
+            table = settings_lines(result.settings, _recalled(args)) if result.settings is not None else None
+            say(summary(
+                result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, table, gpu_memory
+            ))  # fmt: skip
     return 0
 
 
@@ -431,7 +442,7 @@ def _ask_before_download(
     downloaded yet), not after hours of downloading for a run the user would not start."""
 
     def before_download(plan: DownloadPlan) -> None:
-        _refuse_what_no_plan_fits(args, requests[0], device)  # before the time question: no question, no download
+        refuse_what_no_plan_fits(args, requests[0], device)  # before the time question: no question, no download
         if question.said:  # before the checkpoint's download, not again before the GGUF variant's
             return
         estimate = _estimate_at_hand(args, requests[0], device)
@@ -442,32 +453,16 @@ def _ask_before_download(
     return before_download
 
 
-def _refuse_what_no_plan_fits(args: argparse.Namespace, request: GenerationRequest, device: str | torch.device) -> None:
-    """Before a download: the memory plan the run will make (`plan_if_budget`), from the configs at hand or the
-    official ones, raising its refusal when even the smallest plan does not fit the device budget or --ram: said
-    now, not after gigabytes of downloading for a run that is then refused. A problem with the flags or files is
-    left to the checks, which name it."""
-    import warnings
+def _rank_refuses_before_download(
+    args: argparse.Namespace, request: GenerationRequest, device: str | torch.device, parallel: Parallel
+) -> Callable[[DownloadPlan], None]:
+    """What a rank of a parallel run calls just before its download starts: its own plan's refusal, as a run on one
+    process refuses (`prepare.refuse_what_no_plan_fits`); the CPU time question is a one-process run's."""
 
-    from motif_lite.checkpoint import locate_sources
-    from motif_lite.cli.prepare import plan_run
-    from motif_lite.devices import resolve_device
-    from motif_lite.errors import MotifLiteError
-    from motif_lite.preflight import AT_HAND, with_quantize
-    from motif_lite.settings import resolve_dtype
+    def before_download(plan: DownloadPlan) -> None:
+        refuse_what_no_plan_fits(args, request, device, parallel.layout, text_encoder=parallel.is_main)
 
-    try:
-        target = resolve_device(device)
-        sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
-        sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
-        dtype = resolve_dtype(args.dtype, target).value
-    except MotifLiteError:
-        return
-    if args.vram is None and args.ram is None and target.type != "cuda":  # a run that plans nothing (plan_if_budget)
-        return
-    with warnings.catch_warnings():  # the plan's warnings come with the plan the run prints after the download
-        warnings.simplefilter("ignore")
-        plan_run(args, request, sources, dtype, target)
+    return before_download
 
 
 def _estimate_at_hand(

@@ -43,6 +43,7 @@ from motif_lite.paths import path_arg, user_path
 if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
     import torch
 
+    from motif_lite.io.hub import DownloadPlan
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.request import GenerationRequest
     from motif_lite.server.app import ServerConfig
@@ -380,20 +381,25 @@ def _load_served_pipeline(
     takes images; on the CPU without --max-video, which jobs are too long)."""
     from motif_lite.cli.common import print_notes
     from motif_lite.cli.kernel_cache import writable_kernel_cache
-    from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags
+    from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags, refuse_what_no_plan_fits
     from motif_lite.pipeline import load_pipeline
     from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
     from motif_lite.settings import resolve_dtype
 
     max_video = config.max_video
-    sources, device = preflight_flags(args, args.device)  # every check, and any download, before planning (as run)
-    print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]))  # before it compiles
-    dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
-    print_notes(loading_notes(sources, device, args.device))  # as run prints them
     # A plan is made for the largest video a job may ask for, which is then the official size unless --max-video says.
     planned_video = max_video or (REQUEST_DEFAULTS.width, REQUEST_DEFAULTS.height, REQUEST_DEFAULTS.frames)
     width, height, frames = planned_video
     largest = GenerationRequest("-", width=width, height=height, frames=frames)
+
+    def before_download(download: DownloadPlan) -> None:  # what no plan fits, said before gigabytes, as run says it
+        refuse_what_no_plan_fits(args, largest, args.device)
+
+    # Every check, and any download, before planning, as run: the --lora files before the download too.
+    sources, device = preflight_flags(args, args.device, before_download, loras)
+    print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]))  # before it compiles
+    dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
+    print_notes(loading_notes(sources, device, args.device))  # as run prints them
     plan = plan_if_budget(args, largest, sources, dtype, device)
     if plan is not None:
         max_video = planned_video

@@ -27,6 +27,38 @@ VISION_SIZES = ("hidden_size", "intermediate_size", "num_attention_heads", "imag
 _TOP_LEVEL = ("text_model.", "vision_tower.", "multi_modal_projector.")
 
 
+# The official checkpoint's text_encoder/config.json, what of it shapes the tensors (and what transformers needs to
+# build the encoder): a file of the user's given as the text encoder is checked against it before the checkpoint
+# downloads. Built, it holds sizes.OFFICIAL_TEXT_ENCODER_PARAMS parameters (tests/test_hub_download.py checks it).
+OFFICIAL_TEXT_ENCODER_CONFIG = {
+    "model_type": TEXT_ENCODER_ARCH,
+    "mm_tokens_per_image": 256,
+    "text_config": {
+        "vocab_size": 262144, "hidden_size": 2560, "intermediate_size": 10240, "num_hidden_layers": 34,
+        "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "query_pre_attn_scalar": 256,
+        "rms_norm_eps": 1e-6, "sliding_window": 1024, "max_position_embeddings": 131072,
+        # Sliding x 5 then full, repeating: full attention at layers 5, 11, 17, 23, 29.
+        "layer_types": ["full_attention" if i % 6 == 5 else "sliding_attention" for i in range(34)],
+        "rope_parameters": {
+            "full_attention": {"rope_type": "linear", "rope_theta": 1_000_000.0, "factor": 8.0},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
+        },
+        "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2, "dropout_rate": 0.0,
+    },
+    "vision_config": {
+        "model_type": "siglip_vision_model", "hidden_size": 1152, "intermediate_size": 4304, "num_hidden_layers": 27,
+        "num_attention_heads": 16, "image_size": 896, "patch_size": 14, "layer_norm_eps": 1e-6,
+        "vision_use_head": False,
+    },
+}  # fmt: skip
+
+
+def official_text_encoder_config() -> T5Gemma2EncoderConfig:
+    """transformers' config of the official text encoder (`OFFICIAL_TEXT_ENCODER_CONFIG`), for checks made before
+    the checkpoint's own config.json is at hand."""
+    return config_from_json(json.dumps(OFFICIAL_TEXT_ENCODER_CONFIG), "the official text encoder config (built-in)")
+
+
 def model_key(name: str) -> str:
     """A key of the checkpoint's `text_encoder/*.safetensors` -> the `T5Gemma2Encoder` state-dict key.
 

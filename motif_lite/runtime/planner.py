@@ -613,7 +613,8 @@ def plan_decode(
 ) -> DecodePlan:
     """The fastest VAE setup whose decode fits `budget_bytes` (None: no limit) with nothing but the VAE on the
     device: `plan_memory`'s decode-stage estimate without the transformer, over the same VAE modes and tiles in the
-    same order. Raises MotifLiteError naming the smallest peak, then `advice`, when none fits."""
+    same order. Raises MotifLiteError naming the smallest peak, then `advice` and the --vram that holds it, when none
+    fits."""
     # No transformer or text encoder on the device: 0 bytes of theirs. The built-in transformer config only sets
     # the token count, which the decode stage does not read.
     sizes = generation_sizes(width, height, frames, TransformerConfig(), 0, 0, vae_config, vae_dtype, False, vae_dtype)
@@ -631,9 +632,10 @@ def plan_decode(
             return plan
         plans.append(plan)
     smallest = min(plans, key=lambda p: p.stage.peak_bytes)
+    more = more_budget(smallest.stage.peak_bytes, torch.device(device).type == "cuda")  # the figure that fits
     raise MotifLiteError(
         f"decoding {width}x{height}x{frames} needs at least {memory_size(smallest.stage.peak_bytes)} of device memory "
-        f"({smallest.stage.chunks}), but the budget is {memory_size(budget_bytes)}: {advice}"
+        f"({smallest.stage.chunks}), but the budget is {memory_size(budget_bytes)}: {advice}. {more}"
     )
 
 
