@@ -631,15 +631,15 @@ def test_the_dtype_note_is_for_bf16_on_such_a_gpu_only(monkeypatch):
 
 def test_the_plan_check_shows_is_the_dry_run_plan_of_a_default_run(tiny, tmp_path, monkeypatch):
     # `check`'s memory plan is that of `motif-lite run` with the files given and every other flag left out.
-    from motif_lite.cli import prepare
+    from motif_lite.memory_advice import PlannedRun
     from motif_lite.quantize.cli import main as quantize_main
 
     root, gguf = tiny
     te = tmp_path / "te.gguf"
     assert quantize_main([str(root), "--component", "text_encoder", "-o", str(te), "--quiet"]) == 0
     planned = []
-    plan = prepare.plan_run
-    monkeypatch.setattr(prepare, "plan_run", lambda *args, **kw: planned.append(plan(*args, **kw)) or planned[-1])
+    plan = PlannedRun.plan
+    monkeypatch.setattr(PlannedRun, "plan", lambda *args, **kw: planned.append(plan(*args, **kw)) or planned[-1])
     checked = []
     for flags in ([], ["--gguf", str(gguf)], ["--gguf", str(gguf), "--text-encoder-gguf", str(te)]):
         report = check_setup(root, gguf=gguf if flags else None, text_encoder_gguf=te if len(flags) > 2 else None)

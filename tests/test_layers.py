@@ -36,7 +36,17 @@ LAYERS = [
     },
     {"model"},  # the transformer's math: never kernels, weights or runtime (kernels plug in through model.ops)
     {"weights", "encoders", "vae", "sampling", "runtime", "io", "kernels", "quantize"},  # the components
-    {"request", "settings", "checkpoint", "checkup", "sizes", "preflight", "decoding", "keeping"},  # one run's parts
+    {
+        "request",
+        "settings",
+        "checkpoint",
+        "checkup",
+        "sizes",
+        "preflight",
+        "decoding",
+        "keeping",
+        "memory_advice",
+    },  # one run's parts
     {"pipeline"},
     {"verify", "server"},
     {"cli", "__main__", "__init__"},  # the commands, and the package's lazy public names

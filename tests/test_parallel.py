@@ -31,6 +31,7 @@ from video_frames import read_png_frames
 from motif_lite.cli import main as cli_main
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, MotifLiteError
+from motif_lite.memory_advice import PlannedRun
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime import parallel
 from motif_lite.runtime.activation_memory import transformer_activation_bytes
@@ -332,10 +333,10 @@ def test_impossible_layout_fails_before_any_process_starts(checkpoint, tmp_path,
 
 def test_a_vram_nothing_fits_is_refused_once_before_any_process_starts(checkpoint, tmp_path, capsys, monkeypatch):
     # Every rank would plan the same --vram budget and print the same refusal, plan table and all.
-    from motif_lite.cli import prepare
-
-    devices, plan_run = [], prepare.plan_run
-    monkeypatch.setattr(prepare, "plan_run", lambda *args, **kw: devices.append(args[4]) or plan_run(*args, **kw))
+    devices, plan = [], PlannedRun.plan
+    monkeypatch.setattr(
+        PlannedRun, "plan", lambda run, *args, **kw: devices.append(run.device) or plan(run, *args, **kw)
+    )
     monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--vram", "0.0001")) == 2
     err = capsys.readouterr().err
@@ -360,15 +361,13 @@ def test_a_lora_of_another_model_is_refused_once_before_any_process_starts(check
 @pytest.fixture
 def planned(monkeypatch) -> list[tuple[bool, float | None]]:
     """(text_encoder, vram_gib) of each plan the launcher makes before starting the processes (made as before)."""
-    from motif_lite.cli import prepare
+    planned, plan = [], PlannedRun.plan
 
-    planned, plan_run = [], prepare.plan_run
+    def recorded(run: PlannedRun, vram_gib: float | None = None):
+        planned.append((run.text_encoder, vram_gib))
+        return plan(run, vram_gib)
 
-    def recorded(*args, text_encoder: bool = True, vram_gib: float | None = None, **kwargs):
-        planned.append((text_encoder, vram_gib))
-        return plan_run(*args, text_encoder=text_encoder, vram_gib=vram_gib, **kwargs)
-
-    monkeypatch.setattr(prepare, "plan_run", recorded)
+    monkeypatch.setattr(PlannedRun, "plan", recorded)
     return planned
 
 
@@ -483,18 +482,18 @@ def test_a_rank_that_never_loads_the_text_encoder_plans_without_it(checkpoint):
 def test_only_the_main_rank_plans_with_the_text_encoder(checkpoint, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from motif_lite.cli import build_parser, prepare
+    from motif_lite.cli import build_parser
     from motif_lite.cli import run as run_cli
     from motif_lite.cli.run_flags import weight_files
     from motif_lite.request import GenerationRequest
 
     planned = []
 
-    def plan(*args, text_encoder: bool = True, **kwargs):
-        planned.append(text_encoder)
+    def plan(run: PlannedRun, vram_gib: float | None = None):
+        planned.append(run.text_encoder)
         raise MotifLiteError("planned")
 
-    monkeypatch.setattr(prepare, "plan_run", plan)
+    monkeypatch.setattr(PlannedRun, "plan", plan)
     args = build_parser().parse_args(cli_args(checkpoint, tmp_path / "a.mp4", "--vram", "8"))
     args.weights = weight_files(args)
     request, _ = GenerationRequest(PROMPT, NEGATIVE, seed=0, output=tmp_path / "a.mp4", **SIZE).resolve()
@@ -509,15 +508,15 @@ def test_the_plans_made_before_a_run_count_the_text_encoder_unless_told(checkpoi
     # A dry run and the plan before --gpus starts its processes are the main rank's: with the text encoder.
     from motif_lite.checkpoint import locate_sources
     from motif_lite.cli import build_parser
-    from motif_lite.cli.prepare import plan_run
+    from motif_lite.cli.prepare import planned_run
     from motif_lite.request import GenerationRequest
     from motif_lite.sizes import model_sizes
 
     args = build_parser().parse_args(cli_args(checkpoint, tmp_path / "a.mp4"))
     request, _ = GenerationRequest(PROMPT, NEGATIVE, seed=0, **SIZE).resolve()
     sources = locate_sources(checkpoint)
-    main = plan_run(args, request, sources, torch.float32, "cpu", ParallelLayout(2, 1))
-    other = plan_run(args, request, sources, torch.float32, "cpu", ParallelLayout(2, 1), text_encoder=False)
+    main = planned_run(args, request, sources, torch.float32, "cpu", ParallelLayout(2, 1)).plan()
+    other = planned_run(args, request, sources, torch.float32, "cpu", ParallelLayout(2, 1), text_encoder=False).plan()
     encode = {plan: next(s for s in plan.stages if s.name == "encode") for plan in (main, other)}
     text_bytes = model_sizes(sources, torch.float32).text_encoder_bytes
     assert encode[main].weight_bytes - encode[other].weight_bytes == text_bytes > 0

@@ -313,7 +313,7 @@ def test_out_of_memory_in_a_planned_run_names_the_budget_and_the_vram_of_the_nex
 
 def test_out_of_memory_with_the_smallest_plan_says_to_make_a_smaller_video(no_network, monkeypatch):
     # No --vram plans less: the way to the sizes that fit is named instead.
-    from motif_lite.cli.prepare import out_of_memory_advice, plan_run, sources_before_download
+    from motif_lite.cli.prepare import out_of_memory_advice, planned_run, sources_before_download
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # --vram as given, on any machine
 
@@ -322,8 +322,9 @@ def test_out_of_memory_with_the_smallest_plan_says_to_make_a_smaller_video(no_ne
     request, _ = GenerationRequest("x", output="a.mp4").resolve()
     sources = sources_before_download(args)  # the official configs: nothing is at hand
     cuda = torch.device("cuda")
-    plan = plan_run(args, request, sources, torch.bfloat16, cuda)  # 3.17 GiB: the ladder's last plans
-    advice = out_of_memory_advice(args, request, sources, torch.bfloat16, cuda, plan)
+    planned = planned_run(args, request, sources, torch.bfloat16, cuda)
+    plan = planned.plan()  # 3.17 GiB: the ladder's last plans
+    advice = out_of_memory_advice(planned, plan)
     assert advice.endswith(
         "No plan of this video needs less: make a smaller video (--dry-run --vram 3.17 names the sizes that fit)"
     )

@@ -306,11 +306,11 @@ def test_a_gguf_variant_with_quantize_is_refused_before_any_download(checkpoint,
 
 
 def test_a_parallel_run_is_planned_quantized_before_it_starts(checkpoint, capsys, monkeypatch):
-    from motif_lite.cli import prepare
+    from motif_lite.memory_advice import PlannedRun
     from motif_lite.runtime import parallel
 
     planned = []
-    monkeypatch.setattr(prepare, "plan_run", lambda args, request, sources, *a, **kw: planned.append(sources.quantize))
+    monkeypatch.setattr(PlannedRun, "plan", lambda run, vram_gib=None: planned.append(run.sources.quantize))
     monkeypatch.setattr(parallel, "launch", lambda nproc, argv: 0)
     code = cli.main(["run", "-m", str(checkpoint), "-p", "x", "--device", "cpu", "--gpus", "2", "--vram", "4",
                      "--quantize", "q8_0"])  # fmt: skip

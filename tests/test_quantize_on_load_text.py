@@ -265,12 +265,13 @@ def test_the_search_runs_on_the_runs_gpu(checkpoint, monkeypatch, device):
 
 
 def test_a_parallel_run_is_planned_quantized_before_it_starts(checkpoint, capsys, monkeypatch):
-    from motif_lite.cli import prepare
+    from motif_lite.memory_advice import PlannedRun
     from motif_lite.runtime import parallel
 
     planned = []
-    monkeypatch.setattr(prepare, "plan_run", lambda args, request, sources, *a, **kw: planned.append(
-        sources.text_encoder_quantize))  # fmt: skip
+    monkeypatch.setattr(
+        PlannedRun, "plan", lambda run, vram_gib=None: planned.append(run.sources.text_encoder_quantize)
+    )
     monkeypatch.setattr(parallel, "launch", lambda nproc, argv: 0)
     code = cli.main(["run", "-m", str(checkpoint), "-p", "x", "--device", "cpu", "--gpus", "2", "--vram", "4",
                      "--text-encoder-quantize", "q8_0"])  # fmt: skip

@@ -849,6 +849,63 @@ def test_a_failed_jobs_error_speaks_to_the_client_and_its_log_line_to_the_operat
     assert f"motif-lite decode {state}" in logged  # the whole text, for the operator
 
 
+class OutOfMemoryInAJob:
+    """Stands in for the pipeline with a job that runs out of device memory at its first step, as a video too large
+    for what is left of the GPU's memory does; everything else is the pipeline's."""
+
+    def __init__(self, pipe) -> None:
+        self.pipe = pipe
+
+    def __getattr__(self, name: str):
+        return getattr(self.pipe, name)
+
+    def generate(self, request, on_progress, **kwargs) -> None:
+        on_progress("denoise", 0, 2)
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+
+
+def test_a_job_out_of_memory_says_what_the_client_and_the_operator_can_do(pipe, tmp_path, no_network, monkeypatch):
+    # It said "(try a smaller size or fewer frames)": nothing of the server's memory plan, nor that its operator can
+    # give serve a --vram that plans for less, as `motif-lite run` says with the figures of its plan.
+    import re
+
+    from motif_lite.cli.prepare import planned_run, sources_before_download
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # --vram as given, on any machine
+    args = cli.build_parser().parse_args(["serve", "--gguf", "Q4_K_M", "--vram", "8", "--device", "cuda"])
+    args.weights = {}
+    largest = GenerationRequest("-", width=1280, height=736, frames=121)  # what serve plans for by default
+    planned = planned_run(args, largest, sources_before_download(args), torch.bfloat16, torch.device("cuda"))
+    plan = planned.plan()
+    with InProcessServer(OutOfMemoryInAJob(pipe), tmp_path / "data", planned=planned, plan=plan) as server:
+        video = server.client().videos.create(prompt=PROMPT, extra_body=TINY)
+        failed = server.wait_status(video.id, ("failed",))
+    code, message = failed["error"]["code"], failed["error"]["message"]
+    assert code == "out_of_memory" and message.startswith(
+        "out of device memory: CUDA out of memory. Tried to allocate 2.00 GiB (simulated). Ask for a smaller size or "
+        "fewer num_frames. For the server's operator: the server's memory plan for videos up to 1280x736x121 ("
+    ), message
+    assert (
+        f"({plan.ladder_index + 1} of {plan.ladder_size}) had a budget of 8.00 GiB (--vram) for an est. peak of"
+        in message
+    )
+    lower, number = re.search(r"Restart the server with --vram (\d+\.\d\d) \(just under that peak\), which gives the "
+                              r"next plan, (\d+): ", message).groups()  # fmt: skip
+    assert message.endswith("; or with a smaller --max-video")
+    assert planned.plan(float(lower)).ladder_index + 1 == int(number) > 1  # the figure plans as it says
+
+
+def test_a_job_out_of_memory_without_a_plan_says_what_the_client_can_do(pipe, tmp_path):
+    with InProcessServer(OutOfMemoryInAJob(pipe), tmp_path / "data") as server:  # on the CPU: no memory plan
+        video = server.client().videos.create(prompt=PROMPT, extra_body=TINY)
+        failed = server.wait_status(video.id, ("failed",))
+    assert failed["error"] == {
+        "code": "out_of_memory",
+        "message": "out of device memory: CUDA out of memory. Tried to allocate 2.00 GiB (simulated). Ask for a "
+        "smaller size or fewer num_frames",
+    }
+
+
 def assert_a_second_store_is_refused(folder: Path) -> None:
     first = JobStore(folder)
     try:

@@ -172,25 +172,24 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
 
 
 def out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
-    """What to do when a planned decode ran out of device memory, in figures as a run's advice: its plan's budget
-    (`vram_given`: --vram's, else the free memory's) and estimated peak, and the --vram just under that peak, which
-    plans the decode in less memory (what it does then); where none does, the CPU."""
-    import math
+    """What to do when a planned decode ran out of device memory, in a run's figures (`memory_advice`): its plan's
+    budget (`vram_given`: --vram's, else the free memory's) and estimated peak, and the --vram just under that peak,
+    which plans the decode in less memory (what it does then); where none does, the CPU."""
     import warnings
 
     from motif_lite.decoding import replanned
     from motif_lite.errors import MotifLiteError
-    from motif_lite.units import GiB, memory_size
+    from motif_lite.memory_advice import budget_source, vram_just_under
+    from motif_lite.units import memory_size
 
     plan = job.plan
-    where = "--vram" if vram_given else "the GPU's free memory at the start / 1.08"
     said = (
-        f"the decode's memory plan had a budget of {memory_size(plan.budget_bytes)} ({where}) for an est. peak of "
-        f"{memory_size(plan.stage.peak_bytes)}: another program may have taken GPU memory since (close it), or the "
-        "estimate fell short"
+        f"the decode's memory plan had a budget of {memory_size(plan.budget_bytes)} ({budget_source(vram_given)}) "
+        f"for an est. peak of {memory_size(plan.stage.peak_bytes)}: another program may have taken GPU memory since "
+        "(close it), or the estimate fell short"
     )
-    lower = math.floor((plan.stage.peak_bytes - 1) / GiB * 100) / 100  # rounded down: its budget is under the peak
-    if lower <= 0:  # a peak under 0.01 GiB: no --vram figure under it
+    lower = vram_just_under(plan.stage.peak_bytes)
+    if lower is None:
         return f"{said}. Decode on the CPU (--device cpu)"
     try:
         with warnings.catch_warnings():  # the budget's warnings were given with the plan

@@ -155,7 +155,7 @@ def _plan_before_launch(
     (`sources_before_download`); another model not at hand is left to the ranks, which plan with its files."""
     import torch
 
-    from motif_lite.cli.prepare import plan_run, sources_before_download
+    from motif_lite.cli.prepare import planned_run, sources_before_download
     from motif_lite.settings import resolve_dtype
 
     sources = sources_before_download(args)
@@ -164,12 +164,14 @@ def _plan_before_launch(
     device = "cpu" if args.device == "cpu" else "cuda"
     # The ranks resolve --dtype on their own GPUs as this does on cuda:0 (one machine's GPUs are alike here).
     dtype = resolve_dtype(args.dtype, torch.device("cpu" if device == "cpu" else "cuda:0")).value
+    main = planned_run(args, request, sources, dtype, device, layout)
     if budgets is None:
-        plan_run(args, request, sources, dtype, device, layout)
+        main.plan()
         return
-    plan_run(args, request, sources, dtype, device, layout, vram_gib=budgets[0] / 2**30)
+    main.plan(vram_gib=budgets[0] / 2**30)
     if len(budgets) > 1:
-        plan_run(args, request, sources, dtype, device, layout, text_encoder=False, vram_gib=min(budgets[1:]) / 2**30)
+        others = planned_run(args, request, sources, dtype, device, layout, text_encoder=False)
+        others.plan(vram_gib=min(budgets[1:]) / 2**30)
 
 
 def _visible_note() -> str:

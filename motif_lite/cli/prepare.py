@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import math
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
 
     from motif_lite.checkpoint import ModelSources
     from motif_lite.io.hub import DownloadPlan
+    from motif_lite.memory_advice import PlannedRun
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.parallel import ParallelLayout
     from motif_lite.runtime.planner import Plan
@@ -100,7 +100,7 @@ def refuse_what_no_plan_fits(
         return
     with warnings.catch_warnings():  # the plan's warnings come with the plan the run prints after the download
         warnings.simplefilter("ignore")
-        plan_run(args, request, sources, dtype, target, layout, text_encoder=text_encoder)
+        planned_run(args, request, sources, dtype, target, layout, text_encoder).plan()
 
 
 def loading_notes(
@@ -132,9 +132,10 @@ def plan_if_budget(
     before anything loads. Else None: a CPU run without a budget loads everything where it runs."""
     if args.vram is None and args.ram is None and device.type != "cuda":
         return None
-    plan = plan_run(args, request, sources, dtype, device, layout, text_encoder=text_encoder)
+    planned = planned_run(args, request, sources, dtype, device, layout, text_encoder)
+    plan = planned.plan()
     say(plan.describe(), file=sys.stderr)
-    if (note := smaller_transformer_note(args, request, sources, dtype, device, plan, layout)) is not None:
+    if (note := smaller_transformer_note(planned, plan)) is not None:
         say(f"note: {note}", file=sys.stderr)
     return plan
 
@@ -143,24 +144,17 @@ def plan_if_budget(
 SMALLER_TRANSFORMER = "Q4_K_M"
 
 
-def smaller_transformer_note(
-    args: argparse.Namespace,
-    request: GenerationRequest,
-    sources: ModelSources,
-    dtype: torch.dtype,
-    device: torch.device,
-    plan: Plan,
-    layout: ParallelLayout | None = None,
-) -> str | None:
-    """When `plan` streams blocks of a transformer loaded in full precision (an 8 GB GPU's default run), what
-    `--gguf Q4_K_M` would plan instead (the planner's estimate for the same request and budget); None where the
-    transformer is quantized already, is the user's own file, or nothing is streamed or gained."""
+def smaller_transformer_note(planned: PlannedRun, plan: Plan) -> str | None:
+    """When `plan` (made for `planned`) streams blocks of a transformer loaded in full precision (an 8 GB GPU's
+    default run), what `--gguf Q4_K_M` would plan instead (the planner's estimate for the same request and budget);
+    None where the transformer is quantized already, is the user's own file, or nothing is streamed or gained."""
     import torch
 
     from motif_lite.errors import MotifLiteError
     from motif_lite.preflight import with_quantize
     from motif_lite.units import memory_size
 
+    sources = planned.sources
     own_file = "transformer" in sources.weight_files  # an fp8 copy, say: not ours to judge
     quantized = sources.gguf is not None or sources.gguf_request is not None or sources.quantize is not None
     if plan.resident_blocks is None or own_file or quantized or torch.device(plan.device).type != "cuda":
@@ -169,7 +163,7 @@ def smaller_transformer_note(
         smaller = with_quantize(sources, SMALLER_TRANSFORMER)  # our recipe's size: the official file's
         with warnings.catch_warnings():  # the budget's and the host's warnings were given for `plan`
             warnings.simplefilter("ignore")
-            other = plan_run(args, request, smaller, dtype, device, layout)
+            other = planned.with_sources(smaller).plan()
     except MotifLiteError:  # nothing fits with it either, or a model the recipe does not take
         return None
     streamed = plan.num_blocks - plan.resident_blocks
@@ -183,14 +177,14 @@ def smaller_transformer_note(
     if plan.host is not None and other.host is not None and other.host.peak_bytes < plan.host.peak_bytes:
         host = f", and {memory_size(plan.host.peak_bytes - other.host.peak_bytes)} less host memory"
     return (
-        f"the transformer in {str(dtype).removeprefix('torch.')} does not fit whole: {streamed} of its "
+        f"the transformer in {str(planned.dtype).removeprefix('torch.')} does not fit whole: {streamed} of its "
         f"{plan.num_blocks} blocks stream from host memory at every forward. --gguf {SMALLER_TRANSFORMER} (4-bit "
         f"weights, a third of the bytes) {gain}: est. peak {memory_size(other.peak_bytes)} allocated{host} "
         "(the planner's estimate)"
     )
 
 
-def plan_run(
+def planned_run(
     args: argparse.Namespace,
     request: GenerationRequest,
     sources: ModelSources,
@@ -198,34 +192,23 @@ def plan_run(
     device: torch.device | str,
     layout: ParallelLayout | None = None,
     text_encoder: bool = True,
-    vram_gib: float | None = None,
-) -> Plan:
-    """The memory plan of the run the flags ask for (raises when nothing fits); in a parallel run (`layout`) the plan
-    of one rank, which never batches the guidance branches (they run one call each, on their own ranks with cfg 2):
-    one row per forward. Only the main rank loads the text encoder (`text_encoder`); the plans printed before a
-    run are the main rank's. `vram_gib`: the budget, where it is not --vram's (None: --vram, else the device's free
-    memory)."""
-    from motif_lite.preflight import plan_generation
+) -> PlannedRun:
+    """What the memory plan of the run the flags ask for is made for (its `plan()`, which raises when nothing fits);
+    in a parallel run (`layout`) one rank's, which never batches the guidance branches (they run one call each, on
+    their own ranks with cfg 2): one row per forward. Only the main rank loads the text encoder (`text_encoder`);
+    the plans printed before a run are the main rank's."""
+    from motif_lite.memory_advice import PlannedRun
 
-    return plan_generation(
-        request, sources, dtype=dtype, device=device, vram_gib=args.vram if vram_gib is None else vram_gib,
-        kernels=args.kernels, attention=args.attention, sequence_parallel=layout.sp if layout is not None else 1,
-        ram_gib=args.ram, batch_guidance=False if layout is not None else args.batch_guidance,
-        step_cache=bool(args.step_cache), text_encoder=text_encoder,
+    return PlannedRun(
+        request, sources, dtype, device, vram_gib=args.vram, ram_gib=args.ram, kernels=args.kernels,
+        attention=args.attention, batch_guidance=False if layout is not None else args.batch_guidance,
+        step_cache=bool(args.step_cache), sequence_parallel=layout.sp if layout is not None else 1,
+        text_encoder=text_encoder,
     )  # fmt: skip
 
 
 @contextlib.contextmanager
-def figures_on_out_of_memory(
-    args: argparse.Namespace,
-    request: GenerationRequest,
-    sources: ModelSources,
-    dtype: torch.dtype,
-    device: torch.device,
-    plan: Plan | None,
-    layout: ParallelLayout | None = None,
-    text_encoder: bool = True,
-) -> Iterator[None]:
+def figures_on_out_of_memory(planned: PlannedRun, plan: Plan | None) -> Iterator[None]:
     """Torch's out-of-memory error raised inside, with a note of what to do in figures (`out_of_memory_advice`),
     which `motif-lite` prints in place of its advice without figures; nothing is added without a plan."""
     import torch
@@ -236,47 +219,27 @@ def figures_on_out_of_memory(
         if plan is None:
             raise
         with contextlib.suppress(Exception):  # a help: failing to make it must not hide the error it is for
-            exc.add_note(out_of_memory_advice(args, request, sources, dtype, device, plan, layout, text_encoder))
+            exc.add_note(out_of_memory_advice(planned, plan))
         raise
 
 
-def out_of_memory_advice(
-    args: argparse.Namespace,
-    request: GenerationRequest,
-    sources: ModelSources,
-    dtype: torch.dtype,
-    device: torch.device,
-    plan: Plan,
-    layout: ParallelLayout | None = None,
-    text_encoder: bool = True,
-) -> str:
-    """What to do when a run made with `plan` ran out of device memory, with the figures the planner's refusals give:
-    the plan's budget and estimated peak, and the --vram just under that peak, which gives the next plan down the
-    ladder (slower, in less memory), said in words; where no plan fits under it, the way to the sizes that do."""
-    from motif_lite.errors import MotifLiteError
-    from motif_lite.units import GiB, memory_size
+def out_of_memory_advice(planned: PlannedRun, plan: Plan) -> str:
+    """What to do when a run made with `plan` ran out of device memory, with the figures the planner's refusals give
+    (`memory_advice.out_of_memory_figures`): the plan's budget and estimated peak, and the --vram just under that
+    peak, which gives the next plan down the ladder, said in words; where no plan fits under it, the way to the
+    sizes that do."""
+    from motif_lite.memory_advice import out_of_memory_figures
 
-    where = "--vram" if args.vram is not None else "the GPU's free memory at the start / 1.08"
-    said = (
-        f"the memory plan ({plan.ladder_index + 1} of {plan.ladder_size}) had a budget of "
-        f"{memory_size(plan.budget_bytes)} ({where}) for an est. peak of {memory_size(plan.peak_bytes)} allocated "
-        f"(~{memory_size(plan.reserved_bytes)} reserved): another program may have taken GPU memory since (close it), "
-        "or the estimate fell short"
-    )
-    lower = math.floor((plan.peak_bytes - 1) / GiB * 100) / 100  # rounded down: its budget is under the peak
-    if lower <= 0:  # a peak under 0.01 GiB: no --vram figure under it
-        return f"{said}. Make a smaller video"
-    try:
-        with warnings.catch_warnings():  # the budget's warnings were given with the plan
-            warnings.simplefilter("ignore")
-            smaller = plan_run(args, request, sources, dtype, device, layout, text_encoder, vram_gib=lower)
-    except MotifLiteError:  # nothing fits under this plan's peak
+    figures = out_of_memory_figures(planned, plan)
+    lower = figures.lower_gib
+    if lower is None:
+        return f"{figures.said}. Make a smaller video"
+    if figures.next_plan is None:
         return (
-            f"{said}. No plan of this video needs less: make a smaller video (--dry-run --vram {lower:.2f} names "
-            "the sizes that fit)"
+            f"{figures.said}. No plan of this video needs less: make a smaller video (--dry-run --vram {lower:.2f} "
+            "names the sizes that fit)"
         )
-    moves = smaller.in_words().removeprefix("In short: ")
     return (
-        f"{said}. --vram {lower:.2f} (just under that peak) gives the next plan, {smaller.ladder_index + 1}: "
-        f"{moves} (--dry-run --vram {lower:.2f} shows it)"
+        f"{figures.said}. --vram {lower:.2f} (just under that peak) gives {figures.next_plan_words()} (--dry-run "
+        f"--vram {lower:.2f} shows it)"
     )

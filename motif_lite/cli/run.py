@@ -26,6 +26,7 @@ from motif_lite.cli.prepare import (
     figures_on_out_of_memory,
     loading_notes,
     plan_if_budget,
+    planned_run,
     preflight_flags,
     refuse_what_no_plan_fits,
 )
@@ -211,7 +212,7 @@ def dry_run(
     import torch
 
     from motif_lite.checkpoint import locate_sources
-    from motif_lite.cli.prepare import plan_run, smaller_transformer_note
+    from motif_lite.cli.prepare import planned_run, smaller_transformer_note
     from motif_lite.devices import parse_device
     from motif_lite.preflight import AT_HAND, with_quantize
     from motif_lite.settings import resolve_dtype, resolve_settings
@@ -230,13 +231,14 @@ def dry_run(
     print_notes(_dry_run_device_notes(args, device))
     if here:  # the device is here: check the speed flags as a run would
         _check_speed_flags(args, device, dtype)
-    plan = plan_run(args, request, sources, dtype, device, layout)
+    planned = planned_run(args, request, sources, dtype, device, layout)
+    plan = planned.plan()
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
     if layout is not None and plan.host is not None:
-        others = plan_run(args, request, sources, dtype, device, layout, text_encoder=False)
+        others = planned_run(args, request, sources, dtype, device, layout, text_encoder=False).plan()
         described += "\n" + _host_of_the_machine(plan.host.peak_bytes, others.host.peak_bytes, layout.world)
     _, note = planned_batch_guidance(args.batch_guidance and layout is None, device, plan, settings)
-    smaller = smaller_transformer_note(args, request, sources, dtype, device, plan, layout)
+    smaller = smaller_transformer_note(planned, plan)
     print_notes([note for note in (note, smaller) if note])
     print_notes(_dry_run_time_notes(request, settings, sources, dtype, device, videos))
     sizes = model_sizes(sources, dtype).lines()
@@ -408,7 +410,7 @@ def _generate(
     print_notes([note] if note else [], say)
     say(f"seed{'s' if len(requests) > 1 else ''}: {', '.join(str(r.seed) for r in requests)}", file=sys.stderr)
     # Out of memory all the same: said with the figures of the plan and of the next one down (its note).
-    with figures_on_out_of_memory(args, request, sources, dtype, device, plan, layout, text_encoder=main):
+    with figures_on_out_of_memory(planned_run(args, request, sources, dtype, device, layout, main), plan):
         start = time.perf_counter()
         pipe = load_pipeline(
             sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,

@@ -381,7 +381,13 @@ def _load_served_pipeline(
     takes images; on the CPU without --max-video, which jobs are too long)."""
     from motif_lite.cli.common import print_notes
     from motif_lite.cli.kernel_cache import writable_kernel_cache
-    from motif_lite.cli.prepare import loading_notes, plan_if_budget, preflight_flags, refuse_what_no_plan_fits
+    from motif_lite.cli.prepare import (
+        loading_notes,
+        plan_if_budget,
+        planned_run,
+        preflight_flags,
+        refuse_what_no_plan_fits,
+    )
     from motif_lite.pipeline import load_pipeline
     from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
     from motif_lite.settings import resolve_dtype
@@ -414,9 +420,11 @@ def _load_served_pipeline(
     )  # fmt: skip
     _say_loaded(args, pipe, text_encoder)
     too_long = cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None
+    planned = planned_run(args, largest, sources, dtype, device) if plan is not None else None
     loaded = dataclasses.replace(
-        config, max_video=max_video, image_to_video=pipe.text_encoder.can_encode_images, too_long=too_long
-    )
+        config, max_video=max_video, image_to_video=pipe.text_encoder.can_encode_images, too_long=too_long,
+        planned=planned, plan=plan,
+    )  # fmt: skip
     return pipe, loaded
 
 

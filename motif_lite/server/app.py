@@ -74,7 +74,9 @@ from motif_lite.version import VERSION
 
 if TYPE_CHECKING:
     from motif_lite.io.clip import Clip
+    from motif_lite.memory_advice import PlannedRun
     from motif_lite.pipeline import MotifVideoPipeline
+    from motif_lite.runtime.planner import Plan
     from motif_lite.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -117,6 +119,10 @@ class ServerConfig:
     poll_after_ms: int = 1000  # the SDK's `poll` waits this long between retrieves
     lora_dir: Path | None = None  # --lora-dir: the folder of LoRA files a job may name (None: jobs may name none)
     crf: int | None = None  # --crf: the videos' constant-rate factor for jobs that give none (None: the codec's)
+    # The memory plan the model loaded with, and what it was made for (the largest video a job may ask for): the
+    # figures a job that runs out of device memory is told. None: no plan.
+    planned: PlannedRun | None = None
+    plan: Plan | None = None
 
     @property
     def max_body_bytes(self) -> int:

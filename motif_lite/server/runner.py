@@ -62,7 +62,8 @@ class VideoServer:
         try:
             started = time.monotonic()
             pipe, config = load()
-            self.worker = Worker(self.store, pipe, self.log, on_failure=self._worker_failed, lora_dir=config.lora_dir)
+            self.worker = Worker(self.store, pipe, self.log, on_failure=self._worker_failed, lora_dir=config.lora_dir,
+                                 planned=config.planned, plan=config.plan)  # fmt: skip
             self.worker.start()
             self.state.ready(self.worker, config)
             self.log(f"ready: the model loaded in {time.monotonic() - started:.1f} s; jobs run from now on")

@@ -34,7 +34,9 @@ from motif_lite.server.schema import IMAGE_NAME_KEY
 if TYPE_CHECKING:
     import numpy as np
 
+    from motif_lite.memory_advice import PlannedRun
     from motif_lite.pipeline import MotifVideoPipeline
+    from motif_lite.runtime.planner import Plan
 
 # Share of the progress bar per stage (percent at its start and end); "completed" is 100.
 STAGE_SPANS = {"encode": (0, 5), "denoise": (5, 90), "decode": (90, 99)}
@@ -79,6 +81,8 @@ class Worker:
         log: Callable[[str], None] | None = None,
         on_failure: Callable[[str], None] | None = None,
         lora_dir: Path | None = None,
+        planned: PlannedRun | None = None,
+        plan: Plan | None = None,
     ) -> None:
         self.store = store
         self.pipe = pipe
@@ -93,6 +97,8 @@ class Worker:
         self.lora_dir = lora_dir  # where the files a job's LoRAs name are (--lora-dir)
         self.server_loras = applied_loras(pipe)  # --lora: what a job that names none runs with
         self._loras = self.server_loras  # what the pipeline has applied now; None: unknown (a switch failed)
+        # The memory plan the model loaded with, and what it was made for (the largest video): None without one.
+        self.planned, self.plan = planned, plan
 
     @property
     def running(self) -> bool:
@@ -185,7 +191,7 @@ class Worker:
             self.log(f"{job.id}: {stopped_by_shutdown(stop, self.store.state_path(job.id).exists())}")
             self.store.requeue(job.id)
         except Exception as exc:  # one failed job must not stop the server
-            code, message = failure(exc)
+            code, message = failure(exc, self.planned, self.plan)
             to_client = for_the_client(message, self.store.state_path(job.id))
             if clip_file is not None:  # the clip by the id of the video it is (or its upload's name), not by the path
                 to_client = to_client.replace(str(clip_file), job.extended_name)
@@ -327,15 +333,48 @@ def stopped_by_shutdown(stop: ShuttingDown, kept: bool) -> str:
     )
 
 
-def failure(exc: Exception) -> tuple[str, str]:
-    """(error code, message) of a failed job."""
+def failure(exc: Exception, planned: PlannedRun | None = None, plan: Plan | None = None) -> tuple[str, str]:
+    """(error code, message) of a failed job; `plan`: the server's memory plan, made for `planned` (None: none)."""
     import torch
 
     if isinstance(exc, torch.OutOfMemoryError):
-        return "out_of_memory", f"out of device memory: {str(exc).splitlines()[0]} (try a smaller size or fewer frames)"
+        return "out_of_memory", out_of_memory_message(exc, planned, plan)
     if isinstance(exc, MotifLiteError):
         return "invalid_request", str(exc)
     return "generation_failed", f"{type(exc).__name__}: {exc}"
+
+
+# What the client of a job that ran out of device memory can do, in the API's words.
+SMALLER_JOB = "Ask for a smaller size or fewer num_frames"
+
+
+def out_of_memory_message(exc: Exception, planned: PlannedRun | None, plan: Plan | None) -> str:
+    """A job's out-of-memory failure: what the client can do, and, with the figures of the server's memory `plan`
+    (`memory_advice`, as `motif-lite run` gives them), what the server's operator can: a --vram that plans for less
+    memory, or a smaller --max-video. Without a plan, or where the figures cannot be made, the client's part only."""
+    said = f"out of device memory: {str(exc).splitlines()[0]}. {SMALLER_JOB}"
+    if planned is None or plan is None:
+        return said
+    try:
+        operator = operator_advice(planned, plan)
+    except Exception:  # a help: failing to make it must not hide the error it is for
+        return said
+    return f"{said}. For the server's operator: {operator}"
+
+
+def operator_advice(planned: PlannedRun, plan: Plan) -> str:
+    """What the operator of a server whose `plan` (made for `planned`, its largest video) ran out of memory can do."""
+    from motif_lite.memory_advice import out_of_memory_figures
+
+    largest = planned.request
+    what = f"the server's memory plan for videos up to {largest.width}x{largest.height}x{largest.frames}"
+    figures = out_of_memory_figures(planned, plan, what)
+    if figures.next_plan is None:
+        return f"{figures.said}. Restart the server with a smaller --max-video"
+    return (
+        f"{figures.said}. Restart the server with --vram {figures.lower_gib:.2f} (just under that peak), which gives "
+        f"{figures.next_plan_words()}; or with a smaller --max-video"
+    )
 
 
 def for_the_client(message: str, state: Path) -> str:

@@ -1,0 +1,110 @@
+"""What a run that ran out of device memory with a memory plan is told, in the planner's figures: the plan's budget
+and estimated peak, and the --vram just under that peak, which gives the next plan down the ladder (slower, in less
+memory). `motif-lite run`, `motif-lite serve` and `motif-lite decode` word these figures for their own users, so
+that all three give the same ones."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from motif_lite.errors import MotifLiteError
+from motif_lite.units import GiB, memory_size
+
+if TYPE_CHECKING:
+    import torch
+
+    from motif_lite.checkpoint import ModelSources
+    from motif_lite.request import GenerationRequest
+    from motif_lite.runtime.planner import Plan
+
+# Where a plan's budget came from when no --vram was given (the planner's margin on the free memory).
+FREE_MEMORY_BUDGET = "the GPU's free memory at the start / 1.08"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """What a memory plan is made for: the request, the model's files and the settings the planner counts with.
+    `vram_gib` / `ram_gib`: the budgets given (None: the device's free memory / no host limit);
+    `sequence_parallel`: the ranks sharing the video tokens; `text_encoder`: whether this process loads it."""
+
+    request: GenerationRequest
+    sources: ModelSources
+    dtype: torch.dtype
+    device: torch.device
+    vram_gib: float | None = None
+    ram_gib: float | None = None
+    kernels: str = "auto"
+    attention: str = "exact"
+    batch_guidance: bool | None = None
+    step_cache: bool = False
+    sequence_parallel: int = 1
+    text_encoder: bool = True
+
+    def plan(self, vram_gib: float | None = None) -> Plan:
+        """The memory plan (raises when nothing fits), with the budget `vram_gib` where it is not `self.vram_gib`."""
+        from motif_lite.preflight import plan_generation
+
+        return plan_generation(
+            self.request, self.sources, dtype=self.dtype, device=self.device,
+            vram_gib=self.vram_gib if vram_gib is None else vram_gib, kernels=self.kernels, attention=self.attention,
+            sequence_parallel=self.sequence_parallel, ram_gib=self.ram_gib, batch_guidance=self.batch_guidance,
+            step_cache=self.step_cache, text_encoder=self.text_encoder,
+        )  # fmt: skip
+
+    def with_sources(self, sources: ModelSources) -> PlannedRun:
+        return dataclasses.replace(self, sources=sources)
+
+
+def vram_just_under(peak_bytes: int) -> float | None:
+    """The --vram, in GiB rounded down to hundredths, just under an estimated peak: the budget that makes the
+    planner choose a plan that needs less. None for a peak under 0.01 GiB, which no --vram figure is under."""
+    lower = math.floor((peak_bytes - 1) / GiB * 100) / 100
+    return lower if lower > 0 else None
+
+
+def budget_source(vram_given: bool) -> str:
+    """Where a plan's budget came from, in words."""
+    return "--vram" if vram_given else FREE_MEMORY_BUDGET
+
+
+@dataclass(frozen=True)
+class OutOfMemoryFigures:
+    """What a planned run that ran out of device memory can be told. `said`: the plan's budget and estimated peak,
+    and why a run may run out all the same; `lower_gib`: the --vram just under that peak (None: no such figure);
+    `next_plan`: what that budget plans (None where nothing fits under the peak)."""
+
+    said: str
+    lower_gib: float | None
+    next_plan: Plan | None
+
+    def next_plan_words(self) -> str:
+        """`the next plan, 2: ...` (what it moves where, in words); empty without a next plan."""
+        if self.next_plan is None:
+            return ""
+        moves = self.next_plan.in_words().removeprefix("In short: ")
+        return f"the next plan, {self.next_plan.ladder_index + 1}: {moves}"
+
+
+def out_of_memory_figures(planned: PlannedRun, plan: Plan, what: str = "the memory plan") -> OutOfMemoryFigures:
+    """The figures of `plan` (made for `planned`; `what`: how the plan is named in `said`) for a run that ran out of
+    device memory with it, and the next plan down the ladder."""
+    said = (
+        f"{what} ({plan.ladder_index + 1} of {plan.ladder_size}) had a budget of {memory_size(plan.budget_bytes)} "
+        f"({budget_source(planned.vram_gib is not None)}) for an est. peak of {memory_size(plan.peak_bytes)} "
+        f"allocated (~{memory_size(plan.reserved_bytes)} reserved): another program may have taken GPU memory since "
+        "(close it), or the estimate fell short"
+    )
+    lower = vram_just_under(plan.peak_bytes)
+    if lower is None:
+        return OutOfMemoryFigures(said, None, None)
+    try:
+        with warnings.catch_warnings():  # the budget's warnings were given with the plan
+            warnings.simplefilter("ignore")
+            smaller = planned.plan(vram_gib=lower)
+    except MotifLiteError:  # nothing fits under this plan's peak
+        smaller = None
+    return OutOfMemoryFigures(said, lower, smaller)
