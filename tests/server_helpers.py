@@ -170,6 +170,28 @@ def process_server(checkpoint: Path, data: Path, *flags: str) -> Iterator[Proces
         server.stop()
 
 
+class OutOfMemoryInAJob:
+    """Stands in for the pipeline with jobs that run out of device memory at their first step while `failing` is set,
+    as a video too large for what is left of the GPU's memory does; everything else, and the jobs once `failing` is
+    cleared, is the pipeline's."""
+
+    def __init__(self, pipe) -> None:
+        self.pipe = pipe
+        self.failing = threading.Event()
+        self.failing.set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.pipe, name)
+
+    def generate(self, request, on_progress, **kwargs) -> Any:
+        import torch
+
+        if not self.failing.is_set():
+            return self.pipe.generate(request, on_progress=on_progress, **kwargs)
+        on_progress("denoise", 0, 2)
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+
+
 class SlowStep:
     """Stands in for the pipeline with a first denoising step that lasts until `end_step` is set, as a step of the
     real model on a CPU lasts minutes; everything else is the pipeline's (settings, LoRAs). Makes no video."""

@@ -24,7 +24,7 @@ import torch
 pytest.importorskip("diffusers")
 pytest.importorskip("fastapi")
 openai = pytest.importorskip("openai")
-from server_helpers import TINY, InProcessServer, multipart, wait_for  # noqa: E402
+from server_helpers import TINY, InProcessServer, OutOfMemoryInAJob, multipart, wait_for  # noqa: E402
 
 from motif_lite import cli, load_pipeline  # noqa: E402
 from motif_lite.io.settings_file import read_settings  # noqa: E402
@@ -847,21 +847,6 @@ def test_a_failed_jobs_error_speaks_to_the_client_and_its_log_line_to_the_operat
 
     logged = wait_for(failed_line, 30, "the failure's log line")
     assert f"motif-lite decode {state}" in logged  # the whole text, for the operator
-
-
-class OutOfMemoryInAJob:
-    """Stands in for the pipeline with a job that runs out of device memory at its first step, as a video too large
-    for what is left of the GPU's memory does; everything else is the pipeline's."""
-
-    def __init__(self, pipe) -> None:
-        self.pipe = pipe
-
-    def __getattr__(self, name: str):
-        return getattr(self.pipe, name)
-
-    def generate(self, request, on_progress, **kwargs) -> None:
-        on_progress("denoise", 0, 2)
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
 
 
 def test_a_job_out_of_memory_says_what_the_client_and_the_operator_can_do(pipe, tmp_path, no_network, monkeypatch):

@@ -560,6 +560,38 @@ def test_a_job_cancelled_while_it_runs_is_said_to_stop_after_its_step(driver, pi
         server.wait_status(second.id, ("completed",))
 
 
+def test_a_failed_job_is_tried_again_with_its_settings_in_one_click(driver, pipe, tmp_path):
+    # A failed job's card had only Delete: trying it again meant typing its prompt and every setting again.
+    from selenium.webdriver.common.by import By
+    from server_helpers import TINY, OutOfMemoryInAJob
+
+    out_of_memory = OutOfMemoryInAJob(pipe)
+    with InProcessServer(out_of_memory, tmp_path / "data") as server:
+        failed = server.client().videos.create(prompt="a fox", extra_body={**TINY, "negative_prompt": "blurry",
+                                                                          "flow_shift": 7})  # fmt: skip
+        failed = server.wait_status(failed.id, ("failed",))
+        driver.get(server.url + "/")
+        again = f"//li[@data-id='{failed['id']}']//button[text()='Try again']"
+        wait_for(lambda: driver.find_elements(By.XPATH, again), 30, "the failed job's card")[0].click()
+        fields = ("prompt", "negative", "size", "width", "height", "frames", "steps", "seed", "flow-shift")
+        assert field_values(driver, *fields) == ["a fox", "blurry", "custom", "48", "32", "5", "2", "7", "7"]
+        assert driver.find_element(By.ID, "retrying").text.startswith(f"Trying {failed['id']} again: its prompt")
+        out_of_memory.failing.clear()
+        driver.find_element(By.ID, "submit").click()
+        wait_for(lambda: len(server.client().videos.list().data) == 2, 30, "the job tried again")
+        tried = server.wait_status(server.client().videos.list().data[0].id, ("completed",))
+        assert (tried["prompt"], tried["settings"]) == (failed["prompt"], failed["settings"])
+        assert not driver.find_element(By.ID, "retrying").is_displayed()  # the note was for that job
+        # A failed extension goes on from the same video again (Extend's form), with its own prompt.
+        out_of_memory.failing.set()
+        part = server.client().videos.create(prompt="it jumps", extra_body={**TINY, "extend": tried["id"]})
+        server.wait_status(part.id, ("failed",))
+        again = f"//li[@data-id='{part.id}']//button[text()='Try again']"
+        wait_for(lambda: driver.find_elements(By.XPATH, again), 30, "the failed extension's card")[0].click()
+        assert driver.find_element(By.ID, "extending-text").text.startswith(f"Extending {tried['id']} (48x32): ")
+        assert field_values(driver, "prompt", "frames") == ["it jumps", "5"]
+
+
 def test_a_mistake_in_the_form_is_said_by_its_field_in_the_words_of_motif_lite_run(driver, pipe, tmp_path):
     # The browser's own checks of the fields (min, step, required) stopped the form with a bubble in its words
     # ("Value must be greater than or equal to 1."), gone in seconds, naming no field or range; and the API's

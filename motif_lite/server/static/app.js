@@ -206,6 +206,7 @@ function resetForm() {
   localStorage.removeItem(FORM_KEY);
   stopExtending();
   stopRemixing();
+  stopRetrying();
   $("create").reset(); // (no control of the form may be named or have the id `reset`: it would hide this method)
   fixSize();
   showCustomSize();
@@ -224,10 +225,12 @@ function extendFrom(video) {
   // The form for the next part of a finished video: its last frame is the first frame, so no image, and the size
   // is the video's (the API refuses another). Its frame rate is the API's default, so fps is left to the server.
   stopRemixing();
+  stopRetrying();
   const fieldset = $("extending");
   fieldset.dataset.id = video.id;
-  $("extending-text").textContent = "Extending " + video.id + " (" + video.size + ", " + video.seconds +
-    " s): its last frame is the first frame of the new part. Write what happens next.";
+  const length = video.seconds ? ", " + video.seconds + " s" : ""; // unknown to a failed extension's Try again
+  $("extending-text").textContent = "Extending " + video.id + " (" + video.size + length + "): its last frame is" +
+    " the first frame of the new part. Write what happens next.";
   fieldset.hidden = false;
   const [width, height] = video.size.split("x");
   $("size").value = "custom";
@@ -248,6 +251,7 @@ function remixFrom(video) {
   // prompt and only the fields filled in, each replacing the video's value; they are filled with the video's, or
   // the values kept from earlier jobs would replace its seed, frames, ... A first frame is not kept by the server.
   stopExtending();
+  stopRetrying();
   showSettingsOf(video);
   const fieldset = $("remixing");
   fieldset.dataset.id = video.id;
@@ -262,6 +266,44 @@ function remixFrom(video) {
   $("prompt").value = video.prompt || "";
   $("prompt").focus();
   $("create").scrollIntoView();
+}
+
+function tryAgain(video) {
+  // A failed job again: its prompt and settings, its seed included, in the form, which Generate queues as a new job
+  // (after any change its error asks for: fewer frames when the GPU ran out of memory, say). An extension of one of
+  // this server's videos goes on from that video again; a first frame or an uploaded video is not kept by the
+  // server once the job ends: the note asks for that file again.
+  stopRemixing();
+  stopExtending();
+  const s = video.settings || {};
+  if (s.extend) extendFrom({ id: s.extend, size: video.size }); // before the settings: it empties the prompt
+  showSettingsOf(video);
+  useLoras(s.loras || []);
+  $("prompt").value = video.prompt || "";
+  const image = s.image_to_video && !s.extend && !s.extend_file;
+  const again = image ? " It was made from a first frame: choose that image again." :
+    s.extend_file ? " It went on from an uploaded video (" + s.extend_file.name + "): choose that file again in " +
+                    "\"Go on from a video file\"." : "";
+  $("retrying").textContent = "Trying " + video.id + " again: its prompt and settings are in the form, its seed " +
+    "included; change what its error asks for, then Generate." + again;
+  $("retrying").hidden = false;
+  $("prompt").focus();
+  $("create").scrollIntoView();
+}
+
+function stopRetrying() {
+  // Extend, Remix, Reset and the job queued end a Try again: its note no longer says what the form holds.
+  $("retrying").hidden = true;
+}
+
+function useLoras(loras) {
+  // The LoRAs a job ran with, ticked with their strengths in the picker (the others unticked).
+  const wanted = new Map(loras.map((lora) => [lora.name, lora.strength]));
+  for (const row of $("lora-list").children) {
+    row.querySelector(".use").checked = wanted.has(row.dataset.name);
+    if (wanted.has(row.dataset.name)) row.querySelector(".strength").value = String(wanted.get(row.dataset.name));
+  }
+  limitLoras();
 }
 
 function showSettingsOf(video) {
@@ -390,6 +432,7 @@ async function submit(event) {
     else await api("v1/videos", { method: "POST", body: formBody() });
     stopExtending(); // the next Generate makes a new video unless another Extend or Remix is clicked
     stopRemixing();
+    stopRetrying(); // the note was for the job just queued
     $("clip").value = ""; // likewise for a video file: the next job goes on from it only if chosen again
     fixSize();
     await refresh();
@@ -500,6 +543,7 @@ function updateCard(li, video, ahead) {
     if (video.status === "completed") {
       actions.append(button("Extend", () => extendFrom(video)), button("Remix", () => remixFrom(video)));
     }
+    if (video.status === "failed") actions.append(button("Try again", () => tryAgain(video)));
   }
   if (video.status === "in_progress") showPreview(li, video);
   if (video.status === "completed") showVideo(li, video);
