@@ -1,0 +1,207 @@
+"""Job submission: a create body (POST /v1/videos, an extension, a remix) checked as `motif-lite run` checks its
+flags, given its files (a first frame, the video it goes on from) and queued; or refused with the API's error (400,
+429 when the queue is full, 507 when the data folder cannot be written), leaving no file behind.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from motif_lite.errors import MotifLiteError
+from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
+from motif_lite.server.clip_upload import (
+    UploadedClip,
+    in_upload_words,
+    read_upload,
+    save_upload,
+    upload_names,
+    uploaded_record,
+)
+from motif_lite.server.extension import (
+    check_can_extend,
+    checked_clip,
+    extended_job,
+    keep_clip,
+    renamed,
+    server_names,
+    with_clip_defaults,
+)
+from motif_lite.server.jobs import Job, JobStore, new_job_id
+from motif_lite.server.loras import check_loras_fit, lora_files
+from motif_lite.server.remix import other_upload_note
+from motif_lite.server.schema import (
+    IMAGE_NAME_KEY,
+    ApiError,
+    CreateBody,
+    api_param,
+    check_image,
+    effective_settings,
+    in_api_words,
+    job_crf,
+    stored_settings,
+)
+
+if TYPE_CHECKING:
+    from motif_lite.io.clip import Clip
+    from motif_lite.server.app import ServerConfig, ServerState
+
+
+def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
+    """The API's `submit(body, remixed=None)` of jobs to `store`, with the server's `state` (its config and worker)."""
+
+    def submit(body: CreateBody, remixed: Job | None = None) -> Job:
+        """Validate like `motif-lite run`, store, queue (runs in a thread: decoding an image takes a while). Only
+        called once the model has loaded (the API's `_loaded_checker`). `remixed`: the video whose settings the body
+        holds."""
+        remixed_from = None if remixed is None else remixed.id
+        worker, config = state.worker, state.config
+        job_id = new_job_id()
+        crf = job_crf(body.crf, config.crf, store.video_path(job_id))  # before any file is written for the job
+        extended = None if body.extend is None else extended_job(store, body, config.image_to_video)
+        upload: UploadedClip | None = body.extend_upload
+        if upload is not None:
+            check_can_extend(body, config.image_to_video)
+        if body.image is not None:
+            check_image(body.image, config.max_upload_bytes, config.max_image_pixels)
+            if not config.image_to_video:
+                raise ApiError(400, "this checkpoint has no image encoder (feature_extractor/): text-to-video only",
+                               "input_reference", "invalid_value")  # fmt: skip
+        image_path = None if body.image is None else store.input_path(job_id)
+        kept = []  # the files this job has been given so far: removed again if it is not queued
+        try:
+            if image_path is not None:
+                image_path.write_bytes(body.image)
+                kept.append(image_path)
+            output = store.video_path(job_id)
+            source = _take_source_video(store, config, body, job_id, extended, kept)
+            clip_path, clip, names, uploaded = source.path, source.clip, source.names, source.uploaded
+            fields, capped = within_max_video(source.fields, config.max_video)
+
+            def worded(text: str) -> str:  # a message or note of run's checks, in the client's names and fields
+                return in_upload_words(text, names) if upload is not None else in_api_words(renamed(text, names))
+
+            request = GenerationRequest(**fields, image=image_path, extend=clip_path, output=output)
+            try:
+                resolved, _, notes = request.resolve_with_clip(clip)
+                run_settings = worker.pipe.settings_for(resolved)  # as the worker will see them
+                effective = effective_settings(run_settings)
+            except MotifLiteError as exc:  # a RequestError: `motif-lite run`'s message, in the API's field names
+                param = api_param(exc)
+                if param == "size" and clip is not None and "width" not in body.request_fields:
+                    param = "extend"  # the size is the video's: it is the one to fix (resized, the message says)
+                raise ApiError(400, worded(str(exc)), param, "invalid_value") from exc
+            notes = [worded(note) for note in (*capped, *notes, *run_settings.notes)]
+            if remixed is not None and uploaded is not None and (note := other_upload_note(remixed, uploaded)):
+                notes.append(note)
+            check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
+            _check_planned_size(resolved, config.max_video)
+            if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:
+                raise ApiError(400, why, "size", "invalid_value")
+            settings = stored_settings(resolved)
+            if body.image is not None and body.image_name is not None:  # its video's file names it so (`stored_image`)
+                settings[IMAGE_NAME_KEY] = body.image_name
+            job = store.add(job_id, config.model_name, settings, image_path is not None, config.max_queue, effective,
+                            notes, body.loras, extended, crf, remixed_from, uploaded,
+                            None if uploaded is None else clip.frames)  # fmt: skip
+            if job is None:
+                raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
+                               None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip
+        except (OSError, sqlite3.Error) as exc:  # the data folder: a full disk, a read-only mount
+            _remove(kept)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            message = (
+                f"the server cannot store the job ({reason}): its data folder is full or cannot be written; try again "
+                "later, or ask the server's operator"
+            )
+            raise ApiError(507, message, None, "storage_full") from None
+        except BaseException:
+            _remove(kept)
+            raise
+        worker.notify()
+        return job
+
+    return submit
+
+
+@dataclass(frozen=True)
+class _SourceVideo:
+    """The video a job goes on from, taken for it (`_take_source_video`); no path, clip or record for a job that goes
+    on from none."""
+
+    path: Path | None  # the job's own file of it, where the worker reads it
+    clip: Clip | None  # that file, read and checked as `motif-lite run --extend` reads it
+    names: dict[str, str]  # its file names -> what a client calls them, for messages (`renamed`, `in_upload_words`)
+    uploaded: dict[str, str] | None  # an uploaded video's record, {name, sha256}
+    fields: dict[str, Any]  # the body's request fields, with the video's size and rate where the body gives none
+
+
+def _take_source_video(
+    store: JobStore, config: ServerConfig, body: CreateBody, job_id: str, extended: Job | None, kept: list[Path]
+) -> _SourceVideo:
+    """Give the job `job_id` its own file of the video it goes on from (a video of this server, `extended`, or the
+    body's upload), appended to `kept`, and read it; 400 when it cannot be used."""
+    output = store.video_path(job_id)
+    upload: UploadedClip | None = body.extend_upload
+    if extended is not None:  # taken first: the clip checked is the one the job will read
+        path = keep_clip(store, extended.id, job_id)
+        kept.append(path)
+        names = server_names(path, extended.id, output)
+        clip = checked_clip(path, extended, names)
+        made = extended.settings
+        return _SourceVideo(
+            path, clip, names, None, with_clip_defaults(body, made["width"], made["height"], made["fps"])
+        )
+    if upload is not None:  # written beside the job, where the worker reads it, then read as run reads it
+        path = store.clip_path(job_id)
+        kept.append(path)
+        uploaded = uploaded_record(upload, save_upload(upload, path, config.max_video_upload_bytes))
+        names = upload_names(path, upload, output)
+        clip = read_upload(path, upload, config.max_image_pixels, names)
+        return _SourceVideo(path, clip, names, uploaded, with_clip_defaults(body, clip.width, clip.height, clip.fps))
+    return _SourceVideo(None, None, {}, None, body.request_fields)
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def within_max_video(
+    fields: dict[str, Any], max_video: tuple[int, int, int] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """A job that names no size (or no length) gets the official one, or the largest this server allows where that
+    is smaller (--max-video: a 400 for a job that asked for nothing was no default), in valid steps (multiples of
+    16 a side, 4k+1 frames); with a note that says so."""
+    if max_video is None:
+        return fields, []
+    width, height, frames = max_video
+    fields, notes = dict(fields), []
+    official = REQUEST_DEFAULTS
+    if fields.get("width") is None and official.width * official.height > width * height:
+        fields["width"], fields["height"] = width - width % SIZE_MULTIPLE, height - height % SIZE_MULTIPLE
+        notes.append(f"no size given: {fields['width']}x{fields['height']}, the largest this server allows "
+                     f"(its --max-video), instead of the official {official.width}x{official.height}")  # fmt: skip
+    if fields.get("frames") is None and official.frames > frames:
+        fields["frames"] = frames - (frames - 1) % TEMPORAL_FACTOR
+        notes.append(f"no length given: {fields['frames']} frames, the most this server allows (its --max-video), "
+                     f"instead of the official {official.frames}")  # fmt: skip
+    return fields, notes
+
+
+def _check_planned_size(request: GenerationRequest, max_video: tuple[int, int, int] | None) -> None:
+    if max_video is None:
+        return
+    width, height, frames = max_video
+    too_many_pixels = request.width * request.height > width * height
+    if too_many_pixels or request.frames > frames:
+        raise ApiError(
+            400,
+            f"{request.width}x{request.height}x{request.frames} is larger than the {width}x{height}x{frames} this "
+            "server planned its memory for; ask for less, or restart it with a larger --max-video",
+            "size" if too_many_pixels else "num_frames",  # the field that is over (the size first, as in the message)
+            "invalid_value",
+        )
