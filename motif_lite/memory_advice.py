@@ -34,7 +34,7 @@ class PlannedRun:
     request: GenerationRequest
     sources: ModelSources
     dtype: torch.dtype
-    device: torch.device
+    device: torch.device | str
     vram_gib: float | None = None
     ram_gib: float | None = None
     kernels: str = "auto"
