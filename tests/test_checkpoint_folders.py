@@ -423,3 +423,51 @@ def test_dry_run_sources_are_found_without_weights_being_read(tiny, tmp_path, no
     root = without(tiny, tmp_path, "scheduler")
     sources = locate_sources(root, **AT_HAND)
     assert f"{root} {NOTES['scheduler']}" in sources.notes
+
+
+# ------------------------------------------------------ a transformer in shards whose index was left out
+
+
+def sharded_without_index(tiny: Path, tmp_path: Path) -> Path:
+    """A copy of `tiny` whose transformer/ is two shards, model-0000N-of-00002 as diffusers names them, without the
+    .index.json (left out of a download, or not copied)."""
+    from safetensors.torch import load_file, save_file
+
+    root = tmp_path / "sharded"
+    shutil.copytree(tiny, root)
+    folder = root / "transformer"
+    tensors = load_file(folder / "diffusion_pytorch_model.safetensors")
+    names = sorted(tensors)
+    for number, part in ((1, names[: len(names) // 2]), (2, names[len(names) // 2 :])):
+        shard = folder / f"diffusion_pytorch_model-0000{number}-of-00002.safetensors"
+        save_file({name: tensors[name] for name in part}, shard)
+    (folder / "diffusion_pytorch_model.safetensors").unlink()
+    return root
+
+
+def test_a_transformer_in_shards_without_their_index_is_read_as_the_quantizer_reads_it(
+    tiny, tmp_path, capsys, no_network
+):
+    # It was "holds several .safetensors files and no .index.json saying how they fit", from which the quantizer
+    # (quantize/sources.py) read the same folder: both read the shards together now (weights/safetensors_files.py).
+    import torch
+
+    from motif_lite.weights.loader import load_transformer
+
+    root = sharded_without_index(tiny, tmp_path)
+    sharded = load_transformer(root, dtype=torch.float32).state_dict()
+    whole = load_transformer(tiny, dtype=torch.float32).state_dict()
+    assert sharded.keys() == whole.keys() and all(torch.equal(sharded[name], whole[name]) for name in whole)
+    output = tmp_path / "fox.mp4"
+    code, _, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(output))
+    assert code == 0 and output.is_file(), err
+
+
+def test_a_missing_shard_without_the_index_is_named_before_any_weights_load(
+    tiny, tmp_path, capsys, no_network, no_weights
+):
+    root = sharded_without_index(tiny, tmp_path)
+    (root / "transformer" / "diffusion_pytorch_model-00002-of-00002.safetensors").unlink()
+    missing = "holds 1 of the 2 shards of diffusion_pytorch_model (missing: diffusion_pytorch_model-00002-of-00002"
+    code, _, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
+    assert code == cli.EXIT_USER_ERROR and missing in err, err
