@@ -235,8 +235,14 @@ def locate_sources(
             if component == "vae" or (component == "text_encoder" and text_encoder_gguf is None):
                 _collect(lambda c=component, f=file: _check_your_weights(root, configs, c, f), problems, [])
     elif linked:  # a dry run: the user's files from their headers, refused as a run refuses them
+        official = str(model) == MOTIF_REPO
+        replaced = (gguf is not None, text_encoder_gguf is not None)
         for component, file in linked.items():
-            _collect(lambda c=component, f=file: _check_dry_run_weights(root, configs, c, f, yours), problems, [])
+            _collect(
+                lambda c=component, f=file: _check_dry_run_weights(root, configs, c, f, yours, official, *replaced),
+                problems,
+                [],
+            )
     stop_on_problems()
     separate = [gguf_path, text_gguf.path if text_gguf else None, *linked.values()]
     slow = windows_drive_note(weight_locations(found, gguf_replaced | set(linked), separate))
@@ -618,18 +624,22 @@ def _check_your_tensors(
 
 
 def _check_dry_run_weights(
-    root: Path | None, configs: CheckpointConfigs, component: str, file: Path, yours: Collection[Path]
+    root: Path | None,
+    configs: CheckpointConfigs,
+    component: str,
+    file: Path,
+    yours: Collection[Path],
+    official: bool,
+    gguf: bool,
+    text_encoder_gguf: bool,
 ) -> None:
     """A weight file of the user's in a dry run, from its header: complete, the component's tensors (not another
-    component's, given to the wrong flag), and, where the checkpoint's config is at hand, their shapes against it;
-    each error as a run says it. (The transformer's file given with a GGUF is not read by a run: nor here.)"""
+    component's, given to the wrong flag), and their shapes as a run checks them before its download
+    (`check_your_shapes`): against the checkpoint's configs at hand, else, for the `official` model, the official
+    ones bundled with motif-lite; each error as a run says it. (A file a GGUF replaces, `gguf` /
+    `text_encoder_gguf`, is not read by a run: nor here.)"""
     _check_your_header(component, file, yours)
-    if root is None:
-        return
-    if component == "transformer" and configs.transformer is not None:
-        check_safetensors(root, configs.transformer, yours)
-    elif component == "vae" or (component == "text_encoder" and configs.text_encoder):
-        _check_your_weights(root, configs, component, file)
+    check_your_shapes({component: file}, configs, official, gguf, root, text_encoder_gguf)
 
 
 def _check_your_header(component: str, file: Path, yours: Collection[Path]) -> None:

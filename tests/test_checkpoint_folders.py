@@ -413,6 +413,24 @@ def test_a_dry_run_without_the_checkpoint_at_hand_still_reads_the_files_header(t
     assert code == cli.EXIT_USER_ERROR and "is not the VAE: it holds the transformer's tensors" in err, err
 
 
+@pytest.mark.parametrize(
+    ("flag", "file", "said"),
+    [
+        ("--vae", "vae/diffusion_pytorch_model.safetensors", "does not hold the VAE of Motif-Video"),
+        ("--text-encoder", "text_encoder/model.safetensors", "does not hold the text encoder of Motif-Video"),
+        ("--diffusion-model", "transformer/diffusion_pytorch_model.safetensors", "transformer_blocks.0.attn.to_q"),
+    ],
+)
+def test_a_dry_run_without_the_checkpoint_at_hand_checks_the_files_shapes_as_a_run_does(
+    tiny, tmp_path, capsys, no_network, no_weights, flag, file, said
+):
+    # The tiny model's files have the names of the official ones and other shapes: a run refuses them before its
+    # download (against the official configs bundled with motif-lite); the dry run planned with them.
+    path = tiny / file
+    code, _, err = run(capsys, flag, str(path), "--dry-run")
+    assert code == cli.EXIT_USER_ERROR and str(path) in err and said in err, err
+
+
 def test_a_dry_run_with_the_right_weight_file_plans(tiny, capsys, no_network):
     path = tiny / "vae" / "diffusion_pytorch_model.safetensors"
     code, out, err = run(capsys, "-m", str(tiny), "--vae", str(path), "--dry-run")
