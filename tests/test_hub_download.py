@@ -639,6 +639,32 @@ def test_a_device_this_machine_lacks_is_said_before_the_checkpoint_downloads(emp
     assert "downloading" not in err and fake_hub.downloads == []
 
 
+@pytest.mark.parametrize(
+    ("device", "gpus", "said"),
+    [
+        ("CPU", 0, "unknown device 'CPU': device names are lower case: --device cpu"),
+        ("Cuda:0", 1, "unknown device 'Cuda:0': device names are lower case: --device cuda:0"),
+        ("cuda0", 1, "unknown device 'cuda0': a GPU's number goes after a colon: --device cuda:0"),
+        ("gpu", 1, "unknown device 'gpu': a GPU is cuda here: --device cuda"),
+        ("cuda:3", 1, "device 'cuda:3': there are only 1 CUDA device(s) here, numbered from 0: cuda:0; use one of"),
+        ("mps", 0, "device 'mps', an Apple silicon GPU (mps), is not supported: motif-lite runs on CUDA GPUs"),
+        ("metal", 0, "unknown device 'metal': a Mac's GPU (mps in torch) is not supported: motif-lite runs on CUDA"),
+    ],
+)
+def test_a_device_name_is_said_with_the_one_meant_before_the_checkpoint_downloads(
+    empty_cache_run, fake_hub, monkeypatch, device, gpus, said
+):
+    # "CPU" and "cuda0" were "unknown device ... (use auto, cpu, cuda or cuda:N)", "metal" too; `cuda:3` on a
+    # one-GPU machine named no GPU to use instead.
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    code, err = empty_cache_run("--device", device)
+    assert code == cli.EXIT_USER_ERROR and err.count(said) == 1, err
+    assert "Traceback" not in err and "downloading" not in err and fake_hub.downloads == []
+
+
 def test_a_wrong_weights_file_of_the_users_is_said_before_the_checkpoint_downloads(
     empty_cache_run, fake_hub, checkpoint, tmp_path
 ):
