@@ -256,6 +256,14 @@ GGUF_ADDRESSES = {
     "--gguf ./Wan2.1-T2V-14B-gguf/wan2.1-t2v-14b-Q4_K_M.gguf",
     "hf.co/unsloth/Qwen3-8B-GGUF:Q4_K_M": "download it first: hf download unsloth/Qwen3-8B-GGUF --include "
     "'*Q4_K_M*.gguf' --local-dir ./Qwen3-8B-GGUF, then --gguf ./Qwen3-8B-GGUF",
+    # A tag that is no type's name: the closest (it was `--gguf q4km`); Ollama's default tag: the repo alone.
+    f"hf.co/{GGUF_REPO}:q4km": "--gguf Q4_K_M",
+    f"{GGUF_REPO}:4bit": "--gguf Q4_K_M",
+    f"hf.co/{GGUF_REPO}:latest": "e.g. --gguf Q4_K_M",
+    # --include matches letter case, the tag does not: the files' spelling (it was '*q4_k_m*.gguf', which fetched
+    # nothing of Qwen3-8B-Q4_K_M.gguf).
+    "hf.co/unsloth/Qwen3-8B-GGUF:q4_k_m": "download it first: hf download unsloth/Qwen3-8B-GGUF --include "
+    "'*Q4_K_M*.gguf' --local-dir ./Qwen3-8B-GGUF, then --gguf ./Qwen3-8B-GGUF",
 }
 
 
@@ -267,6 +275,15 @@ def test_a_hub_address_given_to_gguf_says_what_to_give_instead(address, no_netwo
     assert str(error.value).startswith(f"{address}: --gguf ") and str(error.value).endswith(GGUF_ADDRESSES[address])
     assert cli.main(["check", "--gguf", address]) == 2
     assert f"problem  {address}: --gguf " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("address", [f"hf.co/{GGUF_REPO}:Q4_K_M", f"{GGUF_REPO}:q4km", "unsloth/Qwen3-8B-GGUF:Q4_K_M"])
+def test_a_hub_address_given_to_gguf_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, address):
+    # Ollama's and LM Studio's `hf.co/OWNER/REPO:TAG`, in a run whose checkpoint is not in the cache: what to give
+    # instead, with nothing downloaded.
+    code, err = empty_cache_run("--gguf", address)
+    assert code == cli.EXIT_USER_ERROR and f"error: {address}: --gguf " in err, err
+    assert "downloading" not in err and fake_hub.downloads == []
 
 
 TEXT_ENCODER_ADDRESSES = {

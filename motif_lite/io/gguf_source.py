@@ -121,21 +121,39 @@ def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | N
     if address is None or user_path(text).exists():
         return None
     official = flag == "--gguf" and address.repo.lower() == GGUF_REPO.lower() and address.revision == "main"
-    variant = _variant_named(address.file) if official and address.file else None
+    tag = None if address.file is None or address.file.lower() == "latest" else address.file  # Ollama's default
+    variant = _official_variant(tag) if official and tag else None
     if variant is not None:
         return "--gguf takes the variant a file of the official repo carries", f"--gguf {variant}"
-    if official and not address.file:
+    if official and not (tag or "").lower().endswith(".gguf"):  # the repo alone, or a tag that names no type
         return "--gguf takes a variant of the official repo", "e.g. --gguf Q4_K_M"
     folder = local_dir_for(address.repo)
     revision = f" --revision {shlex.quote(address.revision)}" if address.revision != "main" else ""
-    if address.file and address.file.lower().endswith(".gguf"):
-        command = f"hf download {address.repo} {shlex.quote(address.file)}{revision} --local-dir {folder}"
-        then = f"{flag} {shlex.quote(f'{folder}/{address.file}')}"
+    if tag and tag.lower().endswith(".gguf"):
+        command = f"hf download {address.repo} {shlex.quote(tag)}{revision} --local-dir {folder}"
+        then = f"{flag} {shlex.quote(f'{folder}/{tag}')}"
     else:  # a tag (Q4_K_M), or the repo alone: the file of that tag, or one the user picks
-        pattern = f"*{address.file}*.gguf" if address.file else "FILE.gguf"
+        pattern = f"*{_in_file_names(tag)}*.gguf" if tag else "FILE.gguf"
         command = f"hf download {address.repo} --include {shlex.quote(pattern)}{revision} --local-dir {folder}"
         then = f"{flag} {folder}"
     return f"{flag} reads a file on this machine, not a web address", f"download it first: {command}, then {then}"
+
+
+def _official_variant(tag: str) -> str | None:
+    """The official variant an address's tag or file name (`_variant_named`) means: as given where it is a
+    quantization type's name, else the closest one (q4km, 4bit: Q4_K_M); None when it names none."""
+    from motif_lite.quantize.recipes import nearest_recipe
+
+    variant = _variant_named(tag)
+    if variant is None or variant.upper() in quantization_type_names():
+        return variant
+    return nearest_recipe(variant)
+
+
+def _in_file_names(tag: str) -> str:
+    """A tag as GGUF file names spell it, for `hf download --include`, which matches letter case: a quantization
+    type's name in upper case (q4_k_m: Q4_K_M), anything else as given. llama.cpp's and Ollama's tags ignore case."""
+    return tag.upper() if tag.upper() in quantization_type_names() else tag
 
 
 def _variant_named(file: str) -> str | None:
