@@ -720,7 +720,29 @@ def _component_weights(root: Path, text_encoder: bool) -> list[Path]:
 
     vae = [file for file in find_weight_files(root / "vae") if file.is_file()]
     encoder = sorted((root / "text_encoder").glob("*.safetensors")) if text_encoder else []
+    if encoder:
+        _check_text_encoder_index(root, encoder)
     return [*vae, *encoder]
+
+
+def _check_text_encoder_index(root: Path, files: list[Path]) -> None:
+    """transformers loads a text encoder in shards only through their `model.safetensors.index.json` (the
+    transformer's loader reads them without it: `unindexed_shards`): shards without it are named now, before any
+    weights load, with the download of the official index (a few kB) into the folder. A shard of them that is
+    missing is named too."""
+    from motif_lite.weights.safetensors_files import unindexed_shards
+
+    folder = root / "text_encoder"
+    if (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file():
+        return
+    if unindexed_shards(folder, files) is None:
+        return  # one file under another name, or several: transformers' own error names them
+    index = "text_encoder/model.safetensors.index.json"
+    raise CheckpointError(
+        f"{folder} holds the text encoder's {len(files)} shards ({files[0].name} ... {files[-1].name}) but not "
+        f"model.safetensors.index.json, without which transformers cannot load them: for the official shards, "
+        f"download it: {download_command(index, None, root)}; for others, copy the index they came with"
+    )
 
 
 def _check_complete(file: Path, yours: Collection[Path] = (), model: str | None = None) -> None:

@@ -489,3 +489,23 @@ def test_a_missing_shard_without_the_index_is_named_before_any_weights_load(
     missing = "holds 1 of the 2 shards of diffusion_pytorch_model (missing: diffusion_pytorch_model-00002-of-00002"
     code, _, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
     assert code == cli.EXIT_USER_ERROR and missing in err, err
+
+
+def test_text_encoder_shards_without_their_index_are_named_before_any_weights_load(
+    tiny, tmp_path, capsys, no_network, no_weights
+):
+    # transformers loads shards only through their index: it was "cannot load the text encoder ... no file named
+    # model.safetensors", once the run had started, while `check` passed the folder.
+    from safetensors.torch import load_file, save_file
+
+    root = tmp_path / "sharded-encoder"
+    shutil.copytree(tiny, root)
+    folder = root / "text_encoder"
+    tensors = load_file(folder / "model.safetensors")
+    names = sorted(tensors)
+    for number, part in ((1, names[: len(names) // 2]), (2, names[len(names) // 2 :])):
+        save_file({name: tensors[name] for name in part}, folder / f"model-0000{number}-of-00002.safetensors")
+    (folder / "model.safetensors").unlink()
+    code, _, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
+    assert code == cli.EXIT_USER_ERROR and "but not model.safetensors.index.json" in err, err
+    assert f"--include 'text_encoder/model.safetensors.index.json' --local-dir {root}" in err
