@@ -235,8 +235,14 @@ def locate_sources(
             if component == "vae" or (component == "text_encoder" and text_encoder_gguf is None):
                 _collect(lambda c=component, f=file: _check_your_weights(root, configs, c, f), problems, [])
     elif linked:  # a dry run: the user's files from their headers, refused as a run refuses them
+        official = str(model) == MOTIF_REPO
+        replaced = (gguf is not None, text_encoder_gguf is not None)
         for component, file in linked.items():
-            _collect(lambda c=component, f=file: _check_dry_run_weights(root, configs, c, f, yours), problems, [])
+            _collect(
+                lambda c=component, f=file: _check_dry_run_weights(root, configs, c, f, yours, official, *replaced),
+                problems,
+                [],
+            )
     stop_on_problems()
     separate = [gguf_path, text_gguf.path if text_gguf else None, *linked.values()]
     slow = windows_drive_note(weight_locations(found, gguf_replaced | set(linked), separate))
@@ -618,18 +624,22 @@ def _check_your_tensors(
 
 
 def _check_dry_run_weights(
-    root: Path | None, configs: CheckpointConfigs, component: str, file: Path, yours: Collection[Path]
+    root: Path | None,
+    configs: CheckpointConfigs,
+    component: str,
+    file: Path,
+    yours: Collection[Path],
+    official: bool,
+    gguf: bool,
+    text_encoder_gguf: bool,
 ) -> None:
     """A weight file of the user's in a dry run, from its header: complete, the component's tensors (not another
-    component's, given to the wrong flag), and, where the checkpoint's config is at hand, their shapes against it;
-    each error as a run says it. (The transformer's file given with a GGUF is not read by a run: nor here.)"""
+    component's, given to the wrong flag), and their shapes as a run checks them before its download
+    (`check_your_shapes`): against the checkpoint's configs at hand, else, for the `official` model, the official
+    ones bundled with motif-lite; each error as a run says it. (A file a GGUF replaces, `gguf` /
+    `text_encoder_gguf`, is not read by a run: nor here.)"""
     _check_your_header(component, file, yours)
-    if root is None:
-        return
-    if component == "transformer" and configs.transformer is not None:
-        check_safetensors(root, configs.transformer, yours)
-    elif component == "vae" or (component == "text_encoder" and configs.text_encoder):
-        _check_your_weights(root, configs, component, file)
+    check_your_shapes({component: file}, configs, official, gguf, root, text_encoder_gguf)
 
 
 def _check_your_header(component: str, file: Path, yours: Collection[Path]) -> None:
@@ -710,7 +720,29 @@ def _component_weights(root: Path, text_encoder: bool) -> list[Path]:
 
     vae = [file for file in find_weight_files(root / "vae") if file.is_file()]
     encoder = sorted((root / "text_encoder").glob("*.safetensors")) if text_encoder else []
+    if encoder:
+        _check_text_encoder_index(root, encoder)
     return [*vae, *encoder]
+
+
+def _check_text_encoder_index(root: Path, files: list[Path]) -> None:
+    """transformers loads a text encoder in shards only through their `model.safetensors.index.json` (the
+    transformer's loader reads them without it: `unindexed_shards`): shards without it are named now, before any
+    weights load, with the download of the official index (a few kB) into the folder. A shard of them that is
+    missing is named too."""
+    from motif_lite.weights.safetensors_files import unindexed_shards
+
+    folder = root / "text_encoder"
+    if (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file():
+        return
+    if unindexed_shards(folder, files) is None:
+        return  # one file under another name, or several: transformers' own error names them
+    index = "text_encoder/model.safetensors.index.json"
+    raise CheckpointError(
+        f"{folder} holds the text encoder's {len(files)} shards ({files[0].name} ... {files[-1].name}) but not "
+        f"model.safetensors.index.json, without which transformers cannot load them: for the official shards, "
+        f"download it: {download_command(index, None, root)}; for others, copy the index they came with"
+    )
 
 
 def _check_complete(file: Path, yours: Collection[Path] = (), model: str | None = None) -> None:

@@ -91,24 +91,52 @@ def auto_cpu_note(asked: str | torch.device, device: torch.device) -> str | None
     return None if note is None else f"{note}; this run uses the CPU, which is meant for tests and tiny sizes"
 
 
+# Where motif-lite runs, as a message about another device ends.
+RUNS_ON = "motif-lite runs on CUDA GPUs (cuda, cuda:N) and the CPU (cpu; slow, for tests and tiny sizes)"
+
+
 def _supported(resolved: torch.device, name: str | torch.device) -> torch.device:
     if resolved.type not in SUPPORTED_TYPES:
         other = OTHER_ACCELERATORS.get(resolved.type)
-        raise DeviceError(
-            f"device {str(name)!r}{f', an {other},' if other else ''} is not supported: motif-lite runs on CUDA GPUs "
-            "(cuda, cuda:N) and the CPU (cpu; slow, for tests and tiny sizes)"
-        )
+        raise DeviceError(f"device {str(name)!r}{f', an {other},' if other else ''} is not supported: {RUNS_ON}")
     return resolved
 
 
 def _unknown_device(device: str | torch.device, names: str) -> str:
-    # Other tools say "gpu" (ComfyUI's --gpu-only, ...), or number GPUs alone ("0"): here a GPU is cuda or cuda:N.
-    meant = re.fullmatch(r"(?:gpu:?)?(\d+)|gpu", str(device).strip().lower())
-    if meant:
-        cuda = "cuda" if meant[1] is None else f"cuda:{meant[1]}"
+    """Why `device` is no device torch knows, with the one meant where the name tells it: other tools' "gpu" or a
+    bare number (ComfyUI's --gpu-only, ...), torch's names in other letter case ("CPU", "CUDA:0") or without their
+    colon ("cuda0"), a Mac's GPU by another name ("metal")."""
+    text = str(device).strip().lower()
+    if (gpu := re.fullmatch(r"(?:gpu:?)?(\d+)|gpu", text)) is not None:
+        cuda = "cuda" if gpu[1] is None else f"cuda:{gpu[1]}"
         spelled = both_spellings(f"--device {cuda}", f'device="{cuda}"')
         return f"unknown device {device!r}: a GPU is cuda here: {spelled}"
+    if (torch_name := re.fullmatch(r"(cpu|cuda)([:_\- ]?)(\d+)?", text)) is not None:
+        kind, separator, number = torch_name.groups()
+        meant = kind if number is None else f"{kind}:{number}"
+        why = []
+        if text != str(device).strip():
+            why.append("device names are lower case")
+        if number is not None and separator != ":":
+            why.append("a GPU's number goes after a colon")
+        spelled = both_spellings(f"--device {meant}", f'device="{meant}"')
+        return f"unknown device {device!r}: {' and '.join(why)}: {spelled}"
+    if text in ("metal", "apple", "mac"):
+        return f"unknown device {device!r}: a Mac's GPU (mps in torch) is not supported: {RUNS_ON}"
     return f"unknown device {device!r} (use {names})"
+
+
+def _absent_gpu(device: str | torch.device, count: int) -> str:
+    """Why `device` (cuda:N) is no GPU of this machine's `count`, with the ones there are: CUDA numbers the GPUs it
+    sees from 0, and CUDA_VISIBLE_DEVICES chooses which it sees (the third GPU alone is then cuda:0)."""
+    there = ", ".join(f"cuda:{index}" for index in range(count))
+    first = both_spellings("--device cuda:0", 'device="cuda:0"')
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    chosen = f" (CUDA_VISIBLE_DEVICES={visible!r} chooses the GPUs CUDA sees)" if visible is not None else ""
+    return (
+        f"device {str(device)!r}: there are only {count} CUDA device(s) here, numbered from 0: {there}{chosen}; "
+        f"use one of them, e.g. {first}"
+    )
 
 
 def checked_device(device: str | torch.device) -> torch.device:
@@ -125,7 +153,7 @@ def checked_device(device: str | torch.device) -> torch.device:
             f"device {str(device)!r} requested but CUDA is not available ({why}); use the CPU: {USE_THE_CPU}"
         )
     if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-        raise DeviceError(f"device {str(device)!r}: there are only {torch.cuda.device_count()} CUDA device(s)")
+        raise DeviceError(_absent_gpu(device, torch.cuda.device_count()))
     if (lacking := torch_build_gpu_problem(resolved)) is not None:
         raise DeviceError(lacking)
     return resolved

@@ -110,15 +110,27 @@ _RECIPE_OF_BITS = {2: "Q2_K", 3: "Q3_K_M", 4: "Q4_K_M", 5: "Q5_K_M", 6: "Q6_K", 
 
 
 def _nearest_said(upper: str, table: Mapping[str, object]) -> str:
-    """For a name that says its bits per weight, "the nearest recipe is Q8_0, or ": the table's recipe of those bits
-    (`_RECIPE_OF_BITS`), else of the next larger ones it has (Q3 -> Q4_K_M for the text encoder); "" for others."""
+    """ "the nearest recipe is Q8_0, or " for a name `nearest_recipe` finds one for; "" for others."""
+    nearest = nearest_recipe(upper, table)
+    return f"the nearest recipe is {nearest}, or " if nearest is not None else ""
+
+
+def nearest_recipe(name: str, table: Mapping[str, object] = RECIPES) -> str | None:
+    """The recipe of `table` a name that is none most likely means: one spelled with other separators or none
+    (Q4KM, q4-k-s: Q4_K_M, Q4_K_S), else, for a name that says its bits per weight (q8, int8, fp8, 4bit, Q4_K_XL),
+    the table's recipe of those bits (`_RECIPE_OF_BITS`), else of the next larger ones it has (Q3 -> Q4_K_M for the
+    text encoder); None for others."""
+    upper = name.strip().upper()
+    unseparated = {re.sub(r"[\W_]", "", recipe): recipe for recipe in table}
+    if (spelled := unseparated.get(re.sub(r"[\W_]", "", upper))) is not None:
+        return spelled
     bits = _bits_named(upper)
     if bits is None:
-        return ""
+        return None
     if bits == 16 and upper.startswith("BF"):
-        return "the nearest recipe is BF16, or "
+        return "BF16"
     larger = [_RECIPE_OF_BITS[b] for b in sorted(_RECIPE_OF_BITS) if b >= bits and _RECIPE_OF_BITS[b] in table]
-    return f"the nearest recipe is {larger[0]}, or " if larger else ""
+    return larger[0] if larger else None
 
 
 def _bits_named(upper: str) -> int | None:

@@ -20,7 +20,13 @@ from motif_lite.paths import user_path
 from motif_lite.weights.dequant import dequantize
 from motif_lite.weights.float8 import FLOAT8_DTYPES, is_companion, kept_scale_shape, weight_scales, widened
 from motif_lite.weights.gguf_file import OtherGGUFKindError, read_gguf
-from motif_lite.weights.safetensors_files import find_weight_files, shard_files
+from motif_lite.weights.safetensors_files import (
+    find_weight_files,
+    missing_shards,
+    shard_files,
+    shard_of_several,
+    unindexed_shards,
+)
 from motif_lite.weights.safetensors_header import HeaderTensor, SafetensorsHeader, read_header
 from motif_lite.weights.shapes import comfy_prefix
 
@@ -255,38 +261,20 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
     return source
 
 
-# A shard's name, as transformers and diffusers save them: model-00001-of-00002.safetensors.
-_SHARD = re.compile(r"^(?P<stem>.+)-(?P<number>\d+)-of-(?P<count>\d+)\.safetensors$")
-
-
 def _folder_files(folder: Path, component: Component) -> tuple[list[Path], str | None]:
-    """The weight files of a folder as a run finds them (`find_weight_files`), and a note; a folder of shards
-    without their .index.json (left out of a download, or copied without it) is read whole, which the note says:
-    the index only tells which shard holds each tensor, and their headers tell that too."""
+    """The weight files of a folder as a run finds them (`find_weight_files`), and a note where they are shards
+    without their .index.json (`unindexed_shards`), which are read together."""
     candidates = sorted(folder.glob("*.safetensors"))
     indexed = any(folder.glob("*.safetensors.index.json")) or (folder / component.weights_file).is_file()
-    shards = {match["stem"]: match["count"] for file in candidates if (match := _shard_of_several(file))}
-    if indexed or (not shards and len(candidates) < 2):
+    if indexed or len(candidates) < 2:
         return find_weight_files(folder, component.weights_file), None
-    if len(shards) == 1 and all(_shard_of_several(file) for file in candidates):
-        ((stem, count),) = shards.items()
-        missing = _missing_shards(folder, stem, count)
-        if missing:
-            raise CheckpointError(
-                f"{folder} holds {len(candidates)} of the {int(count)} shards of {stem} (missing: {listed(missing, 4)})"
-                " and no .safetensors.index.json: download the missing shards (and the index) again"
-            )
-        return candidates, (
-            f"note: {folder} has no .safetensors.index.json; its {len(candidates)} shards ({candidates[0].name} ... "
-            f"{candidates[-1].name}) are read together"
-        )
-    raise CheckpointError(_several_files(folder, candidates))
-
-
-def _shard_of_several(file: Path) -> re.Match[str] | None:
-    """The name of a shard of two or more (model-00001-of-00002.safetensors), parsed; None for any other name."""
-    match = _SHARD.match(file.name)
-    return match if match is not None and int(match["count"]) > 1 else None
+    shards = unindexed_shards(folder, candidates)
+    if shards is None:
+        raise CheckpointError(_several_files(folder, candidates))
+    return shards, (
+        f"note: {folder} has no .safetensors.index.json; its {len(shards)} shards ({shards[0].name} ... "
+        f"{shards[-1].name}) are read together"
+    )
 
 
 def _several_files(folder: Path, files: list[Path]) -> str:
@@ -298,17 +286,12 @@ def _several_files(folder: Path, files: list[Path]) -> str:
     )
 
 
-def _missing_shards(folder: Path, stem: str, count: str) -> list[str]:
-    names = [f"{stem}-{number:0{len(count)}d}-of-{count}.safetensors" for number in range(1, int(count) + 1)]
-    return [name for name in names if not (folder / name).is_file()]
-
-
 def _refuse_one_shard(path: Path) -> None:
     """One shard of several given as the source: its tensors are only part of the model; the folder is the source."""
-    match = _shard_of_several(path)
+    match = shard_of_several(path)
     if match is None:
         return
-    missing = _missing_shards(path.parent, match["stem"], match["count"])
+    missing = missing_shards(path.parent, match["stem"], match["count"])
     shard = f"{path} is shard {int(match['number'])} of {int(match['count'])}"
     command = f"python -m motif_lite.quantize {shlex.quote(str(path.parent))} -o OUT.gguf"
     if missing:

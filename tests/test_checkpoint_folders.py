@@ -413,6 +413,24 @@ def test_a_dry_run_without_the_checkpoint_at_hand_still_reads_the_files_header(t
     assert code == cli.EXIT_USER_ERROR and "is not the VAE: it holds the transformer's tensors" in err, err
 
 
+@pytest.mark.parametrize(
+    ("flag", "file", "said"),
+    [
+        ("--vae", "vae/diffusion_pytorch_model.safetensors", "does not hold the VAE of Motif-Video"),
+        ("--text-encoder", "text_encoder/model.safetensors", "does not hold the text encoder of Motif-Video"),
+        ("--diffusion-model", "transformer/diffusion_pytorch_model.safetensors", "transformer_blocks.0.attn.to_q"),
+    ],
+)
+def test_a_dry_run_without_the_checkpoint_at_hand_checks_the_files_shapes_as_a_run_does(
+    tiny, tmp_path, capsys, no_network, no_weights, flag, file, said
+):
+    # The tiny model's files have the names of the official ones and other shapes: a run refuses them before its
+    # download (against the official configs bundled with motif-lite); the dry run planned with them.
+    path = tiny / file
+    code, _, err = run(capsys, flag, str(path), "--dry-run")
+    assert code == cli.EXIT_USER_ERROR and str(path) in err and said in err, err
+
+
 def test_a_dry_run_with_the_right_weight_file_plans(tiny, capsys, no_network):
     path = tiny / "vae" / "diffusion_pytorch_model.safetensors"
     code, out, err = run(capsys, "-m", str(tiny), "--vae", str(path), "--dry-run")
@@ -423,3 +441,71 @@ def test_dry_run_sources_are_found_without_weights_being_read(tiny, tmp_path, no
     root = without(tiny, tmp_path, "scheduler")
     sources = locate_sources(root, **AT_HAND)
     assert f"{root} {NOTES['scheduler']}" in sources.notes
+
+
+# ------------------------------------------------------ a transformer in shards whose index was left out
+
+
+def sharded_without_index(tiny: Path, tmp_path: Path) -> Path:
+    """A copy of `tiny` whose transformer/ is two shards, model-0000N-of-00002 as diffusers names them, without the
+    .index.json (left out of a download, or not copied)."""
+    from safetensors.torch import load_file, save_file
+
+    root = tmp_path / "sharded"
+    shutil.copytree(tiny, root)
+    folder = root / "transformer"
+    tensors = load_file(folder / "diffusion_pytorch_model.safetensors")
+    names = sorted(tensors)
+    for number, part in ((1, names[: len(names) // 2]), (2, names[len(names) // 2 :])):
+        shard = folder / f"diffusion_pytorch_model-0000{number}-of-00002.safetensors"
+        save_file({name: tensors[name] for name in part}, shard)
+    (folder / "diffusion_pytorch_model.safetensors").unlink()
+    return root
+
+
+def test_a_transformer_in_shards_without_their_index_is_read_as_the_quantizer_reads_it(
+    tiny, tmp_path, capsys, no_network
+):
+    # It was "holds several .safetensors files and no .index.json saying how they fit", from which the quantizer
+    # (quantize/sources.py) read the same folder: both read the shards together now (weights/safetensors_files.py).
+    import torch
+
+    from motif_lite.weights.loader import load_transformer
+
+    root = sharded_without_index(tiny, tmp_path)
+    sharded = load_transformer(root, dtype=torch.float32).state_dict()
+    whole = load_transformer(tiny, dtype=torch.float32).state_dict()
+    assert sharded.keys() == whole.keys() and all(torch.equal(sharded[name], whole[name]) for name in whole)
+    output = tmp_path / "fox.mp4"
+    code, _, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(output))
+    assert code == 0 and output.is_file(), err
+
+
+def test_a_missing_shard_without_the_index_is_named_before_any_weights_load(
+    tiny, tmp_path, capsys, no_network, no_weights
+):
+    root = sharded_without_index(tiny, tmp_path)
+    (root / "transformer" / "diffusion_pytorch_model-00002-of-00002.safetensors").unlink()
+    missing = "holds 1 of the 2 shards of diffusion_pytorch_model (missing: diffusion_pytorch_model-00002-of-00002"
+    code, _, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
+    assert code == cli.EXIT_USER_ERROR and missing in err, err
+
+
+def test_text_encoder_shards_without_their_index_are_named_before_any_weights_load(
+    tiny, tmp_path, capsys, no_network, no_weights
+):
+    # transformers loads shards only through their index: it was "cannot load the text encoder ... no file named
+    # model.safetensors", once the run had started, while `check` passed the folder.
+    from safetensors.torch import load_file, save_file
+
+    root = tmp_path / "sharded-encoder"
+    shutil.copytree(tiny, root)
+    folder = root / "text_encoder"
+    tensors = load_file(folder / "model.safetensors")
+    names = sorted(tensors)
+    for number, part in ((1, names[: len(names) // 2]), (2, names[len(names) // 2 :])):
+        save_file({name: tensors[name] for name in part}, folder / f"model-0000{number}-of-00002.safetensors")
+    (folder / "model.safetensors").unlink()
+    code, _, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
+    assert code == cli.EXIT_USER_ERROR and "but not model.safetensors.index.json" in err, err
+    assert f"--include 'text_encoder/model.safetensors.index.json' --local-dir {root}" in err

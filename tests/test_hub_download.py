@@ -256,6 +256,14 @@ GGUF_ADDRESSES = {
     "--gguf ./Wan2.1-T2V-14B-gguf/wan2.1-t2v-14b-Q4_K_M.gguf",
     "hf.co/unsloth/Qwen3-8B-GGUF:Q4_K_M": "download it first: hf download unsloth/Qwen3-8B-GGUF --include "
     "'*Q4_K_M*.gguf' --local-dir ./Qwen3-8B-GGUF, then --gguf ./Qwen3-8B-GGUF",
+    # A tag that is no type's name: the closest (it was `--gguf q4km`); Ollama's default tag: the repo alone.
+    f"hf.co/{GGUF_REPO}:q4km": "--gguf Q4_K_M",
+    f"{GGUF_REPO}:4bit": "--gguf Q4_K_M",
+    f"hf.co/{GGUF_REPO}:latest": "e.g. --gguf Q4_K_M",
+    # --include matches letter case, the tag does not: the files' spelling (it was '*q4_k_m*.gguf', which fetched
+    # nothing of Qwen3-8B-Q4_K_M.gguf).
+    "hf.co/unsloth/Qwen3-8B-GGUF:q4_k_m": "download it first: hf download unsloth/Qwen3-8B-GGUF --include "
+    "'*Q4_K_M*.gguf' --local-dir ./Qwen3-8B-GGUF, then --gguf ./Qwen3-8B-GGUF",
 }
 
 
@@ -267,6 +275,15 @@ def test_a_hub_address_given_to_gguf_says_what_to_give_instead(address, no_netwo
     assert str(error.value).startswith(f"{address}: --gguf ") and str(error.value).endswith(GGUF_ADDRESSES[address])
     assert cli.main(["check", "--gguf", address]) == 2
     assert f"problem  {address}: --gguf " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("address", [f"hf.co/{GGUF_REPO}:Q4_K_M", f"{GGUF_REPO}:q4km", "unsloth/Qwen3-8B-GGUF:Q4_K_M"])
+def test_a_hub_address_given_to_gguf_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, address):
+    # Ollama's and LM Studio's `hf.co/OWNER/REPO:TAG`, in a run whose checkpoint is not in the cache: what to give
+    # instead, with nothing downloaded.
+    code, err = empty_cache_run("--gguf", address)
+    assert code == cli.EXIT_USER_ERROR and f"error: {address}: --gguf " in err, err
+    assert "downloading" not in err and fake_hub.downloads == []
 
 
 TEXT_ENCODER_ADDRESSES = {
@@ -318,7 +335,7 @@ def test_a_gguf_file_that_is_not_there_says_what_gguf_takes(no_network, tmp_path
         find_gguf("q4_k_m.gguf")
     assert str(error.value) == (
         f"no such GGUF file: q4_k_m.gguf; give the path of a .gguf file, or a variant of {GGUF_REPO} without .gguf "
-        "(e.g. --gguf Q4_K_M), which is downloaded"
+        "(for this name: --gguf Q4_K_M), which is downloaded"
     )
 
 
@@ -363,9 +380,9 @@ def test_a_typo_in_the_gguf_variant_is_said_before_the_checkpoint_downloads(fake
 
     free_space(monkeypatch, 10**12)
     with pytest.raises(CheckpointError) as error:
-        locate_sources(MOTIF_REPO, gguf="Q4_K_N")
+        locate_sources(MOTIF_REPO, gguf="Q6_K")  # a type the repo has no file of
     assert str(error.value) == (
-        f"no file in {GGUF_REPO} match variant 'Q4_K_N'; available: {', '.join(sorted(GGUF_FILES))}"
+        f"no file in {GGUF_REPO} match variant 'Q6_K'; available: {', '.join(sorted(GGUF_FILES))}"
     )
     assert fake_hub.downloads == []
     # A right one: the GGUF repo is listed once for both the check and the download.
@@ -374,6 +391,34 @@ def test_a_typo_in_the_gguf_variant_is_said_before_the_checkpoint_downloads(fake
         locate_sources(MOTIF_REPO, gguf="Q4_K_M")
     assert fake_hub.listed == [GGUF_REPO, MOTIF_REPO]
     assert [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO, GGUF_REPO]
+
+
+@pytest.mark.parametrize(("typed", "closest"), [("Q4KM", "Q4_K_M"), ("4bit", "Q4_K_M"), ("Q4_K_N", "Q4_K_M")])
+def test_a_variant_that_is_no_types_name_is_said_before_the_hub_is_asked(fake_hub, monkeypatch, typed, closest):
+    # Offline it was the `hf download --include '*Q4KM*.gguf'` command, which fetches nothing; without a connection
+    # "cannot reach": the name is said first, with the closest one and the names there are.
+    free_space(monkeypatch, 10**12)
+    said = f"--gguf {typed}: no such file, and no quantization type has that name; the closest is {closest}: "
+    fake_hub.fail = ConnectionError("no route to host")  # online, no connection
+    for offline in (False, True):
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+        with pytest.raises(CheckpointError) as error:
+            find_gguf(typed)
+        assert str(error.value).startswith(said) and "Q4_K_M, Q4_K_S" in str(error.value)
+        with pytest.raises(CheckpointError, match=re.escape(said)):
+            check_gguf_variant(typed, hub.HubAccess())  # before the checkpoint's download
+    assert fake_hub.listed == fake_hub.downloads == []
+
+
+def test_a_variant_in_other_letter_case_is_downloaded_by_the_repos_spelling(no_network, tmp_path, monkeypatch):
+    # `hf download --include '*q4_k_m*.gguf'` matches letter case: it fetched nothing of motif-video-2b-Q4_K_M.gguf.
+    with pytest.raises(MissingFilesError) as error:
+        find_gguf("q4_k_m")
+    assert f"hf download {GGUF_REPO} --include '*Q4_K_M*.gguf'" in str(error.value)
+    monkeypatch.chdir(tmp_path)
+    for typed in ("Q4-K-M", "q4km.gguf"):  # not a variant's characters, or a file name: the variant it spells
+        with pytest.raises(CheckpointError, match=r"\(for this name: --gguf Q4_K_M\), which is downloaded$"):
+            find_gguf(typed)
 
 
 def test_unset_hf_hub_offline_is_said_only_when_it_is_set(fake_hub):
@@ -403,7 +448,7 @@ def test_the_variant_check_asks_the_hub_once_and_only_when_it_may(fake_hub, tmp_
     assert fake_hub.listed == [GGUF_REPO]
     # No listing with downloads off (a dry run, check), even for a typo; none for a variant the cache holds.
     fake_hub.fail, fake_hub.listed = None, []
-    check_gguf_variant("Q4_K_N", hub.HubAccess(download=False))
+    check_gguf_variant("Q6_K", hub.HubAccess(download=False))
     repo = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B-GGUF"
     (repo / "snapshots" / ("1" * 40)).mkdir(parents=True)
     (repo / "refs").mkdir()
@@ -575,9 +620,9 @@ def test_local_mistakes_are_said_before_the_cpu_time_question_and_the_download(
     assert cli.main([*run, "--gguf", "Q4_K_M", "--quantize", "Q8_0"]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert "leave out one of them" in err and "Pass --yes" not in err and fake_hub.downloads == []
-    assert cli.main([*run, "--gguf", "Q4_K_N"]) == cli.EXIT_USER_ERROR
+    assert cli.main([*run, "--gguf", "Q6_K"]) == cli.EXIT_USER_ERROR  # a type the repo has no file of
     err = capsys.readouterr().err
-    assert "match variant 'Q4_K_N'" in err and "Pass --yes" not in err and fake_hub.downloads == []
+    assert "match variant 'Q6_K'" in err and "Pass --yes" not in err and fake_hub.downloads == []
 
 
 @pytest.fixture
@@ -609,6 +654,32 @@ def test_a_device_this_machine_lacks_is_said_before_the_checkpoint_downloads(emp
     code, err = empty_cache_run("--device", "cuda:3")
     assert code == cli.EXIT_USER_ERROR and "there are only 1 CUDA device(s)" in err
     assert "downloading" not in err and fake_hub.downloads == []
+
+
+@pytest.mark.parametrize(
+    ("device", "gpus", "said"),
+    [
+        ("CPU", 0, "unknown device 'CPU': device names are lower case: --device cpu"),
+        ("Cuda:0", 1, "unknown device 'Cuda:0': device names are lower case: --device cuda:0"),
+        ("cuda0", 1, "unknown device 'cuda0': a GPU's number goes after a colon: --device cuda:0"),
+        ("gpu", 1, "unknown device 'gpu': a GPU is cuda here: --device cuda"),
+        ("cuda:3", 1, "device 'cuda:3': there are only 1 CUDA device(s) here, numbered from 0: cuda:0; use one of"),
+        ("mps", 0, "device 'mps', an Apple silicon GPU (mps), is not supported: motif-lite runs on CUDA GPUs"),
+        ("metal", 0, "unknown device 'metal': a Mac's GPU (mps in torch) is not supported: motif-lite runs on CUDA"),
+    ],
+)
+def test_a_device_name_is_said_with_the_one_meant_before_the_checkpoint_downloads(
+    empty_cache_run, fake_hub, monkeypatch, device, gpus, said
+):
+    # "CPU" and "cuda0" were "unknown device ... (use auto, cpu, cuda or cuda:N)", "metal" too; `cuda:3` on a
+    # one-GPU machine named no GPU to use instead.
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    code, err = empty_cache_run("--device", device)
+    assert code == cli.EXIT_USER_ERROR and err.count(said) == 1, err
+    assert "Traceback" not in err and "downloading" not in err and fake_hub.downloads == []
 
 
 def test_a_wrong_weights_file_of_the_users_is_said_before_the_checkpoint_downloads(

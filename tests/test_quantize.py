@@ -204,6 +204,8 @@ def test_keep_pattern_matching_nothing_and_unknown_recipe(arch_shapes):
         ("q5", "Q5_K_M"),
         ("Q6_K_M", "Q6_K"),
         ("Q2_K_S", "Q2_K"),
+        ("q4-k-s", "Q4_K_S"),  # other separators: that recipe, not the one of its bits
+        ("Q5KS", "Q5_K_S"),
         ("float16", "F16"),
         ("bfloat16", "BF16"),
         ("IQ4_XS", "Q4_K_M"),  # a llama.cpp type it does not make: said so, and the recipe of its bits

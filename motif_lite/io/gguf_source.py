@@ -55,7 +55,8 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
     cached = cached_variant(text)
     if cached is not None:
         return cached
-    pattern = f"*{text}*.gguf"
+    refuse_unknown_variant(text)
+    pattern = f"*{text.upper()}*.gguf"  # the repo's spelling: `hf download --include` matches letter case
     missing = MissingFiles(GGUF_REPO, (pattern,), (pattern,), local_dir_for(GGUF_REPO), "")
     if not hub.online:
         reason = hub.offline_reason or "downloads are off"
@@ -75,6 +76,43 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
         raise MissingFilesError([_with_reason(missing, hub.failed("download", exc, GGUF_REPO))]) from exc
 
 
+def refuse_unknown_variant(variant: str) -> None:
+    """A `--gguf` variant that is no quantization type's name (Q4KM, 4bit, Q4_K_N): a `CheckpointError` with the
+    closest name (`nearest_recipe`) and the names there are, said before the Hub is asked (or, offline, instead of
+    a download command that would fetch nothing). A type's name in any letter case passes: the Hub's listing says
+    whether the repo has it."""
+    from motif_lite.quantize.recipes import RECIPES, nearest_recipe  # gguf-py's names: once needed
+
+    if variant.upper() in quantization_type_names():
+        return
+    nearest = nearest_recipe(variant)
+    closest = f"; the closest is {nearest}: --gguf {nearest}" if nearest is not None else ""
+    raise CheckpointError(
+        f"--gguf {variant}: no such file, and no quantization type has that name{closest}. A variant of "
+        f"{GGUF_REPO} is named by its type, in any letter case: {', '.join(RECIPES)}, or another of llama.cpp's "
+        "(IQ4_XS, ...)"
+    )
+
+
+def _variant_spelled(name: str) -> str | None:
+    """The quantization type a file name that is not there spells with other separators or letter case
+    (q4-k-m.gguf, Q4KM): the user meant the official variant; None for other names."""
+    unseparated = {re.sub(r"[\W_]", "", known): known for known in quantization_type_names()}
+    stem = name[: -len(".gguf")] if name.lower().endswith(".gguf") else name
+    return unseparated.get(re.sub(r"[\W_]", "", stem).upper())
+
+
+def quantization_type_names() -> set[str]:
+    """The names of GGUF's quantization types, upper case: gguf-py's tensor types (Q4_K, IQ4_XS, BF16) and
+    llama.cpp's file types (Q4_K_M, Q3_K_L), and our quantizer's recipes with their aliases."""
+    from gguf import GGMLQuantizationType, LlamaFileType
+
+    from motif_lite.quantize.recipes import ALIASES, RECIPES
+
+    file_types = {name.split("_", 1)[1] for name in LlamaFileType.__members__ if name != "GUESSED"}
+    return {*GGMLQuantizationType.__members__, *file_types, *RECIPES, *ALIASES}
+
+
 def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | None:
     """For a Hub web address (or `repo:file`) given to `flag` (--gguf, which reads local files and official
     variants, or --text-encoder-gguf, local files only): (the problem, the fix: the variant's name for a file of the
@@ -83,21 +121,39 @@ def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | N
     if address is None or user_path(text).exists():
         return None
     official = flag == "--gguf" and address.repo.lower() == GGUF_REPO.lower() and address.revision == "main"
-    variant = _variant_named(address.file) if official and address.file else None
+    tag = None if address.file is None or address.file.lower() == "latest" else address.file  # Ollama's default
+    variant = _official_variant(tag) if official and tag else None
     if variant is not None:
         return "--gguf takes the variant a file of the official repo carries", f"--gguf {variant}"
-    if official and not address.file:
+    if official and not (tag or "").lower().endswith(".gguf"):  # the repo alone, or a tag that names no type
         return "--gguf takes a variant of the official repo", "e.g. --gguf Q4_K_M"
     folder = local_dir_for(address.repo)
     revision = f" --revision {shlex.quote(address.revision)}" if address.revision != "main" else ""
-    if address.file and address.file.lower().endswith(".gguf"):
-        command = f"hf download {address.repo} {shlex.quote(address.file)}{revision} --local-dir {folder}"
-        then = f"{flag} {shlex.quote(f'{folder}/{address.file}')}"
+    if tag and tag.lower().endswith(".gguf"):
+        command = f"hf download {address.repo} {shlex.quote(tag)}{revision} --local-dir {folder}"
+        then = f"{flag} {shlex.quote(f'{folder}/{tag}')}"
     else:  # a tag (Q4_K_M), or the repo alone: the file of that tag, or one the user picks
-        pattern = f"*{address.file}*.gguf" if address.file else "FILE.gguf"
+        pattern = f"*{_in_file_names(tag)}*.gguf" if tag else "FILE.gguf"
         command = f"hf download {address.repo} --include {shlex.quote(pattern)}{revision} --local-dir {folder}"
         then = f"{flag} {folder}"
     return f"{flag} reads a file on this machine, not a web address", f"download it first: {command}, then {then}"
+
+
+def _official_variant(tag: str) -> str | None:
+    """The official variant an address's tag or file name (`_variant_named`) means: as given where it is a
+    quantization type's name, else the closest one (q4km, 4bit: Q4_K_M); None when it names none."""
+    from motif_lite.quantize.recipes import nearest_recipe
+
+    variant = _variant_named(tag)
+    if variant is None or variant.upper() in quantization_type_names():
+        return variant
+    return nearest_recipe(variant)
+
+
+def _in_file_names(tag: str) -> str:
+    """A tag as GGUF file names spell it, for `hf download --include`, which matches letter case: a quantization
+    type's name in upper case (q4_k_m: Q4_K_M), anything else as given. llama.cpp's and Ollama's tags ignore case."""
+    return tag.upper() if tag.upper() in quantization_type_names() else tag
 
 
 def _variant_named(file: str) -> str | None:
@@ -116,10 +172,14 @@ def cached_variant(variant: str) -> Path | None:
 
 
 def check_gguf_variant(variant: str, hub: HubAccess) -> None:
-    """A `--gguf` variant that no file of the official GGUF repo carries (a typo such as Q4_K_N): its
-    `CheckpointError` (with the variants there are) before anything else downloads, not after the checkpoint's
-    gigabytes. Nothing when the cache has it or the Hub cannot be asked: `find_gguf` reports that."""
-    if not is_gguf_variant(variant) or not hub.online or cached_variant(variant) is not None:
+    """A `--gguf` variant that no file of the official GGUF repo carries: its `CheckpointError` before anything
+    else downloads, not after the checkpoint's gigabytes; a name that is no quantization type's (Q4KM, 4bit) without
+    asking the Hub (`refuse_unknown_variant`), another one (Q6_K where the repo has none) with the variants there
+    are. Nothing when the cache has it or the Hub cannot be asked: `find_gguf` reports that."""
+    if not is_gguf_variant(variant) or cached_variant(variant) is not None:
+        return
+    refuse_unknown_variant(variant)  # said without the Hub, which may not be reachable
+    if not hub.online:
         return
     try:
         names = [name for name in hub.file_sizes(GGUF_REPO) if name.endswith(".gguf")]
@@ -234,9 +294,11 @@ def _local_gguf(path: Path) -> Path:
     if path.is_dir():
         return single_gguf(path)
     if not path.is_file():
+        meant = _variant_spelled(str(path)) if len(path.parts) == 1 else None
+        example = f"for this name: --gguf {meant}" if meant else "e.g. --gguf Q4_K_M"
         raise CheckpointError(
             f"no such GGUF file: {path}; give the path of a .gguf file, or a variant of {GGUF_REPO} without .gguf "
-            "(e.g. --gguf Q4_K_M), which is downloaded"
+            f"({example}), which is downloaded"
         )
     return path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,17 +34,55 @@ class TensorRef:
 
 def weight_files(folder: Path, single: str = WEIGHTS_NAME) -> tuple[list[Path], Path | None]:
     """The safetensors files a model folder should hold, there or not, and the index naming them: the shards of its
-    `*.safetensors.index.json`, else `single`, else its one `*.safetensors` under another name; `single` when it
-    holds none. Raises `CheckpointError` for an index that cannot be read, or several files and no index."""
+    `*.safetensors.index.json`, else `single`, else its shards without their index (`unindexed_shards`), else its one
+    `*.safetensors` under another name; `single` when it holds none. Raises `CheckpointError` for an index that
+    cannot be read, shards some of which are missing, or several unrelated files and no index."""
     indexes = sorted(folder.glob("*.safetensors.index.json"))
     if indexes:
         return index_shards(indexes[0]), indexes[0]
     candidates = sorted(folder.glob("*.safetensors"))
     if (folder / single).is_file() or not candidates:
         return [folder / single], None
+    shards = unindexed_shards(folder, candidates)
+    if shards is not None:
+        return shards, None
     if len(candidates) == 1:
         return candidates, None
     raise CheckpointError(f"{folder} holds several .safetensors files and no .index.json saying how they fit")
+
+
+# A shard's name, as transformers and diffusers save them: model-00001-of-00002.safetensors.
+_SHARD = re.compile(r"^(?P<stem>.+)-(?P<number>\d+)-of-(?P<count>\d+)\.safetensors$")
+
+
+def shard_of_several(file: Path) -> re.Match[str] | None:
+    """The name of a shard of two or more (model-00001-of-00002.safetensors), parsed; None for any other name."""
+    match = _SHARD.match(file.name)
+    return match if match is not None and int(match["count"]) > 1 else None
+
+
+def missing_shards(folder: Path, stem: str, count: str) -> list[str]:
+    """The names of the shards `stem-0000N-of-{count}.safetensors` that `folder` lacks."""
+    names = [f"{stem}-{number:0{len(count)}d}-of-{count}.safetensors" for number in range(1, int(count) + 1)]
+    return [name for name in names if not (folder / name).is_file()]
+
+
+def unindexed_shards(folder: Path, files: list[Path]) -> list[Path] | None:
+    """`files`, the .safetensors files of `folder` that has no index, when they are the shards of one model
+    (model-00001-of-00002.safetensors, ...): they are read together, as the index only tells which shard holds each
+    tensor and their headers tell that too (an index left out of a download, or not copied). None when they are
+    not one model's shards; `CheckpointError` naming the missing ones when some are not there."""
+    parsed = [shard_of_several(file) for file in files]
+    if not all(parsed) or len({(match["stem"], match["count"]) for match in parsed}) != 1:
+        return None
+    stem, count = parsed[0]["stem"], parsed[0]["count"]
+    missing = missing_shards(folder, stem, count)
+    if missing:
+        raise CheckpointError(
+            f"{folder} holds {len(files)} of the {int(count)} shards of {stem} (missing: {listed(missing, 4)}) and no "
+            ".safetensors.index.json: download the missing shards (and the index) again"
+        )
+    return files
 
 
 def find_weight_files(folder: Path, single: str = WEIGHTS_NAME) -> list[Path]:
