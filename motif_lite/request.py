@@ -10,6 +10,8 @@ config, else the official value (APG scale 8, norm threshold 12, momentum 0.1; s
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 import math
 import numbers
 import re
@@ -18,7 +20,7 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from motif_lite.choices import GUIDANCE_METHODS, SAMPLER_ALIASES, SAMPLERS
 from motif_lite.errors import MotifLiteError, both_spellings, shown
@@ -84,6 +86,79 @@ class RequestError(MotifLiteError, ValueError):
         self.fields = fields
 
 
+class UnknownFieldError(RequestError, TypeError):
+    """A keyword `GenerationRequest` has no field for (diffusers' `num_frames=`, a typo): a `RequestError` that says
+    the field to give, and a `TypeError` still, as Python's own for an unexpected keyword is."""
+
+
+# Why a seed stands for diffusers' generator: the same noise, where the generator is a fresh CPU one.
+_SEED_OF_GENERATOR = (
+    "the seed it was made with: the noise is drawn from a CPU generator seeded with it, as diffusers draws it from "
+    "a fresh CPU generator"
+)
+# The names other tools give a request's settings (diffusers' pipeline call, ComfyUI's nodes, `motif-lite run`'s
+# flags, the server's fields) -> what to give `GenerationRequest` instead: a field's name, or advice.
+OTHER_FIELD_NAMES = {
+    "num_frames": "frames",
+    "video_frames": "frames",
+    "length": "frames",  # ComfyUI's latent video nodes
+    "num_inference_steps": "steps",
+    "sample_steps": "steps",
+    "guidance_scale": "cfg_scale",
+    "cfg": "cfg_scale",  # ComfyUI's KSampler
+    "guidance_method": "guidance",
+    "sampling_method": "sampler",
+    "sampler_name": "sampler",  # ComfyUI's KSampler
+    "shift": "flow_shift",  # ComfyUI's ModelSamplingSD3
+    "negative": "negative_prompt",  # ComfyUI's KSampler input
+    "noise_seed": "seed",  # ComfyUI's KSamplerAdvanced
+    "frame_rate": "fps",  # ComfyUI's Video Combine
+    "init_image": "image",
+    "init_img": "image",
+    "start_image": "image",  # ComfyUI's WanImageToVideo
+    "input_reference": "image",  # the server's (OpenAI's) field
+    "output_path": "output",
+    "output_file": "output",
+    "generator": "seed=N in place of generator=torch.Generator().manual_seed(N): " + _SEED_OF_GENERATOR,
+    "output_type": "output='fox.mp4' (or .webm, .gif, .webp, PNG frames 'frames/fox_%03d.png'): the video is written "
+    "to that file, no frames come back in memory",
+    "size": "width= and height=, e.g. width=1280, height=736",
+    "seconds": "frames=, 4k+1 of them: 121 frames are 5 s at fps=24",
+    "duration": "frames=, 4k+1 of them: 121 frames are 5 s at fps=24",
+    "num_videos_per_prompt": "one request per video, each with its own seed",
+    "batch_size": "one request per video, each with its own seed",
+    "max_sequence_length": "nothing: a prompt is cut at 512 tokens, diffusers' default, with a note",
+    "loras": "load_pipeline(..., loras={'style.safetensors': 0.8}) or pipe.set_loras(...): LoRAs are the pipeline's",
+    "crf": "pipe.generate(request, crf=N): an encoding option of the file, not a setting of the video",
+}
+
+
+def unknown_field_advice(name: str, value: object) -> str:
+    """What to give `GenerationRequest` for the keyword `name` (given `value`) it has no field for: the field another
+    tool's name stands for, else the field closest in spelling (a typo), else the list of fields."""
+    fields = [item.name for item in dataclasses.fields(GenerationRequest)]
+    if name == "generator" and _is_generator(value):
+        return f"GenerationRequest has no field generator: give seed={value.initial_seed()}, {_SEED_OF_GENERATOR}"
+    meant = OTHER_FIELD_NAMES.get(name)
+    if meant is None:
+        close = difflib.get_close_matches(name, [*fields, *OTHER_FIELD_NAMES], n=1)
+        meant = OTHER_FIELD_NAMES.get(close[0], close[0]) if close else None
+    if meant is None:
+        return f"GenerationRequest has no field {name}; its fields are {', '.join(fields)}"
+    if meant in fields:
+        return f"GenerationRequest has no field {name}: give {meant}={shown(value)} instead"
+    return f"GenerationRequest has no field {name}: give {meant}"
+
+
+class _FieldsSignature:
+    """`GenerationRequest`'s signature as `help()`, `inspect` and notebooks show it: its fields, those of the
+    dataclass's `__init__`, not the `(*args, **kwargs)` of the `__new__` that checks the keywords first."""
+
+    def __get__(self, instance: object, owner: type) -> inspect.Signature:
+        signature = inspect.signature(owner.__init__)
+        return signature.replace(parameters=list(signature.parameters.values())[1:])  # without self
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """One text-to-video (or image-to-video, with `image`) generation.
@@ -116,6 +191,17 @@ class GenerationRequest:
     image: str | Path | None = None
     output: str | Path = "output.mp4"
     extend: str | Path | None = None
+
+    __signature__ = _FieldsSignature()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> GenerationRequest:
+        # A keyword with no field (diffusers' num_frames) gets the field to give, which Python's own TypeError,
+        # raised by the dataclass's __init__ before any code of ours runs, would not say.
+        fields = {item.name for item in dataclasses.fields(cls)}
+        unknown = [name for name in kwargs if name not in fields]
+        if unknown:
+            raise UnknownFieldError("\n".join(unknown_field_advice(name, kwargs[name]) for name in unknown))
+        return super().__new__(cls)
 
     @property
     def latent_frames(self) -> int:
@@ -482,8 +568,10 @@ def _resolve_seed(seed: int | None) -> int:
         return secrets.randbelow(MAX_SEED + 1)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         # diffusers' pipelines take a torch.Generator: its seed is the number to give here.
-        hint = ": pass the number it was seeded with, generator.initial_seed()" if _is_generator(seed) else ""
-        raise RequestError(f"seed must be an integer in [0, {MAX_SEED}] or -1 (random), got {seed!r}{hint}")
+        if _is_generator(seed):
+            raise RequestError(f"seed takes a number, not a generator: give seed={seed.initial_seed()}, "
+                               f"{_SEED_OF_GENERATOR}")  # fmt: skip
+        raise RequestError(f"seed must be an integer in [0, {MAX_SEED}] or -1 (random), got {seed!r}")
     return seed
 
 

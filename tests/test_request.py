@@ -5,6 +5,10 @@ the values at each end of a range are taken. (Other checks of the request: tests
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import inspect
+import pickle
 import time
 
 import imageio_ffmpeg
@@ -12,8 +16,16 @@ import numpy as np
 import pytest
 import torch
 
+from motif_lite.errors import MotifLiteError
 from motif_lite.io.video import write_video
-from motif_lite.request import MAX_PROMPT_CHARS, MAX_STEPS, MAX_VIDEO_TOKENS, GenerationRequest, RequestError
+from motif_lite.request import (
+    MAX_PROMPT_CHARS,
+    MAX_STEPS,
+    MAX_VIDEO_TOKENS,
+    GenerationRequest,
+    RequestError,
+    UnknownFieldError,
+)
 
 SMALL = dict(width=64, height=64, frames=9)
 
@@ -137,12 +149,45 @@ def test_the_largest_videos_people_ask_for_are_taken(tmp_path):
 
 
 def test_a_torch_generator_as_the_seed_says_how_to_give_its_seed(tmp_path):
-    # diffusers' users pass generator=torch.Generator().manual_seed(N); the seed is that N.
+    # diffusers' users pass generator=torch.Generator().manual_seed(N); the seed is that N, said as the line to give.
     error = refused(tmp_path, seed=torch.Generator().manual_seed(3))
     assert error.fields == ("seed",)
-    assert str(error).startswith("seed must be an integer in [0, 4294967295] or -1 (random), got <torch")
-    assert str(error).endswith(": pass the number it was seeded with, generator.initial_seed()")
-    assert "initial_seed" not in str(refused(tmp_path, seed="3"))
+    assert str(error).startswith("seed takes a number, not a generator: give seed=3, the seed it was made with")
+    assert "generator" not in str(refused(tmp_path, seed="3"))
+
+
+@pytest.mark.parametrize(
+    ("keywords", "said"),
+    [
+        (dict(num_frames=121), "GenerationRequest has no field num_frames: give frames=121 instead"),
+        (dict(num_inference_steps=30), "GenerationRequest has no field num_inference_steps: give steps=30 instead"),
+        (dict(guidance_scale=5.0), "GenerationRequest has no field guidance_scale: give cfg_scale=5.0 instead"),
+        (dict(sampler_name="euler"), "GenerationRequest has no field sampler_name: give sampler='euler' instead"),
+        (dict(frmaes=9), "GenerationRequest has no field frmaes: give frames=9 instead"),  # a typo: the closest
+        (dict(num_frame=9), "GenerationRequest has no field num_frame: give frames=9 instead"),  # close to another's
+        (dict(generator=torch.Generator().manual_seed(7)), "GenerationRequest has no field generator: give seed=7, "),
+        (dict(output_type="np"), "GenerationRequest has no field output_type: give output='fox.mp4'"),
+        (dict(zzz=1), "GenerationRequest has no field zzz; its fields are prompt, negative_prompt, width, height,"),
+    ],
+)
+def test_a_keyword_of_another_tool_names_the_field_to_give(keywords, said):
+    # Before: Python's own "GenerationRequest.__init__() got an unexpected keyword argument 'num_frames'".
+    with pytest.raises(UnknownFieldError) as error:
+        GenerationRequest("a fox", **keywords)
+    assert str(error.value).startswith(said) and "\n" not in str(error.value)
+    assert isinstance(error.value, TypeError) and isinstance(error.value, MotifLiteError)  # either catches it
+
+
+def test_the_request_keeps_its_fields_signature_for_help_and_editors():
+    # The keywords are checked by __new__: help(), inspect and notebooks must still show the fields, not (*args,
+    # **kwargs); copies, pickles and dataclasses.replace construct it as before.
+    parameters = inspect.signature(GenerationRequest).parameters
+    assert list(parameters) == [item.name for item in dataclasses.fields(GenerationRequest)]
+    request = GenerationRequest("a fox", frames=9)
+    assert pickle.loads(pickle.dumps(request)) == request == copy.copy(request)
+    assert dataclasses.replace(request, steps=3).steps == 3
+    with pytest.raises(UnknownFieldError, match="give frames=5 instead"):
+        dataclasses.replace(request, num_frames=5)
 
 
 def beyond_training(tmp_path, **fields) -> list[str]:
