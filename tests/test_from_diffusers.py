@@ -119,7 +119,7 @@ def test_our_pipeline_answers_diffusers_calls_and_methods():
     with pytest.raises(AttributeError) as error:
         pipe.no_such_thing  # noqa: B018
     assert str(error.value) == "'MotifVideoPipeline' object has no attribute 'no_such_thing'"
-    assert not hasattr(pipe, "to")
+    assert not hasattr(pipe, "enable_model_cpu_offload")  # its AttributeError is a plain one to hasattr
     # A notebook's habits (before: bare AttributeErrors): bars turned off, a scheduler read to swap it.
     with pytest.raises(AttributeError, match=r"on_progress=ProgressBars\(\)"):
         pipe.set_progress_bar_config(disable=True)

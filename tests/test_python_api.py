@@ -63,6 +63,36 @@ def test_generate_takes_a_request_not_a_prompt(pipe):
         pipe.generate("a fox")
 
 
+def test_the_pipeline_says_what_it_loaded(pipe, checkpoint):
+    # Before: <motif_lite.pipeline.generation.MotifVideoPipeline object at 0x7f...>, in a notebook's output too.
+    assert repr(pipe) == (
+        f"MotifVideoPipeline(model='{checkpoint}', device='cpu', dtype=torch.float32, attention='exact', plan=None)"
+    )
+    request, _ = GenerationRequest("x", **TINY).resolve()
+    plan = plan_generation(request, checkpoint, dtype="fp32", device="cpu", vram_gib=64)
+    planned = load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", plan=plan)
+    assert repr(planned).endswith("attention='exact', plan='for 48x32x5 within 64.00 GiB')")
+
+
+def test_a_diffusers_to_moves_nothing_or_says_the_load_pipeline_line(pipe, checkpoint):
+    # Before: every pipe.to(...) was an AttributeError, even the habit pipe = load_pipeline(...).to(its own device).
+    assert pipe.to("cpu") is pipe and pipe.to(torch.device("cpu"), torch.float32) is pipe
+    assert pipe.to(dtype=torch.float32) is pipe
+    with pytest.raises(ConfigError) as moved:
+        pipe.to("cuda", torch.bfloat16)
+    assert str(moved.value) == (
+        "this pipeline was loaded on cpu in torch.float32 and is not moved (its memory plan, kernels and attention "
+        f"were chosen for them): load it there instead, pipe = load_pipeline(model='{checkpoint}', device='cuda', "
+        "dtype=torch.bfloat16)"
+    )
+    with pytest.raises(ConfigError, match="dtype=torch.float16"):
+        pipe.to(torch.float16)
+    with pytest.raises(ConfigError, match="'gpu' is no device; give 'cuda', 'cuda:1', 'cpu'"):
+        pipe.to("gpu")
+    with pytest.raises(ConfigError, match="pipe.to takes a device and a dtype, as diffusers' does, not non_blocking="):
+        pipe.to("cpu", non_blocking=True)
+
+
 @pytest.mark.parametrize("every", [0, True])  # True is an int to Python, but no spacing a caller meant
 def test_a_bad_preview_spacing_fails_before_encoding(pipe, tmp_path, every):
     stages = []
