@@ -74,6 +74,28 @@ OUTPUT_FLAG = both_spellings("-o", "output=")
 IMAGE_FLAG = both_spellings("-i", "image=")
 EXTEND_FLAG = both_spellings("--extend", "extend=")
 GO_ON = both_spellings("motif-lite run --extend CLIP -p 'what happens next'", "extend=CLIP")
+# GenerationRequest field -> the `motif-lite run` flag that sets it. A wrong value is named as the user of each typed
+# it: '--video-frames (in Python frames) must be ...' (the server puts its own field names in their place,
+# server.schema.in_api_words: 'num_frames must be ...').
+RUN_FLAGS = {
+    "negative_prompt": "--negative-prompt",
+    "frames": "--video-frames",
+    "fps": "--fps",
+    "steps": "--steps",
+    "guidance": "--guidance",
+    "cfg_scale": "--cfg-scale",
+    "apg_eta": "--apg-eta",
+    "apg_norm_threshold": "--apg-norm-threshold",
+    "apg_momentum": "--apg-momentum",
+    "flow_shift": "--flow-shift",
+    "sampler": "--sampling-method",
+    "seed": "--seed",
+}
+
+
+def setting_name(field: str) -> str:
+    """A request's setting as messages name it: its run flag and its field, '--video-frames (in Python frames)'."""
+    return both_spellings(RUN_FLAGS[field], field)
 
 
 class RequestError(MotifLiteError, ValueError):
@@ -254,7 +276,7 @@ class GenerationRequest:
                 return None
 
         check("prompt", _check_text, self.prompt, "prompt", False)
-        check("negative_prompt", _check_text, self.negative_prompt, "negative prompt", True)
+        check("negative_prompt", _check_text, self.negative_prompt, setting_name("negative_prompt"), True)
         width_ok = check("width", _check_size, self.width, "width") is not None
         height_ok = check("height", _check_size, self.height, "height") is not None
         normalized = check("frames", _normalize_frames, self.frames)
@@ -263,16 +285,16 @@ class GenerationRequest:
             field = _oversized_field(self.width, self.height, frames_known)
             check(field, _check_video_tokens, self.width, self.height, frames_known)
         check("steps", _check_steps, self.steps)
-        fps_ok = check("fps", _check_number, self.fps, "fps", True, RANGES["fps"]) is not None
-        for name, what, positive in _OPTIONAL_NUMBERS:
-            if getattr(self, name) is not None:
-                check(name, _check_number, getattr(self, name), what, positive, RANGES.get(name))
+        fps_ok = check("fps", _check_number, self.fps, setting_name("fps"), True, RANGES["fps"]) is not None
+        for field, positive in _OPTIONAL_NUMBERS:
+            if getattr(self, field) is not None:
+                check(field, _check_number, getattr(self, field), setting_name(field), positive, RANGES.get(field))
         guidance = choice_name(self.guidance, GUIDANCE_METHODS)
         if guidance is not None:
-            check("guidance", _check_choice, guidance, "guidance", GUIDANCE_METHODS)
+            check("guidance", _check_choice, guidance, setting_name("guidance"), GUIDANCE_METHODS)
         sampler = choice_name(self.sampler, tuple(SAMPLERS), SAMPLER_ALIASES)
         if sampler is not None:
-            check("sampler", _check_choice, sampler, "sampler", tuple(SAMPLERS))
+            check("sampler", _check_choice, sampler, setting_name("sampler"), tuple(SAMPLERS))
         seed = check("seed", _resolve_seed, self.seed)
         try:
             clip = (
@@ -500,15 +522,14 @@ def _plain_numbers(request: GenerationRequest) -> GenerationRequest:
     return dataclasses.replace(request, **changed) if changed else request
 
 
-# (field, name in messages, must be > 0 (True), >= 0 (False) or only finite (None)): numbers that may be None (not
-# given). APG momentum may be negative: the APG paper's reverse momentum (diffusers' guider and ComfyUI's APG node
-# take it).
+# (field, must be > 0 (True), >= 0 (False) or only finite (None)): numbers that may be None (not given). APG
+# momentum may be negative: the APG paper's reverse momentum (diffusers' guider and ComfyUI's APG node take it).
 _OPTIONAL_NUMBERS = (
-    ("cfg_scale", "cfg scale", False),
-    ("apg_eta", "APG eta", False),
-    ("apg_norm_threshold", "APG norm threshold", False),
-    ("apg_momentum", "APG momentum", None),
-    ("flow_shift", "flow shift", True),
+    ("cfg_scale", False),
+    ("apg_eta", False),
+    ("apg_norm_threshold", False),
+    ("apg_momentum", None),
+    ("flow_shift", True),
 )
 
 
@@ -555,7 +576,7 @@ def _check_video_tokens(width: int, height: int, frames: int) -> None:
 
 
 def _normalize_frames(frames: int) -> tuple[int, list[str]]:
-    _check_positive_int(frames, "frames")
+    _check_positive_int(frames, setting_name("frames"))
     # Nearest 4k+1; a tie (e.g. 11: 9 or 13) goes up.
     valid = (frames - 1 + TEMPORAL_FACTOR // 2) // TEMPORAL_FACTOR * TEMPORAL_FACTOR + 1
     if valid == frames:
@@ -569,9 +590,11 @@ def _resolve_seed(seed: int | None) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         # diffusers' pipelines take a torch.Generator: its seed is the number to give here.
         if _is_generator(seed):
+            # Only Python passes a generator: the line to give is Python's.
             raise RequestError(f"seed takes a number, not a generator: give seed={seed.initial_seed()}, "
                                f"{_SEED_OF_GENERATOR}")  # fmt: skip
-        raise RequestError(f"seed must be an integer in [0, {MAX_SEED}] or -1 (random), got {seed!r}")
+        seed_range = f"an integer in [0, {MAX_SEED}] or -1 (random)"
+        raise RequestError(f"{setting_name('seed')} must be {seed_range}, got {seed!r}")
     return seed
 
 
@@ -613,10 +636,11 @@ def _check_positive_int(value: object, name: str) -> None:
 
 
 def _check_steps(value: object) -> None:
-    _check_positive_int(value, "steps")
+    _check_positive_int(value, setting_name("steps"))
     if value > MAX_STEPS:
         raise RequestError(
-            f"steps must be from 1 to {MAX_STEPS} (the official setting is {REQUEST_DEFAULTS.steps}), got {value}"
+            f"{setting_name('steps')} must be from 1 to {MAX_STEPS} (the official setting is "
+            f"{REQUEST_DEFAULTS.steps}), got {value}"
         )
 
 
