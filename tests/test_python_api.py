@@ -296,6 +296,12 @@ def test_a_step_cache_threshold_that_is_not_a_number_fails_at_load(threshold, ch
         (dict(weights={"vae": None}), r"weights\['vae'\] must be the path of a .safetensors file.*got NoneType"),
         (dict(quantize=8), r"quantize must be a quantization type such as 'Q4_K_M'.*got int 8"),
         (dict(text_encoder_quantize=8), r"text_encoder_quantize must be a quantization type .*got int 8"),
+        # diffusers' habit of a dtype after the model: load_pipeline's second argument is gguf ("no such GGUF file").
+        (
+            dict(gguf=torch.bfloat16),
+            r"gguf \(load_pipeline's second argument\) must be .*; for the dtype, give "
+            r"dtype=torch.bfloat16$",
+        ),
     ],
 )
 def test_an_argument_of_a_type_load_pipeline_cannot_use_fails_before_any_file_is_read(argument, message, tmp_path):
