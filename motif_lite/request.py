@@ -604,6 +604,9 @@ def _is_generator(value: object) -> bool:
 
 
 def _check_text(value: object, name: str, allow_empty: bool) -> None:
+    if isinstance(value, list | tuple):  # diffusers takes a list of prompts, a video each
+        raise RequestError(f"{name} must be a string, got a {type(value).__name__}: a request makes one video, so make "
+                           "one request per prompt (each with its own output)")  # fmt: skip
     if not isinstance(value, str):
         raise RequestError(f"{name} must be a string, got {type(value).__name__}")
     if not allow_empty and not value.strip():

@@ -185,6 +185,15 @@ def test_a_keyword_of_another_tool_names_the_field_to_give(keywords, said):
     assert isinstance(error.value, TypeError) and isinstance(error.value, MotifLiteError)  # either catches it
 
 
+@pytest.mark.parametrize(("field", "name"), TEXT_NAMES)
+def test_a_list_of_prompts_says_one_request_per_prompt(tmp_path, field, name):
+    # diffusers takes prompt=["a fox", "a cat"], a video each; it was "prompt must be a string, got list".
+    error = refused(tmp_path, **{field: ["a fox", "a cat"]})
+    assert error.fields == (field,)
+    assert str(error) == f"{name} must be a string, got a list: a request makes one video, so make one request " \
+        "per prompt (each with its own output)"  # fmt: skip
+
+
 def test_the_request_keeps_its_fields_signature_for_help_and_editors():
     # The keywords are checked by __new__: help(), inspect and notebooks must still show the fields, not (*args,
     # **kwargs); copies, pickles and dataclasses.replace construct it as before.
