@@ -108,9 +108,10 @@ class RequestError(MotifLiteError, ValueError):
         self.fields = fields
 
 
-class UnknownFieldError(RequestError, TypeError):
-    """A keyword `GenerationRequest` has no field for (diffusers' `num_frames=`, a typo): a `RequestError` that says
-    the field to give, and a `TypeError` still, as Python's own for an unexpected keyword is."""
+class UnknownFieldError(TypeError):
+    """A keyword `GenerationRequest` has no field for (diffusers' `num_frames=`, a typo), saying the field to give.
+    A `TypeError`, as Python's own for an unexpected keyword is, and not a `MotifLiteError`: the server's stored
+    settings with a field of another version are a failed job (`server.worker.failure`), not the client's mistake."""
 
 
 # Why a seed stands for diffusers' generator: the same noise, where the generator is a fresh CPU one.
