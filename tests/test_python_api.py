@@ -333,6 +333,20 @@ def test_the_top_level_names_are_importable_and_listed():
     assert {"__version__", "__name__", "load_pipeline"} <= set(dir(motif_lite))  # a module's own names stay
 
 
+def test_a_name_the_package_lacks_says_what_to_use():
+    # Before: "module 'motif_lite' has no attribute ..." alone, for diffusers' names and for typos.
+    import motif_lite
+
+    with pytest.raises(AttributeError, match=r"'load_pipline'; did you mean load_pipeline\?$"):
+        motif_lite.load_pipline  # noqa: B018
+    with pytest.raises(AttributeError, match=r"\(a diffusers name\): image-to-video is the same pipeline"):
+        motif_lite.MotifVideoImage2VideoPipeline  # noqa: B018
+    with pytest.raises(AttributeError, match=r"^module 'motif_lite' has no attribute 'zzz'$"):
+        motif_lite.zzz  # noqa: B018
+    assert not hasattr(motif_lite, "export_to_video")
+    assert motif_lite.plan_generation is plan_generation  # the plan load_pipeline(plan=...) takes, named in the docs
+
+
 def test_the_errors_to_catch_are_top_level_names():
     # RequestError lived in motif_lite.request and LoRAError in motif_lite.weights.lora, named nowhere in the docs.
     import motif_lite
