@@ -282,11 +282,14 @@ def test_generate_says_what_to_give_for_diffusers_call_keywords_and_typos():
     request = GenerationRequest("a fox")
     with pytest.raises(RequestError) as error:
         pipe.generate(request, num_inference_steps=30, generator=torch.Generator().manual_seed(7))
-    assert str(error.value).splitlines() == [
+    assert str(error.value).splitlines() == [  # with the values given (they said steps=..., seed=N)
         "generate takes no num_inference_steps= (diffusers' pipeline call does): a request field here: "
-        "GenerationRequest(..., steps=...)",
-        f"generate takes no generator= (diffusers' pipeline call does): {CALL_ADVICE['generator']}",
+        "GenerationRequest(..., steps=30)",
+        "generate takes no generator= (diffusers' pipeline call does): a request field here: "
+        "GenerationRequest(..., seed=7)",
     ]
+    with pytest.raises(RequestError, match=f"takes no generator= .*: {re.escape(CALL_ADVICE['generator'])}$"):
+        pipe.generate(request, generator=[torch.Generator().manual_seed(7)])  # a list of them: one per video
     with pytest.raises(RequestError, match=r"^generate takes no on_progres=: did you mean on_progress=\?$"):
         pipe.generate(request, on_progres=print)
     # A keyword like none of its own gets the list of them, as a caller writes them (no `self`).

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from motif_lite.errors import ConfigError
+from motif_lite.errors import ConfigError, shown
 
 # diffusers' `MotifVideoPipeline.__call__` argument -> the `GenerationRequest` field that sets the same thing.
 CALL_FIELDS = {
@@ -198,8 +198,15 @@ def load_advice(keywords: Mapping[str, object], load_pipeline: Callable) -> str:
 def generate_advice(keywords: Mapping[str, object], generate: Callable) -> str:
     """As `load_advice`, for `generate`: a keyword of diffusers' pipeline call gets the request field that sets the
     same (`num_inference_steps=` -> `steps=`) or what to do instead (`generator=` -> `seed=`)."""
-    fields = {name: f"a request field here: GenerationRequest(..., {field}=...)" for name, field in CALL_FIELDS.items()}
-    return _keyword_advice(generate, keywords, {**fields, **CALL_ADVICE}, "diffusers' pipeline call does")
+    fields = {
+        name: f"a request field here: GenerationRequest(..., {field}={shown(keywords[name])})"
+        for name, field in CALL_FIELDS.items()
+        if name in keywords
+    }
+    generator = keywords.get("generator")
+    if _cpu_generator(generator):  # its seed draws the same noise: the number to give
+        fields["generator"] = f"a request field here: GenerationRequest(..., seed={generator.initial_seed()})"
+    return _keyword_advice(generate, keywords, {**CALL_ADVICE, **fields}, "diffusers' pipeline call does")
 
 
 def _keyword_advice(function: Callable, keywords: Mapping[str, object], advice: Mapping[str, str], whose: str) -> str:
