@@ -119,6 +119,7 @@ _SEED_OF_GENERATOR = (
     "the seed it was made with: the noise is drawn from a CPU generator seeded with it, as diffusers draws it from "
     "a fresh CPU generator"
 )
+_NOT_TAKEN = "not taken: motif-lite encodes the prompts and draws the noise itself"
 # The names other tools give a request's settings (diffusers' pipeline call, ComfyUI's nodes, `motif-lite run`'s
 # flags, the server's fields) -> what to give `GenerationRequest` instead: a field's name, or advice.
 OTHER_FIELD_NAMES = {
@@ -142,17 +143,31 @@ OTHER_FIELD_NAMES = {
     "input_reference": "image",  # the server's (OpenAI's) field
     "output_path": "output",
     "output_file": "output",
-    "generator": "seed=N in place of generator=torch.Generator().manual_seed(N): " + _SEED_OF_GENERATOR,
-    "output_type": "output='fox.mp4' (or .webm, .gif, .webp, PNG frames 'frames/fox_%03d.png'): the video is written "
-    "to that file, no frames come back in memory",
-    "size": "width= and height=, e.g. width=1280, height=736",
-    "seconds": "frames=, 4k+1 of them: 121 frames are 5 s at fps=24",
-    "duration": "frames=, 4k+1 of them: 121 frames are 5 s at fps=24",
-    "num_videos_per_prompt": "one request per video, each with its own seed",
-    "batch_size": "one request per video, each with its own seed",
-    "max_sequence_length": "nothing: a prompt is cut at 512 tokens, diffusers' default, with a note",
-    "loras": "load_pipeline(..., loras={'style.safetensors': 0.8}) or pipe.set_loras(...): LoRAs are the pipeline's",
-    "crf": "pipe.generate(request, crf=N): an encoding option of the file, not a setting of the video",
+    "generator": "give seed=N in place of generator=torch.Generator().manual_seed(N): " + _SEED_OF_GENERATOR,
+    "output_type": "give output='fox.mp4' (or .webm, .gif, .webp, PNG frames 'frames/fox_%03d.png'): the video is "
+    "written to that file, no frames come back in memory",
+    "size": "give width= and height=, e.g. width=1280, height=736",
+    "seconds": "give frames=, 4k+1 of them: 121 frames are 5 s at fps=24",
+    "duration": "give frames=, 4k+1 of them: 121 frames are 5 s at fps=24",
+    "num_videos_per_prompt": "make one request per video, each with its own seed and output",
+    "batch_size": "make one request per video, each with its own seed and output",
+    "loras": "give load_pipeline(..., loras={'style.safetensors': 0.8}) or pipe.set_loras(...): LoRAs are the "
+    "pipeline's",
+    "crf": "give pipe.generate(request, crf=N): an encoding option of the file, not a setting of the video",
+    # diffusers' other call arguments, which no field stands for (a close spelling would mislead: latents, frames)
+    "max_sequence_length": "not needed: a prompt is cut at 512 tokens, diffusers' default, with a warning",
+    "timesteps": "the schedule comes from steps, flow_shift and sampler",
+    "latents": _NOT_TAKEN,
+    "prompt_embeds": _NOT_TAKEN,
+    "prompt_attention_mask": _NOT_TAKEN,
+    "negative_prompt_embeds": _NOT_TAKEN,
+    "negative_prompt_attention_mask": _NOT_TAKEN,
+    "return_dict": "pipe.generate(request) returns a GenerationResult: .output is the file, .settings what was used",
+    "callback_on_step_end": "give pipe.generate(request, on_progress=fn): it calls fn(stage, done, total)",
+    "callback_on_step_end_tensor_inputs": "give pipe.generate(request, on_progress=fn): it calls fn(stage, done, "
+    "total)",
+    "attention_kwargs": "LoRA strengths are set with pipe.set_loras({'style.safetensors': 0.8})",
+    "vae_batch_size": "the VAE decodes in bands that a memory plan sizes (load_pipeline(plan=...))",
 }
 
 
@@ -170,7 +185,7 @@ def unknown_field_advice(name: str, value: object) -> str:
         return f"GenerationRequest has no field {name}; its fields are {', '.join(fields)}"
     if meant in fields:
         return f"GenerationRequest has no field {name}: give {meant}={shown(value)} instead"
-    return f"GenerationRequest has no field {name}: give {meant}"
+    return f"GenerationRequest has no field {name}: {meant}"
 
 
 class _FieldsSignature:

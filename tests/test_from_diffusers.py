@@ -25,7 +25,7 @@ from motif_lite.pipeline.from_diffusers import (
     RESULT_ADVICE,
     call_advice,
 )
-from motif_lite.request import GenerationRequest, RequestError
+from motif_lite.request import OTHER_FIELD_NAMES, GenerationRequest, RequestError
 
 
 def call_parameters(pipeline: type) -> dict[str, inspect.Parameter]:
@@ -36,6 +36,17 @@ def call_parameters(pipeline: type) -> dict[str, inspect.Parameter]:
 def test_every_argument_of_diffusers_call_has_a_field_or_advice(pipeline):
     unknown = set(call_parameters(pipeline)) - set(CALL_FIELDS) - set(CALL_ADVICE)
     assert not unknown, f"diffusers' {pipeline.__name__} takes arguments this table does not know: {unknown}"
+
+
+@pytest.mark.parametrize("pipeline", [MotifVideoPipeline, MotifVideoImage2VideoPipeline])
+def test_every_argument_of_diffusers_call_given_to_the_request_says_what_to_give(pipeline):
+    # GenerationRequest(num_frames=...) and the like: a field, or a name with advice; a close spelling alone said
+    # "give frames=" for latents= and "give steps=" for timesteps=.
+    fields = {field.name for field in dataclasses.fields(GenerationRequest)}
+    unknown = set(call_parameters(pipeline)) - fields - set(OTHER_FIELD_NAMES)
+    assert not unknown, f"diffusers' {pipeline.__name__} takes arguments GenerationRequest has no advice for: {unknown}"
+    for name, meant in OTHER_FIELD_NAMES.items():  # a field's name, or advice that is no field's name
+        assert meant in fields or " " in meant, (name, meant)
 
 
 def test_each_field_is_the_one_with_the_same_official_default():
