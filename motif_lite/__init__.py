@@ -6,6 +6,7 @@ pay for torch and transformers.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,15 @@ _PUBLIC = {
     "TransformerConfig": "motif_lite.config",
     "load_pipeline": "motif_lite.pipeline",
     "load_transformer": "motif_lite.weights.loader",
+    "plan_generation": "motif_lite.preflight",  # the memory plan `load_pipeline(plan=...)` takes
+}
+# diffusers' names a user coming from it imports first -> what does the same here.
+_DIFFUSERS_NAMES = {
+    "MotifVideoImage2VideoPipeline": "image-to-video is the same pipeline: load_pipeline(...), then "
+    "GenerationRequest(..., image='first_frame.png')",
+    "DiffusionPipeline": "load_pipeline(...) loads Motif-Video (a Hub repo id or a local folder)",
+    "export_to_video": "generate writes the video itself: GenerationRequest(..., output='fox.mp4', fps=24)",
+    "MotifVideoTransformer3DModel": "the transformer is MotifVideoTransformer, loaded by load_transformer(...)",
 }
 __all__ = [
     "GenerationRequest",
@@ -37,6 +47,7 @@ __all__ = [
     "__version__",
     "load_pipeline",
     "load_transformer",
+    "plan_generation",
 ]
 
 if TYPE_CHECKING:
@@ -44,6 +55,7 @@ if TYPE_CHECKING:
     from motif_lite.errors import MotifLiteError
     from motif_lite.model.transformer import MotifVideoTransformer
     from motif_lite.pipeline import GenerationResult, MotifVideoPipeline, load_pipeline
+    from motif_lite.preflight import plan_generation
     from motif_lite.progress import ProgressBars
     from motif_lite.request import GenerationRequest, RequestError
     from motif_lite.weights.loader import load_transformer
@@ -53,7 +65,16 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     if name in _PUBLIC:
         return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'motif_lite' has no attribute {name!r}")
+    raise AttributeError(f"module 'motif_lite' has no attribute {name!r}{_instead(name)}")
+
+
+def _instead(name: str) -> str:
+    """What to use for a name motif_lite lacks (`motif_lite.X`; `from motif_lite import X` is Python's own
+    ImportError): diffusers' name's counterpart, else the public name it misspells."""
+    if name in _DIFFUSERS_NAMES:
+        return f" (a diffusers name): {_DIFFUSERS_NAMES[name]}"
+    close = difflib.get_close_matches(name, __all__, n=1)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def __dir__() -> list[str]:

@@ -10,6 +10,8 @@ config, else the official value (APG scale 8, norm threshold 12, momentum 0.1; s
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 import math
 import numbers
 import re
@@ -18,7 +20,7 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from motif_lite.choices import GUIDANCE_METHODS, SAMPLER_ALIASES, SAMPLERS
 from motif_lite.errors import MotifLiteError, both_spellings, shown
@@ -72,6 +74,28 @@ OUTPUT_FLAG = both_spellings("-o", "output=")
 IMAGE_FLAG = both_spellings("-i", "image=")
 EXTEND_FLAG = both_spellings("--extend", "extend=")
 GO_ON = both_spellings("motif-lite run --extend CLIP -p 'what happens next'", "extend=CLIP")
+# GenerationRequest field -> the `motif-lite run` flag that sets it. A wrong value is named as the user of each typed
+# it: '--video-frames (in Python frames) must be ...' (the server puts its own field names in their place,
+# server.schema.in_api_words: 'num_frames must be ...').
+RUN_FLAGS = {
+    "negative_prompt": "--negative-prompt",
+    "frames": "--video-frames",
+    "fps": "--fps",
+    "steps": "--steps",
+    "guidance": "--guidance",
+    "cfg_scale": "--cfg-scale",
+    "apg_eta": "--apg-eta",
+    "apg_norm_threshold": "--apg-norm-threshold",
+    "apg_momentum": "--apg-momentum",
+    "flow_shift": "--flow-shift",
+    "sampler": "--sampling-method",
+    "seed": "--seed",
+}
+
+
+def setting_name(field: str) -> str:
+    """A request's setting as messages name it: its run flag and its field, '--video-frames (in Python frames)'."""
+    return both_spellings(RUN_FLAGS[field], field)
 
 
 class RequestError(MotifLiteError, ValueError):
@@ -82,6 +106,95 @@ class RequestError(MotifLiteError, ValueError):
     def __init__(self, message: str, fields: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.fields = fields
+
+
+class UnknownFieldError(TypeError):
+    """A keyword `GenerationRequest` has no field for (diffusers' `num_frames=`, a typo), saying the field to give.
+    A `TypeError`, as Python's own for an unexpected keyword is, and not a `MotifLiteError`: the server's stored
+    settings with a field of another version are a failed job (`server.worker.failure`), not the client's mistake."""
+
+
+# Why a seed stands for diffusers' generator: the same noise, where the generator is a fresh CPU one.
+_SEED_OF_GENERATOR = (
+    "the seed it was made with: the noise is drawn from a CPU generator seeded with it, as diffusers draws it from "
+    "a fresh CPU generator"
+)
+_NOT_TAKEN = "not taken: motif-lite encodes the prompts and draws the noise itself"
+# The names other tools give a request's settings (diffusers' pipeline call, ComfyUI's nodes, `motif-lite run`'s
+# flags, the server's fields) -> what to give `GenerationRequest` instead: a field's name, or advice.
+OTHER_FIELD_NAMES = {
+    "num_frames": "frames",
+    "video_frames": "frames",
+    "length": "frames",  # ComfyUI's latent video nodes
+    "num_inference_steps": "steps",
+    "sample_steps": "steps",
+    "guidance_scale": "cfg_scale",
+    "cfg": "cfg_scale",  # ComfyUI's KSampler
+    "guidance_method": "guidance",
+    "sampling_method": "sampler",
+    "sampler_name": "sampler",  # ComfyUI's KSampler
+    "shift": "flow_shift",  # ComfyUI's ModelSamplingSD3
+    "negative": "negative_prompt",  # ComfyUI's KSampler input
+    "noise_seed": "seed",  # ComfyUI's KSamplerAdvanced
+    "frame_rate": "fps",  # ComfyUI's Video Combine
+    "init_image": "image",
+    "init_img": "image",
+    "start_image": "image",  # ComfyUI's WanImageToVideo
+    "input_reference": "image",  # the server's (OpenAI's) field
+    "output_path": "output",
+    "output_file": "output",
+    "generator": "give seed=N in place of generator=torch.Generator().manual_seed(N): " + _SEED_OF_GENERATOR,
+    "output_type": "give output='fox.mp4' (or .webm, .gif, .webp, PNG frames 'frames/fox_%03d.png'): the video is "
+    "written to that file, no frames come back in memory",
+    "size": "give width= and height=, e.g. width=1280, height=736",
+    "seconds": "give frames=, 4k+1 of them: 121 frames are 5 s at fps=24",
+    "duration": "give frames=, 4k+1 of them: 121 frames are 5 s at fps=24",
+    "num_videos_per_prompt": "make one request per video, each with its own seed and output",
+    "batch_size": "make one request per video, each with its own seed and output",
+    "loras": "give load_pipeline(..., loras={'style.safetensors': 0.8}) or pipe.set_loras(...): LoRAs are the "
+    "pipeline's",
+    "crf": "give pipe.generate(request, crf=N): an encoding option of the file, not a setting of the video",
+    # diffusers' other call arguments, which no field stands for (a close spelling would mislead: latents, frames)
+    "max_sequence_length": "not needed: a prompt is cut at 512 tokens, diffusers' default, with a warning",
+    "timesteps": "the schedule comes from steps, flow_shift and sampler",
+    "latents": _NOT_TAKEN,
+    "prompt_embeds": _NOT_TAKEN,
+    "prompt_attention_mask": _NOT_TAKEN,
+    "negative_prompt_embeds": _NOT_TAKEN,
+    "negative_prompt_attention_mask": _NOT_TAKEN,
+    "return_dict": "pipe.generate(request) returns a GenerationResult: .output is the file, .settings what was used",
+    "callback_on_step_end": "give pipe.generate(request, on_progress=fn): it calls fn(stage, done, total)",
+    "callback_on_step_end_tensor_inputs": "give pipe.generate(request, on_progress=fn): it calls fn(stage, done, "
+    "total)",
+    "attention_kwargs": "LoRA strengths are set with pipe.set_loras({'style.safetensors': 0.8})",
+    "vae_batch_size": "the VAE decodes in bands that a memory plan sizes (load_pipeline(plan=...))",
+}
+
+
+def unknown_field_advice(name: str, value: object) -> str:
+    """What to give `GenerationRequest` for the keyword `name` (given `value`) it has no field for: the field another
+    tool's name stands for, else the field closest in spelling (a typo), else the list of fields."""
+    fields = [item.name for item in dataclasses.fields(GenerationRequest)]
+    if name == "generator" and _is_generator(value):
+        return f"GenerationRequest has no field generator: give seed={value.initial_seed()}, {_SEED_OF_GENERATOR}"
+    meant = OTHER_FIELD_NAMES.get(name)
+    if meant is None:
+        close = difflib.get_close_matches(name, [*fields, *OTHER_FIELD_NAMES], n=1)
+        meant = OTHER_FIELD_NAMES.get(close[0], close[0]) if close else None
+    if meant is None:
+        return f"GenerationRequest has no field {name}; its fields are {', '.join(fields)}"
+    if meant in fields:
+        return f"GenerationRequest has no field {name}: give {meant}={shown(value)} instead"
+    return f"GenerationRequest has no field {name}: {meant}"
+
+
+class _FieldsSignature:
+    """`GenerationRequest`'s signature as `help()`, `inspect` and notebooks show it: its fields, those of the
+    dataclass's `__init__`, not the `(*args, **kwargs)` of the `__new__` that checks the keywords first."""
+
+    def __get__(self, instance: object, owner: type) -> inspect.Signature:
+        signature = inspect.signature(owner.__init__)
+        return signature.replace(parameters=list(signature.parameters.values())[1:])  # without self
 
 
 @dataclass(frozen=True)
@@ -116,6 +229,17 @@ class GenerationRequest:
     image: str | Path | None = None
     output: str | Path = "output.mp4"
     extend: str | Path | None = None
+
+    __signature__ = _FieldsSignature()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> GenerationRequest:
+        # A keyword with no field (diffusers' num_frames) gets the field to give, which Python's own TypeError,
+        # raised by the dataclass's __init__ before any code of ours runs, would not say.
+        fields = {item.name for item in dataclasses.fields(cls)}
+        unknown = [name for name in kwargs if name not in fields]
+        if unknown:
+            raise UnknownFieldError("\n".join(unknown_field_advice(name, kwargs[name]) for name in unknown))
+        return super().__new__(cls)
 
     @property
     def latent_frames(self) -> int:
@@ -168,7 +292,7 @@ class GenerationRequest:
                 return None
 
         check("prompt", _check_text, self.prompt, "prompt", False)
-        check("negative_prompt", _check_text, self.negative_prompt, "negative prompt", True)
+        check("negative_prompt", _check_text, self.negative_prompt, setting_name("negative_prompt"), True)
         width_ok = check("width", _check_size, self.width, "width") is not None
         height_ok = check("height", _check_size, self.height, "height") is not None
         normalized = check("frames", _normalize_frames, self.frames)
@@ -177,16 +301,16 @@ class GenerationRequest:
             field = _oversized_field(self.width, self.height, frames_known)
             check(field, _check_video_tokens, self.width, self.height, frames_known)
         check("steps", _check_steps, self.steps)
-        fps_ok = check("fps", _check_number, self.fps, "fps", True, RANGES["fps"]) is not None
-        for name, what, positive in _OPTIONAL_NUMBERS:
-            if getattr(self, name) is not None:
-                check(name, _check_number, getattr(self, name), what, positive, RANGES.get(name))
+        fps_ok = check("fps", _check_number, self.fps, setting_name("fps"), True, RANGES["fps"]) is not None
+        for field, positive in _OPTIONAL_NUMBERS:
+            if getattr(self, field) is not None:
+                check(field, _check_number, getattr(self, field), setting_name(field), positive, RANGES.get(field))
         guidance = choice_name(self.guidance, GUIDANCE_METHODS)
         if guidance is not None:
-            check("guidance", _check_choice, guidance, "guidance", GUIDANCE_METHODS)
+            check("guidance", _check_choice, guidance, setting_name("guidance"), GUIDANCE_METHODS)
         sampler = choice_name(self.sampler, tuple(SAMPLERS), SAMPLER_ALIASES)
         if sampler is not None:
-            check("sampler", _check_choice, sampler, "sampler", tuple(SAMPLERS))
+            check("sampler", _check_choice, sampler, setting_name("sampler"), tuple(SAMPLERS))
         seed = check("seed", _resolve_seed, self.seed)
         try:
             clip = (
@@ -414,15 +538,14 @@ def _plain_numbers(request: GenerationRequest) -> GenerationRequest:
     return dataclasses.replace(request, **changed) if changed else request
 
 
-# (field, name in messages, must be > 0 (True), >= 0 (False) or only finite (None)): numbers that may be None (not
-# given). APG momentum may be negative: the APG paper's reverse momentum (diffusers' guider and ComfyUI's APG node
-# take it).
+# (field, must be > 0 (True), >= 0 (False) or only finite (None)): numbers that may be None (not given). APG
+# momentum may be negative: the APG paper's reverse momentum (diffusers' guider and ComfyUI's APG node take it).
 _OPTIONAL_NUMBERS = (
-    ("cfg_scale", "cfg scale", False),
-    ("apg_eta", "APG eta", False),
-    ("apg_norm_threshold", "APG norm threshold", False),
-    ("apg_momentum", "APG momentum", None),
-    ("flow_shift", "flow shift", True),
+    ("cfg_scale", False),
+    ("apg_eta", False),
+    ("apg_norm_threshold", False),
+    ("apg_momentum", None),
+    ("flow_shift", True),
 )
 
 
@@ -469,7 +592,7 @@ def _check_video_tokens(width: int, height: int, frames: int) -> None:
 
 
 def _normalize_frames(frames: int) -> tuple[int, list[str]]:
-    _check_positive_int(frames, "frames")
+    _check_positive_int(frames, setting_name("frames"))
     # Nearest 4k+1; a tie (e.g. 11: 9 or 13) goes up.
     valid = (frames - 1 + TEMPORAL_FACTOR // 2) // TEMPORAL_FACTOR * TEMPORAL_FACTOR + 1
     if valid == frames:
@@ -482,8 +605,12 @@ def _resolve_seed(seed: int | None) -> int:
         return secrets.randbelow(MAX_SEED + 1)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         # diffusers' pipelines take a torch.Generator: its seed is the number to give here.
-        hint = ": pass the number it was seeded with, generator.initial_seed()" if _is_generator(seed) else ""
-        raise RequestError(f"seed must be an integer in [0, {MAX_SEED}] or -1 (random), got {seed!r}{hint}")
+        if _is_generator(seed):
+            # Only Python passes a generator: the line to give is Python's.
+            raise RequestError(f"seed takes a number, not a generator: give seed={seed.initial_seed()}, "
+                               f"{_SEED_OF_GENERATOR}")  # fmt: skip
+        seed_range = f"an integer in [0, {MAX_SEED}] or -1 (random)"
+        raise RequestError(f"{setting_name('seed')} must be {seed_range}, got {seed!r}")
     return seed
 
 
@@ -493,6 +620,9 @@ def _is_generator(value: object) -> bool:
 
 
 def _check_text(value: object, name: str, allow_empty: bool) -> None:
+    if isinstance(value, list | tuple):  # diffusers takes a list of prompts, a video each
+        raise RequestError(f"{name} must be a string, got a {type(value).__name__}: a request makes one video, so make "
+                           "one request per prompt (each with its own output)")  # fmt: skip
     if not isinstance(value, str):
         raise RequestError(f"{name} must be a string, got {type(value).__name__}")
     if not allow_empty and not value.strip():
@@ -525,10 +655,11 @@ def _check_positive_int(value: object, name: str) -> None:
 
 
 def _check_steps(value: object) -> None:
-    _check_positive_int(value, "steps")
+    _check_positive_int(value, setting_name("steps"))
     if value > MAX_STEPS:
         raise RequestError(
-            f"steps must be from 1 to {MAX_STEPS} (the official setting is {REQUEST_DEFAULTS.steps}), got {value}"
+            f"{setting_name('steps')} must be from 1 to {MAX_STEPS} (the official setting is "
+            f"{REQUEST_DEFAULTS.steps}), got {value}"
         )
 
 

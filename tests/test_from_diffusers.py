@@ -25,7 +25,7 @@ from motif_lite.pipeline.from_diffusers import (
     RESULT_ADVICE,
     call_advice,
 )
-from motif_lite.request import GenerationRequest, RequestError
+from motif_lite.request import OTHER_FIELD_NAMES, GenerationRequest, RequestError
 
 
 def call_parameters(pipeline: type) -> dict[str, inspect.Parameter]:
@@ -36,6 +36,17 @@ def call_parameters(pipeline: type) -> dict[str, inspect.Parameter]:
 def test_every_argument_of_diffusers_call_has_a_field_or_advice(pipeline):
     unknown = set(call_parameters(pipeline)) - set(CALL_FIELDS) - set(CALL_ADVICE)
     assert not unknown, f"diffusers' {pipeline.__name__} takes arguments this table does not know: {unknown}"
+
+
+@pytest.mark.parametrize("pipeline", [MotifVideoPipeline, MotifVideoImage2VideoPipeline])
+def test_every_argument_of_diffusers_call_given_to_the_request_says_what_to_give(pipeline):
+    # GenerationRequest(num_frames=...) and the like: a field, or a name with advice; a close spelling alone said
+    # "give frames=" for latents= and "give steps=" for timesteps=.
+    fields = {field.name for field in dataclasses.fields(GenerationRequest)}
+    unknown = set(call_parameters(pipeline)) - fields - set(OTHER_FIELD_NAMES)
+    assert not unknown, f"diffusers' {pipeline.__name__} takes arguments GenerationRequest has no advice for: {unknown}"
+    for name, meant in OTHER_FIELD_NAMES.items():  # a field's name, or advice that is no field's name
+        assert meant in fields or " " in meant, (name, meant)
 
 
 def test_each_field_is_the_one_with_the_same_official_default():
@@ -119,7 +130,7 @@ def test_our_pipeline_answers_diffusers_calls_and_methods():
     with pytest.raises(AttributeError) as error:
         pipe.no_such_thing  # noqa: B018
     assert str(error.value) == "'MotifVideoPipeline' object has no attribute 'no_such_thing'"
-    assert not hasattr(pipe, "to")
+    assert not hasattr(pipe, "enable_model_cpu_offload")  # its AttributeError is a plain one to hasattr
     # A notebook's habits (before: bare AttributeErrors): bars turned off, a scheduler read to swap it.
     with pytest.raises(AttributeError, match=r"on_progress=ProgressBars\(\)"):
         pipe.set_progress_bar_config(disable=True)
@@ -282,11 +293,14 @@ def test_generate_says_what_to_give_for_diffusers_call_keywords_and_typos():
     request = GenerationRequest("a fox")
     with pytest.raises(RequestError) as error:
         pipe.generate(request, num_inference_steps=30, generator=torch.Generator().manual_seed(7))
-    assert str(error.value).splitlines() == [
+    assert str(error.value).splitlines() == [  # with the values given (they said steps=..., seed=N)
         "generate takes no num_inference_steps= (diffusers' pipeline call does): a request field here: "
-        "GenerationRequest(..., steps=...)",
-        f"generate takes no generator= (diffusers' pipeline call does): {CALL_ADVICE['generator']}",
+        "GenerationRequest(..., steps=30)",
+        "generate takes no generator= (diffusers' pipeline call does): a request field here: "
+        "GenerationRequest(..., seed=7)",
     ]
+    with pytest.raises(RequestError, match=f"takes no generator= .*: {re.escape(CALL_ADVICE['generator'])}$"):
+        pipe.generate(request, generator=[torch.Generator().manual_seed(7)])  # a list of them: one per video
     with pytest.raises(RequestError, match=r"^generate takes no on_progres=: did you mean on_progress=\?$"):
         pipe.generate(request, on_progres=print)
     # A keyword like none of its own gets the list of them, as a caller writes them (no `self`).

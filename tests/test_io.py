@@ -934,7 +934,7 @@ def test_a_bad_fps_for_a_gif_is_named_as_a_bad_fps(tmp_path, fps, shown):
     # Not a GIF's frame-rate range too (a second message), nor a TypeError from comparing "fast" with it.
     with pytest.raises(RequestError) as error:
         GenerationRequest("fox", fps=fps, output=str(tmp_path / "fox.gif")).resolve()
-    assert str(error.value) == f"fps must be a finite number > 0, got {shown}"
+    assert str(error.value) == f"--fps (in Python fps) must be a finite number > 0, got {shown}"
 
 
 @pytest.fixture

@@ -636,12 +636,12 @@ def test_request_defaults_are_the_official_settings():
         (dict(width=1000), "width 1000 is not a multiple of 16; nearest valid width: 992 or 1008"),
         (dict(height=730), "height 730 is not a multiple of 16; nearest valid height: 736"),
         (dict(width=8), "nearest valid width: 16"),
-        (dict(steps=0), "steps must be a positive integer"),
+        (dict(steps=0), "--steps (in Python steps) must be a positive integer"),
         (dict(prompt=" "), "prompt is empty"),
-        (dict(sampler="dpm"), "unknown sampler 'dpm'"),
-        (dict(guidance="pag"), "unknown guidance 'pag'"),
-        (dict(seed=2**40), "seed must be"),
-        (dict(flow_shift=0), "flow shift must be"),
+        (dict(sampler="dpm"), "unknown --sampling-method (in Python sampler) 'dpm'"),
+        (dict(guidance="pag"), "unknown --guidance (in Python guidance) 'pag'"),
+        (dict(seed=2**40), "--seed (in Python seed) must be"),
+        (dict(flow_shift=0), "--flow-shift (in Python flow_shift) must be"),
         (dict(output="fox.avi"), "unsupported output format"),
         (dict(output="/no/such/dir/fox.mp4"), "does not exist"),
         (dict(image="/no/such/image.png"), "input image not found"),
@@ -649,7 +649,7 @@ def test_request_defaults_are_the_official_settings():
 )
 def test_bad_requests_fail_before_loading(change, message, tmp_path):
     request = GenerationRequest(**{"prompt": "x", "output": tmp_path / "a.mp4", **change})
-    with pytest.raises(MotifLiteError, match=message.replace("(", r"\(")):
+    with pytest.raises(MotifLiteError, match=re.escape(message)):
         request.resolve()
 
 
@@ -658,7 +658,7 @@ def test_every_bad_setting_is_reported_at_once(tmp_path):
     with pytest.raises(MotifLiteError) as info:
         request.resolve()
     lines = str(info.value).splitlines()
-    assert [line.split()[0] for line in lines] == ["prompt", "width", "height", "steps", "unsupported"], lines
+    assert [line.split()[0] for line in lines] == ["prompt", "width", "height", "--steps", "unsupported"], lines
 
 
 def test_frames_round_to_nearest_4k_plus_1_and_seed_is_drawn(tmp_path):

@@ -63,6 +63,36 @@ def test_generate_takes_a_request_not_a_prompt(pipe):
         pipe.generate("a fox")
 
 
+def test_the_pipeline_says_what_it_loaded(pipe, checkpoint):
+    # Before: <motif_lite.pipeline.generation.MotifVideoPipeline object at 0x7f...>, in a notebook's output too.
+    assert repr(pipe) == (
+        f"MotifVideoPipeline(model='{checkpoint}', device='cpu', dtype=torch.float32, attention='exact', plan=None)"
+    )
+    request, _ = GenerationRequest("x", **TINY).resolve()
+    plan = plan_generation(request, checkpoint, dtype="fp32", device="cpu", vram_gib=64)
+    planned = load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", plan=plan)
+    assert repr(planned).endswith("attention='exact', plan='for 48x32x5 within 64.00 GiB')")
+
+
+def test_a_diffusers_to_moves_nothing_or_says_the_load_pipeline_line(pipe, checkpoint):
+    # Before: every pipe.to(...) was an AttributeError, even the habit pipe = load_pipeline(...).to(its own device).
+    assert pipe.to("cpu") is pipe and pipe.to(torch.device("cpu"), torch.float32) is pipe
+    assert pipe.to(dtype=torch.float32) is pipe
+    with pytest.raises(ConfigError) as moved:
+        pipe.to("cuda", torch.bfloat16)
+    assert str(moved.value) == (
+        "this pipeline was loaded on cpu in torch.float32 and is not moved (its memory plan, kernels and attention "
+        f"were chosen for them): load it there instead, pipe = load_pipeline(model='{checkpoint}', device='cuda', "
+        "dtype=torch.bfloat16)"
+    )
+    with pytest.raises(ConfigError, match="dtype=torch.float16"):
+        pipe.to(torch.float16)
+    with pytest.raises(ConfigError, match="'gpu' is no device; give 'cuda', 'cuda:1', 'cpu'"):
+        pipe.to("gpu")
+    with pytest.raises(ConfigError, match="pipe.to takes a device and a dtype, as diffusers' does, not non_blocking="):
+        pipe.to("cpu", non_blocking=True)
+
+
 @pytest.mark.parametrize("every", [0, True])  # True is an int to Python, but no spacing a caller meant
 def test_a_bad_preview_spacing_fails_before_encoding(pipe, tmp_path, every):
     stages = []
@@ -190,7 +220,7 @@ def test_a_latents_file_in_the_home_folder_is_kept_there(pipe, tmp_path, monkeyp
     ("change", "message"),
     [
         (dict(width=10**9), "transformer tokens"),  # was torch's allocator error after the encode ("can't allocate")
-        (dict(steps=10**38), "steps must be from 1 to 1000"),  # was numpy's ValueError from the schedule
+        (dict(steps=10**38), "steps\\) must be from 1 to 1000"),  # was numpy's ValueError from the schedule
         (dict(prompt="fox " * 5_000_000), "prompt is 20,000,000 characters"),  # was minutes of tokenizing
     ],
 )
@@ -266,6 +296,12 @@ def test_a_step_cache_threshold_that_is_not_a_number_fails_at_load(threshold, ch
         (dict(weights={"vae": None}), r"weights\['vae'\] must be the path of a .safetensors file.*got NoneType"),
         (dict(quantize=8), r"quantize must be a quantization type such as 'Q4_K_M'.*got int 8"),
         (dict(text_encoder_quantize=8), r"text_encoder_quantize must be a quantization type .*got int 8"),
+        # diffusers' habit of a dtype after the model: load_pipeline's second argument is gguf ("no such GGUF file").
+        (
+            dict(gguf=torch.bfloat16),
+            r"gguf \(load_pipeline's second argument\) must be .*; for the dtype, give "
+            r"dtype=torch.bfloat16$",
+        ),
     ],
 )
 def test_an_argument_of_a_type_load_pipeline_cannot_use_fails_before_any_file_is_read(argument, message, tmp_path):
@@ -295,6 +331,20 @@ def test_the_top_level_names_are_importable_and_listed():
     assert motif_lite.MotifVideoPipeline is MotifVideoPipeline and motif_lite.GenerationResult is GenerationResult
     assert not {"Any", "TYPE_CHECKING", "annotations", "importlib"} & set(dir(motif_lite))
     assert {"__version__", "__name__", "load_pipeline"} <= set(dir(motif_lite))  # a module's own names stay
+
+
+def test_a_name_the_package_lacks_says_what_to_use():
+    # Before: "module 'motif_lite' has no attribute ..." alone, for diffusers' names and for typos.
+    import motif_lite
+
+    with pytest.raises(AttributeError, match=r"'load_pipline'; did you mean load_pipeline\?$"):
+        motif_lite.load_pipline  # noqa: B018
+    with pytest.raises(AttributeError, match=r"\(a diffusers name\): image-to-video is the same pipeline"):
+        motif_lite.MotifVideoImage2VideoPipeline  # noqa: B018
+    with pytest.raises(AttributeError, match=r"^module 'motif_lite' has no attribute 'zzz'$"):
+        motif_lite.zzz  # noqa: B018
+    assert not hasattr(motif_lite, "export_to_video")
+    assert motif_lite.plan_generation is plan_generation  # the plan load_pipeline(plan=...) takes, named in the docs
 
 
 def test_the_errors_to_catch_are_top_level_names():
@@ -362,7 +412,7 @@ def test_numpy_numbers_count_as_the_python_numbers_they_hold(tmp_path):
         int,
         float,
     ]
-    with pytest.raises(RequestError, match="seed must be an integer"):  # a bool is not a number here
+    with pytest.raises(RequestError, match=r"\(in Python seed\) must be an integer"):  # a bool is not a number here
         GenerationRequest("a fox", seed=np.bool_(True), output=tmp_path / "a.mp4").resolve()
 
 
@@ -372,7 +422,7 @@ def test_a_request_error_names_each_invalid_field_in_the_order_of_its_lines(tmp_
         request.resolve()
     lines = str(error.value).splitlines()
     assert error.value.fields == ("prompt", "width", "steps", "apg_eta", "seed", "fps")
-    assert [line.split()[0] for line in lines] == ["prompt", "width", "steps", "APG", "seed", "fps"]
+    assert [line.split()[0] for line in lines] == ["prompt", "width", "--steps", "--apg-eta", "--seed", "fps"]
     with pytest.raises(RequestError) as error:
         GenerationRequest("a fox", image=tmp_path / "none.png", output=tmp_path / "a.mp4").resolve()
     assert error.value.fields == ("image",)
@@ -534,5 +584,5 @@ def test_the_field_table_of_usage_md_matches_the_request_the_flags_and_the_serve
                 assert name in diffusers_names, name
     assert len(rows) >= 12
     assert sorted(listed) == sorted(f.name for f in dataclasses.fields(GenerationRequest))
-    with pytest.raises(TypeError, match="num_frames"):  # Python's own, naming the keyword (see the docs)
+    with pytest.raises(TypeError, match="no field num_frames: give frames=5"):  # a TypeError still (see the docs)
         GenerationRequest("x", num_frames=5)

@@ -5,6 +5,12 @@ the values at each end of a range are taken. (Other checks of the request: tests
 
 from __future__ import annotations
 
+import argparse
+import copy
+import dataclasses
+import inspect
+import math
+import pickle
 import time
 
 import imageio_ffmpeg
@@ -13,9 +19,19 @@ import pytest
 import torch
 
 from motif_lite.io.video import write_video
-from motif_lite.request import MAX_PROMPT_CHARS, MAX_STEPS, MAX_VIDEO_TOKENS, GenerationRequest, RequestError
+from motif_lite.request import (
+    MAX_PROMPT_CHARS,
+    MAX_STEPS,
+    MAX_VIDEO_TOKENS,
+    RUN_FLAGS,
+    GenerationRequest,
+    RequestError,
+    UnknownFieldError,
+)
 
 SMALL = dict(width=64, height=64, frames=9)
+# The text fields as messages name them: the prompt is "prompt" to everyone; the negative prompt is run's flag.
+TEXT_NAMES = [("prompt", "prompt"), ("negative_prompt", "--negative-prompt (in Python negative_prompt)")]
 
 
 def refused(tmp_path, **fields) -> RequestError:
@@ -35,11 +51,13 @@ def test_steps_are_bounded_by_the_schedulers_training_timesteps(tmp_path):
     for steps in (10**38, 100_000_000, MAX_STEPS + 1):
         error = refused(tmp_path, steps=steps)
         assert error.fields == ("steps",)
-        assert str(error) == f"steps must be from 1 to 1000 (the official setting is 50), got {steps}"
+        assert (
+            str(error) == f"--steps (in Python steps) must be from 1 to 1000 (the official setting is 50), got {steps}"
+        )
     assert resolves(tmp_path, steps=MAX_STEPS).steps == MAX_STEPS
 
 
-@pytest.mark.parametrize(("field", "name"), [("prompt", "prompt"), ("negative_prompt", "negative prompt")])
+@pytest.mark.parametrize(("field", "name"), TEXT_NAMES)
 def test_a_prompt_far_longer_than_the_model_reads_is_refused_at_once(tmp_path, field, name):
     # A 20 MB prompt was queued by the server, tokenized for minutes at 4.7 GB, and sent back by every listing.
     started = time.perf_counter()
@@ -54,7 +72,7 @@ def test_a_prompt_far_longer_than_the_model_reads_is_refused_at_once(tmp_path, f
     resolves(tmp_path, **{field: "x" * MAX_PROMPT_CHARS})
 
 
-@pytest.mark.parametrize(("field", "name"), [("prompt", "prompt"), ("negative_prompt", "negative prompt")])
+@pytest.mark.parametrize(("field", "name"), TEXT_NAMES)
 def test_a_prompt_with_bytes_that_are_not_utf8_is_refused_at_once(tmp_path, field, name):
     # Python keeps an undecodable byte of argv as a lone surrogate; the tokenizer would refuse it after loading.
     error = refused(tmp_path, **{field: "a \udcff fox"})
@@ -68,8 +86,8 @@ def test_frame_rates_no_format_stores_are_refused(tmp_path, fps):
     error = refused(tmp_path, fps=fps)
     assert error.fields == ("fps",)
     assert str(error) == (
-        "fps must be from 0.001 to 1000 (a frame every 1000 s to one every millisecond, the finest WebM and WebP "
-        f"store), got {fps:g}"
+        "--fps (in Python fps) must be from 0.001 to 1000 (a frame every 1000 s to one every millisecond, the finest "
+        f"WebM and WebP store), got {fps:g}"
     )
     assert refused(tmp_path, fps=fps, output=tmp_path / "fox.gif").fields == ("fps",)  # one message, not the GIF's too
 
@@ -94,12 +112,12 @@ def test_both_ends_of_the_frame_rate_range_write_a_readable_file(tmp_path, fps, 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("cfg_scale", 1e308, "cfg scale must be from 0 to 100 (ComfyUI's range; the official scale is 8, and far "
-         "larger ones overflow to inf/NaN), got 1e+308"),
-        ("cfg_scale", 100.5, "cfg scale must be from 0 to 100"),
-        ("flow_shift", 1e-300, "flow shift must be from 0.01 to 100 (ComfyUI's range; the official shift is 15, 8 "
-         "for image-to-video, and extreme ones overflow to inf/NaN), got 1e-300"),
-        ("flow_shift", 1e300, "flow shift must be from 0.01 to 100"),
+        ("cfg_scale", 1e308, "--cfg-scale (in Python cfg_scale) must be from 0 to 100 (ComfyUI's range; the official "
+         "scale is 8, and far larger ones overflow to inf/NaN), got 1e+308"),
+        ("cfg_scale", 100.5, "--cfg-scale (in Python cfg_scale) must be from 0 to 100"),
+        ("flow_shift", 1e-300, "--flow-shift (in Python flow_shift) must be from 0.01 to 100 (ComfyUI's range; the "
+         "official shift is 15, 8 for image-to-video, and extreme ones overflow to inf/NaN), got 1e-300"),
+        ("flow_shift", 1e300, "--flow-shift (in Python flow_shift) must be from 0.01 to 100"),
     ],
 )  # fmt: skip
 def test_guidance_scale_and_shift_that_overflow_are_refused(tmp_path, field, value, message):
@@ -137,12 +155,83 @@ def test_the_largest_videos_people_ask_for_are_taken(tmp_path):
 
 
 def test_a_torch_generator_as_the_seed_says_how_to_give_its_seed(tmp_path):
-    # diffusers' users pass generator=torch.Generator().manual_seed(N); the seed is that N.
+    # diffusers' users pass generator=torch.Generator().manual_seed(N); the seed is that N, said as the line to give.
     error = refused(tmp_path, seed=torch.Generator().manual_seed(3))
     assert error.fields == ("seed",)
-    assert str(error).startswith("seed must be an integer in [0, 4294967295] or -1 (random), got <torch")
-    assert str(error).endswith(": pass the number it was seeded with, generator.initial_seed()")
-    assert "initial_seed" not in str(refused(tmp_path, seed="3"))
+    assert str(error).startswith("seed takes a number, not a generator: give seed=3, the seed it was made with")
+    assert "generator" not in str(refused(tmp_path, seed="3"))
+
+
+@pytest.mark.parametrize(
+    ("keywords", "said"),
+    [
+        (dict(num_frames=121), "GenerationRequest has no field num_frames: give frames=121 instead"),
+        (dict(num_inference_steps=30), "GenerationRequest has no field num_inference_steps: give steps=30 instead"),
+        (dict(guidance_scale=5.0), "GenerationRequest has no field guidance_scale: give cfg_scale=5.0 instead"),
+        (dict(sampler_name="euler"), "GenerationRequest has no field sampler_name: give sampler='euler' instead"),
+        (dict(frmaes=9), "GenerationRequest has no field frmaes: give frames=9 instead"),  # a typo: the closest
+        (dict(num_frame=9), "GenerationRequest has no field num_frame: give frames=9 instead"),  # close to another's
+        (dict(generator=torch.Generator().manual_seed(7)), "GenerationRequest has no field generator: give seed=7, "),
+        (dict(output_type="np"), "GenerationRequest has no field output_type: give output='fox.mp4'"),
+        (dict(zzz=1), "GenerationRequest has no field zzz; its fields are prompt, negative_prompt, width, height,"),
+    ],
+)
+def test_a_keyword_of_another_tool_names_the_field_to_give(keywords, said):
+    # Before: Python's own "GenerationRequest.__init__() got an unexpected keyword argument 'num_frames'".
+    with pytest.raises(UnknownFieldError) as error:
+        GenerationRequest("a fox", **keywords)
+    assert str(error.value).startswith(said) and "\n" not in str(error.value)
+    assert isinstance(error.value, TypeError)  # as Python's own was: code that caught that still catches it
+
+
+@pytest.mark.parametrize(("field", "name"), TEXT_NAMES)
+def test_a_list_of_prompts_says_one_request_per_prompt(tmp_path, field, name):
+    # diffusers takes prompt=["a fox", "a cat"], a video each; it was "prompt must be a string, got list".
+    error = refused(tmp_path, **{field: ["a fox", "a cat"]})
+    assert error.fields == (field,)
+    assert str(error) == f"{name} must be a string, got a list: a request makes one video, so make one request " \
+        "per prompt (each with its own output)"  # fmt: skip
+
+
+def test_the_request_keeps_its_fields_signature_for_help_and_editors():
+    # The keywords are checked by __new__: help(), inspect and notebooks must still show the fields, not (*args,
+    # **kwargs); copies, pickles and dataclasses.replace construct it as before.
+    parameters = inspect.signature(GenerationRequest).parameters
+    assert list(parameters) == [item.name for item in dataclasses.fields(GenerationRequest)]
+    request = GenerationRequest("a fox", frames=9)
+    assert pickle.loads(pickle.dumps(request)) == request == copy.copy(request)
+    assert dataclasses.replace(request, steps=3).steps == 3
+    with pytest.raises(UnknownFieldError, match="give frames=5 instead"):
+        dataclasses.replace(request, num_frames=5)
+
+
+def test_a_wrong_value_is_named_as_each_user_typed_it(tmp_path):
+    # They said "frames", "cfg scale", "sampler": neither run's flag (--video-frames, --cfg-scale, --sampling-method)
+    # nor, on the server, its field (num_frames, guidance_scale, sampling_method).
+    from motif_lite.server.schema import MOTIF_FIELDS, in_api_words
+
+    wrong = dict(negative_prompt=3, frames=0, fps=0, steps=0, guidance="pag", cfg_scale=-1, apg_eta=-1,
+                 apg_norm_threshold=-1, apg_momentum=math.nan, flow_shift=0, sampler="ddim", seed=-5)  # fmt: skip
+    assert set(wrong) == set(RUN_FLAGS)
+    error = refused(tmp_path, **wrong)
+    api_names = {field: name for name, (field, _) in MOTIF_FIELDS.items()}
+    assert sorted(error.fields) == sorted(wrong)
+    for field, line in zip(error.fields, str(error).splitlines(), strict=True):
+        assert f"{RUN_FLAGS[field]} (in Python {field}) " in line, line  # run's flag and the Python field
+        server_line = in_api_words(line)
+        assert f"{api_names[field]} " in server_line and "--" not in server_line and "Python" not in server_line
+
+
+def test_the_flag_named_for_each_field_is_the_one_run_fills_it_with():
+    from motif_lite.cli import build_parser
+    from motif_lite.cli.run_request import request_from_args
+
+    run = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["run"]
+    dests = {option: action.dest for action in run._actions for option in action.option_strings}
+    for field, flag in RUN_FLAGS.items():
+        given = object()
+        args = argparse.Namespace(**{**vars(run.parse_args(["-p", "x"])), dests[flag]: given})
+        assert getattr(request_from_args(args), field) is given, (field, flag)
 
 
 def beyond_training(tmp_path, **fields) -> list[str]:

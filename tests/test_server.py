@@ -213,22 +213,24 @@ def test_the_lora_tag_note_tells_a_client_the_loras_field():
 
 
 NOT_A_PNG = "data:image/png;base64,AAAA"
+# The request's messages in the API's field names (num_frames, guidance_scale, sampling_method: they said "frames",
+# "cfg scale", "sampler", the names of neither the API nor `motif-lite run`).
 BAD_BODIES = [
     ({"prompt": PROMPT, "size": "50x32"}, "width 50 is not a multiple of 16; nearest valid width: 48", "size"),
     ({"prompt": PROMPT, "steps": 0}, "steps must be a positive integer, got 0", "steps"),
     ({"prompt": PROMPT, "steps": 2.5}, "steps must be a positive integer, got 2.5", "steps"),
-    ({"prompt": PROMPT, "num_frames": "9"}, "frames must be a positive integer, got '9'", "num_frames"),
+    ({"prompt": PROMPT, "num_frames": "9"}, "num_frames must be a positive integer, got '9'", "num_frames"),
     ({"prompt": PROMPT, "seed": -5}, "seed must be an integer in [0, 4294967295] or -1", "seed"),
-    ({"prompt": PROMPT, "sampling_method": "ddim"}, "unknown sampler 'ddim'; choose one of euler", "sampling_method"),
-    ({"prompt": PROMPT, "guidance_scale": -1}, "cfg scale must be a finite number >= 0, got -1", "guidance_scale"),
+    ({"prompt": PROMPT, "sampling_method": "ddim"}, "unknown sampling_method 'ddim'; choose one", "sampling_method"),
+    ({"prompt": PROMPT, "guidance_scale": -1}, "guidance_scale must be a finite number >= 0, got -1", "guidance_scale"),
     ({"prompt": PROMPT, "fps": 0}, "fps must be a finite number > 0", "fps"),
     # Values that were queued and then failed (or held the worker for good): refused at submit, with their range.
     ({"prompt": PROMPT, "steps": 10**38}, "steps must be from 1 to 1000", "steps"),
     ({"prompt": "fox " * 5001}, "prompt is 20,004 characters, over the 20,000 taken", "prompt"),
-    ({"prompt": PROMPT, "negative_prompt": "x" * 20_001}, "negative prompt is 20,001 characters", "negative_prompt"),
+    ({"prompt": PROMPT, "negative_prompt": "x" * 20_001}, "negative_prompt is 20,001 characters", "negative_prompt"),
     ({"prompt": PROMPT, "fps": 1e308}, "fps must be from 0.001 to 1000", "fps"),
-    ({"prompt": PROMPT, "guidance_scale": 1e308}, "cfg scale must be from 0 to 100", "guidance_scale"),
-    ({"prompt": PROMPT, "flow_shift": 1e-300}, "flow shift must be from 0.01 to 100", "flow_shift"),
+    ({"prompt": PROMPT, "guidance_scale": 1e308}, "guidance_scale must be from 0 to 100", "guidance_scale"),
+    ({"prompt": PROMPT, "flow_shift": 1e-300}, "flow_shift must be from 0.01 to 100", "flow_shift"),
     ({"prompt": PROMPT, "size": "1000000000x736"}, "transformer tokens, over the 1,048,576", "size"),
     ({"prompt": PROMPT, "size": "64x64", "num_frames": 10**7}, "transformer tokens, over the 1,048,576", "num_frames"),
     ({"prompt": "  "}, "prompt is empty", "prompt"),

@@ -42,7 +42,8 @@ def test_a_sampler_that_is_not_there_is_still_refused(capsys, tmp_path):
     with pytest.raises(SystemExit):
         parse_run("--sampling-method", "euler_ancestral")
     assert "invalid choice: 'euler_ancestral' (choose from 'euler', 'dpm++2m', 'unipc')" in capsys.readouterr().err
-    with pytest.raises(RequestError, match="unknown sampler 'ddim'; choose one of euler, dpm\\+\\+2m, unipc"):
+    said = r"unknown --sampling-method \(in Python sampler\) 'ddim'; choose one of euler, dpm\+\+2m, unipc"
+    with pytest.raises(RequestError, match=said):
         GenerationRequest("fox", sampler="ddim", output=str(tmp_path / "a.mp4")).resolve()
 
 
@@ -205,5 +206,6 @@ def test_an_apg_momentum_that_never_fades_gets_a_note(tmp_path, momentum, noted)
     request, _ = GenerationRequest("fox", apg_momentum=momentum, output=str(tmp_path / "a.mp4")).resolve()
     notes = resolve_settings(request, CheckpointConfigs()).notes
     assert any(f"APG momentum {momentum:g}: at 1 or more in size" in note for note in notes) == noted, notes
-    with pytest.raises(RequestError, match=r"^APG momentum must be a finite number, got nan$"):
+    said = r"^--apg-momentum \(in Python apg_momentum\) must be a finite number, got nan$"
+    with pytest.raises(RequestError, match=said):
         GenerationRequest("fox", apg_momentum=float("nan"), output=str(tmp_path / "a.mp4")).resolve()

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from motif_lite.errors import ConfigError, shown
+
 # diffusers' `MotifVideoPipeline.__call__` argument -> the `GenerationRequest` field that sets the same thing.
 CALL_FIELDS = {
     "prompt": "prompt",
@@ -60,7 +62,6 @@ _BARS = (
 # diffusers pipeline methods (the LoRA ones of its video pipelines that take LoRAs, e.g. Wan's) and attributes -> what
 # does the same here.
 METHOD_ADVICE = {
-    "to": "the device is chosen when loading: load_pipeline(..., device='cuda'), dtype=torch.bfloat16 likewise",
     "enable_model_cpu_offload": _PLAN,
     "enable_sequential_cpu_offload": _PLAN,
     "enable_group_offload": _PLAN,
@@ -197,8 +198,15 @@ def load_advice(keywords: Mapping[str, object], load_pipeline: Callable) -> str:
 def generate_advice(keywords: Mapping[str, object], generate: Callable) -> str:
     """As `load_advice`, for `generate`: a keyword of diffusers' pipeline call gets the request field that sets the
     same (`num_inference_steps=` -> `steps=`) or what to do instead (`generator=` -> `seed=`)."""
-    fields = {name: f"a request field here: GenerationRequest(..., {field}=...)" for name, field in CALL_FIELDS.items()}
-    return _keyword_advice(generate, keywords, {**fields, **CALL_ADVICE}, "diffusers' pipeline call does")
+    fields = {
+        name: f"a request field here: GenerationRequest(..., {field}={shown(keywords[name])})"
+        for name, field in CALL_FIELDS.items()
+        if name in keywords
+    }
+    generator = keywords.get("generator")
+    if _cpu_generator(generator):  # its seed draws the same noise: the number to give
+        fields["generator"] = f"a request field here: GenerationRequest(..., seed={generator.initial_seed()})"
+    return _keyword_advice(generate, keywords, {**CALL_ADVICE, **fields}, "diffusers' pipeline call does")
 
 
 def _keyword_advice(function: Callable, keywords: Mapping[str, object], advice: Mapping[str, str], whose: str) -> str:
@@ -224,3 +232,28 @@ def method_advice(name: str) -> str | None:
 
 def _cpu_generator(value: object) -> bool:
     return isinstance(value, torch.Generator) and value.device.type == "cpu"
+
+
+def to_arguments(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[torch.device | None, torch.dtype | None]:
+    """The device and the dtype of diffusers' `pipe.to(...)`, as it takes them: `to("cuda")`, `to(torch.float16)`,
+    `to("cuda", torch.float16)`, `to(device=..., dtype=...)` (None: not given). Anything else is a `ConfigError`."""
+    others = [name for name in kwargs if name not in ("device", "dtype", "silence_dtype_warnings")]
+    if others:
+        raise ConfigError(f"pipe.to takes a device and a dtype, as diffusers' does, not {others[0]}=")
+    device, dtype = None, None
+    for value in [*args, *(kwargs[name] for name in ("device", "dtype") if name in kwargs)]:
+        if isinstance(value, torch.dtype):
+            dtype = value
+        elif isinstance(value, str | torch.device):
+            try:
+                device = torch.device(value)
+            except RuntimeError:  # torch's "Expected one of cpu, cuda, ... device type at start of device string"
+                raise ConfigError(f"pipe.to: {value!r} is no device; give 'cuda', 'cuda:1', 'cpu', ...") from None
+        else:
+            raise ConfigError(f"pipe.to takes a device ('cuda') and a dtype (torch.float16), got {value!r}")
+    return device, dtype
+
+
+def is_same_device(asked: torch.device, loaded: torch.device) -> bool:
+    """Whether `asked` (diffusers' "cuda" is its first GPU) is the device `loaded` is."""
+    return asked.type == loaded.type and (asked.index or 0) == (loaded.index or 0)

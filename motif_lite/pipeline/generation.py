@@ -43,7 +43,14 @@ from motif_lite.pipeline.conditioning import (
     image_sha256,
     text_encoder_placed,
 )
-from motif_lite.pipeline.from_diffusers import call_advice, generate_advice, load_advice, method_advice
+from motif_lite.pipeline.from_diffusers import (
+    call_advice,
+    generate_advice,
+    is_same_device,
+    load_advice,
+    method_advice,
+    to_arguments,
+)
 from motif_lite.pipeline.metadata import (
     findable,
     jsonable,
@@ -61,11 +68,12 @@ from motif_lite.runtime.compile import CompileHandle
 from motif_lite.runtime.host_memory import peak_rss
 from motif_lite.runtime.kernels import INT8_ATTENTION, FallbackOp, fallbacks
 from motif_lite.runtime.parallel import Parallel
-from motif_lite.runtime.planner import PlanHandle
+from motif_lite.runtime.planner import Plan, PlanHandle
 from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.sampling import SamplingState, Schedule, StepCallback, denoise, needs_uncond, schedule_for
 from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, resolve_settings
+from motif_lite.units import memory_size
 from motif_lite.vae import WanVAE
 from motif_lite.vae.posterior import DiagonalGaussian
 from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
@@ -116,6 +124,17 @@ class _StageMeasures:
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     allocated: dict[str, int] = dataclasses.field(default_factory=dict)
     reserved: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def _plan_in_brief(plan: Plan) -> str:
+    """A memory plan in a few words, for the pipeline's repr: the video it was made for, its budget and the blocks
+    it streams (`plan.describe()` is the whole table)."""
+    words = f"for {plan.width}x{plan.height}x{plan.frames}"
+    if plan.budget_bytes is not None:
+        words += f" within {memory_size(plan.budget_bytes)}"
+    if plan.resident_blocks is not None:
+        words += f", {plan.num_blocks - plan.resident_blocks} of {plan.num_blocks} transformer blocks streamed"
+    return words
 
 
 class MotifVideoPipeline:
@@ -703,6 +722,51 @@ class MotifVideoPipeline:
         if others:
             lines.append(load_advice(others, load_pipeline))
         raise ConfigError("\n".join(lines))
+
+    def load_keywords(self) -> dict[str, str]:
+        """What this pipeline was loaded from, as `load_pipeline`'s keywords would load it again (each value as
+        Python writes it): the checkpoint, the weights that replace its own, the LoRAs, the device and the dtype."""
+        flags = self.model_flags()
+        keywords = {"model": repr(flags.get("model"))}
+        for name in ("gguf", "quantize", "text_encoder_gguf", "text_encoder_quantize"):
+            if flags.get(name) is not None:
+                keywords[name] = repr(flags[name])
+        components = {"diffusion_model": "transformer", "text_encoder": "text_encoder", "vae": "vae"}
+        weights = {component: flags[flag] for flag, component in components.items() if flags.get(flag) is not None}
+        if weights:
+            keywords["weights"] = repr(weights)
+        if self.loras is not None and self.loras.files:
+            keywords["loras"] = repr({str(f.spec.path): f.spec.strength for f in self.loras.files})
+        keywords["device"] = repr(str(self.device))
+        keywords["dtype"] = str(self.dtype)  # torch.float32: the name to type
+        return keywords
+
+    def __repr__(self) -> str:
+        """What a notebook shows for `pipe`: where it was loaded from, on which device in which dtype, the attention
+        and the memory plan (None: everything on the device)."""
+        plan = self._transformer_recipe.plan if self._transformer_recipe is not None else None
+        planned = "None" if plan is None else repr(_plan_in_brief(plan))
+        shown = {**self.load_keywords(), "attention": repr(self.attention_used()), "plan": planned}
+        return f"{type(self).__name__}({', '.join(f'{name}={value}' for name, value in shown.items())})"
+
+    def to(self, *args: object, **kwargs: object) -> MotifVideoPipeline:
+        """diffusers' `pipe.to("cuda")`, `pipe.to(torch.float16)`: this pipeline where it is on that device in that
+        dtype already (the habit moves nothing), else a `ConfigError` with the `load_pipeline` line that loads it
+        there. A pipeline is not moved: its memory plan, kernels and attention are chosen for its device and dtype
+        as it loads."""
+        device, dtype = to_arguments(args, kwargs)
+        if (device is None or is_same_device(device, self.device)) and (dtype is None or dtype == self.dtype):
+            return self
+        keywords = self.load_keywords()
+        if device is not None:
+            keywords["device"] = repr(str(device))
+        if dtype is not None:
+            keywords["dtype"] = str(dtype)
+        line = ", ".join(f"{name}={value}" for name, value in keywords.items())
+        raise ConfigError(
+            f"this pipeline was loaded on {self.device} in {self.dtype} and is not moved (its memory plan, kernels "
+            f"and attention were chosen for them): load it there instead, pipe = load_pipeline({line})"
+        )
 
     def __call__(self, *args: object, **kwargs: object) -> None:
         """Called as a diffusers pipeline is: says the `generate` line that makes that video."""

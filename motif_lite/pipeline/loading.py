@@ -109,6 +109,7 @@ def load_pipeline(
         raise ConfigError(load_advice(other_keywords, load_pipeline))
     # Every check that needs no weights comes first, in this order, so that an error is said before any weights
     # load (and before any download).
+    _check_gguf(gguf)
     _check_argument_types(plan, parallel, compile, batch_guidance, weights, quantize, text_encoder_quantize)
     asked = checked_dtype(dtype) if dtype is not None else None  # a wrong one fails before any download
     given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
@@ -153,6 +154,18 @@ def load_pipeline(
         _follow_plan(pipe, plan)
     install_speed(pipe, plan, batch_guidance, cache_config)
     return pipe
+
+
+def _check_gguf(gguf: object) -> None:
+    """Raise `ConfigError` for a `gguf` that names no file: `load_pipeline(model, torch.bfloat16)`, diffusers'
+    habit of a dtype second, was "no such GGUF file: torch.bfloat16"."""
+    if gguf is None or isinstance(gguf, str | os.PathLike):
+        return
+    dtype = f"; for the dtype, give dtype={gguf}" if isinstance(gguf, torch.dtype) else ""
+    raise ConfigError(
+        "gguf (load_pipeline's second argument) must be a .gguf file, a folder holding one or a variant name such as "
+        f"'Q4_K_M' (or None), got {type(gguf).__name__} {gguf!r}{dtype}"
+    )
 
 
 def _check_argument_types(
