@@ -339,6 +339,31 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["run", "-p", "x", "--duration", "long"], "(--duration: the length is --video-frames here, a number of "),
         (["run", "-p", "x", "--seconds", "3.1"], "3.1 s at 24 fps = --video-frames 77)"),  # 18.6 groups: 19
         (["run", "-p", "x", "--seconds", "0"], "(--seconds: the length is --video-frames here, a number of "),
+        # one WIDTHxHEIGHT value (the server's size, Wan's 1280*720): the two flags for it
+        (["run", "-p", "x", "--size", "1280x720"], "(--size: the size is two flags here: -W 1280 -H 720)"),
+        (["run", "-p", "x", "--size=832*480"], "(--size=832*480: the size is two flags here: -W 832 -H 480)"),
+        (["run", "-p", "x", "--resolution", "big"], "-W WIDTH -H HEIGHT (multiples of 16, e.g. -W 1280 -H 736))"),
+        # a prompt kept in a file: there is no flag for it
+        (
+            ["run", "--prompt-file", "my prompt.txt"],
+            "(--prompt-file: -p takes the prompt's text: read it from the file with "
+            """-p "$(cat 'my prompt.txt')" (several prompts: one run each""",
+        ),
+        # an output folder: -o takes the file, folder and all (was "did you mean --output?", a file)
+        (
+            ["run", "-p", "x", "--output-dir", "renders"],
+            "(--output-dir: -o names the video's file, its folder "
+            "included: -o renders/fox.mp4 (the folder must exist))",
+        ),
+        (["decode", "f", "--outdir"], "(--outdir: -o names the video's file, its folder included: -o DIR/fox.mp4"),
+        # Wan2.1's generate.py, stable-diffusion.cpp's previews and threads
+        (["run", "-p", "x", "--sample_shift", "5"], "(--sample_shift: did you mean --flow-shift?)"),  # was no hint
+        (["run", "-p", "x", "--sample_guide_scale", "5"], "(--sample_guide_scale: did you mean --cfg-scale?)"),
+        (["run", "-p", "x", "--base_seed", "3"], "(--base_seed: did you mean --seed?)"),
+        (["run", "-p", "x", "--frame_num", "81"], "(--frame_num: did you mean --video-frames?)"),
+        (["run", "-p", "x", "--save_file", "x.mp4"], "(--save_file: did you mean --output?)"),
+        (["run", "-p", "x", "--preview-path", "p.png"], "(--preview-path: did you mean --preview?)"),
+        (["run", "-p", "x", "-t", "4"], "(-t: torch picks its CPU threads itself (one per core); OMP_NUM_THREADS=N"),
     ],
 )
 def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):
