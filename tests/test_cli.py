@@ -219,6 +219,15 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
     assert exit_info.value.code == 2 and f"{flag}: must be a number of GiB > 0, got {vram}" in err
 
 
+@pytest.mark.parametrize("seed", ["random", "randomize", "42.5", ""])
+def test_a_seed_that_is_no_whole_number_is_told_that_minus_one_is_random(capsys, seed):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "x", "--seed", seed])
+    err = capsys.readouterr().err
+    hint = f"-s/--seed: must be a whole number from 0 to 4294967295, or -1 for a random seed (printed), got {seed!r}"
+    assert exit_info.value.code == 2 and hint in err, err
+
+
 @pytest.mark.parametrize(
     ("argv", "hint"),
     [
