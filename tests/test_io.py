@@ -286,7 +286,10 @@ def test_output_path_suggestions_survive_copy_and_paste(tmp_path):
     folder.mkdir()
     with pytest.raises(MotifLiteError) as error:
         check_output_path(folder)
-    assert str(error.value).endswith(f"is a directory; give a file name, e.g. '{folder}/output.mp4'")
+    assert str(error.value).endswith(
+        f"is a directory; give a file name, e.g. '{folder}/output.mp4' (or '{folder}/output_%03d.png' for a PNG per "
+        "frame)"
+    )
     with pytest.raises(MotifLiteError) as error:
         check_output_path("-")
     assert str(error.value) == (
@@ -424,7 +427,8 @@ def test_output_naming_a_folder_that_is_not_there(tmp_path):
     # `-o renders/` (a folder, as ComfyUI's output folder) that does not exist: not "unsupported format '(none)'".
     message = (
         f"output {tmp_path}/renders/ names a folder, and that folder does not exist; -o takes a file name: create the "
-        f"folder (mkdir -p {tmp_path}/renders) and give a file in it, e.g. {tmp_path}/renders/output.mp4"
+        f"folder (mkdir -p {tmp_path}/renders) and give a file in it, e.g. {tmp_path}/renders/output.mp4 (or "
+        f"{tmp_path}/renders/output_%03d.png for a PNG per frame)"
     )
     with pytest.raises(MotifLiteError) as error:
         check_output_path(f"{tmp_path}/renders/")

@@ -178,11 +178,11 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
     folder = isinstance(path, str) and path.endswith(("/", os.sep))  # `-o renders/`: Path drops the slash
     path = user_path(path)
     if path.is_dir():  # first: a folder (`-o renders`) has no suffix, and "unsupported format" would mislead
-        raise MotifLiteError(f"output path {path} is a directory; give a file name, e.g. {quoted(path / 'output.mp4')}")
+        raise MotifLiteError(f"output path {path} is a directory; give a file name, e.g. {_files_in(path)}")
     if folder:
         raise MotifLiteError(
             f"output {path}/ names a folder, and that folder does not exist; -o takes a file name: create the "
-            f"folder (mkdir -p {quoted(path)}) and give a file in it, e.g. {quoted(path / 'output.mp4')}"
+            f"folder (mkdir -p {quoted(path)}) and give a file in it, e.g. {_files_in(path)}"
         )
     suffix = path.suffix.lower()
     if not suffix:
@@ -214,6 +214,12 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
     if suffix in _FFMPEG:  # else a missing ffmpeg shows only once the video is made
         find_ffmpeg()
     return True
+
+
+def _files_in(folder: Path) -> str:
+    """The outputs to name in `folder`: a video file, or the PNG frames that a folder given as the output (the habit
+    of tools that write one image per frame, such as ComfyUI's image nodes) may have meant."""
+    return f"{quoted(folder / 'output.mp4')} (or {quoted(folder / 'output_%03d.png')} for a PNG per frame)"
 
 
 def replaces_file(output: str | Path, frames: int, file: str | Path) -> bool:
