@@ -1061,6 +1061,28 @@ def test_names_a_run_claims_are_not_called_earlier_videos(tmp_path, monkeypatch,
     assert not any("exist" in note for note in notes), notes
 
 
+def test_a_video_named_with_o_that_is_there_is_said_to_be_replaced_before_the_run(tmp_path, monkeypatch):
+    # -o replaces a file, as stable-diffusion.cpp and ffmpeg -y do; ComfyUI never does, and the earlier video was
+    # lost without a word. Said before any work, while it can still be moved.
+    monkeypatch.chdir(tmp_path)
+    for name in ("fox.mp4", "f_000.png", "b-1.mp4", "b-2.mp4", "output.mp4"):
+        (tmp_path / name).write_bytes(b"an earlier video")
+    (tmp_path / "claimed.mp4").touch()  # an empty file: the name another run claimed, no video
+
+    def notes_of(*flags: str) -> list[str]:
+        args = cli.build_parser().parse_args(["run", "-p", "fox", "--video-frames", "5", *flags])
+        return run_command.resolve_requests(args, run_command.request_from_args(args))[1]
+
+    said = "fox.mp4 is there already: this run replaces it when its video is done (give -o another name to keep it)"
+    assert said in notes_of("-o", "fox.mp4")
+    assert "fox.mp4 is there already: a run would replace it when" in " ".join(notes_of("-o", "fox.mp4", "--dry-run"))
+    assert "f_%03d.png (f_000.png ...) is there already: this run replaces it" in " ".join(notes_of("-o", "f_%03d.png"))
+    batch = "b-1.mp4 and 1 other are there already: this run replaces them as their videos are done (give -o another"
+    assert batch in " ".join(notes_of("-o", "b.mp4", "-b", "3"))
+    for flags in (["-o", "claimed.mp4"], ["-o", "new.mp4"], []):  # without -o: output-2.mp4, said otherwise
+        assert not any("there already" in note for note in notes_of(*flags)), flags
+
+
 class ClosedOnFlush(io.StringIO):
     """stdout whose reader went away while its text was still buffered (`motif-lite run ... | head -1`)."""
 
