@@ -115,6 +115,15 @@ def test_dry_run_prints_the_plan_without_loading(checkpoint, tmp_path, capsys, m
     assert_user_error(capsys, code, "GiB of host memory, but --ram is 0.10 GiB")
 
 
+@pytest.mark.parametrize("prompt", ["", "  "])
+def test_an_empty_prompt_is_told_what_p_takes(tmp_path, capsys, monkeypatch, prompt):
+    # The request's own "prompt is empty" said nothing of a script's unset variable or of what to give.
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
+    code = cli.main(["run", "-m", str(tmp_path), "-p", prompt, "-o", str(tmp_path / "fox.mp4")])
+    assert_user_error(capsys, code, 'error: the prompt is empty (-p "$PROMPT" with PROMPT unset?): -p takes what the '
+                      'video shows, e.g. -p "a red fox runs through snow"')  # fmt: skip
+
+
 @pytest.mark.parametrize("flag", ["--vram", "--ram"])
 @pytest.mark.parametrize(
     ("text", "value"),

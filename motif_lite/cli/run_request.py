@@ -216,6 +216,9 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
     if args.prompt is None and not args.dry_run and resume is None and args.settings_from is None:
         raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run and --settings-from '
                            "run without one)")  # fmt: skip
+    if args.prompt is not None and not args.prompt.strip() and resume is None:  # the request says only "is empty"
+        raise RequestError('the prompt is empty (-p "$PROMPT" with PROMPT unset?): -p takes what the video shows, '
+                           'e.g. -p "a red fox runs through snow"')  # fmt: skip
     if args.quantize is not None and args.gguf is not None:  # before any download of either
         raise RequestError(f"--quantize {args.quantize} quantizes the transformer's safetensors as they load, and "
                            f"--gguf {args.gguf} gives weights quantized already: leave out one of them")  # fmt: skip
