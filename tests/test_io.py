@@ -260,6 +260,28 @@ def test_check_output_path_errors(tmp_path, name, message):
         check_output_path(tmp_path / name)
 
 
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        (
+            "https://example.com/v/fox.mp4?x=1",
+            "output https://example.com/v/fox.mp4?x=1 is a URL; motif-lite writes a file here: give its name, e.g. "
+            "-o fox.mp4, and upload that file",
+        ),
+        ("file:///tmp/my%20fox.mp4", "output file:///tmp/my%20fox.mp4 is a URL: give its path, -o '/tmp/my fox.mp4'"),
+        ("fox.mp4 ", "output 'fox.mp4 ' ends in a space (pasted with the name?): -o fox.mp4"),
+        (".mp4", "output .mp4 is only an extension: give the file a name too, e.g. output.mp4"),
+    ],
+)
+def test_an_output_as_typed_that_names_no_file_says_which_to_give(tmp_path, monkeypatch, typed, message):
+    # Were: "output directory https:/example.com/v does not exist; create it first (mkdir -p ...)", "unsupported
+    # output format '.mp4 '" and "e.g. .mp4.mp4".
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MotifLiteError) as error:
+        check_output_path(typed)
+    assert str(error.value) == message
+
+
 def test_a_file_where_the_output_folder_would_be_is_named_not_made_with_mkdir(tmp_path):
     """`-o fox.mp4/out.mp4` with fox.mp4 a video: `mkdir -p fox.mp4` would fail, so the message says what is in the
     way (also a level up), not to create the folder."""

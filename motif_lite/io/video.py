@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import tempfile
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -175,6 +176,8 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
             "output - (standard output) is not supported: the video is written to a file (under a temporary name, "
             "renamed when it is complete); give a file name, e.g. fox.mp4"
         )
+    if isinstance(path, str):  # as typed: Path would fold a URL's // and keep a pasted space as part of the suffix
+        _check_typed_output(path)
     folder = isinstance(path, str) and path.endswith(("/", os.sep))  # `-o renders/`: Path drops the slash
     path = user_path(path)
     if path.is_dir():  # first: a folder (`-o renders`) has no suffix, and "unsupported format" would mislead
@@ -185,6 +188,11 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
             f"folder (mkdir -p {quoted(path)}) and give a file in it, e.g. {_files_in(path)}"
         )
     suffix = path.suffix.lower()
+    if path.name.lower() in VIDEO_EXTENSIONS:  # `-o .mp4`: a name that is only an extension (Path: no suffix)
+        raise MotifLiteError(
+            f"output {path} is only an extension: give the file a name too, e.g. {quoted(path.parent / 'output')}"
+            f"{path.name}"
+        )
     if not suffix:
         raise MotifLiteError(
             f"output {path} has no extension to say its format: e.g. {quoted(f'{path}.mp4')} ({_FORMATS})"
@@ -214,6 +222,22 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
     if suffix in _FFMPEG:  # else a missing ffmpeg shows only once the video is made
         find_ffmpeg()
     return True
+
+
+def _check_typed_output(given: str) -> None:
+    """Refuse an output as typed that names no file to write: a URL (motif-lite writes a local file; a file:// URL is
+    told its path) and a name ending in a space (pasted with it), each with the -o to give."""
+    from motif_lite.io.clip import is_url
+
+    if given.startswith("file://"):
+        local = urllib.parse.unquote(urllib.parse.urlparse(given).path)
+        raise MotifLiteError(f"output {given} is a URL: give its path, -o {quoted(local)}")
+    if is_url(given):
+        name = Path(urllib.parse.urlparse(given).path).name or "fox.mp4"
+        raise MotifLiteError(f"output {given} is a URL; motif-lite writes a file here: give its name, e.g. -o "
+                             f"{quoted(name)}, and upload that file")  # fmt: skip
+    if given.strip() and given != given.rstrip():
+        raise MotifLiteError(f"output {given!r} ends in a space (pasted with the name?): -o {quoted(given.rstrip())}")
 
 
 def _files_in(folder: Path) -> str:
