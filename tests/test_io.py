@@ -247,6 +247,10 @@ def test_write_errors(tmp_path):
     ("name", "message"),
     [
         ("out.avi", "unsupported output format"),
+        # stable-diffusion.cpp's outputs: its MJPEG .avi for a video, JPEG frames; the same output here, named
+        ("fox.avi", r"'\.avi' for .*fox\.avi; use .*fox\.mp4 \(or \.mkv\): H\.264, smaller than stable-diffusion"),
+        ("fox_%03d.jpg", r"'\.jpg' for .*; for a file per frame use PNG, lossless: .*fox_%03d\.png; or \.mp4, "),
+        ("fox.JPEG", r"'\.jpeg' for .*; for a file per frame use PNG, lossless: .*fox_%03d\.png; or \.mp4, "),
         ("out", r"output .*out has no extension to say its format: e\.g\. .*out\.mp4 \(\.mp4, \.mkv, \.mov, "),
         ("out_%d_%d.png", "one frame-number pattern and no other %"),
         ("50%_%d.png", "one frame-number pattern and no other %"),

@@ -198,7 +198,7 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
             f"output {path} has no extension to say its format: e.g. {quoted(f'{path}.mp4')} ({_FORMATS})"
         )
     if suffix not in VIDEO_EXTENSIONS:
-        raise MotifLiteError(f"unsupported output format {suffix!r} for {path}; use {_FORMATS}")
+        raise MotifLiteError(f"unsupported output format {suffix!r} for {path}; {_instead_of(path)}")
     patterns = FRAME_PATTERN.findall(path.name)
     if suffix == ".png" and (len(patterns) > 1 or path.name.count("%") != len(patterns)):
         raise MotifLiteError(
@@ -222,6 +222,19 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
     if suffix in _FFMPEG:  # else a missing ffmpeg shows only once the video is made
         find_ffmpeg()
     return True
+
+
+def _instead_of(path: Path) -> str:
+    """What to write instead of an output format motif-lite does not write: for stable-diffusion.cpp's (an MJPEG
+    .avi for a video, JPEG frames) the same output in ours, named; else the formats there are."""
+    suffix = path.suffix.lower()
+    if suffix == ".avi":
+        return (f"use {quoted(path.with_suffix('.mp4'))} (or .mkv): H.264, smaller than stable-diffusion.cpp's "
+                f"MJPEG AVI, plays where an AVI does; or {_FORMATS}")  # fmt: skip
+    if suffix in (".jpg", ".jpeg"):
+        stem = path.stem if FRAME_PATTERN.search(path.stem) else f"{path.stem}_%03d"
+        return f"for a file per frame use PNG, lossless: {quoted(path.with_name(f'{stem}.png'))}; or {_FORMATS}"
+    return f"use {_FORMATS}"
 
 
 def _check_typed_output(given: str) -> None:
