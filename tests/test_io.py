@@ -721,6 +721,13 @@ def test_staged_output_says_where_the_file_went_and_keeps_other_errors(tmp_path,
         (b'\n  <svg xmlns="http://www.w3.org/2000/svg"/>', "it is an SVG drawing"),  # no XML prolog, indented
         (b'<?xml version="1.0"?>\n<note>a list</note>', None),  # XML that is no drawing: nothing known to say
         (b"RIFF\x00\x10\x00\x00WAVEfmt ", None),  # RIFF of another kind (a sound) is no video
+        # a failed download's error page, a prompt's file: were Pillow's "cannot identify image file"
+        (b"<!DOCTYPE html>\n<html><head><title>404 Not Found", "it is a web page (HTML), not an image: a download"),
+        (b"<html>\r\n<head>", "it is a web page (HTML)"),
+        (b"a red fox runs through snow\nat dawn\n", "it holds text, not an image (it begins 'a red fox runs through"),
+        (b"caf\xc3\xa9 " * 200 + b"\xc3", "it holds text, not an image (it begins 'caf\xe9 caf"),  # a cut character
+        (b"fox\x00\x01\x02", None),  # control characters: no text
+        (b"\xff\xd8\xff" + bytes(range(256)), None),  # not UTF-8: nothing known
     ],
 )
 def test_first_bytes_of_other_kinds_are_named(head, words):
