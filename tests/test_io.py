@@ -377,7 +377,10 @@ def test_ffmpeg_stopping_for_another_reason_says_ffmpegs_message(tmp_path, monke
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake))
     with pytest.raises(MotifLiteError) as error:
         write_video(_video(), tmp_path / ".partial-7-x.mp4", 24.0, META)
-    assert str(error.value) == f"ffmpeg could not write {tmp_path / 'x.mp4'}: ffmpeg said: Unknown encoder 'libx264'"
+    assert str(error.value) == (
+        f"ffmpeg could not write {tmp_path / 'x.mp4'}: ffmpeg said: Unknown encoder 'libx264' (.webp, .gif and PNG "
+        "frames need no ffmpeg: -o x.webp, or x_%03d.png)"  # the same ffmpeg fails the same way again
+    )
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".webm"])

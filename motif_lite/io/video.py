@@ -481,7 +481,11 @@ def _write_failure(path: Path, said: str | None) -> str:
     with contextlib.suppress(OSError):
         if shutil.disk_usage(path.parent).free < 2**20:
             return f"no space left on the disk of {path.parent}"
-    return f"ffmpeg said: {said}" if said else "ffmpeg stopped without saying why"
+    # ffmpeg's own failure (an encoder its build lacks, a damaged binary) comes again with the same format: the
+    # formats it does not write are the way to the video.
+    failed = f"ffmpeg said: {said}" if said else "ffmpeg stopped without saying why"
+    stem = output_of(path).stem
+    return f"{failed} (.webp, .gif and PNG frames need no ffmpeg: -o {quoted(f'{stem}.webp')}, or {stem}_%03d.png)"
 
 
 def _write_png_sequence(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
