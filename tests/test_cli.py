@@ -834,6 +834,32 @@ def test_a_run_whose_log_reader_went_away_stops_with_141(checkpoint, tmp_path, m
     assert not any(tmp_path.iterdir())
 
 
+class HungUp(io.StringIO):
+    """A terminal that hung up (the SSH session dropped)."""
+
+    def write(self, text: str) -> int:
+        raise OSError(5, "Input/output error")
+
+
+def test_lines_for_a_stderr_whose_reader_went_away_go_to_the_terminal(tmp_path, monkeypatch):
+    # Ctrl-C in `motif-lite run ... 2>&1 | tee run.log` stops tee too: the warning naming the kept state and the
+    # --resume command went to the closed pipe, and the terminal showed nothing.
+    terminal = tmp_path / "tty"
+    terminal.touch()
+    monkeypatch.setattr(cli, "CONTROLLING_TERMINAL", str(terminal))
+    monkeypatch.setattr(sys, "stderr", ClosedPipe())
+    cli._say_above_bars("warning: sampling stopped after step 3 of 9; its state is saved in fox.latents.safetensors")
+    cli._say("interrupted")
+    said = "warning: sampling stopped after step 3 of 9; its state is saved in fox.latents.safetensors\ninterrupted\n"
+    assert terminal.read_text() == said
+    monkeypatch.setattr(sys, "stderr", HungUp())  # a terminal that hung up: nowhere to say it, and no error
+    cli._say("interrupted")
+    assert terminal.read_text() == said
+    monkeypatch.setattr(sys, "stderr", ClosedPipe())
+    monkeypatch.setattr(cli, "CONTROLLING_TERMINAL", str(tmp_path / "none"))  # no terminal (cron): no error either
+    cli._say("interrupted")
+
+
 def test_help_and_version_do_not_import_torch():
     # --help must answer at once: building the parser may not pull in torch (seconds to import).
     code = "import sys; from motif_lite.cli import build_parser; build_parser(); print('torch' in sys.modules)"
