@@ -115,6 +115,15 @@ def test_dry_run_prints_the_plan_without_loading(checkpoint, tmp_path, capsys, m
     assert_user_error(capsys, code, "GiB of host memory, but --ram is 0.10 GiB")
 
 
+@pytest.mark.parametrize("prompt", ["", "  "])
+def test_an_empty_prompt_is_told_what_p_takes(tmp_path, capsys, monkeypatch, prompt):
+    # The request's own "prompt is empty" said nothing of a script's unset variable or of what to give.
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
+    code = cli.main(["run", "-m", str(tmp_path), "-p", prompt, "-o", str(tmp_path / "fox.mp4")])
+    assert_user_error(capsys, code, 'error: the prompt is empty (-p "$PROMPT" with PROMPT unset?): -p takes what the '
+                      'video shows, e.g. -p "a red fox runs through snow"')  # fmt: skip
+
+
 @pytest.mark.parametrize("flag", ["--vram", "--ram"])
 @pytest.mark.parametrize(
     ("text", "value"),
@@ -220,6 +229,15 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         cli.main(["run", "-p", "x", flag, vram])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and f"{flag}: must be a number of GiB > 0, got {vram}" in err
+
+
+@pytest.mark.parametrize("seed", ["random", "randomize", "42.5", ""])
+def test_a_seed_that_is_no_whole_number_is_told_that_minus_one_is_random(capsys, seed):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "x", "--seed", seed])
+    err = capsys.readouterr().err
+    hint = f"-s/--seed: must be a whole number from 0 to 4294967295, or -1 for a random seed (printed), got {seed!r}"
+    assert exit_info.value.code == 2 and hint in err, err
 
 
 @pytest.mark.parametrize(
@@ -342,6 +360,31 @@ def test_vram_must_be_a_positive_number(capsys, flag, vram):
         (["run", "-p", "x", "--duration", "long"], "(--duration: the length is --video-frames here, a number of "),
         (["run", "-p", "x", "--seconds", "3.1"], "3.1 s at 24 fps = --video-frames 77)"),  # 18.6 groups: 19
         (["run", "-p", "x", "--seconds", "0"], "(--seconds: the length is --video-frames here, a number of "),
+        # one WIDTHxHEIGHT value (the server's size, Wan's 1280*720): the two flags for it
+        (["run", "-p", "x", "--size", "1280x720"], "(--size: the size is two flags here: -W 1280 -H 720)"),
+        (["run", "-p", "x", "--size=832*480"], "(--size=832*480: the size is two flags here: -W 832 -H 480)"),
+        (["run", "-p", "x", "--resolution", "big"], "-W WIDTH -H HEIGHT (multiples of 16, e.g. -W 1280 -H 736))"),
+        # a prompt kept in a file: there is no flag for it
+        (
+            ["run", "--prompt-file", "my prompt.txt"],
+            "(--prompt-file: -p takes the prompt's text: read it from the file with "
+            """-p "$(cat 'my prompt.txt')" (several prompts: one run each""",
+        ),
+        # an output folder: -o takes the file, folder and all (was "did you mean --output?", a file)
+        (
+            ["run", "-p", "x", "--output-dir", "renders"],
+            "(--output-dir: -o names the video's file, its folder "
+            "included: -o renders/fox.mp4 (the folder must exist))",
+        ),
+        (["decode", "f", "--outdir"], "(--outdir: -o names the video's file, its folder included: -o DIR/fox.mp4"),
+        # Wan2.1's generate.py, stable-diffusion.cpp's previews and threads
+        (["run", "-p", "x", "--sample_shift", "5"], "(--sample_shift: did you mean --flow-shift?)"),  # was no hint
+        (["run", "-p", "x", "--sample_guide_scale", "5"], "(--sample_guide_scale: did you mean --cfg-scale?)"),
+        (["run", "-p", "x", "--base_seed", "3"], "(--base_seed: did you mean --seed?)"),
+        (["run", "-p", "x", "--frame_num", "81"], "(--frame_num: did you mean --video-frames?)"),
+        (["run", "-p", "x", "--save_file", "x.mp4"], "(--save_file: did you mean --output?)"),
+        (["run", "-p", "x", "--preview-path", "p.png"], "(--preview-path: did you mean --preview?)"),
+        (["run", "-p", "x", "-t", "4"], "(-t: torch picks its CPU threads itself (one per core); OMP_NUM_THREADS=N"),
     ],
 )
 def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):
@@ -794,6 +837,32 @@ def test_a_run_whose_log_reader_went_away_stops_with_141(checkpoint, tmp_path, m
     assert not any(tmp_path.iterdir())
 
 
+class HungUp(io.StringIO):
+    """A terminal that hung up (the SSH session dropped)."""
+
+    def write(self, text: str) -> int:
+        raise OSError(5, "Input/output error")
+
+
+def test_lines_for_a_stderr_whose_reader_went_away_go_to_the_terminal(tmp_path, monkeypatch):
+    # Ctrl-C in `motif-lite run ... 2>&1 | tee run.log` stops tee too: the warning naming the kept state and the
+    # --resume command went to the closed pipe, and the terminal showed nothing.
+    terminal = tmp_path / "tty"
+    terminal.touch()
+    monkeypatch.setattr(cli, "CONTROLLING_TERMINAL", str(terminal))
+    monkeypatch.setattr(sys, "stderr", ClosedPipe())
+    cli._say_above_bars("warning: sampling stopped after step 3 of 9; its state is saved in fox.latents.safetensors")
+    cli._say("interrupted")
+    said = "warning: sampling stopped after step 3 of 9; its state is saved in fox.latents.safetensors\ninterrupted\n"
+    assert terminal.read_text() == said
+    monkeypatch.setattr(sys, "stderr", HungUp())  # a terminal that hung up: nowhere to say it, and no error
+    cli._say("interrupted")
+    assert terminal.read_text() == said
+    monkeypatch.setattr(sys, "stderr", ClosedPipe())
+    monkeypatch.setattr(cli, "CONTROLLING_TERMINAL", str(tmp_path / "none"))  # no terminal (cron): no error either
+    cli._say("interrupted")
+
+
 def test_help_and_version_do_not_import_torch():
     # --help must answer at once: building the parser may not pull in torch (seconds to import).
     code = "import sys; from motif_lite.cli import build_parser; build_parser(); print('torch' in sys.modules)"
@@ -1028,6 +1097,28 @@ def test_names_a_run_claims_are_not_called_earlier_videos(tmp_path, monkeypatch,
     args = cli.build_parser().parse_args(["run", "-p", "fox", "--video-frames", "5", "-b", count])
     _, notes = run_command.resolve_requests(args, run_command.request_from_args(args), claim=True)
     assert not any("exist" in note for note in notes), notes
+
+
+def test_a_video_named_with_o_that_is_there_is_said_to_be_replaced_before_the_run(tmp_path, monkeypatch):
+    # -o replaces a file, as stable-diffusion.cpp and ffmpeg -y do; ComfyUI never does, and the earlier video was
+    # lost without a word. Said before any work, while it can still be moved.
+    monkeypatch.chdir(tmp_path)
+    for name in ("fox.mp4", "f_000.png", "b-1.mp4", "b-2.mp4", "output.mp4"):
+        (tmp_path / name).write_bytes(b"an earlier video")
+    (tmp_path / "claimed.mp4").touch()  # an empty file: the name another run claimed, no video
+
+    def notes_of(*flags: str) -> list[str]:
+        args = cli.build_parser().parse_args(["run", "-p", "fox", "--video-frames", "5", *flags])
+        return run_command.resolve_requests(args, run_command.request_from_args(args))[1]
+
+    said = "fox.mp4 is there already: this run replaces it when its video is done (give -o another name to keep it)"
+    assert said in notes_of("-o", "fox.mp4")
+    assert "fox.mp4 is there already: a run would replace it when" in " ".join(notes_of("-o", "fox.mp4", "--dry-run"))
+    assert "f_%03d.png (f_000.png ...) is there already: this run replaces it" in " ".join(notes_of("-o", "f_%03d.png"))
+    batch = "b-1.mp4 and 1 other are there already: this run replaces them as their videos are done (give -o another"
+    assert batch in " ".join(notes_of("-o", "b.mp4", "-b", "3"))
+    for flags in (["-o", "claimed.mp4"], ["-o", "new.mp4"], []):  # without -o: output-2.mp4, said otherwise
+        assert not any("there already" in note for note in notes_of(*flags)), flags
 
 
 class ClosedOnFlush(io.StringIO):

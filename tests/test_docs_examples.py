@@ -518,6 +518,10 @@ FOREIGN_FLAGS = {
     "-k": "pytest's",
     "-pix_fmt": "ffmpeg's (docs/usage.md's ffmpeg commands)",
     "--num-frame": "docs/usage.md's example of a misspelling that gets a hint",
+    # docs/usage.md's examples of other tools' flags whose hint shows ours for the value given
+    "--size": "Wan2.1's and the server's size",
+    "--prompt-file": "other tools' prompt file",
+    "--output-dir": "other tools' output folder",
     # docs/parallel.md's table for xDiT and Wan2.1 users
     "--ulysses_degree": "xDiT's",
     "--ulysses_size": "Wan2.1's",

@@ -247,6 +247,10 @@ def test_write_errors(tmp_path):
     ("name", "message"),
     [
         ("out.avi", "unsupported output format"),
+        # stable-diffusion.cpp's outputs: its MJPEG .avi for a video, JPEG frames; the same output here, named
+        ("fox.avi", r"'\.avi' for .*fox\.avi; use .*fox\.mp4 \(or \.mkv\): H\.264, smaller than stable-diffusion"),
+        ("fox_%03d.jpg", r"'\.jpg' for .*; for a file per frame use PNG, lossless: .*fox_%03d\.png; or \.mp4, "),
+        ("fox.JPEG", r"'\.jpeg' for .*; for a file per frame use PNG, lossless: .*fox_%03d\.png; or \.mp4, "),
         ("out", r"output .*out has no extension to say its format: e\.g\. .*out\.mp4 \(\.mp4, \.mkv, \.mov, "),
         ("out_%d_%d.png", "one frame-number pattern and no other %"),
         ("50%_%d.png", "one frame-number pattern and no other %"),
@@ -258,6 +262,28 @@ def test_write_errors(tmp_path):
 def test_check_output_path_errors(tmp_path, name, message):
     with pytest.raises(MotifLiteError, match=message):
         check_output_path(tmp_path / name)
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        (
+            "https://example.com/v/fox.mp4?x=1",
+            "output https://example.com/v/fox.mp4?x=1 is a URL; motif-lite writes a file here: give its name, e.g. "
+            "-o fox.mp4, and upload that file",
+        ),
+        ("file:///tmp/my%20fox.mp4", "output file:///tmp/my%20fox.mp4 is a URL: give its path, -o '/tmp/my fox.mp4'"),
+        ("fox.mp4 ", "output 'fox.mp4 ' ends in a space (pasted with the name?): -o fox.mp4"),
+        (".mp4", "output .mp4 is only an extension: give the file a name too, e.g. output.mp4"),
+    ],
+)
+def test_an_output_as_typed_that_names_no_file_says_which_to_give(tmp_path, monkeypatch, typed, message):
+    # Were: "output directory https:/example.com/v does not exist; create it first (mkdir -p ...)", "unsupported
+    # output format '.mp4 '" and "e.g. .mp4.mp4".
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MotifLiteError) as error:
+        check_output_path(typed)
+    assert str(error.value) == message
 
 
 def test_a_file_where_the_output_folder_would_be_is_named_not_made_with_mkdir(tmp_path):
@@ -286,7 +312,10 @@ def test_output_path_suggestions_survive_copy_and_paste(tmp_path):
     folder.mkdir()
     with pytest.raises(MotifLiteError) as error:
         check_output_path(folder)
-    assert str(error.value).endswith(f"is a directory; give a file name, e.g. '{folder}/output.mp4'")
+    assert str(error.value).endswith(
+        f"is a directory; give a file name, e.g. '{folder}/output.mp4' (or '{folder}/output_%03d.png' for a PNG per "
+        "frame)"
+    )
     with pytest.raises(MotifLiteError) as error:
         check_output_path("-")
     assert str(error.value) == (
@@ -348,7 +377,10 @@ def test_ffmpeg_stopping_for_another_reason_says_ffmpegs_message(tmp_path, monke
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake))
     with pytest.raises(MotifLiteError) as error:
         write_video(_video(), tmp_path / ".partial-7-x.mp4", 24.0, META)
-    assert str(error.value) == f"ffmpeg could not write {tmp_path / 'x.mp4'}: ffmpeg said: Unknown encoder 'libx264'"
+    assert str(error.value) == (
+        f"ffmpeg could not write {tmp_path / 'x.mp4'}: ffmpeg said: Unknown encoder 'libx264' (.webp, .gif and PNG "
+        "frames need no ffmpeg: -o x.webp, or x_%03d.png)"  # the same ffmpeg fails the same way again
+    )
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".webm"])
@@ -424,7 +456,8 @@ def test_output_naming_a_folder_that_is_not_there(tmp_path):
     # `-o renders/` (a folder, as ComfyUI's output folder) that does not exist: not "unsupported format '(none)'".
     message = (
         f"output {tmp_path}/renders/ names a folder, and that folder does not exist; -o takes a file name: create the "
-        f"folder (mkdir -p {tmp_path}/renders) and give a file in it, e.g. {tmp_path}/renders/output.mp4"
+        f"folder (mkdir -p {tmp_path}/renders) and give a file in it, e.g. {tmp_path}/renders/output.mp4 (or "
+        f"{tmp_path}/renders/output_%03d.png for a PNG per frame)"
     )
     with pytest.raises(MotifLiteError) as error:
         check_output_path(f"{tmp_path}/renders/")
@@ -691,6 +724,13 @@ def test_staged_output_says_where_the_file_went_and_keeps_other_errors(tmp_path,
         (b'\n  <svg xmlns="http://www.w3.org/2000/svg"/>', "it is an SVG drawing"),  # no XML prolog, indented
         (b'<?xml version="1.0"?>\n<note>a list</note>', None),  # XML that is no drawing: nothing known to say
         (b"RIFF\x00\x10\x00\x00WAVEfmt ", None),  # RIFF of another kind (a sound) is no video
+        # a failed download's error page, a prompt's file: were Pillow's "cannot identify image file"
+        (b"<!DOCTYPE html>\n<html><head><title>404 Not Found", "it is a web page (HTML), not an image: a download"),
+        (b"<html>\r\n<head>", "it is a web page (HTML)"),
+        (b"a red fox runs through snow\nat dawn\n", "it holds text, not an image (it begins 'a red fox runs through"),
+        (b"caf\xc3\xa9 " * 200 + b"\xc3", "it holds text, not an image (it begins 'caf\xe9 caf"),  # a cut character
+        (b"fox\x00\x01\x02", None),  # control characters: no text
+        (b"\xff\xd8\xff" + bytes(range(256)), None),  # not UTF-8: nothing known
     ],
 )
 def test_first_bytes_of_other_kinds_are_named(head, words):

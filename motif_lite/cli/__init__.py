@@ -190,9 +190,14 @@ def _out_of_memory_advice(exc: Exception) -> str:
 
 def _say(line: str) -> None:
     """`line` on stderr, where it may fail: a terminal that hung up (SIGHUP when the SSH session dropped) takes no
-    more lines, and a failed write must not turn a kept run's exit code into a traceback's."""
-    with contextlib.suppress(OSError):
+    more lines, and a failed write must not turn a kept run's exit code into a traceback's. When stderr's reader
+    went away, on the terminal instead (`_say_on_terminal`)."""
+    try:
         print(line, file=sys.stderr)
+    except BrokenPipeError:
+        _say_on_terminal(line)
+    except OSError:
+        pass
 
 
 def _say_above_bars(line: str) -> None:
@@ -201,8 +206,27 @@ def _say_above_bars(line: str) -> None:
     lines (`_say`): the work of a run stopping then is kept all the same."""
     from tqdm import tqdm
 
-    with contextlib.suppress(OSError):
+    try:
         tqdm.write(line, file=sys.stderr)
+    except BrokenPipeError:
+        _say_on_terminal(line)
+    except OSError:
+        pass
+
+
+CONTROLLING_TERMINAL = "/dev/tty"
+
+
+def _say_on_terminal(line: str) -> None:
+    """`line` on the terminal the command runs in, for when stderr's reader went away: Ctrl-C in `motif-lite run ...
+    2>&1 | tee run.log` stops tee too, and what the run kept, and how to go on, was said to no one. Nothing where
+    there is no terminal (cron, a scheduler, Windows) or it hung up."""
+    with contextlib.suppress(OSError):
+        terminal = os.open(CONTROLLING_TERMINAL, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOCTTY", 0))
+        try:
+            os.write(terminal, f"{line}\n".encode(errors="backslashreplace"))
+        finally:
+            os.close(terminal)
 
 
 class _StderrHandler(logging.Handler):

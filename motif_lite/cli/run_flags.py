@@ -123,7 +123,7 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument(
         "-s",
         "--seed",
-        type=int,
+        type=seed_value,
         default=-1,
         help="random seed, 0 to 4294967295 (32 bits); -1 = random, printed (default -1)",
     )
@@ -175,6 +175,17 @@ def add_crf_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> N
         "default 18; .webm (VP9) 0-63, default 30. H.264 at 28 makes a smaller file to share, at 12 a near-lossless "
         "one to edit. Not for .webp, .gif or PNG",
     )
+
+
+def seed_value(text: str) -> int:
+    """--seed's whole number (its range is the request's to check); a word such as ComfyUI's "randomize" gets the
+    -1 that draws a random seed, where argparse would say only "invalid int value"."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 0 to 4294967295, or -1 for a random seed (printed), got {text!r}"
+        ) from None
 
 
 def crf_value(text: str) -> int:

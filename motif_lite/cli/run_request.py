@@ -111,6 +111,7 @@ def resolve_requests(
             _check_preview_is_no_frame(args.preview, outputs, request.frames)
             check_previews_come(request.steps, args.preview_every)
         notes += [note for output in outputs if (note := stale_frames_note(output, request.frames))]
+        notes += [note] if args.output is not None and (note := replaced_files_note(outputs, args.dry_run)) else []
         notes += prompt_file_notes(args)
     except BaseException:
         if claim and args.output is None and not args.dry_run:  # refused after all: the names go back
@@ -142,6 +143,31 @@ def free_batch_outputs(wanted: Path, count: int, dry_run: bool, claim: bool = Fa
     writing = "a run would write" if dry_run else "writing"
     there = f"{taken[0]} exists" if len(taken) == 1 else f"{taken[0]} and {counted(len(taken) - 1, 'other')} exist"
     return outputs, f"{there}: {writing} {outputs[0]} ... {outputs[-1]} instead (-o names the files and replaces them)"
+
+
+def replaced_files_note(outputs: list[Path], dry_run: bool) -> str | None:
+    """The note for the videos named with -o that are there already: -o replaces them, as stable-diffusion.cpp and
+    ffmpeg's -y do, where ComfyUI never replaces one; said before the work, so that a video to keep can be moved in
+    time. An empty file is no video (the name another run claimed, `io.video.claim`): not said. None without any."""
+    from motif_lite.io.staging import frame_file, is_frame_sequence
+
+    def first_file(output: Path) -> Path:
+        return frame_file(output, 0) if is_frame_sequence(output) else output
+
+    def video_there(output: Path) -> bool:
+        try:
+            return first_file(output).stat().st_size > 0
+        except OSError:  # nothing there (or a folder now unreachable)
+            return False
+
+    there = [output for output in map(user_path, outputs) if video_there(output)]
+    if not there:
+        return None
+    first = there[0] if first_file(there[0]) == there[0] else f"{there[0]} ({first_file(there[0]).name} ...)"
+    which = f"{first} is" if len(there) == 1 else f"{first} and {counted(len(there) - 1, 'other')} are"
+    replaced = "a run would replace" if dry_run else "this run replaces"
+    them, when = ("it", "when its video is done") if len(there) == 1 else ("them", "as their videos are done")
+    return f"{which} there already: {replaced} {them} {when} (give -o another name to keep {them})"
 
 
 def _check_preview_is_no_frame(preview: str, outputs: list[Path], frames: int) -> None:
@@ -190,6 +216,9 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
     if args.prompt is None and not args.dry_run and resume is None and args.settings_from is None:
         raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run and --settings-from '
                            "run without one)")  # fmt: skip
+    if args.prompt is not None and not args.prompt.strip() and resume is None:  # the request says only "is empty"
+        raise RequestError('the prompt is empty (-p "$PROMPT" with PROMPT unset?): -p takes what the video shows, '
+                           'e.g. -p "a red fox runs through snow"')  # fmt: skip
     if args.quantize is not None and args.gguf is not None:  # before any download of either
         raise RequestError(f"--quantize {args.quantize} quantizes the transformer's safetensors as they load, and "
                            f"--gguf {args.gguf} gives weights quantized already: leave out one of them")  # fmt: skip

@@ -53,6 +53,18 @@ OTHER_TOOLS_NAMES = {
     "--torch-compile": "--compile",
     "--fbcache": "--step-cache",
     "--cache-threshold": "--step-cache",
+    # Wan2.1's generate.py (spelled with underscores there: --frame_num, --sample_shift, ...)
+    "--frame-num": "--video-frames",
+    "--sample-shift": "--flow-shift",
+    "--sample-guide-scale": "--cfg-scale",
+    "--sample-solver": "--sampling-method",
+    "--base-seed": "--seed",
+    "--save-file": "--output",
+    "--output-path": "--output",
+    "--save-path": "--output",
+    # stable-diffusion.cpp's previews
+    "--preview-path": "--preview",
+    "--preview-interval": "--preview-every",
 }
 
 
@@ -116,6 +128,12 @@ OTHER_TOOLS_SETTINGS["--quality"] = OTHER_TOOLS_SETTINGS["--video-quality"] = OT
     "--crf",
     "the video's quality is --crf N, the encoder's constant-rate factor: lower is better and larger (.mp4 .mkv "
     ".mov: 0-51, default 18; .webm: 0-63, default 30)",
+)
+
+# stable-diffusion.cpp's CPU threads: torch's own setting here.
+OTHER_TOOLS_SETTINGS["--threads"] = OTHER_TOOLS_SETTINGS["-t"] = (
+    "--device",
+    "torch picks its CPU threads itself (one per core); OMP_NUM_THREADS=N before the command sets N",
 )
 
 # Overwrite switches (ffmpeg's -y, the quantizer's --force): here the output named with -o is replaced as it is.
@@ -280,6 +298,10 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if name in DURATION_FLAGS and "--video-frames" in known:
             hints.append(_duration_hint(flag, extras[index + 1 : index + 2], getattr(args, "fps", None)))
             continue
+        needs, hint = VALUED_HINTS.get(_spelled(name), (None, None))
+        if needs in known:  # a hint that shows the flags for the value given (--size 1280x720: -W 1280 -H 720)
+            hints.append(f"{flag}: {hint(_value_of(flag, extras[index + 1 : index + 2]))}")
+            continue
         if _spelled(name) == "--version":  # a flag of motif-lite itself, not of its commands
             hints.append(f"{flag}: the version is motif-lite --version")
             continue
@@ -395,6 +417,52 @@ def path_hint(word: str, known: list[str]) -> str | None:
     if os.path.isdir(folder) and looks_like_one and "--model" in known:
         return f"{word}: a checkpoint folder goes after -m: -m {quoted}"
     return None
+
+
+def _value_of(flag: str, following: list[str]) -> str | None:
+    """The value an unknown flag was given: after its `=`, else the next word unless that is a flag."""
+    if "=" in flag:
+        return flag.split("=", 1)[1]
+    return following[0] if following and not following[0].startswith("-") else None
+
+
+def _size_hint(value: str | None) -> str:
+    """-W and -H for a size given as one value, WIDTHxHEIGHT (the server's size, Wan's 1280*720)."""
+    import re
+
+    size = re.fullmatch(r"\s*(\d+)\s*[x*X\u00d7,:]\s*(\d+)\s*", value or "")
+    if size is None:
+        return "the size is two flags here, -W WIDTH -H HEIGHT (multiples of 16, e.g. -W 1280 -H 736)"
+    return f"the size is two flags here: -W {size[1]} -H {size[2]}"
+
+
+def _prompt_file_hint(value: str | None) -> str:
+    """How to give a prompt kept in a file: there is no prompt-file flag, -p takes the text."""
+    import shlex
+
+    file = shlex.quote(value) if value else "FILE"
+    return (
+        f'-p takes the prompt\'s text: read it from the file with -p "$(cat {file})" (several prompts: one run each, '
+        'docs/usage.md, "Batches")'
+    )
+
+
+def _output_folder_hint(value: str | None) -> str:
+    """-o with a file in the folder another tool's output-folder flag names."""
+    import shlex
+
+    example = shlex.quote(os.path.join(value, "fox.mp4")) if value else "DIR/fox.mp4"
+    return f"-o names the video's file, its folder included: -o {example} (the folder must exist)"
+
+
+# Other tools' flags whose hint shows ours for the value given, with the flag of ours the hint needs.
+VALUED_HINTS = {
+    **dict.fromkeys(("--size", "--resolution", "--res"), ("--width", _size_hint)),
+    **dict.fromkeys(("--prompt-file", "--prompts-file", "--from-file"), ("--prompt", _prompt_file_hint)),
+    **dict.fromkeys(
+        ("--output-dir", "--outdir", "--out-dir", "--output-folder", "--save-dir"), ("--output", _output_folder_hint)
+    ),
+}
 
 
 def _duration_hint(flag: str, following: list[str], fps: float | None) -> str:

@@ -122,10 +122,15 @@ def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")  # https://, http://, ftp://, s3://: a scheme, then //
 
 
+def is_url(given: str) -> bool:
+    """Whether `given` is a URL (a scheme, then //) rather than a path."""
+    return _URL.match(given) is not None
+
+
 def url_fix(given: str, flag: str, default_name: str) -> str | None:
     """What to do with a URL given as a local file to `flag` (-i, --extend): the command that downloads it, or for a
     file:// URL (pasted from a browser's address bar) its path; None when `given` is no URL."""
-    if not _URL.match(given):
+    if not is_url(given):
         return None
     if given.startswith("file://"):
         local = urllib.parse.unquote(urllib.parse.urlparse(given).path)

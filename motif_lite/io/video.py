@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import tempfile
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -175,22 +176,29 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
             "output - (standard output) is not supported: the video is written to a file (under a temporary name, "
             "renamed when it is complete); give a file name, e.g. fox.mp4"
         )
+    if isinstance(path, str):  # as typed: Path would fold a URL's // and keep a pasted space as part of the suffix
+        _check_typed_output(path)
     folder = isinstance(path, str) and path.endswith(("/", os.sep))  # `-o renders/`: Path drops the slash
     path = user_path(path)
     if path.is_dir():  # first: a folder (`-o renders`) has no suffix, and "unsupported format" would mislead
-        raise MotifLiteError(f"output path {path} is a directory; give a file name, e.g. {quoted(path / 'output.mp4')}")
+        raise MotifLiteError(f"output path {path} is a directory; give a file name, e.g. {_files_in(path)}")
     if folder:
         raise MotifLiteError(
             f"output {path}/ names a folder, and that folder does not exist; -o takes a file name: create the "
-            f"folder (mkdir -p {quoted(path)}) and give a file in it, e.g. {quoted(path / 'output.mp4')}"
+            f"folder (mkdir -p {quoted(path)}) and give a file in it, e.g. {_files_in(path)}"
         )
     suffix = path.suffix.lower()
+    if path.name.lower() in VIDEO_EXTENSIONS:  # `-o .mp4`: a name that is only an extension (Path: no suffix)
+        raise MotifLiteError(
+            f"output {path} is only an extension: give the file a name too, e.g. {quoted(path.parent / 'output')}"
+            f"{path.name}"
+        )
     if not suffix:
         raise MotifLiteError(
             f"output {path} has no extension to say its format: e.g. {quoted(f'{path}.mp4')} ({_FORMATS})"
         )
     if suffix not in VIDEO_EXTENSIONS:
-        raise MotifLiteError(f"unsupported output format {suffix!r} for {path}; use {_FORMATS}")
+        raise MotifLiteError(f"unsupported output format {suffix!r} for {path}; {_instead_of(path)}")
     patterns = FRAME_PATTERN.findall(path.name)
     if suffix == ".png" and (len(patterns) > 1 or path.name.count("%") != len(patterns)):
         raise MotifLiteError(
@@ -214,6 +222,41 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
     if suffix in _FFMPEG:  # else a missing ffmpeg shows only once the video is made
         find_ffmpeg()
     return True
+
+
+def _instead_of(path: Path) -> str:
+    """What to write instead of an output format motif-lite does not write: for stable-diffusion.cpp's (an MJPEG
+    .avi for a video, JPEG frames) the same output in ours, named; else the formats there are."""
+    suffix = path.suffix.lower()
+    if suffix == ".avi":
+        return (f"use {quoted(path.with_suffix('.mp4'))} (or .mkv): H.264, smaller than stable-diffusion.cpp's "
+                f"MJPEG AVI, plays where an AVI does; or {_FORMATS}")  # fmt: skip
+    if suffix in (".jpg", ".jpeg"):
+        stem = path.stem if FRAME_PATTERN.search(path.stem) else f"{path.stem}_%03d"
+        return f"for a file per frame use PNG, lossless: {quoted(path.with_name(f'{stem}.png'))}; or {_FORMATS}"
+    return f"use {_FORMATS}"
+
+
+def _check_typed_output(given: str) -> None:
+    """Refuse an output as typed that names no file to write: a URL (motif-lite writes a local file; a file:// URL is
+    told its path) and a name ending in a space (pasted with it), each with the -o to give."""
+    from motif_lite.io.clip import is_url
+
+    if given.startswith("file://"):
+        local = urllib.parse.unquote(urllib.parse.urlparse(given).path)
+        raise MotifLiteError(f"output {given} is a URL: give its path, -o {quoted(local)}")
+    if is_url(given):
+        name = Path(urllib.parse.urlparse(given).path).name or "fox.mp4"
+        raise MotifLiteError(f"output {given} is a URL; motif-lite writes a file here: give its name, e.g. -o "
+                             f"{quoted(name)}, and upload that file")  # fmt: skip
+    if given.strip() and given != given.rstrip():
+        raise MotifLiteError(f"output {given!r} ends in a space (pasted with the name?): -o {quoted(given.rstrip())}")
+
+
+def _files_in(folder: Path) -> str:
+    """The outputs to name in `folder`: a video file, or the PNG frames that a folder given as the output (the habit
+    of tools that write one image per frame, such as ComfyUI's image nodes) may have meant."""
+    return f"{quoted(folder / 'output.mp4')} (or {quoted(folder / 'output_%03d.png')} for a PNG per frame)"
 
 
 def replaces_file(output: str | Path, frames: int, file: str | Path) -> bool:
@@ -438,7 +481,11 @@ def _write_failure(path: Path, said: str | None) -> str:
     with contextlib.suppress(OSError):
         if shutil.disk_usage(path.parent).free < 2**20:
             return f"no space left on the disk of {path.parent}"
-    return f"ffmpeg said: {said}" if said else "ffmpeg stopped without saying why"
+    # ffmpeg's own failure (an encoder its build lacks, a damaged binary) comes again with the same format: the
+    # formats it does not write are the way to the video.
+    failed = f"ffmpeg said: {said}" if said else "ffmpeg stopped without saying why"
+    stem = output_of(path).stem
+    return f"{failed} (.webp, .gif and PNG frames need no ffmpeg: -o {quoted(f'{stem}.webp')}, or {stem}_%03d.png)"
 
 
 def _write_png_sequence(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
