@@ -342,6 +342,7 @@ def test_a_seed_that_is_no_whole_number_is_told_that_minus_one_is_random(capsys,
         # run's settings given to check: it plans the official default run (one hint for them all)
         (["check", "--steps", "4", "-W", "64"], "(--steps, -W: check takes only the files' flags (-m, --gguf, "),
         (["check", "--vram=6"], "and plans the official default run; your run's settings, files and memory plan, "),
+        (["check", "--ram", "8"], "(--ram: check takes only the files' flags (-m, --gguf, "),  # a plan's setting too
         (
             ["check", "--Video-Frames", "9"],
             "without loading anything: motif-lite run with the same flags and --dry-run)",

@@ -706,7 +706,11 @@ def test_a_planned_decode_out_of_memory_names_its_budget_and_the_vram_that_plans
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "fox.mp4"), "--vram", "0.5")
     assert code == cli.EXIT_OUT_OF_MEMORY and "give a smaller budget (--vram GiB)" in err and "latents stay" in err
     # A 720p video's decode (the tiny VAE's): the --vram under its peak, and what that plan does.
-    job = decoding.prepare_decode(read_latents(saved / LATENTS), tmp_path / "v.mp4", vram_gib=4, download=False)
+    for dtype in (torch.float32, torch.bfloat16):  # planned again as it was planned, in its dtype
+        job = decoding.prepare_decode(
+            read_latents(saved / LATENTS), tmp_path / "v.mp4", vram_gib=0.5, dtype=dtype, download=False
+        )
+        assert decoding.replanned(job, 0.5) == job.plan
     job = dataclasses.replace(job, saved=dataclasses.replace(job.saved, width=1280, height=736, frames=121))
     job = dataclasses.replace(job, plan=decoding.replanned(job, 4))
     advice = out_of_memory_advice(job, vram_given=True)
@@ -715,8 +719,18 @@ def test_a_planned_decode_out_of_memory_names_its_budget_and_the_vram_that_plans
     said = (
         f"--vram {lower:.2f} (just under that peak) plans it in less: est. peak {memory_size(smaller.stage.peak_bytes)}"
     )
-    assert said in advice, advice
-    assert smaller.stage.peak_bytes < job.plan.stage.peak_bytes
+    assert f"{said}, {smaller.stage.chunks}" in advice, advice  # what the smaller plan does, not this one
+    assert smaller.stage.peak_bytes < job.plan.stage.peak_bytes and smaller.stage.chunks != job.plan.stage.chunks
+    # Down the plans to the smallest: no --vram plans less, and the CPU is named.
+    while True:
+        try:
+            job = dataclasses.replace(job, plan=decoding.replanned(job, lower))
+        except MotifLiteError:
+            break
+        lower = math.floor((job.plan.stage.peak_bytes - 1) / 2**30 * 100) / 100
+    assert out_of_memory_advice(job, vram_given=True).endswith(
+        ". No plan of this decode needs less: decode on the CPU (--device cpu)"
+    )
 
 
 def test_the_note_of_a_stopped_decode_comes_after_its_progress_bar_is_closed(saved, tmp_path, capsys, monkeypatch):

@@ -737,6 +737,12 @@ def test_a_run_no_memory_plan_fits_is_refused_before_the_checkpoint_downloads(em
     code, err = empty_cache_run("--gguf", "Q4_K_M", "--ram", "1")
     assert code == cli.EXIT_USER_ERROR and "of host memory, but --ram is 1.00 GiB" in err, err
     assert "downloading" not in err and fake_hub.downloads == []
+    # With --quantize, at the quantized sizes: 22 GiB holds a Q4_K_M run (about 21), not a bf16 one (about 24).
+    code, err = empty_cache_run("--ram", "22")
+    assert code == cli.EXIT_USER_ERROR and "of host memory, but --ram is 22.00 GiB" in err, err
+    code, err = empty_cache_run("--quantize", "Q4_K_M", "--ram", "22")
+    assert "--ram is" not in err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO], err
+    fake_hub.downloads.clear()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * 2**30, 4 * 2**30))
@@ -1092,7 +1098,9 @@ def test_a_text_encoder_file_of_the_official_shapes_holds_no_download(empty_cach
     assert "does not hold" not in err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO], err
 
 
-def test_a_weights_file_of_another_size_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, checkpoint):
+def test_a_weights_file_of_another_size_is_said_before_the_checkpoint_downloads(
+    empty_cache_run, fake_hub, checkpoint, tmp_path
+):
     # Its names are the component's, its shapes another model's (Wan2.2's VAE, a smaller transformer): they were
     # checked against the checkpoint's configs once it had downloaded. Before it, the official ones are bundled.
     vae = checkpoint / "vae" / "diffusion_pytorch_model.safetensors"  # the tiny test model's
@@ -1117,4 +1125,13 @@ def test_a_weights_file_of_another_size_is_said_before_the_checkpoint_downloads(
     fake_hub.downloads.clear()
     with pytest.raises(MissingFilesError):  # the fake Hub's download fails
         preflight(MOTIF_REPO, "Q4_K_M", "cpu", weights={"transformer": transformer})
+    assert [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
+    # Nor the text encoder's file beside a text encoder GGUF, which replaces it.
+    from motif_lite.quantize.cli import main as quantize_main
+
+    text_gguf = tmp_path / "te-Q8_0.gguf"
+    assert quantize_main([str(checkpoint), "--component", "text_encoder", "-o", str(text_gguf), "--quiet"]) == 0
+    fake_hub.downloads.clear()
+    with pytest.raises(MissingFilesError):
+        preflight(MOTIF_REPO, None, "cpu", "auto", text_gguf, weights={"text_encoder": text_encoder})
     assert [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]

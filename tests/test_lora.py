@@ -192,6 +192,54 @@ def test_gguf_weights_keep_the_adapter_unmerged(setup, gguf_setup, tmp_path, fmt
     assert_same_video(frames(pipe, tmp_path), frames(ref))
 
 
+def test_some_rows_of_a_wrapped_layer_are_those_rows_of_its_output():
+    # Sequence-parallel ranks and the shared cross-attention compute some rows of a projection only: the update's
+    # rows must be the same rows as the base layer's, not its first ones.
+    g = torch.Generator().manual_seed(0)
+    base = torch.nn.Linear(8, 24)
+    layer = LoRALinear(base, torch.randn(2, 8, generator=g), torch.randn(24, 2, generator=g))
+    x = torch.randn(3, 8, generator=g)
+    rows = slice(8, 16)
+    assert torch.allclose(layer.forward_rows(x, rows), layer(x)[:, rows], atol=1e-5)
+
+
+def test_a_merged_layer_keeps_its_dtype():
+    # A bf16 run's layers stay bf16 with a LoRA merged (the update is summed in float32): a float32 weight would
+    # double their memory and meet bf16 activations.
+    from motif_lite.weights.lora import LoRAFile, LoRAUpdate
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4)).to(torch.bfloat16)
+    expected = model[0].weight.float() + 0.5 * torch.ones(4, 2) @ torch.ones(2, 8)
+    update = LoRAUpdate("0", torch.ones(2, 8), torch.ones(4, 2), 0.5)
+    applied = apply_loras(model, [LoRAFile(LoRASpec(Path("style.safetensors")), "peft", [update])])
+    assert applied.merged == 1 and model[0].weight.dtype == torch.bfloat16
+    assert torch.equal(model[0].weight, expected.to(torch.bfloat16))
+
+
+class PackedLayer(torch.nn.Module):
+    """A layer whose weight is a buffer (as a GGUF's or fp8's): its LoRA is wrapped, not merged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("packed", torch.zeros(4, 8, dtype=torch.uint8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros(*x.shape[:-1], 4)
+
+
+def test_a_wrapped_layers_adapter_computes_in_the_dtype_asked_for():
+    # A bf16 run's adapters are bf16 (`dtype`), float32 only where no dtype is given.
+    from motif_lite.weights.lora import LoRAFile, LoRAUpdate
+
+    for dtype, expected in ((torch.bfloat16, torch.bfloat16), (None, torch.float32)):
+        model = torch.nn.Sequential(PackedLayer())
+        update = LoRAUpdate("0", torch.ones(2, 8), torch.ones(4, 2), 0.5)
+        applied = apply_loras(model, [LoRAFile(LoRASpec(Path("style.safetensors")), "peft", [update])], dtype)
+        assert applied.wrapped == 1 and isinstance(model[0], LoRALinear)
+        assert model[0].down.dtype == model[0].up.dtype == expected
+        assert torch.equal(model[0].up.float(), torch.full((4, 2), 0.5))  # the scale folded into B
+
+
 def test_a_lora_is_checked_against_the_gguf_where_the_checkpoint_has_no_transformer_weights(
     setup, gguf_setup, tmp_path
 ):

@@ -358,6 +358,29 @@ def test_a_lora_of_another_model_is_refused_once_before_any_process_starts(check
     assert "[rank" not in err
 
 
+def test_the_lora_and_the_plan_are_checked_before_launch_with_the_checkpoint_not_downloaded_yet(
+    tmp_path, capsys, monkeypatch, no_network
+):
+    # The official checkpoint not here yet: the LoRA is read as a file alone (another model's names), before the
+    # processes start, as a run reads it before its download; each rank used to download, then refuse it.
+    from safetensors.torch import save_file
+
+    from motif_lite.choices import MOTIF_REPO
+
+    sd = tmp_path / "sd-style.safetensors"
+    save_file({"lora_unet_input_blocks_1_1_proj_in.lora_down.weight": torch.ones(2, 8),
+               "lora_unet_input_blocks_1_1_proj_in.lora_up.weight": torch.ones(8, 2)}, sd)  # fmt: skip
+    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot run"))
+    assert cli_main(cli_args(MOTIF_REPO, tmp_path / "a.mp4", "--gpus", "2", "--lora", str(sd))) == 2
+    err = capsys.readouterr().err
+    assert err.count(f"error: {sd}: none of its layers (1) matches a linear layer of the Motif-Video") == 1, err
+    assert "[rank" not in err
+    # Its memory plan too, from the official configs bundled with motif-lite.
+    assert cli_main(cli_args(MOTIF_REPO, tmp_path / "a.mp4", "--gpus", "2", "--vram", "0.0001")) == 2
+    err = capsys.readouterr().err
+    assert err.count("error: 80x32x5 needs at least") == 1 and "[rank" not in err, err
+
+
 @pytest.fixture
 def planned(monkeypatch) -> list[tuple[bool, float | None]]:
     """(text_encoder, vram_gib) of each plan the launcher makes before starting the processes (made as before)."""

@@ -1106,6 +1106,9 @@ def test_web_addresses_of_a_folder_or_file_of_a_cached_repo_read_it(tiny, tmp_pa
         f"{web}/tree/main/text_encoder": "has no text_encoder/ in the cache (the quantizer does not download): hf "
         "download someone/tiny-motif --include 'text_encoder/*' --local-dir ./tiny-motif, then quantize "
         "./tiny-motif/text_encoder\n",
+        # a weights file in a folder: the folder's download, its config.json with it
+        f"{web}/blob/main/text_encoder/model.safetensors": "hf download someone/tiny-motif --include "
+        "'text_encoder/*' --local-dir ./tiny-motif, then quantize ./tiny-motif/text_encoder/model.safetensors\n",
         "https://huggingface.co/someone/gguf/blob/main/x-Q8_0.gguf": "hf download someone/gguf --include "
         "'x-Q8_0.gguf' --local-dir ./gguf, then quantize ./gguf/x-Q8_0.gguf\n",
         f"{web}/blob/dev/transformer/config.json": "is on the 'dev' revision of someone/tiny-motif, and the quantizer "
@@ -1151,8 +1154,28 @@ def test_a_folder_of_shards_without_their_index_is_read_whole_or_named(tiny, tmp
     assert main([str(shards), "-o", str(tmp_path / "one.gguf"), "--quiet"]) == 2
     said = "holds 1 of the 2 shards of diffusion_pytorch_model (missing: diffusion_pytorch_model-00002-of-00002."
     assert said in capsys.readouterr().err
+    assert main([str(files[0]), "-o", str(tmp_path / "one.gguf"), "--quiet"]) == 2  # alone, the other not there
+    said = f"{files[0]} is shard 1 of 2, and diffusion_pytorch_model-00002-of-00002.safetensors is not beside it: "
+    assert said + "download every shard (and the index) into its folder, then quantize" in capsys.readouterr().err
+    second = tmp_path / "second"  # the first shard missing
+    second.mkdir()
+    shutil.copy(tmp_path / "elsewhere.safetensors", second / files[1].name)
+    assert main([str(second), "-o", str(tmp_path / "one.gguf"), "--quiet"]) == 2
+    said = "holds 1 of the 2 shards of diffusion_pytorch_model (missing: diffusion_pytorch_model-00001-of-00002."
+    assert said in capsys.readouterr().err
     (shards / "other.safetensors").write_bytes((tmp_path / "elsewhere.safetensors").read_bytes())
     assert main([str(shards), "-o", str(tmp_path / "one.gguf"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "holds several .safetensors files (diffusion_pytorch_model-00001-of-00002.safetensors, other." in err, err
     assert f"pass the file to quantize, e.g. python -m motif_lite.quantize {files[0]} -o OUT.gguf" in err
+    two = tmp_path / "two"  # two files, neither a shard: which one is the user's to say
+    two.mkdir()
+    for name in ("a.safetensors", "b.safetensors"):
+        shutil.copy(tiny[0] / "transformer" / "diffusion_pytorch_model.safetensors", two / name)
+    assert main([str(two), "-o", str(tmp_path / "two.gguf"), "--quiet"]) == 2
+    assert "holds several .safetensors files (a.safetensors, b.safetensors) and no .safetensors.index.json" in (
+        capsys.readouterr().err
+    )
+    # Beside the weights file a run reads, another file is no question: the folder is read as a run reads it.
+    shutil.copy(tiny[0] / "transformer" / "diffusion_pytorch_model.safetensors", two)
+    assert main([str(two), "-o", str(tmp_path / "two.gguf"), "--type", "Q8_0", "--quiet"]) == 0

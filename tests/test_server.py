@@ -155,6 +155,16 @@ def test_image_to_video_upload_equals_the_pipeline(server, pipe, tmp_path):
     (tmp_path / "from-url.mp4").write_bytes(client.videos.download_content(video.id).content)
     stored = read_settings(tmp_path / "from-url.mp4").values
     assert (stored["image"], stored["image_sha256"]) == ("input_reference", sha)
+    # Likewise a file sent without a name (it was "the uploaded video", the words for a video to extend).
+    body, headers = multipart({"prompt": PROMPT, **{k: str(v) for k, v in TINY.items()}},
+                              {"input_reference": ("", image, "image/png")})  # fmt: skip
+    code, queued, _ = server.request("POST", "/v1/videos", body, headers)
+    assert code == 200, queued
+    done = lambda: server.request("GET", f"/v1/videos/{queued['id']}")[1]["status"] == "completed"  # noqa: E731
+    wait_for(done, 60, "the job without a file name")
+    (tmp_path / "unnamed.mp4").write_bytes(server.request("GET", f"/v1/videos/{queued['id']}/content")[1])
+    stored = read_settings(tmp_path / "unnamed.mp4").values
+    assert (stored["image"], stored["image_sha256"]) == ("input_reference", sha)
 
 
 def test_image_to_video_notes_are_in_the_video_and_the_log_in_api_words(server, tmp_path):
@@ -453,6 +463,26 @@ def test_json_sent_as_a_form_says_to_send_its_content_type(server):
     assert server.request("GET", "/v1/videos")[1]["data"] == []
 
 
+def test_a_video_to_extend_sent_as_a_file_and_as_a_field_is_said_twice(server):
+    # The file replaced the field (a finished video's id) without a word: which video was meant is the client's.
+    for key in ("extend", "video"):
+        body, headers = multipart({"prompt": PROMPT, key: "video_0123"}, {key: ("clip.mp4", b"x", "video/mp4")})
+        code, error, _ = server.request("POST", "/v1/videos", body, headers)
+        assert code == 400 and error["error"]["message"] == f"{key} was sent twice", error
+        assert error["error"]["param"] == key
+    assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
+def test_a_second_image_file_is_one_too_many(server):
+    # Starlette's words alone ("Too many files. Maximum number of files is 1.") named no field.
+    image = ("x.png", png(), "image/png")
+    one, headers = multipart({"prompt": PROMPT}, {"input_reference": image})
+    two = one.removesuffix(b"--motiflitetestboundary--\r\n") + multipart({}, {"input_reference": image})[0]
+    code, error, _ = server.request("POST", "/v1/videos", two, headers)
+    assert code == 400 and error["error"]["param"] == "input_reference", error
+    assert error["error"]["message"].endswith(" Send one image, as input_reference"), error
+
+
 # The `code`s docs/server.md lists for a 400.
 CODES_400 = {"invalid_value", "unknown_parameter", "missing_required_parameter", "invalid_image"}
 
@@ -566,6 +596,52 @@ def test_oversized_bodies_and_images_are_413(pipe, tmp_path):
             raw.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n")
             assert raw.recv(4096).startswith(b"HTTP/1.1 413")
         assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
+def body_limit_status(content_type: str, chunks: list[bytes], declared: bool) -> tuple[int, str, int]:
+    """(status, error message or "", chunks left unread) of a request through `BodyLimit` of 10 bytes (100 for a
+    form) to an app that reads the whole body; its body in `chunks`, with its Content-Length where `declared`."""
+    import asyncio
+
+    from motif_lite.server.body_limit import BodyLimit
+
+    async def app(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    messages = [{"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1} for i, chunk in
+                enumerate(chunks)]  # fmt: skip
+    headers = [(b"content-type", content_type.encode())]
+    headers += [(b"content-length", str(sum(map(len, chunks))).encode())] if declared else []
+    sent = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    limits = BodyLimit(app, max_bytes=10, max_upload_bytes=6, max_form_bytes=100, max_video_upload_bytes=90)
+    asyncio.run(limits({"type": "http", "headers": headers}, receive, send))
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(body)["error"]["message"] if body else "", len(messages)
+
+
+def test_the_body_limit_is_the_forms_for_a_form_and_counts_a_body_without_its_length():
+    form = "multipart/form-data; boundary=x"
+    for declared in (True, False):  # by its Content-Length, or counted as it arrives (chunked)
+        assert body_limit_status("application/json", [b"x" * 5, b"x" * 5], declared)[0] == 200
+        assert body_limit_status("application/json", [b"x" * 5, b"x" * 6], declared)[0] == 413
+        assert body_limit_status(form, [b"x" * 50, b"x" * 50], declared)[0] == 200  # a video to extend, say
+        code, message, _ = body_limit_status(form, [b"x" * 50, b"x" * 51], declared)
+        assert code == 413 and message == (
+            "the request is larger than this server's limit of 100 bytes (--max-upload-mb 5.72205e-06: first-frame "
+            "images up to 5.72205e-06 MiB; --max-video-upload-mb 8.58307e-05: videos to extend up to 8.58307e-05 MiB)"
+        )
+        # A body up to 4 times the limit is read to its end: the client sees the 413, not a connection reset.
+        assert body_limit_status("application/json", [b"x" * 8] * 5, declared)[::2] == (413, 0)
 
 
 def test_a_large_upload_is_read_without_pillows_bomb_warning_and_one_pillow_refuses_is_413(monkeypatch):
@@ -978,16 +1054,31 @@ def test_a_job_whose_video_was_whole_when_the_server_died_is_completed_after_the
     job = store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
     assert store.claim_next().id == job.id
     made = write_clip(store.video_path(job.id), 48, 32, 5).read_bytes()
+    os.utime(store.video_path(job.id), (1_700_000_000, 1_700_000_000))  # written before the stop, not at the start
     store.state_path(job.id).write_bytes(b"state")  # the sampling state goes once the video is whole; not yet
     store.close()
     with InProcessServer(None, tmp_path / "data") as server:
         assert server.server.recovered == jobs.Recovered(failed=[], requeued=[], completed=[job.id])
         code, video, _ = server.request("GET", f"/v1/videos/{job.id}")
         assert (code, video["status"], video["progress"], video["error"]) == (200, COMPLETED, 100, None)
+        assert video["completed_at"] == 1_700_000_000  # when its video was whole
         assert server.request("GET", f"/v1/videos/{job.id}/content")[:2] == (200, made)
         assert server.request("GET", f"/v1/videos/{job.id}/content?variant=thumbnail")[0] == 200  # written now
         assert f"{job.id}: completed: its video was written whole before the last stop" in server.log
         assert not server.store.state_path(job.id).exists()
+
+
+def test_a_whole_video_whose_thumbnail_cannot_be_made_is_completed_all_the_same(tmp_path):
+    # The thumbnail is a variant: a video it cannot be made from (a disk error, a codec) must not stop the start.
+    store = JobStore(tmp_path / "data")
+    job = store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
+    assert store.claim_next().id == job.id
+    store.video_path(job.id).write_bytes(b"not a video")
+    store.close()
+    with InProcessServer(None, tmp_path / "data") as server:
+        assert server.server.recovered.completed == [job.id]
+        assert any(line.startswith(f"{job.id}: no thumbnail: ") for line in server.log), server.log
+        assert f"{job.id}: completed: its video was written whole before the last stop" in server.log
 
 
 def test_recover_removes_only_the_files_the_store_wrote(tmp_path):

@@ -227,6 +227,15 @@ def test_the_page_sends_the_loras_and_advanced_settings_picked(driver, tmp_path)
         type_into(driver, "flow-shift", "7")
         Select(driver.find_element(By.ID, "sampling-method")).select_by_value("dpm++2m")
         type_into(driver, "crf", "28")
+        strength = lora_row(driver, "style.safetensors").find_element(By.CLASS_NAME, "strength")  # its row redrawn
+        strength.clear()  # a strength that is no number: said of the LoRAs, not of the video's size
+        strength.send_keys("1e")
+        driver.find_element(By.ID, "submit").click()
+        error = wait_for(lambda: driver.find_element(By.ID, "form-error").text, 30, "the strength's error")
+        assert error.startswith("strength of style.safetensors is not a number")
+        assert driver.find_element(By.ID, "width").get_attribute("aria-invalid") is None
+        strength.clear()
+        strength.send_keys("0.5")
         driver.find_element(By.ID, "submit").click()
 
         card = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "li.job"), 30, "the job's card")[0]
@@ -599,6 +608,7 @@ def test_a_mistake_in_the_form_is_said_by_its_field_in_the_words_of_motif_lite_r
     # screen reader.
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
 
     phone = {"width": 400, "height": 700, "deviceScaleFactor": 1, "mobile": True}
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
@@ -627,8 +637,12 @@ def test_a_mistake_in_the_form_is_said_by_its_field_in_the_words_of_motif_lite_r
         code, body, _ = server.request("POST", "/v1/videos", refused)
         assert (code, body["error"]["message"]) == (400, mistakes[("steps", "0")])  # the API's words are the same
         assert server.client().videos.list().data == []
+        # A size of the list: what the hidden custom width holds is not sent, so it stops nothing.
+        type_into(driver, "width", "1e")
+        Select(driver.find_element(By.ID, "size")).select_by_value("832x480")
         driver.find_element(By.ID, "seed").send_keys(Keys.ENTER)  # all fixed: queued, the message gone from the page
         wait_for(lambda: server.client().videos.list().data, 30, "the job")
+        assert server.client().videos.list().data[0].size == "832x480"
         home = "return document.getElementById('form-error').parentElement.id"
         assert driver.find_element(By.ID, "form-error").text == "" and driver.execute_script(home) == "form-actions"
         assert driver.execute_script("return document.querySelectorAll('[aria-describedby]').length") == 0

@@ -211,6 +211,15 @@ OTHER_MODELS = {
             "conditioner.embedders.0.transformer.text_model.final_norm.weight",
         ),
     ],
+    "a Stable Diffusion 2.x checkpoint": [
+        *("model.diffusion_model.input_blocks.0.0.weight", "first_stage_model.decoder.conv_in.weight"),
+        "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight",
+    ],
+    # ComfyUI's unet/ file of SDXL: the UNet names of SD 1.x and 2.x, and the label embedding only SDXL has
+    "a Stable Diffusion XL UNet": [
+        "model.diffusion_model.input_blocks.0.0.weight",
+        "model.diffusion_model.label_emb.0.0.weight",
+    ],
     "a Stable Diffusion 1.x or 2.x UNet": ["input_blocks.0.0.weight", "middle_block.0.in_layers.0.weight"],
     "a Stable Diffusion 3 transformer": ["model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight"],
     "a Flux transformer": [
@@ -250,7 +259,20 @@ def test_motif_videos_own_files_are_no_other_models(checkpoints):
     names = {component: list(load_file(file)) for component, file in files.items()}
     names["comfy"] = [f"model.diffusion_model.{name}" for name in names["transformer"]]
     names["exported"] = [f"encoder.{name}" for name in names["text_encoder"]]
+    names["state_dict"] = [f"text_model.{name}" for name in names["text_encoder"]]  # T5Gemma2Encoder's own keys
     assert {kind: other_model(found) for kind, found in names.items()} == dict.fromkeys(names)
+
+
+def test_another_models_lora_given_as_the_transformer_is_named_a_lora(checkpoints, tmp_path, capsys, monkeypatch):
+    # A Wan LoRA of ComfyUI's (under Wan's block names) is a LoRA first: --lora is the flag to name, and the LoRA's
+    # own check then says which model it was trained on.
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
+    _, b, _ = checkpoints
+    wan = tmp_path / "wan-style.safetensors"
+    save_file({"diffusion_model.blocks.0.self_attn.q.lora_down.weight": torch.ones(2, 8),
+               "diffusion_model.blocks.0.self_attn.q.lora_up.weight": torch.ones(8, 2)}, wan)  # fmt: skip
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--diffusion-model", str(wan)])
+    assert_user_error(capsys, code, f"{wan} is not the transformer: it holds a LoRA's tensors (pass it as --lora)")
 
 
 def test_wans_vae_under_its_own_names_and_an_sd_checkpoint_given_to_m_are_named(checkpoints, tmp_path, capsys):
@@ -526,3 +548,28 @@ def test_your_shapes_are_checked_against_the_configs_at_hand_else_the_official_o
             check_your_shapes({component: file}, CheckpointConfigs(), official=True)
     with pytest.raises(CheckpointError, match="does not hold the VAE"):  # another model's VAE config at hand
         check_your_shapes({"vae": tiny["vae"]}, CheckpointConfigs(vae=WanVAEConfig()), official=False)
+
+
+def test_a_text_encoder_file_is_checked_against_the_config_at_hand_else_the_official_one(checkpoints, no_network):
+    # As the VAE's and the transformer's: the checkpoint folder's text_encoder/config.json where it is here (the
+    # tiny model's file fits it), the official config only for the official model, nothing guessed for another
+    # model, and nothing read beside a text encoder GGUF, which replaces the file.
+    from motif_lite.checkpoint import check_your_shapes
+    from motif_lite.choices import MOTIF_REPO
+    from motif_lite.preflight import local_file_problems
+    from motif_lite.settings import CheckpointConfigs
+
+    root = checkpoints[0]
+    tiny = {"text_encoder": root / WEIGHT_NAMES["text_encoder"]}
+    check_your_shapes(tiny, CheckpointConfigs(), official=True, root=root)
+    with pytest.raises(CheckpointError, match="does not hold the text encoder"):
+        check_your_shapes(tiny, CheckpointConfigs(), official=True)
+    check_your_shapes(tiny, CheckpointConfigs(), official=False)
+    check_your_shapes(tiny, CheckpointConfigs(), official=True, text_encoder_gguf=True)
+    # Before the official checkpoint downloads, its configs in the cache (its weights not): the cached config's.
+    assert len(local_file_problems(MOTIF_REPO, weights=tiny)) == 1  # against the official config
+    snapshot = no_network / "models--Motif-Technologies--Motif-Video-2B" / "snapshots" / ("0" * 40)
+    shutil.copytree(root, snapshot, ignore=shutil.ignore_patterns("*.safetensors"))
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    assert local_file_problems(MOTIF_REPO, weights=tiny) == []
