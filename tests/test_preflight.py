@@ -332,7 +332,7 @@ def test_out_of_memory_with_the_smallest_plan_says_to_make_a_smaller_video(no_ne
     # A peak under 0.01 GiB has no --vram figure under it: no "--vram 0.00" is named.
     small = [dataclasses.replace(stage, peak_bytes=5 * 2**20) for stage in plan.stages]
     tiny = dataclasses.replace(plan, stages=tuple(small))
-    advice = out_of_memory_advice(args, request, sources, torch.bfloat16, cuda, tiny)
+    advice = out_of_memory_advice(planned, tiny)
     assert advice.endswith(
         "for an est. peak of 5.0 MiB allocated (~5.4 MiB reserved): another program may have "
         "taken GPU memory since (close it), or the estimate fell short. Make a smaller video"
