@@ -59,12 +59,19 @@ MAX_PROMPT_CHARS = 20_000
 # 114,080 (3840x2176 at 121 frames fits); its attention grows with their square. A size far over it (a typo's 10**9)
 # would otherwise fail to allocate its noise, a raw allocator error, before any check of the run's memory.
 MAX_VIDEO_TOKENS = 2**20
-# field -> (lowest, highest, why): ranges of float settings whose extremes run and then fail. Guidance scale and
-# shift: the ranges of ComfyUI's KSampler cfg and ModelSamplingSD3 shift widgets (its shift's 0.01 steps); outside
-# them the latents overflow to inf/NaN, which the run would blame on the weight files.
+OFFICIAL_STEPS = 50  # the model card's
+# field -> (lowest, highest, why): the values each numeric setting takes, which its message names whole ("--fps must
+# be a number from 0.001 to 1000 (...)", not "> 0"). Guidance scale and shift: the ranges of ComfyUI's KSampler cfg
+# and ModelSamplingSD3 shift widgets (its shift's 0.01 steps); outside them the latents overflow to inf/NaN, which
+# the run would blame on the weight files. APG momentum may be negative: the APG paper's reverse momentum
+# (diffusers' guider and ComfyUI's APG node take it).
 RANGES = {
     "fps": (0.001, 1000.0, "a frame every 1000 s to one every millisecond, the finest WebM and WebP store"),
+    "steps": (1, MAX_STEPS, f"the official setting is {OFFICIAL_STEPS}"),
     "cfg_scale": (0.0, 100.0, "ComfyUI's range; the official scale is 8, and far larger ones overflow to inf/NaN"),
+    "apg_eta": (0.0, math.inf, ""),
+    "apg_norm_threshold": (0.0, math.inf, ""),
+    "apg_momentum": (-math.inf, math.inf, ""),
     "flow_shift": (0.01, 100.0, "ComfyUI's range; the official shift is 15, 8 for image-to-video, and extreme ones "
                    "overflow to inf/NaN"),
 }  # fmt: skip
@@ -75,8 +82,8 @@ IMAGE_FLAG = both_spellings("-i", "image=")
 EXTEND_FLAG = both_spellings("--extend", "extend=")
 GO_ON = both_spellings("motif-lite run --extend CLIP -p 'what happens next'", "extend=CLIP")
 # GenerationRequest field -> the `motif-lite run` flag that sets it. A wrong value is named as the user of each typed
-# it: '--video-frames (in Python frames) must be ...' (the server puts its own field names in their place,
-# server.schema.in_api_words: 'num_frames must be ...').
+# it: '--video-frames (in Python frames) must be ...', but '--steps must be ...' where the flag is the field's name
+# (the server puts its own field names in their place, server.schema.in_api_words: 'num_frames must be ...').
 RUN_FLAGS = {
     "negative_prompt": "--negative-prompt",
     "frames": "--video-frames",
@@ -94,8 +101,11 @@ RUN_FLAGS = {
 
 
 def setting_name(field: str) -> str:
-    """A request's setting as messages name it: its run flag and its field, '--video-frames (in Python frames)'."""
-    return both_spellings(RUN_FLAGS[field], field)
+    """A request's setting as messages name it: its run flag and, where the field is named otherwise, the field:
+    '--video-frames (in Python frames)', but '--steps' and '--cfg-scale' (a Python user reads them as the keywords
+    `steps` and `cfg_scale`, which no keyword can spell with dashes)."""
+    flag = RUN_FLAGS[field]
+    return flag if flag == "--" + field.replace("_", "-") else both_spellings(flag, field)
 
 
 class RequestError(MotifLiteError, ValueError):
@@ -217,7 +227,7 @@ class GenerationRequest:
     height: int = 736
     frames: int = 121
     fps: float = 24.0
-    steps: int = 50
+    steps: int = OFFICIAL_STEPS
     guidance: str | None = None
     cfg_scale: float | None = None
     apg_eta: float | None = None
@@ -301,10 +311,10 @@ class GenerationRequest:
             field = _oversized_field(self.width, self.height, frames_known)
             check(field, _check_video_tokens, self.width, self.height, frames_known)
         check("steps", _check_steps, self.steps)
-        fps_ok = check("fps", _check_number, self.fps, setting_name("fps"), True, RANGES["fps"]) is not None
-        for field, positive in _OPTIONAL_NUMBERS:
+        fps_ok = check("fps", _check_number, self.fps, "fps") is not None
+        for field in _OPTIONAL_NUMBERS:
             if getattr(self, field) is not None:
-                check(field, _check_number, getattr(self, field), setting_name(field), positive, RANGES.get(field))
+                check(field, _check_number, getattr(self, field), field)
         guidance = choice_name(self.guidance, GUIDANCE_METHODS)
         if guidance is not None:
             check("guidance", _check_choice, guidance, setting_name("guidance"), GUIDANCE_METHODS)
@@ -538,15 +548,8 @@ def _plain_numbers(request: GenerationRequest) -> GenerationRequest:
     return dataclasses.replace(request, **changed) if changed else request
 
 
-# (field, must be > 0 (True), >= 0 (False) or only finite (None)): numbers that may be None (not given). APG
-# momentum may be negative: the APG paper's reverse momentum (diffusers' guider and ComfyUI's APG node take it).
-_OPTIONAL_NUMBERS = (
-    ("cfg_scale", False),
-    ("apg_eta", False),
-    ("apg_norm_threshold", False),
-    ("apg_momentum", None),
-    ("flow_shift", True),
-)
+# Numbers that may be None (not given: the checkpoint's or the official value); their ranges are RANGES'.
+_OPTIONAL_NUMBERS = ("cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum", "flow_shift")
 
 
 def _check_size(value: int, name: str) -> bool:
@@ -655,27 +658,29 @@ def _check_positive_int(value: object, name: str) -> None:
 
 
 def _check_steps(value: object) -> None:
-    _check_positive_int(value, setting_name("steps"))
-    if value > MAX_STEPS:
-        raise RequestError(
-            f"{setting_name('steps')} must be from 1 to {MAX_STEPS} (the official setting is "
-            f"{REQUEST_DEFAULTS.steps}), got {value}"
-        )
+    low, high, why = RANGES["steps"]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise RequestError(f"{setting_name('steps')} must be {_accepted('an integer', low, high)} ({why}), got "
+                           f"{shown(value)}")  # fmt: skip
 
 
-def _check_number(
-    value: object, name: str, positive: bool | None, bounds: tuple[float, float, str] | None = None
-) -> bool:
-    """`value` is a finite number, > 0 (positive True), >= 0 (False) or any (None), and within `bounds`:
-    (lowest, highest, why)."""
-    ok = not isinstance(value, bool) and isinstance(value, int | float) and _is_finite(value)
-    if not ok or (positive and value <= 0) or (positive is False and value < 0):
-        bound = {True: " > 0", False: " >= 0", None: ""}[positive]
-        raise RequestError(f"{name} must be a finite number{bound}, got {shown(value)}")
-    if bounds is not None and not bounds[0] <= value <= bounds[1]:
-        low, high, why = bounds
-        raise RequestError(f"{name} must be from {low:g} to {high:g} ({why}), got {value:g}")
+def _check_number(value: object, field: str) -> bool:
+    """`value` is a number within the field's RANGES."""
+    low, high, why = RANGES[field]
+    number = not isinstance(value, bool) and isinstance(value, int | float) and _is_finite(value)
+    if not number or not low <= value <= high:
+        because = f" ({why})" if why else ""
+        raise RequestError(f"{setting_name(field)} must be {_accepted('a number', low, high)}{because}, got "
+                           f"{shown(value)}")  # fmt: skip
     return True
+
+
+def _accepted(kind: str, low: float, high: float) -> str:
+    """A range as a message names it: 'a number from 0 to 100' (`kind` 'a number'), 'a finite number >= 0', 'a
+    finite number' (the unbounded ones are all floats)."""
+    if math.isfinite(low) and math.isfinite(high):
+        return f"{kind} from {low:g} to {high:g}"
+    return "a finite number" + (f" >= {low:g}" if math.isfinite(low) else "")
 
 
 def _is_finite(value: int | float) -> bool:

@@ -207,10 +207,10 @@ def test_no_command_prints_help(capsys):
         (("-o", "/no/such/dir/fox.mp4"), ("error: output directory /no/such/dir does not exist",)),
         (("-o", "fox.avi"), ("error: unsupported output format '.avi'",)),
         (("-i", "/no/such/first.png"), ("error: input image not found: /no/such/first.png",)),
-        (("--steps", "0"), ("error: --steps (in Python steps) must be a positive integer",)),
+        (("--steps", "0"), ("error: --steps must be an integer from 1 to 1000",)),
         # The request's settings by run's flag (they said "frames", "cfg scale"), and the Python field beside it.
         (("--video-frames", "0"), ("error: --video-frames (in Python frames) must be a positive integer, got 0",)),
-        (("--cfg-scale", "200"), ("error: --cfg-scale (in Python cfg_scale) must be from 0 to 100",)),
+        (("--cfg-scale", "200"), ("error: --cfg-scale must be a number from 0 to 100",)),
         (("-W", "1000", "-H", "730", "-o", "fox.avi"), ("error: width 1000", "\nheight 730", "\nunsupported output")),
     ],
 )

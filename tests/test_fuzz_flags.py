@@ -183,9 +183,10 @@ def test_every_request_field_with_an_odd_value_resolves_or_raises_request_error(
 @pytest.mark.parametrize("field", ["fps", "cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum", "flow_shift"])
 def test_an_integer_beyond_a_floats_range_is_refused_naming_the_field(field):
     """math.isfinite(10**400) raised OverflowError from inside the check."""
-    with pytest.raises(RequestError, match="must be a finite number") as refused:
+    with pytest.raises(RequestError, match="must be (a finite number|a number from)") as refused:
         GenerationRequest("a fox", **{field: 10**400}).resolve()
-    assert refused.value.fields == (field,) and len(str(refused.value)) < 200  # the 401 digits cut short
+    assert refused.value.fields == (field,) and str(refused.value).endswith("0...")  # the 401 digits cut short
+    assert len(str(refused.value)) < 300
 
 
 @pytest.mark.parametrize(

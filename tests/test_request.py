@@ -31,7 +31,7 @@ from motif_lite.request import (
 
 SMALL = dict(width=64, height=64, frames=9)
 # The text fields as messages name them: the prompt is "prompt" to everyone; the negative prompt is run's flag.
-TEXT_NAMES = [("prompt", "prompt"), ("negative_prompt", "--negative-prompt (in Python negative_prompt)")]
+TEXT_NAMES = [("prompt", "prompt"), ("negative_prompt", "--negative-prompt")]
 
 
 def refused(tmp_path, **fields) -> RequestError:
@@ -51,9 +51,7 @@ def test_steps_are_bounded_by_the_schedulers_training_timesteps(tmp_path):
     for steps in (10**38, 100_000_000, MAX_STEPS + 1):
         error = refused(tmp_path, steps=steps)
         assert error.fields == ("steps",)
-        assert (
-            str(error) == f"--steps (in Python steps) must be from 1 to 1000 (the official setting is 50), got {steps}"
-        )
+        assert str(error) == f"--steps must be an integer from 1 to 1000 (the official setting is 50), got {steps}"
     assert resolves(tmp_path, steps=MAX_STEPS).steps == MAX_STEPS
 
 
@@ -86,7 +84,7 @@ def test_frame_rates_no_format_stores_are_refused(tmp_path, fps):
     error = refused(tmp_path, fps=fps)
     assert error.fields == ("fps",)
     assert str(error) == (
-        "--fps (in Python fps) must be from 0.001 to 1000 (a frame every 1000 s to one every millisecond, the finest "
+        "--fps must be a number from 0.001 to 1000 (a frame every 1000 s to one every millisecond, the finest "
         f"WebM and WebP store), got {fps:g}"
     )
     assert refused(tmp_path, fps=fps, output=tmp_path / "fox.gif").fields == ("fps",)  # one message, not the GIF's too
@@ -112,12 +110,12 @@ def test_both_ends_of_the_frame_rate_range_write_a_readable_file(tmp_path, fps, 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("cfg_scale", 1e308, "--cfg-scale (in Python cfg_scale) must be from 0 to 100 (ComfyUI's range; the official "
+        ("cfg_scale", 1e308, "--cfg-scale must be a number from 0 to 100 (ComfyUI's range; the official "
          "scale is 8, and far larger ones overflow to inf/NaN), got 1e+308"),
-        ("cfg_scale", 100.5, "--cfg-scale (in Python cfg_scale) must be from 0 to 100"),
-        ("flow_shift", 1e-300, "--flow-shift (in Python flow_shift) must be from 0.01 to 100 (ComfyUI's range; the "
+        ("cfg_scale", 100.5, "--cfg-scale must be a number from 0 to 100"),
+        ("flow_shift", 1e-300, "--flow-shift must be a number from 0.01 to 100 (ComfyUI's range; the "
          "official shift is 15, 8 for image-to-video, and extreme ones overflow to inf/NaN), got 1e-300"),
-        ("flow_shift", 1e300, "--flow-shift (in Python flow_shift) must be from 0.01 to 100"),
+        ("flow_shift", 1e300, "--flow-shift must be a number from 0.01 to 100"),
     ],
 )  # fmt: skip
 def test_guidance_scale_and_shift_that_overflow_are_refused(tmp_path, field, value, message):
@@ -217,9 +215,38 @@ def test_a_wrong_value_is_named_as_each_user_typed_it(tmp_path):
     api_names = {field: name for name, (field, _) in MOTIF_FIELDS.items()}
     assert sorted(error.fields) == sorted(wrong)
     for field, line in zip(error.fields, str(error).splitlines(), strict=True):
-        assert f"{RUN_FLAGS[field]} (in Python {field}) " in line, line  # run's flag and the Python field
+        # Run's flag, and the Python field only where it is named otherwise: not "--steps (in Python steps)".
+        named = RUN_FLAGS[field] if field in SAME_NAMES else f"{RUN_FLAGS[field]} (in Python {field})"
+        assert line.startswith((f"{named} ", f"unknown {named} ")) and line.count(" Python ") <= 1, line
         server_line = in_api_words(line)
         assert f"{api_names[field]} " in server_line and "--" not in server_line and "Python" not in server_line
+    assert set(RUN_FLAGS) - SAME_NAMES == {"frames", "sampler"}  # --video-frames, --sampling-method
+
+
+# The settings whose run flag is the Python field's name, with dashes: their messages name the flag alone.
+SAME_NAMES = {"negative_prompt", "fps", "steps", "guidance", "cfg_scale", "apg_eta", "apg_norm_threshold",
+              "apg_momentum", "flow_shift", "seed"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "wrong", "accepted"),
+    [
+        ("fps", -1, "a number from 0.001 to 1000 ("),
+        ("fps", "fast", "a number from 0.001 to 1000 ("),
+        ("steps", 0, "an integer from 1 to 1000 (the official setting is 50)"),
+        ("steps", 2.5, "an integer from 1 to 1000 ("),
+        ("cfg_scale", -1, "a number from 0 to 100 ("),
+        ("apg_eta", -1, "a finite number >= 0"),
+        ("apg_norm_threshold", math.inf, "a finite number >= 0"),
+        ("apg_momentum", math.nan, "a finite number"),
+        ("flow_shift", 0, "a number from 0.01 to 100 ("),
+    ],
+)
+def test_a_wrong_number_is_told_the_whole_range_it_may_take(tmp_path, field, wrong, accepted):
+    # A negative fps or cfg scale was told "> 0" or ">= 0", then refused again for a value over the top.
+    error = refused(tmp_path, **{field: wrong})
+    assert str(error).startswith(f"{RUN_FLAGS[field]} must be {accepted}"), str(error)
+    assert str(error).endswith(f", got {wrong!r}")
 
 
 def test_the_flag_named_for_each_field_is_the_one_run_fills_it_with():

@@ -211,6 +211,16 @@ def test_run_flags_in_messages_become_api_fields():
         "fox--steps"  # fmt: skip
 
 
+def test_a_sides_line_names_the_size_as_the_api_takes_it():
+    from motif_lite.server.schema import sides_as_size
+
+    lines = "width 50 is not a multiple of 16; nearest valid width: 48\nheight must be a positive integer, got 0"
+    assert sides_as_size(lines, 50, 0) == "size 50x0: its width is not a multiple of 16; nearest valid width: 48\n" \
+        "size 50x0: its height must be a positive integer"  # fmt: skip
+    tokens = "1000000000x736x121 is 3,593,750,000 transformer tokens"  # names the size already
+    assert sides_as_size(tokens, 1000000000, 736) == tokens
+
+
 def test_the_lora_tag_note_tells_a_client_the_loras_field():
     # A1111's <lora:...> tags in a job's prompt: the note gives the `loras` field that applies them, not run's --lora.
     from motif_lite.prompt_notes import syntax_notes
@@ -226,21 +236,27 @@ NOT_A_PNG = "data:image/png;base64,AAAA"
 # The request's messages in the API's field names (num_frames, guidance_scale, sampling_method: they said "frames",
 # "cfg scale", "sampler", the names of neither the API nor `motif-lite run`).
 BAD_BODIES = [
-    ({"prompt": PROMPT, "size": "50x32"}, "width 50 is not a multiple of 16; nearest valid width: 48", "size"),
-    ({"prompt": PROMPT, "steps": 0}, "steps must be a positive integer, got 0", "steps"),
-    ({"prompt": PROMPT, "steps": 2.5}, "steps must be a positive integer, got 2.5", "steps"),
+    # A side's line in the API's words: the field is `size`, which holds both sides (it said "width 50 ...").
+    (
+        {"prompt": PROMPT, "size": "50x32"},
+        "size 50x32: its width is not a multiple of 16; nearest valid width: 48",
+        "size",
+    ),
+    ({"prompt": PROMPT, "size": "64x0"}, "size 64x0: its height must be a positive integer", "size"),
+    ({"prompt": PROMPT, "steps": 0}, "steps must be an integer from 1 to 1000 (the official", "steps"),
+    ({"prompt": PROMPT, "steps": 2.5}, "steps must be an integer from 1 to 1000 (the", "steps"),
     ({"prompt": PROMPT, "num_frames": "9"}, "num_frames must be a positive integer, got '9'", "num_frames"),
     ({"prompt": PROMPT, "seed": -5}, "seed must be an integer in [0, 4294967295] or -1", "seed"),
     ({"prompt": PROMPT, "sampling_method": "ddim"}, "unknown sampling_method 'ddim'; choose one", "sampling_method"),
-    ({"prompt": PROMPT, "guidance_scale": -1}, "guidance_scale must be a finite number >= 0, got -1", "guidance_scale"),
-    ({"prompt": PROMPT, "fps": 0}, "fps must be a finite number > 0", "fps"),
+    ({"prompt": PROMPT, "guidance_scale": -1}, "guidance_scale must be a number from 0 to 100 (", "guidance_scale"),
+    ({"prompt": PROMPT, "fps": 0}, "fps must be a number from 0.001 to 1000 (a frame every 1000 s", "fps"),
     # Values that were queued and then failed (or held the worker for good): refused at submit, with their range.
-    ({"prompt": PROMPT, "steps": 10**38}, "steps must be from 1 to 1000", "steps"),
+    ({"prompt": PROMPT, "steps": 10**38}, "steps must be an integer from 1 to 1000", "steps"),
     ({"prompt": "fox " * 5001}, "prompt is 20,004 characters, over the 20,000 taken", "prompt"),
     ({"prompt": PROMPT, "negative_prompt": "x" * 20_001}, "negative_prompt is 20,001 characters", "negative_prompt"),
-    ({"prompt": PROMPT, "fps": 1e308}, "fps must be from 0.001 to 1000", "fps"),
-    ({"prompt": PROMPT, "guidance_scale": 1e308}, "guidance_scale must be from 0 to 100", "guidance_scale"),
-    ({"prompt": PROMPT, "flow_shift": 1e-300}, "flow_shift must be from 0.01 to 100", "flow_shift"),
+    ({"prompt": PROMPT, "fps": 1e308}, "fps must be a number from 0.001 to 1000", "fps"),
+    ({"prompt": PROMPT, "guidance_scale": 1e308}, "guidance_scale must be a number from 0 to 100", "guidance_scale"),
+    ({"prompt": PROMPT, "flow_shift": 1e-300}, "flow_shift must be a number from 0.01 to 100", "flow_shift"),
     ({"prompt": PROMPT, "size": "1000000000x736"}, "transformer tokens, over the 1,048,576", "size"),
     ({"prompt": PROMPT, "size": "64x64", "num_frames": 10**7}, "transformer tokens, over the 1,048,576", "num_frames"),
     ({"prompt": "  "}, "prompt is empty", "prompt"),

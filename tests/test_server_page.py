@@ -618,9 +618,9 @@ def test_a_mistake_in_the_form_is_said_by_its_field_in_the_words_of_motif_lite_r
     with InProcessServer(pipe, tmp_path / "data") as server:
         driver.get(server.url + "/")
         tiny_job_in_the_form(driver, "a fox")
-        mistakes = {  # field, what is typed: what `motif-lite run` says of the same value (its -W, --steps, -s)
-            ("steps", "0"): "steps must be a positive integer, got 0",
-            ("width", "50"): "width 50 is not a multiple of 16; nearest valid width: 48",
+        mistakes = {  # field, what is typed: what the API says of the same value (`size` for the width)
+            ("steps", "0"): "steps must be an integer from 1 to 1000 (the official setting is 50), got 0",
+            ("width", "50"): "size 50x32: its width is not a multiple of 16; nearest valid width: 48",
             ("seed", "-5"): "seed must be an integer in [0, 4294967295] or -1 (random), got -5",
             ("steps", "1e"): "steps is not a number: type a number, or empty the field for the server's default",
             ("prompt", ""): "prompt is required",

@@ -206,6 +206,6 @@ def test_an_apg_momentum_that_never_fades_gets_a_note(tmp_path, momentum, noted)
     request, _ = GenerationRequest("fox", apg_momentum=momentum, output=str(tmp_path / "a.mp4")).resolve()
     notes = resolve_settings(request, CheckpointConfigs()).notes
     assert any(f"APG momentum {momentum:g}: at 1 or more in size" in note for note in notes) == noted, notes
-    said = r"^--apg-momentum \(in Python apg_momentum\) must be a finite number, got nan$"
+    said = r"^--apg-momentum must be a finite number, got nan$"
     with pytest.raises(RequestError, match=said):
         GenerationRequest("fox", apg_momentum=float("nan"), output=str(tmp_path / "a.mp4")).resolve()

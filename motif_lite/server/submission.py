@@ -42,6 +42,7 @@ from motif_lite.server.schema import (
     effective_settings,
     in_api_words,
     job_crf,
+    sides_as_size,
     stored_settings,
 )
 
@@ -93,7 +94,8 @@ def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
                 param = api_param(exc)
                 if param == "size" and clip is not None and "width" not in body.request_fields:
                     param = "extend"  # the size is the video's: it is the one to fix (resized, the message says)
-                raise ApiError(400, worded(str(exc)), param, "invalid_value") from exc
+                message = sides_as_size(str(exc), request.width, request.height)  # the API's field is `size`
+                raise ApiError(400, worded(message), param, "invalid_value") from exc
             notes = [worded(note) for note in (*capped, *notes, *run_settings.notes)]
             if remixed is not None and uploaded is not None and (note := other_upload_note(remixed, uploaded)):
                 notes.append(note)
