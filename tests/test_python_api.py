@@ -4,6 +4,8 @@ motif-lite error that says what to pass, never a torch traceback from inside the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -345,6 +347,19 @@ def test_a_name_the_package_lacks_says_what_to_use():
         motif_lite.zzz  # noqa: B018
     assert not hasattr(motif_lite, "export_to_video")
     assert motif_lite.plan_generation is plan_generation  # the plan load_pipeline(plan=...) takes, named in the docs
+
+
+def test_the_diffusers_names_a_from_import_cannot_hint_are_in_the_docs_table():
+    # `motif_lite.export_to_video` says what to use, but Python (3.11 to 3.13) drops a module __getattr__'s message
+    # for `from motif_lite import export_to_video`: the usage table is where that user finds the line to type.
+    import motif_lite
+
+    with pytest.raises(ImportError, match=r"^cannot import name 'export_to_video' from 'motif_lite'"):
+        from motif_lite import export_to_video  # noqa: F401
+    usage = (Path(__file__).parents[1] / "docs" / "usage.md").read_text()
+    table = usage[usage.index("**Coming from diffusers.**") : usage.index("Typed the diffusers way")]
+    for name in motif_lite._DIFFUSERS_NAMES:
+        assert f"`{name}" in table or f" {name}" in table, name
 
 
 def test_the_errors_to_catch_are_top_level_names():
