@@ -71,9 +71,8 @@ TWO_STEPS = both_spellings("--steps 2", "steps=2")
 DPM_SAMPLER = both_spellings("--sampling-method dpm++2m", 'sampler="dpm++2m"')
 CFG_GUIDANCE = both_spellings("--guidance cfg", 'guidance="cfg"')
 APG_GUIDANCE = both_spellings("--guidance apg", 'guidance="apg"')
-APG_SETTINGS = both_spellings(
-    "--apg-eta, --apg-norm-threshold and --apg-momentum", "apg_eta, apg_norm_threshold and apg_momentum"
-)
+# The flags alone: each is its Python keyword with dashes, which a Python user reads as that keyword.
+APG_SETTINGS = "--apg-eta, --apg-norm-threshold and --apg-momentum"
 # The sampler each scheduler class runs (DPM++ 2M only as the model card's flow-sigma dpmsolver++ order 2, UniPC only
 # as diffusers' defaults with flow sigmas).
 _SCHEDULER_SAMPLERS = {

@@ -171,9 +171,8 @@ def test_apg_flags_on_a_cfg_guider_say_where_cfg_comes_from():
     with pytest.raises(RequestError) as error:
         resolve_settings(GenerationRequest("fox", apg_eta=0.5), CheckpointConfigs(guider=guider))
     assert str(error.value) == (
-        "--apg-eta, --apg-norm-threshold and --apg-momentum (in Python apg_eta, apg_norm_threshold and apg_momentum) "
-        "apply to APG guidance, not CFG (the method of guider/guider_config.json); add --guidance apg (in Python "
-        'guidance="apg") to guide with APG'
+        "--apg-eta, --apg-norm-threshold and --apg-momentum apply to APG guidance, not CFG (the method of "
+        'guider/guider_config.json); add --guidance apg (in Python guidance="apg") to guide with APG'
     )
     said = r'not CFG \(--guidance cfg \(in Python guidance="cfg"\)\); add --guidance apg'
     with pytest.raises(RequestError, match=said):
