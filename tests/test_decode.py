@@ -392,6 +392,23 @@ def test_a_dry_run_checks_and_plans_without_loading_or_downloading(saved, tmp_pa
     assert_user_error(code, err, "hf download Motif-Technologies/Motif-Video-2B")
 
 
+def test_a_video_named_with_o_that_is_there_is_said_to_be_replaced_before_the_decode(saved, tmp_path, capsys):
+    # As run says it (test_cli.py): -o replaces a video that is there, said before the decode (time to move it).
+    output = tmp_path / "fox.webm"
+    output.write_bytes(b"an earlier video")
+    said = f"note: {output} is there already: a decode would replace it when its video is done (give -o another name"
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(output), "--dry-run")
+    assert code == 0 and said in err, err
+    code, out, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(output))
+    assert code == 0 and f"note: {output} is there already: this decode replaces it when its video is done" in err, err
+    assert err.index("there already") < err.index(" decode: "), err  # before the decode starts
+    assert output.read_bytes() != b"an earlier video"
+    empty = tmp_path / "claimed.webm"  # the name another run claimed: no video to keep
+    empty.touch()
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(empty), "--dry-run")
+    assert code == 0 and "there already" not in err, err
+
+
 def test_a_dry_run_names_the_vae_file_it_would_use(saved, checkpoint, tmp_path, capsys, monkeypatch):
     # The --vae file given, before the one the run used, and never the folder either is linked into; the dtype in
     # words (float32, not torch.float32).

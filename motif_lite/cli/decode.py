@@ -119,6 +119,7 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
     import torch
 
     from motif_lite.cli.common import download_hint_repeats, print_notes
+    from motif_lite.cli.run_request import replaced_files_note
     from motif_lite.decoding import prepare_decode, run_decode
     from motif_lite.devices import torch_dtype
     from motif_lite.errors import counted
@@ -130,7 +131,8 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
         job = prepare_decode(
             saved, output, args.model, args.vae, args.device, dtype, args.vram, not args.dry_run, crf=args.crf
         )
-    print_notes(job.notes)
+    replaced = replaced_files_note([job.output], args.dry_run, "decode") if args.output is not None else None
+    print_notes([*job.notes, *([replaced] if replaced else [])])  # before the decode: time to move a video to keep
     if args.dry_run:
         plan = job.plan.describe() if job.plan is not None else "no memory plan: on the CPU without --vram, no limit"
         vae = args.vae or saved.vae or job.root  # the user's file, not the folder it is linked into

@@ -145,10 +145,11 @@ def free_batch_outputs(wanted: Path, count: int, dry_run: bool, claim: bool = Fa
     return outputs, f"{there}: {writing} {outputs[0]} ... {outputs[-1]} instead (-o names the files and replaces them)"
 
 
-def replaced_files_note(outputs: list[Path], dry_run: bool) -> str | None:
+def replaced_files_note(outputs: list[Path], dry_run: bool, command: str = "run") -> str | None:
     """The note for the videos named with -o that are there already: -o replaces them, as stable-diffusion.cpp and
     ffmpeg's -y do, where ComfyUI never replaces one; said before the work, so that a video to keep can be moved in
-    time. An empty file is no video (the name another run claimed, `io.video.claim`): not said. None without any."""
+    time. An empty file is no video (the name another run claimed, `io.video.claim`): not said. None without any.
+    `command`: what replaces them ("run", "decode")."""
     from motif_lite.io.staging import frame_file, is_frame_sequence
 
     def first_file(output: Path) -> Path:
@@ -165,7 +166,7 @@ def replaced_files_note(outputs: list[Path], dry_run: bool) -> str | None:
         return None
     first = there[0] if first_file(there[0]) == there[0] else f"{there[0]} ({first_file(there[0]).name} ...)"
     which = f"{first} is" if len(there) == 1 else f"{first} and {counted(len(there) - 1, 'other')} are"
-    replaced = "a run would replace" if dry_run else "this run replaces"
+    replaced = f"a {command} would replace" if dry_run else f"this {command} replaces"
     them, when = ("it", "when its video is done") if len(there) == 1 else ("them", "as their videos are done")
     return f"{which} there already: {replaced} {them} {when} (give -o another name to keep {them})"
 
