@@ -726,22 +726,30 @@ def _component_weights(root: Path, text_encoder: bool) -> list[Path]:
 
 
 def _check_text_encoder_index(root: Path, files: list[Path]) -> None:
-    """transformers loads a text encoder in shards only through their `model.safetensors.index.json` (the
-    transformer's loader reads them without it: `unindexed_shards`): shards without it are named now, before any
-    weights load, with the download of the official index (a few kB) into the folder. A shard of them that is
-    missing is named too."""
+    """Text encoder shards without their index (`text_encoder_index_problem`) named before any weights load."""
+    if (found := text_encoder_index_problem(root, files)) is not None:
+        problem, fix = found
+        raise CheckpointError(f"{root / 'text_encoder'} {problem}: {fix}")
+
+
+def text_encoder_index_problem(root: Path, files: list[Path]) -> tuple[str, str] | None:
+    """(problem, fix) for a `root/text_encoder` of shards without their index, which `run` and `check` both say:
+    transformers loads a text encoder in shards only through their `model.safetensors.index.json` (the
+    transformer's loader reads them without it: `unindexed_shards`); the fix downloads the official index (a few
+    kB) into the folder. A shard of them that is missing raises `CheckpointError` naming it. None otherwise."""
     from motif_lite.weights.safetensors_files import unindexed_shards
 
     folder = root / "text_encoder"
     if (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file():
-        return
+        return None
     if unindexed_shards(folder, files) is None:
-        return  # one file under another name, or several: transformers' own error names them
+        return None  # one file under another name, or several: transformers' own error names them
     index = "text_encoder/model.safetensors.index.json"
-    raise CheckpointError(
-        f"{folder} holds the text encoder's {len(files)} shards ({files[0].name} ... {files[-1].name}) but not "
-        f"model.safetensors.index.json, without which transformers cannot load them: for the official shards, "
-        f"download it: {download_command(index, None, root)}; for others, copy the index they came with"
+    return (
+        f"holds the text encoder's {len(files)} shards ({files[0].name} ... {files[-1].name}) but not "
+        "model.safetensors.index.json, without which transformers cannot load them",
+        f"for the official shards, download it: {download_command(index, None, root)}; for others, copy the index "
+        "they came with",
     )
 
 

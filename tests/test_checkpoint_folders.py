@@ -509,3 +509,9 @@ def test_text_encoder_shards_without_their_index_are_named_before_any_weights_lo
     code, _, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
     assert code == cli.EXIT_USER_ERROR and "but not model.safetensors.index.json" in err, err
     assert f"--include 'text_encoder/model.safetensors.index.json' --local-dir {root}" in err
+    # check says it too, from the same code (it passed the folder).
+    assert cli.main(["check", "-m", str(root)]) == cli.EXIT_USER_ERROR
+    out = capsys.readouterr().out
+    assert "text_encoder/" in out and "2 shards (model-00001-of-00002.safetensors ... model-00002-of-00002." in out
+    assert "but not model.safetensors.index.json, without which transformers cannot load them; fix: " in out, out
+    assert f"--include 'text_encoder/model.safetensors.index.json' --local-dir {root}" in out, out

@@ -110,11 +110,24 @@ def _check_text_encoder(report: Checkup, source: CheckpointFiles, with_weights: 
     if not with_weights:
         return
     headers = _weights(report, source, "text_encoder", "model.safetensors")
+    if headers is not None and _text_encoder_index_missing(report, source, headers):
+        return
     if config is FAILED or headers is None:
         return
     found = {name: t.shape for h in headers for name, t in h.tensors.items()}
     problems = text_encoder_mismatches(config, found)
     _report_weights(report, source, "text_encoder", headers, problems, "text_encoder/config.json")
+
+
+def _text_encoder_index_missing(report: Checkup, source: CheckpointFiles, headers: list[SafetensorsHeader]) -> bool:
+    """Whether the text encoder's files are shards without their index, said as a run says it (which refuses them:
+    transformers cannot load them). A shard of them missing is `_weights`' to say."""
+    from motif_lite.checkpoint import text_encoder_index_problem
+
+    found = text_encoder_index_problem(source.root, [header.path for header in headers])
+    if found is not None:
+        report.problem("text_encoder/", *found)
+    return found is not None
 
 
 def _check_tokenizer(report: Checkup, source: CheckpointFiles) -> None:
