@@ -227,6 +227,15 @@ def test_gguf_problems(tiny, tmp_path):
         assert len(found) == 1 and message in found[0] and "; fix: " in found[0], (path.name, found)
 
 
+def test_a_variant_that_is_no_types_name_is_said_as_run_says_it(tiny, no_network):
+    # check said "no such GGUF file; fix: pass the path of a .gguf file ..." where run names the closest variant.
+    (found,) = problems(check_setup(tiny[0], gguf="Q4KM"))
+    assert found.startswith(
+        "problem  Q4KM: no such file, and no quantization type has that name; the closest is Q4_K_M;"
+    )
+    assert "fix: --gguf Q4_K_M; a variant of Motif-Technologies/Motif-Video-2B-GGUF is named by its type" in found
+
+
 def _llama_gguf(tmp_path: Path) -> Path:
     """A GGUF of an LLM, as llama.cpp names its tensors."""
     rows = np.zeros((2, 64), np.float32)

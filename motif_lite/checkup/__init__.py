@@ -26,7 +26,13 @@ from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_l
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import LFSPointerError, MotifLiteError
 from motif_lite.io.checkpoint_source import find_checkpoint, refuse_lfs_pointers
-from motif_lite.io.gguf_source import find_gguf, gguf_address_problem, gguf_files
+from motif_lite.io.gguf_source import (
+    find_gguf,
+    gguf_address_problem,
+    gguf_files,
+    is_gguf_variant,
+    unknown_variant_problem,
+)
 from motif_lite.io.hub import HubAccess, model_address_problem, revision_problem
 from motif_lite.io.linked import FLAGS, WEIGHT_NAMES, check_weight_file, linked_checkpoint
 from motif_lite.io.missing_report import MissingFilesError
@@ -226,6 +232,8 @@ def _local_gguf(gguf: str, report: Checkup) -> Path | None:
             report.problem(gguf, "is a checkpoint folder (it holds model_index.json), not a GGUF file", fix)
         elif path.is_dir():
             report.problem(gguf, f"holds {len(gguf_files(path))} .gguf files", "pass the path of one .gguf file")
+        elif is_gguf_variant(gguf) and (unknown := unknown_variant_problem(gguf)) is not None:  # as run says it
+            report.problem(gguf, *unknown)
         else:
             fix = "pass the path of a .gguf file (or its folder), or a variant name such as Q4_K_M"
             report.problem(gguf, "no such GGUF file", fix)

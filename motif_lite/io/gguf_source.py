@@ -78,20 +78,29 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
 
 def refuse_unknown_variant(variant: str) -> None:
     """A `--gguf` variant that is no quantization type's name (Q4KM, 4bit, Q4_K_N): a `CheckpointError` with the
-    closest name (`nearest_recipe`) and the names there are, said before the Hub is asked (or, offline, instead of
-    a download command that would fetch nothing). A type's name in any letter case passes: the Hub's listing says
-    whether the repo has it."""
+    closest name and the names there are (`unknown_variant_problem`), said before the Hub is asked (or, offline,
+    instead of a download command that would fetch nothing)."""
+    if (found := unknown_variant_problem(variant)) is not None:
+        raise CheckpointError("--gguf {}: {}: {}".format(variant, *found))
+
+
+def unknown_variant_problem(variant: str) -> tuple[str, str] | None:
+    """(problem, fix) for a variant that is no quantization type's name, as `run` and `check` say it: the closest
+    name (`nearest_recipe`), then the names there are. A type's name in any letter case passes (None): the Hub's
+    listing says whether the repo has it."""
     from motif_lite.quantize.recipes import RECIPES, nearest_recipe  # gguf-py's names: once needed
 
     if variant.upper() in quantization_type_names():
-        return
+        return None
     nearest = nearest_recipe(variant)
-    closest = f"; the closest is {nearest}: --gguf {nearest}" if nearest is not None else ""
-    raise CheckpointError(
-        f"--gguf {variant}: no such file, and no quantization type has that name{closest}. A variant of "
-        f"{GGUF_REPO} is named by its type, in any letter case: {', '.join(RECIPES)}, or another of llama.cpp's "
-        "(IQ4_XS, ...)"
+    problem = "no such file, and no quantization type has that name"
+    named = (
+        f"a variant of {GGUF_REPO} is named by its type, in any letter case: {', '.join(RECIPES)}, or another of "
+        "llama.cpp's (IQ4_XS, ...)"
     )
+    if nearest is None:
+        return problem, named
+    return f"{problem}; the closest is {nearest}", f"--gguf {nearest}; {named}"
 
 
 def _variant_spelled(name: str) -> str | None:
