@@ -484,6 +484,24 @@ def test_the_loaded_server_keeps_its_memory_plan_for_the_advice_of_a_job_out_of_
     assert "Memory plan for 48x32x9" in capsys.readouterr().err  # the plan it printed
 
 
+def test_out_of_memory_while_the_server_loads_gives_the_operators_figures(checkpoint, tmp_path, capsys, monkeypatch):
+    # It was the advice without figures, where a job's out-of-memory error names the plan and the next --vram.
+    import torch
+
+    from motif_lite import pipeline
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+
+    monkeypatch.setattr(pipeline, "load_pipeline", out_of_memory)
+    flags = ["--data", str(tmp_path / "data"), "--port", "0", *RUNTIME_FLAGS, "--vram", "4", "--max-video", "48x32x9"]
+    assert cli.main(["serve", "-m", str(checkpoint), *flags]) == cli.EXIT_OUT_OF_MEMORY
+    err = capsys.readouterr().err
+    said = "the server's memory plan for videos up to 48x32x9 (1 of "
+    assert said in err and "had a budget of 4.00 GiB (--vram)" in err and "Traceback" not in err, err
+    assert "Restart the server with " in err, err
+
+
 def test_a_missing_text_encoder_gguf_fails_before_loading(checkpoint, tmp_path, capsys, monkeypatch):
     from motif_lite import pipeline
 

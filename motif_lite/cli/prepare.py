@@ -208,18 +208,21 @@ def planned_run(
 
 
 @contextlib.contextmanager
-def figures_on_out_of_memory(planned: PlannedRun, plan: Plan | None) -> Iterator[None]:
-    """Torch's out-of-memory error raised inside, with a note of what to do in figures (`out_of_memory_advice`),
-    which `motif-lite` prints in place of its advice without figures; nothing is added without a plan."""
+def figures_on_out_of_memory(
+    planned: PlannedRun | None, plan: Plan | None, advice: Callable[[PlannedRun, Plan], str] | None = None
+) -> Iterator[None]:
+    """Torch's out-of-memory error raised inside, with a note of what to do in figures (`advice`, by default
+    `out_of_memory_advice`: run's words), which `motif-lite` prints in place of its advice without figures; nothing
+    is added without a plan."""
     import torch
 
     try:
         yield
     except torch.OutOfMemoryError as exc:
-        if plan is None:
+        if planned is None or plan is None:
             raise
         with contextlib.suppress(Exception):  # a help: failing to make it must not hide the error it is for
-            exc.add_note(out_of_memory_advice(planned, plan))
+            exc.add_note((advice or out_of_memory_advice)(planned, plan))
         raise
 
 

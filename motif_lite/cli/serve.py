@@ -382,6 +382,7 @@ def _load_served_pipeline(
     from motif_lite.cli.common import print_notes
     from motif_lite.cli.kernel_cache import writable_kernel_cache
     from motif_lite.cli.prepare import (
+        figures_on_out_of_memory,
         loading_notes,
         plan_if_budget,
         planned_run,
@@ -390,6 +391,7 @@ def _load_served_pipeline(
     )
     from motif_lite.pipeline import load_pipeline
     from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
+    from motif_lite.server.worker import operator_advice
     from motif_lite.settings import resolve_dtype
 
     max_video = config.max_video
@@ -413,14 +415,16 @@ def _load_served_pipeline(
     with_files = [f for f in (args.gguf, args.text_encoder_gguf) if f]
     print(f"loading {args.model}" + (f" with {' and '.join(map(str, with_files))}" if with_files else "") + " ...",
           file=sys.stderr)  # fmt: skip
-    pipe = load_pipeline(
-        sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
-        attention=args.attention, batch_guidance=args.batch_guidance, compile=args.compile,
-        attention_backend=args.attention_backend, step_cache=args.step_cache,
-    )  # fmt: skip
+    planned = planned_run(args, largest, sources, dtype, device) if plan is not None else None
+    # Out of memory while it loads: the operator's figures, as a job's out-of-memory error gives them.
+    with figures_on_out_of_memory(planned, plan, operator_advice):
+        pipe = load_pipeline(
+            sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
+            attention=args.attention, batch_guidance=args.batch_guidance, compile=args.compile,
+            attention_backend=args.attention_backend, step_cache=args.step_cache,
+        )  # fmt: skip
     _say_loaded(args, pipe, text_encoder)
     too_long = cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None
-    planned = planned_run(args, largest, sources, dtype, device) if plan is not None else None
     loaded = dataclasses.replace(
         config, max_video=max_video, image_to_video=pipe.text_encoder.can_encode_images, too_long=too_long,
         planned=planned, plan=plan,
