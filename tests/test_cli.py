@@ -655,8 +655,29 @@ def test_truncated_negative_prompt_is_named_in_one_warning_line(checkpoint, tmp_
     err = capsys.readouterr().err
     assert code == 0, err
     warnings = [line for line in err.splitlines() if "tokens" in line]
-    assert len(warnings) == 1 and warnings[0].startswith("warning: negative prompt is "), err
-    assert "dropped the last" in warnings[0] and ".py" not in err
+    assert len(warnings) == 1 and warnings[0].startswith("warning: negative prompt is "), err  # not again at encode
+    assert "reads up to '... blurry blurry" in warnings[0] and "drops the last" in warnings[0] and ".py" not in err
+
+
+def test_a_prompt_over_the_limit_is_said_before_the_weights_load(checkpoint, tmp_path, capsys, monkeypatch):
+    # It was said as the prompt was encoded, after the model had loaded (minutes at full size).
+    from motif_lite import pipeline
+    from motif_lite.errors import MotifLiteError
+
+    def stop_here(*args, **kwargs):
+        raise MotifLiteError("stop here")
+
+    monkeypatch.setattr(pipeline, "load_pipeline", stop_here)
+    args = run_args(checkpoint[0], tmp_path / "fox.gif", "--video-frames", "1", "--steps", "1")
+    args[args.index("-p") + 1] = "a red fox runs " * 34 + "through deep snow at dusk"  # 535 characters
+    assert cli.main(args) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    said = "warning: prompt is 536 tokens, over the text encoder's limit of 512: it reads up to '... red fox runs a "
+    said += "red fox runs t'"
+    assert said in err and " and drops the last 24; shorten the prompt to keep them" in err, err
+    assert err.index(said) < err.index("error: stop here"), err
+    assert cli.main([*args, "--dry-run"]) == 0
+    assert said in capsys.readouterr().err  # where a prompt is checked before a run
 
 
 def test_unreadable_image(tmp_path, capsys):

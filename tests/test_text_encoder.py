@@ -103,6 +103,26 @@ def test_long_prompt_truncated_like_reference(ckpt, encoder, caplog):
     torch.testing.assert_close(embeds, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_a_long_prompt_is_measured_as_encode_cuts_it_before_the_weights_load(encoder, caplog):
+    # `motif-lite run` says it before the load (with the last words kept) from `prompt_truncation`, and drops the
+    # encode's own warning by its text: the two must agree.
+    from motif_lite.encoders.text import fits_without_tokenizer, prompt_truncation
+
+    long_prompt = "abc " * 10
+    cut = prompt_truncation(encoder.tokenizer, long_prompt, max_length=16)
+    encoder.encode([long_prompt], max_length=16, labels=["negative prompt"])
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("motif_lite")] == [
+        cut.warning("negative prompt")
+    ]
+    assert cut.kept_ending == "abc abc abc abc"  # 15 characters after <bos>
+    assert "it reads up to '... abc abc abc abc' and drops the last 25" in cut.advice("negative prompt")
+    assert prompt_truncation(encoder.tokenizer, "abc " * 3, max_length=16) is None
+    # The length alone clears a prompt only where byte fallback (one token per byte) keeps it within the limit.
+    worst = "\u00e9" * 252  # 504 bytes, each a token of its own
+    assert fits_without_tokenizer(worst) and prompt_truncation(encoder.tokenizer, worst, max_length=513) is None
+    assert len(encoder.tokenizer(worst)["input_ids"]) <= 512
+
+
 def test_image_preprocessor_loads_without_the_torchvision_warning(ckpt):
     # transformers warns when its default SiglipImageProcessor cannot find torchvision; we name the class it
     # would fall back to, so image-to-video prints nothing. A fresh process: the warning is given once per process.

@@ -11,11 +11,13 @@ The command's parts live beside it: its flags (run_flags), the videos they ask f
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     import torch
 
     from motif_lite.checkpoint import ModelSources
+    from motif_lite.encoders.text import PromptTruncation
     from motif_lite.io.clip import Clip
     from motif_lite.io.hub import DownloadPlan
     from motif_lite.io.latents import SavedLatents
@@ -226,6 +229,8 @@ def dry_run(
     dtype = dtype_setting.value
     settings = resolve_settings(request, sources.configs, sources.transformer, dtype_setting)
     print_notes([*sources.notes, *settings.notes])
+    for label, truncation in _long_prompts(sources, request, settings.guidance.value is not None).items():
+        print(f"warning: {truncation.advice(label)}", file=sys.stderr)
     if recalled := _recalled(args):
         print_notes(recalled_model_notes(recalled, args, sources, dtype, device))
     print_notes(_dry_run_device_notes(args, device))
@@ -409,8 +414,12 @@ def _generate(
     batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, device, plan, settings)
     print_notes([note] if note else [], say)
     say(f"seed{'s' if len(requests) > 1 else ''}: {', '.join(str(r.seed) for r in requests)}", file=sys.stderr)
+    long_prompts = _long_prompts(sources, request, settings.guidance.value is not None) if main else {}
+    for label, truncation in long_prompts.items():  # before the load: minutes in which to shorten them
+        say(f"warning: {truncation.advice(label)}", file=sys.stderr)
     # Out of memory all the same: said with the figures of the plan and of the next one down (its note).
-    with figures_on_out_of_memory(planned_run(args, request, sources, dtype, device, layout, main), plan):
+    planned = planned_run(args, request, sources, dtype, device, layout, main)
+    with _not_said_again(long_prompts), figures_on_out_of_memory(planned, plan):
         start = time.perf_counter()
         pipe = load_pipeline(
             sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
@@ -434,6 +443,41 @@ def _generate(
                 result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, table, gpu_memory
             ))  # fmt: skip
     return 0
+
+
+def _long_prompts(sources: ModelSources, request: GenerationRequest, guided: bool) -> dict[str, PromptTruncation]:
+    """The prompts the text encoder will cut (by the label its warning gives them), measured with the checkpoint's
+    tokenizer alone before any weights load; none when it is not at hand or cannot be read (the encode says it)."""
+    from motif_lite.encoders.text import fits_without_tokenizer, load_tokenizer, prompt_truncation
+    from motif_lite.errors import CheckpointError
+
+    prompts = {"prompt": request.prompt, **({"negative prompt": request.negative_prompt} if guided else {})}
+    prompts = {label: prompt for label, prompt in prompts.items() if not fits_without_tokenizer(prompt)}
+    if not prompts or sources.root is None or not (sources.root / "tokenizer").is_dir():
+        return {}
+    try:
+        tokenizer = load_tokenizer(sources.root)
+    except CheckpointError:
+        return {}
+    cut = {label: prompt_truncation(tokenizer, prompt) for label, prompt in prompts.items()}
+    return {label: truncation for label, truncation in cut.items() if truncation is not None}
+
+
+@contextlib.contextmanager
+def _not_said_again(long_prompts: dict[str, PromptTruncation]) -> Iterator[None]:
+    """While inside, the text encoder's warnings on `long_prompts`, said before the load in more words, are not
+    logged again as they are encoded."""
+    said = {truncation.warning(label) for label, truncation in long_prompts.items()}
+
+    def not_said(record: logging.LogRecord) -> bool:
+        return record.getMessage() not in said
+
+    logger = logging.getLogger("motif_lite.encoders.text")
+    logger.addFilter(not_said)
+    try:
+        yield
+    finally:
+        logger.removeFilter(not_said)
 
 
 def _ask_before_download(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -183,9 +184,67 @@ def _tokenize(
     kept = tokenizer(prompts, padding=False, truncation=True, max_length=max_length, add_special_tokens=True)
     for label, before, after in zip(labels, full, kept["input_ids"], strict=True):
         if len(before) > len(after):
-            dropped = len(before) - len(after)
-            log.warning("%s is %d tokens; dropped the last %d (limit %d)", label, len(before), dropped, max_length)
+            log.warning(truncation_warning(label, len(before), len(after), max_length))
     return kept["input_ids"]
+
+
+def truncation_warning(label: str, tokens: int, kept: int, max_length: int) -> str:
+    """What `TextEncoder.encode` logs for a prompt (called `label`) of `tokens` tokens cut to `kept`."""
+    return f"{label} is {tokens} tokens; dropped the last {tokens - kept} (limit {max_length})"
+
+
+# A prompt of this many UTF-8 bytes or fewer is never over the limit: the tokenizer's byte fallback makes at most one
+# token per byte, plus its special tokens (<bos>, a word-start marker): such prompts need no tokenizer to tell.
+_SURELY_SHORT_BYTES = MAX_PROMPT_TOKENS - 8
+
+
+@dataclass(frozen=True)
+class PromptTruncation:
+    """A prompt over the text encoder's limit: its length in tokens, the tokens kept, and the last words kept."""
+
+    tokens: int
+    kept: int
+    max_length: int
+    kept_ending: str
+
+    def warning(self, label: str) -> str:
+        """The message `TextEncoder.encode` logs for it (`truncation_warning`)."""
+        return truncation_warning(label, self.tokens, self.kept, self.max_length)
+
+    def advice(self, label: str) -> str:
+        """What to tell a user before anything loads: how much is dropped, where the kept part ends, what to do."""
+        return (
+            f"{label} is {self.tokens} tokens, over the text encoder's limit of {self.max_length}: it reads up to "
+            f"'... {self.kept_ending}' and drops the last {self.tokens - self.kept}; shorten the {label} to keep them"
+        )
+
+
+def fits_without_tokenizer(prompt: str) -> bool:
+    """Whether `prompt` is surely within the text encoder's limit, by its length alone (no tokenizer needed)."""
+    return len(prompt.encode()) <= _SURELY_SHORT_BYTES
+
+
+def prompt_truncation(
+    tokenizer: PreTrainedTokenizerBase, prompt: str, max_length: int = MAX_PROMPT_TOKENS
+) -> PromptTruncation | None:
+    """How `TextEncoder.encode` would cut `prompt` (the same tokenizer calls); None when it fits."""
+    if max_length >= MAX_PROMPT_TOKENS and fits_without_tokenizer(prompt):
+        return None
+    full = tokenizer(prompt, padding=False, truncation=False, add_special_tokens=True)["input_ids"]
+    if len(full) <= max_length:
+        return None
+    kept = tokenizer(prompt, padding=False, truncation=True, max_length=max_length, add_special_tokens=True)
+    words = tokenizer.decode(kept["input_ids"], skip_special_tokens=True).split()
+    return PromptTruncation(len(full), len(kept["input_ids"]), max_length, " ".join(words[-8:]))
+
+
+def load_tokenizer(root: Path) -> PreTrainedTokenizerBase:
+    """The checkpoint's tokenizer alone (`root`/tokenizer, a few MB, seconds to load): to measure prompts before
+    the text encoder's weights load."""
+    try:
+        return AutoTokenizer.from_pretrained(root / "tokenizer")
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"cannot load the tokenizer from {root}: {exc}") from exc
 
 
 def _pad_right(token_ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
