@@ -38,6 +38,7 @@ import PIL.Image
 import torch
 
 from motif_lite.errors import MotifLiteError
+from motif_lite.log_filters import filtered_log
 from motif_lite.numerics import FLOAT16_ADVICE, NonFiniteError
 from motif_lite.paths import user_path
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
@@ -318,19 +319,9 @@ class _Dropping(logging.Filter):
         return not record.getMessage().startswith(self.start)
 
 
-@contextlib.contextmanager
-def _filtered(logger: logging.Logger, log_filter: logging.Filter) -> Iterator[None]:
-    """While inside, `logger` passes its messages through `log_filter`."""
-    logger.addFilter(log_filter)
-    try:
-        yield
-    finally:
-        logger.removeFilter(log_filter)
-
-
 def _each_warning_once(logger: logging.Logger) -> contextlib.AbstractContextManager[None]:
     """While inside, `logger` drops any message it has already emitted."""
-    return _filtered(logger, _FirstOfEach())
+    return filtered_log(logger, _FirstOfEach())
 
 
 @contextlib.contextmanager
@@ -338,7 +329,7 @@ def _without_library_notices() -> Iterator[None]:
     """While inside, the LIBRARY_NOTICES are not shown; everything else the libraries log is."""
     with contextlib.ExitStack() as stack:
         for logger, start in LIBRARY_NOTICES.items():
-            stack.enter_context(_filtered(logging.getLogger(logger), _Dropping(start)))
+            stack.enter_context(filtered_log(logger, _Dropping(start)))
         yield
 
 

@@ -33,6 +33,7 @@ LAYERS = [
         "prompt_notes",
         "json_values",
         "stopping",
+        "log_filters",
     },
     {"model"},  # the transformer's math: never kernels, weights or runtime (kernels plug in through model.ops)
     {"weights", "encoders", "vae", "sampling", "runtime", "io", "kernels", "quantize"},  # the components

@@ -38,6 +38,7 @@ from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_
 from motif_lite.cli.run_summary import gpu_memory_of, prompt_line, summary
 from motif_lite.cli.run_time import CpuTimeQuestion, cpu_time_note, gpu_time_note, quantizing_seconds
 from motif_lite.cli.settings_from import Recalled, recalled_model_notes, settings_from_args, settings_lines
+from motif_lite.log_filters import filtered_log
 from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest
 
@@ -472,12 +473,8 @@ def _not_said_again(long_prompts: dict[str, PromptTruncation]) -> Iterator[None]
     def not_said(record: logging.LogRecord) -> bool:
         return record.getMessage() not in said
 
-    logger = logging.getLogger("motif_lite.encoders.text")
-    logger.addFilter(not_said)
-    try:
+    with filtered_log("motif_lite.encoders.text", not_said):
         yield
-    finally:
-        logger.removeFilter(not_said)
 
 
 def _ask_before_download(

@@ -30,6 +30,7 @@ import torch
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, each_frame_once, find_ffmpeg
 from motif_lite.io.staging import FRAME_PATTERN, frame_file, is_frame_sequence
+from motif_lite.log_filters import filtered_log
 from motif_lite.paths import quoted, user_path
 
 DEFAULT_FPS = 24.0  # a PNG sequence that does not say its rate (motif-lite's store it in each frame)
@@ -447,12 +448,8 @@ def _upright_frames_expected() -> Iterator[None]:
     def not_the_turn(record: logging.LogRecord) -> bool:
         return "is different from the source frame size" not in record.getMessage()
 
-    logger = logging.getLogger("imageio_ffmpeg")
-    logger.addFilter(not_the_turn)
-    try:
+    with filtered_log("imageio_ffmpeg", not_the_turn):
         yield
-    finally:
-        logger.removeFilter(not_the_turn)
 
 
 def _rate_written(path: Path) -> float | None:
