@@ -145,6 +145,13 @@ DAMAGE = {
         "diffusion_pytorch_model.safetensors.index.json is not a valid safetensors index",
     ),
     "missing tokenizer": (lambda r: (r / "tokenizer/tokenizer.json").unlink(), "tokenizer/tokenizer.json", "missing"),
+    # Loaded as a run loads it (encoders.text.load_tokenizer), said in transformers' words alone: the line names the
+    # file, not the folder again.
+    "not a tokenizer": (
+        lambda r: (r / "tokenizer/tokenizer.json").write_text(json.dumps({"model": {"type": "Nope"}})),
+        "tokenizer/tokenizer.json",
+        "cannot be read as a tokenizer: 'added_tokens'",
+    ),
     "wrong text encoder tensor shape": (
         lambda r: _reshape_first_matrix(r / "text_encoder/model.safetensors"),
         "text_encoder/model.safetensors",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.checkup.report import CheckpointFiles, Checkup, first_line
-from motif_lite.errors import LFSPointerError, MotifLiteError
+from motif_lite.errors import CheckpointError, LFSPointerError, MotifLiteError
 from motif_lite.io.linked import other_component
 from motif_lite.paths import user_path
 from motif_lite.units import file_size
@@ -137,9 +137,12 @@ def _check_tokenizer(report: Checkup, source: CheckpointFiles) -> None:
         return
 
     def parse() -> object:
-        from transformers import AutoTokenizer
+        from motif_lite.encoders.text import load_tokenizer
 
-        return AutoTokenizer.from_pretrained(source.root / "tokenizer")
+        try:
+            return load_tokenizer(source.root)  # as a run loads it
+        except CheckpointError as exc:  # transformers' own words: the report's line names the file already
+            raise exc.__cause__ or exc from None
 
     _parsed(report, source, "tokenizer/tokenizer.json", parse, "a tokenizer")
 

@@ -173,19 +173,29 @@ def _siglip_processor_class() -> type:
     return transformers.SiglipImageProcessor
 
 
-def _tokenize(
-    tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_length: int, labels: list[str]
-) -> list[list[int]]:
+def _token_ids(
+    tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_length: int
+) -> tuple[list[list[int]], list[list[int]]]:
+    """-> (each prompt's tokens, the tokens the encoder reads: its first `max_length`), as the reference pipeline
+    tokenizes them. The one place that calls the tokenizer on prompts: `prompt_truncation` foretells exactly what
+    `TextEncoder.encode` does."""
     # padding=False also switches off the fixed 512 padding baked into the official tokenizer.json.
     full = tokenizer(prompts, padding=False, truncation=False, add_special_tokens=True)["input_ids"]
     if all(len(ids) <= max_length for ids in full):
-        return full
+        return full, full
     # Let the tokenizer truncate (it keeps room for special tokens exactly as the reference call does).
     kept = tokenizer(prompts, padding=False, truncation=True, max_length=max_length, add_special_tokens=True)
-    for label, before, after in zip(labels, full, kept["input_ids"], strict=True):
+    return full, kept["input_ids"]
+
+
+def _tokenize(
+    tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_length: int, labels: list[str]
+) -> list[list[int]]:
+    full, kept = _token_ids(tokenizer, prompts, max_length)
+    for label, before, after in zip(labels, full, kept, strict=True):
         if len(before) > len(after):
             log.warning(truncation_warning(label, len(before), len(after), max_length))
-    return kept["input_ids"]
+    return kept
 
 
 def truncation_warning(label: str, tokens: int, kept: int, max_length: int) -> str:
@@ -230,12 +240,11 @@ def prompt_truncation(
     """How `TextEncoder.encode` would cut `prompt` (the same tokenizer calls); None when it fits."""
     if max_length >= MAX_PROMPT_TOKENS and fits_without_tokenizer(prompt):
         return None
-    full = tokenizer(prompt, padding=False, truncation=False, add_special_tokens=True)["input_ids"]
-    if len(full) <= max_length:
+    [full], [kept] = _token_ids(tokenizer, [prompt], max_length)
+    if len(full) == len(kept):
         return None
-    kept = tokenizer(prompt, padding=False, truncation=True, max_length=max_length, add_special_tokens=True)
-    words = tokenizer.decode(kept["input_ids"], skip_special_tokens=True).split()
-    return PromptTruncation(len(full), len(kept["input_ids"]), max_length, " ".join(words[-8:]))
+    words = tokenizer.decode(kept, skip_special_tokens=True).split()
+    return PromptTruncation(len(full), len(kept), max_length, " ".join(words[-8:]))
 
 
 def load_tokenizer(root: Path) -> PreTrainedTokenizerBase:
@@ -277,17 +286,16 @@ def load_text_encoder(
     if gguf is not None and not isinstance(gguf, TextEncoderGGUF):
         gguf = read_text_encoder_gguf(gguf, root / "text_encoder/config.json")  # every check before any weight
     config = parse_text_encoder_config(root / "text_encoder" / "config.json") if gguf is None else None
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
-        if gguf is None:
+    tokenizer = load_tokenizer(root)
+    if gguf is None:
+        try:
             model, loading = T5Gemma2Encoder.from_pretrained(
                 root / "text_encoder", config=config, dtype=dtype, output_loading_info=True
             )
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise CheckpointError(f"cannot load the text encoder from {root}: {exc}") from exc
-    if gguf is None:
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise CheckpointError(f"cannot load the text encoder from {root}: {exc}") from exc
         _check_loaded(model, sorted(loading["missing_keys"]), sorted(loading["unexpected_keys"]), root)
-    if gguf is not None:
+    else:
         model = load_text_encoder_gguf(gguf, dtype=dtype)
     processor_dir = root / "feature_extractor"
     has_processor = (processor_dir / "preprocessor_config.json").is_file()
