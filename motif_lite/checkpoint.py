@@ -308,7 +308,7 @@ def _find_root(
             return find_checkpoint(model, hub=hub)
         except MissingFilesError:
             notes.append(
-                f"the checkpoint {model} is not at hand (not in the Hugging Face cache; a dry run downloads nothing): "
+                f"the checkpoint {model} is not at hand (not in the Hugging Face cache; a dry run downloads no weights): "
                 "planned with the official architecture's built-in values"
             )
             return None

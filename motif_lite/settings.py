@@ -220,6 +220,14 @@ class Settings:
         """The `motif_lite.sampling` solver name of the sampler."""
         return SAMPLERS[self.sampler.value]
 
+    @property
+    def encoded_prompts(self) -> dict[str, str]:
+        """The texts the video's encode reads, by the label the text encoder's warnings give them: the prompt, and
+        the negative prompt where the guidance needs its prediction (`needs_uncond`, as the pipeline decides)."""
+        guided = needs_uncond(self.guidance.value)
+        request = self.request
+        return {"prompt": request.prompt, **({"negative prompt": request.negative_prompt} if guided else {})}
+
     def table(self) -> list[tuple[str, str, Setting]]:
         """(name, value in words, setting) for every setting, in the order a user reads them."""
         r = self.request

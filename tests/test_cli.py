@@ -680,6 +680,17 @@ def test_a_prompt_over_the_limit_is_said_before_the_weights_load(checkpoint, tmp
     assert said in capsys.readouterr().err  # where a prompt is checked before a run
 
 
+def test_a_negative_prompt_the_guidance_does_not_read_is_not_said_cut(checkpoint, tmp_path, capsys):
+    # APG at scale 0 (its original formulation: no guidance) never encodes the negative prompt, yet the warning
+    # before the load said it would be cut: it counted any guidance as reading it.
+    args = run_args(checkpoint[0], tmp_path / "fox.gif", "--dry-run")
+    args[args.index(NEGATIVE)] = "blurry " * 86
+    assert cli.main(args) == 0
+    assert "warning: negative prompt is 603 tokens" in capsys.readouterr().err
+    assert cli.main([*args, "--cfg-scale", "0"]) == 0
+    assert "negative prompt is" not in capsys.readouterr().err
+
+
 def test_unreadable_image(tmp_path, capsys):
     (tmp_path / "first.png").write_bytes(b"\x89PNG but not really")
     code = cli.main([*run_args(tmp_path, tmp_path / "fox.mp4"), "-i", str(tmp_path / "first.png")])

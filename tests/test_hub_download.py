@@ -1135,3 +1135,44 @@ def test_a_weights_file_of_another_size_is_said_before_the_checkpoint_downloads(
     with pytest.raises(MissingFilesError):
         preflight(MOTIF_REPO, None, "cpu", "auto", text_gguf, weights={"text_encoder": text_encoder})
     assert [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
+
+
+
+LONG_PROMPT = "a red fox runs " * 40 + "through deep snow at dusk"  # 625 characters: over 512 of the tiny tokens
+SAID = "warning: prompt is 626 tokens, over the text encoder's limit of 512: it reads up to '... "
+
+
+def tokenizer_snapshot(checkpoint: Path, folder: Path) -> Path:
+    """A snapshot folder holding only the checkpoint's tokenizer: what the fake Hub's downloads return."""
+    shutil.copytree(checkpoint / "tokenizer", folder / "tokenizer")
+    return folder
+
+
+def test_a_long_prompt_is_said_before_the_checkpoint_downloads(empty_cache_run, fake_hub, checkpoint, tmp_path, capsys):
+    # It was said only once the whole checkpoint (10+ GB) had downloaded, since the tokenizer comes with it: its
+    # files alone come first now (a few MB), then the warning, then the rest.
+    fake_hub.snapshot = tokenizer_snapshot(checkpoint, tmp_path / "snapshot")
+    code = cli.main(["run", "--yes", "-p", LONG_PROMPT, "-o", str(tmp_path / "fox.mp4")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR, err  # the fake Hub's checkpoint has nothing but the tokenizer
+    assert fake_hub.downloads[0] == (MOTIF_REPO, ["tokenizer/*"]) and len(fake_hub.downloads) == 2, err
+    assert "transformer/*" in fake_hub.downloads[1][1] and err.count(SAID) == 1, err
+    tokenizer = err.index(f"downloading {file_size(33_400_000 + 1_150_000)} of {MOTIF_REPO} (1 small file)")
+    assert tokenizer < err.index(SAID) < err.index("downloading", tokenizer + 1), err
+
+
+def test_a_short_prompt_downloads_no_tokenizer_first(empty_cache_run, fake_hub):
+    # The official negative prompt is over the length that surely fits, but not over the official tokenizer's limit.
+    code, err = empty_cache_run()
+    assert [patterns for _, patterns in fake_hub.downloads] == [fake_hub.downloads[0][1]] and "warning" not in err
+    assert "tokenizer/*" in fake_hub.downloads[0][1] and "transformer/*" in fake_hub.downloads[0][1], err
+
+
+def test_a_dry_run_measures_a_long_prompt_with_the_tokenizer_alone(fake_hub, checkpoint, tmp_path, capsys):
+    # It planned without saying the prompt would be cut where the checkpoint was not in the cache.
+    fake_hub.snapshot = tokenizer_snapshot(checkpoint, tmp_path / "snapshot")
+    assert cli.main(["run", "--dry-run", "-p", LONG_PROMPT, "--device", "cpu"]) == 0
+    assert fake_hub.downloads == [(MOTIF_REPO, ["tokenizer/*"])] and SAID in capsys.readouterr().err
+    fake_hub.downloads.clear()
+    assert cli.main(["run", "--dry-run", "-p", "a red fox", "--device", "cpu"]) == 0
+    assert fake_hub.downloads == [] and "warning: prompt" not in capsys.readouterr().err  # nothing to measure

@@ -57,7 +57,7 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 def test_dry_run_with_nothing_at_hand_plans_the_official_gguf_for_cuda(no_network, no_weights, capsys):
     code, out, err = run(capsys, "--dry-run", "--gguf", "Q4_K_M", "--device", "cuda", "--vram", "8")
     assert code == 0, err
-    assert "not at hand" in err and "downloads nothing" in err  # says what it planned from
+    assert "not at hand" in err and "downloads no weights" in err  # says what it planned from
     assert "official architecture (built-in)" in out and "official Wan2.1" in out and "official T5Gemma2 size" in out
     assert "estimated from our quantizer's Q4_K_M recipe" in out and "budget 8.00 GiB" in out
     assert "Memory plan for 1280x736x121" in out  # no prompt needed

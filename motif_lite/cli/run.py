@@ -230,7 +230,7 @@ def dry_run(
     dtype = dtype_setting.value
     settings = resolve_settings(request, sources.configs, sources.transformer, dtype_setting)
     print_notes([*sources.notes, *settings.notes])
-    for label, truncation in _long_prompts(sources, request, settings.guidance.value is not None).items():
+    for label, truncation in _long_prompts(args.model, sources.root, settings.encoded_prompts).items():
         print(f"warning: {truncation.advice(label)}", file=sys.stderr)
     if recalled := _recalled(args):
         print_notes(recalled_model_notes(recalled, args, sources, dtype, device))
@@ -395,8 +395,9 @@ def _generate(
         print_notes(earlier_runs(requests), say)
     # Every check, before any weights; on the CPU, a long run is asked about before any download.
     question = CpuTimeQuestion(args.yes)
+    said: dict[str, PromptTruncation] = {}  # the long prompts said before a download
     if parallel is None:
-        before_download = _ask_before_download(args, requests, device, question)
+        before_download = _ask_before_download(args, requests, device, question, said)
     else:
         before_download = _rank_refuses_before_download(args, request, device, parallel)
     sources, device = preflight_flags(args, device, before_download, loras)  # the speed flags with the device
@@ -415,9 +416,10 @@ def _generate(
     batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, device, plan, settings)
     print_notes([note] if note else [], say)
     say(f"seed{'s' if len(requests) > 1 else ''}: {', '.join(str(r.seed) for r in requests)}", file=sys.stderr)
-    long_prompts = _long_prompts(sources, request, settings.guidance.value is not None) if main else {}
+    long_prompts = _long_prompts(args.model, sources.root, settings.encoded_prompts) if main else {}
     for label, truncation in long_prompts.items():  # before the load: minutes in which to shorten them
-        say(f"warning: {truncation.advice(label)}", file=sys.stderr)
+        if said.get(label) != truncation:
+            say(f"warning: {truncation.advice(label)}", file=sys.stderr)
     # Out of memory all the same: said with the figures of the plan and of the next one down (its note).
     planned = planned_run(args, request, sources, dtype, device, layout, main)
     with _not_said_again(long_prompts), figures_on_out_of_memory(planned, plan):
@@ -446,22 +448,26 @@ def _generate(
     return 0
 
 
-def _long_prompts(sources: ModelSources, request: GenerationRequest, guided: bool) -> dict[str, PromptTruncation]:
-    """The prompts the text encoder will cut (by the label its warning gives them), measured with the checkpoint's
-    tokenizer alone before any weights load; none when it is not at hand or cannot be read (the encode says it)."""
-    from motif_lite.encoders.text import fits_without_tokenizer, load_tokenizer, prompt_truncation
-    from motif_lite.errors import CheckpointError
+def _long_prompts(model: str, root: Path | None, prompts: dict[str, str]) -> dict[str, PromptTruncation]:
+    """The `prompts` (label -> text) the text encoder will cut, measured with the checkpoint's tokenizer alone before
+    any weights load: `root`'s, else `model`'s tokenizer files alone, from the cache or downloaded (a few MB) where a
+    prompt of the user's may be over the limit. None where there is no tokenizer to read (the encode says it)."""
+    from motif_lite.encoders.text import fits_without_tokenizer, load_tokenizer, long_prompts, tokenizer_root
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT
 
-    prompts = {"prompt": request.prompt, **({"negative prompt": request.negative_prompt} if guided else {})}
     prompts = {label: prompt for label, prompt in prompts.items() if not fits_without_tokenizer(prompt)}
-    if not prompts or sources.root is None or not (sources.root / "tokenizer").is_dir():
+    if not prompts:
         return {}
     try:
-        tokenizer = load_tokenizer(sources.root)
-    except CheckpointError:
+        if root is None or not (root / "tokenizer").is_dir():
+            # The official negative prompt is some 150 tokens to the official tokenizer: no reason to download one.
+            if all(prompt == OFFICIAL_NEGATIVE_PROMPT for prompt in prompts.values()):
+                return {}
+            root = tokenizer_root(model)
+        return long_prompts(load_tokenizer(root), prompts)
+    except MotifLiteError:
         return {}
-    cut = {label: prompt_truncation(tokenizer, prompt) for label, prompt in prompts.items()}
-    return {label: truncation for label, truncation in cut.items() if truncation is not None}
 
 
 @contextlib.contextmanager
@@ -478,14 +484,26 @@ def _not_said_again(long_prompts: dict[str, PromptTruncation]) -> Iterator[None]
 
 
 def _ask_before_download(
-    args: argparse.Namespace, requests: list[GenerationRequest], device: str | torch.device, question: CpuTimeQuestion
+    args: argparse.Namespace,
+    requests: list[GenerationRequest],
+    device: str | torch.device,
+    question: CpuTimeQuestion,
+    said: dict[str, PromptTruncation],
 ) -> Callable[[DownloadPlan], None]:
-    """What the checks call just before a download starts (`HubAccess.before_download`): on the CPU, the time
-    question then, from the configs at hand or the official ones as a dry run counts (the checkpoint's own are not
-    downloaded yet), not after hours of downloading for a run the user would not start."""
+    """What the checks call just before a download starts (`HubAccess.before_download`): the prompts the text
+    encoder will cut, with the tokenizer fetched first (`said` gets them: not said again before the load); on the
+    CPU, the time question, from the configs at hand or the official ones as a dry run counts (the checkpoint's own
+    are not downloaded yet): not after hours of downloading for a run the user would not start."""
+    measured = False
 
     def before_download(plan: DownloadPlan) -> None:
+        nonlocal measured
         refuse_what_no_plan_fits(args, requests[0], device)  # before the time question: no question, no download
+        if not measured:  # before the first download only
+            measured = True
+            said.update(_long_prompts(args.model, None, _encoded_prompts_at_hand(args, requests[0])))
+            for label, truncation in said.items():
+                print(f"warning: {truncation.advice(label)}", file=sys.stderr)
         if question.said:  # before the checkpoint's download, not again before the GGUF variant's
             return
         estimate = _estimate_at_hand(args, requests[0], device)
@@ -508,27 +526,46 @@ def _rank_refuses_before_download(
     return before_download
 
 
+def _at_hand(args: argparse.Namespace, request: GenerationRequest) -> tuple[ModelSources, Settings]:
+    """The sources and settings a run knows before a download: from the files at hand, else the official
+    architecture. Raises the `MotifLiteError` of a problem with the flags or files (the checks go on to name it)."""
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.preflight import AT_HAND, with_quantize
+    from motif_lite.settings import resolve_settings
+
+    # No --text-encoder-gguf: it changes nothing here, and its problems are the checks' to name.
+    sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)
+    sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
+    return sources, resolve_settings(request, sources.configs, sources.transformer)
+
+
+def _encoded_prompts_at_hand(args: argparse.Namespace, request: GenerationRequest) -> dict[str, str]:
+    """The texts the run will encode (`Settings.encoded_prompts`), with the settings known before a download; both
+    prompts where those cannot be told (the official guidance reads the negative prompt)."""
+    from motif_lite.errors import MotifLiteError
+
+    try:
+        return _at_hand(args, request)[1].encoded_prompts
+    except MotifLiteError:
+        return {"prompt": request.prompt, "negative prompt": request.negative_prompt}
+
+
 def _estimate_at_hand(
     args: argparse.Namespace, request: GenerationRequest, device: str | torch.device
 ) -> tuple[Settings, CheckpointConfigs, torch.dtype, dict[str, float]] | None:
     """What the CPU time estimate counts with before a download (`cpu_time_note`'s settings, configs, dtype and
     quantizing), from the files at hand, else the official architecture; None on a device other than the CPU, and
     where the flags or files have a problem, which the checks go on to name."""
-    from motif_lite.checkpoint import locate_sources
     from motif_lite.devices import resolve_device
     from motif_lite.errors import MotifLiteError
-    from motif_lite.preflight import AT_HAND, with_quantize
-    from motif_lite.settings import resolve_dtype, resolve_settings
+    from motif_lite.settings import resolve_dtype
 
     try:
         target = resolve_device(device)
         if target.type != "cpu":
             return None
-        # No --text-encoder-gguf: it changes nothing of the estimate, and its problems are the checks' to name.
-        sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)
-        sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
+        sources, settings = _at_hand(args, request)
         dtype = resolve_dtype(args.dtype, target).value
-        settings = resolve_settings(request, sources.configs, sources.transformer)
     except MotifLiteError:
         return None
     return settings, sources.configs, dtype, quantizing_seconds(sources)

@@ -326,7 +326,7 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     m.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the settings and the memory plan, then exit: reads no weights, downloads nothing, needs no -p",
+        help="print the settings and the memory plan, then exit: reads and downloads no weights, needs no -p",
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,8 +37,8 @@ if TYPE_CHECKING:  # importing it warns when torchvision is missing: load it onl
 # as "warning: ...".
 log = logging.getLogger(__name__)
 
-_TOKENIZER_FILES = ("tokenizer/tokenizer_config.json", "tokenizer/tokenizer.json")
-_REQUIRED_FILES = ("text_encoder/config.json", *_TOKENIZER_FILES)
+TOKENIZER_FILES = ("tokenizer/tokenizer_config.json", "tokenizer/tokenizer.json")
+_REQUIRED_FILES = ("text_encoder/config.json", *TOKENIZER_FILES)
 
 
 class TextEncoder:
@@ -247,6 +248,19 @@ def prompt_truncation(
     return PromptTruncation(len(full), len(kept), max_length, " ".join(words[-8:]))
 
 
+def long_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Mapping[str, str]) -> dict[str, PromptTruncation]:
+    """The `prompts` (label -> text) that `TextEncoder.encode` would cut, with how (`prompt_truncation`)."""
+    cut = {label: prompt_truncation(tokenizer, prompt) for label, prompt in prompts.items()}
+    return {label: truncation for label, truncation in cut.items() if truncation is not None}
+
+
+def tokenizer_root(source: str | Path) -> Path:
+    """A folder holding the tokenizer of `source` (a checkpoint folder or a Hub repo id): the folder, the cached
+    snapshot, else the tokenizer's files alone downloaded (a few MB), so that prompts are measured before the
+    gigabytes of weights download. Raises `MissingFilesError` where it cannot be had."""
+    return find_checkpoint(str(source), required=TOKENIZER_FILES, download=["tokenizer/*"])
+
+
 def load_tokenizer(root: Path) -> PreTrainedTokenizerBase:
     """The checkpoint's tokenizer alone (`root`/tokenizer, a few MB, seconds to load): to measure prompts before
     the text encoder's weights load."""
@@ -324,7 +338,7 @@ def _check_loaded(model: T5Gemma2Encoder, missing: list[str], unexpected: list[s
 def _check_layout(root: Path, weights: bool = True) -> None:
     """The tokenizer files, and with `weights` the text encoder's config and safetensors (a GGUF brings its own;
     its config is then checked against text_encoder/config.json only if that exists)."""
-    for name in _REQUIRED_FILES if weights else _TOKENIZER_FILES:
+    for name in _REQUIRED_FILES if weights else TOKENIZER_FILES:
         if not (root / name).is_file():
             raise CheckpointError(f"missing {root / name} (expected the official Motif-Video checkpoint layout)")
     if not weights:
