@@ -308,8 +308,8 @@ def _find_root(
             return find_checkpoint(model, hub=hub)
         except MissingFilesError:
             notes.append(
-                f"the checkpoint {model} is not at hand (not in the Hugging Face cache; a dry run downloads no weights): "
-                "planned with the official architecture's built-in values"
+                f"the checkpoint {model} is not at hand (not in the Hugging Face cache; a dry run downloads no "
+                "weights): planned with the official architecture's built-in values"
             )
             return None
     # A Hub repo has both: fetch them if an older run's cache lacks them.
