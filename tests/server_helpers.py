@@ -25,6 +25,15 @@ TINY = dict(size="48x32", num_frames=5, steps=2, seed=7)  # about 2 s per job on
 RUNTIME_FLAGS = ("--device", "cpu", "--dtype", "fp32", "--kernels", "torch")
 
 
+def tiny_negative_note(pipe: Any) -> str:
+    """The note a guided job with the official negative prompt gets from a tiny checkpoint's server: its tokenizer
+    (about a token per character) counts it over the 512 tokens, where the official one counts some 150."""
+    from motif_lite.encoders.text import prompt_truncation
+    from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT
+
+    return prompt_truncation(pipe.text_encoder.tokenizer, OFFICIAL_NEGATIVE_PROMPT).advice("negative prompt")
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1137,7 +1137,6 @@ def test_a_weights_file_of_another_size_is_said_before_the_checkpoint_downloads(
     assert [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
 
 
-
 LONG_PROMPT = "a red fox runs " * 40 + "through deep snow at dusk"  # 625 characters: over 512 of the tiny tokens
 SAID = "warning: prompt is 626 tokens, over the text encoder's limit of 512: it reads up to '... "
 

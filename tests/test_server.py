@@ -24,7 +24,7 @@ import torch
 pytest.importorskip("diffusers")
 pytest.importorskip("fastapi")
 openai = pytest.importorskip("openai")
-from server_helpers import TINY, InProcessServer, OutOfMemoryInAJob, multipart, wait_for  # noqa: E402
+from server_helpers import TINY, InProcessServer, OutOfMemoryInAJob, multipart, tiny_negative_note, wait_for  # noqa: E402
 
 from motif_lite import cli, load_pipeline  # noqa: E402
 from motif_lite.io.settings_file import read_settings  # noqa: E402
@@ -167,7 +167,7 @@ def test_image_to_video_upload_equals_the_pipeline(server, pipe, tmp_path):
     assert (stored["image"], stored["image_sha256"]) == ("input_reference", sha)
 
 
-def test_image_to_video_notes_are_in_the_video_and_the_log_in_api_words(server, tmp_path):
+def test_image_to_video_notes_are_in_the_video_and_the_log_in_api_words(server, pipe, tmp_path):
     # `motif-lite run` prints that the alpha channel is dropped and which -W/-H keeps the image's shape; the server
     # showed neither.
     pixels = np.random.default_rng(1).integers(0, 256, (50, 100, 4), dtype=np.uint8)
@@ -183,7 +183,8 @@ def test_image_to_video_notes_are_in_the_video_and_the_log_in_api_words(server, 
         extra_body=TINY,
     )  # fmt: skip
     assert video.status == "completed", video
-    assert video.notes == [note.replace(fitting, "size 64x32") for note in run_notes]  # the API's field alone
+    expected = [note.replace(fitting, "size 64x32") for note in run_notes]  # the API's field alone
+    assert video.notes == [*expected, tiny_negative_note(pipe)]
     assert [line for line in server.log if ": note: " in line] == [f"{video.id}: note: {n}" for n in video.notes]
     code, one_frame, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "num_frames": 1,
         "input_reference": {"image_url": "data:image/png;base64," + base64.b64encode(png()).decode()}})  # fmt: skip
@@ -422,6 +423,23 @@ def test_the_checkpoints_notes_reach_the_job_as_the_requests_do(pipe, tmp_path, 
     with InProcessServer(pipe, tmp_path / "data") as server:
         code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
         assert code == 200 and len(video["notes"]) == 1 and video["notes"][0].startswith("ignoring shift 1.0"), video
+        assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+
+
+def test_a_prompt_the_text_encoder_cuts_is_a_note_when_the_job_is_submitted(server):
+    # It was said only in the server's log, as the job was encoded: the client never learnt its prompt was cut.
+    long = "a red fox runs " * 40 + "through deep snow at dusk"  # 626 tokens of the tiny tokenizer
+    code, video, _ = server.request("POST", "/v1/videos", {**LONG, "prompt": long})
+    assert code == 200 and video["status"] == "queued", video  # it runs, cut, as `motif-lite run` does
+    said = "prompt is 626 tokens, over the text encoder's limit of 512: it reads up to '... red fox runs a red fox "
+    assert video["notes"] == [said + "runs a' and drops the last 114; shorten the prompt to keep them"], video
+    assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+    # A negative prompt only where the guidance reads it (a scale of 1: no guidance).
+    for scale, notes in ((None, 1), (1, 0)):
+        body = {**LONG, "prompt": PROMPT, "negative_prompt": long, "guidance_scale": scale}
+        code, video, _ = server.request("POST", "/v1/videos", body)
+        assert code == 200 and len(video["notes"]) == notes, video
+        assert all(note.startswith("negative prompt is 626 tokens") for note in video["notes"]), video
         assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
 
 

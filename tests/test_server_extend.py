@@ -19,7 +19,7 @@ import torch
 pytest.importorskip("diffusers")
 pytest.importorskip("fastapi")
 pytest.importorskip("openai")
-from server_helpers import TINY, InProcessServer, multipart, wait_for  # noqa: E402
+from server_helpers import TINY, InProcessServer, multipart, tiny_negative_note, wait_for  # noqa: E402
 
 from motif_lite import load_pipeline  # noqa: E402
 from motif_lite.io.settings_file import read_settings  # noqa: E402
@@ -86,7 +86,8 @@ def test_an_extension_is_the_clips_frames_then_the_new_ones_as_generate_makes_th
     assert video.seconds == "0.33"  # the whole file: 5 + 5 - 1 frames at 24 fps, (9 - 1) / 24 s
     assert video.notes == [f"going on from {clip['id']} (5 frames, 48x32 at 24 fps): its last frame is the first "
                            "frame; the video holds its 5 frames and 4 new ones, 9 in all (0.38 s at 24 fps); the clip "
-                           "is decoded and encoded again with them, frame by frame"]  # fmt: skip
+                           "is decoded and encoded again with them, frame by frame",
+                           tiny_negative_note(pipe)]  # fmt: skip
     assert f"{video.id}: started (48x32, 5 frames, 1 steps, going on from {clip['id']})" in server.log
     served = tmp_path / "served.mp4"
     served.write_bytes(client.videos.download_content(video.id).content)

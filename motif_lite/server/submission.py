@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from motif_lite.encoders.text import long_prompts
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.clip_upload import (
@@ -48,7 +49,9 @@ from motif_lite.server.schema import (
 
 if TYPE_CHECKING:
     from motif_lite.io.clip import Clip
+    from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.server.app import ServerConfig, ServerState
+    from motif_lite.settings import Settings
 
 
 def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
@@ -96,7 +99,8 @@ def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
                     param = "extend"  # the size is the video's: it is the one to fix (resized, the message says)
                 message = sides_as_size(str(exc), request.width, request.height)  # the API's field is `size`
                 raise ApiError(400, worded(message), param, "invalid_value") from exc
-            notes = [worded(note) for note in (*capped, *notes, *run_settings.notes)]
+            cut = _long_prompt_notes(worker.pipe, run_settings)  # as `motif-lite run` says them before it loads
+            notes = [worded(note) for note in (*capped, *notes, *run_settings.notes, *cut)]
             if remixed is not None and uploaded is not None and (note := other_upload_note(remixed, uploaded)):
                 notes.append(note)
             check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
@@ -165,6 +169,16 @@ def _take_source_video(
         clip = read_upload(path, upload, config.max_image_pixels, names)
         return _SourceVideo(path, clip, names, uploaded, with_clip_defaults(body, clip.width, clip.height, clip.fps))
     return _SourceVideo(None, None, {}, None, body.request_fields)
+
+
+def _long_prompt_notes(pipe: MotifVideoPipeline, settings: Settings) -> list[str]:
+    """The notes on the prompts of a job that the text encoder will cut (the job runs, as `motif-lite run` goes on
+    after its warning), measured with the loaded pipeline's tokenizer at submission: a client reads them at once,
+    not only the server's log as the job is encoded."""
+    if pipe.text_encoder is None:
+        return []
+    cut = long_prompts(pipe.text_encoder.tokenizer, settings.encoded_prompts)
+    return [truncation.advice(label) for label, truncation in cut.items()]
 
 
 def _remove(paths: list[Path]) -> None:
