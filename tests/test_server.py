@@ -443,6 +443,19 @@ def test_a_prompt_the_text_encoder_cuts_is_a_note_when_the_job_is_submitted(serv
         assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
 
 
+def test_a_submission_measures_its_prompts_with_a_tokenizer_of_its_own(pipe, tmp_path, monkeypatch):
+    # A fast tokenizer keeps its truncation as state: a submission measuring with the worker's, as the worker encoded
+    # another job, failed one of the two ("RuntimeError: Already borrowed"). Here the worker's is always busy.
+    def busy(*args, **kwargs):
+        raise RuntimeError("Already borrowed")
+
+    monkeypatch.setattr(pipe.text_encoder, "tokenizer", busy)
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        code, video, _ = server.request("POST", "/v1/videos", {**LONG, "prompt": "a red fox runs " * 40})
+        assert code == 200 and video["notes"][0].startswith("prompt is 601 tokens"), video
+        server.request("DELETE", f"/v1/videos/{video['id']}")
+
+
 def test_a_truncated_upload_is_an_invalid_image_when_it_is_posted(server):
     # The header alone decodes; the pixels do not. Refused as the upload it is, not later as the server's own file.
     data = png()

@@ -6,12 +6,13 @@ flags, given its files (a first frame, the video it goes on from) and queued; or
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from motif_lite.encoders.text import long_prompts
+from motif_lite.encoders.text import load_tokenizer, long_prompts
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.clip_upload import (
@@ -48,6 +49,8 @@ from motif_lite.server.schema import (
 )
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from motif_lite.io.clip import Clip
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.server.app import ServerConfig, ServerState
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
 
 def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
     """The API's `submit(body, remixed=None)` of jobs to `store`, with the server's `state` (its config and worker)."""
+    long_prompt_notes = _LongPromptNotes()
 
     def submit(body: CreateBody, remixed: Job | None = None) -> Job:
         """Validate like `motif-lite run`, store, queue (runs in a thread: decoding an image takes a while). Only
@@ -99,7 +103,7 @@ def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
                     param = "extend"  # the size is the video's: it is the one to fix (resized, the message says)
                 message = sides_as_size(str(exc), request.width, request.height)  # the API's field is `size`
                 raise ApiError(400, worded(message), param, "invalid_value") from exc
-            cut = _long_prompt_notes(worker.pipe, run_settings)  # as `motif-lite run` says them before it loads
+            cut = long_prompt_notes(worker.pipe, run_settings)  # as `motif-lite run` says them before it loads
             notes = [worded(note) for note in (*capped, *notes, *run_settings.notes, *cut)]
             if remixed is not None and uploaded is not None and (note := other_upload_note(remixed, uploaded)):
                 notes.append(note)
@@ -171,14 +175,27 @@ def _take_source_video(
     return _SourceVideo(None, None, {}, None, body.request_fields)
 
 
-def _long_prompt_notes(pipe: MotifVideoPipeline, settings: Settings) -> list[str]:
+class _LongPromptNotes:
     """The notes on the prompts of a job that the text encoder will cut (the job runs, as `motif-lite run` goes on
-    after its warning), measured with the loaded pipeline's tokenizer at submission: a client reads them at once,
-    not only the server's log as the job is encoded."""
-    if pipe.text_encoder is None:
-        return []
-    cut = long_prompts(pipe.text_encoder.tokenizer, settings.encoded_prompts)
-    return [truncation.advice(label) for label, truncation in cut.items()]
+    after its warning), measured at submission: a client reads them at once, not only the server's log as the job is
+    encoded. With a tokenizer of its own, one job at a time: a fast tokenizer keeps its truncation as state, and two
+    threads calling one at once fail ("Already borrowed"), the worker's encode or a submission."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+
+    def __call__(self, pipe: MotifVideoPipeline, settings: Settings) -> list[str]:
+        if pipe.sources is None or pipe.sources.root is None:  # no checkpoint folder to read it from
+            return []
+        with self._lock:
+            if self._tokenizer is None:  # the checkpoint's, loaded once (seconds) by the first job's submission
+                try:
+                    self._tokenizer = load_tokenizer(pipe.sources.root)
+                except MotifLiteError:  # gone from the folder since the model loaded: the encode warns as it cuts
+                    return []
+            cut = long_prompts(self._tokenizer, settings.encoded_prompts)
+        return [truncation.advice(label) for label, truncation in cut.items()]
 
 
 def _remove(paths: list[Path]) -> None:
