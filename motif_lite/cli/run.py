@@ -451,7 +451,7 @@ def _generate(
 def _long_prompts(model: str, root: Path | None, prompts: dict[str, str]) -> dict[str, PromptTruncation]:
     """The `prompts` (label -> text) the text encoder will cut, measured with the checkpoint's tokenizer alone before
     any weights load: `root`'s, else `model`'s tokenizer files alone, from the cache or downloaded (a few MB) where a
-    prompt of the user's may be over the limit. None where there is no tokenizer to read (the encode says it)."""
+    prompt of the user's may be over the limit. Empty where there is no tokenizer to read (the encode says it)."""
     from motif_lite.encoders.text import fits_without_tokenizer, load_tokenizer, long_prompts, tokenizer_root
     from motif_lite.errors import MotifLiteError
     from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT
