@@ -399,7 +399,7 @@ def _generate(
     if parallel is None:
         before_download = _ask_before_download(args, requests, device, question, said)
     else:
-        before_download = _rank_refuses_before_download(args, request, device, parallel)
+        before_download = _rank_refuses_before_download(args, request, device, parallel, said)
     sources, device = preflight_flags(args, device, before_download, loras)  # the speed flags with the device
     print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]), say)  # before it compiles
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
@@ -494,16 +494,10 @@ def _ask_before_download(
     encoder will cut, with the tokenizer fetched first (`said` gets them: not said again before the load); on the
     CPU, the time question, from the configs at hand or the official ones as a dry run counts (the checkpoint's own
     are not downloaded yet): not after hours of downloading for a run the user would not start."""
-    measured = False
 
     def before_download(plan: DownloadPlan) -> None:
-        nonlocal measured
         refuse_what_no_plan_fits(args, requests[0], device)  # before the time question: no question, no download
-        if not measured:  # before the first download only
-            measured = True
-            said.update(_long_prompts(args.model, None, _encoded_prompts_at_hand(args, requests[0])))
-            for label, truncation in said.items():
-                print(f"warning: {truncation.advice(label)}", file=sys.stderr)
+        _say_long_prompts_first(args, requests[0], said)
         if question.said:  # before the checkpoint's download, not again before the GGUF variant's
             return
         estimate = _estimate_at_hand(args, requests[0], device)
@@ -515,15 +509,35 @@ def _ask_before_download(
 
 
 def _rank_refuses_before_download(
-    args: argparse.Namespace, request: GenerationRequest, device: str | torch.device, parallel: Parallel
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    device: str | torch.device,
+    parallel: Parallel,
+    said: dict[str, PromptTruncation],
 ) -> Callable[[DownloadPlan], None]:
     """What a rank of a parallel run calls just before its download starts: its own plan's refusal, as a run on one
-    process refuses (`prepare.refuse_what_no_plan_fits`); the CPU time question is a one-process run's."""
+    process refuses (`prepare.refuse_what_no_plan_fits`), and on the main rank the prompts the text encoder will cut
+    (`said` gets them); the CPU time question is a one-process run's."""
 
     def before_download(plan: DownloadPlan) -> None:
         refuse_what_no_plan_fits(args, request, device, parallel.layout, text_encoder=parallel.is_main)
+        if parallel.is_main:  # the one that encodes, and prints
+            _say_long_prompts_first(args, request, said)
 
     return before_download
+
+
+def _say_long_prompts_first(
+    args: argparse.Namespace, request: GenerationRequest, said: dict[str, PromptTruncation]
+) -> None:
+    """Before a download: the prompts the text encoder will cut, measured with the tokenizer's files fetched first (a
+    few MB), said now and kept in `said` (the run does not say them again before it loads). Once something is said,
+    not again before a later download (a GGUF variant's)."""
+    if said:
+        return
+    said.update(_long_prompts(args.model, None, _encoded_prompts_at_hand(args, request)))
+    for label, truncation in said.items():
+        print(f"warning: {truncation.advice(label)}", file=sys.stderr)
 
 
 def _at_hand(args: argparse.Namespace, request: GenerationRequest) -> tuple[ModelSources, Settings]:
