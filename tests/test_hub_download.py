@@ -1181,7 +1181,7 @@ def test_a_dry_run_measures_a_long_prompt_with_the_tokenizer_alone(fake_hub, che
 def test_the_main_rank_of_a_parallel_run_says_a_long_prompt_before_its_download(fake_hub, checkpoint, tmp_path, main):
     # Only a run on one process said it before the download; a parallel run's main rank (the one that encodes and
     # prints) said it after, and the other ranks say nothing of it.
-    from motif_lite.cli import run as run_command
+    from motif_lite.cli import before_download, run_request
     from motif_lite.io.hub import DownloadPlan
 
     fake_hub.snapshot = tokenizer_snapshot(checkpoint, tmp_path / "snapshot")
@@ -1189,7 +1189,7 @@ def test_the_main_rank_of_a_parallel_run_says_a_long_prompt_before_its_download(
     args.weights = {}
     said = {}
     rank = SimpleNamespace(is_main=main, layout=None)
-    before = run_command._rank_refuses_before_download(args, run_command.request_from_args(args), "cpu", rank, said)
+    before = before_download.rank_refuses_before_download(args, run_request.request_from_args(args), "cpu", rank, said)
     before(DownloadPlan(MOTIF_REPO, {}))
     assert list(said) == (["prompt", "negative prompt"] if main else []), said  # the tiny tokenizer counts both
     assert fake_hub.downloads == ([(MOTIF_REPO, ["tokenizer/*"])] if main else [])

@@ -1,0 +1,164 @@
+"""What `motif-lite run` does just before a download and before the weights load: the prompts the text encoder will
+cut, said with the tokenizer's files alone (fetched first where the checkpoint is not at hand), and on the CPU the time
+question, from the files at hand or the official architecture."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from motif_lite.cli.prepare import refuse_what_no_plan_fits
+from motif_lite.cli.run_time import CpuTimeQuestion, quantizing_seconds
+from motif_lite.log_filters import filtered_log
+from motif_lite.request import GenerationRequest
+
+if TYPE_CHECKING:
+    import torch
+
+    from motif_lite.checkpoint import ModelSources
+    from motif_lite.encoders.text import PromptTruncation
+    from motif_lite.io.hub import DownloadPlan
+    from motif_lite.runtime.parallel import Parallel
+    from motif_lite.settings import CheckpointConfigs, Settings
+
+
+def prompts_cut(model: str, root: Path | None, prompts: dict[str, str]) -> dict[str, PromptTruncation]:
+    """The `prompts` (label -> text) the text encoder will cut, measured with the checkpoint's tokenizer alone before
+    any weights load: `root`'s, else `model`'s tokenizer files alone, from the cache or downloaded (a few MB) where a
+    prompt of the user's may be over the limit. Empty where there is no tokenizer to read (the encode says it)."""
+    from motif_lite.encoders.text import fits_without_tokenizer, load_tokenizer, long_prompts, tokenizer_root
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT
+
+    prompts = {label: prompt for label, prompt in prompts.items() if not fits_without_tokenizer(prompt)}
+    if not prompts:
+        return {}
+    try:
+        if root is None or not (root / "tokenizer").is_dir():
+            # The official negative prompt is some 150 tokens to the official tokenizer: no reason to download one.
+            if all(prompt == OFFICIAL_NEGATIVE_PROMPT for prompt in prompts.values()):
+                return {}
+            root = tokenizer_root(model)
+        return long_prompts(load_tokenizer(root), prompts)
+    except MotifLiteError:
+        return {}
+
+
+@contextlib.contextmanager
+def not_said_again(long_prompts: dict[str, PromptTruncation]) -> Iterator[None]:
+    """While inside, the text encoder's warnings on `long_prompts`, said before the load in more words, are not
+    logged again as they are encoded."""
+    said = {truncation.warning(label) for label, truncation in long_prompts.items()}
+
+    def not_said(record: logging.LogRecord) -> bool:
+        return record.getMessage() not in said
+
+    with filtered_log("motif_lite.encoders.text", not_said):
+        yield
+
+
+def ask_before_download(
+    args: argparse.Namespace,
+    requests: list[GenerationRequest],
+    device: str | torch.device,
+    question: CpuTimeQuestion,
+    said: dict[str, PromptTruncation],
+) -> Callable[[DownloadPlan], None]:
+    """What the checks call just before a download starts (`HubAccess.before_download`): the prompts the text
+    encoder will cut, with the tokenizer fetched first (`said` gets them: not said again before the load); on the
+    CPU, the time question, from the configs at hand or the official ones as a dry run counts (the checkpoint's own
+    are not downloaded yet): not after hours of downloading for a run the user would not start."""
+
+    def before_download(plan: DownloadPlan) -> None:
+        refuse_what_no_plan_fits(args, requests[0], device)  # before the time question: no question, no download
+        _say_long_prompts_first(args, requests[0], said)
+        if question.said:  # before the checkpoint's download, not again before the GGUF variant's
+            return
+        estimate = _estimate_at_hand(args, requests[0], device)
+        if estimate is not None:
+            settings, configs, dtype, quantizing = estimate
+            question.ask(requests[0], settings, configs, dtype, len(requests), quantizing, download=plan)
+
+    return before_download
+
+
+def rank_refuses_before_download(
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    device: str | torch.device,
+    parallel: Parallel,
+    said: dict[str, PromptTruncation],
+) -> Callable[[DownloadPlan], None]:
+    """What a rank of a parallel run calls just before its download starts: its own plan's refusal, as a run on one
+    process refuses (`prepare.refuse_what_no_plan_fits`), and on the main rank the prompts the text encoder will cut
+    (`said` gets them); the CPU time question is a one-process run's."""
+
+    def before_download(plan: DownloadPlan) -> None:
+        refuse_what_no_plan_fits(args, request, device, parallel.layout, text_encoder=parallel.is_main)
+        if parallel.is_main:  # the one that encodes, and prints
+            _say_long_prompts_first(args, request, said)
+
+    return before_download
+
+
+def _say_long_prompts_first(
+    args: argparse.Namespace, request: GenerationRequest, said: dict[str, PromptTruncation]
+) -> None:
+    """Before a download: the prompts the text encoder will cut, measured with the tokenizer's files fetched first (a
+    few MB), said now and kept in `said` (the run does not say them again before it loads). Once something is said,
+    not again before a later download (a GGUF variant's)."""
+    if said:
+        return
+    said.update(prompts_cut(args.model, None, _encoded_prompts_at_hand(args, request)))
+    for label, truncation in said.items():
+        print(f"warning: {truncation.advice(label)}", file=sys.stderr)
+
+
+def _at_hand(args: argparse.Namespace, request: GenerationRequest) -> tuple[ModelSources, Settings]:
+    """The sources and settings a run knows before a download: from the files at hand, else the official
+    architecture. Raises the `MotifLiteError` of a problem with the flags or files (the checks go on to name it)."""
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.preflight import AT_HAND, with_quantize
+    from motif_lite.settings import resolve_settings
+
+    # No --text-encoder-gguf: it changes nothing here, and its problems are the checks' to name.
+    sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)
+    sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
+    return sources, resolve_settings(request, sources.configs, sources.transformer)
+
+
+def _encoded_prompts_at_hand(args: argparse.Namespace, request: GenerationRequest) -> dict[str, str]:
+    """The texts the run will encode (`Settings.encoded_prompts`), with the settings known before a download; both
+    prompts where those cannot be told (the official guidance reads the negative prompt)."""
+    from motif_lite.errors import MotifLiteError
+
+    try:
+        return _at_hand(args, request)[1].encoded_prompts
+    except MotifLiteError:
+        return {"prompt": request.prompt, "negative prompt": request.negative_prompt}
+
+
+def _estimate_at_hand(
+    args: argparse.Namespace, request: GenerationRequest, device: str | torch.device
+) -> tuple[Settings, CheckpointConfigs, torch.dtype, dict[str, float]] | None:
+    """What the CPU time estimate counts with before a download (`cpu_time_note`'s settings, configs, dtype and
+    quantizing), from the files at hand, else the official architecture; None on a device other than the CPU, and
+    where the flags or files have a problem, which the checks go on to name."""
+    from motif_lite.devices import resolve_device
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.settings import resolve_dtype
+
+    try:
+        target = resolve_device(device)
+        if target.type != "cpu":
+            return None
+        sources, settings = _at_hand(args, request)
+        dtype = resolve_dtype(args.dtype, target).value
+    except MotifLiteError:
+        return None
+    return settings, sources.configs, dtype, quantizing_seconds(sources)
