@@ -10,6 +10,7 @@ import torch
 from gguf import GGMLQuantizationType as Q
 from gguf import quants as gguf_quants
 from gguf_helpers import random_packed
+from speed_helpers import conditioning, pipeline, sample, sampling_request, tiny_transformer
 from tiny_config import TINY as TINY_KWARGS
 from tiny_config import inputs, randomize_
 from torch import nn
@@ -18,6 +19,7 @@ from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime.chunking import ChunkedFeedForward, apply_token_chunking
+from motif_lite.runtime.planner import PlanHandle
 from motif_lite.runtime.streaming import (
     StreamingConfig,
     TextEncoderPlacement,
@@ -154,6 +156,26 @@ def test_streamed_weights_are_not_the_parameters_between_forwards():
     forward(model, inputs())
     assert handle.streamers[0]._pending is None  # no prefetched copy survives the forward
     handle.remove()
+
+
+def test_sampling_stopped_inside_a_block_leaves_no_streamed_block_loaded():
+    # Ctrl-C or out of memory inside a block: that block and the next one's prefetch must not stay on the device,
+    # where the next run would hold them beside its own copies (a block more than its plan counted).
+    model = tiny_transformer()
+    handle = apply_block_streaming(model, StreamingConfig("cpu"))
+    pipe = pipeline(model)
+    pipe.plan_handle = PlanHandle(None, handles=[handle])
+    blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
+    homes = [storage_ptrs(block) for block in blocks]
+
+    def stop(module, args):  # registered after ours: block 3 is loaded and block 4 prefetched
+        raise KeyboardInterrupt
+
+    blocks[3].register_forward_pre_hook(stop)
+    with pytest.raises(KeyboardInterrupt):
+        sample(pipe, conditioning(), sampling_request(steps=2))
+    assert [storage_ptrs(block) for block in blocks] == homes
+    assert handle.streamers[0]._pending is None
 
 
 def test_too_many_resident_blocks_is_an_error():

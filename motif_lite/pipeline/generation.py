@@ -600,19 +600,26 @@ class MotifVideoPipeline:
         def predict_velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
             return forward(x, t, (conditional,))
 
+        def predict_guided(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return forward(x, t, (True, False)).chunk(2)
+
         progress("denoise", first, request.steps)
-        latents = denoise(
-            predict_velocity if self.parallel is None else self.parallel.velocity(predict_velocity),
-            noise,
-            schedule,
-            settings.solver,
-            guidance,
-            on_step,
-            on_denoised,
-            predict_guided=(lambda x, t: forward(x, t, (True, False)).chunk(2)) if record.guidance_batch == 2 else None,
-            start=start,
-            on_state=on_state,
-        )
+        try:
+            latents = denoise(
+                predict_velocity if self.parallel is None else self.parallel.velocity(predict_velocity),
+                noise,
+                schedule,
+                settings.solver,
+                guidance,
+                on_step,
+                on_denoised,
+                predict_guided=predict_guided if record.guidance_batch == 2 else None,
+                start=start,
+                on_state=on_state,
+            )
+        finally:  # a forward stopped inside a streamed block (out of memory, Ctrl-C) left it on the device
+            if self.plan_handle is not None:
+                self.plan_handle.release_loaded()
         if cache is not None:
             record.step_cache = (cache.reused, cache.calls)
         return latents, record

@@ -715,6 +715,13 @@ class PlanHandle:
     vae_bands: int = 1
     handles: list[StreamingHandle | ChunkingHandle] = field(default_factory=list)
 
+    def release_loaded(self) -> None:
+        """Send back to host memory the streamed blocks a stopped forward left on the device
+        (`LayerStreamer.release_loaded`)."""
+        for handle in self.handles:
+            if isinstance(handle, StreamingHandle):
+                handle.release_loaded()
+
     def remove(self) -> None:
         for handle in reversed(self.handles):
             handle.remove()

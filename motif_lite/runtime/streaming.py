@@ -169,6 +169,7 @@ class LayerStreamer:
         cuda = self.device.type == "cuda"
         self._stream = torch.cuda.Stream(self.device) if cuda and config.prefetch else None
         self._pending: _Prefetch | None = None
+        self._loaded: set[int] = set()  # streamed layers whose device copy is in place (the one running)
         self._layers: list[_Layer | None] = []  # None = resident on the device
         self._resident: list[tuple[list[torch.Tensor], list[torch.device]]] = []
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
@@ -270,6 +271,7 @@ class LayerStreamer:
             copies = self._copy_to_device(layer.homes)
         for t, copy in zip(layer.slots, copies, strict=True):
             t.data = copy
+        self._loaded.add(index)
         self.stats.loads += 1
 
     def _take_pending(self) -> _Prefetch | None:
@@ -305,7 +307,16 @@ class LayerStreamer:
         layer = self._layers[index]
         for t, home in zip(layer.slots, layer.homes, strict=True):
             t.data = home
+        self._loaded.discard(index)
         self.stats.releases += 1
+
+    def release_loaded(self) -> None:
+        """Put back in its home every layer a forward left on the device and drop a prefetched copy: what a
+        forward stopped inside a layer (out of memory, Ctrl-C) leaves there, where the next forward would hold it
+        beside its own copies. Nothing to do after a forward that finished."""
+        self._take_pending()
+        for index in sorted(self._loaded):
+            self._release(index)
 
     def remove(self) -> None:
         """Remove the hooks and put every tensor back on the device it had before streaming."""
@@ -347,6 +358,11 @@ class StreamingHandle:
             total.prefetch_hits += streamer.stats.prefetch_hits
             total.releases += streamer.stats.releases
         return total
+
+    def release_loaded(self) -> None:
+        """`LayerStreamer.release_loaded` of every streamed list."""
+        for streamer in self.streamers:
+            streamer.release_loaded()
 
     def remove(self) -> None:
         for streamer in self.streamers:
