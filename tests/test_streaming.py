@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from torch import nn
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError
 from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.pipeline.conditioning import text_encoder_placed
 from motif_lite.runtime.chunking import ChunkedFeedForward, apply_token_chunking
 from motif_lite.runtime.planner import PlanHandle
 from motif_lite.runtime.streaming import (
@@ -219,6 +221,20 @@ def test_text_encoder_streamed_equals_plain(tmp_path):
     assert handle.stats.loads >= text_layers  # the text layers ran through the streamer
     handle.remove()
     assert place_text_encoder(encoder.model, TextEncoderPlacement.CPU, StreamingConfig("cpu")) is None
+
+
+def test_a_text_encoder_that_fails_to_reach_the_device_is_offloaded():
+    # Out of memory while the encoder moves to the GPU leaves the part already moved there: it must go back all the
+    # same (`TextEncoder.offload`), or those gigabytes stay held for the rest of the session.
+    class MoveFails(nn.Linear):
+        def to(self, *args, **kwargs):
+            raise torch.OutOfMemoryError("CUDA out of memory")
+
+    offloaded = []
+    encoder = SimpleNamespace(model=MoveFails(2, 2), offload=lambda: offloaded.append(True))
+    with pytest.raises(torch.OutOfMemoryError), text_encoder_placed(encoder, TextEncoderPlacement.DEVICE, "cpu"):
+        pass
+    assert offloaded == [True]
 
 
 def assert_rounding_equal(a: torch.Tensor, b: torch.Tensor) -> None:
