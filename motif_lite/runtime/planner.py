@@ -707,8 +707,9 @@ def _largest(fits: Callable[[int], bool], top: int) -> int | None:
 @dataclass
 class PlanHandle:
     """What `apply_plan` installed. `vae_tile`, `vae_frame_by_frame` and `vae_bands` are for
-    `vae.decode_frames(z, ...)` (and `vae_bands` for `vae.encode`); `remove()` takes the hooks and wrappers off
-    (weights stay where the plan put them)."""
+    `vae.decode_frames(z, ...)` (and `vae_bands` for `vae.encode`); `remove()` takes the hooks and wrappers off:
+    a streamed transformer's weights go back where they were before streaming (the CPU, where a plan loads them),
+    an unstreamed one's stay on the device."""
 
     vae_tile: VAETile | None
     vae_frame_by_frame: bool = True

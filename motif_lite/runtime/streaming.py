@@ -18,7 +18,8 @@ Mechanism (the same for the transformer's blocks and any `nn.ModuleList`, e.g. T
 - the hooks are excluded from `torch.compile` (`torch.compiler.disable`): a block compiled in place
   (`block.compile()`, runtime/compile.py) compiles its `__call__`, hooks included, and Dynamo must not trace the
   `.data` swaps; they run eagerly around the compiled forward.
-Nothing here is called from the model's math or the sampling loop: the hooks are the only entry points.
+Nothing here is called from the model's math or the sampling loop: the hooks are the only entry points, and
+`release_loaded` once sampling ends (a forward stopped inside a layer skips its forward hook).
 """
 
 from __future__ import annotations
@@ -327,7 +328,7 @@ class LayerStreamer:
         for layer in self._layers:
             if layer is not None:
                 for t, home, device in zip(layer.slots, layer.homes, layer.original_devices, strict=True):
-                    t.data = home if device.type == "cpu" and not home.is_pinned() else home.to(device)
+                    t.data = home.to(device)  # the home itself for a CPU tensor (a page-locked one stays so)
         for slots, devices in self._resident:
             _move_slots(slots, devices)
         self._layers.clear()
