@@ -11,6 +11,7 @@ import logging
 import os
 import time
 import traceback
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -170,6 +171,7 @@ class MotifVideoPipeline:
         self.text_placement = TextEncoderPlacement.DEVICE
         self.loras: AppliedLoRAs | None = None  # the LoRAs `load_pipeline` or `set_loras` applied to the transformer
         self.preview_projection: LatentRGB | None = None  # fitted to the VAE on the first run with previews
+        self._preview_fitted_to: weakref.ref | None = None  # that VAE: another one (swapped by hand) is fitted again
         # A parallel run (runtime/parallel.py): rank 0 encodes and writes, every rank denoises and decodes its share.
         # The text encoder is None on the other ranks.
         self.parallel: Parallel | None = None
@@ -541,8 +543,9 @@ class MotifVideoPipeline:
         if on_preview is None:
             return None
         shown = set(preview_steps(steps, every))  # the steps the run's note named (`preview_note`)
-        if self.preview_projection is None:
+        if self._preview_fitted_to is None or self._preview_fitted_to() is not self.vae:
             self.preview_projection = fit_latent_rgb(self.vae)
+            self._preview_fitted_to = weakref.ref(self.vae)
         projection = self.preview_projection
 
         def on_denoised(step: int, denoised: torch.Tensor) -> None:
