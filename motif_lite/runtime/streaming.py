@@ -270,9 +270,9 @@ class LayerStreamer:
             self.stats.prefetch_hits += 1
         else:
             copies = self._copy_to_device(layer.homes)
+        self._loaded.add(index)  # first: a Ctrl-C between two swaps still leaves the layer marked for release
         for t, copy in zip(layer.slots, copies, strict=True):
             t.data = copy
-        self._loaded.add(index)
         self.stats.loads += 1
 
     def _take_pending(self) -> _Prefetch | None:
