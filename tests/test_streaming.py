@@ -148,6 +148,30 @@ def test_a_forward_after_a_partial_one_loads_the_right_weights():
     handle.remove()
 
 
+def test_a_prefetch_a_partial_forward_left_is_used_not_copied_again():
+    # With a resident block, the step cache's reused steps run it alone: its hook prefetches the first streamed
+    # block, which nothing uses. The next forward's prefetch of that block takes that copy instead of making
+    # another (on CUDA, overwriting it freed a side-stream copy without the compute stream waiting for it).
+    model = tiny_model()
+    x = inputs()
+    plain = forward(model, x)
+    handle = apply_block_streaming(model, StreamingConfig("cpu", resident_blocks=1))
+    streamer = handle.streamers[0]
+
+    def first_block_only() -> None:
+        with torch.no_grad():
+            s = model.embed(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
+            model.run_encoder_blocks(s.x, s.context, s.ctx, 0, 1)
+
+    first_block_only()
+    left = streamer._pending
+    first_block_only()
+    assert left is not None and streamer._pending is left
+    assert torch.equal(forward(model, x), plain)
+    assert streamer._pending is None
+    handle.remove()
+
+
 def test_streamed_weights_are_not_the_parameters_between_forwards():
     model = tiny_model()
     params = {name: p for name, p in model.named_parameters()}

@@ -286,6 +286,9 @@ class LayerStreamer:
     def _prefetch(self, index: int) -> None:
         if index >= len(self._layers) or self._layers[index] is None:
             return  # past the end (no wrap-around: nothing may stay on the device after a forward) or resident
+        if self._pending is not None and self._pending.index == index:
+            return  # copied by a forward that stopped before using it (the step cache's reused steps)
+        self._take_pending()  # another layer's, left the same way: dropped once the compute stream waited for it
         homes = self._layers[index].homes
         if self._stream is None:
             self._pending = _Prefetch(index, self._copy_to_device(homes), None)
