@@ -15,7 +15,7 @@ from motif_lite.checkpoint import ModelSources
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype
 from motif_lite.errors import ConfigError
-from motif_lite.pipeline.from_diffusers import load_advice
+from motif_lite.pipeline.from_diffusers import is_same_device, load_advice
 from motif_lite.pipeline.generation import MotifVideoPipeline
 from motif_lite.pipeline.recipe import TransformerRecipe, load_transformer_stage, quantize_search_device
 from motif_lite.preflight import (
@@ -213,7 +213,7 @@ def _check_plan_device(plan: Plan | None, target: torch.device) -> None:
     if plan is None:
         return
     planned = torch.device(plan.device)
-    if planned.type == target.type and (planned.index or 0) == (target.index or 0):
+    if is_same_device(planned, target):
         return
     raise ConfigError(
         f"the plan is for {planned} and load_pipeline loads on {target}: make the plan for that device "
