@@ -346,9 +346,10 @@ def _stage_estimates(
     resident = _resident_weights(sizes, choice)
     # Encode: the text encoder's pass; for image-to-video then the first frame through the VAE encoder, after
     # the text encoder has left the device.
-    # No text encoder on this device: on the CPU, or in a process that never loads it (text_bytes 0).
+    # No text encoder on this device: on the CPU, or in a process that never loads it (text_bytes 0). The pipeline
+    # encodes one prompt per call, whatever the transformer's rows per forward.
     on_device = choice.text is not TextEncoderPlacement.CPU and sizes.text_bytes > 0
-    text_acts = text_activation_bytes(batch) if on_device else 0
+    text_acts = text_activation_bytes(1) if on_device else 0
     encode = (resident + _text_weights(sizes, choice), text_acts)
     if sizes.image:
         encode = max(encode, (resident, vae_encode_bytes(sizes, choice.vae_bands)), key=sum)
