@@ -416,8 +416,10 @@ class MotifVideoPipeline:
         return {**own, **{f"text encoder {op}": why for op, why in text.items()}}
 
     def attention_used(self) -> str:
-        """ "int8" while the 8-bit kernel runs, "exact (int8 fell back: REASON)" once it could not (warned), else
-        "exact"."""
+        """ "int8" while the 8-bit kernel runs, "exact (int8 fell back: REASON)" once it could not (warned), "none"
+        while there is no transformer (a failed `set_loras`), else "exact"."""
+        if self.transformer is None:
+            return "none"
         op = self.transformer.ops.attention
         if not isinstance(op, FallbackOp) or op.name != INT8_ATTENTION:
             return "exact"
