@@ -88,6 +88,17 @@ def test_kernels_missing_here_fail_loudly():
         candidate("efficient")(q, k, v, None)
 
 
+def test_the_trial_timer_waits_for_the_gpu_the_attention_ran_on(monkeypatch):
+    # --device cuda:1 (a server on a second GPU): the current device stays cuda:0, and waiting for it would time
+    # the kernel launches only, so that `auto` chose by launch overhead.
+    synced = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synced.append(device))
+    out = types.SimpleNamespace(is_cuda=True, device=torch.device("cuda", 1))  # what the call returned
+    attention_module.synchronized_timer("sdpa", lambda: out)
+    assert synced == [torch.device("cuda", 1)]
+
+
 def timings(**ms: float):
     calls = []
 

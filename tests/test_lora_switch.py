@@ -178,6 +178,7 @@ def test_a_load_that_fails_after_the_old_transformer_went_says_so_and_can_be_ret
     with pytest.raises(ConfigError, match="went away\nthe pipeline has no transformer now: call set_loras again"):
         pipe.set_loras([files["a"]])
     assert pipe.transformer is None and pipe.loras is None
+    assert "attention='none'" in repr(pipe)  # a notebook still shows the pipeline (it was an AttributeError)
     request = GenerationRequest(PROMPT, output=tmp_path / "x.mp4", **SIZE)
     with pytest.raises(ConfigError, match="no transformer: its set_loras failed to load one; call it again"):
         pipe.generate(request)

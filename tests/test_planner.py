@@ -16,7 +16,7 @@ from test_streaming import TINY, forward, inputs, tiny_model
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.runtime.activation_memory import transformer_activation_bytes
+from motif_lite.runtime.activation_memory import text_activation_bytes, transformer_activation_bytes
 from motif_lite.runtime.chunking import ChunkedFeedForward
 from motif_lite.runtime.generation_sizes import generation_sizes, video_tokens
 from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host
@@ -257,6 +257,14 @@ def test_only_quantized_weights_add_a_dequantized_copy():
         _encode, denoise, decode = plan(832, 480, 49, None, weights=weights).stages
         assert (denoise.weight_bytes > decode.weight_bytes) == quantized
         assert denoise.weight_bytes >= decode.weight_bytes
+
+
+def test_the_text_encoder_pass_is_planned_for_one_prompt_whatever_the_rows_per_forward():
+    # The pipeline encodes one prompt per call (never padded): batching the guidance branches in the transformer
+    # doubles the denoise stage's activations, never the encode stage's.
+    one, two = (plan(832, 480, 49, None, cfg_batch=batch).stages for batch in (1, 2))
+    assert one[0].activation_bytes == two[0].activation_bytes == text_activation_bytes(1)
+    assert two[1].activation_bytes > one[1].activation_bytes  # negative control: the transformer's rows count
 
 
 def test_no_prefetch_holds_one_streamed_block_less():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -110,6 +111,25 @@ def test_previews_arrive_every_k_steps_and_change_nothing(pipe, tmp_path):
     pipe.generate(_request(tmp_path, "default"), on_preview=lambda *call: calls.append(call))
     assert [done for done, _, _ in calls] == [1, 2, 3]  # ceil(4 / 4) = every step
     assert preview_steps(4, None) == preview_steps(4, 1) == [1, 2, 3]  # what the run's note lists
+
+
+def test_previews_follow_a_vae_swapped_by_hand(pipe, tmp_path):
+    # The latent -> RGB fit is the VAE's: a pipeline given another VAE (pipe.vae = ...) fits it again.
+    pipe, _ = pipe
+    kept = pipe.vae
+    other = copy.deepcopy(kept)
+    with torch.no_grad():
+        other.quant_conv.weight.neg_()  # the posterior's mean flips sign: another fit
+    frames = []
+    pipe.generate(_request(tmp_path, "kept"), on_preview=lambda *call: None, preview_every=1)
+    pipe.vae = other
+    try:
+        pipe.generate(_request(tmp_path, "other"), on_preview=lambda *call: frames.append(call[2]), preview_every=1)
+    finally:
+        pipe.vae = kept
+    want = fit_latent_rgb(other)
+    assert frames and torch.equal(pipe.preview_projection.weight, want.weight)
+    assert not torch.equal(fit_latent_rgb(kept).weight, want.weight)  # negative control: the swap changed the fit
 
 
 def test_the_preview_note_lists_the_steps_a_preview_comes_after():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import torch
 from gguf import GGMLQuantizationType as Q
 from gguf import quants as gguf_quants
 from gguf_helpers import random_packed
+from speed_helpers import conditioning, pipeline, sample, sampling_request, tiny_transformer
 from tiny_config import TINY as TINY_KWARGS
 from tiny_config import inputs, randomize_
 from torch import nn
@@ -17,7 +19,9 @@ from torch import nn
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError
 from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.pipeline.conditioning import text_encoder_placed
 from motif_lite.runtime.chunking import ChunkedFeedForward, apply_token_chunking
+from motif_lite.runtime.planner import PlanHandle
 from motif_lite.runtime.streaming import (
     StreamingConfig,
     TextEncoderPlacement,
@@ -144,6 +148,30 @@ def test_a_forward_after_a_partial_one_loads_the_right_weights():
     handle.remove()
 
 
+def test_a_prefetch_a_partial_forward_left_is_used_not_copied_again():
+    # With a resident block, the step cache's reused steps run it alone: its hook prefetches the first streamed
+    # block, which nothing uses. The next forward's prefetch of that block takes that copy instead of making
+    # another (on CUDA, overwriting it freed a side-stream copy without the compute stream waiting for it).
+    model = tiny_model()
+    x = inputs()
+    plain = forward(model, x)
+    handle = apply_block_streaming(model, StreamingConfig("cpu", resident_blocks=1))
+    streamer = handle.streamers[0]
+
+    def first_block_only() -> None:
+        with torch.no_grad():
+            s = model.embed(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
+            model.run_encoder_blocks(s.x, s.context, s.ctx, 0, 1)
+
+    first_block_only()
+    left = streamer._pending
+    first_block_only()
+    assert left is not None and streamer._pending is left
+    assert torch.equal(forward(model, x), plain)
+    assert streamer._pending is None
+    handle.remove()
+
+
 def test_streamed_weights_are_not_the_parameters_between_forwards():
     model = tiny_model()
     params = {name: p for name, p in model.named_parameters()}
@@ -154,6 +182,26 @@ def test_streamed_weights_are_not_the_parameters_between_forwards():
     forward(model, inputs())
     assert handle.streamers[0]._pending is None  # no prefetched copy survives the forward
     handle.remove()
+
+
+def test_sampling_stopped_inside_a_block_leaves_no_streamed_block_loaded():
+    # Ctrl-C or out of memory inside a block: that block and the next one's prefetch must not stay on the device,
+    # where the next run would hold them beside its own copies (a block more than its plan counted).
+    model = tiny_transformer()
+    handle = apply_block_streaming(model, StreamingConfig("cpu"))
+    pipe = pipeline(model)
+    pipe.plan_handle = PlanHandle(None, handles=[handle])
+    blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
+    homes = [storage_ptrs(block) for block in blocks]
+
+    def stop(module, args):  # registered after ours: block 3 is loaded and block 4 prefetched
+        raise KeyboardInterrupt
+
+    blocks[3].register_forward_pre_hook(stop)
+    with pytest.raises(KeyboardInterrupt):
+        sample(pipe, conditioning(), sampling_request(steps=2))
+    assert [storage_ptrs(block) for block in blocks] == homes
+    assert handle.streamers[0]._pending is None
 
 
 def test_too_many_resident_blocks_is_an_error():
@@ -197,6 +245,20 @@ def test_text_encoder_streamed_equals_plain(tmp_path):
     assert handle.stats.loads >= text_layers  # the text layers ran through the streamer
     handle.remove()
     assert place_text_encoder(encoder.model, TextEncoderPlacement.CPU, StreamingConfig("cpu")) is None
+
+
+def test_a_text_encoder_that_fails_to_reach_the_device_is_offloaded():
+    # Out of memory while the encoder moves to the GPU leaves the part already moved there: it must go back all the
+    # same (`TextEncoder.offload`), or those gigabytes stay held for the rest of the session.
+    class MoveFails(nn.Linear):
+        def to(self, *args, **kwargs):
+            raise torch.OutOfMemoryError("CUDA out of memory")
+
+    offloaded = []
+    encoder = SimpleNamespace(model=MoveFails(2, 2), offload=lambda: offloaded.append(True))
+    with pytest.raises(torch.OutOfMemoryError), text_encoder_placed(encoder, TextEncoderPlacement.DEVICE, "cpu"):
+        pass
+    assert offloaded == [True]
 
 
 def assert_rounding_equal(a: torch.Tensor, b: torch.Tensor) -> None:

@@ -181,9 +181,11 @@ def text_encoder_placed(
         yield
         return
     # Streamed through two staging buffers: it runs once per video, so page-locking its 4-8 GB would cost more
-    # time and host memory than the asynchronous copies save.
-    handle = place_text_encoder(text_encoder.model, placement, StreamingConfig(device, staging=True))
+    # time and host memory than the asynchronous copies save. Placed inside the `try`: a placement that runs out
+    # of memory part way leaves the part already moved on the device, which `offload` takes back too.
+    handle = None
     try:
+        handle = place_text_encoder(text_encoder.model, placement, StreamingConfig(device, staging=True))
         yield
     finally:
         if handle is not None:

@@ -11,6 +11,7 @@ import logging
 import os
 import time
 import traceback
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -170,6 +171,7 @@ class MotifVideoPipeline:
         self.text_placement = TextEncoderPlacement.DEVICE
         self.loras: AppliedLoRAs | None = None  # the LoRAs `load_pipeline` or `set_loras` applied to the transformer
         self.preview_projection: LatentRGB | None = None  # fitted to the VAE on the first run with previews
+        self._preview_fitted_to: weakref.ref | None = None  # that VAE: another one (swapped by hand) is fitted again
         # A parallel run (runtime/parallel.py): rank 0 encodes and writes, every rank denoises and decodes its share.
         # The text encoder is None on the other ranks.
         self.parallel: Parallel | None = None
@@ -414,8 +416,10 @@ class MotifVideoPipeline:
         return {**own, **{f"text encoder {op}": why for op, why in text.items()}}
 
     def attention_used(self) -> str:
-        """ "int8" while the 8-bit kernel runs, "exact (int8 fell back: REASON)" once it could not (warned), else
-        "exact"."""
+        """ "int8" while the 8-bit kernel runs, "exact (int8 fell back: REASON)" once it could not (warned), "none"
+        while there is no transformer (a failed `set_loras`), else "exact"."""
+        if self.transformer is None:
+            return "none"
         op = self.transformer.ops.attention
         if not isinstance(op, FallbackOp) or op.name != INT8_ATTENTION:
             return "exact"
@@ -541,8 +545,9 @@ class MotifVideoPipeline:
         if on_preview is None:
             return None
         shown = set(preview_steps(steps, every))  # the steps the run's note named (`preview_note`)
-        if self.preview_projection is None:
+        if self._preview_fitted_to is None or self._preview_fitted_to() is not self.vae:
             self.preview_projection = fit_latent_rgb(self.vae)
+            self._preview_fitted_to = weakref.ref(self.vae)
         projection = self.preview_projection
 
         def on_denoised(step: int, denoised: torch.Tensor) -> None:
@@ -600,19 +605,26 @@ class MotifVideoPipeline:
         def predict_velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
             return forward(x, t, (conditional,))
 
+        def predict_guided(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return forward(x, t, (True, False)).chunk(2)
+
         progress("denoise", first, request.steps)
-        latents = denoise(
-            predict_velocity if self.parallel is None else self.parallel.velocity(predict_velocity),
-            noise,
-            schedule,
-            settings.solver,
-            guidance,
-            on_step,
-            on_denoised,
-            predict_guided=(lambda x, t: forward(x, t, (True, False)).chunk(2)) if record.guidance_batch == 2 else None,
-            start=start,
-            on_state=on_state,
-        )
+        try:
+            latents = denoise(
+                predict_velocity if self.parallel is None else self.parallel.velocity(predict_velocity),
+                noise,
+                schedule,
+                settings.solver,
+                guidance,
+                on_step,
+                on_denoised,
+                predict_guided=predict_guided if record.guidance_batch == 2 else None,
+                start=start,
+                on_state=on_state,
+            )
+        finally:  # a forward stopped inside a streamed block (out of memory, Ctrl-C) left it on the device
+            if self.plan_handle is not None:
+                self.plan_handle.release_loaded()
         if cache is not None:
             record.step_cache = (cache.reused, cache.calls)
         return latents, record

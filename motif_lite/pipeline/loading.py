@@ -15,9 +15,9 @@ from motif_lite.checkpoint import ModelSources
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype
 from motif_lite.errors import ConfigError
-from motif_lite.pipeline.from_diffusers import load_advice
+from motif_lite.pipeline.from_diffusers import is_same_device, load_advice
 from motif_lite.pipeline.generation import MotifVideoPipeline
-from motif_lite.pipeline.recipe import TransformerRecipe, load_transformer_stage
+from motif_lite.pipeline.recipe import TransformerRecipe, load_transformer_stage, quantize_search_device
 from motif_lite.preflight import (
     batched_guidance,
     check_loras,
@@ -213,7 +213,7 @@ def _check_plan_device(plan: Plan | None, target: torch.device) -> None:
     if plan is None:
         return
     planned = torch.device(plan.device)
-    if planned.type == target.type and (planned.index or 0) == (target.index or 0):
+    if is_same_device(planned, target):
         return
     raise ConfigError(
         f"the plan is for {planned} and load_pipeline loads on {target}: make the plan for that device "
@@ -253,7 +253,7 @@ def _load_text_encoder(
         return None
     gguf = sources.text_encoder_gguf
     if sources.text_encoder_quantize is not None:
-        search = target if target.type == "cuda" else "cpu"
+        search = quantize_search_device(target)
         packed = quantize_text_encoder_tensors(sources.root, sources.text_encoder_quantize, device=search)
         folder = sources.root / "text_encoder"
         gguf = packed_text_encoder(packed, folder / "config.json", sources.text_encoder_quantize, folder)

@@ -43,6 +43,13 @@ class LoadedTransformer:
     compile_handle: CompileHandle | None
 
 
+def quantize_search_device(run_device: torch.device | str) -> torch.device | str:
+    """Where quantizing as it loads runs the K-quants' search: on the run's GPU (cuda:1 stays cuda:1, not the current
+    device), much faster than on the CPU, before the weights go there; else on the CPU."""
+    device = torch.device(run_device)
+    return device if device.type == "cuda" else "cpu"
+
+
 def load_transformer_stage(recipe: TransformerRecipe, lora_files: list[LoRAFile]) -> LoadedTransformer:
     """Load the transformer from its source with `lora_files` (checked by `check_loras`) applied, then its kernels,
     its part of the memory plan, the attention backend and compiling, in that order."""
@@ -51,10 +58,8 @@ def load_transformer_stage(recipe: TransformerRecipe, lora_files: list[LoRAFile]
         config = sources.transformer.value
         transformer = load_gguf_transformer(sources.gguf, dtype=dtype, device=device, config=config)
     elif sources.quantize is not None:
-        # The K-quants' search runs on the run's GPU, much faster than on the CPU, before the weights go there.
         run_device = recipe.plan.device if recipe.plan is not None else device
-        search = torch.device(run_device) if torch.device(run_device).type == "cuda" else "cpu"  # cuda:1, not 0
-        packed = quantize_transformer_tensors(sources.root, sources.quantize, device=search)
+        packed = quantize_transformer_tensors(sources.root, sources.quantize, device=quantize_search_device(run_device))
         config = sources.transformer.value
         transformer = load_packed_transformer(packed, config, dtype, device, f"{sources.root} quantized on load")
     else:

@@ -184,18 +184,14 @@ def candidate(name: str, strict: bool = False) -> AttentionFn:
 
 
 def synchronized_timer(name: str, call: Callable[[], torch.Tensor], reps: int = 2) -> float:
-    """Seconds per call, the GPU synchronized; the trial's checked call was the warm-up (which may compile or
-    autotune)."""
-
-    def sync() -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-
-    sync()
+    """Seconds per call, waiting for the GPU the calls ran on: the output's, which is not the current device in a run
+    on `--device cuda:1`. The trial's checked call was the warm-up (which may compile or autotune), and its check
+    read the output back, so nothing queued before is timed."""
     start = time.perf_counter()
     for _ in range(reps):
-        call()
-    sync()
+        out = call()
+    if out.is_cuda:
+        torch.cuda.synchronize(out.device)
     return (time.perf_counter() - start) / reps
 
 

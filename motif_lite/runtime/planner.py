@@ -346,9 +346,10 @@ def _stage_estimates(
     resident = _resident_weights(sizes, choice)
     # Encode: the text encoder's pass; for image-to-video then the first frame through the VAE encoder, after
     # the text encoder has left the device.
-    # No text encoder on this device: on the CPU, or in a process that never loads it (text_bytes 0).
+    # No text encoder on this device: on the CPU, or in a process that never loads it (text_bytes 0). The pipeline
+    # encodes one prompt per call, whatever the transformer's rows per forward.
     on_device = choice.text is not TextEncoderPlacement.CPU and sizes.text_bytes > 0
-    text_acts = text_activation_bytes(batch) if on_device else 0
+    text_acts = text_activation_bytes(1) if on_device else 0
     encode = (resident + _text_weights(sizes, choice), text_acts)
     if sizes.image:
         encode = max(encode, (resident, vae_encode_bytes(sizes, choice.vae_bands)), key=sum)
@@ -707,13 +708,21 @@ def _largest(fits: Callable[[int], bool], top: int) -> int | None:
 @dataclass
 class PlanHandle:
     """What `apply_plan` installed. `vae_tile`, `vae_frame_by_frame` and `vae_bands` are for
-    `vae.decode_frames(z, ...)` (and `vae_bands` for `vae.encode`); `remove()` takes the hooks and wrappers off
-    (weights stay where the plan put them)."""
+    `vae.decode_frames(z, ...)` (and `vae_bands` for `vae.encode`); `remove()` takes the hooks and wrappers off:
+    a streamed transformer's weights go back where they were before streaming (the CPU, where a plan loads them),
+    an unstreamed one's stay on the device."""
 
     vae_tile: VAETile | None
     vae_frame_by_frame: bool = True
     vae_bands: int = 1
     handles: list[StreamingHandle | ChunkingHandle] = field(default_factory=list)
+
+    def release_loaded(self) -> None:
+        """Send back to host memory the streamed blocks a stopped forward left on the device
+        (`LayerStreamer.release_loaded`)."""
+        for handle in self.handles:
+            if isinstance(handle, StreamingHandle):
+                handle.release_loaded()
 
     def remove(self) -> None:
         for handle in reversed(self.handles):

@@ -18,7 +18,8 @@ Mechanism (the same for the transformer's blocks and any `nn.ModuleList`, e.g. T
 - the hooks are excluded from `torch.compile` (`torch.compiler.disable`): a block compiled in place
   (`block.compile()`, runtime/compile.py) compiles its `__call__`, hooks included, and Dynamo must not trace the
   `.data` swaps; they run eagerly around the compiled forward.
-Nothing here is called from the model's math or the sampling loop: the hooks are the only entry points.
+Nothing here is called from the model's math or the sampling loop: the hooks are the only entry points, and
+`release_loaded` once sampling ends (a forward stopped inside a layer skips its forward hook).
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ class LayerStreamer:
         cuda = self.device.type == "cuda"
         self._stream = torch.cuda.Stream(self.device) if cuda and config.prefetch else None
         self._pending: _Prefetch | None = None
+        self._loaded: set[int] = set()  # streamed layers whose device copy is in place (the one running)
         self._layers: list[_Layer | None] = []  # None = resident on the device
         self._resident: list[tuple[list[torch.Tensor], list[torch.device]]] = []
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
@@ -268,6 +270,7 @@ class LayerStreamer:
             self.stats.prefetch_hits += 1
         else:
             copies = self._copy_to_device(layer.homes)
+        self._loaded.add(index)  # first: a Ctrl-C between two swaps still leaves the layer marked for release
         for t, copy in zip(layer.slots, copies, strict=True):
             t.data = copy
         self.stats.loads += 1
@@ -283,6 +286,9 @@ class LayerStreamer:
     def _prefetch(self, index: int) -> None:
         if index >= len(self._layers) or self._layers[index] is None:
             return  # past the end (no wrap-around: nothing may stay on the device after a forward) or resident
+        if self._pending is not None and self._pending.index == index:
+            return  # copied by a forward that stopped before using it (the step cache's reused steps)
+        self._take_pending()  # another layer's, left the same way: dropped once the compute stream waited for it
         homes = self._layers[index].homes
         if self._stream is None:
             self._pending = _Prefetch(index, self._copy_to_device(homes), None)
@@ -305,7 +311,16 @@ class LayerStreamer:
         layer = self._layers[index]
         for t, home in zip(layer.slots, layer.homes, strict=True):
             t.data = home
+        self._loaded.discard(index)
         self.stats.releases += 1
+
+    def release_loaded(self) -> None:
+        """Put back in its home every layer a forward left on the device and drop a prefetched copy: what a
+        forward stopped inside a layer (out of memory, Ctrl-C) leaves there, where the next forward would hold it
+        beside its own copies. Nothing to do after a forward that finished."""
+        self._take_pending()
+        for index in sorted(self._loaded):
+            self._release(index)
 
     def remove(self) -> None:
         """Remove the hooks and put every tensor back on the device it had before streaming."""
@@ -316,7 +331,7 @@ class LayerStreamer:
         for layer in self._layers:
             if layer is not None:
                 for t, home, device in zip(layer.slots, layer.homes, layer.original_devices, strict=True):
-                    t.data = home if device.type == "cpu" and not home.is_pinned() else home.to(device)
+                    t.data = home.to(device)  # the home itself for a CPU tensor (a page-locked one stays so)
         for slots, devices in self._resident:
             _move_slots(slots, devices)
         self._layers.clear()
@@ -347,6 +362,11 @@ class StreamingHandle:
             total.prefetch_hits += streamer.stats.prefetch_hits
             total.releases += streamer.stats.releases
         return total
+
+    def release_loaded(self) -> None:
+        """`LayerStreamer.release_loaded` of every streamed list."""
+        for streamer in self.streamers:
+            streamer.release_loaded()
 
     def remove(self) -> None:
         for streamer in self.streamers:

@@ -100,7 +100,9 @@ class APGState:
 
 
 def needs_uncond(guidance: Guidance | None) -> bool:
-    """Whether any step of a run needs the unconditional (negative prompt) prediction."""
+    """Whether a run guides at all, so that the unconditional (negative prompt) prediction is prepared for: a scale
+    other than the neutral one over a non-empty start..stop fraction of the steps. Which steps are guided is
+    `guidance_active`'s (a narrow window over few steps may hold none)."""
     if guidance is None:
         return False
     neutral = 0.0 if guidance.original_formulation else 1.0

@@ -37,7 +37,8 @@ class Schedule:
     """The sigma table of one run and the timestep fed to the transformer at each step.
 
     `sigmas` is float32 of length steps + 1 and ends in 0; step i moves from sigmas[i] to sigmas[i + 1].
-    `timesteps` has length steps: float32 σ·1000 for the flow schedule, int64 trunc(σ·1000) for DPM++ and UniPC.
+    `timesteps` has length steps: float32 σ·T for the flow schedule, int64 trunc(σ·T) for DPM++ and UniPC, where T
+    is the scheduler's `num_train_timesteps` (`ScheduleOptions.train_timesteps`, 1000 for Motif-Video).
     """
 
     sigmas: torch.Tensor
@@ -100,14 +101,15 @@ def flow_sigmas(steps: int, shift: float, options: ScheduleOptions | None = None
 
 
 def flow_schedule(steps: int, shift: float, options: ScheduleOptions | None = None) -> Schedule:
-    """The FlowMatchEuler schedule; timesteps are float32 σ·1000 (no rounding), as the pipeline passes them."""
+    """The FlowMatchEuler schedule; timesteps are float32 σ·T (no rounding; T = `options.train_timesteps`, 1000),
+    as the pipeline passes them."""
     sigmas = flow_sigmas(steps, shift, options)
     return Schedule(sigmas=sigmas, timesteps=sigmas[:-1] * (options or ScheduleOptions()).train_timesteps)
 
 
 def _dpm_table(steps: int, shift: float, train: int) -> tuple[np.ndarray, np.ndarray]:
     # DPMSolverMultistepScheduler(use_flow_sigmas=True): the grid starts one training step below σ = 1
-    # (σ = 1 − 1/1000 before shifting), all in float64; the trailing σ = 0 point is dropped.
+    # (σ = 1 − 1/T before shifting), all in float64; the trailing σ = 0 point is dropped.
     alphas = np.linspace(1, 1 / train, steps + 1)
     sigmas = 1.0 - alphas
     sigmas = np.flip(shift * sigmas / (1 + (shift - 1) * sigmas))[:-1].copy()
@@ -115,7 +117,7 @@ def _dpm_table(steps: int, shift: float, train: int) -> tuple[np.ndarray, np.nda
 
 
 def dpm_schedule(steps: int, shift: float, options: ScheduleOptions | None = None) -> Schedule:
-    """The DPM++ schedule; timesteps are int64, truncated from float64 σ·1000 like the scheduler's. Of `options`
+    """The DPM++ schedule; timesteps are int64, truncated from float64 σ·T like the scheduler's. Of `options`
     only train_timesteps applies (the rest are FlowMatchEuler's)."""
     _check(steps, shift)
     sigmas, timesteps = _dpm_table(steps, shift, (options or ScheduleOptions()).train_timesteps)
@@ -132,7 +134,7 @@ UNIPC_EPS = 1e-6
 def unipc_schedule(steps: int, shift: float, options: ScheduleOptions | None = None) -> Schedule:
     """The UniPC schedule of the reference pipeline: the pipeline's sigmas `linspace(1, 1/N, N)` shifted in float64
     (not float32 as FlowMatchEuler does), the first moved from 1 to 1 − 1e-6, then 0 appended and the table cast to
-    float32. Timesteps are int64, truncated from float64 σ·1000 (999 first). Of `options` only train_timesteps
+    float32. Timesteps are int64, truncated from float64 σ·T (999 first). Of `options` only train_timesteps
     applies."""
     _check(steps, shift)
     shift = float(shift)
