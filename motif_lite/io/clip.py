@@ -28,7 +28,7 @@ import PIL.Image
 import torch
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, each_frame_once, find_ffmpeg
+from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, each_frame_once, file_argument, find_ffmpeg
 from motif_lite.io.staging import FRAME_PATTERN, frame_file, is_frame_sequence
 from motif_lite.log_filters import filtered_log
 from motif_lite.paths import quoted, user_path
@@ -226,7 +226,7 @@ def _decoded_frames(clip: Clip) -> Iterator[np.ndarray]:
     `subprocess.Popen`'s block closes them and waits for ffmpeg however the reading ends."""
     exe = find_ffmpeg()  # a clear message when there is none
     # Each stored frame once, as many as the clip counts (a variable-rate clip would come out with frames repeated).
-    command = [exe, "-nostdin", "-v", "error", "-i", str(clip.path), "-f", "rawvideo", "-pix_fmt", "rgb24",
+    command = [exe, "-nostdin", "-v", "error", "-i", file_argument(clip.path), "-f", "rawvideo", "-pix_fmt", "rgb24",
                *each_frame_once(exe), "-"]  # fmt: skip
     frame_bytes = clip.width * clip.height * 3
     with (
@@ -314,7 +314,7 @@ def _read_video_file(path: Path, frames: int | None) -> Clip:
         with _upright_frames_expected():
             meta = _video_header(path)
         if frames is None:  # counting them decodes the whole video
-            frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+            frames, _ = imageio_ffmpeg.count_frames_and_secs(file_argument(path))
     except (OSError, RuntimeError):  # ffmpeg found no video stream in it: not a video, an audio file, damaged
         raise ClipError(f"{path} has no video that ffmpeg can read (not a video file, only audio, or damaged): give "
                         "a video such as an .mp4 motif-lite wrote") from None  # fmt: skip
@@ -334,7 +334,7 @@ def _video_header(path: Path) -> dict:
     from imageio_ffmpeg._parsing import parse_ffmpeg_header  # its reader's parser, which has no public name
 
     # The output options of imageio-ffmpeg's reader: the output stream's size is that of the frames decoded later.
-    command = [find_ffmpeg(), "-nostdin", "-i", str(path), "-frames:v", "1", "-pix_fmt", "rgb24", "-vcodec",
+    command = [find_ffmpeg(), "-nostdin", "-i", file_argument(path), "-frames:v", "1", "-pix_fmt", "rgb24", "-vcodec",
                "rawvideo", "-f", "image2pipe", "-"]  # fmt: skip
     done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False, **OWN_PROCESS_GROUP)
     said = done.stderr.decode(errors="replace")

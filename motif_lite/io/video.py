@@ -31,7 +31,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from motif_lite.choices import CRF_RANGES
 from motif_lite.errors import ConfigError, MotifLiteError
-from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, find_ffmpeg
+from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, file_argument, find_ffmpeg
 from motif_lite.io.staging import (
     FRAME_PATTERN,
     check_writable_folder,
@@ -440,7 +440,7 @@ def _ffmpeg_command(path: Path, metadata: Path, width: int, height: int, fps: fl
     tags = ["-f", "ffmetadata", "-i", str(metadata), "-map", "0:v", "-map_metadata", "1"]
     encode = ["-an", *_BT709, "-c:v", encoder.name, "-pix_fmt", "yuv420p", "-crf", quality, *encoder.options]
     encode += container
-    return [find_ffmpeg(), "-y", "-nostdin", "-v", "error", *frames, *tags, *encode, str(path)]
+    return [find_ffmpeg(), "-y", "-nostdin", "-v", "error", *frames, *tags, *encode, file_argument(path)]
 
 
 def _pipe_to_ffmpeg(stream: Iterator[np.ndarray], shape: tuple, command: list[str]) -> str | None:
