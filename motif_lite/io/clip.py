@@ -31,7 +31,7 @@ from motif_lite.errors import MotifLiteError
 from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, each_frame_once, file_argument, find_ffmpeg
 from motif_lite.io.staging import FRAME_PATTERN, frame_file, is_frame_sequence
 from motif_lite.log_filters import filtered_log
-from motif_lite.paths import quoted, user_path
+from motif_lite.paths import quoted, user_path, windows_path_problem
 
 DEFAULT_FPS = 24.0  # a PNG sequence that does not say its rate (motif-lite's store it in each frame)
 # How a complete PNG ends: the IEND chunk (no data, then its CRC). It may be followed by a few stray bytes, which
@@ -104,7 +104,8 @@ def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
     if _is_image_pattern(path) and not path.is_file():  # `frames/fox_%03d.jpg`
         raise ClipError(_not_png_frames(path))
     if not path.is_file():
-        raise ClipError(f"the clip to extend was not found: {path}")
+        windows = windows_path_problem(str(path))
+        raise ClipError(f"the clip to extend: {windows}" if windows else f"the clip to extend was not found: {path}")
     if path.suffix.lower() == ".png" or _is_image(path):
         sequence = _sequence_pattern(path.parent, like=path.name)
         pattern = (

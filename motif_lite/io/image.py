@@ -18,7 +18,7 @@ import torch
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io.clip import MATROSKA_MAGIC, last_frame_file, url_fix
 from motif_lite.io.staging import is_frame_sequence
-from motif_lite.paths import quoted, user_path
+from motif_lite.paths import quoted, user_path, windows_path_problem
 
 
 def load_image(path: str | Path) -> PIL.Image.Image:
@@ -81,6 +81,8 @@ def _missing_image(path: Path) -> str:
             f"input image {path} is a PNG sequence's pattern, and -i takes one image: give one frame, e.g. its "
             f"last, {quoted(last)}, or go on from the sequence with --extend {quoted(path)} in place of -i"
         )
+    if (windows := windows_path_problem(str(path))) is not None:
+        return f"input image {windows}"
     name = path.name.strip()  # all spaces, or no name (`/`): nothing to trim to
     trimmed = path.with_name(name) if name and name != path.name else None
     if trimmed is not None and trimmed.is_file():

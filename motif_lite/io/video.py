@@ -40,7 +40,7 @@ from motif_lite.io.staging import (
     is_frame_sequence,
     output_of,
 )
-from motif_lite.paths import file_in_the_way, quoted, user_path
+from motif_lite.paths import file_in_the_way, quoted, user_path, windows_path_problem
 
 Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
@@ -251,6 +251,8 @@ def _check_typed_output(given: str) -> None:
                              f"{quoted(name)}, and upload that file")  # fmt: skip
     if given.strip() and given != given.rstrip():
         raise MotifLiteError(f"output {given!r} ends in a space (pasted with the name?): -o {quoted(given.rstrip())}")
+    if (windows := windows_path_problem(given)) is not None:
+        raise MotifLiteError(f"output {windows}")
 
 
 def _files_in(folder: Path) -> str:
