@@ -248,6 +248,32 @@ def test_a_first_frame_that_is_not_a_path_says_to_save_it(image, kind, tmp_path)
         request.resolve()
 
 
+def test_two_videos_without_an_output_from_one_pipeline_keep_both_files(pipe, tmp_path, monkeypatch):
+    # A notebook's second prompt without `output` replaced the first one's output.mp4 and both results named it;
+    # motif-lite run never replaces its default name either.
+    from motif_lite.io.settings_file import read_settings
+
+    monkeypatch.chdir(tmp_path)
+    first = pipe.generate(GenerationRequest("a red fox", **TINY))
+    second = pipe.generate(GenerationRequest("a grey wolf", **TINY))
+    assert (first.output, second.output) == (Path("output.mp4"), Path("output-2.mp4"))
+    assert not any("exists" in note for note in first.notes)
+    assert "output.mp4 exists: writing output-2.mp4 instead (output= names the file, and replaces a file there)" in (
+        second.notes
+    )
+    assert read_settings("output.mp4").values["prompt"] == "a red fox"
+    assert read_settings("output-2.mp4").values["prompt"] == "a grey wolf"
+
+
+def test_an_output_given_is_replaced_and_a_resolved_request_keeps_its_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "output.mp4").write_bytes(b"an earlier video")
+    named, notes = GenerationRequest("a fox", **TINY, output="output.mp4").resolve()
+    assert named.output == "output.mp4" and not any("exists" in note for note in notes)
+    unnamed, _ = GenerationRequest("a fox", **TINY).resolve()
+    assert unnamed.output == Path("output-2.mp4") and unnamed.resolve()[0].output == Path("output-2.mp4")
+
+
 def test_an_output_that_is_not_a_path_says_the_video_goes_to_a_file():
     with pytest.raises(RequestError, match=r"output must be a file path \(str or Path\) such as 'fox.mp4', got None"):
         GenerationRequest("a fox", **TINY, output=None).resolve()
