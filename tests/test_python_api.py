@@ -265,6 +265,17 @@ def test_two_videos_without_an_output_from_one_pipeline_keep_both_files(pipe, tm
     assert read_settings("output-2.mp4").values["prompt"] == "a grey wolf"
 
 
+def test_a_result_shows_as_one_short_line_in_a_notebook():
+    # A cell ending in pipe.generate(...) showed the dataclass's repr: ~3,000 characters, the negative prompt twice.
+    request = GenerationRequest("a red fox", width=832, height=480, frames=65, steps=25, seed=7, output="fox.mp4")
+    result = GenerationResult(Path("fox.mp4"), request, 15.0, {"total": 612.34}, 2**30, None, notes=["a note"])
+    assert repr(result) == (
+        "GenerationResult(output='fox.mp4': 832x480, 65 frames at 24 fps, seed 7, 25 steps in 612.3 s; 1 note "
+        "(.notes); the rest: .request, .settings, .timings, .step_seconds, .peak_rss_bytes, ...)"
+    )
+    assert request.negative_prompt not in repr(result) and str(result) == repr(result)
+
+
 def test_an_output_given_is_replaced_and_a_resolved_request_keeps_its_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "output.mp4").write_bytes(b"an earlier video")
