@@ -74,6 +74,16 @@ def windows_path_problem(text: str, platform: str = sys.platform) -> str | None:
     return None
 
 
+def blank_path_problem(value: object, what: str, instead: str) -> str | None:
+    """Why `value`, a path given from Python as an empty or blank string (a notebook form's field left empty, an
+    unset environment variable), names nothing, with what to give `instead`; None for any other value. Path('') is
+    the current folder: an empty image was told as "a directory; give the image file in it, e.g. <a file there>".
+    (The command line's flags refuse one as they are read: `path_arg`.)"""
+    if isinstance(value, str) and not value.strip():
+        return f"{what} is empty ({value!r}): {instead}"
+    return None
+
+
 def file_in_the_way(folder: Path) -> Path | None:
     """The file that stands where `folder`, or a folder above it, would be (`-o fox.mp4/frames/out_%03d.png` with
     fox.mp4 a video), or None: a missing folder can then be made with `mkdir -p`, which fails on such a file."""

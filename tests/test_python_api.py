@@ -285,6 +285,43 @@ def test_an_output_given_is_replaced_and_a_resolved_request_keeps_its_name(tmp_p
     assert unnamed.output == Path("output-2.mp4") and unnamed.resolve()[0].output == Path("output-2.mp4")
 
 
+@pytest.mark.parametrize(
+    ("field", "said"),
+    [
+        ("image", "the input image is empty (''): give the path of an image file, or leave image out (None)"),
+        ("extend", "the clip to extend is empty (''): give the path of a video, or leave extend out (None)"),
+        ("output", "the output is empty (''): give a file name such as fox.mp4, or leave output out (output.mp4"),
+    ],
+)
+def test_an_empty_path_in_a_request_says_to_give_one_or_leave_it_out(field, said, tmp_path, monkeypatch):
+    # A notebook form's field left empty: Path('') is the current folder, and the image was "a directory; give
+    # the image file in it, e.g. <a file there>".
+    monkeypatch.chdir(tmp_path)
+    PIL.Image.new("RGB", (48, 32)).save(tmp_path / "holiday.png")
+    with pytest.raises(RequestError) as raised:
+        GenerationRequest("a fox", **{"output": "fox.mp4", **TINY, field: ""}).resolve()
+    assert said in str(raised.value) and "directory" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("argument", "said"),
+    [
+        ({"model": ""}, "model is empty (''): give a checkpoint folder or a Hub repo id, or leave it out for "),
+        ({"gguf": ""}, "gguf is empty (''): give a .gguf file or a variant name such as 'Q4_K_M', or leave it out"),
+        ({"text_encoder_gguf": " "}, "text_encoder_gguf is empty (' '): give a text encoder .gguf file, or leave"),
+        ({"weights": {"vae": ""}}, "weights['vae'] is empty (''): give its .safetensors file"),
+    ],
+)
+def test_an_empty_path_given_to_load_pipeline_is_refused(argument, said, checkpoint, tmp_path, monkeypatch):
+    # gguf="" took the one .gguf file of the current folder (Path('') is that folder), and model="" asked to
+    # download a checkpoint into it.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "other.gguf").write_bytes(b"GGUF")
+    with pytest.raises(CheckpointError) as raised:
+        load_pipeline(**{"model": checkpoint, **argument}, dtype="fp32", device="cpu")
+    assert str(raised.value).startswith(said), str(raised.value)
+
+
 def test_an_output_that_is_not_a_path_says_the_video_goes_to_a_file():
     with pytest.raises(RequestError, match=r"output must be a file path \(str or Path\) such as 'fox.mp4', got None"):
         GenerationRequest("a fox", **TINY, output=None).resolve()

@@ -31,7 +31,7 @@ from motif_lite.errors import MotifLiteError
 from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, each_frame_once, file_argument, find_ffmpeg
 from motif_lite.io.staging import FRAME_PATTERN, frame_file, is_frame_sequence
 from motif_lite.log_filters import filtered_log
-from motif_lite.paths import quoted, user_path, windows_path_problem
+from motif_lite.paths import blank_path_problem, quoted, user_path, windows_path_problem
 
 DEFAULT_FPS = 24.0  # a PNG sequence that does not say its rate (motif-lite's store it in each frame)
 # How a complete PNG ends: the IEND chunk (no data, then its CRC). It may be followed by a few stray bytes, which
@@ -94,6 +94,8 @@ def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
     `frames`: a video file's frame count where the caller knows it (the server, of a video it wrote): the file is
     then checked from its container's sizes and ffmpeg's header alone, not decoded to count them. A PNG sequence's
     frames are counted from its files either way (no pixels are read)."""
+    if blank := blank_path_problem(path, "the clip to extend", "give the path of a video, or leave extend out (None)"):
+        raise ClipError(blank)
     if (fix := url_fix(str(path), "--extend", "clip.mp4")) is not None:  # not "not found: https:/..."
         raise ClipError(f"the clip to extend, {path}, is a URL; motif-lite reads local files only: {fix}")
     path = user_path(path)

@@ -40,7 +40,7 @@ from motif_lite.io.staging import (
     is_frame_sequence,
     output_of,
 )
-from motif_lite.paths import file_in_the_way, quoted, user_path, windows_path_problem
+from motif_lite.paths import blank_path_problem, file_in_the_way, quoted, user_path, windows_path_problem
 
 Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
@@ -171,6 +171,8 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
             f"output must be a file path (str or Path) such as 'fox.mp4', got {path!r}: the video is written to "
             "that file, and the result's `output` is its path"
         )
+    if blank := blank_path_problem(path, "the output", "give a file name such as fox.mp4, or leave output out"):
+        raise MotifLiteError(f"{blank} (output.mp4, or output-2.mp4, ... when it is there)")
     if str(path) == "-":  # ffmpeg's and many tools' name for standard output
         raise MotifLiteError(
             "output - (standard output) is not supported: the video is written to a file (under a temporary name, "
