@@ -15,7 +15,10 @@ pytest.importorskip("diffusers")
 
 from motif_lite import load_pipeline, load_transformer  # noqa: E402
 from motif_lite.checkpoint import locate_sources  # noqa: E402
-from motif_lite.devices import checked_dtype  # noqa: E402
+from motif_lite.devices import (
+    checked_dtype,  # noqa: E402
+    present_accelerator,  # noqa: E402
+)
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError  # noqa: E402
 from motif_lite.pipeline import GenerationResult, MotifVideoPipeline  # noqa: E402
 from motif_lite.preflight import plan_generation  # noqa: E402
@@ -320,6 +323,20 @@ def test_an_empty_path_given_to_load_pipeline_is_refused(argument, said, checkpo
     with pytest.raises(CheckpointError) as raised:
         load_pipeline(**{"model": checkpoint, **argument}, dtype="fp32", device="cpu")
     assert str(raised.value).startswith(said), str(raised.value)
+
+
+@pytest.mark.skipif(present_accelerator() is not None, reason="this machine has a GPU: auto picks it")
+def test_a_pipeline_on_the_cpu_by_default_says_so_before_it_loads(checkpoint):
+    # A notebook on a CPU runtime loaded on the CPU without a word, and its first 720p video would have sampled for
+    # weeks (motif-lite run estimates the time and asks; load_pipeline has no such question).
+    import warnings
+
+    with pytest.warns(UserWarning, match=r"^no GPU found \(.+\): the pipeline runs on the CPU, .+ give device='cpu'"):
+        load_pipeline(checkpoint, dtype="fp32", kernels="torch")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_pipeline(checkpoint, dtype="fp32", kernels="torch", device="cpu")  # asked for: nothing to say
+    assert not [warning for warning in caught if "no GPU found" in str(warning.message)]
 
 
 def test_an_output_that_is_not_a_path_says_the_video_goes_to_a_file():
