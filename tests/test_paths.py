@@ -97,6 +97,8 @@ def test_a_file_of_such_a_name_that_is_there_is_taken(tmp_path, monkeypatch):
     ("setting", "said"),
     [
         ({"output": "C:\\Users\\me\\fox.mp4"}, "output C:\\Users\\me\\fox.mp4 is a Windows path"),
+        ({"output": Path("C:\\Users\\me\\fox.mp4")}, "output C:\\Users\\me\\fox.mp4 is a Windows path"),
+        ({"image": Path("C:/Users/me/first.png")}, "input image C:/Users/me/first.png is a Windows path"),
         ({"image": "C:\\Users\\me\\first.png"}, "input image C:\\Users\\me\\first.png is a Windows path"),
         ({"extend": "C:\\Users\\me\\clip.mp4"}, "the clip to extend: C:\\Users\\me\\clip.mp4 is a Windows path"),
     ],

@@ -180,6 +180,8 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
         )
     if isinstance(path, str):  # as typed: Path would fold a URL's // and keep a pasted space as part of the suffix
         _check_typed_output(path)
+    if (windows := windows_path_problem(str(path))) is not None:  # Path(r"C:\Users\...") too
+        raise MotifLiteError(f"output {windows}")
     folder = isinstance(path, str) and path.endswith(("/", os.sep))  # `-o renders/`: Path drops the slash
     path = user_path(path)
     if path.is_dir():  # first: a folder (`-o renders`) has no suffix, and "unsupported format" would mislead
@@ -253,8 +255,6 @@ def _check_typed_output(given: str) -> None:
                              f"{quoted(name)}, and upload that file")  # fmt: skip
     if given.strip() and given != given.rstrip():
         raise MotifLiteError(f"output {given!r} ends in a space (pasted with the name?): -o {quoted(given.rstrip())}")
-    if (windows := windows_path_problem(given)) is not None:
-        raise MotifLiteError(f"output {windows}")
 
 
 def _files_in(folder: Path) -> str:
