@@ -54,7 +54,7 @@ from motif_lite.io.hub import (
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint, other_component, real_paths
 from motif_lite.io.missing_report import MissingFiles, MissingFilesError, download_command
 from motif_lite.io.wsl import windows_drive_note
-from motif_lite.paths import user_path
+from motif_lite.paths import blank_path_problem, user_path
 from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting
 from motif_lite.vae.config import WanVAEConfig
 
@@ -140,6 +140,27 @@ def download_patterns(gguf: Collection[str] = (), linked: Collection[str] = ()) 
     return [*groups, *OPTIONAL]
 
 
+def _refuse_blank_paths(
+    model: object, gguf: object, text_encoder_gguf: object, weights: Mapping[str, object] | None
+) -> None:
+    """An empty string given from Python for a file or folder (a notebook form's field left empty) is refused, with
+    what to give or leave out: as Path('') it was the current folder, whose one .gguf file `gguf=""` took, and
+    `model=""` was an incomplete checkpoint there to download into."""
+    leave_out = "or leave it out (None) for the checkpoint's"
+    fields = [
+        (model, "model", f"give a checkpoint folder or a Hub repo id, or leave it out for {MOTIF_REPO}"),
+        (gguf, "gguf", f"give a .gguf file or a variant name such as 'Q4_K_M', {leave_out} transformer"),
+        (text_encoder_gguf, "text_encoder_gguf", f"give a text encoder .gguf file, {leave_out} text encoder"),
+        *(
+            (file, f"weights[{component!r}]", "give its .safetensors file")
+            for component, file in (weights or {}).items()
+        ),
+    ]
+    blanks = [problem for value, name, instead in fields if (problem := blank_path_problem(value, name, instead))]
+    if blanks:
+        raise CheckpointError("\n".join(blanks))
+
+
 def locate_sources(
     model: str | Path = MOTIF_REPO,
     gguf: str | Path | None = None,
@@ -163,6 +184,7 @@ def locate_sources(
     files the user gave are read first): `io.hub.DownloadHeld` then lists them. Raises `MissingFilesError` (with
     the download commands) or `CheckpointError`.
     """
+    _refuse_blank_paths(model, gguf, text_encoder_gguf, weights)
     problems: list[str] = []
     missing: list = []
     notes: list[str] = []

@@ -91,6 +91,20 @@ def auto_cpu_note(asked: str | torch.device, device: torch.device) -> str | None
     return None if note is None else f"{note}; this run uses the CPU, which is meant for tests and tiny sizes"
 
 
+def no_gpu_note(asked: str | torch.device, device: torch.device) -> str | None:
+    """For `load_pipeline`, which has no time estimate or question as `motif-lite run` on the CPU has: the warning
+    when the device `asked` for was "auto" and gave the CPU on a machine without any accelerator (a notebook on a
+    CPU runtime), which then sampled the official video for weeks without a word. None otherwise (a Mac's GPU:
+    `auto_cpu_note`)."""
+    if str(asked) != "auto" or device.type != "cpu" or present_accelerator() is not None:
+        return None
+    return (
+        f"no GPU found ({no_gpu_reason()}): the pipeline runs on the CPU, which is meant for tests and tiny sizes "
+        "(the official 720p video would take weeks to months); in a notebook choose a GPU runtime (Colab: Runtime > "
+        "Change runtime type) and load again, or give device='cpu' to use the CPU without this warning"
+    )
+
+
 # Where motif-lite runs, as a message about another device ends.
 RUNS_ON = "motif-lite runs on CUDA GPUs (cuda, cuda:N) and the CPU (cpu; slow, for tests and tiny sizes)"
 

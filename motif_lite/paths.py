@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
+import sys
 from pathlib import Path
 
 from motif_lite.errors import MotifLiteError
@@ -38,7 +40,48 @@ def path_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"is empty ({text!r}; an unset variable in a script?): give the path of the file or folder"
         )
+    if (problem := windows_path_problem(text)) is not None:
+        raise argparse.ArgumentTypeError(problem)
     return text
+
+
+# A Windows path: a drive letter (C:\Users\me\fox.png, D:/models), or a network share (\\server\share\...), of
+# which \\wsl$\Ubuntu\... and \\wsl.localhost\Ubuntu\... are how Windows shows WSL's own files.
+_DRIVE_PATH = re.compile(r"([A-Za-z]):[\\/](.*)", re.DOTALL)
+_WSL_SHARE = re.compile(r"\\\\wsl(?:\$|\.localhost)\\[^\\]+(\\.*)?", re.IGNORECASE | re.DOTALL)
+
+
+def windows_path_problem(text: str, platform: str = sys.platform) -> str | None:
+    """Why `text`, a Windows path given on a machine that is not Windows (copied from Explorer into WSL, a notebook
+    or a script), names no file here, with the path to give; None for other paths, on Windows, and for a file or
+    folder of that odd name that is there. Linux and macOS read `C:\\Users\\me\\fox.mp4` as one name in the
+    current folder: an input was "not found", and an output was written under that name where no one would look."""
+    if platform == "win32" or os.path.lexists(text):
+        return None
+    here = "macOS" if platform == "darwin" else "Linux"
+    read_as = f"which {here} reads as a name in the current folder"
+    if (drive := _DRIVE_PATH.fullmatch(text)) is not None:
+        mounted = f"/mnt/{drive[1].lower()}/" + drive[2].replace("\\", "/")
+        return (
+            f"{text} is a Windows path, {read_as}: give the path {here} has for it (under WSL2, where drive "
+            f"{drive[1].upper()}: is /mnt/{drive[1].lower()}, that is {quoted(mounted)})"
+        )
+    if (share := _WSL_SHARE.fullmatch(text)) is not None:  # a file of WSL's own, as Windows shows it
+        inside = (share[1] or "\\").replace("\\", "/")
+        return f"{text} is the Windows path of a file in WSL, {read_as}: here it is {quoted(inside)}"
+    if text.startswith("\\\\"):
+        return f"{text} is a Windows network path, {read_as}: give the path where {here} mounts that share"
+    return None
+
+
+def blank_path_problem(value: object, what: str, instead: str) -> str | None:
+    """Why `value`, a path given from Python as an empty or blank string (a notebook form's field left empty, an
+    unset environment variable), names nothing, with what to give `instead`; None for any other value. Path('') is
+    the current folder: an empty image was told as "a directory; give the image file in it, e.g. <a file there>".
+    (The command line's flags refuse one as they are read: `path_arg`.)"""
+    if isinstance(value, str) and not value.strip():
+        return f"{what} is empty ({value!r}): {instead}"
+    return None
 
 
 def file_in_the_way(folder: Path) -> Path | None:

@@ -207,6 +207,15 @@ class _FieldsSignature:
         return signature.replace(parameters=list(signature.parameters.values())[1:])  # without self
 
 
+class _DefaultOutput(str):
+    """The `output` of a request that names none: a path (output.mp4) to all that reads it, and to `resolve` the
+    sign to pick a free name rather than replace a file (`_output_to_write`). `output=None` stays an error (diffusers'
+    habit of frames in memory)."""
+
+
+DEFAULT_OUTPUT = _DefaultOutput("output.mp4")
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """One text-to-video (or image-to-video, with `image`) generation.
@@ -216,6 +225,8 @@ class GenerationRequest:
     pass, half the transformer calls); apg_eta / apg_norm_threshold / apg_momentum: one APG parameter each.
     flow_shift: the schedule's shift. sampler: "euler", "dpm++2m" or "unipc".
     seed: None or -1 = a random seed (chosen by `resolve()` and reported in the result).
+    output: the file written (its extension says the format); a name given is replaced, and without one the video
+    goes to output.mp4, or output-2.mp4, output-3.mp4, ... when that is there (`resolve()` picks it, with a note).
     extend: a clip to go on from (a video file, or a PNG sequence's pattern): its last frame is the first frame, as
     `image` would be, and `output` holds the clip's frames followed by the new ones after that first frame. The
     clip's size must be the request's (`motif_lite.io.clip.read_clip` gives its size and frame rate).
@@ -237,7 +248,7 @@ class GenerationRequest:
     sampler: str | None = None
     seed: int | None = None
     image: str | Path | None = None
-    output: str | Path = "output.mp4"
+    output: str | Path = DEFAULT_OUTPUT  # none given: output.mp4, or output-2.mp4, ... when it is there
     extend: str | Path | None = None
 
     __signature__ = _FieldsSignature()
@@ -333,28 +344,32 @@ class GenerationRequest:
             problems[:], invalid[:] = [p for p, _ in kept] + [str(exc)], [f for _, f in kept] + ["extend"]
             clip = None
         written = frames_known + clip.frames - 1 if clip is not None and frames_known is not None else frames_known
-        if check("output", check_output_path, self.output, written) is not None and fps_ok:
-            check("fps", check_output_fps, self.output, self.fps)
+        output, output_notes = _output_to_write(self.output)
+        if check("output", check_output_path, output, written) is not None and fps_ok:
+            check("fps", check_output_fps, output, self.fps)
         read = check("image", read_image, self.image) if self.image is not None else None  # names an unreadable file
         image, image_notes = read if read is not None else (None, [])
         if problems:
             raise RequestError("\n".join(problems), tuple(invalid))
         frames, notes = normalized
-        if image is not None and replaces_file(self.output, frames, self.image):  # read first, then written over
+        notes = notes + output_notes
+        if image is not None and replaces_file(output, frames, self.image):  # read first, then written over
             raise RequestError(
-                f"the output {self.output} would replace the input image {self.image} with the video; give the "
+                f"the output {output} would replace the input image {self.image} with the video; give the "
                 f"video another name with {OUTPUT_FLAG}",
                 ("output",),
             )
-        if clip is not None and any(replaces_file(self.output, written, file) for file in clip.files):
+        if clip is not None and any(replaces_file(output, written, file) for file in clip.files):
             raise RequestError(  # the clip is read again as the output is written: it must stay as it is
-                f"the output {self.output} would replace the clip {self.extend} it goes on from; give the longer video "
+                f"the output {output} would replace the clip {self.extend} it goes on from; give the longer video "
                 f"another name with {OUTPUT_FLAG}",
                 ("output",),
             )
-        resolved = dataclasses.replace(self, frames=frames, seed=seed, guidance=guidance, sampler=sampler)
+        resolved = dataclasses.replace(
+            self, frames=frames, seed=seed, guidance=guidance, sampler=sampler, output=output
+        )
         notes += _beyond_training_notes(self.width, self.height, frames)
-        notes += _extension_notes(clip, frames, self.fps, self.output) if clip is not None else []
+        notes += _extension_notes(clip, frames, self.fps, output) if clip is not None else []
         for text, label in ((self.prompt, "prompt"), (self.negative_prompt, "negative prompt")):
             notes += language_notes(text, label) + syntax_notes(text, label)
         if image is not None and not resolved.conditions_on_image:  # frames are 4k+1 here: 1 frame
@@ -366,6 +381,20 @@ class GenerationRequest:
             notes += [*image_notes, *_stretch_note(image.size, self.width, self.height)]
             notes += enlargement_notes(image.size, self.width, self.height)
         return resolved, clip, notes
+
+
+def _output_to_write(output: object) -> tuple[object, list[str]]:
+    """The file a request writes: the `output` given, or without one output.mp4, else the first free name of
+    output-2.mp4, output-3.mp4, ... (as `motif-lite run` without -o), with the note that says so. A notebook's
+    requests without `output` each replaced the one before: a second prompt's video took the first one's file."""
+    if output is not DEFAULT_OUTPUT:
+        return output, []
+    from motif_lite.io.video import unused_path
+
+    free = unused_path(Path(output))
+    if free == Path(output):
+        return str(output), []
+    return free, [f"{output} exists: writing {free} instead (output= names the file, and replaces a file there)"]
 
 
 def _frames_flag(frames: int) -> str:

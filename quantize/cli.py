@@ -164,12 +164,15 @@ def _requantize_note(recipe: str) -> str:
 
 
 def _component(text: str) -> str:
-    """--component's value; the VAE, which other converters may offer, is named as what it is here."""
-    if text.lower() == "vae":
+    """--component's value, in any letter case and with a dash for the underscore (text-encoder, as the flag
+    --text-encoder-gguf that takes the file spells it, was "invalid choice"); the VAE, which other converters may
+    offer, is named as what it is here."""
+    name = text.lower().replace("-", "_")
+    if name == "vae":
         raise argparse.ArgumentTypeError(
             "the VAE (0.25 GB) is not quantized: runs use the checkpoint's vae/ weights as they are"
         )
-    return text
+    return name
 
 
 def next_steps(src: Path, out: Path, component: Component) -> str:

@@ -120,3 +120,21 @@ def test_a_video_that_ends_in_the_middle_of_a_frame_is_refused_not_cut_short(tmp
     (tmp_path / "fox.mp4").write_bytes(bytes(range(256)) * 64)
     with pytest.raises(ClipError, match=r"ffmpeg could not decode \S*fox\.mp4: .*; give a video that plays"):
         list(clip_frames(clip))
+
+
+@pytest.mark.parametrize("name", ["take:2.mp4", "12:30.webm"])
+def test_a_video_with_a_colon_in_its_name_is_written_and_read_back(tmp_path, monkeypatch, name):
+    # ffmpeg reads `take:` as a protocol, so a name in the current folder with a colon failed with "Protocol not
+    # found" after the whole run (and again in `decode`, --extend and --settings-from): ffmpeg is given file: paths.
+    from motif_lite.io.clip import clip_frames, read_clip
+    from motif_lite.io.settings_file import read_settings
+    from motif_lite.io.video import write_video
+
+    monkeypatch.chdir(tmp_path)  # the colon then comes before any slash, as in `-o take:2.mp4`
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 32, 48, 3), dtype=np.uint8)
+    video = write_video(pixels, name, 12.0, {"software": "motif-lite", "prompt": "a fox"})
+    assert video == Path(name) and (tmp_path / name).stat().st_size > 0
+    clip = read_clip(name)
+    assert (clip.frames, clip.width, clip.height) == (5, 48, 32)
+    assert len(list(clip_frames(clip))) == 5
+    assert read_settings(name).values["prompt"] == "a fox"

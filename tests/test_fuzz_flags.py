@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import io
 import math
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -122,6 +123,20 @@ def test_an_empty_path_is_a_usage_error_naming_its_flag(command, value):
         assert f"is empty ({value!r}; an unset variable in a script?)" in message, message
     if command != "decode":  # the same flags with a path are taken
         assert parsed([command, "-m", "ckpt", "--gguf", "fox.gguf"]).gguf == "fox.gguf"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a Windows path is a path there")
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_windows_path_is_a_usage_error_naming_its_flag_and_the_path_to_give(command):
+    """C:\\Users\\... pasted on Linux (WSL) names a file in the current folder: refused as the flags are read, with
+    the /mnt/c path, where an input was "not found" and an output written under that name."""
+    value = "C:\\Users\\me\\fox"
+    for flag in PATH_FLAGS[command]:
+        positional = ["fox.latents.safetensors"] if command == "decode" else []
+        argv = [command, value] if flag == "LATENTS" else [command, *positional, flag, value]
+        message = usage_error(argv)
+        assert f"argument {flag}" in message, message
+        assert f"{value} is a Windows path" in message and "that is /mnt/c/Users/me/fox)" in message, message
 
 
 @pytest.mark.parametrize("command", ["run", "serve"])

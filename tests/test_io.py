@@ -634,9 +634,11 @@ def test_a_folder_a_frame_pattern_or_a_pasted_space_given_as_the_image_says_whic
     pasted = f"{frames}/ComfyUI_00001_.png "  # was "not found", the space unseen at the end of the message
     with pytest.raises(MotifLiteError, match=re.escape(f"not found: '{pasted}'; the name has a space at an end, and ")):
         load_image(pasted)
-    for blank in (" ", f"{frames}/  "):  # nothing left once trimmed: was pathlib's ValueError "Invalid name ''"
-        with pytest.raises(MotifLiteError, match="input image not found"):
-            load_image(blank)
+    # Nothing left once trimmed: was pathlib's ValueError "Invalid name ''"; a name of blanks alone is an empty path.
+    with pytest.raises(MotifLiteError, match="input image not found"):
+        load_image(f"{frames}/  ")
+    with pytest.raises(MotifLiteError, match=re.escape("the input image is empty (' '): give the path of an image")):
+        load_image(" ")
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".webm", ".mkv", ".mov"])

@@ -51,3 +51,74 @@ def test_each_path_flag_of_run_refuses_it_in_one_line(flags, tmp_path, capsys):
     assert cli.main(args) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert f"{NO_SUCH_USER} names the home folder of a user" in err and "Traceback" not in err, err
+
+
+# A Windows user's paths on Linux (WSL, a notebook, a script copied from Windows): one name in the current folder.
+# Before, an input was "not found" without why and an output was written under that name in the current folder
+# (after the whole run, once ffmpeg took file: paths; before that ffmpeg failed with "Protocol not found").
+WINDOWS_PATHS = {
+    "C:\\Users\\me\\Videos\\fox.mp4": "under WSL2, where drive C: is /mnt/c, that is /mnt/c/Users/me/Videos/fox.mp4",
+    "d:/renders/my fox.mp4": "under WSL2, where drive D: is /mnt/d, that is '/mnt/d/renders/my fox.mp4'",
+    "\\\\wsl$\\Ubuntu\\home\\me\\fox.mp4": "a file in WSL, which Linux reads as a name in the current folder: here it "
+    "is /home/me/fox.mp4",
+    "\\\\wsl.localhost\\Debian\\tmp\\fox.mp4": "here it is /tmp/fox.mp4",
+    "\\\\nas\\share\\fox.mp4": "a Windows network path, which Linux reads as a name in the current folder: give the "
+    "path where Linux mounts that share",
+}
+
+
+@pytest.mark.parametrize("given", WINDOWS_PATHS)
+def test_a_windows_path_is_told_with_the_path_to_give(given):
+    from motif_lite.paths import windows_path_problem
+
+    problem = windows_path_problem(given, platform="linux")
+    assert problem is not None and problem.startswith(f"{given} is ") and WINDOWS_PATHS[given] in problem, problem
+    assert "macOS reads" in windows_path_problem(given, platform="darwin")
+    assert windows_path_problem(given, platform="win32") is None  # where it is a path
+
+
+@pytest.mark.parametrize("given", ["fox.mp4", "renders/fox.mp4", "/mnt/c/fox.mp4", "take:2.mp4", "C:fox.mp4", "~/x"])
+def test_other_paths_are_no_windows_paths(given):
+    from motif_lite.paths import windows_path_problem
+
+    assert windows_path_problem(given, platform="linux") is None
+
+
+def test_a_file_of_such_a_name_that_is_there_is_taken(tmp_path, monkeypatch):
+    from motif_lite.paths import windows_path_problem
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "C:\\odd.png").write_bytes(b"")
+    assert windows_path_problem("C:\\odd.png", platform="linux") is None
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a Windows path is a path there")
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        ({"output": "C:\\Users\\me\\fox.mp4"}, "output C:\\Users\\me\\fox.mp4 is a Windows path"),
+        ({"output": Path("C:\\Users\\me\\fox.mp4")}, "output C:\\Users\\me\\fox.mp4 is a Windows path"),
+        ({"image": Path("C:/Users/me/first.png")}, "input image C:/Users/me/first.png is a Windows path"),
+        ({"image": "C:\\Users\\me\\first.png"}, "input image C:\\Users\\me\\first.png is a Windows path"),
+        ({"extend": "C:\\Users\\me\\clip.mp4"}, "the clip to extend: C:\\Users\\me\\clip.mp4 is a Windows path"),
+    ],
+)
+def test_a_request_from_python_refuses_a_windows_path(setting, said, tmp_path, monkeypatch):
+    # A notebook's request is not read by argparse: the output, image and clip checks say it.
+    from motif_lite.request import GenerationRequest, RequestError
+
+    monkeypatch.chdir(tmp_path)
+    request = GenerationRequest("a fox", width=64, height=64, frames=9, **{"output": "fox.mp4", **setting})
+    with pytest.raises(RequestError, match="is a Windows path") as raised:
+        request.resolve()
+    assert said in str(raised.value) and "/mnt/c/Users/me/" in str(raised.value)
+    assert not list(tmp_path.iterdir())  # nothing written under the Windows name
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a Windows path is a path there")
+def test_load_pipeline_refuses_a_windows_checkpoint_path():
+    from motif_lite import load_pipeline
+    from motif_lite.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"^checkpoint folder C:\\models\\Motif-Video-2B is a Windows path"):
+        load_pipeline("C:\\models\\Motif-Video-2B")

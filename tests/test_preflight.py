@@ -421,6 +421,19 @@ def test_missing_files_are_listed_exactly_with_the_commands(no_network, monkeypa
     assert "motif-lite run -m ./Motif-Video-2B --gguf ./Motif-Video-2B-GGUF" in text
 
 
+def test_missing_files_from_python_end_with_the_python_call_too(no_network):
+    # A notebook's load_pipeline was told only "then run: motif-lite run ...", which loads the weights again on
+    # each call; the command line's own hint (its user's command: test_one_download_hint_without_retries) stays.
+    from motif_lite import load_pipeline
+
+    with pytest.raises(MissingFilesError) as err:
+        load_pipeline(gguf="Q4_K_M")
+    assert str(err.value).splitlines()[-1] == (
+        """  motif-lite run -m ./Motif-Video-2B --gguf ./Motif-Video-2B-GGUF -p "..." (in Python """
+        "load_pipeline('./Motif-Video-2B', gguf='./Motif-Video-2B-GGUF', ...))"
+    )
+
+
 def test_gguf_folder_holding_one_file(tmp_path):
     folder = tmp_path / "Motif-Video-2B-GGUF"
     (folder / ".cache").mkdir(parents=True)

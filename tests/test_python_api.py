@@ -15,7 +15,10 @@ pytest.importorskip("diffusers")
 
 from motif_lite import load_pipeline, load_transformer  # noqa: E402
 from motif_lite.checkpoint import locate_sources  # noqa: E402
-from motif_lite.devices import checked_dtype  # noqa: E402
+from motif_lite.devices import (
+    checked_dtype,  # noqa: E402
+    present_accelerator,  # noqa: E402
+)
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError  # noqa: E402
 from motif_lite.pipeline import GenerationResult, MotifVideoPipeline  # noqa: E402
 from motif_lite.preflight import plan_generation  # noqa: E402
@@ -246,6 +249,94 @@ def test_a_first_frame_that_is_not_a_path_says_to_save_it(image, kind, tmp_path)
     request = GenerationRequest("a fox", **TINY, image=image, output=tmp_path / "fox.mp4")
     with pytest.raises(RequestError, match=rf"must be the path of an image file \(str or Path\), got {kind}; save it"):
         request.resolve()
+
+
+def test_two_videos_without_an_output_from_one_pipeline_keep_both_files(pipe, tmp_path, monkeypatch):
+    # A notebook's second prompt without `output` replaced the first one's output.mp4 and both results named it;
+    # motif-lite run never replaces its default name either.
+    from motif_lite.io.settings_file import read_settings
+
+    monkeypatch.chdir(tmp_path)
+    first = pipe.generate(GenerationRequest("a red fox", **TINY))
+    second = pipe.generate(GenerationRequest("a grey wolf", **TINY))
+    assert (first.output, second.output) == (Path("output.mp4"), Path("output-2.mp4"))
+    assert not any("exists" in note for note in first.notes)
+    assert "output.mp4 exists: writing output-2.mp4 instead (output= names the file, and replaces a file there)" in (
+        second.notes
+    )
+    assert read_settings("output.mp4").values["prompt"] == "a red fox"
+    assert read_settings("output-2.mp4").values["prompt"] == "a grey wolf"
+
+
+def test_a_result_shows_as_one_short_line_in_a_notebook():
+    # A cell ending in pipe.generate(...) showed the dataclass's repr: ~3,000 characters, the negative prompt twice.
+    request = GenerationRequest("a red fox", width=832, height=480, frames=65, steps=25, seed=7, output="fox.mp4")
+    result = GenerationResult(Path("fox.mp4"), request, 15.0, {"total": 612.34}, 2**30, None, notes=["a note"])
+    assert repr(result) == (
+        "GenerationResult(output='fox.mp4': 832x480, 65 frames at 24 fps, seed 7, 25 steps in 612.3 s; 1 note "
+        "(.notes); the rest: .request, .settings, .timings, .step_seconds, .peak_rss_bytes, ...)"
+    )
+    assert request.negative_prompt not in repr(result) and str(result) == repr(result)
+
+
+def test_an_output_given_is_replaced_and_a_resolved_request_keeps_its_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "output.mp4").write_bytes(b"an earlier video")
+    named, notes = GenerationRequest("a fox", **TINY, output="output.mp4").resolve()
+    assert named.output == "output.mp4" and not any("exists" in note for note in notes)
+    unnamed, _ = GenerationRequest("a fox", **TINY).resolve()
+    assert unnamed.output == Path("output-2.mp4") and unnamed.resolve()[0].output == Path("output-2.mp4")
+
+
+@pytest.mark.parametrize(
+    ("field", "said"),
+    [
+        ("image", "the input image is empty (''): give the path of an image file, or leave image out (None)"),
+        ("extend", "the clip to extend is empty (''): give the path of a video, or leave extend out (None)"),
+        ("output", "the output is empty (''): give a file name such as fox.mp4, or leave output out (output.mp4"),
+    ],
+)
+def test_an_empty_path_in_a_request_says_to_give_one_or_leave_it_out(field, said, tmp_path, monkeypatch):
+    # A notebook form's field left empty: Path('') is the current folder, and the image was "a directory; give
+    # the image file in it, e.g. <a file there>".
+    monkeypatch.chdir(tmp_path)
+    PIL.Image.new("RGB", (48, 32)).save(tmp_path / "holiday.png")
+    with pytest.raises(RequestError) as raised:
+        GenerationRequest("a fox", **{"output": "fox.mp4", **TINY, field: ""}).resolve()
+    assert said in str(raised.value) and "directory" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("argument", "said"),
+    [
+        ({"model": ""}, "model is empty (''): give a checkpoint folder or a Hub repo id, or leave it out for "),
+        ({"gguf": ""}, "gguf is empty (''): give a .gguf file or a variant name such as 'Q4_K_M', or leave it out"),
+        ({"text_encoder_gguf": " "}, "text_encoder_gguf is empty (' '): give a text encoder .gguf file, or leave"),
+        ({"weights": {"vae": ""}}, "weights['vae'] is empty (''): give its .safetensors file"),
+    ],
+)
+def test_an_empty_path_given_to_load_pipeline_is_refused(argument, said, checkpoint, tmp_path, monkeypatch):
+    # gguf="" took the one .gguf file of the current folder (Path('') is that folder), and model="" asked to
+    # download a checkpoint into it.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "other.gguf").write_bytes(b"GGUF")
+    with pytest.raises(CheckpointError) as raised:
+        load_pipeline(**{"model": checkpoint, **argument}, dtype="fp32", device="cpu")
+    assert str(raised.value).startswith(said), str(raised.value)
+
+
+@pytest.mark.skipif(present_accelerator() is not None, reason="this machine has a GPU: auto picks it")
+def test_a_pipeline_on_the_cpu_by_default_says_so_before_it_loads(checkpoint):
+    # A notebook on a CPU runtime loaded on the CPU without a word, and its first 720p video would have sampled for
+    # weeks (motif-lite run estimates the time and asks; load_pipeline has no such question).
+    import warnings
+
+    with pytest.warns(UserWarning, match=r"^no GPU found \(.+\): the pipeline runs on the CPU, .+ give device='cpu'"):
+        load_pipeline(checkpoint, dtype="fp32", kernels="torch")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_pipeline(checkpoint, dtype="fp32", kernels="torch", device="cpu")  # asked for: nothing to say
+    assert not [warning for warning in caught if "no GPU found" in str(warning.message)]
 
 
 def test_an_output_that_is_not_a_path_says_the_video_goes_to_a_file():

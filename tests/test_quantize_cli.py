@@ -1179,3 +1179,14 @@ def test_a_folder_of_shards_without_their_index_is_read_whole_or_named(tiny, tmp
     # Beside the weights file a run reads, another file is no question: the folder is read as a run reads it.
     shutil.copy(tiny[0] / "transformer" / "diffusion_pytorch_model.safetensors", two)
     assert main([str(two), "-o", str(tmp_path / "two.gguf"), "--type", "Q8_0", "--quiet"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("given", "component"),
+    [("text-encoder", "text_encoder"), ("Text_Encoder", "text_encoder"), ("TRANSFORMER", "transformer")],
+)
+def test_a_component_is_taken_with_a_dash_or_in_any_case(given, component):
+    # --component text-encoder (as --text-encoder-gguf spells it) was argparse's "invalid choice".
+    from motif_lite.quantize.cli import build_parser
+
+    assert build_parser().parse_args(["ckpt", "-o", "out.gguf", "--component", given]).component == component

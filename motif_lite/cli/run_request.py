@@ -39,7 +39,7 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
         sampler=args.sampling_method,
         seed=args.seed,
         image=args.image,
-        output=args.output if args.output is not None else REQUEST_DEFAULTS.output,
+        output=args.output if args.output is not None else str(REQUEST_DEFAULTS.output),  # run picks free names itself
         extend=args.extend,
     )
 

@@ -46,7 +46,7 @@ from motif_lite.io.path_fixes import (
     is_gguf_repo,
     refuse_non_checkpoint_folder,
 )
-from motif_lite.paths import user_path
+from motif_lite.paths import user_path, windows_path_problem
 
 
 def missing_patterns(root: Path | None, patterns: Sequence[str]) -> list[str]:
@@ -99,6 +99,8 @@ def find_checkpoint(
         raise CheckpointError("{}: {}; {}".format(text, *address))
     if (gguf := gguf_address_problem(text)) is not None:  # a .gguf's address: where it goes, and how
         raise CheckpointError(f"{text}: a GGUF file on the Hub, not a checkpoint; it goes to --gguf: {gguf[1]}")
+    if (windows := windows_path_problem(text)) is not None:
+        raise CheckpointError(f"checkpoint folder {windows}")
     if not is_repo_id(text):
         meant = close_checkpoint(text)
         typo = f"; did you mean -m {meant}?" if meant else ""

@@ -28,10 +28,10 @@ import PIL.Image
 import torch
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, each_frame_once, find_ffmpeg
+from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, each_frame_once, file_argument, find_ffmpeg
 from motif_lite.io.staging import FRAME_PATTERN, frame_file, is_frame_sequence
 from motif_lite.log_filters import filtered_log
-from motif_lite.paths import quoted, user_path
+from motif_lite.paths import blank_path_problem, quoted, user_path, windows_path_problem
 
 DEFAULT_FPS = 24.0  # a PNG sequence that does not say its rate (motif-lite's store it in each frame)
 # How a complete PNG ends: the IEND chunk (no data, then its CRC). It may be followed by a few stray bytes, which
@@ -94,6 +94,8 @@ def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
     `frames`: a video file's frame count where the caller knows it (the server, of a video it wrote): the file is
     then checked from its container's sizes and ffmpeg's header alone, not decoded to count them. A PNG sequence's
     frames are counted from its files either way (no pixels are read)."""
+    if blank := blank_path_problem(path, "the clip to extend", "give the path of a video, or leave extend out (None)"):
+        raise ClipError(blank)
     if (fix := url_fix(str(path), "--extend", "clip.mp4")) is not None:  # not "not found: https:/..."
         raise ClipError(f"the clip to extend, {path}, is a URL; motif-lite reads local files only: {fix}")
     path = user_path(path)
@@ -104,7 +106,8 @@ def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
     if _is_image_pattern(path) and not path.is_file():  # `frames/fox_%03d.jpg`
         raise ClipError(_not_png_frames(path))
     if not path.is_file():
-        raise ClipError(f"the clip to extend was not found: {path}")
+        windows = windows_path_problem(str(path))
+        raise ClipError(f"the clip to extend: {windows}" if windows else f"the clip to extend was not found: {path}")
     if path.suffix.lower() == ".png" or _is_image(path):
         sequence = _sequence_pattern(path.parent, like=path.name)
         pattern = (
@@ -226,7 +229,7 @@ def _decoded_frames(clip: Clip) -> Iterator[np.ndarray]:
     `subprocess.Popen`'s block closes them and waits for ffmpeg however the reading ends."""
     exe = find_ffmpeg()  # a clear message when there is none
     # Each stored frame once, as many as the clip counts (a variable-rate clip would come out with frames repeated).
-    command = [exe, "-nostdin", "-v", "error", "-i", str(clip.path), "-f", "rawvideo", "-pix_fmt", "rgb24",
+    command = [exe, "-nostdin", "-v", "error", "-i", file_argument(clip.path), "-f", "rawvideo", "-pix_fmt", "rgb24",
                *each_frame_once(exe), "-"]  # fmt: skip
     frame_bytes = clip.width * clip.height * 3
     with (
@@ -314,7 +317,7 @@ def _read_video_file(path: Path, frames: int | None) -> Clip:
         with _upright_frames_expected():
             meta = _video_header(path)
         if frames is None:  # counting them decodes the whole video
-            frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+            frames, _ = imageio_ffmpeg.count_frames_and_secs(file_argument(path))
     except (OSError, RuntimeError):  # ffmpeg found no video stream in it: not a video, an audio file, damaged
         raise ClipError(f"{path} has no video that ffmpeg can read (not a video file, only audio, or damaged): give "
                         "a video such as an .mp4 motif-lite wrote") from None  # fmt: skip
@@ -334,7 +337,7 @@ def _video_header(path: Path) -> dict:
     from imageio_ffmpeg._parsing import parse_ffmpeg_header  # its reader's parser, which has no public name
 
     # The output options of imageio-ffmpeg's reader: the output stream's size is that of the frames decoded later.
-    command = [find_ffmpeg(), "-nostdin", "-i", str(path), "-frames:v", "1", "-pix_fmt", "rgb24", "-vcodec",
+    command = [find_ffmpeg(), "-nostdin", "-i", file_argument(path), "-frames:v", "1", "-pix_fmt", "rgb24", "-vcodec",
                "rawvideo", "-f", "image2pipe", "-"]  # fmt: skip
     done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False, **OWN_PROCESS_GROUP)
     said = done.stderr.decode(errors="replace")

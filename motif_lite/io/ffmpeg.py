@@ -60,6 +60,14 @@ def _version_failure(exe: str) -> str | None:
     return None
 
 
+def file_argument(path: str | os.PathLike) -> str:
+    """`path` as ffmpeg's command line takes a local file: after `file:`. ffmpeg reads what comes before a name's
+    first colon as a protocol when it is made of letters, digits and `+-.` alone, so a name in the current folder
+    such as `take:2.mp4` or `12:30.mp4` (or its hidden `.partial-PID-take:2.mp4`) failed with "Protocol not found"
+    after the whole run; a name starting with `-` would be read as an option."""
+    return f"file:{os.fspath(path)}"
+
+
 @functools.cache
 def each_frame_once(exe: str) -> list[str]:
     """The output option with which ffmpeg at `exe` passes a video's frames as they are stored, each once. By default

@@ -18,7 +18,7 @@ import torch
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io.clip import MATROSKA_MAGIC, last_frame_file, url_fix
 from motif_lite.io.staging import is_frame_sequence
-from motif_lite.paths import quoted, user_path
+from motif_lite.paths import blank_path_problem, quoted, user_path, windows_path_problem
 
 
 def load_image(path: str | Path) -> PIL.Image.Image:
@@ -37,6 +37,8 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
             f"the input image must be the path of an image file (str or Path), got {name}; save it to a file "
             "first (e.g. image.save('first.png')) and give that path"
         )
+    if (blank := blank_path_problem(path, "the input image", NO_IMAGE)) is not None:
+        raise MotifLiteError(blank)
     _check_not_url(str(path))
     path = user_path(path)
     if path.is_dir():
@@ -62,6 +64,7 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
         raise MotifLiteError(f"cannot read image {path}: {exc}") from exc
 
 
+NO_IMAGE = "give the path of an image file, or leave image out (None) for a video from the prompt alone"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".avif", ".bmp", ".tif", ".tiff", ".gif")
 
 
@@ -81,6 +84,8 @@ def _missing_image(path: Path) -> str:
             f"input image {path} is a PNG sequence's pattern, and -i takes one image: give one frame, e.g. its "
             f"last, {quoted(last)}, or go on from the sequence with --extend {quoted(path)} in place of -i"
         )
+    if (windows := windows_path_problem(str(path))) is not None:
+        return f"input image {windows}"
     name = path.name.strip()  # all spaces, or no name (`/`): nothing to trim to
     trimmed = path.with_name(name) if name and name != path.name else None
     if trimmed is not None and trimmed.is_file():

@@ -14,7 +14,7 @@ from pathlib import Path
 from huggingface_hub import constants
 
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
-from motif_lite.errors import CheckpointError
+from motif_lite.errors import CheckpointError, both_spellings
 from motif_lite.io.hub import OFFLINE_SET
 
 
@@ -70,12 +70,19 @@ class MissingFilesError(CheckpointError):
         return out
 
     def default_run_command(self) -> str:
+        """The command, and the Python call, that use the downloaded folders: the commands set `run_command` to the
+        user's own command line, so this is what `load_pipeline` says (a notebook's user was
+        told only of `motif-lite run`, which loads the weights again on each call)."""
         parts = ["motif-lite run"]
-        if "model" in self.replacements:
-            parts.append(f"-m {shlex.quote(self.replacements['model'])}")
-        if "gguf" in self.replacements:
-            parts.append(f"--gguf {shlex.quote(self.replacements['gguf'])}")
-        return " ".join([*parts, '-p "..."'])
+        folders = self.replacements
+        arguments = [repr(folders["model"]) if "model" in folders else "..."]
+        if "model" in folders:
+            parts.append(f"-m {shlex.quote(folders['model'])}")
+        if "gguf" in folders:
+            parts.append(f"--gguf {shlex.quote(folders['gguf'])}")
+            arguments.append(f"gguf={folders['gguf']!r}")
+        arguments += ["..."] if "model" in folders else []
+        return both_spellings(" ".join([*parts, '-p "..."']), f"load_pipeline({', '.join(arguments)})")
 
     def __str__(self) -> str:
         lines = list(self.problems)

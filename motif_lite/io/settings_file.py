@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.ffmpeg import find_ffmpeg
+from motif_lite.io.ffmpeg import file_argument, find_ffmpeg
 from motif_lite.io.latents import SUFFIX as LATENTS_SUFFIX
 from motif_lite.io.staging import frame_file, is_frame_sequence
 from motif_lite.io.video import VIDEO_EXTENSIONS
@@ -101,7 +101,7 @@ def _motif_lite_settings(comment: str | None) -> dict | None:
 
 def _ffmpeg_comment(path: Path) -> str | None:
     """The `comment` tag of a video's container, as `ffmpeg -i FILE -f ffmetadata -` prints it (escapes undone)."""
-    command = [find_ffmpeg(), "-v", "error", "-nostdin", "-i", str(path), "-f", "ffmetadata", "-"]
+    command = [find_ffmpeg(), "-v", "error", "-nostdin", "-i", file_argument(path), "-f", "ffmetadata", "-"]
     try:
         done = subprocess.run(command, capture_output=True, timeout=READ_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:

@@ -31,7 +31,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from motif_lite.choices import CRF_RANGES
 from motif_lite.errors import ConfigError, MotifLiteError
-from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, find_ffmpeg
+from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, file_argument, find_ffmpeg
 from motif_lite.io.staging import (
     FRAME_PATTERN,
     check_writable_folder,
@@ -40,7 +40,7 @@ from motif_lite.io.staging import (
     is_frame_sequence,
     output_of,
 )
-from motif_lite.paths import file_in_the_way, quoted, user_path
+from motif_lite.paths import blank_path_problem, file_in_the_way, quoted, user_path, windows_path_problem
 
 Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
@@ -171,6 +171,8 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
             f"output must be a file path (str or Path) such as 'fox.mp4', got {path!r}: the video is written to "
             "that file, and the result's `output` is its path"
         )
+    if blank := blank_path_problem(path, "the output", "give a file name such as fox.mp4, or leave output out"):
+        raise MotifLiteError(f"{blank} (output.mp4, or output-2.mp4, ... when it is there)")
     if str(path) == "-":  # ffmpeg's and many tools' name for standard output
         raise MotifLiteError(
             "output - (standard output) is not supported: the video is written to a file (under a temporary name, "
@@ -178,6 +180,8 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
         )
     if isinstance(path, str):  # as typed: Path would fold a URL's // and keep a pasted space as part of the suffix
         _check_typed_output(path)
+    if (windows := windows_path_problem(str(path))) is not None:  # Path(r"C:\Users\...") too
+        raise MotifLiteError(f"output {windows}")
     folder = isinstance(path, str) and path.endswith(("/", os.sep))  # `-o renders/`: Path drops the slash
     path = user_path(path)
     if path.is_dir():  # first: a folder (`-o renders`) has no suffix, and "unsupported format" would mislead
@@ -440,7 +444,7 @@ def _ffmpeg_command(path: Path, metadata: Path, width: int, height: int, fps: fl
     tags = ["-f", "ffmetadata", "-i", str(metadata), "-map", "0:v", "-map_metadata", "1"]
     encode = ["-an", *_BT709, "-c:v", encoder.name, "-pix_fmt", "yuv420p", "-crf", quality, *encoder.options]
     encode += container
-    return [find_ffmpeg(), "-y", "-nostdin", "-v", "error", *frames, *tags, *encode, str(path)]
+    return [find_ffmpeg(), "-y", "-nostdin", "-v", "error", *frames, *tags, *encode, file_argument(path)]
 
 
 def _pipe_to_ffmpeg(stream: Iterator[np.ndarray], shape: tuple, command: list[str]) -> str | None:

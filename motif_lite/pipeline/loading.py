@@ -232,6 +232,8 @@ def _warn_of_device_fit(
         warnings.warn(advice, stacklevel=3)
     if isinstance(device, str) and (unused := devices.auto_cpu_note(device, target)):
         warnings.warn(unused, stacklevel=3)  # a Mac's GPU: the user should know why the run is slow
+    if isinstance(device, str) and (no_gpu := devices.no_gpu_note(device, target)):
+        warnings.warn(no_gpu, stacklevel=3)  # a notebook on a CPU runtime
 
 
 def _load_text_encoder(

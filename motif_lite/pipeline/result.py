@@ -57,6 +57,19 @@ class GenerationResult:
         """The frames in the file: the request's, after an extended clip's frames but its last (the same frame)."""
         return self.request.frames + (self.clip_frames - 1 if self.clip_frames is not None else 0)
 
+    def __repr__(self) -> str:
+        """One line, as a notebook shows the result of a cell ending in `pipe.generate(...)`: the file, what it
+        holds, the seed and the time. The dataclass's own repr ran to thousands of characters (the negative prompt
+        twice, every setting with its source); the fields named at the end hold all of it."""
+        r = self.request
+        notes = f"{len(self.notes)} note{'s' if len(self.notes) != 1 else ''} (.notes); " if self.notes else ""
+        seconds = f" in {self.timings['total']:.1f} s" if "total" in self.timings else ""
+        return (
+            f"GenerationResult(output={str(self.output)!r}: {r.width}x{r.height}, {self.frames_written} frames at "
+            f"{r.fps:g} fps, seed {r.seed}, {r.steps} steps{seconds}; {notes}the rest: .request, .settings, "
+            ".timings, .step_seconds, .peak_rss_bytes, ...)"
+        )
+
     def __getattr__(self, name: str) -> object:
         """Only for names the result lacks: diffusers' `.frames` says where the frames are."""
         message = f"{type(self).__name__!r} object has no attribute {name!r}"
