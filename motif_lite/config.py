@@ -59,6 +59,8 @@ def diffusers_values(config: Mapping[str, Any]) -> dict[str, Any]:
 # Value used when weights cannot tell (GGUF files without an embedded config.json).
 DEFAULT_ROPE_THETA = 10000.0
 DEFAULT_DECODER_LAYERS = 8
+# The reference pipeline's max_sequence_length: the text tokens of a prompt, at most (the text encoder cuts the rest).
+MAX_PROMPT_TOKENS = 512
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from motif_lite.choices import GUIDANCE_METHODS, SAMPLER_ALIASES, SAMPLERS
+from motif_lite.config import MAX_PROMPT_TOKENS
 from motif_lite.errors import MotifLiteError, both_spellings, shown
 from motif_lite.paths import user_path
 from motif_lite.prompt_notes import language_notes, syntax_notes
-from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS
 
 if TYPE_CHECKING:
     from motif_lite.io.clip import Clip

@@ -41,6 +41,7 @@ from motif_lite.choices import SAMPLERS
 from motif_lite.config import TransformerConfig, diffusers_values
 from motif_lite.devices import COMPUTE_DTYPES, checked_dtype, default_dtype
 from motif_lite.errors import ConfigError, both_spellings, counted
+from motif_lite.json_values import read_json_object
 from motif_lite.request import (
     I2V_SHIFT,
     OFFICIAL_NEGATIVE_PROMPT,
@@ -58,7 +59,7 @@ from motif_lite.sampling.guidance import (
     needs_uncond,
     read_guider_config,
 )
-from motif_lite.sampling.schedule import ScheduleOptions, read_json_object, schedule_options, scheduler_shift
+from motif_lite.sampling.schedule import ScheduleOptions, schedule_options, scheduler_shift
 from motif_lite.vae.config import WanVAEConfig
 
 T = TypeVar("T")

@@ -37,12 +37,12 @@ import numpy as np
 import PIL.Image
 import torch
 
+from motif_lite.config import MAX_PROMPT_TOKENS
 from motif_lite.errors import MotifLiteError
 from motif_lite.log_filters import filtered_log
 from motif_lite.numerics import FLOAT16_ADVICE, NonFiniteError
 from motif_lite.paths import user_path
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
-from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS
 from motif_lite.sampling import APGState, guide, schedule_for
 from motif_lite.settings import describe_guidance
 

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Gemma2Encoder
 
+from motif_lite.config import MAX_PROMPT_TOKENS
 from motif_lite.encoders.text_config import parse_text_encoder_config
 from motif_lite.encoders.text_gguf import TextEncoderGGUF, load_text_encoder_gguf, read_text_encoder_gguf
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.checkpoint_source import find_checkpoint
-from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS  # the reference pipeline's max_sequence_length
 
 if TYPE_CHECKING:  # importing it warns when torchvision is missing: load it only for image-to-video
     from transformers import SiglipImageProcessor

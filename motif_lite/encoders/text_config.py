@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.errors import ConfigError, shown
-from motif_lite.json_values import is_count
-from motif_lite.sampling.schedule import read_json_object
+from motif_lite.json_values import is_count, read_json_object
 from motif_lite.weights.gguf_file import TEXT_ENCODER_ARCH
 
 if TYPE_CHECKING:

@@ -11,11 +11,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from motif_lite.config import TransformerConfig
+from motif_lite.config import MAX_PROMPT_TOKENS, TransformerConfig
 from motif_lite.errors import ConfigError
 
 ACT_BYTES = 2  # activations are bf16
-MAX_PROMPT_TOKENS = 512  # the reference pipeline's max_sequence_length: the text tokens of a prompt, at most
 # Tokens of the context stream: the reference pads prompts to MAX_PROMPT_TOKENS text tokens; I2V adds 729 SigLIP
 # tokens.
 CONTEXT_TOKENS = MAX_PROMPT_TOKENS + 729

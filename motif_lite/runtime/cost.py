@@ -39,8 +39,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from motif_lite.config import TransformerConfig
-from motif_lite.runtime.activation_memory import MAX_PROMPT_TOKENS, TextEncoderShape
+from motif_lite.config import MAX_PROMPT_TOKENS, TransformerConfig
+from motif_lite.runtime.activation_memory import TextEncoderShape
 from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.vae.config import WanVAEConfig
 

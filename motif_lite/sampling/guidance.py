@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from motif_lite.config import diffusers_values
 from motif_lite.errors import ConfigError
-from motif_lite.sampling.schedule import SamplingSettingsError, read_json_object
+from motif_lite.json_values import read_json_object
+from motif_lite.sampling.schedule import SamplingSettingsError
 
 
 def _check_numbers(config: object, names: tuple[str, ...]) -> None:

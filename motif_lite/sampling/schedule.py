@@ -12,7 +12,6 @@ further (`ScheduleOptions`, read by `schedule_options`): its `num_train_timestep
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import torch
 
 from motif_lite.config import diffusers_values
 from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.json_values import read_json_object
 
 TRAIN_TIMESTEPS = 1000  # scheduler_config `num_train_timesteps` of Motif-Video (and every diffusers default)
 
@@ -160,17 +160,6 @@ _SHIFT_KEYS = {
     "DPMSolverMultistepScheduler": "flow_shift",
     "UniPCMultistepScheduler": "flow_shift",
 }
-
-
-def read_json_object(path: Path, what: str) -> dict:
-    """The JSON object in `path` (a checkpoint's `what`, e.g. "scheduler config"); ConfigError if unreadable."""
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path}: not a readable JSON {what} ({e})") from e
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: expected a JSON object, got {type(config).__name__}")
-    return config
 
 
 def shift_from_scheduler_config(path: str | Path) -> float | None:
