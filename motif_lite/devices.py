@@ -14,6 +14,7 @@ NVIDIA driver, an invalid device ordinal); the loaders call `checked_device` fir
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
@@ -247,6 +248,13 @@ class GpuFacts:
             return self.arch or "unknown AMD architecture"
         major, minor = self.capability or (0, 0)
         return f"compute capability {major}.{minor}"
+
+
+def on_device(device: torch.device) -> contextlib.AbstractContextManager:
+    """Make `device` the current CUDA device while inside (nothing off CUDA). Triton launches a kernel on the current
+    device and torch's default streams are per device: a pipeline on `cuda:1` whose tensors live there would launch
+    its kernels on `cuda:0` otherwise. Plain `cuda` is the current device already."""
+    return torch.cuda.device(device) if device.type == "cuda" and device.index is not None else contextlib.nullcontext()
 
 
 def rocm_build() -> bool:

@@ -444,3 +444,16 @@ def test_a_run_records_allocated_and_reserved_peaks_per_stage(tmp_path, record_p
     # The decode's stats were the last reset: its peaks are still torch's.
     assert result.stage_reserved_peaks["decode"] == torch.cuda.max_memory_reserved()
     assert result.stage_peaks["decode"] == torch.cuda.max_memory_allocated()
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_a_pipeline_on_the_second_gpu_runs_its_kernels_there(tmp_path, record_property) -> None:
+    """Triton launches on the current device: a pipeline on cuda:1 with the Triton kernels runs them there (no op
+    falls back after an illegal address or a launch on cuda:0's stream) and leaves the current device as it was."""
+    make_tiny_checkpoint(tmp_path / "ckpt")
+    pipe = load_pipeline(tmp_path / "ckpt", dtype=torch.bfloat16, device="cuda:1", kernels="triton")
+    request = GenerationRequest("a red fox", width=48, height=32, frames=5, steps=2, output=tmp_path / "v.mp4")
+    result = pipe.generate(request)
+    record_property("second gpu", torch.cuda.get_device_name(1))
+    assert pipe.kernel_fallbacks() == {}, pipe.kernel_fallbacks()
+    assert result.output.is_file() and torch.cuda.current_device() == 0

@@ -22,6 +22,7 @@ import torch
 from motif_lite.checkpoint import ModelSources
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.decoding import decode_video
+from motif_lite.devices import on_device
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.clip import Clip, last_frame, read_clip
 from motif_lite.io.image import load_image, preprocess_image
@@ -105,6 +106,18 @@ def _frees_memory_when_stopped(generate: Callable) -> Callable:
             raise
 
     return stoppable
+
+
+def _on_its_device(method: Callable) -> Callable:
+    """A pipeline method run with the pipeline's device as the current CUDA device (`devices.on_device`): our Triton
+    kernels launch on the current device, so a pipeline on `cuda:1` would launch them on `cuda:0`."""
+
+    @functools.wraps(method)
+    def on_its_device(self, *args, **kwargs):
+        with on_device(torch.device(self.device)):
+            return method(self, *args, **kwargs)
+
+    return on_its_device
 
 
 def _tell(exc: BaseException, note: str) -> None:
@@ -208,6 +221,7 @@ class MotifVideoPipeline:
             return resolve_settings(request, CheckpointConfigs(), given, self.dtype_setting)
         return resolve_settings(request, self.sources.configs, self.sources.transformer, self.dtype_setting)
 
+    @_on_its_device
     def set_loras(self, loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> None:
         """Replace the transformer's LoRAs with `loras` (what `load_pipeline(loras=...)` takes; [] removes them all)
         without loading the text encoder and the VAE again: the transformer is read again from its files with the
@@ -244,6 +258,7 @@ class MotifVideoPipeline:
         self.plan_handle, self.compile_handle = loaded.plan_handle, loaded.compile_handle
 
     @_frees_memory_when_stopped
+    @_on_its_device
     def generate(
         self,
         request: GenerationRequest,

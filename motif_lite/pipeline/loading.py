@@ -127,32 +127,34 @@ def load_pipeline(
     dtype = dtype_setting.value
     text_dtype = devices.text_encoder_dtype(dtype, given)
     _warn_of_device_fit(device, target, dtype, asked)
-    backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
-    cache_config, backend = check_speed(target, kernels, backend_name, cache_setting, parallel, dtype)
-    lora_files = check_loras(specs, sources)
-    if plan is None and parallel is None:  # everything goes on the device: on a small GPU, a sure out-of-memory
-        memory = unplanned_memory_warning(sources, dtype, target, kernels, attention, batch_guidance, given)
-        if memory:
-            warnings.warn(memory, stacklevel=2)
+    # The rest with the target as the current CUDA device: the attention trial and the kernels launch on it.
+    with devices.on_device(target):
+        backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
+        cache_config, backend = check_speed(target, kernels, backend_name, cache_setting, parallel, dtype)
+        lora_files = check_loras(specs, sources)
+        if plan is None and parallel is None:  # everything goes on the device: on a small GPU, a sure out-of-memory
+            memory = unplanned_memory_warning(sources, dtype, target, kernels, attention, batch_guidance, given)
+            if memory:
+                warnings.warn(memory, stacklevel=2)
 
-    # Then the weights: the text encoder, the VAE and the transformer.
-    text_encoder = _load_text_encoder(sources, text_dtype, kernels, plan, parallel, target)
-    vae = load_vae(sources.root, dtype=dtype, device=target if plan is None else plan.device)  # as the plan says
-    load_device = "cpu" if plan is not None else target  # the plan moves what fits
-    # int8 attention keeps the op `apply_kernels` chose: no exact kernel goes in its place.
-    recipe = TransformerRecipe(sources, dtype, load_device, kernels, attention, plan, compile,
-                                None if attention == "int8" else backend)  # fmt: skip
-    loaded = load_transformer_stage(recipe, lora_files)
+        # Then the weights: the text encoder, the VAE and the transformer.
+        text_encoder = _load_text_encoder(sources, text_dtype, kernels, plan, parallel, target)
+        vae = load_vae(sources.root, dtype=dtype, device=target if plan is None else plan.device)  # as the plan says
+        load_device = "cpu" if plan is not None else target  # the plan moves what fits
+        # int8 attention keeps the op `apply_kernels` chose: no exact kernel goes in its place.
+        recipe = TransformerRecipe(sources, dtype, load_device, kernels, attention, plan, compile,
+                                    None if attention == "int8" else backend)  # fmt: skip
+        loaded = load_transformer_stage(recipe, lora_files)
 
-    pipe = MotifVideoPipeline(loaded.model, text_encoder, vae, target, dtype, sources)
-    pipe.dtype_setting = dtype_setting
-    pipe._transformer_recipe = recipe
-    pipe._use_transformer(loaded)
-    pipe.parallel = parallel
-    pipe.attention_backend = recipe.attention_backend
-    if plan is not None:
-        _follow_plan(pipe, plan)
-    install_speed(pipe, plan, batch_guidance, cache_config)
+        pipe = MotifVideoPipeline(loaded.model, text_encoder, vae, target, dtype, sources)
+        pipe.dtype_setting = dtype_setting
+        pipe._transformer_recipe = recipe
+        pipe._use_transformer(loaded)
+        pipe.parallel = parallel
+        pipe.attention_backend = recipe.attention_backend
+        if plan is not None:
+            _follow_plan(pipe, plan)
+        install_speed(pipe, plan, batch_guidance, cache_config)
     return pipe
 
 
