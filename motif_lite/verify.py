@@ -38,6 +38,7 @@ import PIL.Image
 import torch
 
 from motif_lite.config import MAX_PROMPT_TOKENS
+from motif_lite.devices import on_device
 from motif_lite.errors import MotifLiteError
 from motif_lite.log_filters import filtered_log
 from motif_lite.numerics import FLOAT16_ADVICE, NonFiniteError
@@ -289,7 +290,8 @@ def verify(
             on_stage(stage)
 
     # The text and frames stages both encode the prompts: a truncation warning is said once, not twice.
-    with torch.no_grad(), _each_warning_once(logging.getLogger("motif_lite.encoders.text")):
+    # On cuda:N, the stages' forwards run our kernels outside `generate`: its GPU is made current here as there.
+    with torch.no_grad(), on_device(target), _each_warning_once(logging.getLogger("motif_lite.encoders.text")):
         for run_stage in (comparison.text, comparison.transformer, comparison.guidance, comparison.vae):
             record(run_stage())
         record(comparison.frames())

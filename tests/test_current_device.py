@@ -9,7 +9,7 @@ import contextlib
 import pytest
 import torch
 
-from motif_lite import devices, load_pipeline
+from motif_lite import cli, devices, load_pipeline, verify
 from motif_lite.pipeline import generation
 from motif_lite.request import GenerationRequest
 
@@ -22,24 +22,36 @@ def test_a_cuda_device_is_made_current_and_the_cpu_changes_nothing():
 
 
 @pytest.fixture
-def entered(monkeypatch) -> list[torch.device]:
-    """The devices made current, in order (as on_device is asked: the CPU's is a no-op, so this records it)."""
-    seen: list[torch.device] = []
+def entered(monkeypatch) -> list[tuple[str, torch.device]]:
+    """Who made which device current, in order (the CPU's is a no-op, so this records it)."""
+    seen: list[tuple[str, torch.device]] = []
 
-    def recording(device: torch.device) -> contextlib.AbstractContextManager:
-        seen.append(device)
-        return contextlib.nullcontext()
+    def recording(where: str):
+        def on_device(device: torch.device) -> contextlib.AbstractContextManager:
+            seen.append((where, device))
+            return contextlib.nullcontext()
 
-    monkeypatch.setattr(devices, "on_device", recording)
-    monkeypatch.setattr(generation, "on_device", recording)
+        return on_device
+
+    for module in (devices, generation, verify):
+        monkeypatch.setattr(module, "on_device", recording(module.__name__.rsplit(".", 1)[-1]))
     return seen
 
 
 def test_loading_and_generating_happen_on_the_pipeline_device(checkpoint, entered, tmp_path):
     pipe = load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch")
-    assert entered == [torch.device("cpu")]  # the load, after the checks
+    cpu = torch.device("cpu")
+    assert entered == [("devices", cpu)]  # the load (loading.py asks devices.on_device), after the checks
     request = GenerationRequest("a fox", width=48, height=32, frames=5, steps=1, seed=1, output=tmp_path / "v.mp4")
     pipe.generate(request)
-    assert entered == [torch.device("cpu")] * 2
+    assert entered[1:] == [("generation", cpu)]
     pipe.set_loras([])
-    assert entered == [torch.device("cpu")] * 3
+    assert entered[2:] == [("generation", cpu)]
+
+
+def test_verify_compares_its_stages_on_the_pipeline_device(checkpoint, entered, capsys):
+    # Its stages call the transformer and the VAE directly, outside `generate`.
+    pytest.importorskip("diffusers")
+    size = ["-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1", "--device", "cpu"]
+    assert cli.main(["verify", "-m", str(checkpoint), *size]) == 0, capsys.readouterr().err
+    assert ("verify", torch.device("cpu")) in entered  # the stages
