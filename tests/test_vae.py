@@ -388,7 +388,8 @@ def test_full_wan21_config_parity(tmp_path):
     z = expected.mean
     with torch.no_grad():
         decoded = ref.decode(z).sample
-    assert_close(vae.decode(z, frame_by_frame=False), decoded)
+    # 4 frames at once is the reference's computation: bit for bit in fp32 (docs/vae.md), not only close.
+    assert torch.equal(vae.decode(z, frame_by_frame=False), decoded)
     # Frame by frame, CPU convolutions over 1 frame instead of 4 round differently: measured 1.2e-5 std.
     assert_close(vae.decode(z), decoded, rel=1e-4)
     assert_close(vae.decode(z, bands=2), decoded, rel=1e-4)
