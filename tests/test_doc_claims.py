@@ -376,3 +376,14 @@ def test_the_example_that_reads_a_results_frames_back_closes_ffmpegs_pipes(tmp_p
     frames = scope["frames"]
     assert frames.shape == written.shape and frames.dtype == np.uint8
     assert np.abs(frames.astype(int) - written).max() <= 4
+
+
+def test_the_sdk_still_cannot_send_a_video_id_to_extend_itself():
+    # docs/server.md, "With the SDK's `extend`": the SDK takes any `video` for a file to upload and raises before
+    # sending, so the page tells to give the id in `extra_body`. When an SDK release sends it, the page must change.
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="unused", max_retries=0)
+    with pytest.raises(RuntimeError, match="Expected entry at `video` to be bytes"):
+        client.videos.extend(prompt="a fox", seconds="4", video={"id": "video_" + "0" * 32})
+    said = " ".join(SERVER.read_text().split("**With the SDK's `extend`.**")[1].split("```")[0].split())
+    assert "cannot send `video={\"id\": ...}` itself" in said and "give the id in `extra_body`" in said
