@@ -387,3 +387,15 @@ def test_the_sdk_still_cannot_send_a_video_id_to_extend_itself():
         client.videos.extend(prompt="a fox", seconds="4", video={"id": "video_" + "0" * 32})
     said = " ".join(SERVER.read_text().split("**With the SDK's `extend`.**")[1].split("```")[0].split())
     assert "cannot send `video={\"id\": ...}` itself" in said and "give the id in `extra_body`" in said
+
+
+def test_the_layout_in_the_readme_names_every_module_of_the_package():
+    # README.md, "Layout": the tree gives each top-level module and package of motif_lite/ a line (json_values.py,
+    # log_filters.py, stopping.py and memory_advice.py had none).
+    root = Path(__file__).resolve().parent.parent
+    tree = (root / "README.md").read_text().split("## Layout")[1].split("```")[1]
+    named = set(re.findall(r"^  (\w+(?:\.py|/))", tree, re.M))
+    package = {p.name for p in (root / "motif_lite").glob("*.py")} | {
+        p.parent.name + "/" for p in (root / "motif_lite").glob("*/__init__.py")
+    }
+    assert sorted(package - named - {"__init__.py", "__main__.py"}) == []
