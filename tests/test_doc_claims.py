@@ -399,3 +399,54 @@ def test_the_layout_in_the_readme_names_every_module_of_the_package():
         p.parent.name + "/" for p in (root / "motif_lite").glob("*/__init__.py")
     }
     assert sorted(package - named - {"__init__.py", "__main__.py"}) == []
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _planned_peaks(width: int, height: int, frames: int, weight_bytes: int) -> tuple[float, float]:
+    """The planner's estimated device peak (GiB) with everything resident and of its smallest plan, as
+    bench/bench_sizes.py computes the README's table: CUDA, fused norms, the guidance predictions one after the other,
+    bf16 text encoder and VAE."""
+    from motif_lite.config import TransformerConfig
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.runtime.planner import plan_memory
+    from motif_lite.sizes import OFFICIAL_TEXT_ENCODER_PARAMS
+    from motif_lite.vae.config import WanVAEConfig
+
+    def plan(budget):
+        return plan_memory(
+            width, height, frames, TransformerConfig(), weight_bytes, 2 * OFFICIAL_TEXT_ENCODER_PARAMS,
+            WanVAEConfig(), budget, cfg_batch=1, device="cuda", vae_dtype=torch.bfloat16, fused_norms=True,
+        )  # fmt: skip
+
+    resident = plan(None).peak_bytes / 2**30
+    with pytest.raises(MotifLiteError) as refused:  # a 1-byte budget: the error names the smallest plan's peak
+        plan(1)
+    return resident, float(str(refused.value).split("needs at least ")[1].split(" GiB")[0])
+
+
+def test_the_gpu_memory_table_of_the_readme_is_the_planners():
+    # README.md, "What you need", "GPU memory": each row's all-resident and smallest-plan peak for the Q4_K_M
+    # transformer, and what the bf16 transformer adds to each column, are the planner's figures now (they are
+    # computed, so a planner change must carry them along; docs/benchmarks.md, "Sizes", has the same table).
+    from motif_lite.config import TransformerConfig
+    from motif_lite.sizes import estimated_gguf_bytes, transformer_weights
+
+    section = README.read_text().split("- **GPU memory**")[1].split("- **Time**")[0]
+    rows = re.findall(r"^\s*\| (\d+)x(\d+)x(\d+)[^|]* \| ([\d.]+) GiB \| ([\d.]+) GiB \|$", section, re.M)
+    assert len(rows) == 4, section
+    q4, _ = estimated_gguf_bytes(TransformerConfig(), "Q4_K_M")
+    bf16 = 2 * transformer_weights(TransformerConfig())
+    resident_added, smallest_added = _numbers_in(
+        section, rf"With the bf16 transformer add {NUMBER} GiB to the first column and up to {NUMBER} GiB"
+    )
+    added = [], []
+    for width, height, frames, resident, smallest in rows:
+        size = int(width), int(height), int(frames)
+        planned = _planned_peaks(*size, q4)
+        assert [round(p, 2) for p in planned] == [float(resident), float(smallest)], size
+        for kind, q4_peak, bf16_peak in zip(added, planned, _planned_peaks(*size, bf16), strict=True):
+            kind.append(bf16_peak - q4_peak)
+    assert {round(a, 1) for a in added[0]} == {resident_added}
+    assert round(max(added[1]), 2) == smallest_added
