@@ -450,3 +450,30 @@ def test_the_gpu_memory_table_of_the_readme_is_the_planners():
             kind.append(bf16_peak - q4_peak)
     assert {round(a, 1) for a in added[0]} == {resident_added}
     assert round(max(added[1]), 2) == smallest_added
+
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "docs/benchmarks.md"
+
+
+@pytest.mark.parametrize(
+    ("size", "options"),
+    [
+        ("1280x736x121", "`--vram 6`"),
+        ("1280x736x121", "`--vram 6 --text-encoder-gguf te-Q8_0.gguf`"),
+        ("832x480x121", "`--vram 4 -W 832 -H 480`"),
+    ],
+)
+def test_the_low_memory_plans_docs_benchmarks_prints_are_the_dry_runs(no_network, no_weights, capsys, size, options):
+    # docs/benchmarks.md, "Low-memory plans": the plans "as `motif-lite run --dry-run --device cuda --gguf Q4_K_M -p
+    # x` prints them with the options below"; the README's "Host RAM" and `--vram 4` figures come from these rows.
+    # The Q8_0 text encoder is planned at its recipe's packed size, as --text-encoder-quantize Q8_0 plans it.
+    section = BENCHMARKS.read_text().split("### Low-memory plans", 1)[1].split("\n## ", 1)[0]
+    row = next(line for line in section.splitlines() if line.startswith(f"| {size} | {options} |"))
+    flags = options.strip("`").replace("--text-encoder-gguf te-Q8_0.gguf", "--text-encoder-quantize Q8_0").split()
+    assert cli.main(["run", "--dry-run", "--device", "cuda", "--gguf", "Q4_K_M", "-p", "x", *flags]) == 0
+    out = capsys.readouterr().out
+    peak, reserved = re.search(r"device peak (\S+) GiB allocated .*~(\S+) GiB reserved", out).groups()
+    host = re.search(r"host peak (\S+) GiB RSS", out).group(1)
+    device_cell, host_cell = [cell.strip() for cell in row.split("|")[3:5]]
+    assert device_cell == "as above" or device_cell.startswith(f"{peak} / ~{reserved} GiB"), (row, out)
+    assert host_cell.startswith(f"{host} GiB"), (row, out)
