@@ -477,3 +477,27 @@ def test_the_low_memory_plans_docs_benchmarks_prints_are_the_dry_runs(no_network
     device_cell, host_cell = [cell.strip() for cell in row.split("|")[3:5]]
     assert device_cell == "as above" or device_cell.startswith(f"{peak} / ~{reserved} GiB"), (row, out)
     assert host_cell.startswith(f"{host} GiB"), (row, out)
+
+
+def _ladder_rows() -> list[str]:
+    section = MEMORY.read_text().split("The ladder for the same request at\nother budgets", 1)[1].split("\n\n")[1]
+    return [line for line in section.splitlines() if re.match(r"\| \d+x\d+x\d+ \| ", line)]
+
+
+@pytest.mark.parametrize("row", _ladder_rows())
+def test_the_ladder_docs_memory_gives_is_the_dry_runs(no_network, no_weights, capsys, row):
+    # docs/memory.md, "The plans": each rung's stage estimates and peak (reserved), or the refusal's figures, are
+    # what `motif-lite run --dry-run --device cuda --gguf Q4_K_M` prints at that --vram now.
+    size, vram, _, stages, peak = [cell.strip().strip("*") for cell in row.strip("|").split("|")]
+    width, height, _ = size.split("x")
+    args = ["run", "--dry-run", "--device", "cuda", "--gguf", "Q4_K_M", "-W", width, "-H", height, "-p", "x"]
+    code = cli.main([*args, "--vram", vram])
+    out, err = capsys.readouterr()
+    if not stages:  # a refused budget: the row quotes the error
+        quoted = re.search(r'"(.*)"', row).group(1).split(" ... ")
+        assert code == cli.EXIT_USER_ERROR and all(part in err for part in quoted), (row, err)
+        return
+    printed = re.findall(r"^(?:encode|denoise|decode) +(\S+) GiB", out, re.M)
+    assert " / ".join(printed) == stages, (row, out)
+    allocated, reserved = re.search(r"device peak (\S+) GiB allocated .*~(\S+) GiB reserved", out).groups()
+    assert peak.replace("*", "") == f"{allocated} ({reserved})", (row, out)
