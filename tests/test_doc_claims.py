@@ -97,16 +97,29 @@ def test_a_run_over_its_ram_budget_is_refused_before_anything_loads(checkpoint, 
 
 
 def test_the_recipe_table_of_docs_quantize_is_the_quantizers():
-    # docs/quantize.md, "Recipes (`--type`)": each row's type per tensor class is the one get_recipe gives.
+    # docs/quantize.md, "Recipes (`--type`)": each row's type per tensor class is the one get_recipe gives, and its
+    # size and bits per weight those of the file the recipe makes of the 2.04B transformer (Q5_K_S said 1.45 GB for
+    # 1,444,856,576 bytes); so are the sizes of the recipes the line below the table lists.
+    from motif_lite.config import TransformerConfig
     from motif_lite.quantize import get_recipe
+    from motif_lite.sizes import estimated_gguf_bytes, transformer_weights
 
     text = (Path(__file__).resolve().parent.parent / "docs/quantize.md").read_text()
-    rows = re.findall(r"^\| (Q\w+) \| (Q\w+) \| (Q\w+) \| (Q\w+) \| (Q\w+) \| (Q\w+) \| [\d.]+ GB \|", text, re.M)
+    rows = re.findall(
+        r"^\| (Q\w+) \| (Q\w+) \| (Q\w+) \| (Q\w+) \| (Q\w+) \| (Q\w+) \| ([\d.]+) GB \| ([\d.]+) \|$", text, re.M
+    )
     assert len(rows) == 10, rows
-    for name, *types in rows:
+    weights = transformer_weights(TransformerConfig())
+    for name, *types, size, bits in rows:
         recipe = get_recipe(name)
         classes = [recipe.base, recipe.sensitive, recipe.modulation, recipe.edge, recipe.embed]
         assert [t.name for t in classes] == types, name
+        packed, _ = estimated_gguf_bytes(TransformerConfig(), name)
+        assert (f"{packed / 1e9:.2f}", f"{8 * packed / weights:.2f}") == (size, bits), name
+    others = re.findall(r"`(Q\w+)` \(([\d.]+) GB\)", text.split("|\n\nAlso ", 1)[1].split("\n\n")[0])
+    assert len(others) == 4, others
+    for name, size in others:
+        assert f"{estimated_gguf_bytes(TransformerConfig(), name)[0] / 1e9:.2f}" == size, name
 
 
 USAGE = Path(__file__).resolve().parent.parent / "docs/usage.md"
