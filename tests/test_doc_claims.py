@@ -514,3 +514,30 @@ def test_the_ladder_docs_memory_gives_is_the_dry_runs(no_network, no_weights, ca
     assert " / ".join(printed) == stages, (row, out)
     allocated, reserved = re.search(r"device peak (\S+) GiB allocated .*~(\S+) GiB reserved", out).groups()
     assert peak.replace("*", "") == f"{allocated} ({reserved})", (row, out)
+
+
+def _benchmarks_section(name: str) -> str:
+    """The text of docs/benchmarks.md under the heading that starts with `name`, down to the next heading of its
+    level or above."""
+    lines = BENCHMARKS.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("#") and line.lstrip("#").strip().startswith(name))
+    level = len(lines[start]) - len(lines[start].lstrip("#"))
+    end = next(
+        (i for i in range(start + 1, len(lines)) if re.match(rf"#{{1,{level}}} ", lines[i])), len(lines)
+    )  # fmt: skip
+    return "\n".join(lines[start + 1 : end])
+
+
+def test_each_figure_the_readme_measured_section_gives_is_in_the_benchmarks_section_it_names():
+    # README.md, "Measured": "Each figure is from a table in docs/benchmarks.md, with its conditions there": every
+    # decimal figure of a bullet (GiB, GB, s, x, %) is, to the digits shown, a number of a section the bullet names.
+    bullets = README.read_text().split("## Measured")[1].split("\n## ")[0].split("\n- ")[1:]
+    assert len(bullets) == 5, bullets
+    for bullet in bullets:
+        names = [" ".join(name.split()) for name in re.findall(r'"([^"]+)"', bullet)]
+        assert names, bullet
+        text = " ".join(_benchmarks_section(name) for name in names)
+        there = {float(n.replace(",", "")) for n in re.findall(r"\d[\d,]*(?:\.\d+)?", text)}
+        for figure in re.findall(r"(\d+\.(\d+)) ?(?:GiB|GB|s\b|x|%)", bullet):
+            value, decimals = float(figure[0]), len(figure[1])
+            assert any(round(n, decimals) == value for n in there), (figure[0], names)
