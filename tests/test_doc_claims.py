@@ -541,3 +541,25 @@ def test_each_figure_the_readme_measured_section_gives_is_in_the_benchmarks_sect
         for figure in re.findall(r"(\d+\.(\d+)) ?(?:GiB|GB|s\b|x|%)", bullet):
             value, decimals = float(figure[0]), len(figure[1])
             assert any(round(n, decimals) == value for n in there), (figure[0], names)
+
+
+def test_the_host_accuracy_docs_memory_sums_up_is_its_tables():
+    # docs/memory.md, "Host memory": the summary of how close the host estimate came (it said "within 2 %" on the
+    # CPU while the "Planner accuracy" table gave 1.07-1.14) spans the CPU rows of that table, and the H200's figure
+    # is the one "Low-memory plans" of docs/benchmarks.md measured.
+    text = MEMORY.read_text()
+    h200, low, high = _numbers_in(
+        text, rf"the host estimate was within {NUMBER} % of the peak RSS on an H200 and {NUMBER}-{NUMBER} % above it"
+    )
+    table = text.split("## Planner accuracy", 1)[1].split("\n## ", 1)[0]
+    ratios = [
+        float(n)
+        for row in table.splitlines()
+        if row.startswith("| host peak RSS")
+        for n in re.findall(r"\d\.\d+", row.split("|")[2].split("(")[0])
+    ]
+    assert len(ratios) >= 2 and (low, high) == (round(100 * min(ratios) - 100), round(100 * max(ratios) - 100))
+    estimate, measured = _numbers_in(
+        _benchmarks_section("Low-memory plans"), rf"\| \| host RSS \| {NUMBER} GiB \| {NUMBER} GiB \|"
+    )
+    assert abs(estimate / measured - 1) * 100 <= h200
