@@ -399,7 +399,7 @@ def test_the_sdk_still_cannot_send_a_video_id_to_extend_itself():
     with pytest.raises(RuntimeError, match="Expected entry at `video` to be bytes"):
         client.videos.extend(prompt="a fox", seconds="4", video={"id": "video_" + "0" * 32})
     said = " ".join(SERVER.read_text().split("**With the SDK's `extend`.**")[1].split("```")[0].split())
-    assert "cannot send `video={\"id\": ...}` itself" in said and "give the id in `extra_body`" in said
+    assert 'cannot send `video={"id": ...}` itself' in said and "give the id in `extra_body`" in said
 
 
 def test_the_layout_in_the_readme_names_every_module_of_the_package():
@@ -520,11 +520,10 @@ def _benchmarks_section(name: str) -> str:
     """The text of docs/benchmarks.md under the heading that starts with `name`, down to the next heading of its
     level or above."""
     lines = BENCHMARKS.read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("#") and line.lstrip("#").strip().startswith(name))
-    level = len(lines[start]) - len(lines[start].lstrip("#"))
-    end = next(
-        (i for i in range(start + 1, len(lines)) if re.match(rf"#{{1,{level}}} ", lines[i])), len(lines)
-    )  # fmt: skip
+    headings = [(i, line) for i, line in enumerate(lines) if line.startswith("#")]
+    start, heading = next((i, line) for i, line in headings if line.lstrip("#").strip().startswith(name))
+    level = len(heading) - len(heading.lstrip("#"))
+    end = next((i for i, line in headings if i > start and len(line) - len(line.lstrip("#")) <= level), len(lines))
     return "\n".join(lines[start + 1 : end])
 
 

@@ -196,3 +196,18 @@ def test_no_code_span_breaks_a_path_across_lines():
         if line.count("`") % 2 == 1 and line.rstrip().endswith("/")
     ]
     assert not broken, broken
+
+
+def test_every_source_and_test_file_the_docs_name_exists():
+    # A path under motif_lite/, kernels/, quantize/ or tests/ that README.md or docs/*.md gives (`tests/test_x.py`,
+    # `motif_lite/runtime/cost.py`) is a file of the repository; kernels/ and quantize/ are also named as
+    # motif_lite.kernels and motif_lite.quantize, so `motif_lite/kernels/x.py` is kernels/x.py.
+    missing = []
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    numbered = [(page, n, line) for page in pages for n, line in enumerate(page.read_text().splitlines(), start=1)]
+    for page, number, line in numbered:
+        for path in re.findall(r"(?<![\w./-])((?:motif_lite|kernels|quantize|tests)/[\w/]+\.(?:py|json|md))", line):
+            real = re.sub(r"^motif_lite/(kernels|quantize)/", r"\1/", path)
+            if not (ROOT / real).exists():
+                missing.append(f"{page.relative_to(ROOT)}:{number}: {path}")
+    assert not missing, "\n".join(missing)
