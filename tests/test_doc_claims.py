@@ -562,3 +562,23 @@ def test_the_host_accuracy_docs_memory_sums_up_is_its_tables():
         _benchmarks_section("Low-memory plans"), rf"\| \| host RSS \| {NUMBER} GiB \| {NUMBER} GiB \|"
     )
     assert abs(estimate / measured - 1) * 100 <= h200
+
+
+def test_the_supported_types_table_of_docs_gguf_is_the_loaders():
+    # docs/gguf.md, "Supported types": the types listed are the ones a file may hold, each with its bits per weight
+    # and block size as GGUF defines them.
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    from motif_lite.weights.dequant import SUPPORTED_TYPES
+
+    section = (Path(__file__).resolve().parent.parent / "docs/gguf.md").read_text().split("## Supported types")[1]
+    rows = re.findall(r"^\| ([\w, ]+) \| ([\d.]+) \| ([\d /]+) \|", section.split("\n\n")[1], re.M)
+    listed = {}
+    for names, bits, blocks in rows:
+        names, blocks = names.split(", "), blocks.split(" / ")
+        for name, block in zip(names, blocks * len(names) if len(blocks) == 1 else blocks, strict=True):
+            listed[name] = (float(bits), int(block))
+    assert set(listed) == {t.name for t in SUPPORTED_TYPES}
+    for name, (bits, block) in listed.items():
+        block_size, type_size = GGML_QUANT_SIZES[GGMLQuantizationType[name]]
+        assert (8 * type_size / block_size, block_size) == (bits, block), name
