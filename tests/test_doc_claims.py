@@ -635,3 +635,25 @@ def test_the_smallest_plan_per_rank_docs_parallel_gives_is_the_dry_runs(no_netwo
     assert cli.main([*args, *gpus]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert f"needs at least {smallest} GiB of device memory" in err, err
+
+
+def test_the_host_ram_and_small_plan_figures_of_the_readme_are_the_dry_runs(no_network, no_weights, capsys):
+    # README.md, "Host RAM" and "GPU memory": "the planner estimates about 12 GiB with Q4_K_M and a bf16 text
+    # encoder, about 8.4 GiB with a Q8_0 text encoder" (the --vram 6 plan at 720p) and "`--vram 4` at 832x480x121
+    # plans 3.4 GiB", to the digits shown.
+    text = README.read_text()
+    (bf16_host,) = _numbers_in(text, rf"the planner estimates about {NUMBER} GiB with Q4_K_M")
+    (q8_host,) = _numbers_in(text, rf"\*\*about {NUMBER} GiB with a Q8_0 text encoder\*\*")
+    (small_plan,) = _numbers_in(text, rf"`--vram 4` at 832x480x121 plans {NUMBER} GiB")
+
+    def dry_run(*flags: str) -> str:
+        assert cli.main(["run", "--dry-run", "--device", "cuda", "--gguf", "Q4_K_M", "-p", "x", *flags]) == 0
+        return capsys.readouterr().out
+
+    def host(out: str) -> float:
+        return float(re.search(r"host peak (\S+) GiB RSS", out).group(1))
+
+    assert round(host(dry_run("--vram", "6"))) == bf16_host
+    assert round(host(dry_run("--vram", "6", "--text-encoder-quantize", "Q8_0")), 1) == q8_host
+    out = dry_run("--vram", "4", "-W", "832", "-H", "480")
+    assert round(float(re.search(r"device peak (\S+) GiB allocated", out).group(1)), 1) == small_plan
