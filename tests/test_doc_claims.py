@@ -391,6 +391,7 @@ def test_the_example_that_reads_a_results_frames_back_closes_ffmpegs_pipes(tmp_p
     assert np.abs(frames.astype(int) - written).max() <= 4
 
 
+@pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos so
 def test_the_sdk_still_cannot_send_a_video_id_to_extend_itself():
     # docs/server.md, "With the SDK's `extend`": the SDK takes any `video` for a file to upload and raises before
     # sending, so the page tells to give the id in `extra_body`. When an SDK release sends it, the page must change.
