@@ -133,10 +133,26 @@ def _source_label(path: Path, component: Component) -> str:
 
 
 def encode_checked(values: torch.Tensor, qtype: GGMLQuantizationType, name: str, device: str) -> np.ndarray:
-    """`values` (tensor `name`'s, or some of its rows) as `qtype`'s raw blocks; a `CheckpointError` for NaN or inf."""
+    """`values` (tensor `name`'s, or some of its rows) as `qtype`'s raw blocks; a `CheckpointError` for NaN or inf,
+    and for values too large for the type (F16, or a block type's fp16 scale, would store inf)."""
     if not bool(torch.isfinite(values).all()):
         raise CheckpointError(f"tensor {name!r} contains NaN or infinite values")
-    return quantize_tensor(values, qtype, device=device)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, in words
+        blocks = quantize_tensor(values, qtype, device=device)
+    largest = float(values.abs().max()) if values.numel() else 0.0
+    # Below float16's largest value no 16-bit scale can overflow (each is at most the block's largest magnitude):
+    # only then is it worth decoding the blocks to look.
+    if largest > torch.finfo(torch.float16).max and not _decodes_finite(blocks, qtype):
+        raise CheckpointError(
+            f"tensor {name!r} has values up to {largest:.0e}, too large for {qtype.name} (its 16-bit scales overflow): "
+            f"make a GGUF that keeps it wider with python -m motif_lite.quantize ... --keep '{name}=BF16'"
+        )
+    return blocks
+
+
+def _decodes_finite(blocks: np.ndarray, qtype: GGMLQuantizationType) -> bool:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(gguf_quants.dequantize(blocks, qtype)).all())
 
 
 def quantize_checkpoint(

@@ -258,3 +258,24 @@ def test_values_on_a_grid_come_back_exactly(qtype):
     x = x.astype(np.float32).reshape(-1, 256)
     approx = gguf_quants.dequantize(quantize_tensor(x, qtype), qtype)
     assert _rel_rmse(x, approx) < 1e-3
+
+
+@pytest.mark.parametrize("qtype", [Q.F16, Q.Q8_0, Q.Q2_K], ids=lambda q: q.name)
+def test_values_too_large_for_the_types_16_bit_scales_are_refused_naming_the_tensor(qtype):
+    # F16 itself, and the fp16 block scale of Q8_0 and Q2_K, overflow to inf here: the file would hold inf/NaN.
+    from motif_lite.errors import CheckpointError
+    from motif_lite.quantize.convert import encode_checked
+
+    values = torch.randn(2, 256)
+    values[1, 3] = 1e8
+    with pytest.raises(CheckpointError, match=f"tensor 'big.weight' has values up to 1e\\+08, too large for {qtype.name}"):
+        encode_checked(values, qtype, "big.weight", "cpu")
+
+
+def test_values_a_16_bit_scale_holds_are_encoded():
+    from motif_lite.quantize.convert import encode_checked
+
+    values = torch.randn(2, 256)
+    values[1, 3] = 1e5  # above float16's range, yet Q8_0's scale (max / 127) holds it
+    blocks = encode_checked(values, Q.Q8_0, "big.weight", "cpu")
+    assert np.isfinite(gguf_quants.dequantize(blocks, Q.Q8_0)).all()
