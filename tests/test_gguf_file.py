@@ -397,3 +397,17 @@ def test_float_dtype_also_applies_to_dequantized_tensors(tmp_path: Path) -> None
     floats = {name: t.dtype for name, t in state.items() if not name.endswith(".packed")}
     assert "conv.weight" in floats and set(floats.values()) == {torch.bfloat16}, floats
     assert torch.equal(state["conv.weight"], ckpt.tensors["conv.weight"].dequantize().to(torch.bfloat16))
+
+
+@pytest.mark.parametrize("value", [[7], 7.0, True], ids=["array", "float", "bool"])
+def test_a_file_type_of_another_value_type_is_no_type_whether_read_whole_or_by_header(tmp_path: Path, value) -> None:
+    # llama.cpp writes general.file_type as a uint32; the header walk reads only that, and so must the metadata.
+    from motif_lite.weights.gguf_file import quantization_type, recorded_type
+
+    path = write_test_gguf(
+        tmp_path / "odd.gguf",
+        {"w": (np.ones((2, 32), np.float32), GGMLQuantizationType.F32, (2, 32))},
+        extra_metadata={"general.file_type": value},
+    )
+    assert quantization_type(path) is None
+    assert recorded_type(read_gguf(path).metadata) is None

@@ -289,8 +289,9 @@ def recorded_type(metadata: dict[str, Any]) -> str | None:
 
 
 def _file_type_name(file_type: object) -> str | None:
-    """llama.cpp's `general.file_type` value by name ("Q4_K_M" for MOSTLY_Q4_K_M), None for an unknown value."""
-    if file_type not in {member.value for member in gguf.LlamaFileType}:
+    """llama.cpp's `general.file_type` value by name ("Q4_K_M" for MOSTLY_Q4_K_M), None for an unknown value or one
+    that is no integer (llama.cpp writes a uint32; an array, a float or a bool is another writer's field)."""
+    if type(file_type) is not int or file_type not in {member.value for member in gguf.LlamaFileType}:
         return None
     return gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
 
