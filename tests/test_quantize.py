@@ -268,7 +268,8 @@ def test_values_too_large_for_the_types_16_bit_scales_are_refused_naming_the_ten
 
     values = torch.randn(2, 256)
     values[1, 3] = 1e8
-    with pytest.raises(CheckpointError, match=f"tensor 'big.weight' has values up to 1e\\+08, too large for {qtype.name}"):
+    message = f"tensor 'big.weight' has values up to 1e\\+08, too large for {qtype.name}"
+    with pytest.raises(CheckpointError, match=message):
         encode_checked(values, qtype, "big.weight", "cpu")
 
 

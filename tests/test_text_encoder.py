@@ -214,7 +214,10 @@ def test_missing_weights_and_foreign_config(ckpt, tmp_path):
     shutil.copy(ckpt / "text_encoder/model.safetensors", broken / "text_encoder")
     config = broken / "text_encoder/config.json"
     config.write_text(json.dumps({**json.loads(config.read_text()), "model_type": "t5"}))
-    with pytest.raises(CheckpointError, match="model_type"):
+    with pytest.raises(ConfigError, match="has model_type 't5', expected 't5gemma2_encoder'"):
+        load_text_encoder(broken)
+    config.write_text("[1]")  # JSON, but no object: said in words, not an AttributeError
+    with pytest.raises(ConfigError, match="has model_type 'list', expected 't5gemma2_encoder'"):
         load_text_encoder(broken)
 
 

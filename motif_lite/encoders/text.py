@@ -14,7 +14,6 @@ only to its longest prompt). This is exact, not an approximation:
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -337,7 +336,8 @@ def _check_loaded(model: T5Gemma2Encoder, missing: list[str], unexpected: list[s
 
 def _check_layout(root: Path, weights: bool = True) -> None:
     """The tokenizer files, and with `weights` the text encoder's config and safetensors (a GGUF brings its own;
-    its config is then checked against text_encoder/config.json only if that exists)."""
+    its config is then checked against text_encoder/config.json only if that exists). The config's contents are
+    `parse_text_encoder_config`'s to check."""
     for name in _REQUIRED_FILES if weights else TOKENIZER_FILES:
         if not (root / name).is_file():
             raise CheckpointError(f"missing {root / name} (expected the official Motif-Video checkpoint layout)")
@@ -345,11 +345,3 @@ def _check_layout(root: Path, weights: bool = True) -> None:
         return
     if not list((root / "text_encoder").glob("*.safetensors")):
         raise CheckpointError(f"no *.safetensors weights in {root / 'text_encoder'}")
-    try:
-        model_type = json.loads((root / "text_encoder/config.json").read_text()).get("model_type")
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"unreadable {root / 'text_encoder/config.json'}: {exc}") from exc
-    if model_type != "t5gemma2_encoder":
-        raise CheckpointError(
-            f"{root / 'text_encoder/config.json'} has model_type {model_type!r}, expected 't5gemma2_encoder'"
-        )
