@@ -505,6 +505,22 @@ def test_linking_without_symlinks_falls_back_to_hard_links(checkpoints, tmp_path
         linked_checkpoint(b, {"transformer": files["transformer"]}, tmp_path / "links")
 
 
+def test_a_hard_linked_folder_follows_a_file_replaced_since(checkpoints, tmp_path, monkeypatch):
+    # A hard link keeps the file it was made to: after the user replaces the file under the same name (a new
+    # download, a retrained LoRA), a folder keyed by names alone would still hand out the old weights.
+    _, b, files = checkpoints
+    vae = tmp_path / "my-vae.safetensors"
+    shutil.copy(files["vae"], vae)
+    monkeypatch.setattr(Path, "symlink_to", lambda self, target: (_ for _ in ()).throw(OSError("no symlinks")))
+    first = linked_checkpoint(b, {"vae": vae}, tmp_path / "links")
+    replacement = tmp_path / "new.safetensors"
+    replacement.write_bytes(vae.read_bytes() + b" ")  # another file, another size
+    os.replace(replacement, vae)
+    again = linked_checkpoint(b, {"vae": vae}, tmp_path / "links")
+    assert again != first and os.path.samefile(again / WEIGHT_NAMES["vae"], vae), "it still links the old file"
+    assert linked_checkpoint(b, {"vae": vae}, tmp_path / "links") == again  # and is reused while it stays
+
+
 def test_verify_reads_your_files_in_both_pipelines(checkpoints, capsys):
     _, b, files = checkpoints
     small = ["-W", "48", "-H", "32", "--video-frames", "5", "--steps", "2", "--device", "cpu"]

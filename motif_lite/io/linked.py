@@ -11,8 +11,9 @@ reader downstream (loaders, `check`, the memory planner, diffusers in `verify`) 
     root / "transformer/config.json"                           # -> configs_root's (a link)
 
 Every entry is a symbolic link (a hard link where symbolic links are not allowed). The folder lives in the user's
-cache (`$XDG_CACHE_HOME/motif-lite/linked/`, else `~/.cache/...`), named after what it links, so a later run with
-the same files reuses it; it is created whole or not at all, so parallel ranks can race for it safely.
+cache (`$XDG_CACHE_HOME/motif-lite/linked/`, else `~/.cache/...`), named after what it links (and which files are
+under those names now), so a later run with the same files reuses it; it is created whole or not at all, so parallel
+ranks can race for it safely.
 """
 
 from __future__ import annotations
@@ -223,11 +224,20 @@ def linked_checkpoint(root: Path, weights: Mapping[str, Path], cache: Path | Non
         if not any(Path(rel).match(_REPLACED[component]) for component in weights)
     }
     links.update({WEIGHT_NAMES[component]: Path(file).resolve() for component, file in weights.items()})
-    key = hashlib.sha256("\n".join(f"{rel}\t{target}" for rel, target in sorted(links.items())).encode())
+    key = hashlib.sha256(
+        "\n".join(f"{rel}\t{target}\t{_identity(target)}" for rel, target in sorted(links.items())).encode()
+    )
     folder = (cache or cache_folder()) / key.hexdigest()[:16]
     if not folder.is_dir():
         _create(folder, links)
     return folder
+
+
+def _identity(file: Path) -> str:
+    """Which file is under a path now: a folder of hard links (where symbolic links are not allowed) keeps the files
+    it was made of, so a file replaced under the same name (a new download) must give another folder."""
+    stat = file.stat()
+    return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def real_paths(message: str, linked: Path, root: Path, weights: Mapping[str, Path]) -> str:
