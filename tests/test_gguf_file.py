@@ -411,3 +411,13 @@ def test_a_file_type_of_another_value_type_is_no_type_whether_read_whole_or_by_h
     )
     assert quantization_type(path) is None
     assert recorded_type(read_gguf(path).metadata) is None
+
+
+def test_a_recorded_shape_of_negative_sizes_is_refused_naming_the_key(tmp_path: Path) -> None:
+    # Its product matches the stored size (-2 x -4 x 32 = 8 x 32), yet it is no shape: refused in words.
+    flat = np.ones((8, 32), np.float32)
+    spec = {"flat.weight": (flat, Q.F16, (8, 32))}
+    recorded = {"comfy.gguf.orig_shape.flat.weight": [-2, -4, 32]}
+    path = write_test_gguf(tmp_path / "odd.gguf", spec, extra_metadata=recorded)
+    with pytest.raises(CheckpointError, match="orig_shape.flat.weight .* does not fit the stored shape"):
+        read_gguf(path)

@@ -202,7 +202,8 @@ def _restore_shape(path: Path, t: PackedTensor, metadata: dict[str, Any]) -> Pac
     orig = metadata.get(ORIG_SHAPE_KEY + t.name)
     if orig is None:
         return t
-    is_shape = isinstance(orig, list) and all(isinstance(d, int) for d in orig)
+    # Sizes are positive integers (a bool is an int to Python; -2 x -4 matches 8 elements, then fails to reshape).
+    is_shape = isinstance(orig, list) and all(type(d) is int and d > 0 for d in orig)
     shape = tuple(orig) if is_shape else ()
     if not shape or math.prod(shape) != math.prod(t.shape):
         raise CheckpointError(f"{path}: {ORIG_SHAPE_KEY}{t.name} = {orig!r} does not fit the stored shape {t.shape}")
