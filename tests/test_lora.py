@@ -800,3 +800,16 @@ def test_latents_that_overflow_with_a_huge_strength_name_the_strength(setup, tmp
     assert pipe.loras.overflow_cause() is None
     pipe.set_loras([(files["peft"], -11)])  # as far below it: named too
     assert f"{files['peft'].name} x-11 is far beyond" in pipe.loras.overflow_cause()
+
+
+def test_a_peft_alpha_pattern_matches_the_layer_as_the_file_names_it(tmp_path):
+    # PEFT matched alpha_pattern against the names of the model it trained (diffusers': cross_attn.to_q); the model
+    # here, loaded from a file in the shared layout, calls that layer cross_attn.query_proj.
+    down, up = torch.ones(2, 8), torch.ones(8, 2)
+    lora = {"transformer.transformer_blocks.0.cross_attn.to_q.lora_A.weight": down,
+            "transformer.transformer_blocks.0.cross_attn.to_q.lora_B.weight": up}  # fmt: skip
+    peft = {"r": 2, "lora_alpha": 2, "alpha_pattern": {"cross_attn.to_q": 8}}
+    path = tmp_path / "lora.safetensors"
+    save_file(lora, path, metadata={"lora_adapter_metadata": json.dumps(peft)})
+    (file,) = read_loras([LoRASpec(path)], {"transformer_blocks.0.cross_attn.query_proj": (8, 8)})
+    assert [(u.module, u.scale) for u in file.updates] == [("transformer_blocks.0.cross_attn.query_proj", 8 / 2)]

@@ -232,6 +232,7 @@ def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFi
     fmt, parsed = _parse_keys(spec.path, tensors)
     module_names = _module_names(targets)
     pairs: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
+    spelled: dict[str, str] = {}  # our module name -> the file's (what PEFT matched its alpha_pattern against)
     unmatched: set[str] = set()
     for key, (module, part) in parsed.items():
         ours = module_names.get(module)
@@ -239,11 +240,15 @@ def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFi
             unmatched.add(module)
         else:
             pairs[ours][part] = tensors[key]
+            spelled[ours] = module
     if unmatched:
         raise LoRAError(_unmatched(spec.path, sorted(unmatched), len(unmatched) + len(pairs)))
     _check_some_shapes_fit(spec.path, pairs, targets)
     alphas = _peft_alphas(spec.path, metadata) if fmt == "peft" else None
-    updates = [_update(spec, module, parts, targets[module], alphas) for module, parts in sorted(pairs.items())]
+    updates = [
+        _update(spec, module, parts, targets[module], alphas, spelled[module])
+        for module, parts in sorted(pairs.items())
+    ]
     return LoRAFile(spec, fmt, updates)
 
 
@@ -408,8 +413,14 @@ def _fits(parts: Mapping[str, torch.Tensor], shape: tuple[int, int]) -> bool:
 
 
 def _update(
-    spec: LoRASpec, module: str, parts: dict[str, torch.Tensor], shape: tuple[int, int], alphas: _Alphas | None
+    spec: LoRASpec,
+    module: str,
+    parts: dict[str, torch.Tensor],
+    shape: tuple[int, int],
+    alphas: _Alphas | None,
+    spelled: str,
 ) -> LoRAUpdate:
+    """The update of our layer `module`, which the file calls `spelled`."""
     if "down" not in parts or "up" not in parts:
         missing = "down (lora_A)" if "down" not in parts else "up (lora_B)"
         raise LoRAError(f"{spec.path}: the LoRA of {module} has no {missing} weight")
@@ -427,16 +438,19 @@ def _update(
             f"{spec.path}: the LoRA of {module} has rank 0 (down {list(down.shape)}, up {list(up.shape)}): it "
             "changes nothing, so the file is likely cut short; export it again"
         )
-    alpha = _alpha(spec, module, parts, alphas)
+    alpha = _alpha(spec, module, parts, alphas, spelled)
     _check_finite(spec, module, {"down (lora_A)": down, "up (lora_B)": up, "alpha": alpha})
     factor = 1.0 if alpha is None else alpha / (math.sqrt(rank) if alphas and alphas.rslora else rank)
     return LoRAUpdate(module, down, up, spec.strength * factor)
 
 
-def _alpha(spec: LoRASpec, module: str, parts: dict[str, torch.Tensor], alphas: _Alphas | None) -> float | None:
-    """A module's alpha: its `.alpha` tensor (which must be one number), else PEFT's metadata, else none."""
+def _alpha(
+    spec: LoRASpec, module: str, parts: dict[str, torch.Tensor], alphas: _Alphas | None, spelled: str
+) -> float | None:
+    """A module's alpha: its `.alpha` tensor (which must be one number), else PEFT's metadata (whose patterns name
+    the layer as the file does, `spelled`), else none."""
     if "alpha" not in parts:
-        return alphas.alpha_for(module) if alphas else None
+        return alphas.alpha_for(spelled) if alphas else None
     if parts["alpha"].numel() != 1:
         shape = list(parts["alpha"].shape)
         raise LoRAError(f"{spec.path}: the alpha of {module} must be one number, got shape {shape}")
