@@ -193,7 +193,8 @@ def quantize_checkpoint(
         tmp.unlink(missing_ok=True)
         raise
     finally:
-        os.close(claim)
+        if claim is not None:
+            os.close(claim)
     summary.path = out
     summary.from_gguf = source.is_gguf
     summary.seconds = time.perf_counter() - started
@@ -225,13 +226,15 @@ def check_output(
     return out
 
 
-def _claim(tmp: Path, out: Path) -> int:
+def _claim(tmp: Path, out: Path) -> int | None:
     """A descriptor of `tmp`, created if missing but not truncated, and locked for this run (where the system has
     `flock`): a second quantizer started with the same -o wrote into the same OUT.tmp, and the file renamed into
-    place was a mixture of both. A lock of a run that died goes with it: a leftover OUT.tmp is no obstacle."""
+    place was a mixture of both. A lock of a run that died goes with it: a leftover OUT.tmp is no obstacle.
+    None where there is no lock to hold (Windows, which also refuses to rename or remove a file left open)."""
     claim = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o666)
     if fcntl is None:  # Windows: no advisory locks here
-        return claim
+        os.close(claim)
+        return None
     try:
         fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -815,6 +815,33 @@ def test_an_out_tmp_left_by_a_killed_run_is_no_obstacle(tiny, tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["o.gguf"]
 
 
+def test_on_windows_no_descriptor_of_out_tmp_is_open_when_it_is_renamed(tiny, tmp_path, monkeypatch):
+    # Windows refuses to rename (or remove) a file that is open without FILE_SHARE_DELETE, as Python's descriptors
+    # are; there OUT.tmp holds no lock, so no descriptor of it may be left open when it is renamed into place.
+    import os
+    from pathlib import Path
+
+    from motif_lite.quantize import convert
+
+    pytest.importorskip("fcntl")  # the emulation reads /proc/self/fd
+    proc = Path("/proc/self/fd")
+    if not proc.is_dir():
+        pytest.skip("needs /proc/self/fd")
+    rename = Path.replace
+
+    def as_windows_renames(self, target):
+        held = [fd for fd in os.listdir(proc) if os.path.realpath(proc / fd) == str(self.resolve())]
+        if held:
+            raise PermissionError(32, "The process cannot access the file because it is being used by another process")
+        return rename(self, target)
+
+    monkeypatch.setattr(convert, "fcntl", None)
+    monkeypatch.setattr(Path, "replace", as_windows_renames)
+    out = tmp_path / "o.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 0
+    assert [path.name for path in tmp_path.iterdir()] == ["o.gguf"]
+
+
 def test_two_claims_of_one_output_exclude_each_other(tmp_path):
     # Each run takes the lock the same way: a shared lock would let a second run write into the first one's OUT.tmp.
     import os
