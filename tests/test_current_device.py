@@ -12,6 +12,7 @@ import torch
 from motif_lite import cli, devices, load_pipeline, verify
 from motif_lite.pipeline import generation
 from motif_lite.request import GenerationRequest
+from motif_lite.runtime import kernels
 
 
 def test_a_cuda_device_is_made_current_and_the_cpu_changes_nothing():
@@ -33,7 +34,7 @@ def entered(monkeypatch) -> list[tuple[str, torch.device]]:
 
         return on_device
 
-    for module in (devices, generation, verify):
+    for module in (devices, generation, verify, kernels):
         monkeypatch.setattr(module, "on_device", recording(module.__name__.rsplit(".", 1)[-1]))
     return seen
 
@@ -55,3 +56,20 @@ def test_verify_compares_its_stages_on_the_pipeline_device(checkpoint, entered, 
     size = ["-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1", "--device", "cpu"]
     assert cli.main(["verify", "-m", str(checkpoint), *size]) == 0, capsys.readouterr().err
     assert ("verify", torch.device("cpu")) in entered  # the stages
+
+
+class _AnyTensorsOp(kernels.FallbackOp):
+    """A kernel op that takes the CPU's tensors too (the real ones run on CUDA tensors only)."""
+
+    @staticmethod
+    def kernel_can_run(tensors: list[torch.Tensor]) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_kernel_op_makes_its_inputs_device_current(entered, strict):
+    # A model on cuda:1 called directly (no pipeline around it) launches on its inputs' GPU.
+    op = _AnyTensorsOp("norm", kernel=lambda x, w: x * w, reference=lambda x, w: x - w, strict=strict)
+    x = torch.ones(2, 3)
+    assert torch.equal(op(x, w=torch.full((3,), 2.0)), x * 2)  # the kernel ran
+    assert entered == [("kernels", x.device)]

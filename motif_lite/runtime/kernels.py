@@ -14,6 +14,7 @@ tensor cores), with one warning for all its seams.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import warnings
@@ -25,7 +26,7 @@ from torch import nn
 
 from motif_lite.choices import ATTENTION_MODES, KERNEL_BACKENDS
 from motif_lite.config import TransformerConfig
-from motif_lite.devices import AMD_TRITON_REASON, rocm_build
+from motif_lite.devices import AMD_TRITON_REASON, on_device, rocm_build
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io.wsl import libcuda_fix
 from motif_lite.kernels import int8_scheme, patterns
@@ -95,18 +96,18 @@ class FallbackOp:
     # would cost fusion (norms, dequantization); what stays behind a FallbackOp there is attention, one call.
     @torch.compiler.disable
     def __call__(self, *args, **kwargs) -> torch.Tensor:
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
         if self.strict:
             try:
-                return self.kernel(*args, **kwargs)
+                return self._launch(tensors, args, kwargs)
             except Exception as exc:
                 raise KernelFailedError(
                     f"Triton {self.name} failed ({type(exc).__name__}: {exc}){wsl_fix(exc)}; --kernels triton never "
                     "falls back, --kernels auto would run torch's version of this op instead"
                 ) from exc
-        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
         if self.kernel_can_run(tensors):
             try:
-                return self.kernel(*args, **kwargs)
+                return self._launch(tensors, args, kwargs)
             except Exception as exc:  # any kernel failure: the reference still gives the right answer
                 reason = f"the kernel failed ({type(exc).__name__}: {exc}){wsl_fix(exc)}"
         else:
@@ -116,6 +117,12 @@ class FallbackOp:
             self.fallback_reason = reason
             warnings.warn(f"motif-lite: Triton {self.name} falls back to torch: {reason}", RuntimeWarning, stacklevel=2)
         return self.reference(*args, **kwargs)
+
+    def _launch(self, tensors: list[torch.Tensor], args: tuple, kwargs: dict) -> torch.Tensor:
+        # Triton launches on the current CUDA device: the inputs' GPU is made current (a model on cuda:1 called
+        # directly, outside a pipeline that does it for a whole run).
+        with on_device(tensors[0].device) if tensors else contextlib.nullcontext():
+            return self.kernel(*args, **kwargs)
 
 
 def wsl_fix(error: BaseException) -> str:
