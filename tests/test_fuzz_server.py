@@ -68,6 +68,14 @@ def test_a_prompt_that_is_not_utf8_is_refused_with_its_param(client):
     assert "not UTF-8 text" in answer["error"]["message"]
 
 
+def test_a_length_whose_frame_count_overflows_gets_a_400(client):
+    """seconds x fps past the largest float: each is finite, their product is not."""
+    for extra in ({"seconds": 1e308}, {"seconds": 5, "fps": 1e308}, {"seconds": "1e308"}):
+        body = {key: value for key, value in BODY.items() if key != "num_frames"}
+        status, answer = posted(client, json.dumps({**body, **extra}).encode())
+        assert status == 400 and answer["error"]["param"] in ("seconds", "fps"), (extra, answer)
+
+
 def test_bodies_that_are_no_json_object_get_a_400(client):
     whole = json.dumps(BODY).encode()
     cut = [whole[:n] for n in (0, 1, 10, len(whole) // 2, len(whole) - 1)]
