@@ -315,6 +315,16 @@ def test_a_safetensors_file_given_as_a_gguf_is_told_its_flag(tiny):
         assert "fix: it is a safetensors file that holds the VAE's tensors (pass it as --vae)" in found, found
 
 
+def test_the_fix_for_a_safetensors_file_quotes_its_path_with_a_space(tiny, tmp_path):
+    # Both commands are pasted: unquoted, "my models" became two arguments.
+    spaced = tmp_path / "my models" / "diffusion model.safetensors"
+    spaced.parent.mkdir()
+    shutil.copy(tiny[0] / TRANSFORMER, spaced)
+    (found,) = problems(check_setup(tiny[0], gguf=spaced))
+    assert f"pass it as --diffusion-model '{spaced}', or quantize it: python -m motif_lite.quantize '{spaced}' -o " \
+        "'diffusion model-Q4_K_M.gguf'" in found, found
+
+
 def test_a_file_that_is_no_gguf_is_not_made_again_under_its_own_name(tiny, tmp_path):
     """A video (or any file not named .gguf) given to --gguf or --text-encoder-gguf: the fix is to pass the .gguf
     file; the quantizer's command to make it again would name the video as its output, which the quantizer refuses
