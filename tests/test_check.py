@@ -551,6 +551,11 @@ def test_a_text_encoder_gguf_stands_in_for_the_text_encoder_weights(tiny, tmp_pa
     assert swapped.endswith(f"fix: pass it as --text-encoder-gguf {te}") and "hf download" not in swapped, swapped
     (swapped,) = problems(check_setup(root, text_encoder_gguf=transformer_gguf))
     assert swapped.endswith(f"fix: pass it as --gguf {transformer_gguf}"), swapped
+    spaced = tmp_path / "my models" / "te.gguf"  # the fix is pasted: a path with a space is quoted
+    spaced.parent.mkdir()
+    shutil.copy(te, spaced)
+    (swapped,) = problems(check_setup(root, gguf=spaced))
+    assert swapped.endswith(f"fix: pass it as --text-encoder-gguf '{spaced}'"), swapped
 
 
 def test_a_text_encoder_gguf_needs_no_text_encoder_config(tiny, tmp_path):

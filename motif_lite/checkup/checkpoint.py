@@ -409,7 +409,7 @@ def _other_kind_fix(error: MotifLiteError, path: str | Path) -> str | None:
 
     if not isinstance(error, OtherGGUFKindError):
         return None
-    return f"pass it as {error.flag} {path}"
+    return f"pass it as {error.flag} {quoted(path)}"
 
 
 def _safetensors_fix(path: Path, flag: str, component: str) -> str | None:
