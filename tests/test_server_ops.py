@@ -481,8 +481,8 @@ def test_a_max_video_narrower_than_any_video_is_refused_as_the_flags_are_read(ca
     for value in ("8x736x121", "1280x15x121"):
         with pytest.raises(SystemExit) as stopped:
             cli.main(["serve", "--max-video", value])
-        assert stopped.value.code == 2
-        assert f"--max-video: must be at least 16x16 (width x height x frames), got '{value}'" in capsys.readouterr().err
+        said = "--max-video: must be at least 16x16 (width x height x frames)"
+        assert stopped.value.code == 2 and f"{said}, got '{value}'" in capsys.readouterr().err
 
 
 def test_lora_dir_must_be_a_folder_before_anything_binds(tmp_path, capsys, monkeypatch):
