@@ -29,6 +29,7 @@ from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError, both
 from motif_lite.io.hub import DownloadHeld, DownloadPlan, held_while
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.wsl import windows_gpu_driver
+from motif_lite.paths import quoted
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.attention import AttentionBackend, check_backend_runs
 from motif_lite.runtime.attention import attention_backend as attention_backend_for
@@ -229,7 +230,7 @@ def with_quantize(
     )
     note = (
         f"the transformer is quantized to {recipe.name} as it loads, in every run ({cost}); to do it once: "
-        f"python -m motif_lite.quantize {made_from} --type {recipe.name} -o {out}, then --gguf {out}"
+        f"python -m motif_lite.quantize {quoted(made_from)} --type {recipe.name} -o {out}, then --gguf {out}"
     )
     # An fp8 copy's weights do not stay in 8 bits, as its note says: they are quantized from their fp8 values.
     kept = float8_notes("transformer", mine) if mine is not None else []
@@ -258,7 +259,7 @@ def _with_text_encoder_quantize(sources: ModelSources, quantize: str | None) -> 
     )
     note = (
         f"the text encoder is quantized to {recipe.name} as it loads, in every run ({cost}); to do it once: python -m "
-        f"motif_lite.quantize {made_from} --component text_encoder --type {recipe.name} -o {out}, then "
+        f"motif_lite.quantize {quoted(made_from)} --component text_encoder --type {recipe.name} -o {out}, then "
         f"--text-encoder-gguf {out}"
     )
     return dataclasses.replace(sources, text_encoder_quantize=recipe.name, notes=(*sources.notes, note))

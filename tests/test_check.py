@@ -315,6 +315,18 @@ def test_a_safetensors_file_given_as_a_gguf_is_told_its_flag(tiny):
         assert "fix: it is a safetensors file that holds the VAE's tensors (pass it as --vae)" in found, found
 
 
+def test_the_fix_for_a_safetensors_file_quotes_its_path_with_a_space(tiny, tmp_path):
+    # Both commands are pasted: unquoted, "my models" became two arguments.
+    spaced = tmp_path / "my models" / "diffusion model.safetensors"
+    spaced.parent.mkdir()
+    shutil.copy(tiny[0] / TRANSFORMER, spaced)
+    (found,) = problems(check_setup(tiny[0], gguf=spaced))
+    assert (
+        f"pass it as --diffusion-model '{spaced}', or quantize it: python -m motif_lite.quantize '{spaced}' -o "
+        "'diffusion model-Q4_K_M.gguf'" in found
+    ), found
+
+
 def test_a_file_that_is_no_gguf_is_not_made_again_under_its_own_name(tiny, tmp_path):
     """A video (or any file not named .gguf) given to --gguf or --text-encoder-gguf: the fix is to pass the .gguf
     file; the quantizer's command to make it again would name the video as its output, which the quantizer refuses
@@ -541,6 +553,11 @@ def test_a_text_encoder_gguf_stands_in_for_the_text_encoder_weights(tiny, tmp_pa
     assert swapped.endswith(f"fix: pass it as --text-encoder-gguf {te}") and "hf download" not in swapped, swapped
     (swapped,) = problems(check_setup(root, text_encoder_gguf=transformer_gguf))
     assert swapped.endswith(f"fix: pass it as --gguf {transformer_gguf}"), swapped
+    spaced = tmp_path / "my models" / "te.gguf"  # the fix is pasted: a path with a space is quoted
+    spaced.parent.mkdir()
+    shutil.copy(te, spaced)
+    (swapped,) = problems(check_setup(root, gguf=spaced))
+    assert swapped.endswith(f"fix: pass it as --text-encoder-gguf '{spaced}'"), swapped
 
 
 def test_a_text_encoder_gguf_needs_no_text_encoder_config(tiny, tmp_path):
@@ -630,6 +647,28 @@ def test_a_gpu_without_bf16_tensor_cores_is_told_runs_use_fp16(monkeypatch, name
         assert "--dtype fp32 is safe" in finding.message
     else:
         assert finding.level == "ok" and finding.message == f"{name}, {memory}"
+
+
+def test_a_gpu_that_cannot_be_opened_is_a_problem_not_a_traceback(monkeypatch):
+    """A GPU another process holds in exclusive mode, or one full to the last MiB, fails as CUDA opens it: `check`
+    said nothing of it but a traceback."""
+    import torch
+
+    from motif_lite.checkup.environment import _check_gpu
+    from motif_lite.checkup.report import Checkup
+
+    def busy(index):
+        raise RuntimeError("CUDA error: CUDA-capable device(s) is/are busy or unavailable\nmore lines")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", busy)
+    report = Checkup()
+    _check_gpu(report)
+    [finding] = report.findings
+    assert finding.level == "problem" and finding.subject == "GPU cuda:0", finding
+    assert "cannot be opened (CUDA error: CUDA-capable device(s) is/are busy or unavailable)" in finding.message
+    assert "nvidia-smi" in finding.message and "\n" not in finding.message
 
 
 def test_the_dtype_note_is_for_bf16_on_such_a_gpu_only(monkeypatch):

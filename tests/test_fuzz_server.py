@@ -6,6 +6,7 @@ CPU; no job runs."""
 from __future__ import annotations
 
 import json
+import shlex
 import sqlite3
 from pathlib import Path
 
@@ -66,6 +67,14 @@ def test_a_prompt_that_is_not_utf8_is_refused_with_its_param(client):
     status, answer = posted(client, json.dumps({**BODY, "prompt": "a \udcff fox"}).encode())
     assert status == 400 and answer["error"]["param"] == "prompt"
     assert "not UTF-8 text" in answer["error"]["message"]
+
+
+def test_a_length_whose_frame_count_overflows_gets_a_400(client):
+    """seconds x fps past the largest float: each is finite, their product is not."""
+    for extra in ({"seconds": 1e308}, {"seconds": 5, "fps": 1e308}, {"seconds": "1e308"}):
+        body = {key: value for key, value in BODY.items() if key != "num_frames"}
+        status, answer = posted(client, json.dumps({**body, **extra}).encode())
+        assert status == 400 and answer["error"]["param"] in ("seconds", "fps"), (extra, answer)
 
 
 def test_bodies_that_are_no_json_object_get_a_400(client):
@@ -169,6 +178,26 @@ def test_every_damaged_row_is_named_with_its_id(tmp_path):
     said = str(raised.value)
     assert "holds 2 jobs" in said and f"{ids[0]}: notes" in said and f"{ids[2]}: notes" in said
     assert f"WHERE id IN ('{ids[0]}', '{ids[2]}')" in said
+
+
+def test_the_command_that_deletes_damaged_rows_works_as_pasted(tmp_path):
+    """A data folder with a space in its path: the sqlite3 command the message gives is run as a shell reads it."""
+    root = tmp_path / "my data"
+    ids = data_folder(root)
+    with sqlite3.connect(root / "jobs.sqlite3") as db:
+        db.execute("UPDATE jobs SET notes = 'x' WHERE id = ?", (ids[1],))
+    db.close()
+    with pytest.raises(MotifLiteError) as raised:
+        JobStore(root)
+    command = str(raised.value).split("delete those jobs (", 1)[1].rsplit("), or give --data", 1)[0]
+    program, database, statement = shlex.split(command)
+    assert program == "sqlite3" and Path(database) == root / "jobs.sqlite3"
+    with sqlite3.connect(database) as db:
+        db.execute(statement)
+    db.close()
+    store = JobStore(root)
+    assert [job.id for job in store.page(None, 10, descending=False)[0]] == [ids[0], ids[2]]
+    store.close()
 
 
 def test_a_damaged_index_is_refused_at_start_in_one_line(tmp_path):

@@ -265,6 +265,16 @@ def test_the_note_names_the_recipe_as_the_quantizer_does(checkpoint):
     assert "in every run (about a minute on a CPU);" in note
 
 
+def test_the_notes_quantizer_command_quotes_a_checkpoint_path_with_a_space(checkpoint, tmp_path):
+    # The command is pasted: unquoted, "my models" became two arguments.
+    spaced = tmp_path / "my models" / "checkpoint"
+    spaced.parent.mkdir()
+    spaced.symlink_to(checkpoint, target_is_directory=True)
+    sources, _ = preflight(spaced, None, "cpu", "torch", quantize="q8_0", text_encoder_quantize="q8_0")
+    notes = [note for note in sources.notes if "to do it once" in note]
+    assert len(notes) == 2 and all(f"python -m motif_lite.quantize '{spaced}' " in note for note in notes), notes
+
+
 def test_the_plan_counts_the_recipes_size(checkpoint, files):
     from motif_lite.preflight import plan_generation
     from motif_lite.request import GenerationRequest

@@ -574,6 +574,8 @@ def test_unknown_ids_are_404_and_bad_queries_400(server):
     for query, param in [
         ("limit=0", "limit"),
         ("limit=x", "limit"),
+        ("limit=%C2%B2", "limit"),  # "²" is a digit to str.isdigit, not to int()
+        ("limit=" + "0" * 4400 + "1", "limit"),  # past Python's 4300-digit limit for int()
         ("order=up", "order"),
         (f"after={missing}", "after"),
     ]:

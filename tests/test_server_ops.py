@@ -453,6 +453,26 @@ def test_a_failed_switch_fails_its_job_without_the_folder_and_the_next_job_switc
         store.close()
 
 
+def test_a_job_deleted_as_it_fails_leaves_no_sampling_state_behind(tmp_path):
+    """Deleted while it ran, then failed (not at a progress report): the state its failure saved went with it, not
+    at the next restart."""
+    store = JobStore(tmp_path / "data")
+
+    class DeletedAsItFails(RecordingPipe):
+        def generate(self, request, latents_file, **kwargs) -> None:
+            store.delete(job.id)  # the client's DELETE, during the step that then fails
+            latents_file.write_bytes(b"the state the failure saved")
+            raise RuntimeError("the step failed")
+
+    try:
+        worker = Worker(store, DeletedAsItFails([]), log=lambda line: None)
+        job = store.add(new_job_id(), "tiny", SETTINGS, False, 10)
+        worker.run_job(store.claim_next())
+        assert store.get(job.id) is None and not store.state_path(job.id).exists()
+    finally:
+        store.close()
+
+
 def test_a_jobs_lora_changes_its_video_and_the_next_job_gets_the_servers_own(lora_pipe, tmp_path, lora_dir):
     with InProcessServer(lora_pipe, tmp_path / "data", lora_dir=lora_dir) as server:
         client = server.client()
@@ -474,6 +494,15 @@ def frames(video: bytes, path: Path) -> np.ndarray:
     reader = imageio_ffmpeg.read_frames(str(path))
     width, height = next(reader)["size"]
     return np.stack([np.frombuffer(f, np.uint8).reshape(height, width, 3) for f in reader])
+
+
+def test_a_max_video_narrower_than_any_video_is_refused_as_the_flags_are_read(capsys):
+    # Under 16 pixels a side no video fits: every job that named no size got a 400 for a width of 0.
+    for value in ("8x736x121", "1280x15x121"):
+        with pytest.raises(SystemExit) as stopped:
+            cli.main(["serve", "--max-video", value])
+        said = "--max-video: must be at least 16x16 (width x height x frames)"
+        assert stopped.value.code == 2 and f"{said}, got '{value}'" in capsys.readouterr().err
 
 
 def test_lora_dir_must_be_a_folder_before_anything_binds(tmp_path, capsys, monkeypatch):

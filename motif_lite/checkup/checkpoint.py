@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from motif_lite.checkup.report import CheckpointFiles, Checkup, first_line
 from motif_lite.errors import CheckpointError, LFSPointerError, MotifLiteError
 from motif_lite.io.linked import other_component
-from motif_lite.paths import user_path
+from motif_lite.paths import quoted, user_path
 from motif_lite.units import file_size
 from motif_lite.weights.float8 import is_companion, weight_scales
 from motif_lite.weights.safetensors_files import weight_files
@@ -409,7 +409,7 @@ def _other_kind_fix(error: MotifLiteError, path: str | Path) -> str | None:
 
     if not isinstance(error, OtherGGUFKindError):
         return None
-    return f"pass it as {error.flag} {path}"
+    return f"pass it as {error.flag} {quoted(path)}"
 
 
 def _safetensors_fix(path: Path, flag: str, component: str) -> str | None:
@@ -423,9 +423,9 @@ def _safetensors_fix(path: Path, flag: str, component: str) -> str | None:
         return None
     if (other := other_component(component, header.tensors)) is not None:  # e.g. the VAE's file given to --gguf
         return f"it is a safetensors file that holds {other}"
-    quantize = f"python -m motif_lite.quantize {path}"
+    quantize = f"python -m motif_lite.quantize {quoted(path)}"  # pasted: a path with a space is quoted
     if component == "text_encoder":  # its config.json must sit beside it
         quantize += " --component text_encoder -o te-Q8_0.gguf"
     else:
-        quantize += f" -o {path.stem}-Q4_K_M.gguf"
-    return f"it is a safetensors file: pass it as {flag} {path}, or quantize it: {quantize}"
+        quantize += f" -o {quoted(f'{path.stem}-Q4_K_M.gguf')}"
+    return f"it is a safetensors file: pass it as {flag} {quoted(path)}, or quantize it: {quantize}"

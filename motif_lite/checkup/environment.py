@@ -58,7 +58,12 @@ def _check_gpu(report: Checkup) -> None:
         )
         return
     for index in range(torch.cuda.device_count()):
-        free, total = torch.cuda.mem_get_info(index)
+        try:  # opens the GPU: refused when another process holds it in exclusive mode or it is full
+            free, total = torch.cuda.mem_get_info(index)
+        except RuntimeError as exc:  # torch.OutOfMemoryError too
+            fix = "nvidia-smi lists the processes that hold it: stop them, or run elsewhere (--device cuda:N, cpu)"
+            report.problem(f"GPU cuda:{index}", f"cannot be opened ({first_line(exc)})", fix)
+            continue
         name = torch.cuda.get_device_name(index)
         memory = f"{memory_size(free)} free of {memory_size(total)}"
         if (lacking := torch_build_gpu_problem(torch.device("cuda", index))) is not None:  # every run there fails

@@ -7,7 +7,7 @@ import contextlib
 import os
 import shlex
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from motif_lite.io.missing_report import MissingFilesError
 
 
-def print_notes(notes, say: Callable = print) -> None:
+def print_notes(notes: Iterable[str], say: Callable = print) -> None:
     """Each note as a `note: ...` line on stderr (`say`: print, or a rank's that prints nothing)."""
     for note in notes:
         say(f"note: {note}", file=sys.stderr)

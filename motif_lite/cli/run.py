@@ -137,8 +137,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     world = session.world if session is not None else torchrun_world if torchrun_world > 1 else args.gpus or 1
     layout = parallel_layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
     # The empty file a stopped run being resumed left at its output (killed outright) is this run's to write.
-    claimed = claim_left_behind(resume) if resume is not None and args.output is None else None
-    parallel, requests, notes = _resolve(args, unresolved, session, layout, clip, claimed)
+    left_behind = claim_left_behind(resume) if resume is not None and args.output is None else None
+    parallel, requests, notes = _resolve(args, unresolved, session, layout, clip, left_behind)
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
     main_rank = parallel is None or parallel.is_main
     # The default names the main rank claimed (empty files): freed again unless a video replaced them.

@@ -39,6 +39,7 @@ from motif_lite.cli.run_flags import (
 )
 from motif_lite.errors import MotifLiteError
 from motif_lite.paths import path_arg, user_path
+from motif_lite.request import SIZE_MULTIPLE
 
 if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
     import torch
@@ -156,6 +157,10 @@ def parse_max_video(text: str) -> tuple[int, int, int]:
     match = re.fullmatch(r"(\d+)x(\d+)x(\d+)", text.strip())
     if match is None or min(int(g) for g in match.groups()) < 1:
         raise argparse.ArgumentTypeError(f"must look like 1280x736x121 (width x height x frames), got {text!r}")
+    if min(int(match[1]), int(match[2])) < SIZE_MULTIPLE:  # no video is narrower: a job given no size got a 400
+        raise argparse.ArgumentTypeError(
+            f"must be at least {SIZE_MULTIPLE}x{SIZE_MULTIPLE} (width x height x frames), got {text!r}"
+        )
     return int(match[1]), int(match[2]), int(match[3])
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -349,7 +350,8 @@ def _preview(store: JobStore, job: Job) -> Response:
 
 def _page_params(query) -> tuple[str | None, int, bool]:
     limit_text = query.get("limit", "20")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
+    # ASCII digits, at most 3: str.isdigit takes "²", which int() refuses, and int() refuses over 4300 digits.
+    if not re.fullmatch(r"[0-9]{1,3}", limit_text) or not 1 <= int(limit_text) <= 100:
         raise ApiError(400, f"limit must be an integer from 1 to 100, got {limit_text!r}", "limit", "invalid_value")
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):

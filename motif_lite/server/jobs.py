@@ -39,7 +39,7 @@ from typing import IO, Any
 from motif_lite.errors import MotifLiteError, counted, listed
 from motif_lite.io.staging import PARTIAL_PREFIX
 from motif_lite.json_values import is_count, is_number
-from motif_lite.paths import user_path
+from motif_lite.paths import quoted, user_path
 from motif_lite.version import VERSION
 
 try:
@@ -293,11 +293,13 @@ class JobStore:
                 damaged.append(exc)
         if damaged:
             ids = ", ".join(f"'{exc.job_id}'" for exc in damaged)
+            # Pasted: a data folder with a space in its path is quoted.
+            delete = f'sqlite3 {quoted(self.root / "jobs.sqlite3")} "DELETE FROM jobs WHERE id IN ({ids})"'
             problems = listed([str(exc) for exc in damaged], 3, "; ")
             raise MotifLiteError(
                 f"the job database {self.root / 'jobs.sqlite3'} holds {counted(len(damaged), 'job')} this motif-lite "
-                f"cannot read ({problems}): it was edited by hand or damaged; delete those jobs (sqlite3 "
-                f'{self.root / "jobs.sqlite3"} "DELETE FROM jobs WHERE id IN ({ids})"), or give --data another folder'
+                f"cannot read ({problems}): it was edited by hand or damaged; delete those jobs ({delete}), or give "
+                "--data another folder"
             )
 
     def _damaged(self, why: str) -> str:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from motif_lite.server.schema import ApiError
+
+if TYPE_CHECKING:
+    from motif_lite.pipeline import MotifVideoPipeline
 
 
 def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tuple[Path, float]]:
@@ -45,7 +48,7 @@ def _refuse(message: str) -> NoReturn:
     raise ApiError(400, message, "loras", "invalid_value")
 
 
-def check_loras_fit(pipe, files: list[tuple[Path, float]], folder: Path | None) -> None:
+def check_loras_fit(pipe: MotifVideoPipeline, files: list[tuple[Path, float]], folder: Path | None) -> None:
     """400 when a LoRA does not fit the served transformer (read from file headers only, as `set_loras` checks them
     first), so that the job is refused now rather than failing in the queue; its message names the file as the
     client did, without the folder's path. The transformer's outline is built again from its file's header for each

@@ -284,6 +284,9 @@ def frames_for_seconds(seconds: Any, fps: Any) -> int:
         raise ApiError(400, f"seconds must be a positive number, got {seconds!r}", "seconds", "invalid_value")
     if not (math.isfinite(rate) and rate > 0):
         raise ApiError(400, f"fps must be a positive number, got {fps!r}", "fps", "invalid_value")
+    if not math.isfinite(value * rate):  # each finite, their product past the largest float
+        raise ApiError(400, f"seconds {seconds!r} at {rate:g} fps is more frames than can be counted", "seconds",
+                       "invalid_value")  # fmt: skip
     return round(value * rate) + 1
 
 

@@ -195,7 +195,8 @@ class Worker:
             to_client = for_the_client(message, self.store.state_path(job.id))
             if clip_file is not None:  # the clip by the id of the video it is (or its upload's name), not by the path
                 to_client = to_client.replace(str(clip_file), job.extended_name)
-            self.store.finish(job.id, (code, to_client))
+            if not self.store.finish(job.id, (code, to_client)):  # deleted as it failed: nothing of it is kept
+                self.store.remove_files(job.id)
             # All of the message: where the job's work is kept is for the operator.
             self.log(f"{job.id}: failed{self._took(job.id)}: {message}")
             if code == "generation_failed":
