@@ -16,6 +16,7 @@ from motif_lite import cli
 from motif_lite.checkpoint import locate_sources
 from motif_lite.checkup import check_setup
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
+from motif_lite.errors import CheckpointError
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.preflight import AT_HAND
 from motif_lite.settings import CHECKPOINT, DEFAULT, resolve_settings
@@ -491,11 +492,28 @@ def test_a_missing_shard_without_the_index_is_named_before_any_weights_load(
     assert code == cli.EXIT_USER_ERROR and missing in err, err
 
 
-def test_text_encoder_shards_without_their_index_are_named_before_any_weights_load(
-    tiny, tmp_path, capsys, no_network, no_weights
-):
-    # transformers loads shards only through their index: it was "cannot load the text encoder ... no file named
-    # model.safetensors", once the run had started, while `check` passed the folder.
+def test_shards_of_two_models_without_an_index_are_not_read_as_one(tmp_path):
+    # The same count of shards, of two stems: not one model's shards, each missing the other's.
+    from motif_lite.weights.safetensors_files import find_weight_files
+
+    for name in ("a-00001-of-00002.safetensors", "b-00002-of-00002.safetensors"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(CheckpointError, match="holds several .safetensors files and no .index.json saying how"):
+        find_weight_files(tmp_path)
+    # Two of three shards, named without zero padding: the missing one named as they are.
+    unpadded = tmp_path / "unpadded"
+    unpadded.mkdir()
+    for name in ("w-1-of-3.safetensors", "w-2-of-3.safetensors"):
+        (unpadded / name).write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"holds 2 of the 3 shards of w \(missing: w-3-of-3.safetensors\)"):
+        find_weight_files(unpadded)
+
+
+def text_encoder_in_shards(tiny: Path, tmp_path: Path, index: bool) -> Path:
+    """A copy of `tiny` whose text_encoder/ is two shards, model-0000N-of-00002 as transformers names them, with
+    their model.safetensors.index.json or without it."""
+    import json
+
     from safetensors.torch import load_file, save_file
 
     root = tmp_path / "sharded-encoder"
@@ -503,15 +521,48 @@ def test_text_encoder_shards_without_their_index_are_named_before_any_weights_lo
     folder = root / "text_encoder"
     tensors = load_file(folder / "model.safetensors")
     names = sorted(tensors)
+    weight_map = {}
     for number, part in ((1, names[: len(names) // 2]), (2, names[len(names) // 2 :])):
-        save_file({name: tensors[name] for name in part}, folder / f"model-0000{number}-of-00002.safetensors")
+        shard = f"model-0000{number}-of-00002.safetensors"
+        save_file({name: tensors[name] for name in part}, folder / shard)
+        weight_map.update(dict.fromkeys(part, shard))
     (folder / "model.safetensors").unlink()
+    if index:
+        (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    return root
+
+
+def test_text_encoder_shards_with_their_index_run_and_pass_the_checks(tiny, tmp_path, capsys, no_network):
+    # The official text encoder is in shards with their index: nothing is said of them, and transformers loads them.
+    root = text_encoder_in_shards(tiny, tmp_path, index=True)
+    output = tmp_path / "fox.mp4"
+    code, _, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(output))
+    assert code == 0 and output.is_file(), err
+    assert not [finding for finding in check_setup(root).problems if "text_encoder" in finding.message]
+
+
+def test_a_missing_text_encoder_shard_without_the_index_is_named_before_any_weights_load(
+    tiny, tmp_path, capsys, no_network, no_weights
+):
+    root = text_encoder_in_shards(tiny, tmp_path, index=False)
+    (root / "text_encoder" / "model-00002-of-00002.safetensors").unlink()
+    code, _, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
+    assert code == cli.EXIT_USER_ERROR and "holds 1 of the 2 shards of model (missing: model-00002-of-00002" in err
+
+
+def test_text_encoder_shards_without_their_index_are_named_before_any_weights_load(
+    tiny, tmp_path, capsys, no_network, no_weights
+):
+    # transformers loads shards only through their index: it was "cannot load the text encoder ... no file named
+    # model.safetensors", once the run had started, while `check` passed the folder.
+    root = text_encoder_in_shards(tiny, tmp_path, index=False)
     code, _, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
     assert code == cli.EXIT_USER_ERROR and "but not model.safetensors.index.json" in err, err
-    assert f"--include 'text_encoder/model.safetensors.index.json' --local-dir {root}" in err
+    # into the checkpoint folder, where the include pattern's text_encoder/ puts it beside the shards
+    assert f"--include 'text_encoder/model.safetensors.index.json' --local-dir {root}; for others" in err, err
     # check says it too, from the same code (it passed the folder).
     assert cli.main(["check", "-m", str(root)]) == cli.EXIT_USER_ERROR
     out = capsys.readouterr().out
     assert "text_encoder/" in out and "2 shards (model-00001-of-00002.safetensors ... model-00002-of-00002." in out
     assert "but not model.safetensors.index.json, without which transformers cannot load them; fix: " in out, out
-    assert f"--include 'text_encoder/model.safetensors.index.json' --local-dir {root}" in out, out
+    assert f"--include 'text_encoder/model.safetensors.index.json' --local-dir {root}; for others" in out, out

@@ -386,6 +386,17 @@ def test_a_seed_that_is_no_whole_number_is_told_that_minus_one_is_random(capsys,
         (["run", "-p", "x", "--save_file", "x.mp4"], "(--save_file: did you mean --output?)"),
         (["run", "-p", "x", "--preview-path", "p.png"], "(--preview-path: did you mean --preview?)"),
         (["run", "-p", "x", "-t", "4"], "(-t: torch picks its CPU threads itself (one per core); OMP_NUM_THREADS=N"),
+        (["run", "-p", "x", "--threads", "4"], "(--threads: torch picks its CPU threads itself (one per core)"),
+        (["run", "-p", "x", "--preview-interval", "5"], "(--preview-interval: did you mean --preview-every?)"),
+        (["run", "-p", "x", "--save_path", "x.mp4"], "(--save_path: did you mean --output?)"),
+        (["run", "-p", "x", "--output_path", "x.mp4"], "(--output_path: did you mean --output?)"),
+        (["run", "-p", "x", "--res", "832x480"], "(--res: the size is two flags here: -W 832 -H 480)"),
+        # an output folder in other spelling; one followed by another unknown flag, which is not its value
+        (["run", "-p", "x", "--Output_Dir", "renders"], "included: -o renders/fox.mp4 (the folder must exist))"),
+        (
+            ["run", "-p", "x", "--output-dir", "--bogus"],
+            "(--output-dir: -o names the video's file, its folder included: -o DIR/fox.mp4 (the folder must exist))",
+        ),
     ],
 )
 def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):
@@ -436,6 +447,7 @@ def test_other_tools_command_names_get_ours(capsys, command, hint):
         (["check", "--dry-run"], "verify has no dry run"),  # check has none either, and is no verify
         (["decode", "a.latents.safetensors", "b.latents.safetensors"], "--resume"),  # decode has no --resume
         (["run", "-p", "x", "./no/such/folder"], "goes after -m"),  # no folder there: not said as a checkpoint
+        (["check", "--size", "1280x720"], "-W 1280"),  # check takes no size: no flags of run's to give it
     ],
 )
 def test_a_hint_is_given_only_to_the_command_it_fits(capsys, argv, not_said):
@@ -657,6 +669,29 @@ def test_truncated_negative_prompt_is_named_in_one_warning_line(checkpoint, tmp_
     warnings = [line for line in err.splitlines() if "tokens" in line]
     assert len(warnings) == 1 and warnings[0].startswith("warning: negative prompt is "), err  # not again at encode
     assert "reads up to '... blurry blurry" in warnings[0] and "drops the last" in warnings[0] and ".py" not in err
+
+
+def test_a_long_negative_prompt_is_not_said_where_guidance_is_off(checkpoint, tmp_path, capsys):
+    # --cfg-scale 1 encodes no negative prompt: nothing of it is cut, so nothing is said of it.
+    args = run_args(checkpoint[0], tmp_path / "fox.gif", "--video-frames", "1", "--cfg-scale", "1", "--dry-run")
+    args[args.index(NEGATIVE)] = "blurry " * 86
+    assert cli.main(args) == 0
+    assert "negative prompt is" not in capsys.readouterr().err
+    args[args.index("--cfg-scale") + 1] = "5"  # guided: said
+    assert cli.main(args) == 0
+    assert "warning: negative prompt is " in capsys.readouterr().err
+
+
+def test_a_damaged_tokenizer_leaves_a_long_prompt_to_the_encode(checkpoint, tmp_path, capsys):
+    # The prompt is measured before the load where the tokenizer can be read; a damaged one is no traceback there.
+    root = tmp_path / "ckpt"
+    shutil.copytree(checkpoint[0], root)
+    (root / "tokenizer" / "tokenizer.json").write_text('{"model": ')
+    args = run_args(root, tmp_path / "fox.gif", "--video-frames", "1", "--dry-run")
+    args[args.index("-p") + 1] = "a red fox runs " * 40
+    code = cli.main(args)
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err and "tokens, over" not in err, err
 
 
 def test_a_prompt_over_the_limit_is_said_before_the_weights_load(checkpoint, tmp_path, capsys, monkeypatch):

@@ -264,6 +264,13 @@ GGUF_ADDRESSES = {
     # nothing of Qwen3-8B-Q4_K_M.gguf).
     "hf.co/unsloth/Qwen3-8B-GGUF:q4_k_m": "download it first: hf download unsloth/Qwen3-8B-GGUF --include "
     "'*Q4_K_M*.gguf' --local-dir ./Qwen3-8B-GGUF, then --gguf ./Qwen3-8B-GGUF",
+    # A tag that names no type stays as given (a part of the file's name, in its case); Ollama's default tag of
+    # another repo: a file the user picks; a tag of the official repo that names no type: a variant to give.
+    "hf.co/city96/Wan2.1-T2V-14B-gguf:14b-Q4_K_M": "download it first: hf download city96/Wan2.1-T2V-14B-gguf "
+    "--include '*14b-Q4_K_M*.gguf' --local-dir ./Wan2.1-T2V-14B-gguf, then --gguf ./Wan2.1-T2V-14B-gguf",
+    "hf.co/unsloth/Qwen3-8B-GGUF:latest": "download it first: hf download unsloth/Qwen3-8B-GGUF --include "
+    "FILE.gguf --local-dir ./Qwen3-8B-GGUF, then --gguf ./Qwen3-8B-GGUF",
+    f"hf.co/{GGUF_REPO}:banana": "e.g. --gguf Q4_K_M",
 }
 
 
@@ -410,15 +417,35 @@ def test_a_variant_that_is_no_types_name_is_said_before_the_hub_is_asked(fake_hu
     assert fake_hub.listed == fake_hub.downloads == []
 
 
+def test_a_variant_close_to_no_type_gets_the_names_there_are_and_no_closest(fake_hub):
+    # No "the closest is None" nor "--gguf None" for a name no recipe is near: the names to choose from.
+    with pytest.raises(CheckpointError) as error:
+        find_gguf("banana")
+    said = str(error.value)
+    assert said.startswith("--gguf banana: no such file, and no quantization type has that name: a variant of ")
+    assert "Q4_K_M, Q4_K_S" in said and "closest" not in said and "None" not in said, said
+    assert fake_hub.listed == fake_hub.downloads == []
+
+
 def test_a_variant_in_other_letter_case_is_downloaded_by_the_repos_spelling(no_network, tmp_path, monkeypatch):
     # `hf download --include '*q4_k_m*.gguf'` matches letter case: it fetched nothing of motif-video-2b-Q4_K_M.gguf.
     with pytest.raises(MissingFilesError) as error:
         find_gguf("q4_k_m")
     assert f"hf download {GGUF_REPO} --include '*Q4_K_M*.gguf'" in str(error.value)
     monkeypatch.chdir(tmp_path)
-    for typed in ("Q4-K-M", "q4km.gguf"):  # not a variant's characters, or a file name: the variant it spells
+    for typed in ("Q4-K-M", "q4km.gguf", "Q4KM.GGUF"):  # not a variant's characters, or a file name: the variant
         with pytest.raises(CheckpointError, match=r"\(for this name: --gguf Q4_K_M\), which is downloaded$"):
             find_gguf(typed)
+    with pytest.raises(CheckpointError, match=r"\(e.g. --gguf Q4_K_M\), which is downloaded$"):
+        find_gguf("../q4km.gguf")  # a path to a file, not a name: no guess at the variant
+
+
+@pytest.mark.parametrize("variant", ["IQ3_M", "q3_k_l", "Q2_K_S"])
+def test_llama_cpps_file_types_are_variants_the_hub_is_asked_for(no_network, variant):
+    # Types llama.cpp makes files of (not gguf-py's tensor types): asked of the Hub, not refused as unknown names.
+    with pytest.raises(MissingFilesError) as error:
+        find_gguf(variant)
+    assert f"--include '*{variant.upper()}*.gguf'" in str(error.value), str(error.value)
 
 
 def test_unset_hf_hub_offline_is_said_only_when_it_is_set(fake_hub):

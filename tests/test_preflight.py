@@ -338,6 +338,62 @@ def test_out_of_memory_with_the_smallest_plan_says_to_make_a_smaller_video(no_ne
         "for an est. peak of 5.0 MiB allocated (~5.4 MiB reserved): another program may have "
         "taken GPU memory since (close it), or the estimate fell short. Make a smaller video"
     )
+    # The server's operator, told the same: no --vram plans less, only a smaller --max-video.
+    from motif_lite.server.worker import operator_advice
+
+    for smallest in (plan, tiny):
+        assert operator_advice(planned, smallest).endswith(". Restart the server with a smaller --max-video")
+
+
+@pytest.mark.parametrize("peak", [2**30, 2**28, 3 * 2**30 + 1, 5 * 2**30 - 1, 123_456_789])
+def test_the_vram_named_after_running_out_is_just_under_the_peak(peak):
+    # A peak of a round figure (1 GiB) must get 0.99, not 1.00: a budget of the peak itself plans the same plan.
+    from motif_lite.memory_advice import vram_just_under
+
+    lower = vram_just_under(peak)
+    assert lower * 2**30 < peak <= (lower + 0.01) * 2**30
+
+
+def simulated_gpu(monkeypatch, free_bytes: int, total_bytes: int = 8 * 2**30) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free_bytes, total_bytes))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4090")
+
+
+def test_out_of_memory_without_a_vram_names_the_free_memory_as_the_plans_budget(no_network, monkeypatch):
+    from motif_lite.cli.prepare import out_of_memory_advice, planned_run, sources_before_download
+
+    simulated_gpu(monkeypatch, 6 * 2**30)
+    args = cli.build_parser().parse_args(["run", "-p", "x", "--gguf", "Q4_K_M", "--device", "cuda"])
+    args.weights = {}
+    request, _ = GenerationRequest("x", output="a.mp4").resolve()
+    planned = planned_run(args, request, sources_before_download(args), torch.bfloat16, torch.device("cuda"))
+    plan = planned.plan()
+    advice = out_of_memory_advice(planned, plan)
+    said = f"had a budget of {memory_size(plan.budget_bytes)} (the GPU's free memory at the start / 1.08) for"
+    assert said in advice and "(--vram)" not in advice, advice
+
+
+def test_the_budgets_warnings_are_not_said_again_with_the_out_of_memory_advice(no_network, monkeypatch):
+    # The next plan down is planned to name it: the warnings its budget gives were given with the run's plan.
+    import warnings
+
+    from motif_lite import preflight
+    from motif_lite.cli.prepare import out_of_memory_advice, planned_run, sources_before_download
+
+    simulated_gpu(monkeypatch, 2**30)  # Windows' driver spills any budget over the free memory: warned of
+    monkeypatch.setattr(preflight, "windows_gpu_driver", lambda: True)
+    args = cli.build_parser().parse_args(["run", "-p", "x", "--gguf", "Q4_K_M", "--vram", "7", "--device", "cuda"])
+    args.weights = {}
+    request, _ = GenerationRequest("x", output="a.mp4").resolve()
+    planned = planned_run(args, request, sources_before_download(args), torch.bfloat16, torch.device("cuda"))
+    with pytest.warns(UserWarning, match="spills into system memory"):
+        plan = planned.plan()
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        advice = out_of_memory_advice(planned, plan)
+    assert "just under that peak) gives the next plan" in advice and not said, [str(w.message) for w in said]
 
 
 # --------------------------------------------------------------------------------- checks before any weights

@@ -1173,6 +1173,9 @@ def test_a_folder_of_shards_without_their_index_is_read_whole_or_named(tiny, tmp
     shutil.copy(tiny[0] / "transformer" / "diffusion_pytorch_model.safetensors", alone / "m-00001-of-00001.safetensors")
     assert main([str(alone), "-o", str(tmp_path / "alone.gguf"), "--type", "Q8_0", "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+    only = alone / "m-00001-of-00001.safetensors"  # and given as the file: no shard of several to refuse
+    assert main([str(only), "-o", str(tmp_path / "only.gguf"), "--type", "Q8_0", "--quiet"]) == 0, capsys.readouterr()
+    assert capsys.readouterr().err == ""
 
     assert main([str(files[0]), "-o", str(tmp_path / "one.gguf"), "--quiet"]) == 2
     said = f"{files[0]} is shard 1 of 2: the quantizer reads them all from their folder: python -m motif_lite."

@@ -169,9 +169,13 @@ def test_a_torch_generator_as_the_seed_says_how_to_give_its_seed(tmp_path):
         (dict(sampler_name="euler"), "GenerationRequest has no field sampler_name: give sampler='euler' instead"),
         (dict(frmaes=9), "GenerationRequest has no field frmaes: give frames=9 instead"),  # a typo: the closest
         (dict(num_frame=9), "GenerationRequest has no field num_frame: give frames=9 instead"),  # close to another's
+        # closer to another tool's name than to any field: the field that name stands for (not guidance=)
+        (dict(guidance_scal=5), "GenerationRequest has no field guidance_scal: give cfg_scale=5 instead"),
         (dict(generator=torch.Generator().manual_seed(7)), "GenerationRequest has no field generator: give seed=7, "),
         (dict(output_type="np"), "GenerationRequest has no field output_type: give output='fox.mp4'"),
         (dict(zzz=1), "GenerationRequest has no field zzz; its fields are prompt, negative_prompt, width, height,"),
+        # far from every name (ComfyUI's CLIP skip): the fields, not a guess at one (flow_shift)
+        (dict(clip_skip=2), "GenerationRequest has no field clip_skip; its fields are prompt, negative_prompt, width,"),
     ],
 )
 def test_a_keyword_of_another_tool_names_the_field_to_give(keywords, said):
@@ -180,6 +184,16 @@ def test_a_keyword_of_another_tool_names_the_field_to_give(keywords, said):
         GenerationRequest("a fox", **keywords)
     assert str(error.value).startswith(said) and "\n" not in str(error.value)
     assert isinstance(error.value, TypeError)  # as Python's own was: code that caught that still catches it
+
+
+def test_each_keyword_with_no_field_is_named_at_once():
+    # A call ported from diffusers has several: each gets its line, not one per try.
+    with pytest.raises(UnknownFieldError) as error:
+        GenerationRequest("a fox", num_frames=121, guidance_scale=5.0, width=640)
+    assert str(error.value).splitlines() == [
+        "GenerationRequest has no field num_frames: give frames=121 instead",
+        "GenerationRequest has no field guidance_scale: give cfg_scale=5.0 instead",
+    ]
 
 
 @pytest.mark.parametrize(("field", "name"), TEXT_NAMES)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import errno
 import hashlib
 import io
 import json
@@ -343,6 +344,15 @@ def test_each_other_apis_field_name_points_at_a_field_of_ours():
     assert set(OTHER_API_FIELDS.values()) <= known and not set(OTHER_API_FIELDS) & known
 
 
+def test_a_refused_job_with_a_first_frame_leaves_no_file(server):
+    # The image is written for the job before its settings are checked: a 400 removes it again.
+    data_url = "data:image/png;base64," + base64.b64encode(png()).decode()
+    body = {"prompt": PROMPT, **TINY, "steps": 0, "input_reference": {"image_url": data_url}}
+    code, error, _ = server.request("POST", "/v1/videos", body)
+    assert code == 400 and error["error"]["param"] == "steps", error
+    assert list((server.store.root / "inputs").glob("*")) == []
+
+
 @pytest.mark.parametrize(("body", "message", "param"), BAD_BODIES)
 def test_invalid_settings_are_400_with_the_cli_message(server, body, message, param):
     code, error, _ = server.request("POST", "/v1/videos", body)
@@ -366,6 +376,15 @@ def test_a_job_that_names_no_size_gets_the_largest_the_server_allows(pipe, tmp_p
         assert code == 200 and given["size"] == "32x32" and not any("no size" in n for n in given["notes"])
         code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "num_frames": 9})
         assert code == 400 and error["error"]["param"] == "num_frames"  # what the job asks for is still checked
+
+
+def test_a_max_video_of_the_official_size_changes_no_job_that_names_none():
+    # The official size and length fit a server planned for exactly them: no note of a default changed.
+    from motif_lite.server.submission import within_max_video
+
+    assert within_max_video({"prompt": PROMPT}, (1280, 736, 121)) == ({"prompt": PROMPT}, [])
+    fields, notes = within_max_video({"prompt": PROMPT}, (1279, 736, 120))  # one under: the largest valid under it
+    assert (fields["width"], fields["height"], fields["frames"]) == (1264, 736, 117) and len(notes) == 2
 
 
 def test_null_is_the_default_and_the_memory_plan_caps_the_size(pipe, tmp_path):
@@ -1403,6 +1422,19 @@ def test_a_job_the_data_folder_cannot_hold_is_507_not_a_traceback(pipe, tmp_path
         assert code == 507 and error["error"]["code"] == "storage_full", error
         assert error["error"]["message"].startswith("the server cannot store the job (database or disk is full)")
         assert list((tmp_path / "data" / "inputs").glob("*")) == []
+        # A job with a first frame: the image written for it is removed again.
+        data_url = "data:image/png;base64," + base64.b64encode(png()).decode()
+        body = {"prompt": PROMPT, **LONG, "input_reference": {"image_url": data_url}}
+        assert server.request("POST", "/v1/videos", body)[0] == 507
+        assert list((tmp_path / "data" / "inputs").glob("*")) == []
+
+        def no_space(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "data" / "jobs.db"))
+
+        monkeypatch.setattr(server.store, "add", no_space)  # the reason without the server's path or errno
+        code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
+        assert code == 507 and "cannot store the job (No space left on device): its data" in error["error"]["message"]
+        assert str(tmp_path) not in error["error"]["message"], error
 
 
 def test_the_info_defaults_are_none_where_a_job_without_settings_gets_none(pipe):

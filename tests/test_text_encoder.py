@@ -123,6 +123,36 @@ def test_a_long_prompt_is_measured_as_encode_cuts_it_before_the_weights_load(enc
     assert len(encoder.tokenizer(worst)["input_ids"]) <= 512
 
 
+def test_a_prompt_its_length_alone_clears_is_never_cut(encoder):
+    # `fits_without_tokenizer` spares `motif-lite run` the tokenizer: a prompt it clears must fit the 512 tokens even
+    # in characters the tokenizer spells byte by byte (two tokens each), with its special tokens added.
+    from motif_lite.encoders.text import fits_without_tokenizer, prompt_truncation
+
+    prompts = ["\u00e9" * count + "a" * odd for count in range(248, 262) for odd in (0, 1)]
+    cleared = [prompt for prompt in prompts if fits_without_tokenizer(prompt)]
+    assert cleared and len(cleared) < len(prompts)  # both sides of its bound
+    for prompt in cleared:
+        assert len(encoder.tokenizer(prompt)["input_ids"]) <= 512
+    assert all(prompt_truncation(encoder.tokenizer, prompt) is None for prompt in cleared)
+    longest = max(prompts, key=len)
+    assert len(encoder.tokenizer(longest)["input_ids"]) > 512 and prompt_truncation(encoder.tokenizer, longest)
+
+
+def test_a_prompt_of_exactly_the_limit_is_not_cut(encoder, caplog):
+    from motif_lite.encoders.text import prompt_truncation
+
+    prompt = "abc " * 10
+    tokens = len(encoder.tokenizer(prompt)["input_ids"])
+    assert prompt_truncation(encoder.tokenizer, prompt, max_length=tokens) is None
+    encoder.encode([prompt], max_length=tokens)  # nor does the encode say it is
+    assert not [record for record in caplog.records if record.name.startswith("motif_lite")]
+    cut = prompt_truncation(encoder.tokenizer, prompt, max_length=tokens - 1)  # one over: its one token dropped
+    assert (cut.tokens, cut.kept) == (tokens, tokens - 1)
+    encoder.encode([prompt, "abc"], max_length=tokens - 1)  # in a batch: only the prompt cut is named
+    said = [record.getMessage() for record in caplog.records if record.name.startswith("motif_lite")]
+    assert said == [cut.warning("prompt 0")]
+
+
 def test_image_preprocessor_loads_without_the_torchvision_warning(ckpt):
     # transformers warns when its default SiglipImageProcessor cannot find torchvision; we name the class it
     # would fall back to, so image-to-video prints nothing. A fresh process: the warning is given once per process.
