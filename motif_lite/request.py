@@ -178,6 +178,9 @@ OTHER_FIELD_NAMES = {
     "total)",
     "attention_kwargs": "LoRA strengths are set with pipe.set_loras({'style.safetensors': 0.8})",
     "vae_batch_size": "the VAE decodes in bands that a memory plan sizes (load_pipeline(plan=...))",
+    # img2img's and video2video's denoising strength: ComfyUI's `length` is its closest spelling, frames a wrong guess
+    "strength": "there is no denoising strength: an image= is the video's first frame as given, and extend= goes on "
+    "from a clip's last frame",
 }
 
 

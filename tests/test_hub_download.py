@@ -432,6 +432,9 @@ def test_a_variant_in_other_letter_case_is_downloaded_by_the_repos_spelling(no_n
     with pytest.raises(MissingFilesError) as error:
         find_gguf("q4_k_m")
     assert f"hf download {GGUF_REPO} --include '*Q4_K_M*.gguf'" in str(error.value)
+    with pytest.raises(MissingFilesError) as error:
+        find_gguf("fp16")  # the quantizer's alias: the files say F16 (it was '*FP16*.gguf', which fetches nothing)
+    assert f"hf download {GGUF_REPO} --include '*F16*.gguf'" in str(error.value)
     monkeypatch.chdir(tmp_path)
     for typed in ("Q4-K-M", "q4km.gguf", "Q4KM.GGUF"):  # not a variant's characters, or a file name: the variant
         with pytest.raises(CheckpointError, match=r"\(for this name: --gguf Q4_K_M\), which is downloaded$"):

@@ -176,6 +176,8 @@ def test_a_torch_generator_as_the_seed_says_how_to_give_its_seed(tmp_path):
         (dict(zzz=1), "GenerationRequest has no field zzz; its fields are prompt, negative_prompt, width, height,"),
         # far from every name (ComfyUI's CLIP skip): the fields, not a guess at one (flow_shift)
         (dict(clip_skip=2), "GenerationRequest has no field clip_skip; its fields are prompt, negative_prompt, width,"),
+        # diffusers' img2img strength is closest in spelling to ComfyUI's length: it was "give frames=0.8 instead"
+        (dict(strength=0.8), "GenerationRequest has no field strength: there is no denoising strength: an image= is"),
     ],
 )
 def test_a_keyword_of_another_tool_names_the_field_to_give(keywords, said):

@@ -52,6 +52,7 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
         if (address := gguf_address_problem(text)) is not None:
             raise CheckpointError("{}: {}; {}".format(text, *address))
         return _local_gguf(user_path(text))
+    text = _file_spelling(text)
     cached = cached_variant(text)
     if cached is not None:
         return cached
@@ -74,6 +75,12 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
             return Path(hf_hub_download(GGUF_REPO, name))
     except HUB_ERRORS as exc:
         raise MissingFilesError([_with_reason(missing, hub.failed("download", exc, GGUF_REPO))]) from exc
+
+
+def _file_spelling(variant: str) -> str:
+    """A variant as GGUF file names spell it: the quantizer's aliases FP16 and FP32 are F16 and F32 in llama.cpp's
+    names and ours (`hf download --include '*FP16*.gguf'` would fetch nothing)."""
+    return {"FP16": "F16", "FP32": "F32"}.get(variant.upper(), variant)
 
 
 def refuse_unknown_variant(variant: str) -> None:
@@ -185,7 +192,10 @@ def check_gguf_variant(variant: str, hub: HubAccess) -> None:
     else downloads, not after the checkpoint's gigabytes; a name that is no quantization type's (Q4KM, 4bit) without
     asking the Hub (`refuse_unknown_variant`), another one (Q6_K where the repo has none) with the variants there
     are. Nothing when the cache has it or the Hub cannot be asked: `find_gguf` reports that."""
-    if not is_gguf_variant(variant) or cached_variant(variant) is not None:
+    if not is_gguf_variant(variant):
+        return
+    variant = _file_spelling(variant)
+    if cached_variant(variant) is not None:
         return
     refuse_unknown_variant(variant)  # said without the Hub, which may not be reachable
     if not hub.online:
