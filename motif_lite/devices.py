@@ -250,6 +250,21 @@ class GpuFacts:
         return f"compute capability {major}.{minor}"
 
 
+# What to do about a GPU that CUDA cannot open: another process holds it in exclusive mode, or it is full.
+HELD_GPU_FIX = "nvidia-smi lists the processes that hold it: stop them, or run elsewhere (--device cuda:N, cpu)"
+
+
+def gpu_memory(device: torch.device | int) -> tuple[int, int]:
+    """(free, total) bytes of a CUDA device, as `torch.cuda.mem_get_info` counts them; a `DeviceError` saying what to
+    do when CUDA cannot open it (held in exclusive mode, or full), instead of CUDA's traceback."""
+    try:
+        return torch.cuda.mem_get_info(device)
+    except RuntimeError as exc:  # torch.OutOfMemoryError too
+        index = device if isinstance(device, int) else torch.device(device).index or 0
+        reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise DeviceError(f"GPU cuda:{index} cannot be opened ({reason}); {HELD_GPU_FIX}") from exc
+
+
 def on_device(device: torch.device) -> contextlib.AbstractContextManager:
     """Make `device` the current CUDA device while inside (nothing off CUDA). Triton launches a kernel on the current
     device and torch's default streams are per device: a pipeline on `cuda:1` whose tensors live there would launch

@@ -20,6 +20,7 @@ from motif_lite.config import TransformerConfig
 from motif_lite.devices import (
     checked_dtype,
     gpu_facts,
+    gpu_memory,
     int8_attention_blocker,
     parse_device,
     resolve_device,
@@ -422,7 +423,7 @@ def _gpu_budget(gpu: torch.device, vram_gib: float | None) -> int:
     Windows' driver would spill what does not fit into system memory (`devices.vram_over_free_note`)."""
     if vram_gib is None:
         return default_budget(gpu)
-    total = torch.cuda.mem_get_info(gpu)[1]
+    total = gpu_memory(gpu)[1]
     budget = int(vram_gib * 2**30)
     if budget > total:
         return _free_budget_for_a_slip(gpu, vram_gib, budget, total)
@@ -579,7 +580,7 @@ def unplanned_memory_warning(
         official, sources, dtype, device, kernels, attention, batch_guidance, 1, text_encoder_dtype
     )
     need = unplanned_peak_bytes(**inputs)
-    total = torch.cuda.mem_get_info(device)[1]
+    total = gpu_memory(device)[1]
     if need <= total:
         return None
     size = f"{official.width}x{official.height}x{official.frames}"

@@ -703,3 +703,27 @@ def test_the_plan_check_shows_is_the_dry_run_plan_of_a_default_run(tiny, tmp_pat
         assert report.plan.stages == planned[-1].stages, flags
         checked.append(report.plan.stages)
     assert checked[0] != checked[1] != checked[2]  # each file changes the plan: the comparison sees them
+
+
+@pytest.mark.parametrize("budget", [[], ["--vram", "6"]])
+def test_a_run_on_a_gpu_that_cannot_be_opened_says_so_in_one_line(checkpoint, monkeypatch, capsys, tmp_path, budget):
+    # `check` names such a GPU on its row; a run planning for it (its free memory, or its total against --vram)
+    # ended in CUDA's traceback.
+    import torch
+
+    from motif_lite import cli
+
+    def busy(device=None):
+        raise RuntimeError("CUDA error: CUDA-capable device(s) is/are busy or unavailable\nmore lines")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4090")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", busy)
+    args = ["run", "-m", str(checkpoint), "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cuda:0"]
+    code = cli.main([*args, "--dry-run", *budget])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+    assert "GPU cuda:0 cannot be opened (CUDA error: CUDA-capable device(s) is/are busy or unavailable); " in err
+    assert "nvidia-smi lists the processes that hold it" in err, err

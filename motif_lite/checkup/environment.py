@@ -7,6 +7,7 @@ import torch
 
 from motif_lite.checkup.report import Checkup, first_line
 from motif_lite.devices import (
+    HELD_GPU_FIX,
     amd_gpu_note,
     gpu_facts,
     gpu_platform,
@@ -61,8 +62,7 @@ def _check_gpu(report: Checkup) -> None:
         try:  # opens the GPU: refused when another process holds it in exclusive mode or it is full
             free, total = torch.cuda.mem_get_info(index)
         except RuntimeError as exc:  # torch.OutOfMemoryError too
-            fix = "nvidia-smi lists the processes that hold it: stop them, or run elsewhere (--device cuda:N, cpu)"
-            report.problem(f"GPU cuda:{index}", f"cannot be opened ({first_line(exc)})", fix)
+            report.problem(f"GPU cuda:{index}", f"cannot be opened ({first_line(exc)})", HELD_GPU_FIX)
             continue
         name = torch.cuda.get_device_name(index)
         memory = f"{memory_size(free)} free of {memory_size(total)}"

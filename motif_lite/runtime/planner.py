@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from motif_lite.config import TransformerConfig
+from motif_lite.devices import gpu_memory
 from motif_lite.errors import ConfigError, MotifLiteError, both_spellings
 from motif_lite.runtime.activation_memory import (
     TEXT_LAYER_FRACTION,
@@ -235,7 +236,7 @@ def default_budget(device: torch.device | str) -> int | None:
     device = torch.device(device)
     if device.type != "cuda":
         return None
-    free, _total = torch.cuda.mem_get_info(device)
+    free, _total = gpu_memory(device)
     return int(free / RESERVED_RATIO)
 
 
