@@ -1198,6 +1198,20 @@ def test_a_dry_run_measures_a_long_prompt_with_the_tokenizer_alone(fake_hub, che
     assert fake_hub.downloads == [] and "warning: prompt" not in capsys.readouterr().err  # nothing to measure
 
 
+def test_a_dry_run_with_a_partial_cache_measures_a_long_prompt_with_the_tokenizer_fetched(
+    fake_hub, checkpoint, tmp_path, capsys
+):
+    # The cache holds part of the checkpoint (a download stopped before the tokenizer): its files alone come first.
+    snapshot = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B" / "snapshots" / ("0" * 40)
+    (snapshot / "vae").mkdir(parents=True)
+    (snapshot / "vae" / "config.json").write_text("{}")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    fake_hub.snapshot = tokenizer_snapshot(checkpoint, tmp_path / "snapshot")
+    assert cli.main(["run", "--dry-run", "-p", LONG_PROMPT, "--device", "cpu"]) == 0
+    assert fake_hub.downloads == [(MOTIF_REPO, ["tokenizer/*"])] and SAID in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("main", [True, False])
 def test_the_main_rank_of_a_parallel_run_says_a_long_prompt_before_its_download(
     fake_hub, checkpoint, tmp_path, main, capsys
