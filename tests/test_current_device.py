@@ -18,8 +18,9 @@ from motif_lite.runtime import kernels
 def test_a_cuda_device_is_made_current_and_the_cpu_changes_nothing():
     guard = devices.on_device(torch.device("cuda:1"))
     assert isinstance(guard, torch.cuda.device) and guard.idx == 1
-    with devices.on_device(torch.device("cpu")):
-        pass  # no CUDA call off CUDA (this machine may have none)
+    for cpu in (torch.device("cpu"), torch.device("cpu", 0)):  # --device cpu:0 is taken too
+        with devices.on_device(cpu):
+            pass  # no CUDA call off CUDA (this machine may have none)
 
 
 @pytest.fixture
@@ -48,6 +49,18 @@ def test_loading_and_generating_happen_on_the_pipeline_device(checkpoint, entere
     assert entered[1:] == [("generation", cpu)]
     pipe.set_loras([])
     assert entered[2:] == [("generation", cpu)]
+
+
+def test_a_pipeline_method_makes_the_pipelines_own_device_current(entered):
+    # On the CPU every device is the CPU: a pipeline that says it is on cuda:1 shows which one is made current.
+    class OnSecondGpu:
+        device = "cuda:1"
+
+        @generation._on_its_device
+        def work(self, value: int) -> int:
+            return value + 1
+
+    assert OnSecondGpu().work(1) == 2 and entered == [("generation", torch.device("cuda:1"))]
 
 
 def test_verify_compares_its_stages_on_the_pipeline_device(checkpoint, entered, capsys):

@@ -1190,6 +1190,27 @@ def test_a_long_prompt_is_said_before_the_checkpoint_downloads(empty_cache_run, 
     assert tokenizer < err.index(SAID) < err.index("downloading", tokenizer + 1), err
 
 
+def test_a_negative_prompt_the_guidance_does_not_read_downloads_no_tokenizer_first(
+    empty_cache_run, fake_hub, checkpoint, tmp_path
+):
+    # APG at scale 0 never encodes the negative prompt: it is not measured, nor a tokenizer fetched for it.
+    fake_hub.snapshot = tokenizer_snapshot(checkpoint, tmp_path / "snapshot")
+    code, err = empty_cache_run("-n", "blurry " * 86, "--cfg-scale", "0")
+    assert "negative prompt is" not in err and fake_hub.downloads[0][1] != ["tokenizer/*"], err
+
+
+def test_a_tokenizer_that_cannot_be_had_first_does_not_stop_the_download(fake_hub, tmp_path, capsys, monkeypatch):
+    # The snapshot comes without the tokenizer: the prompt is not measured before the download (the encode says
+    # the cut), and the checkpoint's download goes ahead.
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    free_space(monkeypatch, 10**12)
+    fake_hub.snapshot = tmp_path / "no tokenizer"
+    fake_hub.snapshot.mkdir()
+    cli.main(["run", "--yes", "-p", LONG_PROMPT, "-o", str(tmp_path / "fox.mp4")])
+    assert fake_hub.downloads[0] == (MOTIF_REPO, ["tokenizer/*"]) and len(fake_hub.downloads) == 2
+    assert "transformer/*" in fake_hub.downloads[1][1] and SAID not in capsys.readouterr().err
+
+
 def test_a_short_prompt_downloads_no_tokenizer_first(empty_cache_run, fake_hub):
     # The official negative prompt is over the length that surely fits, but not over the official tokenizer's limit.
     code, err = empty_cache_run()
@@ -1207,8 +1228,24 @@ def test_a_dry_run_measures_a_long_prompt_with_the_tokenizer_alone(fake_hub, che
     assert fake_hub.downloads == [] and "warning: prompt" not in capsys.readouterr().err  # nothing to measure
 
 
+def test_a_dry_run_with_a_partial_cache_measures_a_long_prompt_with_the_tokenizer_fetched(
+    fake_hub, checkpoint, tmp_path, capsys
+):
+    # The cache holds part of the checkpoint (a download stopped before the tokenizer): its files alone come first.
+    snapshot = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B" / "snapshots" / ("0" * 40)
+    (snapshot / "vae").mkdir(parents=True)
+    (snapshot / "vae" / "config.json").write_text("{}")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    fake_hub.snapshot = tokenizer_snapshot(checkpoint, tmp_path / "snapshot")
+    assert cli.main(["run", "--dry-run", "-p", LONG_PROMPT, "--device", "cpu"]) == 0
+    assert fake_hub.downloads == [(MOTIF_REPO, ["tokenizer/*"])] and SAID in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("main", [True, False])
-def test_the_main_rank_of_a_parallel_run_says_a_long_prompt_before_its_download(fake_hub, checkpoint, tmp_path, main):
+def test_the_main_rank_of_a_parallel_run_says_a_long_prompt_before_its_download(
+    fake_hub, checkpoint, tmp_path, main, capsys
+):
     # Only a run on one process said it before the download; a parallel run's main rank (the one that encodes and
     # prints) said it after, and the other ranks say nothing of it.
     from motif_lite.cli import before_download, run_request
@@ -1221,5 +1258,7 @@ def test_the_main_rank_of_a_parallel_run_says_a_long_prompt_before_its_download(
     rank = SimpleNamespace(is_main=main, layout=None)
     before = before_download.rank_refuses_before_download(args, run_request.request_from_args(args), "cpu", rank, said)
     before(DownloadPlan(MOTIF_REPO, {}))
+    before(DownloadPlan(MOTIF_REPO, {}))  # a GGUF variant's download after the checkpoint's: not said again
     assert list(said) == (["prompt", "negative prompt"] if main else []), said  # the tiny tokenizer counts both
+    assert capsys.readouterr().err.count("warning: ") == len(said)
     assert fake_hub.downloads == ([(MOTIF_REPO, ["tokenizer/*"])] if main else [])

@@ -62,6 +62,7 @@ WINDOWS_PATHS = {
     "\\\\wsl$\\Ubuntu\\home\\me\\fox.mp4": "a file in WSL, which Linux reads as a name in the current folder: here it "
     "is /home/me/fox.mp4",
     "\\\\wsl.localhost\\Debian\\tmp\\fox.mp4": "here it is /tmp/fox.mp4",
+    "\\\\wsl$\\Ubuntu": "here it is /",  # the distribution's root folder, as Explorer shows it
     "\\\\nas\\share\\fox.mp4": "a Windows network path, which Linux reads as a name in the current folder: give the "
     "path where Linux mounts that share",
 }
@@ -82,6 +83,13 @@ def test_other_paths_are_no_windows_paths(given):
     from motif_lite.paths import windows_path_problem
 
     assert windows_path_problem(given, platform="linux") is None
+
+
+def test_a_path_rooted_on_the_current_drive_is_no_network_path():
+    # One backslash first is the root of the current drive; two begin a share (tested above).
+    from motif_lite.paths import windows_path_problem
+
+    assert "network" not in (windows_path_problem("\\Users\\me\\fox.mp4", platform="linux") or "")
 
 
 def test_a_file_of_such_a_name_that_is_there_is_taken(tmp_path, monkeypatch):

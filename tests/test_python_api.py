@@ -277,6 +277,11 @@ def test_a_result_shows_as_one_short_line_in_a_notebook():
         "(.notes); the rest: .request, .settings, .timings, .step_seconds, .peak_rss_bytes, ...)"
     )
     assert request.negative_prompt not in repr(result) and str(result) == repr(result)
+    # Without notes it names none; with several, their count; without a total time (a result made by hand), no time.
+    quiet = GenerationResult(Path("fox.mp4"), request, 15.0, {"encode": 1.0}, 2**30, None)
+    assert "steps; the rest: .request" in repr(quiet) and "note" not in repr(quiet)
+    noted = GenerationResult(Path("fox.mp4"), request, 15.0, {}, 2**30, None, notes=["a note", "another"])
+    assert "25 steps; 2 notes (.notes); the rest" in repr(noted)
 
 
 def test_an_output_given_is_replaced_and_a_resolved_request_keeps_its_name(tmp_path, monkeypatch):
@@ -286,6 +291,10 @@ def test_an_output_given_is_replaced_and_a_resolved_request_keeps_its_name(tmp_p
     assert named.output == "output.mp4" and not any("exists" in note for note in notes)
     unnamed, _ = GenerationRequest("a fox", **TINY).resolve()
     assert unnamed.output == Path("output-2.mp4") and unnamed.resolve()[0].output == Path("output-2.mp4")
+    (tmp_path / "output.mp4").unlink()
+    first_free, _ = GenerationRequest("a fox", **TINY).resolve()
+    (tmp_path / "output.mp4").write_bytes(b"its video, written since")
+    assert first_free.resolve()[0].output == "output.mp4"  # its name, not one free now
 
 
 @pytest.mark.parametrize(

@@ -475,6 +475,34 @@ def test_a_submission_measures_its_prompts_with_a_tokenizer_of_its_own(pipe, tmp
         server.request("DELETE", f"/v1/videos/{video['id']}")
 
 
+def test_a_submission_loads_its_tokenizer_once_and_goes_on_without_one(pipe, tmp_path, monkeypatch):
+    # Loaded by the first job's submission (seconds), not by each. A checkpoint folder that lost its tokenizer
+    # since the model loaded takes the job without the note: the encode warns as it cuts.
+    import dataclasses
+
+    from motif_lite.server import submission
+
+    loads, load_tokenizer = [], submission.load_tokenizer
+
+    def counted(root):
+        loads.append(root)
+        return load_tokenizer(root)
+
+    monkeypatch.setattr(submission, "load_tokenizer", counted)
+    long = {**LONG, "prompt": "a red fox runs " * 40}
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        for _ in range(2):
+            code, video, _ = server.request("POST", "/v1/videos", long)
+            assert code == 200 and video["notes"][0].startswith("prompt is 601 tokens"), video
+            server.request("DELETE", f"/v1/videos/{video['id']}")
+    assert len(loads) == 1
+    monkeypatch.setattr(pipe, "sources", dataclasses.replace(pipe.sources, root=tmp_path / "moved"))
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        code, video, _ = server.request("POST", "/v1/videos", long)
+        assert code == 200 and video["status"] == "queued" and video["notes"] == [], video
+        server.request("DELETE", f"/v1/videos/{video['id']}")
+
+
 def test_a_truncated_upload_is_an_invalid_image_when_it_is_posted(server):
     # The header alone decodes; the pixels do not. Refused as the upload it is, not later as the server's own file.
     data = png()

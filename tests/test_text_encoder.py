@@ -103,6 +103,19 @@ def test_long_prompt_truncated_like_reference(ckpt, encoder, caplog):
     torch.testing.assert_close(embeds, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_a_long_prompt_is_cut_beside_a_short_one(encoder, caplog):
+    # The prompt and the negative prompt are tokenized together: one short prompt does not spare the other its cut.
+    from motif_lite.encoders.text import long_prompts
+
+    embeds, _ = encoder.encode(["abc", "abc " * 10], max_length=16, labels=["prompt", "negative prompt"])
+    assert embeds.shape[1] == 16
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("motif_lite")]
+    assert ours == ["negative prompt is 41 tokens; dropped the last 25 (limit 16)"]
+    assert list(long_prompts(encoder.tokenizer, {"prompt": "a fox", "negative prompt": "abc " * 600})) == [
+        "negative prompt"
+    ]
+
+
 def test_a_long_prompt_is_measured_as_encode_cuts_it_before_the_weights_load(encoder, caplog):
     # `motif-lite run` says it before the load (with the last words kept) from `prompt_truncation`, and drops the
     # encode's own warning by its text: the two must agree.
@@ -117,6 +130,8 @@ def test_a_long_prompt_is_measured_as_encode_cuts_it_before_the_weights_load(enc
     assert cut.kept_ending == "abc abc abc abc"  # 15 characters after <bos>
     assert "it reads up to '... abc abc abc abc' and drops the last 25" in cut.advice("negative prompt")
     assert prompt_truncation(encoder.tokenizer, "abc " * 3, max_length=16) is None
+    letters = " ".join("abcdefghijklmnopqrstuvwxyz")  # one token a character: 31 kept after <bos>
+    assert prompt_truncation(encoder.tokenizer, letters, max_length=32).kept_ending == "i j k l m n o p"  # 8 words
     # The length alone clears a prompt only where byte fallback (one token per byte) keeps it within the limit.
     worst = "\u00e9" * 252  # 504 bytes, each a token of its own
     assert fits_without_tokenizer(worst) and prompt_truncation(encoder.tokenizer, worst, max_length=513) is None
