@@ -114,7 +114,8 @@ def _on_its_device(method: Callable) -> Callable:
 
     @functools.wraps(method)
     def on_its_device(self, *args, **kwargs):
-        with on_device(torch.device(self.device)):
+        # A pipeline not made by load_pipeline (no device yet) has no GPU to make current: its calls check arguments.
+        with on_device(torch.device(getattr(self, "device", "cpu"))):
             return method(self, *args, **kwargs)
 
     return on_its_device
