@@ -1128,6 +1128,25 @@ def test_a_name_too_long_is_measured_in_bytes_and_cut_short():
     assert said == "a file name is too long for this file system (File name too long): give shorter names"
 
 
+def test_a_commands_kernel_cache_folder_is_its_own(monkeypatch, tmp_path):
+    # run points TRITON_CACHE_DIR at a folder it can write when the user's cannot be (cli/kernel_cache.py) and left
+    # it so: a script calling cli.main, and every test after, compiled into the run's fallback folder.
+    import os
+
+    from motif_lite.cli import run as run_command
+
+    def sets_the_cache(args):
+        os.environ["TRITON_CACHE_DIR"] = str(tmp_path / "fallback")
+        return 0
+
+    monkeypatch.setattr(run_command, "main", sets_the_cache)
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "mine"))
+    assert cli.main(["run", "-p", "a fox"]) == 0
+    assert os.environ["TRITON_CACHE_DIR"] == str(tmp_path / "mine")
+    monkeypatch.delenv("TRITON_CACHE_DIR")
+    assert cli.main(["run", "-p", "a fox"]) == 0 and "TRITON_CACHE_DIR" not in os.environ
+
+
 def test_a_command_sets_the_allocator_config_for_itself_only(monkeypatch, tmp_path, capsys, allocator_config_seen):
     # run, decode and serve set PYTORCH_CUDA_ALLOC_CONF (torch reads it as CUDA starts) and left it set: a script or
     # a test that called cli.main got the command's allocator setting for its own CUDA use after, and so did every

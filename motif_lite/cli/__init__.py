@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     stops = STOP_SIGNALS if args.command in KEEPING_COMMANDS else ()
     try:
-        with _warnings_to_stderr(), signals_interrupt(stops), _environment_kept(ALLOCATOR_CONFIG):
+        with _warnings_to_stderr(), signals_interrupt(stops), _environment_kept(ALLOCATOR_CONFIG, "TRITON_CACHE_DIR"):
             return args.handler(args)
     except MotifLiteError as exc:
         _say(f"{_rank_prefix()}error: {_as_this_rank_says(str(exc))}")
@@ -279,18 +279,20 @@ def use_expandable_segments() -> None:
 
 
 @contextlib.contextmanager
-def _environment_kept(name: str) -> Iterator[None]:
-    """The variable `name` after a command as it was before: a command sets the allocator's for itself (torch reads
-    it once, as CUDA starts, and the ranks and workers the command starts inherit it), and a Python caller of `main`
-    (a script, a test) keeps its own environment for what it does next, its own CUDA use included."""
-    before = os.environ.get(name)
+def _environment_kept(*names: str) -> Iterator[None]:
+    """The variables `names` after a command as they were before: a command sets the allocator's for itself (torch
+    reads it once, as CUDA starts, and the ranks and workers the command starts inherit it) and may point Triton's
+    kernel cache at a folder it can write (`kernel_cache.writable_kernel_cache`); a Python caller of `main` (a
+    script, a test) keeps its own environment for what it does next, its own CUDA use included."""
+    before = {name: os.environ.get(name) for name in names}
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _as_this_rank_says(message: str) -> str:
