@@ -1,0 +1,52 @@
+"""The twenty-ninth mutation pass's tests (docs/testing.md): behaviours of the twentieth and twenty-first sessions'
+merges that no test reached, each failing with the mutant that showed the gap."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from motif_lite import devices
+from motif_lite.errors import DeviceError
+
+BUSY = "CUDA error: CUDA-capable device(s) is/are busy or unavailable"
+
+
+def _a_busy_gpu(monkeypatch, error: BaseException) -> None:
+    """One RTX 4090 that CUDA cannot open: `mem_get_info` raises `error`."""
+
+    def busy(device=None):
+        raise error
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4090")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", busy)
+
+
+@pytest.mark.parametrize(
+    ("device", "named"), [(torch.device("cuda"), "cuda:0"), (torch.device("cuda:1"), "cuda:1"), (1, "cuda:1")]
+)
+def test_a_gpu_that_cannot_be_opened_is_named_as_cuda_numbers_it(monkeypatch, device, named):
+    # Plain `cuda` is the first GPU (it read "cuda:None"); a GPU given by its number is that one.
+    _a_busy_gpu(monkeypatch, RuntimeError(BUSY))
+    with pytest.raises(DeviceError, match=rf"^GPU {named} cannot be opened \("):
+        devices.gpu_memory(device)
+
+
+def test_a_gpu_full_without_a_message_is_named_by_the_errors_kind(monkeypatch):
+    # An exception without words has no first line to quote (an IndexError, not the one-line refusal).
+    _a_busy_gpu(monkeypatch, torch.OutOfMemoryError())
+    with pytest.raises(DeviceError, match=r"^GPU cuda:0 cannot be opened \(OutOfMemoryError\); nvidia-smi lists"):
+        devices.gpu_memory(torch.device("cuda:0"))
+
+
+def test_a_pipeline_without_a_plan_on_a_gpu_that_cannot_be_opened_says_so(monkeypatch, checkpoint):
+    # load_pipeline without a plan compares the official video's estimate with the GPU's memory: CUDA's traceback.
+    # Plain `cuda`, the current device, as no GPU is made current here (this machine may have none).
+    from motif_lite import load_pipeline
+
+    _a_busy_gpu(monkeypatch, RuntimeError(BUSY + "\nmore lines"))
+    with pytest.raises(DeviceError, match=r"^GPU cuda:0 cannot be opened \(CUDA error: CUDA-capable device.s. is/are busy"):
+        load_pipeline(checkpoint, dtype="fp32", device="cuda", kernels="torch")
