@@ -50,3 +50,30 @@ def test_a_pipeline_without_a_plan_on_a_gpu_that_cannot_be_opened_says_so(monkey
     _a_busy_gpu(monkeypatch, RuntimeError(BUSY + "\nmore lines"))
     with pytest.raises(DeviceError, match=r"^GPU cuda:0 cannot be opened \(CUDA error: CUDA-capable device.s. is/are busy"):
         load_pipeline(checkpoint, dtype="fp32", device="cuda", kernels="torch")
+
+
+def test_a_mac_loading_on_the_cpu_is_told_of_its_gpu_not_of_no_gpu(monkeypatch, checkpoint):
+    # A Mac's GPU is there, unsupported: "no GPU found ... choose a GPU runtime" would be wrong advice beside it.
+    import warnings
+
+    from motif_lite import load_pipeline
+
+    monkeypatch.setattr(devices, "present_accelerator", lambda: "mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # "auto" is the CPU on a machine with CUDA too
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_pipeline(checkpoint, dtype="fp32", kernels="torch")
+    said = [str(warning.message) for warning in caught]
+    assert any("Apple silicon GPU (mps) is not supported" in text for text in said), said
+    assert not any("no GPU found" in text for text in said), said
+
+
+def test_the_no_gpu_warning_names_the_line_that_loads(monkeypatch, checkpoint):
+    # A notebook shows a warning with the line it names: the user's call of load_pipeline, not the library's.
+    from motif_lite import load_pipeline
+
+    monkeypatch.setattr(devices, "present_accelerator", lambda: None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match=r"^no GPU found") as caught:
+        load_pipeline(checkpoint, dtype="fp32", kernels="torch")
+    assert [warning.filename for warning in caught if "no GPU found" in str(warning.message)] == [__file__]
