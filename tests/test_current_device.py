@@ -86,3 +86,15 @@ def test_a_kernel_op_makes_its_inputs_device_current(entered, strict):
     x = torch.ones(2, 3)
     assert torch.equal(op(x, w=torch.full((3,), 2.0)), x * 2)  # the kernel ran
     assert entered == [("kernels", x.device)]
+
+
+def test_the_load_and_verify_make_the_device_asked_for_current(checkpoint, entered, capsys):
+    # The CPU is every device here, but cpu:0 is not torch's `cpu`: what is made current is the device asked for,
+    # not one fixed in the code (on two GPUs, tests/test_cuda.py sees it as cuda:1).
+    pytest.importorskip("diffusers")
+    numbered = torch.device("cpu", 0)
+    load_pipeline(checkpoint, dtype="fp32", device="cpu:0", kernels="torch")
+    assert entered == [("devices", numbered)]
+    size = ["-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1", "--device", "cpu:0"]
+    assert cli.main(["verify", "-m", str(checkpoint), *size]) == 0, capsys.readouterr().err
+    assert ("verify", numbered) in entered and ("verify", torch.device("cpu")) not in entered
