@@ -1262,3 +1262,13 @@ def test_the_main_rank_of_a_parallel_run_says_a_long_prompt_before_its_download(
     assert list(said) == (["prompt", "negative prompt"] if main else []), said  # the tiny tokenizer counts both
     assert capsys.readouterr().err.count("warning: ") == len(said)
     assert fake_hub.downloads == ([(MOTIF_REPO, ["tokenizer/*"])] if main else [])
+
+
+def test_the_quantizers_fp16_and_fp32_find_the_repos_f16_and_f32_files(fake_hub, monkeypatch):
+    # The check before the checkpoint's download looked for '*FP16*' too: a repo with an F16 file refused --gguf fp16.
+    monkeypatch.setitem(GGUF_FILES, "motif-video-2b-F16.gguf", 4_100_000_000)
+    monkeypatch.setitem(GGUF_FILES, "motif-video-2b-F32.gguf", 8_200_000_000)
+    free_space(monkeypatch, 10**12)
+    for typed, spelled in (("fp16", "F16"), ("FP32", "F32")):
+        check_gguf_variant(typed, hub.HubAccess())
+        assert find_gguf(typed) == Path(f"/downloaded/motif-video-2b-{spelled}.gguf")
