@@ -1272,3 +1272,36 @@ def test_the_quantizers_fp16_and_fp32_find_the_repos_f16_and_f32_files(fake_hub,
     for typed, spelled in (("fp16", "F16"), ("FP32", "F32")):
         check_gguf_variant(typed, hub.HubAccess())
         assert find_gguf(typed) == Path(f"/downloaded/motif-video-2b-{spelled}.gguf")
+
+
+def long_prompt_run(capsys, tmp_path, *flags: str) -> tuple[int, str]:
+    """`empty_cache_run`'s run with LONG_PROMPT."""
+    code = cli.main(["run", "--yes", "-p", LONG_PROMPT, "-o", str(tmp_path / "fox.mp4"), *flags])
+    return code, capsys.readouterr().err
+
+
+def test_long_prompts_are_said_before_the_download_that_replaces_a_broken_config(
+    empty_cache_run, fake_hub, checkpoint, tmp_path, capsys
+):
+    # A download stopped within transformer/config.json: the settings cannot be told before the download that
+    # replaces it, so both prompts are measured (the guidance may read the negative one) with the tokenizer first.
+    snapshot = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B" / "snapshots" / ("0" * 40)
+    (snapshot / "transformer").mkdir(parents=True)
+    (snapshot / "transformer" / "config.json").write_text("{")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    fake_hub.snapshot = tokenizer_snapshot(checkpoint, tmp_path / "snapshot")
+    code, err = long_prompt_run(capsys, tmp_path)
+    assert fake_hub.downloads[0] == (MOTIF_REPO, ["tokenizer/*"]) and len(fake_hub.downloads) == 2, err
+    assert SAID in err and "warning: negative prompt is " in err, err  # the tiny tokenizer cuts the official one
+    assert err.index("warning: negative prompt is ") < err.index("downloading", err.index("(1 small file)")), err
+
+
+def test_a_run_no_plan_fits_is_refused_before_the_tokenizer_downloads(
+    empty_cache_run, fake_hub, checkpoint, tmp_path, capsys
+):
+    # The refusal comes first: nothing is fetched (not even the tokenizer's few MB) for a run that cannot start.
+    fake_hub.snapshot = tokenizer_snapshot(checkpoint, tmp_path / "snapshot")
+    code, err = long_prompt_run(capsys, tmp_path, "--vram", "0.01")
+    assert code == cli.EXIT_USER_ERROR and "--vram" in err, err
+    assert fake_hub.downloads == [] and SAID not in err, err
