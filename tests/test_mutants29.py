@@ -77,3 +77,33 @@ def test_the_no_gpu_warning_names_the_line_that_loads(monkeypatch, checkpoint):
     with pytest.warns(UserWarning, match=r"^no GPU found") as caught:
         load_pipeline(checkpoint, dtype="fp32", kernels="torch")
     assert [warning.filename for warning in caught if "no GPU found" in str(warning.message)] == [__file__]
+
+
+def test_only_the_main_rank_plans_with_the_text_encoder_before_its_download(checkpoint, tmp_path, monkeypatch):
+    # The other ranks never load it: refused for its memory before their download, they would stop a run that fits.
+    from types import SimpleNamespace
+
+    from motif_lite.cli import before_download, build_parser, run_request
+    from motif_lite.cli.run_flags import weight_files
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.io.hub import DownloadPlan
+    from motif_lite.memory_advice import PlannedRun
+    from motif_lite.runtime.parallel import ParallelLayout
+
+    planned = []
+
+    def plan(run: PlannedRun, vram_gib: float | None = None):
+        planned.append(run.text_encoder)
+        raise MotifLiteError("planned")
+
+    monkeypatch.setattr(PlannedRun, "plan", plan)
+    flags = ["run", "-m", str(checkpoint), "-p", "a fox", "--device", "cpu", "--dtype", "fp32", "--vram", "8"]
+    args = build_parser().parse_args([*flags, "-W", "48", "-H", "32", "--video-frames", "5"])
+    args.weights = weight_files(args)
+    request = run_request.request_from_args(args)
+    for is_main in (True, False):
+        rank = SimpleNamespace(layout=ParallelLayout(2, 1), is_main=is_main)
+        refuse = before_download.rank_refuses_before_download(args, request, "cpu", rank, {})
+        with pytest.raises(MotifLiteError, match="^planned$"):
+            refuse(DownloadPlan("someone/motif", {}))
+    assert planned == [True, False]
