@@ -107,3 +107,42 @@ def test_only_the_main_rank_plans_with_the_text_encoder_before_its_download(chec
         with pytest.raises(MotifLiteError, match="^planned$"):
             refuse(DownloadPlan("someone/motif", {}))
     assert planned == [True, False]
+
+
+def test_two_submissions_never_measure_with_the_tokenizer_at_once(monkeypatch, tmp_path):
+    # A fast tokenizer keeps its truncation as state: two threads calling it at once fail ("Already borrowed"). The
+    # first submission holds the tokenizer until the second has had every chance to come in (a second, which
+    # without the lock it takes in microseconds); the code under test passes however slowly either thread runs.
+    import threading
+    from types import SimpleNamespace
+
+    from motif_lite.server import submission
+
+    inside, most = [0], [0]
+    first_in, second_in = threading.Event(), threading.Event()
+
+    def measuring(tokenizer, prompts: dict[str, str]) -> dict:
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        (second_in if first_in.is_set() else first_in).set()
+        if prompts["prompt"] == "first":
+            second_in.wait(timeout=1.0)
+        inside[0] -= 1
+        return {}
+
+    monkeypatch.setattr(submission, "load_tokenizer", lambda root: object())
+    monkeypatch.setattr(submission, "long_prompts", measuring)
+    notes = submission._LongPromptNotes()
+    pipe = SimpleNamespace(sources=SimpleNamespace(root=tmp_path))
+
+    def submit(prompt: str) -> threading.Thread:
+        thread = threading.Thread(target=notes, args=(pipe, SimpleNamespace(encoded_prompts={"prompt": prompt})))
+        thread.start()
+        return thread
+
+    first = submit("first")
+    assert first_in.wait(timeout=60)
+    second = submit("second")
+    first.join(timeout=60)
+    second.join(timeout=60)
+    assert second_in.is_set() and most[0] == 1
