@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.prepare import refuse_what_no_plan_fits
 from motif_lite.cli.run_time import CpuTimeQuestion, quantizing_seconds
-from motif_lite.log_filters import filtered_log
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -49,17 +47,12 @@ def prompts_cut(model: str, root: Path | None, prompts: dict[str, str]) -> dict[
         return {}
 
 
-@contextlib.contextmanager
-def not_said_again(long_prompts: dict[str, PromptTruncation]) -> Iterator[None]:
+def not_said_again(long_prompts: dict[str, PromptTruncation]) -> contextlib.AbstractContextManager:
     """While inside, the text encoder's warnings on `long_prompts`, said before the load in more words, are not
     logged again as they are encoded."""
-    said = {truncation.warning(label) for label, truncation in long_prompts.items()}
+    from motif_lite.encoders.text import warnings_not_logged
 
-    def not_said(record: logging.LogRecord) -> bool:
-        return record.getMessage() not in said
-
-    with filtered_log("motif_lite.encoders.text", not_said):
-        yield
+    return warnings_not_logged({truncation.warning(label) for label, truncation in long_prompts.items()})
 
 
 def ask_before_download(
