@@ -35,7 +35,7 @@ def launcher_number(
         number = None
     if number is None or number < smallest:
         raise MotifLiteError(
-            f"{name}={environ[name]!r} is not a whole number of at least {smallest}, as torchrun or Slurm sets it: "
+            f"{name}={environ[name]!r} is not a whole number of at least {smallest}, as torchrun sets it: "
             f"unset it (unset {name}) or give a number"
         )
     return number

@@ -485,7 +485,7 @@ def test_a_malformed_world_size_is_one_line_naming_it(capsys, monkeypatch, no_pr
     assert cli.main(DRY_RUN) == cli.EXIT_USER_ERROR
     out, err = capsys.readouterr()
     assert out == "" and err == (
-        f"error: WORLD_SIZE={value!r} is not a whole number of at least 1, as torchrun or Slurm sets it: unset it "
+        f"error: WORLD_SIZE={value!r} is not a whole number of at least 1, as torchrun sets it: unset it "
         "(unset WORLD_SIZE) or give a number\n"
     )
 
@@ -520,6 +520,6 @@ def test_a_malformed_local_world_size_is_one_line_naming_it(capsys, monkeypatch,
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "four")
     assert cli.main(DRY_RUN) == cli.EXIT_USER_ERROR
     assert capsys.readouterr() == ("", (
-        "[rank 0] error: LOCAL_WORLD_SIZE='four' is not a whole number of at least 1, as torchrun or Slurm sets it: "
+        "[rank 0] error: LOCAL_WORLD_SIZE='four' is not a whole number of at least 1, as torchrun sets it: "
         "unset it (unset LOCAL_WORLD_SIZE) or give a number\n"
     ))  # fmt: skip
