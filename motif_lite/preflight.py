@@ -556,6 +556,7 @@ def _planner_inputs(
         width=request.width, height=request.height, frames=request.frames, transformer_config=config,
         weight_bytes=sizes.transformer_bytes, text_encoder_bytes=sizes.text_encoder_bytes if text_encoder else 0,
         vae_config=sizes.vae_config, cfg_batch=2 if batched else 1, vae_dtype=dtype, activation_dtype=dtype,
+        text_encoder_dtype=text_encoder_dtype,  # None: the planner picks what load_pipeline does
         fused_norms=target.type == "cuda" and (use_triton(kernels, target) if here else kernels != "torch"),
         attention_workspace_bytes=functools.partial(attention_workspace_bytes, attention, config, tokens),
         image=request.conditions_on_image,  # the first frame goes through the VAE

@@ -16,7 +16,12 @@ from test_streaming import TINY, forward, inputs, tiny_model
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.runtime.activation_memory import text_activation_bytes, transformer_activation_bytes
+from motif_lite.runtime.activation_memory import (
+    TEXT_TOKENS,
+    TextEncoderShape,
+    text_activation_bytes,
+    transformer_activation_bytes,
+)
 from motif_lite.runtime.chunking import ChunkedFeedForward
 from motif_lite.runtime.generation_sizes import generation_sizes, video_tokens
 from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host
@@ -265,6 +270,46 @@ def test_the_text_encoder_pass_is_planned_for_one_prompt_whatever_the_rows_per_f
     one, two = (plan(832, 480, 49, None, cfg_batch=batch).stages for batch in (1, 2))
     assert one[0].activation_bytes == two[0].activation_bytes == text_activation_bytes(1)
     assert two[1].activation_bytes > one[1].activation_bytes  # negative control: the transformer's rows count
+
+
+def test_a_float32_text_encoder_doubles_its_activations():
+    # The hidden states take the encoder's dtype (4 bytes in float32, 2 in bf16); the eager attention's softmax
+    # scores are float32 either way.
+    shape = TextEncoderShape()
+    scores = shape.heads * TEXT_TOKENS**2 * 4
+    bf16, fp32 = text_activation_bytes(1, act_bytes=2) - scores, text_activation_bytes(1, act_bytes=4) - scores
+    assert fp32 == 2 * bf16 > 0
+
+
+@pytest.mark.parametrize(
+    ("dtype", "text_dtype", "text_bytes"),
+    [
+        (torch.float32, None, 4),  # --dtype float32: the encoder runs in float32 too
+        (torch.float16, None, 2),  # a float16 run keeps the encoder in bf16 (devices.text_encoder_dtype)
+        (torch.bfloat16, torch.float32, 4),  # text_encoder_dtype=float32 next to a bf16 transformer
+        (torch.float32, torch.bfloat16, 2),
+    ],
+)
+def test_the_encode_stage_counts_the_text_encoders_own_dtype(dtype, text_dtype, text_bytes):
+    p = plan(832, 480, 49, None, activation_dtype=dtype, text_encoder_dtype=text_dtype)
+    encode = next(s for s in p.stages if s.name == "encode")
+    assert encode.activation_bytes == text_activation_bytes(1, act_bytes=text_bytes)
+    # ... and the peak is made of it (weights + activations, margin, workspace)
+    assert encode.peak_bytes == int((encode.weight_bytes + encode.activation_bytes) * 1.05) + 64 * 2**20
+
+
+def test_a_float32_run_plans_the_text_encoders_float32_activations():
+    # plan_generation (the --dry-run and --vram path) passes the run's dtype down to the text encoder's estimate.
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.preflight import AT_HAND, plan_generation
+    from motif_lite.request import GenerationRequest
+
+    request, _ = GenerationRequest("x", output="a.mp4", width=256, height=256, frames=9).resolve()
+    sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
+    for dtype, text_dtype, text_bytes in ((torch.float32, None, 4), (torch.bfloat16, None, 2), ("bf16", "fp32", 4)):
+        p = plan_generation(request, sources, dtype=dtype, device="cuda", vram_gib=64, text_encoder_dtype=text_dtype)
+        encode = next(s for s in p.stages if s.name == "encode")
+        assert encode.activation_bytes == text_activation_bytes(1, act_bytes=text_bytes)
 
 
 def test_no_prefetch_holds_one_streamed_block_less():

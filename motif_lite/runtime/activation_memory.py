@@ -14,7 +14,7 @@ from pathlib import Path
 from motif_lite.config import MAX_PROMPT_TOKENS, TransformerConfig
 from motif_lite.errors import ConfigError
 
-ACT_BYTES = 2  # activations are bf16
+ACT_BYTES = 2  # bytes per activation element of a bf16 run (the default; callers pass their dtype's)
 # Tokens of the context stream: the reference pads prompts to MAX_PROMPT_TOKENS text tokens; I2V adds 729 SigLIP
 # tokens.
 CONTEXT_TOKENS = MAX_PROMPT_TOKENS + 729
@@ -258,9 +258,10 @@ def _dual_cross_phase(n: int, t: int, w: _Widths, cross: _Cross) -> int:
     return max(project_kv, attend)
 
 
-def text_activation_bytes(batch: int) -> int:
-    """The official T5Gemma2 over TEXT_TOKENS: ~6 hidden-size tensors and 3 MLP-size ones, plus eager fp32
-    attention scores."""
+def text_activation_bytes(batch: int, act_bytes: int = ACT_BYTES) -> int:
+    """The official T5Gemma2 over TEXT_TOKENS: ~6 hidden-size tensors and 3 MLP-size ones in the dtype the encoder
+    runs in (`act_bytes` per element: 4 for a float32 encoder, e.g. `--dtype float32`), plus eager fp32 attention
+    scores (softmax runs in float32 whatever that dtype)."""
     shape = TextEncoderShape()
     per_token = 6 * shape.hidden + 3 * shape.intermediate
-    return batch * (TEXT_TOKENS * per_token * ACT_BYTES + shape.heads * TEXT_TOKENS**2 * 4)
+    return batch * (TEXT_TOKENS * per_token * act_bytes + shape.heads * TEXT_TOKENS**2 * 4)
