@@ -66,13 +66,23 @@ def call_kernel_on_cuda(name: str, *args, **kwargs) -> object:
     return _to_cpu(result)
 
 
-def kernel_runner() -> Iterator[KernelCall]:
+def live_call(name: str, *args, **kwargs) -> tuple[int, int]:
+    """`call_kernel` counted by `live_memory.LiveTensors`: (the most bytes of tensors the call created that were
+    alive together, its output included; the output's bytes). Give it tensors on DEVICE."""
+    from live_memory import LiveTensors
+
+    with LiveTensors() as live:
+        out = call_kernel(name, *args, **kwargs)
+    return live.peak_bytes, out.untyped_storage().nbytes()
+
+
+def kernel_runner(call: KernelCall | None = None) -> Iterator[KernelCall]:
     """Body of each test module's `kernel` fixture: yields `call(name, *args)` that runs
     `motif_lite.kernels.<name>` compiled on CUDA (CPU tensors taken there and back), or interpreted in a worker
-    process on CPU."""
+    process on CPU; `call`: another way to call it there (`live_call`: and measure what it allocates)."""
     triton = pytest.importorskip("triton")
     if torch.cuda.is_available():
-        yield call_kernel_on_cuda
+        yield call or call_kernel_on_cuda
         return
     version = tuple(int(part) for part in triton.__version__.split(".")[:2])
     if version < INTERPRETER_TRITON:
@@ -82,4 +92,5 @@ def kernel_runner() -> Iterator[KernelCall]:
         )
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context, initializer=_enable_interpreter) as pool:
-        yield lambda name, *args, **kwargs: pool.submit(call_kernel, name, *args, **kwargs).result()
+        call = call or call_kernel
+        yield lambda name, *args, **kwargs: pool.submit(call, name, *args, **kwargs).result()

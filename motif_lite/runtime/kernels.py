@@ -294,13 +294,14 @@ def int8_attention_op(
 
 def attention_workspace_bytes(attention: str, config: TransformerConfig, video_tokens: int, batch: int = 1) -> int:
     """Device bytes the attention adds inside its largest call: 0 for exact; for int8 its quantized K/V copies,
-    bounded by `int8_scheme.WORKSPACE_BYTES`. Heads go in groups that fit that bound, so the longest call (the
-    DDT decoder's 2N tokens) is not always the largest: the joint attention's N + text can need more."""
+    bounded by `int8_scheme.WORKSPACE_BYTES`, and its key mask. Heads go in groups that fit that bound, so the
+    longest call (the DDT decoder's 2N tokens, unmasked) is not always the largest: the joint attention's N + text
+    (masked where the prompts are padded) can need more."""
     if attention != "int8":
         return 0
-    lengths = [video_tokens + CONTEXT_TOKENS] + ([2 * video_tokens] if config.num_decoder_layers else [])
     heads, head_dim = config.num_attention_heads, config.attention_head_dim
-    return max(int8_scheme.workspace_bytes(batch, heads, length, head_dim) for length in lengths)
+    calls = [(video_tokens + CONTEXT_TOKENS, True)] + ([(2 * video_tokens, False)] if config.num_decoder_layers else [])
+    return max(int8_scheme.workspace_bytes(batch, heads, length, head_dim, masked) for length, masked in calls)
 
 
 def select_ops(
