@@ -549,7 +549,7 @@ def _planner_inputs(
     sizes = model_sizes(sources, dtype, text_encoder_dtype)
     config = sources.transformer.value
     tokens = video_tokens(request.width, request.height, request.frames, config, sizes.vae_config)
-    guided = needs_uncond(resolve_settings(request, sources.configs, sources.transformer).guidance.value)
+    guided = needs_uncond(resolve_settings(request, sources.configs, sources.transformer).guidance.value, request.steps)
     # A parallel run computes the two guidance predictions in separate calls (on separate ranks when it can).
     batched = guided and batched_guidance(batch_guidance, target)[0] and sequence_parallel == 1
     return dict(

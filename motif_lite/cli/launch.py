@@ -116,7 +116,7 @@ def parallel_layout(args: argparse.Namespace, request: GenerationRequest, world:
     if world > 1:  # also in a dry run, which starts no rank to refuse it
         check_device(args.device)
     sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)  # configs at hand, else built-in
-    guided = needs_uncond(resolve_guidance(request, sources.configs.guider).value)
+    guided = needs_uncond(resolve_guidance(request, sources.configs.guider).value, request.steps)
     layout = choose_layout(world, guided, sources.transformer.value.num_attention_heads, args.sp)
     if args.step_cache is not None:  # else each process would refuse it as it loads
         raise ParallelError("--step-cache is not supported in a parallel run (--gpus / torchrun) yet: leave it out")

@@ -561,7 +561,7 @@ def planned_batch_guidance(
     from motif_lite.units import memory_size
 
     batched, refused = batched_guidance(wanted, device, plan)
-    if refused and needs_uncond(settings.guidance.value):
+    if refused and needs_uncond(settings.guidance.value, settings.request.steps):
         # Not "allow more memory (--vram)": without --vram the budget is all the free memory already, and a budget
         # above it runs out of memory (or spills into system memory on Windows): the free memory is named too.
         budget = "" if plan is None or plan.budget_bytes is None else f" this plan's {memory_size(plan.budget_bytes)}"
