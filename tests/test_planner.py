@@ -117,6 +117,21 @@ def test_transformer_formula_matches_the_live_tensors(chunk, fused, frames, text
 
 
 @pytest.mark.parametrize(
+    ("chunk", "frames", "text_tokens", "layout"),
+    [(256, 2, 40, "diffusers"), (64, 1, 600, "diffusers"), (64, 1, 600, "original+dual"), (256, 1, 600, "original")],
+)
+def test_a_float32_forward_with_the_torch_norms_matches_the_live_tensors(chunk, frames, text_tokens, layout):
+    # A float32 run on the torch ops (the CPU, --kernels torch): its norms make no float32 copies, so their share of
+    # the projection and cross-attention phases is smaller than in bf16 (TORCH_NORM_D); same bounds as above.
+    torch.manual_seed(0)
+    layout, dual = layout.removesuffix("+dual"), layout.endswith("+dual")
+    config = dataclasses.replace(NARROW, cross_attention_layout=layout, enable_text_cross_attention_dual=dual)
+    model = MotifVideoTransformer(config).eval().requires_grad_(False)
+    estimate, live_peak = estimate_and_live_peak(model, chunk, "torch", (frames, 16, 32), text_tokens)
+    assert 0.97 * live_peak <= estimate <= 1.10 * live_peak, (estimate, live_peak)
+
+
+@pytest.mark.parametrize(
     ("heads", "fused", "layout"), [(4, True, "diffusers"), (1, False, "original"), (2, True, "pr")]
 )
 def test_head_groups_lower_the_live_peak_as_the_formula_says(heads, fused, layout):
