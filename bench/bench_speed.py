@@ -43,6 +43,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,7 +292,11 @@ def build_ours(row: str, size: tuple[int, int, int], steps: int) -> OursRun:
     noise = torch.randn(latent_shape(*size), generator=g).to(DEVICE, DTYPE)
     zeros = torch.zeros_like(noise)
     cond = Conditioning(prompt, negative, zeros, zeros[:, :1], None)
-    request, _ = GenerationRequest("-", width=size[0], height=size[1], frames=size[2], steps=steps, seed=0).resolve()
+    # Sampling only: the output is never written, and a PNG name keeps the request's check from needing ffmpeg.
+    unused = Path(tempfile.gettempdir()) / "motif-bench-unused_%03d.png"
+    request, _ = GenerationRequest(
+        "-", width=size[0], height=size[1], frames=size[2], steps=steps, seed=0, output=unused
+    ).resolve()
     settings = pipe.settings_for(request)  # the official sampling: Euler, shift 15, APG
     return OursRun(model, pipe, request, noise, cond, settings, notes)
 

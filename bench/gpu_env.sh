@@ -16,6 +16,26 @@ import torch
 
 if not torch.cuda.is_available():
     sys.exit(f"{sys.argv[1]}: no CUDA device visible to torch; nothing to check")
+
+# Every package motif-lite needs at run time, and the oracle, before any GPU minute is spent: the first run of
+# 2026-12-04 lacked imageio-ffmpeg (the request's output check needs it) and lost every row of ours to it.
+from importlib import metadata
+
+from packaging.requirements import Requirement
+
+try:
+    needed = [Requirement(line) for line in metadata.requires("motif-lite") or []]
+except metadata.PackageNotFoundError:
+    sys.exit(f"{sys.argv[1]}: motif-lite is not installed here (pip install --no-deps -e .)")
+needed = [r for r in needed if r.marker is None or r.marker.evaluate({"extra": ""})] + [Requirement("diffusers")]
+missing = []
+for requirement in needed:
+    try:
+        metadata.version(requirement.name)
+    except metadata.PackageNotFoundError:
+        missing.append(requirement.name)
+if missing:
+    sys.exit(f"{sys.argv[1]}: not installed: {', '.join(missing)} (bash bench/gpu_wheels.sh .whl carries them)")
 print(f"{sys.argv[1]}: {torch.cuda.get_device_name()}, torch {torch.__version__}")
 PY
 }

@@ -419,7 +419,7 @@ def _quantize_kv(k, v, km, skm_b, has_mask: bool, smooth: bool, fp8: bool, block
     k_scale = torch.empty(bsz * heads, lpad // block_n, device=k.device)
     v8 = torch.empty(bsz, heads, block_d, lpad, device=k.device, dtype=torch.float8_e4m3fn) if fp8 else k8
     _quantize_kv_kernel[(lpad // block_n, bsz * heads)](
-        k, v, stats.k_mean, stats.v_mean, 1.0 / stats.v_scale, km, k8, k_scale, v8, heads, length, dim, lpad,
+        k, v, stats.k_mean, stats.v_mean, stats.v_scale.reciprocal(), km, k8, k_scale, v8, heads, length, dim, lpad,
         *k.stride(), *v.stride(), skm_b,
         HAS_KEY_MASK=has_mask, QUANT_V=fp8, BLOCK_N=block_n, BLOCK_D=block_d, INTERPRETED=_INTERPRET,
         **FUSED_FP,
@@ -496,6 +496,9 @@ def int8_attention(
             fp8,
             (block_m, block_n, block_d),
         )
+        # Freed before the next group's are made: one group's copies at a time, as `heads_per_launch` budgets (the
+        # name would otherwise hold them while the next group is quantized, twice the bound).
+        del quantized
     return out
 
 

@@ -44,7 +44,10 @@ def head_block(dim: int) -> int:
 
 
 def head_workspace_bytes(batch: int, length: int, head_dim: int, fp8_v: bool, block_n: int = K_BLOCK) -> int:
-    """Bytes of the quantized copies for one head of every batch row: INT8 K (+ e4m3 Vᵀ), scales, statistics."""
+    """Bytes of the quantized copies for one head of every batch row, as they are alive together while the
+    quantization kernel runs: INT8 K (+ e4m3 Vᵀ), one float32 scale per K_BLOCK keys, and 4 float32 statistics
+    rows of the head width (K mean, V mean, V scale and its reciprocal). The per-chunk partial sums the
+    statistics are added from (4 rows per 1024 keys) are freed before the copies exist, and are far smaller."""
     block_d = head_block(head_dim)
     rows = padded_keys(length, block_n)
     per_head = rows * block_d * (2 if fp8_v else 1) + rows // block_n * 4 + 4 * block_d * 4
@@ -64,10 +67,16 @@ def heads_per_launch(
     return max(1, min(heads, budget // head_workspace_bytes(batch, length, head_dim, fp8_v, block_n)))
 
 
-def workspace_bytes(batch: int, heads: int, length: int, head_dim: int) -> int:
-    """Peak device bytes `int8_attention` adds on top of its inputs and output (the FP8 layout, the larger)."""
-    group = heads_per_launch(batch, heads, length, head_dim, True)
-    return group * head_workspace_bytes(batch, length, head_dim, True)
+def workspace_bytes(
+    batch: int, heads: int, length: int, head_dim: int, key_mask: bool = False, budget: int = WORKSPACE_BYTES
+) -> int:
+    """Peak device bytes `int8_attention` adds on top of its inputs and output (the FP8 layout, the larger): one
+    head group's copies (`budget`: the call's `workspace_bytes`), and the two argument blocks every call makes
+    (`attention._key_mask_arg`, `attention._block_table`): with a `key_mask` [batch, 1, 1, length], each row's
+    4-byte header and mask bytes (rounded up to 4), else a 4-byte stand-in; a dense call's 4-byte table."""
+    group = heads_per_launch(batch, heads, length, head_dim, True, budget=budget)
+    mask = batch * (4 + -(-length // 4) * 4) if key_mask else 4
+    return group * head_workspace_bytes(batch, length, head_dim, True) + mask + 4
 
 
 def round_half_away(x: torch.Tensor) -> torch.Tensor:

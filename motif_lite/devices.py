@@ -265,6 +265,11 @@ def gpu_memory(device: torch.device | int) -> tuple[int, int]:
         raise DeviceError(f"GPU cuda:{index} cannot be opened ({reason}); {HELD_GPU_FIX}") from exc
 
 
+# The current CUDA device, as torch.cuda's functions read a device without an index: what a question about "the GPU"
+# asks by default, and which `on_device` sets.
+CURRENT_GPU = torch.device("cuda")
+
+
 def on_device(device: torch.device) -> contextlib.AbstractContextManager:
     """Make `device` the current CUDA device while inside (nothing off CUDA). Triton launches a kernel on the current
     device and torch's default streams are per device: a pipeline on `cuda:1` whose tensors live there would launch

@@ -311,7 +311,7 @@ def check_kernels(kernels: str, device: torch.device) -> None:
             f"--kernels triton needs a CUDA device, but the device is {device}; use auto or torch: {AUTO_KERNELS}"
         )
     if kernels != "auto":
-        use_triton(kernels)  # an unknown backend, or triton that cannot be imported
+        use_triton(kernels, device)  # an unknown backend, or triton that cannot be imported or build for the GPU
 
 
 def check_strict_int8(attention: str, kernels: str, device: torch.device) -> None:
@@ -380,7 +380,9 @@ def check_speed(
     fixed kernel in the run's `dtype`: FlashAttention has none for float32). Compiling was checked with the device,
     before any download (`check_speed_on_device`)."""
     cache_config = step_cache_setting(step_cache, parallel)
-    attention = attention_backend_for(attention_backend, target, use_triton(kernels), dtype, strict=kernels == "triton")
+    attention = attention_backend_for(
+        attention_backend, target, use_triton(kernels, target), dtype, strict=kernels == "triton"
+    )
     return cache_config, attention
 
 
@@ -547,14 +549,15 @@ def _planner_inputs(
     sizes = model_sizes(sources, dtype, text_encoder_dtype)
     config = sources.transformer.value
     tokens = video_tokens(request.width, request.height, request.frames, config, sizes.vae_config)
-    guided = needs_uncond(resolve_settings(request, sources.configs, sources.transformer).guidance.value)
+    guided = needs_uncond(resolve_settings(request, sources.configs, sources.transformer).guidance.value, request.steps)
     # A parallel run computes the two guidance predictions in separate calls (on separate ranks when it can).
     batched = guided and batched_guidance(batch_guidance, target)[0] and sequence_parallel == 1
     return dict(
         width=request.width, height=request.height, frames=request.frames, transformer_config=config,
         weight_bytes=sizes.transformer_bytes, text_encoder_bytes=sizes.text_encoder_bytes if text_encoder else 0,
         vae_config=sizes.vae_config, cfg_batch=2 if batched else 1, vae_dtype=dtype, activation_dtype=dtype,
-        fused_norms=target.type == "cuda" and (use_triton(kernels) if here else kernels != "torch"),
+        text_encoder_dtype=text_encoder_dtype,  # None: the planner picks what load_pipeline does
+        fused_norms=target.type == "cuda" and (use_triton(kernels, target) if here else kernels != "torch"),
         attention_workspace_bytes=functools.partial(attention_workspace_bytes, attention, config, tokens),
         image=request.conditions_on_image,  # the first frame goes through the VAE
     )  # fmt: skip

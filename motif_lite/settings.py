@@ -56,6 +56,7 @@ from motif_lite.sampling.guidance import (
     CFGConfig,
     Guidance,
     GuiderConfig,
+    is_neutral,
     needs_uncond,
     read_guider_config,
 )
@@ -225,7 +226,7 @@ class Settings:
     def encoded_prompts(self) -> dict[str, str]:
         """The texts the video's encode reads, by the label the text encoder's warnings give them: the prompt, and
         the negative prompt where the guidance needs its prediction (`needs_uncond`, as the pipeline decides)."""
-        guided = needs_uncond(self.guidance.value)
+        guided = needs_uncond(self.guidance.value, self.request.steps)
         request = self.request
         return {"prompt": request.prompt, **({"negative prompt": request.negative_prompt} if guided else {})}
 
@@ -233,13 +234,14 @@ class Settings:
         """(name, value in words, setting) for every setting, in the order a user reads them."""
         r = self.request
         size = _plain(r, "width", "height", "frames", "fps")
+        negative = _describe_negative(r.negative_prompt, self.guidance.value, r.steps)
         rows = [
             ("size", f"{r.width}x{r.height}, {counted(r.frames, 'frame')} at {r.fps:g} fps", size),
             ("steps", str(r.steps), _plain(r, "steps")),
             ("sampler", ", ".join([self.sampler.value, *self.schedule.describe()]), self.sampler),
             ("flow shift", f"{self.flow_shift.value:g}", self.flow_shift),
-            ("guidance", describe_guidance(self.guidance.value), self.guidance),
-            ("negative", _describe_negative(r.negative_prompt, self.guidance.value), _plain(r, "negative_prompt")),
+            ("guidance", describe_guidance(self.guidance.value, r.steps), self.guidance),
+            ("negative", negative, _plain(r, "negative_prompt")),
             ("transformer", describe_transformer(self.transformer.value), self.transformer),
         ]  # fmt: skip
         if self.dtype is not None:  # before the model's rows
@@ -415,13 +417,19 @@ def resolve_guidance(request: GenerationRequest, guider: GuiderConfig | None) ->
     return Setting(value, FLAG, f"{flags} over {origin}")
 
 
-def describe_guidance(guidance: Guidance | None) -> str:
-    """One line naming the method and every parameter that matters."""
+def describe_guidance(guidance: Guidance | None, steps: int) -> str:
+    """One line naming the method and every parameter that matters, for a run of `steps` steps."""
     if guidance is None:
         return "off (no negative-prompt pass)"
     base = "cond" if guidance.original_formulation else "uncond"
-    if not needs_uncond(guidance):  # e.g. --cfg-scale 0 over the official guider: cond + 0·update
-        why = "an empty step range" if guidance.start >= guidance.stop else f"scale {guidance.scale:g} on base {base}"
+    if not needs_uncond(guidance, steps):  # e.g. --cfg-scale 0 over the official guider: cond + 0·update
+        why = f"scale {guidance.scale:g} on base {base}"
+        if not is_neutral(guidance):  # the window: diffusers' guiders guide steps int(start·N) <= i < int(stop·N)
+            why = (
+                "an empty step range"
+                if guidance.start >= guidance.stop
+                else f"a {guidance.start:g}-{guidance.stop:g} window that holds none of the {steps} steps"
+            )
         return f"off: {_method(guidance).upper()} with {why} changes nothing (no negative-prompt pass)"
     if isinstance(guidance, APGConfig):
         dims = {None: "all", (-1, -2, -4): "per frame"}.get(guidance.norm_dims, str(guidance.norm_dims))
@@ -462,8 +470,8 @@ def _plain(request: GenerationRequest, *names: str) -> Setting:
     return Setting(None, FLAG) if changed else Setting(None, DEFAULT)
 
 
-def _describe_negative(prompt: str, guidance: Guidance | None) -> str:
-    if not needs_uncond(guidance):
+def _describe_negative(prompt: str, guidance: Guidance | None, steps: int) -> str:
+    if not needs_uncond(guidance, steps):
         return "unused (no guidance)"
     if prompt == OFFICIAL_NEGATIVE_PROMPT:
         return "the official negative prompt"

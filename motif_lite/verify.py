@@ -539,7 +539,7 @@ class _Comparison:
         for batch in batches:
             batch.noise_pred = predictions[getattr(batch, guider._identifier_key)]
         reference = guider(batches).pred
-        return self.stage("guidance", ours, reference, f"ours: {describe_guidance(ours_guidance)}")
+        return self.stage("guidance", ours, reference, f"ours: {describe_guidance(ours_guidance, request.steps)}")
 
     def vae(self) -> StageResult:
         request = self.request

@@ -4,7 +4,7 @@ Without CUDA the kernels run in Triton's CPU interpreter. Triton picks the inter
 (TRITON_INTERPRET=1 turns every `triton.jit`, its own standard library included, into a Python function), and
 by the time a test module runs, diffusers has usually imported triton already. So on CPU the kernels run in
 one spawned worker process that sets the variable before importing anything; tensors travel by pickling.
-On CUDA machines the kernels are called in-process, compiled.
+On CUDA machines the kernels are called in-process, compiled (CPU tensors go to the GPU and back).
 
 The interpreter needs Triton 3.7 or later: 3.6's (torch 2.11's) hands kernels their scalar arguments as
 one-element arrays, so every loop over a runtime bound (`range(0, K, BLOCK_K)`) fails. 3.7.1, 3.8 and 3.9 pass;
@@ -38,12 +38,51 @@ def call_kernel(name: str, *args, **kwargs) -> object:
     return getattr(importlib.import_module(f"motif_lite.kernels.{module}"), function)(*args, **kwargs)
 
 
-def kernel_runner() -> Iterator[KernelCall]:
+def _to_cuda(value: object) -> object:
+    if isinstance(value, torch.Tensor):
+        return value.cuda()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_cuda(item) for item in value)
+    return value
+
+
+def _to_cpu(value: object) -> object:
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_cpu(item) for item in value)
+    return value
+
+
+def call_kernel_on_cuda(name: str, *args, **kwargs) -> object:
+    """`call_kernel` compiled on the GPU, for tests written for the CPU as well: a test that keeps its model on the
+    CPU (a whole pipeline with a kernel behind one seam) hands CPU tensors, which a compiled kernel cannot read, so
+    they go to the GPU and the result comes back to the CPU (the first GPU run, 2026-12-04, failed such tests with
+    "Pointer argument cannot be accessed from Triton")."""
+    on_cpu = any(isinstance(value, torch.Tensor) and value.device.type == "cpu" for value in (*args, *kwargs.values()))
+    if not on_cpu:
+        return call_kernel(name, *args, **kwargs)
+    result = call_kernel(name, *_to_cuda(args), **{key: _to_cuda(value) for key, value in kwargs.items()})
+    return _to_cpu(result)
+
+
+def live_call(name: str, *args, **kwargs) -> tuple[int, int]:
+    """`call_kernel` counted by `live_memory.LiveTensors`: (the most bytes of tensors the call created that were
+    alive together, its output included; the output's bytes). Give it tensors on DEVICE."""
+    from live_memory import LiveTensors
+
+    with LiveTensors() as live:
+        out = call_kernel(name, *args, **kwargs)
+    return live.peak_bytes, out.untyped_storage().nbytes()
+
+
+def kernel_runner(call: KernelCall | None = None) -> Iterator[KernelCall]:
     """Body of each test module's `kernel` fixture: yields `call(name, *args)` that runs
-    `motif_lite.kernels.<name>` compiled on CUDA, or interpreted in a worker process on CPU."""
+    `motif_lite.kernels.<name>` compiled on CUDA (CPU tensors taken there and back), or interpreted in a worker
+    process on CPU; `call`: another way to call it there (`live_call`: and measure what it allocates)."""
     triton = pytest.importorskip("triton")
     if torch.cuda.is_available():
-        yield call_kernel
+        yield call or call_kernel_on_cuda
         return
     version = tuple(int(part) for part in triton.__version__.split(".")[:2])
     if version < INTERPRETER_TRITON:
@@ -53,4 +92,5 @@ def kernel_runner() -> Iterator[KernelCall]:
         )
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context, initializer=_enable_interpreter) as pool:
-        yield lambda name, *args, **kwargs: pool.submit(call_kernel, name, *args, **kwargs).result()
+        call = call or call_kernel
+        yield lambda name, *args, **kwargs: pool.submit(call, name, *args, **kwargs).result()

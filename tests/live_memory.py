@@ -93,9 +93,10 @@ def estimate_and_live_peak(
     config = model.config
     model.ops = fused_like_ops() if ops == "fused" else TORCH_OPS
     handle = apply_token_chunking(model, chunk, heads_per_call) if chunk else None
-    latents = torch.randn(1, 33, *latent, dtype=torch.bfloat16)
-    text = torch.randn(1, text_tokens, config.text_embed_dim, dtype=torch.bfloat16)
-    image = torch.randn(1, image_tokens, config.image_embed_dim, dtype=torch.bfloat16) if image_tokens else None
+    dtype = next(model.parameters()).dtype  # the activations' (bf16, or float32 where the torch norms copy nothing)
+    latents = torch.randn(1, 33, *latent, dtype=dtype)
+    text = torch.randn(1, text_tokens, config.text_embed_dim, dtype=dtype)
+    image = torch.randn(1, image_tokens, config.image_embed_dim, dtype=dtype) if image_tokens else None
     try:
         with torch.no_grad(), LiveTensors() as live:
             out = model(latents, torch.tensor([500.0]), text, None, image)
@@ -107,5 +108,6 @@ def estimate_and_live_peak(
     estimate = transformer_activation_bytes(
         frames * height * width // 4, config, 1, chunk, fused_norms=ops == "fused",
         context_tokens=text_tokens + image_tokens, text_tokens=text_tokens, heads_per_call=heads_per_call,
+        act_bytes=dtype.itemsize,
     )  # fmt: skip
     return estimate, live.peak_bytes

@@ -116,7 +116,7 @@ def test_workspace_covers_every_attention_call(size) -> None:
     config = TransformerConfig()
     n = video_tokens(*size, config, WanVAEConfig())
     heads, dim = config.num_attention_heads, config.attention_head_dim
-    joint = int8_scheme.workspace_bytes(1, heads, n + CONTEXT_TOKENS, dim)
+    joint = int8_scheme.workspace_bytes(1, heads, n + CONTEXT_TOKENS, dim, key_mask=True)  # a padded prompt
     decoder = int8_scheme.workspace_bytes(1, heads, 2 * n, dim)
     assert rt.attention_workspace_bytes("int8", config, n) == max(joint, decoder)
     assert rt.attention_workspace_bytes("int8", config.replace(num_decoder_layers=0), n) == joint

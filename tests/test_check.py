@@ -727,3 +727,22 @@ def test_a_run_on_a_gpu_that_cannot_be_opened_says_so_in_one_line(checkpoint, mo
     assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
     assert "GPU cuda:0 cannot be opened (CUDA error: CUDA-capable device(s) is/are busy or unavailable); " in err
     assert "nvidia-smi lists the processes that hold it" in err, err
+
+
+def test_imageio_ffmpeg_not_installed_is_one_line_not_a_traceback(monkeypatch):
+    # The first GPU run (2026-12-04) was on an image without imageio-ffmpeg: every request with a video output
+    # stopped on ModuleNotFoundError. `None` in sys.modules makes its import fail as a missing package's does.
+    import sys
+
+    from motif_lite.checkup.environment import _check_ffmpeg
+    from motif_lite.checkup.report import Checkup
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.io.ffmpeg import find_ffmpeg
+
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
+    with pytest.raises(MotifLiteError, match=r"^imageio-ffmpeg is not installed.*pip install imageio-ffmpeg; or"):
+        find_ffmpeg()
+    report = Checkup()
+    _check_ffmpeg(report)
+    (finding,) = report.findings
+    assert finding.level == "warning" and "pip install imageio-ffmpeg" in finding.message

@@ -109,6 +109,20 @@ def test_each_prompt_costs_its_own_encoding_and_transformer_calls():
     assert both.decode == alone.decode
 
 
+def test_the_negative_prompt_costs_only_its_guided_steps():
+    # A guidance window over part of the steps: the negative prompt's transformer calls on those steps only.
+    def estimate(*prompts: str, guided: int | None = None) -> cost.GenerationCost:
+        return cost.generation_cost(
+            TransformerConfig(), WanVAEConfig(), cost.TextEncoderShape(), 256, 256, 9, 4, prompts, guided
+        )
+
+    alone, negative = estimate("a fox"), estimate("blurry, static")
+    assert estimate("a fox", "blurry, static", guided=1).denoise == pytest.approx(
+        alone.denoise + negative.denoise / 4, rel=1e-12
+    )
+    assert estimate("a fox", "blurry, static", guided=1).text == pytest.approx(alone.text + negative.text)
+
+
 def test_text_encoder_shape_is_read_from_the_checkpoint_folder(tmp_path):
     (tmp_path / "text_encoder").mkdir()
     config = {"text_config": {"hidden_size": 64, "num_hidden_layers": 2}}

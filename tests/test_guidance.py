@@ -19,10 +19,20 @@ from motif_lite.sampling import (
     guidance_active,
     guidance_from_guider_config,
     guide,
+    guided_steps,
     needs_uncond,
 )
 
 SHAPES = [(2, 4, 3, 5, 6), (2, 16, 1, 4, 4), (2, 3, 8)]
+
+
+def diffusers_guides_some_step(guider, steps: int) -> bool:
+    """Whether the diffusers guider asks for the unconditional prediction on any step of a `steps`-step run."""
+    guided = []
+    for i in range(steps):
+        guider.set_state(step=i, num_inference_steps=steps, timestep=torch.tensor(1000.0 - i))
+        guided.append(guider.num_conditions == 2)
+    return any(guided)
 
 
 def run_both(guider, ours, shape, steps: int = 5, seed: int = 0) -> None:
@@ -85,7 +95,7 @@ def test_apg_variants_equal_diffusers(kwargs: dict) -> None:
         start=guider._start,
         stop=guider._stop,
     )
-    assert needs_uncond(ours) == (guider.num_conditions == 2)  # before any step: range not applied yet
+    assert needs_uncond(ours, 10) == diffusers_guides_some_step(guider, 10)
     run_both(guider, ours, SHAPES[0], steps=10)
 
 
@@ -113,7 +123,7 @@ def test_cfg_equals_diffusers(kwargs: dict) -> None:
         start=guider._start,
         stop=guider._stop,
     )
-    assert needs_uncond(ours) == (guider.num_conditions == 2)
+    assert needs_uncond(ours, 10) == diffusers_guides_some_step(guider, 10)
     run_both(guider, ours, SHAPES[0], steps=10)
 
 
@@ -137,11 +147,29 @@ def test_cfg_formula() -> None:
 
 
 def test_needs_uncond() -> None:
-    assert not needs_uncond(None)
-    assert not needs_uncond(CFGConfig(scale=1.0))
-    assert needs_uncond(CFGConfig(scale=1.0, original_formulation=True))  # cond + 1·(cond − uncond)
-    assert not needs_uncond(APGConfig(scale=0.0, original_formulation=True))
-    assert needs_uncond(RECOMMENDED_APG)
+    assert not needs_uncond(None, 50)
+    assert not needs_uncond(CFGConfig(scale=1.0), 50)
+    assert needs_uncond(CFGConfig(scale=1.0, original_formulation=True), 50)  # cond + 1·(cond − uncond)
+    assert not needs_uncond(APGConfig(scale=0.0, original_formulation=True), 50)
+    assert needs_uncond(RECOMMENDED_APG, 50)
+
+
+@pytest.mark.parametrize("method", ["cfg", "apg"])
+@pytest.mark.parametrize(("start", "stop"), [(0.5, 0.55), (0.3, 0.35), (0.0, 0.05), (0.91, 1.0), (0.5, 0.6)])
+@pytest.mark.parametrize("steps", [1, 3, 7, 10, 20])
+def test_a_window_that_holds_no_step_needs_no_uncond_as_in_diffusers(method, start, stop, steps) -> None:
+    """A narrow window over few steps (0.5-0.55 of 10 steps: int(5.0) <= i < int(5.5)) guides no step: diffusers
+    never asks for the unconditional prediction, and no caller should prepare for it."""
+    if method == "cfg":
+        guider, ours = (
+            ClassifierFreeGuidance(guidance_scale=3.0, start=start, stop=stop),
+            CFGConfig(3.0, start=start, stop=stop),
+        )
+    else:
+        guider = AdaptiveProjectedGuidance(guidance_scale=7.0, start=start, stop=stop)
+        ours = APGConfig(scale=7.0, start=start, stop=stop)
+    assert needs_uncond(ours, steps) == diffusers_guides_some_step(guider, steps)
+    assert list(guided_steps(ours, steps)) == [i for i in range(steps) if guidance_active(ours, i, steps)]
 
 
 @pytest.mark.parametrize(

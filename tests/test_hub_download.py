@@ -1264,6 +1264,34 @@ def test_the_main_rank_of_a_parallel_run_says_a_long_prompt_before_its_download(
     assert fake_hub.downloads == ([(MOTIF_REPO, ["tokenizer/*"])] if main else [])
 
 
+def test_a_run_reads_what_is_at_hand_once_before_its_download(fake_hub, checkpoint, tmp_path, capsys, monkeypatch):
+    # The prompts the text encoder cuts and the CPU time question both count with the settings at hand: they were
+    # resolved twice, once for each. A later download (a GGUF variant's), with both said, reads nothing again.
+    from motif_lite import settings
+    from motif_lite.cli import before_download, run_request
+    from motif_lite.cli.run_time import CpuTimeQuestion
+    from motif_lite.io.hub import DownloadPlan
+
+    resolved, resolve_settings = [], settings.resolve_settings
+
+    def counted(*args, **kwargs):
+        resolved.append(args[0])
+        return resolve_settings(*args, **kwargs)
+
+    monkeypatch.setattr(settings, "resolve_settings", counted)
+    fake_hub.snapshot = tokenizer_snapshot(checkpoint, tmp_path / "snapshot")
+    args = cli.build_parser().parse_args(["run", "-p", LONG_PROMPT, "--device", "cpu", "--yes", "--steps", "2"])
+    args.weights = {}
+    request = run_request.request_from_args(args)
+    question, said = CpuTimeQuestion(yes=True), {}
+    before = before_download.ask_before_download(args, [request], "cpu", question, said)
+    before(DownloadPlan(MOTIF_REPO, {}))
+    assert len(resolved) == 1 and question.said and "prompt" in said
+    before(DownloadPlan(MOTIF_REPO, {}))
+    assert len(resolved) == 1
+    assert capsys.readouterr().err.count(SAID) == 1
+
+
 def test_the_quantizers_fp16_and_fp32_find_the_repos_f16_and_f32_files(fake_hub, monkeypatch):
     # The check before the checkpoint's download looked for '*FP16*' too: a repo with an F16 file refused --gguf fp16.
     monkeypatch.setitem(GGUF_FILES, "motif-video-2b-F16.gguf", 4_100_000_000)

@@ -21,6 +21,10 @@ from motif_lite.kernels.int8_scheme import emulate_int8_attention, head_workspac
 
 COSINE, REL_L1 = 0.999, 0.03  # the accuracy target
 EMULATION = {"atol": 2e-4, "rtol": 1e-3}  # kernel (fp32 arithmetic) vs emulation (float64): rounding flips only
+# Compiled FP8 P·V on a GPU: the hardware exp2 (MUFU.EX2, within ~2 ulp) puts a few P values on the other side of an
+# e4m3 rounding midpoint than the emulation's float64 exp2, and one e4m3 step is 1/16-1/8 of P. On an H200
+# (2026-12-04) 3 of 8,960 outputs moved by up to 4.5e-4 so; the interpreter computes exp2 as the emulation does.
+EMULATION_FP8_GPU = {"atol": 1e-3, "rtol": 1e-3}
 PV = ["16bit", "fp8"]
 DIT_SEED = 3  # one draw of dit_like_qkv; test_smoothing_over_draws covers ten
 
@@ -28,6 +32,10 @@ DIT_SEED = 3  # one draw of dit_like_qkv; test_smoothing_over_draws covers ten
 @pytest.fixture(scope="module")
 def kernel() -> Iterator[KernelCall]:
     yield from kernel_runner()
+
+
+def emulation_tolerance(pv: str) -> dict[str, float]:
+    return EMULATION_FP8_GPU if pv == "fp8" and DEVICE == "cuda" else EMULATION
 
 
 def qkv(bsz: int, heads: int, lq: int, lk: int, dim: int, dtype=torch.float32) -> tuple[torch.Tensor, ...]:
@@ -54,7 +62,7 @@ def test_matches_emulation_with_key_padding(kernel, pv: str) -> None:
     q, k, v = qkv(2, 2, 70, 70, 32)  # 70: one full key tile and a partial one
     mask = key_padding(2, 70, [70, 45])
     out = kernel("attention_int8.int8_attention", q, k, v, mask, pv=pv)
-    torch.testing.assert_close(out, emulate_int8_attention(q, k, v, mask, pv=pv), **EMULATION)
+    torch.testing.assert_close(out, emulate_int8_attention(q, k, v, mask, pv=pv), **emulation_tolerance(pv))
     cos, _ = attention_error(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
     assert cos > 0.999
 
@@ -67,7 +75,7 @@ def test_fp8_v_statistics_skip_padded_keys(kernel) -> None:
     v = -3 - v.abs()
     mask = key_padding(2, 70, [70, 45])
     out = kernel("attention_int8.int8_attention", q, k, v, mask, pv="fp8")
-    torch.testing.assert_close(out, emulate_int8_attention(q, k, v, mask, pv="fp8"), **EMULATION)
+    torch.testing.assert_close(out, emulate_int8_attention(q, k, v, mask, pv="fp8"), **emulation_tolerance("fp8"))
 
 
 @pytest.mark.parametrize("pv", PV)
@@ -81,7 +89,7 @@ def test_block_sparse_matches_emulation(kernel, pv: str) -> None:
     mask = key_padding(2, 70, [70, 50])
     out = kernel("attention_int8.int8_attention", q, k, v, mask, block_mask, 32, pv=pv)
     expected = emulate_int8_attention(q, k, v, mask, block_mask, 32, pv=pv, block_n=32)
-    torch.testing.assert_close(out, expected, **EMULATION)
+    torch.testing.assert_close(out, expected, **emulation_tolerance(pv))
 
 
 def test_cross_lengths_and_fp16(kernel) -> None:

@@ -12,6 +12,7 @@ import torch
 from huggingface_hub import constants
 
 from motif_lite import cli
+from motif_lite.errors import MotifLiteError
 from motif_lite.runtime import parallel
 from motif_lite.runtime.parallel import ParallelError
 
@@ -470,3 +471,55 @@ def test_each_rank_without_dtype_compares_its_default_with_the_others(monkeypatc
     assert compared == [default_dtype(torch.device("cpu"))[0]]  # the default of the rank's own device
     assert cli.main(["run", "-p", "fox", "--device", "cpu", "--dtype", "fp32"]) == 0
     assert len(compared) == 1
+
+
+DRY_RUN = ["run", "-p", "fox", "--dry-run", "--device", "cpu", "-W", "256", "-H", "256", "--video-frames", "9"]
+
+
+@pytest.mark.parametrize("value", ["two", "0", "-2", "2.0"])
+def test_a_malformed_world_size_is_one_line_naming_it(capsys, monkeypatch, no_process_group, value):
+    # Before: `int(os.environ["WORLD_SIZE"])` ended the command with a ValueError traceback. The message has no
+    # "[rank r] " prefix: the prefix reads WORLD_SIZE too, and must not fail in its turn.
+    monkeypatch.setenv("WORLD_SIZE", value)
+    monkeypatch.setenv("RANK", "1")
+    assert cli.main(DRY_RUN) == cli.EXIT_USER_ERROR
+    out, err = capsys.readouterr()
+    assert out == "" and err == (
+        f"error: WORLD_SIZE={value!r} is not a whole number of at least 1, as torchrun sets it: unset it "
+        "(unset WORLD_SIZE) or give a number\n"
+    )
+
+
+def test_an_empty_world_size_is_a_single_process(capsys, monkeypatch, no_process_group):
+    # `WORLD_SIZE= motif-lite run ...` is how a shell clears the variable for one command: no launcher sets it empty.
+    monkeypatch.setenv("WORLD_SIZE", "")
+    monkeypatch.setenv("RANK", "x")  # read by no single process
+    assert cli.main(DRY_RUN) == 0
+    assert "on 2 ranks" not in capsys.readouterr().out
+
+
+def test_a_malformed_rank_under_torchrun_is_one_line_naming_it(capsys, monkeypatch, no_process_group):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "first")
+    assert cli.main(DRY_RUN) == cli.EXIT_USER_ERROR
+    assert capsys.readouterr().err.startswith("[rank ?] error: RANK='first' is not a whole number of at least 0")
+
+
+@pytest.mark.parametrize(("name", "value"), [("RANK", "first"), ("LOCAL_RANK", ""), ("WORLD_SIZE", "x")])
+def test_joining_the_job_reads_each_rank_variable_or_names_it(monkeypatch, name, value):
+    for variable, number in (("RANK", "0"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(variable, number)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(MotifLiteError, match=f"^{name}(='{value}' is not a whole number| is not set)"):
+        parallel.start("cpu")
+
+
+def test_a_malformed_local_world_size_is_one_line_naming_it(capsys, monkeypatch, no_process_group):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "four")
+    assert cli.main(DRY_RUN) == cli.EXIT_USER_ERROR
+    assert capsys.readouterr() == ("", (
+        "[rank 0] error: LOCAL_WORLD_SIZE='four' is not a whole number of at least 1, as torchrun sets it: "
+        "unset it (unset LOCAL_WORLD_SIZE) or give a number\n"
+    ))  # fmt: skip

@@ -16,7 +16,12 @@ from test_streaming import TINY, forward, inputs, tiny_model
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.runtime.activation_memory import text_activation_bytes, transformer_activation_bytes
+from motif_lite.runtime.activation_memory import (
+    TEXT_TOKENS,
+    TextEncoderShape,
+    text_activation_bytes,
+    transformer_activation_bytes,
+)
 from motif_lite.runtime.chunking import ChunkedFeedForward
 from motif_lite.runtime.generation_sizes import generation_sizes, video_tokens
 from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host
@@ -108,6 +113,21 @@ def test_transformer_formula_matches_the_live_tensors(chunk, fused, frames, text
     model = MotifVideoTransformer(config).eval().requires_grad_(False).to(torch.bfloat16)
     ops = "fused" if fused else "torch"
     estimate, live_peak = estimate_and_live_peak(model, chunk, ops, (frames, 16, 32), text_tokens, image_tokens)
+    assert 0.97 * live_peak <= estimate <= 1.10 * live_peak, (estimate, live_peak)
+
+
+@pytest.mark.parametrize(
+    ("chunk", "frames", "text_tokens", "layout"),
+    [(256, 2, 40, "diffusers"), (64, 1, 600, "diffusers"), (64, 1, 600, "original+dual"), (256, 1, 600, "original")],
+)
+def test_a_float32_forward_with_the_torch_norms_matches_the_live_tensors(chunk, frames, text_tokens, layout):
+    # A float32 run on the torch ops (the CPU, --kernels torch): its norms make no float32 copies, so their share of
+    # the projection and cross-attention phases is smaller than in bf16 (TORCH_NORM_D); same bounds as above.
+    torch.manual_seed(0)
+    layout, dual = layout.removesuffix("+dual"), layout.endswith("+dual")
+    config = dataclasses.replace(NARROW, cross_attention_layout=layout, enable_text_cross_attention_dual=dual)
+    model = MotifVideoTransformer(config).eval().requires_grad_(False)
+    estimate, live_peak = estimate_and_live_peak(model, chunk, "torch", (frames, 16, 32), text_tokens)
     assert 0.97 * live_peak <= estimate <= 1.10 * live_peak, (estimate, live_peak)
 
 
@@ -265,6 +285,46 @@ def test_the_text_encoder_pass_is_planned_for_one_prompt_whatever_the_rows_per_f
     one, two = (plan(832, 480, 49, None, cfg_batch=batch).stages for batch in (1, 2))
     assert one[0].activation_bytes == two[0].activation_bytes == text_activation_bytes(1)
     assert two[1].activation_bytes > one[1].activation_bytes  # negative control: the transformer's rows count
+
+
+def test_a_float32_text_encoder_doubles_its_activations():
+    # The hidden states take the encoder's dtype (4 bytes in float32, 2 in bf16); the eager attention's softmax
+    # scores are float32 either way.
+    shape = TextEncoderShape()
+    scores = shape.heads * TEXT_TOKENS**2 * 4
+    bf16, fp32 = text_activation_bytes(1, act_bytes=2) - scores, text_activation_bytes(1, act_bytes=4) - scores
+    assert fp32 == 2 * bf16 > 0
+
+
+@pytest.mark.parametrize(
+    ("dtype", "text_dtype", "text_bytes"),
+    [
+        (torch.float32, None, 4),  # --dtype float32: the encoder runs in float32 too
+        (torch.float16, None, 2),  # a float16 run keeps the encoder in bf16 (devices.text_encoder_dtype)
+        (torch.bfloat16, torch.float32, 4),  # text_encoder_dtype=float32 next to a bf16 transformer
+        (torch.float32, torch.bfloat16, 2),
+    ],
+)
+def test_the_encode_stage_counts_the_text_encoders_own_dtype(dtype, text_dtype, text_bytes):
+    p = plan(832, 480, 49, None, activation_dtype=dtype, text_encoder_dtype=text_dtype)
+    encode = next(s for s in p.stages if s.name == "encode")
+    assert encode.activation_bytes == text_activation_bytes(1, act_bytes=text_bytes)
+    # ... and the peak is made of it (weights + activations, margin, workspace)
+    assert encode.peak_bytes == int((encode.weight_bytes + encode.activation_bytes) * 1.05) + 64 * 2**20
+
+
+def test_a_float32_run_plans_the_text_encoders_float32_activations():
+    # plan_generation (the --dry-run and --vram path) passes the run's dtype down to the text encoder's estimate.
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.preflight import AT_HAND, plan_generation
+    from motif_lite.request import GenerationRequest
+
+    request, _ = GenerationRequest("x", output="a.mp4", width=256, height=256, frames=9).resolve()
+    sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
+    for dtype, text_dtype, text_bytes in ((torch.float32, None, 4), (torch.bfloat16, None, 2), ("bf16", "fp32", 4)):
+        p = plan_generation(request, sources, dtype=dtype, device="cuda", vram_gib=64, text_encoder_dtype=text_dtype)
+        encode = next(s for s in p.stages if s.name == "encode")
+        assert encode.activation_bytes == text_activation_bytes(1, act_bytes=text_bytes)
 
 
 def test_no_prefetch_holds_one_streamed_block_less():

@@ -462,6 +462,21 @@ def test_a_prompt_the_text_encoder_cuts_is_a_note_when_the_job_is_submitted(serv
         assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
 
 
+def test_a_cut_prompt_is_said_once_in_the_log_and_kept_in_the_jobs_notes(server, caplog):
+    # The worker logged the job's note as it started, then the text encoder its own warning on the same cut as the
+    # job was encoded: two lines of the server's log for one thing.
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="motif_lite.encoders.text")
+    long = "a red fox runs " * 40 + "through deep snow at dusk"  # 626 tokens of the tiny tokenizer
+    video = server.client().videos.create_and_poll(prompt=long, poll_interval_ms=100, extra_body=TINY)
+    assert video.status == "completed", video
+    assert video.notes[0].startswith("prompt is 626 tokens, over the text encoder's limit of 512"), video.notes
+    said = [line for line in server.log if ": note: " in line]
+    assert said == [f"{video.id}: note: {note}" for note in video.notes]  # the negative prompt's cut too: once
+    assert [r.getMessage() for r in caplog.records if "tokens; dropped the last" in r.getMessage()] == []
+
+
 def test_a_submission_measures_its_prompts_with_a_tokenizer_of_its_own(pipe, tmp_path, monkeypatch):
     # A fast tokenizer keeps its truncation as state: a submission measuring with the worker's, as the worker encoded
     # another job, failed one of the two ("RuntimeError: Already borrowed"). Here the worker's is always busy.

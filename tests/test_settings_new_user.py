@@ -61,13 +61,21 @@ def test_guidance_that_changes_nothing_reads_as_off():
     rows = {name: value for name, value, _ in settings.table()}
     assert rows["guidance"] == "off: APG with scale 0 on base cond changes nothing (no negative-prompt pass)"
     assert rows["negative"] == "unused (no guidance)"
-    assert not needs_uncond(settings.guidance.value)
+    assert not needs_uncond(settings.guidance.value, settings.request.steps)
     # Scale 0 of classic CFG is the negative prompt's prediction alone: guided, and said as such.
     settings = resolve_settings(GenerationRequest("fox", guidance="cfg", cfg_scale=0.0), CheckpointConfigs())
     rows = {name: value for name, value, _ in settings.table()}
     assert rows["guidance"] == "CFG scale 0, base uncond" and rows["negative"] == "the official negative prompt"
     window = dataclasses.replace(RECOMMENDED_APG, start=0.5, stop=0.5)
-    assert describe_guidance(window) == "off: APG with an empty step range changes nothing (no negative-prompt pass)"
+    assert (
+        describe_guidance(window, 50) == "off: APG with an empty step range changes nothing (no negative-prompt pass)"
+    )
+    # A window that holds no step of this run (int(0.5·10) = int(0.55·10) = 5): off too, and said why.
+    narrow = dataclasses.replace(RECOMMENDED_APG, start=0.5, stop=0.55)
+    assert describe_guidance(narrow, 10) == (
+        "off: APG with a 0.5-0.55 window that holds none of the 10 steps changes nothing (no negative-prompt pass)"
+    )
+    assert describe_guidance(narrow, 50).startswith("APG scale 8")  # 25 <= i < 27: two guided steps
 
 
 def test_the_time_estimate_counts_no_negative_prompt_for_guidance_that_changes_nothing():

@@ -160,3 +160,51 @@ def test_the_version_script_does_not_compile_for_a_gpu_its_triton_cannot_target(
     assert {row["launch"] for row in rows} >= {"layer_norm_modulate", "attention-block-sparse", "int8-prepasses"}
     for row in rows:
         assert row["ok"] is None and "triton>=3.3" in row["error"], row
+
+
+@pytest.fixture
+def old_triton_on_two_generations(monkeypatch):
+    """A CUDA machine with an RTX 30xx (sm_86) as cuda:0, the current device, and an RTX 50xx (sm_120) as cuda:1,
+    with the Triton torch 2.6 installs: it builds kernels for the first GPU only."""
+    capabilities = {0: (8, 6), 1: (12, 0)}
+
+    def capability(device=None):
+        index = device if isinstance(device, int) else None if device is None else torch.device(device).index
+        return capabilities[0 if index is None else index]  # no index: the current device, cuda:0
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", capability)
+    monkeypatch.setattr(triton, "__version__", "3.2.0")
+
+
+def test_triton_is_judged_on_the_gpu_the_run_uses(old_triton_on_two_generations) -> None:
+    """A run on cuda:1 was checked against cuda:0's generation: allowed to compile for sm_120, which aborts the
+    process, because the current GPU is an sm_86."""
+    first, second = torch.device("cuda", 0), torch.device("cuda", 1)
+    with pytest.raises(rt.KernelBackendError, match=r"Triton 3\.2\.0 cannot compile .* 12\.0"):
+        check_kernels("triton", second)
+    check_kernels("triton", first)
+    assert rt.use_triton("auto", first) and rt.triton_unavailable("auto", first) is None
+    with pytest.warns(RuntimeWarning, match="Triton kernels unavailable"):
+        assert not rt.use_triton("auto", second)
+    assert "triton>=3.3" in rt.triton_unavailable("auto", second)
+
+
+def test_the_kernels_of_a_model_on_another_gpu_are_chosen_for_it(old_triton_on_two_generations) -> None:
+    model = TinyModel(nn.Linear(4, 4))
+    with pytest.warns(RuntimeWarning, match="Triton kernels unavailable"):
+        rt.apply_kernels(model, "auto", device=torch.device("cuda", 1))
+    assert model.ops.layer_norm_modulate is TORCH_OPS.layer_norm_modulate
+    assert "triton>=3.3" in rt.fallbacks(model)[rt.TRITON_KERNELS]
+    rt.apply_kernels(model, "auto", device=torch.device("cuda", 0))
+    assert rt.fallbacks(model) == {}
+
+
+def test_our_attention_kernel_is_judged_on_its_gpu(old_triton_on_two_generations) -> None:
+    from motif_lite.errors import ConfigError
+    from motif_lite.runtime.attention import triton_attention
+
+    with pytest.raises(ConfigError, match=r"--attention-backend triton is our Triton kernel: Triton 3\.2\.0"):
+        triton_attention(device=torch.device("cuda", 1))
+    assert isinstance(triton_attention(device=torch.device("cuda", 0)), rt.FallbackOp)

@@ -24,6 +24,7 @@ from typing import NoReturn, TextIO
 from motif_lite import __version__
 from motif_lite.cli import check, decode, run, serve, unknown_flags, verify
 from motif_lite.errors import MotifLiteError
+from motif_lite.launcher_variables import launcher_number_or_none
 from motif_lite.stopping import STOP_SIGNALS, Terminated, exit_with, signals_interrupt
 
 EXIT_USER_ERROR = 2
@@ -299,11 +300,21 @@ def _as_this_rank_says(message: str) -> str:
     """A user error as this process prints it: whole, except on the ranks other than 0 of a torchrun job, which print
     its first line. They mostly fail as rank 0 does (the same refusal of a memory plan, with its table), and N
     copies of a table say nothing more than one; the first line says what is wrong."""
-    if os.environ.get("RANK", "0") == "0" or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+    if launcher_number_or_none("RANK") in (0, None) or _ranks() == 1:
         return message
     return message.splitlines()[0] if message else message
 
 
 def _rank_prefix() -> str:
-    """The "[rank r] " prefix of messages in a process of a torchrun job (several ranks), else nothing."""
-    return f"[rank {os.environ.get('RANK', '?')}] " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+    """The "[rank r] " prefix of messages in a process of a torchrun job (several ranks), else nothing. It never
+    fails: it also prefixes the error that says WORLD_SIZE or RANK is malformed."""
+    if _ranks() == 1:
+        return ""
+    rank = launcher_number_or_none("RANK")
+    return f"[rank {'?' if rank is None else rank}] "
+
+
+def _ranks() -> int:
+    """How many processes this one's torchrun job has: 1 outside torchrun, and where WORLD_SIZE is malformed (the
+    command refuses it; its error is printed whole, as a single process's)."""
+    return launcher_number_or_none("WORLD_SIZE", smallest=1) or 1

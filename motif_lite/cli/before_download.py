@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.prepare import refuse_what_no_plan_fits
 from motif_lite.cli.run_time import CpuTimeQuestion, quantizing_seconds
-from motif_lite.log_filters import filtered_log
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -49,17 +47,12 @@ def prompts_cut(model: str, root: Path | None, prompts: dict[str, str]) -> dict[
         return {}
 
 
-@contextlib.contextmanager
-def not_said_again(long_prompts: dict[str, PromptTruncation]) -> Iterator[None]:
+def not_said_again(long_prompts: dict[str, PromptTruncation]) -> contextlib.AbstractContextManager:
     """While inside, the text encoder's warnings on `long_prompts`, said before the load in more words, are not
     logged again as they are encoded."""
-    said = {truncation.warning(label) for label, truncation in long_prompts.items()}
+    from motif_lite.encoders.text import warnings_not_logged
 
-    def not_said(record: logging.LogRecord) -> bool:
-        return record.getMessage() not in said
-
-    with filtered_log("motif_lite.encoders.text", not_said):
-        yield
+    return warnings_not_logged({truncation.warning(label) for label, truncation in long_prompts.items()})
 
 
 def ask_before_download(
@@ -76,10 +69,13 @@ def ask_before_download(
 
     def before_download(plan: DownloadPlan) -> None:
         refuse_what_no_plan_fits(args, requests[0], device)  # before the time question: no question, no download
-        _say_long_prompts_first(args, requests[0], said)
+        if said and question.said:  # both said before an earlier download (the checkpoint's, then a GGUF variant's)
+            return
+        at_hand = _at_hand(args, requests[0])  # read once, for the prompts and the time question
+        _say_long_prompts_first(args, requests[0], said, at_hand)
         if question.said:  # before the checkpoint's download, not again before the GGUF variant's
             return
-        estimate = _estimate_at_hand(args, requests[0], device)
+        estimate = _estimate_at_hand(args, device, at_hand)
         if estimate is not None:
             settings, configs, dtype, quantizing = estimate
             question.ask(requests[0], settings, configs, dtype, len(requests), quantizing, download=plan)
@@ -101,64 +97,64 @@ def rank_refuses_before_download(
     def before_download(plan: DownloadPlan) -> None:
         refuse_what_no_plan_fits(args, request, device, parallel.layout, text_encoder=parallel.is_main)
         if parallel.is_main:  # the one that encodes, and prints
-            _say_long_prompts_first(args, request, said)
+            _say_long_prompts_first(args, request, said, _at_hand(args, request))
 
     return before_download
 
 
 def _say_long_prompts_first(
-    args: argparse.Namespace, request: GenerationRequest, said: dict[str, PromptTruncation]
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    said: dict[str, PromptTruncation],
+    at_hand: tuple[ModelSources, Settings] | None,
 ) -> None:
-    """Before a download: the prompts the text encoder will cut, measured with the tokenizer's files fetched first (a
-    few MB), said now and kept in `said` (the run does not say them again before it loads). Once something is said,
-    not again before a later download (a GGUF variant's)."""
+    """Before a download: the prompts the text encoder will cut (`at_hand`'s settings tell which it encodes; both
+    where nothing is at hand: the official guidance reads the negative prompt), measured with the tokenizer's files
+    fetched first (a few MB), said now and kept in `said` (the run does not say them again before it loads). Once
+    something is said, not again before a later download (a GGUF variant's)."""
     if said:
         return
-    said.update(prompts_cut(args.model, None, _encoded_prompts_at_hand(args, request)))
+    prompts = {"prompt": request.prompt, "negative prompt": request.negative_prompt}
+    said.update(prompts_cut(args.model, None, prompts if at_hand is None else at_hand[1].encoded_prompts))
     for label, truncation in said.items():
         print(f"warning: {truncation.advice(label)}", file=sys.stderr)
 
 
-def _at_hand(args: argparse.Namespace, request: GenerationRequest) -> tuple[ModelSources, Settings]:
+def _at_hand(args: argparse.Namespace, request: GenerationRequest) -> tuple[ModelSources, Settings] | None:
     """The sources and settings a run knows before a download: from the files at hand, else the official
-    architecture. Raises the `MotifLiteError` of a problem with the flags or files (the checks go on to name it)."""
+    architecture; None where the flags or files have a problem (the checks go on to name it)."""
     from motif_lite.checkpoint import locate_sources
+    from motif_lite.errors import MotifLiteError
     from motif_lite.preflight import AT_HAND, with_quantize
     from motif_lite.settings import resolve_settings
 
-    # No --text-encoder-gguf: it changes nothing here, and its problems are the checks' to name.
-    sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)
-    sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
-    return sources, resolve_settings(request, sources.configs, sources.transformer)
-
-
-def _encoded_prompts_at_hand(args: argparse.Namespace, request: GenerationRequest) -> dict[str, str]:
-    """The texts the run will encode (`Settings.encoded_prompts`), with the settings known before a download; both
-    prompts where those cannot be told (the official guidance reads the negative prompt)."""
-    from motif_lite.errors import MotifLiteError
-
     try:
-        return _at_hand(args, request)[1].encoded_prompts
+        # No --text-encoder-gguf: it changes nothing here, and its problems are the checks' to name.
+        sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)
+        sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
+        return sources, resolve_settings(request, sources.configs, sources.transformer)
     except MotifLiteError:
-        return {"prompt": request.prompt, "negative prompt": request.negative_prompt}
+        return None
 
 
 def _estimate_at_hand(
-    args: argparse.Namespace, request: GenerationRequest, device: str | torch.device
+    args: argparse.Namespace, device: str | torch.device, at_hand: tuple[ModelSources, Settings] | None
 ) -> tuple[Settings, CheckpointConfigs, torch.dtype, dict[str, float]] | None:
     """What the CPU time estimate counts with before a download (`cpu_time_note`'s settings, configs, dtype and
-    quantizing), from the files at hand, else the official architecture; None on a device other than the CPU, and
-    where the flags or files have a problem, which the checks go on to name."""
+    quantizing), from the sources and settings `at_hand`; None on a device other than the CPU, and where the flags or
+    files have a problem (nothing at hand, a device or dtype refused), which the checks go on to name."""
     from motif_lite.devices import resolve_device
     from motif_lite.errors import MotifLiteError
     from motif_lite.settings import resolve_dtype
 
+    if at_hand is None:
+        return None
     try:
         target = resolve_device(device)
         if target.type != "cpu":
             return None
-        sources, settings = _at_hand(args, request)
         dtype = resolve_dtype(args.dtype, target).value
     except MotifLiteError:
         return None
+    sources, settings = at_hand
     return settings, sources.configs, dtype, quantizing_seconds(sources)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from motif_lite.cli.common import lora_args
 from motif_lite.cli.resume import resume_args, resumed_request
 from motif_lite.cli.run_request import check_flags, request_from_args, take_clip_defaults
+from motif_lite.launcher_variables import launcher_number_or_none
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -74,11 +75,9 @@ def srun_copies() -> str | None:
     """Why `--gpus N` must not start here: Slurm's `srun` started more copies of this command than nodes, so each
     node's copies would all start N processes on the same GPUs, each planning for the whole GPU memory and writing
     the same output. None outside such a job step (plain commands, the batch script itself, one task per node)."""
-    try:
-        tasks, nodes = int(os.environ["SLURM_STEP_NUM_TASKS"]), int(os.environ["SLURM_STEP_NUM_NODES"])
-    except (KeyError, ValueError):
-        return None
-    if tasks <= nodes:
+    # Slurm sets both to whole numbers in a job step; anything else is no job step of Slurm's, which this guards.
+    tasks, nodes = launcher_number_or_none("SLURM_STEP_NUM_TASKS"), launcher_number_or_none("SLURM_STEP_NUM_NODES")
+    if tasks is None or nodes is None or tasks <= nodes:
         return None
     return (
         f"srun started {tasks} copies of this command on {nodes} node{'s' if nodes > 1 else ''} "
@@ -117,7 +116,7 @@ def parallel_layout(args: argparse.Namespace, request: GenerationRequest, world:
     if world > 1:  # also in a dry run, which starts no rank to refuse it
         check_device(args.device)
     sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)  # configs at hand, else built-in
-    guided = needs_uncond(resolve_guidance(request, sources.configs.guider).value)
+    guided = needs_uncond(resolve_guidance(request, sources.configs.guider).value, request.steps)
     layout = choose_layout(world, guided, sources.transformer.value.num_attention_heads, args.sp)
     if args.step_cache is not None:  # else each process would refuse it as it loads
         raise ParallelError("--step-cache is not supported in a parallel run (--gpus / torchrun) yet: leave it out")

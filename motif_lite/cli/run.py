@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from motif_lite import launcher_variables
 from motif_lite.cli.before_download import (
     ask_before_download,
     not_said_again,
@@ -92,10 +93,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     """The `run` handler: check every setting and file, plan, load, generate, print a summary. With `--gpus N`
     (outside torchrun) it checks the settings, then starts N processes that each run this handler under torchrun."""
+    # A malformed WORLD_SIZE, and under torchrun RANK or LOCAL_WORLD_SIZE, is refused before anything is read.
+    torchrun_world = launcher_variables.torchrun_world()
+    if torchrun_world > 1:
+        rank = launcher_variables.launcher_number("RANK")
+        launcher_variables.launcher_number("LOCAL_WORLD_SIZE", torchrun_world, smallest=1)  # read by a dry run
     args.weights = weight_files(args)  # a .gguf given as --diffusion-model / --text-encoder becomes --gguf / ...
     # The file's settings become flags before anything reads them (also before --gpus N starts its processes).
     args.recalled = settings_from_args(args) if args.settings_from is not None else None
-    torchrun_world = int(os.environ.get("WORLD_SIZE", "1"))
     if torchrun_world == 1 and args.gpus == "all":  # under torchrun --gpus is ignored: torchrun started the ranks
         args.gpus = all_gpus(args.device)
     if torchrun_world == 1 and args.gpus is not None and args.gpus > 1 and not args.dry_run:
@@ -103,7 +108,7 @@ def main(args: argparse.Namespace) -> int:
     if torchrun_world == 1:
         return _run(args)
     if args.dry_run:  # loads nothing and needs no other rank: the main rank prints the plan once, the others nothing
-        return _run(args) if os.environ.get("RANK") == "0" else 0
+        return _run(args) if rank == 0 else 0
     from motif_lite.errors import MotifLiteError
     from motif_lite.runtime import parallel
 
@@ -133,7 +138,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     clip = read_run_clip(args, resume)
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
     check_crf(unresolved.output, args.crf)  # the format is known now: -o's, or the resumed run's
-    torchrun_world = int(os.environ.get("WORLD_SIZE", "1"))  # a dry run under torchrun joins no process group
+    torchrun_world = launcher_variables.torchrun_world()  # a dry run under torchrun joins no process group
     world = session.world if session is not None else torchrun_world if torchrun_world > 1 else args.gpus or 1
     layout = parallel_layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
     # The empty file a stopped run being resumed left at its output (killed outright) is this run's to write.
@@ -273,10 +278,12 @@ def _recalled(args: argparse.Namespace) -> Recalled | None:
 
 def _host_of_the_machine(main_bytes: int, other_bytes: int, world: int) -> str:
     """The host memory of a parallel run's processes on this machine together: each holds its transformer, only the
-    first the text encoder too. Under torchrun over several machines, LOCAL_WORLD_SIZE of them are on this one."""
+    first the text encoder too. Under torchrun over several machines, LOCAL_WORLD_SIZE of them are on this one
+    (`--gpus N` starts all N here)."""
     from motif_lite.units import memory_size
 
-    here = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    torchrun = launcher_variables.torchrun_world() > 1
+    here = launcher_variables.launcher_number("LOCAL_WORLD_SIZE", world, smallest=1) if torchrun else world
     total = main_bytes + (here - 1) * other_bytes
     return (
         f"host, the {here} processes on this machine together: about {memory_size(total)} RSS (the first, with "
@@ -330,7 +337,7 @@ def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> lis
     if str(args.device) == "auto" and device.type == "cpu":
         notes.append("no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU")
         notes.extend(filter(None, [auto_cpu_note(args.device, device)]))  # a Mac's GPU: not used, said why
-    if os.environ.get("WORLD_SIZE", "1") == "1" and (missing := missing_gpus(args.gpus, args.device)) is not None:
+    if launcher_variables.torchrun_world() == 1 and (missing := missing_gpus(args.gpus, args.device)) is not None:
         notes.append(f"a run of this command would be refused here: {missing}")  # the plan may be for other GPUs
     return notes
 
@@ -554,7 +561,7 @@ def planned_batch_guidance(
     from motif_lite.units import memory_size
 
     batched, refused = batched_guidance(wanted, device, plan)
-    if refused and needs_uncond(settings.guidance.value):
+    if refused and needs_uncond(settings.guidance.value, settings.request.steps):
         # Not "allow more memory (--vram)": without --vram the budget is all the free memory already, and a budget
         # above it runs out of memory (or spills into system memory on Windows): the free memory is named too.
         budget = "" if plan is None or plan.budget_bytes is None else f" this plan's {memory_size(plan.budget_bytes)}"

@@ -199,18 +199,23 @@ def _described(request: GenerationRequest, videos: int) -> str:
 
 
 def _prompts(request: GenerationRequest, settings: Settings) -> tuple[str, ...]:
-    """The prompts the transformer sees at each step: the negative prompt costs its encoding and a transformer call
-    per step only when some step is guided."""
-    from motif_lite.sampling import needs_uncond
-
-    guided = needs_uncond(settings.guidance.value)
+    """The prompts the transformer sees: the negative prompt costs its encoding and a transformer call per guided
+    step only when some step is guided (`_guided_steps`)."""
+    guided = _guided_steps(request, settings) > 0
     return (request.prompt, request.negative_prompt) if guided else (request.prompt,)
 
 
+def _guided_steps(request: GenerationRequest, settings: Settings) -> int:
+    """How many steps call the transformer for the negative prompt too: those of the guidance window."""
+    from motif_lite.sampling import guided_steps
+
+    return len(guided_steps(settings.guidance.value, request.steps))
+
+
 def transformer_calls(request: GenerationRequest, settings: Settings) -> int:
-    """Transformer calls of one video of `request`: one per prompt and step (a CPU run batches the two guidance
-    predictions only with --batch-guidance, which this count leaves out)."""
-    return request.steps * len(_prompts(request, settings))
+    """Transformer calls of one video of `request`: one per step, and one more per guided step (a CPU run batches
+    the two guidance predictions only with --batch-guidance, which this count leaves out)."""
+    return request.steps + _guided_steps(request, settings)
 
 
 def run_flops(request: GenerationRequest, settings: Settings, configs: CheckpointConfigs) -> float:
@@ -222,7 +227,8 @@ def run_flops(request: GenerationRequest, settings: Settings, configs: Checkpoin
     size = (request.width, request.height, request.frames, request.steps)
     text_shape = cost.text_encoder_shape(configs.root)
     vae_config = configs.vae or WanVAEConfig()
-    return cost.generation_cost(settings.transformer.value, vae_config, text_shape, *size, prompts).total
+    guided = _guided_steps(request, settings)
+    return cost.generation_cost(settings.transformer.value, vae_config, text_shape, *size, prompts, guided).total
 
 
 def gpu_time_note(

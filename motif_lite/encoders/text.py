@@ -13,9 +13,11 @@ only to its longest prompt). This is exact, not an approximation:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +30,7 @@ from motif_lite.encoders.text_config import parse_text_encoder_config
 from motif_lite.encoders.text_gguf import TextEncoderGGUF, load_text_encoder_gguf, read_text_encoder_gguf
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.checkpoint_source import find_checkpoint
+from motif_lite.log_filters import filtered_log
 
 if TYPE_CHECKING:  # importing it warns when torchvision is missing: load it only for image-to-video
     from transformers import SiglipImageProcessor
@@ -201,6 +204,32 @@ def _tokenize(
 def truncation_warning(label: str, tokens: int, kept: int, max_length: int) -> str:
     """What `TextEncoder.encode` logs for a prompt (called `label`) of `tokens` tokens cut to `kept`."""
     return f"{label} is {tokens} tokens; dropped the last {tokens - kept} (limit {max_length})"
+
+
+@contextlib.contextmanager
+def warnings_not_logged(said: Collection[str]) -> Iterator[None]:
+    """While inside, `TextEncoder.encode` logs none of the `truncation_warning`s in `said`: cuts said before, in
+    more words (`PromptTruncation.advice`)."""
+    with filtered_log(log, lambda record: record.getMessage() not in said):
+        yield
+
+
+# `PromptTruncation.advice` read back (the words it kept may hold anything, the server's rewording included).
+_ADVICE = re.compile(
+    r"(?P<label>.+?) is (?P<tokens>\d+) tokens, over the text encoder's limit of (?P<limit>\d+): it reads up to "
+    r"'\.\.\. .*' and drops the last (?P<dropped>\d+); shorten the (?P=label) to keep them",
+    re.DOTALL,
+)
+
+
+def warnings_noted(notes: Iterable[str]) -> set[str]:
+    """The `truncation_warning`s of the cuts that `notes` say already (`PromptTruncation.advice`, as a server job's
+    notes hold them from its submission), for `warnings_not_logged`."""
+    said = set()
+    for cut in filter(None, (_ADVICE.fullmatch(note) for note in notes)):
+        tokens, dropped = int(cut["tokens"]), int(cut["dropped"])
+        said.add(truncation_warning(cut["label"], tokens, tokens - dropped, int(cut["limit"])))
+    return said
 
 
 # A prompt of this many UTF-8 bytes or fewer is never over the limit: the tokenizer's byte fallback makes at most one

@@ -26,7 +26,13 @@ def find_ffmpeg() -> str:
     """The path of the ffmpeg that writes .mp4/.mkv/.mov/.webm, once it ran `ffmpeg -version` (a `MotifLiteError` saying
     what to do otherwise). A file that is not there is looked for on each call, so that installing it is seen; the
     answer of one that is, is kept for the process (a request is checked on each submission to the server)."""
-    import imageio_ffmpeg  # imports only its own small modules; the binary is looked up here
+    try:
+        import imageio_ffmpeg  # imports only its own small modules; the binary is looked up here
+    except ImportError:  # a dependency, but an environment installed with --no-deps or by hand may lack it
+        raise MotifLiteError(
+            f"imageio-ffmpeg is not installed, and .mp4, .mkv, .mov and .webm need it: pip install imageio-ffmpeg; "
+            f"{_NO_FFMPEG_NEEDED}"
+        ) from None
 
     chosen = os.environ.get(ENV_VARIABLE)
     source = f" ({ENV_VARIABLE})" if chosen else ""

@@ -340,7 +340,7 @@ class MotifVideoPipeline:
         generator = torch.Generator().manual_seed(request.seed)
         keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
         with self._stage("encode", measures):
-            guided = needs_uncond(settings.guidance.value)
+            guided = needs_uncond(settings.guidance.value, request.steps)
             # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
             noise, cond = self._inputs(request, generator, progress, guided, clip)
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
@@ -591,7 +591,7 @@ class MotifVideoPipeline:
         schedule = Schedule(schedule.sigmas.to(self.device), schedule.timesteps.to(self.device))
         guidance = settings.guidance.value
         cache = None if self.step_cache is None else StepCache(self.transformer, self.step_cache, request.steps)
-        record = DenoiseRecord(2 if self.batch_guidance and needs_uncond(guidance) else 1, None)
+        record = DenoiseRecord(2 if self.batch_guidance and needs_uncond(guidance, request.steps) else 1, None)
         first = 0 if start is None else start.done
         last = time.perf_counter()
 

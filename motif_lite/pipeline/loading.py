@@ -263,7 +263,7 @@ def _load_text_encoder(
         gguf = packed_text_encoder(packed, folder / "config.json", sources.text_encoder_quantize, folder)
     text_encoder = load_text_encoder(sources.root, dtype=dtype, device="cpu", gguf=gguf)
     if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers run where it visits
-        apply_dequant_kernels(text_encoder.model, kernels)
+        apply_dequant_kernels(text_encoder.model, kernels, target)
     return text_encoder
 
 

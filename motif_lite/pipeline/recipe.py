@@ -32,6 +32,11 @@ class TransformerRecipe:
     compile: bool | CompileConfig
     attention_backend: AttentionBackend | None  # the exact attention kernel; None with int8 attention
 
+    @property
+    def run_device(self) -> torch.device:
+        """The device the transformer computes on: the plan's, else the one it loads on."""
+        return torch.device(self.plan.device if self.plan is not None else self.load_device)
+
 
 @dataclass
 class LoadedTransformer:
@@ -58,14 +63,15 @@ def load_transformer_stage(recipe: TransformerRecipe, lora_files: list[LoRAFile]
         config = sources.transformer.value
         transformer = load_gguf_transformer(sources.gguf, dtype=dtype, device=device, config=config)
     elif sources.quantize is not None:
-        run_device = recipe.plan.device if recipe.plan is not None else device
-        packed = quantize_transformer_tensors(sources.root, sources.quantize, device=quantize_search_device(run_device))
+        search = quantize_search_device(recipe.run_device)
+        packed = quantize_transformer_tensors(sources.root, sources.quantize, device=search)
         config = sources.transformer.value
         transformer = load_packed_transformer(packed, config, dtype, device, f"{sources.root} quantized on load")
     else:
         transformer = load_transformer(sources.root, dtype=dtype, device=device)
     applied_loras = apply_loras(transformer, lora_files, dtype) if lora_files else None
-    apply_kernels(transformer, recipe.kernels, attention=recipe.attention)
+    # The kernels for the GPU it runs on, which `set_loras` need not have made the current one.
+    apply_kernels(transformer, recipe.kernels, attention=recipe.attention, device=recipe.run_device)
     plan_handle = None if recipe.plan is None else apply_plan(transformer, None, recipe.plan)
     if recipe.attention_backend is not None:
         apply_attention_backend(transformer, recipe.attention_backend)

@@ -14,7 +14,7 @@ from pathlib import Path
 from motif_lite.config import MAX_PROMPT_TOKENS, TransformerConfig
 from motif_lite.errors import ConfigError
 
-ACT_BYTES = 2  # activations are bf16
+ACT_BYTES = 2  # bytes per activation element of a bf16 run (the default; callers pass their dtype's)
 # Tokens of the context stream: the reference pads prompts to MAX_PROMPT_TOKENS text tokens; I2V adds 729 SigLIP
 # tokens.
 CONTEXT_TOKENS = MAX_PROMPT_TOKENS + 729
@@ -26,9 +26,9 @@ CONTEXT_TOKENS = MAX_PROMPT_TOKENS + 729
 #                   a dual block also holds its two normalized inputs .................. + 1 L D
 #   projection:     the Q, K, V buffers while pieces are projected into them ............ 3 L D
 #                   + one piece's temporaries (normalized piece, projection, norm, its Q/K/V) .. P c, with
-#                   P = 5 D with the fused Triton norms; with the torch ops 11 D for pieces with RoPE (its
-#                   float32 copies), 9 D without; the first piece runs before the buffers exist
-#                   and never sets the peak
+#                   P = 5 D with the fused Triton norms; with the torch ops in 16 bits 11 D for pieces with
+#                   RoPE (its float32 copies), 9 D without, in float32 8 and 5 (TORCH_NORM_D); the first piece
+#                   runs before the buffers exist and never sets the peak
 #   output pass:    attention output + block output 2 L D, + one piece's normalized tokens, GELU output and
 #                   proj_out's [attention | GELU] input ........................................ (2 F + 2 D) c
 #   the DDT decoder's last block: attention output, block output and output pass for its first N tokens only
@@ -51,17 +51,24 @@ ATTENTION_L = 4
 # (3 D each) next to the q/k/v it started from: up to 6 D more per local token in the attention phase.
 SP_EXCHANGE_D = 6
 PIECE_PROJECTION_D_FUSED = (5, 5)  # (pieces with RoPE, pieces without)
-PIECE_PROJECTION_D_TORCH = (11, 9)
+# The torch `ops.rms_norm_rope`'s own peak per token (its output and temporaries, in D of the activation dtype), by
+# activation bytes: (with RoPE, without). In 16 bits it makes float32 copies (2 elements each): 8 D with RoPE (the
+# normed heads, their rotation, the two float32 products and their sum), 6 without (F.rms_norm's float32 input,
+# square and product); float32 activations need no copies: 5 and 2. The torch ops' phases are made of it: a
+# projection piece holds its normalized tokens, Q's normed heads and K's projection next to K's norm (3 D + it),
+# the diffusers layout's text K/V projection the text and K's projection (2 D + it, no RoPE), a cross-attention
+# query piece its projection (1 D + it, with RoPE).
+TORCH_NORM_D = {2: (8, 6), 4: (5, 2)}
 # The text cross-attention over T text tokens. In a single-stream block with pieces (without, the MLP phase is
 # larger): after the attention call the block holds its output (L D) and the text K/V (2 T D). The shared layouts
 # copy that K/V out of the block's own before the call (+ 2 T D in the attention phase); the diffusers layout
 # projects it afterwards from the normalized text: text, projection and norm (3 T D) with the fused kernels, 8 T D
-# with the torch ops' float32 copies. Each query piece then holds its projection, normed heads and attention output
-# (Q c): 3 D per token fused, 9 D with the torch norm and RoPE. These phases set the peak only when the context is
+# with the torch ops' float32 copies in 16 bits (4 T D in float32). Each query piece then holds its projection,
+# normed heads and attention output (Q c): 3 D per token fused, 9 D with the torch norm and RoPE (6 D in float32).
+# These phases set the peak only when the context is
 # longer than the video. A dual-stream block's cross-attention (optional, off in the released model) projects the
 # K/V in every layout, then runs its query pieces the same way (`_dual_cross_phase`).
-KV_PROJECTION_D_FUSED, KV_PROJECTION_D_TORCH = 3, 8
-QUERY_PIECE_D_FUSED, QUERY_PIECE_D_TORCH = 3, 9
+KV_PROJECTION_D_FUSED, QUERY_PIECE_D_FUSED = 3, 3  # with the torch ops: from TORCH_NORM_D, 8 and 9 in 16 bits
 # T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like; its shape: `TextEncoderShape` below):
 # the token embedding (262144 x 2560 = 0.67 B) is ~16 % of the parameters; one text layer ~94 M (~2.2 %).
 TEXT_NON_LAYER_FRACTION = 0.16
@@ -122,7 +129,9 @@ def transformer_activation_bytes(
     exchange = 0
     if sequence_parallel > 1:
         n, exchange = -(-n // sequence_parallel), SP_EXCHANGE_D
-    piece = tuple(p * d for p in (PIECE_PROJECTION_D_FUSED if fused_norms else PIECE_PROJECTION_D_TORCH))
+    torch_norm = TORCH_NORM_D[act_bytes]
+    piece_d = PIECE_PROJECTION_D_FUSED if fused_norms else (3 + torch_norm[0], 3 + torch_norm[1])
+    piece = tuple(p * d for p in piece_d)
     head_share = 1.0
     if heads_per_call is not None and heads_per_call < config.num_attention_heads:
         if token_chunk is None:
@@ -133,7 +142,9 @@ def transformer_activation_bytes(
     # Held while the encoder runs: the patch-embedded video for the DDT decoder, and the embedded context.
     encoder_held = (n * d if config.num_decoder_layers else 0) + t * d
     rope = 2 * n * config.attention_head_dim * 4 // act_bytes  # cos and sin tables, float32
-    cross = _Cross(min(text_tokens, t), config.cross_attention_layout != "diffusers", fused_norms)
+    cross = _Cross(
+        min(text_tokens, t), config.cross_attention_layout != "diffusers", None if fused_norms else torch_norm
+    )
     dual_cross = cross if config.enable_text_cross_attention_dual else None
     single_cross = cross if config.enable_text_cross_attention_single else None
     blocks = [
@@ -153,20 +164,20 @@ def transformer_activation_bytes(
 @dataclass(frozen=True)
 class _Cross:
     """A block's text cross-attention: its text keys, whether a single-stream block reuses its own attention's text
-    K/V (the original and PR-era layouts; a dual-stream block always projects them) and whether the norms are the
-    fused kernels."""
+    K/V (the original and PR-era layouts; a dual-stream block always projects them) and the torch norm's peak
+    (`TORCH_NORM_D` for the activation dtype; None: the fused kernels)."""
 
     text: int
     shared: bool
-    fused_norms: bool
+    torch_norm: tuple[int, int] | None
 
     @property
     def kv_projection_d(self) -> int:
-        return KV_PROJECTION_D_FUSED if self.fused_norms else KV_PROJECTION_D_TORCH
+        return KV_PROJECTION_D_FUSED if self.torch_norm is None else 2 + self.torch_norm[1]
 
     @property
     def query_piece_d(self) -> int:
-        return QUERY_PIECE_D_FUSED if self.fused_norms else QUERY_PIECE_D_TORCH
+        return QUERY_PIECE_D_FUSED if self.torch_norm is None else 1 + self.torch_norm[0]
 
 
 @dataclass(frozen=True)
@@ -258,9 +269,10 @@ def _dual_cross_phase(n: int, t: int, w: _Widths, cross: _Cross) -> int:
     return max(project_kv, attend)
 
 
-def text_activation_bytes(batch: int) -> int:
-    """The official T5Gemma2 over TEXT_TOKENS: ~6 hidden-size tensors and 3 MLP-size ones, plus eager fp32
-    attention scores."""
+def text_activation_bytes(batch: int, act_bytes: int = ACT_BYTES) -> int:
+    """The official T5Gemma2 over TEXT_TOKENS: ~6 hidden-size tensors and 3 MLP-size ones in the dtype the encoder
+    runs in (`act_bytes` per element: 4 for a float32 encoder, e.g. `--dtype float32`), plus eager fp32 attention
+    scores (softmax runs in float32 whatever that dtype)."""
     shape = TextEncoderShape()
     per_token = 6 * shape.hidden + 3 * shape.intermediate
-    return batch * (TEXT_TOKENS * per_token * ACT_BYTES + shape.heads * TEXT_TOKENS**2 * 4)
+    return batch * (TEXT_TOKENS * per_token * act_bytes + shape.heads * TEXT_TOKENS**2 * 4)

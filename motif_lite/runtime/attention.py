@@ -44,7 +44,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from motif_lite.choices import ATTENTION_BACKENDS
-from motif_lite.devices import GpuFacts, gpu_facts, nvidia_only_attention, slow_before_ampere
+from motif_lite.devices import CURRENT_GPU, GpuFacts, gpu_facts, nvidia_only_attention, slow_before_ampere
 from motif_lite.errors import ConfigError
 from motif_lite.model.ops import AttentionFn, sdpa_attention
 from motif_lite.runtime.attention_choices import RememberedChoices, environment
@@ -116,7 +116,7 @@ def sdpa_with(kernel: SDPBackend, split_masked: bool) -> AttentionFn:
     return attend
 
 
-def triton_attention(strict: bool = False) -> AttentionFn:
+def triton_attention(strict: bool = False, device: torch.device = CURRENT_GPU) -> AttentionFn:
     """Our dense Triton kernel, falling back to SDPA (with a warning) off-CUDA or if it fails, or with `strict`
     (`--kernels triton`) failing the run; ConfigError where Triton cannot be imported (e.g. not installed) or cannot
     build kernels here (`triton_cannot_build`: compiling for a GPU its LLVM has no target for aborts the process,
@@ -130,7 +130,7 @@ def triton_attention(strict: bool = False) -> AttentionFn:
             f"--attention-backend triton needs Triton, which cannot be imported here ({type(exc).__name__}: {exc}); "
             "choose auto to time what runs here, or sdpa"
         ) from None
-    if torch.cuda.is_available() and (problem := triton_cannot_build()) is not None:
+    if torch.cuda.is_available() and (problem := triton_cannot_build(device)) is not None:
         raise ConfigError(f"--attention-backend triton is our Triton kernel: {problem}; or choose auto or sdpa")
     return FallbackOp("attention", attention, sdpa_attention, strict=strict)
 
@@ -170,12 +170,12 @@ def fa3_attention() -> AttentionFn:
     return attend
 
 
-def candidate(name: str, strict: bool = False) -> AttentionFn:
-    """The attention function of one fixed backend; `strict`: our Triton kernel never falls back."""
+def candidate(name: str, strict: bool = False, device: torch.device = CURRENT_GPU) -> AttentionFn:
+    """The attention function of one fixed backend on `device`; `strict`: our Triton kernel never falls back."""
     if name == "sdpa":
         return sdpa_attention
     if name == "triton":
-        return triton_attention(strict)
+        return triton_attention(strict, device)
     if name == "fa3":
         return fa3_attention()
     if name in _SDPA_KERNELS:
@@ -336,8 +336,8 @@ class AutoAttention:
 class FixedAttention:
     """A named fixed backend (the `Ops.attention` callable plus its name for the run summary)."""
 
-    def __init__(self, name: str, strict: bool = False) -> None:
-        self.name, self.attend = name, candidate(name, strict)
+    def __init__(self, name: str, strict: bool = False, device: torch.device = CURRENT_GPU) -> None:
+        self.name, self.attend = name, candidate(name, strict, device)
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return self.attend(q, k, v, mask)
@@ -349,14 +349,16 @@ class FixedAttention:
 AttentionBackend = AutoAttention | FixedAttention
 
 
-def auto_candidates(triton_ok: bool, gpu: GpuFacts | None = None) -> dict[str, AttentionFn]:
+def auto_candidates(
+    triton_ok: bool, gpu: GpuFacts | None = None, device: torch.device = CURRENT_GPU
+) -> dict[str, AttentionFn]:
     """PyTorch's own pick (the baseline `auto` can only beat), each SDPA kernel, our Triton kernel, and
     FlashAttention-3 where it is installed; on an AMD `gpu` none of NVIDIA's own kernels (cuDNN, FA3), which a
     trial would only time out as failures, and before Ampere not our Triton kernel (`slow_before_ampere`)."""
     names = ["sdpa", *_SDPA_KERNELS, *(["triton"] if triton_ok else []), *(["fa3"] if fa3_module() else [])]
     if gpu is not None:
         names = [name for name in names if not nvidia_only_attention(name, gpu) and not slow_before_ampere(name, gpu)]
-    return {name: candidate(name) for name in names}
+    return {name: candidate(name, device=device) for name in names}
 
 
 def unused_backend_note(attention: str, backend: str) -> str | None:
@@ -435,11 +437,11 @@ def attention_backend(
         raise ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(ATTENTION_BACKENDS)}")
     if name != "auto":
         check_backend_runs(name, device, dtype)
-        return FixedAttention(name, strict)
+        return FixedAttention(name, strict, torch.device(device))
     device = torch.device(device)
     if device.type != "cuda":
         return FixedAttention("sdpa")
-    candidates = auto_candidates(triton_ok, gpu_facts(device))
+    candidates = auto_candidates(triton_ok, gpu_facts(device), device)
     return AutoAttention(candidates, memory=RememberedChoices(environment(device, list(candidates))))
 
 

@@ -168,14 +168,17 @@ def generation_cost(
     frames: int,
     steps: int,
     prompts: tuple[str, ...],
+    guided_steps: int | None = None,
 ) -> GenerationCost:
-    """FLOPs of a text-to-video generation; `prompts` are the prompt and, when guided, the negative prompt (each
-    step then calls the transformer once per prompt)."""
+    """FLOPs of a text-to-video generation; `prompts` are the prompt and, when guided, the negative prompt: every
+    step calls the transformer for the prompt, and `guided_steps` of them (None: every step) for the negative one
+    too (a guidance window may cover part of the steps)."""
     n = video_tokens(width, height, frames, config, vae_config)
     tokens = [prompt_tokens(p) for p in prompts]
+    calls = [steps] + [steps if guided_steps is None else guided_steps] * (len(tokens) - 1)
     return GenerationCost(
         text=sum(text_encoder_flops(text_shape, t) for t in tokens),
-        denoise=steps * sum(transformer_flops(config, n, t) for t in tokens),
+        denoise=sum(count * transformer_flops(config, n, t) for count, t in zip(calls, tokens, strict=True)),
         decode=vae_decode_flops(vae_config, width, height, frames),
     )
 

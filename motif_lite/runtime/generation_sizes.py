@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from motif_lite import devices
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError
 from motif_lite.runtime.host_memory import pinned_size
@@ -44,6 +45,7 @@ class GenerationSizes:
     frames: int
     image: bool  # image-to-video: the first frame is VAE-encoded in the encode stage
     act_bytes: int  # bytes per element of the transformer's activations
+    text_act_bytes: int  # bytes per element of the text encoder's activations (it may run in another dtype)
 
 
 def video_tokens(width: int, height: int, frames: int, config: TransformerConfig, vae_config: WanVAEConfig) -> int:
@@ -72,9 +74,13 @@ def generation_sizes(
     vae_dtype: torch.dtype,
     image: bool,
     activation_dtype: torch.dtype,
+    text_activation_dtype: torch.dtype | None = None,
 ) -> GenerationSizes:
     """The sizes of a width x height x frames generation: the transformer's weights (`weight_bytes` as loaded)
-    spread over its blocks by their element counts, the text encoder's and VAE's bytes, the VAE's frame shapes."""
+    spread over its blocks by their element counts, the text encoder's and VAE's bytes, the VAE's frame shapes.
+    `text_activation_dtype`: the dtype the text encoder runs in (None: what `load_pipeline` gives it next to a
+    transformer in `activation_dtype`, `devices.text_encoder_dtype`)."""
+    text_dtype = devices.text_encoder_dtype(activation_dtype, text_activation_dtype)
     block_numels, total, largest_linear = _transformer_numels(config)
     per_param = weight_bytes / total  # average bytes per parameter of the given weights (e.g. ~0.56 for Q4_K_M)
     block_bytes = tuple(math.ceil(sum(numels) * per_param) for numels in block_numels)
@@ -100,6 +106,7 @@ def generation_sizes(
         frames=frames,
         image=image,
         act_bytes=activation_dtype.itemsize,
+        text_act_bytes=text_dtype.itemsize,
     )
 
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from motif_lite.choices import ATTENTION_MODES, KERNEL_BACKENDS
 from motif_lite.config import TransformerConfig
-from motif_lite.devices import AMD_TRITON_REASON, on_device, rocm_build
+from motif_lite.devices import AMD_TRITON_REASON, CURRENT_GPU, on_device, rocm_build
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io.wsl import libcuda_fix
 from motif_lite.kernels import int8_scheme, patterns
@@ -154,15 +154,15 @@ def fallbacks(model: nn.Module) -> dict[str, str]:
     return {TRITON_KERNELS: whole, **ops} if whole is not None else ops
 
 
-def triton_unavailable(backend: str) -> str | None:
+def triton_unavailable(backend: str, device: torch.device = CURRENT_GPU) -> str | None:
     """Why `backend` runs torch's ops on a CUDA machine although it would run Triton's ("auto" with a triton that
-    cannot be imported or is too old for the GPU, or on an AMD GPU), else None (Triton runs, or was not wanted:
+    cannot be imported or is too old for GPU `device`, or on an AMD GPU), else None (Triton runs, or was not wanted:
     "torch", or no CUDA device)."""
     if backend != "auto" or not torch.cuda.is_available():
         return None
     if rocm_build():
         return AMD_TRITON_REASON
-    return _triton_problem()
+    return _triton_problem(device)
 
 
 class SparseDecoderAttention:
@@ -204,42 +204,46 @@ def _triton_import_error() -> str | None:
     return None
 
 
-def _triton_too_old() -> str | None:
-    """Why the installed Triton cannot build our kernels for this machine's CUDA GPU (too old for its generation),
-    or None. Asked only once triton imports."""
+def _triton_too_old(device: torch.device) -> str | None:
+    """Why the installed Triton cannot build our kernels for CUDA GPU `device` (too old for its generation), or
+    None. Asked only once triton imports. The GPU asked about, not the current one: a machine may have GPUs of two
+    generations, and a run on cuda:1 checks before it makes cuda:1 current (`devices.on_device`)."""
     import triton
 
     from motif_lite.kernels.launch import BLACKWELL_TRITON, triton_too_old, triton_version
 
-    if rocm_build() or triton_version(triton.__version__) >= BLACKWELL_TRITON:
-        return None  # new enough for every NVIDIA generation; an AMD GPU's capability is no NVIDIA one
-    return triton_too_old(triton.__version__, torch.cuda.get_device_capability())
+    if device.type != "cuda" or rocm_build() or triton_version(triton.__version__) >= BLACKWELL_TRITON:
+        # No GPU to build for (the ops run torch's on CPU tensors); new enough for every NVIDIA generation; an AMD
+        # GPU's capability is no NVIDIA one.
+        return None
+    return triton_too_old(triton.__version__, torch.cuda.get_device_capability(device))
 
 
-def triton_cannot_build() -> str | None:
-    """Why Triton, importable, cannot build kernels on this CUDA machine (too old for the GPU, whose compile would
+def triton_cannot_build(device: torch.device) -> str | None:
+    """Why Triton, importable, cannot build kernels for CUDA GPU `device` (too old for the GPU, whose compile would
     abort the process; no C compiler or Python headers for its launcher, which would fail the first step), else
     None."""
-    return _triton_too_old() or launcher_build_problem()
+    return _triton_too_old(device) or launcher_build_problem()
 
 
-def _triton_problem() -> str | None:
-    """Why Triton's kernels cannot run on this CUDA machine (triton cannot be imported, or cannot build kernels
-    here), or None when they can."""
+def _triton_problem(device: torch.device) -> str | None:
+    """Why Triton's kernels cannot run on CUDA GPU `device` (triton cannot be imported, or cannot build kernels
+    for it), or None when they can."""
     error = _triton_import_error()
-    return triton_cannot_build() if error is None else f"triton cannot be imported ({error})"
+    return triton_cannot_build(device) if error is None else f"triton cannot be imported ({error})"
 
 
-def use_triton(backend: str) -> bool:
-    """Resolve a backend name: True for Triton kernels, False for the torch references. "auto" on an AMD GPU (a
-    ROCm build) is torch's: `devices.AMD_TRITON_REASON` says why, `triton_unavailable` reports it."""
+def use_triton(backend: str, device: torch.device = CURRENT_GPU) -> bool:
+    """Resolve a backend name for the CUDA GPU `device` (default: the current one): True for Triton kernels, False
+    for the torch references. "auto" on an AMD GPU (a ROCm build) is torch's: `devices.AMD_TRITON_REASON` says why,
+    `triton_unavailable` reports it."""
     if backend not in KERNEL_BACKENDS:
         raise ConfigError(f"unknown kernel backend {backend!r}; choose one of {', '.join(KERNEL_BACKENDS)}")
     if backend == "torch" or (backend == "auto" and (not torch.cuda.is_available() or rocm_build())):
         return False
     if not torch.cuda.is_available():
         raise KernelBackendError("kernel backend 'triton' is not possible here: no CUDA device; use 'auto' or 'torch'")
-    problem = _triton_problem()
+    problem = _triton_problem(device)
     if problem is None:
         return True
     if backend == "triton":
@@ -290,28 +294,34 @@ def int8_attention_op(
 
 def attention_workspace_bytes(attention: str, config: TransformerConfig, video_tokens: int, batch: int = 1) -> int:
     """Device bytes the attention adds inside its largest call: 0 for exact; for int8 its quantized K/V copies,
-    bounded by `int8_scheme.WORKSPACE_BYTES`. Heads go in groups that fit that bound, so the longest call (the
-    DDT decoder's 2N tokens) is not always the largest: the joint attention's N + text can need more."""
+    bounded by `int8_scheme.WORKSPACE_BYTES`, and its key mask. Heads go in groups that fit that bound, so the
+    longest call (the DDT decoder's 2N tokens, unmasked) is not always the largest: the joint attention's N + text
+    (masked where the prompts are padded) can need more."""
     if attention != "int8":
         return 0
-    lengths = [video_tokens + CONTEXT_TOKENS] + ([2 * video_tokens] if config.num_decoder_layers else [])
     heads, head_dim = config.num_attention_heads, config.attention_head_dim
-    return max(int8_scheme.workspace_bytes(batch, heads, length, head_dim) for length in lengths)
+    calls = [(video_tokens + CONTEXT_TOKENS, True)] + ([(2 * video_tokens, False)] if config.num_decoder_layers else [])
+    return max(int8_scheme.workspace_bytes(batch, heads, length, head_dim, masked) for length, masked in calls)
 
 
-def select_ops(backend: str = "auto", sparse: SparsityConfig | None = None, attention: str = "exact") -> Ops:
-    """The `Ops` for a backend ("auto": Triton on CUDA when importable, else torch; "torch"; "triton": Triton and
-    never a fallback), with the DDT decoder attention made block-sparse when `sparse` is given, and every
-    attention 8-bit with `attention="int8"` (else "exact")."""
+def select_ops(
+    backend: str = "auto",
+    sparse: SparsityConfig | None = None,
+    attention: str = "exact",
+    device: torch.device = CURRENT_GPU,
+) -> Ops:
+    """The `Ops` for a backend on CUDA GPU `device` ("auto": Triton on CUDA when it can build kernels for `device`,
+    else torch; "torch"; "triton": Triton and never a fallback), with the DDT decoder attention made block-sparse
+    when `sparse` is given, and every attention 8-bit with `attention="int8"` (else "exact")."""
     if attention not in ATTENTION_MODES:
         raise ConfigError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTION_MODES)}")
-    triton_on = use_triton(backend)
+    triton_on = use_triton(backend, device)
     strict = backend == "triton"
     ops = triton_ops(strict) if triton_on else TORCH_OPS
     attend = block_sparse_attention_torch
     if attention == "int8":
         attend = int8_attention_op(
-            triton_on, strict, triton_unavailable(backend) or "the torch kernel backend was chosen"
+            triton_on, strict, triton_unavailable(backend, device) or "the torch kernel backend was chosen"
         )
         ops = dataclasses.replace(ops, attention=attend, decoder_attention=attend)
     elif triton_on and sparse is not None:
@@ -329,9 +339,11 @@ def apply_kernels(
     sparse: SparsityConfig | None = None,
     triton_dequant: bool = True,
     attention: str = "exact",
+    device: torch.device = CURRENT_GPU,
 ) -> nn.Module:
-    """Set `model.ops` and the `kernel` of every `QuantizedLinear` in `model` for `backend`; returns `model`.
-    `attention`: "exact" or "int8" (8-bit attention, see `select_ops`).
+    """Set `model.ops` and the `kernel` of every `QuantizedLinear` in `model` for `backend` on the GPU `device` the
+    model computes on (default: the current one); returns `model`. `attention`: "exact" or "int8" (8-bit
+    attention, see `select_ops`).
 
     With Triton, quantized layers run `dequant_matmul` (unless `triton_dequant=False`): a one-pass Triton
     dequantization of the packed blocks into a transient bf16 weight + cuBLAS from 256 tokens up (within 1.07x of
@@ -340,21 +352,21 @@ def apply_kernels(
     afterwards which of these ops fell back to torch ("auto"); with "triton" a failing kernel raises instead."""
     if not hasattr(model, "ops"):
         raise ConfigError(f"apply_kernels: {type(model).__name__} has no `ops` attribute (expected the transformer)")
-    model.ops = select_ops(backend, sparse, attention)
+    model.ops = select_ops(backend, sparse, attention, device)
     # A backend that fell back as a whole warns once, while loading; `fallbacks` keeps saying it for the summary.
-    model.triton_unavailable = triton_unavailable(backend)
+    model.triton_unavailable = triton_unavailable(backend, device)
     # Where "auto" fell back as a whole, select_ops has warned once: the dequantization takes torch's without asking
     # (and warning) again.
     triton_dequant = triton_dequant and model.triton_unavailable is None
-    return apply_dequant_kernels(model, backend if triton_dequant else "torch")
+    return apply_dequant_kernels(model, backend if triton_dequant else "torch", device)
 
 
-def apply_dequant_kernels(model: nn.Module, backend: str = "auto") -> nn.Module:
-    """Set the `kernel` of every `QuantizedLinear` in any module (the transformer, the text encoder) for `backend`:
-    the Triton `dequant_matmul` (with its torch fallback) when Triton runs, else none (each layer's own torch
-    dequantization). Returns `model`."""
+def apply_dequant_kernels(model: nn.Module, backend: str = "auto", device: torch.device = CURRENT_GPU) -> nn.Module:
+    """Set the `kernel` of every `QuantizedLinear` in any module (the transformer, the text encoder) for `backend` on
+    the GPU `device` it computes on: the Triton `dequant_matmul` (with its torch fallback) when Triton runs, else
+    none (each layer's own torch dequantization). Returns `model`."""
     kernel = None
-    if use_triton(backend):
+    if use_triton(backend, device):
         from motif_lite.kernels.dequant_matmul import dequant_matmul
 
         kernel = FallbackOp("dequant_matmul", dequant_matmul, dequant_linear_torch, strict=backend == "triton")

@@ -39,6 +39,7 @@ import torch.distributed as dist
 from torch import nn
 
 from motif_lite.errors import MotifLiteError
+from motif_lite.launcher_variables import launcher_number
 from motif_lite.model.ops import AttentionFn
 from motif_lite.model.transformer import Embedded
 from motif_lite.vae.bands import crop_rows
@@ -140,7 +141,8 @@ class Session:
 
 def start(device: str) -> Session:
     """Join the torchrun job of this process: cuda:LOCAL_RANK with NCCL, or the CPU with gloo."""
-    rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    rank, local = launcher_number("RANK"), launcher_number("LOCAL_RANK")
+    world = launcher_number("WORLD_SIZE", smallest=1)
     check_device(device)
     cuda = device != "cpu" and torch.cuda.is_available()
     if device == "cuda" and not cuda:

@@ -350,7 +350,7 @@ def _stage_estimates(
     # No text encoder on this device: on the CPU, or in a process that never loads it (text_bytes 0). The pipeline
     # encodes one prompt per call, whatever the transformer's rows per forward.
     on_device = choice.text is not TextEncoderPlacement.CPU and sizes.text_bytes > 0
-    text_acts = text_activation_bytes(1) if on_device else 0
+    text_acts = text_activation_bytes(1, sizes.text_act_bytes) if on_device else 0
     encode = (resident + _text_weights(sizes, choice), text_acts)
     if sizes.image:
         encode = max(encode, (resident, vae_encode_bytes(sizes, choice.vae_bands)), key=sum)
@@ -413,7 +413,7 @@ def _host_needs(
     # weights, counted once below) are what generating adds, so the host peak holds the peak of the stages.
     host_acts = max(s.peak_bytes - s.weight_bytes for s in stages) if not cuda else 0
     if cuda and choice.text is TextEncoderPlacement.CPU:
-        host_acts = text_activation_bytes(1)
+        host_acts = text_activation_bytes(1, sizes.text_act_bytes)
     return HostNeeds(
         cuda=cuda,
         text_bytes=sizes.text_bytes,
@@ -450,6 +450,7 @@ def plan_memory(
     attention_workspace_bytes: Callable[[int], int] | None = None,
     step_cache: bool = False,
     text_encoder_quantized: bool = False,
+    text_encoder_dtype: torch.dtype | None = None,
 ) -> Plan:
     """The fastest plan whose estimated device peak fits `budget_bytes` (None: no limit, everything resident), with
     its host memory checked against `ram_budget_bytes` (None: no limit).
@@ -461,7 +462,8 @@ def plan_memory(
     with 1, and `Plan.cfg_batch` says which fitted. vae_dtype: the dtype the VAE is loaded in (`load_vae`'s default
     float32 doubles the decode memory of bfloat16). fused_norms: the transformer runs the fused Triton norm
     kernels (no float32 RoPE temporaries). image: image-to-video (the first frame is VAE-encoded).
-    activation_dtype: the transformer's compute dtype.
+    activation_dtype: the transformer's compute dtype. text_encoder_dtype: the text encoder's (None: what
+    `load_pipeline` gives it next to `activation_dtype`, `devices.text_encoder_dtype`).
     sequence_parallel: the ranks sharing the video tokens (runtime/parallel.py); the plan is for one of them.
     attention_workspace_bytes: rows per forward -> device memory the attention kernel adds inside each call
     (8-bit attention's quantized K/V, `runtime.kernels.attention_workspace_bytes`), counted in the denoise stage
@@ -478,7 +480,7 @@ def plan_memory(
         """Every plan of the ladder for a video size, fastest first (the same models and settings)."""
         sizes = generation_sizes(
             width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype, image,
-            activation_dtype,
+            activation_dtype, text_encoder_dtype,
         )  # fmt: skip
         ladder = _ladder(len(sizes.block_bytes), transformer_config.num_attention_heads, sequence_parallel)
         # Batching the guidance branches halves the weight traffic of a streamed plan, so at every rung it comes
@@ -561,13 +563,14 @@ def unplanned_peak_bytes(
     image: bool = False,
     activation_dtype: torch.dtype = torch.bfloat16,
     attention_workspace_bytes: Callable[[int], int] | None = None,
+    text_encoder_dtype: torch.dtype | None = None,
 ) -> int:
     """The estimated device peak of a run without a plan (`load_pipeline(plan=None)`): everything resident on the
     device, the VAE's upper levels one frame at a time, `cfg_batch` rows per transformer forward. The arguments
     are `plan_memory`'s."""
     sizes = generation_sizes(
         width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype, image,
-        activation_dtype,
+        activation_dtype, text_encoder_dtype,
     )  # fmt: skip
     unplanned = _Choice(TextEncoderPlacement.DEVICE, None, None, None)  # the pipeline's defaults
     stages = _stage_estimates(sizes, unplanned, cfg_batch, fused_norms, attention_workspace=attention_workspace_bytes)

@@ -20,6 +20,7 @@ from motif_lite.sampling.guidance import (
     guidance_active,
     guidance_from_guider_config,
     guide,
+    guided_steps,
     needs_uncond,
     read_guider_config,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "guidance_active",
     "guidance_from_guider_config",
     "guide",
+    "guided_steps",
     "make_solver",
     "needs_uncond",
     "read_guider_config",

@@ -100,21 +100,28 @@ class APGState:
     running: torch.Tensor | None = None
 
 
-def needs_uncond(guidance: Guidance | None) -> bool:
-    """Whether a run guides at all, so that the unconditional (negative prompt) prediction is prepared for: a scale
-    other than the neutral one over a non-empty start..stop fraction of the steps. Which steps are guided is
-    `guidance_active`'s (a narrow window over few steps may hold none)."""
-    if guidance is None:
-        return False
-    neutral = 0.0 if guidance.original_formulation else 1.0
-    return guidance.start < guidance.stop and not math.isclose(guidance.scale, neutral)
+def is_neutral(guidance: Guidance) -> bool:
+    """Whether the scale makes guidance a no-op: 1 in the diffusers formulation, 0 in the original one."""
+    return math.isclose(guidance.scale, 0.0 if guidance.original_formulation else 1.0)
+
+
+def guided_steps(guidance: Guidance | None, steps: int) -> range:
+    """The steps of a `steps`-step run that are guided, as diffusers' guiders decide: int(start·steps) <= i <
+    int(stop·steps) (both truncated), none with a neutral scale. A narrow window over few steps may hold none."""
+    if guidance is None or is_neutral(guidance):
+        return range(0)
+    return range(int(guidance.start * steps), int(guidance.stop * steps))
+
+
+def needs_uncond(guidance: Guidance | None, steps: int) -> bool:
+    """Whether some step of a `steps`-step run is guided, so that the unconditional (negative prompt) prediction is
+    prepared for: its encoding, the batch-2 forward's memory, a rank of its own."""
+    return len(guided_steps(guidance, steps)) > 0
 
 
 def guidance_active(guidance: Guidance | None, step: int, steps: int) -> bool:
     """Whether step `step` of `steps` is guided (and so needs an unconditional prediction)."""
-    if not needs_uncond(guidance):
-        return False
-    return int(guidance.start * steps) <= step < int(guidance.stop * steps)
+    return step in guided_steps(guidance, steps)
 
 
 def cfg(cond: torch.Tensor, uncond: torch.Tensor, scale: float, original_formulation: bool = False) -> torch.Tensor:

@@ -1,0 +1,95 @@
+"""A guidance window that holds none of a run's steps (diffusers' guiders guide int(start·N) <= i < int(stop·N)):
+such a run guides nothing, so nothing is prepared for the unconditional prediction: no negative-prompt encoding,
+no batch-2 forward or its memory in the plan, no second transformer call per step in the time estimate. The same
+checkpoint over more steps, where the window holds a step, is the negative control."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers.guiders import AdaptiveProjectedGuidance
+from tiny_pipeline import make_tiny_checkpoint
+
+from motif_lite import load_pipeline
+from motif_lite.checkpoint import locate_sources
+from motif_lite.cli import run_time
+from motif_lite.preflight import AT_HAND, plan_generation
+from motif_lite.request import GenerationRequest
+from motif_lite.sampling import guided_steps
+from motif_lite.settings import resolve_settings
+
+WINDOW = dict(start=0.5, stop=0.75)  # 2 steps: int(1.0) <= i < int(1.5), no step; 4 steps: step 2
+NONE_GUIDED, SOME_GUIDED = 2, 4
+SIZE = dict(width=48, height=32, frames=5)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("window")
+    guider = AdaptiveProjectedGuidance(
+        guidance_scale=8.0, adaptive_projected_guidance_momentum=0.1, adaptive_projected_guidance_rescale=12.0,
+        adaptive_projected_guidance_norm_dim=[-1, -2, -4], use_original_formulation=True, **WINDOW,
+    )  # fmt: skip
+    make_tiny_checkpoint(root, guider=guider)
+    return root
+
+
+def request(steps: int, **fields) -> GenerationRequest:
+    return dataclasses.replace(GenerationRequest("a fox", "blurry", seed=0, steps=steps, **SIZE), **fields)
+
+
+def settings(checkpoint: Path, steps: int):
+    sources = locate_sources(checkpoint, **AT_HAND)
+    return resolve_settings(request(steps).resolve()[0], sources.configs, sources.transformer)
+
+
+@pytest.mark.parametrize(("steps", "guided"), [(NONE_GUIDED, False), (SOME_GUIDED, True)])
+def test_the_settings_and_the_time_estimate_count_the_negative_prompt_only_when_a_step_is_guided(
+    checkpoint, steps, guided
+):
+    s = settings(checkpoint, steps)
+    assert len(guided_steps(s.guidance.value, steps)) == int(guided)
+    assert ("negative prompt" in s.encoded_prompts) == guided
+    rows = {name: value for name, value, _ in s.table()}
+    assert (rows["negative"] == "unused (no guidance)") != guided
+    assert run_time.transformer_calls(s.request, s) == steps + guided  # the negative prompt on its guided step
+
+
+@pytest.mark.parametrize(("steps", "guided"), [(NONE_GUIDED, False), (SOME_GUIDED, True)])
+def test_the_plan_budgets_a_batch_2_forward_only_when_a_step_is_guided(checkpoint, steps, guided):
+    # On a GPU guided steps batch both predictions in one forward where the plan has room for them.
+    plan = plan_generation(request(steps).resolve()[0], checkpoint, device="cuda", vram_gib=64)
+    assert plan.cfg_batch == (2 if guided else 1)
+
+
+def test_a_run_whose_window_holds_no_step_encodes_no_negative_prompt(checkpoint, tmp_path):
+    pipe = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", batch_guidance=True)
+    encoded = {}
+
+    def generate(steps: int, folder: str, **fields):
+        encode = []
+        out = tmp_path / folder / "f_%03d.png"
+        out.parent.mkdir()
+        result = pipe.generate(
+            request(steps, output=out, **fields),
+            on_progress=lambda stage, done, total: encode.append(total) if stage == "encode" else None,
+        )
+        encoded[folder] = max(encode)
+        return result, np.stack([np.asarray(_read(f)) for f in sorted(out.parent.glob("f_*.png"))])
+
+    window, frames = generate(NONE_GUIDED, "window")
+    off, off_frames = generate(NONE_GUIDED, "off", cfg_scale=0.0)  # scale 0 of the original formulation: unguided
+    guided, _ = generate(SOME_GUIDED, "guided")
+    assert encoded == {"window": 1, "off": 1, "guided": 2}  # prompts encoded (+ the negative one)
+    assert (window.guidance_batch, guided.guidance_batch) == (1, 2)
+    np.testing.assert_array_equal(frames, off_frames)  # the conditional prediction alone, as an unguided run
+
+
+def _read(path: Path):
+    import PIL.Image
+
+    return PIL.Image.open(path).convert("RGB")
