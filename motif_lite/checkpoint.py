@@ -22,7 +22,6 @@ a mistake on this machine is said before gigabytes download, not after them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +53,7 @@ from motif_lite.io.hub import (
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint, other_component, real_paths
 from motif_lite.io.missing_report import MissingFiles, MissingFilesError, download_command
 from motif_lite.io.wsl import windows_drive_note
+from motif_lite.json_values import read_json_object
 from motif_lite.paths import blank_path_problem, user_path
 from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting
 from motif_lite.vae.config import WanVAEConfig
@@ -443,14 +443,11 @@ def listed_configs(root: Path) -> list[str]:
     index = root / "model_index.json"
     if not index.is_file():
         return []
-    try:
-        components = json.loads(index.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{index} is not valid JSON: {exc}") from None
+    components = read_json_object(index, "model index", CheckpointError)
     listed = [
         file
         for name, file in LISTED_CONFIGS.items()
-        if isinstance(components, dict) and isinstance(components.get(name), list) and None not in components[name]
+        if isinstance(components.get(name), list) and None not in components[name]
     ]
     return [file for file in listed if not (root / file).is_file()]
 

@@ -10,7 +10,6 @@ official count). `motif-lite verify` on the real weights settles rope_theta.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 import warnings
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from motif_lite.errors import ConfigError
-from motif_lite.json_values import is_int, is_number
+from motif_lite.json_values import is_int, is_number, read_json_object
 
 CROSS_ATTENTION_LAYOUTS = ("diffusers", "original", "pr")
 
@@ -124,15 +123,7 @@ class TransformerConfig:
     @classmethod
     def from_json(cls, path: str | Path) -> TransformerConfig:
         path = Path(path)
-        try:
-            values = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"transformer config not found: {path}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path} is not valid JSON: {exc}") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path} must hold a JSON object, got {type(values).__name__}")
-        return cls.from_dict(values, source=str(path))
+        return cls.from_dict(read_json_object(path, "transformer config"), source=str(path))
 
     def replace(self, **changes: Any) -> TransformerConfig:
         return dataclasses.replace(self, **changes)

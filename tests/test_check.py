@@ -142,7 +142,7 @@ DAMAGE = {
     "unreadable index": (
         lambda r: (r / "vae/diffusion_pytorch_model.safetensors.index.json").write_text("{"),
         "vae/",
-        "diffusion_pytorch_model.safetensors.index.json is not a valid safetensors index",
+        "diffusion_pytorch_model.safetensors.index.json: the safetensors index is not valid JSON",
     ),
     "missing tokenizer": (lambda r: (r / "tokenizer/tokenizer.json").unlink(), "tokenizer/tokenizer.json", "missing"),
     # Loaded as a run loads it (encoders.text.load_tokenizer), said in transformers' words alone: the line names the

@@ -201,9 +201,9 @@ def test_a_text_encoder_config_that_is_not_text_or_an_object_is_refused(tmp_path
 
     path = tmp_path / "config.json"
     path.write_bytes(b'{"model_type": "\xff"}')  # not UTF-8
-    with pytest.raises(ConfigError, match=f"^{path}: not a readable JSON text encoder config"):
+    with pytest.raises(ConfigError, match=f"^{path}: the text encoder config is not valid JSON \\(not UTF-8 text"):
         parse_text_encoder_config(path)
-    with pytest.raises(ConfigError, match="^config_json has model_type 'list', expected"):
+    with pytest.raises(ConfigError, match="^config_json: the text encoder config is a list, not a JSON object$"):
         config_from_json("[1]", "config_json")
 
 

@@ -416,7 +416,7 @@ def test_errors_about_the_checkpoints_own_files_name_them(checkpoints, tmp_path,
     shutil.copytree(b, broken)
     (broken / "vae" / "config.json").write_text("{not json")
     code = cli.main([*run_args(broken, tmp_path / "fox.gif"), "--vae", str(files["vae"])])
-    err = assert_user_error(capsys, code, f"{broken / 'vae' / 'config.json'} is not valid JSON")
+    err = assert_user_error(capsys, code, f"{broken / 'vae' / 'config.json'}: the VAE config is not valid JSON")
     assert "linked" not in err
 
 

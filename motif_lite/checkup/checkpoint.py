@@ -4,7 +4,6 @@ device), every config parsed the way a run parses it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING
 from motif_lite.checkup.report import CheckpointFiles, Checkup, first_line
 from motif_lite.errors import CheckpointError, LFSPointerError, MotifLiteError
 from motif_lite.io.linked import other_component
+from motif_lite.json_values import NotAJSONObject, parse_json_object
 from motif_lite.paths import quoted, user_path
 from motif_lite.units import file_size
 from motif_lite.weights.float8 import is_companion, weight_scales
@@ -61,14 +61,12 @@ def _json(report: Checkup, source: CheckpointFiles, rel: str, missing: str | Non
             report.warning(rel, f"absent: {missing}")
         return None
     try:
-        value = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        report.problem(rel, f"not valid JSON ({exc})", source.fetch(rel, again=True))
-        return None
-    if not isinstance(value, dict):
-        report.problem(rel, f"holds a JSON {type(value).__name__}, not an object", source.fetch(rel, again=True))
-        return None
-    return value
+        return parse_json_object(path.read_bytes())
+    except OSError as exc:
+        report.problem(rel, f"cannot be read ({exc.strerror or exc})", source.fetch(rel, again=True))
+    except NotAJSONObject as exc:  # the line names the file already: what is wrong with it, alone
+        report.problem(rel, str(exc), source.fetch(rel, again=True))
+    return None
 
 
 def _parsed(report: Checkup, source: CheckpointFiles, rel: str, parse: Callable[[], object], what: str) -> object:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.errors import ConfigError, shown
-from motif_lite.json_values import is_count, read_json_object
+from motif_lite.json_values import NotAJSONObject, is_count, parse_json_object, read_json_object
 from motif_lite.weights.gguf_file import TEXT_ENCODER_ARCH
 
 if TYPE_CHECKING:
@@ -101,23 +101,25 @@ def check_sizes(values: dict, origin: str) -> None:
 
 
 def parse_text_encoder_config(path: Path) -> T5Gemma2EncoderConfig:
-    """transformers' config of the text encoder in `path`, checked (`config_from_json`)."""
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not a readable JSON text encoder config ({exc})") from None
-    return config_from_json(text, str(path))
+    """transformers' config of the text encoder in `path`, checked (`config_from_values`)."""
+    return config_from_values(read_json_object(path, "text encoder config"), str(path))
 
 
-def config_from_json(text: str, origin: str) -> T5Gemma2EncoderConfig:
-    """A `T5Gemma2EncoderConfig` from config.json text (a checkpoint's file, or the copy a text encoder GGUF holds),
-    checked before any weights load: `ConfigError` naming `origin` if it is no T5Gemma2 encoder config, for a size
-    out of range (`check_sizes`), or for what transformers raises for a file it rejects (a validation error, or an
-    AttributeError for a section missing keys it needs)."""
+def config_from_json(text: object, origin: str) -> T5Gemma2EncoderConfig:
+    """As `config_from_values`, from config.json text (the copy a text encoder GGUF holds in its metadata, which may
+    hold anything): `ConfigError` naming `origin` if it is no JSON object."""
     try:
-        values = json.loads(text)
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{origin} is not valid JSON ({exc})") from None
+        values = parse_json_object(text)
+    except NotAJSONObject as exc:
+        raise ConfigError(f"{origin}: the text encoder config is {exc}") from None
+    return config_from_values(values, origin)
+
+
+def config_from_values(values: dict, origin: str) -> T5Gemma2EncoderConfig:
+    """A `T5Gemma2EncoderConfig` from a config.json's values (a checkpoint's file, or the copy a text encoder GGUF
+    holds), checked before any weights load: `ConfigError` naming `origin` if it is no T5Gemma2 encoder config, for a
+    size out of range (`check_sizes`), or for what transformers raises for a file it rejects (a validation error, or
+    an AttributeError for a section missing keys it needs)."""
     check_model_type(values, origin)
     check_sizes(values, origin)
     from transformers import T5Gemma2EncoderConfig

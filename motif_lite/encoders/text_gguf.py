@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, T5Gemma2Encoder, T5Gemma2EncoderConfig
 
-from motif_lite.encoders.text_config import config_from_json, meta_encoder
+from motif_lite.encoders.text_config import config_from_json, meta_encoder, parse_text_encoder_config
 from motif_lite.errors import CheckpointError, listed
 from motif_lite.units import file_size
 from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY, TEXT_ENCODER_ARCH, PackedTensor, read_gguf
@@ -91,7 +91,7 @@ def read_text_encoder_gguf(path: str | Path, checkpoint_config: Path | None = No
                               "text_encoder")  # fmt: skip
     config = config_from_json(embedded, f"{path}: {CONFIG_KEY}")
     if checkpoint_config is not None and checkpoint_config.is_file():
-        check_same_config(config, config_from_json(checkpoint_config.read_text(), str(checkpoint_config)), path)
+        check_same_config(config, parse_text_encoder_config(checkpoint_config), path)
     recipe = ckpt.metadata.get(QUANTIZE_TYPE_KEY)
     return _checked(path, config, ckpt.tensors, recipe if isinstance(recipe, str) else None)
 
@@ -103,8 +103,7 @@ def packed_text_encoder(
     `quantize/on_load.py` makes them as the checkpoint loads), with the checkpoint's `text_encoder/config.json` at
     `config_path`, checked as `read_text_encoder_gguf` checks a file's; `load_text_encoder_gguf` loads it as a file.
     `source`: the folder (or file) they were quantized from, which errors and the summary name."""
-    config = config_from_json(config_path.read_text(), str(config_path))
-    return _checked(source, config, tensors, recipe)
+    return _checked(source, parse_text_encoder_config(config_path), tensors, recipe)
 
 
 def _checked(

@@ -28,7 +28,7 @@ import torch
 
 from motif_lite.errors import CheckpointError, MotifLiteError, shown
 from motif_lite.io.staging import staged_output
-from motif_lite.json_values import is_count, is_number
+from motif_lite.json_values import NotAJSONObject, is_count, is_number, parse_json_object
 from motif_lite.paths import user_path
 from motif_lite.version import VERSION
 from motif_lite.weights.safetensors_header import TruncatedError, read_header
@@ -229,12 +229,9 @@ def _cut_short(path: Path) -> TruncatedError | None:
 
 def _parsed(header: str, not_latents: str) -> dict:
     try:
-        info = json.loads(header)
-    except json.JSONDecodeError:
-        raise LatentsFileError(f"{not_latents}: its description is not valid JSON") from None
-    if not isinstance(info, dict):
-        raise LatentsFileError(not_latents)
-    return info
+        return parse_json_object(header)
+    except NotAJSONObject as exc:
+        raise LatentsFileError(f"{not_latents}: its description is {exc}") from None
 
 
 def _check_version(info: dict, path: Path) -> None:

@@ -7,7 +7,6 @@ PNG, the GIF comment and the EXIF ImageDescription of a WebP (read with Pillow).
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import subprocess
@@ -19,6 +18,7 @@ from motif_lite.io.ffmpeg import file_argument, find_ffmpeg
 from motif_lite.io.latents import SUFFIX as LATENTS_SUFFIX
 from motif_lite.io.staging import frame_file, is_frame_sequence
 from motif_lite.io.video import VIDEO_EXTENSIONS
+from motif_lite.json_values import NotAJSONObject, parse_json_object
 from motif_lite.paths import user_path
 
 FFMPEG_FORMATS = (".mp4", ".mkv", ".mov", ".webm")
@@ -93,8 +93,8 @@ def _first_frame(pattern: Path) -> Path | None:
 def _motif_lite_settings(comment: str | None) -> dict | None:
     """The settings in a file's comment, or None when it holds none of motif-lite's."""
     try:
-        values = json.loads(comment) if comment else None
-    except ValueError:
+        values = parse_json_object(comment) if comment else None
+    except NotAJSONObject:  # another tool's comment
         return None
     return values if isinstance(values, dict) and values.get("software") == "motif-lite" else None
 

@@ -7,12 +7,12 @@ tests/live_memory.py checks the transformer's against the tensors a forward real
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from motif_lite.config import MAX_PROMPT_TOKENS, TransformerConfig
-from motif_lite.errors import ConfigError
+from motif_lite.errors import ConfigError, shown
+from motif_lite.json_values import is_count, read_json_object
 
 ACT_BYTES = 2  # bytes per activation element of a bf16 run (the default; callers pass their dtype's)
 # Tokens of the context stream: the reference pads prompts to MAX_PROMPT_TOKENS text tokens; I2V adds 729 SigLIP
@@ -89,8 +89,11 @@ class TextEncoderShape:
 
     @classmethod
     def from_json(cls, path: str | Path) -> TextEncoderShape:
-        """From a checkpoint's `text_encoder/config.json` (its `text_config`); missing keys keep the defaults."""
-        text = json.loads(Path(path).read_text()).get("text_config", {})
+        """From a checkpoint's `text_encoder/config.json` (its `text_config`); missing keys keep the defaults.
+        `ConfigError` naming the file for one that is no JSON object, or whose sizes are no whole numbers."""
+        text = read_json_object(Path(path), "text encoder config").get("text_config", {})
+        if not isinstance(text, dict):
+            raise ConfigError(f"{path}: text_config must be a JSON object, got {shown(text)}")
         keys = {
             "hidden": "hidden_size",
             "intermediate": "intermediate_size",
@@ -99,6 +102,9 @@ class TextEncoderShape:
             "kv_heads": "num_key_value_heads",
             "head_dim": "head_dim",
         }
+        wrong = next((theirs for theirs in keys.values() if theirs in text and not is_count(text[theirs])), None)
+        if wrong is not None:
+            raise ConfigError(f"{path}: text_config.{wrong} must be a whole number above 0, got {shown(text[wrong])}")
         return cls(**{ours: text[theirs] for ours, theirs in keys.items() if theirs in text})
 
     @property

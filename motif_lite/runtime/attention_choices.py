@@ -23,6 +23,7 @@ import torch
 
 from motif_lite.devices import gpu_facts, gpu_platform
 from motif_lite.io.user_cache import user_cache_folder
+from motif_lite.json_values import NotAJSONObject, parse_json_object
 
 CHOICES_FILE = "attention-choices.json"
 
@@ -70,12 +71,11 @@ class RememberedChoices:
         out of reach, it is as if empty: it is only a cache. Out of reach (no permission, a file where its folder
         should be) is not damage: writing fails there too, and `put` says that once."""
         try:
-            data = json.loads(self.path.read_text())
+            return parse_json_object(self.path.read_bytes()), True
         except OSError:
             return {}, True
-        except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply for Python's parser
+        except NotAJSONObject:
             return {}, False
-        return (data, True) if isinstance(data, dict) else ({}, False)
 
     def get(self, shape: str) -> str | None:
         choices = self._read().get(self.environment)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from motif_lite.config import MAX_LAYERS, MAX_WIDTH, diffusers_values
 from motif_lite.errors import CheckpointError, ConfigError
-from motif_lite.json_values import is_count, is_number
+from motif_lite.json_values import is_count, is_number, read_json_object
 
 # The official Wan2.1 per-channel latent statistics (also diffusers' defaults).
 WAN21_LATENTS_MEAN = (
@@ -91,15 +90,7 @@ class WanVAEConfig:
 
     @classmethod
     def from_json(cls, path: Path) -> WanVAEConfig:
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError as e:
-            raise CheckpointError(f"VAE config not found: {path}") from e
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise CheckpointError(f"VAE config {path} is not valid JSON: {e}") from e
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a JSON object, got {type(raw).__name__}")
-        return cls.from_dict(raw, source=str(path))
+        return cls.from_dict(read_json_object(path, "VAE config", CheckpointError), source=str(path))
 
     def validate(self, source: str = "config") -> None:
         """Raise ConfigError naming the first bad value."""

@@ -8,7 +8,6 @@ the fly in `forward`. Float tensors (biases, norms, unquantized weights) are cas
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import torch
 from motif_lite.config import TransformerConfig, assumed_note, config_differences, config_from_weights
 from motif_lite.devices import checked_device
 from motif_lite.errors import CheckpointError
+from motif_lite.json_values import NotAJSONObject, parse_json_object
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.weights.gguf_file import GGUFCheckpoint, PackedTensor, read_gguf
 from motif_lite.weights.keymap import to_model_names
@@ -182,11 +182,9 @@ def embedded_config(ckpt: GGUFCheckpoint) -> tuple[TransformerConfig, str] | Non
     if embedded is None:
         return None
     try:
-        values = json.loads(embedded)
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{ckpt.path}: metadata {CONFIG_KEY} is not valid JSON ({exc})") from None
-    if not isinstance(values, dict):
-        raise CheckpointError(f"{ckpt.path}: metadata {CONFIG_KEY} must hold a JSON object")
+        values = parse_json_object(embedded)
+    except NotAJSONObject as exc:
+        raise CheckpointError(f"{ckpt.path}: the transformer config in its metadata {CONFIG_KEY} is {exc}") from None
     origin = f"embedded in {ckpt.path.name} ({CONFIG_KEY})"
     return TransformerConfig.from_dict(values, source=origin), origin
 

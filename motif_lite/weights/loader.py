@@ -7,7 +7,6 @@ files and assigned in place: no random init, no second copy, never a silent part
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 from motif_lite.config import TransformerConfig, assumed_note, config_from_weights
 from motif_lite.devices import checked_device, checked_dtype
 from motif_lite.errors import CheckpointError
+from motif_lite.json_values import read_json_object
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.paths import user_path
 from motif_lite.weights.float8 import float8_state, use_float8_linears, weight_scales
@@ -102,12 +102,9 @@ def locate_safetensors(path: Path) -> tuple[list[Path], Path | None]:
 
 
 def _refuse_other_model(config_path: Path) -> None:
-    """`CheckpointError` when the config.json beside the weights describes another model (`other_model`)."""
-    try:
-        values = json.loads(config_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return  # TransformerConfig.from_json names the unreadable file
-    kind = other_model(values) if isinstance(values, dict) else None
+    """`CheckpointError` when the config.json beside the weights describes another model (`other_model`); the
+    `ConfigError` of `read_json_object` when it is no JSON object."""
+    kind = other_model(read_json_object(config_path, "transformer config"))
     if kind is not None:
         raise CheckpointError(
             f"{config_path} describes {kind}, not the Motif-Video transformer ({TRANSFORMER_CLASS}); pass the "

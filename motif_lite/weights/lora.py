@@ -21,7 +21,6 @@ loaded model's.
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import re
@@ -35,7 +34,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from motif_lite.errors import MotifLiteError, counted, shown
-from motif_lite.json_values import is_number
+from motif_lite.json_values import NotAJSONObject, is_number, parse_json_object
 from motif_lite.paths import user_path
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
@@ -493,15 +492,13 @@ def _peft_alphas(path: Path, metadata: Mapping[str, str]) -> _Alphas | None:
     raw, source = metadata.get("lora_adapter_metadata"), "its lora_adapter_metadata"
     config_file = path.with_name(_PEFT_CONFIG)
     if raw is None and path.name == _PEFT_FILE and config_file.is_file():
-        raw, source = config_file.read_bytes(), str(config_file)  # bytes: json.loads tells text that is not UTF-8
+        raw, source = config_file.read_bytes(), str(config_file)  # bytes: read as UTF-8, whatever the locale
     if raw is None:
         return None
     try:
-        config = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LoRAError(f"{path}: {source} is not valid JSON: {exc}") from None
-    if not isinstance(config, dict):
-        raise LoRAError(f"{path}: {source} is not a JSON object of PEFT settings")
+        config = parse_json_object(raw)
+    except NotAJSONObject as exc:
+        raise LoRAError(f"{path}: {source} is {exc}") from None
     if config.get("use_dora"):
         raise LoRAError(f"{path}: DoRA adapters (use_dora in {source}) are not supported; {_MERGE_IT}")
     alpha, patterns = config.get("lora_alpha"), config.get("alpha_pattern") or {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,8 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from motif_lite.errors import CheckpointError, listed
+from motif_lite.errors import CheckpointError, listed, shown
+from motif_lite.json_values import read_json_object
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 
@@ -102,13 +102,18 @@ def shard_files(index_path: Path) -> list[Path]:
 
 def index_shards(index_path: Path) -> list[Path]:
     """The shard files a safetensors index names (its weight_map's values), there or not."""
-    try:
-        weight_map = json.loads(index_path.read_text())["weight_map"]
-        if not isinstance(weight_map, dict) or not weight_map:
-            raise ValueError("its weight_map is empty or not an object")
-        return sorted({index_path.parent / name for name in weight_map.values()})
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"{index_path} is not a valid safetensors index: {exc}") from None
+    weight_map = read_json_object(index_path, "safetensors index", CheckpointError).get("weight_map")
+    if weight_map is None or weight_map == {}:
+        found = "no weight_map" if weight_map is None else "an empty weight_map"
+        raise CheckpointError(f"{index_path}: the safetensors index has {found}; it should map each tensor to its file")
+    if not isinstance(weight_map, dict):
+        raise CheckpointError(f"{index_path}: the safetensors index's weight_map is {shown(weight_map)}, not an object "
+                              "mapping each tensor to its file")  # fmt: skip
+    odd = [name for name in weight_map.values() if not (isinstance(name, str) and name)]
+    if odd:
+        raise CheckpointError(f"{index_path}: the safetensors index's weight_map gives {shown(odd[0])} where a file "
+                              "name belongs")  # fmt: skip
+    return sorted({index_path.parent / name for name in weight_map.values()})
 
 
 def _present(files: list[Path], index_path: Path) -> list[Path]:

@@ -8,13 +8,13 @@ padded download is caught from its first few kilobytes.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from motif_lite.errors import LFS_POINTER_START, CheckpointError, LFSPointerError, is_lfs_pointer
+from motif_lite.json_values import NotAJSONObject, parse_json_object
 
 DTYPE_BYTES = {
     "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1,
@@ -72,11 +72,9 @@ def read_header(path: str | Path) -> SafetensorsHeader:
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        entries = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: the safetensors header is not valid JSON ({exc})") from None
-    if not isinstance(entries, dict):
-        raise CheckpointError(f"{path}: the safetensors header is not a JSON object")
+        entries = parse_json_object(raw)
+    except NotAJSONObject as exc:
+        raise CheckpointError(f"{path}: the safetensors header is {exc}") from None
     entries.pop("__metadata__", None)
     tensors, spans = {}, []
     for name, entry in entries.items():
