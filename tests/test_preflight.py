@@ -703,7 +703,7 @@ def test_a_broken_component_config_is_named_before_loading(config, checkpoint, t
     PIL.Image.new("RGB", (48, 32)).save(tmp_path / "first.png")
     args = ("-m", str(root), "-p", "x", "-i", str(tmp_path / "first.png"), "-o", str(tmp_path / "a.mp4"))
     code, _, err = run(capsys, *args, "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1")
-    assert code == cli.EXIT_USER_ERROR and f"error: {root / config}: not a readable JSON" in err, err
+    assert code == cli.EXIT_USER_ERROR and f"error: {root / config}: the " in err and "is not valid JSON (" in err, err
 
 
 BROKEN_CONFIGS = {
@@ -728,7 +728,7 @@ def test_a_broken_config_says_how_to_download_it_again(broken, checkpoint, tmp_p
     (root / rel).write_text(damage(json.loads((root / rel).read_text()) if (root / rel).is_file() else {}))
     code, _, err = run(capsys, "-m", str(root), "-p", "x", "-o", str(tmp_path / "a.mp4"))
     command = f"hf download Motif-Technologies/Motif-Video-2B --include '{rel}' --local-dir '{root}' --force-download"
-    assert code == cli.EXIT_USER_ERROR and f"error: {root / rel}" in err.replace("VAE config ", ""), err
+    assert code == cli.EXIT_USER_ERROR and f"error: {root / rel}" in err, err
     assert err.rstrip().endswith(f"; download it again: {command}"), err
 
 
