@@ -3,7 +3,6 @@
 The conversion itself (`convert.quantize_checkpoint`) is the same for every component; only these differ.
 """
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from gguf import GGMLQuantizationType
 
 from motif_lite.errors import CheckpointError, MotifLiteError
+from motif_lite.json_values import NotAJSONObject, parse_json_object
 from motif_lite.weights.gguf_file import EXPECTED_ARCH, TEXT_ENCODER_ARCH
 
 from .recipes import get_recipe, plan_types, tensor_class
@@ -55,11 +55,9 @@ def _check_transformer(config_json: str | None, shapes: Shapes) -> None:
             ) from None
     else:
         try:
-            values = json.loads(config_json)
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"the transformer config.json beside the weights is not valid JSON: {exc}") from None
-        if not isinstance(values, dict):
-            raise CheckpointError("the transformer config.json beside the weights must hold a JSON object")
+            values = parse_json_object(config_json)
+        except NotAJSONObject as exc:  # a GGUF source's embedded copy (a file's is read by `sources._config_text`)
+            raise CheckpointError(f"the transformer config that comes with the weights is {exc}") from None
         _refuse_other_model(values)
         source = "the transformer config.json"
         config = TransformerConfig.from_dict(values, source=source).replace(cross_attention_layout=layout)
@@ -113,10 +111,10 @@ def _refuse_other_text_config(config_json: str) -> None:
     from motif_lite.weights.shapes import TRANSFORMER_CLASS
 
     try:
-        values = json.loads(config_json)
-    except json.JSONDecodeError:
+        values = parse_json_object(config_json)
+    except NotAJSONObject:
         return  # config_from_json says what is wrong with it
-    kind = (values.get("_class_name") or values.get("model_type")) if isinstance(values, dict) else None
+    kind = values.get("_class_name") or values.get("model_type")
     if kind == TRANSFORMER_CLASS:
         raise CheckpointError(
             f"these are the transformer's weights (config.json: {kind}); to quantize them, leave out --component "

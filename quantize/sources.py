@@ -16,6 +16,7 @@ from typing import BinaryIO, TypeVar
 import torch
 
 from motif_lite.errors import CheckpointError, listed
+from motif_lite.json_values import read_json_object
 from motif_lite.paths import user_path
 from motif_lite.weights.dequant import dequantize
 from motif_lite.weights.float8 import FLOAT8_DTYPES, is_companion, kept_scale_shape, weight_scales, widened
@@ -35,6 +36,13 @@ from .components import TRANSFORMER, Component
 T = TypeVar("T")
 
 
+def _config_text(path: Path) -> str:
+    """The text of the config.json beside the weights, to embed in the GGUF as it is; `CheckpointError` naming the
+    file when it holds no JSON object (not UTF-8, not JSON, a list, ...)."""
+    read_json_object(path, "config", CheckpointError)
+    return path.read_text(encoding="utf-8")
+
+
 class SafetensorsSource:
     """Tensors from one or more .safetensors files (a diffusers `transformer/` folder or shards), under the names
     `rename` gives them (the component's GGUF tensor names).
@@ -49,7 +57,7 @@ class SafetensorsSource:
     def __init__(self, files: list[Path], config_path: Path | None, rename: Callable[[str], str] = str):
         self.path = files[0].parent
         self.notes: list[str] = []  # what reading the files left out, for the user (`open_source`)
-        self.config_json = config_path.read_text() if config_path and config_path.is_file() else None
+        self.config_json = _config_text(config_path) if config_path and config_path.is_file() else None
         self._stack = ExitStack()
         self._stored: dict[str, _StoredTensor] = {}  # our name -> where its bytes are
         self.shapes: dict[str, tuple[int, ...]] = {}

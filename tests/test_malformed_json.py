@@ -211,3 +211,24 @@ def test_a_damaged_cache_of_attention_choices_is_rewritten_with_a_warning(tmp_pa
         choices.put("shape", "flash")
     assert "is no file of attention choices motif-lite can read" in caplog.text
     assert json.loads(path.read_text()) == {"this machine": {"shape": "flash"}}
+
+
+@pytest.mark.parametrize("damage", ["not UTF-8", "nested too deeply", "a list"])
+def test_the_quantizer_names_a_config_beside_the_weights_it_cannot_read(checkpoint, tmp_path, capsys, damage):
+    from motif_lite.quantize.cli import main as quantize_main
+
+    data, said = DAMAGE[damage]
+    source = Path(shutil.copytree(checkpoint / "transformer", tmp_path / "transformer"))
+    (source / "config.json").write_bytes(data)
+    assert quantize_main([str(source), "-o", str(tmp_path / "t.gguf"), "--quiet"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"error: {source / 'config.json'}: the config {said}" in err and "Traceback" not in err
+
+
+def test_the_quantizer_names_a_gguf_source_whose_embedded_config_is_nested_too_deeply(tmp_path, capsys):
+    from motif_lite.quantize.cli import main as quantize_main
+
+    source = _gguf_with_config(tmp_path / "t.gguf", "motif_video", CONFIG_KEY, DEEP)
+    assert quantize_main([str(source), "-o", str(tmp_path / "again.gguf"), "--quiet"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "the transformer config that comes with the weights is not readable JSON (nested too deeply)" in err
