@@ -232,3 +232,13 @@ def test_the_quantizer_names_a_gguf_source_whose_embedded_config_is_nested_too_d
     assert quantize_main([str(source), "-o", str(tmp_path / "again.gguf"), "--quiet"]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert "the transformer config that comes with the weights is not readable JSON (nested too deeply)" in err
+
+
+@pytest.mark.parametrize("damage", ["a list", "a number"])
+def test_a_tokenizer_file_that_holds_no_object_stops_a_run_in_one_line(damaged, tmp_path, capsys, damage):
+    # transformers raised a TypeError or an AttributeError for these, which no reader caught.
+    data, wrong = DAMAGE[damage]
+    (damaged / "tokenizer/tokenizer.json").write_bytes(data)
+    run = ["run", "-m", str(damaged), *DRY_RUN[:-1], "-o", str(tmp_path / "fox.mp4")]
+    said = user_error(capsys, cli.main(run))
+    assert f"error: {damaged / 'tokenizer/tokenizer.json'}: the tokenizer file {wrong}" in said

@@ -30,6 +30,7 @@ from motif_lite.encoders.text_config import parse_text_encoder_config
 from motif_lite.encoders.text_gguf import TextEncoderGGUF, load_text_encoder_gguf, read_text_encoder_gguf
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.checkpoint_source import find_checkpoint
+from motif_lite.json_values import read_json_object
 from motif_lite.log_filters import filtered_log
 
 if TYPE_CHECKING:  # importing it warns when torchvision is missing: load it only for image-to-video
@@ -292,9 +293,12 @@ def tokenizer_root(source: str | Path) -> Path:
 def load_tokenizer(root: Path) -> PreTrainedTokenizerBase:
     """The checkpoint's tokenizer alone (`root`/tokenizer, a few MB, seconds to load): to measure prompts before
     the text encoder's weights load."""
+    folder = root / "tokenizer"
     try:
-        return AutoTokenizer.from_pretrained(root / "tokenizer")
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        return AutoTokenizer.from_pretrained(folder)
+    except Exception as exc:  # transformers' errors for a damaged file are of many classes (a TypeError for a list)
+        for file in sorted(folder.glob("*.json")):  # one that holds no JSON object is named as every reader names it
+            read_json_object(file, "tokenizer file", CheckpointError)
         raise CheckpointError(f"cannot load the tokenizer from {root}: {exc}") from exc
 
 
