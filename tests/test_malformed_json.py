@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sqlite3
 import struct
 from pathlib import Path
 
@@ -242,3 +243,19 @@ def test_a_tokenizer_file_that_holds_no_object_stops_a_run_in_one_line(damaged, 
     run = ["run", "-m", str(damaged), *DRY_RUN[:-1], "-o", str(tmp_path / "fox.mp4")]
     said = user_error(capsys, cli.main(run))
     assert f"error: {damaged / 'tokenizer/tokenizer.json'}: the tokenizer file {wrong}" in said
+
+
+def test_a_job_row_whose_json_is_nested_too_deeply_is_named_as_damaged(tmp_path):
+    from test_fuzz_server import data_folder
+
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.server.jobs import JobStore
+
+    ids = data_folder(tmp_path)
+    with sqlite3.connect(tmp_path / "jobs.sqlite3") as db:
+        db.execute("UPDATE jobs SET settings = ? WHERE id = ?", (DEEP, ids[1]))
+    db.close()
+    with pytest.raises(
+        MotifLiteError, match=f"holds 1 job this motif-lite cannot read \\({ids[1]}: settings is not JSON"
+    ):
+        JobStore(tmp_path)

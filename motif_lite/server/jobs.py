@@ -165,7 +165,7 @@ _LAST_TIME = 253402300800  # 10000-01-01: the first moment a date (the API's tim
 def _parsed_json(values: dict[str, Any], column: str) -> Any:
     try:
         return json.loads(values[column])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: brackets nested too deeply for Python's parser
         raise DamagedJob(values["id"], f"{column} is not JSON") from None
 
 
