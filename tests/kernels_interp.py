@@ -38,20 +38,17 @@ def call_kernel(name: str, *args, **kwargs) -> object:
     return getattr(importlib.import_module(f"motif_lite.kernels.{module}"), function)(*args, **kwargs)
 
 
-def _to_cuda(value: object) -> object:
+def _moved(value: object, device: str) -> object:
+    """`value` with every tensor in it (also within tuples and lists) on `device`."""
     if isinstance(value, torch.Tensor):
-        return value.cuda()
+        return value.to(device)
     if isinstance(value, (tuple, list)):
-        return type(value)(_to_cuda(item) for item in value)
+        return type(value)(_moved(item, device) for item in value)
     return value
 
 
-def _to_cpu(value: object) -> object:
-    if isinstance(value, torch.Tensor):
-        return value.cpu()
-    if isinstance(value, (tuple, list)):
-        return type(value)(_to_cpu(item) for item in value)
-    return value
+def _moved_values(values: dict, device: str) -> dict:
+    return {key: _moved(value, device) for key, value in values.items()}
 
 
 def call_kernel_on_cuda(name: str, *args, **kwargs) -> object:
@@ -62,8 +59,8 @@ def call_kernel_on_cuda(name: str, *args, **kwargs) -> object:
     on_cpu = any(isinstance(value, torch.Tensor) and value.device.type == "cpu" for value in (*args, *kwargs.values()))
     if not on_cpu:
         return call_kernel(name, *args, **kwargs)
-    result = call_kernel(name, *_to_cuda(args), **{key: _to_cuda(value) for key, value in kwargs.items()})
-    return _to_cpu(result)
+    result = call_kernel(name, *_moved(args, "cuda"), **_moved_values(kwargs, "cuda"))
+    return _moved(result, "cpu")
 
 
 def live_call(name: str, *args, **kwargs) -> tuple[int, int]:

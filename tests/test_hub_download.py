@@ -1228,15 +1228,20 @@ def test_a_dry_run_measures_a_long_prompt_with_the_tokenizer_alone(fake_hub, che
     assert fake_hub.downloads == [] and "warning: prompt" not in capsys.readouterr().err  # nothing to measure
 
 
+def partial_cache(name: str, text: str) -> None:
+    """The official repo in the Hub cache with one file, `name` holding `text`: a download stopped part way."""
+    snapshot = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B" / "snapshots" / ("0" * 40)
+    (snapshot / name).parent.mkdir(parents=True)
+    (snapshot / name).write_text(text)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+
+
 def test_a_dry_run_with_a_partial_cache_measures_a_long_prompt_with_the_tokenizer_fetched(
     fake_hub, checkpoint, tmp_path, capsys
 ):
     # The cache holds part of the checkpoint (a download stopped before the tokenizer): its files alone come first.
-    snapshot = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B" / "snapshots" / ("0" * 40)
-    (snapshot / "vae").mkdir(parents=True)
-    (snapshot / "vae" / "config.json").write_text("{}")
-    (snapshot.parent.parent / "refs").mkdir()
-    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    partial_cache("vae/config.json", "{}")
     fake_hub.snapshot = tokenizer_snapshot(checkpoint, tmp_path / "snapshot")
     assert cli.main(["run", "--dry-run", "-p", LONG_PROMPT, "--device", "cpu"]) == 0
     assert fake_hub.downloads == [(MOTIF_REPO, ["tokenizer/*"])] and SAID in capsys.readouterr().err
@@ -1313,11 +1318,7 @@ def test_long_prompts_are_said_before_the_download_that_replaces_a_broken_config
 ):
     # A download stopped within transformer/config.json: the settings cannot be told before the download that
     # replaces it, so both prompts are measured (the guidance may read the negative one) with the tokenizer first.
-    snapshot = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B" / "snapshots" / ("0" * 40)
-    (snapshot / "transformer").mkdir(parents=True)
-    (snapshot / "transformer" / "config.json").write_text("{")
-    (snapshot.parent.parent / "refs").mkdir()
-    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    partial_cache("transformer/config.json", "{")
     fake_hub.snapshot = tokenizer_snapshot(checkpoint, tmp_path / "snapshot")
     code, err = long_prompt_run(capsys, tmp_path)
     assert fake_hub.downloads[0] == (MOTIF_REPO, ["tokenizer/*"]) and len(fake_hub.downloads) == 2, err
