@@ -20,6 +20,13 @@ SAMPLERS = {
 # Other tools' names of our samplers that no change of case or separators gives: ComfyUI's `uni_pc_bh2` (its `uni_pc`
 # spells `unipc` already; it is ComfyUI's bh1 variant, run here as diffusers' bh2 UniPC: docs/usage.md says so).
 SAMPLER_ALIASES = {"uni_pc_bh2": "unipc"}
+# Other tools' samplers that are not here (stable-diffusion.cpp's, ComfyUI's, diffusers'), each with ours that comes
+# closest, for the refusal to name: ancestral and SDE samplers add fresh noise at every step, ours add none.
+OTHER_SAMPLERS = {
+    **dict.fromkeys(("euler_a", "euler_ancestral", "heun", "ddim", "ddim_trailing", "lcm", "tcd"), "euler"),
+    **dict.fromkeys(("dpm++2s_a", "dpm++2m_sde", "dpm++2mv2", "dpm++3m_sde", "dpm++sde", "dpm2", "dpm2_a"), "dpm++2m"),
+    **dict.fromkeys(("ipndm", "ipndm_v", "deis", "res_multistep"), "unipc"),
+}  # fmt: skip
 # The exact attention kernel (`--attention-backend`): auto = a timed trial on the GPU (docs/kernels.md).
 ATTENTION_BACKENDS = ("auto", "sdpa", "flash", "cudnn", "efficient", "triton", "fa3")
 # --crf: the constant-rate factors each video encoder takes (lower = better and larger), as ffmpeg checks them.

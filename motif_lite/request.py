@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from motif_lite.choices import GUIDANCE_METHODS, SAMPLER_ALIASES, SAMPLERS
+from motif_lite.choices import GUIDANCE_METHODS, OTHER_SAMPLERS, SAMPLER_ALIASES, SAMPLERS
 from motif_lite.config import MAX_PROMPT_TOKENS
 from motif_lite.errors import MotifLiteError, both_spellings, shown
 from motif_lite.paths import user_path
@@ -334,7 +334,7 @@ class GenerationRequest:
             check("guidance", _check_choice, guidance, setting_name("guidance"), GUIDANCE_METHODS)
         sampler = choice_name(self.sampler, tuple(SAMPLERS), SAMPLER_ALIASES)
         if sampler is not None:
-            check("sampler", _check_choice, sampler, setting_name("sampler"), tuple(SAMPLERS))
+            check("sampler", _check_sampler, sampler)
         seed = check("seed", _resolve_seed, self.seed)
         try:
             clip = (
@@ -725,3 +725,18 @@ def _is_finite(value: int | float) -> bool:
 def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise RequestError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+
+
+def _check_sampler(value: object) -> None:
+    closest = closest_sampler(value) if isinstance(value, str) else None
+    try:
+        _check_choice(value, setting_name("sampler"), tuple(SAMPLERS))
+    except RequestError as exc:
+        raise RequestError(f"{exc}{closest}" if closest else str(exc)) from None
+
+
+def closest_sampler(name: str) -> str | None:
+    """For another tool's sampler that is not here (stable-diffusion.cpp's `euler_a`, ComfyUI's `dpmpp_2m_sde`), the
+    words that name ours closest to it ("; closest to euler_a here: euler"); None for any other name."""
+    ours = {_spelling(other): mine for other, mine in OTHER_SAMPLERS.items()}.get(_spelling(name))
+    return f"; closest to {name} here: {ours}" if ours else None

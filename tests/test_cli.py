@@ -397,6 +397,16 @@ def test_a_seed_that_is_no_whole_number_is_told_that_minus_one_is_random(capsys,
             ["run", "-p", "x", "--output-dir", "--bogus"],
             "(--output-dir: -o names the video's file, its folder included: -o DIR/fox.mp4 (the folder must exist))",
         ),
+        # stable-diffusion.cpp's video options with no counterpart here: what Motif-Video does instead (they had no
+        # hint, or a wrong one: --tae was "did you mean --vae?")
+        (["run", "-p", "x", "--clip_vision", "c.safetensors"], "(--clip_vision: the image encoder (SigLIP) is part of"),
+        (["run", "-p", "x", "--tae", "t.safetensors"], "(--tae: no tiny autoencoder is used: the VAE decodes the"),
+        (["run", "-p", "x", "--end-img", "e.png"], "(--end-img: only the first frame can be given (-i IMAGE)"),
+        (["run", "-p", "x", "--strength", "0.5"], "(--strength: there is no strength: -i IMAGE is the video's first"),
+        (["run", "-p", "x", "--eta", "0"], "(--eta: the samplers here add no noise between steps, so they take no eta"),
+        (["run", "-p", "x", "--rng", "cuda"], "(--rng: the noise is drawn on the CPU, so a seed gives the same noise"),
+        (["run", "-p", "x", "--moe-boundary", "0.9"], "(--moe-boundary: Motif-Video has one transformer: Wan 2.2's"),
+        (["run", "-p", "x", "--batch", "2"], "(--batch: did you mean --batch-count?)"),
     ],
 )
 def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):

@@ -506,8 +506,12 @@ def test_a_video_given_for_its_latents_names_the_latents_file(tmp_path, capsys, 
     (tmp_path / "fox.mp4").write_bytes(b"\x00\x00\x00 ftypisom not latents")
     code, _, err = decode_cli(capsys, str(tmp_path / "fox.mp4"))
     assert_user_error(code, err, f"error: {tmp_path / 'fox.mp4'} is a video, not a latents file: give the "
-                      ".latents.safetensors file a failed decode saved (fox.latents.safetensors)")  # fmt: skip
+                      ".latents.safetensors file a failed decode saved (fox.latents.safetensors; none is beside it: "
+                      "a run removes it once its video is written)")  # fmt: skip
     assert "header" not in err  # safetensors' own words ("header too large") say nothing here
+    (tmp_path / "fox.latents.safetensors").write_bytes(b"kept")  # only its name is looked at
+    code, _, err = decode_cli(capsys, str(tmp_path / "fox.mp4"))
+    assert_user_error(code, err, "a failed decode saved (fox.latents.safetensors; beside it)")
 
 
 @pytest.mark.parametrize("name", ["frame_000.PNG", "still.jpg"])
@@ -524,7 +528,7 @@ def test_the_reader_names_the_latents_file_of_the_command_that_reads_it(tmp_path
     with pytest.raises(LatentsFileError) as error:
         read_latents(tmp_path / "full.mp4", command=command)
     assert f"give the .latents.safetensors file {saved_by}" in str(error.value)
-    assert "(full.latents.safetensors)" in str(error.value)
+    assert "(full.latents.safetensors; none is beside it" in str(error.value)
 
 
 def test_a_file_that_is_not_safetensors_gets_a_short_reason(tmp_path, capsys, no_vae_load):

@@ -308,6 +308,24 @@ def test_generate_says_what_to_give_for_diffusers_call_keywords_and_typos():
         pipe.generate(request, frobnicate=1)
 
 
+def test_generate_without_a_request_says_the_line_with_its_keywords_inside_one():
+    """`pipe.generate(prompt="a fox", ...)`, diffusers' call style on generate: it was Python's "missing 1 required
+    positional argument: 'request'", which says nothing of GenerationRequest."""
+    pipe = OurPipeline.__new__(OurPipeline)
+    with pytest.raises(RequestError) as error:
+        pipe.generate(prompt="a fox", num_inference_steps=30, width=832, output="fox.mp4", callback_on_step_end=print)
+    first, second = str(error.value).splitlines()
+    assert first == (
+        "generate takes the video's settings in a GenerationRequest: pipe.generate(GenerationRequest('a fox', "
+        "steps=30, width=832, output='fox.mp4')), with GenerationRequest from motif_lite"
+    )
+    assert second.startswith("generate takes no callback_on_step_end= (diffusers' pipeline call does): ")
+    request = generate_line(first)  # the line runs as written
+    assert (request.prompt, request.steps, request.width, request.output) == ("a fox", 30, 832, "fox.mp4")
+    with pytest.raises(RequestError, match=r"^generate takes the video's settings in a GenerationRequest: "):
+        pipe.generate()
+
+
 def test_from_pretrained_says_the_load_pipeline_line():
     """Before: "type object 'MotifVideoPipeline' has no attribute 'from_pretrained'". The keywords load_pipeline
     takes go into the line; the others get their advice."""

@@ -346,6 +346,20 @@ def test_a_gguf_file_that_is_not_there_says_what_gguf_takes(no_network, tmp_path
     )
 
 
+def test_an_official_file_name_or_the_gguf_repo_that_is_not_there_names_the_variant(no_network, tmp_path, monkeypatch):
+    # The repo's own file name (as `hf download` or a model page shows it) or its id, typed where the file is not:
+    # the variant to give was "e.g. --gguf Q4_K_M" whatever the name said.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError, match=r"\(for this name: --gguf Q8_0\), which is downloaded$"):
+        find_gguf("motif-video-2b-Q8_0.gguf")
+    with pytest.raises(CheckpointError) as error:
+        find_gguf(GGUF_REPO)
+    assert (
+        str(error.value)
+        == f"{GGUF_REPO} is the official GGUF repo: --gguf takes one of its variants, e.g. --gguf Q4_K_M"
+    )
+
+
 def test_a_local_file_named_like_a_hub_address_is_read_as_a_file(tmp_path, monkeypatch, no_network):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "Org").mkdir()

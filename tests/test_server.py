@@ -628,6 +628,19 @@ def test_every_400_has_a_documented_code(server):
         )
 
 
+def test_a_route_without_the_v1_base_says_where_the_api_is(server):
+    # A client pointed at http://host:8080 instead of .../v1 (curl $URL/videos with URL missing /v1): the 404 said
+    # only "Not Found".
+    code, error, _ = server.request("POST", "/videos", {"prompt": PROMPT}, None)
+    assert code == 404 and error["error"]["message"] == (
+        "POST /videos: Not Found; the API is under /v1: POST /v1/videos"
+    )
+    code, error, _ = server.request("GET", "/videos/video_123/content")
+    assert error["error"]["message"].endswith("; the API is under /v1: GET /v1/videos/video_123/content")
+    code, error, _ = server.request("GET", "/no/such/route")
+    assert code == 404 and error["error"]["message"] == "GET /no/such/route: Not Found"
+
+
 def test_unknown_ids_are_404_and_bad_queries_400(server):
     missing = "video_" + "0" * 32
     for method, path in [("GET", missing), ("DELETE", missing), ("GET", f"{missing}/content"), ("GET", "..%2F..%2Fx")]:

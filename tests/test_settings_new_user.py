@@ -5,6 +5,7 @@ the command-line parser only."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import PIL.Image
 import pytest
@@ -41,10 +42,31 @@ def test_guidance_method_in_capitals(tmp_path):
 def test_a_sampler_that_is_not_there_is_still_refused(capsys, tmp_path):
     with pytest.raises(SystemExit):
         parse_run("--sampling-method", "euler_ancestral")
-    assert "invalid choice: 'euler_ancestral' (choose from 'euler', 'dpm++2m', 'unipc')" in capsys.readouterr().err
-    said = r"unknown --sampling-method \(in Python sampler\) 'ddim'; choose one of euler, dpm\+\+2m, unipc"
-    with pytest.raises(RequestError, match=said):
+    said = "invalid choice: 'euler_ancestral' (choose from 'euler', 'dpm++2m', 'unipc'); closest to euler_ancestral"
+    assert said + " here: euler" in capsys.readouterr().err
+    said = r"unknown --sampling-method \(in Python sampler\) 'ddim'; choose one of euler, dpm\+\+2m, unipc; closest"
+    with pytest.raises(RequestError, match=said + " to ddim here: euler$"):
         GenerationRequest("fox", sampler="ddim", output=str(tmp_path / "a.mp4")).resolve()
+
+
+@pytest.mark.parametrize(
+    ("given", "closest"),
+    [("euler_a", "euler"), ("dpmpp_2m_sde", "dpm++2m"), ("DPM++ 2M SDE", "dpm++2m"), ("ipndm", "unipc")],
+)
+def test_another_tools_sampler_is_refused_with_ours_closest_to_it(given, closest, capsys, tmp_path):
+    # stable-diffusion.cpp's and ComfyUI's samplers that are not here: the bare list of choices does not say which
+    # of ours to take instead.
+    with pytest.raises(SystemExit):
+        parse_run("--sampling-method", given)
+    assert f"closest to {given} here: {closest}\n" in capsys.readouterr().err
+    with pytest.raises(RequestError, match=re.escape(f"closest to {given} here: {closest}")):
+        GenerationRequest("fox", sampler=given, output=str(tmp_path / "a.mp4")).resolve()
+
+
+def test_an_unknown_sampler_of_no_other_tool_gets_the_choices_alone(capsys):
+    with pytest.raises(SystemExit):
+        parse_run("--sampling-method", "eulr")
+    assert "(choose from 'euler', 'dpm++2m', 'unipc')\n" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("frames", "said"), [(1, "1 frame at"), (49, "49 frames at")])

@@ -133,7 +133,17 @@ def test_wrong_files_fail_before_loading_and_name_the_users_file(checkpoints, tm
         capsys,
         code,
         f"the vae file {missing} does not exist",
-        f"the text encoder file {not_safetensors} is not a .safetensors file",
+        f"the text encoder file {not_safetensors} is not a .safetensors file: PyTorch pickles are not read (loading "
+        "one can run code); Motif-Video's text encoder is text_encoder/model.safetensors of ",
+    )
+    gguf_vae = tmp_path / "vae-Q8_0.gguf"  # a GGUF VAE, as ComfyUI-GGUF users keep some; the file need not be one
+    gguf_vae.write_bytes(b"GGUF")
+    code = cli.main([*run_args(b, out), "--vae", str(gguf_vae)])
+    assert_user_error(
+        capsys,
+        code,
+        f"the vae file {gguf_vae} is not a .safetensors file: a GGUF file is read for the transformer (--gguf) and "
+        "the text encoder (--text-encoder-gguf); Motif-Video's VAE is vae/diffusion_pytorch_model.safetensors of ",
     )
     code = cli.main([*run_args(b, out), "--diffusion-model", "x.gguf", "--gguf", "Q4_K_M"])
     assert_user_error(capsys, code, "--diffusion-model and --gguf both give the transformer; keep one")

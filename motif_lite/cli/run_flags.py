@@ -23,7 +23,7 @@ from motif_lite.choices import (
 )
 from motif_lite.errors import ConfigError
 from motif_lite.paths import path_arg
-from motif_lite.request import REQUEST_DEFAULTS, choice_name
+from motif_lite.request import REQUEST_DEFAULTS, choice_name, closest_sampler
 
 DTYPE_HELP = (
     "compute dtype (default bf16, the published one, but fp16 on a GPU before compute capability 8.0, which has no "
@@ -242,7 +242,11 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
 
 def _sampler(text: str) -> str:
     """ComfyUI's `dpmpp_2m` (and other spellings) as `dpm++2m`, its `uni_pc` and `uni_pc_bh2` as `unipc`; argparse's
-    choices name anything else."""
+    choices name anything else, and ours closest to another tool's sampler that is not here (sd.cpp's euler_a)."""
+    closest = closest_sampler(text)
+    if closest:
+        choices = ", ".join(repr(name) for name in SAMPLERS)
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {choices}){closest}")
     return choice_name(text, tuple(SAMPLERS), SAMPLER_ALIASES)
 
 

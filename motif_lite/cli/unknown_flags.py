@@ -32,6 +32,7 @@ OTHER_TOOLS_NAMES = {
     "--num-videos": "--batch-count",
     "--batch-size": "--batch-count",
     "--count": "--batch-count",
+    "--batch": "--batch-count",
     "--listen": "--host",
     # stable-diffusion.cpp's component files; ComfyUI's loader nodes
     "--t5xxl": "--text-encoder",
@@ -135,6 +136,47 @@ OTHER_TOOLS_SETTINGS["--threads"] = OTHER_TOOLS_SETTINGS["-t"] = (
     "--device",
     "torch picks its CPU threads itself (one per core); OMP_NUM_THREADS=N before the command sets N",
 )
+
+# Inputs and options of stable-diffusion.cpp's (and ComfyUI's) video models with no counterpart here: each says
+# what Motif-Video does instead, rather than a "did you mean" that would send them wrong (--tae is not --vae, --eta
+# is not --apg-eta).
+OTHER_TOOLS_SETTINGS["--clip-vision"] = (
+    "--text-encoder",
+    "the image encoder (SigLIP) is part of Motif-Video's text encoder (--text-encoder, else the checkpoint's); "
+    "the first frame is -i IMAGE",
+)
+OTHER_TOOLS_SETTINGS["--taesd"] = OTHER_TOOLS_SETTINGS["--tae"] = OTHER_TOOLS_SETTINGS["--taehv"] = (
+    "--preview",
+    "no tiny autoencoder is used: the VAE decodes the video, and --preview FILE keeps a preview of the sampling",
+)
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--end-img", "--end-image", "--last-frame", "--last-image"),
+        ("--image", "only the first frame can be given (-i IMAGE); a last frame is not offered"),
+    )
+)
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--strength", "--denoise", "--denoising-strength"),
+        ("--image", "there is no strength: -i IMAGE is the video's first frame as it is, and --extend CLIP goes on "
+                    "from a clip"),
+    )
+)  # fmt: skip
+OTHER_TOOLS_SETTINGS["--eta"] = (
+    "--sampling-method",
+    "the samplers here add no noise between steps, so they take no eta; APG guidance's eta is --apg-eta",
+)
+OTHER_TOOLS_SETTINGS["--rng"] = (
+    "--seed",
+    "the noise is drawn on the CPU, so a seed gives the same noise on any device",
+)
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--high-noise-diffusion-model", "--moe-boundary"),
+        ("--diffusion-model", "Motif-Video has one transformer: Wan 2.2's high-noise and low-noise pair has no "
+                              "counterpart here"),
+    )
+)  # fmt: skip
 
 # Overwrite switches (ffmpeg's -y, the quantizer's --force): here the output named with -o is replaced as it is.
 OTHER_TOOLS_SETTINGS.update(

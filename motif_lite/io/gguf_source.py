@@ -313,7 +313,11 @@ def _local_gguf(path: Path) -> Path:
     if path.is_dir():
         return single_gguf(path)
     if not path.is_file():
-        meant = _variant_spelled(str(path)) if len(path.parts) == 1 else None
+        if str(path).lower() == GGUF_REPO.lower():  # the repo's id, as -m takes a repo's
+            raise CheckpointError(
+                f"{path} is the official GGUF repo: --gguf takes one of its variants, e.g. --gguf Q4_K_M"
+            )
+        meant = _variant_spelled(_variant_named(path.name) or path.name) if len(path.parts) == 1 else None
         example = f"for this name: --gguf {meant}" if meant else "e.g. --gguf Q4_K_M"
         raise CheckpointError(
             f"no such GGUF file: {path}; give the path of a .gguf file, or a variant of {GGUF_REPO} without .gguf "

@@ -203,9 +203,13 @@ def _unreadable(path: Path, command: str | None, not_latents: str, exc: Exceptio
     suffix = path.suffix.lower()
     if suffix in _VIDEO_SUFFIXES or suffix in _IMAGE_SUFFIXES:
         kind = "a video" if suffix in _VIDEO_SUFFIXES else "an image"
+        latents = latents_path(path)
+        # A video's own run removed its latents once the video was written: naming that file alone sent people to
+        # "no such latents file".
+        where = "beside it" if latents.is_file() else "none is beside it: a run removes it once its video is written"
         return (
             f"{path} is {kind}, not a latents file: give the .latents.safetensors file {SAVED_BY[command]} saved "
-            f"({latents_path(path).name})"
+            f"({latents.name}; {where})"
         )
     if (cut := _cut_short(path)) is not None:
         return (f"{path} is cut short: {cut.size} bytes where its header asks for {cut.expected} or more (a copy "

@@ -74,7 +74,10 @@ def check_weight_file(component: str, path: str | Path) -> Path:
     if not file.is_file():
         raise CheckpointError(f"the {component.replace('_', ' ')} file {file} does not exist")
     if file.suffix != ".safetensors":
-        raise CheckpointError(f"the {component.replace('_', ' ')} file {file} is not a .safetensors file")
+        why = _NOT_READ.get(file.suffix.lower(), "")
+        raise CheckpointError(
+            f"the {component.replace('_', ' ')} file {file} is not a .safetensors file{why}; {_OURS[component]}"
+        )
     shard = re.search(r"-\d+-of-(\d+)\.safetensors$", file.name)  # e.g. text_encoder/model-00001-of-00002...
     if shard is not None and int(shard[1]) > 1:
         raise CheckpointError(
@@ -82,6 +85,14 @@ def check_weight_file(component: str, path: str | Path) -> Path:
             f"one whole file: pass the checkpoint folder that holds the shards with -m instead"
         )
     return file.resolve()
+
+
+# Why a weight file of another format is not read (Wan's own Wan2.1_VAE.pth, a GGUF VAE of ComfyUI-GGUF's users).
+_PICKLE = ": PyTorch pickles are not read (loading one can run code)"
+_NOT_READ = {
+    **dict.fromkeys((".pth", ".pt", ".ckpt", ".bin"), _PICKLE),
+    ".gguf": ": a GGUF file is read for the transformer (--gguf) and the text encoder (--text-encoder-gguf)",
+}
 
 
 # The prefixes a single-file checkpoint (ComfyUI's checkpoints/ folder) puts before each component's tensor names.

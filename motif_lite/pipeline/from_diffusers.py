@@ -6,6 +6,7 @@ diffusers", has the same table for people."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 from collections.abc import Callable, Mapping
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 
 from motif_lite.errors import ConfigError, shown
+from motif_lite.request import GenerationRequest
 
 # diffusers' `MotifVideoPipeline.__call__` argument -> the `GenerationRequest` field that sets the same thing.
 CALL_FIELDS = {
@@ -207,6 +209,29 @@ def generate_advice(keywords: Mapping[str, object], generate: Callable) -> str:
     if _cpu_generator(generator):  # its seed draws the same noise: the number to give
         fields["generator"] = f"a request field here: GenerationRequest(..., seed={generator.initial_seed()})"
     return _keyword_advice(generate, keywords, {**CALL_ADVICE, **fields}, "diffusers' pipeline call does")
+
+
+def missing_request_advice(keywords: Mapping[str, object], generate: Callable) -> str:
+    """For `generate` called without its request, its settings as keywords (`pipe.generate(prompt="a fox",
+    num_inference_steps=30)`, as diffusers' call takes them): the line that makes that video, with each keyword that
+    is a request field, or diffusers' name of one, inside the `GenerationRequest`; a line for each other keyword."""
+    own_fields = {field.name for field in dataclasses.fields(GenerationRequest)}
+    fields: dict[str, object] = {}
+    others: dict[str, object] = {}
+    for name, value in keywords.items():
+        field = name if name in own_fields else CALL_FIELDS.get(name)
+        if field is None:
+            others[name] = value
+        else:
+            fields[field] = value
+    prompt = fields.pop("prompt", "a red fox runs through snow")
+    fields.setdefault("output", "fox.mp4")
+    arguments = ", ".join([shown(prompt), *(f"{name}={shown(value)}" for name, value in fields.items())])
+    line = (
+        f"generate takes the video's settings in a GenerationRequest: pipe.generate(GenerationRequest({arguments})), "
+        "with GenerationRequest from motif_lite"
+    )
+    return "\n".join([line, generate_advice(others, generate)]) if others else line
 
 
 def _keyword_advice(function: Callable, keywords: Mapping[str, object], advice: Mapping[str, str], whose: str) -> str:

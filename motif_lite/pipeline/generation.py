@@ -51,6 +51,7 @@ from motif_lite.pipeline.from_diffusers import (
     is_same_device,
     load_advice,
     method_advice,
+    missing_request_advice,
     to_arguments,
 )
 from motif_lite.pipeline.metadata import (
@@ -262,7 +263,7 @@ class MotifVideoPipeline:
     @_on_its_device
     def generate(
         self,
-        request: GenerationRequest,
+        request: GenerationRequest | None = None,
         on_progress: ProgressFn | None = None,
         on_preview: PreviewFn | None = None,
         preview_every: int | None = None,
@@ -314,8 +315,11 @@ class MotifVideoPipeline:
         `inputs/ID.png`): `{"image": name, "image_sha256": checksum}`, either or both.
 
         Any other keyword (diffusers' call's `num_inference_steps`, `generator`, ..., or a misspelled one of the
-        above) is a `RequestError` saying what to give instead."""
+        above) is a `RequestError` saying what to give instead. `request` is needed: its default None is there only
+        so that settings given as keywords without it (`generate(prompt="a fox")`) get the line to write."""
         # Before any work: a wrong argument costs no encoding.
+        if request is None:  # Python's own TypeError would only say that `request` is missing
+            raise RequestError(missing_request_advice(other_keywords, MotifVideoPipeline.generate))
         if other_keywords:  # Python's own TypeError would only name the keyword
             raise RequestError(generate_advice(other_keywords, MotifVideoPipeline.generate))
         callbacks = {"on_progress": on_progress, "on_preview": on_preview}

@@ -28,6 +28,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import GenerationRequest
@@ -398,14 +399,24 @@ def _key_checker(api_key: str | None) -> Callable[[Request], Awaitable[None]]:
     return check_key
 
 
+def _api_route(app: FastAPI, request: Request, path: str) -> bool:
+    """Whether `path` is a route of the app, for any method (an id in it matches the route's parameter)."""
+    scope = {**request.scope, "path": path}
+    return any(route.matches(scope)[0] is not Match.NONE for route in app.routes)
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     def api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-        return api_error(request, ApiError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}",
-                                           None, code))  # fmt: skip
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        if exc.status_code == 404 and _api_route(
+            app, request, "/v1" + request.url.path
+        ):  # a client without the /v1 base
+            message += f"; the API is under /v1: {request.method} /v1{request.url.path}"
+        return api_error(request, ApiError(exc.status_code, message, None, code))
 
     def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return api_error(request, ApiError(400, str(exc.errors()), None, "invalid_value"))
