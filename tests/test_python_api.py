@@ -641,7 +641,7 @@ def test_a_fixed_triton_attention_is_as_strict_as_the_kernels(kernels, strict, m
     from motif_lite import preflight as checks
 
     pytest.importorskip("triton")
-    monkeypatch.setattr(checks, "use_triton", lambda kernels: True)  # as on a GPU
+    monkeypatch.setattr(checks, "use_triton", lambda kernels, device=None: True)  # as on a GPU
     _, backend = checks.check_speed(torch.device("cuda"), kernels, "triton", None)  # no GPU is touched
     assert backend.attend.strict is strict
 
