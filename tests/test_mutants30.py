@@ -76,3 +76,18 @@ def test_joining_a_job_without_world_size_names_it(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     with pytest.raises(MotifLiteError, match="^WORLD_SIZE is not set, but torchrun sets it"):
         parallel.start("cpu")
+
+
+def test_the_cuts_said_before_the_load_are_not_logged_again_whatever_their_label(caplog):
+    # The negative prompt's cut, said before the load in more words, is no more logged by its encode than the
+    # prompt's; a cut said of another label still is.
+    import logging
+
+    from motif_lite.cli.before_download import not_said_again
+    from motif_lite.encoders.text import PromptTruncation, log
+
+    cut = PromptTruncation(tokens=600, kept=512, max_length=512, kept_ending="a fox")
+    with caplog.at_level(logging.WARNING, logger=log.name), not_said_again({"negative prompt": cut}):
+        log.warning(cut.warning("negative prompt"))
+        log.warning(cut.warning("prompt"))
+    assert [record.getMessage() for record in caplog.records] == [cut.warning("prompt")]
