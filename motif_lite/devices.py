@@ -154,6 +154,13 @@ def _absent_gpu(device: str | torch.device, count: int) -> str:
     )
 
 
+def absent_gpu(device: torch.device) -> str | None:
+    """Why CUDA device `device` (cuda:N) is no GPU of this machine, which has CUDA, with the ones there are; None
+    when it is one (or names none: plain cuda is the current one)."""
+    count = torch.cuda.device_count()
+    return _absent_gpu(device, count) if device.index is not None and device.index >= count else None
+
+
 def checked_device(device: str | torch.device) -> torch.device:
     """The `torch.device` for `device`, or a `DeviceError` saying why it cannot be used on this machine."""
     try:
@@ -167,8 +174,8 @@ def checked_device(device: str | torch.device) -> torch.device:
         raise DeviceError(
             f"device {str(device)!r} requested but CUDA is not available ({why}); use the CPU: {USE_THE_CPU}"
         )
-    if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-        raise DeviceError(_absent_gpu(device, torch.cuda.device_count()))
+    if (absent := absent_gpu(resolved)) is not None:
+        raise DeviceError(absent)
     if (lacking := torch_build_gpu_problem(resolved)) is not None:
         raise DeviceError(lacking)
     return resolved

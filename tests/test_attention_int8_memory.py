@@ -29,6 +29,7 @@ def measured() -> Iterator[KernelCall]:
         (1, 4, 200, 64, False, None),  # every head in one group, ragged keys (200 of 256 padded)
         (2, 4, 200, 64, True, 1),  # one head per group: 4 groups, a key mask per batch row
         (1, 3, 1100, 24, True, 60_000),  # 2 heads, then 1; head dim padded to 32; two statistics chunks
+        (1, 2, 201, 64, True, None),  # a key mask of 201 bytes, rounded up to 204 for its 4-byte words
     ],
 )
 def test_the_planned_workspace_is_what_a_call_allocates(measured, batch, heads, length, head_dim, masked, budget):

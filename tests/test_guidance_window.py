@@ -93,3 +93,29 @@ def _read(path: Path):
     import PIL.Image
 
     return PIL.Image.open(path).convert("RGB")
+
+
+@pytest.mark.parametrize(("steps", "guided"), [(NONE_GUIDED, 0), (SOME_GUIDED, 1)])
+def test_the_flops_count_the_negative_prompt_only_on_its_guided_steps(checkpoint, steps, guided):
+    # The GPU time estimate's FLOPs: the negative prompt's encoding only where some step is guided, and one
+    # transformer call of it per guided step, not per step.
+    from motif_lite.runtime import cost
+
+    s = settings(checkpoint, steps)
+    configs = locate_sources(checkpoint, **AT_HAND).configs
+    prompts = ("a fox", "blurry")[: 1 + (guided > 0)]
+    size = (SIZE["width"], SIZE["height"], SIZE["frames"], steps)
+    shape = cost.text_encoder_shape(configs.root)
+    expected = cost.generation_cost(s.transformer.value, configs.vae, shape, *size, prompts, guided)
+    assert run_time.run_flops(s.request, s, configs) == expected.total
+
+
+@pytest.mark.parametrize(("steps", "noted"), [(NONE_GUIDED, False), (SOME_GUIDED, True)])
+def test_batch_guidance_without_room_is_noted_only_when_a_step_is_guided(checkpoint, steps, noted):
+    # A run that guides no step has no two predictions to batch: --batch-guidance costs nothing to leave unmet.
+    from motif_lite.cli.run import planned_batch_guidance
+
+    plan = plan_generation(request(steps).resolve()[0], checkpoint, device="cuda", vram_gib=64, batch_guidance=False)
+    assert plan.cfg_batch == 1  # one prediction per forward, as a budget without room for two plans it
+    batched, note = planned_batch_guidance(True, torch.device("cuda"), plan, settings(checkpoint, steps))
+    assert not batched and (note is not None and note.startswith("--batch-guidance does not fit")) == noted

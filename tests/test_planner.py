@@ -724,3 +724,13 @@ def test_the_denoise_activations_count_each_row_each_rank_the_workspace_and_the_
         cache = activations(ranks=ranks, step_cache=True) - activations(ranks=ranks)
         tokens = math.ceil(sizes.video_tokens / ranks)
         assert cache == STEP_CACHE_TENSORS * tokens * config.hidden_size * sizes.act_bytes
+
+
+def test_a_float32_text_encoder_on_the_cpu_holds_float32_activations_in_host_memory():
+    # A budget with no room for the text encoder on the GPU encodes on the CPU: its activations, in its own dtype,
+    # are host memory while generating.
+    bf16, fp32 = (plan(832, 480, 49, 1.5, activation_dtype=torch.bfloat16, text_encoder_dtype=t) for t in (
+        torch.bfloat16, torch.float32))  # fmt: skip
+    assert bf16.text_placement is fp32.text_placement is TextEncoderPlacement.CPU
+    more = text_activation_bytes(1, act_bytes=4) - text_activation_bytes(1, act_bytes=2)
+    assert fp32.host.run_bytes - bf16.host.run_bytes == more > 0

@@ -208,3 +208,72 @@ def test_our_attention_kernel_is_judged_on_its_gpu(old_triton_on_two_generations
     with pytest.raises(ConfigError, match=r"--attention-backend triton is our Triton kernel: Triton 3\.2\.0"):
         triton_attention(device=torch.device("cuda", 1))
     assert isinstance(triton_attention(device=torch.device("cuda", 0)), rt.FallbackOp)
+
+
+def test_the_speed_checks_time_no_triton_attention_on_a_gpu_it_cannot_build_for(
+    old_triton_on_two_generations, monkeypatch
+) -> None:
+    """`auto` times our Triton kernel only where Triton builds for the run's GPU: a run on cuda:1 asked the current
+    cuda:0, and its attention trial then refused the kernel it had been told it could time."""
+    from motif_lite.preflight import check_speed
+    from motif_lite.runtime.attention import AutoAttention
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX")
+    second = torch.device("cuda", 1)
+    with pytest.warns(RuntimeWarning, match="Triton kernels unavailable"):
+        _, attention = check_speed(second, "auto", "auto", None)
+    assert isinstance(attention, AutoAttention) and "triton" not in attention.candidates
+    _, attention = check_speed(torch.device("cuda", 0), "auto", "auto", None)
+    assert "triton" in attention.candidates
+
+
+def test_a_fixed_triton_attention_is_judged_on_the_runs_gpu(old_triton_on_two_generations) -> None:
+    from motif_lite.errors import ConfigError
+    from motif_lite.runtime.attention import FixedAttention, attention_backend
+
+    with pytest.raises(ConfigError, match=r"--attention-backend triton is our Triton kernel: Triton 3\.2\.0"):
+        attention_backend("triton", "cuda:1")
+    assert isinstance(attention_backend("triton", "cuda:0"), FixedAttention)
+
+
+def test_the_plan_counts_the_fused_norms_only_where_triton_builds_for_its_gpu(
+    old_triton_on_two_generations, checkpoint
+) -> None:
+    """The torch norms hold more activation memory than the fused kernels: a plan for cuda:1, whose kernels fall
+    back to torch's, counted the fused ones of the current cuda:0."""
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.preflight import _planner_inputs
+    from motif_lite.request import GenerationRequest
+
+    request = GenerationRequest("fox", width=64, height=64, frames=5, steps=2)
+    sources = locate_sources(str(checkpoint))
+
+    def fused(device: torch.device) -> bool:
+        return _planner_inputs(request, sources, torch.bfloat16, device, "auto", "exact", None)["fused_norms"]
+
+    with pytest.warns(RuntimeWarning, match="Triton kernels unavailable"):
+        assert not fused(torch.device("cuda", 1))
+    assert fused(torch.device("cuda", 0))
+
+
+def test_int8_attention_on_a_gpu_triton_cannot_build_for_says_why(old_triton_on_two_generations) -> None:
+    """Its torch fallback names the run's GPU's reason (Triton too old for it), not "the torch kernel backend was
+    chosen", which the current GPU's answer gave."""
+    with pytest.warns(RuntimeWarning, match="Triton kernels unavailable"):
+        ops = rt.select_ops("auto", attention="int8", device=torch.device("cuda", 1))
+    with pytest.raises(rt.KernelBackendError, match=r"^int8 attention is a Triton kernel and Triton 3\.2\.0 .*3\.3"):
+        ops.attention.kernel()
+
+
+def test_the_packed_layers_of_a_model_on_another_gpu_get_its_kernels(old_triton_on_two_generations) -> None:
+    # As the packed text encoder's layers get theirs, for the GPU it visits (the transformer's: `apply_kernels`).
+    from gguf import GGMLQuantizationType
+
+    from motif_lite.weights.quant_linear import QuantizedLinear
+
+    model = nn.Sequential(QuantizedLinear(32, 4, GGMLQuantizationType.Q8_0))
+    with pytest.warns(RuntimeWarning, match="Triton kernels unavailable"):
+        rt.apply_dequant_kernels(model, "auto", torch.device("cuda", 1))
+    assert model[0].kernel is None  # the layer's own torch dequantization
+    rt.apply_dequant_kernels(model, "auto", torch.device("cuda", 0))
+    assert isinstance(model[0].kernel, rt.FallbackOp)

@@ -223,7 +223,8 @@ def dry_run(
 
     from motif_lite.checkpoint import locate_sources
     from motif_lite.cli.prepare import planned_run, smaller_transformer_note
-    from motif_lite.devices import parse_device
+    from motif_lite.devices import absent_gpu, parse_device
+    from motif_lite.errors import DeviceError
     from motif_lite.preflight import AT_HAND, with_quantize
     from motif_lite.settings import resolve_dtype, resolve_settings
     from motif_lite.sizes import model_sizes
@@ -232,6 +233,9 @@ def dry_run(
     sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
     device = parse_device(args.device)
     here = device.type == "cpu" or torch.cuda.is_available()
+    # A GPU number this machine lacks although it has CUDA: its facts cannot be read (torch raises); a run refuses it.
+    if device.type == "cuda" and here and (absent := absent_gpu(device)) is not None:
+        raise DeviceError(absent)
     dtype_setting = resolve_dtype(args.dtype, device if here else None)  # a GPU not here: its default is unknown
     dtype = dtype_setting.value
     settings = resolve_settings(request, sources.configs, sources.transformer, dtype_setting)
