@@ -34,6 +34,7 @@ LAYERS = [
         "json_values",
         "stopping",
         "log_filters",
+        "launcher_variables",
     },
     {"model"},  # the transformer's math: never kernels, weights or runtime (kernels plug in through model.ops)
     {"weights", "encoders", "vae", "sampling", "runtime", "io", "kernels", "quantize"},  # the components
