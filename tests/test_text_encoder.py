@@ -262,7 +262,7 @@ def test_missing_weights_and_foreign_config(ckpt, tmp_path):
     with pytest.raises(ConfigError, match="has model_type 't5', expected 't5gemma2_encoder'"):
         load_text_encoder(broken)
     config.write_text("[1]")  # JSON, but no object: said in words, not an AttributeError
-    with pytest.raises(ConfigError, match="has model_type 'list', expected 't5gemma2_encoder'"):
+    with pytest.raises(ConfigError, match=r"config\.json: the text encoder config is a list, not a JSON object"):
         load_text_encoder(broken)
 
 
