@@ -624,6 +624,7 @@ def _check_your_tensors(
     """The tensors of a file of the user's (names and shapes, from its header) against what `component` holds
     (`mismatches` lists the differences): `CheckpointError` naming the component the file holds instead, else the
     tensors that do not match."""
+    from motif_lite.vae.wan_names import is_wan_named
     from motif_lite.weights.safetensors_header import read_header
     from motif_lite.weights.shapes import named
 
@@ -635,6 +636,12 @@ def _check_your_tensors(
     other = other_component(component, found)
     if other is not None:
         raise CheckpointError(f"{file} is not the {what}: it holds {other}")
+    if component == "vae" and is_wan_named(found):  # ComfyUI's wan_2.1_vae.safetensors, cut short or edited
+        raise CheckpointError(
+            f"{file} holds a VAE under Wan's names, but not all of Wan 2.1's: {len(problems)} tensor(s) do not match "
+            f"vae/config.json ({named(problems)}); download it again, or pass the official VAE weights "
+            f"({WEIGHT_NAMES[component]} of {MOTIF_REPO})"
+        )
     raise CheckpointError(
         f"{file} does not hold the {what} of Motif-Video under diffusers' names: {len(problems)} tensor(s) do not "
         f"match {component}/config.json ({named(problems)}); pass the official {what} weights "

@@ -44,7 +44,11 @@ FLAGS = {"transformer": "--diffusion-model", "text_encoder": "--text-encoder", "
 _KINDS = {
     "lora": re.compile(r"\.(lora_(A|B|down|up)\.weight|alpha|hada_\w+|lokr_\w+)$"),
     "text_encoder": re.compile(r"(^|\.)(embed_tokens|vision_tower|multi_modal_projector)\."),
-    "vae": re.compile(r"^((de|en)coder\.(conv_in|down_blocks|up_blocks|mid_block)|(post_)?quant_conv)\."),
+    # diffusers' names, then Wan's own (ComfyUI's wan_2.1_vae.safetensors; `vae/wan_names.py` reads them)
+    "vae": re.compile(
+        r"^((de|en)coder\.(conv_in|down_blocks|up_blocks|mid_block)|(post_)?quant_conv)\."
+        r"|^(en|de)coder\.(conv1|downsamples|upsamples|middle|head)\."
+    ),
     "transformer": re.compile(r"^(transformer_blocks|single_transformer_blocks|context_embedder|x_embedder)\."),
 }
 _KIND_NAMES = {
@@ -107,9 +111,10 @@ _CHECKPOINT_PREFIX = re.compile(
 # two hundred missing tensors. The first that matches wins: SDXL before SD 1.x (same UNet names), checkpoints before
 # their VAE.
 _COMFY = r"^(?:model\.diffusion_model\.|diffusion_model\.)?"
-# The VAE Motif-Video uses, under Wan's own names (ComfyUI's wan_2.1_vae.safetensors): the same weights, which
-# motif-lite reads under diffusers' names only.
-WAN_NAMED_VAE = "Wan 2.1's VAE under Wan's own tensor names"
+# Other video VAEs, under diffusers' names and their own: ComfyUI's models/vae/ folder holds them beside Wan 2.1's
+# (Motif-Video's, read under either naming), and their shapes alone would say only "N tensors do not match".
+WAN22_VAE = "Wan 2.2's VAE (Wan2.2-TI2V-5B's, 48 latent channels; Motif-Video uses Wan 2.1's)"
+HUNYUAN_VIDEO_VAE = "HunyuanVideo's VAE"
 _OTHER_MODELS = {
     "a Stable Diffusion XL checkpoint": re.compile(r"^conditioner\.embedders\."),
     "a Stable Diffusion XL UNet": re.compile(_COMFY + r"label_emb\."),
@@ -123,7 +128,14 @@ _OTHER_MODELS = {
     "an LTX-Video transformer": re.compile(_COMFY + r"(adaln_single|patchify_proj)\."),
     "a T5 text encoder (Wan's umt5, Flux's t5xxl)": re.compile(r"^(shared\.weight$|encoder\.block\.\d)"),
     "a CLIP text encoder": re.compile(r"^text_model\.embeddings\.token_embedding\."),  # T5Gemma2's: embed_tokens
-    WAN_NAMED_VAE: re.compile(r"^(en|de)coder\.(downsamples|upsamples)\."),
+    # Wan 2.2's own names nest each level's blocks (`downsamples.0.downsamples.1`); diffusers' (is_residual) group
+    # the encoder's too, which Wan 2.1's keep flat, and name one `upsampler` per level.
+    WAN22_VAE: re.compile(
+        r"^(en|de)coder\.(down|up)samples\.\d+\.(down|up)samples\.\d"
+        r"|^encoder\.down_blocks\.\d+\.(resnets\.\d+\.norm1\.gamma|downsampler\.)|^decoder\.up_blocks\.\d+\.upsampler\."
+    ),
+    # Its causal convolutions wrap a Conv3d as `.conv`, in Tencent's release and diffusers' alike.
+    HUNYUAN_VIDEO_VAE: re.compile(r"^(en|de)coder\.(conv_in|conv_out)\.conv\."),
     "an image VAE (Stable Diffusion's or Flux's)": re.compile(r"^(first_stage_model\.)?(en|de)coder\.(down|up)\.\d"),
 }
 # What Motif-Video's own file for each flag is, and where it comes from.
@@ -131,7 +143,8 @@ _WITHOUT_IT = "a run without this file uses it, downloaded with the checkpoint"
 _OURS = {
     "transformer": f"Motif-Video's transformer is transformer/diffusion_pytorch_model.safetensors of {MOTIF_REPO} "
     f"({_WITHOUT_IT}; --gguf Q4_K_M: a quantized one)",
-    "vae": f"Motif-Video's VAE is vae/diffusion_pytorch_model.safetensors of {MOTIF_REPO} ({_WITHOUT_IT})",
+    "vae": f"Motif-Video's VAE is vae/diffusion_pytorch_model.safetensors of {MOTIF_REPO} ({_WITHOUT_IT}), or the "
+    "same weights under Wan's names (ComfyUI's wan_2.1_vae.safetensors)",
     "text_encoder": f"Motif-Video's text encoder is text_encoder/model.safetensors of {MOTIF_REPO} ({_WITHOUT_IT})",
     "lora": "--lora takes a LoRA trained on Motif-Video's transformer",
     "checkpoint": f"Motif-Video's checkpoint is the Hub repo {MOTIF_REPO} (leave -m out to use it), or a folder of it",
@@ -150,8 +163,7 @@ def other_model(names: Iterable[str]) -> str | None:
 def other_model_fix(model: str, component: str) -> str:
     """What a user who gave `model`'s file (`other_model`) as `component`'s weights ("transformer", "vae",
     "text_encoder", "lora", "checkpoint" for -m) needs instead: what Motif-Video's file is and where it comes from."""
-    differs = "which motif-lite reads under diffusers' names only" if model == WAN_NAMED_VAE else "not Motif-Video's"
-    return f"{model}, {differs}; {_OURS[component]}"
+    return f"{model}, not Motif-Video's; {_OURS[component]}"
 
 
 def other_component(component: str, names: Iterable[str]) -> str | None:

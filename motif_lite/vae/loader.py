@@ -1,4 +1,5 @@
-"""Load a Wan2.1 VAE from a diffusers-layout folder: config.json + (sharded) safetensors, strictly."""
+"""Load a Wan2.1 VAE from a diffusers-layout folder: config.json + (sharded) safetensors under diffusers' names or
+Wan's own (`wan_names`), strictly."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from motif_lite.devices import checked_device
 from motif_lite.errors import CheckpointError, listed
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.model import WanVAE
+from motif_lite.vae.wan_names import file_names
 from motif_lite.weights.safetensors_files import TensorRef, find_weight_files, read_tensor_refs
 from motif_lite.weights.shapes import compare_shapes, expected_shapes
 
@@ -35,9 +37,11 @@ def load_vae(
     with torch.device("meta"):
         model = WanVAE(config)
     refs = read_tensor_refs(find_weight_files(folder))  # the headers: every tensor checked before any is read
-    _check_shapes(expected_shapes(model), refs, folder)
-    wanted = [ref for name, ref in refs.items() if encoder or not name.startswith(ENCODER_PREFIXES)]
-    state = {ref.name: ref.load().to(device=device, dtype=dtype) for ref in wanted}
+    expected = expected_shapes(model)
+    stored_as = file_names(expected, refs, config)  # diffusers' names, or Wan's own (ComfyUI's wan_2.1_vae)
+    _check_shapes({stored_as[name]: shape for name, shape in expected.items()}, refs, folder)
+    wanted = [name for name in expected if encoder or not name.startswith(ENCODER_PREFIXES)]
+    state = {name: refs[stored_as[name]].load().to(device=device, dtype=dtype) for name in wanted}
     if not encoder:
         model.drop_encoder()
     model.load_state_dict(state, strict=True, assign=True)

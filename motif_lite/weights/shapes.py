@@ -128,12 +128,15 @@ def transformer_mismatch(config: TransformerConfig, shapes: Shapes) -> ShapeMism
 
 
 def vae_mismatches(config: object, found: Shapes) -> list[str]:
-    """The VAE tensors `found` (names and shapes) against a Wan2.1 VAE built from `config` (a `WanVAEConfig`)."""
+    """The VAE tensors `found` (names and shapes) against a Wan2.1 VAE built from `config` (a `WanVAEConfig`),
+    under diffusers' names or Wan's own, whichever `found` uses (each difference said in its names)."""
     from motif_lite.vae.model import WanVAE
+    from motif_lite.vae.wan_names import file_names
 
     with torch.device("meta"):
         expected = expected_shapes(WanVAE(config))
-    return compare_shapes(expected, found).lines()
+    names = file_names(expected, found, config)
+    return compare_shapes({names[name]: shape for name, shape in expected.items()}, found).lines()
 
 
 def text_encoder_mismatches(config: object, found: Shapes) -> list[str]:
