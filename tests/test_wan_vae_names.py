@@ -117,8 +117,8 @@ def test_run_and_decode_with_vae_wans_file_make_the_checkpoints_frames(files, tm
     ours, theirs = tmp_path / "wan" / "out_%03d.png", tmp_path / "own" / "out_%03d.png"
     for folder in ("wan", "own", "decoded-wan", "decoded-own"):
         (tmp_path / folder).mkdir()
-    assert cli.main(run_args(root, ours, "--vae", str(wan))) == 0
-    assert cli.main(run_args(root, theirs)) == 0
+    assert cli.main(run_args(root, ours, "--video-frames", "5", "--vae", str(wan))) == 0
+    assert cli.main(run_args(root, theirs, "--video-frames", "5")) == 0
     assert np.array_equal(frames(ours), frames(theirs)) and len(frames(ours)) > 1
     latents = tmp_path / "fox.latents.safetensors"
     save_latents(SavedLatents(LATENTS, tmp_path / "fox.gif", 48, 32, 5, 16.0, "float32", model=str(root)), latents)
