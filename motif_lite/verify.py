@@ -378,6 +378,8 @@ def _reference_pipeline(
     components: dict[str, Any] = {"text_encoder": ours.text_encoder.model}
     if gguf is not None:
         components["transformer"] = _reference_gguf_transformer(diffusers, root, gguf, dtype)
+    if (wan_named := _wan_named_vae(root)) is not None:  # ComfyUI's wan_2.1_vae: read by diffusers' own converter
+        components["vae"] = _reference_single_file_vae(diffusers, root, wan_named, dtype)
     try:
         with _without_library_notices():  # loading the guider says its API is experimental
             reference = diffusers.MotifVideoPipeline.from_pretrained(root, dtype=dtype, **components)
@@ -387,6 +389,27 @@ def _reference_pipeline(
     reference.vae.to(device)
     reference.set_progress_bar_config(disable=True)
     return reference
+
+
+def _wan_named_vae(root: Path) -> Path | None:
+    """The checkpoint's VAE file when it holds Wan's own tensor names (`vae.wan_names`), which diffusers'
+    `from_pretrained` does not read; None otherwise."""
+    from motif_lite.vae.wan_names import is_wan_named
+    from motif_lite.weights.safetensors_files import find_weight_files, read_tensor_refs
+
+    files = find_weight_files(root / "vae")
+    return files[0] if len(files) == 1 and is_wan_named(read_tensor_refs(files)) else None
+
+
+def _reference_single_file_vae(diffusers: Any, root: Path, path: Path, dtype: torch.dtype) -> Any:
+    """diffusers' VAE from a file under Wan's names, renamed by its single-file converter: the reference for ours."""
+    try:
+        with _without_library_notices():
+            return diffusers.AutoencoderKLWan.from_single_file(
+                str(path), config=str(root), subfolder="vae", torch_dtype=dtype
+            )
+    except Exception as exc:  # diffusers raises many types for files it cannot use
+        raise VerifyError(f"diffusers cannot load the VAE file {path}: {type(exc).__name__}: {exc}") from exc
 
 
 def _reference_gguf_transformer(diffusers: Any, root: Path, path: Path, dtype: torch.dtype) -> Any:

@@ -20,10 +20,12 @@ from diffusers import AutoencoderKLHunyuanVideo, AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from safetensors.torch import save_file
 from test_cli import assert_user_error, run_args
+from test_verify import SMALL
 from tiny_pipeline import make_tiny_checkpoint
 from wan_vae_files import WAN_LAYOUT_VAE, wan_file
 
 from motif_lite import cli, pipeline
+from motif_lite.checkup import check_setup
 from motif_lite.errors import CheckpointError
 from motif_lite.io.latents import SavedLatents, save_latents
 from motif_lite.pipeline.loading import load_pipeline
@@ -130,10 +132,14 @@ def test_run_and_decode_with_vae_wans_file_make_the_checkpoints_frames(files, tm
     assert np.array_equal(frames(decoded["wan"]), frames(decoded["own"])) and len(frames(decoded["wan"])) == 5
 
 
-def test_the_python_api_takes_wans_file_as_the_vae(files):
+def test_the_python_api_check_and_a_dry_run_take_wans_file_as_the_vae(files, tmp_path, capsys):
     pipe = pipeline.load_pipeline(files["root"], weights={"vae": files["wan"]}, dtype="float32", device="cpu")
     own = load_vae(files["root"])
     assert differences(pipe.vae.state_dict(), own.state_dict()) == []
+    report = check_setup(files["root"], weights={"vae": files["wan"]})
+    assert report.passed, "\n".join(report.lines())
+    code = cli.main([*run_args(files["root"], tmp_path / "fox.gif"), "--vae", str(files["wan"]), "--dry-run"])
+    assert code == 0, capsys.readouterr().err
 
 
 def test_a_wan_file_cut_short_says_what_it_lacks_in_wans_names(files, tmp_path, capsys):
@@ -204,3 +210,11 @@ def test_another_video_vae_is_named_at_every_entry_point(files, tmp_path, capsys
     assert_user_error(capsys, code, said)
     with pytest.raises(CheckpointError, match=re.escape(said)):  # the Python API's own, not the CLI's stand-in
         load_pipeline(files["root"], weights={"vae": path}, dtype="float32", device="cpu")
+
+
+def test_verify_compares_our_vae_from_wans_file_with_diffusers_single_file_loader(files, capsys):
+    # diffusers' from_pretrained does not read Wan's names: verify's reference reads the file with from_single_file.
+    code = cli.main(["verify", "-m", str(files["root"]), "--vae", str(files["wan"]), *SMALL])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "vae" in out and f"with vae {files['wan']}" in out
