@@ -642,8 +642,9 @@ def _check_your_tensors(
             f"vae/config.json ({named(problems)}); download it again, or pass the official VAE weights "
             f"({WEIGHT_NAMES[component]} of {MOTIF_REPO})"
         )
+    names = "diffusers' names or Wan's" if component == "vae" else "diffusers' names"
     raise CheckpointError(
-        f"{file} does not hold the {what} of Motif-Video under diffusers' names: {len(problems)} tensor(s) do not "
+        f"{file} does not hold the {what} of Motif-Video under {names}: {len(problems)} tensor(s) do not "
         f"match {component}/config.json ({named(problems)}); pass the official {what} weights "
         f"({WEIGHT_NAMES[component]} of {MOTIF_REPO})"
     )
