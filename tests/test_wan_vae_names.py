@@ -78,9 +78,7 @@ def test_every_tensor_gets_the_name_diffusers_converter_gives_it(files):
     assert differences(renamed(tensors), convert_wan_vae_to_diffusers(dict(tensors))) == []
 
 
-@pytest.mark.parametrize(
-    "swapped", [("conv1", "conv2"), ("norm1", "norm2")], ids=["residual convs", "residual norms"]
-)
+@pytest.mark.parametrize("swapped", [("conv1", "conv2"), ("norm1", "norm2")], ids=["residual convs", "residual norms"])
 def test_a_wrong_rule_is_caught_by_the_comparison(files, swapped):
     # The negative control: a rule that swaps two layers of the same shape in every residual block must fail.
     a, b = swapped
@@ -218,3 +216,10 @@ def test_verify_compares_our_vae_from_wans_file_with_diffusers_single_file_loade
     out = capsys.readouterr().out
     assert code == 0, out
     assert "vae" in out and f"with vae {files['wan']}" in out
+
+
+def test_wans_file_given_to_another_flag_is_named_the_vae(files, tmp_path, capsys):
+    for flag, what in (("--diffusion-model", "transformer"), ("--text-encoder", "text encoder")):
+        code = cli.main([*run_args(files["root"], tmp_path / "fox.gif"), flag, str(files["wan"]), "--dry-run"])
+        said = f"{files['wan']} is not the {what}: it holds the VAE's tensors (pass it as --vae)"
+        assert_user_error(capsys, code, said)

@@ -19,7 +19,9 @@ from tiny_pipeline import random_vae
 
 # The official Wan 2.1 VAE with fewer channels: diffusers' converter numbers the decoder's flat list for exactly
 # this structure (four levels of num_res_blocks=2), so the layout is the real one.
-WAN_LAYOUT_VAE = dict(base_dim=4, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, temperal_downsample=[False, True, True])
+WAN_LAYOUT_VAE = dict(
+    base_dim=4, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, temperal_downsample=[False, True, True]
+)
 
 
 def _residual(prefix: str, in_dim: int, out_dim: int) -> list[str]:
@@ -32,7 +34,8 @@ def _residual(prefix: str, in_dim: int, out_dim: int) -> list[str]:
 
 def _resample(prefix: str, temporal: bool) -> list[str]:
     """Wan's Resample: resample = Sequential(pad or upsample, Conv2d), and a `time_conv` when it is 3-D."""
-    return [f"{prefix}.{layer}.{p}" for layer in ("resample.1", *(["time_conv"] * temporal)) for p in ("weight", "bias")]
+    layers = ["resample.1", "time_conv"] if temporal else ["resample.1"]
+    return [f"{prefix}.{layer}.{p}" for layer in layers for p in ("weight", "bias")]
 
 
 def _middle(side: str, dim: int) -> list[str]:
@@ -41,7 +44,9 @@ def _middle(side: str, dim: int) -> list[str]:
     return [*_residual(f"{side}.middle.0", dim, dim), *attention, *_residual(f"{side}.middle.2", dim, dim)]
 
 
-def wan_names(base_dim: int, dim_mult: list[int], num_res_blocks: int, temperal_downsample: list[bool], **_) -> list[str]:
+def wan_names(
+    base_dim: int, dim_mult: list[int], num_res_blocks: int, temperal_downsample: list[bool], **_: object
+) -> list[str]:
     """Every tensor name of Wan 2.1's VAE (WanVAE_ in Wan's code) of this structure."""
     levels = len(dim_mult)
     names = ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias"]
